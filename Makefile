@@ -1,0 +1,46 @@
+# Thin wrapper over CMake. `make test` and `make demo` install what is missing
+# (Debian packages, Kafka jars) before building; see README.md.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+
+.PHONY: all deps build build-asan test test-unit test-asan demo install format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -G Ninja -DLUNAMATCH_WERROR=ON $(CMAKE_ARGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DLUNAMATCH_WERROR=ON -DLUNAMATCH_SANITIZE=address,undefined $(CMAKE_ARGS)
+
+build-asan: $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# The whole suite: dependencies, a clean build, every test; then the
+# sanitizer build and its tests.
+test: deps
+	@scripts/run-tests.sh
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+demo: deps build
+	@scripts/demo.sh $(DEMO_ARGS)
+
+install: build
+	cmake --install $(BUILD)
+
+format:
+	find common services tools tests bench -name '*.[ch]' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

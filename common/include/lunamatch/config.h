@@ -1,0 +1,106 @@
+/*
+ * config.h - configuration of every lunamatch binary.
+ *
+ * Values come from, in increasing precedence: built-in defaults, LUNAMATCH_*
+ * environment variables, then command-line flags. Each option belongs to one
+ * or more programs (lm_prog mask); a program accepts only its own options and
+ * documents them in --help. Every value is validated; an invalid one is an
+ * error naming the variable or flag, never silently replaced by a default.
+ */
+#ifndef LUNAMATCH_CONFIG_H
+#define LUNAMATCH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lunamatch/log.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_CFG_STR 512 /* capacity of every string option, with the NUL */
+
+/* Programs, as a bit mask: which options a program takes. */
+typedef enum lm_prog {
+	LM_PROG_INGEST = 1u << 0,
+	LM_PROG_MATCH = 1u << 1,
+	LM_PROG_CLI = 1u << 2,
+	LM_PROG_DEVKAFKA = 1u << 3,
+} lm_prog;
+
+typedef struct lm_config {
+	/* Kafka */
+	char brokers[LM_CFG_STR];        /* LUNAMATCH_BROKERS, --brokers */
+	char topic_postings[LM_CFG_STR]; /* LUNAMATCH_TOPIC_POSTINGS */
+	char topic_profiles[LM_CFG_STR]; /* LUNAMATCH_TOPIC_PROFILES */
+	char topic_matches[LM_CFG_STR];  /* LUNAMATCH_TOPIC_MATCHES */
+	char topic_dlq[LM_CFG_STR];      /* LUNAMATCH_TOPIC_DLQ */
+	char group_id[LM_CFG_STR];       /* LUNAMATCH_GROUP_ID */
+	/* Store and data files */
+	char data_dir[LM_CFG_STR];       /* LUNAMATCH_DATA_DIR, --data-dir */
+	uint64_t map_size_mb;            /* LUNAMATCH_MAP_SIZE_MB: initial LMDB map */
+	char taxonomy_file[LM_CFG_STR];  /* LUNAMATCH_TAXONOMY_FILE */
+	char rates_file[LM_CFG_STR];     /* LUNAMATCH_RATES_FILE */
+	char model_file[LM_CFG_STR];     /* LUNAMATCH_MODEL_FILE */
+	uint32_t embedding_dim;          /* LUNAMATCH_EMBEDDING_DIM */
+	/* Messaging */
+	char rpc_url[LM_CFG_STR];        /* LUNAMATCH_RPC_URL, --url */
+	char notify_url[LM_CFG_STR];     /* LUNAMATCH_NOTIFY_URL; "" = ipc://<data dir>/notify.ipc */
+	char http_addr[LM_CFG_STR];      /* LUNAMATCH_HTTP_ADDR, --http; "" = per-program default */
+	char tls_cert[LM_CFG_STR];       /* LUNAMATCH_TLS_CERT */
+	char tls_key[LM_CFG_STR];        /* LUNAMATCH_TLS_KEY */
+	char tls_ca[LM_CFG_STR];         /* LUNAMATCH_TLS_CA */
+	/* Ingest */
+	uint32_t batch_max;              /* LUNAMATCH_BATCH_MAX: messages per store transaction */
+	uint32_t batch_ms;               /* LUNAMATCH_BATCH_MS: longest wait to fill a batch */
+	/* Match */
+	uint32_t workers;                /* LUNAMATCH_WORKERS: scoring threads */
+	uint32_t rpc_contexts;           /* LUNAMATCH_RPC_CONTEXTS: concurrent nng contexts */
+	uint32_t max_request_bytes;      /* LUNAMATCH_MAX_REQUEST_BYTES: nng receive limit */
+	uint32_t default_timeout_ms;     /* LUNAMATCH_DEFAULT_TIMEOUT_MS */
+	uint32_t poll_ms;                /* LUNAMATCH_POLL_MS: change-log poll period */
+	double event_min_score;          /* LUNAMATCH_EVENT_MIN_SCORE */
+	uint32_t event_top_n;            /* LUNAMATCH_EVENT_TOP_N */
+	/* Dev broker */
+	uint32_t partitions;             /* LUNAMATCH_PARTITIONS */
+	/* Everyone */
+	lm_log_level log_level;          /* LUNAMATCH_LOG_LEVEL */
+	bool json;                       /* --json: machine-readable CLI output */
+	bool help;                       /* --help was given */
+	bool version;                    /* --version was given */
+	int argi;                        /* index of the first non-option argument */
+} lm_config;
+
+/*
+ * Fills cfg from defaults, the environment and argv for program prog.
+ * Options of other programs are rejected as unknown. --help and --version set
+ * cfg->help / cfg->version and return LM_OK; the caller prints and exits.
+ * Parsing stops at the first non-option argument (cfg->argi), so that a CLI
+ * subcommand can take its own arguments. On error returns LM_EINVAL and writes
+ * a one-line reason naming the variable or flag into err.
+ */
+int lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv,
+    char *err, size_t errlen);
+
+/* Writes the options of prog, with their variables and defaults, to out. */
+void lm_config_usage(FILE *out, lm_prog prog);
+
+/* The effective notify URL: cfg->notify_url or ipc://<data_dir>/notify.ipc.
+ * Returns LM_E2BIG if it does not fit in buf. */
+int lm_config_notify_url(const lm_config *cfg, char *buf, size_t len);
+
+/*
+ * Resolves a data file path: an existing path as given; otherwise, for a
+ * relative path, the same path under the installed data directory
+ * (<datadir>/lunamatch, with a leading "data/" removed). Returns LM_OK and
+ * writes the path that exists, or LM_ENOENT.
+ */
+int lm_config_data_file(const char *path, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_CONFIG_H */

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lunamatch builds and tests with, when any is
+# missing. Idempotent: a machine that has everything is left alone. Needs root
+# (or sudo) only when something must be installed.
+set -euo pipefail
+
+pkgs=(
+	build-essential cmake ninja-build pkg-config
+	protobuf-c-compiler libprotobuf-c-dev
+	libnng-dev libmbedtls-dev librdkafka-dev liblmdb-dev libjansson-dev
+	libcmocka-dev kcat curl ca-certificates
+	openjdk-17-jre-headless maven
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+	sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

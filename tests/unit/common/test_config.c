@@ -1,0 +1,123 @@
+/*
+ * test_config.c - configuration: defaults, environment, flags, errors.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmtest.h"
+#include "lunamatch/config.h"
+#include "lunamatch/error.h"
+
+static int
+load(lm_config *cfg, lm_prog prog, int argc, char **argv, char *err)
+{
+	return lm_config_load(cfg, prog, argc, argv, err, 256);
+}
+
+static void
+test_defaults(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+	char *argv[] = {"prog", NULL};
+	unsetenv("LUNAMATCH_BROKERS");
+	unsetenv("LUNAMATCH_LOG_LEVEL");
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, argv, err), LM_OK);
+	assert_string_equal(cfg.brokers, "127.0.0.1:9092");
+	assert_string_equal(cfg.rpc_url, "tcp://127.0.0.1:7700");
+	assert_string_equal(cfg.data_dir, "./var");
+	assert_string_equal(cfg.topic_matches, "lunamatch.matches.v1");
+	assert_string_equal(cfg.topic_dlq, "lunamatch.ingest.dlq.v1");
+	assert_true(cfg.event_min_score > 0.69 && cfg.event_min_score < 0.71);
+	assert_int_equal(cfg.event_top_n, 50);
+	assert_int_equal(cfg.log_level, LM_LOG_INFO);
+	char url[600];
+	assert_int_equal(lm_config_notify_url(&cfg, url, sizeof(url)), LM_OK);
+	assert_string_equal(url, "ipc://./var/notify.ipc");
+}
+
+static void
+test_env_then_flags(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+	setenv("LUNAMATCH_BROKERS", "10.0.0.1:9092", 1);
+	setenv("LUNAMATCH_EVENT_TOP_N", "7", 1);
+	char *argv[] = {"prog", "--brokers", "127.0.0.1:19092", "rest", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 4, argv, err), LM_OK);
+	assert_string_equal(cfg.brokers, "127.0.0.1:19092"); /* flag wins */
+	assert_int_equal(cfg.event_top_n, 7);                /* from env */
+	assert_int_equal(cfg.argi, 3);
+	unsetenv("LUNAMATCH_BROKERS");
+	unsetenv("LUNAMATCH_EVENT_TOP_N");
+}
+
+static void
+test_errors(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+
+	setenv("LUNAMATCH_EVENT_MIN_SCORE", "1.5", 1);
+	char *a1[] = {"prog", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_EVENT_MIN_SCORE"));
+	unsetenv("LUNAMATCH_EVENT_MIN_SCORE");
+
+	setenv("LUNAMATCH_LOG_LEVEL", "loud", 1);
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_LOG_LEVEL"));
+	unsetenv("LUNAMATCH_LOG_LEVEL");
+
+	char *a2[] = {"prog", "--batch-max", "12x", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a2, err), LM_EINVAL);
+	assert_non_null(strstr(err, "--batch-max"));
+
+	/* An option of another program is unknown here. */
+	char *a3[] = {"prog", "--batch-max", "10", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a3, err), LM_EINVAL);
+	assert_non_null(strstr(err, "unknown option"));
+
+	char *a4[] = {"prog", "--brokers", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 2, a4, err), LM_EINVAL);
+	assert_non_null(strstr(err, "needs a value"));
+
+	char *a5[] = {"prog", "--tls-cert", "c.pem", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a5, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_TLS_KEY"));
+}
+
+static void
+test_help(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+	char *argv[] = {"prog", "--help", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 2, argv, err), LM_OK);
+	assert_true(cfg.help);
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	lm_config_usage(f, LM_PROG_INGEST);
+	fclose(f);
+	assert_non_null(strstr(buf, "LUNAMATCH_GROUP_ID"));
+	assert_null(strstr(buf, "LUNAMATCH_EVENT_TOP_N")); /* a match option */
+	free(buf);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_env_then_flags),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_help),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
