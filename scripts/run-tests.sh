@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, from scratch: the warnings-as-errors build and every
+# test (unit, integration on the embedded broker, integration on a real Apache
+# Kafka), then the address+undefined sanitizer build and its tests.
+# Exits non-zero when any build or test fails. Used by `make test` and CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=$(nproc 2>/dev/null || echo 2)
+build=${BUILD:-build}
+asan=${ASAN_BUILD:-build-asan}
+status=0
+
+scripts/install-deps.sh
+# The real broker's jars, fetched once into the cache (idempotent).
+scripts/kafka.sh fetch
+
+echo "== release build (warnings are errors)"
+rm -rf "$build"
+cmake -S . -B "$build" -G Ninja -DLUNAMATCH_WERROR=ON >/dev/null
+cmake --build "$build" -j "$jobs"
+
+echo "== tests"
+(cd "$build" && ctest --output-on-failure --timeout 600) || status=1
+
+echo "== sanitizer build (address, undefined)"
+rm -rf "$asan"
+cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLUNAMATCH_WERROR=ON \
+	-DLUNAMATCH_SANITIZE=address,undefined >/dev/null
+cmake --build "$asan" -j "$jobs"
+
+echo "== tests under sanitizers (unit and embedded-broker integration)"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+(cd "$asan" && ctest --output-on-failure --timeout 600 -LE kafka) || status=1
+
+exit $status
