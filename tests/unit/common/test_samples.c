@@ -35,7 +35,7 @@ extern char **environ;
 
 #define POSTINGS "data/samples/postings.jsonl"
 #define PROFILES "data/samples/profiles.jsonl"
-#define INVALID "data/samples/invalid.jsonl"
+#define INVALID  "data/samples/invalid.jsonl"
 
 /* One line of a JSON-lines file: points into the file's buffer. */
 typedef struct line {
@@ -162,7 +162,8 @@ check_locations(Lunamatch__V1__Location **locs, size_t n, const char *id)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *c = locs[i]->country;
-		if (strlen(c) != 2 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z')
+		if (strlen(c) != 2 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' ||
+		    c[1] > 'Z')
 			fail_msg("%s: country \"%s\" is not ISO 3166-1 alpha-2", id, c);
 	}
 }
@@ -199,7 +200,8 @@ test_postings(void **state)
 		}
 		check_salary(p->salary, p->id, true);
 		check_locations(p->locations, p->n_locations, p->id);
-		closed += p->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+		closed +=
+		    p->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
 		expired += p->expires_at != 0 && p->expires_at < p->posted_at;
 		grouped += p->n_requirement_groups > 0;
 		protobuf_c_message_free_unpacked(&p->base, NULL);
@@ -227,7 +229,7 @@ test_profiles(void **state)
 	for (size_t i = 0; i < l.n; i++) {
 		Lunamatch__V1__CandidateProfile *c =
 		    (Lunamatch__V1__CandidateProfile *) decode_line(
-			&lunamatch__v1__candidate_profile__descriptor, PROFILES, &l.v[i]);
+		        &lunamatch__v1__candidate_profile__descriptor, PROFILES, &l.v[i]);
 		if (!id_ok(c->id, "cand"))
 			fail_msg("%s:%zu: bad id \"%s\"", PROFILES, l.v[i].no, c->id);
 		ids[i] = strdup(c->id);
@@ -298,10 +300,10 @@ test_seed_posting(void **state)
 	assert_string_equal(p->industry, "Financial Services");
 	assert_string_equal(p->job_function, "Engineering");
 	assert_non_null(strstr(p->description, "explainable AI"));
-	assert_int_equal(
-	    p->employment_type, LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME);
-	assert_int_equal(
-	    p->experience_level, LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_SENIOR);
+	assert_int_equal(p->employment_type,
+	    LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME);
+	assert_int_equal(p->experience_level,
+	    LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_SENIOR);
 	assert_true(p->min_years_experience == 8.0f);
 	assert_int_equal(p->education, LUNAMATCH__V1__EDUCATION__EDUCATION_BACHELOR);
 	assert_int_equal(p->n_locations, 1);
@@ -313,7 +315,8 @@ test_seed_posting(void **state)
 	assert_true(p->salary->min == 229000.0);
 	assert_true(p->salary->max == 262000.0);
 	assert_string_equal(p->salary->currency, "USD");
-	assert_int_equal(p->salary->period, LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_YEAR);
+	assert_int_equal(
+	    p->salary->period, LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_YEAR);
 	assert_int_equal(p->posted_at, 1795000000);
 	assert_int_equal(p->expires_at, 0);
 	assert_int_equal(p->n_embedding, 0);
@@ -369,7 +372,7 @@ test_vetoed_profile(void **state)
 	for (size_t i = 0; i < l.n && found == NULL; i++) {
 		Lunamatch__V1__CandidateProfile *c =
 		    (Lunamatch__V1__CandidateProfile *) decode_line(
-			&lunamatch__v1__candidate_profile__descriptor, PROFILES, &l.v[i]);
+		        &lunamatch__v1__candidate_profile__descriptor, PROFILES, &l.v[i]);
 		if (strcmp(c->id, "cand-ml-junior-chicago") == 0)
 			found = c;
 		else
@@ -384,7 +387,8 @@ test_vetoed_profile(void **state)
 		assert_false(has_skill(found, absent[i]));
 	assert_non_null(found->career_goals);
 	assert_true(found->career_goals->n_desired_categories >= 1);
-	assert_string_equal(found->career_goals->desired_categories[0], "Machine Learning");
+	assert_string_equal(
+	    found->career_goals->desired_categories[0], "Machine Learning");
 	protobuf_c_message_free_unpacked(&found->base, NULL);
 	lines_free(&l);
 }
@@ -405,9 +409,9 @@ static void
 test_invalid(void **state)
 {
 	(void) state;
-	static const char *kinds[] = {"json", "unknown field", "wrong type", "unknown enum",
-	    "missing id", "missing title", "salary range", "unknown currency",
-	    "bad country"};
+	static const char *kinds[] = {"json", "unknown field", "wrong type",
+	    "unknown enum", "missing id", "missing title", "salary range",
+	    "unknown currency", "bad country"};
 	size_t seen[sizeof(kinds) / sizeof(kinds[0])] = {0};
 	lines l;
 	lines_load(INVALID, &l);
@@ -453,8 +457,8 @@ test_invalid(void **state)
 		int rc = lm_json_decode(desc, text, len, &msg, err, sizeof(err));
 		int want = codec_rejects(expect);
 		if (rc != want)
-			fail_msg("%s:%zu (%s): got %s, want %s: %s", INVALID, l.v[i].no, expect,
-			    lm_errname(rc), lm_errname(want), err);
+			fail_msg("%s:%zu (%s): got %s, want %s: %s", INVALID, l.v[i].no,
+			    expect, lm_errname(rc), lm_errname(want), err);
 		if (want == LM_OK) {
 			assert_non_null(msg);
 			protobuf_c_message_free_unpacked(msg, NULL);
@@ -512,7 +516,8 @@ test_generator_up_to_date(void **state)
 	if (rc == -1 || rc == 127)
 		skip();
 	if (rc != 0)
-		fail_msg("data/samples is stale: run tools/samples/gen_samples.py (exit %d)",
+		fail_msg(
+		    "data/samples is stale: run tools/samples/gen_samples.py (exit %d)",
 		    rc);
 }
 
