@@ -1,0 +1,207 @@
+/*
+ * store.h - the record store: postings, profiles and their change log in LMDB.
+ *
+ * One LMDB environment in the data directory holds the latest version of
+ * every job posting and candidate profile (serialized protobuf, opaque to the
+ * store), a durable change log (seq -> kind, id, version, deleted) that other
+ * processes follow, and a little metadata. One process writes (ingest); many
+ * read (match, the CLI), each through its own lm_store handle. The on-disk
+ * format, tombstones, growth and how to follow the log are in docs/store.md.
+ *
+ * Upserts are idempotent: a put whose version is not greater than the stored
+ * version (or the version of a deletion tombstone) is a no-op that returns
+ * LM_ESTALE and is counted in the handle's stats. A write transaction is
+ * durable when lm_store_commit returns LM_OK; a process killed at any point
+ * leaves the last committed state. When the map is full the store doubles it
+ * (up to max_map_size) and replays the transaction, invisibly to the caller.
+ *
+ * Threads: an lm_store handle may be used by many threads at once for reads
+ * (get, foreach, changes, snapshot, stats, meta_get). A write transaction
+ * belongs to the thread that began it, and a handle has at most one open.
+ * Callbacks run inside a read transaction: they may call the read functions
+ * of the same handle but must not begin, use or end a write transaction on it.
+ *
+ * Processes: open a data directory at most once per process (LMDB forbids
+ * two environments on the same files in one process; a second open returns
+ * LM_EBUSY). A handle must not be used in a child after fork().
+ */
+#ifndef LUNAMATCH_STORE_H
+#define LUNAMATCH_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lunamatch/v1/store.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_STORE_ID_MAX 128                     /* bytes in a record id */
+#define LM_STORE_VALUE_MAX (4u * 1024 * 1024)   /* bytes in a record value */
+#define LM_STORE_META_KEY_MAX 128               /* bytes in a meta key */
+#define LM_STORE_META_VALUE_MAX (64u * 1024)    /* bytes in a meta value */
+#define LM_STORE_MAP_SIZE_DEFAULT (256ull << 20)
+#define LM_STORE_MAX_MAP_SIZE_DEFAULT (64ull << 30)
+#define LM_STORE_SCHEMA_VERSION "1"
+
+typedef struct lm_store lm_store;
+typedef struct lm_store_txn lm_store_txn;
+
+/* Record kinds; the numbers are those of lunamatch.v1.RecordKind. */
+typedef enum lm_kind {
+	LM_KIND_POSTING = 1,
+	LM_KIND_PROFILE = 2,
+} lm_kind;
+
+/* Open flags. */
+#define LM_STORE_RDONLY 0x1u /* read-only handle: no directory creation, no writes */
+
+typedef struct lm_store_opts {
+	uint64_t map_size;     /* initial map in bytes; 0 = LM_STORE_MAP_SIZE_DEFAULT */
+	uint64_t max_map_size; /* growth limit; 0 = LM_STORE_MAX_MAP_SIZE_DEFAULT */
+	unsigned flags;        /* LM_STORE_RDONLY */
+} lm_store_opts;
+
+/*
+ * Opens (and, unless read-only, creates) the store in directory dir. A
+ * missing directory is created with mode 0750 (with its missing parents).
+ * opts may be NULL for the defaults. Errors: LM_EINVAL (bad options or path),
+ * LM_ENOENT (read-only and no store there), LM_ESCHEMA (the store has another
+ * schema version), LM_EBUSY (dir already open in this process), LM_EIO,
+ * LM_ESTORE, LM_ENOMEM. The caller owns *out and frees it with lm_store_close.
+ */
+int lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out);
+
+/* Closes the handle; NULL is a no-op. No transaction or read may be running. */
+void lm_store_close(lm_store *s);
+
+/*
+ * Begins the write transaction of this handle. Returns LM_EBUSY if one is
+ * already open, LM_ENOTSUP on a read-only handle. The transaction is used by
+ * the calling thread only and ends with lm_store_commit or lm_store_abort.
+ */
+int lm_store_begin(lm_store *s, lm_store_txn **out);
+
+/*
+ * Stores bytes[0..len) as record id of kind k at version (>= 1) and appends a
+ * change entry. The bytes are copied (bytes may be NULL when len is 0).
+ * Returns LM_OK; LM_ESTALE when version <= the stored version or <= the
+ * version of its tombstone (a counted no-op; the transaction stays usable);
+ * LM_EINVAL (bad kind, empty id, version 0) or LM_E2BIG (id longer than
+ * LM_STORE_ID_MAX, value larger than LM_STORE_VALUE_MAX), which also leave the
+ * transaction usable; LM_EMAPFULL or LM_ESTORE, after which the transaction
+ * can only be aborted (commit will fail).
+ */
+int lm_store_put(lm_store_txn *t, lm_kind k, const char *id, uint64_t version,
+    const void *bytes, size_t len);
+
+/*
+ * Deletes record id: replaces it by a tombstone that keeps the deleted
+ * version (max of version and the stored one) and appends a change entry with
+ * deleted = true. version 0 deletes whatever is stored. Returns LM_OK;
+ * LM_ENOENT when there is no live record (if version is above the version of
+ * an existing tombstone, or there is none, a tombstone fence at version is
+ * still recorded so that older upserts stay no-ops; no change entry);
+ * LM_ESTALE (counted) when version < the stored version. Other errors as for
+ * lm_store_put.
+ */
+int lm_store_delete(lm_store_txn *t, lm_kind k, const char *id, uint64_t version);
+
+/*
+ * Sets a metadata key in the transaction (no change entry). Keys starting with
+ * "store." are reserved (LM_EINVAL). Limits LM_STORE_META_KEY_MAX /
+ * LM_STORE_META_VALUE_MAX (LM_E2BIG).
+ */
+int lm_store_meta_put(lm_store_txn *t, const char *key, const void *value, size_t len);
+
+/*
+ * Commits: on LM_OK every operation of the transaction is durable (synced to
+ * disk) and *last_seq (may be NULL) is the store's last change seq. Always
+ * frees t, also on error (then nothing of t is stored). LM_EBUSY means the
+ * store changed under a transaction that had to be replayed after growing the
+ * map (only possible with a second writer process).
+ */
+int lm_store_commit(lm_store_txn *t, uint64_t *last_seq);
+
+/* Discards the transaction and frees it; NULL is a no-op. */
+void lm_store_abort(lm_store_txn *t);
+
+/*
+ * Reads record id of kind k. On LM_OK *bytes is a malloc'd copy (the caller
+ * frees it; never NULL, even for an empty value), *len its size and *version
+ * its version; any of the three may be NULL. LM_ENOENT when absent or deleted.
+ */
+int lm_store_get(lm_store *s, lm_kind k, const char *id, void **bytes, size_t *len,
+    uint64_t *version);
+
+/* Reads a metadata value into a malloc'd copy (NUL-terminated for
+ * convenience; *len excludes the NUL). LM_ENOENT when absent. */
+int lm_store_meta_get(lm_store *s, const char *key, void **value, size_t *len);
+
+/*
+ * Called once per live record, in id order (bytewise). The id and bytes are
+ * valid during the call only. Return 0 to continue, non-zero to stop.
+ */
+typedef int (*lm_store_record_fn)(void *arg, const char *id, uint64_t version,
+    const void *bytes, size_t len);
+
+/* Calls fn for every live record of kind k, in one consistent snapshot.
+ * Returns LM_OK, an error, or the non-zero value fn stopped with. */
+int lm_store_foreach(lm_store *s, lm_kind k, lm_store_record_fn fn, void *arg);
+
+/*
+ * Called once per change entry, in seq order. e is valid during the call
+ * only. Return 0 to continue, non-zero to stop (the entry then counts as not
+ * consumed).
+ */
+typedef int (*lm_store_change_fn)(void *arg, uint64_t seq,
+    const Lunamatch__V1__ChangeEntry *e);
+
+/*
+ * Delivers the change entries with seq > after_seq, in order, at most max
+ * (max >= 1, else LM_EINVAL). *last_seq_seen (may be NULL) receives the seq of
+ * the last entry fn returned 0 for, or after_seq if none. Returns LM_OK, an
+ * error (LM_EPARSE for a corrupt entry), or the non-zero value fn stopped with.
+ */
+int lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn fn,
+    void *arg, uint64_t *last_seq_seen);
+
+/* The seq of the last committed change entry (0 for an empty log). */
+int lm_store_last_seq(lm_store *s, uint64_t *seq);
+
+/*
+ * Consistent snapshot for building an index: in ONE read transaction, stores
+ * the change-log seq of the snapshot in *seq (may be NULL), then calls
+ * postings_fn for every live posting and profiles_fn for every live profile
+ * (either fn may be NULL to skip that kind). A reader that loads the snapshot
+ * and then follows lm_store_changes from *seq misses nothing and sees nothing
+ * twice. Returns as lm_store_foreach.
+ */
+int lm_store_snapshot(lm_store *s, lm_store_record_fn postings_fn,
+    lm_store_record_fn profiles_fn, void *arg, uint64_t *seq);
+
+/* Named by its struct tag only: lm_store_stats is also the function below,
+ * and C gives typedefs and functions one namespace. */
+struct lm_store_stats {
+	uint64_t postings;      /* live postings */
+	uint64_t profiles;      /* live profiles */
+	uint64_t tombstones;    /* deletion tombstones, both kinds */
+	uint64_t changes;       /* entries in the change log */
+	uint64_t last_seq;      /* last change seq */
+	uint64_t map_size;      /* current map size in bytes */
+	uint64_t map_used;      /* bytes of the map in use (last page) */
+	uint64_t stale_skipped; /* LM_ESTALE results of this handle */
+	uint64_t map_grows;     /* map growths by this handle */
+};
+
+/* Fills st from one read transaction plus the handle's counters. */
+int lm_store_stats(lm_store *s, struct lm_store_stats *st);
+
+/* "posting" / "profile"; "unknown" for any other value. */
+const char *lm_kind_name(lm_kind k);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_STORE_H */

@@ -1,0 +1,1369 @@
+/*
+ * store.c - the record store on LMDB; see store.h and docs/store.md.
+ *
+ * Layout: one environment, four named databases. `postings` and `profiles`
+ * map an id to a value with a fixed 10-byte header (magic, flags, big-endian
+ * version) before the protobuf bytes, so version checks never decode
+ * protobuf. `changes` maps a big-endian u64 seq to a serialized ChangeEntry.
+ * `meta` holds the schema version, the live/tombstone counters of the store
+ * and keys set by callers.
+ *
+ * Map growth: mdb_env_set_mapsize may only run while this process has no
+ * transaction open on the environment. Every transaction of a handle (reads
+ * and the write transaction) holds `maplock` shared; growing or adopting a
+ * size grown by another process holds it exclusively. A write that hits
+ * MDB_MAP_FULL aborts, doubles the map and replays the operations of the
+ * transaction from its op log, which is why every mutating operation is
+ * remembered until commit.
+ */
+#define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_READER_NP */
+#include <errno.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lunamatch/error.h"
+#include "lunamatch/log.h"
+#include "lunamatch/store.h"
+
+#define VAL_MAGIC 0x4c        /* 'L': record value, format 1 */
+#define VAL_HDR 10            /* magic, flags, u64 BE version */
+#define VAL_TOMBSTONE 0x01    /* flags bit: deletion tombstone */
+#define CHANGE_MAX 512        /* bytes of a serialized ChangeEntry */
+#define STORE_MAXDBS 8
+#define STORE_MAXREADERS 512  /* concurrent read transactions, all processes */
+#define RESIZE_RETRIES 16     /* MDB_MAP_RESIZED retries of one begin */
+#define DIR_MAX 3072          /* bytes of the data directory path */
+
+#define META_SCHEMA "store.schema_version"
+#define META_RESERVED "store."
+
+/* Counter slots: [kind - 1][LIVE or TOMB]. */
+enum { LIVE = 0, TOMB = 1 };
+static const char *const counter_keys[2][2] = {
+    {"store.live.posting", "store.tomb.posting"},
+    {"store.live.profile", "store.tomb.profile"},
+};
+
+struct lm_store {
+	MDB_env *env;
+	MDB_dbi db_rec[2]; /* postings, profiles */
+	MDB_dbi db_changes;
+	MDB_dbi db_meta;
+	unsigned flags;
+	uint64_t max_map;
+	pthread_rwlock_t maplock; /* shared: a txn is open; exclusive: resize */
+	pthread_mutex_t gate;     /* with gate_cv: holds new readers back while */
+	pthread_cond_t gate_cv;   /* a resize waits for maplock */
+	int resizing;             /* resizes waiting or running (atomic reads) */
+	pthread_mutex_t wlock;    /* guards `writing` */
+	bool writing;             /* a write txn of this handle is open */
+	uint64_t stale;           /* atomic: LM_ESTALE results */
+	uint64_t grows;           /* atomic: map growths */
+	dev_t dev;                /* identity of the data directory */
+	ino_t ino;
+};
+
+enum op_type { OP_PUT, OP_DEL, OP_META };
+
+/* One remembered mutation; id and data live in the same allocation. */
+struct op {
+	enum op_type type;
+	lm_kind kind;
+	uint64_t version;
+	int64_t at;       /* change entry time, fixed at first run */
+	int result;       /* LM_OK or LM_ENOENT of the first run */
+	const char *id;   /* record id or meta key, NUL-terminated */
+	size_t idlen;
+	const void *data; /* value bytes (put, meta) */
+	size_t len;
+};
+
+struct lm_store_txn {
+	lm_store *s;
+	MDB_txn *txn;    /* NULL after a failed commit freed it */
+	struct op **ops; /* ops that changed the database, in order */
+	size_t nops, cap;
+	uint64_t next_seq;
+	int64_t delta[2][2]; /* counter changes of this txn */
+	int failed;      /* sticky error: only abort/commit remain */
+};
+
+/* Depth of the calling thread's shared holds of maplock (any handle). A
+ * resize needs the exclusive lock, which a thread already holding the shared
+ * lock twice (a callback inside a read) cannot take without deadlock. */
+static __thread int rd_depth;
+
+/* Process-wide set of open data directories (LMDB allows one environment
+ * per file per process). Entries of a parent process are ignored after fork. */
+struct reg {
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	struct reg *next;
+};
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reg *reg_head;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int
+map_err(int rc, const char *what)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return LM_OK;
+	case MDB_NOTFOUND:
+		return LM_ENOENT;
+	case MDB_MAP_FULL:
+		return LM_EMAPFULL;
+	case MDB_READERS_FULL:
+	case MDB_TXN_FULL:
+		lm_warn("store.error", "%s: %s", what, mdb_strerror(rc));
+		return LM_EBUSY;
+	default:
+		lm_error("store.error", "%s: %s", what, mdb_strerror(rc));
+		return rc > 0 ? lm_err_from_errno(rc) : LM_ESTORE;
+	}
+}
+
+static void
+put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (unsigned char) (v & 0xff);
+		v >>= 8;
+	}
+}
+
+static uint64_t
+get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static bool
+kind_ok(lm_kind k)
+{
+	return k == LM_KIND_POSTING || k == LM_KIND_PROFILE;
+}
+
+/* Strict UTF-8 without control characters; ids end up in protobuf strings. */
+static bool
+text_ok(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = p[i];
+		size_t extra;
+		uint32_t cp;
+		if (c < 0x20 || c == 0x7f)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			extra = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			extra = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			extra = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i <= extra)
+			return false;
+		for (size_t j = 1; j <= extra; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + j] & 0x3f);
+		}
+		if ((extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		i += extra + 1;
+	}
+	return true;
+}
+
+/* Validates a record id: 1..LM_STORE_ID_MAX bytes of printable UTF-8. */
+static int
+check_id(const char *id, size_t *len)
+{
+	if (id == NULL || id[0] == '\0')
+		return LM_EINVAL;
+	size_t n = strnlen(id, LM_STORE_ID_MAX + 1);
+	if (n > LM_STORE_ID_MAX)
+		return LM_E2BIG;
+	if (!text_ok((const unsigned char *) id, n))
+		return LM_EINVAL;
+	*len = n;
+	return LM_OK;
+}
+
+/* A decoded record value; bytes point into the LMDB page. */
+struct rec {
+	bool tomb;
+	uint64_t version;
+	const void *bytes;
+	size_t len;
+};
+
+static int
+decode_val(const MDB_val *v, struct rec *r)
+{
+	const unsigned char *p = v->mv_data;
+	if (v->mv_size < VAL_HDR || p[0] != VAL_MAGIC || (p[1] & ~VAL_TOMBSTONE) != 0) {
+		lm_error("store.corrupt", "record value with a bad header (%zu bytes)",
+		    v->mv_size);
+		return LM_ESTORE;
+	}
+	r->tomb = (p[1] & VAL_TOMBSTONE) != 0;
+	r->version = get_be64(p + 2);
+	r->bytes = p + VAL_HDR;
+	r->len = v->mv_size - VAL_HDR;
+	return LM_OK;
+}
+
+/* ---- map locking and resizing ------------------------------------------- */
+
+/*
+ * Takes maplock shared. The lock prefers readers so that a thread may take
+ * it again while it holds it (a read inside a callback, a read during the
+ * write transaction); fresh readers instead wait at the gate while a resize
+ * is pending, so that a stream of reads cannot starve the resize.
+ */
+static void
+rd_enter(lm_store *s)
+{
+	if (rd_depth == 0 && __atomic_load_n(&s->resizing, __ATOMIC_ACQUIRE) > 0) {
+		pthread_mutex_lock(&s->gate);
+		while (s->resizing > 0)
+			pthread_cond_wait(&s->gate_cv, &s->gate);
+		pthread_mutex_unlock(&s->gate);
+	}
+	pthread_rwlock_rdlock(&s->maplock);
+	rd_depth++;
+}
+
+static void
+rd_leave(lm_store *s)
+{
+	rd_depth--;
+	pthread_rwlock_unlock(&s->maplock);
+}
+
+/*
+ * Sets the map size (0 = adopt the size recorded by another process). The
+ * caller holds maplock shared exactly once and has no LMDB transaction open;
+ * the hold is released for the resize and taken again.
+ */
+static int
+set_mapsize(lm_store *s, uint64_t size)
+{
+	int rc;
+	if (rd_depth != 1)
+		return LM_EBUSY; /* inside a callback: resizing would deadlock */
+	rd_leave(s);
+	pthread_mutex_lock(&s->gate);
+	__atomic_add_fetch(&s->resizing, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&s->gate);
+	pthread_rwlock_wrlock(&s->maplock);
+	rc = mdb_env_set_mapsize(s->env, (size_t) size);
+	pthread_rwlock_unlock(&s->maplock);
+	pthread_mutex_lock(&s->gate);
+	__atomic_sub_fetch(&s->resizing, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&s->gate_cv);
+	pthread_mutex_unlock(&s->gate);
+	rd_enter(s);
+	return map_err(rc, "mdb_env_set_mapsize");
+}
+
+/* Begins an LMDB transaction, adopting a map grown by another process. The
+ * caller holds maplock shared. */
+static int
+begin_txn(lm_store *s, unsigned flags, MDB_txn **out)
+{
+	for (int i = 0; i < RESIZE_RETRIES; i++) {
+		int rc = mdb_txn_begin(s->env, NULL, flags, out);
+		if (rc != MDB_MAP_RESIZED)
+			return map_err(rc, "mdb_txn_begin");
+		if ((rc = set_mapsize(s, 0)) != LM_OK)
+			return rc;
+	}
+	return LM_EBUSY;
+}
+
+static uint64_t
+map_size_now(lm_store *s)
+{
+	MDB_envinfo info;
+	mdb_env_info(s->env, &info);
+	return (uint64_t) info.me_mapsize;
+}
+
+/* Doubles the map, up to max_map. No transaction of this handle is open. */
+static int
+grow(lm_store *s)
+{
+	uint64_t cur = map_size_now(s);
+	uint64_t next;
+	int rc;
+	if (cur >= s->max_map) {
+		lm_error("store.full", "map of %llu bytes is full and at its maximum",
+		    (unsigned long long) cur);
+		return LM_EMAPFULL;
+	}
+	next = cur > s->max_map / 2 ? s->max_map : cur * 2;
+	if ((rc = set_mapsize(s, next)) != LM_OK)
+		return rc;
+	__atomic_add_fetch(&s->grows, 1, __ATOMIC_RELAXED);
+	lm_info("store.grow", "map grown from %llu to %llu bytes",
+	    (unsigned long long) cur, (unsigned long long) map_size_now(s));
+	return LM_OK;
+}
+
+/* ---- reads inside a transaction ----------------------------------------- */
+
+static int
+txn_last_seq(lm_store *s, MDB_txn *txn, uint64_t *seq)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, s->db_changes, &c);
+	if (rc != 0)
+		return map_err(rc, "mdb_cursor_open");
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND) {
+		*seq = 0;
+		return LM_OK;
+	}
+	if (rc != 0)
+		return map_err(rc, "mdb_cursor_get");
+	if (k.mv_size != 8)
+		return LM_ESTORE;
+	*seq = get_be64(k.mv_data);
+	return LM_OK;
+}
+
+static int
+txn_counter(lm_store *s, MDB_txn *txn, const char *key, uint64_t *out)
+{
+	MDB_val k = {strlen(key), (void *) key}, v;
+	int rc = mdb_get(txn, s->db_meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		*out = 0;
+		return LM_OK;
+	}
+	if (rc != 0)
+		return map_err(rc, "mdb_get");
+	if (v.mv_size != 8)
+		return LM_ESTORE;
+	*out = get_be64(v.mv_data);
+	return LM_OK;
+}
+
+/* Looks up id; LM_ENOENT if no value at all (neither live nor tombstone). */
+static int
+txn_lookup(lm_store *s, MDB_txn *txn, lm_kind k, const char *id, size_t idlen,
+    struct rec *r)
+{
+	MDB_val key = {idlen, (void *) id}, v;
+	int rc = mdb_get(txn, s->db_rec[k - 1], &key, &v);
+	if (rc == MDB_NOTFOUND)
+		return LM_ENOENT;
+	if (rc != 0)
+		return map_err(rc, "mdb_get");
+	return decode_val(&v, r);
+}
+
+static int
+txn_foreach(lm_store *s, MDB_txn *txn, lm_kind k, lm_store_record_fn fn, void *arg)
+{
+	MDB_cursor *c;
+	MDB_val key, v;
+	char id[LM_STORE_ID_MAX + 1];
+	int rc = mdb_cursor_open(txn, s->db_rec[k - 1], &c);
+	if (rc != 0)
+		return map_err(rc, "mdb_cursor_open");
+	for (rc = mdb_cursor_get(c, &key, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &v, MDB_NEXT)) {
+		struct rec r;
+		int ret;
+		if (key.mv_size == 0 || key.mv_size > LM_STORE_ID_MAX ||
+		    decode_val(&v, &r) != LM_OK) {
+			mdb_cursor_close(c);
+			return LM_ESTORE;
+		}
+		if (r.tomb)
+			continue;
+		memcpy(id, key.mv_data, key.mv_size);
+		id[key.mv_size] = '\0';
+		if ((ret = fn(arg, id, r.version, r.bytes, r.len)) != 0) {
+			mdb_cursor_close(c);
+			return ret;
+		}
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? LM_OK : map_err(rc, "mdb_cursor_get");
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+/* mkdir -p with mode for every created component. */
+static int
+make_dirs(const char *dir, mode_t mode)
+{
+	char buf[DIR_MAX];
+	struct stat st;
+	size_t n = strlen(dir);
+	if (n >= sizeof(buf))
+		return LM_E2BIG;
+	memcpy(buf, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char saved = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST) {
+			int e = errno;
+			lm_error("store.open", "cannot create the data directory: %s",
+			    strerror(e));
+			return lm_err_from_errno(e);
+		}
+		buf[i] = saved;
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return LM_EINVAL;
+	return LM_OK;
+}
+
+static int
+reg_add(lm_store *s)
+{
+	struct reg *r;
+	pid_t pid = getpid();
+	pthread_mutex_lock(&reg_lock);
+	for (r = reg_head; r != NULL; r = r->next) {
+		if (r->pid == pid && r->dev == s->dev && r->ino == s->ino) {
+			pthread_mutex_unlock(&reg_lock);
+			return LM_EBUSY;
+		}
+	}
+	if ((r = malloc(sizeof(*r))) == NULL) {
+		pthread_mutex_unlock(&reg_lock);
+		return LM_ENOMEM;
+	}
+	r->dev = s->dev;
+	r->ino = s->ino;
+	r->pid = pid;
+	r->next = reg_head;
+	reg_head = r;
+	pthread_mutex_unlock(&reg_lock);
+	return LM_OK;
+}
+
+static void
+reg_remove(lm_store *s)
+{
+	pid_t pid = getpid();
+	pthread_mutex_lock(&reg_lock);
+	for (struct reg **pp = &reg_head; *pp != NULL; pp = &(*pp)->next) {
+		struct reg *r = *pp;
+		if (r->pid == pid && r->dev == s->dev && r->ino == s->ino) {
+			*pp = r->next;
+			free(r);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* Opens (creating unless read-only) the databases and checks the schema. */
+static int
+init_dbs(lm_store *s)
+{
+	static const char *const names[4] = {"postings", "profiles", "changes", "meta"};
+	MDB_dbi *dbis[4] = {&s->db_rec[0], &s->db_rec[1], &s->db_changes, &s->db_meta};
+	bool rdonly = (s->flags & LM_STORE_RDONLY) != 0;
+	MDB_txn *txn = NULL;
+	MDB_val k = {strlen(META_SCHEMA), (void *) META_SCHEMA}, v;
+	int rc;
+
+	for (int attempt = 0;; attempt++) {
+		if ((rc = begin_txn(s, rdonly ? MDB_RDONLY : 0, &txn)) != LM_OK)
+			return rc;
+		for (int i = 0; i < 4; i++) {
+			rc = mdb_dbi_open(txn, names[i], rdonly ? 0 : MDB_CREATE, dbis[i]);
+			if (rc != 0)
+				goto fail;
+		}
+		rc = mdb_get(txn, s->db_meta, &k, &v);
+		if (rc == MDB_NOTFOUND && !rdonly) {
+			v.mv_size = strlen(LM_STORE_SCHEMA_VERSION);
+			v.mv_data = (void *) LM_STORE_SCHEMA_VERSION;
+			rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+			if (rc != 0)
+				goto fail;
+		} else if (rc != 0) {
+			goto fail;
+		} else if (v.mv_size != strlen(LM_STORE_SCHEMA_VERSION) ||
+		    memcmp(v.mv_data, LM_STORE_SCHEMA_VERSION, v.mv_size) != 0) {
+			mdb_txn_abort(txn);
+			lm_error("store.open", "store schema version %.*s is not %s",
+			    (int) (v.mv_size < 16 ? v.mv_size : 16), (const char *) v.mv_data,
+			    LM_STORE_SCHEMA_VERSION);
+			return LM_ESCHEMA;
+		}
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+		if (rc == 0)
+			return LM_OK;
+		if (rc == MDB_MAP_FULL && attempt < 8) {
+			if ((rc = grow(s)) != LM_OK)
+				return rc;
+			continue;
+		}
+		return map_err(rc, "mdb_txn_commit");
+	fail:
+		mdb_txn_abort(txn);
+		if (rc == MDB_MAP_FULL && attempt < 8) {
+			if ((rc = grow(s)) != LM_OK)
+				return rc;
+			continue;
+		}
+		if (rc == MDB_NOTFOUND) {
+			lm_error("store.open", "not a lunamatch store (no %s)", "databases");
+			return LM_ENOENT;
+		}
+		return map_err(rc, "store init");
+	}
+}
+
+static void
+destroy_locks(lm_store *s)
+{
+	pthread_rwlock_destroy(&s->maplock);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_mutex_destroy(&s->gate);
+	pthread_cond_destroy(&s->gate_cv);
+}
+
+static uint64_t
+round_page(uint64_t n)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	uint64_t p = ps > 0 ? (uint64_t) ps : 4096;
+	return (n + p - 1) / p * p;
+}
+
+int
+lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
+{
+	lm_store *s = NULL;
+	struct stat st;
+	char path[DIR_MAX + 16];
+	bool rdonly, registered = false, locks = false;
+	uint64_t map;
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (dir == NULL || dir[0] == '\0')
+		return LM_EINVAL;
+	if (strlen(dir) >= DIR_MAX)
+		return LM_E2BIG;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return LM_ENOMEM;
+	s->flags = opts ? opts->flags : 0;
+	rdonly = (s->flags & LM_STORE_RDONLY) != 0;
+	map = opts && opts->map_size ? opts->map_size : LM_STORE_MAP_SIZE_DEFAULT;
+	s->max_map = opts && opts->max_map_size ? opts->max_map_size
+	                                        : LM_STORE_MAX_MAP_SIZE_DEFAULT;
+	if ((s->flags & ~LM_STORE_RDONLY) != 0 || map > s->max_map ||
+	    s->max_map > (uint64_t) SIZE_MAX / 2) {
+		rc = LM_EINVAL;
+		goto fail;
+	}
+	map = round_page(map);
+
+	if (!rdonly && (rc = make_dirs(dir, 0750)) != LM_OK)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (rdonly && stat(path, &st) != 0) {
+		rc = LM_ENOENT;
+		goto fail;
+	}
+	if (stat(dir, &st) != 0) {
+		rc = lm_err_from_errno(errno);
+		goto fail;
+	}
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	if ((rc = reg_add(s)) != LM_OK)
+		goto fail;
+	registered = true;
+
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* Reader preference: a thread may take the shared lock recursively. */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_READER_NP);
+	rc = pthread_rwlock_init(&s->maplock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	if (rc != 0) {
+		rc = LM_ENOMEM;
+		goto fail;
+	}
+	if (pthread_mutex_init(&s->wlock, NULL) != 0) {
+		pthread_rwlock_destroy(&s->maplock);
+		rc = LM_ENOMEM;
+		goto fail;
+	}
+	if (pthread_mutex_init(&s->gate, NULL) != 0) {
+		pthread_rwlock_destroy(&s->maplock);
+		pthread_mutex_destroy(&s->wlock);
+		rc = LM_ENOMEM;
+		goto fail;
+	}
+	if (pthread_cond_init(&s->gate_cv, NULL) != 0) {
+		pthread_rwlock_destroy(&s->maplock);
+		pthread_mutex_destroy(&s->wlock);
+		pthread_mutex_destroy(&s->gate);
+		rc = LM_ENOMEM;
+		goto fail;
+	}
+	locks = true;
+
+	if ((rc = mdb_env_create(&s->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(s->env, STORE_MAXREADERS)) != 0 ||
+	    (rc = mdb_env_set_mapsize(s->env, (size_t) map)) != 0) {
+		rc = map_err(rc, "mdb_env_create");
+		goto fail;
+	}
+	rc = mdb_env_open(s->env, dir, MDB_NOTLS | (rdonly ? MDB_RDONLY : 0), 0640);
+	if (rc != 0) {
+		lm_error("store.open", "cannot open the store: %s", mdb_strerror(rc));
+		rc = rc == ENOENT ? LM_ENOENT : map_err(rc, "mdb_env_open");
+		goto fail;
+	}
+	/* Free reader slots of dead processes (a killed reader keeps its slot). */
+	int dead = 0;
+	mdb_reader_check(s->env, &dead);
+	/* Never shrink below the size another process already uses: adopt the
+	 * recorded size, then raise it to the configured one. */
+	if ((rc = mdb_env_set_mapsize(s->env, 0)) != 0 ||
+	    (map_size_now(s) < map && (rc = mdb_env_set_mapsize(s->env, (size_t) map)) != 0)) {
+		rc = map_err(rc, "mdb_env_set_mapsize");
+		goto fail;
+	}
+
+	rd_enter(s);
+	rc = init_dbs(s);
+	rd_leave(s);
+	if (rc != LM_OK)
+		goto fail;
+	lm_info("store.open", "store open%s, map %llu bytes, max %llu bytes",
+	    rdonly ? " read-only" : "", (unsigned long long) map_size_now(s),
+	    (unsigned long long) s->max_map);
+	*out = s;
+	return LM_OK;
+
+fail:
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	if (locks)
+		destroy_locks(s);
+	if (registered)
+		reg_remove(s);
+	free(s);
+	return rc;
+}
+
+void
+lm_store_close(lm_store *s)
+{
+	if (s == NULL)
+		return;
+	mdb_env_close(s->env);
+	destroy_locks(s);
+	reg_remove(s);
+	free(s);
+}
+
+/* ---- write transactions ------------------------------------------------- */
+
+/* Appends the change entry for (k, id, version, deleted) at t->next_seq. */
+static int
+append_change(lm_store_txn *t, const struct op *op, bool deleted)
+{
+	Lunamatch__V1__ChangeEntry e = LUNAMATCH__V1__CHANGE_ENTRY__INIT;
+	unsigned char kb[8], vb[CHANGE_MAX];
+	MDB_val k = {sizeof(kb), kb}, v;
+	int rc;
+
+	e.kind = (Lunamatch__V1__RecordKind) op->kind;
+	e.id = (char *) op->id;
+	e.version = op->version;
+	e.deleted = deleted;
+	e.at = op->at;
+	if (lunamatch__v1__change_entry__get_packed_size(&e) > sizeof(vb))
+		return LM_EINTERNAL;
+	v.mv_size = lunamatch__v1__change_entry__pack(&e, vb);
+	v.mv_data = vb;
+	put_be64(kb, t->next_seq);
+	/* MDB_APPEND also asserts that seqs only grow. */
+	rc = mdb_put(t->txn, t->s->db_changes, &k, &v, MDB_APPEND);
+	if (rc != 0)
+		return rc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(rc, "append change");
+	t->next_seq++;
+	return LM_OK;
+}
+
+/* Writes a record value (live with bytes, or a tombstone). */
+static int
+write_val(lm_store_txn *t, lm_kind k, const char *id, size_t idlen, bool tomb,
+    uint64_t version, const void *bytes, size_t len)
+{
+	MDB_val key = {idlen, (void *) id}, v = {VAL_HDR + len, NULL};
+	int rc = mdb_put(t->txn, t->s->db_rec[k - 1], &key, &v, MDB_RESERVE);
+	if (rc != 0)
+		return rc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(rc, "mdb_put");
+	unsigned char *p = v.mv_data;
+	p[0] = VAL_MAGIC;
+	p[1] = tomb ? VAL_TOMBSTONE : 0;
+	put_be64(p + 2, version);
+	if (len > 0)
+		memcpy(p + VAL_HDR, bytes, len);
+	return LM_OK;
+}
+
+/*
+ * Runs one operation in t->txn. Returns LM_OK, LM_ESTALE, LM_ENOENT or an
+ * error; *wrote tells whether the database changed (so the op must be
+ * replayed after a growth). LM_EMAPFULL leaves the LMDB txn unusable.
+ */
+static int
+run_op(lm_store_txn *t, const struct op *op, bool *wrote)
+{
+	struct rec r;
+	int rc, ki = (int) op->kind - 1;
+
+	*wrote = false;
+	if (op->type == OP_META) {
+		MDB_val k = {op->idlen, (void *) op->id}, v = {op->len, (void *) op->data};
+		rc = mdb_put(t->txn, t->s->db_meta, &k, &v, 0);
+		if (rc != 0)
+			return rc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(rc, "mdb_put");
+		*wrote = true;
+		return LM_OK;
+	}
+	rc = txn_lookup(t->s, t->txn, op->kind, op->id, op->idlen, &r);
+	if (rc != LM_OK && rc != LM_ENOENT)
+		return rc;
+	bool exists = rc == LM_OK;
+
+	if (op->type == OP_PUT) {
+		if (exists && op->version <= r.version)
+			return LM_ESTALE;
+		rc = write_val(t, op->kind, op->id, op->idlen, false, op->version, op->data,
+		    op->len);
+		if (rc != LM_OK)
+			return rc;
+		*wrote = true;
+		if (!exists) {
+			t->delta[ki][LIVE]++;
+		} else if (r.tomb) {
+			t->delta[ki][TOMB]--;
+			t->delta[ki][LIVE]++;
+		}
+		return append_change(t, op, false);
+	}
+
+	/* OP_DEL */
+	if (!exists || r.tomb) {
+		/* Absent: raise (or create) the tombstone fence if asked to. */
+		if (op->version == 0 || (exists && op->version <= r.version))
+			return LM_ENOENT;
+		rc = write_val(t, op->kind, op->id, op->idlen, true, op->version, NULL, 0);
+		if (rc != LM_OK)
+			return rc;
+		*wrote = true;
+		if (!exists)
+			t->delta[ki][TOMB]++;
+		return LM_ENOENT;
+	}
+	if (op->version != 0 && op->version < r.version)
+		return LM_ESTALE;
+	uint64_t tv = op->version > r.version ? op->version : r.version;
+	rc = write_val(t, op->kind, op->id, op->idlen, true, tv, NULL, 0);
+	if (rc != LM_OK)
+		return rc;
+	*wrote = true;
+	t->delta[ki][LIVE]--;
+	t->delta[ki][TOMB]++;
+	struct op logged = *op;
+	logged.version = tv;
+	return append_change(t, &logged, true);
+}
+
+/* Starts t->txn afresh and resets the per-txn state to the committed one. */
+static int
+restart(lm_store_txn *t)
+{
+	int rc;
+	if ((rc = begin_txn(t->s, 0, &t->txn)) != LM_OK) {
+		t->txn = NULL;
+		return rc;
+	}
+	memset(t->delta, 0, sizeof(t->delta));
+	if ((rc = txn_last_seq(t->s, t->txn, &t->next_seq)) != LM_OK)
+		return rc;
+	t->next_seq++;
+	return LM_OK;
+}
+
+/*
+ * After MDB_MAP_FULL: aborts the LMDB txn, grows the map and re-runs every
+ * logged op; repeats while the replay itself fills the map. An op whose
+ * outcome differs from its first run means another writer changed the store
+ * in between (LM_EBUSY).
+ */
+static int
+grow_and_replay(lm_store_txn *t)
+{
+	int rc;
+	for (;;) {
+		if (t->txn != NULL) {
+			mdb_txn_abort(t->txn);
+			t->txn = NULL;
+		}
+		if ((rc = grow(t->s)) != LM_OK)
+			return rc;
+		if ((rc = restart(t)) != LM_OK)
+			return rc;
+		size_t i;
+		for (i = 0; i < t->nops; i++) {
+			bool wrote;
+			rc = run_op(t, t->ops[i], &wrote);
+			if (rc == LM_EMAPFULL)
+				break;
+			if (rc != t->ops[i]->result || !wrote) {
+				lm_error("store.replay", "store changed under a replayed transaction");
+				return rc == LM_OK || rc == LM_ESTALE || rc == LM_ENOENT ? LM_EBUSY
+				                                                         : rc;
+			}
+		}
+		if (i == t->nops)
+			return LM_OK;
+	}
+}
+
+int
+lm_store_begin(lm_store *s, lm_store_txn **out)
+{
+	lm_store_txn *t;
+	int rc;
+
+	if (s == NULL || out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (s->flags & LM_STORE_RDONLY)
+		return LM_ENOTSUP;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return LM_ENOMEM;
+	pthread_mutex_lock(&s->wlock);
+	if (s->writing) {
+		pthread_mutex_unlock(&s->wlock);
+		free(t);
+		return LM_EBUSY;
+	}
+	s->writing = true;
+	pthread_mutex_unlock(&s->wlock);
+	t->s = s;
+	rd_enter(s);
+	if ((rc = restart(t)) != LM_OK) {
+		lm_store_abort(t);
+		return rc;
+	}
+	*out = t;
+	return LM_OK;
+}
+
+/* Builds an op with private copies of id and data. */
+static struct op *
+op_new(enum op_type type, lm_kind k, const char *id, size_t idlen, uint64_t version,
+    const void *data, size_t len)
+{
+	struct op *op = malloc(sizeof(*op) + idlen + 1 + len);
+	if (op == NULL)
+		return NULL;
+	char *p = (char *) (op + 1);
+	memcpy(p, id, idlen);
+	p[idlen] = '\0';
+	if (len > 0)
+		memcpy(p + idlen + 1, data, len);
+	op->type = type;
+	op->kind = k;
+	op->version = version;
+	op->at = (int64_t) time(NULL);
+	op->result = LM_OK;
+	op->id = p;
+	op->idlen = idlen;
+	op->data = p + idlen + 1;
+	op->len = len;
+	return op;
+}
+
+/* Runs a new op (growing the map as needed), logs it if it wrote, counts
+ * stale results. Takes ownership of op. */
+static int
+exec_op(lm_store_txn *t, struct op *op)
+{
+	bool wrote = false;
+	int rc;
+
+	if (t->nops == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		struct op **n = realloc(t->ops, cap * sizeof(*n));
+		if (n == NULL) {
+			free(op);
+			return LM_ENOMEM; /* nothing ran; the txn stays usable */
+		}
+		t->ops = n;
+		t->cap = cap;
+	}
+	for (;;) {
+		rc = run_op(t, op, &wrote);
+		if (rc != LM_EMAPFULL)
+			break;
+		if ((rc = grow_and_replay(t)) != LM_OK)
+			break;
+	}
+	if (rc == LM_OK || rc == LM_ESTALE || rc == LM_ENOENT) {
+		if (rc == LM_ESTALE)
+			__atomic_add_fetch(&t->s->stale, 1, __ATOMIC_RELAXED);
+		if (wrote) {
+			op->result = rc;
+			t->ops[t->nops++] = op;
+			return rc;
+		}
+	} else {
+		t->failed = rc;
+	}
+	free(op);
+	return rc;
+}
+
+static int
+txn_usable(const lm_store_txn *t)
+{
+	if (t == NULL)
+		return LM_EINVAL;
+	return t->failed ? t->failed : LM_OK;
+}
+
+int
+lm_store_put(lm_store_txn *t, lm_kind k, const char *id, uint64_t version,
+    const void *bytes, size_t len)
+{
+	size_t idlen;
+	int rc;
+	struct op *op;
+
+	if ((rc = txn_usable(t)) != LM_OK)
+		return rc;
+	if (!kind_ok(k) || version == 0 || (bytes == NULL && len > 0))
+		return LM_EINVAL;
+	if ((rc = check_id(id, &idlen)) != LM_OK)
+		return rc;
+	if (len > LM_STORE_VALUE_MAX)
+		return LM_E2BIG;
+	if ((op = op_new(OP_PUT, k, id, idlen, version, bytes, len)) == NULL)
+		return LM_ENOMEM;
+	return exec_op(t, op);
+}
+
+int
+lm_store_delete(lm_store_txn *t, lm_kind k, const char *id, uint64_t version)
+{
+	size_t idlen;
+	int rc;
+	struct op *op;
+
+	if ((rc = txn_usable(t)) != LM_OK)
+		return rc;
+	if (!kind_ok(k))
+		return LM_EINVAL;
+	if ((rc = check_id(id, &idlen)) != LM_OK)
+		return rc;
+	if ((op = op_new(OP_DEL, k, id, idlen, version, NULL, 0)) == NULL)
+		return LM_ENOMEM;
+	return exec_op(t, op);
+}
+
+int
+lm_store_meta_put(lm_store_txn *t, const char *key, const void *value, size_t len)
+{
+	size_t klen;
+	int rc;
+	struct op *op;
+
+	if ((rc = txn_usable(t)) != LM_OK)
+		return rc;
+	if (key == NULL || key[0] == '\0' || (value == NULL && len > 0))
+		return LM_EINVAL;
+	klen = strnlen(key, LM_STORE_META_KEY_MAX + 1);
+	if (klen > LM_STORE_META_KEY_MAX || len > LM_STORE_META_VALUE_MAX)
+		return LM_E2BIG;
+	if (strncmp(key, META_RESERVED, strlen(META_RESERVED)) == 0)
+		return LM_EINVAL;
+	if ((op = op_new(OP_META, LM_KIND_POSTING, key, klen, 0, value, len)) == NULL)
+		return LM_ENOMEM;
+	return exec_op(t, op);
+}
+
+/* Adds this txn's counter deltas to the stored counters. */
+static int
+flush_counters(lm_store_txn *t)
+{
+	for (int ki = 0; ki < 2; ki++) {
+		for (int c = 0; c < 2; c++) {
+			uint64_t cur;
+			unsigned char b[8];
+			int rc;
+			if (t->delta[ki][c] == 0)
+				continue;
+			const char *key = counter_keys[ki][c];
+			if ((rc = txn_counter(t->s, t->txn, key, &cur)) != LM_OK)
+				return rc;
+			put_be64(b, (uint64_t) ((int64_t) cur + t->delta[ki][c]));
+			MDB_val k = {strlen(key), (void *) key}, v = {8, b};
+			rc = mdb_put(t->txn, t->s->db_meta, &k, &v, 0);
+			if (rc != 0)
+				return rc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(rc, "mdb_put");
+		}
+	}
+	return LM_OK;
+}
+
+static void
+txn_free(lm_store_txn *t)
+{
+	lm_store *s = t->s;
+	for (size_t i = 0; i < t->nops; i++)
+		free(t->ops[i]);
+	free(t->ops);
+	rd_leave(s);
+	pthread_mutex_lock(&s->wlock);
+	s->writing = false;
+	pthread_mutex_unlock(&s->wlock);
+	free(t);
+}
+
+int
+lm_store_commit(lm_store_txn *t, uint64_t *last_seq)
+{
+	int rc;
+
+	if (t == NULL)
+		return LM_EINVAL;
+	if (t->failed) {
+		rc = t->failed;
+		lm_store_abort(t);
+		return rc;
+	}
+	for (;;) {
+		rc = flush_counters(t);
+		if (rc == LM_OK) {
+			int mrc = mdb_txn_commit(t->txn);
+			t->txn = NULL; /* freed by LMDB, also on error */
+			rc = mrc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(mrc, "mdb_txn_commit");
+		}
+		if (rc != LM_EMAPFULL)
+			break;
+		if ((rc = grow_and_replay(t)) != LM_OK)
+			break;
+	}
+	if (rc == LM_OK && last_seq != NULL)
+		*last_seq = t->next_seq - 1;
+	if (t->txn != NULL)
+		mdb_txn_abort(t->txn);
+	txn_free(t);
+	return rc;
+}
+
+void
+lm_store_abort(lm_store_txn *t)
+{
+	if (t == NULL)
+		return;
+	if (t->txn != NULL)
+		mdb_txn_abort(t->txn);
+	txn_free(t);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+/* Opens a read transaction; on LM_OK the caller ends it with read_end. */
+static int
+read_begin(lm_store *s, MDB_txn **txn)
+{
+	int rc;
+	if (s == NULL)
+		return LM_EINVAL;
+	rd_enter(s);
+	if ((rc = begin_txn(s, MDB_RDONLY, txn)) != LM_OK)
+		rd_leave(s);
+	return rc;
+}
+
+static void
+read_end(lm_store *s, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	rd_leave(s);
+}
+
+int
+lm_store_get(lm_store *s, lm_kind k, const char *id, void **bytes, size_t *len,
+    uint64_t *version)
+{
+	MDB_txn *txn;
+	struct rec r;
+	size_t idlen;
+	int rc;
+
+	if (!kind_ok(k))
+		return LM_EINVAL;
+	if ((rc = check_id(id, &idlen)) != LM_OK)
+		return rc;
+	if ((rc = read_begin(s, &txn)) != LM_OK)
+		return rc;
+	rc = txn_lookup(s, txn, k, id, idlen, &r);
+	if (rc == LM_OK && r.tomb)
+		rc = LM_ENOENT;
+	if (rc == LM_OK && bytes != NULL) {
+		void *copy = malloc(r.len ? r.len : 1);
+		if (copy == NULL) {
+			rc = LM_ENOMEM;
+		} else {
+			if (r.len > 0)
+				memcpy(copy, r.bytes, r.len);
+			*bytes = copy;
+		}
+	}
+	if (rc == LM_OK) {
+		if (len != NULL)
+			*len = r.len;
+		if (version != NULL)
+			*version = r.version;
+	}
+	read_end(s, txn);
+	return rc;
+}
+
+int
+lm_store_meta_get(lm_store *s, const char *key, void **value, size_t *len)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if (key == NULL || key[0] == '\0' || value == NULL)
+		return LM_EINVAL;
+	k.mv_size = strnlen(key, LM_STORE_META_KEY_MAX + 1);
+	k.mv_data = (void *) key;
+	if (k.mv_size > LM_STORE_META_KEY_MAX)
+		return LM_E2BIG;
+	if ((rc = read_begin(s, &txn)) != LM_OK)
+		return rc;
+	rc = mdb_get(txn, s->db_meta, &k, &v);
+	if (rc == 0) {
+		char *copy = malloc(v.mv_size + 1);
+		if (copy == NULL) {
+			rc = LM_ENOMEM;
+		} else {
+			memcpy(copy, v.mv_data, v.mv_size);
+			copy[v.mv_size] = '\0';
+			*value = copy;
+			if (len != NULL)
+				*len = v.mv_size;
+		}
+	} else {
+		rc = map_err(rc, "mdb_get");
+	}
+	read_end(s, txn);
+	return rc;
+}
+
+int
+lm_store_foreach(lm_store *s, lm_kind k, lm_store_record_fn fn, void *arg)
+{
+	MDB_txn *txn;
+	int rc;
+	if (!kind_ok(k) || fn == NULL)
+		return LM_EINVAL;
+	if ((rc = read_begin(s, &txn)) != LM_OK)
+		return rc;
+	rc = txn_foreach(s, txn, k, fn, arg);
+	read_end(s, txn);
+	return rc;
+}
+
+int
+lm_store_snapshot(lm_store *s, lm_store_record_fn postings_fn,
+    lm_store_record_fn profiles_fn, void *arg, uint64_t *seq)
+{
+	MDB_txn *txn;
+	uint64_t last;
+	int rc;
+	if ((rc = read_begin(s, &txn)) != LM_OK)
+		return rc;
+	rc = txn_last_seq(s, txn, &last);
+	if (rc == LM_OK && seq != NULL)
+		*seq = last;
+	if (rc == LM_OK && postings_fn != NULL)
+		rc = txn_foreach(s, txn, LM_KIND_POSTING, postings_fn, arg);
+	if (rc == LM_OK && profiles_fn != NULL)
+		rc = txn_foreach(s, txn, LM_KIND_PROFILE, profiles_fn, arg);
+	read_end(s, txn);
+	return rc;
+}
+
+int
+lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn fn,
+    void *arg, uint64_t *last_seq_seen)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char kb[8];
+	size_t n = 0;
+	bool corrupt = false;
+	int rc;
+
+	if (last_seq_seen != NULL)
+		*last_seq_seen = after_seq;
+	if (fn == NULL || max == 0)
+		return LM_EINVAL;
+	if (after_seq == UINT64_MAX)
+		return LM_OK;
+	if ((rc = read_begin(s, &txn)) != LM_OK)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->db_changes, &c)) != 0) {
+		read_end(s, txn);
+		return map_err(rc, "mdb_cursor_open");
+	}
+	put_be64(kb, after_seq + 1);
+	k.mv_size = sizeof(kb);
+	k.mv_data = kb;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && n < max;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), n++) {
+		Lunamatch__V1__ChangeEntry *e;
+		uint64_t seq;
+		int ret;
+		if (k.mv_size != 8 || v.mv_size > CHANGE_MAX ||
+		    (e = lunamatch__v1__change_entry__unpack(NULL, v.mv_size, v.mv_data)) ==
+		        NULL) {
+			lm_error("store.corrupt", "unreadable change entry");
+			corrupt = true;
+			break;
+		}
+		seq = get_be64(k.mv_data);
+		ret = fn(arg, seq, e);
+		lunamatch__v1__change_entry__free_unpacked(e, NULL);
+		if (ret != 0) {
+			mdb_cursor_close(c);
+			read_end(s, txn);
+			return ret;
+		}
+		if (last_seq_seen != NULL)
+			*last_seq_seen = seq;
+	}
+	mdb_cursor_close(c);
+	read_end(s, txn);
+	if (corrupt)
+		return LM_EPARSE;
+	return rc == 0 || rc == MDB_NOTFOUND ? LM_OK : map_err(rc, "mdb_cursor_get");
+}
+
+int
+lm_store_last_seq(lm_store *s, uint64_t *seq)
+{
+	MDB_txn *txn;
+	int rc;
+	if (seq == NULL)
+		return LM_EINVAL;
+	if ((rc = read_begin(s, &txn)) != LM_OK)
+		return rc;
+	rc = txn_last_seq(s, txn, seq);
+	read_end(s, txn);
+	return rc;
+}
+
+int
+lm_store_stats(lm_store *s, struct lm_store_stats *st)
+{
+	MDB_txn *txn;
+	MDB_stat ms;
+	MDB_envinfo info;
+	uint64_t v[2][2];
+	int rc;
+
+	if (st == NULL)
+		return LM_EINVAL;
+	memset(st, 0, sizeof(*st));
+	if ((rc = read_begin(s, &txn)) != LM_OK)
+		return rc;
+	for (int ki = 0; ki < 2 && rc == LM_OK; ki++)
+		for (int c = 0; c < 2 && rc == LM_OK; c++)
+			rc = txn_counter(s, txn, counter_keys[ki][c], &v[ki][c]);
+	if (rc == LM_OK)
+		rc = txn_last_seq(s, txn, &st->last_seq);
+	if (rc == LM_OK)
+		rc = map_err(mdb_stat(txn, s->db_changes, &ms), "mdb_stat");
+	if (rc == LM_OK) {
+		st->postings = v[0][LIVE];
+		st->profiles = v[1][LIVE];
+		st->tombstones = v[0][TOMB] + v[1][TOMB];
+		st->changes = ms.ms_entries;
+		mdb_env_info(s->env, &info);
+		st->map_size = info.me_mapsize;
+		mdb_env_stat(s->env, &ms);
+		st->map_used = ((uint64_t) info.me_last_pgno + 1) * ms.ms_psize;
+	}
+	read_end(s, txn);
+	st->stale_skipped = __atomic_load_n(&s->stale, __ATOMIC_RELAXED);
+	st->map_grows = __atomic_load_n(&s->grows, __ATOMIC_RELAXED);
+	return rc;
+}
+
+const char *
+lm_kind_name(lm_kind k)
+{
+	switch (k) {
+	case LM_KIND_POSTING:
+		return "posting";
+	case LM_KIND_PROFILE:
+		return "profile";
+	}
+	return "unknown";
+}

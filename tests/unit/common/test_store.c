@@ -1,0 +1,1181 @@
+/*
+ * test_store.c - the record store on real LMDB files: records, versions,
+ * tombstones, the change log, snapshots, map growth, readers in other
+ * processes, crash safety and input limits.
+ *
+ * Processes: LMDB allows one environment per file per process, so every
+ * scenario with a second handle forks a child that opens its own. Children
+ * never return into cmocka: they report through their exit status.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/store.h"
+
+#define SMALL_MAP (64u * 1024)
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static lm_store *
+open_store(const char *dir, uint64_t map, uint64_t max)
+{
+	lm_store_opts o = {.map_size = map, .max_map_size = max, .flags = 0};
+	lm_store *s = NULL;
+	assert_int_equal(lm_store_open(dir, &o, &s), LM_OK);
+	assert_non_null(s);
+	return s;
+}
+
+static void
+put1(lm_store *s, lm_kind k, const char *id, uint64_t v, const char *val, int expect)
+{
+	lm_store_txn *t;
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, k, id, v, val, strlen(val)), expect);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+}
+
+static void
+expect_get(lm_store *s, lm_kind k, const char *id, uint64_t version, const char *val)
+{
+	void *b = NULL;
+	size_t len = 0;
+	uint64_t v = 0;
+	assert_int_equal(lm_store_get(s, k, id, &b, &len, &v), LM_OK);
+	assert_int_equal(v, version);
+	assert_int_equal(len, strlen(val));
+	assert_memory_equal(b, val, len);
+	free(b);
+}
+
+static void
+expect_absent(lm_store *s, lm_kind k, const char *id)
+{
+	void *b = NULL;
+	assert_int_equal(lm_store_get(s, k, id, &b, NULL, NULL), LM_ENOENT);
+	assert_null(b);
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+struct collect {
+	char ids[64][LM_STORE_ID_MAX + 1];
+	uint64_t versions[64];
+	size_t n;
+	lm_store *s;     /* if set, each record is read back from inside the callback */
+	size_t stop_at;  /* stop (return 7) after this many; 0 = never */
+};
+
+static int
+collect_fn(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	struct collect *c = arg;
+	(void) bytes;
+	(void) len;
+	if (c->n >= 64)
+		return 99;
+	snprintf(c->ids[c->n], sizeof(c->ids[0]), "%s", id);
+	c->versions[c->n++] = version;
+	if (c->s != NULL) {
+		uint64_t v = 0;
+		if (lm_store_get(c->s, LM_KIND_POSTING, id, NULL, NULL, &v) != LM_OK ||
+		    v != version)
+			return 98;
+	}
+	return c->stop_at != 0 && c->n == c->stop_at ? 7 : 0;
+}
+
+static void
+test_put_get_delete_iterate(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-basic");
+	lm_store *s = open_store(dir, 0, 0);
+	lm_store_txn *t;
+	struct lm_store_stats st;
+	struct collect c;
+
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "job-b", 1, "B", 1), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "job-a", 3, "AAA", 3), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "job-c", 2, "", 0), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_PROFILE, "job-a", 9, "profile", 7), LM_OK);
+	/* Only one write transaction per handle. */
+	lm_store_txn *t2 = NULL;
+	assert_int_equal(lm_store_begin(s, &t2), LM_EBUSY);
+	assert_null(t2);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+
+	expect_get(s, LM_KIND_POSTING, "job-a", 3, "AAA");
+	expect_get(s, LM_KIND_POSTING, "job-b", 1, "B");
+	expect_get(s, LM_KIND_POSTING, "job-c", 2, ""); /* empty value */
+	expect_get(s, LM_KIND_PROFILE, "job-a", 9, "profile");
+	expect_absent(s, LM_KIND_PROFILE, "job-b");     /* kinds are separate */
+	expect_absent(s, LM_KIND_POSTING, "job-z");
+
+	/* Iteration is in id order, per kind; reads inside the callback work. */
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	assert_int_equal(lm_store_foreach(s, LM_KIND_POSTING, collect_fn, &c), LM_OK);
+	assert_int_equal(c.n, 3);
+	assert_string_equal(c.ids[0], "job-a");
+	assert_string_equal(c.ids[1], "job-b");
+	assert_string_equal(c.ids[2], "job-c");
+	assert_int_equal(c.versions[0], 3);
+	/* A non-zero return stops and is returned. */
+	memset(&c, 0, sizeof(c));
+	c.stop_at = 2;
+	assert_int_equal(lm_store_foreach(s, LM_KIND_POSTING, collect_fn, &c), 7);
+	assert_int_equal(c.n, 2);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(lm_store_foreach(s, LM_KIND_PROFILE, collect_fn, &c), LM_OK);
+	assert_int_equal(c.n, 1);
+
+	/* Delete: gone from get, iterate and counts; a tombstone remains. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "job-b", 0), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "job-nope", 0), LM_ENOENT);
+	/* Deleted inside the same transaction: already absent to it. */
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "job-b", 0), LM_ENOENT);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	expect_absent(s, LM_KIND_POSTING, "job-b");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(lm_store_foreach(s, LM_KIND_POSTING, collect_fn, &c), LM_OK);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.ids[1], "job-c");
+
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.postings, 2);
+	assert_int_equal(st.profiles, 1);
+	assert_int_equal(st.tombstones, 1);
+	assert_int_equal(st.changes, 5);
+	assert_int_equal(st.last_seq, 5);
+	assert_true(st.map_used > 0 && st.map_used <= st.map_size);
+	assert_int_equal(st.map_size, LM_STORE_MAP_SIZE_DEFAULT);
+
+	/* An aborted transaction leaves nothing behind. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "job-x", 1, "X", 1), LM_OK);
+	lm_store_abort(t);
+	lm_store_abort(NULL);
+	expect_absent(s, LM_KIND_POSTING, "job-x");
+	uint64_t seq = 0;
+	assert_int_equal(lm_store_last_seq(s, &seq), LM_OK);
+	assert_int_equal(seq, 5);
+
+	/* Everything survives a reopen; the log continues. */
+	lm_store_close(s);
+	s = open_store(dir, 0, 0);
+	expect_get(s, LM_KIND_POSTING, "job-a", 3, "AAA");
+	expect_absent(s, LM_KIND_POSTING, "job-b");
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_PROFILE, "cand-1", 1, "c", 1), LM_OK);
+	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
+	assert_int_equal(seq, 6);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.profiles, 2);
+	assert_int_equal(st.tombstones, 1);
+
+	/* Metadata: caller keys round-trip, store.* is reserved. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_meta_put(t, "model_version", "m-3", 3), LM_OK);
+	assert_int_equal(lm_store_meta_put(t, "store.schema_version", "2", 1), LM_EINVAL);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	void *mv = NULL;
+	size_t mlen = 0;
+	assert_int_equal(lm_store_meta_get(s, "model_version", &mv, &mlen), LM_OK);
+	assert_int_equal(mlen, 3);
+	assert_string_equal(mv, "m-3");
+	free(mv);
+	assert_int_equal(lm_store_meta_get(s, "store.schema_version", &mv, &mlen), LM_OK);
+	assert_string_equal(mv, LM_STORE_SCHEMA_VERSION);
+	free(mv);
+	assert_int_equal(lm_store_meta_get(s, "absent", &mv, &mlen), LM_ENOENT);
+
+	assert_string_equal(lm_kind_name(LM_KIND_POSTING), "posting");
+	assert_string_equal(lm_kind_name(LM_KIND_PROFILE), "profile");
+	assert_string_equal(lm_kind_name((lm_kind) 0), "unknown");
+	lm_store_close(s);
+	lm_store_close(NULL);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* ---- versions and tombstones -------------------------------------------- */
+
+static void
+test_versioning(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-version");
+	lm_store *s = open_store(dir, 0, 0);
+	lm_store_txn *t;
+	struct lm_store_stats st;
+
+	put1(s, LM_KIND_POSTING, "p", 5, "v5", LM_OK);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	/* Equal and lower versions are counted no-ops; the txn stays usable. */
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p", 5, "again", 5), LM_ESTALE);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p", 4, "older", 5), LM_ESTALE);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "q", 1, "q1", 2), LM_OK);
+	uint64_t seq = 0;
+	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
+	assert_int_equal(seq, 2); /* stale puts wrote no change entry */
+	expect_get(s, LM_KIND_POSTING, "p", 5, "v5");
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.stale_skipped, 2);
+	assert_int_equal(st.postings, 2);
+
+	/* A higher version replaces, also twice within one transaction. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p", 6, "v6", 2), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p", 8, "v8", 2), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p", 7, "v7", 2), LM_ESTALE);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	expect_get(s, LM_KIND_POSTING, "p", 8, "v8");
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.stale_skipped, 3);
+	assert_int_equal(st.postings, 2);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+static void
+test_tombstones(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-tomb");
+	lm_store *s = open_store(dir, 0, 0);
+	lm_store_txn *t;
+	struct lm_store_stats st;
+
+	put1(s, LM_KIND_PROFILE, "c", 3, "v3", LM_OK);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "c", 2), LM_ESTALE);
+	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "c", 0), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	expect_absent(s, LM_KIND_PROFILE, "c");
+
+	/* Replays of older or equal upserts after the delete stay no-ops. */
+	put1(s, LM_KIND_PROFILE, "c", 3, "v3", LM_ESTALE);
+	put1(s, LM_KIND_PROFILE, "c", 2, "v2", LM_ESTALE);
+	expect_absent(s, LM_KIND_PROFILE, "c");
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.profiles, 0);
+	assert_int_equal(st.tombstones, 1);
+	assert_int_equal(st.stale_skipped, 3);
+
+	/* A newer version resurrects the record. */
+	put1(s, LM_KIND_PROFILE, "c", 4, "v4", LM_OK);
+	expect_get(s, LM_KIND_PROFILE, "c", 4, "v4");
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.profiles, 1);
+	assert_int_equal(st.tombstones, 0);
+
+	/* Deleting with a version above the stored one fences up to it. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "c", 10), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	put1(s, LM_KIND_PROFILE, "c", 9, "v9", LM_ESTALE);
+	/* Deleting an absent record with a higher version raises the fence. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "c", 12), LM_ENOENT);
+	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "ghost", 7), LM_ENOENT);
+	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "never", 0), LM_ENOENT);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	put1(s, LM_KIND_PROFILE, "c", 11, "v11", LM_ESTALE);
+	put1(s, LM_KIND_PROFILE, "ghost", 7, "g7", LM_ESTALE);
+	put1(s, LM_KIND_PROFILE, "ghost", 8, "g8", LM_OK);
+	expect_get(s, LM_KIND_PROFILE, "ghost", 8, "g8");
+	put1(s, LM_KIND_PROFILE, "never", 1, "n1", LM_OK);
+
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.profiles, 2);   /* ghost, never */
+	assert_int_equal(st.tombstones, 1); /* c */
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* ---- change log --------------------------------------------------------- */
+
+struct entry {
+	uint64_t seq;
+	int kind;
+	char id[LM_STORE_ID_MAX + 1];
+	uint64_t version;
+	bool deleted;
+	int64_t at;
+};
+
+struct entries {
+	struct entry *e;
+	size_t n, cap;
+	size_t stop_after; /* return 5 on the entry after this many; 0 = never */
+};
+
+static int
+entries_fn(void *arg, uint64_t seq, const Lunamatch__V1__ChangeEntry *ce)
+{
+	struct entries *es = arg;
+	if (es->stop_after != 0 && es->n == es->stop_after)
+		return 5;
+	if (es->n == es->cap) {
+		size_t cap = es->cap ? es->cap * 2 : 64;
+		struct entry *ne = realloc(es->e, cap * sizeof(*ne));
+		if (ne == NULL)
+			return 1;
+		es->e = ne;
+		es->cap = cap;
+	}
+	struct entry *e = &es->e[es->n++];
+	e->seq = seq;
+	e->kind = (int) ce->kind;
+	snprintf(e->id, sizeof(e->id), "%s", ce->id);
+	e->version = ce->version;
+	e->deleted = ce->deleted;
+	e->at = ce->at;
+	return 0;
+}
+
+static void
+test_change_log(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-log");
+	lm_store *s = open_store(dir, 0, 0);
+	lm_store_txn *t;
+	struct entries es = {0};
+	uint64_t last = 99, seq;
+	int64_t t0 = (int64_t) time(NULL);
+
+	/* Empty log. */
+	assert_int_equal(lm_store_last_seq(s, &seq), LM_OK);
+	assert_int_equal(seq, 0);
+	assert_int_equal(lm_store_changes(s, 0, 10, entries_fn, &es, &last), LM_OK);
+	assert_int_equal(es.n, 0);
+	assert_int_equal(last, 0);
+
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "j1", 1, "a", 1), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_PROFILE, "c1", 4, "b", 1), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "j1", 1, "a", 1), LM_ESTALE);
+	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
+	assert_int_equal(seq, 2);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "j1", 2, "a2", 2), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "c1", 6), LM_OK);
+	for (int i = 0; i < 20; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "bulk-%02d", i);
+		assert_int_equal(lm_store_put(t, LM_KIND_POSTING, id, 1, "x", 1), LM_OK);
+	}
+	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
+	assert_int_equal(seq, 24);
+	/* A transaction without changes reports the current seq. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
+	assert_int_equal(seq, 24);
+
+	/* Everything, in order, with content. */
+	assert_int_equal(lm_store_changes(s, 0, 1000, entries_fn, &es, &last), LM_OK);
+	assert_int_equal(es.n, 24);
+	assert_int_equal(last, 24);
+	for (size_t i = 0; i < es.n; i++) {
+		assert_int_equal(es.e[i].seq, i + 1);
+		assert_true(es.e[i].at >= t0 - 1 && es.e[i].at <= (int64_t) time(NULL) + 1);
+	}
+	assert_int_equal(es.e[0].kind, LUNAMATCH__V1__RECORD_KIND__RECORD_KIND_POSTING);
+	assert_string_equal(es.e[0].id, "j1");
+	assert_int_equal(es.e[0].version, 1);
+	assert_false(es.e[0].deleted);
+	assert_int_equal(es.e[1].kind, LUNAMATCH__V1__RECORD_KIND__RECORD_KIND_PROFILE);
+	assert_string_equal(es.e[1].id, "c1");
+	assert_int_equal(es.e[1].version, 4);
+	assert_string_equal(es.e[2].id, "j1");
+	assert_int_equal(es.e[2].version, 2);
+	assert_string_equal(es.e[3].id, "c1");
+	assert_int_equal(es.e[3].version, 6); /* the deleted (fence) version */
+	assert_true(es.e[3].deleted);
+	assert_string_equal(es.e[23].id, "bulk-19");
+
+	/* Follow from an arbitrary seq, in pages of at most max. */
+	es.n = 0;
+	assert_int_equal(lm_store_changes(s, 10, 5, entries_fn, &es, &last), LM_OK);
+	assert_int_equal(es.n, 5);
+	assert_int_equal(es.e[0].seq, 11);
+	assert_int_equal(last, 15);
+	uint64_t pos = 0;
+	size_t pages = 0;
+	es.n = 0;
+	for (;;) {
+		size_t before = es.n;
+		assert_int_equal(lm_store_changes(s, pos, 7, entries_fn, &es, &pos), LM_OK);
+		if (es.n == before)
+			break;
+		assert_true(es.n - before <= 7);
+		pages++;
+	}
+	assert_int_equal(es.n, 24);
+	assert_int_equal(pages, 4);
+	assert_int_equal(pos, 24);
+	for (size_t i = 0; i < es.n; i++)
+		assert_int_equal(es.e[i].seq, i + 1);
+
+	/* Past the end: nothing, position unchanged. */
+	es.n = 0;
+	assert_int_equal(lm_store_changes(s, 24, 10, entries_fn, &es, &last), LM_OK);
+	assert_int_equal(es.n, 0);
+	assert_int_equal(last, 24);
+	assert_int_equal(lm_store_changes(s, 500, 10, entries_fn, &es, &last), LM_OK);
+	assert_int_equal(last, 500);
+	assert_int_equal(lm_store_changes(s, UINT64_MAX, 10, entries_fn, &es, &last), LM_OK);
+	assert_int_equal(es.n, 0);
+
+	/* A callback that stops: the entry it refused is not consumed. */
+	es.n = 0;
+	es.stop_after = 3;
+	assert_int_equal(lm_store_changes(s, 4, 10, entries_fn, &es, &last), 5);
+	assert_int_equal(es.n, 3);
+	assert_int_equal(last, 7);
+	es.stop_after = 0;
+
+	/* Bad arguments. */
+	assert_int_equal(lm_store_changes(s, 0, 0, entries_fn, &es, &last), LM_EINVAL);
+	assert_int_equal(lm_store_changes(s, 0, 1, NULL, &es, &last), LM_EINVAL);
+	free(es.e);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* ---- snapshot ----------------------------------------------------------- */
+
+/* A tiny id -> version map for the test's expectations. */
+struct idmap {
+	struct {
+		int kind;
+		char id[LM_STORE_ID_MAX + 1];
+		uint64_t version;
+		bool live;
+	} *v;
+	size_t n, cap;
+};
+
+static void
+idmap_set(struct idmap *m, int kind, const char *id, uint64_t version, bool live)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->v[i].kind == kind && strcmp(m->v[i].id, id) == 0) {
+			m->v[i].version = version;
+			m->v[i].live = live;
+			return;
+		}
+	}
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 64;
+		m->v = realloc(m->v, m->cap * sizeof(*m->v));
+		assert_non_null(m->v);
+	}
+	m->v[m->n].kind = kind;
+	snprintf(m->v[m->n].id, sizeof(m->v[0].id), "%s", id);
+	m->v[m->n].version = version;
+	m->v[m->n].live = live;
+	m->n++;
+}
+
+static size_t
+idmap_live(const struct idmap *m)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->n; i++)
+		n += m->v[i].live;
+	return n;
+}
+
+struct snap {
+	struct idmap seen;
+	int kind;
+};
+
+static int
+snap_posting(void *arg, const char *id, uint64_t version, const void *b, size_t len)
+{
+	(void) b;
+	(void) len;
+	idmap_set(&((struct snap *) arg)->seen, LM_KIND_POSTING, id, version, true);
+	return 0;
+}
+
+static int
+snap_profile(void *arg, const char *id, uint64_t version, const void *b, size_t len)
+{
+	(void) b;
+	(void) len;
+	idmap_set(&((struct snap *) arg)->seen, LM_KIND_PROFILE, id, version, true);
+	return 0;
+}
+
+/* Child: a writer that keeps changing a small set of records. */
+static int
+churn_writer(const char *dir, int batches)
+{
+	lm_store_opts o = {.map_size = SMALL_MAP};
+	lm_store *s;
+	if (lm_store_open(dir, &o, &s) != LM_OK)
+		return 10;
+	for (int b = 0; b < batches; b++) {
+		lm_store_txn *t;
+		if (lm_store_begin(s, &t) != LM_OK)
+			return 11;
+		for (int j = 0; j < 6; j++) {
+			char id[32];
+			int n = (b * 7 + j * 3) % 23;
+			lm_kind k = n % 2 ? LM_KIND_POSTING : LM_KIND_PROFILE;
+			snprintf(id, sizeof(id), "r%02d", n);
+			int rc = (b + j) % 5 == 0
+			    ? lm_store_delete(t, k, id, 0)
+			    : lm_store_put(t, k, id, (uint64_t) b * 10 + (uint64_t) j + 1, id, 3);
+			if (rc != LM_OK && rc != LM_ENOENT && rc != LM_ESTALE)
+				return 12;
+		}
+		if (lm_store_commit(t, NULL) != LM_OK)
+			return 13;
+	}
+	lm_store_close(s);
+	return 0;
+}
+
+static void
+replay_log(lm_store *s, uint64_t upto, struct idmap *m)
+{
+	struct entries es = {0};
+	uint64_t pos = 0;
+	while (pos < upto) {
+		size_t before = es.n;
+		uint64_t want = upto - pos < 50 ? upto - pos : 50;
+		assert_int_equal(lm_store_changes(s, pos, (size_t) want, entries_fn, &es, &pos),
+		    LM_OK);
+		assert_true(es.n > before);
+	}
+	assert_int_equal(pos, upto);
+	for (size_t i = 0; i < es.n; i++)
+		idmap_set(m, es.e[i].kind, es.e[i].id, es.e[i].version, !es.e[i].deleted);
+	free(es.e);
+}
+
+static void
+test_snapshot(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-snap");
+	lm_store *s = open_store(dir, SMALL_MAP, 0);
+	int rounds = 0;
+
+	/* While another process writes, every snapshot equals the replay of the
+	 * change log up to the seq it reports: no gap, nothing extra. */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(churn_writer(dir, 300));
+	uint64_t deadline = now_ms() + 30000;
+	int status = 0;
+	for (;;) {
+		struct snap sn = {0};
+		struct idmap expect = {0};
+		uint64_t seq = 0;
+		bool done = waitpid(pid, &status, WNOHANG) == pid;
+		assert_int_equal(lm_store_snapshot(s, snap_posting, snap_profile, &sn, &seq),
+		    LM_OK);
+		replay_log(s, seq, &expect);
+		assert_int_equal(sn.seen.n, idmap_live(&expect));
+		for (size_t i = 0; i < expect.n; i++) {
+			bool found = false;
+			for (size_t j = 0; j < sn.seen.n && !found; j++) {
+				if (sn.seen.v[j].kind == expect.v[i].kind &&
+				    strcmp(sn.seen.v[j].id, expect.v[i].id) == 0) {
+					found = true;
+					assert_int_equal(sn.seen.v[j].version, expect.v[i].version);
+				}
+			}
+			assert_int_equal(found, expect.v[i].live);
+		}
+		free(sn.seen.v);
+		free(expect.v);
+		rounds++;
+		if (done)
+			break;
+		assert_true(now_ms() < deadline);
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(rounds >= 1);
+
+	/* Only one kind, and the seq alone. */
+	struct snap sn = {0};
+	uint64_t seq = 0, last = 0;
+	assert_int_equal(lm_store_snapshot(s, snap_posting, NULL, &sn, &seq), LM_OK);
+	assert_int_equal(lm_store_last_seq(s, &last), LM_OK);
+	assert_int_equal(seq, last);
+	for (size_t i = 0; i < sn.seen.n; i++)
+		assert_int_equal(sn.seen.v[i].kind, LM_KIND_POSTING);
+	free(sn.seen.v);
+	assert_int_equal(lm_store_snapshot(s, NULL, NULL, NULL, &seq), LM_OK);
+	assert_int_equal(seq, last);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* ---- map growth --------------------------------------------------------- */
+
+static void
+fill(char *buf, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		buf[i] = (char) ('a' + (seed >> 16) % 26);
+	}
+}
+
+static void
+expect_filled(lm_store *s, lm_kind k, const char *id, size_t len, unsigned seed)
+{
+	void *b = NULL;
+	size_t got = 0;
+	char *want = malloc(len ? len : 1);
+	assert_non_null(want);
+	fill(want, len, seed);
+	assert_int_equal(lm_store_get(s, k, id, &b, &got, NULL), LM_OK);
+	assert_int_equal(got, len);
+	assert_memory_equal(b, want, len);
+	free(b);
+	free(want);
+}
+
+struct reader_arg {
+	lm_store *s;
+	int stop;
+	int errors;
+	uint64_t reads;
+};
+
+/* Reads in a loop while the main thread writes and grows the map. */
+static void *
+reader_thread(void *p)
+{
+	struct reader_arg *a = p;
+	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t seq = 0, pos = 0;
+		struct entries es = {0};
+		if (lm_store_last_seq(a->s, &seq) != LM_OK)
+			a->errors++;
+		uint64_t after = seq > 5 ? seq - 5 : 0;
+		if (seq > 0 && (lm_store_changes(a->s, after, (size_t) (seq - after), entries_fn,
+		                    &es, &pos) != LM_OK ||
+		                   pos != seq))
+			a->errors++;
+		for (size_t i = 0; i < es.n; i++) {
+			uint64_t v = 0;
+			int rc = lm_store_get(a->s, (lm_kind) es.e[i].kind, es.e[i].id, NULL, NULL,
+			    &v);
+			if (rc != LM_OK || v < es.e[i].version)
+				a->errors++;
+		}
+		free(es.e);
+		a->reads++;
+	}
+	return NULL;
+}
+
+static void
+test_map_growth(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-grow");
+	lm_store *s = open_store(dir, SMALL_MAP, 0);
+	struct lm_store_stats st;
+	char *val = malloc(LM_STORE_VALUE_MAX);
+	assert_non_null(val);
+	struct reader_arg ra = {.s = s};
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, reader_thread, &ra), 0);
+
+	/* Batches far larger than the initial map, with readers running. */
+	for (int b = 0; b < 12; b++) {
+		lm_store_txn *t;
+		assert_int_equal(lm_store_begin(s, &t), LM_OK);
+		for (int j = 0; j < 25; j++) {
+			char id[32];
+			snprintf(id, sizeof(id), "g-%03d-%02d", b, j);
+			size_t len = 1000 + (size_t) (b * 25 + j) * 37 % 7000;
+			fill(val, len, (unsigned) (b * 25 + j));
+			assert_int_equal(lm_store_put(t, LM_KIND_POSTING, id, 1, val, len), LM_OK);
+		}
+		assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	}
+	/* One value that needs several doublings inside a single put. */
+	lm_store_txn *t;
+	fill(val, LM_STORE_VALUE_MAX, 4242);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_PROFILE, "huge", 1, val,
+	    LM_STORE_VALUE_MAX), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+
+	__atomic_store_n(&ra.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(ra.errors, 0);
+	assert_true(ra.reads > 0);
+
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_true(st.map_grows >= 4);
+	assert_true(st.map_size > LM_STORE_VALUE_MAX);
+	assert_int_equal(st.postings, 300);
+	assert_int_equal(st.profiles, 1);
+	assert_int_equal(st.last_seq, 301);
+	for (int b = 0; b < 12; b++) {
+		for (int j = 0; j < 25; j++) {
+			char id[32];
+			snprintf(id, sizeof(id), "g-%03d-%02d", b, j);
+			expect_filled(s, LM_KIND_POSTING, id,
+			    1000 + (size_t) (b * 25 + j) * 37 % 7000, (unsigned) (b * 25 + j));
+		}
+	}
+	expect_filled(s, LM_KIND_PROFILE, "huge", LM_STORE_VALUE_MAX, 4242);
+	lm_store_close(s);
+
+	/* The grown size is kept on reopen even when a smaller one is asked. */
+	s = open_store(dir, SMALL_MAP, 0);
+	struct lm_store_stats st2;
+	assert_int_equal(lm_store_stats(s, &st2), LM_OK);
+	assert_true(st2.map_size >= st.map_used);
+	assert_int_equal(st2.postings, 300);
+	lm_store_close(s);
+
+	/* At the maximum the write fails cleanly; committed data stays. */
+	lmt_rmtree(dir);
+	s = open_store(dir, SMALL_MAP, 512 * 1024);
+	fill(val, 100 * 1024, 7);
+	put1(s, LM_KIND_POSTING, "small", 1, "s", LM_OK);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	int rc = LM_OK;
+	for (int i = 0; i < 20 && rc == LM_OK; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "big-%d", i);
+		rc = lm_store_put(t, LM_KIND_POSTING, id, 1, val, 100 * 1024);
+	}
+	assert_int_equal(rc, LM_EMAPFULL);
+	/* The transaction is dead: later operations and the commit fail. */
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "x", 1, "x", 1), LM_EMAPFULL);
+	assert_int_equal(lm_store_commit(t, NULL), LM_EMAPFULL);
+	expect_get(s, LM_KIND_POSTING, "small", 1, "s");
+	expect_absent(s, LM_KIND_POSTING, "big-0");
+	put1(s, LM_KIND_POSTING, "after", 1, "a", LM_OK);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.map_size, 512 * 1024);
+	assert_int_equal(st.postings, 2);
+	lm_store_close(s);
+	free(val);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* ---- other processes ---------------------------------------------------- */
+
+#define FOLLOW_BATCHES 60
+#define FOLLOW_K 9
+#define FOLLOW_VAL 3000
+
+/* Child: writes FOLLOW_BATCHES batches of FOLLOW_K records. */
+static int
+follow_writer(const char *dir)
+{
+	lm_store_opts o = {.map_size = SMALL_MAP};
+	lm_store *s;
+	char val[FOLLOW_VAL];
+	if (lm_store_open(dir, &o, &s) != LM_OK)
+		return 20;
+	for (int b = 0; b < FOLLOW_BATCHES; b++) {
+		lm_store_txn *t;
+		if (lm_store_begin(s, &t) != LM_OK)
+			return 21;
+		for (int j = 0; j < FOLLOW_K; j++) {
+			char id[32];
+			int i = b * FOLLOW_K + j;
+			snprintf(id, sizeof(id), "f-%05d", i);
+			fill(val, sizeof(val), (unsigned) i);
+			if (lm_store_put(t, j % 2 ? LM_KIND_PROFILE : LM_KIND_POSTING, id,
+			        (uint64_t) i + 1, val, sizeof(val)) != LM_OK)
+				return 22;
+		}
+		if (lm_store_commit(t, NULL) != LM_OK)
+			return 23;
+		if (b % 10 == 0)
+			usleep(2000);
+	}
+	lm_store_close(s);
+	return 0;
+}
+
+struct follow {
+	uint64_t expect_seq;
+	int bad;
+};
+
+static int
+follow_fn(void *arg, uint64_t seq, const Lunamatch__V1__ChangeEntry *e)
+{
+	struct follow *f = arg;
+	char id[32];
+	uint64_t i = seq - 1;
+	snprintf(id, sizeof(id), "f-%05d", (int) i);
+	if (seq != f->expect_seq || strcmp(e->id, id) != 0 || e->version != i + 1 ||
+	    e->deleted ||
+	    (int) e->kind != ((i % FOLLOW_K) % 2 ? LM_KIND_PROFILE : LM_KIND_POSTING))
+		f->bad++;
+	f->expect_seq = seq + 1;
+	return 0;
+}
+
+static void
+test_cross_process_follow(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-follow");
+	/* This reader handle is opened before the writer grows the map. */
+	lm_store *s = open_store(dir, SMALL_MAP, 0);
+	struct lm_store_stats st;
+	struct follow f = {.expect_seq = 1};
+	uint64_t pos = 0, total = FOLLOW_BATCHES * FOLLOW_K;
+	int status = 0;
+	bool exited = false;
+
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(follow_writer(dir));
+	uint64_t deadline = now_ms() + 30000;
+	while (pos < total && now_ms() < deadline) {
+		uint64_t before = pos;
+		assert_int_equal(lm_store_changes(s, pos, 16, follow_fn, &f, &pos), LM_OK);
+		assert_true(pos - before <= 16);
+		if (pos == before) {
+			if (!exited && waitpid(pid, &status, WNOHANG) == pid)
+				exited = true;
+			else if (exited)
+				break; /* writer done and nothing new */
+			usleep(1000);
+		}
+	}
+	if (!exited)
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(pos, total);
+	assert_int_equal(f.bad, 0);
+	assert_int_equal(f.expect_seq, total + 1);
+
+	/* The old handle reads everything the grown map holds. */
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_true(st.map_size > SMALL_MAP);
+	assert_int_equal(st.postings + st.profiles, total);
+	for (uint64_t i = 0; i < total; i += 7) {
+		char id[32];
+		snprintf(id, sizeof(id), "f-%05d", (int) i);
+		expect_filled(s, (i % FOLLOW_K) % 2 ? LM_KIND_PROFILE : LM_KIND_POSTING, id,
+		    FOLLOW_VAL, (unsigned) i);
+	}
+	lm_store_close(s);
+
+	/* A read-only handle sees the same and cannot write. */
+	lm_store_opts ro = {.flags = LM_STORE_RDONLY};
+	lm_store_txn *t = NULL;
+	assert_int_equal(lm_store_open(dir, &ro, &s), LM_OK);
+	assert_int_equal(lm_store_begin(s, &t), LM_ENOTSUP);
+	assert_null(t);
+	assert_int_equal(lm_store_last_seq(s, &pos), LM_OK);
+	assert_int_equal(pos, total);
+	expect_filled(s, LM_KIND_POSTING, "f-00000", FOLLOW_VAL, 0);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* ---- crash safety ------------------------------------------------------- */
+
+#define CRASH_K 5
+#define CRASH_HOT 3
+#define CRASH_MAX_BATCHES 2000
+
+/* Child: commits numbered batches (CRASH_K new postings, one hot profile
+ * update each) and reports every commit on fd, until killed. */
+static int
+crash_writer(const char *dir, int fd)
+{
+	lm_store_opts o = {.map_size = SMALL_MAP};
+	lm_store *s;
+	char val[2048];
+	if (lm_store_open(dir, &o, &s) != LM_OK)
+		return 30;
+	for (int b = 0; b < CRASH_MAX_BATCHES; b++) {
+		lm_store_txn *t;
+		if (lm_store_begin(s, &t) != LM_OK)
+			return 31;
+		for (int j = 0; j < CRASH_K; j++) {
+			char id[32];
+			snprintf(id, sizeof(id), "n-%05d-%d", b, j);
+			fill(val, sizeof(val), (unsigned) (b * CRASH_K + j));
+			if (lm_store_put(t, LM_KIND_POSTING, id, 1, val, sizeof(val)) != LM_OK)
+				return 32;
+		}
+		char hot[16];
+		snprintf(hot, sizeof(hot), "hot-%d", b % CRASH_HOT);
+		if (lm_store_put(t, LM_KIND_PROFILE, hot, (uint64_t) b + 1, hot,
+		        strlen(hot)) != LM_OK)
+			return 33;
+		if (lm_store_commit(t, NULL) != LM_OK)
+			return 34;
+		if (write(fd, "c", 1) != 1)
+			return 35;
+	}
+	lm_store_close(s);
+	return 0;
+}
+
+static void
+check_consistent(const char *dir, int reported)
+{
+	lm_store *s = open_store(dir, 0, 0);
+	struct lm_store_stats st;
+	struct entries es = {0};
+	uint64_t pos = 0;
+
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	/* No partial batch: whole batches of CRASH_K postings + 1 profile entry. */
+	assert_int_equal(st.postings % CRASH_K, 0);
+	uint64_t batches = st.postings / CRASH_K;
+	/* Every commit the child saw succeed is durable. */
+	assert_true(batches >= (uint64_t) reported);
+	assert_int_equal(st.changes, batches * (CRASH_K + 1));
+	assert_int_equal(st.last_seq, st.changes);
+	assert_int_equal(st.profiles, batches < CRASH_HOT ? batches : CRASH_HOT);
+
+	for (;;) {
+		size_t before = es.n;
+		assert_int_equal(lm_store_changes(s, pos, 256, entries_fn, &es, &pos), LM_OK);
+		if (es.n == before)
+			break;
+	}
+	assert_int_equal(es.n, st.changes);
+	/* The last entry per id names the stored version. */
+	for (size_t i = 0; i < es.n; i++) {
+		assert_int_equal(es.e[i].seq, i + 1);
+		bool later = false;
+		for (size_t j = i + 1; j < es.n && !later; j++)
+			later = es.e[j].kind == es.e[i].kind && strcmp(es.e[j].id, es.e[i].id) == 0;
+		if (later)
+			continue;
+		uint64_t v = 0;
+		assert_int_equal(lm_store_get(s, (lm_kind) es.e[i].kind, es.e[i].id, NULL, NULL,
+		    &v), LM_OK);
+		assert_int_equal(v, es.e[i].version);
+	}
+	/* The store still takes writes (LMDB recovered the writer lock). */
+	put1(s, LM_KIND_POSTING, "after-crash", 1, "ok", LM_OK);
+	free(es.e);
+	lm_store_close(s);
+}
+
+static void
+test_crash_safety(void **state)
+{
+	(void) state;
+	srand((unsigned) time(NULL) ^ (unsigned) getpid());
+	for (int round = 0; round < 5; round++) {
+		char *dir = lmt_tmpdir("store-crash");
+		int fds[2];
+		assert_int_equal(pipe(fds), 0);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(fds[0]);
+			_exit(crash_writer(dir, fds[1]));
+		}
+		close(fds[1]);
+		/* Let it commit a random number of batches, then kill it at a random
+		 * moment inside the following ones. */
+		int want = 2 + rand() % 60, got = 0;
+		uint64_t deadline = now_ms() + 20000;
+		while (got < want && now_ms() < deadline) {
+			struct pollfd p = {.fd = fds[0], .events = POLLIN};
+			char buf[64];
+			if (poll(&p, 1, 200) > 0) {
+				ssize_t n = read(fds[0], buf, sizeof(buf));
+				if (n <= 0)
+					break;
+				got += (int) n;
+			}
+		}
+		assert_true(got >= want);
+		usleep((useconds_t) (rand() % 4000));
+		kill(pid, SIGKILL);
+		int status = 0;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		close(fds[0]);
+		assert_true(WIFSIGNALED(status));
+		check_consistent(dir, got);
+		lmt_rmtree(dir);
+		free(dir);
+	}
+}
+
+/* ---- input and open errors ---------------------------------------------- */
+
+static void
+test_invalid_input(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-input");
+	lm_store *s = open_store(dir, 0, 0);
+	lm_store_txn *t;
+	char id[LM_STORE_ID_MAX + 2];
+	memset(id, 'i', sizeof(id));
+	id[LM_STORE_ID_MAX + 1] = '\0';
+	char *big = calloc(1, LM_STORE_VALUE_MAX + 1);
+	assert_non_null(big);
+
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "", 1, "x", 1), LM_EINVAL);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, NULL, 1, "x", 1), LM_EINVAL);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, id, 1, "x", 1), LM_E2BIG);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "ok", 1, big,
+	    LM_STORE_VALUE_MAX + 1), LM_E2BIG);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "ok", 0, "x", 1), LM_EINVAL);
+	assert_int_equal(lm_store_put(t, (lm_kind) 3, "ok", 1, "x", 1), LM_EINVAL);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "ok", 1, NULL, 1), LM_EINVAL);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "bad\xff", 1, "x", 1), LM_EINVAL);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "tab\tid", 1, "x", 1), LM_EINVAL);
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "", 0), LM_EINVAL);
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, id, 0), LM_E2BIG);
+	assert_int_equal(lm_store_meta_put(t, "", "x", 1), LM_EINVAL);
+	assert_int_equal(lm_store_meta_put(t, "k", big, LM_STORE_META_VALUE_MAX + 1),
+	    LM_E2BIG);
+	/* The transaction is still usable; the limits themselves are accepted. */
+	id[LM_STORE_ID_MAX] = '\0';
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, id, 1, "x", 1), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "ok", 1, big, LM_STORE_VALUE_MAX),
+	    LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_PROFILE, "caf\xc3\xa9-\xe2\x82\xac", 1, "x",
+	    1), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	expect_get(s, LM_KIND_POSTING, id, 1, "x");
+	expect_get(s, LM_KIND_PROFILE, "caf\xc3\xa9-\xe2\x82\xac", 1, "x");
+	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "", NULL, NULL, NULL), LM_EINVAL);
+	id[LM_STORE_ID_MAX] = 'i';
+	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, id, NULL, NULL, NULL), LM_E2BIG);
+	assert_int_equal(lm_store_commit(NULL, NULL), LM_EINVAL);
+	assert_int_equal(lm_store_begin(NULL, &t), LM_EINVAL);
+
+	/* A second handle on the same directory in one process is refused. */
+	lm_store *s2 = NULL;
+	assert_int_equal(lm_store_open(dir, NULL, &s2), LM_EBUSY);
+	assert_null(s2);
+	lm_store_close(s);
+	free(big);
+
+	/* Open errors. */
+	lm_store_opts o = {.map_size = 1u << 30, .max_map_size = 1u << 20};
+	assert_int_equal(lm_store_open(dir, &o, &s), LM_EINVAL);
+	o = (lm_store_opts){.flags = 0x80};
+	assert_int_equal(lm_store_open(dir, &o, &s), LM_EINVAL);
+	assert_int_equal(lm_store_open("", NULL, &s), LM_EINVAL);
+	assert_int_equal(lm_store_open(NULL, NULL, &s), LM_EINVAL);
+	char missing[4200];
+	snprintf(missing, sizeof(missing), "%s/not-there", dir);
+	o = (lm_store_opts){.flags = LM_STORE_RDONLY};
+	assert_int_equal(lm_store_open(missing, &o, &s), LM_ENOENT);
+
+	/* A missing directory is created, parents too, mode 0750. */
+	mode_t old = umask(022);
+	snprintf(missing, sizeof(missing), "%s/a/b/data", dir);
+	assert_int_equal(lm_store_open(missing, NULL, &s), LM_OK);
+	lm_store_close(s);
+	umask(old);
+	struct stat sb;
+	assert_int_equal(stat(missing, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0777, 0750);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+static void
+test_schema_mismatch(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-schema");
+	lm_store *s = open_store(dir, 0, 0);
+	lm_store_close(s);
+
+	/* Rewrite the schema version behind the store's back. */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	MDB_val k = {strlen("store.schema_version"), "store.schema_version"};
+	MDB_val v = {1, "2"};
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	s = NULL;
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_ESCHEMA);
+	assert_null(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_put_get_delete_iterate),
+	    cmocka_unit_test(test_versioning),
+	    cmocka_unit_test(test_tombstones),
+	    cmocka_unit_test(test_change_log),
+	    cmocka_unit_test(test_snapshot),
+	    cmocka_unit_test(test_map_growth),
+	    cmocka_unit_test(test_cross_process_follow),
+	    cmocka_unit_test(test_crash_safety),
+	    cmocka_unit_test(test_invalid_input),
+	    cmocka_unit_test(test_schema_mismatch),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
