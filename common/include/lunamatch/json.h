@@ -1,0 +1,102 @@
+/*
+ * json.h - JSON <-> protobuf codec, driven by protobuf-c's descriptors.
+ *
+ * Every lunamatch message has one JSON form, used by producers that write
+ * JSON to Kafka, by the CLI (--json), by data files and by tests:
+ *
+ * - An object whose keys are the field names exactly as in the .proto
+ *   (snake_case). Unknown keys are an error; JSON null means "unset".
+ * - int32/uint32/sint32/fixed32/sfixed32 and int64/sint64/sfixed64 are JSON
+ *   integers; uint64/fixed64 are JSON integers up to 2^63-1 and decimal
+ *   strings above (JSON integers beyond 2^63-1 cannot be read by jansson).
+ *   Decoding accepts for every integer field a JSON integer, a real with an
+ *   integral value, or a decimal string ("-12"); out-of-range values are
+ *   rejected.
+ * - float and double are JSON numbers and must be finite; encoding writes
+ *   the shortest text that reads back to the same value.
+ * - bool is true/false; string is a UTF-8 string without NUL characters;
+ *   bytes is standard base64 with padding (decoding also accepts it without
+ *   padding).
+ * - enums are the value name ("EMPLOYMENT_TYPE_FULL_TIME"); decoding also
+ *   accepts the number of a defined value. Undefined names and numbers are
+ *   rejected.
+ * - nested messages are objects, repeated fields arrays (null elements are
+ *   rejected), a oneof is its one set member; two members of one oneof in
+ *   the input are an error.
+ * - proto3 fields with their zero value are left out on encode unless
+ *   LM_JSON_EMIT_DEFAULTS is given. Unset message fields and unset oneofs are
+ *   always left out.
+ *
+ * Errors name the offending field by its path, e.g.
+ * "skills[2].weight: expected a number, got string".
+ *
+ * Thread-safety: all functions are reentrant; they share no state.
+ */
+#ifndef LUNAMATCH_JSON_H
+#define LUNAMATCH_JSON_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+#include <protobuf-c/protobuf-c.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Largest JSON text lm_json_decode accepts, in bytes. */
+#define LM_JSON_MAX_BYTES (4u << 20)
+/* Deepest nesting of JSON objects and arrays that decoding accepts. */
+#define LM_JSON_MAX_DEPTH 32
+/* Longest field path quoted in an error message; longer paths are cut. */
+#define LM_JSON_PATH_MAX 256
+
+/* Encoding flags. */
+#define LM_JSON_PRETTY 0x1u        /* indent by two spaces, one member per line */
+#define LM_JSON_EMIT_DEFAULTS 0x2u /* also write fields that hold their zero value */
+
+/*
+ * Parses len bytes of JSON text (no NUL needed) into a new message of type
+ * desc. On LM_OK *out is a message allocated with malloc exactly as
+ * protobuf_c_message_unpack would allocate it: the caller owns it and frees
+ * it with protobuf_c_message_free_unpacked(*out, NULL).
+ * Returns LM_OK; LM_EPARSE if the text is not JSON (err gives jansson's
+ * reason with line and column); LM_ESCHEMA if it is JSON that does not fit
+ * desc (err gives the field path and the reason); LM_E2BIG if the text is
+ * longer than LM_JSON_MAX_BYTES or nested deeper than LM_JSON_MAX_DEPTH;
+ * LM_ENOMEM; LM_EINVAL for NULL arguments. On error *out is NULL.
+ * err (errlen bytes, may be NULL when errlen is 0) always receives a
+ * NUL-terminated message, empty on success.
+ */
+int lm_json_decode(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
+    ProtobufCMessage **out, char *err, size_t errlen);
+
+/*
+ * Same as lm_json_decode, from an already parsed jansson value (for example
+ * one element of a JSON array, or one line of a JSON-lines file). value is
+ * borrowed, not modified. Nesting deeper than LM_JSON_MAX_DEPTH gives
+ * LM_E2BIG; strings containing NUL characters give LM_ESCHEMA.
+ */
+int lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *value,
+    ProtobufCMessage **out, char *err, size_t errlen);
+
+/*
+ * Encodes msg as JSON text. On LM_OK *out is a malloc'd NUL-terminated string
+ * the caller frees. flags: LM_JSON_PRETTY, LM_JSON_EMIT_DEFAULTS.
+ * Returns LM_OK; LM_EINVAL if msg holds something JSON cannot carry (a NaN
+ * or infinite float, a string that is not valid UTF-8) or for NULL
+ * arguments; LM_ENOMEM. On error *out is NULL.
+ */
+int lm_json_encode(const ProtobufCMessage *msg, unsigned flags, char **out);
+
+/*
+ * Encodes msg as a jansson object (flags: LM_JSON_EMIT_DEFAULTS; PRETTY is
+ * ignored). Returns a new reference the caller releases with json_decref, or
+ * NULL when lm_json_encode would fail.
+ */
+json_t *lm_json_encode_value(const ProtobufCMessage *msg, unsigned flags);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_JSON_H */

@@ -1,0 +1,61 @@
+/*
+ * pb.h - checked protobuf decoding and encoding of lunamatch messages.
+ *
+ * protobuf_c_message_unpack says only "NULL" when it fails and accepts
+ * strings that are not UTF-8. lm_pb_decode puts a size limit in front of it,
+ * walks the wire format first to explain what is wrong with bad input, and
+ * rejects any string field (at any depth) that is not valid UTF-8 or that
+ * contains a NUL byte, so that every decoded message honours the project's
+ * guarantee: strings are UTF-8 C strings.
+ *
+ * Thread-safety: all functions are reentrant; they share no state.
+ */
+#ifndef LUNAMATCH_PB_H
+#define LUNAMATCH_PB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Deepest nesting of messages lm_pb_decode accepts. */
+#define LM_PB_MAX_DEPTH 32
+
+/*
+ * Decodes len bytes of protobuf wire data into a new message of type desc.
+ * On LM_OK the caller owns *out and frees it with
+ * protobuf_c_message_free_unpacked(*out, NULL). Fields unknown to desc are
+ * kept as protobuf-c unknown fields (they are not checked for UTF-8).
+ * Returns LM_OK; LM_E2BIG if len > max_len or messages nest deeper than
+ * LM_PB_MAX_DEPTH; LM_EPARSE for malformed data, with the reason and the
+ * field path in err (e.g. "skills.name: string is not valid UTF-8");
+ * LM_ENOMEM; LM_EINVAL for NULL arguments. On error *out is NULL.
+ * err (errlen bytes, may be NULL when errlen is 0) always receives a
+ * NUL-terminated message, empty on success.
+ */
+int lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
+
+/*
+ * Serializes msg. On LM_OK *out is a malloc'd buffer of *len bytes (never
+ * NULL, even for an empty message) that the caller frees.
+ * Returns LM_OK, LM_ENOMEM or LM_EINVAL for NULL arguments.
+ */
+int lm_pb_encode(const ProtobufCMessage *msg, uint8_t **out, size_t *len);
+
+/*
+ * True when s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). NUL bytes are well-formed UTF-8; the
+ * caller rejects them separately where they matter.
+ */
+bool lm_pb_utf8_valid(const char *s, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_PB_H */

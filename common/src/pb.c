@@ -1,0 +1,278 @@
+/*
+ * pb.c - checked protobuf decoding: size limit, a wire-format walk that
+ * explains malformed input and enforces UTF-8 strings, then protobuf-c's
+ * unpacker. Encoding is a malloc'd protobuf_c_message_pack.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lunamatch/error.h"
+#include "lunamatch/pb.h"
+
+#define PATH_MAX_LEN 256
+
+struct walk {
+	char path[PATH_MAX_LEN]; /* dotted field names down to the current field */
+	size_t plen;
+	char *err;
+	size_t errlen;
+};
+
+static int bad(struct walk *w, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+bad(struct walk *w, int code, const char *fmt, ...)
+{
+	if (w->errlen == 0)
+		return code;
+	int n = w->plen > 0 ? snprintf(w->err, w->errlen, "%s: ", w->path) : 0;
+	if (n < 0 || (size_t) n >= w->errlen)
+		return code;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w->err + n, w->errlen - (size_t) n, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* Reads a varint at p[*pos..len); false if it is cut off or longer than 10
+ * bytes. */
+static bool
+varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (unsigned i = 0; i < 10 && *pos < len; i++) {
+		uint8_t b = p[(*pos)++];
+		x |= (uint64_t) (b & 0x7f) << (7 * i);
+		if (!(b & 0x80)) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The wire type a field of this type has when it is not packed. */
+static unsigned
+wire_type_of(ProtobufCType t)
+{
+	switch (t) {
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 1;
+	case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_FLOAT:
+		return 5;
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_BYTES:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+/* Checks the body of a packed repeated field of fixed or varint elements. */
+static int
+check_packed(struct walk *w, const ProtobufCFieldDescriptor *f, const uint8_t *p,
+    size_t len)
+{
+	unsigned wt = wire_type_of(f->type);
+	size_t width = wt == 1 ? 8 : wt == 5 ? 4 : 0;
+	if (width != 0) {
+		if (len % width != 0)
+			return bad(w, LM_EPARSE, "packed length %zu is not a multiple of %zu",
+			    len, width);
+		return LM_OK;
+	}
+	for (size_t pos = 0; pos < len;) {
+		uint64_t v;
+		if (!varint(p, len, &pos, &v))
+			return bad(w, LM_EPARSE, "truncated varint in packed field");
+		if (f->type == PROTOBUF_C_TYPE_BOOL && v > 1)
+			return bad(w, LM_EPARSE, "packed boolean is neither 0 nor 1");
+	}
+	return LM_OK;
+}
+
+/*
+ * Walks one message's wire data: every tag, length and known field's wire
+ * type, every string for UTF-8 and NUL bytes, every known sub-message
+ * recursively (unknown fields are skipped, not entered). Returns LM_OK,
+ * LM_EPARSE or LM_E2BIG with the reason in w->err.
+ */
+static int
+walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+    unsigned depth)
+{
+	if (depth > LM_PB_MAX_DEPTH)
+		return bad(w, LM_E2BIG, "messages nested deeper than %d levels",
+		    LM_PB_MAX_DEPTH);
+	size_t pos = 0;
+	while (pos < len) {
+		size_t at = pos;
+		uint64_t tag, n;
+		if (!varint(p, len, &pos, &tag))
+			return bad(w, LM_EPARSE, "truncated field tag at byte %zu", at);
+		uint64_t num = tag >> 3;
+		unsigned wt = (unsigned) (tag & 7);
+		if (num == 0 || num > 536870911u)
+			return bad(w, LM_EPARSE, "invalid field number at byte %zu", at);
+		const ProtobufCFieldDescriptor *f =
+		    protobuf_c_message_descriptor_get_field(desc, (unsigned) num);
+
+		size_t saved = w->plen, room = sizeof(w->path) - w->plen;
+		int k = f ? snprintf(w->path + w->plen, room, "%s%s", w->plen ? "." : "",
+				f->name)
+			  : snprintf(w->path + w->plen, room, "%sfield %llu",
+				w->plen ? "." : "", (unsigned long long) num);
+		w->plen += k >= 0 && (size_t) k < room ? (size_t) k : room - 1;
+
+		bool packed = false;
+		if (f && wt != wire_type_of(f->type)) {
+			packed = wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED &&
+			    wire_type_of(f->type) != 2;
+			if (!packed)
+				return bad(w, LM_EPARSE,
+				    "wire type %u does not match the field's type", wt);
+		}
+		int rc = LM_OK;
+		switch (wt) {
+		case 0:
+			if (!varint(p, len, &pos, &n))
+				return bad(w, LM_EPARSE, "truncated varint at byte %zu", pos);
+			break;
+		case 1:
+		case 5: {
+			size_t width = wt == 1 ? 8 : 4;
+			if (len - pos < width)
+				return bad(w, LM_EPARSE, "truncated %zu-byte value at byte %zu",
+				    width, pos);
+			pos += width;
+			break;
+		}
+		case 2: {
+			if (!varint(p, len, &pos, &n))
+				return bad(w, LM_EPARSE, "truncated length at byte %zu", pos);
+			if (n > len - pos)
+				return bad(w, LM_EPARSE,
+				    "length %llu at byte %zu runs past the end of the data",
+				    (unsigned long long) n, at);
+			const uint8_t *body = p + pos;
+			pos += (size_t) n;
+			if (!f)
+				break;
+			if (packed)
+				rc = check_packed(w, f, body, (size_t) n);
+			else if (f->type == PROTOBUF_C_TYPE_STRING) {
+				if (memchr(body, 0, (size_t) n))
+					return bad(w, LM_EPARSE, "string contains a NUL byte");
+				if (!lm_pb_utf8_valid((const char *) body, (size_t) n))
+					return bad(w, LM_EPARSE, "string is not valid UTF-8");
+			} else if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+				rc = walk(w, f->descriptor, body, (size_t) n, depth + 1);
+			break;
+		}
+		default:
+			return bad(w, LM_EPARSE, "unsupported wire type %u at byte %zu", wt, at);
+		}
+		if (rc != LM_OK)
+			return rc;
+		w->plen = saved;
+		w->path[saved] = '\0';
+	}
+	return LM_OK;
+}
+
+int
+lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	struct walk w = {.path = "", .plen = 0, .err = err, .errlen = errlen};
+	if (err && errlen)
+		err[0] = '\0';
+	else
+		w.errlen = 0;
+	if (out)
+		*out = NULL;
+	if (!desc || !out || (!data && len > 0))
+		return bad(&w, LM_EINVAL, "missing message type, data or output");
+	if (len > max_len)
+		return bad(&w, LM_E2BIG, "%zu bytes exceed the limit of %zu bytes", len,
+		    max_len);
+	int rc = walk(&w, desc, data, len, 1);
+	if (rc != LM_OK)
+		return rc;
+	ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
+	if (!m)
+		return bad(&w, LM_EPARSE, "%s: cannot unpack (missing required field or out of "
+		    "memory)", desc->name);
+	*out = m;
+	return LM_OK;
+}
+
+int
+lm_pb_encode(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
+{
+	if (!msg || !out || !len)
+		return LM_EINVAL;
+	*out = NULL;
+	*len = 0;
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = malloc(n > 0 ? n : 1);
+	if (!buf)
+		return LM_ENOMEM;
+	if (protobuf_c_message_pack(msg, buf) != n) {
+		free(buf);
+		return LM_EINTERNAL;
+	}
+	*out = buf;
+	*len = n;
+	return LM_OK;
+}
+
+bool
+lm_pb_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	size_t i = 0;
+	while (i < len) {
+		unsigned c = p[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t need;
+		unsigned lo = 0x80, hi = 0xbf; /* range of the second byte */
+		if (c >= 0xc2 && c <= 0xdf)
+			need = 1;
+		else if (c >= 0xe0 && c <= 0xef) {
+			need = 2;
+			if (c == 0xe0)
+				lo = 0xa0; /* no overlong forms */
+			else if (c == 0xed)
+				hi = 0x9f; /* no surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3;
+			if (c == 0xf0)
+				lo = 0x90; /* no overlong forms */
+			else if (c == 0xf4)
+				hi = 0x8f; /* nothing above U+10FFFF */
+		} else
+			return false;
+		if (len - i - 1 < need)
+			return false;
+		if (p[i + 1] < lo || p[i + 1] > hi)
+			return false;
+		for (size_t k = 2; k <= need; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+		i += need + 1;
+	}
+	return true;
+}
