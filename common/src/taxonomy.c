@@ -1,0 +1,592 @@
+/*
+ * taxonomy.c - loading data/skills.tsv and resolving skill names.
+ *
+ * The whole file is read into one buffer and split in place; skills point
+ * into it. Every id, display name and alias is indexed by its lookup key in
+ * an open-addressing hash table (linear probing, load factor <= 1/2), so a
+ * lookup costs one key computation and, on average, one or two probes.
+ * Nothing changes after lm_taxonomy_load returns, which is what makes
+ * concurrent readers safe.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lunamatch/error.h"
+#include "lunamatch/taxonomy.h"
+
+#define TABLE_MIN 1024 /* initial slot count; a power of two */
+#define FORMAT_VERSION "1"
+
+struct slot {
+	char *key;      /* malloc'd; NULL for an empty slot */
+	uint64_t hash;
+	uint32_t skill; /* index into skills */
+};
+
+struct lm_taxonomy {
+	char *text;      /* file contents, split in place; skills point here */
+	lm_skill *skills;
+	uint32_t *lines; /* line of each skill, for error messages */
+	size_t nskills;
+	size_t capskills;
+	struct slot *slots;
+	size_t nslots;   /* power of two */
+	size_t nused;
+	char version[LM_TAXONOMY_VERSION_MAX + 1];
+};
+
+/* State of one load, for error messages. */
+struct loader {
+	const char *path;
+	unsigned line;
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct loader *ld, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes "<path>:<line>: <message>" (or "<path>: <message>" for line 0) into
+ * the loader's error buffer and returns code. */
+static int
+fail(struct loader *ld, int code, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (ld->err == NULL || ld->errlen == 0)
+		return code;
+	if (ld->line > 0)
+		n = snprintf(ld->err, ld->errlen, "%s:%u: ", ld->path, ld->line);
+	else
+		n = snprintf(ld->err, ld->errlen, "%s: ", ld->path);
+	if (n < 0 || (size_t) n >= ld->errlen)
+		return code;
+	va_start(ap, fmt);
+	vsnprintf(ld->err + n, ld->errlen - (size_t) n, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+size_t
+lm_skill_key(const char *name, char *buf, size_t len)
+{
+	size_t n = 0;
+
+#define PUT(ch)                               \
+	do {                                  \
+		if (n + 1 < len)              \
+			buf[n] = (char) (ch); \
+		n++;                          \
+	} while (0)
+
+	for (const unsigned char *p = (const unsigned char *) name; p && *p; p++) {
+		unsigned char c = *p;
+		if (c >= 'A' && c <= 'Z') {
+			PUT(c - 'A' + 'a');
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80) {
+			PUT(c);
+		} else if (c == '+' || c == '#') {
+			for (const char *s = c == '+' ? "plus" : "sharp"; *s; s++)
+				PUT(*s);
+		}
+	}
+#undef PUT
+	if (len > 0)
+		buf[n < len ? n : len - 1] = '\0';
+	return n;
+}
+
+/* FNV-1a, 64 bits. */
+static uint64_t
+hash_key(const char *key, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char) key[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* The slot holding key, or the empty slot where it would go. */
+static struct slot *
+probe(const struct lm_taxonomy *t, const char *key, uint64_t h)
+{
+	size_t mask = t->nslots - 1;
+	for (size_t i = (size_t) h & mask;; i = (i + 1) & mask) {
+		struct slot *s = &t->slots[i];
+		if (s->key == NULL || (s->hash == h && strcmp(s->key, key) == 0))
+			return s;
+	}
+}
+
+/* Doubles the table; returns LM_OK or LM_ENOMEM (table unchanged). */
+static int
+grow(struct lm_taxonomy *t)
+{
+	struct slot *old = t->slots;
+	size_t oldn = t->nslots;
+	size_t n = oldn ? oldn * 2 : TABLE_MIN;
+	struct slot *slots = calloc(n, sizeof(*slots));
+
+	if (slots == NULL)
+		return LM_ENOMEM;
+	t->slots = slots;
+	t->nslots = n;
+	for (size_t i = 0; i < oldn; i++) {
+		if (old[i].key != NULL)
+			*probe(t, old[i].key, old[i].hash) = old[i];
+	}
+	free(old);
+	return LM_OK;
+}
+
+/* Lower-case kebab-case ASCII: [a-z0-9]+ groups joined by single '-'. */
+static bool
+is_kebab(const char *s)
+{
+	if (*s == '\0' || *s == '-')
+		return false;
+	for (; *s; s++) {
+		if (*s == '-') {
+			if (s[1] == '-' || s[1] == '\0')
+				return false;
+		} else if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9'))) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Removes ASCII spaces from both ends of s, in place; returns the start. */
+static char *
+trim(char *s)
+{
+	char *e;
+	while (*s == ' ')
+		s++;
+	e = s + strlen(s);
+	while (e > s && e[-1] == ' ')
+		*--e = '\0';
+	return s;
+}
+
+static bool
+has_control(const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char) *s < 0x20 || *s == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+/* Checks a display name or alias (what names it in errors). */
+static int
+check_name(struct loader *ld, const char *what, const char *s)
+{
+	if (*s == '\0')
+		return fail(ld, LM_EPARSE, "empty %s", what);
+	if (strlen(s) > LM_SKILL_NAME_MAX)
+		return fail(ld, LM_E2BIG, "%s longer than %d bytes", what, LM_SKILL_NAME_MAX);
+	if (has_control(s))
+		return fail(ld, LM_EPARSE, "%s \"%s\" contains a control character", what, s);
+	return LM_OK;
+}
+
+/* Indexes text (an id, name or alias of skill idx) under its key. The same
+ * key twice for one skill is fine; a key of another skill is a collision. */
+static int
+add_key(struct loader *ld, struct lm_taxonomy *t, uint32_t idx, const char *what,
+    const char *text)
+{
+	char key[LM_SKILL_KEY_MAX];
+	size_t n = lm_skill_key(text, key, sizeof(key));
+	struct slot *s;
+	uint64_t h;
+
+	if (n == 0)
+		return fail(ld, LM_EPARSE,
+		    "%s \"%s\" has no letters or digits to look it up by", what, text);
+	if (n >= sizeof(key))
+		return fail(ld, LM_E2BIG, "%s \"%s\" has a lookup key longer than %d bytes",
+		    what, text, LM_SKILL_KEY_MAX - 1);
+	if ((t->nused + 1) * 2 > t->nslots && grow(t) != LM_OK)
+		return fail(ld, LM_ENOMEM, "out of memory");
+	h = hash_key(key, n);
+	s = probe(t, key, h);
+	if (s->key != NULL) {
+		const lm_skill *other = &t->skills[s->skill];
+		if (s->skill == idx)
+			return LM_OK;
+		if (strcmp(what, "id") == 0 && strcmp(other->id, text) == 0)
+			return fail(ld, LM_ESCHEMA, "duplicate id \"%s\" (first on line %u)",
+			    text, t->lines[s->skill]);
+		return fail(ld, LM_ESCHEMA,
+		    "%s \"%s\" collides with skill \"%s\" (line %u): both look up as \"%s\"",
+		    what, text, other->id, t->lines[s->skill], key);
+	}
+	if ((s->key = malloc(n + 1)) == NULL)
+		return fail(ld, LM_ENOMEM, "out of memory");
+	memcpy(s->key, key, n + 1);
+	s->hash = h;
+	s->skill = idx;
+	t->nused++;
+	return LM_OK;
+}
+
+/* Handles a '#' line: "# version: V" and "# format: F" are read, the rest
+ * are comments. */
+static int
+parse_comment(struct loader *ld, struct lm_taxonomy *t, char *line)
+{
+	char *p = trim(line + 1);
+	char *v;
+
+	if (strncmp(p, "format:", 7) == 0) {
+		v = trim(p + 7);
+		if (strcmp(v, FORMAT_VERSION) != 0)
+			return fail(ld, LM_EPARSE, "unsupported format \"%s\" (expected %s)",
+			    v, FORMAT_VERSION);
+		return LM_OK;
+	}
+	if (strncmp(p, "version:", 8) != 0)
+		return LM_OK;
+	v = trim(p + 8);
+	if (t->version[0] != '\0')
+		return fail(ld, LM_EPARSE, "second version header");
+	if (*v == '\0')
+		return fail(ld, LM_EPARSE, "empty version");
+	if (strlen(v) > LM_TAXONOMY_VERSION_MAX)
+		return fail(ld, LM_E2BIG, "version longer than %d bytes",
+		    LM_TAXONOMY_VERSION_MAX);
+	for (const char *c = v; *c; c++) {
+		if (*c <= ' ' || *c > '~')
+			return fail(ld, LM_EPARSE,
+			    "version must be printable ASCII without spaces");
+	}
+	memcpy(t->version, v, strlen(v) + 1);
+	return LM_OK;
+}
+
+/* Parses one skill line, split in place. */
+static int
+parse_skill(struct loader *ld, struct lm_taxonomy *t, char *line)
+{
+	char *col[4];
+	size_t ncol = 0;
+	char *p = line;
+	lm_skill *sk;
+	uint32_t idx;
+	int rv;
+
+	for (;;) {
+		char *tab = strchr(p, '\t');
+		if (ncol < 4)
+			col[ncol] = p;
+		ncol++;
+		if (tab == NULL)
+			break;
+		*tab = '\0';
+		p = tab + 1;
+	}
+	if (ncol != 4)
+		return fail(ld, LM_EPARSE,
+		    "expected 4 tab-separated columns (id, name, category, aliases), "
+		    "found %zu",
+		    ncol);
+	for (size_t i = 0; i < 4; i++)
+		col[i] = trim(col[i]);
+
+	if (*col[0] == '\0')
+		return fail(ld, LM_EPARSE, "empty id");
+	if (strlen(col[0]) > LM_SKILL_ID_MAX)
+		return fail(ld, LM_E2BIG, "id longer than %d bytes", LM_SKILL_ID_MAX);
+	if (!is_kebab(col[0]))
+		return fail(ld, LM_EPARSE,
+		    "id \"%s\" is not lower-case kebab-case ASCII (a-z, 0-9, '-')", col[0]);
+	if ((rv = check_name(ld, "name", col[1])) != LM_OK)
+		return rv;
+	if (*col[2] == '\0')
+		return fail(ld, LM_EPARSE, "empty category");
+	if (strlen(col[2]) > LM_SKILL_CATEGORY_MAX)
+		return fail(ld, LM_E2BIG, "category longer than %d bytes",
+		    LM_SKILL_CATEGORY_MAX);
+	if (!is_kebab(col[2]))
+		return fail(ld, LM_EPARSE, "category \"%s\" is not lower-case kebab-case ASCII",
+		    col[2]);
+
+	if (t->nskills >= LM_TAXONOMY_SKILLS_MAX)
+		return fail(ld, LM_E2BIG, "more than %d skills", LM_TAXONOMY_SKILLS_MAX);
+	if (t->nskills == t->capskills) {
+		size_t cap = t->capskills ? t->capskills * 2 : 256;
+		lm_skill *skills = realloc(t->skills, cap * sizeof(*skills));
+		uint32_t *lines;
+		if (skills == NULL)
+			return fail(ld, LM_ENOMEM, "out of memory");
+		t->skills = skills;
+		if ((lines = realloc(t->lines, cap * sizeof(*lines))) == NULL)
+			return fail(ld, LM_ENOMEM, "out of memory");
+		t->lines = lines;
+		t->capskills = cap;
+	}
+	idx = (uint32_t) t->nskills;
+	sk = &t->skills[idx];
+	sk->id = col[0];
+	sk->name = col[1];
+	sk->category = col[2];
+	t->lines[idx] = ld->line;
+	/* Counted before its keys go in, so collision messages can name it;
+	 * any failure below fails the whole load. */
+	t->nskills++;
+
+	if ((rv = add_key(ld, t, idx, "id", col[0])) != LM_OK ||
+	    (rv = add_key(ld, t, idx, "name", col[1])) != LM_OK)
+		return rv;
+	if (*col[3] == '\0')
+		return LM_OK;
+
+	size_t naliases = 0;
+	for (p = col[3];;) {
+		char *bar = strchr(p, '|');
+		char *alias;
+		if (bar != NULL)
+			*bar = '\0';
+		alias = trim(p);
+		if (++naliases > LM_TAXONOMY_ALIASES_MAX)
+			return fail(ld, LM_E2BIG, "more than %d aliases",
+			    LM_TAXONOMY_ALIASES_MAX);
+		if ((rv = check_name(ld, "alias", alias)) != LM_OK ||
+		    (rv = add_key(ld, t, idx, "alias", alias)) != LM_OK)
+			return rv;
+		if (bar == NULL)
+			break;
+		p = bar + 1;
+	}
+	return LM_OK;
+}
+
+/* Reads the whole file into a NUL-terminated buffer of at most
+ * LM_TAXONOMY_FILE_MAX bytes. */
+static int
+read_all(struct loader *ld, char **out, size_t *outlen)
+{
+	FILE *f = fopen(ld->path, "rb");
+	size_t cap = 64 * 1024, len = 0;
+	char *buf;
+	int rv;
+
+	if (f == NULL) {
+		int e = errno;
+		return fail(ld, lm_err_from_errno(e), "cannot open: %s", strerror(e));
+	}
+	if ((buf = malloc(cap)) == NULL) {
+		fclose(f);
+		return fail(ld, LM_ENOMEM, "out of memory");
+	}
+	for (;;) {
+		size_t want, n;
+		if (len > LM_TAXONOMY_FILE_MAX) {
+			rv = fail(ld, LM_E2BIG, "file larger than %u bytes",
+			    LM_TAXONOMY_FILE_MAX);
+			goto fail;
+		}
+		if (len + 1 == cap) {
+			/* Room for one byte past the limit, to detect it. */
+			size_t ncap = cap * 2 < LM_TAXONOMY_FILE_MAX + 2 ? cap * 2
+									  : LM_TAXONOMY_FILE_MAX + 2;
+			char *nb = realloc(buf, ncap);
+			if (nb == NULL) {
+				rv = fail(ld, LM_ENOMEM, "out of memory");
+				goto fail;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		want = cap - 1 - len;
+		n = fread(buf + len, 1, want, f);
+		len += n;
+		if (n < want)
+			break; /* end of file or error */
+	}
+	if (ferror(f)) {
+		rv = fail(ld, LM_EIO, "read error");
+		goto fail;
+	}
+	if (len > LM_TAXONOMY_FILE_MAX) {
+		rv = fail(ld, LM_E2BIG, "file larger than %u bytes", LM_TAXONOMY_FILE_MAX);
+		goto fail;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	return LM_OK;
+fail:
+	fclose(f);
+	free(buf);
+	return rv;
+}
+
+int
+lm_taxonomy_load(const char *path, lm_taxonomy **out, char *err, size_t errlen)
+{
+	struct loader ld = {path ? path : "(null)", 0, err, errlen};
+	struct lm_taxonomy *t;
+	size_t len = 0;
+	char *p, *end;
+	int rv;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (out == NULL)
+		return fail(&ld, LM_EINVAL, "no output pointer");
+	*out = NULL;
+	if (path == NULL)
+		return fail(&ld, LM_EINVAL, "no path");
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return fail(&ld, LM_ENOMEM, "out of memory");
+	if ((rv = read_all(&ld, &t->text, &len)) != LM_OK)
+		goto fail;
+
+	end = t->text + len;
+	for (p = t->text; p < end;) {
+		char *nl = memchr(p, '\n', (size_t) (end - p));
+		char *eol = nl ? nl : end;
+		size_t n = (size_t) (eol - p);
+
+		ld.line++;
+		if (memchr(p, '\0', n) != NULL) {
+			rv = fail(&ld, LM_EPARSE, "NUL byte in line");
+			goto fail;
+		}
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n > LM_TAXONOMY_LINE_MAX) {
+			rv = fail(&ld, LM_E2BIG, "line longer than %d bytes",
+			    LM_TAXONOMY_LINE_MAX);
+			goto fail;
+		}
+		p[n] = '\0';
+		if (*trim(p) == '\0')
+			rv = LM_OK;
+		else if (p[0] == '#')
+			rv = parse_comment(&ld, t, p);
+		else
+			rv = parse_skill(&ld, t, p);
+		if (rv != LM_OK)
+			goto fail;
+		p = eol + 1;
+	}
+	ld.line = 0;
+	if (t->version[0] == '\0') {
+		rv = fail(&ld, LM_EPARSE, "missing \"# version: ...\" header line");
+		goto fail;
+	}
+	if (t->nskills == 0) {
+		rv = fail(&ld, LM_EPARSE, "no skills");
+		goto fail;
+	}
+	*out = t;
+	return LM_OK;
+fail:
+	lm_taxonomy_free(t);
+	return rv;
+}
+
+void
+lm_taxonomy_free(lm_taxonomy *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nslots; i++)
+		free(t->slots[i].key);
+	free(t->slots);
+	free(t->skills);
+	free(t->lines);
+	free(t->text);
+	free(t);
+}
+
+size_t
+lm_taxonomy_count(const lm_taxonomy *t)
+{
+	return t ? t->nskills : 0;
+}
+
+const char *
+lm_taxonomy_version(const lm_taxonomy *t)
+{
+	return t ? t->version : "";
+}
+
+const lm_skill *
+lm_taxonomy_at(const lm_taxonomy *t, size_t i)
+{
+	return t && i < t->nskills ? &t->skills[i] : NULL;
+}
+
+/* The skill for a key of length n (n > 0), or NULL. */
+static const lm_skill *
+find_key(const lm_taxonomy *t, const char *key, size_t n)
+{
+	const struct slot *s;
+
+	if (t == NULL || t->nslots == 0)
+		return NULL;
+	s = probe(t, key, hash_key(key, n));
+	return s->key ? &t->skills[s->skill] : NULL;
+}
+
+const lm_skill *
+lm_taxonomy_lookup(const lm_taxonomy *t, const char *name)
+{
+	char key[LM_SKILL_KEY_MAX];
+	size_t n = lm_skill_key(name, key, sizeof(key));
+
+	if (n == 0 || n >= sizeof(key))
+		return NULL;
+	return find_key(t, key, n);
+}
+
+const lm_skill *
+lm_taxonomy_get(const lm_taxonomy *t, const char *id)
+{
+	const lm_skill *s = lm_taxonomy_lookup(t, id);
+	return s && strcmp(s->id, id) == 0 ? s : NULL;
+}
+
+int
+lm_taxonomy_canonical(const lm_taxonomy *t, const char *name, char *buf, size_t len)
+{
+	char key[LM_SKILL_KEY_MAX];
+	const size_t plen = sizeof(LM_SKILL_UNKNOWN_PREFIX) - 1;
+	const lm_skill *s;
+	size_t n;
+
+	if (t == NULL || name == NULL || buf == NULL || len == 0)
+		return LM_EINVAL;
+	buf[0] = '\0';
+	n = lm_skill_key(name, key, sizeof(key));
+	if (n == 0)
+		return LM_EINVAL;
+	if (n < sizeof(key) && (s = find_key(t, key, n)) != NULL) {
+		size_t idlen = strlen(s->id);
+		if (idlen >= len)
+			return LM_E2BIG;
+		memcpy(buf, s->id, idlen + 1);
+		return LM_OK;
+	}
+	if (len <= plen || lm_skill_key(name, buf + plen, len - plen) >= len - plen) {
+		buf[0] = '\0';
+		return LM_E2BIG;
+	}
+	memcpy(buf, LM_SKILL_UNKNOWN_PREFIX, plen);
+	return LM_OK;
+}
