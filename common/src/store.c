@@ -34,16 +34,16 @@
 #include "lunamatch/log.h"
 #include "lunamatch/store.h"
 
-#define VAL_MAGIC 0x4c        /* 'L': record value, format 1 */
-#define VAL_HDR 10            /* magic, flags, u64 BE version */
-#define VAL_TOMBSTONE 0x01    /* flags bit: deletion tombstone */
-#define CHANGE_MAX 512        /* bytes of a serialized ChangeEntry */
-#define STORE_MAXDBS 8
+#define VAL_MAGIC        0x4c /* 'L': record value, format 1 */
+#define VAL_HDR          10   /* magic, flags, u64 BE version */
+#define VAL_TOMBSTONE    0x01 /* flags bit: deletion tombstone */
+#define CHANGE_MAX       512  /* bytes of a serialized ChangeEntry */
+#define STORE_MAXDBS     8
 #define STORE_MAXREADERS 512  /* concurrent read transactions, all processes */
-#define RESIZE_RETRIES 16     /* MDB_MAP_RESIZED retries of one begin */
-#define DIR_MAX 3072          /* bytes of the data directory path */
+#define RESIZE_RETRIES   16   /* MDB_MAP_RESIZED retries of one begin */
+#define DIR_MAX          3072 /* bytes of the data directory path */
 
-#define META_SCHEMA "store.schema_version"
+#define META_SCHEMA   "store.schema_version"
 #define META_RESERVED "store."
 
 /* Counter slots: [kind - 1][LIVE or TOMB]. */
@@ -79,9 +79,9 @@ struct op {
 	enum op_type type;
 	lm_kind kind;
 	uint64_t version;
-	int64_t at;       /* change entry time, fixed at first run */
-	int result;       /* LM_OK or LM_ENOENT of the first run */
-	const char *id;   /* record id or meta key, NUL-terminated */
+	int64_t at;     /* change entry time, fixed at first run */
+	int result;     /* LM_OK or LM_ENOENT of the first run */
+	const char *id; /* record id or meta key, NUL-terminated */
 	size_t idlen;
 	const void *data; /* value bytes (put, meta) */
 	size_t len;
@@ -94,7 +94,7 @@ struct lm_store_txn {
 	size_t nops, cap;
 	uint64_t next_seq;
 	int64_t delta[2][2]; /* counter changes of this txn */
-	int failed;      /* sticky error: only abort/commit remain */
+	int failed;          /* sticky error: only abort/commit remain */
 };
 
 /* Depth of the calling thread's shared holds of maplock (any handle). A
@@ -381,8 +381,8 @@ txn_counter(lm_store *s, MDB_txn *txn, const char *key, uint64_t *out)
 
 /* Looks up id; LM_ENOENT if no value at all (neither live nor tombstone). */
 static int
-txn_lookup(lm_store *s, MDB_txn *txn, lm_kind k, const char *id, size_t idlen,
-    struct rec *r)
+txn_lookup(
+    lm_store *s, MDB_txn *txn, lm_kind k, const char *id, size_t idlen, struct rec *r)
 {
 	MDB_val key = {idlen, (void *) id}, v;
 	int rc = mdb_get(txn, s->db_rec[k - 1], &key, &v);
@@ -510,7 +510,8 @@ init_dbs(lm_store *s)
 		if ((rc = begin_txn(s, rdonly ? MDB_RDONLY : 0, &txn)) != LM_OK)
 			return rc;
 		for (int i = 0; i < 4; i++) {
-			rc = mdb_dbi_open(txn, names[i], rdonly ? 0 : MDB_CREATE, dbis[i]);
+			rc =
+			    mdb_dbi_open(txn, names[i], rdonly ? 0 : MDB_CREATE, dbis[i]);
 			if (rc != 0)
 				goto fail;
 		}
@@ -524,11 +525,11 @@ init_dbs(lm_store *s)
 		} else if (rc != 0) {
 			goto fail;
 		} else if (v.mv_size != strlen(LM_STORE_SCHEMA_VERSION) ||
-		    memcmp(v.mv_data, LM_STORE_SCHEMA_VERSION, v.mv_size) != 0) {
+		           memcmp(v.mv_data, LM_STORE_SCHEMA_VERSION, v.mv_size) != 0) {
 			mdb_txn_abort(txn);
 			lm_error("store.open", "store schema version %.*s is not %s",
-			    (int) (v.mv_size < 16 ? v.mv_size : 16), (const char *) v.mv_data,
-			    LM_STORE_SCHEMA_VERSION);
+			    (int) (v.mv_size < 16 ? v.mv_size : 16),
+			    (const char *) v.mv_data, LM_STORE_SCHEMA_VERSION);
 			return LM_ESCHEMA;
 		}
 		rc = mdb_txn_commit(txn);
@@ -549,7 +550,8 @@ init_dbs(lm_store *s)
 			continue;
 		}
 		if (rc == MDB_NOTFOUND) {
-			lm_error("store.open", "not a lunamatch store (no %s)", "databases");
+			lm_error(
+			    "store.open", "not a lunamatch store (no %s)", "databases");
 			return LM_ENOENT;
 		}
 		return map_err(rc, "store init");
@@ -670,7 +672,8 @@ lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
 	/* Never shrink below the size another process already uses: adopt the
 	 * recorded size, then raise it to the configured one. */
 	if ((rc = mdb_env_set_mapsize(s->env, 0)) != 0 ||
-	    (map_size_now(s) < map && (rc = mdb_env_set_mapsize(s->env, (size_t) map)) != 0)) {
+	    (map_size_now(s) < map &&
+	        (rc = mdb_env_set_mapsize(s->env, (size_t) map)) != 0)) {
 		rc = map_err(rc, "mdb_env_set_mapsize");
 		goto fail;
 	}
@@ -768,7 +771,8 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 
 	*wrote = false;
 	if (op->type == OP_META) {
-		MDB_val k = {op->idlen, (void *) op->id}, v = {op->len, (void *) op->data};
+		MDB_val k = {op->idlen, (void *) op->id},
+		        v = {op->len, (void *) op->data};
 		rc = mdb_put(t->txn, t->s->db_meta, &k, &v, 0);
 		if (rc != 0)
 			return rc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(rc, "mdb_put");
@@ -783,8 +787,8 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 	if (op->type == OP_PUT) {
 		if (exists && op->version <= r.version)
 			return LM_ESTALE;
-		rc = write_val(t, op->kind, op->id, op->idlen, false, op->version, op->data,
-		    op->len);
+		rc = write_val(t, op->kind, op->id, op->idlen, false, op->version,
+		    op->data, op->len);
 		if (rc != LM_OK)
 			return rc;
 		*wrote = true;
@@ -802,7 +806,8 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 		/* Absent: raise (or create) the tombstone fence if asked to. */
 		if (op->version == 0 || (exists && op->version <= r.version))
 			return LM_ENOENT;
-		rc = write_val(t, op->kind, op->id, op->idlen, true, op->version, NULL, 0);
+		rc =
+		    write_val(t, op->kind, op->id, op->idlen, true, op->version, NULL, 0);
 		if (rc != LM_OK)
 			return rc;
 		*wrote = true;
@@ -866,9 +871,11 @@ grow_and_replay(lm_store_txn *t)
 			if (rc == LM_EMAPFULL)
 				break;
 			if (rc != t->ops[i]->result || !wrote) {
-				lm_error("store.replay", "store changed under a replayed transaction");
-				return rc == LM_OK || rc == LM_ESTALE || rc == LM_ENOENT ? LM_EBUSY
-				                                                         : rc;
+				lm_error("store.replay",
+				    "store changed under a replayed transaction");
+				return rc == LM_OK || rc == LM_ESTALE || rc == LM_ENOENT
+				           ? LM_EBUSY
+				           : rc;
 			}
 		}
 		if (i == t->nops)
@@ -1058,7 +1065,8 @@ flush_counters(lm_store_txn *t)
 			MDB_val k = {strlen(key), (void *) key}, v = {8, b};
 			rc = mdb_put(t->txn, t->s->db_meta, &k, &v, 0);
 			if (rc != 0)
-				return rc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(rc, "mdb_put");
+				return rc == MDB_MAP_FULL ? LM_EMAPFULL
+				                          : map_err(rc, "mdb_put");
 		}
 	}
 	return LM_OK;
@@ -1095,7 +1103,8 @@ lm_store_commit(lm_store_txn *t, uint64_t *last_seq)
 		if (rc == LM_OK) {
 			int mrc = mdb_txn_commit(t->txn);
 			t->txn = NULL; /* freed by LMDB, also on error */
-			rc = mrc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(mrc, "mdb_txn_commit");
+			rc = mrc == MDB_MAP_FULL ? LM_EMAPFULL
+			                         : map_err(mrc, "mdb_txn_commit");
 		}
 		if (rc != LM_EMAPFULL)
 			break;
@@ -1143,8 +1152,8 @@ read_end(lm_store *s, MDB_txn *txn)
 }
 
 int
-lm_store_get(lm_store *s, lm_kind k, const char *id, void **bytes, size_t *len,
-    uint64_t *version)
+lm_store_get(
+    lm_store *s, lm_kind k, const char *id, void **bytes, size_t *len, uint64_t *version)
 {
 	MDB_txn *txn;
 	struct rec r;
@@ -1281,8 +1290,8 @@ lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn
 		uint64_t seq;
 		int ret;
 		if (k.mv_size != 8 || v.mv_size > CHANGE_MAX ||
-		    (e = lunamatch__v1__change_entry__unpack(NULL, v.mv_size, v.mv_data)) ==
-		        NULL) {
+		    (e = lunamatch__v1__change_entry__unpack(
+		         NULL, v.mv_size, v.mv_data)) == NULL) {
 			lm_error("store.corrupt", "unreadable change entry");
 			corrupt = true;
 			break;

@@ -37,13 +37,13 @@
 extern "C" {
 #endif
 
-#define LM_STORE_ID_MAX 128                     /* bytes in a record id */
-#define LM_STORE_VALUE_MAX (4u * 1024 * 1024)   /* bytes in a record value */
-#define LM_STORE_META_KEY_MAX 128               /* bytes in a meta key */
-#define LM_STORE_META_VALUE_MAX (64u * 1024)    /* bytes in a meta value */
-#define LM_STORE_MAP_SIZE_DEFAULT (256ull << 20)
+#define LM_STORE_ID_MAX               128                /* bytes in a record id */
+#define LM_STORE_VALUE_MAX            (4u * 1024 * 1024) /* bytes in a record value */
+#define LM_STORE_META_KEY_MAX         128                /* bytes in a meta key */
+#define LM_STORE_META_VALUE_MAX       (64u * 1024)       /* bytes in a meta value */
+#define LM_STORE_MAP_SIZE_DEFAULT     (256ull << 20)
 #define LM_STORE_MAX_MAP_SIZE_DEFAULT (64ull << 30)
-#define LM_STORE_SCHEMA_VERSION "1"
+#define LM_STORE_SCHEMA_VERSION       "1"
 
 typedef struct lm_store lm_store;
 typedef struct lm_store_txn lm_store_txn;
@@ -132,8 +132,8 @@ void lm_store_abort(lm_store_txn *t);
  * frees it; never NULL, even for an empty value), *len its size and *version
  * its version; any of the three may be NULL. LM_ENOENT when absent or deleted.
  */
-int lm_store_get(lm_store *s, lm_kind k, const char *id, void **bytes, size_t *len,
-    uint64_t *version);
+int lm_store_get(
+    lm_store *s, lm_kind k, const char *id, void **bytes, size_t *len, uint64_t *version);
 
 /* Reads a metadata value into a malloc'd copy (NUL-terminated for
  * convenience; *len excludes the NUL). LM_ENOENT when absent. */
@@ -143,8 +143,8 @@ int lm_store_meta_get(lm_store *s, const char *key, void **value, size_t *len);
  * Called once per live record, in id order (bytewise). The id and bytes are
  * valid during the call only. Return 0 to continue, non-zero to stop.
  */
-typedef int (*lm_store_record_fn)(void *arg, const char *id, uint64_t version,
-    const void *bytes, size_t len);
+typedef int (*lm_store_record_fn)(
+    void *arg, const char *id, uint64_t version, const void *bytes, size_t len);
 
 /* Calls fn for every live record of kind k, in one consistent snapshot.
  * Returns LM_OK, an error, or the non-zero value fn stopped with. */
@@ -155,8 +155,8 @@ int lm_store_foreach(lm_store *s, lm_kind k, lm_store_record_fn fn, void *arg);
  * only. Return 0 to continue, non-zero to stop (the entry then counts as not
  * consumed).
  */
-typedef int (*lm_store_change_fn)(void *arg, uint64_t seq,
-    const Lunamatch__V1__ChangeEntry *e);
+typedef int (*lm_store_change_fn)(
+    void *arg, uint64_t seq, const Lunamatch__V1__ChangeEntry *e);
 
 /*
  * Delivers the change entries with seq > after_seq, in order, at most max
