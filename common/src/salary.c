@@ -14,7 +14,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/salary.h"
 
-#define NCODES (26 * 26 * 26)
+#define NCODES         (26 * 26 * 26)
 #define FORMAT_VERSION "1"
 
 struct lm_rates {
@@ -144,8 +144,8 @@ parse_comment(struct loader *ld, struct lm_rates *r, char *line)
 	if (strncmp(p, "format:", 7) == 0) {
 		v = trim(p + 7);
 		if (strcmp(v, FORMAT_VERSION) != 0)
-			return fail(ld, LM_EPARSE, "unsupported format \"%s\" (expected %s)",
-			    v, FORMAT_VERSION);
+			return fail(ld, LM_EPARSE,
+			    "unsupported format \"%s\" (expected %s)", v, FORMAT_VERSION);
 		return LM_OK;
 	}
 	if (strncmp(p, "version:", 8) != 0)
@@ -156,7 +156,8 @@ parse_comment(struct loader *ld, struct lm_rates *r, char *line)
 	if (*v == '\0')
 		return fail(ld, LM_EPARSE, "empty version");
 	if (strlen(v) > LM_RATES_VERSION_MAX)
-		return fail(ld, LM_E2BIG, "version longer than %d bytes", LM_RATES_VERSION_MAX);
+		return fail(
+		    ld, LM_E2BIG, "version longer than %d bytes", LM_RATES_VERSION_MAX);
 	for (const char *c = v; *c; c++) {
 		if (*c <= ' ' || *c > '~')
 			return fail(ld, LM_EPARSE,
@@ -175,8 +176,8 @@ parse_rate(struct loader *ld, struct lm_rates *r, char *line)
 	double d;
 
 	if (tab == NULL || strchr(tab + 1, '\t') != NULL)
-		return fail(ld, LM_EPARSE,
-		    "expected 2 tab-separated columns (currency, rate)");
+		return fail(
+		    ld, LM_EPARSE, "expected 2 tab-separated columns (currency, rate)");
 	*tab = '\0';
 	code = trim(line);
 	val = trim(tab + 1);
@@ -200,13 +201,14 @@ parse_rate(struct loader *ld, struct lm_rates *r, char *line)
 	errno = 0;
 	d = strtod(val, &end);
 	if (errno != 0 || end == val || *end != '\0' || !isfinite(d))
-		return fail(ld, LM_EPARSE, "%s: rate \"%.32s\" is not a number", code, val);
+		return fail(
+		    ld, LM_EPARSE, "%s: rate \"%.32s\" is not a number", code, val);
 	if (d < LM_RATE_MIN || d > LM_RATE_MAX)
 		return fail(ld, LM_EPARSE, "%s: rate %g is outside %g..%g", code, d,
 		    LM_RATE_MIN, LM_RATE_MAX);
 	if (strcmp(code, r->reference) == 0 && d != 1.0)
-		return fail(ld, LM_EPARSE, "%s: the reference currency's rate must be 1",
-		    code);
+		return fail(
+		    ld, LM_EPARSE, "%s: the reference currency's rate must be 1", code);
 	if (r->rate[code_index(code)] != 0)
 		return fail(ld, LM_ESCHEMA, "%s listed twice", code);
 	r->rate[code_index(code)] = d;
@@ -369,8 +371,8 @@ lm_salary_period_factor(int period)
 }
 
 int
-lm_salary_annualize(const lm_rates *r, double amount, const char *currency,
-    int period, int64_t *annual_ref)
+lm_salary_annualize(const lm_rates *r, double amount, const char *currency, int period,
+    int64_t *annual_ref)
 {
 	double factor = lm_salary_period_factor(period);
 	double rate, annual;
@@ -406,8 +408,7 @@ shown(const char *s, char out[20])
 }
 
 int
-lm_salary_normalize(const lm_rates *r, Lunamatch__V1__Salary *s, char *err,
-    size_t errlen)
+lm_salary_normalize(const lm_rates *r, Lunamatch__V1__Salary *s, char *err, size_t errlen)
 {
 	const char *cur;
 	char show[20];
@@ -425,23 +426,24 @@ lm_salary_normalize(const lm_rates *r, Lunamatch__V1__Salary *s, char *err,
 		return errf(err, errlen, LM_EINVAL, "salary.currency: missing");
 	if (!lm_currency_valid(cur))
 		return errf(err, errlen, LM_EINVAL,
-		    "salary.currency: \"%s\" is not an ISO 4217 code (3 upper-case letters)",
+		    "salary.currency: \"%s\" is not an ISO 4217 code (3 upper-case "
+		    "letters)",
 		    shown(cur, show));
 	if (lm_rates_lookup(r, cur, &rate) != LM_OK)
-		return errf(err, errlen, LM_ENOENT, "salary.currency: unknown currency \"%s\"",
-		    cur);
+		return errf(err, errlen, LM_ENOENT,
+		    "salary.currency: unknown currency \"%s\"", cur);
 	if (lm_salary_period_factor((int) s->period) == 0)
 		return errf(err, errlen, LM_EINVAL, "salary.period: unknown value %d",
 		    (int) s->period);
 	if (!isfinite(s->min) || s->min < 0)
-		return errf(err, errlen, LM_EINVAL,
-		    "salary.min: must be a finite amount >= 0");
+		return errf(
+		    err, errlen, LM_EINVAL, "salary.min: must be a finite amount >= 0");
 	if (!isfinite(s->max) || s->max < 0)
 		return errf(err, errlen, LM_EINVAL,
 		    "salary.max: must be a finite amount >= 0 (0 = open-ended)");
 	if (s->max != 0 && s->max < s->min)
-		return errf(err, errlen, LM_EINVAL, "salary: min %.15g > max %.15g", s->min,
-		    s->max);
+		return errf(err, errlen, LM_EINVAL, "salary: min %.15g > max %.15g",
+		    s->min, s->max);
 	if ((rv = lm_salary_annualize(r, s->min, cur, (int) s->period, &amin)) != LM_OK)
 		return errf(err, errlen, rv,
 		    "salary.min: more than %.0f %s a year after conversion",

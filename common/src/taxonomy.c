@@ -19,23 +19,23 @@
 #include "lunamatch/error.h"
 #include "lunamatch/taxonomy.h"
 
-#define TABLE_MIN 1024 /* initial slot count; a power of two */
+#define TABLE_MIN      1024 /* initial slot count; a power of two */
 #define FORMAT_VERSION "1"
 
 struct slot {
-	char *key;      /* malloc'd; NULL for an empty slot */
+	char *key; /* malloc'd; NULL for an empty slot */
 	uint64_t hash;
 	uint32_t skill; /* index into skills */
 };
 
 struct lm_taxonomy {
-	char *text;      /* file contents, split in place; skills point here */
+	char *text; /* file contents, split in place; skills point here */
 	lm_skill *skills;
 	uint32_t *lines; /* line of each skill, for error messages */
 	size_t nskills;
 	size_t capskills;
 	struct slot *slots;
-	size_t nslots;   /* power of two */
+	size_t nslots; /* power of two */
 	size_t nused;
 	char version[LM_TAXONOMY_VERSION_MAX + 1];
 };
@@ -78,18 +78,19 @@ lm_skill_key(const char *name, char *buf, size_t len)
 {
 	size_t n = 0;
 
-#define PUT(ch)                               \
-	do {                                  \
-		if (n + 1 < len)              \
-			buf[n] = (char) (ch); \
-		n++;                          \
+#define PUT(ch)                                                                          \
+	do {                                                                             \
+		if (n + 1 < len)                                                         \
+			buf[n] = (char) (ch);                                            \
+		n++;                                                                     \
 	} while (0)
 
 	for (const unsigned char *p = (const unsigned char *) name; p && *p; p++) {
 		unsigned char c = *p;
 		if (c >= 'A' && c <= 'Z') {
 			PUT(c - 'A' + 'a');
-		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80) {
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		           c >= 0x80) {
 			PUT(c);
 		} else if (c == '+' || c == '#') {
 			for (const char *s = c == '+' ? "plus" : "sharp"; *s; s++)
@@ -187,6 +188,44 @@ has_control(const char *s)
 	return false;
 }
 
+/* True when s is well-formed UTF-8 (no overlongs, surrogates or code points
+ * above U+10FFFF), so that names can go into JSON as they are. */
+static bool
+is_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	while (*p) {
+		unsigned char c = *p;
+		size_t n;
+		unsigned long cp;
+		if (c < 0x80) {
+			p++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		for (size_t i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
 /* Checks a display name or alias (what names it in errors). */
 static int
 check_name(struct loader *ld, const char *what, const char *s)
@@ -194,9 +233,13 @@ check_name(struct loader *ld, const char *what, const char *s)
 	if (*s == '\0')
 		return fail(ld, LM_EPARSE, "empty %s", what);
 	if (strlen(s) > LM_SKILL_NAME_MAX)
-		return fail(ld, LM_E2BIG, "%s longer than %d bytes", what, LM_SKILL_NAME_MAX);
+		return fail(
+		    ld, LM_E2BIG, "%s longer than %d bytes", what, LM_SKILL_NAME_MAX);
 	if (has_control(s))
-		return fail(ld, LM_EPARSE, "%s \"%s\" contains a control character", what, s);
+		return fail(
+		    ld, LM_EPARSE, "%s \"%s\" contains a control character", what, s);
+	if (!is_utf8(s))
+		return fail(ld, LM_EPARSE, "%s is not valid UTF-8", what);
 	return LM_OK;
 }
 
@@ -215,8 +258,9 @@ add_key(struct loader *ld, struct lm_taxonomy *t, uint32_t idx, const char *what
 		return fail(ld, LM_EPARSE,
 		    "%s \"%s\" has no letters or digits to look it up by", what, text);
 	if (n >= sizeof(key))
-		return fail(ld, LM_E2BIG, "%s \"%s\" has a lookup key longer than %d bytes",
-		    what, text, LM_SKILL_KEY_MAX - 1);
+		return fail(ld, LM_E2BIG,
+		    "%s \"%s\" has a lookup key longer than %d bytes", what, text,
+		    LM_SKILL_KEY_MAX - 1);
 	if ((t->nused + 1) * 2 > t->nslots && grow(t) != LM_OK)
 		return fail(ld, LM_ENOMEM, "out of memory");
 	h = hash_key(key, n);
@@ -226,10 +270,12 @@ add_key(struct loader *ld, struct lm_taxonomy *t, uint32_t idx, const char *what
 		if (s->skill == idx)
 			return LM_OK;
 		if (strcmp(what, "id") == 0 && strcmp(other->id, text) == 0)
-			return fail(ld, LM_ESCHEMA, "duplicate id \"%s\" (first on line %u)",
-			    text, t->lines[s->skill]);
+			return fail(ld, LM_ESCHEMA,
+			    "duplicate id \"%s\" (first on line %u)", text,
+			    t->lines[s->skill]);
 		return fail(ld, LM_ESCHEMA,
-		    "%s \"%s\" collides with skill \"%s\" (line %u): both look up as \"%s\"",
+		    "%s \"%s\" collides with skill \"%s\" (line %u): both look up as "
+		    "\"%s\"",
 		    what, text, other->id, t->lines[s->skill], key);
 	}
 	if ((s->key = malloc(n + 1)) == NULL)
@@ -252,8 +298,8 @@ parse_comment(struct loader *ld, struct lm_taxonomy *t, char *line)
 	if (strncmp(p, "format:", 7) == 0) {
 		v = trim(p + 7);
 		if (strcmp(v, FORMAT_VERSION) != 0)
-			return fail(ld, LM_EPARSE, "unsupported format \"%s\" (expected %s)",
-			    v, FORMAT_VERSION);
+			return fail(ld, LM_EPARSE,
+			    "unsupported format \"%s\" (expected %s)", v, FORMAT_VERSION);
 		return LM_OK;
 	}
 	if (strncmp(p, "version:", 8) != 0)
@@ -310,17 +356,18 @@ parse_skill(struct loader *ld, struct lm_taxonomy *t, char *line)
 		return fail(ld, LM_E2BIG, "id longer than %d bytes", LM_SKILL_ID_MAX);
 	if (!is_kebab(col[0]))
 		return fail(ld, LM_EPARSE,
-		    "id \"%s\" is not lower-case kebab-case ASCII (a-z, 0-9, '-')", col[0]);
+		    "id \"%s\" is not lower-case kebab-case ASCII (a-z, 0-9, '-')",
+		    col[0]);
 	if ((rv = check_name(ld, "name", col[1])) != LM_OK)
 		return rv;
 	if (*col[2] == '\0')
 		return fail(ld, LM_EPARSE, "empty category");
 	if (strlen(col[2]) > LM_SKILL_CATEGORY_MAX)
-		return fail(ld, LM_E2BIG, "category longer than %d bytes",
-		    LM_SKILL_CATEGORY_MAX);
+		return fail(
+		    ld, LM_E2BIG, "category longer than %d bytes", LM_SKILL_CATEGORY_MAX);
 	if (!is_kebab(col[2]))
-		return fail(ld, LM_EPARSE, "category \"%s\" is not lower-case kebab-case ASCII",
-		    col[2]);
+		return fail(ld, LM_EPARSE,
+		    "category \"%s\" is not lower-case kebab-case ASCII", col[2]);
 
 	if (t->nskills >= LM_TAXONOMY_SKILLS_MAX)
 		return fail(ld, LM_E2BIG, "more than %d skills", LM_TAXONOMY_SKILLS_MAX);
@@ -399,8 +446,9 @@ read_all(struct loader *ld, char **out, size_t *outlen)
 		}
 		if (len + 1 == cap) {
 			/* Room for one byte past the limit, to detect it. */
-			size_t ncap = cap * 2 < LM_TAXONOMY_FILE_MAX + 2 ? cap * 2
-									  : LM_TAXONOMY_FILE_MAX + 2;
+			size_t ncap = cap * 2 < LM_TAXONOMY_FILE_MAX + 2
+			                  ? cap * 2
+			                  : LM_TAXONOMY_FILE_MAX + 2;
 			char *nb = realloc(buf, ncap);
 			if (nb == NULL) {
 				rv = fail(ld, LM_ENOMEM, "out of memory");
@@ -420,7 +468,8 @@ read_all(struct loader *ld, char **out, size_t *outlen)
 		goto fail;
 	}
 	if (len > LM_TAXONOMY_FILE_MAX) {
-		rv = fail(ld, LM_E2BIG, "file larger than %u bytes", LM_TAXONOMY_FILE_MAX);
+		rv =
+		    fail(ld, LM_E2BIG, "file larger than %u bytes", LM_TAXONOMY_FILE_MAX);
 		goto fail;
 	}
 	fclose(f);

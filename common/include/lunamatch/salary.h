@@ -24,11 +24,11 @@ extern "C" {
 #endif
 
 /* Hard limits of the rate file, enforced by lm_rates_load. */
-#define LM_RATES_FILE_MAX (1024u * 1024) /* bytes in the whole file */
-#define LM_RATES_LINE_MAX 256            /* bytes in one line, without the newline */
-#define LM_RATES_VERSION_MAX 64          /* bytes in the version string */
-#define LM_RATE_MIN 1e-9                 /* smallest accepted rate */
-#define LM_RATE_MAX 1e6                  /* largest accepted rate */
+#define LM_RATES_FILE_MAX    (1024u * 1024) /* bytes in the whole file */
+#define LM_RATES_LINE_MAX    256            /* bytes in one line, without the newline */
+#define LM_RATES_VERSION_MAX 64             /* bytes in the version string */
+#define LM_RATE_MIN          1e-9           /* smallest accepted rate */
+#define LM_RATE_MAX          1e6            /* largest accepted rate */
 
 /* Largest annual amount, in reference units, that a salary may come to.
  * Anything above is a unit mistake, not a salary. */
@@ -102,8 +102,8 @@ int lm_salary_annualize(const lm_rates *r, double amount, const char *currency,
  * is freed with free() unless it is NULL or protobuf_c_empty_string, so it
  * must come from unpacking with the default allocator or from malloc.
  */
-int lm_salary_normalize(const lm_rates *r, Lunamatch__V1__Salary *s, char *err,
-    size_t errlen);
+int lm_salary_normalize(
+    const lm_rates *r, Lunamatch__V1__Salary *s, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

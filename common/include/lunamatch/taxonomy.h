@@ -23,14 +23,14 @@ extern "C" {
 #endif
 
 /* Hard limits of the taxonomy file, enforced by lm_taxonomy_load. */
-#define LM_TAXONOMY_FILE_MAX (8u * 1024 * 1024) /* bytes in the whole file */
-#define LM_TAXONOMY_LINE_MAX 4096               /* bytes in one line, without the newline */
-#define LM_TAXONOMY_SKILLS_MAX 100000           /* skills in one file */
-#define LM_TAXONOMY_ALIASES_MAX 64              /* aliases of one skill */
-#define LM_SKILL_ID_MAX 64                      /* bytes in a skill id */
-#define LM_SKILL_NAME_MAX 128                   /* bytes in a display name or alias */
-#define LM_SKILL_CATEGORY_MAX 64                /* bytes in a category */
-#define LM_TAXONOMY_VERSION_MAX 64              /* bytes in the version string */
+#define LM_TAXONOMY_FILE_MAX    (8u * 1024 * 1024) /* bytes in the whole file */
+#define LM_TAXONOMY_LINE_MAX    4096   /* bytes in one line, without the newline */
+#define LM_TAXONOMY_SKILLS_MAX  100000 /* skills in one file */
+#define LM_TAXONOMY_ALIASES_MAX 64     /* aliases of one skill */
+#define LM_SKILL_ID_MAX         64     /* bytes in a skill id */
+#define LM_SKILL_NAME_MAX       128    /* bytes in a display name or alias */
+#define LM_SKILL_CATEGORY_MAX   64     /* bytes in a category */
+#define LM_TAXONOMY_VERSION_MAX 64     /* bytes in the version string */
 
 /* Capacity, with the NUL, of a buffer that holds any key of a known skill.
  * A name whose key is longer cannot be in the taxonomy. */

@@ -12,11 +12,11 @@
 #include "lunamatch/salary.h"
 
 #define P_UNSPEC LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_UNSPECIFIED
-#define P_HOUR LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_HOUR
-#define P_DAY LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_DAY
-#define P_WEEK LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_WEEK
-#define P_MONTH LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_MONTH
-#define P_YEAR LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_YEAR
+#define P_HOUR   LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_HOUR
+#define P_DAY    LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_DAY
+#define P_WEEK   LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_WEEK
+#define P_MONTH  LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_MONTH
+#define P_YEAR   LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_YEAR
 
 static lm_rates *
 load_real(void)
@@ -397,13 +397,14 @@ test_load_errors(void **state)
 
 	expect_error(dir, HDR "EUR\t1.1\nreference\tUSD\n", LM_EPARSE, 3,
 	    "rate before the \"reference\" line");
-	expect_error(dir, HDR "reference\tUSD\nEUR\t1.1\nGBP\t1.3\nEUR\t1.2\n", LM_ESCHEMA,
-	    6, "EUR listed twice");
+	expect_error(dir, HDR "reference\tUSD\nEUR\t1.1\nGBP\t1.3\nEUR\t1.2\n",
+	    LM_ESCHEMA, 6, "EUR listed twice");
 	expect_error(dir, HDR "reference\tUSD\neur\t1.1\n", LM_EPARSE, 4,
 	    "\"eur\" is not an ISO 4217 code");
 	expect_error(dir, HDR "reference\tUSD\nEUR\tabc\n", LM_EPARSE, 4,
 	    "EUR: rate \"abc\" is not a number");
-	expect_error(dir, HDR "reference\tUSD\nEUR\t1.1x\n", LM_EPARSE, 4, "not a number");
+	expect_error(
+	    dir, HDR "reference\tUSD\nEUR\t1.1x\n", LM_EPARSE, 4, "not a number");
 	expect_error(dir, HDR "reference\tUSD\nEUR\t-1\n", LM_EPARSE, 4, "outside");
 	expect_error(dir, HDR "reference\tUSD\nEUR\t0\n", LM_EPARSE, 4, "outside");
 	expect_error(dir, HDR "reference\tUSD\nEUR\tnan\n", LM_EPARSE, 4, "not a number");
@@ -417,8 +418,8 @@ test_load_errors(void **state)
 	    "second reference line");
 	expect_error(dir, HDR "reference\tusd\n", LM_EPARSE, 3, "reference \"usd\"");
 	expect_error(dir, HDR "EUR\n", LM_EPARSE, 3, "expected 2 tab-separated columns");
-	expect_error(dir, "reference\tUSD\nEUR\t1.1\n", LM_EPARSE, 0,
-	    "missing \"# version");
+	expect_error(
+	    dir, "reference\tUSD\nEUR\t1.1\n", LM_EPARSE, 0, "missing \"# version");
 	expect_error(dir, HDR "\n", LM_EPARSE, 0, "missing \"reference");
 	expect_error(dir, "# format: 9\n", LM_EPARSE, 1, "unsupported format");
 
