@@ -1,0 +1,1032 @@
+/*
+ * index.c - the in-memory match index; see index.h for the contract.
+ *
+ * Records live in two tables (postings, profiles): a chained hash map from
+ * id to entry for lookups and a dense array of the same entries for scans.
+ * Each entry owns its decoded record and the scorer's prepared form of it.
+ * One pthread rwlock guards everything; the IDF statistics change only
+ * under the write lock.
+ */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index.h"
+#include "lunamatch/error.h"
+#include "score.h"
+
+typedef Lunamatch__V1__JobPosting JobPosting;
+typedef Lunamatch__V1__CandidateProfile CandidateProfile;
+
+/* One stored record. */
+struct ent {
+	struct ent *next; /* hash chain */
+	uint64_t hash;
+	size_t slot; /* position in the table's dense array */
+	const char *id; /* points into rec */
+	uint64_t version;
+	ProtobufCMessage *rec;
+	lm_posting_prep *pp; /* postings */
+	lm_profile_prep *cp; /* profiles */
+	bool counted;        /* postings: counted in the IDF statistics */
+};
+
+struct table {
+	struct ent **buckets;
+	size_t nbuckets; /* power of two */
+	struct ent **v;  /* dense array of every entry */
+	size_t n, cap;
+};
+
+struct lm_index {
+	pthread_rwlock_t lock;
+	const lm_model *model;
+	struct table posts, profs;
+	lm_skill_stats *stats;
+	int64_t clock;                /* under the lock */
+	_Atomic int64_t next_expiry;  /* earliest expires_at of a counted posting */
+	_Atomic uint64_t seq;
+};
+
+/* ---- tables ---------------------------------------------------------------- */
+
+static uint64_t
+hash_id(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char) *s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static int
+table_init(struct table *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->nbuckets = 256;
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	return t->buckets == NULL ? LM_ENOMEM : LM_OK;
+}
+
+static struct ent *
+table_find(const struct table *t, const char *id)
+{
+	uint64_t h = hash_id(id);
+	struct ent *e = t->buckets[h & (t->nbuckets - 1)];
+
+	for (; e != NULL; e = e->next)
+		if (e->hash == h && strcmp(e->id, id) == 0)
+			return e;
+	return NULL;
+}
+
+/* Makes room for one more entry (dense array and buckets). */
+static int
+table_reserve(struct table *t)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 256;
+		struct ent **v = realloc(t->v, cap * sizeof(*v));
+		if (v == NULL)
+			return LM_ENOMEM;
+		t->v = v;
+		t->cap = cap;
+	}
+	if (t->n + 1 > t->nbuckets) {
+		size_t nb = t->nbuckets * 2;
+		struct ent **b = calloc(nb, sizeof(*b));
+		if (b != NULL) { /* on failure, keep the old (slower) table */
+			for (size_t i = 0; i < t->nbuckets; i++) {
+				struct ent *e = t->buckets[i], *next;
+				for (; e != NULL; e = next) {
+					next = e->next;
+					e->next = b[e->hash & (nb - 1)];
+					b[e->hash & (nb - 1)] = e;
+				}
+			}
+			free(t->buckets);
+			t->buckets = b;
+			t->nbuckets = nb;
+		}
+	}
+	return LM_OK;
+}
+
+/* Inserts e (its id, hash set); table_reserve must have succeeded. */
+static void
+table_insert(struct table *t, struct ent *e)
+{
+	e->next = t->buckets[e->hash & (t->nbuckets - 1)];
+	t->buckets[e->hash & (t->nbuckets - 1)] = e;
+	e->slot = t->n;
+	t->v[t->n++] = e;
+}
+
+static void
+table_unlink(struct table *t, struct ent *e)
+{
+	struct ent **pp = &t->buckets[e->hash & (t->nbuckets - 1)];
+
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	}
+	t->v[e->slot] = t->v[t->n - 1];
+	t->v[e->slot]->slot = e->slot;
+	t->n--;
+}
+
+static void
+ent_free(struct ent *e)
+{
+	if (e == NULL)
+		return;
+	lm_posting_prep_free(e->pp);
+	lm_profile_prep_free(e->cp);
+	if (e->rec != NULL)
+		protobuf_c_message_free_unpacked(e->rec, NULL);
+	free(e);
+}
+
+static void
+table_destroy(struct table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		ent_free(t->v[i]);
+	free(t->v);
+	free(t->buckets);
+	memset(t, 0, sizeof(*t));
+}
+
+/* ---- lifecycle --------------------------------------------------------------- */
+
+int
+lm_index_new(const lm_model *model, lm_index **out)
+{
+	lm_index *idx;
+	pthread_rwlockattr_t attr;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (model == NULL)
+		return LM_EINVAL;
+	if ((idx = calloc(1, sizeof(*idx))) == NULL)
+		return LM_ENOMEM;
+	idx->model = model;
+	atomic_init(&idx->next_expiry, INT64_MAX);
+	atomic_init(&idx->seq, 0);
+	if (table_init(&idx->posts) != LM_OK || table_init(&idx->profs) != LM_OK ||
+	    lm_skill_stats_new(&idx->stats) != LM_OK) {
+		table_destroy(&idx->posts);
+		table_destroy(&idx->profs);
+		free(idx);
+		return LM_ENOMEM;
+	}
+	pthread_rwlockattr_init(&attr);
+#ifdef __GLIBC__
+	/* Updates must not starve behind a steady stream of queries. */
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+	if (pthread_rwlock_init(&idx->lock, &attr) != 0) {
+		pthread_rwlockattr_destroy(&attr);
+		lm_skill_stats_free(idx->stats);
+		table_destroy(&idx->posts);
+		table_destroy(&idx->profs);
+		free(idx);
+		return LM_ENOMEM;
+	}
+	pthread_rwlockattr_destroy(&attr);
+	*out = idx;
+	return LM_OK;
+}
+
+void
+lm_index_free(lm_index *idx)
+{
+	if (idx == NULL)
+		return;
+	table_destroy(&idx->posts);
+	table_destroy(&idx->profs);
+	lm_skill_stats_free(idx->stats);
+	pthread_rwlock_destroy(&idx->lock);
+	free(idx);
+}
+
+/* ---- updates ----------------------------------------------------------------- */
+
+static bool
+posting_live(const JobPosting *p, int64_t clock)
+{
+	return p->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
+	       (p->expires_at == 0 || p->expires_at > clock);
+}
+
+/* Lowers next_expiry to cover a newly counted posting. Write lock held. */
+static void
+note_expiry(lm_index *idx, const JobPosting *p)
+{
+	if (p->expires_at != 0 && p->expires_at < atomic_load(&idx->next_expiry))
+		atomic_store(&idx->next_expiry, p->expires_at);
+}
+
+int
+lm_index_put_posting(lm_index *idx, JobPosting *rec)
+{
+	struct ent *e = NULL, *old;
+	lm_posting_prep *pp = NULL;
+	bool live;
+	int rc;
+
+	if (rec == NULL)
+		return LM_EINVAL;
+	if (idx == NULL || rec->id == NULL || rec->id[0] == '\0') {
+		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		return LM_EINVAL;
+	}
+	if ((rc = lm_posting_prep_new(rec, &pp)) != LM_OK) {
+		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&idx->lock);
+	old = table_find(&idx->posts, rec->id);
+	if (old != NULL && old->version > rec->version) {
+		rc = LM_ESTALE;
+		goto fail;
+	}
+	live = posting_live(rec, idx->clock);
+	if (live && (rc = lm_skill_stats_add(idx->stats, pp)) != LM_OK)
+		goto fail;
+	if (old == NULL) {
+		if ((e = calloc(1, sizeof(*e))) == NULL || table_reserve(&idx->posts) != LM_OK) {
+			if (live)
+				lm_skill_stats_remove(idx->stats, pp);
+			free(e);
+			e = NULL;
+			rc = LM_ENOMEM;
+			goto fail;
+		}
+		e->hash = hash_id(rec->id);
+		e->id = rec->id;
+		table_insert(&idx->posts, e);
+	} else {
+		e = old;
+		if (e->counted)
+			lm_skill_stats_remove(idx->stats, e->pp);
+		lm_posting_prep_free(e->pp);
+		protobuf_c_message_free_unpacked(e->rec, NULL);
+		e->id = rec->id; /* same text; the old record is gone */
+	}
+	e->rec = &rec->base;
+	e->pp = pp;
+	e->version = rec->version;
+	e->counted = live;
+	if (live)
+		note_expiry(idx, rec);
+	pthread_rwlock_unlock(&idx->lock);
+	return LM_OK;
+fail:
+	pthread_rwlock_unlock(&idx->lock);
+	lm_posting_prep_free(pp);
+	protobuf_c_message_free_unpacked(&rec->base, NULL);
+	return rc;
+}
+
+int
+lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
+{
+	struct ent *e = NULL, *old;
+	lm_profile_prep *cp = NULL;
+	int rc;
+
+	if (rec == NULL)
+		return LM_EINVAL;
+	if (idx == NULL || rec->id == NULL || rec->id[0] == '\0') {
+		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		return LM_EINVAL;
+	}
+	if ((rc = lm_profile_prep_new(rec, &cp)) != LM_OK) {
+		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&idx->lock);
+	old = table_find(&idx->profs, rec->id);
+	if (old != NULL && old->version > rec->version) {
+		rc = LM_ESTALE;
+		goto fail;
+	}
+	if (old == NULL) {
+		if ((e = calloc(1, sizeof(*e))) == NULL || table_reserve(&idx->profs) != LM_OK) {
+			free(e);
+			rc = LM_ENOMEM;
+			goto fail;
+		}
+		e->hash = hash_id(rec->id);
+		e->id = rec->id;
+		table_insert(&idx->profs, e);
+	} else {
+		e = old;
+		lm_profile_prep_free(e->cp);
+		protobuf_c_message_free_unpacked(e->rec, NULL);
+		e->id = rec->id;
+	}
+	e->rec = &rec->base;
+	e->cp = cp;
+	e->version = rec->version;
+	pthread_rwlock_unlock(&idx->lock);
+	return LM_OK;
+fail:
+	pthread_rwlock_unlock(&idx->lock);
+	lm_profile_prep_free(cp);
+	protobuf_c_message_free_unpacked(&rec->base, NULL);
+	return rc;
+}
+
+int
+lm_index_remove_posting(lm_index *idx, const char *id)
+{
+	struct ent *e;
+
+	if (idx == NULL || id == NULL)
+		return LM_EINVAL;
+	pthread_rwlock_wrlock(&idx->lock);
+	if ((e = table_find(&idx->posts, id)) == NULL) {
+		pthread_rwlock_unlock(&idx->lock);
+		return LM_ENOENT;
+	}
+	if (e->counted)
+		lm_skill_stats_remove(idx->stats, e->pp);
+	table_unlink(&idx->posts, e);
+	pthread_rwlock_unlock(&idx->lock);
+	ent_free(e);
+	return LM_OK;
+}
+
+int
+lm_index_remove_profile(lm_index *idx, const char *id)
+{
+	struct ent *e;
+
+	if (idx == NULL || id == NULL)
+		return LM_EINVAL;
+	pthread_rwlock_wrlock(&idx->lock);
+	if ((e = table_find(&idx->profs, id)) == NULL) {
+		pthread_rwlock_unlock(&idx->lock);
+		return LM_ENOENT;
+	}
+	table_unlink(&idx->profs, e);
+	pthread_rwlock_unlock(&idx->lock);
+	ent_free(e);
+	return LM_OK;
+}
+
+/* Write lock held. */
+static void
+advance_locked(lm_index *idx, int64_t now)
+{
+	int64_t next = INT64_MAX;
+
+	if (now <= idx->clock)
+		return;
+	idx->clock = now;
+	if (now < atomic_load(&idx->next_expiry))
+		return;
+	for (size_t i = 0; i < idx->posts.n; i++) {
+		struct ent *e = idx->posts.v[i];
+		const JobPosting *p = (const JobPosting *) e->rec;
+		if (!e->counted || p->expires_at == 0)
+			continue;
+		if (p->expires_at <= now) {
+			lm_skill_stats_remove(idx->stats, e->pp);
+			e->counted = false;
+		} else if (p->expires_at < next) {
+			next = p->expires_at;
+		}
+	}
+	atomic_store(&idx->next_expiry, next);
+}
+
+void
+lm_index_advance(lm_index *idx, int64_t now)
+{
+	if (idx == NULL)
+		return;
+	pthread_rwlock_wrlock(&idx->lock);
+	advance_locked(idx, now);
+	pthread_rwlock_unlock(&idx->lock);
+}
+
+/* Called by queries before they take the read lock: keeps the statistics
+ * free of postings expired at now. Cheap unless one has expired. */
+static void
+maybe_advance(lm_index *idx, int64_t now)
+{
+	if (now >= atomic_load(&idx->next_expiry))
+		lm_index_advance(idx, now);
+}
+
+void
+lm_index_set_seq(lm_index *idx, uint64_t seq)
+{
+	atomic_store(&idx->seq, seq);
+}
+
+uint64_t
+lm_index_seq(lm_index *idx)
+{
+	return atomic_load(&idx->seq);
+}
+
+const char *
+lm_index_model_version(const lm_index *idx)
+{
+	return idx->model->version;
+}
+
+void
+lm_index_counts_get(lm_index *idx, lm_index_counts *out)
+{
+	pthread_rwlock_rdlock(&idx->lock);
+	out->postings = idx->posts.n;
+	out->open_postings = lm_skill_stats_docs(idx->stats);
+	out->profiles = idx->profs.n;
+	pthread_rwlock_unlock(&idx->lock);
+}
+
+/* ---- top-k ------------------------------------------------------------------- */
+
+struct hit {
+	double score;
+	const char *id;
+	struct ent *e;
+};
+
+/* Ranking order: score descending, then id ascending. Ids in one scan are
+ * unique, so this is a total order. */
+static bool
+better(const struct hit *a, const struct hit *b)
+{
+	if (a->score != b->score)
+		return a->score > b->score;
+	return strcmp(a->id, b->id) < 0;
+}
+
+static int
+cmp_hit(const void *a, const void *b)
+{
+	return better(a, b) ? -1 : (better(b, a) ? 1 : 0);
+}
+
+/* A bounded heap whose root is the worst kept hit. */
+struct heap {
+	struct hit *v;
+	size_t n, cap;
+};
+
+static void
+sift_down(struct heap *h, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, w = i;
+		if (l < h->n && better(&h->v[w], &h->v[l]))
+			w = l;
+		if (r < h->n && better(&h->v[w], &h->v[r]))
+			w = r;
+		if (w == i)
+			return;
+		struct hit t = h->v[i];
+		h->v[i] = h->v[w];
+		h->v[w] = t;
+		i = w;
+	}
+}
+
+static void
+heap_offer(struct heap *h, const struct hit *x)
+{
+	if (h->cap == 0)
+		return;
+	if (h->n < h->cap) {
+		size_t i = h->n++;
+		h->v[i] = *x;
+		while (i > 0) {
+			size_t p = (i - 1) / 2;
+			if (!better(&h->v[p], &h->v[i]))
+				break;
+			struct hit t = h->v[p];
+			h->v[p] = h->v[i];
+			h->v[i] = t;
+			i = p;
+		}
+		return;
+	}
+	if (better(x, &h->v[0])) {
+		h->v[0] = *x;
+		sift_down(h, 0);
+	}
+}
+
+/* Scores subject against every record of the other side (cp set: postings;
+ * pp set: profiles), keeping eligible hits with score >= min_score. Read
+ * lock held. */
+static void
+scan(const lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, double min_score, struct heap *h, uint64_t *considered,
+    uint64_t *vetoed)
+{
+	const struct table *t = cp != NULL ? &idx->posts : &idx->profs;
+
+	for (size_t i = 0; i < t->n; i++) {
+		struct ent *e = t->v[i];
+		struct hit x;
+		bool ok;
+
+		x.score = cp != NULL ? lm_score_pair(env, cp, e->pp, &ok)
+		                     : lm_score_pair(env, e->cp, pp, &ok);
+		(*considered)++;
+		if (!ok) {
+			(*vetoed)++;
+			continue;
+		}
+		if (x.score < min_score)
+			continue;
+		x.id = e->id;
+		x.e = e;
+		heap_offer(h, &x);
+	}
+	qsort(h->v, h->n, sizeof(*h->v), cmp_hit);
+}
+
+static void
+seterr(char *err, size_t errlen, const char *msg)
+{
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "%s", msg);
+}
+
+static int
+check_top_k(uint32_t *k, char *err, size_t errlen)
+{
+	if (*k == 0)
+		*k = LM_INDEX_TOP_K_DEFAULT;
+	if (*k > LM_INDEX_TOP_K_MAX) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "top_k %u is above the limit of %d", *k,
+			    LM_INDEX_TOP_K_MAX);
+		return LM_EINVAL;
+	}
+	return LM_OK;
+}
+
+/* Replaces a string field of a message with a copy of s. */
+static int
+set_str(char **field, const char *s)
+{
+	char *d = strdup(s ? s : "");
+
+	if (d == NULL)
+		return LM_ENOMEM;
+	if (*field != NULL && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = d;
+	return LM_OK;
+}
+
+/* Builds the ranked Match list of a scan. Read lock held. */
+static int
+build_matches(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    const struct heap *h, Lunamatch__V1__ExplainLevel level, Lunamatch__V1__Match ***out,
+    size_t *n_out)
+{
+	Lunamatch__V1__Match **v;
+
+	*out = NULL;
+	*n_out = 0;
+	if (h->n == 0)
+		return LM_OK;
+	if ((v = calloc(h->n, sizeof(*v))) == NULL)
+		return LM_ENOMEM;
+	*out = v;
+	for (size_t i = 0; i < h->n; i++) {
+		const struct ent *e = h->v[i].e;
+		Lunamatch__V1__Match *m;
+		int rc = cp != NULL ? lm_explain_pair(env, cp, e->pp, level, &m)
+		                    : lm_explain_pair(env, e->cp, pp, level, &m);
+		if (rc != LM_OK)
+			return rc;
+		v[(*n_out)++] = m;
+		m->rank = (uint32_t) (i + 1);
+		m->score = h->v[i].score;
+		if (cp == NULL) {
+			const CandidateProfile *c = lm_profile_prep_record(e->cp);
+			if (set_str(&m->title, c->headline) != LM_OK)
+				return LM_ENOMEM;
+			if (m->company != protobuf_c_empty_string)
+				free(m->company);
+			m->company = (char *) protobuf_c_empty_string;
+		}
+	}
+	return LM_OK;
+}
+
+int
+lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req, int64_t now,
+    Lunamatch__V1__MatchJobsResponse **out, char *err, size_t errlen)
+{
+	Lunamatch__V1__MatchJobsResponse *resp = NULL;
+	lm_profile_prep *own = NULL;
+	const lm_profile_prep *cp;
+	lm_filters *filters = NULL;
+	struct heap h = {NULL, 0, 0};
+	uint32_t k;
+	lm_score_env env;
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (idx == NULL || req == NULL) {
+		seterr(err, errlen, "no request");
+		return LM_EINVAL;
+	}
+	k = req->top_k;
+	if ((rc = check_top_k(&k, err, errlen)) != LM_OK)
+		return rc;
+	if (req->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE &&
+	    req->profile == NULL)
+		goto nosubject;
+	if (req->subject_case != LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE &&
+	    (req->subject_case != LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID ||
+		req->candidate_id == NULL || req->candidate_id[0] == '\0'))
+		goto nosubject;
+	if ((rc = lm_filters_for_jobs(req->filters, &filters, err, errlen)) != LM_OK)
+		return rc;
+	if (req->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE &&
+	    (rc = lm_profile_prep_new(req->profile, &own)) != LM_OK) {
+		lm_filters_free(filters);
+		return rc;
+	}
+	if ((h.v = calloc(k, sizeof(*h.v))) == NULL) {
+		rc = LM_ENOMEM;
+		goto done;
+	}
+	h.cap = k;
+	if ((resp = malloc(sizeof(*resp))) == NULL) {
+		rc = LM_ENOMEM;
+		goto done;
+	}
+	lunamatch__v1__match_jobs_response__init(resp);
+
+	maybe_advance(idx, now);
+	pthread_rwlock_rdlock(&idx->lock);
+	cp = own;
+	if (cp == NULL) {
+		const struct ent *e = table_find(&idx->profs, req->candidate_id);
+		if (e == NULL) {
+			pthread_rwlock_unlock(&idx->lock);
+			seterr(err, errlen, "no such candidate");
+			rc = LM_ENOENT;
+			goto done;
+		}
+		cp = e->cp;
+	}
+	env.model = idx->model;
+	env.stats = idx->stats;
+	env.now = now;
+	env.filters = filters;
+	scan(idx, &env, cp, NULL, -INFINITY, &h, &resp->considered, &resp->vetoed);
+	rc = build_matches(&env, cp, NULL, &h, req->explain, &resp->matches, &resp->n_matches);
+	pthread_rwlock_unlock(&idx->lock);
+	if (rc != LM_OK)
+		goto done;
+	if ((rc = set_str(&resp->model_version, idx->model->version)) != LM_OK)
+		goto done;
+	resp->index_seq = lm_index_seq(idx);
+	*out = resp;
+	resp = NULL;
+done:
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	free(h.v);
+	lm_profile_prep_free(own);
+	lm_filters_free(filters);
+	return rc;
+nosubject:
+	seterr(err, errlen, "no candidate_id or profile given");
+	return LM_EINVAL;
+}
+
+int
+lm_index_match_candidates(lm_index *idx, const Lunamatch__V1__MatchCandidatesRequest *req,
+    int64_t now, Lunamatch__V1__MatchCandidatesResponse **out, char *err, size_t errlen)
+{
+	Lunamatch__V1__MatchCandidatesResponse *resp = NULL;
+	lm_posting_prep *own = NULL;
+	const lm_posting_prep *pp;
+	lm_filters *filters = NULL;
+	struct heap h = {NULL, 0, 0};
+	uint32_t k;
+	lm_score_env env;
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (idx == NULL || req == NULL) {
+		seterr(err, errlen, "no request");
+		return LM_EINVAL;
+	}
+	k = req->top_k;
+	if ((rc = check_top_k(&k, err, errlen)) != LM_OK)
+		return rc;
+	if (req->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
+	    req->posting == NULL)
+		goto nosubject;
+	if (req->subject_case != LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
+	    (req->subject_case != LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID ||
+		req->job_id == NULL || req->job_id[0] == '\0'))
+		goto nosubject;
+	if ((rc = lm_filters_for_candidates(req->filters, &filters, err, errlen)) != LM_OK)
+		return rc;
+	if (req->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
+	    (rc = lm_posting_prep_new(req->posting, &own)) != LM_OK) {
+		lm_filters_free(filters);
+		return rc;
+	}
+	if ((h.v = calloc(k, sizeof(*h.v))) == NULL) {
+		rc = LM_ENOMEM;
+		goto done;
+	}
+	h.cap = k;
+	if ((resp = malloc(sizeof(*resp))) == NULL) {
+		rc = LM_ENOMEM;
+		goto done;
+	}
+	lunamatch__v1__match_candidates_response__init(resp);
+
+	maybe_advance(idx, now);
+	pthread_rwlock_rdlock(&idx->lock);
+	pp = own;
+	if (pp == NULL) {
+		const struct ent *e = table_find(&idx->posts, req->job_id);
+		if (e == NULL) {
+			pthread_rwlock_unlock(&idx->lock);
+			seterr(err, errlen, "no such job");
+			rc = LM_ENOENT;
+			goto done;
+		}
+		pp = e->pp;
+	}
+	env.model = idx->model;
+	env.stats = idx->stats;
+	env.now = now;
+	env.filters = filters;
+	scan(idx, &env, NULL, pp, -INFINITY, &h, &resp->considered, &resp->vetoed);
+	rc = build_matches(&env, NULL, pp, &h, req->explain, &resp->matches, &resp->n_matches);
+	pthread_rwlock_unlock(&idx->lock);
+	if (rc != LM_OK)
+		goto done;
+	if ((rc = set_str(&resp->model_version, idx->model->version)) != LM_OK)
+		goto done;
+	resp->index_seq = lm_index_seq(idx);
+	*out = resp;
+	resp = NULL;
+done:
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	free(h.v);
+	lm_posting_prep_free(own);
+	lm_filters_free(filters);
+	return rc;
+nosubject:
+	seterr(err, errlen, "no job_id or posting given");
+	return LM_EINVAL;
+}
+
+int
+lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
+    Lunamatch__V1__ExplainMatchResponse **out)
+{
+	Lunamatch__V1__ExplainMatchResponse *resp;
+	const struct ent *c, *p;
+	lm_score_env env;
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (idx == NULL || candidate_id == NULL || job_id == NULL)
+		return LM_EINVAL;
+	if ((resp = malloc(sizeof(*resp))) == NULL)
+		return LM_ENOMEM;
+	lunamatch__v1__explain_match_response__init(resp);
+	maybe_advance(idx, now);
+	pthread_rwlock_rdlock(&idx->lock);
+	c = table_find(&idx->profs, candidate_id);
+	p = table_find(&idx->posts, job_id);
+	if (c == NULL || p == NULL) {
+		rc = LM_ENOENT;
+	} else {
+		env.model = idx->model;
+		env.stats = idx->stats;
+		env.now = now;
+		env.filters = NULL;
+		rc = lm_explain_pair(&env, c->cp, p->pp, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL,
+		    &resp->match);
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	if (rc != LM_OK) {
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		return rc;
+	}
+	resp->eligible = resp->match->explanation->n_vetoes == 0;
+	*out = resp;
+	return LM_OK;
+}
+
+/* A deep copy of a message through its wire form. */
+static int
+copy_message(const ProtobufCMessage *m, ProtobufCMessage **out)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(len ? len : 1);
+
+	*out = NULL;
+	if (buf == NULL)
+		return LM_ENOMEM;
+	protobuf_c_message_pack(m, buf);
+	*out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+	free(buf);
+	return *out == NULL ? LM_ENOMEM : LM_OK;
+}
+
+int
+lm_index_get_posting(lm_index *idx, const char *id, JobPosting **out)
+{
+	const struct ent *e;
+	ProtobufCMessage *m = NULL;
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (idx == NULL || id == NULL)
+		return LM_EINVAL;
+	pthread_rwlock_rdlock(&idx->lock);
+	e = table_find(&idx->posts, id);
+	rc = e == NULL ? LM_ENOENT : copy_message(e->rec, &m);
+	pthread_rwlock_unlock(&idx->lock);
+	*out = (JobPosting *) m;
+	return rc;
+}
+
+int
+lm_index_get_profile(lm_index *idx, const char *id, CandidateProfile **out)
+{
+	const struct ent *e;
+	ProtobufCMessage *m = NULL;
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (idx == NULL || id == NULL)
+		return LM_EINVAL;
+	pthread_rwlock_rdlock(&idx->lock);
+	e = table_find(&idx->profs, id);
+	rc = e == NULL ? LM_ENOENT : copy_message(e->rec, &m);
+	pthread_rwlock_unlock(&idx->lock);
+	*out = (CandidateProfile *) m;
+	return rc;
+}
+
+int
+lm_index_pair_score(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
+    double *score, bool *eligible)
+{
+	const struct ent *c, *p;
+	lm_score_env env;
+	int rc = LM_OK;
+
+	if (idx == NULL || candidate_id == NULL || job_id == NULL || score == NULL)
+		return LM_EINVAL;
+	maybe_advance(idx, now);
+	pthread_rwlock_rdlock(&idx->lock);
+	c = table_find(&idx->profs, candidate_id);
+	p = table_find(&idx->posts, job_id);
+	if (c == NULL || p == NULL) {
+		rc = LM_ENOENT;
+	} else {
+		env.model = idx->model;
+		env.stats = idx->stats;
+		env.now = now;
+		env.filters = NULL;
+		*score = lm_score_pair(&env, c->cp, p->pp, eligible);
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	return rc;
+}
+
+void
+lm_top_list_clear(lm_top_list *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->items[i].id);
+		free(l->items[i].summary);
+	}
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+static int
+top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_score,
+    int64_t now, lm_top_list *out)
+{
+	const struct ent *subj;
+	struct heap h = {NULL, 0, 0};
+	uint64_t considered = 0, vetoed = 0;
+	lm_score_env env;
+	int rc = LM_OK;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	memset(out, 0, sizeof(*out));
+	if (idx == NULL || id == NULL || n > LM_INDEX_EVENT_TOP_MAX || isnan(min_score))
+		return LM_EINVAL;
+	if (n > 0 && (h.v = calloc(n, sizeof(*h.v))) == NULL)
+		return LM_ENOMEM;
+	h.cap = n;
+	maybe_advance(idx, now);
+	pthread_rwlock_rdlock(&idx->lock);
+	subj = table_find(posting ? &idx->posts : &idx->profs, id);
+	if (subj == NULL) {
+		rc = LM_ENOENT;
+		goto done;
+	}
+	out->subject_version = subj->version;
+	env.model = idx->model;
+	env.stats = idx->stats;
+	env.now = now;
+	env.filters = NULL;
+	scan(idx, &env, posting ? NULL : subj->cp, posting ? subj->pp : NULL, min_score, &h,
+	    &considered, &vetoed);
+	if (h.n > 0 && (out->items = calloc(h.n, sizeof(*out->items))) == NULL) {
+		rc = LM_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < h.n; i++) {
+		const struct ent *o = h.v[i].e;
+		lm_top_item *it = &out->items[out->n];
+		Lunamatch__V1__Match *m = NULL;
+
+		rc = posting ? lm_explain_pair(&env, o->cp, subj->pp,
+				   LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m)
+		             : lm_explain_pair(&env, subj->cp, o->pp,
+				   LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m);
+		if (rc != LM_OK)
+			goto done;
+		it->id = strdup(o->id);
+		it->summary = strdup(m->explanation->summary);
+		protobuf_c_message_free_unpacked(&m->base, NULL);
+		if (it->id == NULL || it->summary == NULL) {
+			free(it->id);
+			free(it->summary);
+			rc = LM_ENOMEM;
+			goto done;
+		}
+		it->score = h.v[i].score;
+		it->version = o->version;
+		out->n++;
+	}
+done:
+	pthread_rwlock_unlock(&idx->lock);
+	free(h.v);
+	if (rc != LM_OK)
+		lm_top_list_clear(out);
+	return rc;
+}
+
+int
+lm_index_top_for_posting(lm_index *idx, const char *job_id, uint32_t n, double min_score,
+    int64_t now, lm_top_list *out)
+{
+	return top_for(idx, true, job_id, n, min_score, now, out);
+}
+
+int
+lm_index_top_for_profile(lm_index *idx, const char *candidate_id, uint32_t n,
+    double min_score, int64_t now, lm_top_list *out)
+{
+	return top_for(idx, false, candidate_id, n, min_score, now, out);
+}

@@ -1,0 +1,156 @@
+/*
+ * index.h - the in-memory match index: every posting and profile by id, the
+ * IDF statistics over open postings, and exact top-k queries in both
+ * directions, with explanations.
+ *
+ * Ranking is by score descending, ties by id ascending. A query returns
+ * exactly the top k of an exhaustive scan of the scorer (score.h): it scans
+ * every record and keeps the best k in a bounded heap.
+ *
+ * Thread safety: every function may be called from any thread at any time.
+ * Queries hold a read lock for their whole run and run concurrently with each
+ * other; put/remove/advance take the write lock, so a query sees the index
+ * either before or after an update, never half of it. A closed or removed
+ * record leaves the results of every query that starts after the update
+ * returned. Nothing a query returns points into the index.
+ *
+ * IDF statistics count the postings that are open (not CLOSED) and not
+ * expired at the index clock: the largest `now` given to lm_index_advance or
+ * to any query (queries advance it when a counted posting has expired).
+ */
+#ifndef LUNAMATCH_MATCH_INDEX_H
+#define LUNAMATCH_MATCH_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lunamatch/v1/match.pb-c.h"
+#include "lunamatch/v1/records.pb-c.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_INDEX_TOP_K_MAX 1000     /* largest top_k of a query */
+#define LM_INDEX_TOP_K_DEFAULT 10   /* top_k 0 means this */
+#define LM_INDEX_EVENT_TOP_MAX 10000 /* largest n of lm_index_top_for_* */
+
+typedef struct lm_index lm_index;
+
+/* Creates an empty index scoring with model, which is borrowed: it must
+ * outlive the index. Returns LM_OK, LM_EINVAL or LM_ENOMEM. */
+int lm_index_new(const lm_model *model, lm_index **out);
+
+/* Frees the index and every record in it. No call may be running. NULL is a
+ * no-op. */
+void lm_index_free(lm_index *idx);
+
+/*
+ * Inserts or replaces (by id) a record. The index always takes ownership of
+ * rec, also on failure (then rec is freed): rec must be freeable with
+ * protobuf_c_message_free_unpacked(&rec->base, NULL), as a message from
+ * lunamatch__v1__job_posting__unpack(NULL, ...) is. Returns LM_OK,
+ * LM_ESTALE (a record with a higher version is stored; nothing changed),
+ * LM_EINVAL (rec NULL or without id) or LM_ENOMEM (nothing changed).
+ * A CLOSED posting stays stored (for GetPosting and ExplainMatch) but is
+ * never matched.
+ */
+int lm_index_put_posting(lm_index *idx, Lunamatch__V1__JobPosting *rec);
+int lm_index_put_profile(lm_index *idx, Lunamatch__V1__CandidateProfile *rec);
+
+/* Removes a record. Returns LM_OK or LM_ENOENT. */
+int lm_index_remove_posting(lm_index *idx, const char *id);
+int lm_index_remove_profile(lm_index *idx, const char *id);
+
+/* Moves the index clock forward to now (never back) and drops postings
+ * that expired by then from the IDF statistics. */
+void lm_index_advance(lm_index *idx, int64_t now);
+
+/* The change-log position the index reflects, set by its loader and
+ * reported in responses. */
+void lm_index_set_seq(lm_index *idx, uint64_t seq);
+uint64_t lm_index_seq(lm_index *idx);
+
+/* The model version (owned by the model). */
+const char *lm_index_model_version(const lm_index *idx);
+
+typedef struct lm_index_counts {
+	uint64_t postings;      /* every stored posting, closed ones included */
+	uint64_t open_postings; /* open and unexpired at the index clock (IDF's N) */
+	uint64_t profiles;
+} lm_index_counts;
+
+void lm_index_counts_get(lm_index *idx, lm_index_counts *out);
+
+/*
+ * Jobs for a candidate: a stored profile (req->candidate_id) or an inline
+ * one (req->profile, normalized by the caller as ingest would). top_k 0
+ * means LM_INDEX_TOP_K_DEFAULT. Postings that a veto or a request filter
+ * removes are counted in `vetoed` and never returned.
+ *
+ * On LM_OK *out is a new response (caller frees it with
+ * protobuf_c_message_free_unpacked(&(*out)->base, NULL)). Errors: LM_EINVAL
+ * (no subject, top_k above LM_INDEX_TOP_K_MAX, bad filters; reason in err),
+ * LM_ENOENT (no such stored profile), LM_ENOMEM.
+ */
+int lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req,
+    int64_t now, Lunamatch__V1__MatchJobsResponse **out, char *err, size_t errlen);
+
+/* Candidates for a job: a stored posting (req->job_id) or an inline one.
+ * Matches carry the candidate's headline as title and no company. Same
+ * contract as lm_index_match_jobs. */
+int lm_index_match_candidates(lm_index *idx, const Lunamatch__V1__MatchCandidatesRequest *req,
+    int64_t now, Lunamatch__V1__MatchCandidatesResponse **out, char *err, size_t errlen);
+
+/* One stored pair explained at FULL level, vetoed or not (score 0 and
+ * eligible false when vetoed). Caller frees *out. LM_ENOENT when either
+ * record is not stored. */
+int lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
+    Lunamatch__V1__ExplainMatchResponse **out);
+
+/* Deep copies of stored records; the caller frees them with
+ * protobuf_c_message_free_unpacked(&(*out)->base, NULL). LM_ENOENT when not
+ * stored. */
+int lm_index_get_posting(lm_index *idx, const char *id, Lunamatch__V1__JobPosting **out);
+int lm_index_get_profile(lm_index *idx, const char *id, Lunamatch__V1__CandidateProfile **out);
+
+/* The score of one stored pair (0 and *eligible false when vetoed;
+ * eligible may be NULL). LM_ENOENT when either record is not stored. */
+int lm_index_pair_score(lm_index *idx, const char *candidate_id, const char *job_id,
+    int64_t now, double *score, bool *eligible);
+
+/* One counterpart of a record, for new-match events. */
+typedef struct lm_top_item {
+	char *id;         /* the other record's id */
+	double score;
+	uint64_t version; /* the other record's version */
+	char *summary;    /* explanation summary line */
+} lm_top_item;
+
+typedef struct lm_top_list {
+	uint64_t subject_version; /* version of the record asked about */
+	size_t n;
+	lm_top_item *items; /* best first (score desc, id asc) */
+} lm_top_list;
+
+/*
+ * The best n (at most LM_INDEX_EVENT_TOP_MAX) eligible profiles for a stored
+ * posting, or postings for a stored profile, with score >= min_score. Fills
+ * *out (release with lm_top_list_clear). Returns LM_OK, LM_ENOENT (subject
+ * not stored), LM_EINVAL or LM_ENOMEM. A closed or expired posting has no
+ * matches.
+ */
+int lm_index_top_for_posting(lm_index *idx, const char *job_id, uint32_t n, double min_score,
+    int64_t now, lm_top_list *out);
+int lm_index_top_for_profile(lm_index *idx, const char *candidate_id, uint32_t n,
+    double min_score, int64_t now, lm_top_list *out);
+
+/* Frees what a lm_top_list holds and zeroes it. NULL is a no-op. */
+void lm_top_list_clear(lm_top_list *l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_MATCH_INDEX_H */

@@ -1,0 +1,1692 @@
+/*
+ * score.c - vetoes, features, scores and explanations of one pair; see
+ * score.h for the contract and docs/scoring.md for the formulas.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lunamatch/error.h"
+#include "score.h"
+
+typedef Lunamatch__V1__JobPosting JobPosting;
+typedef Lunamatch__V1__CandidateProfile CandidateProfile;
+typedef Lunamatch__V1__Explanation Explanation;
+
+#define TITLE_SCAN_MAX 512 /* bytes of a title looked at for tokens */
+
+/* ==== corpus statistics ==================================================== */
+
+struct df_node {
+	struct df_node *next;
+	uint64_t hash;
+	uint64_t df;
+	char id[];
+};
+
+struct lm_skill_stats {
+	struct df_node **buckets;
+	size_t nbuckets; /* power of two */
+	size_t nnodes;
+	uint64_t docs;
+};
+
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char) *s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+int
+lm_skill_stats_new(lm_skill_stats **out)
+{
+	lm_skill_stats *s;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return LM_ENOMEM;
+	s->nbuckets = 64;
+	if ((s->buckets = calloc(s->nbuckets, sizeof(*s->buckets))) == NULL) {
+		free(s);
+		return LM_ENOMEM;
+	}
+	*out = s;
+	return LM_OK;
+}
+
+void
+lm_skill_stats_free(lm_skill_stats *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct df_node *n = s->buckets[i], *next;
+		for (; n != NULL; n = next) {
+			next = n->next;
+			free(n);
+		}
+	}
+	free(s->buckets);
+	free(s);
+}
+
+static struct df_node *
+df_find(const lm_skill_stats *s, const char *id, uint64_t h)
+{
+	struct df_node *n = s->buckets[h & (s->nbuckets - 1)];
+
+	for (; n != NULL; n = n->next)
+		if (n->hash == h && strcmp(n->id, id) == 0)
+			return n;
+	return NULL;
+}
+
+/* Doubles the table when it is fuller than one node per bucket. A failed
+ * resize leaves the table as it was (still correct, only slower). */
+static void
+df_grow(lm_skill_stats *s)
+{
+	size_t nb = s->nbuckets * 2;
+	struct df_node **b;
+
+	if (s->nnodes <= s->nbuckets || nb > ((size_t) 1 << 40))
+		return;
+	if ((b = calloc(nb, sizeof(*b))) == NULL)
+		return;
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct df_node *n = s->buckets[i], *next;
+		for (; n != NULL; n = next) {
+			next = n->next;
+			n->next = b[n->hash & (nb - 1)];
+			b[n->hash & (nb - 1)] = n;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->nbuckets = nb;
+}
+
+/* ==== prepared records ===================================================== */
+
+struct pskill {
+	const char *id;
+	const char *name; /* display name: the producer's, or the id */
+	double w;         /* posting weight; 1 when unset */
+};
+
+struct cskill {
+	const char *id;
+	double years; /* the most of any entry with this id */
+};
+
+/* Sorted, unique lower-case tokens of a title. */
+struct tokset {
+	char *buf;
+	const char **tok;
+	size_t n;
+};
+
+struct lm_posting_prep {
+	const JobPosting *rec;
+	struct pskill *skills; /* distinct ids, sorted by id */
+	size_t n_skills;
+	struct tokset title;
+	bool has_country;
+};
+
+struct lm_profile_prep {
+	const CandidateProfile *rec;
+	struct cskill *skills; /* distinct ids, sorted by id */
+	size_t n_skills;
+	struct tokset *titles; /* tokens of each desired title that has any */
+	size_t n_titles;
+	bool has_country;
+};
+
+int
+lm_skill_stats_add(lm_skill_stats *s, const lm_posting_prep *p)
+{
+	struct df_node **added;
+	size_t nadded = 0;
+
+	if (p->n_skills > 0 && (added = calloc(p->n_skills, sizeof(*added))) == NULL)
+		return LM_ENOMEM;
+	else if (p->n_skills == 0)
+		added = NULL;
+	for (size_t i = 0; i < p->n_skills; i++) {
+		uint64_t h = hash_str(p->skills[i].id);
+		struct df_node *n = df_find(s, p->skills[i].id, h);
+		size_t len;
+
+		if (n == NULL) {
+			len = strlen(p->skills[i].id);
+			if ((n = malloc(sizeof(*n) + len + 1)) == NULL)
+				goto nomem;
+			memcpy(n->id, p->skills[i].id, len + 1);
+			n->hash = h;
+			n->df = 0;
+			n->next = s->buckets[h & (s->nbuckets - 1)];
+			s->buckets[h & (s->nbuckets - 1)] = n;
+			s->nnodes++;
+		}
+		n->df++;
+		added[nadded++] = n;
+	}
+	s->docs++;
+	free(added);
+	df_grow(s);
+	return LM_OK;
+nomem:
+	/* Roll back: nodes whose df returns to 0 stay (harmless, df 0). */
+	for (size_t i = 0; i < nadded; i++)
+		added[i]->df--;
+	free(added);
+	return LM_ENOMEM;
+}
+
+void
+lm_skill_stats_remove(lm_skill_stats *s, const lm_posting_prep *p)
+{
+	for (size_t i = 0; i < p->n_skills; i++) {
+		uint64_t h = hash_str(p->skills[i].id);
+		struct df_node **pp = &s->buckets[h & (s->nbuckets - 1)];
+
+		for (; *pp != NULL; pp = &(*pp)->next) {
+			struct df_node *n = *pp;
+			if (n->hash != h || strcmp(n->id, p->skills[i].id) != 0)
+				continue;
+			if (n->df > 0)
+				n->df--;
+			if (n->df == 0) {
+				*pp = n->next;
+				free(n);
+				s->nnodes--;
+			}
+			break;
+		}
+	}
+	if (s->docs > 0)
+		s->docs--;
+}
+
+uint64_t
+lm_skill_stats_docs(const lm_skill_stats *s)
+{
+	return s == NULL ? 0 : s->docs;
+}
+
+uint64_t
+lm_skill_stats_df(const lm_skill_stats *s, const char *skill_id)
+{
+	const struct df_node *n;
+
+	if (s == NULL || skill_id == NULL)
+		return 0;
+	n = df_find(s, skill_id, hash_str(skill_id));
+	return n == NULL ? 0 : n->df;
+}
+
+double
+lm_skill_idf(const lm_skill_stats *s, const char *skill_id)
+{
+	if (s == NULL || s->docs == 0)
+		return 1.0;
+	return log(1.0 + (double) s->docs / (1.0 + (double) lm_skill_stats_df(s, skill_id)));
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+static bool
+is_tok_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '#' || c >= 0x80;
+}
+
+/* Splits text into sorted unique lower-case tokens (see LM_TITLE_TOKENS_MAX,
+ * LM_TITLE_TOKEN_MAX). An empty result allocates nothing. */
+static int
+tokenize(const char *text, struct tokset *ts)
+{
+	size_t len = text ? strnlen(text, TITLE_SCAN_MAX) : 0, n = 0, w = 0;
+	char *buf;
+
+	memset(ts, 0, sizeof(*ts));
+	if (len == 0)
+		return LM_OK;
+	if ((buf = malloc(len + LM_TITLE_TOKENS_MAX + 1)) == NULL)
+		return LM_ENOMEM;
+	if ((ts->tok = calloc(LM_TITLE_TOKENS_MAX, sizeof(*ts->tok))) == NULL) {
+		free(buf);
+		return LM_ENOMEM;
+	}
+	ts->buf = buf;
+	for (size_t i = 0; i < len && n < LM_TITLE_TOKENS_MAX;) {
+		size_t start, tl = 0;
+
+		while (i < len && !is_tok_byte((unsigned char) text[i]))
+			i++;
+		if (i >= len)
+			break;
+		start = w;
+		while (i < len && is_tok_byte((unsigned char) text[i])) {
+			unsigned char c = (unsigned char) text[i++];
+			if (tl + 1 < LM_TITLE_TOKEN_MAX) {
+				buf[w++] = (char) ((c >= 'A' && c <= 'Z') ? c + 32 : c);
+				tl++;
+			}
+		}
+		buf[w++] = '\0';
+		ts->tok[n++] = buf + start;
+	}
+	qsort(ts->tok, n, sizeof(*ts->tok), cmp_str);
+	ts->n = 0;
+	for (size_t i = 0; i < n; i++)
+		if (ts->n == 0 || strcmp(ts->tok[ts->n - 1], ts->tok[i]) != 0)
+			ts->tok[ts->n++] = ts->tok[i];
+	if (ts->n == 0) {
+		free(ts->tok);
+		free(ts->buf);
+		memset(ts, 0, sizeof(*ts));
+	}
+	return LM_OK;
+}
+
+static void
+tokset_clear(struct tokset *ts)
+{
+	free(ts->tok);
+	free(ts->buf);
+	memset(ts, 0, sizeof(*ts));
+}
+
+static bool
+tokset_has(const struct tokset *ts, const char *t)
+{
+	return ts->n > 0 && bsearch(&t, ts->tok, ts->n, sizeof(*ts->tok), cmp_str) != NULL;
+}
+
+static bool
+locs_have_country(Lunamatch__V1__Location **locs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (locs[i] != NULL && locs[i]->country != NULL && locs[i]->country[0] != '\0')
+			return true;
+	return false;
+}
+
+static int
+cmp_pskill(const void *a, const void *b)
+{
+	return strcmp(((const struct pskill *) a)->id, ((const struct pskill *) b)->id);
+}
+
+static int
+cmp_cskill(const void *a, const void *b)
+{
+	return strcmp(((const struct cskill *) a)->id, ((const struct cskill *) b)->id);
+}
+
+static double
+skill_weight(float w)
+{
+	return (isfinite(w) && w > 0) ? (double) w : 1.0;
+}
+
+int
+lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
+{
+	lm_posting_prep *p;
+	size_t n = 0;
+
+	*out = NULL;
+	if (rec == NULL)
+		return LM_EINVAL;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return LM_ENOMEM;
+	p->rec = rec;
+	if (rec->n_skills > 0 && (p->skills = calloc(rec->n_skills, sizeof(*p->skills))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < rec->n_skills; i++) {
+		const Lunamatch__V1__PostingSkill *s = rec->skills[i];
+		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
+			continue;
+		p->skills[n].id = s->skill_id;
+		p->skills[n].name = (s->name && s->name[0]) ? s->name : s->skill_id;
+		p->skills[n].w = skill_weight(s->weight);
+		n++;
+	}
+	/* Duplicates of an id: the first entry's name, the largest weight. A
+	 * stable order is needed for "first", so sort an index-tagged order. */
+	if (n > 1) {
+		qsort(p->skills, n, sizeof(*p->skills), cmp_pskill);
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (k > 0 && strcmp(p->skills[k - 1].id, p->skills[i].id) == 0) {
+				if (p->skills[i].w > p->skills[k - 1].w)
+					p->skills[k - 1].w = p->skills[i].w;
+				continue;
+			}
+			p->skills[k++] = p->skills[i];
+		}
+		n = k;
+	}
+	p->n_skills = n;
+	if (tokenize(rec->title, &p->title) != LM_OK)
+		goto nomem;
+	p->has_country = locs_have_country(rec->locations, rec->n_locations);
+	*out = p;
+	return LM_OK;
+nomem:
+	lm_posting_prep_free(p);
+	return LM_ENOMEM;
+}
+
+void
+lm_posting_prep_free(lm_posting_prep *p)
+{
+	if (p == NULL)
+		return;
+	free(p->skills);
+	tokset_clear(&p->title);
+	free(p);
+}
+
+const JobPosting *
+lm_posting_prep_record(const lm_posting_prep *p)
+{
+	return p->rec;
+}
+
+int
+lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
+{
+	lm_profile_prep *c;
+	size_t n = 0;
+
+	*out = NULL;
+	if (rec == NULL)
+		return LM_EINVAL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return LM_ENOMEM;
+	c->rec = rec;
+	if (rec->n_skills > 0 && (c->skills = calloc(rec->n_skills, sizeof(*c->skills))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < rec->n_skills; i++) {
+		const Lunamatch__V1__CandidateSkill *s = rec->skills[i];
+		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
+			continue;
+		c->skills[n].id = s->skill_id;
+		c->skills[n].years = (isfinite(s->years) && s->years > 0) ? s->years : 0;
+		n++;
+	}
+	if (n > 1) {
+		qsort(c->skills, n, sizeof(*c->skills), cmp_cskill);
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (k > 0 && strcmp(c->skills[k - 1].id, c->skills[i].id) == 0) {
+				if (c->skills[i].years > c->skills[k - 1].years)
+					c->skills[k - 1].years = c->skills[i].years;
+				continue;
+			}
+			c->skills[k++] = c->skills[i];
+		}
+		n = k;
+	}
+	c->n_skills = n;
+	if (rec->career_goals != NULL && rec->career_goals->n_desired_titles > 0) {
+		size_t nt = rec->career_goals->n_desired_titles;
+		if (nt > LM_DESIRED_TITLES_MAX)
+			nt = LM_DESIRED_TITLES_MAX;
+		if ((c->titles = calloc(nt, sizeof(*c->titles))) == NULL)
+			goto nomem;
+		for (size_t i = 0; i < nt; i++) {
+			if (tokenize(rec->career_goals->desired_titles[i], &c->titles[c->n_titles]) !=
+			    LM_OK)
+				goto nomem;
+			if (c->titles[c->n_titles].n > 0)
+				c->n_titles++;
+		}
+	}
+	c->has_country = locs_have_country(rec->locations, rec->n_locations);
+	*out = c;
+	return LM_OK;
+nomem:
+	lm_profile_prep_free(c);
+	return LM_ENOMEM;
+}
+
+void
+lm_profile_prep_free(lm_profile_prep *c)
+{
+	if (c == NULL)
+		return;
+	free(c->skills);
+	if (c->titles != NULL) {
+		size_t nt = c->rec->career_goals->n_desired_titles;
+		if (nt > LM_DESIRED_TITLES_MAX)
+			nt = LM_DESIRED_TITLES_MAX;
+		for (size_t i = 0; i < nt; i++)
+			tokset_clear(&c->titles[i]);
+	}
+	free(c->titles);
+	free(c);
+}
+
+const CandidateProfile *
+lm_profile_prep_record(const lm_profile_prep *c)
+{
+	return c->rec;
+}
+
+/* ==== filters ============================================================== */
+
+struct lm_filters {
+	const Lunamatch__V1__JobFilters *jobs;             /* one of the two is set */
+	const Lunamatch__V1__CandidateFilters *candidates;
+	const char **exclude; /* sorted copy of the exclude_ids pointers */
+	size_t n_exclude;
+};
+
+static int
+filters_new(char **ids, size_t n, lm_filters **out)
+{
+	lm_filters *f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return LM_ENOMEM;
+	if (n > 0) {
+		if ((f->exclude = calloc(n, sizeof(*f->exclude))) == NULL) {
+			free(f);
+			return LM_ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++)
+			f->exclude[i] = ids[i] ? ids[i] : "";
+		qsort(f->exclude, n, sizeof(*f->exclude), cmp_str);
+		f->n_exclude = n;
+	}
+	*out = f;
+	return LM_OK;
+}
+
+static int
+check_list(const char *what, size_t n, char *err, size_t errlen)
+{
+	if (n > LM_FILTER_LIST_MAX) {
+		snprintf(err, errlen, "filters.%s: %zu entries, at most %d allowed", what, n,
+		    LM_FILTER_LIST_MAX);
+		return LM_EINVAL;
+	}
+	return LM_OK;
+}
+
+int
+lm_filters_for_jobs(const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err,
+    size_t errlen)
+{
+	int rc;
+
+	*out = NULL;
+	if (f == NULL)
+		return LM_OK;
+	if ((rc = check_list("countries", f->n_countries, err, errlen)) != LM_OK ||
+	    (rc = check_list("employment_types", f->n_employment_types, err, errlen)) != LM_OK ||
+	    (rc = check_list("categories", f->n_categories, err, errlen)) != LM_OK ||
+	    (rc = check_list("exclude_ids", f->n_exclude_ids, err, errlen)) != LM_OK)
+		return rc;
+	if (!isfinite(f->min_annual_salary) || f->min_annual_salary < 0) {
+		snprintf(err, errlen, "filters.min_annual_salary: must be a number >= 0");
+		return LM_EINVAL;
+	}
+	if ((rc = filters_new(f->exclude_ids, f->n_exclude_ids, out)) != LM_OK)
+		return rc;
+	(*out)->jobs = f;
+	return LM_OK;
+}
+
+int
+lm_filters_for_candidates(const Lunamatch__V1__CandidateFilters *f, lm_filters **out,
+    char *err, size_t errlen)
+{
+	int rc;
+
+	*out = NULL;
+	if (f == NULL)
+		return LM_OK;
+	if ((rc = check_list("countries", f->n_countries, err, errlen)) != LM_OK ||
+	    (rc = check_list("employment_types", f->n_employment_types, err, errlen)) != LM_OK ||
+	    (rc = check_list("exclude_ids", f->n_exclude_ids, err, errlen)) != LM_OK)
+		return rc;
+	if (!isfinite(f->min_years_experience) || f->min_years_experience < 0) {
+		snprintf(err, errlen, "filters.min_years_experience: must be a number >= 0");
+		return LM_EINVAL;
+	}
+	if ((rc = filters_new(f->exclude_ids, f->n_exclude_ids, out)) != LM_OK)
+		return rc;
+	(*out)->candidates = f;
+	return LM_OK;
+}
+
+void
+lm_filters_free(lm_filters *f)
+{
+	if (f == NULL)
+		return;
+	free(f->exclude);
+	free(f);
+}
+
+/* ==== names for humans ===================================================== */
+
+static const char *
+level_name(int v)
+{
+	static const char *const n[] = {"unspecified", "intern", "entry", "associate", "mid",
+	    "senior", "lead", "director", "executive"};
+	return (v >= 0 && v <= 8) ? n[v] : "unknown";
+}
+
+static const char *
+education_name(int v)
+{
+	static const char *const n[] = {"unspecified", "no degree", "high school",
+	    "associate degree", "bachelor", "master", "doctorate"};
+	return (v >= 0 && v <= 6) ? n[v] : "unknown";
+}
+
+static const char *
+remote_name(int v)
+{
+	static const char *const n[] = {"unspecified", "onsite", "hybrid", "remote"};
+	return (v >= 0 && v <= 3) ? n[v] : "unknown";
+}
+
+static const char *
+employment_name(int v)
+{
+	static const char *const n[] = {"unspecified", "full-time", "part-time", "contract",
+	    "temporary", "internship"};
+	return (v >= 0 && v <= 5) ? n[v] : "unknown";
+}
+
+/* ==== evaluation =========================================================== */
+
+/* A hypothetical change to the candidate, for improvements. */
+struct ovr {
+	const char *add_skill; /* the candidate also has this skill id; or NULL */
+	double years;          /* total years of experience; < 0: the record's */
+	int education;         /* education level; 0: the record's */
+};
+
+static const struct ovr no_ovr = {NULL, -1, 0};
+
+/* Where vetoes go when an explanation is built (collect mode). */
+struct vsink {
+	Explanation *e;
+	int oom;
+};
+
+struct eval {
+	double value[LM_FEAT_COUNT];
+	bool present[LM_FEAT_COUNT];
+	double wsum;  /* weights of the features present */
+	double score; /* 0 when vetoed */
+	bool eligible;
+	bool detail; /* fill the detail strings below */
+	char text[LM_FEAT_COUNT][LM_EXPLAIN_TEXT_MAX];
+	/* skills feature, for explanations */
+	double sk_tot; /* sum of weight * idf over the posting's skills */
+	size_t sk_have;
+};
+
+static double
+clamp01(double x)
+{
+	return x > 0 ? (x < 1 ? x : 1) : 0; /* NaN gives 0 */
+}
+
+static bool
+cand_has(const lm_profile_prep *c, const struct ovr *o, const char *id, double *years)
+{
+	struct cskill key = {id, 0};
+	const struct cskill *s;
+
+	if (o->add_skill != NULL && strcmp(o->add_skill, id) == 0) {
+		if (years)
+			*years = 0;
+		return true;
+	}
+	if (c->n_skills == 0)
+		return false;
+	s = bsearch(&key, c->skills, c->n_skills, sizeof(*c->skills), cmp_cskill);
+	if (s != NULL && years)
+		*years = s->years;
+	return s != NULL;
+}
+
+static double
+cand_years(const CandidateProfile *c, const struct ovr *o)
+{
+	double y = o->years >= 0 ? o->years : (double) c->years_experience;
+	return isfinite(y) && y > 0 ? y : 0;
+}
+
+static int
+cand_education(const CandidateProfile *c, const struct ovr *o)
+{
+	return o->education > 0 ? o->education : (int) c->education;
+}
+
+/* Appends one veto (collect mode). Returns false in fast mode: the caller
+ * stops at the first veto. */
+static bool veto(struct vsink *vs, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool
+veto(struct vsink *vs, const char *code, const char *fmt, ...)
+{
+	Lunamatch__V1__Veto *v, **arr;
+	char reason[LM_EXPLAIN_TEXT_MAX];
+	va_list ap;
+
+	if (vs == NULL)
+		return false;
+	if (vs->oom)
+		return true;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	arr = realloc(vs->e->vetoes, (vs->e->n_vetoes + 1) * sizeof(*arr));
+	if (arr == NULL) {
+		vs->oom = 1;
+		return true;
+	}
+	vs->e->vetoes = arr;
+	if ((v = malloc(sizeof(*v))) == NULL) {
+		vs->oom = 1;
+		return true;
+	}
+	lunamatch__v1__veto__init(v);
+	arr[vs->e->n_vetoes++] = v;
+	if ((v->code = strdup(code)) == NULL || (v->reason = strdup(reason)) == NULL)
+		vs->oom = 1;
+	return true;
+}
+
+static void
+add_failed_group(struct vsink *vs, const char *label)
+{
+	char **arr;
+
+	if (vs->oom)
+		return;
+	arr = realloc(vs->e->failed_requirement_groups,
+	    (vs->e->n_failed_requirement_groups + 1) * sizeof(*arr));
+	if (arr == NULL) {
+		vs->oom = 1;
+		return;
+	}
+	vs->e->failed_requirement_groups = arr;
+	if ((arr[vs->e->n_failed_requirement_groups] = strdup(label)) == NULL)
+		vs->oom = 1;
+	else
+		vs->e->n_failed_requirement_groups++;
+}
+
+/* The display text of a requirement group: its label, else its skills. */
+static void
+group_text(const Lunamatch__V1__RequirementGroup *g, char *buf, size_t len)
+{
+	size_t w = 0;
+
+	if (g->label != NULL && g->label[0] != '\0') {
+		snprintf(buf, len, "%s", g->label);
+		return;
+	}
+	buf[0] = '\0';
+	for (size_t i = 0; i < g->n_skill_ids && w + 1 < len; i++) {
+		const char *nm = (g->n_skills == g->n_skill_ids && g->skills[i] && g->skills[i][0])
+		                     ? g->skills[i]
+		                     : g->skill_ids[i];
+		int r = snprintf(buf + w, len - w, "%s%s", i ? ", " : "", nm ? nm : "");
+		if (r < 0)
+			break;
+		w += (size_t) r;
+	}
+	if (w >= len)
+		w = len - 1;
+	if (w == 0)
+		snprintf(buf, len, "requirement");
+}
+
+static bool
+str_in(const char *s, char *const *list, size_t n)
+{
+	if (s == NULL || s[0] == '\0')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (list[i] != NULL && strcasecmp(s, list[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+locs_in(Lunamatch__V1__Location *const *locs, size_t n, char *const *countries, size_t nc)
+{
+	for (size_t i = 0; i < n; i++)
+		if (locs[i] != NULL && str_in(locs[i]->country, countries, nc))
+			return true;
+	return false;
+}
+
+static bool
+excluded(const lm_filters *f, const char *id)
+{
+	return f->n_exclude > 0 && id != NULL &&
+	       bsearch(&id, f->exclude, f->n_exclude, sizeof(*f->exclude), cmp_str) != NULL;
+}
+
+/* The request filters. Returns false when one fails in fast mode. */
+static bool
+check_filters(const lm_filters *f, const CandidateProfile *c, const JobPosting *p,
+    struct vsink *vs)
+{
+	if (f == NULL)
+		return true;
+	if (f->jobs != NULL) {
+		const Lunamatch__V1__JobFilters *jf = f->jobs;
+		if (excluded(f, p->id) && !veto(vs, LM_VETO_FILTER, "filter: job excluded"))
+			return false;
+		if (jf->remote_only && p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+		    !veto(vs, LM_VETO_FILTER, "filter: remote jobs only; this one is %s",
+			remote_name(p->remote)))
+			return false;
+		if (jf->n_countries > 0 &&
+		    !locs_in(p->locations, p->n_locations, jf->countries, jf->n_countries) &&
+		    !veto(vs, LM_VETO_FILTER, "filter: no job location in the requested countries"))
+			return false;
+		if (jf->min_annual_salary > 0) {
+			int64_t top = 0;
+			if (p->salary != NULL)
+				top = p->salary->annual_max > 0 ? p->salary->annual_max
+				                                : p->salary->annual_min;
+			if ((double) top < jf->min_annual_salary &&
+			    !veto(vs, LM_VETO_FILTER,
+				top > 0 ? "filter: pays at most %.0f a year, below %.0f"
+				        : "filter: salary unknown (%.0f), minimum %.0f requested",
+				(double) top, jf->min_annual_salary))
+				return false;
+		}
+		if (jf->n_employment_types > 0) {
+			bool ok = false;
+			for (size_t i = 0; i < jf->n_employment_types; i++)
+				ok = ok || (p->employment_type != 0 &&
+				               (int) jf->employment_types[i] == (int) p->employment_type);
+			if (!ok && !veto(vs, LM_VETO_FILTER, "filter: employment type %s not requested",
+				       employment_name(p->employment_type)))
+				return false;
+		}
+		if (jf->n_categories > 0 && !str_in(p->category, jf->categories, jf->n_categories) &&
+		    !veto(vs, LM_VETO_FILTER, "filter: category not requested"))
+			return false;
+		if (jf->posted_after > 0 && p->posted_at < jf->posted_after &&
+		    !veto(vs, LM_VETO_FILTER, "filter: posted before the requested date"))
+			return false;
+	}
+	if (f->candidates != NULL) {
+		const Lunamatch__V1__CandidateFilters *cf = f->candidates;
+		if (excluded(f, c->id) && !veto(vs, LM_VETO_FILTER, "filter: candidate excluded"))
+			return false;
+		if (cf->n_countries > 0 &&
+		    !locs_in(c->locations, c->n_locations, cf->countries, cf->n_countries) &&
+		    !veto(vs, LM_VETO_FILTER,
+			"filter: no preferred location in the requested countries"))
+			return false;
+		if (cf->min_years_experience > 0 &&
+		    !((double) c->years_experience >= (double) cf->min_years_experience) &&
+		    !veto(vs, LM_VETO_FILTER, "filter: %.1f years of experience, %.1f requested",
+			(double) c->years_experience, (double) cf->min_years_experience))
+			return false;
+		if (cf->n_employment_types > 0 && c->n_desired_employment_types > 0) {
+			bool ok = false;
+			for (size_t i = 0; i < cf->n_employment_types; i++)
+				for (size_t j = 0; j < c->n_desired_employment_types; j++)
+					ok = ok || cf->employment_types[i] == c->desired_employment_types[j];
+			if (!ok && !veto(vs, LM_VETO_FILTER,
+				       "filter: candidate accepts none of the requested employment types"))
+				return false;
+		}
+		if (cf->remote_only && c->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+		    !veto(vs, LM_VETO_FILTER, "filter: candidates preferring remote work only"))
+			return false;
+	}
+	return true;
+}
+
+/* The hard filters. Returns false at the first veto in fast mode (vs NULL);
+ * in collect mode records every veto and returns whether none applied. */
+static bool
+check_vetoes(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    const struct ovr *o, struct vsink *vs)
+{
+	const CandidateProfile *c = cp->rec;
+	const JobPosting *p = pp->rec;
+	size_t before = vs ? vs->e->n_vetoes : 0;
+	char gtext[LM_EXPLAIN_TEXT_MAX];
+
+	if (p->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
+	    !veto(vs, LM_VETO_POSTING_CLOSED, "the posting is closed"))
+		return false;
+	if (p->expires_at != 0 && p->expires_at <= env->now &&
+	    !veto(vs, LM_VETO_POSTING_EXPIRED, "the posting expired"))
+		return false;
+	for (size_t i = 0; i < p->n_requirement_groups; i++) {
+		const Lunamatch__V1__RequirementGroup *g = p->requirement_groups[i];
+		bool skill_ok = true, years_ok;
+		double y = cand_years(c, o);
+
+		if (g == NULL)
+			continue;
+		if (g->n_skill_ids > 0) {
+			skill_ok = false;
+			for (size_t k = 0; k < g->n_skill_ids && !skill_ok; k++)
+				skill_ok = g->skill_ids[k] != NULL && g->skill_ids[k][0] != '\0' &&
+				           cand_has(cp, o, g->skill_ids[k], NULL);
+		}
+		years_ok = !(isfinite(g->min_years_experience) && g->min_years_experience > 0 &&
+		             y < (double) g->min_years_experience);
+		if (skill_ok && years_ok)
+			continue;
+		if (vs == NULL)
+			return false;
+		group_text(g, gtext, sizeof(gtext));
+		if (!skill_ok && !years_ok)
+			veto(vs, LM_VETO_REQUIREMENT_GROUP,
+			    "requires one of: %s, and %.1f years of experience (has %.1f)", gtext,
+			    (double) g->min_years_experience, y);
+		else if (!skill_ok)
+			veto(vs, LM_VETO_REQUIREMENT_GROUP, "requires one of: %s", gtext);
+		else
+			veto(vs, LM_VETO_REQUIREMENT_GROUP,
+			    "%s: requires %.1f years of experience (has %.1f)", gtext,
+			    (double) g->min_years_experience, y);
+		add_failed_group(vs, gtext);
+	}
+	if (c->n_desired_employment_types > 0 && p->employment_type != 0) {
+		bool ok = false;
+		for (size_t i = 0; i < c->n_desired_employment_types; i++)
+			ok = ok || c->desired_employment_types[i] == p->employment_type;
+		if (!ok && !veto(vs, LM_VETO_EMPLOYMENT_TYPE,
+			       "the job is %s; the candidate wants other employment types",
+			       employment_name(p->employment_type)))
+			return false;
+	}
+	if (c->remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	    p->remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE &&
+	    !veto(vs, LM_VETO_REMOTE_POLICY, "onsite job; the candidate wants remote work"))
+		return false;
+	if (p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE && pp->has_country &&
+	    cp->has_country && !c->willing_to_relocate) {
+		bool common = false;
+		for (size_t i = 0; i < p->n_locations && !common; i++)
+			if (p->locations[i] != NULL)
+				for (size_t j = 0; j < c->n_locations && !common; j++)
+					common = c->locations[j] != NULL &&
+					         str_in(p->locations[i]->country, &c->locations[j]->country,
+					             1);
+		if (!common && !veto(vs, LM_VETO_LOCATION,
+			           "no job location in the candidate's countries, and the "
+			           "candidate does not relocate"))
+			return false;
+	}
+	if (!check_filters(env->filters, c, p, vs))
+		return false;
+	return vs == NULL || vs->e->n_vetoes == before;
+}
+
+/* Remote-policy fit [posting][candidate], both specified. */
+static const double remote_fit[4][4] = {
+    {0, 0, 0, 0},
+    {0, 1.0, 0.5, 0.0},   /* posting onsite */
+    {0, 0.75, 1.0, 0.5},  /* posting hybrid */
+    {0, 0.5, 0.75, 1.0},  /* posting remote */
+};
+
+#define DETAIL(ev, f, ...)                                                               \
+	do {                                                                             \
+		if ((ev)->detail)                                                        \
+			snprintf((ev)->text[f], sizeof((ev)->text[f]), __VA_ARGS__);     \
+	} while (0)
+
+static void
+feat_skills(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    const struct ovr *o, struct eval *ev)
+{
+	double tot = 0, have = 0;
+	size_t nh = 0;
+
+	for (size_t i = 0; i < pp->n_skills; i++) {
+		double imp = pp->skills[i].w * lm_skill_idf(env->stats, pp->skills[i].id);
+		tot += imp;
+		if (cand_has(cp, o, pp->skills[i].id, NULL)) {
+			have += imp;
+			nh++;
+		}
+	}
+	ev->sk_tot = tot;
+	ev->sk_have = nh;
+	if (pp->n_skills == 0 || !(tot > 0))
+		return;
+	ev->present[LM_FEAT_SKILLS] = true;
+	ev->value[LM_FEAT_SKILLS] = clamp01(have / tot);
+	DETAIL(ev, LM_FEAT_SKILLS, "%zu of %zu skills, %.0f%% of importance", nh, pp->n_skills,
+	    100.0 * ev->value[LM_FEAT_SKILLS]);
+}
+
+static void
+feat_experience(const CandidateProfile *c, const JobPosting *p, const struct ovr *o,
+    struct eval *ev)
+{
+	double need = p->min_years_experience, y = cand_years(c, o);
+
+	if (!(isfinite(need) && need > 0))
+		return;
+	ev->present[LM_FEAT_EXPERIENCE] = true;
+	ev->value[LM_FEAT_EXPERIENCE] = y >= need ? 1.0 : clamp01(y / need);
+	DETAIL(ev, LM_FEAT_EXPERIENCE, "%.1f years of experience, %.1f wanted", y, need);
+}
+
+static void
+feat_seniority(const lm_model *m, const CandidateProfile *c, const JobPosting *p,
+    struct eval *ev)
+{
+	int a = (int) c->experience_level, b = (int) p->experience_level, d;
+
+	if (a < 1 || a > 8 || b < 1 || b > 8)
+		return;
+	d = a > b ? a - b : b - a;
+	ev->present[LM_FEAT_SENIORITY] = true;
+	ev->value[LM_FEAT_SENIORITY] = clamp01(1.0 - d * m->params.seniority_step);
+	if (d == 0)
+		DETAIL(ev, LM_FEAT_SENIORITY, "same level (%s)", level_name(b));
+	else
+		DETAIL(ev, LM_FEAT_SENIORITY, "candidate %s, job %s: %d level%s apart",
+		    level_name(a), level_name(b), d, d == 1 ? "" : "s");
+}
+
+static void
+feat_salary(const lm_model *m, const CandidateProfile *c, const JobPosting *p,
+    struct eval *ev)
+{
+	int64_t top, want;
+
+	if (p->salary == NULL || c->desired_salary == NULL)
+		return;
+	top = p->salary->annual_max > 0 ? p->salary->annual_max : p->salary->annual_min;
+	want = c->desired_salary->annual_min;
+	if (top <= 0 || want <= 0)
+		return;
+	ev->present[LM_FEAT_SALARY] = true;
+	if (want <= top) {
+		ev->value[LM_FEAT_SALARY] = 1.0;
+		DETAIL(ev, LM_FEAT_SALARY, "desired %lld a year, job pays up to %lld",
+		    (long long) want, (long long) top);
+	} else {
+		double excess = (double) (want - top) / (double) top;
+		ev->value[LM_FEAT_SALARY] = clamp01(pow(0.5, excess / m->params.salary_half_excess));
+		DETAIL(ev, LM_FEAT_SALARY, "desired %lld a year is %.0f%% above the job's %lld",
+		    (long long) want, 100.0 * excess, (long long) top);
+	}
+}
+
+static void
+feat_location(const lm_model *m, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    struct eval *ev)
+{
+	const CandidateProfile *c = cp->rec;
+	const JobPosting *p = pp->rec;
+	double sum = 0;
+	int parts = 0;
+	char a[LM_EXPLAIN_TEXT_MAX / 2] = "", b[LM_EXPLAIN_TEXT_MAX / 2] = "";
+
+	if (p->remote >= 1 && p->remote <= 3 && c->remote >= 1 && c->remote <= 3) {
+		sum += remote_fit[p->remote][c->remote];
+		parts++;
+		if (ev->detail)
+			snprintf(a, sizeof(a), "%s job, prefers %s", remote_name(p->remote),
+			    remote_name(c->remote));
+	}
+	if (p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE && pp->has_country &&
+	    cp->has_country) {
+		double best = 0;
+		for (size_t i = 0; i < p->n_locations; i++) {
+			const Lunamatch__V1__Location *pl = p->locations[i];
+			if (pl == NULL)
+				continue;
+			for (size_t j = 0; j < c->n_locations; j++) {
+				const Lunamatch__V1__Location *cl = c->locations[j];
+				double v;
+				if (cl == NULL || !str_in(pl->country, &cl->country, 1))
+					continue;
+				v = (pl->city && pl->city[0] && cl->city && cl->city[0] &&
+				        strcasecmp(pl->city, cl->city) != 0)
+				        ? m->params.location_country_credit
+				        : 1.0;
+				if (v > best)
+					best = v;
+			}
+		}
+		if (best == 0 && c->willing_to_relocate)
+			best = m->params.relocate_credit;
+		sum += best;
+		parts++;
+		if (ev->detail)
+			snprintf(b, sizeof(b), "%s",
+			    best == 1.0                                    ? "same place"
+			    : best == m->params.location_country_credit ? "same country"
+			    : best > 0                                     ? "needs relocation"
+			                                                   : "no common country");
+	}
+	if (parts == 0)
+		return;
+	ev->present[LM_FEAT_LOCATION] = true;
+	ev->value[LM_FEAT_LOCATION] = clamp01(sum / parts);
+	DETAIL(ev, LM_FEAT_LOCATION, "%s%s%s", a, (a[0] && b[0]) ? "; " : "", b);
+}
+
+static void
+feat_education(const lm_model *m, const CandidateProfile *c, const JobPosting *p,
+    const struct ovr *o, struct eval *ev)
+{
+	int need = (int) p->education, have = cand_education(c, o);
+
+	if (need < 1 || need > 6 || have < 1 || have > 6)
+		return;
+	ev->present[LM_FEAT_EDUCATION] = true;
+	if (have >= need) {
+		ev->value[LM_FEAT_EDUCATION] = 1.0;
+		DETAIL(ev, LM_FEAT_EDUCATION, "%s meets %s", education_name(have),
+		    education_name(need));
+	} else {
+		ev->value[LM_FEAT_EDUCATION] = clamp01(1.0 - (need - have) * m->params.education_step);
+		DETAIL(ev, LM_FEAT_EDUCATION, "%s, %d level%s below %s", education_name(have),
+		    need - have, need - have == 1 ? "" : "s", education_name(need));
+	}
+}
+
+static void
+feat_career(const lm_profile_prep *cp, const lm_posting_prep *pp, struct eval *ev)
+{
+	const Lunamatch__V1__CareerGoals *g = cp->rec->career_goals;
+	const JobPosting *p = pp->rec;
+	double sum = 0, best = 0;
+	int parts = 0;
+	char t1[64] = "", t2[64] = "", t3[64] = "";
+
+	if (g == NULL)
+		return;
+	if (cp->n_titles > 0 && pp->title.n > 0) {
+		for (size_t i = 0; i < cp->n_titles; i++) {
+			size_t hit = 0;
+			for (size_t k = 0; k < cp->titles[i].n; k++)
+				hit += tokset_has(&pp->title, cp->titles[i].tok[k]);
+			double v = (double) hit / (double) cp->titles[i].n;
+			if (v > best)
+				best = v;
+		}
+		sum += best;
+		parts++;
+		if (ev->detail)
+			snprintf(t1, sizeof(t1), "title %.0f%% like a desired one", 100.0 * best);
+	}
+	if (g->n_desired_categories > 0 && p->category && p->category[0]) {
+		bool hit = str_in(p->category, g->desired_categories, g->n_desired_categories);
+		sum += hit;
+		parts++;
+		if (ev->detail)
+			snprintf(t2, sizeof(t2), "category %s", hit ? "desired" : "not desired");
+	}
+	if (g->n_desired_industries > 0 && p->industry && p->industry[0]) {
+		bool hit = str_in(p->industry, g->desired_industries, g->n_desired_industries);
+		sum += hit;
+		parts++;
+		if (ev->detail)
+			snprintf(t3, sizeof(t3), "industry %s", hit ? "desired" : "not desired");
+	}
+	if (parts == 0)
+		return;
+	ev->present[LM_FEAT_CAREER_GOALS] = true;
+	ev->value[LM_FEAT_CAREER_GOALS] = clamp01(sum / parts);
+	DETAIL(ev, LM_FEAT_CAREER_GOALS, "%s%s%s%s%s", t1, (t1[0] && (t2[0] || t3[0])) ? "; " : "",
+	    t2, (t2[0] && t3[0]) ? "; " : "", t3);
+}
+
+static void
+feat_freshness(const lm_model *m, const JobPosting *p, int64_t now, struct eval *ev)
+{
+	double days;
+
+	if (p->posted_at <= 0)
+		return;
+	days = now > p->posted_at ? (double) (now - p->posted_at) / 86400.0 : 0.0;
+	ev->present[LM_FEAT_FRESHNESS] = true;
+	ev->value[LM_FEAT_FRESHNESS] = clamp01(pow(0.5, days / m->params.freshness_half_life_days));
+	DETAIL(ev, LM_FEAT_FRESHNESS, "posted %.0f day%s ago", floor(days),
+	    floor(days) == 1 ? "" : "s");
+}
+
+static void
+feat_semantic(const CandidateProfile *c, const JobPosting *p, struct eval *ev)
+{
+	double dot = 0, na = 0, nb = 0, cosv;
+
+	if (c->n_embedding == 0 || c->n_embedding != p->n_embedding)
+		return;
+	for (size_t i = 0; i < c->n_embedding; i++) {
+		double a = c->embedding[i], b = p->embedding[i];
+		dot += a * b;
+		na += a * a;
+		nb += b * b;
+	}
+	if (!(na > 0) || !(nb > 0))
+		return;
+	cosv = dot / sqrt(na * nb);
+	if (!isfinite(cosv))
+		return;
+	cosv = cosv > 1 ? 1 : (cosv < -1 ? -1 : cosv);
+	ev->present[LM_FEAT_SEMANTIC] = true;
+	ev->value[LM_FEAT_SEMANTIC] = clamp01((cosv + 1.0) / 2.0);
+	DETAIL(ev, LM_FEAT_SEMANTIC, "embedding cosine %.2f", cosv);
+}
+
+/*
+ * Evaluates a pair. Fast mode (vs NULL): stops at the first veto with score
+ * 0. Collect mode: records every veto in vs and computes every feature even
+ * when vetoed (for the explanation); the score is still 0 when vetoed.
+ */
+static void
+evaluate(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    const struct ovr *o, struct vsink *vs, struct eval *ev)
+{
+	const lm_model *m = env->model;
+	double num = 0;
+
+	for (int f = 0; f < LM_FEAT_COUNT; f++) {
+		ev->present[f] = false;
+		ev->value[f] = 0;
+		ev->text[f][0] = '\0';
+	}
+	ev->score = 0;
+	ev->wsum = 0;
+	ev->sk_tot = 0;
+	ev->sk_have = 0;
+	ev->eligible = check_vetoes(env, cp, pp, o, vs);
+	if (!ev->eligible && vs == NULL)
+		return;
+
+	feat_skills(env, cp, pp, o, ev);
+	feat_experience(cp->rec, pp->rec, o, ev);
+	feat_seniority(m, cp->rec, pp->rec, ev);
+	feat_salary(m, cp->rec, pp->rec, ev);
+	feat_location(m, cp, pp, ev);
+	feat_education(m, cp->rec, pp->rec, o, ev);
+	feat_career(cp, pp, ev);
+	feat_freshness(m, pp->rec, env->now, ev);
+	feat_semantic(cp->rec, pp->rec, ev);
+
+	for (int f = 0; f < LM_FEAT_COUNT; f++) {
+		if (!ev->present[f] || !(m->weights[f] > 0))
+			continue;
+		num += m->weights[f] * ev->value[f];
+		ev->wsum += m->weights[f];
+	}
+	if (ev->eligible && ev->wsum > 0)
+		ev->score = clamp01(num / ev->wsum);
+}
+
+double
+lm_score_pair(const lm_score_env *env, const lm_profile_prep *c, const lm_posting_prep *p,
+    bool *eligible)
+{
+	struct eval ev;
+
+	ev.detail = false;
+	evaluate(env, c, p, &no_ovr, NULL, &ev);
+	if (eligible != NULL)
+		*eligible = ev.eligible;
+	return ev.score;
+}
+
+/* ==== explanations ========================================================= */
+
+struct skill_row {
+	const struct pskill *s;
+	double importance;
+	double years;
+	bool have;
+};
+
+static int
+cmp_skill_row(const void *a, const void *b)
+{
+	const struct skill_row *x = a, *y = b;
+
+	if (x->importance != y->importance)
+		return x->importance > y->importance ? -1 : 1;
+	return strcmp(x->s->id, y->s->id);
+}
+
+struct improve {
+	char action[LM_EXPLAIN_TEXT_MAX];
+	double gain;
+};
+
+static int
+cmp_improve(const void *a, const void *b)
+{
+	const struct improve *x = a, *y = b;
+
+	if (x->gain != y->gain)
+		return x->gain > y->gain ? -1 : 1;
+	return strcmp(x->action, y->action);
+}
+
+static Lunamatch__V1__SkillMatch *
+new_skill_match(const struct skill_row *r)
+{
+	Lunamatch__V1__SkillMatch *sm = malloc(sizeof(*sm));
+
+	if (sm == NULL)
+		return NULL;
+	lunamatch__v1__skill_match__init(sm);
+	sm->importance = r->importance;
+	sm->candidate_years = r->have ? (float) r->years : 0.0f;
+	if ((sm->skill_id = strdup(r->s->id)) == NULL ||
+	    (sm->name = strdup(r->s->name)) == NULL) {
+		protobuf_c_message_free_unpacked(&sm->base, NULL);
+		return NULL;
+	}
+	return sm;
+}
+
+static int
+fill_skills(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    double tot, bool full, Explanation *e)
+{
+	struct skill_row *rows;
+	size_t n = pp->n_skills, nm = 0, nx = 0, cap = LM_EXPLAIN_SUMMARY_SKILLS;
+
+	if (n == 0)
+		return LM_OK;
+	if ((rows = calloc(n, sizeof(*rows))) == NULL)
+		return LM_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		double w = pp->skills[i].w * lm_skill_idf(env->stats, pp->skills[i].id);
+		rows[i].s = &pp->skills[i];
+		rows[i].importance = tot > 0 ? w / tot : 0;
+		rows[i].have = cand_has(cp, &no_ovr, pp->skills[i].id, &rows[i].years);
+		if (rows[i].have)
+			nm++;
+		else
+			nx++;
+	}
+	qsort(rows, n, sizeof(*rows), cmp_skill_row);
+	if (!full) {
+		nm = nm < cap ? nm : cap;
+		nx = nx < cap ? nx : cap;
+	}
+	if ((nm > 0 && (e->matched_skills = calloc(nm, sizeof(*e->matched_skills))) == NULL) ||
+	    (nx > 0 && (e->missing_skills = calloc(nx, sizeof(*e->missing_skills))) == NULL))
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].have && e->n_matched_skills < nm) {
+			if ((e->matched_skills[e->n_matched_skills] = new_skill_match(&rows[i])) == NULL)
+				goto nomem;
+			e->n_matched_skills++;
+		} else if (!rows[i].have && e->n_missing_skills < nx) {
+			if ((e->missing_skills[e->n_missing_skills] = new_skill_match(&rows[i])) == NULL)
+				goto nomem;
+			e->n_missing_skills++;
+		}
+	}
+	free(rows);
+	return LM_OK;
+nomem:
+	free(rows);
+	return LM_ENOMEM;
+}
+
+static int
+fill_features(const lm_model *m, const struct eval *ev, Explanation *e)
+{
+	size_t n = 0;
+
+	for (int f = 0; f < LM_FEAT_COUNT; f++)
+		n += ev->present[f];
+	if (n == 0)
+		return LM_OK;
+	if ((e->features = calloc(n, sizeof(*e->features))) == NULL)
+		return LM_ENOMEM;
+	for (int f = 0; f < LM_FEAT_COUNT; f++) {
+		Lunamatch__V1__FeatureContribution *fc;
+		if (!ev->present[f])
+			continue;
+		if ((fc = malloc(sizeof(*fc))) == NULL)
+			return LM_ENOMEM;
+		lunamatch__v1__feature_contribution__init(fc);
+		e->features[e->n_features++] = fc;
+		fc->value = ev->value[f];
+		fc->weight = m->weights[f];
+		fc->contribution =
+		    (ev->wsum > 0 && m->weights[f] > 0) ? ev->value[f] * m->weights[f] / ev->wsum : 0;
+		if ((fc->feature = strdup(lm_feature_name((lm_feature) f))) == NULL ||
+		    (fc->detail = strdup(ev->text[f])) == NULL)
+			return LM_ENOMEM;
+	}
+	return LM_OK;
+}
+
+/* Adds an improvement candidate when the change raises the score. */
+static void try_improvement(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, const struct ovr *o, double base, struct improve *list,
+    size_t *n, size_t cap, const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+
+static void
+try_improvement(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    const struct ovr *o, double base, struct improve *list, size_t *n, size_t cap,
+    const char *fmt, ...)
+{
+	struct eval ev;
+	va_list ap;
+
+	if (*n >= cap)
+		return;
+	ev.detail = false;
+	evaluate(env, cp, pp, o, NULL, &ev);
+	if (!(ev.score - base > 1e-12))
+		return;
+	list[*n].gain = ev.score - base;
+	va_start(ap, fmt);
+	vsnprintf(list[*n].action, sizeof(list[*n].action), fmt, ap);
+	va_end(ap);
+	(*n)++;
+}
+
+static bool
+seen_id(const char **ids, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+static int
+fill_improvements(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, double base, Explanation *e)
+{
+	const JobPosting *p = pp->rec;
+	const CandidateProfile *c = cp->rec;
+	size_t cap = pp->n_skills + 2, n = 0, nseen = 0;
+	struct improve *list;
+	const char **seen;
+	double need_years = 0;
+	int rc = LM_OK;
+
+	for (size_t i = 0; i < p->n_requirement_groups; i++)
+		if (p->requirement_groups[i] != NULL)
+			cap += p->requirement_groups[i]->n_skill_ids;
+	if ((list = calloc(cap, sizeof(*list))) == NULL)
+		return LM_ENOMEM;
+	if ((seen = calloc(cap, sizeof(*seen))) == NULL) {
+		free(list);
+		return LM_ENOMEM;
+	}
+	for (size_t i = 0; i < pp->n_skills; i++) {
+		struct ovr o = {pp->skills[i].id, -1, 0};
+		if (cand_has(cp, &no_ovr, o.add_skill, NULL))
+			continue;
+		seen[nseen++] = o.add_skill;
+		try_improvement(env, cp, pp, &o, base, list, &n, cap, "add skill: %s",
+		    pp->skills[i].name);
+	}
+	for (size_t i = 0; i < p->n_requirement_groups; i++) {
+		const Lunamatch__V1__RequirementGroup *g = p->requirement_groups[i];
+		if (g == NULL)
+			continue;
+		if (isfinite(g->min_years_experience) && g->min_years_experience > need_years)
+			need_years = g->min_years_experience;
+		for (size_t k = 0; k < g->n_skill_ids; k++) {
+			struct ovr o = {g->skill_ids[k], -1, 0};
+			const char *nm;
+			if (o.add_skill == NULL || o.add_skill[0] == '\0' ||
+			    seen_id(seen, nseen, o.add_skill) || cand_has(cp, &no_ovr, o.add_skill, NULL))
+				continue;
+			seen[nseen++] = o.add_skill;
+			nm = (g->n_skills == g->n_skill_ids && g->skills[k] && g->skills[k][0])
+			         ? g->skills[k]
+			         : o.add_skill;
+			try_improvement(env, cp, pp, &o, base, list, &n, cap, "add skill: %s", nm);
+		}
+	}
+	if (isfinite(p->min_years_experience) && p->min_years_experience > need_years)
+		need_years = p->min_years_experience;
+	if (need_years > cand_years(c, &no_ovr)) {
+		struct ovr o = {NULL, need_years, 0};
+		try_improvement(env, cp, pp, &o, base, list, &n, cap,
+		    "reach %.1f years of experience", need_years);
+	}
+	if (p->education >= 1 && p->education <= 6 && c->education >= 1 &&
+	    c->education < p->education) {
+		struct ovr o = {NULL, -1, (int) p->education};
+		try_improvement(env, cp, pp, &o, base, list, &n, cap, "reach education: %s",
+		    education_name(p->education));
+	}
+	qsort(list, n, sizeof(*list), cmp_improve);
+	if (n > LM_EXPLAIN_IMPROVEMENTS_MAX)
+		n = LM_EXPLAIN_IMPROVEMENTS_MAX;
+	if (n > 0 && (e->improvements = calloc(n, sizeof(*e->improvements))) == NULL)
+		rc = LM_ENOMEM;
+	for (size_t i = 0; rc == LM_OK && i < n; i++) {
+		Lunamatch__V1__Improvement *im = malloc(sizeof(*im));
+		if (im == NULL) {
+			rc = LM_ENOMEM;
+			break;
+		}
+		lunamatch__v1__improvement__init(im);
+		e->improvements[e->n_improvements++] = im;
+		im->score_gain = list[i].gain;
+		if ((im->action = strdup(list[i].action)) == NULL)
+			rc = LM_ENOMEM;
+	}
+	free(seen);
+	free(list);
+	return rc;
+}
+
+/* Appends to buf like snprintf at offset *w, never past len. */
+static void append(char *buf, size_t len, size_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+append(char *buf, size_t len, size_t *w, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (*w + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	r = vsnprintf(buf + *w, len - *w, fmt, ap);
+	va_end(ap);
+	if (r > 0)
+		*w = (size_t) r >= len - *w ? len - 1 : *w + (size_t) r;
+}
+
+/* One line: band and score, skills, the best and weakest other feature and
+ * the most important missing skill; or the first veto. */
+static void
+make_summary(const lm_model *m, const lm_posting_prep *pp, const struct eval *ev,
+    const Explanation *e, char *buf, size_t len)
+{
+	const char *band;
+	int best = -1, worst = -1;
+	size_t w = 0;
+
+	buf[0] = '\0';
+	if (!ev->eligible) {
+		if (e->n_vetoes > 0)
+			append(buf, len, &w, "not eligible: %s", e->vetoes[0]->reason);
+		else
+			append(buf, len, &w, "not eligible");
+		if (e->n_vetoes > 1)
+			append(buf, len, &w, " (+%zu more)", e->n_vetoes - 1);
+		return;
+	}
+	if (!(ev->wsum > 0)) {
+		append(buf, len, &w, "no comparable data");
+		return;
+	}
+	band = ev->score >= 0.75  ? "strong"
+	       : ev->score >= 0.5  ? "good"
+	       : ev->score >= 0.25 ? "fair"
+	                           : "weak";
+	append(buf, len, &w, "%s match (%.2f)", band, ev->score);
+	if (ev->present[LM_FEAT_SKILLS])
+		append(buf, len, &w, ": %zu/%zu skills", ev->sk_have, pp->n_skills);
+	for (int f = LM_FEAT_SKILLS + 1; f < LM_FEAT_COUNT; f++) {
+		if (!ev->present[f] || !(m->weights[f] > 0))
+			continue;
+		if (best < 0 || ev->value[f] > ev->value[best])
+			best = f;
+		if (ev->value[f] < 1 && (worst < 0 || ev->value[f] < ev->value[worst]))
+			worst = f;
+	}
+	if (best >= 0 && ev->value[best] >= 0.5 && best != worst)
+		append(buf, len, &w, "; best fit: %s", lm_feature_name((lm_feature) best));
+	if (worst >= 0 && ev->value[worst] < 0.5)
+		append(buf, len, &w, "; weakest: %s", lm_feature_name((lm_feature) worst));
+	if (e->n_missing_skills > 0)
+		append(buf, len, &w, "; missing %s", e->missing_skills[0]->name);
+}
+
+int
+lm_explain_pair(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    Lunamatch__V1__ExplainLevel level, Lunamatch__V1__Match **out)
+{
+	const JobPosting *p;
+	const CandidateProfile *c;
+	Lunamatch__V1__Match *mt;
+	Explanation *e;
+	struct eval *ev = NULL;
+	struct vsink vs;
+	char summary[LM_EXPLAIN_TEXT_MAX];
+	bool full = level == LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+	int rc = LM_ENOMEM;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (env == NULL || env->model == NULL || cp == NULL || pp == NULL)
+		return LM_EINVAL;
+	p = pp->rec;
+	c = cp->rec;
+	if ((mt = malloc(sizeof(*mt))) == NULL)
+		return LM_ENOMEM;
+	lunamatch__v1__match__init(mt);
+	if ((mt->job_id = strdup(p->id ? p->id : "")) == NULL ||
+	    (mt->candidate_id = strdup(c->id ? c->id : "")) == NULL ||
+	    (mt->title = strdup(p->title ? p->title : "")) == NULL ||
+	    (mt->company = strdup(p->company ? p->company : "")) == NULL)
+		goto fail;
+	if (level == LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE) {
+		mt->score = lm_score_pair(env, cp, pp, NULL);
+		*out = mt;
+		return LM_OK;
+	}
+	if ((e = malloc(sizeof(*e))) == NULL)
+		goto fail;
+	lunamatch__v1__explanation__init(e);
+	mt->explanation = e;
+	if ((ev = malloc(sizeof(*ev))) == NULL)
+		goto fail;
+	vs.e = e;
+	vs.oom = 0;
+	ev->detail = true;
+	evaluate(env, cp, pp, &no_ovr, &vs, ev);
+	if (vs.oom)
+		goto fail;
+	mt->score = ev->score;
+	if ((e->model_version = strdup(env->model->version)) == NULL)
+		goto fail;
+	if (fill_features(env->model, ev, e) != LM_OK)
+		goto fail;
+	if (fill_skills(env, cp, pp, ev->sk_tot, full, e) != LM_OK)
+		goto fail;
+	if (full && fill_improvements(env, cp, pp, ev->score, e) != LM_OK)
+		goto fail;
+	make_summary(env->model, pp, ev, e, summary, sizeof(summary));
+	if ((e->summary = strdup(summary)) == NULL)
+		goto fail;
+	free(ev);
+	*out = mt;
+	return LM_OK;
+fail:
+	free(ev);
+	protobuf_c_message_free_unpacked(&mt->base, NULL);
+	return rc;
+}
+
+int
+lm_score_records(const lm_score_env *env, const CandidateProfile *c, const JobPosting *p,
+    double *score, bool *eligible)
+{
+	lm_profile_prep *cp = NULL;
+	lm_posting_prep *pp = NULL;
+	int rc;
+
+	if (env == NULL || env->model == NULL || score == NULL)
+		return LM_EINVAL;
+	if ((rc = lm_profile_prep_new(c, &cp)) != LM_OK ||
+	    (rc = lm_posting_prep_new(p, &pp)) != LM_OK)
+		goto out;
+	*score = lm_score_pair(env, cp, pp, eligible);
+out:
+	lm_profile_prep_free(cp);
+	lm_posting_prep_free(pp);
+	return rc;
+}
+
+int
+lm_explain_records(const lm_score_env *env, const CandidateProfile *c, const JobPosting *p,
+    Lunamatch__V1__ExplainLevel level, Lunamatch__V1__Match **out)
+{
+	lm_profile_prep *cp = NULL;
+	lm_posting_prep *pp = NULL;
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if ((rc = lm_profile_prep_new(c, &cp)) != LM_OK ||
+	    (rc = lm_posting_prep_new(p, &pp)) != LM_OK)
+		goto out;
+	rc = lm_explain_pair(env, cp, pp, level, out);
+out:
+	lm_profile_prep_free(cp);
+	lm_posting_prep_free(pp);
+	return rc;
+}

@@ -1,0 +1,160 @@
+/*
+ * score.h - the explainable scorer: hard filters (vetoes) and soft features
+ * for one (candidate, posting) pair, and the corpus statistics it needs.
+ *
+ * Scoring is pure and deterministic: the result depends only on the two
+ * records, the model, the corpus statistics, the filters and `now` (Unix
+ * seconds, passed in; the clock is never read here). Formulas, vetoes and
+ * explanations are described in docs/scoring.md.
+ *
+ * Records come in "prepared" (lm_posting_prep, lm_profile_prep): skill ids
+ * deduplicated and sorted, title tokens split once, so that scanning many
+ * pairs does not redo that work. A prep borrows its record, which must stay
+ * alive and unchanged while the prep is in use. Preps, models, statistics and
+ * filters are read-only during scoring: any number of threads may score with
+ * the same objects at once, provided nobody modifies them meanwhile.
+ *
+ * Records are expected as ingest leaves them: skills carry canonical skill
+ * ids (a skill without one is ignored), requirement groups carry skill_ids,
+ * salaries carry annual_min/annual_max in the reference currency, countries
+ * are upper case (compared case-insensitively anyway).
+ */
+#ifndef LUNAMATCH_MATCH_SCORE_H
+#define LUNAMATCH_MATCH_SCORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lunamatch/v1/match.pb-c.h"
+#include "lunamatch/v1/records.pb-c.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Hard limits. */
+#define LM_FILTER_LIST_MAX 1000        /* entries in one list of a request filter */
+#define LM_TITLE_TOKENS_MAX 32         /* tokens of a title used by career-goal fit */
+#define LM_TITLE_TOKEN_MAX 48          /* bytes of one token; longer ones are cut */
+#define LM_DESIRED_TITLES_MAX 32       /* desired titles of a profile that count */
+#define LM_EXPLAIN_SUMMARY_SKILLS 5    /* matched/missing skills at SUMMARY level */
+#define LM_EXPLAIN_IMPROVEMENTS_MAX 10 /* improvements at FULL level */
+#define LM_EXPLAIN_TEXT_MAX 256        /* bytes of a summary, detail or reason */
+
+/* Veto codes (Veto.code in match.proto). */
+#define LM_VETO_POSTING_CLOSED "POSTING_CLOSED"
+#define LM_VETO_POSTING_EXPIRED "POSTING_EXPIRED"
+#define LM_VETO_REQUIREMENT_GROUP "REQUIREMENT_GROUP"
+#define LM_VETO_EMPLOYMENT_TYPE "EMPLOYMENT_TYPE"
+#define LM_VETO_REMOTE_POLICY "REMOTE_POLICY"
+#define LM_VETO_LOCATION "LOCATION"
+#define LM_VETO_FILTER "FILTER"
+
+/* ---- corpus statistics (for IDF) ---------------------------------------- */
+
+/* Document frequencies of skill ids over a set of postings, and the number
+ * of postings. The index keeps one over its open, unexpired postings. Not
+ * thread-safe for writes: callers serialize add/remove against readers. */
+typedef struct lm_skill_stats lm_skill_stats;
+
+typedef struct lm_posting_prep lm_posting_prep;
+typedef struct lm_profile_prep lm_profile_prep;
+
+int lm_skill_stats_new(lm_skill_stats **out);
+void lm_skill_stats_free(lm_skill_stats *s); /* NULL is a no-op */
+
+/* Counts the posting once (N += 1) and each of its distinct skill ids once.
+ * Returns LM_OK or LM_ENOMEM (then nothing changed). */
+int lm_skill_stats_add(lm_skill_stats *s, const lm_posting_prep *p);
+
+/* Undoes an earlier lm_skill_stats_add of the same posting (same skills). */
+void lm_skill_stats_remove(lm_skill_stats *s, const lm_posting_prep *p);
+
+/* N, the number of postings counted. s may be NULL (0). */
+uint64_t lm_skill_stats_docs(const lm_skill_stats *s);
+
+/* df(skill_id): postings counted that ask for the skill. s may be NULL (0). */
+uint64_t lm_skill_stats_df(const lm_skill_stats *s, const char *skill_id);
+
+/* idf(s) = ln(1 + N / (1 + df(s))); 1 for every skill when N is 0 or s is
+ * NULL (no corpus: all skills equally important). */
+double lm_skill_idf(const lm_skill_stats *s, const char *skill_id);
+
+/* ---- prepared records --------------------------------------------------- */
+
+/* Prepares a posting / profile for scoring. The prep borrows rec (not
+ * copied): rec must outlive it. Returns LM_OK, LM_EINVAL (rec NULL) or
+ * LM_ENOMEM. */
+int lm_posting_prep_new(const Lunamatch__V1__JobPosting *rec, lm_posting_prep **out);
+void lm_posting_prep_free(lm_posting_prep *p); /* NULL is a no-op */
+const Lunamatch__V1__JobPosting *lm_posting_prep_record(const lm_posting_prep *p);
+
+int lm_profile_prep_new(const Lunamatch__V1__CandidateProfile *rec, lm_profile_prep **out);
+void lm_profile_prep_free(lm_profile_prep *p); /* NULL is a no-op */
+const Lunamatch__V1__CandidateProfile *lm_profile_prep_record(const lm_profile_prep *p);
+
+/* ---- request filters ---------------------------------------------------- */
+
+/* The filters of one request (JobFilters or CandidateFilters of match.proto),
+ * validated and prepared. Borrows the filter message: it must outlive the
+ * lm_filters. A pair that fails a filter gets a FILTER veto. */
+typedef struct lm_filters lm_filters;
+
+/* Validates f (lists at most LM_FILTER_LIST_MAX entries, numbers finite and
+ * >= 0) and prepares it. f may be NULL (*out is then NULL: no filters).
+ * Returns LM_OK, LM_EINVAL with a reason in err, or LM_ENOMEM. */
+int lm_filters_for_jobs(const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err,
+    size_t errlen);
+int lm_filters_for_candidates(const Lunamatch__V1__CandidateFilters *f, lm_filters **out,
+    char *err, size_t errlen);
+void lm_filters_free(lm_filters *f); /* NULL is a no-op */
+
+/* ---- scoring ------------------------------------------------------------ */
+
+/* Everything besides the pair that a score depends on. */
+typedef struct lm_score_env {
+	const lm_model *model;        /* required */
+	const lm_skill_stats *stats;  /* may be NULL: every skill has idf 1 */
+	int64_t now;                  /* Unix seconds: expiry and freshness */
+	const lm_filters *filters;    /* may be NULL: no request filters */
+} lm_score_env;
+
+/* The score of a pair in [0, 1]: the weighted mean of the features present,
+ * 0 when a veto applies (then *eligible is false). eligible may be NULL.
+ * Never fails. */
+double lm_score_pair(const lm_score_env *env, const lm_profile_prep *c,
+    const lm_posting_prep *p, bool *eligible);
+
+/*
+ * Scores a pair and explains it at the given level (match.proto
+ * ExplainLevel: NONE leaves explanation NULL; UNSPECIFIED and SUMMARY give
+ * summary, features, vetoes, failed groups and at most
+ * LM_EXPLAIN_SUMMARY_SKILLS matched and missing skills; FULL gives every
+ * skill and the improvements). The Match carries job_id, candidate_id,
+ * score, the posting's title and company; rank is 0.
+ *
+ * On LM_OK *out is a new message that the caller owns and frees with
+ * protobuf_c_message_free_unpacked(&(*out)->base, NULL): every part of it is
+ * malloc'd and nothing points into the records. Fails only with LM_ENOMEM
+ * (or LM_EINVAL for NULL arguments); *out is then NULL.
+ */
+int lm_explain_pair(const lm_score_env *env, const lm_profile_prep *c,
+    const lm_posting_prep *p, Lunamatch__V1__ExplainLevel level,
+    Lunamatch__V1__Match **out);
+
+/* lm_score_pair on plain records (prepares both for the call). Returns
+ * LM_OK, LM_EINVAL or LM_ENOMEM. */
+int lm_score_records(const lm_score_env *env, const Lunamatch__V1__CandidateProfile *c,
+    const Lunamatch__V1__JobPosting *p, double *score, bool *eligible);
+
+/* lm_explain_pair on plain records. */
+int lm_explain_records(const lm_score_env *env, const Lunamatch__V1__CandidateProfile *c,
+    const Lunamatch__V1__JobPosting *p, Lunamatch__V1__ExplainLevel level,
+    Lunamatch__V1__Match **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_MATCH_SCORE_H */
