@@ -1,0 +1,68 @@
+/*
+ * http.h - the operations HTTP server of a service: health and metrics.
+ *
+ * Runs on its own port, apart from the RPC and Kafka traffic, on nng's HTTP
+ * server. Endpoints:
+ *   GET /healthz  200 "ok\n", or 503 and the reason the live check gave
+ *   GET /readyz   the same with the ready check
+ *   GET /metrics  200, Content-Type text/plain; version=0.0.4, the registry
+ *                 rendered by lm_metrics_render()
+ * HEAD is answered like GET without a body; other methods get 405, other
+ * paths 404. Request bodies are never read.
+ */
+#ifndef LUNAMATCH_HTTP_H
+#define LUNAMATCH_HTTP_H
+
+#include <stddef.h>
+
+#include "lunamatch/metrics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_HTTP_ADDR_MAX 256   /* longest "host:port", without the NUL */
+#define LM_HTTP_REASON_MAX 256 /* reason buffer handed to a check, with the NUL */
+
+typedef struct lm_http lm_http;
+
+/*
+ * A health check. Returns LM_OK when healthy; otherwise any lm_err, with a
+ * short one-line reason written into reason (len bytes, NUL-terminated; no
+ * personal data: it is served to anyone who can reach the port). Called on an
+ * nng thread for every probe: it must be quick and must not block on locks
+ * the service holds for long (read an atomic flag or a timestamp).
+ */
+typedef int (*lm_http_check_fn)(void *arg, char *reason, size_t len);
+
+typedef struct lm_http_opts {
+	const char *addr;     /* "host:port" or "[v6addr]:port"; port 0 = ephemeral */
+	lm_metrics *metrics;  /* NULL serves an empty /metrics; borrowed */
+	lm_http_check_fn live;  /* /healthz; NULL = always healthy */
+	lm_http_check_fn ready; /* /readyz; NULL = always ready */
+	void *arg;            /* passed to live and ready; borrowed */
+} lm_http_opts;
+
+/*
+ * Binds o->addr and starts serving. metrics and arg are borrowed: they must
+ * stay valid until lm_http_stop() returns. Returns LM_OK and *out, LM_EINVAL
+ * for a malformed address, LM_ENNG (reason logged) when it cannot listen, for
+ * example because the port is in use, or LM_ENOMEM.
+ */
+int lm_http_start(const lm_http_opts *o, lm_http **out);
+
+/* The bound port (the real one when started with port 0); 0 for NULL. */
+int lm_http_port(const lm_http *h);
+
+/*
+ * Stops serving, waits for handlers that are running to finish, and frees h.
+ * After it returns no check function is called and the registry is not used
+ * any more. NULL is a no-op. Must not be called from a check function or an
+ * nng callback.
+ */
+void lm_http_stop(lm_http *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_HTTP_H */

@@ -1,0 +1,627 @@
+/*
+ * test_http.c - the health and metrics HTTP server, driven by a small
+ * HTTP/1.1 client over real TCP sockets on the loopback interface.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/http.h"
+#include "lunamatch/metrics.h"
+
+#define RESP_MAX (1024 * 1024) /* largest response the client reads */
+#define IO_TIMEOUT_S 5         /* per send/recv */
+#define REQ_DEADLINE_S 10      /* whole request */
+
+struct resp {
+	int status;
+	char *raw;        /* whole response, NUL-terminated */
+	size_t head_len;  /* up to and including the blank line */
+	const char *body; /* into raw */
+	size_t body_len;  /* bytes after the head */
+};
+
+static void
+resp_free(struct resp *r)
+{
+	free(r->raw);
+	memset(r, 0, sizeof(*r));
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static int
+connect_to(int family, int port)
+{
+	struct timeval tv = {IO_TIMEOUT_S, 0};
+	int fd = socket(family, SOCK_STREAM, 0);
+	int rv;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 sa = {0};
+		sa.sin6_family = AF_INET6;
+		sa.sin6_port = htons((uint16_t) port);
+		sa.sin6_addr = in6addr_loopback;
+		rv = connect(fd, (struct sockaddr *) &sa, sizeof(sa));
+	} else {
+		struct sockaddr_in sa = {0};
+		sa.sin_family = AF_INET;
+		sa.sin_port = htons((uint16_t) port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		rv = connect(fd, (struct sockaddr *) &sa, sizeof(sa));
+	}
+	if (rv != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+send_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		s += w;
+		n -= (size_t) w;
+	}
+	return 0;
+}
+
+/*
+ * Sends one request (extra: more header lines, each ending in \r\n; body may
+ * be NULL) and reads the response until the server closes the connection.
+ * keepalive = false adds "Connection: close". Returns 0 with *r filled, or -1.
+ */
+static int
+http_req(int family, int port, const char *method, const char *path, const char *extra,
+    const char *body, bool keepalive, struct resp *r)
+{
+	char req[2048];
+	size_t cap = RESP_MAX + 1, len = 0;
+	double deadline = now_s() + REQ_DEADLINE_S;
+	char *end;
+	int fd, n;
+
+	memset(r, 0, sizeof(*r));
+	n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: localhost\r\n%s%s\r\n%s",
+	    method, path, extra != NULL ? extra : "",
+	    keepalive ? "" : "Connection: close\r\n", body != NULL ? body : "");
+	if (n < 0 || (size_t) n >= sizeof(req))
+		return -1;
+	if ((fd = connect_to(family, port)) < 0)
+		return -1;
+	if (send_all(fd, req, (size_t) n) != 0) {
+		close(fd);
+		return -1;
+	}
+	if ((r->raw = malloc(cap)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while (len < cap - 1 && now_s() < deadline) {
+		ssize_t got = recv(fd, r->raw + len, cap - 1 - len, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break; /* EOF, or timeout: parse what arrived */
+		len += (size_t) got;
+	}
+	close(fd);
+	r->raw[len] = '\0';
+	if (sscanf(r->raw, "HTTP/1.1 %d ", &r->status) != 1 ||
+	    (end = strstr(r->raw, "\r\n\r\n")) == NULL) {
+		resp_free(r);
+		return -1;
+	}
+	r->head_len = (size_t) (end + 4 - r->raw);
+	r->body = end + 4;
+	r->body_len = len - r->head_len;
+	return 0;
+}
+
+static int
+http_get(int port, const char *path, struct resp *r)
+{
+	return http_req(AF_INET, port, "GET", path, NULL, NULL, false, r);
+}
+
+/* Value of a response header (case-insensitive name), copied into out. */
+static bool
+header(const struct resp *r, const char *name, char *out, size_t len)
+{
+	size_t nlen = strlen(name);
+	const char *p = strstr(r->raw, "\r\n");
+
+	while (p != NULL && (size_t) (p - r->raw) + 2 < r->head_len) {
+		const char *line = p + 2;
+		const char *eol = strstr(line, "\r\n");
+		if (eol == NULL)
+			break;
+		if ((size_t) (eol - line) > nlen && strncasecmp(line, name, nlen) == 0 &&
+		    line[nlen] == ':') {
+			const char *v = line + nlen + 1;
+			while (*v == ' ')
+				v++;
+			snprintf(out, len, "%.*s", (int) (eol - v), v);
+			return true;
+		}
+		p = eol;
+	}
+	return false;
+}
+
+/* Health state the checks read; flipped by the tests. */
+struct health {
+	atomic_int live_ok;
+	atomic_int ready_ok;
+	atomic_int calls;
+	const char *reason;
+};
+
+static int
+check_live(void *arg, char *reason, size_t len)
+{
+	struct health *hs = arg;
+	atomic_fetch_add(&hs->calls, 1);
+	if (atomic_load(&hs->live_ok))
+		return LM_OK;
+	snprintf(reason, len, "%s", hs->reason);
+	return LM_EIO;
+}
+
+static int
+check_ready(void *arg, char *reason, size_t len)
+{
+	struct health *hs = arg;
+	atomic_fetch_add(&hs->calls, 1);
+	if (atomic_load(&hs->ready_ok))
+		return LM_OK;
+	snprintf(reason, len, "%s", hs->reason);
+	return LM_ECLOSED;
+}
+
+static lm_http *
+start(const char *addr, lm_metrics *m, struct health *hs)
+{
+	lm_http_opts o = {addr, m, hs ? check_live : NULL, hs ? check_ready : NULL, hs};
+	lm_http *h = NULL;
+	assert_int_equal(lm_http_start(&o, &h), LM_OK);
+	assert_non_null(h);
+	assert_true(lm_http_port(h) > 0 && lm_http_port(h) < 65536);
+	return h;
+}
+
+static void
+test_endpoints(void **state)
+{
+	(void) state;
+	lm_metrics *m = NULL;
+	struct resp r;
+	char v[256];
+
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	lm_counter *c = lm_metrics_counter(m, "lunamatch_test_requests_total", "requests",
+	    "code=\"ok\"");
+	lm_counter_add(c, 3);
+	lm_http *h = start("127.0.0.1:0", m, NULL);
+	int port = lm_http_port(h);
+
+	assert_int_equal(http_get(port, "/healthz", &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.body_len, 3);
+	assert_string_equal(r.body, "ok\n");
+	assert_true(header(&r, "Content-Type", v, sizeof(v)));
+	assert_non_null(strstr(v, "text/plain"));
+	resp_free(&r);
+
+	assert_int_equal(http_get(port, "/readyz", &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "ok\n");
+	resp_free(&r);
+
+	assert_int_equal(http_get(port, "/metrics", &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_true(header(&r, "Content-Type", v, sizeof(v)));
+	assert_non_null(strstr(v, "text/plain; version=0.0.4"));
+	assert_true(header(&r, "Content-Length", v, sizeof(v)));
+	assert_int_equal(strtoul(v, NULL, 10), r.body_len);
+	assert_non_null(strstr(r.body, "# TYPE lunamatch_test_requests_total counter\n"));
+	assert_non_null(strstr(r.body, "\nlunamatch_test_requests_total{code=\"ok\"} 3\n"));
+	resp_free(&r);
+
+	/* Every scrape renders the current values; a query string is ignored. */
+	lm_counter_add(c, 1);
+	assert_int_equal(http_get(port, "/metrics?x=1", &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\nlunamatch_test_requests_total{code=\"ok\"} 4\n"));
+	resp_free(&r);
+
+	/* The body matches lm_metrics_render() byte for byte. */
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(lm_metrics_render(m, &text, &len), LM_OK);
+	assert_int_equal(http_get(port, "/metrics", &r), 0);
+	assert_int_equal(r.body_len, len);
+	assert_memory_equal(r.body, text, len);
+	free(text);
+	resp_free(&r);
+
+	lm_http_stop(h);
+	lm_metrics_free(m);
+}
+
+static void
+test_checks(void **state)
+{
+	(void) state;
+	struct health hs = {1, 0, 0, "store not open"};
+	struct resp r;
+	lm_http *h = start("127.0.0.1:0", NULL, &hs);
+	int port = lm_http_port(h);
+
+	assert_int_equal(http_get(port, "/healthz", &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "ok\n");
+	resp_free(&r);
+
+	assert_int_equal(http_get(port, "/readyz", &r), 0);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.body, "store not open\n");
+	resp_free(&r);
+
+	atomic_store(&hs.ready_ok, 1);
+	assert_int_equal(http_get(port, "/readyz", &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "ok\n");
+	resp_free(&r);
+
+	/* A multi-line reason is served as one line. */
+	hs.reason = "consumer\nstalled\r";
+	atomic_store(&hs.live_ok, 0);
+	assert_int_equal(http_get(port, "/healthz", &r), 0);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.body, "consumer stalled \n");
+	resp_free(&r);
+
+	/* No reason: the error's message. */
+	hs.reason = "";
+	assert_int_equal(http_get(port, "/healthz", &r), 0);
+	assert_int_equal(r.status, 503);
+	char want[128];
+	snprintf(want, sizeof(want), "%s\n", lm_strerror(LM_EIO));
+	assert_string_equal(r.body, want);
+	resp_free(&r);
+
+	/* No registry: an empty, valid exposition. */
+	assert_int_equal(http_get(port, "/metrics", &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.body_len, 0);
+	resp_free(&r);
+
+	assert_true(atomic_load(&hs.calls) >= 5);
+	lm_http_stop(h);
+}
+
+static void
+test_not_found_and_methods(void **state)
+{
+	(void) state;
+	struct resp r;
+	char v[128];
+	lm_http *h = start("127.0.0.1:0", NULL, NULL);
+	int port = lm_http_port(h);
+
+	static const char *const missing[] = {"/", "/nope", "/healthzz", "/metrics/x",
+	    "/readyz/deeper"};
+	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+		assert_int_equal(http_get(port, missing[i], &r), 0);
+		assert_int_equal(r.status, 404);
+		resp_free(&r);
+	}
+
+	assert_int_equal(http_req(AF_INET, port, "POST", "/metrics", NULL, NULL, false, &r),
+	    0);
+	assert_int_equal(r.status, 405);
+	assert_true(header(&r, "Allow", v, sizeof(v)));
+	assert_string_equal(v, "GET, HEAD");
+	resp_free(&r);
+
+	assert_int_equal(http_req(AF_INET, port, "DELETE", "/healthz", NULL, NULL, false, &r),
+	    0);
+	assert_int_equal(r.status, 405);
+	resp_free(&r);
+
+	/* A request body is never read: the server answers and closes, even when
+	 * the client asked to keep the connection (otherwise this would wait for
+	 * the read timeout and the body would be parsed as a request). */
+	double t0 = now_s();
+	assert_int_equal(http_req(AF_INET, port, "PUT", "/readyz",
+			     "Content-Length: 11\r\nContent-Type: text/plain\r\n",
+			     "hello world", true, &r),
+	    0);
+	assert_int_equal(r.status, 405);
+	assert_true(header(&r, "Connection", v, sizeof(v)));
+	assert_string_equal(v, "close");
+	assert_null(strstr(r.body, "HTTP/1.1"));
+	assert_true(now_s() - t0 < IO_TIMEOUT_S - 1);
+	resp_free(&r);
+
+	/* HEAD: the headers of GET, no body. */
+	assert_int_equal(http_req(AF_INET, port, "HEAD", "/healthz", NULL, NULL, false, &r),
+	    0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.body_len, 0);
+	assert_true(header(&r, "Content-Length", v, sizeof(v)));
+	assert_string_equal(v, "3");
+	resp_free(&r);
+
+	lm_http_stop(h);
+}
+
+static void
+test_keepalive(void **state)
+{
+	(void) state;
+	lm_http *h = start("127.0.0.1:0", NULL, NULL);
+	int fd = connect_to(AF_INET, lm_http_port(h));
+	char buf[4096];
+	size_t len = 0;
+	double deadline = now_s() + REQ_DEADLINE_S;
+	static const char reqs[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+				   "GET /readyz HTTP/1.1\r\nHost: localhost\r\n"
+				   "Connection: close\r\n\r\n";
+
+	assert_true(fd >= 0);
+	assert_int_equal(send_all(fd, reqs, sizeof(reqs) - 1), 0);
+	while (len < sizeof(buf) - 1 && now_s() < deadline) {
+		ssize_t got = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (got <= 0)
+			break;
+		len += (size_t) got;
+	}
+	close(fd);
+	buf[len] = '\0';
+	const char *first = strstr(buf, "HTTP/1.1 200");
+	assert_non_null(first);
+	assert_non_null(strstr(first + 1, "HTTP/1.1 200"));
+	lm_http_stop(h);
+}
+
+static void
+test_bad_addresses(void **state)
+{
+	(void) state;
+	lm_http *h = (lm_http *) &h;
+	lm_http_opts o = {NULL, NULL, NULL, NULL, NULL};
+	char longaddr[LM_HTTP_ADDR_MAX + 16];
+
+	assert_int_equal(lm_http_start(NULL, &h), LM_EINVAL);
+	assert_null(h);
+	assert_int_equal(lm_http_start(&o, NULL), LM_EINVAL);
+	h = (lm_http *) &h;
+	assert_int_equal(lm_http_start(&o, &h), LM_EINVAL);
+	assert_null(h);
+
+	static const char *const bad[] = {"", "127.0.0.1", ":7701", "127.0.0.1:",
+	    "127.0.0.1:99999", "127.0.0.1:123456", "127.0.0.1:80x", "127.0.0.1:-1",
+	    "a b:80", "host/x:80", "::1:80", "[::1]", "[::1]80", "[]:80", "[::g]:80",
+	    "http://127.0.0.1:80"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o.addr = bad[i];
+		assert_int_equal(lm_http_start(&o, &h), LM_EINVAL);
+		assert_null(h);
+	}
+	memset(longaddr, 'a', sizeof(longaddr));
+	memcpy(longaddr + LM_HTTP_ADDR_MAX - 1, ":0", 3);
+	o.addr = longaddr; /* LM_HTTP_ADDR_MAX + 1 bytes long */
+	assert_int_equal(strlen(longaddr), LM_HTTP_ADDR_MAX + 1);
+	assert_int_equal(lm_http_start(&o, &h), LM_EINVAL);
+
+	lm_http_stop(NULL);
+	assert_int_equal(lm_http_port(NULL), 0);
+}
+
+static void
+test_port_in_use(void **state)
+{
+	(void) state;
+	struct sockaddr_in sa = {0};
+	socklen_t slen = sizeof(sa);
+	char addr[64];
+	lm_http_opts o = {addr, NULL, NULL, NULL, NULL};
+	lm_http *h2 = (lm_http *) &h2;
+	struct resp r;
+
+	/* A port held by another listener (as another process would). */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &slen), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+	assert_int_equal(lm_http_start(&o, &h2), LM_ENNG);
+	assert_null(h2);
+	close(fd);
+
+	/* A port this process already serves. */
+	lm_http *h = start("127.0.0.1:0", NULL, NULL);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", lm_http_port(h));
+	h2 = (lm_http *) &h2;
+	assert_int_equal(lm_http_start(&o, &h2), LM_ENNG);
+	assert_null(h2);
+	/* The first server is unharmed. */
+	assert_int_equal(http_get(lm_http_port(h), "/healthz", &r), 0);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	lm_http_stop(h);
+
+	/* Once stopped, the port can be served again. */
+	h = start(addr, NULL, NULL);
+	assert_int_equal(http_get(lm_http_port(h), "/readyz", &r), 0);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	lm_http_stop(h);
+}
+
+static void
+test_two_ephemeral_servers(void **state)
+{
+	(void) state;
+	struct health hs1 = {1, 1, 0, ""};
+	struct health hs2 = {1, 0, 0, "second"};
+	struct resp r;
+	lm_http *a = start("127.0.0.1:0", NULL, &hs1);
+	lm_http *b = start("127.0.0.1:0", NULL, &hs2);
+
+	assert_int_not_equal(lm_http_port(a), lm_http_port(b));
+	assert_int_equal(http_get(lm_http_port(a), "/readyz", &r), 0);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	assert_int_equal(http_get(lm_http_port(b), "/readyz", &r), 0);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.body, "second\n");
+	resp_free(&r);
+	lm_http_stop(b);
+	lm_http_stop(a);
+}
+
+static void
+test_ipv6(void **state)
+{
+	(void) state;
+	lm_http_opts o = {"[::1]:0", NULL, NULL, NULL, NULL};
+	lm_http *h = NULL;
+	struct resp r;
+	int probe = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 sa = {0};
+
+	sa.sin6_family = AF_INET6;
+	sa.sin6_addr = in6addr_loopback;
+	if (probe < 0 || bind(probe, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
+		if (probe >= 0)
+			close(probe);
+		skip(); /* no IPv6 loopback here */
+	}
+	close(probe);
+	assert_int_equal(lm_http_start(&o, &h), LM_OK);
+	assert_true(lm_http_port(h) > 0);
+	assert_int_equal(
+	    http_req(AF_INET6, lm_http_port(h), "GET", "/healthz", NULL, NULL, false, &r), 0);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	lm_http_stop(h);
+}
+
+/* Scrapes until the server goes away (bounded in count). */
+struct scraper {
+	int port;
+	atomic_int done;
+	int ok;
+};
+
+static void *
+scrape_main(void *arg)
+{
+	struct scraper *s = arg;
+	for (int i = 0; i < 2000 && !atomic_load(&s->done); i++) {
+		struct resp r;
+		if (http_get(s->port, (i % 2) ? "/metrics" : "/healthz", &r) != 0)
+			break;
+		if (r.status == 200)
+			s->ok++;
+		resp_free(&r);
+	}
+	return NULL;
+}
+
+static void
+test_stop_under_load(void **state)
+{
+	(void) state;
+	lm_metrics *m = NULL;
+	struct health hs = {1, 1, 0, ""};
+	struct scraper sc[4];
+	pthread_t th[4];
+
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	for (int i = 0; i < 50; i++) {
+		char labels[32];
+		snprintf(labels, sizeof(labels), "i=\"%d\"", i);
+		lm_histogram_observe(lm_metrics_histogram(m, "lunamatch_load_seconds", "l",
+		    labels, lm_latency_bounds, lm_latency_nbounds), 0.01);
+	}
+	lm_http *h = start("127.0.0.1:0", m, &hs);
+
+	/* A client that connects and sends half a request. */
+	int idle = connect_to(AF_INET, lm_http_port(h));
+	assert_true(idle >= 0);
+	assert_int_equal(send_all(idle, "GET /hea", 8), 0);
+
+	for (int i = 0; i < 4; i++) {
+		sc[i].port = lm_http_port(h);
+		atomic_init(&sc[i].done, 0);
+		sc[i].ok = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, scrape_main, &sc[i]), 0);
+	}
+	/* Let the scrapers get going, then stop underneath them. */
+	for (int i = 0; i < 200 && atomic_load(&hs.calls) < 20; i++)
+		usleep(5000);
+	lm_http_stop(h);
+	int calls = atomic_load(&hs.calls);
+	/* Nothing borrowed is used after stop: free the registry right away. */
+	lm_metrics_free(m);
+	for (int i = 0; i < 4; i++) {
+		atomic_store(&sc[i].done, 1);
+		pthread_join(th[i], NULL);
+	}
+	assert_int_equal(atomic_load(&hs.calls), calls);
+	assert_true(calls > 0);
+	close(idle);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_endpoints),
+	    cmocka_unit_test(test_checks),
+	    cmocka_unit_test(test_not_found_and_methods),
+	    cmocka_unit_test(test_keepalive),
+	    cmocka_unit_test(test_bad_addresses),
+	    cmocka_unit_test(test_port_in_use),
+	    cmocka_unit_test(test_two_ephemeral_servers),
+	    cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_stop_under_load),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
