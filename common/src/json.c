@@ -66,8 +66,8 @@ path_push(struct dec *d, const char *name, size_t index, bool is_index)
 {
 	size_t saved = d->plen, room = sizeof(d->path) - d->plen;
 	int k = is_index ? snprintf(d->path + d->plen, room, "[%zu]", index)
-			 : snprintf(d->path + d->plen, room, "%s%.*s", d->plen ? "." : "",
-			       ECHO_MAX, name);
+	                 : snprintf(d->path + d->plen, room, "%s%.*s", d->plen ? "." : "",
+	                       ECHO_MAX, name);
 	d->plen += k >= 0 && (size_t) k < room ? (size_t) k : room - 1;
 	return saved;
 }
@@ -118,7 +118,8 @@ too_deep(const json_t *v, int depth)
 	}
 	const char *key;
 	json_t *child;
-	json_object_foreach ((json_t *) v, key, child) {
+	json_object_foreach((json_t *) v, key, child)
+	{
 		if (too_deep(child, depth + 1))
 			return true;
 	}
@@ -134,7 +135,7 @@ echoable(const char *s)
 	for (; s[n]; n++)
 		if (n >= ECHO_MAX ||
 		    !((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
-			(s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+		        (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
 			return false;
 	return n > 0;
 }
@@ -171,7 +172,8 @@ get_integer(struct dec *d, const json_t *v, bool *neg, uint64_t *mag)
 	*neg = len > 0 && s[0] == '-';
 	i = *neg ? 1 : 0;
 	if (i == len)
-		return fail(d, LM_ESCHEMA, "expected an integer, got a string that is not one");
+		return fail(
+		    d, LM_ESCHEMA, "expected an integer, got a string that is not one");
 	uint64_t x = 0;
 	for (; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9')
@@ -343,25 +345,31 @@ dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, voi
 		if (json_is_string(v)) {
 			const char *name = json_string_value(v);
 			ev = strlen(name) == json_string_length(v)
-			    ? protobuf_c_enum_descriptor_get_value_by_name(ed, name)
-			    : NULL;
+			         ? protobuf_c_enum_descriptor_get_value_by_name(ed, name)
+			         : NULL;
 			if (!ev) {
 				if (echoable(name))
-					return fail(d, LM_ESCHEMA, "unknown value \"%s\" of enum %s",
-					    name, ed->name);
-				return fail(d, LM_ESCHEMA, "unknown value of enum %s", ed->name);
+					return fail(d, LM_ESCHEMA,
+					    "unknown value \"%s\" of enum %s", name,
+					    ed->name);
+				return fail(
+				    d, LM_ESCHEMA, "unknown value of enum %s", ed->name);
 			}
 		} else if (json_is_number(v)) {
 			if ((rc = get_integer(d, v, &neg, &mag)) != LM_OK)
 				return rc;
 			if (mag > (neg ? (uint64_t) INT32_MAX + 1 : (uint64_t) INT32_MAX))
-				return fail(d, LM_ESCHEMA, "unknown value of enum %s", ed->name);
-			ev = protobuf_c_enum_descriptor_get_value(ed, (int) to_i64(neg, mag));
+				return fail(
+				    d, LM_ESCHEMA, "unknown value of enum %s", ed->name);
+			ev = protobuf_c_enum_descriptor_get_value(
+			    ed, (int) to_i64(neg, mag));
 			if (!ev)
-				return fail(d, LM_ESCHEMA, "unknown value %" PRId64 " of enum %s",
+				return fail(d, LM_ESCHEMA,
+				    "unknown value %" PRId64 " of enum %s",
 				    to_i64(neg, mag), ed->name);
 		} else
-			return fail(d, LM_ESCHEMA, "expected an enum name, got %s", kind(v));
+			return fail(
+			    d, LM_ESCHEMA, "expected an enum name, got %s", kind(v));
 		*(int32_t *) dst = ev->value;
 		return LM_OK;
 	}
@@ -381,7 +389,8 @@ dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, voi
 	}
 	case PROTOBUF_C_TYPE_BYTES: {
 		if (!json_is_string(v))
-			return fail(d, LM_ESCHEMA, "expected a base64 string, got %s", kind(v));
+			return fail(
+			    d, LM_ESCHEMA, "expected a base64 string, got %s", kind(v));
 		ProtobufCBinaryData b;
 		rc = b64_decode(json_string_value(v), json_string_length(v), &b);
 		if (rc == LM_ESCHEMA)
@@ -422,8 +431,9 @@ dec_repeated(struct dec *d, ProtobufCMessage *m, const ProtobufCFieldDescriptor 
 	for (size_t i = 0; i < n; i++) {
 		const json_t *e = json_array_get(v, i);
 		size_t saved = path_push(d, NULL, i, true);
-		int rc = json_is_null(e) ? fail(d, LM_ESCHEMA, "null is not allowed in an array")
-					 : dec_value(d, f, e, arr + i * es);
+		int rc = json_is_null(e)
+		             ? fail(d, LM_ESCHEMA, "null is not allowed in an array")
+		             : dec_value(d, f, e, arr + i * es);
 		if (rc != LM_OK)
 			return rc; /* elements 0..*count-1 are complete and freeable */
 		path_pop(d, saved);
@@ -444,9 +454,11 @@ dec_field(struct dec *d, ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
 		uint32_t *which = (uint32_t *) (base + f->quantifier_offset);
 		if (*which != 0) {
 			const ProtobufCFieldDescriptor *other =
-			    protobuf_c_message_descriptor_get_field(m->descriptor, *which);
+			    protobuf_c_message_descriptor_get_field(
+			        m->descriptor, *which);
 			return fail(d, LM_ESCHEMA,
-			    "only one member of a oneof may be set, and %s is already set",
+			    "only one member of a oneof may be set, and %s is already "
+			    "set",
 			    other ? other->name : "another member");
 		}
 		int rc = dec_value(d, f, v, base + f->offset);
@@ -477,7 +489,8 @@ dec_message(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t 
 	int rc = LM_OK;
 	const char *key;
 	json_t *value;
-	json_object_foreach ((json_t *) v, key, value) {
+	json_object_foreach((json_t *) v, key, value)
+	{
 		const ProtobufCFieldDescriptor *f =
 		    protobuf_c_message_descriptor_get_field_by_name(desc, key);
 		size_t saved = path_push(d, key, 0, false);
@@ -523,8 +536,8 @@ lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *value
 	    desc->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
 		return fail(&d, LM_EINVAL, "missing message type, value or output");
 	if (too_deep(value, 0))
-		return fail(&d, LM_E2BIG, "JSON nested deeper than %d levels",
-		    LM_JSON_MAX_DEPTH);
+		return fail(
+		    &d, LM_E2BIG, "JSON nested deeper than %d levels", LM_JSON_MAX_DEPTH);
 	return dec_message(&d, desc, value, out);
 }
 
@@ -540,8 +553,9 @@ lm_json_decode(const ProtobufCMessageDescriptor *desc, const char *text, size_t 
 	if (!desc || !out || (!text && len > 0))
 		return fail(&d, LM_EINVAL, "missing message type, text or output");
 	if (len > LM_JSON_MAX_BYTES)
-		return fail(&d, LM_E2BIG, "JSON text of %zu bytes exceeds the limit of %u bytes",
-		    len, LM_JSON_MAX_BYTES);
+		return fail(&d, LM_E2BIG,
+		    "JSON text of %zu bytes exceeds the limit of %u bytes", len,
+		    LM_JSON_MAX_BYTES);
 	json_error_t je;
 	json_t *root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
@@ -552,8 +566,9 @@ lm_json_decode(const ProtobufCMessageDescriptor *desc, const char *text, size_t 
 			return fail(&d, LM_E2BIG, "JSON nested deeper than %d levels",
 			    LM_JSON_MAX_DEPTH);
 		default:
-			return fail(&d, LM_EPARSE, "invalid JSON at line %d, column %d: %s",
-			    je.line, je.column, je.text);
+			return fail(&d, LM_EPARSE,
+			    "invalid JSON at line %d, column %d: %s", je.line, je.column,
+			    je.text);
 		}
 	}
 	int rc = lm_json_decode_value(desc, root, out, err, errlen);
@@ -627,7 +642,7 @@ zeroish(const ProtobufCFieldDescriptor *f, const void *member)
 		return *(const void *const *) member == NULL;
 	default:
 		return elem_size(f->type) == 8 ? *(const uint64_t *) member == 0
-					       : *(const uint32_t *) member == 0;
+		                               : *(const uint32_t *) member == 0;
 	}
 }
 
@@ -637,7 +652,8 @@ present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, unsigned f
 {
 	const char *base = (const char *) m;
 	const void *member = base + f->offset;
-	bool pointer = f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE;
+	bool pointer =
+	    f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE;
 	const void *ptr = pointer ? *(const void *const *) member : NULL;
 	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
 		if (*(const uint32_t *) (base + f->quantifier_offset) != f->id)
@@ -660,8 +676,8 @@ static int enc_message(const ProtobufCMessage *m, unsigned flags, json_t **out);
 
 /* Encodes one value of field f stored at member. */
 static int
-enc_value(const ProtobufCFieldDescriptor *f, const void *member, unsigned flags,
-    json_t **out)
+enc_value(
+    const ProtobufCFieldDescriptor *f, const void *member, unsigned flags, json_t **out)
 {
 	json_t *v = NULL;
 	switch (f->type) {
@@ -778,7 +794,8 @@ enc_message(const ProtobufCMessage *m, unsigned flags, json_t **out)
 			size_t es = elem_size(f->type);
 			for (size_t k = 0; k < n; k++) {
 				json_t *e;
-				if ((rc = enc_value(f, arr + k * es, flags, &e)) != LM_OK) {
+				if ((rc = enc_value(f, arr + k * es, flags, &e)) !=
+				    LM_OK) {
 					json_decref(v);
 					goto out;
 				}
@@ -938,7 +955,8 @@ dump(struct out *o, const json_t *v, unsigned flags, int level)
 		const char *key;
 		json_t *child;
 		bool first = true;
-		json_object_foreach ((json_t *) v, key, child) {
+		json_object_foreach((json_t *) v, key, child)
+		{
 			if (!first)
 				put(o, ",", 1);
 			first = false;
@@ -970,7 +988,8 @@ dump(struct out *o, const json_t *v, unsigned flags, int level)
 		put_string(o, json_string_value(v), json_string_length(v));
 		return;
 	case JSON_INTEGER:
-		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		snprintf(
+		    buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		put_str(o, buf);
 		return;
 	case JSON_REAL:

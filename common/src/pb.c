@@ -79,15 +79,15 @@ wire_type_of(ProtobufCType t)
 
 /* Checks the body of a packed repeated field of fixed or varint elements. */
 static int
-check_packed(struct walk *w, const ProtobufCFieldDescriptor *f, const uint8_t *p,
-    size_t len)
+check_packed(
+    struct walk *w, const ProtobufCFieldDescriptor *f, const uint8_t *p, size_t len)
 {
 	unsigned wt = wire_type_of(f->type);
 	size_t width = wt == 1 ? 8 : wt == 5 ? 4 : 0;
 	if (width != 0) {
 		if (len % width != 0)
-			return bad(w, LM_EPARSE, "packed length %zu is not a multiple of %zu",
-			    len, width);
+			return bad(w, LM_EPARSE,
+			    "packed length %zu is not a multiple of %zu", len, width);
 		return LM_OK;
 	}
 	for (size_t pos = 0; pos < len;) {
@@ -103,19 +103,20 @@ check_packed(struct walk *w, const ProtobufCFieldDescriptor *f, const uint8_t *p
 /*
  * Walks one message's wire data: every tag, length and known field's wire
  * type, every string for UTF-8 and NUL bytes, every known sub-message
- * recursively (unknown fields are skipped, not entered). Returns LM_OK,
+ * recursively (unknown fields are skipped, not entered). p is at offset base
+ * of the whole input, for the byte positions in messages. Returns LM_OK,
  * LM_EPARSE or LM_E2BIG with the reason in w->err.
  */
 static int
 walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
-    unsigned depth)
+    size_t base, unsigned depth)
 {
 	if (depth > LM_PB_MAX_DEPTH)
 		return bad(w, LM_E2BIG, "messages nested deeper than %d levels",
 		    LM_PB_MAX_DEPTH);
 	size_t pos = 0;
 	while (pos < len) {
-		size_t at = pos;
+		size_t at = base + pos;
 		uint64_t tag, n;
 		if (!varint(p, len, &pos, &tag))
 			return bad(w, LM_EPARSE, "truncated field tag at byte %zu", at);
@@ -128,40 +129,47 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 
 		size_t saved = w->plen, room = sizeof(w->path) - w->plen;
 		int k = f ? snprintf(w->path + w->plen, room, "%s%s", w->plen ? "." : "",
-				f->name)
-			  : snprintf(w->path + w->plen, room, "%sfield %llu",
-				w->plen ? "." : "", (unsigned long long) num);
+		                f->name)
+		          : snprintf(w->path + w->plen, room, "%sfield %llu",
+		                w->plen ? "." : "", (unsigned long long) num);
 		w->plen += k >= 0 && (size_t) k < room ? (size_t) k : room - 1;
 
+		if (wt != 0 && wt != 1 && wt != 2 && wt != 5)
+			return bad(
+			    w, LM_EPARSE, "unsupported wire type %u at byte %zu", wt, at);
 		bool packed = false;
 		if (f && wt != wire_type_of(f->type)) {
 			packed = wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED &&
-			    wire_type_of(f->type) != 2;
+			         wire_type_of(f->type) != 2;
 			if (!packed)
 				return bad(w, LM_EPARSE,
 				    "wire type %u does not match the field's type", wt);
 		}
 		int rc = LM_OK;
+		size_t vat = base + pos; /* where the value starts */
 		switch (wt) {
 		case 0:
 			if (!varint(p, len, &pos, &n))
-				return bad(w, LM_EPARSE, "truncated varint at byte %zu", pos);
+				return bad(
+				    w, LM_EPARSE, "truncated varint at byte %zu", vat);
 			break;
 		case 1:
 		case 5: {
 			size_t width = wt == 1 ? 8 : 4;
 			if (len - pos < width)
-				return bad(w, LM_EPARSE, "truncated %zu-byte value at byte %zu",
-				    width, pos);
+				return bad(w, LM_EPARSE,
+				    "truncated %zu-byte value at byte %zu", width, vat);
 			pos += width;
 			break;
 		}
 		case 2: {
 			if (!varint(p, len, &pos, &n))
-				return bad(w, LM_EPARSE, "truncated length at byte %zu", pos);
+				return bad(
+				    w, LM_EPARSE, "truncated length at byte %zu", vat);
 			if (n > len - pos)
 				return bad(w, LM_EPARSE,
-				    "length %llu at byte %zu runs past the end of the data",
+				    "length %llu at byte %zu runs past the end of the "
+				    "data",
 				    (unsigned long long) n, at);
 			const uint8_t *body = p + pos;
 			pos += (size_t) n;
@@ -171,15 +179,16 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 				rc = check_packed(w, f, body, (size_t) n);
 			else if (f->type == PROTOBUF_C_TYPE_STRING) {
 				if (memchr(body, 0, (size_t) n))
-					return bad(w, LM_EPARSE, "string contains a NUL byte");
+					return bad(
+					    w, LM_EPARSE, "string contains a NUL byte");
 				if (!lm_pb_utf8_valid((const char *) body, (size_t) n))
-					return bad(w, LM_EPARSE, "string is not valid UTF-8");
+					return bad(
+					    w, LM_EPARSE, "string is not valid UTF-8");
 			} else if (f->type == PROTOBUF_C_TYPE_MESSAGE)
-				rc = walk(w, f->descriptor, body, (size_t) n, depth + 1);
+				rc = walk(w, f->descriptor, body, (size_t) n,
+				    base + (size_t) (body - p), depth + 1);
 			break;
 		}
-		default:
-			return bad(w, LM_EPARSE, "unsupported wire type %u at byte %zu", wt, at);
 		}
 		if (rc != LM_OK)
 			return rc;
@@ -205,13 +214,15 @@ lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t le
 	if (len > max_len)
 		return bad(&w, LM_E2BIG, "%zu bytes exceed the limit of %zu bytes", len,
 		    max_len);
-	int rc = walk(&w, desc, data, len, 1);
+	int rc = walk(&w, desc, data, len, 0, 1);
 	if (rc != LM_OK)
 		return rc;
 	ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
 	if (!m)
-		return bad(&w, LM_EPARSE, "%s: cannot unpack (missing required field or out of "
-		    "memory)", desc->name);
+		return bad(&w, LM_EPARSE,
+		    "%s: cannot unpack (missing required field or out of "
+		    "memory)",
+		    desc->name);
 	*out = m;
 	return LM_OK;
 }

@@ -52,7 +52,7 @@ extern "C" {
 #define LM_JSON_PATH_MAX 256
 
 /* Encoding flags. */
-#define LM_JSON_PRETTY 0x1u        /* indent by two spaces, one member per line */
+#define LM_JSON_PRETTY        0x1u /* indent by two spaces, one member per line */
 #define LM_JSON_EMIT_DEFAULTS 0x2u /* also write fields that hold their zero value */
 
 /*

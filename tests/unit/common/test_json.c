@@ -60,13 +60,16 @@ typedef struct {
 } AllTypes;
 
 #define F(name, id, label, type, q, member, desc, def, flags)                            \
-	{name, id, PROTOBUF_C_LABEL_##label, PROTOBUF_C_TYPE_##type, q,                   \
-	    offsetof(AllTypes, member), desc, def, flags, 0, NULL, NULL}
+	{                                                                                \
+		name, id, PROTOBUF_C_LABEL_##label, PROTOBUF_C_TYPE_##type, q,           \
+		    offsetof(AllTypes, member), desc, def, flags, 0, NULL, NULL          \
+	}
 #define S(name, id, type, member) F(name, id, NONE, type, 0, member, NULL, NULL, 0)
-#define R(name, id, type, member, flags)                                                \
-	F(name, id, REPEATED, type, offsetof(AllTypes, n_##member), member, NULL, NULL, flags)
+#define R(name, id, type, member, flags)                                                 \
+	F(name, id, REPEATED, type, offsetof(AllTypes, n_##member), member, NULL, NULL,  \
+	    flags)
 #define O(name, id, type, member, desc, def)                                             \
-	F(name, id, NONE, type, offsetof(AllTypes, choice_case), member, desc, def,        \
+	F(name, id, NONE, type, offsetof(AllTypes, choice_case), member, desc, def,      \
 	    PROTOBUF_C_FIELD_FLAG_ONEOF)
 
 static const ProtobufCFieldDescriptor all_fields[] = {
@@ -91,7 +94,7 @@ static const ProtobufCFieldDescriptor all_fields[] = {
     R("rstr", 19, STRING, rstr, 0),
     R("rby", 20, BYTES, rby, 0),
     F("rloc", 21, REPEATED, MESSAGE, offsetof(AllTypes, n_rloc), rloc,
-	&lunamatch__v1__location__descriptor, NULL, 0),
+        &lunamatch__v1__location__descriptor, NULL, 0),
     R("rbool", 22, BOOL, rbool, PROTOBUF_C_FIELD_FLAG_PACKED),
     O("c_i32", 23, INT32, c_i32, NULL, NULL),
     O("c_str", 24, STRING, c_str, NULL, protobuf_c_empty_string),
@@ -184,18 +187,19 @@ xstrdup(const char *s)
 	return p;
 }
 
-static ProtobufCMessage *filled(const ProtobufCMessageDescriptor *desc, unsigned k,
-    unsigned pick);
+static ProtobufCMessage *filled(
+    const ProtobufCMessageDescriptor *desc, unsigned k, unsigned pick);
 
 /* Sets one value of field f at dst; k varies the value. Never a zero value,
  * except -0.0 in repeated fields (rep), where protobuf keeps it. */
 static void
-fill_value(const ProtobufCFieldDescriptor *f, void *dst, unsigned k, unsigned pick,
-    bool rep)
+fill_value(
+    const ProtobufCFieldDescriptor *f, void *dst, unsigned k, unsigned pick, bool rep)
 {
 	static const char *const strs[] = {
 	    "plain",
-	    "quote \" backslash \\ slash / nl \n cr \r tab \t bs \b ff \f ctl \x01\x1f del \x7f",
+	    "quote \" backslash \\ slash / nl \n cr \r tab \t bs \b ff \f ctl \x01\x1f "
+	    "del \x7f",
 	    "h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 \xe2\x80\xa8",
 	    "",
 	};
@@ -216,24 +220,27 @@ fill_value(const ProtobufCFieldDescriptor *f, void *dst, unsigned k, unsigned pi
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64: {
-		static const int64_t v[] = {INT64_MIN, -1, INT64_MAX, -9007199254740993LL};
+		static const int64_t v[] = {
+		    INT64_MIN, -1, INT64_MAX, -9007199254740993LL};
 		*(int64_t *) dst = v[k % 4];
 		break;
 	}
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64: {
-		static const uint64_t v[] = {UINT64_MAX, 1, (uint64_t) INT64_MAX + 1,
-		    9007199254740993ULL};
+		static const uint64_t v[] = {
+		    UINT64_MAX, 1, (uint64_t) INT64_MAX + 1, 9007199254740993ULL};
 		*(uint64_t *) dst = v[k % 4];
 		break;
 	}
 	case PROTOBUF_C_TYPE_FLOAT: {
-		static const float v[] = {0.1f, -FLT_MAX, FLT_TRUE_MIN, 3.0f, 0.7f, -0.0f};
+		static const float v[] = {
+		    0.1f, -FLT_MAX, FLT_TRUE_MIN, 3.0f, 0.7f, -0.0f};
 		*(float *) dst = v[k % (rep ? 6 : 5)];
 		break;
 	}
 	case PROTOBUF_C_TYPE_DOUBLE: {
-		static const double v[] = {0.1, -DBL_MAX, DBL_TRUE_MIN, 1e21, 1.0 / 3, -0.0};
+		static const double v[] = {
+		    0.1, -DBL_MAX, DBL_TRUE_MIN, 1e21, 1.0 / 3, -0.0};
 		*(double *) dst = v[k % (rep ? 6 : 5)];
 		break;
 	}
@@ -291,24 +298,26 @@ filled(const ProtobufCMessageDescriptor *desc, unsigned k, unsigned pick)
 			*(uint32_t *) (base + f->quantifier_offset) = f->id;
 		} else if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = 3 + (k + i) % 4;
-			size_t es = f->type == PROTOBUF_C_TYPE_STRING	 ? sizeof(char *)
-				    : f->type == PROTOBUF_C_TYPE_MESSAGE ? sizeof(void *)
-				    : f->type == PROTOBUF_C_TYPE_BYTES
-					? sizeof(ProtobufCBinaryData)
-				    : f->type == PROTOBUF_C_TYPE_BOOL ? sizeof(protobuf_c_boolean)
-				    : (f->type == PROTOBUF_C_TYPE_DOUBLE ||
-					  f->type == PROTOBUF_C_TYPE_INT64 ||
-					  f->type == PROTOBUF_C_TYPE_SINT64 ||
-					  f->type == PROTOBUF_C_TYPE_SFIXED64 ||
-					  f->type == PROTOBUF_C_TYPE_UINT64 ||
-					  f->type == PROTOBUF_C_TYPE_FIXED64)
-					? 8
-					: 4;
+			size_t es = f->type == PROTOBUF_C_TYPE_STRING    ? sizeof(char *)
+			            : f->type == PROTOBUF_C_TYPE_MESSAGE ? sizeof(void *)
+			            : f->type == PROTOBUF_C_TYPE_BYTES
+			                ? sizeof(ProtobufCBinaryData)
+			            : f->type == PROTOBUF_C_TYPE_BOOL
+			                ? sizeof(protobuf_c_boolean)
+			            : (f->type == PROTOBUF_C_TYPE_DOUBLE ||
+			                  f->type == PROTOBUF_C_TYPE_INT64 ||
+			                  f->type == PROTOBUF_C_TYPE_SINT64 ||
+			                  f->type == PROTOBUF_C_TYPE_SFIXED64 ||
+			                  f->type == PROTOBUF_C_TYPE_UINT64 ||
+			                  f->type == PROTOBUF_C_TYPE_FIXED64)
+			                ? 8
+			                : 4;
 			char *arr = calloc(n, es);
 			assert_non_null(arr);
 			*(void **) (base + f->offset) = arr;
 			for (size_t e = 0; e < n; e++) {
-				fill_value(f, arr + e * es, k + i + (unsigned) e, pick, true);
+				fill_value(
+				    f, arr + e * es, k + i + (unsigned) e, pick, true);
 				(*(size_t *) (base + f->quantifier_offset))++;
 			}
 		} else {
@@ -346,15 +355,16 @@ decode_ok(const ProtobufCMessageDescriptor *desc, const char *text)
 	char err[256];
 	int rc = lm_json_decode(desc, text, strlen(text), &m, err, sizeof(err));
 	if (rc != LM_OK)
-		fail_msg("decode of %s failed: %s (%s)", desc->name, err, lm_strerror(rc));
+		fail_msg(
+		    "decode of %s failed: %s (%s)", desc->name, err, lm_strerror(rc));
 	assert_non_null(m);
 	return m;
 }
 
 /* Decodes text as desc, expecting code and an error containing want. */
 static void
-reject(const ProtobufCMessageDescriptor *desc, const char *text, int code,
-    const char *want)
+reject(
+    const ProtobufCMessageDescriptor *desc, const char *text, int code, const char *want)
 {
 	ProtobufCMessage *m = (ProtobufCMessage *) 1;
 	char err[256];
@@ -387,7 +397,8 @@ test_roundtrip_every_type(void **state)
 	    LM_JSON_PRETTY | LM_JSON_EMIT_DEFAULTS};
 	for (size_t t = 0; t < N_TYPES; t++) {
 		for (unsigned pick = 0; pick < 3; pick++) {
-			ProtobufCMessage *m = filled(all_types[t], 7 * (unsigned) t + pick, pick);
+			ProtobufCMessage *m =
+			    filled(all_types[t], 7 * (unsigned) t + pick, pick);
 			for (size_t fi = 0; fi < 4; fi++) {
 				char *text = encode_ok(m, flagsets[fi]);
 				ProtobufCMessage *back = decode_ok(all_types[t], text);
@@ -400,8 +411,8 @@ test_roundtrip_every_type(void **state)
 				assert_non_null(v);
 				ProtobufCMessage *fromv = NULL;
 				char err[256];
-				assert_int_equal(lm_json_decode_value(all_types[t], v, &fromv, err,
-						     sizeof(err)),
+				assert_int_equal(lm_json_decode_value(all_types[t], v,
+				                     &fromv, err, sizeof(err)),
 				    LM_OK);
 				assert_same_bytes(m, fromv);
 				json_decref(v);
@@ -410,8 +421,8 @@ test_roundtrip_every_type(void **state)
 				size_t len;
 				uint8_t *bytes = pack(m, &len);
 				ProtobufCMessage *frompb = NULL;
-				assert_int_equal(lm_pb_decode(all_types[t], bytes, len, len,
-						     &frompb, err, sizeof(err)),
+				assert_int_equal(lm_pb_decode(all_types[t], bytes, len,
+				                     len, &frompb, err, sizeof(err)),
 				    LM_OK);
 				char *third = encode_ok(frompb, flagsets[fi]);
 				assert_string_equal(text, third);
@@ -451,19 +462,21 @@ test_table_lists_every_message(void **state)
 				continue;
 			char name[64];
 			size_t n = 0;
-			for (const char *s = p + 8; (isalnum((unsigned char) *s) || *s == '_') &&
+			for (const char *s = p + 8;
+			     (isalnum((unsigned char) *s) || *s == '_') &&
 			     n < sizeof(name) - 1;
 			     s++)
 				name[n++] = *s;
 			name[n] = '\0';
 			bool found = false;
 			for (size_t t = 0; t < N_TYPES; t++)
-				found = found || (strcmp(all_types[t]->short_name, name) == 0 &&
-						     strcmp(all_types[t]->package_name,
-							 "lunamatch.v1") == 0);
+				found = found ||
+				        (strcmp(all_types[t]->short_name, name) == 0 &&
+				            strcmp(all_types[t]->package_name,
+				                "lunamatch.v1") == 0);
 			if (!found)
-				fail_msg("message %s of %s.proto has no round-trip test", name,
-				    files[i]);
+				fail_msg("message %s of %s.proto has no round-trip test",
+				    name, files[i]);
 			seen++;
 		}
 		free(text);
@@ -483,7 +496,8 @@ test_defaults(void **state)
 	free(text);
 	text = encode_ok(&s.base, LM_JSON_EMIT_DEFAULTS);
 	assert_string_equal(text,
-	    "{\"min\":0.0,\"max\":0.0,\"currency\":\"\",\"period\":\"SALARY_PERIOD_UNSPECIFIED\","
+	    "{\"min\":0.0,\"max\":0.0,\"currency\":\"\",\"period\":\"SALARY_PERIOD_"
+	    "UNSPECIFIED\","
 	    "\"annual_min\":0,\"annual_max\":0,\"rates_version\":\"\"}");
 	ProtobufCMessage *back = decode_ok(&lunamatch__v1__salary__descriptor, text);
 	assert_same_bytes(&s.base, back);
@@ -493,8 +507,8 @@ test_defaults(void **state)
 	/* Message fields stay out even with EMIT_DEFAULTS; repeated ones are []. */
 	Lunamatch__V1__CareerGoals g = LUNAMATCH__V1__CAREER_GOALS__INIT;
 	text = encode_ok(&g.base, LM_JSON_EMIT_DEFAULTS);
-	assert_string_equal(text,
-	    "{\"desired_titles\":[],\"desired_categories\":[],\"desired_industries\":[]}");
+	assert_string_equal(text, "{\"desired_titles\":[],\"desired_categories\":[],"
+	                          "\"desired_industries\":[]}");
 	free(text);
 	Lunamatch__V1__GetPostingResponse r = LUNAMATCH__V1__GET_POSTING_RESPONSE__INIT;
 	text = encode_ok(&r.base, LM_JSON_EMIT_DEFAULTS);
@@ -506,7 +520,8 @@ test_defaults(void **state)
 	    "{\"candidate_id\":null,\"profile\":{\"id\":\"p1\"},\"filters\":null,"
 	    "\"top_k\":null}");
 	Lunamatch__V1__MatchJobsRequest *q = (Lunamatch__V1__MatchJobsRequest *) back;
-	assert_int_equal(q->subject_case, LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE);
+	assert_int_equal(
+	    q->subject_case, LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE);
 	assert_string_equal(q->profile->id, "p1");
 	assert_null(q->filters);
 	assert_int_equal(q->top_k, 0);
@@ -546,10 +561,13 @@ test_exact_text(void **state)
 
 	const char *want =
 	    "{\"id\":\"job-1\",\"version\":\"18446744073709551615\",\"title\":\"Data "
-	    "\\\"Engineer\\\"\",\"employment_type\":\"EMPLOYMENT_TYPE_FULL_TIME\",\"salary\":{"
-	    "\"min\":50000.5,\"max\":0.1,\"currency\":\"EUR\",\"period\":\"SALARY_PERIOD_YEAR\","
+	    "\\\"Engineer\\\"\",\"employment_type\":\"EMPLOYMENT_TYPE_FULL_TIME\","
+	    "\"salary\":{"
+	    "\"min\":50000.5,\"max\":0.1,\"currency\":\"EUR\",\"period\":\"SALARY_PERIOD_"
+	    "YEAR\","
 	    "\"annual_min\":-5,\"annual_max\":9223372036854775807},\"skills\":[{\"name\":"
-	    "\"Python\",\"weight\":0.3},{\"name\":\"C\"}],\"posted_at\":-1,\"embedding\":[0.25,"
+	    "\"Python\",\"weight\":0.3},{\"name\":\"C\"}],\"posted_at\":-1,\"embedding\":"
+	    "[0.25,"
 	    "-1.5,3.0]}";
 	char *text = encode_ok(&p.base, 0);
 	assert_string_equal(text, want);
@@ -568,7 +586,8 @@ test_exact_text(void **state)
 	g.n_desired_titles = 2;
 	g.desired_titles = titles;
 	text = encode_ok(&g.base, LM_JSON_PRETTY);
-	assert_string_equal(text, "{\n  \"desired_titles\": [\n    \"a\",\n    \"b\"\n  ]\n}");
+	assert_string_equal(
+	    text, "{\n  \"desired_titles\": [\n    \"a\",\n    \"b\"\n  ]\n}");
 	free(text);
 }
 
@@ -577,11 +596,13 @@ static void
 test_lenient_input(void **state)
 {
 	(void) state;
-	ProtobufCMessage *m = decode_ok(&all_desc,
-	    "{\"i32\":\"-2147483648\",\"u32\":4294967295,\"i64\":\"-9223372036854775808\","
-	    "\"u64\":1e19,\"f64\":\"18446744073709551615\","
-	    "\"s32\":3.0,\"fl\":1,\"db\":-2,\"by\":\"QUJD\",\"rby\":[\"QQ\",\"QUI=\",\"\"],"
-	    "\"c_i32\":7}");
+	ProtobufCMessage *m =
+	    decode_ok(&all_desc, "{\"i32\":\"-2147483648\",\"u32\":4294967295,\"i64\":\"-"
+	                         "9223372036854775808\","
+	                         "\"u64\":1e19,\"f64\":\"18446744073709551615\","
+	                         "\"s32\":3.0,\"fl\":1,\"db\":-2,\"by\":\"QUJD\",\"rby\":"
+	                         "[\"QQ\",\"QUI=\",\"\"],"
+	                         "\"c_i32\":7}");
 	AllTypes *a = (AllTypes *) m;
 	assert_int_equal(a->i32, INT32_MIN);
 	assert_int_equal(a->u32, UINT32_MAX);
@@ -604,8 +625,8 @@ test_lenient_input(void **state)
 	m = decode_ok(&lunamatch__v1__job_posting__descriptor,
 	    "{\"employment_type\":3,\"version\":\"42\",\"posted_at\":\"-7\"}");
 	Lunamatch__V1__JobPosting *p = (Lunamatch__V1__JobPosting *) m;
-	assert_int_equal(p->employment_type,
-	    LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_CONTRACT);
+	assert_int_equal(
+	    p->employment_type, LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_CONTRACT);
 	assert_int_equal(p->version, 42);
 	assert_int_equal(p->posted_at, -7);
 	protobuf_c_message_free_unpacked(m, NULL);
@@ -627,15 +648,15 @@ test_lenient_input(void **state)
 	big[n] = '\0';
 	ProtobufCMessage *bm = NULL;
 	char err[256];
-	assert_int_equal(
-	    lm_json_decode(&lunamatch__v1__job_posting__descriptor, big, n, &bm, err, sizeof(err)),
+	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, big, n,
+	                     &bm, err, sizeof(err)),
 	    LM_OK);
 	assert_int_equal(strlen(((Lunamatch__V1__JobPosting *) bm)->description), n - 18);
 	protobuf_c_message_free_unpacked(bm, NULL);
 
 	/* One byte over is not. */
-	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, big, n + 1,
-			     &bm, err, sizeof(err)),
+	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, big,
+	                     n + 1, &bm, err, sizeof(err)),
 	    LM_E2BIG);
 	assert_non_null(strstr(err, "exceeds the limit"));
 	free(big);
@@ -673,12 +694,16 @@ test_reject_schema(void **state)
 	    "salary.currenccy: unknown field");
 	reject(jp, "{\"Title\":\"x\"}", LM_ESCHEMA, "Title: unknown field");
 	reject(jp,
-	    "{\"skills\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\",\"weight\":\"high\"}]}",
+	    "{\"skills\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\",\"weight\":"
+	    "\"high\"}]}",
 	    LM_ESCHEMA, "skills[2].weight: expected a number, got string");
 	reject(jp, "{\"title\":5}", LM_ESCHEMA, "title: expected a string, got number");
-	reject(jp, "{\"title\":true}", LM_ESCHEMA, "title: expected a string, got boolean");
-	reject(jp, "{\"salary\":[]}", LM_ESCHEMA, "salary: expected an object, got array");
-	reject(jp, "{\"skills\":{}}", LM_ESCHEMA, "skills: expected an array, got object");
+	reject(
+	    jp, "{\"title\":true}", LM_ESCHEMA, "title: expected a string, got boolean");
+	reject(
+	    jp, "{\"salary\":[]}", LM_ESCHEMA, "salary: expected an object, got array");
+	reject(
+	    jp, "{\"skills\":{}}", LM_ESCHEMA, "skills: expected an array, got object");
 	reject(jp, "{\"skills\":[null]}", LM_ESCHEMA, "skills[0]: null is not allowed");
 	reject(jp, "{\"locations\":[{\"city\":\"x\"},{\"country\":1}]}", LM_ESCHEMA,
 	    "locations[1].country: expected a string, got number");
@@ -692,8 +717,10 @@ test_reject_schema(void **state)
 	reject(jp, "{\"employment_type\":99}", LM_ESCHEMA, "unknown value 99 of enum");
 	reject(jp, "{\"employment_type\":true}", LM_ESCHEMA, "expected an enum name");
 	reject(jp, "{\"remote\":1.5}", LM_ESCHEMA, "expected an integer, got a fraction");
-	reject(jp, "{\"version\":-1}", LM_ESCHEMA, "version: integer out of range for uint64");
-	reject(jp, "{\"version\":\"18446744073709551616\"}", LM_ESCHEMA, "integer out of range");
+	reject(jp, "{\"version\":-1}", LM_ESCHEMA,
+	    "version: integer out of range for uint64");
+	reject(jp, "{\"version\":\"18446744073709551616\"}", LM_ESCHEMA,
+	    "integer out of range");
 	reject(jp, "{\"version\":\"12a\"}", LM_ESCHEMA, "expected an integer");
 	reject(jp, "{\"version\":\" 12\"}", LM_ESCHEMA, "expected an integer");
 	reject(jp, "{\"version\":\"\"}", LM_ESCHEMA, "expected an integer");
@@ -702,25 +729,31 @@ test_reject_schema(void **state)
 	reject(jp, "{\"posted_at\":\"9223372036854775808\"}", LM_ESCHEMA,
 	    "posted_at: integer out of range for int64");
 	reject(jp, "{\"posted_at\":[]}", LM_ESCHEMA, "expected an integer, got array");
-	reject(jp, "{\"min_years_experience\":1e39}", LM_ESCHEMA, "out of range for float");
+	reject(
+	    jp, "{\"min_years_experience\":1e39}", LM_ESCHEMA, "out of range for float");
 	reject(&lunamatch__v1__match_event__descriptor, "{\"score\":\"NaN\"}", LM_ESCHEMA,
 	    "score: expected a number, got string");
 	reject(&lunamatch__v1__candidate_profile__descriptor,
-	    "{\"willing_to_relocate\":\"yes\"}", LM_ESCHEMA, "expected a boolean, got string");
+	    "{\"willing_to_relocate\":\"yes\"}", LM_ESCHEMA,
+	    "expected a boolean, got string");
 
 	/* int32 and uint32 bounds, on the test type. */
-	reject(&all_desc, "{\"i32\":2147483648}", LM_ESCHEMA, "i32: integer out of range for int32");
+	reject(&all_desc, "{\"i32\":2147483648}", LM_ESCHEMA,
+	    "i32: integer out of range for int32");
 	reject(&all_desc, "{\"sf32\":-2147483649}", LM_ESCHEMA, "out of range for int32");
-	reject(&all_desc, "{\"u32\":4294967296}", LM_ESCHEMA, "u32: integer out of range for uint32");
+	reject(&all_desc, "{\"u32\":4294967296}", LM_ESCHEMA,
+	    "u32: integer out of range for uint32");
 	reject(&all_desc, "{\"f32\":-1}", LM_ESCHEMA, "out of range for uint32");
-	reject(&all_desc, "{\"ri32\":[1,2,\"x\"]}", LM_ESCHEMA, "ri32[2]: expected an integer");
+	reject(&all_desc, "{\"ri32\":[1,2,\"x\"]}", LM_ESCHEMA,
+	    "ri32[2]: expected an integer");
 	reject(&lunamatch__v1__match_jobs_request__descriptor, "{\"top_k\":4294967296}",
 	    LM_ESCHEMA, "top_k: integer out of range for uint32");
 
 	/* Two members of one oneof. */
 	reject(&lunamatch__v1__match_jobs_request__descriptor,
 	    "{\"candidate_id\":\"c1\",\"profile\":{}}", LM_ESCHEMA,
-	    "profile: only one member of a oneof may be set, and candidate_id is already set");
+	    "profile: only one member of a oneof may be set, and candidate_id is already "
+	    "set");
 	reject(&all_desc, "{\"c_loc\":{},\"c_str\":\"\"}", LM_ESCHEMA,
 	    "c_str: only one member of a oneof");
 
@@ -773,7 +806,8 @@ test_reject_limits(void **state)
 	memset(big, ' ', LM_JSON_MAX_BYTES + 1);
 	ProtobufCMessage *m = NULL;
 	char err[256];
-	assert_int_equal(lm_json_decode(jp, big, LM_JSON_MAX_BYTES + 1, &m, err, sizeof(err)),
+	assert_int_equal(
+	    lm_json_decode(jp, big, LM_JSON_MAX_BYTES + 1, &m, err, sizeof(err)),
 	    LM_E2BIG);
 	assert_non_null(strstr(err, "4194305 bytes exceeds the limit of 4194304 bytes"));
 	assert_null(m);
@@ -791,29 +825,33 @@ test_decode_value(void **state)
 	json_t *arr = json_loads("[{\"id\":\"a\"},{\"id\":\"b\"},{\"id\":7}]", 0, NULL);
 	assert_non_null(arr);
 	for (size_t i = 0; i < 2; i++) {
-		assert_int_equal(lm_json_decode_value(&lunamatch__v1__candidate_profile__descriptor,
-				     json_array_get(arr, i), &m, err, sizeof(err)),
+		assert_int_equal(
+		    lm_json_decode_value(&lunamatch__v1__candidate_profile__descriptor,
+		        json_array_get(arr, i), &m, err, sizeof(err)),
 		    LM_OK);
-		assert_string_equal(((Lunamatch__V1__CandidateProfile *) m)->id, i ? "b" : "a");
+		assert_string_equal(
+		    ((Lunamatch__V1__CandidateProfile *) m)->id, i ? "b" : "a");
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
-	assert_int_equal(lm_json_decode_value(&lunamatch__v1__candidate_profile__descriptor,
-			     json_array_get(arr, 2), &m, err, sizeof(err)),
+	assert_int_equal(
+	    lm_json_decode_value(&lunamatch__v1__candidate_profile__descriptor,
+	        json_array_get(arr, 2), &m, err, sizeof(err)),
 	    LM_ESCHEMA);
 	assert_string_equal(err, "id: expected a string, got number");
 	json_decref(arr);
 
 	json_t *o = json_pack("{s:s%}", "title", "a\0b", (size_t) 3);
 	assert_non_null(o);
-	assert_int_equal(lm_json_decode_value(&lunamatch__v1__job_posting__descriptor, o, &m,
-			     err, sizeof(err)),
+	assert_int_equal(lm_json_decode_value(&lunamatch__v1__job_posting__descriptor, o,
+	                     &m, err, sizeof(err)),
 	    LM_ESCHEMA);
 	assert_string_equal(err, "title: string contains a NUL character");
 	json_decref(o);
 
-	o = json_pack("{s:s%}", "employment_type", "EMPLOYMENT_TYPE_FULL_TIME\0x", (size_t) 27);
-	assert_int_equal(lm_json_decode_value(&lunamatch__v1__job_posting__descriptor, o, &m,
-			     err, sizeof(err)),
+	o = json_pack(
+	    "{s:s%}", "employment_type", "EMPLOYMENT_TYPE_FULL_TIME\0x", (size_t) 27);
+	assert_int_equal(lm_json_decode_value(&lunamatch__v1__job_posting__descriptor, o,
+	                     &m, err, sizeof(err)),
 	    LM_ESCHEMA);
 	json_decref(o);
 
@@ -824,28 +862,29 @@ test_decode_value(void **state)
 		json_object_set_new(cur, "salary", next);
 		cur = next;
 	}
-	assert_int_equal(lm_json_decode_value(&lunamatch__v1__job_posting__descriptor, deep, &m,
-			     err, sizeof(err)),
+	assert_int_equal(lm_json_decode_value(&lunamatch__v1__job_posting__descriptor,
+	                     deep, &m, err, sizeof(err)),
 	    LM_E2BIG);
 	json_decref(deep);
 
 	json_t *nul = json_null();
-	assert_int_equal(lm_json_decode_value(&lunamatch__v1__job_posting__descriptor, nul, &m,
-			     err, sizeof(err)),
+	assert_int_equal(lm_json_decode_value(&lunamatch__v1__job_posting__descriptor,
+	                     nul, &m, err, sizeof(err)),
 	    LM_ESCHEMA);
 	assert_string_equal(err, "expected an object, got null");
-	assert_int_equal(lm_json_decode_value(NULL, nul, &m, err, sizeof(err)), LM_EINVAL);
-	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, NULL, 3, &m,
-			     err, sizeof(err)),
+	assert_int_equal(
+	    lm_json_decode_value(NULL, nul, &m, err, sizeof(err)), LM_EINVAL);
+	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, NULL, 3,
+	                     &m, err, sizeof(err)),
 	    LM_EINVAL);
 	/* A tiny error buffer is cut, never overrun; NULL is allowed too. */
 	char tiny[8];
-	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, "{\"x\":1}", 7,
-			     &m, tiny, sizeof(tiny)),
+	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor,
+	                     "{\"x\":1}", 7, &m, tiny, sizeof(tiny)),
 	    LM_ESCHEMA);
 	assert_string_equal(tiny, "x: unkn");
-	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, "{\"x\":1}", 7,
-			     &m, NULL, 0),
+	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor,
+	                     "{\"x\":1}", 7, &m, NULL, 0),
 	    LM_ESCHEMA);
 }
 
@@ -883,7 +922,8 @@ static void
 test_decode_never_crashes(void **state)
 {
 	(void) state;
-	ProtobufCMessage *m = filled(&lunamatch__v1__match_jobs_request__descriptor, 1, 1);
+	ProtobufCMessage *m =
+	    filled(&lunamatch__v1__match_jobs_request__descriptor, 1, 1);
 	char *text = encode_ok(m, 0);
 	protobuf_c_message_free_unpacked(m, NULL);
 	size_t len = strlen(text);
@@ -902,8 +942,8 @@ test_decode_never_crashes(void **state)
 		size_t cut = iter % 7 == 0 ? (size_t) ((x >> 20) % (len + 1)) : len;
 		char err[256];
 		ProtobufCMessage *out = NULL;
-		int rc = lm_json_decode(&lunamatch__v1__match_jobs_request__descriptor, buf, cut,
-		    &out, err, sizeof(err));
+		int rc = lm_json_decode(&lunamatch__v1__match_jobs_request__descriptor,
+		    buf, cut, &out, err, sizeof(err));
 		assert_true(rc == LM_OK || rc == LM_EPARSE || rc == LM_ESCHEMA);
 		assert_true((rc == LM_OK) == (out != NULL));
 		assert_true(rc == LM_OK || err[0] != '\0');

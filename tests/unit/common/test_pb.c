@@ -1,0 +1,357 @@
+/*
+ * test_pb.c - checked protobuf decoding and encoding.
+ *
+ * Round trips, then every way wire data can be wrong: truncation at every
+ * byte, bad tags, wire types and lengths, strings that are not UTF-8 or hold
+ * NUL bytes, the size limit, and a deterministic stream of random and mutated
+ * buffers that must never crash or leak (run it under ASan).
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/v1/match.pb-c.h"
+#include "lunamatch/v1/records.pb-c.h"
+#include "lunamatch/v1/rpc.pb-c.h"
+
+#define JP     (&lunamatch__v1__job_posting__descriptor)
+#define MAXLEN (1u << 20)
+
+/* A posting with strings, nested and repeated messages, packed floats and
+ * large integers; the result is packed into *len bytes (malloc'd). */
+static uint8_t *
+posting_bytes(size_t *len)
+{
+	Lunamatch__V1__Salary sal = LUNAMATCH__V1__SALARY__INIT;
+	sal.min = 40000;
+	sal.max = 60000.5;
+	sal.currency = "EUR";
+	sal.period = LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_MONTH;
+	sal.annual_min = INT64_MIN;
+	Lunamatch__V1__PostingSkill sk1 = LUNAMATCH__V1__POSTING_SKILL__INIT;
+	sk1.name = "Python";
+	sk1.weight = 2.5f;
+	Lunamatch__V1__PostingSkill sk2 = LUNAMATCH__V1__POSTING_SKILL__INIT;
+	sk2.name = "K\xc3\xbc"
+	           "bernetes \xf0\x9f\x9a\x80";
+	Lunamatch__V1__PostingSkill *skills[] = {&sk1, &sk2};
+	Lunamatch__V1__Location loc = LUNAMATCH__V1__LOCATION__INIT;
+	loc.city = "M\xc3\xbcnchen";
+	loc.country = "DE";
+	Lunamatch__V1__Location *locs[] = {&loc};
+	char *gskills[] = {"Scala", "Java"};
+	Lunamatch__V1__RequirementGroup grp = LUNAMATCH__V1__REQUIREMENT_GROUP__INIT;
+	grp.label = "Scala or Java";
+	grp.n_skills = 2;
+	grp.skills = gskills;
+	Lunamatch__V1__RequirementGroup *groups[] = {&grp};
+	float emb[] = {0.5f, -1.0f, 3.25f};
+	Lunamatch__V1__JobPosting p = LUNAMATCH__V1__JOB_POSTING__INIT;
+	p.id = "job-1";
+	p.version = UINT64_MAX;
+	p.title = "Data Engineer";
+	p.employment_type = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME;
+	p.salary = &sal;
+	p.n_skills = 2;
+	p.skills = skills;
+	p.n_locations = 1;
+	p.locations = locs;
+	p.n_requirement_groups = 1;
+	p.requirement_groups = groups;
+	p.posted_at = -42;
+	p.n_embedding = 3;
+	p.embedding = emb;
+	uint8_t *buf = NULL;
+	assert_int_equal(lm_pb_encode(&p.base, &buf, len), LM_OK);
+	return buf;
+}
+
+/* Decodes data, expecting code and an error containing want. */
+static void
+reject(const void *data, size_t len, int code, const char *want)
+{
+	ProtobufCMessage *m = (ProtobufCMessage *) 1;
+	char err[256];
+	int rc = lm_pb_decode(JP, data, len, MAXLEN, &m, err, sizeof(err));
+	if (rc != code || !strstr(err, want))
+		fail_msg("got %s \"%s\", want %s \"%s\"", lm_errname(rc), err,
+		    lm_errname(code), want);
+	assert_null(m);
+}
+
+static void
+test_roundtrip(void **state)
+{
+	(void) state;
+	size_t len;
+	uint8_t *bytes = posting_bytes(&len);
+	ProtobufCMessage *m = NULL;
+	char err[256];
+	assert_int_equal(lm_pb_decode(JP, bytes, len, len, &m, err, sizeof(err)), LM_OK);
+	assert_string_equal(err, "");
+	Lunamatch__V1__JobPosting *p = (Lunamatch__V1__JobPosting *) m;
+	assert_string_equal(p->id, "job-1");
+	assert_true(p->version == UINT64_MAX);
+	assert_true(p->salary->annual_min == INT64_MIN);
+	assert_int_equal(p->posted_at, -42);
+	assert_int_equal(p->n_skills, 2);
+	assert_string_equal(p->skills[1]->name, "K\xc3\xbc"
+	                                        "bernetes \xf0\x9f\x9a\x80");
+	assert_int_equal(p->n_embedding, 3);
+	assert_true(p->embedding[2] == 3.25f);
+
+	uint8_t *again = NULL;
+	size_t alen = 0;
+	assert_int_equal(lm_pb_encode(m, &again, &alen), LM_OK);
+	assert_int_equal(alen, len);
+	assert_memory_equal(again, bytes, len);
+	free(again);
+	protobuf_c_message_free_unpacked(m, NULL);
+	free(bytes);
+
+	/* The empty message is zero bytes, and zero bytes decode to it. */
+	Lunamatch__V1__RpcResponse empty = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+	assert_int_equal(lm_pb_encode(&empty.base, &again, &alen), LM_OK);
+	assert_non_null(again);
+	assert_int_equal(alen, 0);
+	free(again);
+	assert_int_equal(lm_pb_decode(&lunamatch__v1__rpc_response__descriptor, NULL, 0,
+	                     0, &m, err, sizeof(err)),
+	    LM_OK);
+	assert_string_equal(((Lunamatch__V1__RpcResponse *) m)->request_id, "");
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	/* Fields unknown to the schema are skipped and kept. */
+	static const uint8_t unknown[] = {
+	    0x0a, 0x01, 'x', 0xf8, 0x06, 0x05, 0x9a, 0x07, 0x00};
+	assert_int_equal(
+	    lm_pb_decode(JP, unknown, sizeof(unknown), MAXLEN, &m, err, sizeof(err)),
+	    LM_OK);
+	assert_string_equal(((Lunamatch__V1__JobPosting *) m)->id, "x");
+	assert_int_equal(m->n_unknown_fields, 2);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void
+test_arguments_and_limit(void **state)
+{
+	(void) state;
+	size_t len;
+	uint8_t *bytes = posting_bytes(&len);
+	ProtobufCMessage *m = NULL;
+	char err[256];
+	assert_int_equal(
+	    lm_pb_decode(JP, bytes, len, len - 1, &m, err, sizeof(err)), LM_E2BIG);
+	char want[128];
+	snprintf(
+	    want, sizeof(want), "%zu bytes exceed the limit of %zu bytes", len, len - 1);
+	assert_string_equal(err, want);
+	assert_null(m);
+	assert_int_equal(
+	    lm_pb_decode(NULL, bytes, len, len, &m, err, sizeof(err)), LM_EINVAL);
+	assert_int_equal(lm_pb_decode(JP, NULL, 3, len, &m, err, sizeof(err)), LM_EINVAL);
+	assert_int_equal(
+	    lm_pb_decode(JP, bytes, len, len, NULL, err, sizeof(err)), LM_EINVAL);
+	/* err may be NULL; a short err is cut, never overrun. */
+	assert_int_equal(lm_pb_decode(JP, bytes, len, 1, &m, NULL, 0), LM_E2BIG);
+	char tiny[6];
+	assert_int_equal(
+	    lm_pb_decode(JP, bytes, len, 1, &m, tiny, sizeof(tiny)), LM_E2BIG);
+	assert_int_equal(strlen(tiny), 5);
+	uint8_t *out;
+	assert_int_equal(lm_pb_encode(NULL, &out, &len), LM_EINVAL);
+	free(bytes);
+}
+
+/* Every prefix of a valid message either is a valid message itself (cut at
+ * a field boundary) or is rejected with a reason. */
+static void
+test_truncated(void **state)
+{
+	(void) state;
+	size_t len;
+	uint8_t *bytes = posting_bytes(&len);
+	int valid = 0;
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *copy =
+		    malloc(cut ? cut : 1); /* exact size: ASan sees overreads */
+		assert_non_null(copy);
+		memcpy(copy, bytes, cut);
+		ProtobufCMessage *m = NULL;
+		char err[256];
+		int rc = lm_pb_decode(JP, copy, cut, MAXLEN, &m, err, sizeof(err));
+		assert_true(rc == LM_OK || rc == LM_EPARSE);
+		if (rc == LM_EPARSE)
+			assert_true(
+			    strstr(err, "truncated") || strstr(err, "runs past the end"));
+		valid += rc == LM_OK;
+		protobuf_c_message_free_unpacked(m, NULL);
+		free(copy);
+	}
+	assert_true(valid > 3 && valid < (int) len / 2);
+	free(bytes);
+
+	/* The reasons, one by one. title = field 4, string. */
+	reject("\x22\x05"
+	       "Da",
+	    4, LM_EPARSE, "title: length 5 at byte 0 runs past the end");
+	reject("\x22", 1, LM_EPARSE, "title: truncated length at byte 1");
+	reject("\x10\xff\xff", 3, LM_EPARSE, "version: truncated varint at byte 1");
+	reject("\x98", 1, LM_EPARSE, "truncated field tag at byte 0");
+	reject("\x10\x01\x82\x01\x02\x0a", 6, LM_EPARSE,
+	    "salary: length 2 at byte 2 runs past the end");
+	/* salary.min = field 1 of Salary, double: 8 bytes needed, 2 given */
+	reject("\x82\x01\x03\x09\x00\x00", 6, LM_EPARSE,
+	    "salary.min: truncated 8-byte value at byte 4");
+	/* varint of 11 bytes */
+	reject("\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12, LM_EPARSE,
+	    "version: truncated varint");
+}
+
+static void
+test_malformed(void **state)
+{
+	(void) state;
+	reject("\x00\x01", 2, LM_EPARSE, "invalid field number at byte 0");
+	reject("\x0f", 1, LM_EPARSE, "id: unsupported wire type 7 at byte 0");
+	reject("\xfb\x07", 2, LM_EPARSE, "field 127: unsupported wire type 3");
+	reject("\x0b\x0c", 2, LM_EPARSE, "id: unsupported wire type 3 at byte 0");
+	reject("\x20\x01", 2, LM_EPARSE,
+	    "title: wire type 0 does not match the field's type");
+	reject("\x82\x01\x02\x08\x01", 5, LM_EPARSE,
+	    "salary.min: wire type 0 does not match");
+	/* embedding = field 21, packed floats: 5 bytes is not a whole float */
+	reject("\xaa\x01\x05\x00\x00\x80\x3f\x00", 8, LM_EPARSE,
+	    "embedding: packed length 5 is not a multiple of 4");
+	/* a packed enum of Filters with a cut varint: JobFilters.employment_types */
+	ProtobufCMessage *m = NULL;
+	char err[256];
+	assert_int_equal(lm_pb_decode(&lunamatch__v1__job_filters__descriptor,
+	                     "\x22\x02\x01\x80", 4, MAXLEN, &m, err, sizeof(err)),
+	    LM_EPARSE);
+	assert_string_equal(err, "employment_types: truncated varint in packed field");
+	/* unpacked repeated floats are fine too */
+	assert_int_equal(
+	    lm_pb_decode(JP, "\xad\x01\x00\x00\x80\x3f\xad\x01\x00\x00\x00\x40", 12,
+	        MAXLEN, &m, err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(((Lunamatch__V1__JobPosting *) m)->n_embedding, 2);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void
+test_utf8(void **state)
+{
+	(void) state;
+	/* title (field 4) with bad bytes */
+	reject("\x22\x02\xc3\x28", 4, LM_EPARSE, "title: string is not valid UTF-8");
+	reject("\x22\x02\xc0\xaf", 4, LM_EPARSE, "not valid UTF-8");     /* overlong */
+	reject("\x22\x03\xe0\x80\xaf", 5, LM_EPARSE, "not valid UTF-8"); /* overlong */
+	reject("\x22\x03\xed\xa0\x80", 5, LM_EPARSE, "not valid UTF-8"); /* surrogate */
+	reject(
+	    "\x22\x04\xf4\x90\x80\x80", 6, LM_EPARSE, "not valid UTF-8"); /* > U+10FFFF */
+	reject("\x22\x02\xe6\x97", 4, LM_EPARSE, "not valid UTF-8");      /* cut */
+	reject("\x22\x01\xff", 3, LM_EPARSE, "not valid UTF-8");
+	reject("\x22\x03"
+	       "a\x00b",
+	    5, LM_EPARSE, "title: string contains a NUL byte");
+	/* nested: skills (17) -> PostingSkill.name (1) */
+	reject("\x8a\x01\x04\x0a\x02\xc3\x28", 7, LM_EPARSE,
+	    "skills.name: string is not valid UTF-8");
+	/* repeated string: requirement_groups (18) -> skills (2) */
+	reject("\x92\x01\x06\x12\x01"
+	       "a\x12\x01\x80",
+	    9, LM_EPARSE, "requirement_groups.skills: string is not valid UTF-8");
+	/* bytes fields may hold anything */
+	ProtobufCMessage *m = NULL;
+	char err[256];
+	assert_int_equal(lm_pb_decode(&lunamatch__v1__rpc_request__descriptor,
+	                     "\x2a\x03\xff\x00\xc3", 5, MAXLEN, &m, err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(((Lunamatch__V1__RpcRequest *) m)->payload.len, 3);
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	assert_true(lm_pb_utf8_valid("", 0));
+	assert_true(lm_pb_utf8_valid(
+	    "a\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf", 14));
+	assert_true(lm_pb_utf8_valid("\xed\x9f\xbf", 3)); /* U+D7FF */
+	assert_false(lm_pb_utf8_valid("\xc1\xbf", 2));
+	assert_false(lm_pb_utf8_valid("\xf5\x80\x80\x80", 4));
+	assert_false(lm_pb_utf8_valid("\xe6\x28\x97", 3));
+	assert_false(lm_pb_utf8_valid("\x80", 1));
+}
+
+static uint64_t
+next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Random buffers, and valid ones with random damage: no crash, no leak,
+ * a defined result every time. */
+static void
+test_garbage_never_crashes(void **state)
+{
+	(void) state;
+	size_t vlen;
+	uint8_t *valid = posting_bytes(&vlen);
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	int ok = 0, bad = 0;
+	for (int iter = 0; iter < 4000; iter++) {
+		size_t len;
+		uint8_t *buf;
+		if (iter < 2000) {
+			len = next(&x) % 300;
+			buf = malloc(len ? len : 1);
+			assert_non_null(buf);
+			for (size_t i = 0; i < len; i++)
+				buf[i] = (uint8_t) next(&x);
+		} else {
+			len = vlen;
+			buf = malloc(len);
+			assert_non_null(buf);
+			memcpy(buf, valid, len);
+			for (int e = 0; e < 1 + iter % 4; e++) {
+				uint64_t r = next(&x);
+				buf[r % len] ^= (uint8_t) (1u << ((r >> 32) % 8));
+			}
+		}
+		const ProtobufCMessageDescriptor *desc =
+		    iter % 3 == 0   ? JP
+		    : iter % 3 == 1 ? &lunamatch__v1__candidate_profile__descriptor
+		                    : &lunamatch__v1__match_jobs_request__descriptor;
+		ProtobufCMessage *m = NULL;
+		char err[256];
+		int rc = lm_pb_decode(desc, buf, len, MAXLEN, &m, err, sizeof(err));
+		assert_true(rc == LM_OK || rc == LM_EPARSE);
+		assert_true((rc == LM_OK) == (m != NULL));
+		assert_true(rc == LM_OK || err[0] != '\0');
+		ok += rc == LM_OK;
+		bad += rc != LM_OK;
+		protobuf_c_message_free_unpacked(m, NULL);
+		free(buf);
+	}
+	assert_true(ok > 0 && bad > 0);
+	free(valid);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_arguments_and_limit),
+	    cmocka_unit_test(test_truncated),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_garbage_never_crashes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
