@@ -1,0 +1,87 @@
+/*
+ * record.h - validation and normalization of postings and profiles.
+ *
+ * Every record enters the system through lm_posting_prepare or
+ * lm_profile_prepare: ingest before storing, match for inline records in a
+ * request. Preparing validates the record against the schema's rules and hard
+ * limits, then normalizes it in place: strings trimmed, country and currency
+ * codes upper-cased, skills mapped to canonical taxonomy ids (duplicates
+ * merged), salaries annualized in the reference currency. A prepared record
+ * is what the store holds and the scorer reads.
+ */
+#ifndef LUNAMATCH_RECORD_H
+#define LUNAMATCH_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lunamatch/salary.h"
+#include "lunamatch/taxonomy.h"
+#include "lunamatch/v1/records.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Hard limits on records. */
+#define LM_RECORD_ID_MAX 128          /* bytes of [A-Za-z0-9._:-] */
+#define LM_RECORD_TITLE_MAX 256       /* bytes */
+#define LM_RECORD_TEXT_MAX 256        /* bytes of every other short string */
+#define LM_RECORD_DESCRIPTION_MAX 16384
+#define LM_RECORD_SKILLS_MAX 100
+#define LM_RECORD_GROUPS_MAX 20
+#define LM_RECORD_GROUP_SKILLS_MAX 20
+#define LM_RECORD_LOCATIONS_MAX 20
+#define LM_RECORD_GOALS_MAX 20        /* entries per career-goal list */
+#define LM_RECORD_YEARS_MAX 80.0f
+
+/* Why a record was rejected: a bounded set, used as a metrics label and a
+ * dead-letter header. */
+typedef enum lm_reject {
+	LM_REJECT_NONE = 0,
+	LM_REJECT_MISSING_FIELD, /* "missing_field": id, title, ... */
+	LM_REJECT_BAD_ID,        /* "bad_id": id alphabet or length */
+	LM_REJECT_OVERSIZE,      /* "oversize": a string or list over its limit */
+	LM_REJECT_BAD_ENUM,      /* "unknown_enum": a value the schema lacks */
+	LM_REJECT_BAD_COUNTRY,   /* "bad_country": not ISO 3166-1 alpha-2 */
+	LM_REJECT_BAD_CURRENCY,  /* "bad_currency": not in the rate table */
+	LM_REJECT_BAD_SALARY,    /* "bad_salary": negative, min > max, absurd */
+	LM_REJECT_BAD_VALUE,     /* "bad_value": another number out of range */
+	LM_REJECT_BAD_UTF8,      /* "bad_utf8" */
+	LM_REJECT_BAD_SKILL,     /* "bad_skill": a skill name with no letters or digits */
+	LM_REJECT_COUNT_
+} lm_reject;
+
+/* Stable snake_case token of a reason ("missing_field", ...). */
+const char *lm_reject_name(lm_reject r);
+
+/* What preparing needs. Both pointers must outlive the calls. */
+typedef struct lm_record_ctx {
+	const lm_taxonomy *taxonomy;
+	const lm_rates *rates;
+	uint32_t embedding_dim; /* a non-empty embedding must have this length */
+	int inline_record;      /* an inline query record: id and version optional */
+} lm_record_ctx;
+
+/*
+ * Validates and normalizes p in place. p must have been allocated by
+ * protobuf-c's unpacker or lm_json_decode (strings are freed and replaced with
+ * malloc'd ones). Returns LM_OK, or LM_ESCHEMA with *reason set and a message
+ * naming the field in err; on error p may be partly normalized and must only
+ * be freed.
+ */
+int lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *p,
+    lm_reject *reason, char *err, size_t errlen);
+int lm_profile_prepare(const lm_record_ctx *ctx, Lunamatch__V1__CandidateProfile *c,
+    lm_reject *reason, char *err, size_t errlen);
+
+/* True when id is 1..LM_RECORD_ID_MAX bytes of [A-Za-z0-9._:-]. */
+int lm_record_id_valid(const char *id);
+
+/* True when cc is an assigned ISO 3166-1 alpha-2 code (upper case). */
+int lm_country_valid(const char *cc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_RECORD_H */

@@ -1,0 +1,576 @@
+/*
+ * record.c - validation and normalization of postings and profiles; see
+ * record.h for the contract. Everything that enters the store or the scorer
+ * passes through here, so every rule lives in one place.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lunamatch/error.h"
+#include "lunamatch/record.h"
+
+static const char *const reject_names[LM_REJECT_COUNT_] = {
+	[LM_REJECT_NONE] = "none",
+	[LM_REJECT_MISSING_FIELD] = "missing_field",
+	[LM_REJECT_BAD_ID] = "bad_id",
+	[LM_REJECT_OVERSIZE] = "oversize",
+	[LM_REJECT_BAD_ENUM] = "unknown_enum",
+	[LM_REJECT_BAD_COUNTRY] = "bad_country",
+	[LM_REJECT_BAD_CURRENCY] = "bad_currency",
+	[LM_REJECT_BAD_SALARY] = "bad_salary",
+	[LM_REJECT_BAD_VALUE] = "bad_value",
+	[LM_REJECT_BAD_UTF8] = "bad_utf8",
+	[LM_REJECT_BAD_SKILL] = "bad_skill",
+};
+
+const char *
+lm_reject_name(lm_reject r)
+{
+	if ((int) r < 0 || r >= LM_REJECT_COUNT_)
+		return "unknown";
+	return reject_names[r];
+}
+
+/* Assigned ISO 3166-1 alpha-2 codes, concatenated. */
+static const char iso3166[] =
+    "ADAEAFAGAIALAMAOAQARASATAUAWAXAZBABBBDBEBFBGBHBIBJBLBMBNBOBQBRBSBTBVBWBYBZ"
+    "CACCCDCFCGCHCICKCLCMCNCOCRCUCVCWCXCYCZDEDJDKDMDODZECEEEGEHERESETFIFJFKFMFO"
+    "FRGAGBGDGEGFGGGHGIGLGMGNGPGQGRGSGTGUGWGYHKHMHNHRHTHUIDIEILIMINIOIQIRISITJE"
+    "JMJOJPKEKGKHKIKMKNKPKRKWKYKZLALBLCLILKLRLSLTLULVLYMAMCMDMEMFMGMHMKMLMMMNMO"
+    "MPMQMRMSMTMUMVMWMXMYMZNANCNENFNGNINLNONPNRNUNZOMPAPEPFPGPHPKPLPMPNPRPSPTPW"
+    "PYQARERORSRURWSASBSCSDSESGSHSISJSKSLSMSNSOSRSSSTSVSXSYSZTCTDTFTGTHTJTKTLTM"
+    "TNTOTRTTTVTWTZUAUGUMUSUYUZVAVCVEVGVIVNVUWFWSYEYTZAZMZW";
+
+int
+lm_country_valid(const char *cc)
+{
+	if (cc == NULL || strlen(cc) != 2 || !isupper((unsigned char) cc[0]) ||
+	    !isupper((unsigned char) cc[1]))
+		return 0;
+	for (size_t i = 0; i + 1 < sizeof(iso3166); i += 2)
+		if (iso3166[i] == cc[0] && iso3166[i + 1] == cc[1])
+			return 1;
+	return 0;
+}
+
+int
+lm_record_id_valid(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	if (n == 0 || n > LM_RECORD_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char) id[i];
+		if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-')
+			return 0;
+	}
+	return 1;
+}
+
+/* State of one prepare call: where errors go. */
+struct prep {
+	const lm_record_ctx *ctx;
+	lm_reject *reason;
+	char *err;
+	size_t errlen;
+};
+
+__attribute__((format(printf, 3, 4))) static int
+reject(struct prep *p, lm_reject r, const char *fmt, ...)
+{
+	va_list ap;
+	*p->reason = r;
+	va_start(ap, fmt);
+	vsnprintf(p->err, p->errlen, fmt, ap);
+	va_end(ap);
+	return LM_ESCHEMA;
+}
+
+static int
+utf8_valid(const unsigned char *s)
+{
+	while (*s) {
+		unsigned c = *s;
+		size_t n;
+		unsigned min;
+		if (c < 0x80) {
+			s++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1, min = 0x80, c &= 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2, min = 0x800, c &= 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3, min = 0x10000, c &= 0x07;
+		} else {
+			return 0;
+		}
+		for (size_t i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return 0;
+			c = (c << 6) | (s[i] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+		s += n + 1;
+	}
+	return 1;
+}
+
+/*
+ * Trims the string *sp in place and checks it: valid UTF-8, at most max
+ * bytes, and present when required. Default (shared empty) strings are never
+ * written to.
+ */
+static int
+text(struct prep *p, char **sp, size_t max, int required, const char *field)
+{
+	char *s = *sp;
+	size_t n, b = 0;
+
+	if (s == NULL || s[0] == '\0') {
+		if (required)
+			return reject(p, LM_REJECT_MISSING_FIELD, "%s: required", field);
+		return LM_OK;
+	}
+	if (!utf8_valid((const unsigned char *) s))
+		return reject(p, LM_REJECT_BAD_UTF8, "%s: not valid UTF-8", field);
+	n = strlen(s);
+	while (b < n && isspace((unsigned char) s[b]))
+		b++;
+	while (n > b && isspace((unsigned char) s[n - 1]))
+		n--;
+	memmove(s, s + b, n - b);
+	s[n - b] = '\0';
+	if (n - b == 0 && required)
+		return reject(p, LM_REJECT_MISSING_FIELD, "%s: required", field);
+	if (n - b > max)
+		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu bytes, limit %zu", field,
+		    n - b, max);
+	return LM_OK;
+}
+
+/* Replaces a protobuf-c string field with a malloc'd copy of v. */
+static int
+set_string(char **dst, const char *v)
+{
+	char *c = strdup(v);
+	if (c == NULL)
+		return LM_ENOMEM;
+	if (*dst != NULL && *dst != protobuf_c_empty_string)
+		free(*dst);
+	*dst = c;
+	return LM_OK;
+}
+
+static void
+upcase(char *s)
+{
+	for (; s && *s; s++)
+		*s = (char) toupper((unsigned char) *s);
+}
+
+static int
+enum_valid(struct prep *p, const ProtobufCEnumDescriptor *d, int v, const char *field)
+{
+	if (protobuf_c_enum_descriptor_get_value(d, v) == NULL)
+		return reject(p, LM_REJECT_BAD_ENUM, "%s: unknown %s value %d", field,
+		    d->name, v);
+	return LM_OK;
+}
+
+static int
+years(struct prep *p, float v, const char *field)
+{
+	if (!isfinite(v) || v < 0 || v > LM_RECORD_YEARS_MAX)
+		return reject(p, LM_REJECT_BAD_VALUE, "%s: %g is outside 0..%g", field,
+		    (double) v, (double) LM_RECORD_YEARS_MAX);
+	return LM_OK;
+}
+
+static int
+ident(struct prep *p, char **id, uint64_t version)
+{
+	int rv;
+	if (p->ctx->inline_record && (*id == NULL || (*id)[0] == '\0'))
+		return LM_OK;
+	if ((rv = text(p, id, LM_RECORD_ID_MAX, 1, "id")) != LM_OK)
+		return rv;
+	if (!lm_record_id_valid(*id))
+		return reject(p, LM_REJECT_BAD_ID,
+		    "id: must be 1..%d bytes of letters, digits and . _ : -",
+		    LM_RECORD_ID_MAX);
+	if (version == 0 && !p->ctx->inline_record)
+		return reject(p, LM_REJECT_MISSING_FIELD, "version: required (>= 1)");
+	return LM_OK;
+}
+
+static int
+locations(struct prep *p, size_t n, Lunamatch__V1__Location **locs, const char *field)
+{
+	char f[128];
+	int rv;
+	if (n > LM_RECORD_LOCATIONS_MAX)
+		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu entries, limit %d", field, n,
+		    LM_RECORD_LOCATIONS_MAX);
+	for (size_t i = 0; i < n; i++) {
+		Lunamatch__V1__Location *l = locs[i];
+		snprintf(f, sizeof(f), "%s[%zu].city", field, i);
+		if ((rv = text(p, &l->city, LM_RECORD_TEXT_MAX, 0, f)) != LM_OK)
+			return rv;
+		snprintf(f, sizeof(f), "%s[%zu].region", field, i);
+		if ((rv = text(p, &l->region, LM_RECORD_TEXT_MAX, 0, f)) != LM_OK)
+			return rv;
+		snprintf(f, sizeof(f), "%s[%zu].country", field, i);
+		if ((rv = text(p, &l->country, 8, 0, f)) != LM_OK)
+			return rv;
+		if (l->country[0] != '\0') {
+			upcase(l->country);
+			if (!lm_country_valid(l->country))
+				return reject(p, LM_REJECT_BAD_COUNTRY,
+				    "%s: \"%s\" is not an ISO 3166-1 alpha-2 code", f,
+				    l->country);
+		}
+	}
+	return LM_OK;
+}
+
+/*
+ * Validates a salary and fills its normalized fields. A salary with no
+ * amounts carries no information and is dropped (*sp = NULL).
+ */
+static int
+salary(struct prep *p, Lunamatch__V1__Salary **sp, int desired, const char *field)
+{
+	Lunamatch__V1__Salary *s = *sp;
+	char f[128];
+	char why[256];
+	double unit;
+	int rv;
+
+	if (s == NULL)
+		return LM_OK;
+	if (desired)
+		s->max = 0; /* a desired salary is a floor only */
+	if (!isfinite(s->min) || !isfinite(s->max) || s->min < 0 || s->max < 0)
+		return reject(p, LM_REJECT_BAD_SALARY,
+		    "%s: amounts must be finite and >= 0", field);
+	if (s->min == 0 && s->max == 0) {
+		protobuf_c_message_free_unpacked(&s->base, NULL);
+		*sp = NULL;
+		return LM_OK;
+	}
+	snprintf(f, sizeof(f), "%s.currency", field);
+	if ((rv = text(p, &s->currency, 8, 1, f)) != LM_OK)
+		return rv;
+	upcase(s->currency);
+	if (lm_rates_lookup(p->ctx->rates, s->currency, &unit) != LM_OK)
+		return reject(p, LM_REJECT_BAD_CURRENCY, "%s: unknown currency \"%s\"", f,
+		    s->currency);
+	snprintf(f, sizeof(f), "%s.period", field);
+	if ((rv = enum_valid(p, &lunamatch__v1__salary_period__descriptor,
+		 (int) s->period, f)) != LM_OK)
+		return rv;
+	if (s->max != 0 && s->min > s->max)
+		return reject(p, LM_REJECT_BAD_SALARY, "%s: min %.2f > max %.2f", field,
+		    s->min, s->max);
+	if ((rv = lm_salary_normalize(p->ctx->rates, s, why, sizeof(why))) != LM_OK) {
+		if (rv == LM_ENOMEM)
+			return rv;
+		return reject(p, LM_REJECT_BAD_SALARY, "%s: %s", field, why);
+	}
+	return LM_OK;
+}
+
+static int
+canonical(struct prep *p, char **name, char **id_out, const char *field)
+{
+	char id[LM_RECORD_TEXT_MAX + 16];
+	int rv;
+	if ((rv = text(p, name, LM_RECORD_TEXT_MAX, 1, field)) != LM_OK)
+		return rv;
+	rv = lm_taxonomy_canonical(p->ctx->taxonomy, *name, id, sizeof(id));
+	if (rv == LM_EINVAL || rv == LM_E2BIG)
+		return reject(p, LM_REJECT_BAD_SKILL, "%s: \"%s\" is not a skill name",
+		    field, *name);
+	if (rv != LM_OK)
+		return rv;
+	return set_string(id_out, id);
+}
+
+static int
+string_list(struct prep *p, size_t n, char **v, size_t maxn, const char *field)
+{
+	char f[128];
+	int rv;
+	if (n > maxn)
+		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu entries, limit %zu", field, n,
+		    maxn);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(f, sizeof(f), "%s[%zu]", field, i);
+		if ((rv = text(p, &v[i], LM_RECORD_TEXT_MAX, 1, f)) != LM_OK)
+			return rv;
+	}
+	return LM_OK;
+}
+
+static int
+embedding(struct prep *p, size_t n, const float *v, const char *field)
+{
+	if (n == 0)
+		return LM_OK;
+	if (n != p->ctx->embedding_dim)
+		return reject(p, LM_REJECT_BAD_VALUE, "%s: %zu values, expected %u", field,
+		    n, p->ctx->embedding_dim);
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(v[i]))
+			return reject(p, LM_REJECT_BAD_VALUE, "%s[%zu]: not finite", field,
+			    i);
+	return LM_OK;
+}
+
+/* Removes element i of a protobuf-c message array, freeing it. */
+static void
+drop_message(void **arr, size_t *n, size_t i)
+{
+	protobuf_c_message_free_unpacked(arr[i], NULL);
+	memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(arr[0]));
+	(*n)--;
+}
+
+static int
+posting_skills(struct prep *p, Lunamatch__V1__JobPosting *j)
+{
+	char f[128];
+	int rv;
+	if (j->n_skills > LM_RECORD_SKILLS_MAX)
+		return reject(p, LM_REJECT_OVERSIZE, "skills: %zu entries, limit %d",
+		    j->n_skills, LM_RECORD_SKILLS_MAX);
+	for (size_t i = 0; i < j->n_skills; i++) {
+		Lunamatch__V1__PostingSkill *s = j->skills[i];
+		snprintf(f, sizeof(f), "skills[%zu].name", i);
+		if ((rv = canonical(p, &s->name, &s->skill_id, f)) != LM_OK)
+			return rv;
+		if (!isfinite(s->weight) || s->weight < 0 || s->weight > 10)
+			return reject(p, LM_REJECT_BAD_VALUE,
+			    "skills[%zu].weight: %g is outside 0..10", i, (double) s->weight);
+		if (s->weight == 0)
+			s->weight = 1.0f;
+	}
+	/* Merge duplicates (aliases of one skill): the first keeps the larger
+	 * weight. */
+	for (size_t i = 0; i < j->n_skills; i++) {
+		for (size_t k = i + 1; k < j->n_skills;) {
+			if (strcmp(j->skills[i]->skill_id, j->skills[k]->skill_id) == 0) {
+				if (j->skills[k]->weight > j->skills[i]->weight)
+					j->skills[i]->weight = j->skills[k]->weight;
+				drop_message((void **) j->skills, &j->n_skills, k);
+			} else {
+				k++;
+			}
+		}
+	}
+	return LM_OK;
+}
+
+static int
+requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
+{
+	char f[128];
+	int rv;
+	if (j->n_requirement_groups > LM_RECORD_GROUPS_MAX)
+		return reject(p, LM_REJECT_OVERSIZE,
+		    "requirement_groups: %zu entries, limit %d", j->n_requirement_groups,
+		    LM_RECORD_GROUPS_MAX);
+	for (size_t i = 0; i < j->n_requirement_groups; i++) {
+		Lunamatch__V1__RequirementGroup *g = j->requirement_groups[i];
+		snprintf(f, sizeof(f), "requirement_groups[%zu].label", i);
+		if ((rv = text(p, &g->label, LM_RECORD_TEXT_MAX, 1, f)) != LM_OK)
+			return rv;
+		snprintf(f, sizeof(f), "requirement_groups[%zu].min_years_experience", i);
+		if ((rv = years(p, g->min_years_experience, f)) != LM_OK)
+			return rv;
+		if (g->n_skills > LM_RECORD_GROUP_SKILLS_MAX)
+			return reject(p, LM_REJECT_OVERSIZE,
+			    "requirement_groups[%zu].skills: %zu entries, limit %d", i,
+			    g->n_skills, LM_RECORD_GROUP_SKILLS_MAX);
+		if (g->n_skills == 0 && g->min_years_experience == 0)
+			return reject(p, LM_REJECT_MISSING_FIELD,
+			    "requirement_groups[%zu]: needs skills or min_years_experience",
+			    i);
+		for (size_t k = 0; k < g->n_skill_ids; k++)
+			if (g->skill_ids[k] != protobuf_c_empty_string)
+				free(g->skill_ids[k]);
+		free(g->skill_ids);
+		g->skill_ids = NULL;
+		g->n_skill_ids = 0;
+		if (g->n_skills == 0)
+			continue;
+		g->skill_ids = calloc(g->n_skills, sizeof(char *));
+		if (g->skill_ids == NULL)
+			return LM_ENOMEM;
+		for (size_t k = 0; k < g->n_skills; k++) {
+			char *id = NULL;
+			snprintf(f, sizeof(f), "requirement_groups[%zu].skills[%zu]", i, k);
+			if ((rv = canonical(p, &g->skills[k], &id, f)) != LM_OK)
+				return rv;
+			int dup = 0;
+			for (size_t m = 0; m < g->n_skill_ids && !dup; m++)
+				dup = strcmp(g->skill_ids[m], id) == 0;
+			if (dup)
+				free(id);
+			else
+				g->skill_ids[g->n_skill_ids++] = id;
+		}
+	}
+	return LM_OK;
+}
+
+static void
+prep_init(struct prep *p, const lm_record_ctx *ctx, lm_reject *reason, char *err,
+    size_t errlen)
+{
+	p->ctx = ctx;
+	p->reason = reason;
+	p->err = err;
+	p->errlen = errlen;
+	*reason = LM_REJECT_NONE;
+	if (errlen > 0)
+		err[0] = '\0';
+}
+
+int
+lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *j,
+    lm_reject *reason, char *err, size_t errlen)
+{
+	struct prep p;
+	int rv;
+
+	prep_init(&p, ctx, reason, err, errlen);
+	if ((rv = ident(&p, &j->id, j->version)) != LM_OK ||
+	    (rv = text(&p, &j->title, LM_RECORD_TITLE_MAX, 1, "title")) != LM_OK ||
+	    (rv = text(&p, &j->company, LM_RECORD_TEXT_MAX, 0, "company")) != LM_OK ||
+	    (rv = text(&p, &j->description, LM_RECORD_DESCRIPTION_MAX, 0,
+		 "description")) != LM_OK ||
+	    (rv = text(&p, &j->category, LM_RECORD_TEXT_MAX, 0, "category")) != LM_OK ||
+	    (rv = text(&p, &j->industry, LM_RECORD_TEXT_MAX, 0, "industry")) != LM_OK ||
+	    (rv = text(&p, &j->job_function, LM_RECORD_TEXT_MAX, 0, "job_function")) !=
+		LM_OK)
+		return rv;
+	if ((rv = enum_valid(&p, &lunamatch__v1__posting_status__descriptor,
+		 (int) j->status, "status")) != LM_OK ||
+	    (rv = enum_valid(&p, &lunamatch__v1__employment_type__descriptor,
+		 (int) j->employment_type, "employment_type")) != LM_OK ||
+	    (rv = enum_valid(&p, &lunamatch__v1__experience_level__descriptor,
+		 (int) j->experience_level, "experience_level")) != LM_OK ||
+	    (rv = enum_valid(&p, &lunamatch__v1__education__descriptor,
+		 (int) j->education, "education")) != LM_OK ||
+	    (rv = enum_valid(&p, &lunamatch__v1__remote_policy__descriptor,
+		 (int) j->remote, "remote")) != LM_OK)
+		return rv;
+	if ((rv = years(&p, j->min_years_experience, "min_years_experience")) != LM_OK ||
+	    (rv = locations(&p, j->n_locations, j->locations, "locations")) != LM_OK ||
+	    (rv = salary(&p, &j->salary, 0, "salary")) != LM_OK ||
+	    (rv = posting_skills(&p, j)) != LM_OK ||
+	    (rv = requirement_groups(&p, j)) != LM_OK ||
+	    (rv = embedding(&p, j->n_embedding, j->embedding, "embedding")) != LM_OK)
+		return rv;
+	if (j->posted_at < 0 || j->expires_at < 0)
+		return reject(&p, LM_REJECT_BAD_VALUE, "posted_at/expires_at: negative");
+	if (j->expires_at != 0 && j->posted_at != 0 && j->expires_at < j->posted_at)
+		return reject(&p, LM_REJECT_BAD_VALUE, "expires_at: before posted_at");
+	return LM_OK;
+}
+
+static int
+profile_skills(struct prep *p, Lunamatch__V1__CandidateProfile *c)
+{
+	char f[128];
+	int rv;
+	if (c->n_skills > LM_RECORD_SKILLS_MAX)
+		return reject(p, LM_REJECT_OVERSIZE, "skills: %zu entries, limit %d",
+		    c->n_skills, LM_RECORD_SKILLS_MAX);
+	for (size_t i = 0; i < c->n_skills; i++) {
+		Lunamatch__V1__CandidateSkill *s = c->skills[i];
+		snprintf(f, sizeof(f), "skills[%zu].name", i);
+		if ((rv = canonical(p, &s->name, &s->skill_id, f)) != LM_OK)
+			return rv;
+		snprintf(f, sizeof(f), "skills[%zu].years", i);
+		if ((rv = years(p, s->years, f)) != LM_OK)
+			return rv;
+		snprintf(f, sizeof(f), "skills[%zu].level", i);
+		if ((rv = enum_valid(p, &lunamatch__v1__skill_level__descriptor,
+			 (int) s->level, f)) != LM_OK)
+			return rv;
+	}
+	/* Merge duplicates: the first keeps the most years and highest level. */
+	for (size_t i = 0; i < c->n_skills; i++) {
+		for (size_t k = i + 1; k < c->n_skills;) {
+			Lunamatch__V1__CandidateSkill *a = c->skills[i], *b = c->skills[k];
+			if (strcmp(a->skill_id, b->skill_id) == 0) {
+				if (b->years > a->years)
+					a->years = b->years;
+				if (b->level > a->level)
+					a->level = b->level;
+				drop_message((void **) c->skills, &c->n_skills, k);
+			} else {
+				k++;
+			}
+		}
+	}
+	return LM_OK;
+}
+
+int
+lm_profile_prepare(const lm_record_ctx *ctx, Lunamatch__V1__CandidateProfile *c,
+    lm_reject *reason, char *err, size_t errlen)
+{
+	struct prep p;
+	int rv;
+
+	prep_init(&p, ctx, reason, err, errlen);
+	if ((rv = ident(&p, &c->id, c->version)) != LM_OK ||
+	    (rv = text(&p, &c->headline, LM_RECORD_TEXT_MAX, 0, "headline")) != LM_OK ||
+	    (rv = profile_skills(&p, c)) != LM_OK ||
+	    (rv = years(&p, c->years_experience, "years_experience")) != LM_OK)
+		return rv;
+	if ((rv = enum_valid(&p, &lunamatch__v1__experience_level__descriptor,
+		 (int) c->experience_level, "experience_level")) != LM_OK ||
+	    (rv = enum_valid(&p, &lunamatch__v1__education__descriptor,
+		 (int) c->education, "education")) != LM_OK ||
+	    (rv = enum_valid(&p, &lunamatch__v1__remote_policy__descriptor,
+		 (int) c->remote, "remote")) != LM_OK)
+		return rv;
+	if (c->n_desired_employment_types > 8)
+		return reject(&p, LM_REJECT_OVERSIZE,
+		    "desired_employment_types: %zu entries, limit 8",
+		    c->n_desired_employment_types);
+	for (size_t i = 0; i < c->n_desired_employment_types; i++) {
+		char f[128];
+		snprintf(f, sizeof(f), "desired_employment_types[%zu]", i);
+		if ((rv = enum_valid(&p, &lunamatch__v1__employment_type__descriptor,
+			 (int) c->desired_employment_types[i], f)) != LM_OK)
+			return rv;
+	}
+	if ((rv = locations(&p, c->n_locations, c->locations, "locations")) != LM_OK ||
+	    (rv = salary(&p, &c->desired_salary, 1, "desired_salary")) != LM_OK ||
+	    (rv = embedding(&p, c->n_embedding, c->embedding, "embedding")) != LM_OK)
+		return rv;
+	if (c->career_goals != NULL) {
+		Lunamatch__V1__CareerGoals *g = c->career_goals;
+		if ((rv = string_list(&p, g->n_desired_titles, g->desired_titles,
+			 LM_RECORD_GOALS_MAX, "career_goals.desired_titles")) != LM_OK ||
+		    (rv = string_list(&p, g->n_desired_categories, g->desired_categories,
+			 LM_RECORD_GOALS_MAX, "career_goals.desired_categories")) != LM_OK ||
+		    (rv = string_list(&p, g->n_desired_industries, g->desired_industries,
+			 LM_RECORD_GOALS_MAX, "career_goals.desired_industries")) != LM_OK)
+			return rv;
+	}
+	if (c->updated_at < 0)
+		return reject(&p, LM_REJECT_BAD_VALUE, "updated_at: negative");
+	return LM_OK;
+}
