@@ -39,7 +39,7 @@
 #include "lunamatch/log.h"
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
-#define PROM_TEXT "text/plain; version=0.0.4; charset=utf-8"
+#define PROM_TEXT  "text/plain; version=0.0.4; charset=utf-8"
 
 enum route { R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
 
@@ -47,13 +47,13 @@ static const char *const route_paths[R_COUNT] = {"/healthz", "/readyz", "/metric
 
 struct http_ctx {
 	pthread_mutex_t mu;
-	pthread_cond_t idle;  /* signalled when active drops to 0 after stop */
-	int active;           /* handlers using the borrowed state below */
+	pthread_cond_t idle; /* signalled when active drops to 0 after stop */
+	int active;          /* handlers using the borrowed state below */
 	bool stopped;
 	atomic_int refs;
-	lm_metrics *metrics;  /* borrowed */
+	lm_metrics *metrics; /* borrowed */
 	lm_http_check_fn live, ready;
-	void *arg;            /* borrowed */
+	void *arg; /* borrowed */
 };
 
 struct lm_http {
@@ -101,8 +101,7 @@ ctx_leave(struct http_ctx *c)
 }
 
 static int
-reply(nng_http_res *res, uint16_t status, const char *ctype, const void *body,
-    size_t len)
+reply(nng_http_res *res, uint16_t status, const char *ctype, const void *body, size_t len)
 {
 	int rv;
 
@@ -135,9 +134,10 @@ serve_check(struct http_ctx *c, nng_http_res *res, lm_http_check_fn fn)
 		if ((unsigned char) *p < 0x20 || *p == 0x7f)
 			*p = ' ';
 	}
-	snprintf(body, sizeof(body), "%s\n", reason[0] != '\0' ? reason : lm_strerror(ok));
-	return reply(res, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE, TEXT_PLAIN, body,
-	    strlen(body));
+	snprintf(
+	    body, sizeof(body), "%s\n", reason[0] != '\0' ? reason : lm_strerror(ok));
+	return reply(
+	    res, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE, TEXT_PLAIN, body, strlen(body));
 }
 
 static int
@@ -273,7 +273,7 @@ addr_to_url(const char *addr, char *url, size_t len)
 	for (size_t i = 0; i < hlen; i++) {
 		unsigned char c = (unsigned char) host[i];
 		bool ok = v6 ? (isxdigit(c) || c == ':' || c == '.')
-			     : (isalnum(c) || c == '.' || c == '-');
+		             : (isalnum(c) || c == '.' || c == '-');
 		if (!ok)
 			return LM_EINVAL;
 	}
@@ -331,7 +331,8 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 	if (o == NULL || out == NULL)
 		return LM_EINVAL;
 	if (addr_to_url(o->addr, url, sizeof(url)) != LM_OK) {
-		lm_error("http.addr", "invalid HTTP address: expected host:port or [v6]:port");
+		lm_error(
+		    "http.addr", "invalid HTTP address: expected host:port or [v6]:port");
 		return LM_EINVAL;
 	}
 	if ((nrv = nng_url_parse(&u, url)) != 0) {
@@ -374,7 +375,8 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 	}
 	what = "cannot set up handlers";
 	for (int i = 0; i < R_COUNT; i++) {
-		if ((nrv = nng_http_handler_alloc(&hd[i], route_paths[i], route_cbs[i])) != 0) {
+		if ((nrv = nng_http_handler_alloc(
+		         &hd[i], route_paths[i], route_cbs[i])) != 0) {
 			hd[i] = NULL;
 			goto nng_fail;
 		}
@@ -401,8 +403,8 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 	pthread_mutex_unlock(&start_mu);
 	memcpy(h->hd, hd, sizeof(hd));
 	nng_url_free(u);
-	lm_info("http.start", "serving /healthz /readyz /metrics on %s (port %d)", o->addr,
-	    h->port);
+	lm_info("http.start", "serving /healthz /readyz /metrics on %s (port %d)",
+	    o->addr, h->port);
 	*out = h;
 	return LM_OK;
 

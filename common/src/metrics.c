@@ -22,9 +22,10 @@
 #include "lunamatch/log.h"
 #include "lunamatch/metrics.h"
 
-const double lm_latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-const size_t lm_latency_nbounds = sizeof(lm_latency_bounds) / sizeof(lm_latency_bounds[0]);
+const double lm_latency_bounds[] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+const size_t lm_latency_nbounds =
+    sizeof(lm_latency_bounds) / sizeof(lm_latency_bounds[0]);
 
 enum kind { K_COUNTER, K_GAUGE, K_HISTOGRAM };
 
@@ -47,8 +48,8 @@ struct lm_histogram {
 };
 
 struct series {
-	char *labels;           /* "" when the series has no labels */
-	double (*fn)(void *);   /* computed gauge, or NULL */
+	char *labels;         /* "" when the series has no labels */
+	double (*fn)(void *); /* computed gauge, or NULL */
 	void *arg;
 	union {
 		struct lm_counter c;
@@ -94,8 +95,8 @@ static void
 atomic_add_double(_Atomic uint64_t *bits, double d)
 {
 	uint64_t old = atomic_load_explicit(bits, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak_explicit(bits, &old, d2u(u2d(old) + d),
-	    memory_order_relaxed, memory_order_relaxed)) {
+	while (!atomic_compare_exchange_weak_explicit(
+	    bits, &old, d2u(u2d(old) + d), memory_order_relaxed, memory_order_relaxed)) {
 	}
 }
 
@@ -178,8 +179,8 @@ name_valid(const char *name)
 		return false;
 	for (n = 0; name[n] != '\0'; n++) {
 		char c = name[n];
-		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-		    c == ':';
+		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		             c == '_' || c == ':';
 		if (!alpha && !(n > 0 && c >= '0' && c <= '9'))
 			return false;
 		if (n >= LM_METRICS_NAME_MAX)
@@ -206,8 +207,8 @@ labels_invalid(const char *s, bool histogram)
 
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_'))
 			return "bad label name";
-		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
-		    (*p >= '0' && *p <= '9'))
+		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		       *p == '_' || (*p >= '0' && *p <= '9'))
 			p++;
 		nlen = (size_t) (p - start);
 		if (nlen >= 2 && start[0] == '_' && start[1] == '_')
@@ -314,7 +315,8 @@ static struct family *
 family_find(lm_metrics *m, const char *name, size_t len)
 {
 	for (size_t i = 0; i < m->nfams; i++) {
-		if (strncmp(m->fams[i]->name, name, len) == 0 && m->fams[i]->name[len] == '\0')
+		if (strncmp(m->fams[i]->name, name, len) == 0 &&
+		    m->fams[i]->name[len] == '\0')
 			return m->fams[i];
 	}
 	return NULL;
@@ -422,9 +424,9 @@ series_add(struct family *f, const char *labels)
  * *out, or an error after logging the reason.
  */
 static int
-reg(lm_metrics *m, enum kind kind, const char *name, const char *help,
-    const char *labels, const double *bounds, size_t nbounds, double (*fn)(void *),
-    void *arg, struct series **out)
+reg(lm_metrics *m, enum kind kind, const char *name, const char *help, const char *labels,
+    const double *bounds, size_t nbounds, double (*fn)(void *), void *arg,
+    struct series **out)
 {
 	const char *why = NULL;
 	struct family *f;
@@ -453,8 +455,9 @@ reg(lm_metrics *m, enum kind kind, const char *name, const char *help,
 			why = "registered with another type";
 			goto unlock;
 		}
-		if (kind == K_HISTOGRAM && (f->nbounds != nbounds ||
-		    memcmp(f->bounds, bounds, nbounds * sizeof(bounds[0])) != 0)) {
+		if (kind == K_HISTOGRAM &&
+		    (f->nbounds != nbounds ||
+		        memcmp(f->bounds, bounds, nbounds * sizeof(bounds[0])) != 0)) {
 			why = "registered with other bucket bounds";
 			goto unlock;
 		}
@@ -504,7 +507,8 @@ unlock:
 out:
 	if (rv != LM_OK) {
 		lm_warn("metrics.register", "cannot register %s %s: %s", kind_names[kind],
-		    name != NULL && strlen(name) <= LM_METRICS_NAME_MAX ? name : "(invalid)",
+		    name != NULL && strlen(name) <= LM_METRICS_NAME_MAX ? name
+		                                                        : "(invalid)",
 		    why != NULL ? why : lm_strerror(rv));
 		return rv;
 	}
@@ -542,13 +546,14 @@ lm_metrics_histogram(lm_metrics *m, const char *name, const char *help,
 }
 
 int
-lm_metrics_gauge_fn(lm_metrics *m, const char *name, const char *help,
-    const char *labels, double (*fn)(void *arg), void *arg)
+lm_metrics_gauge_fn(lm_metrics *m, const char *name, const char *help, const char *labels,
+    double (*fn)(void *arg), void *arg)
 {
 	struct series *s;
 	if (fn == NULL) {
 		lm_warn("metrics.register", "cannot register gauge %s: no function",
-		    name != NULL && strlen(name) <= LM_METRICS_NAME_MAX ? name : "(invalid)");
+		    name != NULL && strlen(name) <= LM_METRICS_NAME_MAX ? name
+		                                                        : "(invalid)");
 		return LM_EINVAL;
 	}
 	return reg(m, K_GAUGE, name, help, labels, NULL, 0, fn, arg, &s);
@@ -584,7 +589,8 @@ lm_gauge_add(lm_gauge *g, double d)
 double
 lm_gauge_get(const lm_gauge *g)
 {
-	return g != NULL ? u2d(atomic_load_explicit(&g->bits, memory_order_relaxed)) : 0.0;
+	return g != NULL ? u2d(atomic_load_explicit(&g->bits, memory_order_relaxed))
+	                 : 0.0;
 }
 
 void
@@ -616,7 +622,7 @@ double
 lm_histogram_sum(const lm_histogram *h)
 {
 	return h != NULL ? u2d(atomic_load_explicit(&h->sum_bits, memory_order_relaxed))
-			 : 0.0;
+	                 : 0.0;
 }
 
 /* Growing output buffer for rendering, capped at LM_METRICS_RENDER_MAX. */
@@ -716,7 +722,8 @@ render_histogram(struct buf *b, const struct family *f, const struct series *s)
 
 	/* One snapshot, so that the buckets, +Inf and _count agree. */
 	for (size_t i = 0; i <= f->nbounds; i++)
-		counts[i] = atomic_load_explicit(&s->u.h.buckets[i], memory_order_relaxed);
+		counts[i] =
+		    atomic_load_explicit(&s->u.h.buckets[i], memory_order_relaxed);
 	for (size_t i = 0; i <= f->nbounds; i++) {
 		cum += counts[i];
 		if (i < f->nbounds) {
@@ -774,7 +781,8 @@ lm_metrics_render(lm_metrics *m, char **out, size_t *len)
 			case K_GAUGE:
 				put_series(&b, f->name, "", s->labels, "");
 				fmt_double(num, sizeof(num),
-				    s->fn != NULL ? s->fn(s->arg) : lm_gauge_get(&s->u.g));
+				    s->fn != NULL ? s->fn(s->arg)
+				                  : lm_gauge_get(&s->u.g));
 				buf_puts(&b, num);
 				buf_puts(&b, "\n");
 				break;

@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define LM_HTTP_ADDR_MAX 256   /* longest "host:port", without the NUL */
+#define LM_HTTP_ADDR_MAX   256 /* longest "host:port", without the NUL */
 #define LM_HTTP_REASON_MAX 256 /* reason buffer handed to a check, with the NUL */
 
 typedef struct lm_http lm_http;
@@ -36,11 +36,11 @@ typedef struct lm_http lm_http;
 typedef int (*lm_http_check_fn)(void *arg, char *reason, size_t len);
 
 typedef struct lm_http_opts {
-	const char *addr;     /* "host:port" or "[v6addr]:port"; port 0 = ephemeral */
-	lm_metrics *metrics;  /* NULL serves an empty /metrics; borrowed */
+	const char *addr;       /* "host:port" or "[v6addr]:port"; port 0 = ephemeral */
+	lm_metrics *metrics;    /* NULL serves an empty /metrics; borrowed */
 	lm_http_check_fn live;  /* /healthz; NULL = always healthy */
 	lm_http_check_fn ready; /* /readyz; NULL = always ready */
-	void *arg;            /* passed to live and ready; borrowed */
+	void *arg;              /* passed to live and ready; borrowed */
 } lm_http_opts;
 
 /*

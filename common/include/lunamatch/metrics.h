@@ -24,14 +24,14 @@
 extern "C" {
 #endif
 
-#define LM_METRICS_NAME_MAX 128     /* longest metric name, without the NUL */
-#define LM_METRICS_HELP_MAX 512     /* longest help text, without the NUL */
-#define LM_METRICS_LABELS_MAX 1024  /* longest preformatted label set */
-#define LM_METRICS_MAX_LABELS 16    /* labels per series */
-#define LM_METRICS_MAX_BOUNDS 32    /* histogram buckets, without +Inf */
+#define LM_METRICS_NAME_MAX     128  /* longest metric name, without the NUL */
+#define LM_METRICS_HELP_MAX     512  /* longest help text, without the NUL */
+#define LM_METRICS_LABELS_MAX   1024 /* longest preformatted label set */
+#define LM_METRICS_MAX_LABELS   16   /* labels per series */
+#define LM_METRICS_MAX_BOUNDS   32   /* histogram buckets, without +Inf */
 #define LM_METRICS_MAX_FAMILIES 1024
-#define LM_METRICS_MAX_SERIES 8192  /* series over all families */
-#define LM_METRICS_RENDER_MAX (16u * 1024 * 1024) /* largest rendered text */
+#define LM_METRICS_MAX_SERIES   8192                /* series over all families */
+#define LM_METRICS_RENDER_MAX   (16u * 1024 * 1024) /* largest rendered text */
 
 typedef struct lm_metrics lm_metrics;
 typedef struct lm_counter lm_counter;
@@ -61,10 +61,10 @@ void lm_metrics_free(lm_metrics *m);
  * and a log record. The returned object is owned by the registry and valid
  * until lm_metrics_free(). Thread-safe.
  */
-lm_counter *lm_metrics_counter(lm_metrics *m, const char *name, const char *help,
-    const char *labels);
-lm_gauge *lm_metrics_gauge(lm_metrics *m, const char *name, const char *help,
-    const char *labels);
+lm_counter *lm_metrics_counter(
+    lm_metrics *m, const char *name, const char *help, const char *labels);
+lm_gauge *lm_metrics_gauge(
+    lm_metrics *m, const char *name, const char *help, const char *labels);
 /* bounds: finite upper bounds, strictly ascending, 1..LM_METRICS_MAX_BOUNDS of
  * them (copied); the +Inf bucket is implicit. A histogram may not use the
  * label "le". */

@@ -22,9 +22,9 @@
 #include "lunamatch/http.h"
 #include "lunamatch/metrics.h"
 
-#define RESP_MAX (1024 * 1024) /* largest response the client reads */
-#define IO_TIMEOUT_S 5         /* per send/recv */
-#define REQ_DEADLINE_S 10      /* whole request */
+#define RESP_MAX       (1024 * 1024) /* largest response the client reads */
+#define IO_TIMEOUT_S   5             /* per send/recv */
+#define REQ_DEADLINE_S 10            /* whole request */
 
 struct resp {
 	int status;
@@ -228,8 +228,8 @@ test_endpoints(void **state)
 	char v[256];
 
 	assert_int_equal(lm_metrics_new(&m), LM_OK);
-	lm_counter *c = lm_metrics_counter(m, "lunamatch_test_requests_total", "requests",
-	    "code=\"ok\"");
+	lm_counter *c = lm_metrics_counter(
+	    m, "lunamatch_test_requests_total", "requests", "code=\"ok\"");
 	lm_counter_add(c, 3);
 	lm_http *h = start("127.0.0.1:0", m, NULL);
 	int port = lm_http_port(h);
@@ -254,14 +254,16 @@ test_endpoints(void **state)
 	assert_true(header(&r, "Content-Length", v, sizeof(v)));
 	assert_int_equal(strtoul(v, NULL, 10), r.body_len);
 	assert_non_null(strstr(r.body, "# TYPE lunamatch_test_requests_total counter\n"));
-	assert_non_null(strstr(r.body, "\nlunamatch_test_requests_total{code=\"ok\"} 3\n"));
+	assert_non_null(
+	    strstr(r.body, "\nlunamatch_test_requests_total{code=\"ok\"} 3\n"));
 	resp_free(&r);
 
 	/* Every scrape renders the current values; a query string is ignored. */
 	lm_counter_add(c, 1);
 	assert_int_equal(http_get(port, "/metrics?x=1", &r), 0);
 	assert_int_equal(r.status, 200);
-	assert_non_null(strstr(r.body, "\nlunamatch_test_requests_total{code=\"ok\"} 4\n"));
+	assert_non_null(
+	    strstr(r.body, "\nlunamatch_test_requests_total{code=\"ok\"} 4\n"));
 	resp_free(&r);
 
 	/* The body matches lm_metrics_render() byte for byte. */
@@ -339,23 +341,23 @@ test_not_found_and_methods(void **state)
 	lm_http *h = start("127.0.0.1:0", NULL, NULL);
 	int port = lm_http_port(h);
 
-	static const char *const missing[] = {"/", "/nope", "/healthzz", "/metrics/x",
-	    "/readyz/deeper"};
+	static const char *const missing[] = {
+	    "/", "/nope", "/healthzz", "/metrics/x", "/readyz/deeper"};
 	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
 		assert_int_equal(http_get(port, missing[i], &r), 0);
 		assert_int_equal(r.status, 404);
 		resp_free(&r);
 	}
 
-	assert_int_equal(http_req(AF_INET, port, "POST", "/metrics", NULL, NULL, false, &r),
-	    0);
+	assert_int_equal(
+	    http_req(AF_INET, port, "POST", "/metrics", NULL, NULL, false, &r), 0);
 	assert_int_equal(r.status, 405);
 	assert_true(header(&r, "Allow", v, sizeof(v)));
 	assert_string_equal(v, "GET, HEAD");
 	resp_free(&r);
 
-	assert_int_equal(http_req(AF_INET, port, "DELETE", "/healthz", NULL, NULL, false, &r),
-	    0);
+	assert_int_equal(
+	    http_req(AF_INET, port, "DELETE", "/healthz", NULL, NULL, false, &r), 0);
 	assert_int_equal(r.status, 405);
 	resp_free(&r);
 
@@ -364,8 +366,8 @@ test_not_found_and_methods(void **state)
 	 * the read timeout and the body would be parsed as a request). */
 	double t0 = now_s();
 	assert_int_equal(http_req(AF_INET, port, "PUT", "/readyz",
-			     "Content-Length: 11\r\nContent-Type: text/plain\r\n",
-			     "hello world", true, &r),
+	                     "Content-Length: 11\r\nContent-Type: text/plain\r\n",
+	                     "hello world", true, &r),
 	    0);
 	assert_int_equal(r.status, 405);
 	assert_true(header(&r, "Connection", v, sizeof(v)));
@@ -375,8 +377,8 @@ test_not_found_and_methods(void **state)
 	resp_free(&r);
 
 	/* HEAD: the headers of GET, no body. */
-	assert_int_equal(http_req(AF_INET, port, "HEAD", "/healthz", NULL, NULL, false, &r),
-	    0);
+	assert_int_equal(
+	    http_req(AF_INET, port, "HEAD", "/healthz", NULL, NULL, false, &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.body_len, 0);
 	assert_true(header(&r, "Content-Length", v, sizeof(v)));
@@ -396,8 +398,8 @@ test_keepalive(void **state)
 	size_t len = 0;
 	double deadline = now_s() + REQ_DEADLINE_S;
 	static const char reqs[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
-				   "GET /readyz HTTP/1.1\r\nHost: localhost\r\n"
-				   "Connection: close\r\n\r\n";
+	                           "GET /readyz HTTP/1.1\r\nHost: localhost\r\n"
+	                           "Connection: close\r\n\r\n";
 
 	assert_true(fd >= 0);
 	assert_int_equal(send_all(fd, reqs, sizeof(reqs) - 1), 0);
@@ -430,10 +432,10 @@ test_bad_addresses(void **state)
 	assert_int_equal(lm_http_start(&o, &h), LM_EINVAL);
 	assert_null(h);
 
-	static const char *const bad[] = {"", "127.0.0.1", ":7701", "127.0.0.1:",
-	    "127.0.0.1:99999", "127.0.0.1:123456", "127.0.0.1:80x", "127.0.0.1:-1",
-	    "a b:80", "host/x:80", "::1:80", "[::1]", "[::1]80", "[]:80", "[::g]:80",
-	    "http://127.0.0.1:80"};
+	static const char *const bad[] = {"", "127.0.0.1", ":7701",
+	    "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:123456", "127.0.0.1:80x",
+	    "127.0.0.1:-1", "a b:80", "host/x:80", "::1:80", "[::1]", "[::1]80", "[]:80",
+	    "[::g]:80", "http://127.0.0.1:80"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		o.addr = bad[i];
 		assert_int_equal(lm_http_start(&o, &h), LM_EINVAL);
@@ -536,7 +538,8 @@ test_ipv6(void **state)
 	assert_int_equal(lm_http_start(&o, &h), LM_OK);
 	assert_true(lm_http_port(h) > 0);
 	assert_int_equal(
-	    http_req(AF_INET6, lm_http_port(h), "GET", "/healthz", NULL, NULL, false, &r), 0);
+	    http_req(AF_INET6, lm_http_port(h), "GET", "/healthz", NULL, NULL, false, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	resp_free(&r);
 	lm_http_stop(h);
@@ -577,8 +580,10 @@ test_stop_under_load(void **state)
 	for (int i = 0; i < 50; i++) {
 		char labels[32];
 		snprintf(labels, sizeof(labels), "i=\"%d\"", i);
-		lm_histogram_observe(lm_metrics_histogram(m, "lunamatch_load_seconds", "l",
-		    labels, lm_latency_bounds, lm_latency_nbounds), 0.01);
+		lm_histogram_observe(
+		    lm_metrics_histogram(m, "lunamatch_load_seconds", "l", labels,
+		        lm_latency_bounds, lm_latency_nbounds),
+		    0.01);
 	}
 	lm_http *h = start("127.0.0.1:0", m, &hs);
 

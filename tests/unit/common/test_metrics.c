@@ -146,17 +146,17 @@ test_render_format(void **state)
 	    "RPC requests by method and code", "method=\"MatchJobs\",code=\"ok\"");
 	lm_counter *bad = lm_metrics_counter(m, "lunamatch_rpc_requests_total",
 	    "ignored: the first help wins", "method=\"MatchJobs\",code=\"einval\"");
-	lm_gauge *g = lm_metrics_gauge(m, "lunamatch_store_records", "records\\stored\nnow",
-	    "kind=\"job\"");
-	lm_histogram *h = lm_metrics_histogram(m, "lunamatch_rpc_seconds", "RPC latency",
-	    "method=\"MatchJobs\"", b, 2);
+	lm_gauge *g = lm_metrics_gauge(
+	    m, "lunamatch_store_records", "records\\stored\nnow", "kind=\"job\"");
+	lm_histogram *h = lm_metrics_histogram(
+	    m, "lunamatch_rpc_seconds", "RPC latency", "method=\"MatchJobs\"", b, 2);
 	/* A second series of the counter, registered after other families, is
 	 * still rendered with its family. */
 	lm_counter *plain = lm_metrics_counter(m, "lunamatch_plain_total", "", NULL);
 	lm_counter *late = lm_metrics_counter(m, "lunamatch_rpc_requests_total", NULL,
 	    "method=\"MatchCandidates\",code=\"ok\"");
-	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_uptime_seconds", "uptime", NULL,
-			     answer, &fnval),
+	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_uptime_seconds", "uptime",
+	                     NULL, answer, &fnval),
 	    LM_OK);
 	assert_non_null(ok);
 	assert_non_null(bad);
@@ -255,7 +255,8 @@ test_duplicates_and_clashes(void **state)
 	assert_null(lm_metrics_gauge(m, "lunamatch_x_total", "x", "a=\"1\""));
 	assert_null(lm_metrics_gauge(m, "lunamatch_x_total", "x", NULL));
 	assert_null(lm_metrics_histogram(m, "lunamatch_x_total", "x", NULL, b1, 2));
-	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_x_total", "x", NULL, answer, &v),
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_x_total", "x", NULL, answer, &v),
 	    LM_EINVAL);
 
 	/* Histograms: same bounds give the same object, other bounds NULL. */
@@ -273,18 +274,19 @@ test_duplicates_and_clashes(void **state)
 	assert_null(lm_metrics_histogram(m, "lunamatch_y", "", NULL, b1, 2));
 
 	/* Computed gauges: registered once; a plain gauge may not take the slot. */
-	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_g", "g", NULL, answer, &v), LM_OK);
-	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_g", "g", NULL, answer, &v),
-	    LM_EEXIST);
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_g", "g", NULL, answer, &v), LM_OK);
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_g", "g", NULL, answer, &v), LM_EEXIST);
 	assert_null(lm_metrics_gauge(m, "lunamatch_g", "g", NULL));
 	lm_gauge *g2 = lm_metrics_gauge(m, "lunamatch_g", "g", "k=\"v\"");
 	assert_non_null(g2);
-	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_g", "g", "k=\"v\"", answer, &v),
-	    LM_EEXIST);
-	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_g2", "g", NULL, NULL, NULL),
-	    LM_EINVAL);
-	assert_int_equal(lm_metrics_gauge_fn(NULL, "lunamatch_g3", "g", NULL, answer, &v),
-	    LM_EINVAL);
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_g", "g", "k=\"v\"", answer, &v), LM_EEXIST);
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_g2", "g", NULL, NULL, NULL), LM_EINVAL);
+	assert_int_equal(
+	    lm_metrics_gauge_fn(NULL, "lunamatch_g3", "g", NULL, answer, &v), LM_EINVAL);
 
 	/* Nothing failed left a trace in the output. */
 	char *text = render(m, NULL);
@@ -327,33 +329,34 @@ test_invalid_registrations(void **state)
 	assert_null(lm_metrics_counter(m, "lunamatch_help", longhelp, NULL));
 
 	static const char *const bad_labels[] = {
-	    "a",                     /* no value */
-	    "a=b",                   /* unquoted */
-	    "a=\"b",                 /* unterminated */
-	    "a=\"b\"x",              /* junk after the value */
-	    "a=\"b\",",              /* trailing comma */
-	    ",a=\"b\"",              /* leading comma */
-	    "a =\"b\"",              /* space */
-	    "1a=\"b\"",              /* bad name */
-	    "__a=\"b\"",             /* reserved */
-	    "a=\"1\",a=\"2\"",       /* duplicate */
-	    "a=\"\\q\"",             /* bad escape */
-	    "a=\"x\ny\"",            /* raw newline */
-	    "a=\"\xff\"",            /* not UTF-8 */
-	    "a=\"\xc0\xaf\"",        /* overlong */
-	    "{a=\"b\"}",             /* braces are added by the registry */
+	    "a",               /* no value */
+	    "a=b",             /* unquoted */
+	    "a=\"b",           /* unterminated */
+	    "a=\"b\"x",        /* junk after the value */
+	    "a=\"b\",",        /* trailing comma */
+	    ",a=\"b\"",        /* leading comma */
+	    "a =\"b\"",        /* space */
+	    "1a=\"b\"",        /* bad name */
+	    "__a=\"b\"",       /* reserved */
+	    "a=\"1\",a=\"2\"", /* duplicate */
+	    "a=\"\\q\"",       /* bad escape */
+	    "a=\"x\ny\"",      /* raw newline */
+	    "a=\"\xff\"",      /* not UTF-8 */
+	    "a=\"\xc0\xaf\"",  /* overlong */
+	    "{a=\"b\"}",       /* braces are added by the registry */
 	};
 	for (size_t i = 0; i < sizeof(bad_labels) / sizeof(bad_labels[0]); i++)
-		assert_null(lm_metrics_counter(m, "lunamatch_l_total", "", bad_labels[i]));
-	assert_non_null(lm_metrics_counter(m, "lunamatch_l_total", "",
-	    "a=\"\",b_2=\"x\\\\y\\\"z\\n\",c=\"h\xc3\xa9\""));
+		assert_null(
+		    lm_metrics_counter(m, "lunamatch_l_total", "", bad_labels[i]));
+	assert_non_null(lm_metrics_counter(
+	    m, "lunamatch_l_total", "", "a=\"\",b_2=\"x\\\\y\\\"z\\n\",c=\"h\xc3\xa9\""));
 
 	/* Too many labels; exactly LM_METRICS_MAX_LABELS is fine. */
 	char labels[LM_METRICS_LABELS_MAX + 64];
 	size_t n = 0;
 	for (int i = 0; i < LM_METRICS_MAX_LABELS; i++)
-		n += (size_t) snprintf(labels + n, sizeof(labels) - n, "%sl%d=\"v\"",
-		    i ? "," : "", i);
+		n += (size_t) snprintf(
+		    labels + n, sizeof(labels) - n, "%sl%d=\"v\"", i ? "," : "", i);
 	assert_non_null(lm_metrics_counter(m, "lunamatch_many_total", "", labels));
 	snprintf(labels + n, sizeof(labels) - n, ",extra=\"v\"");
 	assert_null(lm_metrics_counter(m, "lunamatch_many_total", "", labels));
@@ -380,10 +383,10 @@ test_invalid_registrations(void **state)
 	assert_null(lm_metrics_histogram(m, "lunamatch_hh", "", NULL, same, 2));
 	assert_null(lm_metrics_histogram(m, "lunamatch_hh", "", NULL, nan_b, 2));
 	assert_null(lm_metrics_histogram(m, "lunamatch_hh", "", NULL, inf_b, 2));
-	assert_null(lm_metrics_histogram(m, "lunamatch_hh", "", NULL, many,
-	    LM_METRICS_MAX_BOUNDS + 1));
-	lm_histogram *h = lm_metrics_histogram(m, "lunamatch_hh", "", NULL, many,
-	    LM_METRICS_MAX_BOUNDS);
+	assert_null(lm_metrics_histogram(
+	    m, "lunamatch_hh", "", NULL, many, LM_METRICS_MAX_BOUNDS + 1));
+	lm_histogram *h = lm_metrics_histogram(
+	    m, "lunamatch_hh", "", NULL, many, LM_METRICS_MAX_BOUNDS);
 	assert_non_null(h);
 	lm_histogram_observe(h, 1000);
 	assert_int_equal(lm_histogram_count(h), 1);
@@ -432,8 +435,8 @@ test_label_escape(void **state)
 	assert_non_null(c);
 	lm_counter_add(c, 2);
 	char *text = render(m, NULL);
-	assert_non_null(
-	    strstr(text, "\nlunamatch_rejects_total{reason=\"bad \\\"x\\\"\\n\\\\\"} 2\n"));
+	assert_non_null(strstr(
+	    text, "\nlunamatch_rejects_total{reason=\"bad \\\"x\\\"\\n\\\\\"} 2\n"));
 	free(text);
 	lm_metrics_free(m);
 }
@@ -448,8 +451,8 @@ test_latency_bounds(void **state)
 	for (size_t i = 1; i < lm_latency_nbounds; i++)
 		assert_true(lm_latency_bounds[i] > lm_latency_bounds[i - 1]);
 	lm_metrics *m = new_registry();
-	lm_histogram *h = lm_metrics_histogram(m, "lunamatch_lat_seconds", "", NULL,
-	    lm_latency_bounds, lm_latency_nbounds);
+	lm_histogram *h = lm_metrics_histogram(
+	    m, "lunamatch_lat_seconds", "", NULL, lm_latency_bounds, lm_latency_nbounds);
 	assert_non_null(h);
 	lm_histogram_observe(h, 0.003);
 	char *text = render(m, NULL);
@@ -469,18 +472,19 @@ test_series_limit(void **state)
 
 	for (int i = 0; i < LM_METRICS_MAX_SERIES; i++) {
 		snprintf(labels, sizeof(labels), "i=\"%d\"", i);
-		assert_non_null(lm_metrics_counter(m, "lunamatch_many_total", "", labels));
+		assert_non_null(
+		    lm_metrics_counter(m, "lunamatch_many_total", "", labels));
 	}
 	assert_null(lm_metrics_counter(m, "lunamatch_many_total", "", "i=\"new\""));
-	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_other", "", NULL, answer, NULL),
-	    LM_E2BIG);
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_other", "", NULL, answer, NULL), LM_E2BIG);
 	/* Existing series are still found. */
 	assert_non_null(lm_metrics_counter(m, "lunamatch_many_total", "", "i=\"7\""));
 	lm_metrics_free(m);
 }
 
 #define NTHREADS 8
-#define NITER 20000
+#define NITER    20000
 
 struct worker {
 	lm_metrics *m;
@@ -543,13 +547,15 @@ test_concurrent_updates(void **state)
 	snprintf(want, sizeof(want), "\nlunamatch_conc_total{k=\"v\"} %llu\n",
 	    (unsigned long long) total);
 	assert_non_null(strstr(text, want));
-	snprintf(want, sizeof(want), "\nlunamatch_conc_seconds_bucket{le=\"0.25\"} %llu\n",
+	snprintf(want, sizeof(want),
+	    "\nlunamatch_conc_seconds_bucket{le=\"0.25\"} %llu\n",
 	    (unsigned long long) total / 2);
 	assert_non_null(strstr(text, want));
 	snprintf(want, sizeof(want), "\nlunamatch_conc_seconds_bucket{le=\"10\"} %llu\n",
 	    (unsigned long long) total / 2);
 	assert_non_null(strstr(text, want));
-	snprintf(want, sizeof(want), "\nlunamatch_conc_seconds_bucket{le=\"+Inf\"} %llu\n",
+	snprintf(want, sizeof(want),
+	    "\nlunamatch_conc_seconds_bucket{le=\"+Inf\"} %llu\n",
 	    (unsigned long long) total);
 	assert_non_null(strstr(text, want));
 	snprintf(want, sizeof(want), "\nlunamatch_conc_seconds_count %llu\n",
