@@ -1,0 +1,108 @@
+/*
+ * client.h - the C client of lunamatch.v1.MatchService over nng REQ/REP.
+ *
+ * One lm_client holds one nng REQ socket that dials the server in the
+ * background and reconnects by itself; calls may start before the
+ * connection is up (they wait for it within their timeout). Each call uses
+ * its own nng context, so any number of threads may call at once.
+ *
+ * Resends: nng's REQ protocol can resend a request on its own. The client
+ * turns the timer-based resend off (NNG_OPT_REQ_RESENDTIME infinite), so a
+ * slow server never sees a silent duplicate. nng still resends a request
+ * whose connection broke before the reply arrived, once it has reconnected;
+ * every MatchService method is read-only, so a repeat is harmless.
+ *
+ * lm_client_close must not be called while calls are in flight on other
+ * threads: the caller stops its threads first.
+ */
+#ifndef LUNAMATCH_CLIENT_H
+#define LUNAMATCH_CLIENT_H
+
+#include <stddef.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "lunamatch/v1/match.pb-c.h"
+#include "lunamatch/v1/rpc.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The client waits this much longer than the call's timeout, so that the
+ * server's own DEADLINE_EXCEEDED answer (measured from its receipt of the
+ * request) normally arrives before the local timer fires. */
+#define LM_CLIENT_DEADLINE_GRACE_MS 250u
+
+typedef struct lm_client lm_client;
+
+typedef struct lm_client_opts {
+	/* Mutual TLS for tls+tcp:// URLs: PEM files, NULL or "" = unset. With a
+	 * CA the server's certificate is verified against it and against
+	 * tls_server_name (default: the host of the URL); without one the
+	 * server is not verified (the connection is still encrypted). */
+	const char *tls_cert, *tls_key, *tls_ca;
+	const char *tls_server_name;
+	unsigned default_timeout_ms; /* for calls with timeout_ms 0; 0 = 5000 */
+	size_t max_response_bytes;   /* 0 = LM_RPC_DEFAULT_MAX_RESPONSE */
+} lm_client_opts;
+
+/*
+ * Opens a client for url (tcp://, ipc:// or tls+tcp://). o may be NULL for
+ * defaults. Does not wait for the connection. Returns LM_OK; LM_EINVAL for
+ * a bad URL or TLS options (logged with the reason); LM_ENOMEM; LM_ENNG.
+ */
+int lm_client_open(const char *url, const lm_client_opts *o, lm_client **out);
+
+/* Closes the socket and frees the client; NULL is a no-op. No call may be
+ * in flight. */
+void lm_client_close(lm_client *c);
+
+/*
+ * Calls method (short name, e.g. "MatchJobs") with req and waits for the
+ * answer, at most timeout_ms (0 = the default) plus
+ * LM_CLIENT_DEADLINE_GRACE_MS. The server gets timeout_ms as the deadline.
+ *
+ * Returns LM_OK when the server answered (with any code): *status is its
+ * lunamatch.v1.StatusCode, errmsg its message (empty on OK), and on OK
+ * *resp is a new message of type resp_desc that the caller frees with
+ * protobuf_c_message_free_unpacked(*resp, NULL); otherwise *resp is NULL.
+ * Without an answer it returns an lm_err and sets a local status:
+ *  LM_ETIMEDOUT  DEADLINE_EXCEEDED: sent, but no answer in time;
+ *  LM_ETIMEDOUT  UNAVAILABLE: no connection to the server in time;
+ *  LM_EPARSE     INTERNAL: the answer was unreadable or not ours;
+ *  LM_EINVAL     INVALID_ARGUMENT: bad arguments (bad method name, request
+ *                too large to send);
+ *  LM_ENNG / LM_ENOMEM  UNAVAILABLE / INTERNAL: local failures.
+ * errmsg (errlen bytes, may be NULL if errlen is 0) always gets a
+ * NUL-terminated text. status may be NULL. Thread-safe.
+ */
+int lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *resp_desc, unsigned timeout_ms,
+    ProtobufCMessage **resp, int *status, char *errmsg, size_t errlen);
+
+/* Typed helpers: lm_client_call with the method's request and response. */
+int lm_client_match_jobs(lm_client *c, const Lunamatch__V1__MatchJobsRequest *req,
+    unsigned timeout_ms, Lunamatch__V1__MatchJobsResponse **resp, int *status,
+    char *errmsg, size_t errlen);
+int lm_client_match_candidates(lm_client *c,
+    const Lunamatch__V1__MatchCandidatesRequest *req, unsigned timeout_ms,
+    Lunamatch__V1__MatchCandidatesResponse **resp, int *status, char *errmsg,
+    size_t errlen);
+int lm_client_explain_match(lm_client *c, const Lunamatch__V1__ExplainMatchRequest *req,
+    unsigned timeout_ms, Lunamatch__V1__ExplainMatchResponse **resp, int *status,
+    char *errmsg, size_t errlen);
+int lm_client_get_posting(lm_client *c, const Lunamatch__V1__GetPostingRequest *req,
+    unsigned timeout_ms, Lunamatch__V1__GetPostingResponse **resp, int *status,
+    char *errmsg, size_t errlen);
+int lm_client_get_profile(lm_client *c, const Lunamatch__V1__GetProfileRequest *req,
+    unsigned timeout_ms, Lunamatch__V1__GetProfileResponse **resp, int *status,
+    char *errmsg, size_t errlen);
+int lm_client_check(lm_client *c, const Lunamatch__V1__HealthCheckRequest *req,
+    unsigned timeout_ms, Lunamatch__V1__HealthCheckResponse **resp, int *status,
+    char *errmsg, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_CLIENT_H */

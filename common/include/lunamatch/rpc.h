@@ -1,0 +1,110 @@
+/*
+ * rpc.h - the RPC envelope shared by the match server and its clients.
+ *
+ * Calls travel over nng REQ/REP as one lunamatch.v1.RpcRequest per request
+ * message and one lunamatch.v1.RpcResponse per reply (rpc.proto). This
+ * module holds what both ends agree on: the method naming scheme, the limits
+ * of the envelope, names of the status codes, the mapping from lm_err to a
+ * status code, and the TLS configuration used for tls+tcp:// URLs.
+ *
+ * Thread-safety: every function is reentrant and shares no state.
+ */
+#ifndef LUNAMATCH_RPC_H
+#define LUNAMATCH_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "lunamatch/v1/rpc.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The one service and the prefix of its full method names. */
+#define LM_RPC_SERVICE "lunamatch.v1.MatchService"
+#define LM_RPC_METHOD_PREFIX "/lunamatch.v1.MatchService/"
+
+/* Envelope limits (bytes, without the NUL, unless said otherwise). Requests
+ * that break one are answered INVALID_ARGUMENT. */
+#define LM_RPC_MAX_METHOD 128       /* full method name */
+#define LM_RPC_MAX_REQUEST_ID 128   /* request_id */
+#define LM_RPC_MAX_METADATA 32      /* metadata entries per request */
+#define LM_RPC_MAX_METADATA_KEY 64  /* metadata key: [a-z0-9._-]+ */
+#define LM_RPC_MAX_METADATA_VALUE 1024
+#define LM_RPC_MAX_MESSAGE 1024     /* RpcResponse.message; longer is cut */
+
+/* Defaults shared by the server and the client. */
+#define LM_RPC_DEFAULT_TIMEOUT_MS 5000u
+#define LM_RPC_MAX_TIMEOUT_MS (10u * 60 * 1000) /* larger timeout_ms is capped */
+#define LM_RPC_DEFAULT_MAX_REQUEST (4u * 1024 * 1024)
+#define LM_RPC_DEFAULT_MAX_RESPONSE (64u * 1024 * 1024)
+
+/* Largest PEM file (certificate, key or CA bundle) lm_rpc_tls_config reads. */
+#define LM_RPC_MAX_PEM (1024u * 1024)
+
+/*
+ * Writes the full method name LM_RPC_METHOD_PREFIX + name into buf (len
+ * bytes with the NUL). name is the short name, e.g. "MatchJobs": 1 or more
+ * of [A-Za-z0-9_]. Returns LM_OK, LM_EINVAL for a NULL or malformed name, or
+ * LM_E2BIG when the result exceeds LM_RPC_MAX_METHOD or does not fit in buf.
+ */
+int lm_rpc_method_name(const char *name, char *buf, size_t len);
+
+/*
+ * Returns the short name inside a full method name (a pointer into full),
+ * or NULL when full does not start with LM_RPC_METHOD_PREFIX or the rest is
+ * empty. "/lunamatch.v1.MatchService/Check" gives "Check".
+ */
+const char *lm_rpc_method_short(const char *full);
+
+/* The name of a lunamatch.v1.StatusCode ("OK", "INVALID_ARGUMENT", ...);
+ * "UNKNOWN" for a value outside the enum. Never NULL; static storage. */
+const char *lm_rpc_status_name(int code);
+
+/*
+ * The status code that best reports an lm_err to a caller: LM_OK → OK,
+ * LM_ENOENT → NOT_FOUND, LM_EINVAL/LM_EPARSE/LM_ESCHEMA/LM_E2BIG →
+ * INVALID_ARGUMENT, LM_ETIMEDOUT → DEADLINE_EXCEEDED, LM_EBUSY →
+ * RESOURCE_EXHAUSTED, LM_ECLOSED → UNAVAILABLE, LM_ENOTSUP → UNIMPLEMENTED,
+ * LM_EEXIST → ALREADY_EXISTS, anything else → INTERNAL.
+ */
+int lm_rpc_status_from_err(int err);
+
+/*
+ * Checks the limits of a decoded request envelope: method and request_id
+ * lengths, metadata count, key syntax and sizes. It does not look at the
+ * method's existence or at the payload. Returns LM_OK or LM_EINVAL with the
+ * reason in err (errlen bytes; always NUL-terminated when errlen > 0).
+ */
+int lm_rpc_request_check(const Lunamatch__V1__RpcRequest *req, char *err, size_t errlen);
+
+/*
+ * Builds an nng TLS configuration for mode NNG_TLS_MODE_SERVER or
+ * NNG_TLS_MODE_CLIENT from PEM files. NULL or "" means "not given".
+ *  - cert and key: our own certificate (chain) and its private key; both or
+ *    neither. Required for a server; optional for a client (a client
+ *    without one is refused by a server that requires client certificates).
+ *  - ca: the CA bundle that peers must chain to. When given, the peer must
+ *    present a valid certificate (NNG_TLS_AUTH_MODE_REQUIRED): this is
+ *    mutual TLS on a server, and server verification on a client. Without a
+ *    CA nothing is verified (NNG_TLS_AUTH_MODE_NONE).
+ * Files larger than LM_RPC_MAX_PEM are refused. On LM_OK the caller owns
+ * *out (release with nng_tls_config_free; nng endpoints take their own
+ * hold). Returns LM_OK; LM_EINVAL (bad combination, unreadable file or bad
+ * PEM, reason in err); LM_E2BIG; LM_ENOMEM; LM_ENOTSUP when nng has no TLS.
+ */
+int lm_rpc_tls_config(nng_tls_config **out, int mode, const char *cert, const char *key,
+    const char *ca, char *err, size_t errlen);
+
+/* True when url uses the tls+tcp scheme (tls+tcp://, tls+tcp4://, tls+tcp6://). */
+bool lm_rpc_url_is_tls(const char *url);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_RPC_H */

@@ -1,0 +1,1060 @@
+/*
+ * rpc_server.c - nng REQ/REP server with a worker pool; see rpc_server.h.
+ *
+ * Life of a request. Each slot owns one nng context and one aio and moves
+ * through S_RECV (waiting for a request) → handed to the queue → a worker
+ * builds the reply → S_SEND (reply handed to nng) → S_RECV again. The aio
+ * callback runs on an nng thread: it only takes the message, answers at
+ * once when the request cannot be queued, or re-arms the context. Workers
+ * do everything that takes time (decoding, the handler, encoding).
+ *
+ * Ownership. The request message belongs to the slot from the receive
+ * callback until it is reused for the reply and handed to nng_ctx_send; a
+ * failed send gives it back, and the send callback frees it. "inflight"
+ * counts slots between a completed receive and a completed send, which is
+ * what drain waits for.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "lunamatch/error.h"
+#include "lunamatch/log.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/v1/rpc.pb-c.h"
+#include "rpc_server.h"
+
+#define N_CODES 17 /* lunamatch.v1.StatusCode values 0..16 */
+#define URL_MAX 512
+
+#define CODE_OK LUNAMATCH__V1__STATUS_CODE__OK
+#define CODE_INVALID LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
+#define CODE_DEADLINE LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
+#define CODE_EXHAUSTED LUNAMATCH__V1__STATUS_CODE__RESOURCE_EXHAUSTED
+#define CODE_UNIMPLEMENTED LUNAMATCH__V1__STATUS_CODE__UNIMPLEMENTED
+#define CODE_INTERNAL LUNAMATCH__V1__STATUS_CODE__INTERNAL
+#define CODE_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
+
+/* Reasons for lunamatch_rpc_rejected_total: a fixed, closed set. */
+enum reject { REJ_QUEUE_FULL, REJ_TOO_LARGE, REJ_DRAINING, REJ_EXPIRED, REJ_BAD_REQUEST, N_REJ };
+static const char *const reject_names[N_REJ] = {
+    "queue_full", "too_large", "draining", "expired", "bad_request"};
+
+enum slot_state { S_IDLE, S_RECV, S_WORK, S_SEND };
+
+struct slot {
+	lm_rpc_server *s;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int state;        /* enum slot_state; touched by one thread at a time */
+	nng_msg *msg;     /* the request while queued or being worked on */
+	nng_time recv_ms; /* nng_clock() at receipt: deadlines */
+	uint64_t recv_ns; /* CLOCK_MONOTONIC at receipt: latency */
+};
+
+struct lm_rpc_server {
+	/* Configuration (immutable after new). */
+	char url[URL_MAX];
+	unsigned ncontexts, nworkers, queue_cap;
+	size_t max_req;
+	unsigned default_timeout_ms;
+	const ProtobufCServiceDescriptor *svc;
+	lm_rpc_handler *handlers; /* by method index in svc */
+	void *arg;
+	nng_tls_config *tls_server; /* NULL unless tls+tcp:// */
+	nng_tls_config *tls_probe;  /* client side of the self-probe */
+
+	/* Metrics (all may be NULL). */
+	lm_metrics *m;
+	_Atomic(lm_counter *) *req_total; /* [(nmethods + 1) * N_CODES], lazy */
+	lm_histogram **latency;          /* [nmethods + 1] */
+	lm_gauge *inflight_g;
+	lm_counter *rejected[N_REJ];
+	lm_counter *restarts;
+
+	/* nng. */
+	nng_socket sock;
+	bool sock_open;
+	nng_listener listener;
+	pthread_mutex_t lmtx; /* listener restarts and drain/free */
+	char bound_url[URL_MAX]; /* what restarts listen on */
+	char dial_url[URL_MAX];  /* what the probe dials */
+	struct slot *slots;
+	atomic_bool started, draining, closing, serving;
+	atomic_uint probe_seq;
+
+	/* Worker pool and queue (mtx). */
+	pthread_mutex_t mtx;
+	pthread_cond_t work_cv; /* queue not empty, or stop */
+	pthread_cond_t idle_cv; /* inflight dropped; monotonic clock */
+	struct slot **queue;
+	unsigned qhead, qlen;
+	unsigned inflight;
+	bool stop;
+	pthread_t *threads;
+	unsigned nthreads;
+};
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+static int
+err_from_nng(int rv)
+{
+	return rv == NNG_ENOMEM ? LM_ENOMEM : LM_ENNG;
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+static const char *
+method_label(const lm_rpc_server *s, int mi)
+{
+	return mi >= 0 ? s->svc->methods[mi].name : "unknown";
+}
+
+static void
+count_request(lm_rpc_server *s, int mi, int code, uint64_t recv_ns)
+{
+	size_t row = mi >= 0 ? (size_t) mi : s->svc->n_methods;
+	char labels[256];
+
+	if (s->m == NULL)
+		return;
+	if (code < 0 || code >= N_CODES)
+		code = CODE_INTERNAL;
+	_Atomic(lm_counter *) *slotp = &s->req_total[row * N_CODES + (size_t) code];
+	lm_counter *c = atomic_load(slotp);
+	if (c == NULL) {
+		/* Registration returns the same object for the same labels, so
+		 * a race here only costs a second lookup. */
+		snprintf(labels, sizeof(labels), "method=\"%s\",code=\"%s\"",
+		    method_label(s, mi), lm_rpc_status_name(code));
+		c = lm_metrics_counter(s->m, "lunamatch_rpc_requests_total",
+		    "RPC requests answered, by method and status code", labels);
+		atomic_store(slotp, c);
+	}
+	lm_counter_add(c, 1);
+	lm_histogram_observe(s->latency[row], (double) (mono_ns() - recv_ns) / 1e9);
+}
+
+static int
+metrics_init(lm_rpc_server *s)
+{
+	char labels[256];
+	size_t rows = s->svc->n_methods + 1;
+
+	if (s->m == NULL)
+		return LM_OK;
+	s->req_total = calloc(rows * N_CODES, sizeof(*s->req_total));
+	s->latency = calloc(rows, sizeof(*s->latency));
+	if (s->req_total == NULL || s->latency == NULL)
+		return LM_ENOMEM;
+	for (size_t i = 0; i < rows; i++) {
+		snprintf(labels, sizeof(labels), "method=\"%s\"",
+		    method_label(s, i < s->svc->n_methods ? (int) i : -1));
+		s->latency[i] = lm_metrics_histogram(s->m, "lunamatch_rpc_latency_seconds",
+		    "RPC latency from receipt to reply, by method", labels,
+		    lm_latency_bounds, lm_latency_nbounds);
+	}
+	s->inflight_g = lm_metrics_gauge(s->m, "lunamatch_rpc_inflight",
+	    "RPC requests received and not yet answered", NULL);
+	for (int r = 0; r < N_REJ; r++) {
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", reject_names[r]);
+		s->rejected[r] = lm_metrics_counter(s->m, "lunamatch_rpc_rejected_total",
+		    "RPC requests refused before reaching a handler, by reason", labels);
+	}
+	s->restarts = lm_metrics_counter(s->m, "lunamatch_rpc_listener_restarts_total",
+	    "RPC listener restarts after a failed self-probe", NULL);
+	return LM_OK;
+}
+
+/* ---- in-flight accounting -------------------------------------------- */
+
+static void
+call_begin(lm_rpc_server *s)
+{
+	pthread_mutex_lock(&s->mtx);
+	s->inflight++;
+	pthread_mutex_unlock(&s->mtx);
+	lm_gauge_add(s->inflight_g, 1);
+}
+
+static void
+call_end(lm_rpc_server *s)
+{
+	pthread_mutex_lock(&s->mtx);
+	if (s->inflight > 0)
+		s->inflight--;
+	if (s->inflight == 0)
+		pthread_cond_broadcast(&s->idle_cv);
+	pthread_mutex_unlock(&s->mtx);
+	lm_gauge_add(s->inflight_g, -1);
+}
+
+/* ---- slots ------------------------------------------------------------ */
+
+/* Waits for the next request on the slot's context, unless closing. */
+static void
+arm_recv(struct slot *sl)
+{
+	if (atomic_load(&sl->s->closing)) {
+		sl->state = S_IDLE;
+		return;
+	}
+	sl->state = S_RECV;
+	nng_ctx_recv(sl->ctx, sl->aio);
+}
+
+/* Hands the reply to nng; the send callback completes the call. */
+static void
+send_reply(struct slot *sl, nng_msg *msg)
+{
+	sl->state = S_SEND;
+	nng_aio_set_msg(sl->aio, msg);
+	nng_ctx_send(sl->ctx, sl->aio);
+}
+
+/* Replaces the body of msg by the serialized response. */
+static int
+put_response(nng_msg *msg, const Lunamatch__V1__RpcResponse *r)
+{
+	size_t n = protobuf_c_message_get_packed_size(&r->base);
+
+	nng_msg_clear(msg);
+	if (nng_msg_realloc(msg, n) != 0)
+		return LM_ENOMEM;
+	protobuf_c_message_pack(&r->base, nng_msg_body(msg));
+	return LM_OK;
+}
+
+/* Sends the response (reusing msg) or, when it cannot be built, drops the
+ * call: the caller then times out. */
+static void
+reply(struct slot *sl, nng_msg *msg, const Lunamatch__V1__RpcResponse *r)
+{
+	if (put_response(msg, r) != LM_OK) {
+		lm_error("rpc.reply.nomem", "cannot build a reply of %zu bytes",
+		    protobuf_c_message_get_packed_size(&r->base));
+		nng_msg_free(msg);
+		call_end(sl->s);
+		arm_recv(sl);
+		return;
+	}
+	send_reply(sl, msg);
+}
+
+/*
+ * Reads the method (field 1) and request_id (field 2) of an RpcRequest
+ * without decoding it, for answers given before a worker sees the request.
+ * Either output stays "" when absent, longer than its limit, not UTF-8 or
+ * when the bytes are not a well-formed message.
+ */
+static void
+scan_envelope(const uint8_t *p, size_t len, char *method, char *reqid)
+{
+	size_t i = 0;
+
+	method[0] = reqid[0] = '\0';
+	while (i < len) {
+		uint64_t key = 0, v = 0;
+		int shift = 0;
+		while (i < len && shift < 64) {
+			key |= (uint64_t) (p[i] & 0x7f) << shift;
+			shift += 7;
+			if ((p[i++] & 0x80) == 0)
+				goto have_key;
+		}
+		return;
+	have_key:
+		switch (key & 7) {
+		case 0: /* varint */
+			while (i < len && (p[i] & 0x80))
+				i++;
+			i++;
+			break;
+		case 1:
+			i += 8;
+			break;
+		case 5:
+			i += 4;
+			break;
+		case 2:
+			shift = 0;
+			while (i < len && shift < 64) {
+				v |= (uint64_t) (p[i] & 0x7f) << shift;
+				shift += 7;
+				if ((p[i++] & 0x80) == 0)
+					goto have_len;
+			}
+			return;
+		have_len:
+			if (v > len - i)
+				return;
+			if ((key >> 3) == 1 || (key >> 3) == 2) {
+				char *dst = (key >> 3) == 1 ? method : reqid;
+				size_t cap = (key >> 3) == 1 ? LM_RPC_MAX_METHOD
+							     : LM_RPC_MAX_REQUEST_ID;
+				if (v <= cap && memchr(p + i, '\0', v) == NULL &&
+				    lm_pb_utf8_valid((const char *) p + i, v)) {
+					memcpy(dst, p + i, v);
+					dst[v] = '\0';
+				}
+			}
+			i += v;
+			break;
+		default:
+			return;
+		}
+	}
+}
+
+/* Index of a full method name in the service, or -1. */
+static int
+find_method(const lm_rpc_server *s, const char *full)
+{
+	const char *name = lm_rpc_method_short(full);
+	const ProtobufCMethodDescriptor *md;
+
+	if (name == NULL)
+		return -1;
+	md = protobuf_c_service_descriptor_get_method_by_name(s->svc, name);
+	return md ? (int) (md - s->svc->methods) : -1;
+}
+
+/* Answers from the nng callback, before any worker saw the request. */
+static void
+early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
+{
+	lm_rpc_server *s = sl->s;
+	Lunamatch__V1__RpcResponse r = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+	char method[LM_RPC_MAX_METHOD + 1], reqid[LM_RPC_MAX_REQUEST_ID + 1];
+	char text[LM_RPC_MAX_MESSAGE];
+	nng_msg *msg = sl->msg;
+	va_list ap;
+
+	sl->msg = NULL;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid);
+	r.request_id = reqid;
+	r.code = (Lunamatch__V1__StatusCode) code;
+	r.message = text;
+	lm_counter_add(s->rejected[why], 1);
+	count_request(s, find_method(s, method), code, sl->recv_ns);
+	reply(sl, msg, &r);
+}
+
+static bool
+queue_push(lm_rpc_server *s, struct slot *sl)
+{
+	bool ok = false;
+
+	pthread_mutex_lock(&s->mtx);
+	if (!s->stop && s->qlen < s->queue_cap) {
+		s->queue[(s->qhead + s->qlen) % s->queue_cap] = sl;
+		s->qlen++;
+		pthread_cond_signal(&s->work_cv);
+		ok = true;
+	}
+	pthread_mutex_unlock(&s->mtx);
+	return ok;
+}
+
+/* The aio callback of a slot: runs on an nng thread, must not block. */
+static void
+slot_cb(void *arg)
+{
+	struct slot *sl = arg;
+	lm_rpc_server *s = sl->s;
+	int rv = nng_aio_result(sl->aio);
+	nng_msg *msg;
+
+	if (sl->state == S_SEND) {
+		if (rv != 0) {
+			/* Not sent (peer gone, socket closed): the message is
+			 * still ours. */
+			msg = nng_aio_get_msg(sl->aio);
+			nng_aio_set_msg(sl->aio, NULL);
+			nng_msg_free(msg);
+		}
+		call_end(s);
+		arm_recv(sl);
+		return;
+	}
+	if (sl->state != S_RECV)
+		return;
+	if (rv != 0) {
+		if (rv == NNG_ECLOSED || atomic_load(&s->closing)) {
+			sl->state = S_IDLE;
+			return;
+		}
+		arm_recv(sl);
+		return;
+	}
+	msg = nng_aio_get_msg(sl->aio);
+	nng_aio_set_msg(sl->aio, NULL);
+	sl->msg = msg;
+	sl->recv_ms = nng_clock();
+	sl->recv_ns = mono_ns();
+	sl->state = S_WORK;
+	call_begin(s);
+	if (nng_msg_len(msg) > s->max_req) {
+		early_reply(sl, CODE_EXHAUSTED, REJ_TOO_LARGE,
+		    "request of %zu bytes exceeds the limit of %zu bytes", nng_msg_len(msg),
+		    s->max_req);
+		return;
+	}
+	if (atomic_load(&s->draining)) {
+		early_reply(sl, CODE_UNAVAILABLE, REJ_DRAINING,
+		    "server is draining; retry elsewhere");
+		return;
+	}
+	/* After a successful push the slot belongs to a worker. */
+	if (!queue_push(s, sl))
+		early_reply(sl, CODE_EXHAUSTED, REJ_QUEUE_FULL,
+		    "server overloaded: request queue full");
+}
+
+/* ---- workers ----------------------------------------------------------- */
+
+/*
+ * Decodes, dispatches and answers one request. Fills r (whose strings may
+ * point into *reqp or text) and returns the method index or -1. *outp is
+ * the encoded response payload to free after sending.
+ */
+static int
+handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
+    Lunamatch__V1__RpcResponse *r, char *text, size_t textlen, uint8_t **outp)
+{
+	Lunamatch__V1__RpcRequest *req = NULL;
+	ProtobufCMessage *in = NULL, *out = NULL;
+	const ProtobufCMethodDescriptor *md;
+	char err[256];
+	int mi, code, rv;
+	uint64_t timeout, deadline;
+	nng_time now;
+
+	rv = lm_pb_decode(&lunamatch__v1__rpc_request__descriptor, nng_msg_body(sl->msg),
+	    nng_msg_len(sl->msg), s->max_req, (ProtobufCMessage **) &req, err,
+	    sizeof(err));
+	if (rv != LM_OK) {
+		r->code = CODE_INVALID;
+		snprintf(text, textlen, "malformed request envelope: %s",
+		    err[0] ? err : lm_strerror(rv));
+		lm_counter_add(s->rejected[REJ_BAD_REQUEST], 1);
+		return -1;
+	}
+	*reqp = req;
+	if (lm_rpc_request_check(req, err, sizeof(err)) != LM_OK) {
+		r->code = CODE_INVALID;
+		snprintf(text, textlen, "invalid request envelope: %s", err);
+		lm_counter_add(s->rejected[REJ_BAD_REQUEST], 1);
+		return -1;
+	}
+	r->request_id = req->request_id;
+	if (lm_rpc_method_short(req->method) == NULL) {
+		r->code = CODE_UNIMPLEMENTED;
+		snprintf(text, textlen, "unknown service in method \"%s\"; expected %s<Method>",
+		    req->method, LM_RPC_METHOD_PREFIX);
+		return -1;
+	}
+	mi = find_method(s, req->method);
+	if (mi < 0) {
+		r->code = CODE_UNIMPLEMENTED;
+		snprintf(text, textlen, "unknown method \"%s\"", req->method);
+		return -1;
+	}
+	md = &s->svc->methods[mi];
+	if (s->handlers[mi] == NULL) {
+		r->code = CODE_UNIMPLEMENTED;
+		snprintf(text, textlen, "method %s is not implemented", md->name);
+		return mi;
+	}
+	timeout = req->timeout_ms ? req->timeout_ms : s->default_timeout_ms;
+	if (timeout > LM_RPC_MAX_TIMEOUT_MS)
+		timeout = LM_RPC_MAX_TIMEOUT_MS;
+	deadline = (uint64_t) sl->recv_ms + timeout;
+	now = nng_clock();
+	if ((uint64_t) now >= deadline) {
+		r->code = CODE_DEADLINE;
+		snprintf(text, textlen,
+		    "deadline of %llu ms passed while the request waited %llu ms for a worker",
+		    (unsigned long long) timeout,
+		    (unsigned long long) (now - sl->recv_ms));
+		lm_counter_add(s->rejected[REJ_EXPIRED], 1);
+		return mi;
+	}
+	rv = lm_pb_decode(md->input, req->payload.data, req->payload.len, s->max_req, &in,
+	    err, sizeof(err));
+	if (rv != LM_OK) {
+		r->code = CODE_INVALID;
+		snprintf(text, textlen, "malformed %s payload: %s", md->input->name,
+		    err[0] ? err : lm_strerror(rv));
+		return mi;
+	}
+
+	lm_rpc_ctx ctx = {
+	    .method = md->name,
+	    .request_id = req->request_id,
+	    .deadline_ms = deadline,
+	    .metadata = (const Lunamatch__V1__MetadataEntry *const *) req->metadata,
+	    .n_metadata = req->n_metadata,
+	};
+	text[0] = '\0';
+	code = s->handlers[mi](s->arg, &ctx, in, &out, text, textlen);
+	protobuf_c_message_free_unpacked(in, NULL);
+	text[textlen - 1] = '\0';
+
+	if (code < 0 || code >= N_CODES) {
+		lm_error("rpc.handler.bad_code", "method %s returned status %d", md->name, code);
+		snprintf(text, textlen, "internal error");
+		code = CODE_INTERNAL;
+	} else if (code == CODE_OK && (out == NULL || out->descriptor != md->output)) {
+		lm_error("rpc.handler.bad_response", "method %s returned %s", md->name,
+		    out == NULL ? "no message" : "a message of the wrong type");
+		snprintf(text, textlen, "internal error");
+		code = CODE_INTERNAL;
+	}
+	if ((uint64_t) nng_clock() > deadline) {
+		code = CODE_DEADLINE;
+		snprintf(text, textlen, "deadline of %llu ms passed before %s finished",
+		    (unsigned long long) timeout, md->name);
+	}
+	r->code = (Lunamatch__V1__StatusCode) code;
+	if (code == CODE_OK) {
+		size_t n = protobuf_c_message_get_packed_size(out);
+		*outp = malloc(n ? n : 1);
+		if (*outp == NULL) {
+			r->code = CODE_INTERNAL;
+			snprintf(text, textlen, "out of memory encoding the response");
+		} else {
+			protobuf_c_message_pack(out, *outp);
+			r->payload.data = *outp;
+			r->payload.len = n;
+			text[0] = '\0';
+		}
+	} else if (text[0] == '\0') {
+		snprintf(text, textlen, "%s", lm_rpc_status_name(code));
+	}
+	if (out != NULL)
+		protobuf_c_message_free_unpacked(out, NULL);
+	return mi;
+}
+
+static void
+work(lm_rpc_server *s, struct slot *sl)
+{
+	Lunamatch__V1__RpcResponse r = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+	Lunamatch__V1__RpcRequest *req = NULL;
+	char text[LM_RPC_MAX_MESSAGE];
+	uint8_t *payload = NULL;
+	nng_msg *msg;
+	int mi;
+
+	text[0] = '\0';
+	mi = handle(s, sl, &req, &r, text, sizeof(text), &payload);
+	r.message = text;
+	count_request(s, mi, (int) r.code, sl->recv_ns);
+	msg = sl->msg;
+	sl->msg = NULL;
+	reply(sl, msg, &r);
+	free(payload);
+	if (req != NULL)
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+static void *
+worker_main(void *arg)
+{
+	lm_rpc_server *s = arg;
+
+	for (;;) {
+		struct slot *sl;
+		pthread_mutex_lock(&s->mtx);
+		while (s->qlen == 0 && !s->stop)
+			pthread_cond_wait(&s->work_cv, &s->mtx);
+		if (s->stop) {
+			pthread_mutex_unlock(&s->mtx);
+			return NULL;
+		}
+		sl = s->queue[s->qhead];
+		s->qhead = (s->qhead + 1) % s->queue_cap;
+		s->qlen--;
+		pthread_mutex_unlock(&s->mtx);
+		work(s, sl);
+	}
+}
+
+/* ---- URLs and the listener -------------------------------------------- */
+
+/* Fills s->bound_url and s->dial_url once the listener is bound. */
+static int
+compute_urls(lm_rpc_server *s)
+{
+	nng_url *u = NULL;
+	int port = 0, rv;
+	const char *host, *dhost;
+	bool v6;
+
+	if (strncmp(s->url, "ipc://", 6) == 0 || strncmp(s->url, "inproc://", 9) == 0 ||
+	    strncmp(s->url, "abstract://", 11) == 0) {
+		snprintf(s->bound_url, sizeof(s->bound_url), "%s", s->url);
+		snprintf(s->dial_url, sizeof(s->dial_url), "%s", s->url);
+		return LM_OK;
+	}
+	if ((rv = nng_url_parse(&u, s->url)) != 0)
+		return err_from_nng(rv);
+	if ((rv = nng_listener_get_int(s->listener, NNG_OPT_TCP_BOUND_PORT, &port)) != 0) {
+		nng_url_free(u);
+		return err_from_nng(rv);
+	}
+	host = u->u_hostname ? u->u_hostname : "";
+	v6 = strchr(host, ':') != NULL;
+	if (*host == '\0' || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0)
+		dhost = "127.0.0.1";
+	else if (strcmp(host, "::") == 0)
+		dhost = "::1";
+	else
+		dhost = host;
+	snprintf(s->bound_url, sizeof(s->bound_url), v6 ? "%s://[%s]:%d" : "%s://%s:%d",
+	    u->u_scheme, host, port);
+	snprintf(s->dial_url, sizeof(s->dial_url),
+	    strchr(dhost, ':') ? "%s://[%s]:%d" : "%s://%s:%d", u->u_scheme, dhost, port);
+	nng_url_free(u);
+	return LM_OK;
+}
+
+/* Creates and starts a listener on url (lmtx held or not yet shared). */
+static int
+listen_on(lm_rpc_server *s, const char *url)
+{
+	int rv;
+
+	if ((rv = nng_listener_create(&s->listener, s->sock, url)) != 0) {
+		lm_error("rpc.listen.failed", "cannot listen on %s: %s", url, nng_strerror(rv));
+		return LM_ENNG;
+	}
+	if (s->tls_server != NULL &&
+	    (rv = nng_listener_set_ptr(s->listener, NNG_OPT_TLS_CONFIG, s->tls_server)) !=
+		0) {
+		lm_error("rpc.listen.failed", "TLS on %s: %s", url, nng_strerror(rv));
+		nng_listener_close(s->listener);
+		return LM_ENNG;
+	}
+	if ((rv = nng_listener_start(s->listener, 0)) != 0) {
+		lm_error("rpc.listen.failed", "cannot listen on %s: %s", url, nng_strerror(rv));
+		nng_listener_close(s->listener);
+		return LM_ENNG;
+	}
+	return LM_OK;
+}
+
+/* Refuses connections while draining: the pipe is closed before the socket
+ * ever sees it. Runs on an nng thread. */
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	lm_rpc_server *s = arg;
+
+	if (ev == NNG_PIPE_EV_ADD_PRE && atomic_load(&s->draining))
+		nng_pipe_close(p);
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+int
+lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor *svc,
+    const lm_rpc_method *methods, size_t n, void *arg, lm_rpc_server **out)
+{
+	lm_rpc_server *s;
+	char err[512];
+	int rv;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (o == NULL || svc == NULL || (n > 0 && methods == NULL) || o->url == NULL ||
+	    *o->url == '\0' || strlen(o->url) >= URL_MAX || o->contexts > LM_RPC_MAX_CONTEXTS ||
+	    o->workers > LM_RPC_MAX_WORKERS || o->queue_len > LM_RPC_MAX_QUEUE) {
+		lm_error("rpc.config", "invalid RPC server options");
+		return LM_EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return LM_ENOMEM;
+	s->svc = svc;
+	s->arg = arg;
+	s->m = o->metrics;
+	snprintf(s->url, sizeof(s->url), "%s", o->url);
+	s->ncontexts = o->contexts ? o->contexts : LM_RPC_DEFAULT_CONTEXTS;
+	s->nworkers = o->workers ? o->workers : LM_RPC_DEFAULT_WORKERS;
+	s->queue_cap = o->queue_len ? o->queue_len : 4 * s->nworkers;
+	s->max_req = o->max_request_bytes ? o->max_request_bytes : LM_RPC_DEFAULT_MAX_REQUEST;
+	s->default_timeout_ms =
+	    o->default_timeout_ms ? o->default_timeout_ms : LM_RPC_DEFAULT_TIMEOUT_MS;
+	atomic_init(&s->started, false);
+	atomic_init(&s->draining, false);
+	atomic_init(&s->closing, false);
+	atomic_init(&s->serving, false);
+	atomic_init(&s->probe_seq, 0);
+	pthread_mutex_init(&s->lmtx, NULL);
+	pthread_mutex_init(&s->mtx, NULL);
+	pthread_cond_init(&s->work_cv, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->idle_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+
+	s->handlers = calloc(svc->n_methods ? svc->n_methods : 1, sizeof(*s->handlers));
+	s->queue = calloc(s->queue_cap, sizeof(*s->queue));
+	s->slots = calloc(s->ncontexts, sizeof(*s->slots));
+	s->threads = calloc(s->nworkers, sizeof(*s->threads));
+	if (s->handlers == NULL || s->queue == NULL || s->slots == NULL ||
+	    s->threads == NULL) {
+		rv = LM_ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const ProtobufCMethodDescriptor *md = methods[i].name
+		    ? protobuf_c_service_descriptor_get_method_by_name(svc, methods[i].name)
+		    : NULL;
+		if (md == NULL || methods[i].fn == NULL) {
+			lm_error("rpc.config", "method %s is not in service %s",
+			    methods[i].name ? methods[i].name : "(null)", svc->name);
+			rv = LM_EINVAL;
+			goto fail;
+		}
+		size_t mi = (size_t) (md - svc->methods);
+		if (s->handlers[mi] != NULL) {
+			lm_error("rpc.config", "method %s given twice", md->name);
+			rv = LM_EINVAL;
+			goto fail;
+		}
+		s->handlers[mi] = methods[i].fn;
+	}
+	if (lm_rpc_url_is_tls(s->url)) {
+		rv = lm_rpc_tls_config(&s->tls_server, NNG_TLS_MODE_SERVER, o->tls_cert,
+		    o->tls_key, o->tls_ca, err, sizeof(err));
+		if (rv == LM_OK)
+			rv = lm_rpc_tls_config(&s->tls_probe, NNG_TLS_MODE_CLIENT, o->tls_cert,
+			    o->tls_key, NULL, err, sizeof(err));
+		if (rv != LM_OK) {
+			lm_error("rpc.tls", "%s", err);
+			goto fail;
+		}
+	} else if ((o->tls_cert && *o->tls_cert) || (o->tls_ca && *o->tls_ca)) {
+		lm_warn("rpc.tls.unused", "TLS files are set but %s is not a tls+tcp:// URL",
+		    s->url);
+	}
+	if ((rv = metrics_init(s)) != LM_OK)
+		goto fail;
+
+	if ((rv = nng_rep0_open(&s->sock)) != 0) {
+		rv = err_from_nng(rv);
+		goto fail;
+	}
+	s->sock_open = true;
+	rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->max_req + LM_RPC_OVERSIZE_GRACE);
+	if (rv == 0)
+		rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
+	if (rv != 0) {
+		rv = err_from_nng(rv);
+		goto fail;
+	}
+	for (unsigned i = 0; i < s->ncontexts; i++) {
+		struct slot *sl = &s->slots[i];
+		sl->s = s;
+		sl->state = S_IDLE;
+		if ((rv = nng_aio_alloc(&sl->aio, slot_cb, sl)) != 0 ||
+		    (rv = nng_ctx_open(&sl->ctx, s->sock)) != 0) {
+			rv = err_from_nng(rv);
+			goto fail;
+		}
+	}
+	*out = s;
+	return LM_OK;
+fail:
+	lm_rpc_server_free(s);
+	return rv;
+}
+
+int
+lm_rpc_server_start(lm_rpc_server *s)
+{
+	int rv;
+
+	if (s == NULL || atomic_load(&s->started) || atomic_load(&s->closing))
+		return LM_EINVAL;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		if (pthread_create(&s->threads[i], NULL, worker_main, s) != 0) {
+			lm_error("rpc.start", "cannot start worker thread %u", i);
+			return LM_ENOMEM;
+		}
+		s->nthreads++;
+	}
+	pthread_mutex_lock(&s->lmtx);
+	rv = listen_on(s, s->url);
+	if (rv == LM_OK && (rv = compute_urls(s)) != LM_OK)
+		lm_error("rpc.listen.failed", "cannot read the bound address of %s", s->url);
+	pthread_mutex_unlock(&s->lmtx);
+	if (rv != LM_OK)
+		return LM_ENNG;
+	atomic_store(&s->started, true);
+	for (unsigned i = 0; i < s->ncontexts; i++)
+		arm_recv(&s->slots[i]);
+	atomic_store(&s->serving, true);
+	lm_info("rpc.listening", "listening on %s (%u contexts, %u workers, queue %u)",
+	    s->bound_url, s->ncontexts, s->nworkers, s->queue_cap);
+	return LM_OK;
+}
+
+void
+lm_rpc_server_set_serving(lm_rpc_server *s, bool serving)
+{
+	if (s != NULL)
+		atomic_store(&s->serving, serving);
+}
+
+bool
+lm_rpc_server_serving(const lm_rpc_server *s)
+{
+	return s != NULL && atomic_load(&((lm_rpc_server *) s)->serving);
+}
+
+int
+lm_rpc_server_url(const lm_rpc_server *s, char *buf, size_t len)
+{
+	if (s == NULL || buf == NULL || !atomic_load(&((lm_rpc_server *) s)->started))
+		return LM_EINVAL;
+	if ((size_t) snprintf(buf, len, "%s", s->dial_url) >= len)
+		return LM_E2BIG;
+	return LM_OK;
+}
+
+/* Closes the socket once: every pending aio completes with NNG_ECLOSED and
+ * no slot re-arms. */
+static void
+close_socket(lm_rpc_server *s)
+{
+	pthread_mutex_lock(&s->lmtx);
+	atomic_store(&s->closing, true);
+	if (s->sock_open) {
+		nng_close(s->sock);
+		s->sock_open = false;
+	}
+	pthread_mutex_unlock(&s->lmtx);
+}
+
+int
+lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms)
+{
+	struct timespec until;
+	unsigned left;
+
+	if (s == NULL)
+		return LM_EINVAL;
+	if (!atomic_load(&s->started) || atomic_load(&s->closing)) {
+		close_socket(s);
+		return LM_OK;
+	}
+	atomic_store(&s->serving, false);
+	atomic_store(&s->draining, true);
+	lm_info("rpc.drain.start", "draining: new connections refused, new requests answered "
+				   "UNAVAILABLE");
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->mtx);
+	while (s->inflight > 0) {
+		if (pthread_cond_timedwait(&s->idle_cv, &s->mtx, &until) == ETIMEDOUT)
+			break;
+	}
+	left = s->inflight;
+	pthread_mutex_unlock(&s->mtx);
+	if (left == 0)
+		nng_msleep(LM_RPC_DRAIN_LINGER_MS);
+	close_socket(s);
+	if (left > 0) {
+		lm_warn("rpc.drain.timeout", "%u requests still in flight after %u ms", left,
+		    timeout_ms);
+		return LM_ETIMEDOUT;
+	}
+	lm_info("rpc.drain.done", "all in-flight requests answered; socket closed");
+	return LM_OK;
+}
+
+void
+lm_rpc_server_free(lm_rpc_server *s)
+{
+	if (s == NULL)
+		return;
+	close_socket(s);
+	pthread_mutex_lock(&s->mtx);
+	s->stop = true;
+	pthread_cond_broadcast(&s->work_cv);
+	pthread_mutex_unlock(&s->mtx);
+	for (unsigned i = 0; i < s->nthreads; i++)
+		pthread_join(s->threads[i], NULL);
+	if (s->slots != NULL) {
+		/* Waits for callbacks still running; none re-arms any more. */
+		for (unsigned i = 0; i < s->ncontexts; i++)
+			if (s->slots[i].aio != NULL)
+				nng_aio_stop(s->slots[i].aio);
+		/* Requests still queued when the workers stopped. */
+		for (unsigned i = 0; i < s->qlen; i++) {
+			struct slot *sl = s->queue[(s->qhead + i) % s->queue_cap];
+			nng_msg_free(sl->msg);
+			sl->msg = NULL;
+		}
+		for (unsigned i = 0; i < s->ncontexts; i++) {
+			nng_msg_free(s->slots[i].msg);
+			nng_aio_free(s->slots[i].aio);
+		}
+	}
+	if (s->tls_server != NULL)
+		nng_tls_config_free(s->tls_server);
+	if (s->tls_probe != NULL)
+		nng_tls_config_free(s->tls_probe);
+	pthread_cond_destroy(&s->work_cv);
+	pthread_cond_destroy(&s->idle_cv);
+	pthread_mutex_destroy(&s->mtx);
+	pthread_mutex_destroy(&s->lmtx);
+	free(s->req_total);
+	free(s->latency);
+	free(s->slots);
+	free(s->queue);
+	free(s->threads);
+	free(s->handlers);
+	free(s);
+}
+
+/* ---- self-probe ------------------------------------------------------- */
+
+/* One probe: LM_OK answered, LM_ETIMEDOUT connected without an answer,
+ * LM_ECLOSED no connection. */
+static int
+probe_once(lm_rpc_server *s, unsigned timeout_ms)
+{
+	Lunamatch__V1__RpcRequest req = LUNAMATCH__V1__RPC_REQUEST__INIT;
+	Lunamatch__V1__RpcResponse *resp = NULL;
+	nng_socket sock;
+	nng_dialer d;
+	nng_msg *msg = NULL;
+	char method[LM_RPC_MAX_METHOD + 1], reqid[64];
+	nng_time start = nng_clock();
+	int rv, out;
+
+	if (protobuf_c_service_descriptor_get_method_by_name(s->svc, "Check") == NULL ||
+	    lm_rpc_method_name("Check", method, sizeof(method)) != LM_OK)
+		snprintf(method, sizeof(method), "%sProbe", LM_RPC_METHOD_PREFIX);
+	snprintf(reqid, sizeof(reqid), "probe-%u", atomic_fetch_add(&s->probe_seq, 1));
+	req.method = method;
+	req.request_id = reqid;
+	req.timeout_ms = timeout_ms;
+
+	if ((rv = nng_req0_open(&sock)) != 0)
+		return err_from_nng(rv);
+	out = LM_ENNG;
+	if (nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 64 * 1024) != 0 ||
+	    nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||
+	    nng_dialer_create(&d, sock, s->dial_url) != 0)
+		goto done;
+	if (s->tls_probe != NULL &&
+	    nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, s->tls_probe) != 0)
+		goto done;
+	if (nng_dialer_start(d, NNG_FLAG_NONBLOCK) != 0)
+		goto done;
+	if (nng_msg_alloc(&msg, protobuf_c_message_get_packed_size(&req.base)) != 0) {
+		out = LM_ENOMEM;
+		goto done;
+	}
+	protobuf_c_message_pack(&req.base, nng_msg_body(msg));
+	/* REQ hands the request to a connection only once one exists, so a
+	 * send timeout means nothing could connect. */
+	nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (nng_duration) timeout_ms);
+	if ((rv = nng_sendmsg(sock, msg, 0)) != 0) {
+		nng_msg_free(msg);
+		msg = NULL;
+		out = rv == NNG_ETIMEDOUT ? LM_ECLOSED : LM_ENNG;
+		goto done;
+	}
+	msg = NULL;
+	nng_time spent = nng_clock() - start;
+	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO,
+	    (nng_duration) (spent < timeout_ms ? timeout_ms - spent : 1));
+	if ((rv = nng_recvmsg(sock, &msg, 0)) != 0) {
+		msg = NULL;
+		out = rv == NNG_ETIMEDOUT ? LM_ETIMEDOUT : LM_ENNG;
+		goto done;
+	}
+	resp = lunamatch__v1__rpc_response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+	if (resp != NULL && resp->request_id != NULL && strcmp(resp->request_id, reqid) == 0)
+		out = LM_OK;
+	else
+		lm_warn("rpc.probe.bad_answer", "self-probe got an answer it cannot read");
+	if (resp != NULL)
+		lunamatch__v1__rpc_response__free_unpacked(resp, NULL);
+done:
+	nng_msg_free(msg);
+	nng_close(sock);
+	return out;
+}
+
+int
+lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms)
+{
+	int rv;
+
+	if (s == NULL)
+		return LM_EINVAL;
+	if (!atomic_load(&s->started) || atomic_load(&s->draining) || atomic_load(&s->closing))
+		return LM_ECLOSED;
+	if (timeout_ms == 0)
+		timeout_ms = 1000;
+	rv = probe_once(s, timeout_ms);
+	if (rv != LM_ECLOSED)
+		return rv;
+
+	/* nng #1518: the listener may have stopped accepting. Restart it. */
+	pthread_mutex_lock(&s->lmtx);
+	if (atomic_load(&s->closing) || atomic_load(&s->draining)) {
+		pthread_mutex_unlock(&s->lmtx);
+		return LM_ECLOSED;
+	}
+	lm_warn("rpc.listener.restart", "self-probe could not connect to %s; restarting the "
+					"listener", s->dial_url);
+	lm_counter_add(s->restarts, 1);
+	nng_listener_close(s->listener);
+	rv = listen_on(s, s->bound_url);
+	pthread_mutex_unlock(&s->lmtx);
+	if (rv != LM_OK)
+		return LM_ECLOSED;
+	return probe_once(s, timeout_ms);
+}

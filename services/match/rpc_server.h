@@ -1,0 +1,156 @@
+/*
+ * rpc_server.h - the generic nng REQ/REP server of the match service.
+ *
+ * The server owns one nng REP0 socket listening on a tcp://, ipc:// or
+ * tls+tcp:// URL. A fixed number of nng contexts each receive one request at
+ * a time with their own aio; a received request is put on a bounded queue
+ * that a fixed pool of worker threads empties. A worker decodes the
+ * lunamatch.v1.RpcRequest envelope, finds the method in the protobuf-c
+ * service descriptor, decodes the payload with the method's input type,
+ * runs the handler, and sends the lunamatch.v1.RpcResponse back on the same
+ * context. nng callbacks never block, sleep or free an aio: they only hand
+ * work over, answer at once (queue full, draining, request too large), or
+ * re-arm the context. See docs/rpc.md for the wire contract.
+ *
+ * Thread-safety: lm_rpc_server_set_serving, lm_rpc_server_serving and
+ * lm_rpc_server_probe may be called from any thread at any time between
+ * lm_rpc_server_new and lm_rpc_server_free. lm_rpc_server_start,
+ * lm_rpc_server_drain and lm_rpc_server_free are called by the owner, one
+ * at a time, never from a handler.
+ */
+#ifndef LUNAMATCH_MATCH_RPC_SERVER_H
+#define LUNAMATCH_MATCH_RPC_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "lunamatch/metrics.h"
+#include "lunamatch/rpc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Defaults for zero-valued options, and hard maxima. */
+#define LM_RPC_DEFAULT_CONTEXTS 64u
+#define LM_RPC_DEFAULT_WORKERS 8u
+#define LM_RPC_MAX_CONTEXTS 4096u
+#define LM_RPC_MAX_WORKERS 256u
+#define LM_RPC_MAX_QUEUE 65536u
+/*
+ * nng's receive limit (NNG_OPT_RECVMAXSZ) is max_request_bytes plus this
+ * much. A request over max_request_bytes but within the grace is answered
+ * RESOURCE_EXHAUSTED and counted; anything larger is dropped by nng, which
+ * closes the connection without an answer (the caller times out).
+ */
+#define LM_RPC_OVERSIZE_GRACE (64u * 1024)
+/* How long drain waits after the last reply was handed to nng before it
+ * closes the socket, so that the reply leaves the socket buffers. */
+#define LM_RPC_DRAIN_LINGER_MS 100u
+
+typedef struct lm_rpc_server lm_rpc_server;
+
+/* What a handler learns about its call. Every pointer is borrowed and valid
+ * only during the handler call. */
+typedef struct lm_rpc_ctx {
+	const char *method;     /* short method name, e.g. "MatchJobs" */
+	const char *request_id; /* the caller's id; may be "" */
+	uint64_t deadline_ms;   /* absolute, in nng_clock() milliseconds */
+	const Lunamatch__V1__MetadataEntry *const *metadata;
+	size_t n_metadata;
+} lm_rpc_ctx;
+
+/*
+ * A handler runs on a worker thread; it may block and take time, but should
+ * give up once nng_clock() passes ctx->deadline_ms (its answer would be
+ * replaced by DEADLINE_EXCEEDED anyway). It returns a lunamatch.v1.StatusCode.
+ * On OK it sets *resp to a newly allocated message of the method's output
+ * type, which the server frees with protobuf_c_message_free_unpacked(resp,
+ * NULL) (so it must be built with malloc'd storage in protobuf-c's layout,
+ * e.g. by protobuf_c_message_unpack or by malloc'ing each part). On any
+ * other code it leaves *resp NULL (anything set is freed and ignored) and
+ * writes a human-readable reason of at most msglen bytes into msg; the
+ * reason is sent to the caller, so it must not hold personal data.
+ * req is owned by the server and valid during the call only.
+ */
+typedef int (*lm_rpc_handler)(void *arg, const lm_rpc_ctx *ctx,
+    const ProtobufCMessage *req, ProtobufCMessage **resp, char *msg, size_t msglen);
+
+typedef struct lm_rpc_method {
+	const char *name; /* short name; must exist in the service descriptor */
+	lm_rpc_handler fn;
+} lm_rpc_method;
+
+typedef struct lm_rpc_server_opts {
+	const char *url;            /* tcp://host:port (port 0 = any), ipc://path, tls+tcp:// */
+	unsigned contexts;          /* concurrent requests received; 0 = 64 */
+	unsigned workers;           /* handler threads; 0 = 8 */
+	size_t max_request_bytes;   /* whole envelope; 0 = LM_RPC_DEFAULT_MAX_REQUEST */
+	unsigned default_timeout_ms; /* when a request has timeout_ms 0; 0 = 5000 */
+	const char *tls_cert, *tls_key, *tls_ca; /* PEM files; NULL or "" = unset */
+	lm_metrics *metrics;        /* may be NULL; borrowed, must outlive the server */
+	/* Requests waiting for a worker; a request arriving when the queue is
+	 * full is answered RESOURCE_EXHAUSTED. 0 = 4 * workers. */
+	unsigned queue_len;
+} lm_rpc_server_opts;
+
+/*
+ * Creates a server for service svc (borrowed; normally the generated
+ * lunamatch__v1__match_service__descriptor) with n method handlers (the
+ * table is copied; arg is passed to every handler). Methods of svc without
+ * a handler answer UNIMPLEMENTED. Does not listen yet. Returns LM_OK;
+ * LM_EINVAL for a NULL/invalid option, a method name not in svc or given
+ * twice, or bad TLS files (logged with the reason); LM_ENOMEM; LM_ENNG.
+ */
+int lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor *svc,
+    const lm_rpc_method *methods, size_t n, void *arg, lm_rpc_server **out);
+
+/* Starts the workers and listens. Returns LM_OK, or LM_ENNG with a logged
+ * reason (address in use, bad URL, TLS failure); LM_EINVAL if already
+ * started. The server reports SERVING once started. */
+int lm_rpc_server_start(lm_rpc_server *s);
+
+/* What the service's Check handler should report; false while draining. */
+void lm_rpc_server_set_serving(lm_rpc_server *s, bool serving);
+bool lm_rpc_server_serving(const lm_rpc_server *s);
+
+/*
+ * Graceful stop: reports NOT_SERVING, refuses new connections, answers new
+ * requests UNAVAILABLE, waits up to timeout_ms for the requests already
+ * accepted to be answered, then closes the socket. Running handlers are not
+ * interrupted (lm_rpc_server_free waits for them). Returns LM_OK, or
+ * LM_ETIMEDOUT when requests were still in flight at the timeout (they are
+ * dropped). Calling it again is a no-op returning LM_OK.
+ */
+int lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms);
+
+/* Closes the socket if still open, waits for running handlers, frees all.
+ * NULL is a no-op. */
+void lm_rpc_server_free(lm_rpc_server *s);
+
+/*
+ * Self-probe for liveness (/healthz): dials the server's own address on a
+ * fresh REQ socket and sends a Check call (or, if the service has no Check
+ * method, any call: every answer counts). Works around nng 1.5.2's listener
+ * that can stop accepting after a peer drops mid-handshake (nng #1518): when
+ * no connection can be made, the listener is closed and started again once
+ * (logged, counted in lunamatch_rpc_listener_restarts_total), then probed
+ * again. Returns LM_OK when an answer arrived; LM_ETIMEDOUT when connected
+ * but unanswered in time (workers busy: the listener is alive); LM_ECLOSED
+ * when no connection could be made even after the restart, or the server is
+ * draining, stopped or not started; LM_ENNG / LM_ENOMEM on local failures.
+ */
+int lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms);
+
+/* Writes a URL that a client can dial to reach this server (the bound port
+ * for tcp port 0; 127.0.0.1 / ::1 for a wildcard host) into buf. Returns
+ * LM_OK, LM_EINVAL when not started, or LM_E2BIG. */
+int lm_rpc_server_url(const lm_rpc_server *s, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_MATCH_RPC_SERVER_H */

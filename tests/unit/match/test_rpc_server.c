@@ -1,0 +1,967 @@
+/*
+ * test_rpc_server.c - the RPC server framework and the C client, over real
+ * nng sockets on 127.0.0.1 and ipc:// in a temporary directory.
+ *
+ * The service under test is MatchService from match.proto with handlers
+ * defined here: Check reports lm_rpc_server_serving(); GetPosting echoes the
+ * id or answers NOT_FOUND for "missing"; MatchJobs sleeps top_k
+ * milliseconds (to exercise deadlines, the queue and drain). The other
+ * methods have no handler (UNIMPLEMENTED).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "lmtest.h"
+#include "lunamatch/client.h"
+#include "lunamatch/error.h"
+#include "lunamatch/metrics.h"
+#include "lunamatch/rpc.h"
+#include "lunamatch/v1/match.pb-c.h"
+#include "rpc_server.h"
+
+#define OK_ LUNAMATCH__V1__STATUS_CODE__OK
+#define INVALID_ LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
+#define DEADLINE_ LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
+#define NOT_FOUND_ LUNAMATCH__V1__STATUS_CODE__NOT_FOUND
+#define EXHAUSTED_ LUNAMATCH__V1__STATUS_CODE__RESOURCE_EXHAUSTED
+#define UNIMPL_ LUNAMATCH__V1__STATUS_CODE__UNIMPLEMENTED
+#define UNAVAIL_ LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
+
+/* ---- the test service ------------------------------------------------ */
+
+static lm_rpc_server *g_server; /* read by the Check handler */
+static atomic_int g_getposting_calls;
+static atomic_int g_matchjobs_running;
+
+static int
+h_check(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	(void) arg, (void) ctx, (void) req, (void) msg, (void) msglen;
+	Lunamatch__V1__HealthCheckResponse *r = malloc(sizeof(*r));
+	if (r == NULL)
+		return LUNAMATCH__V1__STATUS_CODE__INTERNAL;
+	lunamatch__v1__health_check_response__init(r);
+	r->status = lm_rpc_server_serving(g_server)
+	    ? LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+	    : LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	*resp = &r->base;
+	return OK_;
+}
+
+static int
+h_get_posting(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	(void) arg;
+	const Lunamatch__V1__GetPostingRequest *in = (const void *) req;
+	atomic_fetch_add(&g_getposting_calls, 1);
+	assert_string_equal(ctx->method, "GetPosting");
+	if (strcmp(in->id, "missing") == 0) {
+		snprintf(msg, msglen, "posting not found");
+		return NOT_FOUND_;
+	}
+	Lunamatch__V1__GetPostingResponse *r = malloc(sizeof(*r));
+	Lunamatch__V1__JobPosting *p = malloc(sizeof(*p));
+	assert_non_null(r);
+	assert_non_null(p);
+	lunamatch__v1__get_posting_response__init(r);
+	lunamatch__v1__job_posting__init(p);
+	p->id = strdup(in->id);
+	assert_non_null(p->id);
+	/* Echo the first metadata value as the title, to test metadata. */
+	if (ctx->n_metadata > 0) {
+		p->title = strdup(ctx->metadata[0]->value);
+		assert_non_null(p->title);
+	}
+	r->posting = p;
+	*resp = &r->base;
+	return OK_;
+}
+
+static int
+h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	(void) arg, (void) ctx, (void) msg, (void) msglen;
+	const Lunamatch__V1__MatchJobsRequest *in = (const void *) req;
+	atomic_fetch_add(&g_matchjobs_running, 1);
+	nng_msleep(in->top_k < 5000 ? in->top_k : 5000);
+	atomic_fetch_sub(&g_matchjobs_running, 1);
+	Lunamatch__V1__MatchJobsResponse *r = malloc(sizeof(*r));
+	assert_non_null(r);
+	lunamatch__v1__match_jobs_response__init(r);
+	r->considered = in->top_k;
+	*resp = &r->base;
+	return OK_;
+}
+
+static const lm_rpc_method g_methods[] = {
+    {"Check", h_check},
+    {"GetPosting", h_get_posting},
+    {"MatchJobs", h_match_jobs},
+};
+
+/* ---- helpers ----------------------------------------------------------- */
+
+struct fixture {
+	lm_rpc_server *s;
+	lm_metrics *m;
+	char url[256];
+	char *dir;
+};
+
+static void
+server_up(struct fixture *f, lm_rpc_server_opts o)
+{
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(lm_metrics_new(&f->m), LM_OK);
+	if (o.url == NULL)
+		o.url = "tcp://127.0.0.1:0";
+	o.metrics = f->m;
+	assert_int_equal(lm_rpc_server_new(&o, &lunamatch__v1__match_service__descriptor,
+			     g_methods, 3, NULL, &f->s),
+	    LM_OK);
+	g_server = f->s;
+	assert_int_equal(lm_rpc_server_start(f->s), LM_OK);
+	assert_int_equal(lm_rpc_server_url(f->s, f->url, sizeof(f->url)), LM_OK);
+	atomic_store(&g_getposting_calls, 0);
+}
+
+static void
+server_down(struct fixture *f)
+{
+	lm_rpc_server_free(f->s);
+	g_server = NULL;
+	lm_metrics_free(f->m);
+	lmt_rmtree(f->dir);
+	free(f->dir);
+}
+
+static uint64_t
+counter(lm_metrics *m, const char *name, const char *labels)
+{
+	return lm_counter_get(lm_metrics_counter(m, name, NULL, labels));
+}
+
+static uint64_t
+requests(lm_metrics *m, const char *method, const char *code)
+{
+	char labels[128];
+	snprintf(labels, sizeof(labels), "method=\"%s\",code=\"%s\"", method, code);
+	return counter(m, "lunamatch_rpc_requests_total", labels);
+}
+
+static uint64_t
+rejected(lm_metrics *m, const char *reason)
+{
+	char labels[64];
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+	return counter(m, "lunamatch_rpc_rejected_total", labels);
+}
+
+/* Serialized RpcRequest; the caller frees *out. */
+static size_t
+envelope(const char *method, const char *reqid, uint32_t timeout_ms, const uint8_t *payload,
+    size_t plen, size_t nmeta, uint8_t **out)
+{
+	Lunamatch__V1__RpcRequest r = LUNAMATCH__V1__RPC_REQUEST__INIT;
+	Lunamatch__V1__MetadataEntry e = LUNAMATCH__V1__METADATA_ENTRY__INIT;
+	Lunamatch__V1__MetadataEntry *md[64];
+	assert_true(nmeta <= 64);
+	e.key = "k";
+	e.value = "v";
+	for (size_t i = 0; i < nmeta; i++)
+		md[i] = &e;
+	r.method = (char *) method;
+	r.request_id = (char *) reqid;
+	r.timeout_ms = timeout_ms;
+	r.payload.data = (uint8_t *) payload;
+	r.payload.len = plen;
+	r.metadata = md;
+	r.n_metadata = nmeta;
+	size_t n = protobuf_c_message_get_packed_size(&r.base);
+	*out = malloc(n + 1);
+	assert_non_null(*out);
+	protobuf_c_message_pack(&r.base, *out);
+	return n;
+}
+
+/* Sends raw bytes on a fresh REQ socket and decodes the answer; NULL when
+ * nothing (decodable) came back within timeout_ms. */
+static Lunamatch__V1__RpcResponse *
+raw_call(const char *url, const uint8_t *buf, size_t len, unsigned timeout_ms)
+{
+	nng_socket sock;
+	nng_msg *msg = NULL;
+	Lunamatch__V1__RpcResponse *r = NULL;
+
+	assert_int_equal(nng_req0_open(&sock), 0);
+	assert_int_equal(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, (int) timeout_ms), 0);
+	assert_int_equal(nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (int) timeout_ms), 0);
+	assert_int_equal(nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 1 << 20), 0);
+	if (nng_dial(sock, url, NULL, 0) != 0)
+		goto done;
+	if (nng_send(sock, (void *) buf, len, 0) != 0)
+		goto done;
+	if (nng_recvmsg(sock, &msg, 0) != 0)
+		goto done;
+	r = lunamatch__v1__rpc_response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+	nng_msg_free(msg);
+done:
+	nng_close(sock);
+	return r;
+}
+
+static Lunamatch__V1__RpcResponse *
+raw_envelope_call(const char *url, const char *method, const char *reqid, uint32_t timeout_ms,
+    const ProtobufCMessage *payload, size_t nmeta)
+{
+	uint8_t pbuf[4096], *env;
+	size_t plen = 0;
+	if (payload != NULL) {
+		plen = protobuf_c_message_get_packed_size(payload);
+		assert_true(plen <= sizeof(pbuf));
+		protobuf_c_message_pack(payload, pbuf);
+	}
+	size_t n = envelope(method, reqid, timeout_ms, pbuf, plen, nmeta, &env);
+	Lunamatch__V1__RpcResponse *r = raw_call(url, env, n, 5000);
+	free(env);
+	return r;
+}
+
+static int
+get_posting(lm_client *c, const char *id, unsigned timeout_ms, char **got_id, char *err,
+    size_t errlen)
+{
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	Lunamatch__V1__GetPostingResponse *resp = NULL;
+	int status = -1;
+	req.id = (char *) id;
+	int rv = lm_client_get_posting(c, &req, timeout_ms, &resp, &status, err, errlen);
+	if (got_id != NULL)
+		*got_id = NULL;
+	if (rv != LM_OK)
+		return -1 - rv; /* negative: no answer */
+	if (status == OK_) {
+		assert_non_null(resp);
+		assert_non_null(resp->posting);
+		if (got_id != NULL)
+			*got_id = strdup(resp->posting->id);
+		lunamatch__v1__get_posting_response__free_unpacked(resp, NULL);
+	} else {
+		assert_null(resp);
+	}
+	return status;
+}
+
+static int
+match_jobs(lm_client *c, uint32_t sleep_ms, unsigned timeout_ms, int *rv_out, char *err,
+    size_t errlen)
+{
+	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *resp = NULL;
+	int status = -1;
+	req.candidate_id = "c1";
+	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	req.top_k = sleep_ms;
+	int rv = lm_client_match_jobs(c, &req, timeout_ms, &resp, &status, err, errlen);
+	if (rv_out != NULL)
+		*rv_out = rv;
+	if (resp != NULL) {
+		assert_int_equal(resp->considered, sleep_ms);
+		lunamatch__v1__match_jobs_response__free_unpacked(resp, NULL);
+	}
+	return status;
+}
+
+static int
+check(lm_client *c, unsigned timeout_ms, int *serving)
+{
+	Lunamatch__V1__HealthCheckRequest req = LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
+	Lunamatch__V1__HealthCheckResponse *resp = NULL;
+	int status = -1;
+	char err[256];
+	int rv = lm_client_check(c, &req, timeout_ms, &resp, &status, err, sizeof(err));
+	if (rv != LM_OK)
+		return -1;
+	if (serving != NULL)
+		*serving = resp ? (int) resp->status : -1;
+	if (resp != NULL)
+		lunamatch__v1__health_check_response__free_unpacked(resp, NULL);
+	return status;
+}
+
+/* Waits until *v >= want or timeout_ms passes; returns whether it did. */
+static bool
+wait_atomic(atomic_int *v, int want, unsigned timeout_ms)
+{
+	nng_time end = nng_clock() + timeout_ms;
+	while (atomic_load(v) < want) {
+		if (nng_clock() > end)
+			return false;
+		nng_msleep(2);
+	}
+	return true;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void
+test_status_paths(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *c;
+	char err[LM_RPC_MAX_MESSAGE], *id = NULL;
+	int serving = -1;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 8, .workers = 2});
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+
+	/* OK, from a typed helper, with the server's serving flag. */
+	assert_int_equal(check(c, 2000, &serving), OK_);
+	assert_int_equal(serving, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	lm_rpc_server_set_serving(f.s, false);
+	assert_int_equal(check(c, 2000, &serving), OK_);
+	assert_int_equal(
+	    serving, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	lm_rpc_server_set_serving(f.s, true);
+
+	assert_int_equal(get_posting(c, "job-1", 2000, &id, err, sizeof(err)), OK_);
+	assert_string_equal(id, "job-1");
+	assert_string_equal(err, "");
+	free(id);
+
+	/* NOT_FOUND from the handler, with its message. */
+	assert_int_equal(get_posting(c, "missing", 2000, NULL, err, sizeof(err)), NOT_FOUND_);
+	assert_string_equal(err, "posting not found");
+
+	/* UNIMPLEMENTED: a method not in the service, one without a handler. */
+	Lunamatch__V1__GetProfileRequest gp = LUNAMATCH__V1__GET_PROFILE_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	int status = -1;
+	assert_int_equal(lm_client_call(c, "NoSuchMethod", &gp.base,
+			     &lunamatch__v1__get_profile_response__descriptor, 2000, &resp,
+			     &status, err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(status, UNIMPL_);
+	assert_null(resp);
+	assert_non_null(strstr(err, "unknown method"));
+	assert_int_equal(lm_client_call(c, "GetProfile", &gp.base,
+			     &lunamatch__v1__get_profile_response__descriptor, 2000, &resp,
+			     &status, err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(status, UNIMPL_);
+	assert_non_null(strstr(err, "not implemented"));
+
+	/* UNIMPLEMENTED: right method, wrong service prefix. */
+	Lunamatch__V1__RpcResponse *r = raw_envelope_call(f.url,
+	    "/lunamatch.v1.OtherService/Check", "wrong-svc", 0, NULL, 0);
+	assert_non_null(r);
+	assert_int_equal(r->code, UNIMPL_);
+	assert_string_equal(r->request_id, "wrong-svc");
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+
+	/* INVALID_ARGUMENT: a payload that is not a GetPostingRequest. */
+	uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99};
+	uint8_t *env;
+	size_t n = envelope(LM_RPC_METHOD_PREFIX "GetPosting", "bad-payload", 0, junk,
+	    sizeof(junk), 0, &env);
+	r = raw_call(f.url, env, n, 5000);
+	free(env);
+	assert_non_null(r);
+	assert_int_equal(r->code, INVALID_);
+	assert_string_equal(r->request_id, "bad-payload");
+	assert_non_null(strstr(r->message, "GetPostingRequest"));
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+
+	/* INVALID_ARGUMENT: envelope bytes that are not an RpcRequest. */
+	r = raw_call(f.url, junk, sizeof(junk), 5000);
+	assert_non_null(r);
+	assert_int_equal(r->code, INVALID_);
+	assert_string_equal(r->request_id, "");
+	assert_non_null(strstr(r->message, "envelope"));
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+
+	/* INVALID_ARGUMENT: envelope limits. */
+	char longid[LM_RPC_MAX_REQUEST_ID + 2];
+	memset(longid, 'x', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	r = raw_envelope_call(f.url, LM_RPC_METHOD_PREFIX "Check", longid, 0, NULL, 0);
+	assert_non_null(r);
+	assert_int_equal(r->code, INVALID_);
+	assert_non_null(strstr(r->message, "request_id"));
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	r = raw_envelope_call(f.url, LM_RPC_METHOD_PREFIX "Check", "meta", 0, NULL,
+	    LM_RPC_MAX_METADATA + 1);
+	assert_non_null(r);
+	assert_int_equal(r->code, INVALID_);
+	assert_non_null(strstr(r->message, "metadata"));
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+
+	/* Metadata within limits reaches the handler. */
+	Lunamatch__V1__GetPostingRequest gq = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	gq.id = "with-meta";
+	r = raw_envelope_call(f.url, LM_RPC_METHOD_PREFIX "GetPosting", "m1", 0, &gq.base,
+	    LM_RPC_MAX_METADATA);
+	assert_non_null(r);
+	assert_int_equal(r->code, OK_);
+	Lunamatch__V1__GetPostingResponse *gr =
+	    lunamatch__v1__get_posting_response__unpack(NULL, r->payload.len, r->payload.data);
+	assert_non_null(gr);
+	assert_string_equal(gr->posting->id, "with-meta");
+	assert_string_equal(gr->posting->title, "v");
+	lunamatch__v1__get_posting_response__free_unpacked(gr, NULL);
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+
+	/* Metrics: a bounded label set; unknown methods under "unknown". */
+	assert_int_equal(requests(f.m, "Check", "OK"), 2);
+	assert_int_equal(requests(f.m, "GetPosting", "OK"), 2);
+	assert_int_equal(requests(f.m, "GetPosting", "NOT_FOUND"), 1);
+	assert_int_equal(requests(f.m, "GetPosting", "INVALID_ARGUMENT"), 1);
+	assert_int_equal(requests(f.m, "GetProfile", "UNIMPLEMENTED"), 1);
+	assert_int_equal(requests(f.m, "unknown", "UNIMPLEMENTED"), 2);
+	assert_int_equal(requests(f.m, "unknown", "INVALID_ARGUMENT"), 3);
+	assert_int_equal(rejected(f.m, "bad_request"), 3);
+	char *text = NULL;
+	assert_int_equal(lm_metrics_render(f.m, &text, NULL), LM_OK);
+	assert_non_null(strstr(text, "lunamatch_rpc_latency_seconds_count{method=\"Check\"} 2"));
+	assert_non_null(strstr(text, "lunamatch_rpc_inflight 0"));
+	free(text);
+
+	lm_client_close(c);
+	server_down(&f);
+}
+
+static void
+test_ipc_and_probe(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *c;
+	char url[512], err[256], *id = NULL;
+	char *dir = lmt_tmpdir("rpc-ipc");
+
+	snprintf(url, sizeof(url), "ipc://%s/rpc.ipc", dir);
+	server_up(&f, (lm_rpc_server_opts){.url = url, .contexts = 4, .workers = 2});
+	f.dir = dir;
+	assert_string_equal(f.url, url);
+	assert_int_equal(lm_client_open(url, NULL, &c), LM_OK);
+	assert_int_equal(get_posting(c, "ipc-1", 2000, &id, err, sizeof(err)), OK_);
+	assert_string_equal(id, "ipc-1");
+	free(id);
+	assert_int_equal(lm_rpc_server_probe(f.s, 2000), LM_OK);
+	assert_int_equal(requests(f.m, "Check", "OK"), 1);
+	lm_client_close(c);
+	server_down(&f);
+}
+
+struct call_arg {
+	const char *url;
+	lm_client *shared;
+	uint32_t sleep_ms;
+	unsigned timeout_ms;
+	int status, rv;
+	int index, calls, ok;
+};
+
+static void *
+match_jobs_thread(void *p)
+{
+	struct call_arg *a = p;
+	lm_client *c;
+	char err[256];
+	assert_int_equal(lm_client_open(a->url, NULL, &c), LM_OK);
+	a->status = match_jobs(c, a->sleep_ms, a->timeout_ms, &a->rv, err, sizeof(err));
+	lm_client_close(c);
+	return NULL;
+}
+
+static void
+test_deadlines(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *c;
+	char err[LM_RPC_MAX_MESSAGE];
+	pthread_t t;
+	int rv = -1;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 8, .workers = 1, .queue_len = 8});
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+
+	/* Late when picked up: the only worker is busy for 400 ms, the call
+	 * allows 20 ms. The handler must not run. */
+	atomic_store(&g_matchjobs_running, 0);
+	struct call_arg a = {.url = f.url, .sleep_ms = 400, .timeout_ms = 3000};
+	assert_int_equal(pthread_create(&t, NULL, match_jobs_thread, &a), 0);
+	assert_true(wait_atomic(&g_matchjobs_running, 1, 3000));
+	Lunamatch__V1__GetPostingRequest gq = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	gq.id = "late";
+	Lunamatch__V1__RpcResponse *r = raw_envelope_call(f.url,
+	    LM_RPC_METHOD_PREFIX "GetPosting", "late-1", 20, &gq.base, 0);
+	assert_non_null(r);
+	assert_int_equal(r->code, DEADLINE_);
+	assert_string_equal(r->request_id, "late-1");
+	assert_non_null(strstr(r->message, "waited"));
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	assert_int_equal(atomic_load(&g_getposting_calls), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(a.rv, LM_OK);
+	assert_int_equal(a.status, OK_);
+	assert_int_equal(rejected(f.m, "expired"), 1);
+
+	/* The handler overruns: 150 ms of work for a 50 ms deadline. The
+	 * server's own answer arrives within the client's grace. */
+	assert_int_equal(match_jobs(c, 150, 50, &rv, err, sizeof(err)), DEADLINE_);
+	assert_int_equal(rv, LM_OK);
+	assert_non_null(strstr(err, "before MatchJobs finished"));
+
+	/* A local timeout when the server takes far longer than the grace. */
+	assert_int_equal(match_jobs(c, 1000, 20, &rv, err, sizeof(err)), DEADLINE_);
+	assert_int_equal(rv, LM_ETIMEDOUT);
+	assert_int_equal(requests(f.m, "MatchJobs", "DEADLINE_EXCEEDED"), 1);
+	lm_client_close(c);
+	server_down(&f);
+}
+
+static void
+test_queue_full(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *c;
+	char err[LM_RPC_MAX_MESSAGE];
+	pthread_t t1, t2;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 8, .workers = 1, .queue_len = 1});
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+	atomic_store(&g_matchjobs_running, 0);
+	struct call_arg a1 = {.url = f.url, .sleep_ms = 600, .timeout_ms = 5000};
+	struct call_arg a2 = {.url = f.url, .sleep_ms = 1, .timeout_ms = 5000};
+	assert_int_equal(pthread_create(&t1, NULL, match_jobs_thread, &a1), 0);
+	assert_true(wait_atomic(&g_matchjobs_running, 1, 3000));
+	assert_int_equal(pthread_create(&t2, NULL, match_jobs_thread, &a2), 0);
+	/* Wait until the second call sits in the queue (two in flight). */
+	lm_gauge *inflight = lm_metrics_gauge(f.m, "lunamatch_rpc_inflight", NULL, NULL);
+	nng_time end = nng_clock() + 3000;
+	while (lm_gauge_get(inflight) < 2 && nng_clock() < end)
+		nng_msleep(2);
+	assert_true(lm_gauge_get(inflight) >= 2);
+
+	assert_int_equal(get_posting(c, "overflow", 2000, NULL, err, sizeof(err)), EXHAUSTED_);
+	assert_non_null(strstr(err, "queue full"));
+	assert_int_equal(rejected(f.m, "queue_full"), 1);
+	assert_int_equal(pthread_join(t1, NULL), 0);
+	assert_int_equal(pthread_join(t2, NULL), 0);
+	assert_int_equal(a1.status, OK_);
+	assert_int_equal(a2.status, OK_);
+	lm_client_close(c);
+	server_down(&f);
+}
+
+static void
+test_oversize(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *c;
+	char err[LM_RPC_MAX_MESSAGE], *id = NULL;
+	size_t big = 8 * 1024, huge = LM_RPC_OVERSIZE_GRACE + 64 * 1024;
+	char *s = malloc(huge + 1);
+	assert_non_null(s);
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2,
+			  .max_request_bytes = 4096});
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+
+	/* Over the limit, within nng's grace: answered and counted. */
+	memset(s, 'a', big);
+	s[big] = '\0';
+	assert_int_equal(get_posting(c, s, 2000, NULL, err, sizeof(err)), EXHAUSTED_);
+	assert_non_null(strstr(err, "exceeds the limit of 4096 bytes"));
+	assert_int_equal(rejected(f.m, "too_large"), 1);
+
+	/* Far over: nng drops the message and the connection; no answer. */
+	memset(s, 'b', huge);
+	s[huge] = '\0';
+	int st = get_posting(c, s, 300, NULL, err, sizeof(err));
+	assert_true(st < 0);
+	assert_int_equal(atomic_load(&g_getposting_calls), 0);
+
+	/* The server keeps serving, also on the same client. */
+	assert_int_equal(get_posting(c, "small", 3000, &id, err, sizeof(err)), OK_);
+	assert_string_equal(id, "small");
+	free(id);
+	free(s);
+	lm_client_close(c);
+	server_down(&f);
+}
+
+/* Writes bytes to the server's TCP port with a plain socket, then closes. */
+static void
+tcp_garbage(const char *url, const void *buf, size_t len)
+{
+	const char *colon = strrchr(url, ':');
+	assert_non_null(colon);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	sa.sin_port = htons((uint16_t) atoi(colon + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	if (len > 0)
+		assert_int_equal(write(fd, buf, len), (ssize_t) len);
+	nng_msleep(20);
+	close(fd);
+}
+
+static void
+test_tcp_garbage(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *c;
+	char err[256], *id = NULL, junk[1024];
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2});
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+	assert_int_equal(get_posting(c, "before", 3000, &id, err, sizeof(err)), OK_);
+	free(id);
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char) (i * 37 + 11);
+	tcp_garbage(f.url, junk, sizeof(junk));
+	tcp_garbage(f.url, "GET / HTTP/1.0\r\n\r\n", 18);
+	/* A peer that drops mid-handshake: half an SP header, then nothing. */
+	tcp_garbage(f.url, "\0SP\0", 4);
+	tcp_garbage(f.url, NULL, 0);
+
+	/* The established connection still works. */
+	assert_int_equal(get_posting(c, "after", 3000, &id, err, sizeof(err)), OK_);
+	assert_string_equal(id, "after");
+	free(id);
+	/* New connections work too; the self-probe restarts a dead listener. */
+	assert_int_equal(lm_rpc_server_probe(f.s, 2000), LM_OK);
+	lm_client *c2;
+	assert_int_equal(lm_client_open(f.url, NULL, &c2), LM_OK);
+	assert_int_equal(get_posting(c2, "new-conn", 3000, &id, err, sizeof(err)), OK_);
+	assert_string_equal(id, "new-conn");
+	free(id);
+	lm_client_close(c2);
+	lm_client_close(c);
+	server_down(&f);
+}
+
+#define N_THREADS 64
+#define N_CALLS 25
+
+static void *
+echo_thread(void *p)
+{
+	struct call_arg *a = p;
+	lm_client *c = a->shared;
+	char id[64], err[256], *got = NULL;
+
+	if (c == NULL)
+		assert_int_equal(lm_client_open(a->url, NULL, &c), LM_OK);
+	for (int i = 0; i < a->calls; i++) {
+		snprintf(id, sizeof(id), "t%d-%d", a->index, i);
+		int st = get_posting(c, id, 10000, &got, err, sizeof(err));
+		if (st == OK_ && got != NULL && strcmp(got, id) == 0)
+			a->ok++;
+		free(got);
+	}
+	if (a->shared == NULL)
+		lm_client_close(c);
+	return NULL;
+}
+
+static void
+test_concurrent_clients(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *shared;
+	pthread_t t[N_THREADS];
+	struct call_arg a[N_THREADS];
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 16, .workers = 4, .queue_len = 64});
+	assert_int_equal(lm_client_open(f.url, NULL, &shared), LM_OK);
+	/* Even threads have their own client, odd ones share one. */
+	for (int i = 0; i < N_THREADS; i++) {
+		a[i] = (struct call_arg){.url = f.url, .index = i, .calls = N_CALLS,
+		    .shared = (i % 2) ? shared : NULL};
+		assert_int_equal(pthread_create(&t[i], NULL, echo_thread, &a[i]), 0);
+	}
+	int total = 0;
+	for (int i = 0; i < N_THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		total += a[i].ok;
+	}
+	assert_int_equal(total, N_THREADS * N_CALLS);
+	assert_int_equal(requests(f.m, "GetPosting", "OK"), N_THREADS * N_CALLS);
+	lm_client_close(shared);
+	server_down(&f);
+}
+
+struct drain_arg {
+	lm_rpc_server *s;
+	int rv;
+};
+
+static void *
+drain_thread(void *p)
+{
+	struct drain_arg *d = p;
+	d->rv = lm_rpc_server_drain(d->s, 5000);
+	return NULL;
+}
+
+static void
+test_drain(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *c, *late;
+	char err[LM_RPC_MAX_MESSAGE];
+	pthread_t t, td;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 8, .workers = 2});
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+	assert_int_equal(check(c, 2000, NULL), OK_); /* connected */
+
+	atomic_store(&g_matchjobs_running, 0);
+	struct call_arg a = {.url = f.url, .sleep_ms = 500, .timeout_ms = 5000};
+	assert_int_equal(pthread_create(&t, NULL, match_jobs_thread, &a), 0);
+	assert_true(wait_atomic(&g_matchjobs_running, 1, 3000));
+
+	struct drain_arg d = {.s = f.s, .rv = -1};
+	assert_int_equal(pthread_create(&td, NULL, drain_thread, &d), 0);
+	nng_time end = nng_clock() + 2000;
+	while (lm_rpc_server_serving(f.s) && nng_clock() < end)
+		nng_msleep(2);
+	assert_false(lm_rpc_server_serving(f.s));
+
+	/* New requests on an existing connection: UNAVAILABLE. */
+	assert_int_equal(get_posting(c, "during-drain", 2000, NULL, err, sizeof(err)),
+	    UNAVAIL_);
+	assert_non_null(strstr(err, "draining"));
+	/* New connections are refused: no answer. */
+	assert_int_equal(lm_client_open(f.url, NULL, &late), LM_OK);
+	assert_true(get_posting(late, "new-conn", 300, NULL, err, sizeof(err)) < 0);
+	lm_client_close(late);
+	assert_int_equal(lm_rpc_server_probe(f.s, 500), LM_ECLOSED);
+
+	/* The call in flight completes; then drain returns. */
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(a.rv, LM_OK);
+	assert_int_equal(a.status, OK_);
+	assert_int_equal(pthread_join(td, NULL), 0);
+	assert_int_equal(d.rv, LM_OK);
+	assert_int_equal(rejected(f.m, "draining"), 1);
+
+	/* After drain nothing answers. */
+	assert_true(get_posting(c, "after-drain", 300, NULL, err, sizeof(err)) < 0);
+	assert_int_equal(lm_rpc_server_drain(f.s, 100), LM_OK);
+	lm_client_close(c);
+	server_down(&f);
+}
+
+static void
+test_drain_timeout(void **state)
+{
+	(void) state;
+	struct fixture f;
+	pthread_t t;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 1});
+	atomic_store(&g_matchjobs_running, 0);
+	struct call_arg a = {.url = f.url, .sleep_ms = 800, .timeout_ms = 1500};
+	assert_int_equal(pthread_create(&t, NULL, match_jobs_thread, &a), 0);
+	assert_true(wait_atomic(&g_matchjobs_running, 1, 3000));
+	assert_int_equal(lm_rpc_server_drain(f.s, 100), LM_ETIMEDOUT);
+	/* free waits for the running handler; the caller gets no answer. */
+	lm_rpc_server_free(f.s);
+	f.s = NULL;
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_not_equal(a.rv, LM_OK);
+	server_down(&f);
+}
+
+static void
+test_setup_errors(void **state)
+{
+	(void) state;
+	lm_rpc_server *s = NULL, *s2 = NULL;
+	lm_rpc_server_opts o = {.url = "tcp://127.0.0.1:0"};
+	const lm_rpc_method bad[] = {{"NoSuchMethod", h_check}};
+	const lm_rpc_method twice[] = {{"Check", h_check}, {"Check", h_check}};
+	const ProtobufCServiceDescriptor *svc = &lunamatch__v1__match_service__descriptor;
+	char url[256];
+
+	assert_int_equal(lm_rpc_server_new(&o, svc, bad, 1, NULL, &s), LM_EINVAL);
+	assert_null(s);
+	assert_int_equal(lm_rpc_server_new(&o, svc, twice, 2, NULL, &s), LM_EINVAL);
+	o.url = NULL;
+	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_EINVAL);
+
+	/* A bad URL fails at start. */
+	o.url = "nosuch://127.0.0.1:1";
+	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_OK);
+	assert_int_equal(lm_rpc_server_start(s), LM_ENNG);
+	lm_rpc_server_free(s);
+
+	/* Address in use. */
+	o.url = "tcp://127.0.0.1:0";
+	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_OK);
+	assert_int_equal(lm_rpc_server_start(s), LM_OK);
+	assert_int_equal(lm_rpc_server_start(s), LM_EINVAL);
+	assert_int_equal(lm_rpc_server_url(s, url, sizeof(url)), LM_OK);
+	o.url = url;
+	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s2), LM_OK);
+	assert_int_equal(lm_rpc_server_start(s2), LM_ENNG);
+	lm_rpc_server_free(s2);
+	lm_rpc_server_free(s);
+
+	/* TLS without a certificate. */
+	o.url = "tls+tcp://127.0.0.1:0";
+	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_EINVAL);
+	lm_rpc_server_free(NULL);
+}
+
+/* ---- mutual TLS ------------------------------------------------------ */
+
+static int
+sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+/* A CA, a server certificate for "localhost" and a client certificate,
+ * made with the openssl command line in dir. */
+static void
+make_certs(const char *dir)
+{
+	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+	assert_int_equal(sh("cd '%s' && openssl req -x509 %s -keyout ca.key -out ca.crt "
+			    "-days 2 -subj /CN=lunamatch-test-ca "
+			    "-addext basicConstraints=critical,CA:TRUE "
+			    "-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null",
+			     dir, ec),
+	    0);
+	assert_int_equal(sh("cd '%s' && printf 'subjectAltName=DNS:localhost\\n"
+			    "extendedKeyUsage=serverAuth,clientAuth\\n' > server.ext && "
+			    "printf 'extendedKeyUsage=clientAuth\\n' > client.ext",
+			     dir),
+	    0);
+	const char *names[] = {"server", "client"};
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sh("cd '%s' && openssl req %s -keyout %s.key -out %s.csr "
+				    "-subj /CN=%s 2>/dev/null && openssl x509 -req -in %s.csr "
+				    "-CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+				    "-extfile %s.ext -out %s.crt 2>/dev/null",
+				     dir, ec, names[i], names[i],
+				     i == 0 ? "localhost" : "lunamatch-test-client", names[i],
+				     names[i], names[i]),
+		    0);
+	}
+}
+
+static void
+test_mutual_tls(void **state)
+{
+	(void) state;
+	if (system("which openssl >/dev/null 2>&1") != 0) {
+		print_message("openssl command not found: skipping the mutual TLS test\n");
+		skip();
+	}
+	char *dir = lmt_tmpdir("rpc-tls");
+	char ca[600], scrt[600], skey[600], ccrt[600], ckey[600], err[256], *id = NULL;
+	make_certs(dir);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
+	snprintf(scrt, sizeof(scrt), "%s/server.crt", dir);
+	snprintf(skey, sizeof(skey), "%s/server.key", dir);
+	snprintf(ccrt, sizeof(ccrt), "%s/client.crt", dir);
+	snprintf(ckey, sizeof(ckey), "%s/client.key", dir);
+
+	struct fixture f;
+	server_up(&f, (lm_rpc_server_opts){.url = "tls+tcp://127.0.0.1:0", .contexts = 4,
+			  .workers = 2, .tls_cert = scrt, .tls_key = skey, .tls_ca = ca});
+	f.dir = dir;
+	assert_non_null(strstr(f.url, "tls+tcp://127.0.0.1:"));
+
+	/* A client with a certificate from the CA. */
+	lm_client *c;
+	lm_client_opts co = {.tls_cert = ccrt, .tls_key = ckey, .tls_ca = ca,
+	    .tls_server_name = "localhost"};
+	assert_int_equal(lm_client_open(f.url, &co, &c), LM_OK);
+	assert_int_equal(get_posting(c, "tls-1", 5000, &id, err, sizeof(err)), OK_);
+	assert_string_equal(id, "tls-1");
+	free(id);
+	lm_client_close(c);
+
+	/* A client without a certificate is refused. */
+	lm_client_opts anon = {.tls_ca = ca, .tls_server_name = "localhost"};
+	assert_int_equal(lm_client_open(f.url, &anon, &c), LM_OK);
+	assert_true(get_posting(c, "anon", 500, NULL, err, sizeof(err)) < 0);
+	lm_client_close(c);
+
+	/* A client that expects another server name refuses the server. */
+	lm_client_opts wrong = {.tls_cert = ccrt, .tls_key = ckey, .tls_ca = ca,
+	    .tls_server_name = "not-the-server"};
+	assert_int_equal(lm_client_open(f.url, &wrong, &c), LM_OK);
+	assert_true(get_posting(c, "wrong-name", 500, NULL, err, sizeof(err)) < 0);
+	lm_client_close(c);
+
+	/* A plain tcp:// client cannot talk to the TLS port. */
+	char plain[300];
+	snprintf(plain, sizeof(plain), "tcp://%s", f.url + strlen("tls+tcp://"));
+	assert_int_equal(lm_client_open(plain, NULL, &c), LM_OK);
+	assert_true(get_posting(c, "plain", 300, NULL, err, sizeof(err)) < 0);
+	lm_client_close(c);
+
+	/* The self-probe speaks TLS with the server's own certificate. */
+	assert_int_equal(lm_rpc_server_probe(f.s, 3000), LM_OK);
+	assert_int_equal(atomic_load(&g_getposting_calls), 1);
+	server_down(&f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_status_paths),
+	    cmocka_unit_test(test_ipc_and_probe),
+	    cmocka_unit_test(test_deadlines),
+	    cmocka_unit_test(test_queue_full),
+	    cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_tcp_garbage),
+	    cmocka_unit_test(test_concurrent_clients),
+	    cmocka_unit_test(test_drain),
+	    cmocka_unit_test(test_drain_timeout),
+	    cmocka_unit_test(test_setup_errors),
+	    cmocka_unit_test(test_mutual_tls),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
