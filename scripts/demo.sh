@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The lunamatch demo: the whole pipeline on the embedded dev broker.
+#
+#   scripts/demo.sh [--keep]      (make demo, make demo DEMO_ARGS=--keep)
+#
+# Starts lunamatch-devkafka, lunamatch-ingest and lunamatch-match with a fresh
+# data directory, produces the sample postings and profiles, prints ranked and
+# explained matches, a veto explanation, rejected messages in the dead-letter
+# topic and the match events that reached the matches topic, then shuts
+# everything down cleanly. With --keep (or LUNAMATCH_DEMO_KEEP=1) it leaves
+# the services running and prints how to query them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+keep=${LUNAMATCH_DEMO_KEEP:-0}
+for a in "$@"; do
+	case "$a" in
+	--keep) keep=1 ;;
+	-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "demo: unknown argument $a (see --help)" >&2; exit 2 ;;
+	esac
+done
+
+bin=${LUNAMATCH_BIN:-build/bin}
+for b in lunamatch lunamatch-devkafka lunamatch-ingest lunamatch-match; do
+	[ -x "$bin/$b" ] || { echo "demo: $bin/$b is missing; run make build" >&2; exit 1; }
+done
+
+run=$(mktemp -d "${TMPDIR:-/tmp}/lunamatch-demo.XXXXXX")
+export LUNAMATCH_DATA_DIR="$run/var"
+export LUNAMATCH_RPC_URL=${LUNAMATCH_RPC_URL:-tcp://127.0.0.1:7700}
+export LUNAMATCH_LOG_LEVEL=${LUNAMATCH_LOG_LEVEL:-warn}
+pids=()
+
+stop_all() {
+	local rc=$?
+	if [ "$keep" = 1 ] && [ $rc -eq 0 ]; then
+		return
+	fi
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${pids[$i]}" 2>/dev/null || true
+		for _ in $(seq 100); do
+			kill -0 "${pids[$i]}" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "${pids[$i]}" 2>/dev/null || true
+		wait "${pids[$i]}" 2>/dev/null || true
+	done
+	rm -rf "$run"
+	exit $rc
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# Waits up to $1 seconds for the command in the remaining arguments to succeed.
+wait_for() {
+	local secs=$1
+	shift
+	for _ in $(seq $((secs * 10))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "demo: timed out waiting for: $*" >&2
+	return 1
+}
+
+say "starting the embedded Kafka broker"
+"$bin/lunamatch-devkafka" >"$run/devkafka.out" 2>"$run/devkafka.log" &
+pids+=($!)
+wait_for 20 test -s "$run/devkafka.out"
+LUNAMATCH_BROKERS=$(head -n 1 "$run/devkafka.out")
+export LUNAMATCH_BROKERS
+echo "bootstrap: $LUNAMATCH_BROKERS"
+
+say "starting lunamatch-ingest and lunamatch-match"
+"$bin/lunamatch-ingest" 2>"$run/ingest.log" &
+pids+=($!)
+"$bin/lunamatch-match" 2>"$run/match.log" &
+pids+=($!)
+wait_for 30 "$bin/lunamatch" health
+"$bin/lunamatch" health
+
+say "producing the sample postings and profiles"
+"$bin/lunamatch" produce postings data/samples/postings.jsonl
+"$bin/lunamatch" produce profiles data/samples/profiles.jsonl
+# A few messages that ingest must reject, sent as raw JSON.
+printf '%s\n' 'job-bad-1:{"id":"job-bad-1","version":1}' \
+	'job-bad-2:{"id":"job-bad-2","version":1,"title":"Analyst","salary":{"min":9,"max":1,"currency":"USD"}}' \
+	'job-bad-3:{not json' |
+	kcat -P -b "$LUNAMATCH_BROKERS" -t lunamatch.postings.v1 -K: -H content-type=application/json
+
+npostings=$(grep -c . data/samples/postings.jsonl)
+nprofiles=$(grep -c . data/samples/profiles.jsonl)
+stored() {
+	"$bin/lunamatch" store stats --json | python3 -c \
+		"import json,sys; s=json.load(sys.stdin); sys.exit(0 if s['postings']>=$npostings and s['profiles']>=$nprofiles else 1)"
+}
+wait_for 60 stored
+"$bin/lunamatch" store stats
+
+# The index follows the store; give it a moment to apply the last changes.
+indexed() {
+	"$bin/lunamatch" health --json | python3 -c \
+		"import json,sys; s=json.load(sys.stdin); sys.exit(0 if int(s.get('postings',0))>=$((npostings - 3)) and int(s.get('profiles',0))>=$nprofiles else 1)"
+}
+wait_for 30 indexed
+
+say "top jobs for cand-ml-lead-chicago (a machine-learning lead in Chicago)"
+"$bin/lunamatch" match jobs --candidate cand-ml-lead-chicago --top 5
+
+say "top jobs for a registered nurse and an electrician"
+nurse=$(grep -o '"id": *"cand-[^"]*nurse[^"]*"' data/samples/profiles.jsonl | head -n 1 | sed 's/.*"\(cand-[^"]*\)"/\1/')
+elec=$(grep -o '"id": *"cand-[^"]*electric[^"]*"' data/samples/profiles.jsonl | head -n 1 | sed 's/.*"\(cand-[^"]*\)"/\1/')
+[ -n "$nurse" ] && "$bin/lunamatch" match jobs --candidate "$nurse" --top 3
+[ -n "$elec" ] && "$bin/lunamatch" match jobs --candidate "$elec" --top 3
+
+say "top candidates for job-dfs-sr-mgr-ml (Senior Manager, Machine Learning)"
+"$bin/lunamatch" match candidates --job job-dfs-sr-mgr-ml --top 5
+
+say "why cand-ml-lead-chicago fits job-dfs-sr-mgr-ml"
+"$bin/lunamatch" explain --candidate cand-ml-lead-chicago --job job-dfs-sr-mgr-ml
+
+say "why cand-ml-junior-chicago is not matched to job-dfs-sr-mgr-ml (vetoes)"
+"$bin/lunamatch" explain --candidate cand-ml-junior-chicago --job job-dfs-sr-mgr-ml || true
+
+say "rejected messages in the dead-letter topic"
+"$bin/lunamatch" dlq tail --from-beginning --count 3
+
+say "new-match events on lunamatch.matches.v1 (first 10)"
+"$bin/lunamatch" watch --from-beginning --count 10
+
+if [ "$keep" = 1 ]; then
+	say "still running (--keep)"
+	cat <<INFO
+Data directory: $run/var     Logs: $run/*.log
+export LUNAMATCH_BROKERS=$LUNAMATCH_BROKERS LUNAMATCH_DATA_DIR=$run/var
+$bin/lunamatch match jobs --candidate cand-ml-lead-chicago
+$bin/lunamatch explain --candidate cand-ml-junior-chicago --job job-dfs-sr-mgr-ml
+$bin/lunamatch watch
+curl -s http://127.0.0.1:7701/metrics
+Stop everything with: kill ${pids[*]}
+INFO
+	exit 0
+fi
+say "shutting down"
