@@ -1,0 +1,105 @@
+/*
+ * kafka.h - the small layer between lunamatch and librdkafka.
+ *
+ * Every Kafka client of the project (ingest's consumer, match's producer, the
+ * CLI, the dev broker) builds its configuration here, so that all of them
+ * share one set of defaults, route librdkafka's own logs into lm_log and turn
+ * librdkafka error codes into lm_err values in one place. Topic creation and
+ * "is the cluster reachable" are here too, because every program needs them
+ * at start-up.
+ *
+ * All functions may be called from any thread; the rd_kafka_t passed in is
+ * only used through librdkafka's thread-safe API.
+ */
+#ifndef LUNAMATCH_KAFKA_H
+#define LUNAMATCH_KAFKA_H
+
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest bootstrap.servers list and client.id that lm_kafka_conf accepts. */
+#define LM_KAFKA_BROKERS_MAX 1024
+#define LM_KAFKA_CLIENT_ID_MAX 128
+/* Kafka's own limit on topic names (249 characters of [a-zA-Z0-9._-]). */
+#define LM_KAFKA_TOPIC_MAX 249
+/* Most topics and partitions per topic that lm_kafka_create_topics takes. */
+#define LM_KAFKA_CREATE_TOPICS_MAX 64
+#define LM_KAFKA_PARTITIONS_MAX 10000
+
+/*
+ * Creates a configuration with bootstrap.servers = brokers (omitted when
+ * brokers is NULL, e.g. for the handle that owns a mock cluster), client.id =
+ * client_id (NULL gives "lunamatch"), a log callback that writes librdkafka's
+ * logs through lm_log with event "kafka.log" (syslog levels 0-3 error, 4 warn,
+ * 5-6 info, 7 debug), and the project defaults: socket.keepalive.enable=true,
+ * log.connection.close=false (idle disconnects are not errors).
+ *
+ * On LM_OK, *out is a new configuration that the caller owns: it passes it to
+ * rd_kafka_new (which takes it over on success) or frees it with
+ * rd_kafka_conf_destroy. On error, *out is NULL and err holds a one-line
+ * reason; LM_EINVAL for an empty, too long or rejected value, LM_ENOMEM.
+ */
+int lm_kafka_conf(const char *brokers, const char *client_id,
+    rd_kafka_conf_t **out, char *err, size_t errlen);
+
+/* Sets one librdkafka property. Returns LM_OK, or LM_EINVAL with
+ * librdkafka's reason (unknown property or invalid value) in err. */
+int lm_kafka_set(rd_kafka_conf_t *c, const char *key, const char *value,
+    char *err, size_t errlen);
+
+/*
+ * Converts a librdkafka error to an lm_err: LM_OK for no error; LM_ETIMEDOUT
+ * for the timeouts (client, request, queue and message); LM_EEXIST for
+ * TOPIC_ALREADY_EXISTS; LM_ENOENT for an unknown topic or partition;
+ * LM_EBUSY for a full producer queue; LM_E2BIG for a message too large;
+ * LM_EINVAL for invalid arguments or configuration; LM_ENOTSUP for a feature
+ * the broker lacks; LM_ECLOSED when the handle is being destroyed; LM_EKAFKA
+ * for everything else. Callers log rd_kafka_err2name(e) next to it.
+ */
+int lm_kafka_err(rd_kafka_resp_err_t e);
+
+/*
+ * Makes sure that each of the n topics exists: one metadata request finds
+ * the missing ones, and only those are created (CreateTopics) with
+ * `partitions` partitions and the broker's default replication factor.
+ * Idempotent: a topic that already exists (whatever its partition count,
+ * also when another client creates it meanwhile) is success. Waits at most
+ * about timeout_ms (> 0) in total.
+ *
+ * librdkafka's mock cluster (lunamatch-devkafka) has no controller and never
+ * answers CreateTopics: there, existing topics are success and a missing one
+ * ends in LM_ETIMEDOUT.
+ *
+ * Returns LM_OK; LM_EINVAL for a bad name (empty, longer than
+ * LM_KAFKA_TOPIC_MAX, characters outside [a-zA-Z0-9._-]), n of 0 or above
+ * LM_KAFKA_CREATE_TOPICS_MAX, partitions outside 1..LM_KAFKA_PARTITIONS_MAX
+ * or a creation the broker refuses as invalid; LM_ETIMEDOUT; or another
+ * lm_kafka_err value. err names the failing topic.
+ */
+int lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
+    int partitions, int timeout_ms, char *err, size_t errlen);
+
+/*
+ * Waits until the cluster answers a metadata request listing at least one
+ * broker, retrying for at most timeout_ms. Returns LM_OK, LM_ETIMEDOUT when no
+ * broker answered in time, or LM_EINVAL for a negative timeout.
+ */
+int lm_kafka_wait_metadata(rd_kafka_t *rk, int timeout_ms);
+
+/*
+ * Reads the partition count of topic from the cluster's metadata into
+ * *count. Returns LM_OK; LM_ENOENT when the topic does not exist; LM_EINVAL
+ * for a bad name; LM_ETIMEDOUT or another lm_kafka_err value.
+ */
+int lm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms,
+    int *count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_KAFKA_H */

@@ -1,0 +1,378 @@
+/*
+ * kafka.c - shared librdkafka configuration, error mapping, topic creation
+ * and reachability checks; see kafka.h for the contracts.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/log.h"
+
+/* A single metadata attempt in lm_kafka_wait_metadata waits at most this
+ * long, so that a retry follows soon after a broker comes up. */
+#define WAIT_SLICE_MS 1000
+/* Pause between failed attempts that returned early. */
+#define WAIT_RETRY_MS 100
+/* Extra time given to the admin result queue beyond the request timeout. */
+#define ADMIN_GRACE_MS 1000
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Routes librdkafka's log lines to lm_log. Called from librdkafka threads;
+ * lm_log is thread-safe. */
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	lm_log_level l;
+
+	if (level <= 3)
+		l = LM_LOG_ERROR;
+	else if (level == 4)
+		l = LM_LOG_WARN;
+	else if (level <= 6)
+		l = LM_LOG_INFO;
+	else
+		l = LM_LOG_DEBUG;
+	lm_log(l, "kafka.log", "%s %s: %s", rk ? rd_kafka_name(rk) : "-",
+	    fac ? fac : "-", buf ? buf : "");
+}
+
+int
+lm_kafka_set(rd_kafka_conf_t *c, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	char reason[512];
+
+	if (c == NULL || key == NULL || value == NULL) {
+		snprintf(err, errlen, "kafka property: missing configuration, key or value");
+		return LM_EINVAL;
+	}
+	if (rd_kafka_conf_set(c, key, value, reason, sizeof(reason)) != RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "kafka property %s: %s", key, reason);
+		return LM_EINVAL;
+	}
+	return LM_OK;
+}
+
+int
+lm_kafka_conf(const char *brokers, const char *client_id, rd_kafka_conf_t **out,
+    char *err, size_t errlen)
+{
+	rd_kafka_conf_t *c;
+	int rv;
+
+	*out = NULL;
+	if (client_id == NULL)
+		client_id = "lunamatch";
+	if (brokers != NULL && (brokers[0] == '\0' ||
+				   strlen(brokers) >= LM_KAFKA_BROKERS_MAX)) {
+		snprintf(err, errlen, "kafka brokers: must be 1..%d bytes",
+		    LM_KAFKA_BROKERS_MAX - 1);
+		return LM_EINVAL;
+	}
+	if (client_id[0] == '\0' || strlen(client_id) >= LM_KAFKA_CLIENT_ID_MAX) {
+		snprintf(err, errlen, "kafka client id: must be 1..%d bytes",
+		    LM_KAFKA_CLIENT_ID_MAX - 1);
+		return LM_EINVAL;
+	}
+	if ((c = rd_kafka_conf_new()) == NULL) {
+		snprintf(err, errlen, "kafka configuration: out of memory");
+		return LM_ENOMEM;
+	}
+	rd_kafka_conf_set_log_cb(c, log_cb);
+	if ((brokers != NULL &&
+		(rv = lm_kafka_set(c, "bootstrap.servers", brokers, err, errlen)) != LM_OK) ||
+	    (rv = lm_kafka_set(c, "client.id", client_id, err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(c, "socket.keepalive.enable", "true", err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(c, "log.connection.close", "false", err, errlen)) != LM_OK)
+		goto fail;
+	*out = c;
+	return LM_OK;
+fail:
+	rd_kafka_conf_destroy(c);
+	return rv;
+}
+
+int
+lm_kafka_err(rd_kafka_resp_err_t e)
+{
+	switch (e) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		return LM_OK;
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		return LM_ETIMEDOUT;
+	case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS:
+		return LM_EEXIST;
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+	case RD_KAFKA_RESP_ERR__NOENT:
+		return LM_ENOENT;
+	case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+		return LM_EBUSY;
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+		return LM_E2BIG;
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+	case RD_KAFKA_RESP_ERR_INVALID_CONFIG:
+	case RD_KAFKA_RESP_ERR_INVALID_PARTITIONS:
+	case RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR:
+	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+		return LM_EINVAL;
+	case RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE:
+		return LM_ENOTSUP;
+	case RD_KAFKA_RESP_ERR__DESTROY:
+		return LM_ECLOSED;
+	default:
+		return LM_EKAFKA;
+	}
+}
+
+/* Kafka's topic name rule: 1..249 characters of [a-zA-Z0-9._-]. */
+static bool
+topic_name_ok(const char *t)
+{
+	size_t n = 0;
+
+	if (t == NULL)
+		return false;
+	for (; t[n] != '\0'; n++) {
+		char c = t[n];
+		if (n >= LM_KAFKA_TOPIC_MAX)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return n > 0 && strcmp(t, ".") != 0 && strcmp(t, "..") != 0;
+}
+
+/* Fetches the metadata of all topics; *md is freed by the caller with
+ * rd_kafka_metadata_destroy. Never asks for a single topic, so that it cannot
+ * trigger automatic topic creation on the broker. */
+static rd_kafka_resp_err_t
+all_topics(rd_kafka_t *rk, int timeout_ms, const struct rd_kafka_metadata **md)
+{
+	return rd_kafka_metadata(rk, 1, NULL, md, timeout_ms);
+}
+
+/* Partition count of topic in md, or -1 when it is not listed (or listed
+ * with an error, which Kafka reports for a topic being deleted). */
+static int
+md_partitions(const struct rd_kafka_metadata *md, const char *topic)
+{
+	for (int i = 0; i < md->topic_cnt; i++) {
+		if (strcmp(md->topics[i].topic, topic) == 0)
+			return md->topics[i].err ? -1 : md->topics[i].partition_cnt;
+	}
+	return -1;
+}
+
+int
+lm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms,
+    int *count)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e;
+	int n;
+
+	if (rk == NULL || !topic_name_ok(topic) || timeout_ms < 0 || count == NULL)
+		return LM_EINVAL;
+	if ((e = all_topics(rk, timeout_ms, &md)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return lm_kafka_err(e);
+	n = md_partitions(md, topic);
+	rd_kafka_metadata_destroy(md);
+	if (n < 0)
+		return LM_ENOENT;
+	*count = n;
+	return LM_OK;
+}
+
+int
+lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
+    int partitions, int timeout_ms, char *err, size_t errlen)
+{
+	rd_kafka_NewTopic_t **nt = NULL;
+	rd_kafka_AdminOptions_t *opts = NULL;
+	rd_kafka_queue_t *q = NULL;
+	rd_kafka_event_t *ev = NULL;
+	const rd_kafka_CreateTopics_result_t *res;
+	const rd_kafka_topic_result_t **tres;
+	char reason[512];
+	const struct rd_kafka_metadata *md = NULL;
+	const char *first_new = "";
+	size_t cnt = 0, nnew = 0;
+	rd_kafka_resp_err_t e;
+	int64_t start = now_ms();
+	int left, rv = LM_OK;
+
+	if (rk == NULL || topics == NULL || n == 0 || n > LM_KAFKA_CREATE_TOPICS_MAX) {
+		snprintf(err, errlen, "kafka topics: need 1..%d topics",
+		    LM_KAFKA_CREATE_TOPICS_MAX);
+		return LM_EINVAL;
+	}
+	if (partitions < 1 || partitions > LM_KAFKA_PARTITIONS_MAX || timeout_ms <= 0) {
+		snprintf(err, errlen,
+		    "kafka topics: partitions must be 1..%d and the timeout positive",
+		    LM_KAFKA_PARTITIONS_MAX);
+		return LM_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!topic_name_ok(topics[i])) {
+			snprintf(err, errlen,
+			    "kafka topic \"%.64s\": not 1..%d characters of [a-zA-Z0-9._-]",
+			    topics[i] ? topics[i] : "(null)", LM_KAFKA_TOPIC_MAX);
+			return LM_EINVAL;
+		}
+	}
+
+	/* Ask for the missing topics only: brokers without a controller (the
+	 * mock cluster) never answer CreateTopics, but list existing topics. */
+	if ((e = all_topics(rk, timeout_ms, &md)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "kafka metadata: %s", rd_kafka_err2str(e));
+		return lm_kafka_err(e);
+	}
+	if ((nt = calloc(n, sizeof(*nt))) == NULL) {
+		snprintf(err, errlen, "kafka topics: out of memory");
+		rv = LM_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (md_partitions(md, topics[i]) >= 0)
+			continue;
+		/* -1: the broker's default.replication.factor. */
+		nt[nnew] = rd_kafka_NewTopic_new(topics[i], partitions, -1, reason,
+		    sizeof(reason));
+		if (nt[nnew] == NULL) {
+			snprintf(err, errlen, "kafka topic %s: %s", topics[i], reason);
+			rv = LM_EINVAL;
+			goto done;
+		}
+		if (nnew++ == 0)
+			first_new = topics[i];
+	}
+	if (nnew == 0)
+		goto done;
+	left = timeout_ms - (int) (now_ms() - start);
+	if (left <= 0) {
+		snprintf(err, errlen, "kafka topics: no time left after the metadata request");
+		rv = LM_ETIMEDOUT;
+		goto done;
+	}
+	if ((opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS)) == NULL ||
+	    (q = rd_kafka_queue_new(rk)) == NULL) {
+		snprintf(err, errlen, "kafka topics: out of memory");
+		rv = LM_ENOMEM;
+		goto done;
+	}
+	if (rd_kafka_AdminOptions_set_request_timeout(opts, left, reason,
+		sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    rd_kafka_AdminOptions_set_operation_timeout(opts, left, reason,
+		sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "kafka topics: %s", reason);
+		rv = LM_EINVAL;
+		goto done;
+	}
+	rd_kafka_CreateTopics(rk, nt, nnew, opts, q);
+	if ((ev = rd_kafka_queue_poll(q, left + ADMIN_GRACE_MS)) == NULL) {
+		snprintf(err, errlen, "kafka topic %s: no answer to CreateTopics within %d ms",
+		    first_new, timeout_ms);
+		rv = LM_ETIMEDOUT;
+		goto done;
+	}
+	if ((e = rd_kafka_event_error(ev)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "kafka topic %s: cannot create: %s", first_new,
+		    rd_kafka_event_error_string(ev));
+		rv = lm_kafka_err(e);
+		goto done;
+	}
+	if ((res = rd_kafka_event_CreateTopics_result(ev)) == NULL) {
+		snprintf(err, errlen, "kafka topics: unexpected %s event",
+		    rd_kafka_event_name(ev));
+		rv = LM_EKAFKA;
+		goto done;
+	}
+	tres = rd_kafka_CreateTopics_result_topics(res, &cnt);
+	for (size_t i = 0; i < cnt; i++) {
+		e = rd_kafka_topic_result_error(tres[i]);
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			lm_info("kafka.topic.created", "topic %s, %d partitions",
+			    rd_kafka_topic_result_name(tres[i]), partitions);
+		} else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+			const char *s = rd_kafka_topic_result_error_string(tres[i]);
+			snprintf(err, errlen, "kafka topic %s: %s",
+			    rd_kafka_topic_result_name(tres[i]),
+			    s ? s : rd_kafka_err2str(e));
+			rv = lm_kafka_err(e);
+			goto done;
+		}
+	}
+	if (cnt != nnew) {
+		snprintf(err, errlen, "kafka topics: %zu results for %zu topics", cnt, nnew);
+		rv = LM_EKAFKA;
+	}
+done:
+	if (ev != NULL)
+		rd_kafka_event_destroy(ev);
+	if (q != NULL)
+		rd_kafka_queue_destroy(q);
+	if (opts != NULL)
+		rd_kafka_AdminOptions_destroy(opts);
+	for (size_t i = 0; nt != NULL && i < nnew; i++)
+		rd_kafka_NewTopic_destroy(nt[i]);
+	free(nt);
+	if (md != NULL)
+		rd_kafka_metadata_destroy(md);
+	return rv;
+}
+
+int
+lm_kafka_wait_metadata(rd_kafka_t *rk, int timeout_ms)
+{
+	int64_t deadline;
+
+	if (rk == NULL || timeout_ms < 0)
+		return LM_EINVAL;
+	deadline = now_ms() + timeout_ms;
+	for (;;) {
+		const struct rd_kafka_metadata *md = NULL;
+		int64_t left = deadline - now_ms();
+		int slice = left < WAIT_SLICE_MS ? (int) (left > 0 ? left : 1) : WAIT_SLICE_MS;
+		int64_t t0 = now_ms();
+
+		if (rd_kafka_metadata(rk, 0, NULL, &md, slice) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			int brokers = md->broker_cnt;
+			rd_kafka_metadata_destroy(md);
+			if (brokers > 0)
+				return LM_OK;
+		}
+		if (now_ms() >= deadline)
+			return LM_ETIMEDOUT;
+		/* A quick failure (connection refused) would spin: pause. */
+		if (now_ms() - t0 < WAIT_RETRY_MS) {
+			left = deadline - now_ms();
+			sleep_ms(left < WAIT_RETRY_MS ? (int) (left > 0 ? left : 0)
+						      : WAIT_RETRY_MS);
+		}
+	}
+}

@@ -1,0 +1,87 @@
+/*
+ * proc.h - child processes, ports and HTTP for the integration tests.
+ *
+ * Integration tests run the real binaries (lunamatch-devkafka, the services,
+ * kcat) as child processes: start one with extra environment, read its stdout
+ * line by line with a deadline, signal it, wait for its exit with a deadline,
+ * and always kill and reap it at the end. Every wait here is bounded in time.
+ *
+ * Functions return LM_OK or an lm_err value (lunamatch/error.h). A
+ * lmt_proc belongs to the thread that uses it; it is not thread-safe.
+ */
+#ifndef LMT_PROC_H
+#define LMT_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Most bytes of the child's stdout buffered while looking for a newline; a
+ * longer line is returned truncated (see lmt_proc_readline). */
+#define LMT_PROC_LINE_MAX 65536
+/* Largest HTTP response body that lmt_http_get returns. */
+#define LMT_HTTP_BODY_MAX (16u << 20)
+
+typedef struct lmt_proc lmt_proc;
+
+/*
+ * Starts argv[0] (searched in PATH when it has no '/') with arguments argv
+ * (NULL-terminated) and the test's environment plus env (NULL-terminated
+ * "NAME=value" strings that add or replace variables; env may be NULL).
+ * stdin is /dev/null, stdout is a pipe read by lmt_proc_readline, stderr goes
+ * to stderr_path (truncated; NULL: the test's own stderr). The child gets
+ * SIGKILL if the test process dies first.
+ *
+ * Returns LM_OK and the new process in *out (free with lmt_proc_free);
+ * LM_ENOENT if the program is not found or not executable; LM_EINVAL for an
+ * empty argv or a malformed env entry; an errno-derived lm_err otherwise.
+ */
+int lmt_proc_start_ex(const char *const argv[], const char *const env[],
+    const char *stderr_path, lmt_proc **out);
+
+/* lmt_proc_start_ex with stderr forwarded to the test's stderr. */
+int lmt_proc_start(const char *const argv[], const char *const env[], lmt_proc **out);
+
+/* The child's process id. */
+pid_t lmt_proc_pid(const lmt_proc *p);
+
+/*
+ * Reads the next line of the child's stdout into buf (without the newline,
+ * NUL-terminated), waiting at most timeout_ms. A final line without a
+ * newline is returned at end of file. Returns LM_OK; LM_E2BIG when the line
+ * did not fit in len - 1 bytes (or exceeded LMT_PROC_LINE_MAX): buf holds its
+ * start and the rest of the line is discarded; LM_ETIMEDOUT; LM_ECLOSED at
+ * end of file; LM_EINVAL for len == 0.
+ */
+int lmt_proc_readline(lmt_proc *p, char *buf, size_t len, int timeout_ms);
+
+/* Sends sig to the child. Returns LM_OK, or LM_ECLOSED if it was reaped. */
+int lmt_proc_signal(lmt_proc *p, int sig);
+
+/*
+ * Waits at most timeout_ms for the child to exit and reaps it. *status
+ * receives its exit code, or 128 + the signal number if a signal ended it
+ * (the shell's convention). Returns LM_OK, or LM_ETIMEDOUT with the child
+ * still running. Once reaped, later calls return the same status at once.
+ */
+int lmt_proc_wait(lmt_proc *p, int timeout_ms, int *status);
+
+/* Kills (SIGKILL) and reaps the child if it still runs, closes the pipe and
+ * frees p. NULL is ignored. */
+void lmt_proc_free(lmt_proc *p);
+
+/* Waits until a TCP connection to host:port (numeric address) succeeds,
+ * for at most timeout_ms. Returns LM_OK, LM_ETIMEDOUT or LM_EINVAL. */
+int lmt_wait_tcp(const char *host, int port, int timeout_ms);
+
+/*
+ * Performs GET url (http:// only) with nng's HTTP client, waiting at most
+ * timeout_ms. On LM_OK, *status is the HTTP status and *body a malloc'd,
+ * NUL-terminated copy of the body (the caller frees it) of *len bytes
+ * (len may be NULL). Returns LM_EINVAL for a bad URL, LM_ETIMEDOUT,
+ * LM_E2BIG for a body above LMT_HTTP_BODY_MAX, LM_ENNG for other transport
+ * errors, LM_ENOMEM.
+ */
+int lmt_http_get(const char *url, int *status, char **body, size_t *len,
+    int timeout_ms);
+
+#endif /* LMT_PROC_H */

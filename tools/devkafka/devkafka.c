@@ -1,0 +1,145 @@
+/*
+ * devkafka.c - lunamatch-devkafka, the embedded Kafka broker for local runs
+ * and tests.
+ *
+ * Runs librdkafka's mock cluster (one broker on a free 127.0.0.1 port) inside
+ * this process, creates the four project topics with the configured partition
+ * count, prints the bootstrap address as the first line on stdout and serves
+ * until SIGTERM or SIGINT, then exits 0. Producers, consumers, consumer
+ * groups with committed offsets and kcat all work against it; topic
+ * administration (CreateTopics) does not, which is why the topics are created
+ * here. Everything lives in memory and is gone when the process exits.
+ *
+ * Exit status: 0 after a signal, 1 when the cluster cannot be started, 2 for
+ * a bad option.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "lunamatch/config.h"
+#include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/log.h"
+
+#ifndef LM_VERSION
+#define LM_VERSION "0.0.0"
+#endif
+
+#define PROG "lunamatch-devkafka"
+/* Brokers in the mock cluster: one is all a single-machine run needs. */
+#define DEV_BROKERS 1
+#define NTOPICS 4
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "Usage: " PROG " [options]\n"
+	    "Runs an in-memory Kafka broker on 127.0.0.1 with the lunamatch topics,\n"
+	    "prints its bootstrap address as the first line on stdout and serves\n"
+	    "until SIGTERM or SIGINT.\n\n");
+	lm_config_usage(out, LM_PROG_DEVKAFKA);
+}
+
+int
+main(int argc, char **argv)
+{
+	lm_config cfg;
+	char err[512];
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *rk = NULL;
+	rd_kafka_mock_cluster_t *mc = NULL;
+	sigset_t sigs;
+	int sig = 0;
+	int rc = 1;
+
+	if (lm_config_load(&cfg, LM_PROG_DEVKAFKA, argc, argv, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return 2;
+	}
+	if (cfg.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (cfg.version) {
+		printf(PROG " %s\n", LM_VERSION);
+		return 0;
+	}
+	if (cfg.argi < argc) {
+		fprintf(stderr, PROG ": unexpected argument \"%s\" (see --help)\n",
+		    argv[cfg.argi]);
+		return 2;
+	}
+	lm_log_set_service("devkafka");
+	lm_log_set_level(cfg.log_level);
+
+	/* Block the stop signals before librdkafka starts its threads, so that
+	 * every thread inherits the mask and only sigwait below sees them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	const char *const topics[NTOPICS] = {cfg.topic_postings, cfg.topic_profiles,
+	    cfg.topic_matches, cfg.topic_dlq};
+
+	if (lm_kafka_conf(NULL, "lunamatch-devkafka", &conf, err, sizeof(err)) != LM_OK) {
+		lm_error("devkafka.config", "%s", err);
+		goto done;
+	}
+	/* librdkafka's notices about this handle (no bootstrap.servers, and
+	 * the mock brokers' chatter) only matter when debugging. */
+	if (cfg.log_level != LM_LOG_DEBUG &&
+	    lm_kafka_set(conf, "log_level", "4", err, sizeof(err)) != LM_OK) {
+		lm_error("devkafka.config", "%s", err);
+		goto done;
+	}
+	/* rd_kafka_new owns conf from here on, even when it fails. */
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	conf = NULL;
+	if (rk == NULL) {
+		lm_error("devkafka.start", "cannot create the owner handle: %s", err);
+		goto done;
+	}
+	if ((mc = rd_kafka_mock_cluster_new(rk, DEV_BROKERS)) == NULL) {
+		lm_error("devkafka.start", "cannot start the mock cluster");
+		goto done;
+	}
+	for (int i = 0; i < NTOPICS; i++) {
+		rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topics[i],
+		    (int) cfg.partitions, 1);
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+			lm_error("devkafka.topic", "cannot create topic %s: %s", topics[i],
+			    rd_kafka_err2str(e));
+			goto done;
+		}
+	}
+
+	/* The contract with scripts and tests: the address is the first line. */
+	if (printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc)) < 0 ||
+	    fflush(stdout) != 0) {
+		lm_error("devkafka.start", "cannot write the bootstrap address to stdout");
+		goto done;
+	}
+	lm_info("devkafka.ready", "serving on %s: %d topics with %u partitions",
+	    rd_kafka_mock_cluster_bootstraps(mc), NTOPICS, cfg.partitions);
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	lm_info("devkafka.stop", "signal %d, shutting down", sig);
+	rc = 0;
+done:
+	if (mc != NULL)
+		rd_kafka_mock_cluster_destroy(mc);
+	if (rk != NULL)
+		rd_kafka_destroy(rk);
+	if (conf != NULL)
+		rd_kafka_conf_destroy(conf);
+	return rc;
+}
