@@ -1,0 +1,1194 @@
+/*
+ * test_score.c - the scorer: every feature against hand-computed values,
+ * every veto with its code and reason, the weighted mean over the features
+ * present, explanation order, improvements and determinism.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "score.h"
+
+typedef Lunamatch__V1__JobPosting JobPosting;
+typedef Lunamatch__V1__CandidateProfile Profile;
+typedef Lunamatch__V1__Match Match;
+
+#define NOW 1750000000LL
+#define DAY 86400LL
+#define EPS 1e-12
+
+/* ---- record builders (everything malloc'd: freed with free_unpacked) ---- */
+
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	assert_non_null(d);
+	return d;
+}
+
+static void *
+grow(void *arr, size_t n, size_t size)
+{
+	void *p = realloc(arr, (n + 1) * size);
+	assert_non_null(p);
+	return p;
+}
+
+static JobPosting *
+post_new(const char *id)
+{
+	JobPosting *p = malloc(sizeof(*p));
+	assert_non_null(p);
+	lunamatch__v1__job_posting__init(p);
+	p->id = xstrdup(id);
+	p->version = 1;
+	p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_OPEN;
+	p->title = xstrdup("Engineer");
+	return p;
+}
+
+static void
+post_free(JobPosting *p)
+{
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+static void
+set_str(char **field, const char *s)
+{
+	if (*field != protobuf_c_empty_string)
+		free(*field);
+	*field = xstrdup(s);
+}
+
+/* A posting skill; its display name is the id upper-cased. */
+static void
+post_skill(JobPosting *p, const char *id, float w)
+{
+	Lunamatch__V1__PostingSkill *s = malloc(sizeof(*s));
+	char name[64];
+	size_t i;
+
+	assert_non_null(s);
+	lunamatch__v1__posting_skill__init(s);
+	for (i = 0; id[i] && i + 1 < sizeof(name); i++)
+		name[i] = (char) (id[i] >= 'a' && id[i] <= 'z' ? id[i] - 32 : id[i]);
+	name[i] = '\0';
+	s->skill_id = xstrdup(id);
+	s->name = xstrdup(name);
+	s->weight = w;
+	p->skills = grow(p->skills, p->n_skills, sizeof(*p->skills));
+	p->skills[p->n_skills++] = s;
+}
+
+/* A requirement group of up to 3 skill ids (NULL ones skipped); the
+ * producer's names equal the ids. */
+static void
+post_group(JobPosting *p, const char *label, float years, const char *a, const char *b,
+    const char *c)
+{
+	Lunamatch__V1__RequirementGroup *g = malloc(sizeof(*g));
+	const char *ids[3] = {a, b, c};
+
+	assert_non_null(g);
+	lunamatch__v1__requirement_group__init(g);
+	g->label = xstrdup(label);
+	g->min_years_experience = years;
+	for (int i = 0; i < 3; i++) {
+		if (ids[i] == NULL)
+			continue;
+		g->skill_ids = grow(g->skill_ids, g->n_skill_ids, sizeof(char *));
+		g->skill_ids[g->n_skill_ids++] = xstrdup(ids[i]);
+		g->skills = grow(g->skills, g->n_skills, sizeof(char *));
+		g->skills[g->n_skills++] = xstrdup(ids[i]);
+	}
+	p->requirement_groups = grow(p->requirement_groups, p->n_requirement_groups,
+	    sizeof(*p->requirement_groups));
+	p->requirement_groups[p->n_requirement_groups++] = g;
+}
+
+static Lunamatch__V1__Location *
+loc_new(const char *city, const char *country)
+{
+	Lunamatch__V1__Location *l = malloc(sizeof(*l));
+	assert_non_null(l);
+	lunamatch__v1__location__init(l);
+	if (city)
+		l->city = xstrdup(city);
+	l->country = xstrdup(country);
+	return l;
+}
+
+static void
+post_loc(JobPosting *p, const char *city, const char *country)
+{
+	p->locations = grow(p->locations, p->n_locations, sizeof(*p->locations));
+	p->locations[p->n_locations++] = loc_new(city, country);
+}
+
+static Lunamatch__V1__Salary *
+salary_new(int64_t amin, int64_t amax)
+{
+	Lunamatch__V1__Salary *s = malloc(sizeof(*s));
+	assert_non_null(s);
+	lunamatch__v1__salary__init(s);
+	s->annual_min = amin;
+	s->annual_max = amax;
+	return s;
+}
+
+static void
+emb(float **v, size_t *n, size_t dim, const float *vals)
+{
+	*v = malloc(dim * sizeof(float));
+	assert_non_null(*v);
+	memcpy(*v, vals, dim * sizeof(float));
+	*n = dim;
+}
+
+static Profile *
+prof_new(const char *id)
+{
+	Profile *c = malloc(sizeof(*c));
+	assert_non_null(c);
+	lunamatch__v1__candidate_profile__init(c);
+	c->id = xstrdup(id);
+	c->version = 1;
+	c->headline = xstrdup("Someone");
+	return c;
+}
+
+static void
+prof_free(Profile *c)
+{
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+}
+
+static void
+prof_skill(Profile *c, const char *id, float years)
+{
+	Lunamatch__V1__CandidateSkill *s = malloc(sizeof(*s));
+	assert_non_null(s);
+	lunamatch__v1__candidate_skill__init(s);
+	s->skill_id = xstrdup(id);
+	s->name = xstrdup(id);
+	s->years = years;
+	c->skills = grow(c->skills, c->n_skills, sizeof(*c->skills));
+	c->skills[c->n_skills++] = s;
+}
+
+static void
+prof_loc(Profile *c, const char *city, const char *country)
+{
+	c->locations = grow(c->locations, c->n_locations, sizeof(*c->locations));
+	c->locations[c->n_locations++] = loc_new(city, country);
+}
+
+static void
+prof_emp(Profile *c, Lunamatch__V1__EmploymentType t)
+{
+	c->desired_employment_types = grow(c->desired_employment_types,
+	    c->n_desired_employment_types, sizeof(*c->desired_employment_types));
+	c->desired_employment_types[c->n_desired_employment_types++] = t;
+}
+
+static Lunamatch__V1__CareerGoals *
+goals(Profile *c)
+{
+	if (c->career_goals == NULL) {
+		c->career_goals = malloc(sizeof(*c->career_goals));
+		assert_non_null(c->career_goals);
+		lunamatch__v1__career_goals__init(c->career_goals);
+	}
+	return c->career_goals;
+}
+
+static void
+add_str(char ***arr, size_t *n, const char *s)
+{
+	*arr = grow(*arr, *n, sizeof(char *));
+	(*arr)[(*n)++] = xstrdup(s);
+}
+
+/* ---- scoring helpers ------------------------------------------------------ */
+
+/* A model where only the listed feature weighs (1.0): score = its value. */
+static lm_model
+only(lm_feature f)
+{
+	lm_model m;
+	lm_model_defaults(&m);
+	memset(m.weights, 0, sizeof(m.weights));
+	m.weights[f] = 1.0;
+	return m;
+}
+
+static lm_score_env
+env_of(const lm_model *m, const lm_skill_stats *st)
+{
+	lm_score_env env = {m, st, NOW, NULL};
+	return env;
+}
+
+static Match *
+explain(const lm_score_env *env, const Profile *c, const JobPosting *p,
+    Lunamatch__V1__ExplainLevel level)
+{
+	Match *m = NULL;
+	assert_int_equal(lm_explain_records(env, c, p, level, &m), LM_OK);
+	assert_non_null(m);
+	return m;
+}
+
+static void
+match_free(Match *m)
+{
+	protobuf_c_message_free_unpacked(&m->base, NULL);
+}
+
+static const Lunamatch__V1__FeatureContribution *
+feature(const Match *m, const char *name)
+{
+	for (size_t i = 0; i < m->explanation->n_features; i++)
+		if (strcmp(m->explanation->features[i]->feature, name) == 0)
+			return m->explanation->features[i];
+	return NULL;
+}
+
+/* The value of feature f for the pair (asserting it is present), and that
+ * the score under a model weighing only f equals it. */
+static double
+value_of(lm_feature f, const Profile *c, const JobPosting *p)
+{
+	lm_model m = only(f);
+	lm_score_env env = env_of(&m, NULL);
+	Match *mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	const Lunamatch__V1__FeatureContribution *fc = feature(mt, lm_feature_name(f));
+	double v, s;
+	bool ok;
+
+	if (fc == NULL)
+		fail_msg("feature %s missing", lm_feature_name(f));
+	v = fc->value;
+	assert_int_equal(lm_score_records(&env, c, p, &s, &ok), LM_OK);
+	assert_true(ok);
+	assert_float_equal(s, v, EPS);
+	assert_float_equal(mt->score, v, EPS);
+	match_free(mt);
+	return v;
+}
+
+static bool
+has_feature(lm_feature f, const Profile *c, const JobPosting *p)
+{
+	lm_model m;
+	lm_score_env env;
+	Match *mt;
+	bool r;
+
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	r = feature(mt, lm_feature_name(f)) != NULL;
+	match_free(mt);
+	return r;
+}
+
+/* ---- corpus statistics ------------------------------------------------------ */
+
+static lm_posting_prep *
+prep_post(const JobPosting *p)
+{
+	lm_posting_prep *pp = NULL;
+	assert_int_equal(lm_posting_prep_new(p, &pp), LM_OK);
+	return pp;
+}
+
+static void
+test_idf(void **state)
+{
+	lm_skill_stats *st = NULL;
+	JobPosting *p1 = post_new("p1"), *p2 = post_new("p2"), *p3 = post_new("p3");
+	lm_posting_prep *a, *b, *c;
+
+	(void) state;
+	post_skill(p1, "a", 1);
+	post_skill(p1, "b", 1);
+	post_skill(p1, "a", 3); /* a duplicate id counts once */
+	post_skill(p2, "a", 1);
+	post_skill(p3, "c", 1);
+	a = prep_post(p1);
+	b = prep_post(p2);
+	c = prep_post(p3);
+	assert_int_equal(lm_skill_stats_new(&st), LM_OK);
+	assert_float_equal(lm_skill_idf(st, "a"), 1.0, 0); /* no corpus: idf 1 */
+	assert_float_equal(lm_skill_idf(NULL, "a"), 1.0, 0);
+	assert_int_equal(lm_skill_stats_add(st, a), LM_OK);
+	assert_int_equal(lm_skill_stats_add(st, b), LM_OK);
+	assert_int_equal(lm_skill_stats_add(st, c), LM_OK);
+	assert_int_equal(lm_skill_stats_docs(st), 3);
+	assert_int_equal(lm_skill_stats_df(st, "a"), 2);
+	assert_int_equal(lm_skill_stats_df(st, "b"), 1);
+	assert_int_equal(lm_skill_stats_df(st, "zz"), 0);
+	assert_float_equal(lm_skill_idf(st, "a"), log(1.0 + 3.0 / 3.0), EPS);
+	assert_float_equal(lm_skill_idf(st, "b"), log(1.0 + 3.0 / 2.0), EPS);
+	assert_float_equal(lm_skill_idf(st, "x:never-seen"), log(4.0), EPS);
+	assert_true(lm_skill_idf(st, "x:never-seen") > lm_skill_idf(st, "b"));
+	lm_skill_stats_remove(st, a);
+	assert_int_equal(lm_skill_stats_docs(st), 2);
+	assert_int_equal(lm_skill_stats_df(st, "a"), 1);
+	assert_int_equal(lm_skill_stats_df(st, "b"), 0);
+	lm_skill_stats_free(st);
+	lm_posting_prep_free(a);
+	lm_posting_prep_free(b);
+	lm_posting_prep_free(c);
+	post_free(p1);
+	post_free(p2);
+	post_free(p3);
+}
+
+/* ---- features ----------------------------------------------------------------- */
+
+static void
+test_skills(void **state)
+{
+	lm_skill_stats *st = NULL;
+	JobPosting *c1 = post_new("c1"), *c2 = post_new("c2"), *c3 = post_new("c3");
+	JobPosting *q = post_new("q");
+	Profile *c = prof_new("c");
+	lm_posting_prep *pp[3];
+	lm_model m = only(LM_FEAT_SKILLS);
+	lm_score_env env;
+	double ia, ib, id, want, s;
+	bool ok;
+	Match *mt;
+
+	(void) state;
+	/* Corpus: N = 3, df(a) = 2, df(b) = 1, df(d) = 0. */
+	post_skill(c1, "a", 1);
+	post_skill(c1, "b", 1);
+	post_skill(c2, "a", 1);
+	post_skill(c3, "c", 1);
+	pp[0] = prep_post(c1);
+	pp[1] = prep_post(c2);
+	pp[2] = prep_post(c3);
+	assert_int_equal(lm_skill_stats_new(&st), LM_OK);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(lm_skill_stats_add(st, pp[i]), LM_OK);
+
+	/* The posting asks for a (weight 2), b (1) and d (unset = 1). */
+	post_skill(q, "a", 2);
+	post_skill(q, "b", 1);
+	post_skill(q, "d", 0);
+	prof_skill(c, "a", 3);
+	prof_skill(c, "d", 1);
+	prof_skill(c, "zzz", 9); /* skills the posting does not ask for do not matter */
+	ia = 2 * log(2.0);
+	ib = 1 * log(2.5);
+	id = 1 * log(4.0);
+	want = (ia + id) / (ia + ib + id);
+	env = env_of(&m, st);
+	assert_int_equal(lm_score_records(&env, c, q, &s, &ok), LM_OK);
+	assert_true(ok);
+	assert_float_equal(s, want, EPS);
+
+	mt = explain(&env, c, q, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_float_equal(feature(mt, "skills")->value, want, EPS);
+	{
+		char detail[128];
+		snprintf(detail, sizeof(detail), "2 of 3 skills, %.0f%% of importance", 100 * want);
+		assert_string_equal(feature(mt, "skills")->detail, detail);
+	}
+	/* Matched: a and d by importance; missing: b. Importances sum to 1. */
+	assert_int_equal(mt->explanation->n_matched_skills, 2);
+	assert_int_equal(mt->explanation->n_missing_skills, 1);
+	assert_string_equal(mt->explanation->missing_skills[0]->skill_id, "b");
+	assert_string_equal(mt->explanation->missing_skills[0]->name, "B");
+	assert_float_equal(mt->explanation->missing_skills[0]->importance, ib / (ia + ib + id),
+	    EPS);
+	assert_float_equal(mt->explanation->missing_skills[0]->candidate_years, 0, 0);
+	{
+		double sum = mt->explanation->missing_skills[0]->importance;
+		for (size_t i = 0; i < 2; i++)
+			sum += mt->explanation->matched_skills[i]->importance;
+		assert_float_equal(sum, 1.0, EPS);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		const Lunamatch__V1__SkillMatch *sm = mt->explanation->matched_skills[i];
+		if (strcmp(sm->skill_id, "a") == 0)
+			assert_float_equal(sm->candidate_years, 3, 0);
+		else
+			assert_float_equal(sm->candidate_years, 1, 0);
+	}
+	match_free(mt);
+
+	/* Without a corpus every skill has idf 1: coverage by weight. */
+	env = env_of(&m, NULL);
+	assert_int_equal(lm_score_records(&env, c, q, &s, &ok), LM_OK);
+	assert_float_equal(s, 3.0 / 4.0, EPS);
+
+	/* No skills on the posting: the feature is left out. */
+	{
+		JobPosting *none = post_new("none");
+		assert_false(has_feature(LM_FEAT_SKILLS, c, none));
+		post_free(none);
+	}
+	for (int i = 0; i < 3; i++)
+		lm_posting_prep_free(pp[i]);
+	lm_skill_stats_free(st);
+	post_free(c1);
+	post_free(c2);
+	post_free(c3);
+	post_free(q);
+	prof_free(c);
+}
+
+static void
+test_experience(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+
+	(void) state;
+	assert_false(has_feature(LM_FEAT_EXPERIENCE, c, p)); /* no requirement */
+	p->min_years_experience = 5;
+	c->years_experience = 3;
+	assert_float_equal(value_of(LM_FEAT_EXPERIENCE, c, p), 0.6, EPS);
+	c->years_experience = 7;
+	assert_float_equal(value_of(LM_FEAT_EXPERIENCE, c, p), 1.0, 0);
+	c->years_experience = 0;
+	assert_float_equal(value_of(LM_FEAT_EXPERIENCE, c, p), 0.0, 0);
+	post_free(p);
+	prof_free(c);
+}
+
+static void
+test_seniority(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+
+	(void) state;
+	c->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_SENIOR;
+	assert_false(has_feature(LM_FEAT_SENIORITY, c, p));
+	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_SENIOR;
+	assert_float_equal(value_of(LM_FEAT_SENIORITY, c, p), 1.0, 0);
+	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_MID;
+	assert_float_equal(value_of(LM_FEAT_SENIORITY, c, p), 0.75, EPS);
+	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_DIRECTOR;
+	assert_float_equal(value_of(LM_FEAT_SENIORITY, c, p), 0.5, EPS);
+	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_INTERN;
+	assert_float_equal(value_of(LM_FEAT_SENIORITY, c, p), 0.0, 0);
+	c->experience_level = 0;
+	assert_false(has_feature(LM_FEAT_SENIORITY, c, p));
+	post_free(p);
+	prof_free(c);
+}
+
+static void
+test_salary(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+
+	(void) state;
+	c->desired_salary = salary_new(90000, 0);
+	assert_false(has_feature(LM_FEAT_SALARY, c, p));
+	p->salary = salary_new(80000, 100000);
+	assert_float_equal(value_of(LM_FEAT_SALARY, c, p), 1.0, 0);
+	c->desired_salary->annual_min = 50000; /* below the range also fits */
+	assert_float_equal(value_of(LM_FEAT_SALARY, c, p), 1.0, 0);
+	c->desired_salary->annual_min = 120000; /* 20% above: half */
+	assert_float_equal(value_of(LM_FEAT_SALARY, c, p), 0.5, EPS);
+	c->desired_salary->annual_min = 140000; /* 40% above: a quarter */
+	assert_float_equal(value_of(LM_FEAT_SALARY, c, p), 0.25, EPS);
+	p->salary->annual_max = 0; /* open-ended: the minimum is the top */
+	p->salary->annual_min = 112000;
+	assert_float_equal(value_of(LM_FEAT_SALARY, c, p), pow(0.5, (28000.0 / 112000) / 0.2),
+	    EPS);
+	c->desired_salary->annual_min = 0; /* unknown */
+	assert_false(has_feature(LM_FEAT_SALARY, c, p));
+	post_free(p);
+	prof_free(c);
+}
+
+static void
+test_location(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+
+	(void) state;
+	assert_false(has_feature(LM_FEAT_LOCATION, c, p));
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
+	post_loc(p, "Berlin", "DE");
+	assert_false(has_feature(LM_FEAT_LOCATION, c, p)); /* candidate says nothing */
+	c->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
+	prof_loc(c, "berlin", "de");
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), 1.0, 0);
+	/* Onsite preference for a hybrid job (0.75), same country other city (0.7). */
+	c->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE;
+	set_str(&c->locations[0]->city, "Munich");
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), (0.75 + 0.7) / 2, EPS);
+	/* A candidate location without a city accepts the whole country. */
+	set_str(&c->locations[0]->city, "");
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), (0.75 + 1.0) / 2, EPS);
+	/* Remote preference for a hybrid job (0.5); elsewhere, relocates (0.4). */
+	c->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	set_str(&c->locations[0]->country, "US");
+	c->willing_to_relocate = true;
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), (0.5 + 0.4) / 2, EPS);
+	/* A remote job: only the remote part counts. */
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), 1.0, 0);
+	c->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), 0.75, EPS);
+	/* No remote policies: only places. */
+	p->remote = 0;
+	c->remote = 0;
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), 0.4, EPS);
+	post_free(p);
+	prof_free(c);
+}
+
+static void
+test_education(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+
+	(void) state;
+	c->education = LUNAMATCH__V1__EDUCATION__EDUCATION_MASTER;
+	assert_false(has_feature(LM_FEAT_EDUCATION, c, p));
+	p->education = LUNAMATCH__V1__EDUCATION__EDUCATION_BACHELOR;
+	assert_float_equal(value_of(LM_FEAT_EDUCATION, c, p), 1.0, 0);
+	c->education = LUNAMATCH__V1__EDUCATION__EDUCATION_ASSOCIATE;
+	assert_float_equal(value_of(LM_FEAT_EDUCATION, c, p), 0.75, EPS);
+	c->education = LUNAMATCH__V1__EDUCATION__EDUCATION_HIGH_SCHOOL;
+	assert_float_equal(value_of(LM_FEAT_EDUCATION, c, p), 0.5, EPS);
+	c->education = LUNAMATCH__V1__EDUCATION__EDUCATION_NONE;
+	assert_float_equal(value_of(LM_FEAT_EDUCATION, c, p), 0.25, EPS);
+	p->education = LUNAMATCH__V1__EDUCATION__EDUCATION_NONE; /* no minimum */
+	assert_float_equal(value_of(LM_FEAT_EDUCATION, c, p), 1.0, 0);
+	c->education = 0;
+	assert_false(has_feature(LM_FEAT_EDUCATION, c, p));
+	post_free(p);
+	prof_free(c);
+}
+
+static void
+test_career_goals(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	Lunamatch__V1__CareerGoals *g;
+
+	(void) state;
+	set_str(&p->title, "Senior Data-Engineer (Payments)");
+	set_str(&p->category, "Data");
+	set_str(&p->industry, "Fintech");
+	assert_false(has_feature(LM_FEAT_CAREER_GOALS, c, p));
+	g = goals(c);
+	add_str(&g->desired_titles, &g->n_desired_titles, "ML Engineer");
+	assert_float_equal(value_of(LM_FEAT_CAREER_GOALS, c, p), 0.5, EPS); /* engineer of 2 */
+	add_str(&g->desired_titles, &g->n_desired_titles, "data engineer");
+	assert_float_equal(value_of(LM_FEAT_CAREER_GOALS, c, p), 1.0, 0); /* the best title */
+	add_str(&g->desired_categories, &g->n_desired_categories, "DATA");
+	add_str(&g->desired_industries, &g->n_desired_industries, "Retail");
+	assert_float_equal(value_of(LM_FEAT_CAREER_GOALS, c, p), 2.0 / 3.0, EPS);
+	set_str(&p->title, "Machine Learning Lead");
+	/* titles: "ml engineer" 0/2, "data engineer" 0/2 -> 0; category 1; industry 0 */
+	assert_float_equal(value_of(LM_FEAT_CAREER_GOALS, c, p), 1.0 / 3.0, EPS);
+	post_free(p);
+	prof_free(c);
+}
+
+static void
+test_freshness(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+
+	(void) state;
+	assert_false(has_feature(LM_FEAT_FRESHNESS, c, p));
+	p->posted_at = NOW - 30 * DAY;
+	assert_float_equal(value_of(LM_FEAT_FRESHNESS, c, p), 0.5, EPS);
+	p->posted_at = NOW - 60 * DAY;
+	assert_float_equal(value_of(LM_FEAT_FRESHNESS, c, p), 0.25, EPS);
+	p->posted_at = NOW - 15 * DAY;
+	assert_float_equal(value_of(LM_FEAT_FRESHNESS, c, p), sqrt(0.5), EPS);
+	p->posted_at = NOW + DAY; /* in the future: fresh */
+	assert_float_equal(value_of(LM_FEAT_FRESHNESS, c, p), 1.0, 0);
+	post_free(p);
+	prof_free(c);
+}
+
+static void
+test_semantic(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	const float x[] = {1, 0, 0}, y[] = {0, 1, 0}, x2[] = {2, 0, 0}, nx[] = {-1, 0, 0};
+	const float xy[] = {1, 1, 0};
+
+	(void) state;
+	emb(&p->embedding, &p->n_embedding, 3, x);
+	assert_false(has_feature(LM_FEAT_SEMANTIC, c, p));
+	emb(&c->embedding, &c->n_embedding, 3, y);
+	assert_float_equal(value_of(LM_FEAT_SEMANTIC, c, p), 0.5, EPS);
+	free(c->embedding);
+	emb(&c->embedding, &c->n_embedding, 3, x2);
+	assert_float_equal(value_of(LM_FEAT_SEMANTIC, c, p), 1.0, EPS);
+	free(c->embedding);
+	emb(&c->embedding, &c->n_embedding, 3, nx);
+	assert_float_equal(value_of(LM_FEAT_SEMANTIC, c, p), 0.0, EPS);
+	free(c->embedding);
+	emb(&c->embedding, &c->n_embedding, 3, xy);
+	assert_float_equal(value_of(LM_FEAT_SEMANTIC, c, p), (1.0 / sqrt(2.0) + 1) / 2, 1e-7);
+	c->n_embedding = 2; /* dimensions differ: left out */
+	assert_false(has_feature(LM_FEAT_SEMANTIC, c, p));
+	c->n_embedding = 3;
+	free(c->embedding);
+	emb(&c->embedding, &c->n_embedding, 3, (const float[]){0, 0, 0}); /* zero vector */
+	assert_false(has_feature(LM_FEAT_SEMANTIC, c, p));
+	post_free(p);
+	prof_free(c);
+}
+
+/* The score is the weighted mean of the features present; a missing
+ * feature's weight is left out of the denominator. */
+static void
+test_weighted_mean(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	lm_model m;
+	lm_score_env env;
+	Match *mt;
+	double s, sum = 0;
+	bool ok;
+
+	(void) state;
+	lm_model_defaults(&m);
+	memset(m.weights, 0, sizeof(m.weights));
+	m.weights[LM_FEAT_SKILLS] = 0.5;
+	m.weights[LM_FEAT_EXPERIENCE] = 0.3;
+	m.weights[LM_FEAT_SALARY] = 0.2;
+	post_skill(p, "a", 1);
+	post_skill(p, "b", 1);
+	prof_skill(c, "a", 1);
+	p->min_years_experience = 4;
+	c->years_experience = 1;
+	p->posted_at = NOW - DAY; /* freshness present but weight 0 */
+	env = env_of(&m, NULL);
+	assert_int_equal(lm_score_records(&env, c, p, &s, &ok), LM_OK);
+	assert_float_equal(s, (0.5 * 0.5 + 0.3 * 0.25) / 0.8, EPS);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY);
+	assert_null(feature(mt, "salary"));
+	assert_non_null(feature(mt, "freshness"));
+	assert_float_equal(feature(mt, "freshness")->contribution, 0, 0);
+	assert_float_equal(feature(mt, "skills")->weight, 0.5, 0);
+	assert_float_equal(feature(mt, "skills")->contribution, 0.5 * 0.5 / 0.8, EPS);
+	for (size_t i = 0; i < mt->explanation->n_features; i++)
+		sum += mt->explanation->features[i]->contribution;
+	assert_float_equal(sum, mt->score, EPS);
+	assert_string_equal(mt->explanation->model_version, "builtin");
+	match_free(mt);
+
+	/* Salary present now: it joins the mean. */
+	c->desired_salary = salary_new(200000, 0);
+	p->salary = salary_new(100000, 100000);
+	assert_int_equal(lm_score_records(&env, c, p, &s, &ok), LM_OK);
+	assert_float_equal(s, 0.5 * 0.5 + 0.3 * 0.25 + 0.2 * pow(0.5, 1.0 / 0.2), EPS);
+
+	/* Nothing comparable: score 0, still eligible. */
+	{
+		JobPosting *bare = post_new("bare");
+		Profile *nobody = prof_new("n");
+		assert_int_equal(lm_score_records(&env, nobody, bare, &s, &ok), LM_OK);
+		assert_true(ok);
+		assert_float_equal(s, 0, 0);
+		post_free(bare);
+		prof_free(nobody);
+	}
+	post_free(p);
+	prof_free(c);
+}
+
+/* ---- vetoes -------------------------------------------------------------------- */
+
+/* Asserts that the pair is vetoed with exactly the given codes, in order,
+ * and that the first reason is `reason`. */
+static void
+expect_vetoes(const lm_filters *f, const Profile *c, const JobPosting *p, const char *reason,
+    int n, ...)
+{
+	lm_model m;
+	lm_score_env env;
+	Match *mt;
+	double s = -1;
+	bool ok = true;
+	va_list ap;
+
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	env.filters = f;
+	assert_int_equal(lm_score_records(&env, c, p, &s, &ok), LM_OK);
+	assert_int_equal(ok, n == 0);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_int_equal(mt->explanation->n_vetoes, n);
+	va_start(ap, n);
+	for (int i = 0; i < n; i++)
+		assert_string_equal(mt->explanation->vetoes[i]->code, va_arg(ap, const char *));
+	va_end(ap);
+	if (n > 0) {
+		char want[300];
+		assert_float_equal(s, 0, 0);
+		assert_float_equal(mt->score, 0, 0);
+		assert_string_equal(mt->explanation->vetoes[0]->reason, reason);
+		snprintf(want, sizeof(want), "not eligible: %s", reason);
+		assert_non_null(strstr(mt->explanation->summary, want));
+		/* Features are still explained for a vetoed pair. */
+		assert_true(mt->explanation->n_features > 0);
+	} else {
+		assert_true(s > 0);
+	}
+	match_free(mt);
+}
+
+static void
+test_vetoes(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+
+	(void) state;
+	p->posted_at = NOW - DAY;
+	expect_vetoes(NULL, c, p, NULL, 0);
+
+	p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+	expect_vetoes(NULL, c, p, "the posting is closed", 1, LM_VETO_POSTING_CLOSED);
+	p->status = 0; /* unspecified counts as open */
+	expect_vetoes(NULL, c, p, NULL, 0);
+
+	p->expires_at = NOW;
+	expect_vetoes(NULL, c, p, "the posting expired", 1, LM_VETO_POSTING_EXPIRED);
+	p->expires_at = NOW + 1;
+	expect_vetoes(NULL, c, p, NULL, 0);
+
+	c->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE;
+	expect_vetoes(NULL, c, p, "onsite job; the candidate wants remote work", 1,
+	    LM_VETO_REMOTE_POLICY);
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
+	expect_vetoes(NULL, c, p, NULL, 0);
+
+	prof_emp(c, LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME);
+	expect_vetoes(NULL, c, p, NULL, 0); /* the job's type is not stated */
+	p->employment_type = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_CONTRACT;
+	expect_vetoes(NULL, c, p, "the job is contract; the candidate wants other employment types",
+	    1, LM_VETO_EMPLOYMENT_TYPE);
+	prof_emp(c, LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_CONTRACT);
+	expect_vetoes(NULL, c, p, NULL, 0);
+
+	post_loc(p, "Berlin", "DE");
+	prof_loc(c, NULL, "US");
+	expect_vetoes(NULL, c, p,
+	    "no job location in the candidate's countries, and the candidate does not relocate", 1,
+	    LM_VETO_LOCATION);
+	c->willing_to_relocate = true;
+	expect_vetoes(NULL, c, p, NULL, 0);
+	c->willing_to_relocate = false;
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	expect_vetoes(NULL, c, p, NULL, 0); /* remote jobs have no place */
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
+	prof_loc(c, "Hamburg", "de");
+	expect_vetoes(NULL, c, p, NULL, 0); /* one country in common */
+
+	/* Requirement groups: any-of skills, and years of experience. */
+	post_group(p, "Python, Scala or Java", 0, "python", "scala", "java");
+	expect_vetoes(NULL, c, p, "requires one of: Python, Scala or Java", 1,
+	    LM_VETO_REQUIREMENT_GROUP);
+	prof_skill(c, "scala", 2);
+	expect_vetoes(NULL, c, p, NULL, 0);
+	post_group(p, "", 5, "k8s", NULL, NULL);
+	c->years_experience = 6;
+	expect_vetoes(NULL, c, p, "requires one of: k8s", 1, LM_VETO_REQUIREMENT_GROUP);
+	prof_skill(c, "k8s", 1);
+	c->years_experience = 2;
+	expect_vetoes(NULL, c, p, "k8s: requires 5.0 years of experience (has 2.0)", 1,
+	    LM_VETO_REQUIREMENT_GROUP);
+	c->years_experience = 5;
+	expect_vetoes(NULL, c, p, NULL, 0);
+	post_group(p, "Go", 0, NULL, NULL, NULL); /* no skills: satisfied by anyone */
+	expect_vetoes(NULL, c, p, NULL, 0);
+
+	/* Several vetoes at once, all reported; failed group labels listed. */
+	p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE;
+	c->years_experience = 1;
+	c->skills[0]->skill_id[0] = 'S'; /* "Scala": no longer "scala" */
+	expect_vetoes(NULL, c, p, "the posting is closed", 4, LM_VETO_POSTING_CLOSED,
+	    LM_VETO_REQUIREMENT_GROUP, LM_VETO_REQUIREMENT_GROUP, LM_VETO_REMOTE_POLICY);
+	{
+		lm_model m;
+		lm_score_env env;
+		Match *mt;
+		lm_model_defaults(&m);
+		env = env_of(&m, NULL);
+		mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY);
+		assert_int_equal(mt->explanation->n_failed_requirement_groups, 2);
+		assert_string_equal(mt->explanation->failed_requirement_groups[0],
+		    "Python, Scala or Java");
+		assert_string_equal(mt->explanation->failed_requirement_groups[1], "k8s");
+		assert_string_equal(mt->explanation->summary,
+		    "not eligible: the posting is closed (+3 more)");
+		match_free(mt);
+	}
+	post_free(p);
+	prof_free(c);
+}
+
+static void
+test_job_filters(void **state)
+{
+	JobPosting *p = post_new("p7");
+	Profile *c = prof_new("c");
+	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	lm_filters *f = NULL;
+	char err[128];
+	char *countries[] = {"FR", "de"}, *cats[] = {"data"}, *ex[] = {"p1", "p7"};
+	Lunamatch__V1__EmploymentType types[] = {
+	    LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME};
+
+	(void) state;
+	p->posted_at = NOW - DAY;
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
+	post_loc(p, "Berlin", "DE");
+	set_str(&p->category, "Data");
+	p->employment_type = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME;
+	p->salary = salary_new(60000, 80000);
+
+	jf.remote_only = 1;
+#define WITH_FILTERS(reason, n)                                                     \
+	do {                                                                        \
+		assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_OK); \
+		if (n)                                                              \
+			expect_vetoes(f, c, p, reason, 1, LM_VETO_FILTER);           \
+		else                                                                \
+			expect_vetoes(f, c, p, NULL, 0);                              \
+		lm_filters_free(f);                                                 \
+	} while (0)
+	WITH_FILTERS("filter: remote jobs only; this one is hybrid", 1);
+	jf.remote_only = 0;
+	jf.n_countries = 2;
+	jf.countries = countries;
+	WITH_FILTERS(NULL, 0);
+	jf.n_countries = 1;
+	WITH_FILTERS("filter: no job location in the requested countries", 1);
+	jf.n_countries = 0;
+	jf.min_annual_salary = 80000;
+	WITH_FILTERS(NULL, 0);
+	jf.min_annual_salary = 80001;
+	WITH_FILTERS("filter: pays at most 80000 a year, below 80001", 1);
+	jf.min_annual_salary = 0;
+	jf.n_employment_types = 1;
+	jf.employment_types = types;
+	WITH_FILTERS(NULL, 0);
+	p->employment_type = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_PART_TIME;
+	WITH_FILTERS("filter: employment type part-time not requested", 1);
+	jf.n_employment_types = 0;
+	jf.n_categories = 1;
+	jf.categories = cats;
+	WITH_FILTERS(NULL, 0); /* case-insensitive */
+	set_str(&p->category, "Web");
+	WITH_FILTERS("filter: category not requested", 1);
+	jf.n_categories = 0;
+	jf.posted_after = NOW - DAY;
+	WITH_FILTERS(NULL, 0);
+	jf.posted_after = NOW - DAY + 1;
+	WITH_FILTERS("filter: posted before the requested date", 1);
+	jf.posted_after = 0;
+	jf.n_exclude_ids = 1;
+	jf.exclude_ids = ex;
+	WITH_FILTERS(NULL, 0);
+	jf.n_exclude_ids = 2;
+	WITH_FILTERS("filter: job excluded", 1);
+#undef WITH_FILTERS
+
+	/* Validation. */
+	jf.n_exclude_ids = LM_FILTER_LIST_MAX + 1;
+	assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_EINVAL);
+	assert_non_null(strstr(err, "exclude_ids"));
+	jf.n_exclude_ids = 0;
+	jf.min_annual_salary = -1;
+	assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_EINVAL);
+	assert_null(f);
+	assert_int_equal(lm_filters_for_jobs(NULL, &f, err, sizeof(err)), LM_OK);
+	assert_null(f);
+	post_free(p);
+	prof_free(c);
+}
+
+static void
+test_candidate_filters(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c3");
+	Lunamatch__V1__CandidateFilters cf = LUNAMATCH__V1__CANDIDATE_FILTERS__INIT;
+	lm_filters *f = NULL;
+	char err[128];
+	char *countries[] = {"GB"}, *ex[] = {"c3"};
+	Lunamatch__V1__EmploymentType types[] = {
+	    LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_CONTRACT};
+
+	(void) state;
+	p->posted_at = NOW - DAY;
+	prof_loc(c, "London", "GB");
+	c->years_experience = 3;
+#define WITH_FILTERS(reason, n)                                                           \
+	do {                                                                              \
+		assert_int_equal(lm_filters_for_candidates(&cf, &f, err, sizeof(err)), LM_OK); \
+		if (n)                                                                    \
+			expect_vetoes(f, c, p, reason, 1, LM_VETO_FILTER);                 \
+		else                                                                      \
+			expect_vetoes(f, c, p, NULL, 0);                                    \
+		lm_filters_free(f);                                                       \
+	} while (0)
+	cf.n_countries = 1;
+	cf.countries = countries;
+	WITH_FILTERS(NULL, 0);
+	set_str(&c->locations[0]->country, "IE");
+	WITH_FILTERS("filter: no preferred location in the requested countries", 1);
+	cf.n_countries = 0;
+	cf.min_years_experience = 3;
+	WITH_FILTERS(NULL, 0);
+	cf.min_years_experience = 3.5f;
+	WITH_FILTERS("filter: 3.0 years of experience, 3.5 requested", 1);
+	cf.min_years_experience = 0;
+	cf.n_employment_types = 1;
+	cf.employment_types = types;
+	WITH_FILTERS(NULL, 0); /* the candidate accepts any type */
+	prof_emp(c, LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME);
+	WITH_FILTERS("filter: candidate accepts none of the requested employment types", 1);
+	cf.n_employment_types = 0;
+	cf.remote_only = 1;
+	WITH_FILTERS("filter: candidates preferring remote work only", 1);
+	c->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	WITH_FILTERS(NULL, 0);
+	cf.remote_only = 0;
+	cf.n_exclude_ids = 1;
+	cf.exclude_ids = ex;
+	WITH_FILTERS("filter: candidate excluded", 1);
+#undef WITH_FILTERS
+	cf.n_exclude_ids = 0;
+	cf.min_years_experience = NAN;
+	assert_int_equal(lm_filters_for_candidates(&cf, &f, err, sizeof(err)), LM_EINVAL);
+	post_free(p);
+	prof_free(c);
+}
+
+/* ---- explanations ------------------------------------------------------------------ */
+
+static void
+test_explanation_order(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	lm_model m;
+	lm_score_env env;
+	Match *mt;
+	const char *matched[] = {"z", "a", "c", "e", "f", "g"};
+	const char *missing[] = {"y", "b", "d"};
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL); /* idf 1: importance = weight / sum of weights */
+	post_skill(p, "c", 1);
+	post_skill(p, "b", 1);
+	post_skill(p, "z", 3);
+	post_skill(p, "a", 1);
+	post_skill(p, "y", 2);
+	post_skill(p, "d", 1);
+	post_skill(p, "g", 1);
+	post_skill(p, "f", 1);
+	post_skill(p, "e", 1);
+	prof_skill(c, "g", 1);
+	prof_skill(c, "e", 1);
+	prof_skill(c, "c", 1);
+	prof_skill(c, "f", 1);
+	prof_skill(c, "a", 2.5f);
+	prof_skill(c, "z", 4);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_int_equal(mt->explanation->n_matched_skills, 6);
+	assert_int_equal(mt->explanation->n_missing_skills, 3);
+	for (size_t i = 0; i < 6; i++)
+		assert_string_equal(mt->explanation->matched_skills[i]->skill_id, matched[i]);
+	for (size_t i = 0; i < 3; i++)
+		assert_string_equal(mt->explanation->missing_skills[i]->skill_id, missing[i]);
+	assert_float_equal(mt->explanation->matched_skills[0]->importance, 3.0 / 12, EPS);
+	assert_float_equal(mt->explanation->matched_skills[1]->candidate_years, 2.5, 0);
+	assert_string_equal(mt->title, "Engineer");
+	assert_string_equal(mt->job_id, "p");
+	assert_string_equal(mt->candidate_id, "c");
+	assert_int_equal(mt->rank, 0);
+	match_free(mt);
+
+	/* SUMMARY: at most LM_EXPLAIN_SUMMARY_SKILLS each, the most important. */
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY);
+	assert_int_equal(mt->explanation->n_matched_skills, LM_EXPLAIN_SUMMARY_SKILLS);
+	for (size_t i = 0; i < LM_EXPLAIN_SUMMARY_SKILLS; i++)
+		assert_string_equal(mt->explanation->matched_skills[i]->skill_id, matched[i]);
+	assert_int_equal(mt->explanation->n_improvements, 0);
+	assert_non_null(strstr(mt->explanation->summary, "6/9 skills"));
+	assert_non_null(strstr(mt->explanation->summary, "missing Y"));
+	match_free(mt);
+	/* UNSPECIFIED means SUMMARY. */
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_UNSPECIFIED);
+	assert_int_equal(mt->explanation->n_matched_skills, LM_EXPLAIN_SUMMARY_SKILLS);
+	match_free(mt);
+	/* NONE: score only. */
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE);
+	assert_null(mt->explanation);
+	assert_true(mt->score > 0);
+	match_free(mt);
+	post_free(p);
+	prof_free(c);
+}
+
+static void
+test_improvements(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	lm_model m;
+	lm_score_env env;
+	Match *mt;
+
+	(void) state;
+	lm_model_defaults(&m);
+	memset(m.weights, 0, sizeof(m.weights));
+	m.weights[LM_FEAT_SKILLS] = 0.6;
+	m.weights[LM_FEAT_EXPERIENCE] = 0.3;
+	m.weights[LM_FEAT_EDUCATION] = 0.1;
+	env = env_of(&m, NULL);
+	post_skill(p, "a", 1);
+	post_skill(p, "b", 1);
+	post_skill(p, "c", 2);
+	prof_skill(c, "a", 1);
+	p->min_years_experience = 4;
+	c->years_experience = 1;
+	p->education = LUNAMATCH__V1__EDUCATION__EDUCATION_MASTER;
+	c->education = LUNAMATCH__V1__EDUCATION__EDUCATION_BACHELOR;
+	/* skills 1/4, experience 0.25, education 0.75 */
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_float_equal(mt->score, 0.6 * 0.25 + 0.3 * 0.25 + 0.1 * 0.75, EPS);
+	assert_int_equal(mt->explanation->n_improvements, 4);
+	assert_string_equal(mt->explanation->improvements[0]->action, "add skill: C");
+	assert_float_equal(mt->explanation->improvements[0]->score_gain, 0.6 * 0.5, EPS);
+	assert_string_equal(mt->explanation->improvements[1]->action,
+	    "reach 4.0 years of experience");
+	assert_float_equal(mt->explanation->improvements[1]->score_gain, 0.3 * 0.75, EPS);
+	assert_string_equal(mt->explanation->improvements[2]->action, "add skill: B");
+	assert_float_equal(mt->explanation->improvements[2]->score_gain, 0.6 * 0.25, EPS);
+	assert_string_equal(mt->explanation->improvements[3]->action, "reach education: master");
+	assert_float_equal(mt->explanation->improvements[3]->score_gain, 0.1 * 0.25, EPS);
+	match_free(mt);
+
+	/* Equal gains: ordered by action text. */
+	p->skills[2]->weight = 1;
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_string_equal(mt->explanation->improvements[0]->action,
+	    "reach 4.0 years of experience");
+	assert_string_equal(mt->explanation->improvements[1]->action, "add skill: B");
+	assert_string_equal(mt->explanation->improvements[2]->action, "add skill: C");
+	assert_float_equal(mt->explanation->improvements[1]->score_gain,
+	    mt->explanation->improvements[2]->score_gain, 0);
+	match_free(mt);
+
+	/* A vetoed pair: the action that lifts the veto gains the whole score. */
+	post_group(p, "Rust", 0, "rust", NULL, NULL);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_float_equal(mt->score, 0, 0);
+	assert_int_equal(mt->explanation->n_improvements, 1);
+	assert_string_equal(mt->explanation->improvements[0]->action, "add skill: rust");
+	assert_float_equal(mt->explanation->improvements[0]->score_gain,
+	    0.6 * (1.0 / 3) + 0.3 * 0.25 + 0.1 * 0.75, EPS);
+	match_free(mt);
+	post_free(p);
+	prof_free(c);
+}
+
+/* Same inputs, same bytes; the order of a candidate's skills is irrelevant. */
+static void
+test_determinism(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c1 = prof_new("c"), *c2 = prof_new("c");
+	lm_model m;
+	lm_score_env env;
+	const char *ids[] = {"k", "b", "x:weird", "a", "q"};
+	uint8_t *b1, *b2;
+	size_t n1, n2;
+	Match *m1, *m2;
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	for (int i = 0; i < 5; i++) {
+		post_skill(p, ids[i], (float) (i % 3));
+		prof_skill(c1, ids[i], 1);
+		prof_skill(c2, ids[4 - i], 1);
+	}
+	post_skill(p, "zz", 1);
+	p->posted_at = NOW - 3 * DAY;
+	p->min_years_experience = 3;
+	c1->years_experience = c2->years_experience = 2;
+	m1 = explain(&env, c1, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	m2 = explain(&env, c2, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	n1 = protobuf_c_message_get_packed_size(&m1->base);
+	n2 = protobuf_c_message_get_packed_size(&m2->base);
+	assert_int_equal(n1, n2);
+	b1 = malloc(n1);
+	b2 = malloc(n2);
+	protobuf_c_message_pack(&m1->base, b1);
+	protobuf_c_message_pack(&m2->base, b2);
+	assert_memory_equal(b1, b2, n1);
+	assert_true(m1->score > 0 && m1->score < 1);
+	free(b1);
+	free(b2);
+	match_free(m1);
+	match_free(m2);
+	post_free(p);
+	prof_free(c1);
+	prof_free(c2);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_idf),
+	    cmocka_unit_test(test_skills),
+	    cmocka_unit_test(test_experience),
+	    cmocka_unit_test(test_seniority),
+	    cmocka_unit_test(test_salary),
+	    cmocka_unit_test(test_location),
+	    cmocka_unit_test(test_education),
+	    cmocka_unit_test(test_career_goals),
+	    cmocka_unit_test(test_freshness),
+	    cmocka_unit_test(test_semantic),
+	    cmocka_unit_test(test_weighted_mean),
+	    cmocka_unit_test(test_vetoes),
+	    cmocka_unit_test(test_job_filters),
+	    cmocka_unit_test(test_candidate_filters),
+	    cmocka_unit_test(test_explanation_order),
+	    cmocka_unit_test(test_improvements),
+	    cmocka_unit_test(test_determinism),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
