@@ -91,7 +91,15 @@ struct lm_rpc_server {
 	char dial_url[URL_MAX];  /* what the probe dials */
 	struct slot *slots;
 	atomic_bool started, draining, closing, serving;
-	atomic_uint probe_seq;
+
+	/* Self-probe (pmtx serializes probes). While probe_active, the receive
+	 * callback looks for probe_id and sets probe_seen: a probe that never
+	 * reaches the server means a dead listener even when nng's REQ side
+	 * believes it is connected (nng #1518 on ipc://). */
+	pthread_mutex_t pmtx;
+	char probe_id[32];        /* "probe-<probe_seq>"; pmtx */
+	atomic_uint probe_seq;    /* the probe in progress */
+	atomic_bool probe_active, probe_seen;
 
 	/* Worker pool and queue (mtx). */
 	pthread_mutex_t mtx;
@@ -418,6 +426,14 @@ slot_cb(void *arg)
 	sl->recv_ns = mono_ns();
 	sl->state = S_WORK;
 	call_begin(s);
+	if (atomic_load(&s->probe_active)) {
+		char method[LM_RPC_MAX_METHOD + 1], reqid[LM_RPC_MAX_REQUEST_ID + 1];
+		char want[32];
+		scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid);
+		snprintf(want, sizeof(want), "probe-%u", atomic_load(&s->probe_seq));
+		if (strcmp(reqid, want) == 0)
+			atomic_store(&s->probe_seen, true);
+	}
 	if (nng_msg_len(msg) > s->max_req) {
 		early_reply(sl, CODE_EXHAUSTED, REJ_TOO_LARGE,
 		    "request of %zu bytes exceeds the limit of %zu bytes", nng_msg_len(msg),
@@ -717,6 +733,9 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	atomic_init(&s->closing, false);
 	atomic_init(&s->serving, false);
 	atomic_init(&s->probe_seq, 0);
+	atomic_init(&s->probe_active, false);
+	atomic_init(&s->probe_seen, false);
+	pthread_mutex_init(&s->pmtx, NULL);
 	pthread_mutex_init(&s->lmtx, NULL);
 	pthread_mutex_init(&s->mtx, NULL);
 	pthread_cond_init(&s->work_cv, NULL);
@@ -946,6 +965,7 @@ lm_rpc_server_free(lm_rpc_server *s)
 	pthread_cond_destroy(&s->idle_cv);
 	pthread_mutex_destroy(&s->mtx);
 	pthread_mutex_destroy(&s->lmtx);
+	pthread_mutex_destroy(&s->pmtx);
 	free(s->req_total);
 	free(s->latency);
 	free(s->slots);
@@ -957,8 +977,9 @@ lm_rpc_server_free(lm_rpc_server *s)
 
 /* ---- self-probe ------------------------------------------------------- */
 
-/* One probe: LM_OK answered, LM_ETIMEDOUT connected without an answer,
- * LM_ECLOSED no connection. */
+/* One probe (pmtx held): LM_OK answered; LM_ETIMEDOUT the request reached
+ * the server but no answer came in time; LM_ECLOSED it never reached the
+ * server (no connection, or a connection the server does not serve). */
 static int
 probe_once(lm_rpc_server *s, unsigned timeout_ms)
 {
@@ -967,16 +988,19 @@ probe_once(lm_rpc_server *s, unsigned timeout_ms)
 	nng_socket sock;
 	nng_dialer d;
 	nng_msg *msg = NULL;
-	char method[LM_RPC_MAX_METHOD + 1], reqid[64];
+	char method[LM_RPC_MAX_METHOD + 1];
 	nng_time start = nng_clock();
 	int rv, out;
 
 	if (protobuf_c_service_descriptor_get_method_by_name(s->svc, "Check") == NULL ||
 	    lm_rpc_method_name("Check", method, sizeof(method)) != LM_OK)
 		snprintf(method, sizeof(method), "%sProbe", LM_RPC_METHOD_PREFIX);
-	snprintf(reqid, sizeof(reqid), "probe-%u", atomic_fetch_add(&s->probe_seq, 1));
+	snprintf(s->probe_id, sizeof(s->probe_id), "probe-%u",
+	    atomic_fetch_add(&s->probe_seq, 1) + 1);
+	atomic_store(&s->probe_seen, false);
+	atomic_store(&s->probe_active, true);
 	req.method = method;
-	req.request_id = reqid;
+	req.request_id = s->probe_id;
 	req.timeout_ms = timeout_ms;
 
 	if ((rv = nng_req0_open(&sock)) != 0)
@@ -1011,17 +1035,20 @@ probe_once(lm_rpc_server *s, unsigned timeout_ms)
 	    (nng_duration) (spent < timeout_ms ? timeout_ms - spent : 1));
 	if ((rv = nng_recvmsg(sock, &msg, 0)) != 0) {
 		msg = NULL;
-		out = rv == NNG_ETIMEDOUT ? LM_ETIMEDOUT : LM_ENNG;
+		if (rv == NNG_ETIMEDOUT)
+			out = atomic_load(&s->probe_seen) ? LM_ETIMEDOUT : LM_ECLOSED;
 		goto done;
 	}
 	resp = lunamatch__v1__rpc_response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
-	if (resp != NULL && resp->request_id != NULL && strcmp(resp->request_id, reqid) == 0)
+	if (resp != NULL && resp->request_id != NULL &&
+	    strcmp(resp->request_id, s->probe_id) == 0)
 		out = LM_OK;
 	else
 		lm_warn("rpc.probe.bad_answer", "self-probe got an answer it cannot read");
 	if (resp != NULL)
 		lunamatch__v1__rpc_response__free_unpacked(resp, NULL);
 done:
+	atomic_store(&s->probe_active, false);
 	nng_msg_free(msg);
 	nng_close(sock);
 	return out;
@@ -1038,23 +1065,27 @@ lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms)
 		return LM_ECLOSED;
 	if (timeout_ms == 0)
 		timeout_ms = 1000;
+	pthread_mutex_lock(&s->pmtx);
 	rv = probe_once(s, timeout_ms);
 	if (rv != LM_ECLOSED)
-		return rv;
+		goto out;
 
 	/* nng #1518: the listener may have stopped accepting. Restart it. */
 	pthread_mutex_lock(&s->lmtx);
 	if (atomic_load(&s->closing) || atomic_load(&s->draining)) {
 		pthread_mutex_unlock(&s->lmtx);
-		return LM_ECLOSED;
+		goto out;
 	}
-	lm_warn("rpc.listener.restart", "self-probe could not connect to %s; restarting the "
-					"listener", s->dial_url);
+	lm_warn("rpc.listener.restart", "self-probe request did not reach the server at %s; "
+					"restarting the listener", s->dial_url);
 	lm_counter_add(s->restarts, 1);
 	nng_listener_close(s->listener);
 	rv = listen_on(s, s->bound_url);
 	pthread_mutex_unlock(&s->lmtx);
-	if (rv != LM_OK)
-		return LM_ECLOSED;
-	return probe_once(s, timeout_ms);
+	rv = rv == LM_OK ? probe_once(s, timeout_ms) : LM_ECLOSED;
+	if (rv == LM_OK)
+		lm_info("rpc.listener.restarted", "listener on %s serves again", s->dial_url);
+out:
+	pthread_mutex_unlock(&s->pmtx);
+	return rv;
 }
