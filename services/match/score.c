@@ -121,6 +121,7 @@ struct pskill {
 	const char *id;
 	const char *name; /* display name: the producer's, or the id */
 	double w;         /* posting weight; 1 when unset */
+	size_t ord;       /* position in the record, to keep the first of duplicates */
 };
 
 struct cskill {
@@ -149,6 +150,7 @@ struct lm_profile_prep {
 	size_t n_skills;
 	struct tokset *titles; /* tokens of each desired title that has any */
 	size_t n_titles;
+	size_t titles_cap; /* slots allocated in titles */
 	bool has_country;
 };
 
@@ -331,7 +333,12 @@ locs_have_country(Lunamatch__V1__Location **locs, size_t n)
 static int
 cmp_pskill(const void *a, const void *b)
 {
-	return strcmp(((const struct pskill *) a)->id, ((const struct pskill *) b)->id);
+	const struct pskill *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	if (c != 0)
+		return c;
+	return x->ord < y->ord ? -1 : (x->ord > y->ord ? 1 : 0);
 }
 
 static int
@@ -367,10 +374,11 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		p->skills[n].id = s->skill_id;
 		p->skills[n].name = (s->name && s->name[0]) ? s->name : s->skill_id;
 		p->skills[n].w = skill_weight(s->weight);
+		p->skills[n].ord = i;
 		n++;
 	}
-	/* Duplicates of an id: the first entry's name, the largest weight. A
-	 * stable order is needed for "first", so sort an index-tagged order. */
+	/* Duplicates of an id: the first entry's name, the largest weight
+	 * (entries of one id sort by their position in the record). */
 	if (n > 1) {
 		qsort(p->skills, n, sizeof(*p->skills), cmp_pskill);
 		size_t k = 0;
@@ -453,6 +461,7 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 			nt = LM_DESIRED_TITLES_MAX;
 		if ((c->titles = calloc(nt, sizeof(*c->titles))) == NULL)
 			goto nomem;
+		c->titles_cap = nt;
 		for (size_t i = 0; i < nt; i++) {
 			if (tokenize(rec->career_goals->desired_titles[i], &c->titles[c->n_titles]) !=
 			    LM_OK)
@@ -475,13 +484,8 @@ lm_profile_prep_free(lm_profile_prep *c)
 	if (c == NULL)
 		return;
 	free(c->skills);
-	if (c->titles != NULL) {
-		size_t nt = c->rec->career_goals->n_desired_titles;
-		if (nt > LM_DESIRED_TITLES_MAX)
-			nt = LM_DESIRED_TITLES_MAX;
-		for (size_t i = 0; i < nt; i++)
-			tokset_clear(&c->titles[i]);
-	}
+	for (size_t i = 0; i < c->titles_cap; i++)
+		tokset_clear(&c->titles[i]);
 	free(c->titles);
 	free(c);
 }

@@ -1,0 +1,1139 @@
+/*
+ * test_index.c - the match index: exact top-k against an exhaustive scan
+ * over many random data sets (a property test with fixed seeds), updates
+ * that take effect at once, errors, and queries racing with updates.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "index.h"
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "score.h"
+
+typedef Lunamatch__V1__JobPosting JobPosting;
+typedef Lunamatch__V1__CandidateProfile Profile;
+
+#define NOW 1750000000LL
+#define DAY 86400LL
+
+/* ---- random records ------------------------------------------------------- */
+
+struct rng {
+	uint64_t s;
+};
+
+static uint64_t
+rnd(struct rng *r)
+{
+	uint64_t x = r->s; /* xorshift64* */
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	r->s = x;
+	return x * 2685821657736338717ULL;
+}
+
+static uint32_t
+rn(struct rng *r, uint32_t n)
+{
+	return n == 0 ? 0 : (uint32_t) (rnd(r) % n);
+}
+
+static bool
+chance(struct rng *r, unsigned pct)
+{
+	return rn(r, 100) < pct;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (d == NULL)
+		abort();
+	return d;
+}
+
+static void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+static const char *const countries[] = {"US", "DE", "FR", "GB"};
+static const char *const cities[] = {"Alpha", "Beta", "Gamma", ""};
+static const char *const categories[] = {"Data", "Web", "ML", "Ops", ""};
+static const char *const industries[] = {"Fintech", "Retail", "Health", ""};
+static const char *const titles[] = {"Senior Data Engineer", "Web Developer",
+    "ML Engineer", "Site Reliability Engineer", "Data Analyst", "Backend Engineer"};
+static const float weights[] = {0, 0.5f, 1, 2, 5};
+
+static char *
+skill_id(struct rng *r)
+{
+	char buf[32];
+	if (chance(r, 5))
+		snprintf(buf, sizeof(buf), "x:rare%u", rn(r, 50));
+	else
+		snprintf(buf, sizeof(buf), "s%02u", rn(r, 25));
+	return xstrdup(buf);
+}
+
+static Lunamatch__V1__Location **
+gen_locations(struct rng *r, size_t *n)
+{
+	Lunamatch__V1__Location **v;
+
+	*n = rn(r, 3);
+	v = xcalloc(*n, sizeof(*v));
+	for (size_t i = 0; i < *n; i++) {
+		v[i] = xcalloc(1, sizeof(*v[i]));
+		lunamatch__v1__location__init(v[i]);
+		v[i]->city = xstrdup(cities[rn(r, 4)]);
+		v[i]->country = xstrdup(countries[rn(r, 4)]);
+	}
+	return v;
+}
+
+static float *
+gen_embedding(struct rng *r, size_t *n)
+{
+	float *v;
+
+	*n = chance(r, 40) ? 4 : (chance(r, 15) ? 3 : 0);
+	if (*n == 0)
+		return NULL;
+	v = xcalloc(*n, sizeof(float));
+	for (size_t i = 0; i < *n; i++)
+		v[i] = (float) rn(r, 2001) / 1000.0f - 1.0f;
+	return v;
+}
+
+static JobPosting *
+gen_posting(struct rng *r, const char *id)
+{
+	JobPosting *p = xcalloc(1, sizeof(*p));
+
+	lunamatch__v1__job_posting__init(p);
+	p->id = xstrdup(id);
+	p->version = 1 + rn(r, 5);
+	p->status = chance(r, 8) ? LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED
+	                         : (Lunamatch__V1__PostingStatus) rn(r, 2);
+	p->title = xstrdup(titles[rn(r, 6)]);
+	p->company = xstrdup("Acme");
+	p->category = xstrdup(categories[rn(r, 5)]);
+	p->industry = xstrdup(industries[rn(r, 4)]);
+	p->employment_type = (Lunamatch__V1__EmploymentType) rn(r, 6);
+	p->experience_level = (Lunamatch__V1__ExperienceLevel) rn(r, 9);
+	p->min_years_experience = chance(r, 50) ? 0 : (float) rn(r, 24) / 2.0f;
+	p->education = (Lunamatch__V1__Education) rn(r, 7);
+	p->locations = gen_locations(r, &p->n_locations);
+	p->remote = (Lunamatch__V1__RemotePolicy) rn(r, 4);
+	if (chance(r, 70)) {
+		p->salary = xcalloc(1, sizeof(*p->salary));
+		lunamatch__v1__salary__init(p->salary);
+		p->salary->annual_min = 40000 + rn(r, 100000);
+		p->salary->annual_max = chance(r, 80) ? p->salary->annual_min + rn(r, 50000) : 0;
+	}
+	p->n_skills = rn(r, 9);
+	p->skills = xcalloc(p->n_skills, sizeof(*p->skills));
+	for (size_t i = 0; i < p->n_skills; i++) {
+		Lunamatch__V1__PostingSkill *s = xcalloc(1, sizeof(*s));
+		lunamatch__v1__posting_skill__init(s);
+		s->skill_id = skill_id(r);
+		s->name = xstrdup(s->skill_id);
+		s->weight = weights[rn(r, 5)];
+		p->skills[i] = s;
+	}
+	p->n_requirement_groups = chance(r, 60) ? 0 : rn(r, 3);
+	p->requirement_groups = xcalloc(p->n_requirement_groups, sizeof(*p->requirement_groups));
+	for (size_t i = 0; i < p->n_requirement_groups; i++) {
+		Lunamatch__V1__RequirementGroup *g = xcalloc(1, sizeof(*g));
+		lunamatch__v1__requirement_group__init(g);
+		g->label = xstrdup(chance(r, 50) ? "must" : "");
+		g->min_years_experience = chance(r, 70) ? 0 : (float) rn(r, 8);
+		g->n_skill_ids = rn(r, 4);
+		g->skill_ids = xcalloc(g->n_skill_ids, sizeof(char *));
+		for (size_t k = 0; k < g->n_skill_ids; k++)
+			g->skill_ids[k] = skill_id(r);
+		p->requirement_groups[i] = g;
+	}
+	p->posted_at = chance(r, 10) ? 0 : NOW - (int64_t) rn(r, 120 * DAY) + DAY;
+	p->expires_at = chance(r, 60)   ? 0
+	                : chance(r, 50) ? NOW - (int64_t) rn(r, 10 * DAY)
+	                                : NOW + 1 + (int64_t) rn(r, 30 * DAY);
+	p->embedding = gen_embedding(r, &p->n_embedding);
+	return p;
+}
+
+static Profile *
+gen_profile(struct rng *r, const char *id)
+{
+	Profile *c = xcalloc(1, sizeof(*c));
+
+	lunamatch__v1__candidate_profile__init(c);
+	c->id = xstrdup(id);
+	c->version = 1 + rn(r, 5);
+	c->headline = xstrdup("Engineer");
+	c->n_skills = rn(r, 13);
+	c->skills = xcalloc(c->n_skills, sizeof(*c->skills));
+	for (size_t i = 0; i < c->n_skills; i++) {
+		Lunamatch__V1__CandidateSkill *s = xcalloc(1, sizeof(*s));
+		lunamatch__v1__candidate_skill__init(s);
+		s->skill_id = skill_id(r);
+		s->years = (float) rn(r, 10);
+		c->skills[i] = s;
+	}
+	c->years_experience = (float) rn(r, 40) / 2.0f;
+	c->experience_level = (Lunamatch__V1__ExperienceLevel) rn(r, 9);
+	c->education = (Lunamatch__V1__Education) rn(r, 7);
+	c->locations = gen_locations(r, &c->n_locations);
+	c->willing_to_relocate = chance(r, 30);
+	c->remote = (Lunamatch__V1__RemotePolicy) rn(r, 4);
+	if (chance(r, 70)) {
+		c->desired_salary = xcalloc(1, sizeof(*c->desired_salary));
+		lunamatch__v1__salary__init(c->desired_salary);
+		c->desired_salary->annual_min = 30000 + rn(r, 150000);
+	}
+	if (chance(r, 30)) {
+		c->n_desired_employment_types = 1 + rn(r, 2);
+		c->desired_employment_types =
+		    xcalloc(c->n_desired_employment_types, sizeof(*c->desired_employment_types));
+		for (size_t i = 0; i < c->n_desired_employment_types; i++)
+			c->desired_employment_types[i] = (Lunamatch__V1__EmploymentType) (1 + rn(r, 5));
+	}
+	if (chance(r, 60)) {
+		Lunamatch__V1__CareerGoals *g = xcalloc(1, sizeof(*g));
+		lunamatch__v1__career_goals__init(g);
+		g->n_desired_titles = rn(r, 3);
+		g->desired_titles = xcalloc(g->n_desired_titles, sizeof(char *));
+		for (size_t i = 0; i < g->n_desired_titles; i++)
+			g->desired_titles[i] = xstrdup(titles[rn(r, 6)]);
+		g->n_desired_categories = rn(r, 3);
+		g->desired_categories = xcalloc(g->n_desired_categories, sizeof(char *));
+		for (size_t i = 0; i < g->n_desired_categories; i++)
+			g->desired_categories[i] = xstrdup(categories[rn(r, 4)]);
+		g->n_desired_industries = rn(r, 2);
+		g->desired_industries = xcalloc(g->n_desired_industries, sizeof(char *));
+		for (size_t i = 0; i < g->n_desired_industries; i++)
+			g->desired_industries[i] = xstrdup(industries[rn(r, 3)]);
+		c->career_goals = g;
+	}
+	c->embedding = gen_embedding(r, &c->n_embedding);
+	return c;
+}
+
+/* A deep copy through the wire form, optionally under another id. */
+static void *
+dup_msg(const ProtobufCMessage *m, const char *new_id)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = xcalloc(len, 1);
+	ProtobufCMessage *c;
+
+	protobuf_c_message_pack(m, buf);
+	c = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+	free(buf);
+	if (c == NULL)
+		abort();
+	if (new_id != NULL) {
+		/* id is field 1 of both records: the first char * after base. */
+		char **idp = (char **) (void *) ((char *) c + sizeof(ProtobufCMessage));
+		free(*idp);
+		*idp = xstrdup(new_id);
+	}
+	return c;
+}
+
+static void
+free_msg(void *m)
+{
+	if (m != NULL)
+		protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* ---- the reference: an exhaustive scan ------------------------------------- */
+
+struct ref {
+	double score;
+	const char *id;
+	uint64_t version;
+};
+
+static int
+cmp_ref(const void *a, const void *b)
+{
+	const struct ref *x = a, *y = b;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/* One data set as the test keeps it: its own copies of every stored record,
+ * prepared, and its own IDF statistics over the live postings. */
+struct world {
+	JobPosting **posts;
+	lm_posting_prep **pp;
+	size_t np;
+	Profile **profs;
+	lm_profile_prep **cp;
+	size_t nc;
+	lm_skill_stats *stats;
+};
+
+static void
+world_stats(struct world *w, int64_t now)
+{
+	lm_skill_stats_free(w->stats);
+	assert_int_equal(lm_skill_stats_new(&w->stats), LM_OK);
+	for (size_t i = 0; i < w->np; i++) {
+		const JobPosting *p = w->posts[i];
+		if (p->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
+		    (p->expires_at == 0 || p->expires_at > now))
+			assert_int_equal(lm_skill_stats_add(w->stats, w->pp[i]), LM_OK);
+	}
+}
+
+static void
+world_free(struct world *w)
+{
+	for (size_t i = 0; i < w->np; i++) {
+		lm_posting_prep_free(w->pp[i]);
+		free_msg(w->posts[i]);
+	}
+	for (size_t i = 0; i < w->nc; i++) {
+		lm_profile_prep_free(w->cp[i]);
+		free_msg(w->profs[i]);
+	}
+	free(w->posts);
+	free(w->pp);
+	free(w->profs);
+	free(w->cp);
+	lm_skill_stats_free(w->stats);
+	memset(w, 0, sizeof(*w));
+}
+
+/* Eligible pairs of one subject, best first. n_out: their number; vetoed:
+ * the number of vetoed ones. */
+static struct ref *
+reference(const struct world *w, const lm_model *m, int64_t now, const lm_filters *f,
+    const lm_profile_prep *cp, const lm_posting_prep *pp, size_t *n_out, size_t *vetoed)
+{
+	size_t total = cp != NULL ? w->np : w->nc, n = 0;
+	struct ref *v = xcalloc(total, sizeof(*v));
+	lm_score_env env = {m, w->stats, now, f};
+
+	*vetoed = 0;
+	for (size_t i = 0; i < total; i++) {
+		bool ok;
+		double s = cp != NULL ? lm_score_pair(&env, cp, w->pp[i], &ok)
+		                      : lm_score_pair(&env, w->cp[i], pp, &ok);
+		if (!ok) {
+			(*vetoed)++;
+			continue;
+		}
+		v[n].score = s;
+		v[n].id = cp != NULL ? w->posts[i]->id : w->profs[i]->id;
+		v[n].version = cp != NULL ? w->posts[i]->version : w->profs[i]->version;
+		n++;
+	}
+	qsort(v, n, sizeof(*v), cmp_ref);
+	*n_out = n;
+	return v;
+}
+
+/* What the property test covered, so that it cannot pass vacuously. */
+static size_t compared_matches, compared_ties;
+
+/* Compares a response's matches with the first k of the reference. */
+static void
+compare(Lunamatch__V1__Match **got, size_t n_got, const struct ref *want, size_t n_want,
+    uint32_t k, bool jobs)
+{
+	size_t n = n_want < k ? n_want : k;
+
+	assert_int_equal(n_got, n);
+	for (size_t i = 0; i < n; i++) {
+		const char *id = jobs ? got[i]->job_id : got[i]->candidate_id;
+		if (strcmp(id, want[i].id) != 0 || got[i]->score != want[i].score)
+			fail_msg("rank %zu: got %s %.17g, want %s %.17g", i + 1, id, got[i]->score,
+			    want[i].id, want[i].score);
+		assert_int_equal(got[i]->rank, i + 1);
+		compared_matches++;
+		if (i > 0 && want[i - 1].score == want[i].score)
+			compared_ties++;
+	}
+}
+
+/* Filter storage for one query. */
+struct jf_store {
+	Lunamatch__V1__JobFilters f;
+	char *countries[2], *cats[1], *ex[5];
+	Lunamatch__V1__EmploymentType types[2];
+};
+
+struct cf_store {
+	Lunamatch__V1__CandidateFilters f;
+	char *countries[2], *ex[5];
+	Lunamatch__V1__EmploymentType types[2];
+};
+
+static const char *const mixed_case[] = {"us", "De", "FR", "gb"};
+
+static Lunamatch__V1__JobFilters *
+gen_job_filters(struct rng *r, struct jf_store *s, const struct world *w)
+{
+	Lunamatch__V1__JobFilters init = LUNAMATCH__V1__JOB_FILTERS__INIT;
+
+	if (chance(r, 40))
+		return NULL;
+	s->f = init;
+	s->f.remote_only = chance(r, 10);
+	if (chance(r, 15)) {
+		s->f.n_countries = 1 + rn(r, 2);
+		for (size_t i = 0; i < s->f.n_countries; i++)
+			s->countries[i] = (char *) mixed_case[rn(r, 4)];
+		s->f.countries = s->countries;
+	}
+	if (chance(r, 15))
+		s->f.min_annual_salary = rn(r, 150000);
+	if (chance(r, 15)) {
+		s->f.n_employment_types = 1 + rn(r, 2);
+		for (size_t i = 0; i < s->f.n_employment_types; i++)
+			s->types[i] = (Lunamatch__V1__EmploymentType) (1 + rn(r, 5));
+		s->f.employment_types = s->types;
+	}
+	if (chance(r, 15)) {
+		s->f.n_categories = 1;
+		s->cats[0] = (char *) (chance(r, 50) ? "data" : "ML");
+		s->f.categories = s->cats;
+	}
+	if (chance(r, 15))
+		s->f.posted_after = NOW - (int64_t) rn(r, 60) * DAY;
+	if (chance(r, 20) && w->np > 0) {
+		s->f.n_exclude_ids = 1 + rn(r, 5);
+		for (size_t i = 0; i < s->f.n_exclude_ids; i++)
+			s->ex[i] = w->posts[rn(r, (uint32_t) w->np)]->id;
+		s->f.exclude_ids = s->ex;
+	}
+	return &s->f;
+}
+
+static Lunamatch__V1__CandidateFilters *
+gen_cand_filters(struct rng *r, struct cf_store *s, const struct world *w)
+{
+	Lunamatch__V1__CandidateFilters init = LUNAMATCH__V1__CANDIDATE_FILTERS__INIT;
+
+	if (chance(r, 40))
+		return NULL;
+	s->f = init;
+	s->f.remote_only = chance(r, 10);
+	if (chance(r, 15)) {
+		s->f.n_countries = 1 + rn(r, 2);
+		for (size_t i = 0; i < s->f.n_countries; i++)
+			s->countries[i] = (char *) mixed_case[rn(r, 4)];
+		s->f.countries = s->countries;
+	}
+	if (chance(r, 15))
+		s->f.min_years_experience = (float) rn(r, 15);
+	if (chance(r, 15)) {
+		s->f.n_employment_types = 1 + rn(r, 2);
+		for (size_t i = 0; i < s->f.n_employment_types; i++)
+			s->types[i] = (Lunamatch__V1__EmploymentType) (1 + rn(r, 5));
+		s->f.employment_types = s->types;
+	}
+	if (chance(r, 20) && w->nc > 0) {
+		s->f.n_exclude_ids = 1 + rn(r, 5);
+		for (size_t i = 0; i < s->f.n_exclude_ids; i++)
+			s->ex[i] = w->profs[rn(r, (uint32_t) w->nc)]->id;
+		s->f.exclude_ids = s->ex;
+	}
+	return &s->f;
+}
+
+static Lunamatch__V1__ExplainLevel
+gen_level(struct rng *r)
+{
+	return chance(r, 70) ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE
+	       : chance(r, 80) ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY
+	                       : LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+}
+
+static void
+check_explanations(Lunamatch__V1__Match **m, size_t n, Lunamatch__V1__ExplainLevel level)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (level == LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE) {
+			assert_null(m[i]->explanation);
+			continue;
+		}
+		assert_non_null(m[i]->explanation);
+		assert_int_equal(m[i]->explanation->n_vetoes, 0);
+		assert_true(strlen(m[i]->explanation->summary) > 0);
+	}
+}
+
+/* Builds a data set of random size into an index and the world. */
+static void
+build(struct rng *r, const lm_model *m, lm_index **idx, struct world *w)
+{
+	size_t np = 1 + rn(r, 300), nc = 1 + rn(r, 50);
+	char id[32];
+
+	memset(w, 0, sizeof(*w));
+	assert_int_equal(lm_index_new(m, idx), LM_OK);
+	w->posts = xcalloc(np, sizeof(*w->posts));
+	w->pp = xcalloc(np, sizeof(*w->pp));
+	w->profs = xcalloc(nc, sizeof(*w->profs));
+	w->cp = xcalloc(nc, sizeof(*w->cp));
+	for (size_t i = 0; i < np; i++) {
+		JobPosting *p;
+		snprintf(id, sizeof(id), "j%04u.%zu", rn(r, 10000), i);
+		/* Some postings are exact duplicates of others: equal scores. */
+		p = (i > 0 && chance(r, 10)) ? dup_msg(&w->posts[rn(r, (uint32_t) i)]->base, id)
+		                             : gen_posting(r, id);
+		w->posts[i] = p;
+		assert_int_equal(lm_posting_prep_new(p, &w->pp[i]), LM_OK);
+		assert_int_equal(lm_index_put_posting(*idx, dup_msg(&p->base, NULL)), LM_OK);
+	}
+	w->np = np;
+	for (size_t i = 0; i < nc; i++) {
+		Profile *c;
+		snprintf(id, sizeof(id), "c%04u.%zu", rn(r, 10000), i);
+		c = (i > 0 && chance(r, 10)) ? dup_msg(&w->profs[rn(r, (uint32_t) i)]->base, id)
+		                             : gen_profile(r, id);
+		w->profs[i] = c;
+		assert_int_equal(lm_profile_prep_new(c, &w->cp[i]), LM_OK);
+		assert_int_equal(lm_index_put_profile(*idx, dup_msg(&c->base, NULL)), LM_OK);
+	}
+	w->nc = nc;
+
+	/* Updates: new versions replace, removals drop; the world follows. */
+	for (unsigned u = rn(r, 10); u > 0; u--) {
+		size_t i = rn(r, (uint32_t) w->np);
+		JobPosting *p = gen_posting(r, w->posts[i]->id);
+		p->version = w->posts[i]->version + rn(r, 3);
+		assert_int_equal(lm_index_put_posting(*idx, dup_msg(&p->base, NULL)), LM_OK);
+		lm_posting_prep_free(w->pp[i]);
+		free_msg(w->posts[i]);
+		w->posts[i] = p;
+		assert_int_equal(lm_posting_prep_new(p, &w->pp[i]), LM_OK);
+	}
+	for (unsigned u = rn(r, 5); u > 0 && w->np > 1; u--) {
+		size_t i = rn(r, (uint32_t) w->np);
+		assert_int_equal(lm_index_remove_posting(*idx, w->posts[i]->id), LM_OK);
+		lm_posting_prep_free(w->pp[i]);
+		free_msg(w->posts[i]);
+		w->np--;
+		w->posts[i] = w->posts[w->np];
+		w->pp[i] = w->pp[w->np];
+	}
+	for (unsigned u = rn(r, 3); u > 0 && w->nc > 1; u--) {
+		size_t i = rn(r, (uint32_t) w->nc);
+		assert_int_equal(lm_index_remove_profile(*idx, w->profs[i]->id), LM_OK);
+		lm_profile_prep_free(w->cp[i]);
+		free_msg(w->profs[i]);
+		w->nc--;
+		w->profs[i] = w->profs[w->nc];
+		w->cp[i] = w->cp[w->nc];
+	}
+}
+
+static void
+random_model(struct rng *r, lm_model *m)
+{
+	lm_model_defaults(m);
+	if (chance(r, 50))
+		return;
+	do {
+		for (int f = 0; f < LM_FEAT_COUNT; f++)
+			m->weights[f] = chance(r, 20) ? 0 : (double) rn(r, 10) / 10.0;
+	} while (m->weights[LM_FEAT_SKILLS] + m->weights[LM_FEAT_SALARY] == 0);
+}
+
+static void
+query_jobs(struct rng *r, lm_index *idx, const lm_model *m, const struct world *w)
+{
+	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *resp = NULL;
+	struct jf_store fs;
+	lm_filters *f = NULL;
+	lm_profile_prep *own = NULL;
+	const lm_profile_prep *cp;
+	Profile *inl = NULL;
+	struct ref *want;
+	size_t n, vetoed;
+	char err[128];
+
+	req.filters = gen_job_filters(r, &fs, w);
+	req.top_k = chance(r, 10) ? 0 : 1 + rn(r, (uint32_t) w->np + 5);
+	req.explain = gen_level(r);
+	if (chance(r, 25)) {
+		inl = gen_profile(r, "inline");
+		req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE;
+		req.profile = inl;
+		assert_int_equal(lm_profile_prep_new(inl, &own), LM_OK);
+		cp = own;
+	} else {
+		size_t i = rn(r, (uint32_t) w->nc);
+		req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.candidate_id = w->profs[i]->id;
+		cp = w->cp[i];
+	}
+	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_filters_for_jobs(req.filters, &f, err, sizeof(err)), LM_OK);
+	want = reference(w, m, NOW, f, cp, NULL, &n, &vetoed);
+	compare(resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, true);
+	assert_int_equal(resp->considered, w->np);
+	assert_int_equal(resp->vetoed, vetoed);
+	assert_string_equal(resp->model_version, m->version);
+	check_explanations(resp->matches, resp->n_matches, req.explain);
+	free(want);
+	lm_filters_free(f);
+	lm_profile_prep_free(own);
+	free_msg(inl);
+	free_msg(resp);
+}
+
+static void
+query_candidates(struct rng *r, lm_index *idx, const lm_model *m, const struct world *w)
+{
+	Lunamatch__V1__MatchCandidatesRequest req = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesResponse *resp = NULL;
+	struct cf_store fs;
+	lm_filters *f = NULL;
+	lm_posting_prep *own = NULL;
+	const lm_posting_prep *pp;
+	JobPosting *inl = NULL;
+	struct ref *want;
+	size_t n, vetoed;
+	char err[128];
+
+	req.filters = gen_cand_filters(r, &fs, w);
+	req.top_k = chance(r, 10) ? 0 : 1 + rn(r, (uint32_t) w->nc + 5);
+	req.explain = gen_level(r);
+	if (chance(r, 25)) {
+		inl = gen_posting(r, "inline");
+		req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING;
+		req.posting = inl;
+		assert_int_equal(lm_posting_prep_new(inl, &own), LM_OK);
+		pp = own;
+	} else {
+		size_t i = rn(r, (uint32_t) w->np);
+		req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+		req.job_id = w->posts[i]->id;
+		pp = w->pp[i];
+	}
+	assert_int_equal(lm_index_match_candidates(idx, &req, NOW, &resp, err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(lm_filters_for_candidates(req.filters, &f, err, sizeof(err)), LM_OK);
+	want = reference(w, m, NOW, f, NULL, pp, &n, &vetoed);
+	compare(resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, false);
+	assert_int_equal(resp->considered, w->nc);
+	assert_int_equal(resp->vetoed, vetoed);
+	for (size_t i = 0; i < resp->n_matches; i++) {
+		assert_string_equal(resp->matches[i]->title, "Engineer"); /* the headline */
+		assert_string_equal(resp->matches[i]->company, "");
+	}
+	check_explanations(resp->matches, resp->n_matches, req.explain);
+	free(want);
+	lm_filters_free(f);
+	lm_posting_prep_free(own);
+	free_msg(inl);
+	free_msg(resp);
+}
+
+static void
+query_top(struct rng *r, lm_index *idx, const lm_model *m, const struct world *w)
+{
+	bool posting = chance(r, 50);
+	size_t i = rn(r, (uint32_t) (posting ? w->np : w->nc)), n, vetoed, k = 0;
+	uint32_t top = rn(r, 20);
+	double min_score = (double) rn(r, 10) / 10.0;
+	lm_top_list l;
+	struct ref *want;
+
+	if (posting) {
+		assert_int_equal(
+		    lm_index_top_for_posting(idx, w->posts[i]->id, top, min_score, NOW, &l), LM_OK);
+		want = reference(w, m, NOW, NULL, NULL, w->pp[i], &n, &vetoed);
+		assert_int_equal(l.subject_version, w->posts[i]->version);
+	} else {
+		assert_int_equal(
+		    lm_index_top_for_profile(idx, w->profs[i]->id, top, min_score, NOW, &l), LM_OK);
+		want = reference(w, m, NOW, NULL, w->cp[i], NULL, &n, &vetoed);
+		assert_int_equal(l.subject_version, w->profs[i]->version);
+	}
+	while (k < n && k < top && want[k].score >= min_score)
+		k++;
+	assert_int_equal(l.n, k);
+	for (size_t j = 0; j < k; j++) {
+		assert_string_equal(l.items[j].id, want[j].id);
+		assert_true(l.items[j].score == want[j].score);
+		assert_int_equal(l.items[j].version, want[j].version);
+		assert_non_null(strstr(l.items[j].summary, "match ("));
+	}
+	lm_top_list_clear(&l);
+	free(want);
+}
+
+static void
+query_pair(struct rng *r, lm_index *idx, const lm_model *m, const struct world *w)
+{
+	size_t i = rn(r, (uint32_t) w->nc), j = rn(r, (uint32_t) w->np);
+	lm_score_env env = {m, w->stats, NOW, NULL};
+	Lunamatch__V1__ExplainMatchResponse *ex = NULL;
+	double s = -1, want;
+	bool ok, want_ok;
+
+	want = lm_score_pair(&env, w->cp[i], w->pp[j], &want_ok);
+	assert_int_equal(lm_index_pair_score(idx, w->profs[i]->id, w->posts[j]->id, NOW, &s, &ok),
+	    LM_OK);
+	assert_true(s == want);
+	assert_int_equal(ok, want_ok);
+	assert_int_equal(lm_index_explain(idx, w->profs[i]->id, w->posts[j]->id, NOW, &ex), LM_OK);
+	assert_int_equal(ex->eligible, want_ok);
+	assert_true(ex->match->score == want);
+	assert_int_equal(ex->match->explanation->n_vetoes == 0, want_ok);
+	free_msg(ex);
+}
+
+/* The property: for 200 random data sets and random queries, the index
+ * returns exactly the exhaustive scan's top k, ordered by (score desc, id). */
+static void
+test_exact_top_k(void **state)
+{
+	(void) state;
+	for (uint64_t seed = 1; seed <= 200; seed++) {
+		struct rng r = {seed * 0x9E3779B97F4A7C15ULL};
+		lm_model m;
+		lm_index *idx = NULL;
+		struct world w;
+		lm_index_counts counts;
+
+		random_model(&r, &m);
+		build(&r, &m, &idx, &w);
+		world_stats(&w, NOW);
+		for (int q = 0; q < 4; q++) {
+			query_jobs(&r, idx, &m, &w);
+			query_candidates(&r, idx, &m, &w);
+			query_top(&r, idx, &m, &w);
+			query_pair(&r, idx, &m, &w);
+		}
+		/* The queries advanced the clock: N counts live postings at NOW. */
+		lm_index_counts_get(idx, &counts);
+		assert_int_equal(counts.postings, w.np);
+		assert_int_equal(counts.profiles, w.nc);
+		assert_int_equal(counts.open_postings, lm_skill_stats_docs(w.stats));
+		lm_index_free(idx);
+		world_free(&w);
+	}
+	assert_true(compared_matches > 5000);
+	assert_true(compared_ties > 100);
+}
+
+/* ---- updates ------------------------------------------------------------------ */
+
+static JobPosting *
+simple_posting(const char *id, uint64_t version, const char *skill)
+{
+	JobPosting *p = xcalloc(1, sizeof(*p));
+	lunamatch__v1__job_posting__init(p);
+	p->id = xstrdup(id);
+	p->version = version;
+	p->title = xstrdup("Engineer");
+	p->posted_at = NOW - DAY;
+	p->n_skills = 1;
+	p->skills = xcalloc(1, sizeof(*p->skills));
+	p->skills[0] = xcalloc(1, sizeof(*p->skills[0]));
+	lunamatch__v1__posting_skill__init(p->skills[0]);
+	p->skills[0]->skill_id = xstrdup(skill);
+	return p;
+}
+
+static Profile *
+simple_profile(const char *id, const char *skill)
+{
+	Profile *c = xcalloc(1, sizeof(*c));
+	lunamatch__v1__candidate_profile__init(c);
+	c->id = xstrdup(id);
+	c->version = 1;
+	c->headline = xstrdup("Dev");
+	c->n_skills = 1;
+	c->skills = xcalloc(1, sizeof(*c->skills));
+	c->skills[0] = xcalloc(1, sizeof(*c->skills[0]));
+	lunamatch__v1__candidate_skill__init(c->skills[0]);
+	c->skills[0]->skill_id = xstrdup(skill);
+	return c;
+}
+
+/* Ids of a match_jobs answer, comma-separated, into buf. */
+static const char *
+jobs_for(lm_index *idx, const char *cand, char *buf, size_t len)
+{
+	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *resp = NULL;
+	size_t w = 0;
+
+	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	req.candidate_id = (char *) cand;
+	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, NULL, 0), LM_OK);
+	buf[0] = '\0';
+	for (size_t i = 0; i < resp->n_matches && w < len; i++)
+		w += (size_t) snprintf(buf + w, len - w, "%s%s", i ? "," : "",
+		    resp->matches[i]->job_id);
+	free_msg(resp);
+	return buf;
+}
+
+static void
+test_updates(void **state)
+{
+	lm_model m;
+	lm_index *idx = NULL;
+	char buf[256];
+	JobPosting *p, *got = NULL;
+	Profile *pr = NULL;
+	lm_index_counts counts;
+	double s;
+
+	(void) state;
+	lm_model_defaults(&m);
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	assert_int_equal(lm_index_put_profile(idx, simple_profile("c1", "go")), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, simple_posting("j2", 1, "go")), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, simple_posting("j1", 1, "go")), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, simple_posting("j3", 1, "rust")), LM_OK);
+	/* Ties by id; the skill match ranks first. */
+	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j1,j2,j3");
+
+	/* A new version replaces the old at once. */
+	assert_int_equal(lm_index_put_posting(idx, simple_posting("j3", 2, "go")), LM_OK);
+	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j1,j2,j3");
+	p = simple_posting("j1", 2, "rust");
+	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j2,j3,j1");
+	/* An older version is refused and changes nothing. */
+	assert_int_equal(lm_index_put_posting(idx, simple_posting("j1", 1, "go")), LM_ESTALE);
+	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j2,j3,j1");
+
+	/* Closing removes from results but keeps the record for Get/Explain. */
+	p = simple_posting("j2", 5, "go");
+	p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j3,j1");
+	assert_int_equal(lm_index_get_posting(idx, "j2", &got), LM_OK);
+	assert_int_equal(got->version, 5);
+	assert_int_equal(got->status, LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED);
+	free_msg(got);
+	lm_index_counts_get(idx, &counts);
+	assert_int_equal(counts.postings, 3);
+	assert_int_equal(counts.open_postings, 2);
+	assert_int_equal(lm_index_pair_score(idx, "c1", "j2", NOW, &s, NULL), LM_OK);
+	assert_float_equal(s, 0, 0);
+	{
+		Lunamatch__V1__ExplainMatchResponse *ex = NULL;
+		assert_int_equal(lm_index_explain(idx, "c1", "j2", NOW, &ex), LM_OK);
+		assert_false(ex->eligible);
+		assert_string_equal(ex->match->explanation->vetoes[0]->code, LM_VETO_POSTING_CLOSED);
+		free_msg(ex);
+		assert_int_equal(lm_index_explain(idx, "c1", "nope", NOW, &ex), LM_ENOENT);
+		assert_null(ex);
+	}
+
+	/* Removal is immediate. */
+	assert_int_equal(lm_index_remove_posting(idx, "j3"), LM_OK);
+	assert_int_equal(lm_index_remove_posting(idx, "j3"), LM_ENOENT);
+	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j1");
+	assert_int_equal(lm_index_get_posting(idx, "j3", &got), LM_ENOENT);
+	assert_null(got);
+
+	/* Expiry: the posting leaves results and the IDF statistics. */
+	p = simple_posting("j4", 1, "go");
+	p->expires_at = NOW;
+	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	lm_index_counts_get(idx, &counts);
+	assert_int_equal(counts.open_postings, 2); /* the clock is still before NOW */
+	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j1");
+	lm_index_counts_get(idx, &counts);
+	assert_int_equal(counts.open_postings, 1);
+
+	/* Get returns an independent copy. */
+	assert_int_equal(lm_index_get_profile(idx, "c1", &pr), LM_OK);
+	free(pr->headline);
+	pr->headline = xstrdup("changed");
+	free_msg(pr);
+	assert_int_equal(lm_index_get_profile(idx, "c1", &pr), LM_OK);
+	assert_string_equal(pr->headline, "Dev");
+	free_msg(pr);
+
+	/* A removed profile is gone for queries by id. */
+	assert_int_equal(lm_index_remove_profile(idx, "c1"), LM_OK);
+	{
+		Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		Lunamatch__V1__MatchJobsResponse *resp = NULL;
+		char err[128];
+		req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.candidate_id = "c1";
+		assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)),
+		    LM_ENOENT);
+		assert_null(resp);
+	}
+	lm_index_set_seq(idx, 42);
+	assert_int_equal(lm_index_seq(idx), 42);
+	assert_string_equal(lm_index_model_version(idx), "builtin");
+	lm_index_free(idx);
+	lm_index_free(NULL);
+}
+
+static void
+test_errors(void **state)
+{
+	lm_model m;
+	lm_index *idx = NULL;
+	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesRequest creq = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *resp = NULL;
+	Lunamatch__V1__MatchCandidatesResponse *cresp = NULL;
+	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	char err[128] = "";
+	char buf[64];
+	lm_top_list l;
+	JobPosting *noid;
+
+	(void) state;
+	lm_model_defaults(&m);
+	assert_int_equal(lm_index_new(NULL, &idx), LM_EINVAL);
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	for (int i = 0; i < 15; i++) {
+		snprintf(buf, sizeof(buf), "j%02d", i);
+		assert_int_equal(lm_index_put_posting(idx, simple_posting(buf, 1, "go")), LM_OK);
+	}
+	assert_int_equal(lm_index_put_profile(idx, simple_profile("c", "go")), LM_OK);
+	noid = simple_posting("", 1, "go");
+	assert_int_equal(lm_index_put_posting(idx, noid), LM_EINVAL); /* freed by the index */
+
+	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);
+	assert_non_null(strstr(err, "candidate_id"));
+	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	req.candidate_id = "c";
+	req.top_k = LM_INDEX_TOP_K_MAX + 1;
+	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);
+	assert_non_null(strstr(err, "top_k"));
+	req.top_k = 0; /* default 10 */
+	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
+	assert_int_equal(resp->n_matches, LM_INDEX_TOP_K_DEFAULT);
+	assert_int_equal(resp->considered, 15);
+	free_msg(resp);
+	req.top_k = LM_INDEX_TOP_K_MAX;
+	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
+	assert_int_equal(resp->n_matches, 15);
+	free_msg(resp);
+	jf.n_countries = LM_FILTER_LIST_MAX + 1;
+	req.filters = &jf;
+	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);
+	assert_non_null(strstr(err, "countries"));
+	assert_null(resp);
+
+	assert_int_equal(lm_index_match_candidates(idx, &creq, NOW, &cresp, err, sizeof(err)),
+	    LM_EINVAL);
+	creq.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+	creq.job_id = "missing";
+	assert_int_equal(lm_index_match_candidates(idx, &creq, NOW, &cresp, err, sizeof(err)),
+	    LM_ENOENT);
+	assert_null(cresp);
+
+	assert_int_equal(lm_index_top_for_posting(idx, "missing", 5, 0, NOW, &l), LM_ENOENT);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(
+	    lm_index_top_for_profile(idx, "c", LM_INDEX_EVENT_TOP_MAX + 1, 0, NOW, &l), LM_EINVAL);
+	assert_int_equal(lm_index_top_for_profile(idx, "c", 0, 0, NOW, &l), LM_OK);
+	assert_int_equal(l.n, 0);
+	lm_top_list_clear(&l);
+	assert_int_equal(lm_index_top_for_profile(idx, "c", 3, 0, NOW, &l), LM_OK);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.items[0].id, "j00");
+	lm_top_list_clear(&l);
+	lm_top_list_clear(NULL);
+	lm_index_free(idx);
+}
+
+/* ---- concurrency ------------------------------------------------------------------ */
+
+#define RACE_SECONDS 1.5
+#define RACE_READERS 4
+
+struct race {
+	lm_index *idx;
+	atomic_int stop;
+	atomic_int failures;
+	atomic_long queries;
+};
+
+static double
+mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static bool
+ordered(Lunamatch__V1__Match **m, size_t n, bool jobs)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (m[i]->rank != i + 1)
+			return false;
+		if (i > 0) {
+			const char *a = jobs ? m[i - 1]->job_id : m[i - 1]->candidate_id;
+			const char *b = jobs ? m[i]->job_id : m[i]->candidate_id;
+			if (m[i - 1]->score < m[i]->score ||
+			    (m[i - 1]->score == m[i]->score && strcmp(a, b) >= 0))
+				return false;
+		}
+	}
+	return true;
+}
+
+static void *
+reader(void *arg)
+{
+	struct race *rc = arg;
+	struct rng r = {(uint64_t) (uintptr_t) &r | 1};
+	char id[32];
+
+	for (long it = 0; it < 100000 && !atomic_load(&rc->stop); it++) {
+		int rcode;
+		snprintf(id, sizeof(id), "c%02u", rn(&r, 30));
+		if (chance(&r, 50)) {
+			Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+			Lunamatch__V1__MatchJobsResponse *resp = NULL;
+			req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+			req.candidate_id = id;
+			req.top_k = 1 + rn(&r, 50);
+			req.explain = chance(&r, 20) ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL
+			                             : LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
+			rcode = lm_index_match_jobs(rc->idx, &req, NOW, &resp, NULL, 0);
+			if (rcode == LM_OK && !ordered(resp->matches, resp->n_matches, true))
+				atomic_fetch_add(&rc->failures, 1);
+			free_msg(resp);
+		} else if (chance(&r, 60)) {
+			Lunamatch__V1__MatchCandidatesRequest req =
+			    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+			Lunamatch__V1__MatchCandidatesResponse *resp = NULL;
+			snprintf(id, sizeof(id), "j%03u", rn(&r, 150));
+			req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+			req.job_id = id;
+			req.top_k = 1 + rn(&r, 20);
+			rcode = lm_index_match_candidates(rc->idx, &req, NOW, &resp, NULL, 0);
+			if (rcode == LM_OK && !ordered(resp->matches, resp->n_matches, false))
+				atomic_fetch_add(&rc->failures, 1);
+			free_msg(resp);
+		} else {
+			Lunamatch__V1__ExplainMatchResponse *ex = NULL;
+			JobPosting *p = NULL;
+			lm_top_list l;
+			char jid[32];
+			snprintf(jid, sizeof(jid), "j%03u", rn(&r, 150));
+			rcode = lm_index_explain(rc->idx, id, jid, NOW, &ex);
+			free_msg(ex);
+			if (rcode == LM_OK || rcode == LM_ENOENT)
+				rcode = lm_index_get_posting(rc->idx, jid, &p);
+			free_msg(p);
+			if (rcode == LM_OK || rcode == LM_ENOENT)
+				rcode = lm_index_top_for_posting(rc->idx, jid, 10, 0.3, NOW, &l);
+			lm_top_list_clear(&l);
+		}
+		if (rcode != LM_OK && rcode != LM_ENOENT)
+			atomic_fetch_add(&rc->failures, 1);
+		atomic_fetch_add(&rc->queries, 1);
+	}
+	return NULL;
+}
+
+static void
+test_concurrent(void **state)
+{
+	lm_model m;
+	struct race rc;
+	pthread_t th[RACE_READERS];
+	struct rng r = {12345};
+	char id[32];
+	double end;
+	long writes = 0;
+	uint64_t version = 100; /* above every generated version */
+
+	(void) state;
+	lm_model_defaults(&m);
+	memset(&rc, 0, sizeof(rc));
+	assert_int_equal(lm_index_new(&m, &rc.idx), LM_OK);
+	for (unsigned i = 0; i < 150; i++) {
+		snprintf(id, sizeof(id), "j%03u", i);
+		assert_int_equal(lm_index_put_posting(rc.idx, gen_posting(&r, id)), LM_OK);
+	}
+	for (unsigned i = 0; i < 30; i++) {
+		snprintf(id, sizeof(id), "c%02u", i);
+		assert_int_equal(lm_index_put_profile(rc.idx, gen_profile(&r, id)), LM_OK);
+	}
+	for (int i = 0; i < RACE_READERS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, reader, &rc), 0);
+
+	/* The writer: new versions, closings, removals and re-adds. */
+	end = mono() + RACE_SECONDS;
+	while (mono() < end && writes < 200000) {
+		unsigned what = rn(&r, 10);
+		int rcode;
+		version++;
+		if (what < 5) {
+			JobPosting *p;
+			snprintf(id, sizeof(id), "j%03u", rn(&r, 150));
+			p = gen_posting(&r, id);
+			p->version = version;
+			if (what == 0)
+				p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+			rcode = lm_index_put_posting(rc.idx, p);
+		} else if (what < 7) {
+			snprintf(id, sizeof(id), "j%03u", rn(&r, 150));
+			rcode = lm_index_remove_posting(rc.idx, id);
+		} else if (what < 9) {
+			Profile *c;
+			snprintf(id, sizeof(id), "c%02u", rn(&r, 30));
+			c = gen_profile(&r, id);
+			c->version = version;
+			rcode = lm_index_put_profile(rc.idx, c);
+		} else {
+			snprintf(id, sizeof(id), "c%02u", rn(&r, 30));
+			rcode = lm_index_remove_profile(rc.idx, id);
+		}
+		assert_true(rcode == LM_OK || rcode == LM_ENOENT);
+		writes++;
+	}
+	atomic_store(&rc.stop, 1);
+	for (int i = 0; i < RACE_READERS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	assert_int_equal(atomic_load(&rc.failures), 0);
+	assert_true(atomic_load(&rc.queries) > 0);
+	assert_true(writes > 0);
+	lm_index_free(rc.idx);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_exact_top_k),
+	    cmocka_unit_test(test_updates),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_concurrent),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
