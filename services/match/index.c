@@ -563,7 +563,8 @@ scan(const lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 		x.e = e;
 		heap_offer(h, &x);
 	}
-	qsort(h->v, h->n, sizeof(*h->v), cmp_hit);
+	if (h->n > 1)
+		qsort(h->v, h->n, sizeof(*h->v), cmp_hit);
 }
 
 static void
