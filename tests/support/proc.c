@@ -173,6 +173,9 @@ lmt_proc_start_ex(const char *const argv[], const char *const env[],
 		if (dup2(devnull, 0) < 0 || dup2(outp[1], 1) < 0 ||
 		    (errfd >= 0 && dup2(errfd, 2) < 0))
 			goto child_fail;
+		/* Own process group: lmt_proc_free kills what the child
+		 * started too (shell wrappers, interpreter shims). */
+		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
@@ -187,6 +190,7 @@ lmt_proc_start_ex(const char *const argv[], const char *const env[],
 		_exit(127);
 	}
 
+	setpgid(p->pid, p->pid); /* as the child does: whoever runs first wins */
 	close(outp[1]);
 	outp[1] = -1;
 	close(errp[1]);
@@ -351,6 +355,7 @@ lmt_proc_free(lmt_proc *p)
 		return;
 	if (!p->reaped) {
 		int st;
+		kill(-p->pid, SIGKILL);
 		kill(p->pid, SIGKILL);
 		while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
 			;

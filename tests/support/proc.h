@@ -28,8 +28,8 @@ typedef struct lmt_proc lmt_proc;
  * (NULL-terminated) and the test's environment plus env (NULL-terminated
  * "NAME=value" strings that add or replace variables; env may be NULL).
  * stdin is /dev/null, stdout is a pipe read by lmt_proc_readline, stderr goes
- * to stderr_path (truncated; NULL: the test's own stderr). The child gets
- * SIGKILL if the test process dies first.
+ * to stderr_path (truncated; NULL: the test's own stderr). The child runs
+ * in its own process group and gets SIGKILL if the test process dies first.
  *
  * Returns LM_OK and the new process in *out (free with lmt_proc_free);
  * LM_ENOENT if the program is not found or not executable; LM_EINVAL for an
@@ -65,8 +65,8 @@ int lmt_proc_signal(lmt_proc *p, int sig);
  */
 int lmt_proc_wait(lmt_proc *p, int timeout_ms, int *status);
 
-/* Kills (SIGKILL) and reaps the child if it still runs, closes the pipe and
- * frees p. NULL is ignored. */
+/* If the child was not reaped yet: kills (SIGKILL) its process group and
+ * reaps it. Then closes the pipe and frees p. NULL is ignored. */
 void lmt_proc_free(lmt_proc *p);
 
 /* Waits until a TCP connection to host:port (numeric address) succeeds,
