@@ -26,7 +26,7 @@ typedef Lunamatch__V1__CandidateProfile CandidateProfile;
 struct ent {
 	struct ent *next; /* hash chain */
 	uint64_t hash;
-	size_t slot; /* position in the table's dense array */
+	size_t slot;    /* position in the table's dense array */
 	const char *id; /* points into rec */
 	uint64_t version;
 	ProtobufCMessage *rec;
@@ -47,8 +47,8 @@ struct lm_index {
 	const lm_model *model;
 	struct table posts, profs;
 	lm_skill_stats *stats;
-	int64_t clock;                /* under the lock */
-	_Atomic int64_t next_expiry;  /* earliest expires_at of a counted posting */
+	int64_t clock;               /* under the lock */
+	_Atomic int64_t next_expiry; /* earliest expires_at of a counted posting */
 	_Atomic uint64_t seq;
 };
 
@@ -195,7 +195,8 @@ lm_index_new(const lm_model *model, lm_index **out)
 	pthread_rwlockattr_init(&attr);
 #ifdef __GLIBC__
 	/* Updates must not starve behind a steady stream of queries. */
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlockattr_setkind_np(
+	    &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 #endif
 	if (pthread_rwlock_init(&idx->lock, &attr) != 0) {
 		pthread_rwlockattr_destroy(&attr);
@@ -267,7 +268,8 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 	if (live && (rc = lm_skill_stats_add(idx->stats, pp)) != LM_OK)
 		goto fail;
 	if (old == NULL) {
-		if ((e = calloc(1, sizeof(*e))) == NULL || table_reserve(&idx->posts) != LM_OK) {
+		if ((e = calloc(1, sizeof(*e))) == NULL ||
+		    table_reserve(&idx->posts) != LM_OK) {
 			if (live)
 				lm_skill_stats_remove(idx->stats, pp);
 			free(e);
@@ -325,7 +327,8 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
 		goto fail;
 	}
 	if (old == NULL) {
-		if ((e = calloc(1, sizeof(*e))) == NULL || table_reserve(&idx->profs) != LM_OK) {
+		if ((e = calloc(1, sizeof(*e))) == NULL ||
+		    table_reserve(&idx->profs) != LM_OK) {
 			free(e);
 			rc = LM_ENOMEM;
 			goto fail;
@@ -604,9 +607,9 @@ set_str(char **field, const char *s)
 
 /* Builds the ranked Match list of a scan. Read lock held. */
 static int
-build_matches(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
-    const struct heap *h, Lunamatch__V1__ExplainLevel level, Lunamatch__V1__Match ***out,
-    size_t *n_out)
+build_matches(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, const struct heap *h, Lunamatch__V1__ExplainLevel level,
+    Lunamatch__V1__Match ***out, size_t *n_out)
 {
 	Lunamatch__V1__Match **v;
 
@@ -640,8 +643,8 @@ build_matches(const lm_score_env *env, const lm_profile_prep *cp, const lm_posti
 }
 
 int
-lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req, int64_t now,
-    Lunamatch__V1__MatchJobsResponse **out, char *err, size_t errlen)
+lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req,
+    int64_t now, Lunamatch__V1__MatchJobsResponse **out, char *err, size_t errlen)
 {
 	Lunamatch__V1__MatchJobsResponse *resp = NULL;
 	lm_profile_prep *own = NULL;
@@ -666,8 +669,9 @@ lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req, i
 	    req->profile == NULL)
 		goto nosubject;
 	if (req->subject_case != LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE &&
-	    (req->subject_case != LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID ||
-		req->candidate_id == NULL || req->candidate_id[0] == '\0'))
+	    (req->subject_case !=
+	            LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID ||
+	        req->candidate_id == NULL || req->candidate_id[0] == '\0'))
 		goto nosubject;
 	if ((rc = lm_filters_for_jobs(req->filters, &filters, err, errlen)) != LM_OK)
 		return rc;
@@ -705,7 +709,8 @@ lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req, i
 	env.now = now;
 	env.filters = filters;
 	scan(idx, &env, cp, NULL, -INFINITY, &h, &resp->considered, &resp->vetoed);
-	rc = build_matches(&env, cp, NULL, &h, req->explain, &resp->matches, &resp->n_matches);
+	rc = build_matches(
+	    &env, cp, NULL, &h, req->explain, &resp->matches, &resp->n_matches);
 	pthread_rwlock_unlock(&idx->lock);
 	if (rc != LM_OK)
 		goto done;
@@ -749,16 +754,21 @@ lm_index_match_candidates(lm_index *idx, const Lunamatch__V1__MatchCandidatesReq
 	k = req->top_k;
 	if ((rc = check_top_k(&k, err, errlen)) != LM_OK)
 		return rc;
-	if (req->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
+	if (req->subject_case ==
+	        LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
 	    req->posting == NULL)
 		goto nosubject;
-	if (req->subject_case != LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
-	    (req->subject_case != LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID ||
-		req->job_id == NULL || req->job_id[0] == '\0'))
+	if (req->subject_case !=
+	        LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
+	    (req->subject_case !=
+	            LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID ||
+	        req->job_id == NULL || req->job_id[0] == '\0'))
 		goto nosubject;
-	if ((rc = lm_filters_for_candidates(req->filters, &filters, err, errlen)) != LM_OK)
+	if ((rc = lm_filters_for_candidates(req->filters, &filters, err, errlen)) !=
+	    LM_OK)
 		return rc;
-	if (req->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
+	if (req->subject_case ==
+	        LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
 	    (rc = lm_posting_prep_new(req->posting, &own)) != LM_OK) {
 		lm_filters_free(filters);
 		return rc;
@@ -792,7 +802,8 @@ lm_index_match_candidates(lm_index *idx, const Lunamatch__V1__MatchCandidatesReq
 	env.now = now;
 	env.filters = filters;
 	scan(idx, &env, NULL, pp, -INFINITY, &h, &resp->considered, &resp->vetoed);
-	rc = build_matches(&env, NULL, pp, &h, req->explain, &resp->matches, &resp->n_matches);
+	rc = build_matches(
+	    &env, NULL, pp, &h, req->explain, &resp->matches, &resp->n_matches);
 	pthread_rwlock_unlock(&idx->lock);
 	if (rc != LM_OK)
 		goto done;
@@ -841,8 +852,8 @@ lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, in
 		env.stats = idx->stats;
 		env.now = now;
 		env.filters = NULL;
-		rc = lm_explain_pair(&env, c->cp, p->pp, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL,
-		    &resp->match);
+		rc = lm_explain_pair(&env, c->cp, p->pp,
+		    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL, &resp->match);
 	}
 	pthread_rwlock_unlock(&idx->lock);
 	if (rc != LM_OK) {
@@ -911,8 +922,8 @@ lm_index_get_profile(lm_index *idx, const char *id, CandidateProfile **out)
 }
 
 int
-lm_index_pair_score(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
-    double *score, bool *eligible)
+lm_index_pair_score(lm_index *idx, const char *candidate_id, const char *job_id,
+    int64_t now, double *score, bool *eligible)
 {
 	const struct ent *c, *p;
 	lm_score_env env;
@@ -980,8 +991,8 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 	env.stats = idx->stats;
 	env.now = now;
 	env.filters = NULL;
-	scan(idx, &env, posting ? NULL : subj->cp, posting ? subj->pp : NULL, min_score, &h,
-	    &considered, &vetoed);
+	scan(idx, &env, posting ? NULL : subj->cp, posting ? subj->pp : NULL, min_score,
+	    &h, &considered, &vetoed);
 	if (h.n > 0 && (out->items = calloc(h.n, sizeof(*out->items))) == NULL) {
 		rc = LM_ENOMEM;
 		goto done;
@@ -991,10 +1002,11 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 		lm_top_item *it = &out->items[out->n];
 		Lunamatch__V1__Match *m = NULL;
 
-		rc = posting ? lm_explain_pair(&env, o->cp, subj->pp,
-				   LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m)
-		             : lm_explain_pair(&env, subj->cp, o->pp,
-				   LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m);
+		rc = posting
+		         ? lm_explain_pair(&env, o->cp, subj->pp,
+		               LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m)
+		         : lm_explain_pair(&env, subj->cp, o->pp,
+		               LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m);
 		if (rc != LM_OK)
 			goto done;
 		it->id = strdup(o->id);

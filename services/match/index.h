@@ -33,8 +33,8 @@
 extern "C" {
 #endif
 
-#define LM_INDEX_TOP_K_MAX 1000     /* largest top_k of a query */
-#define LM_INDEX_TOP_K_DEFAULT 10   /* top_k 0 means this */
+#define LM_INDEX_TOP_K_MAX     1000  /* largest top_k of a query */
+#define LM_INDEX_TOP_K_DEFAULT 10    /* top_k 0 means this */
 #define LM_INDEX_EVENT_TOP_MAX 10000 /* largest n of lm_index_top_for_* */
 
 typedef struct lm_index lm_index;
@@ -101,20 +101,22 @@ int lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *re
 /* Candidates for a job: a stored posting (req->job_id) or an inline one.
  * Matches carry the candidate's headline as title and no company. Same
  * contract as lm_index_match_jobs. */
-int lm_index_match_candidates(lm_index *idx, const Lunamatch__V1__MatchCandidatesRequest *req,
-    int64_t now, Lunamatch__V1__MatchCandidatesResponse **out, char *err, size_t errlen);
+int lm_index_match_candidates(lm_index *idx,
+    const Lunamatch__V1__MatchCandidatesRequest *req, int64_t now,
+    Lunamatch__V1__MatchCandidatesResponse **out, char *err, size_t errlen);
 
 /* One stored pair explained at FULL level, vetoed or not (score 0 and
  * eligible false when vetoed). Caller frees *out. LM_ENOENT when either
  * record is not stored. */
-int lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
-    Lunamatch__V1__ExplainMatchResponse **out);
+int lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id,
+    int64_t now, Lunamatch__V1__ExplainMatchResponse **out);
 
 /* Deep copies of stored records; the caller frees them with
  * protobuf_c_message_free_unpacked(&(*out)->base, NULL). LM_ENOENT when not
  * stored. */
 int lm_index_get_posting(lm_index *idx, const char *id, Lunamatch__V1__JobPosting **out);
-int lm_index_get_profile(lm_index *idx, const char *id, Lunamatch__V1__CandidateProfile **out);
+int lm_index_get_profile(
+    lm_index *idx, const char *id, Lunamatch__V1__CandidateProfile **out);
 
 /* The score of one stored pair (0 and *eligible false when vetoed;
  * eligible may be NULL). LM_ENOENT when either record is not stored. */
@@ -123,7 +125,7 @@ int lm_index_pair_score(lm_index *idx, const char *candidate_id, const char *job
 
 /* One counterpart of a record, for new-match events. */
 typedef struct lm_top_item {
-	char *id;         /* the other record's id */
+	char *id; /* the other record's id */
 	double score;
 	uint64_t version; /* the other record's version */
 	char *summary;    /* explanation summary line */
@@ -142,8 +144,8 @@ typedef struct lm_top_list {
  * not stored), LM_EINVAL or LM_ENOMEM. A closed or expired posting has no
  * matches.
  */
-int lm_index_top_for_posting(lm_index *idx, const char *job_id, uint32_t n, double min_score,
-    int64_t now, lm_top_list *out);
+int lm_index_top_for_posting(lm_index *idx, const char *job_id, uint32_t n,
+    double min_score, int64_t now, lm_top_list *out);
 int lm_index_top_for_profile(lm_index *idx, const char *candidate_id, uint32_t n,
     double min_score, int64_t now, lm_top_list *out);
 

@@ -14,8 +14,15 @@
 #include "model.h"
 
 static const char *const feature_names[LM_FEAT_COUNT] = {
-    "skills", "experience", "seniority", "salary", "location",
-    "education", "career_goals", "freshness", "semantic",
+    "skills",
+    "experience",
+    "seniority",
+    "salary",
+    "location",
+    "education",
+    "career_goals",
+    "freshness",
+    "semantic",
 };
 
 /* The parameters: name, offset in lm_model_params, default and bounds. A
@@ -41,7 +48,15 @@ static const struct param params[] = {
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
 
 static const double default_weights[LM_FEAT_COUNT] = {
-    0.35, 0.10, 0.08, 0.10, 0.10, 0.05, 0.10, 0.04, 0.08,
+    0.35,
+    0.10,
+    0.08,
+    0.10,
+    0.10,
+    0.05,
+    0.10,
+    0.04,
+    0.08,
 };
 
 const char *
@@ -70,7 +85,8 @@ lm_model_defaults(lm_model *m)
 	snprintf(m->version, sizeof(m->version), "builtin");
 	memcpy(m->weights, default_weights, sizeof(m->weights));
 	for (size_t i = 0; i < NPARAMS; i++)
-		*(double *) (void *) ((char *) &m->params + params[i].off) = params[i].def;
+		*(double *) (void *) ((char *) &m->params + params[i].off) =
+		    params[i].def;
 }
 
 void
@@ -104,30 +120,35 @@ parse_weights(json_t *w, lm_model *m, const char *name, char *err, size_t errlen
 		snprintf(err, errlen, "%s: \"weights\" must be an object", name);
 		return LM_ESCHEMA;
 	}
-	json_object_foreach(w, key, val) {
+	json_object_foreach(w, key, val)
+	{
 		int f = lm_feature_from_name(key);
 		double d;
 
 		if (f < 0) {
 			snprintf(err, errlen,
-			    "%s: weights: unknown feature \"%.64s\" (known: skills, experience, "
-			    "seniority, salary, location, education, career_goals, freshness, "
+			    "%s: weights: unknown feature \"%.64s\" (known: skills, "
+			    "experience, "
+			    "seniority, salary, location, education, career_goals, "
+			    "freshness, "
 			    "semantic)",
 			    name, key);
 			return LM_ESCHEMA;
 		}
 		if (!json_is_number(val)) {
-			snprintf(err, errlen, "%s: weights.%s: must be a number", name, key);
+			snprintf(
+			    err, errlen, "%s: weights.%s: must be a number", name, key);
 			return LM_ESCHEMA;
 		}
 		d = json_number_value(val);
 		if (!isfinite(d) || d < 0) {
-			snprintf(err, errlen, "%s: weights.%s: negative weight %g", name, key, d);
+			snprintf(err, errlen, "%s: weights.%s: negative weight %g", name,
+			    key, d);
 			return LM_ESCHEMA;
 		}
 		if (d > LM_MODEL_WEIGHT_MAX) {
-			snprintf(err, errlen, "%s: weights.%s: %g is larger than %g", name, key, d,
-			    LM_MODEL_WEIGHT_MAX);
+			snprintf(err, errlen, "%s: weights.%s: %g is larger than %g",
+			    name, key, d, LM_MODEL_WEIGHT_MAX);
 			return LM_ESCHEMA;
 		}
 		m->weights[f] = d;
@@ -151,7 +172,8 @@ parse_params(json_t *p, lm_model *m, const char *name, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: \"params\" must be an object", name);
 		return LM_ESCHEMA;
 	}
-	json_object_foreach(p, key, val) {
+	json_object_foreach(p, key, val)
+	{
 		const struct param *pp = NULL;
 		double d;
 
@@ -159,17 +181,21 @@ parse_params(json_t *p, lm_model *m, const char *name, char *err, size_t errlen)
 			if (strcmp(key, params[i].name) == 0)
 				pp = &params[i];
 		if (pp == NULL) {
-			snprintf(err, errlen, "%s: params: unknown parameter \"%.64s\"", name, key);
+			snprintf(err, errlen, "%s: params: unknown parameter \"%.64s\"",
+			    name, key);
 			return LM_ESCHEMA;
 		}
 		if (!json_is_number(val)) {
-			snprintf(err, errlen, "%s: params.%s: must be a number", name, key);
+			snprintf(
+			    err, errlen, "%s: params.%s: must be a number", name, key);
 			return LM_ESCHEMA;
 		}
 		d = json_number_value(val);
-		if (!isfinite(d) || d > pp->max || d < pp->min || (pp->min_open && d == pp->min)) {
-			snprintf(err, errlen, "%s: params.%s: %g is out of range %s%g, %g]", name,
-			    key, d, pp->min_open ? "(" : "[", pp->min, pp->max);
+		if (!isfinite(d) || d > pp->max || d < pp->min ||
+		    (pp->min_open && d == pp->min)) {
+			snprintf(err, errlen,
+			    "%s: params.%s: %g is out of range %s%g, %g]", name, key, d,
+			    pp->min_open ? "(" : "[", pp->min, pp->max);
 			return LM_ESCHEMA;
 		}
 		*(double *) (void *) ((char *) &m->params + pp->off) = d;
@@ -195,7 +221,8 @@ lm_model_parse(const char *text, size_t len, const char *name, lm_model **out, c
 		return LM_EINVAL;
 	}
 	if (len > LM_MODEL_FILE_MAX) {
-		snprintf(err, errlen, "%s: larger than %u bytes", name, LM_MODEL_FILE_MAX);
+		snprintf(
+		    err, errlen, "%s: larger than %u bytes", name, LM_MODEL_FILE_MAX);
 		return LM_E2BIG;
 	}
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -208,7 +235,8 @@ lm_model_parse(const char *text, size_t len, const char *name, lm_model **out, c
 		rc = LM_ESCHEMA;
 		goto fail;
 	}
-	json_object_foreach(root, key, v) {
+	json_object_foreach(root, key, v)
+	{
 		if (strcmp(key, "model_version") != 0 && strcmp(key, "weights") != 0 &&
 		    strcmp(key, "params") != 0 && strcmp(key, "description") != 0) {
 			snprintf(err, errlen, "%s: unknown key \"%.64s\"", name, key);
@@ -233,7 +261,8 @@ lm_model_parse(const char *text, size_t len, const char *name, lm_model **out, c
 	}
 	if (!json_is_string(v) || !version_ok(json_string_value(v))) {
 		snprintf(err, errlen,
-		    "%s: \"model_version\" must be 1..%d printable ASCII characters without spaces",
+		    "%s: \"model_version\" must be 1..%d printable ASCII characters "
+		    "without spaces",
 		    name, LM_MODEL_VERSION_MAX);
 		rc = LM_ESCHEMA;
 		goto fail;
@@ -296,7 +325,8 @@ lm_model_load(const char *path, lm_model **out, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: read error", path);
 		rc = LM_EIO;
 	} else if (n > LM_MODEL_FILE_MAX) {
-		snprintf(err, errlen, "%s: larger than %u bytes", path, LM_MODEL_FILE_MAX);
+		snprintf(
+		    err, errlen, "%s: larger than %u bytes", path, LM_MODEL_FILE_MAX);
 		rc = LM_E2BIG;
 	} else {
 		rc = lm_model_parse(buf, n, path, out, err, errlen);

@@ -16,9 +16,9 @@ extern "C" {
 #endif
 
 /* Hard limits of a model file, enforced by lm_model_load/lm_model_parse. */
-#define LM_MODEL_FILE_MAX (64u * 1024) /* bytes in the whole file */
-#define LM_MODEL_VERSION_MAX 64        /* bytes in model_version, without the NUL */
-#define LM_MODEL_WEIGHT_MAX 1000.0     /* largest accepted weight */
+#define LM_MODEL_FILE_MAX    (64u * 1024) /* bytes in the whole file */
+#define LM_MODEL_VERSION_MAX 64           /* bytes in model_version, without the NUL */
+#define LM_MODEL_WEIGHT_MAX  1000.0       /* largest accepted weight */
 
 /* The soft features of a score, in the order explanations list them. */
 typedef enum lm_feature {
@@ -39,7 +39,8 @@ typedef struct lm_model_params {
 	double freshness_half_life_days; /* posting age at which freshness is 0.5 */
 	double seniority_step;           /* value lost per level of seniority apart */
 	double education_step;           /* value lost per education level short */
-	double salary_half_excess;       /* relative excess over the range top that halves salary fit */
+	double salary_half_excess;       /* relative excess over the range top that halves
+	                                    salary fit */
 	double location_country_credit;  /* same country, no common city */
 	double relocate_credit;          /* no common country, candidate relocates */
 } lm_model_params;

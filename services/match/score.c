@@ -242,7 +242,8 @@ lm_skill_idf(const lm_skill_stats *s, const char *skill_id)
 {
 	if (s == NULL || s->docs == 0)
 		return 1.0;
-	return log(1.0 + (double) s->docs / (1.0 + (double) lm_skill_stats_df(s, skill_id)));
+	return log(
+	    1.0 + (double) s->docs / (1.0 + (double) lm_skill_stats_df(s, skill_id)));
 }
 
 static int
@@ -254,8 +255,8 @@ cmp_str(const void *a, const void *b)
 static bool
 is_tok_byte(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '#' || c >= 0x80;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '+' || c == '#' || c >= 0x80;
 }
 
 /* Splits text into sorted unique lower-case tokens (see LM_TITLE_TOKENS_MAX,
@@ -318,14 +319,16 @@ tokset_clear(struct tokset *ts)
 static bool
 tokset_has(const struct tokset *ts, const char *t)
 {
-	return ts->n > 0 && bsearch(&t, ts->tok, ts->n, sizeof(*ts->tok), cmp_str) != NULL;
+	return ts->n > 0 &&
+	       bsearch(&t, ts->tok, ts->n, sizeof(*ts->tok), cmp_str) != NULL;
 }
 
 static bool
 locs_have_country(Lunamatch__V1__Location **locs, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (locs[i] != NULL && locs[i]->country != NULL && locs[i]->country[0] != '\0')
+		if (locs[i] != NULL && locs[i]->country != NULL &&
+		    locs[i]->country[0] != '\0')
 			return true;
 	return false;
 }
@@ -365,7 +368,8 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return LM_ENOMEM;
 	p->rec = rec;
-	if (rec->n_skills > 0 && (p->skills = calloc(rec->n_skills, sizeof(*p->skills))) == NULL)
+	if (rec->n_skills > 0 &&
+	    (p->skills = calloc(rec->n_skills, sizeof(*p->skills))) == NULL)
 		goto nomem;
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__PostingSkill *s = rec->skills[i];
@@ -431,7 +435,8 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return LM_ENOMEM;
 	c->rec = rec;
-	if (rec->n_skills > 0 && (c->skills = calloc(rec->n_skills, sizeof(*c->skills))) == NULL)
+	if (rec->n_skills > 0 &&
+	    (c->skills = calloc(rec->n_skills, sizeof(*c->skills))) == NULL)
 		goto nomem;
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__CandidateSkill *s = rec->skills[i];
@@ -463,8 +468,8 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 			goto nomem;
 		c->titles_cap = nt;
 		for (size_t i = 0; i < nt; i++) {
-			if (tokenize(rec->career_goals->desired_titles[i], &c->titles[c->n_titles]) !=
-			    LM_OK)
+			if (tokenize(rec->career_goals->desired_titles[i],
+			        &c->titles[c->n_titles]) != LM_OK)
 				goto nomem;
 			if (c->titles[c->n_titles].n > 0)
 				c->n_titles++;
@@ -499,7 +504,7 @@ lm_profile_prep_record(const lm_profile_prep *c)
 /* ==== filters ============================================================== */
 
 struct lm_filters {
-	const Lunamatch__V1__JobFilters *jobs;             /* one of the two is set */
+	const Lunamatch__V1__JobFilters *jobs; /* one of the two is set */
 	const Lunamatch__V1__CandidateFilters *candidates;
 	const char **exclude; /* sorted copy of the exclude_ids pointers */
 	size_t n_exclude;
@@ -530,16 +535,16 @@ static int
 check_list(const char *what, size_t n, char *err, size_t errlen)
 {
 	if (n > LM_FILTER_LIST_MAX) {
-		snprintf(err, errlen, "filters.%s: %zu entries, at most %d allowed", what, n,
-		    LM_FILTER_LIST_MAX);
+		snprintf(err, errlen, "filters.%s: %zu entries, at most %d allowed", what,
+		    n, LM_FILTER_LIST_MAX);
 		return LM_EINVAL;
 	}
 	return LM_OK;
 }
 
 int
-lm_filters_for_jobs(const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err,
-    size_t errlen)
+lm_filters_for_jobs(
+    const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err, size_t errlen)
 {
 	int rc;
 
@@ -547,7 +552,8 @@ lm_filters_for_jobs(const Lunamatch__V1__JobFilters *f, lm_filters **out, char *
 	if (f == NULL)
 		return LM_OK;
 	if ((rc = check_list("countries", f->n_countries, err, errlen)) != LM_OK ||
-	    (rc = check_list("employment_types", f->n_employment_types, err, errlen)) != LM_OK ||
+	    (rc = check_list("employment_types", f->n_employment_types, err, errlen)) !=
+	        LM_OK ||
 	    (rc = check_list("categories", f->n_categories, err, errlen)) != LM_OK ||
 	    (rc = check_list("exclude_ids", f->n_exclude_ids, err, errlen)) != LM_OK)
 		return rc;
@@ -562,8 +568,8 @@ lm_filters_for_jobs(const Lunamatch__V1__JobFilters *f, lm_filters **out, char *
 }
 
 int
-lm_filters_for_candidates(const Lunamatch__V1__CandidateFilters *f, lm_filters **out,
-    char *err, size_t errlen)
+lm_filters_for_candidates(
+    const Lunamatch__V1__CandidateFilters *f, lm_filters **out, char *err, size_t errlen)
 {
 	int rc;
 
@@ -571,11 +577,13 @@ lm_filters_for_candidates(const Lunamatch__V1__CandidateFilters *f, lm_filters *
 	if (f == NULL)
 		return LM_OK;
 	if ((rc = check_list("countries", f->n_countries, err, errlen)) != LM_OK ||
-	    (rc = check_list("employment_types", f->n_employment_types, err, errlen)) != LM_OK ||
+	    (rc = check_list("employment_types", f->n_employment_types, err, errlen)) !=
+	        LM_OK ||
 	    (rc = check_list("exclude_ids", f->n_exclude_ids, err, errlen)) != LM_OK)
 		return rc;
 	if (!isfinite(f->min_years_experience) || f->min_years_experience < 0) {
-		snprintf(err, errlen, "filters.min_years_experience: must be a number >= 0");
+		snprintf(
+		    err, errlen, "filters.min_years_experience: must be a number >= 0");
 		return LM_EINVAL;
 	}
 	if ((rc = filters_new(f->exclude_ids, f->n_exclude_ids, out)) != LM_OK)
@@ -598,8 +606,8 @@ lm_filters_free(lm_filters *f)
 static const char *
 level_name(int v)
 {
-	static const char *const n[] = {"unspecified", "intern", "entry", "associate", "mid",
-	    "senior", "lead", "director", "executive"};
+	static const char *const n[] = {"unspecified", "intern", "entry", "associate",
+	    "mid", "senior", "lead", "director", "executive"};
 	return (v >= 0 && v <= 8) ? n[v] : "unknown";
 }
 
@@ -621,8 +629,8 @@ remote_name(int v)
 static const char *
 employment_name(int v)
 {
-	static const char *const n[] = {"unspecified", "full-time", "part-time", "contract",
-	    "temporary", "internship"};
+	static const char *const n[] = {"unspecified", "full-time", "part-time",
+	    "contract", "temporary", "internship"};
 	return (v >= 0 && v <= 5) ? n[v] : "unknown";
 }
 
@@ -762,9 +770,10 @@ group_text(const Lunamatch__V1__RequirementGroup *g, char *buf, size_t len)
 	}
 	buf[0] = '\0';
 	for (size_t i = 0; i < g->n_skill_ids && w + 1 < len; i++) {
-		const char *nm = (g->n_skills == g->n_skill_ids && g->skills[i] && g->skills[i][0])
-		                     ? g->skills[i]
-		                     : g->skill_ids[i];
+		const char *nm =
+		    (g->n_skills == g->n_skill_ids && g->skills[i] && g->skills[i][0])
+		        ? g->skills[i]
+		        : g->skill_ids[i];
 		int r = snprintf(buf + w, len - w, "%s%s", i ? ", " : "", nm ? nm : "");
 		if (r < 0)
 			break;
@@ -800,27 +809,32 @@ static bool
 excluded(const lm_filters *f, const char *id)
 {
 	return f->n_exclude > 0 && id != NULL &&
-	       bsearch(&id, f->exclude, f->n_exclude, sizeof(*f->exclude), cmp_str) != NULL;
+	       bsearch(&id, f->exclude, f->n_exclude, sizeof(*f->exclude), cmp_str) !=
+	           NULL;
 }
 
 /* The request filters. Returns false when one fails in fast mode. */
 static bool
-check_filters(const lm_filters *f, const CandidateProfile *c, const JobPosting *p,
-    struct vsink *vs)
+check_filters(
+    const lm_filters *f, const CandidateProfile *c, const JobPosting *p, struct vsink *vs)
 {
 	if (f == NULL)
 		return true;
 	if (f->jobs != NULL) {
 		const Lunamatch__V1__JobFilters *jf = f->jobs;
-		if (excluded(f, p->id) && !veto(vs, LM_VETO_FILTER, "filter: job excluded"))
+		if (excluded(f, p->id) &&
+		    !veto(vs, LM_VETO_FILTER, "filter: job excluded"))
 			return false;
-		if (jf->remote_only && p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+		if (jf->remote_only &&
+		    p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
 		    !veto(vs, LM_VETO_FILTER, "filter: remote jobs only; this one is %s",
-			remote_name(p->remote)))
+		        remote_name(p->remote)))
 			return false;
 		if (jf->n_countries > 0 &&
-		    !locs_in(p->locations, p->n_locations, jf->countries, jf->n_countries) &&
-		    !veto(vs, LM_VETO_FILTER, "filter: no job location in the requested countries"))
+		    !locs_in(
+		        p->locations, p->n_locations, jf->countries, jf->n_countries) &&
+		    !veto(vs, LM_VETO_FILTER,
+		        "filter: no job location in the requested countries"))
 			return false;
 		if (jf->min_annual_salary > 0) {
 			int64_t top = 0;
@@ -829,21 +843,25 @@ check_filters(const lm_filters *f, const CandidateProfile *c, const JobPosting *
 				                                : p->salary->annual_min;
 			if ((double) top < jf->min_annual_salary &&
 			    !veto(vs, LM_VETO_FILTER,
-				top > 0 ? "filter: pays at most %.0f a year, below %.0f"
-				        : "filter: salary unknown (%.0f), minimum %.0f requested",
-				(double) top, jf->min_annual_salary))
+			        top > 0 ? "filter: pays at most %.0f a year, below %.0f"
+			                : "filter: salary unknown (%.0f), minimum %.0f "
+			                  "requested",
+			        (double) top, jf->min_annual_salary))
 				return false;
 		}
 		if (jf->n_employment_types > 0) {
 			bool ok = false;
 			for (size_t i = 0; i < jf->n_employment_types; i++)
 				ok = ok || (p->employment_type != 0 &&
-				               (int) jf->employment_types[i] == (int) p->employment_type);
-			if (!ok && !veto(vs, LM_VETO_FILTER, "filter: employment type %s not requested",
-				       employment_name(p->employment_type)))
+				               (int) jf->employment_types[i] ==
+				                   (int) p->employment_type);
+			if (!ok && !veto(vs, LM_VETO_FILTER,
+			               "filter: employment type %s not requested",
+			               employment_name(p->employment_type)))
 				return false;
 		}
-		if (jf->n_categories > 0 && !str_in(p->category, jf->categories, jf->n_categories) &&
+		if (jf->n_categories > 0 &&
+		    !str_in(p->category, jf->categories, jf->n_categories) &&
 		    !veto(vs, LM_VETO_FILTER, "filter: category not requested"))
 			return false;
 		if (jf->posted_after > 0 && p->posted_at < jf->posted_after &&
@@ -852,29 +870,37 @@ check_filters(const lm_filters *f, const CandidateProfile *c, const JobPosting *
 	}
 	if (f->candidates != NULL) {
 		const Lunamatch__V1__CandidateFilters *cf = f->candidates;
-		if (excluded(f, c->id) && !veto(vs, LM_VETO_FILTER, "filter: candidate excluded"))
+		if (excluded(f, c->id) &&
+		    !veto(vs, LM_VETO_FILTER, "filter: candidate excluded"))
 			return false;
 		if (cf->n_countries > 0 &&
-		    !locs_in(c->locations, c->n_locations, cf->countries, cf->n_countries) &&
+		    !locs_in(
+		        c->locations, c->n_locations, cf->countries, cf->n_countries) &&
 		    !veto(vs, LM_VETO_FILTER,
-			"filter: no preferred location in the requested countries"))
+		        "filter: no preferred location in the requested countries"))
 			return false;
 		if (cf->min_years_experience > 0 &&
-		    !((double) c->years_experience >= (double) cf->min_years_experience) &&
-		    !veto(vs, LM_VETO_FILTER, "filter: %.1f years of experience, %.1f requested",
-			(double) c->years_experience, (double) cf->min_years_experience))
+		    !((double) c->years_experience >=
+		        (double) cf->min_years_experience) &&
+		    !veto(vs, LM_VETO_FILTER,
+		        "filter: %.1f years of experience, %.1f requested",
+		        (double) c->years_experience, (double) cf->min_years_experience))
 			return false;
 		if (cf->n_employment_types > 0 && c->n_desired_employment_types > 0) {
 			bool ok = false;
 			for (size_t i = 0; i < cf->n_employment_types; i++)
 				for (size_t j = 0; j < c->n_desired_employment_types; j++)
-					ok = ok || cf->employment_types[i] == c->desired_employment_types[j];
+					ok = ok || cf->employment_types[i] ==
+					               c->desired_employment_types[j];
 			if (!ok && !veto(vs, LM_VETO_FILTER,
-				       "filter: candidate accepts none of the requested employment types"))
+			               "filter: candidate accepts none of the requested "
+			               "employment types"))
 				return false;
 		}
-		if (cf->remote_only && c->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
-		    !veto(vs, LM_VETO_FILTER, "filter: candidates preferring remote work only"))
+		if (cf->remote_only &&
+		    c->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+		    !veto(vs, LM_VETO_FILTER,
+		        "filter: candidates preferring remote work only"))
 			return false;
 	}
 	return true;
@@ -883,8 +909,8 @@ check_filters(const lm_filters *f, const CandidateProfile *c, const JobPosting *
 /* The hard filters. Returns false at the first veto in fast mode (vs NULL);
  * in collect mode records every veto and returns whether none applied. */
 static bool
-check_vetoes(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
-    const struct ovr *o, struct vsink *vs)
+check_vetoes(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, const struct ovr *o, struct vsink *vs)
 {
 	const CandidateProfile *c = cp->rec;
 	const JobPosting *p = pp->rec;
@@ -907,11 +933,13 @@ check_vetoes(const lm_score_env *env, const lm_profile_prep *cp, const lm_postin
 		if (g->n_skill_ids > 0) {
 			skill_ok = false;
 			for (size_t k = 0; k < g->n_skill_ids && !skill_ok; k++)
-				skill_ok = g->skill_ids[k] != NULL && g->skill_ids[k][0] != '\0' &&
+				skill_ok = g->skill_ids[k] != NULL &&
+				           g->skill_ids[k][0] != '\0' &&
 				           cand_has(cp, o, g->skill_ids[k], NULL);
 		}
-		years_ok = !(isfinite(g->min_years_experience) && g->min_years_experience > 0 &&
-		             y < (double) g->min_years_experience);
+		years_ok =
+		    !(isfinite(g->min_years_experience) && g->min_years_experience > 0 &&
+		        y < (double) g->min_years_experience);
 		if (skill_ok && years_ok)
 			continue;
 		if (vs == NULL)
@@ -919,8 +947,9 @@ check_vetoes(const lm_score_env *env, const lm_profile_prep *cp, const lm_postin
 		group_text(g, gtext, sizeof(gtext));
 		if (!skill_ok && !years_ok)
 			veto(vs, LM_VETO_REQUIREMENT_GROUP,
-			    "requires one of: %s, and %.1f years of experience (has %.1f)", gtext,
-			    (double) g->min_years_experience, y);
+			    "requires one of: %s, and %.1f years of experience (has "
+			    "%.1f)",
+			    gtext, (double) g->min_years_experience, y);
 		else if (!skill_ok)
 			veto(vs, LM_VETO_REQUIREMENT_GROUP, "requires one of: %s", gtext);
 		else
@@ -933,27 +962,30 @@ check_vetoes(const lm_score_env *env, const lm_profile_prep *cp, const lm_postin
 		bool ok = false;
 		for (size_t i = 0; i < c->n_desired_employment_types; i++)
 			ok = ok || c->desired_employment_types[i] == p->employment_type;
-		if (!ok && !veto(vs, LM_VETO_EMPLOYMENT_TYPE,
-			       "the job is %s; the candidate wants other employment types",
-			       employment_name(p->employment_type)))
+		if (!ok &&
+		    !veto(vs, LM_VETO_EMPLOYMENT_TYPE,
+		        "the job is %s; the candidate wants other employment types",
+		        employment_name(p->employment_type)))
 			return false;
 	}
 	if (c->remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
 	    p->remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE &&
-	    !veto(vs, LM_VETO_REMOTE_POLICY, "onsite job; the candidate wants remote work"))
+	    !veto(
+	        vs, LM_VETO_REMOTE_POLICY, "onsite job; the candidate wants remote work"))
 		return false;
-	if (p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE && pp->has_country &&
-	    cp->has_country && !c->willing_to_relocate) {
+	if (p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	    pp->has_country && cp->has_country && !c->willing_to_relocate) {
 		bool common = false;
 		for (size_t i = 0; i < p->n_locations && !common; i++)
 			if (p->locations[i] != NULL)
 				for (size_t j = 0; j < c->n_locations && !common; j++)
 					common = c->locations[j] != NULL &&
-					         str_in(p->locations[i]->country, &c->locations[j]->country,
-					             1);
-		if (!common && !veto(vs, LM_VETO_LOCATION,
-			           "no job location in the candidate's countries, and the "
-			           "candidate does not relocate"))
+					         str_in(p->locations[i]->country,
+					             &c->locations[j]->country, 1);
+		if (!common &&
+		    !veto(vs, LM_VETO_LOCATION,
+		        "no job location in the candidate's countries, and the "
+		        "candidate does not relocate"))
 			return false;
 	}
 	if (!check_filters(env->filters, c, p, vs))
@@ -963,10 +995,9 @@ check_vetoes(const lm_score_env *env, const lm_profile_prep *cp, const lm_postin
 
 /* Remote-policy fit [posting][candidate], both specified. */
 static const double remote_fit[4][4] = {
-    {0, 0, 0, 0},
-    {0, 1.0, 0.5, 0.0},   /* posting onsite */
-    {0, 0.75, 1.0, 0.5},  /* posting hybrid */
-    {0, 0.5, 0.75, 1.0},  /* posting remote */
+    {0, 0, 0, 0}, {0, 1.0, 0.5, 0.0}, /* posting onsite */
+    {0, 0.75, 1.0, 0.5},              /* posting hybrid */
+    {0, 0.5, 0.75, 1.0},              /* posting remote */
 };
 
 #define DETAIL(ev, f, ...)                                                               \
@@ -996,13 +1027,13 @@ feat_skills(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting
 		return;
 	ev->present[LM_FEAT_SKILLS] = true;
 	ev->value[LM_FEAT_SKILLS] = clamp01(have / tot);
-	DETAIL(ev, LM_FEAT_SKILLS, "%zu of %zu skills, %.0f%% of importance", nh, pp->n_skills,
-	    100.0 * ev->value[LM_FEAT_SKILLS]);
+	DETAIL(ev, LM_FEAT_SKILLS, "%zu of %zu skills, %.0f%% of importance", nh,
+	    pp->n_skills, 100.0 * ev->value[LM_FEAT_SKILLS]);
 }
 
 static void
-feat_experience(const CandidateProfile *c, const JobPosting *p, const struct ovr *o,
-    struct eval *ev)
+feat_experience(
+    const CandidateProfile *c, const JobPosting *p, const struct ovr *o, struct eval *ev)
 {
 	double need = p->min_years_experience, y = cand_years(c, o);
 
@@ -1014,8 +1045,8 @@ feat_experience(const CandidateProfile *c, const JobPosting *p, const struct ovr
 }
 
 static void
-feat_seniority(const lm_model *m, const CandidateProfile *c, const JobPosting *p,
-    struct eval *ev)
+feat_seniority(
+    const lm_model *m, const CandidateProfile *c, const JobPosting *p, struct eval *ev)
 {
 	int a = (int) c->experience_level, b = (int) p->experience_level, d;
 
@@ -1032,8 +1063,8 @@ feat_seniority(const lm_model *m, const CandidateProfile *c, const JobPosting *p
 }
 
 static void
-feat_salary(const lm_model *m, const CandidateProfile *c, const JobPosting *p,
-    struct eval *ev)
+feat_salary(
+    const lm_model *m, const CandidateProfile *c, const JobPosting *p, struct eval *ev)
 {
 	int64_t top, want;
 
@@ -1050,8 +1081,10 @@ feat_salary(const lm_model *m, const CandidateProfile *c, const JobPosting *p,
 		    (long long) want, (long long) top);
 	} else {
 		double excess = (double) (want - top) / (double) top;
-		ev->value[LM_FEAT_SALARY] = clamp01(pow(0.5, excess / m->params.salary_half_excess));
-		DETAIL(ev, LM_FEAT_SALARY, "desired %lld a year is %.0f%% above the job's %lld",
+		ev->value[LM_FEAT_SALARY] =
+		    clamp01(pow(0.5, excess / m->params.salary_half_excess));
+		DETAIL(ev, LM_FEAT_SALARY,
+		    "desired %lld a year is %.0f%% above the job's %lld",
 		    (long long) want, 100.0 * excess, (long long) top);
 	}
 }
@@ -1070,11 +1103,11 @@ feat_location(const lm_model *m, const lm_profile_prep *cp, const lm_posting_pre
 		sum += remote_fit[p->remote][c->remote];
 		parts++;
 		if (ev->detail)
-			snprintf(a, sizeof(a), "%s job, prefers %s", remote_name(p->remote),
-			    remote_name(c->remote));
+			snprintf(a, sizeof(a), "%s job, prefers %s",
+			    remote_name(p->remote), remote_name(c->remote));
 	}
-	if (p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE && pp->has_country &&
-	    cp->has_country) {
+	if (p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	    pp->has_country && cp->has_country) {
 		double best = 0;
 		for (size_t i = 0; i < p->n_locations; i++) {
 			const Lunamatch__V1__Location *pl = p->locations[i];
@@ -1099,10 +1132,10 @@ feat_location(const lm_model *m, const lm_profile_prep *cp, const lm_posting_pre
 		parts++;
 		if (ev->detail)
 			snprintf(b, sizeof(b), "%s",
-			    best == 1.0                                    ? "same place"
+			    best == 1.0                                 ? "same place"
 			    : best == m->params.location_country_credit ? "same country"
-			    : best > 0                                     ? "needs relocation"
-			                                                   : "no common country");
+			    : best > 0 ? "needs relocation"
+			               : "no common country");
 	}
 	if (parts == 0)
 		return;
@@ -1125,9 +1158,11 @@ feat_education(const lm_model *m, const CandidateProfile *c, const JobPosting *p
 		DETAIL(ev, LM_FEAT_EDUCATION, "%s meets %s", education_name(have),
 		    education_name(need));
 	} else {
-		ev->value[LM_FEAT_EDUCATION] = clamp01(1.0 - (need - have) * m->params.education_step);
-		DETAIL(ev, LM_FEAT_EDUCATION, "%s, %d level%s below %s", education_name(have),
-		    need - have, need - have == 1 ? "" : "s", education_name(need));
+		ev->value[LM_FEAT_EDUCATION] =
+		    clamp01(1.0 - (need - have) * m->params.education_step);
+		DETAIL(ev, LM_FEAT_EDUCATION, "%s, %d level%s below %s",
+		    education_name(have), need - have, need - have == 1 ? "" : "s",
+		    education_name(need));
 	}
 }
 
@@ -1154,28 +1189,34 @@ feat_career(const lm_profile_prep *cp, const lm_posting_prep *pp, struct eval *e
 		sum += best;
 		parts++;
 		if (ev->detail)
-			snprintf(t1, sizeof(t1), "title %.0f%% like a desired one", 100.0 * best);
+			snprintf(t1, sizeof(t1), "title %.0f%% like a desired one",
+			    100.0 * best);
 	}
 	if (g->n_desired_categories > 0 && p->category && p->category[0]) {
-		bool hit = str_in(p->category, g->desired_categories, g->n_desired_categories);
+		bool hit =
+		    str_in(p->category, g->desired_categories, g->n_desired_categories);
 		sum += hit;
 		parts++;
 		if (ev->detail)
-			snprintf(t2, sizeof(t2), "category %s", hit ? "desired" : "not desired");
+			snprintf(t2, sizeof(t2), "category %s",
+			    hit ? "desired" : "not desired");
 	}
 	if (g->n_desired_industries > 0 && p->industry && p->industry[0]) {
-		bool hit = str_in(p->industry, g->desired_industries, g->n_desired_industries);
+		bool hit =
+		    str_in(p->industry, g->desired_industries, g->n_desired_industries);
 		sum += hit;
 		parts++;
 		if (ev->detail)
-			snprintf(t3, sizeof(t3), "industry %s", hit ? "desired" : "not desired");
+			snprintf(t3, sizeof(t3), "industry %s",
+			    hit ? "desired" : "not desired");
 	}
 	if (parts == 0)
 		return;
 	ev->present[LM_FEAT_CAREER_GOALS] = true;
 	ev->value[LM_FEAT_CAREER_GOALS] = clamp01(sum / parts);
-	DETAIL(ev, LM_FEAT_CAREER_GOALS, "%s%s%s%s%s", t1, (t1[0] && (t2[0] || t3[0])) ? "; " : "",
-	    t2, (t2[0] && t3[0]) ? "; " : "", t3);
+	DETAIL(ev, LM_FEAT_CAREER_GOALS, "%s%s%s%s%s", t1,
+	    (t1[0] && (t2[0] || t3[0])) ? "; " : "", t2, (t2[0] && t3[0]) ? "; " : "",
+	    t3);
 }
 
 static void
@@ -1187,7 +1228,8 @@ feat_freshness(const lm_model *m, const JobPosting *p, int64_t now, struct eval 
 		return;
 	days = now > p->posted_at ? (double) (now - p->posted_at) / 86400.0 : 0.0;
 	ev->present[LM_FEAT_FRESHNESS] = true;
-	ev->value[LM_FEAT_FRESHNESS] = clamp01(pow(0.5, days / m->params.freshness_half_life_days));
+	ev->value[LM_FEAT_FRESHNESS] =
+	    clamp01(pow(0.5, days / m->params.freshness_half_life_days));
 	DETAIL(ev, LM_FEAT_FRESHNESS, "posted %.0f day%s ago", floor(days),
 	    floor(days) == 1 ? "" : "s");
 }
@@ -1352,16 +1394,20 @@ fill_skills(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting
 		nm = nm < cap ? nm : cap;
 		nx = nx < cap ? nx : cap;
 	}
-	if ((nm > 0 && (e->matched_skills = calloc(nm, sizeof(*e->matched_skills))) == NULL) ||
-	    (nx > 0 && (e->missing_skills = calloc(nx, sizeof(*e->missing_skills))) == NULL))
+	if ((nm > 0 &&
+	        (e->matched_skills = calloc(nm, sizeof(*e->matched_skills))) == NULL) ||
+	    (nx > 0 &&
+	        (e->missing_skills = calloc(nx, sizeof(*e->missing_skills))) == NULL))
 		goto nomem;
 	for (size_t i = 0; i < n; i++) {
 		if (rows[i].have && e->n_matched_skills < nm) {
-			if ((e->matched_skills[e->n_matched_skills] = new_skill_match(&rows[i])) == NULL)
+			if ((e->matched_skills[e->n_matched_skills] =
+			            new_skill_match(&rows[i])) == NULL)
 				goto nomem;
 			e->n_matched_skills++;
 		} else if (!rows[i].have && e->n_missing_skills < nx) {
-			if ((e->missing_skills[e->n_missing_skills] = new_skill_match(&rows[i])) == NULL)
+			if ((e->missing_skills[e->n_missing_skills] =
+			            new_skill_match(&rows[i])) == NULL)
 				goto nomem;
 			e->n_missing_skills++;
 		}
@@ -1394,8 +1440,9 @@ fill_features(const lm_model *m, const struct eval *ev, Explanation *e)
 		e->features[e->n_features++] = fc;
 		fc->value = ev->value[f];
 		fc->weight = m->weights[f];
-		fc->contribution =
-		    (ev->wsum > 0 && m->weights[f] > 0) ? ev->value[f] * m->weights[f] / ev->wsum : 0;
+		fc->contribution = (ev->wsum > 0 && m->weights[f] > 0)
+		                       ? ev->value[f] * m->weights[f] / ev->wsum
+		                       : 0;
 		if ((fc->feature = strdup(lm_feature_name((lm_feature) f))) == NULL ||
 		    (fc->detail = strdup(ev->text[f])) == NULL)
 			return LM_ENOMEM;
@@ -1409,9 +1456,9 @@ static void try_improvement(const lm_score_env *env, const lm_profile_prep *cp,
     size_t *n, size_t cap, const char *fmt, ...) __attribute__((format(printf, 9, 10)));
 
 static void
-try_improvement(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
-    const struct ovr *o, double base, struct improve *list, size_t *n, size_t cap,
-    const char *fmt, ...)
+try_improvement(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, const struct ovr *o, double base, struct improve *list,
+    size_t *n, size_t cap, const char *fmt, ...)
 {
 	struct eval ev;
 	va_list ap;
@@ -1471,19 +1518,23 @@ fill_improvements(const lm_score_env *env, const lm_profile_prep *cp,
 		const Lunamatch__V1__RequirementGroup *g = p->requirement_groups[i];
 		if (g == NULL)
 			continue;
-		if (isfinite(g->min_years_experience) && g->min_years_experience > need_years)
+		if (isfinite(g->min_years_experience) &&
+		    g->min_years_experience > need_years)
 			need_years = g->min_years_experience;
 		for (size_t k = 0; k < g->n_skill_ids; k++) {
 			struct ovr o = {g->skill_ids[k], -1, 0};
 			const char *nm;
 			if (o.add_skill == NULL || o.add_skill[0] == '\0' ||
-			    seen_id(seen, nseen, o.add_skill) || cand_has(cp, &no_ovr, o.add_skill, NULL))
+			    seen_id(seen, nseen, o.add_skill) ||
+			    cand_has(cp, &no_ovr, o.add_skill, NULL))
 				continue;
 			seen[nseen++] = o.add_skill;
-			nm = (g->n_skills == g->n_skill_ids && g->skills[k] && g->skills[k][0])
+			nm = (g->n_skills == g->n_skill_ids && g->skills[k] &&
+			         g->skills[k][0])
 			         ? g->skills[k]
 			         : o.add_skill;
-			try_improvement(env, cp, pp, &o, base, list, &n, cap, "add skill: %s", nm);
+			try_improvement(
+			    env, cp, pp, &o, base, list, &n, cap, "add skill: %s", nm);
 		}
 	}
 	if (isfinite(p->min_years_experience) && p->min_years_experience > need_years)
@@ -1496,8 +1547,8 @@ fill_improvements(const lm_score_env *env, const lm_profile_prep *cp,
 	if (p->education >= 1 && p->education <= 6 && c->education >= 1 &&
 	    c->education < p->education) {
 		struct ovr o = {NULL, -1, (int) p->education};
-		try_improvement(env, cp, pp, &o, base, list, &n, cap, "reach education: %s",
-		    education_name(p->education));
+		try_improvement(env, cp, pp, &o, base, list, &n, cap,
+		    "reach education: %s", education_name(p->education));
 	}
 	qsort(list, n, sizeof(*list), cmp_improve);
 	if (n > LM_EXPLAIN_IMPROVEMENTS_MAX)
@@ -1564,7 +1615,7 @@ make_summary(const lm_model *m, const lm_posting_prep *pp, const struct eval *ev
 		append(buf, len, &w, "no comparable data");
 		return;
 	}
-	band = ev->score >= 0.75  ? "strong"
+	band = ev->score >= 0.75   ? "strong"
 	       : ev->score >= 0.5  ? "good"
 	       : ev->score >= 0.25 ? "fair"
 	                           : "weak";
@@ -1580,16 +1631,19 @@ make_summary(const lm_model *m, const lm_posting_prep *pp, const struct eval *ev
 			worst = f;
 	}
 	if (best >= 0 && ev->value[best] >= 0.5 && best != worst)
-		append(buf, len, &w, "; best fit: %s", lm_feature_name((lm_feature) best));
+		append(
+		    buf, len, &w, "; best fit: %s", lm_feature_name((lm_feature) best));
 	if (worst >= 0 && ev->value[worst] < 0.5)
-		append(buf, len, &w, "; weakest: %s", lm_feature_name((lm_feature) worst));
+		append(
+		    buf, len, &w, "; weakest: %s", lm_feature_name((lm_feature) worst));
 	if (e->n_missing_skills > 0)
 		append(buf, len, &w, "; missing %s", e->missing_skills[0]->name);
 }
 
 int
-lm_explain_pair(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
-    Lunamatch__V1__ExplainLevel level, Lunamatch__V1__Match **out)
+lm_explain_pair(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, Lunamatch__V1__ExplainLevel level,
+    Lunamatch__V1__Match **out)
 {
 	const JobPosting *p;
 	const CandidateProfile *c;
@@ -1675,8 +1729,8 @@ out:
 }
 
 int
-lm_explain_records(const lm_score_env *env, const CandidateProfile *c, const JobPosting *p,
-    Lunamatch__V1__ExplainLevel level, Lunamatch__V1__Match **out)
+lm_explain_records(const lm_score_env *env, const CandidateProfile *c,
+    const JobPosting *p, Lunamatch__V1__ExplainLevel level, Lunamatch__V1__Match **out)
 {
 	lm_profile_prep *cp = NULL;
 	lm_posting_prep *pp = NULL;

@@ -35,22 +35,22 @@ extern "C" {
 #endif
 
 /* Hard limits. */
-#define LM_FILTER_LIST_MAX 1000        /* entries in one list of a request filter */
-#define LM_TITLE_TOKENS_MAX 32         /* tokens of a title used by career-goal fit */
-#define LM_TITLE_TOKEN_MAX 48          /* bytes of one token; longer ones are cut */
-#define LM_DESIRED_TITLES_MAX 32       /* desired titles of a profile that count */
-#define LM_EXPLAIN_SUMMARY_SKILLS 5    /* matched/missing skills at SUMMARY level */
-#define LM_EXPLAIN_IMPROVEMENTS_MAX 10 /* improvements at FULL level */
-#define LM_EXPLAIN_TEXT_MAX 256        /* bytes of a summary, detail or reason */
+#define LM_FILTER_LIST_MAX          1000 /* entries in one list of a request filter */
+#define LM_TITLE_TOKENS_MAX         32   /* tokens of a title used by career-goal fit */
+#define LM_TITLE_TOKEN_MAX          48   /* bytes of one token; longer ones are cut */
+#define LM_DESIRED_TITLES_MAX       32   /* desired titles of a profile that count */
+#define LM_EXPLAIN_SUMMARY_SKILLS   5    /* matched/missing skills at SUMMARY level */
+#define LM_EXPLAIN_IMPROVEMENTS_MAX 10   /* improvements at FULL level */
+#define LM_EXPLAIN_TEXT_MAX         256  /* bytes of a summary, detail or reason */
 
 /* Veto codes (Veto.code in match.proto). */
-#define LM_VETO_POSTING_CLOSED "POSTING_CLOSED"
-#define LM_VETO_POSTING_EXPIRED "POSTING_EXPIRED"
+#define LM_VETO_POSTING_CLOSED    "POSTING_CLOSED"
+#define LM_VETO_POSTING_EXPIRED   "POSTING_EXPIRED"
 #define LM_VETO_REQUIREMENT_GROUP "REQUIREMENT_GROUP"
-#define LM_VETO_EMPLOYMENT_TYPE "EMPLOYMENT_TYPE"
-#define LM_VETO_REMOTE_POLICY "REMOTE_POLICY"
-#define LM_VETO_LOCATION "LOCATION"
-#define LM_VETO_FILTER "FILTER"
+#define LM_VETO_EMPLOYMENT_TYPE   "EMPLOYMENT_TYPE"
+#define LM_VETO_REMOTE_POLICY     "REMOTE_POLICY"
+#define LM_VETO_LOCATION          "LOCATION"
+#define LM_VETO_FILTER            "FILTER"
 
 /* ---- corpus statistics (for IDF) ---------------------------------------- */
 
@@ -91,7 +91,8 @@ int lm_posting_prep_new(const Lunamatch__V1__JobPosting *rec, lm_posting_prep **
 void lm_posting_prep_free(lm_posting_prep *p); /* NULL is a no-op */
 const Lunamatch__V1__JobPosting *lm_posting_prep_record(const lm_posting_prep *p);
 
-int lm_profile_prep_new(const Lunamatch__V1__CandidateProfile *rec, lm_profile_prep **out);
+int lm_profile_prep_new(
+    const Lunamatch__V1__CandidateProfile *rec, lm_profile_prep **out);
 void lm_profile_prep_free(lm_profile_prep *p); /* NULL is a no-op */
 const Lunamatch__V1__CandidateProfile *lm_profile_prep_record(const lm_profile_prep *p);
 
@@ -105,20 +106,20 @@ typedef struct lm_filters lm_filters;
 /* Validates f (lists at most LM_FILTER_LIST_MAX entries, numbers finite and
  * >= 0) and prepares it. f may be NULL (*out is then NULL: no filters).
  * Returns LM_OK, LM_EINVAL with a reason in err, or LM_ENOMEM. */
-int lm_filters_for_jobs(const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err,
-    size_t errlen);
-int lm_filters_for_candidates(const Lunamatch__V1__CandidateFilters *f, lm_filters **out,
-    char *err, size_t errlen);
+int lm_filters_for_jobs(
+    const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err, size_t errlen);
+int lm_filters_for_candidates(
+    const Lunamatch__V1__CandidateFilters *f, lm_filters **out, char *err, size_t errlen);
 void lm_filters_free(lm_filters *f); /* NULL is a no-op */
 
 /* ---- scoring ------------------------------------------------------------ */
 
 /* Everything besides the pair that a score depends on. */
 typedef struct lm_score_env {
-	const lm_model *model;        /* required */
-	const lm_skill_stats *stats;  /* may be NULL: every skill has idf 1 */
-	int64_t now;                  /* Unix seconds: expiry and freshness */
-	const lm_filters *filters;    /* may be NULL: no request filters */
+	const lm_model *model;       /* required */
+	const lm_skill_stats *stats; /* may be NULL: every skill has idf 1 */
+	int64_t now;                 /* Unix seconds: expiry and freshness */
+	const lm_filters *filters;   /* may be NULL: no request filters */
 } lm_score_env;
 
 /* The score of a pair in [0, 1]: the weighted mean of the features present,

@@ -142,7 +142,8 @@ gen_posting(struct rng *r, const char *id)
 		p->salary = xcalloc(1, sizeof(*p->salary));
 		lunamatch__v1__salary__init(p->salary);
 		p->salary->annual_min = 40000 + rn(r, 100000);
-		p->salary->annual_max = chance(r, 80) ? p->salary->annual_min + rn(r, 50000) : 0;
+		p->salary->annual_max =
+		    chance(r, 80) ? p->salary->annual_min + rn(r, 50000) : 0;
 	}
 	p->n_skills = rn(r, 9);
 	p->skills = xcalloc(p->n_skills, sizeof(*p->skills));
@@ -155,7 +156,8 @@ gen_posting(struct rng *r, const char *id)
 		p->skills[i] = s;
 	}
 	p->n_requirement_groups = chance(r, 60) ? 0 : rn(r, 3);
-	p->requirement_groups = xcalloc(p->n_requirement_groups, sizeof(*p->requirement_groups));
+	p->requirement_groups =
+	    xcalloc(p->n_requirement_groups, sizeof(*p->requirement_groups));
 	for (size_t i = 0; i < p->n_requirement_groups; i++) {
 		Lunamatch__V1__RequirementGroup *g = xcalloc(1, sizeof(*g));
 		lunamatch__v1__requirement_group__init(g);
@@ -206,10 +208,11 @@ gen_profile(struct rng *r, const char *id)
 	}
 	if (chance(r, 30)) {
 		c->n_desired_employment_types = 1 + rn(r, 2);
-		c->desired_employment_types =
-		    xcalloc(c->n_desired_employment_types, sizeof(*c->desired_employment_types));
+		c->desired_employment_types = xcalloc(
+		    c->n_desired_employment_types, sizeof(*c->desired_employment_types));
 		for (size_t i = 0; i < c->n_desired_employment_types; i++)
-			c->desired_employment_types[i] = (Lunamatch__V1__EmploymentType) (1 + rn(r, 5));
+			c->desired_employment_types[i] =
+			    (Lunamatch__V1__EmploymentType) (1 + rn(r, 5));
 	}
 	if (chance(r, 60)) {
 		Lunamatch__V1__CareerGoals *g = xcalloc(1, sizeof(*g));
@@ -365,8 +368,8 @@ compare(Lunamatch__V1__Match **got, size_t n_got, const struct ref *want, size_t
 	for (size_t i = 0; i < n; i++) {
 		const char *id = jobs ? got[i]->job_id : got[i]->candidate_id;
 		if (strcmp(id, want[i].id) != 0 || got[i]->score != want[i].score)
-			fail_msg("rank %zu: got %s %.17g, want %s %.17g", i + 1, id, got[i]->score,
-			    want[i].id, want[i].score);
+			fail_msg("rank %zu: got %s %.17g, want %s %.17g", i + 1, id,
+			    got[i]->score, want[i].id, want[i].score);
 		assert_int_equal(got[i]->rank, i + 1);
 		compared_matches++;
 		if (i > 0 && want[i - 1].score == want[i].score)
@@ -463,7 +466,7 @@ gen_cand_filters(struct rng *r, struct cf_store *s, const struct world *w)
 static Lunamatch__V1__ExplainLevel
 gen_level(struct rng *r)
 {
-	return chance(r, 70) ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE
+	return chance(r, 70)   ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE
 	       : chance(r, 80) ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY
 	                       : LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
 }
@@ -499,21 +502,25 @@ build(struct rng *r, const lm_model *m, lm_index **idx, struct world *w)
 		JobPosting *p;
 		snprintf(id, sizeof(id), "j%04u.%zu", rn(r, 10000), i);
 		/* Some postings are exact duplicates of others: equal scores. */
-		p = (i > 0 && chance(r, 10)) ? dup_msg(&w->posts[rn(r, (uint32_t) i)]->base, id)
-		                             : gen_posting(r, id);
+		p = (i > 0 && chance(r, 10))
+		        ? dup_msg(&w->posts[rn(r, (uint32_t) i)]->base, id)
+		        : gen_posting(r, id);
 		w->posts[i] = p;
 		assert_int_equal(lm_posting_prep_new(p, &w->pp[i]), LM_OK);
-		assert_int_equal(lm_index_put_posting(*idx, dup_msg(&p->base, NULL)), LM_OK);
+		assert_int_equal(
+		    lm_index_put_posting(*idx, dup_msg(&p->base, NULL)), LM_OK);
 	}
 	w->np = np;
 	for (size_t i = 0; i < nc; i++) {
 		Profile *c;
 		snprintf(id, sizeof(id), "c%04u.%zu", rn(r, 10000), i);
-		c = (i > 0 && chance(r, 10)) ? dup_msg(&w->profs[rn(r, (uint32_t) i)]->base, id)
-		                             : gen_profile(r, id);
+		c = (i > 0 && chance(r, 10))
+		        ? dup_msg(&w->profs[rn(r, (uint32_t) i)]->base, id)
+		        : gen_profile(r, id);
 		w->profs[i] = c;
 		assert_int_equal(lm_profile_prep_new(c, &w->cp[i]), LM_OK);
-		assert_int_equal(lm_index_put_profile(*idx, dup_msg(&c->base, NULL)), LM_OK);
+		assert_int_equal(
+		    lm_index_put_profile(*idx, dup_msg(&c->base, NULL)), LM_OK);
 	}
 	w->nc = nc;
 
@@ -522,7 +529,8 @@ build(struct rng *r, const lm_model *m, lm_index **idx, struct world *w)
 		size_t i = rn(r, (uint32_t) w->np);
 		JobPosting *p = gen_posting(r, w->posts[i]->id);
 		p->version = w->posts[i]->version + rn(r, 3);
-		assert_int_equal(lm_index_put_posting(*idx, dup_msg(&p->base, NULL)), LM_OK);
+		assert_int_equal(
+		    lm_index_put_posting(*idx, dup_msg(&p->base, NULL)), LM_OK);
 		lm_posting_prep_free(w->pp[i]);
 		free_msg(w->posts[i]);
 		w->posts[i] = p;
@@ -585,14 +593,17 @@ query_jobs(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 		cp = own;
 	} else {
 		size_t i = rn(r, (uint32_t) w->nc);
-		req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 		req.candidate_id = w->profs[i]->id;
 		cp = w->cp[i];
 	}
-	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
 	assert_int_equal(lm_filters_for_jobs(req.filters, &f, err, sizeof(err)), LM_OK);
 	want = reference(w, m, NOW, f, cp, NULL, &n, &vetoed);
-	compare(resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, true);
+	compare(
+	    resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, true);
 	assert_int_equal(resp->considered, w->np);
 	assert_int_equal(resp->vetoed, vetoed);
 	assert_string_equal(resp->model_version, m->version);
@@ -607,7 +618,8 @@ query_jobs(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 static void
 query_candidates(struct rng *r, lm_index *idx, const lm_model *m, const struct world *w)
 {
-	Lunamatch__V1__MatchCandidatesRequest req = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesRequest req =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
 	Lunamatch__V1__MatchCandidatesResponse *resp = NULL;
 	struct cf_store fs;
 	lm_filters *f = NULL;
@@ -623,25 +635,30 @@ query_candidates(struct rng *r, lm_index *idx, const lm_model *m, const struct w
 	req.explain = gen_level(r);
 	if (chance(r, 25)) {
 		inl = gen_posting(r, "inline");
-		req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING;
 		req.posting = inl;
 		assert_int_equal(lm_posting_prep_new(inl, &own), LM_OK);
 		pp = own;
 	} else {
 		size_t i = rn(r, (uint32_t) w->np);
-		req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 		req.job_id = w->posts[i]->id;
 		pp = w->pp[i];
 	}
-	assert_int_equal(lm_index_match_candidates(idx, &req, NOW, &resp, err, sizeof(err)),
-	    LM_OK);
-	assert_int_equal(lm_filters_for_candidates(req.filters, &f, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_index_match_candidates(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_filters_for_candidates(req.filters, &f, err, sizeof(err)), LM_OK);
 	want = reference(w, m, NOW, f, NULL, pp, &n, &vetoed);
-	compare(resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, false);
+	compare(
+	    resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, false);
 	assert_int_equal(resp->considered, w->nc);
 	assert_int_equal(resp->vetoed, vetoed);
 	for (size_t i = 0; i < resp->n_matches; i++) {
-		assert_string_equal(resp->matches[i]->title, "Engineer"); /* the headline */
+		assert_string_equal(
+		    resp->matches[i]->title, "Engineer"); /* the headline */
 		assert_string_equal(resp->matches[i]->company, "");
 	}
 	check_explanations(resp->matches, resp->n_matches, req.explain);
@@ -663,13 +680,15 @@ query_top(struct rng *r, lm_index *idx, const lm_model *m, const struct world *w
 	struct ref *want;
 
 	if (posting) {
-		assert_int_equal(
-		    lm_index_top_for_posting(idx, w->posts[i]->id, top, min_score, NOW, &l), LM_OK);
+		assert_int_equal(lm_index_top_for_posting(
+		                     idx, w->posts[i]->id, top, min_score, NOW, &l),
+		    LM_OK);
 		want = reference(w, m, NOW, NULL, NULL, w->pp[i], &n, &vetoed);
 		assert_int_equal(l.subject_version, w->posts[i]->version);
 	} else {
-		assert_int_equal(
-		    lm_index_top_for_profile(idx, w->profs[i]->id, top, min_score, NOW, &l), LM_OK);
+		assert_int_equal(lm_index_top_for_profile(
+		                     idx, w->profs[i]->id, top, min_score, NOW, &l),
+		    LM_OK);
 		want = reference(w, m, NOW, NULL, w->cp[i], NULL, &n, &vetoed);
 		assert_int_equal(l.subject_version, w->profs[i]->version);
 	}
@@ -696,11 +715,13 @@ query_pair(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 	bool ok, want_ok;
 
 	want = lm_score_pair(&env, w->cp[i], w->pp[j], &want_ok);
-	assert_int_equal(lm_index_pair_score(idx, w->profs[i]->id, w->posts[j]->id, NOW, &s, &ok),
+	assert_int_equal(
+	    lm_index_pair_score(idx, w->profs[i]->id, w->posts[j]->id, NOW, &s, &ok),
 	    LM_OK);
 	assert_true(s == want);
 	assert_int_equal(ok, want_ok);
-	assert_int_equal(lm_index_explain(idx, w->profs[i]->id, w->posts[j]->id, NOW, &ex), LM_OK);
+	assert_int_equal(
+	    lm_index_explain(idx, w->profs[i]->id, w->posts[j]->id, NOW, &ex), LM_OK);
 	assert_int_equal(ex->eligible, want_ok);
 	assert_true(ex->match->score == want);
 	assert_int_equal(ex->match->explanation->n_vetoes == 0, want_ok);
@@ -789,8 +810,8 @@ jobs_for(lm_index *idx, const char *cand, char *buf, size_t len)
 	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, NULL, 0), LM_OK);
 	buf[0] = '\0';
 	for (size_t i = 0; i < resp->n_matches && w < len; i++)
-		w += (size_t) snprintf(buf + w, len - w, "%s%s", i ? "," : "",
-		    resp->matches[i]->job_id);
+		w += (size_t) snprintf(
+		    buf + w, len - w, "%s%s", i ? "," : "", resp->matches[i]->job_id);
 	free_msg(resp);
 	return buf;
 }
@@ -812,7 +833,8 @@ test_updates(void **state)
 	assert_int_equal(lm_index_put_profile(idx, simple_profile("c1", "go")), LM_OK);
 	assert_int_equal(lm_index_put_posting(idx, simple_posting("j2", 1, "go")), LM_OK);
 	assert_int_equal(lm_index_put_posting(idx, simple_posting("j1", 1, "go")), LM_OK);
-	assert_int_equal(lm_index_put_posting(idx, simple_posting("j3", 1, "rust")), LM_OK);
+	assert_int_equal(
+	    lm_index_put_posting(idx, simple_posting("j3", 1, "rust")), LM_OK);
 	/* Ties by id; the skill match ranks first. */
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j1,j2,j3");
 
@@ -823,7 +845,8 @@ test_updates(void **state)
 	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j2,j3,j1");
 	/* An older version is refused and changes nothing. */
-	assert_int_equal(lm_index_put_posting(idx, simple_posting("j1", 1, "go")), LM_ESTALE);
+	assert_int_equal(
+	    lm_index_put_posting(idx, simple_posting("j1", 1, "go")), LM_ESTALE);
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j2,j3,j1");
 
 	/* Closing removes from results but keeps the record for Get/Explain. */
@@ -833,7 +856,8 @@ test_updates(void **state)
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j3,j1");
 	assert_int_equal(lm_index_get_posting(idx, "j2", &got), LM_OK);
 	assert_int_equal(got->version, 5);
-	assert_int_equal(got->status, LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED);
+	assert_int_equal(
+	    got->status, LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED);
 	free_msg(got);
 	lm_index_counts_get(idx, &counts);
 	assert_int_equal(counts.postings, 3);
@@ -844,9 +868,11 @@ test_updates(void **state)
 		Lunamatch__V1__ExplainMatchResponse *ex = NULL;
 		assert_int_equal(lm_index_explain(idx, "c1", "j2", NOW, &ex), LM_OK);
 		assert_false(ex->eligible);
-		assert_string_equal(ex->match->explanation->vetoes[0]->code, LM_VETO_POSTING_CLOSED);
+		assert_string_equal(
+		    ex->match->explanation->vetoes[0]->code, LM_VETO_POSTING_CLOSED);
 		free_msg(ex);
-		assert_int_equal(lm_index_explain(idx, "c1", "nope", NOW, &ex), LM_ENOENT);
+		assert_int_equal(
+		    lm_index_explain(idx, "c1", "nope", NOW, &ex), LM_ENOENT);
 		assert_null(ex);
 	}
 
@@ -879,12 +905,15 @@ test_updates(void **state)
 	/* A removed profile is gone for queries by id. */
 	assert_int_equal(lm_index_remove_profile(idx, "c1"), LM_OK);
 	{
-		Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		Lunamatch__V1__MatchJobsRequest req =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 		Lunamatch__V1__MatchJobsResponse *resp = NULL;
 		char err[128];
-		req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 		req.candidate_id = "c1";
-		assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)),
+		assert_int_equal(
+		    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)),
 		    LM_ENOENT);
 		assert_null(resp);
 	}
@@ -901,7 +930,8 @@ test_errors(void **state)
 	lm_model m;
 	lm_index *idx = NULL;
 	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
-	Lunamatch__V1__MatchCandidatesRequest creq = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesRequest creq =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
 	Lunamatch__V1__MatchJobsResponse *resp = NULL;
 	Lunamatch__V1__MatchCandidatesResponse *cresp = NULL;
 	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
@@ -916,46 +946,57 @@ test_errors(void **state)
 	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
 	for (int i = 0; i < 15; i++) {
 		snprintf(buf, sizeof(buf), "j%02d", i);
-		assert_int_equal(lm_index_put_posting(idx, simple_posting(buf, 1, "go")), LM_OK);
+		assert_int_equal(
+		    lm_index_put_posting(idx, simple_posting(buf, 1, "go")), LM_OK);
 	}
 	assert_int_equal(lm_index_put_profile(idx, simple_profile("c", "go")), LM_OK);
 	noid = simple_posting("", 1, "go");
-	assert_int_equal(lm_index_put_posting(idx, noid), LM_EINVAL); /* freed by the index */
+	assert_int_equal(
+	    lm_index_put_posting(idx, noid), LM_EINVAL); /* freed by the index */
 
-	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);
+	assert_int_equal(
+	    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);
 	assert_non_null(strstr(err, "candidate_id"));
 	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 	req.candidate_id = "c";
 	req.top_k = LM_INDEX_TOP_K_MAX + 1;
-	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);
+	assert_int_equal(
+	    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);
 	assert_non_null(strstr(err, "top_k"));
 	req.top_k = 0; /* default 10 */
-	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
 	assert_int_equal(resp->n_matches, LM_INDEX_TOP_K_DEFAULT);
 	assert_int_equal(resp->considered, 15);
 	free_msg(resp);
 	req.top_k = LM_INDEX_TOP_K_MAX;
-	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
 	assert_int_equal(resp->n_matches, 15);
 	free_msg(resp);
 	jf.n_countries = LM_FILTER_LIST_MAX + 1;
 	req.filters = &jf;
-	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);
+	assert_int_equal(
+	    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);
 	assert_non_null(strstr(err, "countries"));
 	assert_null(resp);
 
-	assert_int_equal(lm_index_match_candidates(idx, &creq, NOW, &cresp, err, sizeof(err)),
+	assert_int_equal(
+	    lm_index_match_candidates(idx, &creq, NOW, &cresp, err, sizeof(err)),
 	    LM_EINVAL);
 	creq.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 	creq.job_id = "missing";
-	assert_int_equal(lm_index_match_candidates(idx, &creq, NOW, &cresp, err, sizeof(err)),
+	assert_int_equal(
+	    lm_index_match_candidates(idx, &creq, NOW, &cresp, err, sizeof(err)),
 	    LM_ENOENT);
 	assert_null(cresp);
 
-	assert_int_equal(lm_index_top_for_posting(idx, "missing", 5, 0, NOW, &l), LM_ENOENT);
+	assert_int_equal(
+	    lm_index_top_for_posting(idx, "missing", 5, 0, NOW, &l), LM_ENOENT);
 	assert_int_equal(l.n, 0);
 	assert_int_equal(
-	    lm_index_top_for_profile(idx, "c", LM_INDEX_EVENT_TOP_MAX + 1, 0, NOW, &l), LM_EINVAL);
+	    lm_index_top_for_profile(idx, "c", LM_INDEX_EVENT_TOP_MAX + 1, 0, NOW, &l),
+	    LM_EINVAL);
 	assert_int_equal(lm_index_top_for_profile(idx, "c", 0, 0, NOW, &l), LM_OK);
 	assert_int_equal(l.n, 0);
 	lm_top_list_clear(&l);
@@ -1015,15 +1056,20 @@ reader(void *arg)
 		int rcode;
 		snprintf(id, sizeof(id), "c%02u", rn(&r, 30));
 		if (chance(&r, 50)) {
-			Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+			Lunamatch__V1__MatchJobsRequest req =
+			    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 			Lunamatch__V1__MatchJobsResponse *resp = NULL;
-			req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+			req.subject_case =
+			    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 			req.candidate_id = id;
 			req.top_k = 1 + rn(&r, 50);
-			req.explain = chance(&r, 20) ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL
-			                             : LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
+			req.explain =
+			    chance(&r, 20)
+			        ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL
+			        : LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
 			rcode = lm_index_match_jobs(rc->idx, &req, NOW, &resp, NULL, 0);
-			if (rcode == LM_OK && !ordered(resp->matches, resp->n_matches, true))
+			if (rcode == LM_OK &&
+			    !ordered(resp->matches, resp->n_matches, true))
 				atomic_fetch_add(&rc->failures, 1);
 			free_msg(resp);
 		} else if (chance(&r, 60)) {
@@ -1031,11 +1077,14 @@ reader(void *arg)
 			    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
 			Lunamatch__V1__MatchCandidatesResponse *resp = NULL;
 			snprintf(id, sizeof(id), "j%03u", rn(&r, 150));
-			req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+			req.subject_case =
+			    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 			req.job_id = id;
 			req.top_k = 1 + rn(&r, 20);
-			rcode = lm_index_match_candidates(rc->idx, &req, NOW, &resp, NULL, 0);
-			if (rcode == LM_OK && !ordered(resp->matches, resp->n_matches, false))
+			rcode =
+			    lm_index_match_candidates(rc->idx, &req, NOW, &resp, NULL, 0);
+			if (rcode == LM_OK &&
+			    !ordered(resp->matches, resp->n_matches, false))
 				atomic_fetch_add(&rc->failures, 1);
 			free_msg(resp);
 		} else {
@@ -1050,7 +1099,8 @@ reader(void *arg)
 				rcode = lm_index_get_posting(rc->idx, jid, &p);
 			free_msg(p);
 			if (rcode == LM_OK || rcode == LM_ENOENT)
-				rcode = lm_index_top_for_posting(rc->idx, jid, 10, 0.3, NOW, &l);
+				rcode = lm_index_top_for_posting(
+				    rc->idx, jid, 10, 0.3, NOW, &l);
 			lm_top_list_clear(&l);
 		}
 		if (rcode != LM_OK && rcode != LM_ENOENT)
@@ -1078,11 +1128,13 @@ test_concurrent(void **state)
 	assert_int_equal(lm_index_new(&m, &rc.idx), LM_OK);
 	for (unsigned i = 0; i < 150; i++) {
 		snprintf(id, sizeof(id), "j%03u", i);
-		assert_int_equal(lm_index_put_posting(rc.idx, gen_posting(&r, id)), LM_OK);
+		assert_int_equal(
+		    lm_index_put_posting(rc.idx, gen_posting(&r, id)), LM_OK);
 	}
 	for (unsigned i = 0; i < 30; i++) {
 		snprintf(id, sizeof(id), "c%02u", i);
-		assert_int_equal(lm_index_put_profile(rc.idx, gen_profile(&r, id)), LM_OK);
+		assert_int_equal(
+		    lm_index_put_profile(rc.idx, gen_profile(&r, id)), LM_OK);
 	}
 	for (int i = 0; i < RACE_READERS; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, reader, &rc), 0);
@@ -1099,7 +1151,8 @@ test_concurrent(void **state)
 			p = gen_posting(&r, id);
 			p->version = version;
 			if (what == 0)
-				p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+				p->status =
+				    LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
 			rcode = lm_index_put_posting(rc.idx, p);
 		} else if (what < 7) {
 			snprintf(id, sizeof(id), "j%03u", rn(&r, 150));

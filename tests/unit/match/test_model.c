@@ -68,7 +68,8 @@ test_default_file(void **state)
 	double sum = 0;
 
 	(void) state;
-	assert_int_equal(lm_model_load(lmt_src("data/model/default.json"), &m, err, sizeof(err)),
+	assert_int_equal(
+	    lm_model_load(lmt_src("data/model/default.json"), &m, err, sizeof(err)),
 	    LM_OK);
 	assert_non_null(m);
 	assert_string_equal(m->version, "default-2025.1");
@@ -95,7 +96,8 @@ test_feature_names(void **state)
 {
 	(void) state;
 	for (int f = 0; f < LM_FEAT_COUNT; f++)
-		assert_int_equal(lm_feature_from_name(lm_feature_name((lm_feature) f)), f);
+		assert_int_equal(
+		    lm_feature_from_name(lm_feature_name((lm_feature) f)), f);
 	assert_string_equal(lm_feature_name(LM_FEAT_CAREER_GOALS), "career_goals");
 	assert_string_equal(lm_feature_name(LM_FEAT_COUNT), "unknown");
 	assert_int_equal(lm_feature_from_name("skill"), -1);
@@ -107,8 +109,8 @@ test_minimal_file(void **state)
 {
 	char err[256] = "";
 	lm_model *m = NULL;
-	const char *path =
-	    write_file("min.json", "{\"model_version\":\"v7\",\"weights\":{\"skills\":2}}");
+	const char *path = write_file(
+	    "min.json", "{\"model_version\":\"v7\",\"weights\":{\"skills\":2}}");
 
 	(void) state;
 	assert_int_equal(lm_model_load(path, &m, err, sizeof(err)), LM_OK);
@@ -119,9 +121,10 @@ test_minimal_file(void **state)
 	assert_float_equal(m->params.seniority_step, 0.25, 0);
 	lm_model_free(m);
 
-	path = write_file("p.json", "{\"model_version\":\"v8\",\"weights\":{\"salary\":1},"
-	                            "\"params\":{\"freshness_half_life_days\":7,"
-	                            "\"relocate_credit\":0}}");
+	path =
+	    write_file("p.json", "{\"model_version\":\"v8\",\"weights\":{\"salary\":1},"
+	                         "\"params\":{\"freshness_half_life_days\":7,"
+	                         "\"relocate_credit\":0}}");
 	assert_int_equal(lm_model_load(path, &m, err, sizeof(err)), LM_OK);
 	assert_float_equal(m->params.freshness_half_life_days, 7, 0);
 	assert_float_equal(m->params.relocate_credit, 0, 0);
@@ -134,9 +137,11 @@ test_errors(void **state)
 	(void) state;
 	expect_error("{\"model_version\":\"v\",\"weights\":{\"skils\":1}}", LM_ESCHEMA,
 	    "unknown feature \"skils\"");
-	expect_error("{\"model_version\":\"v\",\"weights\":{\"skills\":1,\"salary\":-0.5}}",
+	expect_error(
+	    "{\"model_version\":\"v\",\"weights\":{\"skills\":1,\"salary\":-0.5}}",
 	    LM_ESCHEMA, "negative weight");
-	expect_error("{\"weights\":{\"skills\":1}}", LM_ESCHEMA, "missing \"model_version\"");
+	expect_error(
+	    "{\"weights\":{\"skills\":1}}", LM_ESCHEMA, "missing \"model_version\"");
 	expect_error("{\"model_version\":\"\",\"weights\":{\"skills\":1}}", LM_ESCHEMA,
 	    "model_version");
 	expect_error("{\"model_version\":\"a b\",\"weights\":{\"skills\":1}}", LM_ESCHEMA,
@@ -147,8 +152,8 @@ test_errors(void **state)
 	    LM_ESCHEMA, "all weights are zero");
 	expect_error("{\"model_version\":\"v\",\"weights\":{}}", LM_ESCHEMA,
 	    "all weights are zero");
-	expect_error("{\"model_version\":\"v\",\"weights\":{\"skills\":\"1\"}}", LM_ESCHEMA,
-	    "weights.skills: must be a number");
+	expect_error("{\"model_version\":\"v\",\"weights\":{\"skills\":\"1\"}}",
+	    LM_ESCHEMA, "weights.skills: must be a number");
 	expect_error("{\"model_version\":\"v\",\"weights\":{\"skills\":1e9}}", LM_ESCHEMA,
 	    "larger than");
 	expect_error("{\"model_version\":\"v\"}", LM_ESCHEMA, "missing \"weights\"");
@@ -197,7 +202,8 @@ test_io_errors(void **state)
 	fputs(big, f);
 	fclose(f);
 	assert_int_equal(lm_model_load(path, &m, err, sizeof(err)), LM_E2BIG);
-	assert_int_equal(lm_model_parse(big, LM_MODEL_FILE_MAX + 1, "x", &m, err, sizeof(err)),
+	assert_int_equal(
+	    lm_model_parse(big, LM_MODEL_FILE_MAX + 1, "x", &m, err, sizeof(err)),
 	    LM_E2BIG);
 	free(big);
 	assert_null(m);

@@ -400,7 +400,8 @@ test_skills(void **state)
 	assert_float_equal(feature(mt, "skills")->value, want, EPS);
 	{
 		char detail[128];
-		snprintf(detail, sizeof(detail), "2 of 3 skills, %.0f%% of importance", 100 * want);
+		snprintf(detail, sizeof(detail), "2 of 3 skills, %.0f%% of importance",
+		    100 * want);
 		assert_string_equal(feature(mt, "skills")->detail, detail);
 	}
 	/* Matched: a and d by importance; missing: b. Importances sum to 1. */
@@ -408,8 +409,8 @@ test_skills(void **state)
 	assert_int_equal(mt->explanation->n_missing_skills, 1);
 	assert_string_equal(mt->explanation->missing_skills[0]->skill_id, "b");
 	assert_string_equal(mt->explanation->missing_skills[0]->name, "B");
-	assert_float_equal(mt->explanation->missing_skills[0]->importance, ib / (ia + ib + id),
-	    EPS);
+	assert_float_equal(
+	    mt->explanation->missing_skills[0]->importance, ib / (ia + ib + id), EPS);
 	assert_float_equal(mt->explanation->missing_skills[0]->candidate_years, 0, 0);
 	{
 		double sum = mt->explanation->missing_skills[0]->importance;
@@ -508,8 +509,8 @@ test_salary(void **state)
 	assert_float_equal(value_of(LM_FEAT_SALARY, c, p), 0.25, EPS);
 	p->salary->annual_max = 0; /* open-ended: the minimum is the top */
 	p->salary->annual_min = 112000;
-	assert_float_equal(value_of(LM_FEAT_SALARY, c, p), pow(0.5, (28000.0 / 112000) / 0.2),
-	    EPS);
+	assert_float_equal(
+	    value_of(LM_FEAT_SALARY, c, p), pow(0.5, (28000.0 / 112000) / 0.2), EPS);
 	c->desired_salary->annual_min = 0; /* unknown */
 	assert_false(has_feature(LM_FEAT_SALARY, c, p));
 	post_free(p);
@@ -594,9 +595,11 @@ test_career_goals(void **state)
 	assert_false(has_feature(LM_FEAT_CAREER_GOALS, c, p));
 	g = goals(c);
 	add_str(&g->desired_titles, &g->n_desired_titles, "ML Engineer");
-	assert_float_equal(value_of(LM_FEAT_CAREER_GOALS, c, p), 0.5, EPS); /* engineer of 2 */
+	assert_float_equal(
+	    value_of(LM_FEAT_CAREER_GOALS, c, p), 0.5, EPS); /* engineer of 2 */
 	add_str(&g->desired_titles, &g->n_desired_titles, "data engineer");
-	assert_float_equal(value_of(LM_FEAT_CAREER_GOALS, c, p), 1.0, 0); /* the best title */
+	assert_float_equal(
+	    value_of(LM_FEAT_CAREER_GOALS, c, p), 1.0, 0); /* the best title */
 	add_str(&g->desired_categories, &g->n_desired_categories, "DATA");
 	add_str(&g->desired_industries, &g->n_desired_industries, "Retail");
 	assert_float_equal(value_of(LM_FEAT_CAREER_GOALS, c, p), 2.0 / 3.0, EPS);
@@ -648,12 +651,14 @@ test_semantic(void **state)
 	assert_float_equal(value_of(LM_FEAT_SEMANTIC, c, p), 0.0, EPS);
 	free(c->embedding);
 	emb(&c->embedding, &c->n_embedding, 3, xy);
-	assert_float_equal(value_of(LM_FEAT_SEMANTIC, c, p), (1.0 / sqrt(2.0) + 1) / 2, 1e-7);
+	assert_float_equal(
+	    value_of(LM_FEAT_SEMANTIC, c, p), (1.0 / sqrt(2.0) + 1) / 2, 1e-7);
 	c->n_embedding = 2; /* dimensions differ: left out */
 	assert_false(has_feature(LM_FEAT_SEMANTIC, c, p));
 	c->n_embedding = 3;
 	free(c->embedding);
-	emb(&c->embedding, &c->n_embedding, 3, (const float[]){0, 0, 0}); /* zero vector */
+	emb(&c->embedding, &c->n_embedding, 3,
+	    (const float[]){0, 0, 0}); /* zero vector */
 	assert_false(has_feature(LM_FEAT_SEMANTIC, c, p));
 	post_free(p);
 	prof_free(c);
@@ -724,8 +729,8 @@ test_weighted_mean(void **state)
 /* Asserts that the pair is vetoed with exactly the given codes, in order,
  * and that the first reason is `reason`. */
 static void
-expect_vetoes(const lm_filters *f, const Profile *c, const JobPosting *p, const char *reason,
-    int n, ...)
+expect_vetoes(const lm_filters *f, const Profile *c, const JobPosting *p,
+    const char *reason, int n, ...)
 {
 	lm_model m;
 	lm_score_env env;
@@ -743,7 +748,8 @@ expect_vetoes(const lm_filters *f, const Profile *c, const JobPosting *p, const 
 	assert_int_equal(mt->explanation->n_vetoes, n);
 	va_start(ap, n);
 	for (int i = 0; i < n; i++)
-		assert_string_equal(mt->explanation->vetoes[i]->code, va_arg(ap, const char *));
+		assert_string_equal(
+		    mt->explanation->vetoes[i]->code, va_arg(ap, const char *));
 	va_end(ap);
 	if (n > 0) {
 		char want[300];
@@ -790,16 +796,18 @@ test_vetoes(void **state)
 	prof_emp(c, LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME);
 	expect_vetoes(NULL, c, p, NULL, 0); /* the job's type is not stated */
 	p->employment_type = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_CONTRACT;
-	expect_vetoes(NULL, c, p, "the job is contract; the candidate wants other employment types",
-	    1, LM_VETO_EMPLOYMENT_TYPE);
+	expect_vetoes(NULL, c, p,
+	    "the job is contract; the candidate wants other employment types", 1,
+	    LM_VETO_EMPLOYMENT_TYPE);
 	prof_emp(c, LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_CONTRACT);
 	expect_vetoes(NULL, c, p, NULL, 0);
 
 	post_loc(p, "Berlin", "DE");
 	prof_loc(c, NULL, "US");
 	expect_vetoes(NULL, c, p,
-	    "no job location in the candidate's countries, and the candidate does not relocate", 1,
-	    LM_VETO_LOCATION);
+	    "no job location in the candidate's countries, and the candidate does not "
+	    "relocate",
+	    1, LM_VETO_LOCATION);
 	c->willing_to_relocate = true;
 	expect_vetoes(NULL, c, p, NULL, 0);
 	c->willing_to_relocate = false;
@@ -840,7 +848,8 @@ test_vetoes(void **state)
 		Match *mt;
 		lm_model_defaults(&m);
 		env = env_of(&m, NULL);
-		mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY);
+		mt = explain(
+		    &env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY);
 		assert_int_equal(mt->explanation->n_failed_requirement_groups, 2);
 		assert_string_equal(mt->explanation->failed_requirement_groups[0],
 		    "Python, Scala or Java");
@@ -874,14 +883,14 @@ test_job_filters(void **state)
 	p->salary = salary_new(60000, 80000);
 
 	jf.remote_only = 1;
-#define WITH_FILTERS(reason, n)                                                     \
-	do {                                                                        \
+#define WITH_FILTERS(reason, n)                                                          \
+	do {                                                                             \
 		assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_OK); \
-		if (n)                                                              \
-			expect_vetoes(f, c, p, reason, 1, LM_VETO_FILTER);           \
-		else                                                                \
-			expect_vetoes(f, c, p, NULL, 0);                              \
-		lm_filters_free(f);                                                 \
+		if (n)                                                                   \
+			expect_vetoes(f, c, p, reason, 1, LM_VETO_FILTER);               \
+		else                                                                     \
+			expect_vetoes(f, c, p, NULL, 0);                                 \
+		lm_filters_free(f);                                                      \
 	} while (0)
 	WITH_FILTERS("filter: remote jobs only; this one is hybrid", 1);
 	jf.remote_only = 0;
@@ -950,14 +959,15 @@ test_candidate_filters(void **state)
 	p->posted_at = NOW - DAY;
 	prof_loc(c, "London", "GB");
 	c->years_experience = 3;
-#define WITH_FILTERS(reason, n)                                                           \
-	do {                                                                              \
-		assert_int_equal(lm_filters_for_candidates(&cf, &f, err, sizeof(err)), LM_OK); \
-		if (n)                                                                    \
-			expect_vetoes(f, c, p, reason, 1, LM_VETO_FILTER);                 \
-		else                                                                      \
-			expect_vetoes(f, c, p, NULL, 0);                                    \
-		lm_filters_free(f);                                                       \
+#define WITH_FILTERS(reason, n)                                                          \
+	do {                                                                             \
+		assert_int_equal(                                                        \
+		    lm_filters_for_candidates(&cf, &f, err, sizeof(err)), LM_OK);        \
+		if (n)                                                                   \
+			expect_vetoes(f, c, p, reason, 1, LM_VETO_FILTER);               \
+		else                                                                     \
+			expect_vetoes(f, c, p, NULL, 0);                                 \
+		lm_filters_free(f);                                                      \
 	} while (0)
 	cf.n_countries = 1;
 	cf.countries = countries;
@@ -974,7 +984,8 @@ test_candidate_filters(void **state)
 	cf.employment_types = types;
 	WITH_FILTERS(NULL, 0); /* the candidate accepts any type */
 	prof_emp(c, LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME);
-	WITH_FILTERS("filter: candidate accepts none of the requested employment types", 1);
+	WITH_FILTERS(
+	    "filter: candidate accepts none of the requested employment types", 1);
 	cf.n_employment_types = 0;
 	cf.remote_only = 1;
 	WITH_FILTERS("filter: candidates preferring remote work only", 1);
@@ -1027,9 +1038,11 @@ test_explanation_order(void **state)
 	assert_int_equal(mt->explanation->n_matched_skills, 6);
 	assert_int_equal(mt->explanation->n_missing_skills, 3);
 	for (size_t i = 0; i < 6; i++)
-		assert_string_equal(mt->explanation->matched_skills[i]->skill_id, matched[i]);
+		assert_string_equal(
+		    mt->explanation->matched_skills[i]->skill_id, matched[i]);
 	for (size_t i = 0; i < 3; i++)
-		assert_string_equal(mt->explanation->missing_skills[i]->skill_id, missing[i]);
+		assert_string_equal(
+		    mt->explanation->missing_skills[i]->skill_id, missing[i]);
 	assert_float_equal(mt->explanation->matched_skills[0]->importance, 3.0 / 12, EPS);
 	assert_float_equal(mt->explanation->matched_skills[1]->candidate_years, 2.5, 0);
 	assert_string_equal(mt->title, "Engineer");
@@ -1042,7 +1055,8 @@ test_explanation_order(void **state)
 	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY);
 	assert_int_equal(mt->explanation->n_matched_skills, LM_EXPLAIN_SUMMARY_SKILLS);
 	for (size_t i = 0; i < LM_EXPLAIN_SUMMARY_SKILLS; i++)
-		assert_string_equal(mt->explanation->matched_skills[i]->skill_id, matched[i]);
+		assert_string_equal(
+		    mt->explanation->matched_skills[i]->skill_id, matched[i]);
 	assert_int_equal(mt->explanation->n_improvements, 0);
 	assert_non_null(strstr(mt->explanation->summary, "6/9 skills"));
 	assert_non_null(strstr(mt->explanation->summary, "missing Y"));
@@ -1090,20 +1104,21 @@ test_improvements(void **state)
 	assert_int_equal(mt->explanation->n_improvements, 4);
 	assert_string_equal(mt->explanation->improvements[0]->action, "add skill: C");
 	assert_float_equal(mt->explanation->improvements[0]->score_gain, 0.6 * 0.5, EPS);
-	assert_string_equal(mt->explanation->improvements[1]->action,
-	    "reach 4.0 years of experience");
+	assert_string_equal(
+	    mt->explanation->improvements[1]->action, "reach 4.0 years of experience");
 	assert_float_equal(mt->explanation->improvements[1]->score_gain, 0.3 * 0.75, EPS);
 	assert_string_equal(mt->explanation->improvements[2]->action, "add skill: B");
 	assert_float_equal(mt->explanation->improvements[2]->score_gain, 0.6 * 0.25, EPS);
-	assert_string_equal(mt->explanation->improvements[3]->action, "reach education: master");
+	assert_string_equal(
+	    mt->explanation->improvements[3]->action, "reach education: master");
 	assert_float_equal(mt->explanation->improvements[3]->score_gain, 0.1 * 0.25, EPS);
 	match_free(mt);
 
 	/* Equal gains: ordered by action text. */
 	p->skills[2]->weight = 1;
 	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
-	assert_string_equal(mt->explanation->improvements[0]->action,
-	    "reach 4.0 years of experience");
+	assert_string_equal(
+	    mt->explanation->improvements[0]->action, "reach 4.0 years of experience");
 	assert_string_equal(mt->explanation->improvements[1]->action, "add skill: B");
 	assert_string_equal(mt->explanation->improvements[2]->action, "add skill: C");
 	assert_float_equal(mt->explanation->improvements[1]->score_gain,
