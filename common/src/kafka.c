@@ -51,21 +51,23 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 		l = LM_LOG_INFO;
 	else
 		l = LM_LOG_DEBUG;
-	lm_log(l, "kafka.log", "%s %s: %s", rk ? rd_kafka_name(rk) : "-",
-	    fac ? fac : "-", buf ? buf : "");
+	lm_log(l, "kafka.log", "%s %s: %s", rk ? rd_kafka_name(rk) : "-", fac ? fac : "-",
+	    buf ? buf : "");
 }
 
 int
-lm_kafka_set(rd_kafka_conf_t *c, const char *key, const char *value, char *err,
-    size_t errlen)
+lm_kafka_set(
+    rd_kafka_conf_t *c, const char *key, const char *value, char *err, size_t errlen)
 {
 	char reason[512];
 
 	if (c == NULL || key == NULL || value == NULL) {
-		snprintf(err, errlen, "kafka property: missing configuration, key or value");
+		snprintf(
+		    err, errlen, "kafka property: missing configuration, key or value");
 		return LM_EINVAL;
 	}
-	if (rd_kafka_conf_set(c, key, value, reason, sizeof(reason)) != RD_KAFKA_CONF_OK) {
+	if (rd_kafka_conf_set(c, key, value, reason, sizeof(reason)) !=
+	    RD_KAFKA_CONF_OK) {
 		snprintf(err, errlen, "kafka property %s: %s", key, reason);
 		return LM_EINVAL;
 	}
@@ -82,8 +84,8 @@ lm_kafka_conf(const char *brokers, const char *client_id, rd_kafka_conf_t **out,
 	*out = NULL;
 	if (client_id == NULL)
 		client_id = "lunamatch";
-	if (brokers != NULL && (brokers[0] == '\0' ||
-				   strlen(brokers) >= LM_KAFKA_BROKERS_MAX)) {
+	if (brokers != NULL &&
+	    (brokers[0] == '\0' || strlen(brokers) >= LM_KAFKA_BROKERS_MAX)) {
 		snprintf(err, errlen, "kafka brokers: must be 1..%d bytes",
 		    LM_KAFKA_BROKERS_MAX - 1);
 		return LM_EINVAL;
@@ -98,10 +100,11 @@ lm_kafka_conf(const char *brokers, const char *client_id, rd_kafka_conf_t **out,
 		return LM_ENOMEM;
 	}
 	rd_kafka_conf_set_log_cb(c, log_cb);
-	if ((brokers != NULL &&
-		(rv = lm_kafka_set(c, "bootstrap.servers", brokers, err, errlen)) != LM_OK) ||
+	if ((brokers != NULL && (rv = lm_kafka_set(c, "bootstrap.servers", brokers, err,
+	                             errlen)) != LM_OK) ||
 	    (rv = lm_kafka_set(c, "client.id", client_id, err, errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(c, "socket.keepalive.enable", "true", err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(c, "socket.keepalive.enable", "true", err, errlen)) !=
+	        LM_OK ||
 	    (rv = lm_kafka_set(c, "log.connection.close", "false", err, errlen)) != LM_OK)
 		goto fail;
 	*out = c;
@@ -161,7 +164,7 @@ topic_name_ok(const char *t)
 		if (n >= LM_KAFKA_TOPIC_MAX)
 			return false;
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			(c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+		        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
 			return false;
 	}
 	return n > 0 && strcmp(t, ".") != 0 && strcmp(t, "..") != 0;
@@ -189,8 +192,7 @@ md_partitions(const struct rd_kafka_metadata *md, const char *topic)
 }
 
 int
-lm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms,
-    int *count)
+lm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count)
 {
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_resp_err_t e;
@@ -240,7 +242,8 @@ lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (!topic_name_ok(topics[i])) {
 			snprintf(err, errlen,
-			    "kafka topic \"%.64s\": not 1..%d characters of [a-zA-Z0-9._-]",
+			    "kafka topic \"%.64s\": not 1..%d characters of "
+			    "[a-zA-Z0-9._-]",
 			    topics[i] ? topics[i] : "(null)", LM_KAFKA_TOPIC_MAX);
 			return LM_EINVAL;
 		}
@@ -261,8 +264,8 @@ lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
 		if (md_partitions(md, topics[i]) >= 0)
 			continue;
 		/* -1: the broker's default.replication.factor. */
-		nt[nnew] = rd_kafka_NewTopic_new(topics[i], partitions, -1, reason,
-		    sizeof(reason));
+		nt[nnew] = rd_kafka_NewTopic_new(
+		    topics[i], partitions, -1, reason, sizeof(reason));
 		if (nt[nnew] == NULL) {
 			snprintf(err, errlen, "kafka topic %s: %s", topics[i], reason);
 			rv = LM_EINVAL;
@@ -275,28 +278,31 @@ lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
 		goto done;
 	left = timeout_ms - (int) (now_ms() - start);
 	if (left <= 0) {
-		snprintf(err, errlen, "kafka topics: no time left after the metadata request");
+		snprintf(
+		    err, errlen, "kafka topics: no time left after the metadata request");
 		rv = LM_ETIMEDOUT;
 		goto done;
 	}
-	if ((opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS)) == NULL ||
+	if ((opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS)) ==
+	        NULL ||
 	    (q = rd_kafka_queue_new(rk)) == NULL) {
 		snprintf(err, errlen, "kafka topics: out of memory");
 		rv = LM_ENOMEM;
 		goto done;
 	}
-	if (rd_kafka_AdminOptions_set_request_timeout(opts, left, reason,
-		sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    rd_kafka_AdminOptions_set_operation_timeout(opts, left, reason,
-		sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+	if (rd_kafka_AdminOptions_set_request_timeout(
+	        opts, left, reason, sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    rd_kafka_AdminOptions_set_operation_timeout(
+	        opts, left, reason, sizeof(reason)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		snprintf(err, errlen, "kafka topics: %s", reason);
 		rv = LM_EINVAL;
 		goto done;
 	}
 	rd_kafka_CreateTopics(rk, nt, nnew, opts, q);
 	if ((ev = rd_kafka_queue_poll(q, left + ADMIN_GRACE_MS)) == NULL) {
-		snprintf(err, errlen, "kafka topic %s: no answer to CreateTopics within %d ms",
-		    first_new, timeout_ms);
+		snprintf(err, errlen,
+		    "kafka topic %s: no answer to CreateTopics within %d ms", first_new,
+		    timeout_ms);
 		rv = LM_ETIMEDOUT;
 		goto done;
 	}
@@ -328,7 +334,8 @@ lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
 		}
 	}
 	if (cnt != nnew) {
-		snprintf(err, errlen, "kafka topics: %zu results for %zu topics", cnt, nnew);
+		snprintf(
+		    err, errlen, "kafka topics: %zu results for %zu topics", cnt, nnew);
 		rv = LM_EKAFKA;
 	}
 done:
@@ -357,10 +364,12 @@ lm_kafka_wait_metadata(rd_kafka_t *rk, int timeout_ms)
 	for (;;) {
 		const struct rd_kafka_metadata *md = NULL;
 		int64_t left = deadline - now_ms();
-		int slice = left < WAIT_SLICE_MS ? (int) (left > 0 ? left : 1) : WAIT_SLICE_MS;
+		int slice =
+		    left < WAIT_SLICE_MS ? (int) (left > 0 ? left : 1) : WAIT_SLICE_MS;
 		int64_t t0 = now_ms();
 
-		if (rd_kafka_metadata(rk, 0, NULL, &md, slice) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (rd_kafka_metadata(rk, 0, NULL, &md, slice) ==
+		    RD_KAFKA_RESP_ERR_NO_ERROR) {
 			int brokers = md->broker_cnt;
 			rd_kafka_metadata_destroy(md);
 			if (brokers > 0)
@@ -372,7 +381,7 @@ lm_kafka_wait_metadata(rd_kafka_t *rk, int timeout_ms)
 		if (now_ms() - t0 < WAIT_RETRY_MS) {
 			left = deadline - now_ms();
 			sleep_ms(left < WAIT_RETRY_MS ? (int) (left > 0 ? left : 0)
-						      : WAIT_RETRY_MS);
+			                              : WAIT_RETRY_MS);
 		}
 	}
 }

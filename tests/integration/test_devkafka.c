@@ -31,16 +31,16 @@
 #include "proc.h"
 
 #define DEV_PARTITIONS 2
-#define DEV_DLQ "lmtest.dlq.v1"
-#define START_MS 30000   /* devkafka start-up, generous for sanitizer builds */
-#define IO_MS 30000      /* longest wait for one message to come back */
-#define GROUP_MSGS 5
+#define DEV_DLQ        "lmtest.dlq.v1"
+#define START_MS       30000 /* devkafka start-up, generous for sanitizer builds */
+#define IO_MS          30000 /* longest wait for one message to come back */
+#define GROUP_MSGS     5
 
 static struct {
-	bool real;            /* LUNAMATCH_TEST_BROKERS given */
+	bool real; /* LUNAMATCH_TEST_BROKERS given */
 	char brokers[512];
-	lmt_proc *dk;         /* the devkafka child, when not real */
-	char run[64];         /* unique per run: tags our messages */
+	lmt_proc *dk; /* the devkafka child, when not real */
+	char run[64]; /* unique per run: tags our messages */
 	const char *topics[4];
 	int delivered, failed;
 } E;
@@ -68,22 +68,23 @@ new_client(rd_kafka_type_t type, const char *group)
 	assert_int_equal(lm_kafka_conf(E.brokers, "lmtest", &c, err, sizeof(err)), LM_OK);
 	if (type == RD_KAFKA_PRODUCER) {
 		rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
-		assert_int_equal(lm_kafka_set(c, "linger.ms", "0", err, sizeof(err)), LM_OK);
+		assert_int_equal(
+		    lm_kafka_set(c, "linger.ms", "0", err, sizeof(err)), LM_OK);
 	} else {
 		/* The high-level consumer needs a group even for assign(). */
 		char reader[128];
 		snprintf(reader, sizeof(reader), "lmtest-reader-%s", E.run);
-		assert_int_equal(lm_kafka_set(c, "group.id", group ? group : reader, err,
-				     sizeof(err)),
+		assert_int_equal(
+		    lm_kafka_set(c, "group.id", group ? group : reader, err, sizeof(err)),
 		    LM_OK);
-		assert_int_equal(lm_kafka_set(c, "enable.auto.commit", "false", err,
-				     sizeof(err)),
+		assert_int_equal(
+		    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)),
 		    LM_OK);
-		assert_int_equal(lm_kafka_set(c, "session.timeout.ms", "6000", err,
-				     sizeof(err)),
+		assert_int_equal(
+		    lm_kafka_set(c, "session.timeout.ms", "6000", err, sizeof(err)),
 		    LM_OK);
-		assert_int_equal(lm_kafka_set(c, "auto.offset.reset", "earliest", err,
-				     sizeof(err)),
+		assert_int_equal(
+		    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)),
 		    LM_OK);
 	}
 	rk = rd_kafka_new(type, c, err, sizeof(err));
@@ -99,10 +100,10 @@ static void
 produce(rd_kafka_t *p, const char *topic, int partition, const char *payload)
 {
 	int before = E.delivered;
-	rd_kafka_resp_err_t e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
-	    RD_KAFKA_V_PARTITION(partition),
-	    RD_KAFKA_V_VALUE((void *) payload, strlen(payload)),
-	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+	rd_kafka_resp_err_t e =
+	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+	        RD_KAFKA_V_VALUE((void *) payload, strlen(payload)),
+	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 	assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
 	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
 	assert_int_equal(E.failed, 0);
@@ -193,19 +194,20 @@ test_topics(void **state)
 
 	for (int i = 0; i < 4; i++) {
 		int n = 0;
-		assert_int_equal(lm_kafka_topic_partitions(p, E.topics[i], IO_MS, &n), LM_OK);
+		assert_int_equal(
+		    lm_kafka_topic_partitions(p, E.topics[i], IO_MS, &n), LM_OK);
 		if (E.real)
 			assert_true(n >= 1);
 		else
 			assert_int_equal(n, DEV_PARTITIONS);
 	}
 	int n = 0;
-	assert_int_equal(lm_kafka_topic_partitions(p, "lmtest.no-such-topic", IO_MS, &n),
-	    LM_ENOENT);
+	assert_int_equal(
+	    lm_kafka_topic_partitions(p, "lmtest.no-such-topic", IO_MS, &n), LM_ENOENT);
 	assert_int_equal(lm_kafka_topic_partitions(p, "bad/name", IO_MS, &n), LM_EINVAL);
 	/* Existing topics: success on both brokers (no CreateTopics is sent). */
-	assert_int_equal(lm_kafka_create_topics(p, E.topics, 4, 3, IO_MS, err, sizeof(err)),
-	    LM_OK);
+	assert_int_equal(
+	    lm_kafka_create_topics(p, E.topics, 4, 3, IO_MS, err, sizeof(err)), LM_OK);
 	rd_kafka_destroy(p);
 }
 
@@ -222,23 +224,25 @@ test_create_topics(void **state)
 	(void) state;
 
 	snprintf(name, sizeof(name), "lmtest.create.%s", E.run);
-	assert_int_equal(lm_kafka_create_topics(p, bad, 1, 1, IO_MS, err, sizeof(err)),
-	    LM_EINVAL);
+	assert_int_equal(
+	    lm_kafka_create_topics(p, bad, 1, 1, IO_MS, err, sizeof(err)), LM_EINVAL);
 	assert_non_null(strstr(err, "no spaces"));
-	assert_int_equal(lm_kafka_create_topics(p, t, 1, 0, IO_MS, err, sizeof(err)),
-	    LM_EINVAL);
-	assert_int_equal(lm_kafka_create_topics(p, t, 0, 1, IO_MS, err, sizeof(err)),
-	    LM_EINVAL);
+	assert_int_equal(
+	    lm_kafka_create_topics(p, t, 1, 0, IO_MS, err, sizeof(err)), LM_EINVAL);
+	assert_int_equal(
+	    lm_kafka_create_topics(p, t, 0, 1, IO_MS, err, sizeof(err)), LM_EINVAL);
 	if (!E.real) {
-		assert_int_equal(lm_kafka_create_topics(p, t, 1, 2, 1500, err,
-				     sizeof(err)),
+		assert_int_equal(
+		    lm_kafka_create_topics(p, t, 1, 2, 1500, err, sizeof(err)),
 		    LM_ETIMEDOUT);
 		assert_non_null(strstr(err, name));
 		rd_kafka_destroy(p);
 		return;
 	}
-	assert_int_equal(lm_kafka_create_topics(p, t, 1, 2, IO_MS, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_kafka_create_topics(p, t, 1, 5, IO_MS, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_create_topics(p, t, 1, 2, IO_MS, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_create_topics(p, t, 1, 5, IO_MS, err, sizeof(err)), LM_OK);
 	/* Metadata may lag creation by a moment on a real broker. */
 	for (int i = 0; i < 50; i++) {
 		if (lm_kafka_topic_partitions(p, name, IO_MS, &n) == LM_OK)
@@ -322,7 +326,8 @@ partition_reader(const char *topic)
 {
 	rd_kafka_t *c = new_client(RD_KAFKA_CONSUMER, NULL);
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_topic_partition_list_add(l, topic, 0)->offset =
+	    RD_KAFKA_OFFSET_BEGINNING;
 	assert_int_equal(rd_kafka_assign(c, l), RD_KAFKA_RESP_ERR_NO_ERROR);
 	rd_kafka_topic_partition_list_destroy(l);
 	return c;
@@ -344,8 +349,8 @@ test_kcat_produce(void **state)
 	assert_non_null(f = fopen(file, "w"));
 	fputs(payload, f);
 	fclose(f);
-	const char *argv[] = {"kcat", "-b", E.brokers, "-P", "-t", E.topics[1], "-p", "0",
-	    file, NULL};
+	const char *argv[] = {
+	    "kcat", "-b", E.brokers, "-P", "-t", E.topics[1], "-p", "0", file, NULL};
 	assert_int_equal(lmt_proc_start(argv, NULL, &k), LM_OK);
 	assert_int_equal(lmt_proc_wait(k, IO_MS, &st), LM_OK);
 	assert_int_equal(st, 0);

@@ -39,9 +39,9 @@ extern char **environ;
 
 struct lmt_proc {
 	pid_t pid;
-	int out_fd;      /* read end of the child's stdout; -1 once closed */
+	int out_fd; /* read end of the child's stdout; -1 once closed */
 	bool reaped;
-	int status;      /* exit code, or 128 + signal; valid when reaped */
+	int status; /* exit code, or 128 + signal; valid when reaped */
 	bool eof;
 	bool discarding; /* dropping the rest of an over-long line */
 	char *buf;       /* LMT_PROC_LINE_MAX bytes of unread output */
@@ -83,7 +83,8 @@ resolve(const char *prog, char *out)
 	for (p = path;;) {
 		const char *end = strchr(p, ':');
 		size_t dl = end ? (size_t) (end - p) : strlen(p);
-		int n = snprintf(out, PATH_MAX_LEN, "%.*s/%s", (int) dl, dl ? p : ".", prog);
+		int n =
+		    snprintf(out, PATH_MAX_LEN, "%.*s/%s", (int) dl, dl ? p : ".", prog);
 		if (n > 0 && n < PATH_MAX_LEN && access(out, X_OK) == 0)
 			return LM_OK;
 		if (end == NULL)
@@ -154,8 +155,8 @@ lmt_proc_start_ex(const char *const argv[], const char *const env[],
 	p->out_fd = -1;
 	if ((devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
 	    (stderr_path != NULL &&
-		(errfd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		     0644)) < 0) ||
+	        (errfd = open(
+	             stderr_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) ||
 	    pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
 		rv = lm_err_from_errno(errno);
 		goto fail;
@@ -204,8 +205,8 @@ lmt_proc_start_ex(const char *const argv[], const char *const env[],
 		while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
 			;
 		rv = child_errno == ENOENT || child_errno == EACCES
-		    ? LM_ENOENT
-		    : lm_err_from_errno(child_errno);
+		         ? LM_ENOENT
+		         : lm_err_from_errno(child_errno);
 		goto fail;
 	}
 	p->out_fd = outp[0];
@@ -331,9 +332,9 @@ lmt_proc_wait(lmt_proc *p, int timeout_ms, int *status)
 		pid_t r = waitpid(p->pid, &st, WNOHANG);
 		if (r == p->pid) {
 			p->reaped = true;
-			p->status = WIFEXITED(st) ? WEXITSTATUS(st)
-			    : WIFSIGNALED(st)     ? 128 + WTERMSIG(st)
-						  : 255;
+			p->status = WIFEXITED(st)     ? WEXITSTATUS(st)
+			            : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
+			                              : 255;
 			break;
 		}
 		if (r < 0 && errno != EINTR)
@@ -380,7 +381,8 @@ lmt_wait_tcp(const char *host, int port, int timeout_ms)
 		((struct sockaddr_in *) &ss)->sin_family = AF_INET;
 		((struct sockaddr_in *) &ss)->sin_port = htons((uint16_t) port);
 		sl = sizeof(struct sockaddr_in);
-	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *) &ss)->sin6_addr) == 1) {
+	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *) &ss)->sin6_addr) ==
+	           1) {
 		((struct sockaddr_in6 *) &ss)->sin6_family = AF_INET6;
 		((struct sockaddr_in6 *) &ss)->sin6_port = htons((uint16_t) port);
 		sl = sizeof(struct sockaddr_in6);
@@ -388,7 +390,8 @@ lmt_wait_tcp(const char *host, int port, int timeout_ms)
 		return LM_EINVAL;
 	}
 	for (;;) {
-		int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int fd =
+		    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		bool ok = false;
 		if (fd < 0)
 			return lm_err_from_errno(errno);
@@ -399,8 +402,10 @@ lmt_wait_tcp(const char *host, int port, int timeout_ms)
 			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 			int soerr = 0;
 			socklen_t el = sizeof(soerr);
-			if (poll(&pfd, 1, left > 500 ? 500 : (left > 0 ? (int) left : 0)) == 1 &&
-			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) == 0 && soerr == 0)
+			if (poll(&pfd, 1,
+			        left > 500 ? 500 : (left > 0 ? (int) left : 0)) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) == 0 &&
+			    soerr == 0)
 				ok = true;
 		}
 		close(fd);

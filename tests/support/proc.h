@@ -81,7 +81,6 @@ int lmt_wait_tcp(const char *host, int port, int timeout_ms);
  * LM_E2BIG for a body above LMT_HTTP_BODY_MAX, LM_ENNG for other transport
  * errors, LM_ENOMEM.
  */
-int lmt_http_get(const char *url, int *status, char **body, size_t *len,
-    int timeout_ms);
+int lmt_http_get(const char *url, int *status, char **body, size_t *len, int timeout_ms);
 
 #endif /* LMT_PROC_H */

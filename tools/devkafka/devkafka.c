@@ -32,7 +32,7 @@
 #define PROG "lunamatch-devkafka"
 /* Brokers in the mock cluster: one is all a single-machine run needs. */
 #define DEV_BROKERS 1
-#define NTOPICS 4
+#define NTOPICS     4
 
 static void
 usage(FILE *out)
@@ -57,7 +57,8 @@ main(int argc, char **argv)
 	int sig = 0;
 	int rc = 1;
 
-	if (lm_config_load(&cfg, LM_PROG_DEVKAFKA, argc, argv, err, sizeof(err)) != LM_OK) {
+	if (lm_config_load(&cfg, LM_PROG_DEVKAFKA, argc, argv, err, sizeof(err)) !=
+	    LM_OK) {
 		fprintf(stderr, PROG ": %s\n", err);
 		return 2;
 	}
@@ -85,8 +86,8 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	const char *const topics[NTOPICS] = {cfg.topic_postings, cfg.topic_profiles,
-	    cfg.topic_matches, cfg.topic_dlq};
+	const char *const topics[NTOPICS] = {
+	    cfg.topic_postings, cfg.topic_profiles, cfg.topic_matches, cfg.topic_dlq};
 
 	if (lm_kafka_conf(NULL, "lunamatch-devkafka", &conf, err, sizeof(err)) != LM_OK) {
 		lm_error("devkafka.config", "%s", err);
@@ -111,12 +112,12 @@ main(int argc, char **argv)
 		goto done;
 	}
 	for (int i = 0; i < NTOPICS; i++) {
-		rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topics[i],
-		    (int) cfg.partitions, 1);
+		rd_kafka_resp_err_t e =
+		    rd_kafka_mock_topic_create(mc, topics[i], (int) cfg.partitions, 1);
 		if (e != RD_KAFKA_RESP_ERR_NO_ERROR &&
 		    e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-			lm_error("devkafka.topic", "cannot create topic %s: %s", topics[i],
-			    rd_kafka_err2str(e));
+			lm_error("devkafka.topic", "cannot create topic %s: %s",
+			    topics[i], rd_kafka_err2str(e));
 			goto done;
 		}
 	}
@@ -124,7 +125,8 @@ main(int argc, char **argv)
 	/* The contract with scripts and tests: the address is the first line. */
 	if (printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc)) < 0 ||
 	    fflush(stdout) != 0) {
-		lm_error("devkafka.start", "cannot write the bootstrap address to stdout");
+		lm_error(
+		    "devkafka.start", "cannot write the bootstrap address to stdout");
 		goto done;
 	}
 	lm_info("devkafka.ready", "serving on %s: %d topics with %u partitions",

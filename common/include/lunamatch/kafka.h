@@ -23,13 +23,13 @@ extern "C" {
 #endif
 
 /* Longest bootstrap.servers list and client.id that lm_kafka_conf accepts. */
-#define LM_KAFKA_BROKERS_MAX 1024
+#define LM_KAFKA_BROKERS_MAX   1024
 #define LM_KAFKA_CLIENT_ID_MAX 128
 /* Kafka's own limit on topic names (249 characters of [a-zA-Z0-9._-]). */
 #define LM_KAFKA_TOPIC_MAX 249
 /* Most topics and partitions per topic that lm_kafka_create_topics takes. */
 #define LM_KAFKA_CREATE_TOPICS_MAX 64
-#define LM_KAFKA_PARTITIONS_MAX 10000
+#define LM_KAFKA_PARTITIONS_MAX    10000
 
 /*
  * Creates a configuration with bootstrap.servers = brokers (omitted when
@@ -44,13 +44,13 @@ extern "C" {
  * rd_kafka_conf_destroy. On error, *out is NULL and err holds a one-line
  * reason; LM_EINVAL for an empty, too long or rejected value, LM_ENOMEM.
  */
-int lm_kafka_conf(const char *brokers, const char *client_id,
-    rd_kafka_conf_t **out, char *err, size_t errlen);
+int lm_kafka_conf(const char *brokers, const char *client_id, rd_kafka_conf_t **out,
+    char *err, size_t errlen);
 
 /* Sets one librdkafka property. Returns LM_OK, or LM_EINVAL with
  * librdkafka's reason (unknown property or invalid value) in err. */
-int lm_kafka_set(rd_kafka_conf_t *c, const char *key, const char *value,
-    char *err, size_t errlen);
+int lm_kafka_set(
+    rd_kafka_conf_t *c, const char *key, const char *value, char *err, size_t errlen);
 
 /*
  * Converts a librdkafka error to an lm_err: LM_OK for no error; LM_ETIMEDOUT
@@ -96,8 +96,8 @@ int lm_kafka_wait_metadata(rd_kafka_t *rk, int timeout_ms);
  * *count. Returns LM_OK; LM_ENOENT when the topic does not exist; LM_EINVAL
  * for a bad name; LM_ETIMEDOUT or another lm_kafka_err value.
  */
-int lm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms,
-    int *count);
+int lm_kafka_topic_partitions(
+    rd_kafka_t *rk, const char *topic, int timeout_ms, int *count);
 
 #ifdef __cplusplus
 }
