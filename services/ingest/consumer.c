@@ -1,0 +1,700 @@
+/*
+ * consumer.c - the ingest consumer loop; see consumer.h for the guarantees.
+ *
+ * Everything here runs on the thread of lm_consumer_run, including the
+ * librdkafka callbacks (rebalance, error, log and delivery reports are served
+ * from rd_kafka_consumer_poll and the DLQ flush). Only the health fields read
+ * by the HTTP checks are atomics.
+ */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "consumer.h"
+#include "dlq.h"
+#include "ingest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/log.h"
+
+/* Longest wait for a full local DLQ queue while sending one message. */
+#define DLQ_SEND_WAIT_MS 5000
+/* Longest wait for the DLQ delivery reports of one batch. */
+#define DLQ_FLUSH_MS (LM_DLQ_MESSAGE_TIMEOUT_MS + 5000)
+/* Longest single wait of the loop: bounds the reaction to a stop signal. */
+#define POLL_MS 100
+
+/* Reject reasons, each with its own counter. */
+#define NREASONS (5 + LM_REJECT_COUNT_)
+
+/* A rejected message held until its batch is done, with its verdict. */
+struct held {
+	rd_kafka_message_t *m;
+	const char *reason; /* static token */
+	char error[LM_INGEST_ERROR_MAX];
+};
+
+struct lm_consumer {
+	const lm_config *cfg;
+	lm_store *store;
+	const lm_record_ctx *ctx;
+	lm_notify *notify;
+	volatile sig_atomic_t *stop;
+	volatile int fatal; /* set by the error callbacks */
+
+	rd_kafka_t *rk;
+	lm_dlq *dlq;
+	lm_ingest_batch *batch;
+	int64_t deadline_ms; /* when the open batch must be finished */
+	/* Rejected messages of the open batch, kept to resend on a retry. */
+	struct held *rejects; /* cfg->batch_max entries */
+	size_t nrejects;
+	uint64_t pending[NREASONS]; /* rejects of the open batch, by reason */
+	bool retrying;              /* a batch is being retried: resend rejects */
+	rd_kafka_topic_partition_list_t *assigned; /* our copy of the assignment */
+	int64_t next_lag_ms;
+
+	/* Health, read by the HTTP checks on other threads. */
+	atomic_llong heartbeat_ms;
+	atomic_int nassigned;
+	atomic_bool failing;
+
+	/* Metrics (owned by the registry). */
+	lm_counter *consumed[3]; /* by lm_kind */
+	lm_counter *stored[3], *deleted[3], *duplicates[3];
+	const char *reasons[NREASONS];
+	lm_counter *rejected[NREASONS];
+	size_t nreasons;
+	lm_counter *dlq_total, *batch_failures;
+	lm_histogram *batch_seconds;
+	lm_gauge *lag, *assigned_gauge;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+heartbeat(lm_consumer *c)
+{
+	atomic_store(&c->heartbeat_ms, (long long) now_ms());
+}
+
+static lm_kind
+topic_kind(const lm_consumer *c, const char *topic)
+{
+	if (strcmp(topic, c->cfg->topic_postings) == 0)
+		return LM_KIND_POSTING;
+	if (strcmp(topic, c->cfg->topic_profiles) == 0)
+		return LM_KIND_PROFILE;
+	return (lm_kind) 0;
+}
+
+static size_t
+reason_index(const lm_consumer *c, const char *reason)
+{
+	for (size_t i = 0; i < c->nreasons; i++)
+		if (strcmp(c->reasons[i], reason) == 0)
+			return i;
+	return c->nreasons; /* cannot happen: every token is registered */
+}
+
+/* ---- metrics -------------------------------------------------------------- */
+
+static int
+register_metrics(lm_consumer *c, lm_metrics *m, char *err, size_t errlen)
+{
+	static const char *const extra[] = {LM_INGEST_R_UNDECODABLE, LM_INGEST_R_BAD_JSON,
+	    LM_INGEST_R_SCHEMA, LM_INGEST_R_KEY_MISMATCH, LM_INGEST_R_OVERSIZE};
+	char labels[LM_METRICS_LABELS_MAX + 16], esc[LM_METRICS_LABELS_MAX - 16];
+	const char *topics[3] = {NULL, c->cfg->topic_postings, c->cfg->topic_profiles};
+	bool ok = true;
+
+	for (int k = LM_KIND_POSTING; k <= LM_KIND_PROFILE; k++) {
+		lm_metrics_label_escape(topics[k], esc, sizeof(esc));
+		snprintf(labels, sizeof(labels), "topic=\"%s\"", esc);
+		c->consumed[k] = lm_metrics_counter(m, "lunamatch_ingest_consumed_total",
+		    "Messages consumed from the record topics.", labels);
+		snprintf(labels, sizeof(labels), "kind=\"%s\"", lm_kind_name((lm_kind) k));
+		c->stored[k] = lm_metrics_counter(m, "lunamatch_ingest_stored_total",
+		    "New record versions stored.", labels);
+		c->deleted[k] = lm_metrics_counter(m, "lunamatch_ingest_deleted_total",
+		    "Records deleted by tombstones.", labels);
+		c->duplicates[k] = lm_metrics_counter(m, "lunamatch_ingest_duplicates_total",
+		    "Stale or repeated versions and tombstones skipped.", labels);
+		ok = ok && c->consumed[k] && c->stored[k] && c->deleted[k] &&
+		     c->duplicates[k];
+	}
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		c->reasons[c->nreasons++] = extra[i];
+	for (int r = LM_REJECT_NONE + 1; r < LM_REJECT_COUNT_; r++) {
+		const char *name = lm_reject_name((lm_reject) r);
+		if (reason_index(c, name) == c->nreasons)
+			c->reasons[c->nreasons++] = name;
+	}
+	for (size_t i = 0; i < c->nreasons; i++) {
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", c->reasons[i]);
+		c->rejected[i] = lm_metrics_counter(m, "lunamatch_ingest_rejected_total",
+		    "Messages rejected to the dead-letter topic, by reason.", labels);
+		ok = ok && c->rejected[i];
+	}
+	c->dlq_total = lm_metrics_counter(m, "lunamatch_ingest_dlq_total",
+	    "Messages delivered to the dead-letter topic.", NULL);
+	c->batch_failures = lm_metrics_counter(m, "lunamatch_ingest_batch_failures_total",
+	    "Batch attempts that failed (store or dead-letter delivery) and were retried.",
+	    NULL);
+	c->batch_seconds = lm_metrics_histogram(m, "lunamatch_ingest_batch_seconds",
+	    "Time to store a batch and deliver its dead letters.", NULL, lm_latency_bounds,
+	    lm_latency_nbounds);
+	c->lag = lm_metrics_gauge(m, "lunamatch_ingest_consumer_lag",
+	    "Messages behind the end of the assigned partitions.", NULL);
+	c->assigned_gauge = lm_metrics_gauge(m, "lunamatch_ingest_assigned_partitions",
+	    "Partitions assigned to this group member.", NULL);
+	ok = ok && c->dlq_total && c->batch_failures && c->batch_seconds && c->lag &&
+	     c->assigned_gauge;
+	if (!ok) {
+		snprintf(err, errlen, "cannot register the ingest metrics");
+		return LM_EINTERNAL;
+	}
+	return LM_OK;
+}
+
+/* ---- batches ------------------------------------------------------------- */
+
+static void
+release_rejects(lm_consumer *c)
+{
+	for (size_t i = 0; i < c->nrejects; i++)
+		rd_kafka_message_destroy(c->rejects[i].m);
+	c->nrejects = 0;
+	memset(c->pending, 0, sizeof(c->pending));
+}
+
+/* Resends the batch's dead letters (on a retry). */
+static void
+resend_rejects(lm_consumer *c)
+{
+	for (size_t i = 0; i < c->nrejects; i++)
+		(void) lm_dlq_send(c->dlq, c->rejects[i].m, c->rejects[i].reason,
+		    c->rejects[i].error, DLQ_SEND_WAIT_MS);
+}
+
+/* Stores the offsets of the finished batch for the next (auto) commit. */
+static void
+store_offsets(lm_consumer *c)
+{
+	size_t n;
+	const lm_ingest_partition *p = lm_ingest_batch_partitions(c->batch, &n);
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_resp_err_t e;
+
+	if (n == 0)
+		return;
+	l = rd_kafka_topic_partition_list_new((int) n);
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(l, p[i].topic, p[i].partition)->offset =
+		    p[i].next;
+	e = rd_kafka_offsets_store(c->rk, l);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		/* A partition revoked meanwhile: its new owner replays it. */
+		for (int i = 0; i < l->cnt; i++)
+			if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				lm_warn("offsets.store",
+				    "offset %" PRId64 " of partition %" PRId32
+				    " not stored: %s",
+				    l->elems[i].offset, l->elems[i].partition,
+				    rd_kafka_err2name(l->elems[i].err));
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* One attempt: store transaction, dead letters delivered, offsets stored. */
+static int
+try_batch(lm_consumer *c, lm_ingest_counts *counts, uint64_t *last_seq)
+{
+	int rv;
+
+	if ((rv = lm_ingest_batch_commit(c->batch, c->store, counts, last_seq)) != LM_OK) {
+		lm_error("batch.store", "store transaction failed: %s", lm_strerror(rv));
+		(void) lm_dlq_flush(c->dlq, 0); /* forget this attempt's reports */
+		return rv;
+	}
+	if (c->retrying)
+		resend_rejects(c);
+	if ((rv = lm_dlq_flush(c->dlq, DLQ_FLUSH_MS)) != LM_OK) {
+		lm_error("batch.dlq", "dead letters of the batch not delivered: %s",
+		    lm_strerror(rv));
+		return rv;
+	}
+	store_offsets(c);
+	return LM_OK;
+}
+
+/*
+ * Finishes the open batch. With retry, a failed attempt is repeated with
+ * backoff until it succeeds or the service stops; without (during a
+ * revocation) the batch is given up after one attempt and its partitions are
+ * replayed by their next owner. Returns LM_OK or the last attempt's error.
+ */
+static int
+finish_batch(lm_consumer *c, bool retry)
+{
+	lm_ingest_counts counts;
+	uint64_t last_seq = 0;
+	int64_t backoff = 100;
+	int rv;
+
+	if (lm_ingest_batch_len(c->batch) == 0)
+		return LM_OK;
+	c->retrying = false;
+	for (;;) {
+		int64_t t0 = now_ms();
+		rv = try_batch(c, &counts, &last_seq);
+		heartbeat(c);
+		if (rv == LM_OK) {
+			lm_histogram_observe(c->batch_seconds, (double) (now_ms() - t0) / 1000.0);
+			break;
+		}
+		lm_counter_add(c->batch_failures, 1);
+		atomic_store(&c->failing, true);
+		if (!retry || *c->stop || c->fatal) {
+			lm_warn("batch.dropped",
+			    "batch of %zu messages given up; its offsets are not stored",
+			    lm_ingest_batch_len(c->batch));
+			goto out;
+		}
+		for (int64_t end = now_ms() + backoff; now_ms() < end && !*c->stop;) {
+			usleep(POLL_MS * 1000);
+			heartbeat(c);
+		}
+		backoff = backoff * 2 > LM_CONSUMER_BACKOFF_MAX_MS ? LM_CONSUMER_BACKOFF_MAX_MS
+		                                                   : backoff * 2;
+		c->retrying = true;
+	}
+	atomic_store(&c->failing, false);
+	for (int k = LM_KIND_POSTING; k <= LM_KIND_PROFILE; k++) {
+		lm_counter_add(c->stored[k], counts.stored[k]);
+		lm_counter_add(c->deleted[k], counts.deleted[k]);
+		lm_counter_add(c->duplicates[k], counts.duplicates[k]);
+	}
+	for (size_t i = 0; i < c->nreasons; i++)
+		lm_counter_add(c->rejected[i], c->pending[i]);
+	lm_counter_add(c->dlq_total, counts.rejected);
+	if (counts.store_ops > 0 && c->notify != NULL)
+		(void) lm_notify_send(c->notify, last_seq);
+	lm_debug("batch.committed",
+	    "%zu messages: %" PRIu64 " stored, %" PRIu64 " deleted, %" PRIu64
+	    " duplicates, %" PRIu64 " rejected, last seq %" PRIu64,
+	    lm_ingest_batch_len(c->batch), counts.stored[1] + counts.stored[2],
+	    counts.deleted[1] + counts.deleted[2],
+	    counts.duplicates[1] + counts.duplicates[2], counts.rejected, last_seq);
+out:
+	release_rejects(c);
+	lm_ingest_batch_reset(c->batch);
+	c->retrying = false;
+	return rv;
+}
+
+/* Finds the content-type header (name compared case-insensitively). */
+static void
+content_type(const rd_kafka_message_t *m, const void **val, size_t *len)
+{
+	rd_kafka_headers_t *h = NULL;
+	const char *name;
+	const void *v;
+	size_t n;
+
+	*val = NULL;
+	*len = 0;
+	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &n) ==
+	                   RD_KAFKA_RESP_ERR_NO_ERROR;
+	     i++) {
+		if (strcasecmp(name, "content-type") == 0) {
+			*val = v != NULL ? v : "";
+			*len = v != NULL ? n : 0;
+		}
+	}
+}
+
+/* Makes the consumer fetch topic/partition from offset again. A failure to
+ * seek would skip messages, so it stops the service (exit non-zero). */
+static void
+rewind_to(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_error_t *se;
+
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+	se = rd_kafka_seek_partitions(c->rk, l, 5000);
+	if (se == NULL && l->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		se = rd_kafka_error_new(l->elems[0].err, "%s",
+		    rd_kafka_err2str(l->elems[0].err));
+	if (se != NULL) {
+		lm_error("consumer.seek", "cannot rewind: %s", rd_kafka_error_string(se));
+		rd_kafka_error_destroy(se);
+		c->fatal = 1;
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/*
+ * Handles one consumed message. Returns true when m was kept (a rejected
+ * message held for a possible resend) and must not be destroyed.
+ */
+static bool
+handle_message(lm_consumer *c, rd_kafka_message_t *m)
+{
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	lm_ingest_decision d;
+	lm_ingest_msg im;
+	bool kept = false;
+	int rv;
+
+	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			lm_warn("consumer.error", "%s: %s", rd_kafka_err2name(m->err),
+			    rd_kafka_message_errstr(m));
+		return false;
+	}
+	memset(&im, 0, sizeof(im));
+	im.kind = topic_kind(c, topic);
+	if (im.kind == 0) {
+		lm_warn("consumer.topic", "message from unexpected topic ignored");
+		return false;
+	}
+	lm_counter_add(c->consumed[im.kind], 1);
+	im.key = m->key;
+	im.key_len = m->key_len;
+	im.value = m->payload;
+	im.value_len = m->len;
+	content_type(m, &im.content_type, &im.content_type_len);
+
+	if (lm_ingest_decide(c->ctx, &im, &d) != LM_OK) {
+		/* Out of memory: finish what we have and read this message again. */
+		lm_error("ingest.decide", "cannot process message: out of memory");
+		(void) finish_batch(c, true);
+		rewind_to(c, topic, m->partition, m->offset);
+		usleep(POLL_MS * 1000);
+		return false;
+	}
+	if (lm_ingest_batch_len(c->batch) == 0)
+		c->deadline_ms = now_ms() + c->cfg->batch_ms;
+	if (d.action == LM_INGEST_REJECT) {
+		struct held *h = &c->rejects[c->nrejects++];
+		size_t r = reason_index(c, d.reason);
+		if (r < c->nreasons)
+			c->pending[r]++;
+		lm_warn("ingest.reject",
+		    "%s message rejected: %s (partition %" PRId32 ", offset %" PRId64 ")",
+		    lm_kind_name(im.kind), d.reason, m->partition, m->offset);
+		(void) lm_dlq_send(c->dlq, m, d.reason, d.error, DLQ_SEND_WAIT_MS);
+		h->m = m;
+		h->reason = d.reason;
+		memcpy(h->error, d.error, sizeof(h->error));
+		kept = true;
+	}
+	if ((rv = lm_ingest_batch_add(c->batch, &d, topic, m->partition, m->offset)) !=
+	    LM_OK) {
+		/* Cannot happen: the batch is finished when full and offsets of a
+		 * partition ascend. */
+		lm_error("ingest.batch", "cannot add message to the batch: %s",
+		    lm_strerror(rv));
+		lm_ingest_decision_clear(&d);
+	}
+	return kept;
+}
+
+/* ---- rebalances, lag ----------------------------------------------------- */
+
+static void
+refresh_assignment(lm_consumer *c)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+
+	if (rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	if (c->assigned != NULL)
+		rd_kafka_topic_partition_list_destroy(c->assigned);
+	c->assigned = l;
+	atomic_store(&c->nassigned, l->cnt);
+	lm_gauge_set(c->assigned_gauge, l->cnt);
+}
+
+static void
+rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	lm_consumer *c = opaque;
+	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	rd_kafka_error_t *e = NULL;
+	rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		lm_info("consumer.assign", "%d partitions assigned", parts->cnt);
+		if (coop)
+			e = rd_kafka_incremental_assign(rk, parts);
+		else
+			re = rd_kafka_assign(rk, parts);
+	} else {
+		lm_info("consumer.revoke", "%d partitions revoked%s", parts->cnt,
+		    rd_kafka_assignment_lost(rk) ? " (lost)" : "");
+		(void) finish_batch(c, false);
+		if (!rd_kafka_assignment_lost(rk)) {
+			rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+			if (ce != RD_KAFKA_RESP_ERR_NO_ERROR &&
+			    ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+				lm_warn("consumer.commit", "commit on revoke failed: %s",
+				    rd_kafka_err2name(ce));
+		}
+		if (coop)
+			e = rd_kafka_incremental_unassign(rk, parts);
+		else
+			re = rd_kafka_assign(rk, NULL);
+	}
+	if (e != NULL) {
+		lm_error("consumer.rebalance", "%s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	} else if (re != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		lm_error("consumer.rebalance", "%s", rd_kafka_err2name(re));
+	}
+	refresh_assignment(c);
+}
+
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	lm_consumer *c = opaque;
+	char fatal[512];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+		lm_error("consumer.fatal", "fatal consumer error: %s", fatal);
+		c->fatal = 1;
+		return;
+	}
+	/* Broker down, network, authentication hiccups: librdkafka retries. */
+	lm_warn("consumer.kafka_error", "%s: %s",
+	    rd_kafka_err2name((rd_kafka_resp_err_t) err), reason);
+}
+
+/* Sum over the assigned partitions of (high watermark - position), from
+ * librdkafka's cached values: no broker round trip. */
+static void
+refresh_lag(lm_consumer *c)
+{
+	rd_kafka_topic_partition_list_t *l;
+	double lag = 0;
+
+	if (c->assigned == NULL || c->assigned->cnt == 0) {
+		lm_gauge_set(c->lag, 0);
+		return;
+	}
+	l = rd_kafka_topic_partition_list_copy(c->assigned);
+	if (rd_kafka_position(c->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		for (int i = 0; i < l->cnt; i++) {
+			int64_t lo = -1, hi = -1;
+			if (rd_kafka_get_watermark_offsets(c->rk, l->elems[i].topic,
+				l->elems[i].partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+			    hi < 0 || l->elems[i].offset < 0)
+				continue;
+			if (hi > l->elems[i].offset)
+				lag += (double) (hi - l->elems[i].offset);
+		}
+		lm_gauge_set(c->lag, lag);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+int
+lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t errlen)
+{
+	const lm_config *cfg = o->cfg;
+	rd_kafka_conf_t *conf = NULL;
+	lm_consumer *c;
+	char v[32];
+	int rv;
+
+	*out = NULL;
+	if (strcmp(cfg->topic_postings, cfg->topic_profiles) == 0 ||
+	    strcmp(cfg->topic_dlq, cfg->topic_postings) == 0 ||
+	    strcmp(cfg->topic_dlq, cfg->topic_profiles) == 0) {
+		snprintf(err, errlen,
+		    "LUNAMATCH_TOPIC_POSTINGS, LUNAMATCH_TOPIC_PROFILES and "
+		    "LUNAMATCH_TOPIC_DLQ must be three different topics");
+		return LM_EINVAL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->rejects = calloc(cfg->batch_max, sizeof(*c->rejects))) == NULL) {
+		free(c);
+		snprintf(err, errlen, "out of memory");
+		return LM_ENOMEM;
+	}
+	c->cfg = cfg;
+	c->store = o->store;
+	c->ctx = o->ctx;
+	c->notify = o->notify;
+	c->stop = o->stop;
+	heartbeat(c);
+
+	if ((rv = register_metrics(c, o->metrics, err, errlen)) != LM_OK ||
+	    (rv = lm_ingest_batch_new(cfg->batch_max, &c->batch)) != LM_OK)
+		goto fail;
+	if ((rv = lm_dlq_new(cfg->brokers, cfg->topic_dlq, &c->fatal, &c->dlq, err,
+		 errlen)) != LM_OK)
+		goto fail;
+	if ((rv = lm_kafka_conf(cfg->brokers, "lunamatch-ingest", &conf, err, errlen)) !=
+		LM_OK)
+		goto fail;
+	snprintf(v, sizeof(v), "%u", LM_INGEST_MSG_MAX);
+	if ((rv = lm_kafka_set(conf, "group.id", cfg->group_id, err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "enable.auto.commit", "true", err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "auto.commit.interval.ms", "1000", err, errlen)) !=
+		LM_OK ||
+	    (rv = lm_kafka_set(conf, "enable.auto.offset.store", "false", err, errlen)) !=
+		LM_OK ||
+	    (rv = lm_kafka_set(conf, "auto.offset.reset", "earliest", err, errlen)) !=
+		LM_OK ||
+	    (rv = lm_kafka_set(conf, "partition.assignment.strategy", "range,roundrobin",
+		 err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "fetch.message.max.bytes", v, err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "session.timeout.ms", "10000", err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "heartbeat.interval.ms", "3000", err, errlen)) !=
+		LM_OK ||
+	    (rv = lm_kafka_set(conf, "topic.metadata.refresh.interval.ms", "30000", err,
+		 errlen)) != LM_OK)
+		goto fail;
+	rd_kafka_conf_set_opaque(conf, c);
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	if ((c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen)) == NULL) {
+		rv = LM_EKAFKA;
+		goto fail;
+	}
+	conf = NULL;
+	rd_kafka_poll_set_consumer(c->rk);
+	*out = c;
+	return LM_OK;
+fail:
+	rd_kafka_conf_destroy(conf);
+	lm_consumer_free(c);
+	return rv;
+}
+
+int
+lm_consumer_run(lm_consumer *c)
+{
+	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(2);
+	rd_kafka_resp_err_t e;
+
+	rd_kafka_topic_partition_list_add(sub, c->cfg->topic_postings, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(sub, c->cfg->topic_profiles, RD_KAFKA_PARTITION_UA);
+	e = rd_kafka_subscribe(c->rk, sub);
+	rd_kafka_topic_partition_list_destroy(sub);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		lm_error("consumer.subscribe", "%s", rd_kafka_err2str(e));
+		return lm_kafka_err(e);
+	}
+	lm_info("consumer.start", "group %s, batches of %u messages or %u ms",
+	    c->cfg->group_id, c->cfg->batch_max, c->cfg->batch_ms);
+
+	while (!*c->stop && !c->fatal) {
+		int timeout = POLL_MS;
+		int64_t now = now_ms();
+		heartbeat(c);
+		if (lm_ingest_batch_len(c->batch) > 0) {
+			int64_t left = c->deadline_ms - now;
+			timeout = left <= 0 ? 0 : left < POLL_MS ? (int) left : POLL_MS;
+		}
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout);
+		if (m != NULL && !handle_message(c, m))
+			rd_kafka_message_destroy(m);
+		now = now_ms();
+		if (lm_ingest_batch_full(c->batch) ||
+		    (lm_ingest_batch_len(c->batch) > 0 && now >= c->deadline_ms))
+			(void) finish_batch(c, true);
+		if (now >= c->next_lag_ms) {
+			refresh_lag(c);
+			c->next_lag_ms = now + LM_CONSUMER_LAG_MS;
+		}
+	}
+
+	if (c->fatal) {
+		lm_error("consumer.stop", "stopping after a fatal Kafka error");
+		release_rejects(c);
+		lm_ingest_batch_reset(c->batch);
+		return LM_EKAFKA;
+	}
+	lm_info("consumer.stop", "finishing the batch and leaving the group");
+	(void) finish_batch(c, false);
+	e = rd_kafka_commit(c->rk, NULL, 0);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		lm_warn("consumer.commit", "final commit failed: %s", rd_kafka_err2name(e));
+	e = rd_kafka_consumer_close(c->rk);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		lm_warn("consumer.close", "%s", rd_kafka_err2name(e));
+	atomic_store(&c->nassigned, 0);
+	return LM_OK;
+}
+
+void
+lm_consumer_free(lm_consumer *c)
+{
+	if (c == NULL)
+		return;
+	if (c->batch != NULL) {
+		release_rejects(c);
+		lm_ingest_batch_free(c->batch);
+	}
+	if (c->assigned != NULL)
+		rd_kafka_topic_partition_list_destroy(c->assigned);
+	if (c->rk != NULL)
+		rd_kafka_destroy(c->rk);
+	lm_dlq_free(c->dlq);
+	free(c->rejects);
+	free(c);
+}
+
+int
+lm_consumer_live(void *arg, char *reason, size_t len)
+{
+	lm_consumer *c = arg;
+	int64_t age = now_ms() - (int64_t) atomic_load(&c->heartbeat_ms);
+
+	if (age > LM_CONSUMER_STALL_MS) {
+		snprintf(reason, len, "consumer loop stalled for %" PRId64 " ms", age);
+		return LM_ETIMEDOUT;
+	}
+	return LM_OK;
+}
+
+int
+lm_consumer_ready(void *arg, char *reason, size_t len)
+{
+	lm_consumer *c = arg;
+
+	if (atomic_load(&c->nassigned) == 0) {
+		snprintf(reason, len, "no partitions assigned");
+		return LM_EBUSY;
+	}
+	if (atomic_load(&c->failing)) {
+		snprintf(reason, len, "batches are failing (store or dead-letter topic)");
+		return LM_EBUSY;
+	}
+	return LM_OK;
+}

@@ -1,0 +1,85 @@
+/*
+ * consumer.h - the Kafka side of ingest: consumer-group loop, batches,
+ * offsets, rebalances, dead letters, metrics and health.
+ *
+ * One thread runs lm_consumer_run. It polls the postings and profiles
+ * topics as a member of the group cfg->group_id, turns each message into a
+ * decision (ingest.h), sends rejects to the DLQ, and finishes a batch when it
+ * holds cfg->batch_max messages or its first message is cfg->batch_ms old:
+ * one store transaction, then the DLQ flush, then - only when both
+ * succeeded - the batch's offsets are stored for auto-commit and a
+ * StoreNotify is published. A failed batch is retried in place with backoff
+ * (store again, resend its dead letters) until it succeeds or the service
+ * stops; its offsets are never stored before that, so nothing is lost
+ * (at-least-once; versions make replays harmless).
+ *
+ * On partition revocation the current batch is finished, offsets committed
+ * synchronously, then the partitions are released (eager and cooperative
+ * protocols). On stop the batch is finished, offsets committed and the
+ * consumer closed, leaving the group.
+ */
+#ifndef LUNAMATCH_CONSUMER_H
+#define LUNAMATCH_CONSUMER_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "lunamatch/config.h"
+#include "lunamatch/metrics.h"
+#include "lunamatch/record.h"
+#include "lunamatch/store.h"
+#include "notify.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* /healthz fails when the loop has not come round for this long. */
+#define LM_CONSUMER_STALL_MS 60000
+/* Period of the consumer lag refresh (cheap: cached watermarks). */
+#define LM_CONSUMER_LAG_MS 2000
+/* Longest pause between attempts of a failed batch. */
+#define LM_CONSUMER_BACKOFF_MAX_MS 5000
+
+typedef struct lm_consumer lm_consumer;
+
+typedef struct lm_consumer_opts {
+	const lm_config *cfg;         /* brokers, topics, group, batch limits */
+	lm_store *store;              /* writable; borrowed */
+	const lm_record_ctx *ctx;     /* borrowed */
+	lm_metrics *metrics;          /* where the lunamatch_ingest_* metrics go */
+	lm_notify *notify;            /* may be NULL; borrowed */
+	volatile sig_atomic_t *stop;  /* the loop ends when *stop != 0 */
+} lm_consumer_opts;
+
+/*
+ * Creates the consumer, its DLQ producer and its metrics (all values 0).
+ * Does not contact the brokers yet. Everything borrowed must outlive the
+ * consumer. Returns LM_OK and *out; LM_EINVAL (with the reason in err) for
+ * configuration that Kafka refuses or topics that collide; LM_EKAFKA;
+ * LM_ENOMEM.
+ */
+int lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err,
+    size_t errlen);
+
+/*
+ * Subscribes and runs the loop until *stop is set, then finishes the batch,
+ * commits and closes the consumer. Transient Kafka errors (broker down,
+ * network) are logged and retried. Returns LM_OK after a stop, or LM_EKAFKA
+ * after a fatal librdkafka error (the batch's offsets are then not stored).
+ */
+int lm_consumer_run(lm_consumer *c);
+
+/* Frees the consumer (after lm_consumer_run returned); NULL is a no-op. */
+void lm_consumer_free(lm_consumer *c);
+
+/* lm_http check functions; arg is the lm_consumer. Any thread. live: the
+ * loop came round within LM_CONSUMER_STALL_MS. ready: partitions assigned
+ * and the last batch did not fail. */
+int lm_consumer_live(void *arg, char *reason, size_t len);
+int lm_consumer_ready(void *arg, char *reason, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_CONSUMER_H */

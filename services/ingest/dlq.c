@@ -1,0 +1,213 @@
+/*
+ * dlq.c - the dead-letter producer; see dlq.h.
+ *
+ * Delivery reports are counted per flush "generation": each message carries
+ * the generation it was sent in as its opaque, and only reports of the
+ * current generation count towards the current flush, so a late report of a
+ * message that an earlier (failed) flush gave up on cannot make a later batch
+ * look delivered.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlq.h"
+#include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/log.h"
+
+struct lm_dlq {
+	rd_kafka_t *rk;
+	char *topic;
+	volatile int *fatal; /* may be NULL */
+	uintptr_t gen;       /* current flush generation */
+	uint64_t sent, ok, failed; /* of the current generation */
+	uint64_t delivered;        /* since creation */
+};
+
+static void
+dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	lm_dlq *q = opaque;
+	(void) rk;
+
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		q->delivered++;
+	if ((uintptr_t) m->_private != q->gen)
+		return;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		q->ok++;
+	} else {
+		q->failed++;
+		lm_warn("dlq.undelivered", "dead-letter message not delivered: %s",
+		    rd_kafka_err2str(m->err));
+	}
+}
+
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	lm_dlq *q = opaque;
+	char fatal[512];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+		lm_error("dlq.fatal", "fatal producer error: %s", fatal);
+		if (q->fatal != NULL)
+			*q->fatal = 1;
+		return;
+	}
+	lm_warn("dlq.kafka_error", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t) err),
+	    reason);
+}
+
+int
+lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq **out,
+    char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = NULL;
+	lm_dlq *q;
+	int rv;
+
+	*out = NULL;
+	if ((q = calloc(1, sizeof(*q))) == NULL || (q->topic = strdup(topic)) == NULL) {
+		free(q);
+		snprintf(err, errlen, "out of memory");
+		return LM_ENOMEM;
+	}
+	q->fatal = fatal;
+	q->gen = 1;
+	if ((rv = lm_kafka_conf(brokers, "lunamatch-ingest-dlq", &conf, err, errlen)) !=
+		LM_OK)
+		goto fail;
+	if ((rv = lm_kafka_set(conf, "enable.idempotence", "true", err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "acks", "all", err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "linger.ms", "5", err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "message.max.bytes", "2097152", err, errlen)) !=
+		LM_OK)
+		goto fail;
+	char mt[32];
+	snprintf(mt, sizeof(mt), "%d", LM_DLQ_MESSAGE_TIMEOUT_MS);
+	if ((rv = lm_kafka_set(conf, "message.timeout.ms", mt, err, errlen)) != LM_OK)
+		goto fail;
+	rd_kafka_conf_set_opaque(conf, q);
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	if ((q->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen)) == NULL) {
+		rv = LM_EKAFKA;
+		goto fail;
+	}
+	*out = q;
+	return LM_OK;
+fail:
+	rd_kafka_conf_destroy(conf); /* NULL-safe */
+	free(q->topic);
+	free(q);
+	return rv;
+}
+
+void
+lm_dlq_free(lm_dlq *q)
+{
+	if (q == NULL)
+		return;
+	if (rd_kafka_flush(q->rk, LM_DLQ_MESSAGE_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		lm_warn("dlq.close", "%d dead-letter messages not delivered at close",
+		    rd_kafka_outq_len(q->rk));
+	rd_kafka_destroy(q->rk);
+	free(q->topic);
+	free(q);
+}
+
+/* Copies s into buf (cap bytes), cutting at a UTF-8 character boundary. */
+static size_t
+clip_utf8(const char *s, char *buf, size_t cap)
+{
+	size_t n = strlen(s);
+	if (n >= cap) {
+		n = cap - 1;
+		while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return n;
+}
+
+int
+lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const char *error,
+    int timeout_ms)
+{
+	static const char *const ours[] = {LM_DLQ_H_REASON, LM_DLQ_H_ERROR, LM_DLQ_H_TOPIC,
+	    LM_DLQ_H_PARTITION, LM_DLQ_H_OFFSET};
+	rd_kafka_headers_t *orig = NULL, *h;
+	char ebuf[LM_DLQ_ERROR_MAX + 1], part[16], off[24];
+	const char *src = rd_kafka_topic_name(m->rkt);
+	rd_kafka_resp_err_t e;
+	int waited = 0;
+
+	q->sent++;
+	if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		h = rd_kafka_headers_copy(orig);
+	else
+		h = rd_kafka_headers_new(5);
+	if (h == NULL) {
+		q->failed++;
+		return LM_ENOMEM;
+	}
+	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+		(void) rd_kafka_header_remove(h, ours[i]);
+	size_t elen = clip_utf8(error, ebuf, sizeof(ebuf));
+	snprintf(part, sizeof(part), "%" PRId32, m->partition);
+	snprintf(off, sizeof(off), "%" PRId64, m->offset);
+	rd_kafka_header_add(h, LM_DLQ_H_REASON, -1, reason, (ssize_t) strlen(reason));
+	rd_kafka_header_add(h, LM_DLQ_H_ERROR, -1, ebuf, (ssize_t) elen);
+	rd_kafka_header_add(h, LM_DLQ_H_TOPIC, -1, src, (ssize_t) strlen(src));
+	rd_kafka_header_add(h, LM_DLQ_H_PARTITION, -1, part, (ssize_t) strlen(part));
+	rd_kafka_header_add(h, LM_DLQ_H_OFFSET, -1, off, (ssize_t) strlen(off));
+
+	for (;;) {
+		e = rd_kafka_producev(q->rk, RD_KAFKA_V_TOPIC(q->topic),
+		    RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+		    RD_KAFKA_V_OPAQUE((void *) q->gen), RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || waited >= timeout_ms)
+			break;
+		rd_kafka_poll(q->rk, 100);
+		waited += 100;
+	}
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		rd_kafka_headers_destroy(h); /* not taken over on failure */
+		q->failed++;
+		lm_warn("dlq.produce", "cannot queue dead-letter message: %s",
+		    rd_kafka_err2name(e));
+		return lm_kafka_err(e);
+	}
+	rd_kafka_poll(q->rk, 0); /* serve delivery reports */
+	return LM_OK;
+}
+
+int
+lm_dlq_flush(lm_dlq *q, int timeout_ms)
+{
+	int rv = LM_OK;
+
+	if (q->sent > 0)
+		(void) rd_kafka_flush(q->rk, timeout_ms);
+	else
+		rd_kafka_poll(q->rk, 0);
+	if (q->failed > 0)
+		rv = LM_EKAFKA;
+	else if (q->ok < q->sent)
+		rv = LM_ETIMEDOUT;
+	q->gen++;
+	q->sent = q->ok = q->failed = 0;
+	return rv;
+}
+
+uint64_t
+lm_dlq_delivered(const lm_dlq *q)
+{
+	return q->delivered;
+}

@@ -1,0 +1,374 @@
+/*
+ * ingest.c - message -> decision, and batches of decisions -> one store
+ * transaction; see ingest.h for the contracts.
+ *
+ * Every way a message can be bad ends in a REJECT decision with a reason
+ * token from a small closed set (metric label, DLQ header) and a message that
+ * names the field. Only resource failures are errors, because they say
+ * nothing about the message and the batch is retried.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ingest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/json.h"
+#include "lunamatch/log.h"
+#include "lunamatch/pb.h"
+
+lm_ingest_format
+lm_ingest_content_type(const void *value, size_t len)
+{
+	static const char *const protobuf_types[] = {"application/x-protobuf",
+	    "application/protobuf", "application/vnd.google.protobuf",
+	    "application/octet-stream"};
+	const char *s = value;
+	size_t b = 0, e;
+
+	if (s == NULL)
+		return LM_INGEST_PROTOBUF;
+	if (len > LM_INGEST_CONTENT_TYPE_MAX)
+		return LM_INGEST_UNSUPPORTED;
+	e = len;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == ';') {
+			e = i;
+			break;
+		}
+	}
+	while (b < e && (s[b] == ' ' || s[b] == '\t'))
+		b++;
+	while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t'))
+		e--;
+	if (e == b)
+		return LM_INGEST_PROTOBUF;
+	if (e - b == strlen("application/json") &&
+	    strncasecmp(s + b, "application/json", e - b) == 0)
+		return LM_INGEST_JSON;
+	for (size_t i = 0; i < sizeof(protobuf_types) / sizeof(protobuf_types[0]); i++)
+		if (e - b == strlen(protobuf_types[i]) &&
+		    strncasecmp(s + b, protobuf_types[i], e - b) == 0)
+			return LM_INGEST_PROTOBUF;
+	return LM_INGEST_UNSUPPORTED;
+}
+
+__attribute__((format(printf, 3, 4))) static int
+reject(lm_ingest_decision *d, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(d->bytes);
+	d->bytes = NULL;
+	d->len = 0;
+	d->action = LM_INGEST_REJECT;
+	d->reason = reason;
+	va_start(ap, fmt);
+	vsnprintf(d->error, sizeof(d->error), fmt, ap);
+	va_end(ap);
+	return LM_OK;
+}
+
+/* Copies a key that must be a record id into d->id; false when it is not. */
+static int
+key_to_id(lm_ingest_decision *d, const void *key, size_t len)
+{
+	if (len == 0 || len > LM_RECORD_ID_MAX || memchr(key, '\0', len) != NULL)
+		return 0;
+	memcpy(d->id, key, len);
+	d->id[len] = '\0';
+	return lm_record_id_valid(d->id);
+}
+
+static int
+decide_tombstone(const lm_ingest_msg *m, lm_ingest_decision *d)
+{
+	if (m->key == NULL || m->key_len == 0)
+		return reject(d, lm_reject_name(LM_REJECT_MISSING_FIELD),
+		    "tombstone without a key: the key must be the record id");
+	if (!key_to_id(d, m->key, m->key_len)) {
+		d->id[0] = '\0';
+		return reject(d, lm_reject_name(LM_REJECT_BAD_ID),
+		    "tombstone key: must be 1..%d bytes of letters, digits and . _ : -",
+		    LM_RECORD_ID_MAX);
+	}
+	d->action = LM_INGEST_DELETE;
+	return LM_OK;
+}
+
+/* Maps a decoder failure to a decision (or returns LM_ENOMEM). */
+static int
+decode_failed(lm_ingest_decision *d, lm_ingest_format f, int rv, const char *err)
+{
+	const char *what = f == LM_INGEST_JSON ? "JSON" : "protobuf";
+
+	if (rv == LM_ENOMEM)
+		return LM_ENOMEM;
+	if (rv == LM_E2BIG)
+		return reject(d, LM_INGEST_R_OVERSIZE, "%s: %s", what, err);
+	if (strstr(err, "UTF-8") != NULL || strstr(err, "decode byte") != NULL)
+		return reject(d, lm_reject_name(LM_REJECT_BAD_UTF8), "%s: %s", what, err);
+	if (f == LM_INGEST_PROTOBUF)
+		return reject(d, LM_INGEST_R_UNDECODABLE, "protobuf: %s", err);
+	if (rv == LM_EPARSE)
+		return reject(d, LM_INGEST_R_BAD_JSON, "JSON: %s", err);
+	if (strstr(err, "unknown value") != NULL && strstr(err, "enum") != NULL)
+		return reject(d, lm_reject_name(LM_REJECT_BAD_ENUM), "JSON: %s", err);
+	return reject(d, LM_INGEST_R_SCHEMA, "JSON: %s", err);
+}
+
+int
+lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
+{
+	const ProtobufCMessageDescriptor *desc;
+	ProtobufCMessage *msg = NULL;
+	lm_ingest_format f;
+	lm_reject why = LM_REJECT_NONE;
+	char err[LM_INGEST_ERROR_MAX - 16];
+	const char *id;
+	uint64_t version;
+	int rv;
+
+	if (d == NULL)
+		return LM_EINVAL;
+	memset(d, 0, sizeof(*d));
+	if (ctx == NULL || m == NULL ||
+	    (m->kind != LM_KIND_POSTING && m->kind != LM_KIND_PROFILE))
+		return LM_EINVAL;
+	d->kind = m->kind;
+	if (m->value == NULL)
+		return decide_tombstone(m, d);
+
+	if (m->value_len > LM_INGEST_MSG_MAX)
+		return reject(d, LM_INGEST_R_OVERSIZE,
+		    "message of %zu bytes exceeds the limit of %u bytes", m->value_len,
+		    LM_INGEST_MSG_MAX);
+	f = lm_ingest_content_type(m->content_type, m->content_type_len);
+	if (f == LM_INGEST_UNSUPPORTED)
+		return reject(d, LM_INGEST_R_UNDECODABLE,
+		    "unsupported content-type (use application/json or protobuf)");
+
+	desc = m->kind == LM_KIND_POSTING ? &lunamatch__v1__job_posting__descriptor
+	                                  : &lunamatch__v1__candidate_profile__descriptor;
+	if (f == LM_INGEST_JSON)
+		rv = lm_json_decode(desc, m->value, m->value_len, &msg, err, sizeof(err));
+	else
+		rv = lm_pb_decode(desc, m->value, m->value_len, LM_INGEST_MSG_MAX, &msg, err,
+		    sizeof(err));
+	if (rv != LM_OK)
+		return decode_failed(d, f, rv, err);
+
+	if (m->kind == LM_KIND_POSTING) {
+		Lunamatch__V1__JobPosting *p = (Lunamatch__V1__JobPosting *) msg;
+		rv = lm_posting_prepare(ctx, p, &why, err, sizeof(err));
+		id = p->id;
+		version = p->version;
+	} else {
+		Lunamatch__V1__CandidateProfile *c = (Lunamatch__V1__CandidateProfile *) msg;
+		rv = lm_profile_prepare(ctx, c, &why, err, sizeof(err));
+		id = c->id;
+		version = c->version;
+	}
+	if (rv == LM_ESCHEMA) {
+		rv = reject(d, why != LM_REJECT_NONE ? lm_reject_name(why) : LM_INGEST_R_SCHEMA,
+		    "%s", err);
+		goto out;
+	}
+	if (rv != LM_OK)
+		goto out; /* LM_ENOMEM */
+
+	if (m->key == NULL || m->key_len == 0) {
+		rv = reject(d, LM_INGEST_R_KEY_MISMATCH,
+		    "message has no key: the key must be the record id");
+		goto out;
+	}
+	if (m->key_len != strlen(id) || memcmp(m->key, id, m->key_len) != 0) {
+		rv = reject(d, LM_INGEST_R_KEY_MISMATCH, "message key is not the record id");
+		goto out;
+	}
+	if ((rv = lm_pb_encode(msg, &d->bytes, &d->len)) != LM_OK)
+		goto out;
+	if (d->len > LM_STORE_VALUE_MAX) {
+		rv = reject(d, LM_INGEST_R_OVERSIZE,
+		    "normalized record of %zu bytes exceeds the store limit", d->len);
+		goto out;
+	}
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	d->version = version;
+	d->action = LM_INGEST_PUT;
+out:
+	protobuf_c_message_free_unpacked(msg, NULL);
+	if (rv != LM_OK)
+		lm_ingest_decision_clear(d);
+	return rv;
+}
+
+void
+lm_ingest_decision_clear(lm_ingest_decision *d)
+{
+	if (d == NULL)
+		return;
+	free(d->bytes);
+	memset(d, 0, sizeof(*d));
+}
+
+struct lm_ingest_batch {
+	size_t max, n;
+	lm_ingest_decision *ds;     /* max entries */
+	lm_ingest_partition *parts; /* nparts of cap */
+	size_t nparts, cap;
+};
+
+int
+lm_ingest_batch_new(size_t max, lm_ingest_batch **out)
+{
+	lm_ingest_batch *b;
+
+	if (out == NULL || max == 0)
+		return LM_EINVAL;
+	*out = NULL;
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return LM_ENOMEM;
+	if ((b->ds = calloc(max, sizeof(*b->ds))) == NULL) {
+		free(b);
+		return LM_ENOMEM;
+	}
+	b->max = max;
+	*out = b;
+	return LM_OK;
+}
+
+void
+lm_ingest_batch_free(lm_ingest_batch *b)
+{
+	if (b == NULL)
+		return;
+	lm_ingest_batch_reset(b);
+	free(b->ds);
+	free(b->parts);
+	free(b);
+}
+
+size_t
+lm_ingest_batch_len(const lm_ingest_batch *b)
+{
+	return b->n;
+}
+
+int
+lm_ingest_batch_full(const lm_ingest_batch *b)
+{
+	return b->n >= b->max;
+}
+
+int
+lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *topic,
+    int32_t partition, int64_t offset)
+{
+	lm_ingest_partition *p = NULL;
+
+	if (b->n >= b->max || strlen(topic) > LM_INGEST_TOPIC_MAX)
+		return LM_E2BIG;
+	if (offset < 0)
+		return LM_EINVAL;
+	for (size_t i = 0; i < b->nparts; i++) {
+		if (b->parts[i].partition == partition && strcmp(b->parts[i].topic, topic) == 0) {
+			p = &b->parts[i];
+			break;
+		}
+	}
+	if (p != NULL && offset < p->next)
+		return LM_EINVAL;
+	if (p == NULL) {
+		if (b->nparts == b->cap) {
+			size_t cap = b->cap ? b->cap * 2 : 8;
+			lm_ingest_partition *np = realloc(b->parts, cap * sizeof(*np));
+			if (np == NULL)
+				return LM_ENOMEM;
+			b->parts = np;
+			b->cap = cap;
+		}
+		p = &b->parts[b->nparts++];
+		snprintf(p->topic, sizeof(p->topic), "%s", topic);
+		p->partition = partition;
+		p->first = offset;
+	}
+	p->next = offset + 1;
+	b->ds[b->n++] = *d;
+	memset(d, 0, sizeof(*d));
+	return LM_OK;
+}
+
+int
+lm_ingest_batch_commit(
+    lm_ingest_batch *b, lm_store *s, lm_ingest_counts *counts, uint64_t *last_seq)
+{
+	lm_ingest_counts c;
+	lm_store_txn *t = NULL;
+	int rv;
+
+	memset(&c, 0, sizeof(c));
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->ds[i].action == LM_INGEST_REJECT)
+			c.rejected++;
+		else
+			c.store_ops++;
+	}
+	if (c.store_ops == 0) {
+		*counts = c;
+		return LM_OK;
+	}
+	if ((rv = lm_store_begin(s, &t)) != LM_OK)
+		return rv;
+	for (size_t i = 0; i < b->n; i++) {
+		const lm_ingest_decision *d = &b->ds[i];
+		if (d->action == LM_INGEST_PUT) {
+			rv = lm_store_put(t, d->kind, d->id, d->version, d->bytes, d->len);
+			if (rv == LM_OK)
+				c.stored[d->kind]++;
+			else if (rv == LM_ESTALE)
+				c.duplicates[d->kind]++;
+		} else if (d->action == LM_INGEST_DELETE) {
+			rv = lm_store_delete(t, d->kind, d->id, 0);
+			if (rv == LM_OK)
+				c.deleted[d->kind]++;
+			else if (rv == LM_ENOENT || rv == LM_ESTALE)
+				c.duplicates[d->kind]++;
+		} else {
+			continue;
+		}
+		if (rv == LM_OK || rv == LM_ESTALE || rv == LM_ENOENT)
+			continue;
+		if (rv == LM_EINVAL || rv == LM_E2BIG) {
+			/* The decision already checked id, version and size: a
+			 * bug, not a reason to retry the batch forever. */
+			lm_error("ingest.skip", "%s %s version %llu: %s", lm_kind_name(d->kind),
+			    d->id, (unsigned long long) d->version, lm_strerror(rv));
+			continue;
+		}
+		lm_store_abort(t);
+		return rv;
+	}
+	if ((rv = lm_store_commit(t, last_seq)) != LM_OK)
+		return rv;
+	*counts = c;
+	return LM_OK;
+}
+
+const lm_ingest_partition *
+lm_ingest_batch_partitions(const lm_ingest_batch *b, size_t *n)
+{
+	*n = b->nparts;
+	return b->parts;
+}
+
+void
+lm_ingest_batch_reset(lm_ingest_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		lm_ingest_decision_clear(&b->ds[i]);
+	b->n = 0;
+	b->nparts = 0;
+}

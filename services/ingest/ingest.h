@@ -1,0 +1,172 @@
+/*
+ * ingest.h - what ingest does with one Kafka message, and with a batch.
+ *
+ * This is the part of the ingest service that knows nothing about Kafka's
+ * client library: a message is described by its kind (the topic tells it),
+ * key, value and content-type header; lm_ingest_decide turns it into a
+ * decision (store this normalized record, delete this id, or reject with a
+ * reason token and a message). A batch collects decisions together with the
+ * topic/partition/offset they came from, applies them to the record store in
+ * ONE write transaction and reports, per partition, the offset to store once
+ * the batch is done. The consumer loop (consumer.c) feeds it; the unit tests
+ * drive it directly on real records and a real LMDB store.
+ *
+ * Thread-safety: the functions share no state; a batch belongs to one thread.
+ */
+#ifndef LUNAMATCH_INGEST_H
+#define LUNAMATCH_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lunamatch/record.h"
+#include "lunamatch/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Largest message value ingest accepts (bytes); larger ones are rejected as
+ * "oversize". The consumer sets fetch.message.max.bytes to this. */
+#define LM_INGEST_MSG_MAX (1u << 20)
+/* Longest content-type header value considered; longer ones are unsupported. */
+#define LM_INGEST_CONTENT_TYPE_MAX 128
+/* Capacity of a decision's error message, with the NUL. */
+#define LM_INGEST_ERROR_MAX 256
+/* Longest topic name a batch records (Kafka's own limit is 249). */
+#define LM_INGEST_TOPIC_MAX 255
+
+/* Reject reason tokens that are not lm_reject_name() values. Every token is
+ * a stable snake_case word used as a metric label and a DLQ header. */
+#define LM_INGEST_R_UNDECODABLE  "undecodable"  /* bytes are not the record */
+#define LM_INGEST_R_BAD_JSON     "bad_json"     /* content-type JSON, text is not JSON */
+#define LM_INGEST_R_SCHEMA       "schema"       /* JSON that does not fit the schema */
+#define LM_INGEST_R_KEY_MISMATCH "key_mismatch" /* key missing or != record id */
+#define LM_INGEST_R_OVERSIZE     "oversize"     /* message or record over a limit */
+
+/* Payload encodings, from the content-type header. */
+typedef enum lm_ingest_format {
+	LM_INGEST_PROTOBUF = 0, /* no header, or a protobuf media type */
+	LM_INGEST_JSON,         /* application/json (parameters ignored) */
+	LM_INGEST_UNSUPPORTED,  /* anything else: rejected as "undecodable" */
+} lm_ingest_format;
+
+/*
+ * Classifies a content-type header value of len bytes (not NUL-terminated;
+ * NULL means the header is absent). The media type before any ';' is compared
+ * case-insensitively with surrounding blanks ignored: "application/json" is
+ * JSON; absent, empty, "application/x-protobuf", "application/protobuf",
+ * "application/vnd.google.protobuf" and "application/octet-stream" are
+ * protobuf; anything else, or a value over LM_INGEST_CONTENT_TYPE_MAX bytes,
+ * is unsupported.
+ */
+lm_ingest_format lm_ingest_content_type(const void *value, size_t len);
+
+/* One consumed message, borrowed for the duration of the call. */
+typedef struct lm_ingest_msg {
+	lm_kind kind;             /* from the topic */
+	const void *key;          /* NULL: no key */
+	size_t key_len;
+	const void *value;        /* NULL: tombstone */
+	size_t value_len;
+	const void *content_type; /* header value; NULL: no header */
+	size_t content_type_len;
+} lm_ingest_msg;
+
+typedef enum lm_ingest_action {
+	LM_INGEST_PUT = 1, /* store bytes as id at version */
+	LM_INGEST_DELETE,  /* tombstone: delete id (any version) */
+	LM_INGEST_REJECT,  /* dead-letter with reason and error */
+} lm_ingest_action;
+
+typedef struct lm_ingest_decision {
+	lm_ingest_action action;
+	lm_kind kind;
+	char id[LM_RECORD_ID_MAX + 1]; /* PUT, DELETE */
+	uint64_t version;              /* PUT */
+	uint8_t *bytes;                /* PUT: normalized record, protobuf; owned */
+	size_t len;
+	const char *reason;            /* REJECT: static token, see above */
+	char error[LM_INGEST_ERROR_MAX]; /* REJECT: what is wrong, naming the field */
+} lm_ingest_decision;
+
+/*
+ * Decides what to do with message m: size check, decoding by content-type
+ * (lm_pb_decode or lm_json_decode), lm_posting_prepare/lm_profile_prepare
+ * with ctx, the key check (the key must equal the record id byte for byte),
+ * then serialization of the normalized record. A tombstone needs a key that
+ * is a valid record id.
+ *
+ * Returns LM_OK with *d filled for every message, good or bad (bad input is
+ * a REJECT decision, never an error); LM_ENOMEM or LM_EINVAL (NULL argument,
+ * bad kind) otherwise, with *d cleared. The caller releases d with
+ * lm_ingest_decision_clear.
+ */
+int lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m,
+    lm_ingest_decision *d);
+
+/* Frees what d owns and zeroes it; NULL is a no-op. */
+void lm_ingest_decision_clear(lm_ingest_decision *d);
+
+/* Results of a committed batch, indexed by lm_kind (index 0 unused). */
+typedef struct lm_ingest_counts {
+	uint64_t stored[3];     /* new versions stored */
+	uint64_t deleted[3];    /* live records deleted */
+	uint64_t duplicates[3]; /* stale versions skipped, tombstones of absent records */
+	uint64_t rejected;      /* REJECT decisions in the batch */
+	uint64_t store_ops;     /* PUT and DELETE decisions in the batch */
+} lm_ingest_counts;
+
+/* Where a batch's messages came from, one entry per topic partition. */
+typedef struct lm_ingest_partition {
+	char topic[LM_INGEST_TOPIC_MAX + 1];
+	int32_t partition;
+	int64_t first;  /* offset of the first message of the batch */
+	int64_t next;   /* offset of the last message + 1: what to store */
+} lm_ingest_partition;
+
+typedef struct lm_ingest_batch lm_ingest_batch;
+
+/* Creates an empty batch of at most max (>= 1) messages. Returns LM_OK,
+ * LM_EINVAL or LM_ENOMEM; free with lm_ingest_batch_free. */
+int lm_ingest_batch_new(size_t max, lm_ingest_batch **out);
+
+/* NULL is a no-op. */
+void lm_ingest_batch_free(lm_ingest_batch *b);
+
+/* Messages in the batch; 1 when full. */
+size_t lm_ingest_batch_len(const lm_ingest_batch *b);
+int lm_ingest_batch_full(const lm_ingest_batch *b);
+
+/*
+ * Appends decision d of the message at topic/partition/offset and takes over
+ * what d owns (d is zeroed). Offsets of one partition must ascend. Returns
+ * LM_OK; LM_E2BIG when full or the topic name is too long; LM_EINVAL for an
+ * offset that does not ascend; LM_ENOMEM. On error d is left as it was.
+ */
+int lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *topic,
+    int32_t partition, int64_t offset);
+
+/*
+ * Applies the PUT and DELETE decisions, in order, in one write transaction
+ * of s and commits it (durable on LM_OK). A batch with no store decision
+ * opens no transaction. *counts (required) is filled; *last_seq (may be NULL)
+ * receives the store's last change seq after the commit (unchanged when no
+ * transaction ran). Returns LM_OK or the store error, after which nothing of
+ * the batch is stored and the batch may be committed again later.
+ */
+int lm_ingest_batch_commit(
+    lm_ingest_batch *b, lm_store *s, lm_ingest_counts *counts, uint64_t *last_seq);
+
+/* The partitions of the batch (in order of first appearance) and their
+ * count; valid until the next add or reset. */
+const lm_ingest_partition *lm_ingest_batch_partitions(
+    const lm_ingest_batch *b, size_t *n);
+
+/* Empties the batch, freeing what its decisions own. */
+void lm_ingest_batch_reset(lm_ingest_batch *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_INGEST_H */

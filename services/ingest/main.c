@@ -1,0 +1,204 @@
+/*
+ * main.c - lunamatch-ingest: consumes job postings and candidate profiles
+ * from Kafka, validates and normalizes them, and stores them in the record
+ * store; rejected messages go to the dead-letter topic. docs/ingest.md.
+ *
+ * Exit status: 0 after SIGTERM/SIGINT (batch finished, offsets committed,
+ * group left); 1 for a fatal runtime error (store, HTTP port, fatal Kafka
+ * error); 2 for invalid configuration or data files.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "consumer.h"
+#include "lunamatch/config.h"
+#include "lunamatch/error.h"
+#include "lunamatch/http.h"
+#include "lunamatch/log.h"
+#include "lunamatch/metrics.h"
+#include "lunamatch/record.h"
+#include "lunamatch/salary.h"
+#include "lunamatch/store.h"
+#include "lunamatch/taxonomy.h"
+#include "notify.h"
+
+#ifndef LM_VERSION
+#define LM_VERSION "0.0.0"
+#endif
+
+#define PROG "lunamatch-ingest"
+#define HTTP_ADDR_DEFAULT "127.0.0.1:7702"
+#define PATH_MAX_LEN 4096
+
+static volatile sig_atomic_t stop_flag;
+
+static void
+on_signal(int sig)
+{
+	(void) sig;
+	stop_flag = 1;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "Usage: " PROG " [options]\n"
+	    "Consumes job postings and candidate profiles from Kafka as a member of\n"
+	    "a consumer group, validates and normalizes them and stores them in the\n"
+	    "record store. Rejected messages go to the dead-letter topic with the\n"
+	    "reason. Serves /healthz, /readyz and /metrics over HTTP. Stops cleanly\n"
+	    "on SIGTERM or SIGINT.\n\n");
+	lm_config_usage(out, LM_PROG_INGEST);
+}
+
+/* Resolves and loads the taxonomy and the rate table; exit status 2 on error. */
+static int
+load_data(const lm_config *cfg, lm_taxonomy **tax, lm_rates **rates)
+{
+	char path[PATH_MAX_LEN], err[512];
+
+	if (lm_config_data_file(cfg->taxonomy_file, path, sizeof(path)) != LM_OK) {
+		fprintf(stderr, PROG ": LUNAMATCH_TAXONOMY_FILE: %s not found\n",
+		    cfg->taxonomy_file);
+		return 2;
+	}
+	if (lm_taxonomy_load(path, tax, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": LUNAMATCH_TAXONOMY_FILE: %s\n", err);
+		return 2;
+	}
+	if (lm_config_data_file(cfg->rates_file, path, sizeof(path)) != LM_OK) {
+		fprintf(stderr, PROG ": LUNAMATCH_RATES_FILE: %s not found\n",
+		    cfg->rates_file);
+		return 2;
+	}
+	if (lm_rates_load(path, rates, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": LUNAMATCH_RATES_FILE: %s\n", err);
+		return 2;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	lm_config cfg;
+	char err[512], notify_url[LM_CFG_STR + 64];
+	lm_taxonomy *tax = NULL;
+	lm_rates *rates = NULL;
+	lm_store *store = NULL;
+	lm_metrics *metrics = NULL;
+	lm_http *http = NULL;
+	lm_notify *notify = NULL;
+	lm_consumer *consumer = NULL;
+	lm_record_ctx ctx;
+	lm_store_opts sopts;
+	struct sigaction sa;
+	int rc = 1, rv;
+
+	if (lm_config_load(&cfg, LM_PROG_INGEST, argc, argv, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return 2;
+	}
+	if (cfg.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (cfg.version) {
+		printf(PROG " %s\n", LM_VERSION);
+		return 0;
+	}
+	if (cfg.argi < argc) {
+		fprintf(stderr, PROG ": unexpected argument \"%s\" (see --help)\n",
+		    argv[cfg.argi]);
+		return 2;
+	}
+	if (lm_config_notify_url(&cfg, notify_url, sizeof(notify_url)) != LM_OK) {
+		fprintf(stderr, PROG ": LUNAMATCH_NOTIFY_URL: too long\n");
+		return 2;
+	}
+	lm_log_set_service("ingest");
+	lm_log_set_level(cfg.log_level);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((rc = load_data(&cfg, &tax, &rates)) != 0)
+		goto out;
+	rc = 1;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.taxonomy = tax;
+	ctx.rates = rates;
+	ctx.embedding_dim = cfg.embedding_dim;
+
+	memset(&sopts, 0, sizeof(sopts));
+	sopts.map_size = cfg.map_size_mb << 20;
+	if (sopts.map_size > LM_STORE_MAX_MAP_SIZE_DEFAULT)
+		sopts.max_map_size = sopts.map_size;
+	if ((rv = lm_store_open(cfg.data_dir, &sopts, &store)) != LM_OK) {
+		lm_error("store.open", "cannot open the record store in %s: %s",
+		    cfg.data_dir, lm_strerror(rv));
+		goto out;
+	}
+	if (lm_metrics_new(&metrics) != LM_OK)
+		goto out;
+
+	lm_consumer_opts co = {
+	    .cfg = &cfg,
+	    .store = store,
+	    .ctx = &ctx,
+	    .metrics = metrics,
+	    .notify = NULL,
+	    .stop = &stop_flag,
+	};
+	if ((rv = lm_notify_open(notify_url, &notify)) != LM_OK) {
+		if (rv == LM_EINVAL) {
+			fprintf(stderr, PROG ": LUNAMATCH_NOTIFY_URL: cannot listen on %s\n",
+			    notify_url);
+			rc = 2;
+		}
+		goto out;
+	}
+	co.notify = notify;
+	if ((rv = lm_consumer_new(&co, &consumer, err, sizeof(err))) != LM_OK) {
+		fprintf(stderr, PROG ": %s\n", err);
+		rc = rv == LM_EINVAL ? 2 : 1;
+		goto out;
+	}
+
+	lm_http_opts ho = {
+	    .addr = cfg.http_addr[0] != '\0' ? cfg.http_addr : HTTP_ADDR_DEFAULT,
+	    .metrics = metrics,
+	    .live = lm_consumer_live,
+	    .ready = lm_consumer_ready,
+	    .arg = consumer,
+	};
+	if ((rv = lm_http_start(&ho, &http)) != LM_OK) {
+		if (rv == LM_EINVAL) {
+			fprintf(stderr, PROG ": LUNAMATCH_HTTP_ADDR: \"%s\" is not host:port\n",
+			    ho.addr);
+			rc = 2;
+		}
+		goto out;
+	}
+	lm_info("ingest.start", "store %s, http %s, notify %s, brokers %s", cfg.data_dir,
+	    ho.addr, notify_url, cfg.brokers);
+
+	rv = lm_consumer_run(consumer);
+	rc = rv == LM_OK ? 0 : 1;
+	lm_info("ingest.stop", "exit status %d", rc);
+out:
+	lm_http_stop(http);
+	lm_consumer_free(consumer);
+	lm_notify_close(notify);
+	lm_metrics_free(metrics);
+	lm_store_close(store);
+	lm_rates_free(rates);
+	lm_taxonomy_free(tax);
+	return rc;
+}
