@@ -1,0 +1,455 @@
+/*
+ * service.c - MatchService handlers; see service.h for the contract.
+ *
+ * Each handler validates what the index does not (explain level, ids,
+ * inline records), runs one index call, and maps its lm_err onto a
+ * lunamatch.v1.StatusCode with a reason for the caller. Reasons name fields
+ * and record ids only, never record contents.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "lunamatch/error.h"
+#include "lunamatch/log.h"
+#include "lunamatch/v1/match.pb-c.h"
+#include "lunamatch/v1/rpc.pb-c.h"
+#include "service.h"
+
+#define ST_OK LUNAMATCH__V1__STATUS_CODE__OK
+#define ST_INVALID LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
+#define ST_DEADLINE LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
+#define ST_NOT_FOUND LUNAMATCH__V1__STATUS_CODE__NOT_FOUND
+#define ST_INTERNAL LUNAMATCH__V1__STATUS_CODE__INTERNAL
+#define ST_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
+
+/* Room for the reason an index call or lm_*_prepare gives. */
+#define REASON_MAX 512
+
+struct lm_match_service {
+	lm_index *idx;
+	lm_record_ctx rctx;
+	lm_match_clock_fn clock;
+	void *clock_arg;
+	atomic_bool loaded;
+	_Atomic(lm_rpc_server *) server;
+};
+
+int
+lm_match_service_new(const lm_match_service_opts *o, lm_match_service **out)
+{
+	lm_match_service *s;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (o == NULL || o->index == NULL || o->record_ctx.taxonomy == NULL ||
+	    o->record_ctx.rates == NULL)
+		return LM_EINVAL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return LM_ENOMEM;
+	s->idx = o->index;
+	s->rctx = o->record_ctx;
+	s->rctx.inline_record = 1;
+	s->clock = o->clock;
+	s->clock_arg = o->clock_arg;
+	atomic_init(&s->loaded, false);
+	atomic_init(&s->server, NULL);
+	*out = s;
+	return LM_OK;
+}
+
+void
+lm_match_service_free(lm_match_service *s)
+{
+	free(s);
+}
+
+void
+lm_match_service_set_loaded(lm_match_service *s, bool loaded)
+{
+	atomic_store(&s->loaded, loaded);
+}
+
+bool
+lm_match_service_loaded(const lm_match_service *s)
+{
+	return atomic_load(&((lm_match_service *) s)->loaded);
+}
+
+void
+lm_match_service_set_server(lm_match_service *s, lm_rpc_server *srv)
+{
+	atomic_store(&s->server, srv);
+}
+
+bool
+lm_match_service_serving(const lm_match_service *s)
+{
+	lm_match_service *m = (lm_match_service *) s;
+	lm_rpc_server *srv = atomic_load(&m->server);
+
+	return atomic_load(&m->loaded) && (srv == NULL || lm_rpc_server_serving(srv));
+}
+
+static int64_t
+now_of(const lm_match_service *s)
+{
+	return s->clock != NULL ? s->clock(s->clock_arg) : (int64_t) time(NULL);
+}
+
+/* Common entry checks of the data methods: index loaded, deadline not
+ * passed. Returns ST_OK or the status to answer with. */
+static int
+precheck(const lm_match_service *s, const lm_rpc_ctx *ctx, char *msg, size_t msglen)
+{
+	if (!lm_match_service_loaded(s)) {
+		snprintf(msg, msglen, "index is loading; retry later");
+		return ST_UNAVAILABLE;
+	}
+	if (ctx != NULL && ctx->deadline_ms != 0 && (uint64_t) nng_clock() >= ctx->deadline_ms) {
+		snprintf(msg, msglen, "deadline passed before the call started");
+		return ST_DEADLINE;
+	}
+	return ST_OK;
+}
+
+static bool
+explain_level_valid(Lunamatch__V1__ExplainLevel l)
+{
+	return l >= LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_UNSPECIFIED &&
+	    l <= LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+}
+
+/* Checks what every match method shares: top_k and the explain level. */
+static int
+check_query(uint32_t top_k, Lunamatch__V1__ExplainLevel level, char *msg, size_t msglen)
+{
+	if (top_k > LM_INDEX_TOP_K_MAX) {
+		snprintf(msg, msglen, "top_k %u is above the limit of %d", top_k,
+		    LM_INDEX_TOP_K_MAX);
+		return ST_INVALID;
+	}
+	if (!explain_level_valid(level)) {
+		snprintf(msg, msglen, "explain: unknown level %d", (int) level);
+		return ST_INVALID;
+	}
+	return ST_OK;
+}
+
+/*
+ * Deep-copies msg (a message of type desc) through its wire form, so that
+ * the copy can be prepared in place while the request stays untouched. The
+ * copy is freed with protobuf_c_message_free_unpacked(copy, NULL).
+ */
+static int
+copy_message(const ProtobufCMessage *msg, ProtobufCMessage **out)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = malloc(len > 0 ? len : 1);
+
+	*out = NULL;
+	if (buf == NULL)
+		return LM_ENOMEM;
+	protobuf_c_message_pack(msg, buf);
+	*out = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
+	free(buf);
+	return *out == NULL ? LM_ENOMEM : LM_OK;
+}
+
+/* Maps the result of an index query onto a status, with its reason. */
+static int
+query_status(int rc, const char *reason, const char *what, const char *id, char *msg,
+    size_t msglen)
+{
+	switch (rc) {
+	case LM_OK:
+		return ST_OK;
+	case LM_EINVAL:
+		snprintf(msg, msglen, "%s", reason[0] != '\0' ? reason : "invalid request");
+		return ST_INVALID;
+	case LM_ENOENT:
+		snprintf(msg, msglen, "%s \"%s\" not found", what, id != NULL ? id : "");
+		return ST_NOT_FOUND;
+	default:
+		snprintf(msg, msglen, "%s", lm_strerror(rc));
+		lm_error("match.query", "%s query failed: %s", what, lm_errname(rc));
+		return ST_INTERNAL;
+	}
+}
+
+/* ---- MatchJobs ----------------------------------------------------------- */
+
+static int
+h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	lm_match_service *s = arg;
+	const Lunamatch__V1__MatchJobsRequest *in = (const void *) req;
+	Lunamatch__V1__MatchJobsRequest q = *in; /* shallow: only .profile changes */
+	Lunamatch__V1__MatchJobsResponse *out = NULL;
+	ProtobufCMessage *copy = NULL;
+	char reason[REASON_MAX] = "";
+	lm_reject why;
+	int st, rc;
+
+	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
+		return st;
+	if ((st = check_query(in->top_k, in->explain, msg, msglen)) != ST_OK)
+		return st;
+	if (in->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE) {
+		if (in->profile == NULL) {
+			snprintf(msg, msglen, "profile: empty");
+			return ST_INVALID;
+		}
+		if ((rc = copy_message(&in->profile->base, &copy)) != LM_OK) {
+			snprintf(msg, msglen, "%s", lm_strerror(rc));
+			return ST_INTERNAL;
+		}
+		q.profile = (Lunamatch__V1__CandidateProfile *) copy;
+		if (lm_profile_prepare(&s->rctx, q.profile, &why, reason, sizeof(reason)) !=
+		    LM_OK) {
+			snprintf(msg, msglen, "profile: %s", reason);
+			protobuf_c_message_free_unpacked(copy, NULL);
+			return ST_INVALID;
+		}
+	} else if (in->subject_case != LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID ||
+	    in->candidate_id == NULL || in->candidate_id[0] == '\0') {
+		snprintf(msg, msglen, "no candidate_id or profile given");
+		return ST_INVALID;
+	}
+	rc = lm_index_match_jobs(s->idx, &q, now_of(s), &out, reason, sizeof(reason));
+	protobuf_c_message_free_unpacked(copy, NULL);
+	/* subject is a oneof (a union): candidate_id is only valid for its case. */
+	st = query_status(rc, reason, "candidate",
+	    in->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID
+		? in->candidate_id
+		: "(inline)",
+	    msg, msglen);
+	if (st == ST_OK)
+		*resp = &out->base;
+	return st;
+}
+
+/* ---- MatchCandidates ------------------------------------------------------- */
+
+static int
+h_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	lm_match_service *s = arg;
+	const Lunamatch__V1__MatchCandidatesRequest *in = (const void *) req;
+	Lunamatch__V1__MatchCandidatesRequest q = *in; /* only .posting changes */
+	Lunamatch__V1__MatchCandidatesResponse *out = NULL;
+	ProtobufCMessage *copy = NULL;
+	char reason[REASON_MAX] = "";
+	lm_reject why;
+	int st, rc;
+
+	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
+		return st;
+	if ((st = check_query(in->top_k, in->explain, msg, msglen)) != ST_OK)
+		return st;
+	if (in->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING) {
+		if (in->posting == NULL) {
+			snprintf(msg, msglen, "posting: empty");
+			return ST_INVALID;
+		}
+		if ((rc = copy_message(&in->posting->base, &copy)) != LM_OK) {
+			snprintf(msg, msglen, "%s", lm_strerror(rc));
+			return ST_INTERNAL;
+		}
+		q.posting = (Lunamatch__V1__JobPosting *) copy;
+		if (lm_posting_prepare(&s->rctx, q.posting, &why, reason, sizeof(reason)) !=
+		    LM_OK) {
+			snprintf(msg, msglen, "posting: %s", reason);
+			protobuf_c_message_free_unpacked(copy, NULL);
+			return ST_INVALID;
+		}
+	} else if (in->subject_case != LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID ||
+	    in->job_id == NULL || in->job_id[0] == '\0') {
+		snprintf(msg, msglen, "no job_id or posting given");
+		return ST_INVALID;
+	}
+	rc = lm_index_match_candidates(s->idx, &q, now_of(s), &out, reason, sizeof(reason));
+	protobuf_c_message_free_unpacked(copy, NULL);
+	st = query_status(rc, reason, "posting",
+	    in->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID
+		? in->job_id
+		: "(inline)",
+	    msg, msglen);
+	if (st == ST_OK)
+		*resp = &out->base;
+	return st;
+}
+
+/* ---- ExplainMatch ------------------------------------------------------------ */
+
+/* Tells which of the two ids is unknown, for a precise NOT_FOUND reason. */
+static void
+explain_not_found(lm_match_service *s, const char *cand, const char *job, char *msg,
+    size_t msglen)
+{
+	Lunamatch__V1__CandidateProfile *c = NULL;
+
+	if (lm_index_get_profile(s->idx, cand, &c) != LM_OK) {
+		snprintf(msg, msglen, "candidate \"%s\" not found", cand);
+		return;
+	}
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+	snprintf(msg, msglen, "posting \"%s\" not found", job);
+}
+
+static int
+h_explain(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	lm_match_service *s = arg;
+	const Lunamatch__V1__ExplainMatchRequest *in = (const void *) req;
+	Lunamatch__V1__ExplainMatchResponse *out = NULL;
+	int st, rc;
+
+	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
+		return st;
+	if (in->candidate_id == NULL || in->candidate_id[0] == '\0') {
+		snprintf(msg, msglen, "candidate_id: required");
+		return ST_INVALID;
+	}
+	if (in->job_id == NULL || in->job_id[0] == '\0') {
+		snprintf(msg, msglen, "job_id: required");
+		return ST_INVALID;
+	}
+	rc = lm_index_explain(s->idx, in->candidate_id, in->job_id, now_of(s), &out);
+	if (rc == LM_ENOENT) {
+		explain_not_found(s, in->candidate_id, in->job_id, msg, msglen);
+		return ST_NOT_FOUND;
+	}
+	if ((st = query_status(rc, "", "pair", NULL, msg, msglen)) != ST_OK)
+		return st;
+	*resp = &out->base;
+	return ST_OK;
+}
+
+/* ---- GetPosting / GetProfile ----------------------------------------------- */
+
+static int
+h_get_posting(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	lm_match_service *s = arg;
+	const Lunamatch__V1__GetPostingRequest *in = (const void *) req;
+	Lunamatch__V1__GetPostingResponse *out;
+	Lunamatch__V1__JobPosting *p = NULL;
+	int st, rc;
+
+	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
+		return st;
+	if (in->id == NULL || in->id[0] == '\0') {
+		snprintf(msg, msglen, "id: required");
+		return ST_INVALID;
+	}
+	rc = lm_index_get_posting(s->idx, in->id, &p);
+	if ((st = query_status(rc, "", "posting", in->id, msg, msglen)) != ST_OK)
+		return st;
+	if ((out = malloc(sizeof(*out))) == NULL) {
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+		snprintf(msg, msglen, "%s", lm_strerror(LM_ENOMEM));
+		return ST_INTERNAL;
+	}
+	lunamatch__v1__get_posting_response__init(out);
+	out->posting = p;
+	*resp = &out->base;
+	return ST_OK;
+}
+
+static int
+h_get_profile(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	lm_match_service *s = arg;
+	const Lunamatch__V1__GetProfileRequest *in = (const void *) req;
+	Lunamatch__V1__GetProfileResponse *out;
+	Lunamatch__V1__CandidateProfile *c = NULL;
+	int st, rc;
+
+	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
+		return st;
+	if (in->id == NULL || in->id[0] == '\0') {
+		snprintf(msg, msglen, "id: required");
+		return ST_INVALID;
+	}
+	rc = lm_index_get_profile(s->idx, in->id, &c);
+	if ((st = query_status(rc, "", "profile", in->id, msg, msglen)) != ST_OK)
+		return st;
+	if ((out = malloc(sizeof(*out))) == NULL) {
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+		snprintf(msg, msglen, "%s", lm_strerror(LM_ENOMEM));
+		return ST_INTERNAL;
+	}
+	lunamatch__v1__get_profile_response__init(out);
+	out->profile = c;
+	*resp = &out->base;
+	return ST_OK;
+}
+
+/* ---- Check --------------------------------------------------------------------- */
+
+static int
+h_check(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	lm_match_service *s = arg;
+	const Lunamatch__V1__HealthCheckRequest *in = (const void *) req;
+	Lunamatch__V1__HealthCheckResponse *out;
+	lm_index_counts counts;
+
+	(void) ctx;
+	if ((out = malloc(sizeof(*out))) == NULL) {
+		snprintf(msg, msglen, "%s", lm_strerror(LM_ENOMEM));
+		return ST_INTERNAL;
+	}
+	lunamatch__v1__health_check_response__init(out);
+	if (in->service != NULL && in->service[0] != '\0' &&
+	    strcmp(in->service, LM_MATCH_SERVICE_NAME) != 0) {
+		out->status =
+		    LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+		*resp = &out->base;
+		return ST_OK;
+	}
+	out->status = lm_match_service_serving(s)
+	    ? LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+	    : LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	lm_index_counts_get(s->idx, &counts);
+	out->postings = counts.open_postings;
+	out->profiles = counts.profiles;
+	out->index_seq = lm_index_seq(s->idx);
+	if ((out->model_version = strdup(lm_index_model_version(s->idx))) == NULL) {
+		out->model_version = (char *) protobuf_c_empty_string;
+		protobuf_c_message_free_unpacked(&out->base, NULL);
+		snprintf(msg, msglen, "%s", lm_strerror(LM_ENOMEM));
+		return ST_INTERNAL;
+	}
+	*resp = &out->base;
+	return ST_OK;
+}
+
+static const lm_rpc_method methods[] = {
+    {"MatchJobs", h_match_jobs},
+    {"MatchCandidates", h_match_candidates},
+    {"ExplainMatch", h_explain},
+    {"GetPosting", h_get_posting},
+    {"GetProfile", h_get_profile},
+    {"Check", h_check},
+};
+
+const lm_rpc_method *
+lm_match_service_methods(size_t *n)
+{
+	*n = sizeof(methods) / sizeof(methods[0]);
+	return methods;
+}

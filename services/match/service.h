@@ -1,0 +1,81 @@
+/*
+ * service.h - the MatchService method handlers (match.proto) over the
+ * in-memory index, as a handler table for the RPC server (rpc_server.h).
+ *
+ * The service answers from the index it is given. It reports UNAVAILABLE for
+ * every data method until it is marked loaded (the follower has applied the
+ * start-up snapshot), and Check reports SERVING only when the index is loaded
+ * and the RPC server (if one is attached) is serving, i.e. not draining.
+ *
+ * Inline records in MatchJobs / MatchCandidates are copied and prepared with
+ * lm_*_prepare (inline_record = 1) exactly as ingest prepares stored ones;
+ * the request itself is never modified.
+ *
+ * Thread-safety: the handlers run on the RPC server's worker threads, any
+ * number at once. lm_match_service_set_loaded and
+ * lm_match_service_set_server may be called from any thread at any time;
+ * lm_match_service_free only when no handler can run any more (after
+ * lm_rpc_server_free).
+ */
+#ifndef LUNAMATCH_MATCH_SERVICE_H
+#define LUNAMATCH_MATCH_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index.h"
+#include "lunamatch/record.h"
+#include "rpc_server.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The service name Check answers for, besides "". */
+#define LM_MATCH_SERVICE_NAME "lunamatch.v1.MatchService"
+
+typedef struct lm_match_service lm_match_service;
+
+/* Clock of the service: Unix seconds. */
+typedef int64_t (*lm_match_clock_fn)(void *arg);
+
+typedef struct lm_match_service_opts {
+	lm_index *index;          /* required; borrowed, must outlive the service */
+	lm_record_ctx record_ctx; /* for inline records; its pointers are borrowed */
+	/* The `now` given to scoring; NULL = time(NULL). A fixed clock makes
+	 * answers reproducible (tests, replays). */
+	lm_match_clock_fn clock;
+	void *clock_arg;
+} lm_match_service_opts;
+
+/* Creates the service. The index starts "not loaded". Returns LM_OK,
+ * LM_EINVAL (no index, or no taxonomy/rates in record_ctx) or LM_ENOMEM. */
+int lm_match_service_new(const lm_match_service_opts *o, lm_match_service **out);
+
+/* Frees the service; NULL is a no-op. No handler may be running. */
+void lm_match_service_free(lm_match_service *s);
+
+/* Marks the index loaded (true) or not (false). */
+void lm_match_service_set_loaded(lm_match_service *s, bool loaded);
+bool lm_match_service_loaded(const lm_match_service *s);
+
+/* Attaches the RPC server whose serving state Check reports (borrowed; NULL
+ * detaches). Without one, Check reports the loaded state alone. */
+void lm_match_service_set_server(lm_match_service *s, lm_rpc_server *srv);
+
+/* True when Check would answer SERVING. */
+bool lm_match_service_serving(const lm_match_service *s);
+
+/*
+ * The handler table of MatchService: MatchJobs, MatchCandidates,
+ * ExplainMatch, GetPosting, GetProfile, Check. Static storage; *n receives
+ * the number of entries. Pass it to lm_rpc_server_new with the service as
+ * arg and lunamatch__v1__match_service__descriptor as the service.
+ */
+const lm_rpc_method *lm_match_service_methods(size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_MATCH_SERVICE_H */
