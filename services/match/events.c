@@ -1,0 +1,1031 @@
+/*
+ * events.c - new-match events: derivation into the outbox and the sender
+ * thread that produces them to Kafka; see events.h and docs/events.md.
+ *
+ * Derivation (lm_events_on_changes, serialized by derive_lock) reads the
+ * index and the outbox's pair states and writes the outcome in outbox
+ * transactions. The sender thread owns the producer: it reads pending
+ * entries, produces those not already in flight, serves delivery reports
+ * and records them in the outbox, so the caller of on_changes never waits
+ * for the broker.
+ *
+ * In-flight bookkeeping: every produced message carries a malloc'd copy of
+ * its event id as its opaque. The same pointer is kept in `flight`, an
+ * open-addressing set (linear probing, backward-shift deletion) that the
+ * scan consults so an event is produced once per attempt. A delivery report
+ * removes the id from the set and frees it; ids still in the set when the
+ * producer is destroyed are freed there. Only the sender thread touches the
+ * set and the report lists.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "events.h"
+#include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/log.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/record.h"
+
+#define FLIGHT_SLOTS   2048 /* power of two, at least 2 * LM_EVENTS_INFLIGHT_MAX */
+#define TICK_MS        50   /* longest sleep of the sender between polls */
+#define RESCAN_MS      1000 /* pending entries are looked at least this often */
+#define PATH_MAX_      4096 /* bytes of <data_dir>/outbox */
+#define EVENT_MAX      LM_OUTBOX_ENTRY_MAX
+
+_Static_assert(FLIGHT_SLOTS >= 2 * LM_EVENTS_INFLIGHT_MAX, "flight set too small");
+_Static_assert((FLIGHT_SLOTS & (FLIGHT_SLOTS - 1)) == 0, "flight set size not a power of 2");
+
+struct failure {
+	char *id;          /* owned */
+	const char *error; /* static text of librdkafka or of this file */
+};
+
+struct lm_events {
+	char *brokers, *topic, *client_id;
+	double min_score;
+	uint32_t top_n;
+	int message_timeout_ms;
+	int flush_timeout_ms;
+
+	lm_outbox *ob;
+	rd_kafka_t *rk; /* sender thread only, once started */
+
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock; /* guards stop and wake */
+	pthread_cond_t cv;
+	bool stop;
+	bool wake;
+
+	pthread_mutex_t derive_lock; /* serializes lm_events_on_changes */
+
+	/* Sender thread only. */
+	char *flight[FLIGHT_SLOTS];
+	size_t nflight;             /* entries of flight */
+	char **delivered;            /* ids reported delivered, owned */
+	size_t ndelivered;
+	struct failure *failed;      /* ids reported failed */
+	size_t nfailed;
+	bool fatal;                  /* the producer raised a fatal error */
+	size_t nflight_pub;       /* copy of nflight for other threads */
+
+	lm_gauge *m_pending;
+	lm_counter *m_enqueued, *m_delivered, *m_failed;
+};
+
+/* ---- time --------------------------------------------------------------- */
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the in-flight set --------------------------------------------------- */
+
+static size_t
+flight_hash(const char *id)
+{
+	/* Event ids are hash output already: their first hex digits spread
+	 * evenly. */
+	size_t h = 0;
+	for (int i = 0; i < 8; i++) {
+		char c = id[i];
+		h = (h << 4) | (size_t) (c <= '9' ? c - '0' : c - 'a' + 10);
+	}
+	return h & (FLIGHT_SLOTS - 1);
+}
+
+static bool
+flight_has(const lm_events *ev, const char *id)
+{
+	for (size_t i = flight_hash(id);; i = (i + 1) & (FLIGHT_SLOTS - 1)) {
+		if (ev->flight[i] == NULL)
+			return false;
+		if (strcmp(ev->flight[i], id) == 0)
+			return true;
+	}
+}
+
+static void
+flight_add(lm_events *ev, char *id)
+{
+	size_t i = flight_hash(id);
+	while (ev->flight[i] != NULL)
+		i = (i + 1) & (FLIGHT_SLOTS - 1);
+	ev->flight[i] = id;
+	ev->nflight++;
+	__atomic_store_n(&ev->nflight_pub, ev->nflight, __ATOMIC_RELAXED);
+}
+
+/* Removes the entry that is exactly the pointer id (not a copy). */
+static bool
+flight_remove(lm_events *ev, const char *id)
+{
+	size_t i = flight_hash(id), j;
+	while (ev->flight[i] != id) {
+		if (ev->flight[i] == NULL)
+			return false;
+		i = (i + 1) & (FLIGHT_SLOTS - 1);
+	}
+	ev->flight[i] = NULL;
+	/* Backward shift: move later entries of the cluster into the hole when
+	 * their home slot does not lie cyclically in (i, j]. */
+	for (j = (i + 1) & (FLIGHT_SLOTS - 1); ev->flight[j] != NULL;
+	     j = (j + 1) & (FLIGHT_SLOTS - 1)) {
+		size_t home = flight_hash(ev->flight[j]);
+		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (!stays) {
+			ev->flight[i] = ev->flight[j];
+			ev->flight[j] = NULL;
+			i = j;
+		}
+	}
+	ev->nflight--;
+	__atomic_store_n(&ev->nflight_pub, ev->nflight, __ATOMIC_RELAXED);
+	return true;
+}
+
+static void
+flight_clear(lm_events *ev)
+{
+	for (size_t i = 0; i < FLIGHT_SLOTS; i++) {
+		free(ev->flight[i]);
+		ev->flight[i] = NULL;
+	}
+	ev->nflight = 0;
+	__atomic_store_n(&ev->nflight_pub, 0, __ATOMIC_RELAXED);
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static void
+update_pending(lm_events *ev)
+{
+	lm_outbox_counts c;
+	if (ev->m_pending != NULL && lm_outbox_counts_get(ev->ob, &c) == LM_OK)
+		lm_gauge_set(ev->m_pending, (double) c.pending);
+}
+
+/* ---- producer ----------------------------------------------------------- */
+
+/* Delivery report: runs on the sender thread inside rd_kafka_poll. */
+static void
+dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	lm_events *ev = opaque;
+	char *id = msg->_private;
+	(void) rk;
+
+	if (id == NULL)
+		return;
+	if (!flight_remove(ev, id)) {
+		lm_error("events.internal", "delivery report for an event not in flight");
+		free(id);
+		return;
+	}
+	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		ev->delivered[ev->ndelivered++] = id;
+		return;
+	}
+	if (msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+	    msg->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+		free(id); /* withdrawn by us at shutdown: still pending, not a failure */
+		return;
+	}
+	ev->failed[ev->nfailed].id = id;
+	ev->failed[ev->nfailed].error = rd_kafka_err2name(msg->err);
+	ev->nfailed++;
+}
+
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	lm_events *ev = opaque;
+	(void) reason; /* may name hosts; the error name is enough */
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char buf[256];
+		rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		lm_error("events.kafka_fatal", "producer fatal error %s; recreating the producer",
+		    rd_kafka_err2name(orig));
+		ev->fatal = true;
+		return;
+	}
+	lm_warn("events.kafka_error", "producer: %s",
+	    rd_kafka_err2name((rd_kafka_resp_err_t) err));
+}
+
+static int
+make_producer(lm_events *ev, rd_kafka_t **out)
+{
+	rd_kafka_conf_t *conf = NULL;
+	char err[512], tmo[32];
+	rd_kafka_t *rk;
+	int rc;
+
+	*out = NULL;
+	snprintf(tmo, sizeof(tmo), "%d", ev->message_timeout_ms);
+	if ((rc = lm_kafka_conf(ev->brokers, ev->client_id, &conf, err, sizeof(err))) != LM_OK ||
+	    (rc = lm_kafka_set(conf, "enable.idempotence", "true", err, sizeof(err))) != LM_OK ||
+	    (rc = lm_kafka_set(conf, "acks", "all", err, sizeof(err))) != LM_OK ||
+	    (rc = lm_kafka_set(conf, "message.timeout.ms", tmo, err, sizeof(err))) != LM_OK ||
+	    (rc = lm_kafka_set(conf, "partitioner", "murmur2_random", err, sizeof(err))) !=
+	        LM_OK) {
+		lm_error("events.config", "%s", err);
+		if (conf != NULL)
+			rd_kafka_conf_destroy(conf);
+		return rc;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	rd_kafka_conf_set_opaque(conf, ev);
+	if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL) {
+		lm_error("events.config", "cannot create the producer: %s", err);
+		rd_kafka_conf_destroy(conf);
+		return LM_EKAFKA;
+	}
+	*out = rk;
+	return LM_OK;
+}
+
+/* Records the reports collected by dr_cb in the outbox. Returns the number
+ * of failures recorded. */
+static size_t
+record_reports(lm_events *ev)
+{
+	size_t nfail = ev->nfailed, ndone = ev->ndelivered, n;
+	int rc;
+
+	if (ndone > 0) {
+		rc = lm_outbox_mark_delivered_batch(
+		    ev->ob, (const char *const *) ev->delivered, ndone, &n);
+		if (rc != LM_OK) {
+			/* Stays pending: produced again later, a duplicate that
+			 * consumers drop by event_id. */
+			lm_error("events.outbox", "cannot mark %zu events delivered: %s", ndone,
+			    lm_strerror(rc));
+		} else {
+			lm_counter_add(ev->m_delivered, n);
+			lm_debug("events.delivered", "%zu events delivered", n);
+		}
+		for (size_t i = 0; i < ndone; i++)
+			free(ev->delivered[i]);
+		ev->ndelivered = 0;
+	}
+	if (nfail > 0) {
+		const char *ids[LM_EVENTS_INFLIGHT_MAX];
+		const char *errs[LM_EVENTS_INFLIGHT_MAX];
+		for (size_t i = 0; i < nfail; i++) {
+			ids[i] = ev->failed[i].id;
+			errs[i] = ev->failed[i].error;
+		}
+		rc = lm_outbox_mark_failed_batch(ev->ob, ids, errs, nfail, &n);
+		if (rc != LM_OK)
+			lm_error("events.outbox", "cannot record %zu failed deliveries: %s", nfail,
+			    lm_strerror(rc));
+		lm_counter_add(ev->m_failed, nfail);
+		lm_warn("events.retry", "%zu events not delivered (%s); they stay pending", nfail,
+		    ev->failed[0].error);
+		for (size_t i = 0; i < nfail; i++)
+			free(ev->failed[i].id);
+		ev->nfailed = 0;
+	}
+	if (ndone > 0 || nfail > 0)
+		update_pending(ev);
+	return nfail;
+}
+
+/* Destroys the producer. Messages still queued are withdrawn (they stay
+ * pending in the outbox); reports that arrive meanwhile are recorded. */
+static void
+destroy_producer(lm_events *ev)
+{
+	if (ev->rk == NULL)
+		return;
+	rd_kafka_purge(ev->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_poll(ev->rk, 0);
+	record_reports(ev);
+	rd_kafka_destroy(ev->rk);
+	ev->rk = NULL;
+	record_reports(ev);
+	flight_clear(ev);
+}
+
+/* ---- scanning the outbox ------------------------------------------------ */
+
+struct scan {
+	lm_events *ev;
+	size_t budget;   /* new messages we may still produce */
+	size_t produced;
+	bool full;       /* librdkafka's queue is full */
+	const char *err; /* first produce error, recorded as a failure */
+	char *bad[64];   /* ids that failed to produce (owned) */
+	size_t nbad;
+};
+
+static int
+scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry)
+{
+	struct scan *s = arg;
+	lm_events *ev = s->ev;
+	ProtobufCMessage *m = NULL;
+	Lunamatch__V1__MatchEvent *me;
+	char err[128];
+	char *id;
+	rd_kafka_resp_err_t e;
+
+	if (s->budget == 0)
+		return 1;
+	if (flight_has(ev, event_id))
+		return 0;
+	if (lm_pb_decode(&lunamatch__v1__match_event__descriptor, entry->event.data,
+	        entry->event.len, EVENT_MAX, &m, err, sizeof(err)) != LM_OK) {
+		lm_error("events.corrupt", "pending event %s does not decode: %s", event_id, err);
+		return 0;
+	}
+	me = (Lunamatch__V1__MatchEvent *) m;
+	if ((id = strdup(event_id)) == NULL) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		return 1;
+	}
+	e = rd_kafka_producev(ev->rk, RD_KAFKA_V_TOPIC(ev->topic),
+	    RD_KAFKA_V_KEY(me->candidate_id, strlen(me->candidate_id)),
+	    RD_KAFKA_V_VALUE(entry->event.data, entry->event.len),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+	    RD_KAFKA_V_HEADER("content-type", LM_EVENTS_CONTENT_TYPE, (ssize_t) -1),
+	    RD_KAFKA_V_HEADER("schema", LM_EVENTS_SCHEMA, (ssize_t) -1), RD_KAFKA_V_OPAQUE(id),
+	    RD_KAFKA_V_END);
+	protobuf_c_message_free_unpacked(m, NULL);
+	if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		flight_add(ev, id);
+		s->budget--;
+		s->produced++;
+		return 0;
+	}
+	if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+		free(id);
+		s->full = true;
+		return 1;
+	}
+	/* Rejected at once (message too large, unknown topic...): record it as
+	 * a failed attempt; it is tried again after the back-off. */
+	if (s->err == NULL)
+		s->err = rd_kafka_err2name(e);
+	if (s->nbad < sizeof(s->bad) / sizeof(s->bad[0])) {
+		s->bad[s->nbad++] = id;
+		return 0;
+	}
+	free(id);
+	return 1;
+}
+
+struct scan_result {
+	size_t failed; /* events the producer rejected at once */
+	bool limited;  /* stopped for lack of room: more may be pending */
+};
+
+/* Produces pending events that are not in flight. */
+static struct scan_result
+scan(lm_events *ev)
+{
+	struct scan_result r = {0, true};
+	struct scan s;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	s.ev = ev;
+	s.budget = LM_EVENTS_INFLIGHT_MAX - ev->nflight;
+	if (s.budget == 0)
+		return r;
+	/* Visit the in-flight entries (skipped) plus as many new ones. */
+	rc = lm_outbox_pending(ev->ob, ev->nflight + s.budget, scan_cb, &s);
+	if (rc != LM_OK)
+		lm_error("events.outbox", "cannot read pending events: %s", lm_strerror(rc));
+	if (s.produced > 0)
+		lm_debug("events.produce", "%zu events produced", s.produced);
+	if (s.nbad > 0) {
+		const char *errs[sizeof(s.bad) / sizeof(s.bad[0])];
+		for (size_t i = 0; i < s.nbad; i++)
+			errs[i] = s.err;
+		lm_outbox_mark_failed_batch(ev->ob, (const char *const *) s.bad, errs, s.nbad, NULL);
+		lm_counter_add(ev->m_failed, s.nbad);
+		lm_warn("events.produce", "%zu events rejected by the producer (%s)", s.nbad,
+		    s.err);
+		for (size_t i = 0; i < s.nbad; i++)
+			free(s.bad[i]);
+	}
+	r.failed = s.nbad;
+	r.limited = s.budget == 0 || s.full;
+	return r;
+}
+
+/* ---- the sender thread -------------------------------------------------- */
+
+static void
+flush_at_exit(lm_events *ev)
+{
+	int64_t deadline;
+	if (ev->rk == NULL)
+		return;
+	deadline = mono_ms() + (ev->flush_timeout_ms > 0 ? ev->flush_timeout_ms : 0);
+	while (ev->nflight > 0) {
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			break;
+		rd_kafka_poll(ev->rk, (int) (left < 100 ? left : 100));
+		record_reports(ev);
+	}
+	if (ev->nflight > 0)
+		lm_warn("events.stop", "%zu events unacknowledged at shutdown; they stay pending",
+		    ev->nflight);
+}
+
+static int64_t
+next_backoff(int64_t backoff)
+{
+	if (backoff == 0)
+		return LM_EVENTS_RETRY_MIN_MS;
+	return backoff * 2 > LM_EVENTS_RETRY_MAX_MS ? LM_EVENTS_RETRY_MAX_MS : backoff * 2;
+}
+
+/*
+ * The sender: sleeps at most TICK_MS (less when woken), serves delivery
+ * reports, and produces pending events when woken by a derivation, every
+ * RESCAN_MS, or when reports made room after a scan that ran out of it.
+ * After failed deliveries it pauses scanning with an exponential back-off
+ * (LM_EVENTS_RETRY_MIN_MS to LM_EVENTS_RETRY_MAX_MS) so an outage does not
+ * turn into a produce/time-out loop.
+ */
+static void *
+sender_main(void *arg)
+{
+	lm_events *ev = arg;
+	int64_t next_scan = 0, retry_at = 0, backoff = 0;
+	bool limited = false; /* the last scan stopped for lack of room */
+
+	for (;;) {
+		bool woken, stop;
+		size_t ndone, nfail;
+		int64_t now;
+
+		pthread_mutex_lock(&ev->lock);
+		if (!ev->stop && !ev->wake) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long) TICK_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&ev->cv, &ev->lock, &ts);
+		}
+		woken = ev->wake;
+		ev->wake = false;
+		stop = ev->stop;
+		pthread_mutex_unlock(&ev->lock);
+		if (stop)
+			break;
+
+		now = mono_ms();
+		if (ev->rk == NULL) {
+			if (now < retry_at)
+				continue;
+			if (make_producer(ev, &ev->rk) != LM_OK) {
+				backoff = next_backoff(backoff);
+				retry_at = now + backoff;
+				continue;
+			}
+		}
+		rd_kafka_poll(ev->rk, 0);
+		ndone = ev->ndelivered;
+		nfail = record_reports(ev);
+		now = mono_ms();
+		if (nfail > 0) {
+			backoff = next_backoff(backoff);
+			retry_at = now + backoff;
+		} else if (ndone > 0) {
+			backoff = 0;
+		}
+		if (ev->fatal) {
+			destroy_producer(ev);
+			ev->fatal = false;
+			backoff = next_backoff(backoff);
+			retry_at = now + backoff;
+			continue;
+		}
+		if (now < retry_at)
+			continue;
+		if (woken || now >= next_scan ||
+		    (limited && ev->nflight < LM_EVENTS_INFLIGHT_MAX)) {
+			struct scan_result r = scan(ev);
+			limited = r.limited;
+			if (r.failed > 0) {
+				backoff = next_backoff(backoff);
+				retry_at = now + backoff;
+			}
+			next_scan = now + RESCAN_MS;
+		}
+	}
+	flush_at_exit(ev);
+	destroy_producer(ev);
+	return NULL;
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+static bool
+text_ok(const char *s, size_t max)
+{
+	return s != NULL && s[0] != '\0' && strnlen(s, max + 1) <= max;
+}
+
+int
+lm_events_new(const lm_events_opts *o, lm_events **out)
+{
+	char path[PATH_MAX_];
+	lm_events *ev = NULL;
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (o == NULL)
+		return LM_EINVAL;
+	if (!text_ok(o->brokers, LM_KAFKA_BROKERS_MAX - 1)) {
+		lm_error("events.config", "brokers must be 1..%d bytes", LM_KAFKA_BROKERS_MAX - 1);
+		return LM_EINVAL;
+	}
+	if (!text_ok(o->topic, LM_KAFKA_TOPIC_MAX)) {
+		lm_error("events.config", "topic must be 1..%d bytes", LM_KAFKA_TOPIC_MAX);
+		return LM_EINVAL;
+	}
+	if (o->client_id != NULL && !text_ok(o->client_id, LM_KAFKA_CLIENT_ID_MAX - 1)) {
+		lm_error("events.config", "client id must be 1..%d bytes",
+		    LM_KAFKA_CLIENT_ID_MAX - 1);
+		return LM_EINVAL;
+	}
+	if (o->data_dir == NULL || o->data_dir[0] == '\0' ||
+	    (size_t) snprintf(path, sizeof(path), "%s/%s", o->data_dir,
+	        LM_EVENTS_OUTBOX_SUBDIR) >= sizeof(path)) {
+		lm_error("events.config", "data directory missing or too long");
+		return LM_EINVAL;
+	}
+	if (!(o->min_score >= 0 && o->min_score <= 1)) {
+		lm_error("events.config", "event min score must be in [0, 1]");
+		return LM_EINVAL;
+	}
+	if (o->top_n < 1 || o->top_n > LM_INDEX_EVENT_TOP_MAX) {
+		lm_error("events.config", "event top N must be 1..%d", LM_INDEX_EVENT_TOP_MAX);
+		return LM_EINVAL;
+	}
+	if (o->message_timeout_ms < 0) {
+		lm_error("events.config", "message timeout must be >= 0");
+		return LM_EINVAL;
+	}
+	if ((ev = calloc(1, sizeof(*ev))) == NULL)
+		return LM_ENOMEM;
+	pthread_mutex_init(&ev->lock, NULL);
+	pthread_cond_init(&ev->cv, NULL);
+	pthread_mutex_init(&ev->derive_lock, NULL);
+	ev->min_score = o->min_score;
+	ev->top_n = o->top_n;
+	ev->message_timeout_ms =
+	    o->message_timeout_ms > 0 ? o->message_timeout_ms : LM_EVENTS_MESSAGE_TIMEOUT_MS;
+	ev->flush_timeout_ms =
+	    o->flush_timeout_ms == 0 ? LM_EVENTS_FLUSH_TIMEOUT_MS : o->flush_timeout_ms;
+	if ((ev->brokers = strdup(o->brokers)) == NULL || (ev->topic = strdup(o->topic)) == NULL ||
+	    (ev->client_id = strdup(o->client_id != NULL ? o->client_id : "lunamatch-match")) ==
+	        NULL ||
+	    (ev->delivered = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->delivered))) == NULL ||
+	    (ev->failed = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->failed))) == NULL) {
+		rc = LM_ENOMEM;
+		goto fail;
+	}
+	if ((rc = lm_outbox_open(path, &ev->ob)) != LM_OK) {
+		lm_error("events.open", "cannot open the outbox: %s", lm_strerror(rc));
+		goto fail;
+	}
+	if ((rc = make_producer(ev, &ev->rk)) != LM_OK)
+		goto fail;
+	if (o->metrics != NULL) {
+		ev->m_pending = lm_metrics_gauge(o->metrics, "lunamatch_events_pending",
+		    "New-match events in the outbox waiting for delivery", NULL);
+		ev->m_enqueued = lm_metrics_counter(o->metrics, "lunamatch_events_enqueued_total",
+		    "New-match events written to the outbox", NULL);
+		ev->m_delivered = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_delivered_total",
+		    "New-match events acknowledged by Kafka and removed from the outbox", NULL);
+		ev->m_failed = lm_metrics_counter(o->metrics, "lunamatch_events_failed_total",
+		    "Failed delivery attempts of new-match events (they stay pending)", NULL);
+		update_pending(ev);
+	}
+	*out = ev;
+	return LM_OK;
+fail:
+	lm_events_free(ev);
+	return rc;
+}
+
+int
+lm_events_start(lm_events *ev)
+{
+	int e;
+	if (ev == NULL || ev->started)
+		return LM_EINVAL;
+	if ((e = pthread_create(&ev->thread, NULL, sender_main, ev)) != 0)
+		return lm_err_from_errno(e);
+	ev->started = true;
+	return LM_OK;
+}
+
+void
+lm_events_free(lm_events *ev)
+{
+	if (ev == NULL)
+		return;
+	if (ev->started) {
+		pthread_mutex_lock(&ev->lock);
+		ev->stop = true;
+		pthread_cond_signal(&ev->cv);
+		pthread_mutex_unlock(&ev->lock);
+		pthread_join(ev->thread, NULL);
+	} else if (ev->rk != NULL) {
+		destroy_producer(ev); /* nothing was produced */
+	}
+	lm_outbox_close(ev->ob);
+	free(ev->delivered);
+	free(ev->failed);
+	free(ev->brokers);
+	free(ev->topic);
+	free(ev->client_id);
+	pthread_mutex_destroy(&ev->derive_lock);
+	pthread_cond_destroy(&ev->cv);
+	pthread_mutex_destroy(&ev->lock);
+	free(ev);
+}
+
+int
+lm_events_cursor(lm_events *ev, uint64_t *seq)
+{
+	if (ev == NULL)
+		return LM_EINVAL;
+	return lm_outbox_get_cursor(ev->ob, seq);
+}
+
+lm_outbox *
+lm_events_outbox(lm_events *ev)
+{
+	return ev == NULL ? NULL : ev->ob;
+}
+
+size_t
+lm_events_inflight(lm_events *ev)
+{
+	return ev == NULL ? 0 : __atomic_load_n(&ev->nflight_pub, __ATOMIC_RELAXED);
+}
+
+static void
+wake_sender(lm_events *ev)
+{
+	pthread_mutex_lock(&ev->lock);
+	ev->wake = true;
+	pthread_cond_signal(&ev->cv);
+	pthread_mutex_unlock(&ev->lock);
+}
+
+/* ---- derivation --------------------------------------------------------- */
+
+/* Candidates of the transaction being built, with the memory their strings
+ * point into. */
+struct batch {
+	lm_event_candidate *c;
+	size_t n, cap;
+	lm_top_list *tops; /* owned lists whose items c points into */
+	size_t ntops, captops;
+	lm_outbox_pair **pairs; /* owned arrays whose ids c points into */
+	size_t npairs, cappairs;
+	char **subjects; /* copies of subject ids */
+	size_t nsubj, capsubj;
+};
+
+static int
+grow_array(void **arr, size_t *cap, size_t need, size_t size)
+{
+	size_t ncap;
+	void *na;
+	if (need <= *cap)
+		return LM_OK;
+	ncap = *cap == 0 ? 16 : *cap;
+	while (ncap < need)
+		ncap *= 2;
+	if ((na = realloc(*arr, ncap * size)) == NULL)
+		return LM_ENOMEM;
+	*arr = na;
+	*cap = ncap;
+	return LM_OK;
+}
+
+static void
+batch_reset(struct batch *b)
+{
+	for (size_t i = 0; i < b->ntops; i++)
+		lm_top_list_clear(&b->tops[i]);
+	for (size_t i = 0; i < b->npairs; i++)
+		free(b->pairs[i]);
+	for (size_t i = 0; i < b->nsubj; i++)
+		free(b->subjects[i]);
+	b->n = b->ntops = b->npairs = b->nsubj = 0;
+}
+
+static void
+batch_free(struct batch *b)
+{
+	batch_reset(b);
+	free(b->c);
+	free(b->tops);
+	free(b->pairs);
+	free(b->subjects);
+	memset(b, 0, sizeof(*b));
+}
+
+static lm_event_candidate *
+batch_add(struct batch *b)
+{
+	if (grow_array((void **) &b->c, &b->cap, b->n + 1, sizeof(*b->c)) != LM_OK)
+		return NULL;
+	memset(&b->c[b->n], 0, sizeof(b->c[0]));
+	return &b->c[b->n++];
+}
+
+static int
+cmp_str_ptr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* Adds the candidates of one changed record to b. */
+static int
+derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_new,
+    int64_t now, struct batch *b)
+{
+	lm_outbox_side side = ch->posting ? LM_OUTBOX_JOB : LM_OUTBOX_CANDIDATE;
+	lm_top_list top = {0, 0, NULL};
+	lm_outbox_pair *prev = NULL;
+	const char **sorted = NULL;
+	size_t nprev = 0;
+	bool gone = ch->deleted, truncated = false;
+	char *subj;
+	int rc;
+	Lunamatch__V1__MatchTrigger trig =
+	    !is_new ? LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_UPDATED
+	    : ch->posting ? LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_POSTING
+	                  : LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_PROFILE;
+
+	if ((rc = grow_array((void **) &b->subjects, &b->capsubj, b->nsubj + 1,
+	         sizeof(*b->subjects))) != LM_OK ||
+	    (rc = grow_array((void **) &b->tops, &b->captops, b->ntops + 1, sizeof(*b->tops))) !=
+	        LM_OK ||
+	    (rc = grow_array((void **) &b->pairs, &b->cappairs, b->npairs + 1,
+	         sizeof(*b->pairs))) != LM_OK)
+		return rc;
+	if ((subj = strdup(ch->id)) == NULL)
+		return LM_ENOMEM;
+	b->subjects[b->nsubj++] = subj;
+
+	if (!gone) {
+		rc = ch->posting
+		         ? lm_index_top_for_posting(idx, subj, ev->top_n, ev->min_score, now, &top)
+		         : lm_index_top_for_profile(idx, subj, ev->top_n, ev->min_score, now, &top);
+		if (rc == LM_ENOENT)
+			gone = true;
+		else if (rc != LM_OK)
+			return rc;
+	}
+	b->tops[b->ntops++] = top; /* owned by b from here on */
+	rc = lm_outbox_pairs_of(ev->ob, side, subj, LM_OUTBOX_PAIRS_MAX, &prev, &nprev, &truncated);
+	if (rc != LM_OK)
+		return rc;
+	if (prev != NULL)
+		b->pairs[b->npairs++] = prev;
+	if (truncated)
+		lm_warn("events.derive", "record %s has more than %d recorded pairs; the rest are "
+		                         "not re-evaluated", subj, LM_OUTBOX_PAIRS_MAX);
+
+	if (gone) {
+		for (size_t i = 0; i < nprev; i++) {
+			lm_event_candidate *c = batch_add(b);
+			if (c == NULL)
+				return LM_ENOMEM;
+			c->candidate_id = ch->posting ? prev[i].other_id : subj;
+			c->job_id = ch->posting ? subj : prev[i].other_id;
+			c->state = LM_PAIR_GONE;
+		}
+		return LM_OK;
+	}
+	for (size_t i = 0; i < top.n; i++) {
+		const lm_top_item *it = &top.items[i];
+		lm_event_candidate *c = batch_add(b);
+		if (c == NULL)
+			return LM_ENOMEM;
+		c->candidate_id = ch->posting ? it->id : subj;
+		c->job_id = ch->posting ? subj : it->id;
+		c->candidate_version = ch->posting ? it->version : top.subject_version;
+		c->job_version = ch->posting ? top.subject_version : it->version;
+		c->score = it->score;
+		c->state = LM_PAIR_ABOVE;
+		c->trigger = trig;
+		c->summary = it->summary;
+	}
+	/* Pairs above before and absent from the top list: still above (only
+	 * pushed out of the top N), below now, or gone. */
+	if (nprev > 0 && top.n > 0) {
+		if ((sorted = malloc(top.n * sizeof(*sorted))) == NULL)
+			return LM_ENOMEM;
+		for (size_t i = 0; i < top.n; i++)
+			sorted[i] = top.items[i].id;
+		qsort(sorted, top.n, sizeof(*sorted), cmp_str_ptr);
+	}
+	for (size_t i = 0; i < nprev; i++) {
+		const char *other = prev[i].other_id;
+		const char *cid = ch->posting ? other : subj;
+		const char *jid = ch->posting ? subj : other;
+		lm_event_candidate *c;
+		double score = 0;
+		bool eligible = false;
+
+		if (!prev[i].above)
+			continue;
+		if (sorted != NULL && bsearch(&other, sorted, top.n, sizeof(*sorted), cmp_str_ptr))
+			continue;
+		rc = lm_index_pair_score(idx, cid, jid, now, &score, &eligible);
+		if (rc != LM_OK && rc != LM_ENOENT) {
+			free(sorted);
+			return rc;
+		}
+		if (rc == LM_OK && eligible && score >= ev->min_score)
+			continue;
+		if ((c = batch_add(b)) == NULL) {
+			free(sorted);
+			return LM_ENOMEM;
+		}
+		c->candidate_id = cid;
+		c->job_id = jid;
+		if (rc == LM_ENOENT) {
+			c->state = LM_PAIR_GONE;
+			continue;
+		}
+		c->state = LM_PAIR_BELOW;
+		c->score = isfinite(score) && score >= 0 && score <= 1 ? score : 0;
+		c->candidate_version = ch->posting ? prev[i].candidate_version : top.subject_version;
+		c->job_version = ch->posting ? top.subject_version : prev[i].job_version;
+		c->trigger = trig;
+	}
+	free(sorted);
+	return LM_OK;
+}
+
+static int
+flush_batch(lm_events *ev, struct batch *b, const char *model_version, int64_t now,
+    uint64_t cursor)
+{
+	size_t enq = 0;
+	int rc = lm_outbox_enqueue_batch(ev->ob, b->c, b->n, model_version, now, cursor, &enq);
+	if (rc != LM_OK) {
+		lm_error("events.outbox", "cannot write %zu derived pairs: %s", b->n,
+		    lm_strerror(rc));
+		return rc;
+	}
+	if (enq > 0) {
+		lm_counter_add(ev->m_enqueued, enq);
+		lm_debug("events.enqueued", "%zu events enqueued", enq);
+	}
+	batch_reset(b);
+	return LM_OK;
+}
+
+/* A change's place in the batch, sorted by (kind, id, position) to find
+ * the last change of each record. */
+struct chref {
+	bool posting;
+	const char *id;
+	size_t pos;
+};
+
+static int
+cmp_chref(const void *a, const void *b)
+{
+	const struct chref *x = a, *y = b;
+	int c;
+	if (x->posting != y->posting)
+		return x->posting ? -1 : 1;
+	if ((c = strcmp(x->id, y->id)) != 0)
+		return c;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+int
+lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes,
+    size_t n, uint64_t cursor_seq, int64_t now)
+{
+	struct batch b;
+	struct chref *order = NULL;
+	bool *derive = NULL, *fresh = NULL;
+	uint64_t stored, seen_seq = 0;
+	const char *model_version;
+	int rc;
+
+	if (ev == NULL || idx == NULL || (changes == NULL && n > 0) ||
+	    n > LM_EVENTS_CHANGES_MAX)
+		return LM_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!lm_record_id_valid(changes[i].id)) {
+			lm_warn("events.derive", "change %zu has an invalid record id", i);
+			return LM_EINVAL;
+		}
+	model_version = lm_index_model_version(idx);
+	memset(&b, 0, sizeof(b));
+
+	pthread_mutex_lock(&ev->derive_lock);
+	if ((rc = lm_outbox_get_cursor(ev->ob, &stored)) != LM_OK)
+		goto out;
+	if (cursor_seq != 0 && cursor_seq < stored) {
+		lm_warn("events.derive", "change batch ends at seq %llu, before the cursor %llu",
+		    (unsigned long long) cursor_seq, (unsigned long long) stored);
+		rc = LM_ESTALE;
+		goto out;
+	}
+	/* derive[i]: change i is the last of its record in the batch (and not
+	 * derived before); fresh[i]: some change of that record is new. */
+	if (n > 0 && ((order = malloc(n * sizeof(*order))) == NULL ||
+	                 (derive = calloc(n, sizeof(*derive))) == NULL ||
+	                 (fresh = calloc(n, sizeof(*fresh))) == NULL)) {
+		rc = LM_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		order[i].posting = changes[i].posting;
+		order[i].id = changes[i].id;
+		order[i].pos = i;
+	}
+	qsort(order, n, sizeof(*order), cmp_chref);
+	for (size_t g = 0; g < n;) {
+		size_t e = g;
+		bool any_new = false, any_live = false;
+		while (e < n && order[e].posting == order[g].posting &&
+		       strcmp(order[e].id, order[g].id) == 0) {
+			const lm_event_change *c = &changes[order[e].pos];
+			if (c->seq == 0 || c->seq > stored) {
+				any_live = true;
+				any_new = any_new || c->is_new;
+			}
+			e++;
+		}
+		if (any_live) {
+			derive[order[e - 1].pos] = true;
+			fresh[order[e - 1].pos] = any_new;
+		}
+		g = e;
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		if (changes[i].seq > seen_seq)
+			seen_seq = changes[i].seq;
+		if (!derive[i])
+			continue;
+		if ((rc = derive_subject(ev, idx, &changes[i], fresh[i], now, &b)) != LM_OK) {
+			lm_error("events.derive", "cannot derive the events of record %s: %s",
+			    changes[i].id, lm_strerror(rc));
+			goto out;
+		}
+		if (b.n >= LM_EVENTS_TXN_PAIRS && i + 1 < n) {
+			/* Everything up to change i is complete: its seq may become
+			 * the cursor (never past the batch's own end). */
+			uint64_t mid = cursor_seq != 0 && seen_seq > stored ? seen_seq : 0;
+			if (mid > cursor_seq)
+				mid = cursor_seq;
+			if ((rc = flush_batch(ev, &b, model_version, now, mid)) != LM_OK)
+				goto out;
+		}
+	}
+	rc = flush_batch(ev, &b, model_version, now, cursor_seq);
+	update_pending(ev);
+out:
+	pthread_mutex_unlock(&ev->derive_lock);
+	batch_free(&b);
+	free(order);
+	free(derive);
+	free(fresh);
+	if (rc == LM_OK)
+		wake_sender(ev);
+	return rc;
+}

@@ -1,0 +1,137 @@
+/*
+ * events.h - new-match events: derivation from index changes, the durable
+ * outbox and the Kafka sender.
+ *
+ * The change follower calls lm_events_on_changes after it applied a batch
+ * of record-store changes to the index. For each changed posting or
+ * profile the top LUNAMATCH_EVENT_TOP_N counterparts scoring at least
+ * LUNAMATCH_EVENT_MIN_SCORE are looked up in the index; each pair that
+ * newly crosses the threshold becomes a lunamatch.v1.MatchEvent in the
+ * outbox (outbox.h), written in the same transaction as the change-log
+ * position the batch ends at. A sender thread produces the pending events
+ * to the matches topic with librdkafka's idempotent producer (key
+ * candidate_id; headers content-type and schema) and removes each from the
+ * outbox when its delivery report says it was written. A broker outage or
+ * a restart delays events and never loses them; delivery is at-least-once
+ * and consumers de-duplicate on event_id. docs/events.md has the details.
+ *
+ * Threads: lm_events_on_changes may be called from any thread (calls are
+ * serialized internally) and never waits for Kafka. The sender thread is the
+ * only user of the producer. lm_events_free must not race with other calls.
+ */
+#ifndef LUNAMATCH_MATCH_EVENTS_H
+#define LUNAMATCH_MATCH_EVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index.h"
+#include "lunamatch/metrics.h"
+#include "outbox.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_EVENTS_MESSAGE_TIMEOUT_MS 300000 /* default message.timeout.ms */
+#define LM_EVENTS_FLUSH_TIMEOUT_MS 5000     /* default wait for in-flight at free */
+#define LM_EVENTS_INFLIGHT_MAX 1000         /* events handed to librdkafka at once */
+#define LM_EVENTS_CHANGES_MAX 100000        /* changes of one lm_events_on_changes */
+#define LM_EVENTS_TXN_PAIRS 20000           /* pairs per outbox transaction, roughly */
+#define LM_EVENTS_RETRY_MIN_MS 500          /* first pause after a failed delivery */
+#define LM_EVENTS_RETRY_MAX_MS 30000        /* longest pause between retries */
+#define LM_EVENTS_OUTBOX_SUBDIR "outbox"    /* under the data directory */
+#define LM_EVENTS_CONTENT_TYPE "application/x-protobuf"
+#define LM_EVENTS_SCHEMA "lunamatch.v1.MatchEvent"
+
+typedef struct lm_events lm_events;
+
+typedef struct lm_events_opts {
+	const char *brokers;   /* bootstrap servers; required */
+	const char *topic;     /* the matches topic; required */
+	const char *data_dir;  /* the outbox is <data_dir>/outbox; required */
+	const char *client_id; /* NULL: "lunamatch-match" */
+	double min_score;      /* event threshold in [0, 1] */
+	uint32_t top_n;        /* 1..LM_INDEX_EVENT_TOP_MAX counterparts per record */
+	lm_metrics *metrics;   /* may be NULL; borrowed, must outlive the lm_events */
+	int message_timeout_ms; /* 0: LM_EVENTS_MESSAGE_TIMEOUT_MS; a timed-out
+	                         * event stays pending and is produced again */
+	int flush_timeout_ms;  /* 0: LM_EVENTS_FLUSH_TIMEOUT_MS; < 0: do not wait */
+} lm_events_opts;
+
+/*
+ * Opens the outbox and creates the producer (enable.idempotence=true,
+ * acks=all, partitioner murmur2_random), without contacting the broker
+ * yet. Options are copied. On LM_OK *out is the new object (free it with
+ * lm_events_free); events may be derived at once, they are sent after
+ * lm_events_start. Returns LM_EINVAL with a logged reason for bad options,
+ * an lm_outbox_open error, LM_EKAFKA or LM_ENOMEM; *out is then NULL.
+ */
+int lm_events_new(const lm_events_opts *o, lm_events **out);
+
+/* Starts the sender thread. Returns LM_OK, LM_EINVAL (already started) or
+ * an errno-derived code. */
+int lm_events_start(lm_events *ev);
+
+/*
+ * Stops the sender: waits at most flush_timeout_ms for events handed to
+ * librdkafka to be acknowledged (those acknowledged are marked delivered,
+ * the rest stay pending for the next run), joins the thread, destroys the
+ * producer and closes the outbox. NULL is a no-op.
+ */
+void lm_events_free(lm_events *ev);
+
+/* One change of the record store, as the follower read it. */
+typedef struct lm_event_change {
+	uint64_t seq;      /* change-log seq; 0 when unknown (not filtered) */
+	bool posting;      /* true: a JobPosting; false: a CandidateProfile */
+	const char *id;    /* record id (borrowed) */
+	uint64_t version;  /* informational; the index's version is used */
+	bool deleted;      /* a tombstone: the record was removed */
+	bool is_new;       /* first version the service has seen of this id */
+} lm_event_change;
+
+/*
+ * Derives the events of n (at most LM_EVENTS_CHANGES_MAX) changes that the
+ * caller has already applied to idx, and records cursor_seq (the change-log
+ * seq the batch ends at; 0 = leave the cursor alone) in the outbox in the
+ * same transaction as the last of them. Changes whose seq is not above the
+ * stored cursor are skipped (already derived before a restart); a record
+ * that changes several times in the batch is derived once, from the index's
+ * current state. For every other changed record:
+ *   - deleted, or no longer in the index: all its recorded pairs are
+ *     forgotten;
+ *   - otherwise its top top_n counterparts with score >= min_score are the
+ *     pairs above the threshold (trigger NEW_POSTING / NEW_PROFILE when
+ *     is_new, else UPDATED); a pair that was above before and is missing
+ *     from that list is scored again and recorded below the threshold when
+ *     it is (still above but outside the top N: left as it is).
+ * Pairs newly above become events (created_at = now, model version of the
+ * index). Large batches are written in several transactions, each with the
+ * seq of the last change it completes as the cursor, so a crash in between
+ * neither repeats nor misses events.
+ *
+ * Returns LM_OK; LM_EINVAL for bad arguments or a change without a valid
+ * id; LM_ESTALE when cursor_seq is below the stored cursor; an outbox or
+ * index error (then the cursor was not moved past the failed change, and
+ * the caller retries the batch). Wakes the sender; never waits for Kafka.
+ */
+int lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes,
+    size_t n, uint64_t cursor_seq, int64_t now);
+
+/* The outbox cursor (lm_outbox_get_cursor): where the follower resumes
+ * deriving after a restart. */
+int lm_events_cursor(lm_events *ev, uint64_t *seq);
+
+/* The outbox, borrowed (for counts and inspection); valid until
+ * lm_events_free. */
+lm_outbox *lm_events_outbox(lm_events *ev);
+
+/* Events handed to librdkafka and not yet reported (any thread). */
+size_t lm_events_inflight(lm_events *ev);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_MATCH_EVENTS_H */

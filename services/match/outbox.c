@@ -1,0 +1,1284 @@
+/*
+ * outbox.c - the durable outbox of new-match events on LMDB; see outbox.h
+ * and docs/events.md.
+ *
+ * Every operation is one LMDB transaction. Writes are plain functions of a
+ * transaction (`struct wop`) run by run_write(): when LMDB reports that the
+ * map is full, the transaction is aborted, the map doubled (up to
+ * LM_OUTBOX_MAP_SIZE_MAX) and the operation run again from the start, which
+ * is why write operations keep no state outside their transaction until
+ * it commits. mdb_env_set_mapsize may only run while this process has no
+ * transaction open on the environment: every transaction holds `maplock`
+ * shared, the resize holds it exclusively.
+ *
+ * Value formats (all integers big-endian):
+ *   pending:   serialized lunamatch.v1.OutboxEntry
+ *   announced: 34 bytes: magic 'A', flags (bit 0: above), score (IEEE-754
+ *              bits), candidate_version, job_version, updated_at
+ *   by_job:    empty
+ *   meta:      "schema" -> "1"; "cursor", "enqueued_total",
+ *              "delivered_total", "failed_total" -> u64
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "lunamatch/error.h"
+#include "lunamatch/log.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/record.h"
+#include "outbox.h"
+
+_Static_assert(LM_OUTBOX_ID_MAX == LM_RECORD_ID_MAX, "outbox ids are record ids");
+
+#define OUTBOX_MAXDBS   8
+#define DIR_MAX         3072 /* bytes of the outbox directory path */
+#define PAIR_KEY_MAX    (2 * LM_OUTBOX_ID_MAX + 1)
+#define PAIR_VAL_LEN    34
+#define PAIR_MAGIC      0x41 /* 'A': announced value, format 1 */
+#define PAIR_ABOVE      0x01
+#define GROW_RETRIES    16   /* map doublings one write may need */
+#define RESIZED_RETRIES 16   /* MDB_MAP_RESIZED retries of one begin */
+
+#define META_SCHEMA    "schema"
+#define META_CURSOR    "cursor"
+#define META_ENQUEUED  "enqueued_total"
+#define META_DELIVERED "delivered_total"
+#define META_FAILED    "failed_total"
+
+struct lm_outbox {
+	MDB_env *env;
+	MDB_dbi db_pending;
+	MDB_dbi db_announced;
+	MDB_dbi db_by_job;
+	MDB_dbi db_meta;
+	pthread_rwlock_t maplock; /* shared: a txn is open; exclusive: resize */
+	dev_t dev;                /* identity of the directory (registry) */
+	ino_t ino;
+};
+
+/* Directories open in this process: LMDB allows one environment per file
+ * per process. */
+struct reg {
+	dev_t dev;
+	ino_t ino;
+	struct reg *next;
+};
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reg *reg_head;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int
+map_err(int rc, const char *what)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return LM_OK;
+	case MDB_NOTFOUND:
+		return LM_ENOENT;
+	case MDB_MAP_FULL:
+		return LM_EMAPFULL;
+	case MDB_READERS_FULL:
+	case MDB_TXN_FULL:
+		lm_warn("outbox.error", "%s: %s", what, mdb_strerror(rc));
+		return LM_EBUSY;
+	default:
+		lm_error("outbox.error", "%s: %s", what, mdb_strerror(rc));
+		return rc > 0 ? lm_err_from_errno(rc) : LM_ESTORE;
+	}
+}
+
+static void
+put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (unsigned char) (v & 0xff);
+		v >>= 8;
+	}
+}
+
+static uint64_t
+get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static bool
+event_id_ok(const char *id)
+{
+	if (id == NULL)
+		return false;
+	for (size_t i = 0; i < LM_OUTBOX_EVENT_ID_LEN; i++) {
+		char c = id[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+	}
+	return id[LM_OUTBOX_EVENT_ID_LEN] == '\0';
+}
+
+/* Length of the longest prefix of s (at most max bytes) that does not end in
+ * the middle of a UTF-8 sequence. */
+static size_t
+utf8_cut(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+	if (n <= max)
+		return n;
+	n = max;
+	while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
+/* Builds "a\0b" into key; returns its length. Both ids are valid. */
+static size_t
+pair_key(const char *a, const char *b, char key[PAIR_KEY_MAX])
+{
+	size_t la = strlen(a), lb = strlen(b);
+	memcpy(key, a, la);
+	key[la] = '\0';
+	memcpy(key + la + 1, b, lb);
+	return la + 1 + lb;
+}
+
+struct pair_val {
+	bool above;
+	double score;
+	uint64_t cver, jver;
+	int64_t at;
+};
+
+static void
+pair_encode(const struct pair_val *v, unsigned char out[PAIR_VAL_LEN])
+{
+	uint64_t bits;
+	memcpy(&bits, &v->score, sizeof(bits));
+	out[0] = PAIR_MAGIC;
+	out[1] = v->above ? PAIR_ABOVE : 0;
+	put_be64(out + 2, bits);
+	put_be64(out + 10, v->cver);
+	put_be64(out + 18, v->jver);
+	put_be64(out + 26, (uint64_t) v->at);
+}
+
+static int
+pair_decode(const MDB_val *mv, struct pair_val *v)
+{
+	const unsigned char *p = mv->mv_data;
+	uint64_t bits;
+	if (mv->mv_size != PAIR_VAL_LEN || p[0] != PAIR_MAGIC || (p[1] & ~PAIR_ABOVE) != 0) {
+		lm_error("outbox.corrupt", "announced value with a bad header (%zu bytes)",
+		    mv->mv_size);
+		return LM_ESTORE;
+	}
+	v->above = (p[1] & PAIR_ABOVE) != 0;
+	bits = get_be64(p + 2);
+	memcpy(&v->score, &bits, sizeof(bits));
+	v->cver = get_be64(p + 10);
+	v->jver = get_be64(p + 18);
+	v->at = (int64_t) get_be64(p + 26);
+	return LM_OK;
+}
+
+/* Reads a u64 meta value; a missing key reads as 0. */
+static int
+meta_get_u64(lm_outbox *ob, MDB_txn *txn, const char *key, uint64_t *out)
+{
+	MDB_val k = {strlen(key), (void *) key}, v;
+	int rc = mdb_get(txn, ob->db_meta, &k, &v);
+	*out = 0;
+	if (rc == MDB_NOTFOUND)
+		return LM_OK;
+	if (rc != MDB_SUCCESS)
+		return map_err(rc, "mdb_get meta");
+	if (v.mv_size != 8) {
+		lm_error("outbox.corrupt", "meta %s has %zu bytes", key, v.mv_size);
+		return LM_ESTORE;
+	}
+	*out = get_be64(v.mv_data);
+	return LM_OK;
+}
+
+static int
+meta_put_u64(lm_outbox *ob, MDB_txn *txn, const char *key, uint64_t val)
+{
+	unsigned char buf[8];
+	MDB_val k = {strlen(key), (void *) key}, v = {sizeof(buf), buf};
+	put_be64(buf, val);
+	return map_err(mdb_put(txn, ob->db_meta, &k, &v, 0), "mdb_put meta");
+}
+
+static int
+meta_add_u64(lm_outbox *ob, MDB_txn *txn, const char *key, uint64_t delta)
+{
+	uint64_t cur;
+	int rc;
+	if (delta == 0)
+		return LM_OK;
+	if ((rc = meta_get_u64(ob, txn, key, &cur)) != LM_OK)
+		return rc;
+	return meta_put_u64(ob, txn, key, cur + delta);
+}
+
+/* ---- transactions and map growth ---------------------------------------- */
+
+/* Begins a transaction; the caller holds maplock shared. A map grown by
+ * another process (none should exist, but LMDB allows it) is adopted. */
+static int
+begin_txn(lm_outbox *ob, unsigned flags, MDB_txn **out)
+{
+	for (int i = 0; i < RESIZED_RETRIES; i++) {
+		int rc = mdb_txn_begin(ob->env, NULL, flags, out);
+		if (rc != MDB_MAP_RESIZED)
+			return map_err(rc, "mdb_txn_begin");
+		pthread_rwlock_unlock(&ob->maplock);
+		pthread_rwlock_wrlock(&ob->maplock);
+		rc = mdb_env_set_mapsize(ob->env, 0);
+		pthread_rwlock_unlock(&ob->maplock);
+		pthread_rwlock_rdlock(&ob->maplock);
+		if (rc != MDB_SUCCESS)
+			return map_err(rc, "mdb_env_set_mapsize");
+	}
+	return LM_EBUSY;
+}
+
+static size_t
+map_size_now(lm_outbox *ob)
+{
+	MDB_envinfo info;
+	mdb_env_info(ob->env, &info);
+	return info.me_mapsize;
+}
+
+/* Doubles the map unless another writer already grew it past seen. No
+ * transaction of this process may be open (maplock taken exclusively). */
+static int
+grow(lm_outbox *ob, size_t seen)
+{
+	int rc = LM_OK;
+	pthread_rwlock_wrlock(&ob->maplock);
+	size_t cur = map_size_now(ob);
+	if (cur <= seen) {
+		if (cur >= LM_OUTBOX_MAP_SIZE_MAX) {
+			lm_error("outbox.full", "map of %zu bytes is full and at its maximum", cur);
+			rc = LM_EMAPFULL;
+		} else {
+			size_t next = cur * 2 > LM_OUTBOX_MAP_SIZE_MAX ? (size_t) LM_OUTBOX_MAP_SIZE_MAX
+			                                             : cur * 2;
+			rc = map_err(mdb_env_set_mapsize(ob->env, next), "mdb_env_set_mapsize");
+			if (rc == LM_OK)
+				lm_info("outbox.grow", "map grown from %zu to %zu bytes", cur, next);
+		}
+	}
+	pthread_rwlock_unlock(&ob->maplock);
+	return rc;
+}
+
+/* A write operation: runs inside txn and returns LM_OK to commit. It must
+ * be safe to run again from scratch after LM_EMAPFULL. */
+typedef int (*wop_fn)(lm_outbox *ob, MDB_txn *txn, void *arg);
+
+static int
+run_write(lm_outbox *ob, wop_fn fn, void *arg)
+{
+	for (int attempt = 0; attempt <= GROW_RETRIES; attempt++) {
+		MDB_txn *txn = NULL;
+		size_t seen;
+		int rc;
+
+		pthread_rwlock_rdlock(&ob->maplock);
+		seen = map_size_now(ob);
+		rc = begin_txn(ob, 0, &txn);
+		if (rc == LM_OK) {
+			rc = fn(ob, txn, arg);
+			if (rc == LM_OK)
+				rc = map_err(mdb_txn_commit(txn), "mdb_txn_commit");
+			else
+				mdb_txn_abort(txn);
+		}
+		pthread_rwlock_unlock(&ob->maplock);
+		if (rc != LM_EMAPFULL)
+			return rc;
+		if ((rc = grow(ob, seen)) != LM_OK)
+			return rc;
+	}
+	return LM_EMAPFULL;
+}
+
+/* Read transactions: begin with maplock held shared, end releases both. */
+static int
+read_begin(lm_outbox *ob, MDB_txn **txn)
+{
+	int rc;
+	pthread_rwlock_rdlock(&ob->maplock);
+	if ((rc = begin_txn(ob, MDB_RDONLY, txn)) != LM_OK)
+		pthread_rwlock_unlock(&ob->maplock);
+	return rc;
+}
+
+static void
+read_end(lm_outbox *ob, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&ob->maplock);
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static int
+reg_add(dev_t dev, ino_t ino)
+{
+	struct reg *r;
+	int rc = LM_OK;
+	pthread_mutex_lock(&reg_lock);
+	for (r = reg_head; r != NULL; r = r->next)
+		if (r->dev == dev && r->ino == ino) {
+			rc = LM_EEXIST;
+			goto out;
+		}
+	if ((r = malloc(sizeof(*r))) == NULL) {
+		rc = LM_ENOMEM;
+		goto out;
+	}
+	r->dev = dev;
+	r->ino = ino;
+	r->next = reg_head;
+	reg_head = r;
+out:
+	pthread_mutex_unlock(&reg_lock);
+	return rc;
+}
+
+static void
+reg_remove(dev_t dev, ino_t ino)
+{
+	pthread_mutex_lock(&reg_lock);
+	for (struct reg **pp = &reg_head; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->dev == dev && (*pp)->ino == ino) {
+			struct reg *r = *pp;
+			*pp = r->next;
+			free(r);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* Opens the named databases and checks or writes the schema version. */
+static int
+open_dbs(lm_outbox *ob, MDB_txn *txn, void *arg)
+{
+	static const char schema[] = LM_OUTBOX_SCHEMA_VERSION;
+	MDB_val k = {strlen(META_SCHEMA), (void *) META_SCHEMA}, v;
+	int rc;
+	(void) arg;
+	if ((rc = mdb_dbi_open(txn, "pending", MDB_CREATE, &ob->db_pending)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "announced", MDB_CREATE, &ob->db_announced)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_job", MDB_CREATE, &ob->db_by_job)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ob->db_meta)) != 0)
+		return map_err(rc, "mdb_dbi_open");
+	rc = mdb_get(txn, ob->db_meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		v.mv_size = sizeof(schema) - 1;
+		v.mv_data = (void *) schema;
+		return map_err(mdb_put(txn, ob->db_meta, &k, &v, 0), "mdb_put schema");
+	}
+	if (rc != MDB_SUCCESS)
+		return map_err(rc, "mdb_get schema");
+	if (v.mv_size != sizeof(schema) - 1 || memcmp(v.mv_data, schema, v.mv_size) != 0) {
+		lm_error("outbox.schema", "outbox schema version %.*s, expected %s",
+		    (int) (v.mv_size < 16 ? v.mv_size : 16), (const char *) v.mv_data, schema);
+		return LM_ESCHEMA;
+	}
+	return LM_OK;
+}
+
+int
+lm_outbox_open(const char *dir, lm_outbox **out)
+{
+	lm_outbox *ob = NULL;
+	struct stat st;
+	bool registered = false;
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (dir == NULL || dir[0] == '\0' || strlen(dir) >= DIR_MAX)
+		return LM_EINVAL;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		rc = lm_err_from_errno(errno);
+		lm_error("outbox.open", "cannot create the outbox directory: %s", strerror(errno));
+		return rc;
+	}
+	if (stat(dir, &st) != 0) {
+		rc = lm_err_from_errno(errno);
+		lm_error("outbox.open", "cannot stat the outbox directory: %s", strerror(errno));
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		lm_error("outbox.open", "the outbox path is not a directory");
+		return LM_EINVAL;
+	}
+	if ((rc = reg_add(st.st_dev, st.st_ino)) != LM_OK) {
+		if (rc == LM_EEXIST)
+			lm_error("outbox.open", "the outbox is already open in this process");
+		return rc;
+	}
+	registered = true;
+	if ((ob = calloc(1, sizeof(*ob))) == NULL) {
+		rc = LM_ENOMEM;
+		goto fail;
+	}
+	ob->dev = st.st_dev;
+	ob->ino = st.st_ino;
+	if (pthread_rwlock_init(&ob->maplock, NULL) != 0) {
+		free(ob);
+		ob = NULL;
+		rc = LM_ENOMEM;
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&ob->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(ob->env, OUTBOX_MAXDBS)) != 0 ||
+	    (rc = mdb_env_set_mapsize(ob->env, (size_t) LM_OUTBOX_MAP_SIZE)) != 0) {
+		rc = map_err(rc, "mdb_env_create");
+		goto fail;
+	}
+	if ((rc = mdb_env_open(ob->env, dir, 0, 0600)) != 0) {
+		rc = map_err(rc, "mdb_env_open");
+		goto fail;
+	}
+	/* A map that an earlier run grew is larger than LM_OUTBOX_MAP_SIZE:
+	 * LMDB adopts the size recorded in the file when it is larger. */
+	if ((rc = run_write(ob, open_dbs, NULL)) != LM_OK)
+		goto fail;
+	*out = ob;
+	return LM_OK;
+fail:
+	if (ob != NULL) {
+		if (ob->env != NULL)
+			mdb_env_close(ob->env);
+		pthread_rwlock_destroy(&ob->maplock);
+		free(ob);
+	}
+	if (registered)
+		reg_remove(st.st_dev, st.st_ino);
+	return rc;
+}
+
+void
+lm_outbox_close(lm_outbox *ob)
+{
+	if (ob == NULL)
+		return;
+	mdb_env_close(ob->env);
+	pthread_rwlock_destroy(&ob->maplock);
+	reg_remove(ob->dev, ob->ino);
+	free(ob);
+}
+
+/* ---- event ids: SHA-256 -------------------------------------------------- */
+
+/* FIPS 180-4 SHA-256, enough of it for short inputs hashed in one go. */
+struct sha256 {
+	uint32_t h[8];
+	unsigned char buf[64];
+	size_t nbuf;
+	uint64_t total;
+};
+
+static const uint32_t sha_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+static uint32_t
+ror32(uint32_t x, unsigned n)
+{
+	return (x >> n) | (x << (32 - n));
+}
+
+static void
+sha_block(struct sha256 *s, const unsigned char *p)
+{
+	uint32_t w[64], a, b, c, d, e, f, g, h;
+	for (int i = 0; i < 16; i++)
+		w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16 |
+		       (uint32_t) p[4 * i + 2] << 8 | (uint32_t) p[4 * i + 3];
+	for (int i = 16; i < 64; i++) {
+		uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+		uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+	}
+	a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3];
+	e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
+	for (int i = 0; i < 64; i++) {
+		uint32_t t1 = h + (ror32(e, 6) ^ ror32(e, 11) ^ ror32(e, 25)) +
+		              ((e & f) ^ (~e & g)) + sha_k[i] + w[i];
+		uint32_t t2 = (ror32(a, 2) ^ ror32(a, 13) ^ ror32(a, 22)) +
+		              ((a & b) ^ (a & c) ^ (b & c));
+		h = g, g = f, f = e, e = d + t1;
+		d = c, c = b, b = a, a = t1 + t2;
+	}
+	s->h[0] += a, s->h[1] += b, s->h[2] += c, s->h[3] += d;
+	s->h[4] += e, s->h[5] += f, s->h[6] += g, s->h[7] += h;
+}
+
+static void
+sha_init(struct sha256 *s)
+{
+	static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+	    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+	memcpy(s->h, iv, sizeof(iv));
+	s->nbuf = 0;
+	s->total = 0;
+}
+
+static void
+sha_update(struct sha256 *s, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	s->total += len;
+	while (len > 0) {
+		size_t take = 64 - s->nbuf < len ? 64 - s->nbuf : len;
+		memcpy(s->buf + s->nbuf, p, take);
+		s->nbuf += take;
+		p += take;
+		len -= take;
+		if (s->nbuf == 64) {
+			sha_block(s, s->buf);
+			s->nbuf = 0;
+		}
+	}
+}
+
+static void
+sha_final(struct sha256 *s, unsigned char out[32])
+{
+	uint64_t bits = s->total * 8;
+	unsigned char pad = 0x80, zero = 0, len[8];
+	sha_update(s, &pad, 1);
+	while (s->nbuf != 56)
+		sha_update(s, &zero, 1);
+	put_be64(len, bits);
+	sha_update(s, len, 8);
+	for (int i = 0; i < 8; i++) {
+		out[4 * i] = (unsigned char) (s->h[i] >> 24);
+		out[4 * i + 1] = (unsigned char) (s->h[i] >> 16);
+		out[4 * i + 2] = (unsigned char) (s->h[i] >> 8);
+		out[4 * i + 3] = (unsigned char) s->h[i];
+	}
+}
+
+/* Hashes a string as a big-endian u32 length and its bytes. */
+static void
+sha_str(struct sha256 *s, const char *str)
+{
+	unsigned char len[4];
+	size_t n = str == NULL ? 0 : strlen(str);
+	len[0] = (unsigned char) (n >> 24);
+	len[1] = (unsigned char) (n >> 16);
+	len[2] = (unsigned char) (n >> 8);
+	len[3] = (unsigned char) n;
+	sha_update(s, len, 4);
+	if (n > 0)
+		sha_update(s, str, n);
+}
+
+void
+lm_event_id(const char *candidate_id, const char *job_id, uint64_t candidate_version,
+    uint64_t job_version, const char *model_version, char out[LM_OUTBOX_EVENT_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	struct sha256 s;
+	unsigned char v[8], digest[32];
+
+	sha_init(&s);
+	sha_str(&s, "lunamatch.v1.MatchEvent");
+	sha_str(&s, candidate_id);
+	sha_str(&s, job_id);
+	put_be64(v, candidate_version);
+	sha_update(&s, v, 8);
+	put_be64(v, job_version);
+	sha_update(&s, v, 8);
+	sha_str(&s, model_version);
+	sha_final(&s, digest);
+	for (int i = 0; i < LM_OUTBOX_EVENT_ID_LEN / 2; i++) {
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 0x0f];
+	}
+	out[LM_OUTBOX_EVENT_ID_LEN] = '\0';
+}
+
+/* ---- enqueue ------------------------------------------------------------ */
+
+struct enq {
+	const lm_event_candidate *c;
+	size_t n;
+	const char *model_version;
+	int64_t now;
+	uint64_t cursor;
+	size_t enqueued; /* result; reset at every run */
+};
+
+/* Puts a new pending entry for c unless one of that id exists. *added
+ * says whether it did. */
+static int
+put_event(lm_outbox *ob, MDB_txn *txn, const struct enq *e, const lm_event_candidate *c,
+    bool *added)
+{
+	Lunamatch__V1__MatchEvent ev = LUNAMATCH__V1__MATCH_EVENT__INIT;
+	Lunamatch__V1__OutboxEntry ent = LUNAMATCH__V1__OUTBOX_ENTRY__INIT;
+	char id[LM_OUTBOX_EVENT_ID_LEN + 1];
+	char summary[LM_OUTBOX_SUMMARY_MAX + 1];
+	uint8_t *evbuf = NULL, *entbuf = NULL;
+	size_t evlen, entlen;
+	MDB_val k, v;
+	int rc;
+
+	*added = false;
+	lm_event_id(c->candidate_id, c->job_id, c->candidate_version, c->job_version,
+	    e->model_version, id);
+	k.mv_size = LM_OUTBOX_EVENT_ID_LEN;
+	k.mv_data = id;
+	rc = mdb_get(txn, ob->db_pending, &k, &v);
+	if (rc == MDB_SUCCESS)
+		return LM_OK; /* the same pair state is waiting already */
+	if (rc != MDB_NOTFOUND)
+		return map_err(rc, "mdb_get pending");
+
+	if (c->summary != NULL) {
+		size_t n = utf8_cut(c->summary, LM_OUTBOX_SUMMARY_MAX);
+		memcpy(summary, c->summary, n);
+		summary[n] = '\0';
+	} else {
+		summary[0] = '\0';
+	}
+	ev.event_id = id;
+	ev.type = LUNAMATCH__V1__MATCH_EVENT_TYPE__MATCH_EVENT_TYPE_NEW_MATCH;
+	ev.candidate_id = (char *) c->candidate_id;
+	ev.job_id = (char *) c->job_id;
+	ev.score = c->score;
+	ev.trigger = c->trigger;
+	ev.explanation_summary = summary;
+	ev.model_version = (char *) e->model_version;
+	ev.created_at = e->now;
+	ev.candidate_version = c->candidate_version;
+	ev.job_version = c->job_version;
+	if ((rc = lm_pb_encode(&ev.base, &evbuf, &evlen)) != LM_OK)
+		return rc;
+	ent.event.data = evbuf;
+	ent.event.len = evlen;
+	ent.attempts = 0;
+	ent.enqueued_at = e->now;
+	ent.last_error = (char *) "";
+	rc = lm_pb_encode(&ent.base, &entbuf, &entlen);
+	free(evbuf);
+	if (rc != LM_OK)
+		return rc;
+	if (entlen > LM_OUTBOX_ENTRY_MAX) {
+		free(entbuf);
+		return LM_E2BIG; /* cannot happen with the limits on the inputs */
+	}
+	v.mv_size = entlen;
+	v.mv_data = entbuf;
+	rc = map_err(mdb_put(txn, ob->db_pending, &k, &v, 0), "mdb_put pending");
+	free(entbuf);
+	if (rc == LM_OK)
+		*added = true;
+	return rc;
+}
+
+static int
+enq_run(lm_outbox *ob, MDB_txn *txn, void *arg)
+{
+	struct enq *e = arg;
+	uint64_t stored;
+	int rc;
+
+	e->enqueued = 0;
+	if ((rc = meta_get_u64(ob, txn, META_CURSOR, &stored)) != LM_OK)
+		return rc;
+	if (e->cursor != 0 && e->cursor < stored)
+		return LM_ESTALE;
+	for (size_t i = 0; i < e->n; i++) {
+		const lm_event_candidate *c = &e->c[i];
+		char key[PAIR_KEY_MAX], rkey[PAIR_KEY_MAX];
+		unsigned char val[PAIR_VAL_LEN];
+		MDB_val k, rk, v, empty = {0, NULL};
+		struct pair_val pv = {false, 0, 0, 0, 0};
+		bool prev_above = false;
+
+		k.mv_size = pair_key(c->candidate_id, c->job_id, key);
+		k.mv_data = key;
+		rk.mv_size = pair_key(c->job_id, c->candidate_id, rkey);
+		rk.mv_data = rkey;
+		if (c->state == LM_PAIR_GONE) {
+			rc = mdb_del(txn, ob->db_announced, &k, NULL);
+			if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+				return map_err(rc, "mdb_del announced");
+			rc = mdb_del(txn, ob->db_by_job, &rk, NULL);
+			if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+				return map_err(rc, "mdb_del by_job");
+			continue;
+		}
+		rc = mdb_get(txn, ob->db_announced, &k, &v);
+		if (rc == MDB_SUCCESS) {
+			if ((rc = pair_decode(&v, &pv)) != LM_OK)
+				return rc;
+			prev_above = pv.above;
+		} else if (rc != MDB_NOTFOUND) {
+			return map_err(rc, "mdb_get announced");
+		}
+		if (c->state == LM_PAIR_ABOVE && !prev_above) {
+			bool added;
+			if ((rc = put_event(ob, txn, e, c, &added)) != LM_OK)
+				return rc;
+			if (added)
+				e->enqueued++;
+		}
+		pv.above = c->state == LM_PAIR_ABOVE;
+		pv.score = c->score;
+		pv.cver = c->candidate_version;
+		pv.jver = c->job_version;
+		pv.at = e->now;
+		pair_encode(&pv, val);
+		v.mv_size = sizeof(val);
+		v.mv_data = val;
+		if ((rc = mdb_put(txn, ob->db_announced, &k, &v, 0)) != MDB_SUCCESS)
+			return map_err(rc, "mdb_put announced");
+		if ((rc = mdb_put(txn, ob->db_by_job, &rk, &empty, 0)) != MDB_SUCCESS)
+			return map_err(rc, "mdb_put by_job");
+	}
+	if ((rc = meta_add_u64(ob, txn, META_ENQUEUED, e->enqueued)) != LM_OK)
+		return rc;
+	if (e->cursor != 0 && e->cursor != stored)
+		return meta_put_u64(ob, txn, META_CURSOR, e->cursor);
+	return LM_OK;
+}
+
+static int
+check_id(const char *id)
+{
+	return lm_record_id_valid(id) ? LM_OK : LM_EINVAL;
+}
+
+int
+lm_outbox_enqueue_batch(lm_outbox *ob, const lm_event_candidate *c, size_t n,
+    const char *model_version, int64_t now, uint64_t cursor_seq, size_t *enqueued)
+{
+	struct enq e;
+	int rc;
+
+	if (enqueued != NULL)
+		*enqueued = 0;
+	if (ob == NULL || (c == NULL && n > 0) || n > LM_OUTBOX_BATCH_MAX ||
+	    model_version == NULL || strnlen(model_version, LM_OUTBOX_MODEL_VERSION_MAX + 1) >
+	                                 LM_OUTBOX_MODEL_VERSION_MAX ||
+	    !lm_pb_utf8_valid(model_version, strlen(model_version)))
+		return LM_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (check_id(c[i].candidate_id) != LM_OK || check_id(c[i].job_id) != LM_OK) {
+			lm_warn("outbox.enqueue", "candidate %zu: invalid record id", i);
+			return LM_EINVAL;
+		}
+		if (c[i].state != LM_PAIR_ABOVE && c[i].state != LM_PAIR_BELOW &&
+		    c[i].state != LM_PAIR_GONE) {
+			lm_warn("outbox.enqueue", "candidate %zu: invalid state %d", i,
+			    (int) c[i].state);
+			return LM_EINVAL;
+		}
+		if (c[i].state != LM_PAIR_GONE &&
+		    (!isfinite(c[i].score) || c[i].score < 0 || c[i].score > 1)) {
+			lm_warn("outbox.enqueue", "candidate %zu: score out of [0, 1]", i);
+			return LM_EINVAL;
+		}
+		if (c[i].summary != NULL &&
+		    !lm_pb_utf8_valid(c[i].summary,
+			utf8_cut(c[i].summary, LM_OUTBOX_SUMMARY_MAX))) {
+			lm_warn("outbox.enqueue", "candidate %zu: summary is not UTF-8", i);
+			return LM_EINVAL;
+		}
+	}
+	e.c = c;
+	e.n = n;
+	e.model_version = model_version;
+	e.now = now;
+	e.cursor = cursor_seq;
+	e.enqueued = 0;
+	rc = run_write(ob, enq_run, &e);
+	if (rc == LM_OK && enqueued != NULL)
+		*enqueued = e.enqueued;
+	return rc;
+}
+
+/* ---- cursor ------------------------------------------------------------- */
+
+int
+lm_outbox_get_cursor(lm_outbox *ob, uint64_t *seq)
+{
+	MDB_txn *txn;
+	int rc;
+	if (ob == NULL || seq == NULL)
+		return LM_EINVAL;
+	*seq = 0;
+	if ((rc = read_begin(ob, &txn)) != LM_OK)
+		return rc;
+	rc = meta_get_u64(ob, txn, META_CURSOR, seq);
+	read_end(ob, txn);
+	return rc;
+}
+
+static int
+cursor_run(lm_outbox *ob, MDB_txn *txn, void *arg)
+{
+	uint64_t seq = *(const uint64_t *) arg, stored;
+	int rc;
+	if ((rc = meta_get_u64(ob, txn, META_CURSOR, &stored)) != LM_OK)
+		return rc;
+	if (seq < stored)
+		return LM_ESTALE;
+	return meta_put_u64(ob, txn, META_CURSOR, seq);
+}
+
+int
+lm_outbox_set_cursor(lm_outbox *ob, uint64_t seq)
+{
+	if (ob == NULL)
+		return LM_EINVAL;
+	return run_write(ob, cursor_run, &seq);
+}
+
+/* ---- pairs -------------------------------------------------------------- */
+
+int
+lm_outbox_get_pair(lm_outbox *ob, const char *candidate_id, const char *job_id,
+    lm_outbox_pair *out)
+{
+	char key[PAIR_KEY_MAX];
+	MDB_txn *txn;
+	MDB_val k, v;
+	struct pair_val pv;
+	int rc;
+
+	if (ob == NULL || out == NULL || check_id(candidate_id) != LM_OK ||
+	    check_id(job_id) != LM_OK)
+		return LM_EINVAL;
+	k.mv_size = pair_key(candidate_id, job_id, key);
+	k.mv_data = key;
+	if ((rc = read_begin(ob, &txn)) != LM_OK)
+		return rc;
+	rc = map_err(mdb_get(txn, ob->db_announced, &k, &v), "mdb_get announced");
+	if (rc == LM_OK && (rc = pair_decode(&v, &pv)) == LM_OK) {
+		memset(out, 0, sizeof(*out));
+		memcpy(out->other_id, job_id, strlen(job_id) + 1);
+		out->above = pv.above;
+		out->score = pv.score;
+		out->candidate_version = pv.cver;
+		out->job_version = pv.jver;
+		out->updated_at = pv.at;
+	}
+	read_end(ob, txn);
+	return rc;
+}
+
+int
+lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t max,
+    lm_outbox_pair **out, size_t *n, bool *truncated)
+{
+	char prefix[LM_OUTBOX_ID_MAX + 1];
+	size_t plen;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	lm_outbox_pair *arr = NULL;
+	size_t cnt = 0, cap = 0;
+	bool more = false;
+	int rc, op;
+
+	if (out != NULL)
+		*out = NULL;
+	if (n != NULL)
+		*n = 0;
+	if (truncated != NULL)
+		*truncated = false;
+	if (ob == NULL || out == NULL || n == NULL || check_id(id) != LM_OK || max == 0 ||
+	    max > LM_OUTBOX_PAIRS_MAX || (side != LM_OUTBOX_CANDIDATE && side != LM_OUTBOX_JOB))
+		return LM_EINVAL;
+	plen = strlen(id) + 1;
+	memcpy(prefix, id, plen); /* with its NUL: the separator */
+	if ((rc = read_begin(ob, &txn)) != LM_OK)
+		return rc;
+	rc = mdb_cursor_open(
+	    txn, side == LM_OUTBOX_CANDIDATE ? ob->db_announced : ob->db_by_job, &cur);
+	if (rc != MDB_SUCCESS) {
+		rc = map_err(rc, "mdb_cursor_open");
+		goto done;
+	}
+	k.mv_size = plen;
+	k.mv_data = prefix;
+	for (op = MDB_SET_RANGE;; op = MDB_NEXT) {
+		struct pair_val pv;
+		lm_outbox_pair *p;
+		size_t olen;
+
+		rc = mdb_cursor_get(cur, &k, &v, op);
+		if (rc == MDB_NOTFOUND) {
+			rc = LM_OK;
+			break;
+		}
+		if (rc != MDB_SUCCESS) {
+			rc = map_err(rc, "mdb_cursor_get");
+			goto done;
+		}
+		if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0) {
+			rc = LM_OK;
+			break;
+		}
+		olen = k.mv_size - plen;
+		if (olen > LM_OUTBOX_ID_MAX) {
+			lm_error("outbox.corrupt", "pair key of %zu bytes", k.mv_size);
+			rc = LM_ESTORE;
+			goto done;
+		}
+		if (cnt == max) {
+			more = true;
+			rc = LM_OK;
+			break;
+		}
+		if (side == LM_OUTBOX_JOB) {
+			/* by_job only names the pair; its state is in announced. */
+			char key[PAIR_KEY_MAX];
+			char other[LM_OUTBOX_ID_MAX + 1];
+			MDB_val ak;
+			memcpy(other, (const char *) k.mv_data + plen, olen);
+			other[olen] = '\0';
+			ak.mv_size = pair_key(other, id, key);
+			ak.mv_data = key;
+			rc = mdb_get(txn, ob->db_announced, &ak, &v);
+			if (rc != MDB_SUCCESS) {
+				lm_error("outbox.corrupt", "by_job entry without its pair");
+				rc = LM_ESTORE;
+				goto done;
+			}
+		}
+		if ((rc = pair_decode(&v, &pv)) != LM_OK)
+			goto done;
+		if (cnt == cap) {
+			size_t ncap = cap == 0 ? 16 : cap * 2;
+			lm_outbox_pair *na;
+			if (ncap > max)
+				ncap = max;
+			if ((na = realloc(arr, ncap * sizeof(*arr))) == NULL) {
+				rc = LM_ENOMEM;
+				goto done;
+			}
+			arr = na;
+			cap = ncap;
+		}
+		p = &arr[cnt++];
+		memset(p, 0, sizeof(*p));
+		memcpy(p->other_id, (const char *) k.mv_data + plen, olen);
+		p->other_id[olen] = '\0';
+		p->above = pv.above;
+		p->score = pv.score;
+		p->candidate_version = pv.cver;
+		p->job_version = pv.jver;
+		p->updated_at = pv.at;
+	}
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	read_end(ob, txn);
+	if (rc != LM_OK) {
+		free(arr);
+		return rc;
+	}
+	*out = arr;
+	*n = cnt;
+	if (truncated != NULL)
+		*truncated = more;
+	return LM_OK;
+}
+
+/* ---- pending entries ---------------------------------------------------- */
+
+static int
+decode_entry(const MDB_val *v, Lunamatch__V1__OutboxEntry **out)
+{
+	char err[128];
+	ProtobufCMessage *m = NULL;
+	int rc = lm_pb_decode(&lunamatch__v1__outbox_entry__descriptor, v->mv_data, v->mv_size,
+	    LM_OUTBOX_ENTRY_MAX, &m, err, sizeof(err));
+	if (rc != LM_OK) {
+		lm_error("outbox.corrupt", "pending entry does not decode: %s", err);
+		*out = NULL;
+		return rc == LM_ENOMEM ? rc : LM_ESTORE;
+	}
+	*out = (Lunamatch__V1__OutboxEntry *) m;
+	return LM_OK;
+}
+
+int
+lm_outbox_pending(lm_outbox *ob, size_t max, lm_outbox_pending_fn fn, void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t seen = 0;
+	int rc;
+
+	if (ob == NULL || fn == NULL)
+		return LM_EINVAL;
+	if ((rc = read_begin(ob, &txn)) != LM_OK)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, ob->db_pending, &cur)) != MDB_SUCCESS) {
+		rc = map_err(rc, "mdb_cursor_open");
+		read_end(ob, txn);
+		return rc;
+	}
+	for (int op = MDB_FIRST; seen < max; op = MDB_NEXT) {
+		char id[LM_OUTBOX_EVENT_ID_LEN + 1];
+		Lunamatch__V1__OutboxEntry *ent;
+		int stop;
+
+		rc = mdb_cursor_get(cur, &k, &v, op);
+		if (rc == MDB_NOTFOUND) {
+			rc = LM_OK;
+			break;
+		}
+		if (rc != MDB_SUCCESS) {
+			rc = map_err(rc, "mdb_cursor_get");
+			break;
+		}
+		seen++;
+		if (k.mv_size != LM_OUTBOX_EVENT_ID_LEN) {
+			lm_error("outbox.corrupt", "pending key of %zu bytes skipped", k.mv_size);
+			continue;
+		}
+		memcpy(id, k.mv_data, LM_OUTBOX_EVENT_ID_LEN);
+		id[LM_OUTBOX_EVENT_ID_LEN] = '\0';
+		if ((rc = decode_entry(&v, &ent)) != LM_OK) {
+			if (rc == LM_ENOMEM)
+				break;
+			rc = LM_OK;
+			continue; /* logged; the entry stays for inspection */
+		}
+		stop = fn(arg, id, ent);
+		protobuf_c_message_free_unpacked(&ent->base, NULL);
+		if (stop != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	read_end(ob, txn);
+	return rc;
+}
+
+int
+lm_outbox_get_entry(lm_outbox *ob, const char *event_id, Lunamatch__V1__OutboxEntry **out)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if (out != NULL)
+		*out = NULL;
+	if (ob == NULL || out == NULL || !event_id_ok(event_id))
+		return LM_EINVAL;
+	k.mv_size = LM_OUTBOX_EVENT_ID_LEN;
+	k.mv_data = (void *) event_id;
+	if ((rc = read_begin(ob, &txn)) != LM_OK)
+		return rc;
+	rc = map_err(mdb_get(txn, ob->db_pending, &k, &v), "mdb_get pending");
+	if (rc == LM_OK)
+		rc = decode_entry(&v, out);
+	read_end(ob, txn);
+	return rc;
+}
+
+struct mark {
+	const char *const *ids;
+	const char *const *errors; /* NULL: delivered */
+	size_t n;
+	size_t done; /* result; reset at every run */
+};
+
+static int
+delivered_run(lm_outbox *ob, MDB_txn *txn, void *arg)
+{
+	struct mark *m = arg;
+	int rc;
+	m->done = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		MDB_val k = {LM_OUTBOX_EVENT_ID_LEN, (void *) m->ids[i]};
+		rc = mdb_del(txn, ob->db_pending, &k, NULL);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != MDB_SUCCESS)
+			return map_err(rc, "mdb_del pending");
+		m->done++;
+	}
+	return meta_add_u64(ob, txn, META_DELIVERED, m->done);
+}
+
+static int
+failed_run(lm_outbox *ob, MDB_txn *txn, void *arg)
+{
+	struct mark *m = arg;
+	int rc;
+	m->done = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		MDB_val k = {LM_OUTBOX_EVENT_ID_LEN, (void *) m->ids[i]}, v;
+		Lunamatch__V1__OutboxEntry *ent;
+		char errbuf[LM_OUTBOX_ERROR_MAX + 1];
+		const char *err = m->errors[i] != NULL ? m->errors[i] : "";
+		char *saved;
+		uint8_t *buf;
+		size_t len, elen;
+
+		rc = mdb_get(txn, ob->db_pending, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != MDB_SUCCESS)
+			return map_err(rc, "mdb_get pending");
+		if ((rc = decode_entry(&v, &ent)) != LM_OK)
+			return rc;
+		elen = utf8_cut(err, LM_OUTBOX_ERROR_MAX);
+		memcpy(errbuf, err, elen);
+		errbuf[elen] = '\0';
+		if (!lm_pb_utf8_valid(errbuf, elen))
+			snprintf(errbuf, sizeof(errbuf), "(error text not UTF-8)");
+		if (ent->attempts < UINT32_MAX)
+			ent->attempts++;
+		saved = ent->last_error;
+		ent->last_error = errbuf;
+		rc = lm_pb_encode(&ent->base, &buf, &len);
+		ent->last_error = saved;
+		protobuf_c_message_free_unpacked(&ent->base, NULL);
+		if (rc != LM_OK)
+			return rc;
+		v.mv_size = len;
+		v.mv_data = buf;
+		rc = map_err(mdb_put(txn, ob->db_pending, &k, &v, 0), "mdb_put pending");
+		free(buf);
+		if (rc != LM_OK)
+			return rc;
+		m->done++;
+	}
+	return meta_add_u64(ob, txn, META_FAILED, m->done);
+}
+
+static int
+check_ids(const char *const *ids, size_t n)
+{
+	if (ids == NULL && n > 0)
+		return LM_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!event_id_ok(ids[i]))
+			return LM_EINVAL;
+	return LM_OK;
+}
+
+int
+lm_outbox_mark_delivered_batch(
+    lm_outbox *ob, const char *const *event_ids, size_t n, size_t *removed)
+{
+	struct mark m = {event_ids, NULL, n, 0};
+	int rc;
+	if (removed != NULL)
+		*removed = 0;
+	if (ob == NULL || n > LM_OUTBOX_BATCH_MAX || check_ids(event_ids, n) != LM_OK)
+		return LM_EINVAL;
+	if (n == 0)
+		return LM_OK;
+	rc = run_write(ob, delivered_run, &m);
+	if (rc == LM_OK && removed != NULL)
+		*removed = m.done;
+	return rc;
+}
+
+int
+lm_outbox_mark_delivered(lm_outbox *ob, const char *event_id)
+{
+	size_t removed;
+	int rc = lm_outbox_mark_delivered_batch(ob, &event_id, 1, &removed);
+	if (rc == LM_OK && removed == 0)
+		return LM_ENOENT;
+	return rc;
+}
+
+int
+lm_outbox_mark_failed_batch(lm_outbox *ob, const char *const *event_ids,
+    const char *const *errors, size_t n, size_t *updated)
+{
+	struct mark m = {event_ids, errors, n, 0};
+	int rc;
+	if (updated != NULL)
+		*updated = 0;
+	if (ob == NULL || n > LM_OUTBOX_BATCH_MAX || (errors == NULL && n > 0) ||
+	    check_ids(event_ids, n) != LM_OK)
+		return LM_EINVAL;
+	if (n == 0)
+		return LM_OK;
+	rc = run_write(ob, failed_run, &m);
+	if (rc == LM_OK && updated != NULL)
+		*updated = m.done;
+	return rc;
+}
+
+int
+lm_outbox_mark_failed(lm_outbox *ob, const char *event_id, const char *error)
+{
+	size_t updated;
+	int rc = lm_outbox_mark_failed_batch(ob, &event_id, &error, 1, &updated);
+	if (rc == LM_OK && updated == 0)
+		return LM_ENOENT;
+	return rc;
+}
+
+/* ---- counts ------------------------------------------------------------- */
+
+int
+lm_outbox_counts_get(lm_outbox *ob, lm_outbox_counts *out)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	int rc;
+
+	if (ob == NULL || out == NULL)
+		return LM_EINVAL;
+	memset(out, 0, sizeof(*out));
+	if ((rc = read_begin(ob, &txn)) != LM_OK)
+		return rc;
+	if ((rc = map_err(mdb_stat(txn, ob->db_pending, &st), "mdb_stat")) != LM_OK)
+		goto done;
+	out->pending = st.ms_entries;
+	if ((rc = map_err(mdb_stat(txn, ob->db_announced, &st), "mdb_stat")) != LM_OK)
+		goto done;
+	out->pairs = st.ms_entries;
+	if ((rc = meta_get_u64(ob, txn, META_ENQUEUED, &out->enqueued_total)) != LM_OK ||
+	    (rc = meta_get_u64(ob, txn, META_DELIVERED, &out->delivered_total)) != LM_OK ||
+	    (rc = meta_get_u64(ob, txn, META_FAILED, &out->failed_total)) != LM_OK)
+		goto done;
+done:
+	read_end(ob, txn);
+	return rc;
+}
