@@ -1,0 +1,627 @@
+/*
+ * test_ingest.c - message -> decision and batches of decisions -> store, on
+ * real records, the real taxonomy and rate table and a real LMDB store.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest.h"
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/json.h"
+#include "lunamatch/pb.h"
+
+static lm_taxonomy *tax;
+static lm_rates *rates;
+static lm_record_ctx ctx;
+
+/* A valid posting; %s slots: id, title, currency, country, extra members. */
+#define POSTING_FMT                                                                      \
+	"{\"id\":\"%s\",\"version\":3,\"status\":\"POSTING_STATUS_OPEN\",\"title\":\"%s\","  \
+	"\"company\":\"Liffey Payments\",\"employment_type\":\"EMPLOYMENT_TYPE_FULL_TIME\"," \
+	"\"locations\":[{\"city\":\" Dublin \",\"country\":\"%s\"}],"                        \
+	"\"salary\":{\"min\":65000,\"max\":80000,\"currency\":\"%s\","                       \
+	"\"period\":\"SALARY_PERIOD_YEAR\"},"                                                \
+	"\"skills\":[{\"name\":\"GCP\",\"weight\":2},{\"name\":\"Python 3\"}]%s}"
+
+#define PROFILE_JSON                                                                     \
+	"{\"id\":\"cand-1\",\"version\":7,\"headline\":\"  Data engineer \","                \
+	"\"skills\":[{\"name\":\"Golang\",\"years\":4}],\"years_experience\":6,"            \
+	"\"desired_salary\":{\"min\":5000,\"currency\":\"eur\","                             \
+	"\"period\":\"SALARY_PERIOD_MONTH\"}}"
+
+static int
+setup(void **state)
+{
+	char err[256];
+	(void) state;
+	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)) != LM_OK ||
+	    lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, "data files: %s\n", err);
+		return -1;
+	}
+	ctx.taxonomy = tax;
+	ctx.rates = rates;
+	ctx.embedding_dim = 4;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	lm_taxonomy_free(tax);
+	lm_rates_free(rates);
+	return 0;
+}
+
+static char *
+posting_json(const char *id, const char *title, const char *country, const char *currency,
+    const char *extra)
+{
+	size_t n = strlen(POSTING_FMT) + strlen(id) + strlen(title) + strlen(country) +
+	           strlen(currency) + strlen(extra) + 1;
+	char *s = malloc(n);
+	assert_non_null(s);
+	snprintf(s, n, POSTING_FMT, id, title, country, currency, extra);
+	return s;
+}
+
+/* The protobuf encoding of a JSON record. */
+static uint8_t *
+to_pb(const ProtobufCMessageDescriptor *desc, const char *json, size_t *len)
+{
+	ProtobufCMessage *m = NULL;
+	uint8_t *out = NULL;
+	char err[256];
+	if (lm_json_decode(desc, json, strlen(json), &m, err, sizeof(err)) != LM_OK)
+		fail_msg("decode: %s", err);
+	assert_int_equal(lm_pb_encode(m, &out, len), LM_OK);
+	protobuf_c_message_free_unpacked(m, NULL);
+	return out;
+}
+
+/* Decides on a message; ct may be NULL (protobuf). */
+static void
+decide(lm_kind kind, const char *key, const void *value, size_t len, const char *ct,
+    lm_ingest_decision *d)
+{
+	lm_ingest_msg m = {
+	    .kind = kind,
+	    .key = key,
+	    .key_len = key ? strlen(key) : 0,
+	    .value = value,
+	    .value_len = len,
+	    .content_type = ct,
+	    .content_type_len = ct ? strlen(ct) : 0,
+	};
+	assert_int_equal(lm_ingest_decide(&ctx, &m, d), LM_OK);
+}
+
+/* A JSON posting message and the reason it is rejected for ("" = accepted). */
+static void
+assert_json_reason(lm_kind kind, const char *key, const char *json, const char *reason,
+    const char *in_error)
+{
+	lm_ingest_decision d;
+	decide(kind, key, json, strlen(json), "application/json", &d);
+	if (reason[0] == '\0') {
+		if (d.action != LM_INGEST_PUT)
+			fail_msg("rejected: %s: %s", d.reason, d.error);
+	} else {
+		assert_int_equal(d.action, LM_INGEST_REJECT);
+		if (strcmp(d.reason, reason) != 0)
+			fail_msg("reason %s (%s), expected %s", d.reason, d.error, reason);
+		if (in_error != NULL && strstr(d.error, in_error) == NULL)
+			fail_msg("error \"%s\" lacks \"%s\"", d.error, in_error);
+		assert_null(d.bytes);
+	}
+	lm_ingest_decision_clear(&d);
+}
+
+static void
+test_content_type(void **state)
+{
+	(void) state;
+	const char *json[] = {"application/json", "Application/JSON",
+	    " application/json ; charset=utf-8", "application/json;charset=UTF-8"};
+	const char *pb[] = {"", "  ", "application/x-protobuf", "application/protobuf",
+	    "application/vnd.google.protobuf", "APPLICATION/OCTET-STREAM; x=y"};
+	const char *bad[] = {"text/plain", "application/jsonx", "application/jso",
+	    "json", "application/xml; a=application/json", "application/json-seq"};
+	char big[LM_INGEST_CONTENT_TYPE_MAX + 2];
+
+	assert_int_equal(lm_ingest_content_type(NULL, 0), LM_INGEST_PROTOBUF);
+	for (size_t i = 0; i < sizeof(json) / sizeof(json[0]); i++)
+		assert_int_equal(lm_ingest_content_type(json[i], strlen(json[i])),
+		    LM_INGEST_JSON);
+	for (size_t i = 0; i < sizeof(pb) / sizeof(pb[0]); i++)
+		assert_int_equal(lm_ingest_content_type(pb[i], strlen(pb[i])),
+		    LM_INGEST_PROTOBUF);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(lm_ingest_content_type(bad[i], strlen(bad[i])),
+		    LM_INGEST_UNSUPPORTED);
+	/* Not NUL-terminated: only len bytes count. */
+	assert_int_equal(lm_ingest_content_type("application/jsonXYZ", 16), LM_INGEST_JSON);
+	/* Over the limit, even with a JSON media type in front. */
+	memset(big, ' ', sizeof(big));
+	memcpy(big, "application/json;", 17);
+	assert_int_equal(lm_ingest_content_type(big, sizeof(big)), LM_INGEST_UNSUPPORTED);
+}
+
+/* A protobuf posting is accepted and stored normalized. */
+static void
+test_protobuf_posting(void **state)
+{
+	char *json = posting_json("job-1", "  Backend Engineer ", "ie", "eur", "");
+	size_t len;
+	uint8_t *pb = to_pb(&lunamatch__v1__job_posting__descriptor, json, &len);
+	lm_ingest_decision d;
+	(void) state;
+
+	decide(LM_KIND_POSTING, "job-1", pb, len, NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_PUT);
+	assert_int_equal(d.kind, LM_KIND_POSTING);
+	assert_string_equal(d.id, "job-1");
+	assert_int_equal(d.version, 3);
+	assert_non_null(d.bytes);
+
+	Lunamatch__V1__JobPosting *p =
+	    lunamatch__v1__job_posting__unpack(NULL, d.len, d.bytes);
+	assert_non_null(p);
+	assert_string_equal(p->title, "Backend Engineer");
+	assert_string_equal(p->locations[0]->city, "Dublin");
+	assert_string_equal(p->locations[0]->country, "IE");
+	assert_string_equal(p->salary->currency, "EUR");
+	assert_true(p->salary->annual_min > 0);
+	assert_int_equal(p->n_skills, 2);
+	assert_string_equal(p->skills[0]->skill_id, "google-cloud-platform");
+	assert_string_equal(p->skills[1]->skill_id, "python");
+	lunamatch__v1__job_posting__free_unpacked(p, NULL);
+
+	/* The same bytes with an explicit protobuf content type. */
+	lm_ingest_decision_clear(&d);
+	decide(LM_KIND_POSTING, "job-1", pb, len, "application/x-protobuf", &d);
+	assert_int_equal(d.action, LM_INGEST_PUT);
+	lm_ingest_decision_clear(&d);
+	lm_ingest_decision_clear(&d); /* twice is harmless */
+	free(pb);
+	free(json);
+}
+
+/* A JSON profile is accepted; the same JSON without the header is not
+ * protobuf. */
+static void
+test_json_profile(void **state)
+{
+	lm_ingest_decision d;
+	(void) state;
+
+	decide(LM_KIND_PROFILE, "cand-1", PROFILE_JSON, strlen(PROFILE_JSON),
+	    "application/json; charset=utf-8", &d);
+	assert_int_equal(d.action, LM_INGEST_PUT);
+	assert_int_equal(d.kind, LM_KIND_PROFILE);
+	assert_string_equal(d.id, "cand-1");
+	assert_int_equal(d.version, 7);
+	Lunamatch__V1__CandidateProfile *c =
+	    lunamatch__v1__candidate_profile__unpack(NULL, d.len, d.bytes);
+	assert_non_null(c);
+	assert_string_equal(c->headline, "Data engineer");
+	assert_string_equal(c->skills[0]->skill_id, "go");
+	assert_string_equal(c->desired_salary->currency, "EUR");
+	assert_true(c->desired_salary->annual_min > 0);
+	lunamatch__v1__candidate_profile__free_unpacked(c, NULL);
+	lm_ingest_decision_clear(&d);
+
+	decide(LM_KIND_PROFILE, "cand-1", PROFILE_JSON, strlen(PROFILE_JSON), NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "undecodable");
+	lm_ingest_decision_clear(&d);
+
+	/* A posting payload on the profiles topic does not fit the schema. */
+	char *json = posting_json("job-1", "T", "IE", "EUR", "");
+	assert_json_reason(LM_KIND_PROFILE, "job-1", json, "schema", "unknown field");
+	free(json);
+}
+
+static void
+test_key_mismatch(void **state)
+{
+	char *json = posting_json("job-1", "T", "IE", "EUR", "");
+	size_t len;
+	uint8_t *pb = to_pb(&lunamatch__v1__job_posting__descriptor, json, &len);
+	lm_ingest_decision d;
+	(void) state;
+
+	assert_json_reason(LM_KIND_POSTING, "job-2", json, "key_mismatch", "key");
+	assert_json_reason(LM_KIND_POSTING, NULL, json, "key_mismatch", "no key");
+	assert_json_reason(LM_KIND_POSTING, "job-1 ", json, "key_mismatch", NULL);
+	assert_json_reason(LM_KIND_POSTING, "job-", json, "key_mismatch", NULL);
+	decide(LM_KIND_POSTING, "JOB-1", pb, len, NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "key_mismatch");
+	lm_ingest_decision_clear(&d);
+	free(pb);
+	free(json);
+}
+
+/* Every reason of a well-formed message that breaks a rule. */
+static void
+test_reject_reasons(void **state)
+{
+	char title[LM_RECORD_TITLE_MAX + 10];
+	char *j;
+	(void) state;
+
+	j = posting_json("job-1", "T", "IE", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, "job-1", j, "", NULL);
+	free(j);
+	/* missing id or title */
+	j = posting_json("", "T", "IE", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, "", j, "missing_field", "id");
+	free(j);
+	j = posting_json("job-1", "  ", "IE", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, "job-1", j, "missing_field", "title");
+	free(j);
+	/* bad id */
+	j = posting_json("job 1/x", "T", "IE", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, "job 1/x", j, "bad_id", "id");
+	free(j);
+	/* salary min > max */
+	assert_json_reason(LM_KIND_POSTING, "job-s",
+	    "{\"id\":\"job-s\",\"version\":1,\"title\":\"T\",\"salary\":{\"min\":9,"
+	    "\"max\":5,\"currency\":\"EUR\"}}",
+	    "bad_salary", "min");
+	/* unknown enum, by name (JSON) */
+	assert_json_reason(LM_KIND_POSTING, "job-e",
+	    "{\"id\":\"job-e\",\"version\":1,\"title\":\"T\","
+	    "\"employment_type\":\"EMPLOYMENT_TYPE_GIG\"}",
+	    "unknown_enum", "employment_type");
+	/* currency and country */
+	j = posting_json("job-1", "T", "IE", "XYZ", "");
+	assert_json_reason(LM_KIND_POSTING, "job-1", j, "bad_currency", "XYZ");
+	free(j);
+	j = posting_json("job-1", "T", "USA", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, "job-1", j, "bad_country", "locations");
+	free(j);
+	j = posting_json("job-1", "T", "XX", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, "job-1", j, "bad_country", NULL);
+	free(j);
+	/* oversize string and list */
+	memset(title, 'a', sizeof(title) - 1);
+	title[sizeof(title) - 1] = '\0';
+	j = posting_json("job-1", title, "IE", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, "job-1", j, "oversize", "title");
+	free(j);
+	char *many = malloc(LM_RECORD_SKILLS_MAX * 40 + 256);
+	assert_non_null(many);
+	size_t o = (size_t) sprintf(many, "{\"id\":\"job-m\",\"version\":1,\"title\":\"T\","
+	                                  "\"skills\":[");
+	for (int i = 0; i <= LM_RECORD_SKILLS_MAX; i++)
+		o += (size_t) sprintf(many + o, "%s{\"name\":\"skill %d\"}", i ? "," : "", i);
+	strcpy(many + o, "]}");
+	assert_json_reason(LM_KIND_POSTING, "job-m", many, "oversize", "skills");
+	free(many);
+	/* embedding of the wrong dimension */
+	assert_json_reason(LM_KIND_POSTING, "job-v",
+	    "{\"id\":\"job-v\",\"version\":1,\"title\":\"T\",\"embedding\":[1,2]}",
+	    "bad_value", "embedding");
+	/* version 0 */
+	assert_json_reason(LM_KIND_POSTING, "job-0",
+	    "{\"id\":\"job-0\",\"title\":\"T\"}", "missing_field", "version");
+}
+
+/* Bytes that are not the record. */
+static void
+test_undecodable(void **state)
+{
+	static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
+	lm_ingest_decision d;
+	(void) state;
+
+	decide(LM_KIND_POSTING, "job-1", garbage, sizeof(garbage), NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "undecodable");
+	assert_non_null(strstr(d.error, "protobuf"));
+	lm_ingest_decision_clear(&d);
+
+	assert_json_reason(LM_KIND_POSTING, "job-1", "{not json", "bad_json", "JSON");
+	assert_json_reason(LM_KIND_POSTING, "job-1", "", "bad_json", NULL);
+	assert_json_reason(LM_KIND_POSTING, "job-1", "[1,2]", "schema", NULL);
+	assert_json_reason(LM_KIND_POSTING, "job-1",
+	    "{\"id\":\"job-1\",\"version\":1,\"title\":\"T\",\"remote_ok\":true}", "schema",
+	    "remote_ok");
+	assert_json_reason(LM_KIND_POSTING, "job-1",
+	    "{\"id\":\"job-1\",\"version\":1,\"title\":\"T\",\"min_years_experience\":"
+	    "\"three\"}",
+	    "schema", "min_years_experience");
+
+	decide(LM_KIND_POSTING, "job-1", "{}", 2, "text/plain", &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "undecodable");
+	assert_non_null(strstr(d.error, "content-type"));
+	lm_ingest_decision_clear(&d);
+}
+
+/* Invalid UTF-8 in protobuf and in JSON. */
+static void
+test_bad_utf8(void **state)
+{
+	Lunamatch__V1__JobPosting p = LUNAMATCH__V1__JOB_POSTING__INIT;
+	uint8_t buf[256];
+	lm_ingest_decision d;
+	(void) state;
+
+	p.id = "job-u";
+	p.version = 1;
+	p.title = "caf\xc3";
+	size_t len = lunamatch__v1__job_posting__pack(&p, buf);
+	decide(LM_KIND_POSTING, "job-u", buf, len, NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "bad_utf8");
+	assert_non_null(strstr(d.error, "title"));
+	lm_ingest_decision_clear(&d);
+
+	assert_json_reason(LM_KIND_POSTING, "job-u",
+	    "{\"id\":\"job-u\",\"version\":1,\"title\":\"caf\xe9\"}", "bad_utf8", NULL);
+}
+
+/* An unknown enum number in protobuf is caught by preparing. */
+static void
+test_unknown_enum_protobuf(void **state)
+{
+	Lunamatch__V1__JobPosting p = LUNAMATCH__V1__JOB_POSTING__INIT;
+	uint8_t buf[256];
+	lm_ingest_decision d;
+	(void) state;
+
+	p.id = "job-e";
+	p.version = 1;
+	p.title = "T";
+	p.remote = (Lunamatch__V1__RemotePolicy) 42;
+	size_t len = lunamatch__v1__job_posting__pack(&p, buf);
+	decide(LM_KIND_POSTING, "job-e", buf, len, NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "unknown_enum");
+	assert_non_null(strstr(d.error, "remote"));
+	lm_ingest_decision_clear(&d);
+}
+
+/* Messages above LM_INGEST_MSG_MAX are refused before decoding. */
+static void
+test_oversize_message(void **state)
+{
+	size_t n = LM_INGEST_MSG_MAX + 1;
+	char *big = malloc(n);
+	lm_ingest_decision d;
+	(void) state;
+
+	assert_non_null(big);
+	memset(big, ' ', n);
+	decide(LM_KIND_PROFILE, "cand-1", big, n, "application/json", &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "oversize");
+	assert_non_null(strstr(d.error, "limit"));
+	lm_ingest_decision_clear(&d);
+	free(big);
+}
+
+static void
+test_tombstones(void **state)
+{
+	lm_ingest_decision d;
+	(void) state;
+
+	decide(LM_KIND_POSTING, "job-1", NULL, 0, NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_DELETE);
+	assert_int_equal(d.kind, LM_KIND_POSTING);
+	assert_string_equal(d.id, "job-1");
+	lm_ingest_decision_clear(&d);
+
+	/* The content type does not matter for a tombstone. */
+	decide(LM_KIND_PROFILE, "cand-1", NULL, 0, "application/json", &d);
+	assert_int_equal(d.action, LM_INGEST_DELETE);
+	assert_int_equal(d.kind, LM_KIND_PROFILE);
+	lm_ingest_decision_clear(&d);
+
+	decide(LM_KIND_POSTING, NULL, NULL, 0, NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "missing_field");
+	lm_ingest_decision_clear(&d);
+
+	decide(LM_KIND_POSTING, "bad key", NULL, 0, NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "bad_id");
+	assert_string_equal(d.id, "");
+	lm_ingest_decision_clear(&d);
+
+	/* A key with a NUL inside is not an id. */
+	lm_ingest_msg m = {.kind = LM_KIND_POSTING, .key = "ab\0c", .key_len = 4};
+	assert_int_equal(lm_ingest_decide(&ctx, &m, &d), LM_OK);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "bad_id");
+	lm_ingest_decision_clear(&d);
+}
+
+static void
+test_bad_arguments(void **state)
+{
+	lm_ingest_decision d;
+	lm_ingest_msg m = {.kind = (lm_kind) 9, .key = "a", .key_len = 1};
+	(void) state;
+
+	assert_int_equal(lm_ingest_decide(&ctx, &m, &d), LM_EINVAL);
+	assert_int_equal(lm_ingest_decide(&ctx, NULL, &d), LM_EINVAL);
+	assert_int_equal(lm_ingest_decide(&ctx, &m, NULL), LM_EINVAL);
+	lm_ingest_decision_clear(NULL);
+}
+
+/* A JSON posting with given id and version, decided. */
+static void
+put_decision(const char *id, int version, lm_ingest_decision *d)
+{
+	char json[256];
+	snprintf(json, sizeof(json),
+	    "{\"id\":\"%s\",\"version\":%d,\"title\":\"T\",\"skills\":[{\"name\":\"JS\"}]}",
+	    id, version);
+	decide(LM_KIND_POSTING, id, json, strlen(json), "application/json", d);
+	assert_int_equal(d->action, LM_INGEST_PUT);
+}
+
+static void
+test_batch(void **state)
+{
+	char *dir = lmt_tmpdir("ingest-batch");
+	lm_store *s = NULL;
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	lm_ingest_counts c;
+	uint64_t seq = 0, version = 0;
+	size_t np;
+	const lm_ingest_partition *p;
+	(void) state;
+
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	assert_int_equal(lm_ingest_batch_new(0, &b), LM_EINVAL);
+	assert_int_equal(lm_ingest_batch_new(6, &b), LM_OK);
+
+	/* Only rejects: no transaction. */
+	decide(LM_KIND_POSTING, "x", "{", 1, "application/json", &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 10), LM_OK);
+	assert_null(d.bytes);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, &seq), LM_OK);
+	assert_int_equal(c.rejected, 1);
+	assert_int_equal(c.store_ops, 0);
+	assert_int_equal(seq, 0);
+	lm_ingest_batch_reset(b);
+	assert_int_equal(lm_ingest_batch_len(b), 0);
+
+	/* v2, then v1 (out of order), a duplicate v2, a tombstone of an absent
+	 * record, a new record, and a reject, across two partitions. */
+	put_decision("job-a", 2, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 5), LM_OK);
+	put_decision("job-a", 1, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 6), LM_OK);
+	put_decision("job-a", 2, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 1, 40), LM_OK);
+	decide(LM_KIND_POSTING, "job-gone", NULL, 0, NULL, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 1, 41), LM_OK);
+	put_decision("job-b", 1, &d);
+	/* Offsets of a partition must ascend. */
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 1, 41), LM_EINVAL);
+	assert_non_null(d.bytes); /* left with the caller on error */
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 1, 45), LM_OK);
+	decide(LM_KIND_POSTING, "job-c", "{}", 2, "application/json", &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 7), LM_OK);
+	assert_true(lm_ingest_batch_full(b));
+	put_decision("job-d", 1, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 8), LM_E2BIG);
+	lm_ingest_decision_clear(&d);
+
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, &seq), LM_OK);
+	assert_int_equal(c.stored[LM_KIND_POSTING], 2);
+	assert_int_equal(c.duplicates[LM_KIND_POSTING], 3);
+	assert_int_equal(c.deleted[LM_KIND_POSTING], 0);
+	assert_int_equal(c.rejected, 1);
+	assert_int_equal(c.store_ops, 5);
+	assert_int_equal(seq, 2);
+	p = lm_ingest_batch_partitions(b, &np);
+	assert_int_equal(np, 2);
+	assert_string_equal(p[0].topic, "t.postings");
+	assert_int_equal(p[0].partition, 0);
+	assert_int_equal(p[0].first, 5);
+	assert_int_equal(p[0].next, 8);
+	assert_int_equal(p[1].partition, 1);
+	assert_int_equal(p[1].first, 40);
+	assert_int_equal(p[1].next, 46);
+
+	/* Committing the same batch again (a retry) changes nothing. */
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, &seq), LM_OK);
+	assert_int_equal(c.stored[LM_KIND_POSTING], 0);
+	assert_int_equal(c.duplicates[LM_KIND_POSTING], 5);
+	assert_int_equal(seq, 2);
+	lm_ingest_batch_reset(b);
+
+	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "job-a", NULL, NULL, &version),
+	    LM_OK);
+	assert_int_equal(version, 2);
+
+	/* A tombstone deletes, whatever the version. */
+	decide(LM_KIND_POSTING, "job-a", NULL, 0, NULL, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 9), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, &seq), LM_OK);
+	assert_int_equal(c.deleted[LM_KIND_POSTING], 1);
+	assert_int_equal(seq, 3);
+	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "job-a", NULL, NULL, NULL),
+	    LM_ENOENT);
+	lm_ingest_batch_reset(b);
+
+	/* Older versions stay deleted; a newer one comes back. */
+	put_decision("job-a", 2, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 10), LM_OK);
+	put_decision("job-a", 3, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 11), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, &seq), LM_OK);
+	assert_int_equal(c.duplicates[LM_KIND_POSTING], 1);
+	assert_int_equal(c.stored[LM_KIND_POSTING], 1);
+
+	lm_ingest_batch_free(b); /* frees the decisions still held */
+	lm_ingest_batch_free(NULL);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* A batch of profiles on a read-only store fails and can be retried. */
+static void
+test_batch_store_error(void **state)
+{
+	char *dir = lmt_tmpdir("ingest-ro");
+	lm_store *s = NULL, *ro = NULL;
+	lm_store_opts o = {.flags = LM_STORE_RDONLY};
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	lm_ingest_counts c = {.rejected = 99};
+	(void) state;
+
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	lm_store_close(s);
+	assert_int_equal(lm_store_open(dir, &o, &ro), LM_OK);
+	assert_int_equal(lm_ingest_batch_new(2, &b), LM_OK);
+	decide(LM_KIND_PROFILE, "cand-1", PROFILE_JSON, strlen(PROFILE_JSON),
+	    "application/json", &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.profiles", 2, 0), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, ro, &c, NULL), LM_ENOTSUP);
+	assert_int_equal(c.rejected, 99); /* untouched on error */
+	lm_store_close(ro);
+
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(c.stored[LM_KIND_PROFILE], 1);
+	lm_ingest_batch_free(b);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_content_type),
+	    cmocka_unit_test(test_protobuf_posting),
+	    cmocka_unit_test(test_json_profile),
+	    cmocka_unit_test(test_key_mismatch),
+	    cmocka_unit_test(test_reject_reasons),
+	    cmocka_unit_test(test_undecodable),
+	    cmocka_unit_test(test_bad_utf8),
+	    cmocka_unit_test(test_unknown_enum_protobuf),
+	    cmocka_unit_test(test_oversize_message),
+	    cmocka_unit_test(test_tombstones),
+	    cmocka_unit_test(test_bad_arguments),
+	    cmocka_unit_test(test_batch),
+	    cmocka_unit_test(test_batch_store_error),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
