@@ -1,0 +1,675 @@
+/*
+ * follower.c - snapshot load and change-log following; see follower.h.
+ *
+ * Two cursors: `seq` is the last change applied to the index, `ev_seq` the
+ * last change handed to the changes callback. Normally both move together,
+ * batch by batch, and the callback gets exact is_new flags (whether the id was in
+ * the index before the change). When they differ (after a restart, or after
+ * the callback failed), the follower re-reads the entries (ev_seq, seq] from
+ * the change log and hands them over with is_new taken from the
+ * version; nothing is kept in memory meanwhile.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+
+#include "follower.h"
+#include "lunamatch/error.h"
+#include "lunamatch/log.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/v1/records.pb-c.h"
+#include "lunamatch/v1/store.pb-c.h"
+
+/* Longest notify URL kept, with the NUL. */
+#define NOTIFY_URL_MAX 1024
+
+/* Estimate of memory per byte of serialized record (decoded message with its
+ * strings and arrays, plus the scorer's prepared form) and per record (table
+ * entry, hash chain, allocator overhead). See lm_follower_index_bytes. */
+#define MEM_PER_RECORD_BYTE 4u
+#define MEM_PER_RECORD 512u
+
+/* What our store callbacks return to stop an iteration: negative, so that
+ * it cannot be mistaken for an lm_err. */
+#define STOP (-1)
+
+/* One change entry copied out of the change log. */
+struct entry {
+	uint64_t seq;
+	lm_kind kind;
+	char id[LM_STORE_ID_MAX + 1];
+	uint64_t version;
+	bool deleted;
+	bool is_new;
+};
+
+struct lm_follower {
+	lm_store *store;
+	lm_index *idx;
+	char notify_url[NOTIFY_URL_MAX];
+	unsigned poll_ms;
+	uint64_t events_after;
+	lm_follower_changes_fn on_changes;
+	void *arg;
+	void (*on_loaded)(void *arg);
+
+	/* Follower thread (or run_once caller) only. */
+	uint64_t ev_seq;
+	struct entry *batch; /* LM_FOLLOWER_BATCH_MAX entries */
+	size_t nbatch;
+	lm_event_change *changes; /* as many */
+
+	/* Stats, read from any thread. */
+	atomic_bool loaded;
+	_Atomic uint64_t seq;
+	_Atomic uint64_t applied, errors, notifications, record_bytes, records;
+
+	/* Thread control. */
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;
+	nng_socket sub;
+	bool sub_open;
+};
+
+int
+lm_follower_new(const lm_follower_opts *o, lm_follower **out)
+{
+	lm_follower *f;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (o == NULL || o->store == NULL || o->index == NULL)
+		return LM_EINVAL;
+	if (o->notify_url != NULL && strlen(o->notify_url) >= NOTIFY_URL_MAX)
+		return LM_EINVAL;
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return LM_ENOMEM;
+	f->batch = calloc(LM_FOLLOWER_BATCH_MAX, sizeof(*f->batch));
+	f->changes = calloc(LM_FOLLOWER_BATCH_MAX, sizeof(*f->changes));
+	if (f->batch == NULL || f->changes == NULL) {
+		free(f->batch);
+		free(f->changes);
+		free(f);
+		return LM_ENOMEM;
+	}
+	f->store = o->store;
+	f->idx = o->index;
+	if (o->notify_url != NULL)
+		snprintf(f->notify_url, sizeof(f->notify_url), "%s", o->notify_url);
+	f->poll_ms = o->poll_ms != 0 ? o->poll_ms : LM_FOLLOWER_POLL_MS_DEFAULT;
+	f->events_after = o->events_after;
+	f->on_changes = o->on_changes;
+	f->arg = o->arg;
+	f->on_loaded = o->on_loaded;
+	pthread_mutex_init(&f->mtx, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	*out = f;
+	return LM_OK;
+}
+
+/* ---- byte accounting ---------------------------------------------------- */
+
+/* The serialized size of the record stored in the index under id, or false
+ * when there is none. */
+static bool
+indexed_size(lm_follower *f, lm_kind kind, const char *id, uint64_t *size)
+{
+	ProtobufCMessage *m = NULL;
+	int rc;
+
+	if (kind == LM_KIND_POSTING) {
+		Lunamatch__V1__JobPosting *p = NULL;
+		rc = lm_index_get_posting(f->idx, id, &p);
+		m = p != NULL ? &p->base : NULL;
+	} else {
+		Lunamatch__V1__CandidateProfile *c = NULL;
+		rc = lm_index_get_profile(f->idx, id, &c);
+		m = c != NULL ? &c->base : NULL;
+	}
+	if (rc != LM_OK || m == NULL)
+		return false;
+	*size = protobuf_c_message_get_packed_size(m);
+	protobuf_c_message_free_unpacked(m, NULL);
+	return true;
+}
+
+static void
+account_remove(lm_follower *f, uint64_t size)
+{
+	atomic_fetch_sub(&f->records, 1);
+	atomic_fetch_sub(&f->record_bytes, size);
+}
+
+static void
+account_add(lm_follower *f, uint64_t size)
+{
+	atomic_fetch_add(&f->records, 1);
+	atomic_fetch_add(&f->record_bytes, size);
+}
+
+/* ---- applying records ---------------------------------------------------- */
+
+/*
+ * Decodes a stored record and puts it into the index. Returns LM_OK (also
+ * when the index already had a newer version), or LM_EPARSE / LM_ENOMEM.
+ * Unreadable records are logged and counted by the caller.
+ */
+static int
+put_record(lm_follower *f, lm_kind kind, const char *id, const void *bytes, size_t len)
+{
+	const ProtobufCMessageDescriptor *d = kind == LM_KIND_POSTING
+	    ? &lunamatch__v1__job_posting__descriptor
+	    : &lunamatch__v1__candidate_profile__descriptor;
+	ProtobufCMessage *m = NULL;
+	char err[256];
+	uint64_t old = 0;
+	bool had;
+	int rc;
+
+	rc = lm_pb_decode(d, bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
+	if (rc != LM_OK) {
+		lm_error("follower.decode", "%s %s: cannot decode the stored record: %s",
+		    lm_kind_name(kind), id, err);
+		return rc;
+	}
+	had = indexed_size(f, kind, id, &old);
+	rc = kind == LM_KIND_POSTING ? lm_index_put_posting(f->idx, (void *) m)
+	                             : lm_index_put_profile(f->idx, (void *) m);
+	if (rc == LM_ESTALE)
+		return LM_OK; /* the index holds a newer version: nothing changed */
+	if (rc != LM_OK) {
+		lm_error("follower.apply", "%s %s: cannot index: %s", lm_kind_name(kind), id,
+		    lm_strerror(rc));
+		return rc;
+	}
+	if (had)
+		account_remove(f, old);
+	account_add(f, len);
+	return LM_OK;
+}
+
+static void
+remove_record(lm_follower *f, lm_kind kind, const char *id)
+{
+	uint64_t old = 0;
+	bool had = indexed_size(f, kind, id, &old);
+	int rc = kind == LM_KIND_POSTING ? lm_index_remove_posting(f->idx, id)
+	                                 : lm_index_remove_profile(f->idx, id);
+	if (rc == LM_OK && had)
+		account_remove(f, old);
+}
+
+/* ---- snapshot ------------------------------------------------------------ */
+
+struct load_ctx {
+	lm_follower *f;
+	lm_kind kind;
+};
+
+static int
+load_one(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	struct load_ctx *lc = arg;
+
+	(void) version;
+	if (put_record(lc->f, lc->kind, id, bytes, len) != LM_OK)
+		atomic_fetch_add(&lc->f->errors, 1);
+	return atomic_load(&lc->f->stop) ? STOP : 0;
+}
+
+static int
+load_posting(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	struct load_ctx *lc = arg;
+	lc->kind = LM_KIND_POSTING;
+	return load_one(arg, id, version, bytes, len);
+}
+
+static int
+load_profile(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	struct load_ctx *lc = arg;
+	lc->kind = LM_KIND_PROFILE;
+	return load_one(arg, id, version, bytes, len);
+}
+
+static int
+load_snapshot(lm_follower *f)
+{
+	struct load_ctx lc = {f, LM_KIND_POSTING};
+	lm_index_counts counts;
+	uint64_t seq = 0;
+	int rc;
+
+	rc = lm_store_snapshot(f->store, load_posting, load_profile, &lc, &seq);
+	if (rc != LM_OK) {
+		if (!atomic_load(&f->stop))
+			lm_error("follower.load", "cannot read the store snapshot: %s",
+			    lm_strerror(rc));
+		return rc == STOP ? LM_ECLOSED : rc;
+	}
+	atomic_store(&f->seq, seq);
+	lm_index_set_seq(f->idx, seq);
+	f->ev_seq = f->events_after;
+	if (f->on_changes == NULL || f->ev_seq > seq) {
+		if (f->on_changes != NULL)
+			lm_warn("follower.cursor",
+			    "events cursor %llu is ahead of the store (seq %llu): the store "
+			    "was replaced; events resume from the store's position",
+			    (unsigned long long) f->ev_seq, (unsigned long long) seq);
+		f->ev_seq = seq;
+	}
+	lm_index_counts_get(f->idx, &counts);
+	lm_info("follower.loaded",
+	    "index loaded at seq %llu: %llu postings (%llu open), %llu profiles, %llu errors",
+	    (unsigned long long) seq, (unsigned long long) counts.postings,
+	    (unsigned long long) counts.open_postings, (unsigned long long) counts.profiles,
+	    (unsigned long long) atomic_load(&f->errors));
+	atomic_store(&f->loaded, true);
+	if (f->on_loaded != NULL)
+		f->on_loaded(f->arg);
+	return LM_OK;
+}
+
+/* ---- change log ----------------------------------------------------------- */
+
+struct collect_ctx {
+	lm_follower *f;
+	uint64_t upto; /* 0 = no upper bound */
+};
+
+/* Copies one change entry into the batch. */
+static int
+collect(void *arg, uint64_t seq, const Lunamatch__V1__ChangeEntry *e)
+{
+	struct collect_ctx *cc = arg;
+	lm_follower *f = cc->f;
+	struct entry *b;
+
+	if (cc->upto != 0 && seq > cc->upto)
+		return STOP;
+	if (f->nbatch >= LM_FOLLOWER_BATCH_MAX)
+		return STOP;
+	b = &f->batch[f->nbatch];
+	memset(b, 0, sizeof(*b));
+	b->seq = seq;
+	if (e->kind != LUNAMATCH__V1__RECORD_KIND__RECORD_KIND_POSTING &&
+	    e->kind != LUNAMATCH__V1__RECORD_KIND__RECORD_KIND_PROFILE) {
+		b->kind = 0; /* skipped when applied */
+	} else {
+		b->kind = (lm_kind) e->kind;
+	}
+	if (e->id == NULL || strlen(e->id) > LM_STORE_ID_MAX)
+		b->kind = 0;
+	else
+		snprintf(b->id, sizeof(b->id), "%s", e->id);
+	b->version = e->version;
+	b->deleted = e->deleted;
+	f->nbatch++;
+	return 0;
+}
+
+/* Reads up to LM_FOLLOWER_BATCH_MAX entries after `after` (and <= upto when
+ * upto != 0) into f->batch. */
+static int
+read_batch(lm_follower *f, uint64_t after, uint64_t upto)
+{
+	struct collect_ctx cc = {f, upto};
+	int rc;
+
+	f->nbatch = 0;
+	rc = lm_store_changes(f->store, after, LM_FOLLOWER_BATCH_MAX, collect, &cc, NULL);
+	if (rc == STOP)
+		rc = LM_OK; /* stopped at the bound or a full batch */
+	if (rc != LM_OK)
+		lm_error("follower.changes", "cannot read the change log after seq %llu: %s",
+		    (unsigned long long) after, lm_strerror(rc));
+	return rc;
+}
+
+/* Applies one change entry to the index and sets its exact is_new. */
+static void
+apply_entry(lm_follower *f, struct entry *b)
+{
+	void *bytes = NULL;
+	size_t len = 0;
+	uint64_t size;
+	int rc;
+
+	if (b->kind != LM_KIND_POSTING && b->kind != LM_KIND_PROFILE) {
+		lm_warn("follower.skip", "change seq %llu: unknown record kind or bad id",
+		    (unsigned long long) b->seq);
+		atomic_fetch_add(&f->errors, 1);
+		return;
+	}
+	b->is_new = !indexed_size(f, b->kind, b->id, &size);
+	if (b->deleted) {
+		remove_record(f, b->kind, b->id);
+		return;
+	}
+	/* The store holds the latest version, which may be newer than this
+	 * entry's; a later entry then applies the same version again (a no-op). */
+	rc = lm_store_get(f->store, b->kind, b->id, &bytes, &len, NULL);
+	if (rc == LM_ENOENT) {
+		remove_record(f, b->kind, b->id); /* deleted by a later change */
+		return;
+	}
+	if (rc != LM_OK) {
+		lm_error("follower.read", "%s %s: cannot read: %s", lm_kind_name(b->kind), b->id,
+		    lm_strerror(rc));
+		atomic_fetch_add(&f->errors, 1);
+		return;
+	}
+	if (put_record(f, b->kind, b->id, bytes, len) != LM_OK)
+		atomic_fetch_add(&f->errors, 1);
+	free(bytes);
+}
+
+/* Hands f->batch[0..nbatch) (entries above ev_seq) to the callback. */
+static int
+hand_over(lm_follower *f, uint64_t cursor)
+{
+	size_t n = 0;
+	int rc;
+
+	for (size_t i = 0; i < f->nbatch; i++) {
+		const struct entry *b = &f->batch[i];
+		if (b->seq <= f->ev_seq || (b->kind != LM_KIND_POSTING && b->kind != LM_KIND_PROFILE))
+			continue;
+		f->changes[n++] = (lm_event_change){
+		    .seq = b->seq,
+		    .posting = b->kind == LM_KIND_POSTING,
+		    .id = b->id,
+		    .version = b->version,
+		    .deleted = b->deleted,
+		    .is_new = b->is_new,
+		};
+	}
+	rc = f->on_changes(f->arg, f->changes, n, cursor);
+	if (rc != LM_OK) {
+		lm_error("follower.events",
+		    "cannot derive events for changes up to seq %llu: %s; retrying later",
+		    (unsigned long long) cursor, lm_strerror(rc));
+		return rc;
+	}
+	f->ev_seq = cursor;
+	return LM_OK;
+}
+
+/* Hands the entries (ev_seq, seq] over, re-read from the change log, with
+ * is_new taken from the version (the index state before them is gone). */
+static int
+catch_up_events(lm_follower *f)
+{
+	uint64_t upto = atomic_load(&f->seq);
+	int rc;
+
+	if (f->on_changes == NULL) {
+		f->ev_seq = upto;
+		return LM_OK;
+	}
+	while (f->ev_seq < upto && !atomic_load(&f->stop)) {
+		if ((rc = read_batch(f, f->ev_seq, upto)) != LM_OK)
+			return rc;
+		if (f->nbatch == 0) {
+			f->ev_seq = upto; /* the log was compacted under us */
+			break;
+		}
+		for (size_t i = 0; i < f->nbatch; i++)
+			f->batch[i].is_new = f->batch[i].version <= 1;
+		if ((rc = hand_over(f, f->batch[f->nbatch - 1].seq)) != LM_OK)
+			return rc;
+	}
+	return LM_OK;
+}
+
+/*
+ * Applies one batch of new changes and hands it to the changes callback.
+ * *more is true when the batch was full. Returns LM_OK or the error that
+ * kept the change log from being read; a failing callback is logged and
+ * retried later (ev_seq stays behind), it does not hold the index back.
+ */
+static int
+apply_batch(lm_follower *f, bool *more)
+{
+	uint64_t seq = atomic_load(&f->seq);
+	bool in_step = f->ev_seq == seq;
+	uint64_t last;
+	int rc;
+
+	*more = false;
+	if ((rc = read_batch(f, seq, 0)) != LM_OK || f->nbatch == 0)
+		return rc;
+	for (size_t i = 0; i < f->nbatch; i++) {
+		apply_entry(f, &f->batch[i]);
+		atomic_fetch_add(&f->applied, 1);
+		/* Progress per entry, so that a stop mid-batch resumes after it. */
+		atomic_store(&f->seq, f->batch[i].seq);
+		lm_index_set_seq(f->idx, f->batch[i].seq);
+		if (atomic_load(&f->stop) && i + 1 < f->nbatch) {
+			f->nbatch = i + 1;
+			break;
+		}
+	}
+	last = atomic_load(&f->seq);
+	*more = f->nbatch == LM_FOLLOWER_BATCH_MAX;
+	if (f->on_changes == NULL)
+		f->ev_seq = last;
+	else if (in_step)
+		(void) hand_over(f, last);
+	else
+		(void) catch_up_events(f);
+	return LM_OK;
+}
+
+/* Applies everything available now. */
+static int
+drain(lm_follower *f)
+{
+	bool more = true;
+	int rc = LM_OK;
+
+	if (f->ev_seq < atomic_load(&f->seq))
+		(void) catch_up_events(f);
+	while (more && !atomic_load(&f->stop))
+		if ((rc = apply_batch(f, &more)) != LM_OK)
+			break; /* cannot read the log: wait for the next wake-up */
+	return rc;
+}
+
+int
+lm_follower_run_once(lm_follower *f)
+{
+	int rc;
+
+	if (f == NULL || f->started)
+		return LM_EINVAL;
+	if (!atomic_load(&f->loaded)) {
+		if ((rc = load_snapshot(f)) != LM_OK)
+			return rc;
+		if ((rc = catch_up_events(f)) != LM_OK)
+			return rc;
+	}
+	return drain(f);
+}
+
+/* ---- the thread -------------------------------------------------------- */
+
+/* Waits for a notification or the poll period. */
+static void
+wait_wakeup(lm_follower *f)
+{
+	if (f->sub_open) {
+		void *buf = NULL;
+		size_t sz = 0;
+		int rv = nng_recv(f->sub, &buf, &sz, NNG_FLAG_ALLOC);
+		if (rv == 0) {
+			ProtobufCMessage *m = NULL;
+			char err[128];
+			atomic_fetch_add(&f->notifications, 1);
+			if (lm_pb_decode(&lunamatch__v1__store_notify__descriptor, buf, sz,
+				LM_FOLLOWER_NOTIFY_MAX, &m, err, sizeof(err)) != LM_OK)
+				lm_warn("follower.notify", "ignoring a malformed notification: %s",
+				    err);
+			else
+				lm_debug("follower.notify", "store at seq %llu",
+				    (unsigned long long) ((Lunamatch__V1__StoreNotify *) m)->last_seq);
+			protobuf_c_message_free_unpacked(m, NULL);
+			nng_free(buf, sz);
+		} else if (rv != NNG_ETIMEDOUT && rv != NNG_ECLOSED) {
+			lm_warn("follower.notify", "receive failed: %s", nng_strerror(rv));
+			/* Do not spin on a persistent error: fall back to the timer. */
+			f->sub_open = false;
+		}
+		if (f->sub_open || rv == NNG_ECLOSED)
+			return;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += f->poll_ms / 1000;
+	ts.tv_nsec += (long) (f->poll_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&f->mtx);
+	while (!atomic_load(&f->stop))
+		if (pthread_cond_timedwait(&f->cv, &f->mtx, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&f->mtx);
+}
+
+static void *
+run(void *arg)
+{
+	lm_follower *f = arg;
+
+	while (!atomic_load(&f->stop) && !atomic_load(&f->loaded)) {
+		if (load_snapshot(f) == LM_OK)
+			break;
+		wait_wakeup(f); /* retry the load after a poll period */
+	}
+	if (!atomic_load(&f->stop))
+		(void) catch_up_events(f);
+	while (!atomic_load(&f->stop)) {
+		(void) drain(f);
+		if (!atomic_load(&f->stop))
+			wait_wakeup(f);
+	}
+	return NULL;
+}
+
+static int
+open_sub(lm_follower *f)
+{
+	int rv;
+
+	if ((rv = nng_sub0_open(&f->sub)) != 0) {
+		lm_error("follower.notify", "cannot open the SUB socket: %s", nng_strerror(rv));
+		return LM_ENNG;
+	}
+	if ((rv = nng_socket_set(f->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
+	    (rv = nng_socket_set_size(f->sub, NNG_OPT_RECVMAXSZ, LM_FOLLOWER_NOTIFY_MAX)) != 0 ||
+	    (rv = nng_socket_set_ms(f->sub, NNG_OPT_RECVTIMEO, (nng_duration) f->poll_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(f->sub, NNG_OPT_RECONNMAXT, 2000)) != 0) {
+		lm_error("follower.notify", "cannot set up the SUB socket: %s", nng_strerror(rv));
+		nng_close(f->sub);
+		return LM_ENNG;
+	}
+	/* Non-blocking: the dialer retries in the background until ingest
+	 * listens, so the two services may start in any order. */
+	if ((rv = nng_dial(f->sub, f->notify_url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		lm_error("follower.notify", "cannot dial %s: %s", f->notify_url, nng_strerror(rv));
+		nng_close(f->sub);
+		return LM_ENNG;
+	}
+	f->sub_open = true;
+	return LM_OK;
+}
+
+int
+lm_follower_start(lm_follower *f)
+{
+	int rc;
+
+	if (f == NULL || f->started)
+		return LM_EINVAL;
+	if (f->notify_url[0] != '\0' && (rc = open_sub(f)) != LM_OK)
+		return rc;
+	atomic_store(&f->stop, false);
+	if (pthread_create(&f->thread, NULL, run, f) != 0) {
+		if (f->sub_open)
+			nng_close(f->sub);
+		f->sub_open = false;
+		return LM_ENOMEM;
+	}
+	f->started = true;
+	return LM_OK;
+}
+
+void
+lm_follower_stop(lm_follower *f)
+{
+	bool had_sub;
+
+	if (f == NULL || !f->started)
+		return;
+	had_sub = f->sub_open;
+	pthread_mutex_lock(&f->mtx);
+	atomic_store(&f->stop, true);
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mtx);
+	if (had_sub)
+		nng_close(f->sub); /* wakes a blocked nng_recv with NNG_ECLOSED */
+	pthread_join(f->thread, NULL);
+	f->sub_open = false;
+	f->started = false;
+}
+
+void
+lm_follower_free(lm_follower *f)
+{
+	if (f == NULL)
+		return;
+	lm_follower_stop(f);
+	pthread_mutex_destroy(&f->mtx);
+	pthread_cond_destroy(&f->cv);
+	free(f->batch);
+	free(f->changes);
+	free(f);
+}
+
+void
+lm_follower_stats_get(lm_follower *f, lm_follower_stats *out)
+{
+	out->loaded = atomic_load(&f->loaded);
+	out->seq = atomic_load(&f->seq);
+	out->applied = atomic_load(&f->applied);
+	out->errors = atomic_load(&f->errors);
+	out->notifications = atomic_load(&f->notifications);
+	out->record_bytes = atomic_load(&f->record_bytes);
+	out->records = atomic_load(&f->records);
+}
+
+bool
+lm_follower_loaded(lm_follower *f)
+{
+	return atomic_load(&f->loaded);
+}
+
+uint64_t
+lm_follower_index_bytes(const lm_follower_stats *st)
+{
+	return st->record_bytes * MEM_PER_RECORD_BYTE + st->records * MEM_PER_RECORD;
+}

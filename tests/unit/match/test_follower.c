@@ -1,0 +1,570 @@
+/*
+ * test_follower.c - the change follower over a real record store (LMDB in a
+ * temporary directory) and real nng PUB/SUB notifications on ipc://.
+ *
+ * The test writes records with lm_store_* as ingest would (sample records,
+ * prepared, serialized), then checks that they reach the index: at start
+ * (snapshot), when a notification wakes the follower, and by the periodic
+ * poll alone. It also checks what is handed to the changes callback: exact
+ * is_new flags, the catch-up after a restart from an events cursor (nothing
+ * derived twice, nothing missed) and the retry after a failing callback.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "follower.h"
+#include "index.h"
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/json.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/record.h"
+#include "lunamatch/store.h"
+#include "lunamatch/v1/store.pb-c.h"
+#include "model.h"
+
+#define WAIT_MS 5000 /* longest wait for a change to reach the index */
+#define SEED_JOB "job-dfs-sr-mgr-ml"
+#define LEAD "cand-ml-lead-chicago"
+
+typedef Lunamatch__V1__JobPosting JobPosting;
+typedef Lunamatch__V1__CandidateProfile CandidateProfile;
+
+/* What the changes callback saw. */
+#define REC_MAX 4096
+struct seen {
+	pthread_mutex_t mtx;
+	size_t n;
+	uint64_t seq[REC_MAX];
+	char id[REC_MAX][LM_STORE_ID_MAX + 1];
+	bool is_new[REC_MAX], deleted[REC_MAX], posting[REC_MAX];
+	uint64_t cursor; /* of the last call */
+	size_t calls;
+	int fail_next;   /* calls to refuse with LM_EIO */
+	atomic_bool loaded;
+};
+
+struct fx {
+	char *dir;
+	lm_store *store;
+	lm_taxonomy *tax;
+	lm_rates *rates;
+	lm_model model;
+	lm_record_ctx rctx;
+	lm_index *idx;
+	struct seen seen;
+};
+
+static int
+on_changes(void *arg, const lm_event_change *c, size_t n, uint64_t cursor)
+{
+	struct fx *fx = arg;
+	struct seen *s = &fx->seen;
+
+	pthread_mutex_lock(&s->mtx);
+	if (s->fail_next > 0) {
+		s->fail_next--;
+		pthread_mutex_unlock(&s->mtx);
+		return LM_EIO;
+	}
+	for (size_t i = 0; i < n && s->n < REC_MAX; i++) {
+		if (i > 0)
+			assert_true(c[i].seq > c[i - 1].seq);
+		assert_true(c[i].seq <= cursor);
+		s->seq[s->n] = c[i].seq;
+		snprintf(s->id[s->n], sizeof(s->id[0]), "%s", c[i].id);
+		s->is_new[s->n] = c[i].is_new;
+		s->deleted[s->n] = c[i].deleted;
+		s->posting[s->n] = c[i].posting;
+		s->n++;
+	}
+	assert_true(cursor >= s->cursor);
+	s->cursor = cursor;
+	s->calls++;
+	pthread_mutex_unlock(&s->mtx);
+	return LM_OK;
+}
+
+static void
+on_loaded(void *arg)
+{
+	struct fx *fx = arg;
+	atomic_store(&fx->seen.loaded, true);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	char err[512];
+
+	assert_non_null(fx);
+	fx->dir = lmt_tmpdir("follower");
+	assert_int_equal(lm_store_open(fx->dir, NULL, &fx->store), LM_OK);
+	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &fx->tax, err, sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	if (lm_rates_load(lmt_src("data/rates.tsv"), &fx->rates, err, sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	lm_model_defaults(&fx->model);
+	fx->rctx.taxonomy = fx->tax;
+	fx->rctx.rates = fx->rates;
+	fx->rctx.embedding_dim = 384;
+	assert_int_equal(lm_index_new(&fx->model, &fx->idx), LM_OK);
+	pthread_mutex_init(&fx->seen.mtx, NULL);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	lm_index_free(fx->idx);
+	lm_store_close(fx->store);
+	lm_taxonomy_free(fx->tax);
+	lm_rates_free(fx->rates);
+	pthread_mutex_destroy(&fx->seen.mtx);
+	lmt_rmtree(fx->dir);
+	free(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* A sample record (by id), decoded and prepared as ingest stores it. */
+static ProtobufCMessage *
+sample(struct fx *fx, bool posting, const char *id)
+{
+	const char *rel = posting ? "data/samples/postings.jsonl" : "data/samples/profiles.jsonl";
+	const ProtobufCMessageDescriptor *d = posting ? &lunamatch__v1__job_posting__descriptor
+	                                              : &lunamatch__v1__candidate_profile__descriptor;
+	char *text = lmt_read_file(lmt_src(rel), NULL);
+	char key[256], err[512];
+	ProtobufCMessage *m = NULL;
+	lm_reject why;
+
+	assert_non_null(text);
+	snprintf(key, sizeof(key), "{\"id\":\"%s\"", id);
+	char *line = strstr(text, key);
+	assert_non_null(line);
+	char *nl = strchr(line, '\n');
+	assert_int_equal(lm_json_decode(d, line, nl ? (size_t) (nl - line) : strlen(line), &m,
+			     err, sizeof(err)),
+	    LM_OK);
+	free(text);
+	if (posting)
+		assert_int_equal(lm_posting_prepare(&fx->rctx, (void *) m, &why, err, sizeof(err)),
+		    LM_OK);
+	else
+		assert_int_equal(lm_profile_prepare(&fx->rctx, (void *) m, &why, err, sizeof(err)),
+		    LM_OK);
+	return m;
+}
+
+/* Stores m (a posting or profile) under id at version, as a new id when
+ * new_id is not NULL. Returns the store's last seq. */
+static uint64_t
+store_put(struct fx *fx, bool posting, ProtobufCMessage *m, const char *new_id, uint64_t version)
+{
+	lm_store_txn *t = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	uint64_t seq = 0;
+	char **idp = posting ? &((JobPosting *) m)->id : &((CandidateProfile *) m)->id;
+
+	if (new_id != NULL) {
+		free(*idp);
+		*idp = strdup(new_id);
+		assert_non_null(*idp);
+	}
+	if (posting)
+		((JobPosting *) m)->version = version;
+	else
+		((CandidateProfile *) m)->version = version;
+	assert_int_equal(lm_pb_encode(m, &buf, &len), LM_OK);
+	assert_int_equal(lm_store_begin(fx->store, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, posting ? LM_KIND_POSTING : LM_KIND_PROFILE, *idp, version,
+			     buf, len),
+	    LM_OK);
+	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
+	free(buf);
+	return seq;
+}
+
+static uint64_t
+store_delete(struct fx *fx, bool posting, const char *id)
+{
+	lm_store_txn *t = NULL;
+	uint64_t seq = 0;
+
+	assert_int_equal(lm_store_begin(fx->store, &t), LM_OK);
+	assert_int_equal(
+	    lm_store_delete(t, posting ? LM_KIND_POSTING : LM_KIND_PROFILE, id, 0), LM_OK);
+	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
+	return seq;
+}
+
+/* Fills the store with the seed posting, a few others and two profiles. */
+static uint64_t
+fill(struct fx *fx)
+{
+	const char *posts[] = {SEED_JOB, "job-ml-mgr-chicago-closed"};
+	const char *profs[] = {LEAD, "cand-ml-junior-chicago"};
+	uint64_t seq = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		ProtobufCMessage *m = sample(fx, true, posts[i]);
+		seq = store_put(fx, true, m, NULL, 1);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		ProtobufCMessage *m = sample(fx, false, profs[i]);
+		seq = store_put(fx, false, m, NULL, 1);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	return seq;
+}
+
+static bool
+has_posting(struct fx *fx, const char *id)
+{
+	JobPosting *p = NULL;
+
+	if (lm_index_get_posting(fx->idx, id, &p) != LM_OK)
+		return false;
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	return true;
+}
+
+static uint64_t
+posting_version(struct fx *fx, const char *id)
+{
+	JobPosting *p = NULL;
+	uint64_t v;
+
+	if (lm_index_get_posting(fx->idx, id, &p) != LM_OK)
+		return 0;
+	v = p->version;
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	return v;
+}
+
+/* Whether the stored profile LEAD gets posting id among its matches. */
+static bool
+matched(struct fx *fx, const char *id)
+{
+	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *r = NULL;
+	bool found = false;
+
+	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	req.candidate_id = LEAD;
+	req.top_k = 1000;
+	req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
+	assert_int_equal(lm_index_match_jobs(fx->idx, &req, 1795003600, &r, NULL, 0), LM_OK);
+	for (size_t i = 0; i < r->n_matches; i++)
+		found |= strcmp(r->matches[i]->job_id, id) == 0;
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return found;
+}
+
+/* Polls cond(fx, id) == want for at most WAIT_MS. */
+static bool
+wait_for(bool (*cond)(struct fx *, const char *), struct fx *fx, const char *id, bool want)
+{
+	nng_time end = nng_clock() + WAIT_MS;
+
+	while (nng_clock() < end) {
+		if (cond(fx, id) == want)
+			return true;
+		nng_msleep(10);
+	}
+	return cond(fx, id) == want;
+}
+
+static lm_follower_opts
+opts_for(struct fx *fx)
+{
+	lm_follower_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.store = fx->store;
+	o.index = fx->idx;
+	o.on_changes = on_changes;
+	o.on_loaded = on_loaded;
+	o.arg = fx;
+	return o;
+}
+
+/* ---- tests ------------------------------------------------------------------- */
+
+static void
+test_snapshot_and_catch_up(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_follower_stats st;
+	lm_index_counts counts;
+	uint64_t last = fill(fx);
+
+	assert_int_equal(last, 4);
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_true(atomic_load(&fx->seen.loaded));
+	lm_follower_stats_get(f, &st);
+	assert_true(st.loaded);
+	assert_int_equal(st.seq, 4);
+	assert_int_equal(st.records, 4);
+	assert_true(st.record_bytes > 1000);
+	assert_true(lm_follower_index_bytes(&st) > st.record_bytes);
+	assert_int_equal(lm_index_seq(fx->idx), 4);
+	lm_index_counts_get(fx->idx, &counts);
+	assert_int_equal(counts.postings, 2);
+	assert_int_equal(counts.open_postings, 1); /* the closed one is stored, not open */
+	assert_int_equal(counts.profiles, 2);
+	assert_true(matched(fx, SEED_JOB));
+	assert_false(matched(fx, "job-ml-mgr-chicago-closed"));
+
+	/* Events cursor 0: the four changes are handed over once, in order,
+	 * as new records (version 1), with the cursor at the snapshot. */
+	assert_int_equal(fx->seen.n, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(fx->seen.seq[i], i + 1);
+		assert_true(fx->seen.is_new[i]);
+		assert_false(fx->seen.deleted[i]);
+	}
+	assert_string_equal(fx->seen.id[0], SEED_JOB);
+	assert_true(fx->seen.posting[0]);
+	assert_false(fx->seen.posting[2]);
+	assert_int_equal(fx->seen.cursor, 4);
+
+	/* Nothing new: no change is handed over again. */
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_int_equal(fx->seen.n, 4);
+
+	/* An update of a known id, a new id, a delete: exact is_new flags. */
+	ProtobufCMessage *m = sample(fx, true, SEED_JOB);
+	store_put(fx, true, m, NULL, 2);
+	store_put(fx, true, m, "job-copy-of-seed", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	store_delete(fx, false, "cand-ml-junior-chicago");
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_int_equal(fx->seen.n, 7);
+	assert_string_equal(fx->seen.id[4], SEED_JOB);
+	assert_false(fx->seen.is_new[4]);
+	assert_string_equal(fx->seen.id[5], "job-copy-of-seed");
+	assert_true(fx->seen.is_new[5]);
+	assert_true(fx->seen.deleted[6]);
+	assert_false(fx->seen.is_new[6]);
+	assert_int_equal(fx->seen.cursor, 7);
+	assert_int_equal(posting_version(fx, SEED_JOB), 2);
+	assert_true(has_posting(fx, "job-copy-of-seed"));
+	lm_index_counts_get(fx->idx, &counts);
+	assert_int_equal(counts.profiles, 1);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.records, 4);
+	assert_int_equal(st.applied, 3);
+	assert_int_equal(st.errors, 0);
+	lm_follower_free(f);
+}
+
+static void
+test_restart_resumes_from_events_cursor(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	uint64_t cursor;
+
+	fill(fx);
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	cursor = fx->seen.cursor;
+	assert_int_equal(cursor, 4);
+	lm_follower_free(f);
+
+	/* While "down": an update and a new posting. */
+	ProtobufCMessage *m = sample(fx, true, SEED_JOB);
+	store_put(fx, true, m, NULL, 3);
+	store_put(fx, true, m, "job-while-down", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	/* A new process: fresh index, events cursor from the outbox. */
+	lm_index_free(fx->idx);
+	assert_int_equal(lm_index_new(&fx->model, &fx->idx), LM_OK);
+	fx->seen.n = 0;
+	o = opts_for(fx);
+	o.events_after = cursor;
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	/* Only the two changes made while down; none of the four before. */
+	assert_int_equal(fx->seen.n, 2);
+	assert_int_equal(fx->seen.seq[0], 5);
+	assert_string_equal(fx->seen.id[0], SEED_JOB);
+	assert_false(fx->seen.is_new[0]); /* version 3: an update */
+	assert_string_equal(fx->seen.id[1], "job-while-down");
+	assert_true(fx->seen.is_new[1]);
+	assert_int_equal(fx->seen.cursor, 6);
+	assert_true(has_posting(fx, "job-while-down"));
+	assert_int_equal(posting_version(fx, SEED_JOB), 3);
+	lm_follower_free(f);
+}
+
+static void
+test_failed_callback_is_retried(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK); /* empty store */
+	assert_int_equal(fx->seen.n, 0);
+	fx->seen.fail_next = 1;
+	fill(fx);
+	/* The index is updated although the callback failed ... */
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_true(has_posting(fx, SEED_JOB));
+	assert_int_equal(fx->seen.n, 0);
+	/* ... and the changes are handed over at the next wake-up. */
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_int_equal(fx->seen.n, 4);
+	assert_int_equal(fx->seen.cursor, 4);
+	lm_follower_free(f);
+}
+
+static void
+test_poll_only(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_follower_stats st;
+
+	o.poll_ms = 20; /* no notify URL: the poll alone must find changes */
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_start(f), LM_OK);
+	assert_int_equal(lm_follower_start(f), LM_EINVAL);
+	assert_int_equal(lm_follower_run_once(f), LM_EINVAL); /* not with the thread */
+	fill(fx);
+	assert_true(wait_for(has_posting, fx, SEED_JOB, true));
+	assert_true(wait_for(matched, fx, SEED_JOB, true));
+
+	/* Close the posting: it leaves the results but stays stored. */
+	ProtobufCMessage *m = sample(fx, true, SEED_JOB);
+	((JobPosting *) m)->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+	store_put(fx, true, m, NULL, 2);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_true(wait_for(matched, fx, SEED_JOB, false));
+	assert_int_equal(posting_version(fx, SEED_JOB), 2);
+
+	/* Delete it: gone from the index. */
+	store_delete(fx, true, SEED_JOB);
+	assert_true(wait_for(has_posting, fx, SEED_JOB, false));
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.notifications, 0);
+	assert_int_equal(st.seq, 6);
+	lm_follower_stop(f);
+	lm_follower_stop(f); /* idempotent */
+	lm_follower_free(f);
+}
+
+static void
+test_notify_wakes(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_follower_stats st;
+	nng_socket pub;
+	char url[4200];
+	Lunamatch__V1__StoreNotify n = LUNAMATCH__V1__STORE_NOTIFY__INIT;
+	uint8_t buf[64];
+	bool seen = false;
+
+	snprintf(url, sizeof(url), "ipc://%s/notify.ipc", fx->dir);
+	/* The follower starts first and dials a socket nobody listens on yet. */
+	o.notify_url = url;
+	o.poll_ms = 600000; /* so long that only a notification can wake it */
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_start(f), LM_OK);
+	nng_time end = nng_clock() + WAIT_MS;
+	while (!atomic_load(&fx->seen.loaded) && nng_clock() < end)
+		nng_msleep(5);
+	assert_true(atomic_load(&fx->seen.loaded));
+
+	assert_int_equal(nng_pub0_open(&pub), 0);
+	assert_int_equal(nng_listen(pub, url, NULL, 0), 0);
+	uint64_t seq = fill(fx);
+	n.last_seq = seq;
+	size_t len = lunamatch__v1__store_notify__pack(&n, buf);
+	/* PUB drops messages until the subscriber has connected: publish, as
+	 * ingest does after every batch, until the change shows up. */
+	end = nng_clock() + WAIT_MS;
+	while (!seen && nng_clock() < end) {
+		assert_int_equal(nng_send(pub, buf, len, 0), 0);
+		nng_msleep(20);
+		seen = has_posting(fx, SEED_JOB);
+	}
+	assert_true(seen);
+	lm_follower_stats_get(f, &st);
+	assert_true(st.notifications >= 1);
+
+	/* A malformed notification is ignored, but still wakes the follower. */
+	store_delete(fx, true, SEED_JOB);
+	end = nng_clock() + WAIT_MS;
+	while (has_posting(fx, SEED_JOB) && nng_clock() < end) {
+		assert_int_equal(nng_send(pub, "\xff\xff\xff", 3, 0), 0);
+		nng_msleep(20);
+	}
+	assert_false(has_posting(fx, SEED_JOB));
+	lm_follower_free(f); /* stops a thread blocked on the SUB socket */
+	nng_close(pub);
+}
+
+static void
+test_bad_options(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o;
+	lm_follower *f = (void *) 1;
+	char longurl[2048];
+
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(lm_follower_new(&o, &f), LM_EINVAL);
+	assert_null(f);
+	assert_int_equal(lm_follower_new(NULL, &f), LM_EINVAL);
+	o.store = fx->store;
+	o.index = fx->idx;
+	memset(longurl, 'a', sizeof(longurl) - 1);
+	longurl[sizeof(longurl) - 1] = '\0';
+	o.notify_url = longurl;
+	assert_int_equal(lm_follower_new(&o, &f), LM_EINVAL);
+	o.notify_url = "bogus://nowhere";
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_start(f), LM_ENNG);
+	lm_follower_free(f);
+	lm_follower_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_snapshot_and_catch_up, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_resumes_from_events_cursor, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_callback_is_retried, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_poll_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
