@@ -1,0 +1,602 @@
+/*
+ * main.c - lunamatch-match, the match service daemon.
+ *
+ * Wires the parts together: configuration, the scoring model and data files,
+ * the record store (opened read-write so that it may start before ingest has
+ * created it; it only reads), the in-memory index and its change follower,
+ * new-match events (outbox + Kafka sender), the MatchService RPC server and
+ * the operations HTTP server (/healthz, /readyz, /metrics).
+ *
+ * Start-up order: the RPC and HTTP servers listen before the index is
+ * loaded, answering NOT_SERVING / UNAVAILABLE until the follower has loaded
+ * the store snapshot. SIGTERM or SIGINT drains: the server reports
+ * NOT_SERVING, stops listening and answers what it has accepted; then the
+ * follower stops and the events sender gets a bounded time to flush.
+ *
+ * Liveness: nng 1.5.2 listeners can stop accepting (nng #1518), which no
+ * local state reveals. A probe thread dials the RPC port every
+ * PROBE_PERIOD_MS with lm_rpc_server_probe (which restarts a dead listener
+ * once) and caches the outcome; /healthz reads the cache.
+ *
+ * Exit status: 0 after a clean drain (and for --help, --version); 1 when a
+ * runtime resource fails (store, port in use, TLS files); 2 for invalid
+ * configuration (bad option or value, unreadable data or model file).
+ * Nothing is written to stdout except --help and --version; logs go to
+ * stderr as JSON lines.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "events.h"
+#include "follower.h"
+#include "index.h"
+#include "lunamatch/config.h"
+#include "lunamatch/error.h"
+#include "lunamatch/http.h"
+#include "lunamatch/log.h"
+#include "lunamatch/metrics.h"
+#include "lunamatch/record.h"
+#include "lunamatch/salary.h"
+#include "lunamatch/store.h"
+#include "lunamatch/taxonomy.h"
+#include "lunamatch/v1/match.pb-c.h"
+#include "model.h"
+#include "rpc_server.h"
+#include "service.h"
+
+#ifndef LM_VERSION
+#define LM_VERSION "0.1.0"
+#endif
+
+#define PROG "lunamatch-match"
+#define HTTP_ADDR_DEFAULT "127.0.0.1:7701"
+#define PROBE_PERIOD_MS 3000u  /* self-probe of the RPC listener */
+#define PROBE_TIMEOUT_MS 2000u /* one probe's wait for an answer */
+#define DRAIN_TIMEOUT_MS 10000u /* in-flight requests get this long at shutdown */
+#define EVENTS_FLUSH_MS 5000   /* events in flight get this long at shutdown */
+
+#define EXIT_RUNTIME 1
+#define EXIT_CONFIG 2
+
+/* Everything the daemon holds; the metric and health callbacks read it. */
+struct daemon {
+	lm_config cfg;
+	lm_taxonomy *tax;
+	lm_rates *rates;
+	lm_model *model;
+	lm_metrics *metrics;
+	lm_store *store;
+	lm_index *idx;
+	lm_events *events;
+	lm_match_service *svc;
+	lm_rpc_server *srv;
+	lm_follower *follower;
+	lm_http *http;
+
+	/* Self-probe thread and its cached verdict. */
+	pthread_t probe_thread;
+	bool probe_started;
+	pthread_mutex_t probe_mtx;
+	pthread_cond_t probe_cv;
+	bool probe_stop;
+	atomic_int probe_result; /* last lm_rpc_server_probe result */
+	atomic_llong probe_at;   /* when it was taken, Unix seconds */
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "Usage: " PROG " [options]\n"
+	    "Serves ranked, explained matches between job postings and candidate\n"
+	    "profiles over nng (lunamatch.v1.MatchService), follows the record store\n"
+	    "that lunamatch-ingest writes, and publishes new-match events to Kafka.\n"
+	    "Health and metrics: http://<--http>/healthz, /readyz, /metrics.\n"
+	    "Stops gracefully on SIGTERM or SIGINT.\n\n");
+	lm_config_usage(out, LM_PROG_MATCH);
+}
+
+/* ---- health ------------------------------------------------------------ */
+
+static int
+check_live(void *arg, char *reason, size_t len)
+{
+	struct daemon *d = arg;
+	int r = atomic_load(&d->probe_result);
+
+	/* A probe that connected but timed out means the workers are busy; the
+	 * listener is alive. */
+	if (r == LM_OK || r == LM_ETIMEDOUT)
+		return LM_OK;
+	snprintf(reason, len, "rpc listener probe failed: %s", lm_strerror(r));
+	return r;
+}
+
+static int
+check_ready(void *arg, char *reason, size_t len)
+{
+	struct daemon *d = arg;
+
+	if (!lm_match_service_loaded(d->svc)) {
+		snprintf(reason, len, "index loading");
+		return LM_EBUSY;
+	}
+	if (!lm_match_service_serving(d->svc)) {
+		snprintf(reason, len, "draining");
+		return LM_ECLOSED;
+	}
+	return check_live(arg, reason, len);
+}
+
+static void *
+probe_main(void *arg)
+{
+	struct daemon *d = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&d->probe_mtx);
+	while (!d->probe_stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += PROBE_PERIOD_MS / 1000;
+		ts.tv_nsec += (long) (PROBE_PERIOD_MS % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!d->probe_stop &&
+		    pthread_cond_timedwait(&d->probe_cv, &d->probe_mtx, &ts) != ETIMEDOUT)
+			;
+		if (d->probe_stop)
+			break;
+		pthread_mutex_unlock(&d->probe_mtx);
+		int r = lm_rpc_server_probe(d->srv, PROBE_TIMEOUT_MS);
+		int prev = atomic_exchange(&d->probe_result, r);
+		atomic_store(&d->probe_at, (long long) time(NULL));
+		if (r != prev && r != LM_OK && r != LM_ETIMEDOUT)
+			lm_error("match.probe", "rpc listener self-probe failed: %s", lm_strerror(r));
+		else if (r != prev && (prev != LM_OK && prev != LM_ETIMEDOUT))
+			lm_info("match.probe", "rpc listener self-probe answered again");
+		pthread_mutex_lock(&d->probe_mtx);
+	}
+	pthread_mutex_unlock(&d->probe_mtx);
+	return NULL;
+}
+
+static void
+probe_stop(struct daemon *d)
+{
+	if (!d->probe_started)
+		return;
+	pthread_mutex_lock(&d->probe_mtx);
+	d->probe_stop = true;
+	pthread_cond_broadcast(&d->probe_cv);
+	pthread_mutex_unlock(&d->probe_mtx);
+	pthread_join(d->probe_thread, NULL);
+	d->probe_started = false;
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+static double
+g_postings(void *arg)
+{
+	struct daemon *d = arg;
+	lm_index_counts c;
+	lm_index_counts_get(d->idx, &c);
+	return (double) c.postings;
+}
+
+static double
+g_open_postings(void *arg)
+{
+	struct daemon *d = arg;
+	lm_index_counts c;
+	lm_index_counts_get(d->idx, &c);
+	return (double) c.open_postings;
+}
+
+static double
+g_profiles(void *arg)
+{
+	struct daemon *d = arg;
+	lm_index_counts c;
+	lm_index_counts_get(d->idx, &c);
+	return (double) c.profiles;
+}
+
+static double
+g_bytes(void *arg)
+{
+	struct daemon *d = arg;
+	lm_follower_stats st;
+	lm_follower_stats_get(d->follower, &st);
+	return (double) lm_follower_index_bytes(&st);
+}
+
+static double
+g_seq(void *arg)
+{
+	struct daemon *d = arg;
+	return (double) lm_index_seq(d->idx);
+}
+
+static double
+g_loaded(void *arg)
+{
+	struct daemon *d = arg;
+	return lm_match_service_loaded(d->svc) ? 1.0 : 0.0;
+}
+
+static double
+g_follower_errors(void *arg)
+{
+	struct daemon *d = arg;
+	lm_follower_stats st;
+	lm_follower_stats_get(d->follower, &st);
+	return (double) st.errors;
+}
+
+static double
+g_probe_ok(void *arg)
+{
+	struct daemon *d = arg;
+	int r = atomic_load(&d->probe_result);
+	return r == LM_OK || r == LM_ETIMEDOUT ? 1.0 : 0.0;
+}
+
+static void
+register_metrics(struct daemon *d)
+{
+	static const struct {
+		const char *name, *help;
+		double (*fn)(void *);
+	} gauges[] = {
+	    {"lunamatch_index_postings", "postings in the index, closed ones included", g_postings},
+	    {"lunamatch_index_open_postings", "open, unexpired postings in the index",
+		g_open_postings},
+	    {"lunamatch_index_profiles", "profiles in the index", g_profiles},
+	    {"lunamatch_index_bytes",
+		"approximate memory of the index, estimated from the serialized records", g_bytes},
+	    {"lunamatch_index_seq", "change-log seq the index reflects", g_seq},
+	    {"lunamatch_index_loaded", "1 once the store snapshot is loaded", g_loaded},
+	    {"lunamatch_follower_errors", "stored records that could not be read or decoded",
+		g_follower_errors},
+	    {"lunamatch_rpc_probe_ok", "1 when the last self-probe of the RPC listener answered",
+		g_probe_ok},
+	};
+
+	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
+		if (lm_metrics_gauge_fn(d->metrics, gauges[i].name, gauges[i].help, NULL,
+			gauges[i].fn, d) != LM_OK)
+			lm_warn("match.metrics", "cannot register %s", gauges[i].name);
+}
+
+/* ---- follower hooks --------------------------------------------------------- */
+
+static int
+on_changes(void *arg, const lm_event_change *changes, size_t n, uint64_t cursor_seq)
+{
+	struct daemon *d = arg;
+	int rc = lm_events_on_changes(d->events, d->idx, changes, n, cursor_seq,
+	    (int64_t) time(NULL));
+
+	/* Below the outbox cursor: derived before (the outbox outlived a store
+	 * that was replaced); nothing to redo. */
+	return rc == LM_ESTALE ? LM_OK : rc;
+}
+
+static void
+on_loaded(void *arg)
+{
+	struct daemon *d = arg;
+	lm_match_service_set_loaded(d->svc, true);
+}
+
+/* ---- start-up ------------------------------------------------------------------ */
+
+/* Loads taxonomy, rates and model. Returns 0 or an exit status. */
+static int
+load_data(struct daemon *d)
+{
+	char path[LM_CFG_STR + 64], err[1024];
+	int rc;
+
+	if ((rc = lm_config_data_file(d->cfg.taxonomy_file, path, sizeof(path))) != LM_OK) {
+		lm_error("match.config", "LUNAMATCH_TAXONOMY_FILE %s: %s", d->cfg.taxonomy_file,
+		    lm_strerror(rc));
+		return EXIT_CONFIG;
+	}
+	if ((rc = lm_taxonomy_load(path, &d->tax, err, sizeof(err))) != LM_OK) {
+		lm_error("match.config", "taxonomy: %s", err);
+		return EXIT_CONFIG;
+	}
+	if ((rc = lm_config_data_file(d->cfg.rates_file, path, sizeof(path))) != LM_OK) {
+		lm_error("match.config", "LUNAMATCH_RATES_FILE %s: %s", d->cfg.rates_file,
+		    lm_strerror(rc));
+		return EXIT_CONFIG;
+	}
+	if ((rc = lm_rates_load(path, &d->rates, err, sizeof(err))) != LM_OK) {
+		lm_error("match.config", "rates: %s", err);
+		return EXIT_CONFIG;
+	}
+	if ((rc = lm_config_data_file(d->cfg.model_file, path, sizeof(path))) != LM_OK) {
+		lm_error("match.config", "LUNAMATCH_MODEL_FILE %s: %s", d->cfg.model_file,
+		    lm_strerror(rc));
+		return EXIT_CONFIG;
+	}
+	if ((rc = lm_model_load(path, &d->model, err, sizeof(err))) != LM_OK) {
+		lm_error("match.config", "model: %s", err);
+		return EXIT_CONFIG;
+	}
+	lm_info("match.data", "taxonomy %s (%zu skills), rates %s, model %s",
+	    lm_taxonomy_version(d->tax), lm_taxonomy_count(d->tax), lm_rates_version(d->rates),
+	    d->model->version);
+	return 0;
+}
+
+static int
+start_events(struct daemon *d, uint64_t *cursor)
+{
+	lm_events_opts eo;
+	int rc;
+
+	*cursor = 0;
+	if (d->cfg.event_top_n == 0) {
+		lm_info("match.events", "LUNAMATCH_EVENT_TOP_N is 0: new-match events are off");
+		return LM_OK;
+	}
+	memset(&eo, 0, sizeof(eo));
+	eo.brokers = d->cfg.brokers;
+	eo.topic = d->cfg.topic_matches;
+	eo.data_dir = d->cfg.data_dir;
+	eo.client_id = "lunamatch-match";
+	eo.min_score = d->cfg.event_min_score;
+	eo.top_n = d->cfg.event_top_n;
+	eo.metrics = d->metrics;
+	eo.flush_timeout_ms = EVENTS_FLUSH_MS;
+	if ((rc = lm_events_new(&eo, &d->events)) != LM_OK) {
+		lm_error("match.events", "cannot set up events: %s", lm_strerror(rc));
+		return rc;
+	}
+	if ((rc = lm_events_cursor(d->events, cursor)) != LM_OK) {
+		lm_error("match.events", "cannot read the outbox cursor: %s", lm_strerror(rc));
+		return rc;
+	}
+	/* The sender connects in the background: a broker that is down delays
+	 * events, never serving. */
+	if ((rc = lm_events_start(d->events)) != LM_OK) {
+		lm_error("match.events", "cannot start the sender: %s", lm_strerror(rc));
+		return rc;
+	}
+	lm_info("match.events", "events to %s on %s (min score %.2f, top %u), cursor %llu",
+	    d->cfg.topic_matches, d->cfg.brokers, d->cfg.event_min_score, d->cfg.event_top_n,
+	    (unsigned long long) *cursor);
+	return LM_OK;
+}
+
+static int
+start_rpc(struct daemon *d)
+{
+	lm_rpc_server_opts so;
+	const lm_rpc_method *methods;
+	size_t n;
+	char url[LM_CFG_STR + 64];
+	int rc;
+
+	memset(&so, 0, sizeof(so));
+	so.url = d->cfg.rpc_url;
+	so.contexts = d->cfg.rpc_contexts;
+	so.workers = d->cfg.workers;
+	so.max_request_bytes = d->cfg.max_request_bytes;
+	so.default_timeout_ms = d->cfg.default_timeout_ms;
+	so.tls_cert = d->cfg.tls_cert;
+	so.tls_key = d->cfg.tls_key;
+	so.tls_ca = d->cfg.tls_ca;
+	so.metrics = d->metrics;
+	methods = lm_match_service_methods(&n);
+	if ((rc = lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor, methods, n,
+		 d->svc, &d->srv)) != LM_OK) {
+		lm_error("match.rpc", "cannot set up the RPC server: %s", lm_strerror(rc));
+		return rc;
+	}
+	lm_match_service_set_server(d->svc, d->srv);
+	if ((rc = lm_rpc_server_start(d->srv)) != LM_OK) {
+		lm_error("match.rpc", "cannot listen on %s: %s", d->cfg.rpc_url, lm_strerror(rc));
+		return rc;
+	}
+	if (lm_rpc_server_url(d->srv, url, sizeof(url)) == LM_OK)
+		lm_info("match.rpc", "serving lunamatch.v1.MatchService on %s", url);
+	/* First verdict before /healthz can be asked. */
+	atomic_store(&d->probe_result, lm_rpc_server_probe(d->srv, PROBE_TIMEOUT_MS));
+	atomic_store(&d->probe_at, (long long) time(NULL));
+	if (pthread_create(&d->probe_thread, NULL, probe_main, d) != 0)
+		return LM_ENOMEM;
+	d->probe_started = true;
+	return LM_OK;
+}
+
+static int
+start_http(struct daemon *d)
+{
+	lm_http_opts ho;
+	int rc;
+
+	memset(&ho, 0, sizeof(ho));
+	ho.addr = d->cfg.http_addr[0] != '\0' ? d->cfg.http_addr : HTTP_ADDR_DEFAULT;
+	ho.metrics = d->metrics;
+	ho.live = check_live;
+	ho.ready = check_ready;
+	ho.arg = d;
+	if ((rc = lm_http_start(&ho, &d->http)) != LM_OK) {
+		lm_error("match.http", "cannot serve health and metrics on %s: %s", ho.addr,
+		    lm_strerror(rc));
+		return rc;
+	}
+	lm_info("match.http", "health and metrics on http://%s (port %d)", ho.addr,
+	    lm_http_port(d->http));
+	return LM_OK;
+}
+
+/* Creates the follower (not started): the metrics read it from the start. */
+static int
+new_follower(struct daemon *d, uint64_t events_after, char *notify, size_t len)
+{
+	lm_follower_opts fo;
+	int rc;
+
+	if ((rc = lm_config_notify_url(&d->cfg, notify, len)) != LM_OK) {
+		lm_error("match.config", "LUNAMATCH_NOTIFY_URL: too long");
+		return rc;
+	}
+	memset(&fo, 0, sizeof(fo));
+	fo.store = d->store;
+	fo.index = d->idx;
+	fo.notify_url = notify;
+	fo.poll_ms = d->cfg.poll_ms;
+	fo.events_after = events_after;
+	fo.on_changes = d->events != NULL ? on_changes : NULL;
+	fo.on_loaded = on_loaded;
+	fo.arg = d;
+	return lm_follower_new(&fo, &d->follower);
+}
+
+static int
+start_follower(struct daemon *d, const char *notify)
+{
+	int rc;
+
+	if ((rc = lm_follower_start(d->follower)) != LM_OK) {
+		lm_error("match.follower", "cannot start following the store: %s", lm_strerror(rc));
+		return rc;
+	}
+	lm_info("match.follower", "following the store in %s (notify %s, poll every %u ms)",
+	    d->cfg.data_dir, notify, d->cfg.poll_ms);
+	return LM_OK;
+}
+
+/* Drains and releases everything, in the reverse order of start-up. */
+static void
+shutdown_all(struct daemon *d)
+{
+	probe_stop(d);
+	if (d->srv != NULL) {
+		int rc = lm_rpc_server_drain(d->srv, DRAIN_TIMEOUT_MS);
+		if (rc != LM_OK)
+			lm_warn("match.drain", "requests still in flight after %u ms were dropped",
+			    DRAIN_TIMEOUT_MS);
+	}
+	/* /readyz said 503 during the drain; now nothing reads the metrics any
+	 * more, so their sources may go. */
+	lm_http_stop(d->http);
+	d->http = NULL;
+	lm_follower_free(d->follower); /* stops after the batch it is applying */
+	d->follower = NULL;
+	lm_events_free(d->events); /* bounded flush of events in flight */
+	d->events = NULL;
+	if (d->svc != NULL)
+		lm_match_service_set_server(d->svc, NULL);
+	lm_rpc_server_free(d->srv);
+	d->srv = NULL;
+	lm_match_service_free(d->svc);
+	lm_index_free(d->idx);
+	lm_store_close(d->store);
+	lm_metrics_free(d->metrics);
+	lm_model_free(d->model);
+	lm_rates_free(d->rates);
+	lm_taxonomy_free(d->tax);
+	pthread_mutex_destroy(&d->probe_mtx);
+	pthread_cond_destroy(&d->probe_cv);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct daemon D; /* large; not on the stack */
+	struct daemon *d = &D;
+	char err[1024];
+	sigset_t sigs;
+	int sig = 0, rc, status = EXIT_RUNTIME;
+	uint64_t events_after = 0;
+	char notify[LM_CFG_STR + 64];
+
+	if (lm_config_load(&d->cfg, LM_PROG_MATCH, argc, argv, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (d->cfg.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (d->cfg.version) {
+		printf(PROG " %s\n", LM_VERSION);
+		return 0;
+	}
+	if (d->cfg.argi < argc) {
+		fprintf(stderr, PROG ": unexpected argument \"%s\" (see --help)\n",
+		    argv[d->cfg.argi]);
+		return EXIT_CONFIG;
+	}
+	lm_log_set_service("match");
+	lm_log_set_level(d->cfg.log_level);
+
+	/* Block the stop signals before any thread starts, so that every thread
+	 * inherits the mask and only sigwait below sees them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&d->probe_mtx, NULL);
+	pthread_cond_init(&d->probe_cv, NULL);
+	atomic_init(&d->probe_result, LM_OK);
+
+	if ((rc = load_data(d)) != 0) {
+		status = rc;
+		goto done;
+	}
+	if (lm_metrics_new(&d->metrics) != LM_OK)
+		goto done;
+
+	lm_store_opts sto = {.map_size = d->cfg.map_size_mb << 20};
+	if ((rc = lm_store_open(d->cfg.data_dir, &sto, &d->store)) != LM_OK) {
+		lm_error("match.store", "cannot open the record store in %s: %s", d->cfg.data_dir,
+		    lm_strerror(rc));
+		goto done;
+	}
+	if (lm_index_new(d->model, &d->idx) != LM_OK)
+		goto done;
+	if (start_events(d, &events_after) != LM_OK)
+		goto done;
+
+	lm_match_service_opts mo;
+	memset(&mo, 0, sizeof(mo));
+	mo.index = d->idx;
+	mo.record_ctx.taxonomy = d->tax;
+	mo.record_ctx.rates = d->rates;
+	mo.record_ctx.embedding_dim = d->cfg.embedding_dim;
+	if (lm_match_service_new(&mo, &d->svc) != LM_OK)
+		goto done;
+	if (new_follower(d, events_after, notify, sizeof(notify)) != LM_OK)
+		goto done;
+	register_metrics(d);
+	if (start_rpc(d) != LM_OK || start_http(d) != LM_OK)
+		goto done;
+	if (start_follower(d, notify) != LM_OK)
+		goto done;
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	lm_info("match.stop", "signal %d: draining", sig);
+	status = 0;
+done:
+	shutdown_all(d);
+	if (status == 0)
+		lm_info("match.stop", "stopped");
+	return status;
+}
