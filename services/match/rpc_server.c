@@ -91,6 +91,7 @@ struct lm_rpc_server {
 	char dial_url[URL_MAX];  /* what the probe dials */
 	struct slot *slots;
 	atomic_bool started, draining, closing, serving;
+	atomic_uint nng_busy; /* context operations in progress */
 
 	/* Self-probe (pmtx serializes probes). While probe_active, the receive
 	 * callback looks for probe_id and sets probe_seen: a probe that never
@@ -216,25 +217,58 @@ call_end(lm_rpc_server *s)
 
 /* ---- slots ------------------------------------------------------------ */
 
+/*
+ * nng 1.5.2 can touch a freed socket when nng_ctx_send/recv race with
+ * nng_close (it panics in a mutex of the closed socket). Every context
+ * operation is bracketed by nng_enter/nng_leave, and close_socket waits for
+ * the brackets to empty after setting closing: no operation starts after
+ * that and none is in progress when nng_close runs. The calls inside are
+ * non-blocking, so the wait is short.
+ */
+static bool
+nng_enter(lm_rpc_server *s)
+{
+	atomic_fetch_add(&s->nng_busy, 1);
+	if (atomic_load(&s->closing)) {
+		atomic_fetch_sub(&s->nng_busy, 1);
+		return false;
+	}
+	return true;
+}
+
+static void
+nng_leave(lm_rpc_server *s)
+{
+	atomic_fetch_sub(&s->nng_busy, 1);
+}
+
 /* Waits for the next request on the slot's context, unless closing. */
 static void
 arm_recv(struct slot *sl)
 {
-	if (atomic_load(&sl->s->closing)) {
+	if (!nng_enter(sl->s)) {
 		sl->state = S_IDLE;
 		return;
 	}
 	sl->state = S_RECV;
 	nng_ctx_recv(sl->ctx, sl->aio);
+	nng_leave(sl->s);
 }
 
 /* Hands the reply to nng; the send callback completes the call. */
 static void
 send_reply(struct slot *sl, nng_msg *msg)
 {
+	if (!nng_enter(sl->s)) {
+		nng_msg_free(msg);
+		call_end(sl->s);
+		sl->state = S_IDLE;
+		return;
+	}
 	sl->state = S_SEND;
 	nng_aio_set_msg(sl->aio, msg);
 	nng_ctx_send(sl->ctx, sl->aio);
+	nng_leave(sl->s);
 }
 
 /* Replaces the body of msg by the serialized response. */
@@ -732,6 +766,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	atomic_init(&s->draining, false);
 	atomic_init(&s->closing, false);
 	atomic_init(&s->serving, false);
+	atomic_init(&s->nng_busy, 0);
 	atomic_init(&s->probe_seq, 0);
 	atomic_init(&s->probe_active, false);
 	atomic_init(&s->probe_seen, false);
@@ -880,6 +915,8 @@ close_socket(lm_rpc_server *s)
 {
 	pthread_mutex_lock(&s->lmtx);
 	atomic_store(&s->closing, true);
+	while (atomic_load(&s->nng_busy) > 0)
+		nng_msleep(1);
 	if (s->sock_open) {
 		nng_close(s->sock);
 		s->sock_open = false;
