@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan test test-unit test-asan demo install format clean
+.PHONY: all deps build build-asan test test-unit test-asan demo install format clean bench
 
 all: build
 
@@ -44,3 +44,8 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# Benchmarks: speed and memory of the hot paths; results go to bench/results/
+# (see bench/README.md). BENCH_ARGS picks some: make bench BENCH_ARGS=index
+bench: $(BUILD)/CMakeCache.txt
+	BUILD=$(BUILD) bench/run.sh $(BENCH_ARGS)
