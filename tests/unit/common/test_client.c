@@ -1,0 +1,435 @@
+/*
+ * test_client.c - the RPC envelope helpers (rpc.h) and the C client
+ * (client.h) against a hand-written REP peer on 127.0.0.1, which checks
+ * what the client puts on the wire and answers with well-formed and broken
+ * envelopes. The client against the real server is tested with the server,
+ * in tests/unit/match/test_rpc_server.c.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "lmtest.h"
+#include "lunamatch/client.h"
+#include "lunamatch/error.h"
+#include "lunamatch/rpc.h"
+#include "lunamatch/v1/match.pb-c.h"
+
+#define ST(x) LUNAMATCH__V1__STATUS_CODE__##x
+
+/* ---- envelope helpers --------------------------------------------------- */
+
+static void
+test_method_names(void **state)
+{
+	(void) state;
+	char buf[LM_RPC_MAX_METHOD + 1], small[16], longname[200];
+
+	assert_int_equal(lm_rpc_method_name("MatchJobs", buf, sizeof(buf)), LM_OK);
+	assert_string_equal(buf, "/lunamatch.v1.MatchService/MatchJobs");
+	assert_string_equal(lm_rpc_method_short(buf), "MatchJobs");
+	assert_int_equal(lm_rpc_method_name("", buf, sizeof(buf)), LM_EINVAL);
+	assert_int_equal(lm_rpc_method_name(NULL, buf, sizeof(buf)), LM_EINVAL);
+	assert_int_equal(lm_rpc_method_name("a/b", buf, sizeof(buf)), LM_EINVAL);
+	assert_int_equal(lm_rpc_method_name("Check", small, sizeof(small)), LM_E2BIG);
+	memset(longname, 'A', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(lm_rpc_method_name(longname, buf, sizeof(buf)), LM_E2BIG);
+
+	assert_null(lm_rpc_method_short("/lunamatch.v1.MatchService/"));
+	assert_null(lm_rpc_method_short("/other.Service/Check"));
+	assert_null(lm_rpc_method_short("Check"));
+	assert_null(lm_rpc_method_short(NULL));
+
+	assert_true(lm_rpc_url_is_tls("tls+tcp://127.0.0.1:1"));
+	assert_true(lm_rpc_url_is_tls("tls+tcp6://[::1]:1"));
+	assert_false(lm_rpc_url_is_tls("tcp://127.0.0.1:1"));
+	assert_false(lm_rpc_url_is_tls("tls+tcpx://a"));
+	assert_false(lm_rpc_url_is_tls(NULL));
+}
+
+static void
+test_status_codes(void **state)
+{
+	(void) state;
+	assert_string_equal(lm_rpc_status_name(ST(OK)), "OK");
+	assert_string_equal(lm_rpc_status_name(ST(DEADLINE_EXCEEDED)), "DEADLINE_EXCEEDED");
+	assert_string_equal(lm_rpc_status_name(ST(UNIMPLEMENTED)), "UNIMPLEMENTED");
+	assert_string_equal(lm_rpc_status_name(ST(UNAUTHENTICATED)), "UNAUTHENTICATED");
+	assert_string_equal(lm_rpc_status_name(17), "UNKNOWN");
+	assert_string_equal(lm_rpc_status_name(-1), "UNKNOWN");
+
+	assert_int_equal(lm_rpc_status_from_err(LM_OK), ST(OK));
+	assert_int_equal(lm_rpc_status_from_err(LM_ENOENT), ST(NOT_FOUND));
+	assert_int_equal(lm_rpc_status_from_err(LM_EPARSE), ST(INVALID_ARGUMENT));
+	assert_int_equal(lm_rpc_status_from_err(LM_E2BIG), ST(INVALID_ARGUMENT));
+	assert_int_equal(lm_rpc_status_from_err(LM_ETIMEDOUT), ST(DEADLINE_EXCEEDED));
+	assert_int_equal(lm_rpc_status_from_err(LM_EBUSY), ST(RESOURCE_EXHAUSTED));
+	assert_int_equal(lm_rpc_status_from_err(LM_ECLOSED), ST(UNAVAILABLE));
+	assert_int_equal(lm_rpc_status_from_err(LM_ESTORE), ST(INTERNAL));
+}
+
+static void
+test_request_check(void **state)
+{
+	(void) state;
+	Lunamatch__V1__RpcRequest r = LUNAMATCH__V1__RPC_REQUEST__INIT;
+	Lunamatch__V1__MetadataEntry e = LUNAMATCH__V1__METADATA_ENTRY__INIT;
+	Lunamatch__V1__MetadataEntry *md[LM_RPC_MAX_METADATA + 1];
+	char err[256], big[LM_RPC_MAX_METADATA_VALUE + 2];
+
+	for (size_t i = 0; i <= LM_RPC_MAX_METADATA; i++)
+		md[i] = &e;
+	e.key = "x-trace.id_1";
+	e.value = "abc";
+	r.method = "/lunamatch.v1.MatchService/Check";
+	r.request_id = "r1";
+	r.metadata = md;
+	r.n_metadata = LM_RPC_MAX_METADATA;
+	assert_int_equal(lm_rpc_request_check(&r, err, sizeof(err)), LM_OK);
+	assert_string_equal(err, "");
+
+	r.n_metadata = LM_RPC_MAX_METADATA + 1;
+	assert_int_equal(lm_rpc_request_check(&r, err, sizeof(err)), LM_EINVAL);
+	assert_non_null(strstr(err, "metadata"));
+	r.n_metadata = 1;
+
+	e.key = "Upper";
+	assert_int_equal(lm_rpc_request_check(&r, err, sizeof(err)), LM_EINVAL);
+	assert_non_null(strstr(err, "lower case"));
+	e.key = "";
+	assert_int_equal(lm_rpc_request_check(&r, err, sizeof(err)), LM_EINVAL);
+	e.key = "k";
+	memset(big, 'v', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	e.value = big;
+	assert_int_equal(lm_rpc_request_check(&r, err, sizeof(err)), LM_EINVAL);
+	e.value = "v";
+
+	char longid[LM_RPC_MAX_REQUEST_ID + 2];
+	memset(longid, 'i', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	r.request_id = longid;
+	assert_int_equal(lm_rpc_request_check(&r, err, sizeof(err)), LM_EINVAL);
+	assert_non_null(strstr(err, "request_id"));
+	longid[LM_RPC_MAX_REQUEST_ID] = '\0'; /* exactly at the limit */
+	assert_int_equal(lm_rpc_request_check(&r, err, sizeof(err)), LM_OK);
+
+	r.method = "";
+	assert_int_equal(lm_rpc_request_check(&r, err, sizeof(err)), LM_EINVAL);
+	char longm[LM_RPC_MAX_METHOD + 2];
+	memset(longm, 'm', sizeof(longm) - 1);
+	longm[sizeof(longm) - 1] = '\0';
+	r.method = longm;
+	assert_int_equal(lm_rpc_request_check(&r, err, sizeof(err)), LM_EINVAL);
+	assert_int_equal(lm_rpc_request_check(NULL, err, sizeof(err)), LM_EINVAL);
+}
+
+static void
+write_file(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+static void
+test_tls_config(void **state)
+{
+	(void) state;
+	nng_tls_config *cfg = NULL;
+	char err[512], junk[600], missing[600], bigf[600];
+	char *dir = lmt_tmpdir("rpc-tlscfg");
+
+	/* A server needs its own certificate; cert and key go together. */
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_SERVER, NULL, NULL, NULL, err,
+			     sizeof(err)),
+	    LM_EINVAL);
+	assert_non_null(strstr(err, "certificate"));
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, "a.crt", "", NULL, err,
+			     sizeof(err)),
+	    LM_EINVAL);
+	assert_int_equal(lm_rpc_tls_config(&cfg, 7, NULL, NULL, NULL, err, sizeof(err)),
+	    LM_EINVAL);
+
+	/* Unreadable, non-PEM and oversized files. */
+	snprintf(missing, sizeof(missing), "%s/none.pem", dir);
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, NULL, missing, err,
+			     sizeof(err)),
+	    LM_EINVAL);
+	assert_non_null(strstr(err, "none.pem"));
+	snprintf(junk, sizeof(junk), "%s/junk.pem", dir);
+	write_file(junk, "not a certificate\n", 18);
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, NULL, junk, err,
+			     sizeof(err)),
+	    LM_EINVAL);
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_SERVER, junk, junk, NULL, err,
+			     sizeof(err)),
+	    LM_EINVAL);
+	snprintf(bigf, sizeof(bigf), "%s/big.pem", dir);
+	char *big = malloc(LM_RPC_MAX_PEM + 10);
+	assert_non_null(big);
+	memset(big, 'A', LM_RPC_MAX_PEM + 10);
+	write_file(bigf, big, LM_RPC_MAX_PEM + 10);
+	free(big);
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, NULL, bigf, err,
+			     sizeof(err)),
+	    LM_E2BIG);
+	assert_null(cfg);
+
+	/* A client with nothing is allowed (no verification). */
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, "", NULL, err,
+			     sizeof(err)),
+	    LM_OK);
+	assert_non_null(cfg);
+	nng_tls_config_free(cfg);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* ---- the client against a scripted REP peer ----------------------------- */
+
+struct peer {
+	nng_socket sock;
+	char url[128];
+	pthread_t thread;
+	atomic_int requests;
+	uint32_t last_timeout_ms;
+	char last_method[LM_RPC_MAX_METHOD + 1];
+	char last_id[LM_RPC_MAX_REQUEST_ID + 1];
+	char prev_id[LM_RPC_MAX_REQUEST_ID + 1];
+};
+
+static void
+send_env(struct peer *p, const char *reqid, int code, const char *message,
+    const ProtobufCMessage *payload, const uint8_t *raw, size_t rawlen)
+{
+	Lunamatch__V1__RpcResponse r = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+	uint8_t pbuf[1024], out[2048];
+	r.request_id = (char *) reqid;
+	r.code = (Lunamatch__V1__StatusCode) code;
+	r.message = (char *) message;
+	if (payload != NULL) {
+		r.payload.len = protobuf_c_message_pack(payload, pbuf);
+		r.payload.data = pbuf;
+	} else if (raw != NULL) {
+		r.payload.data = (uint8_t *) raw;
+		r.payload.len = rawlen;
+	}
+	size_t n = protobuf_c_message_pack(&r.base, out);
+	assert_int_equal(nng_send(p->sock, out, n, 0), 0);
+}
+
+/* Answers according to the requested posting id until "stop". */
+static void *
+peer_main(void *arg)
+{
+	struct peer *p = arg;
+	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01};
+
+	for (int n = 0; n < 100; n++) {
+		nng_msg *m;
+		if (nng_recvmsg(p->sock, &m, 0) != 0)
+			return NULL;
+		Lunamatch__V1__RpcRequest *rq = lunamatch__v1__rpc_request__unpack(
+		    NULL, nng_msg_len(m), nng_msg_body(m));
+		nng_msg_free(m);
+		assert_non_null(rq);
+		Lunamatch__V1__GetPostingRequest *g = lunamatch__v1__get_posting_request__unpack(
+		    NULL, rq->payload.len, rq->payload.data);
+		assert_non_null(g);
+		atomic_fetch_add(&p->requests, 1);
+		p->last_timeout_ms = rq->timeout_ms;
+		snprintf(p->prev_id, sizeof(p->prev_id), "%s", p->last_id);
+		snprintf(p->last_id, sizeof(p->last_id), "%s", rq->request_id);
+		snprintf(p->last_method, sizeof(p->last_method), "%s", rq->method);
+
+		bool stop = strcmp(g->id, "stop") == 0;
+		if (strcmp(g->id, "wrong-id") == 0) {
+			send_env(p, "someone-else", ST(OK), "", NULL, NULL, 0);
+		} else if (strcmp(g->id, "garbage") == 0) {
+			assert_int_equal(nng_send(p->sock, (void *) junk, sizeof(junk), 0), 0);
+		} else if (strcmp(g->id, "bad-payload") == 0) {
+			send_env(p, rq->request_id, ST(OK), "", NULL, junk, sizeof(junk));
+		} else if (strcmp(g->id, "anon-error") == 0) {
+			send_env(p, "", ST(INVALID_ARGUMENT), "could not read it", NULL, NULL, 0);
+		} else if (strcmp(g->id, "anon-ok") == 0) {
+			send_env(p, "", ST(OK), "", NULL, NULL, 0);
+		} else if (strcmp(g->id, "silent") == 0) {
+			/* no answer: the REP socket drops the request when the
+			 * next one arrives */
+		} else {
+			Lunamatch__V1__GetPostingResponse gr =
+			    LUNAMATCH__V1__GET_POSTING_RESPONSE__INIT;
+			Lunamatch__V1__JobPosting jp = LUNAMATCH__V1__JOB_POSTING__INIT;
+			jp.id = g->id;
+			gr.posting = &jp;
+			send_env(p, rq->request_id, ST(OK), "", &gr.base, NULL, 0);
+		}
+		lunamatch__v1__get_posting_request__free_unpacked(g, NULL);
+		lunamatch__v1__rpc_request__free_unpacked(rq, NULL);
+		if (stop)
+			return NULL;
+	}
+	return NULL;
+}
+
+static void
+peer_up(struct peer *p)
+{
+	nng_listener l;
+	int port = 0;
+	memset(p, 0, sizeof(*p));
+	assert_int_equal(nng_rep0_open(&p->sock), 0);
+	assert_int_equal(nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO, 10000), 0);
+	assert_int_equal(nng_listen(p->sock, "tcp://127.0.0.1:0", &l, 0), 0);
+	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+	snprintf(p->url, sizeof(p->url), "tcp://127.0.0.1:%d", port);
+	assert_int_equal(pthread_create(&p->thread, NULL, peer_main, p), 0);
+}
+
+static int
+call(lm_client *c, const char *id, unsigned timeout_ms, int *status, char *err,
+    size_t errlen, char **got)
+{
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	Lunamatch__V1__GetPostingResponse *resp = NULL;
+	req.id = (char *) id;
+	int rv = lm_client_get_posting(c, &req, timeout_ms, &resp, status, err, errlen);
+	if (got != NULL)
+		*got = resp && resp->posting ? strdup(resp->posting->id) : NULL;
+	if (resp != NULL) {
+		assert_int_equal(rv, LM_OK);
+		assert_int_equal(*status, ST(OK));
+		lunamatch__v1__get_posting_response__free_unpacked(resp, NULL);
+	}
+	return rv;
+}
+
+static void
+test_client_wire(void **state)
+{
+	(void) state;
+	struct peer p;
+	lm_client *c;
+	char err[256], *got = NULL, first[LM_RPC_MAX_REQUEST_ID + 1];
+	int status = -1;
+
+	peer_up(&p);
+	lm_client_opts o = {.default_timeout_ms = 3000};
+	assert_int_equal(lm_client_open(p.url, &o, &c), LM_OK);
+
+	/* What goes on the wire: full method name, timeout, a fresh id. */
+	assert_int_equal(call(c, "job-1", 1234, &status, err, sizeof(err), &got), LM_OK);
+	assert_string_equal(got, "job-1");
+	free(got);
+	assert_string_equal(p.last_method, "/lunamatch.v1.MatchService/GetPosting");
+	assert_int_equal(p.last_timeout_ms, 1234);
+	assert_true(strlen(p.last_id) > 0 && strlen(p.last_id) <= LM_RPC_MAX_REQUEST_ID);
+	snprintf(first, sizeof(first), "%s", p.last_id);
+	assert_int_equal(call(c, "job-2", 0, &status, err, sizeof(err), &got), LM_OK);
+	free(got);
+	assert_int_equal(p.last_timeout_ms, 3000); /* the client's default */
+	assert_string_not_equal(p.last_id, first);
+
+	/* Answers that are not ours or not readable. */
+	assert_int_equal(call(c, "wrong-id", 2000, &status, err, sizeof(err), NULL),
+	    LM_EPARSE);
+	assert_int_equal(status, ST(INTERNAL));
+	assert_non_null(strstr(err, "request_id"));
+	assert_int_equal(call(c, "garbage", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
+	assert_int_equal(status, ST(INTERNAL));
+	assert_int_equal(call(c, "bad-payload", 2000, &status, err, sizeof(err), NULL),
+	    LM_EPARSE);
+	assert_non_null(strstr(err, "GetPostingResponse"));
+	/* An empty request_id is accepted with an error code only. */
+	assert_int_equal(call(c, "anon-error", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(status, ST(INVALID_ARGUMENT));
+	assert_string_equal(err, "could not read it");
+	assert_int_equal(call(c, "anon-ok", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
+
+	/* No answer: a local DEADLINE_EXCEEDED after timeout + grace. */
+	nng_time t0 = nng_clock();
+	assert_int_equal(call(c, "silent", 100, &status, err, sizeof(err), NULL), LM_ETIMEDOUT);
+	nng_time took = nng_clock() - t0;
+	assert_int_equal(status, ST(DEADLINE_EXCEEDED));
+	assert_true(took >= 100 + LM_CLIENT_DEADLINE_GRACE_MS - 10);
+	assert_true(took < 3000);
+
+	/* Bad arguments. */
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	assert_int_equal(lm_client_call(c, "bad/name", &req.base,
+			     &lunamatch__v1__get_posting_response__descriptor, 100, &resp,
+			     &status, err, sizeof(err)),
+	    LM_EINVAL);
+	assert_int_equal(status, ST(INVALID_ARGUMENT));
+	assert_int_equal(lm_client_call(c, "GetPosting", NULL,
+			     &lunamatch__v1__get_posting_response__descriptor, 100, &resp,
+			     &status, err, sizeof(err)),
+	    LM_EINVAL);
+	assert_int_equal(lm_client_call(NULL, "GetPosting", &req.base,
+			     &lunamatch__v1__get_posting_response__descriptor, 100, &resp,
+			     NULL, NULL, 0),
+	    LM_EINVAL);
+
+	assert_int_equal(call(c, "stop", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(pthread_join(p.thread, NULL), 0);
+	lm_client_close(c);
+	nng_close(p.sock);
+}
+
+static void
+test_client_unavailable(void **state)
+{
+	(void) state;
+	lm_client *c = NULL;
+	char err[256];
+	int status = -1;
+
+	assert_int_equal(lm_client_open(NULL, NULL, &c), LM_EINVAL);
+	assert_int_equal(lm_client_open("nosuch://127.0.0.1:1", NULL, &c), LM_EINVAL);
+	assert_null(c);
+	lm_client_close(NULL);
+
+	/* Nothing listens: the call reports UNAVAILABLE after its timeout. */
+	nng_socket tmp;
+	nng_listener l;
+	int port = 0;
+	assert_int_equal(nng_rep0_open(&tmp), 0);
+	assert_int_equal(nng_listen(tmp, "tcp://127.0.0.1:0", &l, 0), 0);
+	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+	nng_close(tmp); /* the port is now (very likely) closed */
+	char url[64];
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	assert_int_equal(lm_client_open(url, NULL, &c), LM_OK);
+	assert_int_equal(call(c, "x", 200, &status, err, sizeof(err), NULL), LM_ETIMEDOUT);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	assert_non_null(strstr(err, "no connection"));
+	lm_client_close(c);
+
+	/* TLS options are checked at open. */
+	lm_client_opts bad = {.tls_ca = "/nonexistent/ca.pem"};
+	assert_int_equal(lm_client_open("tls+tcp://127.0.0.1:1", &bad, &c), LM_EINVAL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_method_names),
+	    cmocka_unit_test(test_status_codes),
+	    cmocka_unit_test(test_request_check),
+	    cmocka_unit_test(test_tls_config),
+	    cmocka_unit_test(test_client_wire),
+	    cmocka_unit_test(test_client_unavailable),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
