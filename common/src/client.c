@@ -27,13 +27,13 @@
 /* Largest request the client sends; the server's own limit is usually
  * lower and is reported by the server. */
 #define CLIENT_MAX_REQUEST (64u * 1024 * 1024)
-#define RECONNECT_MIN_MS 100
-#define RECONNECT_MAX_MS 2000
+#define RECONNECT_MIN_MS   100
+#define RECONNECT_MAX_MS   2000
 
-#define ST_OK LUNAMATCH__V1__STATUS_CODE__OK
-#define ST_INVALID LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
-#define ST_DEADLINE LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
-#define ST_INTERNAL LUNAMATCH__V1__STATUS_CODE__INTERNAL
+#define ST_OK          LUNAMATCH__V1__STATUS_CODE__OK
+#define ST_INVALID     LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
+#define ST_DEADLINE    LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
+#define ST_INTERNAL    LUNAMATCH__V1__STATUS_CODE__INTERNAL
 #define ST_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
 
 struct lm_client {
@@ -121,13 +121,13 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 	if (c == NULL)
 		return LM_ENOMEM;
 	c->default_timeout_ms = o && o->default_timeout_ms ? o->default_timeout_ms
-							   : LM_RPC_DEFAULT_TIMEOUT_MS;
+	                                                   : LM_RPC_DEFAULT_TIMEOUT_MS;
 	c->max_resp = o && o->max_response_bytes ? o->max_response_bytes
-						 : LM_RPC_DEFAULT_MAX_RESPONSE;
+	                                         : LM_RPC_DEFAULT_MAX_RESPONSE;
 	if (getrandom(&c->id_base, sizeof(c->id_base), GRND_NONBLOCK) !=
 	    (ssize_t) sizeof(c->id_base))
 		c->id_base = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32) ^
-		    (uint64_t) (uintptr_t) c;
+		             (uint64_t) (uintptr_t) c;
 	atomic_init(&c->id_seq, 0);
 
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
@@ -135,10 +135,12 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 		return err_from_nng(rv);
 	}
 	if ((rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, c->max_resp)) != 0 ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
-		 NNG_DURATION_INFINITE)) != 0 ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS)) != 0 ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS)) != 0) {
+	    (rv = nng_socket_set_ms(
+	         c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS)) !=
+	        0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS)) !=
+	        0) {
 		rv = err_from_nng(rv);
 		goto fail;
 	}
@@ -150,14 +152,15 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 	if (lm_rpc_url_is_tls(url)) {
 		if ((rv = client_tls(c, url, o)) != LM_OK)
 			goto fail;
-		if ((rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG, c->tls)) != 0) {
+		if ((rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG, c->tls)) !=
+		    0) {
 			lm_error("client.tls", "TLS on %s: %s", url, nng_strerror(rv));
 			rv = LM_ENNG;
 			goto fail;
 		}
 	} else if (o != NULL && (given(o->tls_cert) || given(o->tls_ca))) {
-		lm_warn("client.tls.unused", "TLS files are set but %s is not a tls+tcp:// URL",
-		    url);
+		lm_warn("client.tls.unused",
+		    "TLS files are set but %s is not a tls+tcp:// URL", url);
 	}
 	/* Non-blocking: the dialer keeps retrying in the background. */
 	if ((rv = nng_dialer_start(c->dialer, NNG_FLAG_NONBLOCK)) != 0) {
@@ -233,7 +236,8 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	set_err(errmsg, errlen, "");
 	if (resp != NULL)
 		*resp = NULL;
-	if (c == NULL || method == NULL || req == NULL || resp == NULL || resp_desc == NULL) {
+	if (c == NULL || method == NULL || req == NULL || resp == NULL ||
+	    resp_desc == NULL) {
 		st = ST_INVALID;
 		set_err(errmsg, errlen, "invalid arguments");
 		rv = LM_EINVAL;
@@ -251,7 +255,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		st = rv == LM_EINVAL ? ST_INVALID : ST_INTERNAL;
 		set_err(errmsg, errlen,
 		    rv == LM_EINVAL ? "bad method name or request too large"
-				    : lm_strerror(rv));
+		                    : lm_strerror(rv));
 		goto out;
 	}
 	if ((nrv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
@@ -291,7 +295,8 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		rv = nrv == NNG_ETIMEDOUT ? LM_ETIMEDOUT : err_from_nng(nrv);
 		st = nrv == NNG_ETIMEDOUT ? ST_DEADLINE : ST_UNAVAILABLE;
 		set_err(errmsg, errlen,
-		    nrv == NNG_ETIMEDOUT ? "no answer before the deadline" : nng_strerror(nrv));
+		    nrv == NNG_ETIMEDOUT ? "no answer before the deadline"
+		                         : nng_strerror(nrv));
 		goto out;
 	}
 	msg = nng_aio_get_msg(aio);
@@ -315,15 +320,16 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	st = (int) env->code;
 	set_err(errmsg, errlen, env->message ? env->message : "");
 	if (st == ST_OK) {
-		rv = lm_pb_decode(resp_desc, env->payload.data, env->payload.len, c->max_resp,
-		    resp, err, sizeof(err));
+		rv = lm_pb_decode(resp_desc, env->payload.data, env->payload.len,
+		    c->max_resp, resp, err, sizeof(err));
 		if (rv != LM_OK) {
 			*resp = NULL;
 			rv = LM_EPARSE;
 			st = ST_INTERNAL;
 			if (errmsg != NULL && errlen > 0)
-				snprintf(errmsg, errlen, "unreadable %s in the answer: %s",
-				    resp_desc->name, err);
+				snprintf(errmsg, errlen,
+				    "unreadable %s in the answer: %s", resp_desc->name,
+				    err);
 			goto out;
 		}
 	}
@@ -340,21 +346,22 @@ out:
 	return rv;
 }
 
-#define TYPED(fn, Method, Req, Resp, desc)                                              \
-	int fn(lm_client *c, const Req *req, unsigned timeout_ms, Resp **resp, int *status, \
-	    char *errmsg, size_t errlen)                                                 \
+#define TYPED(fn, Method, Req, Resp, desc)                                               \
+	int fn(lm_client *c, const Req *req, unsigned timeout_ms, Resp **resp,           \
+	    int *status, char *errmsg, size_t errlen)                                    \
 	{                                                                                \
-		return lm_client_call(c, Method, req ? &req->base : NULL, &desc, timeout_ms, \
-		    (ProtobufCMessage **) resp, status, errmsg, errlen);                 \
+		return lm_client_call(c, Method, req ? &req->base : NULL, &desc,         \
+		    timeout_ms, (ProtobufCMessage **) resp, status, errmsg, errlen);     \
 	}
 
 TYPED(lm_client_match_jobs, "MatchJobs", Lunamatch__V1__MatchJobsRequest,
     Lunamatch__V1__MatchJobsResponse, lunamatch__v1__match_jobs_response__descriptor)
-TYPED(lm_client_match_candidates, "MatchCandidates", Lunamatch__V1__MatchCandidatesRequest,
-    Lunamatch__V1__MatchCandidatesResponse,
+TYPED(lm_client_match_candidates, "MatchCandidates",
+    Lunamatch__V1__MatchCandidatesRequest, Lunamatch__V1__MatchCandidatesResponse,
     lunamatch__v1__match_candidates_response__descriptor)
 TYPED(lm_client_explain_match, "ExplainMatch", Lunamatch__V1__ExplainMatchRequest,
-    Lunamatch__V1__ExplainMatchResponse, lunamatch__v1__explain_match_response__descriptor)
+    Lunamatch__V1__ExplainMatchResponse,
+    lunamatch__v1__explain_match_response__descriptor)
 TYPED(lm_client_get_posting, "GetPosting", Lunamatch__V1__GetPostingRequest,
     Lunamatch__V1__GetPostingResponse, lunamatch__v1__get_posting_response__descriptor)
 TYPED(lm_client_get_profile, "GetProfile", Lunamatch__V1__GetProfileRequest,

@@ -57,7 +57,7 @@ lm_rpc_method_name(const char *name, char *buf, size_t len)
 	for (n = 0; name[n] != '\0'; n++) {
 		char c = name[n];
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			(c >= '0' && c <= '9') || c == '_'))
+		        (c >= '0' && c <= '9') || c == '_'))
 			return LM_EINVAL;
 		if (n > LM_RPC_MAX_METHOD)
 			return LM_E2BIG;
@@ -120,7 +120,7 @@ static bool
 key_char_ok(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-	    c == '.';
+	       c == '.';
 }
 
 int
@@ -138,8 +138,7 @@ lm_rpc_request_check(const Lunamatch__V1__RpcRequest *req, char *err, size_t err
 		return LM_EINVAL;
 	}
 	if (n > LM_RPC_MAX_METHOD) {
-		seterr(err, errlen, "method is longer than %d bytes",
-		    LM_RPC_MAX_METHOD);
+		seterr(err, errlen, "method is longer than %d bytes", LM_RPC_MAX_METHOD);
 		return LM_EINVAL;
 	}
 	n = req->request_id ? strlen(req->request_id) : 0;
@@ -149,8 +148,7 @@ lm_rpc_request_check(const Lunamatch__V1__RpcRequest *req, char *err, size_t err
 		return LM_EINVAL;
 	}
 	if (req->n_metadata > LM_RPC_MAX_METADATA) {
-		seterr(err, errlen, "more than %d metadata entries",
-		    LM_RPC_MAX_METADATA);
+		seterr(err, errlen, "more than %d metadata entries", LM_RPC_MAX_METADATA);
 		return LM_EINVAL;
 	}
 	for (size_t i = 0; i < req->n_metadata; i++) {
@@ -169,7 +167,8 @@ lm_rpc_request_check(const Lunamatch__V1__RpcRequest *req, char *err, size_t err
 		for (size_t j = 0; j < kl; j++) {
 			if (!key_char_ok(k[j])) {
 				seterr(err, errlen,
-				    "metadata[%zu]: key must be lower case [a-z0-9._-]", i);
+				    "metadata[%zu]: key must be lower case [a-z0-9._-]",
+				    i);
 				return LM_EINVAL;
 			}
 		}
@@ -186,8 +185,8 @@ bool
 lm_rpc_url_is_tls(const char *url)
 {
 	return url != NULL && strncmp(url, "tls+tcp", 7) == 0 &&
-	    (strncmp(url + 7, "://", 3) == 0 || strncmp(url + 7, "4://", 4) == 0 ||
-		strncmp(url + 7, "6://", 4) == 0);
+	       (strncmp(url + 7, "://", 3) == 0 || strncmp(url + 7, "4://", 4) == 0 ||
+	           strncmp(url + 7, "6://", 4) == 0);
 }
 
 /* Reads a whole PEM file into a NUL-terminated malloc'd buffer. */
@@ -222,14 +221,15 @@ read_pem(const char *what, const char *path, char **out, char *err, size_t errle
 	fclose(f);
 	if (n > LM_RPC_MAX_PEM) {
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "%s file %s: larger than %u bytes", what, path,
-			    LM_RPC_MAX_PEM);
+			snprintf(err, errlen, "%s file %s: larger than %u bytes", what,
+			    path, LM_RPC_MAX_PEM);
 		free(buf);
 		return LM_E2BIG;
 	}
 	if (n == 0 || memchr(buf, '\0', n) != NULL) {
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "%s file %s: empty or not PEM text", what, path);
+			snprintf(
+			    err, errlen, "%s file %s: empty or not PEM text", what, path);
 		free(buf);
 		return LM_EINVAL;
 	}
@@ -259,18 +259,20 @@ lm_rpc_tls_config(nng_tls_config **out, int mode, const char *cert, const char *
 	*out = NULL;
 	if (given(cert) != given(key)) {
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "TLS certificate and key go together: "
-					      "give both or neither");
+			snprintf(err, errlen,
+			    "TLS certificate and key go together: "
+			    "give both or neither");
 		return LM_EINVAL;
 	}
 	if (mode == NNG_TLS_MODE_SERVER && !given(cert)) {
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "a TLS server needs a certificate and a key");
+			snprintf(
+			    err, errlen, "a TLS server needs a certificate and a key");
 		return LM_EINVAL;
 	}
 	if (given(cert) &&
 	    ((rv = read_pem("certificate", cert, &cert_pem, err, errlen)) != LM_OK ||
-		(rv = read_pem("key", key, &key_pem, err, errlen)) != LM_OK))
+	        (rv = read_pem("key", key, &key_pem, err, errlen)) != LM_OK))
 		goto fail;
 	if (given(ca) && (rv = read_pem("CA", ca, &ca_pem, err, errlen)) != LM_OK)
 		goto fail;
@@ -286,8 +288,8 @@ lm_rpc_tls_config(nng_tls_config **out, int mode, const char *cert, const char *
 	    (nrv = nng_tls_config_own_cert(cfg, cert_pem, key_pem, NULL)) != 0) {
 		rv = nrv == NNG_ENOMEM ? LM_ENOMEM : LM_EINVAL;
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "TLS certificate %s / key %s: %s", cert, key,
-			    nng_strerror(nrv));
+			snprintf(err, errlen, "TLS certificate %s / key %s: %s", cert,
+			    key, nng_strerror(nrv));
 		goto fail;
 	}
 	if (ca_pem != NULL && (nrv = nng_tls_config_ca_chain(cfg, ca_pem, NULL)) != 0) {
@@ -296,8 +298,8 @@ lm_rpc_tls_config(nng_tls_config **out, int mode, const char *cert, const char *
 			snprintf(err, errlen, "TLS CA %s: %s", ca, nng_strerror(nrv));
 		goto fail;
 	}
-	nrv = nng_tls_config_auth_mode(cfg,
-	    ca_pem != NULL ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE);
+	nrv = nng_tls_config_auth_mode(
+	    cfg, ca_pem != NULL ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE);
 	if (nrv != 0) {
 		rv = LM_EINVAL;
 		if (err != NULL && errlen > 0)

@@ -37,16 +37,23 @@
 #define N_CODES 17 /* lunamatch.v1.StatusCode values 0..16 */
 #define URL_MAX 512
 
-#define CODE_OK LUNAMATCH__V1__STATUS_CODE__OK
-#define CODE_INVALID LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
-#define CODE_DEADLINE LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
-#define CODE_EXHAUSTED LUNAMATCH__V1__STATUS_CODE__RESOURCE_EXHAUSTED
+#define CODE_OK            LUNAMATCH__V1__STATUS_CODE__OK
+#define CODE_INVALID       LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
+#define CODE_DEADLINE      LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
+#define CODE_EXHAUSTED     LUNAMATCH__V1__STATUS_CODE__RESOURCE_EXHAUSTED
 #define CODE_UNIMPLEMENTED LUNAMATCH__V1__STATUS_CODE__UNIMPLEMENTED
-#define CODE_INTERNAL LUNAMATCH__V1__STATUS_CODE__INTERNAL
-#define CODE_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
+#define CODE_INTERNAL      LUNAMATCH__V1__STATUS_CODE__INTERNAL
+#define CODE_UNAVAILABLE   LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
 
 /* Reasons for lunamatch_rpc_rejected_total: a fixed, closed set. */
-enum reject { REJ_QUEUE_FULL, REJ_TOO_LARGE, REJ_DRAINING, REJ_EXPIRED, REJ_BAD_REQUEST, N_REJ };
+enum reject {
+	REJ_QUEUE_FULL,
+	REJ_TOO_LARGE,
+	REJ_DRAINING,
+	REJ_EXPIRED,
+	REJ_BAD_REQUEST,
+	N_REJ
+};
 static const char *const reject_names[N_REJ] = {
     "queue_full", "too_large", "draining", "expired", "bad_request"};
 
@@ -77,7 +84,7 @@ struct lm_rpc_server {
 	/* Metrics (all may be NULL). */
 	lm_metrics *m;
 	_Atomic(lm_counter *) *req_total; /* [(nmethods + 1) * N_CODES], lazy */
-	lm_histogram **latency;          /* [nmethods + 1] */
+	lm_histogram **latency;           /* [nmethods + 1] */
 	lm_gauge *inflight_g;
 	lm_counter *rejected[N_REJ];
 	lm_counter *restarts;
@@ -86,7 +93,7 @@ struct lm_rpc_server {
 	nng_socket sock;
 	bool sock_open;
 	nng_listener listener;
-	pthread_mutex_t lmtx; /* listener restarts and drain/free */
+	pthread_mutex_t lmtx;    /* listener restarts and drain/free */
 	char bound_url[URL_MAX]; /* what restarts listen on */
 	char dial_url[URL_MAX];  /* what the probe dials */
 	struct slot *slots;
@@ -98,8 +105,8 @@ struct lm_rpc_server {
 	 * reaches the server means a dead listener even when nng's REQ side
 	 * believes it is connected (nng #1518 on ipc://). */
 	pthread_mutex_t pmtx;
-	char probe_id[32];        /* "probe-<probe_seq>"; pmtx */
-	atomic_uint probe_seq;    /* the probe in progress */
+	char probe_id[32];     /* "probe-<probe_seq>"; pmtx */
+	atomic_uint probe_seq; /* the probe in progress */
 	atomic_bool probe_active, probe_seen;
 
 	/* Worker pool and queue (mtx). */
@@ -176,9 +183,10 @@ metrics_init(lm_rpc_server *s)
 	for (size_t i = 0; i < rows; i++) {
 		snprintf(labels, sizeof(labels), "method=\"%s\"",
 		    method_label(s, i < s->svc->n_methods ? (int) i : -1));
-		s->latency[i] = lm_metrics_histogram(s->m, "lunamatch_rpc_latency_seconds",
-		    "RPC latency from receipt to reply, by method", labels,
-		    lm_latency_bounds, lm_latency_nbounds);
+		s->latency[i] =
+		    lm_metrics_histogram(s->m, "lunamatch_rpc_latency_seconds",
+		        "RPC latency from receipt to reply, by method", labels,
+		        lm_latency_bounds, lm_latency_nbounds);
 	}
 	s->inflight_g = lm_metrics_gauge(s->m, "lunamatch_rpc_inflight",
 	    "RPC requests received and not yet answered", NULL);
@@ -350,7 +358,7 @@ scan_envelope(const uint8_t *p, size_t len, char *method, char *reqid)
 			if ((key >> 3) == 1 || (key >> 3) == 2) {
 				char *dst = (key >> 3) == 1 ? method : reqid;
 				size_t cap = (key >> 3) == 1 ? LM_RPC_MAX_METHOD
-							     : LM_RPC_MAX_REQUEST_ID;
+				                             : LM_RPC_MAX_REQUEST_ID;
 				if (v <= cap && memchr(p + i, '\0', v) == NULL &&
 				    lm_pb_utf8_valid((const char *) p + i, v)) {
 					memcpy(dst, p + i, v);
@@ -379,8 +387,7 @@ find_method(const lm_rpc_server *s, const char *full)
 }
 
 /* Answers from the nng callback, before any worker saw the request. */
-static void
-early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
+static void early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void
@@ -470,8 +477,8 @@ slot_cb(void *arg)
 	}
 	if (nng_msg_len(msg) > s->max_req) {
 		early_reply(sl, CODE_EXHAUSTED, REJ_TOO_LARGE,
-		    "request of %zu bytes exceeds the limit of %zu bytes", nng_msg_len(msg),
-		    s->max_req);
+		    "request of %zu bytes exceeds the limit of %zu bytes",
+		    nng_msg_len(msg), s->max_req);
 		return;
 	}
 	if (atomic_load(&s->draining)) {
@@ -524,8 +531,9 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	r->request_id = req->request_id;
 	if (lm_rpc_method_short(req->method) == NULL) {
 		r->code = CODE_UNIMPLEMENTED;
-		snprintf(text, textlen, "unknown service in method \"%s\"; expected %s<Method>",
-		    req->method, LM_RPC_METHOD_PREFIX);
+		snprintf(text, textlen,
+		    "unknown service in method \"%s\"; expected %s<Method>", req->method,
+		    LM_RPC_METHOD_PREFIX);
 		return -1;
 	}
 	mi = find_method(s, req->method);
@@ -548,7 +556,8 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	if ((uint64_t) now >= deadline) {
 		r->code = CODE_DEADLINE;
 		snprintf(text, textlen,
-		    "deadline of %llu ms passed while the request waited %llu ms for a worker",
+		    "deadline of %llu ms passed while the request waited %llu ms for a "
+		    "worker",
 		    (unsigned long long) timeout,
 		    (unsigned long long) (now - sl->recv_ms));
 		lm_counter_add(s->rejected[REJ_EXPIRED], 1);
@@ -576,7 +585,8 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	text[textlen - 1] = '\0';
 
 	if (code < 0 || code >= N_CODES) {
-		lm_error("rpc.handler.bad_code", "method %s returned status %d", md->name, code);
+		lm_error("rpc.handler.bad_code", "method %s returned status %d", md->name,
+		    code);
 		snprintf(text, textlen, "internal error");
 		code = CODE_INTERNAL;
 	} else if (code == CODE_OK && (out == NULL || out->descriptor != md->output)) {
@@ -674,7 +684,8 @@ compute_urls(lm_rpc_server *s)
 	}
 	if ((rv = nng_url_parse(&u, s->url)) != 0)
 		return err_from_nng(rv);
-	if ((rv = nng_listener_get_int(s->listener, NNG_OPT_TCP_BOUND_PORT, &port)) != 0) {
+	if ((rv = nng_listener_get_int(s->listener, NNG_OPT_TCP_BOUND_PORT, &port)) !=
+	    0) {
 		nng_url_free(u);
 		return err_from_nng(rv);
 	}
@@ -701,18 +712,19 @@ listen_on(lm_rpc_server *s, const char *url)
 	int rv;
 
 	if ((rv = nng_listener_create(&s->listener, s->sock, url)) != 0) {
-		lm_error("rpc.listen.failed", "cannot listen on %s: %s", url, nng_strerror(rv));
+		lm_error("rpc.listen.failed", "cannot listen on %s: %s", url,
+		    nng_strerror(rv));
 		return LM_ENNG;
 	}
-	if (s->tls_server != NULL &&
-	    (rv = nng_listener_set_ptr(s->listener, NNG_OPT_TLS_CONFIG, s->tls_server)) !=
-		0) {
+	if (s->tls_server != NULL && (rv = nng_listener_set_ptr(s->listener,
+	                                  NNG_OPT_TLS_CONFIG, s->tls_server)) != 0) {
 		lm_error("rpc.listen.failed", "TLS on %s: %s", url, nng_strerror(rv));
 		nng_listener_close(s->listener);
 		return LM_ENNG;
 	}
 	if ((rv = nng_listener_start(s->listener, 0)) != 0) {
-		lm_error("rpc.listen.failed", "cannot listen on %s: %s", url, nng_strerror(rv));
+		lm_error("rpc.listen.failed", "cannot listen on %s: %s", url,
+		    nng_strerror(rv));
 		nng_listener_close(s->listener);
 		return LM_ENNG;
 	}
@@ -744,8 +756,9 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		return LM_EINVAL;
 	*out = NULL;
 	if (o == NULL || svc == NULL || (n > 0 && methods == NULL) || o->url == NULL ||
-	    *o->url == '\0' || strlen(o->url) >= URL_MAX || o->contexts > LM_RPC_MAX_CONTEXTS ||
-	    o->workers > LM_RPC_MAX_WORKERS || o->queue_len > LM_RPC_MAX_QUEUE) {
+	    *o->url == '\0' || strlen(o->url) >= URL_MAX ||
+	    o->contexts > LM_RPC_MAX_CONTEXTS || o->workers > LM_RPC_MAX_WORKERS ||
+	    o->queue_len > LM_RPC_MAX_QUEUE) {
 		lm_error("rpc.config", "invalid RPC server options");
 		return LM_EINVAL;
 	}
@@ -759,7 +772,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	s->ncontexts = o->contexts ? o->contexts : LM_RPC_DEFAULT_CONTEXTS;
 	s->nworkers = o->workers ? o->workers : LM_RPC_DEFAULT_WORKERS;
 	s->queue_cap = o->queue_len ? o->queue_len : 4 * s->nworkers;
-	s->max_req = o->max_request_bytes ? o->max_request_bytes : LM_RPC_DEFAULT_MAX_REQUEST;
+	s->max_req =
+	    o->max_request_bytes ? o->max_request_bytes : LM_RPC_DEFAULT_MAX_REQUEST;
 	s->default_timeout_ms =
 	    o->default_timeout_ms ? o->default_timeout_ms : LM_RPC_DEFAULT_TIMEOUT_MS;
 	atomic_init(&s->started, false);
@@ -792,9 +806,10 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const ProtobufCMethodDescriptor *md = methods[i].name
-		    ? protobuf_c_service_descriptor_get_method_by_name(svc, methods[i].name)
-		    : NULL;
+		const ProtobufCMethodDescriptor *md =
+		    methods[i].name ? protobuf_c_service_descriptor_get_method_by_name(
+		                          svc, methods[i].name)
+		                    : NULL;
 		if (md == NULL || methods[i].fn == NULL) {
 			lm_error("rpc.config", "method %s is not in service %s",
 			    methods[i].name ? methods[i].name : "(null)", svc->name);
@@ -813,15 +828,15 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		rv = lm_rpc_tls_config(&s->tls_server, NNG_TLS_MODE_SERVER, o->tls_cert,
 		    o->tls_key, o->tls_ca, err, sizeof(err));
 		if (rv == LM_OK)
-			rv = lm_rpc_tls_config(&s->tls_probe, NNG_TLS_MODE_CLIENT, o->tls_cert,
-			    o->tls_key, NULL, err, sizeof(err));
+			rv = lm_rpc_tls_config(&s->tls_probe, NNG_TLS_MODE_CLIENT,
+			    o->tls_cert, o->tls_key, NULL, err, sizeof(err));
 		if (rv != LM_OK) {
 			lm_error("rpc.tls", "%s", err);
 			goto fail;
 		}
 	} else if ((o->tls_cert && *o->tls_cert) || (o->tls_ca && *o->tls_ca)) {
-		lm_warn("rpc.tls.unused", "TLS files are set but %s is not a tls+tcp:// URL",
-		    s->url);
+		lm_warn("rpc.tls.unused",
+		    "TLS files are set but %s is not a tls+tcp:// URL", s->url);
 	}
 	if ((rv = metrics_init(s)) != LM_OK)
 		goto fail;
@@ -831,7 +846,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		goto fail;
 	}
 	s->sock_open = true;
-	rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->max_req + LM_RPC_OVERSIZE_GRACE);
+	rv = nng_socket_set_size(
+	    s->sock, NNG_OPT_RECVMAXSZ, s->max_req + LM_RPC_OVERSIZE_GRACE);
 	if (rv == 0)
 		rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
 	if (rv != 0) {
@@ -872,7 +888,8 @@ lm_rpc_server_start(lm_rpc_server *s)
 	pthread_mutex_lock(&s->lmtx);
 	rv = listen_on(s, s->url);
 	if (rv == LM_OK && (rv = compute_urls(s)) != LM_OK)
-		lm_error("rpc.listen.failed", "cannot read the bound address of %s", s->url);
+		lm_error(
+		    "rpc.listen.failed", "cannot read the bound address of %s", s->url);
 	pthread_mutex_unlock(&s->lmtx);
 	if (rv != LM_OK)
 		return LM_ENNG;
@@ -938,8 +955,9 @@ lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms)
 	}
 	atomic_store(&s->serving, false);
 	atomic_store(&s->draining, true);
-	lm_info("rpc.drain.start", "draining: new connections refused, new requests answered "
-				   "UNAVAILABLE");
+	lm_info("rpc.drain.start",
+	    "draining: new connections refused, new requests answered "
+	    "UNAVAILABLE");
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += timeout_ms / 1000;
 	until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
@@ -958,8 +976,8 @@ lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms)
 		nng_msleep(LM_RPC_DRAIN_LINGER_MS);
 	close_socket(s);
 	if (left > 0) {
-		lm_warn("rpc.drain.timeout", "%u requests still in flight after %u ms", left,
-		    timeout_ms);
+		lm_warn("rpc.drain.timeout", "%u requests still in flight after %u ms",
+		    left, timeout_ms);
 		return LM_ETIMEDOUT;
 	}
 	lm_info("rpc.drain.done", "all in-flight requests answered; socket closed");
@@ -1076,12 +1094,14 @@ probe_once(lm_rpc_server *s, unsigned timeout_ms)
 			out = atomic_load(&s->probe_seen) ? LM_ETIMEDOUT : LM_ECLOSED;
 		goto done;
 	}
-	resp = lunamatch__v1__rpc_response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+	resp = lunamatch__v1__rpc_response__unpack(
+	    NULL, nng_msg_len(msg), nng_msg_body(msg));
 	if (resp != NULL && resp->request_id != NULL &&
 	    strcmp(resp->request_id, s->probe_id) == 0)
 		out = LM_OK;
 	else
-		lm_warn("rpc.probe.bad_answer", "self-probe got an answer it cannot read");
+		lm_warn(
+		    "rpc.probe.bad_answer", "self-probe got an answer it cannot read");
 	if (resp != NULL)
 		lunamatch__v1__rpc_response__free_unpacked(resp, NULL);
 done:
@@ -1098,7 +1118,8 @@ lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms)
 
 	if (s == NULL)
 		return LM_EINVAL;
-	if (!atomic_load(&s->started) || atomic_load(&s->draining) || atomic_load(&s->closing))
+	if (!atomic_load(&s->started) || atomic_load(&s->draining) ||
+	    atomic_load(&s->closing))
 		return LM_ECLOSED;
 	if (timeout_ms == 0)
 		timeout_ms = 1000;
@@ -1113,15 +1134,18 @@ lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms)
 		pthread_mutex_unlock(&s->lmtx);
 		goto out;
 	}
-	lm_warn("rpc.listener.restart", "self-probe request did not reach the server at %s; "
-					"restarting the listener", s->dial_url);
+	lm_warn("rpc.listener.restart",
+	    "self-probe request did not reach the server at %s; "
+	    "restarting the listener",
+	    s->dial_url);
 	lm_counter_add(s->restarts, 1);
 	nng_listener_close(s->listener);
 	rv = listen_on(s, s->bound_url);
 	pthread_mutex_unlock(&s->lmtx);
 	rv = rv == LM_OK ? probe_once(s, timeout_ms) : LM_ECLOSED;
 	if (rv == LM_OK)
-		lm_info("rpc.listener.restarted", "listener on %s serves again", s->dial_url);
+		lm_info(
+		    "rpc.listener.restarted", "listener on %s serves again", s->dial_url);
 out:
 	pthread_mutex_unlock(&s->pmtx);
 	return rv;

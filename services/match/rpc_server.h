@@ -36,10 +36,10 @@ extern "C" {
 
 /* Defaults for zero-valued options, and hard maxima. */
 #define LM_RPC_DEFAULT_CONTEXTS 64u
-#define LM_RPC_DEFAULT_WORKERS 8u
-#define LM_RPC_MAX_CONTEXTS 4096u
-#define LM_RPC_MAX_WORKERS 256u
-#define LM_RPC_MAX_QUEUE 65536u
+#define LM_RPC_DEFAULT_WORKERS  8u
+#define LM_RPC_MAX_CONTEXTS     4096u
+#define LM_RPC_MAX_WORKERS      256u
+#define LM_RPC_MAX_QUEUE        65536u
 /*
  * nng's receive limit (NNG_OPT_RECVMAXSZ) is max_request_bytes plus this
  * much. A request over max_request_bytes but within the grace is answered
@@ -85,13 +85,13 @@ typedef struct lm_rpc_method {
 } lm_rpc_method;
 
 typedef struct lm_rpc_server_opts {
-	const char *url;            /* tcp://host:port (port 0 = any), ipc://path, tls+tcp:// */
-	unsigned contexts;          /* concurrent requests received; 0 = 64 */
-	unsigned workers;           /* handler threads; 0 = 8 */
-	size_t max_request_bytes;   /* whole envelope; 0 = LM_RPC_DEFAULT_MAX_REQUEST */
+	const char *url;   /* tcp://host:port (port 0 = any), ipc://path, tls+tcp:// */
+	unsigned contexts; /* concurrent requests received; 0 = 64 */
+	unsigned workers;  /* handler threads; 0 = 8 */
+	size_t max_request_bytes;    /* whole envelope; 0 = LM_RPC_DEFAULT_MAX_REQUEST */
 	unsigned default_timeout_ms; /* when a request has timeout_ms 0; 0 = 5000 */
 	const char *tls_cert, *tls_key, *tls_ca; /* PEM files; NULL or "" = unset */
-	lm_metrics *metrics;        /* may be NULL; borrowed, must outlive the server */
+	lm_metrics *metrics; /* may be NULL; borrowed, must outlive the server */
 	/* Requests waiting for a worker; a request arriving when the queue is
 	 * full is answered RESOURCE_EXHAUSTED. 0 = 4 * workers. */
 	unsigned queue_len;

@@ -26,22 +26,22 @@ extern "C" {
 #endif
 
 /* The one service and the prefix of its full method names. */
-#define LM_RPC_SERVICE "lunamatch.v1.MatchService"
+#define LM_RPC_SERVICE       "lunamatch.v1.MatchService"
 #define LM_RPC_METHOD_PREFIX "/lunamatch.v1.MatchService/"
 
 /* Envelope limits (bytes, without the NUL, unless said otherwise). Requests
  * that break one are answered INVALID_ARGUMENT. */
-#define LM_RPC_MAX_METHOD 128       /* full method name */
-#define LM_RPC_MAX_REQUEST_ID 128   /* request_id */
-#define LM_RPC_MAX_METADATA 32      /* metadata entries per request */
-#define LM_RPC_MAX_METADATA_KEY 64  /* metadata key: [a-z0-9._-]+ */
+#define LM_RPC_MAX_METHOD         128 /* full method name */
+#define LM_RPC_MAX_REQUEST_ID     128 /* request_id */
+#define LM_RPC_MAX_METADATA       32  /* metadata entries per request */
+#define LM_RPC_MAX_METADATA_KEY   64  /* metadata key: [a-z0-9._-]+ */
 #define LM_RPC_MAX_METADATA_VALUE 1024
-#define LM_RPC_MAX_MESSAGE 1024     /* RpcResponse.message; longer is cut */
+#define LM_RPC_MAX_MESSAGE        1024 /* RpcResponse.message; longer is cut */
 
 /* Defaults shared by the server and the client. */
-#define LM_RPC_DEFAULT_TIMEOUT_MS 5000u
-#define LM_RPC_MAX_TIMEOUT_MS (10u * 60 * 1000) /* larger timeout_ms is capped */
-#define LM_RPC_DEFAULT_MAX_REQUEST (4u * 1024 * 1024)
+#define LM_RPC_DEFAULT_TIMEOUT_MS   5000u
+#define LM_RPC_MAX_TIMEOUT_MS       (10u * 60 * 1000) /* larger timeout_ms is capped */
+#define LM_RPC_DEFAULT_MAX_REQUEST  (4u * 1024 * 1024)
 #define LM_RPC_DEFAULT_MAX_RESPONSE (64u * 1024 * 1024)
 
 /* Largest PEM file (certificate, key or CA bundle) lm_rpc_tls_config reads. */

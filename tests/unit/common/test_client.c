@@ -59,7 +59,8 @@ test_status_codes(void **state)
 {
 	(void) state;
 	assert_string_equal(lm_rpc_status_name(ST(OK)), "OK");
-	assert_string_equal(lm_rpc_status_name(ST(DEADLINE_EXCEEDED)), "DEADLINE_EXCEEDED");
+	assert_string_equal(
+	    lm_rpc_status_name(ST(DEADLINE_EXCEEDED)), "DEADLINE_EXCEEDED");
 	assert_string_equal(lm_rpc_status_name(ST(UNIMPLEMENTED)), "UNIMPLEMENTED");
 	assert_string_equal(lm_rpc_status_name(ST(UNAUTHENTICATED)), "UNAUTHENTICATED");
 	assert_string_equal(lm_rpc_status_name(17), "UNKNOWN");
@@ -149,29 +150,29 @@ test_tls_config(void **state)
 	char *dir = lmt_tmpdir("rpc-tlscfg");
 
 	/* A server needs its own certificate; cert and key go together. */
-	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_SERVER, NULL, NULL, NULL, err,
-			     sizeof(err)),
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_SERVER, NULL, NULL, NULL,
+	                     err, sizeof(err)),
 	    LM_EINVAL);
 	assert_non_null(strstr(err, "certificate"));
-	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, "a.crt", "", NULL, err,
-			     sizeof(err)),
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, "a.crt", "", NULL,
+	                     err, sizeof(err)),
 	    LM_EINVAL);
-	assert_int_equal(lm_rpc_tls_config(&cfg, 7, NULL, NULL, NULL, err, sizeof(err)),
-	    LM_EINVAL);
+	assert_int_equal(
+	    lm_rpc_tls_config(&cfg, 7, NULL, NULL, NULL, err, sizeof(err)), LM_EINVAL);
 
 	/* Unreadable, non-PEM and oversized files. */
 	snprintf(missing, sizeof(missing), "%s/none.pem", dir);
-	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, NULL, missing, err,
-			     sizeof(err)),
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, NULL, missing,
+	                     err, sizeof(err)),
 	    LM_EINVAL);
 	assert_non_null(strstr(err, "none.pem"));
 	snprintf(junk, sizeof(junk), "%s/junk.pem", dir);
 	write_file(junk, "not a certificate\n", 18);
-	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, NULL, junk, err,
-			     sizeof(err)),
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, NULL, junk,
+	                     err, sizeof(err)),
 	    LM_EINVAL);
-	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_SERVER, junk, junk, NULL, err,
-			     sizeof(err)),
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_SERVER, junk, junk, NULL,
+	                     err, sizeof(err)),
 	    LM_EINVAL);
 	snprintf(bigf, sizeof(bigf), "%s/big.pem", dir);
 	char *big = malloc(LM_RPC_MAX_PEM + 10);
@@ -179,14 +180,14 @@ test_tls_config(void **state)
 	memset(big, 'A', LM_RPC_MAX_PEM + 10);
 	write_file(bigf, big, LM_RPC_MAX_PEM + 10);
 	free(big);
-	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, NULL, bigf, err,
-			     sizeof(err)),
+	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, NULL, bigf,
+	                     err, sizeof(err)),
 	    LM_E2BIG);
 	assert_null(cfg);
 
 	/* A client with nothing is allowed (no verification). */
-	assert_int_equal(lm_rpc_tls_config(&cfg, NNG_TLS_MODE_CLIENT, NULL, "", NULL, err,
-			     sizeof(err)),
+	assert_int_equal(lm_rpc_tls_config(
+	                     &cfg, NNG_TLS_MODE_CLIENT, NULL, "", NULL, err, sizeof(err)),
 	    LM_OK);
 	assert_non_null(cfg);
 	nng_tls_config_free(cfg);
@@ -242,8 +243,9 @@ peer_main(void *arg)
 		    NULL, nng_msg_len(m), nng_msg_body(m));
 		nng_msg_free(m);
 		assert_non_null(rq);
-		Lunamatch__V1__GetPostingRequest *g = lunamatch__v1__get_posting_request__unpack(
-		    NULL, rq->payload.len, rq->payload.data);
+		Lunamatch__V1__GetPostingRequest *g =
+		    lunamatch__v1__get_posting_request__unpack(
+		        NULL, rq->payload.len, rq->payload.data);
 		assert_non_null(g);
 		atomic_fetch_add(&p->requests, 1);
 		p->last_timeout_ms = rq->timeout_ms;
@@ -255,11 +257,13 @@ peer_main(void *arg)
 		if (strcmp(g->id, "wrong-id") == 0) {
 			send_env(p, "someone-else", ST(OK), "", NULL, NULL, 0);
 		} else if (strcmp(g->id, "garbage") == 0) {
-			assert_int_equal(nng_send(p->sock, (void *) junk, sizeof(junk), 0), 0);
+			assert_int_equal(
+			    nng_send(p->sock, (void *) junk, sizeof(junk), 0), 0);
 		} else if (strcmp(g->id, "bad-payload") == 0) {
 			send_env(p, rq->request_id, ST(OK), "", NULL, junk, sizeof(junk));
 		} else if (strcmp(g->id, "anon-error") == 0) {
-			send_env(p, "", ST(INVALID_ARGUMENT), "could not read it", NULL, NULL, 0);
+			send_env(p, "", ST(INVALID_ARGUMENT), "could not read it", NULL,
+			    NULL, 0);
 		} else if (strcmp(g->id, "anon-ok") == 0) {
 			send_env(p, "", ST(OK), "", NULL, NULL, 0);
 		} else if (strcmp(g->id, "silent") == 0) {
@@ -340,24 +344,28 @@ test_client_wire(void **state)
 	assert_string_not_equal(p.last_id, first);
 
 	/* Answers that are not ours or not readable. */
-	assert_int_equal(call(c, "wrong-id", 2000, &status, err, sizeof(err), NULL),
-	    LM_EPARSE);
+	assert_int_equal(
+	    call(c, "wrong-id", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
 	assert_int_equal(status, ST(INTERNAL));
 	assert_non_null(strstr(err, "request_id"));
-	assert_int_equal(call(c, "garbage", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
+	assert_int_equal(
+	    call(c, "garbage", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
 	assert_int_equal(status, ST(INTERNAL));
-	assert_int_equal(call(c, "bad-payload", 2000, &status, err, sizeof(err), NULL),
-	    LM_EPARSE);
+	assert_int_equal(
+	    call(c, "bad-payload", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
 	assert_non_null(strstr(err, "GetPostingResponse"));
 	/* An empty request_id is accepted with an error code only. */
-	assert_int_equal(call(c, "anon-error", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(
+	    call(c, "anon-error", 2000, &status, err, sizeof(err), NULL), LM_OK);
 	assert_int_equal(status, ST(INVALID_ARGUMENT));
 	assert_string_equal(err, "could not read it");
-	assert_int_equal(call(c, "anon-ok", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
+	assert_int_equal(
+	    call(c, "anon-ok", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
 
 	/* No answer: a local DEADLINE_EXCEEDED after timeout + grace. */
 	nng_time t0 = nng_clock();
-	assert_int_equal(call(c, "silent", 100, &status, err, sizeof(err), NULL), LM_ETIMEDOUT);
+	assert_int_equal(
+	    call(c, "silent", 100, &status, err, sizeof(err), NULL), LM_ETIMEDOUT);
 	nng_time took = nng_clock() - t0;
 	assert_int_equal(status, ST(DEADLINE_EXCEEDED));
 	assert_true(took >= 100 + LM_CLIENT_DEADLINE_GRACE_MS - 10);
@@ -367,17 +375,17 @@ test_client_wire(void **state)
 	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
 	assert_int_equal(lm_client_call(c, "bad/name", &req.base,
-			     &lunamatch__v1__get_posting_response__descriptor, 100, &resp,
-			     &status, err, sizeof(err)),
+	                     &lunamatch__v1__get_posting_response__descriptor, 100, &resp,
+	                     &status, err, sizeof(err)),
 	    LM_EINVAL);
 	assert_int_equal(status, ST(INVALID_ARGUMENT));
 	assert_int_equal(lm_client_call(c, "GetPosting", NULL,
-			     &lunamatch__v1__get_posting_response__descriptor, 100, &resp,
-			     &status, err, sizeof(err)),
+	                     &lunamatch__v1__get_posting_response__descriptor, 100, &resp,
+	                     &status, err, sizeof(err)),
 	    LM_EINVAL);
 	assert_int_equal(lm_client_call(NULL, "GetPosting", &req.base,
-			     &lunamatch__v1__get_posting_response__descriptor, 100, &resp,
-			     NULL, NULL, 0),
+	                     &lunamatch__v1__get_posting_response__descriptor, 100, &resp,
+	                     NULL, NULL, 0),
 	    LM_EINVAL);
 
 	assert_int_equal(call(c, "stop", 2000, &status, err, sizeof(err), NULL), LM_OK);
@@ -410,7 +418,8 @@ test_client_unavailable(void **state)
 	char url[64];
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
 	assert_int_equal(lm_client_open(url, NULL, &c), LM_OK);
-	assert_int_equal(call(c, "x", 200, &status, err, sizeof(err), NULL), LM_ETIMEDOUT);
+	assert_int_equal(
+	    call(c, "x", 200, &status, err, sizeof(err), NULL), LM_ETIMEDOUT);
 	assert_int_equal(status, ST(UNAVAILABLE));
 	assert_non_null(strstr(err, "no connection"));
 	lm_client_close(c);

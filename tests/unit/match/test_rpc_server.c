@@ -31,13 +31,13 @@
 #include "lunamatch/v1/match.pb-c.h"
 #include "rpc_server.h"
 
-#define OK_ LUNAMATCH__V1__STATUS_CODE__OK
-#define INVALID_ LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
-#define DEADLINE_ LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
+#define OK_        LUNAMATCH__V1__STATUS_CODE__OK
+#define INVALID_   LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
+#define DEADLINE_  LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
 #define NOT_FOUND_ LUNAMATCH__V1__STATUS_CODE__NOT_FOUND
 #define EXHAUSTED_ LUNAMATCH__V1__STATUS_CODE__RESOURCE_EXHAUSTED
-#define UNIMPL_ LUNAMATCH__V1__STATUS_CODE__UNIMPLEMENTED
-#define UNAVAIL_ LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
+#define UNIMPL_    LUNAMATCH__V1__STATUS_CODE__UNIMPLEMENTED
+#define UNAVAIL_   LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
 
 /* ---- the test service ------------------------------------------------ */
 
@@ -54,9 +54,10 @@ h_check(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 	if (r == NULL)
 		return LUNAMATCH__V1__STATUS_CODE__INTERNAL;
 	lunamatch__v1__health_check_response__init(r);
-	r->status = lm_rpc_server_serving(g_server)
-	    ? LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-	    : LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	r->status =
+	    lm_rpc_server_serving(g_server)
+	        ? LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+	        : LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 	*resp = &r->base;
 	return OK_;
 }
@@ -132,7 +133,7 @@ server_up(struct fixture *f, lm_rpc_server_opts o)
 		o.url = "tcp://127.0.0.1:0";
 	o.metrics = f->m;
 	assert_int_equal(lm_rpc_server_new(&o, &lunamatch__v1__match_service__descriptor,
-			     g_methods, 3, NULL, &f->s),
+	                     g_methods, 3, NULL, &f->s),
 	    LM_OK);
 	g_server = f->s;
 	assert_int_equal(lm_rpc_server_start(f->s), LM_OK);
@@ -174,8 +175,8 @@ rejected(lm_metrics *m, const char *reason)
 
 /* Serialized RpcRequest; the caller frees *out. */
 static size_t
-envelope(const char *method, const char *reqid, uint32_t timeout_ms, const uint8_t *payload,
-    size_t plen, size_t nmeta, uint8_t **out)
+envelope(const char *method, const char *reqid, uint32_t timeout_ms,
+    const uint8_t *payload, size_t plen, size_t nmeta, uint8_t **out)
 {
 	Lunamatch__V1__RpcRequest r = LUNAMATCH__V1__RPC_REQUEST__INIT;
 	Lunamatch__V1__MetadataEntry e = LUNAMATCH__V1__METADATA_ENTRY__INIT;
@@ -218,7 +219,8 @@ raw_call(const char *url, const uint8_t *buf, size_t len, unsigned timeout_ms)
 		goto done;
 	if (nng_recvmsg(sock, &msg, 0) != 0)
 		goto done;
-	r = lunamatch__v1__rpc_response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+	r = lunamatch__v1__rpc_response__unpack(
+	    NULL, nng_msg_len(msg), nng_msg_body(msg));
 	nng_msg_free(msg);
 done:
 	nng_close(sock);
@@ -226,8 +228,8 @@ done:
 }
 
 static Lunamatch__V1__RpcResponse *
-raw_envelope_call(const char *url, const char *method, const char *reqid, uint32_t timeout_ms,
-    const ProtobufCMessage *payload, size_t nmeta)
+raw_envelope_call(const char *url, const char *method, const char *reqid,
+    uint32_t timeout_ms, const ProtobufCMessage *payload, size_t nmeta)
 {
 	uint8_t pbuf[4096], *env;
 	size_t plen = 0;
@@ -333,7 +335,8 @@ test_status_paths(void **state)
 
 	/* OK, from a typed helper, with the server's serving flag. */
 	assert_int_equal(check(c, 2000, &serving), OK_);
-	assert_int_equal(serving, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	assert_int_equal(
+	    serving, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 	lm_rpc_server_set_serving(f.s, false);
 	assert_int_equal(check(c, 2000, &serving), OK_);
 	assert_int_equal(
@@ -346,7 +349,8 @@ test_status_paths(void **state)
 	free(id);
 
 	/* NOT_FOUND from the handler, with its message. */
-	assert_int_equal(get_posting(c, "missing", 2000, NULL, err, sizeof(err)), NOT_FOUND_);
+	assert_int_equal(
+	    get_posting(c, "missing", 2000, NULL, err, sizeof(err)), NOT_FOUND_);
 	assert_string_equal(err, "posting not found");
 
 	/* UNIMPLEMENTED: a method not in the service, one without a handler. */
@@ -354,22 +358,22 @@ test_status_paths(void **state)
 	ProtobufCMessage *resp = NULL;
 	int status = -1;
 	assert_int_equal(lm_client_call(c, "NoSuchMethod", &gp.base,
-			     &lunamatch__v1__get_profile_response__descriptor, 2000, &resp,
-			     &status, err, sizeof(err)),
+	                     &lunamatch__v1__get_profile_response__descriptor, 2000,
+	                     &resp, &status, err, sizeof(err)),
 	    LM_OK);
 	assert_int_equal(status, UNIMPL_);
 	assert_null(resp);
 	assert_non_null(strstr(err, "unknown method"));
 	assert_int_equal(lm_client_call(c, "GetProfile", &gp.base,
-			     &lunamatch__v1__get_profile_response__descriptor, 2000, &resp,
-			     &status, err, sizeof(err)),
+	                     &lunamatch__v1__get_profile_response__descriptor, 2000,
+	                     &resp, &status, err, sizeof(err)),
 	    LM_OK);
 	assert_int_equal(status, UNIMPL_);
 	assert_non_null(strstr(err, "not implemented"));
 
 	/* UNIMPLEMENTED: right method, wrong service prefix. */
-	Lunamatch__V1__RpcResponse *r = raw_envelope_call(f.url,
-	    "/lunamatch.v1.OtherService/Check", "wrong-svc", 0, NULL, 0);
+	Lunamatch__V1__RpcResponse *r = raw_envelope_call(
+	    f.url, "/lunamatch.v1.OtherService/Check", "wrong-svc", 0, NULL, 0);
 	assert_non_null(r);
 	assert_int_equal(r->code, UNIMPL_);
 	assert_string_equal(r->request_id, "wrong-svc");
@@ -420,7 +424,8 @@ test_status_paths(void **state)
 	assert_non_null(r);
 	assert_int_equal(r->code, OK_);
 	Lunamatch__V1__GetPostingResponse *gr =
-	    lunamatch__v1__get_posting_response__unpack(NULL, r->payload.len, r->payload.data);
+	    lunamatch__v1__get_posting_response__unpack(
+	        NULL, r->payload.len, r->payload.data);
 	assert_non_null(gr);
 	assert_string_equal(gr->posting->id, "with-meta");
 	assert_string_equal(gr->posting->title, "v");
@@ -444,7 +449,8 @@ test_status_paths(void **state)
 		nng_msleep(2);
 	char *text = NULL;
 	assert_int_equal(lm_metrics_render(f.m, &text, NULL), LM_OK);
-	assert_non_null(strstr(text, "lunamatch_rpc_latency_seconds_count{method=\"Check\"} 2"));
+	assert_non_null(
+	    strstr(text, "lunamatch_rpc_latency_seconds_count{method=\"Check\"} 2"));
 	assert_non_null(strstr(text, "lunamatch_rpc_inflight 0"));
 	free(text);
 
@@ -544,8 +550,8 @@ test_deadlines(void **state)
 	assert_true(wait_atomic(&g_matchjobs_running, 1, 3000));
 	Lunamatch__V1__GetPostingRequest gq = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
 	gq.id = "late";
-	Lunamatch__V1__RpcResponse *r = raw_envelope_call(f.url,
-	    LM_RPC_METHOD_PREFIX "GetPosting", "late-1", 20, &gq.base, 0);
+	Lunamatch__V1__RpcResponse *r = raw_envelope_call(
+	    f.url, LM_RPC_METHOD_PREFIX "GetPosting", "late-1", 20, &gq.base, 0);
 	assert_non_null(r);
 	assert_int_equal(r->code, DEADLINE_);
 	assert_string_equal(r->request_id, "late-1");
@@ -595,7 +601,8 @@ test_queue_full(void **state)
 		nng_msleep(2);
 	assert_true(lm_gauge_get(inflight) >= 2);
 
-	assert_int_equal(get_posting(c, "overflow", 2000, NULL, err, sizeof(err)), EXHAUSTED_);
+	assert_int_equal(
+	    get_posting(c, "overflow", 2000, NULL, err, sizeof(err)), EXHAUSTED_);
 	assert_non_null(strstr(err, "queue full"));
 	assert_int_equal(rejected(f.m, "queue_full"), 1);
 	assert_int_equal(pthread_join(t1, NULL), 0);
@@ -617,8 +624,8 @@ test_oversize(void **state)
 	char *s = malloc(huge + 1);
 	assert_non_null(s);
 
-	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2,
-			  .max_request_bytes = 4096});
+	server_up(&f,
+	    (lm_rpc_server_opts){.contexts = 4, .workers = 2, .max_request_bytes = 4096});
 	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
 
 	/* Over the limit, within nng's grace: answered and counted. */
@@ -700,7 +707,7 @@ test_tcp_garbage(void **state)
 }
 
 #define N_THREADS 64
-#define N_CALLS 25
+#define N_CALLS   25
 
 static void *
 echo_thread(void *p)
@@ -732,11 +739,14 @@ test_concurrent_clients(void **state)
 	pthread_t t[N_THREADS];
 	struct call_arg a[N_THREADS];
 
-	server_up(&f, (lm_rpc_server_opts){.contexts = 16, .workers = 4, .queue_len = 64});
+	server_up(
+	    &f, (lm_rpc_server_opts){.contexts = 16, .workers = 4, .queue_len = 64});
 	assert_int_equal(lm_client_open(f.url, NULL, &shared), LM_OK);
 	/* Even threads have their own client, odd ones share one. */
 	for (int i = 0; i < N_THREADS; i++) {
-		a[i] = (struct call_arg){.url = f.url, .index = i, .calls = N_CALLS,
+		a[i] = (struct call_arg){.url = f.url,
+		    .index = i,
+		    .calls = N_CALLS,
 		    .shared = (i % 2) ? shared : NULL};
 		assert_int_equal(pthread_create(&t[i], NULL, echo_thread, &a[i]), 0);
 	}
@@ -790,8 +800,8 @@ test_drain(void **state)
 	assert_false(lm_rpc_server_serving(f.s));
 
 	/* New requests on an existing connection: UNAVAILABLE. */
-	assert_int_equal(get_posting(c, "during-drain", 2000, NULL, err, sizeof(err)),
-	    UNAVAIL_);
+	assert_int_equal(
+	    get_posting(c, "during-drain", 2000, NULL, err, sizeof(err)), UNAVAIL_);
 	assert_non_null(strstr(err, "draining"));
 	/* New connections are refused: no answer. */
 	assert_int_equal(lm_client_open(f.url, NULL, &late), LM_OK);
@@ -878,8 +888,7 @@ test_setup_errors(void **state)
 
 /* ---- mutual TLS ------------------------------------------------------ */
 
-static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 sh(const char *fmt, ...)
@@ -899,25 +908,26 @@ make_certs(const char *dir)
 {
 	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
 	assert_int_equal(sh("cd '%s' && openssl req -x509 %s -keyout ca.key -out ca.crt "
-			    "-days 2 -subj /CN=lunamatch-test-ca "
-			    "-addext basicConstraints=critical,CA:TRUE "
-			    "-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null",
-			     dir, ec),
+	                    "-days 2 -subj /CN=lunamatch-test-ca "
+	                    "-addext basicConstraints=critical,CA:TRUE "
+	                    "-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null",
+	                     dir, ec),
 	    0);
 	assert_int_equal(sh("cd '%s' && printf 'subjectAltName=DNS:localhost\\n"
-			    "extendedKeyUsage=serverAuth,clientAuth\\n' > server.ext && "
-			    "printf 'extendedKeyUsage=clientAuth\\n' > client.ext",
-			     dir),
+	                    "extendedKeyUsage=serverAuth,clientAuth\\n' > server.ext && "
+	                    "printf 'extendedKeyUsage=clientAuth\\n' > client.ext",
+	                     dir),
 	    0);
 	const char *names[] = {"server", "client"};
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(sh("cd '%s' && openssl req %s -keyout %s.key -out %s.csr "
-				    "-subj /CN=%s 2>/dev/null && openssl x509 -req -in %s.csr "
-				    "-CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
-				    "-extfile %s.ext -out %s.crt 2>/dev/null",
-				     dir, ec, names[i], names[i],
-				     i == 0 ? "localhost" : "lunamatch-test-client", names[i],
-				     names[i], names[i]),
+		assert_int_equal(
+		    sh("cd '%s' && openssl req %s -keyout %s.key -out %s.csr "
+		       "-subj /CN=%s 2>/dev/null && openssl x509 -req -in %s.csr "
+		       "-CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+		       "-extfile %s.ext -out %s.crt 2>/dev/null",
+		        dir, ec, names[i], names[i],
+		        i == 0 ? "localhost" : "lunamatch-test-client", names[i],
+		        names[i], names[i]),
 		    0);
 	}
 }
@@ -927,7 +937,8 @@ test_mutual_tls(void **state)
 {
 	(void) state;
 	if (system("which openssl >/dev/null 2>&1") != 0) {
-		print_message("openssl command not found: skipping the mutual TLS test\n");
+		print_message(
+		    "openssl command not found: skipping the mutual TLS test\n");
 		skip();
 	}
 	char *dir = lmt_tmpdir("rpc-tls");
@@ -940,14 +951,20 @@ test_mutual_tls(void **state)
 	snprintf(ckey, sizeof(ckey), "%s/client.key", dir);
 
 	struct fixture f;
-	server_up(&f, (lm_rpc_server_opts){.url = "tls+tcp://127.0.0.1:0", .contexts = 4,
-			  .workers = 2, .tls_cert = scrt, .tls_key = skey, .tls_ca = ca});
+	server_up(&f, (lm_rpc_server_opts){.url = "tls+tcp://127.0.0.1:0",
+	                  .contexts = 4,
+	                  .workers = 2,
+	                  .tls_cert = scrt,
+	                  .tls_key = skey,
+	                  .tls_ca = ca});
 	f.dir = dir;
 	assert_non_null(strstr(f.url, "tls+tcp://127.0.0.1:"));
 
 	/* A client with a certificate from the CA. */
 	lm_client *c;
-	lm_client_opts co = {.tls_cert = ccrt, .tls_key = ckey, .tls_ca = ca,
+	lm_client_opts co = {.tls_cert = ccrt,
+	    .tls_key = ckey,
+	    .tls_ca = ca,
 	    .tls_server_name = "localhost"};
 	assert_int_equal(lm_client_open(f.url, &co, &c), LM_OK);
 	assert_int_equal(get_posting(c, "tls-1", 5000, &id, err, sizeof(err)), OK_);
@@ -962,7 +979,9 @@ test_mutual_tls(void **state)
 	lm_client_close(c);
 
 	/* A client that expects another server name refuses the server. */
-	lm_client_opts wrong = {.tls_cert = ccrt, .tls_key = ckey, .tls_ca = ca,
+	lm_client_opts wrong = {.tls_cert = ccrt,
+	    .tls_key = ckey,
+	    .tls_ca = ca,
 	    .tls_server_name = "not-the-server"};
 	assert_int_equal(lm_client_open(f.url, &wrong, &c), LM_OK);
 	assert_true(get_posting(c, "wrong-name", 500, NULL, err, sizeof(err)) < 0);
