@@ -1,0 +1,837 @@
+/*
+ * test_events.c - new-match events end to end: derivation from a real index
+ * into a real outbox (LMDB in a temporary directory) and delivery through
+ * librdkafka's idempotent producer to librdkafka's mock cluster (a Kafka
+ * protocol implementation on 127.0.0.1), read back with a real consumer.
+ * Covers key, headers and payload, deterministic ids, threshold crossings
+ * and top-N, the cursor, a broker outage (nothing lost, nothing doubled)
+ * and a restart with pending events.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "events.h"
+#include "index.h"
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/metrics.h"
+#include "lunamatch/pb.h"
+#include "model.h"
+
+typedef Lunamatch__V1__JobPosting JobPosting;
+typedef Lunamatch__V1__CandidateProfile Profile;
+
+#define NOW 1750000000LL
+#define DAY 86400LL
+#define TOPIC "lunamatch.matches.v1"
+#define PARTITIONS 2
+#define MOCK_BROKER 1 /* id of the mock cluster's only broker */
+
+static char *tmp;
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock;
+static const char *brokers;
+static lm_model model;
+static lm_index *idx;
+static lm_metrics *metrics;
+
+static const char *const STRONG[] = {"s:python", "s:sql", "s:spark", "s:kafka", "s:aws"};
+static const char *const WEAK[] = {"s:cobol"};
+
+/* ---- fixtures ------------------------------------------------------------- */
+
+static int
+setup(void **state)
+{
+	rd_kafka_conf_t *conf = NULL;
+	char err[256];
+	(void) state;
+
+	tmp = lmt_tmpdir("events");
+	assert_int_equal(lm_kafka_conf(NULL, "test-mock", &conf, err, sizeof(err)), LM_OK);
+	mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	assert_non_null(mock_rk);
+	mock = rd_kafka_mock_cluster_new(mock_rk, 1);
+	assert_non_null(mock);
+	assert_int_equal(rd_kafka_mock_topic_create(mock, TOPIC, PARTITIONS, 1), 0);
+	brokers = rd_kafka_mock_cluster_bootstraps(mock);
+	assert_non_null(strstr(brokers, "127.0.0.1"));
+
+	lm_model_defaults(&model);
+	assert_int_equal(lm_index_new(&model, &idx), LM_OK);
+	assert_int_equal(lm_metrics_new(&metrics), LM_OK);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	lm_index_free(idx);
+	idx = NULL;
+	lm_metrics_free(metrics);
+	metrics = NULL;
+	rd_kafka_mock_cluster_destroy(mock);
+	mock = NULL;
+	rd_kafka_destroy(mock_rk);
+	mock_rk = NULL;
+	lmt_rmtree(tmp);
+	free(tmp);
+	return 0;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	assert_non_null(d);
+	return d;
+}
+
+static void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+	assert_non_null(p);
+	return p;
+}
+
+/* A posting as ingest leaves it: canonical skill ids, open, posted a day
+ * ago. */
+static void
+put_posting(const char *id, uint64_t version, const char *const *skills, size_t n, bool closed)
+{
+	JobPosting *p = xcalloc(1, sizeof(*p));
+	lunamatch__v1__job_posting__init(p);
+	p->id = xstrdup(id);
+	p->version = version;
+	p->status = closed ? LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED
+	                   : LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_OPEN;
+	p->title = xstrdup("Data Engineer");
+	p->company = xstrdup("Acme");
+	p->category = xstrdup("Data");
+	p->employment_type = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME;
+	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_SENIOR;
+	p->min_years_experience = 5;
+	p->posted_at = NOW - DAY;
+	p->n_skills = n;
+	p->skills = xcalloc(n, sizeof(*p->skills));
+	for (size_t i = 0; i < n; i++) {
+		Lunamatch__V1__PostingSkill *s = xcalloc(1, sizeof(*s));
+		lunamatch__v1__posting_skill__init(s);
+		s->name = xstrdup(skills[i] + 2);
+		s->skill_id = xstrdup(skills[i]);
+		p->skills[i] = s;
+	}
+	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+}
+
+static void
+put_profile(const char *id, uint64_t version, const char *const *skills, size_t n, float years)
+{
+	Profile *c = xcalloc(1, sizeof(*c));
+	lunamatch__v1__candidate_profile__init(c);
+	c->id = xstrdup(id);
+	c->version = version;
+	c->headline = xstrdup("Engineer");
+	c->years_experience = years;
+	c->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_SENIOR;
+	c->n_skills = n;
+	c->skills = xcalloc(n, sizeof(*c->skills));
+	for (size_t i = 0; i < n; i++) {
+		Lunamatch__V1__CandidateSkill *s = xcalloc(1, sizeof(*s));
+		lunamatch__v1__candidate_skill__init(s);
+		s->name = xstrdup(skills[i] + 2);
+		s->skill_id = xstrdup(skills[i]);
+		s->years = years;
+		s->level = LUNAMATCH__V1__SKILL_LEVEL__SKILL_LEVEL_ADVANCED;
+		c->skills[i] = s;
+	}
+	assert_int_equal(lm_index_put_profile(idx, c), LM_OK);
+}
+
+static double
+score_at(const char *cid, const char *jid, int64_t now)
+{
+	double s = -1;
+	bool ok = false;
+	assert_int_equal(lm_index_pair_score(idx, cid, jid, now, &s, &ok), LM_OK);
+	return ok ? s : 0;
+}
+
+static double
+score_of(const char *cid, const char *jid)
+{
+	return score_at(cid, jid, NOW);
+}
+
+/* The threshold between a strong and a weak candidate for posting jid:
+ * asserts that the model really separates them. */
+static double
+threshold(const char *strong, const char *weak, const char *jid)
+{
+	double hi = score_of(strong, jid), lo = score_of(weak, jid);
+	assert_true(hi > lo + 0.05);
+	return (hi + lo) / 2;
+}
+
+static lm_events *
+new_events(const char *dir, double min_score, uint32_t top_n, int msg_timeout_ms)
+{
+	lm_events_opts o;
+	lm_events *ev = NULL;
+	memset(&o, 0, sizeof(o));
+	o.brokers = brokers;
+	o.topic = TOPIC;
+	o.data_dir = dir;
+	o.min_score = min_score;
+	o.top_n = top_n;
+	o.metrics = metrics;
+	o.message_timeout_ms = msg_timeout_ms;
+	o.flush_timeout_ms = 2000;
+	assert_int_equal(lm_events_new(&o, &ev), LM_OK);
+	assert_non_null(ev);
+	return ev;
+}
+
+static lm_event_change
+change(uint64_t seq, bool posting, const char *id, bool is_new, bool deleted)
+{
+	lm_event_change c;
+	memset(&c, 0, sizeof(c));
+	c.seq = seq;
+	c.posting = posting;
+	c.id = id;
+	c.is_new = is_new;
+	c.deleted = deleted;
+	return c;
+}
+
+static lm_outbox_counts
+counts(lm_events *ev)
+{
+	lm_outbox_counts c;
+	assert_int_equal(lm_outbox_counts_get(lm_events_outbox(ev), &c), LM_OK);
+	return c;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Waits at most timeout_ms for the outbox to be empty. */
+static bool
+wait_drained(lm_events *ev, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 50) {
+		if (counts(ev).pending == 0 && lm_events_inflight(ev) == 0)
+			return true;
+		sleep_ms(50);
+	}
+	return false;
+}
+
+/* ---- reading the topic ---------------------------------------------------- */
+
+struct got {
+	char key[160];
+	char content_type[64];
+	char schema[64];
+	Lunamatch__V1__MatchEvent *ev;
+};
+
+struct topic_read {
+	struct got v[256];
+	size_t n;
+};
+
+static void
+read_free(struct topic_read *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		protobuf_c_message_free_unpacked(&r->v[i].ev->base, NULL);
+	r->n = 0;
+}
+
+static void
+header(rd_kafka_headers_t *h, const char *name, char *out, size_t len)
+{
+	const void *val = NULL;
+	size_t size = 0;
+	out[0] = '\0';
+	if (h != NULL && rd_kafka_header_get_last(h, name, &val, &size) == 0 && size < len) {
+		memcpy(out, val, size);
+		out[size] = '\0';
+	}
+}
+
+/* Reads every message of the topic from the beginning: waits at most
+ * timeout_ms for `want` messages, then 1 s more to catch duplicates. */
+static void
+read_topic(size_t want, int timeout_ms, struct topic_read *r)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_t *c;
+	char err[256];
+	int waited = 0, quiet = 0;
+
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(lm_kafka_conf(brokers, "test-reader", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_kafka_set(conf, "group.id", "test-reader", err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_kafka_set(conf, "enable.auto.commit", "false", err, sizeof(err)),
+	    LM_OK);
+	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	assert_non_null(c);
+	parts = rd_kafka_topic_partition_list_new(PARTITIONS);
+	for (int p = 0; p < PARTITIONS; p++)
+		rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	assert_int_equal(rd_kafka_assign(c, parts), 0);
+	rd_kafka_topic_partition_list_destroy(parts);
+
+	while (waited < timeout_ms && (r->n < want || quiet < 1000)) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+		waited += 100;
+		if (m == NULL) {
+			if (r->n >= want)
+				quiet += 100;
+			continue;
+		}
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			struct got *g = &r->v[r->n];
+			rd_kafka_headers_t *h = NULL;
+			ProtobufCMessage *pm = NULL;
+			char perr[128];
+			assert_true(r->n < sizeof(r->v) / sizeof(r->v[0]));
+			assert_true(m->key_len < sizeof(g->key));
+			memcpy(g->key, m->key, m->key_len);
+			g->key[m->key_len] = '\0';
+			rd_kafka_message_headers(m, &h);
+			header(h, "content-type", g->content_type, sizeof(g->content_type));
+			header(h, "schema", g->schema, sizeof(g->schema));
+			assert_int_equal(lm_pb_decode(&lunamatch__v1__match_event__descriptor, m->payload,
+			                     m->len, 65536, &pm, perr, sizeof(perr)),
+			    LM_OK);
+			g->ev = (Lunamatch__V1__MatchEvent *) pm;
+			r->n++;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+}
+
+static const struct got *
+find_pair(const struct topic_read *r, const char *cid, const char *jid)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->v[i].ev->candidate_id, cid) == 0 &&
+		    strcmp(r->v[i].ev->job_id, jid) == 0)
+			return &r->v[i];
+	return NULL;
+}
+
+/* Every event id appears exactly once. */
+static void
+assert_unique(const struct topic_read *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		for (size_t j = i + 1; j < r->n; j++)
+			if (strcmp(r->v[i].ev->event_id, r->v[j].ev->event_id) == 0)
+				fail_msg("event %s delivered twice", r->v[i].ev->event_id);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void
+test_options(void **state)
+{
+	lm_events_opts o;
+	lm_events *ev = (lm_events *) 1;
+	(void) state;
+
+	memset(&o, 0, sizeof(o));
+	o.brokers = brokers;
+	o.topic = TOPIC;
+	o.data_dir = tmp;
+	o.min_score = 0.7;
+	o.top_n = 50;
+	assert_int_equal(lm_events_new(NULL, &ev), LM_EINVAL);
+	assert_null(ev);
+	o.brokers = NULL;
+	assert_int_equal(lm_events_new(&o, &ev), LM_EINVAL);
+	o.brokers = brokers;
+	o.topic = "";
+	assert_int_equal(lm_events_new(&o, &ev), LM_EINVAL);
+	o.topic = TOPIC;
+	o.min_score = 1.5;
+	assert_int_equal(lm_events_new(&o, &ev), LM_EINVAL);
+	o.min_score = NAN;
+	assert_int_equal(lm_events_new(&o, &ev), LM_EINVAL);
+	o.min_score = 0.7;
+	o.top_n = 0;
+	assert_int_equal(lm_events_new(&o, &ev), LM_EINVAL);
+	o.top_n = LM_INDEX_EVENT_TOP_MAX + 1;
+	assert_int_equal(lm_events_new(&o, &ev), LM_EINVAL);
+	o.top_n = 50;
+	o.data_dir = NULL;
+	assert_int_equal(lm_events_new(&o, &ev), LM_EINVAL);
+	o.data_dir = tmp;
+	o.message_timeout_ms = -1;
+	assert_int_equal(lm_events_new(&o, &ev), LM_EINVAL);
+	o.message_timeout_ms = 0;
+	assert_int_equal(lm_events_new(&o, &ev), LM_OK);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	assert_int_equal(lm_events_start(ev), LM_EINVAL); /* already started */
+	lm_events_free(ev);
+	lm_events_free(NULL);
+}
+
+/* Events of a new posting reach the topic with key, headers and payload. */
+static void
+test_delivery(void **state)
+{
+	const char *strong_ids[] = {"cand-1", "cand-2", "cand-3"};
+	lm_event_change ch[2];
+	struct topic_read r;
+	lm_events *ev;
+	double min;
+	size_t strong_n = 3;
+	(void) state;
+
+	put_posting("job-1", 4, STRONG, 5, false);
+	for (size_t i = 0; i < strong_n; i++)
+		put_profile(strong_ids[i], 2, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+
+	ev = new_events(tmp, min, 50, 0);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, strong_n);
+	assert_true(wait_drained(ev, 20000));
+
+	/* A new strong profile: its own top postings. */
+	put_profile("cand-4", 1, STRONG, 5, 6);
+	ch[0] = change(2, false, "cand-4", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 2, NOW + 60), LM_OK);
+	assert_true(wait_drained(ev, 20000));
+
+	lm_outbox_counts k = counts(ev);
+	assert_int_equal(k.enqueued_total, strong_n + 1);
+	assert_int_equal(k.delivered_total, strong_n + 1);
+	assert_int_equal(k.pending, 0);
+
+	read_topic(strong_n + 1, 20000, &r);
+	assert_int_equal(r.n, strong_n + 1);
+	assert_unique(&r);
+	for (size_t i = 0; i < r.n; i++) {
+		const struct got *g = &r.v[i];
+		char id[LM_OUTBOX_EVENT_ID_LEN + 1];
+		assert_string_equal(g->key, g->ev->candidate_id);
+		assert_string_equal(g->content_type, "application/x-protobuf");
+		assert_string_equal(g->schema, "lunamatch.v1.MatchEvent");
+		assert_int_equal(
+		    g->ev->type, LUNAMATCH__V1__MATCH_EVENT_TYPE__MATCH_EVENT_TYPE_NEW_MATCH);
+		assert_string_equal(g->ev->job_id, "job-1");
+		assert_string_equal(g->ev->model_version, model.version);
+		assert_int_equal(g->ev->job_version, 4);
+		assert_true(g->ev->score >= min);
+		assert_float_equal(
+		    g->ev->score, score_at(g->ev->candidate_id, "job-1", g->ev->created_at), 1e-9);
+		assert_true(strlen(g->ev->explanation_summary) > 0);
+		lm_event_id(g->ev->candidate_id, g->ev->job_id, g->ev->candidate_version,
+		    g->ev->job_version, g->ev->model_version, id);
+		assert_string_equal(g->ev->event_id, id);
+	}
+	for (size_t i = 0; i < strong_n; i++) {
+		const struct got *g = find_pair(&r, strong_ids[i], "job-1");
+		assert_non_null(g);
+		assert_int_equal(g->ev->trigger, LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_POSTING);
+		assert_int_equal(g->ev->candidate_version, 2);
+		assert_int_equal(g->ev->created_at, NOW);
+	}
+	const struct got *g4 = find_pair(&r, "cand-4", "job-1");
+	assert_non_null(g4);
+	assert_int_equal(g4->ev->trigger, LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_PROFILE);
+	assert_int_equal(g4->ev->created_at, NOW + 60);
+	assert_null(find_pair(&r, "cand-weak", "job-1"));
+	read_free(&r);
+
+	/* Metrics. */
+	char *text = NULL;
+	assert_int_equal(lm_metrics_render(metrics, &text, NULL), LM_OK);
+	assert_non_null(strstr(text, "lunamatch_events_enqueued_total 4"));
+	assert_non_null(strstr(text, "lunamatch_events_delivered_total 4"));
+	assert_non_null(strstr(text, "lunamatch_events_pending 0"));
+	assert_non_null(strstr(text, "lunamatch_events_failed_total 0"));
+	free(text);
+
+	uint64_t cur = 0;
+	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(cur, 2);
+	lm_events_free(ev);
+}
+
+struct ids {
+	char v[64][LM_OUTBOX_EVENT_ID_LEN + 1];
+	size_t n;
+};
+
+static int
+ids_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry)
+{
+	struct ids *ids = arg;
+	(void) entry;
+	assert_true(ids->n < 64);
+	memcpy(ids->v[ids->n++], event_id, LM_OUTBOX_EVENT_ID_LEN + 1);
+	return 0;
+}
+
+/* The same derivation in two separate outboxes gives the same event ids. */
+static void
+test_deterministic_ids(void **state)
+{
+	char d1[4200], d2[4200];
+	lm_event_change ch[3];
+	struct ids a, b;
+	lm_events *e1, *e2;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_posting("job-2", 7, STRONG, 4, false);
+	put_profile("cand-1", 3, STRONG, 5, 6);
+	put_profile("cand-2", 5, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	snprintf(d1, sizeof(d1), "%s/one", tmp);
+	snprintf(d2, sizeof(d2), "%s/two", tmp);
+	assert_int_equal(mkdir(d1, 0700), 0);
+	assert_int_equal(mkdir(d2, 0700), 0);
+	e1 = new_events(d1, min, 50, 0);
+	e2 = new_events(d2, min, 50, 0);
+	ch[0] = change(1, true, "job-1", true, false);
+	ch[1] = change(2, true, "job-2", true, false);
+	ch[2] = change(3, false, "cand-2", false, false);
+	/* Different clocks: created_at differs, the ids do not. */
+	assert_int_equal(lm_events_on_changes(e1, idx, ch, 3, 3, NOW), LM_OK);
+	assert_int_equal(lm_events_on_changes(e2, idx, ch, 3, 3, NOW + 999), LM_OK);
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(lm_outbox_pending(lm_events_outbox(e1), 64, ids_cb, &a), LM_OK);
+	assert_int_equal(lm_outbox_pending(lm_events_outbox(e2), 64, ids_cb, &b), LM_OK);
+	assert_int_equal(a.n, 4); /* 2 candidates x 2 jobs */
+	assert_int_equal(a.n, b.n);
+	for (size_t i = 0; i < a.n; i++)
+		assert_string_equal(a.v[i], b.v[i]);
+	char want[LM_OUTBOX_EVENT_ID_LEN + 1];
+	lm_event_id("cand-2", "job-2", 5, 7, model.version, want);
+	bool found = false;
+	for (size_t i = 0; i < a.n; i++)
+		found = found || strcmp(a.v[i], want) == 0;
+	assert_true(found);
+	lm_events_free(e1);
+	lm_events_free(e2);
+}
+
+static bool
+pair_above(lm_events *ev, const char *cid, const char *jid)
+{
+	lm_outbox_pair p;
+	int rc = lm_outbox_get_pair(lm_events_outbox(ev), cid, jid, &p);
+	assert_true(rc == LM_OK || rc == LM_ENOENT);
+	return rc == LM_OK && p.above;
+}
+
+static bool
+pair_known(lm_events *ev, const char *cid, const char *jid)
+{
+	lm_outbox_pair p;
+	return lm_outbox_get_pair(lm_events_outbox(ev), cid, jid, &p) == LM_OK;
+}
+
+/* A pair is announced when it crosses the threshold, again only after it
+ * fell below, and never because of top-N churn alone. */
+static void
+test_crossings(void **state)
+{
+	lm_event_change ch[2];
+	lm_events *ev;
+	double min;
+	uint64_t seq = 0;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 4, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	ev = new_events(tmp, min, 1, 0); /* top 1 */
+
+	ch[0] = change(++seq, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 1);
+	assert_true(pair_above(ev, "cand-1", "job-1"));
+
+	/* The posting changes but still matches: no new event. */
+	put_posting("job-1", 2, STRONG, 5, false);
+	ch[0] = change(++seq, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 1);
+
+	/* A better candidate arrives: announced from its own side. */
+	put_profile("cand-2", 1, STRONG, 5, 6);
+	assert_true(score_of("cand-2", "job-1") > score_of("cand-1", "job-1"));
+	ch[0] = change(++seq, false, "cand-2", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 2);
+
+	/* The posting changes again: its top 1 is cand-2 now; cand-1 is out of
+	 * the top N but still above the threshold and stays announced. */
+	put_posting("job-1", 3, STRONG, 5, false);
+	ch[0] = change(++seq, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 2);
+	assert_true(pair_above(ev, "cand-1", "job-1"));
+
+	/* cand-1 loses its skills: recorded below, nothing sent. */
+	put_profile("cand-1", 2, WEAK, 1, 1);
+	ch[0] = change(++seq, false, "cand-1", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 2);
+	assert_true(pair_known(ev, "cand-1", "job-1"));
+	assert_false(pair_above(ev, "cand-1", "job-1"));
+
+	/* ...and gets them back: announced again, as an update. */
+	put_profile("cand-1", 3, STRONG, 4, 6);
+	ch[0] = change(++seq, false, "cand-1", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 3);
+	char id[LM_OUTBOX_EVENT_ID_LEN + 1];
+	Lunamatch__V1__OutboxEntry *e = NULL;
+	lm_event_id("cand-1", "job-1", 3, 3, model.version, id);
+	assert_int_equal(lm_outbox_get_entry(lm_events_outbox(ev), id, &e), LM_OK);
+	protobuf_c_message_free_unpacked(&e->base, NULL);
+
+	/* The posting closes: its pairs fall below; reopening announces them
+	 * again. */
+	put_posting("job-1", 4, STRONG, 5, true);
+	ch[0] = change(++seq, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_false(pair_above(ev, "cand-1", "job-1"));
+	assert_false(pair_above(ev, "cand-2", "job-1"));
+	put_posting("job-1", 5, STRONG, 5, false);
+	ch[0] = change(++seq, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 4); /* top 1 only: cand-2 */
+	assert_true(pair_above(ev, "cand-2", "job-1"));
+
+	/* A deleted profile: its pairs are forgotten. */
+	assert_int_equal(lm_index_remove_profile(idx, "cand-2"), LM_OK);
+	ch[0] = change(++seq, false, "cand-2", false, true);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_false(pair_known(ev, "cand-2", "job-1"));
+
+	/* A record changed twice in one batch is derived once; a change that
+	 * the follower reports but that is gone from the index counts as
+	 * deleted. */
+	put_profile("cand-2", 9, STRONG, 5, 6);
+	ch[0] = change(seq + 1, false, "cand-2", true, false);
+	ch[1] = change(seq + 2, false, "cand-2", false, false);
+	seq += 2;
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, seq, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 5);
+	lm_event_id("cand-2", "job-1", 9, 5, model.version, id);
+	assert_int_equal(lm_outbox_get_entry(lm_events_outbox(ev), id, &e), LM_OK);
+	ProtobufCMessage *pm = NULL;
+	char perr[64];
+	assert_int_equal(lm_pb_decode(&lunamatch__v1__match_event__descriptor, e->event.data,
+	                     e->event.len, 65536, &pm, perr, sizeof(perr)),
+	    LM_OK);
+	/* One of its changes was its first version: NEW_PROFILE. */
+	assert_int_equal(((Lunamatch__V1__MatchEvent *) pm)->trigger,
+	    LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_PROFILE);
+	protobuf_c_message_free_unpacked(pm, NULL);
+	protobuf_c_message_free_unpacked(&e->base, NULL);
+
+	assert_int_equal(lm_index_remove_posting(idx, "job-1"), LM_OK);
+	ch[0] = change(++seq, true, "job-1", false, false); /* not flagged deleted */
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_false(pair_known(ev, "cand-1", "job-1"));
+	assert_false(pair_known(ev, "cand-2", "job-1"));
+	lm_events_free(ev);
+}
+
+/* Changes at or below the cursor were derived before a restart: skipped. */
+static void
+test_cursor(void **state)
+{
+	lm_event_change ch[2];
+	lm_events *ev;
+	uint64_t cur = 0;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	ev = new_events(tmp, min, 50, 0);
+
+	ch[0] = change(5, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 5, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 1);
+	lm_events_free(ev);
+
+	/* After a restart, the follower replays seq 4..6: only 6 is new. */
+	ev = new_events(tmp, min, 50, 0);
+	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(cur, 5);
+	put_profile("cand-2", 1, STRONG, 5, 6);
+	put_profile("cand-3", 1, STRONG, 5, 6);
+	ch[0] = change(4, false, "cand-2", true, false); /* derived before */
+	ch[1] = change(6, false, "cand-3", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, 6, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 2);
+	assert_false(pair_known(ev, "cand-2", "job-1"));
+	assert_true(pair_above(ev, "cand-3", "job-1"));
+	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(cur, 6);
+	/* A batch ending before the cursor is refused. */
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, 3, NOW), LM_ESTALE);
+	/* Bad input. */
+	ch[0].id = "bad id";
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 7, NOW), LM_EINVAL);
+	assert_int_equal(lm_events_on_changes(ev, NULL, ch, 1, 7, NOW), LM_EINVAL);
+	assert_int_equal(lm_events_on_changes(ev, idx, NULL, 1, 7, NOW), LM_EINVAL);
+	/* An empty batch moves the cursor. */
+	assert_int_equal(lm_events_on_changes(ev, idx, NULL, 0, 8, NOW), LM_OK);
+	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(cur, 8);
+	lm_events_free(ev);
+}
+
+/* A broker outage delays events and loses none; none is sent twice. */
+static void
+test_outage(void **state)
+{
+	char cid[16][16];
+	lm_event_change ch[1];
+	struct topic_read r;
+	lm_events *ev;
+	double min;
+	const size_t N = 12;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(cid[i], sizeof(cid[i]), "cand-%02zu", i);
+		put_profile(cid[i], 1, STRONG, 5, 6);
+	}
+	min = threshold("cand-00", "cand-weak", "job-1");
+	ev = new_events(tmp, min, 50, 1000); /* messages time out after 1 s */
+	assert_int_equal(lm_events_start(ev), LM_OK);
+
+	assert_int_equal(rd_kafka_mock_broker_set_down(mock, MOCK_BROKER), 0);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, N);
+
+	/* Attempts time out and are recorded; the events stay pending. */
+	bool failed = false;
+	for (int waited = 0; waited < 20000 && !failed; waited += 100) {
+		failed = counts(ev).failed_total > 0;
+		sleep_ms(100);
+	}
+	assert_true(failed);
+	assert_int_equal(counts(ev).pending, N);
+	assert_int_equal(counts(ev).delivered_total, 0);
+	sleep_ms(1500); /* more attempts fail while the broker is down */
+	assert_int_equal(counts(ev).pending, N);
+
+	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
+	assert_true(wait_drained(ev, 60000));
+	assert_int_equal(counts(ev).delivered_total, N);
+	assert_true(lm_counter_get(lm_metrics_counter(metrics, "lunamatch_events_failed_total",
+	                NULL, NULL)) > 0);
+
+	read_topic(N, 20000, &r);
+	assert_int_equal(r.n, N);
+	assert_unique(&r);
+	for (size_t i = 0; i < N; i++)
+		assert_non_null(find_pair(&r, cid[i], "job-1"));
+	read_free(&r);
+	lm_events_free(ev);
+}
+
+/* Events pending at shutdown are sent by the next run. */
+static void
+test_restart(void **state)
+{
+	lm_event_change ch[1];
+	struct topic_read r;
+	lm_events *ev;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-2", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+
+	/* First run: the broker is unreachable; the sender is running when the
+	 * service stops. */
+	assert_int_equal(rd_kafka_mock_broker_set_down(mock, MOCK_BROKER), 0);
+	ev = new_events(tmp, min, 50, 0);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	for (int waited = 0; waited < 5000 && lm_events_inflight(ev) < 2; waited += 50)
+		sleep_ms(50);
+	assert_int_equal(lm_events_inflight(ev), 2); /* handed to librdkafka */
+	lm_events_free(ev); /* flush times out; the events stay pending */
+
+	/* Second run, broker back. */
+	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
+	ev = new_events(tmp, min, 50, 0);
+	assert_int_equal(counts(ev).pending, 2);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	assert_true(wait_drained(ev, 30000));
+	assert_int_equal(counts(ev).delivered_total, 2);
+	read_topic(2, 20000, &r);
+	assert_int_equal(r.n, 2);
+	assert_unique(&r);
+	assert_non_null(find_pair(&r, "cand-1", "job-1"));
+	assert_non_null(find_pair(&r, "cand-2", "job-1"));
+	read_free(&r);
+	lm_events_free(ev);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_options, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delivery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deterministic_ids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_crossings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
