@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -478,34 +480,114 @@ test_ipc_and_probe(void **state)
 	assert_int_equal(lm_rpc_server_probe(f.s, 2000), LM_OK);
 	assert_int_equal(requests(f.m, "Check", "OK"), 1);
 	assert_int_equal(counter(f.m, "lunamatch_rpc_listener_restarts_total", NULL), 0);
+	lm_client_close(c);
+	server_down(&f);
+}
 
-	/* nng #1518: peers that connect and drop before the SP handshake
-	 * break an ipc listener of nng 1.5.2. The self-probe notices that its
-	 * request never arrives and restarts the listener. */
+/*
+ * nng #1518: peers that connect and drop before the SP handshake break an
+ * ipc listener of nng 1.5.2 (a REQ peer then believes it is connected, but
+ * its requests never reach the REP socket). The self-probe notices that its
+ * request never arrives and restarts the listener.
+ *
+ * nng 1.5.2 also leaks the objects of the broken listener (a few KiB per
+ * restart, inside nng). So that the leak checker stays meaningful for
+ * everything else, this scenario runs in a child process (this program
+ * started again with --dead-listener) with leak detection off.
+ */
+#define CHECK(c)                                                                         \
+	do {                                                                             \
+		if (!(c)) {                                                              \
+			fprintf(stderr, "check failed at line %d: %s\n", __LINE__, #c);  \
+			return 1;                                                        \
+		}                                                                        \
+	} while (0)
+
+static int
+dead_listener_scenario(void)
+{
+	lm_rpc_server *s = NULL;
+	lm_metrics *m = NULL;
+	lm_client *c = NULL, *c2 = NULL;
+	char url[512], err[256], *id = NULL;
+	char *dir = lmt_tmpdir("rpc-dead");
+	int rc = 1;
+
+	snprintf(url, sizeof(url), "ipc://%s/rpc.ipc", dir);
+	lm_rpc_server_opts o = {.url = url, .contexts = 4, .workers = 2};
+	CHECK(lm_metrics_new(&m) == LM_OK);
+	o.metrics = m;
+	CHECK(lm_rpc_server_new(&o, &lunamatch__v1__match_service__descriptor, g_methods,
+	          3, NULL, &s) == LM_OK);
+	g_server = s;
+	CHECK(lm_rpc_server_start(s) == LM_OK);
+	CHECK(lm_client_open(url, NULL, &c) == LM_OK);
+	CHECK(get_posting(c, "ipc-1", 2000, &id, err, sizeof(err)) == OK_);
+	free(id);
+
 	for (int i = 0; i < 5; i++) {
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/rpc.ipc", dir);
 		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		assert_true(fd >= 0);
-		assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+		CHECK(fd >= 0);
+		CHECK(connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0);
 		close(fd);
 	}
 	nng_msleep(50);
-	assert_int_equal(lm_rpc_server_probe(f.s, 1000), LM_OK);
+	CHECK(lm_rpc_server_probe(s, 1000) == LM_OK);
 	/* The breakage is timing-dependent: one restart at most. */
-	assert_true(counter(f.m, "lunamatch_rpc_listener_restarts_total", NULL) <= 1);
+	CHECK(counter(m, "lunamatch_rpc_listener_restarts_total", NULL) <= 1);
 
 	/* New and old clients are served (old ones after reconnecting). */
-	lm_client *c2;
-	assert_int_equal(lm_client_open(url, NULL, &c2), LM_OK);
-	assert_int_equal(get_posting(c2, "ipc-2", 3000, &id, err, sizeof(err)), OK_);
-	assert_string_equal(id, "ipc-2");
+	CHECK(lm_client_open(url, NULL, &c2) == LM_OK);
+	CHECK(get_posting(c2, "ipc-2", 3000, &id, err, sizeof(err)) == OK_);
+	CHECK(id != NULL && strcmp(id, "ipc-2") == 0);
 	free(id);
+	CHECK(get_posting(c, "ipc-3", 3000, &id, err, sizeof(err)) == OK_);
+	free(id);
+	rc = 0;
 	lm_client_close(c2);
-	assert_int_equal(get_posting(c, "ipc-3", 3000, &id, err, sizeof(err)), OK_);
-	free(id);
 	lm_client_close(c);
-	server_down(&f);
+	lm_rpc_server_free(s);
+	lm_metrics_free(m);
+	lmt_rmtree(dir);
+	free(dir);
+	return rc;
+}
+
+extern char **environ;
+
+static void
+test_ipc_dead_listener(void **state)
+{
+	(void) state;
+	char *envp[256];
+	size_t n = 0;
+
+	for (char **e = environ; *e != NULL && n < 250; e++)
+		if (strncmp(*e, "ASAN_OPTIONS=", 13) != 0)
+			envp[n++] = *e;
+	envp[n++] = "ASAN_OPTIONS=detect_leaks=0";
+	envp[n] = NULL;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execle("/proc/self/exe", "test_rpc_server", "--dead-listener",
+		    (char *) NULL, envp);
+		_exit(127);
+	}
+	int st = 0;
+	nng_time end = nng_clock() + 30000;
+	pid_t w;
+	while ((w = waitpid(pid, &st, WNOHANG)) == 0 && nng_clock() < end)
+		nng_msleep(20);
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		fail_msg("dead-listener scenario did not finish in 30 s");
+	}
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 struct call_arg {
@@ -1001,11 +1083,14 @@ test_mutual_tls(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "--dead-listener") == 0)
+		return dead_listener_scenario();
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_status_paths),
 	    cmocka_unit_test(test_ipc_and_probe),
+	    cmocka_unit_test(test_ipc_dead_listener),
 	    cmocka_unit_test(test_deadlines),
 	    cmocka_unit_test(test_queue_full),
 	    cmocka_unit_test(test_oversize),
