@@ -878,7 +878,8 @@ lm_rpc_server_start(lm_rpc_server *s)
 
 	if (s == NULL || atomic_load(&s->started) || atomic_load(&s->closing))
 		return LM_EINVAL;
-	for (unsigned i = 0; i < s->nworkers; i++) {
+	/* A start that failed to listen may be retried: the workers stay. */
+	for (unsigned i = s->nthreads; i < s->nworkers; i++) {
 		if (pthread_create(&s->threads[i], NULL, worker_main, s) != 0) {
 			lm_error("rpc.start", "cannot start worker thread %u", i);
 			return LM_ENOMEM;
