@@ -34,14 +34,15 @@
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
 
-#define FLIGHT_SLOTS   2048 /* power of two, at least 2 * LM_EVENTS_INFLIGHT_MAX */
-#define TICK_MS        50   /* longest sleep of the sender between polls */
-#define RESCAN_MS      1000 /* pending entries are looked at least this often */
-#define PATH_MAX_      4096 /* bytes of <data_dir>/outbox */
-#define EVENT_MAX      LM_OUTBOX_ENTRY_MAX
+#define FLIGHT_SLOTS 2048 /* power of two, at least 2 * LM_EVENTS_INFLIGHT_MAX */
+#define TICK_MS      50   /* longest sleep of the sender between polls */
+#define RESCAN_MS    1000 /* pending entries are looked at least this often */
+#define PATH_MAX_    4096 /* bytes of <data_dir>/outbox */
+#define EVENT_MAX    LM_OUTBOX_ENTRY_MAX
 
 _Static_assert(FLIGHT_SLOTS >= 2 * LM_EVENTS_INFLIGHT_MAX, "flight set too small");
-_Static_assert((FLIGHT_SLOTS & (FLIGHT_SLOTS - 1)) == 0, "flight set size not a power of 2");
+_Static_assert(
+    (FLIGHT_SLOTS & (FLIGHT_SLOTS - 1)) == 0, "flight set size not a power of 2");
 
 struct failure {
 	char *id;          /* owned */
@@ -69,13 +70,13 @@ struct lm_events {
 
 	/* Sender thread only. */
 	char *flight[FLIGHT_SLOTS];
-	size_t nflight;             /* entries of flight */
-	char **delivered;            /* ids reported delivered, owned */
+	size_t nflight;   /* entries of flight */
+	char **delivered; /* ids reported delivered, owned */
 	size_t ndelivered;
-	struct failure *failed;      /* ids reported failed */
+	struct failure *failed; /* ids reported failed */
 	size_t nfailed;
-	bool fatal;                  /* the producer raised a fatal error */
-	size_t nflight_pub;       /* copy of nflight for other threads */
+	bool fatal;         /* the producer raised a fatal error */
+	size_t nflight_pub; /* copy of nflight for other threads */
 
 	lm_gauge *m_pending;
 	lm_counter *m_enqueued, *m_delivered, *m_failed;
@@ -216,7 +217,8 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
 		char buf[256];
 		rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
-		lm_error("events.kafka_fatal", "producer fatal error %s; recreating the producer",
+		lm_error("events.kafka_fatal",
+		    "producer fatal error %s; recreating the producer",
 		    rd_kafka_err2name(orig));
 		ev->fatal = true;
 		return;
@@ -235,12 +237,15 @@ make_producer(lm_events *ev, rd_kafka_t **out)
 
 	*out = NULL;
 	snprintf(tmo, sizeof(tmo), "%d", ev->message_timeout_ms);
-	if ((rc = lm_kafka_conf(ev->brokers, ev->client_id, &conf, err, sizeof(err))) != LM_OK ||
-	    (rc = lm_kafka_set(conf, "enable.idempotence", "true", err, sizeof(err))) != LM_OK ||
+	if ((rc = lm_kafka_conf(ev->brokers, ev->client_id, &conf, err, sizeof(err))) !=
+	        LM_OK ||
+	    (rc = lm_kafka_set(conf, "enable.idempotence", "true", err, sizeof(err))) !=
+	        LM_OK ||
 	    (rc = lm_kafka_set(conf, "acks", "all", err, sizeof(err))) != LM_OK ||
-	    (rc = lm_kafka_set(conf, "message.timeout.ms", tmo, err, sizeof(err))) != LM_OK ||
-	    (rc = lm_kafka_set(conf, "partitioner", "murmur2_random", err, sizeof(err))) !=
-	        LM_OK) {
+	    (rc = lm_kafka_set(conf, "message.timeout.ms", tmo, err, sizeof(err))) !=
+	        LM_OK ||
+	    (rc = lm_kafka_set(
+	         conf, "partitioner", "murmur2_random", err, sizeof(err))) != LM_OK) {
 		lm_error("events.config", "%s", err);
 		if (conf != NULL)
 			rd_kafka_conf_destroy(conf);
@@ -272,8 +277,8 @@ record_reports(lm_events *ev)
 		if (rc != LM_OK) {
 			/* Stays pending: produced again later, a duplicate that
 			 * consumers drop by event_id. */
-			lm_error("events.outbox", "cannot mark %zu events delivered: %s", ndone,
-			    lm_strerror(rc));
+			lm_error("events.outbox", "cannot mark %zu events delivered: %s",
+			    ndone, lm_strerror(rc));
 		} else {
 			lm_counter_add(ev->m_delivered, n);
 			lm_debug("events.delivered", "%zu events delivered", n);
@@ -291,10 +296,12 @@ record_reports(lm_events *ev)
 		}
 		rc = lm_outbox_mark_failed_batch(ev->ob, ids, errs, nfail, &n);
 		if (rc != LM_OK)
-			lm_error("events.outbox", "cannot record %zu failed deliveries: %s", nfail,
+			lm_error("events.outbox",
+			    "cannot record %zu failed deliveries: %s", nfail,
 			    lm_strerror(rc));
 		lm_counter_add(ev->m_failed, nfail);
-		lm_warn("events.retry", "%zu events not delivered (%s); they stay pending", nfail,
+		lm_warn("events.retry",
+		    "%zu events not delivered (%s); they stay pending", nfail,
 		    ev->failed[0].error);
 		for (size_t i = 0; i < nfail; i++)
 			free(ev->failed[i].id);
@@ -325,7 +332,7 @@ destroy_producer(lm_events *ev)
 
 struct scan {
 	lm_events *ev;
-	size_t budget;   /* new messages we may still produce */
+	size_t budget; /* new messages we may still produce */
 	size_t produced;
 	bool full;       /* librdkafka's queue is full */
 	const char *err; /* first produce error, recorded as a failure */
@@ -350,7 +357,8 @@ scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry
 		return 0;
 	if (lm_pb_decode(&lunamatch__v1__match_event__descriptor, entry->event.data,
 	        entry->event.len, EVENT_MAX, &m, err, sizeof(err)) != LM_OK) {
-		lm_error("events.corrupt", "pending event %s does not decode: %s", event_id, err);
+		lm_error("events.corrupt", "pending event %s does not decode: %s",
+		    event_id, err);
 		return 0;
 	}
 	me = (Lunamatch__V1__MatchEvent *) m;
@@ -363,8 +371,8 @@ scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry
 	    RD_KAFKA_V_VALUE(entry->event.data, entry->event.len),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 	    RD_KAFKA_V_HEADER("content-type", LM_EVENTS_CONTENT_TYPE, (ssize_t) -1),
-	    RD_KAFKA_V_HEADER("schema", LM_EVENTS_SCHEMA, (ssize_t) -1), RD_KAFKA_V_OPAQUE(id),
-	    RD_KAFKA_V_END);
+	    RD_KAFKA_V_HEADER("schema", LM_EVENTS_SCHEMA, (ssize_t) -1),
+	    RD_KAFKA_V_OPAQUE(id), RD_KAFKA_V_END);
 	protobuf_c_message_free_unpacked(m, NULL);
 	if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		flight_add(ev, id);
@@ -410,17 +418,19 @@ scan(lm_events *ev)
 	/* Visit the in-flight entries (skipped) plus as many new ones. */
 	rc = lm_outbox_pending(ev->ob, ev->nflight + s.budget, scan_cb, &s);
 	if (rc != LM_OK)
-		lm_error("events.outbox", "cannot read pending events: %s", lm_strerror(rc));
+		lm_error(
+		    "events.outbox", "cannot read pending events: %s", lm_strerror(rc));
 	if (s.produced > 0)
 		lm_debug("events.produce", "%zu events produced", s.produced);
 	if (s.nbad > 0) {
 		const char *errs[sizeof(s.bad) / sizeof(s.bad[0])];
 		for (size_t i = 0; i < s.nbad; i++)
 			errs[i] = s.err;
-		lm_outbox_mark_failed_batch(ev->ob, (const char *const *) s.bad, errs, s.nbad, NULL);
+		lm_outbox_mark_failed_batch(
+		    ev->ob, (const char *const *) s.bad, errs, s.nbad, NULL);
 		lm_counter_add(ev->m_failed, s.nbad);
-		lm_warn("events.produce", "%zu events rejected by the producer (%s)", s.nbad,
-		    s.err);
+		lm_warn("events.produce", "%zu events rejected by the producer (%s)",
+		    s.nbad, s.err);
 		for (size_t i = 0; i < s.nbad; i++)
 			free(s.bad[i]);
 	}
@@ -446,7 +456,8 @@ flush_at_exit(lm_events *ev)
 		record_reports(ev);
 	}
 	if (ev->nflight > 0)
-		lm_warn("events.stop", "%zu events unacknowledged at shutdown; they stay pending",
+		lm_warn("events.stop",
+		    "%zu events unacknowledged at shutdown; they stay pending",
 		    ev->nflight);
 }
 
@@ -455,7 +466,8 @@ next_backoff(int64_t backoff)
 {
 	if (backoff == 0)
 		return LM_EVENTS_RETRY_MIN_MS;
-	return backoff * 2 > LM_EVENTS_RETRY_MAX_MS ? LM_EVENTS_RETRY_MAX_MS : backoff * 2;
+	return backoff * 2 > LM_EVENTS_RETRY_MAX_MS ? LM_EVENTS_RETRY_MAX_MS
+	                                            : backoff * 2;
 }
 
 /*
@@ -562,11 +574,13 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 	if (o == NULL)
 		return LM_EINVAL;
 	if (!text_ok(o->brokers, LM_KAFKA_BROKERS_MAX - 1)) {
-		lm_error("events.config", "brokers must be 1..%d bytes", LM_KAFKA_BROKERS_MAX - 1);
+		lm_error("events.config", "brokers must be 1..%d bytes",
+		    LM_KAFKA_BROKERS_MAX - 1);
 		return LM_EINVAL;
 	}
 	if (!text_ok(o->topic, LM_KAFKA_TOPIC_MAX)) {
-		lm_error("events.config", "topic must be 1..%d bytes", LM_KAFKA_TOPIC_MAX);
+		lm_error(
+		    "events.config", "topic must be 1..%d bytes", LM_KAFKA_TOPIC_MAX);
 		return LM_EINVAL;
 	}
 	if (o->client_id != NULL && !text_ok(o->client_id, LM_KAFKA_CLIENT_ID_MAX - 1)) {
@@ -585,7 +599,8 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 		return LM_EINVAL;
 	}
 	if (o->top_n < 1 || o->top_n > LM_INDEX_EVENT_TOP_MAX) {
-		lm_error("events.config", "event top N must be 1..%d", LM_INDEX_EVENT_TOP_MAX);
+		lm_error(
+		    "events.config", "event top N must be 1..%d", LM_INDEX_EVENT_TOP_MAX);
 		return LM_EINVAL;
 	}
 	if (o->message_timeout_ms < 0) {
@@ -599,14 +614,16 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 	pthread_mutex_init(&ev->derive_lock, NULL);
 	ev->min_score = o->min_score;
 	ev->top_n = o->top_n;
-	ev->message_timeout_ms =
-	    o->message_timeout_ms > 0 ? o->message_timeout_ms : LM_EVENTS_MESSAGE_TIMEOUT_MS;
+	ev->message_timeout_ms = o->message_timeout_ms > 0 ? o->message_timeout_ms
+	                                                   : LM_EVENTS_MESSAGE_TIMEOUT_MS;
 	ev->flush_timeout_ms =
 	    o->flush_timeout_ms == 0 ? LM_EVENTS_FLUSH_TIMEOUT_MS : o->flush_timeout_ms;
-	if ((ev->brokers = strdup(o->brokers)) == NULL || (ev->topic = strdup(o->topic)) == NULL ||
-	    (ev->client_id = strdup(o->client_id != NULL ? o->client_id : "lunamatch-match")) ==
+	if ((ev->brokers = strdup(o->brokers)) == NULL ||
+	    (ev->topic = strdup(o->topic)) == NULL ||
+	    (ev->client_id = strdup(
+	         o->client_id != NULL ? o->client_id : "lunamatch-match")) == NULL ||
+	    (ev->delivered = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->delivered))) ==
 	        NULL ||
-	    (ev->delivered = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->delivered))) == NULL ||
 	    (ev->failed = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->failed))) == NULL) {
 		rc = LM_ENOMEM;
 		goto fail;
@@ -620,13 +637,17 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 	if (o->metrics != NULL) {
 		ev->m_pending = lm_metrics_gauge(o->metrics, "lunamatch_events_pending",
 		    "New-match events in the outbox waiting for delivery", NULL);
-		ev->m_enqueued = lm_metrics_counter(o->metrics, "lunamatch_events_enqueued_total",
-		    "New-match events written to the outbox", NULL);
+		ev->m_enqueued =
+		    lm_metrics_counter(o->metrics, "lunamatch_events_enqueued_total",
+		        "New-match events written to the outbox", NULL);
 		ev->m_delivered = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_delivered_total",
-		    "New-match events acknowledged by Kafka and removed from the outbox", NULL);
-		ev->m_failed = lm_metrics_counter(o->metrics, "lunamatch_events_failed_total",
-		    "Failed delivery attempts of new-match events (they stay pending)", NULL);
+		    "New-match events acknowledged by Kafka and removed from the outbox",
+		    NULL);
+		ev->m_failed = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_failed_total",
+		    "Failed delivery attempts of new-match events (they stay pending)",
+		    NULL);
 		update_pending(ev);
 	}
 	*out = ev;
@@ -787,14 +808,14 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 	char *subj;
 	int rc;
 	Lunamatch__V1__MatchTrigger trig =
-	    !is_new ? LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_UPDATED
+	    !is_new       ? LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_UPDATED
 	    : ch->posting ? LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_POSTING
 	                  : LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_PROFILE;
 
 	if ((rc = grow_array((void **) &b->subjects, &b->capsubj, b->nsubj + 1,
 	         sizeof(*b->subjects))) != LM_OK ||
-	    (rc = grow_array((void **) &b->tops, &b->captops, b->ntops + 1, sizeof(*b->tops))) !=
-	        LM_OK ||
+	    (rc = grow_array((void **) &b->tops, &b->captops, b->ntops + 1,
+	         sizeof(*b->tops))) != LM_OK ||
 	    (rc = grow_array((void **) &b->pairs, &b->cappairs, b->npairs + 1,
 	         sizeof(*b->pairs))) != LM_OK)
 		return rc;
@@ -803,23 +824,27 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 	b->subjects[b->nsubj++] = subj;
 
 	if (!gone) {
-		rc = ch->posting
-		         ? lm_index_top_for_posting(idx, subj, ev->top_n, ev->min_score, now, &top)
-		         : lm_index_top_for_profile(idx, subj, ev->top_n, ev->min_score, now, &top);
+		rc = ch->posting ? lm_index_top_for_posting(
+		                       idx, subj, ev->top_n, ev->min_score, now, &top)
+		                 : lm_index_top_for_profile(
+		                       idx, subj, ev->top_n, ev->min_score, now, &top);
 		if (rc == LM_ENOENT)
 			gone = true;
 		else if (rc != LM_OK)
 			return rc;
 	}
 	b->tops[b->ntops++] = top; /* owned by b from here on */
-	rc = lm_outbox_pairs_of(ev->ob, side, subj, LM_OUTBOX_PAIRS_MAX, &prev, &nprev, &truncated);
+	rc = lm_outbox_pairs_of(
+	    ev->ob, side, subj, LM_OUTBOX_PAIRS_MAX, &prev, &nprev, &truncated);
 	if (rc != LM_OK)
 		return rc;
 	if (prev != NULL)
 		b->pairs[b->npairs++] = prev;
 	if (truncated)
-		lm_warn("events.derive", "record %s has more than %d recorded pairs; the rest are "
-		                         "not re-evaluated", subj, LM_OUTBOX_PAIRS_MAX);
+		lm_warn("events.derive",
+		    "record %s has more than %d recorded pairs; the rest are "
+		    "not re-evaluated",
+		    subj, LM_OUTBOX_PAIRS_MAX);
 
 	if (gone) {
 		for (size_t i = 0; i < nprev; i++) {
@@ -865,7 +890,8 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 
 		if (!prev[i].above)
 			continue;
-		if (sorted != NULL && bsearch(&other, sorted, top.n, sizeof(*sorted), cmp_str_ptr))
+		if (sorted != NULL &&
+		    bsearch(&other, sorted, top.n, sizeof(*sorted), cmp_str_ptr))
 			continue;
 		rc = lm_index_pair_score(idx, cid, jid, now, &score, &eligible);
 		if (rc != LM_OK && rc != LM_ENOENT) {
@@ -886,7 +912,8 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		}
 		c->state = LM_PAIR_BELOW;
 		c->score = isfinite(score) && score >= 0 && score <= 1 ? score : 0;
-		c->candidate_version = ch->posting ? prev[i].candidate_version : top.subject_version;
+		c->candidate_version =
+		    ch->posting ? prev[i].candidate_version : top.subject_version;
 		c->job_version = ch->posting ? top.subject_version : prev[i].job_version;
 		c->trigger = trig;
 	}
@@ -899,7 +926,8 @@ flush_batch(lm_events *ev, struct batch *b, const char *model_version, int64_t n
     uint64_t cursor)
 {
 	size_t enq = 0;
-	int rc = lm_outbox_enqueue_batch(ev->ob, b->c, b->n, model_version, now, cursor, &enq);
+	int rc =
+	    lm_outbox_enqueue_batch(ev->ob, b->c, b->n, model_version, now, cursor, &enq);
 	if (rc != LM_OK) {
 		lm_error("events.outbox", "cannot write %zu derived pairs: %s", b->n,
 		    lm_strerror(rc));
@@ -949,7 +977,8 @@ lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *change
 		return LM_EINVAL;
 	for (size_t i = 0; i < n; i++)
 		if (!lm_record_id_valid(changes[i].id)) {
-			lm_warn("events.derive", "change %zu has an invalid record id", i);
+			lm_warn(
+			    "events.derive", "change %zu has an invalid record id", i);
 			return LM_EINVAL;
 		}
 	model_version = lm_index_model_version(idx);
@@ -959,7 +988,8 @@ lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *change
 	if ((rc = lm_outbox_get_cursor(ev->ob, &stored)) != LM_OK)
 		goto out;
 	if (cursor_seq != 0 && cursor_seq < stored) {
-		lm_warn("events.derive", "change batch ends at seq %llu, before the cursor %llu",
+		lm_warn("events.derive",
+		    "change batch ends at seq %llu, before the cursor %llu",
 		    (unsigned long long) cursor_seq, (unsigned long long) stored);
 		rc = LM_ESTALE;
 		goto out;
@@ -977,7 +1007,8 @@ lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *change
 		order[i].id = changes[i].id;
 		order[i].pos = i;
 	}
-	qsort(order, n, sizeof(*order), cmp_chref);
+	if (n > 0)
+		qsort(order, n, sizeof(*order), cmp_chref);
 	for (size_t g = 0; g < n;) {
 		size_t e = g;
 		bool any_new = false, any_live = false;
@@ -1002,15 +1033,18 @@ lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *change
 			seen_seq = changes[i].seq;
 		if (!derive[i])
 			continue;
-		if ((rc = derive_subject(ev, idx, &changes[i], fresh[i], now, &b)) != LM_OK) {
-			lm_error("events.derive", "cannot derive the events of record %s: %s",
-			    changes[i].id, lm_strerror(rc));
+		if ((rc = derive_subject(ev, idx, &changes[i], fresh[i], now, &b)) !=
+		    LM_OK) {
+			lm_error("events.derive",
+			    "cannot derive the events of record %s: %s", changes[i].id,
+			    lm_strerror(rc));
 			goto out;
 		}
 		if (b.n >= LM_EVENTS_TXN_PAIRS && i + 1 < n) {
 			/* Everything up to change i is complete: its seq may become
 			 * the cursor (never past the batch's own end). */
-			uint64_t mid = cursor_seq != 0 && seen_seq > stored ? seen_seq : 0;
+			uint64_t mid =
+			    cursor_seq != 0 && seen_seq > stored ? seen_seq : 0;
 			if (mid > cursor_seq)
 				mid = cursor_seq;
 			if ((rc = flush_batch(ev, &b, model_version, now, mid)) != LM_OK)

@@ -34,30 +34,30 @@
 extern "C" {
 #endif
 
-#define LM_EVENTS_MESSAGE_TIMEOUT_MS 300000 /* default message.timeout.ms */
-#define LM_EVENTS_FLUSH_TIMEOUT_MS 5000     /* default wait for in-flight at free */
-#define LM_EVENTS_INFLIGHT_MAX 1000         /* events handed to librdkafka at once */
-#define LM_EVENTS_CHANGES_MAX 100000        /* changes of one lm_events_on_changes */
-#define LM_EVENTS_TXN_PAIRS 20000           /* pairs per outbox transaction, roughly */
-#define LM_EVENTS_RETRY_MIN_MS 500          /* first pause after a failed delivery */
-#define LM_EVENTS_RETRY_MAX_MS 30000        /* longest pause between retries */
-#define LM_EVENTS_OUTBOX_SUBDIR "outbox"    /* under the data directory */
-#define LM_EVENTS_CONTENT_TYPE "application/x-protobuf"
-#define LM_EVENTS_SCHEMA "lunamatch.v1.MatchEvent"
+#define LM_EVENTS_MESSAGE_TIMEOUT_MS 300000   /* default message.timeout.ms */
+#define LM_EVENTS_FLUSH_TIMEOUT_MS   5000     /* default wait for in-flight at free */
+#define LM_EVENTS_INFLIGHT_MAX       1000     /* events handed to librdkafka at once */
+#define LM_EVENTS_CHANGES_MAX        100000   /* changes of one lm_events_on_changes */
+#define LM_EVENTS_TXN_PAIRS          20000    /* pairs per outbox transaction, roughly */
+#define LM_EVENTS_RETRY_MIN_MS       500      /* first pause after a failed delivery */
+#define LM_EVENTS_RETRY_MAX_MS       30000    /* longest pause between retries */
+#define LM_EVENTS_OUTBOX_SUBDIR      "outbox" /* under the data directory */
+#define LM_EVENTS_CONTENT_TYPE       "application/x-protobuf"
+#define LM_EVENTS_SCHEMA             "lunamatch.v1.MatchEvent"
 
 typedef struct lm_events lm_events;
 
 typedef struct lm_events_opts {
-	const char *brokers;   /* bootstrap servers; required */
-	const char *topic;     /* the matches topic; required */
-	const char *data_dir;  /* the outbox is <data_dir>/outbox; required */
-	const char *client_id; /* NULL: "lunamatch-match" */
-	double min_score;      /* event threshold in [0, 1] */
-	uint32_t top_n;        /* 1..LM_INDEX_EVENT_TOP_MAX counterparts per record */
-	lm_metrics *metrics;   /* may be NULL; borrowed, must outlive the lm_events */
+	const char *brokers;    /* bootstrap servers; required */
+	const char *topic;      /* the matches topic; required */
+	const char *data_dir;   /* the outbox is <data_dir>/outbox; required */
+	const char *client_id;  /* NULL: "lunamatch-match" */
+	double min_score;       /* event threshold in [0, 1] */
+	uint32_t top_n;         /* 1..LM_INDEX_EVENT_TOP_MAX counterparts per record */
+	lm_metrics *metrics;    /* may be NULL; borrowed, must outlive the lm_events */
 	int message_timeout_ms; /* 0: LM_EVENTS_MESSAGE_TIMEOUT_MS; a timed-out
 	                         * event stays pending and is produced again */
-	int flush_timeout_ms;  /* 0: LM_EVENTS_FLUSH_TIMEOUT_MS; < 0: do not wait */
+	int flush_timeout_ms;   /* 0: LM_EVENTS_FLUSH_TIMEOUT_MS; < 0: do not wait */
 } lm_events_opts;
 
 /*
@@ -84,12 +84,12 @@ void lm_events_free(lm_events *ev);
 
 /* One change of the record store, as the follower read it. */
 typedef struct lm_event_change {
-	uint64_t seq;      /* change-log seq; 0 when unknown (not filtered) */
-	bool posting;      /* true: a JobPosting; false: a CandidateProfile */
-	const char *id;    /* record id (borrowed) */
-	uint64_t version;  /* informational; the index's version is used */
-	bool deleted;      /* a tombstone: the record was removed */
-	bool is_new;       /* first version the service has seen of this id */
+	uint64_t seq;     /* change-log seq; 0 when unknown (not filtered) */
+	bool posting;     /* true: a JobPosting; false: a CandidateProfile */
+	const char *id;   /* record id (borrowed) */
+	uint64_t version; /* informational; the index's version is used */
+	bool deleted;     /* a tombstone: the record was removed */
+	bool is_new;      /* first version the service has seen of this id */
 } lm_event_change;
 
 /*

@@ -44,8 +44,8 @@ _Static_assert(LM_OUTBOX_ID_MAX == LM_RECORD_ID_MAX, "outbox ids are record ids"
 #define PAIR_VAL_LEN    34
 #define PAIR_MAGIC      0x41 /* 'A': announced value, format 1 */
 #define PAIR_ABOVE      0x01
-#define GROW_RETRIES    16   /* map doublings one write may need */
-#define RESIZED_RETRIES 16   /* MDB_MAP_RESIZED retries of one begin */
+#define GROW_RETRIES    16 /* map doublings one write may need */
+#define RESIZED_RETRIES 16 /* MDB_MAP_RESIZED retries of one begin */
 
 #define META_SCHEMA    "schema"
 #define META_CURSOR    "cursor"
@@ -177,9 +177,10 @@ pair_decode(const MDB_val *mv, struct pair_val *v)
 {
 	const unsigned char *p = mv->mv_data;
 	uint64_t bits;
-	if (mv->mv_size != PAIR_VAL_LEN || p[0] != PAIR_MAGIC || (p[1] & ~PAIR_ABOVE) != 0) {
-		lm_error("outbox.corrupt", "announced value with a bad header (%zu bytes)",
-		    mv->mv_size);
+	if (mv->mv_size != PAIR_VAL_LEN || p[0] != PAIR_MAGIC ||
+	    (p[1] & ~PAIR_ABOVE) != 0) {
+		lm_error("outbox.corrupt",
+		    "announced value with a bad header (%zu bytes)", mv->mv_size);
 		return LM_ESTORE;
 	}
 	v->above = (p[1] & PAIR_ABOVE) != 0;
@@ -271,14 +272,18 @@ grow(lm_outbox *ob, size_t seen)
 	size_t cur = map_size_now(ob);
 	if (cur <= seen) {
 		if (cur >= LM_OUTBOX_MAP_SIZE_MAX) {
-			lm_error("outbox.full", "map of %zu bytes is full and at its maximum", cur);
+			lm_error("outbox.full",
+			    "map of %zu bytes is full and at its maximum", cur);
 			rc = LM_EMAPFULL;
 		} else {
-			size_t next = cur * 2 > LM_OUTBOX_MAP_SIZE_MAX ? (size_t) LM_OUTBOX_MAP_SIZE_MAX
-			                                             : cur * 2;
-			rc = map_err(mdb_env_set_mapsize(ob->env, next), "mdb_env_set_mapsize");
+			size_t next = cur * 2 > LM_OUTBOX_MAP_SIZE_MAX
+			                  ? (size_t) LM_OUTBOX_MAP_SIZE_MAX
+			                  : cur * 2;
+			rc = map_err(
+			    mdb_env_set_mapsize(ob->env, next), "mdb_env_set_mapsize");
 			if (rc == LM_OK)
-				lm_info("outbox.grow", "map grown from %zu to %zu bytes", cur, next);
+				lm_info("outbox.grow", "map grown from %zu to %zu bytes",
+				    cur, next);
 		}
 	}
 	pthread_rwlock_unlock(&ob->maplock);
@@ -396,9 +401,11 @@ open_dbs(lm_outbox *ob, MDB_txn *txn, void *arg)
 	}
 	if (rc != MDB_SUCCESS)
 		return map_err(rc, "mdb_get schema");
-	if (v.mv_size != sizeof(schema) - 1 || memcmp(v.mv_data, schema, v.mv_size) != 0) {
+	if (v.mv_size != sizeof(schema) - 1 ||
+	    memcmp(v.mv_data, schema, v.mv_size) != 0) {
 		lm_error("outbox.schema", "outbox schema version %.*s, expected %s",
-		    (int) (v.mv_size < 16 ? v.mv_size : 16), (const char *) v.mv_data, schema);
+		    (int) (v.mv_size < 16 ? v.mv_size : 16), (const char *) v.mv_data,
+		    schema);
 		return LM_ESCHEMA;
 	}
 	return LM_OK;
@@ -419,12 +426,14 @@ lm_outbox_open(const char *dir, lm_outbox **out)
 		return LM_EINVAL;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		rc = lm_err_from_errno(errno);
-		lm_error("outbox.open", "cannot create the outbox directory: %s", strerror(errno));
+		lm_error("outbox.open", "cannot create the outbox directory: %s",
+		    strerror(errno));
 		return rc;
 	}
 	if (stat(dir, &st) != 0) {
 		rc = lm_err_from_errno(errno);
-		lm_error("outbox.open", "cannot stat the outbox directory: %s", strerror(errno));
+		lm_error("outbox.open", "cannot stat the outbox directory: %s",
+		    strerror(errno));
 		return rc;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -433,7 +442,8 @@ lm_outbox_open(const char *dir, lm_outbox **out)
 	}
 	if ((rc = reg_add(st.st_dev, st.st_ino)) != LM_OK) {
 		if (rc == LM_EEXIST)
-			lm_error("outbox.open", "the outbox is already open in this process");
+			lm_error(
+			    "outbox.open", "the outbox is already open in this process");
 		return rc;
 	}
 	registered = true;
@@ -498,17 +508,16 @@ struct sha256 {
 	uint64_t total;
 };
 
-static const uint32_t sha_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
+static const uint32_t sha_k[64] = {0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5,
+    0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be,
+    0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152,
+    0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e,
+    0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624,
+    0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3,
+    0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+    0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
 static uint32_t
 ror32(uint32_t x, unsigned n)
@@ -524,8 +533,10 @@ sha_block(struct sha256 *s, const unsigned char *p)
 		w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16 |
 		       (uint32_t) p[4 * i + 2] << 8 | (uint32_t) p[4 * i + 3];
 	for (int i = 16; i < 64; i++) {
-		uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
-		uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+		uint32_t s0 =
+		    ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+		uint32_t s1 =
+		    ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
 		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
 	}
 	a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3];
@@ -791,12 +802,14 @@ lm_outbox_enqueue_batch(lm_outbox *ob, const lm_event_candidate *c, size_t n,
 	if (enqueued != NULL)
 		*enqueued = 0;
 	if (ob == NULL || (c == NULL && n > 0) || n > LM_OUTBOX_BATCH_MAX ||
-	    model_version == NULL || strnlen(model_version, LM_OUTBOX_MODEL_VERSION_MAX + 1) >
-	                                 LM_OUTBOX_MODEL_VERSION_MAX ||
+	    model_version == NULL ||
+	    strnlen(model_version, LM_OUTBOX_MODEL_VERSION_MAX + 1) >
+	        LM_OUTBOX_MODEL_VERSION_MAX ||
 	    !lm_pb_utf8_valid(model_version, strlen(model_version)))
 		return LM_EINVAL;
 	for (size_t i = 0; i < n; i++) {
-		if (check_id(c[i].candidate_id) != LM_OK || check_id(c[i].job_id) != LM_OK) {
+		if (check_id(c[i].candidate_id) != LM_OK ||
+		    check_id(c[i].job_id) != LM_OK) {
 			lm_warn("outbox.enqueue", "candidate %zu: invalid record id", i);
 			return LM_EINVAL;
 		}
@@ -808,13 +821,15 @@ lm_outbox_enqueue_batch(lm_outbox *ob, const lm_event_candidate *c, size_t n,
 		}
 		if (c[i].state != LM_PAIR_GONE &&
 		    (!isfinite(c[i].score) || c[i].score < 0 || c[i].score > 1)) {
-			lm_warn("outbox.enqueue", "candidate %zu: score out of [0, 1]", i);
+			lm_warn(
+			    "outbox.enqueue", "candidate %zu: score out of [0, 1]", i);
 			return LM_EINVAL;
 		}
 		if (c[i].summary != NULL &&
-		    !lm_pb_utf8_valid(c[i].summary,
-			utf8_cut(c[i].summary, LM_OUTBOX_SUMMARY_MAX))) {
-			lm_warn("outbox.enqueue", "candidate %zu: summary is not UTF-8", i);
+		    !lm_pb_utf8_valid(
+		        c[i].summary, utf8_cut(c[i].summary, LM_OUTBOX_SUMMARY_MAX))) {
+			lm_warn(
+			    "outbox.enqueue", "candidate %zu: summary is not UTF-8", i);
 			return LM_EINVAL;
 		}
 	}
@@ -870,8 +885,8 @@ lm_outbox_set_cursor(lm_outbox *ob, uint64_t seq)
 /* ---- pairs -------------------------------------------------------------- */
 
 int
-lm_outbox_get_pair(lm_outbox *ob, const char *candidate_id, const char *job_id,
-    lm_outbox_pair *out)
+lm_outbox_get_pair(
+    lm_outbox *ob, const char *candidate_id, const char *job_id, lm_outbox_pair *out)
 {
 	char key[PAIR_KEY_MAX];
 	MDB_txn *txn;
@@ -921,7 +936,8 @@ lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t ma
 	if (truncated != NULL)
 		*truncated = false;
 	if (ob == NULL || out == NULL || n == NULL || check_id(id) != LM_OK || max == 0 ||
-	    max > LM_OUTBOX_PAIRS_MAX || (side != LM_OUTBOX_CANDIDATE && side != LM_OUTBOX_JOB))
+	    max > LM_OUTBOX_PAIRS_MAX ||
+	    (side != LM_OUTBOX_CANDIDATE && side != LM_OUTBOX_JOB))
 		return LM_EINVAL;
 	plen = strlen(id) + 1;
 	memcpy(prefix, id, plen); /* with its NUL: the separator */
@@ -975,7 +991,8 @@ lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t ma
 			ak.mv_data = key;
 			rc = mdb_get(txn, ob->db_announced, &ak, &v);
 			if (rc != MDB_SUCCESS) {
-				lm_error("outbox.corrupt", "by_job entry without its pair");
+				lm_error(
+				    "outbox.corrupt", "by_job entry without its pair");
 				rc = LM_ESTORE;
 				goto done;
 			}
@@ -1026,8 +1043,8 @@ decode_entry(const MDB_val *v, Lunamatch__V1__OutboxEntry **out)
 {
 	char err[128];
 	ProtobufCMessage *m = NULL;
-	int rc = lm_pb_decode(&lunamatch__v1__outbox_entry__descriptor, v->mv_data, v->mv_size,
-	    LM_OUTBOX_ENTRY_MAX, &m, err, sizeof(err));
+	int rc = lm_pb_decode(&lunamatch__v1__outbox_entry__descriptor, v->mv_data,
+	    v->mv_size, LM_OUTBOX_ENTRY_MAX, &m, err, sizeof(err));
 	if (rc != LM_OK) {
 		lm_error("outbox.corrupt", "pending entry does not decode: %s", err);
 		*out = NULL;
@@ -1071,7 +1088,8 @@ lm_outbox_pending(lm_outbox *ob, size_t max, lm_outbox_pending_fn fn, void *arg)
 		}
 		seen++;
 		if (k.mv_size != LM_OUTBOX_EVENT_ID_LEN) {
-			lm_error("outbox.corrupt", "pending key of %zu bytes skipped", k.mv_size);
+			lm_error("outbox.corrupt", "pending key of %zu bytes skipped",
+			    k.mv_size);
 			continue;
 		}
 		memcpy(id, k.mv_data, LM_OUTBOX_EVENT_ID_LEN);
@@ -1275,7 +1293,8 @@ lm_outbox_counts_get(lm_outbox *ob, lm_outbox_counts *out)
 		goto done;
 	out->pairs = st.ms_entries;
 	if ((rc = meta_get_u64(ob, txn, META_ENQUEUED, &out->enqueued_total)) != LM_OK ||
-	    (rc = meta_get_u64(ob, txn, META_DELIVERED, &out->delivered_total)) != LM_OK ||
+	    (rc = meta_get_u64(ob, txn, META_DELIVERED, &out->delivered_total)) !=
+	        LM_OK ||
 	    (rc = meta_get_u64(ob, txn, META_FAILED, &out->failed_total)) != LM_OK)
 		goto done;
 done:

@@ -38,17 +38,17 @@ extern "C" {
 #endif
 
 /* Hard limits. */
-#define LM_OUTBOX_ID_MAX 128              /* bytes of a record id (as LM_RECORD_ID_MAX) */
-#define LM_OUTBOX_EVENT_ID_LEN 32         /* lower-case hex digits of an event id */
-#define LM_OUTBOX_MODEL_VERSION_MAX 64    /* bytes of a model version */
-#define LM_OUTBOX_SUMMARY_MAX 1024        /* bytes of a summary; longer ones are cut */
-#define LM_OUTBOX_ERROR_MAX 256           /* bytes of a stored last_error; cut */
-#define LM_OUTBOX_ENTRY_MAX (16u * 1024)  /* bytes of one stored OutboxEntry */
-#define LM_OUTBOX_BATCH_MAX 100000        /* candidates of one enqueue batch */
-#define LM_OUTBOX_PAIRS_MAX 100000        /* pairs lm_outbox_pairs_of returns */
-#define LM_OUTBOX_MAP_SIZE (64ull << 20)  /* initial map size; doubled when full */
-#define LM_OUTBOX_MAP_SIZE_MAX (16ull << 30)
-#define LM_OUTBOX_SCHEMA_VERSION "1"
+#define LM_OUTBOX_ID_MAX            128  /* bytes of a record id (as LM_RECORD_ID_MAX) */
+#define LM_OUTBOX_EVENT_ID_LEN      32   /* lower-case hex digits of an event id */
+#define LM_OUTBOX_MODEL_VERSION_MAX 64   /* bytes of a model version */
+#define LM_OUTBOX_SUMMARY_MAX       1024 /* bytes of a summary; longer ones are cut */
+#define LM_OUTBOX_ERROR_MAX         256  /* bytes of a stored last_error; cut */
+#define LM_OUTBOX_ENTRY_MAX         (16u * 1024)  /* bytes of one stored OutboxEntry */
+#define LM_OUTBOX_BATCH_MAX         100000        /* candidates of one enqueue batch */
+#define LM_OUTBOX_PAIRS_MAX         100000        /* pairs lm_outbox_pairs_of returns */
+#define LM_OUTBOX_MAP_SIZE          (64ull << 20) /* initial map size; doubled when full */
+#define LM_OUTBOX_MAP_SIZE_MAX      (16ull << 30)
+#define LM_OUTBOX_SCHEMA_VERSION    "1"
 
 typedef struct lm_outbox lm_outbox;
 
@@ -75,7 +75,8 @@ void lm_outbox_close(lm_outbox *ob);
  * NULL strings are taken as "".
  */
 void lm_event_id(const char *candidate_id, const char *job_id, uint64_t candidate_version,
-    uint64_t job_version, const char *model_version, char out[LM_OUTBOX_EVENT_ID_LEN + 1]);
+    uint64_t job_version, const char *model_version,
+    char out[LM_OUTBOX_EVENT_ID_LEN + 1]);
 
 /* What a derivation found out about one (candidate, job) pair. */
 typedef enum lm_pair_state {
@@ -93,9 +94,9 @@ typedef struct lm_event_candidate {
 	 * when an ABOVE pair newly crosses; ignored for GONE. */
 	uint64_t candidate_version;
 	uint64_t job_version;
-	double score;                         /* finite, in [0, 1] */
-	Lunamatch__V1__MatchTrigger trigger;  /* why the pair was looked at */
-	const char *summary;                  /* may be NULL; cut to LM_OUTBOX_SUMMARY_MAX */
+	double score;                        /* finite, in [0, 1] */
+	Lunamatch__V1__MatchTrigger trigger; /* why the pair was looked at */
+	const char *summary; /* may be NULL; cut to LM_OUTBOX_SUMMARY_MAX */
 } lm_event_candidate;
 
 /*
@@ -159,8 +160,8 @@ int lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_
 
 /* The recorded state of one pair; other_id is job_id. LM_ENOENT if the pair
  * is not recorded. */
-int lm_outbox_get_pair(lm_outbox *ob, const char *candidate_id, const char *job_id,
-    lm_outbox_pair *out);
+int lm_outbox_get_pair(
+    lm_outbox *ob, const char *candidate_id, const char *job_id, lm_outbox_pair *out);
 
 /*
  * Called by lm_outbox_pending for each pending entry, in event_id order.
@@ -179,7 +180,8 @@ int lm_outbox_pending(lm_outbox *ob, size_t max, lm_outbox_pending_fn fn, void *
 /* Copy of one pending entry; the caller frees it with
  * protobuf_c_message_free_unpacked(&(*out)->base, NULL). LM_ENOENT when no
  * entry of that id is pending. */
-int lm_outbox_get_entry(lm_outbox *ob, const char *event_id, Lunamatch__V1__OutboxEntry **out);
+int lm_outbox_get_entry(
+    lm_outbox *ob, const char *event_id, Lunamatch__V1__OutboxEntry **out);
 
 /*
  * Removes the n given entries from `pending` (the broker acknowledged them)

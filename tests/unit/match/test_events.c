@@ -29,10 +29,10 @@
 typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile Profile;
 
-#define NOW 1750000000LL
-#define DAY 86400LL
-#define TOPIC "lunamatch.matches.v1"
-#define PARTITIONS 2
+#define NOW         1750000000LL
+#define DAY         86400LL
+#define TOPIC       "lunamatch.matches.v1"
+#define PARTITIONS  2
 #define MOCK_BROKER 1 /* id of the mock cluster's only broker */
 
 static char *tmp;
@@ -56,7 +56,8 @@ setup(void **state)
 	(void) state;
 
 	tmp = lmt_tmpdir("events");
-	assert_int_equal(lm_kafka_conf(NULL, "test-mock", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_conf(NULL, "test-mock", &conf, err, sizeof(err)), LM_OK);
 	mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	assert_non_null(mock_rk);
 	mock = rd_kafka_mock_cluster_new(mock_rk, 1);
@@ -107,7 +108,8 @@ xcalloc(size_t n, size_t size)
 /* A posting as ingest leaves it: canonical skill ids, open, posted a day
  * ago. */
 static void
-put_posting(const char *id, uint64_t version, const char *const *skills, size_t n, bool closed)
+put_posting(
+    const char *id, uint64_t version, const char *const *skills, size_t n, bool closed)
 {
 	JobPosting *p = xcalloc(1, sizeof(*p));
 	lunamatch__v1__job_posting__init(p);
@@ -135,7 +137,8 @@ put_posting(const char *id, uint64_t version, const char *const *skills, size_t 
 }
 
 static void
-put_profile(const char *id, uint64_t version, const char *const *skills, size_t n, float years)
+put_profile(
+    const char *id, uint64_t version, const char *const *skills, size_t n, float years)
 {
 	Profile *c = xcalloc(1, sizeof(*c));
 	lunamatch__v1__candidate_profile__init(c);
@@ -270,7 +273,8 @@ header(rd_kafka_headers_t *h, const char *name, char *out, size_t len)
 	const void *val = NULL;
 	size_t size = 0;
 	out[0] = '\0';
-	if (h != NULL && rd_kafka_header_get_last(h, name, &val, &size) == 0 && size < len) {
+	if (h != NULL && rd_kafka_header_get_last(h, name, &val, &size) == 0 &&
+	    size < len) {
 		memcpy(out, val, size);
 		out[size] = '\0';
 	}
@@ -288,15 +292,18 @@ read_topic(size_t want, int timeout_ms, struct topic_read *r)
 	int waited = 0, quiet = 0;
 
 	memset(r, 0, sizeof(*r));
-	assert_int_equal(lm_kafka_conf(brokers, "test-reader", &conf, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_kafka_set(conf, "group.id", "test-reader", err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_kafka_set(conf, "enable.auto.commit", "false", err, sizeof(err)),
-	    LM_OK);
+	assert_int_equal(
+	    lm_kafka_conf(brokers, "test-reader", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(conf, "group.id", "test-reader", err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(conf, "enable.auto.commit", "false", err, sizeof(err)), LM_OK);
 	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	assert_non_null(c);
 	parts = rd_kafka_topic_partition_list_new(PARTITIONS);
 	for (int p = 0; p < PARTITIONS; p++)
-		rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+		rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset =
+		    RD_KAFKA_OFFSET_BEGINNING;
 	assert_int_equal(rd_kafka_assign(c, parts), 0);
 	rd_kafka_topic_partition_list_destroy(parts);
 
@@ -318,10 +325,12 @@ read_topic(size_t want, int timeout_ms, struct topic_read *r)
 			memcpy(g->key, m->key, m->key_len);
 			g->key[m->key_len] = '\0';
 			rd_kafka_message_headers(m, &h);
-			header(h, "content-type", g->content_type, sizeof(g->content_type));
+			header(
+			    h, "content-type", g->content_type, sizeof(g->content_type));
 			header(h, "schema", g->schema, sizeof(g->schema));
-			assert_int_equal(lm_pb_decode(&lunamatch__v1__match_event__descriptor, m->payload,
-			                     m->len, 65536, &pm, perr, sizeof(perr)),
+			assert_int_equal(
+			    lm_pb_decode(&lunamatch__v1__match_event__descriptor,
+			        m->payload, m->len, 65536, &pm, perr, sizeof(perr)),
 			    LM_OK);
 			g->ev = (Lunamatch__V1__MatchEvent *) pm;
 			r->n++;
@@ -349,7 +358,8 @@ assert_unique(const struct topic_read *r)
 	for (size_t i = 0; i < r->n; i++)
 		for (size_t j = i + 1; j < r->n; j++)
 			if (strcmp(r->v[i].ev->event_id, r->v[j].ev->event_id) == 0)
-				fail_msg("event %s delivered twice", r->v[i].ev->event_id);
+				fail_msg(
+				    "event %s delivered twice", r->v[i].ev->event_id);
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -443,14 +453,14 @@ test_delivery(void **state)
 		assert_string_equal(g->key, g->ev->candidate_id);
 		assert_string_equal(g->content_type, "application/x-protobuf");
 		assert_string_equal(g->schema, "lunamatch.v1.MatchEvent");
-		assert_int_equal(
-		    g->ev->type, LUNAMATCH__V1__MATCH_EVENT_TYPE__MATCH_EVENT_TYPE_NEW_MATCH);
+		assert_int_equal(g->ev->type,
+		    LUNAMATCH__V1__MATCH_EVENT_TYPE__MATCH_EVENT_TYPE_NEW_MATCH);
 		assert_string_equal(g->ev->job_id, "job-1");
 		assert_string_equal(g->ev->model_version, model.version);
 		assert_int_equal(g->ev->job_version, 4);
 		assert_true(g->ev->score >= min);
-		assert_float_equal(
-		    g->ev->score, score_at(g->ev->candidate_id, "job-1", g->ev->created_at), 1e-9);
+		assert_float_equal(g->ev->score,
+		    score_at(g->ev->candidate_id, "job-1", g->ev->created_at), 1e-9);
 		assert_true(strlen(g->ev->explanation_summary) > 0);
 		lm_event_id(g->ev->candidate_id, g->ev->job_id, g->ev->candidate_version,
 		    g->ev->job_version, g->ev->model_version, id);
@@ -459,13 +469,15 @@ test_delivery(void **state)
 	for (size_t i = 0; i < strong_n; i++) {
 		const struct got *g = find_pair(&r, strong_ids[i], "job-1");
 		assert_non_null(g);
-		assert_int_equal(g->ev->trigger, LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_POSTING);
+		assert_int_equal(g->ev->trigger,
+		    LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_POSTING);
 		assert_int_equal(g->ev->candidate_version, 2);
 		assert_int_equal(g->ev->created_at, NOW);
 	}
 	const struct got *g4 = find_pair(&r, "cand-4", "job-1");
 	assert_non_null(g4);
-	assert_int_equal(g4->ev->trigger, LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_PROFILE);
+	assert_int_equal(
+	    g4->ev->trigger, LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_PROFILE);
 	assert_int_equal(g4->ev->created_at, NOW + 60);
 	assert_null(find_pair(&r, "cand-weak", "job-1"));
 	read_free(&r);
@@ -657,8 +669,8 @@ test_crossings(void **state)
 	assert_int_equal(lm_outbox_get_entry(lm_events_outbox(ev), id, &e), LM_OK);
 	ProtobufCMessage *pm = NULL;
 	char perr[64];
-	assert_int_equal(lm_pb_decode(&lunamatch__v1__match_event__descriptor, e->event.data,
-	                     e->event.len, 65536, &pm, perr, sizeof(perr)),
+	assert_int_equal(lm_pb_decode(&lunamatch__v1__match_event__descriptor,
+	                     e->event.data, e->event.len, 65536, &pm, perr, sizeof(perr)),
 	    LM_OK);
 	/* One of its changes was its first version: NEW_PROFILE. */
 	assert_int_equal(((Lunamatch__V1__MatchEvent *) pm)->trigger,
@@ -765,8 +777,8 @@ test_outage(void **state)
 	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
 	assert_true(wait_drained(ev, 60000));
 	assert_int_equal(counts(ev).delivered_total, N);
-	assert_true(lm_counter_get(lm_metrics_counter(metrics, "lunamatch_events_failed_total",
-	                NULL, NULL)) > 0);
+	assert_true(lm_counter_get(lm_metrics_counter(
+	                metrics, "lunamatch_events_failed_total", NULL, NULL)) > 0);
 
 	read_topic(N, 20000, &r);
 	assert_int_equal(r.n, N);

@@ -18,7 +18,7 @@
 #include "proc.h"
 
 #define NOW 1750000000LL
-#define MV "model-1"
+#define MV  "model-1"
 
 static char *tmp;
 static char obdir[4096];
@@ -51,7 +51,8 @@ open_ob(void)
 }
 
 static lm_event_candidate
-cand(const char *c, const char *j, uint64_t cv, uint64_t jv, double score, lm_pair_state st)
+cand(const char *c, const char *j, uint64_t cv, uint64_t jv, double score,
+    lm_pair_state st)
 {
 	lm_event_candidate x;
 	memset(&x, 0, sizeof(x));
@@ -88,8 +89,8 @@ event_of(const Lunamatch__V1__OutboxEntry *e)
 {
 	ProtobufCMessage *m = NULL;
 	char err[128];
-	assert_int_equal(lm_pb_decode(&lunamatch__v1__match_event__descriptor, e->event.data,
-	                     e->event.len, 65536, &m, err, sizeof(err)),
+	assert_int_equal(lm_pb_decode(&lunamatch__v1__match_event__descriptor,
+	                     e->event.data, e->event.len, 65536, &m, err, sizeof(err)),
 	    LM_OK);
 	return (Lunamatch__V1__MatchEvent *) m;
 }
@@ -237,11 +238,13 @@ test_enqueue_and_entry(void **state)
 	assert_string_equal(e->last_error, "");
 	me = event_of(e);
 	assert_string_equal(me->event_id, id);
-	assert_int_equal(me->type, LUNAMATCH__V1__MATCH_EVENT_TYPE__MATCH_EVENT_TYPE_NEW_MATCH);
+	assert_int_equal(
+	    me->type, LUNAMATCH__V1__MATCH_EVENT_TYPE__MATCH_EVENT_TYPE_NEW_MATCH);
 	assert_string_equal(me->candidate_id, "c1");
 	assert_string_equal(me->job_id, "j1");
 	assert_float_equal(me->score, 0.8, 0);
-	assert_int_equal(me->trigger, LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_POSTING);
+	assert_int_equal(
+	    me->trigger, LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_POSTING);
 	assert_string_equal(me->explanation_summary, "4 of 5 skills");
 	assert_string_equal(me->model_version, MV);
 	assert_int_equal(me->created_at, NOW);
@@ -310,7 +313,8 @@ test_crossing(void **state)
 	/* GONE forgets the pair: a later match is new again. */
 	assert_int_equal(enq1(ob, cand("c1", "j1", 0, 0, 0, LM_PAIR_GONE), 0), 0);
 	assert_int_equal(lm_outbox_get_pair(ob, "c1", "j1", &pr), LM_ENOENT);
-	assert_int_equal(enq1(ob, cand("c1", "j1", 0, 0, 0, LM_PAIR_GONE), 0), 0); /* no-op */
+	assert_int_equal(
+	    enq1(ob, cand("c1", "j1", 0, 0, 0, LM_PAIR_GONE), 0), 0); /* no-op */
 	assert_int_equal(enq1(ob, cand("c1", "j1", 6, 2, 0.9, LM_PAIR_ABOVE), 0), 1);
 	lm_outbox_close(ob);
 }
@@ -369,9 +373,11 @@ test_invalid_batch(void **state)
 	assert_int_equal(lm_outbox_enqueue_batch(ob, c, 2, MV, NOW, 5, &n), LM_EINVAL);
 	c[1].summary = NULL; /* allowed: empty summary */
 	assert_int_equal(lm_outbox_enqueue_batch(ob, c, 2, NULL, NOW, 5, &n), LM_EINVAL);
-	assert_int_equal(lm_outbox_enqueue_batch(ob, c, 2, long_id, NOW, 5, &n), LM_EINVAL);
 	assert_int_equal(
-	    lm_outbox_enqueue_batch(ob, c, LM_OUTBOX_BATCH_MAX + 1, MV, NOW, 5, &n), LM_EINVAL);
+	    lm_outbox_enqueue_batch(ob, c, 2, long_id, NOW, 5, &n), LM_EINVAL);
+	assert_int_equal(
+	    lm_outbox_enqueue_batch(ob, c, LM_OUTBOX_BATCH_MAX + 1, MV, NOW, 5, &n),
+	    LM_EINVAL);
 	assert_int_equal(lm_outbox_enqueue_batch(ob, NULL, 1, MV, NOW, 5, &n), LM_EINVAL);
 	assert_int_equal(lm_outbox_enqueue_batch(NULL, c, 2, MV, NOW, 5, &n), LM_EINVAL);
 
@@ -434,7 +440,8 @@ test_cursor(void **state)
 	assert_int_equal(cur, 10);
 	/* A batch ending before the cursor is refused as a whole: neither the
 	 * events nor the pair states are written. */
-	assert_int_equal(lm_outbox_enqueue_batch(ob, &c[1], 1, MV, NOW, 9, &n), LM_ESTALE);
+	assert_int_equal(
+	    lm_outbox_enqueue_batch(ob, &c[1], 1, MV, NOW, 9, &n), LM_ESTALE);
 	assert_int_equal(n, 0);
 	assert_int_equal(counts(ob).pending, 1);
 	lm_outbox_pair pr;
@@ -507,7 +514,8 @@ test_pending_delivered_failed(void **state)
 
 	/* Failures count attempts and keep the entry. */
 	lm_event_id("c1", "j1", 1, 1, MV, id);
-	assert_int_equal(lm_outbox_mark_failed(ob, id, "Local: Message timed out"), LM_OK);
+	assert_int_equal(
+	    lm_outbox_mark_failed(ob, id, "Local: Message timed out"), LM_OK);
 	assert_int_equal(lm_outbox_mark_failed(ob, id, "_MSG_TIMED_OUT"), LM_OK);
 	assert_int_equal(lm_outbox_get_entry(ob, id, &e), LM_OK);
 	assert_int_equal(e->attempts, 2);
@@ -549,8 +557,8 @@ test_pending_delivered_failed(void **state)
 
 	/* Malformed ids. */
 	assert_int_equal(lm_outbox_mark_delivered(ob, "abc"), LM_EINVAL);
-	assert_int_equal(lm_outbox_mark_delivered(ob, "0123456789ABCDEF0123456789abcdef"),
-	    LM_EINVAL);
+	assert_int_equal(
+	    lm_outbox_mark_delivered(ob, "0123456789ABCDEF0123456789abcdef"), LM_EINVAL);
 	assert_int_equal(lm_outbox_mark_failed(ob, NULL, "x"), LM_EINVAL);
 	assert_int_equal(lm_outbox_get_entry(ob, "zz", &e), LM_EINVAL);
 	assert_int_equal(lm_outbox_pending(ob, 10, NULL, NULL), LM_EINVAL);
@@ -574,7 +582,8 @@ test_pairs_of(void **state)
 	c[4] = cand("c1", "j10", 1, 1, 0.8, LM_PAIR_ABOVE);
 	assert_int_equal(lm_outbox_enqueue_batch(ob, c, 5, MV, NOW, 0, NULL), LM_OK);
 
-	assert_int_equal(lm_outbox_pairs_of(ob, LM_OUTBOX_CANDIDATE, "c1", 100, &p, &n, &trunc),
+	assert_int_equal(
+	    lm_outbox_pairs_of(ob, LM_OUTBOX_CANDIDATE, "c1", 100, &p, &n, &trunc),
 	    LM_OK);
 	assert_int_equal(n, 3);
 	assert_false(trunc);
@@ -595,19 +604,22 @@ test_pairs_of(void **state)
 	assert_float_equal(p[2].score, 0.8, 0);
 	free(p);
 
-	assert_int_equal(lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "j1", 2, &p, &n, &trunc), LM_OK);
+	assert_int_equal(
+	    lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "j1", 2, &p, &n, &trunc), LM_OK);
 	assert_int_equal(n, 2);
 	assert_true(trunc);
 	free(p);
 
-	assert_int_equal(lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "j9", 10, &p, &n, &trunc), LM_OK);
+	assert_int_equal(
+	    lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "j9", 10, &p, &n, &trunc), LM_OK);
 	assert_int_equal(n, 0);
 	assert_null(p);
 
 	/* GONE removes the pair from both views. */
 	c[0] = cand("c1", "j1", 0, 0, 0, LM_PAIR_GONE);
 	assert_int_equal(lm_outbox_enqueue_batch(ob, c, 1, MV, NOW, 0, NULL), LM_OK);
-	assert_int_equal(lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "j1", 10, &p, &n, NULL), LM_OK);
+	assert_int_equal(
+	    lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "j1", 10, &p, &n, NULL), LM_OK);
 	assert_int_equal(n, 2);
 	assert_string_equal(p[0].other_id, "c10");
 	free(p);
@@ -616,10 +628,13 @@ test_pairs_of(void **state)
 	assert_int_equal(n, 2);
 	free(p);
 
-	assert_int_equal(lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "j1", 0, &p, &n, NULL), LM_EINVAL);
 	assert_int_equal(
-	    lm_outbox_pairs_of(ob, (lm_outbox_side) 7, "j1", 10, &p, &n, NULL), LM_EINVAL);
-	assert_int_equal(lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "", 10, &p, &n, NULL), LM_EINVAL);
+	    lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "j1", 0, &p, &n, NULL), LM_EINVAL);
+	assert_int_equal(
+	    lm_outbox_pairs_of(ob, (lm_outbox_side) 7, "j1", 10, &p, &n, NULL),
+	    LM_EINVAL);
+	assert_int_equal(
+	    lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "", 10, &p, &n, NULL), LM_EINVAL);
 	lm_outbox_close(ob);
 }
 
@@ -702,7 +717,7 @@ test_map_growth(void **state)
 	enum { N = 60000 };
 	lm_outbox *ob = open_ob();
 	lm_event_candidate *c = calloc(N, sizeof(*c));
-	char (*ids)[24] = calloc(N, 24);
+	char(*ids)[24] = calloc(N, 24);
 	char summary[LM_OUTBOX_SUMMARY_MAX + 1];
 	size_t n = 0;
 	(void) state;
@@ -740,7 +755,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_invalid_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_summary_cut, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_pending_delivered_failed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_pending_delivered_failed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pairs_of, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_mismatch, setup, teardown),
