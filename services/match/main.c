@@ -399,6 +399,10 @@ start_rpc(struct daemon *d)
 	so.tls_key = d->cfg.tls_key;
 	so.tls_ca = d->cfg.tls_ca;
 	so.metrics = d->metrics;
+	/* Every request a context received may wait for a worker: the contexts
+	 * already bound how many are in the server at once, so a burst up to
+	 * that size is queued rather than refused. */
+	so.queue_len = d->cfg.rpc_contexts;
 	methods = lm_match_service_methods(&n);
 	if ((rc = lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor, methods, n,
 		 d->svc, &d->srv)) != LM_OK) {
