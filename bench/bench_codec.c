@@ -41,10 +41,13 @@ usage(FILE *f)
 static int
 parse_opts(int argc, char **argv, opts *o)
 {
-	static const struct option longopts[] = {{"records", required_argument, NULL, 'r'},
-	    {"seed", required_argument, NULL, 'S'}, {"out-dir", required_argument, NULL, 'o'},
-	    {"name", required_argument, NULL, 'n'}, {"commit", required_argument, NULL, 'C'},
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+	    {"records", required_argument, NULL, 'r'},
+	    {"seed", required_argument, NULL, 'S'},
+	    {"out-dir", required_argument, NULL, 'o'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"commit", required_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
 	int ch;
 
 	memset(o, 0, sizeof(*o));
@@ -56,7 +59,8 @@ parse_opts(int argc, char **argv, opts *o)
 		bool ok = true;
 		switch (ch) {
 		case 'r':
-			ok = bench_parse_u64(optarg, 1, RECORDS_MAX, "--records", &o->records);
+			ok = bench_parse_u64(
+			    optarg, 1, RECORDS_MAX, "--records", &o->records);
 			break;
 		case 'S':
 			ok = bench_parse_u64(optarg, 0, INT64_MAX, "--seed", &o->seed);
@@ -83,7 +87,8 @@ parse_opts(int argc, char **argv, opts *o)
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "bench_codec: unexpected argument \"%s\"\n", argv[optind]);
+		fprintf(
+		    stderr, "bench_codec: unexpected argument \"%s\"\n", argv[optind]);
 		usage(stderr);
 		return -1;
 	}
@@ -183,8 +188,8 @@ run_op(const corpus *c, op k)
 			free(buf);
 			break;
 		case OP_PB_DECODE:
-			rc = lm_pb_decode(&lunamatch__v1__job_posting__descriptor, c->pb[i],
-			    c->pb_len[i], c->pb_len[i], &m, err, sizeof(err));
+			rc = lm_pb_decode(&lunamatch__v1__job_posting__descriptor,
+			    c->pb[i], c->pb_len[i], c->pb_len[i], &m, err, sizeof(err));
 			break;
 		case OP_JSON_ENCODE:
 			rc = lm_json_encode(&c->recs[i]->base, 0, &text);
@@ -192,15 +197,15 @@ run_op(const corpus *c, op k)
 			break;
 		case OP_JSON_DECODE:
 		default:
-			rc = lm_json_decode(&lunamatch__v1__job_posting__descriptor, c->json[i],
-			    strlen(c->json[i]), &m, err, sizeof(err));
+			rc = lm_json_decode(&lunamatch__v1__job_posting__descriptor,
+			    c->json[i], strlen(c->json[i]), &m, err, sizeof(err));
 			break;
 		}
 		if (m != NULL)
 			protobuf_c_message_free_unpacked(m, NULL);
 		if (rc != LM_OK) {
-			fprintf(stderr, "bench_codec: %s of record %zu: %s\n", op_label[k], i,
-			    lm_strerror(rc));
+			fprintf(stderr, "bench_codec: %s of record %zu: %s\n",
+			    op_label[k], i, lm_strerror(rc));
 			return 0;
 		}
 	}
@@ -215,14 +220,20 @@ main(int argc, char **argv)
 	double ms[OP_COUNT_];
 	bench_text *text;
 	json_t *doc, *machine, *ops;
+	bench_load load;
 	int status = 1;
 
 	if (parse_opts(argc, argv, &o) != 0)
 		return 2;
-	if (corpus_build(&c, &o) != 0)
+	machine = bench_machine_json(o.commit);
+	bench_load_start(&load);
+	if (corpus_build(&c, &o) != 0) {
+		json_decref(machine);
 		return 1;
+	}
 	if ((text = calloc(1, sizeof(*text))) == NULL) {
 		corpus_free(&c);
+		json_decref(machine);
 		return 1;
 	}
 	for (int k = 0; k < OP_COUNT_; k++) {
@@ -240,7 +251,8 @@ main(int argc, char **argv)
 		ms[k] = (double) runs[REPEATS / 2] / 1e6;
 	}
 
-	machine = bench_machine_json(o.commit);
+	json_object_set_new(
+	    machine, "other_cores_busy", json_real(bench_load_others(&load)));
 	json_incref(machine); /* the table reads it after the document took it */
 	ops = json_object();
 	for (int k = 0; k < OP_COUNT_; k++) {
@@ -250,40 +262,34 @@ main(int argc, char **argv)
 		        (double) c.n / (ms[k] / 1000.0), "mib_per_s",
 		        (double) bytes / (1024.0 * 1024.0) / (ms[k] / 1000.0)));
 	}
-	doc = json_pack("{s:s,s:o,s:{s:I,s:I,s:f,s:f},s:o}", "benchmark", "codec", "machine",
-	    machine, "params", "records", (json_int_t) o.records, "seed", (json_int_t) o.seed,
-	    "avg_pb_bytes", (double) c.pb_bytes / (double) c.n, "avg_json_bytes",
-	    (double) c.json_bytes / (double) c.n, "ops", ops);
+	doc = json_pack("{s:s,s:o,s:{s:I,s:I,s:f,s:f},s:o}", "benchmark", "codec",
+	    "machine", machine, "params", "records", (json_int_t) o.records, "seed",
+	    (json_int_t) o.seed, "avg_pb_bytes", (double) c.pb_bytes / (double) c.n,
+	    "avg_json_bytes", (double) c.json_bytes / (double) c.n, "ops", ops);
 	if (doc == NULL) {
 		fprintf(stderr, "bench_codec: cannot build the result document\n");
-		json_decref(machine);
 		goto done;
 	}
-	bench_text_printf(text, "bench_codec  %s  commit %s\n",
-	    json_string_value(json_object_get(machine, "date")),
-	    json_string_value(json_object_get(machine, "commit")));
-	bench_text_printf(text, "machine      %lld x %s, %s, build %s\n",
-	    (long long) json_integer_value(json_object_get(machine, "nproc")),
-	    json_string_value(json_object_get(machine, "cpu_model")),
-	    json_string_value(json_object_get(machine, "kernel")),
-	    json_string_value(json_object_get(machine, "build_type")));
+	bench_text_header(text, "bench_codec", machine);
 	bench_text_printf(text,
-	    "data         %zu postings, %.0f bytes protobuf, %.0f bytes JSON on average\n\n",
-	    c.n, (double) c.pb_bytes / (double) c.n, (double) c.json_bytes / (double) c.n);
-	bench_text_printf(text, "%-28s %10s %12s %10s\n", "operation", "ms", "records/s",
-	    "MiB/s");
+	    "data         %zu postings, %.0f bytes protobuf, %.0f bytes JSON on "
+	    "average\n\n",
+	    c.n, (double) c.pb_bytes / (double) c.n,
+	    (double) c.json_bytes / (double) c.n);
+	bench_text_printf(
+	    text, "%-28s %10s %12s %10s\n", "operation", "ms", "records/s", "MiB/s");
 	for (int k = 0; k < OP_COUNT_; k++) {
 		uint64_t bytes = k <= OP_PB_DECODE ? c.pb_bytes : c.json_bytes;
-		bench_text_printf(text, "%-28s %10.1f %12.0f %10.1f\n", op_label[k], ms[k],
-		    (double) c.n / (ms[k] / 1000.0),
+		bench_text_printf(text, "%-28s %10.1f %12.0f %10.1f\n", op_label[k],
+		    ms[k], (double) c.n / (ms[k] / 1000.0),
 		    (double) bytes / (1024.0 * 1024.0) / (ms[k] / 1000.0));
 	}
 	if (bench_write_results(o.out_dir, o.name, doc, text) == 0)
 		status = 0;
 	json_decref(doc);
-	json_decref(machine);
 done:
 	free(text);
 	corpus_free(&c);
+	json_decref(machine);
 	return status;
 }

@@ -20,14 +20,14 @@
 #include "lunamatch/error.h"
 #include "model.h"
 
-#define ID_MAX        32     /* bytes of a generated record id */
-#define THREADS_MAX   64     /* largest entry of --threads */
-#define POSTINGS_MAX  5000000
-#define PROFILES_MAX  1000000
-#define QUERIES_MAX   100000
-#define WARMUP        5      /* untimed queries before each latency phase */
-#define MIN_QUERIES   10     /* a phase stops on time only after this many */
-#define ERR_MAX       256
+#define ID_MAX       32 /* bytes of a generated record id */
+#define THREADS_MAX  64 /* largest entry of --threads */
+#define POSTINGS_MAX 5000000
+#define PROFILES_MAX 1000000
+#define QUERIES_MAX  100000
+#define WARMUP       5  /* untimed queries before each latency phase */
+#define MIN_QUERIES  10 /* a phase stops on time only after this many */
+#define ERR_MAX      256
 
 typedef struct opts {
 	uint64_t postings[BENCH_LIST_MAX];
@@ -49,33 +49,37 @@ typedef struct opts {
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	    "usage: bench_index [options]\n"
-	    "  --postings LIST      posting counts to measure (default 1000,10000,50000)\n"
-	    "  --profiles N         profiles in the index (default 5000)\n"
-	    "  --queries N          queries per latency phase (default 200)\n"
-	    "  --max-seconds S      time cap of one latency phase (default 10)\n"
-	    "  --qps-seconds S      length of one throughput phase (default 3)\n"
-	    "  --threads LIST       query threads for throughput (default 1,2)\n"
-	    "  --top-k N            top_k of every query (default 10)\n"
-	    "  --seed N             data seed (default 1)\n"
-	    "  --embedding-dim N    embedding length, 0 for none (default 0)\n"
-	    "  --out-dir DIR        where results go (default .)\n"
-	    "  --name NAME          result file base name (default index)\n"
-	    "  --commit REV         source revision recorded with the results\n");
+	fprintf(f, "usage: bench_index [options]\n"
+	           "  --postings LIST      posting counts to measure (default "
+	           "1000,10000,50000)\n"
+	           "  --profiles N         profiles in the index (default 5000)\n"
+	           "  --queries N          queries per latency phase (default 200)\n"
+	           "  --max-seconds S      time cap of one latency phase (default 10)\n"
+	           "  --qps-seconds S      length of one throughput phase (default 3)\n"
+	           "  --threads LIST       query threads for throughput (default 1,2)\n"
+	           "  --top-k N            top_k of every query (default 10)\n"
+	           "  --seed N             data seed (default 1)\n"
+	           "  --embedding-dim N    embedding length, 0 for none (default 0)\n"
+	           "  --out-dir DIR        where results go (default .)\n"
+	           "  --name NAME          result file base name (default index)\n"
+	           "  --commit REV         source revision recorded with the results\n");
 }
 
 static int
 parse_opts(int argc, char **argv, opts *o)
 {
-	static const struct option longopts[] = {{"postings", required_argument, NULL, 'p'},
-	    {"profiles", required_argument, NULL, 'c'}, {"queries", required_argument, NULL, 'q'},
+	static const struct option longopts[] = {
+	    {"postings", required_argument, NULL, 'p'},
+	    {"profiles", required_argument, NULL, 'c'},
+	    {"queries", required_argument, NULL, 'q'},
 	    {"max-seconds", required_argument, NULL, 'm'},
 	    {"qps-seconds", required_argument, NULL, 's'},
-	    {"threads", required_argument, NULL, 't'}, {"top-k", required_argument, NULL, 'k'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"top-k", required_argument, NULL, 'k'},
 	    {"seed", required_argument, NULL, 'S'},
 	    {"embedding-dim", required_argument, NULL, 'e'},
-	    {"out-dir", required_argument, NULL, 'o'}, {"name", required_argument, NULL, 'n'},
+	    {"out-dir", required_argument, NULL, 'o'},
+	    {"name", required_argument, NULL, 'n'},
 	    {"commit", required_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	int ch;
@@ -100,36 +104,41 @@ parse_opts(int argc, char **argv, opts *o)
 		bool ok = true;
 		switch (ch) {
 		case 'p':
-			o->n_postings = bench_parse_list(
-			    optarg, o->postings, BENCH_LIST_MAX, 1, POSTINGS_MAX, "--postings");
+			o->n_postings = bench_parse_list(optarg, o->postings,
+			    BENCH_LIST_MAX, 1, POSTINGS_MAX, "--postings");
 			ok = o->n_postings > 0;
 			break;
 		case 't':
-			o->n_threads = bench_parse_list(
-			    optarg, o->threads, BENCH_LIST_MAX, 1, THREADS_MAX, "--threads");
+			o->n_threads = bench_parse_list(optarg, o->threads,
+			    BENCH_LIST_MAX, 1, THREADS_MAX, "--threads");
 			ok = o->n_threads > 0;
 			break;
 		case 'c':
-			ok = bench_parse_u64(optarg, 1, PROFILES_MAX, "--profiles", &o->profiles);
+			ok = bench_parse_u64(
+			    optarg, 1, PROFILES_MAX, "--profiles", &o->profiles);
 			break;
 		case 'q':
-			ok = bench_parse_u64(optarg, 1, QUERIES_MAX, "--queries", &o->queries);
+			ok = bench_parse_u64(
+			    optarg, 1, QUERIES_MAX, "--queries", &o->queries);
 			break;
 		case 'm':
-			ok = bench_parse_u64(optarg, 1, 3600, "--max-seconds", &o->max_seconds);
+			ok = bench_parse_u64(
+			    optarg, 1, 3600, "--max-seconds", &o->max_seconds);
 			break;
 		case 's':
-			ok = bench_parse_u64(optarg, 1, 3600, "--qps-seconds", &o->qps_seconds);
+			ok = bench_parse_u64(
+			    optarg, 1, 3600, "--qps-seconds", &o->qps_seconds);
 			break;
 		case 'k':
-			ok = bench_parse_u64(optarg, 1, LM_INDEX_TOP_K_MAX, "--top-k", &o->top_k);
+			ok = bench_parse_u64(
+			    optarg, 1, LM_INDEX_TOP_K_MAX, "--top-k", &o->top_k);
 			break;
 		case 'S':
 			ok = bench_parse_u64(optarg, 0, INT64_MAX, "--seed", &o->seed);
 			break;
 		case 'e':
-			ok = bench_parse_u64(
-			    optarg, 0, BENCH_EMBED_MAX, "--embedding-dim", &o->embedding_dim);
+			ok = bench_parse_u64(optarg, 0, BENCH_EMBED_MAX,
+			    "--embedding-dim", &o->embedding_dim);
 			break;
 		case 'o':
 			o->out_dir = optarg;
@@ -153,7 +162,8 @@ parse_opts(int argc, char **argv, opts *o)
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "bench_index: unexpected argument \"%s\"\n", argv[optind]);
+		fprintf(
+		    stderr, "bench_index: unexpected argument \"%s\"\n", argv[optind]);
 		usage(stderr);
 		return -1;
 	}
@@ -170,10 +180,10 @@ typedef enum qkind {
 	Q_COUNT_
 } qkind;
 
-static const char *const qkind_key[Q_COUNT_] = {
-    "match_jobs_none", "match_jobs_summary", "match_jobs_full", "match_candidates_summary"};
-static const char *const qkind_label[Q_COUNT_] = {"MatchJobs NONE", "MatchJobs SUMMARY",
-    "MatchJobs FULL", "MatchCandidates SUMMARY"};
+static const char *const qkind_key[Q_COUNT_] = {"match_jobs_none", "match_jobs_summary",
+    "match_jobs_full", "match_candidates_summary"};
+static const char *const qkind_label[Q_COUNT_] = {
+    "MatchJobs NONE", "MatchJobs SUMMARY", "MatchJobs FULL", "MatchCandidates SUMMARY"};
 
 /* What one query returned, for sanity figures next to the timings. */
 typedef struct qstat {
@@ -194,11 +204,13 @@ run_query(lm_index *idx, qkind k, uint64_t i, uint32_t top_k, qstat *st)
 
 		snprintf(id, sizeof(id), "job-%08llu", (unsigned long long) i);
 		lunamatch__v1__match_candidates_request__init(&req);
-		req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 		req.job_id = id;
 		req.top_k = top_k;
 		req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY;
-		rc = lm_index_match_candidates(idx, &req, BENCH_NOW, &resp, err, sizeof(err));
+		rc = lm_index_match_candidates(
+		    idx, &req, BENCH_NOW, &resp, err, sizeof(err));
 		if (rc == LM_OK) {
 			st->considered += resp->considered;
 			st->vetoed += resp->vetoed;
@@ -211,12 +223,15 @@ run_query(lm_index *idx, qkind k, uint64_t i, uint32_t top_k, qstat *st)
 
 		snprintf(id, sizeof(id), "cand-%08llu", (unsigned long long) i);
 		lunamatch__v1__match_jobs_request__init(&req);
-		req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 		req.candidate_id = id;
 		req.top_k = top_k;
-		req.explain = k == Q_JOBS_NONE      ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE
-		              : k == Q_JOBS_FULL    ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL
-		                                    : LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY;
+		req.explain = k == Q_JOBS_NONE
+		                  ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE
+		              : k == Q_JOBS_FULL
+		                  ? LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL
+		                  : LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY;
 		rc = lm_index_match_jobs(idx, &req, BENCH_NOW, &resp, err, sizeof(err));
 		if (rc == LM_OK) {
 			st->considered += resp->considered;
@@ -322,13 +337,17 @@ qps_main(void *arg)
 }
 
 /* MatchJobs SUMMARY queries per second with nthreads threads querying for
- * `seconds`. Returns the rate, or a negative value on failure. */
+ * o->qps_seconds. Returns the rate, or a negative value on failure; *cpu
+ * gets the cores this process kept busy meanwhile (below nthreads when
+ * something else ran on the machine or the threads waited on each other). */
 static double
-qps_phase(lm_index *idx, const opts *o, uint64_t nthreads, uint64_t *total)
+qps_phase(lm_index *idx, const opts *o, uint64_t nthreads, uint64_t *total, double *cpu,
+    double *others)
 {
 	qps_shared sh;
 	qps_worker w[THREADS_MAX];
-	uint64_t t0, t1, started = 0;
+	uint64_t t0, t1, c0, started = 0;
+	bench_load load;
 	struct timespec pause = {(time_t) o->qps_seconds, 0};
 
 	sh.idx = idx;
@@ -337,6 +356,8 @@ qps_phase(lm_index *idx, const opts *o, uint64_t nthreads, uint64_t *total)
 	atomic_init(&sh.stop, false);
 	atomic_init(&sh.failed, false);
 	*total = 0;
+	bench_load_start(&load);
+	c0 = bench_cpu_ns();
 	t0 = bench_now_ns();
 	for (uint64_t i = 0; i < nthreads; i++) {
 		w[i].sh = &sh;
@@ -357,6 +378,8 @@ qps_phase(lm_index *idx, const opts *o, uint64_t nthreads, uint64_t *total)
 		*total += w[i].done;
 	}
 	t1 = bench_now_ns();
+	*cpu = (double) (bench_cpu_ns() - c0) / (double) (t1 - t0);
+	*others = bench_load_others(&load);
 	if (atomic_load(&sh.failed))
 		return -1;
 	return (double) *total / ((double) (t1 - t0) / 1e9);
@@ -371,6 +394,8 @@ typedef struct size_result {
 	lm_index_counts counts;
 	phase_result q[Q_COUNT_];
 	double qps[BENCH_LIST_MAX];
+	double qps_cpu[BENCH_LIST_MAX]; /* cores busy on average: CPU time / wall time */
+	double qps_others[BENCH_LIST_MAX]; /* cores other processes kept busy meanwhile */
 	uint64_t qps_queries[BENCH_LIST_MAX];
 } size_result;
 
@@ -431,15 +456,16 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 
 	for (int k = 0; k < Q_COUNT_; k++) {
 		uint64_t subjects = k == Q_CANDIDATES_SUMMARY ? n : o->profiles;
-		fprintf(stderr, "bench_index: %llu postings: %s\n", (unsigned long long) n,
-		    qkind_label[k]);
+		fprintf(stderr, "bench_index: %llu postings: %s\n",
+		    (unsigned long long) n, qkind_label[k]);
 		if (latency_phase(idx, o, (qkind) k, subjects, &rng, &r->q[k]) != 0)
 			goto fail_quiet;
 	}
 	for (size_t t = 0; t < o->n_threads; t++) {
 		fprintf(stderr, "bench_index: %llu postings: %llu thread(s)\n",
 		    (unsigned long long) n, (unsigned long long) o->threads[t]);
-		r->qps[t] = qps_phase(idx, o, o->threads[t], &r->qps_queries[t]);
+		r->qps[t] = qps_phase(idx, o, o->threads[t], &r->qps_queries[t],
+		    &r->qps_cpu[t], &r->qps_others[t]);
 		if (r->qps[t] < 0)
 			goto fail_quiet;
 	}
@@ -471,27 +497,33 @@ size_json(const opts *o, const size_result *r)
 
 	for (int k = 0; k < Q_COUNT_; k++) {
 		json_t *l = bench_lat_json(&r->q[k].lat);
-		json_object_set_new(l, "considered_per_query", json_integer((json_int_t) r->q[k].considered));
+		json_object_set_new(l, "considered_per_query",
+		    json_integer((json_int_t) r->q[k].considered));
 		json_object_set_new(l, "vetoed_pct", json_real(r->q[k].vetoed_pct));
-		json_object_set_new(l, "matches_per_query", json_real(r->q[k].avg_matches));
+		json_object_set_new(
+		    l, "matches_per_query", json_real(r->q[k].avg_matches));
 		json_object_set_new(q, qkind_key[k], l);
 	}
 	for (size_t t = 0; t < o->n_threads; t++)
-		json_array_append_new(qps,
-		    json_pack("{s:I,s:f,s:I}", "threads", (json_int_t) o->threads[t], "qps",
-		        r->qps[t], "queries", (json_int_t) r->qps_queries[t]));
+		json_array_append_new(
+		    qps, json_pack("{s:I,s:f,s:I,s:f,s:f}", "threads",
+		             (json_int_t) o->threads[t], "qps", r->qps[t], "queries",
+		             (json_int_t) r->qps_queries[t], "cpu_cores_busy",
+		             r->qps_cpu[t], "other_cores_busy", r->qps_others[t]));
 	j = json_pack("{s:I,s:I,s:I,s:{s:f,s:f,s:f},s:{s:I,s:I,s:f,s:f,s:I},s:o,s:o}",
 	    "postings", (json_int_t) r->postings, "open_postings",
-	    (json_int_t) r->counts.open_postings, "profiles", (json_int_t) r->counts.profiles,
-	    "build", "profiles_ms", r->profiles_build_ms, "postings_ms", r->postings_build_ms,
-	    "postings_per_s",
-	    r->postings_build_ms > 0 ? (double) r->postings / (r->postings_build_ms / 1000.0)
-	                             : 0.0,
+	    (json_int_t) r->counts.open_postings, "profiles",
+	    (json_int_t) r->counts.profiles, "build", "profiles_ms", r->profiles_build_ms,
+	    "postings_ms", r->postings_build_ms, "postings_per_s",
+	    r->postings_build_ms > 0
+	        ? (double) r->postings / (r->postings_build_ms / 1000.0)
+	        : 0.0,
 	    "memory", "profiles_bytes", (json_int_t) r->profiles_bytes, "postings_bytes",
 	    (json_int_t) r->postings_bytes, "bytes_per_posting",
 	    r->postings ? (double) r->postings_bytes / (double) r->postings : 0.0,
 	    "bytes_per_profile",
-	    (double) r->profiles_bytes / (double) (r->counts.profiles ? r->counts.profiles : 1),
+	    (double) r->profiles_bytes /
+	        (double) (r->counts.profiles ? r->counts.profiles : 1),
 	    "rss_after_bytes", (json_int_t) r->rss_after, "latency", q, "qps", qps);
 	return j;
 }
@@ -505,14 +537,7 @@ row_head(bench_text *t, const char *label)
 static void
 table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *machine)
 {
-	bench_text_printf(t, "bench_index  %s  commit %s\n",
-	    json_string_value(json_object_get(machine, "date")),
-	    json_string_value(json_object_get(machine, "commit")));
-	bench_text_printf(t, "machine      %lld x %s, %s, build %s\n",
-	    (long long) json_integer_value(json_object_get(machine, "nproc")),
-	    json_string_value(json_object_get(machine, "cpu_model")),
-	    json_string_value(json_object_get(machine, "kernel")),
-	    json_string_value(json_object_get(machine, "build_type")));
+	bench_text_header(t, "bench_index", machine);
 	bench_text_printf(t,
 	    "data         %llu profiles, top_k %llu, seed %llu, embedding dim %llu, "
 	    "up to %llu queries per phase\n\n",
@@ -526,7 +551,8 @@ table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *mac
 	bench_text_printf(t, "\n");
 	row_head(t, "open postings (IDF N)");
 	for (size_t i = 0; i < nr; i++)
-		bench_text_printf(t, " %22llu", (unsigned long long) r[i].counts.open_postings);
+		bench_text_printf(
+		    t, " %22llu", (unsigned long long) r[i].counts.open_postings);
 	bench_text_printf(t, "\n");
 	row_head(t, "build postings (ms)");
 	for (size_t i = 0; i < nr; i++)
@@ -546,7 +572,8 @@ table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *mac
 	row_head(t, "memory per posting (bytes)");
 	for (size_t i = 0; i < nr; i++)
 		bench_text_printf(t, " %22.0f",
-		    r[i].postings ? (double) r[i].postings_bytes / (double) r[i].postings : 0.0);
+		    r[i].postings ? (double) r[i].postings_bytes / (double) r[i].postings
+		                  : 0.0);
 	bench_text_printf(t, "\n");
 	row_head(t, "memory profiles (MiB)");
 	for (size_t i = 0; i < nr; i++)
@@ -558,8 +585,9 @@ table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *mac
 		row_head(t, label);
 		for (size_t i = 0; i < nr; i++) {
 			char cell[64];
-			snprintf(cell, sizeof(cell), "%.2f/%.2f/%.2f", r[i].q[k].lat.p50_us / 1000.0,
-			    r[i].q[k].lat.p95_us / 1000.0, r[i].q[k].lat.p99_us / 1000.0);
+			snprintf(cell, sizeof(cell), "%.2f/%.2f/%.2f",
+			    r[i].q[k].lat.p50_us / 1000.0, r[i].q[k].lat.p95_us / 1000.0,
+			    r[i].q[k].lat.p99_us / 1000.0);
 			bench_text_printf(t, " %22s", cell);
 		}
 		bench_text_printf(t, "\n");
@@ -573,12 +601,16 @@ table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *mac
 		snprintf(label, sizeof(label), "MatchJobs SUMMARY qps, %llu thread%s",
 		    (unsigned long long) o->threads[th], o->threads[th] == 1 ? "" : "s");
 		row_head(t, label);
-		for (size_t i = 0; i < nr; i++)
-			bench_text_printf(t, " %22.1f", r[i].qps[th]);
+		for (size_t i = 0; i < nr; i++) {
+			char cell[64];
+			snprintf(cell, sizeof(cell), "%.1f (%.2f cores)", r[i].qps[th],
+			    r[i].qps_cpu[th]);
+			bench_text_printf(t, " %22s", cell);
+		}
 		bench_text_printf(t, "\n");
 	}
-	bench_text_printf(t, "%-36s %22.1f\n", "peak RSS of the run (MiB)",
-	    mib(bench_maxrss_bytes()));
+	bench_text_printf(
+	    t, "%-36s %22.1f\n", "peak RSS of the run (MiB)", mib(bench_maxrss_bytes()));
 }
 
 int
@@ -589,6 +621,7 @@ main(int argc, char **argv)
 	size_result *res;
 	json_t *doc, *runs, *machine;
 	bench_text *text;
+	bench_load load;
 	int status = 1;
 
 	if (parse_opts(argc, argv, &o) != 0)
@@ -602,11 +635,15 @@ main(int argc, char **argv)
 		free(text);
 		return 1;
 	}
-	for (size_t i = 0; i < o.n_postings; i++)
-		if (measure_size(&model, &o, o.postings[i], &res[i]) != 0)
-			goto done;
-
 	machine = bench_machine_json(o.commit);
+	bench_load_start(&load);
+	for (size_t i = 0; i < o.n_postings; i++)
+		if (measure_size(&model, &o, o.postings[i], &res[i]) != 0) {
+			json_decref(machine);
+			goto done;
+		}
+	json_object_set_new(
+	    machine, "other_cores_busy", json_real(bench_load_others(&load)));
 	runs = json_array();
 	for (size_t i = 0; i < o.n_postings; i++)
 		json_array_append_new(runs, size_json(&o, &res[i]));

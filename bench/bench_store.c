@@ -21,6 +21,7 @@
 #include "bench_util.h"
 #include "index.h"
 #include "lunamatch/error.h"
+#include "lunamatch/log.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
 #include "model.h"
@@ -50,28 +51,33 @@ typedef struct opts {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: bench_store [options]\n"
-	           "  --records N        records in the read store and cap of each put phase\n"
-	           "                     (default 50000)\n"
-	           "  --batches LIST     records per transaction of the put phases\n"
-	           "                     (default 1,100,1000)\n"
-	           "  --gets N           timed gets (default 20000)\n"
-	           "  --max-seconds S    time cap of one put phase (default 5)\n"
-	           "  --seed N           data seed (default 1)\n"
-	           "  --dir DIR          parent of the temporary stores (default $TMPDIR or /tmp)\n"
-	           "  --out-dir DIR      where results go (default .)\n"
-	           "  --name NAME        result file base name (default store)\n"
-	           "  --commit REV       source revision recorded with the results\n");
+	fprintf(f,
+	    "usage: bench_store [options]\n"
+	    "  --records N        records in the read store and cap of each put phase\n"
+	    "                     (default 50000)\n"
+	    "  --batches LIST     records per transaction of the put phases\n"
+	    "                     (default 1,100,1000)\n"
+	    "  --gets N           timed gets (default 20000)\n"
+	    "  --max-seconds S    time cap of one put phase (default 5)\n"
+	    "  --seed N           data seed (default 1)\n"
+	    "  --dir DIR          parent of the temporary stores (default $TMPDIR or "
+	    "/tmp)\n"
+	    "  --out-dir DIR      where results go (default .)\n"
+	    "  --name NAME        result file base name (default store)\n"
+	    "  --commit REV       source revision recorded with the results\n");
 }
 
 static int
 parse_opts(int argc, char **argv, opts *o)
 {
-	static const struct option longopts[] = {{"records", required_argument, NULL, 'r'},
-	    {"batches", required_argument, NULL, 'b'}, {"gets", required_argument, NULL, 'g'},
+	static const struct option longopts[] = {
+	    {"records", required_argument, NULL, 'r'},
+	    {"batches", required_argument, NULL, 'b'},
+	    {"gets", required_argument, NULL, 'g'},
 	    {"max-seconds", required_argument, NULL, 'm'},
 	    {"seed", required_argument, NULL, 'S'}, {"dir", required_argument, NULL, 'd'},
-	    {"out-dir", required_argument, NULL, 'o'}, {"name", required_argument, NULL, 'n'},
+	    {"out-dir", required_argument, NULL, 'o'},
+	    {"name", required_argument, NULL, 'n'},
 	    {"commit", required_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	const char *tmp = getenv("TMPDIR");
@@ -93,18 +99,20 @@ parse_opts(int argc, char **argv, opts *o)
 		bool ok = true;
 		switch (ch) {
 		case 'r':
-			ok = bench_parse_u64(optarg, 1, RECORDS_MAX, "--records", &o->records);
+			ok = bench_parse_u64(
+			    optarg, 1, RECORDS_MAX, "--records", &o->records);
 			break;
 		case 'b':
-			o->n_batches = bench_parse_list(
-			    optarg, o->batches, BENCH_LIST_MAX, 1, BATCH_MAX, "--batches");
+			o->n_batches = bench_parse_list(optarg, o->batches,
+			    BENCH_LIST_MAX, 1, BATCH_MAX, "--batches");
 			ok = o->n_batches > 0;
 			break;
 		case 'g':
 			ok = bench_parse_u64(optarg, 1, GETS_MAX, "--gets", &o->gets);
 			break;
 		case 'm':
-			ok = bench_parse_u64(optarg, 1, 3600, "--max-seconds", &o->max_seconds);
+			ok = bench_parse_u64(
+			    optarg, 1, 3600, "--max-seconds", &o->max_seconds);
 			break;
 		case 'S':
 			ok = bench_parse_u64(optarg, 0, INT64_MAX, "--seed", &o->seed);
@@ -134,7 +142,8 @@ parse_opts(int argc, char **argv, opts *o)
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "bench_store: unexpected argument \"%s\"\n", argv[optind]);
+		fprintf(
+		    stderr, "bench_store: unexpected argument \"%s\"\n", argv[optind]);
 		usage(stderr);
 		return -1;
 	}
@@ -210,7 +219,8 @@ remove_store(const char *dir)
 			    strerror(errno));
 	}
 	if (rmdir(dir) != 0 && errno != ENOENT)
-		fprintf(stderr, "bench_store: cannot remove %s: %s\n", dir, strerror(errno));
+		fprintf(
+		    stderr, "bench_store: cannot remove %s: %s\n", dir, strerror(errno));
 }
 
 static int
@@ -242,8 +252,8 @@ put_batch(lm_store *s, const dataset *d, size_t from, size_t to)
 		goto fail;
 	for (size_t i = from; i < to; i++) {
 		snprintf(id, sizeof(id), "job-%08llu", (unsigned long long) i);
-		if ((rc = lm_store_put(t, LM_KIND_POSTING, id, 1, d->bytes[i], d->len[i])) !=
-		    LM_OK) {
+		if ((rc = lm_store_put(
+		         t, LM_KIND_POSTING, id, 1, d->bytes[i], d->len[i])) != LM_OK) {
 			lm_store_abort(t);
 			goto fail;
 		}
@@ -267,8 +277,8 @@ typedef struct put_result {
 } put_result;
 
 static int
-put_phase(const char *root, const opts *o, const dataset *d, uint64_t batch,
-    put_result *r)
+put_phase(
+    const char *root, const opts *o, const dataset *d, uint64_t batch, put_result *r)
 {
 	char sub[64], dir[BENCH_PATH_MAX];
 	lm_store *s = NULL;
@@ -351,20 +361,17 @@ scan_fn(void *arg, const char *id, uint64_t version, const void *bytes, size_t l
 	return c->rc != LM_OK;
 }
 
-typedef enum snap_kind {
-	SNAP_SCAN,
-	SNAP_DECODE,
-	SNAP_INDEX,
-	SNAP_COUNT_
-} snap_kind;
+typedef enum snap_kind { SNAP_SCAN, SNAP_DECODE, SNAP_INDEX, SNAP_COUNT_ } snap_kind;
 
-static const char *const snap_key[SNAP_COUNT_] = {"scan", "scan_decode", "scan_decode_index"};
+static const char *const snap_key[SNAP_COUNT_] = {
+    "scan", "scan_decode", "scan_decode_index"};
 static const char *const snap_label[SNAP_COUNT_] = {
     "snapshot scan only", "snapshot + decode", "snapshot + decode + index"};
 
 /* Median over REPEATS runs of one snapshot variant, in milliseconds. */
 static int
-snapshot_phase(lm_store *s, const lm_model *model, snap_kind k, uint64_t expect, double *ms)
+snapshot_phase(
+    lm_store *s, const lm_model *model, snap_kind k, uint64_t expect, double *ms)
 {
 	double runs[REPEATS];
 
@@ -374,7 +381,8 @@ snapshot_phase(lm_store *s, const lm_model *model, snap_kind k, uint64_t expect,
 		int rc;
 
 		if (k == SNAP_INDEX && (rc = lm_index_new(model, &c.idx)) != LM_OK) {
-			fprintf(stderr, "bench_store: lm_index_new: %s\n", lm_strerror(rc));
+			fprintf(
+			    stderr, "bench_store: lm_index_new: %s\n", lm_strerror(rc));
 			return -1;
 		}
 		t0 = bench_now_ns();
@@ -383,9 +391,10 @@ snapshot_phase(lm_store *s, const lm_model *model, snap_kind k, uint64_t expect,
 		lm_index_free(c.idx);
 		bench_trim_heap();
 		if (rc != LM_OK || c.rc != LM_OK || c.records != expect) {
-			fprintf(stderr, "bench_store: snapshot: %s, %llu of %llu records\n",
-			    lm_strerror(rc != LM_OK ? rc : c.rc), (unsigned long long) c.records,
-			    (unsigned long long) expect);
+			fprintf(stderr,
+			    "bench_store: snapshot: %s, %llu of %llu records\n",
+			    lm_strerror(rc != LM_OK ? rc : c.rc),
+			    (unsigned long long) c.records, (unsigned long long) expect);
 			return -1;
 		}
 	}
@@ -437,7 +446,8 @@ follow_phase(lm_store *s, bool get, uint64_t expect, double *ms)
 
 		for (;;) {
 			uint64_t last = after;
-			rc = lm_store_changes(s, after, FOLLOW_BATCH, follow_fn, &c, &last);
+			rc = lm_store_changes(
+			    s, after, FOLLOW_BATCH, follow_fn, &c, &last);
 			if (rc != LM_OK || last == after)
 				break;
 			after = last;
@@ -445,8 +455,8 @@ follow_phase(lm_store *s, bool get, uint64_t expect, double *ms)
 		runs[rep] = (double) (bench_now_ns() - t0) / 1e6;
 		if (rc != LM_OK || c.rc != LM_OK || c.entries != expect) {
 			fprintf(stderr, "bench_store: follow: %s, %llu of %llu entries\n",
-			    lm_strerror(rc != LM_OK ? rc : c.rc), (unsigned long long) c.entries,
-			    (unsigned long long) expect);
+			    lm_strerror(rc != LM_OK ? rc : c.rc),
+			    (unsigned long long) c.entries, (unsigned long long) expect);
 			return -1;
 		}
 	}
@@ -562,8 +572,9 @@ results_json(const opts *o, const dataset *d, const put_result *p, const read_re
 
 	for (size_t i = 0; i < o->n_batches; i++) {
 		json_t *j = json_pack("{s:I,s:I,s:I,s:f,s:f,s:o}", "batch",
-		    (json_int_t) p[i].batch, "records", (json_int_t) p[i].records, "commits",
-		    (json_int_t) p[i].commits, "seconds", p[i].seconds, "records_per_s",
+		    (json_int_t) p[i].batch, "records", (json_int_t) p[i].records,
+		    "commits", (json_int_t) p[i].commits, "seconds", p[i].seconds,
+		    "records_per_s",
 		    p[i].seconds > 0 ? (double) p[i].records / p[i].seconds : 0.0,
 		    "transaction_latency", bench_lat_json(&p[i].commit_lat));
 		json_array_append_new(puts, j);
@@ -576,8 +587,9 @@ results_json(const opts *o, const dataset *d, const put_result *p, const read_re
 	                 "s:{s:f,s:f,s:f,s:f},s:I,s:I}",
 	    "benchmark", "store", "machine", machine, "params", "records",
 	    (json_int_t) o->records, "gets", (json_int_t) o->gets, "seed",
-	    (json_int_t) o->seed, "avg_value_bytes", d->n ? (double) d->total_bytes / (double) d->n : 0.0,
-	    "durability", "fsync on every commit", "put", puts, "get", "latency",
+	    (json_int_t) o->seed, "avg_value_bytes",
+	    d->n ? (double) d->total_bytes / (double) d->n : 0.0, "durability",
+	    "fsync on every commit", "put", puts, "get", "latency",
 	    bench_lat_json(&r->get_lat), "gets_per_s", r->gets_per_s, "snapshot", snap,
 	    "follow", "ms", r->follow_ms, "entries_per_s", per_s(d->n, r->follow_ms),
 	    "with_get_ms", r->follow_get_ms, "with_get_entries_per_s",
@@ -589,37 +601,33 @@ static void
 table(bench_text *t, const opts *o, const dataset *d, const put_result *p,
     const read_result *r, json_t *machine)
 {
-	bench_text_printf(t, "bench_store  %s  commit %s\n",
-	    json_string_value(json_object_get(machine, "date")),
-	    json_string_value(json_object_get(machine, "commit")));
-	bench_text_printf(t, "machine      %lld x %s, %s, build %s\n",
-	    (long long) json_integer_value(json_object_get(machine, "nproc")),
-	    json_string_value(json_object_get(machine, "cpu_model")),
-	    json_string_value(json_object_get(machine, "kernel")),
-	    json_string_value(json_object_get(machine, "build_type")));
+	bench_text_header(t, "bench_store", machine);
 	bench_text_printf(t,
 	    "data         %zu postings, %.0f bytes each on average, seed %llu; "
 	    "every commit is fsync'd\n\n",
 	    d->n, d->n ? (double) d->total_bytes / (double) d->n : 0.0,
 	    (unsigned long long) o->seed);
-	bench_text_printf(t, "%-26s %10s %10s %12s %28s\n", "put phase", "records", "commits",
-	    "records/s", "txn p50/p95/p99 (ms)");
+	bench_text_printf(t, "%-26s %10s %10s %12s %28s\n", "put phase", "records",
+	    "commits", "records/s", "txn p50/p95/p99 (ms)");
 	for (size_t i = 0; i < o->n_batches; i++) {
 		char label[64], cell[64];
-		snprintf(label, sizeof(label), "batch of %llu", (unsigned long long) p[i].batch);
-		snprintf(cell, sizeof(cell), "%.2f/%.2f/%.2f", p[i].commit_lat.p50_us / 1000.0,
-		    p[i].commit_lat.p95_us / 1000.0, p[i].commit_lat.p99_us / 1000.0);
+		snprintf(label, sizeof(label), "batch of %llu",
+		    (unsigned long long) p[i].batch);
+		snprintf(cell, sizeof(cell), "%.2f/%.2f/%.2f",
+		    p[i].commit_lat.p50_us / 1000.0, p[i].commit_lat.p95_us / 1000.0,
+		    p[i].commit_lat.p99_us / 1000.0);
 		bench_text_printf(t, "%-26s %10llu %10llu %12.0f %28s\n", label,
 		    (unsigned long long) p[i].records, (unsigned long long) p[i].commits,
 		    p[i].seconds > 0 ? (double) p[i].records / p[i].seconds : 0.0, cell);
 	}
 	bench_text_printf(t, "\n%-26s %12s %12s\n", "read phase", "ms", "per second");
-	bench_text_printf(t, "%-26s %12s %12.0f   p50/p95/p99 %.1f/%.1f/%.1f us (%zu gets)\n",
+	bench_text_printf(t,
+	    "%-26s %12s %12.0f   p50/p95/p99 %.1f/%.1f/%.1f us (%zu gets)\n",
 	    "get (random id)", "-", r->gets_per_s, r->get_lat.p50_us, r->get_lat.p95_us,
 	    r->get_lat.p99_us, r->get_lat.n);
 	for (int k = 0; k < SNAP_COUNT_; k++)
-		bench_text_printf(t, "%-26s %12.1f %12.0f\n", snap_label[k], r->snap_ms[k],
-		    per_s(d->n, r->snap_ms[k]));
+		bench_text_printf(t, "%-26s %12.1f %12.0f\n", snap_label[k],
+		    r->snap_ms[k], per_s(d->n, r->snap_ms[k]));
 	bench_text_printf(t, "%-26s %12.1f %12.0f\n", "follow change log", r->follow_ms,
 	    per_s(d->n, r->follow_ms));
 	bench_text_printf(t, "%-26s %12.1f %12.0f\n", "follow + get each record",
@@ -640,6 +648,7 @@ main(int argc, char **argv)
 	char root[BENCH_PATH_MAX];
 	json_t *doc, *machine;
 	bench_text *text = NULL;
+	bench_load load;
 	int status = 1, n;
 
 	if (parse_opts(argc, argv, &o) != 0)
@@ -650,10 +659,13 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (mkdtemp(root) == NULL) {
-		fprintf(stderr, "bench_store: cannot create a directory in %s: %s\n", o.dir,
-		    strerror(errno));
+		fprintf(stderr, "bench_store: cannot create a directory in %s: %s\n",
+		    o.dir, strerror(errno));
 		return 1;
 	}
+	lm_log_set_level(LM_LOG_WARN); /* no store.open lines between the tables */
+	machine = bench_machine_json(o.commit);
+	bench_load_start(&load);
 	if (dataset_build(&d, o.records, o.seed) != 0)
 		goto done_dir;
 	if ((text = calloc(1, sizeof(*text))) == NULL) {
@@ -668,24 +680,25 @@ main(int argc, char **argv)
 	}
 	if (read_phases(root, &o, &d, &r) != 0)
 		goto done;
-	machine = bench_machine_json(o.commit);
+	json_object_set_new(
+	    machine, "other_cores_busy", json_real(bench_load_others(&load)));
 	json_incref(machine); /* the table reads it after the document took it */
 	doc = results_json(&o, &d, p, &r, machine);
 	if (doc == NULL) {
 		fprintf(stderr, "bench_store: cannot build the result document\n");
-		json_decref(machine);
 		goto done;
 	}
 	table(text, &o, &d, p, &r, machine);
 	if (bench_write_results(o.out_dir, o.name, doc, text) == 0)
 		status = 0;
 	json_decref(doc);
-	json_decref(machine);
 done:
 	free(text);
 	dataset_free(&d);
 done_dir:
+	json_decref(machine);
 	if (rmdir(root) != 0)
-		fprintf(stderr, "bench_store: cannot remove %s: %s\n", root, strerror(errno));
+		fprintf(
+		    stderr, "bench_store: cannot remove %s: %s\n", root, strerror(errno));
 	return status;
 }

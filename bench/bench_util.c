@@ -122,8 +122,7 @@ xstrdup(const char *s)
 	return d;
 }
 
-static char *
-xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *
 xprintf(const char *fmt, ...)
@@ -284,7 +283,8 @@ gen_salary(bench_rng *r, Lunamatch__V1__ExperienceLevel lv, bool range)
 	s->period = LUNAMATCH__V1__SALARY_PERIOD__SALARY_PERIOD_YEAR;
 	s->rates_version = xstrdup("bench");
 	s->annual_min = base;
-	s->annual_max = range ? base + base * (10 + (int64_t) bench_rng_below(r, 40)) / 100 : 0;
+	s->annual_max =
+	    range ? base + base * (10 + (int64_t) bench_rng_below(r, 40)) / 100 : 0;
 	s->min = (double) s->annual_min;
 	s->max = (double) s->annual_max;
 	return s;
@@ -320,8 +320,9 @@ bench_gen_posting(bench_gen *g, const char *id)
 	}
 	p->experience_level = gen_level(r);
 	p->min_years_experience =
-	    chance(r, 30) ? 0
-	                  : (float) ((p->experience_level - 2) * 2 + bench_rng_below(r, 3));
+	    chance(r, 30)
+	        ? 0
+	        : (float) ((p->experience_level - 2) * 2 + bench_rng_below(r, 3));
 	p->education = (Lunamatch__V1__Education) bench_rng_below(r, 6);
 	p->locations = gen_locations(r, &p->n_locations);
 	p->remote = gen_remote(r);
@@ -354,7 +355,8 @@ bench_gen_posting(bench_gen *g, const char *id)
 		if (k > n)
 			k = n;
 		grp->label = xprintf("must-have %zu", i + 1);
-		grp->min_years_experience = chance(r, 70) ? 0 : (float) bench_rng_below(r, 6);
+		grp->min_years_experience =
+		    chance(r, 70) ? 0 : (float) bench_rng_below(r, 6);
 		grp->n_skill_ids = k;
 		grp->skill_ids = xcalloc(k, sizeof(char *));
 		grp->n_skills = k;
@@ -368,7 +370,8 @@ bench_gen_posting(bench_gen *g, const char *id)
 	}
 	p->posted_at = BENCH_NOW - (int64_t) bench_rng_below(r, 90 * BENCH_DAY);
 	p->expires_at =
-	    chance(r, 70) ? 0 : BENCH_NOW + 1 + (int64_t) bench_rng_below(r, 60 * BENCH_DAY);
+	    chance(r, 70) ? 0
+	                  : BENCH_NOW + 1 + (int64_t) bench_rng_below(r, 60 * BENCH_DAY);
 	p->embedding = gen_embedding(g, &p->n_embedding);
 	return p;
 }
@@ -387,8 +390,8 @@ bench_gen_profile(bench_gen *g, const char *id)
 	c->id = xstrdup(id);
 	c->version = 1;
 	c->experience_level = gen_level(r);
-	c->years_experience =
-	    (float) ((c->experience_level - 2) * 3) + (float) bench_rng_below(r, 40) / 10.0f;
+	c->years_experience = (float) ((c->experience_level - 2) * 3) +
+	                      (float) bench_rng_below(r, 40) / 10.0f;
 	c->headline = xprintf("%s, %.0f years", title, (double) c->years_experience);
 	n = draw_skills(g, ranks, 5 + bench_rng_below(r, 16));
 	c->n_skills = n;
@@ -405,14 +408,15 @@ bench_gen_profile(bench_gen *g, const char *id)
 	c->education = (Lunamatch__V1__Education) (1 + bench_rng_below(r, 6));
 	c->locations = gen_locations(r, &c->n_locations);
 	c->willing_to_relocate = chance(r, 30);
-	c->remote = chance(r, 20) ? LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_UNSPECIFIED
-	                          : gen_remote(r);
+	c->remote = chance(r, 20)
+	                ? LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_UNSPECIFIED
+	                : gen_remote(r);
 	if (chance(r, 80))
 		c->desired_salary = gen_salary(r, c->experience_level, false);
 	if (chance(r, 40)) {
 		c->n_desired_employment_types = chance(r, 50) ? 1 : 2;
-		c->desired_employment_types =
-		    xcalloc(c->n_desired_employment_types, sizeof(*c->desired_employment_types));
+		c->desired_employment_types = xcalloc(
+		    c->n_desired_employment_types, sizeof(*c->desired_employment_types));
 		c->desired_employment_types[0] =
 		    LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME;
 		if (c->n_desired_employment_types > 1)
@@ -428,7 +432,8 @@ bench_gen_profile(bench_gen *g, const char *id)
 		goals->desired_titles[1] = xstrdup(titles[bench_rng_below(r, N_TITLES)]);
 	goals->n_desired_categories = 1;
 	goals->desired_categories = xcalloc(1, sizeof(char *));
-	goals->desired_categories[0] = xstrdup(categories[bench_rng_below(r, N_CATEGORIES)]);
+	goals->desired_categories[0] =
+	    xstrdup(categories[bench_rng_below(r, N_CATEGORIES)]);
 	goals->n_desired_industries = chance(r, 50) ? 1 : 0;
 	goals->desired_industries = xcalloc(goals->n_desired_industries, sizeof(char *));
 	if (goals->n_desired_industries > 0)
@@ -476,6 +481,59 @@ bench_maxrss_bytes(void)
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
 		return 0;
 	return (uint64_t) ru.ru_maxrss * 1024; /* Linux reports KiB */
+}
+
+uint64_t
+bench_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+/* Busy CPU time of the whole machine in nanoseconds: every field of the
+ * "cpu" line of /proc/stat but idle and iowait. 0 when unreadable. */
+static uint64_t
+sys_busy_ns(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	unsigned long long v[8] = {0};
+	long tck = sysconf(_SC_CLK_TCK);
+	int got;
+
+	if (f == NULL)
+		return 0;
+	got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+	    &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (got != 8 || tck <= 0)
+		return 0;
+	/* user nice system idle iowait irq softirq steal */
+	return (uint64_t) (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) *
+	       (1000000000ULL / (uint64_t) tck);
+}
+
+void
+bench_load_start(bench_load *l)
+{
+	l->wall0 = bench_now_ns();
+	l->sys0 = sys_busy_ns();
+	l->own0 = bench_cpu_ns();
+}
+
+double
+bench_load_others(const bench_load *l)
+{
+	uint64_t wall = bench_now_ns() - l->wall0, sys = sys_busy_ns(), own;
+	double others;
+
+	if (l->sys0 == 0 || sys < l->sys0 || wall == 0)
+		return 0;
+	own = bench_cpu_ns() - l->own0;
+	others = ((double) (sys - l->sys0) - (double) own) / (double) wall;
+	return others > 0 ? others : 0;
 }
 
 void
@@ -561,8 +619,8 @@ bad:
 }
 
 size_t
-bench_parse_list(const char *s, uint64_t *v, size_t max, uint64_t lo, uint64_t hi,
-    const char *what)
+bench_parse_list(
+    const char *s, uint64_t *v, size_t max, uint64_t lo, uint64_t hi, const char *what)
 {
 	char buf[256];
 	size_t n = 0;
@@ -600,7 +658,8 @@ cpu_model(char *out, size_t outlen)
 		return;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char *colon;
-		if (strncmp(line, "model name", 10) != 0 || (colon = strchr(line, ':')) == NULL)
+		if (strncmp(line, "model name", 10) != 0 ||
+		    (colon = strchr(line, ':')) == NULL)
 			continue;
 		colon++;
 		while (*colon == ' ' || *colon == '\t')
@@ -619,17 +678,25 @@ bench_machine_json(const char *commit)
 	time_t t = time(NULL);
 	struct tm tm;
 	struct utsname u;
+	double load = -1;
+	FILE *f;
 
 	cpu_model(cpu, sizeof(cpu));
 	if (gmtime_r(&t, &tm) == NULL ||
 	    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(date, sizeof(date), "unknown");
 	if (uname(&u) == 0)
-		snprintf(kernel, sizeof(kernel), "%s %s %s", u.sysname, u.release, u.machine);
-	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "date", date, "commit",
+		snprintf(
+		    kernel, sizeof(kernel), "%s %s %s", u.sysname, u.release, u.machine);
+	if ((f = fopen("/proc/loadavg", "r")) != NULL) {
+		if (fscanf(f, "%lf", &load) != 1)
+			load = -1;
+		fclose(f);
+	}
+	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:f}", "date", date, "commit",
 	    commit && *commit ? commit : "unknown", "nproc",
-	    (json_int_t) sysconf(_SC_NPROCESSORS_ONLN), "cpu_model", cpu, "kernel", kernel,
-	    "build_type", LM_BENCH_BUILD_TYPE);
+	    (json_int_t) sysconf(_SC_NPROCESSORS_ONLN), "cpu_model", cpu, "kernel",
+	    kernel, "build_type", LM_BENCH_BUILD_TYPE, "loadavg_1m", load);
 }
 
 void
@@ -648,6 +715,25 @@ bench_text_printf(bench_text *t, const char *fmt, ...)
 	fwrite(t->buf + t->len, 1, (size_t) n, stdout);
 	fflush(stdout);
 	t->len += (size_t) n;
+}
+
+void
+bench_text_header(bench_text *t, const char *bench, json_t *machine)
+{
+	bench_text_printf(t, "%-12s %s  commit %s\n", bench,
+	    json_string_value(json_object_get(machine, "date")),
+	    json_string_value(json_object_get(machine, "commit")));
+	bench_text_printf(t, "machine      %lld x %s, %s\n",
+	    (long long) json_integer_value(json_object_get(machine, "nproc")),
+	    json_string_value(json_object_get(machine, "cpu_model")),
+	    json_string_value(json_object_get(machine, "kernel")));
+	bench_text_printf(t, "build        %s\n",
+	    json_string_value(json_object_get(machine, "build_type")));
+	bench_text_printf(t,
+	    "load         %.2f at the start (1 min average); other processes kept "
+	    "%.2f cores busy during the run\n",
+	    json_real_value(json_object_get(machine, "loadavg_1m")),
+	    json_real_value(json_object_get(machine, "other_cores_busy")));
 }
 
 /* Writes data[0..len) and, if nl, a final newline to path through path.tmp

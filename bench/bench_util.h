@@ -25,13 +25,13 @@
 #define BENCH_NOW 1750000000LL
 #define BENCH_DAY 86400LL
 
-#define BENCH_SKILLS       500 /* distinct skill ids in the vocabulary */
-#define BENCH_ZIPF_S       1.0 /* exponent of the skill popularity law */
-#define BENCH_COUNTRIES    10
-#define BENCH_EMBED_MAX    4096 /* largest accepted --embedding-dim */
-#define BENCH_LIST_MAX     16   /* entries in a comma-separated size list */
-#define BENCH_PATH_MAX     4096 /* bytes of a result file path */
-#define BENCH_TEXT_MAX     (64u * 1024) /* bytes of a result table */
+#define BENCH_SKILLS    500 /* distinct skill ids in the vocabulary */
+#define BENCH_ZIPF_S    1.0 /* exponent of the skill popularity law */
+#define BENCH_COUNTRIES 10
+#define BENCH_EMBED_MAX 4096         /* largest accepted --embedding-dim */
+#define BENCH_LIST_MAX  16           /* entries in a comma-separated size list */
+#define BENCH_PATH_MAX  4096         /* bytes of a result file path */
+#define BENCH_TEXT_MAX  (64u * 1024) /* bytes of a result table */
 
 /* ---- random numbers ------------------------------------------------------ */
 
@@ -87,6 +87,21 @@ uint64_t bench_rss_bytes(void);
 /* Peak resident set size of this process, in bytes (getrusage). */
 uint64_t bench_maxrss_bytes(void);
 
+/* CPU time (user + system) this process has used, in nanoseconds. */
+uint64_t bench_cpu_ns(void);
+
+/* What else ran on the machine: CPU time of every process (from /proc/stat)
+ * minus this one's, over a span. Numbers measured while other work kept the
+ * CPUs busy are not comparable with a quiet run; the result files say so. */
+typedef struct bench_load {
+	uint64_t wall0, sys0, own0;
+} bench_load;
+
+void bench_load_start(bench_load *l);
+/* Cores kept busy by other processes on average since bench_load_start
+ * (0 when /proc/stat cannot be read). */
+double bench_load_others(const bench_load *l);
+
 /* Gives freed heap memory back to the system so that the next resident-size
  * reading starts from what is really in use. */
 void bench_trim_heap(void);
@@ -106,16 +121,17 @@ json_t *bench_lat_json(const bench_lat *l);
 
 /* Parses "1000,10000,50000" into at most max values, each in [lo, hi].
  * Returns the count, or 0 on a malformed list (message on stderr). */
-size_t bench_parse_list(const char *s, uint64_t *v, size_t max, uint64_t lo, uint64_t hi,
-    const char *what);
+size_t bench_parse_list(
+    const char *s, uint64_t *v, size_t max, uint64_t lo, uint64_t hi, const char *what);
 
 /* Parses a decimal number in [lo, hi]; false (message on stderr) if not. */
-bool bench_parse_u64(const char *s, uint64_t lo, uint64_t hi, const char *what,
-    uint64_t *out);
+bool bench_parse_u64(
+    const char *s, uint64_t lo, uint64_t hi, const char *what, uint64_t *out);
 
-/* {"date":..,"commit":..,"nproc":..,"cpu_model":..,"kernel":..,"build_type":..}:
- * where and when this run happened. commit may be NULL ("unknown"). A new
- * reference. */
+/* {"date":..,"commit":..,"nproc":..,"cpu_model":..,"kernel":..,"build_type":..,
+ * "loadavg_1m":..}: where and when this run happened (a load average near
+ * nproc at the start means other work shared the CPUs). commit may be NULL ("unknown"). A
+ * new reference. */
 json_t *bench_machine_json(const char *commit);
 
 /* Appends printf-formatted text to the result table (bounded by
@@ -128,10 +144,15 @@ typedef struct bench_text {
 void bench_text_printf(bench_text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The first lines of every result table: benchmark, date, commit, machine,
+ * build and load, from a bench_machine_json document to which the run has
+ * added "other_cores_busy" (bench_load_others at its end). */
+void bench_text_header(bench_text *t, const char *bench, json_t *machine);
+
 /* Writes <dir>/<name>.json (doc, pretty-printed) and <dir>/<name>.txt (the
  * table), each through a temporary file renamed into place. Returns 0, or -1
  * with a message on stderr. */
-int bench_write_results(const char *dir, const char *name, json_t *doc,
-    const bench_text *t);
+int bench_write_results(
+    const char *dir, const char *name, json_t *doc, const bench_text *t);
 
 #endif /* LUNAMATCH_BENCH_UTIL_H */
