@@ -1122,6 +1122,152 @@ test_broker_down(void **state)
 	assert_true(metric(G.match_http, "lunamatch_events_delivered_total") > delivered_before);
 }
 
+
+/* ---- the CLI's match-side commands ------------------------------------------------ */
+
+#define CLI_OUT_MAX (1u << 20)
+
+/* Runs `lunamatch args...` against this test's services; returns its exit
+ * status and its whole stdout in out (CLI_OUT_MAX bytes). */
+static int
+run_cli(const char *const *args, char *out)
+{
+	const char *argv[16];
+	char url[160], brokers[600], topic[200];
+	const char *env[] = {url, brokers, topic, "LUNAMATCH_LOG_LEVEL=warn", NULL};
+	lmt_proc *p = NULL;
+	char line[LMT_PROC_LINE_MAX];
+	size_t n = 0, used = 0;
+	int st = -1, rc;
+
+	snprintf(url, sizeof(url), "LUNAMATCH_RPC_URL=%s", G.rpc_url);
+	snprintf(brokers, sizeof(brokers), "LUNAMATCH_BROKERS=%s", G.brokers);
+	snprintf(topic, sizeof(topic), "LUNAMATCH_TOPIC_MATCHES=%s", G.matches);
+	argv[n++] = lmt_bin("lunamatch");
+	for (size_t i = 0; args[i] != NULL && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	assert_int_equal(lmt_proc_start(argv, env, &p), LM_OK);
+	out[0] = '\0';
+	while ((rc = lmt_proc_readline(p, line, sizeof(line), IO_MS)) == LM_OK) {
+		int w = snprintf(out + used, CLI_OUT_MAX - used, "%s\n", line);
+		assert_true(w > 0 && (size_t) w < CLI_OUT_MAX - used);
+		used += (size_t) w;
+	}
+	assert_int_equal(rc, LM_ECLOSED);
+	assert_int_equal(lmt_proc_wait(p, STOP_MS, &st), LM_OK);
+	lmt_proc_free(p);
+	return st;
+}
+
+static json_t *
+parse_json(const char *text)
+{
+	json_error_t je;
+	json_t *v = json_loads(text, JSON_DISABLE_EOF_CHECK, &je);
+	if (v == NULL)
+		fail_msg("not JSON (%s): %.200s", je.text, text);
+	return v;
+}
+
+static void
+test_cli(void **state)
+{
+	char *out = malloc(CLI_OUT_MAX);
+	char dead[64];
+	json_t *v;
+
+	(void) state;
+	assert_non_null(out);
+	if (access(lmt_bin("lunamatch"), X_OK) != 0) {
+		free(out);
+		skip();
+	}
+	/* health */
+	assert_int_equal(run_cli((const char *[]){"health", "--json", NULL}, out), 0);
+	v = parse_json(out);
+	assert_string_equal(json_string_value(json_object_get(v, "status")), "SERVING");
+	assert_int_equal(json_integer_value(json_object_get(v, "profiles")), G.n_profiles);
+	json_decref(v);
+	assert_int_equal(run_cli((const char *[]){"health", NULL}, out), 0);
+	assert_non_null(strstr(out, "SERVING"));
+	snprintf(dead, sizeof(dead), "--url=tcp://127.0.0.1:%d", free_port());
+	assert_int_equal(run_cli((const char *[]){"health", dead, "--timeout-ms", "300", NULL}, out),
+	    3);
+
+	/* match jobs / candidates */
+	assert_int_equal(run_cli((const char *[]){"match", "jobs", "--candidate", LEAD, "--top",
+				     "3", "--json", NULL},
+			     out),
+	    0);
+	v = parse_json(out);
+	json_t *ms = json_object_get(v, "matches");
+	assert_int_equal(json_array_size(ms), 3);
+	bool seed = false;
+	for (size_t i = 0; i < 3; i++)
+		seed |= strcmp(json_string_value(json_object_get(json_array_get(ms, i), "job_id")),
+			    SEED_JOB) == 0;
+	assert_true(seed);
+	json_decref(v);
+	assert_int_equal(run_cli((const char *[]){"match", "jobs", "--candidate", LEAD, "--top",
+				     "5", "--explain", "full", NULL},
+			     out),
+	    0);
+	assert_non_null(strstr(out, SEED_JOB));
+	assert_non_null(strstr(out, "Features:"));
+	assert_int_equal(run_cli((const char *[]){"match", "candidates", "--job", SEED_JOB, NULL},
+			     out),
+	    0);
+	assert_non_null(strstr(out, LEAD));
+	assert_int_equal(
+	    run_cli((const char *[]){"match", "jobs", "--candidate", "cand-nobody", NULL}, out), 1);
+	assert_int_equal(run_cli((const char *[]){"match", "jobs", NULL}, out), 2);
+	assert_int_equal(
+	    run_cli((const char *[]){"match", "jobs", "--candidate", LEAD, "--top", "0", NULL}, out),
+	    2);
+
+	/* explain: the veto and its reasons */
+	assert_int_equal(run_cli((const char *[]){"explain", "--candidate", JUNIOR, "--job",
+				     SEED_JOB, NULL},
+			     out),
+	    0);
+	assert_non_null(strstr(out, "NOT ELIGIBLE"));
+	assert_non_null(strstr(out, "REQUIREMENT_GROUP"));
+	assert_non_null(strstr(out, "Missing skills:"));
+	assert_int_equal(run_cli((const char *[]){"explain", "--candidate", LEAD, "--job",
+				     SEED_JOB, "--json", NULL},
+			     out),
+	    0);
+	v = parse_json(out);
+	assert_true(json_is_true(json_object_get(v, "eligible")));
+	json_decref(v);
+
+	/* get */
+	assert_int_equal(run_cli((const char *[]){"get", "posting", SEED_JOB, NULL}, out), 0);
+	v = parse_json(out);
+	assert_string_equal(json_string_value(json_object_get(v, "id")), SEED_JOB);
+	json_decref(v);
+	assert_int_equal(run_cli((const char *[]){"get", "profile", "cand-nobody", NULL}, out), 1);
+	assert_int_equal(run_cli((const char *[]){"get", "thing", "x", NULL}, out), 2);
+
+	/* watch: MatchEvents from the topic, one JSON line each */
+	assert_int_equal(run_cli((const char *[]){"watch", "--from-beginning", "--count", "2",
+				     "--timeout-ms", "20000", "--json", NULL},
+			     out),
+	    0);
+	char *second = strchr(out, '\n');
+	assert_non_null(second);
+	ProtobufCMessage *m = NULL;
+	char err[256];
+	assert_int_equal(lm_json_decode(&lunamatch__v1__match_event__descriptor, out,
+			     (size_t) (second - out), &m, err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(strlen(((Lunamatch__V1__MatchEvent *) m)->event_id), 32);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_non_null(strchr(second + 1, '\n'));
+	free(out);
+}
+
 static void
 test_bad_config_exits_2(void **state)
 {
@@ -1159,6 +1305,7 @@ main(void)
 	    cmocka_unit_test(test_new_posting_event),
 	    cmocka_unit_test(test_restart_no_loss_no_duplicates),
 	    cmocka_unit_test(test_broker_down),
+	    cmocka_unit_test(test_cli),
 	    cmocka_unit_test(test_bad_config_exits_2),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
