@@ -1,0 +1,1057 @@
+/*
+ * test_ingest.c - lunamatch-ingest as a real process against a real broker.
+ *
+ * Without LUNAMATCH_TEST_BROKERS (or with it empty) each test starts its own
+ * lunamatch-devkafka with topics named for the test; with
+ * LUNAMATCH_TEST_BROKERS=host:port (the Apache Kafka broker of
+ * scripts/kafka.sh) the same tests create uniquely named topics there
+ * (lm_kafka_create_topics) and use a unique group id, so reruns on a
+ * long-lived broker never see each other's messages.
+ *
+ * Every test has its own data directory, HTTP port and notify URL. Records
+ * are produced with librdkafka (protobuf, and JSON with a content-type
+ * header) and with kcat; the test then waits, bounded in time, until ingest
+ * reports them processed on /metrics and checks the exact store content
+ * (read-only store handle), the exact dead-letter topic content and the
+ * exact metric values. One test SIGKILLs ingest mid-stream and shows that
+ * after a restart nothing was lost.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/json.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/log.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/store.h"
+#include "lunamatch/v1/records.pb-c.h"
+#include "lunamatch/v1/store.pb-c.h"
+#include "proc.h"
+
+#define PARTITIONS 3
+#define START_MS 30000   /* devkafka / ingest start-up, generous for sanitizers */
+#define IO_MS 30000      /* produce, consume, topic creation */
+#define PROCESS_MS 60000 /* ingest catching up with what was produced */
+#define STOP_MS 20000    /* SIGTERM to exit */
+#define KILL_IDS 1000    /* records of the SIGKILL test, two versions each */
+
+static struct {
+	bool real;
+	char brokers[256];
+	char run[64];
+} G;
+
+/* One test's broker, topics, directories and ingest process. */
+struct world {
+	char tag[32];
+	char brokers[512];
+	char postings[160], profiles[160], dlq[160], group[160];
+	char *dir;
+	char data[4200], notify[4300], errlog[4300];
+	char http[64];
+	int starts;
+	lmt_proc *dk, *ingest;
+	char env[16][4400];
+	const char *envp[17];
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+static int
+free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* A client; a consumer reads assigned partitions only, with a group id
+ * derived from group (librdkafka wants one for assign) that never commits. */
+static rd_kafka_t *
+new_client(const char *brokers, rd_kafka_type_t type, const char *group)
+{
+	rd_kafka_conf_t *c = NULL;
+	rd_kafka_t *rk;
+	char err[512], g[300];
+
+	assert_int_equal(lm_kafka_conf(brokers, "lmtest-ingest", &c, err, sizeof(err)), LM_OK);
+	if (type == RD_KAFKA_CONSUMER) {
+		snprintf(g, sizeof(g), "%s-reader", group);
+		assert_int_equal(lm_kafka_set(c, "group.id", g, err, sizeof(err)), LM_OK);
+		assert_int_equal(lm_kafka_set(c, "enable.auto.commit", "false", err,
+				     sizeof(err)),
+		    LM_OK);
+	}
+	rk = rd_kafka_new(type, c, err, sizeof(err));
+	if (rk == NULL)
+		fail_msg("rd_kafka_new: %s", err);
+	if (type == RD_KAFKA_CONSUMER)
+		rd_kafka_poll_set_consumer(rk);
+	assert_int_equal(lm_kafka_wait_metadata(rk, START_MS), LM_OK);
+	return rk;
+}
+
+static void
+world_env(struct world *w, const char *extra1, const char *extra2)
+{
+	int n = 0;
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_BROKERS=%s", w->brokers);
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_DATA_DIR=%s", w->data);
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_POSTINGS=%s", w->postings);
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_PROFILES=%s", w->profiles);
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_DLQ=%s", w->dlq);
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_GROUP_ID=%s", w->group);
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_HTTP_ADDR=%s", w->http);
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_NOTIFY_URL=%s", w->notify);
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TAXONOMY_FILE=%s",
+	    lmt_src("data/skills.tsv"));
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_RATES_FILE=%s",
+	    lmt_src("data/rates.tsv"));
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_BATCH_MS=100");
+	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_LOG_LEVEL=info");
+	if (extra1 != NULL)
+		snprintf(w->env[n++], sizeof(w->env[0]), "%s", extra1);
+	if (extra2 != NULL)
+		snprintf(w->env[n++], sizeof(w->env[0]), "%s", extra2);
+	for (int i = 0; i < n; i++)
+		w->envp[i] = w->env[i];
+	w->envp[n] = NULL;
+}
+
+/* Broker with this test's topics, directories, port and URL. */
+static void
+world_start(struct world *w, const char *tag, const char *extra1, const char *extra2)
+{
+	char line[256];
+
+	memset(w, 0, sizeof(*w));
+	snprintf(w->tag, sizeof(w->tag), "%s", tag);
+	snprintf(w->postings, sizeof(w->postings), "lmtest.%s.%s.postings", G.run, tag);
+	snprintf(w->profiles, sizeof(w->profiles), "lmtest.%s.%s.profiles", G.run, tag);
+	snprintf(w->dlq, sizeof(w->dlq), "lmtest.%s.%s.dlq", G.run, tag);
+	snprintf(w->group, sizeof(w->group), "lmtest-%s-%s", G.run, tag);
+	w->dir = lmt_tmpdir(tag);
+	snprintf(w->data, sizeof(w->data), "%s/data", w->dir);
+	snprintf(w->notify, sizeof(w->notify), "ipc://%s/notify.ipc", w->dir);
+	snprintf(w->http, sizeof(w->http), "127.0.0.1:%d", free_port());
+
+	if (G.real) {
+		char err[512];
+		const char *topics[3] = {w->postings, w->profiles, w->dlq};
+		snprintf(w->brokers, sizeof(w->brokers), "%s", G.brokers);
+		rd_kafka_t *rk = new_client(w->brokers, RD_KAFKA_PRODUCER, NULL);
+		if (lm_kafka_create_topics(rk, topics, 3, PARTITIONS, IO_MS, err,
+			sizeof(err)) != LM_OK)
+			fail_msg("create topics: %s", err);
+		for (int i = 0; i < 3; i++) {
+			int n = 0;
+			for (int k = 0; k < 100; k++) {
+				if (lm_kafka_topic_partitions(rk, topics[i], IO_MS, &n) == LM_OK)
+					break;
+				usleep(100 * 1000);
+			}
+			assert_int_equal(n, PARTITIONS);
+		}
+		rd_kafka_destroy(rk);
+	} else {
+		char e1[200], e2[200], e3[200];
+		snprintf(e1, sizeof(e1), "LUNAMATCH_TOPIC_POSTINGS=%s", w->postings);
+		snprintf(e2, sizeof(e2), "LUNAMATCH_TOPIC_PROFILES=%s", w->profiles);
+		snprintf(e3, sizeof(e3), "LUNAMATCH_TOPIC_DLQ=%s", w->dlq);
+		const char *env[] = {e1, e2, e3, NULL};
+		const char *argv[] = {lmt_bin("lunamatch-devkafka"), "--partitions", "3", NULL};
+		assert_int_equal(lmt_proc_start(argv, env, &w->dk), LM_OK);
+		assert_int_equal(lmt_proc_readline(w->dk, line, sizeof(line), START_MS), LM_OK);
+		assert_memory_equal(line, "127.0.0.1:", 10);
+		snprintf(w->brokers, sizeof(w->brokers), "%s", line);
+	}
+	world_env(w, extra1, extra2);
+}
+
+static void
+ingest_start(struct world *w)
+{
+	const char *argv[] = {lmt_bin("lunamatch-ingest"), NULL};
+	snprintf(w->errlog, sizeof(w->errlog), "%s/ingest.%d.log", w->dir, ++w->starts);
+	assert_int_equal(lmt_proc_start_ex(argv, w->envp, w->errlog, &w->ingest), LM_OK);
+}
+
+/* GET path on ingest's HTTP port; returns the status, body in *body. */
+static int
+http_get(const struct world *w, const char *path, char **body)
+{
+	char url[128];
+	int status = 0;
+	char *b = NULL;
+
+	snprintf(url, sizeof(url), "http://%s%s", w->http, path);
+	if (lmt_http_get(url, &status, &b, NULL, 2000) != LM_OK)
+		status = 0;
+	if (body != NULL)
+		*body = b;
+	else
+		free(b);
+	return status;
+}
+
+static void
+wait_ready(const struct world *w)
+{
+	int64_t end = now_ms() + START_MS + 15000;
+	while (now_ms() < end) {
+		if (http_get(w, "/readyz", NULL) == 200)
+			return;
+		usleep(100 * 1000);
+	}
+	fail_msg("ingest not ready within %d ms (log: %s)", START_MS + 15000, w->errlog);
+}
+
+/* The value of the sample named exactly `series` in Prometheus text, or -1. */
+static double
+sample(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	for (const char *p = text; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (strncmp(p, series, n) == 0 && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	}
+	return -1;
+}
+
+static double
+metric(const struct world *w, const char *series)
+{
+	char *body = NULL;
+	double v = -1;
+	if (http_get(w, "/metrics", &body) == 200)
+		v = sample(body, series);
+	free(body);
+	return v;
+}
+
+/* Messages ingest has finished (stored, deleted, skipped or dead-lettered). */
+static double
+processed(const char *m)
+{
+	static const char *const series[] = {
+	    "lunamatch_ingest_stored_total{kind=\"posting\"}",
+	    "lunamatch_ingest_stored_total{kind=\"profile\"}",
+	    "lunamatch_ingest_deleted_total{kind=\"posting\"}",
+	    "lunamatch_ingest_deleted_total{kind=\"profile\"}",
+	    "lunamatch_ingest_duplicates_total{kind=\"posting\"}",
+	    "lunamatch_ingest_duplicates_total{kind=\"profile\"}",
+	    "lunamatch_ingest_dlq_total"};
+	double sum = 0;
+	for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++)
+		sum += sample(m, series[i]);
+	return sum;
+}
+
+/* Waits until ingest reports `want` messages processed; returns /metrics. */
+static char *
+wait_processed(const struct world *w, double want)
+{
+	int64_t end = now_ms() + PROCESS_MS;
+	double got = -1;
+	while (now_ms() < end) {
+		char *body = NULL;
+		if (http_get(w, "/metrics", &body) == 200) {
+			got = processed(body);
+			if (got >= want)
+				return body;
+		}
+		free(body);
+		usleep(100 * 1000);
+	}
+	fail_msg("ingest processed %.0f of %.0f messages (log: %s)", got, want, w->errlog);
+	return NULL;
+}
+
+static void
+ingest_stop(struct world *w)
+{
+	int st = -1;
+	assert_int_equal(lmt_proc_signal(w->ingest, SIGTERM), LM_OK);
+	assert_int_equal(lmt_proc_wait(w->ingest, STOP_MS, &st), LM_OK);
+	assert_int_equal(st, 0);
+	lmt_proc_free(w->ingest);
+	w->ingest = NULL;
+}
+
+static void
+world_free(struct world *w)
+{
+	lmt_proc_free(w->ingest);
+	lmt_proc_free(w->dk);
+	lmt_rmtree(w->dir);
+	free(w->dir);
+	w->ingest = w->dk = NULL;
+	w->dir = NULL;
+}
+
+/* ---- producing ------------------------------------------------------------ */
+
+static int delivered, failed;
+
+static void
+dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void) rk;
+	(void) opaque;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		delivered++;
+	else
+		failed++;
+}
+
+static rd_kafka_t *
+new_producer(const char *brokers)
+{
+	rd_kafka_conf_t *c = NULL;
+	rd_kafka_t *rk;
+	char err[512];
+
+	assert_int_equal(lm_kafka_conf(brokers, "lmtest-ingest", &c, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_kafka_set(c, "enable.idempotence", "true", err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(lm_kafka_set(c, "linger.ms", "5", err, sizeof(err)), LM_OK);
+	rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+	if (rk == NULL)
+		fail_msg("rd_kafka_new: %s", err);
+	delivered = failed = 0;
+	return rk;
+}
+
+/* Queues one message; value NULL is a tombstone, ct NULL sends no header. */
+static void
+produce(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len,
+    const char *ct)
+{
+	rd_kafka_headers_t *h = NULL;
+	rd_kafka_resp_err_t e;
+
+	if (ct != NULL) {
+		h = rd_kafka_headers_new(1);
+		rd_kafka_header_add(h, "content-type", -1, ct, -1);
+	}
+	for (int i = 0; i < 1000; i++) {
+		e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
+		    RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *) value, len),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+		    RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(p, 10);
+	}
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR && h != NULL)
+		rd_kafka_headers_destroy(h);
+	assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_poll(p, 0);
+}
+
+static void
+flush_all(rd_kafka_t *p, int want)
+{
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(failed, 0);
+	assert_int_equal(delivered, want);
+}
+
+/* Produces the protobuf encoding of a JSON record. */
+static void
+produce_pb(rd_kafka_t *p, const char *topic, const char *key,
+    const ProtobufCMessageDescriptor *desc, const char *json)
+{
+	ProtobufCMessage *m = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char err[256];
+
+	if (lm_json_decode(desc, json, strlen(json), &m, err, sizeof(err)) != LM_OK)
+		fail_msg("test record: %s", err);
+	assert_int_equal(lm_pb_encode(m, &buf, &len), LM_OK);
+	produce(p, topic, key, buf, len, NULL);
+	protobuf_c_message_free_unpacked(m, NULL);
+	free(buf);
+}
+
+/* kcat -P of the "key:value" lines of a file, as JSON. */
+static void
+kcat_json(const struct world *w, const char *topic, const char *name, const char *lines)
+{
+	char file[4400];
+	lmt_proc *k = NULL;
+	int st = -1;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/%s", w->dir, name);
+	assert_non_null(f = fopen(file, "w"));
+	fputs(lines, f);
+	fclose(f);
+	const char *argv[] = {"kcat", "-P", "-b", w->brokers, "-t", topic, "-K:", "-H",
+	    "content-type=application/json", "-l", file, NULL};
+	assert_int_equal(lmt_proc_start(argv, NULL, &k), LM_OK);
+	assert_int_equal(lmt_proc_wait(k, IO_MS, &st), LM_OK);
+	assert_int_equal(st, 0);
+	lmt_proc_free(k);
+}
+
+/* ---- reading back --------------------------------------------------------- */
+
+struct dlq_msg {
+	char key[64];
+	char reason[32];
+	char topic[160];
+	bool has_error, has_partition, has_offset, null_value;
+};
+
+static void
+header(rd_kafka_headers_t *h, const char *name, char *out, size_t len, bool *present)
+{
+	const void *v = NULL;
+	size_t n = 0;
+	out[0] = '\0';
+	if (rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (present)
+			*present = false;
+		return;
+	}
+	if (present)
+		*present = n > 0;
+	n = n < len - 1 ? n : len - 1;
+	memcpy(out, v, n);
+	out[n] = '\0';
+}
+
+/* Reads the whole DLQ topic: waits for `want` messages, then 1 s more to
+ * catch extras. Returns how many were read (at most max). */
+static int
+read_dlq(const struct world *w, struct dlq_msg *out, int max, int want)
+{
+	rd_kafka_t *c = new_client(w->brokers, RD_KAFKA_CONSUMER, w->group);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
+	int n = 0, parts = 0;
+	int64_t end = now_ms() + IO_MS, extra = 0;
+
+	assert_int_equal(lm_kafka_topic_partitions(c, w->dlq, IO_MS, &parts), LM_OK);
+	for (int i = 0; i < parts; i++)
+		rd_kafka_topic_partition_list_add(l, w->dlq, i)->offset =
+		    RD_KAFKA_OFFSET_BEGINNING;
+	assert_int_equal(rd_kafka_assign(c, l), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_topic_partition_list_destroy(l);
+	while (now_ms() < end && (extra == 0 || now_ms() < extra)) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+		if (m == NULL)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && n < max) {
+			struct dlq_msg *d = &out[n++];
+			rd_kafka_headers_t *h = NULL;
+			char tmp[64];
+			size_t kl = m->key_len < sizeof(d->key) - 1 ? m->key_len : sizeof(d->key) - 1;
+			memset(d, 0, sizeof(*d));
+			memcpy(d->key, m->key ? m->key : "", m->key ? kl : 0);
+			d->null_value = m->payload == NULL;
+			if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+				header(h, "lunamatch-reason", d->reason, sizeof(d->reason), NULL);
+				header(h, "lunamatch-source-topic", d->topic, sizeof(d->topic),
+				    NULL);
+				header(h, "lunamatch-error", tmp, sizeof(tmp), &d->has_error);
+				header(h, "lunamatch-source-partition", tmp, sizeof(tmp),
+				    &d->has_partition);
+				header(h, "lunamatch-source-offset", tmp, sizeof(tmp),
+				    &d->has_offset);
+			}
+			if (n == want)
+				extra = now_ms() + 1000;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	return n;
+}
+
+/* Sub socket on the notify URL that keeps (re)dialling in the background. */
+static nng_socket
+notify_sub(const struct world *w)
+{
+	nng_socket s;
+	assert_int_equal(nng_sub0_open(&s), 0);
+	assert_int_equal(nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, "", 0), 0);
+	assert_int_equal(nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1024), 0);
+	assert_int_equal(nng_socket_set_int(s, NNG_OPT_RECVBUF, 1024), 0);
+	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 20), 0);
+	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 100), 0);
+	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 300), 0);
+	assert_int_equal(nng_dial(s, w->notify, NULL, NNG_FLAG_NONBLOCK), 0);
+	return s;
+}
+
+/* The highest last_seq among the notifications received (0 if none). */
+static uint64_t
+notify_max(nng_socket s)
+{
+	uint64_t max = 0;
+	for (int i = 0; i < 10000; i++) {
+		void *buf = NULL;
+		size_t len = 0;
+		if (nng_recv(s, &buf, &len, NNG_FLAG_ALLOC) != 0)
+			break;
+		Lunamatch__V1__StoreNotify *n =
+		    lunamatch__v1__store_notify__unpack(NULL, len, buf);
+		assert_non_null(n);
+		if (n->last_seq > max)
+			max = n->last_seq;
+		lunamatch__v1__store_notify__free_unpacked(n, NULL);
+		nng_free(buf, len);
+	}
+	return max;
+}
+
+/* ---- records -------------------------------------------------------------- */
+
+#define POSTING(id, version, extra)                                                      \
+	"{\"id\":\"" id "\",\"version\":" #version ",\"title\":\"Data Engineer\","            \
+	"\"locations\":[{\"country\":\"IE\"}],\"salary\":{\"min\":50000,\"max\":70000,"      \
+	"\"currency\":\"EUR\"},\"skills\":[{\"name\":\"GCP\"},{\"name\":\" Python 3\"}]"     \
+	extra "}"
+
+#define PROFILE(id, version, extra)                                                      \
+	"{\"id\":\"" id "\",\"version\":" #version ",\"headline\":\"Engineer\","              \
+	"\"skills\":[{\"name\":\"Golang\",\"years\":3}]" extra "}"
+
+struct expect_dlq {
+	const char *key;
+	const char *reason;
+	int topic; /* 0 postings, 1 profiles */
+};
+
+static const struct expect_dlq want_dlq[] = {
+    {"bad-pb", "undecodable", 0},
+    {"bad-json", "bad_json", 0},
+    {"bad-schema", "schema", 0},
+    {"other-key", "key_mismatch", 0},
+    {"job-long", "oversize", 0},
+    {"job-notitle", "missing_field", 0},
+    {"job-salary", "bad_salary", 0},
+    {"job-enum", "unknown_enum", 0},
+    {"job-cur", "bad_currency", 0},
+    {"job-cc", "bad_country", 0},
+    {"job-utf8", "bad_utf8", 0},
+    {"bad/id", "bad_id", 0},
+    {"job-emb", "bad_value", 0},
+    {"job-skill", "bad_skill", 0},
+    {"cand-many", "oversize", 1},
+};
+#define NDLQ ((int) (sizeof(want_dlq) / sizeof(want_dlq[0])))
+
+/* Produces every case of the flow test; returns the number of messages per
+ * topic in np / nc. */
+static void
+produce_cases(struct world *w, int *np, int *nc)
+{
+	rd_kafka_t *p = new_producer(w->brokers);
+	const ProtobufCMessageDescriptor *pd = &lunamatch__v1__job_posting__descriptor;
+	const ProtobufCMessageDescriptor *cd = &lunamatch__v1__candidate_profile__descriptor;
+	static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
+	uint8_t buf[512];
+	size_t len;
+	char big[2048];
+	int n = 0;
+
+	/* Valid postings, protobuf: a duplicate, an out-of-order pair, a closed
+	 * posting, a create + tombstone, a tombstone of nothing. */
+	produce_pb(p, w->postings, "job-a", pd, POSTING("job-a", 1, ""));
+	produce_pb(p, w->postings, "job-a", pd, POSTING("job-a", 1, ""));
+	produce_pb(p, w->postings, "job-b", pd, POSTING("job-b", 2, ""));
+	produce_pb(p, w->postings, "job-b", pd, POSTING("job-b", 1, ""));
+	produce_pb(p, w->postings, "job-c", pd,
+	    POSTING("job-c", 1, ",\"status\":\"POSTING_STATUS_CLOSED\""));
+	produce_pb(p, w->postings, "job-d", pd, POSTING("job-d", 1, ""));
+	produce(p, w->postings, "job-d", NULL, 0, NULL);
+	produce(p, w->postings, "job-nope", NULL, 0, NULL);
+	n += 8;
+
+	/* Rejected postings, protobuf. */
+	produce(p, w->postings, "bad-pb", garbage, sizeof(garbage), NULL);
+	produce_pb(p, w->postings, "other-key", pd, POSTING("job-k", 1, ""));
+	memset(big, 'x', 300);
+	big[300] = '\0';
+	char long_title[sizeof(big) + 64];
+	snprintf(long_title, sizeof(long_title),
+	    "{\"id\":\"job-long\",\"version\":1,\"title\":\"%s\"}", big);
+	produce_pb(p, w->postings, "job-long", pd, long_title);
+	produce_pb(p, w->postings, "job-notitle", pd, "{\"id\":\"job-notitle\",\"version\":1}");
+	Lunamatch__V1__JobPosting jp = LUNAMATCH__V1__JOB_POSTING__INIT;
+	jp.id = "job-enum";
+	jp.version = 1;
+	jp.title = "T";
+	jp.remote = (Lunamatch__V1__RemotePolicy) 42;
+	len = lunamatch__v1__job_posting__pack(&jp, buf);
+	produce(p, w->postings, "job-enum", buf, len, NULL);
+	Lunamatch__V1__JobPosting ju = LUNAMATCH__V1__JOB_POSTING__INIT;
+	ju.id = "job-utf8";
+	ju.version = 1;
+	ju.title = "caf\xc3";
+	len = lunamatch__v1__job_posting__pack(&ju, buf);
+	produce(p, w->postings, "job-utf8", buf, len, NULL);
+	produce_pb(p, w->postings, "bad/id", pd, POSTING("bad/id", 1, ""));
+	n += 7;
+
+	/* Profiles: protobuf, a JSON one through librdkafka with the header, a
+	 * create + tombstone, and one with too many skills. */
+	produce_pb(p, w->profiles, "cand-b", cd, PROFILE("cand-b", 1, ""));
+	produce_pb(p, w->profiles, "cand-c", cd, PROFILE("cand-c", 1, ""));
+	produce(p, w->profiles, "cand-c", NULL, 0, NULL);
+	size_t o = (size_t) snprintf(big, sizeof(big),
+	    "{\"id\":\"cand-many\",\"version\":1,\"skills\":[");
+	for (int i = 0; i < 101; i++)
+		o += (size_t) snprintf(big + o, sizeof(big) - o, "%s{\"name\":\"s%d\"}",
+		    i ? "," : "", i);
+	snprintf(big + o, sizeof(big) - o, "]}");
+	produce(p, w->profiles, "cand-many", big, strlen(big), "application/json");
+	*nc = 4;
+	flush_all(p, n + 4);
+	rd_kafka_destroy(p);
+
+	/* JSON through kcat: a valid posting and the JSON rejects. */
+	kcat_json(w, w->postings, "postings.txt",
+	    "job-j:" POSTING("job-j", 1, "") "\n"
+	    "bad-json:{not json\n"
+	    "bad-schema:{\"id\":\"bad-schema\",\"version\":1,\"title\":\"T\",\"remote_ok\":1}\n"
+	    "job-salary:{\"id\":\"job-salary\",\"version\":1,\"title\":\"T\","
+	    "\"salary\":{\"min\":9,\"max\":5,\"currency\":\"EUR\"}}\n"
+	    "job-cur:{\"id\":\"job-cur\",\"version\":1,\"title\":\"T\","
+	    "\"salary\":{\"min\":5,\"max\":9,\"currency\":\"XYZ\"}}\n"
+	    "job-cc:{\"id\":\"job-cc\",\"version\":1,\"title\":\"T\","
+	    "\"locations\":[{\"country\":\"USA\"}]}\n"
+	    "job-emb:{\"id\":\"job-emb\",\"version\":1,\"title\":\"T\",\"embedding\":[1,2]}\n"
+	    "job-skill:{\"id\":\"job-skill\",\"version\":1,\"title\":\"T\","
+	    "\"skills\":[{\"name\":\"!!!\"}]}\n");
+	n += 8;
+	kcat_json(w, w->profiles, "profiles.txt", "cand-a:" PROFILE("cand-a", 3, "") "\n");
+	*nc += 1;
+	*np = n;
+}
+
+struct seen {
+	char ids[8][32];
+	uint64_t versions[8];
+	int n;
+};
+
+static int
+collect(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	struct seen *s = arg;
+	(void) bytes;
+	(void) len;
+	if (s->n < 8) {
+		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", id);
+		s->versions[s->n] = version;
+	}
+	s->n++;
+	return 0;
+}
+
+static void
+check_store(const struct world *w)
+{
+	lm_store_opts o = {.flags = LM_STORE_RDONLY};
+	lm_store *s = NULL;
+	struct seen sp = {0}, sc = {0};
+	void *bytes = NULL;
+	size_t len = 0;
+	uint64_t seq = 0;
+
+	assert_int_equal(lm_store_open(w->data, &o, &s), LM_OK);
+	assert_int_equal(lm_store_foreach(s, LM_KIND_POSTING, collect, &sp), LM_OK);
+	assert_int_equal(lm_store_foreach(s, LM_KIND_PROFILE, collect, &sc), LM_OK);
+	assert_int_equal(sp.n, 4);
+	assert_string_equal(sp.ids[0], "job-a");
+	assert_int_equal(sp.versions[0], 1);
+	assert_string_equal(sp.ids[1], "job-b");
+	assert_int_equal(sp.versions[1], 2);
+	assert_string_equal(sp.ids[2], "job-c");
+	assert_int_equal(sp.versions[2], 1);
+	assert_string_equal(sp.ids[3], "job-j");
+	assert_int_equal(sp.versions[3], 1);
+	assert_int_equal(sc.n, 2);
+	assert_string_equal(sc.ids[0], "cand-a");
+	assert_int_equal(sc.versions[0], 3);
+	assert_string_equal(sc.ids[1], "cand-b");
+	assert_int_equal(sc.versions[1], 1);
+	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "job-d", NULL, NULL, NULL),
+	    LM_ENOENT);
+	assert_int_equal(lm_store_get(s, LM_KIND_PROFILE, "cand-c", NULL, NULL, NULL),
+	    LM_ENOENT);
+
+	/* Normalized: canonical skill ids, trimmed names, annual salary; a
+	 * closed posting stored as it is. */
+	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "job-a", &bytes, &len, NULL), LM_OK);
+	Lunamatch__V1__JobPosting *p = lunamatch__v1__job_posting__unpack(NULL, len, bytes);
+	assert_non_null(p);
+	assert_int_equal(p->n_skills, 2);
+	assert_string_equal(p->skills[0]->skill_id, "google-cloud-platform");
+	assert_string_equal(p->skills[1]->skill_id, "python");
+	assert_string_equal(p->skills[1]->name, "Python 3");
+	assert_true(p->salary->annual_min > 0);
+	lunamatch__v1__job_posting__free_unpacked(p, NULL);
+	free(bytes);
+	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "job-c", &bytes, &len, NULL), LM_OK);
+	p = lunamatch__v1__job_posting__unpack(NULL, len, bytes);
+	assert_non_null(p);
+	assert_int_equal(p->status, LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED);
+	lunamatch__v1__job_posting__free_unpacked(p, NULL);
+	free(bytes);
+	assert_int_equal(lm_store_get(s, LM_KIND_PROFILE, "cand-a", &bytes, &len, NULL), LM_OK);
+	Lunamatch__V1__CandidateProfile *c =
+	    lunamatch__v1__candidate_profile__unpack(NULL, len, bytes);
+	assert_non_null(c);
+	assert_string_equal(c->skills[0]->skill_id, "go");
+	lunamatch__v1__candidate_profile__free_unpacked(c, NULL);
+	free(bytes);
+
+	/* 5 posting and 3 profile puts, 2 deletions. */
+	assert_int_equal(lm_store_last_seq(s, &seq), LM_OK);
+	assert_int_equal(seq, 10);
+	lm_store_close(s);
+}
+
+static void
+check_dlq(const struct world *w)
+{
+	struct dlq_msg got[NDLQ + 8];
+	bool matched[NDLQ] = {false};
+	int n = read_dlq(w, got, NDLQ + 8, NDLQ);
+
+	assert_int_equal(n, NDLQ);
+	for (int i = 0; i < n; i++) {
+		int j;
+		for (j = 0; j < NDLQ; j++)
+			if (!matched[j] && strcmp(want_dlq[j].key, got[i].key) == 0)
+				break;
+		if (j == NDLQ)
+			fail_msg("unexpected DLQ message with key \"%s\"", got[i].key);
+		matched[j] = true;
+		if (strcmp(got[i].reason, want_dlq[j].reason) != 0)
+			fail_msg("key %s: reason %s, expected %s", got[i].key, got[i].reason,
+			    want_dlq[j].reason);
+		assert_string_equal(got[i].topic, want_dlq[j].topic ? w->profiles : w->postings);
+		assert_true(got[i].has_error);
+		assert_true(got[i].has_partition);
+		assert_true(got[i].has_offset);
+		assert_false(got[i].null_value);
+	}
+}
+
+static void
+check_metrics(const char *m, int np, int nc)
+{
+	char want[256];
+	struct {
+		const char *series;
+		double value;
+	} exact[] = {
+	    {"lunamatch_ingest_stored_total{kind=\"posting\"}", 5},
+	    {"lunamatch_ingest_stored_total{kind=\"profile\"}", 3},
+	    {"lunamatch_ingest_deleted_total{kind=\"posting\"}", 1},
+	    {"lunamatch_ingest_deleted_total{kind=\"profile\"}", 1},
+	    {"lunamatch_ingest_duplicates_total{kind=\"posting\"}", 3},
+	    {"lunamatch_ingest_duplicates_total{kind=\"profile\"}", 0},
+	    {"lunamatch_ingest_dlq_total", NDLQ},
+	    {"lunamatch_ingest_rejected_total{reason=\"oversize\"}", 2},
+	    {"lunamatch_ingest_rejected_total{reason=\"none\"}", -1},
+	    {"lunamatch_ingest_batch_failures_total", 0},
+	};
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+		double v = sample(m, exact[i].series);
+		if (v != exact[i].value)
+			fail_msg("%s = %g, expected %g", exact[i].series, v, exact[i].value);
+	}
+	for (int i = 0; i < NDLQ; i++) {
+		if (strcmp(want_dlq[i].reason, "oversize") == 0)
+			continue;
+		snprintf(want, sizeof(want), "lunamatch_ingest_rejected_total{reason=\"%s\"}",
+		    want_dlq[i].reason);
+		if (sample(m, want) != 1)
+			fail_msg("%s = %g, expected 1", want, sample(m, want));
+	}
+	assert_true(sample(m, "lunamatch_ingest_batch_seconds_count") >= 1);
+	(void) np;
+	(void) nc;
+}
+
+static void
+check_consumed(const struct world *w, const char *m, int np, int nc)
+{
+	char s[300];
+	snprintf(s, sizeof(s), "lunamatch_ingest_consumed_total{topic=\"%s\"}", w->postings);
+	assert_int_equal((int) sample(m, s), np);
+	snprintf(s, sizeof(s), "lunamatch_ingest_consumed_total{topic=\"%s\"}", w->profiles);
+	assert_int_equal((int) sample(m, s), nc);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+/* Valid, duplicate, out-of-order, closed, tombstone and malformed messages:
+ * exact store, DLQ, metrics and notifications; SIGTERM; a restart resumes
+ * after the committed offsets. */
+static void
+test_flow(void **state)
+{
+	struct world w;
+	int np = 0, nc = 0;
+	(void) state;
+
+	world_start(&w, "flow", NULL, NULL);
+	nng_socket sub = notify_sub(&w);
+	ingest_start(&w);
+	wait_ready(&w);
+	assert_int_equal(http_get(&w, "/healthz", NULL), 200);
+	assert_int_equal(http_get(&w, "/nope", NULL), 404);
+
+	produce_cases(&w, &np, &nc);
+	char *m = wait_processed(&w, np + nc);
+	check_consumed(&w, m, np, nc);
+	check_metrics(m, np, nc);
+	free(m);
+	check_store(&w);
+	check_dlq(&w);
+	assert_int_equal(notify_max(sub), 10);
+
+	/* The lag gauge comes down to 0 (refreshed every 2 s). */
+	int64_t end = now_ms() + 15000;
+	while (now_ms() < end && metric(&w, "lunamatch_ingest_consumer_lag") != 0)
+		usleep(200 * 1000);
+	assert_true(metric(&w, "lunamatch_ingest_consumer_lag") == 0);
+	assert_true(metric(&w, "lunamatch_ingest_assigned_partitions") == 2 * PARTITIONS);
+
+	ingest_stop(&w);
+
+	/* Restarted, ingest starts after the committed offsets: only the new
+	 * message is consumed. */
+	ingest_start(&w);
+	wait_ready(&w);
+	rd_kafka_t *p = new_producer(w.brokers);
+	produce_pb(p, w.postings, "job-z", &lunamatch__v1__job_posting__descriptor,
+	    POSTING("job-z", 1, ""));
+	flush_all(p, 1);
+	rd_kafka_destroy(p);
+	m = wait_processed(&w, 1);
+	check_consumed(&w, m, 1, 0);
+	assert_true(sample(m, "lunamatch_ingest_stored_total{kind=\"posting\"}") == 1);
+	free(m);
+	assert_int_equal(notify_max(sub), 11);
+	ingest_stop(&w);
+	nng_close(sub);
+	world_free(&w);
+}
+
+static bool
+all_at_v2(const char *data)
+{
+	lm_store_opts o = {.flags = LM_STORE_RDONLY};
+	lm_store *s = NULL;
+	bool ok = true;
+	char id[32];
+
+	if (lm_store_open(data, &o, &s) != LM_OK)
+		return false;
+	for (int i = 0; i < KILL_IDS && ok; i++) {
+		uint64_t v = 0;
+		snprintf(id, sizeof(id), "k-%04d", i);
+		ok = lm_store_get(s, LM_KIND_POSTING, id, NULL, NULL, &v) == LM_OK && v == 2;
+	}
+	struct lm_store_stats st;
+	ok = ok && lm_store_stats(s, &st) == LM_OK && st.postings == KILL_IDS;
+	lm_store_close(s);
+	return ok;
+}
+
+static void
+produce_wave(rd_kafka_t *p, const char *topic, int version)
+{
+	char id[32], json[256];
+	for (int i = 0; i < KILL_IDS; i++) {
+		snprintf(id, sizeof(id), "k-%04d", i);
+		snprintf(json, sizeof(json),
+		    "{\"id\":\"%s\",\"version\":%d,\"title\":\"T %d\",\"skills\":[{\"name\":"
+		    "\"Rust\"}]}",
+		    id, version, i);
+		produce_pb(p, topic, id, &lunamatch__v1__job_posting__descriptor, json);
+	}
+}
+
+/* SIGKILL in the middle of the stream, restart: every record is there with
+ * its highest version. */
+static void
+test_sigkill(void **state)
+{
+	struct world w;
+	int st = -1;
+	(void) state;
+
+	world_start(&w, "kill", "LUNAMATCH_BATCH_MAX=50", NULL);
+	ingest_start(&w);
+	wait_ready(&w);
+
+	rd_kafka_t *p = new_producer(w.brokers);
+	produce_wave(p, w.postings, 1);
+	/* Kill once some batches are stored and others are still coming. */
+	int64_t end = now_ms() + PROCESS_MS;
+	while (now_ms() < end &&
+	       metric(&w, "lunamatch_ingest_stored_total{kind=\"posting\"}") < 150) {
+		rd_kafka_poll(p, 5);
+	}
+	produce_wave(p, w.postings, 2);
+	assert_int_equal(lmt_proc_signal(w.ingest, SIGKILL), LM_OK);
+	assert_int_equal(lmt_proc_wait(w.ingest, STOP_MS, &st), LM_OK);
+	assert_int_equal(st, 128 + SIGKILL);
+	lmt_proc_free(w.ingest);
+	w.ingest = NULL;
+	assert_false(all_at_v2(w.data));
+	flush_all(p, 2 * KILL_IDS);
+	rd_kafka_destroy(p);
+
+	ingest_start(&w);
+	end = now_ms() + PROCESS_MS;
+	while (now_ms() < end && !all_at_v2(w.data))
+		usleep(250 * 1000);
+	assert_true(all_at_v2(w.data));
+	ingest_stop(&w);
+	world_free(&w);
+}
+
+/* --help, invalid configuration and data files. */
+static void
+test_cli(void **state)
+{
+	char dir_env[4400], line[1024], *log;
+	char *dir = lmt_tmpdir("ingest-cli");
+	char errfile[4300];
+	lmt_proc *k = NULL;
+	bool seen = false;
+	int st = -1;
+	(void) state;
+
+	if (G.real)
+		skip();
+	const char *help[] = {lmt_bin("lunamatch-ingest"), "--help", NULL};
+	assert_int_equal(lmt_proc_start(help, NULL, &k), LM_OK);
+	for (int n = 0; n < 1000; n++) {
+		if (lmt_proc_readline(k, line, sizeof(line), START_MS) != LM_OK)
+			break;
+		seen = seen || strstr(line, "LUNAMATCH_GROUP_ID") != NULL;
+	}
+	assert_true(seen);
+	assert_int_equal(lmt_proc_wait(k, START_MS, &st), LM_OK);
+	assert_int_equal(st, 0);
+	lmt_proc_free(k);
+
+	snprintf(dir_env, sizeof(dir_env), "LUNAMATCH_DATA_DIR=%s/data", dir);
+	snprintf(errfile, sizeof(errfile), "%s/err", dir);
+	struct {
+		const char *env;
+		const char *arg;
+		const char *says;
+	} bad[] = {
+	    {"LUNAMATCH_BATCH_MAX=0", NULL, "LUNAMATCH_BATCH_MAX"},
+	    {"LUNAMATCH_BATCH_MS=soon", NULL, "LUNAMATCH_BATCH_MS"},
+	    {NULL, "--no-such-flag", "--no-such-flag"},
+	    {NULL, "stray", "stray"},
+	    {"LUNAMATCH_TAXONOMY_FILE=/nonexistent/skills.tsv", NULL,
+		"LUNAMATCH_TAXONOMY_FILE"},
+	    {"LUNAMATCH_RATES_FILE=/nonexistent/rates.tsv", NULL, "LUNAMATCH_RATES_FILE"},
+	    {"LUNAMATCH_TOPIC_PROFILES=lunamatch.postings.v1", NULL, "different topics"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char tax[4400], rates[4400];
+		snprintf(tax, sizeof(tax), "LUNAMATCH_TAXONOMY_FILE=%s",
+		    lmt_src("data/skills.tsv"));
+		snprintf(rates, sizeof(rates), "LUNAMATCH_RATES_FILE=%s",
+		    lmt_src("data/rates.tsv"));
+		/* The case's own variable comes first and is not overridden. */
+		const char *env[8] = {NULL};
+		int ne = 0;
+		if (bad[i].env != NULL)
+			env[ne++] = bad[i].env;
+		if (bad[i].env == NULL || strncmp(bad[i].env, tax, 24) != 0)
+			env[ne++] = tax;
+		if (bad[i].env == NULL || strncmp(bad[i].env, rates, 21) != 0)
+			env[ne++] = rates;
+		env[ne++] = dir_env;
+		env[ne++] = "LUNAMATCH_HTTP_ADDR=127.0.0.1:0";
+		env[ne++] = "LUNAMATCH_BROKERS=127.0.0.1:1";
+		const char *argv[] = {lmt_bin("lunamatch-ingest"), bad[i].arg, NULL};
+		assert_int_equal(lmt_proc_start_ex(argv, env, errfile, &k), LM_OK);
+		if (lmt_proc_wait(k, START_MS, &st) != LM_OK)
+			fail_msg("case %zu: still running after %d ms", i, START_MS);
+		lmt_proc_free(k);
+		if (st != 2)
+			fail_msg("case %zu: exit status %d, expected 2", i, st);
+		assert_non_null(log = lmt_read_file(errfile, NULL));
+		if (strstr(log, bad[i].says) == NULL)
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, log, bad[i].says);
+		free(log);
+	}
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+static int
+group_setup(void **state)
+{
+	const char *b = getenv("LUNAMATCH_TEST_BROKERS");
+	(void) state;
+	lm_log_set_level(LM_LOG_WARN);
+	snprintf(G.run, sizeof(G.run), "%ld-%ld", (long) getpid(), (long) time(NULL));
+	if (b != NULL && *b != '\0') {
+		G.real = true;
+		snprintf(G.brokers, sizeof(G.brokers), "%s", b);
+	}
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_cli),
+	    cmocka_unit_test(test_flow),
+	    cmocka_unit_test(test_sigkill),
+	};
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}
