@@ -127,13 +127,15 @@ register_metrics(lm_consumer *c, lm_metrics *m, char *err, size_t errlen)
 		snprintf(labels, sizeof(labels), "topic=\"%s\"", esc);
 		c->consumed[k] = lm_metrics_counter(m, "lunamatch_ingest_consumed_total",
 		    "Messages consumed from the record topics.", labels);
-		snprintf(labels, sizeof(labels), "kind=\"%s\"", lm_kind_name((lm_kind) k));
+		snprintf(
+		    labels, sizeof(labels), "kind=\"%s\"", lm_kind_name((lm_kind) k));
 		c->stored[k] = lm_metrics_counter(m, "lunamatch_ingest_stored_total",
 		    "New record versions stored.", labels);
 		c->deleted[k] = lm_metrics_counter(m, "lunamatch_ingest_deleted_total",
 		    "Records deleted by tombstones.", labels);
-		c->duplicates[k] = lm_metrics_counter(m, "lunamatch_ingest_duplicates_total",
-		    "Stale or repeated versions and tombstones skipped.", labels);
+		c->duplicates[k] =
+		    lm_metrics_counter(m, "lunamatch_ingest_duplicates_total",
+		        "Stale or repeated versions and tombstones skipped.", labels);
 		ok = ok && c->consumed[k] && c->stored[k] && c->deleted[k] &&
 		     c->duplicates[k];
 	}
@@ -153,11 +155,12 @@ register_metrics(lm_consumer *c, lm_metrics *m, char *err, size_t errlen)
 	c->dlq_total = lm_metrics_counter(m, "lunamatch_ingest_dlq_total",
 	    "Messages delivered to the dead-letter topic.", NULL);
 	c->batch_failures = lm_metrics_counter(m, "lunamatch_ingest_batch_failures_total",
-	    "Batch attempts that failed (store or dead-letter delivery) and were retried.",
+	    "Batch attempts that failed (store or dead-letter delivery) and were "
+	    "retried.",
 	    NULL);
 	c->batch_seconds = lm_metrics_histogram(m, "lunamatch_ingest_batch_seconds",
-	    "Time to store a batch and deliver its dead letters.", NULL, lm_latency_bounds,
-	    lm_latency_nbounds);
+	    "Time to store a batch and deliver its dead letters.", NULL,
+	    lm_latency_bounds, lm_latency_nbounds);
 	c->lag = lm_metrics_gauge(m, "lunamatch_ingest_consumer_lag",
 	    "Messages behind the end of the assigned partitions.", NULL);
 	c->assigned_gauge = lm_metrics_gauge(m, "lunamatch_ingest_assigned_partitions",
@@ -226,7 +229,8 @@ try_batch(lm_consumer *c, lm_ingest_counts *counts, uint64_t *last_seq)
 {
 	int rv;
 
-	if ((rv = lm_ingest_batch_commit(c->batch, c->store, counts, last_seq)) != LM_OK) {
+	if ((rv = lm_ingest_batch_commit(c->batch, c->store, counts, last_seq)) !=
+	    LM_OK) {
 		lm_error("batch.store", "store transaction failed: %s", lm_strerror(rv));
 		(void) lm_dlq_flush(c->dlq, 0); /* forget this attempt's reports */
 		return rv;
@@ -264,7 +268,8 @@ finish_batch(lm_consumer *c, bool retry)
 		rv = try_batch(c, &counts, &last_seq);
 		heartbeat(c);
 		if (rv == LM_OK) {
-			lm_histogram_observe(c->batch_seconds, (double) (now_ms() - t0) / 1000.0);
+			lm_histogram_observe(
+			    c->batch_seconds, (double) (now_ms() - t0) / 1000.0);
 			break;
 		}
 		lm_counter_add(c->batch_failures, 1);
@@ -279,8 +284,9 @@ finish_batch(lm_consumer *c, bool retry)
 			usleep(POLL_MS * 1000);
 			heartbeat(c);
 		}
-		backoff = backoff * 2 > LM_CONSUMER_BACKOFF_MAX_MS ? LM_CONSUMER_BACKOFF_MAX_MS
-		                                                   : backoff * 2;
+		backoff = backoff * 2 > LM_CONSUMER_BACKOFF_MAX_MS
+		              ? LM_CONSUMER_BACKOFF_MAX_MS
+		              : backoff * 2;
 		c->retrying = true;
 	}
 	atomic_store(&c->failing, false);
@@ -320,8 +326,8 @@ content_type(const rd_kafka_message_t *m, const void **val, size_t *len)
 	*len = 0;
 	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return;
-	for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &n) ==
-	                   RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (size_t i = 0;
+	     rd_kafka_header_get_all(h, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
 	     i++) {
 		if (strcasecmp(name, "content-type") == 0) {
 			*val = v != NULL ? v : "";
@@ -341,8 +347,8 @@ rewind_to(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
 	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
 	se = rd_kafka_seek_partitions(c->rk, l, 5000);
 	if (se == NULL && l->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		se = rd_kafka_error_new(l->elems[0].err, "%s",
-		    rd_kafka_err2str(l->elems[0].err));
+		se = rd_kafka_error_new(
+		    l->elems[0].err, "%s", rd_kafka_err2str(l->elems[0].err));
 	if (se != NULL) {
 		lm_error("consumer.seek", "cannot rewind: %s", rd_kafka_error_string(se));
 		rd_kafka_error_destroy(se);
@@ -508,7 +514,8 @@ refresh_lag(lm_consumer *c)
 		for (int i = 0; i < l->cnt; i++) {
 			int64_t lo = -1, hi = -1;
 			if (rd_kafka_get_watermark_offsets(c->rk, l->elems[i].topic,
-				l->elems[i].partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+			        l->elems[i].partition, &lo,
+			        &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
 			    hi < 0 || l->elems[i].offset < 0)
 				continue;
 			if (hi > l->elems[i].offset)
@@ -555,29 +562,32 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	if ((rv = register_metrics(c, o->metrics, err, errlen)) != LM_OK ||
 	    (rv = lm_ingest_batch_new(cfg->batch_max, &c->batch)) != LM_OK)
 		goto fail;
-	if ((rv = lm_dlq_new(cfg->brokers, cfg->topic_dlq, &c->fatal, &c->dlq, err,
-		 errlen)) != LM_OK)
+	if ((rv = lm_dlq_new(
+	         cfg->brokers, cfg->topic_dlq, &c->fatal, &c->dlq, err, errlen)) != LM_OK)
 		goto fail;
 	if ((rv = lm_kafka_conf(cfg->brokers, "lunamatch-ingest", &conf, err, errlen)) !=
-		LM_OK)
+	    LM_OK)
 		goto fail;
 	snprintf(v, sizeof(v), "%u", LM_INGEST_MSG_MAX);
 	if ((rv = lm_kafka_set(conf, "group.id", cfg->group_id, err, errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(conf, "enable.auto.commit", "true", err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "enable.auto.commit", "true", err, errlen)) !=
+	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "auto.commit.interval.ms", "1000", err, errlen)) !=
-		LM_OK ||
+	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "enable.auto.offset.store", "false", err, errlen)) !=
-		LM_OK ||
+	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "auto.offset.reset", "earliest", err, errlen)) !=
-		LM_OK ||
+	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "partition.assignment.strategy", "range,roundrobin",
-		 err, errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(conf, "fetch.message.max.bytes", v, err, errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(conf, "session.timeout.ms", "10000", err, errlen)) != LM_OK ||
+	         err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "fetch.message.max.bytes", v, err, errlen)) !=
+	        LM_OK ||
+	    (rv = lm_kafka_set(conf, "session.timeout.ms", "10000", err, errlen)) !=
+	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "heartbeat.interval.ms", "3000", err, errlen)) !=
-		LM_OK ||
+	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "topic.metadata.refresh.interval.ms", "30000", err,
-		 errlen)) != LM_OK)
+	         errlen)) != LM_OK)
 		goto fail;
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
@@ -602,8 +612,10 @@ lm_consumer_run(lm_consumer *c)
 	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(2);
 	rd_kafka_resp_err_t e;
 
-	rd_kafka_topic_partition_list_add(sub, c->cfg->topic_postings, RD_KAFKA_PARTITION_UA);
-	rd_kafka_topic_partition_list_add(sub, c->cfg->topic_profiles, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(
+	    sub, c->cfg->topic_postings, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(
+	    sub, c->cfg->topic_profiles, RD_KAFKA_PARTITION_UA);
 	e = rd_kafka_subscribe(c->rk, sub);
 	rd_kafka_topic_partition_list_destroy(sub);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -644,7 +656,8 @@ lm_consumer_run(lm_consumer *c)
 	(void) finish_batch(c, false);
 	e = rd_kafka_commit(c->rk, NULL, 0);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-		lm_warn("consumer.commit", "final commit failed: %s", rd_kafka_err2name(e));
+		lm_warn(
+		    "consumer.commit", "final commit failed: %s", rd_kafka_err2name(e));
 	e = rd_kafka_consumer_close(c->rk);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
 		lm_warn("consumer.close", "%s", rd_kafka_err2name(e));

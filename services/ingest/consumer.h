@@ -44,12 +44,12 @@ extern "C" {
 typedef struct lm_consumer lm_consumer;
 
 typedef struct lm_consumer_opts {
-	const lm_config *cfg;         /* brokers, topics, group, batch limits */
-	lm_store *store;              /* writable; borrowed */
-	const lm_record_ctx *ctx;     /* borrowed */
-	lm_metrics *metrics;          /* where the lunamatch_ingest_* metrics go */
-	lm_notify *notify;            /* may be NULL; borrowed */
-	volatile sig_atomic_t *stop;  /* the loop ends when *stop != 0 */
+	const lm_config *cfg;        /* brokers, topics, group, batch limits */
+	lm_store *store;             /* writable; borrowed */
+	const lm_record_ctx *ctx;    /* borrowed */
+	lm_metrics *metrics;         /* where the lunamatch_ingest_* metrics go */
+	lm_notify *notify;           /* may be NULL; borrowed */
+	volatile sig_atomic_t *stop; /* the loop ends when *stop != 0 */
 } lm_consumer_opts;
 
 /*
@@ -59,8 +59,8 @@ typedef struct lm_consumer_opts {
  * configuration that Kafka refuses or topics that collide; LM_EKAFKA;
  * LM_ENOMEM.
  */
-int lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err,
-    size_t errlen);
+int lm_consumer_new(
+    const lm_consumer_opts *o, lm_consumer **out, char *err, size_t errlen);
 
 /*
  * Subscribes and runs the loop until *stop is set, then finishes the batch,

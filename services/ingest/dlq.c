@@ -20,8 +20,8 @@
 struct lm_dlq {
 	rd_kafka_t *rk;
 	char *topic;
-	volatile int *fatal; /* may be NULL */
-	uintptr_t gen;       /* current flush generation */
+	volatile int *fatal;       /* may be NULL */
+	uintptr_t gen;             /* current flush generation */
 	uint64_t sent, ok, failed; /* of the current generation */
 	uint64_t delivered;        /* since creation */
 };
@@ -79,13 +79,14 @@ lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq *
 	q->fatal = fatal;
 	q->gen = 1;
 	if ((rv = lm_kafka_conf(brokers, "lunamatch-ingest-dlq", &conf, err, errlen)) !=
-		LM_OK)
+	    LM_OK)
 		goto fail;
-	if ((rv = lm_kafka_set(conf, "enable.idempotence", "true", err, errlen)) != LM_OK ||
+	if ((rv = lm_kafka_set(conf, "enable.idempotence", "true", err, errlen)) !=
+	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "acks", "all", err, errlen)) != LM_OK ||
 	    (rv = lm_kafka_set(conf, "linger.ms", "5", err, errlen)) != LM_OK ||
 	    (rv = lm_kafka_set(conf, "message.max.bytes", "2097152", err, errlen)) !=
-		LM_OK)
+	        LM_OK)
 		goto fail;
 	char mt[32];
 	snprintf(mt, sizeof(mt), "%d", LM_DLQ_MESSAGE_TIMEOUT_MS);
@@ -112,7 +113,8 @@ lm_dlq_free(lm_dlq *q)
 {
 	if (q == NULL)
 		return;
-	if (rd_kafka_flush(q->rk, LM_DLQ_MESSAGE_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (rd_kafka_flush(q->rk, LM_DLQ_MESSAGE_TIMEOUT_MS) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
 		lm_warn("dlq.close", "%d dead-letter messages not delivered at close",
 		    rd_kafka_outq_len(q->rk));
 	rd_kafka_destroy(q->rk);
@@ -139,8 +141,8 @@ int
 lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const char *error,
     int timeout_ms)
 {
-	static const char *const ours[] = {LM_DLQ_H_REASON, LM_DLQ_H_ERROR, LM_DLQ_H_TOPIC,
-	    LM_DLQ_H_PARTITION, LM_DLQ_H_OFFSET};
+	static const char *const ours[] = {LM_DLQ_H_REASON, LM_DLQ_H_ERROR,
+	    LM_DLQ_H_TOPIC, LM_DLQ_H_PARTITION, LM_DLQ_H_OFFSET};
 	rd_kafka_headers_t *orig = NULL, *h;
 	char ebuf[LM_DLQ_ERROR_MAX + 1], part[16], off[24];
 	const char *src = rd_kafka_topic_name(m->rkt);
@@ -169,7 +171,8 @@ lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const ch
 
 	for (;;) {
 		e = rd_kafka_producev(q->rk, RD_KAFKA_V_TOPIC(q->topic),
-		    RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+		    RD_KAFKA_V_KEY(m->key, m->key_len),
+		    RD_KAFKA_V_VALUE(m->payload, m->len),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
 		    RD_KAFKA_V_OPAQUE((void *) q->gen), RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || waited >= timeout_ms)

@@ -49,8 +49,8 @@ typedef struct lm_dlq lm_dlq;
  * must outlive the lm_dlq. Returns LM_OK and *out, or LM_EINVAL/LM_EKAFKA/
  * LM_ENOMEM with the reason in err.
  */
-int lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal,
-    lm_dlq **out, char *err, size_t errlen);
+int lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq **out,
+    char *err, size_t errlen);
 
 /* Flushes for at most LM_DLQ_MESSAGE_TIMEOUT_MS and frees; NULL is a no-op. */
 void lm_dlq_free(lm_dlq *q);

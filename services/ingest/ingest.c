@@ -155,8 +155,8 @@ lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_dec
 	if (f == LM_INGEST_JSON)
 		rv = lm_json_decode(desc, m->value, m->value_len, &msg, err, sizeof(err));
 	else
-		rv = lm_pb_decode(desc, m->value, m->value_len, LM_INGEST_MSG_MAX, &msg, err,
-		    sizeof(err));
+		rv = lm_pb_decode(desc, m->value, m->value_len, LM_INGEST_MSG_MAX, &msg,
+		    err, sizeof(err));
 	if (rv != LM_OK)
 		return decode_failed(d, f, rv, err);
 
@@ -166,13 +166,15 @@ lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_dec
 		id = p->id;
 		version = p->version;
 	} else {
-		Lunamatch__V1__CandidateProfile *c = (Lunamatch__V1__CandidateProfile *) msg;
+		Lunamatch__V1__CandidateProfile *c =
+		    (Lunamatch__V1__CandidateProfile *) msg;
 		rv = lm_profile_prepare(ctx, c, &why, err, sizeof(err));
 		id = c->id;
 		version = c->version;
 	}
 	if (rv == LM_ESCHEMA) {
-		rv = reject(d, why != LM_REJECT_NONE ? lm_reject_name(why) : LM_INGEST_R_SCHEMA,
+		rv = reject(d,
+		    why != LM_REJECT_NONE ? lm_reject_name(why) : LM_INGEST_R_SCHEMA,
 		    "%s", err);
 		goto out;
 	}
@@ -185,7 +187,8 @@ lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_dec
 		goto out;
 	}
 	if (m->key_len != strlen(id) || memcmp(m->key, id, m->key_len) != 0) {
-		rv = reject(d, LM_INGEST_R_KEY_MISMATCH, "message key is not the record id");
+		rv = reject(
+		    d, LM_INGEST_R_KEY_MISMATCH, "message key is not the record id");
 		goto out;
 	}
 	if ((rv = lm_pb_encode(msg, &d->bytes, &d->len)) != LM_OK)
@@ -274,7 +277,8 @@ lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *topic
 	if (offset < 0)
 		return LM_EINVAL;
 	for (size_t i = 0; i < b->nparts; i++) {
-		if (b->parts[i].partition == partition && strcmp(b->parts[i].topic, topic) == 0) {
+		if (b->parts[i].partition == partition &&
+		    strcmp(b->parts[i].topic, topic) == 0) {
 			p = &b->parts[i];
 			break;
 		}
@@ -325,7 +329,8 @@ lm_ingest_batch_commit(
 	for (size_t i = 0; i < b->n; i++) {
 		const lm_ingest_decision *d = &b->ds[i];
 		if (d->action == LM_INGEST_PUT) {
-			rv = lm_store_put(t, d->kind, d->id, d->version, d->bytes, d->len);
+			rv =
+			    lm_store_put(t, d->kind, d->id, d->version, d->bytes, d->len);
 			if (rv == LM_OK)
 				c.stored[d->kind]++;
 			else if (rv == LM_ESTALE)
@@ -344,8 +349,9 @@ lm_ingest_batch_commit(
 		if (rv == LM_EINVAL || rv == LM_E2BIG) {
 			/* The decision already checked id, version and size: a
 			 * bug, not a reason to retry the batch forever. */
-			lm_error("ingest.skip", "%s %s version %llu: %s", lm_kind_name(d->kind),
-			    d->id, (unsigned long long) d->version, lm_strerror(rv));
+			lm_error("ingest.skip", "%s %s version %llu: %s",
+			    lm_kind_name(d->kind), d->id, (unsigned long long) d->version,
+			    lm_strerror(rv));
 			continue;
 		}
 		lm_store_abort(t);

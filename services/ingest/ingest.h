@@ -64,10 +64,10 @@ lm_ingest_format lm_ingest_content_type(const void *value, size_t len);
 
 /* One consumed message, borrowed for the duration of the call. */
 typedef struct lm_ingest_msg {
-	lm_kind kind;             /* from the topic */
-	const void *key;          /* NULL: no key */
+	lm_kind kind;    /* from the topic */
+	const void *key; /* NULL: no key */
 	size_t key_len;
-	const void *value;        /* NULL: tombstone */
+	const void *value; /* NULL: tombstone */
 	size_t value_len;
 	const void *content_type; /* header value; NULL: no header */
 	size_t content_type_len;
@@ -86,7 +86,7 @@ typedef struct lm_ingest_decision {
 	uint64_t version;              /* PUT */
 	uint8_t *bytes;                /* PUT: normalized record, protobuf; owned */
 	size_t len;
-	const char *reason;            /* REJECT: static token, see above */
+	const char *reason;              /* REJECT: static token, see above */
 	char error[LM_INGEST_ERROR_MAX]; /* REJECT: what is wrong, naming the field */
 } lm_ingest_decision;
 
@@ -102,8 +102,8 @@ typedef struct lm_ingest_decision {
  * bad kind) otherwise, with *d cleared. The caller releases d with
  * lm_ingest_decision_clear.
  */
-int lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m,
-    lm_ingest_decision *d);
+int lm_ingest_decide(
+    const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d);
 
 /* Frees what d owns and zeroes it; NULL is a no-op. */
 void lm_ingest_decision_clear(lm_ingest_decision *d);
@@ -121,8 +121,8 @@ typedef struct lm_ingest_counts {
 typedef struct lm_ingest_partition {
 	char topic[LM_INGEST_TOPIC_MAX + 1];
 	int32_t partition;
-	int64_t first;  /* offset of the first message of the batch */
-	int64_t next;   /* offset of the last message + 1: what to store */
+	int64_t first; /* offset of the first message of the batch */
+	int64_t next;  /* offset of the last message + 1: what to store */
 } lm_ingest_partition;
 
 typedef struct lm_ingest_batch lm_ingest_batch;

@@ -27,9 +27,9 @@
 #define LM_VERSION "0.0.0"
 #endif
 
-#define PROG "lunamatch-ingest"
+#define PROG              "lunamatch-ingest"
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7702"
-#define PATH_MAX_LEN 4096
+#define PATH_MAX_LEN      4096
 
 static volatile sig_atomic_t stop_flag;
 
@@ -158,7 +158,8 @@ main(int argc, char **argv)
 	};
 	if ((rv = lm_notify_open(notify_url, &notify)) != LM_OK) {
 		if (rv == LM_EINVAL) {
-			fprintf(stderr, PROG ": LUNAMATCH_NOTIFY_URL: cannot listen on %s\n",
+			fprintf(stderr,
+			    PROG ": LUNAMATCH_NOTIFY_URL: cannot listen on %s\n",
 			    notify_url);
 			rc = 2;
 		}
@@ -180,7 +181,8 @@ main(int argc, char **argv)
 	};
 	if ((rv = lm_http_start(&ho, &http)) != LM_OK) {
 		if (rv == LM_EINVAL) {
-			fprintf(stderr, PROG ": LUNAMATCH_HTTP_ADDR: \"%s\" is not host:port\n",
+			fprintf(stderr,
+			    PROG ": LUNAMATCH_HTTP_ADDR: \"%s\" is not host:port\n",
 			    ho.addr);
 			rc = 2;
 		}

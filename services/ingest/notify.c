@@ -31,7 +31,8 @@ lm_notify_open(const char *url, lm_notify **out)
 	}
 	(void) nng_socket_set_size(n->sock, NNG_OPT_RECVMAXSZ, LM_NOTIFY_RECV_MAX);
 	if ((e = nng_listen(n->sock, url, NULL, 0)) != 0) {
-		lm_error("notify.listen", "cannot listen on %s: %s", url, nng_strerror(e));
+		lm_error(
+		    "notify.listen", "cannot listen on %s: %s", url, nng_strerror(e));
 		nng_close(n->sock);
 		free(n);
 		return e == NNG_EADDRINVAL || e == NNG_ENOTSUP ? LM_EINVAL : LM_ENNG;

@@ -44,11 +44,11 @@
 #include "proc.h"
 
 #define PARTITIONS 3
-#define START_MS 30000   /* devkafka / ingest start-up, generous for sanitizers */
-#define IO_MS 30000      /* produce, consume, topic creation */
+#define START_MS   30000 /* devkafka / ingest start-up, generous for sanitizers */
+#define IO_MS      30000 /* produce, consume, topic creation */
 #define PROCESS_MS 60000 /* ingest catching up with what was produced */
-#define STOP_MS 20000    /* SIGTERM to exit */
-#define KILL_IDS 1000    /* records of the SIGKILL test, two versions each */
+#define STOP_MS    20000 /* SIGTERM to exit */
+#define KILL_IDS   1000  /* records of the SIGKILL test, two versions each */
 
 static struct {
 	bool real;
@@ -105,12 +105,13 @@ new_client(const char *brokers, rd_kafka_type_t type, const char *group)
 	rd_kafka_t *rk;
 	char err[512], g[300];
 
-	assert_int_equal(lm_kafka_conf(brokers, "lmtest-ingest", &c, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_conf(brokers, "lmtest-ingest", &c, err, sizeof(err)), LM_OK);
 	if (type == RD_KAFKA_CONSUMER) {
 		snprintf(g, sizeof(g), "%s-reader", group);
 		assert_int_equal(lm_kafka_set(c, "group.id", g, err, sizeof(err)), LM_OK);
-		assert_int_equal(lm_kafka_set(c, "enable.auto.commit", "false", err,
-				     sizeof(err)),
+		assert_int_equal(
+		    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)),
 		    LM_OK);
 	}
 	rk = rd_kafka_new(type, c, err, sizeof(err));
@@ -128,8 +129,10 @@ world_env(struct world *w, const char *extra1, const char *extra2)
 	int n = 0;
 	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_BROKERS=%s", w->brokers);
 	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_DATA_DIR=%s", w->data);
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_POSTINGS=%s", w->postings);
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_PROFILES=%s", w->profiles);
+	snprintf(
+	    w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_POSTINGS=%s", w->postings);
+	snprintf(
+	    w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_PROFILES=%s", w->profiles);
 	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_DLQ=%s", w->dlq);
 	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_GROUP_ID=%s", w->group);
 	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_HTTP_ADDR=%s", w->http);
@@ -171,13 +174,14 @@ world_start(struct world *w, const char *tag, const char *extra1, const char *ex
 		const char *topics[3] = {w->postings, w->profiles, w->dlq};
 		snprintf(w->brokers, sizeof(w->brokers), "%s", G.brokers);
 		rd_kafka_t *rk = new_client(w->brokers, RD_KAFKA_PRODUCER, NULL);
-		if (lm_kafka_create_topics(rk, topics, 3, PARTITIONS, IO_MS, err,
-			sizeof(err)) != LM_OK)
+		if (lm_kafka_create_topics(
+		        rk, topics, 3, PARTITIONS, IO_MS, err, sizeof(err)) != LM_OK)
 			fail_msg("create topics: %s", err);
 		for (int i = 0; i < 3; i++) {
 			int n = 0;
 			for (int k = 0; k < 100; k++) {
-				if (lm_kafka_topic_partitions(rk, topics[i], IO_MS, &n) == LM_OK)
+				if (lm_kafka_topic_partitions(rk, topics[i], IO_MS, &n) ==
+				    LM_OK)
 					break;
 				usleep(100 * 1000);
 			}
@@ -190,9 +194,11 @@ world_start(struct world *w, const char *tag, const char *extra1, const char *ex
 		snprintf(e2, sizeof(e2), "LUNAMATCH_TOPIC_PROFILES=%s", w->profiles);
 		snprintf(e3, sizeof(e3), "LUNAMATCH_TOPIC_DLQ=%s", w->dlq);
 		const char *env[] = {e1, e2, e3, NULL};
-		const char *argv[] = {lmt_bin("lunamatch-devkafka"), "--partitions", "3", NULL};
+		const char *argv[] = {
+		    lmt_bin("lunamatch-devkafka"), "--partitions", "3", NULL};
 		assert_int_equal(lmt_proc_start(argv, env, &w->dk), LM_OK);
-		assert_int_equal(lmt_proc_readline(w->dk, line, sizeof(line), START_MS), LM_OK);
+		assert_int_equal(
+		    lmt_proc_readline(w->dk, line, sizeof(line), START_MS), LM_OK);
 		assert_memory_equal(line, "127.0.0.1:", 10);
 		snprintf(w->brokers, sizeof(w->brokers), "%s", line);
 	}
@@ -242,7 +248,8 @@ static double
 sample(const char *text, const char *series)
 {
 	size_t n = strlen(series);
-	for (const char *p = text; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+	for (const char *p = text; p != NULL && *p;
+	     p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
 		if (strncmp(p, series, n) == 0 && p[n] == ' ')
 			return strtod(p + n + 1, NULL);
 	}
@@ -294,7 +301,8 @@ wait_processed(const struct world *w, double want)
 		free(body);
 		usleep(100 * 1000);
 	}
-	fail_msg("ingest processed %.0f of %.0f messages (log: %s)", got, want, w->errlog);
+	fail_msg(
+	    "ingest processed %.0f of %.0f messages (log: %s)", got, want, w->errlog);
 	return NULL;
 }
 
@@ -342,9 +350,10 @@ new_producer(const char *brokers)
 	rd_kafka_t *rk;
 	char err[512];
 
-	assert_int_equal(lm_kafka_conf(brokers, "lmtest-ingest", &c, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_kafka_set(c, "enable.idempotence", "true", err, sizeof(err)),
-	    LM_OK);
+	assert_int_equal(
+	    lm_kafka_conf(brokers, "lmtest-ingest", &c, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(c, "enable.idempotence", "true", err, sizeof(err)), LM_OK);
 	assert_int_equal(lm_kafka_set(c, "linger.ms", "5", err, sizeof(err)), LM_OK);
 	rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
@@ -368,7 +377,8 @@ produce(rd_kafka_t *p, const char *topic, const char *key, const void *value, si
 	}
 	for (int i = 0; i < 1000; i++) {
 		e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
-		    RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *) value, len),
+		    RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+		    RD_KAFKA_V_VALUE((void *) value, len),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
 		    RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -461,7 +471,8 @@ static int
 read_dlq(const struct world *w, struct dlq_msg *out, int max, int want)
 {
 	rd_kafka_t *c = new_client(w->brokers, RD_KAFKA_CONSUMER, w->group);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(PARTITIONS);
 	int n = 0, parts = 0;
 	int64_t end = now_ms() + IO_MS, extra = 0;
 
@@ -479,15 +490,19 @@ read_dlq(const struct world *w, struct dlq_msg *out, int max, int want)
 			struct dlq_msg *d = &out[n++];
 			rd_kafka_headers_t *h = NULL;
 			char tmp[64];
-			size_t kl = m->key_len < sizeof(d->key) - 1 ? m->key_len : sizeof(d->key) - 1;
+			size_t kl = m->key_len < sizeof(d->key) - 1 ? m->key_len
+			                                            : sizeof(d->key) - 1;
 			memset(d, 0, sizeof(*d));
 			memcpy(d->key, m->key ? m->key : "", m->key ? kl : 0);
 			d->null_value = m->payload == NULL;
-			if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-				header(h, "lunamatch-reason", d->reason, sizeof(d->reason), NULL);
-				header(h, "lunamatch-source-topic", d->topic, sizeof(d->topic),
-				    NULL);
-				header(h, "lunamatch-error", tmp, sizeof(tmp), &d->has_error);
+			if (rd_kafka_message_headers(m, &h) ==
+			    RD_KAFKA_RESP_ERR_NO_ERROR) {
+				header(h, "lunamatch-reason", d->reason,
+				    sizeof(d->reason), NULL);
+				header(h, "lunamatch-source-topic", d->topic,
+				    sizeof(d->topic), NULL);
+				header(h, "lunamatch-error", tmp, sizeof(tmp),
+				    &d->has_error);
 				header(h, "lunamatch-source-partition", tmp, sizeof(tmp),
 				    &d->has_partition);
 				header(h, "lunamatch-source-offset", tmp, sizeof(tmp),
@@ -543,13 +558,13 @@ notify_max(nng_socket s)
 /* ---- records -------------------------------------------------------------- */
 
 #define POSTING(id, version, extra)                                                      \
-	"{\"id\":\"" id "\",\"version\":" #version ",\"title\":\"Data Engineer\","            \
-	"\"locations\":[{\"country\":\"IE\"}],\"salary\":{\"min\":50000,\"max\":70000,"      \
-	"\"currency\":\"EUR\"},\"skills\":[{\"name\":\"GCP\"},{\"name\":\" Python 3\"}]"     \
-	extra "}"
+	"{\"id\":\"" id "\",\"version\":" #version ",\"title\":\"Data Engineer\","       \
+	"\"locations\":[{\"country\":\"IE\"}],\"salary\":{\"min\":50000,\"max\":70000,"  \
+	"\"currency\":\"EUR\"},\"skills\":[{\"name\":\"GCP\"},{\"name\":\" Python "      \
+	"3\"}]" extra "}"
 
 #define PROFILE(id, version, extra)                                                      \
-	"{\"id\":\"" id "\",\"version\":" #version ",\"headline\":\"Engineer\","              \
+	"{\"id\":\"" id "\",\"version\":" #version ",\"headline\":\"Engineer\","         \
 	"\"skills\":[{\"name\":\"Golang\",\"years\":3}]" extra "}"
 
 struct expect_dlq {
@@ -584,7 +599,8 @@ produce_cases(struct world *w, int *np, int *nc)
 {
 	rd_kafka_t *p = new_producer(w->brokers);
 	const ProtobufCMessageDescriptor *pd = &lunamatch__v1__job_posting__descriptor;
-	const ProtobufCMessageDescriptor *cd = &lunamatch__v1__candidate_profile__descriptor;
+	const ProtobufCMessageDescriptor *cd =
+	    &lunamatch__v1__candidate_profile__descriptor;
 	static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
 	uint8_t buf[512];
 	size_t len;
@@ -613,7 +629,8 @@ produce_cases(struct world *w, int *np, int *nc)
 	snprintf(long_title, sizeof(long_title),
 	    "{\"id\":\"job-long\",\"version\":1,\"title\":\"%s\"}", big);
 	produce_pb(p, w->postings, "job-long", pd, long_title);
-	produce_pb(p, w->postings, "job-notitle", pd, "{\"id\":\"job-notitle\",\"version\":1}");
+	produce_pb(
+	    p, w->postings, "job-notitle", pd, "{\"id\":\"job-notitle\",\"version\":1}");
 	Lunamatch__V1__JobPosting jp = LUNAMATCH__V1__JOB_POSTING__INIT;
 	jp.id = "job-enum";
 	jp.version = 1;
@@ -635,11 +652,11 @@ produce_cases(struct world *w, int *np, int *nc)
 	produce_pb(p, w->profiles, "cand-b", cd, PROFILE("cand-b", 1, ""));
 	produce_pb(p, w->profiles, "cand-c", cd, PROFILE("cand-c", 1, ""));
 	produce(p, w->profiles, "cand-c", NULL, 0, NULL);
-	size_t o = (size_t) snprintf(big, sizeof(big),
-	    "{\"id\":\"cand-many\",\"version\":1,\"skills\":[");
+	size_t o = (size_t) snprintf(
+	    big, sizeof(big), "{\"id\":\"cand-many\",\"version\":1,\"skills\":[");
 	for (int i = 0; i < 101; i++)
-		o += (size_t) snprintf(big + o, sizeof(big) - o, "%s{\"name\":\"s%d\"}",
-		    i ? "," : "", i);
+		o += (size_t) snprintf(
+		    big + o, sizeof(big) - o, "%s{\"name\":\"s%d\"}", i ? "," : "", i);
 	snprintf(big + o, sizeof(big) - o, "]}");
 	produce(p, w->profiles, "cand-many", big, strlen(big), "application/json");
 	*nc = 4;
@@ -648,20 +665,24 @@ produce_cases(struct world *w, int *np, int *nc)
 
 	/* JSON through kcat: a valid posting and the JSON rejects. */
 	kcat_json(w, w->postings, "postings.txt",
-	    "job-j:" POSTING("job-j", 1, "") "\n"
-	    "bad-json:{not json\n"
-	    "bad-schema:{\"id\":\"bad-schema\",\"version\":1,\"title\":\"T\",\"remote_ok\":1}\n"
-	    "job-salary:{\"id\":\"job-salary\",\"version\":1,\"title\":\"T\","
-	    "\"salary\":{\"min\":9,\"max\":5,\"currency\":\"EUR\"}}\n"
-	    "job-cur:{\"id\":\"job-cur\",\"version\":1,\"title\":\"T\","
-	    "\"salary\":{\"min\":5,\"max\":9,\"currency\":\"XYZ\"}}\n"
-	    "job-cc:{\"id\":\"job-cc\",\"version\":1,\"title\":\"T\","
-	    "\"locations\":[{\"country\":\"USA\"}]}\n"
-	    "job-emb:{\"id\":\"job-emb\",\"version\":1,\"title\":\"T\",\"embedding\":[1,2]}\n"
-	    "job-skill:{\"id\":\"job-skill\",\"version\":1,\"title\":\"T\","
-	    "\"skills\":[{\"name\":\"!!!\"}]}\n");
+	    "job-j:" POSTING("job-j", 1,
+	        "") "\n"
+	            "bad-json:{not json\n"
+	            "bad-schema:{\"id\":\"bad-schema\",\"version\":1,\"title\":\"T\","
+	            "\"remote_ok\":1}\n"
+	            "job-salary:{\"id\":\"job-salary\",\"version\":1,\"title\":\"T\","
+	            "\"salary\":{\"min\":9,\"max\":5,\"currency\":\"EUR\"}}\n"
+	            "job-cur:{\"id\":\"job-cur\",\"version\":1,\"title\":\"T\","
+	            "\"salary\":{\"min\":5,\"max\":9,\"currency\":\"XYZ\"}}\n"
+	            "job-cc:{\"id\":\"job-cc\",\"version\":1,\"title\":\"T\","
+	            "\"locations\":[{\"country\":\"USA\"}]}\n"
+	            "job-emb:{\"id\":\"job-emb\",\"version\":1,\"title\":\"T\","
+	            "\"embedding\":[1,2]}\n"
+	            "job-skill:{\"id\":\"job-skill\",\"version\":1,\"title\":\"T\","
+	            "\"skills\":[{\"name\":\"!!!\"}]}\n");
 	n += 8;
-	kcat_json(w, w->profiles, "profiles.txt", "cand-a:" PROFILE("cand-a", 3, "") "\n");
+	kcat_json(
+	    w, w->profiles, "profiles.txt", "cand-a:" PROFILE("cand-a", 3, "") "\n");
 	*nc += 1;
 	*np = n;
 }
@@ -713,15 +734,17 @@ check_store(const struct world *w)
 	assert_int_equal(sc.versions[0], 3);
 	assert_string_equal(sc.ids[1], "cand-b");
 	assert_int_equal(sc.versions[1], 1);
-	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "job-d", NULL, NULL, NULL),
-	    LM_ENOENT);
-	assert_int_equal(lm_store_get(s, LM_KIND_PROFILE, "cand-c", NULL, NULL, NULL),
-	    LM_ENOENT);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "job-d", NULL, NULL, NULL), LM_ENOENT);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_PROFILE, "cand-c", NULL, NULL, NULL), LM_ENOENT);
 
 	/* Normalized: canonical skill ids, trimmed names, annual salary; a
 	 * closed posting stored as it is. */
-	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "job-a", &bytes, &len, NULL), LM_OK);
-	Lunamatch__V1__JobPosting *p = lunamatch__v1__job_posting__unpack(NULL, len, bytes);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "job-a", &bytes, &len, NULL), LM_OK);
+	Lunamatch__V1__JobPosting *p =
+	    lunamatch__v1__job_posting__unpack(NULL, len, bytes);
 	assert_non_null(p);
 	assert_int_equal(p->n_skills, 2);
 	assert_string_equal(p->skills[0]->skill_id, "google-cloud-platform");
@@ -730,13 +753,15 @@ check_store(const struct world *w)
 	assert_true(p->salary->annual_min > 0);
 	lunamatch__v1__job_posting__free_unpacked(p, NULL);
 	free(bytes);
-	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "job-c", &bytes, &len, NULL), LM_OK);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "job-c", &bytes, &len, NULL), LM_OK);
 	p = lunamatch__v1__job_posting__unpack(NULL, len, bytes);
 	assert_non_null(p);
 	assert_int_equal(p->status, LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED);
 	lunamatch__v1__job_posting__free_unpacked(p, NULL);
 	free(bytes);
-	assert_int_equal(lm_store_get(s, LM_KIND_PROFILE, "cand-a", &bytes, &len, NULL), LM_OK);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_PROFILE, "cand-a", &bytes, &len, NULL), LM_OK);
 	Lunamatch__V1__CandidateProfile *c =
 	    lunamatch__v1__candidate_profile__unpack(NULL, len, bytes);
 	assert_non_null(c);
@@ -767,9 +792,10 @@ check_dlq(const struct world *w)
 			fail_msg("unexpected DLQ message with key \"%s\"", got[i].key);
 		matched[j] = true;
 		if (strcmp(got[i].reason, want_dlq[j].reason) != 0)
-			fail_msg("key %s: reason %s, expected %s", got[i].key, got[i].reason,
-			    want_dlq[j].reason);
-		assert_string_equal(got[i].topic, want_dlq[j].topic ? w->profiles : w->postings);
+			fail_msg("key %s: reason %s, expected %s", got[i].key,
+			    got[i].reason, want_dlq[j].reason);
+		assert_string_equal(
+		    got[i].topic, want_dlq[j].topic ? w->profiles : w->postings);
 		assert_true(got[i].has_error);
 		assert_true(got[i].has_partition);
 		assert_true(got[i].has_offset);
@@ -799,13 +825,14 @@ check_metrics(const char *m, int np, int nc)
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
 		double v = sample(m, exact[i].series);
 		if (v != exact[i].value)
-			fail_msg("%s = %g, expected %g", exact[i].series, v, exact[i].value);
+			fail_msg(
+			    "%s = %g, expected %g", exact[i].series, v, exact[i].value);
 	}
 	for (int i = 0; i < NDLQ; i++) {
 		if (strcmp(want_dlq[i].reason, "oversize") == 0)
 			continue;
-		snprintf(want, sizeof(want), "lunamatch_ingest_rejected_total{reason=\"%s\"}",
-		    want_dlq[i].reason);
+		snprintf(want, sizeof(want),
+		    "lunamatch_ingest_rejected_total{reason=\"%s\"}", want_dlq[i].reason);
 		if (sample(m, want) != 1)
 			fail_msg("%s = %g, expected 1", want, sample(m, want));
 	}
@@ -818,9 +845,11 @@ static void
 check_consumed(const struct world *w, const char *m, int np, int nc)
 {
 	char s[300];
-	snprintf(s, sizeof(s), "lunamatch_ingest_consumed_total{topic=\"%s\"}", w->postings);
+	snprintf(
+	    s, sizeof(s), "lunamatch_ingest_consumed_total{topic=\"%s\"}", w->postings);
 	assert_int_equal((int) sample(m, s), np);
-	snprintf(s, sizeof(s), "lunamatch_ingest_consumed_total{topic=\"%s\"}", w->profiles);
+	snprintf(
+	    s, sizeof(s), "lunamatch_ingest_consumed_total{topic=\"%s\"}", w->profiles);
 	assert_int_equal((int) sample(m, s), nc);
 }
 
@@ -893,7 +922,8 @@ all_at_v2(const char *data)
 	for (int i = 0; i < KILL_IDS && ok; i++) {
 		uint64_t v = 0;
 		snprintf(id, sizeof(id), "k-%04d", i);
-		ok = lm_store_get(s, LM_KIND_POSTING, id, NULL, NULL, &v) == LM_OK && v == 2;
+		ok = lm_store_get(s, LM_KIND_POSTING, id, NULL, NULL, &v) == LM_OK &&
+		     v == 2;
 	}
 	struct lm_store_stats st;
 	ok = ok && lm_store_stats(s, &st) == LM_OK && st.postings == KILL_IDS;
@@ -908,7 +938,8 @@ produce_wave(rd_kafka_t *p, const char *topic, int version)
 	for (int i = 0; i < KILL_IDS; i++) {
 		snprintf(id, sizeof(id), "k-%04d", i);
 		snprintf(json, sizeof(json),
-		    "{\"id\":\"%s\",\"version\":%d,\"title\":\"T %d\",\"skills\":[{\"name\":"
+		    "{\"id\":\"%s\",\"version\":%d,\"title\":\"T "
+		    "%d\",\"skills\":[{\"name\":"
 		    "\"Rust\"}]}",
 		    id, version, i);
 		produce_pb(p, topic, id, &lunamatch__v1__job_posting__descriptor, json);
@@ -993,7 +1024,7 @@ test_cli(void **state)
 	    {NULL, "--no-such-flag", "--no-such-flag"},
 	    {NULL, "stray", "stray"},
 	    {"LUNAMATCH_TAXONOMY_FILE=/nonexistent/skills.tsv", NULL,
-		"LUNAMATCH_TAXONOMY_FILE"},
+	        "LUNAMATCH_TAXONOMY_FILE"},
 	    {"LUNAMATCH_RATES_FILE=/nonexistent/rates.tsv", NULL, "LUNAMATCH_RATES_FILE"},
 	    {"LUNAMATCH_TOPIC_PROFILES=lunamatch.postings.v1", NULL, "different topics"},
 	};

@@ -18,17 +18,19 @@ static lm_record_ctx ctx;
 
 /* A valid posting; %s slots: id, title, currency, country, extra members. */
 #define POSTING_FMT                                                                      \
-	"{\"id\":\"%s\",\"version\":3,\"status\":\"POSTING_STATUS_OPEN\",\"title\":\"%s\","  \
-	"\"company\":\"Liffey Payments\",\"employment_type\":\"EMPLOYMENT_TYPE_FULL_TIME\"," \
-	"\"locations\":[{\"city\":\" Dublin \",\"country\":\"%s\"}],"                        \
-	"\"salary\":{\"min\":65000,\"max\":80000,\"currency\":\"%s\","                       \
-	"\"period\":\"SALARY_PERIOD_YEAR\"},"                                                \
+	"{\"id\":\"%s\",\"version\":3,\"status\":\"POSTING_STATUS_OPEN\",\"title\":\"%"  \
+	"s\","                                                                           \
+	"\"company\":\"Liffey "                                                          \
+	"Payments\",\"employment_type\":\"EMPLOYMENT_TYPE_FULL_TIME\","                  \
+	"\"locations\":[{\"city\":\" Dublin \",\"country\":\"%s\"}],"                    \
+	"\"salary\":{\"min\":65000,\"max\":80000,\"currency\":\"%s\","                   \
+	"\"period\":\"SALARY_PERIOD_YEAR\"},"                                            \
 	"\"skills\":[{\"name\":\"GCP\",\"weight\":2},{\"name\":\"Python 3\"}]%s}"
 
 #define PROFILE_JSON                                                                     \
-	"{\"id\":\"cand-1\",\"version\":7,\"headline\":\"  Data engineer \","                \
-	"\"skills\":[{\"name\":\"Golang\",\"years\":4}],\"years_experience\":6,"            \
-	"\"desired_salary\":{\"min\":5000,\"currency\":\"eur\","                             \
+	"{\"id\":\"cand-1\",\"version\":7,\"headline\":\"  Data engineer \","            \
+	"\"skills\":[{\"name\":\"Golang\",\"years\":4}],\"years_experience\":6,"         \
+	"\"desired_salary\":{\"min\":5000,\"currency\":\"eur\","                         \
 	"\"period\":\"SALARY_PERIOD_MONTH\"}}"
 
 static int
@@ -36,7 +38,8 @@ setup(void **state)
 {
 	char err[256];
 	(void) state;
-	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)) != LM_OK ||
+	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)) !=
+	        LM_OK ||
 	    lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)) != LM_OK) {
 		fprintf(stderr, "data files: %s\n", err);
 		return -1;
@@ -112,7 +115,8 @@ assert_json_reason(lm_kind kind, const char *key, const char *json, const char *
 	} else {
 		assert_int_equal(d.action, LM_INGEST_REJECT);
 		if (strcmp(d.reason, reason) != 0)
-			fail_msg("reason %s (%s), expected %s", d.reason, d.error, reason);
+			fail_msg(
+			    "reason %s (%s), expected %s", d.reason, d.error, reason);
 		if (in_error != NULL && strstr(d.error, in_error) == NULL)
 			fail_msg("error \"%s\" lacks \"%s\"", d.error, in_error);
 		assert_null(d.bytes);
@@ -128,22 +132,23 @@ test_content_type(void **state)
 	    " application/json ; charset=utf-8", "application/json;charset=UTF-8"};
 	const char *pb[] = {"", "  ", "application/x-protobuf", "application/protobuf",
 	    "application/vnd.google.protobuf", "APPLICATION/OCTET-STREAM; x=y"};
-	const char *bad[] = {"text/plain", "application/jsonx", "application/jso",
-	    "json", "application/xml; a=application/json", "application/json-seq"};
+	const char *bad[] = {"text/plain", "application/jsonx", "application/jso", "json",
+	    "application/xml; a=application/json", "application/json-seq"};
 	char big[LM_INGEST_CONTENT_TYPE_MAX + 2];
 
 	assert_int_equal(lm_ingest_content_type(NULL, 0), LM_INGEST_PROTOBUF);
 	for (size_t i = 0; i < sizeof(json) / sizeof(json[0]); i++)
-		assert_int_equal(lm_ingest_content_type(json[i], strlen(json[i])),
-		    LM_INGEST_JSON);
+		assert_int_equal(
+		    lm_ingest_content_type(json[i], strlen(json[i])), LM_INGEST_JSON);
 	for (size_t i = 0; i < sizeof(pb) / sizeof(pb[0]); i++)
-		assert_int_equal(lm_ingest_content_type(pb[i], strlen(pb[i])),
-		    LM_INGEST_PROTOBUF);
+		assert_int_equal(
+		    lm_ingest_content_type(pb[i], strlen(pb[i])), LM_INGEST_PROTOBUF);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(lm_ingest_content_type(bad[i], strlen(bad[i])),
 		    LM_INGEST_UNSUPPORTED);
 	/* Not NUL-terminated: only len bytes count. */
-	assert_int_equal(lm_ingest_content_type("application/jsonXYZ", 16), LM_INGEST_JSON);
+	assert_int_equal(
+	    lm_ingest_content_type("application/jsonXYZ", 16), LM_INGEST_JSON);
 	/* Over the limit, even with a JSON media type in front. */
 	memset(big, ' ', sizeof(big));
 	memcpy(big, "application/json;", 17);
@@ -296,10 +301,12 @@ test_reject_reasons(void **state)
 	free(j);
 	char *many = malloc(LM_RECORD_SKILLS_MAX * 40 + 256);
 	assert_non_null(many);
-	size_t o = (size_t) sprintf(many, "{\"id\":\"job-m\",\"version\":1,\"title\":\"T\","
-	                                  "\"skills\":[");
+	size_t o =
+	    (size_t) sprintf(many, "{\"id\":\"job-m\",\"version\":1,\"title\":\"T\","
+	                           "\"skills\":[");
 	for (int i = 0; i <= LM_RECORD_SKILLS_MAX; i++)
-		o += (size_t) sprintf(many + o, "%s{\"name\":\"skill %d\"}", i ? "," : "", i);
+		o += (size_t) sprintf(
+		    many + o, "%s{\"name\":\"skill %d\"}", i ? "," : "", i);
 	strcpy(many + o, "]}");
 	assert_json_reason(LM_KIND_POSTING, "job-m", many, "oversize", "skills");
 	free(many);
@@ -308,8 +315,8 @@ test_reject_reasons(void **state)
 	    "{\"id\":\"job-v\",\"version\":1,\"title\":\"T\",\"embedding\":[1,2]}",
 	    "bad_value", "embedding");
 	/* version 0 */
-	assert_json_reason(LM_KIND_POSTING, "job-0",
-	    "{\"id\":\"job-0\",\"title\":\"T\"}", "missing_field", "version");
+	assert_json_reason(LM_KIND_POSTING, "job-0", "{\"id\":\"job-0\",\"title\":\"T\"}",
+	    "missing_field", "version");
 }
 
 /* Bytes that are not the record. */
@@ -330,8 +337,8 @@ test_undecodable(void **state)
 	assert_json_reason(LM_KIND_POSTING, "job-1", "", "bad_json", NULL);
 	assert_json_reason(LM_KIND_POSTING, "job-1", "[1,2]", "schema", NULL);
 	assert_json_reason(LM_KIND_POSTING, "job-1",
-	    "{\"id\":\"job-1\",\"version\":1,\"title\":\"T\",\"remote_ok\":true}", "schema",
-	    "remote_ok");
+	    "{\"id\":\"job-1\",\"version\":1,\"title\":\"T\",\"remote_ok\":true}",
+	    "schema", "remote_ok");
 	assert_json_reason(LM_KIND_POSTING, "job-1",
 	    "{\"id\":\"job-1\",\"version\":1,\"title\":\"T\",\"min_years_experience\":"
 	    "\"three\"}",
@@ -463,7 +470,8 @@ put_decision(const char *id, int version, lm_ingest_decision *d)
 {
 	char json[256];
 	snprintf(json, sizeof(json),
-	    "{\"id\":\"%s\",\"version\":%d,\"title\":\"T\",\"skills\":[{\"name\":\"JS\"}]}",
+	    "{\"id\":\"%s\",\"version\":%d,\"title\":\"T\",\"skills\":[{\"name\":\"JS\"}]"
+	    "}",
 	    id, version);
 	decide(LM_KIND_POSTING, id, json, strlen(json), "application/json", d);
 	assert_int_equal(d->action, LM_INGEST_PUT);
@@ -543,8 +551,8 @@ test_batch(void **state)
 	assert_int_equal(seq, 2);
 	lm_ingest_batch_reset(b);
 
-	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "job-a", NULL, NULL, &version),
-	    LM_OK);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "job-a", NULL, NULL, &version), LM_OK);
 	assert_int_equal(version, 2);
 
 	/* A tombstone deletes, whatever the version. */
@@ -553,8 +561,8 @@ test_batch(void **state)
 	assert_int_equal(lm_ingest_batch_commit(b, s, &c, &seq), LM_OK);
 	assert_int_equal(c.deleted[LM_KIND_POSTING], 1);
 	assert_int_equal(seq, 3);
-	assert_int_equal(lm_store_get(s, LM_KIND_POSTING, "job-a", NULL, NULL, NULL),
-	    LM_ENOENT);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "job-a", NULL, NULL, NULL), LM_ENOENT);
 	lm_ingest_batch_reset(b);
 
 	/* Older versions stay deleted; a newer one comes back. */
