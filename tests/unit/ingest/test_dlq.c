@@ -1,0 +1,251 @@
+/*
+ * test_dlq.c - the dead-letter producer against librdkafka's mock cluster,
+ * and the store notification publisher on a real nng socket.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+
+#include "dlq.h"
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/log.h"
+#include "lunamatch/v1/store.pb-c.h"
+#include "notify.h"
+
+#define IO_MS             20000
+#define KAFKA_API_PRODUCE 0 /* Kafka protocol ApiKey of Produce */
+
+static struct {
+	rd_kafka_t *owner; /* handle that owns the mock cluster */
+	rd_kafka_mock_cluster_t *mc;
+	char brokers[256];
+} M;
+
+static int
+setup(void **state)
+{
+	rd_kafka_conf_t *c = NULL;
+	char err[256];
+	(void) state;
+
+	lm_log_set_level(LM_LOG_ERROR);
+	if (lm_kafka_conf(NULL, "lmtest-mock", &c, err, sizeof(err)) != LM_OK)
+		return -1;
+	if ((M.owner = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err))) == NULL)
+		return -1;
+	if ((M.mc = rd_kafka_mock_cluster_new(M.owner, 1)) == NULL)
+		return -1;
+	snprintf(
+	    M.brokers, sizeof(M.brokers), "%s", rd_kafka_mock_cluster_bootstraps(M.mc));
+	rd_kafka_mock_topic_create(M.mc, "src", 1, 1);
+	rd_kafka_mock_topic_create(M.mc, "dlq", 1, 1);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	rd_kafka_mock_cluster_destroy(M.mc);
+	rd_kafka_destroy(M.owner);
+	return 0;
+}
+
+static rd_kafka_t *
+client(rd_kafka_type_t type)
+{
+	rd_kafka_conf_t *c = NULL;
+	rd_kafka_t *rk;
+	char err[256];
+
+	assert_int_equal(lm_kafka_conf(M.brokers, "lmtest", &c, err, sizeof(err)), LM_OK);
+	if (type == RD_KAFKA_CONSUMER) {
+		assert_int_equal(
+		    lm_kafka_set(c, "group.id", "lmtest-dlq", err, sizeof(err)), LM_OK);
+		assert_int_equal(
+		    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)),
+		    LM_OK);
+	}
+	assert_non_null(rk = rd_kafka_new(type, c, err, sizeof(err)));
+	if (type == RD_KAFKA_CONSUMER)
+		rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
+/* The next message of topic partition 0 at or after offset. */
+static rd_kafka_message_t *
+read_at(rd_kafka_t *c, const char *topic, int64_t offset)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, 0)->offset = offset;
+	assert_int_equal(rd_kafka_assign(c, l), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_topic_partition_list_destroy(l);
+	for (int i = 0; i < IO_MS / 100; i++) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+		if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			return m;
+		if (m != NULL)
+			rd_kafka_message_destroy(m);
+	}
+	fail_msg("no message on %s", topic);
+	return NULL;
+}
+
+static const char *
+hdr(const rd_kafka_message_t *m, const char *name, char *buf, size_t len)
+{
+	rd_kafka_headers_t *h = NULL;
+	const void *v;
+	size_t n;
+	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return NULL;
+	n = n < len - 1 ? n : len - 1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Counts the headers of that name on m. */
+static int
+hdr_count(const rd_kafka_message_t *m, const char *name)
+{
+	rd_kafka_headers_t *h = NULL;
+	const void *v;
+	size_t n;
+	int k = 0;
+	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
+	while (rd_kafka_header_get(h, (size_t) k, name, &v, &n) ==
+	       RD_KAFKA_RESP_ERR_NO_ERROR)
+		k++;
+	return k;
+}
+
+/* A message with its key, value and headers goes to the DLQ with the
+ * verdict headers; stale verdict headers are replaced. */
+static void
+test_dead_letter(void **state)
+{
+	rd_kafka_t *p = client(RD_KAFKA_PRODUCER);
+	rd_kafka_t *c = client(RD_KAFKA_CONSUMER);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+	volatile int fatal = 0;
+	lm_dlq *q = NULL;
+	char err[256], buf[600], longerr[LM_DLQ_ERROR_MAX + 100];
+	(void) state;
+
+	rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
+	rd_kafka_header_add(h, LM_DLQ_H_REASON, -1, "old", -1);
+	assert_int_equal(
+	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src"), RD_KAFKA_V_PARTITION(0),
+	        RD_KAFKA_V_KEY("job-1", 5), RD_KAFKA_V_VALUE("{nope", 5),
+	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+	        RD_KAFKA_V_END),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_message_t *src = read_at(c, "src", RD_KAFKA_OFFSET_BEGINNING);
+
+	assert_int_equal(
+	    lm_dlq_new(M.brokers, "dlq", &fatal, &q, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS), LM_OK); /* nothing sent */
+	/* An error longer than the limit is cut at a character boundary. */
+	memset(longerr, 'e', sizeof(longerr));
+	memcpy(longerr + LM_DLQ_ERROR_MAX - 1, "\xc3\xa9", 2);
+	longerr[sizeof(longerr) - 1] = '\0';
+	assert_int_equal(lm_dlq_send(q, src, "bad_json", longerr, IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_delivered(q), 1);
+
+	rd_kafka_message_t *d = read_at(c, "dlq", RD_KAFKA_OFFSET_BEGINNING);
+	assert_int_equal(d->key_len, 5);
+	assert_memory_equal(d->key, "job-1", 5);
+	assert_int_equal(d->len, 5);
+	assert_memory_equal(d->payload, "{nope", 5);
+	assert_string_equal(hdr(d, "content-type", buf, sizeof(buf)), "application/json");
+	assert_string_equal(hdr(d, LM_DLQ_H_REASON, buf, sizeof(buf)), "bad_json");
+	assert_int_equal(hdr_count(d, LM_DLQ_H_REASON), 1);
+	assert_int_equal(
+	    strlen(hdr(d, LM_DLQ_H_ERROR, buf, sizeof(buf))), LM_DLQ_ERROR_MAX - 1);
+	assert_string_equal(hdr(d, LM_DLQ_H_TOPIC, buf, sizeof(buf)), "src");
+	assert_string_equal(hdr(d, LM_DLQ_H_PARTITION, buf, sizeof(buf)), "0");
+	assert_string_equal(hdr(d, LM_DLQ_H_OFFSET, buf, sizeof(buf)), "0");
+	rd_kafka_message_destroy(d);
+
+	/* A delivery failure fails the flush; the next flush starts afresh. */
+	rd_kafka_mock_push_request_errors(
+	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS), LM_EKAFKA);
+	assert_int_equal(lm_dlq_delivered(q), 1);
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_delivered(q), 2);
+	assert_int_equal(fatal, 0);
+
+	lm_dlq_free(q);
+	lm_dlq_free(NULL);
+	rd_kafka_message_destroy(src);
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+}
+
+/* StoreNotify {last_seq} arrives at a subscriber; no subscriber is fine. */
+static void
+test_notify(void **state)
+{
+	char *dir = lmt_tmpdir("notify");
+	char url[4200];
+	lm_notify *n = NULL;
+	nng_socket s;
+	uint64_t got = 0;
+	(void) state;
+
+	snprintf(url, sizeof(url), "ipc://%s/n.ipc", dir);
+	assert_int_equal(lm_notify_open("bogus://x", &n), LM_EINVAL);
+	assert_int_equal(lm_notify_open(url, &n), LM_OK);
+	assert_int_equal(lm_notify_send(n, 1), LM_OK); /* nobody listens */
+
+	assert_int_equal(nng_sub0_open(&s), 0);
+	assert_int_equal(nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, "", 0), 0);
+	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 100), 0);
+	assert_int_equal(nng_dial(s, url, NULL, 0), 0);
+	/* A subscription takes a moment to be in place: send until one arrives. */
+	for (int i = 0; i < 100 && got == 0; i++) {
+		void *buf = NULL;
+		size_t len = 0;
+		assert_int_equal(lm_notify_send(n, UINT64_C(1) << 40), LM_OK);
+		if (nng_recv(s, &buf, &len, NNG_FLAG_ALLOC) == 0) {
+			Lunamatch__V1__StoreNotify *m =
+			    lunamatch__v1__store_notify__unpack(NULL, len, buf);
+			assert_non_null(m);
+			got = m->last_seq;
+			lunamatch__v1__store_notify__free_unpacked(m, NULL);
+			nng_free(buf, len);
+		}
+	}
+	assert_int_equal(got, UINT64_C(1) << 40);
+	nng_close(s);
+	lm_notify_close(n);
+	lm_notify_close(NULL);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_dead_letter),
+	    cmocka_unit_test(test_notify),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
