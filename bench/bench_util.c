@@ -782,7 +782,8 @@ bench_write_results(const char *dir, const char *name, json_t *doc, const bench_
 		fprintf(stderr, "bench: result path too long\n");
 		return -1;
 	}
-	if ((json = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) == NULL) {
+	if ((json = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+	                                JSON_REAL_PRECISION(7))) == NULL) {
 		fprintf(stderr, "bench: cannot encode results\n");
 		return -1;
 	}
