@@ -400,7 +400,6 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 	if (lm_ingest_batch_len(c->batch) == 0)
 		c->deadline_ms = now_ms() + c->cfg->batch_ms;
 	if (d.action == LM_INGEST_REJECT) {
-		struct held *h = &c->rejects[c->nrejects++];
 		size_t r = reason_index(c, d.reason);
 		if (r < c->nreasons)
 			c->pending[r]++;
@@ -408,10 +407,14 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 		    "%s message rejected: %s (partition %" PRId32 ", offset %" PRId64 ")",
 		    lm_kind_name(im.kind), d.reason, m->partition, m->offset);
 		(void) lm_dlq_send(c->dlq, m, d.reason, d.error, DLQ_SEND_WAIT_MS);
-		h->m = m;
-		h->reason = d.reason;
-		memcpy(h->error, d.error, sizeof(h->error));
-		kept = true;
+		/* At most one reject per batch entry, so this always fits. */
+		if (c->nrejects < c->cfg->batch_max) {
+			struct held *h = &c->rejects[c->nrejects++];
+			h->m = m;
+			h->reason = d.reason;
+			memcpy(h->error, d.error, sizeof(h->error));
+			kept = true;
+		}
 	}
 	if ((rv = lm_ingest_batch_add(c->batch, &d, topic, m->partition, m->offset)) !=
 	    LM_OK) {
