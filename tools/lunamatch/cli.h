@@ -1,0 +1,175 @@
+/*
+ * cli.h - what the commands of the `lunamatch` command-line tool share.
+ *
+ * The tool is a table of commands (main.c). Each row names a handler, a
+ * one-line help, a usage text and the command's own options. Adding a command
+ * is adding a cmd_<name>.c file with its handler and option table, declaring
+ * both here and adding one row to the table in main.c.
+ *
+ * Option handling is done once, by the dispatcher, so that every command
+ * behaves the same way:
+ * - Global flags (--brokers, --data-dir, --json, --url, --topic-*, ...) may be
+ *   written before the command name or anywhere among its arguments.
+ * - The dispatcher parses the command's arguments with getopt_long over the
+ *   command's options plus the global flags (GNU permutation: options and
+ *   positional arguments may be mixed; "--" ends the options). Global flags
+ *   go into the configuration; --help/-h prints the command's usage; an
+ *   unknown option or a missing value is a usage error.
+ * - The handler is then called with the final configuration and a clean
+ *   argument vector: argv[0] is the command name, followed by the command's
+ *   own options, then "--", then the positional arguments. Handlers parse it
+ *   with getopt_long over their option table (lm_cli_getopt) and find the
+ *   positional arguments at optind.
+ *
+ * Exit statuses: LM_CLI_EXIT_OK (0) success, LM_CLI_EXIT_FAIL (1) the
+ * operation failed, LM_CLI_EXIT_USAGE (2) usage error. Errors go to stderr,
+ * results to stdout.
+ */
+#ifndef LUNAMATCH_CLI_H
+#define LUNAMATCH_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "lunamatch/config.h"
+
+#define LM_CLI_PROG "lunamatch"
+
+#define LM_CLI_EXIT_OK    0
+#define LM_CLI_EXIT_FAIL  1
+#define LM_CLI_EXIT_USAGE 2
+
+/*
+ * A command handler. cfg is the configuration after all global flags;
+ * argv is laid out as described above. Returns an LM_CLI_EXIT_* status.
+ * Handlers run on the main thread and may install signal handlers.
+ */
+typedef int (*lm_cli_fn)(const lm_config *cfg, int argc, char **argv);
+
+/*
+ * One row of the command table. longopts is terminated by a zero entry;
+ * every entry must have flag == NULL and a val other than '?' and ':' (the
+ * values the handler's getopt loop sees); at most 64 entries. shortopts lists the
+ * command's short options in getopt syntax ("n:f"), without a leading '+',
+ * '-' or ':'; it may be "" and must not use 'h'.
+ */
+typedef struct lm_cli_command {
+	const char *name;
+	lm_cli_fn fn;
+	const char *help;             /* one line, no trailing period */
+	const char *usage;            /* full text: synopsis, description, options */
+	const char *shortopts;
+	const struct option *longopts;
+} lm_cli_command;
+
+/* ---- commands --------------------------------------------------------- */
+
+int lm_cli_produce(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_produce_options[];
+extern const char lm_cli_produce_usage[];
+
+int lm_cli_store(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_store_options[];
+extern const char lm_cli_store_usage[];
+
+int lm_cli_dlq(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_dlq_options[];
+extern const char lm_cli_dlq_usage[];
+
+/* cmd_match.c: match jobs|candidates, explain, get, health (exit 3 when the
+ * service is unavailable). */
+int lm_cli_match(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_match_options[];
+extern const char lm_cli_match_usage[];
+
+int lm_cli_explain(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_explain_options[];
+extern const char lm_cli_explain_usage[];
+
+int lm_cli_get(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_get_options[];
+extern const char lm_cli_get_usage[];
+
+int lm_cli_health(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_health_options[];
+extern const char lm_cli_health_usage[];
+
+/* cmd_watch.c */
+int lm_cli_watch(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_watch_options[];
+extern const char lm_cli_watch_usage[];
+
+/* ---- argument helpers (output.c) -------------------------------------- */
+
+/*
+ * getopt_long over a handler's argv (see above): call it in a loop like
+ * getopt_long. The first call of a loop must pass first = true to reset
+ * getopt's state. Returns the option's val, -1 at "--" or the end, '?' or
+ * ':' for errors (which the dispatcher has already ruled out).
+ */
+int lm_cli_getopt(int argc, char **argv, const char *shortopts,
+    const struct option *longopts, bool first);
+
+/*
+ * Parses s as a decimal integer in min..max. Returns true and sets *out, or
+ * false (nothing printed) for anything else, including signs and spaces.
+ */
+bool lm_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Prints "lunamatch CMD: MESSAGE\n" on stderr. cmd may be NULL. */
+void lm_cli_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints the error followed by a pointer to `lunamatch help CMD` and returns
+ * LM_CLI_EXIT_USAGE. */
+int lm_cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- output helpers (output.c) ---------------------------------------- */
+
+/* Most bytes of one table cell that are printed; a longer cell is cut and
+ * ends with "...". */
+#define LM_CLI_CELL_MAX 1024
+
+/* A table column: its header and the width it is padded to. A cell wider
+ * than the column is printed whole (up to LM_CLI_CELL_MAX) and shifts the
+ * rest of its row; the last column is never padded. */
+typedef struct lm_cli_col {
+	const char *header;
+	int width;
+} lm_cli_col;
+
+/*
+ * Streaming tables: rows are written as they come, so that a listing of any
+ * length needs no memory. Cells are bytes of length strlen (NULL prints
+ * "-"); control characters and invalid UTF-8 are shown as '?' so that data
+ * can never drive the terminal. Widths count UTF-8 characters.
+ */
+void lm_cli_table_header(FILE *out, const lm_cli_col *cols, size_t n);
+void lm_cli_table_row(FILE *out, const lm_cli_col *cols, size_t n,
+    const char *const *cells);
+
+/*
+ * Copies src[0..n) into dst (dstlen >= 4 bytes) as printable text for a
+ * table: control characters and invalid UTF-8 become '?', and a text that
+ * does not fit is cut at a character boundary and ends with "...".
+ */
+void lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n);
+
+/*
+ * A new JSON string holding src[0..n): valid UTF-8 is kept as is, each byte
+ * of invalid UTF-8 becomes U+FFFD. Returns a new reference or NULL (out of
+ * memory).
+ */
+json_t *lm_cli_json_string(const void *src, size_t n);
+
+/* Writes v as one compact JSON line to out and flushes it. v is borrowed.
+ * Returns 0, or -1 if v could not be written. */
+int lm_cli_json_line(FILE *out, const json_t *v);
+
+#endif /* LUNAMATCH_CLI_H */

@@ -1,0 +1,371 @@
+/*
+ * cmd_dlq.c - `lunamatch dlq tail`: shows the messages that ingest rejected
+ * to the dead-letter topic, with where they came from and why.
+ *
+ *   dlq tail [--count N] [--follow] [--from-beginning] [--timeout-ms N]
+ *
+ * Ingest writes each rejected message to the DLQ topic unchanged (key and
+ * value) with these headers: lunamatch-reason (a stable token such as
+ * "missing_field"), lunamatch-error (a human-readable message),
+ * lunamatch-source-topic, lunamatch-source-partition and
+ * lunamatch-source-offset. This command reads the topic by assigning its
+ * partitions directly (under a unique throwaway group id that it never
+ * joins) and commits nothing, so it never disturbs another reader.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "cli.h"
+#include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
+
+#define CMD "dlq"
+
+#define DLQ_COUNT_DEFAULT 10
+#define DLQ_COUNT_MAX 1000000
+/* Default and largest --timeout-ms: reaching the broker and, without
+ * --follow, the end of every partition. */
+#define DLQ_TIMEOUT_DEFAULT 10000
+#define DLQ_TIMEOUT_MAX 3600000
+/* Most bytes of a header value or key shown; longer ones are cut. */
+#define DLQ_FIELD_MAX 4096
+/* One consumer poll: the longest delay before a signal is noticed. */
+#define DLQ_POLL_MS 200
+
+#define HDR_REASON "lunamatch-reason"
+#define HDR_ERROR "lunamatch-error"
+#define HDR_SRC_TOPIC "lunamatch-source-topic"
+#define HDR_SRC_PARTITION "lunamatch-source-partition"
+#define HDR_SRC_OFFSET "lunamatch-source-offset"
+
+enum { OPT_COUNT = 'n', OPT_FOLLOW = 'f', OPT_BEGINNING = 1, OPT_TIMEOUT };
+
+const struct option lm_cli_dlq_options[] = {
+    {"count", required_argument, NULL, OPT_COUNT},
+    {"follow", no_argument, NULL, OPT_FOLLOW},
+    {"from-beginning", no_argument, NULL, OPT_BEGINNING},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    {NULL, 0, NULL, 0},
+};
+
+const char lm_cli_dlq_usage[] =
+    "Usage: " LM_CLI_PROG " [global options] dlq tail [options]\n"
+    "\n"
+    "Prints the messages in the dead-letter topic (--topic-dlq,\n"
+    "LUNAMATCH_TOPIC_DLQ): source topic, partition and offset, reason, error\n"
+    "and key of each, as a table or, with --json, as JSON lines. Joins no\n"
+    "consumer group and commits nothing.\n"
+    "\n"
+    "Without --follow, starts at the last N messages of each partition (or at\n"
+    "the oldest with --from-beginning) and stops after N messages or at the end\n"
+    "of every partition. With --follow, prints the last N messages of each\n"
+    "partition (or everything with --from-beginning), then new ones as they\n"
+    "arrive, until SIGINT or SIGTERM.\n"
+    "\n"
+    "Options:\n"
+    "  -n, --count N       messages to print (default 10, at most 1000000)\n"
+    "  -f, --follow        keep printing new messages until interrupted\n"
+    "  --from-beginning    start at the oldest message of each partition\n"
+    "  --timeout-ms N      longest wait for the broker and, without --follow,\n"
+    "                      for the end of the partitions (default 10000)\n";
+
+static volatile sig_atomic_t stop_sig;
+
+static void
+on_signal(int sig)
+{
+	stop_sig = sig;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The last value of header name, or NULL (*len 0) when absent. */
+static const char *
+header(rd_kafka_headers_t *h, const char *name, size_t *len)
+{
+	const void *v = NULL;
+
+	*len = 0;
+	if (h == NULL || rd_kafka_header_get_last(h, name, &v, len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return NULL;
+	if (v == NULL) {
+		*len = 0;
+		return "";
+	}
+	if (*len > DLQ_FIELD_MAX)
+		*len = DLQ_FIELD_MAX;
+	return v;
+}
+
+/* A JSON value for a header: null when absent. */
+static json_t *
+json_field(const char *v, size_t len)
+{
+	return v != NULL ? lm_cli_json_string(v, len) : json_null();
+}
+
+/* A header holding a decimal integer as a JSON integer; any other text as a
+ * string; null when absent. */
+static json_t *
+json_number_field(const char *v, size_t len)
+{
+	char buf[32];
+	uint64_t n;
+
+	if (v == NULL)
+		return json_null();
+	if (len < sizeof(buf)) {
+		memcpy(buf, v, len);
+		buf[len] = '\0';
+		if (lm_cli_parse_u64(buf, 0, INT64_MAX, &n))
+			return json_integer((json_int_t) n);
+	}
+	return lm_cli_json_string(v, len);
+}
+
+static const lm_cli_col cols[] = {
+    {"PARTITION:OFFSET", 16}, {"SOURCE", 36}, {"REASON", 16}, {"KEY", 24}, {"ERROR", 0}};
+#define NCOLS (sizeof(cols) / sizeof(cols[0]))
+
+/* Prints one DLQ message. Returns 0, or -1 when stdout failed. */
+static int
+print_message(const rd_kafka_message_t *m, bool json)
+{
+	rd_kafka_headers_t *h = NULL;
+	size_t rl, el, tl, pl, ol, kl;
+	const char *reason, *error, *stopic, *spart, *soff;
+	int rv = 0;
+
+	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		h = NULL;
+	reason = header(h, HDR_REASON, &rl);
+	error = header(h, HDR_ERROR, &el);
+	stopic = header(h, HDR_SRC_TOPIC, &tl);
+	spart = header(h, HDR_SRC_PARTITION, &pl);
+	soff = header(h, HDR_SRC_OFFSET, &ol);
+	kl = m->key_len > DLQ_FIELD_MAX ? DLQ_FIELD_MAX : m->key_len;
+
+	if (json) {
+		json_t *o = json_object();
+		json_object_set_new(o, "partition", json_integer(m->partition));
+		json_object_set_new(o, "offset", json_integer((json_int_t) m->offset));
+		json_object_set_new(o, "timestamp_ms",
+		    json_integer((json_int_t) rd_kafka_message_timestamp(m, NULL)));
+		json_object_set_new(o, "source_topic", json_field(stopic, tl));
+		json_object_set_new(o, "source_partition", json_number_field(spart, pl));
+		json_object_set_new(o, "source_offset", json_number_field(soff, ol));
+		json_object_set_new(o, "reason", json_field(reason, rl));
+		json_object_set_new(o, "error", json_field(error, el));
+		json_object_set_new(o, "key", m->key != NULL ? lm_cli_json_string(m->key, kl)
+							      : json_null());
+		json_object_set_new(o, "value_bytes", json_integer((json_int_t) m->len));
+		rv = lm_cli_json_line(stdout, o);
+		json_decref(o);
+		return rv;
+	}
+
+	char at[48], sr[DLQ_FIELD_MAX + 4], se[DLQ_FIELD_MAX + 4], sk[DLQ_FIELD_MAX + 4];
+	char st[DLQ_FIELD_MAX + 4], sp[32], so[32];
+	char src[sizeof(st) + sizeof(sp) + sizeof(so) + 2];
+	snprintf(at, sizeof(at), "%" PRId32 ":%" PRId64, m->partition, m->offset);
+	lm_cli_printable(st, sizeof(st), stopic ? stopic : "?", stopic ? tl : 1);
+	lm_cli_printable(sp, sizeof(sp), spart ? spart : "?", spart ? pl : 1);
+	lm_cli_printable(so, sizeof(so), soff ? soff : "?", soff ? ol : 1);
+	snprintf(src, sizeof(src), "%s/%s@%s", st, sp, so);
+	lm_cli_printable(sr, sizeof(sr), reason ? reason : "-", reason ? rl : 1);
+	lm_cli_printable(se, sizeof(se), error ? error : "-", error ? el : 1);
+	if (m->key != NULL)
+		lm_cli_printable(sk, sizeof(sk), m->key, kl);
+	else
+		snprintf(sk, sizeof(sk), "-");
+	const char *cells[NCOLS] = {at, src, sr, sk, se};
+	lm_cli_table_row(stdout, cols, NCOLS, cells);
+	return fflush(stdout) == 0 ? 0 : -1;
+}
+
+/*
+ * Creates the consumer. librdkafka's assign() needs a group id; a unique
+ * throwaway one is used only locally: assign() joins no group, and with
+ * auto-commit off nothing is ever committed under it.
+ * Returns NULL after printing why.
+ */
+static rd_kafka_t *
+new_consumer(const lm_config *cfg)
+{
+	rd_kafka_conf_t *c = NULL;
+	rd_kafka_t *rk;
+	char err[512], group[96];
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(group, sizeof(group), "lunamatch-cli-dlq-%ld-%lld-%ld", (long) getpid(),
+	    (long long) ts.tv_sec, ts.tv_nsec);
+	if (lm_kafka_conf(cfg->brokers, "lunamatch-cli", &c, err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "group.id", group, err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "enable.partition.eof", "true", err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "enable.auto.offset.store", "false", err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)) != LM_OK) {
+		lm_cli_error(CMD, "%s", err);
+		rd_kafka_conf_destroy(c);
+		return NULL;
+	}
+	if ((rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err))) == NULL) {
+		lm_cli_error(CMD, "cannot create the Kafka consumer: %s", err);
+		rd_kafka_conf_destroy(c);
+		return NULL;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
+static int
+tail(const lm_config *cfg, uint64_t count, bool follow, bool beginning, int timeout_ms)
+{
+	const char *topic = cfg->topic_dlq;
+	rd_kafka_t *rk;
+	rd_kafka_topic_partition_list_t *l = NULL;
+	bool *eof = NULL;
+	int np = 0, neof = 0, rc, rv = LM_CLI_EXIT_FAIL;
+	uint64_t printed = 0;
+	int64_t deadline;
+	struct sigaction sa;
+
+	if ((rk = new_consumer(cfg)) == NULL)
+		return LM_CLI_EXIT_FAIL;
+	rc = lm_kafka_topic_partitions(rk, topic, timeout_ms, &np);
+	if (rc == LM_ENOENT) {
+		lm_cli_error(CMD, "topic %s does not exist", topic);
+		goto out;
+	}
+	if (rc != LM_OK) {
+		lm_cli_error(CMD, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
+		goto out;
+	}
+	if ((eof = calloc((size_t) np, sizeof(*eof))) == NULL ||
+	    (l = rd_kafka_topic_partition_list_new(np)) == NULL) {
+		lm_cli_error(CMD, "out of memory");
+		goto out;
+	}
+	for (int p = 0; p < np; p++)
+		rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+		    beginning ? RD_KAFKA_OFFSET_BEGINNING
+			      : RD_KAFKA_OFFSET_TAIL((int64_t) count);
+	rd_kafka_resp_err_t ae = rd_kafka_assign(rk, l);
+	if (ae != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		lm_cli_error(CMD, "cannot assign the partitions of %s: %s", topic,
+		    rd_kafka_err2str(ae));
+		goto out;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	if (!cfg->json)
+		lm_cli_table_header(stdout, cols, NCOLS);
+	deadline = now_ms() + timeout_ms;
+	while (!stop_sig) {
+		if (!follow && (printed >= count || neof >= np))
+			break;
+		if (!follow && now_ms() >= deadline) {
+			lm_cli_error(CMD,
+			    "did not reach the end of every partition of %s within %d ms",
+			    topic, timeout_ms);
+			goto out;
+		}
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, DLQ_POLL_MS);
+		if (m == NULL)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			if (m->partition >= 0 && m->partition < np && !eof[m->partition]) {
+				eof[m->partition] = true;
+				neof++;
+			}
+		} else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			lm_cli_error(CMD, "%s", rd_kafka_message_errstr(m));
+			if (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+			    m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+			    m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+				rd_kafka_message_destroy(m);
+				goto out;
+			}
+		} else if (follow || printed < count) {
+			if (print_message(m, cfg->json) != 0) {
+				rd_kafka_message_destroy(m);
+				lm_cli_error(CMD, "cannot write to standard output");
+				goto out;
+			}
+			printed++;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	/* An interrupted one-shot tail is incomplete; an interrupted follow
+	 * is how it is meant to end. */
+	rv = (stop_sig && !follow) ? LM_CLI_EXIT_FAIL : LM_CLI_EXIT_OK;
+out:
+	if (l != NULL)
+		rd_kafka_topic_partition_list_destroy(l);
+	free(eof);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return rv;
+}
+
+int
+lm_cli_dlq(const lm_config *cfg, int argc, char **argv)
+{
+	uint64_t count = DLQ_COUNT_DEFAULT, tmo = DLQ_TIMEOUT_DEFAULT;
+	bool follow = false, beginning = false;
+	int c;
+
+	for (bool first = true;
+	     (c = lm_cli_getopt(argc, argv, "n:f", lm_cli_dlq_options, first)) != -1;
+	     first = false) {
+		switch (c) {
+		case OPT_COUNT:
+			if (!lm_cli_parse_u64(optarg, 1, DLQ_COUNT_MAX, &count))
+				return lm_cli_usage_error(CMD,
+				    "--count: \"%s\" is not a number in 1..%d", optarg,
+				    DLQ_COUNT_MAX);
+			break;
+		case OPT_FOLLOW:
+			follow = true;
+			break;
+		case OPT_BEGINNING:
+			beginning = true;
+			break;
+		case OPT_TIMEOUT:
+			if (!lm_cli_parse_u64(optarg, 1, DLQ_TIMEOUT_MAX, &tmo))
+				return lm_cli_usage_error(CMD,
+				    "--timeout-ms: \"%s\" is not a number in 1..%d", optarg,
+				    DLQ_TIMEOUT_MAX);
+			break;
+		default:
+			return lm_cli_usage_error(CMD, "bad option %s", argv[optind - 1]);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		return lm_cli_usage_error(CMD, "missing subcommand: tail");
+	if (strcmp(argv[0], "tail") != 0)
+		return lm_cli_usage_error(CMD, "unknown subcommand \"%s\": tail", argv[0]);
+	if (argc > 1)
+		return lm_cli_usage_error(CMD, "dlq tail takes no arguments");
+	return tail(cfg, count, follow, beginning, (int) tmo);
+}

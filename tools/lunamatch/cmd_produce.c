@@ -1,0 +1,580 @@
+/*
+ * cmd_produce.c - `lunamatch produce`: sends job postings or candidate
+ * profiles from a JSON file to their Kafka topic, the way a producer of the
+ * job site would, for demos, tests and back-fills.
+ *
+ *   produce postings|profiles FILE [--as-json] [--topic T] [--timeout-ms N]
+ *                                  [--progress]
+ *
+ * The file is a JSON array of records or JSON lines (one record per line),
+ * told apart by its first non-space character ('[' = array). Every record is
+ * decoded with the project's JSON codec first: one that does not decode is
+ * reported with its line (or array index) and the reason, counted as skipped
+ * and not sent. The others are sent as protobuf (default) or as their JSON
+ * text with the header content-type: application/json (--as-json), keyed by
+ * the record id (no key when the record has none: ingest rejects it to the
+ * dead-letter topic), with the idempotent producer. The command waits for
+ * every delivery report and exits 1 when any record was skipped or failed.
+ * Records are not validated beyond decoding: that is ingest's job.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "cli.h"
+#include "lunamatch/error.h"
+#include "lunamatch/json.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/v1/records.pb-c.h"
+
+#define CMD "produce"
+
+/* Largest input file (or standard input) read. */
+#define PRODUCE_FILE_MAX (256u << 20)
+/* Largest record: a JSON line, and the payload sent. */
+#define PRODUCE_RECORD_MAX (1u << 20)
+/* librdkafka's message.max.bytes: a maximal record plus protocol overhead. */
+#define PRODUCE_MESSAGE_MAX "1114112"
+/* Default and largest --timeout-ms. */
+#define PRODUCE_TIMEOUT_DEFAULT 30000
+#define PRODUCE_TIMEOUT_MAX 3600000
+/* Records between two progress lines. */
+#define PRODUCE_PROGRESS_EVERY 1000
+/* Most per-record errors printed (and listed in the --json summary). */
+#define PRODUCE_ERRORS_SHOWN 100
+
+enum { OPT_AS_JSON = 1, OPT_TOPIC, OPT_TIMEOUT, OPT_PROGRESS };
+
+const struct option lm_cli_produce_options[] = {
+    {"as-json", no_argument, NULL, OPT_AS_JSON},
+    {"topic", required_argument, NULL, OPT_TOPIC},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
+    {NULL, 0, NULL, 0},
+};
+
+const char lm_cli_produce_usage[] =
+    "Usage: " LM_CLI_PROG " [global options] produce postings|profiles FILE [options]\n"
+    "\n"
+    "Sends the records of FILE (\"-\" for standard input) to the postings or\n"
+    "profiles topic. FILE holds a JSON array of records or JSON lines (one\n"
+    "record per line; blank lines are ignored), in the JSON form of\n"
+    "proto/lunamatch/v1/records.proto. A record that does not decode is\n"
+    "reported with its line or array index and skipped; the others are sent\n"
+    "keyed by their id with the idempotent producer. Prints \"sent N, failed M,\n"
+    "skipped K\" (a JSON object with --json). Limits: 256 MiB per file, 1 MiB\n"
+    "per record.\n"
+    "\n"
+    "Exit status: 0 when every record was sent, 1 when any was skipped or not\n"
+    "delivered (or the input or Kafka failed), 2 for a usage error.\n"
+    "\n"
+    "Options:\n"
+    "  --as-json         send the JSON text with header content-type:\n"
+    "                    application/json instead of protobuf\n"
+    "  --topic T         send to topic T instead of --topic-postings or\n"
+    "                    --topic-profiles\n"
+    "  --timeout-ms N    longest wait for Kafka and for the delivery of each\n"
+    "                    record (default 30000)\n"
+    "  --progress        print progress on stderr every 1000 records (the\n"
+    "                    default when stderr is a terminal)\n";
+
+/* The state of one run. */
+struct producer {
+	const ProtobufCMessageDescriptor *desc;
+	bool posting;
+	bool as_json;
+	bool progress;
+	bool json_out;
+	bool lines;         /* JSON lines: positions are lines, else indexes */
+	const char *topic;
+	int timeout_ms;
+	rd_kafka_t *rk;
+	uint64_t read;      /* records seen, decodable or not */
+	uint64_t queued;    /* handed to librdkafka */
+	uint64_t sent;      /* delivered */
+	uint64_t failed;    /* produce or delivery failed */
+	uint64_t skipped;   /* did not decode or too large */
+	uint64_t shown;     /* per-record errors printed */
+	json_t *errors;     /* the first PRODUCE_ERRORS_SHOWN, for --json */
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reports a problem with the record at pos (line or index). */
+static void
+record_error(struct producer *P, uint64_t pos, const char *what, const char *detail)
+{
+	const char *unit = P->lines ? "line" : "index";
+
+	if (P->shown < PRODUCE_ERRORS_SHOWN) {
+		lm_cli_error(CMD, "%s %" PRIu64 ": %s: %s", unit, pos, what, detail);
+		if (P->errors != NULL) {
+			json_t *e = json_object();
+			char msg[1024];
+			snprintf(msg, sizeof(msg), "%s: %s", what, detail);
+			json_object_set_new(e, unit, json_integer((json_int_t) pos));
+			json_object_set_new(e, "error", lm_cli_json_string(msg, strlen(msg)));
+			json_array_append_new(P->errors, e);
+		}
+	} else if (P->shown == PRODUCE_ERRORS_SHOWN) {
+		lm_cli_error(CMD, "more record errors follow; they are counted, not shown");
+	}
+	P->shown++;
+}
+
+/* Delivery reports; runs on the main thread inside rd_kafka_poll/flush. */
+static void
+dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct producer *P = opaque;
+	(void) rk;
+
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		P->sent++;
+		return;
+	}
+	P->failed++;
+	record_error(P, (uint64_t) (uintptr_t) m->_private, "not delivered",
+	    rd_kafka_err2str(m->err));
+}
+
+static void
+progress(struct producer *P)
+{
+	fprintf(stderr,
+	    LM_CLI_PROG " " CMD ": %" PRIu64 " records read, %" PRIu64 " sent, %" PRIu64
+	    " failed, %" PRIu64 " skipped\n",
+	    P->read, P->sent, P->failed, P->skipped);
+}
+
+/* Hands one payload to librdkafka, waiting while its queue is full (at most
+ * timeout_ms). Returns true when queued. */
+static bool
+send_one(struct producer *P, uint64_t pos, const char *key, const void *payload,
+    size_t len)
+{
+	int64_t deadline = now_ms() + P->timeout_ms;
+	size_t klen = key != NULL ? strlen(key) : 0;
+
+	for (;;) {
+		rd_kafka_headers_t *h = NULL;
+		rd_kafka_resp_err_t e;
+
+		if (P->as_json) {
+			h = rd_kafka_headers_new(1);
+			rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
+		}
+		e = rd_kafka_producev(P->rk, RD_KAFKA_V_TOPIC(P->topic),
+		    RD_KAFKA_V_KEY(klen ? key : NULL, klen),
+		    RD_KAFKA_V_VALUE((void *) payload, len), RD_KAFKA_V_HEADERS(h),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		    RD_KAFKA_V_OPAQUE((void *) (uintptr_t) pos), RD_KAFKA_V_END);
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			P->queued++;
+			rd_kafka_poll(P->rk, 0);
+			return true;
+		}
+		/* Not taken over by librdkafka on failure. */
+		if (h != NULL)
+			rd_kafka_headers_destroy(h);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline) {
+			P->failed++;
+			record_error(P, pos, "not sent", rd_kafka_err2str(e));
+			return false;
+		}
+		rd_kafka_poll(P->rk, 100);
+	}
+}
+
+/*
+ * Decodes one record (text of len bytes, or an already parsed value) and
+ * sends it. pos is its line or index for messages.
+ */
+static void
+handle_record(struct producer *P, uint64_t pos, const char *text, size_t len,
+    const json_t *value)
+{
+	ProtobufCMessage *msg = NULL;
+	char err[512], *dumped = NULL;
+	uint8_t *pb = NULL;
+	const void *payload;
+	size_t plen;
+	const char *id;
+	int rc;
+
+	P->read++;
+	if (value != NULL)
+		rc = lm_json_decode_value(P->desc, value, &msg, err, sizeof(err));
+	else
+		rc = lm_json_decode(P->desc, text, len, &msg, err, sizeof(err));
+	if (rc != LM_OK) {
+		P->skipped++;
+		record_error(P, pos, "does not decode", err);
+		goto out;
+	}
+	id = P->posting ? ((Lunamatch__V1__JobPosting *) msg)->id
+			: ((Lunamatch__V1__CandidateProfile *) msg)->id;
+	if (P->as_json) {
+		if (value != NULL) {
+			if ((dumped = json_dumps(value, JSON_COMPACT)) == NULL) {
+				P->skipped++;
+				record_error(P, pos, "cannot encode", "out of memory");
+				goto out;
+			}
+			text = dumped;
+			len = strlen(dumped);
+		}
+		payload = text;
+		plen = len;
+	} else {
+		if ((rc = lm_pb_encode(msg, &pb, &plen)) != LM_OK) {
+			P->skipped++;
+			record_error(P, pos, "cannot encode", lm_strerror(rc));
+			goto out;
+		}
+		payload = pb;
+	}
+	if (plen > PRODUCE_RECORD_MAX) {
+		P->skipped++;
+		record_error(P, pos, "too large", "the record is larger than 1 MiB");
+		goto out;
+	}
+	send_one(P, pos, id, payload, plen);
+out:
+	free(pb);
+	free(dumped);
+	if (msg != NULL)
+		protobuf_c_message_free_unpacked(msg, NULL);
+	if (P->progress && P->read % PRODUCE_PROGRESS_EVERY == 0)
+		progress(P);
+}
+
+static bool
+is_space(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/*
+ * JSON lines: reads in line by line, each at most PRODUCE_RECORD_MAX bytes,
+ * the whole at most PRODUCE_FILE_MAX. first_line is the number of the line
+ * the stream is at (blank lines before it were consumed). Returns 0, or -1 after reporting an
+ * input error (records before it were sent).
+ */
+static int
+run_lines(struct producer *P, FILE *in, const char *name, uint64_t first_line)
+{
+	char *buf = malloc(PRODUCE_RECORD_MAX + 1);
+	uint64_t line = first_line - 1, total = 0;
+	int rv = 0;
+
+	if (buf == NULL) {
+		lm_cli_error(CMD, "out of memory");
+		return -1;
+	}
+	for (;;) {
+		size_t len = 0;
+		bool toolong = false;
+		int c = EOF;
+
+		while ((c = getc(in)) != EOF && c != '\n') {
+			if (len < PRODUCE_RECORD_MAX)
+				buf[len++] = (char) c;
+			else
+				toolong = true;
+			if (++total > PRODUCE_FILE_MAX)
+				break;
+		}
+		if (total > PRODUCE_FILE_MAX) {
+			lm_cli_error(CMD, "%s: input larger than %u MiB; stopped at line %" PRIu64,
+			    name, PRODUCE_FILE_MAX >> 20, line + 1);
+			rv = -1;
+			break;
+		}
+		if (c == EOF && ferror(in)) {
+			lm_cli_error(CMD, "%s: read error: %s", name, strerror(errno));
+			rv = -1;
+			break;
+		}
+		if (c == EOF && len == 0 && !toolong)
+			break;
+		total += c == '\n';
+		line++;
+		while (len > 0 && is_space((unsigned char) buf[len - 1]))
+			len--;
+		size_t start = 0;
+		while (start < len && is_space((unsigned char) buf[start]))
+			start++;
+		if (toolong) {
+			P->read++;
+			P->skipped++;
+			record_error(P, line, "too large", "the line is longer than 1 MiB");
+		} else if (start < len) {
+			handle_record(P, line, buf + start, len - start, NULL);
+		}
+		if (c == EOF)
+			break;
+	}
+	free(buf);
+	return rv;
+}
+
+/* A JSON array: reads the whole input (at most PRODUCE_FILE_MAX) and sends
+ * every element. Returns 0, or -1 after reporting an input error. */
+static int
+run_array(struct producer *P, FILE *in, const char *name)
+{
+	size_t cap = 1 << 16, len = 0, n;
+	char *buf = malloc(cap), *nb;
+	json_error_t jerr;
+	json_t *root;
+	size_t i;
+
+	if (buf == NULL)
+		goto nomem;
+	while ((n = fread(buf + len, 1, cap - len, in)) > 0) {
+		len += n;
+		if (len > PRODUCE_FILE_MAX) {
+			lm_cli_error(CMD, "%s: input larger than %u MiB", name,
+			    PRODUCE_FILE_MAX >> 20);
+			free(buf);
+			return -1;
+		}
+		if (len == cap) {
+			cap = cap * 2 > PRODUCE_FILE_MAX + 1 ? PRODUCE_FILE_MAX + 1 : cap * 2;
+			if ((nb = realloc(buf, cap)) == NULL)
+				goto nomem;
+			buf = nb;
+		}
+	}
+	if (ferror(in)) {
+		lm_cli_error(CMD, "%s: read error: %s", name, strerror(errno));
+		free(buf);
+		return -1;
+	}
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	free(buf);
+	if (root == NULL) {
+		lm_cli_error(CMD, "%s: not a valid JSON array: %s (line %d, column %d)", name,
+		    jerr.text, jerr.line, jerr.column);
+		return -1;
+	}
+	if (!json_is_array(root)) {
+		lm_cli_error(CMD, "%s: not a JSON array", name);
+		json_decref(root);
+		return -1;
+	}
+	for (i = 0; i < json_array_size(root); i++)
+		handle_record(P, i, NULL, 0, json_array_get(root, i));
+	json_decref(root);
+	return 0;
+nomem:
+	free(buf);
+	lm_cli_error(CMD, "out of memory");
+	return -1;
+}
+
+/* Creates the idempotent producer. Returns LM_OK or prints why not. */
+static int
+new_producer(struct producer *P, const lm_config *cfg)
+{
+	rd_kafka_conf_t *c = NULL;
+	char err[512], tmo[16];
+	int rc;
+
+	snprintf(tmo, sizeof(tmo), "%d", P->timeout_ms);
+	if ((rc = lm_kafka_conf(cfg->brokers, "lunamatch-cli", &c, err, sizeof(err))) !=
+		LM_OK ||
+	    (rc = lm_kafka_set(c, "enable.idempotence", "true", err, sizeof(err))) != LM_OK ||
+	    (rc = lm_kafka_set(c, "message.timeout.ms", tmo, err, sizeof(err))) != LM_OK ||
+	    (rc = lm_kafka_set(c, "message.max.bytes", PRODUCE_MESSAGE_MAX, err,
+		 sizeof(err))) != LM_OK) {
+		lm_cli_error(CMD, "%s", err);
+		rd_kafka_conf_destroy(c);
+		return rc;
+	}
+	rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+	rd_kafka_conf_set_opaque(c, P);
+	if ((P->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err))) == NULL) {
+		lm_cli_error(CMD, "cannot create the Kafka producer: %s", err);
+		rd_kafka_conf_destroy(c);
+		return LM_EKAFKA;
+	}
+	return LM_OK;
+}
+
+/* Waits for the outstanding delivery reports; what is still undelivered
+ * after timeout_ms is purged and counted as failed. */
+static void
+drain(struct producer *P)
+{
+	int64_t deadline = now_ms() + P->timeout_ms;
+
+	while (rd_kafka_outq_len(P->rk) > 0 && now_ms() < deadline)
+		rd_kafka_flush(P->rk, 100);
+	if (rd_kafka_outq_len(P->rk) > 0) {
+		rd_kafka_purge(P->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		/* Purged messages get delivery reports with an error. */
+		for (int i = 0; i < 50 && P->sent + P->failed < P->queued; i++)
+			rd_kafka_poll(P->rk, 100);
+	}
+	/* Anything that still has no report is undelivered as far as we know. */
+	if (P->sent + P->failed < P->queued) {
+		uint64_t lost = P->queued - P->sent - P->failed;
+		lm_cli_error(CMD, "%" PRIu64 " records got no delivery report", lost);
+		P->failed += lost;
+	}
+}
+
+static void
+summary(struct producer *P, const char *format)
+{
+	if (P->json_out) {
+		json_t *o = json_object();
+		json_object_set_new(o, "topic", lm_cli_json_string(P->topic, strlen(P->topic)));
+		json_object_set_new(o, "format", json_string(format));
+		json_object_set_new(o, "read", json_integer((json_int_t) P->read));
+		json_object_set_new(o, "sent", json_integer((json_int_t) P->sent));
+		json_object_set_new(o, "failed", json_integer((json_int_t) P->failed));
+		json_object_set_new(o, "skipped", json_integer((json_int_t) P->skipped));
+		json_object_set(o, "errors", P->errors);
+		lm_cli_json_line(stdout, o);
+		json_decref(o);
+	} else {
+		printf("sent %" PRIu64 ", failed %" PRIu64 ", skipped %" PRIu64 "\n", P->sent,
+		    P->failed, P->skipped);
+		fflush(stdout);
+	}
+}
+
+int
+lm_cli_produce(const lm_config *cfg, int argc, char **argv)
+{
+	struct producer P = {0};
+	const char *topic_opt = NULL, *name;
+	uint64_t tmo = PRODUCE_TIMEOUT_DEFAULT;
+	bool progress_opt = false;
+	FILE *in = NULL;
+	struct stat st;
+	int c, partitions = 0, rc, rv = LM_CLI_EXIT_FAIL, input_rv;
+
+	for (bool first = true;
+	     (c = lm_cli_getopt(argc, argv, "", lm_cli_produce_options, first)) != -1;
+	     first = false) {
+		switch (c) {
+		case OPT_AS_JSON:
+			P.as_json = true;
+			break;
+		case OPT_TOPIC:
+			topic_opt = optarg;
+			break;
+		case OPT_TIMEOUT:
+			if (!lm_cli_parse_u64(optarg, 1, PRODUCE_TIMEOUT_MAX, &tmo))
+				return lm_cli_usage_error(CMD,
+				    "--timeout-ms: \"%s\" is not a number in 1..%d", optarg,
+				    PRODUCE_TIMEOUT_MAX);
+			break;
+		case OPT_PROGRESS:
+			progress_opt = true;
+			break;
+		default:
+			return lm_cli_usage_error(CMD, "bad option %s", argv[optind - 1]);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 2)
+		return lm_cli_usage_error(CMD, "expected postings|profiles and FILE");
+	if (strcmp(argv[0], "postings") == 0 || strcmp(argv[0], "posting") == 0) {
+		P.posting = true;
+		P.desc = &lunamatch__v1__job_posting__descriptor;
+		P.topic = cfg->topic_postings;
+	} else if (strcmp(argv[0], "profiles") == 0 || strcmp(argv[0], "profile") == 0) {
+		P.desc = &lunamatch__v1__candidate_profile__descriptor;
+		P.topic = cfg->topic_profiles;
+	} else {
+		return lm_cli_usage_error(CMD, "unknown record kind \"%s\": postings or profiles",
+		    argv[0]);
+	}
+	if (topic_opt != NULL) {
+		if (*topic_opt == '\0' || strlen(topic_opt) > LM_KAFKA_TOPIC_MAX)
+			return lm_cli_usage_error(CMD, "--topic: a topic name is 1..%d bytes",
+			    LM_KAFKA_TOPIC_MAX);
+		P.topic = topic_opt;
+	}
+	P.timeout_ms = (int) tmo;
+	P.progress = progress_opt || isatty(STDERR_FILENO);
+	P.json_out = cfg->json;
+	if (P.json_out && (P.errors = json_array()) == NULL) {
+		lm_cli_error(CMD, "out of memory");
+		return LM_CLI_EXIT_FAIL;
+	}
+
+	/* The input first: a missing file needs no broker to be reported. */
+	name = argv[1];
+	if (strcmp(name, "-") == 0) {
+		in = stdin;
+		name = "standard input";
+	} else if ((in = fopen(name, "rb")) == NULL) {
+		lm_cli_error(CMD, "cannot open %s: %s", name, strerror(errno));
+		goto out;
+	}
+	if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t) st.st_size > PRODUCE_FILE_MAX) {
+		lm_cli_error(CMD, "%s: file larger than %u MiB", name, PRODUCE_FILE_MAX >> 20);
+		goto out;
+	}
+
+	if (new_producer(&P, cfg) != LM_OK)
+		goto out;
+	rc = lm_kafka_topic_partitions(P.rk, P.topic, P.timeout_ms, &partitions);
+	if (rc == LM_ENOENT) {
+		lm_cli_error(CMD, "topic %s does not exist", P.topic);
+		goto out;
+	}
+	if (rc != LM_OK) {
+		lm_cli_error(CMD, "cannot reach Kafka at %s: %s", cfg->brokers,
+		    lm_strerror(rc));
+		goto out;
+	}
+
+	/* Detect the format by the first non-space character. */
+	uint64_t first_line = 1;
+	while ((c = getc(in)) != EOF && is_space(c))
+		first_line += c == '\n';
+	if (c != EOF)
+		ungetc(c, in);
+	if (c == '[') {
+		P.lines = false;
+		input_rv = run_array(&P, in, name);
+	} else {
+		P.lines = true;
+		input_rv = run_lines(&P, in, name, first_line);
+	}
+	drain(&P);
+	if (P.progress && P.read >= PRODUCE_PROGRESS_EVERY)
+		progress(&P);
+	summary(&P, P.as_json ? "json" : "protobuf");
+	rv = (input_rv == 0 && P.failed == 0 && P.skipped == 0) ? LM_CLI_EXIT_OK
+								: LM_CLI_EXIT_FAIL;
+out:
+	if (P.rk != NULL)
+		rd_kafka_destroy(P.rk);
+	if (in != NULL && in != stdin)
+		fclose(in);
+	json_decref(P.errors);
+	return rv;
+}

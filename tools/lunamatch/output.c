@@ -1,0 +1,237 @@
+/*
+ * output.c - argument, error and output helpers shared by the commands of
+ * the `lunamatch` tool: streaming tables that are safe to print whatever the
+ * data holds, JSON lines, and the error conventions (see cli.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int
+lm_cli_getopt(int argc, char **argv, const char *shortopts,
+    const struct option *longopts, bool first)
+{
+	char spec[64];
+
+	if (first) {
+		optind = 0; /* GNU getopt: full re-initialization */
+		opterr = 0;
+	}
+	/* "+": stop at the first non-option (the dispatcher put "--" before
+	 * the positional arguments); ":": report a missing value as ':'. */
+	snprintf(spec, sizeof(spec), "+:%s", shortopts ? shortopts : "");
+	return getopt_long(argc, argv, spec, longopts, NULL);
+}
+
+bool
+lm_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return false;
+	*out = (uint64_t) v;
+	return true;
+}
+
+static void
+verror(const char *cmd, const char *fmt, va_list ap)
+{
+	char msg[2048];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (cmd != NULL)
+		fprintf(stderr, LM_CLI_PROG " %s: %s\n", cmd, msg);
+	else
+		fprintf(stderr, LM_CLI_PROG ": %s\n", msg);
+}
+
+void
+lm_cli_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verror(cmd, fmt, ap);
+	va_end(ap);
+}
+
+int
+lm_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verror(cmd, fmt, ap);
+	va_end(ap);
+	if (cmd != NULL)
+		fprintf(stderr, "Run '" LM_CLI_PROG " help %s' for its usage.\n", cmd);
+	else
+		fprintf(stderr, "Run '" LM_CLI_PROG " --help' for the commands.\n");
+	return LM_CLI_EXIT_USAGE;
+}
+
+/* Length of the well-formed UTF-8 sequence at s[0..n), or 0 if the bytes
+ * there are not one. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t len;
+	unsigned cp, min;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+		min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+		min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+void
+lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n)
+{
+	const unsigned char *s = src;
+	size_t o = 0, total = 0, limit;
+
+	if (dstlen < 4) {
+		if (dstlen > 0)
+			dst[0] = '\0';
+		return;
+	}
+	/* Output length of the whole text: invalid bytes become one '?'. */
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_seq(s + i, n - i);
+		total += l == 0 ? 1 : l;
+		i += l == 0 ? 1 : l;
+	}
+	limit = total <= dstlen - 1 ? total : dstlen - 4;
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_seq(s + i, n - i);
+		size_t need = l == 0 ? 1 : l;
+		if (o + need > limit)
+			break;
+		if (l == 0 || (l == 1 && (s[i] < 0x20 || s[i] == 0x7f))) {
+			dst[o++] = '?';
+		} else {
+			memcpy(dst + o, s + i, l);
+			o += l;
+		}
+		i += need;
+	}
+	if (total > limit) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = '\0';
+}
+
+json_t *
+lm_cli_json_string(const void *src, size_t n)
+{
+	const unsigned char *s = src;
+	char *buf;
+	size_t o = 0;
+	json_t *v;
+
+	/* Worst case: every byte becomes the 3-byte U+FFFD. */
+	if (n > (SIZE_MAX - 1) / 3 || (buf = malloc(n * 3 + 1)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_seq(s + i, n - i);
+		if (l == 0) {
+			memcpy(buf + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(buf + o, s + i, l);
+			o += l;
+			i += l;
+		}
+	}
+	v = json_stringn(buf, o);
+	free(buf);
+	return v;
+}
+
+int
+lm_cli_json_line(FILE *out, const json_t *v)
+{
+	if (json_dumpf(v, out, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+		return -1;
+	fputc('\n', out);
+	fflush(out);
+	return ferror(out) ? -1 : 0;
+}
+
+/* Number of UTF-8 characters in a printable string. */
+static int
+width_of(const char *s)
+{
+	int w = 0;
+	for (; *s != '\0'; s++)
+		if (((unsigned char) *s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+static void
+print_cells(FILE *out, const lm_cli_col *cols, size_t n, const char *const *cells,
+    bool header)
+{
+	char buf[LM_CLI_CELL_MAX + 4];
+
+	for (size_t i = 0; i < n; i++) {
+		const char *c = header ? cols[i].header : cells[i];
+		if (c == NULL)
+			c = "-";
+		lm_cli_printable(buf, sizeof(buf), c, strlen(c));
+		fputs(buf, out);
+		if (i + 1 < n) {
+			int pad = cols[i].width - width_of(buf);
+			fprintf(out, "%*s", pad > 0 ? pad + 2 : 2, "");
+		}
+	}
+	fputc('\n', out);
+}
+
+void
+lm_cli_table_header(FILE *out, const lm_cli_col *cols, size_t n)
+{
+	print_cells(out, cols, n, NULL, true);
+}
+
+void
+lm_cli_table_row(FILE *out, const lm_cli_col *cols, size_t n, const char *const *cells)
+{
+	print_cells(out, cols, n, cells, false);
+}
