@@ -31,15 +31,15 @@
 #include "lunamatch/v1/records.pb-c.h"
 #include "proc.h"
 
-#define START_MS 30000 /* devkafka start-up, generous for sanitizer builds */
-#define RUN_MS 60000   /* longest run of one lunamatch command */
-#define IO_MS 30000    /* longest wait for messages to come back */
-#define OUT_MAX (4u << 20)
-#define MAX_RECORDS 256
+#define START_MS       30000 /* devkafka start-up, generous for sanitizer builds */
+#define RUN_MS         60000 /* longest run of one lunamatch command */
+#define IO_MS          30000 /* longest wait for messages to come back */
+#define OUT_MAX        (4u << 20)
+#define MAX_RECORDS    256
 #define TOPIC_POSTINGS "lunamatch.postings.v1"
 #define TOPIC_PROFILES "lunamatch.profiles.v1"
-#define TOPIC_DLQ "lunamatch.ingest.dlq.v1"
-#define PARTITIONS 2
+#define TOPIC_DLQ      "lunamatch.ingest.dlq.v1"
+#define PARTITIONS     2
 
 static struct {
 	lmt_proc *dk;
@@ -121,8 +121,8 @@ static void
 expect_status(const struct run *r, int status)
 {
 	if (r->status != status)
-		fail_msg("exit %d, expected %d\nstdout: %s\nstderr: %s", r->status, status,
-		    r->out, r->err);
+		fail_msg("exit %d, expected %d\nstdout: %s\nstderr: %s", r->status,
+		    status, r->out, r->err);
 }
 
 /* ---- Kafka helpers ---------------------------------------------------- */
@@ -134,15 +134,18 @@ new_client(rd_kafka_type_t type)
 	rd_kafka_t *rk;
 	char err[512], group[128];
 
-	assert_int_equal(lm_kafka_conf(E.brokers, "lmtest-cli", &c, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_conf(E.brokers, "lmtest-cli", &c, err, sizeof(err)), LM_OK);
 	if (type == RD_KAFKA_CONSUMER) {
-		snprintf(group, sizeof(group), "lmtest-cli-%ld-%d", (long) getpid(), E.serial++);
-		assert_int_equal(lm_kafka_set(c, "group.id", group, err, sizeof(err)), LM_OK);
-		assert_int_equal(lm_kafka_set(c, "enable.auto.commit", "false", err,
-				     sizeof(err)),
+		snprintf(group, sizeof(group), "lmtest-cli-%ld-%d", (long) getpid(),
+		    E.serial++);
+		assert_int_equal(
+		    lm_kafka_set(c, "group.id", group, err, sizeof(err)), LM_OK);
+		assert_int_equal(
+		    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)),
 		    LM_OK);
-		assert_int_equal(lm_kafka_set(c, "enable.partition.eof", "true", err,
-				     sizeof(err)),
+		assert_int_equal(
+		    lm_kafka_set(c, "enable.partition.eof", "true", err, sizeof(err)),
 		    LM_OK);
 	}
 	rk = rd_kafka_new(type, c, err, sizeof(err));
@@ -161,8 +164,8 @@ high_marks(const char *topic, int64_t hi[PARTITIONS])
 	rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER);
 	for (int p = 0; p < PARTITIONS; p++) {
 		int64_t lo = 0;
-		assert_int_equal(rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi[p],
-				     IO_MS),
+		assert_int_equal(
+		    rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi[p], IO_MS),
 		    RD_KAFKA_RESP_ERR_NO_ERROR);
 	}
 	rd_kafka_destroy(rk);
@@ -171,7 +174,7 @@ high_marks(const char *topic, int64_t hi[PARTITIONS])
 /* A consumed message, copied: librdkafka messages must all be destroyed
  * before their consumer is. */
 struct msg {
-	char *key;     /* NULL for a message without a key */
+	char *key; /* NULL for a message without a key */
 	size_t key_len;
 	char *payload;
 	size_t len;
@@ -195,7 +198,8 @@ static int
 read_topic(const char *topic, const int64_t from[PARTITIONS], struct msg *out, int max)
 {
 	rd_kafka_t *c = new_client(RD_KAFKA_CONSUMER);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(PARTITIONS);
 	bool eof[PARTITIONS] = {false};
 	int neof = 0, n = 0;
 	time_t end = time(NULL) + IO_MS / 1000;
@@ -262,8 +266,8 @@ struct sample {
 
 /* Decodes every line of a sample file; returns the count. */
 static int
-load_samples(const char *rel, const ProtobufCMessageDescriptor *d, struct sample *s,
-    int max)
+load_samples(
+    const char *rel, const ProtobufCMessageDescriptor *d, struct sample *s, int max)
 {
 	char *text = lmt_read_file(lmt_src(rel), NULL), *line, *save = NULL;
 	char err[512];
@@ -274,12 +278,12 @@ load_samples(const char *rel, const ProtobufCMessageDescriptor *d, struct sample
 	     line = strtok_r(NULL, "\n", &save)) {
 		ProtobufCMessage *m = NULL;
 		assert_true(n < max);
-		assert_int_equal(lm_json_decode(d, line, strlen(line), &m, err, sizeof(err)),
-		    LM_OK);
+		assert_int_equal(
+		    lm_json_decode(d, line, strlen(line), &m, err, sizeof(err)), LM_OK);
 		/* id is the first field of both record types. */
 		const char *id = d == &lunamatch__v1__job_posting__descriptor
-		    ? ((Lunamatch__V1__JobPosting *) m)->id
-		    : ((Lunamatch__V1__CandidateProfile *) m)->id;
+		                     ? ((Lunamatch__V1__JobPosting *) m)->id
+		                     : ((Lunamatch__V1__CandidateProfile *) m)->id;
 		snprintf(s[n].id, sizeof(s[n].id), "%s", id);
 		assert_int_equal(lm_json_encode(m, 0, &s[n].json), LM_OK);
 		s[n].seen = false;
@@ -317,8 +321,8 @@ produce_and_check(const char *kind, const char *rel, const char *topic,
 	assert_true(ns > 10);
 	high_marks(topic, from);
 	if (as_json) /* global flags after the command, JSON summary */
-		r = CLI("produce", kind, lmt_src(rel), "--as-json", "--brokers", E.brokers,
-		    "--json");
+		r = CLI("produce", kind, lmt_src(rel), "--as-json", "--brokers",
+		    E.brokers, "--json");
 	else /* global flags before the command */
 		r = CLI("--brokers", E.brokers, "produce", kind, lmt_src(rel));
 	expect_status(&r, 0);
@@ -329,8 +333,10 @@ produce_and_check(const char *kind, const char *rel, const char *topic,
 		assert_int_equal(json_integer_value(json_object_get(o, "sent")), ns);
 		assert_int_equal(json_integer_value(json_object_get(o, "failed")), 0);
 		assert_int_equal(json_integer_value(json_object_get(o, "skipped")), 0);
-		assert_string_equal(json_string_value(json_object_get(o, "format")), "json");
-		assert_string_equal(json_string_value(json_object_get(o, "topic")), topic);
+		assert_string_equal(
+		    json_string_value(json_object_get(o, "format")), "json");
+		assert_string_equal(
+		    json_string_value(json_object_get(o, "topic")), topic);
 		json_decref(o);
 	} else {
 		snprintf(want, sizeof(want), "sent %d, failed 0, skipped 0\n", ns);
@@ -349,13 +355,13 @@ produce_and_check(const char *kind, const char *rel, const char *topic,
 		if (as_json) {
 			assert_non_null(ct);
 			assert_string_equal(ct, "application/json");
-			assert_int_equal(lm_json_decode(d, m->payload, m->len, &rec, err,
-					     sizeof(err)),
+			assert_int_equal(
+			    lm_json_decode(d, m->payload, m->len, &rec, err, sizeof(err)),
 			    LM_OK);
 		} else {
 			assert_null(ct);
-			assert_int_equal(lm_pb_decode(d, m->payload, m->len, m->len, &rec, err,
-					     sizeof(err)),
+			assert_int_equal(lm_pb_decode(d, m->payload, m->len, m->len, &rec,
+			                     err, sizeof(err)),
 			    LM_OK);
 		}
 		assert_non_null(m->key);
@@ -532,8 +538,9 @@ test_usage_errors(void **state)
 		struct run r = run_argv(argv);
 		if (r.status != 2)
 			fail_msg("case %zu (%s %s): exit %d, expected 2; stderr: %s", i,
-			    cases[i][0] ? cases[i][0] : "", cases[i][0] && cases[i][1] ? cases[i][1] : "",
-			    r.status, r.err);
+			    cases[i][0] ? cases[i][0] : "",
+			    cases[i][0] && cases[i][1] ? cases[i][1] : "", r.status,
+			    r.err);
 		assert_true(strlen(r.err) > 0);
 		assert_string_equal(r.out, "");
 		run_free(&r);
@@ -576,7 +583,8 @@ test_produce_bad_lines(void **state)
 	/* line 1 ok, 2 not JSON, 3 blank, 4 unknown field, 5 ok,
 	 * 6 decodes without an id: sent without a key. */
 	snprintf(text, sizeof(text),
-	    "%s\n{not json\n\n{\"id\":\"job-x\",\"bogus_field\":1}\n  %s  \n{\"title\":\"No id\"}\n",
+	    "%s\n{not json\n\n{\"id\":\"job-x\",\"bogus_field\":1}\n  %s  "
+	    "\n{\"title\":\"No id\"}\n",
 	    l1, l2);
 	char *path = write_file("bad.jsonl", text);
 	high_marks(TOPIC_POSTINGS, from);
@@ -609,8 +617,10 @@ test_produce_bad_lines(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "skipped")), 2);
 	json_t *errs = json_object_get(o, "errors");
 	assert_int_equal(json_array_size(errs), 2);
-	assert_int_equal(json_integer_value(json_object_get(json_array_get(errs, 0), "line")), 2);
-	assert_int_equal(json_integer_value(json_object_get(json_array_get(errs, 1), "line")), 4);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(errs, 0), "line")), 2);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(errs, 1), "line")), 4);
 	json_decref(o);
 	run_free(&r);
 	free(path);
@@ -627,7 +637,8 @@ test_produce_array_and_stdin(void **state)
 	char text[200000];
 	(void) state;
 
-	snprintf(text, sizeof(text), "  \n[%s,\n %s,\n 42,\n {\"headline\": 7}]\n", l1, l2);
+	snprintf(
+	    text, sizeof(text), "  \n[%s,\n %s,\n 42,\n {\"headline\": 7}]\n", l1, l2);
 	char *path = write_file("array.json", text);
 	struct run r = CLI("produce", "profiles", path);
 	expect_status(&r, 1);
@@ -675,8 +686,8 @@ test_produce_failures(void **state)
 	run_free(&r);
 
 	/* Nothing listens on port 1 of the loopback address. */
-	r = CLI("produce", "postings", lmt_src("data/samples/postings.jsonl"), "--brokers",
-	    "127.0.0.1:1", "--timeout-ms", "1500");
+	r = CLI("produce", "postings", lmt_src("data/samples/postings.jsonl"),
+	    "--brokers", "127.0.0.1:1", "--timeout-ms", "1500");
 	expect_status(&r, 1);
 	assert_non_null(strstr(r.err, "cannot reach Kafka"));
 	run_free(&r);
@@ -693,10 +704,12 @@ put_sample(lm_store_txn *t, lm_kind k, const char *rel, int line,
 	uint8_t *pb = NULL;
 	size_t len;
 
-	assert_int_equal(lm_json_decode(d, text, strlen(text), &m, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_json_decode(d, text, strlen(text), &m, err, sizeof(err)), LM_OK);
 	assert_int_equal(lm_pb_encode(m, &pb, &len), LM_OK);
-	const char *id = k == LM_KIND_POSTING ? ((Lunamatch__V1__JobPosting *) m)->id
-					      : ((Lunamatch__V1__CandidateProfile *) m)->id;
+	const char *id = k == LM_KIND_POSTING
+	                     ? ((Lunamatch__V1__JobPosting *) m)->id
+	                     : ((Lunamatch__V1__CandidateProfile *) m)->id;
 	assert_int_equal(lm_store_put(t, k, id, 1, pb, len), LM_OK);
 	free(pb);
 	free(text);
@@ -722,12 +735,14 @@ test_store(void **state)
 	for (int i = 1; i <= 2; i++)
 		put_sample(t, LM_KIND_PROFILE, "data/samples/profiles.jsonl", i,
 		    &lunamatch__v1__candidate_profile__descriptor);
-	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "cand-ml-lead-chicago", 0), LM_OK);
+	assert_int_equal(
+	    lm_store_delete(t, LM_KIND_PROFILE, "cand-ml-lead-chicago", 0), LM_OK);
 	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
 	lm_store_close(s);
 
 	/* get: pretty JSON of the record. */
-	struct run r = CLI("store", "get", "posting", "job-dfs-sr-mgr-ml", "--data-dir", dir);
+	struct run r =
+	    CLI("store", "get", "posting", "job-dfs-sr-mgr-ml", "--data-dir", dir);
 	expect_status(&r, 0);
 	assert_non_null(strstr(r.out, "\n  \"id\": \"job-dfs-sr-mgr-ml\""));
 	assert_non_null(o = json_loads(r.out, 0, &je));
@@ -738,12 +753,14 @@ test_store(void **state)
 	run_free(&r);
 
 	/* --json before the command: one compact line. */
-	r = CLI("--json", "--data-dir", dir, "store", "get", "profile", "cand-ml-mgr-naperville");
+	r = CLI("--json", "--data-dir", dir, "store", "get", "profile",
+	    "cand-ml-mgr-naperville");
 	expect_status(&r, 0);
 	assert_non_null(strchr(r.out, '\n'));
 	assert_string_equal(strchr(r.out, '\n'), "\n");
 	assert_non_null(o = json_loads(r.out, 0, &je));
-	assert_string_equal(json_string_value(json_object_get(o, "id")), "cand-ml-mgr-naperville");
+	assert_string_equal(
+	    json_string_value(json_object_get(o, "id")), "cand-ml-mgr-naperville");
 	json_decref(o);
 	run_free(&r);
 
@@ -831,15 +848,16 @@ produce_dlq(rd_kafka_t *p, const char *key, const char *reason, const char *offs
 {
 	rd_kafka_headers_t *h = rd_kafka_headers_new(5);
 	rd_kafka_header_add(h, "lunamatch-reason", -1, reason, -1);
-	rd_kafka_header_add(h, "lunamatch-error", -1, "title: required field is missing", -1);
+	rd_kafka_header_add(
+	    h, "lunamatch-error", -1, "title: required field is missing", -1);
 	rd_kafka_header_add(h, "lunamatch-source-topic", -1, TOPIC_POSTINGS, -1);
 	rd_kafka_header_add(h, "lunamatch-source-partition", -1, "1", -1);
 	rd_kafka_header_add(h, "lunamatch-source-offset", -1, offset, -1);
-	assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC_DLQ),
-			     RD_KAFKA_V_PARTITION(0),
-			     RD_KAFKA_V_KEY((void *) key, key ? strlen(key) : 0),
-			     RD_KAFKA_V_VALUE((void *) "{}", 2), RD_KAFKA_V_HEADERS(h),
-			     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+	assert_int_equal(
+	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC_DLQ), RD_KAFKA_V_PARTITION(0),
+	        RD_KAFKA_V_KEY((void *) key, key ? strlen(key) : 0),
+	        RD_KAFKA_V_VALUE((void *) "{}", 2), RD_KAFKA_V_HEADERS(h),
+	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
 	    RD_KAFKA_RESP_ERR_NO_ERROR);
 	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
 }
@@ -874,8 +892,10 @@ test_dlq(void **state)
 		assert_non_null(o = json_loads(line, 0, &je));
 		assert_string_equal(json_string_value(json_object_get(o, "source_topic")),
 		    TOPIC_POSTINGS);
-		assert_int_equal(json_integer_value(json_object_get(o, "source_partition")), 1);
-		assert_int_equal(json_integer_value(json_object_get(o, "source_offset")), 40 + n);
+		assert_int_equal(
+		    json_integer_value(json_object_get(o, "source_partition")), 1);
+		assert_int_equal(
+		    json_integer_value(json_object_get(o, "source_offset")), 40 + n);
 		assert_int_equal(json_integer_value(json_object_get(o, "partition")), 0);
 		assert_int_equal(json_integer_value(json_object_get(o, "offset")), n);
 		assert_string_equal(json_string_value(json_object_get(o, "error")),
@@ -912,8 +932,8 @@ test_dlq(void **state)
 
 	/* --follow: the last message, then a new one, until SIGTERM. */
 	const char *env[] = {E.env_brokers, NULL};
-	const char *argv[] = {lmt_bin("lunamatch"), "dlq", "tail", "--follow", "-n", "1",
-	    "--json", NULL};
+	const char *argv[] = {
+	    lmt_bin("lunamatch"), "dlq", "tail", "--follow", "-n", "1", "--json", NULL};
 	char line[8192];
 	lmt_proc *f = NULL;
 	int st = -1;

@@ -61,8 +61,8 @@ typedef int (*lm_cli_fn)(const lm_config *cfg, int argc, char **argv);
 typedef struct lm_cli_command {
 	const char *name;
 	lm_cli_fn fn;
-	const char *help;             /* one line, no trailing period */
-	const char *usage;            /* full text: synopsis, description, options */
+	const char *help;  /* one line, no trailing period */
+	const char *usage; /* full text: synopsis, description, options */
 	const char *shortopts;
 	const struct option *longopts;
 } lm_cli_command;
@@ -151,8 +151,8 @@ typedef struct lm_cli_col {
  * can never drive the terminal. Widths count UTF-8 characters.
  */
 void lm_cli_table_header(FILE *out, const lm_cli_col *cols, size_t n);
-void lm_cli_table_row(FILE *out, const lm_cli_col *cols, size_t n,
-    const char *const *cells);
+void lm_cli_table_row(
+    FILE *out, const lm_cli_col *cols, size_t n, const char *const *cells);
 
 /*
  * Copies src[0..n) into dst (dstlen >= 4 bytes) as printable text for a

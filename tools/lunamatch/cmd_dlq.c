@@ -28,21 +28,21 @@
 #define CMD "dlq"
 
 #define DLQ_COUNT_DEFAULT 10
-#define DLQ_COUNT_MAX 1000000
+#define DLQ_COUNT_MAX     1000000
 /* Default and largest --timeout-ms: reaching the broker and, without
  * --follow, the end of every partition. */
 #define DLQ_TIMEOUT_DEFAULT 10000
-#define DLQ_TIMEOUT_MAX 3600000
+#define DLQ_TIMEOUT_MAX     3600000
 /* Most bytes of a header value or key shown; longer ones are cut. */
 #define DLQ_FIELD_MAX 4096
 /* One consumer poll: the longest delay before a signal is noticed. */
 #define DLQ_POLL_MS 200
 
-#define HDR_REASON "lunamatch-reason"
-#define HDR_ERROR "lunamatch-error"
-#define HDR_SRC_TOPIC "lunamatch-source-topic"
+#define HDR_REASON        "lunamatch-reason"
+#define HDR_ERROR         "lunamatch-error"
+#define HDR_SRC_TOPIC     "lunamatch-source-topic"
 #define HDR_SRC_PARTITION "lunamatch-source-partition"
-#define HDR_SRC_OFFSET "lunamatch-source-offset"
+#define HDR_SRC_OFFSET    "lunamatch-source-offset"
 
 enum { OPT_COUNT = 'n', OPT_FOLLOW = 'f', OPT_BEGINNING = 1, OPT_TIMEOUT };
 
@@ -98,7 +98,8 @@ header(rd_kafka_headers_t *h, const char *name, size_t *len)
 	const void *v = NULL;
 
 	*len = 0;
-	if (h == NULL || rd_kafka_header_get_last(h, name, &v, len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (h == NULL ||
+	    rd_kafka_header_get_last(h, name, &v, len) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return NULL;
 	if (v == NULL) {
 		*len = 0;
@@ -168,8 +169,8 @@ print_message(const rd_kafka_message_t *m, bool json)
 		json_object_set_new(o, "source_offset", json_number_field(soff, ol));
 		json_object_set_new(o, "reason", json_field(reason, rl));
 		json_object_set_new(o, "error", json_field(error, el));
-		json_object_set_new(o, "key", m->key != NULL ? lm_cli_json_string(m->key, kl)
-							      : json_null());
+		json_object_set_new(o, "key",
+		    m->key != NULL ? lm_cli_json_string(m->key, kl) : json_null());
 		json_object_set_new(o, "value_bytes", json_integer((json_int_t) m->len));
 		rv = lm_cli_json_line(stdout, o);
 		json_decref(o);
@@ -216,7 +217,8 @@ new_consumer(const lm_config *cfg)
 	    lm_kafka_set(c, "group.id", group, err, sizeof(err)) != LM_OK ||
 	    lm_kafka_set(c, "enable.partition.eof", "true", err, sizeof(err)) != LM_OK ||
 	    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)) != LM_OK ||
-	    lm_kafka_set(c, "enable.auto.offset.store", "false", err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "enable.auto.offset.store", "false", err, sizeof(err)) !=
+	        LM_OK ||
 	    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)) != LM_OK) {
 		lm_cli_error(CMD, "%s", err);
 		rd_kafka_conf_destroy(c);
@@ -251,7 +253,8 @@ tail(const lm_config *cfg, uint64_t count, bool follow, bool beginning, int time
 		goto out;
 	}
 	if (rc != LM_OK) {
-		lm_cli_error(CMD, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
+		lm_cli_error(
+		    CMD, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
 		goto out;
 	}
 	if ((eof = calloc((size_t) np, sizeof(*eof))) == NULL ||
@@ -262,7 +265,7 @@ tail(const lm_config *cfg, uint64_t count, bool follow, bool beginning, int time
 	for (int p = 0; p < np; p++)
 		rd_kafka_topic_partition_list_add(l, topic, p)->offset =
 		    beginning ? RD_KAFKA_OFFSET_BEGINNING
-			      : RD_KAFKA_OFFSET_TAIL((int64_t) count);
+		              : RD_KAFKA_OFFSET_TAIL((int64_t) count);
 	rd_kafka_resp_err_t ae = rd_kafka_assign(rk, l);
 	if (ae != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		lm_cli_error(CMD, "cannot assign the partitions of %s: %s", topic,
@@ -292,7 +295,8 @@ tail(const lm_config *cfg, uint64_t count, bool follow, bool beginning, int time
 		if (m == NULL)
 			continue;
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			if (m->partition >= 0 && m->partition < np && !eof[m->partition]) {
+			if (m->partition >= 0 && m->partition < np &&
+			    !eof[m->partition]) {
 				eof[m->partition] = true;
 				neof++;
 			}
@@ -352,8 +356,8 @@ lm_cli_dlq(const lm_config *cfg, int argc, char **argv)
 		case OPT_TIMEOUT:
 			if (!lm_cli_parse_u64(optarg, 1, DLQ_TIMEOUT_MAX, &tmo))
 				return lm_cli_usage_error(CMD,
-				    "--timeout-ms: \"%s\" is not a number in 1..%d", optarg,
-				    DLQ_TIMEOUT_MAX);
+				    "--timeout-ms: \"%s\" is not a number in 1..%d",
+				    optarg, DLQ_TIMEOUT_MAX);
 			break;
 		default:
 			return lm_cli_usage_error(CMD, "bad option %s", argv[optind - 1]);
@@ -364,7 +368,8 @@ lm_cli_dlq(const lm_config *cfg, int argc, char **argv)
 	if (argc < 1)
 		return lm_cli_usage_error(CMD, "missing subcommand: tail");
 	if (strcmp(argv[0], "tail") != 0)
-		return lm_cli_usage_error(CMD, "unknown subcommand \"%s\": tail", argv[0]);
+		return lm_cli_usage_error(
+		    CMD, "unknown subcommand \"%s\": tail", argv[0]);
 	if (argc > 1)
 		return lm_cli_usage_error(CMD, "dlq tail takes no arguments");
 	return tail(cfg, count, follow, beginning, (int) tmo);

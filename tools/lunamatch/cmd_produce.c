@@ -44,7 +44,7 @@
 #define PRODUCE_MESSAGE_MAX "1114112"
 /* Default and largest --timeout-ms. */
 #define PRODUCE_TIMEOUT_DEFAULT 30000
-#define PRODUCE_TIMEOUT_MAX 3600000
+#define PRODUCE_TIMEOUT_MAX     3600000
 /* Records between two progress lines. */
 #define PRODUCE_PROGRESS_EVERY 1000
 /* Most per-record errors printed (and listed in the --json summary). */
@@ -92,17 +92,17 @@ struct producer {
 	bool as_json;
 	bool progress;
 	bool json_out;
-	bool lines;         /* JSON lines: positions are lines, else indexes */
+	bool lines; /* JSON lines: positions are lines, else indexes */
 	const char *topic;
 	int timeout_ms;
 	rd_kafka_t *rk;
-	uint64_t read;      /* records seen, decodable or not */
-	uint64_t queued;    /* handed to librdkafka */
-	uint64_t sent;      /* delivered */
-	uint64_t failed;    /* produce or delivery failed */
-	uint64_t skipped;   /* did not decode or too large */
-	uint64_t shown;     /* per-record errors printed */
-	json_t *errors;     /* the first PRODUCE_ERRORS_SHOWN, for --json */
+	uint64_t read;    /* records seen, decodable or not */
+	uint64_t queued;  /* handed to librdkafka */
+	uint64_t sent;    /* delivered */
+	uint64_t failed;  /* produce or delivery failed */
+	uint64_t skipped; /* did not decode or too large */
+	uint64_t shown;   /* per-record errors printed */
+	json_t *errors;   /* the first PRODUCE_ERRORS_SHOWN, for --json */
 };
 
 static int64_t
@@ -126,11 +126,13 @@ record_error(struct producer *P, uint64_t pos, const char *what, const char *det
 			char msg[1024];
 			snprintf(msg, sizeof(msg), "%s: %s", what, detail);
 			json_object_set_new(e, unit, json_integer((json_int_t) pos));
-			json_object_set_new(e, "error", lm_cli_json_string(msg, strlen(msg)));
+			json_object_set_new(
+			    e, "error", lm_cli_json_string(msg, strlen(msg)));
 			json_array_append_new(P->errors, e);
 		}
 	} else if (P->shown == PRODUCE_ERRORS_SHOWN) {
-		lm_cli_error(CMD, "more record errors follow; they are counted, not shown");
+		lm_cli_error(
+		    CMD, "more record errors follow; they are counted, not shown");
 	}
 	P->shown++;
 }
@@ -156,15 +158,15 @@ progress(struct producer *P)
 {
 	fprintf(stderr,
 	    LM_CLI_PROG " " CMD ": %" PRIu64 " records read, %" PRIu64 " sent, %" PRIu64
-	    " failed, %" PRIu64 " skipped\n",
+	                " failed, %" PRIu64 " skipped\n",
 	    P->read, P->sent, P->failed, P->skipped);
 }
 
 /* Hands one payload to librdkafka, waiting while its queue is full (at most
  * timeout_ms). Returns true when queued. */
 static bool
-send_one(struct producer *P, uint64_t pos, const char *key, const void *payload,
-    size_t len)
+send_one(
+    struct producer *P, uint64_t pos, const char *key, const void *payload, size_t len)
 {
 	int64_t deadline = now_ms() + P->timeout_ms;
 	size_t klen = key != NULL ? strlen(key) : 0;
@@ -175,7 +177,8 @@ send_one(struct producer *P, uint64_t pos, const char *key, const void *payload,
 
 		if (P->as_json) {
 			h = rd_kafka_headers_new(1);
-			rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
+			rd_kafka_header_add(
+			    h, "content-type", -1, "application/json", -1);
 		}
 		e = rd_kafka_producev(P->rk, RD_KAFKA_V_TOPIC(P->topic),
 		    RD_KAFKA_V_KEY(klen ? key : NULL, klen),
@@ -204,8 +207,8 @@ send_one(struct producer *P, uint64_t pos, const char *key, const void *payload,
  * sends it. pos is its line or index for messages.
  */
 static void
-handle_record(struct producer *P, uint64_t pos, const char *text, size_t len,
-    const json_t *value)
+handle_record(
+    struct producer *P, uint64_t pos, const char *text, size_t len, const json_t *value)
 {
 	ProtobufCMessage *msg = NULL;
 	char err[512], *dumped = NULL;
@@ -226,7 +229,7 @@ handle_record(struct producer *P, uint64_t pos, const char *text, size_t len,
 		goto out;
 	}
 	id = P->posting ? ((Lunamatch__V1__JobPosting *) msg)->id
-			: ((Lunamatch__V1__CandidateProfile *) msg)->id;
+	                : ((Lunamatch__V1__CandidateProfile *) msg)->id;
 	if (P->as_json) {
 		if (value != NULL) {
 			if ((dumped = json_dumps(value, JSON_COMPACT)) == NULL) {
@@ -271,8 +274,8 @@ is_space(int c)
 /*
  * JSON lines: reads in line by line, each at most PRODUCE_RECORD_MAX bytes,
  * the whole at most PRODUCE_FILE_MAX. first_line is the number of the line
- * the stream is at (blank lines before it were consumed). Returns 0, or -1 after reporting an
- * input error (records before it were sent).
+ * the stream is at (blank lines before it were consumed). Returns 0, or -1 after
+ * reporting an input error (records before it were sent).
  */
 static int
 run_lines(struct producer *P, FILE *in, const char *name, uint64_t first_line)
@@ -299,7 +302,8 @@ run_lines(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 				break;
 		}
 		if (total > PRODUCE_FILE_MAX) {
-			lm_cli_error(CMD, "%s: input larger than %u MiB; stopped at line %" PRIu64,
+			lm_cli_error(CMD,
+			    "%s: input larger than %u MiB; stopped at line %" PRIu64,
 			    name, PRODUCE_FILE_MAX >> 20, line + 1);
 			rv = -1;
 			break;
@@ -321,7 +325,8 @@ run_lines(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 		if (toolong) {
 			P->read++;
 			P->skipped++;
-			record_error(P, line, "too large", "the line is longer than 1 MiB");
+			record_error(
+			    P, line, "too large", "the line is longer than 1 MiB");
 		} else if (start < len) {
 			handle_record(P, line, buf + start, len - start, NULL);
 		}
@@ -354,7 +359,8 @@ run_array(struct producer *P, FILE *in, const char *name)
 			return -1;
 		}
 		if (len == cap) {
-			cap = cap * 2 > PRODUCE_FILE_MAX + 1 ? PRODUCE_FILE_MAX + 1 : cap * 2;
+			cap = cap * 2 > PRODUCE_FILE_MAX + 1 ? PRODUCE_FILE_MAX + 1
+			                                     : cap * 2;
 			if ((nb = realloc(buf, cap)) == NULL)
 				goto nomem;
 			buf = nb;
@@ -368,8 +374,8 @@ run_array(struct producer *P, FILE *in, const char *name)
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	free(buf);
 	if (root == NULL) {
-		lm_cli_error(CMD, "%s: not a valid JSON array: %s (line %d, column %d)", name,
-		    jerr.text, jerr.line, jerr.column);
+		lm_cli_error(CMD, "%s: not a valid JSON array: %s (line %d, column %d)",
+		    name, jerr.text, jerr.line, jerr.column);
 		return -1;
 	}
 	if (!json_is_array(root)) {
@@ -397,11 +403,13 @@ new_producer(struct producer *P, const lm_config *cfg)
 
 	snprintf(tmo, sizeof(tmo), "%d", P->timeout_ms);
 	if ((rc = lm_kafka_conf(cfg->brokers, "lunamatch-cli", &c, err, sizeof(err))) !=
-		LM_OK ||
-	    (rc = lm_kafka_set(c, "enable.idempotence", "true", err, sizeof(err))) != LM_OK ||
-	    (rc = lm_kafka_set(c, "message.timeout.ms", tmo, err, sizeof(err))) != LM_OK ||
+	        LM_OK ||
+	    (rc = lm_kafka_set(c, "enable.idempotence", "true", err, sizeof(err))) !=
+	        LM_OK ||
+	    (rc = lm_kafka_set(c, "message.timeout.ms", tmo, err, sizeof(err))) !=
+	        LM_OK ||
 	    (rc = lm_kafka_set(c, "message.max.bytes", PRODUCE_MESSAGE_MAX, err,
-		 sizeof(err))) != LM_OK) {
+	         sizeof(err))) != LM_OK) {
 		lm_cli_error(CMD, "%s", err);
 		rd_kafka_conf_destroy(c);
 		return rc;
@@ -444,7 +452,8 @@ summary(struct producer *P, const char *format)
 {
 	if (P->json_out) {
 		json_t *o = json_object();
-		json_object_set_new(o, "topic", lm_cli_json_string(P->topic, strlen(P->topic)));
+		json_object_set_new(
+		    o, "topic", lm_cli_json_string(P->topic, strlen(P->topic)));
 		json_object_set_new(o, "format", json_string(format));
 		json_object_set_new(o, "read", json_integer((json_int_t) P->read));
 		json_object_set_new(o, "sent", json_integer((json_int_t) P->sent));
@@ -454,8 +463,8 @@ summary(struct producer *P, const char *format)
 		lm_cli_json_line(stdout, o);
 		json_decref(o);
 	} else {
-		printf("sent %" PRIu64 ", failed %" PRIu64 ", skipped %" PRIu64 "\n", P->sent,
-		    P->failed, P->skipped);
+		printf("sent %" PRIu64 ", failed %" PRIu64 ", skipped %" PRIu64 "\n",
+		    P->sent, P->failed, P->skipped);
 		fflush(stdout);
 	}
 }
@@ -484,8 +493,8 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 		case OPT_TIMEOUT:
 			if (!lm_cli_parse_u64(optarg, 1, PRODUCE_TIMEOUT_MAX, &tmo))
 				return lm_cli_usage_error(CMD,
-				    "--timeout-ms: \"%s\" is not a number in 1..%d", optarg,
-				    PRODUCE_TIMEOUT_MAX);
+				    "--timeout-ms: \"%s\" is not a number in 1..%d",
+				    optarg, PRODUCE_TIMEOUT_MAX);
 			break;
 		case OPT_PROGRESS:
 			progress_opt = true;
@@ -506,13 +515,13 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 		P.desc = &lunamatch__v1__candidate_profile__descriptor;
 		P.topic = cfg->topic_profiles;
 	} else {
-		return lm_cli_usage_error(CMD, "unknown record kind \"%s\": postings or profiles",
-		    argv[0]);
+		return lm_cli_usage_error(
+		    CMD, "unknown record kind \"%s\": postings or profiles", argv[0]);
 	}
 	if (topic_opt != NULL) {
 		if (*topic_opt == '\0' || strlen(topic_opt) > LM_KAFKA_TOPIC_MAX)
-			return lm_cli_usage_error(CMD, "--topic: a topic name is 1..%d bytes",
-			    LM_KAFKA_TOPIC_MAX);
+			return lm_cli_usage_error(CMD,
+			    "--topic: a topic name is 1..%d bytes", LM_KAFKA_TOPIC_MAX);
 		P.topic = topic_opt;
 	}
 	P.timeout_ms = (int) tmo;
@@ -534,7 +543,8 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 	}
 	if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode) &&
 	    (uint64_t) st.st_size > PRODUCE_FILE_MAX) {
-		lm_cli_error(CMD, "%s: file larger than %u MiB", name, PRODUCE_FILE_MAX >> 20);
+		lm_cli_error(
+		    CMD, "%s: file larger than %u MiB", name, PRODUCE_FILE_MAX >> 20);
 		goto out;
 	}
 
@@ -546,8 +556,8 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 		goto out;
 	}
 	if (rc != LM_OK) {
-		lm_cli_error(CMD, "cannot reach Kafka at %s: %s", cfg->brokers,
-		    lm_strerror(rc));
+		lm_cli_error(
+		    CMD, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
 		goto out;
 	}
 
@@ -569,7 +579,7 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 		progress(&P);
 	summary(&P, P.as_json ? "json" : "protobuf");
 	rv = (input_rv == 0 && P.failed == 0 && P.skipped == 0) ? LM_CLI_EXIT_OK
-								: LM_CLI_EXIT_FAIL;
+	                                                        : LM_CLI_EXIT_FAIL;
 out:
 	if (P.rk != NULL)
 		rd_kafka_destroy(P.rk);

@@ -46,7 +46,8 @@ const char lm_cli_store_usage[] =
     "          as a table or, with --json, as one JSON object\n"
     "\n"
     "Options:\n"
-    "  --limit N   list at most N records (1.." "1000000000; default all)\n";
+    "  --limit N   list at most N records (1.."
+    "1000000000; default all)\n";
 
 /* Parses "posting"/"postings" and "profile"/"profiles". */
 static bool
@@ -65,7 +66,7 @@ static const ProtobufCMessageDescriptor *
 kind_desc(lm_kind k)
 {
 	return k == LM_KIND_POSTING ? &lunamatch__v1__job_posting__descriptor
-				    : &lunamatch__v1__candidate_profile__descriptor;
+	                            : &lunamatch__v1__candidate_profile__descriptor;
 }
 
 static int
@@ -75,7 +76,8 @@ open_store(const lm_config *cfg, lm_store **s)
 	int rc = lm_store_open(cfg->data_dir, &o, s);
 
 	if (rc == LM_ENOENT)
-		lm_cli_error(CMD, "no record store in %s (see --data-dir)", cfg->data_dir);
+		lm_cli_error(
+		    CMD, "no record store in %s (see --data-dir)", cfg->data_dir);
 	else if (rc != LM_OK)
 		lm_cli_error(CMD, "cannot open the record store in %s: %s", cfg->data_dir,
 		    lm_strerror(rc));
@@ -100,14 +102,15 @@ do_get(const lm_config *cfg, lm_kind k, const char *id)
 		goto out;
 	}
 	if (rc != LM_OK) {
-		lm_cli_error(CMD, "reading %s %s: %s", lm_kind_name(k), id, lm_strerror(rc));
+		lm_cli_error(
+		    CMD, "reading %s %s: %s", lm_kind_name(k), id, lm_strerror(rc));
 		goto out;
 	}
-	rc = lm_pb_decode(kind_desc(k), bytes, len, LM_STORE_VALUE_MAX, &msg, err,
-	    sizeof(err));
+	rc = lm_pb_decode(
+	    kind_desc(k), bytes, len, LM_STORE_VALUE_MAX, &msg, err, sizeof(err));
 	if (rc != LM_OK) {
-		lm_cli_error(CMD, "%s %s: stored value does not decode: %s", lm_kind_name(k),
-		    id, err);
+		lm_cli_error(CMD, "%s %s: stored value does not decode: %s",
+		    lm_kind_name(k), id, err);
 		goto out;
 	}
 	rc = lm_json_encode(msg, cfg->json ? 0 : LM_JSON_PRETTY, &text);
@@ -132,8 +135,8 @@ struct list_ctx {
 	bool json;
 	uint64_t limit; /* 0 = all */
 	uint64_t printed;
-	uint64_t bad;   /* records that did not decode */
-	int out_err;    /* writing stdout failed */
+	uint64_t bad; /* records that did not decode */
+	int out_err;  /* writing stdout failed */
 };
 
 static const lm_cli_col list_cols[] = {{"ID", 32}, {"VERSION", 7}, {NULL, 0}};
@@ -147,7 +150,7 @@ list_one(void *arg, const char *id, uint64_t version, const void *bytes, size_t 
 	char err[512], ver[24];
 
 	if (lm_pb_decode(kind_desc(L->kind), bytes, len, LM_STORE_VALUE_MAX, &msg, err,
-		sizeof(err)) != LM_OK) {
+	        sizeof(err)) != LM_OK) {
 		lm_cli_error(CMD, "%s %s: stored value does not decode: %s",
 		    lm_kind_name(L->kind), id, err);
 		L->bad++;
@@ -237,10 +240,11 @@ do_stats(const lm_config *cfg)
 	vals[6] = st.map_used;
 	if (cfg->json) {
 		json_t *o = json_object();
-		json_object_set_new(o, "data_dir", lm_cli_json_string(cfg->data_dir,
-						       strlen(cfg->data_dir)));
+		json_object_set_new(o, "data_dir",
+		    lm_cli_json_string(cfg->data_dir, strlen(cfg->data_dir)));
 		for (size_t i = 0; i < 7; i++)
-			json_object_set_new(o, names[i], json_integer((json_int_t) vals[i]));
+			json_object_set_new(
+			    o, names[i], json_integer((json_int_t) vals[i]));
 		rc = lm_cli_json_line(stdout, o);
 		json_decref(o);
 		return rc == 0 ? LM_CLI_EXIT_OK : LM_CLI_EXIT_FAIL;
@@ -281,18 +285,20 @@ lm_cli_store(const lm_config *cfg, int argc, char **argv)
 		return lm_cli_usage_error(CMD, "--limit applies to store list only");
 	if (strcmp(sub, "get") == 0) {
 		if (argc != 3)
-			return lm_cli_usage_error(CMD, "usage: store get posting|profile ID");
+			return lm_cli_usage_error(
+			    CMD, "usage: store get posting|profile ID");
 		if (!parse_kind(argv[1], &k))
 			return lm_cli_usage_error(CMD,
 			    "unknown record kind \"%s\": posting or profile", argv[1]);
 		if (argv[2][0] == '\0' || strlen(argv[2]) > LM_STORE_ID_MAX)
-			return lm_cli_usage_error(CMD, "an id is 1..%d bytes", LM_STORE_ID_MAX);
+			return lm_cli_usage_error(
+			    CMD, "an id is 1..%d bytes", LM_STORE_ID_MAX);
 		return do_get(cfg, k, argv[2]);
 	}
 	if (strcmp(sub, "list") == 0) {
 		if (argc != 2)
-			return lm_cli_usage_error(CMD,
-			    "usage: store list postings|profiles [--limit N]");
+			return lm_cli_usage_error(
+			    CMD, "usage: store list postings|profiles [--limit N]");
 		if (!parse_kind(argv[1], &k))
 			return lm_cli_usage_error(CMD,
 			    "unknown record kind \"%s\": postings or profiles", argv[1]);
@@ -303,5 +309,6 @@ lm_cli_store(const lm_config *cfg, int argc, char **argv)
 			return lm_cli_usage_error(CMD, "store stats takes no arguments");
 		return do_stats(cfg);
 	}
-	return lm_cli_usage_error(CMD, "unknown subcommand \"%s\": get, list or stats", sub);
+	return lm_cli_usage_error(
+	    CMD, "unknown subcommand \"%s\": get, list or stats", sub);
 }

@@ -31,21 +31,22 @@
 /* The commands. Keep the rows in the order --help lists them. */
 static const lm_cli_command commands[] = {
     {"produce", lm_cli_produce, "send postings or profiles from a JSON file to Kafka",
-	lm_cli_produce_usage, "", lm_cli_produce_options},
+        lm_cli_produce_usage, "", lm_cli_produce_options},
     {"store", lm_cli_store, "read records and statistics from the record store",
-	lm_cli_store_usage, "", lm_cli_store_options},
+        lm_cli_store_usage, "", lm_cli_store_options},
     {"dlq", lm_cli_dlq, "show messages that ingest rejected to the dead-letter topic",
-	lm_cli_dlq_usage, "n:f", lm_cli_dlq_options},
+        lm_cli_dlq_usage, "n:f", lm_cli_dlq_options},
     {"match", lm_cli_match, "ranked jobs for a candidate or candidates for a job",
-	lm_cli_match_usage, "", lm_cli_match_options},
-    {"explain", lm_cli_explain, "explain one candidate/job pair: why, why not, what would help",
-	lm_cli_explain_usage, "", lm_cli_explain_options},
+        lm_cli_match_usage, "", lm_cli_match_options},
+    {"explain", lm_cli_explain,
+        "explain one candidate/job pair: why, why not, what would help",
+        lm_cli_explain_usage, "", lm_cli_explain_options},
     {"get", lm_cli_get, "show a posting or profile as the match service holds it",
-	lm_cli_get_usage, "", lm_cli_get_options},
+        lm_cli_get_usage, "", lm_cli_get_options},
     {"health", lm_cli_health, "check that the match service is serving",
-	lm_cli_health_usage, "", lm_cli_health_options},
+        lm_cli_health_usage, "", lm_cli_health_options},
     {"watch", lm_cli_watch, "follow the new-match events on the matches topic",
-	lm_cli_watch_usage, "n:", lm_cli_watch_options},
+        lm_cli_watch_usage, "n:", lm_cli_watch_options},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -180,8 +181,8 @@ vec_free(struct vec *a)
  * LM_CLI_EXIT_FAIL when out of memory.
  */
 static int
-split_args(const lm_cli_command *c, int argc, char **args, struct vec *globals,
-    struct vec *cmd)
+split_args(
+    const lm_cli_command *c, int argc, char **args, struct vec *globals, struct vec *cmd)
 {
 	struct option lo[CMD_OPTS_MAX + NGLOBAL + 2];
 	struct vec pos = {0};
@@ -207,8 +208,8 @@ split_args(const lm_cli_command *c, int argc, char **args, struct vec *globals,
 		n++;
 	}
 	for (size_t i = 0; i < NGLOBAL; i++)
-		lo[n++] = (struct option){global_flags[i].name, global_flags[i].has_arg, NULL,
-		    VAL_GLOBAL + (int) i};
+		lo[n++] = (struct option){global_flags[i].name, global_flags[i].has_arg,
+		    NULL, VAL_GLOBAL + (int) i};
 	lo[n++] = (struct option){"help", no_argument, NULL, VAL_HELP};
 	lo[n] = (struct option){NULL, 0, NULL, 0};
 	/* "-": every non-option comes back in order as val 1 (independent of
@@ -230,19 +231,20 @@ split_args(const lm_cli_command *c, int argc, char **args, struct vec *globals,
 			rv = -1;
 			goto done;
 		} else if (v == ':') {
-			rv = lm_cli_usage_error(c->name, "option %s needs a value",
-			    args[optind - 1]);
+			rv = lm_cli_usage_error(
+			    c->name, "option %s needs a value", args[optind - 1]);
 			goto done;
 		} else if (v == '?') {
 			if (optopt != 0)
-				rv = lm_cli_usage_error(c->name, "unknown option -%c", optopt);
+				rv = lm_cli_usage_error(
+				    c->name, "unknown option -%c", optopt);
 			else
-				rv = lm_cli_usage_error(c->name, "unknown option %s",
-				    args[optind - 1]);
+				rv = lm_cli_usage_error(
+				    c->name, "unknown option %s", args[optind - 1]);
 			goto done;
 		} else if (v >= VAL_GLOBAL && v < VAL_GLOBAL + (int) NGLOBAL) {
 			if (vec_push_opt(globals, "--", global_flags[v - VAL_GLOBAL].name,
-				optarg) != 0)
+			        optarg) != 0)
 				goto nomem;
 		} else if (v >= VAL_CMD && v < VAL_CMD + CMD_OPTS_MAX) {
 			if (vec_push_opt(cmd, "--", lo[v - VAL_CMD].name, optarg) != 0)
@@ -304,7 +306,8 @@ main(int argc, char **argv)
 		if (ai + 1 < argc)
 			return lm_cli_usage_error(NULL, "help takes one command name");
 		if ((c = find_command(argv[ai])) == NULL)
-			return lm_cli_usage_error(NULL, "unknown command \"%s\"", argv[ai]);
+			return lm_cli_usage_error(
+			    NULL, "unknown command \"%s\"", argv[ai]);
 		command_usage(stdout, c);
 		return LM_CLI_EXIT_OK;
 	}

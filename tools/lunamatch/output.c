@@ -11,8 +11,8 @@
 #include "cli.h"
 
 int
-lm_cli_getopt(int argc, char **argv, const char *shortopts,
-    const struct option *longopts, bool first)
+lm_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+    bool first)
 {
 	char spec[64];
 
@@ -205,8 +205,8 @@ width_of(const char *s)
 }
 
 static void
-print_cells(FILE *out, const lm_cli_col *cols, size_t n, const char *const *cells,
-    bool header)
+print_cells(
+    FILE *out, const lm_cli_col *cols, size_t n, const char *const *cells, bool header)
 {
 	char buf[LM_CLI_CELL_MAX + 4];
 
