@@ -10,6 +10,8 @@
 
 #include "lmtest.h"
 #include "lunamatch/error.h"
+#include "lunamatch/json.h"
+#include "lunamatch/record.h"
 #include "score.h"
 
 typedef Lunamatch__V1__JobPosting JobPosting;
@@ -1183,6 +1185,304 @@ test_determinism(void **state)
 	prof_free(c2);
 }
 
+/* ---- pinned scores of the sample data -------------------------------------- */
+
+/*
+ * The scores of the real sample records must not change when the scorer is
+ * only made faster. These values were computed by the scorer as it stood
+ * before the index's fast scan existed, on x86-64 (SSE2 doubles, glibc's
+ * log and pow), and are compared exactly: a digest of every score and every
+ * explanation over all 54 x 51 pairs, and a few scores written out. A
+ * deliberate change to the formulas or the samples changes them: run the
+ * test with LUNAMATCH_PRINT_PINS=1 to print the new values.
+ */
+#define SAMPLE_NOW   (1795000000LL + 3 * DAY) /* data/samples/README.md's time */
+#define SAMPLE_LINES 1000                     /* records read from one sample file */
+
+struct samples {
+	lm_taxonomy *tax;
+	lm_rates *rates;
+	lm_model *model;
+	JobPosting **posts;
+	lm_posting_prep **pp;
+	size_t np;
+	Profile **profs;
+	lm_profile_prep **cp;
+	size_t nc;
+	lm_skill_stats *stats; /* open, unexpired postings at SAMPLE_NOW */
+};
+
+/* Decodes and prepares (as ingest does) every line of a sample file; keeps
+ * the records that ingest accepts. */
+static size_t
+load_jsonl(const char *rel, const lm_record_ctx *ctx, bool postings, void ***out)
+{
+	size_t len = 0, n = 0;
+	char *buf = lmt_read_file(lmt_src(rel), &len), *s, *nl;
+	void **v = calloc(SAMPLE_LINES, sizeof(*v));
+
+	assert_non_null(buf);
+	assert_non_null(v);
+	for (s = buf; s < buf + len; s = nl + 1) {
+		ProtobufCMessage *m = NULL;
+		lm_reject why;
+		char err[256];
+		int rc;
+
+		nl = memchr(s, '\n', (size_t) (buf + len - s));
+		if (nl == NULL)
+			nl = buf + len;
+		if (nl == s)
+			continue;
+		assert_true(n < SAMPLE_LINES);
+		rc = lm_json_decode(postings ? &lunamatch__v1__job_posting__descriptor
+		                             : &lunamatch__v1__candidate_profile__descriptor,
+		    s, (size_t) (nl - s), &m, err, sizeof(err));
+		if (rc != LM_OK)
+			fail_msg("%s: %s", rel, err);
+		rc = postings ? lm_posting_prepare(ctx, (JobPosting *) m, &why, err, sizeof(err))
+		              : lm_profile_prepare(ctx, (Profile *) m, &why, err, sizeof(err));
+		if (rc != LM_OK) { /* ingest would dead-letter it */
+			protobuf_c_message_free_unpacked(m, NULL);
+			continue;
+		}
+		v[n++] = m;
+	}
+	free(buf);
+	*out = v;
+	return n;
+}
+
+static void
+samples_load(struct samples *s)
+{
+	lm_record_ctx ctx;
+	char err[256];
+
+	memset(s, 0, sizeof(*s));
+	memset(&ctx, 0, sizeof(ctx));
+	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &s->tax, err, sizeof(err)) !=
+	        LM_OK ||
+	    lm_rates_load(lmt_src("data/rates.tsv"), &s->rates, err, sizeof(err)) != LM_OK ||
+	    lm_model_load(lmt_src("data/model/default.json"), &s->model, err,
+	        sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	ctx.taxonomy = s->tax;
+	ctx.rates = s->rates;
+	s->np = load_jsonl("data/samples/postings.jsonl", &ctx, true, (void ***) &s->posts);
+	s->nc = load_jsonl("data/samples/profiles.jsonl", &ctx, false, (void ***) &s->profs);
+	assert_int_equal(s->np, 53); /* one expires before it is posted: rejected */
+	assert_int_equal(s->nc, 51);
+	s->pp = calloc(s->np, sizeof(*s->pp));
+	s->cp = calloc(s->nc, sizeof(*s->cp));
+	assert_non_null(s->pp);
+	assert_non_null(s->cp);
+	assert_int_equal(lm_skill_stats_new(&s->stats), LM_OK);
+	for (size_t i = 0; i < s->np; i++) {
+		const JobPosting *p = s->posts[i];
+		s->pp[i] = prep_post(p);
+		if (p->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
+		    (p->expires_at == 0 || p->expires_at > SAMPLE_NOW))
+			assert_int_equal(lm_skill_stats_add(s->stats, s->pp[i]), LM_OK);
+	}
+	for (size_t i = 0; i < s->nc; i++)
+		assert_int_equal(lm_profile_prep_new(s->profs[i], &s->cp[i]), LM_OK);
+}
+
+static void
+samples_free(struct samples *s)
+{
+	for (size_t i = 0; i < s->np; i++) {
+		lm_posting_prep_free(s->pp[i]);
+		post_free(s->posts[i]);
+	}
+	for (size_t i = 0; i < s->nc; i++) {
+		lm_profile_prep_free(s->cp[i]);
+		prof_free(s->profs[i]);
+	}
+	free(s->pp);
+	free(s->posts);
+	free(s->cp);
+	free(s->profs);
+	lm_skill_stats_free(s->stats);
+	lm_model_free(s->model);
+	lm_rates_free(s->rates);
+	lm_taxonomy_free(s->tax);
+}
+
+/* FNV-1a over bytes, continued from h. */
+static uint64_t
+digest(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *b = data;
+	for (size_t i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static uint64_t
+digest_d(uint64_t h, double d)
+{
+	return digest(h, &d, sizeof(d));
+}
+
+static uint64_t
+digest_s(uint64_t h, const char *s)
+{
+	return digest(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+static uint64_t
+digest_skill(uint64_t h, const Lunamatch__V1__SkillMatch *sm)
+{
+	h = digest_s(h, sm->skill_id);
+	h = digest_s(h, sm->name);
+	h = digest_d(h, sm->importance);
+	return digest(h, &sm->candidate_years, sizeof(sm->candidate_years));
+}
+
+/* Every number and text of a FULL explanation. */
+static uint64_t
+digest_match(uint64_t h, const Match *m)
+{
+	const Lunamatch__V1__Explanation *e = m->explanation;
+
+	h = digest_d(h, m->score);
+	h = digest_s(h, e->summary);
+	for (size_t i = 0; i < e->n_features; i++) {
+		h = digest_s(h, e->features[i]->feature);
+		h = digest_d(h, e->features[i]->value);
+		h = digest_d(h, e->features[i]->weight);
+		h = digest_d(h, e->features[i]->contribution);
+		h = digest_s(h, e->features[i]->detail);
+	}
+	for (size_t i = 0; i < e->n_vetoes; i++) {
+		h = digest_s(h, e->vetoes[i]->code);
+		h = digest_s(h, e->vetoes[i]->reason);
+	}
+	for (size_t i = 0; i < e->n_failed_requirement_groups; i++)
+		h = digest_s(h, e->failed_requirement_groups[i]);
+	for (size_t i = 0; i < e->n_matched_skills; i++)
+		h = digest_skill(h, e->matched_skills[i]);
+	for (size_t i = 0; i < e->n_missing_skills; i++)
+		h = digest_skill(h, e->missing_skills[i]);
+	for (size_t i = 0; i < e->n_improvements; i++) {
+		h = digest_s(h, e->improvements[i]->action);
+		h = digest_d(h, e->improvements[i]->score_gain);
+	}
+	return h;
+}
+
+static const struct pinned_score {
+	const char *candidate, *job;
+	double score;
+} pinned_scores[] = {
+    {"cand-ml-lead-chicago", "job-ml-eng-mgr-chicago", 0x1.c5c05ddd668b5p-1},
+    {"cand-ai-director-toronto", "job-head-of-ai-paris", 0x1.d3e2068a74742p-1},
+    {"cand-data-sci-nyc", "job-ds-credit-risk-wilmington", 0x1.dbdb0e9618775p-1},
+    {"cand-backend-go-sf", "job-sr-backend-go-sf", 0x1.f0c85434269cdp-1},
+    {"cand-security-dc", "job-security-eng-dc", 0x1.f1fe53f5dd488p-1},
+    {"cand-embedded-lyon", "job-embedded-sw-lyon", 0x1.fcc06a2985d4p-1},
+    {"cand-fin-analyst-nyc", "job-fin-analyst-nyc", 0x1.f0bb644ba0bb8p-1},
+    {"cand-rn-melbourne", "job-rn-melbourne", 0x1.f30ed6a990029p-1},
+    {"cand-sdr-sydney", "job-sdr-sydney", 0x1.f04bf2082a77fp-1},
+    {"cand-electrician-phoenix", "job-electrician-phoenix", 0x1.f2351056296fap-1},
+    {"cand-welder-perth", "job-welder-perth", 0x1.f0d4b29d1dd36p-1},
+    /* the seed posting: a strong fit, and the look-alike it vetoes */
+    {"cand-ml-lead-chicago", "job-dfs-sr-mgr-ml", 0x1.9efd7b77cc413p-1},
+    {"cand-ml-junior-chicago", "job-dfs-sr-mgr-ml", 0},
+};
+
+#define PINNED_SCORE_DIGEST   0x4fc3e62278ae93c1ULL
+#define PINNED_EXPLAIN_DIGEST 0xa29dae4dbf7d0f4aULL
+#define PINNED_ELIGIBLE       598
+
+static size_t
+sample_posting(const struct samples *s, const char *id)
+{
+	for (size_t i = 0; i < s->np; i++)
+		if (strcmp(s->posts[i]->id, id) == 0)
+			return i;
+	fail_msg("no sample posting %s", id);
+	return 0;
+}
+
+static size_t
+sample_profile(const struct samples *s, const char *id)
+{
+	for (size_t i = 0; i < s->nc; i++)
+		if (strcmp(s->profs[i]->id, id) == 0)
+			return i;
+	fail_msg("no sample profile %s", id);
+	return 0;
+}
+
+static void
+test_sample_scores_pinned(void **state)
+{
+	struct samples s;
+	lm_score_env env, plain;
+	uint64_t hs = 1469598103934665603ULL, he = hs;
+	size_t eligible = 0;
+	bool print = getenv("LUNAMATCH_PRINT_PINS") != NULL;
+
+	(void) state;
+	samples_load(&s);
+	env.model = s.model;
+	env.stats = s.stats;
+	env.now = SAMPLE_NOW;
+	env.filters = NULL;
+	plain = env;
+	plain.stats = NULL;
+	for (size_t i = 0; i < s.nc; i++) {
+		size_t best = 0;
+		double best_score = -1;
+		for (size_t j = 0; j < s.np; j++) {
+			bool ok, ok2;
+			double v = lm_score_pair(&env, s.cp[i], s.pp[j], &ok);
+			double v2 = lm_score_pair(&plain, s.cp[i], s.pp[j], &ok2);
+			Match *m = NULL;
+			unsigned char flags = (unsigned char) (ok | ok2 << 1);
+
+			hs = digest_d(hs, v);
+			hs = digest_d(hs, v2);
+			hs = digest(hs, &flags, 1);
+			eligible += ok;
+			assert_int_equal(lm_explain_pair(&env, s.cp[i], s.pp[j],
+			                     LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL, &m),
+			    LM_OK);
+			assert_true(m->score == v);
+			he = digest_match(he, m);
+			match_free(m);
+			if (v > best_score) {
+				best_score = v;
+				best = j;
+			}
+		}
+		if (print && i % 5 == 0)
+			printf("    {\"%s\", \"%s\", %a}, /* %.17g */\n", s.profs[i]->id,
+			    s.posts[best]->id, best_score, best_score);
+	}
+	if (print)
+		printf("score digest 0x%016llxULL explain digest 0x%016llxULL eligible %zu\n",
+		    (unsigned long long) hs, (unsigned long long) he, eligible);
+	for (size_t k = 0; k < sizeof(pinned_scores) / sizeof(pinned_scores[0]); k++) {
+		const struct pinned_score *ps = &pinned_scores[k];
+		size_t i = sample_profile(&s, ps->candidate);
+		size_t j = sample_posting(&s, ps->job);
+		double v = lm_score_pair(&env, s.cp[i], s.pp[j], NULL);
+		if (v != ps->score)
+			fail_msg("%s x %s: %a (%.17g), pinned %a", ps->candidate, ps->job, v, v,
+			    ps->score);
+	}
+	assert_int_equal(eligible, PINNED_ELIGIBLE);
+	assert_true(hs == PINNED_SCORE_DIGEST);
+	assert_true(he == PINNED_EXPLAIN_DIGEST);
+	samples_free(&s);
+}
+
 int
 main(void)
 {
@@ -1204,6 +1504,7 @@ main(void)
 	    cmocka_unit_test(test_explanation_order),
 	    cmocka_unit_test(test_improvements),
 	    cmocka_unit_test(test_determinism),
+	    cmocka_unit_test(test_sample_scores_pinned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
