@@ -34,7 +34,7 @@
  * strings and arrays, plus the scorer's prepared form) and per record (table
  * entry, hash chain, allocator overhead). See lm_follower_index_bytes. */
 #define MEM_PER_RECORD_BYTE 4u
-#define MEM_PER_RECORD 512u
+#define MEM_PER_RECORD      512u
 
 /* What our store callbacks return to stop an iteration: negative, so that
  * it cannot be mistaken for an lm_err. */
@@ -168,9 +168,9 @@ account_add(lm_follower *f, uint64_t size)
 static int
 put_record(lm_follower *f, lm_kind kind, const char *id, const void *bytes, size_t len)
 {
-	const ProtobufCMessageDescriptor *d = kind == LM_KIND_POSTING
-	    ? &lunamatch__v1__job_posting__descriptor
-	    : &lunamatch__v1__candidate_profile__descriptor;
+	const ProtobufCMessageDescriptor *d =
+	    kind == LM_KIND_POSTING ? &lunamatch__v1__job_posting__descriptor
+	                            : &lunamatch__v1__candidate_profile__descriptor;
 	ProtobufCMessage *m = NULL;
 	char err[256];
 	uint64_t old = 0;
@@ -189,8 +189,8 @@ put_record(lm_follower *f, lm_kind kind, const char *id, const void *bytes, size
 	if (rc == LM_ESTALE)
 		return LM_OK; /* the index holds a newer version: nothing changed */
 	if (rc != LM_OK) {
-		lm_error("follower.apply", "%s %s: cannot index: %s", lm_kind_name(kind), id,
-		    lm_strerror(rc));
+		lm_error("follower.apply", "%s %s: cannot index: %s", lm_kind_name(kind),
+		    id, lm_strerror(rc));
 		return rc;
 	}
 	if (had)
@@ -265,16 +265,19 @@ load_snapshot(lm_follower *f)
 	if (f->on_changes == NULL || f->ev_seq > seq) {
 		if (f->on_changes != NULL)
 			lm_warn("follower.cursor",
-			    "events cursor %llu is ahead of the store (seq %llu): the store "
+			    "events cursor %llu is ahead of the store (seq %llu): the "
+			    "store "
 			    "was replaced; events resume from the store's position",
 			    (unsigned long long) f->ev_seq, (unsigned long long) seq);
 		f->ev_seq = seq;
 	}
 	lm_index_counts_get(f->idx, &counts);
 	lm_info("follower.loaded",
-	    "index loaded at seq %llu: %llu postings (%llu open), %llu profiles, %llu errors",
+	    "index loaded at seq %llu: %llu postings (%llu open), %llu profiles, %llu "
+	    "errors",
 	    (unsigned long long) seq, (unsigned long long) counts.postings,
-	    (unsigned long long) counts.open_postings, (unsigned long long) counts.profiles,
+	    (unsigned long long) counts.open_postings,
+	    (unsigned long long) counts.profiles,
 	    (unsigned long long) atomic_load(&f->errors));
 	atomic_store(&f->loaded, true);
 	if (f->on_loaded != NULL)
@@ -333,7 +336,8 @@ read_batch(lm_follower *f, uint64_t after, uint64_t upto)
 	if (rc == STOP)
 		rc = LM_OK; /* stopped at the bound or a full batch */
 	if (rc != LM_OK)
-		lm_error("follower.changes", "cannot read the change log after seq %llu: %s",
+		lm_error("follower.changes",
+		    "cannot read the change log after seq %llu: %s",
 		    (unsigned long long) after, lm_strerror(rc));
 	return rc;
 }
@@ -366,8 +370,8 @@ apply_entry(lm_follower *f, struct entry *b)
 		return;
 	}
 	if (rc != LM_OK) {
-		lm_error("follower.read", "%s %s: cannot read: %s", lm_kind_name(b->kind), b->id,
-		    lm_strerror(rc));
+		lm_error("follower.read", "%s %s: cannot read: %s", lm_kind_name(b->kind),
+		    b->id, lm_strerror(rc));
 		atomic_fetch_add(&f->errors, 1);
 		return;
 	}
@@ -385,7 +389,8 @@ hand_over(lm_follower *f, uint64_t cursor)
 
 	for (size_t i = 0; i < f->nbatch; i++) {
 		const struct entry *b = &f->batch[i];
-		if (b->seq <= f->ev_seq || (b->kind != LM_KIND_POSTING && b->kind != LM_KIND_PROFILE))
+		if (b->seq <= f->ev_seq ||
+		    (b->kind != LM_KIND_POSTING && b->kind != LM_KIND_PROFILE))
 			continue;
 		f->changes[n++] = (lm_event_change){
 		    .seq = b->seq,
@@ -518,17 +523,21 @@ wait_wakeup(lm_follower *f)
 			ProtobufCMessage *m = NULL;
 			char err[128];
 			atomic_fetch_add(&f->notifications, 1);
-			if (lm_pb_decode(&lunamatch__v1__store_notify__descriptor, buf, sz,
-				LM_FOLLOWER_NOTIFY_MAX, &m, err, sizeof(err)) != LM_OK)
-				lm_warn("follower.notify", "ignoring a malformed notification: %s",
-				    err);
+			if (lm_pb_decode(&lunamatch__v1__store_notify__descriptor, buf,
+			        sz, LM_FOLLOWER_NOTIFY_MAX, &m, err,
+			        sizeof(err)) != LM_OK)
+				lm_warn("follower.notify",
+				    "ignoring a malformed notification: %s", err);
 			else
 				lm_debug("follower.notify", "store at seq %llu",
-				    (unsigned long long) ((Lunamatch__V1__StoreNotify *) m)->last_seq);
+				    (unsigned long long) ((Lunamatch__V1__StoreNotify *)
+				                              m)
+				        ->last_seq);
 			protobuf_c_message_free_unpacked(m, NULL);
 			nng_free(buf, sz);
 		} else if (rv != NNG_ETIMEDOUT && rv != NNG_ECLOSED) {
-			lm_warn("follower.notify", "receive failed: %s", nng_strerror(rv));
+			lm_warn(
+			    "follower.notify", "receive failed: %s", nng_strerror(rv));
 			/* Do not spin on a persistent error: fall back to the timer. */
 			f->sub_open = false;
 		}
@@ -576,21 +585,26 @@ open_sub(lm_follower *f)
 	int rv;
 
 	if ((rv = nng_sub0_open(&f->sub)) != 0) {
-		lm_error("follower.notify", "cannot open the SUB socket: %s", nng_strerror(rv));
+		lm_error("follower.notify", "cannot open the SUB socket: %s",
+		    nng_strerror(rv));
 		return LM_ENNG;
 	}
 	if ((rv = nng_socket_set(f->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
-	    (rv = nng_socket_set_size(f->sub, NNG_OPT_RECVMAXSZ, LM_FOLLOWER_NOTIFY_MAX)) != 0 ||
-	    (rv = nng_socket_set_ms(f->sub, NNG_OPT_RECVTIMEO, (nng_duration) f->poll_ms)) != 0 ||
+	    (rv = nng_socket_set_size(
+	         f->sub, NNG_OPT_RECVMAXSZ, LM_FOLLOWER_NOTIFY_MAX)) != 0 ||
+	    (rv = nng_socket_set_ms(
+	         f->sub, NNG_OPT_RECVTIMEO, (nng_duration) f->poll_ms)) != 0 ||
 	    (rv = nng_socket_set_ms(f->sub, NNG_OPT_RECONNMAXT, 2000)) != 0) {
-		lm_error("follower.notify", "cannot set up the SUB socket: %s", nng_strerror(rv));
+		lm_error("follower.notify", "cannot set up the SUB socket: %s",
+		    nng_strerror(rv));
 		nng_close(f->sub);
 		return LM_ENNG;
 	}
 	/* Non-blocking: the dialer retries in the background until ingest
 	 * listens, so the two services may start in any order. */
 	if ((rv = nng_dial(f->sub, f->notify_url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		lm_error("follower.notify", "cannot dial %s: %s", f->notify_url, nng_strerror(rv));
+		lm_error("follower.notify", "cannot dial %s: %s", f->notify_url,
+		    nng_strerror(rv));
 		nng_close(f->sub);
 		return LM_ENNG;
 	}

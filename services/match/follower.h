@@ -39,8 +39,8 @@
 extern "C" {
 #endif
 
-#define LM_FOLLOWER_BATCH_MAX 1000      /* change entries applied per batch */
-#define LM_FOLLOWER_NOTIFY_MAX 1024     /* bytes of one notification accepted */
+#define LM_FOLLOWER_BATCH_MAX       1000 /* change entries applied per batch */
+#define LM_FOLLOWER_NOTIFY_MAX      1024 /* bytes of one notification accepted */
 #define LM_FOLLOWER_POLL_MS_DEFAULT 1000u
 
 /*
@@ -56,15 +56,15 @@ extern "C" {
  * and hands the same changes over again on the next wake-up (the callback
  * must be idempotent, as lm_events_on_changes is).
  */
-typedef int (*lm_follower_changes_fn)(void *arg, const lm_event_change *changes,
-    size_t n, uint64_t cursor_seq);
+typedef int (*lm_follower_changes_fn)(
+    void *arg, const lm_event_change *changes, size_t n, uint64_t cursor_seq);
 
 typedef struct lm_follower_opts {
-	lm_store *store;          /* required; borrowed */
-	lm_index *index;          /* required; borrowed */
-	const char *notify_url;   /* NULL or "" = poll only; copied */
-	unsigned poll_ms;         /* 0 = LM_FOLLOWER_POLL_MS_DEFAULT */
-	uint64_t events_after;    /* the events cursor: changes <= it are not handed over */
+	lm_store *store;        /* required; borrowed */
+	lm_index *index;        /* required; borrowed */
+	const char *notify_url; /* NULL or "" = poll only; copied */
+	unsigned poll_ms;       /* 0 = LM_FOLLOWER_POLL_MS_DEFAULT */
+	uint64_t events_after;  /* the events cursor: changes <= it are not handed over */
 	lm_follower_changes_fn on_changes; /* may be NULL */
 	void *arg;
 	/* Called once on the follower thread when the snapshot is loaded (and
@@ -98,13 +98,13 @@ void lm_follower_free(lm_follower *f);
 int lm_follower_run_once(lm_follower *f);
 
 typedef struct lm_follower_stats {
-	bool loaded;              /* the snapshot is in the index */
-	uint64_t seq;             /* last applied change seq */
-	uint64_t applied;         /* change entries applied since start */
-	uint64_t errors;          /* records that could not be read or decoded */
-	uint64_t notifications;   /* notifications received */
-	uint64_t record_bytes;    /* serialized bytes of the records in the index */
-	uint64_t records;         /* records in the index */
+	bool loaded;            /* the snapshot is in the index */
+	uint64_t seq;           /* last applied change seq */
+	uint64_t applied;       /* change entries applied since start */
+	uint64_t errors;        /* records that could not be read or decoded */
+	uint64_t notifications; /* notifications received */
+	uint64_t record_bytes;  /* serialized bytes of the records in the index */
+	uint64_t records;       /* records in the index */
 } lm_follower_stats;
 
 void lm_follower_stats_get(lm_follower *f, lm_follower_stats *out);

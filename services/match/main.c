@@ -54,15 +54,15 @@
 #define LM_VERSION "0.1.0"
 #endif
 
-#define PROG "lunamatch-match"
+#define PROG              "lunamatch-match"
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7701"
-#define PROBE_PERIOD_MS 3000u  /* self-probe of the RPC listener */
-#define PROBE_TIMEOUT_MS 2000u /* one probe's wait for an answer */
-#define DRAIN_TIMEOUT_MS 10000u /* in-flight requests get this long at shutdown */
-#define EVENTS_FLUSH_MS 5000   /* events in flight get this long at shutdown */
+#define PROBE_PERIOD_MS   3000u  /* self-probe of the RPC listener */
+#define PROBE_TIMEOUT_MS  2000u  /* one probe's wait for an answer */
+#define DRAIN_TIMEOUT_MS  10000u /* in-flight requests get this long at shutdown */
+#define EVENTS_FLUSH_MS   5000   /* events in flight get this long at shutdown */
 
 #define EXIT_RUNTIME 1
-#define EXIT_CONFIG 2
+#define EXIT_CONFIG  2
 
 /* Everything the daemon holds; the metric and health callbacks read it. */
 struct daemon {
@@ -149,8 +149,8 @@ probe_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		while (!d->probe_stop &&
-		    pthread_cond_timedwait(&d->probe_cv, &d->probe_mtx, &ts) != ETIMEDOUT)
+		while (!d->probe_stop && pthread_cond_timedwait(&d->probe_cv,
+		                             &d->probe_mtx, &ts) != ETIMEDOUT)
 			;
 		if (d->probe_stop)
 			break;
@@ -159,7 +159,8 @@ probe_main(void *arg)
 		int prev = atomic_exchange(&d->probe_result, r);
 		atomic_store(&d->probe_at, (long long) time(NULL));
 		if (r != prev && r != LM_OK && r != LM_ETIMEDOUT)
-			lm_error("match.probe", "rpc listener self-probe failed: %s", lm_strerror(r));
+			lm_error("match.probe", "rpc listener self-probe failed: %s",
+			    lm_strerror(r));
 		else if (r != prev && (prev != LM_OK && prev != LM_ETIMEDOUT))
 			lm_info("match.probe", "rpc listener self-probe answered again");
 		pthread_mutex_lock(&d->probe_mtx);
@@ -257,23 +258,25 @@ register_metrics(struct daemon *d)
 		const char *name, *help;
 		double (*fn)(void *);
 	} gauges[] = {
-	    {"lunamatch_index_postings", "postings in the index, closed ones included", g_postings},
+	    {"lunamatch_index_postings", "postings in the index, closed ones included",
+	        g_postings},
 	    {"lunamatch_index_open_postings", "open, unexpired postings in the index",
-		g_open_postings},
+	        g_open_postings},
 	    {"lunamatch_index_profiles", "profiles in the index", g_profiles},
 	    {"lunamatch_index_bytes",
-		"approximate memory of the index, estimated from the serialized records", g_bytes},
+	        "approximate memory of the index, estimated from the serialized records",
+	        g_bytes},
 	    {"lunamatch_index_seq", "change-log seq the index reflects", g_seq},
 	    {"lunamatch_index_loaded", "1 once the store snapshot is loaded", g_loaded},
-	    {"lunamatch_follower_errors", "stored records that could not be read or decoded",
-		g_follower_errors},
-	    {"lunamatch_rpc_probe_ok", "1 when the last self-probe of the RPC listener answered",
-		g_probe_ok},
+	    {"lunamatch_follower_errors",
+	        "stored records that could not be read or decoded", g_follower_errors},
+	    {"lunamatch_rpc_probe_ok",
+	        "1 when the last self-probe of the RPC listener answered", g_probe_ok},
 	};
 
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
 		if (lm_metrics_gauge_fn(d->metrics, gauges[i].name, gauges[i].help, NULL,
-			gauges[i].fn, d) != LM_OK)
+		        gauges[i].fn, d) != LM_OK)
 			lm_warn("match.metrics", "cannot register %s", gauges[i].name);
 }
 
@@ -283,8 +286,8 @@ static int
 on_changes(void *arg, const lm_event_change *changes, size_t n, uint64_t cursor_seq)
 {
 	struct daemon *d = arg;
-	int rc = lm_events_on_changes(d->events, d->idx, changes, n, cursor_seq,
-	    (int64_t) time(NULL));
+	int rc = lm_events_on_changes(
+	    d->events, d->idx, changes, n, cursor_seq, (int64_t) time(NULL));
 
 	/* Below the outbox cursor: derived before (the outbox outlived a store
 	 * that was replaced); nothing to redo. */
@@ -307,9 +310,10 @@ load_data(struct daemon *d)
 	char path[LM_CFG_STR + 64], err[1024];
 	int rc;
 
-	if ((rc = lm_config_data_file(d->cfg.taxonomy_file, path, sizeof(path))) != LM_OK) {
-		lm_error("match.config", "LUNAMATCH_TAXONOMY_FILE %s: %s", d->cfg.taxonomy_file,
-		    lm_strerror(rc));
+	if ((rc = lm_config_data_file(d->cfg.taxonomy_file, path, sizeof(path))) !=
+	    LM_OK) {
+		lm_error("match.config", "LUNAMATCH_TAXONOMY_FILE %s: %s",
+		    d->cfg.taxonomy_file, lm_strerror(rc));
 		return EXIT_CONFIG;
 	}
 	if ((rc = lm_taxonomy_load(path, &d->tax, err, sizeof(err))) != LM_OK) {
@@ -335,8 +339,8 @@ load_data(struct daemon *d)
 		return EXIT_CONFIG;
 	}
 	lm_info("match.data", "taxonomy %s (%zu skills), rates %s, model %s",
-	    lm_taxonomy_version(d->tax), lm_taxonomy_count(d->tax), lm_rates_version(d->rates),
-	    d->model->version);
+	    lm_taxonomy_version(d->tax), lm_taxonomy_count(d->tax),
+	    lm_rates_version(d->rates), d->model->version);
 	return 0;
 }
 
@@ -348,7 +352,8 @@ start_events(struct daemon *d, uint64_t *cursor)
 
 	*cursor = 0;
 	if (d->cfg.event_top_n == 0) {
-		lm_info("match.events", "LUNAMATCH_EVENT_TOP_N is 0: new-match events are off");
+		lm_info("match.events",
+		    "LUNAMATCH_EVENT_TOP_N is 0: new-match events are off");
 		return LM_OK;
 	}
 	memset(&eo, 0, sizeof(eo));
@@ -365,7 +370,8 @@ start_events(struct daemon *d, uint64_t *cursor)
 		return rc;
 	}
 	if ((rc = lm_events_cursor(d->events, cursor)) != LM_OK) {
-		lm_error("match.events", "cannot read the outbox cursor: %s", lm_strerror(rc));
+		lm_error(
+		    "match.events", "cannot read the outbox cursor: %s", lm_strerror(rc));
 		return rc;
 	}
 	/* The sender connects in the background: a broker that is down delays
@@ -374,9 +380,10 @@ start_events(struct daemon *d, uint64_t *cursor)
 		lm_error("match.events", "cannot start the sender: %s", lm_strerror(rc));
 		return rc;
 	}
-	lm_info("match.events", "events to %s on %s (min score %.2f, top %u), cursor %llu",
-	    d->cfg.topic_matches, d->cfg.brokers, d->cfg.event_min_score, d->cfg.event_top_n,
-	    (unsigned long long) *cursor);
+	lm_info("match.events",
+	    "events to %s on %s (min score %.2f, top %u), cursor %llu",
+	    d->cfg.topic_matches, d->cfg.brokers, d->cfg.event_min_score,
+	    d->cfg.event_top_n, (unsigned long long) *cursor);
 	return LM_OK;
 }
 
@@ -404,14 +411,16 @@ start_rpc(struct daemon *d)
 	 * that size is queued rather than refused. */
 	so.queue_len = d->cfg.rpc_contexts;
 	methods = lm_match_service_methods(&n);
-	if ((rc = lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor, methods, n,
-		 d->svc, &d->srv)) != LM_OK) {
-		lm_error("match.rpc", "cannot set up the RPC server: %s", lm_strerror(rc));
+	if ((rc = lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor,
+	         methods, n, d->svc, &d->srv)) != LM_OK) {
+		lm_error(
+		    "match.rpc", "cannot set up the RPC server: %s", lm_strerror(rc));
 		return rc;
 	}
 	lm_match_service_set_server(d->svc, d->srv);
 	if ((rc = lm_rpc_server_start(d->srv)) != LM_OK) {
-		lm_error("match.rpc", "cannot listen on %s: %s", d->cfg.rpc_url, lm_strerror(rc));
+		lm_error("match.rpc", "cannot listen on %s: %s", d->cfg.rpc_url,
+		    lm_strerror(rc));
 		return rc;
 	}
 	if (lm_rpc_server_url(d->srv, url, sizeof(url)) == LM_OK)
@@ -438,8 +447,8 @@ start_http(struct daemon *d)
 	ho.ready = check_ready;
 	ho.arg = d;
 	if ((rc = lm_http_start(&ho, &d->http)) != LM_OK) {
-		lm_error("match.http", "cannot serve health and metrics on %s: %s", ho.addr,
-		    lm_strerror(rc));
+		lm_error("match.http", "cannot serve health and metrics on %s: %s",
+		    ho.addr, lm_strerror(rc));
 		return rc;
 	}
 	lm_info("match.http", "health and metrics on http://%s (port %d)", ho.addr,
@@ -476,11 +485,13 @@ start_follower(struct daemon *d, const char *notify)
 	int rc;
 
 	if ((rc = lm_follower_start(d->follower)) != LM_OK) {
-		lm_error("match.follower", "cannot start following the store: %s", lm_strerror(rc));
+		lm_error("match.follower", "cannot start following the store: %s",
+		    lm_strerror(rc));
 		return rc;
 	}
-	lm_info("match.follower", "following the store in %s (notify %s, poll every %u ms)",
-	    d->cfg.data_dir, notify, d->cfg.poll_ms);
+	lm_info("match.follower",
+	    "following the store in %s (notify %s, poll every %u ms)", d->cfg.data_dir,
+	    notify, d->cfg.poll_ms);
 	return LM_OK;
 }
 
@@ -492,7 +503,8 @@ shutdown_all(struct daemon *d)
 	if (d->srv != NULL) {
 		int rc = lm_rpc_server_drain(d->srv, DRAIN_TIMEOUT_MS);
 		if (rc != LM_OK)
-			lm_warn("match.drain", "requests still in flight after %u ms were dropped",
+			lm_warn("match.drain",
+			    "requests still in flight after %u ms were dropped",
 			    DRAIN_TIMEOUT_MS);
 	}
 	/* /readyz said 503 during the drain; now nothing reads the metrics any
@@ -529,7 +541,8 @@ main(int argc, char **argv)
 	uint64_t events_after = 0;
 	char notify[LM_CFG_STR + 64];
 
-	if (lm_config_load(&d->cfg, LM_PROG_MATCH, argc, argv, err, sizeof(err)) != LM_OK) {
+	if (lm_config_load(&d->cfg, LM_PROG_MATCH, argc, argv, err, sizeof(err)) !=
+	    LM_OK) {
 		fprintf(stderr, PROG ": %s\n", err);
 		return EXIT_CONFIG;
 	}
@@ -569,8 +582,8 @@ main(int argc, char **argv)
 
 	lm_store_opts sto = {.map_size = d->cfg.map_size_mb << 20};
 	if ((rc = lm_store_open(d->cfg.data_dir, &sto, &d->store)) != LM_OK) {
-		lm_error("match.store", "cannot open the record store in %s: %s", d->cfg.data_dir,
-		    lm_strerror(rc));
+		lm_error("match.store", "cannot open the record store in %s: %s",
+		    d->cfg.data_dir, lm_strerror(rc));
 		goto done;
 	}
 	if (lm_index_new(d->model, &d->idx) != LM_OK)

@@ -21,11 +21,11 @@
 #include "lunamatch/v1/rpc.pb-c.h"
 #include "service.h"
 
-#define ST_OK LUNAMATCH__V1__STATUS_CODE__OK
-#define ST_INVALID LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
-#define ST_DEADLINE LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
-#define ST_NOT_FOUND LUNAMATCH__V1__STATUS_CODE__NOT_FOUND
-#define ST_INTERNAL LUNAMATCH__V1__STATUS_CODE__INTERNAL
+#define ST_OK          LUNAMATCH__V1__STATUS_CODE__OK
+#define ST_INVALID     LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
+#define ST_DEADLINE    LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
+#define ST_NOT_FOUND   LUNAMATCH__V1__STATUS_CODE__NOT_FOUND
+#define ST_INTERNAL    LUNAMATCH__V1__STATUS_CODE__INTERNAL
 #define ST_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
 
 /* Room for the reason an index call or lm_*_prepare gives. */
@@ -112,7 +112,8 @@ precheck(const lm_match_service *s, const lm_rpc_ctx *ctx, char *msg, size_t msg
 		snprintf(msg, msglen, "index is loading; retry later");
 		return ST_UNAVAILABLE;
 	}
-	if (ctx != NULL && ctx->deadline_ms != 0 && (uint64_t) nng_clock() >= ctx->deadline_ms) {
+	if (ctx != NULL && ctx->deadline_ms != 0 &&
+	    (uint64_t) nng_clock() >= ctx->deadline_ms) {
 		snprintf(msg, msglen, "deadline passed before the call started");
 		return ST_DEADLINE;
 	}
@@ -123,7 +124,7 @@ static bool
 explain_level_valid(Lunamatch__V1__ExplainLevel l)
 {
 	return l >= LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_UNSPECIFIED &&
-	    l <= LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+	       l <= LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
 }
 
 /* Checks what every match method shares: top_k and the explain level. */
@@ -171,7 +172,8 @@ query_status(int rc, const char *reason, const char *what, const char *id, char 
 	case LM_OK:
 		return ST_OK;
 	case LM_EINVAL:
-		snprintf(msg, msglen, "%s", reason[0] != '\0' ? reason : "invalid request");
+		snprintf(
+		    msg, msglen, "%s", reason[0] != '\0' ? reason : "invalid request");
 		return ST_INVALID;
 	case LM_ENOENT:
 		snprintf(msg, msglen, "%s \"%s\" not found", what, id != NULL ? id : "");
@@ -212,14 +214,15 @@ h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 			return ST_INTERNAL;
 		}
 		q.profile = (Lunamatch__V1__CandidateProfile *) copy;
-		if (lm_profile_prepare(&s->rctx, q.profile, &why, reason, sizeof(reason)) !=
-		    LM_OK) {
+		if (lm_profile_prepare(
+		        &s->rctx, q.profile, &why, reason, sizeof(reason)) != LM_OK) {
 			snprintf(msg, msglen, "profile: %s", reason);
 			protobuf_c_message_free_unpacked(copy, NULL);
 			return ST_INVALID;
 		}
-	} else if (in->subject_case != LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID ||
-	    in->candidate_id == NULL || in->candidate_id[0] == '\0') {
+	} else if (in->subject_case !=
+	               LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID ||
+	           in->candidate_id == NULL || in->candidate_id[0] == '\0') {
 		snprintf(msg, msglen, "no candidate_id or profile given");
 		return ST_INVALID;
 	}
@@ -228,8 +231,8 @@ h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 	/* subject is a oneof (a union): candidate_id is only valid for its case. */
 	st = query_status(rc, reason, "candidate",
 	    in->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID
-		? in->candidate_id
-		: "(inline)",
+	        ? in->candidate_id
+	        : "(inline)",
 	    msg, msglen);
 	if (st == ST_OK)
 		*resp = &out->base;
@@ -255,7 +258,8 @@ h_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req
 		return st;
 	if ((st = check_query(in->top_k, in->explain, msg, msglen)) != ST_OK)
 		return st;
-	if (in->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING) {
+	if (in->subject_case ==
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING) {
 		if (in->posting == NULL) {
 			snprintf(msg, msglen, "posting: empty");
 			return ST_INVALID;
@@ -265,23 +269,25 @@ h_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req
 			return ST_INTERNAL;
 		}
 		q.posting = (Lunamatch__V1__JobPosting *) copy;
-		if (lm_posting_prepare(&s->rctx, q.posting, &why, reason, sizeof(reason)) !=
-		    LM_OK) {
+		if (lm_posting_prepare(
+		        &s->rctx, q.posting, &why, reason, sizeof(reason)) != LM_OK) {
 			snprintf(msg, msglen, "posting: %s", reason);
 			protobuf_c_message_free_unpacked(copy, NULL);
 			return ST_INVALID;
 		}
-	} else if (in->subject_case != LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID ||
-	    in->job_id == NULL || in->job_id[0] == '\0') {
+	} else if (in->subject_case !=
+	               LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID ||
+	           in->job_id == NULL || in->job_id[0] == '\0') {
 		snprintf(msg, msglen, "no job_id or posting given");
 		return ST_INVALID;
 	}
-	rc = lm_index_match_candidates(s->idx, &q, now_of(s), &out, reason, sizeof(reason));
+	rc = lm_index_match_candidates(
+	    s->idx, &q, now_of(s), &out, reason, sizeof(reason));
 	protobuf_c_message_free_unpacked(copy, NULL);
 	st = query_status(rc, reason, "posting",
 	    in->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID
-		? in->job_id
-		: "(inline)",
+	        ? in->job_id
+	        : "(inline)",
 	    msg, msglen);
 	if (st == ST_OK)
 		*resp = &out->base;
@@ -292,8 +298,8 @@ h_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req
 
 /* Tells which of the two ids is unknown, for a precise NOT_FOUND reason. */
 static void
-explain_not_found(lm_match_service *s, const char *cand, const char *job, char *msg,
-    size_t msglen)
+explain_not_found(
+    lm_match_service *s, const char *cand, const char *job, char *msg, size_t msglen)
 {
 	Lunamatch__V1__CandidateProfile *c = NULL;
 
@@ -421,9 +427,10 @@ h_check(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 		*resp = &out->base;
 		return ST_OK;
 	}
-	out->status = lm_match_service_serving(s)
-	    ? LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-	    : LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	out->status =
+	    lm_match_service_serving(s)
+	        ? LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+	        : LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 	lm_index_counts_get(s->idx, &counts);
 	out->postings = counts.open_postings;
 	out->profiles = counts.profiles;

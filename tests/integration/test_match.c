@@ -58,21 +58,21 @@
 #include "lunamatch/v1/rpc.pb-c.h"
 #include "proc.h"
 
-#define PARTITIONS 3
-#define START_MS 30000   /* a process up and ready */
-#define IO_MS 30000      /* produce, topic creation */
-#define CATCH_UP_MS 60000 /* the samples through ingest into match's index */
-#define EVENT_MS 60000   /* an event to reach the matches topic */
-#define STOP_MS 20000    /* SIGTERM to exit */
-#define CALL_MS 10000    /* deadline of an ordinary call */
-#define MAX_REQUEST 65536 /* match's LUNAMATCH_MAX_REQUEST_BYTES in this test */
-#define THREADS 64
+#define PARTITIONS       3
+#define START_MS         30000 /* a process up and ready */
+#define IO_MS            30000 /* produce, topic creation */
+#define CATCH_UP_MS      60000 /* the samples through ingest into match's index */
+#define EVENT_MS         60000 /* an event to reach the matches topic */
+#define STOP_MS          20000 /* SIGTERM to exit */
+#define CALL_MS          10000 /* deadline of an ordinary call */
+#define MAX_REQUEST      65536 /* match's LUNAMATCH_MAX_REQUEST_BYTES in this test */
+#define THREADS          64
 #define CALLS_PER_THREAD 20
-#define EVENTS_MAX 20000
+#define EVENTS_MAX       20000
 
 #define SEED_JOB "job-dfs-sr-mgr-ml"
-#define LEAD "cand-ml-lead-chicago"
-#define JUNIOR "cand-ml-junior-chicago"
+#define LEAD     "cand-ml-lead-chicago"
+#define JUNIOR   "cand-ml-junior-chicago"
 
 typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile CandidateProfile;
@@ -227,7 +227,8 @@ build_env(void)
 	G.match_env[k++] = G.env[n++];
 	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_POLL_MS=200");
 	G.match_env[k++] = G.env[n++];
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_MAX_REQUEST_BYTES=%d", MAX_REQUEST);
+	snprintf(
+	    G.env[n], sizeof(G.env[0]), "LUNAMATCH_MAX_REQUEST_BYTES=%d", MAX_REQUEST);
 	G.match_env[k++] = G.env[n++];
 	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_WORKERS=4");
 	G.match_env[k++] = G.env[n++];
@@ -242,8 +243,10 @@ static void
 match_start(void)
 {
 	const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
-	snprintf(G.match_log, sizeof(G.match_log), "%s/match.%d.log", G.dir, ++G.match_starts);
-	assert_int_equal(lmt_proc_start_ex(argv, G.match_env, G.match_log, &G.match), LM_OK);
+	snprintf(
+	    G.match_log, sizeof(G.match_log), "%s/match.%d.log", G.dir, ++G.match_starts);
+	assert_int_equal(
+	    lmt_proc_start_ex(argv, G.match_env, G.match_log, &G.match), LM_OK);
 	wait_ready(G.match_http, "lunamatch-match", G.match_log);
 }
 
@@ -278,19 +281,25 @@ new_client(rd_kafka_type_t type)
 	rd_kafka_t *rk;
 	char err[512], group[200];
 
-	assert_int_equal(lm_kafka_conf(G.brokers, "lmtest-match", &c, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_conf(G.brokers, "lmtest-match", &c, err, sizeof(err)), LM_OK);
 	if (type == RD_KAFKA_PRODUCER) {
-		assert_int_equal(lm_kafka_set(c, "enable.idempotence", "true", err, sizeof(err)),
+		assert_int_equal(
+		    lm_kafka_set(c, "enable.idempotence", "true", err, sizeof(err)),
 		    LM_OK);
-		assert_int_equal(lm_kafka_set(c, "linger.ms", "5", err, sizeof(err)), LM_OK);
+		assert_int_equal(
+		    lm_kafka_set(c, "linger.ms", "5", err, sizeof(err)), LM_OK);
 		rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
 	} else {
 		snprintf(group, sizeof(group), "lmtest-reader-%s", G.run);
-		assert_int_equal(lm_kafka_set(c, "group.id", group, err, sizeof(err)), LM_OK);
 		assert_int_equal(
-		    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)), LM_OK);
+		    lm_kafka_set(c, "group.id", group, err, sizeof(err)), LM_OK);
 		assert_int_equal(
-		    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)), LM_OK);
+		    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)),
+		    LM_OK);
+		assert_int_equal(
+		    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)),
+		    LM_OK);
 	}
 	rk = rd_kafka_new(type, c, err, sizeof(err));
 	if (rk == NULL)
@@ -341,8 +350,9 @@ poll_events(int ms)
 		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->payload != NULL) {
 			ProtobufCMessage *msg = NULL;
 			char err[256];
-			assert_int_equal(lm_pb_decode(&lunamatch__v1__match_event__descriptor,
-					     m->payload, m->len, 1u << 20, &msg, err, sizeof(err)),
+			assert_int_equal(
+			    lm_pb_decode(&lunamatch__v1__match_event__descriptor,
+			        m->payload, m->len, 1u << 20, &msg, err, sizeof(err)),
 			    LM_OK);
 			const Lunamatch__V1__MatchEvent *e = (const void *) msg;
 			/* The contract of events.proto: key = candidate_id. */
@@ -403,16 +413,21 @@ produce_samples(const char *rel, const ProtobufCMessageDescriptor *d, const char
 			nl = text + len;
 		if (nl == line)
 			continue;
-		assert_int_equal(lm_json_decode(d, line, (size_t) (nl - line), &m, err, sizeof(err)),
+		assert_int_equal(
+		    lm_json_decode(d, line, (size_t) (nl - line), &m, err, sizeof(err)),
 		    LM_OK);
-		const char *id = d == &lunamatch__v1__job_posting__descriptor ? ((JobPosting *) m)->id
-		                                                              : ((CandidateProfile *) m)->id;
+		const char *id = d == &lunamatch__v1__job_posting__descriptor
+		                     ? ((JobPosting *) m)->id
+		                     : ((CandidateProfile *) m)->id;
 		produce_msg(topic, id, m);
-		assert_int_equal(lm_json_decode(d, line, (size_t) (nl - line), &copy, err, sizeof(err)),
+		assert_int_equal(lm_json_decode(d, line, (size_t) (nl - line), &copy, err,
+		                     sizeof(err)),
 		    LM_OK);
 		int rc = d == &lunamatch__v1__job_posting__descriptor
-		    ? lm_posting_prepare(rctx, (JobPosting *) copy, &why, err, sizeof(err))
-		    : lm_profile_prepare(rctx, (CandidateProfile *) copy, &why, err, sizeof(err));
+		             ? lm_posting_prepare(
+		                   rctx, (JobPosting *) copy, &why, err, sizeof(err))
+		             : lm_profile_prepare(rctx, (CandidateProfile *) copy, &why,
+		                   err, sizeof(err));
 		accepted += rc == LM_OK;
 		protobuf_c_message_free_unpacked(copy, NULL);
 		protobuf_c_message_free_unpacked(m, NULL);
@@ -433,7 +448,7 @@ seed_copy(const char *id)
 
 	assert_non_null(nl);
 	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, text,
-			     (size_t) (nl - text), &m, err, sizeof(err)),
+	                     (size_t) (nl - text), &m, err, sizeof(err)),
 	    LM_OK);
 	free(text);
 	JobPosting *p = (JobPosting *) m;
@@ -454,7 +469,8 @@ check(void)
 	int st = -1;
 	char msg[256];
 
-	if (lm_client_check(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)) != LM_OK ||
+	if (lm_client_check(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)) !=
+	        LM_OK ||
 	    st != LUNAMATCH__V1__STATUS_CODE__OK) {
 		if (r != NULL)
 			protobuf_c_message_free_unpacked(&r->base, NULL);
@@ -472,7 +488,8 @@ get_posting(const char *id)
 	char msg[256];
 
 	req.id = (char *) id;
-	if (lm_client_get_posting(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)) != LM_OK)
+	if (lm_client_get_posting(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)) !=
+	    LM_OK)
 		return -1;
 	if (r != NULL)
 		protobuf_c_message_free_unpacked(&r->base, NULL);
@@ -504,7 +521,8 @@ raw_call(const void *bytes, size_t len, int ms)
 	assert_int_equal(nng_req0_open(&s), 0);
 	assert_int_equal(nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1u << 20), 0);
 	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, ms), 0);
-	assert_int_equal(nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE), 0);
+	assert_int_equal(
+	    nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE), 0);
 	assert_int_equal(nng_dial(s, G.rpc_url, NULL, 0), 0);
 	assert_int_equal(nng_send(s, (void *) bytes, len, 0), 0);
 	if (nng_recv(s, &buf, &sz, NNG_FLAG_ALLOC) == 0) {
@@ -568,13 +586,14 @@ group_setup(void **state)
 		snprintf(G.brokers, sizeof(G.brokers), "%s", b);
 		rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER);
 		const char *topics[4] = {G.postings, G.profiles, G.matches, G.dlq};
-		if (lm_kafka_create_topics(rk, topics, 4, PARTITIONS, IO_MS, err, sizeof(err)) !=
-		    LM_OK)
+		if (lm_kafka_create_topics(
+		        rk, topics, 4, PARTITIONS, IO_MS, err, sizeof(err)) != LM_OK)
 			fail_msg("create topics: %s", err);
 		for (int i = 0; i < 4; i++) {
 			int n = 0;
 			for (int k = 0; k < 100; k++) {
-				if (lm_kafka_topic_partitions(rk, topics[i], IO_MS, &n) == LM_OK)
+				if (lm_kafka_topic_partitions(rk, topics[i], IO_MS, &n) ==
+				    LM_OK)
 					break;
 				usleep(100 * 1000);
 			}
@@ -588,9 +607,11 @@ group_setup(void **state)
 		snprintf(e3, sizeof(e3), "LUNAMATCH_TOPIC_MATCHES=%s", G.matches);
 		snprintf(e4, sizeof(e4), "LUNAMATCH_TOPIC_DLQ=%s", G.dlq);
 		const char *env[] = {e1, e2, e3, e4, NULL};
-		const char *argv[] = {lmt_bin("lunamatch-devkafka"), "--partitions", "3", NULL};
+		const char *argv[] = {
+		    lmt_bin("lunamatch-devkafka"), "--partitions", "3", NULL};
 		assert_int_equal(lmt_proc_start(argv, env, &G.dk), LM_OK);
-		assert_int_equal(lmt_proc_readline(G.dk, line, sizeof(line), START_MS), LM_OK);
+		assert_int_equal(
+		    lmt_proc_readline(G.dk, line, sizeof(line), START_MS), LM_OK);
 		assert_memory_equal(line, "127.0.0.1:", 10);
 		snprintf(G.brokers, sizeof(G.brokers), "%s", line);
 	}
@@ -600,20 +621,24 @@ group_setup(void **state)
 	 * follow ingest whenever that starts. */
 	match_start();
 	const char *iargv[] = {lmt_bin("lunamatch-ingest"), NULL};
-	assert_int_equal(lmt_proc_start_ex(iargv, G.ingest_env, G.ingest_log, &G.ingest), LM_OK);
+	assert_int_equal(
+	    lmt_proc_start_ex(iargv, G.ingest_env, G.ingest_log, &G.ingest), LM_OK);
 	wait_ready(G.ingest_http, "lunamatch-ingest", G.ingest_log);
 
 	assert_int_equal(lm_client_open(G.rpc_url, NULL, &G.client), LM_OK);
 	G.producer = new_client(RD_KAFKA_PRODUCER);
 	G.consumer = new_client(RD_KAFKA_CONSUMER);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(PARTITIONS);
 	for (int p = 0; p < PARTITIONS; p++)
-		rd_kafka_topic_partition_list_add(l, G.matches, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+		rd_kafka_topic_partition_list_add(l, G.matches, p)->offset =
+		    RD_KAFKA_OFFSET_BEGINNING;
 	assert_int_equal(rd_kafka_assign(G.consumer, l), RD_KAFKA_RESP_ERR_NO_ERROR);
 	rd_kafka_topic_partition_list_destroy(l);
 
 	/* The samples, as protobuf. */
-	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)) != LM_OK ||
+	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)) !=
+	        LM_OK ||
 	    lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)) != LM_OK)
 		fail_msg("%s", err);
 	memset(&rctx, 0, sizeof(rctx));
@@ -636,8 +661,10 @@ group_setup(void **state)
 		if (np == (double) G.n_postings && nc == (double) G.n_profiles)
 			break;
 		if (now_ms() > end)
-			fail_msg("index has %.0f/%zu postings, %.0f/%zu profiles (logs %s, %s)", np,
-			    G.n_postings, nc, G.n_profiles, G.ingest_log, G.match_log);
+			fail_msg("index has %.0f/%zu postings, %.0f/%zu profiles (logs "
+			         "%s, %s)",
+			    np, G.n_postings, nc, G.n_profiles, G.ingest_log,
+			    G.match_log);
 		usleep(100 * 1000);
 	}
 	return 0;
@@ -669,14 +696,16 @@ group_teardown(void **state)
 	return 0;
 }
 
-/* ---- tests ---------------------------------------------------------------------------- */
+/* ---- tests ----------------------------------------------------------------------------
+ */
 
 static void
 test_ranked_matches(void **state)
 {
 	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 	Lunamatch__V1__MatchJobsResponse *r = NULL;
-	Lunamatch__V1__MatchCandidatesRequest creq = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesRequest creq =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
 	Lunamatch__V1__MatchCandidatesResponse *cr = NULL;
 	int st = -1;
 	char msg[512];
@@ -686,7 +715,8 @@ test_ranked_matches(void **state)
 	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 	req.candidate_id = LEAD;
 	req.top_k = 5;
-	assert_int_equal(lm_client_match_jobs(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)),
+	assert_int_equal(
+	    lm_client_match_jobs(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)),
 	    LM_OK);
 	assert_int_equal(st, LUNAMATCH__V1__STATUS_CODE__OK);
 	assert_int_equal(r->n_matches, 5);
@@ -701,8 +731,8 @@ test_ranked_matches(void **state)
 
 	creq.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 	creq.job_id = SEED_JOB;
-	assert_int_equal(
-	    lm_client_match_candidates(G.client, &creq, CALL_MS, &cr, &st, msg, sizeof(msg)),
+	assert_int_equal(lm_client_match_candidates(
+	                     G.client, &creq, CALL_MS, &cr, &st, msg, sizeof(msg)),
 	    LM_OK);
 	assert_int_equal(st, LUNAMATCH__V1__STATUS_CODE__OK);
 	found = false;
@@ -715,7 +745,8 @@ test_ranked_matches(void **state)
 static void
 test_explain_veto(void **state)
 {
-	Lunamatch__V1__ExplainMatchRequest req = LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
+	Lunamatch__V1__ExplainMatchRequest req =
+	    LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
 	Lunamatch__V1__ExplainMatchResponse *r = NULL;
 	int st = -1;
 	char msg[512];
@@ -725,12 +756,14 @@ test_explain_veto(void **state)
 	req.candidate_id = JUNIOR;
 	req.job_id = SEED_JOB;
 	assert_int_equal(
-	    lm_client_explain_match(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)), LM_OK);
+	    lm_client_explain_match(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)),
+	    LM_OK);
 	assert_int_equal(st, LUNAMATCH__V1__STATUS_CODE__OK);
 	assert_false(r->eligible);
 	assert_non_null(r->match->explanation);
 	for (size_t i = 0; i < r->match->explanation->n_vetoes; i++)
-		groups += strcmp(r->match->explanation->vetoes[i]->code, "REQUIREMENT_GROUP") == 0;
+		groups += strcmp(r->match->explanation->vetoes[i]->code,
+		              "REQUIREMENT_GROUP") == 0;
 	assert_true(groups >= 1);
 	assert_true(r->match->explanation->n_failed_requirement_groups >= 3);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
@@ -780,26 +813,30 @@ test_status_codes(void **state)
 	/* NOT_FOUND. */
 	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 	req.candidate_id = "cand-nobody-at-all";
-	assert_int_equal(lm_client_match_jobs(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)),
+	assert_int_equal(
+	    lm_client_match_jobs(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)),
 	    LM_OK);
 	assert_int_equal(st, LUNAMATCH__V1__STATUS_CODE__NOT_FOUND);
 	assert_null(r);
-	assert_int_equal(get_posting("job-nothing-here"), LUNAMATCH__V1__STATUS_CODE__NOT_FOUND);
+	assert_int_equal(
+	    get_posting("job-nothing-here"), LUNAMATCH__V1__STATUS_CODE__NOT_FOUND);
 
 	/* INVALID_ARGUMENT from the handler. */
 	req.candidate_id = LEAD;
 	req.top_k = 1001;
-	assert_int_equal(lm_client_match_jobs(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)),
+	assert_int_equal(
+	    lm_client_match_jobs(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg)),
 	    LM_OK);
 	assert_int_equal(st, LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT);
 	assert_non_null(strstr(msg, "top_k"));
 	req.top_k = 0;
 
 	/* UNIMPLEMENTED: a method the service does not have. */
-	Lunamatch__V1__HealthCheckRequest hreq = LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
+	Lunamatch__V1__HealthCheckRequest hreq =
+	    LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
 	assert_int_equal(lm_client_call(G.client, "DeleteEverything", &hreq.base,
-			     &lunamatch__v1__health_check_response__descriptor, CALL_MS, &any, &st,
-			     msg, sizeof(msg)),
+	                     &lunamatch__v1__health_check_response__descriptor, CALL_MS,
+	                     &any, &st, msg, sizeof(msg)),
 	    LM_OK);
 	assert_int_equal(st, LUNAMATCH__V1__STATUS_CODE__UNIMPLEMENTED);
 	assert_null(any);
@@ -842,12 +879,14 @@ test_status_codes(void **state)
 	/* The server still serves. */
 	Lunamatch__V1__HealthCheckResponse *h = check();
 	assert_non_null(h);
-	assert_int_equal(h->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	assert_int_equal(
+	    h->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 	protobuf_c_message_free_unpacked(&h->base, NULL);
 
 	/* DEADLINE_EXCEEDED: the heaviest real request with a 1 ms deadline;
 	 * if it finishes in time, again under more and more load. */
-	Lunamatch__V1__MatchCandidatesRequest creq = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesRequest creq =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
 	creq.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 	creq.job_id = SEED_JOB;
 	creq.top_k = 1000;
@@ -860,7 +899,8 @@ test_status_codes(void **state)
 	atomic_init(&load.done, 0);
 	for (int attempt = 0; attempt < 8 && !deadline; attempt++) {
 		Lunamatch__V1__MatchCandidatesResponse *cr = NULL;
-		int rc = lm_client_match_candidates(G.client, &creq, 1, &cr, &st, msg, sizeof(msg));
+		int rc = lm_client_match_candidates(
+		    G.client, &creq, 1, &cr, &st, msg, sizeof(msg));
 		if (cr != NULL)
 			protobuf_c_message_free_unpacked(&cr->base, NULL);
 		if (rc == LM_OK && st == LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED) {
@@ -869,7 +909,8 @@ test_status_codes(void **state)
 		}
 		assert_true(rc == LM_OK || rc == LM_ETIMEDOUT);
 		for (int k = 0; k < 4 && nth < 32; k++)
-			assert_int_equal(pthread_create(&th[nth++], NULL, load_main, &load), 0);
+			assert_int_equal(
+			    pthread_create(&th[nth++], NULL, load_main, &load), 0);
 		usleep(50 * 1000);
 	}
 	atomic_store(&load.stop, true);
@@ -894,12 +935,15 @@ worker_main(void *arg)
 		int st = -1, rc;
 		switch ((w->id + i) % 3) {
 		case 0: {
-			Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+			Lunamatch__V1__MatchJobsRequest req =
+			    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 			Lunamatch__V1__MatchJobsResponse *r = NULL;
-			req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+			req.subject_case =
+			    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 			req.candidate_id = (char *) cands[i % 2];
 			req.top_k = 10;
-			rc = lm_client_match_jobs(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg));
+			rc = lm_client_match_jobs(
+			    G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg));
 			/* Both have matches (the junior fewer than 10: vetoes). */
 			if (rc == LM_OK && st == 0 && r != NULL && r->n_matches > 0 &&
 			    r->n_matches <= 10 &&
@@ -917,10 +961,12 @@ worker_main(void *arg)
 			Lunamatch__V1__ExplainMatchResponse *r = NULL;
 			req.candidate_id = (char *) cands[i % 3];
 			req.job_id = SEED_JOB;
-			rc = lm_client_explain_match(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg));
+			rc = lm_client_explain_match(
+			    G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg));
 			bool want_found = i % 3 != 2;
 			if (rc == LM_OK &&
-			    st == (want_found ? 0 : LUNAMATCH__V1__STATUS_CODE__NOT_FOUND))
+			    st ==
+			        (want_found ? 0 : LUNAMATCH__V1__STATUS_CODE__NOT_FOUND))
 				w->ok++;
 			else
 				w->bad++;
@@ -951,8 +997,8 @@ test_concurrent_and_metrics(void **state)
 	char *body = NULL;
 
 	(void) state;
-	double jobs_before =
-	    metric(G.match_http, "lunamatch_rpc_requests_total{method=\"MatchJobs\",code=\"OK\"}");
+	double jobs_before = metric(G.match_http,
+	    "lunamatch_rpc_requests_total{method=\"MatchJobs\",code=\"OK\"}");
 	for (int i = 0; i < THREADS; i++) {
 		w[i] = (struct worker){i, 0, 0};
 		assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
@@ -970,27 +1016,33 @@ test_concurrent_and_metrics(void **state)
 	for (int i = 0; i < THREADS; i++)
 		for (int k = 0; k < CALLS_PER_THREAD; k++)
 			jobs_calls += (i + k) % 3 == 0;
-	double jobs_after =
-	    metric(G.match_http, "lunamatch_rpc_requests_total{method=\"MatchJobs\",code=\"OK\"}");
+	double jobs_after = metric(G.match_http,
+	    "lunamatch_rpc_requests_total{method=\"MatchJobs\",code=\"OK\"}");
 	assert_true(jobs_before >= 0);
 	assert_true(jobs_after - jobs_before >= jobs_calls);
 
 	assert_int_equal(http_get(G.match_http, "/healthz", NULL), 200);
 	assert_int_equal(http_get(G.match_http, "/readyz", NULL), 200);
 	assert_int_equal(http_get(G.match_http, "/metrics", &body), 200);
-	assert_true(sample_value(body,
-	    "lunamatch_rpc_requests_total{method=\"MatchJobs\",code=\"NOT_FOUND\"}") >= 1);
-	assert_true(sample_value(body,
-	    "lunamatch_rpc_requests_total{method=\"ExplainMatch\",code=\"NOT_FOUND\"}") >= 1);
-	assert_true(sample_value(body,
-	    "lunamatch_rpc_requests_total{method=\"MatchJobs\",code=\"INVALID_ARGUMENT\"}") >= 1);
-	assert_true(sample_value(body, "lunamatch_rpc_rejected_total{reason=\"too_large\"}") >= 1);
-	assert_int_equal(sample_value(body, "lunamatch_index_profiles"), (double) G.n_profiles);
-	assert_int_equal(sample_value(body, "lunamatch_index_postings"), (double) G.n_postings);
+	assert_true(sample_value(body, "lunamatch_rpc_requests_total{method="
+	                               "\"MatchJobs\",code=\"NOT_FOUND\"}") >= 1);
+	assert_true(sample_value(body, "lunamatch_rpc_requests_total{method="
+	                               "\"ExplainMatch\",code=\"NOT_FOUND\"}") >= 1);
+	assert_true(sample_value(body, "lunamatch_rpc_requests_total{method="
+	                               "\"MatchJobs\",code=\"INVALID_ARGUMENT\"}") >= 1);
+	assert_true(sample_value(
+	                body, "lunamatch_rpc_rejected_total{reason=\"too_large\"}") >= 1);
+	assert_int_equal(
+	    sample_value(body, "lunamatch_index_profiles"), (double) G.n_profiles);
+	assert_int_equal(
+	    sample_value(body, "lunamatch_index_postings"), (double) G.n_postings);
 	assert_true(sample_value(body, "lunamatch_index_bytes") > 10000);
-	assert_true(sample_value(body, "lunamatch_index_seq") >= (double) (G.n_postings + G.n_profiles));
+	assert_true(sample_value(body, "lunamatch_index_seq") >=
+	            (double) (G.n_postings + G.n_profiles));
 	assert_true(sample_value(body, "lunamatch_events_enqueued_total") >= 1);
-	assert_true(strstr(body, "lunamatch_rpc_latency_seconds_bucket{method=\"MatchJobs\"") != NULL);
+	assert_true(
+	    strstr(body, "lunamatch_rpc_latency_seconds_bucket{method=\"MatchJobs\"") !=
+	    NULL);
 	free(body);
 }
 
@@ -1010,7 +1062,8 @@ test_new_posting_event(void **state)
 	/* The lead fits the seed posting, so it fits its copy. */
 	bool lead = false;
 	for (size_t i = 0; i < G.n_events; i++)
-		lead |= strcmp(G.events[i].job, id) == 0 && strcmp(G.events[i].cand, LEAD) == 0;
+		lead |= strcmp(G.events[i].job, id) == 0 &&
+		        strcmp(G.events[i].cand, LEAD) == 0;
 	assert_true(lead);
 }
 
@@ -1031,7 +1084,8 @@ test_restart_no_loss_no_duplicates(void **state)
 	flush_producer();
 	protobuf_c_message_free_unpacked(&p->base, NULL);
 	int64_t end = now_ms() + CATCH_UP_MS;
-	while (metric(G.ingest_http, "lunamatch_ingest_stored_total{kind=\"posting\"}") < stored + 1) {
+	while (metric(G.ingest_http, "lunamatch_ingest_stored_total{kind=\"posting\"}") <
+	       stored + 1) {
 		assert_true(now_ms() < end);
 		usleep(100 * 1000);
 	}
@@ -1048,8 +1102,8 @@ test_restart_no_loss_no_duplicates(void **state)
 	for (size_t i = 0; i < G.n_events; i++)
 		for (size_t k = i + 1; k < G.n_events; k++)
 			if (strcmp(G.events[i].id, G.events[k].id) == 0)
-				fail_msg("event %s (%s, %s) delivered twice", G.events[i].id,
-				    G.events[i].cand, G.events[i].job);
+				fail_msg("event %s (%s, %s) delivered twice",
+				    G.events[i].id, G.events[i].cand, G.events[i].job);
 }
 
 /* Writes a posting straight into the store (a second writer process, as
@@ -1067,8 +1121,10 @@ store_posting(const char *id)
 	lm_reject why;
 	char err[512];
 
-	assert_int_equal(lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)), LM_OK);
 	memset(&rctx, 0, sizeof(rctx));
 	rctx.taxonomy = tax;
 	rctx.rates = rates;
@@ -1099,7 +1155,8 @@ test_broker_down(void **state)
 		skip();
 	}
 	snprintf(id, sizeof(id), "job-outage-%s", G.run);
-	double delivered_before = metric(G.match_http, "lunamatch_events_delivered_total");
+	double delivered_before =
+	    metric(G.match_http, "lunamatch_events_delivered_total");
 	assert_int_equal(lmt_proc_signal(G.dk, SIGSTOP), LM_OK);
 	store_posting(id);
 	assert_true(wait_posting(id, CATCH_UP_MS));
@@ -1111,7 +1168,8 @@ test_broker_down(void **state)
 	assert_true(metric(G.match_http, "lunamatch_events_pending") >= 1);
 	sleep(3);
 	assert_true(metric(G.match_http, "lunamatch_events_pending") >= 1);
-	assert_true(metric(G.match_http, "lunamatch_events_delivered_total") == delivered_before);
+	assert_true(
+	    metric(G.match_http, "lunamatch_events_delivered_total") == delivered_before);
 	assert_int_equal(lmt_proc_signal(G.dk, SIGCONT), LM_OK);
 	/* Back: delivered, and the outbox drains. */
 	assert_true(wait_event_for_job(id, EVENT_MS));
@@ -1119,9 +1177,9 @@ test_broker_down(void **state)
 	while (metric(G.match_http, "lunamatch_events_pending") != 0 && now_ms() < end)
 		usleep(100 * 1000);
 	assert_true(metric(G.match_http, "lunamatch_events_pending") == 0);
-	assert_true(metric(G.match_http, "lunamatch_events_delivered_total") > delivered_before);
+	assert_true(
+	    metric(G.match_http, "lunamatch_events_delivered_total") > delivered_before);
 }
-
 
 /* ---- the CLI's match-side commands ------------------------------------------------ */
 
@@ -1187,80 +1245,89 @@ test_cli(void **state)
 	assert_int_equal(run_cli((const char *[]){"health", "--json", NULL}, out), 0);
 	v = parse_json(out);
 	assert_string_equal(json_string_value(json_object_get(v, "status")), "SERVING");
-	assert_int_equal(json_integer_value(json_object_get(v, "profiles")), G.n_profiles);
+	assert_int_equal(
+	    json_integer_value(json_object_get(v, "profiles")), G.n_profiles);
 	json_decref(v);
 	assert_int_equal(run_cli((const char *[]){"health", NULL}, out), 0);
 	assert_non_null(strstr(out, "SERVING"));
 	snprintf(dead, sizeof(dead), "--url=tcp://127.0.0.1:%d", free_port());
-	assert_int_equal(run_cli((const char *[]){"health", dead, "--timeout-ms", "300", NULL}, out),
+	assert_int_equal(
+	    run_cli((const char *[]){"health", dead, "--timeout-ms", "300", NULL}, out),
 	    3);
 
 	/* match jobs / candidates */
-	assert_int_equal(run_cli((const char *[]){"match", "jobs", "--candidate", LEAD, "--top",
-				     "3", "--json", NULL},
-			     out),
+	assert_int_equal(run_cli((const char *[]){"match", "jobs", "--candidate", LEAD,
+	                             "--top", "3", "--json", NULL},
+	                     out),
 	    0);
 	v = parse_json(out);
 	json_t *ms = json_object_get(v, "matches");
 	assert_int_equal(json_array_size(ms), 3);
 	bool seed = false;
 	for (size_t i = 0; i < 3; i++)
-		seed |= strcmp(json_string_value(json_object_get(json_array_get(ms, i), "job_id")),
-			    SEED_JOB) == 0;
+		seed |= strcmp(json_string_value(
+		                   json_object_get(json_array_get(ms, i), "job_id")),
+		            SEED_JOB) == 0;
 	assert_true(seed);
 	json_decref(v);
-	assert_int_equal(run_cli((const char *[]){"match", "jobs", "--candidate", LEAD, "--top",
-				     "5", "--explain", "full", NULL},
-			     out),
+	assert_int_equal(run_cli((const char *[]){"match", "jobs", "--candidate", LEAD,
+	                             "--top", "5", "--explain", "full", NULL},
+	                     out),
 	    0);
 	assert_non_null(strstr(out, SEED_JOB));
 	assert_non_null(strstr(out, "Features:"));
-	assert_int_equal(run_cli((const char *[]){"match", "candidates", "--job", SEED_JOB, NULL},
-			     out),
+	assert_int_equal(
+	    run_cli(
+	        (const char *[]){"match", "candidates", "--job", SEED_JOB, NULL}, out),
 	    0);
 	assert_non_null(strstr(out, LEAD));
 	assert_int_equal(
-	    run_cli((const char *[]){"match", "jobs", "--candidate", "cand-nobody", NULL}, out), 1);
+	    run_cli((const char *[]){"match", "jobs", "--candidate", "cand-nobody", NULL},
+	        out),
+	    1);
 	assert_int_equal(run_cli((const char *[]){"match", "jobs", NULL}, out), 2);
-	assert_int_equal(
-	    run_cli((const char *[]){"match", "jobs", "--candidate", LEAD, "--top", "0", NULL}, out),
+	assert_int_equal(run_cli((const char *[]){"match", "jobs", "--candidate", LEAD,
+	                             "--top", "0", NULL},
+	                     out),
 	    2);
 
 	/* explain: the veto and its reasons */
-	assert_int_equal(run_cli((const char *[]){"explain", "--candidate", JUNIOR, "--job",
-				     SEED_JOB, NULL},
-			     out),
+	assert_int_equal(run_cli((const char *[]){"explain", "--candidate", JUNIOR,
+	                             "--job", SEED_JOB, NULL},
+	                     out),
 	    0);
 	assert_non_null(strstr(out, "NOT ELIGIBLE"));
 	assert_non_null(strstr(out, "REQUIREMENT_GROUP"));
 	assert_non_null(strstr(out, "Missing skills:"));
 	assert_int_equal(run_cli((const char *[]){"explain", "--candidate", LEAD, "--job",
-				     SEED_JOB, "--json", NULL},
-			     out),
+	                             SEED_JOB, "--json", NULL},
+	                     out),
 	    0);
 	v = parse_json(out);
 	assert_true(json_is_true(json_object_get(v, "eligible")));
 	json_decref(v);
 
 	/* get */
-	assert_int_equal(run_cli((const char *[]){"get", "posting", SEED_JOB, NULL}, out), 0);
+	assert_int_equal(
+	    run_cli((const char *[]){"get", "posting", SEED_JOB, NULL}, out), 0);
 	v = parse_json(out);
 	assert_string_equal(json_string_value(json_object_get(v, "id")), SEED_JOB);
 	json_decref(v);
-	assert_int_equal(run_cli((const char *[]){"get", "profile", "cand-nobody", NULL}, out), 1);
+	assert_int_equal(
+	    run_cli((const char *[]){"get", "profile", "cand-nobody", NULL}, out), 1);
 	assert_int_equal(run_cli((const char *[]){"get", "thing", "x", NULL}, out), 2);
 
 	/* watch: MatchEvents from the topic, one JSON line each */
-	assert_int_equal(run_cli((const char *[]){"watch", "--from-beginning", "--count", "2",
-				     "--timeout-ms", "20000", "--json", NULL},
-			     out),
+	assert_int_equal(run_cli((const char *[]){"watch", "--from-beginning", "--count",
+	                             "2", "--timeout-ms", "20000", "--json", NULL},
+	                     out),
 	    0);
 	char *second = strchr(out, '\n');
 	assert_non_null(second);
 	ProtobufCMessage *m = NULL;
 	char err[256];
 	assert_int_equal(lm_json_decode(&lunamatch__v1__match_event__descriptor, out,
-			     (size_t) (second - out), &m, err, sizeof(err)),
+	                     (size_t) (second - out), &m, err, sizeof(err)),
 	    LM_OK);
 	assert_int_equal(strlen(((Lunamatch__V1__MatchEvent *) m)->event_id), 32);
 	protobuf_c_message_free_unpacked(m, NULL);

@@ -33,9 +33,9 @@
 #endif
 
 /* Hard limits of the options. */
-#define TOP_MAX 1000          /* as the service's top_k */
-#define COUNTRIES_MAX 64      /* --country options of one call */
-#define ERRMSG_MAX 1024
+#define TOP_MAX       1000 /* as the service's top_k */
+#define COUNTRIES_MAX 64   /* --country options of one call */
+#define ERRMSG_MAX    1024
 
 enum {
 	OPT_CANDIDATE = 1,
@@ -75,8 +75,8 @@ const struct option lm_cli_health_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-#define EXIT_CODES                                                                   \
-	"Exit status: 0 ok, 1 the call failed (e.g. NOT_FOUND), 2 usage error,\n"    \
+#define EXIT_CODES                                                                       \
+	"Exit status: 0 ok, 1 the call failed (e.g. NOT_FOUND), 2 usage error,\n"        \
 	"3 the service is unavailable.\n"
 
 const char lm_cli_match_usage[] =
@@ -171,12 +171,14 @@ call_status(const char *cmd, const lm_config *cfg, int rc, int status, const cha
 		    errmsg[0] ? ": " : "", errmsg);
 		if (rc == LM_EINVAL)
 			return LM_CLI_EXIT_USAGE;
-		return status == LUNAMATCH__V1__STATUS_CODE__INTERNAL ? LM_CLI_EXIT_FAIL
-		                                                      : LM_CLI_EXIT_UNAVAILABLE;
+		return status == LUNAMATCH__V1__STATUS_CODE__INTERNAL
+		           ? LM_CLI_EXIT_FAIL
+		           : LM_CLI_EXIT_UNAVAILABLE;
 	}
 	if (status == LUNAMATCH__V1__STATUS_CODE__OK)
 		return LM_CLI_EXIT_OK;
-	lm_cli_error(cmd, "%s%s%s", lm_rpc_status_name(status), errmsg[0] ? ": " : "", errmsg);
+	lm_cli_error(
+	    cmd, "%s%s%s", lm_rpc_status_name(status), errmsg[0] ? ": " : "", errmsg);
 	if (status == LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE ||
 	    status == LUNAMATCH__V1__STATUS_CODE__RESOURCE_EXHAUSTED)
 		return LM_CLI_EXIT_UNAVAILABLE;
@@ -191,7 +193,8 @@ print_json(const char *cmd, const ProtobufCMessage *msg, unsigned flags)
 	int rc = lm_json_encode(msg, flags, &text);
 
 	if (rc != LM_OK) {
-		lm_cli_error(cmd, "cannot encode the answer as JSON: %s", lm_strerror(rc));
+		lm_cli_error(
+		    cmd, "cannot encode the answer as JSON: %s", lm_strerror(rc));
 		return LM_CLI_EXIT_FAIL;
 	}
 	if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
@@ -209,7 +212,8 @@ parse_timeout(const char *cmd, const char *s, unsigned *out, int *rv)
 	uint64_t v;
 
 	if (!lm_cli_parse_u64(s, 1, 600000, &v)) {
-		*rv = lm_cli_usage_error(cmd, "--timeout-ms: \"%s\" is not a number in 1..600000", s);
+		*rv = lm_cli_usage_error(
+		    cmd, "--timeout-ms: \"%s\" is not a number in 1..600000", s);
 		return false;
 	}
 	*out = (unsigned) v;
@@ -231,7 +235,8 @@ cell(char *buf, size_t len, const char *s)
 static void
 print_skills(const char *title, Lunamatch__V1__SkillMatch **v, size_t n, bool years)
 {
-	static const lm_cli_col cols[] = {{"SKILL", 32}, {"IMPORTANCE", 11}, {"YEARS", 0}};
+	static const lm_cli_col cols[] = {
+	    {"SKILL", 32}, {"IMPORTANCE", 11}, {"YEARS", 0}};
 	char name[LM_CLI_CELL_MAX], imp[32], yrs[32];
 
 	if (n == 0)
@@ -242,8 +247,9 @@ print_skills(const char *title, Lunamatch__V1__SkillMatch **v, size_t n, bool ye
 		const Lunamatch__V1__SkillMatch *s = v[i];
 		snprintf(imp, sizeof(imp), "%.2f", s->importance);
 		snprintf(yrs, sizeof(yrs), "%.1f", (double) s->candidate_years);
-		const char *cells[] = {cell(name, sizeof(name), s->name[0] ? s->name : s->skill_id),
-		    imp, yrs};
+		const char *cells[] = {
+		    cell(name, sizeof(name), s->name[0] ? s->name : s->skill_id), imp,
+		    yrs};
 		lm_cli_table_row(stdout, cols, years ? 3 : 2, cells);
 	}
 }
@@ -274,7 +280,8 @@ print_explanation(const Lunamatch__V1__Explanation *e)
 	if (e->n_failed_requirement_groups > 0) {
 		printf("Failed requirement groups:\n");
 		for (size_t i = 0; i < e->n_failed_requirement_groups; i++)
-			printf("  - %s\n", cell(a, sizeof(a), e->failed_requirement_groups[i]));
+			printf("  - %s\n",
+			    cell(a, sizeof(a), e->failed_requirement_groups[i]));
 	}
 	if (e->n_features > 0) {
 		printf("Features:\n");
@@ -296,7 +303,8 @@ print_explanation(const Lunamatch__V1__Explanation *e)
 		lm_cli_table_header(stdout, icols, 2);
 		for (size_t i = 0; i < e->n_improvements; i++) {
 			snprintf(v1, sizeof(v1), "+%.3f", e->improvements[i]->score_gain);
-			const char *cells[] = {v1, cell(a, sizeof(a), e->improvements[i]->action)};
+			const char *cells[] = {
+			    v1, cell(a, sizeof(a), e->improvements[i]->action)};
 			lm_cli_table_row(stdout, icols, 2, cells);
 		}
 	}
@@ -305,13 +313,14 @@ print_explanation(const Lunamatch__V1__Explanation *e)
 /* ---- match ---------------------------------------------------------------------- */
 
 static void
-print_matches(Lunamatch__V1__Match **v, size_t n, bool jobs, Lunamatch__V1__ExplainLevel level,
-    uint64_t considered, uint64_t vetoed, const char *model, uint64_t seq)
+print_matches(Lunamatch__V1__Match **v, size_t n, bool jobs,
+    Lunamatch__V1__ExplainLevel level, uint64_t considered, uint64_t vetoed,
+    const char *model, uint64_t seq)
 {
-	static const lm_cli_col jcols[] = {{"RANK", 5}, {"SCORE", 6}, {"JOB", 30}, {"TITLE", 40},
-	    {"COMPANY", 28}, {"SUMMARY", 0}};
-	static const lm_cli_col ccols[] = {
-	    {"RANK", 5}, {"SCORE", 6}, {"CANDIDATE", 30}, {"HEADLINE", 50}, {"SUMMARY", 0}};
+	static const lm_cli_col jcols[] = {{"RANK", 5}, {"SCORE", 6}, {"JOB", 30},
+	    {"TITLE", 40}, {"COMPANY", 28}, {"SUMMARY", 0}};
+	static const lm_cli_col ccols[] = {{"RANK", 5}, {"SCORE", 6}, {"CANDIDATE", 30},
+	    {"HEADLINE", 50}, {"SUMMARY", 0}};
 	const lm_cli_col *cols = jobs ? jcols : ccols;
 	size_t ncols = jobs ? 6 : 5;
 	char rank[16], score[16], id[LM_CLI_CELL_MAX], title[LM_CLI_CELL_MAX],
@@ -326,7 +335,8 @@ print_matches(Lunamatch__V1__Match **v, size_t n, bool jobs, Lunamatch__V1__Expl
 		const char *sum = cell(summary, sizeof(summary),
 		    m->explanation != NULL ? m->explanation->summary : NULL);
 		if (jobs) {
-			const char *cells[] = {rank, score, id, cell(title, sizeof(title), m->title),
+			const char *cells[] = {rank, score, id,
+			    cell(title, sizeof(title), m->title),
 			    cell(company, sizeof(company), m->company), sum};
 			lm_cli_table_row(stdout, cols, ncols, cells);
 		} else {
@@ -335,8 +345,8 @@ print_matches(Lunamatch__V1__Match **v, size_t n, bool jobs, Lunamatch__V1__Expl
 			lm_cli_table_row(stdout, cols, ncols, cells);
 		}
 	}
-	printf("%zu shown; %" PRIu64 " considered, %" PRIu64 " vetoed; model %s, index seq %" PRIu64
-	       "\n",
+	printf("%zu shown; %" PRIu64 " considered, %" PRIu64
+	       " vetoed; model %s, index seq %" PRIu64 "\n",
 	    n, considered, vetoed, model, seq);
 	if (level == LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL) {
 		for (size_t i = 0; i < n; i++) {
@@ -386,7 +396,8 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 	const char *cmd = "match";
 	const char *candidate = NULL, *job = NULL;
 	uint64_t top = 0;
-	Lunamatch__V1__ExplainLevel level = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY;
+	Lunamatch__V1__ExplainLevel level =
+	    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY;
 	bool remote_only = false;
 	char countries[COUNTRIES_MAX][3];
 	char *country_ptrs[COUNTRIES_MAX];
@@ -409,22 +420,26 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 		case OPT_TOP:
 			if (!lm_cli_parse_u64(optarg, 1, TOP_MAX, &top))
 				return lm_cli_usage_error(cmd,
-				    "--top: \"%s\" is not a number in 1..%d", optarg, TOP_MAX);
+				    "--top: \"%s\" is not a number in 1..%d", optarg,
+				    TOP_MAX);
 			break;
 		case OPT_EXPLAIN:
 			if (!parse_level(optarg, &level))
 				return lm_cli_usage_error(cmd,
-				    "--explain: \"%s\" is not none, summary or full", optarg);
+				    "--explain: \"%s\" is not none, summary or full",
+				    optarg);
 			break;
 		case OPT_REMOTE_ONLY:
 			remote_only = true;
 			break;
 		case OPT_COUNTRY:
 			if (ncountries == COUNTRIES_MAX)
-				return lm_cli_usage_error(cmd, "--country: at most %d", COUNTRIES_MAX);
+				return lm_cli_usage_error(
+				    cmd, "--country: at most %d", COUNTRIES_MAX);
 			if (!parse_country(optarg, countries[ncountries]))
 				return lm_cli_usage_error(cmd,
-				    "--country: \"%s\" is not a two-letter country code", optarg);
+				    "--country: \"%s\" is not a two-letter country code",
+				    optarg);
 			country_ptrs[ncountries] = countries[ncountries];
 			ncountries++;
 			break;
@@ -444,20 +459,24 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 		return lm_cli_usage_error(cmd, "unexpected argument \"%s\"", argv[1]);
 	bool jobs = strcmp(argv[0], "jobs") == 0;
 	if (!jobs && strcmp(argv[0], "candidates") != 0)
-		return lm_cli_usage_error(cmd, "unknown subcommand \"%s\": jobs or candidates",
-		    argv[0]);
+		return lm_cli_usage_error(
+		    cmd, "unknown subcommand \"%s\": jobs or candidates", argv[0]);
 	if (jobs && (candidate == NULL || job != NULL))
-		return lm_cli_usage_error(cmd, "match jobs takes --candidate ID (and no --job)");
+		return lm_cli_usage_error(
+		    cmd, "match jobs takes --candidate ID (and no --job)");
 	if (!jobs && (job == NULL || candidate != NULL))
-		return lm_cli_usage_error(cmd, "match candidates takes --job ID (and no --candidate)");
+		return lm_cli_usage_error(
+		    cmd, "match candidates takes --job ID (and no --candidate)");
 
 	if ((rv = open_client(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;
 	if (jobs) {
-		Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		Lunamatch__V1__MatchJobsRequest req =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 		Lunamatch__V1__JobFilters f = LUNAMATCH__V1__JOB_FILTERS__INIT;
 		Lunamatch__V1__MatchJobsResponse *resp = NULL;
-		req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 		req.candidate_id = (char *) candidate;
 		req.top_k = (uint32_t) top;
 		req.explain = level;
@@ -467,23 +486,27 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 			f.countries = country_ptrs;
 			req.filters = &f;
 		}
-		rc = lm_client_match_jobs(cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
+		rc = lm_client_match_jobs(
+		    cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
 		rv = call_status(cmd, cfg, rc, status, errmsg);
 		if (rv == LM_CLI_EXIT_OK) {
 			if (cfg->json)
 				rv = print_json(cmd, &resp->base, 0);
 			else
 				print_matches(resp->matches, resp->n_matches, true, level,
-				    resp->considered, resp->vetoed, resp->model_version, resp->index_seq);
+				    resp->considered, resp->vetoed, resp->model_version,
+				    resp->index_seq);
 		}
 		if (resp != NULL)
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
 	} else {
 		Lunamatch__V1__MatchCandidatesRequest req =
 		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
-		Lunamatch__V1__CandidateFilters f = LUNAMATCH__V1__CANDIDATE_FILTERS__INIT;
+		Lunamatch__V1__CandidateFilters f =
+		    LUNAMATCH__V1__CANDIDATE_FILTERS__INIT;
 		Lunamatch__V1__MatchCandidatesResponse *resp = NULL;
-		req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 		req.job_id = (char *) job;
 		req.top_k = (uint32_t) top;
 		req.explain = level;
@@ -500,8 +523,9 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 			if (cfg->json)
 				rv = print_json(cmd, &resp->base, 0);
 			else
-				print_matches(resp->matches, resp->n_matches, false, level,
-				    resp->considered, resp->vetoed, resp->model_version, resp->index_seq);
+				print_matches(resp->matches, resp->n_matches, false,
+				    level, resp->considered, resp->vetoed,
+				    resp->model_version, resp->index_seq);
 		}
 		if (resp != NULL)
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
@@ -520,7 +544,8 @@ int
 lm_cli_explain(const lm_config *cfg, int argc, char **argv)
 {
 	const char *cmd = "explain";
-	Lunamatch__V1__ExplainMatchRequest req = LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
+	Lunamatch__V1__ExplainMatchRequest req =
+	    LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
 	Lunamatch__V1__ExplainMatchResponse *resp = NULL;
 	unsigned timeout_ms = 0;
 	char errmsg[ERRMSG_MAX] = "", a[LM_CLI_CELL_MAX], b[LM_CLI_CELL_MAX];
@@ -546,25 +571,32 @@ lm_cli_explain(const lm_config *cfg, int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		return lm_cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
-	if (req.candidate_id == NULL || req.candidate_id[0] == '\0' || req.job_id == NULL ||
-	    req.job_id[0] == '\0')
-		return lm_cli_usage_error(cmd, "explain takes --candidate ID and --job ID");
+		return lm_cli_usage_error(
+		    cmd, "unexpected argument \"%s\"", argv[optind]);
+	if (req.candidate_id == NULL || req.candidate_id[0] == '\0' ||
+	    req.job_id == NULL || req.job_id[0] == '\0')
+		return lm_cli_usage_error(
+		    cmd, "explain takes --candidate ID and --job ID");
 
 	if ((rv = open_client(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;
-	rc = lm_client_explain_match(cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
+	rc = lm_client_explain_match(
+	    cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
 	rv = call_status(cmd, cfg, rc, status, errmsg);
 	if (rv == LM_CLI_EXIT_OK) {
 		if (cfg->json) {
 			rv = print_json(cmd, &resp->base, 0);
 		} else {
 			const Lunamatch__V1__Match *m = resp->match;
-			printf("%s / %s: %s, score %.3f", cell(a, sizeof(a), req.candidate_id),
+			printf("%s / %s: %s, score %.3f",
+			    cell(a, sizeof(a), req.candidate_id),
 			    cell(b, sizeof(b), req.job_id),
-			    resp->eligible ? "eligible" : "NOT ELIGIBLE", m ? m->score : 0.0);
-			if (m != NULL && m->explanation != NULL && m->explanation->model_version[0])
-				printf(" (model %s)", cell(a, sizeof(a), m->explanation->model_version));
+			    resp->eligible ? "eligible" : "NOT ELIGIBLE",
+			    m ? m->score : 0.0);
+			if (m != NULL && m->explanation != NULL &&
+			    m->explanation->model_version[0])
+				printf(" (model %s)",
+				    cell(a, sizeof(a), m->explanation->model_version));
 			printf("\n");
 			if (m != NULL && m->title[0] != '\0')
 				printf("Job: %s%s%s\n", cell(a, sizeof(a), m->title),
@@ -613,31 +645,38 @@ lm_cli_get(const lm_config *cfg, int argc, char **argv)
 	else if (strcmp(argv[0], "profile") == 0)
 		posting = false;
 	else
-		return lm_cli_usage_error(cmd, "\"%s\" is not posting or profile", argv[0]);
+		return lm_cli_usage_error(
+		    cmd, "\"%s\" is not posting or profile", argv[0]);
 
 	if ((rv = open_client(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;
 	unsigned flags = cfg->json ? 0 : LM_JSON_PRETTY;
 	if (posting) {
-		Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+		Lunamatch__V1__GetPostingRequest req =
+		    LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
 		Lunamatch__V1__GetPostingResponse *resp = NULL;
 		req.id = argv[1];
-		rc = lm_client_get_posting(cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
+		rc = lm_client_get_posting(
+		    cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
 		rv = call_status(cmd, cfg, rc, status, errmsg);
 		if (rv == LM_CLI_EXIT_OK)
-			rv = resp->posting != NULL ? print_json(cmd, &resp->posting->base, flags)
-			                           : LM_CLI_EXIT_FAIL;
+			rv = resp->posting != NULL
+			         ? print_json(cmd, &resp->posting->base, flags)
+			         : LM_CLI_EXIT_FAIL;
 		if (resp != NULL)
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
 	} else {
-		Lunamatch__V1__GetProfileRequest req = LUNAMATCH__V1__GET_PROFILE_REQUEST__INIT;
+		Lunamatch__V1__GetProfileRequest req =
+		    LUNAMATCH__V1__GET_PROFILE_REQUEST__INIT;
 		Lunamatch__V1__GetProfileResponse *resp = NULL;
 		req.id = argv[1];
-		rc = lm_client_get_profile(cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
+		rc = lm_client_get_profile(
+		    cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
 		rv = call_status(cmd, cfg, rc, status, errmsg);
 		if (rv == LM_CLI_EXIT_OK)
-			rv = resp->profile != NULL ? print_json(cmd, &resp->profile->base, flags)
-			                           : LM_CLI_EXIT_FAIL;
+			rv = resp->profile != NULL
+			         ? print_json(cmd, &resp->profile->base, flags)
+			         : LM_CLI_EXIT_FAIL;
 		if (resp != NULL)
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
 	}
@@ -645,7 +684,8 @@ lm_cli_get(const lm_config *cfg, int argc, char **argv)
 	return rv;
 }
 
-/* ---- health ------------------------------------------------------------------------- */
+/* ---- health -------------------------------------------------------------------------
+ */
 
 static const char *
 serving_name(int s)
@@ -682,11 +722,13 @@ lm_cli_health(const lm_config *cfg, int argc, char **argv)
 			return rv;
 	}
 	if (optind < argc)
-		return lm_cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+		return lm_cli_usage_error(
+		    cmd, "unexpected argument \"%s\"", argv[optind]);
 	if ((rv = open_client(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;
 	req.service = LM_RPC_SERVICE;
-	rc = lm_client_check(cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
+	rc =
+	    lm_client_check(cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
 	rv = call_status(cmd, cfg, rc, status, errmsg);
 	if (rv == LM_CLI_EXIT_OK) {
 		if (cfg->json) {
@@ -694,17 +736,20 @@ lm_cli_health(const lm_config *cfg, int argc, char **argv)
 		} else {
 			printf("%s  %s: %" PRIu64 " open postings, %" PRIu64
 			       " profiles, index seq %" PRIu64 ", model %s\n",
-			    serving_name(resp->status), cfg->rpc_url, resp->postings, resp->profiles,
-			    resp->index_seq, cell(a, sizeof(a), resp->model_version));
+			    serving_name(resp->status), cfg->rpc_url, resp->postings,
+			    resp->profiles, resp->index_seq,
+			    cell(a, sizeof(a), resp->model_version));
 			if (fflush(stdout) != 0)
 				rv = LM_CLI_EXIT_FAIL;
 		}
 		if (rv == LM_CLI_EXIT_OK &&
-		    resp->status != LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
-			rv = resp->status ==
-			        LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
-			    ? LM_CLI_EXIT_UNAVAILABLE
-			    : LM_CLI_EXIT_FAIL;
+		    resp->status !=
+		        LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
+			rv =
+			    resp->status ==
+			            LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+			        ? LM_CLI_EXIT_UNAVAILABLE
+			        : LM_CLI_EXIT_FAIL;
 	}
 	if (resp != NULL)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);

@@ -31,12 +31,12 @@
 #define LM_CLI_EXIT_UNAVAILABLE 3
 #endif
 
-#define CMD "watch"
-#define WATCH_COUNT_MAX 100000000ull
+#define CMD               "watch"
+#define WATCH_COUNT_MAX   100000000ull
 #define WATCH_TIMEOUT_MAX 86400000ull /* --timeout-ms: one day */
-#define WATCH_CONNECT_MS 10000        /* longest wait for the topic's metadata */
-#define WATCH_POLL_MS 200             /* longest delay before a signal is noticed */
-#define WATCH_EVENT_MAX (1u << 20)    /* bytes of one event accepted */
+#define WATCH_CONNECT_MS  10000       /* longest wait for the topic's metadata */
+#define WATCH_POLL_MS     200         /* longest delay before a signal is noticed */
+#define WATCH_EVENT_MAX   (1u << 20)  /* bytes of one event accepted */
 
 enum { OPT_COUNT = 'n', OPT_BEGINNING = 1, OPT_TIMEOUT };
 
@@ -97,8 +97,8 @@ trigger_name(Lunamatch__V1__MatchTrigger t)
 	}
 }
 
-static const lm_cli_col cols[] = {{"TIME", 21}, {"SCORE", 6}, {"CANDIDATE", 28}, {"JOB", 28},
-    {"TRIGGER", 12}, {"SUMMARY", 0}};
+static const lm_cli_col cols[] = {{"TIME", 21}, {"SCORE", 6}, {"CANDIDATE", 28},
+    {"JOB", 28}, {"TRIGGER", 12}, {"SUMMARY", 0}};
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 
 /* Prints one event. Returns 0, 1 when the message is not a MatchEvent
@@ -112,8 +112,9 @@ print_event(const rd_kafka_message_t *m, bool json)
 
 	if (m->payload == NULL ||
 	    lm_pb_decode(&lunamatch__v1__match_event__descriptor, m->payload, m->len,
-		WATCH_EVENT_MAX, &msg, err, sizeof(err)) != LM_OK) {
-		lm_cli_error(CMD, "partition %" PRId32 " offset %" PRId64 ": not a MatchEvent: %s",
+	        WATCH_EVENT_MAX, &msg, err, sizeof(err)) != LM_OK) {
+		lm_cli_error(CMD,
+		    "partition %" PRId32 " offset %" PRId64 ": not a MatchEvent: %s",
 		    m->partition, m->offset, m->payload == NULL ? "empty message" : err);
 		return 1;
 	}
@@ -127,14 +128,17 @@ print_event(const rd_kafka_message_t *m, bool json)
 		    sum[LM_CLI_CELL_MAX];
 		time_t t = (time_t) e->created_at;
 		struct tm tm;
-		if (gmtime_r(&t, &tm) == NULL || strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		if (gmtime_r(&t, &tm) == NULL ||
+		    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 			snprintf(at, sizeof(at), "%" PRId64, e->created_at);
 		snprintf(score, sizeof(score), "%.3f", e->score);
-		lm_cli_printable(cand, sizeof(cand), e->candidate_id, strlen(e->candidate_id));
+		lm_cli_printable(
+		    cand, sizeof(cand), e->candidate_id, strlen(e->candidate_id));
 		lm_cli_printable(job, sizeof(job), e->job_id, strlen(e->job_id));
 		lm_cli_printable(sum, sizeof(sum), e->explanation_summary,
 		    strlen(e->explanation_summary));
-		const char *cells[NCOLS] = {at, score, cand, job, trigger_name(e->trigger), sum};
+		const char *cells[NCOLS] = {
+		    at, score, cand, job, trigger_name(e->trigger), sum};
 		lm_cli_table_row(stdout, cols, NCOLS, cells);
 		rv = fflush(stdout) == 0 ? 0 : -1;
 	}
@@ -153,12 +157,13 @@ new_consumer(const lm_config *cfg)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(group, sizeof(group), "lunamatch-cli-watch-%ld-%lld-%ld", (long) getpid(),
-	    (long long) ts.tv_sec, ts.tv_nsec);
+	snprintf(group, sizeof(group), "lunamatch-cli-watch-%ld-%lld-%ld",
+	    (long) getpid(), (long long) ts.tv_sec, ts.tv_nsec);
 	if (lm_kafka_conf(cfg->brokers, "lunamatch-cli", &c, err, sizeof(err)) != LM_OK ||
 	    lm_kafka_set(c, "group.id", group, err, sizeof(err)) != LM_OK ||
 	    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)) != LM_OK ||
-	    lm_kafka_set(c, "enable.auto.offset.store", "false", err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "enable.auto.offset.store", "false", err, sizeof(err)) !=
+	        LM_OK ||
 	    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)) != LM_OK) {
 		lm_cli_error(CMD, "%s", err);
 		if (c != NULL)
@@ -193,7 +198,8 @@ watch(const lm_config *cfg, uint64_t count, bool beginning, uint64_t timeout_ms)
 		goto out;
 	}
 	if (rc != LM_OK) {
-		lm_cli_error(CMD, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
+		lm_cli_error(
+		    CMD, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
 		rv = LM_CLI_EXIT_UNAVAILABLE;
 		goto out;
 	}
@@ -248,7 +254,8 @@ watch(const lm_config *cfg, uint64_t count, bool beginning, uint64_t timeout_ms)
 		rd_kafka_message_destroy(m);
 	}
 	if (count > 0 && printed < count && !stop_sig) {
-		lm_cli_error(CMD, "%" PRIu64 " of %" PRIu64 " events within %" PRIu64 " ms", printed,
+		lm_cli_error(CMD,
+		    "%" PRIu64 " of %" PRIu64 " events within %" PRIu64 " ms", printed,
 		    count, timeout_ms);
 		goto out;
 	}
@@ -285,8 +292,8 @@ lm_cli_watch(const lm_config *cfg, int argc, char **argv)
 		case OPT_TIMEOUT:
 			if (!lm_cli_parse_u64(optarg, 1, WATCH_TIMEOUT_MAX, &tmo))
 				return lm_cli_usage_error(CMD,
-				    "--timeout-ms: \"%s\" is not a number in 1..%llu", optarg,
-				    WATCH_TIMEOUT_MAX);
+				    "--timeout-ms: \"%s\" is not a number in 1..%llu",
+				    optarg, WATCH_TIMEOUT_MAX);
 			break;
 		default:
 			return lm_cli_usage_error(CMD, "bad option %s", argv[optind - 1]);

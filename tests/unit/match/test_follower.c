@@ -30,9 +30,9 @@
 #include "lunamatch/v1/store.pb-c.h"
 #include "model.h"
 
-#define WAIT_MS 5000 /* longest wait for a change to reach the index */
+#define WAIT_MS  5000 /* longest wait for a change to reach the index */
 #define SEED_JOB "job-dfs-sr-mgr-ml"
-#define LEAD "cand-ml-lead-chicago"
+#define LEAD     "cand-ml-lead-chicago"
 
 typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile CandidateProfile;
@@ -47,7 +47,7 @@ struct seen {
 	bool is_new[REC_MAX], deleted[REC_MAX], posting[REC_MAX];
 	uint64_t cursor; /* of the last call */
 	size_t calls;
-	int fail_next;   /* calls to refuse with LM_EIO */
+	int fail_next; /* calls to refuse with LM_EIO */
 	atomic_bool loaded;
 };
 
@@ -108,9 +108,11 @@ setup(void **state)
 	assert_non_null(fx);
 	fx->dir = lmt_tmpdir("follower");
 	assert_int_equal(lm_store_open(fx->dir, NULL, &fx->store), LM_OK);
-	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &fx->tax, err, sizeof(err)) != LM_OK)
+	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &fx->tax, err, sizeof(err)) !=
+	    LM_OK)
 		fail_msg("%s", err);
-	if (lm_rates_load(lmt_src("data/rates.tsv"), &fx->rates, err, sizeof(err)) != LM_OK)
+	if (lm_rates_load(lmt_src("data/rates.tsv"), &fx->rates, err, sizeof(err)) !=
+	    LM_OK)
 		fail_msg("%s", err);
 	lm_model_defaults(&fx->model);
 	fx->rctx.taxonomy = fx->tax;
@@ -142,9 +144,11 @@ teardown(void **state)
 static ProtobufCMessage *
 sample(struct fx *fx, bool posting, const char *id)
 {
-	const char *rel = posting ? "data/samples/postings.jsonl" : "data/samples/profiles.jsonl";
-	const ProtobufCMessageDescriptor *d = posting ? &lunamatch__v1__job_posting__descriptor
-	                                              : &lunamatch__v1__candidate_profile__descriptor;
+	const char *rel =
+	    posting ? "data/samples/postings.jsonl" : "data/samples/profiles.jsonl";
+	const ProtobufCMessageDescriptor *d =
+	    posting ? &lunamatch__v1__job_posting__descriptor
+	            : &lunamatch__v1__candidate_profile__descriptor;
 	char *text = lmt_read_file(lmt_src(rel), NULL);
 	char key[256], err[512];
 	ProtobufCMessage *m = NULL;
@@ -155,15 +159,17 @@ sample(struct fx *fx, bool posting, const char *id)
 	char *line = strstr(text, key);
 	assert_non_null(line);
 	char *nl = strchr(line, '\n');
-	assert_int_equal(lm_json_decode(d, line, nl ? (size_t) (nl - line) : strlen(line), &m,
-			     err, sizeof(err)),
+	assert_int_equal(lm_json_decode(d, line, nl ? (size_t) (nl - line) : strlen(line),
+	                     &m, err, sizeof(err)),
 	    LM_OK);
 	free(text);
 	if (posting)
-		assert_int_equal(lm_posting_prepare(&fx->rctx, (void *) m, &why, err, sizeof(err)),
+		assert_int_equal(
+		    lm_posting_prepare(&fx->rctx, (void *) m, &why, err, sizeof(err)),
 		    LM_OK);
 	else
-		assert_int_equal(lm_profile_prepare(&fx->rctx, (void *) m, &why, err, sizeof(err)),
+		assert_int_equal(
+		    lm_profile_prepare(&fx->rctx, (void *) m, &why, err, sizeof(err)),
 		    LM_OK);
 	return m;
 }
@@ -171,7 +177,8 @@ sample(struct fx *fx, bool posting, const char *id)
 /* Stores m (a posting or profile) under id at version, as a new id when
  * new_id is not NULL. Returns the store's last seq. */
 static uint64_t
-store_put(struct fx *fx, bool posting, ProtobufCMessage *m, const char *new_id, uint64_t version)
+store_put(struct fx *fx, bool posting, ProtobufCMessage *m, const char *new_id,
+    uint64_t version)
 {
 	lm_store_txn *t = NULL;
 	uint8_t *buf = NULL;
@@ -190,8 +197,8 @@ store_put(struct fx *fx, bool posting, ProtobufCMessage *m, const char *new_id, 
 		((CandidateProfile *) m)->version = version;
 	assert_int_equal(lm_pb_encode(m, &buf, &len), LM_OK);
 	assert_int_equal(lm_store_begin(fx->store, &t), LM_OK);
-	assert_int_equal(lm_store_put(t, posting ? LM_KIND_POSTING : LM_KIND_PROFILE, *idp, version,
-			     buf, len),
+	assert_int_equal(lm_store_put(t, posting ? LM_KIND_POSTING : LM_KIND_PROFILE,
+	                     *idp, version, buf, len),
 	    LM_OK);
 	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
 	free(buf);
@@ -206,7 +213,8 @@ store_delete(struct fx *fx, bool posting, const char *id)
 
 	assert_int_equal(lm_store_begin(fx->store, &t), LM_OK);
 	assert_int_equal(
-	    lm_store_delete(t, posting ? LM_KIND_POSTING : LM_KIND_PROFILE, id, 0), LM_OK);
+	    lm_store_delete(t, posting ? LM_KIND_POSTING : LM_KIND_PROFILE, id, 0),
+	    LM_OK);
 	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
 	return seq;
 }
@@ -268,7 +276,8 @@ matched(struct fx *fx, const char *id)
 	req.candidate_id = LEAD;
 	req.top_k = 1000;
 	req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
-	assert_int_equal(lm_index_match_jobs(fx->idx, &req, 1795003600, &r, NULL, 0), LM_OK);
+	assert_int_equal(
+	    lm_index_match_jobs(fx->idx, &req, 1795003600, &r, NULL, 0), LM_OK);
 	for (size_t i = 0; i < r->n_matches; i++)
 		found |= strcmp(r->matches[i]->job_id, id) == 0;
 	protobuf_c_message_free_unpacked(&r->base, NULL);
@@ -277,7 +286,8 @@ matched(struct fx *fx, const char *id)
 
 /* Polls cond(fx, id) == want for at most WAIT_MS. */
 static bool
-wait_for(bool (*cond)(struct fx *, const char *), struct fx *fx, const char *id, bool want)
+wait_for(
+    bool (*cond)(struct fx *, const char *), struct fx *fx, const char *id, bool want)
 {
 	nng_time end = nng_clock() + WAIT_MS;
 
@@ -328,7 +338,8 @@ test_snapshot_and_catch_up(void **state)
 	assert_int_equal(lm_index_seq(fx->idx), 4);
 	lm_index_counts_get(fx->idx, &counts);
 	assert_int_equal(counts.postings, 2);
-	assert_int_equal(counts.open_postings, 1); /* the closed one is stored, not open */
+	assert_int_equal(
+	    counts.open_postings, 1); /* the closed one is stored, not open */
 	assert_int_equal(counts.profiles, 2);
 	assert_true(matched(fx, SEED_JOB));
 	assert_false(matched(fx, "job-ml-mgr-chicago-closed"));
@@ -560,8 +571,10 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_snapshot_and_catch_up, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_restart_resumes_from_events_cursor, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_failed_callback_is_retried, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_restart_resumes_from_events_cursor, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_failed_callback_is_retried, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_poll_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),

@@ -29,17 +29,17 @@
 #include "rpc_server.h"
 #include "service.h"
 
-#define ST_OK LUNAMATCH__V1__STATUS_CODE__OK
-#define ST_INVALID LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
-#define ST_DEADLINE LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
-#define ST_NOT_FOUND LUNAMATCH__V1__STATUS_CODE__NOT_FOUND
+#define ST_OK          LUNAMATCH__V1__STATUS_CODE__OK
+#define ST_INVALID     LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
+#define ST_DEADLINE    LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
+#define ST_NOT_FOUND   LUNAMATCH__V1__STATUS_CODE__NOT_FOUND
 #define ST_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
 
 #define SAMPLES_NOW 1795003600 /* reference time of the samples + 1 h */
-#define SEED_JOB "job-dfs-sr-mgr-ml"
-#define LEAD "cand-ml-lead-chicago"
-#define JUNIOR "cand-ml-junior-chicago"
-#define CLOSED_JOB "job-ml-mgr-chicago-closed"
+#define SEED_JOB    "job-dfs-sr-mgr-ml"
+#define LEAD        "cand-ml-lead-chicago"
+#define JUNIOR      "cand-ml-junior-chicago"
+#define CLOSED_JOB  "job-ml-mgr-chicago-closed"
 
 typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile CandidateProfile;
@@ -82,22 +82,25 @@ load_jsonl(const char *rel, const ProtobufCMessageDescriptor *d)
 			nl = text + len;
 		if (nl == line)
 			continue;
-		if (lm_json_decode(d, line, (size_t) (nl - line), &m, err, sizeof(err)) != LM_OK)
+		if (lm_json_decode(d, line, (size_t) (nl - line), &m, err, sizeof(err)) !=
+		    LM_OK)
 			fail_msg("%s: %s", rel, err);
 		if (d == &lunamatch__v1__job_posting__descriptor) {
-			if (lm_posting_prepare(&W.rctx, (JobPosting *) m, &why, err, sizeof(err)) !=
-			    LM_OK) {
+			if (lm_posting_prepare(&W.rctx, (JobPosting *) m, &why, err,
+			        sizeof(err)) != LM_OK) {
 				protobuf_c_message_free_unpacked(m, NULL);
 				continue;
 			}
-			assert_int_equal(lm_index_put_posting(W.idx, (JobPosting *) m), LM_OK);
+			assert_int_equal(
+			    lm_index_put_posting(W.idx, (JobPosting *) m), LM_OK);
 		} else {
 			if (lm_profile_prepare(&W.rctx, (CandidateProfile *) m, &why, err,
-				sizeof(err)) != LM_OK) {
+			        sizeof(err)) != LM_OK) {
 				protobuf_c_message_free_unpacked(m, NULL);
 				continue;
 			}
-			assert_int_equal(lm_index_put_profile(W.idx, (CandidateProfile *) m), LM_OK);
+			assert_int_equal(
+			    lm_index_put_profile(W.idx, (CandidateProfile *) m), LM_OK);
 		}
 		n++;
 	}
@@ -113,20 +116,22 @@ setup(void **state)
 
 	(void) state;
 	memset(&W, 0, sizeof(W));
-	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &W.tax, err, sizeof(err)) != LM_OK)
+	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &W.tax, err, sizeof(err)) !=
+	    LM_OK)
 		fail_msg("%s", err);
 	if (lm_rates_load(lmt_src("data/rates.tsv"), &W.rates, err, sizeof(err)) != LM_OK)
 		fail_msg("%s", err);
-	if (lm_model_load(lmt_src("data/model/default.json"), &W.model, err, sizeof(err)) !=
-	    LM_OK)
+	if (lm_model_load(
+	        lmt_src("data/model/default.json"), &W.model, err, sizeof(err)) != LM_OK)
 		fail_msg("%s", err);
 	W.rctx.taxonomy = W.tax;
 	W.rctx.rates = W.rates;
 	W.rctx.embedding_dim = 384;
 	assert_int_equal(lm_index_new(W.model, &W.idx), LM_OK);
-	W.npostings = load_jsonl("data/samples/postings.jsonl", &lunamatch__v1__job_posting__descriptor);
-	W.nprofiles =
-	    load_jsonl("data/samples/profiles.jsonl", &lunamatch__v1__candidate_profile__descriptor);
+	W.npostings = load_jsonl(
+	    "data/samples/postings.jsonl", &lunamatch__v1__job_posting__descriptor);
+	W.nprofiles = load_jsonl(
+	    "data/samples/profiles.jsonl", &lunamatch__v1__candidate_profile__descriptor);
 	assert_true(W.npostings >= 50 && W.nprofiles >= 50);
 	lm_index_set_seq(W.idx, 42);
 
@@ -166,7 +171,8 @@ call(const char *method, const void *req, void **resp, char *msg, size_t msglen)
 			int st = m[i].fn(W.svc, &ctx, req, &out, msg, msglen);
 			if (st != ST_OK) {
 				assert_null(out);
-				assert_true(msg[0] != '\0'); /* every error has a reason */
+				assert_true(
+				    msg[0] != '\0'); /* every error has a reason */
 			} else {
 				assert_non_null(out);
 			}
@@ -200,8 +206,8 @@ sample_record(const char *rel, const ProtobufCMessageDescriptor *d, const char *
 	char *line = strstr(text, key);
 	assert_non_null(line);
 	char *nl = strchr(line, '\n');
-	assert_int_equal(lm_json_decode(d, line, nl ? (size_t) (nl - line) : strlen(line), &m, err,
-			     sizeof(err)),
+	assert_int_equal(lm_json_decode(d, line, nl ? (size_t) (nl - line) : strlen(line),
+	                     &m, err, sizeof(err)),
 	    LM_OK);
 	free(text);
 	return m;
@@ -328,8 +334,10 @@ test_match_jobs_filters(void **state)
 	assert_int_equal(call("MatchJobs", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
 	for (size_t i = 0; i < r->n_matches; i++) {
 		JobPosting *p = NULL;
-		assert_int_equal(lm_index_get_posting(W.idx, r->matches[i]->job_id, &p), LM_OK);
-		assert_int_equal(p->remote, LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE);
+		assert_int_equal(
+		    lm_index_get_posting(W.idx, r->matches[i]->job_id, &p), LM_OK);
+		assert_int_equal(
+		    p->remote, LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE);
 		free_msg(p);
 	}
 	assert_true(r->vetoed > 0);
@@ -345,7 +353,8 @@ test_match_jobs_filters(void **state)
 	for (size_t i = 0; i < r->n_matches; i++) {
 		JobPosting *p = NULL;
 		bool gb = false;
-		assert_int_equal(lm_index_get_posting(W.idx, r->matches[i]->job_id, &p), LM_OK);
+		assert_int_equal(
+		    lm_index_get_posting(W.idx, r->matches[i]->job_id, &p), LM_OK);
 		for (size_t k = 0; k < p->n_locations; k++)
 			gb |= strcmp(p->locations[k]->country, "GB") == 0;
 		assert_true(gb);
@@ -359,8 +368,9 @@ test_match_jobs_inline(void **state)
 {
 	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 	Lunamatch__V1__MatchJobsResponse *r = NULL, *stored = NULL;
-	CandidateProfile *c = (CandidateProfile *) sample_record(
-	    "data/samples/profiles.jsonl", &lunamatch__v1__candidate_profile__descriptor, LEAD);
+	CandidateProfile *c =
+	    (CandidateProfile *) sample_record("data/samples/profiles.jsonl",
+	        &lunamatch__v1__candidate_profile__descriptor, LEAD);
 	char msg[512];
 
 	(void) state;
@@ -381,11 +391,13 @@ test_match_jobs_inline(void **state)
 	sreq.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 	sreq.candidate_id = LEAD;
 	sreq.top_k = 5;
-	assert_int_equal(call("MatchJobs", &sreq, (void **) &stored, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(
+	    call("MatchJobs", &sreq, (void **) &stored, msg, sizeof(msg)), ST_OK);
 	assert_int_equal(r->n_matches, stored->n_matches);
 	for (size_t i = 0; i < r->n_matches; i++) {
 		assert_string_equal(r->matches[i]->job_id, stored->matches[i]->job_id);
-		assert_true(fabs(r->matches[i]->score - stored->matches[i]->score) < 1e-9);
+		assert_true(
+		    fabs(r->matches[i]->score - stored->matches[i]->score) < 1e-9);
 	}
 	free_msg(r);
 	free_msg(stored);
@@ -393,13 +405,15 @@ test_match_jobs_inline(void **state)
 	/* An invalid inline profile: the reason names the field. */
 	free(c->locations[0]->country);
 	c->locations[0]->country = strdup("ZZ9");
-	assert_int_equal(call("MatchJobs", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
+	assert_int_equal(
+	    call("MatchJobs", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
 	assert_non_null(strstr(msg, "profile: "));
 	assert_non_null(strstr(msg, "country"));
 
 	/* A profile subject without a profile. */
 	req.profile = NULL;
-	assert_int_equal(call("MatchJobs", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
+	assert_int_equal(
+	    call("MatchJobs", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
 	free_msg(c);
 }
 
@@ -408,7 +422,8 @@ test_match_jobs_inline(void **state)
 static void
 test_match_candidates(void **state)
 {
-	Lunamatch__V1__MatchCandidatesRequest req = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesRequest req =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
 	Lunamatch__V1__CandidateFilters f = LUNAMATCH__V1__CANDIDATE_FILTERS__INIT;
 	Lunamatch__V1__MatchCandidatesResponse *r = NULL;
 	char msg[512];
@@ -417,7 +432,8 @@ test_match_candidates(void **state)
 	(void) state;
 	req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 	req.job_id = SEED_JOB;
-	assert_int_equal(call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(
+	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
 	assert_true(r->n_matches > 0 && r->n_matches <= 10);
 	assert_ranked(r->matches, r->n_matches);
 	for (size_t i = 0; i < r->n_matches; i++) {
@@ -433,29 +449,33 @@ test_match_candidates(void **state)
 	/* Filters: years of experience. */
 	f.min_years_experience = 50;
 	req.filters = &f;
-	assert_int_equal(call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(
+	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
 	assert_int_equal(r->n_matches, 0);
 	free_msg(r);
 	req.filters = NULL;
 
 	/* Errors. */
 	req.job_id = "job-nothing";
-	assert_int_equal(call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)),
-	    ST_NOT_FOUND);
+	assert_int_equal(
+	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_NOT_FOUND);
 	assert_non_null(strstr(msg, "job-nothing"));
 	req.job_id = SEED_JOB;
 	req.top_k = 5000;
-	assert_int_equal(call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
+	assert_int_equal(
+	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
 	req.top_k = 0;
 	req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT__NOT_SET;
-	assert_int_equal(call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
+	assert_int_equal(
+	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
 
 	/* Inline posting: valid, then invalid. */
-	JobPosting *p = (JobPosting *) sample_record(
-	    "data/samples/postings.jsonl", &lunamatch__v1__job_posting__descriptor, SEED_JOB);
+	JobPosting *p = (JobPosting *) sample_record("data/samples/postings.jsonl",
+	    &lunamatch__v1__job_posting__descriptor, SEED_JOB);
 	req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING;
 	req.posting = p;
-	assert_int_equal(call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(
+	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
 	lead = false;
 	for (size_t i = 0; i < r->n_matches; i++)
 		lead |= strcmp(r->matches[i]->candidate_id, LEAD) == 0;
@@ -463,7 +483,8 @@ test_match_candidates(void **state)
 	free_msg(r);
 	free(p->title);
 	p->title = (char *) protobuf_c_empty_string;
-	assert_int_equal(call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
+	assert_int_equal(
+	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
 	assert_non_null(strstr(msg, "posting: "));
 	assert_non_null(strstr(msg, "title"));
 	free_msg(p);
@@ -474,7 +495,8 @@ test_match_candidates(void **state)
 static void
 test_explain(void **state)
 {
-	Lunamatch__V1__ExplainMatchRequest req = LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
+	Lunamatch__V1__ExplainMatchRequest req =
+	    LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
 	Lunamatch__V1__ExplainMatchResponse *r = NULL;
 	char msg[512];
 	bool group = false;
@@ -482,19 +504,22 @@ test_explain(void **state)
 	(void) state;
 	req.candidate_id = JUNIOR;
 	req.job_id = SEED_JOB;
-	assert_int_equal(call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(
+	    call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
 	assert_false(r->eligible);
 	assert_non_null(r->match);
 	assert_true(r->match->score == 0.0);
 	assert_non_null(r->match->explanation);
 	for (size_t i = 0; i < r->match->explanation->n_vetoes; i++)
-		group |= strcmp(r->match->explanation->vetoes[i]->code, "REQUIREMENT_GROUP") == 0;
+		group |= strcmp(r->match->explanation->vetoes[i]->code,
+		             "REQUIREMENT_GROUP") == 0;
 	assert_true(group);
 	assert_true(r->match->explanation->n_failed_requirement_groups >= 3);
 	free_msg(r);
 
 	req.candidate_id = LEAD;
-	assert_int_equal(call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(
+	    call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
 	assert_true(r->eligible);
 	assert_true(r->match->score > 0.5);
 	assert_int_equal(r->match->explanation->n_vetoes, 0);
@@ -504,25 +529,30 @@ test_explain(void **state)
 
 	/* A closed posting is explained with its veto. */
 	req.job_id = CLOSED_JOB;
-	assert_int_equal(call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(
+	    call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
 	assert_false(r->eligible);
 	assert_string_equal(r->match->explanation->vetoes[0]->code, "POSTING_CLOSED");
 	free_msg(r);
 
 	/* NOT_FOUND says which side is missing. */
 	req.job_id = "job-nothing";
-	assert_int_equal(call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_NOT_FOUND);
+	assert_int_equal(
+	    call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_NOT_FOUND);
 	assert_non_null(strstr(msg, "posting \"job-nothing\""));
 	req.candidate_id = "cand-nobody";
 	req.job_id = SEED_JOB;
-	assert_int_equal(call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_NOT_FOUND);
+	assert_int_equal(
+	    call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_NOT_FOUND);
 	assert_non_null(strstr(msg, "candidate \"cand-nobody\""));
 
 	req.candidate_id = "";
-	assert_int_equal(call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
+	assert_int_equal(
+	    call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
 	req.candidate_id = LEAD;
 	req.job_id = "";
-	assert_int_equal(call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
+	assert_int_equal(
+	    call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
 }
 
 /* ---- GetPosting / GetProfile -------------------------------------------------- */
@@ -545,18 +575,22 @@ test_get(void **state)
 	assert_true(p->posting->skills[0]->skill_id[0] != '\0');
 	free_msg(p);
 	pr.id = "job-nothing";
-	assert_int_equal(call("GetPosting", &pr, (void **) &p, msg, sizeof(msg)), ST_NOT_FOUND);
+	assert_int_equal(
+	    call("GetPosting", &pr, (void **) &p, msg, sizeof(msg)), ST_NOT_FOUND);
 	pr.id = "";
-	assert_int_equal(call("GetPosting", &pr, (void **) &p, msg, sizeof(msg)), ST_INVALID);
+	assert_int_equal(
+	    call("GetPosting", &pr, (void **) &p, msg, sizeof(msg)), ST_INVALID);
 
 	cr.id = LEAD;
 	assert_int_equal(call("GetProfile", &cr, (void **) &c, msg, sizeof(msg)), ST_OK);
 	assert_string_equal(c->profile->id, LEAD);
 	free_msg(c);
 	cr.id = "cand-nobody";
-	assert_int_equal(call("GetProfile", &cr, (void **) &c, msg, sizeof(msg)), ST_NOT_FOUND);
+	assert_int_equal(
+	    call("GetProfile", &cr, (void **) &c, msg, sizeof(msg)), ST_NOT_FOUND);
 	cr.id = "";
-	assert_int_equal(call("GetProfile", &cr, (void **) &c, msg, sizeof(msg)), ST_INVALID);
+	assert_int_equal(
+	    call("GetProfile", &cr, (void **) &c, msg, sizeof(msg)), ST_INVALID);
 }
 
 /* ---- Check, loading, draining, deadlines ---------------------------------------- */
@@ -572,7 +606,8 @@ test_check(void **state)
 	(void) state;
 	lm_index_counts_get(W.idx, &counts);
 	assert_int_equal(call("Check", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
-	assert_int_equal(r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	assert_int_equal(
+	    r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 	assert_int_equal(r->postings, counts.open_postings);
 	assert_true(r->postings < W.npostings); /* the closed one is not open */
 	assert_int_equal(r->profiles, W.nprofiles);
@@ -582,24 +617,27 @@ test_check(void **state)
 
 	req.service = LM_MATCH_SERVICE_NAME;
 	assert_int_equal(call("Check", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
-	assert_int_equal(r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	assert_int_equal(
+	    r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 	free_msg(r);
 
 	req.service = "grpc.health.v1.Other";
 	assert_int_equal(call("Check", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
-	assert_int_equal(
-	    r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN);
+	assert_int_equal(r->status,
+	    LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN);
 	free_msg(r);
 }
 
 static void
 test_loading(void **state)
 {
-	Lunamatch__V1__HealthCheckRequest hreq = LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
+	Lunamatch__V1__HealthCheckRequest hreq =
+	    LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
 	Lunamatch__V1__HealthCheckResponse *h = NULL;
 	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 	Lunamatch__V1__GetPostingRequest pr = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
-	Lunamatch__V1__ExplainMatchRequest er = LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
+	Lunamatch__V1__ExplainMatchRequest er =
+	    LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
 	void *r = NULL;
 	char msg[512];
 
@@ -607,7 +645,8 @@ test_loading(void **state)
 	lm_match_service_set_loaded(W.svc, false);
 	assert_false(lm_match_service_serving(W.svc));
 	assert_int_equal(call("Check", &hreq, (void **) &h, msg, sizeof(msg)), ST_OK);
-	assert_int_equal(h->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	assert_int_equal(
+	    h->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
 	free_msg(h);
 	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 	req.candidate_id = LEAD;
@@ -625,7 +664,8 @@ test_loading(void **state)
 static void
 test_check_follows_server(void **state)
 {
-	Lunamatch__V1__HealthCheckRequest hreq = LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
+	Lunamatch__V1__HealthCheckRequest hreq =
+	    LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
 	Lunamatch__V1__HealthCheckResponse *h = NULL;
 	lm_rpc_server_opts so;
 	lm_rpc_server *srv = NULL;
@@ -639,8 +679,8 @@ test_check_follows_server(void **state)
 	so.workers = 1;
 	so.contexts = 2;
 	methods = lm_match_service_methods(&n);
-	assert_int_equal(lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor, methods,
-			     n, W.svc, &srv),
+	assert_int_equal(lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor,
+	                     methods, n, W.svc, &srv),
 	    LM_OK);
 	assert_int_equal(lm_rpc_server_start(srv), LM_OK);
 	lm_match_service_set_server(W.svc, srv);
@@ -649,7 +689,8 @@ test_check_follows_server(void **state)
 	assert_int_equal(lm_rpc_server_drain(srv, 1000), LM_OK);
 	assert_false(lm_match_service_serving(W.svc));
 	assert_int_equal(call("Check", &hreq, (void **) &h, msg, sizeof(msg)), ST_OK);
-	assert_int_equal(h->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	assert_int_equal(
+	    h->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
 	free_msg(h);
 	lm_match_service_set_server(W.svc, NULL);
 	lm_rpc_server_free(srv);
@@ -672,7 +713,8 @@ test_deadline_passed(void **state)
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(m[i].name, "MatchJobs") == 0)
 			assert_int_equal(
-			    m[i].fn(W.svc, &ctx, &req.base, &out, msg, sizeof(msg)), ST_DEADLINE);
+			    m[i].fn(W.svc, &ctx, &req.base, &out, msg, sizeof(msg)),
+			    ST_DEADLINE);
 	assert_null(out);
 	assert_true(msg[0] != '\0');
 }
