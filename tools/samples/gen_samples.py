@@ -629,6 +629,10 @@ def build_postings(rng):
         # Posted up to 60 days before the reference time, at any second.
         rec["posted_at"] = BASE_TIME - rng.below(60) * DAY - rng.below(DAY)
         rec["expires_at"] = EXPIRES.get(rec["id"], 0)
+        # The expired posting was posted a month before it expired: ingest
+        # rejects an expiry before the posting date.
+        if rec["expires_at"] and rec["expires_at"] < rec["posted_at"]:
+            rec["posted_at"] = rec["expires_at"] - 30 * DAY
         out.append(rec)
     return out
 

@@ -24,6 +24,7 @@
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
+#include "lunamatch/record.h"
 #include "lunamatch/v1/records.pb-c.h"
 
 extern char **environ;
@@ -36,6 +37,8 @@ extern char **environ;
 #define POSTINGS "data/samples/postings.jsonl"
 #define PROFILES "data/samples/profiles.jsonl"
 #define INVALID  "data/samples/invalid.jsonl"
+/* The generator's reference time (BASE_TIME in gen_samples.py). */
+#define SAMPLE_BASE_TIME 1795000000
 
 /* One line of a JSON-lines file: points into the file's buffer. */
 typedef struct line {
@@ -202,7 +205,7 @@ test_postings(void **state)
 		check_locations(p->locations, p->n_locations, p->id);
 		closed +=
 		    p->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
-		expired += p->expires_at != 0 && p->expires_at < p->posted_at;
+		expired += p->expires_at != 0 && p->expires_at < SAMPLE_BASE_TIME;
 		grouped += p->n_requirement_groups > 0;
 		protobuf_c_message_free_unpacked(&p->base, NULL);
 	}
@@ -475,6 +478,103 @@ test_invalid(void **state)
 	lines_free(&l);
 }
 
+/* Prepares a decoded record as ingest does; returns LM_OK or LM_ESCHEMA and
+ * the reason. */
+static int
+prepare(const lm_record_ctx *ctx, ProtobufCMessage *msg, lm_reject *why, char *err,
+    size_t errlen)
+{
+	if (msg->descriptor == &lunamatch__v1__job_posting__descriptor)
+		return lm_posting_prepare(
+		    ctx, (Lunamatch__V1__JobPosting *) msg, why, err, errlen);
+	return lm_profile_prepare(
+	    ctx, (Lunamatch__V1__CandidateProfile *) msg, why, err, errlen);
+}
+
+/* Every sample record passes ingest's validation; every invalid case that
+ * the codec accepts is rejected by validation for the reason it names. */
+static void
+test_validation(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *expect;
+		lm_reject reason;
+	} want[] = {
+	    {"missing id", LM_REJECT_MISSING_FIELD},
+	    {"missing title", LM_REJECT_MISSING_FIELD},
+	    {"bad id", LM_REJECT_BAD_ID},
+	    {"salary range", LM_REJECT_BAD_SALARY},
+	    {"unknown currency", LM_REJECT_BAD_CURRENCY},
+	    {"bad country", LM_REJECT_BAD_COUNTRY},
+	};
+	lm_taxonomy *tax = NULL;
+	lm_rates *rates = NULL;
+	char err[512] = "";
+	assert_int_equal(
+	    lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)), LM_OK);
+	lm_record_ctx ctx = {.taxonomy = tax, .rates = rates, .embedding_dim = 384};
+
+	const char *files[] = {POSTINGS, PROFILES};
+	const ProtobufCMessageDescriptor *descs[] = {
+	    &lunamatch__v1__job_posting__descriptor,
+	    &lunamatch__v1__candidate_profile__descriptor};
+	for (size_t f = 0; f < 2; f++) {
+		lines l;
+		lines_load(files[f], &l);
+		for (size_t i = 0; i < l.n; i++) {
+			ProtobufCMessage *msg = decode_line(descs[f], files[f], &l.v[i]);
+			lm_reject why;
+			if (prepare(&ctx, msg, &why, err, sizeof(err)) != LM_OK)
+				fail_msg("%s:%zu: rejected (%s): %s", files[f], l.v[i].no,
+				    lm_reject_name(why), err);
+			protobuf_c_message_free_unpacked(msg, NULL);
+		}
+		lines_free(&l);
+	}
+
+	lines l;
+	size_t checked = 0;
+	lines_load(INVALID, &l);
+	for (size_t i = 0; i < l.n; i++) {
+		json_error_t jerr;
+		json_t *tc = json_loadb(l.v[i].text, l.v[i].len, 0, &jerr);
+		assert_non_null(tc);
+		const char *topic = json_string_value(json_object_get(tc, "topic"));
+		const char *expect = json_string_value(json_object_get(tc, "expect"));
+		json_t *record = json_object_get(tc, "record");
+		for (size_t k = 0; record != NULL && k < sizeof(want) / sizeof(want[0]);
+		     k++) {
+			if (strcmp(expect, want[k].expect) != 0)
+				continue;
+			ProtobufCMessage *msg = NULL;
+			assert_int_equal(
+			    lm_json_decode_value(
+			        strcmp(topic, "postings") == 0
+			            ? &lunamatch__v1__job_posting__descriptor
+			            : &lunamatch__v1__candidate_profile__descriptor,
+			        record, &msg, err, sizeof(err)),
+			    LM_OK);
+			lm_reject why = LM_REJECT_NONE;
+			assert_int_equal(
+			    prepare(&ctx, msg, &why, err, sizeof(err)), LM_ESCHEMA);
+			if (why != want[k].reason)
+				fail_msg("%s:%zu (%s): reason %s, want %s (%s)", INVALID,
+				    l.v[i].no, expect, lm_reject_name(why),
+				    lm_reject_name(want[k].reason), err);
+			protobuf_c_message_free_unpacked(msg, NULL);
+			checked++;
+		}
+		json_decref(tc);
+	}
+	lines_free(&l);
+	assert_true(checked >= sizeof(want) / sizeof(want[0]));
+	lm_taxonomy_free(tax);
+	lm_rates_free(rates);
+}
+
 /* Runs argv (argv[0] looked up in PATH) and returns its exit status, or -1
  * if it could not be started. Kills it after GEN_TIMEOUT_S seconds. */
 static int
@@ -530,6 +630,7 @@ main(void)
 	    cmocka_unit_test(test_seed_posting),
 	    cmocka_unit_test(test_vetoed_profile),
 	    cmocka_unit_test(test_invalid),
+	    cmocka_unit_test(test_validation),
 	    cmocka_unit_test(test_generator_up_to_date),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
