@@ -100,21 +100,21 @@ stored() {
 wait_for 60 stored
 "$bin/lunamatch" store stats
 
-# The index follows the store; give it a moment to apply the last changes.
+# The index follows the store's change log; wait until it has caught up.
 indexed() {
+	local seq
+	seq=$("$bin/lunamatch" store stats --json | python3 -c "import json,sys; print(json.load(sys.stdin)['last_seq'])")
 	"$bin/lunamatch" health --json | python3 -c \
-		"import json,sys; s=json.load(sys.stdin); sys.exit(0 if int(s.get('postings',0))>=$((npostings - 3)) and int(s.get('profiles',0))>=$nprofiles else 1)"
+		"import json,sys; s=json.load(sys.stdin); sys.exit(0 if int(s.get('index_seq',0))>=$seq and int(s.get('profiles',0))>=$nprofiles else 1)"
 }
 wait_for 30 indexed
 
 say "top jobs for cand-ml-lead-chicago (a machine-learning lead in Chicago)"
 "$bin/lunamatch" match jobs --candidate cand-ml-lead-chicago --top 5
 
-say "top jobs for a registered nurse and an electrician"
-nurse=$(grep -o '"id": *"cand-[^"]*nurse[^"]*"' data/samples/profiles.jsonl | head -n 1 | sed 's/.*"\(cand-[^"]*\)"/\1/')
-elec=$(grep -o '"id": *"cand-[^"]*electric[^"]*"' data/samples/profiles.jsonl | head -n 1 | sed 's/.*"\(cand-[^"]*\)"/\1/')
-[ -n "$nurse" ] && "$bin/lunamatch" match jobs --candidate "$nurse" --top 3
-[ -n "$elec" ] && "$bin/lunamatch" match jobs --candidate "$elec" --top 3
+say "top jobs for an ICU nurse and an electrician: no machine-learning roles"
+"$bin/lunamatch" match jobs --candidate cand-rn-icu-houston --top 3
+"$bin/lunamatch" match jobs --candidate cand-electrician-phoenix --top 3
 
 say "top candidates for job-dfs-sr-mgr-ml (Senior Manager, Machine Learning)"
 "$bin/lunamatch" match candidates --job job-dfs-sr-mgr-ml --top 5
@@ -129,7 +129,7 @@ say "rejected messages in the dead-letter topic"
 "$bin/lunamatch" dlq tail --from-beginning --count 3
 
 say "new-match events on lunamatch.matches.v1 (first 10)"
-"$bin/lunamatch" watch --from-beginning --count 10
+"$bin/lunamatch" watch --from-beginning --count 10 --timeout-ms 20000
 
 if [ "$keep" = 1 ]; then
 	say "still running (--keep)"
