@@ -243,6 +243,27 @@ lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv, char *err,
 	return LM_OK;
 }
 
+int
+lm_config_flag(lm_prog prog, size_t i, const char **name, bool *has_arg)
+{
+	for (size_t k = 0; k < NOPTS; k++) {
+		if (!(opts[k].progs & prog))
+			continue;
+		if (i-- == 0) {
+			*name = opts[k].flag;
+			*has_arg = opts[k].type != T_FLAG;
+			return LM_OK;
+		}
+	}
+	return LM_ENOENT;
+}
+
+const char *
+lm_version(void)
+{
+	return LM_VERSION;
+}
+
 void
 lm_config_usage(FILE *out, lm_prog prog)
 {

@@ -23,9 +23,6 @@
 #include "lunamatch/taxonomy.h"
 #include "notify.h"
 
-#ifndef LM_VERSION
-#define LM_VERSION "0.0.0"
-#endif
 
 #define PROG              "lunamatch-ingest"
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7702"
@@ -106,7 +103,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (cfg.version) {
-		printf(PROG " %s\n", LM_VERSION);
+		printf(PROG " %s\n", lm_version());
 		return 0;
 	}
 	if (cfg.argi < argc) {

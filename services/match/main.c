@@ -50,9 +50,6 @@
 #include "rpc_server.h"
 #include "service.h"
 
-#ifndef LM_VERSION
-#define LM_VERSION "0.1.0"
-#endif
 
 #define PROG              "lunamatch-match"
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7701"
@@ -551,7 +548,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (d->cfg.version) {
-		printf(PROG " %s\n", LM_VERSION);
+		printf(PROG " %s\n", lm_version());
 		return 0;
 	}
 	if (d->cfg.argi < argc) {

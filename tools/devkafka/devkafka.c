@@ -25,9 +25,6 @@
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
 
-#ifndef LM_VERSION
-#define LM_VERSION "0.0.0"
-#endif
 
 #define PROG "lunamatch-devkafka"
 /* Brokers in the mock cluster: one is all a single-machine run needs. */
@@ -67,7 +64,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (cfg.version) {
-		printf(PROG " %s\n", LM_VERSION);
+		printf(PROG " %s\n", lm_version());
 		return 0;
 	}
 	if (cfg.argi < argc) {

@@ -43,6 +43,7 @@
 #define LM_CLI_EXIT_OK    0
 #define LM_CLI_EXIT_FAIL  1
 #define LM_CLI_EXIT_USAGE 2
+#define LM_CLI_EXIT_UNAVAILABLE 3 /* the service or Kafka did not answer */
 
 /*
  * A command handler. cfg is the configuration after all global flags;

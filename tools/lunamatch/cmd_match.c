@@ -28,9 +28,6 @@
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 
-#ifndef LM_CLI_EXIT_UNAVAILABLE
-#define LM_CLI_EXIT_UNAVAILABLE 3
-#endif
 
 /* Hard limits of the options. */
 #define TOP_MAX       1000 /* as the service's top_k */

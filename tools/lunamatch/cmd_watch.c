@@ -27,9 +27,6 @@
 #include "lunamatch/pb.h"
 #include "lunamatch/v1/events.pb-c.h"
 
-#ifndef LM_CLI_EXIT_UNAVAILABLE
-#define LM_CLI_EXIT_UNAVAILABLE 3
-#endif
 
 #define CMD               "watch"
 #define WATCH_COUNT_MAX   100000000ull

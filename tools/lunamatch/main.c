@@ -15,7 +15,8 @@
  * module.
  *
  * Help: `lunamatch --help`, `lunamatch help [COMMAND]`, `lunamatch COMMAND
- * --help` (or -h). Exit statuses: 0 ok, 1 operation failed, 2 usage error.
+ * --help` (or -h). Exit statuses: 0 ok, 1 operation failed, 2 usage error,
+ * 3 the service or Kafka unavailable.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +25,6 @@
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 
-#ifndef LM_VERSION
-#define LM_VERSION "0.0.0"
-#endif
 
 /* The commands. Keep the rows in the order --help lists them. */
 static const lm_cli_command commands[] = {
@@ -50,33 +48,8 @@ static const lm_cli_command commands[] = {
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-/*
- * The global flags of LM_PROG_CLI as lm_config_load knows them (config.c),
- * with whether they take a value, so that they can be recognized after the
- * command name. A flag missing here still works before the command.
- */
-static const struct {
-	const char *name;
-	int has_arg;
-} global_flags[] = {
-    {"brokers", required_argument},
-    {"topic-postings", required_argument},
-    {"topic-profiles", required_argument},
-    {"topic-matches", required_argument},
-    {"topic-dlq", required_argument},
-    {"data-dir", required_argument},
-    {"map-size-mb", required_argument},
-    {"taxonomy-file", required_argument},
-    {"rates-file", required_argument},
-    {"url", required_argument},
-    {"tls-cert", required_argument},
-    {"tls-key", required_argument},
-    {"tls-ca", required_argument},
-    {"default-timeout-ms", required_argument},
-    {"log-level", required_argument},
-    {"json", no_argument},
-};
-#define NGLOBAL (sizeof(global_flags) / sizeof(global_flags[0]))
+/* Most global flags of LM_PROG_CLI (config.c) recognized after the command. */
+#define NGLOBAL 64
 
 /* Most options a command table may declare. */
 #define CMD_OPTS_MAX 64
@@ -102,7 +75,8 @@ usage(FILE *out)
 	    "Global options may be given before the command or among its arguments\n"
 	    "(\"--\" ends the options). Run '" LM_CLI_PROG
 	    " help COMMAND' for a command's usage.\n"
-	    "Exit status: 0 ok, 1 the operation failed, 2 usage error.\n\n");
+	    "Exit status: 0 ok, 1 the operation failed, 2 usage error, 3 the service\n"
+	    "or Kafka unavailable.\n\n");
 	lm_config_usage(out, LM_PROG_CLI);
 }
 
@@ -207,9 +181,15 @@ split_args(
 		lo[n].val = VAL_CMD + (int) n;
 		n++;
 	}
-	for (size_t i = 0; i < NGLOBAL; i++)
-		lo[n++] = (struct option){global_flags[i].name, global_flags[i].has_arg,
-		    NULL, VAL_GLOBAL + (int) i};
+	/* The global flags, as config.c lists them for the CLI. */
+	const char *gname[NGLOBAL];
+	size_t nglobal = 0;
+	for (bool has_arg; nglobal < NGLOBAL &&
+	     lm_config_flag(LM_PROG_CLI, nglobal, &gname[nglobal], &has_arg) == LM_OK;
+	     nglobal++)
+		lo[n++] = (struct option){gname[nglobal],
+		    has_arg ? required_argument : no_argument, NULL,
+		    VAL_GLOBAL + (int) nglobal};
 	lo[n++] = (struct option){"help", no_argument, NULL, VAL_HELP};
 	lo[n] = (struct option){NULL, 0, NULL, 0};
 	/* "-": every non-option comes back in order as val 1 (independent of
@@ -242,8 +222,8 @@ split_args(
 				rv = lm_cli_usage_error(
 				    c->name, "unknown option %s", args[optind - 1]);
 			goto done;
-		} else if (v >= VAL_GLOBAL && v < VAL_GLOBAL + (int) NGLOBAL) {
-			if (vec_push_opt(globals, "--", global_flags[v - VAL_GLOBAL].name,
+		} else if (v >= VAL_GLOBAL && v < VAL_GLOBAL + (int) nglobal) {
+			if (vec_push_opt(globals, "--", gname[v - VAL_GLOBAL],
 			        optarg) != 0)
 				goto nomem;
 		} else if (v >= VAL_CMD && v < VAL_CMD + CMD_OPTS_MAX) {
@@ -285,7 +265,7 @@ main(int argc, char **argv)
 	if (lm_config_load(&cfg, LM_PROG_CLI, argc, argv, err, sizeof(err)) != LM_OK)
 		return lm_cli_usage_error(NULL, "%s", err);
 	if (cfg.version) {
-		printf(LM_CLI_PROG " %s\n", LM_VERSION);
+		printf(LM_CLI_PROG " %s\n", lm_version());
 		return LM_CLI_EXIT_OK;
 	}
 	if (cfg.argi >= argc) {

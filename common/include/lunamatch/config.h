@@ -85,6 +85,17 @@ typedef struct lm_config {
 int lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv,
     char *err, size_t errlen);
 
+/*
+ * Enumerates the flags of prog: for i = 0, 1, ... returns LM_OK and the flag
+ * name (without dashes) and whether it takes a value, then LM_ENOENT past the
+ * last one. For programs that must recognize these flags among their own
+ * arguments (the CLI accepts global flags after the command).
+ */
+int lm_config_flag(lm_prog prog, size_t i, const char **name, bool *has_arg);
+
+/* The lunamatch version ("0.1.0"), for --version. */
+const char *lm_version(void);
+
 /* Writes the options of prog, with their variables and defaults, to out. */
 void lm_config_usage(FILE *out, lm_prog prog);
 
