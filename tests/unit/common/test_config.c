@@ -110,6 +110,31 @@ test_help(void **state)
 	free(buf);
 }
 
+static void
+test_flag_enumeration(void **state)
+{
+	(void) state;
+	const char *name;
+	bool has_arg, seen_json = false, seen_url = false;
+	size_t i = 0;
+	for (; lm_config_flag(LM_PROG_CLI, i, &name, &has_arg) == LM_OK; i++) {
+		assert_true(i < 64);
+		if (strcmp(name, "json") == 0) {
+			seen_json = true;
+			assert_false(has_arg);
+		}
+		if (strcmp(name, "url") == 0) {
+			seen_url = true;
+			assert_true(has_arg);
+		}
+		assert_string_not_equal(name, "batch-max"); /* an ingest option */
+	}
+	assert_true(seen_json && seen_url);
+	assert_int_equal(lm_config_flag(LM_PROG_CLI, i, &name, &has_arg), LM_ENOENT);
+	assert_non_null(lm_version());
+	assert_true(strlen(lm_version()) >= 5);
+}
+
 int
 main(void)
 {
@@ -118,6 +143,7 @@ main(void)
 	    cmocka_unit_test(test_env_then_flags),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_help),
+	    cmocka_unit_test(test_flag_enumeration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
