@@ -3,9 +3,11 @@
  */
 #include <errno.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lmtest.h"
@@ -14,13 +16,20 @@
 #define LMT_SOURCE_DIR "."
 #endif
 
+#define SLOTS    8
+#define SLOT_LEN 4096
+
+/* base/rel in the next of SLOTS per-thread buffers, cut at SLOT_LEN - 1
+ * bytes; *fits (optional) tells whether it was not cut. */
 static const char *
-slot_path(const char *base, const char *rel)
+slot_path(const char *base, const char *rel, bool *fits)
 {
-	static __thread char bufs[8][4096];
+	static __thread char bufs[SLOTS][SLOT_LEN];
 	static __thread unsigned next;
-	char *b = bufs[next++ % 8];
-	snprintf(b, sizeof(bufs[0]), "%s/%s", base, rel);
+	char *b = bufs[next++ % SLOTS];
+	int n = snprintf(b, SLOT_LEN, "%s/%s", base, rel);
+	if (fits != NULL)
+		*fits = n > 0 && n < SLOT_LEN;
 	return b;
 }
 
@@ -28,14 +37,14 @@ const char *
 lmt_src(const char *rel)
 {
 	const char *base = getenv("LUNAMATCH_SOURCE_DIR");
-	return slot_path(base && *base ? base : LMT_SOURCE_DIR, rel);
+	return slot_path(base && *base ? base : LMT_SOURCE_DIR, rel, NULL);
 }
 
 const char *
 lmt_bin(const char *name)
 {
 	const char *base = getenv("LUNAMATCH_BIN_DIR");
-	return slot_path(base && *base ? base : "bin", name);
+	return slot_path(base && *base ? base : "bin", name, NULL);
 }
 
 char *
@@ -101,4 +110,44 @@ fail:
 	free(buf);
 	fclose(f);
 	return NULL;
+}
+
+const char *
+lmt_write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+	bool fits;
+	const char *path = slot_path(dir, name, &fits);
+	FILE *f;
+
+	if (!fits)
+		fail_msg("path too long: %s/%s", dir, name);
+	if ((f = fopen(path, "wb")) == NULL)
+		fail_msg("fopen %s: %s", path, strerror(errno));
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+int64_t
+lmt_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+lmt_sleep_ms(int64_t ms)
+{
+	if (ms <= 0)
+		return;
+	struct timespec ts = {(time_t) (ms / 1000), (long) (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+void
+lmt_run_id(char *buf, size_t len, const char *prefix)
+{
+	snprintf(buf, len, "%s%ld-%ld", prefix, (long) getpid(), (long) time(NULL));
 }

@@ -33,4 +33,21 @@ void lmt_rmtree(const char *path);
  * returns NULL on error. *len (optional) receives the size. */
 char *lmt_read_file(const char *path, size_t *len);
 
+/* Writes len bytes of data to dir/name (created or truncated) and returns
+ * the path, in the same per-call slots as lmt_src (valid until the 8th
+ * following call of lmt_src, lmt_bin or lmt_write_file). Fails the test on
+ * error. */
+const char *lmt_write_file(
+    const char *dir, const char *name, const void *data, size_t len);
+
+/* Milliseconds of CLOCK_MONOTONIC: deadlines of bounded waits. */
+int64_t lmt_now_ms(void);
+
+/* Sleeps ms milliseconds (nothing for ms <= 0). */
+void lmt_sleep_ms(int64_t ms);
+
+/* Writes "<prefix><pid>-<seconds since the epoch>" to buf: a tag that
+ * differs between runs, for topic and group names on a long-lived broker. */
+void lmt_run_id(char *buf, size_t len, const char *prefix);
+
 #endif /* LMTEST_H */

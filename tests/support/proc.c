@@ -7,6 +7,9 @@
  * fork, because the test may already run librdkafka or nng threads and only
  * async-signal-safe calls are allowed between fork and exec. A close-on-exec
  * pipe reports a failed exec back to the parent.
+ *
+ * The helpers at the end (lmt_run, lmt_proc_stop, lmt_free_port, lmt_env_*)
+ * build on the primitives and fail the running cmocka test on error.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <arpa/inet.h>
@@ -15,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +33,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+#include "lmtest.h"
 #include "lunamatch/error.h"
 #include "proc.h"
 
@@ -47,23 +52,6 @@ struct lmt_proc {
 	char *buf;       /* LMT_PROC_LINE_MAX bytes of unread output */
 	size_t n;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int64_t ms)
-{
-	if (ms <= 0)
-		return;
-	struct timespec ts = {(time_t) (ms / 1000), (long) (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
 
 /* Resolves prog like execvp does, but in the parent. Writes the path that is
  * executable into out (PATH_MAX_LEN bytes). */
@@ -261,7 +249,7 @@ take_line(lmt_proc *p, size_t k, size_t skip, char *buf, size_t len)
 int
 lmt_proc_readline(lmt_proc *p, char *buf, size_t len, int timeout_ms)
 {
-	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = lmt_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
 	if (len == 0)
 		return LM_EINVAL;
@@ -292,13 +280,13 @@ lmt_proc_readline(lmt_proc *p, char *buf, size_t len, int timeout_ms)
 			return LM_ECLOSED;
 		}
 
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - lmt_now_ms();
 		struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
 		int pr = poll(&pfd, 1, left > 0 ? (int) left : 0);
 		if (pr < 0 && errno != EINTR)
 			return lm_err_from_errno(errno);
 		if (pr <= 0) {
-			if (now_ms() >= deadline)
+			if (lmt_now_ms() >= deadline)
 				return LM_ETIMEDOUT;
 			continue;
 		}
@@ -325,7 +313,7 @@ lmt_proc_signal(lmt_proc *p, int sig)
 int
 lmt_proc_wait(lmt_proc *p, int timeout_ms, int *status)
 {
-	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = lmt_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
 	while (!p->reaped) {
 		int st;
@@ -339,10 +327,10 @@ lmt_proc_wait(lmt_proc *p, int timeout_ms, int *status)
 		}
 		if (r < 0 && errno != EINTR)
 			return lm_err_from_errno(errno);
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - lmt_now_ms();
 		if (left <= 0)
 			return LM_ETIMEDOUT;
-		sleep_ms(left < 10 ? left : 10);
+		lmt_sleep_ms(left < 10 ? left : 10);
 	}
 	if (status != NULL)
 		*status = p->status;
@@ -372,7 +360,7 @@ lmt_wait_tcp(const char *host, int port, int timeout_ms)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = lmt_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
 	memset(&ss, 0, sizeof(ss));
 	if (host == NULL || port <= 0 || port > 65535)
@@ -398,7 +386,7 @@ lmt_wait_tcp(const char *host, int port, int timeout_ms)
 		if (connect(fd, (struct sockaddr *) &ss, sl) == 0) {
 			ok = true;
 		} else if (errno == EINPROGRESS) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - lmt_now_ms();
 			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 			int soerr = 0;
 			socklen_t el = sizeof(soerr);
@@ -411,10 +399,10 @@ lmt_wait_tcp(const char *host, int port, int timeout_ms)
 		close(fd);
 		if (ok)
 			return LM_OK;
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - lmt_now_ms();
 		if (left <= 0)
 			return LM_ETIMEDOUT;
-		sleep_ms(left < 50 ? left : 50);
+		lmt_sleep_ms(left < 50 ? left : 50);
 	}
 }
 
@@ -477,4 +465,116 @@ done:
 	if (u != NULL)
 		nng_url_free(u);
 	return rv;
+}
+
+/* ---- asserting helpers ---------------------------------------------------- */
+
+lmt_run_result
+lmt_run(const char *const argv[], const char *const env[], const char *stderr_path,
+    int timeout_ms)
+{
+	lmt_run_result r = {.status = -1};
+	lmt_proc *p = NULL;
+	char *line = malloc(LMT_PROC_LINE_MAX);
+	size_t n = 0;
+	int rc;
+
+	assert_non_null(line);
+	if ((rc = lmt_proc_start_ex(argv, env, stderr_path, &p)) != LM_OK)
+		fail_msg("cannot start %s: %s", argv[0], lm_strerror(rc));
+	assert_non_null(r.out = calloc(1, 1));
+	for (;;) {
+		rc = lmt_proc_readline(p, line, LMT_PROC_LINE_MAX, timeout_ms);
+		if (rc == LM_ECLOSED)
+			break;
+		if (rc != LM_OK)
+			fail_msg("%s: reading stdout: %s", argv[0], lm_strerror(rc));
+		size_t l = strlen(line);
+		if (n + l + 2 > LMT_RUN_OUT_MAX)
+			fail_msg(
+			    "%s: more than %u bytes on stdout", argv[0], LMT_RUN_OUT_MAX);
+		char *grown = realloc(r.out, n + l + 2);
+		assert_non_null(grown);
+		r.out = grown;
+		memcpy(r.out + n, line, l);
+		n += l;
+		r.out[n++] = '\n';
+		r.out[n] = '\0';
+	}
+	free(line);
+	if (lmt_proc_wait(p, timeout_ms, &r.status) != LM_OK)
+		fail_msg("%s: still running after %d ms", argv[0], timeout_ms);
+	lmt_proc_free(p);
+	if (stderr_path != NULL)
+		assert_non_null(r.err = lmt_read_file(stderr_path, NULL));
+	return r;
+}
+
+void
+lmt_run_result_free(lmt_run_result *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+lmt_proc_stop(lmt_proc **p, int timeout_ms)
+{
+	int st = -1;
+
+	assert_non_null(*p);
+	assert_int_equal(lmt_proc_signal(*p, SIGTERM), LM_OK);
+	assert_int_equal(lmt_proc_wait(*p, timeout_ms, &st), LM_OK);
+	assert_int_equal(st, 0);
+	lmt_proc_free(*p);
+	*p = NULL;
+}
+
+int
+lmt_free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+void
+lmt_env_add(lmt_env *e, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (e->n >= LMT_ENV_MAX)
+		fail_msg("more than %d environment variables", LMT_ENV_MAX);
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	assert_true(n > 0);
+	char *s = malloc((size_t) n + 1);
+	assert_non_null(s);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t) n + 1, fmt, ap);
+	va_end(ap);
+	assert_non_null(strchr(s, '='));
+	e->vars[e->n] = s;
+	e->vec[e->n++] = s;
+	e->vec[e->n] = NULL;
+}
+
+void
+lmt_env_free(lmt_env *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		free(e->vars[i]);
+	memset(e, 0, sizeof(*e));
 }

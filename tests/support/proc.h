@@ -6,8 +6,11 @@
  * line by line with a deadline, signal it, wait for its exit with a deadline,
  * and always kill and reap it at the end. Every wait here is bounded in time.
  *
- * Functions return LM_OK or an lm_err value (lunamatch/error.h). A
- * lmt_proc belongs to the thread that uses it; it is not thread-safe.
+ * The primitives return LM_OK or an lm_err value (lunamatch/error.h); the
+ * helpers of the last part (a program run to completion, a service stopped,
+ * a free port, a child's environment) assert with cmocka instead and fail
+ * the running test. A lmt_proc belongs to the thread that uses it; it is not
+ * thread-safe.
  */
 #ifndef LMT_PROC_H
 #define LMT_PROC_H
@@ -82,5 +85,58 @@ int lmt_wait_tcp(const char *host, int port, int timeout_ms);
  * errors, LM_ENOMEM.
  */
 int lmt_http_get(const char *url, int *status, char **body, size_t *len, int timeout_ms);
+
+/* ---- asserting helpers ---------------------------------------------------- */
+
+/* Most bytes of stdout that lmt_run collects. */
+#define LMT_RUN_OUT_MAX (4u << 20)
+
+/* What a program run to completion printed, and how it ended. */
+typedef struct lmt_run_result {
+	int status; /* as lmt_proc_wait gives it */
+	char *out;  /* stdout, NUL-terminated; every line ends in '\n' */
+	char *err;  /* stderr, NUL-terminated; NULL when not captured */
+} lmt_run_result;
+
+/*
+ * Runs argv with env (as lmt_proc_start_ex) to completion: collects stdout
+ * line by line (each read waits at most timeout_ms; more than
+ * LMT_RUN_OUT_MAX bytes fail the test), waits at most timeout_ms for the
+ * exit, and, when stderr_path is not NULL, sends stderr there and reads it
+ * back into err. Fails the test if the program does not start, a read
+ * fails or times out, or it does not exit in time. Free the result with
+ * lmt_run_result_free.
+ */
+lmt_run_result lmt_run(const char *const argv[], const char *const env[],
+    const char *stderr_path, int timeout_ms);
+
+/* Frees out and err and zeroes r. */
+void lmt_run_result_free(lmt_run_result *r);
+
+/* Sends SIGTERM to *p, asserts that it exits with status 0 within
+ * timeout_ms, frees it and sets *p to NULL. */
+void lmt_proc_stop(lmt_proc **p, int timeout_ms);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int lmt_free_port(void);
+
+/* Most variables an lmt_env holds. */
+#define LMT_ENV_MAX 32
+
+/* A child's extra environment, built one "NAME=value" string at a time.
+ * Zero-initialise it; vec is the NULL-terminated array for
+ * lmt_proc_start_ex. The strings are owned by the lmt_env. */
+typedef struct lmt_env {
+	size_t n;
+	char *vars[LMT_ENV_MAX];
+	const char *vec[LMT_ENV_MAX + 1];
+} lmt_env;
+
+/* Appends one printf-formatted "NAME=value"; fails the test beyond
+ * LMT_ENV_MAX entries or on allocation failure. */
+void lmt_env_add(lmt_env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Frees the strings and empties e. */
+void lmt_env_free(lmt_env *e);
 
 #endif /* LMT_PROC_H */
