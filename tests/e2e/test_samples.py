@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""End to end: the sample data through the real CLI, broker and ingest.
+
+`lunamatch produce` sends data/samples/postings.jsonl and profiles.jsonl; the
+invalid cases of data/samples/invalid.jsonl are sent as raw JSON with kcat.
+The test then asserts that every valid sample landed in the store at its
+version, and that every invalid case is in the dead-letter topic with the
+reason ingest must give it. Runs lunamatch-devkafka and lunamatch-ingest as
+real processes on 127.0.0.1; every wait is bounded.
+
+Environment: LUNAMATCH_SOURCE_DIR, LUNAMATCH_BIN_DIR (set by ctest).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.environ.get("LUNAMATCH_SOURCE_DIR", ".")
+BIN = os.environ.get("LUNAMATCH_BIN_DIR", "build/bin")
+DEADLINE_S = 90
+
+# The reason token ingest gives each kind of invalid case (invalid.jsonl
+# "expect" keyword -> lunamatch-reason header).
+REASONS = {
+    "missing id": "missing_field",
+    "missing title": "missing_field",
+    "bad id": "bad_id",
+    "salary range": "bad_salary",
+    "unknown currency": "bad_currency",
+    "bad country": "bad_country",
+    "unknown enum": "unknown_enum",
+    "unknown field": "schema",
+    "wrong type": "schema",
+    "json": "bad_json",
+}
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def cli(env, *args, check=True):
+    r = subprocess.run([os.path.join(BIN, "lunamatch"), *args], env=env,
+                       capture_output=True, text=True, timeout=60)
+    if check and r.returncode != 0:
+        fail("lunamatch %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr))
+    return r
+
+
+def wait_until(what, fn, procs=()):
+    end = time.monotonic() + DEADLINE_S
+    while time.monotonic() < end:
+        for p in procs:
+            if p.poll() is not None:
+                fail("%s exited %d while waiting for %s" % (p.args[0], p.returncode, what))
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.2)
+    fail("timed out waiting for " + what)
+
+
+def main():
+    procs = []
+    tmp = tempfile.mkdtemp(prefix="lunamatch-e2e-")
+    env = dict(os.environ)
+    env.update({
+        "LUNAMATCH_DATA_DIR": os.path.join(tmp, "var"),
+        "LUNAMATCH_HTTP_ADDR": "127.0.0.1:%d" % free_port(),
+        "LUNAMATCH_NOTIFY_URL": "ipc://%s/notify.ipc" % tmp,
+        "LUNAMATCH_LOG_LEVEL": "warn",
+        "LUNAMATCH_BATCH_MS": "50",
+    })
+    try:
+        # From the source tree, so that the default data files are found.
+        kafka = subprocess.Popen([os.path.join(BIN, "lunamatch-devkafka")],
+                                 stdout=subprocess.PIPE, text=True, env=env, cwd=SRC)
+        procs.append(kafka)
+        brokers = kafka.stdout.readline().strip()
+        if not brokers:
+            fail("lunamatch-devkafka printed no bootstrap address")
+        env["LUNAMATCH_BROKERS"] = brokers
+        procs.append(subprocess.Popen([os.path.join(BIN, "lunamatch-ingest")], env=env,
+                                      cwd=SRC))
+
+        postings = read_jsonl(os.path.join(SRC, "data/samples/postings.jsonl"))
+        profiles = read_jsonl(os.path.join(SRC, "data/samples/profiles.jsonl"))
+        invalid = read_jsonl(os.path.join(SRC, "data/samples/invalid.jsonl"))
+
+        cli(env, "produce", "postings", os.path.join(SRC, "data/samples/postings.jsonl"))
+        cli(env, "produce", "profiles", os.path.join(SRC, "data/samples/profiles.jsonl"),
+            "--as-json")
+
+        # Invalid cases, keyed by their id (or a made-up one when they have
+        # none), as raw JSON so that nothing checks them before ingest.
+        expected = {}
+        for i, case in enumerate(invalid):
+            rec = case.get("record")
+            value = case["raw"] if rec is None else json.dumps(rec)
+            key = rec.get("id") if isinstance(rec, dict) else None
+            key = key or "invalid-case-%d" % i
+            expected[key] = REASONS[case["expect"]]
+            topic = "lunamatch.%s.v1" % case["topic"]
+            r = subprocess.run(["kcat", "-P", "-b", brokers, "-t", topic, "-k", key,
+                                "-H", "content-type=application/json"],
+                               input=value, text=True, capture_output=True, timeout=30)
+            if r.returncode != 0:
+                fail("kcat: " + r.stderr)
+
+        def stored():
+            r = cli(env, "store", "stats", "--json", check=False)
+            if r.returncode != 0:
+                return None
+            s = json.loads(r.stdout)
+            return s if s["postings"] >= len(postings) and s["profiles"] >= len(profiles) else None
+
+        stats = wait_until("the samples in the store", stored, procs)
+        if stats["postings"] != len(postings) or stats["profiles"] != len(profiles):
+            fail("store has %d postings, %d profiles; want %d, %d" % (
+                stats["postings"], stats["profiles"], len(postings), len(profiles)))
+        for kind, records in (("postings", postings), ("profiles", profiles)):
+            r = cli(env, "store", "list", kind, "--json", "--limit", "1000")
+            got = {o["id"]: o["version"] for o in map(json.loads, r.stdout.splitlines())}
+            want = {rec["id"]: rec["version"] for rec in records}
+            if got != want:
+                fail("%s in the store differ: missing %s, extra %s" % (
+                    kind, sorted(set(want) - set(got)), sorted(set(got) - set(want))))
+
+        def dead_letters():
+            r = cli(env, "dlq", "tail", "--from-beginning", "--count", str(len(expected)),
+                    "--json", check=False)
+            if r.returncode != 0:
+                return None
+            rows = [json.loads(line) for line in r.stdout.splitlines()]
+            return rows if len(rows) >= len(expected) else None
+
+        rows = wait_until("the invalid cases in the dead-letter topic", dead_letters, procs)
+        got = {row["key"]: row["reason"] for row in rows}
+        if got != expected:
+            fail("dead letters differ:\n got  %s\n want %s" % (
+                json.dumps(got, sort_keys=True), json.dumps(expected, sort_keys=True)))
+        for row in rows:
+            if not row["error"] or not row["source_topic"].startswith("lunamatch."):
+                fail("dead letter without error or source: %s" % row)
+        print("e2e samples: %d postings, %d profiles stored; %d invalid cases dead-lettered"
+              % (len(postings), len(profiles), len(expected)))
+    finally:
+        # Stop everything before reporting, so no child outlives the test.
+        problems = []
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+            try:
+                rc = p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                problems.append("%s did not stop on SIGTERM" % p.args[0])
+                continue
+            if rc != 0:
+                problems.append("%s exited %d" % (p.args[0], rc))
+        subprocess.run(["rm", "-rf", tmp])
+        if problems and sys.exc_info()[0] is None:
+            fail("; ".join(problems))
+
+
+if __name__ == "__main__":
+    main()
