@@ -15,16 +15,15 @@
  * librdkafka -> kcat -C, kcat -L. Every message carries a run id so that
  * messages of earlier runs on a long-lived broker are ignored.
  */
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
+#include "kafkatest.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
@@ -32,82 +31,43 @@
 
 #define DEV_PARTITIONS 2
 #define DEV_DLQ        "lmtest.dlq.v1"
-#define START_MS       30000 /* devkafka start-up, generous for sanitizer builds */
+#define START_MS       LMT_KAFKA_START_MS
 #define IO_MS          30000 /* longest wait for one message to come back */
 #define GROUP_MSGS     5
 
 static struct {
-	bool real; /* LUNAMATCH_TEST_BROKERS given */
-	char brokers[512];
-	lmt_proc *dk; /* the devkafka child, when not real */
+	lmt_broker b; /* b.real: LUNAMATCH_TEST_BROKERS given */
 	char run[64]; /* unique per run: tags our messages */
 	const char *topics[4];
-	int delivered, failed;
 } E;
 
-static void
-dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+/* A producer that sends at once. */
+static lmt_producer *
+new_producer(void)
 {
-	(void) rk;
-	(void) opaque;
-	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		E.delivered++;
-	else
-		E.failed++;
+	return lmt_producer_new(
+	    E.b.brokers, "lmtest", (const char *const[]){"linger.ms", "0", NULL});
 }
 
-/* A producer, or a consumer in `group` (NULL: a private group, for
- * assign()). Waits until the broker answers metadata. */
+/* A consumer in `group` (NULL: a private group, for assign()). */
 static rd_kafka_t *
-new_client(rd_kafka_type_t type, const char *group)
+new_consumer(const char *group)
 {
-	rd_kafka_conf_t *c = NULL;
-	rd_kafka_t *rk;
-	char err[512];
-
-	assert_int_equal(lm_kafka_conf(E.brokers, "lmtest", &c, err, sizeof(err)), LM_OK);
-	if (type == RD_KAFKA_PRODUCER) {
-		rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
-		assert_int_equal(
-		    lm_kafka_set(c, "linger.ms", "0", err, sizeof(err)), LM_OK);
-	} else {
-		/* The high-level consumer needs a group even for assign(). */
-		char reader[128];
-		snprintf(reader, sizeof(reader), "lmtest-reader-%s", E.run);
-		assert_int_equal(
-		    lm_kafka_set(c, "group.id", group ? group : reader, err, sizeof(err)),
-		    LM_OK);
-		assert_int_equal(
-		    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)),
-		    LM_OK);
-		assert_int_equal(
-		    lm_kafka_set(c, "session.timeout.ms", "6000", err, sizeof(err)),
-		    LM_OK);
-		assert_int_equal(
-		    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)),
-		    LM_OK);
-	}
-	rk = rd_kafka_new(type, c, err, sizeof(err));
-	if (rk == NULL)
-		fail_msg("rd_kafka_new: %s", err);
-	if (type == RD_KAFKA_CONSUMER)
-		rd_kafka_poll_set_consumer(rk);
-	assert_int_equal(lm_kafka_wait_metadata(rk, START_MS), LM_OK);
-	return rk;
+	/* The high-level consumer needs a group even for assign(). */
+	char reader[128];
+	snprintf(reader, sizeof(reader), "lmtest-reader-%s", E.run);
+	return lmt_kafka_consumer(E.b.brokers, "lmtest", group ? group : reader,
+	    (const char *const[]){
+	        "session.timeout.ms", "6000", "auto.offset.reset", "earliest", NULL});
 }
 
+/* Sends one message and waits until the broker acknowledged it. */
 static void
-produce(rd_kafka_t *p, const char *topic, int partition, const char *payload)
+produce(lmt_producer *p, const char *topic, int partition, const char *payload)
 {
-	int before = E.delivered;
-	rd_kafka_resp_err_t e =
-	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-	        RD_KAFKA_V_VALUE((void *) payload, strlen(payload)),
-	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-	assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(E.failed, 0);
-	assert_int_equal(E.delivered, before + 1);
+	int before = atomic_load(&p->delivered);
+	lmt_produce(p, topic, partition, NULL, payload, strlen(payload), NULL);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), before + 1);
 }
 
 /* Polls c until a message whose payload starts with prefix arrives; copies
@@ -142,35 +102,22 @@ consume_prefixed(rd_kafka_t *c, const char *prefix, char *out, size_t outlen,
 static int
 group_setup(void **state)
 {
-	const char *b = getenv("LUNAMATCH_TEST_BROKERS");
-	char line[512];
+	const char *real = lmt_kafka_real_brokers();
 	(void) state;
 
-	snprintf(E.run, sizeof(E.run), "run-%ld-%ld", (long) getpid(), (long) time(NULL));
-	if (b != NULL && *b != '\0') {
-		E.real = true;
-		snprintf(E.brokers, sizeof(E.brokers), "%s", b);
-		E.topics[0] = "lunamatch.postings.v1";
-		E.topics[1] = "lunamatch.profiles.v1";
-		E.topics[2] = "lunamatch.matches.v1";
-		E.topics[3] = "lunamatch.ingest.dlq.v1";
-		return 0;
-	}
-	const char *argv[] = {lmt_bin("lunamatch-devkafka"), "--partitions", "2", NULL};
-	const char *env[] = {"LUNAMATCH_TOPIC_DLQ=" DEV_DLQ, NULL};
-	if (lmt_proc_start(argv, env, &E.dk) != LM_OK) {
-		fprintf(stderr, "cannot start %s\n", argv[0]);
-		return -1;
-	}
-	if (lmt_proc_readline(E.dk, line, sizeof(line), START_MS) != LM_OK ||
-	    strncmp(line, "127.0.0.1:", 10) != 0) {
-		fprintf(stderr, "devkafka printed no bootstrap address: \"%s\"\n", line);
-		return -1;
-	}
-	snprintf(E.brokers, sizeof(E.brokers), "%s", line);
+	lmt_run_id(E.run, sizeof(E.run), "run-");
 	E.topics[0] = "lunamatch.postings.v1";
 	E.topics[1] = "lunamatch.profiles.v1";
 	E.topics[2] = "lunamatch.matches.v1";
+	if (real != NULL) {
+		E.b.real = true;
+		snprintf(E.b.brokers, sizeof(E.b.brokers), "%s", real);
+		E.topics[3] = "lunamatch.ingest.dlq.v1";
+		return 0;
+	}
+	const char *env[] = {"LUNAMATCH_TOPIC_DLQ=" DEV_DLQ, NULL};
+	if (lmt_devkafka_start(&E.b, DEV_PARTITIONS, env) != LM_OK)
+		return -1;
 	E.topics[3] = DEV_DLQ;
 	return 0;
 }
@@ -179,8 +126,7 @@ static int
 group_teardown(void **state)
 {
 	(void) state;
-	lmt_proc_free(E.dk);
-	E.dk = NULL;
+	lmt_broker_close(&E.b);
 	return 0;
 }
 
@@ -188,7 +134,8 @@ group_teardown(void **state)
 static void
 test_topics(void **state)
 {
-	rd_kafka_t *p = new_client(RD_KAFKA_PRODUCER, NULL);
+	lmt_producer *prod = new_producer();
+	rd_kafka_t *p = prod->rk;
 	char err[512];
 	(void) state;
 
@@ -196,7 +143,7 @@ test_topics(void **state)
 		int n = 0;
 		assert_int_equal(
 		    lm_kafka_topic_partitions(p, E.topics[i], IO_MS, &n), LM_OK);
-		if (E.real)
+		if (E.b.real)
 			assert_true(n >= 1);
 		else
 			assert_int_equal(n, DEV_PARTITIONS);
@@ -208,7 +155,7 @@ test_topics(void **state)
 	/* Existing topics: success on both brokers (no CreateTopics is sent). */
 	assert_int_equal(
 	    lm_kafka_create_topics(p, E.topics, 4, 3, IO_MS, err, sizeof(err)), LM_OK);
-	rd_kafka_destroy(p);
+	lmt_producer_free(prod);
 }
 
 /* Topic creation: real brokers create, idempotently; the mock has no
@@ -216,11 +163,11 @@ test_topics(void **state)
 static void
 test_create_topics(void **state)
 {
-	rd_kafka_t *p = new_client(RD_KAFKA_PRODUCER, NULL);
+	lmt_producer *prod = new_producer();
+	rd_kafka_t *p = prod->rk;
 	char err[512], name[128];
 	const char *t[1] = {name};
 	const char *bad[1] = {"no spaces"};
-	int n = 0;
 	(void) state;
 
 	snprintf(name, sizeof(name), "lmtest.create.%s", E.run);
@@ -231,12 +178,12 @@ test_create_topics(void **state)
 	    lm_kafka_create_topics(p, t, 1, 0, IO_MS, err, sizeof(err)), LM_EINVAL);
 	assert_int_equal(
 	    lm_kafka_create_topics(p, t, 0, 1, IO_MS, err, sizeof(err)), LM_EINVAL);
-	if (!E.real) {
+	if (!E.b.real) {
 		assert_int_equal(
 		    lm_kafka_create_topics(p, t, 1, 2, 1500, err, sizeof(err)),
 		    LM_ETIMEDOUT);
 		assert_non_null(strstr(err, name));
-		rd_kafka_destroy(p);
+		lmt_producer_free(prod);
 		return;
 	}
 	assert_int_equal(
@@ -244,13 +191,8 @@ test_create_topics(void **state)
 	assert_int_equal(
 	    lm_kafka_create_topics(p, t, 1, 5, IO_MS, err, sizeof(err)), LM_OK);
 	/* Metadata may lag creation by a moment on a real broker. */
-	for (int i = 0; i < 50; i++) {
-		if (lm_kafka_topic_partitions(p, name, IO_MS, &n) == LM_OK)
-			break;
-		usleep(100 * 1000);
-	}
-	assert_int_equal(n, 2);
-	rd_kafka_destroy(p);
+	assert_int_equal(lmt_kafka_wait_topic(p, name, 5000), 2);
+	lmt_producer_free(prod);
 }
 
 /* Produce with librdkafka, consume with a consumer group, commit; a new
@@ -259,7 +201,7 @@ static void
 test_group_roundtrip(void **state)
 {
 	char group[128], payload[256], got[256];
-	rd_kafka_t *p = new_client(RD_KAFKA_PRODUCER, NULL);
+	lmt_producer *p = new_producer();
 	rd_kafka_t *c;
 	rd_kafka_topic_partition_list_t *sub;
 	bool seen[GROUP_MSGS] = {false};
@@ -273,7 +215,7 @@ test_group_roundtrip(void **state)
 		produce(p, E.topics[0], RD_KAFKA_PARTITION_UA, payload);
 	}
 
-	c = new_client(RD_KAFKA_CONSUMER, group);
+	c = new_consumer(group);
 	sub = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(sub, E.topics[0], RD_KAFKA_PARTITION_UA);
 	assert_int_equal(rd_kafka_subscribe(c, sub), RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -309,7 +251,7 @@ test_group_roundtrip(void **state)
 	 * sees is the one produced now, not a replay. */
 	snprintf(payload, sizeof(payload), "%s group after", E.run);
 	produce(p, E.topics[0], RD_KAFKA_PARTITION_UA, payload);
-	c = new_client(RD_KAFKA_CONSUMER, group);
+	c = new_consumer(group);
 	assert_int_equal(rd_kafka_subscribe(c, sub), RD_KAFKA_RESP_ERR_NO_ERROR);
 	snprintf(payload, sizeof(payload), "%s group ", E.run);
 	assert_true(consume_prefixed(c, payload, got, sizeof(got), NULL));
@@ -317,20 +259,26 @@ test_group_roundtrip(void **state)
 	assert_int_equal(rd_kafka_consumer_close(c), RD_KAFKA_RESP_ERR_NO_ERROR);
 	rd_kafka_destroy(c);
 	rd_kafka_topic_partition_list_destroy(sub);
-	rd_kafka_destroy(p);
+	lmt_producer_free(p);
 }
 
-/* Assigns partition 0 of topic from the beginning to a group-less consumer. */
-static rd_kafka_t *
-partition_reader(const char *topic)
+/* Runs kcat with args (NULL-terminated) on the test's broker; asserts exit
+ * status 0 and returns its output (free with lmt_run_result_free). */
+#define KCAT(...) kcat((const char *const[]){__VA_ARGS__, NULL})
+static lmt_run_result
+kcat(const char *const args[])
 {
-	rd_kafka_t *c = new_client(RD_KAFKA_CONSUMER, NULL);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, topic, 0)->offset =
-	    RD_KAFKA_OFFSET_BEGINNING;
-	assert_int_equal(rd_kafka_assign(c, l), RD_KAFKA_RESP_ERR_NO_ERROR);
-	rd_kafka_topic_partition_list_destroy(l);
-	return c;
+	const char *argv[16] = {"kcat", "-b", E.b.brokers};
+	size_t n = 3;
+
+	for (size_t i = 0; args[i] != NULL; i++) {
+		assert_true(n < 15);
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	lmt_run_result r = lmt_run(argv, NULL, NULL, IO_MS);
+	assert_int_equal(r.status, 0);
+	return r;
 }
 
 /* kcat produces a message, librdkafka reads it back. */
@@ -338,29 +286,20 @@ static void
 test_kcat_produce(void **state)
 {
 	char *dir = lmt_tmpdir("kcat");
-	char file[4200], payload[256], got[256];
-	int st = -1;
-	lmt_proc *k = NULL;
-	FILE *f;
+	char payload[256], got[256];
 	(void) state;
 
 	snprintf(payload, sizeof(payload), "%s from kcat", E.run);
-	snprintf(file, sizeof(file), "%s/msg", dir);
-	assert_non_null(f = fopen(file, "w"));
-	fputs(payload, f);
-	fclose(f);
-	const char *argv[] = {
-	    "kcat", "-b", E.brokers, "-P", "-t", E.topics[1], "-p", "0", file, NULL};
-	assert_int_equal(lmt_proc_start(argv, NULL, &k), LM_OK);
-	assert_int_equal(lmt_proc_wait(k, IO_MS, &st), LM_OK);
-	assert_int_equal(st, 0);
-	lmt_proc_free(k);
+	const char *file = lmt_write_file(dir, "msg", payload, strlen(payload));
+	lmt_run_result r = KCAT("-P", "-t", E.topics[1], "-p", "0", file);
+	lmt_run_result_free(&r);
 
-	rd_kafka_t *c = partition_reader(E.topics[1]);
+	/* Partition 0 from the beginning, by a group-less consumer. */
+	rd_kafka_t *c = new_consumer(NULL);
+	lmt_kafka_assign(c, E.topics[1], 1, NULL);
 	assert_true(consume_prefixed(c, payload, got, sizeof(got), NULL));
 	assert_string_equal(got, payload);
-	rd_kafka_consumer_close(c);
-	rd_kafka_destroy(c);
+	lmt_kafka_consumer_free(c);
 	lmt_rmtree(dir);
 	free(dir);
 }
@@ -369,98 +308,69 @@ test_kcat_produce(void **state)
 static void
 test_kcat_consume(void **state)
 {
-	rd_kafka_t *p = new_client(RD_KAFKA_PRODUCER, NULL);
-	char payload[256], line[512];
+	lmt_producer *p = new_producer();
+	char payload[256];
 	bool found = false;
-	lmt_proc *k = NULL;
-	int st = -1;
 	(void) state;
 
 	snprintf(payload, sizeof(payload), "%s to kcat", E.run);
 	produce(p, E.topics[2], 0, payload);
-	rd_kafka_destroy(p);
+	lmt_producer_free(p);
 
-	const char *argv[] = {"kcat", "-b", E.brokers, "-C", "-t", E.topics[2], "-p", "0",
-	    "-o", "beginning", "-e", "-q", "-f", "%s\\n", NULL};
-	assert_int_equal(lmt_proc_start(argv, NULL, &k), LM_OK);
-	for (int i = 0; i < 100000 && !found; i++) {
-		int rv = lmt_proc_readline(k, line, sizeof(line), IO_MS);
-		if (rv == LM_ECLOSED || rv == LM_ETIMEDOUT)
-			break;
+	lmt_run_result r = KCAT("-C", "-t", E.topics[2], "-p", "0", "-o", "beginning",
+	    "-e", "-q", "-f", "%s\\n");
+	char *save = NULL;
+	for (char *line = strtok_r(r.out, "\n", &save); line != NULL && !found;
+	     line = strtok_r(NULL, "\n", &save))
 		found = strcmp(line, payload) == 0;
-	}
 	assert_true(found);
-	assert_int_equal(lmt_proc_wait(k, IO_MS, &st), LM_OK);
-	assert_int_equal(st, 0);
-	lmt_proc_free(k);
+	lmt_run_result_free(&r);
 }
 
 /* kcat -L lists the broker and the topics. */
 static void
 test_kcat_list(void **state)
 {
-	char line[1024];
-	bool seen[4] = {false};
-	int nseen = 0, st = -1;
-	lmt_proc *k = NULL;
+	int nseen = 0;
 	(void) state;
 
-	const char *argv[] = {"kcat", "-b", E.brokers, "-L", NULL};
-	assert_int_equal(lmt_proc_start(argv, NULL, &k), LM_OK);
-	for (int n = 0; n < 100000; n++) {
-		if (lmt_proc_readline(k, line, sizeof(line), IO_MS) != LM_OK)
-			break;
-		for (int i = 0; i < 4; i++) {
-			char want[300];
-			snprintf(want, sizeof(want), "topic \"%s\"", E.topics[i]);
-			if (!seen[i] && strstr(line, want) != NULL) {
-				seen[i] = true;
-				nseen++;
-			}
-		}
+	lmt_run_result r = KCAT("-L");
+	for (int i = 0; i < 4; i++) {
+		char want[300];
+		snprintf(want, sizeof(want), "topic \"%s\"", E.topics[i]);
+		nseen += strstr(r.out, want) != NULL;
 	}
 	assert_int_equal(nseen, 4);
-	assert_int_equal(lmt_proc_wait(k, IO_MS, &st), LM_OK);
-	assert_int_equal(st, 0);
-	lmt_proc_free(k);
+	lmt_run_result_free(&r);
 }
 
 /* --help, bad options and stray arguments. */
 static void
 test_cli(void **state)
 {
-	char line[1024];
-	bool partitions = false;
 	lmt_proc *k = NULL;
-	int st = -1;
+	lmt_run_result r;
 	(void) state;
 
-	if (E.real)
+	if (E.b.real)
 		skip();
 	const char *help[] = {lmt_bin("lunamatch-devkafka"), "--help", NULL};
-	assert_int_equal(lmt_proc_start(help, NULL, &k), LM_OK);
-	for (int n = 0; n < 1000; n++) {
-		if (lmt_proc_readline(k, line, sizeof(line), START_MS) != LM_OK)
-			break;
-		partitions = partitions || strstr(line, "--partitions") != NULL;
-	}
-	assert_true(partitions);
-	assert_int_equal(lmt_proc_wait(k, START_MS, &st), LM_OK);
-	assert_int_equal(st, 0);
-	lmt_proc_free(k);
+	r = lmt_run(help, NULL, NULL, START_MS);
+	assert_non_null(strstr(r.out, "--partitions"));
+	assert_int_equal(r.status, 0);
+	lmt_run_result_free(&r);
 
+	/* Refused before anything is printed on stdout. */
 	const char *bad[] = {lmt_bin("lunamatch-devkafka"), "--partitions", "0", NULL};
-	assert_int_equal(lmt_proc_start(bad, NULL, &k), LM_OK);
-	assert_int_equal(lmt_proc_readline(k, line, sizeof(line), START_MS), LM_ECLOSED);
-	assert_int_equal(lmt_proc_wait(k, START_MS, &st), LM_OK);
-	assert_int_equal(st, 2);
-	lmt_proc_free(k);
+	r = lmt_run(bad, NULL, NULL, START_MS);
+	assert_string_equal(r.out, "");
+	assert_int_equal(r.status, 2);
+	lmt_run_result_free(&r);
 
 	const char *stray[] = {lmt_bin("lunamatch-devkafka"), "extra", NULL};
-	assert_int_equal(lmt_proc_start(stray, NULL, &k), LM_OK);
-	assert_int_equal(lmt_proc_wait(k, START_MS, &st), LM_OK);
-	assert_int_equal(st, 2);
-	lmt_proc_free(k);
+	r = lmt_run(stray, NULL, NULL, START_MS);
+	assert_int_equal(r.status, 2);
+	lmt_run_result_free(&r);
 
 	const char *nope[] = {"lmtest-no-such-program", NULL};
 	assert_int_equal(lmt_proc_start(nope, NULL, &k), LM_ENOENT);
@@ -471,14 +381,11 @@ test_cli(void **state)
 static void
 test_sigterm(void **state)
 {
-	int st = -1;
 	(void) state;
 
-	if (E.real)
+	if (E.b.real)
 		skip();
-	assert_int_equal(lmt_proc_signal(E.dk, SIGTERM), LM_OK);
-	assert_int_equal(lmt_proc_wait(E.dk, 10000, &st), LM_OK);
-	assert_int_equal(st, 0);
+	lmt_proc_stop(&E.b.dk, 10000);
 }
 
 int
