@@ -8,7 +8,9 @@
 # explained matches, a veto explanation, rejected messages in the dead-letter
 # topic and the match events that reached the matches topic, then shuts
 # everything down cleanly. With --keep (or LUNAMATCH_DEMO_KEEP=1) it leaves
-# the services running and prints how to query them.
+# the services running and prints how to query them. Ports: LUNAMATCH_RPC_URL
+# (default tcp://127.0.0.1:7700), LUNAMATCH_DEMO_MATCH_HTTP (127.0.0.1:7701),
+# LUNAMATCH_DEMO_INGEST_HTTP (127.0.0.1:7702).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +18,7 @@ keep=${LUNAMATCH_DEMO_KEEP:-0}
 for a in "$@"; do
 	case "$a" in
 	--keep) keep=1 ;;
-	-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "demo: unknown argument $a (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -30,6 +32,9 @@ run=$(mktemp -d "${TMPDIR:-/tmp}/lunamatch-demo.XXXXXX")
 export LUNAMATCH_DATA_DIR="$run/var"
 export LUNAMATCH_RPC_URL=${LUNAMATCH_RPC_URL:-tcp://127.0.0.1:7700}
 export LUNAMATCH_LOG_LEVEL=${LUNAMATCH_LOG_LEVEL:-warn}
+# Health and metrics ports of the two services (they cannot share one).
+ingest_http=${LUNAMATCH_DEMO_INGEST_HTTP:-127.0.0.1:7702}
+match_http=${LUNAMATCH_DEMO_MATCH_HTTP:-127.0.0.1:7701}
 pids=()
 
 stop_all() {
@@ -75,9 +80,9 @@ export LUNAMATCH_BROKERS
 echo "bootstrap: $LUNAMATCH_BROKERS"
 
 say "starting lunamatch-ingest and lunamatch-match"
-"$bin/lunamatch-ingest" 2>"$run/ingest.log" &
+"$bin/lunamatch-ingest" --http "$ingest_http" 2>"$run/ingest.log" &
 pids+=($!)
-"$bin/lunamatch-match" 2>"$run/match.log" &
+"$bin/lunamatch-match" --http "$match_http" 2>"$run/match.log" &
 pids+=($!)
 wait_for 30 "$bin/lunamatch" health
 "$bin/lunamatch" health
@@ -139,7 +144,7 @@ export LUNAMATCH_BROKERS=$LUNAMATCH_BROKERS LUNAMATCH_DATA_DIR=$run/var
 $bin/lunamatch match jobs --candidate cand-ml-lead-chicago
 $bin/lunamatch explain --candidate cand-ml-junior-chicago --job job-dfs-sr-mgr-ml
 $bin/lunamatch watch
-curl -s http://127.0.0.1:7701/metrics
+curl -s http://$match_http/metrics
 Stop everything with: kill ${pids[*]}
 INFO
 	exit 0

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The README's main job: scripts/demo.sh must run to the end and show ranked,
+# explained matches, a veto, dead letters and published events.
+# Usage: test_demo.sh SOURCE_DIR BIN_DIR
+set -euo pipefail
+src=$1
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+# Ports of its own, so that nothing else on the machine can collide with it.
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+export LUNAMATCH_RPC_URL=tcp://127.0.0.1:$(port)
+export LUNAMATCH_DEMO_MATCH_HTTP=127.0.0.1:$(port)
+export LUNAMATCH_DEMO_INGEST_HTTP=127.0.0.1:$(port)
+if ! LUNAMATCH_BIN=$2 timeout 240 "$src/scripts/demo.sh" >"$out" 2>&1; then
+	cat "$out"
+	echo "demo failed" >&2
+	exit 1
+fi
+for want in \
+	"sent 54, failed 0, skipped 0" \
+	"Senior Manager, Machine Learning" \
+	"cand-ml-lead-chicago / job-dfs-sr-mgr-ml: eligible" \
+	"cand-ml-junior-chicago / job-dfs-sr-mgr-ml: NOT ELIGIBLE" \
+	"REQUIREMENT_GROUP" \
+	"missing_field" "bad_salary" "bad_json" \
+	"new-profile" \
+	"== shutting down"; do
+	if ! grep -qF -- "$want" "$out"; then
+		cat "$out"
+		echo "demo output lacks: $want" >&2
+		exit 1
+	fi
+done
+# The seed posting is among the top jobs of the fitting profile.
+sed -n '/top jobs for cand-ml-lead-chicago/,/shown;/p' "$out" | grep -q "job-dfs-sr-mgr-ml" ||
+	{ cat "$out"; echo "job-dfs-sr-mgr-ml not in the top jobs" >&2; exit 1; }
+echo "demo: ok"
