@@ -18,7 +18,7 @@ keep=${LUNAMATCH_DEMO_KEEP:-0}
 for a in "$@"; do
 	case "$a" in
 	--keep) keep=1 ;;
-	-h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "demo: unknown argument $a (see --help)" >&2; exit 2 ;;
 	esac
 done
