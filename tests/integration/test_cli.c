@@ -11,7 +11,6 @@
  * dlq tail: crafted dead-letter messages with the headers ingest writes,
  * one-shot and --follow. Plus usage errors (exit 2) and --help everywhere.
  */
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,19 +21,18 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "kafkatest.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
-#include "lunamatch/kafka.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
 #include "lunamatch/v1/records.pb-c.h"
 #include "proc.h"
+#include "records.h"
 
-#define START_MS       30000 /* devkafka start-up, generous for sanitizer builds */
 #define RUN_MS         60000 /* longest run of one lunamatch command */
 #define IO_MS          30000 /* longest wait for messages to come back */
-#define OUT_MAX        (4u << 20)
 #define MAX_RECORDS    256
 #define TOPIC_POSTINGS "lunamatch.postings.v1"
 #define TOPIC_PROFILES "lunamatch.profiles.v1"
@@ -42,8 +40,7 @@
 #define PARTITIONS     2
 
 static struct {
-	lmt_proc *dk;
-	char brokers[512];
+	lmt_broker b;
 	char env_brokers[540];
 	char *tmp;
 	int serial;
@@ -51,58 +48,21 @@ static struct {
 
 /* ---- running the tool ------------------------------------------------- */
 
-struct run {
-	int status;
-	char *out; /* stdout, NUL-terminated */
-	char *err; /* stderr, NUL-terminated */
-};
-
-static void
-run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof(*r));
-}
-
 /* Runs argv (argv[0] is the program) to completion with LUNAMATCH_BROKERS
  * pointing at devkafka; captures both outputs. */
-static struct run
+static lmt_run_result
 run_argv(const char *const argv[])
 {
-	struct run r = {.status = -1};
 	const char *env[] = {E.env_brokers, NULL};
-	char errpath[4200], line[LMT_PROC_LINE_MAX];
-	size_t n = 0;
-	lmt_proc *p = NULL;
-	int rc;
+	char errpath[4200];
 
 	snprintf(errpath, sizeof(errpath), "%s/stderr.%d", E.tmp, E.serial++);
-	assert_int_equal(lmt_proc_start_ex(argv, env, errpath, &p), LM_OK);
-	r.out = calloc(1, 1);
-	for (;;) {
-		rc = lmt_proc_readline(p, line, sizeof(line), RUN_MS);
-		if (rc == LM_ECLOSED)
-			break;
-		assert_int_equal(rc, LM_OK);
-		size_t l = strlen(line);
-		assert_true(n + l + 2 < OUT_MAX);
-		r.out = realloc(r.out, n + l + 2);
-		memcpy(r.out + n, line, l);
-		n += l;
-		r.out[n++] = '\n';
-		r.out[n] = '\0';
-	}
-	assert_int_equal(lmt_proc_wait(p, RUN_MS, &r.status), LM_OK);
-	lmt_proc_free(p);
-	r.err = lmt_read_file(errpath, NULL);
-	assert_non_null(r.err);
-	return r;
+	return lmt_run(argv, env, errpath, RUN_MS);
 }
 
 /* Runs lunamatch with up to 15 arguments (NULL-terminated). */
 #define CLI(...) run_cli((const char *const[]){__VA_ARGS__, NULL})
-static struct run
+static lmt_run_result
 run_cli(const char *const args[])
 {
 	const char *argv[17];
@@ -118,7 +78,7 @@ run_cli(const char *const args[])
 }
 
 static void
-expect_status(const struct run *r, int status)
+expect_status(const lmt_run_result *r, int status)
 {
 	if (r->status != status)
 		fail_msg("exit %d, expected %d\nstdout: %s\nstderr: %s", r->status,
@@ -127,48 +87,30 @@ expect_status(const struct run *r, int status)
 
 /* ---- Kafka helpers ---------------------------------------------------- */
 
+/* A consumer in a group of its own that reports the end of each
+ * partition. */
 static rd_kafka_t *
-new_client(rd_kafka_type_t type)
+new_consumer(void)
 {
-	rd_kafka_conf_t *c = NULL;
-	rd_kafka_t *rk;
-	char err[512], group[128];
+	char group[128];
 
-	assert_int_equal(
-	    lm_kafka_conf(E.brokers, "lmtest-cli", &c, err, sizeof(err)), LM_OK);
-	if (type == RD_KAFKA_CONSUMER) {
-		snprintf(group, sizeof(group), "lmtest-cli-%ld-%d", (long) getpid(),
-		    E.serial++);
-		assert_int_equal(
-		    lm_kafka_set(c, "group.id", group, err, sizeof(err)), LM_OK);
-		assert_int_equal(
-		    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)),
-		    LM_OK);
-		assert_int_equal(
-		    lm_kafka_set(c, "enable.partition.eof", "true", err, sizeof(err)),
-		    LM_OK);
-	}
-	rk = rd_kafka_new(type, c, err, sizeof(err));
-	if (rk == NULL)
-		fail_msg("rd_kafka_new: %s", err);
-	if (type == RD_KAFKA_CONSUMER)
-		rd_kafka_poll_set_consumer(rk);
-	assert_int_equal(lm_kafka_wait_metadata(rk, START_MS), LM_OK);
-	return rk;
+	snprintf(group, sizeof(group), "lmtest-cli-%ld-%d", (long) getpid(), E.serial++);
+	return lmt_kafka_consumer(E.b.brokers, "lmtest-cli", group,
+	    (const char *const[]){"enable.partition.eof", "true", NULL});
 }
 
 /* The end offsets of every partition of topic. */
 static void
 high_marks(const char *topic, int64_t hi[PARTITIONS])
 {
-	rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER);
+	lmt_producer *rk = lmt_producer_new(E.b.brokers, "lmtest-cli", NULL);
 	for (int p = 0; p < PARTITIONS; p++) {
 		int64_t lo = 0;
-		assert_int_equal(
-		    rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi[p], IO_MS),
+		assert_int_equal(rd_kafka_query_watermark_offsets(
+		                     rk->rk, topic, p, &lo, &hi[p], IO_MS),
 		    RD_KAFKA_RESP_ERR_NO_ERROR);
 	}
-	rd_kafka_destroy(rk);
+	lmt_producer_free(rk);
 }
 
 /* A consumed message, copied: librdkafka messages must all be destroyed
@@ -189,25 +131,18 @@ msg_free(struct msg *m)
 	free(m->content_type);
 }
 
-static char *header_of(const rd_kafka_message_t *m, const char *name);
-
 /* Reads every message of topic from the offsets in from[] to the end of each
  * partition; copies at most max of them to out (free each with msg_free).
  * Returns how many were read. */
 static int
 read_topic(const char *topic, const int64_t from[PARTITIONS], struct msg *out, int max)
 {
-	rd_kafka_t *c = new_client(RD_KAFKA_CONSUMER);
-	rd_kafka_topic_partition_list_t *l =
-	    rd_kafka_topic_partition_list_new(PARTITIONS);
+	rd_kafka_t *c = new_consumer();
 	bool eof[PARTITIONS] = {false};
 	int neof = 0, n = 0;
 	time_t end = time(NULL) + IO_MS / 1000;
 
-	for (int p = 0; p < PARTITIONS; p++)
-		rd_kafka_topic_partition_list_add(l, topic, p)->offset = from[p];
-	assert_int_equal(rd_kafka_assign(c, l), RD_KAFKA_RESP_ERR_NO_ERROR);
-	rd_kafka_topic_partition_list_destroy(l);
+	lmt_kafka_assign(c, topic, PARTITIONS, from);
 	while (neof < PARTITIONS && time(NULL) < end) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
 		if (m == NULL)
@@ -227,33 +162,14 @@ read_topic(const char *topic, const int64_t from[PARTITIONS], struct msg *out, i
 			out[n].payload = malloc(m->len + 1);
 			memcpy(out[n].payload, m->payload, m->len);
 			out[n].len = m->len;
-			out[n].content_type = header_of(m, "content-type");
+			out[n].content_type = lmt_kafka_header(m, "content-type", NULL);
 			n++;
 			rd_kafka_message_destroy(m);
 		}
 	}
 	assert_int_equal(neof, PARTITIONS);
-	rd_kafka_consumer_close(c);
-	rd_kafka_destroy(c);
+	lmt_kafka_consumer_free(c);
 	return n;
-}
-
-/* The value of header name of m as a new string, or NULL. */
-static char *
-header_of(const rd_kafka_message_t *m, const char *name)
-{
-	rd_kafka_headers_t *h = NULL;
-	const void *v;
-	size_t len;
-	char *s;
-
-	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    rd_kafka_header_get_last(h, name, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return NULL;
-	s = malloc(len + 1);
-	memcpy(s, v, len);
-	s[len] = '\0';
-	return s;
 }
 
 /* ---- sample records --------------------------------------------------- */
@@ -264,34 +180,37 @@ struct sample {
 	bool seen;
 };
 
+struct samples {
+	struct sample *s;
+	int n, max;
+};
+
+/* lmt_jsonl_fn: keeps the id and the canonical JSON of a record. */
+static void
+keep_sample(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	struct samples *ss = arg;
+	struct sample *s = &ss->s[ss->n];
+	(void) no;
+	(void) line;
+	(void) len;
+
+	assert_true(ss->n < ss->max);
+	snprintf(s->id, sizeof(s->id), "%s", lmt_record_id(m));
+	assert_int_equal(lm_json_encode(m, 0, &s->json), LM_OK);
+	s->seen = false;
+	protobuf_c_message_free_unpacked(m, NULL);
+	ss->n++;
+}
+
 /* Decodes every line of a sample file; returns the count. */
 static int
 load_samples(
     const char *rel, const ProtobufCMessageDescriptor *d, struct sample *s, int max)
 {
-	char *text = lmt_read_file(lmt_src(rel), NULL), *line, *save = NULL;
-	char err[512];
-	int n = 0;
-
-	assert_non_null(text);
-	for (line = strtok_r(text, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save)) {
-		ProtobufCMessage *m = NULL;
-		assert_true(n < max);
-		assert_int_equal(
-		    lm_json_decode(d, line, strlen(line), &m, err, sizeof(err)), LM_OK);
-		/* id is the first field of both record types. */
-		const char *id = d == &lunamatch__v1__job_posting__descriptor
-		                     ? ((Lunamatch__V1__JobPosting *) m)->id
-		                     : ((Lunamatch__V1__CandidateProfile *) m)->id;
-		snprintf(s[n].id, sizeof(s[n].id), "%s", id);
-		assert_int_equal(lm_json_encode(m, 0, &s[n].json), LM_OK);
-		s[n].seen = false;
-		protobuf_c_message_free_unpacked(m, NULL);
-		n++;
-	}
-	free(text);
-	return n;
+	struct samples ss = {s, 0, max};
+	lmt_jsonl_foreach(rel, d, keep_sample, &ss);
+	return ss.n;
 }
 
 static void
@@ -314,7 +233,7 @@ produce_and_check(const char *kind, const char *rel, const char *topic,
 	struct msg *msgs = calloc(MAX_RECORDS, sizeof(*msgs));
 	int64_t from[PARTITIONS];
 	char want[128], err[512];
-	struct run r;
+	lmt_run_result r;
 	int ns, nm;
 
 	ns = load_samples(rel, d, s, MAX_RECORDS);
@@ -322,9 +241,9 @@ produce_and_check(const char *kind, const char *rel, const char *topic,
 	high_marks(topic, from);
 	if (as_json) /* global flags after the command, JSON summary */
 		r = CLI("produce", kind, lmt_src(rel), "--as-json", "--brokers",
-		    E.brokers, "--json");
+		    E.b.brokers, "--json");
 	else /* global flags before the command */
-		r = CLI("--brokers", E.brokers, "produce", kind, lmt_src(rel));
+		r = CLI("--brokers", E.b.brokers, "produce", kind, lmt_src(rel));
 	expect_status(&r, 0);
 	if (as_json) {
 		json_error_t je;
@@ -342,7 +261,7 @@ produce_and_check(const char *kind, const char *rel, const char *topic,
 		snprintf(want, sizeof(want), "sent %d, failed 0, skipped 0\n", ns);
 		assert_string_equal(r.out, want);
 	}
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	nm = read_topic(topic, from, msgs, MAX_RECORDS);
 	assert_int_equal(nm, ns);
@@ -388,21 +307,12 @@ produce_and_check(const char *kind, const char *rel, const char *topic,
 static int
 group_setup(void **state)
 {
-	char line[512];
 	(void) state;
 
-	const char *argv[] = {lmt_bin("lunamatch-devkafka"), "--partitions", "2", NULL};
-	if (lmt_proc_start(argv, NULL, &E.dk) != LM_OK) {
-		fprintf(stderr, "cannot start %s\n", argv[0]);
+	if (lmt_devkafka_start(&E.b, PARTITIONS, NULL) != LM_OK)
 		return -1;
-	}
-	if (lmt_proc_readline(E.dk, line, sizeof(line), START_MS) != LM_OK ||
-	    strncmp(line, "127.0.0.1:", 10) != 0) {
-		fprintf(stderr, "devkafka printed no bootstrap address: \"%s\"\n", line);
-		return -1;
-	}
-	snprintf(E.brokers, sizeof(E.brokers), "%s", line);
-	snprintf(E.env_brokers, sizeof(E.env_brokers), "LUNAMATCH_BROKERS=%s", line);
+	snprintf(
+	    E.env_brokers, sizeof(E.env_brokers), "LUNAMATCH_BROKERS=%s", E.b.brokers);
 	E.tmp = lmt_tmpdir("cli");
 	return 0;
 }
@@ -411,27 +321,18 @@ static int
 group_teardown(void **state)
 {
 	(void) state;
-	if (E.dk != NULL) {
-		int st = -1;
-		lmt_proc_signal(E.dk, SIGTERM);
-		lmt_proc_wait(E.dk, 10000, &st);
-	}
-	lmt_proc_free(E.dk);
+	lmt_broker_close(&E.b);
 	lmt_rmtree(E.tmp);
 	free(E.tmp);
 	return 0;
 }
 
+/* Writes text to a file in the test's directory; returns its malloc'd path. */
 static char *
 write_file(const char *name, const char *text)
 {
-	char *path = malloc(4200);
-	FILE *f;
-
-	snprintf(path, 4200, "%s/%s", E.tmp, name);
-	assert_non_null(f = fopen(path, "w"));
-	fputs(text, f);
-	fclose(f);
+	char *path = strdup(lmt_write_file(E.tmp, name, text, strlen(text)));
+	assert_non_null(path);
 	return path;
 }
 
@@ -457,7 +358,7 @@ sample_line(const char *rel, int n)
 static void
 test_help(void **state)
 {
-	struct run r;
+	lmt_run_result r;
 	(void) state;
 
 	r = CLI("--help");
@@ -466,7 +367,7 @@ test_help(void **state)
 	assert_non_null(strstr(r.out, "store"));
 	assert_non_null(strstr(r.out, "dlq"));
 	assert_non_null(strstr(r.out, "--brokers"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	const char *const cmds[][3] = {
 	    {"help", "produce", "--as-json"},
@@ -483,18 +384,18 @@ test_help(void **state)
 		if (strstr(r.out, cmds[i][2]) == NULL)
 			fail_msg("%s %s: no \"%s\" in: %s", cmds[i][0], cmds[i][1],
 			    cmds[i][2], r.out);
-		run_free(&r);
+		lmt_run_result_free(&r);
 	}
 	/* --help anywhere among a command's arguments. */
 	r = CLI("store", "get", "posting", "x", "--help");
 	expect_status(&r, 0);
 	assert_non_null(strstr(r.out, "Usage:"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	r = CLI("--version");
 	expect_status(&r, 0);
 	assert_non_null(strstr(r.out, "lunamatch "));
-	run_free(&r);
+	lmt_run_result_free(&r);
 }
 
 static void
@@ -535,7 +436,7 @@ test_usage_errors(void **state)
 		for (int j = 0; j < 6 && cases[i][j] != NULL; j++)
 			argv[n++] = cases[i][j];
 		argv[n] = NULL;
-		struct run r = run_argv(argv);
+		lmt_run_result r = run_argv(argv);
 		if (r.status != 2)
 			fail_msg("case %zu (%s %s): exit %d, expected 2; stderr: %s", i,
 			    cases[i][0] ? cases[i][0] : "",
@@ -543,7 +444,7 @@ test_usage_errors(void **state)
 			    r.err);
 		assert_true(strlen(r.err) > 0);
 		assert_string_equal(r.out, "");
-		run_free(&r);
+		lmt_run_result_free(&r);
 	}
 }
 
@@ -588,7 +489,7 @@ test_produce_bad_lines(void **state)
 	    l1, l2);
 	char *path = write_file("bad.jsonl", text);
 	high_marks(TOPIC_POSTINGS, from);
-	struct run r = CLI("produce", "postings", path);
+	lmt_run_result r = CLI("produce", "postings", path);
 	expect_status(&r, 1);
 	assert_string_equal(r.out, "sent 3, failed 0, skipped 2\n");
 	assert_non_null(strstr(r.err, "line 2:"));
@@ -596,7 +497,7 @@ test_produce_bad_lines(void **state)
 	assert_non_null(strstr(r.err, "bogus_field"));
 	assert_null(strstr(r.err, "line 1:"));
 	assert_null(strstr(r.err, "line 5:"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	int n = read_topic(TOPIC_POSTINGS, from, msgs, 8);
 	assert_int_equal(n, 3);
@@ -622,7 +523,7 @@ test_produce_bad_lines(void **state)
 	assert_int_equal(
 	    json_integer_value(json_object_get(json_array_get(errs, 1), "line")), 4);
 	json_decref(o);
-	run_free(&r);
+	lmt_run_result_free(&r);
 	free(path);
 	free(l1);
 	free(l2);
@@ -640,20 +541,20 @@ test_produce_array_and_stdin(void **state)
 	snprintf(
 	    text, sizeof(text), "  \n[%s,\n %s,\n 42,\n {\"headline\": 7}]\n", l1, l2);
 	char *path = write_file("array.json", text);
-	struct run r = CLI("produce", "profiles", path);
+	lmt_run_result r = CLI("produce", "profiles", path);
 	expect_status(&r, 1);
 	assert_string_equal(r.out, "sent 2, failed 0, skipped 2\n");
 	assert_non_null(strstr(r.err, "index 2:"));
 	assert_non_null(strstr(r.err, "index 3:"));
 	assert_non_null(strstr(r.err, "headline"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	/* Not an array after all. */
 	char *broken = write_file("broken.json", "[{\"id\":\"a\"},");
 	r = CLI("produce", "profiles", broken);
 	expect_status(&r, 1);
 	assert_non_null(strstr(r.err, "not a valid JSON array"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	snprintf(text, sizeof(text), "%s\n%s\n", l1, l2);
 	char *lines = write_file("two.jsonl", text);
@@ -662,7 +563,7 @@ test_produce_array_and_stdin(void **state)
 	r = run_argv(sh);
 	expect_status(&r, 0);
 	assert_string_equal(r.out, "sent 2, failed 0, skipped 0\n");
-	run_free(&r);
+	lmt_run_result_free(&r);
 	free(path);
 	free(broken);
 	free(lines);
@@ -674,23 +575,23 @@ static void
 test_produce_failures(void **state)
 {
 	(void) state;
-	struct run r = CLI("produce", "postings", "/nonexistent/file.jsonl");
+	lmt_run_result r = CLI("produce", "postings", "/nonexistent/file.jsonl");
 	expect_status(&r, 1);
 	assert_non_null(strstr(r.err, "cannot open"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	r = CLI("produce", "postings", lmt_src("data/samples/postings.jsonl"), "--topic",
 	    "lmtest.no-such-topic");
 	expect_status(&r, 1);
 	assert_non_null(strstr(r.err, "does not exist"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	/* Nothing listens on port 1 of the loopback address. */
 	r = CLI("produce", "postings", lmt_src("data/samples/postings.jsonl"),
 	    "--brokers", "127.0.0.1:1", "--timeout-ms", "1500");
 	expect_status(&r, 1);
 	assert_non_null(strstr(r.err, "cannot reach Kafka"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 }
 
 /* ---- tests: store ----------------------------------------------------- */
@@ -707,10 +608,7 @@ put_sample(lm_store_txn *t, lm_kind k, const char *rel, int line,
 	assert_int_equal(
 	    lm_json_decode(d, text, strlen(text), &m, err, sizeof(err)), LM_OK);
 	assert_int_equal(lm_pb_encode(m, &pb, &len), LM_OK);
-	const char *id = k == LM_KIND_POSTING
-	                     ? ((Lunamatch__V1__JobPosting *) m)->id
-	                     : ((Lunamatch__V1__CandidateProfile *) m)->id;
-	assert_int_equal(lm_store_put(t, k, id, 1, pb, len), LM_OK);
+	assert_int_equal(lm_store_put(t, k, lmt_record_id(m), 1, pb, len), LM_OK);
 	free(pb);
 	free(text);
 	protobuf_c_message_free_unpacked(m, NULL);
@@ -741,7 +639,7 @@ test_store(void **state)
 	lm_store_close(s);
 
 	/* get: pretty JSON of the record. */
-	struct run r =
+	lmt_run_result r =
 	    CLI("store", "get", "posting", "job-dfs-sr-mgr-ml", "--data-dir", dir);
 	expect_status(&r, 0);
 	assert_non_null(strstr(r.out, "\n  \"id\": \"job-dfs-sr-mgr-ml\""));
@@ -750,7 +648,7 @@ test_store(void **state)
 	    "Senior Manager, Machine Learning");
 	assert_int_equal(json_integer_value(json_object_get(o, "version")), 1);
 	json_decref(o);
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	/* --json before the command: one compact line. */
 	r = CLI("--json", "--data-dir", dir, "store", "get", "profile",
@@ -762,18 +660,18 @@ test_store(void **state)
 	assert_string_equal(
 	    json_string_value(json_object_get(o, "id")), "cand-ml-mgr-naperville");
 	json_decref(o);
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	r = CLI("store", "get", "posting", "job-nope", "--data-dir", dir);
 	expect_status(&r, 1);
 	assert_non_null(strstr(r.err, "no posting with id job-nope"));
 	assert_string_equal(r.out, "");
-	run_free(&r);
+	lmt_run_result_free(&r);
 	/* Deleted records are gone too. */
 	r = CLI("store", "get", "profile", "cand-ml-lead-chicago", "--data-dir", dir);
 	expect_status(&r, 1);
 	assert_non_null(strstr(r.err, "no profile with id cand-ml-lead-chicago"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	/* list: a table in id order. */
 	r = CLI("store", "list", "postings", "--data-dir", dir);
@@ -786,7 +684,7 @@ test_store(void **state)
 	for (char *p = r.out; (p = strchr(p, '\n')) != NULL; p++)
 		rows++;
 	assert_int_equal(rows, 4);
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	r = CLI("store", "list", "postings", "--limit", "2", "--json", "--data-dir", dir);
 	expect_status(&r, 0);
@@ -804,14 +702,14 @@ test_store(void **state)
 		json_decref(o);
 	}
 	assert_int_equal(n, 2);
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	r = CLI("store", "list", "profiles", "--data-dir", dir);
 	expect_status(&r, 0);
 	assert_non_null(strstr(r.out, "HEADLINE"));
 	assert_non_null(strstr(r.out, "cand-ml-mgr-naperville"));
 	assert_null(strstr(r.out, "cand-ml-lead-chicago"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	/* stats: table and JSON. */
 	r = CLI("store", "stats", "--data-dir", dir);
@@ -819,7 +717,7 @@ test_store(void **state)
 	assert_non_null(strstr(r.out, "postings     3\n"));
 	assert_non_null(strstr(r.out, "profiles     1\n"));
 	assert_non_null(strstr(r.out, "tombstones   1\n"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 	r = CLI("store", "stats", "--json", "--data-dir", dir);
 	expect_status(&r, 0);
 	assert_non_null(o = json_loads(r.out, 0, &je));
@@ -830,7 +728,7 @@ test_store(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "last_seq")), 6);
 	assert_true(json_integer_value(json_object_get(o, "map_size")) > 0);
 	json_decref(o);
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	/* No store there. */
 	char missing[4300];
@@ -838,37 +736,28 @@ test_store(void **state)
 	r = CLI("store", "stats", "--data-dir", missing);
 	expect_status(&r, 1);
 	assert_non_null(strstr(r.err, "no record store"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 }
 
 /* ---- tests: dlq ------------------------------------------------------- */
 
 static void
-produce_dlq(rd_kafka_t *p, const char *key, const char *reason, const char *offset)
+produce_dlq(lmt_producer *p, const char *key, const char *reason, const char *offset)
 {
-	rd_kafka_headers_t *h = rd_kafka_headers_new(5);
-	rd_kafka_header_add(h, "lunamatch-reason", -1, reason, -1);
-	rd_kafka_header_add(
-	    h, "lunamatch-error", -1, "title: required field is missing", -1);
-	rd_kafka_header_add(h, "lunamatch-source-topic", -1, TOPIC_POSTINGS, -1);
-	rd_kafka_header_add(h, "lunamatch-source-partition", -1, "1", -1);
-	rd_kafka_header_add(h, "lunamatch-source-offset", -1, offset, -1);
-	assert_int_equal(
-	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC_DLQ), RD_KAFKA_V_PARTITION(0),
-	        RD_KAFKA_V_KEY((void *) key, key ? strlen(key) : 0),
-	        RD_KAFKA_V_VALUE((void *) "{}", 2), RD_KAFKA_V_HEADERS(h),
-	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-	    RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	const char *const headers[] = {"lunamatch-reason", reason, "lunamatch-error",
+	    "title: required field is missing", "lunamatch-source-topic", TOPIC_POSTINGS,
+	    "lunamatch-source-partition", "1", "lunamatch-source-offset", offset, NULL};
+	lmt_produce(p, TOPIC_DLQ, 0, key, "{}", 2, headers);
+	lmt_producer_flush(p, IO_MS);
 }
 
 static void
 test_dlq(void **state)
 {
-	rd_kafka_t *p = new_client(RD_KAFKA_PRODUCER);
+	lmt_producer *p = lmt_producer_new(E.b.brokers, "lmtest-cli", NULL);
 	json_error_t je;
 	json_t *o;
-	struct run r;
+	lmt_run_result r;
 	(void) state;
 
 	/* Empty topic: header only, exit 0, within the bounded wait. */
@@ -877,7 +766,7 @@ test_dlq(void **state)
 	assert_true(strncmp(r.out, "PARTITION:OFFSET", 16) == 0);
 	assert_non_null(strchr(r.out, '\n'));
 	assert_string_equal(strchr(r.out, '\n'), "\n"); /* one line */
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	produce_dlq(p, "job-invalid-no-title", "missing_field", "40");
 	produce_dlq(p, NULL, "missing_field", "41");
@@ -910,7 +799,7 @@ test_dlq(void **state)
 		json_decref(o);
 	}
 	assert_int_equal(n, 3);
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	/* The last two, as a table. */
 	r = CLI("dlq", "tail", "-n", "2");
@@ -921,14 +810,14 @@ test_dlq(void **state)
 	assert_non_null(strstr(r.out, "bad_country"));
 	assert_non_null(strstr(r.out, "job-invalid-country"));
 	assert_non_null(strstr(r.out, "title: required field is missing"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	/* --count stops early from the beginning. */
 	r = CLI("dlq", "tail", "--from-beginning", "--count", "1", "--json");
 	expect_status(&r, 0);
 	assert_non_null(strstr(r.out, "job-invalid-no-title"));
 	assert_null(strstr(r.out, "job-invalid-country"));
-	run_free(&r);
+	lmt_run_result_free(&r);
 
 	/* --follow: the last message, then a new one, until SIGTERM. */
 	const char *env[] = {E.env_brokers, NULL};
@@ -936,7 +825,6 @@ test_dlq(void **state)
 	    lmt_bin("lunamatch"), "dlq", "tail", "--follow", "-n", "1", "--json", NULL};
 	char line[8192];
 	lmt_proc *f = NULL;
-	int st = -1;
 	assert_int_equal(lmt_proc_start(argv, env, &f), LM_OK);
 	assert_int_equal(lmt_proc_readline(f, line, sizeof(line), IO_MS), LM_OK);
 	assert_non_null(strstr(line, "job-invalid-country"));
@@ -944,17 +832,14 @@ test_dlq(void **state)
 	assert_int_equal(lmt_proc_readline(f, line, sizeof(line), IO_MS), LM_OK);
 	assert_non_null(strstr(line, "job-invalid-followed"));
 	assert_non_null(strstr(line, "\"bad_salary\""));
-	assert_int_equal(lmt_proc_signal(f, SIGTERM), LM_OK);
-	assert_int_equal(lmt_proc_wait(f, IO_MS, &st), LM_OK);
-	assert_int_equal(st, 0);
-	lmt_proc_free(f);
+	lmt_proc_stop(&f, IO_MS);
 
 	/* A topic that does not exist. */
 	r = CLI("dlq", "tail", "--topic-dlq", "lmtest.no-such-dlq");
 	expect_status(&r, 1);
 	assert_non_null(strstr(r.err, "does not exist"));
-	run_free(&r);
-	rd_kafka_destroy(p);
+	lmt_run_result_free(&r);
+	lmt_producer_free(p);
 }
 
 int
