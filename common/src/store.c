@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 #include "lunamatch/store.h"
 
@@ -40,7 +41,6 @@
 #define CHANGE_MAX       512  /* bytes of a serialized ChangeEntry */
 #define STORE_MAXDBS     8
 #define STORE_MAXREADERS 512  /* concurrent read transactions, all processes */
-#define RESIZE_RETRIES   16   /* MDB_MAP_RESIZED retries of one begin */
 #define DIR_MAX          3072 /* bytes of the data directory path */
 
 #define META_SCHEMA   "store.schema_version"
@@ -102,55 +102,13 @@ struct lm_store_txn {
  * lock twice (a callback inside a read) cannot take without deadlock. */
 static __thread int rd_depth;
 
-/* Process-wide set of open data directories (LMDB allows one environment
- * per file per process). Entries of a parent process are ignored after fork. */
-struct reg {
-	dev_t dev;
-	ino_t ino;
-	pid_t pid;
-	struct reg *next;
-};
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct reg *reg_head;
-
 /* ---- helpers ------------------------------------------------------------ */
 
+/* LMDB errors of the store log as "store.error". */
 static int
 map_err(int rc, const char *what)
 {
-	switch (rc) {
-	case MDB_SUCCESS:
-		return LM_OK;
-	case MDB_NOTFOUND:
-		return LM_ENOENT;
-	case MDB_MAP_FULL:
-		return LM_EMAPFULL;
-	case MDB_READERS_FULL:
-	case MDB_TXN_FULL:
-		lm_warn("store.error", "%s: %s", what, mdb_strerror(rc));
-		return LM_EBUSY;
-	default:
-		lm_error("store.error", "%s: %s", what, mdb_strerror(rc));
-		return rc > 0 ? lm_err_from_errno(rc) : LM_ESTORE;
-	}
-}
-
-static void
-put_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (unsigned char) (v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t
-get_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
+	return lm_lmdb_err(rc, "store", what);
 }
 
 static bool
@@ -234,7 +192,7 @@ decode_val(const MDB_val *v, struct rec *r)
 		return LM_ESTORE;
 	}
 	r->tomb = (p[1] & VAL_TOMBSTONE) != 0;
-	r->version = get_be64(p + 2);
+	r->version = lm_lmdb_get_be64(p + 2);
 	r->bytes = p + VAL_HDR;
 	r->len = v->mv_size - VAL_HDR;
 	return LM_OK;
@@ -269,13 +227,15 @@ rd_leave(lm_store *s)
 }
 
 /*
- * Sets the map size (0 = adopt the size recorded by another process). The
- * caller holds maplock shared exactly once and has no LMDB transaction open;
- * the hold is released for the resize and taken again.
+ * Sets the map size (0 = adopt the size recorded by another process); an
+ * lm_lmdb_resize_fn with arg the lm_store. The caller holds maplock shared
+ * exactly once and has no LMDB transaction open; the hold is released for
+ * the resize and taken again.
  */
 static int
-set_mapsize(lm_store *s, uint64_t size)
+set_mapsize(void *arg, MDB_env *env, uint64_t size)
 {
+	lm_store *s = arg;
 	int rc;
 	if (rd_depth != 1)
 		return LM_EBUSY; /* inside a callback: resizing would deadlock */
@@ -284,7 +244,7 @@ set_mapsize(lm_store *s, uint64_t size)
 	__atomic_add_fetch(&s->resizing, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->gate);
 	pthread_rwlock_wrlock(&s->maplock);
-	rc = mdb_env_set_mapsize(s->env, (size_t) size);
+	rc = mdb_env_set_mapsize(env, (size_t) size);
 	pthread_rwlock_unlock(&s->maplock);
 	pthread_mutex_lock(&s->gate);
 	__atomic_sub_fetch(&s->resizing, 1, __ATOMIC_RELEASE);
@@ -299,43 +259,17 @@ set_mapsize(lm_store *s, uint64_t size)
 static int
 begin_txn(lm_store *s, unsigned flags, MDB_txn **out)
 {
-	for (int i = 0; i < RESIZE_RETRIES; i++) {
-		int rc = mdb_txn_begin(s->env, NULL, flags, out);
-		if (rc != MDB_MAP_RESIZED)
-			return map_err(rc, "mdb_txn_begin");
-		if ((rc = set_mapsize(s, 0)) != LM_OK)
-			return rc;
-	}
-	return LM_EBUSY;
-}
-
-static uint64_t
-map_size_now(lm_store *s)
-{
-	MDB_envinfo info;
-	mdb_env_info(s->env, &info);
-	return (uint64_t) info.me_mapsize;
+	return lm_lmdb_txn_begin(s->env, flags, set_mapsize, s, "store", out);
 }
 
 /* Doubles the map, up to max_map. No transaction of this handle is open. */
 static int
 grow(lm_store *s)
 {
-	uint64_t cur = map_size_now(s);
-	uint64_t next;
-	int rc;
-	if (cur >= s->max_map) {
-		lm_error("store.full", "map of %llu bytes is full and at its maximum",
-		    (unsigned long long) cur);
-		return LM_EMAPFULL;
-	}
-	next = cur > s->max_map / 2 ? s->max_map : cur * 2;
-	if ((rc = set_mapsize(s, next)) != LM_OK)
-		return rc;
-	__atomic_add_fetch(&s->grows, 1, __ATOMIC_RELAXED);
-	lm_info("store.grow", "map grown from %llu to %llu bytes",
-	    (unsigned long long) cur, (unsigned long long) map_size_now(s));
-	return LM_OK;
+	int rc = lm_lmdb_grow(s->env, s->max_map, set_mapsize, s, "store");
+	if (rc == LM_OK)
+		__atomic_add_fetch(&s->grows, 1, __ATOMIC_RELAXED);
+	return rc;
 }
 
 /* ---- reads inside a transaction ----------------------------------------- */
@@ -358,7 +292,7 @@ txn_last_seq(lm_store *s, MDB_txn *txn, uint64_t *seq)
 		return map_err(rc, "mdb_cursor_get");
 	if (k.mv_size != 8)
 		return LM_ESTORE;
-	*seq = get_be64(k.mv_data);
+	*seq = lm_lmdb_get_be64(k.mv_data);
 	return LM_OK;
 }
 
@@ -375,7 +309,7 @@ txn_counter(lm_store *s, MDB_txn *txn, const char *key, uint64_t *out)
 		return map_err(rc, "mdb_get");
 	if (v.mv_size != 8)
 		return LM_ESTORE;
-	*out = get_be64(v.mv_data);
+	*out = lm_lmdb_get_be64(v.mv_data);
 	return LM_OK;
 }
 
@@ -454,47 +388,6 @@ make_dirs(const char *dir, mode_t mode)
 	return LM_OK;
 }
 
-static int
-reg_add(lm_store *s)
-{
-	struct reg *r;
-	pid_t pid = getpid();
-	pthread_mutex_lock(&reg_lock);
-	for (r = reg_head; r != NULL; r = r->next) {
-		if (r->pid == pid && r->dev == s->dev && r->ino == s->ino) {
-			pthread_mutex_unlock(&reg_lock);
-			return LM_EBUSY;
-		}
-	}
-	if ((r = malloc(sizeof(*r))) == NULL) {
-		pthread_mutex_unlock(&reg_lock);
-		return LM_ENOMEM;
-	}
-	r->dev = s->dev;
-	r->ino = s->ino;
-	r->pid = pid;
-	r->next = reg_head;
-	reg_head = r;
-	pthread_mutex_unlock(&reg_lock);
-	return LM_OK;
-}
-
-static void
-reg_remove(lm_store *s)
-{
-	pid_t pid = getpid();
-	pthread_mutex_lock(&reg_lock);
-	for (struct reg **pp = &reg_head; *pp != NULL; pp = &(*pp)->next) {
-		struct reg *r = *pp;
-		if (r->pid == pid && r->dev == s->dev && r->ino == s->ino) {
-			*pp = r->next;
-			free(r);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&reg_lock);
-}
-
 /* Opens (creating unless read-only) the databases and checks the schema. */
 static int
 init_dbs(lm_store *s)
@@ -503,58 +396,29 @@ init_dbs(lm_store *s)
 	MDB_dbi *dbis[4] = {&s->db_rec[0], &s->db_rec[1], &s->db_changes, &s->db_meta};
 	bool rdonly = (s->flags & LM_STORE_RDONLY) != 0;
 	MDB_txn *txn = NULL;
-	MDB_val k = {strlen(META_SCHEMA), (void *) META_SCHEMA}, v;
 	int rc;
 
 	for (int attempt = 0;; attempt++) {
 		if ((rc = begin_txn(s, rdonly ? MDB_RDONLY : 0, &txn)) != LM_OK)
 			return rc;
-		for (int i = 0; i < 4; i++) {
-			rc =
-			    mdb_dbi_open(txn, names[i], rdonly ? 0 : MDB_CREATE, dbis[i]);
-			if (rc != 0)
-				goto fail;
-		}
-		rc = mdb_get(txn, s->db_meta, &k, &v);
-		if (rc == MDB_NOTFOUND && !rdonly) {
-			v.mv_size = strlen(LM_STORE_SCHEMA_VERSION);
-			v.mv_data = (void *) LM_STORE_SCHEMA_VERSION;
-			rc = mdb_put(txn, s->db_meta, &k, &v, 0);
-			if (rc != 0)
-				goto fail;
-		} else if (rc != 0) {
-			goto fail;
-		} else if (v.mv_size != strlen(LM_STORE_SCHEMA_VERSION) ||
-		           memcmp(v.mv_data, LM_STORE_SCHEMA_VERSION, v.mv_size) != 0) {
+		rc = lm_lmdb_dbs_open(
+		    txn, names, dbis, 4, rdonly ? 0 : MDB_CREATE, "store");
+		if (rc == LM_OK)
+			rc = lm_lmdb_schema_check(txn, s->db_meta, META_SCHEMA,
+			    LM_STORE_SCHEMA_VERSION, !rdonly, "store");
+		if (rc == LM_OK)
+			rc = map_err(mdb_txn_commit(txn), "mdb_txn_commit");
+		else
 			mdb_txn_abort(txn);
-			lm_error("store.open", "store schema version %.*s is not %s",
-			    (int) (v.mv_size < 16 ? v.mv_size : 16),
-			    (const char *) v.mv_data, LM_STORE_SCHEMA_VERSION);
-			return LM_ESCHEMA;
-		}
-		rc = mdb_txn_commit(txn);
-		txn = NULL;
-		if (rc == 0)
-			return LM_OK;
-		if (rc == MDB_MAP_FULL && attempt < 8) {
+		if (rc == LM_EMAPFULL && attempt < 8) {
 			if ((rc = grow(s)) != LM_OK)
 				return rc;
 			continue;
 		}
-		return map_err(rc, "mdb_txn_commit");
-	fail:
-		mdb_txn_abort(txn);
-		if (rc == MDB_MAP_FULL && attempt < 8) {
-			if ((rc = grow(s)) != LM_OK)
-				return rc;
-			continue;
-		}
-		if (rc == MDB_NOTFOUND) {
+		if (rc == LM_ENOENT)
 			lm_error(
 			    "store.open", "not a lunamatch store (no %s)", "databases");
-			return LM_ENOENT;
-		}
-		return map_err(rc, "store init");
+		return rc;
 	}
 }
 
@@ -581,6 +445,8 @@ lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
 	lm_store *s = NULL;
 	struct stat st;
 	char path[DIR_MAX + 16];
+	lm_lmdb_env_opts env_opts = {
+	    .max_dbs = STORE_MAXDBS, .max_readers = STORE_MAXREADERS, .mode = 0640};
 	bool rdonly, registered = false, locks = false;
 	uint64_t map;
 	int rc;
@@ -619,7 +485,7 @@ lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
 	}
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
-	if ((rc = reg_add(s)) != LM_OK)
+	if ((rc = lm_lmdb_dir_claim(s->dev, s->ino)) != LM_OK)
 		goto fail;
 	registered = true;
 
@@ -653,17 +519,10 @@ lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
 	}
 	locks = true;
 
-	if ((rc = mdb_env_create(&s->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(s->env, STORE_MAXREADERS)) != 0 ||
-	    (rc = mdb_env_set_mapsize(s->env, (size_t) map)) != 0) {
-		rc = map_err(rc, "mdb_env_create");
-		goto fail;
-	}
-	rc = mdb_env_open(s->env, dir, MDB_NOTLS | (rdonly ? MDB_RDONLY : 0), 0640);
-	if (rc != 0) {
-		lm_error("store.open", "cannot open the store: %s", mdb_strerror(rc));
-		rc = rc == ENOENT ? LM_ENOENT : map_err(rc, "mdb_env_open");
+	env_opts.map_size = map;
+	env_opts.flags = MDB_NOTLS | (rdonly ? MDB_RDONLY : 0);
+	if ((rc = lm_lmdb_env_open(dir, &env_opts, "store", &s->env)) != LM_OK) {
+		lm_error("store.open", "cannot open the store: %s", lm_strerror(rc));
 		goto fail;
 	}
 	/* Free reader slots of dead processes (a killed reader keeps its slot). */
@@ -672,7 +531,7 @@ lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
 	/* Never shrink below the size another process already uses: adopt the
 	 * recorded size, then raise it to the configured one. */
 	if ((rc = mdb_env_set_mapsize(s->env, 0)) != 0 ||
-	    (map_size_now(s) < map &&
+	    (lm_lmdb_map_size(s->env) < map &&
 	        (rc = mdb_env_set_mapsize(s->env, (size_t) map)) != 0)) {
 		rc = map_err(rc, "mdb_env_set_mapsize");
 		goto fail;
@@ -684,7 +543,7 @@ lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
 	if (rc != LM_OK)
 		goto fail;
 	lm_info("store.open", "store open%s, map %llu bytes, max %llu bytes",
-	    rdonly ? " read-only" : "", (unsigned long long) map_size_now(s),
+	    rdonly ? " read-only" : "", (unsigned long long) lm_lmdb_map_size(s->env),
 	    (unsigned long long) s->max_map);
 	*out = s;
 	return LM_OK;
@@ -695,7 +554,7 @@ fail:
 	if (locks)
 		destroy_locks(s);
 	if (registered)
-		reg_remove(s);
+		lm_lmdb_dir_release(s->dev, s->ino);
 	free(s);
 	return rc;
 }
@@ -707,7 +566,7 @@ lm_store_close(lm_store *s)
 		return;
 	mdb_env_close(s->env);
 	destroy_locks(s);
-	reg_remove(s);
+	lm_lmdb_dir_release(s->dev, s->ino);
 	free(s);
 }
 
@@ -731,11 +590,11 @@ append_change(lm_store_txn *t, const struct op *op, bool deleted)
 		return LM_EINTERNAL;
 	v.mv_size = lunamatch__v1__change_entry__pack(&e, vb);
 	v.mv_data = vb;
-	put_be64(kb, t->next_seq);
+	lm_lmdb_put_be64(kb, t->next_seq);
 	/* MDB_APPEND also asserts that seqs only grow. */
 	rc = mdb_put(t->txn, t->s->db_changes, &k, &v, MDB_APPEND);
 	if (rc != 0)
-		return rc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(rc, "append change");
+		return map_err(rc, "append change");
 	t->next_seq++;
 	return LM_OK;
 }
@@ -748,11 +607,11 @@ write_val(lm_store_txn *t, lm_kind k, const char *id, size_t idlen, bool tomb,
 	MDB_val key = {idlen, (void *) id}, v = {VAL_HDR + len, NULL};
 	int rc = mdb_put(t->txn, t->s->db_rec[k - 1], &key, &v, MDB_RESERVE);
 	if (rc != 0)
-		return rc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(rc, "mdb_put");
+		return map_err(rc, "mdb_put");
 	unsigned char *p = v.mv_data;
 	p[0] = VAL_MAGIC;
 	p[1] = tomb ? VAL_TOMBSTONE : 0;
-	put_be64(p + 2, version);
+	lm_lmdb_put_be64(p + 2, version);
 	if (len > 0)
 		memcpy(p + VAL_HDR, bytes, len);
 	return LM_OK;
@@ -775,7 +634,7 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 		        v = {op->len, (void *) op->data};
 		rc = mdb_put(t->txn, t->s->db_meta, &k, &v, 0);
 		if (rc != 0)
-			return rc == MDB_MAP_FULL ? LM_EMAPFULL : map_err(rc, "mdb_put");
+			return map_err(rc, "mdb_put");
 		*wrote = true;
 		return LM_OK;
 	}
@@ -1061,12 +920,11 @@ flush_counters(lm_store_txn *t)
 			const char *key = counter_keys[ki][c];
 			if ((rc = txn_counter(t->s, t->txn, key, &cur)) != LM_OK)
 				return rc;
-			put_be64(b, (uint64_t) ((int64_t) cur + t->delta[ki][c]));
+			lm_lmdb_put_be64(b, (uint64_t) ((int64_t) cur + t->delta[ki][c]));
 			MDB_val k = {strlen(key), (void *) key}, v = {8, b};
 			rc = mdb_put(t->txn, t->s->db_meta, &k, &v, 0);
 			if (rc != 0)
-				return rc == MDB_MAP_FULL ? LM_EMAPFULL
-				                          : map_err(rc, "mdb_put");
+				return map_err(rc, "mdb_put");
 		}
 	}
 	return LM_OK;
@@ -1103,8 +961,7 @@ lm_store_commit(lm_store_txn *t, uint64_t *last_seq)
 		if (rc == LM_OK) {
 			int mrc = mdb_txn_commit(t->txn);
 			t->txn = NULL; /* freed by LMDB, also on error */
-			rc = mrc == MDB_MAP_FULL ? LM_EMAPFULL
-			                         : map_err(mrc, "mdb_txn_commit");
+			rc = map_err(mrc, "mdb_txn_commit");
 		}
 		if (rc != LM_EMAPFULL)
 			break;
@@ -1281,7 +1138,7 @@ lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn
 		read_end(s, txn);
 		return map_err(rc, "mdb_cursor_open");
 	}
-	put_be64(kb, after_seq + 1);
+	lm_lmdb_put_be64(kb, after_seq + 1);
 	k.mv_size = sizeof(kb);
 	k.mv_data = kb;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && n < max;
@@ -1296,7 +1153,7 @@ lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn
 			corrupt = true;
 			break;
 		}
-		seq = get_be64(k.mv_data);
+		seq = lm_lmdb_get_be64(k.mv_data);
 		ret = fn(arg, seq, e);
 		lunamatch__v1__change_entry__free_unpacked(e, NULL);
 		if (ret != 0) {

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
@@ -38,14 +39,13 @@
 
 _Static_assert(LM_OUTBOX_ID_MAX == LM_RECORD_ID_MAX, "outbox ids are record ids");
 
-#define OUTBOX_MAXDBS   8
-#define DIR_MAX         3072 /* bytes of the outbox directory path */
-#define PAIR_KEY_MAX    (2 * LM_OUTBOX_ID_MAX + 1)
-#define PAIR_VAL_LEN    34
-#define PAIR_MAGIC      0x41 /* 'A': announced value, format 1 */
-#define PAIR_ABOVE      0x01
-#define GROW_RETRIES    16 /* map doublings one write may need */
-#define RESIZED_RETRIES 16 /* MDB_MAP_RESIZED retries of one begin */
+#define OUTBOX_MAXDBS 8
+#define DIR_MAX       3072 /* bytes of the outbox directory path */
+#define PAIR_KEY_MAX  (2 * LM_OUTBOX_ID_MAX + 1)
+#define PAIR_VAL_LEN  34
+#define PAIR_MAGIC    0x41 /* 'A': announced value, format 1 */
+#define PAIR_ABOVE    0x01
+#define GROW_RETRIES  16 /* map doublings one write may need */
 
 #define META_SCHEMA    "schema"
 #define META_CURSOR    "cursor"
@@ -64,54 +64,13 @@ struct lm_outbox {
 	ino_t ino;
 };
 
-/* Directories open in this process: LMDB allows one environment per file
- * per process. */
-struct reg {
-	dev_t dev;
-	ino_t ino;
-	struct reg *next;
-};
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct reg *reg_head;
-
 /* ---- helpers ------------------------------------------------------------ */
 
+/* LMDB errors of the outbox log as "outbox.error". */
 static int
 map_err(int rc, const char *what)
 {
-	switch (rc) {
-	case MDB_SUCCESS:
-		return LM_OK;
-	case MDB_NOTFOUND:
-		return LM_ENOENT;
-	case MDB_MAP_FULL:
-		return LM_EMAPFULL;
-	case MDB_READERS_FULL:
-	case MDB_TXN_FULL:
-		lm_warn("outbox.error", "%s: %s", what, mdb_strerror(rc));
-		return LM_EBUSY;
-	default:
-		lm_error("outbox.error", "%s: %s", what, mdb_strerror(rc));
-		return rc > 0 ? lm_err_from_errno(rc) : LM_ESTORE;
-	}
-}
-
-static void
-put_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (unsigned char) (v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t
-get_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
+	return lm_lmdb_err(rc, "outbox", what);
 }
 
 static bool
@@ -166,10 +125,10 @@ pair_encode(const struct pair_val *v, unsigned char out[PAIR_VAL_LEN])
 	memcpy(&bits, &v->score, sizeof(bits));
 	out[0] = PAIR_MAGIC;
 	out[1] = v->above ? PAIR_ABOVE : 0;
-	put_be64(out + 2, bits);
-	put_be64(out + 10, v->cver);
-	put_be64(out + 18, v->jver);
-	put_be64(out + 26, (uint64_t) v->at);
+	lm_lmdb_put_be64(out + 2, bits);
+	lm_lmdb_put_be64(out + 10, v->cver);
+	lm_lmdb_put_be64(out + 18, v->jver);
+	lm_lmdb_put_be64(out + 26, (uint64_t) v->at);
 }
 
 static int
@@ -184,11 +143,11 @@ pair_decode(const MDB_val *mv, struct pair_val *v)
 		return LM_ESTORE;
 	}
 	v->above = (p[1] & PAIR_ABOVE) != 0;
-	bits = get_be64(p + 2);
+	bits = lm_lmdb_get_be64(p + 2);
 	memcpy(&v->score, &bits, sizeof(bits));
-	v->cver = get_be64(p + 10);
-	v->jver = get_be64(p + 18);
-	v->at = (int64_t) get_be64(p + 26);
+	v->cver = lm_lmdb_get_be64(p + 10);
+	v->jver = lm_lmdb_get_be64(p + 18);
+	v->at = (int64_t) lm_lmdb_get_be64(p + 26);
 	return LM_OK;
 }
 
@@ -207,7 +166,7 @@ meta_get_u64(lm_outbox *ob, MDB_txn *txn, const char *key, uint64_t *out)
 		lm_error("outbox.corrupt", "meta %s has %zu bytes", key, v.mv_size);
 		return LM_ESTORE;
 	}
-	*out = get_be64(v.mv_data);
+	*out = lm_lmdb_get_be64(v.mv_data);
 	return LM_OK;
 }
 
@@ -216,7 +175,7 @@ meta_put_u64(lm_outbox *ob, MDB_txn *txn, const char *key, uint64_t val)
 {
 	unsigned char buf[8];
 	MDB_val k = {strlen(key), (void *) key}, v = {sizeof(buf), buf};
-	put_be64(buf, val);
+	lm_lmdb_put_be64(buf, val);
 	return map_err(mdb_put(txn, ob->db_meta, &k, &v, 0), "mdb_put meta");
 }
 
@@ -234,58 +193,41 @@ meta_add_u64(lm_outbox *ob, MDB_txn *txn, const char *key, uint64_t delta)
 
 /* ---- transactions and map growth ---------------------------------------- */
 
-/* Begins a transaction; the caller holds maplock shared. A map grown by
- * another process (none should exist, but LMDB allows it) is adopted. */
+/*
+ * Adopts a map grown by another process (none should exist, but LMDB allows
+ * it); an lm_lmdb_resize_fn with arg the outbox. The caller holds maplock
+ * shared once and no transaction; the hold is swapped for the exclusive one
+ * during the resize.
+ */
+static int
+adopt_map(void *arg, MDB_env *env, uint64_t size)
+{
+	lm_outbox *ob = arg;
+	int rc;
+	pthread_rwlock_unlock(&ob->maplock);
+	pthread_rwlock_wrlock(&ob->maplock);
+	rc = mdb_env_set_mapsize(env, (size_t) size);
+	pthread_rwlock_unlock(&ob->maplock);
+	pthread_rwlock_rdlock(&ob->maplock);
+	return map_err(rc, "mdb_env_set_mapsize");
+}
+
+/* Begins a transaction; the caller holds maplock shared. */
 static int
 begin_txn(lm_outbox *ob, unsigned flags, MDB_txn **out)
 {
-	for (int i = 0; i < RESIZED_RETRIES; i++) {
-		int rc = mdb_txn_begin(ob->env, NULL, flags, out);
-		if (rc != MDB_MAP_RESIZED)
-			return map_err(rc, "mdb_txn_begin");
-		pthread_rwlock_unlock(&ob->maplock);
-		pthread_rwlock_wrlock(&ob->maplock);
-		rc = mdb_env_set_mapsize(ob->env, 0);
-		pthread_rwlock_unlock(&ob->maplock);
-		pthread_rwlock_rdlock(&ob->maplock);
-		if (rc != MDB_SUCCESS)
-			return map_err(rc, "mdb_env_set_mapsize");
-	}
-	return LM_EBUSY;
-}
-
-static size_t
-map_size_now(lm_outbox *ob)
-{
-	MDB_envinfo info;
-	mdb_env_info(ob->env, &info);
-	return info.me_mapsize;
+	return lm_lmdb_txn_begin(ob->env, flags, adopt_map, ob, "outbox", out);
 }
 
 /* Doubles the map unless another writer already grew it past seen. No
  * transaction of this process may be open (maplock taken exclusively). */
 static int
-grow(lm_outbox *ob, size_t seen)
+grow(lm_outbox *ob, uint64_t seen)
 {
 	int rc = LM_OK;
 	pthread_rwlock_wrlock(&ob->maplock);
-	size_t cur = map_size_now(ob);
-	if (cur <= seen) {
-		if (cur >= LM_OUTBOX_MAP_SIZE_MAX) {
-			lm_error("outbox.full",
-			    "map of %zu bytes is full and at its maximum", cur);
-			rc = LM_EMAPFULL;
-		} else {
-			size_t next = cur * 2 > LM_OUTBOX_MAP_SIZE_MAX
-			                  ? (size_t) LM_OUTBOX_MAP_SIZE_MAX
-			                  : cur * 2;
-			rc = map_err(
-			    mdb_env_set_mapsize(ob->env, next), "mdb_env_set_mapsize");
-			if (rc == LM_OK)
-				lm_info("outbox.grow", "map grown from %zu to %zu bytes",
-				    cur, next);
-		}
-	}
+	if (lm_lmdb_map_size(ob->env) <= seen)
+		rc = lm_lmdb_grow(ob->env, LM_OUTBOX_MAP_SIZE_MAX, NULL, NULL, "outbox");
 	pthread_rwlock_unlock(&ob->maplock);
 	return rc;
 }
@@ -299,11 +241,11 @@ run_write(lm_outbox *ob, wop_fn fn, void *arg)
 {
 	for (int attempt = 0; attempt <= GROW_RETRIES; attempt++) {
 		MDB_txn *txn = NULL;
-		size_t seen;
+		uint64_t seen;
 		int rc;
 
 		pthread_rwlock_rdlock(&ob->maplock);
-		seen = map_size_now(ob);
+		seen = lm_lmdb_map_size(ob->env);
 		rc = begin_txn(ob, 0, &txn);
 		if (rc == LM_OK) {
 			rc = fn(ob, txn, arg);
@@ -341,79 +283,27 @@ read_end(lm_outbox *ob, MDB_txn *txn)
 
 /* ---- open / close ------------------------------------------------------- */
 
-static int
-reg_add(dev_t dev, ino_t ino)
-{
-	struct reg *r;
-	int rc = LM_OK;
-	pthread_mutex_lock(&reg_lock);
-	for (r = reg_head; r != NULL; r = r->next)
-		if (r->dev == dev && r->ino == ino) {
-			rc = LM_EEXIST;
-			goto out;
-		}
-	if ((r = malloc(sizeof(*r))) == NULL) {
-		rc = LM_ENOMEM;
-		goto out;
-	}
-	r->dev = dev;
-	r->ino = ino;
-	r->next = reg_head;
-	reg_head = r;
-out:
-	pthread_mutex_unlock(&reg_lock);
-	return rc;
-}
-
-static void
-reg_remove(dev_t dev, ino_t ino)
-{
-	pthread_mutex_lock(&reg_lock);
-	for (struct reg **pp = &reg_head; *pp != NULL; pp = &(*pp)->next) {
-		if ((*pp)->dev == dev && (*pp)->ino == ino) {
-			struct reg *r = *pp;
-			*pp = r->next;
-			free(r);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&reg_lock);
-}
-
 /* Opens the named databases and checks or writes the schema version. */
 static int
 open_dbs(lm_outbox *ob, MDB_txn *txn, void *arg)
 {
-	static const char schema[] = LM_OUTBOX_SCHEMA_VERSION;
-	MDB_val k = {strlen(META_SCHEMA), (void *) META_SCHEMA}, v;
+	static const char *const names[] = {"pending", "announced", "by_job", "meta"};
+	MDB_dbi *const dbis[] = {
+	    &ob->db_pending, &ob->db_announced, &ob->db_by_job, &ob->db_meta};
 	int rc;
 	(void) arg;
-	if ((rc = mdb_dbi_open(txn, "pending", MDB_CREATE, &ob->db_pending)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "announced", MDB_CREATE, &ob->db_announced)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "by_job", MDB_CREATE, &ob->db_by_job)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ob->db_meta)) != 0)
-		return map_err(rc, "mdb_dbi_open");
-	rc = mdb_get(txn, ob->db_meta, &k, &v);
-	if (rc == MDB_NOTFOUND) {
-		v.mv_size = sizeof(schema) - 1;
-		v.mv_data = (void *) schema;
-		return map_err(mdb_put(txn, ob->db_meta, &k, &v, 0), "mdb_put schema");
-	}
-	if (rc != MDB_SUCCESS)
-		return map_err(rc, "mdb_get schema");
-	if (v.mv_size != sizeof(schema) - 1 ||
-	    memcmp(v.mv_data, schema, v.mv_size) != 0) {
-		lm_error("outbox.schema", "outbox schema version %.*s, expected %s",
-		    (int) (v.mv_size < 16 ? v.mv_size : 16), (const char *) v.mv_data,
-		    schema);
-		return LM_ESCHEMA;
-	}
-	return LM_OK;
+	rc = lm_lmdb_dbs_open(txn, names, dbis, 4, MDB_CREATE, "outbox");
+	if (rc != LM_OK)
+		return rc;
+	return lm_lmdb_schema_check(
+	    txn, ob->db_meta, META_SCHEMA, LM_OUTBOX_SCHEMA_VERSION, true, "outbox");
 }
 
 int
 lm_outbox_open(const char *dir, lm_outbox **out)
 {
+	static const lm_lmdb_env_opts env_opts = {
+	    .max_dbs = OUTBOX_MAXDBS, .map_size = LM_OUTBOX_MAP_SIZE, .mode = 0600};
 	lm_outbox *ob = NULL;
 	struct stat st;
 	bool registered = false;
@@ -440,10 +330,12 @@ lm_outbox_open(const char *dir, lm_outbox **out)
 		lm_error("outbox.open", "the outbox path is not a directory");
 		return LM_EINVAL;
 	}
-	if ((rc = reg_add(st.st_dev, st.st_ino)) != LM_OK) {
-		if (rc == LM_EEXIST)
+	if ((rc = lm_lmdb_dir_claim(st.st_dev, st.st_ino)) != LM_OK) {
+		if (rc == LM_EBUSY) {
 			lm_error(
 			    "outbox.open", "the outbox is already open in this process");
+			rc = LM_EEXIST;
+		}
 		return rc;
 	}
 	registered = true;
@@ -459,16 +351,8 @@ lm_outbox_open(const char *dir, lm_outbox **out)
 		rc = LM_ENOMEM;
 		goto fail;
 	}
-	if ((rc = mdb_env_create(&ob->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(ob->env, OUTBOX_MAXDBS)) != 0 ||
-	    (rc = mdb_env_set_mapsize(ob->env, (size_t) LM_OUTBOX_MAP_SIZE)) != 0) {
-		rc = map_err(rc, "mdb_env_create");
+	if ((rc = lm_lmdb_env_open(dir, &env_opts, "outbox", &ob->env)) != LM_OK)
 		goto fail;
-	}
-	if ((rc = mdb_env_open(ob->env, dir, 0, 0600)) != 0) {
-		rc = map_err(rc, "mdb_env_open");
-		goto fail;
-	}
 	/* A map that an earlier run grew is larger than LM_OUTBOX_MAP_SIZE:
 	 * LMDB adopts the size recorded in the file when it is larger. */
 	if ((rc = run_write(ob, open_dbs, NULL)) != LM_OK)
@@ -483,7 +367,7 @@ fail:
 		free(ob);
 	}
 	if (registered)
-		reg_remove(st.st_dev, st.st_ino);
+		lm_lmdb_dir_release(st.st_dev, st.st_ino);
 	return rc;
 }
 
@@ -494,7 +378,7 @@ lm_outbox_close(lm_outbox *ob)
 		return;
 	mdb_env_close(ob->env);
 	pthread_rwlock_destroy(&ob->maplock);
-	reg_remove(ob->dev, ob->ino);
+	lm_lmdb_dir_release(ob->dev, ob->ino);
 	free(ob);
 }
 
@@ -589,7 +473,7 @@ sha_final(struct sha256 *s, unsigned char out[32])
 	sha_update(s, &pad, 1);
 	while (s->nbuf != 56)
 		sha_update(s, &zero, 1);
-	put_be64(len, bits);
+	lm_lmdb_put_be64(len, bits);
 	sha_update(s, len, 8);
 	for (int i = 0; i < 8; i++) {
 		out[4 * i] = (unsigned char) (s->h[i] >> 24);
@@ -626,9 +510,9 @@ lm_event_id(const char *candidate_id, const char *job_id, uint64_t candidate_ver
 	sha_str(&s, "lunamatch.v1.MatchEvent");
 	sha_str(&s, candidate_id);
 	sha_str(&s, job_id);
-	put_be64(v, candidate_version);
+	lm_lmdb_put_be64(v, candidate_version);
 	sha_update(&s, v, 8);
-	put_be64(v, job_version);
+	lm_lmdb_put_be64(v, job_version);
 	sha_update(&s, v, 8);
 	sha_str(&s, model_version);
 	sha_final(&s, digest);

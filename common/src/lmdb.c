@@ -1,0 +1,264 @@
+/*
+ * lmdb.c - LMDB handling shared by the record store and the match outbox;
+ * see lmdb.h.
+ *
+ * The directory registry is one list for the whole process, whichever
+ * module opened the environment: LMDB's one-environment-per-file rule is a
+ * property of the process, not of a module.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lunamatch/error.h"
+#include "lunamatch/lmdb.h"
+#include "lunamatch/log.h"
+
+/* Builds "<domain>.<what>" into buf; a domain that is too long is cut. */
+static const char *
+event_name(char buf[LM_LMDB_DOMAIN_MAX + 16], const char *domain, const char *what)
+{
+	snprintf(buf, LM_LMDB_DOMAIN_MAX + 16, "%.*s.%s", LM_LMDB_DOMAIN_MAX,
+	    domain != NULL ? domain : "lmdb", what);
+	return buf;
+}
+
+int
+lm_lmdb_err(int rc, const char *domain, const char *what)
+{
+	char ev[LM_LMDB_DOMAIN_MAX + 16];
+	switch (rc) {
+	case MDB_SUCCESS:
+		return LM_OK;
+	case MDB_NOTFOUND:
+		return LM_ENOENT;
+	case MDB_MAP_FULL:
+		return LM_EMAPFULL;
+	case MDB_READERS_FULL:
+	case MDB_TXN_FULL:
+		lm_warn(
+		    event_name(ev, domain, "error"), "%s: %s", what, mdb_strerror(rc));
+		return LM_EBUSY;
+	default:
+		lm_error(
+		    event_name(ev, domain, "error"), "%s: %s", what, mdb_strerror(rc));
+		return rc > 0 ? lm_err_from_errno(rc) : LM_ESTORE;
+	}
+}
+
+int
+lm_lmdb_env_open(
+    const char *dir, const lm_lmdb_env_opts *opts, const char *domain, MDB_env **out)
+{
+	MDB_env *env = NULL;
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (dir == NULL || opts == NULL || opts->max_dbs == 0 || opts->map_size == 0 ||
+	    (uint64_t) (size_t) opts->map_size != opts->map_size)
+		return LM_EINVAL;
+	if ((rc = mdb_env_create(&env)) != MDB_SUCCESS)
+		return lm_lmdb_err(rc, domain, "mdb_env_create");
+	if ((rc = mdb_env_set_maxdbs(env, (MDB_dbi) opts->max_dbs)) != MDB_SUCCESS ||
+	    (opts->max_readers > 0 &&
+	        (rc = mdb_env_set_maxreaders(env, opts->max_readers)) != MDB_SUCCESS) ||
+	    (rc = mdb_env_set_mapsize(env, (size_t) opts->map_size)) != MDB_SUCCESS) {
+		mdb_env_close(env);
+		return lm_lmdb_err(rc, domain, "mdb_env_create");
+	}
+	if ((rc = mdb_env_open(env, dir, opts->flags, opts->mode)) != MDB_SUCCESS) {
+		mdb_env_close(env);
+		/* Missing files are an answer, not a failure: the caller says. */
+		return rc == ENOENT ? LM_ENOENT : lm_lmdb_err(rc, domain, "mdb_env_open");
+	}
+	*out = env;
+	return LM_OK;
+}
+
+uint64_t
+lm_lmdb_map_size(MDB_env *env)
+{
+	MDB_envinfo info;
+	mdb_env_info(env, &info);
+	return (uint64_t) info.me_mapsize;
+}
+
+/* Sets the size with no lock: the caller excludes every transaction. */
+static int
+resize_or_set(
+    lm_lmdb_resize_fn resize, void *arg, MDB_env *env, uint64_t size, const char *domain)
+{
+	if (resize != NULL)
+		return resize(arg, env, size);
+	return lm_lmdb_err(
+	    mdb_env_set_mapsize(env, (size_t) size), domain, "mdb_env_set_mapsize");
+}
+
+int
+lm_lmdb_txn_begin(MDB_env *env, unsigned flags, lm_lmdb_resize_fn resize, void *arg,
+    const char *domain, MDB_txn **out)
+{
+	for (int i = 0; i < LM_LMDB_RESIZE_MAX; i++) {
+		int rc = mdb_txn_begin(env, NULL, flags, out);
+		if (rc != MDB_MAP_RESIZED)
+			return lm_lmdb_err(rc, domain, "mdb_txn_begin");
+		if ((rc = resize_or_set(resize, arg, env, 0, domain)) != LM_OK)
+			return rc;
+	}
+	return LM_EBUSY;
+}
+
+int
+lm_lmdb_grow(
+    MDB_env *env, uint64_t max, lm_lmdb_resize_fn resize, void *arg, const char *domain)
+{
+	char ev[LM_LMDB_DOMAIN_MAX + 16];
+	uint64_t cur = lm_lmdb_map_size(env);
+	uint64_t next;
+	int rc;
+
+	if (cur >= max) {
+		lm_error(event_name(ev, domain, "full"),
+		    "map of %llu bytes is full and at its maximum",
+		    (unsigned long long) cur);
+		return LM_EMAPFULL;
+	}
+	next = cur > max / 2 ? max : cur * 2;
+	if ((rc = resize_or_set(resize, arg, env, next, domain)) != LM_OK)
+		return rc;
+	lm_info(event_name(ev, domain, "grow"), "map grown from %llu to %llu bytes",
+	    (unsigned long long) cur, (unsigned long long) lm_lmdb_map_size(env));
+	return LM_OK;
+}
+
+int
+lm_lmdb_dbs_open(MDB_txn *txn, const char *const *names, MDB_dbi *const *dbis, size_t n,
+    unsigned flags, const char *domain)
+{
+	if (txn == NULL || names == NULL || dbis == NULL ||
+	    (flags & ~(unsigned) MDB_CREATE) != 0)
+		return LM_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
+		if (rc != MDB_SUCCESS)
+			return lm_lmdb_err(rc, domain, "mdb_dbi_open");
+	}
+	return LM_OK;
+}
+
+int
+lm_lmdb_schema_check(MDB_txn *txn, MDB_dbi dbi, const char *key, const char *version,
+    bool create, const char *domain)
+{
+	char ev[LM_LMDB_DOMAIN_MAX + 16];
+	MDB_val k, v;
+	size_t vlen;
+	int rc;
+
+	if (txn == NULL || key == NULL || version == NULL)
+		return LM_EINVAL;
+	vlen = strnlen(version, LM_LMDB_SCHEMA_MAX + 1);
+	if (vlen > LM_LMDB_SCHEMA_MAX)
+		return LM_EINVAL;
+	k.mv_size = strlen(key);
+	k.mv_data = (void *) key;
+	rc = mdb_get(txn, dbi, &k, &v);
+	if (rc == MDB_NOTFOUND && create) {
+		v.mv_size = vlen;
+		v.mv_data = (void *) version;
+		return lm_lmdb_err(
+		    mdb_put(txn, dbi, &k, &v, 0), domain, "mdb_put schema");
+	}
+	if (rc != MDB_SUCCESS)
+		return lm_lmdb_err(rc, domain, "mdb_get schema");
+	if (v.mv_size != vlen || memcmp(v.mv_data, version, vlen) != 0) {
+		lm_error(event_name(ev, domain, "schema"),
+		    "%s schema version %.*s, expected %s",
+		    domain != NULL ? domain : "lmdb",
+		    (int) (v.mv_size < 16 ? v.mv_size : 16), (const char *) v.mv_data,
+		    version);
+		return LM_ESCHEMA;
+	}
+	return LM_OK;
+}
+
+/* ---- directory registry ------------------------------------------------- */
+
+struct claim {
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	struct claim *next;
+};
+static pthread_mutex_t claims_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct claim *claims;
+
+int
+lm_lmdb_dir_claim(dev_t dev, ino_t ino)
+{
+	struct claim *c;
+	pid_t pid = getpid();
+	int rc = LM_OK;
+
+	pthread_mutex_lock(&claims_lock);
+	for (c = claims; c != NULL; c = c->next) {
+		if (c->pid == pid && c->dev == dev && c->ino == ino) {
+			rc = LM_EBUSY;
+			goto out;
+		}
+	}
+	if ((c = malloc(sizeof(*c))) == NULL) {
+		rc = LM_ENOMEM;
+		goto out;
+	}
+	c->dev = dev;
+	c->ino = ino;
+	c->pid = pid;
+	c->next = claims;
+	claims = c;
+out:
+	pthread_mutex_unlock(&claims_lock);
+	return rc;
+}
+
+void
+lm_lmdb_dir_release(dev_t dev, ino_t ino)
+{
+	pid_t pid = getpid();
+	pthread_mutex_lock(&claims_lock);
+	for (struct claim **pp = &claims; *pp != NULL; pp = &(*pp)->next) {
+		struct claim *c = *pp;
+		if (c->pid == pid && c->dev == dev && c->ino == ino) {
+			*pp = c->next;
+			free(c);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&claims_lock);
+}
+
+/* ---- big-endian integers ------------------------------------------------ */
+
+void
+lm_lmdb_put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (unsigned char) (v & 0xff);
+		v >>= 8;
+	}
+}
+
+uint64_t
+lm_lmdb_get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < LM_LMDB_BE64_LEN; i++)
+		v = (v << 8) | p[i];
+	return v;
+}

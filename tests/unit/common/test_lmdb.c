@@ -1,0 +1,394 @@
+/*
+ * test_lmdb.c - the shared LMDB helpers on real environments in temporary
+ * directories: error conversion, opening, named databases and the schema
+ * check, map growth (by this process, and adopted after another process grew
+ * it), the directory registry across fork(), big-endian keys.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/lmdb.h"
+
+#define SMALL_MAP (256u * 1024)
+
+static MDB_env *
+open_env(const char *dir, uint64_t map, unsigned flags)
+{
+	lm_lmdb_env_opts o = {
+	    .max_dbs = 4, .map_size = map, .flags = flags, .mode = 0600};
+	MDB_env *env = NULL;
+	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_OK);
+	assert_non_null(env);
+	return env;
+}
+
+static void
+test_err(void **state)
+{
+	(void) state;
+	assert_int_equal(lm_lmdb_err(MDB_SUCCESS, "test", "x"), LM_OK);
+	assert_int_equal(lm_lmdb_err(MDB_NOTFOUND, "test", "x"), LM_ENOENT);
+	assert_int_equal(lm_lmdb_err(MDB_MAP_FULL, "test", "x"), LM_EMAPFULL);
+	assert_int_equal(lm_lmdb_err(MDB_READERS_FULL, "test", "x"), LM_EBUSY);
+	assert_int_equal(lm_lmdb_err(MDB_TXN_FULL, "test", "x"), LM_EBUSY);
+	assert_int_equal(lm_lmdb_err(MDB_CORRUPTED, "test", "x"), LM_ESTORE);
+	assert_int_equal(lm_lmdb_err(MDB_INVALID, NULL, "x"), LM_ESTORE);
+	assert_int_equal(lm_lmdb_err(ENOMEM, "test", "x"), LM_ENOMEM);
+	assert_int_equal(lm_lmdb_err(ENOENT, "test", "x"), LM_ENOENT);
+	assert_int_equal(lm_lmdb_err(EACCES, "test", "x"), lm_err_from_errno(EACCES));
+	/* A domain longer than the limit is cut in the event name, not refused. */
+	assert_int_equal(
+	    lm_lmdb_err(MDB_CORRUPTED,
+	        "a-domain-name-that-is-much-longer-than-thirty-two-bytes", "x"),
+	    LM_ESTORE);
+}
+
+static void
+test_env_open(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("lmdb-open");
+	char missing[1024];
+	lm_lmdb_env_opts o = {.max_dbs = 2, .map_size = SMALL_MAP, .mode = 0600};
+	MDB_env *env = (MDB_env *) &o; /* must be reset to NULL on error */
+
+	assert_int_equal(lm_lmdb_env_open(dir, NULL, "test", &env), LM_EINVAL);
+	assert_null(env);
+	assert_int_equal(lm_lmdb_env_open(NULL, &o, "test", &env), LM_EINVAL);
+	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", NULL), LM_EINVAL);
+	o.max_dbs = 0;
+	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_EINVAL);
+	o.max_dbs = 2;
+	o.map_size = 0;
+	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_EINVAL);
+	o.map_size = SMALL_MAP;
+
+	/* A missing directory, and read-only on a directory without files. */
+	snprintf(missing, sizeof(missing), "%s/none", dir);
+	env = (MDB_env *) &o;
+	assert_int_equal(lm_lmdb_env_open(missing, &o, "test", &env), LM_ENOENT);
+	assert_null(env);
+	o.flags = MDB_RDONLY;
+	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_ENOENT);
+	o.flags = 0;
+
+	/* Created with the configured map, reader slots and file mode. */
+	o.max_readers = 7;
+	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_OK);
+	assert_int_equal(lm_lmdb_map_size(env), SMALL_MAP);
+	unsigned readers = 0;
+	assert_int_equal(mdb_env_get_maxreaders(env, &readers), MDB_SUCCESS);
+	assert_int_equal(readers, 7);
+	struct stat st;
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	mdb_env_close(env);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+static void
+test_dbs_and_schema(void **state)
+{
+	(void) state;
+	static const char *const names[] = {"one", "two", "meta"};
+	char *dir = lmt_tmpdir("lmdb-dbs");
+	MDB_dbi one, two, meta;
+	MDB_dbi *const dbis[] = {&one, &two, &meta};
+	MDB_env *env = open_env(dir, SMALL_MAP, 0);
+	MDB_txn *txn;
+
+	/* Without MDB_CREATE a missing database is LM_ENOENT. */
+	assert_int_equal(lm_lmdb_txn_begin(env, 0, NULL, NULL, "test", &txn), LM_OK);
+	assert_int_equal(lm_lmdb_dbs_open(txn, names, dbis, 3, 0, "test"), LM_ENOENT);
+	assert_int_equal(
+	    lm_lmdb_dbs_open(txn, names, dbis, 3, MDB_DUPSORT, "test"), LM_EINVAL);
+	mdb_txn_abort(txn);
+
+	/* Created; the schema key is missing until create writes it. */
+	assert_int_equal(lm_lmdb_txn_begin(env, 0, NULL, NULL, "test", &txn), LM_OK);
+	assert_int_equal(
+	    lm_lmdb_dbs_open(txn, names, dbis, 3, MDB_CREATE, "test"), LM_OK);
+	assert_int_equal(
+	    lm_lmdb_schema_check(txn, meta, "schema", "3", false, "test"), LM_ENOENT);
+	assert_int_equal(
+	    lm_lmdb_schema_check(txn, meta, "schema", "3", true, "test"), LM_OK);
+	assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
+
+	/* Read back in a read-only transaction: same version, another one,
+	 * a version longer than the limit. */
+	char longv[LM_LMDB_SCHEMA_MAX + 2];
+	memset(longv, '9', sizeof(longv) - 1);
+	longv[sizeof(longv) - 1] = '\0';
+	assert_int_equal(
+	    lm_lmdb_txn_begin(env, MDB_RDONLY, NULL, NULL, "test", &txn), LM_OK);
+	assert_int_equal(lm_lmdb_dbs_open(txn, names, dbis, 3, 0, "test"), LM_OK);
+	assert_int_equal(
+	    lm_lmdb_schema_check(txn, meta, "schema", "3", false, "test"), LM_OK);
+	assert_int_equal(
+	    lm_lmdb_schema_check(txn, meta, "schema", "4", true, "test"), LM_ESCHEMA);
+	assert_int_equal(
+	    lm_lmdb_schema_check(txn, meta, "schema", "33", false, "test"), LM_ESCHEMA);
+	assert_int_equal(
+	    lm_lmdb_schema_check(txn, meta, "schema", longv, false, "test"), LM_EINVAL);
+	assert_int_equal(
+	    lm_lmdb_schema_check(txn, meta, NULL, "3", false, "test"), LM_EINVAL);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+struct resize_log {
+	int calls;
+	uint64_t last;
+	int fail; /* lm_err to return instead of resizing; 0 = resize */
+};
+
+static int
+resize_cb(void *arg, MDB_env *env, uint64_t size)
+{
+	struct resize_log *l = arg;
+	l->calls++;
+	l->last = size;
+	if (l->fail != 0)
+		return l->fail;
+	return lm_lmdb_err(mdb_env_set_mapsize(env, (size_t) size), "test", "set");
+}
+
+/* Writes values into db until the map is full; returns how many fit. */
+static int
+fill_until_full(MDB_env *env, MDB_dbi db, int from)
+{
+	static char val[4096];
+	int i = from;
+	for (;; i++) {
+		MDB_txn *txn;
+		char key[16];
+		MDB_val k, v = {sizeof(val), val};
+		snprintf(key, sizeof(key), "%08d", i);
+		k.mv_size = strlen(key);
+		k.mv_data = key;
+		assert_int_equal(
+		    lm_lmdb_txn_begin(env, 0, NULL, NULL, "test", &txn), LM_OK);
+		int rc = lm_lmdb_err(mdb_put(txn, db, &k, &v, 0), "test", "put");
+		if (rc == LM_OK)
+			rc = lm_lmdb_err(mdb_txn_commit(txn), "test", "commit");
+		else
+			mdb_txn_abort(txn);
+		if (rc == LM_EMAPFULL)
+			return i - from;
+		assert_int_equal(rc, LM_OK);
+		assert_true(i - from < 100000);
+	}
+}
+
+static void
+test_grow(void **state)
+{
+	(void) state;
+	static const char *const names[] = {"data"};
+	char *dir = lmt_tmpdir("lmdb-grow");
+	MDB_dbi db;
+	MDB_dbi *const dbis[] = {&db};
+	MDB_env *env = open_env(dir, SMALL_MAP, 0);
+	struct resize_log log = {0};
+	MDB_txn *txn;
+
+	assert_int_equal(lm_lmdb_txn_begin(env, 0, NULL, NULL, "test", &txn), LM_OK);
+	assert_int_equal(
+	    lm_lmdb_dbs_open(txn, names, dbis, 1, MDB_CREATE, "test"), LM_OK);
+	assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
+
+	/* Full: one doubling through the callback makes room again. */
+	int first = fill_until_full(env, db, 0);
+	assert_true(first > 0);
+	assert_int_equal(
+	    lm_lmdb_grow(env, 4 * SMALL_MAP, resize_cb, &log, "test"), LM_OK);
+	assert_int_equal(log.calls, 1);
+	assert_int_equal(log.last, 2 * SMALL_MAP);
+	assert_int_equal(lm_lmdb_map_size(env), 2 * SMALL_MAP);
+	assert_true(fill_until_full(env, db, first) > 0);
+
+	/* Without a callback; the last step stops at max, not at the double. */
+	assert_int_equal(lm_lmdb_grow(env, 3 * SMALL_MAP, NULL, NULL, "test"), LM_OK);
+	assert_int_equal(lm_lmdb_map_size(env), 3 * SMALL_MAP);
+	assert_int_equal(
+	    lm_lmdb_grow(env, 3 * SMALL_MAP, NULL, NULL, "test"), LM_EMAPFULL);
+	assert_int_equal(lm_lmdb_map_size(env), 3 * SMALL_MAP);
+
+	/* The callback's error is the result; the size stays. */
+	log.fail = LM_EBUSY;
+	assert_int_equal(
+	    lm_lmdb_grow(env, 8 * SMALL_MAP, resize_cb, &log, "test"), LM_EBUSY);
+	assert_int_equal(log.calls, 2);
+	assert_int_equal(log.last, 6 * SMALL_MAP);
+	assert_int_equal(lm_lmdb_map_size(env), 3 * SMALL_MAP);
+	mdb_env_close(env);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* Child: opens its own environment with a map of `map` bytes and commits
+ * more than SMALL_MAP bytes of data (keys from `from`), so that the data
+ * outgrows the parent's map and the parent's next begin sees
+ * MDB_MAP_RESIZED. */
+static int
+grow_elsewhere(const char *dir, uint64_t map, int from)
+{
+	static char val[3000]; /* one overflow page each */
+	lm_lmdb_env_opts o = {.max_dbs = 4, .map_size = map, .mode = 0600};
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi db;
+	if (lm_lmdb_env_open(dir, &o, "child", &env) != LM_OK)
+		return 1;
+	if (mdb_txn_begin(env, NULL, 0, &txn) != MDB_SUCCESS ||
+	    mdb_dbi_open(txn, NULL, 0, &db) != MDB_SUCCESS)
+		return 2;
+	for (int i = from; i < from + 2 * (int) (SMALL_MAP / 4096); i++) {
+		char key[16];
+		MDB_val k, v = {sizeof(val), val};
+		snprintf(key, sizeof(key), "%08d", i);
+		k.mv_size = strlen(key);
+		k.mv_data = key;
+		if (mdb_put(txn, db, &k, &v, 0) != MDB_SUCCESS)
+			return 3;
+	}
+	if (mdb_txn_commit(txn) != MDB_SUCCESS)
+		return 4;
+	mdb_env_close(env);
+	return 0;
+}
+
+static void
+test_resized_elsewhere(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("lmdb-resized");
+	MDB_env *env = open_env(dir, SMALL_MAP, 0);
+	struct resize_log log = {0};
+	MDB_txn *txn;
+	int status;
+
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(grow_elsewhere(dir, 4 * SMALL_MAP, 0));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	/* The begin adopts the size (size 0 to the callback), then succeeds. */
+	assert_int_equal(
+	    lm_lmdb_txn_begin(env, MDB_RDONLY, resize_cb, &log, "test", &txn), LM_OK);
+	assert_int_equal(log.calls, 1);
+	assert_int_equal(log.last, 0);
+	mdb_txn_abort(txn);
+	assert_int_equal(lm_lmdb_map_size(env), 4 * SMALL_MAP);
+
+	/* A failing adoption is returned as is. */
+	mdb_env_close(env);
+	env = open_env(dir, SMALL_MAP, 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(grow_elsewhere(dir, 8 * SMALL_MAP, 1000));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	log.calls = 0;
+	log.fail = LM_ECLOSED;
+	assert_int_equal(
+	    lm_lmdb_txn_begin(env, MDB_RDONLY, resize_cb, &log, "test", &txn),
+	    LM_ECLOSED);
+	assert_int_equal(log.calls, 1);
+	/* Without a callback the size is adopted directly. */
+	assert_int_equal(
+	    lm_lmdb_txn_begin(env, MDB_RDONLY, NULL, NULL, "test", &txn), LM_OK);
+	mdb_txn_abort(txn);
+	assert_int_equal(lm_lmdb_map_size(env), 8 * SMALL_MAP);
+	mdb_env_close(env);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+static void
+test_dir_claim(void **state)
+{
+	(void) state;
+	int status;
+	assert_int_equal(lm_lmdb_dir_claim(1, 100), LM_OK);
+	assert_int_equal(lm_lmdb_dir_claim(1, 100), LM_EBUSY);
+	assert_int_equal(lm_lmdb_dir_claim(2, 100), LM_OK); /* other device */
+	assert_int_equal(lm_lmdb_dir_claim(1, 101), LM_OK); /* other inode */
+
+	/* A child process owns no claims of its parent, and its release does
+	 * not drop the parent's. */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		lm_lmdb_dir_release(1, 100);
+		if (lm_lmdb_dir_claim(1, 100) != LM_OK)
+			_exit(1);
+		if (lm_lmdb_dir_claim(1, 100) != LM_EBUSY)
+			_exit(2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(lm_lmdb_dir_claim(1, 100), LM_EBUSY);
+
+	lm_lmdb_dir_release(1, 100);
+	lm_lmdb_dir_release(1, 100); /* unclaimed: no-op */
+	lm_lmdb_dir_release(9, 9);
+	assert_int_equal(lm_lmdb_dir_claim(1, 100), LM_OK);
+	lm_lmdb_dir_release(1, 100);
+	lm_lmdb_dir_release(2, 100);
+	lm_lmdb_dir_release(1, 101);
+}
+
+static void
+test_be64(void **state)
+{
+	(void) state;
+	unsigned char a[8], b[8];
+	static const unsigned char want[8] = {
+	    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef};
+	lm_lmdb_put_be64(a, 0x0123456789abcdefull);
+	assert_memory_equal(a, want, 8);
+	assert_int_equal(lm_lmdb_get_be64(a), 0x0123456789abcdefull);
+	lm_lmdb_put_be64(a, UINT64_MAX);
+	assert_int_equal(lm_lmdb_get_be64(a), UINT64_MAX);
+	/* Bytewise order is number order. */
+	lm_lmdb_put_be64(a, 255);
+	lm_lmdb_put_be64(b, 256);
+	assert_true(memcmp(a, b, 8) < 0);
+	lm_lmdb_put_be64(a, 0);
+	assert_int_equal(lm_lmdb_get_be64(a), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_err),
+	    cmocka_unit_test(test_env_open),
+	    cmocka_unit_test(test_dbs_and_schema),
+	    cmocka_unit_test(test_grow),
+	    cmocka_unit_test(test_resized_elsewhere),
+	    cmocka_unit_test(test_dir_claim),
+	    cmocka_unit_test(test_be64),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
