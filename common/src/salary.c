@@ -13,6 +13,7 @@
 
 #include "lunamatch/error.h"
 #include "lunamatch/salary.h"
+#include "lunamatch/textfile.h"
 
 #define NCODES         (26 * 26 * 26)
 #define FORMAT_VERSION "1"
@@ -24,38 +25,7 @@ struct lm_rates {
 	char version[LM_RATES_VERSION_MAX + 1];
 };
 
-/* State of one load, for error messages. */
-struct loader {
-	const char *path;
-	unsigned line;
-	char *err;
-	size_t errlen;
-};
-
-static int fail(struct loader *ld, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Writes "<path>:<line>: <message>" (or "<path>: <message>" for line 0) into
- * the loader's error buffer and returns code. */
-static int
-fail(struct loader *ld, int code, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (ld->err == NULL || ld->errlen == 0)
-		return code;
-	if (ld->line > 0)
-		n = snprintf(ld->err, ld->errlen, "%s:%u: ", ld->path, ld->line);
-	else
-		n = snprintf(ld->err, ld->errlen, "%s: ", ld->path);
-	if (n < 0 || (size_t) n >= ld->errlen)
-		return code;
-	va_start(ap, fmt);
-	vsnprintf(ld->err + n, ld->errlen - (size_t) n, fmt, ap);
-	va_end(ap);
-	return code;
-}
+_Static_assert(LM_RATES_VERSION_MAX <= LM_TEXTFILE_VERSION_MAX, "version fits");
 
 /* Writes an error message for lm_salary_normalize; returns code. */
 static int errf(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -121,72 +91,26 @@ code_index(const char *code)
 	       (size_t) (code[2] - 'A');
 }
 
-static char *
-trim(char *s)
-{
-	char *e;
-	while (*s == ' ')
-		s++;
-	e = s + strlen(s);
-	while (e > s && e[-1] == ' ')
-		*--e = '\0';
-	return s;
-}
-
-/* Handles a '#' line: "# version: V" and "# format: F" are read, the rest
- * are comments. */
-static int
-parse_comment(struct loader *ld, struct lm_rates *r, char *line)
-{
-	char *p = trim(line + 1);
-	char *v;
-
-	if (strncmp(p, "format:", 7) == 0) {
-		v = trim(p + 7);
-		if (strcmp(v, FORMAT_VERSION) != 0)
-			return fail(ld, LM_EPARSE,
-			    "unsupported format \"%s\" (expected %s)", v, FORMAT_VERSION);
-		return LM_OK;
-	}
-	if (strncmp(p, "version:", 8) != 0)
-		return LM_OK;
-	v = trim(p + 8);
-	if (r->version[0] != '\0')
-		return fail(ld, LM_EPARSE, "second version header");
-	if (*v == '\0')
-		return fail(ld, LM_EPARSE, "empty version");
-	if (strlen(v) > LM_RATES_VERSION_MAX)
-		return fail(
-		    ld, LM_E2BIG, "version longer than %d bytes", LM_RATES_VERSION_MAX);
-	for (const char *c = v; *c; c++) {
-		if (*c <= ' ' || *c > '~')
-			return fail(ld, LM_EPARSE,
-			    "version must be printable ASCII without spaces");
-	}
-	memcpy(r->version, v, strlen(v) + 1);
-	return LM_OK;
-}
-
 /* Parses "reference<TAB>CUR" or "CUR<TAB>rate". */
 static int
-parse_rate(struct loader *ld, struct lm_rates *r, char *line)
+parse_rate(lm_textfile *tf, struct lm_rates *r, char *line)
 {
 	char *tab = strchr(line, '\t');
 	char *code, *val, *end;
 	double d;
 
 	if (tab == NULL || strchr(tab + 1, '\t') != NULL)
-		return fail(
-		    ld, LM_EPARSE, "expected 2 tab-separated columns (currency, rate)");
+		return lm_textfile_fail(
+		    tf, LM_EPARSE, "expected 2 tab-separated columns (currency, rate)");
 	*tab = '\0';
-	code = trim(line);
-	val = trim(tab + 1);
+	code = lm_textfile_trim(line);
+	val = lm_textfile_trim(tab + 1);
 
 	if (strcmp(code, "reference") == 0) {
 		if (r->reference[0] != '\0')
-			return fail(ld, LM_EPARSE, "second reference line");
+			return lm_textfile_fail(tf, LM_EPARSE, "second reference line");
 		if (!lm_currency_valid(val))
-			return fail(ld, LM_EPARSE,
+			return lm_textfile_fail(tf, LM_EPARSE,
 			    "reference \"%.16s\" is not an ISO 4217 code "
 			    "(3 upper-case letters)",
 			    val);
@@ -194,121 +118,74 @@ parse_rate(struct loader *ld, struct lm_rates *r, char *line)
 		return LM_OK;
 	}
 	if (!lm_currency_valid(code))
-		return fail(ld, LM_EPARSE,
+		return lm_textfile_fail(tf, LM_EPARSE,
 		    "\"%.16s\" is not an ISO 4217 code (3 upper-case letters)", code);
 	if (r->reference[0] == '\0')
-		return fail(ld, LM_EPARSE, "rate before the \"reference\" line");
+		return lm_textfile_fail(
+		    tf, LM_EPARSE, "rate before the \"reference\" line");
 	errno = 0;
 	d = strtod(val, &end);
 	if (errno != 0 || end == val || *end != '\0' || !isfinite(d))
-		return fail(
-		    ld, LM_EPARSE, "%s: rate \"%.32s\" is not a number", code, val);
+		return lm_textfile_fail(
+		    tf, LM_EPARSE, "%s: rate \"%.32s\" is not a number", code, val);
 	if (d < LM_RATE_MIN || d > LM_RATE_MAX)
-		return fail(ld, LM_EPARSE, "%s: rate %g is outside %g..%g", code, d,
-		    LM_RATE_MIN, LM_RATE_MAX);
+		return lm_textfile_fail(tf, LM_EPARSE, "%s: rate %g is outside %g..%g",
+		    code, d, LM_RATE_MIN, LM_RATE_MAX);
 	if (strcmp(code, r->reference) == 0 && d != 1.0)
-		return fail(
-		    ld, LM_EPARSE, "%s: the reference currency's rate must be 1", code);
+		return lm_textfile_fail(
+		    tf, LM_EPARSE, "%s: the reference currency's rate must be 1", code);
 	if (r->rate[code_index(code)] != 0)
-		return fail(ld, LM_ESCHEMA, "%s listed twice", code);
+		return lm_textfile_fail(tf, LM_ESCHEMA, "%s listed twice", code);
 	r->rate[code_index(code)] = d;
 	r->count++;
 	return LM_OK;
 }
 
-/* Handles one line (without its newline). */
-static int
-parse_line(struct loader *ld, struct lm_rates *r, char *line, size_t n)
-{
-	if (n > 0 && line[n - 1] == '\r')
-		line[--n] = '\0';
-	if (*trim(line) == '\0')
-		return LM_OK;
-	if (line[0] == '#')
-		return parse_comment(ld, r, line);
-	return parse_rate(ld, r, line);
-}
-
 int
 lm_rates_load(const char *path, lm_rates **out, char *err, size_t errlen)
 {
-	struct loader ld = {path ? path : "(null)", 0, err, errlen};
-	char line[LM_RATES_LINE_MAX + 2]; /* room for a '\r' and the NUL */
+	static const lm_textfile_opts opts = {.file_max = LM_RATES_FILE_MAX,
+	    .line_max = LM_RATES_LINE_MAX,
+	    .format = FORMAT_VERSION,
+	    .version_max = LM_RATES_VERSION_MAX};
 	struct lm_rates *r = NULL;
-	FILE *f = NULL;
-	size_t n = 0, total = 0;
-	int c, rv;
+	lm_textfile *tf = NULL;
+	char *line;
+	int rv;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (out == NULL)
-		return fail(&ld, LM_EINVAL, "no output pointer");
+		return lm_textfile_errf(
+		    err, errlen, path, 0, LM_EINVAL, "no output pointer");
 	*out = NULL;
-	if (path == NULL)
-		return fail(&ld, LM_EINVAL, "no path");
-	if ((f = fopen(path, "rb")) == NULL) {
-		int e = errno;
-		return fail(&ld, lm_err_from_errno(e), "cannot open: %s", strerror(e));
-	}
+	if ((rv = lm_textfile_open(path, &opts, err, errlen, &tf)) != LM_OK)
+		return rv;
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		rv = fail(&ld, LM_ENOMEM, "out of memory");
+		rv = lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
 		goto fail;
 	}
-	ld.line = 1;
-	while ((c = getc(f)) != EOF) {
-		if (++total > LM_RATES_FILE_MAX) {
-			ld.line = 0;
-			rv = fail(&ld, LM_E2BIG, "file larger than %u bytes",
-			    LM_RATES_FILE_MAX);
+	while ((rv = lm_textfile_next(tf, &line)) == LM_OK) {
+		if ((rv = parse_rate(tf, r, line)) != LM_OK)
 			goto fail;
-		}
-		if (c == '\n') {
-			line[n] = '\0';
-			if ((rv = parse_line(&ld, r, line, n)) != LM_OK)
-				goto fail;
-			n = 0;
-			ld.line++;
-			continue;
-		}
-		if (c == '\0') {
-			rv = fail(&ld, LM_EPARSE, "NUL byte in line");
-			goto fail;
-		}
-		/* One byte beyond the limit is allowed only for a '\r'. */
-		if (n > LM_RATES_LINE_MAX || (n == LM_RATES_LINE_MAX && c != '\r')) {
-			rv = fail(&ld, LM_E2BIG, "line longer than %d bytes",
-			    LM_RATES_LINE_MAX);
-			goto fail;
-		}
-		line[n++] = (char) c;
 	}
-	if (ferror(f)) {
-		rv = fail(&ld, LM_EIO, "read error");
+	if (rv != LM_ENOENT)
 		goto fail;
-	}
-	if (n > 0) {
-		line[n] = '\0';
-		if ((rv = parse_line(&ld, r, line, n)) != LM_OK)
-			goto fail;
-	}
-	ld.line = 0;
-	if (r->version[0] == '\0') {
-		rv = fail(&ld, LM_EPARSE, "missing \"# version: ...\" header line");
-		goto fail;
-	}
+	snprintf(r->version, sizeof(r->version), "%s", lm_textfile_version(tf));
 	if (r->reference[0] == '\0') {
-		rv = fail(&ld, LM_EPARSE, "missing \"reference<TAB>CUR\" line");
+		rv =
+		    lm_textfile_fail(tf, LM_EPARSE, "missing \"reference<TAB>CUR\" line");
 		goto fail;
 	}
 	if (r->rate[code_index(r->reference)] == 0) {
 		r->rate[code_index(r->reference)] = 1.0;
 		r->count++;
 	}
-	fclose(f);
+	lm_textfile_close(tf);
 	*out = r;
 	return LM_OK;
 fail:
-	fclose(f);
+	lm_textfile_close(tf);
 	free(r);
 	return rv;
 }

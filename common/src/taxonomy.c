@@ -18,6 +18,7 @@
 
 #include "lunamatch/error.h"
 #include "lunamatch/taxonomy.h"
+#include "lunamatch/textfile.h"
 
 #define TABLE_MIN      1024 /* initial slot count; a power of two */
 #define FORMAT_VERSION "1"
@@ -40,38 +41,7 @@ struct lm_taxonomy {
 	char version[LM_TAXONOMY_VERSION_MAX + 1];
 };
 
-/* State of one load, for error messages. */
-struct loader {
-	const char *path;
-	unsigned line;
-	char *err;
-	size_t errlen;
-};
-
-static int fail(struct loader *ld, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Writes "<path>:<line>: <message>" (or "<path>: <message>" for line 0) into
- * the loader's error buffer and returns code. */
-static int
-fail(struct loader *ld, int code, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (ld->err == NULL || ld->errlen == 0)
-		return code;
-	if (ld->line > 0)
-		n = snprintf(ld->err, ld->errlen, "%s:%u: ", ld->path, ld->line);
-	else
-		n = snprintf(ld->err, ld->errlen, "%s: ", ld->path);
-	if (n < 0 || (size_t) n >= ld->errlen)
-		return code;
-	va_start(ap, fmt);
-	vsnprintf(ld->err + n, ld->errlen - (size_t) n, fmt, ap);
-	va_end(ap);
-	return code;
-}
+_Static_assert(LM_TAXONOMY_VERSION_MAX <= LM_TEXTFILE_VERSION_MAX, "version fits");
 
 size_t
 lm_skill_key(const char *name, char *buf, size_t len)
@@ -165,19 +135,6 @@ is_kebab(const char *s)
 	return true;
 }
 
-/* Removes ASCII spaces from both ends of s, in place; returns the start. */
-static char *
-trim(char *s)
-{
-	char *e;
-	while (*s == ' ')
-		s++;
-	e = s + strlen(s);
-	while (e > s && e[-1] == ' ')
-		*--e = '\0';
-	return s;
-}
-
 static bool
 has_control(const char *s)
 {
@@ -228,25 +185,25 @@ is_utf8(const char *s)
 
 /* Checks a display name or alias (what names it in errors). */
 static int
-check_name(struct loader *ld, const char *what, const char *s)
+check_name(lm_textfile *tf, const char *what, const char *s)
 {
 	if (*s == '\0')
-		return fail(ld, LM_EPARSE, "empty %s", what);
+		return lm_textfile_fail(tf, LM_EPARSE, "empty %s", what);
 	if (strlen(s) > LM_SKILL_NAME_MAX)
-		return fail(
-		    ld, LM_E2BIG, "%s longer than %d bytes", what, LM_SKILL_NAME_MAX);
+		return lm_textfile_fail(
+		    tf, LM_E2BIG, "%s longer than %d bytes", what, LM_SKILL_NAME_MAX);
 	if (has_control(s))
-		return fail(
-		    ld, LM_EPARSE, "%s \"%s\" contains a control character", what, s);
+		return lm_textfile_fail(
+		    tf, LM_EPARSE, "%s \"%s\" contains a control character", what, s);
 	if (!is_utf8(s))
-		return fail(ld, LM_EPARSE, "%s is not valid UTF-8", what);
+		return lm_textfile_fail(tf, LM_EPARSE, "%s is not valid UTF-8", what);
 	return LM_OK;
 }
 
 /* Indexes text (an id, name or alias of skill idx) under its key. The same
  * key twice for one skill is fine; a key of another skill is a collision. */
 static int
-add_key(struct loader *ld, struct lm_taxonomy *t, uint32_t idx, const char *what,
+add_key(lm_textfile *tf, struct lm_taxonomy *t, uint32_t idx, const char *what,
     const char *text)
 {
 	char key[LM_SKILL_KEY_MAX];
@@ -255,14 +212,14 @@ add_key(struct loader *ld, struct lm_taxonomy *t, uint32_t idx, const char *what
 	uint64_t h;
 
 	if (n == 0)
-		return fail(ld, LM_EPARSE,
+		return lm_textfile_fail(tf, LM_EPARSE,
 		    "%s \"%s\" has no letters or digits to look it up by", what, text);
 	if (n >= sizeof(key))
-		return fail(ld, LM_E2BIG,
+		return lm_textfile_fail(tf, LM_E2BIG,
 		    "%s \"%s\" has a lookup key longer than %d bytes", what, text,
 		    LM_SKILL_KEY_MAX - 1);
 	if ((t->nused + 1) * 2 > t->nslots && grow(t) != LM_OK)
-		return fail(ld, LM_ENOMEM, "out of memory");
+		return lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
 	h = hash_key(key, n);
 	s = probe(t, key, h);
 	if (s->key != NULL) {
@@ -270,16 +227,16 @@ add_key(struct loader *ld, struct lm_taxonomy *t, uint32_t idx, const char *what
 		if (s->skill == idx)
 			return LM_OK;
 		if (strcmp(what, "id") == 0 && strcmp(other->id, text) == 0)
-			return fail(ld, LM_ESCHEMA,
+			return lm_textfile_fail(tf, LM_ESCHEMA,
 			    "duplicate id \"%s\" (first on line %u)", text,
 			    t->lines[s->skill]);
-		return fail(ld, LM_ESCHEMA,
+		return lm_textfile_fail(tf, LM_ESCHEMA,
 		    "%s \"%s\" collides with skill \"%s\" (line %u): both look up as "
 		    "\"%s\"",
 		    what, text, other->id, t->lines[s->skill], key);
 	}
 	if ((s->key = malloc(n + 1)) == NULL)
-		return fail(ld, LM_ENOMEM, "out of memory");
+		return lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
 	memcpy(s->key, key, n + 1);
 	s->hash = h;
 	s->skill = idx;
@@ -287,43 +244,9 @@ add_key(struct loader *ld, struct lm_taxonomy *t, uint32_t idx, const char *what
 	return LM_OK;
 }
 
-/* Handles a '#' line: "# version: V" and "# format: F" are read, the rest
- * are comments. */
-static int
-parse_comment(struct loader *ld, struct lm_taxonomy *t, char *line)
-{
-	char *p = trim(line + 1);
-	char *v;
-
-	if (strncmp(p, "format:", 7) == 0) {
-		v = trim(p + 7);
-		if (strcmp(v, FORMAT_VERSION) != 0)
-			return fail(ld, LM_EPARSE,
-			    "unsupported format \"%s\" (expected %s)", v, FORMAT_VERSION);
-		return LM_OK;
-	}
-	if (strncmp(p, "version:", 8) != 0)
-		return LM_OK;
-	v = trim(p + 8);
-	if (t->version[0] != '\0')
-		return fail(ld, LM_EPARSE, "second version header");
-	if (*v == '\0')
-		return fail(ld, LM_EPARSE, "empty version");
-	if (strlen(v) > LM_TAXONOMY_VERSION_MAX)
-		return fail(ld, LM_E2BIG, "version longer than %d bytes",
-		    LM_TAXONOMY_VERSION_MAX);
-	for (const char *c = v; *c; c++) {
-		if (*c <= ' ' || *c > '~')
-			return fail(ld, LM_EPARSE,
-			    "version must be printable ASCII without spaces");
-	}
-	memcpy(t->version, v, strlen(v) + 1);
-	return LM_OK;
-}
-
 /* Parses one skill line, split in place. */
 static int
-parse_skill(struct loader *ld, struct lm_taxonomy *t, char *line)
+parse_skill(lm_textfile *tf, struct lm_taxonomy *t, char *line)
 {
 	char *col[4];
 	size_t ncol = 0;
@@ -343,43 +266,45 @@ parse_skill(struct loader *ld, struct lm_taxonomy *t, char *line)
 		p = tab + 1;
 	}
 	if (ncol != 4)
-		return fail(ld, LM_EPARSE,
+		return lm_textfile_fail(tf, LM_EPARSE,
 		    "expected 4 tab-separated columns (id, name, category, aliases), "
 		    "found %zu",
 		    ncol);
 	for (size_t i = 0; i < 4; i++)
-		col[i] = trim(col[i]);
+		col[i] = lm_textfile_trim(col[i]);
 
 	if (*col[0] == '\0')
-		return fail(ld, LM_EPARSE, "empty id");
+		return lm_textfile_fail(tf, LM_EPARSE, "empty id");
 	if (strlen(col[0]) > LM_SKILL_ID_MAX)
-		return fail(ld, LM_E2BIG, "id longer than %d bytes", LM_SKILL_ID_MAX);
+		return lm_textfile_fail(
+		    tf, LM_E2BIG, "id longer than %d bytes", LM_SKILL_ID_MAX);
 	if (!is_kebab(col[0]))
-		return fail(ld, LM_EPARSE,
+		return lm_textfile_fail(tf, LM_EPARSE,
 		    "id \"%s\" is not lower-case kebab-case ASCII (a-z, 0-9, '-')",
 		    col[0]);
-	if ((rv = check_name(ld, "name", col[1])) != LM_OK)
+	if ((rv = check_name(tf, "name", col[1])) != LM_OK)
 		return rv;
 	if (*col[2] == '\0')
-		return fail(ld, LM_EPARSE, "empty category");
+		return lm_textfile_fail(tf, LM_EPARSE, "empty category");
 	if (strlen(col[2]) > LM_SKILL_CATEGORY_MAX)
-		return fail(
-		    ld, LM_E2BIG, "category longer than %d bytes", LM_SKILL_CATEGORY_MAX);
+		return lm_textfile_fail(
+		    tf, LM_E2BIG, "category longer than %d bytes", LM_SKILL_CATEGORY_MAX);
 	if (!is_kebab(col[2]))
-		return fail(ld, LM_EPARSE,
+		return lm_textfile_fail(tf, LM_EPARSE,
 		    "category \"%s\" is not lower-case kebab-case ASCII", col[2]);
 
 	if (t->nskills >= LM_TAXONOMY_SKILLS_MAX)
-		return fail(ld, LM_E2BIG, "more than %d skills", LM_TAXONOMY_SKILLS_MAX);
+		return lm_textfile_fail(
+		    tf, LM_E2BIG, "more than %d skills", LM_TAXONOMY_SKILLS_MAX);
 	if (t->nskills == t->capskills) {
 		size_t cap = t->capskills ? t->capskills * 2 : 256;
 		lm_skill *skills = realloc(t->skills, cap * sizeof(*skills));
 		uint32_t *lines;
 		if (skills == NULL)
-			return fail(ld, LM_ENOMEM, "out of memory");
+			return lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
 		t->skills = skills;
 		if ((lines = realloc(t->lines, cap * sizeof(*lines))) == NULL)
-			return fail(ld, LM_ENOMEM, "out of memory");
+			return lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
 		t->lines = lines;
 		t->capskills = cap;
 	}
@@ -388,13 +313,13 @@ parse_skill(struct loader *ld, struct lm_taxonomy *t, char *line)
 	sk->id = col[0];
 	sk->name = col[1];
 	sk->category = col[2];
-	t->lines[idx] = ld->line;
+	t->lines[idx] = lm_textfile_line(tf);
 	/* Counted before its keys go in, so collision messages can name it;
 	 * any failure below fails the whole load. */
 	t->nskills++;
 
-	if ((rv = add_key(ld, t, idx, "id", col[0])) != LM_OK ||
-	    (rv = add_key(ld, t, idx, "name", col[1])) != LM_OK)
+	if ((rv = add_key(tf, t, idx, "id", col[0])) != LM_OK ||
+	    (rv = add_key(tf, t, idx, "name", col[1])) != LM_OK)
 		return rv;
 	if (*col[3] == '\0')
 		return LM_OK;
@@ -405,12 +330,12 @@ parse_skill(struct loader *ld, struct lm_taxonomy *t, char *line)
 		char *alias;
 		if (bar != NULL)
 			*bar = '\0';
-		alias = trim(p);
+		alias = lm_textfile_trim(p);
 		if (++naliases > LM_TAXONOMY_ALIASES_MAX)
-			return fail(ld, LM_E2BIG, "more than %d aliases",
+			return lm_textfile_fail(tf, LM_E2BIG, "more than %d aliases",
 			    LM_TAXONOMY_ALIASES_MAX);
-		if ((rv = check_name(ld, "alias", alias)) != LM_OK ||
-		    (rv = add_key(ld, t, idx, "alias", alias)) != LM_OK)
+		if ((rv = check_name(tf, "alias", alias)) != LM_OK ||
+		    (rv = add_key(tf, t, idx, "alias", alias)) != LM_OK)
 			return rv;
 		if (bar == NULL)
 			break;
@@ -419,132 +344,48 @@ parse_skill(struct loader *ld, struct lm_taxonomy *t, char *line)
 	return LM_OK;
 }
 
-/* Reads the whole file into a NUL-terminated buffer of at most
- * LM_TAXONOMY_FILE_MAX bytes. */
-static int
-read_all(struct loader *ld, char **out, size_t *outlen)
-{
-	FILE *f = fopen(ld->path, "rb");
-	size_t cap = 64 * 1024, len = 0;
-	char *buf;
-	int rv;
-
-	if (f == NULL) {
-		int e = errno;
-		return fail(ld, lm_err_from_errno(e), "cannot open: %s", strerror(e));
-	}
-	if ((buf = malloc(cap)) == NULL) {
-		fclose(f);
-		return fail(ld, LM_ENOMEM, "out of memory");
-	}
-	for (;;) {
-		size_t want, n;
-		if (len > LM_TAXONOMY_FILE_MAX) {
-			rv = fail(ld, LM_E2BIG, "file larger than %u bytes",
-			    LM_TAXONOMY_FILE_MAX);
-			goto fail;
-		}
-		if (len + 1 == cap) {
-			/* Room for one byte past the limit, to detect it. */
-			size_t ncap = cap * 2 < LM_TAXONOMY_FILE_MAX + 2
-			                  ? cap * 2
-			                  : LM_TAXONOMY_FILE_MAX + 2;
-			char *nb = realloc(buf, ncap);
-			if (nb == NULL) {
-				rv = fail(ld, LM_ENOMEM, "out of memory");
-				goto fail;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		want = cap - 1 - len;
-		n = fread(buf + len, 1, want, f);
-		len += n;
-		if (n < want)
-			break; /* end of file or error */
-	}
-	if (ferror(f)) {
-		rv = fail(ld, LM_EIO, "read error");
-		goto fail;
-	}
-	if (len > LM_TAXONOMY_FILE_MAX) {
-		rv =
-		    fail(ld, LM_E2BIG, "file larger than %u bytes", LM_TAXONOMY_FILE_MAX);
-		goto fail;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = len;
-	return LM_OK;
-fail:
-	fclose(f);
-	free(buf);
-	return rv;
-}
-
 int
 lm_taxonomy_load(const char *path, lm_taxonomy **out, char *err, size_t errlen)
 {
-	struct loader ld = {path ? path : "(null)", 0, err, errlen};
+	static const lm_textfile_opts opts = {.file_max = LM_TAXONOMY_FILE_MAX,
+	    .line_max = LM_TAXONOMY_LINE_MAX,
+	    .format = FORMAT_VERSION,
+	    .version_max = LM_TAXONOMY_VERSION_MAX};
 	struct lm_taxonomy *t;
-	size_t len = 0;
-	char *p, *end;
+	lm_textfile *tf = NULL;
+	char *line;
 	int rv;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (out == NULL)
-		return fail(&ld, LM_EINVAL, "no output pointer");
+		return lm_textfile_errf(
+		    err, errlen, path, 0, LM_EINVAL, "no output pointer");
 	*out = NULL;
 	if (path == NULL)
-		return fail(&ld, LM_EINVAL, "no path");
+		return lm_textfile_errf(err, errlen, path, 0, LM_EINVAL, "no path");
 	if ((t = calloc(1, sizeof(*t))) == NULL)
-		return fail(&ld, LM_ENOMEM, "out of memory");
-	if ((rv = read_all(&ld, &t->text, &len)) != LM_OK)
+		return lm_textfile_errf(err, errlen, path, 0, LM_ENOMEM, "out of memory");
+	if ((rv = lm_textfile_open(path, &opts, err, errlen, &tf)) != LM_OK)
 		goto fail;
-
-	end = t->text + len;
-	for (p = t->text; p < end;) {
-		char *nl = memchr(p, '\n', (size_t) (end - p));
-		char *eol = nl ? nl : end;
-		size_t n = (size_t) (eol - p);
-
-		ld.line++;
-		if (memchr(p, '\0', n) != NULL) {
-			rv = fail(&ld, LM_EPARSE, "NUL byte in line");
+	/* Skills point into the text: the taxonomy keeps it. */
+	t->text = lm_textfile_take(tf);
+	while ((rv = lm_textfile_next(tf, &line)) == LM_OK) {
+		if ((rv = parse_skill(tf, t, line)) != LM_OK)
 			goto fail;
-		}
-		if (n > 0 && p[n - 1] == '\r')
-			n--;
-		if (n > LM_TAXONOMY_LINE_MAX) {
-			rv = fail(&ld, LM_E2BIG, "line longer than %d bytes",
-			    LM_TAXONOMY_LINE_MAX);
-			goto fail;
-		}
-		p[n] = '\0';
-		if (*trim(p) == '\0')
-			rv = LM_OK;
-		else if (p[0] == '#')
-			rv = parse_comment(&ld, t, p);
-		else
-			rv = parse_skill(&ld, t, p);
-		if (rv != LM_OK)
-			goto fail;
-		p = eol + 1;
 	}
-	ld.line = 0;
-	if (t->version[0] == '\0') {
-		rv = fail(&ld, LM_EPARSE, "missing \"# version: ...\" header line");
+	if (rv != LM_ENOENT)
 		goto fail;
-	}
+	snprintf(t->version, sizeof(t->version), "%s", lm_textfile_version(tf));
 	if (t->nskills == 0) {
-		rv = fail(&ld, LM_EPARSE, "no skills");
+		rv = lm_textfile_fail(tf, LM_EPARSE, "no skills");
 		goto fail;
 	}
+	lm_textfile_close(tf);
 	*out = t;
 	return LM_OK;
 fail:
+	lm_textfile_close(tf);
 	lm_taxonomy_free(t);
 	return rv;
 }

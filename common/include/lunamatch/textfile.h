@@ -1,0 +1,95 @@
+/*
+ * textfile.h - reading the line-based data files of lunamatch
+ * (data/rates.tsv, data/skills.tsv; format in docs/data-files.md).
+ *
+ * The files share one frame: UTF-8 text lines ended by "\n" or "\r\n" (the
+ * last newline may be missing), blank lines, and '#' comment lines among
+ * which "# format: F" names the format (only one is accepted) and
+ * "# version: V" the version of the data, which must appear exactly once.
+ * An lm_textfile reads the whole file under hard limits, handles that frame
+ * and hands the other lines, one by one, to the loader of the file, which
+ * reports its own errors through lm_textfile_fail so that every message has
+ * the form "<path>:<line>: <reason>".
+ *
+ * An lm_textfile is used by one thread at a time.
+ */
+#ifndef LUNAMATCH_TEXTFILE_H
+#define LUNAMATCH_TEXTFILE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_TEXTFILE_VERSION_MAX 64 /* bytes of a "# version:" value, at most */
+
+typedef struct lm_textfile lm_textfile;
+
+typedef struct lm_textfile_opts {
+	size_t file_max;    /* bytes in the whole file (LM_E2BIG beyond) */
+	size_t line_max;    /* bytes in one line without "\n" or "\r\n" (LM_E2BIG) */
+	const char *format; /* the one accepted "# format:" value */
+	size_t version_max; /* bytes of the version; <= LM_TEXTFILE_VERSION_MAX */
+} lm_textfile_opts;
+
+/*
+ * Writes "<path>:<line>: <message>" (or "<path>: <message>" for line 0; a
+ * NULL path is written "(null)") into err[0..errlen) and returns code. err
+ * may be NULL (nothing is written). For errors of a loader before or
+ * without an lm_textfile.
+ */
+int lm_textfile_errf(char *err, size_t errlen, const char *path, unsigned line, int code,
+    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/*
+ * Reads the file at path into memory. On LM_OK *out is the reader (free it
+ * with lm_textfile_close). Errors, also written to err as lm_textfile_errf:
+ * LM_EINVAL (NULL path, out or opts, or version_max above
+ * LM_TEXTFILE_VERSION_MAX), LM_ENOENT and other errno codes (cannot open),
+ * LM_EIO (read error), LM_E2BIG (larger than file_max), LM_ENOMEM. err and
+ * the path must stay valid until lm_textfile_close (messages of later calls
+ * go there too).
+ */
+int lm_textfile_open(const char *path, const lm_textfile_opts *opts, char *err,
+    size_t errlen, lm_textfile **out);
+
+/*
+ * The next data line: not blank, not a '#' line. On LM_OK *line is the line,
+ * NUL-terminated, without its newline, a "\r" before it and trailing spaces
+ * (leading ones are kept); it points into the file's buffer, which the
+ * caller may modify in place, and lives until lm_textfile_close (or for
+ * good after lm_textfile_take). Returns LM_ENOENT at the end of the file
+ * when the version header was present. Errors, written to err: LM_EPARSE (a
+ * NUL byte, another format, a missing, repeated, empty or non-printable
+ * version), LM_E2BIG (a line or the version too long).
+ */
+int lm_textfile_next(lm_textfile *tf, char **line);
+
+/* The number (from 1) of the line last returned by lm_textfile_next; 0
+ * before the first and after the end of the file. */
+unsigned lm_textfile_line(const lm_textfile *tf);
+
+/* The "# version:" value read so far ("" before it). Owned by tf. */
+const char *lm_textfile_version(const lm_textfile *tf);
+
+/* Writes an error for the current line (see lm_textfile_line) into the
+ * err buffer given to lm_textfile_open and returns code. */
+int lm_textfile_fail(lm_textfile *tf, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Removes ASCII spaces (only ' ') from both ends of s: the end is cut in
+ * place, the start is returned. For the columns of a data line. */
+char *lm_textfile_trim(char *s);
+
+/* Hands the file's buffer (which the returned lines point into) to the
+ * caller, who frees it with free(); lm_textfile_close then leaves it. */
+char *lm_textfile_take(lm_textfile *tf);
+
+/* Frees the reader and, unless taken, the buffer; NULL is a no-op. */
+void lm_textfile_close(lm_textfile *tf);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_TEXTFILE_H */
