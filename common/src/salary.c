@@ -153,8 +153,6 @@ lm_rates_load(const char *path, lm_rates **out, char *err, size_t errlen)
 	char *line;
 	int rv;
 
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
 	if (out == NULL)
 		return lm_textfile_errf(
 		    err, errlen, path, 0, LM_EINVAL, "no output pointer");

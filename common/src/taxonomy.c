@@ -351,23 +351,21 @@ lm_taxonomy_load(const char *path, lm_taxonomy **out, char *err, size_t errlen)
 	    .line_max = LM_TAXONOMY_LINE_MAX,
 	    .format = FORMAT_VERSION,
 	    .version_max = LM_TAXONOMY_VERSION_MAX};
-	struct lm_taxonomy *t;
+	struct lm_taxonomy *t = NULL;
 	lm_textfile *tf = NULL;
 	char *line;
 	int rv;
 
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
 	if (out == NULL)
 		return lm_textfile_errf(
 		    err, errlen, path, 0, LM_EINVAL, "no output pointer");
 	*out = NULL;
-	if (path == NULL)
-		return lm_textfile_errf(err, errlen, path, 0, LM_EINVAL, "no path");
-	if ((t = calloc(1, sizeof(*t))) == NULL)
-		return lm_textfile_errf(err, errlen, path, 0, LM_ENOMEM, "out of memory");
 	if ((rv = lm_textfile_open(path, &opts, err, errlen, &tf)) != LM_OK)
+		return rv;
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		rv = lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
 		goto fail;
+	}
 	/* Skills point into the text: the taxonomy keeps it. */
 	t->text = lm_textfile_take(tf);
 	while ((rv = lm_textfile_next(tf, &line)) == LM_OK) {

@@ -133,6 +133,8 @@ lm_textfile_open(const char *path, const lm_textfile_opts *opts, char *err, size
 	FILE *f;
 	int rv;
 
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
 	if (out == NULL)
 		return lm_textfile_errf(
 		    err, errlen, path, 0, LM_EINVAL, "no output pointer");

@@ -44,7 +44,8 @@ int lm_textfile_errf(char *err, size_t errlen, const char *path, unsigned line, 
 
 /*
  * Reads the file at path into memory. On LM_OK *out is the reader (free it
- * with lm_textfile_close). Errors, also written to err as lm_textfile_errf:
+ * with lm_textfile_close) and err (when not NULL) holds "". Errors, also
+ * written to err as lm_textfile_errf:
  * LM_EINVAL (NULL path, out or opts, or version_max above
  * LM_TEXTFILE_VERSION_MAX), LM_ENOENT and other errno codes (cannot open),
  * LM_EIO (read error), LM_E2BIG (larger than file_max), LM_ENOMEM. err and

@@ -235,7 +235,9 @@ test_take(void **state)
 	char *line, *first, *text;
 	const char *path = put(dir, "# version: 1\nfirst\nsecond\n");
 
+	strcpy(err, "stale");
 	assert_int_equal(lm_textfile_open(path, &OPTS, err, sizeof(err), &tf), LM_OK);
+	assert_string_equal(err, ""); /* cleared on success */
 	text = lm_textfile_take(tf);
 	assert_non_null(text);
 	assert_null(lm_textfile_take(tf));
