@@ -35,11 +35,19 @@ struct ent {
 	bool counted;        /* postings: counted in the IDF statistics */
 };
 
+/* What a scan reads of entry v[i], side by side in a dense array so that
+ * most records are passed over without touching the entry or the record. */
+struct slot {
+	lm_veto_key key;  /* copy of the prep's veto key */
+	const void *prep; /* the entry's pp (postings) or cp (profiles) */
+};
+
 struct table {
 	struct ent **buckets;
-	size_t nbuckets; /* power of two */
-	struct ent **v;  /* dense array of every entry */
-	size_t n, cap;
+	size_t nbuckets;    /* power of two */
+	struct ent **v;     /* dense array of every entry */
+	struct slot *slots; /* slots[i] belongs to v[i] */
+	size_t n, cap;      /* entries; room in v and slots */
 };
 
 struct lm_index {
@@ -94,9 +102,13 @@ table_reserve(struct table *t)
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 256;
 		struct ent **v = realloc(t->v, cap * sizeof(*v));
+		struct slot *sl;
 		if (v == NULL)
 			return LM_ENOMEM;
 		t->v = v;
+		if ((sl = realloc(t->slots, cap * sizeof(*sl))) == NULL)
+			return LM_ENOMEM; /* v is larger than needed: harmless */
+		t->slots = sl;
 		t->cap = cap;
 	}
 	if (t->n + 1 > t->nbuckets) {
@@ -119,7 +131,8 @@ table_reserve(struct table *t)
 	return LM_OK;
 }
 
-/* Inserts e (its id, hash set); table_reserve must have succeeded. */
+/* Inserts e (its id, hash set); table_reserve must have succeeded. The
+ * caller sets t->slots[e->slot]. */
 static void
 table_insert(struct table *t, struct ent *e)
 {
@@ -141,6 +154,7 @@ table_unlink(struct table *t, struct ent *e)
 		}
 	}
 	t->v[e->slot] = t->v[t->n - 1];
+	t->slots[e->slot] = t->slots[t->n - 1];
 	t->v[e->slot]->slot = e->slot;
 	t->n--;
 }
@@ -163,6 +177,7 @@ table_destroy(struct table *t)
 	for (size_t i = 0; i < t->n; i++)
 		ent_free(t->v[i]);
 	free(t->v);
+	free(t->slots);
 	free(t->buckets);
 	memset(t, 0, sizeof(*t));
 }
@@ -264,6 +279,8 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 		rc = LM_ESTALE;
 		goto fail;
 	}
+	if ((rc = lm_posting_prep_bind(pp, idx->stats)) != LM_OK)
+		goto fail;
 	live = posting_live(rec, idx->clock);
 	if (live && (rc = lm_skill_stats_add(idx->stats, pp)) != LM_OK)
 		goto fail;
@@ -290,6 +307,8 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 	}
 	e->rec = &rec->base;
 	e->pp = pp;
+	idx->posts.slots[e->slot].key = *lm_posting_prep_key(pp);
+	idx->posts.slots[e->slot].prep = pp;
 	e->version = rec->version;
 	e->counted = live;
 	if (live)
@@ -297,6 +316,7 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 	pthread_rwlock_unlock(&idx->lock);
 	return LM_OK;
 fail:
+	lm_posting_prep_unbind(pp); /* the symbols are the index's: under the lock */
 	pthread_rwlock_unlock(&idx->lock);
 	lm_posting_prep_free(pp);
 	protobuf_c_message_free_unpacked(&rec->base, NULL);
@@ -326,6 +346,8 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
 		rc = LM_ESTALE;
 		goto fail;
 	}
+	if ((rc = lm_profile_prep_bind(cp, idx->stats)) != LM_OK)
+		goto fail;
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
 		    table_reserve(&idx->profs) != LM_OK) {
@@ -344,10 +366,13 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
 	}
 	e->rec = &rec->base;
 	e->cp = cp;
+	idx->profs.slots[e->slot].key = *lm_profile_prep_key(cp);
+	idx->profs.slots[e->slot].prep = cp;
 	e->version = rec->version;
 	pthread_rwlock_unlock(&idx->lock);
 	return LM_OK;
 fail:
+	lm_profile_prep_unbind(cp);
 	pthread_rwlock_unlock(&idx->lock);
 	lm_profile_prep_free(cp);
 	protobuf_c_message_free_unpacked(&rec->base, NULL);
@@ -368,6 +393,7 @@ lm_index_remove_posting(lm_index *idx, const char *id)
 	}
 	if (e->counted)
 		lm_skill_stats_remove(idx->stats, e->pp);
+	lm_posting_prep_unbind(e->pp);
 	table_unlink(&idx->posts, e);
 	pthread_rwlock_unlock(&idx->lock);
 	ent_free(e);
@@ -386,6 +412,7 @@ lm_index_remove_profile(lm_index *idx, const char *id)
 		pthread_rwlock_unlock(&idx->lock);
 		return LM_ENOENT;
 	}
+	lm_profile_prep_unbind(e->cp);
 	table_unlink(&idx->profs, e);
 	pthread_rwlock_unlock(&idx->lock);
 	ent_free(e);
@@ -540,34 +567,46 @@ heap_offer(struct heap *h, const struct hit *x)
 
 /* Scores subject against every record of the other side (cp set: postings;
  * pp set: profiles), keeping eligible hits with score >= min_score. Read
- * lock held. */
-static void
+ * lock held. Returns LM_OK or LM_ENOMEM. */
+static int
 scan(const lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, double min_score, struct heap *h, uint64_t *considered,
     uint64_t *vetoed)
 {
 	const struct table *t = cp != NULL ? &idx->posts : &idx->profs;
+	lm_scan *sc;
+	int rc;
 
+	if ((rc = lm_scan_new(env, cp, pp, &sc)) != LM_OK)
+		return rc;
 	for (size_t i = 0; i < t->n; i++) {
-		struct ent *e = t->v[i];
+		const struct slot *sl = &t->slots[i];
 		struct hit x;
 		bool ok;
 
-		x.score = cp != NULL ? lm_score_pair(env, cp, e->pp, &ok)
-		                     : lm_score_pair(env, e->cp, pp, &ok);
 		(*considered)++;
+		/* Most vetoed records are rejected here, from the dense slot
+		 * array, without touching the entry or the record. */
+		if (lm_scan_vetoed(sc, &sl->key)) {
+			(*vetoed)++;
+			continue;
+		}
+		x.score = cp != NULL ? lm_scan_posting(sc, sl->prep, &ok)
+		                     : lm_scan_profile(sc, sl->prep, &ok);
 		if (!ok) {
 			(*vetoed)++;
 			continue;
 		}
 		if (x.score < min_score)
 			continue;
-		x.id = e->id;
-		x.e = e;
+		x.e = t->v[i];
+		x.id = x.e->id;
 		heap_offer(h, &x);
 	}
+	lm_scan_free(sc);
 	if (h->n > 1)
 		qsort(h->v, h->n, sizeof(*h->v), cmp_hit);
+	return LM_OK;
 }
 
 static void
@@ -708,9 +747,10 @@ lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req,
 	env.stats = idx->stats;
 	env.now = now;
 	env.filters = filters;
-	scan(idx, &env, cp, NULL, -INFINITY, &h, &resp->considered, &resp->vetoed);
-	rc = build_matches(
-	    &env, cp, NULL, &h, req->explain, &resp->matches, &resp->n_matches);
+	rc = scan(idx, &env, cp, NULL, -INFINITY, &h, &resp->considered, &resp->vetoed);
+	if (rc == LM_OK)
+		rc = build_matches(
+		    &env, cp, NULL, &h, req->explain, &resp->matches, &resp->n_matches);
 	pthread_rwlock_unlock(&idx->lock);
 	if (rc != LM_OK)
 		goto done;
@@ -801,9 +841,10 @@ lm_index_match_candidates(lm_index *idx, const Lunamatch__V1__MatchCandidatesReq
 	env.stats = idx->stats;
 	env.now = now;
 	env.filters = filters;
-	scan(idx, &env, NULL, pp, -INFINITY, &h, &resp->considered, &resp->vetoed);
-	rc = build_matches(
-	    &env, NULL, pp, &h, req->explain, &resp->matches, &resp->n_matches);
+	rc = scan(idx, &env, NULL, pp, -INFINITY, &h, &resp->considered, &resp->vetoed);
+	if (rc == LM_OK)
+		rc = build_matches(
+		    &env, NULL, pp, &h, req->explain, &resp->matches, &resp->n_matches);
 	pthread_rwlock_unlock(&idx->lock);
 	if (rc != LM_OK)
 		goto done;
@@ -991,8 +1032,9 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 	env.stats = idx->stats;
 	env.now = now;
 	env.filters = NULL;
-	scan(idx, &env, posting ? NULL : subj->cp, posting ? subj->pp : NULL, min_score,
-	    &h, &considered, &vetoed);
+	if ((rc = scan(idx, &env, posting ? NULL : subj->cp, posting ? subj->pp : NULL,
+	         min_score, &h, &considered, &vetoed)) != LM_OK)
+		goto done;
 	if (h.n > 0 && (out->items = calloc(h.n, sizeof(*out->items))) == NULL) {
 		rc = LM_ENOMEM;
 		goto done;

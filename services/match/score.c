@@ -18,12 +18,19 @@ typedef Lunamatch__V1__Explanation Explanation;
 
 #define TITLE_SCAN_MAX 512 /* bytes of a title looked at for tokens */
 
-/* ==== corpus statistics ==================================================== */
+/* ==== corpus statistics and skill symbols ================================= */
 
+/*
+ * One node per skill id that is counted (df > 0) or referenced by a bound
+ * prep (refs > 0); a node with neither is freed and its symbol reused.
+ * Symbols are dense: by_sym[sym] is the node of sym, NULL for a free one.
+ */
 struct df_node {
 	struct df_node *next;
 	uint64_t hash;
 	uint64_t df;
+	uint64_t refs; /* bound preps' references */
+	uint32_t sym;
 	char id[];
 };
 
@@ -32,6 +39,11 @@ struct lm_skill_stats {
 	size_t nbuckets; /* power of two */
 	size_t nnodes;
 	uint64_t docs;
+	struct df_node **by_sym; /* sym_cap slots; below nsym: a node or NULL */
+	uint32_t *free_syms;     /* sym_cap slots; n_free symbols to reuse */
+	uint32_t nsym;           /* symbols ever handed out (high-water mark) */
+	uint32_t sym_cap;
+	uint32_t n_free;
 };
 
 static uint64_t
@@ -76,6 +88,8 @@ lm_skill_stats_free(lm_skill_stats *s)
 		}
 	}
 	free(s->buckets);
+	free(s->by_sym);
+	free(s->free_syms);
 	free(s);
 }
 
@@ -115,18 +129,120 @@ df_grow(lm_skill_stats *s)
 	s->nbuckets = nb;
 }
 
+/* Makes room for one more symbol. */
+static int
+sym_reserve(lm_skill_stats *s)
+{
+	uint32_t cap;
+	struct df_node **bs;
+	uint32_t *fs;
+
+	if (s->n_free > 0 || s->nsym < s->sym_cap)
+		return LM_OK;
+	if (s->sym_cap >= LM_SKILL_SYMS_MAX)
+		return LM_ENOMEM;
+	cap = s->sym_cap == 0 ? 256 : s->sym_cap * 2;
+	if (cap > LM_SKILL_SYMS_MAX)
+		cap = LM_SKILL_SYMS_MAX;
+	if ((bs = realloc(s->by_sym, cap * sizeof(*bs))) == NULL)
+		return LM_ENOMEM;
+	s->by_sym = bs;
+	if ((fs = realloc(s->free_syms, cap * sizeof(*fs))) == NULL)
+		return LM_ENOMEM; /* by_sym is larger than needed: harmless */
+	s->free_syms = fs;
+	s->sym_cap = cap;
+	return LM_OK;
+}
+
+/* A new node for id (hash h) with df 0, refs 0 and a symbol; NULL when out
+ * of memory (or symbols). */
+static struct df_node *
+df_node_new(lm_skill_stats *s, const char *id, uint64_t h)
+{
+	size_t len = strlen(id);
+	struct df_node *n;
+
+	if (sym_reserve(s) != LM_OK || (n = malloc(sizeof(*n) + len + 1)) == NULL)
+		return NULL;
+	memcpy(n->id, id, len + 1);
+	n->hash = h;
+	n->df = 0;
+	n->refs = 0;
+	n->sym = s->n_free > 0 ? s->free_syms[--s->n_free] : s->nsym++;
+	s->by_sym[n->sym] = n;
+	n->next = s->buckets[h & (s->nbuckets - 1)];
+	s->buckets[h & (s->nbuckets - 1)] = n;
+	s->nnodes++;
+	return n;
+}
+
+/* Frees n when nothing counts or references it any more. */
+static void
+df_node_release(lm_skill_stats *s, struct df_node *n)
+{
+	struct df_node **pp;
+
+	if (n->df > 0 || n->refs > 0)
+		return;
+	for (pp = &s->buckets[n->hash & (s->nbuckets - 1)]; *pp != NULL;
+	     pp = &(*pp)->next) {
+		if (*pp == n) {
+			*pp = n->next;
+			break;
+		}
+	}
+	s->by_sym[n->sym] = NULL;
+	s->free_syms[s->n_free++] = n->sym; /* room: n_free < nsym <= sym_cap */
+	s->nnodes--;
+	free(n);
+}
+
+/* The node of id, created (df 0, refs 0) when missing; NULL when out of
+ * memory. */
+static struct df_node *
+df_intern(lm_skill_stats *s, const char *id)
+{
+	uint64_t h = hash_str(id);
+	struct df_node *n = df_find(s, id, h);
+
+	if (n == NULL && (n = df_node_new(s, id, h)) != NULL)
+		df_grow(s);
+	return n;
+}
+
+/* The symbol of id, LM_SKILL_SYM_NONE when s does not know it. */
+static uint32_t
+sym_lookup(const lm_skill_stats *s, const char *id)
+{
+	const struct df_node *n;
+
+	if (s == NULL || id == NULL || id[0] == '\0')
+		return LM_SKILL_SYM_NONE;
+	n = df_find(s, id, hash_str(id));
+	return n == NULL ? LM_SKILL_SYM_NONE : n->sym;
+}
+
+/* idf from N and df; the one formula both scoring paths use. */
+static double
+idf_of(uint64_t docs, uint64_t df)
+{
+	return log(1.0 + (double) docs / (1.0 + (double) df));
+}
+
 /* ==== prepared records ===================================================== */
 
 struct pskill {
 	const char *id;
 	const char *name; /* display name: the producer's, or the id */
 	double w;         /* posting weight; 1 when unset */
-	size_t ord;       /* position in the record, to keep the first of duplicates */
+	uint32_t ord;     /* position in the record, to keep the first of duplicates */
+	uint32_t sym;     /* symbol in the prep's `bound` stats; NONE while unbound */
 };
 
 struct cskill {
 	const char *id;
 	double years; /* the most of any entry with this id */
+	uint32_t sym; /* symbol in the prep's `bound` stats; NONE while unbound */
 };
 
 /* Sorted, unique lower-case tokens of a title. */
@@ -136,12 +252,38 @@ struct tokset {
 	size_t n;
 };
 
+/* A requirement group that is not NULL, with its usable skill ids (not NULL,
+ * not empty) in the prep's gids[off .. off + n). */
+struct pgroup {
+	const Lunamatch__V1__RequirementGroup *g;
+	size_t off, n;
+	float min_years;  /* g->min_years_experience */
+	bool needs_skill; /* g lists skill ids: one of them is required */
+};
+
 struct lm_posting_prep {
 	const JobPosting *rec;
 	struct pskill *skills; /* distinct ids, sorted by id */
 	size_t n_skills;
 	struct tokset title;
 	bool has_country;
+	struct pgroup *groups; /* the record's groups that are not NULL, in order */
+	size_t n_groups;
+	const char **gids; /* usable skill ids of the groups (borrowed from rec) */
+	uint32_t *gsym;    /* their symbols in `bound`; NONE while unbound */
+	size_t n_gids;
+	lm_skill_stats *bound;
+	lm_veto_key key; /* what the quick veto test reads, copied from rec */
+	/* Scalars of rec that scoring reads, copied so that scoring a pair
+	 * touches the record as little as possible. */
+	int64_t posted_at;
+	int64_t salary_top; /* annual_max, else annual_min; 0 without a salary */
+	const char *category, *industry;
+	const float *embedding;
+	size_t n_embedding;
+	float min_years;
+	int32_t level, education;
+	/* skills, groups, gids and gsym live in the same allocation. */
 };
 
 struct lm_profile_prep {
@@ -152,7 +294,16 @@ struct lm_profile_prep {
 	size_t n_titles;
 	size_t titles_cap; /* slots allocated in titles */
 	bool has_country;
+	lm_skill_stats *bound; /* skills[i].sym are symbols of it */
+	lm_veto_key key; /* what the quick veto test reads, copied from rec */
 };
+
+/* lm_veto_key.flags */
+#define KEY_CLOSED      0x01u /* posting: CLOSED */
+#define KEY_HAS_COUNTRY 0x02u /* a location with a country */
+#define KEY_EMP_ANY     0x04u /* profile: desired employment types are listed */
+#define KEY_EMP_EXACT   0x08u /* ... and emp_mask holds all of them */
+#define KEY_RELOCATE    0x10u /* profile: willing to relocate */
 
 int
 lm_skill_stats_add(lm_skill_stats *s, const lm_posting_prep *p)
@@ -160,62 +311,53 @@ lm_skill_stats_add(lm_skill_stats *s, const lm_posting_prep *p)
 	struct df_node **added;
 	size_t nadded = 0;
 
+	if (p->bound == s) { /* the nodes exist: referenced by the binding */
+		for (size_t i = 0; i < p->n_skills; i++)
+			s->by_sym[p->skills[i].sym]->df++;
+		s->docs++;
+		return LM_OK;
+	}
 	if (p->n_skills > 0 && (added = calloc(p->n_skills, sizeof(*added))) == NULL)
 		return LM_ENOMEM;
 	else if (p->n_skills == 0)
 		added = NULL;
 	for (size_t i = 0; i < p->n_skills; i++) {
-		uint64_t h = hash_str(p->skills[i].id);
-		struct df_node *n = df_find(s, p->skills[i].id, h);
-		size_t len;
+		struct df_node *n = df_intern(s, p->skills[i].id);
 
-		if (n == NULL) {
-			len = strlen(p->skills[i].id);
-			if ((n = malloc(sizeof(*n) + len + 1)) == NULL)
-				goto nomem;
-			memcpy(n->id, p->skills[i].id, len + 1);
-			n->hash = h;
-			n->df = 0;
-			n->next = s->buckets[h & (s->nbuckets - 1)];
-			s->buckets[h & (s->nbuckets - 1)] = n;
-			s->nnodes++;
-		}
+		if (n == NULL)
+			goto nomem;
 		n->df++;
 		added[nadded++] = n;
 	}
 	s->docs++;
 	free(added);
-	df_grow(s);
 	return LM_OK;
 nomem:
-	/* Roll back: nodes whose df returns to 0 stay (harmless, df 0). */
-	for (size_t i = 0; i < nadded; i++)
+	for (size_t i = 0; i < nadded; i++) {
 		added[i]->df--;
+		df_node_release(s, added[i]);
+	}
 	free(added);
 	return LM_ENOMEM;
+}
+
+static void
+df_uncount(lm_skill_stats *s, struct df_node *n)
+{
+	if (n == NULL)
+		return;
+	if (n->df > 0)
+		n->df--;
+	df_node_release(s, n);
 }
 
 void
 lm_skill_stats_remove(lm_skill_stats *s, const lm_posting_prep *p)
 {
-	for (size_t i = 0; i < p->n_skills; i++) {
-		uint64_t h = hash_str(p->skills[i].id);
-		struct df_node **pp = &s->buckets[h & (s->nbuckets - 1)];
-
-		for (; *pp != NULL; pp = &(*pp)->next) {
-			struct df_node *n = *pp;
-			if (n->hash != h || strcmp(n->id, p->skills[i].id) != 0)
-				continue;
-			if (n->df > 0)
-				n->df--;
-			if (n->df == 0) {
-				*pp = n->next;
-				free(n);
-				s->nnodes--;
-			}
-			break;
-		}
-	}
+	for (size_t i = 0; i < p->n_skills; i++)
+		df_uncount(s, p->bound == s ? s->by_sym[p->skills[i].sym]
+		                            : df_find(s, p->skills[i].id,
+		                                  hash_str(p->skills[i].id)));
 	if (s->docs > 0)
 		s->docs--;
 }
@@ -242,8 +384,114 @@ lm_skill_idf(const lm_skill_stats *s, const char *skill_id)
 {
 	if (s == NULL || s->docs == 0)
 		return 1.0;
-	return log(
-	    1.0 + (double) s->docs / (1.0 + (double) lm_skill_stats_df(s, skill_id)));
+	return idf_of(s->docs, lm_skill_stats_df(s, skill_id));
+}
+
+size_t
+lm_skill_stats_symbols(const lm_skill_stats *s)
+{
+	return s == NULL ? 0 : s->nnodes;
+}
+
+/* Takes a reference on the node of each of n ids (creating it) and stores
+ * its symbol; on failure takes none. The i-th id is at ids + i * id_stride,
+ * its symbol at syms + i * sym_stride (bytes: arrays or arrays of structs). */
+#define ID_AT(i)                                                                         \
+	(*(const char *const *) (const void *) ((const char *) ids + (i) * id_stride))
+#define SYM_AT(i) (*(uint32_t *) (void *) ((char *) syms + (i) * sym_stride))
+
+static int
+syms_bind(lm_skill_stats *s, const char *const *ids, size_t id_stride, uint32_t *syms,
+    size_t sym_stride, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct df_node *d = df_intern(s, ID_AT(i));
+
+		if (d == NULL) {
+			while (i-- > 0) {
+				d = s->by_sym[SYM_AT(i)];
+				d->refs--;
+				df_node_release(s, d);
+				SYM_AT(i) = LM_SKILL_SYM_NONE;
+			}
+			return LM_ENOMEM;
+		}
+		d->refs++;
+		SYM_AT(i) = d->sym;
+	}
+	return LM_OK;
+}
+
+static void
+syms_unbind(lm_skill_stats *s, uint32_t *syms, size_t sym_stride, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct df_node *d = s->by_sym[SYM_AT(i)];
+		d->refs--;
+		df_node_release(s, d);
+		SYM_AT(i) = LM_SKILL_SYM_NONE;
+	}
+}
+
+#undef ID_AT
+#undef SYM_AT
+
+int
+lm_posting_prep_bind(lm_posting_prep *p, lm_skill_stats *s)
+{
+	int rc;
+
+	if (p == NULL || s == NULL || p->bound != NULL)
+		return LM_EINVAL;
+	if (p->n_skills > 0 &&
+	    (rc = syms_bind(s, &p->skills[0].id, sizeof(*p->skills), &p->skills[0].sym,
+	         sizeof(*p->skills), p->n_skills)) != LM_OK)
+		return rc;
+	if (p->n_gids > 0 && (rc = syms_bind(s, p->gids, sizeof(*p->gids), p->gsym,
+	                          sizeof(*p->gsym), p->n_gids)) != LM_OK) {
+		if (p->n_skills > 0)
+			syms_unbind(s, &p->skills[0].sym, sizeof(*p->skills), p->n_skills);
+		return rc;
+	}
+	p->bound = s;
+	return LM_OK;
+}
+
+void
+lm_posting_prep_unbind(lm_posting_prep *p)
+{
+	if (p == NULL || p->bound == NULL)
+		return;
+	if (p->n_skills > 0)
+		syms_unbind(p->bound, &p->skills[0].sym, sizeof(*p->skills), p->n_skills);
+	if (p->n_gids > 0)
+		syms_unbind(p->bound, p->gsym, sizeof(*p->gsym), p->n_gids);
+	p->bound = NULL;
+}
+
+int
+lm_profile_prep_bind(lm_profile_prep *c, lm_skill_stats *s)
+{
+	int rc;
+
+	if (c == NULL || s == NULL || c->bound != NULL)
+		return LM_EINVAL;
+	if (c->n_skills > 0 &&
+	    (rc = syms_bind(s, &c->skills[0].id, sizeof(*c->skills), &c->skills[0].sym,
+	         sizeof(*c->skills), c->n_skills)) != LM_OK)
+		return rc;
+	c->bound = s;
+	return LM_OK;
+}
+
+void
+lm_profile_prep_unbind(lm_profile_prep *c)
+{
+	if (c == NULL || c->bound == NULL)
+		return;
+	if (c->n_skills > 0)
+		syms_unbind(c->bound, &c->skills[0].sym, sizeof(*c->skills), c->n_skills);
+	c->bound = NULL;
 }
 
 static int
@@ -333,6 +581,75 @@ locs_have_country(Lunamatch__V1__Location **locs, size_t n)
 	return false;
 }
 
+/* Total years of experience as the scorer counts them (finite, else 0). */
+static double
+rec_years(const CandidateProfile *c)
+{
+	double y = (double) c->years_experience;
+	return isfinite(y) && y > 0 ? y : 0;
+}
+
+/*
+ * A 64-bit summary of the countries of locs: one bit per country, chosen by
+ * a hash of its ASCII-lower-cased text. When two records share a country
+ * (strcasecmp equal), their masks share that bit; so disjoint masks prove
+ * that they share none. A country with a byte above 0x7f (whose case
+ * folding depends on the locale) sets every bit: nothing is proved.
+ */
+static uint64_t
+country_mask(Lunamatch__V1__Location *const *locs, size_t n)
+{
+	uint64_t mask = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *c;
+		uint64_t h = 1469598103934665603ULL;
+
+		if (locs[i] == NULL || locs[i]->country == NULL || locs[i]->country[0] == '\0')
+			continue;
+		for (c = (const unsigned char *) locs[i]->country; *c != '\0'; c++) {
+			if (*c >= 0x80)
+				return UINT64_MAX;
+			h ^= (uint64_t) ((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
+			h *= 1099511628211ULL;
+		}
+		h ^= h >> 33; /* mix the bits: FNV's top bits barely vary for short text */
+		h *= 0xff51afd7ed558ccdULL;
+		h ^= h >> 33;
+		h *= 0xc4ceb9fe1a85ec53ULL;
+		h ^= h >> 33;
+		mask |= (uint64_t) 1 << (h >> 58);
+	}
+	return mask;
+}
+
+/* Collects the groups that are not NULL and their usable skill ids into
+ * p->groups and p->gids, which have room for them (count_groups). */
+static void
+prep_groups(lm_posting_prep *p)
+{
+	const JobPosting *rec = p->rec;
+
+	for (size_t i = 0; i < rec->n_requirement_groups; i++) {
+		const Lunamatch__V1__RequirementGroup *g = rec->requirement_groups[i];
+		struct pgroup *pg;
+
+		if (g == NULL)
+			continue;
+		pg = &p->groups[p->n_groups++];
+		pg->g = g;
+		pg->off = p->n_gids;
+		pg->min_years = g->min_years_experience;
+		pg->needs_skill = g->n_skill_ids > 0;
+		for (size_t k = 0; k < g->n_skill_ids; k++)
+			if (g->skill_ids[k] != NULL && g->skill_ids[k][0] != '\0') {
+				p->gsym[p->n_gids] = LM_SKILL_SYM_NONE;
+				p->gids[p->n_gids++] = g->skill_ids[k];
+			}
+		pg->n = p->n_gids - pg->off;
+	}
+}
+
 static int
 cmp_pskill(const void *a, const void *b)
 {
@@ -360,17 +677,32 @@ int
 lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 {
 	lm_posting_prep *p;
-	size_t n = 0;
+	size_t n = 0, ng = 0, nid = 0, size;
+	char *at;
 
 	*out = NULL;
 	if (rec == NULL)
 		return LM_EINVAL;
-	if ((p = calloc(1, sizeof(*p))) == NULL)
+	for (size_t i = 0; i < rec->n_requirement_groups; i++) {
+		if (rec->requirement_groups[i] == NULL)
+			continue;
+		ng++;
+		nid += rec->requirement_groups[i]->n_skill_ids;
+	}
+	/* One allocation: the prep, then skills, groups, gids and gsym. */
+	size = sizeof(*p) + rec->n_skills * sizeof(*p->skills) +
+	       ng * sizeof(*p->groups) + nid * (sizeof(*p->gids) + sizeof(*p->gsym));
+	if ((p = calloc(1, size)) == NULL)
 		return LM_ENOMEM;
+	at = (char *) (p + 1);
+	p->skills = (struct pskill *) (void *) at;
+	at += rec->n_skills * sizeof(*p->skills);
+	p->groups = (struct pgroup *) (void *) at;
+	at += ng * sizeof(*p->groups);
+	p->gids = (const char **) (void *) at;
+	at += nid * sizeof(*p->gids);
+	p->gsym = (uint32_t *) (void *) at;
 	p->rec = rec;
-	if (rec->n_skills > 0 &&
-	    (p->skills = calloc(rec->n_skills, sizeof(*p->skills))) == NULL)
-		goto nomem;
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__PostingSkill *s = rec->skills[i];
 		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
@@ -378,7 +710,8 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		p->skills[n].id = s->skill_id;
 		p->skills[n].name = (s->name && s->name[0]) ? s->name : s->skill_id;
 		p->skills[n].w = skill_weight(s->weight);
-		p->skills[n].ord = i;
+		p->skills[n].ord = (uint32_t) i;
+		p->skills[n].sym = LM_SKILL_SYM_NONE;
 		n++;
 	}
 	/* Duplicates of an id: the first entry's name, the largest weight
@@ -397,14 +730,33 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		n = k;
 	}
 	p->n_skills = n;
-	if (tokenize(rec->title, &p->title) != LM_OK)
-		goto nomem;
+	prep_groups(p);
+	if (tokenize(rec->title, &p->title) != LM_OK) {
+		lm_posting_prep_free(p);
+		return LM_ENOMEM;
+	}
 	p->has_country = locs_have_country(rec->locations, rec->n_locations);
+	p->key.country_mask = country_mask(rec->locations, rec->n_locations);
+	p->key.expires_at = rec->expires_at;
+	p->key.employment_type = (int32_t) rec->employment_type;
+	p->key.remote = (int32_t) rec->remote;
+	p->key.flags = (p->has_country ? KEY_HAS_COUNTRY : 0) |
+	               (rec->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED
+	                       ? KEY_CLOSED
+	                       : 0);
+	p->posted_at = rec->posted_at;
+	if (rec->salary != NULL)
+		p->salary_top = rec->salary->annual_max > 0 ? rec->salary->annual_max
+		                                            : rec->salary->annual_min;
+	p->category = rec->category;
+	p->industry = rec->industry;
+	p->embedding = rec->embedding;
+	p->n_embedding = rec->n_embedding;
+	p->min_years = rec->min_years_experience;
+	p->level = (int32_t) rec->experience_level;
+	p->education = (int32_t) rec->education;
 	*out = p;
 	return LM_OK;
-nomem:
-	lm_posting_prep_free(p);
-	return LM_ENOMEM;
 }
 
 void
@@ -412,9 +764,9 @@ lm_posting_prep_free(lm_posting_prep *p)
 {
 	if (p == NULL)
 		return;
-	free(p->skills);
+	lm_posting_prep_unbind(p);
 	tokset_clear(&p->title);
-	free(p);
+	free(p); /* with skills, groups, gids and gsym */
 }
 
 const JobPosting *
@@ -432,18 +784,18 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 	*out = NULL;
 	if (rec == NULL)
 		return LM_EINVAL;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
+	/* One allocation: the prep, then skills. */
+	if ((c = calloc(1, sizeof(*c) + rec->n_skills * sizeof(*c->skills))) == NULL)
 		return LM_ENOMEM;
+	c->skills = (struct cskill *) (void *) (c + 1);
 	c->rec = rec;
-	if (rec->n_skills > 0 &&
-	    (c->skills = calloc(rec->n_skills, sizeof(*c->skills))) == NULL)
-		goto nomem;
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__CandidateSkill *s = rec->skills[i];
 		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
 			continue;
 		c->skills[n].id = s->skill_id;
 		c->skills[n].years = (isfinite(s->years) && s->years > 0) ? s->years : 0;
+		c->skills[n].sym = LM_SKILL_SYM_NONE;
 		n++;
 	}
 	if (n > 1) {
@@ -476,6 +828,19 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 		}
 	}
 	c->has_country = locs_have_country(rec->locations, rec->n_locations);
+	c->key.country_mask = country_mask(rec->locations, rec->n_locations);
+	c->key.years = rec_years(rec);
+	c->key.remote = (int32_t) rec->remote;
+	c->key.flags = (c->has_country ? KEY_HAS_COUNTRY : 0) |
+	               (rec->willing_to_relocate ? KEY_RELOCATE : 0) |
+	               (rec->n_desired_employment_types > 0 ? KEY_EMP_ANY | KEY_EMP_EXACT : 0);
+	for (size_t i = 0; i < rec->n_desired_employment_types; i++) {
+		int t = (int) rec->desired_employment_types[i];
+		if (t >= 0 && t < 64)
+			c->key.emp_mask |= (uint64_t) 1 << t;
+		else
+			c->key.flags &= ~KEY_EMP_EXACT;
+	}
 	*out = c;
 	return LM_OK;
 nomem:
@@ -488,11 +853,11 @@ lm_profile_prep_free(lm_profile_prep *c)
 {
 	if (c == NULL)
 		return;
-	free(c->skills);
+	lm_profile_prep_unbind(c);
 	for (size_t i = 0; i < c->titles_cap; i++)
 		tokset_clear(&c->titles[i]);
 	free(c->titles);
-	free(c);
+	free(c); /* with skills */
 }
 
 const CandidateProfile *
@@ -670,10 +1035,47 @@ clamp01(double x)
 	return x > 0 ? (x < 1 ? x : 1) : 0; /* NaN gives 0 */
 }
 
+/*
+ * How a scan answers the skill questions of one pair (fast mode): by
+ * symbols of the stats instead of by id strings. The candidate has symbol s
+ * when mark[s] == stamp; idf[s] caches idf(s) for the scan (< 0: not yet).
+ * Only used with no_ovr.
+ */
+struct fast {
+	const uint32_t *psym; /* symbols of the posting's skills[]; NULL: skills[].sym */
+	const uint32_t *gsym; /* symbols of the posting's gids[] */
+	const uint32_t *mark;
+	uint32_t stamp;
+	double *idf;
+	const lm_skill_stats *stats;
+};
+
+static bool
+fast_has(const struct fast *fx, uint32_t sym)
+{
+	return sym != LM_SKILL_SYM_NONE && fx->mark[sym] == fx->stamp;
+}
+
+/* The same value as lm_skill_idf of the symbol's id. */
+static double
+fast_idf(const struct fast *fx, uint32_t sym)
+{
+	const lm_skill_stats *s = fx->stats;
+	double v;
+
+	if (s == NULL || s->docs == 0)
+		return 1.0;
+	if (sym == LM_SKILL_SYM_NONE)
+		return idf_of(s->docs, 0);
+	if ((v = fx->idf[sym]) < 0)
+		v = fx->idf[sym] = idf_of(s->docs, s->by_sym[sym]->df);
+	return v;
+}
+
 static bool
 cand_has(const lm_profile_prep *c, const struct ovr *o, const char *id, double *years)
 {
-	struct cskill key = {id, 0};
+	struct cskill key = {id, 0, LM_SKILL_SYM_NONE};
 	const struct cskill *s;
 
 	if (o->add_skill != NULL && strcmp(o->add_skill, id) == 0) {
@@ -910,36 +1312,32 @@ check_filters(
  * in collect mode records every veto and returns whether none applied. */
 static bool
 check_vetoes(const lm_score_env *env, const lm_profile_prep *cp,
-    const lm_posting_prep *pp, const struct ovr *o, struct vsink *vs)
+    const lm_posting_prep *pp, const struct ovr *o, const struct fast *fx,
+    struct vsink *vs)
 {
 	const CandidateProfile *c = cp->rec;
 	const JobPosting *p = pp->rec;
 	size_t before = vs ? vs->e->n_vetoes : 0;
 	char gtext[LM_EXPLAIN_TEXT_MAX];
 
-	if (p->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
+	/* Scalars of p are read from pp's copies (the same values). */
+	if ((pp->key.flags & KEY_CLOSED) &&
 	    !veto(vs, LM_VETO_POSTING_CLOSED, "the posting is closed"))
 		return false;
-	if (p->expires_at != 0 && p->expires_at <= env->now &&
+	if (pp->key.expires_at != 0 && pp->key.expires_at <= env->now &&
 	    !veto(vs, LM_VETO_POSTING_EXPIRED, "the posting expired"))
 		return false;
-	for (size_t i = 0; i < p->n_requirement_groups; i++) {
-		const Lunamatch__V1__RequirementGroup *g = p->requirement_groups[i];
-		bool skill_ok = true, years_ok;
+	for (size_t i = 0; i < pp->n_groups; i++) {
+		const struct pgroup *pg = &pp->groups[i];
+		const Lunamatch__V1__RequirementGroup *g = pg->g;
+		bool skill_ok = !pg->needs_skill, years_ok;
 		double y = cand_years(c, o);
 
-		if (g == NULL)
-			continue;
-		if (g->n_skill_ids > 0) {
-			skill_ok = false;
-			for (size_t k = 0; k < g->n_skill_ids && !skill_ok; k++)
-				skill_ok = g->skill_ids[k] != NULL &&
-				           g->skill_ids[k][0] != '\0' &&
-				           cand_has(cp, o, g->skill_ids[k], NULL);
-		}
-		years_ok =
-		    !(isfinite(g->min_years_experience) && g->min_years_experience > 0 &&
-		        y < (double) g->min_years_experience);
+		for (size_t k = 0; k < pg->n && !skill_ok; k++)
+			skill_ok = fx != NULL ? fast_has(fx, fx->gsym[pg->off + k])
+			                      : cand_has(cp, o, pp->gids[pg->off + k], NULL);
+		years_ok = !(isfinite(pg->min_years) && pg->min_years > 0 &&
+		             y < (double) pg->min_years);
 		if (skill_ok && years_ok)
 			continue;
 		if (vs == NULL)
@@ -949,31 +1347,32 @@ check_vetoes(const lm_score_env *env, const lm_profile_prep *cp,
 			veto(vs, LM_VETO_REQUIREMENT_GROUP,
 			    "requires one of: %s, and %.1f years of experience (has "
 			    "%.1f)",
-			    gtext, (double) g->min_years_experience, y);
+			    gtext, (double) pg->min_years, y);
 		else if (!skill_ok)
 			veto(vs, LM_VETO_REQUIREMENT_GROUP, "requires one of: %s", gtext);
 		else
 			veto(vs, LM_VETO_REQUIREMENT_GROUP,
 			    "%s: requires %.1f years of experience (has %.1f)", gtext,
-			    (double) g->min_years_experience, y);
+			    (double) pg->min_years, y);
 		add_failed_group(vs, gtext);
 	}
-	if (c->n_desired_employment_types > 0 && p->employment_type != 0) {
+	if (c->n_desired_employment_types > 0 && pp->key.employment_type != 0) {
 		bool ok = false;
 		for (size_t i = 0; i < c->n_desired_employment_types; i++)
-			ok = ok || c->desired_employment_types[i] == p->employment_type;
+			ok = ok || (int32_t) c->desired_employment_types[i] ==
+			               pp->key.employment_type;
 		if (!ok &&
 		    !veto(vs, LM_VETO_EMPLOYMENT_TYPE,
 		        "the job is %s; the candidate wants other employment types",
-		        employment_name(p->employment_type)))
+		        employment_name(pp->key.employment_type)))
 			return false;
 	}
 	if (c->remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
-	    p->remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE &&
+	    pp->key.remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE &&
 	    !veto(
 	        vs, LM_VETO_REMOTE_POLICY, "onsite job; the candidate wants remote work"))
 		return false;
-	if (p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	if (pp->key.remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
 	    pp->has_country && cp->has_country && !c->willing_to_relocate) {
 		bool common = false;
 		for (size_t i = 0; i < p->n_locations && !common; i++)
@@ -1008,17 +1407,31 @@ static const double remote_fit[4][4] = {
 
 static void
 feat_skills(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
-    const struct ovr *o, struct eval *ev)
+    const struct ovr *o, const struct fast *fx, struct eval *ev)
 {
 	double tot = 0, have = 0;
 	size_t nh = 0;
 
-	for (size_t i = 0; i < pp->n_skills; i++) {
-		double imp = pp->skills[i].w * lm_skill_idf(env->stats, pp->skills[i].id);
-		tot += imp;
-		if (cand_has(cp, o, pp->skills[i].id, NULL)) {
-			have += imp;
-			nh++;
+	/* Both paths add the same products in the same order (skills[] order). */
+	if (fx != NULL) {
+		for (size_t i = 0; i < pp->n_skills; i++) {
+			uint32_t sym = fx->psym != NULL ? fx->psym[i] : pp->skills[i].sym;
+			double imp = pp->skills[i].w * fast_idf(fx, sym);
+			tot += imp;
+			if (fast_has(fx, sym)) {
+				have += imp;
+				nh++;
+			}
+		}
+	} else {
+		for (size_t i = 0; i < pp->n_skills; i++) {
+			double imp =
+			    pp->skills[i].w * lm_skill_idf(env->stats, pp->skills[i].id);
+			tot += imp;
+			if (cand_has(cp, o, pp->skills[i].id, NULL)) {
+				have += imp;
+				nh++;
+			}
 		}
 	}
 	ev->sk_tot = tot;
@@ -1032,10 +1445,10 @@ feat_skills(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting
 }
 
 static void
-feat_experience(
-    const CandidateProfile *c, const JobPosting *p, const struct ovr *o, struct eval *ev)
+feat_experience(const CandidateProfile *c, const lm_posting_prep *p, const struct ovr *o,
+    struct eval *ev)
 {
-	double need = p->min_years_experience, y = cand_years(c, o);
+	double need = p->min_years, y = cand_years(c, o);
 
 	if (!(isfinite(need) && need > 0))
 		return;
@@ -1046,9 +1459,9 @@ feat_experience(
 
 static void
 feat_seniority(
-    const lm_model *m, const CandidateProfile *c, const JobPosting *p, struct eval *ev)
+    const lm_model *m, const CandidateProfile *c, const lm_posting_prep *p, struct eval *ev)
 {
-	int a = (int) c->experience_level, b = (int) p->experience_level, d;
+	int a = (int) c->experience_level, b = (int) p->level, d;
 
 	if (a < 1 || a > 8 || b < 1 || b > 8)
 		return;
@@ -1064,13 +1477,13 @@ feat_seniority(
 
 static void
 feat_salary(
-    const lm_model *m, const CandidateProfile *c, const JobPosting *p, struct eval *ev)
+    const lm_model *m, const CandidateProfile *c, const lm_posting_prep *p, struct eval *ev)
 {
 	int64_t top, want;
 
-	if (p->salary == NULL || c->desired_salary == NULL)
-		return;
-	top = p->salary->annual_max > 0 ? p->salary->annual_max : p->salary->annual_min;
+	if (p->salary_top <= 0 || c->desired_salary == NULL)
+		return; /* salary_top is 0 when the posting has no salary */
+	top = p->salary_top;
 	want = c->desired_salary->annual_min;
 	if (top <= 0 || want <= 0)
 		return;
@@ -1099,15 +1512,17 @@ feat_location(const lm_model *m, const lm_profile_prep *cp, const lm_posting_pre
 	int parts = 0;
 	char a[LM_EXPLAIN_TEXT_MAX / 2] = "", b[LM_EXPLAIN_TEXT_MAX / 2] = "";
 
-	if (p->remote >= 1 && p->remote <= 3 && c->remote >= 1 && c->remote <= 3) {
-		sum += remote_fit[p->remote][c->remote];
+	int prem = pp->key.remote;
+
+	if (prem >= 1 && prem <= 3 && c->remote >= 1 && c->remote <= 3) {
+		sum += remote_fit[prem][c->remote];
 		parts++;
 		if (ev->detail)
-			snprintf(a, sizeof(a), "%s job, prefers %s",
-			    remote_name(p->remote), remote_name(c->remote));
+			snprintf(a, sizeof(a), "%s job, prefers %s", remote_name(prem),
+			    remote_name(c->remote));
 	}
-	if (p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
-	    pp->has_country && cp->has_country) {
+	if (prem != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE && pp->has_country &&
+	    cp->has_country) {
 		double best = 0;
 		for (size_t i = 0; i < p->n_locations; i++) {
 			const Lunamatch__V1__Location *pl = p->locations[i];
@@ -1145,7 +1560,7 @@ feat_location(const lm_model *m, const lm_profile_prep *cp, const lm_posting_pre
 }
 
 static void
-feat_education(const lm_model *m, const CandidateProfile *c, const JobPosting *p,
+feat_education(const lm_model *m, const CandidateProfile *c, const lm_posting_prep *p,
     const struct ovr *o, struct eval *ev)
 {
 	int need = (int) p->education, have = cand_education(c, o);
@@ -1170,7 +1585,7 @@ static void
 feat_career(const lm_profile_prep *cp, const lm_posting_prep *pp, struct eval *ev)
 {
 	const Lunamatch__V1__CareerGoals *g = cp->rec->career_goals;
-	const JobPosting *p = pp->rec;
+	const lm_posting_prep *p = pp; /* category and industry: copies of rec's */
 	double sum = 0, best = 0;
 	int parts = 0;
 	char t1[64] = "", t2[64] = "", t3[64] = "";
@@ -1220,7 +1635,7 @@ feat_career(const lm_profile_prep *cp, const lm_posting_prep *pp, struct eval *e
 }
 
 static void
-feat_freshness(const lm_model *m, const JobPosting *p, int64_t now, struct eval *ev)
+feat_freshness(const lm_model *m, const lm_posting_prep *p, int64_t now, struct eval *ev)
 {
 	double days;
 
@@ -1235,7 +1650,7 @@ feat_freshness(const lm_model *m, const JobPosting *p, int64_t now, struct eval 
 }
 
 static void
-feat_semantic(const CandidateProfile *c, const JobPosting *p, struct eval *ev)
+feat_semantic(const CandidateProfile *c, const lm_posting_prep *p, struct eval *ev)
 {
 	double dot = 0, na = 0, nb = 0, cosv;
 
@@ -1265,7 +1680,7 @@ feat_semantic(const CandidateProfile *c, const JobPosting *p, struct eval *ev)
  */
 static void
 evaluate(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
-    const struct ovr *o, struct vsink *vs, struct eval *ev)
+    const struct ovr *o, const struct fast *fx, struct vsink *vs, struct eval *ev)
 {
 	const lm_model *m = env->model;
 	double num = 0;
@@ -1279,19 +1694,19 @@ evaluate(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_pr
 	ev->wsum = 0;
 	ev->sk_tot = 0;
 	ev->sk_have = 0;
-	ev->eligible = check_vetoes(env, cp, pp, o, vs);
+	ev->eligible = check_vetoes(env, cp, pp, o, fx, vs);
 	if (!ev->eligible && vs == NULL)
 		return;
 
-	feat_skills(env, cp, pp, o, ev);
-	feat_experience(cp->rec, pp->rec, o, ev);
-	feat_seniority(m, cp->rec, pp->rec, ev);
-	feat_salary(m, cp->rec, pp->rec, ev);
+	feat_skills(env, cp, pp, o, fx, ev);
+	feat_experience(cp->rec, pp, o, ev);
+	feat_seniority(m, cp->rec, pp, ev);
+	feat_salary(m, cp->rec, pp, ev);
 	feat_location(m, cp, pp, ev);
-	feat_education(m, cp->rec, pp->rec, o, ev);
+	feat_education(m, cp->rec, pp, o, ev);
 	feat_career(cp, pp, ev);
-	feat_freshness(m, pp->rec, env->now, ev);
-	feat_semantic(cp->rec, pp->rec, ev);
+	feat_freshness(m, pp, env->now, ev);
+	feat_semantic(cp->rec, pp, ev);
 
 	for (int f = 0; f < LM_FEAT_COUNT; f++) {
 		if (!ev->present[f] || !(m->weights[f] > 0))
@@ -1310,10 +1725,218 @@ lm_score_pair(const lm_score_env *env, const lm_profile_prep *c, const lm_postin
 	struct eval ev;
 
 	ev.detail = false;
-	evaluate(env, c, p, &no_ovr, NULL, &ev);
+	evaluate(env, c, p, &no_ovr, NULL, NULL, &ev);
 	if (eligible != NULL)
 		*eligible = ev.eligible;
 	return ev.score;
+}
+
+/* ==== scans ================================================================ */
+
+struct lm_scan {
+	lm_score_env env;
+	const lm_profile_prep *cp; /* the subject: a profile ... */
+	const lm_posting_prep *pp; /* ... or a posting */
+	const lm_skill_stats *stats;
+	uint32_t *mark; /* nsym slots: see struct fast */
+	uint32_t stamp;
+	double *idf;       /* nsym slots, -1 until computed */
+	uint32_t *subj;    /* posting subject: symbols of skills[], then gids[] */
+	uint64_t fast_pairs; /* pairs scored through the fast path */
+};
+
+int
+lm_scan_new(const lm_score_env *env, const lm_profile_prep *c, const lm_posting_prep *p,
+    lm_scan **out)
+{
+	lm_scan *sc;
+	size_t nsym;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (env == NULL || env->model == NULL || (c == NULL) == (p == NULL))
+		return LM_EINVAL;
+	if ((sc = calloc(1, sizeof(*sc))) == NULL)
+		return LM_ENOMEM;
+	sc->env = *env;
+	sc->cp = c;
+	sc->pp = p;
+	sc->stats = env->stats;
+	nsym = sc->stats != NULL ? sc->stats->nsym : 0;
+	if ((sc->mark = calloc(nsym + 1, sizeof(*sc->mark))) == NULL ||
+	    (sc->idf = malloc((nsym + 1) * sizeof(*sc->idf))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < nsym; i++)
+		sc->idf[i] = -1;
+	sc->stamp = 1;
+	if (c != NULL) {
+		for (size_t i = 0; i < c->n_skills; i++) {
+			uint32_t sym = sym_lookup(sc->stats, c->skills[i].id);
+			if (sym != LM_SKILL_SYM_NONE)
+				sc->mark[sym] = sc->stamp;
+		}
+	} else {
+		size_t n = p->n_skills + p->n_gids;
+		if ((sc->subj = malloc((n + 1) * sizeof(*sc->subj))) == NULL)
+			goto nomem;
+		for (size_t i = 0; i < p->n_skills; i++)
+			sc->subj[i] = sym_lookup(sc->stats, p->skills[i].id);
+		for (size_t k = 0; k < p->n_gids; k++)
+			sc->subj[p->n_skills + k] = sym_lookup(sc->stats, p->gids[k]);
+	}
+	*out = sc;
+	return LM_OK;
+nomem:
+	lm_scan_free(sc);
+	return LM_ENOMEM;
+}
+
+void
+lm_scan_free(lm_scan *sc)
+{
+	if (sc == NULL)
+		return;
+	free(sc->mark);
+	free(sc->idf);
+	free(sc->subj);
+	free(sc);
+}
+
+uint64_t
+lm_scan_fast_pairs(const lm_scan *sc)
+{
+	return sc == NULL ? 0 : sc->fast_pairs;
+}
+
+/*
+ * True only when check_vetoes would veto the pair (never the other way
+ * round), from the keys alone: closed or expired posting, employment type,
+ * remote policy, no common country (by the country masks). c is a profile's
+ * key, p a posting's.
+ */
+static bool
+key_veto(int64_t now, const lm_veto_key *c, const lm_veto_key *p)
+{
+	int32_t et = p->employment_type;
+
+	if ((p->flags & KEY_CLOSED) || (p->expires_at != 0 && p->expires_at <= now))
+		return true;
+	if ((c->flags & (KEY_EMP_ANY | KEY_EMP_EXACT)) == (KEY_EMP_ANY | KEY_EMP_EXACT) &&
+	    et != 0 && (et < 0 || et >= 64 || !((c->emp_mask >> et) & 1)))
+		return true;
+	if (c->remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	    p->remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE)
+		return true;
+	return p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	       (p->flags & KEY_HAS_COUNTRY) && (c->flags & KEY_HAS_COUNTRY) &&
+	       !(c->flags & KEY_RELOCATE) && (p->country_mask & c->country_mask) == 0;
+}
+
+/* As key_veto, also trying the requirement groups (exactly). */
+static bool
+quick_veto(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    const struct fast *fx)
+{
+	if (key_veto(env->now, &cp->key, &pp->key))
+		return true;
+	for (size_t i = 0; i < pp->n_groups; i++) {
+		const struct pgroup *pg = &pp->groups[i];
+		bool skill_ok = !pg->needs_skill;
+
+		for (size_t k = 0; k < pg->n && !skill_ok; k++)
+			skill_ok = fast_has(fx, fx->gsym[pg->off + k]);
+		if (!skill_ok || (isfinite(pg->min_years) && pg->min_years > 0 &&
+		                     cp->key.years < (double) pg->min_years))
+			return true;
+	}
+	return false;
+}
+
+const lm_veto_key *
+lm_posting_prep_key(const lm_posting_prep *p)
+{
+	return &p->key;
+}
+
+const lm_veto_key *
+lm_profile_prep_key(const lm_profile_prep *c)
+{
+	return &c->key;
+}
+
+bool
+lm_scan_vetoed(const lm_scan *sc, const lm_veto_key *other)
+{
+	return sc->cp != NULL ? key_veto(sc->env.now, &sc->cp->key, other)
+	                      : key_veto(sc->env.now, other, &sc->pp->key);
+}
+
+static double
+scan_pair(lm_scan *sc, const lm_profile_prep *c, const lm_posting_prep *p,
+    const struct fast *fx, bool *eligible)
+{
+	struct eval ev;
+
+	sc->fast_pairs++;
+	if (quick_veto(&sc->env, c, p, fx)) {
+		if (eligible != NULL)
+			*eligible = false;
+		return 0;
+	}
+	ev.detail = false;
+	evaluate(&sc->env, c, p, &no_ovr, fx, NULL, &ev);
+	if (eligible != NULL)
+		*eligible = ev.eligible;
+	return ev.score;
+}
+
+double
+lm_scan_posting(lm_scan *sc, const lm_posting_prep *p, bool *eligible)
+{
+	struct fast fx;
+
+	if (sc->cp == NULL) { /* a posting subject: not a pair of this scan */
+		if (eligible != NULL)
+			*eligible = false;
+		return 0;
+	}
+	if (sc->stats == NULL || p->bound != sc->stats)
+		return lm_score_pair(&sc->env, sc->cp, p, eligible);
+	fx.psym = NULL;
+	fx.gsym = p->gsym;
+	fx.mark = sc->mark;
+	fx.stamp = sc->stamp;
+	fx.idf = sc->idf;
+	fx.stats = sc->stats;
+	return scan_pair(sc, sc->cp, p, &fx, eligible);
+}
+
+double
+lm_scan_profile(lm_scan *sc, const lm_profile_prep *c, bool *eligible)
+{
+	struct fast fx;
+
+	if (sc->pp == NULL) { /* a profile subject: not a pair of this scan */
+		if (eligible != NULL)
+			*eligible = false;
+		return 0;
+	}
+	if (sc->stats == NULL || c->bound != sc->stats)
+		return lm_score_pair(&sc->env, c, sc->pp, eligible);
+	if (++sc->stamp == 0) { /* wrapped: old marks could look current */
+		memset(sc->mark, 0, (sc->stats->nsym + 1) * sizeof(*sc->mark));
+		sc->stamp = 1;
+	}
+	for (size_t i = 0; i < c->n_skills; i++)
+		sc->mark[c->skills[i].sym] = sc->stamp;
+	fx.psym = sc->subj;
+	fx.gsym = sc->subj + sc->pp->n_skills;
+	fx.mark = sc->mark;
+	fx.stamp = sc->stamp;
+	fx.idf = sc->idf;
+	fx.stats = sc->stats;
+	return scan_pair(sc, c, sc->pp, &fx, eligible);
 }
 
 /* ==== explanations ========================================================= */
@@ -1466,7 +2089,7 @@ try_improvement(const lm_score_env *env, const lm_profile_prep *cp,
 	if (*n >= cap)
 		return;
 	ev.detail = false;
-	evaluate(env, cp, pp, o, NULL, &ev);
+	evaluate(env, cp, pp, o, NULL, NULL, &ev);
 	if (!(ev.score - base > 1e-12))
 		return;
 	list[*n].gain = ev.score - base;
@@ -1684,7 +2307,7 @@ lm_explain_pair(const lm_score_env *env, const lm_profile_prep *cp,
 	vs.e = e;
 	vs.oom = 0;
 	ev->detail = true;
-	evaluate(env, cp, pp, &no_ovr, &vs, ev);
+	evaluate(env, cp, pp, &no_ovr, NULL, &vs, ev);
 	if (vs.oom)
 		goto fail;
 	mt->score = ev->score;

@@ -35,6 +35,8 @@ extern "C" {
 #endif
 
 /* Hard limits. */
+#define LM_SKILL_SYMS_MAX           (1u << 24) /* distinct skill ids in one lm_skill_stats */
+#define LM_SKILL_SYM_NONE           UINT32_MAX /* "no symbol" */
 #define LM_FILTER_LIST_MAX          1000 /* entries in one list of a request filter */
 #define LM_TITLE_TOKENS_MAX         32   /* tokens of a title used by career-goal fit */
 #define LM_TITLE_TOKEN_MAX          48   /* bytes of one token; longer ones are cut */
@@ -55,8 +57,14 @@ extern "C" {
 /* ---- corpus statistics (for IDF) ---------------------------------------- */
 
 /* Document frequencies of skill ids over a set of postings, and the number
- * of postings. The index keeps one over its open, unexpired postings. Not
- * thread-safe for writes: callers serialize add/remove against readers. */
+ * of postings. The index keeps one over its open, unexpired postings.
+ *
+ * It is also a symbol table: every skill id it counts or that a bound prep
+ * (lm_posting_prep_bind) refers to has a small dense integer, its symbol,
+ * so that scans (lm_scan) compare integers instead of strings. An id that
+ * is neither counted nor referenced any more is forgotten and its symbol
+ * reused. Not thread-safe for writes: callers serialize add/remove, binding,
+ * unbinding and freeing bound preps against readers and scans. */
 typedef struct lm_skill_stats lm_skill_stats;
 
 typedef struct lm_posting_prep lm_posting_prep;
@@ -82,6 +90,10 @@ uint64_t lm_skill_stats_df(const lm_skill_stats *s, const char *skill_id);
  * NULL (no corpus: all skills equally important). */
 double lm_skill_idf(const lm_skill_stats *s, const char *skill_id);
 
+/* Skill ids s currently holds (counted or referenced by a bound prep). s may
+ * be NULL (0). */
+size_t lm_skill_stats_symbols(const lm_skill_stats *s);
+
 /* ---- prepared records --------------------------------------------------- */
 
 /* Prepares a posting / profile for scoring. The prep borrows rec (not
@@ -95,6 +107,26 @@ int lm_profile_prep_new(
     const Lunamatch__V1__CandidateProfile *rec, lm_profile_prep **out);
 void lm_profile_prep_free(lm_profile_prep *p); /* NULL is a no-op */
 const Lunamatch__V1__CandidateProfile *lm_profile_prep_record(const lm_profile_prep *p);
+
+/*
+ * Binds a prep to s: every skill id of the prep (for a posting also the
+ * skill ids of its requirement groups) gets a symbol in s, which the prep
+ * keeps and which s keeps alive until the prep is unbound. lm_scan scores
+ * bound preps fast; a prep bound to s is also added to and removed from s
+ * (lm_skill_stats_add/remove) by symbol. Binding changes nothing a score
+ * depends on. A prep is bound to at most one lm_skill_stats at a time.
+ * Returns LM_OK, LM_EINVAL (NULL, or already bound) or LM_ENOMEM (then
+ * nothing changed). Writes to s: serialize as for lm_skill_stats_add.
+ */
+int lm_posting_prep_bind(lm_posting_prep *p, lm_skill_stats *s);
+int lm_profile_prep_bind(lm_profile_prep *c, lm_skill_stats *s);
+
+/* Releases the symbols a bound prep holds (writes to its lm_skill_stats). An
+ * unbound prep or NULL is a no-op. lm_*_prep_free unbinds a bound prep, so
+ * freeing a bound prep also writes to its stats; the stats must outlive the
+ * preps bound to them. */
+void lm_posting_prep_unbind(lm_posting_prep *p);
+void lm_profile_prep_unbind(lm_profile_prep *c);
 
 /* ---- request filters ---------------------------------------------------- */
 
@@ -144,6 +176,67 @@ double lm_score_pair(const lm_score_env *env, const lm_profile_prep *c,
 int lm_explain_pair(const lm_score_env *env, const lm_profile_prep *c,
     const lm_posting_prep *p, Lunamatch__V1__ExplainLevel level,
     Lunamatch__V1__Match **out);
+
+/* ---- scans -------------------------------------------------------------- */
+
+/*
+ * A scan scores one subject (a profile or a posting) against many records
+ * of the other side, as the index's queries do. It resolves the subject's
+ * skills once; for the other side's preps that are bound to env->stats it
+ * compares skills by symbol, takes idf from a per-scan cache of one log per
+ * distinct skill, and rejects most vetoed pairs from the preps' own fields
+ * before the full evaluation.
+ *
+ * Every result is exactly what lm_score_pair(env, ...) gives for the same
+ * pair: the same score, bit for bit, and the same eligibility. Preps that
+ * are not bound to env->stats are scored by lm_score_pair itself.
+ *
+ * lm_scan_new copies *env (its pointers are borrowed); the subject, the
+ * model, the filters and env->stats must stay alive and unchanged while the
+ * scan exists (the index holds its read lock). One scan is used by one
+ * thread at a time. Exactly one of c and p is the subject (the other NULL).
+ * Returns LM_OK, LM_EINVAL or LM_ENOMEM.
+ */
+typedef struct lm_scan lm_scan;
+
+int lm_scan_new(const lm_score_env *env, const lm_profile_prep *c,
+    const lm_posting_prep *p, lm_scan **out);
+void lm_scan_free(lm_scan *sc); /* NULL is a no-op */
+
+/* The pair (subject profile, p) of a profile scan, or (c, subject posting)
+ * of a posting scan: the score, and *eligible (may be NULL). Called on a
+ * scan of the other kind: 0, not eligible. */
+double lm_scan_posting(lm_scan *sc, const lm_posting_prep *p, bool *eligible);
+double lm_scan_profile(lm_scan *sc, const lm_profile_prep *c, bool *eligible);
+
+/*
+ * The fields of a prep that decide most vetoes, small enough that a scan
+ * over many records can keep them side by side (the index holds a copy per
+ * record in a dense array) and skip most vetoed records without touching
+ * them. Filled by the prep (the pointer lives as long as the prep); read by
+ * lm_scan_vetoed. The fields are the scorer's business.
+ */
+typedef struct lm_veto_key {
+	int64_t expires_at;
+	uint64_t country_mask;
+	uint64_t emp_mask;
+	double years;
+	int32_t employment_type;
+	int32_t remote;
+	uint32_t flags;
+} lm_veto_key;
+
+const lm_veto_key *lm_posting_prep_key(const lm_posting_prep *p);
+const lm_veto_key *lm_profile_prep_key(const lm_profile_prep *c);
+
+/* True only when the pair of the subject and the record whose key `other`
+ * is (a posting's for a profile scan, a profile's for a posting scan) is
+ * vetoed: then lm_scan_posting/profile would return 0, not eligible. False
+ * says nothing. */
+bool lm_scan_vetoed(const lm_scan *sc, const lm_veto_key *other);
+
+/* Pairs the scan scored through its fast path (bound preps), for tests. */
+uint64_t lm_scan_fast_pairs(const lm_scan *sc);
 
 /* lm_score_pair on plain records (prepares both for the call). Returns
  * LM_OK, LM_EINVAL or LM_ENOMEM. */
