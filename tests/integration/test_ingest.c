@@ -16,22 +16,18 @@
  * exact metric values. One test SIGKILLs ingest mid-stream and shows that
  * after a restart nothing was lost.
  */
-#include <arpa/inet.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
 
+#include "kafkatest.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
@@ -42,6 +38,7 @@
 #include "lunamatch/v1/records.pb-c.h"
 #include "lunamatch/v1/store.pb-c.h"
 #include "proc.h"
+#include "svctest.h"
 
 #define PARTITIONS 3
 #define START_MS   30000 /* devkafka / ingest start-up, generous for sanitizers */
@@ -51,113 +48,50 @@
 #define KILL_IDS   1000  /* records of the SIGKILL test, two versions each */
 
 static struct {
-	bool real;
-	char brokers[256];
+	bool real; /* LUNAMATCH_TEST_BROKERS given */
 	char run[64];
 } G;
 
 /* One test's broker, topics, directories and ingest process. */
 struct world {
 	char tag[32];
-	char brokers[512];
+	lmt_broker b;
+	const char *brokers; /* b.brokers */
 	char postings[160], profiles[160], dlq[160], group[160];
 	char *dir;
 	char data[4200], notify[4300], errlog[4300];
 	char http[64];
 	int starts;
-	lmt_proc *dk, *ingest;
-	char env[16][4400];
-	const char *envp[17];
+	lmt_proc *ingest;
+	lmt_env env; /* ingest's */
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
-static int
-free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-/* A client; a consumer reads assigned partitions only, with a group id
- * derived from group (librdkafka wants one for assign) that never commits. */
-static rd_kafka_t *
-new_client(const char *brokers, rd_kafka_type_t type, const char *group)
-{
-	rd_kafka_conf_t *c = NULL;
-	rd_kafka_t *rk;
-	char err[512], g[300];
-
-	assert_int_equal(
-	    lm_kafka_conf(brokers, "lmtest-ingest", &c, err, sizeof(err)), LM_OK);
-	if (type == RD_KAFKA_CONSUMER) {
-		snprintf(g, sizeof(g), "%s-reader", group);
-		assert_int_equal(lm_kafka_set(c, "group.id", g, err, sizeof(err)), LM_OK);
-		assert_int_equal(
-		    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)),
-		    LM_OK);
-	}
-	rk = rd_kafka_new(type, c, err, sizeof(err));
-	if (rk == NULL)
-		fail_msg("rd_kafka_new: %s", err);
-	if (type == RD_KAFKA_CONSUMER)
-		rd_kafka_poll_set_consumer(rk);
-	assert_int_equal(lm_kafka_wait_metadata(rk, START_MS), LM_OK);
-	return rk;
-}
 
 static void
 world_env(struct world *w, const char *extra1, const char *extra2)
 {
-	int n = 0;
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_BROKERS=%s", w->brokers);
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_DATA_DIR=%s", w->data);
-	snprintf(
-	    w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_POSTINGS=%s", w->postings);
-	snprintf(
-	    w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_PROFILES=%s", w->profiles);
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TOPIC_DLQ=%s", w->dlq);
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_GROUP_ID=%s", w->group);
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_HTTP_ADDR=%s", w->http);
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_NOTIFY_URL=%s", w->notify);
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_TAXONOMY_FILE=%s",
-	    lmt_src("data/skills.tsv"));
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_RATES_FILE=%s",
-	    lmt_src("data/rates.tsv"));
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_BATCH_MS=100");
-	snprintf(w->env[n++], sizeof(w->env[0]), "LUNAMATCH_LOG_LEVEL=info");
+	lmt_env *e = &w->env;
+	lmt_env_add(e, "LUNAMATCH_BROKERS=%s", w->brokers);
+	lmt_env_add(e, "LUNAMATCH_DATA_DIR=%s", w->data);
+	lmt_env_add(e, "LUNAMATCH_TOPIC_POSTINGS=%s", w->postings);
+	lmt_env_add(e, "LUNAMATCH_TOPIC_PROFILES=%s", w->profiles);
+	lmt_env_add(e, "LUNAMATCH_TOPIC_DLQ=%s", w->dlq);
+	lmt_env_add(e, "LUNAMATCH_GROUP_ID=%s", w->group);
+	lmt_env_add(e, "LUNAMATCH_HTTP_ADDR=%s", w->http);
+	lmt_env_add(e, "LUNAMATCH_NOTIFY_URL=%s", w->notify);
+	lmt_env_add(e, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+	lmt_env_add(e, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+	lmt_env_add(e, "LUNAMATCH_BATCH_MS=100");
+	lmt_env_add(e, "LUNAMATCH_LOG_LEVEL=info");
 	if (extra1 != NULL)
-		snprintf(w->env[n++], sizeof(w->env[0]), "%s", extra1);
+		lmt_env_add(e, "%s", extra1);
 	if (extra2 != NULL)
-		snprintf(w->env[n++], sizeof(w->env[0]), "%s", extra2);
-	for (int i = 0; i < n; i++)
-		w->envp[i] = w->env[i];
-	w->envp[n] = NULL;
+		lmt_env_add(e, "%s", extra2);
 }
 
 /* Broker with this test's topics, directories, port and URL. */
 static void
 world_start(struct world *w, const char *tag, const char *extra1, const char *extra2)
 {
-	char line[256];
-
 	memset(w, 0, sizeof(*w));
 	snprintf(w->tag, sizeof(w->tag), "%s", tag);
 	snprintf(w->postings, sizeof(w->postings), "lmtest.%s.%s.postings", G.run, tag);
@@ -167,41 +101,12 @@ world_start(struct world *w, const char *tag, const char *extra1, const char *ex
 	w->dir = lmt_tmpdir(tag);
 	snprintf(w->data, sizeof(w->data), "%s/data", w->dir);
 	snprintf(w->notify, sizeof(w->notify), "ipc://%s/notify.ipc", w->dir);
-	snprintf(w->http, sizeof(w->http), "127.0.0.1:%d", free_port());
+	snprintf(w->http, sizeof(w->http), "127.0.0.1:%d", lmt_free_port());
 
-	if (G.real) {
-		char err[512];
-		const char *topics[3] = {w->postings, w->profiles, w->dlq};
-		snprintf(w->brokers, sizeof(w->brokers), "%s", G.brokers);
-		rd_kafka_t *rk = new_client(w->brokers, RD_KAFKA_PRODUCER, NULL);
-		if (lm_kafka_create_topics(
-		        rk, topics, 3, PARTITIONS, IO_MS, err, sizeof(err)) != LM_OK)
-			fail_msg("create topics: %s", err);
-		for (int i = 0; i < 3; i++) {
-			int n = 0;
-			for (int k = 0; k < 100; k++) {
-				if (lm_kafka_topic_partitions(rk, topics[i], IO_MS, &n) ==
-				    LM_OK)
-					break;
-				usleep(100 * 1000);
-			}
-			assert_int_equal(n, PARTITIONS);
-		}
-		rd_kafka_destroy(rk);
-	} else {
-		char e1[200], e2[200], e3[200];
-		snprintf(e1, sizeof(e1), "LUNAMATCH_TOPIC_POSTINGS=%s", w->postings);
-		snprintf(e2, sizeof(e2), "LUNAMATCH_TOPIC_PROFILES=%s", w->profiles);
-		snprintf(e3, sizeof(e3), "LUNAMATCH_TOPIC_DLQ=%s", w->dlq);
-		const char *env[] = {e1, e2, e3, NULL};
-		const char *argv[] = {
-		    lmt_bin("lunamatch-devkafka"), "--partitions", "3", NULL};
-		assert_int_equal(lmt_proc_start(argv, env, &w->dk), LM_OK);
-		assert_int_equal(
-		    lmt_proc_readline(w->dk, line, sizeof(line), START_MS), LM_OK);
-		assert_memory_equal(line, "127.0.0.1:", 10);
-		snprintf(w->brokers, sizeof(w->brokers), "%s", line);
-	}
+	const lmt_topic topics[] = {{"LUNAMATCH_TOPIC_POSTINGS", w->postings},
+	    {"LUNAMATCH_TOPIC_PROFILES", w->profiles}, {"LUNAMATCH_TOPIC_DLQ", w->dlq}};
+	lmt_broker_open(&w->b, PARTITIONS, topics, 3);
+	w->brokers = w->b.brokers;
 	world_env(w, extra1, extra2);
 }
 
@@ -210,61 +115,14 @@ ingest_start(struct world *w)
 {
 	const char *argv[] = {lmt_bin("lunamatch-ingest"), NULL};
 	snprintf(w->errlog, sizeof(w->errlog), "%s/ingest.%d.log", w->dir, ++w->starts);
-	assert_int_equal(lmt_proc_start_ex(argv, w->envp, w->errlog, &w->ingest), LM_OK);
-}
-
-/* GET path on ingest's HTTP port; returns the status, body in *body. */
-static int
-http_get(const struct world *w, const char *path, char **body)
-{
-	char url[128];
-	int status = 0;
-	char *b = NULL;
-
-	snprintf(url, sizeof(url), "http://%s%s", w->http, path);
-	if (lmt_http_get(url, &status, &b, NULL, 2000) != LM_OK)
-		status = 0;
-	if (body != NULL)
-		*body = b;
-	else
-		free(b);
-	return status;
+	assert_int_equal(
+	    lmt_proc_start_ex(argv, w->env.vec, w->errlog, &w->ingest), LM_OK);
 }
 
 static void
 wait_ready(const struct world *w)
 {
-	int64_t end = now_ms() + START_MS + 15000;
-	while (now_ms() < end) {
-		if (http_get(w, "/readyz", NULL) == 200)
-			return;
-		usleep(100 * 1000);
-	}
-	fail_msg("ingest not ready within %d ms (log: %s)", START_MS + 15000, w->errlog);
-}
-
-/* The value of the sample named exactly `series` in Prometheus text, or -1. */
-static double
-sample(const char *text, const char *series)
-{
-	size_t n = strlen(series);
-	for (const char *p = text; p != NULL && *p;
-	     p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-		if (strncmp(p, series, n) == 0 && p[n] == ' ')
-			return strtod(p + n + 1, NULL);
-	}
-	return -1;
-}
-
-static double
-metric(const struct world *w, const char *series)
-{
-	char *body = NULL;
-	double v = -1;
-	if (http_get(w, "/metrics", &body) == 200)
-		v = sample(body, series);
-	free(body);
-	return v;
+	lmt_wait_ready(w->http, "ingest", w->errlog, START_MS + 15000);
 }
 
 /* Messages ingest has finished (stored, deleted, skipped or dead-lettered). */
@@ -281,7 +139,7 @@ processed(const char *m)
 	    "lunamatch_ingest_dlq_total"};
 	double sum = 0;
 	for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++)
-		sum += sample(m, series[i]);
+		sum += lmt_prom_value(m, series[i]);
 	return sum;
 }
 
@@ -289,17 +147,17 @@ processed(const char *m)
 static char *
 wait_processed(const struct world *w, double want)
 {
-	int64_t end = now_ms() + PROCESS_MS;
+	int64_t end = lmt_now_ms() + PROCESS_MS;
 	double got = -1;
-	while (now_ms() < end) {
+	while (lmt_now_ms() < end) {
 		char *body = NULL;
-		if (http_get(w, "/metrics", &body) == 200) {
+		if (lmt_http_status(w->http, "/metrics", &body, LMT_HTTP_MS) == 200) {
 			got = processed(body);
 			if (got >= want)
 				return body;
 		}
 		free(body);
-		usleep(100 * 1000);
+		lmt_sleep_ms(100);
 	}
 	fail_msg(
 	    "ingest processed %.0f of %.0f messages (log: %s)", got, want, w->errlog);
@@ -307,135 +165,59 @@ wait_processed(const struct world *w, double want)
 }
 
 static void
-ingest_stop(struct world *w)
-{
-	int st = -1;
-	assert_int_equal(lmt_proc_signal(w->ingest, SIGTERM), LM_OK);
-	assert_int_equal(lmt_proc_wait(w->ingest, STOP_MS, &st), LM_OK);
-	assert_int_equal(st, 0);
-	lmt_proc_free(w->ingest);
-	w->ingest = NULL;
-}
-
-static void
 world_free(struct world *w)
 {
 	lmt_proc_free(w->ingest);
-	lmt_proc_free(w->dk);
+	lmt_broker_close(&w->b);
+	lmt_env_free(&w->env);
 	lmt_rmtree(w->dir);
 	free(w->dir);
-	w->ingest = w->dk = NULL;
+	w->ingest = NULL;
 	w->dir = NULL;
 }
 
 /* ---- producing ------------------------------------------------------------ */
 
-static int delivered, failed;
-
-static void
-dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-	(void) rk;
-	(void) opaque;
-	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		delivered++;
-	else
-		failed++;
-}
-
-static rd_kafka_t *
+static lmt_producer *
 new_producer(const char *brokers)
 {
-	rd_kafka_conf_t *c = NULL;
-	rd_kafka_t *rk;
-	char err[512];
-
-	assert_int_equal(
-	    lm_kafka_conf(brokers, "lmtest-ingest", &c, err, sizeof(err)), LM_OK);
-	assert_int_equal(
-	    lm_kafka_set(c, "enable.idempotence", "true", err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_kafka_set(c, "linger.ms", "5", err, sizeof(err)), LM_OK);
-	rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
-	rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
-	if (rk == NULL)
-		fail_msg("rd_kafka_new: %s", err);
-	delivered = failed = 0;
-	return rk;
+	return lmt_producer_new(brokers, "lmtest-ingest",
+	    (const char *const[]){"enable.idempotence", "true", "linger.ms", "5", NULL});
 }
 
 /* Queues one message; value NULL is a tombstone, ct NULL sends no header. */
 static void
-produce(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len,
-    const char *ct)
+produce(lmt_producer *p, const char *topic, const char *key, const void *value,
+    size_t len, const char *ct)
 {
-	rd_kafka_headers_t *h = NULL;
-	rd_kafka_resp_err_t e;
-
-	if (ct != NULL) {
-		h = rd_kafka_headers_new(1);
-		rd_kafka_header_add(h, "content-type", -1, ct, -1);
-	}
-	for (int i = 0; i < 1000; i++) {
-		e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
-		    RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-		    RD_KAFKA_V_VALUE((void *) value, len),
-		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-		    RD_KAFKA_V_END);
-		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			break;
-		rd_kafka_poll(p, 10);
-	}
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR && h != NULL)
-		rd_kafka_headers_destroy(h);
-	assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
-	rd_kafka_poll(p, 0);
-}
-
-static void
-flush_all(rd_kafka_t *p, int want)
-{
-	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(failed, 0);
-	assert_int_equal(delivered, want);
+	const char *const h[] = {"content-type", ct, NULL};
+	lmt_produce(p, topic, RD_KAFKA_PARTITION_UA, key, value, len, ct ? h : NULL);
 }
 
 /* Produces the protobuf encoding of a JSON record. */
 static void
-produce_pb(rd_kafka_t *p, const char *topic, const char *key,
+produce_pb(lmt_producer *p, const char *topic, const char *key,
     const ProtobufCMessageDescriptor *desc, const char *json)
 {
 	ProtobufCMessage *m = NULL;
-	uint8_t *buf = NULL;
-	size_t len = 0;
 	char err[256];
 
 	if (lm_json_decode(desc, json, strlen(json), &m, err, sizeof(err)) != LM_OK)
 		fail_msg("test record: %s", err);
-	assert_int_equal(lm_pb_encode(m, &buf, &len), LM_OK);
-	produce(p, topic, key, buf, len, NULL);
+	lmt_produce_pb(p, topic, key, m);
 	protobuf_c_message_free_unpacked(m, NULL);
-	free(buf);
 }
 
 /* kcat -P of the "key:value" lines of a file, as JSON. */
 static void
 kcat_json(const struct world *w, const char *topic, const char *name, const char *lines)
 {
-	char file[4400];
-	lmt_proc *k = NULL;
-	int st = -1;
-	FILE *f;
-
-	snprintf(file, sizeof(file), "%s/%s", w->dir, name);
-	assert_non_null(f = fopen(file, "w"));
-	fputs(lines, f);
-	fclose(f);
+	const char *file = lmt_write_file(w->dir, name, lines, strlen(lines));
 	const char *argv[] = {"kcat", "-P", "-b", w->brokers, "-t", topic, "-K:", "-H",
 	    "content-type=application/json", "-l", file, NULL};
-	assert_int_equal(lmt_proc_start(argv, NULL, &k), LM_OK);
-	assert_int_equal(lmt_proc_wait(k, IO_MS, &st), LM_OK);
-	assert_int_equal(st, 0);
-	lmt_proc_free(k);
+	lmt_run_result r = lmt_run(argv, NULL, NULL, IO_MS);
+	assert_int_equal(r.status, 0);
+	lmt_run_result_free(&r);
 }
 
 /* ---- reading back --------------------------------------------------------- */
@@ -447,22 +229,19 @@ struct dlq_msg {
 	bool has_error, has_partition, has_offset, null_value;
 };
 
+/* Copies header name of m into out (cut to len - 1 bytes; "" when absent);
+ * *present (optional): the header is there and not empty. */
 static void
-header(rd_kafka_headers_t *h, const char *name, char *out, size_t len, bool *present)
+header(
+    const rd_kafka_message_t *m, const char *name, char *out, size_t len, bool *present)
 {
-	const void *v = NULL;
 	size_t n = 0;
-	out[0] = '\0';
-	if (rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		if (present)
-			*present = false;
-		return;
-	}
+	char *v = lmt_kafka_header(m, name, &n);
+
+	snprintf(out, len, "%s", v != NULL ? v : "");
 	if (present)
-		*present = n > 0;
-	n = n < len - 1 ? n : len - 1;
-	memcpy(out, v, n);
-	out[n] = '\0';
+		*present = v != NULL && n > 0;
+	free(v);
 }
 
 /* Reads the whole DLQ topic: waits for `want` messages, then 1 s more to
@@ -470,51 +249,41 @@ header(rd_kafka_headers_t *h, const char *name, char *out, size_t len, bool *pre
 static int
 read_dlq(const struct world *w, struct dlq_msg *out, int max, int want)
 {
-	rd_kafka_t *c = new_client(w->brokers, RD_KAFKA_CONSUMER, w->group);
-	rd_kafka_topic_partition_list_t *l =
-	    rd_kafka_topic_partition_list_new(PARTITIONS);
+	char group[200];
 	int n = 0, parts = 0;
-	int64_t end = now_ms() + IO_MS, extra = 0;
 
+	/* A reader that never commits: it must not disturb ingest's group. */
+	snprintf(group, sizeof(group), "%s-reader", w->group);
+	rd_kafka_t *c = lmt_kafka_consumer(w->brokers, "lmtest-ingest", group, NULL);
 	assert_int_equal(lm_kafka_topic_partitions(c, w->dlq, IO_MS, &parts), LM_OK);
-	for (int i = 0; i < parts; i++)
-		rd_kafka_topic_partition_list_add(l, w->dlq, i)->offset =
-		    RD_KAFKA_OFFSET_BEGINNING;
-	assert_int_equal(rd_kafka_assign(c, l), RD_KAFKA_RESP_ERR_NO_ERROR);
-	rd_kafka_topic_partition_list_destroy(l);
-	while (now_ms() < end && (extra == 0 || now_ms() < extra)) {
+	lmt_kafka_assign(c, w->dlq, parts, NULL);
+	int64_t end = lmt_now_ms() + IO_MS, extra = 0;
+	while (lmt_now_ms() < end && (extra == 0 || lmt_now_ms() < extra)) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
 		if (m == NULL)
 			continue;
 		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && n < max) {
 			struct dlq_msg *d = &out[n++];
-			rd_kafka_headers_t *h = NULL;
 			char tmp[64];
 			size_t kl = m->key_len < sizeof(d->key) - 1 ? m->key_len
 			                                            : sizeof(d->key) - 1;
 			memset(d, 0, sizeof(*d));
 			memcpy(d->key, m->key ? m->key : "", m->key ? kl : 0);
 			d->null_value = m->payload == NULL;
-			if (rd_kafka_message_headers(m, &h) ==
-			    RD_KAFKA_RESP_ERR_NO_ERROR) {
-				header(h, "lunamatch-reason", d->reason,
-				    sizeof(d->reason), NULL);
-				header(h, "lunamatch-source-topic", d->topic,
-				    sizeof(d->topic), NULL);
-				header(h, "lunamatch-error", tmp, sizeof(tmp),
-				    &d->has_error);
-				header(h, "lunamatch-source-partition", tmp, sizeof(tmp),
-				    &d->has_partition);
-				header(h, "lunamatch-source-offset", tmp, sizeof(tmp),
-				    &d->has_offset);
-			}
+			header(m, "lunamatch-reason", d->reason, sizeof(d->reason), NULL);
+			header(m, "lunamatch-source-topic", d->topic, sizeof(d->topic),
+			    NULL);
+			header(m, "lunamatch-error", tmp, sizeof(tmp), &d->has_error);
+			header(m, "lunamatch-source-partition", tmp, sizeof(tmp),
+			    &d->has_partition);
+			header(m, "lunamatch-source-offset", tmp, sizeof(tmp),
+			    &d->has_offset);
 			if (n == want)
-				extra = now_ms() + 1000;
+				extra = lmt_now_ms() + 1000;
 		}
 		rd_kafka_message_destroy(m);
 	}
-	rd_kafka_consumer_close(c);
-	rd_kafka_destroy(c);
+	lmt_kafka_consumer_free(c);
 	return n;
 }
 
@@ -597,7 +366,7 @@ static const struct expect_dlq want_dlq[] = {
 static void
 produce_cases(struct world *w, int *np, int *nc)
 {
-	rd_kafka_t *p = new_producer(w->brokers);
+	lmt_producer *p = new_producer(w->brokers);
 	const ProtobufCMessageDescriptor *pd = &lunamatch__v1__job_posting__descriptor;
 	const ProtobufCMessageDescriptor *cd =
 	    &lunamatch__v1__candidate_profile__descriptor;
@@ -660,8 +429,8 @@ produce_cases(struct world *w, int *np, int *nc)
 	snprintf(big + o, sizeof(big) - o, "]}");
 	produce(p, w->profiles, "cand-many", big, strlen(big), "application/json");
 	*nc = 4;
-	flush_all(p, n + 4);
-	rd_kafka_destroy(p);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), n + 4);
+	lmt_producer_free(p);
 
 	/* JSON through kcat: a valid posting and the JSON rejects. */
 	kcat_json(w, w->postings, "postings.txt",
@@ -823,7 +592,7 @@ check_metrics(const char *m, int np, int nc)
 	    {"lunamatch_ingest_batch_failures_total", 0},
 	};
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
-		double v = sample(m, exact[i].series);
+		double v = lmt_prom_value(m, exact[i].series);
 		if (v != exact[i].value)
 			fail_msg(
 			    "%s = %g, expected %g", exact[i].series, v, exact[i].value);
@@ -833,10 +602,10 @@ check_metrics(const char *m, int np, int nc)
 			continue;
 		snprintf(want, sizeof(want),
 		    "lunamatch_ingest_rejected_total{reason=\"%s\"}", want_dlq[i].reason);
-		if (sample(m, want) != 1)
-			fail_msg("%s = %g, expected 1", want, sample(m, want));
+		if (lmt_prom_value(m, want) != 1)
+			fail_msg("%s = %g, expected 1", want, lmt_prom_value(m, want));
 	}
-	assert_true(sample(m, "lunamatch_ingest_batch_seconds_count") >= 1);
+	assert_true(lmt_prom_value(m, "lunamatch_ingest_batch_seconds_count") >= 1);
 	(void) np;
 	(void) nc;
 }
@@ -847,10 +616,10 @@ check_consumed(const struct world *w, const char *m, int np, int nc)
 	char s[300];
 	snprintf(
 	    s, sizeof(s), "lunamatch_ingest_consumed_total{topic=\"%s\"}", w->postings);
-	assert_int_equal((int) sample(m, s), np);
+	assert_int_equal((int) lmt_prom_value(m, s), np);
 	snprintf(
 	    s, sizeof(s), "lunamatch_ingest_consumed_total{topic=\"%s\"}", w->profiles);
-	assert_int_equal((int) sample(m, s), nc);
+	assert_int_equal((int) lmt_prom_value(m, s), nc);
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -869,8 +638,8 @@ test_flow(void **state)
 	nng_socket sub = notify_sub(&w);
 	ingest_start(&w);
 	wait_ready(&w);
-	assert_int_equal(http_get(&w, "/healthz", NULL), 200);
-	assert_int_equal(http_get(&w, "/nope", NULL), 404);
+	assert_int_equal(lmt_http_status(w.http, "/healthz", NULL, LMT_HTTP_MS), 200);
+	assert_int_equal(lmt_http_status(w.http, "/nope", NULL, LMT_HTTP_MS), 404);
 
 	produce_cases(&w, &np, &nc);
 	char *m = wait_processed(&w, np + nc);
@@ -882,29 +651,29 @@ test_flow(void **state)
 	assert_int_equal(notify_max(sub), 10);
 
 	/* The lag gauge comes down to 0 (refreshed every 2 s). */
-	int64_t end = now_ms() + 15000;
-	while (now_ms() < end && metric(&w, "lunamatch_ingest_consumer_lag") != 0)
-		usleep(200 * 1000);
-	assert_true(metric(&w, "lunamatch_ingest_consumer_lag") == 0);
-	assert_true(metric(&w, "lunamatch_ingest_assigned_partitions") == 2 * PARTITIONS);
+	lmt_wait_metric(w.http, "lunamatch_ingest_consumer_lag", LMT_EQ, 0, 15000);
+	assert_true(lmt_metric(w.http, "lunamatch_ingest_consumer_lag") == 0);
+	assert_true(
+	    lmt_metric(w.http, "lunamatch_ingest_assigned_partitions") == 2 * PARTITIONS);
 
-	ingest_stop(&w);
+	lmt_proc_stop(&w.ingest, STOP_MS);
 
 	/* Restarted, ingest starts after the committed offsets: only the new
 	 * message is consumed. */
 	ingest_start(&w);
 	wait_ready(&w);
-	rd_kafka_t *p = new_producer(w.brokers);
+	lmt_producer *p = new_producer(w.brokers);
 	produce_pb(p, w.postings, "job-z", &lunamatch__v1__job_posting__descriptor,
 	    POSTING("job-z", 1, ""));
-	flush_all(p, 1);
-	rd_kafka_destroy(p);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), 1);
+	lmt_producer_free(p);
 	m = wait_processed(&w, 1);
 	check_consumed(&w, m, 1, 0);
-	assert_true(sample(m, "lunamatch_ingest_stored_total{kind=\"posting\"}") == 1);
+	assert_true(
+	    lmt_prom_value(m, "lunamatch_ingest_stored_total{kind=\"posting\"}") == 1);
 	free(m);
 	assert_int_equal(notify_max(sub), 11);
-	ingest_stop(&w);
+	lmt_proc_stop(&w.ingest, STOP_MS);
 	nng_close(sub);
 	world_free(&w);
 }
@@ -932,7 +701,7 @@ all_at_v2(const char *data)
 }
 
 static void
-produce_wave(rd_kafka_t *p, const char *topic, int version)
+produce_wave(lmt_producer *p, const char *topic, int version)
 {
 	char id[32], json[256];
 	for (int i = 0; i < KILL_IDS; i++) {
@@ -959,13 +728,14 @@ test_sigkill(void **state)
 	ingest_start(&w);
 	wait_ready(&w);
 
-	rd_kafka_t *p = new_producer(w.brokers);
+	lmt_producer *p = new_producer(w.brokers);
 	produce_wave(p, w.postings, 1);
 	/* Kill once some batches are stored and others are still coming. */
-	int64_t end = now_ms() + PROCESS_MS;
-	while (now_ms() < end &&
-	       metric(&w, "lunamatch_ingest_stored_total{kind=\"posting\"}") < 150) {
-		rd_kafka_poll(p, 5);
+	int64_t end = lmt_now_ms() + PROCESS_MS;
+	while (
+	    lmt_now_ms() < end &&
+	    lmt_metric(w.http, "lunamatch_ingest_stored_total{kind=\"posting\"}") < 150) {
+		rd_kafka_poll(p->rk, 5);
 	}
 	produce_wave(p, w.postings, 2);
 	assert_int_equal(lmt_proc_signal(w.ingest, SIGKILL), LM_OK);
@@ -974,15 +744,15 @@ test_sigkill(void **state)
 	lmt_proc_free(w.ingest);
 	w.ingest = NULL;
 	assert_false(all_at_v2(w.data));
-	flush_all(p, 2 * KILL_IDS);
-	rd_kafka_destroy(p);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), 2 * KILL_IDS);
+	lmt_producer_free(p);
 
 	ingest_start(&w);
-	end = now_ms() + PROCESS_MS;
-	while (now_ms() < end && !all_at_v2(w.data))
-		usleep(250 * 1000);
+	end = lmt_now_ms() + PROCESS_MS;
+	while (lmt_now_ms() < end && !all_at_v2(w.data))
+		lmt_sleep_ms(250);
 	assert_true(all_at_v2(w.data));
-	ingest_stop(&w);
+	lmt_proc_stop(&w.ingest, STOP_MS);
 	world_free(&w);
 }
 
@@ -990,27 +760,18 @@ test_sigkill(void **state)
 static void
 test_cli(void **state)
 {
-	char dir_env[4400], line[1024], *log;
+	char dir_env[4400];
 	char *dir = lmt_tmpdir("ingest-cli");
 	char errfile[4300];
-	lmt_proc *k = NULL;
-	bool seen = false;
-	int st = -1;
 	(void) state;
 
 	if (G.real)
 		skip();
 	const char *help[] = {lmt_bin("lunamatch-ingest"), "--help", NULL};
-	assert_int_equal(lmt_proc_start(help, NULL, &k), LM_OK);
-	for (int n = 0; n < 1000; n++) {
-		if (lmt_proc_readline(k, line, sizeof(line), START_MS) != LM_OK)
-			break;
-		seen = seen || strstr(line, "LUNAMATCH_GROUP_ID") != NULL;
-	}
-	assert_true(seen);
-	assert_int_equal(lmt_proc_wait(k, START_MS, &st), LM_OK);
-	assert_int_equal(st, 0);
-	lmt_proc_free(k);
+	lmt_run_result r = lmt_run(help, NULL, NULL, START_MS);
+	assert_non_null(strstr(r.out, "LUNAMATCH_GROUP_ID"));
+	assert_int_equal(r.status, 0);
+	lmt_run_result_free(&r);
 
 	snprintf(dir_env, sizeof(dir_env), "LUNAMATCH_DATA_DIR=%s/data", dir);
 	snprintf(errfile, sizeof(errfile), "%s/err", dir);
@@ -1047,16 +808,12 @@ test_cli(void **state)
 		env[ne++] = "LUNAMATCH_HTTP_ADDR=127.0.0.1:0";
 		env[ne++] = "LUNAMATCH_BROKERS=127.0.0.1:1";
 		const char *argv[] = {lmt_bin("lunamatch-ingest"), bad[i].arg, NULL};
-		assert_int_equal(lmt_proc_start_ex(argv, env, errfile, &k), LM_OK);
-		if (lmt_proc_wait(k, START_MS, &st) != LM_OK)
-			fail_msg("case %zu: still running after %d ms", i, START_MS);
-		lmt_proc_free(k);
-		if (st != 2)
-			fail_msg("case %zu: exit status %d, expected 2", i, st);
-		assert_non_null(log = lmt_read_file(errfile, NULL));
-		if (strstr(log, bad[i].says) == NULL)
-			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, log, bad[i].says);
-		free(log);
+		r = lmt_run(argv, env, errfile, START_MS);
+		if (r.status != 2)
+			fail_msg("case %zu: exit status %d, expected 2", i, r.status);
+		if (strstr(r.err, bad[i].says) == NULL)
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, r.err, bad[i].says);
+		lmt_run_result_free(&r);
 	}
 	lmt_rmtree(dir);
 	free(dir);
@@ -1065,14 +822,10 @@ test_cli(void **state)
 static int
 group_setup(void **state)
 {
-	const char *b = getenv("LUNAMATCH_TEST_BROKERS");
 	(void) state;
 	lm_log_set_level(LM_LOG_WARN);
-	snprintf(G.run, sizeof(G.run), "%ld-%ld", (long) getpid(), (long) time(NULL));
-	if (b != NULL && *b != '\0') {
-		G.real = true;
-		snprintf(G.brokers, sizeof(G.brokers), "%s", b);
-	}
+	lmt_run_id(G.run, sizeof(G.run), "");
+	G.real = lmt_kafka_real_brokers() != NULL;
 	return 0;
 }
 
