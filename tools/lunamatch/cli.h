@@ -35,6 +35,7 @@
 #include <stdio.h>
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 
 #include "lunamatch/config.h"
 
@@ -130,6 +131,51 @@ void lm_cli_error(const char *cmd, const char *fmt, ...)
  * LM_CLI_EXIT_USAGE. */
 int lm_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ---- topic reader (consume.c) ----------------------------------------- */
+
+/*
+ * A reader of every partition of one topic for a command that prints what
+ * it reads (dlq tail, watch). It assigns the partitions directly under a
+ * throwaway group id, joins no consumer group and commits nothing. Used by
+ * the main thread only.
+ */
+typedef struct lm_cli_consumer lm_cli_consumer;
+
+/*
+ * Connects to cfg->brokers, waits at most timeout_ms for the metadata of
+ * topic, assigns all its partitions at offset start (an offset or
+ * RD_KAFKA_OFFSET_BEGINNING, _END, _TAIL(n)) and installs the SIGINT and
+ * SIGTERM handlers behind lm_cli_interrupted. With track_eof the reader
+ * notices the end of each partition (lm_cli_consumer_at_end). cmd names the
+ * command in error messages and in the group id; it must outlive the
+ * reader. Returns LM_CLI_EXIT_OK with *out set (close it with
+ * lm_cli_consumer_close), LM_CLI_EXIT_UNAVAILABLE when Kafka did not answer,
+ * or LM_CLI_EXIT_FAIL; errors are printed.
+ */
+int lm_cli_consumer_open(const lm_config *cfg, const char *cmd, const char *topic,
+    int64_t start, bool track_eof, int timeout_ms, lm_cli_consumer **out);
+
+/*
+ * Polls for at most poll_ms. Returns 1 with *out a message that carries data
+ * (the caller destroys it with rd_kafka_message_destroy); 0 when there was
+ * nothing to hand out (no message, the end of a partition, or an error that
+ * was printed and that the reader survives); -1 after printing an error
+ * that ends the read (the topic is gone or not readable).
+ */
+int lm_cli_consumer_next(lm_cli_consumer *c, int poll_ms, rd_kafka_message_t **out);
+
+/* True when, with track_eof, every partition has reached its end. */
+bool lm_cli_consumer_at_end(const lm_cli_consumer *c);
+
+/* Leaves the partitions and frees the reader; NULL is a no-op. */
+void lm_cli_consumer_close(lm_cli_consumer *c);
+
+/* True once SIGINT or SIGTERM arrived after lm_cli_consumer_open. */
+bool lm_cli_interrupted(void);
+
+/* Milliseconds of CLOCK_MONOTONIC, for deadlines. */
+int64_t lm_cli_now_ms(void);
 
 /* ---- output helpers (output.c) ---------------------------------------- */
 

@@ -13,17 +13,11 @@
  * joins) and commits nothing, so it never disturbs another reader.
  */
 #include <inttypes.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <librdkafka/rdkafka.h>
 
 #include "cli.h"
 #include "lunamatch/error.h"
-#include "lunamatch/kafka.h"
 
 #define CMD "dlq"
 
@@ -74,22 +68,6 @@ const char lm_cli_dlq_usage[] =
     "  --from-beginning    start at the oldest message of each partition\n"
     "  --timeout-ms N      longest wait for the broker and, without --follow,\n"
     "                      for the end of the partitions (default 10000)\n";
-
-static volatile sig_atomic_t stop_sig;
-
-static void
-on_signal(int sig)
-{
-	stop_sig = sig;
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The last value of header name, or NULL (*len 0) when absent. */
 static const char *
@@ -196,119 +174,41 @@ print_message(const rd_kafka_message_t *m, bool json)
 	return fflush(stdout) == 0 ? 0 : -1;
 }
 
-/*
- * Creates the consumer. librdkafka's assign() needs a group id; a unique
- * throwaway one is used only locally: assign() joins no group, and with
- * auto-commit off nothing is ever committed under it.
- * Returns NULL after printing why.
- */
-static rd_kafka_t *
-new_consumer(const lm_config *cfg)
-{
-	rd_kafka_conf_t *c = NULL;
-	rd_kafka_t *rk;
-	char err[512], group[96];
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(group, sizeof(group), "lunamatch-cli-dlq-%ld-%lld-%ld", (long) getpid(),
-	    (long long) ts.tv_sec, ts.tv_nsec);
-	if (lm_kafka_conf(cfg->brokers, "lunamatch-cli", &c, err, sizeof(err)) != LM_OK ||
-	    lm_kafka_set(c, "group.id", group, err, sizeof(err)) != LM_OK ||
-	    lm_kafka_set(c, "enable.partition.eof", "true", err, sizeof(err)) != LM_OK ||
-	    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)) != LM_OK ||
-	    lm_kafka_set(c, "enable.auto.offset.store", "false", err, sizeof(err)) !=
-	        LM_OK ||
-	    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)) != LM_OK) {
-		lm_cli_error(CMD, "%s", err);
-		rd_kafka_conf_destroy(c);
-		return NULL;
-	}
-	if ((rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err))) == NULL) {
-		lm_cli_error(CMD, "cannot create the Kafka consumer: %s", err);
-		rd_kafka_conf_destroy(c);
-		return NULL;
-	}
-	rd_kafka_poll_set_consumer(rk);
-	return rk;
-}
-
+/* Prints the last count messages of each partition (or all with beginning),
+ * then, with follow, new ones until interrupted. */
 static int
 tail(const lm_config *cfg, uint64_t count, bool follow, bool beginning, int timeout_ms)
 {
 	const char *topic = cfg->topic_dlq;
-	rd_kafka_t *rk;
-	rd_kafka_topic_partition_list_t *l = NULL;
-	bool *eof = NULL;
-	int np = 0, neof = 0, rc, rv = LM_CLI_EXIT_FAIL;
+	lm_cli_consumer *c;
+	int rv = LM_CLI_EXIT_FAIL;
 	uint64_t printed = 0;
 	int64_t deadline;
-	struct sigaction sa;
 
-	if ((rk = new_consumer(cfg)) == NULL)
+	if (lm_cli_consumer_open(cfg, CMD, topic,
+	        beginning ? RD_KAFKA_OFFSET_BEGINNING
+	                  : RD_KAFKA_OFFSET_TAIL((int64_t) count),
+	        true, timeout_ms, &c) != LM_CLI_EXIT_OK)
 		return LM_CLI_EXIT_FAIL;
-	rc = lm_kafka_topic_partitions(rk, topic, timeout_ms, &np);
-	if (rc == LM_ENOENT) {
-		lm_cli_error(CMD, "topic %s does not exist", topic);
-		goto out;
-	}
-	if (rc != LM_OK) {
-		lm_cli_error(
-		    CMD, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
-		goto out;
-	}
-	if ((eof = calloc((size_t) np, sizeof(*eof))) == NULL ||
-	    (l = rd_kafka_topic_partition_list_new(np)) == NULL) {
-		lm_cli_error(CMD, "out of memory");
-		goto out;
-	}
-	for (int p = 0; p < np; p++)
-		rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-		    beginning ? RD_KAFKA_OFFSET_BEGINNING
-		              : RD_KAFKA_OFFSET_TAIL((int64_t) count);
-	rd_kafka_resp_err_t ae = rd_kafka_assign(rk, l);
-	if (ae != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		lm_cli_error(CMD, "cannot assign the partitions of %s: %s", topic,
-		    rd_kafka_err2str(ae));
-		goto out;
-	}
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-
 	if (!cfg->json)
 		lm_cli_table_header(stdout, cols, NCOLS);
-	deadline = now_ms() + timeout_ms;
-	while (!stop_sig) {
-		if (!follow && (printed >= count || neof >= np))
+	deadline = lm_cli_now_ms() + timeout_ms;
+	while (!lm_cli_interrupted()) {
+		rd_kafka_message_t *m;
+		int got;
+		if (!follow && (printed >= count || lm_cli_consumer_at_end(c)))
 			break;
-		if (!follow && now_ms() >= deadline) {
+		if (!follow && lm_cli_now_ms() >= deadline) {
 			lm_cli_error(CMD,
 			    "did not reach the end of every partition of %s within %d ms",
 			    topic, timeout_ms);
 			goto out;
 		}
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, DLQ_POLL_MS);
-		if (m == NULL)
+		if ((got = lm_cli_consumer_next(c, DLQ_POLL_MS, &m)) < 0)
+			goto out;
+		if (got == 0)
 			continue;
-		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			if (m->partition >= 0 && m->partition < np &&
-			    !eof[m->partition]) {
-				eof[m->partition] = true;
-				neof++;
-			}
-		} else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			lm_cli_error(CMD, "%s", rd_kafka_message_errstr(m));
-			if (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-			    m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-			    m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-				rd_kafka_message_destroy(m);
-				goto out;
-			}
-		} else if (follow || printed < count) {
+		if (follow || printed < count) {
 			if (print_message(m, cfg->json) != 0) {
 				rd_kafka_message_destroy(m);
 				lm_cli_error(CMD, "cannot write to standard output");
@@ -320,13 +220,9 @@ tail(const lm_config *cfg, uint64_t count, bool follow, bool beginning, int time
 	}
 	/* An interrupted one-shot tail is incomplete; an interrupted follow
 	 * is how it is meant to end. */
-	rv = (stop_sig && !follow) ? LM_CLI_EXIT_FAIL : LM_CLI_EXIT_OK;
+	rv = (lm_cli_interrupted() && !follow) ? LM_CLI_EXIT_FAIL : LM_CLI_EXIT_OK;
 out:
-	if (l != NULL)
-		rd_kafka_topic_partition_list_destroy(l);
-	free(eof);
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
+	lm_cli_consumer_close(c);
 	return rv;
 }
 

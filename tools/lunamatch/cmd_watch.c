@@ -12,21 +12,15 @@
  * up twice, which this command does not hide.
  */
 #include <inttypes.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <librdkafka/rdkafka.h>
 
 #include "cli.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
-#include "lunamatch/kafka.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/v1/events.pb-c.h"
-
 
 #define CMD               "watch"
 #define WATCH_COUNT_MAX   100000000ull
@@ -62,22 +56,6 @@ const char lm_cli_watch_usage[] =
     "                      by then is a failure (exit 1)\n"
     "\n"
     "Exit status: 0 ok, 1 failed, 2 usage error, 3 Kafka unreachable.\n";
-
-static volatile sig_atomic_t stop_sig;
-
-static void
-on_signal(int sig)
-{
-	stop_sig = sig;
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *
 trigger_name(Lunamatch__V1__MatchTrigger t)
@@ -143,114 +121,45 @@ print_event(const rd_kafka_message_t *m, bool json)
 	return rv;
 }
 
-/* The consumer; NULL after printing why. See cmd_dlq.c for the throwaway
- * group id. */
-static rd_kafka_t *
-new_consumer(const lm_config *cfg)
-{
-	rd_kafka_conf_t *c = NULL;
-	rd_kafka_t *rk;
-	char err[512], group[96];
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(group, sizeof(group), "lunamatch-cli-watch-%ld-%lld-%ld",
-	    (long) getpid(), (long long) ts.tv_sec, ts.tv_nsec);
-	if (lm_kafka_conf(cfg->brokers, "lunamatch-cli", &c, err, sizeof(err)) != LM_OK ||
-	    lm_kafka_set(c, "group.id", group, err, sizeof(err)) != LM_OK ||
-	    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)) != LM_OK ||
-	    lm_kafka_set(c, "enable.auto.offset.store", "false", err, sizeof(err)) !=
-	        LM_OK ||
-	    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)) != LM_OK) {
-		lm_cli_error(CMD, "%s", err);
-		if (c != NULL)
-			rd_kafka_conf_destroy(c);
-		return NULL;
-	}
-	if ((rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err))) == NULL) {
-		lm_cli_error(CMD, "cannot create the Kafka consumer: %s", err);
-		rd_kafka_conf_destroy(c);
-		return NULL;
-	}
-	rd_kafka_poll_set_consumer(rk);
-	return rk;
-}
-
+/* Prints the events from the end (or the start) of the topic until count
+ * were printed, the timeout passed or a signal came. */
 static int
 watch(const lm_config *cfg, uint64_t count, bool beginning, uint64_t timeout_ms)
 {
-	const char *topic = cfg->topic_matches;
-	rd_kafka_t *rk;
-	rd_kafka_topic_partition_list_t *l = NULL;
-	int np = 0, rc, rv = LM_CLI_EXIT_FAIL;
+	lm_cli_consumer *c;
+	int rv;
 	uint64_t printed = 0;
-	int64_t deadline = timeout_ms > 0 ? now_ms() + (int64_t) timeout_ms : INT64_MAX;
-	struct sigaction sa;
+	int64_t deadline =
+	    timeout_ms > 0 ? lm_cli_now_ms() + (int64_t) timeout_ms : INT64_MAX;
 
-	if ((rk = new_consumer(cfg)) == NULL)
-		return LM_CLI_EXIT_FAIL;
-	rc = lm_kafka_topic_partitions(rk, topic, WATCH_CONNECT_MS, &np);
-	if (rc == LM_ENOENT) {
-		lm_cli_error(CMD, "topic %s does not exist", topic);
-		goto out;
-	}
-	if (rc != LM_OK) {
-		lm_cli_error(
-		    CMD, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
-		rv = LM_CLI_EXIT_UNAVAILABLE;
-		goto out;
-	}
-	if ((l = rd_kafka_topic_partition_list_new(np)) == NULL) {
-		lm_cli_error(CMD, "out of memory");
-		goto out;
-	}
-	for (int p = 0; p < np; p++)
-		rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-		    beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
-	rd_kafka_resp_err_t ae = rd_kafka_assign(rk, l);
-	if (ae != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		lm_cli_error(CMD, "cannot assign the partitions of %s: %s", topic,
-		    rd_kafka_err2str(ae));
-		goto out;
-	}
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-
+	rv = lm_cli_consumer_open(cfg, CMD, cfg->topic_matches,
+	    beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END, false,
+	    WATCH_CONNECT_MS, &c);
+	if (rv != LM_CLI_EXIT_OK)
+		return rv;
+	rv = LM_CLI_EXIT_FAIL;
 	if (!cfg->json) {
 		lm_cli_table_header(stdout, cols, NCOLS);
 		fflush(stdout);
 	}
-	while (!stop_sig && (count == 0 || printed < count) && now_ms() < deadline) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, WATCH_POLL_MS);
-		if (m == NULL)
+	while (!lm_cli_interrupted() && (count == 0 || printed < count) &&
+	       lm_cli_now_ms() < deadline) {
+		rd_kafka_message_t *m;
+		int got = lm_cli_consumer_next(c, WATCH_POLL_MS, &m);
+		if (got < 0)
+			goto out;
+		if (got == 0)
 			continue;
-		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			/* not enabled; ignore */
-		} else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			lm_cli_error(CMD, "%s", rd_kafka_message_errstr(m));
-			if (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-			    m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-			    m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-				rd_kafka_message_destroy(m);
-				goto out;
-			}
-		} else {
-			int pr = print_event(m, cfg->json);
-			if (pr < 0) {
-				rd_kafka_message_destroy(m);
-				lm_cli_error(CMD, "cannot write to standard output");
-				goto out;
-			}
-			if (pr == 0)
-				printed++;
-		}
+		int pr = print_event(m, cfg->json);
 		rd_kafka_message_destroy(m);
+		if (pr < 0) {
+			lm_cli_error(CMD, "cannot write to standard output");
+			goto out;
+		}
+		if (pr == 0)
+			printed++;
 	}
-	if (count > 0 && printed < count && !stop_sig) {
+	if (count > 0 && printed < count && !lm_cli_interrupted()) {
 		lm_cli_error(CMD,
 		    "%" PRIu64 " of %" PRIu64 " events within %" PRIu64 " ms", printed,
 		    count, timeout_ms);
@@ -259,10 +168,7 @@ watch(const lm_config *cfg, uint64_t count, bool beginning, uint64_t timeout_ms)
 	/* Following until interrupted is how watch is meant to end. */
 	rv = LM_CLI_EXIT_OK;
 out:
-	if (l != NULL)
-		rd_kafka_topic_partition_list_destroy(l);
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
+	lm_cli_consumer_close(c);
 	return rv;
 }
 
