@@ -23,9 +23,7 @@
  *
  * Every wait is bounded; the whole program runs in well under three minutes.
  */
-#include <arpa/inet.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -33,30 +31,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "kafkatest.h"
 #include "lmtest.h"
 #include "lunamatch/client.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
-#include "lunamatch/kafka.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
 #include "lunamatch/rpc.h"
-#include "lunamatch/salary.h"
 #include "lunamatch/store.h"
-#include "lunamatch/taxonomy.h"
 #include "lunamatch/v1/events.pb-c.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/records.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 #include "proc.h"
+#include "records.h"
+#include "svctest.h"
 
 #define PARTITIONS       3
 #define START_MS         30000 /* a process up and ready */
@@ -85,158 +81,59 @@ struct seen_event {
 };
 
 static struct {
-	bool real;
+	bool real; /* b.real */
 	char run[64];
-	char brokers[512];
+	lmt_broker b;
+	const char *brokers; /* b.brokers */
 	char postings[160], profiles[160], matches[160], dlq[160], group[160];
 	char *dir;
 	char data[4200], notify[4300], ingest_log[4300], match_log[4300];
 	char ingest_http[64], match_http[64], rpc_url[96];
 	int match_starts;
-	lmt_proc *dk, *ingest, *match;
-	char env[24][4400];
-	const char *ingest_env[25], *match_env[25];
+	lmt_proc *ingest, *match;
+	lmt_env ingest_env, match_env;
 	lm_client *client;
-	rd_kafka_t *producer, *consumer;
+	lmt_producer *producer;
+	rd_kafka_t *consumer;
 	size_t n_postings, n_profiles; /* samples that ingest accepts */
 	struct seen_event *events;
 	size_t n_events;
 } G;
-
-static atomic_int delivered, failed;
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
-static int
-free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-/* ---- HTTP --------------------------------------------------------------------- */
-
-static int
-http_get(const char *addr, const char *path, char **body)
-{
-	char url[160];
-	int status = 0;
-	char *b = NULL;
-
-	snprintf(url, sizeof(url), "http://%s%s", addr, path);
-	if (lmt_http_get(url, &status, &b, NULL, 3000) != LM_OK)
-		status = 0;
-	if (body != NULL)
-		*body = b;
-	else
-		free(b);
-	return status;
-}
-
-/* The value of the sample named exactly `series` in Prometheus text, or -1. */
-static double
-sample_value(const char *text, const char *series)
-{
-	size_t n = strlen(series);
-	for (const char *p = text; p != NULL && *p;
-	     p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, series, n) == 0 && p[n] == ' ')
-			return strtod(p + n + 1, NULL);
-	return -1;
-}
-
-static double
-metric(const char *addr, const char *series)
-{
-	char *body = NULL;
-	double v = -1;
-	if (http_get(addr, "/metrics", &body) == 200)
-		v = sample_value(body, series);
-	free(body);
-	return v;
-}
-
-static void
-wait_ready(const char *addr, const char *what, const char *log)
-{
-	int64_t end = now_ms() + START_MS;
-	while (now_ms() < end) {
-		if (http_get(addr, "/readyz", NULL) == 200)
-			return;
-		usleep(100 * 1000);
-	}
-	fail_msg("%s not ready within %d ms (log: %s)", what, START_MS, log);
-}
 
 /* ---- processes ------------------------------------------------------------------- */
 
 static void
 build_env(void)
 {
-	int n = 0, common;
+	lmt_env *both[] = {&G.ingest_env, &G.match_env};
 
-	snprintf(G.env[n++], sizeof(G.env[0]), "LUNAMATCH_BROKERS=%s", G.brokers);
-	snprintf(G.env[n++], sizeof(G.env[0]), "LUNAMATCH_DATA_DIR=%s", G.data);
-	snprintf(G.env[n++], sizeof(G.env[0]), "LUNAMATCH_TOPIC_POSTINGS=%s", G.postings);
-	snprintf(G.env[n++], sizeof(G.env[0]), "LUNAMATCH_TOPIC_PROFILES=%s", G.profiles);
-	snprintf(G.env[n++], sizeof(G.env[0]), "LUNAMATCH_TOPIC_MATCHES=%s", G.matches);
-	snprintf(G.env[n++], sizeof(G.env[0]), "LUNAMATCH_TOPIC_DLQ=%s", G.dlq);
-	snprintf(G.env[n++], sizeof(G.env[0]), "LUNAMATCH_NOTIFY_URL=%s", G.notify);
-	snprintf(G.env[n++], sizeof(G.env[0]), "LUNAMATCH_TAXONOMY_FILE=%s",
-	    lmt_src("data/skills.tsv"));
-	snprintf(G.env[n++], sizeof(G.env[0]), "LUNAMATCH_RATES_FILE=%s",
-	    lmt_src("data/rates.tsv"));
-	snprintf(G.env[n++], sizeof(G.env[0]), "LUNAMATCH_LOG_LEVEL=info");
-	common = n;
-	for (int i = 0; i < common; i++)
-		G.ingest_env[i] = G.match_env[i] = G.env[i];
+	for (int i = 0; i < 2; i++) {
+		lmt_env *e = both[i];
+		lmt_env_add(e, "LUNAMATCH_BROKERS=%s", G.brokers);
+		lmt_env_add(e, "LUNAMATCH_DATA_DIR=%s", G.data);
+		lmt_env_add(e, "LUNAMATCH_TOPIC_POSTINGS=%s", G.postings);
+		lmt_env_add(e, "LUNAMATCH_TOPIC_PROFILES=%s", G.profiles);
+		lmt_env_add(e, "LUNAMATCH_TOPIC_MATCHES=%s", G.matches);
+		lmt_env_add(e, "LUNAMATCH_TOPIC_DLQ=%s", G.dlq);
+		lmt_env_add(e, "LUNAMATCH_NOTIFY_URL=%s", G.notify);
+		lmt_env_add(e, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+		lmt_env_add(e, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+		lmt_env_add(e, "LUNAMATCH_LOG_LEVEL=info");
+	}
 
-	int k = common;
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_GROUP_ID=%s", G.group);
-	G.ingest_env[k++] = G.env[n++];
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_HTTP_ADDR=%s", G.ingest_http);
-	G.ingest_env[k++] = G.env[n++];
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_BATCH_MS=50");
-	G.ingest_env[k++] = G.env[n++];
-	G.ingest_env[k] = NULL;
+	lmt_env_add(&G.ingest_env, "LUNAMATCH_GROUP_ID=%s", G.group);
+	lmt_env_add(&G.ingest_env, "LUNAMATCH_HTTP_ADDR=%s", G.ingest_http);
+	lmt_env_add(&G.ingest_env, "LUNAMATCH_BATCH_MS=50");
 
-	k = common;
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_HTTP_ADDR=%s", G.match_http);
-	G.match_env[k++] = G.env[n++];
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_RPC_URL=%s", G.rpc_url);
-	G.match_env[k++] = G.env[n++];
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_MODEL_FILE=%s",
-	    lmt_src("data/model/default.json"));
-	G.match_env[k++] = G.env[n++];
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_POLL_MS=200");
-	G.match_env[k++] = G.env[n++];
-	snprintf(
-	    G.env[n], sizeof(G.env[0]), "LUNAMATCH_MAX_REQUEST_BYTES=%d", MAX_REQUEST);
-	G.match_env[k++] = G.env[n++];
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_WORKERS=4");
-	G.match_env[k++] = G.env[n++];
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_EVENT_MIN_SCORE=0.5");
-	G.match_env[k++] = G.env[n++];
-	snprintf(G.env[n], sizeof(G.env[0]), "LUNAMATCH_EVENT_TOP_N=10");
-	G.match_env[k++] = G.env[n++];
-	G.match_env[k] = NULL;
+	lmt_env *m = &G.match_env;
+	lmt_env_add(m, "LUNAMATCH_HTTP_ADDR=%s", G.match_http);
+	lmt_env_add(m, "LUNAMATCH_RPC_URL=%s", G.rpc_url);
+	lmt_env_add(m, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
+	lmt_env_add(m, "LUNAMATCH_POLL_MS=200");
+	lmt_env_add(m, "LUNAMATCH_MAX_REQUEST_BYTES=%d", MAX_REQUEST);
+	lmt_env_add(m, "LUNAMATCH_WORKERS=4");
+	lmt_env_add(m, "LUNAMATCH_EVENT_MIN_SCORE=0.5");
+	lmt_env_add(m, "LUNAMATCH_EVENT_TOP_N=10");
 }
 
 static void
@@ -246,102 +143,17 @@ match_start(void)
 	snprintf(
 	    G.match_log, sizeof(G.match_log), "%s/match.%d.log", G.dir, ++G.match_starts);
 	assert_int_equal(
-	    lmt_proc_start_ex(argv, G.match_env, G.match_log, &G.match), LM_OK);
-	wait_ready(G.match_http, "lunamatch-match", G.match_log);
-}
-
-static void
-match_stop(void)
-{
-	int st = -1;
-	assert_int_equal(lmt_proc_signal(G.match, SIGTERM), LM_OK);
-	assert_int_equal(lmt_proc_wait(G.match, STOP_MS, &st), LM_OK);
-	assert_int_equal(st, 0);
-	lmt_proc_free(G.match);
-	G.match = NULL;
+	    lmt_proc_start_ex(argv, G.match_env.vec, G.match_log, &G.match), LM_OK);
+	lmt_wait_ready(G.match_http, "lunamatch-match", G.match_log, START_MS);
 }
 
 /* ---- Kafka ----------------------------------------------------------------------- */
-
-static void
-dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-	(void) rk;
-	(void) opaque;
-	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		atomic_fetch_add(&delivered, 1);
-	else
-		atomic_fetch_add(&failed, 1);
-}
-
-static rd_kafka_t *
-new_client(rd_kafka_type_t type)
-{
-	rd_kafka_conf_t *c = NULL;
-	rd_kafka_t *rk;
-	char err[512], group[200];
-
-	assert_int_equal(
-	    lm_kafka_conf(G.brokers, "lmtest-match", &c, err, sizeof(err)), LM_OK);
-	if (type == RD_KAFKA_PRODUCER) {
-		assert_int_equal(
-		    lm_kafka_set(c, "enable.idempotence", "true", err, sizeof(err)),
-		    LM_OK);
-		assert_int_equal(
-		    lm_kafka_set(c, "linger.ms", "5", err, sizeof(err)), LM_OK);
-		rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
-	} else {
-		snprintf(group, sizeof(group), "lmtest-reader-%s", G.run);
-		assert_int_equal(
-		    lm_kafka_set(c, "group.id", group, err, sizeof(err)), LM_OK);
-		assert_int_equal(
-		    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)),
-		    LM_OK);
-		assert_int_equal(
-		    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)),
-		    LM_OK);
-	}
-	rk = rd_kafka_new(type, c, err, sizeof(err));
-	if (rk == NULL)
-		fail_msg("rd_kafka_new: %s", err);
-	if (type == RD_KAFKA_CONSUMER)
-		rd_kafka_poll_set_consumer(rk);
-	assert_int_equal(lm_kafka_wait_metadata(rk, START_MS), LM_OK);
-	return rk;
-}
-
-static void
-produce_msg(const char *topic, const char *key, const ProtobufCMessage *m)
-{
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-
-	assert_int_equal(lm_pb_encode(m, &buf, &len), LM_OK);
-	for (int i = 0; i < 1000; i++) {
-		e = rd_kafka_producev(G.producer, RD_KAFKA_V_TOPIC(topic),
-		    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(buf, len),
-		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			break;
-		rd_kafka_poll(G.producer, 10);
-	}
-	assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
-	free(buf);
-}
-
-static void
-flush_producer(void)
-{
-	assert_int_equal(rd_kafka_flush(G.producer, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(atomic_load(&failed), 0);
-}
 
 /* Reads what arrived on the matches topic for up to ms, into G.events. */
 static void
 poll_events(int ms)
 {
-	int64_t end = now_ms() + ms;
+	int64_t end = lmt_now_ms() + ms;
 
 	do {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(G.consumer, 100);
@@ -367,7 +179,7 @@ poll_events(int ms)
 			protobuf_c_message_free_unpacked(msg, NULL);
 		}
 		rd_kafka_message_destroy(m);
-	} while (now_ms() < end);
+	} while (lmt_now_ms() < end);
 }
 
 static size_t
@@ -383,8 +195,8 @@ events_for_job(const char *job)
 static bool
 wait_event_for_job(const char *job, int ms)
 {
-	int64_t end = now_ms() + ms;
-	while (now_ms() < end) {
+	int64_t end = lmt_now_ms() + ms;
+	while (lmt_now_ms() < end) {
 		if (events_for_job(job) > 0)
 			return true;
 		poll_events(200);
@@ -394,68 +206,46 @@ wait_event_for_job(const char *job, int ms)
 
 /* ---- samples --------------------------------------------------------------------- */
 
-/* Produces every record of a sample file (protobuf, key = id) and counts
- * the ones that ingest will accept (those that prepare cleanly). */
-static size_t
-produce_samples(const char *rel, const ProtobufCMessageDescriptor *d, const char *topic,
-    const lm_record_ctx *rctx)
-{
-	size_t len = 0, accepted = 0;
-	char *text = lmt_read_file(lmt_src(rel), &len);
-	char err[512];
+struct producing {
+	const char *topic;
+	const lm_record_ctx *rctx;
+	size_t accepted;
+};
 
-	assert_non_null(text);
-	for (char *line = text, *nl; line < text + len; line = nl + 1) {
-		ProtobufCMessage *m = NULL, *copy = NULL;
-		lm_reject why;
-		nl = memchr(line, '\n', (size_t) (text + len - line));
-		if (nl == NULL)
-			nl = text + len;
-		if (nl == line)
-			continue;
-		assert_int_equal(
-		    lm_json_decode(d, line, (size_t) (nl - line), &m, err, sizeof(err)),
-		    LM_OK);
-		const char *id = d == &lunamatch__v1__job_posting__descriptor
-		                     ? ((JobPosting *) m)->id
-		                     : ((CandidateProfile *) m)->id;
-		produce_msg(topic, id, m);
-		assert_int_equal(lm_json_decode(d, line, (size_t) (nl - line), &copy, err,
-		                     sizeof(err)),
-		    LM_OK);
-		int rc = d == &lunamatch__v1__job_posting__descriptor
-		             ? lm_posting_prepare(
-		                   rctx, (JobPosting *) copy, &why, err, sizeof(err))
-		             : lm_profile_prepare(rctx, (CandidateProfile *) copy, &why,
-		                   err, sizeof(err));
-		accepted += rc == LM_OK;
-		protobuf_c_message_free_unpacked(copy, NULL);
-		protobuf_c_message_free_unpacked(m, NULL);
-	}
-	free(text);
-	return accepted;
+/* lmt_jsonl_fn: produces the record (protobuf, key = id), then counts it
+ * when ingest will accept it (it prepares cleanly). */
+static void
+produce_one(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	struct producing *pr = arg;
+	lm_reject why;
+	char err[512];
+	(void) no;
+	(void) line;
+	(void) len;
+
+	lmt_produce_pb(G.producer, pr->topic, lmt_record_id(m), m);
+	pr->accepted += lmt_record_prepare(pr->rctx, m, &why, err, sizeof(err)) == LM_OK;
+	protobuf_c_message_free_unpacked(m, NULL);
 }
 
-/* A copy of the seed posting, with another id (and the given version). */
+/* Produces every record of a sample file and returns the number of those
+ * that ingest will accept. */
+static size_t
+produce_samples(const char *rel, const char *topic, const lm_record_ctx *rctx)
+{
+	struct producing pr = {topic, rctx, 0};
+	lmt_jsonl_foreach(rel, lmt_sample_descriptor(rel), produce_one, &pr);
+	return pr.accepted;
+}
+
+/* A copy of the seed posting, with another id. */
 static JobPosting *
 seed_copy(const char *id)
 {
-	size_t len = 0;
-	char *text = lmt_read_file(lmt_src("data/samples/postings.jsonl"), &len);
-	char *nl = strchr(text, '\n');
-	ProtobufCMessage *m = NULL;
-	char err[256];
-
-	assert_non_null(nl);
-	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, text,
-	                     (size_t) (nl - text), &m, err, sizeof(err)),
-	    LM_OK);
-	free(text);
-	JobPosting *p = (JobPosting *) m;
+	JobPosting *p = (JobPosting *) lmt_sample_get(LMT_SAMPLE_POSTINGS, SEED_JOB);
 	assert_string_equal(p->id, SEED_JOB);
-	free(p->id);
-	p->id = strdup(id);
-	assert_non_null(p->id);
+	lmt_record_set_id(&p->base, id);
 	return p;
 }
 
@@ -499,11 +289,11 @@ get_posting(const char *id)
 static bool
 wait_posting(const char *id, int ms)
 {
-	int64_t end = now_ms() + ms;
-	while (now_ms() < end) {
+	int64_t end = lmt_now_ms() + ms;
+	while (lmt_now_ms() < end) {
 		if (get_posting(id) == LUNAMATCH__V1__STATUS_CODE__OK)
 			return true;
-		usleep(100 * 1000);
+		lmt_sleep_ms(100);
 	}
 	return false;
 }
@@ -557,18 +347,13 @@ envelope(const char *method, const void *payload, size_t plen, uint8_t **out)
 static int
 group_setup(void **state)
 {
-	const char *b = getenv("LUNAMATCH_TEST_BROKERS");
-	lm_taxonomy *tax = NULL;
-	lm_rates *rates = NULL;
-	lm_record_ctx rctx;
-	char err[512], line[512];
+	lmt_records recs;
 
 	(void) state;
 	memset(&G, 0, sizeof(G));
 	G.events = calloc(EVENTS_MAX, sizeof(*G.events));
 	assert_non_null(G.events);
-	snprintf(G.run, sizeof(G.run), "m%ld-%ld", (long) getpid(), (long) time(NULL));
-	G.real = b != NULL && *b != '\0';
+	lmt_run_id(G.run, sizeof(G.run), "m");
 	snprintf(G.postings, sizeof(G.postings), "lmtest.%s.postings", G.run);
 	snprintf(G.profiles, sizeof(G.profiles), "lmtest.%s.profiles", G.run);
 	snprintf(G.matches, sizeof(G.matches), "lmtest.%s.matches", G.run);
@@ -577,44 +362,18 @@ group_setup(void **state)
 	G.dir = lmt_tmpdir("match");
 	snprintf(G.data, sizeof(G.data), "%s/data", G.dir);
 	snprintf(G.notify, sizeof(G.notify), "ipc://%s/notify.ipc", G.dir);
-	snprintf(G.ingest_http, sizeof(G.ingest_http), "127.0.0.1:%d", free_port());
-	snprintf(G.match_http, sizeof(G.match_http), "127.0.0.1:%d", free_port());
-	snprintf(G.rpc_url, sizeof(G.rpc_url), "tcp://127.0.0.1:%d", free_port());
+	snprintf(
+	    G.ingest_http, sizeof(G.ingest_http), "127.0.0.1:%d", lmt_free_port());
+	snprintf(G.match_http, sizeof(G.match_http), "127.0.0.1:%d", lmt_free_port());
+	snprintf(G.rpc_url, sizeof(G.rpc_url), "tcp://127.0.0.1:%d", lmt_free_port());
 	snprintf(G.ingest_log, sizeof(G.ingest_log), "%s/ingest.log", G.dir);
 
-	if (G.real) {
-		snprintf(G.brokers, sizeof(G.brokers), "%s", b);
-		rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER);
-		const char *topics[4] = {G.postings, G.profiles, G.matches, G.dlq};
-		if (lm_kafka_create_topics(
-		        rk, topics, 4, PARTITIONS, IO_MS, err, sizeof(err)) != LM_OK)
-			fail_msg("create topics: %s", err);
-		for (int i = 0; i < 4; i++) {
-			int n = 0;
-			for (int k = 0; k < 100; k++) {
-				if (lm_kafka_topic_partitions(rk, topics[i], IO_MS, &n) ==
-				    LM_OK)
-					break;
-				usleep(100 * 1000);
-			}
-			assert_int_equal(n, PARTITIONS);
-		}
-		rd_kafka_destroy(rk);
-	} else {
-		char e1[200], e2[200], e3[200], e4[200];
-		snprintf(e1, sizeof(e1), "LUNAMATCH_TOPIC_POSTINGS=%s", G.postings);
-		snprintf(e2, sizeof(e2), "LUNAMATCH_TOPIC_PROFILES=%s", G.profiles);
-		snprintf(e3, sizeof(e3), "LUNAMATCH_TOPIC_MATCHES=%s", G.matches);
-		snprintf(e4, sizeof(e4), "LUNAMATCH_TOPIC_DLQ=%s", G.dlq);
-		const char *env[] = {e1, e2, e3, e4, NULL};
-		const char *argv[] = {
-		    lmt_bin("lunamatch-devkafka"), "--partitions", "3", NULL};
-		assert_int_equal(lmt_proc_start(argv, env, &G.dk), LM_OK);
-		assert_int_equal(
-		    lmt_proc_readline(G.dk, line, sizeof(line), START_MS), LM_OK);
-		assert_memory_equal(line, "127.0.0.1:", 10);
-		snprintf(G.brokers, sizeof(G.brokers), "%s", line);
-	}
+	const lmt_topic topics[] = {{"LUNAMATCH_TOPIC_POSTINGS", G.postings},
+	    {"LUNAMATCH_TOPIC_PROFILES", G.profiles},
+	    {"LUNAMATCH_TOPIC_MATCHES", G.matches}, {"LUNAMATCH_TOPIC_DLQ", G.dlq}};
+	lmt_broker_open(&G.b, PARTITIONS, topics, 4);
+	G.real = G.b.real;
+	G.brokers = G.b.brokers;
 	build_env();
 
 	/* Match first: it must come up on an empty (not yet created) store and
@@ -622,50 +381,38 @@ group_setup(void **state)
 	match_start();
 	const char *iargv[] = {lmt_bin("lunamatch-ingest"), NULL};
 	assert_int_equal(
-	    lmt_proc_start_ex(iargv, G.ingest_env, G.ingest_log, &G.ingest), LM_OK);
-	wait_ready(G.ingest_http, "lunamatch-ingest", G.ingest_log);
+	    lmt_proc_start_ex(iargv, G.ingest_env.vec, G.ingest_log, &G.ingest), LM_OK);
+	lmt_wait_ready(G.ingest_http, "lunamatch-ingest", G.ingest_log, START_MS);
 
 	assert_int_equal(lm_client_open(G.rpc_url, NULL, &G.client), LM_OK);
-	G.producer = new_client(RD_KAFKA_PRODUCER);
-	G.consumer = new_client(RD_KAFKA_CONSUMER);
-	rd_kafka_topic_partition_list_t *l =
-	    rd_kafka_topic_partition_list_new(PARTITIONS);
-	for (int p = 0; p < PARTITIONS; p++)
-		rd_kafka_topic_partition_list_add(l, G.matches, p)->offset =
-		    RD_KAFKA_OFFSET_BEGINNING;
-	assert_int_equal(rd_kafka_assign(G.consumer, l), RD_KAFKA_RESP_ERR_NO_ERROR);
-	rd_kafka_topic_partition_list_destroy(l);
+	G.producer = lmt_producer_new(G.brokers, "lmtest-match",
+	    (const char *const[]){"enable.idempotence", "true", "linger.ms", "5", NULL});
+	char reader[200];
+	snprintf(reader, sizeof(reader), "lmtest-reader-%s", G.run);
+	G.consumer = lmt_kafka_consumer(G.brokers, "lmtest-match", reader,
+	    (const char *const[]){"auto.offset.reset", "earliest", NULL});
+	lmt_kafka_assign(G.consumer, G.matches, PARTITIONS, NULL);
 
 	/* The samples, as protobuf. */
-	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)) !=
-	        LM_OK ||
-	    lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)) != LM_OK)
-		fail_msg("%s", err);
-	memset(&rctx, 0, sizeof(rctx));
-	rctx.taxonomy = tax;
-	rctx.rates = rates;
-	rctx.embedding_dim = 384;
-	G.n_postings = produce_samples("data/samples/postings.jsonl",
-	    &lunamatch__v1__job_posting__descriptor, G.postings, &rctx);
-	G.n_profiles = produce_samples("data/samples/profiles.jsonl",
-	    &lunamatch__v1__candidate_profile__descriptor, G.profiles, &rctx);
-	lm_taxonomy_free(tax);
-	lm_rates_free(rates);
-	flush_producer();
+	lmt_records_open(&recs, 384);
+	G.n_postings = produce_samples(LMT_SAMPLE_POSTINGS, G.postings, &recs.ctx);
+	G.n_profiles = produce_samples(LMT_SAMPLE_PROFILES, G.profiles, &recs.ctx);
+	lmt_records_close(&recs);
+	lmt_producer_flush(G.producer, IO_MS);
 
 	/* Wait until match's index holds every accepted record. */
-	int64_t end = now_ms() + CATCH_UP_MS;
+	int64_t end = lmt_now_ms() + CATCH_UP_MS;
 	for (;;) {
-		double np = metric(G.match_http, "lunamatch_index_postings");
-		double nc = metric(G.match_http, "lunamatch_index_profiles");
+		double np = lmt_metric(G.match_http, "lunamatch_index_postings");
+		double nc = lmt_metric(G.match_http, "lunamatch_index_profiles");
 		if (np == (double) G.n_postings && nc == (double) G.n_profiles)
 			break;
-		if (now_ms() > end)
+		if (lmt_now_ms() > end)
 			fail_msg("index has %.0f/%zu postings, %.0f/%zu profiles (logs "
 			         "%s, %s)",
 			    np, G.n_postings, nc, G.n_profiles, G.ingest_log,
 			    G.match_log);
-		usleep(100 * 1000);
+		lmt_sleep_ms(100);
 	}
 	return 0;
 }
@@ -675,21 +422,19 @@ group_teardown(void **state)
 {
 	(void) state;
 	lm_client_close(G.client);
-	if (G.consumer != NULL) {
-		rd_kafka_consumer_close(G.consumer);
-		rd_kafka_destroy(G.consumer);
-	}
-	if (G.producer != NULL)
-		rd_kafka_destroy(G.producer);
+	lmt_kafka_consumer_free(G.consumer);
+	lmt_producer_free(G.producer);
 	if (G.match != NULL)
-		match_stop();
+		lmt_proc_stop(&G.match, STOP_MS);
 	if (G.ingest != NULL) {
 		int st = -1;
 		lmt_proc_signal(G.ingest, SIGTERM);
 		lmt_proc_wait(G.ingest, STOP_MS, &st);
 	}
 	lmt_proc_free(G.ingest);
-	lmt_proc_free(G.dk);
+	lmt_broker_close(&G.b);
+	lmt_env_free(&G.ingest_env);
+	lmt_env_free(&G.match_env);
 	lmt_rmtree(G.dir);
 	free(G.dir);
 	free(G.events);
@@ -997,7 +742,7 @@ test_concurrent_and_metrics(void **state)
 	char *body = NULL;
 
 	(void) state;
-	double jobs_before = metric(G.match_http,
+	double jobs_before = lmt_metric(G.match_http,
 	    "lunamatch_rpc_requests_total{method=\"MatchJobs\",code=\"OK\"}");
 	for (int i = 0; i < THREADS; i++) {
 		w[i] = (struct worker){i, 0, 0};
@@ -1016,30 +761,34 @@ test_concurrent_and_metrics(void **state)
 	for (int i = 0; i < THREADS; i++)
 		for (int k = 0; k < CALLS_PER_THREAD; k++)
 			jobs_calls += (i + k) % 3 == 0;
-	double jobs_after = metric(G.match_http,
+	double jobs_after = lmt_metric(G.match_http,
 	    "lunamatch_rpc_requests_total{method=\"MatchJobs\",code=\"OK\"}");
 	assert_true(jobs_before >= 0);
 	assert_true(jobs_after - jobs_before >= jobs_calls);
 
-	assert_int_equal(http_get(G.match_http, "/healthz", NULL), 200);
-	assert_int_equal(http_get(G.match_http, "/readyz", NULL), 200);
-	assert_int_equal(http_get(G.match_http, "/metrics", &body), 200);
-	assert_true(sample_value(body, "lunamatch_rpc_requests_total{method="
-	                               "\"MatchJobs\",code=\"NOT_FOUND\"}") >= 1);
-	assert_true(sample_value(body, "lunamatch_rpc_requests_total{method="
-	                               "\"ExplainMatch\",code=\"NOT_FOUND\"}") >= 1);
-	assert_true(sample_value(body, "lunamatch_rpc_requests_total{method="
-	                               "\"MatchJobs\",code=\"INVALID_ARGUMENT\"}") >= 1);
-	assert_true(sample_value(
+	assert_int_equal(
+	    lmt_http_status(G.match_http, "/healthz", NULL, LMT_HTTP_MS), 200);
+	assert_int_equal(
+	    lmt_http_status(G.match_http, "/readyz", NULL, LMT_HTTP_MS), 200);
+	assert_int_equal(
+	    lmt_http_status(G.match_http, "/metrics", &body, LMT_HTTP_MS), 200);
+	assert_true(lmt_prom_value(body, "lunamatch_rpc_requests_total{method="
+	                                 "\"MatchJobs\",code=\"NOT_FOUND\"}") >= 1);
+	assert_true(lmt_prom_value(body, "lunamatch_rpc_requests_total{method="
+	                                 "\"ExplainMatch\",code=\"NOT_FOUND\"}") >= 1);
+	assert_true(
+	    lmt_prom_value(body, "lunamatch_rpc_requests_total{method="
+	                         "\"MatchJobs\",code=\"INVALID_ARGUMENT\"}") >= 1);
+	assert_true(lmt_prom_value(
 	                body, "lunamatch_rpc_rejected_total{reason=\"too_large\"}") >= 1);
 	assert_int_equal(
-	    sample_value(body, "lunamatch_index_profiles"), (double) G.n_profiles);
+	    lmt_prom_value(body, "lunamatch_index_profiles"), (double) G.n_profiles);
 	assert_int_equal(
-	    sample_value(body, "lunamatch_index_postings"), (double) G.n_postings);
-	assert_true(sample_value(body, "lunamatch_index_bytes") > 10000);
-	assert_true(sample_value(body, "lunamatch_index_seq") >=
+	    lmt_prom_value(body, "lunamatch_index_postings"), (double) G.n_postings);
+	assert_true(lmt_prom_value(body, "lunamatch_index_bytes") > 10000);
+	assert_true(lmt_prom_value(body, "lunamatch_index_seq") >=
 	            (double) (G.n_postings + G.n_profiles));
-	assert_true(sample_value(body, "lunamatch_events_enqueued_total") >= 1);
+	assert_true(lmt_prom_value(body, "lunamatch_events_enqueued_total") >= 1);
 	assert_true(
 	    strstr(body, "lunamatch_rpc_latency_seconds_bucket{method=\"MatchJobs\"") !=
 	    NULL);
@@ -1054,8 +803,8 @@ test_new_posting_event(void **state)
 	(void) state;
 	snprintf(id, sizeof(id), "job-new-%s", G.run);
 	JobPosting *p = seed_copy(id);
-	produce_msg(G.postings, id, &p->base);
-	flush_producer();
+	lmt_produce_pb(G.producer, G.postings, id, &p->base);
+	lmt_producer_flush(G.producer, IO_MS);
 	protobuf_c_message_free_unpacked(&p->base, NULL);
 	assert_true(wait_posting(id, CATCH_UP_MS));
 	assert_true(wait_event_for_job(id, EVENT_MS));
@@ -1074,21 +823,19 @@ test_restart_no_loss_no_duplicates(void **state)
 	double stored;
 
 	(void) state;
-	match_stop();
+	lmt_proc_stop(&G.match, STOP_MS);
 
 	/* While match is down: a new posting goes through ingest. */
-	stored = metric(G.ingest_http, "lunamatch_ingest_stored_total{kind=\"posting\"}");
+	stored =
+	    lmt_metric(G.ingest_http, "lunamatch_ingest_stored_total{kind=\"posting\"}");
 	snprintf(id, sizeof(id), "job-down-%s", G.run);
 	JobPosting *p = seed_copy(id);
-	produce_msg(G.postings, id, &p->base);
-	flush_producer();
+	lmt_produce_pb(G.producer, G.postings, id, &p->base);
+	lmt_producer_flush(G.producer, IO_MS);
 	protobuf_c_message_free_unpacked(&p->base, NULL);
-	int64_t end = now_ms() + CATCH_UP_MS;
-	while (metric(G.ingest_http, "lunamatch_ingest_stored_total{kind=\"posting\"}") <
-	       stored + 1) {
-		assert_true(now_ms() < end);
-		usleep(100 * 1000);
-	}
+	assert_true(lmt_wait_metric(G.ingest_http,
+	                "lunamatch_ingest_stored_total{kind=\"posting\"}", LMT_GE,
+	                stored + 1, CATCH_UP_MS) >= stored + 1);
 
 	match_start();
 	/* No missed change: served right after the restart ... */
@@ -1115,22 +862,13 @@ store_posting(const char *id)
 	lm_store_txn *t = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	lm_taxonomy *tax = NULL;
-	lm_rates *rates = NULL;
-	lm_record_ctx rctx;
+	lmt_records recs;
 	lm_reject why;
 	char err[512];
 
-	assert_int_equal(
-	    lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)), LM_OK);
-	assert_int_equal(
-	    lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)), LM_OK);
-	memset(&rctx, 0, sizeof(rctx));
-	rctx.taxonomy = tax;
-	rctx.rates = rates;
-	rctx.embedding_dim = 384;
+	lmt_records_open(&recs, 384);
 	JobPosting *p = seed_copy(id);
-	assert_int_equal(lm_posting_prepare(&rctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_posting_prepare(&recs.ctx, p, &why, err, sizeof(err)), LM_OK);
 	assert_int_equal(lm_pb_encode(&p->base, &buf, &len), LM_OK);
 	assert_int_equal(lm_store_open(G.data, NULL, &s), LM_OK);
 	assert_int_equal(lm_store_begin(s, &t), LM_OK);
@@ -1139,8 +877,7 @@ store_posting(const char *id)
 	lm_store_close(s);
 	free(buf);
 	protobuf_c_message_free_unpacked(&p->base, NULL);
-	lm_taxonomy_free(tax);
-	lm_rates_free(rates);
+	lmt_records_close(&recs);
 }
 
 static void
@@ -1156,29 +893,25 @@ test_broker_down(void **state)
 	}
 	snprintf(id, sizeof(id), "job-outage-%s", G.run);
 	double delivered_before =
-	    metric(G.match_http, "lunamatch_events_delivered_total");
-	assert_int_equal(lmt_proc_signal(G.dk, SIGSTOP), LM_OK);
+	    lmt_metric(G.match_http, "lunamatch_events_delivered_total");
+	assert_int_equal(lmt_proc_signal(G.b.dk, SIGSTOP), LM_OK);
 	store_posting(id);
 	assert_true(wait_posting(id, CATCH_UP_MS));
 	/* Derived, but the broker does not answer: the event waits in the
 	 * outbox. */
-	int64_t end = now_ms() + 10000;
-	while (metric(G.match_http, "lunamatch_events_pending") < 1 && now_ms() < end)
-		usleep(100 * 1000);
-	assert_true(metric(G.match_http, "lunamatch_events_pending") >= 1);
-	sleep(3);
-	assert_true(metric(G.match_http, "lunamatch_events_pending") >= 1);
-	assert_true(
-	    metric(G.match_http, "lunamatch_events_delivered_total") == delivered_before);
-	assert_int_equal(lmt_proc_signal(G.dk, SIGCONT), LM_OK);
+	lmt_wait_metric(G.match_http, "lunamatch_events_pending", LMT_GE, 1, 10000);
+	assert_true(lmt_metric(G.match_http, "lunamatch_events_pending") >= 1);
+	lmt_sleep_ms(3000);
+	assert_true(lmt_metric(G.match_http, "lunamatch_events_pending") >= 1);
+	assert_true(lmt_metric(G.match_http, "lunamatch_events_delivered_total") ==
+	            delivered_before);
+	assert_int_equal(lmt_proc_signal(G.b.dk, SIGCONT), LM_OK);
 	/* Back: delivered, and the outbox drains. */
 	assert_true(wait_event_for_job(id, EVENT_MS));
-	end = now_ms() + EVENT_MS;
-	while (metric(G.match_http, "lunamatch_events_pending") != 0 && now_ms() < end)
-		usleep(100 * 1000);
-	assert_true(metric(G.match_http, "lunamatch_events_pending") == 0);
-	assert_true(
-	    metric(G.match_http, "lunamatch_events_delivered_total") > delivered_before);
+	lmt_wait_metric(G.match_http, "lunamatch_events_pending", LMT_EQ, 0, EVENT_MS);
+	assert_true(lmt_metric(G.match_http, "lunamatch_events_pending") == 0);
+	assert_true(lmt_metric(G.match_http, "lunamatch_events_delivered_total") >
+	            delivered_before);
 }
 
 /* ---- the CLI's match-side commands ------------------------------------------------ */
@@ -1193,10 +926,7 @@ run_cli(const char *const *args, char *out)
 	const char *argv[16];
 	char url[160], brokers[600], topic[200];
 	const char *env[] = {url, brokers, topic, "LUNAMATCH_LOG_LEVEL=warn", NULL};
-	lmt_proc *p = NULL;
-	char line[LMT_PROC_LINE_MAX];
-	size_t n = 0, used = 0;
-	int st = -1, rc;
+	size_t n = 0;
 
 	snprintf(url, sizeof(url), "LUNAMATCH_RPC_URL=%s", G.rpc_url);
 	snprintf(brokers, sizeof(brokers), "LUNAMATCH_BROKERS=%s", G.brokers);
@@ -1205,16 +935,11 @@ run_cli(const char *const *args, char *out)
 	for (size_t i = 0; args[i] != NULL && n < 15; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	assert_int_equal(lmt_proc_start(argv, env, &p), LM_OK);
-	out[0] = '\0';
-	while ((rc = lmt_proc_readline(p, line, sizeof(line), IO_MS)) == LM_OK) {
-		int w = snprintf(out + used, CLI_OUT_MAX - used, "%s\n", line);
-		assert_true(w > 0 && (size_t) w < CLI_OUT_MAX - used);
-		used += (size_t) w;
-	}
-	assert_int_equal(rc, LM_ECLOSED);
-	assert_int_equal(lmt_proc_wait(p, STOP_MS, &st), LM_OK);
-	lmt_proc_free(p);
+	lmt_run_result r = lmt_run(argv, env, NULL, IO_MS);
+	int st = r.status;
+	assert_true(strlen(r.out) < CLI_OUT_MAX);
+	memcpy(out, r.out, strlen(r.out) + 1);
+	lmt_run_result_free(&r);
 	return st;
 }
 
@@ -1250,7 +975,7 @@ test_cli(void **state)
 	json_decref(v);
 	assert_int_equal(run_cli((const char *[]){"health", NULL}, out), 0);
 	assert_non_null(strstr(out, "SERVING"));
-	snprintf(dead, sizeof(dead), "--url=tcp://127.0.0.1:%d", free_port());
+	snprintf(dead, sizeof(dead), "--url=tcp://127.0.0.1:%d", lmt_free_port());
 	assert_int_equal(
 	    run_cli((const char *[]){"health", dead, "--timeout-ms", "300", NULL}, out),
 	    3);
@@ -1338,27 +1063,20 @@ test_cli(void **state)
 static void
 test_bad_config_exits_2(void **state)
 {
-	lmt_proc *p = NULL;
-	int st = -1;
-	char line[512];
+	lmt_run_result r;
 
 	(void) state;
 	const char *env[] = {"LUNAMATCH_POLL_MS=soon", NULL};
 	const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
-	assert_int_equal(lmt_proc_start_ex(argv, env, NULL, &p), LM_OK);
-	assert_int_equal(lmt_proc_wait(p, STOP_MS, &st), LM_OK);
-	assert_int_equal(st, 2);
-	lmt_proc_free(p);
+	r = lmt_run(argv, env, NULL, STOP_MS);
+	assert_int_equal(r.status, 2);
+	lmt_run_result_free(&r);
 
 	const char *help[] = {lmt_bin("lunamatch-match"), "--help", NULL};
-	assert_int_equal(lmt_proc_start(help, NULL, &p), LM_OK);
-	bool seen = false;
-	while (lmt_proc_readline(p, line, sizeof(line), STOP_MS) == LM_OK)
-		seen |= strstr(line, "LUNAMATCH_POLL_MS") != NULL;
-	assert_true(seen);
-	assert_int_equal(lmt_proc_wait(p, STOP_MS, &st), LM_OK);
-	assert_int_equal(st, 0);
-	lmt_proc_free(p);
+	r = lmt_run(help, NULL, NULL, STOP_MS);
+	assert_non_null(strstr(r.out, "LUNAMATCH_POLL_MS"));
+	assert_int_equal(r.status, 0);
+	lmt_run_result_free(&r);
 }
 
 int

@@ -97,7 +97,9 @@ lmt_broker_close(lmt_broker *b)
 {
 	if (b == NULL || b->dk == NULL)
 		return;
-	if (lmt_proc_signal(b->dk, SIGTERM) == LM_OK)
+	/* SIGCONT: a test may have left it stopped (SIGSTOP) on failure. */
+	if (lmt_proc_signal(b->dk, SIGTERM) == LM_OK &&
+	    lmt_proc_signal(b->dk, SIGCONT) == LM_OK)
 		lmt_proc_wait(b->dk, LMT_DEVKAFKA_STOP_MS, NULL);
 	lmt_proc_free(b->dk);
 	b->dk = NULL;

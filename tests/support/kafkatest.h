@@ -68,8 +68,9 @@ typedef struct lmt_topic {
  */
 void lmt_broker_open(lmt_broker *b, int partitions, const lmt_topic *topics, size_t n);
 
-/* Stops the devkafka child (SIGTERM, at most LMT_DEVKAFKA_STOP_MS, then
- * SIGKILL) and frees it; a real broker is left alone. NULL is ignored. */
+/* Stops the devkafka child (SIGTERM and SIGCONT, at most
+ * LMT_DEVKAFKA_STOP_MS, then SIGKILL) and frees it; a real broker is left
+ * alone. NULL is ignored. */
 void lmt_broker_close(lmt_broker *b);
 
 /*
