@@ -185,7 +185,83 @@ query_status(int rc, const char *reason, const char *what, const char *id, char 
 	}
 }
 
-/* ---- MatchJobs ----------------------------------------------------------- */
+/* ---- MatchJobs / MatchCandidates ---------------------------------------- */
+
+/* What differs between the subjects of the two match methods. */
+struct subject {
+	const char *record; /* the inline record's field: "profile" */
+	const char *id;     /* the id's field: "candidate_id" */
+	const char *owner;  /* what an unknown id names: "candidate" */
+	bool posting;       /* prepared as a posting, else as a profile */
+};
+
+static const struct subject SUBJECT_PROFILE = {
+    "profile", "candidate_id", "candidate", false};
+static const struct subject SUBJECT_POSTING = {"posting", "job_id", "posting", true};
+
+/*
+ * The entry checks of a match method (precheck, top_k, explain level), then
+ * its subject: with is_inline, record (may be NULL: refused) is
+ * deep-copied into *copy and prepared there, so that the request stays
+ * untouched; otherwise id (NULL when the id case is not set) must be given.
+ * Returns ST_OK or the status to answer with, reason in msg. On ST_OK the
+ * caller owns *copy (NULL for an id) and passes it to match_done.
+ */
+static int
+match_begin(lm_match_service *s, const lm_rpc_ctx *ctx, uint32_t top_k,
+    Lunamatch__V1__ExplainLevel level, const struct subject *k, bool is_inline,
+    const ProtobufCMessage *record, const char *id, ProtobufCMessage **copy, char *msg,
+    size_t msglen)
+{
+	char reason[REASON_MAX] = "";
+	lm_reject why;
+	int st, rc;
+
+	*copy = NULL;
+	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
+		return st;
+	if ((st = check_query(top_k, level, msg, msglen)) != ST_OK)
+		return st;
+	if (!is_inline) {
+		if (id == NULL || id[0] == '\0') {
+			snprintf(msg, msglen, "no %s or %s given", k->id, k->record);
+			return ST_INVALID;
+		}
+		return ST_OK;
+	}
+	if (record == NULL) {
+		snprintf(msg, msglen, "%s: empty", k->record);
+		return ST_INVALID;
+	}
+	if ((rc = copy_message(record, copy)) != LM_OK) {
+		snprintf(msg, msglen, "%s", lm_strerror(rc));
+		return ST_INTERNAL;
+	}
+	rc = k->posting
+	         ? lm_posting_prepare(&s->rctx, (Lunamatch__V1__JobPosting *) *copy, &why,
+	               reason, sizeof(reason))
+	         : lm_profile_prepare(&s->rctx, (Lunamatch__V1__CandidateProfile *) *copy,
+	               &why, reason, sizeof(reason));
+	if (rc != LM_OK) {
+		snprintf(msg, msglen, "%s: %s", k->record, reason);
+		protobuf_c_message_free_unpacked(*copy, NULL);
+		*copy = NULL;
+		return ST_INVALID;
+	}
+	return ST_OK;
+}
+
+/* After the index call of a match method: frees the copy of match_begin
+ * (may be NULL) and maps rc, with the index's reason, onto a status. id is
+ * that of match_begin (NULL for an inline record). */
+static int
+match_done(int rc, ProtobufCMessage *copy, const struct subject *k, const char *id,
+    const char *reason, char *msg, size_t msglen)
+{
+	protobuf_c_message_free_unpacked(copy, NULL);
+	return query_status(
+	    rc, reason, k->owner, id != NULL ? id : "(inline)", msg, msglen);
+}
 
 static int
 h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
@@ -195,51 +271,30 @@ h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 	const Lunamatch__V1__MatchJobsRequest *in = (const void *) req;
 	Lunamatch__V1__MatchJobsRequest q = *in; /* shallow: only .profile changes */
 	Lunamatch__V1__MatchJobsResponse *out = NULL;
-	ProtobufCMessage *copy = NULL;
-	char reason[REASON_MAX] = "";
-	lm_reject why;
-	int st, rc;
-
-	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
-		return st;
-	if ((st = check_query(in->top_k, in->explain, msg, msglen)) != ST_OK)
-		return st;
-	if (in->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE) {
-		if (in->profile == NULL) {
-			snprintf(msg, msglen, "profile: empty");
-			return ST_INVALID;
-		}
-		if ((rc = copy_message(&in->profile->base, &copy)) != LM_OK) {
-			snprintf(msg, msglen, "%s", lm_strerror(rc));
-			return ST_INTERNAL;
-		}
-		q.profile = (Lunamatch__V1__CandidateProfile *) copy;
-		if (lm_profile_prepare(
-		        &s->rctx, q.profile, &why, reason, sizeof(reason)) != LM_OK) {
-			snprintf(msg, msglen, "profile: %s", reason);
-			protobuf_c_message_free_unpacked(copy, NULL);
-			return ST_INVALID;
-		}
-	} else if (in->subject_case !=
-	               LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID ||
-	           in->candidate_id == NULL || in->candidate_id[0] == '\0') {
-		snprintf(msg, msglen, "no candidate_id or profile given");
-		return ST_INVALID;
-	}
-	rc = lm_index_match_jobs(s->idx, &q, now_of(s), &out, reason, sizeof(reason));
-	protobuf_c_message_free_unpacked(copy, NULL);
-	/* subject is a oneof (a union): candidate_id is only valid for its case. */
-	st = query_status(rc, reason, "candidate",
+	/* subject is a oneof (a union): read only the member of its case. */
+	bool is_inline =
+	    in->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE;
+	const char *id =
 	    in->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID
 	        ? in->candidate_id
-	        : "(inline)",
-	    msg, msglen);
+	        : NULL;
+	ProtobufCMessage *copy;
+	char reason[REASON_MAX] = "";
+	int st, rc;
+
+	st = match_begin(s, ctx, in->top_k, in->explain, &SUBJECT_PROFILE, is_inline,
+	    is_inline ? (const ProtobufCMessage *) in->profile : NULL, id, &copy, msg,
+	    msglen);
+	if (st != ST_OK)
+		return st;
+	if (copy != NULL)
+		q.profile = (Lunamatch__V1__CandidateProfile *) copy;
+	rc = lm_index_match_jobs(s->idx, &q, now_of(s), &out, reason, sizeof(reason));
+	st = match_done(rc, copy, &SUBJECT_PROFILE, id, reason, msg, msglen);
 	if (st == ST_OK)
 		*resp = &out->base;
 	return st;
 }
-
-/* ---- MatchCandidates ------------------------------------------------------- */
 
 static int
 h_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
@@ -249,46 +304,26 @@ h_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req
 	const Lunamatch__V1__MatchCandidatesRequest *in = (const void *) req;
 	Lunamatch__V1__MatchCandidatesRequest q = *in; /* only .posting changes */
 	Lunamatch__V1__MatchCandidatesResponse *out = NULL;
-	ProtobufCMessage *copy = NULL;
-	char reason[REASON_MAX] = "";
-	lm_reject why;
-	int st, rc;
-
-	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
-		return st;
-	if ((st = check_query(in->top_k, in->explain, msg, msglen)) != ST_OK)
-		return st;
-	if (in->subject_case ==
-	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING) {
-		if (in->posting == NULL) {
-			snprintf(msg, msglen, "posting: empty");
-			return ST_INVALID;
-		}
-		if ((rc = copy_message(&in->posting->base, &copy)) != LM_OK) {
-			snprintf(msg, msglen, "%s", lm_strerror(rc));
-			return ST_INTERNAL;
-		}
-		q.posting = (Lunamatch__V1__JobPosting *) copy;
-		if (lm_posting_prepare(
-		        &s->rctx, q.posting, &why, reason, sizeof(reason)) != LM_OK) {
-			snprintf(msg, msglen, "posting: %s", reason);
-			protobuf_c_message_free_unpacked(copy, NULL);
-			return ST_INVALID;
-		}
-	} else if (in->subject_case !=
-	               LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID ||
-	           in->job_id == NULL || in->job_id[0] == '\0') {
-		snprintf(msg, msglen, "no job_id or posting given");
-		return ST_INVALID;
-	}
-	rc = lm_index_match_candidates(
-	    s->idx, &q, now_of(s), &out, reason, sizeof(reason));
-	protobuf_c_message_free_unpacked(copy, NULL);
-	st = query_status(rc, reason, "posting",
+	bool is_inline =
+	    in->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING;
+	const char *id =
 	    in->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID
 	        ? in->job_id
-	        : "(inline)",
-	    msg, msglen);
+	        : NULL;
+	ProtobufCMessage *copy;
+	char reason[REASON_MAX] = "";
+	int st, rc;
+
+	st = match_begin(s, ctx, in->top_k, in->explain, &SUBJECT_POSTING, is_inline,
+	    is_inline ? (const ProtobufCMessage *) in->posting : NULL, id, &copy, msg,
+	    msglen);
+	if (st != ST_OK)
+		return st;
+	if (copy != NULL)
+		q.posting = (Lunamatch__V1__JobPosting *) copy;
+	rc = lm_index_match_candidates(
+	    s->idx, &q, now_of(s), &out, reason, sizeof(reason));
+	st = match_done(rc, copy, &SUBJECT_POSTING, id, reason, msg, msglen);
 	if (st == ST_OK)
 		*resp = &out->base;
 	return st;
@@ -343,64 +378,69 @@ h_explain(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 
 /* ---- GetPosting / GetProfile ----------------------------------------------- */
 
+/*
+ * Answers GetPosting (posting true) or GetProfile: the record id from the
+ * index, in a new response that owns it. Returns ST_OK with *resp set, or
+ * the status to answer with.
+ */
 static int
-h_get_posting(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+get_record(lm_match_service *s, const lm_rpc_ctx *ctx, const char *id, bool posting,
     ProtobufCMessage **resp, char *msg, size_t msglen)
 {
-	lm_match_service *s = arg;
-	const Lunamatch__V1__GetPostingRequest *in = (const void *) req;
-	Lunamatch__V1__GetPostingResponse *out;
 	Lunamatch__V1__JobPosting *p = NULL;
+	Lunamatch__V1__CandidateProfile *c = NULL;
+	ProtobufCMessage *out = NULL;
 	int st, rc;
 
 	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
 		return st;
-	if (in->id == NULL || in->id[0] == '\0') {
+	if (id == NULL || id[0] == '\0') {
 		snprintf(msg, msglen, "id: required");
 		return ST_INVALID;
 	}
-	rc = lm_index_get_posting(s->idx, in->id, &p);
-	if ((st = query_status(rc, "", "posting", in->id, msg, msglen)) != ST_OK)
+	rc = posting ? lm_index_get_posting(s->idx, id, &p)
+	             : lm_index_get_profile(s->idx, id, &c);
+	if ((st = query_status(
+	         rc, "", posting ? "posting" : "profile", id, msg, msglen)) != ST_OK)
 		return st;
-	if ((out = malloc(sizeof(*out))) == NULL) {
-		protobuf_c_message_free_unpacked(&p->base, NULL);
+	if (posting) {
+		Lunamatch__V1__GetPostingResponse *r = malloc(sizeof(*r));
+		if (r != NULL) {
+			lunamatch__v1__get_posting_response__init(r);
+			r->posting = p;
+			out = &r->base;
+		}
+	} else {
+		Lunamatch__V1__GetProfileResponse *r = malloc(sizeof(*r));
+		if (r != NULL) {
+			lunamatch__v1__get_profile_response__init(r);
+			r->profile = c;
+			out = &r->base;
+		}
+	}
+	if (out == NULL) {
+		protobuf_c_message_free_unpacked(posting ? &p->base : &c->base, NULL);
 		snprintf(msg, msglen, "%s", lm_strerror(LM_ENOMEM));
 		return ST_INTERNAL;
 	}
-	lunamatch__v1__get_posting_response__init(out);
-	out->posting = p;
-	*resp = &out->base;
+	*resp = out;
 	return ST_OK;
+}
+
+static int
+h_get_posting(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	const Lunamatch__V1__GetPostingRequest *in = (const void *) req;
+	return get_record(arg, ctx, in->id, true, resp, msg, msglen);
 }
 
 static int
 h_get_profile(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
     ProtobufCMessage **resp, char *msg, size_t msglen)
 {
-	lm_match_service *s = arg;
 	const Lunamatch__V1__GetProfileRequest *in = (const void *) req;
-	Lunamatch__V1__GetProfileResponse *out;
-	Lunamatch__V1__CandidateProfile *c = NULL;
-	int st, rc;
-
-	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
-		return st;
-	if (in->id == NULL || in->id[0] == '\0') {
-		snprintf(msg, msglen, "id: required");
-		return ST_INVALID;
-	}
-	rc = lm_index_get_profile(s->idx, in->id, &c);
-	if ((st = query_status(rc, "", "profile", in->id, msg, msglen)) != ST_OK)
-		return st;
-	if ((out = malloc(sizeof(*out))) == NULL) {
-		protobuf_c_message_free_unpacked(&c->base, NULL);
-		snprintf(msg, msglen, "%s", lm_strerror(LM_ENOMEM));
-		return ST_INTERNAL;
-	}
-	lunamatch__v1__get_profile_response__init(out);
-	out->profile = c;
-	*resp = &out->base;
-	return ST_OK;
+	return get_record(arg, ctx, in->id, false, resp, msg, msglen);
 }
 
 /* ---- Check --------------------------------------------------------------------- */
