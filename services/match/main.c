@@ -50,7 +50,6 @@
 #include "rpc_server.h"
 #include "service.h"
 
-
 #define PROG              "lunamatch-match"
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7701"
 #define PROBE_PERIOD_MS   3000u  /* self-probe of the RPC listener */
@@ -181,39 +180,47 @@ probe_stop(struct daemon *d)
 
 /* ---- metrics ------------------------------------------------------------- */
 
-static double
-g_postings(void *arg)
+/* The index counts and follower stats behind the gauges, read afresh. */
+static lm_index_counts
+counts_of(void *arg)
 {
 	struct daemon *d = arg;
 	lm_index_counts c;
 	lm_index_counts_get(d->idx, &c);
-	return (double) c.postings;
+	return c;
+}
+
+static lm_follower_stats
+follower_stats_of(void *arg)
+{
+	struct daemon *d = arg;
+	lm_follower_stats st;
+	lm_follower_stats_get(d->follower, &st);
+	return st;
+}
+
+static double
+g_postings(void *arg)
+{
+	return (double) counts_of(arg).postings;
 }
 
 static double
 g_open_postings(void *arg)
 {
-	struct daemon *d = arg;
-	lm_index_counts c;
-	lm_index_counts_get(d->idx, &c);
-	return (double) c.open_postings;
+	return (double) counts_of(arg).open_postings;
 }
 
 static double
 g_profiles(void *arg)
 {
-	struct daemon *d = arg;
-	lm_index_counts c;
-	lm_index_counts_get(d->idx, &c);
-	return (double) c.profiles;
+	return (double) counts_of(arg).profiles;
 }
 
 static double
 g_bytes(void *arg)
 {
-	struct daemon *d = arg;
-	lm_follower_stats st;
-	lm_follower_stats_get(d->follower, &st);
+	lm_follower_stats st = follower_stats_of(arg);
 	return (double) lm_follower_index_bytes(&st);
 }
 
@@ -234,10 +241,7 @@ g_loaded(void *arg)
 static double
 g_follower_errors(void *arg)
 {
-	struct daemon *d = arg;
-	lm_follower_stats st;
-	lm_follower_stats_get(d->follower, &st);
-	return (double) st.errors;
+	return (double) follower_stats_of(arg).errors;
 }
 
 static double
@@ -300,41 +304,45 @@ on_loaded(void *arg)
 
 /* ---- start-up ------------------------------------------------------------------ */
 
+/* Resolves the data file that the variable var configures as file into
+ * path; logs why not. Returns LM_OK or an lm_err. */
+static int
+data_path(const char *var, const char *file, char *path, size_t len)
+{
+	int rc = lm_config_data_file(file, path, len);
+	if (rc != LM_OK)
+		lm_error("match.config", "%s %s: %s", var, file, lm_strerror(rc));
+	return rc;
+}
+
+/* Logs the error err of the load of what when rc is not LM_OK; returns rc. */
+static int
+load_result(int rc, const char *what, const char *err)
+{
+	if (rc != LM_OK)
+		lm_error("match.config", "%s: %s", what, err);
+	return rc;
+}
+
 /* Loads taxonomy, rates and model. Returns 0 or an exit status. */
 static int
 load_data(struct daemon *d)
 {
 	char path[LM_CFG_STR + 64], err[1024];
-	int rc;
 
-	if ((rc = lm_config_data_file(d->cfg.taxonomy_file, path, sizeof(path))) !=
-	    LM_OK) {
-		lm_error("match.config", "LUNAMATCH_TAXONOMY_FILE %s: %s",
-		    d->cfg.taxonomy_file, lm_strerror(rc));
+	if (data_path("LUNAMATCH_TAXONOMY_FILE", d->cfg.taxonomy_file, path,
+	        sizeof(path)) != LM_OK ||
+	    load_result(lm_taxonomy_load(path, &d->tax, err, sizeof(err)), "taxonomy",
+	        err) != LM_OK ||
+	    data_path("LUNAMATCH_RATES_FILE", d->cfg.rates_file, path, sizeof(path)) !=
+	        LM_OK ||
+	    load_result(lm_rates_load(path, &d->rates, err, sizeof(err)), "rates", err) !=
+	        LM_OK ||
+	    data_path("LUNAMATCH_MODEL_FILE", d->cfg.model_file, path, sizeof(path)) !=
+	        LM_OK ||
+	    load_result(lm_model_load(path, &d->model, err, sizeof(err)), "model", err) !=
+	        LM_OK)
 		return EXIT_CONFIG;
-	}
-	if ((rc = lm_taxonomy_load(path, &d->tax, err, sizeof(err))) != LM_OK) {
-		lm_error("match.config", "taxonomy: %s", err);
-		return EXIT_CONFIG;
-	}
-	if ((rc = lm_config_data_file(d->cfg.rates_file, path, sizeof(path))) != LM_OK) {
-		lm_error("match.config", "LUNAMATCH_RATES_FILE %s: %s", d->cfg.rates_file,
-		    lm_strerror(rc));
-		return EXIT_CONFIG;
-	}
-	if ((rc = lm_rates_load(path, &d->rates, err, sizeof(err))) != LM_OK) {
-		lm_error("match.config", "rates: %s", err);
-		return EXIT_CONFIG;
-	}
-	if ((rc = lm_config_data_file(d->cfg.model_file, path, sizeof(path))) != LM_OK) {
-		lm_error("match.config", "LUNAMATCH_MODEL_FILE %s: %s", d->cfg.model_file,
-		    lm_strerror(rc));
-		return EXIT_CONFIG;
-	}
-	if ((rc = lm_model_load(path, &d->model, err, sizeof(err))) != LM_OK) {
-		lm_error("match.config", "model: %s", err);
-		return EXIT_CONFIG;
-	}
 	lm_info("match.data", "taxonomy %s (%zu skills), rates %s, model %s",
 	    lm_taxonomy_version(d->tax), lm_taxonomy_count(d->tax),
 	    lm_rates_version(d->rates), d->model->version);
