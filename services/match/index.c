@@ -565,6 +565,8 @@ heap_offer(struct heap *h, const struct hit *x)
 	}
 }
 
+#define SCAN_PREFETCH 8 /* slots a scan looks ahead to prefetch */
+
 /* Scores subject against every record of the other side (cp set: postings;
  * pp set: profiles), keeping eligible hits with score >= min_score. Read
  * lock held. Returns LM_OK or LM_ENOMEM. */
@@ -584,6 +586,11 @@ scan(const lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 		struct hit x;
 		bool ok;
 
+		/* Records are scattered in memory: start loading the prep of a
+		 * record a few slots ahead while this one is scored. */
+		if (i + SCAN_PREFETCH < t->n &&
+		    !lm_scan_vetoed(sc, &t->slots[i + SCAN_PREFETCH].key))
+			lm_prep_prefetch(t->slots[i + SCAN_PREFETCH].prep);
 		(*considered)++;
 		/* Most vetoed records are rejected here, from the dense slot
 		 * array, without touching the entry or the record. */

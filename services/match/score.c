@@ -16,7 +16,8 @@ typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile CandidateProfile;
 typedef Lunamatch__V1__Explanation Explanation;
 
-#define TITLE_SCAN_MAX 512 /* bytes of a title looked at for tokens */
+#define TITLE_SCAN_MAX      512 /* bytes of a title looked at for tokens */
+#define PREP_PREFETCH_BYTES 512 /* bytes of a prep that lm_prep_prefetch loads */
 
 /* ==== corpus statistics and skill symbols ================================= */
 
@@ -245,12 +246,24 @@ struct cskill {
 	uint32_t sym; /* symbol in the prep's `bound` stats; NONE while unbound */
 };
 
-/* Sorted, unique lower-case tokens of a title. */
+/* Sorted, unique lower-case tokens of a title, with a hash of each. */
 struct tokset {
-	char *buf;
+	char *buf; /* one allocation: the text, then tok, then h */
 	const char **tok;
+	uint64_t *h; /* h[k] = text_hash(tok[k], false) */
 	size_t n;
 };
+
+/* A location as the scorer compares it, without reading the record: its
+ * country case-folded and packed into 8 bytes, and a hash of its city. */
+struct ploc {
+	uint64_t country; /* the country's bytes, A-Z folded to a-z, zero padded */
+	uint64_t city_h;  /* text_hash(city, true); 0 when city is NULL or "" */
+	const char *city; /* NULL or "" when it has none */
+};
+
+#define PREP_LOCS   4 /* locations a prep holds packed */
+#define COUNTRY_MAX 8 /* bytes of a country that packs */
 
 /* A requirement group that is not NULL, with its usable skill ids (not NULL,
  * not empty) in the prep's gids[off .. off + n). */
@@ -274,8 +287,13 @@ struct lm_posting_prep {
 	size_t n_gids;
 	lm_skill_stats *bound;
 	lm_veto_key key; /* what the quick veto test reads, copied from rec */
-	/* Scalars of rec that scoring reads, copied so that scoring a pair
-	 * touches the record as little as possible. */
+	/* What scoring reads of rec, copied so that scoring a pair touches the
+	 * record as little as possible. */
+	struct ploc locs[PREP_LOCS]; /* when locs_packed */
+	uint8_t n_locs;
+	bool locs_packed;
+	uint64_t cat_h, ind_h; /* text_hash(category/industry, true); 0: none */
+	const uint64_t *title_h; /* copies of title.h, in this allocation */
 	int64_t posted_at;
 	int64_t salary_top; /* annual_max, else annual_min; 0 without a salary */
 	const char *category, *industry;
@@ -283,7 +301,7 @@ struct lm_posting_prep {
 	size_t n_embedding;
 	float min_years;
 	int32_t level, education;
-	/* skills, groups, gids and gsym live in the same allocation. */
+	/* skills, groups, gids, gsym and title_h live in the same allocation. */
 };
 
 struct lm_profile_prep {
@@ -295,6 +313,12 @@ struct lm_profile_prep {
 	size_t titles_cap; /* slots allocated in titles */
 	bool has_country;
 	lm_skill_stats *bound; /* skills[i].sym are symbols of it */
+	struct ploc locs[PREP_LOCS]; /* when locs_packed */
+	uint8_t n_locs;
+	bool locs_packed;
+	/* text_hash(.., true) of career_goals' desired categories, then of its
+	 * desired industries (0 for a NULL entry); in this allocation. */
+	uint64_t *goal_h;
 	lm_veto_key key; /* what the quick veto test reads, copied from rec */
 };
 
@@ -494,6 +518,33 @@ lm_profile_prep_unbind(lm_profile_prep *c)
 	c->bound = NULL;
 }
 
+/* A 64-bit hash of text; fold: A-Z count as a-z (strcasecmp in the C
+ * locale, which the services run in: equal strings under strcasecmp have
+ * equal folded hashes). Never 0, so that 0 can mean "no text". */
+static uint64_t
+text_hash(const char *text, bool fold)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a, then a final mix */
+
+	for (const unsigned char *c = (const unsigned char *) text; *c != '\0'; c++) {
+		h ^= (uint64_t) ((fold && *c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
+		h *= 1099511628211ULL;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h != 0 ? h : 1;
+}
+
+/* strcasecmp(a, b) == 0 for texts whose folded hashes are ha and hb. */
+static bool
+text_caseeq(const char *a, uint64_t ha, const char *b, uint64_t hb)
+{
+	return ha == hb && strcasecmp(a, b) == 0;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -515,16 +566,17 @@ tokenize(const char *text, struct tokset *ts)
 	size_t len = text ? strnlen(text, TITLE_SCAN_MAX) : 0, n = 0, w = 0;
 	char *buf;
 
+	size_t text_room = (len + LM_TITLE_TOKENS_MAX + 1 + 7) & ~(size_t) 7;
+
 	memset(ts, 0, sizeof(*ts));
 	if (len == 0)
 		return LM_OK;
-	if ((buf = malloc(len + LM_TITLE_TOKENS_MAX + 1)) == NULL)
+	if ((buf = malloc(text_room +
+	                  LM_TITLE_TOKENS_MAX * (sizeof(*ts->tok) + sizeof(*ts->h)))) == NULL)
 		return LM_ENOMEM;
-	if ((ts->tok = calloc(LM_TITLE_TOKENS_MAX, sizeof(*ts->tok))) == NULL) {
-		free(buf);
-		return LM_ENOMEM;
-	}
 	ts->buf = buf;
+	ts->tok = (const char **) (void *) (buf + text_room);
+	ts->h = (uint64_t *) (void *) (ts->tok + LM_TITLE_TOKENS_MAX);
 	for (size_t i = 0; i < len && n < LM_TITLE_TOKENS_MAX;) {
 		size_t start, tl = 0;
 
@@ -549,26 +601,61 @@ tokenize(const char *text, struct tokset *ts)
 		if (ts->n == 0 || strcmp(ts->tok[ts->n - 1], ts->tok[i]) != 0)
 			ts->tok[ts->n++] = ts->tok[i];
 	if (ts->n == 0) {
-		free(ts->tok);
 		free(ts->buf);
 		memset(ts, 0, sizeof(*ts));
 	}
+	for (size_t i = 0; i < ts->n; i++)
+		ts->h[i] = text_hash(ts->tok[i], false);
 	return LM_OK;
 }
 
 static void
 tokset_clear(struct tokset *ts)
 {
-	free(ts->tok);
 	free(ts->buf);
 	memset(ts, 0, sizeof(*ts));
 }
 
+/* Whether the token t (hash th) is one of the n tokens whose hashes are
+ * h[] (copies of ts->h) and texts ts->tok[]: the tokens' texts are read
+ * only when a hash matches. */
 static bool
-tokset_has(const struct tokset *ts, const char *t)
+tokset_has(const struct tokset *ts, const uint64_t *h, const char *t, uint64_t th)
 {
-	return ts->n > 0 &&
-	       bsearch(&t, ts->tok, ts->n, sizeof(*ts->tok), cmp_str) != NULL;
+	for (size_t k = 0; k < ts->n; k++)
+		if (h[k] == th && strcmp(ts->tok[k], t) == 0)
+			return true;
+	return false;
+}
+
+/* Packs the locations of locs that have a country into out (at most
+ * PREP_LOCS); returns false when they do not fit (more of them, or a longer
+ * country): then the scorer compares the record's locations. */
+static bool
+pack_locs(Lunamatch__V1__Location *const *locs, size_t n, struct ploc *out, uint8_t *n_out)
+{
+	*n_out = 0;
+	for (size_t i = 0; i < n; i++) {
+		const Lunamatch__V1__Location *l = locs[i];
+		struct ploc *pl;
+		size_t len;
+
+		if (l == NULL || l->country == NULL || l->country[0] == '\0')
+			continue; /* never in common with anything */
+		len = strlen(l->country);
+		if (*n_out == PREP_LOCS || len > COUNTRY_MAX)
+			return false;
+		pl = &out[(*n_out)++];
+		pl->country = 0;
+		for (size_t k = 0; k < len; k++) {
+			unsigned char c = (unsigned char) l->country[k];
+			c = (c >= 'A' && c <= 'Z') ? (unsigned char) (c + 32) : c;
+			pl->country |= (uint64_t) c << (8 * k);
+		}
+		pl->city = l->city;
+		pl->city_h = (l->city != NULL && l->city[0] != '\0') ? text_hash(l->city, true) : 0;
+	}
+	return true;
 }
 
 static bool
@@ -678,6 +765,7 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 {
 	lm_posting_prep *p;
 	size_t n = 0, ng = 0, nid = 0, size;
+	struct tokset title;
 	char *at;
 
 	*out = NULL;
@@ -689,16 +777,27 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		ng++;
 		nid += rec->requirement_groups[i]->n_skill_ids;
 	}
-	/* One allocation: the prep, then skills, groups, gids and gsym. */
-	size = sizeof(*p) + rec->n_skills * sizeof(*p->skills) +
-	       ng * sizeof(*p->groups) + nid * (sizeof(*p->gids) + sizeof(*p->gsym));
-	if ((p = calloc(1, size)) == NULL)
+	if (tokenize(rec->title, &title) != LM_OK)
 		return LM_ENOMEM;
+	/* One allocation: the prep, then skills, groups, title_h, gids and
+	 * gsym (in the order of their alignment). */
+	size = sizeof(*p) + rec->n_skills * sizeof(*p->skills) +
+	       ng * sizeof(*p->groups) + title.n * sizeof(*p->title_h) +
+	       nid * (sizeof(*p->gids) + sizeof(*p->gsym));
+	if ((p = calloc(1, size)) == NULL) {
+		tokset_clear(&title);
+		return LM_ENOMEM;
+	}
+	p->title = title;
 	at = (char *) (p + 1);
 	p->skills = (struct pskill *) (void *) at;
 	at += rec->n_skills * sizeof(*p->skills);
 	p->groups = (struct pgroup *) (void *) at;
 	at += ng * sizeof(*p->groups);
+	p->title_h = (const uint64_t *) (void *) at;
+	if (title.n > 0)
+		memcpy(at, title.h, title.n * sizeof(*p->title_h));
+	at += title.n * sizeof(*p->title_h);
 	p->gids = (const char **) (void *) at;
 	at += nid * sizeof(*p->gids);
 	p->gsym = (uint32_t *) (void *) at;
@@ -731,10 +830,9 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	}
 	p->n_skills = n;
 	prep_groups(p);
-	if (tokenize(rec->title, &p->title) != LM_OK) {
-		lm_posting_prep_free(p);
-		return LM_ENOMEM;
-	}
+	p->locs_packed = pack_locs(rec->locations, rec->n_locations, p->locs, &p->n_locs);
+	p->cat_h = (rec->category && rec->category[0]) ? text_hash(rec->category, true) : 0;
+	p->ind_h = (rec->industry && rec->industry[0]) ? text_hash(rec->industry, true) : 0;
 	p->has_country = locs_have_country(rec->locations, rec->n_locations);
 	p->key.country_mask = country_mask(rec->locations, rec->n_locations);
 	p->key.expires_at = rec->expires_at;
@@ -779,15 +877,27 @@ int
 lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 {
 	lm_profile_prep *c;
-	size_t n = 0;
+	const Lunamatch__V1__CareerGoals *g;
+	size_t n = 0, ngoal;
 
 	*out = NULL;
 	if (rec == NULL)
 		return LM_EINVAL;
-	/* One allocation: the prep, then skills. */
-	if ((c = calloc(1, sizeof(*c) + rec->n_skills * sizeof(*c->skills))) == NULL)
+	g = rec->career_goals;
+	ngoal = g ? g->n_desired_categories + g->n_desired_industries : 0;
+
+	/* One allocation: the prep, then skills, then goal_h. */
+	if ((c = calloc(1, sizeof(*c) + rec->n_skills * sizeof(*c->skills) +
+	                       ngoal * sizeof(*c->goal_h))) == NULL)
 		return LM_ENOMEM;
 	c->skills = (struct cskill *) (void *) (c + 1);
+	c->goal_h = (uint64_t *) (void *) (c->skills + rec->n_skills);
+	for (size_t i = 0; i < ngoal; i++) {
+		const char *gs = i < g->n_desired_categories
+		                     ? g->desired_categories[i]
+		                     : g->desired_industries[i - g->n_desired_categories];
+		c->goal_h[i] = gs != NULL ? text_hash(gs, true) : 0;
+	}
 	c->rec = rec;
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__CandidateSkill *s = rec->skills[i];
@@ -828,6 +938,7 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 		}
 	}
 	c->has_country = locs_have_country(rec->locations, rec->n_locations);
+	c->locs_packed = pack_locs(rec->locations, rec->n_locations, c->locs, &c->n_locs);
 	c->key.country_mask = country_mask(rec->locations, rec->n_locations);
 	c->key.years = rec_years(rec);
 	c->key.remote = (int32_t) rec->remote;
@@ -1375,6 +1486,11 @@ check_vetoes(const lm_score_env *env, const lm_profile_prep *cp,
 	if (pp->key.remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
 	    pp->has_country && cp->has_country && !c->willing_to_relocate) {
 		bool common = false;
+		if (pp->locs_packed && cp->locs_packed)
+			for (size_t i = 0; i < pp->n_locs && !common; i++)
+				for (size_t j = 0; j < cp->n_locs && !common; j++)
+					common = pp->locs[i].country == cp->locs[j].country;
+		else
 		for (size_t i = 0; i < p->n_locations && !common; i++)
 			if (p->locations[i] != NULL)
 				for (size_t j = 0; j < c->n_locations && !common; j++)
@@ -1524,6 +1640,25 @@ feat_location(const lm_model *m, const lm_profile_prep *cp, const lm_posting_pre
 	if (prem != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE && pp->has_country &&
 	    cp->has_country) {
 		double best = 0;
+		/* best is a maximum: the order of the pairs does not matter. */
+		if (pp->locs_packed && cp->locs_packed) {
+			for (size_t i = 0; i < pp->n_locs; i++) {
+				const struct ploc *pl = &pp->locs[i];
+				for (size_t j = 0; j < cp->n_locs; j++) {
+					const struct ploc *cl = &cp->locs[j];
+					double v;
+					if (pl->country != cl->country)
+						continue;
+					v = (pl->city_h != 0 && cl->city_h != 0 &&
+					        !text_caseeq(pl->city, pl->city_h, cl->city,
+					            cl->city_h))
+					        ? m->params.location_country_credit
+					        : 1.0;
+					if (v > best)
+						best = v;
+				}
+			}
+		} else
 		for (size_t i = 0; i < p->n_locations; i++) {
 			const Lunamatch__V1__Location *pl = p->locations[i];
 			if (pl == NULL)
@@ -1596,7 +1731,8 @@ feat_career(const lm_profile_prep *cp, const lm_posting_prep *pp, struct eval *e
 		for (size_t i = 0; i < cp->n_titles; i++) {
 			size_t hit = 0;
 			for (size_t k = 0; k < cp->titles[i].n; k++)
-				hit += tokset_has(&pp->title, cp->titles[i].tok[k]);
+				hit += tokset_has(&pp->title, pp->title_h,
+				    cp->titles[i].tok[k], cp->titles[i].h[k]);
 			double v = (double) hit / (double) cp->titles[i].n;
 			if (v > best)
 				best = v;
@@ -1607,18 +1743,24 @@ feat_career(const lm_profile_prep *cp, const lm_posting_prep *pp, struct eval *e
 			snprintf(t1, sizeof(t1), "title %.0f%% like a desired one",
 			    100.0 * best);
 	}
-	if (g->n_desired_categories > 0 && p->category && p->category[0]) {
-		bool hit =
-		    str_in(p->category, g->desired_categories, g->n_desired_categories);
+	if (g->n_desired_categories > 0 && p->cat_h != 0) {
+		bool hit = false;
+		for (size_t i = 0; i < g->n_desired_categories && !hit; i++)
+			hit = g->desired_categories[i] != NULL &&
+			      text_caseeq(p->category, p->cat_h, g->desired_categories[i],
+			          cp->goal_h[i]);
 		sum += hit;
 		parts++;
 		if (ev->detail)
 			snprintf(t2, sizeof(t2), "category %s",
 			    hit ? "desired" : "not desired");
 	}
-	if (g->n_desired_industries > 0 && p->industry && p->industry[0]) {
-		bool hit =
-		    str_in(p->industry, g->desired_industries, g->n_desired_industries);
+	if (g->n_desired_industries > 0 && p->ind_h != 0) {
+		bool hit = false;
+		for (size_t i = 0; i < g->n_desired_industries && !hit; i++)
+			hit = g->desired_industries[i] != NULL &&
+			      text_caseeq(p->industry, p->ind_h, g->desired_industries[i],
+			          cp->goal_h[g->n_desired_categories + i]);
 		sum += hit;
 		parts++;
 		if (ev->detail)
@@ -1851,6 +1993,14 @@ quick_veto(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_
 			return true;
 	}
 	return false;
+}
+
+void
+lm_prep_prefetch(const void *prep)
+{
+	/* The first lines of a prep: its fields and the start of its skills. */
+	for (size_t off = 0; off < PREP_PREFETCH_BYTES; off += 64)
+		__builtin_prefetch((const char *) prep + off);
 }
 
 const lm_veto_key *

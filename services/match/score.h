@@ -229,6 +229,11 @@ typedef struct lm_veto_key {
 const lm_veto_key *lm_posting_prep_key(const lm_posting_prep *p);
 const lm_veto_key *lm_profile_prep_key(const lm_profile_prep *c);
 
+/* A hint that a scan will soon read the prep (a lm_posting_prep or
+ * lm_profile_prep): starts loading its first cache lines. Harmless with any
+ * valid prep pointer; never faults. */
+void lm_prep_prefetch(const void *prep);
+
 /* True only when the pair of the subject and the record whose key `other`
  * is (a posting's for a profile scan, a profile's for a posting scan) is
  * vetoed: then lm_scan_posting/profile would return 0, not eligible. False
