@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
@@ -20,14 +21,6 @@
 #define WAIT_RETRY_MS 100
 /* Extra time given to the admin result queue beyond the request timeout. */
 #define ADMIN_GRACE_MS 1000
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 sleep_ms(int ms)
@@ -225,7 +218,7 @@ lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
 	const char *first_new = "";
 	size_t cnt = 0, nnew = 0;
 	rd_kafka_resp_err_t e;
-	int64_t start = now_ms();
+	int64_t start = lm_clock_ms();
 	int left, rv = LM_OK;
 
 	if (rk == NULL || topics == NULL || n == 0 || n > LM_KAFKA_CREATE_TOPICS_MAX) {
@@ -276,7 +269,7 @@ lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
 	}
 	if (nnew == 0)
 		goto done;
-	left = timeout_ms - (int) (now_ms() - start);
+	left = timeout_ms - (int) (lm_clock_ms() - start);
 	if (left <= 0) {
 		snprintf(
 		    err, errlen, "kafka topics: no time left after the metadata request");
@@ -360,13 +353,13 @@ lm_kafka_wait_metadata(rd_kafka_t *rk, int timeout_ms)
 
 	if (rk == NULL || timeout_ms < 0)
 		return LM_EINVAL;
-	deadline = now_ms() + timeout_ms;
+	deadline = lm_clock_ms() + timeout_ms;
 	for (;;) {
 		const struct rd_kafka_metadata *md = NULL;
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - lm_clock_ms();
 		int slice =
 		    left < WAIT_SLICE_MS ? (int) (left > 0 ? left : 1) : WAIT_SLICE_MS;
-		int64_t t0 = now_ms();
+		int64_t t0 = lm_clock_ms();
 
 		if (rd_kafka_metadata(rk, 0, NULL, &md, slice) ==
 		    RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -375,11 +368,11 @@ lm_kafka_wait_metadata(rd_kafka_t *rk, int timeout_ms)
 			if (brokers > 0)
 				return LM_OK;
 		}
-		if (now_ms() >= deadline)
+		if (lm_clock_ms() >= deadline)
 			return LM_ETIMEDOUT;
 		/* A quick failure (connection refused) would spin: pause. */
-		if (now_ms() - t0 < WAIT_RETRY_MS) {
-			left = deadline - now_ms();
+		if (lm_clock_ms() - t0 < WAIT_RETRY_MS) {
+			left = deadline - lm_clock_ms();
 			sleep_ms(left < WAIT_RETRY_MS ? (int) (left > 0 ? left : 0)
 			                              : WAIT_RETRY_MS);
 		}

@@ -21,6 +21,7 @@
 #include "consumer.h"
 #include "dlq.h"
 #include "ingest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
@@ -78,18 +79,10 @@ struct lm_consumer {
 	lm_gauge *lag, *assigned_gauge;
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 heartbeat(lm_consumer *c)
 {
-	atomic_store(&c->heartbeat_ms, (long long) now_ms());
+	atomic_store(&c->heartbeat_ms, (long long) lm_clock_ms());
 }
 
 static lm_kind
@@ -264,12 +257,12 @@ finish_batch(lm_consumer *c, bool retry)
 		return LM_OK;
 	c->retrying = false;
 	for (;;) {
-		int64_t t0 = now_ms();
+		int64_t t0 = lm_clock_ms();
 		rv = try_batch(c, &counts, &last_seq);
 		heartbeat(c);
 		if (rv == LM_OK) {
 			lm_histogram_observe(
-			    c->batch_seconds, (double) (now_ms() - t0) / 1000.0);
+			    c->batch_seconds, (double) (lm_clock_ms() - t0) / 1000.0);
 			break;
 		}
 		lm_counter_add(c->batch_failures, 1);
@@ -280,7 +273,8 @@ finish_batch(lm_consumer *c, bool retry)
 			    lm_ingest_batch_len(c->batch));
 			goto out;
 		}
-		for (int64_t end = now_ms() + backoff; now_ms() < end && !*c->stop;) {
+		for (int64_t end = lm_clock_ms() + backoff;
+		     lm_clock_ms() < end && !*c->stop;) {
 			usleep(POLL_MS * 1000);
 			heartbeat(c);
 		}
@@ -398,7 +392,7 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 		return false;
 	}
 	if (lm_ingest_batch_len(c->batch) == 0)
-		c->deadline_ms = now_ms() + c->cfg->batch_ms;
+		c->deadline_ms = lm_clock_ms() + c->cfg->batch_ms;
 	if (d.action == LM_INGEST_REJECT) {
 		size_t r = reason_index(c, d.reason);
 		if (r < c->nreasons)
@@ -630,7 +624,7 @@ lm_consumer_run(lm_consumer *c)
 
 	while (!*c->stop && !c->fatal) {
 		int timeout = POLL_MS;
-		int64_t now = now_ms();
+		int64_t now = lm_clock_ms();
 		heartbeat(c);
 		if (lm_ingest_batch_len(c->batch) > 0) {
 			int64_t left = c->deadline_ms - now;
@@ -639,7 +633,7 @@ lm_consumer_run(lm_consumer *c)
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout);
 		if (m != NULL && !handle_message(c, m))
 			rd_kafka_message_destroy(m);
-		now = now_ms();
+		now = lm_clock_ms();
 		if (lm_ingest_batch_full(c->batch) ||
 		    (lm_ingest_batch_len(c->batch) > 0 && now >= c->deadline_ms))
 			(void) finish_batch(c, true);
@@ -690,7 +684,7 @@ int
 lm_consumer_live(void *arg, char *reason, size_t len)
 {
 	lm_consumer *c = arg;
-	int64_t age = now_ms() - (int64_t) atomic_load(&c->heartbeat_ms);
+	int64_t age = lm_clock_ms() - (int64_t) atomic_load(&c->heartbeat_ms);
 
 	if (age > LM_CONSUMER_STALL_MS) {
 		snprintf(reason, len, "consumer loop stalled for %" PRId64 " ms", age);

@@ -28,6 +28,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "events.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
@@ -83,14 +84,6 @@ struct lm_events {
 };
 
 /* ---- time --------------------------------------------------------------- */
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the in-flight set --------------------------------------------------- */
 
@@ -447,9 +440,9 @@ flush_at_exit(lm_events *ev)
 	int64_t deadline;
 	if (ev->rk == NULL)
 		return;
-	deadline = mono_ms() + (ev->flush_timeout_ms > 0 ? ev->flush_timeout_ms : 0);
+	deadline = lm_clock_ms() + (ev->flush_timeout_ms > 0 ? ev->flush_timeout_ms : 0);
 	while (ev->nflight > 0) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - lm_clock_ms();
 		if (left <= 0)
 			break;
 		rd_kafka_poll(ev->rk, (int) (left < 100 ? left : 100));
@@ -508,7 +501,7 @@ sender_main(void *arg)
 		if (stop)
 			break;
 
-		now = mono_ms();
+		now = lm_clock_ms();
 		if (ev->rk == NULL) {
 			if (now < retry_at)
 				continue;
@@ -521,7 +514,7 @@ sender_main(void *arg)
 		rd_kafka_poll(ev->rk, 0);
 		ndone = ev->ndelivered;
 		nfail = record_reports(ev);
-		now = mono_ms();
+		now = lm_clock_ms();
 		if (nfail > 0) {
 			backoff = next_backoff(backoff);
 			retry_at = now + backoff;

@@ -41,9 +41,9 @@
 
 #define LM_CLI_PROG "lunamatch"
 
-#define LM_CLI_EXIT_OK    0
-#define LM_CLI_EXIT_FAIL  1
-#define LM_CLI_EXIT_USAGE 2
+#define LM_CLI_EXIT_OK          0
+#define LM_CLI_EXIT_FAIL        1
+#define LM_CLI_EXIT_USAGE       2
 #define LM_CLI_EXIT_UNAVAILABLE 3 /* the service or Kafka did not answer */
 
 /*
@@ -173,9 +173,6 @@ void lm_cli_consumer_close(lm_cli_consumer *c);
 
 /* True once SIGINT or SIGTERM arrived after lm_cli_consumer_open. */
 bool lm_cli_interrupted(void);
-
-/* Milliseconds of CLOCK_MONOTONIC, for deadlines. */
-int64_t lm_cli_now_ms(void);
 
 /* ---- output helpers (output.c) ---------------------------------------- */
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 
 #define CMD "dlq"
@@ -192,13 +193,13 @@ tail(const lm_config *cfg, uint64_t count, bool follow, bool beginning, int time
 		return LM_CLI_EXIT_FAIL;
 	if (!cfg->json)
 		lm_cli_table_header(stdout, cols, NCOLS);
-	deadline = lm_cli_now_ms() + timeout_ms;
+	deadline = lm_clock_ms() + timeout_ms;
 	while (!lm_cli_interrupted()) {
 		rd_kafka_message_t *m;
 		int got;
 		if (!follow && (printed >= count || lm_cli_consumer_at_end(c)))
 			break;
-		if (!follow && lm_cli_now_ms() >= deadline) {
+		if (!follow && lm_clock_ms() >= deadline) {
 			lm_cli_error(CMD,
 			    "did not reach the end of every partition of %s within %d ms",
 			    topic, timeout_ms);

@@ -28,6 +28,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cli.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/kafka.h"
@@ -105,14 +106,6 @@ struct producer {
 	json_t *errors;   /* the first PRODUCE_ERRORS_SHOWN, for --json */
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reports a problem with the record at pos (line or index). */
 static void
 record_error(struct producer *P, uint64_t pos, const char *what, const char *detail)
@@ -168,7 +161,7 @@ static bool
 send_one(
     struct producer *P, uint64_t pos, const char *key, const void *payload, size_t len)
 {
-	int64_t deadline = now_ms() + P->timeout_ms;
+	int64_t deadline = lm_clock_ms() + P->timeout_ms;
 	size_t klen = key != NULL ? strlen(key) : 0;
 
 	for (;;) {
@@ -193,7 +186,7 @@ send_one(
 		/* Not taken over by librdkafka on failure. */
 		if (h != NULL)
 			rd_kafka_headers_destroy(h);
-		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline) {
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || lm_clock_ms() >= deadline) {
 			P->failed++;
 			record_error(P, pos, "not sent", rd_kafka_err2str(e));
 			return false;
@@ -429,9 +422,9 @@ new_producer(struct producer *P, const lm_config *cfg)
 static void
 drain(struct producer *P)
 {
-	int64_t deadline = now_ms() + P->timeout_ms;
+	int64_t deadline = lm_clock_ms() + P->timeout_ms;
 
-	while (rd_kafka_outq_len(P->rk) > 0 && now_ms() < deadline)
+	while (rd_kafka_outq_len(P->rk) > 0 && lm_clock_ms() < deadline)
 		rd_kafka_flush(P->rk, 100);
 	if (rd_kafka_outq_len(P->rk) > 0) {
 		rd_kafka_purge(P->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
@@ -130,7 +131,7 @@ watch(const lm_config *cfg, uint64_t count, bool beginning, uint64_t timeout_ms)
 	int rv;
 	uint64_t printed = 0;
 	int64_t deadline =
-	    timeout_ms > 0 ? lm_cli_now_ms() + (int64_t) timeout_ms : INT64_MAX;
+	    timeout_ms > 0 ? lm_clock_ms() + (int64_t) timeout_ms : INT64_MAX;
 
 	rv = lm_cli_consumer_open(cfg, CMD, cfg->topic_matches,
 	    beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END, false,
@@ -143,7 +144,7 @@ watch(const lm_config *cfg, uint64_t count, bool beginning, uint64_t timeout_ms)
 		fflush(stdout);
 	}
 	while (!lm_cli_interrupted() && (count == 0 || printed < count) &&
-	       lm_cli_now_ms() < deadline) {
+	       lm_clock_ms() < deadline) {
 		rd_kafka_message_t *m;
 		int got = lm_cli_consumer_next(c, WATCH_POLL_MS, &m);
 		if (got < 0)

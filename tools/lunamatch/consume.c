@@ -33,14 +33,6 @@ on_signal(int sig)
 	stop_sig = sig;
 }
 
-int64_t
-lm_cli_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool
 lm_cli_interrupted(void)
 {

@@ -1,0 +1,24 @@
+/*
+ * clock.h - the monotonic millisecond clock that deadlines, timeouts and
+ * heartbeats across lunamatch are measured with.
+ *
+ * Wall-clock time (record timestamps, event times) is time(NULL); this clock
+ * is for intervals only: it never jumps when the system time is set.
+ */
+#ifndef LUNAMATCH_CLOCK_H
+#define LUNAMATCH_CLOCK_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Milliseconds of CLOCK_MONOTONIC (since an arbitrary point, the same for
+ * every thread and process of the machine). Never decreases. Thread-safe. */
+int64_t lm_clock_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_CLOCK_H */
