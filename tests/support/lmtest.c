@@ -128,6 +128,19 @@ lmt_write_file(const char *dir, const char *name, const void *data, size_t len)
 	return path;
 }
 
+void
+lmt_assert_file_error(const char *err, const char *path, unsigned line, const char *want)
+{
+	char prefix[SLOT_LEN + 32];
+
+	if (line > 0)
+		snprintf(prefix, sizeof(prefix), "%s:%u: ", path, line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: ", path);
+	if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, want) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\" or \"%s\"", err, prefix, want);
+}
+
 int64_t
 lmt_now_ms(void)
 {

@@ -40,6 +40,11 @@ char *lmt_read_file(const char *path, size_t *len);
 const char *lmt_write_file(
     const char *dir, const char *name, const void *data, size_t len);
 
+/* Fails the test unless err, the message of a data-file loader, starts
+ * with "<path>:<line>: " ("<path>: " for line 0) and contains want. */
+void lmt_assert_file_error(
+    const char *err, const char *path, unsigned line, const char *want);
+
 /* Milliseconds of CLOCK_MONOTONIC: deadlines of bounded waits. */
 int64_t lmt_now_ms(void);
 

@@ -8,23 +8,16 @@
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/record.h"
+#include "records.h"
 
-static lm_taxonomy *tax;
-static lm_rates *rates;
-static lm_record_ctx ctx;
+/* The real taxonomy and rate table; embeddings of 3 values. */
+static lmt_records R;
 
 static int
 setup(void **state)
 {
-	char err[256];
 	(void) state;
-	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)) != LM_OK)
-		return -1;
-	if (lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)) != LM_OK)
-		return -1;
-	ctx.taxonomy = tax;
-	ctx.rates = rates;
-	ctx.embedding_dim = 3;
+	lmt_records_open(&R, 3);
 	return 0;
 }
 
@@ -32,8 +25,7 @@ static int
 teardown(void **state)
 {
 	(void) state;
-	lm_taxonomy_free(tax);
-	lm_rates_free(rates);
+	lmt_records_close(&R);
 	return 0;
 }
 
@@ -68,7 +60,7 @@ posting_reason(const char *json, const char *want_in_err)
 	Lunamatch__V1__JobPosting *p = posting(json);
 	lm_reject why;
 	char err[256];
-	int rv = lm_posting_prepare(&ctx, p, &why, err, sizeof(err));
+	int rv = lm_posting_prepare(&R.ctx, p, &why, err, sizeof(err));
 	if (rv == LM_OK)
 		assert_int_equal(why, LM_REJECT_NONE);
 	else
@@ -83,18 +75,18 @@ static void
 test_posting_normalized(void **state)
 {
 	(void) state;
-	Lunamatch__V1__JobPosting *p = posting(
-	    "{\"id\":\"job-1\",\"version\":3,\"title\":\"  Data Engineer \","
-	    "\"locations\":[{\"city\":\" Berlin\",\"country\":\"de\"}],"
-	    "\"salary\":{\"min\":5000,\"max\":6000,\"currency\":\"eur\","
-	    "\"period\":\"SALARY_PERIOD_MONTH\"},"
-	    "\"skills\":[{\"name\":\"GCP\"},{\"name\":\"Google Cloud Platform\","
-	    "\"weight\":3},{\"name\":\"Basket weaving!\"}],"
-	    "\"requirement_groups\":[{\"label\":\"cloud\",\"skills\":[\"gcp\","
-	    "\"google-cloud\",\"AWS\"]}]}");
+	Lunamatch__V1__JobPosting *p =
+	    posting("{\"id\":\"job-1\",\"version\":3,\"title\":\"  Data Engineer \","
+	            "\"locations\":[{\"city\":\" Berlin\",\"country\":\"de\"}],"
+	            "\"salary\":{\"min\":5000,\"max\":6000,\"currency\":\"eur\","
+	            "\"period\":\"SALARY_PERIOD_MONTH\"},"
+	            "\"skills\":[{\"name\":\"GCP\"},{\"name\":\"Google Cloud Platform\","
+	            "\"weight\":3},{\"name\":\"Basket weaving!\"}],"
+	            "\"requirement_groups\":[{\"label\":\"cloud\",\"skills\":[\"gcp\","
+	            "\"google-cloud\",\"AWS\"]}]}");
 	lm_reject why;
 	char err[256];
-	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_posting_prepare(&R.ctx, p, &why, err, sizeof(err)), LM_OK);
 	assert_string_equal(p->title, "Data Engineer");
 	assert_string_equal(p->locations[0]->city, "Berlin");
 	assert_string_equal(p->locations[0]->country, "DE");
@@ -108,7 +100,7 @@ test_posting_normalized(void **state)
 	/* GCP and Google Cloud Platform merged into one skill, weight kept. */
 	assert_int_equal(p->n_skills, 2);
 	assert_string_equal(p->skills[0]->skill_id,
-	    lm_taxonomy_lookup(tax, "Google Cloud Platform")->id);
+	    lm_taxonomy_lookup(R.taxonomy, "Google Cloud Platform")->id);
 	assert_true(p->skills[0]->weight == 3.0f);
 	assert_string_equal(p->skills[1]->skill_id, "x:basketweaving");
 	assert_int_equal(p->requirement_groups[0]->n_skill_ids, 2);
@@ -125,48 +117,47 @@ test_posting_rejected(void **state)
 	    LM_REJECT_MISSING_FIELD);
 	assert_int_equal(posting_reason("{\"id\":\"j\",\"title\":\"t\"}", "version"),
 	    LM_REJECT_MISSING_FIELD);
-	assert_int_equal(posting_reason("{\"id\":\"j k\",\"version\":1,\"title\":\"t\"}",
-			     "id"),
+	assert_int_equal(
+	    posting_reason("{\"id\":\"j k\",\"version\":1,\"title\":\"t\"}", "id"),
 	    LM_REJECT_BAD_ID);
 	assert_int_equal(
 	    posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"salary\":"
-			   "{\"min\":300,\"max\":200,\"currency\":\"USD\"}}",
-		"min 300.00 > max 200.00"),
+	                   "{\"min\":300,\"max\":200,\"currency\":\"USD\"}}",
+	        "min 300.00 > max 200.00"),
 	    LM_REJECT_BAD_SALARY);
 	assert_int_equal(
 	    posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"salary\":"
-			   "{\"min\":300,\"currency\":\"XYZ\"}}",
-		"unknown currency \"XYZ\""),
+	                   "{\"min\":300,\"currency\":\"XYZ\"}}",
+	        "unknown currency \"XYZ\""),
 	    LM_REJECT_BAD_CURRENCY);
 	assert_int_equal(
 	    posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"locations\":"
-			   "[{\"country\":\"USA\"}]}",
-		"locations[0].country"),
+	                   "[{\"country\":\"USA\"}]}",
+	        "locations[0].country"),
 	    LM_REJECT_BAD_COUNTRY);
 	assert_int_equal(
 	    posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"locations\":"
-			   "[{\"country\":\"XX\"}]}",
-		"ISO 3166"),
+	                   "[{\"country\":\"XX\"}]}",
+	        "ISO 3166"),
 	    LM_REJECT_BAD_COUNTRY);
 	assert_int_equal(
 	    posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"skills\":"
-			   "[{\"name\":\"python\",\"weight\":11}]}",
-		"skills[0].weight"),
+	                   "[{\"name\":\"python\",\"weight\":11}]}",
+	        "skills[0].weight"),
 	    LM_REJECT_BAD_VALUE);
 	assert_int_equal(
 	    posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"skills\":"
-			   "[{\"name\":\"--\"}]}",
-		"skills[0].name"),
+	                   "[{\"name\":\"--\"}]}",
+	        "skills[0].name"),
 	    LM_REJECT_BAD_SKILL);
 	assert_int_equal(
 	    posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"embedding\":"
-			   "[1,2]}",
-		"expected 3"),
+	                   "[1,2]}",
+	        "expected 3"),
 	    LM_REJECT_BAD_VALUE);
-	assert_int_equal(
-	    posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\","
-			   "\"requirement_groups\":[{\"label\":\"empty\"}]}",
-		"requirement_groups[0]"),
+	assert_int_equal(posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\","
+	                                "\"requirement_groups\":[{\"label\":\"empty\"}]}",
+	                     "requirement_groups[0]"),
 	    LM_REJECT_MISSING_FIELD);
 
 	/* Oversize title and too many skills. */
@@ -174,11 +165,13 @@ test_posting_rejected(void **state)
 	memset(big, 'a', 300);
 	big[300] = '\0';
 	char json[1024];
-	snprintf(json, sizeof(json), "{\"id\":\"j\",\"version\":1,\"title\":\"%s\"}", big);
+	snprintf(
+	    json, sizeof(json), "{\"id\":\"j\",\"version\":1,\"title\":\"%s\"}", big);
 	assert_int_equal(posting_reason(json, "title: 300 bytes"), LM_REJECT_OVERSIZE);
 
 	char *many = malloc(64 * 1024);
-	size_t n = (size_t) sprintf(many, "{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"skills\":[");
+	size_t n = (size_t) sprintf(
+	    many, "{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"skills\":[");
 	for (int i = 0; i <= LM_RECORD_SKILLS_MAX; i++)
 		n += (size_t) sprintf(many + n, "%s{\"name\":\"s%d\"}", i ? "," : "", i);
 	strcpy(many + n, "]}");
@@ -191,12 +184,14 @@ test_posting_bad_utf8(void **state)
 {
 	(void) state;
 	/* Binary protobuf can carry bytes that JSON cannot: set them directly. */
-	Lunamatch__V1__JobPosting *p = posting("{\"id\":\"j\",\"version\":1,\"title\":\"ok\"}");
+	Lunamatch__V1__JobPosting *p =
+	    posting("{\"id\":\"j\",\"version\":1,\"title\":\"ok\"}");
 	free(p->title);
 	p->title = strdup("bad \xc3\x28 bytes");
 	lm_reject why;
 	char err[256];
-	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_ESCHEMA);
+	assert_int_equal(
+	    lm_posting_prepare(&R.ctx, p, &why, err, sizeof(err)), LM_ESCHEMA);
 	assert_int_equal(why, LM_REJECT_BAD_UTF8);
 	assert_string_equal(lm_reject_name(why), "bad_utf8");
 	protobuf_c_message_free_unpacked(&p->base, NULL);
@@ -208,11 +203,13 @@ test_posting_unknown_enum(void **state)
 	(void) state;
 	/* Binary protobuf keeps enum numbers the schema lacks (proto3 enums are
 	 * open); JSON cannot carry them, so set one directly. */
-	Lunamatch__V1__JobPosting *p = posting("{\"id\":\"j\",\"version\":1,\"title\":\"t\"}");
+	Lunamatch__V1__JobPosting *p =
+	    posting("{\"id\":\"j\",\"version\":1,\"title\":\"t\"}");
 	p->employment_type = (Lunamatch__V1__EmploymentType) 42;
 	lm_reject why;
 	char err[256];
-	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_ESCHEMA);
+	assert_int_equal(
+	    lm_posting_prepare(&R.ctx, p, &why, err, sizeof(err)), LM_ESCHEMA);
 	assert_int_equal(why, LM_REJECT_BAD_ENUM);
 	assert_non_null(strstr(err, "employment_type"));
 	protobuf_c_message_free_unpacked(&p->base, NULL);
@@ -230,28 +227,31 @@ test_profile(void **state)
 	    "\"career_goals\":{\"desired_titles\":[\" ML Manager \"]}}");
 	lm_reject why;
 	char err[256];
-	assert_int_equal(lm_profile_prepare(&ctx, c, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_OK);
 	assert_string_equal(c->headline, "ML engineer");
 	assert_int_equal(c->n_skills, 1);
 	assert_true(c->skills[0]->years == 6.0f);
-	assert_int_equal(c->skills[0]->level, LUNAMATCH__V1__SKILL_LEVEL__SKILL_LEVEL_EXPERT);
+	assert_int_equal(
+	    c->skills[0]->level, LUNAMATCH__V1__SKILL_LEVEL__SKILL_LEVEL_EXPERT);
 	assert_true(c->desired_salary->max == 0); /* a floor only */
 	assert_int_equal(c->desired_salary->annual_min, 200000);
 	assert_string_equal(c->career_goals->desired_titles[0], "ML Manager");
 	protobuf_c_message_free_unpacked(&c->base, NULL);
 
 	c = profile("{\"id\":\"cand-1\",\"version\":1,\"years_experience\":120}");
-	assert_int_equal(lm_profile_prepare(&ctx, c, &why, err, sizeof(err)), LM_ESCHEMA);
+	assert_int_equal(
+	    lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_ESCHEMA);
 	assert_int_equal(why, LM_REJECT_BAD_VALUE);
 	assert_non_null(strstr(err, "years_experience"));
 	protobuf_c_message_free_unpacked(&c->base, NULL);
 
 	/* An inline query profile needs no id or version. */
 	c = profile("{\"skills\":[{\"name\":\"Rust\"}]}");
-	ctx.inline_record = 1;
-	assert_int_equal(lm_profile_prepare(&ctx, c, &why, err, sizeof(err)), LM_OK);
-	ctx.inline_record = 0;
-	assert_int_equal(lm_profile_prepare(&ctx, c, &why, err, sizeof(err)), LM_ESCHEMA);
+	R.ctx.inline_record = 1;
+	assert_int_equal(lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_OK);
+	R.ctx.inline_record = 0;
+	assert_int_equal(
+	    lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_ESCHEMA);
 	protobuf_c_message_free_unpacked(&c->base, NULL);
 }
 

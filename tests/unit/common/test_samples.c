@@ -26,6 +26,7 @@
 #include "lunamatch/json.h"
 #include "lunamatch/record.h"
 #include "lunamatch/v1/records.pb-c.h"
+#include "records.h"
 
 extern char **environ;
 
@@ -478,19 +479,6 @@ test_invalid(void **state)
 	lines_free(&l);
 }
 
-/* Prepares a decoded record as ingest does; returns LM_OK or LM_ESCHEMA and
- * the reason. */
-static int
-prepare(const lm_record_ctx *ctx, ProtobufCMessage *msg, lm_reject *why, char *err,
-    size_t errlen)
-{
-	if (msg->descriptor == &lunamatch__v1__job_posting__descriptor)
-		return lm_posting_prepare(
-		    ctx, (Lunamatch__V1__JobPosting *) msg, why, err, errlen);
-	return lm_profile_prepare(
-	    ctx, (Lunamatch__V1__CandidateProfile *) msg, why, err, errlen);
-}
-
 /* Every sample record passes ingest's validation; every invalid case that
  * the codec accepts is rejected by validation for the reason it names. */
 static void
@@ -508,14 +496,9 @@ test_validation(void **state)
 	    {"unknown currency", LM_REJECT_BAD_CURRENCY},
 	    {"bad country", LM_REJECT_BAD_COUNTRY},
 	};
-	lm_taxonomy *tax = NULL;
-	lm_rates *rates = NULL;
+	lmt_records recs;
 	char err[512] = "";
-	assert_int_equal(
-	    lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)), LM_OK);
-	assert_int_equal(
-	    lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)), LM_OK);
-	lm_record_ctx ctx = {.taxonomy = tax, .rates = rates, .embedding_dim = 384};
+	lmt_records_open(&recs, 384);
 
 	const char *files[] = {POSTINGS, PROFILES};
 	const ProtobufCMessageDescriptor *descs[] = {
@@ -527,7 +510,8 @@ test_validation(void **state)
 		for (size_t i = 0; i < l.n; i++) {
 			ProtobufCMessage *msg = decode_line(descs[f], files[f], &l.v[i]);
 			lm_reject why;
-			if (prepare(&ctx, msg, &why, err, sizeof(err)) != LM_OK)
+			if (lmt_record_prepare(&recs.ctx, msg, &why, err, sizeof(err)) !=
+			    LM_OK)
 				fail_msg("%s:%zu: rejected (%s): %s", files[f], l.v[i].no,
 				    lm_reject_name(why), err);
 			protobuf_c_message_free_unpacked(msg, NULL);
@@ -559,7 +543,8 @@ test_validation(void **state)
 			    LM_OK);
 			lm_reject why = LM_REJECT_NONE;
 			assert_int_equal(
-			    prepare(&ctx, msg, &why, err, sizeof(err)), LM_ESCHEMA);
+			    lmt_record_prepare(&recs.ctx, msg, &why, err, sizeof(err)),
+			    LM_ESCHEMA);
 			if (why != want[k].reason)
 				fail_msg("%s:%zu (%s): reason %s, want %s (%s)", INVALID,
 				    l.v[i].no, expect, lm_reject_name(why),
@@ -571,8 +556,7 @@ test_validation(void **state)
 	}
 	lines_free(&l);
 	assert_true(checked >= sizeof(want) / sizeof(want[0]));
-	lm_taxonomy_free(tax);
-	lm_rates_free(rates);
+	lmt_records_close(&recs);
 }
 
 /* Runs argv (argv[0] looked up in PATH) and returns its exit status, or -1

@@ -11,10 +11,10 @@
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
+#include "records.h"
 
-static lm_taxonomy *tax;
-static lm_rates *rates;
-static lm_record_ctx ctx;
+/* The real taxonomy and rate table; embeddings of 4 values. */
+static lmt_records R;
 
 /* A valid posting; %s slots: id, title, currency, country, extra members. */
 #define POSTING_FMT                                                                      \
@@ -36,17 +36,8 @@ static lm_record_ctx ctx;
 static int
 setup(void **state)
 {
-	char err[256];
 	(void) state;
-	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)) !=
-	        LM_OK ||
-	    lm_rates_load(lmt_src("data/rates.tsv"), &rates, err, sizeof(err)) != LM_OK) {
-		fprintf(stderr, "data files: %s\n", err);
-		return -1;
-	}
-	ctx.taxonomy = tax;
-	ctx.rates = rates;
-	ctx.embedding_dim = 4;
+	lmt_records_open(&R, 4);
 	return 0;
 }
 
@@ -54,8 +45,7 @@ static int
 teardown(void **state)
 {
 	(void) state;
-	lm_taxonomy_free(tax);
-	lm_rates_free(rates);
+	lmt_records_close(&R);
 	return 0;
 }
 
@@ -99,7 +89,7 @@ decide(lm_kind kind, const char *key, const void *value, size_t len, const char 
 	    .content_type = ct,
 	    .content_type_len = ct ? strlen(ct) : 0,
 	};
-	assert_int_equal(lm_ingest_decide(&ctx, &m, d), LM_OK);
+	assert_int_equal(lm_ingest_decide(&R.ctx, &m, d), LM_OK);
 }
 
 /* A JSON posting message and the reason it is rejected for ("" = accepted). */
@@ -445,7 +435,7 @@ test_tombstones(void **state)
 
 	/* A key with a NUL inside is not an id. */
 	lm_ingest_msg m = {.kind = LM_KIND_POSTING, .key = "ab\0c", .key_len = 4};
-	assert_int_equal(lm_ingest_decide(&ctx, &m, &d), LM_OK);
+	assert_int_equal(lm_ingest_decide(&R.ctx, &m, &d), LM_OK);
 	assert_int_equal(d.action, LM_INGEST_REJECT);
 	assert_string_equal(d.reason, "bad_id");
 	lm_ingest_decision_clear(&d);
@@ -458,9 +448,9 @@ test_bad_arguments(void **state)
 	lm_ingest_msg m = {.kind = (lm_kind) 9, .key = "a", .key_len = 1};
 	(void) state;
 
-	assert_int_equal(lm_ingest_decide(&ctx, &m, &d), LM_EINVAL);
-	assert_int_equal(lm_ingest_decide(&ctx, NULL, &d), LM_EINVAL);
-	assert_int_equal(lm_ingest_decide(&ctx, &m, NULL), LM_EINVAL);
+	assert_int_equal(lm_ingest_decide(&R.ctx, &m, &d), LM_EINVAL);
+	assert_int_equal(lm_ingest_decide(&R.ctx, NULL, &d), LM_EINVAL);
+	assert_int_equal(lm_ingest_decide(&R.ctx, &m, NULL), LM_EINVAL);
 	lm_ingest_decision_clear(NULL);
 }
 

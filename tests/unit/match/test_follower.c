@@ -23,12 +23,12 @@
 #include "index.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
-#include "lunamatch/json.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
 #include "lunamatch/store.h"
 #include "lunamatch/v1/store.pb-c.h"
 #include "model.h"
+#include "records.h"
 
 #define WAIT_MS  5000 /* longest wait for a change to reach the index */
 #define SEED_JOB "job-dfs-sr-mgr-ml"
@@ -54,10 +54,8 @@ struct seen {
 struct fx {
 	char *dir;
 	lm_store *store;
-	lm_taxonomy *tax;
-	lm_rates *rates;
+	lmt_records recs; /* the real taxonomy and rates; 384-value embeddings */
 	lm_model model;
-	lm_record_ctx rctx;
 	lm_index *idx;
 	struct seen seen;
 };
@@ -103,21 +101,12 @@ static int
 setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
-	char err[512];
 
 	assert_non_null(fx);
 	fx->dir = lmt_tmpdir("follower");
 	assert_int_equal(lm_store_open(fx->dir, NULL, &fx->store), LM_OK);
-	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &fx->tax, err, sizeof(err)) !=
-	    LM_OK)
-		fail_msg("%s", err);
-	if (lm_rates_load(lmt_src("data/rates.tsv"), &fx->rates, err, sizeof(err)) !=
-	    LM_OK)
-		fail_msg("%s", err);
+	lmt_records_open(&fx->recs, 384);
 	lm_model_defaults(&fx->model);
-	fx->rctx.taxonomy = fx->tax;
-	fx->rctx.rates = fx->rates;
-	fx->rctx.embedding_dim = 384;
 	assert_int_equal(lm_index_new(&fx->model, &fx->idx), LM_OK);
 	pthread_mutex_init(&fx->seen.mtx, NULL);
 	*state = fx;
@@ -131,8 +120,7 @@ teardown(void **state)
 
 	lm_index_free(fx->idx);
 	lm_store_close(fx->store);
-	lm_taxonomy_free(fx->tax);
-	lm_rates_free(fx->rates);
+	lmt_records_close(&fx->recs);
 	pthread_mutex_destroy(&fx->seen.mtx);
 	lmt_rmtree(fx->dir);
 	free(fx->dir);
@@ -144,33 +132,13 @@ teardown(void **state)
 static ProtobufCMessage *
 sample(struct fx *fx, bool posting, const char *id)
 {
-	const char *rel =
-	    posting ? "data/samples/postings.jsonl" : "data/samples/profiles.jsonl";
-	const ProtobufCMessageDescriptor *d =
-	    posting ? &lunamatch__v1__job_posting__descriptor
-	            : &lunamatch__v1__candidate_profile__descriptor;
-	char *text = lmt_read_file(lmt_src(rel), NULL);
-	char key[256], err[512];
-	ProtobufCMessage *m = NULL;
+	ProtobufCMessage *m =
+	    lmt_sample_get(posting ? LMT_SAMPLE_POSTINGS : LMT_SAMPLE_PROFILES, id);
 	lm_reject why;
+	char err[512];
 
-	assert_non_null(text);
-	snprintf(key, sizeof(key), "{\"id\":\"%s\"", id);
-	char *line = strstr(text, key);
-	assert_non_null(line);
-	char *nl = strchr(line, '\n');
-	assert_int_equal(lm_json_decode(d, line, nl ? (size_t) (nl - line) : strlen(line),
-	                     &m, err, sizeof(err)),
-	    LM_OK);
-	free(text);
-	if (posting)
-		assert_int_equal(
-		    lm_posting_prepare(&fx->rctx, (void *) m, &why, err, sizeof(err)),
-		    LM_OK);
-	else
-		assert_int_equal(
-		    lm_profile_prepare(&fx->rctx, (void *) m, &why, err, sizeof(err)),
-		    LM_OK);
+	assert_int_equal(
+	    lmt_record_prepare(&fx->recs.ctx, m, &why, err, sizeof(err)), LM_OK);
 	return m;
 }
 

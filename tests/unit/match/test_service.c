@@ -19,13 +19,11 @@
 #include "index.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
-#include "lunamatch/json.h"
 #include "lunamatch/record.h"
-#include "lunamatch/salary.h"
-#include "lunamatch/taxonomy.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 #include "model.h"
+#include "records.h"
 #include "rpc_server.h"
 #include "service.h"
 
@@ -45,12 +43,10 @@ typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile CandidateProfile;
 
 struct world {
-	lm_taxonomy *tax;
-	lm_rates *rates;
+	lmt_records recs; /* the real taxonomy and rates; 384-value embeddings */
 	lm_model *model;
 	lm_index *idx;
 	lm_match_service *svc;
-	lm_record_ctx rctx;
 	size_t npostings, nprofiles;
 };
 
@@ -63,48 +59,38 @@ fixed_clock(void *arg)
 	return SAMPLES_NOW;
 }
 
-/* Reads a JSON-lines sample file and puts every record that prepares
- * cleanly into the index, as ingest would store it (a record ingest would
- * dead-letter is left out). Returns the number of records indexed. */
-static size_t
-load_jsonl(const char *rel, const ProtobufCMessageDescriptor *d)
+/* lmt_jsonl_fn: puts a record that prepares cleanly into the index, as
+ * ingest would store it (a record ingest would dead-letter is left out);
+ * counts it in *(size_t *) arg. */
+static void
+index_record(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
 {
-	size_t len = 0, n = 0;
-	char *text = lmt_read_file(lmt_src(rel), &len);
+	size_t *n = arg;
+	lm_reject why;
 	char err[512];
+	(void) no;
+	(void) line;
+	(void) len;
 
-	assert_non_null(text);
-	for (char *line = text, *nl; line < text + len; line = nl + 1) {
-		ProtobufCMessage *m = NULL;
-		lm_reject why;
-		nl = memchr(line, '\n', (size_t) (text + len - line));
-		if (nl == NULL)
-			nl = text + len;
-		if (nl == line)
-			continue;
-		if (lm_json_decode(d, line, (size_t) (nl - line), &m, err, sizeof(err)) !=
-		    LM_OK)
-			fail_msg("%s: %s", rel, err);
-		if (d == &lunamatch__v1__job_posting__descriptor) {
-			if (lm_posting_prepare(&W.rctx, (JobPosting *) m, &why, err,
-			        sizeof(err)) != LM_OK) {
-				protobuf_c_message_free_unpacked(m, NULL);
-				continue;
-			}
-			assert_int_equal(
-			    lm_index_put_posting(W.idx, (JobPosting *) m), LM_OK);
-		} else {
-			if (lm_profile_prepare(&W.rctx, (CandidateProfile *) m, &why, err,
-			        sizeof(err)) != LM_OK) {
-				protobuf_c_message_free_unpacked(m, NULL);
-				continue;
-			}
-			assert_int_equal(
-			    lm_index_put_profile(W.idx, (CandidateProfile *) m), LM_OK);
-		}
-		n++;
+	if (lmt_record_prepare(&W.recs.ctx, m, &why, err, sizeof(err)) != LM_OK) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		return;
 	}
-	free(text);
+	if (m->descriptor == &lunamatch__v1__job_posting__descriptor)
+		assert_int_equal(lm_index_put_posting(W.idx, (JobPosting *) m), LM_OK);
+	else
+		assert_int_equal(
+		    lm_index_put_profile(W.idx, (CandidateProfile *) m), LM_OK);
+	(*n)++;
+}
+
+/* Indexes the records of a sample file that prepare cleanly; returns their
+ * number. */
+static size_t
+load_jsonl(const char *rel)
+{
+	size_t n = 0;
+	lmt_jsonl_foreach(rel, lmt_sample_descriptor(rel), index_record, &n);
 	return n;
 }
 
@@ -116,28 +102,19 @@ setup(void **state)
 
 	(void) state;
 	memset(&W, 0, sizeof(W));
-	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &W.tax, err, sizeof(err)) !=
-	    LM_OK)
-		fail_msg("%s", err);
-	if (lm_rates_load(lmt_src("data/rates.tsv"), &W.rates, err, sizeof(err)) != LM_OK)
-		fail_msg("%s", err);
+	lmt_records_open(&W.recs, 384);
 	if (lm_model_load(
 	        lmt_src("data/model/default.json"), &W.model, err, sizeof(err)) != LM_OK)
 		fail_msg("%s", err);
-	W.rctx.taxonomy = W.tax;
-	W.rctx.rates = W.rates;
-	W.rctx.embedding_dim = 384;
 	assert_int_equal(lm_index_new(W.model, &W.idx), LM_OK);
-	W.npostings = load_jsonl(
-	    "data/samples/postings.jsonl", &lunamatch__v1__job_posting__descriptor);
-	W.nprofiles = load_jsonl(
-	    "data/samples/profiles.jsonl", &lunamatch__v1__candidate_profile__descriptor);
+	W.npostings = load_jsonl(LMT_SAMPLE_POSTINGS);
+	W.nprofiles = load_jsonl(LMT_SAMPLE_PROFILES);
 	assert_true(W.npostings >= 50 && W.nprofiles >= 50);
 	lm_index_set_seq(W.idx, 42);
 
 	memset(&o, 0, sizeof(o));
 	o.index = W.idx;
-	o.record_ctx = W.rctx;
+	o.record_ctx = W.recs.ctx;
 	o.clock = fixed_clock;
 	assert_int_equal(lm_match_service_new(&o, &W.svc), LM_OK);
 	lm_match_service_set_loaded(W.svc, true);
@@ -151,8 +128,7 @@ teardown(void **state)
 	lm_match_service_free(W.svc);
 	lm_index_free(W.idx);
 	lm_model_free(W.model);
-	lm_rates_free(W.rates);
-	lm_taxonomy_free(W.tax);
+	lmt_records_close(&W.recs);
 	return 0;
 }
 
@@ -189,28 +165,6 @@ free_msg(void *m)
 {
 	if (m != NULL)
 		protobuf_c_message_free_unpacked(m, NULL);
-}
-
-/* Reads one record of a sample file, decoded but not prepared (as a client
- * would send it inline). */
-static ProtobufCMessage *
-sample_record(const char *rel, const ProtobufCMessageDescriptor *d, const char *id)
-{
-	size_t len = 0;
-	char *text = lmt_read_file(lmt_src(rel), &len);
-	char key[256], err[256];
-	ProtobufCMessage *m = NULL;
-
-	assert_non_null(text);
-	snprintf(key, sizeof(key), "{\"id\":\"%s\"", id);
-	char *line = strstr(text, key);
-	assert_non_null(line);
-	char *nl = strchr(line, '\n');
-	assert_int_equal(lm_json_decode(d, line, nl ? (size_t) (nl - line) : strlen(line),
-	                     &m, err, sizeof(err)),
-	    LM_OK);
-	free(text);
-	return m;
 }
 
 static bool
@@ -369,8 +323,7 @@ test_match_jobs_inline(void **state)
 	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 	Lunamatch__V1__MatchJobsResponse *r = NULL, *stored = NULL;
 	CandidateProfile *c =
-	    (CandidateProfile *) sample_record("data/samples/profiles.jsonl",
-	        &lunamatch__v1__candidate_profile__descriptor, LEAD);
+	    (CandidateProfile *) lmt_sample_get(LMT_SAMPLE_PROFILES, LEAD);
 	char msg[512];
 
 	(void) state;
@@ -470,8 +423,7 @@ test_match_candidates(void **state)
 	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
 
 	/* Inline posting: valid, then invalid. */
-	JobPosting *p = (JobPosting *) sample_record("data/samples/postings.jsonl",
-	    &lunamatch__v1__job_posting__descriptor, SEED_JOB);
+	JobPosting *p = (JobPosting *) lmt_sample_get(LMT_SAMPLE_POSTINGS, SEED_JOB);
 	req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING;
 	req.posting = p;
 	assert_int_equal(
