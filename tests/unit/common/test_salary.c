@@ -29,28 +29,15 @@ load_real(void)
 	return r;
 }
 
-/* Writes text to dir/name; returns the path (static buffer, one at a time). */
-static const char *
-write_file(const char *dir, const char *name, const char *text)
-{
-	static char path[1024];
-	FILE *f;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-	assert_int_equal(fclose(f), 0);
-	return path;
-}
-
 /* A table with round-number rates, so that expected values are exact. */
 static lm_rates *
 load_crafted(const char *dir)
 {
 	lm_rates *r = NULL;
 	char err[512] = "";
-	const char *path = write_file(dir, "rates.tsv",
-	    "# version: test-7\nreference\tUSD\nEUR\t1.5\nJPY\t0.01\nGBP\t1.25\n");
+	static const char text[] =
+	    "# version: test-7\nreference\tUSD\nEUR\t1.5\nJPY\t0.01\nGBP\t1.25\n";
+	const char *path = lmt_write_file(dir, "rates.tsv", text, sizeof(text) - 1);
 	if (lm_rates_load(path, &r, err, sizeof(err)) != LM_OK)
 		fail_msg("%s", err);
 	return r;
@@ -374,17 +361,12 @@ static void
 expect_error(const char *dir, const char *text, int code, unsigned line, const char *want)
 {
 	lm_rates *r = (lm_rates *) 1;
-	char err[512] = "", prefix[1100];
-	const char *path = write_file(dir, "bad.tsv", text);
+	char err[512] = "";
+	const char *path = lmt_write_file(dir, "bad.tsv", text, strlen(text));
 
 	assert_int_equal(lm_rates_load(path, &r, err, sizeof(err)), code);
 	assert_null(r);
-	if (line > 0)
-		snprintf(prefix, sizeof(prefix), "%s:%u: ", path, line);
-	else
-		snprintf(prefix, sizeof(prefix), "%s: ", path);
-	if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, want) == NULL)
-		fail_msg("error \"%s\" lacks \"%s\" or \"%s\"", err, prefix, want);
+	lmt_assert_file_error(err, path, line, want);
 }
 
 #define HDR "# rates\n# version: t1\n"
@@ -439,8 +421,9 @@ test_load_errors(void **state)
 
 	/* Accepted layout: CRLF, comments, no trailing newline, implicit
 	 * reference rate. */
-	const char *ok = write_file(dir, "ok.tsv",
-	    "# version: 2027-01-01\r\n\r\nreference\tEUR\r\n# comment\r\nUSD\t0.9");
+	static const char text[] =
+	    "# version: 2027-01-01\r\n\r\nreference\tEUR\r\n# comment\r\nUSD\t0.9";
+	const char *ok = lmt_write_file(dir, "ok.tsv", text, sizeof(text) - 1);
 	if (lm_rates_load(ok, &r, err, sizeof(err)) != LM_OK)
 		fail_msg("%s", err);
 	double d = 0;

@@ -255,37 +255,18 @@ test_categories(void **state)
 	lm_taxonomy_free(t);
 }
 
-/* Writes text to dir/name; returns the path (static buffer, one at a time). */
-static const char *
-write_file(const char *dir, const char *name, const char *text, size_t len)
-{
-	static char path[1024];
-	FILE *f;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(text, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
-	return path;
-}
-
 /* Loads text as a taxonomy file and expects failure with code, an error that
  * names "<file>:<line>:" (line 0: no line) and contains want. */
 static void
 expect_error(const char *dir, const char *text, int code, unsigned line, const char *want)
 {
 	lm_taxonomy *t = (lm_taxonomy *) 1;
-	char err[512] = "", prefix[1100];
-	const char *path = write_file(dir, "bad.tsv", text, strlen(text));
+	char err[512] = "";
+	const char *path = lmt_write_file(dir, "bad.tsv", text, strlen(text));
 
 	assert_int_equal(lm_taxonomy_load(path, &t, err, sizeof(err)), code);
 	assert_null(t);
-	if (line > 0)
-		snprintf(prefix, sizeof(prefix), "%s:%u: ", path, line);
-	else
-		snprintf(prefix, sizeof(prefix), "%s: ", path);
-	if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, want) == NULL)
-		fail_msg("error \"%s\" lacks \"%s\" or \"%s\"", err, prefix, want);
+	lmt_assert_file_error(err, path, line, want);
 }
 
 #define HDR "# skills\n# version: test-1\n"
@@ -364,7 +345,7 @@ test_load_errors(void **state)
 	static const char nul[] = HDR "python\tPy\0thon\tsoftware\t\n";
 	lm_taxonomy *t = NULL;
 	char err[512];
-	const char *path = write_file(dir, "nul.tsv", nul, sizeof(nul) - 1);
+	const char *path = lmt_write_file(dir, "nul.tsv", nul, sizeof(nul) - 1);
 	assert_int_equal(lm_taxonomy_load(path, &t, err, sizeof(err)), LM_EPARSE);
 	assert_non_null(strstr(err, ":3: NUL byte"));
 
@@ -379,7 +360,7 @@ test_load_errors(void **state)
 	char *huge = malloc(LM_TAXONOMY_FILE_MAX + 16);
 	assert_non_null(huge);
 	memset(huge, '\n', LM_TAXONOMY_FILE_MAX + 16);
-	path = write_file(dir, "huge.tsv", huge, LM_TAXONOMY_FILE_MAX + 16);
+	path = lmt_write_file(dir, "huge.tsv", huge, LM_TAXONOMY_FILE_MAX + 16);
 	free(huge);
 	assert_int_equal(lm_taxonomy_load(path, &t, err, sizeof(err)), LM_E2BIG);
 	assert_non_null(strstr(err, "file larger than"));
@@ -404,7 +385,7 @@ test_load_lenient_layout(void **state)
 	                           "   \r\n"
 	                           "c\tC\tsoftware\t\r\n"
 	                           "cpp\tC++\tsoftware\tC plus plus";
-	const char *path = write_file(dir, "ok.tsv", text, sizeof(text) - 1);
+	const char *path = lmt_write_file(dir, "ok.tsv", text, sizeof(text) - 1);
 	lm_taxonomy *t = NULL;
 	char err[512] = "";
 

@@ -29,20 +29,12 @@ teardown(void **state)
 	return 0;
 }
 
-/* Writes text to a file in the temporary directory; returns its path
- * (static buffer). */
+/* Writes text to a file in the temporary directory; returns its path (see
+ * lmt_write_file for how long it stays valid). */
 static const char *
 write_file(const char *name, const char *text)
 {
-	static char path[4096];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", tmp, name);
-	f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-	fclose(f);
-	return path;
+	return lmt_write_file(tmp, name, text, strlen(text));
 }
 
 /* Loads text as a model file and expects rc with `want` in the error. */
