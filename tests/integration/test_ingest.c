@@ -29,6 +29,7 @@
 
 #include "kafkatest.h"
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/kafka.h"
@@ -147,9 +148,9 @@ processed(const char *m)
 static char *
 wait_processed(const struct world *w, double want)
 {
-	int64_t end = lmt_now_ms() + PROCESS_MS;
+	int64_t end = lm_clock_ms() + PROCESS_MS;
 	double got = -1;
-	while (lmt_now_ms() < end) {
+	while (lm_clock_ms() < end) {
 		char *body = NULL;
 		if (lmt_http_status(w->http, "/metrics", &body, LMT_HTTP_MS) == 200) {
 			got = processed(body);
@@ -257,8 +258,8 @@ read_dlq(const struct world *w, struct dlq_msg *out, int max, int want)
 	rd_kafka_t *c = lmt_kafka_consumer(w->brokers, "lmtest-ingest", group, NULL);
 	assert_int_equal(lm_kafka_topic_partitions(c, w->dlq, IO_MS, &parts), LM_OK);
 	lmt_kafka_assign(c, w->dlq, parts, NULL);
-	int64_t end = lmt_now_ms() + IO_MS, extra = 0;
-	while (lmt_now_ms() < end && (extra == 0 || lmt_now_ms() < extra)) {
+	int64_t end = lm_clock_ms() + IO_MS, extra = 0;
+	while (lm_clock_ms() < end && (extra == 0 || lm_clock_ms() < extra)) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
 		if (m == NULL)
 			continue;
@@ -279,7 +280,7 @@ read_dlq(const struct world *w, struct dlq_msg *out, int max, int want)
 			header(m, "lunamatch-source-offset", tmp, sizeof(tmp),
 			    &d->has_offset);
 			if (n == want)
-				extra = lmt_now_ms() + 1000;
+				extra = lm_clock_ms() + 1000;
 		}
 		rd_kafka_message_destroy(m);
 	}
@@ -731,9 +732,9 @@ test_sigkill(void **state)
 	lmt_producer *p = new_producer(w.brokers);
 	produce_wave(p, w.postings, 1);
 	/* Kill once some batches are stored and others are still coming. */
-	int64_t end = lmt_now_ms() + PROCESS_MS;
+	int64_t end = lm_clock_ms() + PROCESS_MS;
 	while (
-	    lmt_now_ms() < end &&
+	    lm_clock_ms() < end &&
 	    lmt_metric(w.http, "lunamatch_ingest_stored_total{kind=\"posting\"}") < 150) {
 		rd_kafka_poll(p->rk, 5);
 	}
@@ -748,8 +749,8 @@ test_sigkill(void **state)
 	lmt_producer_free(p);
 
 	ingest_start(&w);
-	end = lmt_now_ms() + PROCESS_MS;
-	while (lmt_now_ms() < end && !all_at_v2(w.data))
+	end = lm_clock_ms() + PROCESS_MS;
+	while (lm_clock_ms() < end && !all_at_v2(w.data))
 		lmt_sleep_ms(250);
 	assert_true(all_at_v2(w.data));
 	lmt_proc_stop(&w.ingest, STOP_MS);

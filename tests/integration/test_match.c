@@ -40,6 +40,7 @@
 #include "kafkatest.h"
 #include "lmtest.h"
 #include "lunamatch/client.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
@@ -153,7 +154,7 @@ match_start(void)
 static void
 poll_events(int ms)
 {
-	int64_t end = lmt_now_ms() + ms;
+	int64_t end = lm_clock_ms() + ms;
 
 	do {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(G.consumer, 100);
@@ -179,7 +180,7 @@ poll_events(int ms)
 			protobuf_c_message_free_unpacked(msg, NULL);
 		}
 		rd_kafka_message_destroy(m);
-	} while (lmt_now_ms() < end);
+	} while (lm_clock_ms() < end);
 }
 
 static size_t
@@ -195,8 +196,8 @@ events_for_job(const char *job)
 static bool
 wait_event_for_job(const char *job, int ms)
 {
-	int64_t end = lmt_now_ms() + ms;
-	while (lmt_now_ms() < end) {
+	int64_t end = lm_clock_ms() + ms;
+	while (lm_clock_ms() < end) {
 		if (events_for_job(job) > 0)
 			return true;
 		poll_events(200);
@@ -289,8 +290,8 @@ get_posting(const char *id)
 static bool
 wait_posting(const char *id, int ms)
 {
-	int64_t end = lmt_now_ms() + ms;
-	while (lmt_now_ms() < end) {
+	int64_t end = lm_clock_ms() + ms;
+	while (lm_clock_ms() < end) {
 		if (get_posting(id) == LUNAMATCH__V1__STATUS_CODE__OK)
 			return true;
 		lmt_sleep_ms(100);
@@ -362,8 +363,7 @@ group_setup(void **state)
 	G.dir = lmt_tmpdir("match");
 	snprintf(G.data, sizeof(G.data), "%s/data", G.dir);
 	snprintf(G.notify, sizeof(G.notify), "ipc://%s/notify.ipc", G.dir);
-	snprintf(
-	    G.ingest_http, sizeof(G.ingest_http), "127.0.0.1:%d", lmt_free_port());
+	snprintf(G.ingest_http, sizeof(G.ingest_http), "127.0.0.1:%d", lmt_free_port());
 	snprintf(G.match_http, sizeof(G.match_http), "127.0.0.1:%d", lmt_free_port());
 	snprintf(G.rpc_url, sizeof(G.rpc_url), "tcp://127.0.0.1:%d", lmt_free_port());
 	snprintf(G.ingest_log, sizeof(G.ingest_log), "%s/ingest.log", G.dir);
@@ -401,13 +401,13 @@ group_setup(void **state)
 	lmt_producer_flush(G.producer, IO_MS);
 
 	/* Wait until match's index holds every accepted record. */
-	int64_t end = lmt_now_ms() + CATCH_UP_MS;
+	int64_t end = lm_clock_ms() + CATCH_UP_MS;
 	for (;;) {
 		double np = lmt_metric(G.match_http, "lunamatch_index_postings");
 		double nc = lmt_metric(G.match_http, "lunamatch_index_profiles");
 		if (np == (double) G.n_postings && nc == (double) G.n_profiles)
 			break;
-		if (lmt_now_ms() > end)
+		if (lm_clock_ms() > end)
 			fail_msg("index has %.0f/%zu postings, %.0f/%zu profiles (logs "
 			         "%s, %s)",
 			    np, G.n_postings, nc, G.n_profiles, G.ingest_log,

@@ -9,6 +9,7 @@
 
 #include "kafkatest.h"
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/pb.h"
@@ -108,13 +109,13 @@ lmt_broker_close(lmt_broker *b)
 int
 lmt_kafka_wait_topic(rd_kafka_t *rk, const char *topic, int timeout_ms)
 {
-	int64_t end = lmt_now_ms() + timeout_ms;
+	int64_t end = lm_clock_ms() + timeout_ms;
 	int n = 0;
 
 	for (;;) {
 		if (lm_kafka_topic_partitions(rk, topic, LMT_KAFKA_IO_MS, &n) == LM_OK)
 			return n;
-		if (lmt_now_ms() >= end)
+		if (lm_clock_ms() >= end)
 			return 0;
 		lmt_sleep_ms(100);
 	}

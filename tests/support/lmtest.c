@@ -141,14 +141,6 @@ lmt_assert_file_error(const char *err, const char *path, unsigned line, const ch
 		fail_msg("error \"%s\" lacks \"%s\" or \"%s\"", err, prefix, want);
 }
 
-int64_t
-lmt_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 lmt_sleep_ms(int64_t ms)
 {

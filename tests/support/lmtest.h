@@ -45,9 +45,6 @@ const char *lmt_write_file(
 void lmt_assert_file_error(
     const char *err, const char *path, unsigned line, const char *want);
 
-/* Milliseconds of CLOCK_MONOTONIC: deadlines of bounded waits. */
-int64_t lmt_now_ms(void);
-
 /* Sleeps ms milliseconds (nothing for ms <= 0). */
 void lmt_sleep_ms(int64_t ms);
 

@@ -34,6 +34,7 @@
 #include <nng/supplemental/http/http.h>
 
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "proc.h"
 
@@ -249,7 +250,7 @@ take_line(lmt_proc *p, size_t k, size_t skip, char *buf, size_t len)
 int
 lmt_proc_readline(lmt_proc *p, char *buf, size_t len, int timeout_ms)
 {
-	int64_t deadline = lmt_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = lm_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
 	if (len == 0)
 		return LM_EINVAL;
@@ -280,13 +281,13 @@ lmt_proc_readline(lmt_proc *p, char *buf, size_t len, int timeout_ms)
 			return LM_ECLOSED;
 		}
 
-		int64_t left = deadline - lmt_now_ms();
+		int64_t left = deadline - lm_clock_ms();
 		struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
 		int pr = poll(&pfd, 1, left > 0 ? (int) left : 0);
 		if (pr < 0 && errno != EINTR)
 			return lm_err_from_errno(errno);
 		if (pr <= 0) {
-			if (lmt_now_ms() >= deadline)
+			if (lm_clock_ms() >= deadline)
 				return LM_ETIMEDOUT;
 			continue;
 		}
@@ -313,7 +314,7 @@ lmt_proc_signal(lmt_proc *p, int sig)
 int
 lmt_proc_wait(lmt_proc *p, int timeout_ms, int *status)
 {
-	int64_t deadline = lmt_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = lm_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
 	while (!p->reaped) {
 		int st;
@@ -327,7 +328,7 @@ lmt_proc_wait(lmt_proc *p, int timeout_ms, int *status)
 		}
 		if (r < 0 && errno != EINTR)
 			return lm_err_from_errno(errno);
-		int64_t left = deadline - lmt_now_ms();
+		int64_t left = deadline - lm_clock_ms();
 		if (left <= 0)
 			return LM_ETIMEDOUT;
 		lmt_sleep_ms(left < 10 ? left : 10);
@@ -360,7 +361,7 @@ lmt_wait_tcp(const char *host, int port, int timeout_ms)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int64_t deadline = lmt_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = lm_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
 	memset(&ss, 0, sizeof(ss));
 	if (host == NULL || port <= 0 || port > 65535)
@@ -386,7 +387,7 @@ lmt_wait_tcp(const char *host, int port, int timeout_ms)
 		if (connect(fd, (struct sockaddr *) &ss, sl) == 0) {
 			ok = true;
 		} else if (errno == EINPROGRESS) {
-			int64_t left = deadline - lmt_now_ms();
+			int64_t left = deadline - lm_clock_ms();
 			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 			int soerr = 0;
 			socklen_t el = sizeof(soerr);
@@ -399,7 +400,7 @@ lmt_wait_tcp(const char *host, int port, int timeout_ms)
 		close(fd);
 		if (ok)
 			return LM_OK;
-		int64_t left = deadline - lmt_now_ms();
+		int64_t left = deadline - lm_clock_ms();
 		if (left <= 0)
 			return LM_ETIMEDOUT;
 		lmt_sleep_ms(left < 50 ? left : 50);

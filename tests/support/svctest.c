@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "proc.h"
 #include "svctest.h"
@@ -60,8 +61,8 @@ lmt_metric(const char *addr, const char *series)
 void
 lmt_wait_ready(const char *addr, const char *what, const char *log, int timeout_ms)
 {
-	int64_t end = lmt_now_ms() + timeout_ms;
-	while (lmt_now_ms() < end) {
+	int64_t end = lm_clock_ms() + timeout_ms;
+	while (lm_clock_ms() < end) {
 		if (lmt_http_status(addr, "/readyz", NULL, LMT_HTTP_MS) == 200)
 			return;
 		lmt_sleep_ms(100);
@@ -73,13 +74,13 @@ double
 lmt_wait_metric(
     const char *addr, const char *series, lmt_cmp cmp, double value, int timeout_ms)
 {
-	int64_t end = lmt_now_ms() + timeout_ms;
+	int64_t end = lm_clock_ms() + timeout_ms;
 	double v;
 
 	for (;;) {
 		v = lmt_metric(addr, series);
 		bool ok = cmp == LMT_EQ ? v == value : v >= value;
-		if (ok || lmt_now_ms() >= end)
+		if (ok || lm_clock_ms() >= end)
 			return v;
 		lmt_sleep_ms(100);
 	}
