@@ -477,25 +477,30 @@ lmt_run(const char *const argv[], const char *const env[], const char *stderr_pa
 	lmt_run_result r = {.status = -1};
 	lmt_proc *p = NULL;
 	char *line = malloc(LMT_PROC_LINE_MAX);
+	char why[128] = "";
 	size_t n = 0;
 	int rc;
 
-	assert_non_null(line);
-	if ((rc = lmt_proc_start_ex(argv, env, stderr_path, &p)) != LM_OK)
+	if (line == NULL || (r.out = calloc(1, 1)) == NULL) {
+		free(line);
+		fail_msg("%s: out of memory", argv[0]);
+	}
+	if ((rc = lmt_proc_start_ex(argv, env, stderr_path, &p)) != LM_OK) {
+		free(line);
+		lmt_run_result_free(&r);
 		fail_msg("cannot start %s: %s", argv[0], lm_strerror(rc));
-	assert_non_null(r.out = calloc(1, 1));
-	for (;;) {
-		rc = lmt_proc_readline(p, line, LMT_PROC_LINE_MAX, timeout_ms);
-		if (rc == LM_ECLOSED)
-			break;
-		if (rc != LM_OK)
-			fail_msg("%s: reading stdout: %s", argv[0], lm_strerror(rc));
+	}
+	while (
+	    (rc = lmt_proc_readline(p, line, LMT_PROC_LINE_MAX, timeout_ms)) == LM_OK) {
 		size_t l = strlen(line);
-		if (n + l + 2 > LMT_RUN_OUT_MAX)
-			fail_msg(
-			    "%s: more than %u bytes on stdout", argv[0], LMT_RUN_OUT_MAX);
-		char *grown = realloc(r.out, n + l + 2);
-		assert_non_null(grown);
+		char *grown =
+		    n + l + 2 <= LMT_RUN_OUT_MAX ? realloc(r.out, n + l + 2) : NULL;
+		if (grown == NULL) {
+			snprintf(why, sizeof(why),
+			    "more than %u bytes on stdout (or no memory)",
+			    LMT_RUN_OUT_MAX);
+			break;
+		}
 		r.out = grown;
 		memcpy(r.out + n, line, l);
 		n += l;
@@ -503,11 +508,19 @@ lmt_run(const char *const argv[], const char *const env[], const char *stderr_pa
 		r.out[n] = '\0';
 	}
 	free(line);
-	if (lmt_proc_wait(p, timeout_ms, &r.status) != LM_OK)
-		fail_msg("%s: still running after %d ms", argv[0], timeout_ms);
-	lmt_proc_free(p);
-	if (stderr_path != NULL)
-		assert_non_null(r.err = lmt_read_file(stderr_path, NULL));
+	if (why[0] == '\0' && rc != LM_ECLOSED)
+		snprintf(why, sizeof(why), "reading stdout: %s", lm_strerror(rc));
+	if (why[0] == '\0' && lmt_proc_wait(p, timeout_ms, &r.status) != LM_OK)
+		snprintf(why, sizeof(why), "still running after %d ms", timeout_ms);
+	lmt_proc_free(p); /* kills it if it still runs */
+	if (why[0] == '\0' && stderr_path != NULL &&
+	    (r.err = lmt_read_file(stderr_path, NULL)) == NULL)
+		snprintf(
+		    why, sizeof(why), "cannot read back stderr from %s", stderr_path);
+	if (why[0] != '\0') {
+		lmt_run_result_free(&r);
+		fail_msg("%s: %s", argv[0], why);
+	}
 	return r;
 }
 
