@@ -6,6 +6,16 @@
  * Each entry owns its decoded record and the scorer's prepared form of it.
  * One pthread rwlock guards everything; the IDF statistics change only
  * under the write lock.
+ *
+ * Scans are what queries spend their time on, so they avoid the scattered
+ * records: every prep is bound to the IDF statistics (skill ids become
+ * small integers, see score.h), and next to the dense array of entries a
+ * dense array of slots holds each prep's veto key and pointer. A scan
+ * (lm_scan) reads the slots in order, passes over most vetoed records
+ * without touching them, prefetches the preps it will score and scores
+ * those by symbol; the results are exactly those of lm_score_pair. Binding
+ * and unbinding write to the statistics, so they happen under the write
+ * lock, as does freeing a bound prep.
  */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <math.h>

@@ -292,7 +292,7 @@ struct lm_posting_prep {
 	struct ploc locs[PREP_LOCS]; /* when locs_packed */
 	uint8_t n_locs;
 	bool locs_packed;
-	uint64_t cat_h, ind_h; /* text_hash(category/industry, true); 0: none */
+	uint64_t cat_h, ind_h;   /* text_hash(category/industry, true); 0: none */
 	const uint64_t *title_h; /* copies of title.h, in this allocation */
 	int64_t posted_at;
 	int64_t salary_top; /* annual_max, else annual_min; 0 without a salary */
@@ -312,7 +312,7 @@ struct lm_profile_prep {
 	size_t n_titles;
 	size_t titles_cap; /* slots allocated in titles */
 	bool has_country;
-	lm_skill_stats *bound; /* skills[i].sym are symbols of it */
+	lm_skill_stats *bound;       /* skills[i].sym are symbols of it */
 	struct ploc locs[PREP_LOCS]; /* when locs_packed */
 	uint8_t n_locs;
 	bool locs_packed;
@@ -417,31 +417,40 @@ lm_skill_stats_symbols(const lm_skill_stats *s)
 	return s == NULL ? 0 : s->nnodes;
 }
 
+/* The i-th id or symbol of an array (of structs) with the given stride. */
+static const char *
+id_at(const char *const *ids, size_t stride, size_t i)
+{
+	return *(const char *const *) (const void *) ((const char *) ids + i * stride);
+}
+
+static uint32_t *
+sym_at(uint32_t *syms, size_t stride, size_t i)
+{
+	return (uint32_t *) (void *) ((char *) syms + i * stride);
+}
+
 /* Takes a reference on the node of each of n ids (creating it) and stores
  * its symbol; on failure takes none. The i-th id is at ids + i * id_stride,
  * its symbol at syms + i * sym_stride (bytes: arrays or arrays of structs). */
-#define ID_AT(i)                                                                         \
-	(*(const char *const *) (const void *) ((const char *) ids + (i) * id_stride))
-#define SYM_AT(i) (*(uint32_t *) (void *) ((char *) syms + (i) * sym_stride))
-
 static int
 syms_bind(lm_skill_stats *s, const char *const *ids, size_t id_stride, uint32_t *syms,
     size_t sym_stride, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct df_node *d = df_intern(s, ID_AT(i));
+		struct df_node *d = df_intern(s, id_at(ids, id_stride, i));
 
 		if (d == NULL) {
 			while (i-- > 0) {
-				d = s->by_sym[SYM_AT(i)];
+				d = s->by_sym[*sym_at(syms, sym_stride, i)];
 				d->refs--;
 				df_node_release(s, d);
-				SYM_AT(i) = LM_SKILL_SYM_NONE;
+				*sym_at(syms, sym_stride, i) = LM_SKILL_SYM_NONE;
 			}
 			return LM_ENOMEM;
 		}
 		d->refs++;
-		SYM_AT(i) = d->sym;
+		*sym_at(syms, sym_stride, i) = d->sym;
 	}
 	return LM_OK;
 }
@@ -450,15 +459,12 @@ static void
 syms_unbind(lm_skill_stats *s, uint32_t *syms, size_t sym_stride, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct df_node *d = s->by_sym[SYM_AT(i)];
+		struct df_node *d = s->by_sym[*sym_at(syms, sym_stride, i)];
 		d->refs--;
 		df_node_release(s, d);
-		SYM_AT(i) = LM_SKILL_SYM_NONE;
+		*sym_at(syms, sym_stride, i) = LM_SKILL_SYM_NONE;
 	}
 }
-
-#undef ID_AT
-#undef SYM_AT
 
 int
 lm_posting_prep_bind(lm_posting_prep *p, lm_skill_stats *s)
@@ -474,7 +480,8 @@ lm_posting_prep_bind(lm_posting_prep *p, lm_skill_stats *s)
 	if (p->n_gids > 0 && (rc = syms_bind(s, p->gids, sizeof(*p->gids), p->gsym,
 	                          sizeof(*p->gsym), p->n_gids)) != LM_OK) {
 		if (p->n_skills > 0)
-			syms_unbind(s, &p->skills[0].sym, sizeof(*p->skills), p->n_skills);
+			syms_unbind(
+			    s, &p->skills[0].sym, sizeof(*p->skills), p->n_skills);
 		return rc;
 	}
 	p->bound = s;
@@ -559,24 +566,21 @@ is_tok_byte(unsigned char c)
 }
 
 /* Splits text into sorted unique lower-case tokens (see LM_TITLE_TOKENS_MAX,
- * LM_TITLE_TOKEN_MAX). An empty result allocates nothing. */
+ * LM_TITLE_TOKEN_MAX). An empty result allocates nothing; otherwise one
+ * allocation holds exactly the text, tok and h. */
 static int
 tokenize(const char *text, struct tokset *ts)
 {
-	size_t len = text ? strnlen(text, TITLE_SCAN_MAX) : 0, n = 0, w = 0;
-	char *buf;
-
-	size_t text_room = (len + LM_TITLE_TOKENS_MAX + 1 + 7) & ~(size_t) 7;
+	size_t len = text ? strnlen(text, TITLE_SCAN_MAX) : 0, n = 0, w = 0, room;
+	size_t off[LM_TITLE_TOKENS_MAX];
+	const char *tok[LM_TITLE_TOKENS_MAX];
+	char *buf, *nb;
 
 	memset(ts, 0, sizeof(*ts));
 	if (len == 0)
 		return LM_OK;
-	if ((buf = malloc(text_room +
-	                  LM_TITLE_TOKENS_MAX * (sizeof(*ts->tok) + sizeof(*ts->h)))) == NULL)
+	if ((buf = malloc(len + LM_TITLE_TOKENS_MAX + 1)) == NULL)
 		return LM_ENOMEM;
-	ts->buf = buf;
-	ts->tok = (const char **) (void *) (buf + text_room);
-	ts->h = (uint64_t *) (void *) (ts->tok + LM_TITLE_TOKENS_MAX);
 	for (size_t i = 0; i < len && n < LM_TITLE_TOKENS_MAX;) {
 		size_t start, tl = 0;
 
@@ -593,19 +597,32 @@ tokenize(const char *text, struct tokset *ts)
 			}
 		}
 		buf[w++] = '\0';
-		ts->tok[n++] = buf + start;
+		tok[n++] = buf + start;
 	}
-	qsort(ts->tok, n, sizeof(*ts->tok), cmp_str);
-	ts->n = 0;
+	qsort(tok, n, sizeof(*tok), cmp_str);
 	for (size_t i = 0; i < n; i++)
-		if (ts->n == 0 || strcmp(ts->tok[ts->n - 1], ts->tok[i]) != 0)
-			ts->tok[ts->n++] = ts->tok[i];
+		if (ts->n == 0 || strcmp(tok[ts->n - 1], tok[i]) != 0)
+			tok[ts->n++] = tok[i];
 	if (ts->n == 0) {
-		free(ts->buf);
-		memset(ts, 0, sizeof(*ts));
+		free(buf);
+		return LM_OK;
 	}
 	for (size_t i = 0; i < ts->n; i++)
+		off[i] = (size_t) (tok[i] - buf);
+	room = (w + 7) & ~(size_t) 7;
+	if ((nb = realloc(buf, room + ts->n * (sizeof(*ts->tok) + sizeof(*ts->h)))) ==
+	    NULL) {
+		free(buf);
+		ts->n = 0;
+		return LM_ENOMEM;
+	}
+	ts->buf = nb;
+	ts->tok = (const char **) (void *) (nb + room);
+	ts->h = (uint64_t *) (void *) (ts->tok + ts->n);
+	for (size_t i = 0; i < ts->n; i++) {
+		ts->tok[i] = nb + off[i];
 		ts->h[i] = text_hash(ts->tok[i], false);
+	}
 	return LM_OK;
 }
 
@@ -632,7 +649,8 @@ tokset_has(const struct tokset *ts, const uint64_t *h, const char *t, uint64_t t
  * PREP_LOCS); returns false when they do not fit (more of them, or a longer
  * country): then the scorer compares the record's locations. */
 static bool
-pack_locs(Lunamatch__V1__Location *const *locs, size_t n, struct ploc *out, uint8_t *n_out)
+pack_locs(
+    Lunamatch__V1__Location *const *locs, size_t n, struct ploc *out, uint8_t *n_out)
 {
 	*n_out = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -653,7 +671,9 @@ pack_locs(Lunamatch__V1__Location *const *locs, size_t n, struct ploc *out, uint
 			pl->country |= (uint64_t) c << (8 * k);
 		}
 		pl->city = l->city;
-		pl->city_h = (l->city != NULL && l->city[0] != '\0') ? text_hash(l->city, true) : 0;
+		pl->city_h = (l->city != NULL && l->city[0] != '\0')
+		                 ? text_hash(l->city, true)
+		                 : 0;
 	}
 	return true;
 }
@@ -692,7 +712,8 @@ country_mask(Lunamatch__V1__Location *const *locs, size_t n)
 		const unsigned char *c;
 		uint64_t h = 1469598103934665603ULL;
 
-		if (locs[i] == NULL || locs[i]->country == NULL || locs[i]->country[0] == '\0')
+		if (locs[i] == NULL || locs[i]->country == NULL ||
+		    locs[i]->country[0] == '\0')
 			continue;
 		for (c = (const unsigned char *) locs[i]->country; *c != '\0'; c++) {
 			if (*c >= 0x80)
@@ -700,7 +721,8 @@ country_mask(Lunamatch__V1__Location *const *locs, size_t n)
 			h ^= (uint64_t) ((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
 			h *= 1099511628211ULL;
 		}
-		h ^= h >> 33; /* mix the bits: FNV's top bits barely vary for short text */
+		h ^=
+		    h >> 33; /* mix the bits: FNV's top bits barely vary for short text */
 		h *= 0xff51afd7ed558ccdULL;
 		h ^= h >> 33;
 		h *= 0xc4ceb9fe1a85ec53ULL;
@@ -781,8 +803,8 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		return LM_ENOMEM;
 	/* One allocation: the prep, then skills, groups, title_h, gids and
 	 * gsym (in the order of their alignment). */
-	size = sizeof(*p) + rec->n_skills * sizeof(*p->skills) +
-	       ng * sizeof(*p->groups) + title.n * sizeof(*p->title_h) +
+	size = sizeof(*p) + rec->n_skills * sizeof(*p->skills) + ng * sizeof(*p->groups) +
+	       title.n * sizeof(*p->title_h) +
 	       nid * (sizeof(*p->gids) + sizeof(*p->gsym));
 	if ((p = calloc(1, size)) == NULL) {
 		tokset_clear(&title);
@@ -831,17 +853,20 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	p->n_skills = n;
 	prep_groups(p);
 	p->locs_packed = pack_locs(rec->locations, rec->n_locations, p->locs, &p->n_locs);
-	p->cat_h = (rec->category && rec->category[0]) ? text_hash(rec->category, true) : 0;
-	p->ind_h = (rec->industry && rec->industry[0]) ? text_hash(rec->industry, true) : 0;
+	p->cat_h =
+	    (rec->category && rec->category[0]) ? text_hash(rec->category, true) : 0;
+	p->ind_h =
+	    (rec->industry && rec->industry[0]) ? text_hash(rec->industry, true) : 0;
 	p->has_country = locs_have_country(rec->locations, rec->n_locations);
 	p->key.country_mask = country_mask(rec->locations, rec->n_locations);
 	p->key.expires_at = rec->expires_at;
 	p->key.employment_type = (int32_t) rec->employment_type;
 	p->key.remote = (int32_t) rec->remote;
-	p->key.flags = (p->has_country ? KEY_HAS_COUNTRY : 0) |
-	               (rec->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED
-	                       ? KEY_CLOSED
-	                       : 0);
+	p->key.flags =
+	    (p->has_country ? KEY_HAS_COUNTRY : 0) |
+	    (rec->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED
+	            ? KEY_CLOSED
+	            : 0);
 	p->posted_at = rec->posted_at;
 	if (rec->salary != NULL)
 		p->salary_top = rec->salary->annual_max > 0 ? rec->salary->annual_max
@@ -942,9 +967,10 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 	c->key.country_mask = country_mask(rec->locations, rec->n_locations);
 	c->key.years = rec_years(rec);
 	c->key.remote = (int32_t) rec->remote;
-	c->key.flags = (c->has_country ? KEY_HAS_COUNTRY : 0) |
-	               (rec->willing_to_relocate ? KEY_RELOCATE : 0) |
-	               (rec->n_desired_employment_types > 0 ? KEY_EMP_ANY | KEY_EMP_EXACT : 0);
+	c->key.flags =
+	    (c->has_country ? KEY_HAS_COUNTRY : 0) |
+	    (rec->willing_to_relocate ? KEY_RELOCATE : 0) |
+	    (rec->n_desired_employment_types > 0 ? KEY_EMP_ANY | KEY_EMP_EXACT : 0);
 	for (size_t i = 0; i < rec->n_desired_employment_types; i++) {
 		int t = (int) rec->desired_employment_types[i];
 		if (t >= 0 && t < 64)
@@ -1445,8 +1471,9 @@ check_vetoes(const lm_score_env *env, const lm_profile_prep *cp,
 		double y = cand_years(c, o);
 
 		for (size_t k = 0; k < pg->n && !skill_ok; k++)
-			skill_ok = fx != NULL ? fast_has(fx, fx->gsym[pg->off + k])
-			                      : cand_has(cp, o, pp->gids[pg->off + k], NULL);
+			skill_ok = fx != NULL
+			               ? fast_has(fx, fx->gsym[pg->off + k])
+			               : cand_has(cp, o, pp->gids[pg->off + k], NULL);
 		years_ok = !(isfinite(pg->min_years) && pg->min_years > 0 &&
 		             y < (double) pg->min_years);
 		if (skill_ok && years_ok)
@@ -1489,14 +1516,17 @@ check_vetoes(const lm_score_env *env, const lm_profile_prep *cp,
 		if (pp->locs_packed && cp->locs_packed)
 			for (size_t i = 0; i < pp->n_locs && !common; i++)
 				for (size_t j = 0; j < cp->n_locs && !common; j++)
-					common = pp->locs[i].country == cp->locs[j].country;
+					common =
+					    pp->locs[i].country == cp->locs[j].country;
 		else
-		for (size_t i = 0; i < p->n_locations && !common; i++)
-			if (p->locations[i] != NULL)
-				for (size_t j = 0; j < c->n_locations && !common; j++)
-					common = c->locations[j] != NULL &&
-					         str_in(p->locations[i]->country,
-					             &c->locations[j]->country, 1);
+			for (size_t i = 0; i < p->n_locations && !common; i++)
+				if (p->locations[i] != NULL)
+					for (size_t j = 0; j < c->n_locations && !common;
+					     j++)
+						common =
+						    c->locations[j] != NULL &&
+						    str_in(p->locations[i]->country,
+						        &c->locations[j]->country, 1);
 		if (!common &&
 		    !veto(vs, LM_VETO_LOCATION,
 		        "no job location in the candidate's countries, and the "
@@ -1574,8 +1604,8 @@ feat_experience(const CandidateProfile *c, const lm_posting_prep *p, const struc
 }
 
 static void
-feat_seniority(
-    const lm_model *m, const CandidateProfile *c, const lm_posting_prep *p, struct eval *ev)
+feat_seniority(const lm_model *m, const CandidateProfile *c, const lm_posting_prep *p,
+    struct eval *ev)
 {
 	int a = (int) c->experience_level, b = (int) p->level, d;
 
@@ -1592,8 +1622,8 @@ feat_seniority(
 }
 
 static void
-feat_salary(
-    const lm_model *m, const CandidateProfile *c, const lm_posting_prep *p, struct eval *ev)
+feat_salary(const lm_model *m, const CandidateProfile *c, const lm_posting_prep *p,
+    struct eval *ev)
 {
 	int64_t top, want;
 
@@ -1637,8 +1667,8 @@ feat_location(const lm_model *m, const lm_profile_prep *cp, const lm_posting_pre
 			snprintf(a, sizeof(a), "%s job, prefers %s", remote_name(prem),
 			    remote_name(c->remote));
 	}
-	if (prem != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE && pp->has_country &&
-	    cp->has_country) {
+	if (prem != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	    pp->has_country && cp->has_country) {
 		double best = 0;
 		/* best is a maximum: the order of the pairs does not matter. */
 		if (pp->locs_packed && cp->locs_packed) {
@@ -1650,8 +1680,8 @@ feat_location(const lm_model *m, const lm_profile_prep *cp, const lm_posting_pre
 					if (pl->country != cl->country)
 						continue;
 					v = (pl->city_h != 0 && cl->city_h != 0 &&
-					        !text_caseeq(pl->city, pl->city_h, cl->city,
-					            cl->city_h))
+					        !text_caseeq(pl->city, pl->city_h,
+					            cl->city, cl->city_h))
 					        ? m->params.location_country_credit
 					        : 1.0;
 					if (v > best)
@@ -1659,23 +1689,26 @@ feat_location(const lm_model *m, const lm_profile_prep *cp, const lm_posting_pre
 				}
 			}
 		} else
-		for (size_t i = 0; i < p->n_locations; i++) {
-			const Lunamatch__V1__Location *pl = p->locations[i];
-			if (pl == NULL)
-				continue;
-			for (size_t j = 0; j < c->n_locations; j++) {
-				const Lunamatch__V1__Location *cl = c->locations[j];
-				double v;
-				if (cl == NULL || !str_in(pl->country, &cl->country, 1))
+			for (size_t i = 0; i < p->n_locations; i++) {
+				const Lunamatch__V1__Location *pl = p->locations[i];
+				if (pl == NULL)
 					continue;
-				v = (pl->city && pl->city[0] && cl->city && cl->city[0] &&
-				        strcasecmp(pl->city, cl->city) != 0)
-				        ? m->params.location_country_credit
-				        : 1.0;
-				if (v > best)
-					best = v;
+				for (size_t j = 0; j < c->n_locations; j++) {
+					const Lunamatch__V1__Location *cl =
+					    c->locations[j];
+					double v;
+					if (cl == NULL ||
+					    !str_in(pl->country, &cl->country, 1))
+						continue;
+					v = (pl->city && pl->city[0] && cl->city &&
+					        cl->city[0] &&
+					        strcasecmp(pl->city, cl->city) != 0)
+					        ? m->params.location_country_credit
+					        : 1.0;
+					if (v > best)
+						best = v;
+				}
 			}
-		}
 		if (best == 0 && c->willing_to_relocate)
 			best = m->params.relocate_credit;
 		sum += best;
@@ -1882,8 +1915,8 @@ struct lm_scan {
 	const lm_skill_stats *stats;
 	uint32_t *mark; /* nsym slots: see struct fast */
 	uint32_t stamp;
-	double *idf;       /* nsym slots, -1 until computed */
-	uint32_t *subj;    /* posting subject: symbols of skills[], then gids[] */
+	double *idf;         /* nsym slots, -1 until computed */
+	uint32_t *subj;      /* posting subject: symbols of skills[], then gids[] */
 	uint64_t fast_pairs; /* pairs scored through the fast path */
 };
 

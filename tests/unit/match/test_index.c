@@ -806,8 +806,8 @@ test_random_scores_pinned(void **state)
 			char err[128];
 			lm_score_env env = {&m, w.stats, NOW, NULL};
 
-			assert_int_equal(lm_filters_for_jobs(gen_job_filters(&r, &fs, &w), &f,
-			                     err, sizeof(err)),
+			assert_int_equal(lm_filters_for_jobs(gen_job_filters(&r, &fs, &w),
+			                     &f, err, sizeof(err)),
 			    LM_OK);
 			for (size_t j = 0; j < w.np; j++) {
 				bool ok;
@@ -827,8 +827,9 @@ test_random_scores_pinned(void **state)
 			char err[128];
 			lm_score_env env = {&m, w.stats, NOW, NULL};
 
-			assert_int_equal(lm_filters_for_candidates(
-			                     gen_cand_filters(&r, &fs, &w), &f, err, sizeof(err)),
+			assert_int_equal(
+			    lm_filters_for_candidates(
+			        gen_cand_filters(&r, &fs, &w), &f, err, sizeof(err)),
 			    LM_OK);
 			env.filters = f;
 			for (size_t i = 0; i < w.nc; i++) {
@@ -842,8 +843,8 @@ test_random_scores_pinned(void **state)
 		world_free(&w);
 	}
 	if (getenv("LUNAMATCH_PRINT_PINS") != NULL)
-		printf("random digest 0x%016llxULL over %llu pairs\n", (unsigned long long) h,
-		    (unsigned long long) pairs);
+		printf("random digest 0x%016llxULL over %llu pairs\n",
+		    (unsigned long long) h, (unsigned long long) pairs);
 	assert_true(pairs > 100000);
 	assert_true(h == PINNED_RANDOM_DIGEST);
 }

@@ -1234,13 +1234,16 @@ load_jsonl(const char *rel, const lm_record_ctx *ctx, bool postings, void ***out
 		if (nl == s)
 			continue;
 		assert_true(n < SAMPLE_LINES);
-		rc = lm_json_decode(postings ? &lunamatch__v1__job_posting__descriptor
-		                             : &lunamatch__v1__candidate_profile__descriptor,
+		rc = lm_json_decode(postings
+		                        ? &lunamatch__v1__job_posting__descriptor
+		                        : &lunamatch__v1__candidate_profile__descriptor,
 		    s, (size_t) (nl - s), &m, err, sizeof(err));
 		if (rc != LM_OK)
 			fail_msg("%s: %s", rel, err);
-		rc = postings ? lm_posting_prepare(ctx, (JobPosting *) m, &why, err, sizeof(err))
-		              : lm_profile_prepare(ctx, (Profile *) m, &why, err, sizeof(err));
+		rc = postings
+		         ? lm_posting_prepare(
+		               ctx, (JobPosting *) m, &why, err, sizeof(err))
+		         : lm_profile_prepare(ctx, (Profile *) m, &why, err, sizeof(err));
 		if (rc != LM_OK)
 			fail_msg("%s: %s", rel, err);
 		v[n++] = m;
@@ -1260,14 +1263,17 @@ samples_load(struct samples *s)
 	memset(&ctx, 0, sizeof(ctx));
 	if (lm_taxonomy_load(lmt_src("data/skills.tsv"), &s->tax, err, sizeof(err)) !=
 	        LM_OK ||
-	    lm_rates_load(lmt_src("data/rates.tsv"), &s->rates, err, sizeof(err)) != LM_OK ||
-	    lm_model_load(lmt_src("data/model/default.json"), &s->model, err,
-	        sizeof(err)) != LM_OK)
+	    lm_rates_load(lmt_src("data/rates.tsv"), &s->rates, err, sizeof(err)) !=
+	        LM_OK ||
+	    lm_model_load(
+	        lmt_src("data/model/default.json"), &s->model, err, sizeof(err)) != LM_OK)
 		fail_msg("%s", err);
 	ctx.taxonomy = s->tax;
 	ctx.rates = s->rates;
-	s->np = load_jsonl("data/samples/postings.jsonl", &ctx, true, (void ***) &s->posts);
-	s->nc = load_jsonl("data/samples/profiles.jsonl", &ctx, false, (void ***) &s->profs);
+	s->np =
+	    load_jsonl("data/samples/postings.jsonl", &ctx, true, (void ***) &s->posts);
+	s->nc =
+	    load_jsonl("data/samples/profiles.jsonl", &ctx, false, (void ***) &s->profs);
 	assert_int_equal(s->np, 54);
 	assert_int_equal(s->nc, 51);
 	s->pp = calloc(s->np, sizeof(*s->pp));
@@ -1447,8 +1453,9 @@ test_sample_scores_pinned(void **state)
 			hs = digest_d(hs, v2);
 			hs = digest(hs, &flags, 1);
 			eligible += ok;
-			assert_int_equal(lm_explain_pair(&env, s.cp[i], s.pp[j],
-			                     LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL, &m),
+			assert_int_equal(
+			    lm_explain_pair(&env, s.cp[i], s.pp[j],
+			        LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL, &m),
 			    LM_OK);
 			assert_true(m->score == v);
 			he = digest_match(he, m);
@@ -1463,7 +1470,8 @@ test_sample_scores_pinned(void **state)
 			    s.posts[best]->id, best_score, best_score);
 	}
 	if (print)
-		printf("score digest 0x%016llxULL explain digest 0x%016llxULL eligible %zu\n",
+		printf("score digest 0x%016llxULL explain digest 0x%016llxULL eligible "
+		       "%zu\n",
 		    (unsigned long long) hs, (unsigned long long) he, eligible);
 	for (size_t k = 0; k < sizeof(pinned_scores) / sizeof(pinned_scores[0]); k++) {
 		const struct pinned_score *ps = &pinned_scores[k];
@@ -1471,13 +1479,335 @@ test_sample_scores_pinned(void **state)
 		size_t j = sample_posting(&s, ps->job);
 		double v = lm_score_pair(&env, s.cp[i], s.pp[j], NULL);
 		if (v != ps->score)
-			fail_msg("%s x %s: %a (%.17g), pinned %a", ps->candidate, ps->job, v, v,
-			    ps->score);
+			fail_msg("%s x %s: %a (%.17g), pinned %a", ps->candidate, ps->job,
+			    v, v, ps->score);
 	}
 	assert_int_equal(eligible, PINNED_ELIGIBLE);
 	assert_true(hs == PINNED_SCORE_DIGEST);
 	assert_true(he == PINNED_EXPLAIN_DIGEST);
 	samples_free(&s);
+}
+
+/* ---- scans ------------------------------------------------------------------- */
+
+/* Scores every pair through scans in both directions and through
+ * lm_score_pair: score and eligibility must agree exactly, and a key veto
+ * must only ever hit a vetoed pair. Returns the pairs scored through the
+ * fast path; *eligible (optional) receives the eligible pairs of one
+ * direction. */
+static uint64_t
+scans_agree(const lm_score_env *env, lm_profile_prep *const *cp, size_t nc,
+    lm_posting_prep *const *pp, size_t np, size_t *eligible)
+{
+	uint64_t fast = 0;
+	size_t n_ok = 0;
+
+	for (size_t i = 0; i < nc; i++) {
+		lm_scan *sc = NULL;
+		bool ok, want_ok;
+
+		assert_int_equal(lm_scan_new(env, cp[i], NULL, &sc), LM_OK);
+		for (size_t j = 0; j < np; j++) {
+			double v = lm_scan_posting(sc, pp[j], &ok);
+			double want = lm_score_pair(env, cp[i], pp[j], &want_ok);
+			if (v != want || ok != want_ok)
+				fail_msg("profile %zu x posting %zu: scan %a (%d), pair "
+				         "%a (%d)",
+				    i, j, v, ok, want, want_ok);
+			if (lm_scan_vetoed(sc, lm_posting_prep_key(pp[j])))
+				assert_false(want_ok);
+			n_ok += ok;
+		}
+		assert_true(lm_scan_profile(sc, cp[i], &ok) == 0); /* wrong kind */
+		assert_false(ok);
+		fast += lm_scan_fast_pairs(sc);
+		lm_scan_free(sc);
+	}
+	for (size_t j = 0; j < np; j++) {
+		lm_scan *sc = NULL;
+		bool ok, want_ok;
+
+		assert_int_equal(lm_scan_new(env, NULL, pp[j], &sc), LM_OK);
+		for (size_t i = 0; i < nc; i++) {
+			double v = lm_scan_profile(sc, cp[i], &ok);
+			double want = lm_score_pair(env, cp[i], pp[j], &want_ok);
+			if (v != want || ok != want_ok)
+				fail_msg("posting %zu x profile %zu: scan %a (%d), pair "
+				         "%a (%d)",
+				    j, i, v, ok, want, want_ok);
+			if (lm_scan_vetoed(sc, lm_profile_prep_key(cp[i])))
+				assert_false(want_ok);
+		}
+		assert_true(lm_scan_posting(sc, pp[j], &ok) == 0); /* wrong kind */
+		assert_false(ok);
+		fast += lm_scan_fast_pairs(sc);
+		lm_scan_free(sc);
+	}
+	if (eligible != NULL)
+		*eligible = n_ok;
+	return fast;
+}
+
+/* Scans of the real samples, with the preps bound to statistics counted by
+ * symbol, agree with the plain scorer (and so with the pinned values). */
+static void
+test_scan_samples(void **state)
+{
+	struct samples s;
+	lm_skill_stats *bst = NULL;
+	lm_score_env env;
+	lm_filters *jf = NULL, *cf = NULL;
+	Lunamatch__V1__JobFilters jfm = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	Lunamatch__V1__CandidateFilters cfm = LUNAMATCH__V1__CANDIDATE_FILTERS__INIT;
+	char *countries[] = {"us", "Gb"};
+	char err[128];
+	size_t eligible = 0;
+
+	(void) state;
+	samples_load(&s);
+	assert_int_equal(lm_skill_stats_new(&bst), LM_OK);
+	for (size_t j = 0; j < s.np; j++) {
+		const JobPosting *p = s.posts[j];
+		assert_int_equal(lm_posting_prep_bind(s.pp[j], bst), LM_OK);
+		assert_int_equal(lm_posting_prep_bind(s.pp[j], bst), LM_EINVAL);
+		if (p->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
+		    (p->expires_at == 0 || p->expires_at > SAMPLE_NOW))
+			assert_int_equal(lm_skill_stats_add(bst, s.pp[j]), LM_OK);
+	}
+	for (size_t i = 0; i < s.nc; i++)
+		assert_int_equal(lm_profile_prep_bind(s.cp[i], bst), LM_OK);
+	/* Counting by symbol gives the same statistics as counting by id. */
+	assert_int_equal(lm_skill_stats_docs(bst), lm_skill_stats_docs(s.stats));
+	for (size_t j = 0; j < s.np; j++)
+		for (size_t k = 0; k < s.posts[j]->n_skills; k++) {
+			const char *id = s.posts[j]->skills[k]->skill_id;
+			assert_int_equal(
+			    lm_skill_stats_df(bst, id), lm_skill_stats_df(s.stats, id));
+			assert_true(lm_skill_idf(bst, id) == lm_skill_idf(s.stats, id));
+		}
+
+	env.model = s.model;
+	env.stats = bst;
+	env.now = SAMPLE_NOW;
+	env.filters = NULL;
+	assert_true(scans_agree(&env, s.cp, s.nc, s.pp, s.np, &eligible) > 0);
+	assert_int_equal(eligible, PINNED_ELIGIBLE);
+
+	/* Request filters (countries in another case than the records'). */
+	jfm.n_countries = 2;
+	jfm.countries = countries;
+	jfm.min_annual_salary = 100000;
+	cfm.n_countries = 2;
+	cfm.countries = countries;
+	cfm.min_years_experience = 5;
+	assert_int_equal(lm_filters_for_jobs(&jfm, &jf, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_filters_for_candidates(&cfm, &cf, err, sizeof(err)), LM_OK);
+	env.filters = jf;
+	scans_agree(&env, s.cp, s.nc, s.pp, s.np, &eligible);
+	assert_true(eligible > 0 && eligible < PINNED_ELIGIBLE);
+	env.filters = cf;
+	scans_agree(&env, s.cp, s.nc, s.pp, s.np, NULL);
+	lm_filters_free(jf);
+	lm_filters_free(cf);
+
+	/* Preps bound to other statistics: the scan falls back to the plain
+	 * scorer, with the same results. */
+	env.filters = NULL;
+	env.stats = s.stats;
+	assert_int_equal(scans_agree(&env, s.cp, s.nc, s.pp, s.np, &eligible), 0);
+	assert_int_equal(eligible, PINNED_ELIGIBLE);
+
+	for (size_t j = 0; j < s.np; j++)
+		lm_posting_prep_unbind(s.pp[j]);
+	for (size_t i = 0; i < s.nc; i++)
+		lm_profile_prep_unbind(s.cp[i]);
+	lm_skill_stats_free(bst);
+	samples_free(&s);
+}
+
+/* Records at the edges of the packed forms (case, long or non-ASCII
+ * countries, many or missing locations, odd employment types, empty
+ * requirement groups, inline records the statistics do not know): scans
+ * agree with the plain scorer, and the values are the documented ones. */
+static void
+test_scan_edges(void **state)
+{
+	enum { NP = 8, NC = 7 };
+	JobPosting *p[NP];
+	Profile *c[NC];
+	lm_posting_prep *pp[NP];
+	lm_profile_prep *cp[NC];
+	lm_skill_stats *st = NULL;
+	lm_model m;
+	lm_score_env env;
+	Lunamatch__V1__CareerGoals *g;
+	Match *mt;
+
+	(void) state;
+	lm_model_defaults(&m);
+	for (int i = 0; i < NP; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "p%d", i);
+		p[i] = post_new(id);
+		p[i]->posted_at = NOW - DAY;
+		post_skill(p[i], "go", 2);
+		post_skill(p[i], i % 2 ? "sql" : "rust", 1);
+	}
+	for (int i = 0; i < NC; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "c%d", i);
+		c[i] = prof_new(id);
+		prof_skill(c[i], "go", 3);
+	}
+	post_loc(p[0], "berlin", "de");             /* lower case */
+	post_loc(p[1], "Wien", "Oesterreich-Sued"); /* longer than 8 bytes */
+	for (int k = 0; k < 5; k++)                 /* more than packed */
+		post_loc(p[2], "X", k < 4 ? "FR" : "GB");
+	post_loc(p[3], "Z\xc3\xbcrich", "\xc3\x96sterreich"); /* not ASCII */
+	post_loc(p[4], NULL, "");                             /* no country */
+	post_loc(p[4], "Paris", "FR");
+	p[5]->employment_type = (Lunamatch__V1__EmploymentType) 77;
+	p[6]->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE;
+	post_loc(p[6], "Lyon", "FR");
+	post_group(p[7], "", 0, "x:unknown", NULL, NULL);
+	post_group(p[7], "years", 4, NULL, NULL, NULL);
+	set_str(&p[7]->category, "Data");
+	set_str(&p[7]->industry, "RETAIL");
+	set_str(&p[7]->title, "Senior Data Engineer");
+
+	prof_loc(c[0], "BERLIN", "DE");
+	prof_loc(c[1], "wien", "oesterreich-sued");
+	prof_loc(c[2], NULL, "gb");
+	prof_loc(c[3], "z\xc3\xbcrich", "\xc3\xb6sterreich"); /* differs in C */
+	prof_loc(c[4], "paris", "fr");
+	prof_emp(c[4], (Lunamatch__V1__EmploymentType) 99); /* beyond the mask */
+	prof_emp(c[5], LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME);
+	c[5]->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	prof_loc(c[5], NULL, "FR");
+	c[6]->willing_to_relocate = true;
+	c[6]->years_experience = 5;
+	prof_skill(c[6], "x:unknown", 1);
+	prof_skill(c[6], "x:inline-only", 1); /* unknown to the statistics */
+	prof_loc(c[6], "Lyon", "fr");
+	g = goals(c[6]);
+	add_str(&g->desired_categories, &g->n_desired_categories, "DATA");
+	add_str(&g->desired_categories, &g->n_desired_categories, "Ops");
+	add_str(&g->desired_industries, &g->n_desired_industries, "retail");
+	add_str(&g->desired_titles, &g->n_desired_titles, "data engineer");
+
+	assert_int_equal(lm_skill_stats_new(&st), LM_OK);
+	for (int i = 0; i < NP; i++) {
+		pp[i] = prep_post(p[i]);
+		assert_int_equal(lm_posting_prep_bind(pp[i], st), LM_OK);
+		assert_int_equal(lm_skill_stats_add(st, pp[i]), LM_OK);
+	}
+	for (int i = 0; i < NC; i++) {
+		assert_int_equal(lm_profile_prep_new(c[i], &cp[i]), LM_OK);
+		if (i != 6) /* c6 stays unbound: an inline record */
+			assert_int_equal(lm_profile_prep_bind(cp[i], st), LM_OK);
+	}
+	env = env_of(&m, st);
+	assert_true(scans_agree(&env, cp, NC, pp, NP, NULL) > 0);
+
+	/* The documented values: countries compare case-insensitively, long
+	 * and non-ASCII ones as text, every location counts. */
+	expect_vetoes(NULL, c[0], p[0], NULL, 0);
+	expect_vetoes(NULL, c[1], p[1], NULL, 0);
+	expect_vetoes(NULL, c[2], p[2], NULL, 0);
+	expect_vetoes(NULL, c[3], p[3],
+	    "no job location in the candidate's countries, and "
+	    "the candidate does not relocate",
+	    1, LM_VETO_LOCATION);
+	expect_vetoes(NULL, c[4], p[4], NULL, 0);
+	expect_vetoes(NULL, c[5], p[5],
+	    "the job is unknown; the candidate wants other employment types", 1,
+	    LM_VETO_EMPLOYMENT_TYPE);
+	expect_vetoes(NULL, c[5], p[6], "onsite job; the candidate wants remote work", 1,
+	    LM_VETO_REMOTE_POLICY);
+	expect_vetoes(NULL, c[0], p[7], "requires one of: x:unknown", 2,
+	    LM_VETO_REQUIREMENT_GROUP, LM_VETO_REQUIREMENT_GROUP);
+	expect_vetoes(NULL, c[6], p[7], NULL, 0);
+	assert_float_equal(
+	    value_of(LM_FEAT_LOCATION, c[0], p[0]), 1.0, 0); /* same city */
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c[4], p[4]), 1.0, 0);
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c[6], p[6]), 1.0, 0);
+	/* Career goals: category and industry in another case, title tokens. */
+	mt = explain(&env, c[6], p[7], LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_non_null(feature(mt, "career_goals"));
+	assert_float_equal(feature(mt, "career_goals")->value, 1.0, 0);
+	match_free(mt);
+
+	for (int i = 0; i < NP; i++) {
+		lm_posting_prep_free(pp[i]); /* unbinds */
+		post_free(p[i]);
+	}
+	for (int i = 0; i < NC; i++) {
+		lm_profile_prep_free(cp[i]);
+		prof_free(c[i]);
+	}
+	/* Counted skills stay until removed; nothing else is held. */
+	assert_int_equal(lm_skill_stats_symbols(st), 3); /* go, sql, rust */
+	lm_skill_stats_free(st);
+}
+
+/* Symbols live while counted or bound, and are forgotten after. */
+static void
+test_skill_symbols(void **state)
+{
+	lm_skill_stats *st = NULL, *other = NULL;
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	lm_posting_prep *pp;
+	lm_profile_prep *cp = NULL;
+
+	(void) state;
+	post_skill(p, "a", 1);
+	post_skill(p, "b", 1);
+	post_skill(p, "a", 2); /* a duplicate: one symbol */
+	post_group(p, "g", 0, "c", "", NULL);
+	prof_skill(c, "a", 1);
+	prof_skill(c, "z", 1);
+	pp = prep_post(p);
+	assert_int_equal(lm_profile_prep_new(c, &cp), LM_OK);
+	assert_int_equal(lm_skill_stats_new(&st), LM_OK);
+	assert_int_equal(lm_skill_stats_new(&other), LM_OK);
+	assert_int_equal(lm_skill_stats_symbols(st), 0);
+	assert_int_equal(lm_skill_stats_symbols(NULL), 0);
+	assert_int_equal(lm_posting_prep_bind(NULL, st), LM_EINVAL);
+	assert_int_equal(lm_posting_prep_bind(pp, NULL), LM_EINVAL);
+
+	assert_int_equal(lm_posting_prep_bind(pp, st), LM_OK);
+	assert_int_equal(lm_skill_stats_symbols(st), 3); /* a, b, c */
+	assert_int_equal(lm_skill_stats_df(st, "a"), 0); /* bound is not counted */
+	assert_int_equal(lm_posting_prep_bind(pp, other), LM_EINVAL);
+	assert_int_equal(lm_skill_stats_add(st, pp), LM_OK);
+	assert_int_equal(lm_skill_stats_df(st, "a"), 1);
+	assert_int_equal(lm_skill_stats_df(st, "c"), 0); /* group ids are not counted */
+	assert_int_equal(lm_skill_stats_add(other, pp), LM_OK); /* by id there */
+	assert_int_equal(lm_skill_stats_df(other, "b"), 1);
+	assert_int_equal(lm_profile_prep_bind(cp, st), LM_OK);
+	assert_int_equal(lm_skill_stats_symbols(st), 4); /* and z */
+
+	lm_posting_prep_unbind(pp);
+	lm_posting_prep_unbind(pp);                      /* no-op */
+	assert_int_equal(lm_skill_stats_symbols(st), 3); /* c forgotten */
+	lm_skill_stats_remove(st, pp);                   /* by id now */
+	assert_int_equal(lm_skill_stats_docs(st), 0);
+	assert_int_equal(lm_skill_stats_symbols(st), 2); /* a, z: the profile's */
+	lm_profile_prep_free(cp);                        /* unbinds */
+	assert_int_equal(lm_skill_stats_symbols(st), 0);
+
+	/* Symbols are reused: binding again works and counts the same. */
+	assert_int_equal(lm_posting_prep_bind(pp, st), LM_OK);
+	assert_int_equal(lm_skill_stats_add(st, pp), LM_OK);
+	assert_int_equal(lm_skill_stats_df(st, "b"), 1);
+	lm_skill_stats_remove(st, pp);
+	lm_posting_prep_free(pp);
+	assert_int_equal(lm_skill_stats_symbols(st), 0);
+	lm_skill_stats_free(st);
+	lm_skill_stats_free(other);
+	post_free(p);
+	prof_free(c);
 }
 
 int
@@ -1502,6 +1832,9 @@ main(void)
 	    cmocka_unit_test(test_improvements),
 	    cmocka_unit_test(test_determinism),
 	    cmocka_unit_test(test_sample_scores_pinned),
+	    cmocka_unit_test(test_scan_samples),
+	    cmocka_unit_test(test_scan_edges),
+	    cmocka_unit_test(test_skill_symbols),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
