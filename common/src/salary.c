@@ -91,10 +91,12 @@ code_index(const char *code)
 	       (size_t) (code[2] - 'A');
 }
 
-/* Parses "reference<TAB>CUR" or "CUR<TAB>rate". */
+/* Parses "reference<TAB>CUR" or "CUR<TAB>rate" into the table arg; an
+ * lm_textfile_line_fn. */
 static int
-parse_rate(lm_textfile *tf, struct lm_rates *r, char *line)
+parse_rate(void *arg, lm_textfile *tf, char *line)
 {
+	struct lm_rates *r = arg;
 	char *tab = strchr(line, '\t');
 	char *code, *val, *end;
 	double d;
@@ -148,44 +150,30 @@ lm_rates_load(const char *path, lm_rates **out, char *err, size_t errlen)
 	    .line_max = LM_RATES_LINE_MAX,
 	    .format = FORMAT_VERSION,
 	    .version_max = LM_RATES_VERSION_MAX};
-	struct lm_rates *r = NULL;
-	lm_textfile *tf = NULL;
-	char *line;
+	struct lm_rates *r;
 	int rv;
 
 	if (out == NULL)
 		return lm_textfile_errf(
 		    err, errlen, path, 0, LM_EINVAL, "no output pointer");
 	*out = NULL;
-	if ((rv = lm_textfile_open(path, &opts, err, errlen, &tf)) != LM_OK)
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return lm_textfile_errf(err, errlen, path, 0, LM_ENOMEM, "out of memory");
+	rv = lm_textfile_read(path, &opts, err, errlen, parse_rate, r, r->version,
+	    sizeof(r->version), NULL);
+	if (rv == LM_OK && r->reference[0] == '\0')
+		rv = lm_textfile_errf(err, errlen, path, 0, LM_EPARSE,
+		    "missing \"reference<TAB>CUR\" line");
+	if (rv != LM_OK) {
+		free(r);
 		return rv;
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		rv = lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
-		goto fail;
-	}
-	while ((rv = lm_textfile_next(tf, &line)) == LM_OK) {
-		if ((rv = parse_rate(tf, r, line)) != LM_OK)
-			goto fail;
-	}
-	if (rv != LM_ENOENT)
-		goto fail;
-	snprintf(r->version, sizeof(r->version), "%s", lm_textfile_version(tf));
-	if (r->reference[0] == '\0') {
-		rv =
-		    lm_textfile_fail(tf, LM_EPARSE, "missing \"reference<TAB>CUR\" line");
-		goto fail;
 	}
 	if (r->rate[code_index(r->reference)] == 0) {
 		r->rate[code_index(r->reference)] = 1.0;
 		r->count++;
 	}
-	lm_textfile_close(tf);
 	*out = r;
 	return LM_OK;
-fail:
-	lm_textfile_close(tf);
-	free(r);
-	return rv;
 }
 
 void

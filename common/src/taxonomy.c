@@ -246,8 +246,9 @@ add_key(lm_textfile *tf, struct lm_taxonomy *t, uint32_t idx, const char *what,
 
 /* Parses one skill line, split in place. */
 static int
-parse_skill(lm_textfile *tf, struct lm_taxonomy *t, char *line)
+parse_skill(void *arg, lm_textfile *tf, char *line)
 {
+	struct lm_taxonomy *t = arg;
 	char *col[4];
 	size_t ncol = 0;
 	char *p = line;
@@ -351,41 +352,26 @@ lm_taxonomy_load(const char *path, lm_taxonomy **out, char *err, size_t errlen)
 	    .line_max = LM_TAXONOMY_LINE_MAX,
 	    .format = FORMAT_VERSION,
 	    .version_max = LM_TAXONOMY_VERSION_MAX};
-	struct lm_taxonomy *t = NULL;
-	lm_textfile *tf = NULL;
-	char *line;
+	struct lm_taxonomy *t;
 	int rv;
 
 	if (out == NULL)
 		return lm_textfile_errf(
 		    err, errlen, path, 0, LM_EINVAL, "no output pointer");
 	*out = NULL;
-	if ((rv = lm_textfile_open(path, &opts, err, errlen, &tf)) != LM_OK)
-		return rv;
-	if ((t = calloc(1, sizeof(*t))) == NULL) {
-		rv = lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
-		goto fail;
-	}
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return lm_textfile_errf(err, errlen, path, 0, LM_ENOMEM, "out of memory");
 	/* Skills point into the text: the taxonomy keeps it. */
-	t->text = lm_textfile_take(tf);
-	while ((rv = lm_textfile_next(tf, &line)) == LM_OK) {
-		if ((rv = parse_skill(tf, t, line)) != LM_OK)
-			goto fail;
+	rv = lm_textfile_read(path, &opts, err, errlen, parse_skill, t, t->version,
+	    sizeof(t->version), &t->text);
+	if (rv == LM_OK && t->nskills == 0)
+		rv = lm_textfile_errf(err, errlen, path, 0, LM_EPARSE, "no skills");
+	if (rv != LM_OK) {
+		lm_taxonomy_free(t);
+		return rv;
 	}
-	if (rv != LM_ENOENT)
-		goto fail;
-	snprintf(t->version, sizeof(t->version), "%s", lm_textfile_version(tf));
-	if (t->nskills == 0) {
-		rv = lm_textfile_fail(tf, LM_EPARSE, "no skills");
-		goto fail;
-	}
-	lm_textfile_close(tf);
 	*out = t;
 	return LM_OK;
-fail:
-	lm_textfile_close(tf);
-	lm_taxonomy_free(t);
-	return rv;
 }
 
 void

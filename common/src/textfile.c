@@ -286,3 +286,32 @@ lm_textfile_close(lm_textfile *tf)
 	free(tf->text);
 	free(tf);
 }
+
+int
+lm_textfile_read(const char *path, const lm_textfile_opts *opts, char *err, size_t errlen,
+    lm_textfile_line_fn fn, void *arg, char *version, size_t versionlen, char **text)
+{
+	lm_textfile *tf;
+	char *line;
+	int rv;
+
+	if (text != NULL)
+		*text = NULL;
+	if (fn == NULL || version == NULL || opts == NULL ||
+	    versionlen <= opts->version_max)
+		return lm_textfile_errf(err, errlen, path, 0, LM_EINVAL, "bad arguments");
+	if ((rv = lm_textfile_open(path, opts, err, errlen, &tf)) != LM_OK)
+		return rv;
+	while ((rv = lm_textfile_next(tf, &line)) == LM_OK) {
+		if ((rv = fn(arg, tf, line)) != LM_OK)
+			break;
+	}
+	if (rv == LM_ENOENT) {
+		rv = LM_OK;
+		snprintf(version, versionlen, "%s", tf->version);
+		if (text != NULL)
+			*text = lm_textfile_take(tf);
+	}
+	lm_textfile_close(tf);
+	return rv;
+}

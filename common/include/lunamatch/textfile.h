@@ -90,6 +90,23 @@ char *lm_textfile_take(lm_textfile *tf);
 /* Frees the reader and, unless taken, the buffer; NULL is a no-op. */
 void lm_textfile_close(lm_textfile *tf);
 
+/* A loader's handler of one data line (see lm_textfile_next for line).
+ * Returns LM_OK to go on, or an error written with lm_textfile_fail. */
+typedef int (*lm_textfile_line_fn)(void *arg, lm_textfile *tf, char *line);
+
+/*
+ * The whole read of a loader: opens path (as lm_textfile_open), calls
+ * fn(arg, tf, line) for every data line in order and stops at its first
+ * error, checks the headers at the end (as lm_textfile_next) and copies the
+ * version into version[0..versionlen). On LM_OK with text not NULL, *text
+ * is the file's buffer, which the lines given to fn point into (the caller
+ * frees it with free()); otherwise the buffer is freed. Returns LM_OK or the
+ * first error, written to err; LM_EINVAL when the version does not fit.
+ */
+int lm_textfile_read(const char *path, const lm_textfile_opts *opts, char *err,
+    size_t errlen, lm_textfile_line_fn fn, void *arg, char *version, size_t versionlen,
+    char **text);
+
 #ifdef __cplusplus
 }
 #endif

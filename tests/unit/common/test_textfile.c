@@ -256,6 +256,91 @@ test_take(void **state)
 	free(dir);
 }
 
+struct collect {
+	int calls;
+	int fail_at;      /* call number that fails with LM_ESCHEMA; 0 = none */
+	char *lines[4];   /* the lines as given, for the buffer check */
+	unsigned nums[4]; /* their line numbers */
+};
+
+static int
+collect_line(void *arg, lm_textfile *tf, char *line)
+{
+	struct collect *c = arg;
+	if (c->calls < 4) {
+		c->lines[c->calls] = line;
+		c->nums[c->calls] = lm_textfile_line(tf);
+	}
+	if (++c->calls == c->fail_at)
+		return lm_textfile_fail(tf, LM_ESCHEMA, "bad \"%s\"", line);
+	return LM_OK;
+}
+
+static void
+test_read(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("textfile");
+	char err[512], version[LM_TEXTFILE_VERSION_MAX + 1], *text;
+	struct collect c = {0};
+	const char *path = put(dir, "# version: v9\none\n\ntwo\n");
+
+	/* Every data line in order, the version, the buffer handed over. */
+	assert_int_equal(lm_textfile_read(path, &OPTS, err, sizeof(err), collect_line, &c,
+	                     version, sizeof(version), &text),
+	    LM_OK);
+	assert_string_equal(err, "");
+	assert_int_equal(c.calls, 2);
+	assert_int_equal(c.nums[0], 2);
+	assert_int_equal(c.nums[1], 4);
+	assert_string_equal(version, "v9");
+	assert_non_null(text);
+	assert_ptr_equal(c.lines[0], text + strlen("# version: v9\n"));
+	assert_string_equal(c.lines[1], "two");
+	free(text);
+
+	/* Without text the buffer is freed (ASan would see a leak). */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(lm_textfile_read(path, &OPTS, err, sizeof(err), collect_line, &c,
+	                     version, sizeof(version), NULL),
+	    LM_OK);
+
+	/* The first error of fn ends the read, with its line. */
+	memset(&c, 0, sizeof(c));
+	c.fail_at = 1;
+	text = (char *) &c;
+	assert_int_equal(lm_textfile_read(path, &OPTS, err, sizeof(err), collect_line, &c,
+	                     version, sizeof(version), &text),
+	    LM_ESCHEMA);
+	assert_null(text);
+	assert_int_equal(c.calls, 1);
+	assert_non_null(strstr(err, "t.txt:2: bad \"one\""));
+
+	/* Errors of the file itself, and bad arguments. */
+	path = put(dir, "one\n");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(lm_textfile_read(path, &OPTS, err, sizeof(err), collect_line, &c,
+	                     version, sizeof(version), NULL),
+	    LM_EPARSE);
+	assert_int_equal(c.calls, 1);
+	assert_non_null(strstr(err, "t.txt: missing \"# version"));
+	assert_int_equal(lm_textfile_read(NULL, &OPTS, err, sizeof(err), collect_line, &c,
+	                     version, sizeof(version), NULL),
+	    LM_EINVAL);
+	assert_string_equal(err, "(null): no path");
+	assert_int_equal(lm_textfile_read(path, &OPTS, err, sizeof(err), NULL, &c,
+	                     version, sizeof(version), NULL),
+	    LM_EINVAL);
+	assert_int_equal(lm_textfile_read(path, &OPTS, err, sizeof(err), collect_line, &c,
+	                     version, OPTS.version_max, NULL),
+	    LM_EINVAL);
+	assert_int_equal(lm_textfile_read(path, NULL, err, sizeof(err), collect_line, &c,
+	                     version, sizeof(version), NULL),
+	    LM_EINVAL);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -264,6 +349,7 @@ main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_errf),
 	    cmocka_unit_test(test_take),
+	    cmocka_unit_test(test_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
