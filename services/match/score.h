@@ -17,7 +17,9 @@
  * Records are expected as ingest leaves them: skills carry canonical skill
  * ids (a skill without one is ignored), requirement groups carry skill_ids,
  * salaries carry annual_min/annual_max in the reference currency, countries
- * are upper case (compared case-insensitively anyway).
+ * are upper case (compared case-insensitively anyway). Case-insensitive
+ * comparisons (countries, cities, categories, industries) fold the ASCII
+ * letters only, as strcasecmp does in the C locale the services run in.
  */
 #ifndef LUNAMATCH_MATCH_SCORE_H
 #define LUNAMATCH_MATCH_SCORE_H
