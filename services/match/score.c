@@ -319,6 +319,13 @@ struct lm_profile_prep {
 	/* text_hash(.., true) of career_goals' desired categories, then of its
 	 * desired industries (0 for a NULL entry); in this allocation. */
 	uint64_t *goal_h;
+	/* The distinct significant tokens of the desired titles (title_word_
+	 * significant), which NO_OVERLAP looks for in a posting's title: texts
+	 * borrowed from titles[], hashes text_hash(tok, false). One allocation
+	 * (sig_h, then sig_tok), owned by the prep; NULL when there are none. */
+	uint64_t *sig_h;
+	const char **sig_tok;
+	size_t n_sig;
 	lm_veto_key key; /* what the quick veto test reads, copied from rec */
 };
 
@@ -898,6 +905,66 @@ lm_posting_prep_record(const lm_posting_prep *p)
 	return p->rec;
 }
 
+/*
+ * Title words that say nothing about the kind of work: connecting words,
+ * and words of rank or level ("Senior", "Lead", "Manager", "II"). Sorted
+ * (strcmp) for bsearch; tokens are lower case. Digits-only tokens ("2")
+ * are levels too. Listed in docs/scoring.md (NO_OVERLAP).
+ */
+static const char *const title_fillers[] = {"a", "an", "and", "associate", "at", "chief",
+    "director", "entry", "for", "head", "i", "ii", "iii", "in", "intern", "iv", "jr",
+    "junior", "lead", "level", "manager", "mid", "of", "on", "or", "principal", "senior",
+    "sr", "staff", "the", "to", "trainee", "v", "vp", "with"};
+
+/* Whether a title token (lower case) names the kind of work: not a filler
+ * word and not only digits. */
+static bool
+title_word_significant(const char *tok)
+{
+	const char *t = tok;
+
+	while (*t >= '0' && *t <= '9')
+		t++;
+	if (*t == '\0')
+		return false;
+	return bsearch(&tok, title_fillers,
+	           sizeof(title_fillers) / sizeof(title_fillers[0]),
+	           sizeof(title_fillers[0]), cmp_str) == NULL;
+}
+
+/* Collects the distinct significant tokens of c->titles into c->sig_h and
+ * c->sig_tok. Returns LM_OK or LM_ENOMEM. */
+static int
+prep_sig_tokens(lm_profile_prep *c)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < c->n_titles; i++)
+		total += c->titles[i].n;
+	if (total == 0)
+		return LM_OK;
+	if ((c->sig_h = malloc(total * (sizeof(*c->sig_h) + sizeof(*c->sig_tok)))) ==
+	    NULL)
+		return LM_ENOMEM;
+	c->sig_tok = (const char **) (void *) (c->sig_h + total);
+	for (size_t i = 0; i < c->n_titles; i++) {
+		const struct tokset *ts = &c->titles[i];
+		for (size_t k = 0; k < ts->n; k++) {
+			bool seen = false;
+			if (!title_word_significant(ts->tok[k]))
+				continue;
+			for (size_t j = 0; j < c->n_sig && !seen; j++)
+				seen = c->sig_h[j] == ts->h[k] &&
+				       strcmp(c->sig_tok[j], ts->tok[k]) == 0;
+			if (seen)
+				continue;
+			c->sig_h[c->n_sig] = ts->h[k];
+			c->sig_tok[c->n_sig++] = ts->tok[k];
+		}
+	}
+	return LM_OK;
+}
+
 int
 lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 {
@@ -961,6 +1028,8 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 			if (c->titles[c->n_titles].n > 0)
 				c->n_titles++;
 		}
+		if (prep_sig_tokens(c) != LM_OK)
+			goto nomem;
 	}
 	c->has_country = locs_have_country(rec->locations, rec->n_locations);
 	c->locs_packed = pack_locs(rec->locations, rec->n_locations, c->locs, &c->n_locs);
@@ -994,7 +1063,8 @@ lm_profile_prep_free(lm_profile_prep *c)
 	for (size_t i = 0; i < c->titles_cap; i++)
 		tokset_clear(&c->titles[i]);
 	free(c->titles);
-	free(c); /* with skills */
+	free(c->sig_h); /* with sig_tok */
+	free(c);        /* with skills */
 }
 
 const CandidateProfile *
@@ -1445,6 +1515,76 @@ check_filters(
 	return true;
 }
 
+/* Whether text (folded hash h, 0: no text) equals one of the n goals
+ * case-insensitively; goal_h[i] is text_hash(goals[i], true). The category
+ * and industry parts of career_goals, and NO_OVERLAP, ask this. */
+static bool
+goal_hit(
+    const char *text, uint64_t h, char *const *goals, size_t n, const uint64_t *goal_h)
+{
+	if (h == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (goals[i] != NULL && text_caseeq(text, h, goals[i], goal_h[i]))
+			return true;
+	return false;
+}
+
+/* Whether the candidate has one of the posting's skills or one of the
+ * skill ids of its requirement groups. */
+static bool
+shares_skill(const lm_profile_prep *cp, const lm_posting_prep *pp, const struct ovr *o,
+    const struct fast *fx)
+{
+	if (fx != NULL) {
+		for (size_t i = 0; i < pp->n_skills; i++)
+			if (fast_has(
+			        fx, fx->psym != NULL ? fx->psym[i] : pp->skills[i].sym))
+				return true;
+		for (size_t k = 0; k < pp->n_gids; k++)
+			if (fast_has(fx, fx->gsym[k]))
+				return true;
+		return false;
+	}
+	for (size_t i = 0; i < pp->n_skills; i++)
+		if (cand_has(cp, o, pp->skills[i].id, NULL))
+			return true;
+	for (size_t k = 0; k < pp->n_gids; k++)
+		if (cand_has(cp, o, pp->gids[k], NULL))
+			return true;
+	return false;
+}
+
+/* Whether the candidate's career goals point at the role: a desired
+ * category is the posting's category, or a significant word of a desired
+ * title is in the posting's title. Industries do not count: an industry is
+ * the employer's sector, not the work. */
+static bool
+goals_point(const lm_profile_prep *cp, const lm_posting_prep *pp)
+{
+	const Lunamatch__V1__CareerGoals *g = cp->rec->career_goals;
+
+	if (g == NULL)
+		return false;
+	if (goal_hit(pp->category, pp->cat_h, g->desired_categories,
+	        g->n_desired_categories, cp->goal_h))
+		return true;
+	for (size_t k = 0; k < cp->n_sig; k++)
+		if (tokset_has(&pp->title, pp->title_h, cp->sig_tok[k], cp->sig_h[k]))
+			return true;
+	return false;
+}
+
+/* The NO_OVERLAP veto: the posting lists skills (its own or its groups'),
+ * the candidate has none of them, and the goals do not point at the role. */
+static bool
+no_overlap(const lm_profile_prep *cp, const lm_posting_prep *pp, const struct ovr *o,
+    const struct fast *fx)
+{
+	return (pp->n_skills > 0 || pp->n_gids > 0) && !shares_skill(cp, pp, o, fx) &&
+	       !goals_point(cp, pp);
+}
+
 /* The hard filters. Returns false at the first veto in fast mode (vs NULL);
  * in collect mode records every veto and returns whether none applied. */
 static bool
@@ -1533,6 +1673,11 @@ check_vetoes(const lm_score_env *env, const lm_profile_prep *cp,
 		        "candidate does not relocate"))
 			return false;
 	}
+	if (no_overlap(cp, pp, o, fx) &&
+	    !veto(vs, LM_VETO_NO_OVERLAP,
+	        "no skill in common with the posting, and the role is not among the "
+	        "career goals"))
+		return false;
 	if (!check_filters(env->filters, c, p, vs))
 		return false;
 	return vs == NULL || vs->e->n_vetoes == before;
@@ -1777,11 +1922,8 @@ feat_career(const lm_profile_prep *cp, const lm_posting_prep *pp, struct eval *e
 			    100.0 * best);
 	}
 	if (g->n_desired_categories > 0 && p->cat_h != 0) {
-		bool hit = false;
-		for (size_t i = 0; i < g->n_desired_categories && !hit; i++)
-			hit = g->desired_categories[i] != NULL &&
-			      text_caseeq(p->category, p->cat_h, g->desired_categories[i],
-			          cp->goal_h[i]);
+		bool hit = goal_hit(p->category, p->cat_h, g->desired_categories,
+		    g->n_desired_categories, cp->goal_h);
 		sum += hit;
 		parts++;
 		if (ev->detail)
@@ -1789,11 +1931,8 @@ feat_career(const lm_profile_prep *cp, const lm_posting_prep *pp, struct eval *e
 			    hit ? "desired" : "not desired");
 	}
 	if (g->n_desired_industries > 0 && p->ind_h != 0) {
-		bool hit = false;
-		for (size_t i = 0; i < g->n_desired_industries && !hit; i++)
-			hit = g->desired_industries[i] != NULL &&
-			      text_caseeq(p->industry, p->ind_h, g->desired_industries[i],
-			          cp->goal_h[g->n_desired_categories + i]);
+		bool hit = goal_hit(p->industry, p->ind_h, g->desired_industries,
+		    g->n_desired_industries, cp->goal_h + g->n_desired_categories);
 		sum += hit;
 		parts++;
 		if (ev->detail)
@@ -2008,7 +2147,7 @@ key_veto(int64_t now, const lm_veto_key *c, const lm_veto_key *p)
 	       !(c->flags & KEY_RELOCATE) && (p->country_mask & c->country_mask) == 0;
 }
 
-/* As key_veto, also trying the requirement groups (exactly). */
+/* As key_veto, also trying the requirement groups and NO_OVERLAP (exactly). */
 static bool
 quick_veto(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
     const struct fast *fx)
@@ -2025,7 +2164,7 @@ quick_veto(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_
 		                     cp->key.years < (double) pg->min_years))
 			return true;
 	}
-	return false;
+	return no_overlap(cp, pp, &no_ovr, fx);
 }
 
 void

@@ -54,6 +54,7 @@ extern "C" {
 #define LM_VETO_EMPLOYMENT_TYPE   "EMPLOYMENT_TYPE"
 #define LM_VETO_REMOTE_POLICY     "REMOTE_POLICY"
 #define LM_VETO_LOCATION          "LOCATION"
+#define LM_VETO_NO_OVERLAP        "NO_OVERLAP"
 #define LM_VETO_FILTER            "FILTER"
 
 /* ---- corpus statistics (for IDF) ---------------------------------------- */

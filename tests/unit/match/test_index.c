@@ -355,7 +355,7 @@ reference(const struct world *w, const lm_model *m, int64_t now, const lm_filter
 }
 
 /* What the property test covered, so that it cannot pass vacuously. */
-static size_t compared_matches, compared_ties;
+static size_t compared_matches, compared_ties, explained_no_overlap;
 
 /* Compares a response's matches with the first k of the reference. */
 static void
@@ -725,6 +725,9 @@ query_pair(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 	assert_int_equal(ex->eligible, want_ok);
 	assert_true(ex->match->score == want);
 	assert_int_equal(ex->match->explanation->n_vetoes == 0, want_ok);
+	for (size_t k = 0; k < ex->match->explanation->n_vetoes; k++)
+		explained_no_overlap += strcmp(ex->match->explanation->vetoes[k]->code,
+		                            LM_VETO_NO_OVERLAP) == 0;
 	free_msg(ex);
 }
 
@@ -760,6 +763,7 @@ test_exact_top_k(void **state)
 	}
 	assert_true(compared_matches > 5000);
 	assert_true(compared_ties > 100);
+	assert_true(explained_no_overlap > 10);
 }
 
 /* FNV-1a over bytes, continued from h. */
@@ -778,12 +782,15 @@ digest(uint64_t h, const void *data, size_t len)
  * The scores of random data sets must not change when scoring is only made
  * faster: a digest of every pair's score and eligibility (with and without
  * random request filters, random models) over 40 data sets, computed by the
- * scorer as it stood before the index's fast scan existed (x86-64, glibc),
- * compared exactly. The exact-top-k property ties the index to this scorer.
- * Run with LUNAMATCH_PRINT_PINS=1 to print the digest after a deliberate
- * change to the formulas or to the generator.
+ * plain scorer (lm_score_pair; x86-64, glibc), compared exactly. The
+ * exact-top-k property ties the index to this scorer. Run with
+ * LUNAMATCH_PRINT_PINS=1 to print the digest after a deliberate change to
+ * the formulas or to the generator.
+ *
+ * History: recomputed when the NO_OVERLAP veto came in (it only turns
+ * eligible pairs into vetoed ones, score 0; every other score is the same).
  */
-#define PINNED_RANDOM_DIGEST 0x668ce5868dce6af6ULL
+#define PINNED_RANDOM_DIGEST 0xee16569f235c444fULL
 
 static void
 test_random_scores_pinned(void **state)
@@ -884,6 +891,27 @@ simple_profile(const char *id, const char *skill)
 	return c;
 }
 
+/* Gives c career goals: a desired title and a desired category (either may
+ * be NULL). */
+static void
+profile_goals(Profile *c, const char *title, const char *category)
+{
+	Lunamatch__V1__CareerGoals *g = xcalloc(1, sizeof(*g));
+
+	lunamatch__v1__career_goals__init(g);
+	if (title != NULL) {
+		g->n_desired_titles = 1;
+		g->desired_titles = xcalloc(1, sizeof(char *));
+		g->desired_titles[0] = xstrdup(title);
+	}
+	if (category != NULL) {
+		g->n_desired_categories = 1;
+		g->desired_categories = xcalloc(1, sizeof(char *));
+		g->desired_categories[0] = xstrdup(category);
+	}
+	c->career_goals = g;
+}
+
 /* Ids of a match_jobs answer, comma-separated, into buf. */
 static const char *
 jobs_for(lm_index *idx, const char *cand, char *buf, size_t len)
@@ -917,7 +945,12 @@ test_updates(void **state)
 	(void) state;
 	lm_model_defaults(&m);
 	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
-	assert_int_equal(lm_index_put_profile(idx, simple_profile("c1", "go")), LM_OK);
+	/* c1 wants to be an engineer, as every posting here is titled: the
+	 * postings without its skill stay eligible (no NO_OVERLAP veto). */
+	pr = simple_profile("c1", "go");
+	profile_goals(pr, "Engineer", NULL);
+	assert_int_equal(lm_index_put_profile(idx, pr), LM_OK);
+	pr = NULL;
 	assert_int_equal(lm_index_put_posting(idx, simple_posting("j2", 1, "go")), LM_OK);
 	assert_int_equal(lm_index_put_posting(idx, simple_posting("j1", 1, "go")), LM_OK);
 	assert_int_equal(
@@ -1009,6 +1042,210 @@ test_updates(void **state)
 	assert_string_equal(lm_index_model_version(idx), "builtin");
 	lm_index_free(idx);
 	lm_index_free(NULL);
+}
+
+/* Ids of a match_candidates answer, comma-separated, into buf; *vetoed
+ * receives the response's vetoed count. */
+static const char *
+candidates_for(lm_index *idx, const char *job, const JobPosting *inl, char *buf,
+    size_t len, uint64_t *vetoed)
+{
+	Lunamatch__V1__MatchCandidatesRequest req =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesResponse *resp = NULL;
+	size_t w = 0;
+
+	if (inl != NULL) {
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING;
+		req.posting = (JobPosting *) inl;
+	} else {
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+		req.job_id = (char *) job;
+	}
+	req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY;
+	assert_int_equal(
+	    lm_index_match_candidates(idx, &req, NOW, &resp, NULL, 0), LM_OK);
+	buf[0] = '\0';
+	for (size_t i = 0; i < resp->n_matches && w < len; i++) {
+		assert_int_equal(resp->matches[i]->explanation->n_vetoes, 0);
+		w += (size_t) snprintf(buf + w, len - w, "%s%s", i ? "," : "",
+		    resp->matches[i]->candidate_id);
+	}
+	*vetoed = resp->vetoed;
+	free_msg(resp);
+	return buf;
+}
+
+/* Ids of a match_jobs answer for an inline profile, and its vetoed count. */
+static const char *
+jobs_for_inline(
+    lm_index *idx, const Profile *inl, char *buf, size_t len, uint64_t *vetoed)
+{
+	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *resp = NULL;
+	size_t w = 0;
+
+	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE;
+	req.profile = (Profile *) inl;
+	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, NULL, 0), LM_OK);
+	buf[0] = '\0';
+	for (size_t i = 0; i < resp->n_matches && w < len; i++)
+		w += (size_t) snprintf(
+		    buf + w, len - w, "%s%s", i ? "," : "", resp->matches[i]->job_id);
+	*vetoed = resp->vetoed;
+	free_msg(resp);
+	return buf;
+}
+
+/* Ids of a top list, comma-separated, into buf; clears the list. */
+static const char *
+top_ids(lm_top_list *l, char *buf, size_t len)
+{
+	size_t w = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < l->n && w < len; i++)
+		w += (size_t) snprintf(
+		    buf + w, len - w, "%s%s", i ? "," : "", l->items[i].id);
+	lm_top_list_clear(l);
+	return buf;
+}
+
+/*
+ * NO_OVERLAP through the index, in both directions: a posting that lists
+ * skills is never matched with a candidate who has none of them, unless the
+ * candidate's goals point at the role; ExplainMatch shows the veto;
+ * new-match events (lm_index_top_for_*) never carry the pair.
+ */
+static void
+test_no_overlap(void **state)
+{
+	lm_model m;
+	lm_index *idx = NULL;
+	char buf[256];
+	uint64_t vetoed = 0;
+	Lunamatch__V1__ExplainMatchResponse *ex = NULL;
+	lm_top_list l;
+	JobPosting *p, *inl_post;
+	Profile *c, *inl_prof;
+	double s = -1;
+	bool ok = true;
+
+	(void) state;
+	lm_model_defaults(&m);
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	/* c-go shares go with j-go; c-goal has no skill of j-backend but wants
+	 * a backend role; c-none shares nothing, and its desired industry does
+	 * not point at a role. */
+	assert_int_equal(lm_index_put_profile(idx, simple_profile("c-go", "go")), LM_OK);
+	c = simple_profile("c-goal", "rust");
+	profile_goals(c, "Senior Backend Developer", NULL);
+	assert_int_equal(lm_index_put_profile(idx, c), LM_OK);
+	c = simple_profile("c-none", "cobol");
+	c->career_goals = xcalloc(1, sizeof(*c->career_goals));
+	lunamatch__v1__career_goals__init(c->career_goals);
+	c->career_goals->n_desired_industries = 1;
+	c->career_goals->desired_industries = xcalloc(1, sizeof(char *));
+	c->career_goals->desired_industries[0] = xstrdup("Fintech");
+	assert_int_equal(lm_index_put_profile(idx, c), LM_OK);
+	assert_int_equal(
+	    lm_index_put_posting(idx, simple_posting("j-go", 1, "go")), LM_OK);
+	p = simple_posting("j-backend", 1, "java");
+	free(p->title);
+	p->title = xstrdup("Backend Engineer");
+	p->industry = xstrdup("Fintech");
+	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	p = simple_posting("j-noskills", 1, "go");
+	protobuf_c_message_free_unpacked(&p->skills[0]->base, NULL);
+	free(p->skills);
+	p->skills = NULL;
+	p->n_skills = 0;
+	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+
+	/* MatchJobs. */
+	assert_string_equal(jobs_for(idx, "c-go", buf, sizeof(buf)), "j-go,j-noskills");
+	/* (j-noskills first: a posting without skills has no skills feature,
+	 * j-backend's is 0) */
+	assert_string_equal(
+	    jobs_for(idx, "c-goal", buf, sizeof(buf)), "j-noskills,j-backend");
+	assert_string_equal(jobs_for(idx, "c-none", buf, sizeof(buf)), "j-noskills");
+	inl_prof = simple_profile("inline", "java"); /* an inline subject */
+	assert_string_equal(jobs_for_inline(idx, inl_prof, buf, sizeof(buf), &vetoed),
+	    "j-backend,j-noskills");
+	assert_int_equal(vetoed, 1);
+	free(inl_prof->skills[0]->skill_id);
+	inl_prof->skills[0]->skill_id = xstrdup("x:unknown-to-the-index");
+	assert_string_equal(
+	    jobs_for_inline(idx, inl_prof, buf, sizeof(buf), &vetoed), "j-noskills");
+	assert_int_equal(vetoed, 2);
+	free_msg(inl_prof);
+
+	/* MatchCandidates. */
+	assert_string_equal(
+	    candidates_for(idx, "j-go", NULL, buf, sizeof(buf), &vetoed), "c-go");
+	assert_int_equal(vetoed, 2);
+	assert_string_equal(
+	    candidates_for(idx, "j-backend", NULL, buf, sizeof(buf), &vetoed), "c-goal");
+	assert_int_equal(vetoed, 2);
+	/* (c-goal last: its desired title is not this one, career_goals 0) */
+	assert_string_equal(
+	    candidates_for(idx, "j-noskills", NULL, buf, sizeof(buf), &vetoed),
+	    "c-go,c-none,c-goal");
+	assert_int_equal(vetoed, 0);
+	inl_post = simple_posting("inline", 1, "cobol");
+	assert_string_equal(
+	    candidates_for(idx, NULL, inl_post, buf, sizeof(buf), &vetoed), "c-none");
+	assert_int_equal(vetoed, 2);
+	free(inl_post->title);
+	inl_post->title = xstrdup("Backend Developer (COBOL)");
+	assert_string_equal(
+	    candidates_for(idx, NULL, inl_post, buf, sizeof(buf), &vetoed),
+	    "c-none,c-goal"); /* c-none has the skill */
+	free_msg(inl_post);
+
+	/* ExplainMatch and the pair score. */
+	assert_int_equal(lm_index_explain(idx, "c-none", "j-backend", NOW, &ex), LM_OK);
+	assert_false(ex->eligible);
+	assert_float_equal(ex->match->score, 0, 0);
+	assert_int_equal(ex->match->explanation->n_vetoes, 1);
+	assert_string_equal(ex->match->explanation->vetoes[0]->code, LM_VETO_NO_OVERLAP);
+	assert_string_equal(ex->match->explanation->vetoes[0]->reason,
+	    "no skill in common with the posting, and the role is not among the "
+	    "career goals");
+	assert_non_null(
+	    strstr(ex->match->explanation->summary, "not eligible: no skill"));
+	assert_int_equal(ex->match->explanation->n_improvements, 1);
+	assert_string_equal(
+	    ex->match->explanation->improvements[0]->action, "add skill: java");
+	free_msg(ex);
+	assert_int_equal(lm_index_explain(idx, "c-goal", "j-backend", NOW, &ex), LM_OK);
+	assert_true(ex->eligible);
+	free_msg(ex);
+	assert_int_equal(
+	    lm_index_pair_score(idx, "c-none", "j-backend", NOW, &s, &ok), LM_OK);
+	assert_false(ok);
+	assert_float_equal(s, 0, 0);
+
+	/* Events: what lm_index_top_for_* gives never holds a vetoed pair,
+	 * whatever the threshold. */
+	assert_int_equal(lm_index_top_for_profile(idx, "c-none", 10, 0, NOW, &l), LM_OK);
+	assert_string_equal(top_ids(&l, buf, sizeof(buf)), "j-noskills");
+	assert_int_equal(lm_index_top_for_profile(idx, "c-go", 10, 0, NOW, &l), LM_OK);
+	assert_string_equal(top_ids(&l, buf, sizeof(buf)), "j-go,j-noskills");
+	assert_int_equal(
+	    lm_index_top_for_posting(idx, "j-backend", 10, 0, NOW, &l), LM_OK);
+	assert_string_equal(top_ids(&l, buf, sizeof(buf)), "c-goal");
+	assert_int_equal(lm_index_top_for_posting(idx, "j-go", 10, -1, NOW, &l), LM_OK);
+	assert_string_equal(top_ids(&l, buf, sizeof(buf)), "c-go");
+
+	/* A new version that shares a skill lifts the veto at once. */
+	p = simple_posting("j-backend", 2, "cobol");
+	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	assert_string_equal(
+	    jobs_for(idx, "c-none", buf, sizeof(buf)), "j-backend,j-noskills");
+	lm_index_free(idx);
 }
 
 static void
@@ -1273,6 +1510,7 @@ main(void)
 	    cmocka_unit_test(test_exact_top_k),
 	    cmocka_unit_test(test_random_scores_pinned),
 	    cmocka_unit_test(test_updates),
+	    cmocka_unit_test(test_no_overlap),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_concurrent),
 	};

@@ -821,8 +821,9 @@ test_vetoes(void **state)
 
 	/* Requirement groups: any-of skills, and years of experience. */
 	post_group(p, "Python, Scala or Java", 0, "python", "scala", "java");
-	expect_vetoes(NULL, c, p, "requires one of: Python, Scala or Java", 1,
-	    LM_VETO_REQUIREMENT_GROUP);
+	/* The candidate has no skill at all: no skill in common either. */
+	expect_vetoes(NULL, c, p, "requires one of: Python, Scala or Java", 2,
+	    LM_VETO_REQUIREMENT_GROUP, LM_VETO_NO_OVERLAP);
 	prof_skill(c, "scala", 2);
 	expect_vetoes(NULL, c, p, NULL, 0);
 	post_group(p, "", 5, "k8s", NULL, NULL);
@@ -1189,12 +1190,16 @@ test_determinism(void **state)
 
 /*
  * The scores of the real sample records must not change when the scorer is
- * only made faster. These values were computed by the scorer as it stood
- * before the index's fast scan existed, on x86-64 (SSE2 doubles, glibc's
- * log and pow), and are compared exactly: a digest of every score and every
- * explanation over all 54 x 51 pairs, and a few scores written out. A
- * deliberate change to the formulas or the samples changes them: run the
- * test with LUNAMATCH_PRINT_PINS=1 to print the new values.
+ * only made faster. These values were computed by the plain scorer
+ * (lm_score_pair, no scan) on x86-64 (SSE2 doubles, glibc's log and pow),
+ * and are compared exactly: a digest of every score and every explanation
+ * over all 54 x 51 pairs, and a few scores written out. A deliberate change
+ * to the formulas or the samples changes them: run the test with
+ * LUNAMATCH_PRINT_PINS=1 to print the new values.
+ *
+ * History: recomputed when the NO_OVERLAP veto came in. It only removes
+ * pairs (eligible 598 -> 215); the score of every pair that stayed eligible
+ * is the same, bit for bit, as are the scores written out below.
  */
 #define SAMPLE_NOW   (1795000000LL + 3 * DAY) /* data/samples/README.md's time */
 #define SAMPLE_LINES 1000                     /* records read from one sample file */
@@ -1396,11 +1401,14 @@ static const struct pinned_score {
     /* the seed posting: a strong fit, and the look-alike it vetoes */
     {"cand-ml-lead-chicago", "job-dfs-sr-mgr-ml", 0x1.9efd7b77cc413p-1},
     {"cand-ml-junior-chicago", "job-dfs-sr-mgr-ml", 0},
+    /* no skill in common, and not a role the goals point at (NO_OVERLAP) */
+    {"cand-rn-icu-houston", "job-sr-ml-eng-remote-us", 0},
+    {"cand-electrician-phoenix", "job-account-exec-denver", 0},
 };
 
-#define PINNED_SCORE_DIGEST   0xa407ad96000aa6d3ULL
-#define PINNED_EXPLAIN_DIGEST 0x20c25a5e4f1f430dULL
-#define PINNED_ELIGIBLE       598
+#define PINNED_SCORE_DIGEST   0xd7ea78904ca89c4cULL
+#define PINNED_EXPLAIN_DIGEST 0x6046843045d2af56ULL
+#define PINNED_ELIGIBLE       215
 
 static size_t
 sample_posting(const struct samples *s, const char *id)
@@ -1750,6 +1758,227 @@ test_scan_edges(void **state)
 	lm_skill_stats_free(st);
 }
 
+/* ---- NO_OVERLAP ------------------------------------------------------------- */
+
+#define NO_OVERLAP_REASON                                                                \
+	"no skill in common with the posting, and the role is not among the career "     \
+	"goals"
+
+/* The pair's scores through scans in both directions (preps bound to fresh
+ * statistics that count the posting) equal the plain scorer's, and its
+ * eligibility is want_ok. */
+static void
+scans_say(const Profile *c, const JobPosting *p, bool want_ok)
+{
+	lm_skill_stats *st = NULL;
+	lm_posting_prep *pp = prep_post(p);
+	lm_profile_prep *cp = NULL;
+	lm_model m;
+	lm_score_env env;
+	size_t eligible = 9;
+
+	lm_model_defaults(&m);
+	assert_int_equal(lm_skill_stats_new(&st), LM_OK);
+	assert_int_equal(lm_profile_prep_new(c, &cp), LM_OK);
+	assert_int_equal(lm_posting_prep_bind(pp, st), LM_OK);
+	assert_int_equal(lm_skill_stats_add(st, pp), LM_OK);
+	assert_int_equal(lm_profile_prep_bind(cp, st), LM_OK);
+	env = env_of(&m, st);
+	assert_int_equal(scans_agree(&env, &cp, 1, &pp, 1, &eligible), 2);
+	assert_int_equal(eligible, want_ok);
+	lm_profile_prep_free(cp);
+	lm_posting_prep_free(pp);
+	lm_skill_stats_free(st);
+}
+
+/* Vetoed with NO_OVERLAP alone (plain scorer, explanation, both scans). */
+static void
+expect_no_overlap(const Profile *c, const JobPosting *p)
+{
+	expect_vetoes(NULL, c, p, NO_OVERLAP_REASON, 1, LM_VETO_NO_OVERLAP);
+	scans_say(c, p, false);
+}
+
+static void
+expect_eligible(const Profile *c, const JobPosting *p)
+{
+	expect_vetoes(NULL, c, p, NULL, 0);
+	scans_say(c, p, true);
+}
+
+/*
+ * NO_OVERLAP: a posting that lists skills is vetoed for a candidate who has
+ * none of them, unless the candidate's goals point at the role (a desired
+ * category, or a significant word of a desired title in the posting's
+ * title). Industries and filler words (rank, level, connecting words) do
+ * not point at a role.
+ */
+static void
+test_no_overlap(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	Lunamatch__V1__CareerGoals *g;
+	lm_model m;
+	lm_score_env env;
+	Match *mt;
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	p->posted_at = NOW - DAY;
+	p->min_years_experience = 2;
+	c->years_experience = 4;
+	set_str(&p->title, "Senior Backend Engineer II");
+	set_str(&p->category, "Software");
+	set_str(&p->industry, "Fintech");
+	prof_skill(c, "rust", 3);
+
+	/* A posting without skills: nothing to share, no veto. */
+	expect_eligible(c, p);
+
+	post_skill(p, "go", 2);
+	post_skill(p, "sql", 1);
+	expect_no_overlap(c, p);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_string_equal(mt->explanation->summary, "not eligible: " NO_OVERLAP_REASON);
+	assert_float_equal(feature(mt, "skills")->value, 0, 0);
+	assert_int_equal(mt->explanation->n_missing_skills, 2);
+	assert_int_equal(mt->explanation->n_failed_requirement_groups, 0);
+	/* Either missing skill lifts the veto; each gains the score the pair
+	 * would then have. */
+	assert_int_equal(mt->explanation->n_improvements, 2);
+	assert_string_equal(mt->explanation->improvements[0]->action, "add skill: GO");
+	assert_string_equal(mt->explanation->improvements[1]->action, "add skill: SQL");
+	{
+		Profile *c2 = prof_new("c");
+		double s;
+		bool ok;
+		prof_skill(c2, "rust", 3);
+		prof_skill(c2, "go", 0);
+		c2->years_experience = 4;
+		assert_int_equal(lm_score_records(&env, c2, p, &s, &ok), LM_OK);
+		assert_true(ok);
+		assert_float_equal(mt->explanation->improvements[0]->score_gain, s, EPS);
+		prof_free(c2);
+	}
+	match_free(mt);
+
+	/* One shared skill is enough. */
+	prof_skill(c, "sql", 1);
+	expect_eligible(c, p);
+	c->skills[1]->skill_id[0] = 'S'; /* "Sql": another id */
+	expect_no_overlap(c, p);
+
+	/* A skill of a requirement group counts as a skill of the posting. */
+	post_group(p, "JVM", 0, "kotlin", "java", NULL);
+	expect_vetoes(NULL, c, p, "requires one of: JVM", 2, LM_VETO_REQUIREMENT_GROUP,
+	    LM_VETO_NO_OVERLAP);
+	prof_skill(c, "java", 1);
+	expect_eligible(c, p);
+	c->skills[2]->skill_id[0] = 'J';
+
+	/* Goals that point at the role lift the veto. Category, in any case: */
+	g = goals(c);
+	add_str(&g->desired_categories, &g->n_desired_categories, "Data");
+	expect_vetoes(NULL, c, p, "requires one of: JVM", 2, LM_VETO_REQUIREMENT_GROUP,
+	    LM_VETO_NO_OVERLAP);
+	add_str(&g->desired_categories, &g->n_desired_categories, "SOFTWARE");
+	expect_vetoes(NULL, c, p, "requires one of: JVM", 1, LM_VETO_REQUIREMENT_GROUP);
+	/* (the group stays unmet; without it the pair is eligible) */
+	free(g->desired_categories[1]);
+	g->desired_categories[1] = xstrdup("Ops");
+	protobuf_c_message_free_unpacked(&p->requirement_groups[0]->base, NULL);
+	free(p->requirement_groups);
+	p->requirement_groups = NULL;
+	p->n_requirement_groups = 0;
+	expect_no_overlap(c, p);
+
+	/* An industry does not point at a role, even when it is desired. */
+	add_str(&g->desired_industries, &g->n_desired_industries, "fintech");
+	expect_no_overlap(c, p);
+
+	/* Titles: a significant word in common points at the role; filler
+	 * words (rank, level, connecting words, digits) do not, although
+	 * the career_goals feature counts them. */
+	add_str(&g->desired_titles, &g->n_desired_titles, "Senior Sales Manager II 2");
+	expect_no_overlap(c, p);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY);
+	assert_true(feature(mt, "career_goals")->value > 0); /* "senior", "ii" */
+	match_free(mt);
+	add_str(&g->desired_titles, &g->n_desired_titles, "Head of Backend");
+	expect_eligible(c, p);
+	free(g->desired_titles[1]);
+	g->desired_titles[1] = xstrdup("Junior engineer");
+	expect_eligible(c, p); /* "engineer" names the work */
+	free(g->desired_titles[1]);
+	g->desired_titles[1] = xstrdup("A lead with the staff");
+	expect_no_overlap(c, p);
+	set_str(&p->title, "A Lead, with the Staff");
+	expect_no_overlap(c, p); /* only fillers in common */
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY);
+	/* titles 1 (fillers), categories 0, industry 1 */
+	assert_float_equal(feature(mt, "career_goals")->value, 2.0 / 3.0, EPS);
+	match_free(mt);
+	set_str(&p->title, "Staff Rust-Engineer");
+	free(g->desired_titles[1]);
+	g->desired_titles[1] = xstrdup("engineer (RUST)");
+	expect_eligible(c, p);
+
+	/* No goals at all, no skills on the candidate: vetoed. */
+	protobuf_c_message_free_unpacked(&c->career_goals->base, NULL);
+	c->career_goals = NULL;
+	expect_no_overlap(c, p);
+	{
+		Profile *bare = prof_new("bare");
+		expect_no_overlap(bare, p);
+		prof_free(bare);
+	}
+	post_free(p);
+	prof_free(c);
+}
+
+/* The demo's case on the real samples: the ICU nurse and the electrician are
+ * offered their own trade only; the nurse's goals share an industry with a
+ * machine-learning posting, which does not make it a fit. */
+static void
+test_no_overlap_samples(void **state)
+{
+	struct samples s;
+	lm_score_env env;
+	const char *const who[][2] = {{"cand-rn-icu-houston", "job-rn-icu-houston"},
+	    {"cand-electrician-phoenix", "job-electrician-phoenix"}};
+	Match *mt = NULL;
+	size_t i;
+
+	(void) state;
+	samples_load(&s);
+	env.model = s.model;
+	env.stats = s.stats;
+	env.now = SAMPLE_NOW;
+	env.filters = NULL;
+	for (size_t k = 0; k < 2; k++) {
+		i = sample_profile(&s, who[k][0]);
+		for (size_t j = 0; j < s.np; j++) {
+			bool ok;
+			lm_score_pair(&env, s.cp[i], s.pp[j], &ok);
+			assert_int_equal(ok, strcmp(s.posts[j]->id, who[k][1]) == 0);
+		}
+	}
+	i = sample_profile(&s, "cand-rn-icu-houston");
+	assert_int_equal(lm_explain_pair(&env, s.cp[i],
+	                     s.pp[sample_posting(&s, "job-sr-ml-eng-remote-us")],
+	                     LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL, &mt),
+	    LM_OK);
+	assert_int_equal(mt->explanation->n_vetoes, 1);
+	assert_string_equal(mt->explanation->vetoes[0]->code, LM_VETO_NO_OVERLAP);
+	assert_string_equal(mt->explanation->vetoes[0]->reason, NO_OVERLAP_REASON);
+	assert_true(feature(mt, "career_goals")->value > 0); /* the industry */
+	assert_float_equal(mt->score, 0, 0);
+	match_free(mt);
+	samples_free(&s);
+}
+
 /* Symbols live while counted or bound, and are forgotten after. */
 static void
 test_skill_symbols(void **state)
@@ -1835,6 +2064,8 @@ main(void)
 	    cmocka_unit_test(test_scan_samples),
 	    cmocka_unit_test(test_scan_edges),
 	    cmocka_unit_test(test_skill_symbols),
+	    cmocka_unit_test(test_no_overlap),
+	    cmocka_unit_test(test_no_overlap_samples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
