@@ -698,17 +698,124 @@ build_matches(const lm_score_env *env, const lm_profile_prep *cp,
 	return LM_OK;
 }
 
+/*
+ * One match query, as MatchJobs and MatchCandidates share it. jobs: the
+ * subject is a profile and postings are ranked (jf, profile are read);
+ * otherwise the subject is a posting and profiles are ranked (cf, posting).
+ * The subject is the inline record when there is one, else the stored
+ * record `id`. The answer goes to fields of the caller's response.
+ */
+struct query {
+	bool jobs;
+	bool subject_ok; /* the request names a subject (checked by the caller) */
+	uint32_t top_k;
+	Lunamatch__V1__ExplainLevel explain;
+	const Lunamatch__V1__JobFilters *jf;       /* may be NULL */
+	const Lunamatch__V1__CandidateFilters *cf; /* may be NULL */
+	const CandidateProfile *profile;           /* inline subject, or NULL */
+	const JobPosting *posting;                 /* inline subject, or NULL */
+	const char *id;
+	uint64_t *considered, *vetoed;
+	Lunamatch__V1__Match ***matches;
+	size_t *n_matches;
+	char **model_version;
+	uint64_t *index_seq;
+};
+
+/* Points the answer fields of query q at those of resp, a MatchJobsResponse
+ * or a MatchCandidatesResponse (they name them alike). */
+#define QUERY_ANSWER_INTO(q, resp)                                                       \
+	do {                                                                             \
+		(q)->considered = &(resp)->considered;                                   \
+		(q)->vetoed = &(resp)->vetoed;                                           \
+		(q)->matches = &(resp)->matches;                                         \
+		(q)->n_matches = &(resp)->n_matches;                                     \
+		(q)->model_version = &(resp)->model_version;                             \
+		(q)->index_seq = &(resp)->index_seq;                                     \
+	} while (0)
+
+/* Runs q at now and fills its answer fields, which the caller frees with
+ * its response, also on failure. Returns LM_OK, LM_EINVAL (bad top_k, no
+ * subject, bad filters), LM_ENOENT (no such stored subject) or LM_ENOMEM;
+ * the reason of an error goes to err. */
+static int
+run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t errlen)
+{
+	lm_profile_prep *own_cp = NULL;
+	lm_posting_prep *own_pp = NULL;
+	const lm_profile_prep *cp;
+	const lm_posting_prep *pp;
+	lm_filters *filters = NULL;
+	struct heap h = {NULL, 0, 0};
+	uint32_t k = q->top_k;
+	lm_score_env env;
+	int rc;
+
+	if ((rc = check_top_k(&k, err, errlen)) != LM_OK)
+		return rc;
+	if (!q->subject_ok) {
+		seterr(err, errlen,
+		    q->jobs ? "no candidate_id or profile given"
+		            : "no job_id or posting given");
+		return LM_EINVAL;
+	}
+	rc = q->jobs ? lm_filters_for_jobs(q->jf, &filters, err, errlen)
+	             : lm_filters_for_candidates(q->cf, &filters, err, errlen);
+	if (rc != LM_OK)
+		return rc;
+	if ((q->jobs && q->profile != NULL &&
+	        (rc = lm_profile_prep_new(q->profile, &own_cp)) != LM_OK) ||
+	    (!q->jobs && q->posting != NULL &&
+	        (rc = lm_posting_prep_new(q->posting, &own_pp)) != LM_OK))
+		goto done;
+	if ((h.v = calloc(k, sizeof(*h.v))) == NULL) {
+		rc = LM_ENOMEM;
+		goto done;
+	}
+	h.cap = k;
+
+	maybe_advance(idx, now);
+	pthread_rwlock_rdlock(&idx->lock);
+	cp = own_cp;
+	pp = own_pp;
+	if (cp == NULL && pp == NULL) {
+		const struct ent *e =
+		    table_find(q->jobs ? &idx->profs : &idx->posts, q->id);
+		if (e == NULL) {
+			pthread_rwlock_unlock(&idx->lock);
+			seterr(
+			    err, errlen, q->jobs ? "no such candidate" : "no such job");
+			rc = LM_ENOENT;
+			goto done;
+		}
+		cp = q->jobs ? e->cp : NULL;
+		pp = q->jobs ? NULL : e->pp;
+	}
+	env.model = idx->model;
+	env.stats = idx->stats;
+	env.now = now;
+	env.filters = filters;
+	rc = scan(idx, &env, cp, pp, -INFINITY, &h, q->considered, q->vetoed);
+	if (rc == LM_OK)
+		rc =
+		    build_matches(&env, cp, pp, &h, q->explain, q->matches, q->n_matches);
+	pthread_rwlock_unlock(&idx->lock);
+	if (rc == LM_OK && (rc = set_str(q->model_version, idx->model->version)) == LM_OK)
+		*q->index_seq = lm_index_seq(idx);
+done:
+	free(h.v);
+	lm_profile_prep_free(own_cp);
+	lm_posting_prep_free(own_pp);
+	lm_filters_free(filters);
+	return rc;
+}
+
 int
 lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req,
     int64_t now, Lunamatch__V1__MatchJobsResponse **out, char *err, size_t errlen)
 {
-	Lunamatch__V1__MatchJobsResponse *resp = NULL;
-	lm_profile_prep *own = NULL;
-	const lm_profile_prep *cp;
-	lm_filters *filters = NULL;
-	struct heap h = {NULL, 0, 0};
-	uint32_t k;
-	lm_score_env env;
+	Lunamatch__V1__MatchJobsResponse *resp;
+	struct query q = {.jobs = true};
 	int rc;
 
 	if (out == NULL)
@@ -718,87 +825,32 @@ lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req,
 		seterr(err, errlen, "no request");
 		return LM_EINVAL;
 	}
-	k = req->top_k;
-	if ((rc = check_top_k(&k, err, errlen)) != LM_OK)
-		return rc;
-	if (req->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE &&
-	    req->profile == NULL)
-		goto nosubject;
-	if (req->subject_case != LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE &&
-	    (req->subject_case !=
-	            LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID ||
-	        req->candidate_id == NULL || req->candidate_id[0] == '\0'))
-		goto nosubject;
-	if ((rc = lm_filters_for_jobs(req->filters, &filters, err, errlen)) != LM_OK)
-		return rc;
-	if (req->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE &&
-	    (rc = lm_profile_prep_new(req->profile, &own)) != LM_OK) {
-		lm_filters_free(filters);
-		return rc;
-	}
-	if ((h.v = calloc(k, sizeof(*h.v))) == NULL) {
-		rc = LM_ENOMEM;
-		goto done;
-	}
-	h.cap = k;
-	if ((resp = malloc(sizeof(*resp))) == NULL) {
-		rc = LM_ENOMEM;
-		goto done;
-	}
+	if (req->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE)
+		q.profile = req->profile;
+	else if (req->subject_case ==
+	         LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID)
+		q.id = req->candidate_id;
+	q.subject_ok = q.profile != NULL || (q.id != NULL && q.id[0] != '\0');
+	q.top_k = req->top_k;
+	q.explain = req->explain;
+	q.jf = req->filters;
+	if ((resp = malloc(sizeof(*resp))) == NULL)
+		return LM_ENOMEM;
 	lunamatch__v1__match_jobs_response__init(resp);
-
-	maybe_advance(idx, now);
-	pthread_rwlock_rdlock(&idx->lock);
-	cp = own;
-	if (cp == NULL) {
-		const struct ent *e = table_find(&idx->profs, req->candidate_id);
-		if (e == NULL) {
-			pthread_rwlock_unlock(&idx->lock);
-			seterr(err, errlen, "no such candidate");
-			rc = LM_ENOENT;
-			goto done;
-		}
-		cp = e->cp;
-	}
-	env.model = idx->model;
-	env.stats = idx->stats;
-	env.now = now;
-	env.filters = filters;
-	rc = scan(idx, &env, cp, NULL, -INFINITY, &h, &resp->considered, &resp->vetoed);
-	if (rc == LM_OK)
-		rc = build_matches(
-		    &env, cp, NULL, &h, req->explain, &resp->matches, &resp->n_matches);
-	pthread_rwlock_unlock(&idx->lock);
-	if (rc != LM_OK)
-		goto done;
-	if ((rc = set_str(&resp->model_version, idx->model->version)) != LM_OK)
-		goto done;
-	resp->index_seq = lm_index_seq(idx);
-	*out = resp;
-	resp = NULL;
-done:
-	if (resp != NULL)
+	QUERY_ANSWER_INTO(&q, resp);
+	if ((rc = run_query(idx, &q, now, err, errlen)) != LM_OK)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
-	free(h.v);
-	lm_profile_prep_free(own);
-	lm_filters_free(filters);
+	else
+		*out = resp;
 	return rc;
-nosubject:
-	seterr(err, errlen, "no candidate_id or profile given");
-	return LM_EINVAL;
 }
 
 int
 lm_index_match_candidates(lm_index *idx, const Lunamatch__V1__MatchCandidatesRequest *req,
     int64_t now, Lunamatch__V1__MatchCandidatesResponse **out, char *err, size_t errlen)
 {
-	Lunamatch__V1__MatchCandidatesResponse *resp = NULL;
-	lm_posting_prep *own = NULL;
-	const lm_posting_prep *pp;
-	lm_filters *filters = NULL;
-	struct heap h = {NULL, 0, 0};
-	uint32_t k;
-	lm_score_env env;
+	Lunamatch__V1__MatchCandidatesResponse *resp;
+	struct query q = {.jobs = false};
 	int rc;
 
 	if (out == NULL)
@@ -808,78 +860,24 @@ lm_index_match_candidates(lm_index *idx, const Lunamatch__V1__MatchCandidatesReq
 		seterr(err, errlen, "no request");
 		return LM_EINVAL;
 	}
-	k = req->top_k;
-	if ((rc = check_top_k(&k, err, errlen)) != LM_OK)
-		return rc;
-	if (req->subject_case ==
-	        LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
-	    req->posting == NULL)
-		goto nosubject;
-	if (req->subject_case !=
-	        LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
-	    (req->subject_case !=
-	            LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID ||
-	        req->job_id == NULL || req->job_id[0] == '\0'))
-		goto nosubject;
-	if ((rc = lm_filters_for_candidates(req->filters, &filters, err, errlen)) !=
-	    LM_OK)
-		return rc;
-	if (req->subject_case ==
-	        LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING &&
-	    (rc = lm_posting_prep_new(req->posting, &own)) != LM_OK) {
-		lm_filters_free(filters);
-		return rc;
-	}
-	if ((h.v = calloc(k, sizeof(*h.v))) == NULL) {
-		rc = LM_ENOMEM;
-		goto done;
-	}
-	h.cap = k;
-	if ((resp = malloc(sizeof(*resp))) == NULL) {
-		rc = LM_ENOMEM;
-		goto done;
-	}
+	if (req->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING)
+		q.posting = req->posting;
+	else if (req->subject_case ==
+	         LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID)
+		q.id = req->job_id;
+	q.subject_ok = q.posting != NULL || (q.id != NULL && q.id[0] != '\0');
+	q.top_k = req->top_k;
+	q.explain = req->explain;
+	q.cf = req->filters;
+	if ((resp = malloc(sizeof(*resp))) == NULL)
+		return LM_ENOMEM;
 	lunamatch__v1__match_candidates_response__init(resp);
-
-	maybe_advance(idx, now);
-	pthread_rwlock_rdlock(&idx->lock);
-	pp = own;
-	if (pp == NULL) {
-		const struct ent *e = table_find(&idx->posts, req->job_id);
-		if (e == NULL) {
-			pthread_rwlock_unlock(&idx->lock);
-			seterr(err, errlen, "no such job");
-			rc = LM_ENOENT;
-			goto done;
-		}
-		pp = e->pp;
-	}
-	env.model = idx->model;
-	env.stats = idx->stats;
-	env.now = now;
-	env.filters = filters;
-	rc = scan(idx, &env, NULL, pp, -INFINITY, &h, &resp->considered, &resp->vetoed);
-	if (rc == LM_OK)
-		rc = build_matches(
-		    &env, NULL, pp, &h, req->explain, &resp->matches, &resp->n_matches);
-	pthread_rwlock_unlock(&idx->lock);
-	if (rc != LM_OK)
-		goto done;
-	if ((rc = set_str(&resp->model_version, idx->model->version)) != LM_OK)
-		goto done;
-	resp->index_seq = lm_index_seq(idx);
-	*out = resp;
-	resp = NULL;
-done:
-	if (resp != NULL)
+	QUERY_ANSWER_INTO(&q, resp);
+	if ((rc = run_query(idx, &q, now, err, errlen)) != LM_OK)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
-	free(h.v);
-	lm_posting_prep_free(own);
-	lm_filters_free(filters);
+	else
+		*out = resp;
 	return rc;
-nosubject:
-	seterr(err, errlen, "no job_id or posting given");
-	return LM_EINVAL;
 }
 
 int
