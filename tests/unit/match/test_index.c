@@ -912,23 +912,48 @@ profile_goals(Profile *c, const char *title, const char *category)
 	c->career_goals = g;
 }
 
-/* Ids of a match_jobs answer, comma-separated, into buf. */
+/* Appends id to the comma-separated list in buf (w bytes used so far). */
+static void
+join_id(char *buf, size_t len, size_t *w, const char *id)
+{
+	if (*w < len)
+		*w += (size_t) snprintf(buf + *w, len - *w, "%s%s", *w ? "," : "", id);
+}
+
+/* Ids of a match_jobs answer for the stored profile cand, or for the inline
+ * profile inl when it is not NULL, comma-separated, into buf; *vetoed (may
+ * be NULL) receives the response's vetoed count. */
 static const char *
-jobs_for(lm_index *idx, const char *cand, char *buf, size_t len)
+jobs_query(lm_index *idx, const char *cand, const Profile *inl, char *buf, size_t len,
+    uint64_t *vetoed)
 {
 	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 	Lunamatch__V1__MatchJobsResponse *resp = NULL;
 	size_t w = 0;
 
-	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
-	req.candidate_id = (char *) cand;
+	if (inl != NULL) {
+		req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE;
+		req.profile = (Profile *) inl;
+	} else {
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.candidate_id = (char *) cand;
+	}
 	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, NULL, 0), LM_OK);
 	buf[0] = '\0';
-	for (size_t i = 0; i < resp->n_matches && w < len; i++)
-		w += (size_t) snprintf(
-		    buf + w, len - w, "%s%s", i ? "," : "", resp->matches[i]->job_id);
+	for (size_t i = 0; i < resp->n_matches; i++)
+		join_id(buf, len, &w, resp->matches[i]->job_id);
+	if (vetoed != NULL)
+		*vetoed = resp->vetoed;
 	free_msg(resp);
 	return buf;
+}
+
+/* Ids of a match_jobs answer for a stored profile, comma-separated. */
+static const char *
+jobs_for(lm_index *idx, const char *cand, char *buf, size_t len)
+{
+	return jobs_query(idx, cand, NULL, buf, len, NULL);
 }
 
 static void
@@ -1068,32 +1093,10 @@ candidates_for(lm_index *idx, const char *job, const JobPosting *inl, char *buf,
 	assert_int_equal(
 	    lm_index_match_candidates(idx, &req, NOW, &resp, NULL, 0), LM_OK);
 	buf[0] = '\0';
-	for (size_t i = 0; i < resp->n_matches && w < len; i++) {
+	for (size_t i = 0; i < resp->n_matches; i++) {
 		assert_int_equal(resp->matches[i]->explanation->n_vetoes, 0);
-		w += (size_t) snprintf(buf + w, len - w, "%s%s", i ? "," : "",
-		    resp->matches[i]->candidate_id);
+		join_id(buf, len, &w, resp->matches[i]->candidate_id);
 	}
-	*vetoed = resp->vetoed;
-	free_msg(resp);
-	return buf;
-}
-
-/* Ids of a match_jobs answer for an inline profile, and its vetoed count. */
-static const char *
-jobs_for_inline(
-    lm_index *idx, const Profile *inl, char *buf, size_t len, uint64_t *vetoed)
-{
-	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
-	Lunamatch__V1__MatchJobsResponse *resp = NULL;
-	size_t w = 0;
-
-	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE;
-	req.profile = (Profile *) inl;
-	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &resp, NULL, 0), LM_OK);
-	buf[0] = '\0';
-	for (size_t i = 0; i < resp->n_matches && w < len; i++)
-		w += (size_t) snprintf(
-		    buf + w, len - w, "%s%s", i ? "," : "", resp->matches[i]->job_id);
 	*vetoed = resp->vetoed;
 	free_msg(resp);
 	return buf;
@@ -1106,9 +1109,8 @@ top_ids(lm_top_list *l, char *buf, size_t len)
 	size_t w = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < l->n && w < len; i++)
-		w += (size_t) snprintf(
-		    buf + w, len - w, "%s%s", i ? "," : "", l->items[i].id);
+	for (size_t i = 0; i < l->n; i++)
+		join_id(buf, len, &w, l->items[i].id);
 	lm_top_list_clear(l);
 	return buf;
 }
@@ -1172,13 +1174,13 @@ test_no_overlap(void **state)
 	    jobs_for(idx, "c-goal", buf, sizeof(buf)), "j-noskills,j-backend");
 	assert_string_equal(jobs_for(idx, "c-none", buf, sizeof(buf)), "j-noskills");
 	inl_prof = simple_profile("inline", "java"); /* an inline subject */
-	assert_string_equal(jobs_for_inline(idx, inl_prof, buf, sizeof(buf), &vetoed),
+	assert_string_equal(jobs_query(idx, NULL, inl_prof, buf, sizeof(buf), &vetoed),
 	    "j-backend,j-noskills");
 	assert_int_equal(vetoed, 1);
 	free(inl_prof->skills[0]->skill_id);
 	inl_prof->skills[0]->skill_id = xstrdup("x:unknown-to-the-index");
 	assert_string_equal(
-	    jobs_for_inline(idx, inl_prof, buf, sizeof(buf), &vetoed), "j-noskills");
+	    jobs_query(idx, NULL, inl_prof, buf, sizeof(buf), &vetoed), "j-noskills");
 	assert_int_equal(vetoed, 2);
 	free_msg(inl_prof);
 

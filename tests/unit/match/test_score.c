@@ -1430,6 +1430,15 @@ sample_profile(const struct samples *s, const char *id)
 	return 0;
 }
 
+/* The environment the pins are computed in: the samples' model and IDF
+ * statistics at SAMPLE_NOW, no filters. */
+static lm_score_env
+samples_env(const struct samples *s)
+{
+	lm_score_env env = {s->model, s->stats, SAMPLE_NOW, NULL};
+	return env;
+}
+
 static void
 test_sample_scores_pinned(void **state)
 {
@@ -1441,10 +1450,7 @@ test_sample_scores_pinned(void **state)
 
 	(void) state;
 	samples_load(&s);
-	env.model = s.model;
-	env.stats = s.stats;
-	env.now = SAMPLE_NOW;
-	env.filters = NULL;
+	env = samples_env(&s);
 	plain = env;
 	plain.stats = NULL;
 	for (size_t i = 0; i < s.nc; i++) {
@@ -1953,10 +1959,7 @@ test_no_overlap_samples(void **state)
 
 	(void) state;
 	samples_load(&s);
-	env.model = s.model;
-	env.stats = s.stats;
-	env.now = SAMPLE_NOW;
-	env.filters = NULL;
+	env = samples_env(&s);
 	for (size_t k = 0; k < 2; k++) {
 		i = sample_profile(&s, who[k][0]);
 		for (size_t j = 0; j < s.np; j++) {
