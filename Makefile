@@ -28,7 +28,7 @@ build-asan: $(ASAN_BUILD)/CMakeCache.txt
 # The whole suite: dependencies, a clean build, every test; then the
 # sanitizer build and its tests.
 test: deps
-	@scripts/run-tests.sh
+	@CMAKE_ARGS="$(CMAKE_ARGS)" scripts/run-tests.sh
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

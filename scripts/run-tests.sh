@@ -17,7 +17,7 @@ scripts/kafka.sh fetch
 
 echo "== release build (warnings are errors)"
 rm -rf "$build"
-cmake -S . -B "$build" -G Ninja -DLUNAMATCH_WERROR=ON >/dev/null
+cmake -S . -B "$build" -G Ninja -DLUNAMATCH_WERROR=ON ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j "$jobs"
 
 echo "== tests"
@@ -26,7 +26,7 @@ echo "== tests"
 echo "== sanitizer build (address, undefined)"
 rm -rf "$asan"
 cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLUNAMATCH_WERROR=ON \
-	-DLUNAMATCH_SANITIZE=address,undefined >/dev/null
+	-DLUNAMATCH_SANITIZE=address,undefined ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$asan" -j "$jobs"
 
 # The real broker and the install test run in the release build only.

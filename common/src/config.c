@@ -28,6 +28,8 @@ enum opt_type { T_STR, T_U32, T_U64, T_DBL, T_LEVEL, T_FLAG };
 #define ALL (LM_PROG_INGEST | LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA)
 #define SVC (LM_PROG_INGEST | LM_PROG_MATCH)
 #define KAFKA (LM_PROG_INGEST | LM_PROG_MATCH | LM_PROG_CLI)
+/* Programs that read or write the ingest topics. */
+#define SOURCES (LM_PROG_INGEST | LM_PROG_CLI | LM_PROG_DEVKAFKA)
 #define OFF(f) offsetof(lm_config, f)
 
 struct opt {
@@ -45,24 +47,25 @@ static const struct opt opts[] = {
     {"brokers", "LUNAMATCH_BROKERS", T_STR, OFF(brokers), "127.0.0.1:9092", 0, 0,
 	KAFKA, "Kafka bootstrap servers (host:port,...)"},
     {"topic-postings", "LUNAMATCH_TOPIC_POSTINGS", T_STR, OFF(topic_postings),
-	"lunamatch.postings.v1", 0, 0, KAFKA | LM_PROG_DEVKAFKA, "job postings topic"},
+	"lunamatch.postings.v1", 0, 0, SOURCES, "job postings topic"},
     {"topic-profiles", "LUNAMATCH_TOPIC_PROFILES", T_STR, OFF(topic_profiles),
-	"lunamatch.profiles.v1", 0, 0, KAFKA | LM_PROG_DEVKAFKA, "candidate profiles topic"},
+	"lunamatch.profiles.v1", 0, 0, SOURCES, "candidate profiles topic"},
     {"topic-matches", "LUNAMATCH_TOPIC_MATCHES", T_STR, OFF(topic_matches),
-	"lunamatch.matches.v1", 0, 0, KAFKA | LM_PROG_DEVKAFKA, "match events topic"},
+	"lunamatch.matches.v1", 0, 0,
+	LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA, "match events topic"},
     {"topic-dlq", "LUNAMATCH_TOPIC_DLQ", T_STR, OFF(topic_dlq),
-	"lunamatch.ingest.dlq.v1", 0, 0, KAFKA | LM_PROG_DEVKAFKA,
+	"lunamatch.ingest.dlq.v1", 0, 0, SOURCES,
 	"dead-letter topic for rejected messages"},
     {"group-id", "LUNAMATCH_GROUP_ID", T_STR, OFF(group_id), "lunamatch-ingest", 0, 0,
 	LM_PROG_INGEST, "ingest consumer group"},
     {"data-dir", "LUNAMATCH_DATA_DIR", T_STR, OFF(data_dir), "./var", 0, 0,
 	SVC | LM_PROG_CLI, "record store directory"},
     {"map-size-mb", "LUNAMATCH_MAP_SIZE_MB", T_U64, OFF(map_size_mb), "256", 1,
-	1024.0 * 1024, SVC | LM_PROG_CLI, "initial record store map size; grows when full"},
+	1024.0 * 1024, SVC, "initial record store map size; grows when full"},
     {"taxonomy-file", "LUNAMATCH_TAXONOMY_FILE", T_STR, OFF(taxonomy_file),
-	"data/skills.tsv", 0, 0, SVC | LM_PROG_CLI, "skills taxonomy"},
+	"data/skills.tsv", 0, 0, SVC, "skills taxonomy"},
     {"rates-file", "LUNAMATCH_RATES_FILE", T_STR, OFF(rates_file), "data/rates.tsv", 0,
-	0, SVC | LM_PROG_CLI, "currency rate table for salary normalization"},
+	0, SVC, "currency rate table for salary normalization"},
     {"model-file", "LUNAMATCH_MODEL_FILE", T_STR, OFF(model_file),
 	"data/model/default.json", 0, 0, LM_PROG_MATCH, "scoring weights and model version"},
     {"embedding-dim", "LUNAMATCH_EMBEDDING_DIM", T_U32, OFF(embedding_dim), "384", 1,
@@ -150,8 +153,12 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 			return LM_EINVAL;
 		}
 		if (d < o->min || d > o->max) {
-			snprintf(err, errlen, "%s: %s is outside %g..%g", what, text, o->min,
-			    o->max);
+			if (o->type == T_DBL)
+				snprintf(err, errlen, "%s: %s is outside %g..%g", what, text,
+				    o->min, o->max);
+			else
+				snprintf(err, errlen, "%s: %s is outside %.0f..%.0f", what,
+				    text, o->min, o->max);
 			return LM_EINVAL;
 		}
 		if (o->type == T_U32)
@@ -232,6 +239,10 @@ lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv, char *err,
 		}
 	}
 	cfg->argi = optind;
+	if (cfg->brokers[0] == '\0' && (prog & KAFKA)) {
+		snprintf(err, errlen, "LUNAMATCH_BROKERS/--brokers must not be empty");
+		return LM_EINVAL;
+	}
 	if (cfg->data_dir[0] == '\0' && (prog & (SVC | LM_PROG_CLI))) {
 		snprintf(err, errlen, "LUNAMATCH_DATA_DIR/--data-dir must not be empty");
 		return LM_EINVAL;

@@ -18,10 +18,8 @@ done
 pc=$(find "$prefix" -name lunamatch.pc | head -n 1)
 [ -n "$pc" ] || { echo "lunamatch.pc not installed" >&2; exit 1; }
 export PKG_CONFIG_PATH=$(dirname "$pc")
-# The installed .pc names the configured prefix; point it at the temporary one.
-flags=$(pkg-config --define-variable=prefix="$prefix" \
-	--define-variable=libdir="$(dirname "$(dirname "$pc")")" \
-	--define-variable=includedir="$prefix/include" --cflags --libs lunamatch)
+# The .pc file is relative to its prefix: point it at the temporary one.
+flags=$(pkg-config --define-variable=prefix="$prefix" --cflags --libs lunamatch)
 cc -Wall -Wextra -Werror -o "$prefix/match_jobs" "$src/clients/c/match_jobs.c" $flags
 set +e
 LD_LIBRARY_PATH="$(dirname "$(dirname "$pc")")" "$prefix/match_jobs" tcp://127.0.0.1:9 cand-x \

@@ -105,6 +105,21 @@ struct vec {
 	int n, cap;
 };
 
+/*
+ * The CLI speaks through its output: its own logs are warnings and errors
+ * only, unless a level was asked for with --log-level or LUNAMATCH_LOG_LEVEL.
+ */
+static lm_log_level
+log_level(const lm_config *cfg, const struct vec *globals)
+{
+	if (getenv("LUNAMATCH_LOG_LEVEL") != NULL)
+		return cfg->log_level;
+	for (int i = 0; i < globals->n; i++)
+		if (globals->v[i] != NULL && strncmp(globals->v[i], "--log-level", 11) == 0)
+			return cfg->log_level;
+	return cfg->log_level > LM_LOG_WARN ? cfg->log_level : LM_LOG_WARN;
+}
+
 static int
 vec_push(struct vec *a, const char *s)
 {
@@ -314,7 +329,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	lm_log_set_service("cli");
-	lm_log_set_level(cfg.log_level);
+	lm_log_set_level(log_level(&cfg, &globals));
 	rv = c->fn(&cfg, cmd.n, cmd.v);
 out:
 	vec_free(&globals);

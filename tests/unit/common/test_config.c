@@ -85,6 +85,22 @@ test_errors(void **state)
 	assert_int_equal(load(&cfg, LM_PROG_INGEST, 2, a4, err), LM_EINVAL);
 	assert_non_null(strstr(err, "needs a value"));
 
+	/* An empty broker list would reach librdkafka as nothing to dial. */
+	char *a6[] = {"prog", "--brokers", "", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a6, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_BROKERS"));
+
+	/* Whole-number bounds print as whole numbers. */
+	char *a7[] = {"prog", "--max-request-bytes", "10", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a7, err), LM_EINVAL);
+	assert_non_null(strstr(err, "outside 1024..67108864"));
+
+	/* Options a program does not use are not its options. */
+	char *a8[] = {"prog", "--topic-dlq", "x", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a8, err), LM_EINVAL);
+	char *a9[] = {"prog", "--topic-matches", "x", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a9, err), LM_EINVAL);
+
 	char *a5[] = {"prog", "--tls-cert", "c.pem", NULL};
 	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a5, err), LM_EINVAL);
 	assert_non_null(strstr(err, "LUNAMATCH_TLS_KEY"));
