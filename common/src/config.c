@@ -25,88 +25,89 @@
 
 enum opt_type { T_STR, T_U32, T_U64, T_DBL, T_LEVEL, T_FLAG };
 
-#define ALL (LM_PROG_INGEST | LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA)
-#define SVC (LM_PROG_INGEST | LM_PROG_MATCH)
+#define ALL   (LM_PROG_INGEST | LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA)
+#define SVC   (LM_PROG_INGEST | LM_PROG_MATCH)
 #define KAFKA (LM_PROG_INGEST | LM_PROG_MATCH | LM_PROG_CLI)
 /* Programs that read or write the ingest topics. */
 #define SOURCES (LM_PROG_INGEST | LM_PROG_CLI | LM_PROG_DEVKAFKA)
-#define OFF(f) offsetof(lm_config, f)
+#define OFF(f)  offsetof(lm_config, f)
 
 struct opt {
-	const char *flag;  /* long flag without dashes */
-	const char *env;   /* environment variable, or NULL */
+	const char *flag; /* long flag without dashes */
+	const char *env;  /* environment variable, or NULL */
 	enum opt_type type;
 	size_t off;
-	const char *def;   /* default, as text */
-	double min, max;   /* bounds for numbers */
+	const char *def; /* default, as text */
+	double min, max; /* bounds for numbers */
 	unsigned progs;
 	const char *help;
 };
 
 static const struct opt opts[] = {
-    {"brokers", "LUNAMATCH_BROKERS", T_STR, OFF(brokers), "127.0.0.1:9092", 0, 0,
-	KAFKA, "Kafka bootstrap servers (host:port,...)"},
+    {"brokers", "LUNAMATCH_BROKERS", T_STR, OFF(brokers), "127.0.0.1:9092", 0, 0, KAFKA,
+        "Kafka bootstrap servers (host:port,...)"},
     {"topic-postings", "LUNAMATCH_TOPIC_POSTINGS", T_STR, OFF(topic_postings),
-	"lunamatch.postings.v1", 0, 0, SOURCES, "job postings topic"},
+        "lunamatch.postings.v1", 0, 0, SOURCES, "job postings topic"},
     {"topic-profiles", "LUNAMATCH_TOPIC_PROFILES", T_STR, OFF(topic_profiles),
-	"lunamatch.profiles.v1", 0, 0, SOURCES, "candidate profiles topic"},
+        "lunamatch.profiles.v1", 0, 0, SOURCES, "candidate profiles topic"},
     {"topic-matches", "LUNAMATCH_TOPIC_MATCHES", T_STR, OFF(topic_matches),
-	"lunamatch.matches.v1", 0, 0,
-	LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA, "match events topic"},
-    {"topic-dlq", "LUNAMATCH_TOPIC_DLQ", T_STR, OFF(topic_dlq),
-	"lunamatch.ingest.dlq.v1", 0, 0, SOURCES,
-	"dead-letter topic for rejected messages"},
+        "lunamatch.matches.v1", 0, 0, LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA,
+        "match events topic"},
+    {"topic-dlq", "LUNAMATCH_TOPIC_DLQ", T_STR, OFF(topic_dlq), "lunamatch.ingest.dlq.v1",
+        0, 0, SOURCES, "dead-letter topic for rejected messages"},
     {"group-id", "LUNAMATCH_GROUP_ID", T_STR, OFF(group_id), "lunamatch-ingest", 0, 0,
-	LM_PROG_INGEST, "ingest consumer group"},
+        LM_PROG_INGEST, "ingest consumer group"},
     {"data-dir", "LUNAMATCH_DATA_DIR", T_STR, OFF(data_dir), "./var", 0, 0,
-	SVC | LM_PROG_CLI, "record store directory"},
+        SVC | LM_PROG_CLI, "record store directory"},
     {"map-size-mb", "LUNAMATCH_MAP_SIZE_MB", T_U64, OFF(map_size_mb), "256", 1,
-	1024.0 * 1024, SVC, "initial record store map size; grows when full"},
+        1024.0 * 1024, SVC, "initial record store map size; grows when full"},
     {"taxonomy-file", "LUNAMATCH_TAXONOMY_FILE", T_STR, OFF(taxonomy_file),
-	"data/skills.tsv", 0, 0, SVC, "skills taxonomy"},
-    {"rates-file", "LUNAMATCH_RATES_FILE", T_STR, OFF(rates_file), "data/rates.tsv", 0,
-	0, SVC, "currency rate table for salary normalization"},
+        "data/skills.tsv", 0, 0, SVC, "skills taxonomy"},
+    {"rates-file", "LUNAMATCH_RATES_FILE", T_STR, OFF(rates_file), "data/rates.tsv", 0, 0,
+        SVC, "currency rate table for salary normalization"},
     {"model-file", "LUNAMATCH_MODEL_FILE", T_STR, OFF(model_file),
-	"data/model/default.json", 0, 0, LM_PROG_MATCH, "scoring weights and model version"},
+        "data/model/default.json", 0, 0, LM_PROG_MATCH,
+        "scoring weights and model version"},
     {"embedding-dim", "LUNAMATCH_EMBEDDING_DIM", T_U32, OFF(embedding_dim), "384", 1,
-	4096, SVC, "dimension of record embeddings"},
+        4096, SVC, "dimension of record embeddings"},
     {"url", "LUNAMATCH_RPC_URL", T_STR, OFF(rpc_url), "tcp://127.0.0.1:7700", 0, 0,
-	LM_PROG_MATCH | LM_PROG_CLI, "RPC address (tcp://, ipc://, tls+tcp://)"},
+        LM_PROG_MATCH | LM_PROG_CLI, "RPC address (tcp://, ipc://, tls+tcp://)"},
     {"notify-url", "LUNAMATCH_NOTIFY_URL", T_STR, OFF(notify_url), "", 0, 0, SVC,
-	"store change notifications (default ipc://<data dir>/notify.ipc)"},
+        "store change notifications (default ipc://<data dir>/notify.ipc)"},
     {"http", "LUNAMATCH_HTTP_ADDR", T_STR, OFF(http_addr), "", 0, 0, SVC,
-	"health and metrics address (default 127.0.0.1:7702 ingest, 127.0.0.1:7701 match)"},
+        "health and metrics address (default 127.0.0.1:7702 ingest, 127.0.0.1:7701 "
+        "match)"},
     {"tls-cert", "LUNAMATCH_TLS_CERT", T_STR, OFF(tls_cert), "", 0, 0,
-	LM_PROG_MATCH | LM_PROG_CLI, "PEM certificate for mutual TLS"},
+        LM_PROG_MATCH | LM_PROG_CLI, "PEM certificate for mutual TLS"},
     {"tls-key", "LUNAMATCH_TLS_KEY", T_STR, OFF(tls_key), "", 0, 0,
-	LM_PROG_MATCH | LM_PROG_CLI, "PEM private key for mutual TLS"},
+        LM_PROG_MATCH | LM_PROG_CLI, "PEM private key for mutual TLS"},
     {"tls-ca", "LUNAMATCH_TLS_CA", T_STR, OFF(tls_ca), "", 0, 0,
-	LM_PROG_MATCH | LM_PROG_CLI, "PEM CA bundle that peers must chain to"},
+        LM_PROG_MATCH | LM_PROG_CLI, "PEM CA bundle that peers must chain to"},
     {"batch-max", "LUNAMATCH_BATCH_MAX", T_U32, OFF(batch_max), "500", 1, 100000,
-	LM_PROG_INGEST, "most messages per store transaction"},
+        LM_PROG_INGEST, "most messages per store transaction"},
     {"batch-ms", "LUNAMATCH_BATCH_MS", T_U32, OFF(batch_ms), "200", 1, 60000,
-	LM_PROG_INGEST, "longest wait in ms to fill a batch"},
+        LM_PROG_INGEST, "longest wait in ms to fill a batch"},
     {"workers", "LUNAMATCH_WORKERS", T_U32, OFF(workers), "4", 1, 256, LM_PROG_MATCH,
-	"scoring worker threads"},
+        "scoring worker threads"},
     {"rpc-contexts", "LUNAMATCH_RPC_CONTEXTS", T_U32, OFF(rpc_contexts), "64", 1, 4096,
-	LM_PROG_MATCH, "concurrent RPC contexts"},
+        LM_PROG_MATCH, "concurrent RPC contexts"},
     {"max-request-bytes", "LUNAMATCH_MAX_REQUEST_BYTES", T_U32, OFF(max_request_bytes),
-	"1048576", 1024, 64.0 * 1024 * 1024, LM_PROG_MATCH, "largest accepted RPC message"},
-    {"default-timeout-ms", "LUNAMATCH_DEFAULT_TIMEOUT_MS", T_U32,
-	OFF(default_timeout_ms), "5000", 1, 600000, LM_PROG_MATCH | LM_PROG_CLI,
-	"deadline of calls that set none"},
+        "1048576", 1024, 64.0 * 1024 * 1024, LM_PROG_MATCH,
+        "largest accepted RPC message"},
+    {"default-timeout-ms", "LUNAMATCH_DEFAULT_TIMEOUT_MS", T_U32, OFF(default_timeout_ms),
+        "5000", 1, 600000, LM_PROG_MATCH | LM_PROG_CLI,
+        "deadline of calls that set none"},
     {"poll-ms", "LUNAMATCH_POLL_MS", T_U32, OFF(poll_ms), "1000", 10, 600000,
-	LM_PROG_MATCH, "change-log poll period"},
-    {"event-min-score", "LUNAMATCH_EVENT_MIN_SCORE", T_DBL, OFF(event_min_score),
-	"0.70", 0, 1, LM_PROG_MATCH, "new-match event threshold"},
+        LM_PROG_MATCH, "change-log poll period"},
+    {"event-min-score", "LUNAMATCH_EVENT_MIN_SCORE", T_DBL, OFF(event_min_score), "0.70",
+        0, 1, LM_PROG_MATCH, "new-match event threshold"},
     {"event-top-n", "LUNAMATCH_EVENT_TOP_N", T_U32, OFF(event_top_n), "50", 0, 10000,
-	LM_PROG_MATCH, "most events per changed record"},
+        LM_PROG_MATCH, "most events per changed record"},
     {"partitions", "LUNAMATCH_PARTITIONS", T_U32, OFF(partitions), "3", 1, 256,
-	LM_PROG_DEVKAFKA, "partitions per topic"},
+        LM_PROG_DEVKAFKA, "partitions per topic"},
     {"log-level", "LUNAMATCH_LOG_LEVEL", T_LEVEL, OFF(log_level), "info", 0, 0, ALL,
-	"debug, info, warn or error"},
-    {"json", NULL, T_FLAG, OFF(json), NULL, 0, 0, LM_PROG_CLI,
-	"machine-readable output"},
+        "debug, info, warn or error"},
+    {"json", NULL, T_FLAG, OFF(json), NULL, 0, 0, LM_PROG_CLI, "machine-readable output"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -135,7 +136,8 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 	case T_LEVEL:
 		if (lm_log_level_parse(text, (lm_log_level *) (void *) p) != LM_OK) {
 			snprintf(err, errlen,
-			    "%s: \"%s\" is not one of debug, info, warn, error", what, text);
+			    "%s: \"%s\" is not one of debug, info, warn, error", what,
+			    text);
 			return LM_EINVAL;
 		}
 		return LM_OK;
@@ -149,16 +151,17 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 			return LM_EINVAL;
 		}
 		if (o->type != T_DBL && d != floor(d)) {
-			snprintf(err, errlen, "%s: \"%s\" is not a whole number", what, text);
+			snprintf(
+			    err, errlen, "%s: \"%s\" is not a whole number", what, text);
 			return LM_EINVAL;
 		}
 		if (d < o->min || d > o->max) {
 			if (o->type == T_DBL)
-				snprintf(err, errlen, "%s: %s is outside %g..%g", what, text,
-				    o->min, o->max);
-			else
-				snprintf(err, errlen, "%s: %s is outside %.0f..%.0f", what,
+				snprintf(err, errlen, "%s: %s is outside %g..%g", what,
 				    text, o->min, o->max);
+			else
+				snprintf(err, errlen, "%s: %s is outside %.0f..%.0f",
+				    what, text, o->min, o->max);
 			return LM_EINVAL;
 		}
 		if (o->type == T_U32)
@@ -173,8 +176,8 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 }
 
 int
-lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv, char *err,
-    size_t errlen)
+lm_config_load(
+    lm_config *cfg, lm_prog prog, int argc, char **argv, char *err, size_t errlen)
 {
 	struct option longopts[NOPTS + 3];
 	const struct opt *byidx[NOPTS];
@@ -185,8 +188,8 @@ lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv, char *err,
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &opts[i];
-		if (o->def != NULL && (rv = set_value(cfg, o, o->def, o->flag, err,
-					   errlen)) != LM_OK)
+		if (o->def != NULL &&
+		    (rv = set_value(cfg, o, o->def, o->flag, err, errlen)) != LM_OK)
 			return rv;
 	}
 	for (size_t i = 0; i < NOPTS; i++) {
@@ -202,7 +205,8 @@ lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv, char *err,
 		if (!(opts[i].progs & prog))
 			continue;
 		longopts[n].name = opts[i].flag;
-		longopts[n].has_arg = opts[i].type == T_FLAG ? no_argument : required_argument;
+		longopts[n].has_arg =
+		    opts[i].type == T_FLAG ? no_argument : required_argument;
 		longopts[n].flag = NULL;
 		longopts[n].val = 1000 + (int) n;
 		byidx[n++] = &opts[i];
@@ -224,7 +228,8 @@ lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv, char *err,
 		} else if (c == 'V') {
 			cfg->version = true;
 		} else if (c == ':') {
-			snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
+			snprintf(
+			    err, errlen, "option %s needs a value", argv[optind - 1]);
 			return LM_EINVAL;
 		} else if (c == '?') {
 			snprintf(err, errlen, "unknown option %s (see --help)",
@@ -234,7 +239,7 @@ lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv, char *err,
 			const struct opt *o = byidx[c - 1000];
 			snprintf(what, sizeof(what), "--%s", o->flag);
 			if ((rv = set_value(cfg, o, optarg ? optarg : "", what, err,
-				 errlen)) != LM_OK)
+			         errlen)) != LM_OK)
 				return rv;
 		}
 	}
@@ -248,7 +253,8 @@ lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv, char *err,
 		return LM_EINVAL;
 	}
 	if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
-		snprintf(err, errlen, "LUNAMATCH_TLS_CERT and LUNAMATCH_TLS_KEY go together");
+		snprintf(
+		    err, errlen, "LUNAMATCH_TLS_CERT and LUNAMATCH_TLS_KEY go together");
 		return LM_EINVAL;
 	}
 	return LM_OK;
@@ -289,8 +295,8 @@ lm_config_usage(FILE *out, lm_prog prog)
 			    o->def && *o->def ? ", default " : "",
 			    o->def && *o->def ? o->def : "");
 	}
-	fprintf(out, "  --%-20s %s\n  --%-20s %s\n", "help", "show this help",
-	    "version", "print the version (" LM_VERSION ")");
+	fprintf(out, "  --%-20s %s\n  --%-20s %s\n", "help", "show this help", "version",
+	    "print the version (" LM_VERSION ")");
 }
 
 int

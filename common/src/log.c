@@ -12,7 +12,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 
-#define LOG_MSG_MAX 2048
+#define LOG_MSG_MAX  2048
 #define LOG_LINE_MAX (LOG_MSG_MAX * 6 + 256)
 
 static atomic_int log_level = LM_LOG_INFO;

@@ -14,17 +14,17 @@
 #include "lunamatch/record.h"
 
 static const char *const reject_names[LM_REJECT_COUNT_] = {
-	[LM_REJECT_NONE] = "none",
-	[LM_REJECT_MISSING_FIELD] = "missing_field",
-	[LM_REJECT_BAD_ID] = "bad_id",
-	[LM_REJECT_OVERSIZE] = "oversize",
-	[LM_REJECT_BAD_ENUM] = "unknown_enum",
-	[LM_REJECT_BAD_COUNTRY] = "bad_country",
-	[LM_REJECT_BAD_CURRENCY] = "bad_currency",
-	[LM_REJECT_BAD_SALARY] = "bad_salary",
-	[LM_REJECT_BAD_VALUE] = "bad_value",
-	[LM_REJECT_BAD_UTF8] = "bad_utf8",
-	[LM_REJECT_BAD_SKILL] = "bad_skill",
+    [LM_REJECT_NONE] = "none",
+    [LM_REJECT_MISSING_FIELD] = "missing_field",
+    [LM_REJECT_BAD_ID] = "bad_id",
+    [LM_REJECT_OVERSIZE] = "oversize",
+    [LM_REJECT_BAD_ENUM] = "unknown_enum",
+    [LM_REJECT_BAD_COUNTRY] = "bad_country",
+    [LM_REJECT_BAD_CURRENCY] = "bad_currency",
+    [LM_REJECT_BAD_SALARY] = "bad_salary",
+    [LM_REJECT_BAD_VALUE] = "bad_value",
+    [LM_REJECT_BAD_UTF8] = "bad_utf8",
+    [LM_REJECT_BAD_SKILL] = "bad_skill",
 };
 
 const char *
@@ -149,8 +149,8 @@ text(struct prep *p, char **sp, size_t max, int required, const char *field)
 	if (n - b == 0 && required)
 		return reject(p, LM_REJECT_MISSING_FIELD, "%s: required", field);
 	if (n - b > max)
-		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu bytes, limit %zu", field,
-		    n - b, max);
+		return reject(
+		    p, LM_REJECT_OVERSIZE, "%s: %zu bytes, limit %zu", field, n - b, max);
 	return LM_OK;
 }
 
@@ -178,8 +178,8 @@ static int
 enum_valid(struct prep *p, const ProtobufCEnumDescriptor *d, int v, const char *field)
 {
 	if (protobuf_c_enum_descriptor_get_value(d, v) == NULL)
-		return reject(p, LM_REJECT_BAD_ENUM, "%s: unknown %s value %d", field,
-		    d->name, v);
+		return reject(
+		    p, LM_REJECT_BAD_ENUM, "%s: unknown %s value %d", field, d->name, v);
 	return LM_OK;
 }
 
@@ -215,8 +215,8 @@ locations(struct prep *p, size_t n, Lunamatch__V1__Location **locs, const char *
 	char f[128];
 	int rv;
 	if (n > LM_RECORD_LOCATIONS_MAX)
-		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu entries, limit %d", field, n,
-		    LM_RECORD_LOCATIONS_MAX);
+		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu entries, limit %d", field,
+		    n, LM_RECORD_LOCATIONS_MAX);
 	for (size_t i = 0; i < n; i++) {
 		Lunamatch__V1__Location *l = locs[i];
 		snprintf(f, sizeof(f), "%s[%zu].city", field, i);
@@ -273,7 +273,7 @@ salary(struct prep *p, Lunamatch__V1__Salary **sp, int desired, const char *fiel
 		    s->currency);
 	snprintf(f, sizeof(f), "%s.period", field);
 	if ((rv = enum_valid(p, &lunamatch__v1__salary_period__descriptor,
-		 (int) s->period, f)) != LM_OK)
+	         (int) s->period, f)) != LM_OK)
 		return rv;
 	if (s->max != 0 && s->min > s->max)
 		return reject(p, LM_REJECT_BAD_SALARY, "%s: min %.2f > max %.2f", field,
@@ -308,8 +308,8 @@ string_list(struct prep *p, size_t n, char **v, size_t maxn, const char *field)
 	char f[128];
 	int rv;
 	if (n > maxn)
-		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu entries, limit %zu", field, n,
-		    maxn);
+		return reject(
+		    p, LM_REJECT_OVERSIZE, "%s: %zu entries, limit %zu", field, n, maxn);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(f, sizeof(f), "%s[%zu]", field, i);
 		if ((rv = text(p, &v[i], LM_RECORD_TEXT_MAX, 1, f)) != LM_OK)
@@ -324,12 +324,12 @@ embedding(struct prep *p, size_t n, const float *v, const char *field)
 	if (n == 0)
 		return LM_OK;
 	if (n != p->ctx->embedding_dim)
-		return reject(p, LM_REJECT_BAD_VALUE, "%s: %zu values, expected %u", field,
-		    n, p->ctx->embedding_dim);
+		return reject(p, LM_REJECT_BAD_VALUE, "%s: %zu values, expected %u",
+		    field, n, p->ctx->embedding_dim);
 	for (size_t i = 0; i < n; i++)
 		if (!isfinite(v[i]))
-			return reject(p, LM_REJECT_BAD_VALUE, "%s[%zu]: not finite", field,
-			    i);
+			return reject(
+			    p, LM_REJECT_BAD_VALUE, "%s[%zu]: not finite", field, i);
 	return LM_OK;
 }
 
@@ -357,7 +357,8 @@ posting_skills(struct prep *p, Lunamatch__V1__JobPosting *j)
 			return rv;
 		if (!isfinite(s->weight) || s->weight < 0 || s->weight > 10)
 			return reject(p, LM_REJECT_BAD_VALUE,
-			    "skills[%zu].weight: %g is outside 0..10", i, (double) s->weight);
+			    "skills[%zu].weight: %g is outside 0..10", i,
+			    (double) s->weight);
 		if (s->weight == 0)
 			s->weight = 1.0f;
 	}
@@ -400,7 +401,8 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 			    g->n_skills, LM_RECORD_GROUP_SKILLS_MAX);
 		if (g->n_skills == 0 && g->min_years_experience == 0)
 			return reject(p, LM_REJECT_MISSING_FIELD,
-			    "requirement_groups[%zu]: needs skills or min_years_experience",
+			    "requirement_groups[%zu]: needs skills or "
+			    "min_years_experience",
 			    i);
 		for (size_t k = 0; k < g->n_skill_ids; k++)
 			if (g->skill_ids[k] != protobuf_c_empty_string)
@@ -415,7 +417,8 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 			return LM_ENOMEM;
 		for (size_t k = 0; k < g->n_skills; k++) {
 			char *id = NULL;
-			snprintf(f, sizeof(f), "requirement_groups[%zu].skills[%zu]", i, k);
+			snprintf(
+			    f, sizeof(f), "requirement_groups[%zu].skills[%zu]", i, k);
 			if ((rv = canonical(p, &g->skills[k], &id, f)) != LM_OK)
 				return rv;
 			int dup = 0;
@@ -431,8 +434,8 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 }
 
 static void
-prep_init(struct prep *p, const lm_record_ctx *ctx, lm_reject *reason, char *err,
-    size_t errlen)
+prep_init(
+    struct prep *p, const lm_record_ctx *ctx, lm_reject *reason, char *err, size_t errlen)
 {
 	p->ctx = ctx;
 	p->reason = reason;
@@ -455,22 +458,22 @@ lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *j,
 	    (rv = text(&p, &j->title, LM_RECORD_TITLE_MAX, 1, "title")) != LM_OK ||
 	    (rv = text(&p, &j->company, LM_RECORD_TEXT_MAX, 0, "company")) != LM_OK ||
 	    (rv = text(&p, &j->description, LM_RECORD_DESCRIPTION_MAX, 0,
-		 "description")) != LM_OK ||
+	         "description")) != LM_OK ||
 	    (rv = text(&p, &j->category, LM_RECORD_TEXT_MAX, 0, "category")) != LM_OK ||
 	    (rv = text(&p, &j->industry, LM_RECORD_TEXT_MAX, 0, "industry")) != LM_OK ||
 	    (rv = text(&p, &j->job_function, LM_RECORD_TEXT_MAX, 0, "job_function")) !=
-		LM_OK)
+	        LM_OK)
 		return rv;
 	if ((rv = enum_valid(&p, &lunamatch__v1__posting_status__descriptor,
-		 (int) j->status, "status")) != LM_OK ||
+	         (int) j->status, "status")) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__employment_type__descriptor,
-		 (int) j->employment_type, "employment_type")) != LM_OK ||
+	         (int) j->employment_type, "employment_type")) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__experience_level__descriptor,
-		 (int) j->experience_level, "experience_level")) != LM_OK ||
+	         (int) j->experience_level, "experience_level")) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__education__descriptor,
-		 (int) j->education, "education")) != LM_OK ||
+	         (int) j->education, "education")) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__remote_policy__descriptor,
-		 (int) j->remote, "remote")) != LM_OK)
+	         (int) j->remote, "remote")) != LM_OK)
 		return rv;
 	if ((rv = years(&p, j->min_years_experience, "min_years_experience")) != LM_OK ||
 	    (rv = locations(&p, j->n_locations, j->locations, "locations")) != LM_OK ||
@@ -504,13 +507,14 @@ profile_skills(struct prep *p, Lunamatch__V1__CandidateProfile *c)
 			return rv;
 		snprintf(f, sizeof(f), "skills[%zu].level", i);
 		if ((rv = enum_valid(p, &lunamatch__v1__skill_level__descriptor,
-			 (int) s->level, f)) != LM_OK)
+		         (int) s->level, f)) != LM_OK)
 			return rv;
 	}
 	/* Merge duplicates: the first keeps the most years and highest level. */
 	for (size_t i = 0; i < c->n_skills; i++) {
 		for (size_t k = i + 1; k < c->n_skills;) {
-			Lunamatch__V1__CandidateSkill *a = c->skills[i], *b = c->skills[k];
+			Lunamatch__V1__CandidateSkill *a = c->skills[i],
+			                              *b = c->skills[k];
 			if (strcmp(a->skill_id, b->skill_id) == 0) {
 				if (b->years > a->years)
 					a->years = b->years;
@@ -539,11 +543,11 @@ lm_profile_prepare(const lm_record_ctx *ctx, Lunamatch__V1__CandidateProfile *c,
 	    (rv = years(&p, c->years_experience, "years_experience")) != LM_OK)
 		return rv;
 	if ((rv = enum_valid(&p, &lunamatch__v1__experience_level__descriptor,
-		 (int) c->experience_level, "experience_level")) != LM_OK ||
+	         (int) c->experience_level, "experience_level")) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__education__descriptor,
-		 (int) c->education, "education")) != LM_OK ||
+	         (int) c->education, "education")) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__remote_policy__descriptor,
-		 (int) c->remote, "remote")) != LM_OK)
+	         (int) c->remote, "remote")) != LM_OK)
 		return rv;
 	if (c->n_desired_employment_types > 8)
 		return reject(&p, LM_REJECT_OVERSIZE,
@@ -553,7 +557,7 @@ lm_profile_prepare(const lm_record_ctx *ctx, Lunamatch__V1__CandidateProfile *c,
 		char f[128];
 		snprintf(f, sizeof(f), "desired_employment_types[%zu]", i);
 		if ((rv = enum_valid(&p, &lunamatch__v1__employment_type__descriptor,
-			 (int) c->desired_employment_types[i], f)) != LM_OK)
+		         (int) c->desired_employment_types[i], f)) != LM_OK)
 			return rv;
 	}
 	if ((rv = locations(&p, c->n_locations, c->locations, "locations")) != LM_OK ||
@@ -563,11 +567,13 @@ lm_profile_prepare(const lm_record_ctx *ctx, Lunamatch__V1__CandidateProfile *c,
 	if (c->career_goals != NULL) {
 		Lunamatch__V1__CareerGoals *g = c->career_goals;
 		if ((rv = string_list(&p, g->n_desired_titles, g->desired_titles,
-			 LM_RECORD_GOALS_MAX, "career_goals.desired_titles")) != LM_OK ||
+		         LM_RECORD_GOALS_MAX, "career_goals.desired_titles")) != LM_OK ||
 		    (rv = string_list(&p, g->n_desired_categories, g->desired_categories,
-			 LM_RECORD_GOALS_MAX, "career_goals.desired_categories")) != LM_OK ||
+		         LM_RECORD_GOALS_MAX, "career_goals.desired_categories")) !=
+		        LM_OK ||
 		    (rv = string_list(&p, g->n_desired_industries, g->desired_industries,
-			 LM_RECORD_GOALS_MAX, "career_goals.desired_industries")) != LM_OK)
+		         LM_RECORD_GOALS_MAX, "career_goals.desired_industries")) !=
+		        LM_OK)
 			return rv;
 	}
 	if (c->updated_at < 0)

@@ -25,7 +25,6 @@
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
 
-
 #define PROG "lunamatch-devkafka"
 /* Brokers in the mock cluster: one is all a single-machine run needs. */
 #define DEV_BROKERS 1

@@ -40,38 +40,40 @@ typedef struct lm_config {
 	char topic_dlq[LM_CFG_STR];      /* LUNAMATCH_TOPIC_DLQ */
 	char group_id[LM_CFG_STR];       /* LUNAMATCH_GROUP_ID */
 	/* Store and data files */
-	char data_dir[LM_CFG_STR];       /* LUNAMATCH_DATA_DIR, --data-dir */
-	uint64_t map_size_mb;            /* LUNAMATCH_MAP_SIZE_MB: initial LMDB map */
-	char taxonomy_file[LM_CFG_STR];  /* LUNAMATCH_TAXONOMY_FILE */
-	char rates_file[LM_CFG_STR];     /* LUNAMATCH_RATES_FILE */
-	char model_file[LM_CFG_STR];     /* LUNAMATCH_MODEL_FILE */
-	uint32_t embedding_dim;          /* LUNAMATCH_EMBEDDING_DIM */
+	char data_dir[LM_CFG_STR];      /* LUNAMATCH_DATA_DIR, --data-dir */
+	uint64_t map_size_mb;           /* LUNAMATCH_MAP_SIZE_MB: initial LMDB map */
+	char taxonomy_file[LM_CFG_STR]; /* LUNAMATCH_TAXONOMY_FILE */
+	char rates_file[LM_CFG_STR];    /* LUNAMATCH_RATES_FILE */
+	char model_file[LM_CFG_STR];    /* LUNAMATCH_MODEL_FILE */
+	uint32_t embedding_dim;         /* LUNAMATCH_EMBEDDING_DIM */
 	/* Messaging */
-	char rpc_url[LM_CFG_STR];        /* LUNAMATCH_RPC_URL, --url */
-	char notify_url[LM_CFG_STR];     /* LUNAMATCH_NOTIFY_URL; "" = ipc://<data dir>/notify.ipc */
-	char http_addr[LM_CFG_STR];      /* LUNAMATCH_HTTP_ADDR, --http; "" = per-program default */
-	char tls_cert[LM_CFG_STR];       /* LUNAMATCH_TLS_CERT */
-	char tls_key[LM_CFG_STR];        /* LUNAMATCH_TLS_KEY */
-	char tls_ca[LM_CFG_STR];         /* LUNAMATCH_TLS_CA */
+	char rpc_url[LM_CFG_STR];    /* LUNAMATCH_RPC_URL, --url */
+	char notify_url[LM_CFG_STR]; /* LUNAMATCH_NOTIFY_URL; "" = ipc://<data
+	                                dir>/notify.ipc */
+	char http_addr[LM_CFG_STR];  /* LUNAMATCH_HTTP_ADDR, --http; "" = per-program
+	                                default */
+	char tls_cert[LM_CFG_STR];   /* LUNAMATCH_TLS_CERT */
+	char tls_key[LM_CFG_STR];    /* LUNAMATCH_TLS_KEY */
+	char tls_ca[LM_CFG_STR];     /* LUNAMATCH_TLS_CA */
 	/* Ingest */
-	uint32_t batch_max;              /* LUNAMATCH_BATCH_MAX: messages per store transaction */
-	uint32_t batch_ms;               /* LUNAMATCH_BATCH_MS: longest wait to fill a batch */
+	uint32_t batch_max; /* LUNAMATCH_BATCH_MAX: messages per store transaction */
+	uint32_t batch_ms;  /* LUNAMATCH_BATCH_MS: longest wait to fill a batch */
 	/* Match */
-	uint32_t workers;                /* LUNAMATCH_WORKERS: scoring threads */
-	uint32_t rpc_contexts;           /* LUNAMATCH_RPC_CONTEXTS: concurrent nng contexts */
-	uint32_t max_request_bytes;      /* LUNAMATCH_MAX_REQUEST_BYTES: nng receive limit */
-	uint32_t default_timeout_ms;     /* LUNAMATCH_DEFAULT_TIMEOUT_MS */
-	uint32_t poll_ms;                /* LUNAMATCH_POLL_MS: change-log poll period */
-	double event_min_score;          /* LUNAMATCH_EVENT_MIN_SCORE */
-	uint32_t event_top_n;            /* LUNAMATCH_EVENT_TOP_N */
+	uint32_t workers;            /* LUNAMATCH_WORKERS: scoring threads */
+	uint32_t rpc_contexts;       /* LUNAMATCH_RPC_CONTEXTS: concurrent nng contexts */
+	uint32_t max_request_bytes;  /* LUNAMATCH_MAX_REQUEST_BYTES: nng receive limit */
+	uint32_t default_timeout_ms; /* LUNAMATCH_DEFAULT_TIMEOUT_MS */
+	uint32_t poll_ms;            /* LUNAMATCH_POLL_MS: change-log poll period */
+	double event_min_score;      /* LUNAMATCH_EVENT_MIN_SCORE */
+	uint32_t event_top_n;        /* LUNAMATCH_EVENT_TOP_N */
 	/* Dev broker */
-	uint32_t partitions;             /* LUNAMATCH_PARTITIONS */
+	uint32_t partitions; /* LUNAMATCH_PARTITIONS */
 	/* Everyone */
-	lm_log_level log_level;          /* LUNAMATCH_LOG_LEVEL */
-	bool json;                       /* --json: machine-readable CLI output */
-	bool help;                       /* --help was given */
-	bool version;                    /* --version was given */
-	int argi;                        /* index of the first non-option argument */
+	lm_log_level log_level; /* LUNAMATCH_LOG_LEVEL */
+	bool json;              /* --json: machine-readable CLI output */
+	bool help;              /* --help was given */
+	bool version;           /* --version was given */
+	int argi;               /* index of the first non-option argument */
 } lm_config;
 
 /*
@@ -82,8 +84,8 @@ typedef struct lm_config {
  * subcommand can take its own arguments. On error returns LM_EINVAL and writes
  * a one-line reason naming the variable or flag into err.
  */
-int lm_config_load(lm_config *cfg, lm_prog prog, int argc, char **argv,
-    char *err, size_t errlen);
+int lm_config_load(
+    lm_config *cfg, lm_prog prog, int argc, char **argv, char *err, size_t errlen);
 
 /*
  * Enumerates the flags of prog: for i = 0, 1, ... returns LM_OK and the flag

@@ -41,8 +41,8 @@ void lm_log(lm_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define lm_debug(event, ...) lm_log(LM_LOG_DEBUG, event, __VA_ARGS__)
-#define lm_info(event, ...) lm_log(LM_LOG_INFO, event, __VA_ARGS__)
-#define lm_warn(event, ...) lm_log(LM_LOG_WARN, event, __VA_ARGS__)
+#define lm_info(event, ...)  lm_log(LM_LOG_INFO, event, __VA_ARGS__)
+#define lm_warn(event, ...)  lm_log(LM_LOG_WARN, event, __VA_ARGS__)
 #define lm_error(event, ...) lm_log(LM_LOG_ERROR, event, __VA_ARGS__)
 
 #ifdef __cplusplus

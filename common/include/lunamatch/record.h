@@ -24,16 +24,16 @@ extern "C" {
 #endif
 
 /* Hard limits on records. */
-#define LM_RECORD_ID_MAX 128          /* bytes of [A-Za-z0-9._:-] */
-#define LM_RECORD_TITLE_MAX 256       /* bytes */
-#define LM_RECORD_TEXT_MAX 256        /* bytes of every other short string */
-#define LM_RECORD_DESCRIPTION_MAX 16384
-#define LM_RECORD_SKILLS_MAX 100
-#define LM_RECORD_GROUPS_MAX 20
+#define LM_RECORD_ID_MAX           128 /* bytes of [A-Za-z0-9._:-] */
+#define LM_RECORD_TITLE_MAX        256 /* bytes */
+#define LM_RECORD_TEXT_MAX         256 /* bytes of every other short string */
+#define LM_RECORD_DESCRIPTION_MAX  16384
+#define LM_RECORD_SKILLS_MAX       100
+#define LM_RECORD_GROUPS_MAX       20
 #define LM_RECORD_GROUP_SKILLS_MAX 20
-#define LM_RECORD_LOCATIONS_MAX 20
-#define LM_RECORD_GOALS_MAX 20        /* entries per career-goal list */
-#define LM_RECORD_YEARS_MAX 80.0f
+#define LM_RECORD_LOCATIONS_MAX    20
+#define LM_RECORD_GOALS_MAX        20 /* entries per career-goal list */
+#define LM_RECORD_YEARS_MAX        80.0f
 
 /* Why a record was rejected: a bounded set, used as a metrics label and a
  * dead-letter header. */

@@ -59,8 +59,10 @@ test_format(void **state)
 	assert_non_null(a);
 	assert_string_equal(json_string_value(json_object_get(a, "level")), "info");
 	assert_string_equal(json_string_value(json_object_get(a, "svc")), "ingest");
-	assert_string_equal(json_string_value(json_object_get(a, "event")), "batch.committed");
-	assert_string_equal(json_string_value(json_object_get(a, "msg")), "stored 12 records");
+	assert_string_equal(
+	    json_string_value(json_object_get(a, "event")), "batch.committed");
+	assert_string_equal(
+	    json_string_value(json_object_get(a, "msg")), "stored 12 records");
 	const char *ts = json_string_value(json_object_get(a, "ts"));
 	assert_non_null(ts);
 	assert_int_equal(strlen(ts), strlen("2026-11-26T07:16:44.123Z"));
