@@ -33,6 +33,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <nng/nng.h>
+
 #include "events.h"
 #include "follower.h"
 #include "index.h"
@@ -500,6 +502,49 @@ start_follower(struct daemon *d, const char *notify)
 	return LM_OK;
 }
 
+/*
+ * Whether url is an nng address this program can use: it parses and its
+ * scheme is one of schemes (NULL-terminated). On failure prints a message
+ * naming the variable var to stderr (the logs may not be set up yet).
+ */
+static bool
+url_usable(const char *var, const char *url, const char *const *schemes)
+{
+	nng_url *u = NULL;
+	bool ok = false;
+
+	if (url != NULL && url[0] != '\0' && nng_url_parse(&u, url) == 0) {
+		for (size_t i = 0; schemes[i] != NULL && !ok; i++)
+			ok = strcmp(u->u_scheme, schemes[i]) == 0;
+		nng_url_free(u);
+	}
+	if (!ok)
+		fprintf(stderr, PROG ": %s: \"%s\" is not a usable address\n", var,
+		    url != NULL ? url : "");
+	return ok;
+}
+
+/* Checks the RPC and notify addresses before anything starts, so that a
+ * typo is a configuration error (exit 2), not a runtime failure. The notify
+ * URL is resolved into notify (len bytes). Returns true when both are
+ * usable. */
+static bool
+check_addresses(struct daemon *d, char *notify, size_t len)
+{
+	static const char *const rpc_schemes[] = {"tcp", "tcp4", "tcp6", "tls+tcp",
+	    "tls+tcp4", "tls+tcp6", "ipc", "abstract", "inproc", NULL};
+	static const char *const notify_schemes[] = {
+	    "tcp", "tcp4", "tcp6", "ipc", "abstract", "inproc", NULL};
+
+	if (!url_usable("LUNAMATCH_RPC_URL", d->cfg.rpc_url, rpc_schemes))
+		return false;
+	if (lm_config_notify_url(&d->cfg, notify, len) != LM_OK) {
+		fprintf(stderr, PROG ": LUNAMATCH_NOTIFY_URL: too long\n");
+		return false;
+	}
+	return url_usable("LUNAMATCH_NOTIFY_URL", notify, notify_schemes);
+}
+
 /* Drains and releases everything, in the reverse order of start-up. */
 static void
 shutdown_all(struct daemon *d)
@@ -564,6 +609,8 @@ main(int argc, char **argv)
 		    argv[d->cfg.argi]);
 		return EXIT_CONFIG;
 	}
+	if (!check_addresses(d, notify, sizeof(notify)))
+		return EXIT_CONFIG;
 	lm_log_set_service("match");
 	lm_log_set_level(d->cfg.log_level);
 
@@ -586,6 +633,10 @@ main(int argc, char **argv)
 		goto done;
 
 	lm_store_opts sto = {.map_size = d->cfg.map_size_mb << 20};
+	/* A map larger than the store's default ceiling raises the ceiling, as
+	 * ingest does, so that both services open the same store. */
+	if (sto.map_size > LM_STORE_MAX_MAP_SIZE_DEFAULT)
+		sto.max_map_size = sto.map_size;
 	if ((rc = lm_store_open(d->cfg.data_dir, &sto, &d->store)) != LM_OK) {
 		lm_error("match.store", "cannot open the record store in %s: %s",
 		    d->cfg.data_dir, lm_strerror(rc));
@@ -607,8 +658,17 @@ main(int argc, char **argv)
 	if (new_follower(d, events_after, notify, sizeof(notify)) != LM_OK)
 		goto done;
 	register_metrics(d);
-	if (start_rpc(d) != LM_OK || start_http(d) != LM_OK)
+	if (start_rpc(d) != LM_OK)
 		goto done;
+	if ((rc = start_http(d)) != LM_OK) {
+		if (rc == LM_EINVAL) {
+			fprintf(stderr,
+			    PROG ": LUNAMATCH_HTTP_ADDR: \"%s\" is not host:port\n",
+			    d->cfg.http_addr);
+			status = EXIT_CONFIG;
+		}
+		goto done;
+	}
 	if (start_follower(d, notify) != LM_OK)
 		goto done;
 

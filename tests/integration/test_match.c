@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <librdkafka/rdkafka.h>
 #include <nng/nng.h>
@@ -1071,6 +1072,31 @@ test_bad_config_exits_2(void **state)
 	r = lmt_run(argv, env, NULL, STOP_MS);
 	assert_int_equal(r.status, 2);
 	lmt_run_result_free(&r);
+
+	/* Unusable addresses are configuration errors too, named by variable. */
+	static const struct {
+		const char *opt, *value, *var;
+	} bad[] = {
+	    {"--url", "http://x", "LUNAMATCH_RPC_URL"},
+	    {"--http", "notanaddr", "LUNAMATCH_HTTP_ADDR"},
+	    {"--notify-url", "bogus://x", "LUNAMATCH_NOTIFY_URL"},
+	};
+	/* Otherwise valid settings (the suite's, in a store of their own and
+	 * without events), so that only the bad value can fail the start. */
+	char dir[4300], errf[4400];
+	snprintf(dir, sizeof(dir), "%s/badcfg", G.dir);
+	snprintf(errf, sizeof(errf), "%s/badcfg.err", G.dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *bargv[] = {lmt_bin("lunamatch-match"), "--data-dir", dir,
+		    "--event-top-n", "0", "--url", "tcp://127.0.0.1:0", "--http",
+		    "127.0.0.1:0", bad[i].opt, bad[i].value, NULL};
+		r = lmt_run(bargv, G.match_env.vec, errf, STOP_MS);
+		assert_int_equal(r.status, 2);
+		assert_non_null(r.err);
+		assert_non_null(strstr(r.err, bad[i].var));
+		lmt_run_result_free(&r);
+	}
 
 	const char *help[] = {lmt_bin("lunamatch-match"), "--help", NULL};
 	r = lmt_run(help, NULL, NULL, STOP_MS);
