@@ -219,6 +219,7 @@ lm_ingest_decision_clear(lm_ingest_decision *d)
 
 struct lm_ingest_batch {
 	size_t max, n;
+	size_t bytes; /* sum of ds[].len */
 	lm_ingest_decision *ds;     /* max entries */
 	lm_ingest_partition *parts; /* nparts of cap */
 	size_t nparts, cap;
@@ -260,10 +261,16 @@ lm_ingest_batch_len(const lm_ingest_batch *b)
 	return b->n;
 }
 
+size_t
+lm_ingest_batch_bytes(const lm_ingest_batch *b)
+{
+	return b->bytes;
+}
+
 int
 lm_ingest_batch_full(const lm_ingest_batch *b)
 {
-	return b->n >= b->max;
+	return b->n >= b->max || b->bytes >= LM_INGEST_BATCH_BYTES_MAX;
 }
 
 int
@@ -272,7 +279,7 @@ lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *topic
 {
 	lm_ingest_partition *p = NULL;
 
-	if (b->n >= b->max || strlen(topic) > LM_INGEST_TOPIC_MAX)
+	if (lm_ingest_batch_full(b) || strlen(topic) > LM_INGEST_TOPIC_MAX)
 		return LM_E2BIG;
 	if (offset < 0)
 		return LM_EINVAL;
@@ -300,6 +307,7 @@ lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *topic
 		p->first = offset;
 	}
 	p->next = offset + 1;
+	b->bytes += d->len;
 	b->ds[b->n++] = *d;
 	memset(d, 0, sizeof(*d));
 	return LM_OK;
@@ -376,5 +384,6 @@ lm_ingest_batch_reset(lm_ingest_batch *b)
 	for (size_t i = 0; i < b->n; i++)
 		lm_ingest_decision_clear(&b->ds[i]);
 	b->n = 0;
+	b->bytes = 0;
 	b->nparts = 0;
 }

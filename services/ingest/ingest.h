@@ -33,6 +33,10 @@ extern "C" {
 #define LM_INGEST_CONTENT_TYPE_MAX 128
 /* Capacity of a decision's error message, with the NUL. */
 #define LM_INGEST_ERROR_MAX 256
+/* Most bytes of normalized records one batch holds: a batch is full when
+ * its PUT decisions reach this many bytes, whatever its message count, so
+ * one store transaction stays bounded in memory. */
+#define LM_INGEST_BATCH_BYTES_MAX (64u << 20)
 /* Longest topic name a batch records (Kafka's own limit is 249). */
 #define LM_INGEST_TOPIC_MAX 255
 
@@ -134,13 +138,19 @@ int lm_ingest_batch_new(size_t max, lm_ingest_batch **out);
 /* NULL is a no-op. */
 void lm_ingest_batch_free(lm_ingest_batch *b);
 
-/* Messages in the batch; 1 when full. */
+/* Messages in the batch. */
 size_t lm_ingest_batch_len(const lm_ingest_batch *b);
+/* Bytes of normalized records the batch holds. */
+size_t lm_ingest_batch_bytes(const lm_ingest_batch *b);
+/* 1 when the batch holds its maximum of messages or at least
+ * LM_INGEST_BATCH_BYTES_MAX bytes: it must be finished before another add. */
 int lm_ingest_batch_full(const lm_ingest_batch *b);
 
 /*
  * Appends decision d of the message at topic/partition/offset and takes over
- * what d owns (d is zeroed). Offsets of one partition must ascend. Returns
+ * what d owns (d is zeroed). Offsets of one partition must ascend. The add
+ * that crosses LM_INGEST_BATCH_BYTES_MAX is accepted (a batch always takes
+ * its first message); the batch is full after it. Returns
  * LM_OK; LM_E2BIG when full or the topic name is too long; LM_EINVAL for an
  * offset that does not ascend; LM_ENOMEM. On error d is left as it was.
  */

@@ -571,6 +571,54 @@ test_batch(void **state)
 	free(dir);
 }
 
+/* A PUT decision carrying len bytes (never stored: only the size counts). */
+static void
+sized_decision(size_t len, lm_ingest_decision *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->action = LM_INGEST_PUT;
+	d->kind = LM_KIND_POSTING;
+	snprintf(d->id, sizeof(d->id), "job-big");
+	d->version = 1;
+	assert_non_null(d->bytes = calloc(1, len));
+	d->len = len;
+}
+
+/* A batch is full once it holds LM_INGEST_BATCH_BYTES_MAX bytes, however few
+ * messages that is; a reset empties the byte count too. */
+static void
+test_batch_bytes(void **state)
+{
+	const size_t quarter = LM_INGEST_BATCH_BYTES_MAX / 4;
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	(void) state;
+
+	assert_int_equal(lm_ingest_batch_new(1000, &b), LM_OK);
+	for (int i = 0; i < 3; i++) {
+		sized_decision(quarter, &d);
+		assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, i), LM_OK);
+		assert_false(lm_ingest_batch_full(b));
+	}
+	assert_int_equal(lm_ingest_batch_bytes(b), 3 * quarter);
+	/* The add that crosses the limit is taken; then the batch is full. */
+	sized_decision(quarter + 1, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 3), LM_OK);
+	assert_true(lm_ingest_batch_full(b));
+	assert_int_equal(lm_ingest_batch_len(b), 4);
+	sized_decision(1, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 4), LM_E2BIG);
+	lm_ingest_decision_clear(&d);
+	lm_ingest_batch_reset(b);
+	assert_int_equal(lm_ingest_batch_bytes(b), 0);
+	assert_false(lm_ingest_batch_full(b));
+	/* One message over the limit still makes a batch (of one). */
+	sized_decision(LM_INGEST_BATCH_BYTES_MAX, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 5), LM_OK);
+	assert_true(lm_ingest_batch_full(b));
+	lm_ingest_batch_free(b);
+}
+
 /* A batch of profiles on a read-only store fails and can be retried. */
 static void
 test_batch_store_error(void **state)
@@ -620,6 +668,7 @@ main(void)
 	    cmocka_unit_test(test_bad_arguments),
 	    cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_batch_store_error),
+	    cmocka_unit_test(test_batch_bytes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
