@@ -90,11 +90,12 @@ wait_for 30 "$bin/lunamatch" health
 say "producing the sample postings and profiles"
 "$bin/lunamatch" produce postings data/samples/postings.jsonl
 "$bin/lunamatch" produce profiles data/samples/profiles.jsonl
-# A few messages that ingest must reject, sent as raw JSON.
-printf '%s\n' 'job-bad-1:{"id":"job-bad-1","version":1}' \
-	'job-bad-2:{"id":"job-bad-2","version":1,"title":"Analyst","salary":{"min":9,"max":1,"currency":"USD"}}' \
-	'job-bad-3:{not json' |
-	kcat -P -b "$LUNAMATCH_BROKERS" -t lunamatch.postings.v1 -K: -H content-type=application/json
+# A few messages that ingest must reject, sent as written (--raw: no local
+# checks, keyed by their id when they have one).
+printf '%s\n' '{"id":"job-bad-1","version":1}' \
+	'{"id":"job-bad-2","version":1,"title":"Analyst","salary":{"min":9,"max":1,"currency":"USD"}}' \
+	'{not json' |
+	"$bin/lunamatch" produce postings - --raw
 
 npostings=$(grep -c . data/samples/postings.jsonl)
 nprofiles=$(grep -c . data/samples/profiles.jsonl)
@@ -141,6 +142,7 @@ if [ "$keep" = 1 ]; then
 	cat <<INFO
 Data directory: $run/var     Logs: $run/*.log
 export LUNAMATCH_BROKERS=$LUNAMATCH_BROKERS LUNAMATCH_DATA_DIR=$run/var
+export LUNAMATCH_RPC_URL=$LUNAMATCH_RPC_URL
 $bin/lunamatch match jobs --candidate cand-ml-lead-chicago
 $bin/lunamatch explain --candidate cand-ml-junior-chicago --job job-dfs-sr-mgr-ml
 $bin/lunamatch watch

@@ -2,14 +2,16 @@
 """End to end: the sample data through the real CLI, broker and ingest.
 
 `lunamatch produce` sends data/samples/postings.jsonl and profiles.jsonl; the
-invalid cases of data/samples/invalid.jsonl are sent as raw JSON with kcat.
-The test then asserts that every valid sample landed in the store at its
+invalid cases of data/samples/invalid.jsonl are sent as written with
+`lunamatch produce --raw` (no local checks, keyed by their id when they have
+one), from one temporary JSON-lines file per topic. The test then asserts that every valid sample landed in the store at its
 version, and that every invalid case is in the dead-letter topic with the
 reason ingest must give it. Runs lunamatch-devkafka and lunamatch-ingest as
 real processes on 127.0.0.1; every wait is bounded.
 
 Environment: LUNAMATCH_SOURCE_DIR, LUNAMATCH_BIN_DIR (set by ctest).
 """
+import collections
 import json
 import os
 import signal
@@ -107,21 +109,40 @@ def main():
         cli(env, "produce", "profiles", os.path.join(SRC, "data/samples/profiles.jsonl"),
             "--as-json")
 
-        # Invalid cases, keyed by their id (or a made-up one when they have
-        # none), as raw JSON so that nothing checks them before ingest.
-        expected = {}
-        for i, case in enumerate(invalid):
+        # Invalid cases, as written (--raw: nothing checks them before
+        # ingest), one JSON-lines file per topic. --raw keys a message by the
+        # record's string id: cases with one are expected under that key,
+        # the others (no id, not JSON) without a key, told apart by reason.
+        expected = {}                        # key -> reason
+        expected_keyless = collections.Counter()  # reason -> count
+        lines = collections.defaultdict(list)
+        for case in invalid:
             rec = case.get("record")
-            value = case["raw"] if rec is None else json.dumps(rec)
+            if rec is None:
+                value = case["raw"]
+            else:
+                value = json.dumps(rec, separators=(",", ":"), ensure_ascii=False)
+            if "\n" in value or not value.strip():
+                fail("invalid case %r does not fit on one non-blank line" % value)
+            lines[case["topic"]].append(value)
             key = rec.get("id") if isinstance(rec, dict) else None
-            key = key or "invalid-case-%d" % i
-            expected[key] = REASONS[case["expect"]]
-            topic = "lunamatch.%s.v1" % case["topic"]
-            r = subprocess.run(["kcat", "-P", "-b", brokers, "-t", topic, "-k", key,
-                                "-H", "content-type=application/json"],
-                               input=value, text=True, capture_output=True, timeout=30)
-            if r.returncode != 0:
-                fail("kcat: " + r.stderr)
+            reason = REASONS[case["expect"]]
+            if isinstance(key, str) and key:
+                if key in expected:
+                    fail("two invalid cases share the id %s" % key)
+                expected[key] = reason
+            else:
+                expected_keyless[reason] += 1
+        for topic, values in sorted(lines.items()):
+            path = os.path.join(tmp, "invalid-%s.jsonl" % topic)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("".join(v + "\n" for v in values))
+            r = cli(env, "produce", topic, path, "--raw")
+            if r.stdout.strip() != "sent %d, failed 0, skipped 0" % len(values):
+                fail("produce %s --raw: %s" % (topic, r.stdout.strip()))
+        ninvalid = len(expected) + sum(expected_keyless.values())
+        if ninvalid != len(invalid):
+            fail("%d invalid cases counted, %d in the file" % (ninvalid, len(invalid)))
 
         def stored():
             r = cli(env, "store", "stats", "--json", check=False)
@@ -143,23 +164,32 @@ def main():
                     kind, sorted(set(want) - set(got)), sorted(set(got) - set(want))))
 
         def dead_letters():
-            r = cli(env, "dlq", "tail", "--from-beginning", "--count", str(len(expected)),
-                    "--json", check=False)
+            # One more than expected: an extra dead letter must show up.
+            r = cli(env, "dlq", "tail", "--from-beginning", "--count",
+                    str(ninvalid + 1), "--json", check=False)
             if r.returncode != 0:
                 return None
             rows = [json.loads(line) for line in r.stdout.splitlines()]
-            return rows if len(rows) >= len(expected) else None
+            return rows if len(rows) >= ninvalid else None
 
         rows = wait_until("the invalid cases in the dead-letter topic", dead_letters, procs)
-        got = {row["key"]: row["reason"] for row in rows}
-        if got != expected:
-            fail("dead letters differ:\n got  %s\n want %s" % (
-                json.dumps(got, sort_keys=True), json.dumps(expected, sort_keys=True)))
+        if len(rows) != ninvalid:
+            fail("%d dead letters, want %d" % (len(rows), ninvalid))
+        got = {row["key"]: row["reason"] for row in rows if row["key"] is not None}
+        got_keyless = collections.Counter(row["reason"] for row in rows
+                                          if row["key"] is None)
+        if got != expected or got_keyless != expected_keyless:
+            fail("dead letters differ:\n got  %s, without a key %s\n want %s, "
+                 "without a key %s" % (
+                     json.dumps(got, sort_keys=True),
+                     json.dumps(got_keyless, sort_keys=True),
+                     json.dumps(expected, sort_keys=True),
+                     json.dumps(expected_keyless, sort_keys=True)))
         for row in rows:
             if not row["error"] or not row["source_topic"].startswith("lunamatch."):
                 fail("dead letter without error or source: %s" % row)
         print("e2e samples: %d postings, %d profiles stored; %d invalid cases dead-lettered"
-              % (len(postings), len(profiles), len(expected)))
+              % (len(postings), len(profiles), ninvalid))
     finally:
         # Stop everything before reporting, so no child outlives the test.
         problems = []

@@ -6,7 +6,8 @@
  * and as JSON; the test reads the topics back with librdkafka and checks
  * counts, keys, content-type headers and that every payload decodes to the
  * same record as the sample line. Undecodable lines, JSON arrays, standard
- * input, missing files and an unreachable broker are covered too.
+ * input, missing files and an unreachable broker (exit 3) are covered too,
+ * and --raw, which sends every line as written, invalid ones included.
  * store: get, list and stats against a store the test fills with lm_store_*.
  * dlq tail: crafted dead-letter messages with the headers ingest writes,
  * one-shot and --follow. Plus usage errors (exit 2) and --help everywhere.
@@ -372,6 +373,7 @@ test_help(void **state)
 	const char *const cmds[][3] = {
 	    {"help", "produce", "--as-json"},
 	    {"produce", "--help", "--as-json"},
+	    {"produce", "--help", "--raw"},
 	    {"store", "--help", "store list"},
 	    {"help", "store", "--limit"},
 	    {"dlq", "--help", "--follow"},
@@ -589,9 +591,131 @@ test_produce_failures(void **state)
 	/* Nothing listens on port 1 of the loopback address. */
 	r = CLI("produce", "postings", lmt_src("data/samples/postings.jsonl"),
 	    "--brokers", "127.0.0.1:1", "--timeout-ms", "1500");
-	expect_status(&r, 1);
+	expect_status(&r, 3);
 	assert_non_null(strstr(r.err, "cannot reach Kafka"));
 	lmt_run_result_free(&r);
+}
+
+/* One message expected from --raw: its exact payload and key (NULL: none). */
+struct raw_case {
+	const char *payload;
+	const char *key;
+};
+
+/* Reads the messages produced since from[] and checks that they are exactly
+ * want[0..n), in any order, each with header content-type application/json. */
+static void
+check_raw(const char *topic, const int64_t from[PARTITIONS], const struct raw_case *want,
+    int n)
+{
+	struct msg msgs[16];
+	bool seen[16] = {false};
+	int got = read_topic(topic, from, msgs, 16);
+
+	assert_true(n <= 16);
+	assert_int_equal(got, n);
+	for (int i = 0; i < got; i++) {
+		int j = 0;
+		for (; j < n; j++)
+			if (!seen[j] && strlen(want[j].payload) == msgs[i].len &&
+			    memcmp(want[j].payload, msgs[i].payload, msgs[i].len) == 0)
+				break;
+		if (j == n)
+			fail_msg("unexpected message %.*s", (int) msgs[i].len,
+			    msgs[i].payload);
+		seen[j] = true;
+		assert_non_null(msgs[i].content_type);
+		assert_string_equal(msgs[i].content_type, "application/json");
+		if (want[j].key == NULL) {
+			if (msgs[i].key != NULL)
+				fail_msg("message %s: key %s, expected none", want[j].payload,
+				    msgs[i].key);
+		} else {
+			assert_non_null(msgs[i].key);
+			assert_string_equal(msgs[i].key, want[j].key);
+		}
+		msg_free(&msgs[i]);
+	}
+}
+
+/* --raw sends every non-blank line as written, with no local validation,
+ * keyed by the string id of a JSON object; array elements compact. */
+static void
+test_produce_raw(void **state)
+{
+	char *l1 = sample_line("data/samples/postings.jsonl", 1);
+	char text[200000], id1[LM_STORE_ID_MAX + 1];
+	int64_t from[PARTITIONS];
+	(void) state;
+
+	/* The sample's id, to check its key. */
+	json_t *v = json_loads(l1, 0, NULL);
+	assert_non_null(v);
+	snprintf(id1, sizeof(id1), "%s", json_string_value(json_object_get(v, "id")));
+	json_decref(v);
+
+	/* 1 valid, 2 not JSON, 3 blank, 4 unknown field, 5 no id (surrounding
+	 * blanks are not part of the record), 6 unknown enum name, 7 a number
+	 * id, 8 not an object, 9 wrong type. */
+	snprintf(text, sizeof(text),
+	    "%s\n{not json\n\n{\"id\":\"job-x\",\"bogus_field\":1}\n"
+	    "  {\"title\":\"No id\"}  \n"
+	    "{\"id\":\"job-y\", \"status\": \"POSTING_STATUS_NOPE\"}\n"
+	    "{\"id\":7}\n[1,2]\n{\"id\":\"job-z\",\"version\":\"one\"}\n",
+	    l1);
+	const struct raw_case want[] = {
+	    {l1, id1},
+	    {"{not json", NULL},
+	    {"{\"id\":\"job-x\",\"bogus_field\":1}", "job-x"},
+	    {"{\"title\":\"No id\"}", NULL},
+	    {"{\"id\":\"job-y\", \"status\": \"POSTING_STATUS_NOPE\"}", "job-y"},
+	    {"{\"id\":7}", NULL},
+	    {"[1,2]", NULL},
+	    {"{\"id\":\"job-z\",\"version\":\"one\"}", "job-z"},
+	};
+	char *path = write_file("raw.jsonl", text);
+	high_marks(TOPIC_POSTINGS, from);
+	lmt_run_result r = CLI("produce", "postings", path, "--raw");
+	expect_status(&r, 0);
+	assert_string_equal(r.out, "sent 8, failed 0, skipped 0\n");
+	lmt_run_result_free(&r);
+	check_raw(TOPIC_POSTINGS, from, want, 8);
+
+	/* --json names the format. */
+	high_marks(TOPIC_POSTINGS, from);
+	r = CLI("produce", "postings", path, "--raw", "--json");
+	expect_status(&r, 0);
+	json_t *o = json_loads(r.out, 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "format")), "raw");
+	assert_int_equal(json_integer_value(json_object_get(o, "sent")), 8);
+	json_decref(o);
+	lmt_run_result_free(&r);
+	check_raw(TOPIC_POSTINGS, from, want, 8);
+
+	/* A JSON array: each element as its compact JSON text. */
+	char *arr = write_file("raw.json",
+	    "[ {\"id\": \"cand-a\",  \"bogus\": [1, 2]},\n 42,\n \"text\" ]\n");
+	const struct raw_case want_arr[] = {
+	    {"{\"id\":\"cand-a\",\"bogus\":[1,2]}", "cand-a"},
+	    {"42", NULL},
+	    {"\"text\"", NULL},
+	};
+	high_marks(TOPIC_PROFILES, from);
+	r = CLI("produce", "profiles", arr, "--raw");
+	expect_status(&r, 0);
+	assert_string_equal(r.out, "sent 3, failed 0, skipped 0\n");
+	lmt_run_result_free(&r);
+	check_raw(TOPIC_PROFILES, from, want_arr, 3);
+
+	/* Kafka unreachable: exit 3 with --raw too. */
+	r = CLI("produce", "postings", path, "--raw", "--brokers", "127.0.0.1:1",
+	    "--timeout-ms", "1500");
+	expect_status(&r, 3);
+	lmt_run_result_free(&r);
+	free(arr);
+	free(path);
+	free(l1);
 }
 
 /* ---- tests: store ----------------------------------------------------- */
@@ -853,6 +977,7 @@ main(void)
 	    cmocka_unit_test(test_produce_bad_lines),
 	    cmocka_unit_test(test_produce_array_and_stdin),
 	    cmocka_unit_test(test_produce_failures),
+	    cmocka_unit_test(test_produce_raw),
 	    cmocka_unit_test(test_store),
 	    cmocka_unit_test(test_dlq),
 	};

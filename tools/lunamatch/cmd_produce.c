@@ -3,8 +3,8 @@
  * profiles from a JSON file to their Kafka topic, the way a producer of the
  * job site would, for demos, tests and back-fills.
  *
- *   produce postings|profiles FILE [--as-json] [--topic T] [--timeout-ms N]
- *                                  [--progress]
+ *   produce postings|profiles FILE [--as-json | --raw] [--topic T]
+ *                                  [--timeout-ms N] [--progress]
  *
  * The file is a JSON array of records or JSON lines (one record per line),
  * told apart by its first non-space character ('[' = array). Every record is
@@ -14,8 +14,15 @@
  * text with the header content-type: application/json (--as-json), keyed by
  * the record id (no key when the record has none: ingest rejects it to the
  * dead-letter topic), with the idempotent producer. The command waits for
- * every delivery report and exits 1 when any record was skipped or failed.
- * Records are not validated beyond decoding: that is ingest's job.
+ * every delivery report and exits 1 when any record was skipped or failed,
+ * 3 when Kafka could not be reached (no metadata, or nothing delivered and
+ * every failure a connectivity one). Records are not validated beyond
+ * decoding: that is ingest's job.
+ *
+ * --raw (implies --as-json) sends every non-blank line exactly as written
+ * (or every array element as its compact JSON text) without decoding it, so
+ * that invalid records reach ingest and its dead-letter topic; the key is the
+ * record's "id" when the text is a JSON object with a string id.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -51,10 +58,11 @@
 /* Most per-record errors printed (and listed in the --json summary). */
 #define PRODUCE_ERRORS_SHOWN 100
 
-enum { OPT_AS_JSON = 1, OPT_TOPIC, OPT_TIMEOUT, OPT_PROGRESS };
+enum { OPT_AS_JSON = 1, OPT_RAW, OPT_TOPIC, OPT_TIMEOUT, OPT_PROGRESS };
 
 const struct option lm_cli_produce_options[] = {
     {"as-json", no_argument, NULL, OPT_AS_JSON},
+    {"raw", no_argument, NULL, OPT_RAW},
     {"topic", required_argument, NULL, OPT_TOPIC},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {"progress", no_argument, NULL, OPT_PROGRESS},
@@ -74,11 +82,21 @@ const char lm_cli_produce_usage[] =
     "per record.\n"
     "\n"
     "Exit status: 0 when every record was sent, 1 when any was skipped or not\n"
-    "delivered (or the input or Kafka failed), 2 for a usage error.\n"
+    "delivered (or the input failed, or the topic does not exist), 2 for a\n"
+    "usage error, 3 when Kafka cannot be reached (no metadata, or no record\n"
+    "delivered because no broker answered).\n"
     "\n"
     "Options:\n"
     "  --as-json         send the JSON text with header content-type:\n"
     "                    application/json instead of protobuf\n"
+    "  --raw             send every non-blank line exactly as written (blanks\n"
+    "                    around it trimmed; a JSON array: each element's\n"
+    "                    compact JSON text) with header\n"
+    "                    content-type: application/json, without decoding or\n"
+    "                    checking it: for replaying messages and exercising\n"
+    "                    ingest's validation. Keyed by the record's \"id\" when\n"
+    "                    it is a JSON object with a string id, else no key.\n"
+    "                    Implies --as-json\n"
     "  --topic T         send to topic T instead of --topic-postings or\n"
     "                    --topic-profiles\n"
     "  --timeout-ms N    longest wait for Kafka and for the delivery of each\n"
@@ -91,6 +109,7 @@ struct producer {
 	const ProtobufCMessageDescriptor *desc;
 	bool posting;
 	bool as_json;
+	bool raw; /* send the text as is, no decoding; implies as_json */
 	bool progress;
 	bool json_out;
 	bool lines; /* JSON lines: positions are lines, else indexes */
@@ -101,6 +120,7 @@ struct producer {
 	uint64_t queued;  /* handed to librdkafka */
 	uint64_t sent;    /* delivered */
 	uint64_t failed;  /* produce or delivery failed */
+	uint64_t offline; /* of failed: because no broker could be reached */
 	uint64_t skipped; /* did not decode or too large */
 	uint64_t shown;   /* per-record errors printed */
 	json_t *errors;   /* the first PRODUCE_ERRORS_SHOWN, for --json */
@@ -130,6 +150,25 @@ record_error(struct producer *P, uint64_t pos, const char *what, const char *det
 	P->shown++;
 }
 
+/* True for a delivery error that means no broker could be reached (as
+ * opposed to a broker refusing the record). Purges count: drain() purges
+ * only what timed out waiting for a broker. */
+static bool
+unreachable_error(rd_kafka_resp_err_t e)
+{
+	switch (e) {
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__TRANSPORT:
+	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+	case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+	case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Delivery reports; runs on the main thread inside rd_kafka_poll/flush. */
 static void
 dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -142,27 +181,33 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		return;
 	}
 	P->failed++;
+	if (unreachable_error(m->err))
+		P->offline++;
 	record_error(P, (uint64_t) (uintptr_t) m->_private, "not delivered",
 	    rd_kafka_err2str(m->err));
 }
 
+/* Prints the counts on stderr, after serving the delivery reports that
+ * arrived so that "sent" is current. */
 static void
 progress(struct producer *P)
 {
+	if (P->rk != NULL)
+		rd_kafka_poll(P->rk, 0);
 	fprintf(stderr,
 	    LM_CLI_PROG " " CMD ": %" PRIu64 " records read, %" PRIu64 " sent, %" PRIu64
 	                " failed, %" PRIu64 " skipped\n",
 	    P->read, P->sent, P->failed, P->skipped);
 }
 
-/* Hands one payload to librdkafka, waiting while its queue is full (at most
+/* Hands one payload to librdkafka (which copies it and the key of klen
+ * bytes; no key when klen is 0), waiting while its queue is full (at most
  * timeout_ms). Returns true when queued. */
 static bool
-send_one(
-    struct producer *P, uint64_t pos, const char *key, const void *payload, size_t len)
+send_one(struct producer *P, uint64_t pos, const char *key, size_t klen,
+    const void *payload, size_t len)
 {
 	int64_t deadline = lm_clock_ms() + P->timeout_ms;
-	size_t klen = key != NULL ? strlen(key) : 0;
 
 	for (;;) {
 		rd_kafka_headers_t *h = NULL;
@@ -248,12 +293,58 @@ handle_record(
 		record_error(P, pos, "too large", "the record is larger than 1 MiB");
 		goto out;
 	}
-	send_one(P, pos, id, payload, plen);
+	send_one(P, pos, id, id != NULL ? strlen(id) : 0, payload, plen);
 out:
 	free(pb);
 	free(dumped);
 	if (msg != NULL)
 		protobuf_c_message_free_unpacked(msg, NULL);
+	if (P->progress && P->read % PRODUCE_PROGRESS_EVERY == 0)
+		progress(P);
+}
+
+/*
+ * --raw: sends one record as is. text (len bytes) is a line as written, or,
+ * when value is not NULL, an array element sent as its compact JSON text.
+ * The key is the record's "id" when it is a JSON object with a string id
+ * (which may hold any bytes, NUL included: its length is used).
+ */
+static void
+handle_raw(
+    struct producer *P, uint64_t pos, const char *text, size_t len, const json_t *value)
+{
+	json_t *parsed = NULL;
+	const json_t *id;
+	char *dumped = NULL;
+
+	P->read++;
+	if (value != NULL) {
+		dumped = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (dumped == NULL) {
+			P->skipped++;
+			record_error(P, pos, "cannot encode", "out of memory");
+			goto out;
+		}
+		text = dumped;
+		len = strlen(dumped);
+	} else {
+		/* Only to find the key: text that does not parse goes as is. */
+		parsed = json_loadb(text, len, 0, NULL);
+		value = parsed;
+	}
+	if (len > PRODUCE_RECORD_MAX) {
+		P->skipped++;
+		record_error(P, pos, "too large", "the record is larger than 1 MiB");
+		goto out;
+	}
+	id = json_is_object(value) ? json_object_get(value, "id") : NULL;
+	if (json_is_string(id))
+		send_one(P, pos, json_string_value(id), json_string_length(id), text, len);
+	else
+		send_one(P, pos, NULL, 0, text, len);
+out:
+	json_decref(parsed);
+	free(dumped);
 	if (P->progress && P->read % PRODUCE_PROGRESS_EVERY == 0)
 		progress(P);
 }
@@ -320,6 +411,8 @@ run_lines(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 			P->skipped++;
 			record_error(
 			    P, line, "too large", "the line is longer than 1 MiB");
+		} else if (start < len && P->raw) {
+			handle_raw(P, line, buf + start, len - start, NULL);
 		} else if (start < len) {
 			handle_record(P, line, buf + start, len - start, NULL);
 		}
@@ -376,8 +469,12 @@ run_array(struct producer *P, FILE *in, const char *name)
 		json_decref(root);
 		return -1;
 	}
-	for (i = 0; i < json_array_size(root); i++)
-		handle_record(P, i, NULL, 0, json_array_get(root, i));
+	for (i = 0; i < json_array_size(root); i++) {
+		if (P->raw)
+			handle_raw(P, i, NULL, 0, json_array_get(root, i));
+		else
+			handle_record(P, i, NULL, 0, json_array_get(root, i));
+	}
 	json_decref(root);
 	return 0;
 nomem:
@@ -404,7 +501,9 @@ new_producer(struct producer *P, const lm_config *cfg)
 	    (rc = lm_kafka_set(c, "message.max.bytes", PRODUCE_MESSAGE_MAX, err,
 	         sizeof(err))) != LM_OK) {
 		lm_cli_error(CMD, "%s", err);
-		rd_kafka_conf_destroy(c);
+		/* lm_kafka_conf leaves c NULL when it fails. */
+		if (c != NULL)
+			rd_kafka_conf_destroy(c);
 		return rc;
 	}
 	rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
@@ -480,6 +579,10 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 		case OPT_AS_JSON:
 			P.as_json = true;
 			break;
+		case OPT_RAW:
+			P.raw = true;
+			P.as_json = true;
+			break;
 		case OPT_TOPIC:
 			topic_opt = optarg;
 			break;
@@ -551,6 +654,7 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 	if (rc != LM_OK) {
 		lm_cli_error(
 		    CMD, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
+		rv = LM_CLI_EXIT_UNAVAILABLE;
 		goto out;
 	}
 
@@ -570,9 +674,17 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 	drain(&P);
 	if (P.progress && P.read >= PRODUCE_PROGRESS_EVERY)
 		progress(&P);
-	summary(&P, P.as_json ? "json" : "protobuf");
-	rv = (input_rv == 0 && P.failed == 0 && P.skipped == 0) ? LM_CLI_EXIT_OK
-	                                                        : LM_CLI_EXIT_FAIL;
+	summary(&P, P.raw ? "raw" : P.as_json ? "json" : "protobuf");
+	if (P.sent == 0 && P.failed > 0 && P.offline == P.failed) {
+		/* Nothing got through and only for want of a broker. */
+		lm_cli_error(CMD, "no record delivered: Kafka at %s cannot be reached",
+		    cfg->brokers);
+		rv = LM_CLI_EXIT_UNAVAILABLE;
+	} else if (input_rv == 0 && P.failed == 0 && P.skipped == 0) {
+		rv = LM_CLI_EXIT_OK;
+	} else {
+		rv = LM_CLI_EXIT_FAIL;
+	}
 out:
 	if (P.rk != NULL)
 		rd_kafka_destroy(P.rk);

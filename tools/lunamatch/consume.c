@@ -17,6 +17,23 @@
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 
+/*
+ * Hard limits on what librdkafka buffers for a reader, instead of its
+ * defaults (about 1 GiB of pre-fetched messages per partition queue).
+ * Dead-letter records reach 2 MiB (ingest's dead-letter producer allows
+ * message.max.bytes 2097152), so one partition fetch is sized for one of them.
+ */
+/* Largest record read, and the most one partition returns per fetch. */
+#define CONSUME_MESSAGE_MAX "2097152"
+/* Most bytes one fetch response carries, all partitions together. */
+#define CONSUME_FETCH_MAX "4194304"
+/* Largest response accepted from a broker: a full fetch plus protocol
+ * overhead (librdkafka wants at least fetch.max.bytes + 512). */
+#define CONSUME_RECEIVE_MAX "4259840"
+/* Most kilobytes and messages pre-fetched into the local queue. */
+#define CONSUME_QUEUE_KBYTES   "16384"
+#define CONSUME_QUEUE_MESSAGES "1000"
+
 struct lm_cli_consumer {
 	const char *cmd;
 	rd_kafka_t *rk;
@@ -58,7 +75,19 @@ new_handle(const lm_config *cfg, const char *cmd, bool track_eof)
 	    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)) != LM_OK ||
 	    lm_kafka_set(c, "enable.auto.offset.store", "false", err, sizeof(err)) !=
 	        LM_OK ||
-	    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)) != LM_OK) {
+	    lm_kafka_set(c, "auto.offset.reset", "earliest", err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "message.max.bytes", CONSUME_MESSAGE_MAX, err, sizeof(err)) !=
+	        LM_OK ||
+	    lm_kafka_set(c, "max.partition.fetch.bytes", CONSUME_MESSAGE_MAX, err,
+	        sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "fetch.max.bytes", CONSUME_FETCH_MAX, err, sizeof(err)) !=
+	        LM_OK ||
+	    lm_kafka_set(c, "receive.message.max.bytes", CONSUME_RECEIVE_MAX, err,
+	        sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "queued.max.messages.kbytes", CONSUME_QUEUE_KBYTES, err,
+	        sizeof(err)) != LM_OK ||
+	    lm_kafka_set(c, "queued.min.messages", CONSUME_QUEUE_MESSAGES, err,
+	        sizeof(err)) != LM_OK) {
 		lm_cli_error(cmd, "%s", err);
 		if (c != NULL)
 			rd_kafka_conf_destroy(c);
