@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -108,6 +110,11 @@ struct lm_rpc_server {
 	char probe_id[32];     /* "probe-<probe_seq>"; pmtx */
 	atomic_uint probe_seq; /* the probe in progress */
 	atomic_bool probe_active, probe_seen;
+	/* Evidence that the listener is alive although a probe went
+	 * unanswered: pipes the socket accepted (NNG_PIPE_EV_ADD_POST) and
+	 * requests received, both ever-increasing. */
+	atomic_uint pipes_added;
+	atomic_uint requests_received;
 
 	/* Worker pool and queue (mtx). */
 	pthread_mutex_t mtx;
@@ -466,6 +473,7 @@ slot_cb(void *arg)
 	sl->recv_ms = nng_clock();
 	sl->recv_ns = mono_ns();
 	sl->state = S_WORK;
+	atomic_fetch_add(&s->requests_received, 1);
 	call_begin(s);
 	if (atomic_load(&s->probe_active)) {
 		char method[LM_RPC_MAX_METHOD + 1], reqid[LM_RPC_MAX_REQUEST_ID + 1];
@@ -732,7 +740,8 @@ listen_on(lm_rpc_server *s, const char *url)
 }
 
 /* Refuses connections while draining: the pipe is closed before the socket
- * ever sees it. Runs on an nng thread. */
+ * ever sees it; counts the pipes the socket accepted, which tells the
+ * self-probe that the listener is alive. Runs on an nng thread. */
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -740,6 +749,8 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 	if (ev == NNG_PIPE_EV_ADD_PRE && atomic_load(&s->draining))
 		nng_pipe_close(p);
+	else if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(&s->pipes_added, 1);
 }
 
 /* ---- public API -------------------------------------------------------- */
@@ -784,6 +795,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	atomic_init(&s->probe_seq, 0);
 	atomic_init(&s->probe_active, false);
 	atomic_init(&s->probe_seen, false);
+	atomic_init(&s->pipes_added, 0);
+	atomic_init(&s->requests_received, 0);
 	pthread_mutex_init(&s->pmtx, NULL);
 	pthread_mutex_init(&s->lmtx, NULL);
 	pthread_mutex_init(&s->mtx, NULL);
@@ -850,6 +863,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	    s->sock, NNG_OPT_RECVMAXSZ, s->max_req + LM_RPC_OVERSIZE_GRACE);
 	if (rv == 0)
 		rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
+	if (rv == 0)
+		rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, s);
 	if (rv != 0) {
 		rv = err_from_nng(rv);
 		goto fail;
@@ -1112,9 +1127,73 @@ done:
 	return out;
 }
 
+/*
+ * Why the listener is known to be alive although the probe's request did
+ * not reach a context (NULL when there is no such evidence). Under load a
+ * probe's request waits behind the backlog: every context busy, the
+ * request queued in its pipe or the connection still in the kernel's
+ * accept queue. Restarting then would reset every accepted connection.
+ * pipes0 and reqs0 are the counters when the probe began.
+ */
+static const char *
+alive_evidence(lm_rpc_server *s, unsigned pipes0, unsigned reqs0)
+{
+	unsigned inflight;
+
+	if (atomic_load(&s->pipes_added) != pipes0)
+		return "a connection was accepted during the probe";
+	if (atomic_load(&s->requests_received) != reqs0)
+		return "requests were received during the probe";
+	pthread_mutex_lock(&s->mtx);
+	inflight = s->inflight;
+	pthread_mutex_unlock(&s->mtx);
+	if (inflight >= s->ncontexts)
+		return "every context is busy";
+	return NULL;
+}
+
+/* Whether this process has run out of file descriptors. A probe that fails
+ * for that reason says nothing about the listener, and closing the
+ * listener then could leave none: its replacement needs a descriptor. */
+static bool
+out_of_descriptors(void)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == EMFILE || errno == ENFILE;
+}
+
+/* A failed probe (LM_ECLOSED) that evidence shows is not a dead listener
+ * becomes LM_ETIMEDOUT (alive, busy) or LM_ENNG (local exhaustion); both
+ * leave the listener alone. Other results pass through. */
+static int
+judge_probe(lm_rpc_server *s, int rv, unsigned pipes0, unsigned reqs0)
+{
+	const char *why;
+
+	if (rv != LM_ECLOSED)
+		return rv;
+	if ((why = alive_evidence(s, pipes0, reqs0)) != NULL) {
+		lm_info("rpc.probe.busy",
+		    "self-probe unanswered but the listener is alive: %s", why);
+		return LM_ETIMEDOUT;
+	}
+	if (out_of_descriptors()) {
+		lm_warn("rpc.probe.nofiles",
+		    "self-probe failed: out of file descriptors; listener kept");
+		return LM_ENNG;
+	}
+	return rv;
+}
+
 int
 lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms)
 {
+	unsigned pipes0, reqs0;
 	int rv;
 
 	if (s == NULL)
@@ -1125,7 +1204,9 @@ lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms)
 	if (timeout_ms == 0)
 		timeout_ms = 1000;
 	pthread_mutex_lock(&s->pmtx);
-	rv = probe_once(s, timeout_ms);
+	pipes0 = atomic_load(&s->pipes_added);
+	reqs0 = atomic_load(&s->requests_received);
+	rv = judge_probe(s, probe_once(s, timeout_ms), pipes0, reqs0);
 	if (rv != LM_ECLOSED)
 		goto out;
 
@@ -1143,7 +1224,10 @@ lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms)
 	nng_listener_close(s->listener);
 	rv = listen_on(s, s->bound_url);
 	pthread_mutex_unlock(&s->lmtx);
-	rv = rv == LM_OK ? probe_once(s, timeout_ms) : LM_ECLOSED;
+	pipes0 = atomic_load(&s->pipes_added);
+	reqs0 = atomic_load(&s->requests_received);
+	rv = rv == LM_OK ? judge_probe(s, probe_once(s, timeout_ms), pipes0, reqs0)
+	                 : LM_ECLOSED;
 	if (rv == LM_OK)
 		lm_info(
 		    "rpc.listener.restarted", "listener on %s serves again", s->dial_url);

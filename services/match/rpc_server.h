@@ -136,12 +136,20 @@ void lm_rpc_server_free(lm_rpc_server *s);
  * fresh REQ socket and sends a Check call (or, if the service has no Check
  * method, any call: every answer counts). Works around nng 1.5.2's listener
  * that can stop accepting after a peer drops mid-handshake (nng #1518): when
- * no connection can be made, the listener is closed and started again once
- * (logged, counted in lunamatch_rpc_listener_restarts_total), then probed
- * again. Returns LM_OK when an answer arrived; LM_ETIMEDOUT when connected
- * but unanswered in time (workers busy: the listener is alive); LM_ECLOSED
- * when no connection could be made even after the restart, or the server is
- * draining, stopped or not started; LM_ENNG / LM_ENOMEM on local failures.
+ * the probe's request never reaches the server and nothing shows the
+ * listener alive, the listener is closed and started again once (logged,
+ * counted in lunamatch_rpc_listener_restarts_total), then probed again.
+ * The listener counts as alive, and is never restarted, when during the
+ * probe the socket accepted a connection (the probe's or another's) or
+ * received any request, or when every context is busy: under load the
+ * probe waits behind the backlog, and a restart would reset every accepted
+ * connection. Nor is it restarted when the process is out of file
+ * descriptors (its replacement could not be opened).
+ * Returns LM_OK when an answer arrived; LM_ETIMEDOUT when unanswered in
+ * time but the listener is alive (busy); LM_ECLOSED when the request never
+ * reached the server even after the restart, or the server is draining,
+ * stopped or not started; LM_ENNG when out of file descriptors or on other
+ * local failures; LM_ENOMEM.
  */
 int lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms);
 

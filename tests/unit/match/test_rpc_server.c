@@ -788,6 +788,74 @@ test_tcp_garbage(void **state)
 	server_down(&f);
 }
 
+/*
+ * Under saturation (slow handlers, more clients than contexts) the
+ * self-probe's request waits behind the backlog and goes unanswered. That
+ * is a busy server, not a dead listener: the probe reports LM_ETIMEDOUT or
+ * LM_OK, never restarts the listener, and no call fails.
+ */
+#define SAT_CLIENTS 24
+#define SAT_CALLS   3
+
+static void *
+saturating_thread(void *p)
+{
+	struct call_arg *a = p;
+	lm_client *c;
+	char err[256];
+	int rv;
+
+	assert_int_equal(lm_client_open(a->url, NULL, &c), LM_OK);
+	for (int i = 0; i < a->calls; i++)
+		if (match_jobs(c, a->sleep_ms, a->timeout_ms, &rv, err, sizeof(err)) == OK_ &&
+		    rv == LM_OK)
+			a->ok++;
+	lm_client_close(c);
+	return NULL;
+}
+
+static void
+test_probe_under_saturation(void **state)
+{
+	(void) state;
+	struct fixture f;
+	pthread_t t[SAT_CLIENTS];
+	struct call_arg a[SAT_CLIENTS];
+	int probes = 0, busy = 0;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2, .queue_len = 4});
+	atomic_store(&g_matchjobs_running, 0);
+	for (int i = 0; i < SAT_CLIENTS; i++) {
+		a[i] = (struct call_arg){.url = f.url,
+		    .sleep_ms = 60,
+		    .timeout_ms = 30000,
+		    .calls = SAT_CALLS,
+		    .index = i};
+		assert_int_equal(pthread_create(&t[i], NULL, saturating_thread, &a[i]), 0);
+	}
+	assert_true(wait_atomic(&g_matchjobs_running, 2, 5000));
+	/* 72 calls of 60 ms on 2 workers take over 2 s; probe meanwhile. */
+	nng_time end = nng_clock() + 1500;
+	while (nng_clock() < end && probes < 10) {
+		int rv = lm_rpc_server_probe(f.s, 100);
+		assert_true(rv == LM_OK || rv == LM_ETIMEDOUT);
+		busy += rv == LM_ETIMEDOUT;
+		probes++;
+	}
+	int total = 0;
+	for (int i = 0; i < SAT_CLIENTS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		total += a[i].ok;
+	}
+	assert_true(busy > 0); /* the probes did meet a saturated server */
+	assert_int_equal(counter(f.m, "lunamatch_rpc_listener_restarts_total", NULL), 0);
+	assert_int_equal(total, SAT_CLIENTS * SAT_CALLS);
+	assert_int_equal(requests(f.m, "MatchJobs", "OK"), SAT_CLIENTS * SAT_CALLS);
+	/* Idle again: the probe is answered. */
+	assert_int_equal(lm_rpc_server_probe(f.s, 2000), LM_OK);
+	server_down(&f);
+}
+
 #define N_THREADS 64
 #define N_CALLS   25
 
@@ -1096,6 +1164,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_oversize),
 	    cmocka_unit_test(test_tcp_garbage),
 	    cmocka_unit_test(test_concurrent_clients),
+	    cmocka_unit_test(test_probe_under_saturation),
 	    cmocka_unit_test(test_drain),
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_setup_errors),
