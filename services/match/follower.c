@@ -65,6 +65,12 @@ struct lm_follower {
 	struct entry *batch; /* LM_FOLLOWER_BATCH_MAX entries */
 	size_t nbatch;
 	lm_event_change *changes; /* as many */
+	/* The records put into the index by a snapshot load in progress, each
+	 * as one kind byte, the id and a NUL; so that a load that fails partway
+	 * can take them out again before it is retried. */
+	char *loading;
+	size_t loading_len, loading_cap;
+	bool sub_failed; /* the SUB socket failed: poll by the timer only */
 
 	/* Stats, read from any thread. */
 	atomic_bool loaded;
@@ -77,8 +83,13 @@ struct lm_follower {
 	atomic_bool stop;
 	pthread_mutex_t mtx;
 	pthread_cond_t cv;
+	/* Owned by the thread that calls start and stop: open_sub sets it
+	 * before the follower thread exists, stop clears it after the join. The
+	 * follower thread only reads it. */
 	nng_socket sub;
 	bool sub_open;
+	void (*interrupt)(void *arg);
+	int64_t (*clock)(void *arg);
 };
 
 int
@@ -112,6 +123,8 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 	f->on_changes = o->on_changes;
 	f->arg = o->arg;
 	f->on_loaded = o->on_loaded;
+	f->interrupt = o->interrupt;
+	f->clock = o->clock;
 	pthread_mutex_init(&f->mtx, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	*out = f;
@@ -159,6 +172,26 @@ account_add(lm_follower *f, uint64_t size)
 }
 
 /* ---- applying records ---------------------------------------------------- */
+
+/* Whether an error of reading or indexing a record is a property of the
+ * stored record itself (it would fail the same way again: skip it), rather
+ * than of the moment (out of memory, reader table full, store failure:
+ * retry it later). */
+static bool
+permanent(int rc)
+{
+	return rc == LM_EPARSE || rc == LM_E2BIG || rc == LM_ESCHEMA || rc == LM_EINVAL;
+}
+
+/* Moves the index clock to the wall clock, so that postings that expired
+ * leave the open-postings count (IDF statistics) without waiting for a
+ * query. */
+static void
+advance_clock(lm_follower *f)
+{
+	lm_index_advance(
+	    f->idx, f->clock != NULL ? f->clock(f->arg) : (int64_t) time(NULL));
+}
 
 /*
  * Decodes a stored record and puts it into the index. Returns LM_OK (also
@@ -215,17 +248,73 @@ remove_record(lm_follower *f, lm_kind kind, const char *id)
 struct load_ctx {
 	lm_follower *f;
 	lm_kind kind;
+	int rc; /* why the load stopped */
 };
+
+/* Notes that (kind, id) is in the index because of the load in progress.
+ * Returns LM_OK or LM_ENOMEM. */
+static int
+track_loaded(lm_follower *f, lm_kind kind, const char *id)
+{
+	size_t need = strlen(id) + 2;
+
+	if (f->loading_cap - f->loading_len < need) {
+		size_t cap = f->loading_cap != 0 ? f->loading_cap : 64u * 1024;
+		char *p;
+		while (cap - f->loading_len < need)
+			cap *= 2;
+		if ((p = realloc(f->loading, cap)) == NULL)
+			return LM_ENOMEM;
+		f->loading = p;
+		f->loading_cap = cap;
+	}
+	f->loading[f->loading_len] = (char) kind;
+	memcpy(f->loading + f->loading_len + 1, id, need - 1);
+	f->loading_len += need;
+	return LM_OK;
+}
+
+/* Takes out of the index every record a failed load put there, so that the
+ * retry starts from an empty index: a record deleted from the store in
+ * between must not remain. */
+static void
+unload(lm_follower *f)
+{
+	for (size_t at = 0; at < f->loading_len;) {
+		lm_kind kind = (lm_kind) f->loading[at];
+		const char *id = f->loading + at + 1;
+		remove_record(f, kind, id);
+		at += strlen(id) + 2;
+	}
+	free(f->loading);
+	f->loading = NULL;
+	f->loading_len = f->loading_cap = 0;
+}
 
 static int
 load_one(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
 {
 	struct load_ctx *lc = arg;
+	lm_follower *f = lc->f;
+	int rc;
 
 	(void) version;
-	if (put_record(lc->f, lc->kind, id, bytes, len) != LM_OK)
-		atomic_fetch_add(&lc->f->errors, 1);
-	return atomic_load(&lc->f->stop) ? STOP : 0;
+	if ((rc = track_loaded(f, lc->kind, id)) != LM_OK) {
+		lc->rc = rc;
+		return STOP;
+	}
+	if ((rc = put_record(f, lc->kind, id, bytes, len)) != LM_OK) {
+		if (!permanent(rc)) {
+			lc->rc = rc; /* retried with the whole load */
+			return STOP;
+		}
+		atomic_fetch_add(&f->errors, 1); /* logged by put_record */
+	}
+	if (atomic_load(&f->stop)) {
+		lc->rc = LM_ECLOSED;
+		return STOP;
+	}
+	return 0;
 }
 
 static int
@@ -247,18 +336,27 @@ load_profile(void *arg, const char *id, uint64_t version, const void *bytes, siz
 static int
 load_snapshot(lm_follower *f)
 {
-	struct load_ctx lc = {f, LM_KIND_POSTING};
+	struct load_ctx lc = {f, LM_KIND_POSTING, LM_OK};
 	lm_index_counts counts;
 	uint64_t seq = 0;
 	int rc;
 
 	rc = lm_store_snapshot(f->store, load_posting, load_profile, &lc, &seq);
+	if (rc == STOP)
+		rc = lc.rc != LM_OK ? lc.rc : LM_ECLOSED;
 	if (rc != LM_OK) {
 		if (!atomic_load(&f->stop))
-			lm_error("follower.load", "cannot read the store snapshot: %s",
+			lm_error("follower.load",
+			    "cannot load the store snapshot: %s; retrying from an "
+			    "empty index",
 			    lm_strerror(rc));
-		return rc == STOP ? LM_ECLOSED : rc;
+		unload(f);
+		return rc;
 	}
+	free(f->loading); /* the load is complete: nothing to take back */
+	f->loading = NULL;
+	f->loading_len = f->loading_cap = 0;
+	advance_clock(f);
 	atomic_store(&f->seq, seq);
 	lm_index_set_seq(f->idx, seq);
 	f->ev_seq = f->events_after;
@@ -342,8 +440,14 @@ read_batch(lm_follower *f, uint64_t after, uint64_t upto)
 	return rc;
 }
 
-/* Applies one change entry to the index and sets its exact is_new. */
-static void
+/*
+ * Applies one change entry to the index and sets its exact is_new. Returns
+ * LM_OK when the entry is done with: applied, or skipped (counted, logged)
+ * because the stored record is unusable for good. Any other error is of the
+ * moment (out of memory, reader table full, store failure): the entry is
+ * not applied and must be tried again.
+ */
+static int
 apply_entry(lm_follower *f, struct entry *b)
 {
 	void *bytes = NULL;
@@ -355,29 +459,36 @@ apply_entry(lm_follower *f, struct entry *b)
 		lm_warn("follower.skip", "change seq %llu: unknown record kind or bad id",
 		    (unsigned long long) b->seq);
 		atomic_fetch_add(&f->errors, 1);
-		return;
+		return LM_OK;
 	}
 	b->is_new = !indexed_size(f, b->kind, b->id, &size);
 	if (b->deleted) {
 		remove_record(f, b->kind, b->id);
-		return;
+		return LM_OK;
 	}
 	/* The store holds the latest version, which may be newer than this
 	 * entry's; a later entry then applies the same version again (a no-op). */
 	rc = lm_store_get(f->store, b->kind, b->id, &bytes, &len, NULL);
 	if (rc == LM_ENOENT) {
 		remove_record(f, b->kind, b->id); /* deleted by a later change */
-		return;
+		return LM_OK;
 	}
 	if (rc != LM_OK) {
-		lm_error("follower.read", "%s %s: cannot read: %s", lm_kind_name(b->kind),
-		    b->id, lm_strerror(rc));
+		lm_error("follower.read", "%s %s: cannot read: %s; retrying later",
+		    lm_kind_name(b->kind), b->id, lm_strerror(rc));
 		atomic_fetch_add(&f->errors, 1);
-		return;
+		return rc;
 	}
-	if (put_record(f, b->kind, b->id, bytes, len) != LM_OK)
-		atomic_fetch_add(&f->errors, 1);
+	rc = put_record(f, b->kind, b->id, bytes, len);
 	free(bytes);
+	if (rc != LM_OK) {
+		atomic_fetch_add(&f->errors, 1); /* logged by put_record */
+		if (!permanent(rc))
+			return rc;
+		lm_warn("follower.skip", "change seq %llu: %s %s skipped",
+		    (unsigned long long) b->seq, lm_kind_name(b->kind), b->id);
+	}
+	return LM_OK;
 }
 
 /* Hands f->batch[0..nbatch) (entries above ev_seq) to the callback. */
@@ -441,9 +552,12 @@ catch_up_events(lm_follower *f)
 
 /*
  * Applies one batch of new changes and hands it to the changes callback.
- * *more is true when the batch was full. Returns LM_OK or the error that
- * kept the change log from being read; a failing callback is logged and
- * retried later (ev_seq stays behind), it does not hold the index back.
+ * *more is true when the batch was full. Returns LM_OK, or the error that
+ * kept the change log from being read or an entry from being applied (the
+ * follower's seq then stays before that entry, which is retried on the next
+ * wake-up; the entries before it are applied and handed over). A failing
+ * callback is logged and retried later (ev_seq stays behind), it does not
+ * hold the index back.
  */
 static int
 apply_batch(lm_follower *f, bool *more)
@@ -451,13 +565,16 @@ apply_batch(lm_follower *f, bool *more)
 	uint64_t seq = atomic_load(&f->seq);
 	bool in_step = f->ev_seq == seq;
 	uint64_t last;
-	int rc;
+	int rc, failed = LM_OK;
 
 	*more = false;
 	if ((rc = read_batch(f, seq, 0)) != LM_OK || f->nbatch == 0)
 		return rc;
 	for (size_t i = 0; i < f->nbatch; i++) {
-		apply_entry(f, &f->batch[i]);
+		if ((failed = apply_entry(f, &f->batch[i])) != LM_OK) {
+			f->nbatch = i; /* entry i and later: next wake-up */
+			break;
+		}
 		atomic_fetch_add(&f->applied, 1);
 		/* Progress per entry, so that a stop mid-batch resumes after it. */
 		atomic_store(&f->seq, f->batch[i].seq);
@@ -467,6 +584,9 @@ apply_batch(lm_follower *f, bool *more)
 			break;
 		}
 	}
+	advance_clock(f);
+	if (f->nbatch == 0)
+		return failed;
 	last = atomic_load(&f->seq);
 	*more = f->nbatch == LM_FOLLOWER_BATCH_MAX;
 	if (f->on_changes == NULL)
@@ -475,7 +595,7 @@ apply_batch(lm_follower *f, bool *more)
 		(void) hand_over(f, last);
 	else
 		(void) catch_up_events(f);
-	return LM_OK;
+	return failed;
 }
 
 /* Applies everything available now. */
@@ -506,7 +626,9 @@ lm_follower_run_once(lm_follower *f)
 		if ((rc = catch_up_events(f)) != LM_OK)
 			return rc;
 	}
-	return drain(f);
+	rc = drain(f);
+	advance_clock(f);
+	return rc;
 }
 
 /* ---- the thread -------------------------------------------------------- */
@@ -515,7 +637,7 @@ lm_follower_run_once(lm_follower *f)
 static void
 wait_wakeup(lm_follower *f)
 {
-	if (f->sub_open) {
+	if (f->sub_open && !f->sub_failed) {
 		void *buf = NULL;
 		size_t sz = 0;
 		int rv = nng_recv(f->sub, &buf, &sz, NNG_FLAG_ALLOC);
@@ -538,10 +660,12 @@ wait_wakeup(lm_follower *f)
 		} else if (rv != NNG_ETIMEDOUT && rv != NNG_ECLOSED) {
 			lm_warn(
 			    "follower.notify", "receive failed: %s", nng_strerror(rv));
-			/* Do not spin on a persistent error: fall back to the timer. */
-			f->sub_open = false;
+			/* Do not spin on a persistent error: fall back to the
+			 * timer. The socket stays open: lm_follower_stop closes
+			 * it. */
+			f->sub_failed = true;
 		}
-		if (f->sub_open || rv == NNG_ECLOSED)
+		if (!f->sub_failed || rv == NNG_ECLOSED)
 			return;
 	}
 	struct timespec ts;
@@ -573,6 +697,7 @@ run(void *arg)
 		(void) catch_up_events(f);
 	while (!atomic_load(&f->stop)) {
 		(void) drain(f);
+		advance_clock(f); /* also when nothing changed */
 		if (!atomic_load(&f->stop))
 			wait_wakeup(f);
 	}
@@ -622,6 +747,7 @@ lm_follower_start(lm_follower *f)
 	if (f->notify_url[0] != '\0' && (rc = open_sub(f)) != LM_OK)
 		return rc;
 	atomic_store(&f->stop, false);
+	f->sub_failed = false;
 	if (pthread_create(&f->thread, NULL, run, f) != 0) {
 		if (f->sub_open)
 			nng_close(f->sub);
@@ -635,17 +761,20 @@ lm_follower_start(lm_follower *f)
 void
 lm_follower_stop(lm_follower *f)
 {
-	bool had_sub;
-
 	if (f == NULL || !f->started)
 		return;
-	had_sub = f->sub_open;
 	pthread_mutex_lock(&f->mtx);
 	atomic_store(&f->stop, true);
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->mtx);
-	if (had_sub)
-		nng_close(f->sub); /* wakes a blocked nng_recv with NNG_ECLOSED */
+	/* An event derivation in progress stops after the change it is at. */
+	if (f->interrupt != NULL)
+		f->interrupt(f->arg);
+	/* sub_open is written only by start and stop (this thread), so it is
+	 * read here without a race; closing wakes a blocked nng_recv with
+	 * NNG_ECLOSED, and a socket the thread gave up on is closed too. */
+	if (f->sub_open)
+		nng_close(f->sub);
 	pthread_join(f->thread, NULL);
 	f->sub_open = false;
 	f->started = false;
@@ -661,6 +790,7 @@ lm_follower_free(lm_follower *f)
 	pthread_cond_destroy(&f->cv);
 	free(f->batch);
 	free(f->changes);
+	free(f->loading);
 	free(f);
 }
 

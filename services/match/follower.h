@@ -18,6 +18,15 @@
  * made while the service was down) are handed over right after the snapshot
  * is loaded, so none is missed either.
  *
+ * A change whose record cannot be read or indexed for a reason of the
+ * moment (out of memory, LMDB reader table full, a store failure) stops the
+ * batch before it: it is retried on the next wake-up and the follower's seq
+ * never passes it. Only a record that cannot be decoded at all is skipped
+ * (counted in errors, logged). A snapshot load that fails is retried from an
+ * empty index. The index clock (lm_index_advance) is moved to the wall clock
+ * after the load, after every batch and at every wake-up, so that expired
+ * postings leave the open-postings count without waiting for a query.
+ *
  * Threads: the follower runs on a thread of its own (lm_follower_start). It
  * touches the index only through index.h, whose lock it holds per record.
  * lm_follower_stats and lm_follower_loaded may be called from any thread.
@@ -70,6 +79,14 @@ typedef struct lm_follower_opts {
 	/* Called once on the follower thread when the snapshot is loaded (and
 	 * the catch-up handed over); may be NULL. */
 	void (*on_loaded)(void *arg);
+	/* Called by lm_follower_stop (on its thread, after the stop flag is set)
+	 * to make a changes callback in progress return soon, between two
+	 * changes, with an error (the follower then hands the rest over on its
+	 * next run); may be NULL. main passes lm_events_interrupt. */
+	void (*interrupt)(void *arg);
+	/* The wall clock the index clock is moved to, Unix seconds; NULL =
+	 * time(). Called with arg on the follower thread. */
+	int64_t (*clock)(void *arg);
 } lm_follower_opts;
 
 typedef struct lm_follower lm_follower;
@@ -83,7 +100,8 @@ int lm_follower_new(const lm_follower_opts *o, lm_follower **out);
  * there yet is fine: the socket dials in the background) or LM_ENOMEM. */
 int lm_follower_start(lm_follower *f);
 
-/* Stops the thread after the batch it is applying, and joins it. Safe to
+/* Stops the thread after the change it is applying (an event derivation in
+ * progress is interrupted through opts.interrupt), and joins it. Safe to
  * call when not started. */
 void lm_follower_stop(lm_follower *f);
 
@@ -101,7 +119,8 @@ typedef struct lm_follower_stats {
 	bool loaded;            /* the snapshot is in the index */
 	uint64_t seq;           /* last applied change seq */
 	uint64_t applied;       /* change entries applied since start */
-	uint64_t errors;        /* records that could not be read or decoded */
+	uint64_t errors;        /* failed reads or decodes of records (a read
+	                         * retried later counts each time) */
 	uint64_t notifications; /* notifications received */
 	uint64_t record_bytes;  /* serialized bytes of the records in the index */
 	uint64_t records;       /* records in the index */

@@ -270,6 +270,16 @@ wait_for(
 	return cond(fx, id) == want;
 }
 
+/* The tests' wall clock: the time the sample records are matched at. */
+#define NOW 1795003600
+
+static int64_t
+fixed_clock(void *arg)
+{
+	(void) arg;
+	return NOW;
+}
+
 static lm_follower_opts
 opts_for(struct fx *fx)
 {
@@ -280,6 +290,7 @@ opts_for(struct fx *fx)
 	o.index = fx->idx;
 	o.on_changes = on_changes;
 	o.on_loaded = on_loaded;
+	o.clock = fixed_clock;
 	o.arg = fx;
 	return o;
 }
@@ -537,6 +548,75 @@ test_bad_options(void **state)
 	lm_follower_free(NULL);
 }
 
+/* The index clock is the wall clock once the snapshot is loaded: a posting
+ * that expired is not counted open although no query ran. */
+static void
+test_clock_advanced_after_load(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_index_counts counts;
+	ProtobufCMessage *m;
+
+	fill(fx);
+	m = sample(fx, true, SEED_JOB);
+	((JobPosting *) m)->posted_at = NOW - 7200;
+	((JobPosting *) m)->expires_at = NOW - 60;
+	store_put(fx, true, m, "job-expired", 1);
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_index_counts_get(fx->idx, &counts);
+	assert_int_equal(counts.postings, 3);
+	assert_int_equal(counts.open_postings, 1); /* closed and expired are not */
+
+	/* A posting applied from the change log that has expired already. */
+	((JobPosting *) m)->expires_at = NOW - 1;
+	store_put(fx, true, m, "job-expired-too", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_index_counts_get(fx->idx, &counts);
+	assert_int_equal(counts.postings, 4);
+	assert_int_equal(counts.open_postings, 1);
+	lm_follower_free(f);
+}
+
+/* A stored record that cannot be decoded is skipped for good (counted); the
+ * changes after it are applied and the follower's seq passes it. */
+static void
+test_undecodable_record_skipped(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_follower_stats st;
+	lm_store_txn *t = NULL;
+	uint64_t last;
+	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff};
+
+	fill(fx);
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_int_equal(lm_store_begin(fx->store, &t), LM_OK);
+	assert_int_equal(
+	    lm_store_put(t, LM_KIND_POSTING, "job-junk", 1, junk, sizeof(junk)), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	ProtobufCMessage *m = sample(fx, true, SEED_JOB);
+	last = store_put(fx, true, m, "job-after-junk", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, last);
+	assert_int_equal(st.errors, 1);
+	assert_false(has_posting(fx, "job-junk"));
+	assert_true(has_posting(fx, "job-after-junk"));
+	/* Skipped for good: not tried again. */
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.errors, 1);
+	lm_follower_free(f);
+}
+
 int
 main(void)
 {
@@ -549,6 +629,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_poll_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_clock_advanced_after_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_undecodable_record_skipped, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
