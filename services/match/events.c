@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,7 @@ struct lm_events {
 	bool wake;
 
 	pthread_mutex_t derive_lock; /* serializes lm_events_on_changes */
+	atomic_bool interrupted;     /* lm_events_interrupt was called */
 
 	/* Sender thread only. */
 	char *flight[FLIGHT_SLOTS];
@@ -954,6 +956,13 @@ cmp_chref(const void *a, const void *b)
 	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
+void
+lm_events_interrupt(lm_events *ev)
+{
+	if (ev != NULL)
+		atomic_store(&ev->interrupted, true);
+}
+
 int
 lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes,
     size_t n, uint64_t cursor_seq, int64_t now)
@@ -1022,6 +1031,20 @@ lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *change
 	}
 
 	for (size_t i = 0; i < n; i++) {
+		if (atomic_load(&ev->interrupted)) {
+			/* Shutting down: keep what changes 0..i-1 completed, with
+			 * the cursor after them, and leave the rest. */
+			uint64_t mid =
+			    cursor_seq != 0 && seen_seq > stored ? seen_seq : 0;
+			if (mid > cursor_seq)
+				mid = cursor_seq;
+			if ((rc = flush_batch(ev, &b, model_version, now, mid)) == LM_OK)
+				rc = LM_ECLOSED;
+			lm_info("events.derive",
+			    "interrupted after %zu of %zu changes (cursor %llu)", i, n,
+			    (unsigned long long) (mid != 0 ? mid : stored));
+			goto out;
+		}
 		if (changes[i].seq > seen_seq)
 			seen_seq = changes[i].seq;
 		if (!derive[i])

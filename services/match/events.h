@@ -113,12 +113,23 @@ typedef struct lm_event_change {
  * neither repeats nor misses events.
  *
  * Returns LM_OK; LM_EINVAL for bad arguments or a change without a valid
- * id; LM_ESTALE when cursor_seq is below the stored cursor; an outbox or
- * index error (then the cursor was not moved past the failed change, and
- * the caller retries the batch). Wakes the sender; never waits for Kafka.
+ * id; LM_ESTALE when cursor_seq is below the stored cursor; LM_ECLOSED after
+ * lm_events_interrupt (what the changes before the interruption derived is
+ * written, with the cursor after them; the rest is left for the next run);
+ * an outbox or index error (then the cursor was not moved past the failed
+ * change, and the caller retries the batch). Wakes the sender; never waits
+ * for Kafka.
  */
 int lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes,
     size_t n, uint64_t cursor_seq, int64_t now);
+
+/*
+ * For shutdown: makes a running lm_events_on_changes stop between two
+ * changes (within the derivation of one record) and every later call
+ * return LM_ECLOSED at once. Cannot be undone. Any thread, any time before
+ * lm_events_free. NULL is a no-op.
+ */
+void lm_events_interrupt(lm_events *ev);
 
 /* The outbox cursor (lm_outbox_get_cursor): where the follower resumes
  * deriving after a restart. */

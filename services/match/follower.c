@@ -513,6 +513,13 @@ hand_over(lm_follower *f, uint64_t cursor)
 		};
 	}
 	rc = f->on_changes(f->arg, f->changes, n, cursor);
+	if (rc != LM_OK && atomic_load(&f->stop)) {
+		lm_info("follower.events",
+		    "event derivation up to seq %llu interrupted by the stop; the "
+		    "next run resumes it",
+		    (unsigned long long) cursor);
+		return rc;
+	}
 	if (rc != LM_OK) {
 		lm_error("follower.events",
 		    "cannot derive events for changes up to seq %llu: %s; retrying later",

@@ -297,6 +297,14 @@ on_changes(void *arg, const lm_event_change *changes, size_t n, uint64_t cursor_
 	return rc == LM_ESTALE ? LM_OK : rc;
 }
 
+/* lm_follower_stop: a derivation in progress stops between two changes. */
+static void
+interrupt_events(void *arg)
+{
+	struct daemon *d = arg;
+	lm_events_interrupt(d->events);
+}
+
 static void
 on_loaded(void *arg)
 {
@@ -481,6 +489,7 @@ new_follower(struct daemon *d, uint64_t events_after, char *notify, size_t len)
 	fo.poll_ms = d->cfg.poll_ms;
 	fo.events_after = events_after;
 	fo.on_changes = d->events != NULL ? on_changes : NULL;
+	fo.interrupt = d->events != NULL ? interrupt_events : NULL;
 	fo.on_loaded = on_loaded;
 	fo.arg = d;
 	return lm_follower_new(&fo, &d->follower);

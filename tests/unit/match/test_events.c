@@ -735,6 +735,41 @@ test_cursor(void **state)
 	lm_events_free(ev);
 }
 
+/* After lm_events_interrupt a derivation stops before the next change: the
+ * cursor does not pass what was not derived, and the next run derives it. */
+static void
+test_interrupt(void **state)
+{
+	lm_event_change ch[2];
+	lm_events *ev;
+	uint64_t cur = 0;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	ev = new_events(tmp, min, 50, 0);
+	ch[0] = change(1, true, "job-1", true, false);
+	ch[1] = change(2, false, "cand-1", true, false);
+	lm_events_interrupt(ev);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, 2, NOW), LM_ECLOSED);
+	assert_int_equal(counts(ev).enqueued_total, 0);
+	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(cur, 0);
+	lm_events_interrupt(NULL);
+	lm_events_free(ev);
+
+	/* The next run derives the changes that were left. */
+	ev = new_events(tmp, min, 50, 0);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, 2, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 1);
+	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(cur, 2);
+	lm_events_free(ev);
+}
+
 /* A broker outage delays events and loses none; none is sent twice. */
 static void
 test_outage(void **state)
@@ -842,6 +877,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_deterministic_ids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crossings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
 	};

@@ -49,6 +49,7 @@ struct seen {
 	size_t calls;
 	int fail_next; /* calls to refuse with LM_EIO */
 	atomic_bool loaded;
+	atomic_int interrupts; /* calls of the interrupt hook */
 };
 
 struct fx {
@@ -95,6 +96,13 @@ on_loaded(void *arg)
 {
 	struct fx *fx = arg;
 	atomic_store(&fx->seen.loaded, true);
+}
+
+static void
+on_interrupt(void *arg)
+{
+	struct fx *fx = arg;
+	atomic_fetch_add(&fx->seen.interrupts, 1);
 }
 
 static int
@@ -291,6 +299,7 @@ opts_for(struct fx *fx)
 	o.on_changes = on_changes;
 	o.on_loaded = on_loaded;
 	o.clock = fixed_clock;
+	o.interrupt = on_interrupt;
 	o.arg = fx;
 	return o;
 }
@@ -465,8 +474,11 @@ test_poll_only(void **state)
 	lm_follower_stats_get(f, &st);
 	assert_int_equal(st.notifications, 0);
 	assert_int_equal(st.seq, 6);
-	lm_follower_stop(f);
+	assert_int_equal(atomic_load(&fx->seen.interrupts), 0);
+	lm_follower_stop(f); /* interrupts an event derivation in progress */
+	assert_int_equal(atomic_load(&fx->seen.interrupts), 1);
 	lm_follower_stop(f); /* idempotent */
+	assert_int_equal(atomic_load(&fx->seen.interrupts), 1);
 	lm_follower_free(f);
 }
 
