@@ -745,17 +745,66 @@ render_histogram(struct buf *b, const struct family *f, const struct series *s)
 	buf_puts(b, num);
 }
 
+/* The value of a computed gauge, read before rendering. */
+struct fn_value {
+	const struct series *s;
+	double v;
+};
+
+/*
+ * Calls every computed gauge without holding the registry mutex (a gauge
+ * function may wait on a lock of its own, and registration or another
+ * render must not wait behind it). The list of computed gauges is copied
+ * under the mutex; series never move or go away before lm_metrics_free(),
+ * so the copied pointers stay valid. On LM_OK *out (malloc'd, may be NULL
+ * when n is 0) holds the values in registry order.
+ */
+static int
+read_fn_gauges(lm_metrics *m, struct fn_value **out, size_t *n)
+{
+	struct fn_value *v = NULL;
+	size_t k = 0, cnt = 0;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < m->nfams; i++)
+		if (m->fams[i]->kind == K_GAUGE)
+			for (size_t j = 0; j < m->fams[i]->nseries; j++)
+				cnt += m->fams[i]->series[j]->fn != NULL;
+	if (cnt > 0 && (v = malloc(cnt * sizeof(*v))) == NULL) {
+		pthread_mutex_unlock(&m->mu);
+		return LM_ENOMEM;
+	}
+	for (size_t i = 0; i < m->nfams && k < cnt; i++)
+		if (m->fams[i]->kind == K_GAUGE)
+			for (size_t j = 0; j < m->fams[i]->nseries && k < cnt; j++)
+				if (m->fams[i]->series[j]->fn != NULL)
+					v[k++].s = m->fams[i]->series[j];
+	pthread_mutex_unlock(&m->mu);
+	for (size_t i = 0; i < k; i++)
+		v[i].v = v[i].s->fn(v[i].s->arg);
+	*out = v;
+	*n = k;
+	return LM_OK;
+}
+
 int
 lm_metrics_render(lm_metrics *m, char **out, size_t *len)
 {
 	struct buf b = {NULL, 0, 0, LM_OK};
 	char num[64];
+	struct fn_value *fv;
+	size_t nfv, k = 0;
+	int rv;
 
 	if (m == NULL || out == NULL)
 		return LM_EINVAL;
 	*out = NULL;
 	if (len != NULL)
 		*len = 0;
+	if ((rv = read_fn_gauges(m, &fv, &nfv)) != LM_OK)
+		return rv;
 	buf_add(&b, "", 0); /* an empty registry renders as "" */
 	pthread_mutex_lock(&m->mu);
 	for (size_t i = 0; i < m->nfams && b.err == LM_OK; i++) {
@@ -779,10 +828,14 @@ lm_metrics_render(lm_metrics *m, char **out, size_t *len)
 				buf_puts(&b, num);
 				break;
 			case K_GAUGE:
+				/* Computed gauges come in the order they were
+				 * read; one registered since has no value yet
+				 * and waits for the next render. */
+				if (s->fn != NULL && (k >= nfv || fv[k].s != s))
+					break;
 				put_series(&b, f->name, "", s->labels, "");
 				fmt_double(num, sizeof(num),
-				    s->fn != NULL ? s->fn(s->arg)
-				                  : lm_gauge_get(&s->u.g));
+				    s->fn != NULL ? fv[k++].v : lm_gauge_get(&s->u.g));
 				buf_puts(&b, num);
 				buf_puts(&b, "\n");
 				break;
@@ -793,6 +846,7 @@ lm_metrics_render(lm_metrics *m, char **out, size_t *len)
 		}
 	}
 	pthread_mutex_unlock(&m->mu);
+	free(fv);
 	if (b.err != LM_OK) {
 		free(b.p);
 		if (b.err == LM_E2BIG)

@@ -68,6 +68,9 @@ struct lm_index {
 	int64_t clock;               /* under the lock */
 	_Atomic int64_t next_expiry; /* earliest expires_at of a counted posting */
 	_Atomic uint64_t seq;
+	/* Copies of the counts, stored under the write lock by publish_counts
+	 * and read without any lock by lm_index_counts_get. */
+	_Atomic uint64_t n_postings, n_open, n_profiles;
 };
 
 /* ---- tables ---------------------------------------------------------------- */
@@ -210,6 +213,9 @@ lm_index_new(const lm_model *model, lm_index **out)
 	idx->model = model;
 	atomic_init(&idx->next_expiry, INT64_MAX);
 	atomic_init(&idx->seq, 0);
+	atomic_init(&idx->n_postings, 0);
+	atomic_init(&idx->n_open, 0);
+	atomic_init(&idx->n_profiles, 0);
 	if (table_init(&idx->posts) != LM_OK || table_init(&idx->profs) != LM_OK ||
 	    lm_skill_stats_new(&idx->stats) != LM_OK) {
 		table_destroy(&idx->posts);
@@ -263,6 +269,18 @@ note_expiry(lm_index *idx, const JobPosting *p)
 {
 	if (p->expires_at != 0 && p->expires_at < atomic_load(&idx->next_expiry))
 		atomic_store(&idx->next_expiry, p->expires_at);
+}
+
+/* Write lock held: makes the current counts visible to
+ * lm_index_counts_get. Each count is exact; the three are not one
+ * snapshot (a reader may see one update's posting count and the previous
+ * open count). */
+static void
+publish_counts(lm_index *idx)
+{
+	atomic_store(&idx->n_postings, (uint64_t) idx->posts.n);
+	atomic_store(&idx->n_open, (uint64_t) lm_skill_stats_docs(idx->stats));
+	atomic_store(&idx->n_profiles, (uint64_t) idx->profs.n);
 }
 
 int
@@ -323,6 +341,7 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 	e->counted = live;
 	if (live)
 		note_expiry(idx, rec);
+	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	return LM_OK;
 fail:
@@ -379,6 +398,7 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
 	idx->profs.slots[e->slot].key = *lm_profile_prep_key(cp);
 	idx->profs.slots[e->slot].prep = cp;
 	e->version = rec->version;
+	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	return LM_OK;
 fail:
@@ -405,6 +425,7 @@ lm_index_remove_posting(lm_index *idx, const char *id)
 		lm_skill_stats_remove(idx->stats, e->pp);
 	lm_posting_prep_unbind(e->pp);
 	table_unlink(&idx->posts, e);
+	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	ent_free(e);
 	return LM_OK;
@@ -424,6 +445,7 @@ lm_index_remove_profile(lm_index *idx, const char *id)
 	}
 	lm_profile_prep_unbind(e->cp);
 	table_unlink(&idx->profs, e);
+	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	ent_free(e);
 	return LM_OK;
@@ -453,6 +475,7 @@ advance_locked(lm_index *idx, int64_t now)
 		}
 	}
 	atomic_store(&idx->next_expiry, next);
+	publish_counts(idx);
 }
 
 void
@@ -495,11 +518,9 @@ lm_index_model_version(const lm_index *idx)
 void
 lm_index_counts_get(lm_index *idx, lm_index_counts *out)
 {
-	pthread_rwlock_rdlock(&idx->lock);
-	out->postings = idx->posts.n;
-	out->open_postings = lm_skill_stats_docs(idx->stats);
-	out->profiles = idx->profs.n;
-	pthread_rwlock_unlock(&idx->lock);
+	out->postings = atomic_load(&idx->n_postings);
+	out->open_postings = atomic_load(&idx->n_open);
+	out->profiles = atomic_load(&idx->n_profiles);
 }
 
 /* ---- top-k ------------------------------------------------------------------- */

@@ -82,6 +82,10 @@ typedef struct lm_index_counts {
 	uint64_t profiles;
 } lm_index_counts;
 
+/* Lock-free (never waits for the index lock, so it is safe in a metrics
+ * gauge or an nng callback while a long scan runs); any thread. Each count
+ * is the value after some completed update; the three need not come from
+ * the same update. */
 void lm_index_counts_get(lm_index *idx, lm_index_counts *out);
 
 /*

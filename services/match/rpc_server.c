@@ -83,9 +83,11 @@ struct lm_rpc_server {
 	nng_tls_config *tls_server; /* NULL unless tls+tcp:// */
 	nng_tls_config *tls_probe;  /* client side of the self-probe */
 
-	/* Metrics (all may be NULL). */
+	/* Metrics (all may be NULL). Every series the server touches is
+	 * registered by lm_rpc_server_new, so that nng callbacks only do
+	 * atomic adds and never take the registry mutex. */
 	lm_metrics *m;
-	_Atomic(lm_counter *) *req_total; /* [(nmethods + 1) * N_CODES], lazy */
+	lm_counter **req_total; /* [(nmethods + 1) * N_CODES] */
 	lm_histogram **latency;           /* [nmethods + 1] */
 	lm_gauge *inflight_g;
 	lm_counter *rejected[N_REJ];
@@ -154,24 +156,12 @@ static void
 count_request(lm_rpc_server *s, int mi, int code, uint64_t recv_ns)
 {
 	size_t row = mi >= 0 ? (size_t) mi : s->svc->n_methods;
-	char labels[256];
 
 	if (s->m == NULL)
 		return;
 	if (code < 0 || code >= N_CODES)
 		code = CODE_INTERNAL;
-	_Atomic(lm_counter *) *slotp = &s->req_total[row * N_CODES + (size_t) code];
-	lm_counter *c = atomic_load(slotp);
-	if (c == NULL) {
-		/* Registration returns the same object for the same labels, so
-		 * a race here only costs a second lookup. */
-		snprintf(labels, sizeof(labels), "method=\"%s\",code=\"%s\"",
-		    method_label(s, mi), lm_rpc_status_name(code));
-		c = lm_metrics_counter(s->m, "lunamatch_rpc_requests_total",
-		    "RPC requests answered, by method and status code", labels);
-		atomic_store(slotp, c);
-	}
-	lm_counter_add(c, 1);
+	lm_counter_add(s->req_total[row * N_CODES + (size_t) code], 1);
 	lm_histogram_observe(s->latency[row], (double) (mono_ns() - recv_ns) / 1e9);
 }
 
@@ -195,6 +185,18 @@ metrics_init(lm_rpc_server *s)
 		        "RPC latency from receipt to reply, by method", labels,
 		        lm_latency_bounds, lm_latency_nbounds);
 	}
+	/* Every method (and "unknown") with every code count_request can
+	 * use: a handler may return any status code. */
+	for (size_t i = 0; i < rows; i++)
+		for (int code = 0; code < N_CODES; code++) {
+			snprintf(labels, sizeof(labels), "method=\"%s\",code=\"%s\"",
+			    method_label(s, i < s->svc->n_methods ? (int) i : -1),
+			    lm_rpc_status_name(code));
+			s->req_total[i * N_CODES + (size_t) code] =
+			    lm_metrics_counter(s->m, "lunamatch_rpc_requests_total",
+			        "RPC requests answered, by method and status code",
+			        labels);
+		}
 	s->inflight_g = lm_metrics_gauge(s->m, "lunamatch_rpc_inflight",
 	    "RPC requests received and not yet answered", NULL);
 	for (int r = 0; r < N_REJ; r++) {

@@ -3,7 +3,7 @@
  *
  * A registry holds metric families (counters, gauges, histograms), each made
  * of series that differ by their label set. Registration and rendering take
- * the registry mutex; updates (add, set, observe) are lock-free atomics and
+ * the registry mutex (never while calling a computed gauge); updates (add, set, observe) are lock-free atomics and
  * may be called from any thread, including nng callbacks.
  *
  * Label cardinality: every distinct label set is a series that lives until
@@ -72,10 +72,13 @@ lm_histogram *lm_metrics_histogram(lm_metrics *m, const char *name, const char *
     const char *labels, const double *bounds, size_t nbounds);
 
 /*
- * A gauge whose value is fn(arg), called during lm_metrics_render() with the
- * registry mutex held: fn must be quick, must not block on locks held for
- * long, and must not call into this registry. arg is borrowed and must stay
- * valid until lm_metrics_free(). Returns LM_OK, LM_EEXIST if the name and
+ * A gauge whose value is fn(arg), called during lm_metrics_render() on the
+ * rendering thread, without the registry mutex held (so a slow fn delays
+ * only its own render, never registration, updates or other renders). fn
+ * must be thread-safe (renders may run concurrently, on any thread,
+ * including nng callbacks such as an HTTP handler), should be quick and
+ * must not block on locks held for long; it may call into this registry.
+ * arg is borrowed and must stay valid until lm_metrics_free(). Returns LM_OK, LM_EEXIST if the name and
  * labels are already registered, LM_EINVAL for bad arguments or a type
  * clash, LM_E2BIG when the registry is full, or LM_ENOMEM.
  */
@@ -105,7 +108,8 @@ double lm_histogram_sum(const lm_histogram *h);
  * ending with le="+Inf", then name_sum and name_count. On LM_OK *out is a
  * NUL-terminated malloc'd buffer the caller frees and *len its length (len
  * may be NULL). Returns LM_EINVAL, LM_ENOMEM or LM_E2BIG (over
- * LM_METRICS_RENDER_MAX). Thread-safe.
+ * LM_METRICS_RENDER_MAX). Thread-safe; computed gauges are called before
+ * the registry mutex is taken (see lm_metrics_gauge_fn).
  */
 int lm_metrics_render(lm_metrics *m, char **out, size_t *len);
 

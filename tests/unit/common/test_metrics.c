@@ -4,9 +4,12 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lmtest.h"
 #include "lunamatch/error.h"
@@ -565,6 +568,134 @@ test_concurrent_updates(void **state)
 	lm_metrics_free(m);
 }
 
+/*
+ * A computed gauge that waits on a lock of its caller's (as the match
+ * service's index gauges wait for its read lock) must hold up only its own
+ * render: registration, updates and a render on another thread go on, and
+ * a gauge may itself register metrics.
+ */
+static pthread_mutex_t g_gate = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int g_in_slow, g_slow_calls;
+
+static double
+slow_gauge(void *arg)
+{
+	(void) arg;
+	/* The first call waits for the gate; later calls are quick. */
+	if (atomic_fetch_add(&g_slow_calls, 1) == 0) {
+		atomic_store(&g_in_slow, 1);
+		pthread_mutex_lock(&g_gate);
+		pthread_mutex_unlock(&g_gate);
+	}
+	return 7;
+}
+
+static double
+registering_gauge(void *arg)
+{
+	/* Calls back into the registry from a gauge function. */
+	lm_counter *c = lm_metrics_counter(arg, "lunamatch_from_gauge_total", "x", NULL);
+	return c != NULL ? 1 : 0;
+}
+
+struct render_job {
+	lm_metrics *m;
+	char *text;
+	atomic_int done;
+};
+
+static void *
+render_main(void *arg)
+{
+	struct render_job *j = arg;
+	assert_int_equal(lm_metrics_render(j->m, &j->text, NULL), LM_OK);
+	atomic_store(&j->done, 1);
+	return NULL;
+}
+
+static void *
+register_main(void *arg)
+{
+	struct render_job *j = arg;
+	lm_counter *c = lm_metrics_counter(j->m, "lunamatch_late_total", "late", NULL);
+	lm_counter_add(c, 3);
+	atomic_store(&j->done, 1);
+	return NULL;
+}
+
+/* Waits up to 3 s for *flag. */
+static bool
+wait_flag(atomic_int *flag)
+{
+	for (int i = 0; i < 3000 && !atomic_load(flag); i++) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return atomic_load(flag) != 0;
+}
+
+static void
+test_slow_gauge_does_not_block_registry(void **state)
+{
+	(void) state;
+	lm_metrics *m = new_registry();
+	pthread_t slow, other, reg;
+	struct render_job js = {m, NULL, 0}, jo = {m, NULL, 0}, jr = {m, NULL, 0};
+
+	atomic_store(&g_in_slow, 0);
+	atomic_store(&g_slow_calls, 0);
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_slow", "slow", NULL, slow_gauge, NULL), LM_OK);
+	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_reg", "reg", NULL,
+	                     registering_gauge, m),
+	    LM_OK);
+	pthread_mutex_lock(&g_gate);
+	assert_int_equal(pthread_create(&slow, NULL, render_main, &js), 0);
+	assert_true(wait_flag(&g_in_slow));
+	/* The first render now waits inside slow_gauge. */
+	assert_int_equal(pthread_create(&reg, NULL, register_main, &jr), 0);
+	assert_int_equal(pthread_create(&other, NULL, render_main, &jo), 0);
+	bool reg_done = wait_flag(&jr.done), other_done = wait_flag(&jo.done);
+	bool slow_done = atomic_load(&js.done) != 0;
+	pthread_mutex_unlock(&g_gate); /* never leave the threads stuck */
+	pthread_join(slow, NULL);
+	pthread_join(reg, NULL);
+	pthread_join(other, NULL);
+	assert_true(reg_done);
+	assert_true(other_done);
+	assert_false(slow_done);
+	assert_non_null(strstr(jo.text, "\nlunamatch_slow 7\n"));
+	assert_non_null(strstr(jo.text, "\nlunamatch_late_total 3\n"));
+	assert_non_null(strstr(js.text, "\nlunamatch_reg 1\n"));
+	/* Registered by the gauge during the first render: there next time. */
+	char *text = render(m, NULL);
+	assert_non_null(strstr(text, "\nlunamatch_from_gauge_total 0\n"));
+	free(text);
+	free(js.text);
+	free(jo.text);
+	lm_metrics_free(m);
+}
+
+/* A computed gauge registered while a render reads the others is skipped
+ * by that render and shown by the next. */
+static void
+test_gauge_fn_order(void **state)
+{
+	(void) state;
+	lm_metrics *m = new_registry();
+	double v = 2;
+	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_a", "a", "k=\"1\"", answer, &v),
+	    LM_OK);
+	assert_non_null(lm_metrics_gauge(m, "lunamatch_a", "a", "k=\"2\""));
+	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_a", "a", "k=\"3\"", answer, &v),
+	    LM_OK);
+	char *text = render(m, NULL);
+	assert_non_null(strstr(text, "lunamatch_a{k=\"1\"} 2\nlunamatch_a{k=\"2\"} 0\n"
+	                             "lunamatch_a{k=\"3\"} 2\n"));
+	free(text);
+	lm_metrics_free(m);
+}
+
 int
 main(void)
 {
@@ -579,6 +710,8 @@ main(void)
 	    cmocka_unit_test(test_latency_bounds),
 	    cmocka_unit_test(test_series_limit),
 	    cmocka_unit_test(test_concurrent_updates),
+	    cmocka_unit_test(test_slow_gauge_does_not_block_registry),
+	    cmocka_unit_test(test_gauge_fn_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

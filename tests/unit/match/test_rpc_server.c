@@ -856,6 +856,46 @@ test_probe_under_saturation(void **state)
 	server_down(&f);
 }
 
+/* Every series the server can touch from an nng callback exists before the
+ * first request, so the callbacks never register (and never take the
+ * registry mutex). */
+static void
+test_metrics_preregistered(void **state)
+{
+	(void) state;
+	struct fixture f;
+	char *text = NULL, want[256];
+	const char *codes[] = {"OK", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+	    "NOT_FOUND", "RESOURCE_EXHAUSTED", "UNIMPLEMENTED", "INTERNAL",
+	    "UNAVAILABLE", "UNAUTHENTICATED"};
+	const char *methods[] = {"Check", "GetPosting", "MatchJobs", "unknown"};
+	const char *reasons[] = {
+	    "queue_full", "too_large", "draining", "expired", "bad_request"};
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 2, .workers = 1});
+	assert_int_equal(lm_metrics_render(f.m, &text, NULL), LM_OK);
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		for (size_t j = 0; j < sizeof(codes) / sizeof(codes[0]); j++) {
+			snprintf(want, sizeof(want),
+			    "\nlunamatch_rpc_requests_total{method=\"%s\",code=\"%s\"} 0\n",
+			    methods[i], codes[j]);
+			assert_non_null(strstr(text, want));
+		}
+		snprintf(want, sizeof(want),
+		    "\nlunamatch_rpc_latency_seconds_count{method=\"%s\"} 0\n",
+		    methods[i]);
+		assert_non_null(strstr(text, want));
+	}
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+		snprintf(want, sizeof(want),
+		    "\nlunamatch_rpc_rejected_total{reason=\"%s\"} 0\n", reasons[i]);
+		assert_non_null(strstr(text, want));
+	}
+	assert_non_null(strstr(text, "\nlunamatch_rpc_listener_restarts_total 0\n"));
+	free(text);
+	server_down(&f);
+}
+
 #define N_THREADS 64
 #define N_CALLS   25
 
@@ -1165,6 +1205,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_tcp_garbage),
 	    cmocka_unit_test(test_concurrent_clients),
 	    cmocka_unit_test(test_probe_under_saturation),
+	    cmocka_unit_test(test_metrics_preregistered),
 	    cmocka_unit_test(test_drain),
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_setup_errors),
