@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -44,6 +45,7 @@
 #define DIR_MAX          3072 /* bytes of the data directory path */
 
 #define META_SCHEMA   "store.schema_version"
+#define META_ID       "store.id" /* random identity, set when first opened writable */
 #define META_RESERVED "store."
 
 /* Counter slots: [kind - 1][LIVE or TOMB]. */
@@ -388,6 +390,29 @@ make_dirs(const char *dir, mode_t mode)
 	return LM_OK;
 }
 
+/* Gives a store without an identity one: 32 random lower-case hex digits
+ * under META_ID, in the open transaction txn. A store replaced by a new
+ * one (same directory, new files) gets a new identity, which is how its
+ * readers tell the two apart. */
+static int
+ensure_id(lm_store *s, MDB_txn *txn)
+{
+	MDB_val k = {strlen(META_ID), (void *) META_ID}, v;
+	unsigned char raw[16];
+	char hex[2 * sizeof(raw) + 1];
+	int rc = mdb_get(txn, s->db_meta, &k, &v);
+
+	if (rc != MDB_NOTFOUND)
+		return map_err(rc, "mdb_get store.id");
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t) sizeof(raw))
+		return LM_EIO;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	v.mv_size = 2 * sizeof(raw);
+	v.mv_data = hex;
+	return map_err(mdb_put(txn, s->db_meta, &k, &v, 0), "mdb_put store.id");
+}
+
 /* Opens (creating unless read-only) the databases and checks the schema. */
 static int
 init_dbs(lm_store *s)
@@ -406,6 +431,8 @@ init_dbs(lm_store *s)
 		if (rc == LM_OK)
 			rc = lm_lmdb_schema_check(txn, s->db_meta, META_SCHEMA,
 			    LM_STORE_SCHEMA_VERSION, !rdonly, "store");
+		if (rc == LM_OK && !rdonly)
+			rc = ensure_id(s, txn);
 		if (rc == LM_OK)
 			rc = map_err(mdb_txn_commit(txn), "mdb_txn_commit");
 		else

@@ -135,6 +135,21 @@ void lm_events_interrupt(lm_events *ev);
  * deriving after a restart. */
 int lm_events_cursor(lm_events *ev, uint64_t *seq);
 
+/*
+ * Binds the outbox cursor to the record store it derives from, before the
+ * follower starts: store_id is the store's identity (its "store.id" meta
+ * value; NULL or "" when it has none) and store_seq its last change seq.
+ * When the outbox followed another store, or its cursor is ahead of this
+ * store's change log (the store was replaced while the outbox was kept),
+ * the cursor is rebased to 0 (lm_outbox_rebase; logged at warn), so that
+ * the new store's changes are derived instead of being taken as derived
+ * before. An outbox without a recorded identity adopts this store. On
+ * LM_OK *cursor is where the follower resumes deriving. Returns LM_OK,
+ * LM_EINVAL or an outbox error.
+ */
+int lm_events_bind_store(
+    lm_events *ev, const char *store_id, uint64_t store_seq, uint64_t *cursor);
+
 /* The outbox, borrowed (for counts and inspection); valid until
  * lm_events_free. */
 lm_outbox *lm_events_outbox(lm_events *ev);

@@ -359,6 +359,25 @@ load_data(struct daemon *d)
 	return 0;
 }
 
+/* The outbox cursor, rebased when the record store is not the one the
+ * outbox followed (lm_events_bind_store). */
+static int
+bind_store(struct daemon *d, uint64_t *cursor)
+{
+	void *id = NULL;
+	uint64_t last = 0;
+	int rc;
+
+	if ((rc = lm_store_last_seq(d->store, &last)) != LM_OK)
+		return rc;
+	rc = lm_store_meta_get(d->store, "store.id", &id, NULL);
+	if (rc != LM_OK && rc != LM_ENOENT)
+		return rc;
+	rc = lm_events_bind_store(d->events, id, last, cursor);
+	free(id);
+	return rc;
+}
+
 static int
 start_events(struct daemon *d, uint64_t *cursor)
 {
@@ -384,7 +403,7 @@ start_events(struct daemon *d, uint64_t *cursor)
 		lm_error("match.events", "cannot set up events: %s", lm_strerror(rc));
 		return rc;
 	}
-	if ((rc = lm_events_cursor(d->events, cursor)) != LM_OK) {
+	if ((rc = bind_store(d, cursor)) != LM_OK) {
 		lm_error(
 		    "match.events", "cannot read the outbox cursor: %s", lm_strerror(rc));
 		return rc;

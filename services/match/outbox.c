@@ -17,7 +17,10 @@
  *              bits), candidate_version, job_version, updated_at
  *   by_job:    empty
  *   meta:      "schema" -> "1"; "cursor", "enqueued_total",
- *              "delivered_total", "failed_total" -> u64
+ *              "delivered_total", "failed_total" -> u64; "store_id" ->
+ *              the identity of the record store the cursor refers to
+ *              (1..LM_OUTBOX_STORE_ID_MAX bytes; absent in an outbox that
+ *              never saw one)
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -52,6 +55,7 @@ _Static_assert(LM_OUTBOX_ID_MAX == LM_RECORD_ID_MAX, "outbox ids are record ids"
 #define META_ENQUEUED  "enqueued_total"
 #define META_DELIVERED "delivered_total"
 #define META_FAILED    "failed_total"
+#define META_STORE_ID  "store_id"
 
 struct lm_outbox {
 	MDB_env *env;
@@ -764,6 +768,70 @@ lm_outbox_set_cursor(lm_outbox *ob, uint64_t seq)
 	if (ob == NULL)
 		return LM_EINVAL;
 	return run_write(ob, cursor_run, &seq);
+}
+
+int
+lm_outbox_get_store_id(lm_outbox *ob, char *buf, size_t len)
+{
+	MDB_val k = {strlen(META_STORE_ID), (void *) META_STORE_ID}, v;
+	MDB_txn *txn;
+	int rc;
+
+	if (ob == NULL || buf == NULL || len == 0)
+		return LM_EINVAL;
+	buf[0] = '\0';
+	if ((rc = read_begin(ob, &txn)) != LM_OK)
+		return rc;
+	rc = mdb_get(txn, ob->db_meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		rc = LM_ENOENT;
+	} else if (rc != MDB_SUCCESS) {
+		rc = map_err(rc, "mdb_get meta");
+	} else if (v.mv_size == 0 || v.mv_size > LM_OUTBOX_STORE_ID_MAX) {
+		lm_error("outbox.corrupt", "meta %s has %zu bytes", META_STORE_ID,
+		    v.mv_size);
+		rc = LM_ESTORE;
+	} else if (v.mv_size >= len) {
+		rc = LM_E2BIG;
+	} else {
+		memcpy(buf, v.mv_data, v.mv_size);
+		buf[v.mv_size] = '\0';
+		rc = LM_OK;
+	}
+	read_end(ob, txn);
+	return rc;
+}
+
+struct rebase {
+	const char *store_id;
+	uint64_t seq;
+};
+
+static int
+rebase_run(lm_outbox *ob, MDB_txn *txn, void *arg)
+{
+	const struct rebase *r = arg;
+	MDB_val k = {strlen(META_STORE_ID), (void *) META_STORE_ID},
+		v = {strlen(r->store_id), (void *) r->store_id};
+	int rc;
+
+	if ((rc = meta_put_u64(ob, txn, META_CURSOR, r->seq)) != LM_OK)
+		return rc;
+	return map_err(mdb_put(txn, ob->db_meta, &k, &v, 0), "mdb_put meta");
+}
+
+int
+lm_outbox_rebase(lm_outbox *ob, const char *store_id, uint64_t seq)
+{
+	struct rebase r = {store_id, seq};
+	size_t n;
+
+	if (ob == NULL || store_id == NULL)
+		return LM_EINVAL;
+	n = strnlen(store_id, LM_OUTBOX_STORE_ID_MAX + 1);
+	if (n == 0 || n > LM_OUTBOX_STORE_ID_MAX)
+		return LM_EINVAL;
+	return run_write(ob, rebase_run, &r);
 }
 
 /* ---- pairs -------------------------------------------------------------- */

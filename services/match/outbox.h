@@ -49,6 +49,7 @@ extern "C" {
 #define LM_OUTBOX_MAP_SIZE          (64ull << 20) /* initial map size; doubled when full */
 #define LM_OUTBOX_MAP_SIZE_MAX      (16ull << 30)
 #define LM_OUTBOX_SCHEMA_VERSION    "1"
+#define LM_OUTBOX_STORE_ID_MAX      128 /* bytes of a record store identity */
 
 typedef struct lm_outbox lm_outbox;
 
@@ -131,6 +132,25 @@ int lm_outbox_get_cursor(lm_outbox *ob, uint64_t *seq);
 /* Sets the cursor on its own (durable). Same rule as in enqueue_batch:
  * LM_ESTALE when seq is below the stored cursor. */
 int lm_outbox_set_cursor(lm_outbox *ob, uint64_t seq);
+
+/*
+ * The identity of the record store the cursor refers to (the store's
+ * "store.id"), copied NUL-terminated into buf (len bytes). Returns LM_OK,
+ * LM_ENOENT (none recorded yet: an outbox older than store identities, or
+ * new), LM_E2BIG (buf too small), LM_EINVAL or LM_ESTORE.
+ */
+int lm_outbox_get_store_id(lm_outbox *ob, char *buf, size_t len);
+
+/*
+ * Binds the cursor to another record store: records store_id
+ * (1..LM_OUTBOX_STORE_ID_MAX bytes) and sets the cursor to seq, which may be
+ * lower than the stored cursor (unlike lm_outbox_set_cursor), in one durable
+ * transaction. For a store that was replaced: its change log starts again
+ * from 1, so the old cursor means nothing there. Recorded pairs are kept
+ * (a pair already announced is not announced again). Returns LM_OK,
+ * LM_EINVAL, LM_EMAPFULL or LM_ESTORE.
+ */
+int lm_outbox_rebase(lm_outbox *ob, const char *store_id, uint64_t seq);
 
 /* The recorded state of one pair. */
 typedef struct lm_outbox_pair {

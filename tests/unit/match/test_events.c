@@ -24,6 +24,7 @@
 #include "lunamatch/kafka.h"
 #include "lunamatch/metrics.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/store.h"
 #include "model.h"
 
 typedef Lunamatch__V1__JobPosting JobPosting;
@@ -735,6 +736,105 @@ test_cursor(void **state)
 	lm_events_free(ev);
 }
 
+/* Creates a record store in dir with n changes; returns its identity (the
+ * caller frees it). */
+static char *
+make_store(const char *dir, int n)
+{
+	lm_store *st = NULL;
+	lm_store_txn *t = NULL;
+	void *id = NULL;
+	uint64_t last = 0;
+	char rid[32];
+
+	assert_int_equal(lm_store_open(dir, NULL, &st), LM_OK);
+	for (int i = 0; i < n; i++) {
+		snprintf(rid, sizeof(rid), "job-%d", i);
+		assert_int_equal(lm_store_begin(st, &t), LM_OK);
+		assert_int_equal(lm_store_put(t, LM_KIND_POSTING, rid, 1, "x", 1), LM_OK);
+		assert_int_equal(lm_store_commit(t, &last), LM_OK);
+	}
+	assert_int_equal(lm_store_meta_get(st, "store.id", &id, NULL), LM_OK);
+	assert_int_equal(strlen(id), 32);
+	lm_store_close(st);
+	return id;
+}
+
+/* A store replaced while the outbox was kept: the cursor is rebased, so the
+ * new store's changes are derived instead of refused as stale. */
+static void
+test_replaced_store(void **state)
+{
+	char sdir[4200], legacy[4200];
+	lm_event_change ch[1];
+	lm_events *ev;
+	uint64_t cur = 99;
+	char *id1, *id2, *again;
+	double min;
+	(void) state;
+
+	snprintf(sdir, sizeof(sdir), "%s/store", tmp);
+	id1 = make_store(sdir, 5);
+	again = make_store(sdir, 0); /* the identity stays with the store */
+	assert_string_equal(again, id1);
+	free(again);
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	ev = new_events(tmp, min, 50, 0);
+	/* A new outbox adopts the store. */
+	assert_int_equal(lm_events_bind_store(ev, id1, 5, &cur), LM_OK);
+	assert_int_equal(cur, 0);
+	assert_int_equal(lm_events_on_changes(ev, idx, NULL, 0, 5, NOW), LM_OK);
+	assert_int_equal(lm_events_bind_store(ev, id1, 5, &cur), LM_OK);
+	assert_int_equal(cur, 5);
+
+	/* The store is deleted and created again: two changes, new identity. */
+	lmt_rmtree(sdir);
+	id2 = make_store(sdir, 2);
+	assert_string_not_equal(id1, id2);
+	assert_int_equal(lm_events_bind_store(ev, id2, 2, &cur), LM_OK);
+	assert_int_equal(cur, 0);
+	/* Its changes are derived, not taken as derived before. */
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 1);
+	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(cur, 1);
+	assert_int_equal(lm_events_bind_store(ev, id2, 2, &cur), LM_OK);
+	assert_int_equal(cur, 1);
+	/* The old store again (a restored backup): rebased too. */
+	assert_int_equal(lm_events_bind_store(ev, id1, 5, &cur), LM_OK);
+	assert_int_equal(cur, 0);
+	/* No identity to compare: the cursor as it is. */
+	assert_int_equal(lm_events_on_changes(ev, idx, NULL, 0, 4, NOW), LM_OK);
+	assert_int_equal(lm_events_bind_store(ev, NULL, 2, &cur), LM_OK);
+	assert_int_equal(cur, 4);
+	assert_int_equal(lm_events_bind_store(NULL, id1, 2, &cur), LM_EINVAL);
+	lm_events_free(ev);
+
+	/* An outbox from before identities whose cursor is ahead of the store:
+	 * replaced; one whose cursor is not: adopted as it is. */
+	snprintf(legacy, sizeof(legacy), "%s/legacy", tmp);
+	assert_int_equal(mkdir(legacy, 0700), 0);
+	ev = new_events(legacy, min, 50, 0);
+	assert_int_equal(lm_outbox_set_cursor(lm_events_outbox(ev), 9), LM_OK);
+	assert_int_equal(lm_events_bind_store(ev, id2, 2, &cur), LM_OK);
+	assert_int_equal(cur, 0);
+	lm_events_free(ev);
+	snprintf(legacy, sizeof(legacy), "%s/legacy2", tmp);
+	assert_int_equal(mkdir(legacy, 0700), 0);
+	ev = new_events(legacy, min, 50, 0);
+	assert_int_equal(lm_outbox_set_cursor(lm_events_outbox(ev), 2), LM_OK);
+	assert_int_equal(lm_events_bind_store(ev, id2, 2, &cur), LM_OK);
+	assert_int_equal(cur, 2);
+	lm_events_free(ev);
+	free(id1);
+	free(id2);
+}
+
 /* After lm_events_interrupt a derivation stops before the next change: the
  * cursor does not pass what was not derived, and the next run derives it. */
 static void
@@ -878,6 +978,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_crossings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replaced_store, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
 	};

@@ -463,6 +463,47 @@ test_cursor(void **state)
 	lm_outbox_close(ob);
 }
 
+/* The store identity next to the cursor; a rebase may lower the cursor. */
+static void
+test_store_id_and_rebase(void **state)
+{
+	lm_outbox *ob = open_ob();
+	char id[LM_OUTBOX_STORE_ID_MAX + 1], small[4], longid[LM_OUTBOX_STORE_ID_MAX + 2];
+	uint64_t cur = 0;
+	(void) state;
+
+	assert_int_equal(lm_outbox_get_store_id(ob, id, sizeof(id)), LM_ENOENT);
+	assert_string_equal(id, "");
+	assert_int_equal(lm_outbox_set_cursor(ob, 40), LM_OK);
+	assert_int_equal(lm_outbox_rebase(ob, "store-a", 40), LM_OK);
+	assert_int_equal(lm_outbox_get_store_id(ob, id, sizeof(id)), LM_OK);
+	assert_string_equal(id, "store-a");
+	assert_int_equal(lm_outbox_get_store_id(ob, small, sizeof(small)), LM_E2BIG);
+	/* Another store: the cursor goes back, which set_cursor refuses. */
+	assert_int_equal(lm_outbox_set_cursor(ob, 3), LM_ESTALE);
+	assert_int_equal(lm_outbox_rebase(ob, "store-b", 3), LM_OK);
+	assert_int_equal(lm_outbox_get_cursor(ob, &cur), LM_OK);
+	assert_int_equal(cur, 3);
+	/* Bad input. */
+	memset(longid, 'x', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	assert_int_equal(lm_outbox_rebase(ob, longid, 0), LM_EINVAL);
+	assert_int_equal(lm_outbox_rebase(ob, "", 0), LM_EINVAL);
+	assert_int_equal(lm_outbox_rebase(ob, NULL, 0), LM_EINVAL);
+	assert_int_equal(lm_outbox_rebase(NULL, "x", 0), LM_EINVAL);
+	assert_int_equal(lm_outbox_get_store_id(NULL, id, sizeof(id)), LM_EINVAL);
+	assert_int_equal(lm_outbox_get_store_id(ob, NULL, 1), LM_EINVAL);
+	lm_outbox_close(ob);
+
+	/* Durable. */
+	ob = open_ob();
+	assert_int_equal(lm_outbox_get_store_id(ob, id, sizeof(id)), LM_OK);
+	assert_string_equal(id, "store-b");
+	assert_int_equal(lm_outbox_get_cursor(ob, &cur), LM_OK);
+	assert_int_equal(cur, 3);
+	lm_outbox_close(ob);
+}
+
 struct collect {
 	char ids[64][33];
 	uint32_t attempts[64];
@@ -755,6 +796,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_invalid_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_summary_cut, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_id_and_rebase, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_pending_delivered_failed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pairs_of, setup, teardown),
