@@ -292,8 +292,9 @@ on_changes(void *arg, const lm_event_change *changes, size_t n, uint64_t cursor_
 	int rc = lm_events_on_changes(
 	    d->events, d->idx, changes, n, cursor_seq, (int64_t) time(NULL));
 
-	/* Below the outbox cursor: derived before (the outbox outlived a store
-	 * that was replaced); nothing to redo. */
+	/* Below the outbox cursor: derived before. A replaced store cannot
+	 * cause this any more (bind_store rebased the cursor at start), so it
+	 * means changes handed over twice; nothing to redo. */
 	return rc == LM_ESTALE ? LM_OK : rc;
 }
 
