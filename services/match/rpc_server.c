@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,6 +93,8 @@ struct lm_rpc_server {
 	lm_gauge *inflight_g;
 	lm_counter *rejected[N_REJ];
 	lm_counter *restarts;
+	lm_gauge *conns_g;
+	lm_counter *conns_refused;
 
 	/* nng. */
 	nng_socket sock;
@@ -117,6 +120,12 @@ struct lm_rpc_server {
 	 * requests received, both ever-increasing. */
 	atomic_uint pipes_added;
 	atomic_uint requests_received;
+
+	/* Connections: every pipe counts from NNG_PIPE_EV_ADD_PRE to
+	 * NNG_PIPE_EV_REM_POST (nng sends REM_POST for rejected pipes too). */
+	unsigned max_conns;
+	atomic_uint conns;
+	atomic_uint conns_refused_n; /* ever-increasing */
 
 	/* Worker pool and queue (mtx). */
 	pthread_mutex_t mtx;
@@ -206,6 +215,11 @@ metrics_init(lm_rpc_server *s)
 	}
 	s->restarts = lm_metrics_counter(s->m, "lunamatch_rpc_listener_restarts_total",
 	    "RPC listener restarts after a failed self-probe", NULL);
+	s->conns_g = lm_metrics_gauge(s->m, "lunamatch_rpc_connections",
+	    "RPC connections open (handshake done)", NULL);
+	s->conns_refused = lm_metrics_counter(s->m,
+	    "lunamatch_rpc_connections_refused_total",
+	    "RPC connections closed at once because max_connections were open", NULL);
 	return LM_OK;
 }
 
@@ -748,11 +762,48 @@ static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	lm_rpc_server *s = arg;
+	unsigned n;
 
-	if (ev == NNG_PIPE_EV_ADD_PRE && atomic_load(&s->draining))
-		nng_pipe_close(p);
-	else if (ev == NNG_PIPE_EV_ADD_POST)
+	switch (ev) {
+	case NNG_PIPE_EV_ADD_PRE:
+		n = atomic_fetch_add(&s->conns, 1) + 1;
+		lm_gauge_set(s->conns_g, (double) n);
+		if (n > s->max_conns) {
+			atomic_fetch_add(&s->conns_refused_n, 1);
+			lm_counter_add(s->conns_refused, 1);
+			nng_pipe_close(p);
+		} else if (atomic_load(&s->draining)) {
+			nng_pipe_close(p);
+		}
+		break;
+	case NNG_PIPE_EV_ADD_POST:
 		atomic_fetch_add(&s->pipes_added, 1);
+		break;
+	case NNG_PIPE_EV_REM_POST:
+		n = atomic_fetch_sub(&s->conns, 1) - 1;
+		lm_gauge_set(s->conns_g, (double) n);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * The connection cap: the configured value (0 = the default), but never
+ * more than three quarters of the process's file descriptor limit, so
+ * that connections alone cannot exhaust the descriptors LMDB, Kafka and
+ * the HTTP port need (each connection holds one).
+ */
+static unsigned
+max_connections(unsigned configured)
+{
+	unsigned want = configured ? configured : LM_RPC_DEFAULT_MAX_CONNECTIONS;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 4 * 3 < want)
+		want = (unsigned) (rl.rlim_cur / 4 * 3);
+	return want > 0 ? want : 1;
 }
 
 /* ---- public API -------------------------------------------------------- */
@@ -771,7 +822,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	if (o == NULL || svc == NULL || (n > 0 && methods == NULL) || o->url == NULL ||
 	    *o->url == '\0' || strlen(o->url) >= URL_MAX ||
 	    o->contexts > LM_RPC_MAX_CONTEXTS || o->workers > LM_RPC_MAX_WORKERS ||
-	    o->queue_len > LM_RPC_MAX_QUEUE) {
+	    o->queue_len > LM_RPC_MAX_QUEUE ||
+	    o->max_connections > LM_RPC_MAX_CONNECTIONS) {
 		lm_error("rpc.config", "invalid RPC server options");
 		return LM_EINVAL;
 	}
@@ -798,6 +850,9 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	atomic_init(&s->probe_active, false);
 	atomic_init(&s->probe_seen, false);
 	atomic_init(&s->pipes_added, 0);
+	atomic_init(&s->conns, 0);
+	atomic_init(&s->conns_refused_n, 0);
+	s->max_conns = max_connections(o->max_connections);
 	atomic_init(&s->requests_received, 0);
 	pthread_mutex_init(&s->pmtx, NULL);
 	pthread_mutex_init(&s->lmtx, NULL);
@@ -867,6 +922,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
 	if (rv == 0)
 		rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, s);
+	if (rv == 0)
+		rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
 	if (rv != 0) {
 		rv = err_from_nng(rv);
 		goto fail;
@@ -1100,6 +1157,9 @@ probe_once(lm_rpc_server *s, unsigned timeout_ms)
 		nng_msg_free(msg);
 		msg = NULL;
 		out = rv == NNG_ETIMEDOUT ? LM_ECLOSED : LM_ENNG;
+		if (out == LM_ENNG)
+			lm_warn("rpc.probe.failed", "self-probe cannot send: %s",
+			    nng_strerror(rv));
 		goto done;
 	}
 	msg = NULL;
@@ -1108,8 +1168,14 @@ probe_once(lm_rpc_server *s, unsigned timeout_ms)
 	    (nng_duration) (spent < timeout_ms ? timeout_ms - spent : 1));
 	if ((rv = nng_recvmsg(sock, &msg, 0)) != 0) {
 		msg = NULL;
-		if (rv == NNG_ETIMEDOUT)
+		/* A connection the server closed (a refused connection,
+		 * the listener restarting) is judged like a timeout. */
+		if (rv == NNG_ETIMEDOUT || rv == NNG_ECONNRESET ||
+		    rv == NNG_ECONNSHUT || rv == NNG_ECONNREFUSED)
 			out = atomic_load(&s->probe_seen) ? LM_ETIMEDOUT : LM_ECLOSED;
+		else
+			lm_warn("rpc.probe.failed", "self-probe got no answer: %s",
+			    nng_strerror(rv));
 		goto done;
 	}
 	resp = lunamatch__v1__rpc_response__unpack(
@@ -1135,15 +1201,17 @@ done:
  * probe's request waits behind the backlog: every context busy, the
  * request queued in its pipe or the connection still in the kernel's
  * accept queue. Restarting then would reset every accepted connection.
- * pipes0 and reqs0 are the counters when the probe began.
+ * pipes0, reqs0 and refused0 are the counters when the probe began.
  */
 static const char *
-alive_evidence(lm_rpc_server *s, unsigned pipes0, unsigned reqs0)
+alive_evidence(lm_rpc_server *s, unsigned pipes0, unsigned reqs0, unsigned refused0)
 {
 	unsigned inflight;
 
 	if (atomic_load(&s->pipes_added) != pipes0)
 		return "a connection was accepted during the probe";
+	if (atomic_load(&s->conns_refused_n) != refused0)
+		return "connections were refused at max_connections";
 	if (atomic_load(&s->requests_received) != reqs0)
 		return "requests were received during the probe";
 	pthread_mutex_lock(&s->mtx);
@@ -1173,13 +1241,13 @@ out_of_descriptors(void)
  * becomes LM_ETIMEDOUT (alive, busy) or LM_ENNG (local exhaustion); both
  * leave the listener alone. Other results pass through. */
 static int
-judge_probe(lm_rpc_server *s, int rv, unsigned pipes0, unsigned reqs0)
+judge_probe(lm_rpc_server *s, int rv, unsigned pipes0, unsigned reqs0, unsigned refused0)
 {
 	const char *why;
 
 	if (rv != LM_ECLOSED)
 		return rv;
-	if ((why = alive_evidence(s, pipes0, reqs0)) != NULL) {
+	if ((why = alive_evidence(s, pipes0, reqs0, refused0)) != NULL) {
 		lm_info("rpc.probe.busy",
 		    "self-probe unanswered but the listener is alive: %s", why);
 		return LM_ETIMEDOUT;
@@ -1195,7 +1263,7 @@ judge_probe(lm_rpc_server *s, int rv, unsigned pipes0, unsigned reqs0)
 int
 lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms)
 {
-	unsigned pipes0, reqs0;
+	unsigned pipes0, reqs0, refused0;
 	int rv;
 
 	if (s == NULL)
@@ -1208,7 +1276,8 @@ lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms)
 	pthread_mutex_lock(&s->pmtx);
 	pipes0 = atomic_load(&s->pipes_added);
 	reqs0 = atomic_load(&s->requests_received);
-	rv = judge_probe(s, probe_once(s, timeout_ms), pipes0, reqs0);
+	refused0 = atomic_load(&s->conns_refused_n);
+	rv = judge_probe(s, probe_once(s, timeout_ms), pipes0, reqs0, refused0);
 	if (rv != LM_ECLOSED)
 		goto out;
 
@@ -1228,8 +1297,10 @@ lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms)
 	pthread_mutex_unlock(&s->lmtx);
 	pipes0 = atomic_load(&s->pipes_added);
 	reqs0 = atomic_load(&s->requests_received);
-	rv = rv == LM_OK ? judge_probe(s, probe_once(s, timeout_ms), pipes0, reqs0)
-	                 : LM_ECLOSED;
+	refused0 = atomic_load(&s->conns_refused_n);
+	rv = rv == LM_OK
+	         ? judge_probe(s, probe_once(s, timeout_ms), pipes0, reqs0, refused0)
+	         : LM_ECLOSED;
 	if (rv == LM_OK)
 		lm_info(
 		    "rpc.listener.restarted", "listener on %s serves again", s->dial_url);

@@ -40,6 +40,8 @@ extern "C" {
 #define LM_RPC_MAX_CONTEXTS     4096u
 #define LM_RPC_MAX_WORKERS      256u
 #define LM_RPC_MAX_QUEUE        65536u
+#define LM_RPC_DEFAULT_MAX_CONNECTIONS 4096u
+#define LM_RPC_MAX_CONNECTIONS         65536u
 /*
  * nng's receive limit (NNG_OPT_RECVMAXSZ) is max_request_bytes plus this
  * much. A request over max_request_bytes but within the grace is answered
@@ -95,6 +97,14 @@ typedef struct lm_rpc_server_opts {
 	/* Requests waiting for a worker; a request arriving when the queue is
 	 * full is answered RESOURCE_EXHAUSTED. 0 = 4 * workers. */
 	unsigned queue_len;
+	/* Connections open at once (each holds a file descriptor); one more
+	 * is closed as soon as nng accepts it (counted in
+	 * lunamatch_rpc_connections_refused_total; a REQ client redials). 0 =
+	 * LM_RPC_DEFAULT_MAX_CONNECTIONS; never more than 3/4 of the
+	 * process's RLIMIT_NOFILE. Idle connections are not timed out (nng
+	 * 1.5.2 has no option for it); one that never finishes the SP
+	 * handshake is closed by nng after 10 s. */
+	unsigned max_connections;
 } lm_rpc_server_opts;
 
 /*

@@ -654,8 +654,9 @@ test_slow_gauge_does_not_block_registry(void **state)
 	assert_true(wait_flag(&g_in_slow));
 	/* The first render now waits inside slow_gauge. */
 	assert_int_equal(pthread_create(&reg, NULL, register_main, &jr), 0);
+	bool reg_done = wait_flag(&jr.done);
 	assert_int_equal(pthread_create(&other, NULL, render_main, &jo), 0);
-	bool reg_done = wait_flag(&jr.done), other_done = wait_flag(&jo.done);
+	bool other_done = wait_flag(&jo.done);
 	bool slow_done = atomic_load(&js.done) != 0;
 	pthread_mutex_unlock(&g_gate); /* never leave the threads stuck */
 	pthread_join(slow, NULL);
