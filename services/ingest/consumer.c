@@ -60,6 +60,10 @@ struct lm_consumer {
 	size_t nrejects;
 	uint64_t pending[NREASONS]; /* rejects of the open batch, by reason */
 	bool retrying;              /* a batch is being retried: resend rejects */
+	/* Set once the loop has ended (stop or fatal error): batches are no
+	 * longer finished or committed from the rebalance callback, and dead
+	 * letters get LM_CONSUMER_STOP_FLUSH_MS at most. */
+	bool closing;
 	rd_kafka_topic_partition_list_t *assigned; /* our copy of the assignment */
 	int64_t next_lag_ms;
 
@@ -75,6 +79,8 @@ struct lm_consumer {
 	lm_counter *rejected[NREASONS];
 	size_t nreasons;
 	lm_counter *dlq_total, *batch_failures;
+	lm_counter *dlq_failed[LM_DLQ_DROP_COUNT_];
+	uint64_t dlq_dropped_seen[LM_DLQ_DROP_COUNT_]; /* lm_dlq_dropped counted */
 	lm_histogram *batch_seconds;
 	lm_gauge *lag, *assigned_gauge;
 };
@@ -147,6 +153,15 @@ register_metrics(lm_consumer *c, lm_metrics *m, char *err, size_t errlen)
 	}
 	c->dlq_total = lm_metrics_counter(m, "lunamatch_ingest_dlq_total",
 	    "Messages delivered to the dead-letter topic.", NULL);
+	for (int r = 0; r < LM_DLQ_DROP_COUNT_; r++) {
+		snprintf(labels, sizeof(labels), "reason=\"%s\"",
+		    lm_dlq_drop_name((lm_dlq_drop) r));
+		c->dlq_failed[r] = lm_metrics_counter(m, "lunamatch_ingest_dlq_failed_total",
+		    "Dead letters dropped for good (too large or invalid for the "
+		    "broker); their messages were skipped.",
+		    labels);
+		ok = ok && c->dlq_failed[r];
+	}
 	c->batch_failures = lm_metrics_counter(m, "lunamatch_ingest_batch_failures_total",
 	    "Batch attempts that failed (store or dead-letter delivery) and were "
 	    "retried.",
@@ -216,7 +231,21 @@ store_offsets(lm_consumer *c)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* One attempt: store transaction, dead letters delivered, offsets stored. */
+/* Adds the dead letters dropped for good since the last call to the metric. */
+static void
+count_drops(lm_consumer *c)
+{
+	for (int r = 0; r < LM_DLQ_DROP_COUNT_; r++) {
+		uint64_t n = lm_dlq_dropped(c->dlq, (lm_dlq_drop) r);
+		lm_counter_add(c->dlq_failed[r], n - c->dlq_dropped_seen[r]);
+		c->dlq_dropped_seen[r] = n;
+	}
+}
+
+/* One attempt: store transaction, dead letters delivered, offsets stored.
+ * While running, a stop cuts the wait for the dead letters short; once
+ * closing, they get LM_CONSUMER_STOP_FLUSH_MS. Either way offsets are stored
+ * only when every dead letter was delivered (or dropped for good). */
 static int
 try_batch(lm_consumer *c, lm_ingest_counts *counts, uint64_t *last_seq)
 {
@@ -225,12 +254,15 @@ try_batch(lm_consumer *c, lm_ingest_counts *counts, uint64_t *last_seq)
 	if ((rv = lm_ingest_batch_commit(c->batch, c->store, counts, last_seq)) !=
 	    LM_OK) {
 		lm_error("batch.store", "store transaction failed: %s", lm_strerror(rv));
-		(void) lm_dlq_flush(c->dlq, 0); /* forget this attempt's reports */
+		(void) lm_dlq_flush(c->dlq, 0, NULL); /* forget this attempt's reports */
 		return rv;
 	}
 	if (c->retrying)
 		resend_rejects(c);
-	if ((rv = lm_dlq_flush(c->dlq, DLQ_FLUSH_MS)) != LM_OK) {
+	rv = c->closing ? lm_dlq_flush(c->dlq, LM_CONSUMER_STOP_FLUSH_MS, NULL)
+	                : lm_dlq_flush(c->dlq, DLQ_FLUSH_MS, c->stop);
+	count_drops(c);
+	if (rv != LM_OK) {
 		lm_error("batch.dlq", "dead letters of the batch not delivered: %s",
 		    lm_strerror(rv));
 		return rv;
@@ -358,18 +390,22 @@ rewind_to(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
 static bool
 handle_message(lm_consumer *c, rd_kafka_message_t *m)
 {
-	const char *topic = rd_kafka_topic_name(m->rkt);
+	const char *topic;
 	lm_ingest_decision d;
 	lm_ingest_msg im;
 	bool kept = false;
 	int rv;
 
-	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+	/* An error event (a fatal error, for one) may come without a topic. */
+	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->rkt == NULL) {
 		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 			lm_warn("consumer.error", "%s: %s", rd_kafka_err2name(m->err),
 			    rd_kafka_message_errstr(m));
+		if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+			c->fatal = 1;
 		return false;
 	}
+	topic = rd_kafka_topic_name(m->rkt);
 	memset(&im, 0, sizeof(im));
 	im.kind = topic_kind(c, topic);
 	if (im.kind == 0) {
@@ -446,6 +482,24 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	rd_kafka_error_t *e = NULL;
 	rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
 
+	if (c->closing) {
+		/* The loop is over and the batch finished or given up (it may
+		 * even be freed): only release the partitions, commit nothing
+		 * more (auto-commit sends what was stored) and never block. */
+		if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+			if (coop)
+				e = rd_kafka_incremental_unassign(rk, parts);
+			else
+				(void) rd_kafka_assign(rk, NULL);
+			if (e != NULL)
+				rd_kafka_error_destroy(e);
+		}
+		if (c->assigned != NULL)
+			rd_kafka_topic_partition_list_destroy(c->assigned);
+		c->assigned = NULL;
+		atomic_store(&c->nassigned, 0);
+		return;
+	}
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		lm_info("consumer.assign", "%d partitions assigned", parts->cnt);
 		if (coop)
@@ -598,9 +652,41 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	*out = c;
 	return LM_OK;
 fail:
-	rd_kafka_conf_destroy(conf);
+	if (conf != NULL) /* rd_kafka_conf_destroy(NULL) crashes */
+		rd_kafka_conf_destroy(conf);
 	lm_consumer_free(c);
 	return rv;
+}
+
+/*
+ * Leaves the group (revocation, final auto-commit of the stored offsets)
+ * waiting at most LM_CONSUMER_CLOSE_MS, so that an unreachable broker cannot
+ * hold the shutdown. When the time is up the group is left uncleanly: the
+ * session times out on the broker and offsets stored but not yet committed
+ * are replayed by the next owner (at-least-once).
+ */
+static void
+close_bounded(lm_consumer *c)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+	rd_kafka_error_t *e;
+	int64_t end = lm_clock_ms() + LM_CONSUMER_CLOSE_MS;
+
+	if (q == NULL)
+		return; /* lm_consumer_free closes, unbounded */
+	if ((e = rd_kafka_consumer_close_queue(c->rk, q)) != NULL) {
+		lm_warn("consumer.close", "%s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	} else {
+		while (!rd_kafka_consumer_closed(c->rk) && lm_clock_ms() < end)
+			(void) rd_kafka_queue_poll_callback(q, POLL_MS);
+		if (!rd_kafka_consumer_closed(c->rk))
+			lm_warn("consumer.close",
+			    "group not left within %d ms; giving up (offsets not yet "
+			    "committed are consumed again)",
+			    LM_CONSUMER_CLOSE_MS);
+	}
+	rd_kafka_queue_destroy(q);
 }
 
 int
@@ -638,26 +724,24 @@ lm_consumer_run(lm_consumer *c)
 		    (lm_ingest_batch_len(c->batch) > 0 && now >= c->deadline_ms))
 			(void) finish_batch(c, true);
 		if (now >= c->next_lag_ms) {
+			lm_dlq_poll(c->dlq);
 			refresh_lag(c);
 			c->next_lag_ms = now + LM_CONSUMER_LAG_MS;
 		}
 	}
 
+	c->closing = true;
 	if (c->fatal) {
 		lm_error("consumer.stop", "stopping after a fatal Kafka error");
 		release_rejects(c);
 		lm_ingest_batch_reset(c->batch);
+		close_bounded(c); /* quick: librdkafka gives up after a fatal error */
+		atomic_store(&c->nassigned, 0);
 		return LM_EKAFKA;
 	}
 	lm_info("consumer.stop", "finishing the batch and leaving the group");
 	(void) finish_batch(c, false);
-	e = rd_kafka_commit(c->rk, NULL, 0);
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-		lm_warn(
-		    "consumer.commit", "final commit failed: %s", rd_kafka_err2name(e));
-	e = rd_kafka_consumer_close(c->rk);
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-		lm_warn("consumer.close", "%s", rd_kafka_err2name(e));
+	close_bounded(c);
 	atomic_store(&c->nassigned, 0);
 	return LM_OK;
 }
@@ -667,17 +751,29 @@ lm_consumer_free(lm_consumer *c)
 {
 	if (c == NULL)
 		return;
+	/* The handle first: destroying it may still serve callbacks (rebalance,
+	 * delivery reports) that use the batch and the assignment copy. */
+	c->closing = true;
+	if (c->rk != NULL)
+		rd_kafka_destroy(c->rk); /* closes unless lm_consumer_run did */
+	c->rk = NULL;
 	if (c->batch != NULL) {
 		release_rejects(c);
 		lm_ingest_batch_free(c->batch);
+		c->batch = NULL;
 	}
 	if (c->assigned != NULL)
 		rd_kafka_topic_partition_list_destroy(c->assigned);
-	if (c->rk != NULL)
-		rd_kafka_destroy(c->rk);
+	c->assigned = NULL;
 	lm_dlq_free(c->dlq);
 	free(c->rejects);
 	free(c);
+}
+
+rd_kafka_t *
+lm_consumer_kafka(lm_consumer *c, bool dlq)
+{
+	return dlq ? lm_dlq_kafka(c->dlq) : c->rk;
 }
 
 int

@@ -15,14 +15,21 @@
  *
  * On partition revocation the current batch is finished, offsets committed
  * synchronously, then the partitions are released (eager and cooperative
- * protocols). On stop the batch is finished, offsets committed and the
- * consumer closed, leaving the group.
+ * protocols). On stop the batch is finished and the consumer closed, leaving
+ * the group and committing the stored offsets, within the bounds below.
+ *
+ * A dead letter that the broker refuses for good (too large, invalid) is
+ * dropped, logged and counted (lunamatch_ingest_dlq_failed_total) instead of
+ * blocking the partition; see dlq.h.
  */
 #ifndef LUNAMATCH_CONSUMER_H
 #define LUNAMATCH_CONSUMER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "lunamatch/config.h"
 #include "lunamatch/metrics.h"
@@ -40,6 +47,17 @@ extern "C" {
 #define LM_CONSUMER_LAG_MS 2000
 /* Longest pause between attempts of a failed batch. */
 #define LM_CONSUMER_BACKOFF_MAX_MS 5000
+/*
+ * Shutdown bounds. After a stop the loop ends within one poll (100 ms), or
+ * at once when it is waiting for a batch's dead letters (that batch is then
+ * given up, its offsets not stored). The last batch's dead letters get
+ * LM_CONSUMER_STOP_FLUSH_MS, leaving the group LM_CONSUMER_CLOSE_MS, and the
+ * DLQ producer LM_DLQ_CLOSE_MS (dlq.h): about 10 s in all with the brokers
+ * down. Work not confirmed by then is never acknowledged; it is consumed
+ * again after the restart.
+ */
+#define LM_CONSUMER_STOP_FLUSH_MS 3000
+#define LM_CONSUMER_CLOSE_MS      4000
 
 typedef struct lm_consumer lm_consumer;
 
@@ -70,8 +88,14 @@ int lm_consumer_new(
  */
 int lm_consumer_run(lm_consumer *c);
 
-/* Frees the consumer (after lm_consumer_run returned); NULL is a no-op. */
+/* Frees the consumer (after lm_consumer_run returned, or without it having
+ * run); NULL is a no-op. */
 void lm_consumer_free(lm_consumer *c);
+
+/* The librdkafka handle of the consumer, or with dlq of its dead-letter
+ * producer, owned by c; for tests and diagnostics (for example
+ * rd_kafka_test_fatal_error). Any thread. */
+rd_kafka_t *lm_consumer_kafka(lm_consumer *c, bool dlq);
 
 /* lm_http check functions; arg is the lm_consumer. Any thread. live: the
  * loop came round within LM_CONSUMER_STALL_MS. ready: partitions assigned

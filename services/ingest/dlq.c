@@ -13,9 +13,13 @@
 #include <string.h>
 
 #include "dlq.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
+
+#define LM_STR_(x) #x
+#define LM_STR(x)  LM_STR_(x)
 
 struct lm_dlq {
 	rd_kafka_t *rk;
@@ -23,13 +27,63 @@ struct lm_dlq {
 	volatile int *fatal;       /* may be NULL */
 	uintptr_t gen;             /* current flush generation */
 	uint64_t sent, ok, failed; /* of the current generation */
+	uint64_t dropped_gen;      /* of the current generation */
 	uint64_t delivered;        /* since creation */
+	uint64_t dropped[LM_DLQ_DROP_COUNT_]; /* since creation */
 };
+
+/* Slice of a flush wait between looks at the stop flag. */
+#define FLUSH_SLICE_MS 100
+
+const char *
+lm_dlq_drop_name(lm_dlq_drop r)
+{
+	switch (r) {
+	case LM_DLQ_DROP_TOO_LARGE:
+		return "too_large";
+	case LM_DLQ_DROP_INVALID:
+		return "invalid";
+	default:
+		return NULL;
+	}
+}
+
+/* The drop reason of a delivery error no retry can fix, or -1 for an error
+ * that may go away (broker down, timeout, authorization, ...). */
+static int
+permanent(rd_kafka_resp_err_t e)
+{
+	switch (e) {
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+		return LM_DLQ_DROP_TOO_LARGE;
+	case RD_KAFKA_RESP_ERR_INVALID_MSG:
+	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+	case RD_KAFKA_RESP_ERR__BAD_MSG:
+		return LM_DLQ_DROP_INVALID;
+	default:
+		return -1;
+	}
+}
+
+/* Counts and logs a dead letter dropped for good. */
+static void
+drop(lm_dlq *q, int why, rd_kafka_resp_err_t e)
+{
+	q->dropped[why]++;
+	q->dropped_gen++;
+	lm_error("dlq.dropped",
+	    "dead-letter message dropped for good (%s): %s; the rejected message "
+	    "is skipped without a dead letter",
+	    lm_dlq_drop_name((lm_dlq_drop) why), rd_kafka_err2str(e));
+}
 
 static void
 dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	lm_dlq *q = opaque;
+	int why;
 	(void) rk;
 
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -38,6 +92,8 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		return;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		q->ok++;
+	} else if ((why = permanent(m->err)) >= 0) {
+		drop(q, why, m->err);
 	} else {
 		q->failed++;
 		lm_warn("dlq.undelivered", "dead-letter message not delivered: %s",
@@ -85,8 +141,8 @@ lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq *
 	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "acks", "all", err, errlen)) != LM_OK ||
 	    (rv = lm_kafka_set(conf, "linger.ms", "5", err, errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(conf, "message.max.bytes", "2097152", err, errlen)) !=
-	        LM_OK)
+	    (rv = lm_kafka_set(conf, "message.max.bytes",
+	         LM_STR(LM_DLQ_PRODUCER_MSG_MAX), err, errlen)) != LM_OK)
 		goto fail;
 	char mt[32];
 	snprintf(mt, sizeof(mt), "%d", LM_DLQ_MESSAGE_TIMEOUT_MS);
@@ -102,7 +158,8 @@ lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq *
 	*out = q;
 	return LM_OK;
 fail:
-	rd_kafka_conf_destroy(conf); /* NULL-safe */
+	if (conf != NULL) /* rd_kafka_conf_destroy(NULL) crashes */
+		rd_kafka_conf_destroy(conf);
 	free(q->topic);
 	free(q);
 	return rv;
@@ -113,8 +170,7 @@ lm_dlq_free(lm_dlq *q)
 {
 	if (q == NULL)
 		return;
-	if (rd_kafka_flush(q->rk, LM_DLQ_MESSAGE_TIMEOUT_MS) !=
-	    RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (rd_kafka_flush(q->rk, LM_DLQ_CLOSE_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		lm_warn("dlq.close", "%d dead-letter messages not delivered at close",
 		    rd_kafka_outq_len(q->rk));
 	rd_kafka_destroy(q->rk);
@@ -137,29 +193,62 @@ clip_utf8(const char *s, char *buf, size_t cap)
 	return n;
 }
 
+/* Adds header name with the decimal value n. */
+static void
+add_size(rd_kafka_headers_t *h, const char *name, size_t n)
+{
+	char v[24];
+	snprintf(v, sizeof(v), "%zu", n);
+	rd_kafka_header_add(h, name, -1, v, (ssize_t) strlen(v));
+}
+
+/* A copy of m's headers without ours, or - when they exceed
+ * LM_DLQ_HEADERS_MAX bytes - an empty list noting how many were left out. */
+static rd_kafka_headers_t *
+copy_headers(const rd_kafka_message_t *m)
+{
+	static const char *const ours[] = {LM_DLQ_H_REASON, LM_DLQ_H_ERROR,
+	    LM_DLQ_H_TOPIC, LM_DLQ_H_PARTITION, LM_DLQ_H_OFFSET,
+	    LM_DLQ_H_VALUE_TRUNCATED, LM_DLQ_H_KEY_TRUNCATED, LM_DLQ_H_HEADERS_DROPPED};
+	rd_kafka_headers_t *orig = NULL, *h;
+	const char *name;
+	const void *v;
+	size_t n, total = 0, count = 0;
+
+	if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return rd_kafka_headers_new(8);
+	for (; rd_kafka_header_get_all(orig, count, &name, &v, &n) ==
+	       RD_KAFKA_RESP_ERR_NO_ERROR;
+	     count++)
+		total += strlen(name) + n;
+	if (total > LM_DLQ_HEADERS_MAX) {
+		if ((h = rd_kafka_headers_new(8)) != NULL)
+			add_size(h, LM_DLQ_H_HEADERS_DROPPED, count);
+		return h;
+	}
+	if ((h = rd_kafka_headers_copy(orig)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+		(void) rd_kafka_header_remove(h, ours[i]);
+	return h;
+}
+
 int
 lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const char *error,
     int timeout_ms)
 {
-	static const char *const ours[] = {LM_DLQ_H_REASON, LM_DLQ_H_ERROR,
-	    LM_DLQ_H_TOPIC, LM_DLQ_H_PARTITION, LM_DLQ_H_OFFSET};
-	rd_kafka_headers_t *orig = NULL, *h;
+	rd_kafka_headers_t *h;
 	char ebuf[LM_DLQ_ERROR_MAX + 1], part[16], off[24];
 	const char *src = rd_kafka_topic_name(m->rkt);
+	size_t klen = m->key_len, vlen = m->len;
 	rd_kafka_resp_err_t e;
-	int waited = 0;
+	int waited = 0, why;
 
 	q->sent++;
-	if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
-		h = rd_kafka_headers_copy(orig);
-	else
-		h = rd_kafka_headers_new(5);
-	if (h == NULL) {
+	if ((h = copy_headers(m)) == NULL) {
 		q->failed++;
 		return LM_ENOMEM;
 	}
-	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-		(void) rd_kafka_header_remove(h, ours[i]);
 	size_t elen = clip_utf8(error, ebuf, sizeof(ebuf));
 	snprintf(part, sizeof(part), "%" PRId32, m->partition);
 	snprintf(off, sizeof(off), "%" PRId64, m->offset);
@@ -168,11 +257,18 @@ lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const ch
 	rd_kafka_header_add(h, LM_DLQ_H_TOPIC, -1, src, (ssize_t) strlen(src));
 	rd_kafka_header_add(h, LM_DLQ_H_PARTITION, -1, part, (ssize_t) strlen(part));
 	rd_kafka_header_add(h, LM_DLQ_H_OFFSET, -1, off, (ssize_t) strlen(off));
+	if (vlen > LM_DLQ_VALUE_MAX) {
+		add_size(h, LM_DLQ_H_VALUE_TRUNCATED, vlen);
+		vlen = LM_DLQ_VALUE_MAX;
+	}
+	if (klen > LM_DLQ_KEY_MAX) {
+		add_size(h, LM_DLQ_H_KEY_TRUNCATED, klen);
+		klen = LM_DLQ_KEY_MAX;
+	}
 
 	for (;;) {
 		e = rd_kafka_producev(q->rk, RD_KAFKA_V_TOPIC(q->topic),
-		    RD_KAFKA_V_KEY(m->key, m->key_len),
-		    RD_KAFKA_V_VALUE(m->payload, m->len),
+		    RD_KAFKA_V_KEY(m->key, klen), RD_KAFKA_V_VALUE(m->payload, vlen),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
 		    RD_KAFKA_V_OPAQUE((void *) q->gen), RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || waited >= timeout_ms)
@@ -182,9 +278,13 @@ lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const ch
 	}
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		rd_kafka_headers_destroy(h); /* not taken over on failure */
-		q->failed++;
-		lm_warn("dlq.produce", "cannot queue dead-letter message: %s",
-		    rd_kafka_err2name(e));
+		if ((why = permanent(e)) >= 0) {
+			drop(q, why, e);
+		} else {
+			q->failed++;
+			lm_warn("dlq.produce", "cannot queue dead-letter message: %s",
+			    rd_kafka_err2name(e));
+		}
 		return lm_kafka_err(e);
 	}
 	rd_kafka_poll(q->rk, 0); /* serve delivery reports */
@@ -192,20 +292,25 @@ lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const ch
 }
 
 int
-lm_dlq_flush(lm_dlq *q, int timeout_ms)
+lm_dlq_flush(lm_dlq *q, int timeout_ms, const volatile sig_atomic_t *stop)
 {
+	int64_t end = lm_clock_ms() + timeout_ms, left;
 	int rv = LM_OK;
 
-	if (q->sent > 0)
-		(void) rd_kafka_flush(q->rk, timeout_ms);
-	else
-		rd_kafka_poll(q->rk, 0);
+	rd_kafka_poll(q->rk, 0);
+	/* Until every message of this generation has its report: delivered,
+	 * failed or dropped. (A flush returns early whenever it serves an
+	 * event, hence the clock.) */
+	while (q->ok + q->failed + q->dropped_gen < q->sent &&
+	       (left = end - lm_clock_ms()) > 0 && (stop == NULL || !*stop))
+		(void) rd_kafka_flush(
+		    q->rk, left < FLUSH_SLICE_MS ? (int) left : FLUSH_SLICE_MS);
 	if (q->failed > 0)
 		rv = LM_EKAFKA;
-	else if (q->ok < q->sent)
+	else if (q->ok + q->dropped_gen < q->sent)
 		rv = LM_ETIMEDOUT;
 	q->gen++;
-	q->sent = q->ok = q->failed = 0;
+	q->sent = q->ok = q->failed = q->dropped_gen = 0;
 	return rv;
 }
 
@@ -213,4 +318,22 @@ uint64_t
 lm_dlq_delivered(const lm_dlq *q)
 {
 	return q->delivered;
+}
+
+uint64_t
+lm_dlq_dropped(const lm_dlq *q, lm_dlq_drop r)
+{
+	return (unsigned) r < LM_DLQ_DROP_COUNT_ ? q->dropped[r] : 0;
+}
+
+rd_kafka_t *
+lm_dlq_kafka(lm_dlq *q)
+{
+	return q->rk;
+}
+
+void
+lm_dlq_poll(lm_dlq *q)
+{
+	rd_kafka_poll(q->rk, 0);
 }

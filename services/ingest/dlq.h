@@ -11,6 +11,21 @@
  * (Headers of these names already on the message are replaced, so a message
  * that went through the DLQ twice carries only its latest verdict.)
  *
+ * A dead letter is bounded so that it always fits the producer's and the
+ * broker's message size limits (Kafka's default is about 1 MiB): a value
+ * over LM_DLQ_VALUE_MAX bytes is cut to its first LM_DLQ_VALUE_MAX bytes and
+ * marked with the header lunamatch-value-truncated: <original size>; a key
+ * over LM_DLQ_KEY_MAX likewise (lunamatch-key-truncated); original headers
+ * over LM_DLQ_HEADERS_MAX bytes in all are left out (lunamatch-headers-dropped:
+ * <count>).
+ *
+ * Delivery failures are of two kinds. A transient one (broker down, timeout,
+ * authorization) fails the flush, and the consumer retries the batch. A
+ * permanent one, which no retry can fix (the message or its batch is too
+ * large or invalid for the broker), drops that dead letter: it is logged as
+ * an error, counted (lm_dlq_dropped) and does not fail the flush, so one bad
+ * dead letter never blocks its partition.
+ *
  * Sending is asynchronous; lm_dlq_flush waits until every message sent since
  * the previous flush has a delivery report and says whether all of them were
  * delivered. The consumer stores a batch's offsets only after that.
@@ -21,6 +36,7 @@
 #ifndef LUNAMATCH_DLQ_H
 #define LUNAMATCH_DLQ_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +56,32 @@ extern "C" {
 #define LM_DLQ_ERROR_MAX 512
 /* How long librdkafka keeps trying to deliver one DLQ message. */
 #define LM_DLQ_MESSAGE_TIMEOUT_MS 15000
+/* Longest wait for queued dead letters in lm_dlq_free. Whatever is still
+ * queued then belongs to a batch whose offsets were not stored, which is
+ * therefore consumed (and dead-lettered) again. */
+#define LM_DLQ_CLOSE_MS 2000
+#define LM_DLQ_H_VALUE_TRUNCATED "lunamatch-value-truncated"
+#define LM_DLQ_H_KEY_TRUNCATED   "lunamatch-key-truncated"
+#define LM_DLQ_H_HEADERS_DROPPED "lunamatch-headers-dropped"
+/* Most value bytes a dead letter carries. */
+#define LM_DLQ_VALUE_MAX (256u << 10)
+/* Most key bytes a dead letter carries. */
+#define LM_DLQ_KEY_MAX (16u << 10)
+/* Most bytes (names and values) of original headers a dead letter carries. */
+#define LM_DLQ_HEADERS_MAX (64u << 10)
+/* The producer's message.max.bytes: below the broker's default limit, and
+ * above the largest dead letter (value, key, headers and overhead). */
+#define LM_DLQ_PRODUCER_MSG_MAX 1000000
+
+/* Why a dead letter was dropped for good; metric label values. */
+typedef enum lm_dlq_drop {
+	LM_DLQ_DROP_TOO_LARGE = 0, /* message or batch over a size limit */
+	LM_DLQ_DROP_INVALID,       /* the broker refused the record as invalid */
+	LM_DLQ_DROP_COUNT_
+} lm_dlq_drop;
+
+/* "too_large", "invalid"; NULL for an unknown value. */
+const char *lm_dlq_drop_name(lm_dlq_drop r);
 
 typedef struct lm_dlq lm_dlq;
 
@@ -52,30 +94,42 @@ typedef struct lm_dlq lm_dlq;
 int lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq **out,
     char *err, size_t errlen);
 
-/* Flushes for at most LM_DLQ_MESSAGE_TIMEOUT_MS and frees; NULL is a no-op. */
+/* Flushes for at most LM_DLQ_CLOSE_MS and frees; NULL is a no-op. */
 void lm_dlq_free(lm_dlq *q);
 
 /*
  * Queues a copy of consumed message m (key, value, headers) with the reason
  * headers. reason and error must be NUL-terminated. A full local queue is
  * waited on for at most timeout_ms. Returns LM_OK, LM_ETIMEDOUT, or another
- * lm_kafka_err value; a failure counts as an undelivered message for the
- * next lm_dlq_flush.
+ * lm_kafka_err value; a transient failure counts as an undelivered message
+ * for the next lm_dlq_flush, a permanent one as a dropped message.
  */
 int lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason,
     const char *error, int timeout_ms);
 
 /*
  * Waits at most timeout_ms for the delivery reports of every message sent
- * since the last flush. Returns LM_OK when all were delivered, LM_EKAFKA when
- * one failed, LM_ETIMEDOUT when reports are missing. Either way the counts
- * start again from zero (messages still in flight are reported to a later
- * flush and do not count there).
+ * since the last flush, and gives up early once stop (may be NULL) is
+ * non-zero. Returns LM_OK when each was delivered or dropped for good,
+ * LM_EKAFKA when one failed transiently, LM_ETIMEDOUT when reports are
+ * missing (also after a stop). Either way the counts start again from zero
+ * (messages still in flight are reported to a later flush and do not count
+ * there).
  */
-int lm_dlq_flush(lm_dlq *q, int timeout_ms);
+int lm_dlq_flush(lm_dlq *q, int timeout_ms, const volatile sig_atomic_t *stop);
 
 /* Messages delivered since lm_dlq_new. */
 uint64_t lm_dlq_delivered(const lm_dlq *q);
+
+/* Serves pending delivery reports and errors without waiting, so that a
+ * fatal producer error is seen even while nothing is dead-lettered. */
+void lm_dlq_poll(lm_dlq *q);
+
+/* The producer handle, owned by q; for tests and diagnostics. */
+rd_kafka_t *lm_dlq_kafka(lm_dlq *q);
+
+/* Messages dropped for good with reason r since lm_dlq_new. */
+uint64_t lm_dlq_dropped(const lm_dlq *q, lm_dlq_drop r);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
  * test_dlq.c - the dead-letter producer against librdkafka's mock cluster,
  * and the store notification publisher on a real nng socket.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,87 @@ hdr_count(const rd_kafka_message_t *m, const char *name)
 	return k;
 }
 
+/* A message over the DLQ's size bounds goes out cut, and marked. */
+static void
+test_oversize_dead_letter(void **state)
+{
+	const size_t vlen = 3u << 20, klen = LM_DLQ_KEY_MAX + 10;
+	rd_kafka_t *p, *c = client(RD_KAFKA_CONSUMER);
+	rd_kafka_conf_t *pc = NULL;
+	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+	char *value = malloc(vlen), *key = malloc(klen), *big = malloc(40000);
+	volatile int fatal = 0;
+	lm_dlq *q = NULL;
+	char err[256], buf[64];
+	(void) state;
+
+	assert_non_null(value);
+	assert_non_null(key);
+	assert_non_null(big);
+	memset(value, 'v', vlen);
+	memset(key, 'k', klen);
+	memset(big, 'h', 40000);
+	rd_kafka_header_add(h, "big-1", -1, big, 40000);
+	rd_kafka_header_add(h, "big-2", -1, big, 40000);
+	/* The source producer allows a message far over the usual limits. */
+	assert_int_equal(lm_kafka_conf(M.brokers, "lmtest", &pc, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(pc, "message.max.bytes", "8000000", err, sizeof(err)), LM_OK);
+	assert_non_null(p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)));
+	rd_kafka_mock_topic_create(M.mc, "src-big", 1, 1);
+	rd_kafka_mock_topic_create(M.mc, "dlq-big", 1, 1);
+	assert_int_equal(
+	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src-big"), RD_KAFKA_V_PARTITION(0),
+	        RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE(value, vlen),
+	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+	        RD_KAFKA_V_END),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_message_t *src = read_at(c, "src-big", RD_KAFKA_OFFSET_BEGINNING);
+	assert_int_equal(src->len, vlen);
+
+	assert_int_equal(
+	    lm_dlq_new(M.brokers, "dlq-big", &fatal, &q, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_dlq_send(q, src, "oversize", "too big", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
+	assert_int_equal(lm_dlq_delivered(q), 1);
+
+	rd_kafka_message_t *d = read_at(c, "dlq-big", RD_KAFKA_OFFSET_BEGINNING);
+	assert_int_equal(d->len, LM_DLQ_VALUE_MAX);
+	assert_memory_equal(d->payload, value, LM_DLQ_VALUE_MAX);
+	assert_int_equal(d->key_len, LM_DLQ_KEY_MAX);
+	snprintf(err, sizeof(err), "%zu", vlen);
+	assert_string_equal(hdr(d, LM_DLQ_H_VALUE_TRUNCATED, buf, sizeof(buf)), err);
+	snprintf(err, sizeof(err), "%zu", klen);
+	assert_string_equal(hdr(d, LM_DLQ_H_KEY_TRUNCATED, buf, sizeof(buf)), err);
+	assert_string_equal(hdr(d, LM_DLQ_H_HEADERS_DROPPED, buf, sizeof(buf)), "2");
+	assert_int_equal(hdr_count(d, "big-1"), 0);
+	assert_string_equal(hdr(d, LM_DLQ_H_REASON, buf, sizeof(buf)), "oversize");
+	rd_kafka_message_destroy(d);
+
+	lm_dlq_free(q);
+	rd_kafka_message_destroy(src);
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	free(value);
+	free(key);
+	free(big);
+}
+
+/* Bad broker lists are refused with a message, never a crash. */
+static void
+test_bad_brokers(void **state)
+{
+	lm_dlq *q = (lm_dlq *) 1;
+	char err[256] = "";
+	(void) state;
+
+	assert_int_equal(lm_dlq_new("", "dlq", NULL, &q, err, sizeof(err)), LM_EINVAL);
+	assert_null(q);
+	assert_non_null(strstr(err, "brokers"));
+}
+
 /* A message with its key, value and headers goes to the DLQ with the
  * verdict headers; stale verdict headers are replaced. */
 static void
@@ -155,13 +237,13 @@ test_dead_letter(void **state)
 
 	assert_int_equal(
 	    lm_dlq_new(M.brokers, "dlq", &fatal, &q, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_dlq_flush(q, IO_MS), LM_OK); /* nothing sent */
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK); /* nothing sent */
 	/* An error longer than the limit is cut at a character boundary. */
 	memset(longerr, 'e', sizeof(longerr));
 	memcpy(longerr + LM_DLQ_ERROR_MAX - 1, "\xc3\xa9", 2);
 	longerr[sizeof(longerr) - 1] = '\0';
 	assert_int_equal(lm_dlq_send(q, src, "bad_json", longerr, IO_MS), LM_OK);
-	assert_int_equal(lm_dlq_flush(q, IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_delivered(q), 1);
 
 	rd_kafka_message_t *d = read_at(c, "dlq", RD_KAFKA_OFFSET_BEGINNING);
@@ -179,15 +261,38 @@ test_dead_letter(void **state)
 	assert_string_equal(hdr(d, LM_DLQ_H_OFFSET, buf, sizeof(buf)), "0");
 	rd_kafka_message_destroy(d);
 
-	/* A delivery failure fails the flush; the next flush starts afresh. */
+	/* A transient delivery failure fails the flush; the next flush starts
+	 * afresh. */
+	rd_kafka_mock_push_request_errors(
+	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_POLICY_VIOLATION);
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_EKAFKA);
+	assert_int_equal(lm_dlq_delivered(q), 1);
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
+	assert_int_equal(lm_dlq_delivered(q), 2);
+
+	/* A permanent one drops the dead letter: counted, and the flush
+	 * succeeds, so the batch is not retried forever. */
 	rd_kafka_mock_push_request_errors(
 	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
 	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
-	assert_int_equal(lm_dlq_flush(q, IO_MS), LM_EKAFKA);
-	assert_int_equal(lm_dlq_delivered(q), 1);
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
-	assert_int_equal(lm_dlq_flush(q, IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_delivered(q), 2);
+	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_TOO_LARGE), 1);
+	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_INVALID), 0);
+	rd_kafka_mock_push_request_errors(
+	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_INVALID_RECORD);
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
+	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_INVALID), 1);
+	assert_string_equal(lm_dlq_drop_name(LM_DLQ_DROP_TOO_LARGE), "too_large");
+	assert_null(lm_dlq_drop_name(LM_DLQ_DROP_COUNT_));
+
+	/* A stop ends the wait for reports at once: not delivered yet. */
+	volatile sig_atomic_t stop = 1;
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS, &stop), LM_ETIMEDOUT);
 	assert_int_equal(fatal, 0);
 
 	lm_dlq_free(q);
@@ -245,6 +350,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_dead_letter),
+	    cmocka_unit_test(test_oversize_dead_letter),
+	    cmocka_unit_test(test_bad_brokers),
 	    cmocka_unit_test(test_notify),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
