@@ -788,8 +788,8 @@ lm_outbox_get_store_id(lm_outbox *ob, char *buf, size_t len)
 	} else if (rc != MDB_SUCCESS) {
 		rc = map_err(rc, "mdb_get meta");
 	} else if (v.mv_size == 0 || v.mv_size > LM_OUTBOX_STORE_ID_MAX) {
-		lm_error("outbox.corrupt", "meta %s has %zu bytes", META_STORE_ID,
-		    v.mv_size);
+		lm_error(
+		    "outbox.corrupt", "meta %s has %zu bytes", META_STORE_ID, v.mv_size);
 		rc = LM_ESTORE;
 	} else if (v.mv_size >= len) {
 		rc = LM_E2BIG;
@@ -812,7 +812,7 @@ rebase_run(lm_outbox *ob, MDB_txn *txn, void *arg)
 {
 	const struct rebase *r = arg;
 	MDB_val k = {strlen(META_STORE_ID), (void *) META_STORE_ID},
-		v = {strlen(r->store_id), (void *) r->store_id};
+	        v = {strlen(r->store_id), (void *) r->store_id};
 	int rc;
 
 	if ((rc = meta_put_u64(ob, txn, META_CURSOR, r->seq)) != LM_OK)

@@ -89,7 +89,7 @@ struct lm_rpc_server {
 	 * atomic adds and never take the registry mutex. */
 	lm_metrics *m;
 	lm_counter **req_total; /* [(nmethods + 1) * N_CODES] */
-	lm_histogram **latency;           /* [nmethods + 1] */
+	lm_histogram **latency; /* [nmethods + 1] */
 	lm_gauge *inflight_g;
 	lm_counter *rejected[N_REJ];
 	lm_counter *restarts;
@@ -201,10 +201,9 @@ metrics_init(lm_rpc_server *s)
 			snprintf(labels, sizeof(labels), "method=\"%s\",code=\"%s\"",
 			    method_label(s, i < s->svc->n_methods ? (int) i : -1),
 			    lm_rpc_status_name(code));
-			s->req_total[i * N_CODES + (size_t) code] =
-			    lm_metrics_counter(s->m, "lunamatch_rpc_requests_total",
-			        "RPC requests answered, by method and status code",
-			        labels);
+			s->req_total[i * N_CODES + (size_t) code] = lm_metrics_counter(
+			    s->m, "lunamatch_rpc_requests_total",
+			    "RPC requests answered, by method and status code", labels);
 		}
 	s->inflight_g = lm_metrics_gauge(s->m, "lunamatch_rpc_inflight",
 	    "RPC requests received and not yet answered", NULL);
@@ -217,9 +216,9 @@ metrics_init(lm_rpc_server *s)
 	    "RPC listener restarts after a failed self-probe", NULL);
 	s->conns_g = lm_metrics_gauge(s->m, "lunamatch_rpc_connections",
 	    "RPC connections open (handshake done)", NULL);
-	s->conns_refused = lm_metrics_counter(s->m,
-	    "lunamatch_rpc_connections_refused_total",
-	    "RPC connections closed at once because max_connections were open", NULL);
+	s->conns_refused =
+	    lm_metrics_counter(s->m, "lunamatch_rpc_connections_refused_total",
+	        "RPC connections closed at once because max_connections were open", NULL);
 	return LM_OK;
 }
 
@@ -1170,8 +1169,8 @@ probe_once(lm_rpc_server *s, unsigned timeout_ms)
 		msg = NULL;
 		/* A connection the server closed (a refused connection,
 		 * the listener restarting) is judged like a timeout. */
-		if (rv == NNG_ETIMEDOUT || rv == NNG_ECONNRESET ||
-		    rv == NNG_ECONNSHUT || rv == NNG_ECONNREFUSED)
+		if (rv == NNG_ETIMEDOUT || rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT ||
+		    rv == NNG_ECONNREFUSED)
 			out = atomic_load(&s->probe_seen) ? LM_ETIMEDOUT : LM_ECLOSED;
 		else
 			lm_warn("rpc.probe.failed", "self-probe got no answer: %s",

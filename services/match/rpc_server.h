@@ -35,11 +35,11 @@ extern "C" {
 #endif
 
 /* Defaults for zero-valued options, and hard maxima. */
-#define LM_RPC_DEFAULT_CONTEXTS 64u
-#define LM_RPC_DEFAULT_WORKERS  8u
-#define LM_RPC_MAX_CONTEXTS     4096u
-#define LM_RPC_MAX_WORKERS      256u
-#define LM_RPC_MAX_QUEUE        65536u
+#define LM_RPC_DEFAULT_CONTEXTS        64u
+#define LM_RPC_DEFAULT_WORKERS         8u
+#define LM_RPC_MAX_CONTEXTS            4096u
+#define LM_RPC_MAX_WORKERS             256u
+#define LM_RPC_MAX_QUEUE               65536u
 #define LM_RPC_DEFAULT_MAX_CONNECTIONS 4096u
 #define LM_RPC_MAX_CONNECTIONS         65536u
 /*

@@ -605,8 +605,8 @@ struct raw_case {
 /* Reads the messages produced since from[] and checks that they are exactly
  * want[0..n), in any order, each with header content-type application/json. */
 static void
-check_raw(const char *topic, const int64_t from[PARTITIONS], const struct raw_case *want,
-    int n)
+check_raw(
+    const char *topic, const int64_t from[PARTITIONS], const struct raw_case *want, int n)
 {
 	struct msg msgs[16];
 	bool seen[16] = {false};
@@ -628,8 +628,8 @@ check_raw(const char *topic, const int64_t from[PARTITIONS], const struct raw_ca
 		assert_string_equal(msgs[i].content_type, "application/json");
 		if (want[j].key == NULL) {
 			if (msgs[i].key != NULL)
-				fail_msg("message %s: key %s, expected none", want[j].payload,
-				    msgs[i].key);
+				fail_msg("message %s: key %s, expected none",
+				    want[j].payload, msgs[i].key);
 		} else {
 			assert_non_null(msgs[i].key);
 			assert_string_equal(msgs[i].key, want[j].key);

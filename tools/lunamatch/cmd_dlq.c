@@ -188,9 +188,9 @@ tail(const lm_config *cfg, uint64_t count, bool follow, bool beginning, int time
 
 	/* Its exit code as is: 3 when Kafka cannot be reached, as for watch. */
 	if ((rv = lm_cli_consumer_open(cfg, CMD, topic,
-		 beginning ? RD_KAFKA_OFFSET_BEGINNING
-			   : RD_KAFKA_OFFSET_TAIL((int64_t) count),
-		 true, timeout_ms, &c)) != LM_CLI_EXIT_OK)
+	         beginning ? RD_KAFKA_OFFSET_BEGINNING
+	                   : RD_KAFKA_OFFSET_TAIL((int64_t) count),
+	         true, timeout_ms, &c)) != LM_CLI_EXIT_OK)
 		return rv;
 	if (!cfg->json)
 		lm_cli_table_header(stdout, cols, NCOLS);

@@ -28,7 +28,6 @@
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 
-
 /* Hard limits of the options. */
 #define TOP_MAX       1000 /* as the service's top_k */
 #define COUNTRIES_MAX 64   /* --country options of one call */

@@ -339,7 +339,8 @@ handle_raw(
 	}
 	id = json_is_object(value) ? json_object_get(value, "id") : NULL;
 	if (json_is_string(id))
-		send_one(P, pos, json_string_value(id), json_string_length(id), text, len);
+		send_one(
+		    P, pos, json_string_value(id), json_string_length(id), text, len);
 	else
 		send_one(P, pos, NULL, 0, text, len);
 out:

@@ -25,7 +25,6 @@
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 
-
 /* The commands. Keep the rows in the order --help lists them. */
 static const lm_cli_command commands[] = {
     {"produce", lm_cli_produce, "send postings or profiles from a JSON file to Kafka",
@@ -115,7 +114,8 @@ log_level(const lm_config *cfg, const struct vec *globals)
 	if (getenv("LUNAMATCH_LOG_LEVEL") != NULL)
 		return cfg->log_level;
 	for (int i = 0; i < globals->n; i++)
-		if (globals->v[i] != NULL && strncmp(globals->v[i], "--log-level", 11) == 0)
+		if (globals->v[i] != NULL &&
+		    strncmp(globals->v[i], "--log-level", 11) == 0)
 			return cfg->log_level;
 	return cfg->log_level > LM_LOG_WARN ? cfg->log_level : LM_LOG_WARN;
 }
@@ -199,8 +199,8 @@ split_args(
 	/* The global flags, as config.c lists them for the CLI. */
 	const char *gname[NGLOBAL];
 	size_t nglobal = 0;
-	for (bool has_arg; nglobal < NGLOBAL &&
-	     lm_config_flag(LM_PROG_CLI, nglobal, &gname[nglobal], &has_arg) == LM_OK;
+	for (bool has_arg; nglobal < NGLOBAL && lm_config_flag(LM_PROG_CLI, nglobal,
+	                                            &gname[nglobal], &has_arg) == LM_OK;
 	     nglobal++)
 		lo[n++] = (struct option){gname[nglobal],
 		    has_arg ? required_argument : no_argument, NULL,
@@ -238,8 +238,8 @@ split_args(
 				    c->name, "unknown option %s", args[optind - 1]);
 			goto done;
 		} else if (v >= VAL_GLOBAL && v < VAL_GLOBAL + (int) nglobal) {
-			if (vec_push_opt(globals, "--", gname[v - VAL_GLOBAL],
-			        optarg) != 0)
+			if (vec_push_opt(globals, "--", gname[v - VAL_GLOBAL], optarg) !=
+			    0)
 				goto nomem;
 		} else if (v >= VAL_CMD && v < VAL_CMD + CMD_OPTS_MAX) {
 			if (vec_push_opt(cmd, "--", lo[v - VAL_CMD].name, optarg) != 0)

@@ -3,8 +3,8 @@
  *
  * A registry holds metric families (counters, gauges, histograms), each made
  * of series that differ by their label set. Registration and rendering take
- * the registry mutex (never while calling a computed gauge); updates (add, set, observe) are lock-free atomics and
- * may be called from any thread, including nng callbacks.
+ * the registry mutex (never while calling a computed gauge); updates (add, set, observe)
+ * are lock-free atomics and may be called from any thread, including nng callbacks.
  *
  * Label cardinality: every distinct label set is a series that lives until
  * the registry is freed. Callers must only use label values from a small,
@@ -78,8 +78,8 @@ lm_histogram *lm_metrics_histogram(lm_metrics *m, const char *name, const char *
  * must be thread-safe (renders may run concurrently, on any thread,
  * including nng callbacks such as an HTTP handler), should be quick and
  * must not block on locks held for long; it may call into this registry.
- * arg is borrowed and must stay valid until lm_metrics_free(). Returns LM_OK, LM_EEXIST if the name and
- * labels are already registered, LM_EINVAL for bad arguments or a type
+ * arg is borrowed and must stay valid until lm_metrics_free(). Returns LM_OK, LM_EEXIST
+ * if the name and labels are already registered, LM_EINVAL for bad arguments or a type
  * clash, LM_E2BIG when the registry is full, or LM_ENOMEM.
  */
 int lm_metrics_gauge_fn(lm_metrics *m, const char *name, const char *help,

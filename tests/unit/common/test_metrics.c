@@ -645,9 +645,10 @@ test_slow_gauge_does_not_block_registry(void **state)
 	atomic_store(&g_in_slow, 0);
 	atomic_store(&g_slow_calls, 0);
 	assert_int_equal(
-	    lm_metrics_gauge_fn(m, "lunamatch_slow", "slow", NULL, slow_gauge, NULL), LM_OK);
-	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_reg", "reg", NULL,
-	                     registering_gauge, m),
+	    lm_metrics_gauge_fn(m, "lunamatch_slow", "slow", NULL, slow_gauge, NULL),
+	    LM_OK);
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_reg", "reg", NULL, registering_gauge, m),
 	    LM_OK);
 	pthread_mutex_lock(&g_gate);
 	assert_int_equal(pthread_create(&slow, NULL, render_main, &js), 0);
@@ -685,11 +686,11 @@ test_gauge_fn_order(void **state)
 	(void) state;
 	lm_metrics *m = new_registry();
 	double v = 2;
-	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_a", "a", "k=\"1\"", answer, &v),
-	    LM_OK);
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_a", "a", "k=\"1\"", answer, &v), LM_OK);
 	assert_non_null(lm_metrics_gauge(m, "lunamatch_a", "a", "k=\"2\""));
-	assert_int_equal(lm_metrics_gauge_fn(m, "lunamatch_a", "a", "k=\"3\"", answer, &v),
-	    LM_OK);
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_a", "a", "k=\"3\"", answer, &v), LM_OK);
 	char *text = render(m, NULL);
 	assert_non_null(strstr(text, "lunamatch_a{k=\"1\"} 2\nlunamatch_a{k=\"2\"} 0\n"
 	                             "lunamatch_a{k=\"3\"} 2\n"));

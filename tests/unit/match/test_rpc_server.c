@@ -807,7 +807,8 @@ saturating_thread(void *p)
 
 	assert_int_equal(lm_client_open(a->url, NULL, &c), LM_OK);
 	for (int i = 0; i < a->calls; i++)
-		if (match_jobs(c, a->sleep_ms, a->timeout_ms, &rv, err, sizeof(err)) == OK_ &&
+		if (match_jobs(c, a->sleep_ms, a->timeout_ms, &rv, err, sizeof(err)) ==
+		        OK_ &&
 		    rv == LM_OK)
 			a->ok++;
 	lm_client_close(c);
@@ -831,7 +832,8 @@ test_probe_under_saturation(void **state)
 		    .timeout_ms = 30000,
 		    .calls = SAT_CALLS,
 		    .index = i};
-		assert_int_equal(pthread_create(&t[i], NULL, saturating_thread, &a[i]), 0);
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, saturating_thread, &a[i]), 0);
 	}
 	assert_true(wait_atomic(&g_matchjobs_running, 2, 5000));
 	/* 72 calls of 60 ms on 2 workers take over 2 s; probe meanwhile. */
@@ -865,9 +867,9 @@ test_metrics_preregistered(void **state)
 	(void) state;
 	struct fixture f;
 	char *text = NULL, want[256];
-	const char *codes[] = {"OK", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-	    "NOT_FOUND", "RESOURCE_EXHAUSTED", "UNIMPLEMENTED", "INTERNAL",
-	    "UNAVAILABLE", "UNAUTHENTICATED"};
+	const char *codes[] = {"OK", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	    "RESOURCE_EXHAUSTED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
+	    "UNAUTHENTICATED"};
 	const char *methods[] = {"Check", "GetPosting", "MatchJobs", "unknown"};
 	const char *reasons[] = {
 	    "queue_full", "too_large", "draining", "expired", "bad_request"};
@@ -877,7 +879,8 @@ test_metrics_preregistered(void **state)
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
 		for (size_t j = 0; j < sizeof(codes) / sizeof(codes[0]); j++) {
 			snprintf(want, sizeof(want),
-			    "\nlunamatch_rpc_requests_total{method=\"%s\",code=\"%s\"} 0\n",
+			    "\nlunamatch_rpc_requests_total{method=\"%s\",code=\"%s\"} "
+			    "0\n",
 			    methods[i], codes[j]);
 			assert_non_null(strstr(text, want));
 		}
@@ -907,8 +910,8 @@ test_connection_limit(void **state)
 	lm_client *c1, *c2, *c3;
 	char err[256], *id = NULL;
 
-	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2,
-	                  .max_connections = 2});
+	server_up(
+	    &f, (lm_rpc_server_opts){.contexts = 4, .workers = 2, .max_connections = 2});
 	assert_int_equal(lm_client_open(f.url, NULL, &c1), LM_OK);
 	assert_int_equal(lm_client_open(f.url, NULL, &c2), LM_OK);
 	assert_int_equal(get_posting(c1, "one", 3000, &id, err, sizeof(err)), OK_);
