@@ -156,10 +156,11 @@ register_metrics(lm_consumer *c, lm_metrics *m, char *err, size_t errlen)
 	for (int r = 0; r < LM_DLQ_DROP_COUNT_; r++) {
 		snprintf(labels, sizeof(labels), "reason=\"%s\"",
 		    lm_dlq_drop_name((lm_dlq_drop) r));
-		c->dlq_failed[r] = lm_metrics_counter(m, "lunamatch_ingest_dlq_failed_total",
-		    "Dead letters dropped for good (too large or invalid for the "
-		    "broker); their messages were skipped.",
-		    labels);
+		c->dlq_failed[r] =
+		    lm_metrics_counter(m, "lunamatch_ingest_dlq_failed_total",
+		        "Dead letters dropped for good (too large or invalid for the "
+		        "broker); their messages were skipped.",
+		        labels);
 		ok = ok && c->dlq_failed[r];
 	}
 	c->batch_failures = lm_metrics_counter(m, "lunamatch_ingest_batch_failures_total",

@@ -24,11 +24,11 @@
 struct lm_dlq {
 	rd_kafka_t *rk;
 	char *topic;
-	volatile int *fatal;       /* may be NULL */
-	uintptr_t gen;             /* current flush generation */
-	uint64_t sent, ok, failed; /* of the current generation */
-	uint64_t dropped_gen;      /* of the current generation */
-	uint64_t delivered;        /* since creation */
+	volatile int *fatal;                  /* may be NULL */
+	uintptr_t gen;                        /* current flush generation */
+	uint64_t sent, ok, failed;            /* of the current generation */
+	uint64_t dropped_gen;                 /* of the current generation */
+	uint64_t delivered;                   /* since creation */
 	uint64_t dropped[LM_DLQ_DROP_COUNT_]; /* since creation */
 };
 
@@ -141,8 +141,8 @@ lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq *
 	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "acks", "all", err, errlen)) != LM_OK ||
 	    (rv = lm_kafka_set(conf, "linger.ms", "5", err, errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(conf, "message.max.bytes",
-	         LM_STR(LM_DLQ_PRODUCER_MSG_MAX), err, errlen)) != LM_OK)
+	    (rv = lm_kafka_set(conf, "message.max.bytes", LM_STR(LM_DLQ_PRODUCER_MSG_MAX),
+	         err, errlen)) != LM_OK)
 		goto fail;
 	char mt[32];
 	snprintf(mt, sizeof(mt), "%d", LM_DLQ_MESSAGE_TIMEOUT_MS);
@@ -208,8 +208,8 @@ static rd_kafka_headers_t *
 copy_headers(const rd_kafka_message_t *m)
 {
 	static const char *const ours[] = {LM_DLQ_H_REASON, LM_DLQ_H_ERROR,
-	    LM_DLQ_H_TOPIC, LM_DLQ_H_PARTITION, LM_DLQ_H_OFFSET,
-	    LM_DLQ_H_VALUE_TRUNCATED, LM_DLQ_H_KEY_TRUNCATED, LM_DLQ_H_HEADERS_DROPPED};
+	    LM_DLQ_H_TOPIC, LM_DLQ_H_PARTITION, LM_DLQ_H_OFFSET, LM_DLQ_H_VALUE_TRUNCATED,
+	    LM_DLQ_H_KEY_TRUNCATED, LM_DLQ_H_HEADERS_DROPPED};
 	rd_kafka_headers_t *orig = NULL, *h;
 	const char *name;
 	const void *v;

@@ -59,7 +59,7 @@ extern "C" {
 /* Longest wait for queued dead letters in lm_dlq_free. Whatever is still
  * queued then belongs to a batch whose offsets were not stored, which is
  * therefore consumed (and dead-lettered) again. */
-#define LM_DLQ_CLOSE_MS 2000
+#define LM_DLQ_CLOSE_MS          2000
 #define LM_DLQ_H_VALUE_TRUNCATED "lunamatch-value-truncated"
 #define LM_DLQ_H_KEY_TRUNCATED   "lunamatch-key-truncated"
 #define LM_DLQ_H_HEADERS_DROPPED "lunamatch-headers-dropped"

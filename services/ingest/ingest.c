@@ -219,7 +219,7 @@ lm_ingest_decision_clear(lm_ingest_decision *d)
 
 struct lm_ingest_batch {
 	size_t max, n;
-	size_t bytes; /* sum of ds[].len */
+	size_t bytes;               /* sum of ds[].len */
 	lm_ingest_decision *ds;     /* max entries */
 	lm_ingest_partition *parts; /* nparts of cap */
 	size_t nparts, cap;

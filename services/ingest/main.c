@@ -23,7 +23,6 @@
 #include "lunamatch/taxonomy.h"
 #include "notify.h"
 
-
 #define PROG              "lunamatch-ingest"
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7702"
 #define PATH_MAX_LEN      4096

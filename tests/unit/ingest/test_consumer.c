@@ -94,8 +94,10 @@ prepare(struct run *r, const char *tag)
 
 	memset(r, 0, sizeof(*r));
 	snprintf(r->cfg.brokers, sizeof(r->cfg.brokers), "%s", M.brokers);
-	snprintf(r->cfg.topic_postings, sizeof(r->cfg.topic_postings), "%s.postings", tag);
-	snprintf(r->cfg.topic_profiles, sizeof(r->cfg.topic_profiles), "%s.profiles", tag);
+	snprintf(
+	    r->cfg.topic_postings, sizeof(r->cfg.topic_postings), "%s.postings", tag);
+	snprintf(
+	    r->cfg.topic_profiles, sizeof(r->cfg.topic_profiles), "%s.profiles", tag);
 	snprintf(r->cfg.topic_dlq, sizeof(r->cfg.topic_dlq), "%s.dlq", tag);
 	snprintf(r->cfg.group_id, sizeof(r->cfg.group_id), "%s", tag);
 	r->cfg.batch_max = 50;
@@ -165,7 +167,8 @@ produce_posting(rd_kafka_t *p, const char *topic, const char *id)
 {
 	char json[256];
 	snprintf(json, sizeof(json),
-	    "{\"id\":\"%s\",\"version\":1,\"title\":\"T\",\"skills\":[{\"name\":\"JS\"}]}",
+	    "{\"id\":\"%s\",\"version\":1,\"title\":\"T\",\"skills\":[{\"name\":\"JS\"}]"
+	    "}",
 	    id);
 	produce(p, topic, id, json, strlen(json));
 }
@@ -175,7 +178,8 @@ static void
 wait_stored(struct run *r, const char *id)
 {
 	for (int i = 0; i < IO_MS / 50; i++) {
-		if (lm_store_get(r->store, LM_KIND_POSTING, id, NULL, NULL, NULL) == LM_OK)
+		if (lm_store_get(r->store, LM_KIND_POSTING, id, NULL, NULL, NULL) ==
+		    LM_OK)
 			return;
 		lmt_sleep_ms(50);
 	}
@@ -210,8 +214,9 @@ test_fatal_error(void **state)
 	wait_stored(&r, "job-1");
 	wait_assigned(&r);
 	/* The idempotent DLQ producer is where a fatal error comes from. */
-	assert_int_equal(rd_kafka_test_fatal_error(lm_consumer_kafka(r.c, true),
-	                     RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "test fatal"),
+	assert_int_equal(
+	    rd_kafka_test_fatal_error(lm_consumer_kafka(r.c, true),
+	        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "test fatal"),
 	    RD_KAFKA_RESP_ERR_NO_ERROR);
 	assert_int_equal(pthread_join(r.thread, NULL), 0);
 	assert_int_equal(r.rv, LM_EKAFKA);

@@ -153,7 +153,8 @@ test_oversize_dead_letter(void **state)
 	rd_kafka_header_add(h, "big-1", -1, big, 40000);
 	rd_kafka_header_add(h, "big-2", -1, big, 40000);
 	/* The source producer allows a message far over the usual limits. */
-	assert_int_equal(lm_kafka_conf(M.brokers, "lmtest", &pc, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_conf(M.brokers, "lmtest", &pc, err, sizeof(err)), LM_OK);
 	assert_int_equal(
 	    lm_kafka_set(pc, "message.max.bytes", "8000000", err, sizeof(err)), LM_OK);
 	assert_non_null(p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)));
