@@ -14,7 +14,8 @@
  * reports them processed on /metrics and checks the exact store content
  * (read-only store handle), the exact dead-letter topic content and the
  * exact metric values. One test SIGKILLs ingest mid-stream and shows that
- * after a restart nothing was lost.
+ * after a restart nothing was lost; another freezes the embedded broker for
+ * longer than the group session and shows that ingest rides it out.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -47,6 +48,7 @@
 #define PROCESS_MS 60000 /* ingest catching up with what was produced */
 #define STOP_MS    20000 /* SIGTERM to exit */
 #define KILL_IDS   1000  /* records of the SIGKILL test, two versions each */
+#define OUTAGE_MS  12000 /* broker frozen: longer than the 10 s group session */
 
 static struct {
 	bool real; /* LUNAMATCH_TEST_BROKERS given */
@@ -757,6 +759,49 @@ test_sigkill(void **state)
 	world_free(&w);
 }
 
+/*
+ * The broker frozen (SIGSTOP) for longer than the group session: ingest logs
+ * and retries, stays up, and once the broker is back it stores what was
+ * produced meanwhile and is ready again. Embedded broker only: a real broker
+ * is not this test's to freeze.
+ */
+static void
+test_outage(void **state)
+{
+	struct world w;
+	int st = -1;
+	(void) state;
+
+	if (G.real)
+		skip();
+	world_start(&w, "outage", NULL, NULL);
+	ingest_start(&w);
+	wait_ready(&w);
+
+	lmt_producer *p = new_producer(w.brokers);
+	produce_wave(p, w.postings, 1);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), KILL_IDS);
+	free(wait_processed(&w, KILL_IDS));
+
+	assert_int_equal(lmt_proc_signal(w.b.dk, SIGSTOP), LM_OK);
+	lmt_sleep_ms(OUTAGE_MS);
+	/* Still running: transient Kafka errors are never fatal. */
+	assert_int_equal(lmt_proc_wait(w.ingest, 100, &st), LM_ETIMEDOUT);
+	assert_int_equal(lmt_proc_signal(w.b.dk, SIGCONT), LM_OK);
+
+	produce_wave(p, w.postings, 2);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), 2 * KILL_IDS); /* in all */
+	lmt_producer_free(p);
+	int64_t end = lm_clock_ms() + PROCESS_MS;
+	while (lm_clock_ms() < end && !all_at_v2(w.data))
+		lmt_sleep_ms(250);
+	assert_true(all_at_v2(w.data));
+	wait_ready(&w);
+	assert_int_equal(w.starts, 1); /* the same process throughout */
+	lmt_proc_stop(&w.ingest, STOP_MS);
+	world_free(&w);
+}
+
 /* --help, invalid configuration and data files. */
 static void
 test_cli(void **state)
@@ -837,6 +882,7 @@ main(void)
 	    cmocka_unit_test(test_cli),
 	    cmocka_unit_test(test_flow),
 	    cmocka_unit_test(test_sigkill),
+	    cmocka_unit_test(test_outage),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
