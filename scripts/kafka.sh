@@ -192,7 +192,9 @@ log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
 EOF
 }
 
-# A random KRaft cluster id: 16 bytes, URL-safe base64 without padding.
+# A random KRaft cluster id: 16 bytes, URL-safe base64 without padding. It
+# may start with "-", so it is passed as --cluster-id=ID, never as a separate
+# argument.
 cluster_id() {
 	head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
 }
@@ -239,7 +241,7 @@ do_start() {
 	write_config
 
 	jvm -cp "$(classpath)" -Dlog4j.configuration="file:$state_dir/tools-log4j.properties" \
-		kafka.tools.StorageTool format -t "$(cluster_id)" -c "$state_dir/server.properties" \
+		kafka.tools.StorageTool format --cluster-id="$(cluster_id)" -c "$state_dir/server.properties" \
 		</dev/null >"$state_dir/logs/format.log" 2>&1 \
 		|| { cat "$state_dir/logs/format.log" >&2; die "formatting the KRaft storage failed"; }
 
