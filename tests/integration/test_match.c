@@ -10,8 +10,8 @@
  * would never send):
  *  - ranked matches and an explained veto from the sample data;
  *  - every status code a caller can get: OK, NOT_FOUND, INVALID_ARGUMENT
- *    (bad payload, garbage envelope, top_k), UNIMPLEMENTED, DEADLINE_EXCEEDED
- *    (a real heavy request with a 1 ms deadline, under growing load),
+ *    (bad payload, garbage envelope, top_k), UNIMPLEMENTED, a 1 ms deadline
+ *    (DEADLINE_EXCEEDED or OK, never another code; the unit test pins it),
  *    RESOURCE_EXHAUSTED (oversize, and a message beyond nng's receive limit
  *    that is dropped) with the server still serving afterwards;
  *  - 64 threads of concurrent calls; /healthz, /readyz and /metrics values;
@@ -524,34 +524,6 @@ test_explain_veto(void **state)
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
-/* Heavy calls that keep the workers busy while the deadline test runs. */
-struct load {
-	atomic_bool stop;
-	atomic_int done;
-};
-
-static void *
-load_main(void *arg)
-{
-	struct load *l = arg;
-	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
-	char msg[256];
-
-	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
-	req.candidate_id = LEAD;
-	req.top_k = 1000;
-	req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
-	while (!atomic_load(&l->stop)) {
-		Lunamatch__V1__MatchJobsResponse *r = NULL;
-		int st = -1;
-		lm_client_match_jobs(G.client, &req, CALL_MS, &r, &st, msg, sizeof(msg));
-		if (r != NULL)
-			protobuf_c_message_free_unpacked(&r->base, NULL);
-		atomic_fetch_add(&l->done, 1);
-	}
-	return NULL;
-}
-
 static void
 test_status_codes(void **state)
 {
@@ -638,10 +610,13 @@ test_status_codes(void **state)
 	    h->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 	protobuf_c_message_free_unpacked(&h->base, NULL);
 
-	/* DEADLINE_EXCEEDED: the heaviest real request with a 1 ms deadline in
-	 * the envelope, while this side waits long for the server's answer (so
-	 * a slow machine cannot turn it into a local timeout); if it finishes in
-	 * time, again under more and more load. */
+	/* A 1 ms deadline on the heaviest real request: the server answers
+	 * either DEADLINE_EXCEEDED (the work did not fit) or OK (it did: the
+	 * scan is fast), never anything else, and this side waits long enough
+	 * to see the server's own answer. That a late call is refused without
+	 * running the handler is proven deterministically by the RPC server's
+	 * unit test (unit.match.rpc_server), which controls the handler's
+	 * timing; here the timing belongs to the machine. */
 	Lunamatch__V1__MatchCandidatesRequest creq =
 	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
 	creq.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
@@ -653,29 +628,15 @@ test_status_codes(void **state)
 	assert_int_equal(lm_pb_encode(&creq.base, &payload, &plen), LM_OK);
 	len = envelope_timeout("MatchCandidates", payload, plen, 1, &buf);
 	free(payload);
-	struct load load;
-	pthread_t th[32];
-	int nth = 0;
-	bool deadline = false;
-	atomic_init(&load.stop, false);
-	atomic_init(&load.done, 0);
-	for (int attempt = 0; attempt < 8 && !deadline; attempt++) {
+	for (int attempt = 0; attempt < 4; attempt++) {
 		rr = raw_call(buf, len, CALL_MS);
 		assert_non_null(rr);
-		deadline = rr->code == LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED;
-		if (!deadline)
+		if (rr->code != LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED)
 			assert_int_equal(rr->code, LUNAMATCH__V1__STATUS_CODE__OK);
+		assert_string_equal(rr->request_id, "raw-1");
 		lunamatch__v1__rpc_response__free_unpacked(rr, NULL);
-		for (int k = 0; k < 4 && nth < 32 && !deadline; k++)
-			assert_int_equal(
-			    pthread_create(&th[nth++], NULL, load_main, &load), 0);
-		usleep(50 * 1000);
 	}
 	free(buf);
-	atomic_store(&load.stop, true);
-	for (int i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
-	assert_true(deadline);
 }
 
 struct worker {
