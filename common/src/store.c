@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,6 +112,27 @@ static int
 map_err(int rc, const char *what)
 {
 	return lm_lmdb_err(rc, "store", what);
+}
+
+/* Below this much free space a failed write counts as a full disk. */
+#define DISK_FULL_BYTES (1u << 20)
+
+/*
+ * Commits txn. LMDB reports a short write (the disk filled up in the middle
+ * of a page flush) as EIO; when the store's filesystem has next to no space
+ * left, the failure is reported as what it is, LM_ENOSPC.
+ */
+static int
+commit_txn(lm_store *s, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+	struct statvfs v;
+	mdb_filehandle_t fd;
+
+	if (rc == EIO && mdb_env_get_fd(s->env, &fd) == MDB_SUCCESS &&
+	    fstatvfs(fd, &v) == 0 && (uint64_t) v.f_bavail * v.f_frsize < DISK_FULL_BYTES)
+		rc = ENOSPC;
+	return map_err(rc, "mdb_txn_commit");
 }
 
 static bool
@@ -434,7 +456,7 @@ init_dbs(lm_store *s)
 		if (rc == LM_OK && !rdonly)
 			rc = ensure_id(s, txn);
 		if (rc == LM_OK)
-			rc = map_err(mdb_txn_commit(txn), "mdb_txn_commit");
+			rc = commit_txn(s, txn);
 		else
 			mdb_txn_abort(txn);
 		if (rc == LM_EMAPFULL && attempt < 8) {
@@ -986,9 +1008,8 @@ lm_store_commit(lm_store_txn *t, uint64_t *last_seq)
 	for (;;) {
 		rc = flush_counters(t);
 		if (rc == LM_OK) {
-			int mrc = mdb_txn_commit(t->txn);
+			rc = commit_txn(t->s, t->txn);
 			t->txn = NULL; /* freed by LMDB, also on error */
-			rc = map_err(mrc, "mdb_txn_commit");
 		}
 		if (rc != LM_EMAPFULL)
 			break;

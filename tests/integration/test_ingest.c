@@ -49,6 +49,8 @@
 #define STOP_MS    20000 /* SIGTERM to exit */
 #define KILL_IDS   1000  /* records of the SIGKILL test, two versions each */
 #define OUTAGE_MS  12000 /* broker frozen: longer than the 10 s group session */
+/* The stated shutdown bound of ingest (docs/ingest.md, consumer.h). */
+#define SHUTDOWN_BOUND_MS 12000
 
 static struct {
 	bool real; /* LUNAMATCH_TEST_BROKERS given */
@@ -802,6 +804,52 @@ test_outage(void **state)
 	world_free(&w);
 }
 
+/*
+ * SIGTERM while the broker goes away at the same moment (killed, or frozen
+ * with its connections open): ingest exits within its stated shutdown bound
+ * (docs/ingest.md), whatever the broker does. Embedded broker only.
+ */
+static void
+stop_without_broker(int broker_signal)
+{
+	struct world w;
+	int st = -1;
+
+	world_start(&w, broker_signal == SIGKILL ? "gone" : "frozen", NULL, NULL);
+	ingest_start(&w);
+	wait_ready(&w);
+	lmt_producer *p = new_producer(w.brokers);
+	produce_wave(p, w.postings, 1);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), KILL_IDS);
+	lmt_producer_free(p);
+	free(wait_processed(&w, KILL_IDS));
+
+	int64_t t0 = lm_clock_ms();
+	assert_int_equal(lmt_proc_signal(w.b.dk, broker_signal), LM_OK);
+	assert_int_equal(lmt_proc_signal(w.ingest, SIGTERM), LM_OK);
+	int rv = lmt_proc_wait(w.ingest, SHUTDOWN_BOUND_MS + 5000, &st);
+	int64_t took = lm_clock_ms() - t0;
+	if (rv != LM_OK || took > SHUTDOWN_BOUND_MS + 1000)
+		fail_msg("ingest took %lld ms to stop (bound %d ms; log: %s)",
+		    (long long) took, SHUTDOWN_BOUND_MS, w.errlog);
+	assert_true(st == 0 || st == 1);
+	print_message(
+	    "ingest stopped %lld ms after SIGTERM, status %d\n", (long long) took, st);
+	if (broker_signal == SIGSTOP)
+		(void) lmt_proc_signal(w.b.dk, SIGCONT);
+	world_free(&w);
+}
+
+static void
+test_stop_broker_gone(void **state)
+{
+	(void) state;
+	if (G.real)
+		skip();
+	stop_without_broker(SIGKILL);
+	stop_without_broker(SIGSTOP);
+}
+
 /* --help, invalid configuration and data files. */
 static void
 test_cli(void **state)
@@ -883,6 +931,10 @@ main(void)
 	    cmocka_unit_test(test_flow),
 	    cmocka_unit_test(test_sigkill),
 	    cmocka_unit_test(test_outage),
+	    cmocka_unit_test(test_stop_broker_gone),
 	};
+	/* LMT_TEST_FILTER=test_outage runs one test (a cmocka glob). */
+	if (getenv("LMT_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -120,7 +120,9 @@ int lm_store_meta_put(lm_store_txn *t, const char *key, const void *value, size_
  * disk) and *last_seq (may be NULL) is the store's last change seq. Always
  * frees t, also on error (then nothing of t is stored). LM_EBUSY means the
  * store changed under a transaction that had to be replayed after growing the
- * map (only possible with a second writer process).
+ * map (only possible with a second writer process). LM_ENOSPC means the
+ * disk (or quota) is full: a write failed with under 1 MiB left on the
+ * store's filesystem; LM_EIO is any other failed write.
  */
 int lm_store_commit(lm_store_txn *t, uint64_t *last_seq);
 

@@ -1,12 +1,13 @@
 /*
  * test_store.c - the record store on real LMDB files: records, versions,
  * tombstones, the change log, snapshots, map growth, readers in other
- * processes, crash safety and input limits.
+ * processes, crash safety, a full disk and input limits.
  *
  * Processes: LMDB allows one environment per file per process, so every
  * scenario with a second handle forks a child that opens its own. Children
  * never return into cmocka: they report through their exit status.
  */
+#define _GNU_SOURCE 1 /* unshare, CLONE_NEWNS */
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1066,6 +1069,70 @@ test_crash_safety(void **state)
 	}
 }
 
+/* ---- a full disk -------------------------------------------------------- */
+
+/* Exit codes of the disk-full child. */
+#define FULL_OK      0
+#define FULL_NOMOUNT 77 /* no mount namespace here: the test is skipped */
+
+/*
+ * In a private mount namespace, fills a 512 KiB tmpfs through the store and
+ * checks that the failure says "no space" (LM_ENOSPC), not an I/O error.
+ * Returns FULL_OK, FULL_NOMOUNT, or the line of the failed check.
+ */
+static int
+fill_tmpfs(const char *dir)
+{
+	lm_store_opts o = {.map_size = 8u << 20, .max_map_size = 8u << 20};
+	lm_store *s = NULL;
+	lm_store_txn *t = NULL;
+	char val[8192], id[32];
+	int rv = LM_OK;
+
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", dir, "tmpfs", 0, "size=512k") != 0)
+		return FULL_NOMOUNT;
+	if (lm_store_open(dir, &o, &s) != LM_OK)
+		return __LINE__;
+	memset(val, 'v', sizeof(val));
+	for (int i = 0; i < 1000 && rv == LM_OK; i++) {
+		if (lm_store_begin(s, &t) != LM_OK)
+			return __LINE__;
+		snprintf(id, sizeof(id), "full-%d", i);
+		rv = lm_store_put(t, LM_KIND_POSTING, id, 1, val, sizeof(val));
+		if (rv == LM_OK)
+			rv = lm_store_commit(t, NULL);
+		else
+			lm_store_abort(t);
+	}
+	if (rv != LM_ENOSPC || strstr(lm_strerror(rv), "no space") == NULL)
+		return __LINE__;
+	lm_store_close(s);
+	return FULL_OK;
+}
+
+static void
+test_disk_full(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-full");
+	pid_t pid = fork();
+	int status = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fill_tmpfs(dir));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	lmt_rmtree(dir);
+	free(dir);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == FULL_NOMOUNT)
+		skip(); /* needs CAP_SYS_ADMIN for a private tmpfs */
+	if (WEXITSTATUS(status) != FULL_OK)
+		fail_msg("disk-full check failed at line %d", WEXITSTATUS(status));
+}
+
 /* ---- input and open errors ---------------------------------------------- */
 
 static void
@@ -1194,6 +1261,7 @@ main(void)
 	    cmocka_unit_test(test_map_growth),
 	    cmocka_unit_test(test_cross_process_follow),
 	    cmocka_unit_test(test_crash_safety),
+	    cmocka_unit_test(test_disk_full),
 	    cmocka_unit_test(test_invalid_input),
 	    cmocka_unit_test(test_schema_mismatch),
 	};

@@ -263,6 +263,17 @@ test_reject_reasons(void **state)
 	j = posting_json("job 1/x", "T", "IE", "EUR", "");
 	assert_json_reason(LM_KIND_POSTING, "job 1/x", j, "bad_id", "id");
 	free(j);
+	/* An id one byte over its limit is bad_id too (docs/ingest.md). */
+	char longid[LM_RECORD_ID_MAX + 2];
+	memset(longid, 'a', LM_RECORD_ID_MAX + 1);
+	longid[LM_RECORD_ID_MAX + 1] = '\0';
+	j = posting_json(longid, "T", "IE", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, longid, j, "bad_id", "id");
+	free(j);
+	longid[LM_RECORD_ID_MAX] = '\0';
+	j = posting_json(longid, "T", "IE", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, longid, j, "", NULL);
+	free(j);
 	/* salary min > max */
 	assert_json_reason(LM_KIND_POSTING, "job-s",
 	    "{\"id\":\"job-s\",\"version\":1,\"title\":\"T\",\"salary\":{\"min\":9,"
