@@ -614,6 +614,7 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	if ((rv = register_metrics(c, o->metrics, err, errlen)) != LM_OK ||
 	    (rv = lm_ingest_batch_new(cfg->batch_max, &c->batch)) != LM_OK)
 		goto fail;
+	lm_ingest_batch_set_epoch(c->batch, cfg->offsets_epoch);
 	if ((rv = lm_dlq_new(
 	         cfg->brokers, cfg->topic_dlq, &c->fatal, &c->dlq, err, errlen)) != LM_OK)
 		goto fail;
