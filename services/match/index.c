@@ -1,7 +1,7 @@
 /*
  * index.c - the in-memory match index; see index.h for the contract.
  *
- * Records live in two tables (postings, profiles): a chained hash map from
+ * Records live in two tables (postings, profiles): the shared hash map from
  * id to entry for lookups and a dense array of the same entries for scans.
  * Each entry owns its decoded record and the scorer's prepared form of it.
  * One pthread rwlock guards everything; the IDF statistics change only
@@ -27,6 +27,7 @@
 
 #include "index.h"
 #include "lunamatch/error.h"
+#include "lunamatch/hashmap.h"
 #include "score.h"
 
 typedef Lunamatch__V1__JobPosting JobPosting;
@@ -34,8 +35,6 @@ typedef Lunamatch__V1__CandidateProfile CandidateProfile;
 
 /* One stored record. */
 struct ent {
-	struct ent *next; /* hash chain */
-	uint64_t hash;
 	size_t slot;    /* position in the table's dense array */
 	const char *id; /* points into rec */
 	uint64_t version;
@@ -53,8 +52,7 @@ struct slot {
 };
 
 struct table {
-	struct ent **buckets;
-	size_t nbuckets;    /* power of two */
+	lm_hashmap *by_id;  /* id -> entry (keys point into the records) */
 	struct ent **v;     /* dense array of every entry */
 	struct slot *slots; /* slots[i] belongs to v[i] */
 	size_t n, cap;      /* entries; room in v and slots */
@@ -75,40 +73,20 @@ struct lm_index {
 
 /* ---- tables ---------------------------------------------------------------- */
 
-static uint64_t
-hash_id(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char) *s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static int
 table_init(struct table *t)
 {
 	memset(t, 0, sizeof(*t));
-	t->nbuckets = 256;
-	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-	return t->buckets == NULL ? LM_ENOMEM : LM_OK;
+	return lm_hashmap_new(&t->by_id);
 }
 
 static struct ent *
 table_find(const struct table *t, const char *id)
 {
-	uint64_t h = hash_id(id);
-	struct ent *e = t->buckets[h & (t->nbuckets - 1)];
-
-	for (; e != NULL; e = e->next)
-		if (e->hash == h && strcmp(e->id, id) == 0)
-			return e;
-	return NULL;
+	return lm_hashmap_get(t->by_id, id);
 }
 
-/* Makes room for one more entry (dense array and buckets). */
+/* Makes room for one more entry in the dense arrays. */
 static int
 table_reserve(struct table *t)
 {
@@ -124,48 +102,27 @@ table_reserve(struct table *t)
 		t->slots = sl;
 		t->cap = cap;
 	}
-	if (t->n + 1 > t->nbuckets) {
-		size_t nb = t->nbuckets * 2;
-		struct ent **b = calloc(nb, sizeof(*b));
-		if (b != NULL) { /* on failure, keep the old (slower) table */
-			for (size_t i = 0; i < t->nbuckets; i++) {
-				struct ent *e = t->buckets[i], *next;
-				for (; e != NULL; e = next) {
-					next = e->next;
-					e->next = b[e->hash & (nb - 1)];
-					b[e->hash & (nb - 1)] = e;
-				}
-			}
-			free(t->buckets);
-			t->buckets = b;
-			t->nbuckets = nb;
-		}
-	}
 	return LM_OK;
 }
 
-/* Inserts e (its id, hash set); table_reserve must have succeeded. The
- * caller sets t->slots[e->slot]. */
-static void
+/* Inserts e (its id set); table_reserve must have succeeded. The caller
+ * sets t->slots[e->slot]. Returns LM_OK or LM_ENOMEM (nothing changed). */
+static int
 table_insert(struct table *t, struct ent *e)
 {
-	e->next = t->buckets[e->hash & (t->nbuckets - 1)];
-	t->buckets[e->hash & (t->nbuckets - 1)] = e;
+	int rc;
+
+	if ((rc = lm_hashmap_put(t->by_id, e->id, e)) != LM_OK)
+		return rc;
 	e->slot = t->n;
 	t->v[t->n++] = e;
+	return LM_OK;
 }
 
 static void
 table_unlink(struct table *t, struct ent *e)
 {
-	struct ent **pp = &t->buckets[e->hash & (t->nbuckets - 1)];
-
-	for (; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == e) {
-			*pp = e->next;
-			break;
-		}
-	}
+	lm_hashmap_remove(t->by_id, e->id);
 	t->v[e->slot] = t->v[t->n - 1];
 	t->slots[e->slot] = t->slots[t->n - 1];
 	t->v[e->slot]->slot = e->slot;
@@ -191,7 +148,7 @@ table_destroy(struct table *t)
 		ent_free(t->v[i]);
 	free(t->v);
 	free(t->slots);
-	free(t->buckets);
+	lm_hashmap_free(t->by_id);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -314,7 +271,8 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 		goto fail;
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
-		    table_reserve(&idx->posts) != LM_OK) {
+		    table_reserve(&idx->posts) != LM_OK ||
+		    (e->id = rec->id, table_insert(&idx->posts, e)) != LM_OK) {
 			if (live)
 				lm_skill_stats_remove(idx->stats, pp);
 			free(e);
@@ -322,16 +280,16 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 			rc = LM_ENOMEM;
 			goto fail;
 		}
-		e->hash = hash_id(rec->id);
-		e->id = rec->id;
-		table_insert(&idx->posts, e);
 	} else {
 		e = old;
 		if (e->counted)
 			lm_skill_stats_remove(idx->stats, e->pp);
+		/* The map's key must point into the new record before the old
+		 * one goes (same text: the key is present, nothing allocated). */
+		e->id = rec->id;
+		(void) lm_hashmap_put(idx->posts.by_id, e->id, e);
 		lm_posting_prep_free(e->pp);
 		protobuf_c_message_free_unpacked(e->rec, NULL);
-		e->id = rec->id; /* same text; the old record is gone */
 	}
 	e->rec = &rec->base;
 	e->pp = pp;
@@ -379,19 +337,18 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
 		goto fail;
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
-		    table_reserve(&idx->profs) != LM_OK) {
+		    table_reserve(&idx->profs) != LM_OK ||
+		    (e->id = rec->id, table_insert(&idx->profs, e)) != LM_OK) {
 			free(e);
 			rc = LM_ENOMEM;
 			goto fail;
 		}
-		e->hash = hash_id(rec->id);
-		e->id = rec->id;
-		table_insert(&idx->profs, e);
 	} else {
 		e = old;
+		e->id = rec->id; /* as for postings: key first */
+		(void) lm_hashmap_put(idx->profs.by_id, e->id, e);
 		lm_profile_prep_free(e->cp);
 		protobuf_c_message_free_unpacked(e->rec, NULL);
-		e->id = rec->id;
 	}
 	e->rec = &rec->base;
 	e->cp = cp;
