@@ -66,7 +66,12 @@ class Service:
         return self.proc.poll() is None
 
     def pause(self):
+        """SIGSTOP, and waits until the kernel shows the process stopped."""
         self.proc.send_signal(signal.SIGSTOP)
+        stat = Path("/proc/%d/stat" % self.proc.pid)
+        wait_for("%s stopped" % self.name,
+                 lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "T",
+                 timeout=5, step=0.005)
 
     def resume(self):
         self.proc.send_signal(signal.SIGCONT)
