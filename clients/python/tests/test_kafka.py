@@ -20,11 +20,10 @@ def record(stack, kind, id, new_id, **changes):
     return dict(next(r for r in src if r["id"] == id), id=new_id, **changes)
 
 
-def test_events_from_the_beginning(stack):
+def test_events_from_the_beginning(stack, client):
     """The samples produced match events: every one decodes, scores at or
-    above the threshold (0.70) and names stored records."""
-    profiles = {p["id"] for p in stack.profiles}
-    postings = {p["id"] for p in stack.postings}
+    above the threshold (0.70) and names stored records (other tests add
+    records of their own, so the store is asked)."""
     with lunamatch.MatchEventConsumer(stack.brokers, from_beginning=True) as c:
         evs = list(c.events(count=20, timeout=30))
         assert c.skipped == 0
@@ -33,7 +32,8 @@ def test_events_from_the_beginning(stack):
         assert isinstance(ev, events_pb2.MatchEvent)
         assert re.fullmatch(r"[0-9a-f]{32}", ev.event_id)
         assert ev.type == events_pb2.MATCH_EVENT_TYPE_NEW_MATCH
-        assert ev.candidate_id in profiles and ev.job_id in postings
+        assert client.get_profile(ev.candidate_id).version == ev.candidate_version
+        assert client.get_posting(ev.job_id).version >= ev.job_version
         assert 0.70 <= ev.score <= 1.0 and ev.model_version
         assert ev.trigger in (events_pb2.MATCH_TRIGGER_NEW_POSTING,
                               events_pb2.MATCH_TRIGGER_NEW_PROFILE)
