@@ -10,6 +10,7 @@ pkgs=(
 	libnng-dev libmbedtls-dev librdkafka-dev liblmdb-dev libjansson-dev
 	libcmocka-dev kcat curl ca-certificates python3 python3-venv openssl clang-format git
 	openjdk-17-jre-headless maven
+	docker-compose python3-venv iproute2
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +199,9 @@ ident(struct prep *p, char **id, uint64_t version)
 	int rv;
 	if (p->ctx->inline_record && (*id == NULL || (*id)[0] == '\0'))
 		return LM_OK;
-	if ((rv = text(p, id, LM_RECORD_ID_MAX, 1, "id")) != LM_OK)
+	/* The length is part of what makes an id valid: a long id is bad_id,
+	 * not oversize. */
+	if ((rv = text(p, id, SIZE_MAX, 1, "id")) != LM_OK)
 		return rv;
 	if (!lm_record_id_valid(*id))
 		return reject(p, LM_REJECT_BAD_ID,
