@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from scratch: the warnings-as-errors build and every
 # test (unit, integration on the embedded broker, integration on a real Apache
-# Kafka), then the address+undefined sanitizer build and its tests.
+# Kafka), then the address+undefined sanitizer build and its tests, then the
+# thread sanitizer build of the concurrency-heavy unit tests.
 # Exits non-zero when any build or test fails. Used by `make test` and CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
