@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "chart.h"
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 
 static const uint8_t WHITE[3] = {255, 255, 255};
