@@ -70,9 +70,10 @@ write_set(
 	return dir;
 }
 
-/* Runs eval on set (with --load when load) and returns its JSON report. */
+/* Runs eval on set (with --load when load) and returns its JSON report;
+ * with want_err not NULL, its standard error must contain want_err. */
 static json_t *
-run_eval(const char *set, bool load)
+run_eval(const char *set, bool load, const char *want_err)
 {
 	const char *args[] = {"eval", "--set", set, "--json", "--taxonomy-file",
 	    lmt_src("data/skills.tsv"), "--rates-file", lmt_src("data/rates.tsv"),
@@ -82,6 +83,8 @@ run_eval(const char *set, bool load)
 
 	if (r.status != 0)
 		fail_msg("eval exited %d: %s", r.status, r.err);
+	if (want_err != NULL && strstr(r.err, want_err) == NULL)
+		fail_msg("eval's stderr lacks \"%s\": %s", want_err, r.err);
 	json_t *o = json_loads(r.out, 0, &je);
 	if (o == NULL)
 		fail_msg("eval printed no JSON (%s): %.300s", je.text, r.out);
@@ -137,7 +140,7 @@ test_exact_numbers_loaded(void **state)
 	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"grade\":3}\n"
 	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-b\",\"must_not_appear\":true,"
 	    "\"reason\":\"lacks Kotlin\"}\n");
-	json_t *o = run_eval(set, true);
+	json_t *o = run_eval(set, true, NULL);
 
 	assert_int_equal(json_integer_value(json_object_get(o, "postings")), 2);
 	assert_int_equal(json_integer_value(json_object_get(o, "profiles")), 1);
@@ -171,7 +174,7 @@ test_exact_numbers_stored(void **state)
 	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-b\",\"grade\":3}\n"
 	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"must_not_appear\":true}"
 	    "\n");
-	json_t *o = run_eval(set, false);
+	json_t *o = run_eval(set, false, NULL);
 	double late = 1 / log2(3);
 
 	expect(o, "jobs", "engine", 1, 0, 0, 0, 1);
@@ -187,7 +190,27 @@ test_exact_numbers_stored(void **state)
 	assert_string_equal(json_string_value(json_object_get(first, "job")), "job-t-a");
 	assert_int_equal(json_integer_value(json_object_get(first, "rank")), 1);
 	json_decref(o);
+
+	/* Loading it again keeps what is stored, and says so. */
+	o = run_eval(set, true, "note: 3 records of the set were stored already");
+	expect(o, "jobs", "engine", 1, 0, 0, 0, 1);
+	json_decref(o);
 	free(set);
+}
+
+/* The committed set is what its generator writes. */
+static void
+test_generated(void **state)
+{
+	const char *argv[] = {
+	    "python3", lmt_src("data/eval/generate.py"), "--check", NULL};
+
+	(void) state;
+	lmt_run_result r = lmt_run(argv, NULL, NULL, LMT_MATCHSVC_CLI_MS);
+	if (r.status != 0)
+		fail_msg(
+		    "data/eval is stale: run data/eval/generate.py (exit %d)", r.status);
+	lmt_run_result_free(&r);
 }
 
 /* Counts the non-empty lines of a file of the source tree. */
@@ -209,7 +232,7 @@ static void
 test_committed_set(void **state)
 {
 	(void) state;
-	json_t *o = run_eval(lmt_src("data/eval"), true);
+	json_t *o = run_eval(lmt_src("data/eval"), true, NULL);
 	size_t i;
 	json_t *e;
 
@@ -299,6 +322,7 @@ main(void)
 	    cmocka_unit_test(test_exact_numbers_stored),
 	    cmocka_unit_test(test_committed_set),
 	    cmocka_unit_test(test_bad_sets),
+	    cmocka_unit_test(test_generated),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -105,7 +105,8 @@ const char lm_cli_eval_usage[] =
     "  --set DIR             the evaluation set (default data/eval)\n"
     "  --load                prepare the set's records and write them into the\n"
     "                        record store at --data-dir, then wait until the\n"
-    "                        service has indexed them\n"
+    "                        service has indexed them (a record stored at the\n"
+    "                        same or a newer version is kept as stored)\n"
     "  --taxonomy-file F     taxonomy for --load (default data/skills.tsv)\n"
     "  --rates-file F        currency rates for --load (default data/rates.tsv)\n"
     "  --wait-ms N           longest wait for the index after --load\n"
@@ -335,9 +336,10 @@ set_free(struct evalset *s)
 
 /* ---- loading into the store ------------------------------------------------ */
 
-/* Prepares m as ingest would and adds it to the transaction. */
+/* Prepares m as ingest would and adds it to the transaction; *stale counts
+ * the records the store already holds at this version or a newer one. */
 static int
-load_one(const lm_record_ctx *ctx, lm_store_txn *t, ProtobufCMessage *m)
+load_one(const lm_record_ctx *ctx, lm_store_txn *t, ProtobufCMessage *m, size_t *stale)
 {
 	char err[512];
 	lm_reject why;
@@ -363,7 +365,9 @@ load_one(const lm_record_ctx *ctx, lm_store_txn *t, ProtobufCMessage *m)
 	    version, buf, len);
 	free(buf);
 	/* LM_ESTALE: this version (or a newer one) is stored already. */
-	if (rc != LM_OK && rc != LM_ESTALE) {
+	if (rc == LM_ESTALE)
+		(*stale)++;
+	else if (rc != LM_OK) {
 		lm_cli_error(CMD, "cannot store %s: %s", record_id(m), lm_strerror(rc));
 		return LM_CLI_EXIT_FAIL;
 	}
@@ -392,6 +396,7 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 	lm_store *st = NULL;
 	lm_store_txn *t = NULL;
 	lm_record_ctx ctx;
+	size_t stale = 0;
 	int rc, rv = LM_CLI_EXIT_FAIL;
 
 	if (load_file(CMD, "--taxonomy-file", taxonomy_file, path, sizeof(path)) != 0)
@@ -420,10 +425,10 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 		goto fail;
 	}
 	for (size_t i = 0; i < s->npostings; i++)
-		if (load_one(&ctx, t, &s->postings[i]->base) != 0)
+		if (load_one(&ctx, t, &s->postings[i]->base, &stale) != 0)
 			goto fail;
 	for (size_t i = 0; i < s->nprofiles; i++)
-		if (load_one(&ctx, t, &s->profiles[i]->base) != 0)
+		if (load_one(&ctx, t, &s->profiles[i]->base, &stale) != 0)
 			goto fail;
 	rc = lm_store_commit(t, seq);
 	t = NULL;
@@ -431,6 +436,12 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 		lm_cli_error(CMD, "cannot commit to the store: %s", lm_strerror(rc));
 		goto fail;
 	}
+	/* A record changed without a new version is not replaced: say so. */
+	if (stale > 0)
+		lm_cli_error(CMD,
+		    "note: %zu records of the set were stored already at the same or a "
+		    "newer version and were kept as stored",
+		    stale);
 	rv = LM_CLI_EXIT_OK;
 fail:
 	lm_store_abort(t);
