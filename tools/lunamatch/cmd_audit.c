@@ -868,10 +868,9 @@ write_report(const struct audit *a, const char *path, const char *chart)
 	if (chart != NULL)
 		fprintf(f,
 		    "\n## Chart\n\n![Impact ratios](%s)\n\n"
-		    "One bar per category, in the order of the tables above, one blank "
-		    "row "
-		    "between tables: green passes, red is flagged, grey is excluded; the "
-		    "blue line marks %.2f.\n",
+		    "The impact ratio of every category, table by table: green passes, "
+		    "red is flagged, grey is excluded (drawn at full length, no ratio); "
+		    "the blue line marks %.2f.\n",
 		    chart, LM_FAIR_FOUR_FIFTHS);
 	if (fclose(f) != 0) {
 		lm_cli_error(CMD, "cannot write %s", path);
@@ -883,21 +882,21 @@ write_report(const struct audit *a, const char *path, const char *chart)
 static int
 write_chart(const struct audit *a, const char *path)
 {
-	lm_chart_bar bars[LM_CHART_BARS_MAX];
+	lm_chart_row rows[LM_CHART_ROWS_MAX];
 	size_t n = 0;
 	char err[512];
 
 	for (size_t vi = 0; vi < a->nviews; vi++) {
 		const struct view *v = &a->views[vi];
-		if (vi > 0 && n < LM_CHART_BARS_MAX)
-			bars[n++] = (lm_chart_bar){0, LM_CHART_GAP};
-		for (size_t i = 0; i < v->ncats && n < LM_CHART_BARS_MAX; i++)
-			bars[n++] = (lm_chart_bar){
-			    v->g[i].impact, v->g[i].excluded  ? LM_CHART_EXCLUDED
-			                    : v->g[i].flagged ? LM_CHART_FLAGGED
-			                                      : LM_CHART_PASS};
+		if (n < LM_CHART_ROWS_MAX)
+			rows[n++] = (lm_chart_row){v->name, 0, LM_CHART_TITLE};
+		for (size_t i = 0; i < v->ncats && n < LM_CHART_ROWS_MAX; i++)
+			rows[n++] = (lm_chart_row){v->g[i].name, v->g[i].impact,
+			    v->g[i].excluded  ? LM_CHART_EXCLUDED
+			    : v->g[i].flagged ? LM_CHART_FLAGGED
+			                      : LM_CHART_PASS};
 	}
-	if (lm_chart_write(path, bars, n, LM_FAIR_FOUR_FIFTHS, err, sizeof(err)) !=
+	if (lm_chart_write(path, rows, n, LM_FAIR_FOUR_FIFTHS, err, sizeof(err)) !=
 	    LM_OK) {
 		lm_cli_error(CMD, "%s", err);
 		return LM_CLI_EXIT_FAIL;
