@@ -28,7 +28,7 @@
 #define PROG "lunamatch-devkafka"
 /* Brokers in the mock cluster: one is all a single-machine run needs. */
 #define DEV_BROKERS 1
-#define NTOPICS     4
+#define NTOPICS     5
 
 static void
 usage(FILE *out)
@@ -82,8 +82,8 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	const char *const topics[NTOPICS] = {
-	    cfg.topic_postings, cfg.topic_profiles, cfg.topic_matches, cfg.topic_dlq};
+	const char *const topics[NTOPICS] = {cfg.topic_postings, cfg.topic_profiles,
+	    cfg.topic_matches, cfg.topic_dlq, cfg.topic_decisions};
 
 	if (lm_kafka_conf(NULL, "lunamatch-devkafka", &conf, err, sizeof(err)) != LM_OK) {
 		lm_error("devkafka.config", "%s", err);
