@@ -77,7 +77,6 @@ RUN groupadd --system --gid 10001 lunamatch \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/lunamatch
 
 COPY --from=build /out/usr/bin/ /usr/bin/
-COPY --from=build /out/usr/lib/liblunamatch.so.* /usr/lib/
 COPY --from=build /out/usr/share/lunamatch/ /usr/share/lunamatch/
 
 ENV LUNAMATCH_DATA_DIR=/var/lib/lunamatch \

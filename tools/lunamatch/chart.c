@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "chart.h"
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 
 /* Text: the 5x7 glyphs are drawn SCALE times larger. */
