@@ -55,6 +55,8 @@ struct pskill {
 	const char *id;
 	const char *name; /* display name: the producer's, or the id */
 	double w;         /* posting weight; 1 when unset */
+	bool preferred;   /* a nice-to-have (every entry of the id is preferred) */
+	bool unknown;     /* not in the taxonomy: the id is "x:<key>" */
 	uint32_t ord;     /* position in the record, to keep the first of duplicates */
 	uint32_t sym;     /* symbol in the prep's `bound` stats; NONE while unbound */
 };
@@ -99,6 +101,7 @@ struct lm_posting_prep {
 	size_t n_skills;
 	struct tokset title;
 	bool has_country;
+	bool geo;              /* every location is geocoded, and there is one */
 	struct pgroup *groups; /* the record's groups that are not NULL, in order */
 	size_t n_groups;
 	const char **gids; /* usable skill ids of the groups (borrowed from rec) */
@@ -133,6 +136,7 @@ struct lm_profile_prep {
 	size_t n_titles;
 	size_t titles_cap; /* slots allocated in titles */
 	bool has_country;
+	bool geo;              /* every location is geocoded, and there is one */
 	lm_skill_stats *bound; /* skills[i].sym are symbols of it */
 	uint32_t *wsym;        /* while bound: symbols of its words */
 	size_t n_wsym;
@@ -197,12 +201,14 @@ struct eval {
 	double value[LM_FEAT_COUNT];
 	bool present[LM_FEAT_COUNT];
 	double wsum;  /* weights of the features present */
+	double gate;  /* the skills gate: the skills value, or no_skills_gate */
 	double score; /* 0 when vetoed */
 	bool eligible;
 	bool detail; /* fill the detail strings below */
 	char text[LM_FEAT_COUNT][LM_EXPLAIN_TEXT_MAX];
 	/* skills feature, for explanations */
-	double sk_tot; /* sum of weight * idf over the posting's skills */
+	double sk_req, sk_pref; /* sums of importance of required / preferred skills */
+	double sk_cap;          /* the idf cap of unknown skills (lm_unknown_idf_cap) */
 	size_t sk_have;
 };
 
@@ -247,6 +253,22 @@ void lm_evaluate(const lm_score_env *env, const lm_profile_prep *cp,
 /* True only when the pair of the profile key c and the posting key p is
  * vetoed at now: the pre-checks of the veto table. */
 bool lm_key_vetoed(int64_t now, const lm_veto_key *c, const lm_veto_key *p);
+
+/* The skills gate of a pair: the score is the gate times the weighted mean
+ * of the features present, skills counted as 1 there. The gate is the
+ * skills value when the feature is present, else params.no_skills_gate. */
+double lm_skills_gate(const lm_model *m, bool present, double skills);
+
+/* The largest idf an unknown skill of the posting counts with: the median
+ * idf of its known skills; INFINITY when it has no unknown or no known
+ * skill. fx as for lm_evaluate (NULL: by id). */
+double lm_unknown_idf_cap(
+    const lm_score_env *env, const lm_posting_prep *pp, const struct fast *fx);
+
+/* The raw importance of the posting's skill i: its weight times its idf,
+ * at most cap for an unknown skill. */
+double lm_skill_imp(const lm_score_env *env, const lm_posting_prep *pp,
+    const struct fast *fx, size_t i, double cap);
 
 /* Whether a veto applies to the pair (fast mode: key pre-checks, then the
  * exact tests of the veto table). */
