@@ -772,6 +772,7 @@ expect_filled(lm_store *s, lm_kind k, const char *id, size_t len, unsigned seed)
 	free(want);
 }
 
+/* Shared by the reader threads; stop, errors and reads are atomic. */
 struct reader_arg {
 	lm_store *s;
 	int stop;
@@ -788,21 +789,21 @@ reader_thread(void *p)
 		uint64_t seq = 0, pos = 0;
 		struct entries es = {0};
 		if (lm_store_last_seq(a->s, &seq) != LM_OK)
-			a->errors++;
+			__atomic_add_fetch(&a->errors, 1, __ATOMIC_RELAXED);
 		uint64_t after = seq > 5 ? seq - 5 : 0;
 		if (seq > 0 && (lm_store_changes(a->s, after, (size_t) (seq - after),
 		                    entries_fn, &es, &pos) != LM_OK ||
 		                   pos != seq))
-			a->errors++;
+			__atomic_add_fetch(&a->errors, 1, __ATOMIC_RELAXED);
 		for (size_t i = 0; i < es.n; i++) {
 			uint64_t v = 0;
 			int rc = lm_store_get(
 			    a->s, (lm_kind) es.e[i].kind, es.e[i].id, NULL, NULL, &v);
 			if (rc != LM_OK || v < es.e[i].version)
-				a->errors++;
+				__atomic_add_fetch(&a->errors, 1, __ATOMIC_RELAXED);
 		}
 		free(es.e);
-		a->reads++;
+		__atomic_add_fetch(&a->reads, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
 }
