@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from scratch: the warnings-as-errors build and every
 # test (unit, integration on the embedded broker, integration on a real Apache
-# Kafka), then the address+undefined sanitizer build and its tests.
+# Kafka), then the address+undefined sanitizer build and its tests, then the
+# thread sanitizer build of the concurrency-heavy unit tests.
 # Exits non-zero when any build or test fails. Used by `make test` and CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,11 @@ cmake --build "$build" -j "$jobs"
 
 echo "== tests"
 (cd "$build" && ctest --output-on-failure --timeout 600) || status=1
+
+# The Python client against real services of the release build (its own
+# virtual environment under the build directory).
+echo "== Python client tests (pytest)"
+clients/python/run-tests.sh "$build" || status=1
 
 echo "== sanitizer build (address, undefined)"
 rm -rf "$asan"

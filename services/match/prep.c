@@ -5,6 +5,7 @@
  * statistics gives its skill ids symbols. See score.h.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -574,6 +575,173 @@ syms_unbind(lm_skill_stats *s, uint32_t *syms, size_t sym_stride, size_t n)
 	}
 }
 
+/* ---- words and terms ---- */
+
+/*
+ * The words of a prep that NO_OVERLAP's career-goal test compares, as the
+ * index looks them up: a posting's title tokens and its category; a
+ * profile's significant desired-title tokens and its desired categories.
+ * A category is its text ASCII-folded behind CATEGORY_MARK (a byte no token
+ * has), cut at LM_WORD_MAX bytes: texts equal under strcasecmp give equal
+ * words, so a word can only find more records than the test accepts, never
+ * fewer.
+ */
+#define CATEGORY_MARK '\x01'
+
+static void
+category_word(const char *text, char *buf)
+{
+	size_t n = 0;
+
+	buf[n++] = CATEGORY_MARK;
+	for (const unsigned char *c = (const unsigned char *) text;
+	     *c != '\0' && n + 1 < LM_WORD_MAX; c++)
+		buf[n++] = (char) ((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
+	buf[n] = '\0';
+}
+
+/* Words of a posting (pp) or a profile (cp; the other NULL), one per call:
+ * *i counts from 0; false when there is none left. */
+static bool
+next_word(const lm_posting_prep *pp, const lm_profile_prep *cp, size_t *i, char *buf)
+{
+	for (;; (*i)++) {
+		size_t k = *i;
+		if (pp != NULL) {
+			if (k < pp->title.n) {
+				snprintf(buf, LM_WORD_MAX, "%s", pp->title.tok[k]);
+				(*i)++;
+				return true;
+			}
+			if (k == pp->title.n && pp->category != NULL &&
+			    pp->category[0] != '\0') {
+				category_word(pp->category, buf);
+				(*i)++;
+				return true;
+			}
+			if (k >= pp->title.n)
+				return false;
+		} else {
+			const Lunamatch__V1__CareerGoals *g = cp->rec->career_goals;
+			size_t nc = g != NULL ? g->n_desired_categories : 0;
+			if (k < cp->n_sig) {
+				snprintf(buf, LM_WORD_MAX, "%s", cp->sig_tok[k]);
+				(*i)++;
+				return true;
+			}
+			if (k >= cp->n_sig + nc)
+				return false;
+			if (g->desired_categories[k - cp->n_sig] != NULL &&
+			    g->desired_categories[k - cp->n_sig][0] != '\0') {
+				category_word(g->desired_categories[k - cp->n_sig], buf);
+				(*i)++;
+				return true;
+			}
+		}
+	}
+}
+
+/* The most words a prep can have. */
+static size_t
+words_max(const lm_posting_prep *pp, const lm_profile_prep *cp)
+{
+	const Lunamatch__V1__CareerGoals *g;
+
+	if (pp != NULL)
+		return pp->title.n + 1;
+	g = cp->rec->career_goals;
+	return cp->n_sig + (g != NULL ? g->n_desired_categories : 0);
+}
+
+/* References the symbols of the prep's words into *wsym / *n. */
+static int
+words_bind(lm_skill_stats *s, const lm_posting_prep *pp, const lm_profile_prep *cp,
+    uint32_t **wsym, size_t *n)
+{
+	char buf[LM_WORD_MAX];
+	size_t max = words_max(pp, cp), it = 0;
+
+	*wsym = NULL;
+	*n = 0;
+	if (max == 0)
+		return LM_OK;
+	if ((*wsym = malloc(max * sizeof(**wsym))) == NULL)
+		return LM_ENOMEM;
+	while (next_word(pp, cp, &it, buf)) {
+		if (lm_word_ref(s, buf, &(*wsym)[*n]) != LM_OK) {
+			while (*n > 0)
+				lm_word_unref(s, (*wsym)[--*n]);
+			free(*wsym);
+			*wsym = NULL;
+			return LM_ENOMEM;
+		}
+		(*n)++;
+	}
+	return LM_OK;
+}
+
+static void
+words_unbind(lm_skill_stats *s, uint32_t **wsym, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		lm_word_unref(s, (*wsym)[i]);
+	free(*wsym);
+	*wsym = NULL;
+	*n = 0;
+}
+
+/* Appends term t to out (room: cap) unless it is NONE. */
+static void
+put_term(uint32_t *out, size_t *n, size_t cap, uint32_t sym, uint32_t kind)
+{
+	if (sym != LM_SKILL_SYM_NONE && *n < cap && sym < (UINT32_MAX >> 1))
+		out[(*n)++] = sym << 1 | kind;
+}
+
+size_t
+lm_prep_terms_max(const lm_posting_prep *pp, const lm_profile_prep *cp)
+{
+	return (pp != NULL ? pp->n_skills + pp->n_gids : cp->n_skills) +
+	       words_max(pp, cp);
+}
+
+size_t
+lm_prep_terms(const lm_posting_prep *pp, const lm_profile_prep *cp,
+    const lm_skill_stats *s, uint32_t *out, size_t cap)
+{
+	lm_skill_stats *b = pp != NULL ? pp->bound : cp->bound;
+	char buf[LM_WORD_MAX];
+	size_t n = 0, it = 0;
+
+	if (pp != NULL) {
+		for (size_t i = 0; i < pp->n_skills; i++)
+			put_term(out, &n, cap,
+			    b == s ? pp->skills[i].sym
+			           : lm_sym_lookup(s, pp->skills[i].id),
+			    LM_TERM_SKILL);
+		for (size_t i = 0; i < pp->n_gids; i++)
+			put_term(out, &n, cap,
+			    b == s ? pp->gsym[i] : lm_sym_lookup(s, pp->gids[i]),
+			    LM_TERM_SKILL);
+	} else {
+		for (size_t i = 0; i < cp->n_skills; i++)
+			put_term(out, &n, cap,
+			    b == s ? cp->skills[i].sym
+			           : lm_sym_lookup(s, cp->skills[i].id),
+			    LM_TERM_SKILL);
+	}
+	if (b == s) {
+		const uint32_t *w = pp != NULL ? pp->wsym : cp->wsym;
+		size_t nw = pp != NULL ? pp->n_wsym : cp->n_wsym;
+		for (size_t i = 0; i < nw; i++)
+			put_term(out, &n, cap, w[i], LM_TERM_WORD);
+	} else {
+		while (next_word(pp, cp, &it, buf))
+			put_term(out, &n, cap, lm_word_lookup(s, buf), LM_TERM_WORD);
+	}
+	return n;
+}
+
 int
 lm_posting_prep_bind(lm_posting_prep *p, lm_skill_stats *s)
 {
@@ -592,6 +760,14 @@ lm_posting_prep_bind(lm_posting_prep *p, lm_skill_stats *s)
 			    s, &p->skills[0].sym, sizeof(*p->skills), p->n_skills);
 		return rc;
 	}
+	if ((rc = words_bind(s, p, NULL, &p->wsym, &p->n_wsym)) != LM_OK) {
+		if (p->n_skills > 0)
+			syms_unbind(
+			    s, &p->skills[0].sym, sizeof(*p->skills), p->n_skills);
+		if (p->n_gids > 0)
+			syms_unbind(s, p->gsym, sizeof(*p->gsym), p->n_gids);
+		return rc;
+	}
 	p->bound = s;
 	return LM_OK;
 }
@@ -605,6 +781,7 @@ lm_posting_prep_unbind(lm_posting_prep *p)
 		syms_unbind(p->bound, &p->skills[0].sym, sizeof(*p->skills), p->n_skills);
 	if (p->n_gids > 0)
 		syms_unbind(p->bound, p->gsym, sizeof(*p->gsym), p->n_gids);
+	words_unbind(p->bound, &p->wsym, &p->n_wsym);
 	p->bound = NULL;
 }
 
@@ -619,6 +796,12 @@ lm_profile_prep_bind(lm_profile_prep *c, lm_skill_stats *s)
 	    (rc = syms_bind(s, &c->skills[0].id, sizeof(*c->skills), &c->skills[0].sym,
 	         sizeof(*c->skills), c->n_skills)) != LM_OK)
 		return rc;
+	if ((rc = words_bind(s, NULL, c, &c->wsym, &c->n_wsym)) != LM_OK) {
+		if (c->n_skills > 0)
+			syms_unbind(
+			    s, &c->skills[0].sym, sizeof(*c->skills), c->n_skills);
+		return rc;
+	}
 	c->bound = s;
 	return LM_OK;
 }
@@ -630,6 +813,7 @@ lm_profile_prep_unbind(lm_profile_prep *c)
 		return;
 	if (c->n_skills > 0)
 		syms_unbind(c->bound, &c->skills[0].sym, sizeof(*c->skills), c->n_skills);
+	words_unbind(c->bound, &c->wsym, &c->n_wsym);
 	c->bound = NULL;
 }
 
@@ -665,4 +849,10 @@ lm_profile_has_skill(const lm_profile_prep *c, const char *id, double *years)
 	if (s != NULL && years != NULL)
 		*years = s->years;
 	return s != NULL;
+}
+
+bool
+lm_posting_prep_has_skills(const lm_posting_prep *pp)
+{
+	return pp->n_skills > 0 || pp->n_gids > 0;
 }

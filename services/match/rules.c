@@ -361,6 +361,17 @@ lm_key_vetoed(int64_t now, const lm_veto_key *c, const lm_veto_key *p)
 	return false;
 }
 
+static bool check_vetoes(const struct pair *pr, struct vsink *vs);
+
+bool
+lm_vetoed(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    const struct fast *fx)
+{
+	struct pair pr = {env, cp, pp, &lm_no_ovr, fx};
+
+	return lm_key_vetoed(env->now, &cp->key, &pp->key) || !check_vetoes(&pr, NULL);
+}
+
 /* Runs the veto table. Fast mode (vs NULL): false at the first veto. Collect
  * mode: every veto's rows; returns whether none applied. */
 static bool
@@ -769,7 +780,7 @@ lm_evaluate(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting
 	double num = 0;
 
 	eval_reset(ev);
-	ev->eligible = check_vetoes(&pr, vs);
+	ev->eligible = (fx != NULL && fx->vetted) || check_vetoes(&pr, vs);
 	if (!ev->eligible && vs == NULL)
 		return;
 	for (int f = 0; f < LM_FEAT_COUNT; f++)

@@ -93,6 +93,45 @@ lm_scan_vetoed(const lm_scan *sc, const lm_veto_key *other)
 	                      : lm_key_vetoed(sc->env.now, other, &sc->pp->key);
 }
 
+/* Sets up fx for the pair (subject profile, p): false when p is not bound
+ * to the scan's statistics (or the scan's subject is a posting). */
+static bool
+fast_posting(lm_scan *sc, const lm_posting_prep *p, struct fast *fx)
+{
+	if (sc->cp == NULL || sc->stats == NULL || p->bound != sc->stats)
+		return false;
+	fx->psym = NULL;
+	fx->gsym = p->gsym;
+	fx->mark = sc->mark;
+	fx->stamp = sc->stamp;
+	fx->idf = sc->idf;
+	fx->stats = sc->stats;
+	fx->vetted = false;
+	return true;
+}
+
+/* As fast_posting for the pair (c, subject posting): marks c's skills. */
+static bool
+fast_profile(lm_scan *sc, const lm_profile_prep *c, struct fast *fx)
+{
+	if (sc->pp == NULL || sc->stats == NULL || c->bound != sc->stats)
+		return false;
+	if (++sc->stamp == 0) { /* wrapped: old marks could look current */
+		memset(sc->mark, 0, (lm_sym_limit(sc->stats) + 1) * sizeof(*sc->mark));
+		sc->stamp = 1;
+	}
+	for (size_t i = 0; i < c->n_skills; i++)
+		sc->mark[c->skills[i].sym] = sc->stamp;
+	fx->psym = sc->subj;
+	fx->gsym = sc->subj + sc->pp->n_skills;
+	fx->mark = sc->mark;
+	fx->stamp = sc->stamp;
+	fx->idf = sc->idf;
+	fx->stats = sc->stats;
+	fx->vetted = false;
+	return true;
+}
+
 static double
 scan_pair(lm_scan *sc, const lm_profile_prep *c, const lm_posting_prep *p,
     const struct fast *fx, bool *eligible)
@@ -122,14 +161,8 @@ lm_scan_posting(lm_scan *sc, const lm_posting_prep *p, bool *eligible)
 			*eligible = false;
 		return 0;
 	}
-	if (sc->stats == NULL || p->bound != sc->stats)
+	if (!fast_posting(sc, p, &fx))
 		return lm_score_pair(&sc->env, sc->cp, p, eligible);
-	fx.psym = NULL;
-	fx.gsym = p->gsym;
-	fx.mark = sc->mark;
-	fx.stamp = sc->stamp;
-	fx.idf = sc->idf;
-	fx.stats = sc->stats;
 	return scan_pair(sc, sc->cp, p, &fx, eligible);
 }
 
@@ -143,19 +176,78 @@ lm_scan_profile(lm_scan *sc, const lm_profile_prep *c, bool *eligible)
 			*eligible = false;
 		return 0;
 	}
-	if (sc->stats == NULL || c->bound != sc->stats)
+	if (!fast_profile(sc, c, &fx))
 		return lm_score_pair(&sc->env, c, sc->pp, eligible);
-	if (++sc->stamp == 0) { /* wrapped: old marks could look current */
-		memset(sc->mark, 0, (lm_sym_limit(sc->stats) + 1) * sizeof(*sc->mark));
-		sc->stamp = 1;
-	}
-	for (size_t i = 0; i < c->n_skills; i++)
-		sc->mark[c->skills[i].sym] = sc->stamp;
-	fx.psym = sc->subj;
-	fx.gsym = sc->subj + sc->pp->n_skills;
-	fx.mark = sc->mark;
-	fx.stamp = sc->stamp;
-	fx.idf = sc->idf;
-	fx.stats = sc->stats;
 	return scan_pair(sc, c, sc->pp, &fx, eligible);
+}
+
+/* The eligibility and bound of a pair (stage one of lm_scan_*_bound). */
+static bool
+bound_pair(lm_scan *sc, const lm_profile_prep *c, const lm_posting_prep *p,
+    const struct fast *fx, double *bound)
+{
+	if (lm_vetoed(&sc->env, c, p, fx))
+		return false;
+	*bound = lm_score_bound(&sc->env, c, p, fx);
+	return true;
+}
+
+/* The exact score of an eligible pair (stage two). */
+static double
+score_vetted(
+    lm_scan *sc, const lm_profile_prep *c, const lm_posting_prep *p, struct fast *fx)
+{
+	struct eval ev;
+
+	sc->fast_pairs++;
+	fx->vetted = true;
+	ev.detail = false;
+	lm_evaluate(&sc->env, c, p, &lm_no_ovr, fx, NULL, &ev);
+	return ev.score;
+}
+
+bool
+lm_scan_posting_bound(lm_scan *sc, const lm_posting_prep *p, double *bound)
+{
+	struct fast fx;
+	bool ok;
+
+	if (!fast_posting(sc, p, &fx)) {
+		*bound = lm_scan_posting(sc, p, &ok);
+		return ok;
+	}
+	return bound_pair(sc, sc->cp, p, &fx, bound);
+}
+
+bool
+lm_scan_profile_bound(lm_scan *sc, const lm_profile_prep *c, double *bound)
+{
+	struct fast fx;
+	bool ok;
+
+	if (!fast_profile(sc, c, &fx)) {
+		*bound = lm_scan_profile(sc, c, &ok);
+		return ok;
+	}
+	return bound_pair(sc, c, sc->pp, &fx, bound);
+}
+
+double
+lm_scan_posting_score(lm_scan *sc, const lm_posting_prep *p)
+{
+	struct fast fx;
+
+	if (!fast_posting(sc, p, &fx))
+		return lm_scan_posting(sc, p, NULL);
+	return score_vetted(sc, sc->cp, p, &fx);
+}
+
+double
+lm_scan_profile_score(lm_scan *sc, const lm_profile_prep *c)
+{
+	struct fast fx;
+
+	if (!fast_profile(sc, c, &fx))
+		return lm_scan_profile(sc, c, NULL);
+	return score_vetted(sc, c, sc->pp, &fx);
 }

@@ -105,6 +105,8 @@ struct lm_posting_prep {
 	uint32_t *gsym;    /* their symbols in `bound`; NONE while unbound */
 	size_t n_gids;
 	lm_skill_stats *bound;
+	uint32_t *wsym; /* while bound: symbols of its words (lm_prep_word) */
+	size_t n_wsym;
 	lm_veto_key key; /* what the quick veto test reads, copied from rec */
 	/* What scoring reads of rec, copied so that scoring a pair touches the
 	 * record as little as possible. */
@@ -131,7 +133,9 @@ struct lm_profile_prep {
 	size_t n_titles;
 	size_t titles_cap; /* slots allocated in titles */
 	bool has_country;
-	lm_skill_stats *bound;       /* skills[i].sym are symbols of it */
+	lm_skill_stats *bound; /* skills[i].sym are symbols of it */
+	uint32_t *wsym;        /* while bound: symbols of its words */
+	size_t n_wsym;
 	struct ploc locs[PREP_LOCS]; /* when locs_packed */
 	uint8_t n_locs;
 	bool locs_packed;
@@ -215,6 +219,7 @@ struct fast {
 	uint32_t stamp;
 	double *idf;
 	const lm_skill_stats *stats;
+	bool vetted; /* the pair is known to be eligible: skip the vetoes */
 };
 
 static inline bool
@@ -242,6 +247,11 @@ void lm_evaluate(const lm_score_env *env, const lm_profile_prep *cp,
 /* True only when the pair of the profile key c and the posting key p is
  * vetoed at now: the pre-checks of the veto table. */
 bool lm_key_vetoed(int64_t now, const lm_veto_key *c, const lm_veto_key *p);
+
+/* Whether a veto applies to the pair (fast mode: key pre-checks, then the
+ * exact tests of the veto table). */
+bool lm_vetoed(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, const struct fast *fx);
 
 /* An upper bound of the score of an eligible pair, from the bound rules of
  * the feature table (fast mode only). */
