@@ -26,7 +26,7 @@ build-asan: $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 # The whole suite: dependencies, a clean build, every test; then the
-# sanitizer build and its tests.
+# sanitizer builds (address+undefined, thread) and their tests.
 test: deps
 	@CMAKE_ARGS="$(CMAKE_ARGS)" scripts/run-tests.sh
 
@@ -43,7 +43,7 @@ format:
 	find common services tools tests bench -name '*.[ch]' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-tsan
 
 # Benchmarks: speed and memory of the hot paths; results go to bench/results/
 # (see bench/README.md). BENCH_ARGS picks some: make bench BENCH_ARGS=index

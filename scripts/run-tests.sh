@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from scratch: the warnings-as-errors build and every
 # test (unit, integration on the embedded broker, integration on a real Apache
-# Kafka), then the address+undefined sanitizer build and its tests.
+# Kafka), then the address+undefined sanitizer build and its tests, then the
+# thread sanitizer build of the concurrency-heavy unit tests.
 # Exits non-zero when any build or test fails. Used by `make test` and CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,16 +24,22 @@ cmake --build "$build" -j "$jobs"
 echo "== tests"
 (cd "$build" && ctest --output-on-failure --timeout 600) || status=1
 
+# The Python client against real services of the release build (its own
+# virtual environment under the build directory).
+echo "== Python client tests (pytest)"
+clients/python/run-tests.sh "$build" || status=1
+
 echo "== sanitizer build (address, undefined)"
 rm -rf "$asan"
 cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLUNAMATCH_WERROR=ON \
 	-DLUNAMATCH_SANITIZE=address,undefined ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$asan" -j "$jobs"
 
-# The real broker and the install test run in the release build only.
+# The real broker, the install and the deployment tests run in the release
+# build only.
 echo "== tests under sanitizers (unit and embedded-broker integration)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-(cd "$asan" && ctest --output-on-failure --timeout 600 -LE 'kafka|install') || status=1
+(cd "$asan" && ctest --output-on-failure --timeout 600 -LE 'kafka|install|deploy') || status=1
 
 exit $status

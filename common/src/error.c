@@ -28,6 +28,7 @@ static const struct {
     [LM_ENOTSUP] = {"enotsup", "not supported"},
     [LM_EBUSY] = {"ebusy", "resource busy"},
     [LM_EINTERNAL] = {"einternal", "internal error"},
+    [LM_ENOSPC] = {"enospc", "no space left on device"},
 };
 
 const char *
@@ -71,6 +72,9 @@ lm_err_from_errno(int errnum)
 		return LM_EBUSY;
 	case ENOTSUP:
 		return LM_ENOTSUP;
+	case ENOSPC:
+	case EDQUOT:
+		return LM_ENOSPC;
 	default:
 		return LM_EIO;
 	}

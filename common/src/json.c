@@ -697,14 +697,7 @@ enc_value(
 		break;
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64: {
-		uint64_t u = *(const uint64_t *) member;
-		if (u <= INT64_MAX) {
-			v = json_integer((json_int_t) u);
-		} else {
-			char buf[24];
-			snprintf(buf, sizeof(buf), "%" PRIu64, u);
-			v = json_string(buf);
-		}
+		v = lm_json_uint64(*(const uint64_t *) member);
 		break;
 	}
 	case PROTOBUF_C_TYPE_FLOAT: {
@@ -1028,4 +1021,15 @@ lm_json_encode(const ProtobufCMessage *msg, unsigned flags, char **out)
 	}
 	*out = o.p;
 	return LM_OK;
+}
+
+json_t *
+lm_json_uint64(uint64_t u)
+{
+	char buf[24];
+
+	if (u <= INT64_MAX)
+		return json_integer((json_int_t) u);
+	snprintf(buf, sizeof(buf), "%" PRIu64, u);
+	return json_string(buf);
 }

@@ -262,3 +262,21 @@ lm_lmdb_get_be64(const unsigned char *p)
 		v = (v << 8) | p[i];
 	return v;
 }
+
+void
+lm_lmdb_put_be32(unsigned char *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--) {
+		p[i] = (unsigned char) (v & 0xff);
+		v >>= 8;
+	}
+}
+
+uint32_t
+lm_lmdb_get_be32(const unsigned char *p)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++)
+		v = (v << 8) | p[i];
+	return v;
+}

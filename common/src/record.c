@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +199,9 @@ ident(struct prep *p, char **id, uint64_t version)
 	int rv;
 	if (p->ctx->inline_record && (*id == NULL || (*id)[0] == '\0'))
 		return LM_OK;
-	if ((rv = text(p, id, LM_RECORD_ID_MAX, 1, "id")) != LM_OK)
+	/* The length is part of what makes an id valid: a long id is bad_id,
+	 * not oversize. */
+	if ((rv = text(p, id, SIZE_MAX, 1, "id")) != LM_OK)
 		return rv;
 	if (!lm_record_id_valid(*id))
 		return reject(p, LM_REJECT_BAD_ID,
@@ -286,19 +289,36 @@ salary(struct prep *p, Lunamatch__V1__Salary **sp, int desired, const char *fiel
 	return LM_OK;
 }
 
+/*
+ * Trims the skill name *name and stores its canonical id in *id_out and, when
+ * match is not NULL, how it was read (a SkillMatch value) in *match.
+ */
 static int
-canonical(struct prep *p, char **name, char **id_out, const char *field)
+canonical(struct prep *p, char **name, char **id_out, int *match, const char *field)
 {
 	char id[LM_RECORD_TEXT_MAX + 16];
+	const lm_skill *s;
+	unsigned distance;
 	int rv;
+
 	if ((rv = text(p, name, LM_RECORD_TEXT_MAX, 1, field)) != LM_OK)
 		return rv;
-	rv = lm_taxonomy_canonical(p->ctx->taxonomy, *name, id, sizeof(id));
+	if ((s = lm_taxonomy_resolve(p->ctx->taxonomy, *name, &distance)) != NULL) {
+		if (match != NULL)
+			*match =
+			    distance == 0
+			        ? LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_EXACT
+			        : LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_TYPO;
+		return set_string(id_out, s->id);
+	}
+	rv = lm_skill_unknown_id(*name, id, sizeof(id));
 	if (rv == LM_EINVAL || rv == LM_E2BIG)
 		return reject(p, LM_REJECT_BAD_SKILL, "%s: \"%s\" is not a skill name",
 		    field, *name);
 	if (rv != LM_OK)
 		return rv;
+	if (match != NULL)
+		*match = LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_UNKNOWN;
 	return set_string(id_out, id);
 }
 
@@ -346,15 +366,16 @@ static int
 posting_skills(struct prep *p, Lunamatch__V1__JobPosting *j)
 {
 	char f[128];
-	int rv;
+	int rv, match;
 	if (j->n_skills > LM_RECORD_SKILLS_MAX)
 		return reject(p, LM_REJECT_OVERSIZE, "skills: %zu entries, limit %d",
 		    j->n_skills, LM_RECORD_SKILLS_MAX);
 	for (size_t i = 0; i < j->n_skills; i++) {
 		Lunamatch__V1__PostingSkill *s = j->skills[i];
 		snprintf(f, sizeof(f), "skills[%zu].name", i);
-		if ((rv = canonical(p, &s->name, &s->skill_id, f)) != LM_OK)
+		if ((rv = canonical(p, &s->name, &s->skill_id, &match, f)) != LM_OK)
 			return rv;
+		s->resolution = (Lunamatch__V1__SkillResolution) match;
 		if (!isfinite(s->weight) || s->weight < 0 || s->weight > 10)
 			return reject(p, LM_REJECT_BAD_VALUE,
 			    "skills[%zu].weight: %g is outside 0..10", i,
@@ -419,7 +440,7 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 			char *id = NULL;
 			snprintf(
 			    f, sizeof(f), "requirement_groups[%zu].skills[%zu]", i, k);
-			if ((rv = canonical(p, &g->skills[k], &id, f)) != LM_OK)
+			if ((rv = canonical(p, &g->skills[k], &id, NULL, f)) != LM_OK)
 				return rv;
 			int dup = 0;
 			for (size_t m = 0; m < g->n_skill_ids && !dup; m++)
@@ -493,15 +514,16 @@ static int
 profile_skills(struct prep *p, Lunamatch__V1__CandidateProfile *c)
 {
 	char f[128];
-	int rv;
+	int rv, match;
 	if (c->n_skills > LM_RECORD_SKILLS_MAX)
 		return reject(p, LM_REJECT_OVERSIZE, "skills: %zu entries, limit %d",
 		    c->n_skills, LM_RECORD_SKILLS_MAX);
 	for (size_t i = 0; i < c->n_skills; i++) {
 		Lunamatch__V1__CandidateSkill *s = c->skills[i];
 		snprintf(f, sizeof(f), "skills[%zu].name", i);
-		if ((rv = canonical(p, &s->name, &s->skill_id, f)) != LM_OK)
+		if ((rv = canonical(p, &s->name, &s->skill_id, &match, f)) != LM_OK)
 			return rv;
+		s->resolution = (Lunamatch__V1__SkillResolution) match;
 		snprintf(f, sizeof(f), "skills[%zu].years", i);
 		if ((rv = years(p, s->years, f)) != LM_OK)
 			return rv;

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,8 @@
 #define VAL_MAGIC        0x4c /* 'L': record value, format 1 */
 #define VAL_HDR          10   /* magic, flags, u64 BE version */
 #define VAL_TOMBSTONE    0x01 /* flags bit: deletion tombstone */
+#define VAL_POS          0x02 /* flags bit: a source position follows the header */
+#define VAL_POS_LEN      16   /* u32 BE epoch, u32 BE partition, u64 BE offset */
 #define CHANGE_MAX       512  /* bytes of a serialized ChangeEntry */
 #define STORE_MAXDBS     8
 #define STORE_MAXREADERS 512  /* concurrent read transactions, all processes */
@@ -87,6 +90,8 @@ struct op {
 	size_t idlen;
 	const void *data; /* value bytes (put, meta) */
 	size_t len;
+	bool has_pos; /* pos: where the change comes from (put, delete) */
+	lm_store_pos pos;
 };
 
 struct lm_store_txn {
@@ -111,6 +116,27 @@ static int
 map_err(int rc, const char *what)
 {
 	return lm_lmdb_err(rc, "store", what);
+}
+
+/* Below this much free space a failed write counts as a full disk. */
+#define DISK_FULL_BYTES (1u << 20)
+
+/*
+ * Commits txn. LMDB reports a short write (the disk filled up in the middle
+ * of a page flush) as EIO; when the store's filesystem has next to no space
+ * left, the failure is reported as what it is, LM_ENOSPC.
+ */
+static int
+commit_txn(lm_store *s, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+	struct statvfs v;
+	mdb_filehandle_t fd;
+
+	if (rc == EIO && mdb_env_get_fd(s->env, &fd) == MDB_SUCCESS &&
+	    fstatvfs(fd, &v) == 0 && (uint64_t) v.f_bavail * v.f_frsize < DISK_FULL_BYTES)
+		rc = ENOSPC;
+	return map_err(rc, "mdb_txn_commit");
 }
 
 static bool
@@ -179,7 +205,9 @@ check_id(const char *id, size_t *len)
 /* A decoded record value; bytes point into the LMDB page. */
 struct rec {
 	bool tomb;
+	bool has_pos; /* pos is the position of the last change */
 	uint64_t version;
+	lm_store_pos pos;
 	const void *bytes;
 	size_t len;
 };
@@ -188,16 +216,42 @@ static int
 decode_val(const MDB_val *v, struct rec *r)
 {
 	const unsigned char *p = v->mv_data;
-	if (v->mv_size < VAL_HDR || p[0] != VAL_MAGIC || (p[1] & ~VAL_TOMBSTONE) != 0) {
+	size_t hdr = VAL_HDR;
+
+	if (v->mv_size >= VAL_HDR && (p[1] & VAL_POS) != 0)
+		hdr += VAL_POS_LEN;
+	if (v->mv_size < hdr || p[0] != VAL_MAGIC ||
+	    (p[1] & ~(VAL_TOMBSTONE | VAL_POS)) != 0) {
 		lm_error("store.corrupt", "record value with a bad header (%zu bytes)",
 		    v->mv_size);
 		return LM_ESTORE;
 	}
 	r->tomb = (p[1] & VAL_TOMBSTONE) != 0;
 	r->version = lm_lmdb_get_be64(p + 2);
-	r->bytes = p + VAL_HDR;
-	r->len = v->mv_size - VAL_HDR;
+	r->has_pos = (p[1] & VAL_POS) != 0;
+	if (r->has_pos) {
+		r->pos.epoch = lm_lmdb_get_be32(p + VAL_HDR);
+		r->pos.partition = (int32_t) lm_lmdb_get_be32(p + VAL_HDR + 4);
+		r->pos.offset = (int64_t) lm_lmdb_get_be64(p + VAL_HDR + 8);
+	}
+	r->bytes = p + hdr;
+	r->len = v->mv_size - hdr;
 	return LM_OK;
+}
+
+/*
+ * True when a message at pos is not newer than the change that wrote r: both
+ * come from the same partition and pos does not come after r's position.
+ * Positions of different partitions do not compare (false).
+ */
+static bool
+pos_replayed(const struct rec *r, const lm_store_pos *pos)
+{
+	if (!r->has_pos || pos == NULL || pos->partition != r->pos.partition)
+		return false;
+	if (pos->epoch != r->pos.epoch)
+		return pos->epoch < r->pos.epoch;
+	return pos->offset <= r->pos.offset;
 }
 
 /* ---- map locking and resizing ------------------------------------------- */
@@ -434,7 +488,7 @@ init_dbs(lm_store *s)
 		if (rc == LM_OK && !rdonly)
 			rc = ensure_id(s, txn);
 		if (rc == LM_OK)
-			rc = map_err(mdb_txn_commit(txn), "mdb_txn_commit");
+			rc = commit_txn(s, txn);
 		else
 			mdb_txn_abort(txn);
 		if (rc == LM_EMAPFULL && attempt < 8) {
@@ -626,21 +680,35 @@ append_change(lm_store_txn *t, const struct op *op, bool deleted)
 	return LM_OK;
 }
 
-/* Writes a record value (live with bytes, or a tombstone). */
+/*
+ * Writes a record value (live with bytes, or a tombstone) of op's kind and
+ * id. The value records op's source position when it has one, else keeps the
+ * position of the value it replaces (old, when not NULL): a deletion compares
+ * against the position of the last positioned change.
+ */
 static int
-write_val(lm_store_txn *t, lm_kind k, const char *id, size_t idlen, bool tomb,
+write_val(lm_store_txn *t, const struct op *op, const struct rec *old, bool tomb,
     uint64_t version, const void *bytes, size_t len)
 {
-	MDB_val key = {idlen, (void *) id}, v = {VAL_HDR + len, NULL};
-	int rc = mdb_put(t->txn, t->s->db_rec[k - 1], &key, &v, MDB_RESERVE);
+	const lm_store_pos *pos = op->has_pos                   ? &op->pos
+	                          : old != NULL && old->has_pos ? &old->pos
+	                                                        : NULL;
+	size_t hdr = VAL_HDR + (pos != NULL ? VAL_POS_LEN : 0);
+	MDB_val key = {op->idlen, (void *) op->id}, v = {hdr + len, NULL};
+	int rc = mdb_put(t->txn, t->s->db_rec[op->kind - 1], &key, &v, MDB_RESERVE);
 	if (rc != 0)
 		return map_err(rc, "mdb_put");
 	unsigned char *p = v.mv_data;
 	p[0] = VAL_MAGIC;
-	p[1] = tomb ? VAL_TOMBSTONE : 0;
+	p[1] = (tomb ? VAL_TOMBSTONE : 0) | (pos != NULL ? VAL_POS : 0);
 	lm_lmdb_put_be64(p + 2, version);
+	if (pos != NULL) {
+		lm_lmdb_put_be32(p + VAL_HDR, pos->epoch);
+		lm_lmdb_put_be32(p + VAL_HDR + 4, (uint32_t) pos->partition);
+		lm_lmdb_put_be64(p + VAL_HDR + 8, (uint64_t) pos->offset);
+	}
 	if (len > 0)
-		memcpy(p + VAL_HDR, bytes, len);
+		memcpy(p + hdr, bytes, len);
 	return LM_OK;
 }
 
@@ -673,8 +741,8 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 	if (op->type == OP_PUT) {
 		if (exists && op->version <= r.version)
 			return LM_ESTALE;
-		rc = write_val(t, op->kind, op->id, op->idlen, false, op->version,
-		    op->data, op->len);
+		rc = write_val(
+		    t, op, exists ? &r : NULL, false, op->version, op->data, op->len);
 		if (rc != LM_OK)
 			return rc;
 		*wrote = true;
@@ -692,8 +760,7 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 		/* Absent: raise (or create) the tombstone fence if asked to. */
 		if (op->version == 0 || (exists && op->version <= r.version))
 			return LM_ENOENT;
-		rc =
-		    write_val(t, op->kind, op->id, op->idlen, true, op->version, NULL, 0);
+		rc = write_val(t, op, exists ? &r : NULL, true, op->version, NULL, 0);
 		if (rc != LM_OK)
 			return rc;
 		*wrote = true;
@@ -703,8 +770,12 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 	}
 	if (op->version != 0 && op->version < r.version)
 		return LM_ESTALE;
+	/* A versionless deletion is ordered by its position: one that comes
+	 * from before the change that wrote the live version is a replay. */
+	if (op->version == 0 && pos_replayed(&r, op->has_pos ? &op->pos : NULL))
+		return LM_ESTALE;
 	uint64_t tv = op->version > r.version ? op->version : r.version;
-	rc = write_val(t, op->kind, op->id, op->idlen, true, tv, NULL, 0);
+	rc = write_val(t, op, &r, true, tv, NULL, 0);
 	if (rc != LM_OK)
 		return rc;
 	*wrote = true;
@@ -822,6 +893,7 @@ op_new(enum op_type type, lm_kind k, const char *id, size_t idlen, uint64_t vers
 	op->idlen = idlen;
 	op->data = p + idlen + 1;
 	op->len = len;
+	op->has_pos = false;
 	return op;
 }
 
@@ -873,9 +945,23 @@ txn_usable(const lm_store_txn *t)
 	return t->failed ? t->failed : LM_OK;
 }
 
+/* Checks a source position (NULL is none). */
+static bool
+pos_ok(const lm_store_pos *pos)
+{
+	return pos == NULL || (pos->partition >= 0 && pos->offset >= 0);
+}
+
 int
 lm_store_put(lm_store_txn *t, lm_kind k, const char *id, uint64_t version,
     const void *bytes, size_t len)
+{
+	return lm_store_put_at(t, k, id, version, bytes, len, NULL);
+}
+
+int
+lm_store_put_at(lm_store_txn *t, lm_kind k, const char *id, uint64_t version,
+    const void *bytes, size_t len, const lm_store_pos *pos)
 {
 	size_t idlen;
 	int rc;
@@ -883,7 +969,7 @@ lm_store_put(lm_store_txn *t, lm_kind k, const char *id, uint64_t version,
 
 	if ((rc = txn_usable(t)) != LM_OK)
 		return rc;
-	if (!kind_ok(k) || version == 0 || (bytes == NULL && len > 0))
+	if (!kind_ok(k) || version == 0 || (bytes == NULL && len > 0) || !pos_ok(pos))
 		return LM_EINVAL;
 	if ((rc = check_id(id, &idlen)) != LM_OK)
 		return rc;
@@ -891,11 +977,22 @@ lm_store_put(lm_store_txn *t, lm_kind k, const char *id, uint64_t version,
 		return LM_E2BIG;
 	if ((op = op_new(OP_PUT, k, id, idlen, version, bytes, len)) == NULL)
 		return LM_ENOMEM;
+	if (pos != NULL) {
+		op->has_pos = true;
+		op->pos = *pos;
+	}
 	return exec_op(t, op);
 }
 
 int
 lm_store_delete(lm_store_txn *t, lm_kind k, const char *id, uint64_t version)
+{
+	return lm_store_delete_at(t, k, id, version, NULL);
+}
+
+int
+lm_store_delete_at(
+    lm_store_txn *t, lm_kind k, const char *id, uint64_t version, const lm_store_pos *pos)
 {
 	size_t idlen;
 	int rc;
@@ -903,12 +1000,16 @@ lm_store_delete(lm_store_txn *t, lm_kind k, const char *id, uint64_t version)
 
 	if ((rc = txn_usable(t)) != LM_OK)
 		return rc;
-	if (!kind_ok(k))
+	if (!kind_ok(k) || !pos_ok(pos))
 		return LM_EINVAL;
 	if ((rc = check_id(id, &idlen)) != LM_OK)
 		return rc;
 	if ((op = op_new(OP_DEL, k, id, idlen, version, NULL, 0)) == NULL)
 		return LM_ENOMEM;
+	if (pos != NULL) {
+		op->has_pos = true;
+		op->pos = *pos;
+	}
 	return exec_op(t, op);
 }
 
@@ -986,9 +1087,8 @@ lm_store_commit(lm_store_txn *t, uint64_t *last_seq)
 	for (;;) {
 		rc = flush_counters(t);
 		if (rc == LM_OK) {
-			int mrc = mdb_txn_commit(t->txn);
+			rc = commit_txn(t->s, t->txn);
 			t->txn = NULL; /* freed by LMDB, also on error */
-			rc = map_err(mrc, "mdb_txn_commit");
 		}
 		if (rc != LM_EMAPFULL)
 			break;

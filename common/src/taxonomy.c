@@ -7,6 +7,12 @@
  * lookup costs one key computation and, on average, one or two probes.
  * Nothing changes after lm_taxonomy_load returns, which is what makes
  * concurrent readers safe.
+ *
+ * A name that is not in the table is compared with every key by optimal
+ * string alignment distance (Damerau-Levenshtein without repeated edits of
+ * one substring), cut off as soon as a row of the matrix exceeds the bound;
+ * keys whose length differs by more than the bound, or whose first byte
+ * differs, are skipped unread.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -436,31 +442,124 @@ lm_taxonomy_get(const lm_taxonomy *t, const char *id)
 	return s && strcmp(s->id, id) == 0 ? s : NULL;
 }
 
-int
-lm_taxonomy_canonical(const lm_taxonomy *t, const char *name, char *buf, size_t len)
+/*
+ * Optimal string alignment distance between a (n bytes) and b (m bytes), or
+ * bound + 1 when it exceeds bound. Both are at most LM_SKILL_KEY_MAX - 1
+ * bytes.
+ */
+static unsigned
+osa_distance(const char *a, size_t n, const char *b, size_t m, unsigned bound)
+{
+	unsigned rows[3][LM_SKILL_KEY_MAX];
+	unsigned *pp = rows[0], *prev = rows[1], *cur = rows[2];
+
+	if ((n > m ? n - m : m - n) > bound)
+		return bound + 1;
+	for (size_t j = 0; j <= m; j++)
+		prev[j] = (unsigned) j;
+	for (size_t i = 1; i <= n; i++) {
+		unsigned rowmin;
+		cur[0] = (unsigned) i;
+		rowmin = cur[0];
+		for (size_t j = 1; j <= m; j++) {
+			unsigned cost = a[i - 1] != b[j - 1];
+			unsigned v = prev[j - 1] + cost;
+			if (prev[j] + 1 < v)
+				v = prev[j] + 1;
+			if (cur[j - 1] + 1 < v)
+				v = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
+				v = pp[j - 2] + 1;
+			cur[j] = v;
+			if (v < rowmin)
+				rowmin = v;
+		}
+		if (rowmin > bound)
+			return bound + 1;
+		unsigned *t = pp;
+		pp = prev;
+		prev = cur;
+		cur = t;
+	}
+	return prev[m] <= bound ? prev[m] : bound + 1;
+}
+
+const lm_skill *
+lm_taxonomy_resolve(const lm_taxonomy *t, const char *name, unsigned *distance)
 {
 	char key[LM_SKILL_KEY_MAX];
-	const size_t plen = sizeof(LM_SKILL_UNKNOWN_PREFIX) - 1;
+	size_t n = lm_skill_key(name, key, sizeof(key));
 	const lm_skill *s;
-	size_t n;
+	unsigned bound, best;
+	uint32_t found = UINT32_MAX;
+	bool tie = false;
 
-	if (t == NULL || name == NULL || buf == NULL || len == 0)
+	if (distance != NULL)
+		*distance = 0;
+	if (t == NULL || n == 0 || n >= sizeof(key))
+		return NULL;
+	if ((s = find_key(t, key, n)) != NULL)
+		return s;
+	if ((bound = LM_SKILL_TYPO_DISTANCE(n)) == 0)
+		return NULL;
+	best = bound + 1;
+	for (size_t i = 0; i < t->nslots; i++) {
+		const struct slot *sl = &t->slots[i];
+		unsigned d;
+		/* People seldom misspell the first letter, and words that
+		 * differ there are usually other words ("internal" and
+		 * "external", "pediatrics" and "geriatrics"). */
+		if (sl->key == NULL || sl->key[0] != key[0])
+			continue;
+		d = osa_distance(
+		    key, n, sl->key, strlen(sl->key), best < bound ? best : bound);
+		if (d < best) {
+			best = d;
+			found = sl->skill;
+			tie = false;
+		} else if (d == best && d <= bound && sl->skill != found) {
+			tie = true;
+		}
+	}
+	if (found == UINT32_MAX || tie)
+		return NULL;
+	if (distance != NULL)
+		*distance = best;
+	return &t->skills[found];
+}
+
+int
+lm_skill_unknown_id(const char *name, char *buf, size_t len)
+{
+	const size_t plen = sizeof(LM_SKILL_UNKNOWN_PREFIX) - 1;
+
+	if (name == NULL || buf == NULL || len == 0)
 		return LM_EINVAL;
 	buf[0] = '\0';
-	n = lm_skill_key(name, key, sizeof(key));
-	if (n == 0)
+	if (lm_skill_key(name, NULL, 0) == 0)
 		return LM_EINVAL;
-	if (n < sizeof(key) && (s = find_key(t, key, n)) != NULL) {
-		size_t idlen = strlen(s->id);
-		if (idlen >= len)
-			return LM_E2BIG;
-		memcpy(buf, s->id, idlen + 1);
-		return LM_OK;
-	}
 	if (len <= plen || lm_skill_key(name, buf + plen, len - plen) >= len - plen) {
 		buf[0] = '\0';
 		return LM_E2BIG;
 	}
 	memcpy(buf, LM_SKILL_UNKNOWN_PREFIX, plen);
+	return LM_OK;
+}
+
+int
+lm_taxonomy_canonical(const lm_taxonomy *t, const char *name, char *buf, size_t len)
+{
+	const lm_skill *s;
+	size_t idlen;
+
+	if (t == NULL || name == NULL || buf == NULL || len == 0)
+		return LM_EINVAL;
+	if ((s = lm_taxonomy_resolve(t, name, NULL)) == NULL)
+		return lm_skill_unknown_id(name, buf, len);
+	buf[0] = '\0';
+	if ((idlen = strlen(s->id)) >= len)
+		return LM_E2BIG;
+	memcpy(buf, s->id, idlen + 1);
 	return LM_OK;
 }

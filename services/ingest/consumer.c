@@ -614,6 +614,7 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	if ((rv = register_metrics(c, o->metrics, err, errlen)) != LM_OK ||
 	    (rv = lm_ingest_batch_new(cfg->batch_max, &c->batch)) != LM_OK)
 		goto fail;
+	lm_ingest_batch_set_epoch(c->batch, cfg->offsets_epoch);
 	if ((rv = lm_dlq_new(
 	         cfg->brokers, cfg->topic_dlq, &c->fatal, &c->dlq, err, errlen)) != LM_OK)
 		goto fail;
@@ -755,8 +756,13 @@ lm_consumer_free(lm_consumer *c)
 	/* The handle first: destroying it may still serve callbacks (rebalance,
 	 * delivery reports) that use the batch and the assignment copy. */
 	c->closing = true;
+	/* A consumer that has not left its group (never ran, or the broker did
+	 * not answer within LM_CONSUMER_CLOSE_MS) is destroyed without another
+	 * unbounded close. */
 	if (c->rk != NULL)
-		rd_kafka_destroy(c->rk); /* closes unless lm_consumer_run did */
+		rd_kafka_destroy_flags(c->rk, rd_kafka_consumer_closed(c->rk)
+		                                  ? 0
+		                                  : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	c->rk = NULL;
 	if (c->batch != NULL) {
 		release_rejects(c);

@@ -58,6 +58,10 @@ extern "C" {
  */
 #define LM_CONSUMER_STOP_FLUSH_MS 3000
 #define LM_CONSUMER_CLOSE_MS      4000
+/* The hard bound: lunamatch-ingest exits (status 1) when its shutdown has
+ * not finished this long after the stop signal (a broker that neither
+ * answers nor closes its connections can hold librdkafka's destroy). */
+#define LM_CONSUMER_STOP_MAX_MS 12000
 
 typedef struct lm_consumer lm_consumer;
 

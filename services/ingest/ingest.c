@@ -223,6 +223,7 @@ struct lm_ingest_batch {
 	lm_ingest_decision *ds;     /* max entries */
 	lm_ingest_partition *parts; /* nparts of cap */
 	size_t nparts, cap;
+	uint32_t epoch; /* of every position: lm_ingest_batch_set_epoch */
 };
 
 int
@@ -255,6 +256,12 @@ lm_ingest_batch_free(lm_ingest_batch *b)
 	free(b);
 }
 
+void
+lm_ingest_batch_set_epoch(lm_ingest_batch *b, uint32_t epoch)
+{
+	b->epoch = epoch;
+}
+
 size_t
 lm_ingest_batch_len(const lm_ingest_batch *b)
 {
@@ -281,7 +288,7 @@ lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *topic
 
 	if (lm_ingest_batch_full(b) || strlen(topic) > LM_INGEST_TOPIC_MAX)
 		return LM_E2BIG;
-	if (offset < 0)
+	if (offset < 0 || partition < 0)
 		return LM_EINVAL;
 	for (size_t i = 0; i < b->nparts; i++) {
 		if (b->parts[i].partition == partition &&
@@ -307,6 +314,9 @@ lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *topic
 		p->first = offset;
 	}
 	p->next = offset + 1;
+	d->pos.epoch = b->epoch;
+	d->pos.partition = partition;
+	d->pos.offset = offset;
 	b->bytes += d->len;
 	b->ds[b->n++] = *d;
 	memset(d, 0, sizeof(*d));
@@ -337,14 +347,14 @@ lm_ingest_batch_commit(
 	for (size_t i = 0; i < b->n; i++) {
 		const lm_ingest_decision *d = &b->ds[i];
 		if (d->action == LM_INGEST_PUT) {
-			rv =
-			    lm_store_put(t, d->kind, d->id, d->version, d->bytes, d->len);
+			rv = lm_store_put_at(
+			    t, d->kind, d->id, d->version, d->bytes, d->len, &d->pos);
 			if (rv == LM_OK)
 				c.stored[d->kind]++;
 			else if (rv == LM_ESTALE)
 				c.duplicates[d->kind]++;
 		} else if (d->action == LM_INGEST_DELETE) {
-			rv = lm_store_delete(t, d->kind, d->id, 0);
+			rv = lm_store_delete_at(t, d->kind, d->id, 0, &d->pos);
 			if (rv == LM_OK)
 				c.deleted[d->kind]++;
 			else if (rv == LM_ENOENT || rv == LM_ESTALE)

@@ -92,6 +92,7 @@ typedef struct lm_ingest_decision {
 	size_t len;
 	const char *reason;              /* REJECT: static token, see above */
 	char error[LM_INGEST_ERROR_MAX]; /* REJECT: what is wrong, naming the field */
+	lm_store_pos pos; /* the message's partition and offset: lm_ingest_batch_add */
 } lm_ingest_decision;
 
 /*
@@ -147,8 +148,17 @@ size_t lm_ingest_batch_bytes(const lm_ingest_batch *b);
 int lm_ingest_batch_full(const lm_ingest_batch *b);
 
 /*
+ * Sets the epoch of the positions of the messages added from now on (0 until
+ * set): the operator's count of recreations of the input topics, whose
+ * offsets then restart (LUNAMATCH_OFFSETS_EPOCH; lm_store_pos).
+ */
+void lm_ingest_batch_set_epoch(lm_ingest_batch *b, uint32_t epoch);
+
+/*
  * Appends decision d of the message at topic/partition/offset and takes over
- * what d owns (d is zeroed). Offsets of one partition must ascend. The add
+ * what d owns (d is zeroed). The position goes to the store with the change,
+ * so that a replayed tombstone never deletes a version stored after it
+ * (lm_store_delete_at). Offsets of one partition must ascend. The add
  * that crosses LM_INGEST_BATCH_BYTES_MAX is accepted (a batch always takes
  * its first message); the batch is full after it. Returns
  * LM_OK; LM_E2BIG when full or the topic name is too long; LM_EINVAL for an
@@ -159,9 +169,12 @@ int lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *t
 
 /*
  * Applies the PUT and DELETE decisions, in order, in one write transaction
- * of s and commits it (durable on LM_OK). A batch with no store decision
- * opens no transaction. *counts (required) is filled; *last_seq (may be NULL)
- * receives the store's last change seq after the commit (unchanged when no
+ * of s and commits it (durable on LM_OK). A PUT is applied when its version
+ * is newer than the stored one; a DELETE (a tombstone, which has no version)
+ * when its position comes after the live version's last change, or when the
+ * positions do not compare: replaying any part of a partition is harmless. A batch with
+ * no store decision opens no transaction. *counts (required) is filled; *last_seq (may be
+ * NULL) receives the store's last change seq after the commit (unchanged when no
  * transaction ran). Returns LM_OK or the store error, after which nothing of
  * the batch is stored and the batch may be committed again later.
  */

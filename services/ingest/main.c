@@ -5,13 +5,17 @@
  *
  * Exit status: 0 after SIGTERM/SIGINT (batch finished, offsets committed,
  * group left); 1 for a fatal runtime error (store, HTTP port, fatal Kafka
- * error); 2 for invalid configuration or data files.
+ * error) or a shutdown cut short (LM_CONSUMER_STOP_MAX_MS passed, or a
+ * second signal); 2 for invalid configuration or data files.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "consumer.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/config.h"
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
@@ -27,13 +31,41 @@
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7702"
 #define PATH_MAX_LEN      4096
 
+/* Set by the first SIGTERM/SIGINT; counts them. */
 static volatile sig_atomic_t stop_flag;
 
 static void
 on_signal(int sig)
 {
 	(void) sig;
-	stop_flag = 1;
+	if (stop_flag < 2)
+		stop_flag++;
+}
+
+/*
+ * The shutdown bound, whatever the brokers do: once a stop was asked for,
+ * this thread ends the process with status 1 when the orderly shutdown has
+ * not finished within LM_CONSUMER_STOP_MAX_MS, or at once on a second
+ * signal. Committed store transactions are durable; offsets not committed
+ * are consumed again after the restart.
+ */
+static void *
+watchdog(void *arg)
+{
+	int64_t deadline;
+
+	(void) arg;
+	while (stop_flag == 0)
+		usleep(50 * 1000);
+	deadline = lm_clock_ms() + LM_CONSUMER_STOP_MAX_MS;
+	while (stop_flag < 2 && lm_clock_ms() < deadline)
+		usleep(50 * 1000);
+	lm_error("ingest.stop_timeout",
+	    stop_flag < 2 ? "shutdown not finished within %d ms; exiting now"
+	                  : "second stop signal; exiting now (bound %d ms)",
+	    LM_CONSUMER_STOP_MAX_MS);
+	_exit(1);
+	return NULL;
 }
 
 static void
@@ -123,6 +155,11 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	pthread_t wd;
+	if (pthread_create(&wd, NULL, watchdog, NULL) != 0 || pthread_detach(wd) != 0) {
+		fprintf(stderr, PROG ": cannot start the shutdown watchdog\n");
+		return 1;
+	}
 
 	if ((rc = load_data(&cfg, &tax, &rates)) != 0)
 		goto out;

@@ -1,7 +1,7 @@
 /*
  * index.c - the in-memory match index; see index.h for the contract.
  *
- * Records live in two tables (postings, profiles): a chained hash map from
+ * Records live in two tables (postings, profiles): the shared hash map from
  * id to entry for lookups and a dense array of the same entries for scans.
  * Each entry owns its decoded record and the scorer's prepared form of it.
  * One pthread rwlock guards everything; the IDF statistics change only
@@ -20,6 +20,7 @@
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@
 
 #include "index.h"
 #include "lunamatch/error.h"
+#include "lunamatch/hashmap.h"
+#include "inverted.h"
 #include "score.h"
 
 typedef Lunamatch__V1__JobPosting JobPosting;
@@ -34,9 +37,9 @@ typedef Lunamatch__V1__CandidateProfile CandidateProfile;
 
 /* One stored record. */
 struct ent {
-	struct ent *next; /* hash chain */
-	uint64_t hash;
-	size_t slot;    /* position in the table's dense array */
+	uint32_t slot;  /* the record's doc id: its place in v and slots */
+	uint8_t part;   /* its partition of the inverted lists */
+	bool listed;    /* in the inverted lists */
 	const char *id; /* points into rec */
 	uint64_t version;
 	ProtobufCMessage *rec;
@@ -45,26 +48,46 @@ struct ent {
 	bool counted;        /* postings: counted in the IDF statistics */
 };
 
-/* What a scan reads of entry v[i], side by side in a dense array so that
- * most records are passed over without touching the entry or the record. */
+/* What a query reads of entry v[i] first, side by side in a dense array so
+ * that most vetoed records are passed over without touching the entry or
+ * the record. */
 struct slot {
 	lm_veto_key key;  /* copy of the prep's veto key */
 	const void *prep; /* the entry's pp (postings) or cp (profiles) */
 };
 
 struct table {
-	struct ent **buckets;
-	size_t nbuckets;    /* power of two */
-	struct ent **v;     /* dense array of every entry */
-	struct slot *slots; /* slots[i] belongs to v[i] */
-	size_t n, cap;      /* entries; room in v and slots */
+	lm_hashmap *by_id;   /* id -> entry (keys point into the records) */
+	struct ent **v;      /* by doc id: the entry, NULL for a free id */
+	struct slot *slots;  /* slots[i] belongs to v[i] */
+	uint32_t *free_docs; /* n_free doc ids to reuse */
+	size_t n;            /* entries */
+	size_t ndocs;        /* doc ids ever handed out: every id is below */
+	size_t n_free, cap;  /* room in v, slots and free_docs */
 };
+
+/* A counted posting's expiry, in the min-heap by `at`. Entries of postings
+ * since replaced, removed or uncounted are stale and skipped when popped. */
+struct expiry {
+	int64_t at;
+	uint32_t doc;
+};
+
+struct scratch; /* per-query working memory, pooled (see scratch_get) */
+static void pool_free(lm_index *idx);
 
 struct lm_index {
 	pthread_rwlock_t lock;
 	const lm_model *model;
 	struct table posts, profs;
 	lm_skill_stats *stats;
+	lm_inverted *piv, *civ; /* inverted lists of postings, of profiles */
+	struct expiry *exp;     /* min-heap by at; nexp entries, room for expcap */
+	size_t nexp, expcap;
+	pthread_mutex_t pool_lock;
+	struct scratch *pool;        /* free scratch, linked by next */
+	_Atomic uint64_t scored;     /* pairs fully scored by queries, ever */
+	_Atomic uint64_t reached;    /* records queries reached through the lists */
 	int64_t clock;               /* under the lock */
 	_Atomic int64_t next_expiry; /* earliest expires_at of a counted posting */
 	_Atomic uint64_t seq;
@@ -75,100 +98,65 @@ struct lm_index {
 
 /* ---- tables ---------------------------------------------------------------- */
 
-static uint64_t
-hash_id(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char) *s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static int
 table_init(struct table *t)
 {
 	memset(t, 0, sizeof(*t));
-	t->nbuckets = 256;
-	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-	return t->buckets == NULL ? LM_ENOMEM : LM_OK;
+	return lm_hashmap_new(&t->by_id);
 }
 
 static struct ent *
 table_find(const struct table *t, const char *id)
 {
-	uint64_t h = hash_id(id);
-	struct ent *e = t->buckets[h & (t->nbuckets - 1)];
-
-	for (; e != NULL; e = e->next)
-		if (e->hash == h && strcmp(e->id, id) == 0)
-			return e;
-	return NULL;
+	return lm_hashmap_get(t->by_id, id);
 }
 
-/* Makes room for one more entry (dense array and buckets). */
+/* Makes room for one more doc id. */
 static int
 table_reserve(struct table *t)
 {
-	if (t->n == t->cap) {
+	if (t->n_free == 0 && t->ndocs == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 256;
-		struct ent **v = realloc(t->v, cap * sizeof(*v));
+		struct ent **v;
 		struct slot *sl;
-		if (v == NULL)
+		uint32_t *fd;
+		if (cap > UINT32_MAX)
+			return LM_ENOMEM;
+		if ((v = realloc(t->v, cap * sizeof(*v))) == NULL)
 			return LM_ENOMEM;
 		t->v = v;
 		if ((sl = realloc(t->slots, cap * sizeof(*sl))) == NULL)
 			return LM_ENOMEM; /* v is larger than needed: harmless */
 		t->slots = sl;
+		if ((fd = realloc(t->free_docs, cap * sizeof(*fd))) == NULL)
+			return LM_ENOMEM;
+		t->free_docs = fd;
 		t->cap = cap;
-	}
-	if (t->n + 1 > t->nbuckets) {
-		size_t nb = t->nbuckets * 2;
-		struct ent **b = calloc(nb, sizeof(*b));
-		if (b != NULL) { /* on failure, keep the old (slower) table */
-			for (size_t i = 0; i < t->nbuckets; i++) {
-				struct ent *e = t->buckets[i], *next;
-				for (; e != NULL; e = next) {
-					next = e->next;
-					e->next = b[e->hash & (nb - 1)];
-					b[e->hash & (nb - 1)] = e;
-				}
-			}
-			free(t->buckets);
-			t->buckets = b;
-			t->nbuckets = nb;
-		}
 	}
 	return LM_OK;
 }
 
-/* Inserts e (its id, hash set); table_reserve must have succeeded. The
- * caller sets t->slots[e->slot]. */
-static void
+/* Inserts e (its id set); table_reserve must have succeeded. The caller
+ * sets t->slots[e->slot]. Returns LM_OK or LM_ENOMEM (nothing changed). */
+static int
 table_insert(struct table *t, struct ent *e)
 {
-	e->next = t->buckets[e->hash & (t->nbuckets - 1)];
-	t->buckets[e->hash & (t->nbuckets - 1)] = e;
-	e->slot = t->n;
-	t->v[t->n++] = e;
+	int rc;
+
+	if ((rc = lm_hashmap_put(t->by_id, e->id, e)) != LM_OK)
+		return rc;
+	e->slot = t->n_free > 0 ? t->free_docs[--t->n_free] : (uint32_t) t->ndocs++;
+	t->v[e->slot] = e;
+	t->n++;
+	return LM_OK;
 }
 
 static void
 table_unlink(struct table *t, struct ent *e)
 {
-	struct ent **pp = &t->buckets[e->hash & (t->nbuckets - 1)];
-
-	for (; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == e) {
-			*pp = e->next;
-			break;
-		}
-	}
-	t->v[e->slot] = t->v[t->n - 1];
-	t->slots[e->slot] = t->slots[t->n - 1];
-	t->v[e->slot]->slot = e->slot;
+	lm_hashmap_remove(t->by_id, e->id);
+	t->v[e->slot] = NULL;
+	t->free_docs[t->n_free++] = e->slot;
 	t->n--;
 }
 
@@ -187,12 +175,184 @@ ent_free(struct ent *e)
 static void
 table_destroy(struct table *t)
 {
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; i < t->ndocs; i++)
 		ent_free(t->v[i]);
 	free(t->v);
 	free(t->slots);
-	free(t->buckets);
+	free(t->free_docs);
+	lm_hashmap_free(t->by_id);
 	memset(t, 0, sizeof(*t));
+}
+
+/* ---- partitions and inverted lists --------------------------------------------- */
+
+/*
+ * Postings are partitioned by remote policy and employment type, profiles
+ * by remote preference: the fields of the veto keys that the key pre-checks
+ * of the veto table (rules.c) compare alone. Values outside the enums share
+ * an "other" bucket, which is never skipped. A query skips a partition when
+ * the pre-checks veto a key that has only the partition's values (no
+ * country, not closed, no expiry, no employment wishes): a veto that such a
+ * key gets comes from the partition's values alone, so every record of the
+ * partition gets it too.
+ */
+#define REMOTE_OTHER 4u
+#define EMP_OTHER    6u
+#define POST_PARTS   ((REMOTE_OTHER + 1) * (EMP_OTHER + 1))
+#define PROF_PARTS   (REMOTE_OTHER + 1)
+
+static uint32_t
+remote_bucket(int32_t r)
+{
+	return r >= 0 && r < (int32_t) REMOTE_OTHER ? (uint32_t) r : REMOTE_OTHER;
+}
+
+static uint32_t
+emp_bucket(int32_t t)
+{
+	return t >= 0 && t < (int32_t) EMP_OTHER ? (uint32_t) t : EMP_OTHER;
+}
+
+static uint8_t
+posting_part(const lm_veto_key *k)
+{
+	return (uint8_t) (remote_bucket(k->remote) * (EMP_OTHER + 1) +
+	                  emp_bucket(k->employment_type));
+}
+
+static uint8_t
+profile_part(const lm_veto_key *k)
+{
+	return (uint8_t) remote_bucket(k->remote);
+}
+
+/* Whether a query of scan sc (ranking postings when jobs) can skip part. */
+static bool
+part_skipped(const lm_scan *sc, bool jobs, uint32_t part)
+{
+	lm_veto_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.remote = (int32_t) (jobs ? part / (EMP_OTHER + 1) : part);
+	if (jobs)
+		k.employment_type = (int32_t) (part % (EMP_OTHER + 1));
+	if ((uint32_t) k.remote == REMOTE_OTHER ||
+	    (jobs && (uint32_t) k.employment_type == EMP_OTHER))
+		return false;
+	return lm_scan_vetoed(sc, &k);
+}
+
+#define TERMS_ON_STACK 64
+
+/* Adds (add) or removes the record of prep pp or cp, doc id doc, in
+ * partition part, to or from the inverted lists of its side. Write lock
+ * held; the prep is bound to idx->stats. Removing, and adding back what was
+ * just removed, never fail; otherwise LM_OK or LM_ENOMEM (nothing
+ * changed). */
+static int
+list_prep(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
+    uint8_t part, uint32_t doc, bool add)
+{
+	uint32_t buf[TERMS_ON_STACK], *terms = buf;
+	size_t max = lm_prep_terms_max(pp, cp), n;
+	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
+	bool bare = pp != NULL && !lm_posting_prep_has_skills(pp);
+	int rc = LM_OK;
+
+	if (max > TERMS_ON_STACK && (terms = malloc(max * sizeof(*terms))) == NULL)
+		return LM_ENOMEM;
+	n = lm_prep_terms(pp, cp, idx->stats, terms, max);
+	if (add)
+		rc = lm_inverted_add(iv, part, doc, terms, n, bare);
+	else
+		lm_inverted_remove(iv, part, doc, terms, n, bare);
+	if (terms != buf)
+		free(terms);
+	return rc;
+}
+
+/* ---- expiry heap --------------------------------------------------------------- */
+
+static void
+exp_swap(struct expiry *a, struct expiry *b)
+{
+	struct expiry t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* Makes room for one more expiry. Write lock held. */
+static int
+exp_reserve(lm_index *idx)
+{
+	struct expiry *v;
+	size_t cap;
+
+	if (idx->nexp < idx->expcap)
+		return LM_OK;
+	cap = idx->expcap ? idx->expcap * 2 : 256;
+	if ((v = realloc(idx->exp, cap * sizeof(*v))) == NULL)
+		return LM_ENOMEM;
+	idx->exp = v;
+	idx->expcap = cap;
+	return LM_OK;
+}
+
+/* Pushes an expiry; exp_reserve must have succeeded. */
+static void
+exp_push(lm_index *idx, int64_t at, uint32_t doc)
+{
+	size_t i = idx->nexp++;
+
+	idx->exp[i].at = at;
+	idx->exp[i].doc = doc;
+	while (i > 0 && idx->exp[(i - 1) / 2].at > idx->exp[i].at) {
+		exp_swap(&idx->exp[(i - 1) / 2], &idx->exp[i]);
+		i = (i - 1) / 2;
+	}
+	if (at < atomic_load(&idx->next_expiry))
+		atomic_store(&idx->next_expiry, at);
+}
+
+static void
+exp_pop(lm_index *idx)
+{
+	size_t i = 0;
+
+	idx->exp[0] = idx->exp[--idx->nexp];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < idx->nexp && idx->exp[l].at < idx->exp[m].at)
+			m = l;
+		if (r < idx->nexp && idx->exp[r].at < idx->exp[m].at)
+			m = r;
+		if (m == i)
+			break;
+		exp_swap(&idx->exp[i], &idx->exp[m]);
+		i = m;
+	}
+}
+
+/* Rebuilds the heap from the counted postings when stale entries make up
+ * most of it, so that it stays O(postings). Write lock held. */
+static void
+exp_compact(lm_index *idx)
+{
+	const struct table *t = &idx->posts;
+
+	if (idx->nexp <= 2 * t->n + 1024)
+		return;
+	idx->nexp = 0;
+	atomic_store(&idx->next_expiry, INT64_MAX);
+	for (size_t d = 0; d < t->ndocs; d++) {
+		const struct ent *e = t->v[d];
+		const JobPosting *p;
+		if (e == NULL || !e->counted)
+			continue;
+		p = (const JobPosting *) e->rec;
+		if (p->expires_at != 0) /* room: fewer than before */
+			exp_push(idx, p->expires_at, e->slot);
+	}
 }
 
 /* ---- lifecycle --------------------------------------------------------------- */
@@ -216,13 +376,20 @@ lm_index_new(const lm_model *model, lm_index **out)
 	atomic_init(&idx->n_postings, 0);
 	atomic_init(&idx->n_open, 0);
 	atomic_init(&idx->n_profiles, 0);
+	atomic_init(&idx->scored, 0);
+	atomic_init(&idx->reached, 0);
 	if (table_init(&idx->posts) != LM_OK || table_init(&idx->profs) != LM_OK ||
-	    lm_skill_stats_new(&idx->stats) != LM_OK) {
+	    lm_skill_stats_new(&idx->stats) != LM_OK ||
+	    lm_inverted_new(POST_PARTS, &idx->piv) != LM_OK ||
+	    lm_inverted_new(PROF_PARTS, &idx->civ) != LM_OK) {
+		lm_inverted_free(idx->piv);
+		lm_skill_stats_free(idx->stats);
 		table_destroy(&idx->posts);
 		table_destroy(&idx->profs);
 		free(idx);
 		return LM_ENOMEM;
 	}
+	pthread_mutex_init(&idx->pool_lock, NULL);
 	pthread_rwlockattr_init(&attr);
 #ifdef __GLIBC__
 	/* Updates must not starve behind a steady stream of queries. */
@@ -231,6 +398,9 @@ lm_index_new(const lm_model *model, lm_index **out)
 #endif
 	if (pthread_rwlock_init(&idx->lock, &attr) != 0) {
 		pthread_rwlockattr_destroy(&attr);
+		pthread_mutex_destroy(&idx->pool_lock);
+		lm_inverted_free(idx->piv);
+		lm_inverted_free(idx->civ);
 		lm_skill_stats_free(idx->stats);
 		table_destroy(&idx->posts);
 		table_destroy(&idx->profs);
@@ -249,7 +419,12 @@ lm_index_free(lm_index *idx)
 		return;
 	table_destroy(&idx->posts);
 	table_destroy(&idx->profs);
+	lm_inverted_free(idx->piv);
+	lm_inverted_free(idx->civ);
 	lm_skill_stats_free(idx->stats);
+	pool_free(idx);
+	free(idx->exp);
+	pthread_mutex_destroy(&idx->pool_lock);
 	pthread_rwlock_destroy(&idx->lock);
 	free(idx);
 }
@@ -261,14 +436,6 @@ posting_live(const JobPosting *p, int64_t clock)
 {
 	return p->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
 	       (p->expires_at == 0 || p->expires_at > clock);
-}
-
-/* Lowers next_expiry to cover a newly counted posting. Write lock held. */
-static void
-note_expiry(lm_index *idx, const JobPosting *p)
-{
-	if (p->expires_at != 0 && p->expires_at < atomic_load(&idx->next_expiry))
-		atomic_store(&idx->next_expiry, p->expires_at);
 }
 
 /* Write lock held: makes the current counts visible to
@@ -288,7 +455,8 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 {
 	struct ent *e = NULL, *old;
 	lm_posting_prep *pp = NULL;
-	bool live;
+	bool live, listed;
+	uint8_t part;
 	int rc;
 
 	if (rec == NULL)
@@ -307,14 +475,18 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 		rc = LM_ESTALE;
 		goto fail;
 	}
-	if ((rc = lm_posting_prep_bind(pp, idx->stats)) != LM_OK)
+	if ((rc = lm_posting_prep_bind(pp, idx->stats)) != LM_OK ||
+	    (rc = exp_reserve(idx)) != LM_OK)
 		goto fail;
 	live = posting_live(rec, idx->clock);
+	listed = rec->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+	part = posting_part(lm_posting_prep_key(pp));
 	if (live && (rc = lm_skill_stats_add(idx->stats, pp)) != LM_OK)
 		goto fail;
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
-		    table_reserve(&idx->posts) != LM_OK) {
+		    table_reserve(&idx->posts) != LM_OK ||
+		    (e->id = rec->id, table_insert(&idx->posts, e)) != LM_OK) {
 			if (live)
 				lm_skill_stats_remove(idx->stats, pp);
 			free(e);
@@ -322,16 +494,36 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 			rc = LM_ENOMEM;
 			goto fail;
 		}
-		e->hash = hash_id(rec->id);
-		e->id = rec->id;
-		table_insert(&idx->posts, e);
+		if (listed &&
+		    (rc = list_prep(idx, pp, NULL, part, e->slot, true)) != LM_OK) {
+			if (live)
+				lm_skill_stats_remove(idx->stats, pp);
+			table_unlink(&idx->posts, e);
+			free(e);
+			goto fail;
+		}
 	} else {
 		e = old;
+		/* Out of the lists with the old prep's terms, in with the new
+		 * one's; when that fails, the old ones go back (cannot fail). */
+		if (e->listed)
+			list_prep(idx, e->pp, NULL, e->part, e->slot, false);
+		if (listed &&
+		    (rc = list_prep(idx, pp, NULL, part, e->slot, true)) != LM_OK) {
+			if (e->listed)
+				list_prep(idx, e->pp, NULL, e->part, e->slot, true);
+			if (live)
+				lm_skill_stats_remove(idx->stats, pp);
+			goto fail;
+		}
 		if (e->counted)
 			lm_skill_stats_remove(idx->stats, e->pp);
+		/* The map's key must point into the new record before the old
+		 * one goes (same text: the key is present, nothing allocated). */
+		e->id = rec->id;
+		(void) lm_hashmap_put(idx->posts.by_id, e->id, e);
 		lm_posting_prep_free(e->pp);
 		protobuf_c_message_free_unpacked(e->rec, NULL);
-		e->id = rec->id; /* same text; the old record is gone */
 	}
 	e->rec = &rec->base;
 	e->pp = pp;
@@ -339,8 +531,11 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 	idx->posts.slots[e->slot].prep = pp;
 	e->version = rec->version;
 	e->counted = live;
-	if (live)
-		note_expiry(idx, rec);
+	e->listed = listed;
+	e->part = part;
+	if (live && rec->expires_at != 0)
+		exp_push(idx, rec->expires_at, e->slot);
+	exp_compact(idx);
 	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	return LM_OK;
@@ -357,6 +552,7 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
 {
 	struct ent *e = NULL, *old;
 	lm_profile_prep *cp = NULL;
+	uint8_t part;
 	int rc;
 
 	if (rec == NULL)
@@ -377,27 +573,39 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
 	}
 	if ((rc = lm_profile_prep_bind(cp, idx->stats)) != LM_OK)
 		goto fail;
+	part = profile_part(lm_profile_prep_key(cp));
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
-		    table_reserve(&idx->profs) != LM_OK) {
+		    table_reserve(&idx->profs) != LM_OK ||
+		    (e->id = rec->id, table_insert(&idx->profs, e)) != LM_OK) {
 			free(e);
 			rc = LM_ENOMEM;
 			goto fail;
 		}
-		e->hash = hash_id(rec->id);
-		e->id = rec->id;
-		table_insert(&idx->profs, e);
+		if ((rc = list_prep(idx, NULL, cp, part, e->slot, true)) != LM_OK) {
+			table_unlink(&idx->profs, e);
+			free(e);
+			goto fail;
+		}
 	} else {
 		e = old;
+		list_prep(idx, NULL, e->cp, e->part, e->slot, false);
+		if ((rc = list_prep(idx, NULL, cp, part, e->slot, true)) != LM_OK) {
+			list_prep(idx, NULL, e->cp, e->part, e->slot, true);
+			goto fail;
+		}
+		e->id = rec->id; /* as for postings: key first */
+		(void) lm_hashmap_put(idx->profs.by_id, e->id, e);
 		lm_profile_prep_free(e->cp);
 		protobuf_c_message_free_unpacked(e->rec, NULL);
-		e->id = rec->id;
 	}
 	e->rec = &rec->base;
 	e->cp = cp;
 	idx->profs.slots[e->slot].key = *lm_profile_prep_key(cp);
 	idx->profs.slots[e->slot].prep = cp;
 	e->version = rec->version;
+	e->listed = true;
+	e->part = part;
 	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	return LM_OK;
@@ -423,6 +631,8 @@ lm_index_remove_posting(lm_index *idx, const char *id)
 	}
 	if (e->counted)
 		lm_skill_stats_remove(idx->stats, e->pp);
+	if (e->listed)
+		list_prep(idx, e->pp, NULL, e->part, e->slot, false);
 	lm_posting_prep_unbind(e->pp);
 	table_unlink(&idx->posts, e);
 	publish_counts(idx);
@@ -443,6 +653,7 @@ lm_index_remove_profile(lm_index *idx, const char *id)
 		pthread_rwlock_unlock(&idx->lock);
 		return LM_ENOENT;
 	}
+	list_prep(idx, NULL, e->cp, e->part, e->slot, false);
 	lm_profile_prep_unbind(e->cp);
 	table_unlink(&idx->profs, e);
 	publish_counts(idx);
@@ -451,31 +662,30 @@ lm_index_remove_profile(lm_index *idx, const char *id)
 	return LM_OK;
 }
 
-/* Write lock held. */
+/* Write lock held. Pops the expiries due by now: O(log n) per posting
+ * that expires, nothing for the others. */
 static void
 advance_locked(lm_index *idx, int64_t now)
 {
-	int64_t next = INT64_MAX;
+	bool changed = false;
 
 	if (now <= idx->clock)
 		return;
 	idx->clock = now;
-	if (now < atomic_load(&idx->next_expiry))
-		return;
-	for (size_t i = 0; i < idx->posts.n; i++) {
-		struct ent *e = idx->posts.v[i];
-		const JobPosting *p = (const JobPosting *) e->rec;
-		if (!e->counted || p->expires_at == 0)
-			continue;
-		if (p->expires_at <= now) {
-			lm_skill_stats_remove(idx->stats, e->pp);
-			e->counted = false;
-		} else if (p->expires_at < next) {
-			next = p->expires_at;
-		}
+	while (idx->nexp > 0 && idx->exp[0].at <= now) {
+		struct expiry x = idx->exp[0];
+		struct ent *e = x.doc < idx->posts.ndocs ? idx->posts.v[x.doc] : NULL;
+		exp_pop(idx);
+		if (e == NULL || !e->counted ||
+		    ((const JobPosting *) e->rec)->expires_at != x.at)
+			continue; /* stale */
+		lm_skill_stats_remove(idx->stats, e->pp);
+		e->counted = false;
+		changed = true;
 	}
-	atomic_store(&idx->next_expiry, next);
-	publish_counts(idx);
+	atomic_store(&idx->next_expiry, idx->nexp > 0 ? idx->exp[0].at : INT64_MAX);
+	if (changed)
+		publish_counts(idx);
 }
 
 void
@@ -521,6 +731,8 @@ lm_index_counts_get(lm_index *idx, lm_index_counts *out)
 	out->postings = atomic_load(&idx->n_postings);
 	out->open_postings = atomic_load(&idx->n_open);
 	out->profiles = atomic_load(&idx->n_profiles);
+	out->reached = atomic_load(&idx->reached);
+	out->scored = atomic_load(&idx->scored);
 }
 
 /* ---- top-k ------------------------------------------------------------------- */
@@ -596,51 +808,284 @@ heap_offer(struct heap *h, const struct hit *x)
 	}
 }
 
-#define SCAN_PREFETCH 8 /* slots a scan looks ahead to prefetch */
+/* ---- queries: candidates from the lists, exact top-k with bounds --------------- */
 
-/* Scores subject against every record of the other side (cp set: postings;
- * pp set: profiles), keeping eligible hits with score >= min_score. Read
- * lock held. Returns LM_OK or LM_ENOMEM. */
+/*
+ * A query ranks the records of one side for a subject in two stages.
+ *
+ * Candidates: the records in the partitions the subject's key does not
+ * veto that share a term with the subject (lm_prep_terms), plus, when
+ * ranking postings, those without skill ids ("bare"), which NO_OVERLAP
+ * cannot veto; when the subject is a posting without skill ids, every
+ * profile of those partitions. Every other record is vetoed (by the key
+ * pre-checks or by NO_OVERLAP), so the number of eligible records, and so
+ * `vetoed`, is exact.
+ *
+ * Stage one runs the vetoes of each candidate and, for the eligible ones,
+ * the upper bound of its score (lm_scan_*_bound). Stage two scores fully
+ * (lm_scan_*_score), in order of decreasing bound, the candidates whose
+ * bound can still beat the k-th best score kept: once a bound is below it
+ * (or below min_score), no later candidate can enter, so the result is
+ * exactly the top k of an exhaustive scan, ties by id included (a bound
+ * equal to the k-th score is still scored).
+ */
+
+#define STAGE_PREFETCH 8  /* candidates stage one looks ahead to prefetch */
+#define FIRST_BATCH    64 /* candidates sorted by bound before the rest, at least */
+
+struct cand {
+	double bound;
+	uint32_t doc;
+};
+
+/* Working memory of one query, reused through the index's pool. mark has a
+ * slot per doc id: a doc is a candidate of this query when mark[doc] ==
+ * stamp. */
+struct scratch {
+	struct scratch *next;
+	uint32_t *mark;
+	size_t mark_cap;
+	uint32_t stamp;
+	struct cand *cands;
+	size_t cand_cap;
+	uint32_t *terms;
+	size_t term_cap;
+};
+
+static void
+scratch_free(struct scratch *s)
+{
+	if (s == NULL)
+		return;
+	free(s->mark);
+	free(s->cands);
+	free(s->terms);
+	free(s);
+}
+
+static void
+pool_free(lm_index *idx)
+{
+	while (idx->pool != NULL) {
+		struct scratch *s = idx->pool;
+		idx->pool = s->next;
+		scratch_free(s);
+	}
+}
+
+/* A scratch with mark room for ndocs docs, cands for ncand and terms for
+ * nterms (a new stamp); NULL when out of memory. Read lock held (ndocs
+ * cannot change meanwhile). */
+static struct scratch *
+scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
+{
+	struct scratch *s;
+
+	pthread_mutex_lock(&idx->pool_lock);
+	if ((s = idx->pool) != NULL)
+		idx->pool = s->next;
+	pthread_mutex_unlock(&idx->pool_lock);
+	if (s == NULL && (s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	if (s->mark_cap < ndocs) {
+		size_t cap = ndocs + ndocs / 4 + 64;
+		uint32_t *m = realloc(s->mark, cap * sizeof(*m));
+		if (m == NULL)
+			goto nomem;
+		memset(m, 0, cap * sizeof(*m));
+		s->mark = m;
+		s->mark_cap = cap;
+		s->stamp = 0;
+	}
+	if (s->cand_cap < ncand) {
+		size_t cap = ncand + ncand / 4 + 64;
+		struct cand *c = realloc(s->cands, cap * sizeof(*c));
+		if (c == NULL)
+			goto nomem;
+		s->cands = c;
+		s->cand_cap = cap;
+	}
+	if (s->term_cap < nterms) {
+		uint32_t *t = realloc(s->terms, nterms * sizeof(*t));
+		if (t == NULL)
+			goto nomem;
+		s->terms = t;
+		s->term_cap = nterms;
+	}
+	if (++s->stamp == 0) { /* wrapped: old marks could look current */
+		memset(s->mark, 0, s->mark_cap * sizeof(*s->mark));
+		s->stamp = 1;
+	}
+	return s;
+nomem:
+	scratch_free(s);
+	return NULL;
+}
+
+static void
+scratch_put(lm_index *idx, struct scratch *s)
+{
+	pthread_mutex_lock(&idx->pool_lock);
+	s->next = idx->pool;
+	idx->pool = s;
+	pthread_mutex_unlock(&idx->pool_lock);
+}
+
+/* Appends the docs of a list not yet marked to the candidates. */
+static void
+collect(struct scratch *s, const uint32_t *docs, size_t n, size_t *ncand)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t d = docs[i];
+		if (s->mark[d] == s->stamp)
+			continue;
+		s->mark[d] = s->stamp;
+		s->cands[(*ncand)++].doc = d;
+	}
+}
+
+static bool
+cand_before(const struct cand *a, const struct cand *b)
+{
+	return a->bound > b->bound;
+}
+
 static int
-scan(const lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
+cmp_cand(const void *a, const void *b)
+{
+	return cand_before(a, b) ? -1 : (cand_before(b, a) ? 1 : 0);
+}
+
+/* Reorders c[0..n) so that c[k] has the (k+1)-th largest bound, every
+ * entry before it one at least as large and every entry after it one at
+ * most as large (Wirth's selection). k < n. */
+static void
+select_top(struct cand *c, size_t n, size_t k)
+{
+	ptrdiff_t lo = 0, hi = (ptrdiff_t) n - 1, kk = (ptrdiff_t) k;
+
+	while (lo < hi) {
+		double x = c[kk].bound;
+		ptrdiff_t i = lo, j = hi;
+		do {
+			while (c[i].bound > x)
+				i++;
+			while (x > c[j].bound)
+				j--;
+			if (i <= j) {
+				struct cand t = c[i];
+				c[i] = c[j];
+				c[j] = t;
+				i++;
+				j--;
+			}
+		} while (i <= j);
+		if (j < kk)
+			lo = i;
+		if (kk < i)
+			hi = j;
+	}
+}
+
+/* Ranks the records of the other side for subject cp (postings) or pp
+ * (profiles) into h, keeping eligible ones with score >= min_score.
+ * *considered: the records of that side; *vetoed: those a veto removes.
+ * Read lock held. Returns LM_OK or LM_ENOMEM. */
+static int
+rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, double min_score, struct heap *h, uint64_t *considered,
     uint64_t *vetoed)
 {
-	const struct table *t = cp != NULL ? &idx->posts : &idx->profs;
+	bool jobs = cp != NULL;
+	const struct table *t = jobs ? &idx->posts : &idx->profs;
+	const lm_inverted *iv = jobs ? idx->piv : idx->civ;
+	uint32_t nparts = jobs ? POST_PARTS : PROF_PARTS;
+	bool every = !jobs && !lm_posting_prep_has_skills(pp);
+	size_t nterms, ncand = 0, nelig = 0, eligible = 0, first;
+	uint64_t scored = 0;
+	struct scratch *s;
 	lm_scan *sc;
 	int rc;
 
 	if ((rc = lm_scan_new(env, cp, pp, &sc)) != LM_OK)
 		return rc;
-	for (size_t i = 0; i < t->n; i++) {
-		const struct slot *sl = &t->slots[i];
-		struct hit x;
-		bool ok;
+	nterms = lm_prep_terms_max(pp, cp);
+	if ((s = scratch_get(idx, t->ndocs, t->n, nterms)) == NULL) {
+		lm_scan_free(sc);
+		return LM_ENOMEM;
+	}
+	nterms = lm_prep_terms(pp, cp, idx->stats, s->terms, nterms);
+	for (uint32_t part = 0; part < nparts; part++) {
+		const uint32_t *docs;
+		size_t n;
+		if (part_skipped(sc, jobs, part))
+			continue;
+		if (every) {
+			docs = lm_inverted_all(iv, part, &n);
+			collect(s, docs, n, &ncand);
+			continue;
+		}
+		for (size_t k = 0; k < nterms; k++) {
+			docs = lm_inverted_term(iv, part, s->terms[k], &n);
+			collect(s, docs, n, &ncand);
+		}
+		if (jobs) {
+			docs = lm_inverted_bare(iv, part, &n);
+			collect(s, docs, n, &ncand);
+		}
+	}
 
-		/* Records are scattered in memory: start loading the prep of a
-		 * record a few slots ahead while this one is scored. */
-		if (i + SCAN_PREFETCH < t->n &&
-		    !lm_scan_vetoed(sc, &t->slots[i + SCAN_PREFETCH].key))
-			lm_prep_prefetch(t->slots[i + SCAN_PREFETCH].prep);
-		(*considered)++;
-		/* Most vetoed records are rejected here, from the dense slot
-		 * array, without touching the entry or the record. */
-		if (lm_scan_vetoed(sc, &sl->key)) {
-			(*vetoed)++;
+	/* Stage one: vetoes and bounds. */
+	for (size_t i = 0; i < ncand; i++) {
+		uint32_t d = s->cands[i].doc;
+		const struct slot *sl = &t->slots[d];
+		double b;
+		bool ok;
+		if (i + STAGE_PREFETCH < ncand)
+			lm_prep_prefetch(t->slots[s->cands[i + STAGE_PREFETCH].doc].prep);
+		if (lm_scan_vetoed(sc, &sl->key))
+			continue;
+		ok = jobs ? lm_scan_posting_bound(sc, sl->prep, &b)
+		          : lm_scan_profile_bound(sc, sl->prep, &b);
+		if (!ok)
+			continue;
+		eligible++;
+		if (b < min_score || h->cap == 0)
+			continue;
+		s->cands[nelig].bound = b;
+		s->cands[nelig++].doc = d;
+	}
+
+	/* Stage two: the best bounds first, until no bound can enter. */
+	first = 4 * h->cap > FIRST_BATCH ? 4 * h->cap : FIRST_BATCH;
+	if (first < nelig)
+		select_top(s->cands, nelig, first - 1);
+	else
+		first = nelig;
+	qsort(s->cands, first, sizeof(*s->cands), cmp_cand);
+	for (size_t i = 0; i < nelig; i++) {
+		const struct cand *c = &s->cands[i];
+		const struct slot *sl = &t->slots[c->doc];
+		struct hit x;
+		if (h->n == h->cap && c->bound < h->v[0].score) {
+			if (i < first)
+				break; /* sorted: every later bound is lower */
 			continue;
 		}
-		x.score = cp != NULL ? lm_scan_posting(sc, sl->prep, &ok)
-		                     : lm_scan_profile(sc, sl->prep, &ok);
-		if (!ok) {
-			(*vetoed)++;
-			continue;
-		}
+		x.score = jobs ? lm_scan_posting_score(sc, sl->prep)
+		               : lm_scan_profile_score(sc, sl->prep);
+		scored++;
 		if (x.score < min_score)
 			continue;
-		x.e = t->v[i];
+		x.e = t->v[c->doc];
 		x.id = x.e->id;
 		heap_offer(h, &x);
 	}
+	atomic_fetch_add(&idx->scored, scored);
+	atomic_fetch_add(&idx->reached, ncand);
+	*considered = t->n;
+	*vetoed = t->n - eligible;
+	scratch_put(idx, s);
 	lm_scan_free(sc);
 	if (h->n > 1)
 		qsort(h->v, h->n, sizeof(*h->v), cmp_hit);
@@ -816,7 +1261,7 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 	env.stats = idx->stats;
 	env.now = now;
 	env.filters = filters;
-	rc = scan(idx, &env, cp, pp, -INFINITY, &h, q->considered, q->vetoed);
+	rc = rank(idx, &env, cp, pp, -INFINITY, &h, q->considered, q->vetoed);
 	if (rc == LM_OK)
 		rc =
 		    build_matches(&env, cp, pp, &h, q->explain, q->matches, q->n_matches);
@@ -1068,7 +1513,7 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 	env.stats = idx->stats;
 	env.now = now;
 	env.filters = NULL;
-	if ((rc = scan(idx, &env, posting ? NULL : subj->cp, posting ? subj->pp : NULL,
+	if ((rc = rank(idx, &env, posting ? NULL : subj->cp, posting ? subj->pp : NULL,
 	         min_score, &h, &considered, &vetoed)) != LM_OK)
 		goto done;
 	if (h.n > 0 && (out->items = calloc(h.n, sizeof(*out->items))) == NULL) {

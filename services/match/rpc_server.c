@@ -545,13 +545,16 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 		return -1;
 	}
 	*reqp = req;
+	/* Echoed even when another limit is broken; one over its own limit
+	 * cannot be echoed and stays "". */
+	if (req->request_id != NULL && strlen(req->request_id) <= LM_RPC_MAX_REQUEST_ID)
+		r->request_id = req->request_id;
 	if (lm_rpc_request_check(req, err, sizeof(err)) != LM_OK) {
 		r->code = CODE_INVALID;
 		snprintf(text, textlen, "invalid request envelope: %s", err);
 		lm_counter_add(s->rejected[REJ_BAD_REQUEST], 1);
 		return -1;
 	}
-	r->request_id = req->request_id;
 	if (lm_rpc_method_short(req->method) == NULL) {
 		r->code = CODE_UNIMPLEMENTED;
 		snprintf(text, textlen,

@@ -243,6 +243,46 @@ void lm_prep_prefetch(const void *prep);
  * says nothing. */
 bool lm_scan_vetoed(const lm_scan *sc, const lm_veto_key *other);
 
+/*
+ * The two stages of a pruned query over bound preps. Stage one,
+ * lm_scan_*_bound: false when a veto applies to the pair (exactly as
+ * lm_scan_posting/profile would say), else true with *bound an upper bound
+ * of its score from the feature table (every feature at its exact value
+ * or its largest possible one). Stage two, lm_scan_*_score: the exact score
+ * of a pair stage one found eligible, bit for bit lm_score_pair's, without
+ * running the vetoes again. A prep not bound to env->stats gets its exact
+ * score as its bound.
+ */
+bool lm_scan_posting_bound(lm_scan *sc, const lm_posting_prep *p, double *bound);
+bool lm_scan_profile_bound(lm_scan *sc, const lm_profile_prep *c, double *bound);
+double lm_scan_posting_score(lm_scan *sc, const lm_posting_prep *p);
+double lm_scan_profile_score(lm_scan *sc, const lm_profile_prep *c);
+
+/*
+ * The terms of a record as the index's inverted lists know it: skill terms
+ * (the symbols of a posting's skill ids and requirement-group skill ids, or
+ * of a profile's skill ids) and word terms (a posting's title tokens and
+ * category; a profile's significant desired-title tokens and desired
+ * categories). A pair escapes the NO_OVERLAP veto only when the posting has
+ * no skill ids at all or the two share a term; sharing a term may also be
+ * a coincidence that the exact test rejects. Exactly one of pp and cp is
+ * given. A prep bound to s gives its own symbols; any other looks them up in
+ * s (a text s does not know has no term). Writes at most cap terms (each
+ * sym << 1 | LM_TERM_SKILL or LM_TERM_WORD) and returns their number;
+ * lm_prep_terms_max is enough room.
+ */
+#define LM_TERM_SKILL 0u
+#define LM_TERM_WORD  1u
+#define LM_WORD_MAX   128 /* bytes of a word with its NUL; longer ones are cut */
+
+size_t lm_prep_terms_max(const lm_posting_prep *pp, const lm_profile_prep *cp);
+size_t lm_prep_terms(const lm_posting_prep *pp, const lm_profile_prep *cp,
+    const lm_skill_stats *s, uint32_t *out, size_t cap);
+
+/* Whether a posting has skill ids (its own or its groups'): only then can
+ * NO_OVERLAP veto it. */
+bool lm_posting_prep_has_skills(const lm_posting_prep *pp);
+
 /* Pairs the scan scored through its fast path (bound preps), for tests. */
 uint64_t lm_scan_fast_pairs(const lm_scan *sc);
 

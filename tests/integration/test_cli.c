@@ -721,8 +721,8 @@ test_produce_raw(void **state)
 /* ---- tests: store ----------------------------------------------------- */
 
 static void
-put_sample(lm_store_txn *t, lm_kind k, const char *rel, int line,
-    const ProtobufCMessageDescriptor *d)
+put_sample_version(lm_store_txn *t, lm_kind k, const char *rel, int line,
+    const ProtobufCMessageDescriptor *d, uint64_t version)
 {
 	char *text = sample_line(rel, line), err[512];
 	ProtobufCMessage *m = NULL;
@@ -732,10 +732,17 @@ put_sample(lm_store_txn *t, lm_kind k, const char *rel, int line,
 	assert_int_equal(
 	    lm_json_decode(d, text, strlen(text), &m, err, sizeof(err)), LM_OK);
 	assert_int_equal(lm_pb_encode(m, &pb, &len), LM_OK);
-	assert_int_equal(lm_store_put(t, k, lmt_record_id(m), 1, pb, len), LM_OK);
+	assert_int_equal(lm_store_put(t, k, lmt_record_id(m), version, pb, len), LM_OK);
 	free(pb);
 	free(text);
 	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void
+put_sample(lm_store_txn *t, lm_kind k, const char *rel, int line,
+    const ProtobufCMessageDescriptor *d)
+{
+	put_sample_version(t, k, rel, line, d, 1);
 }
 
 static void
@@ -754,6 +761,9 @@ test_store(void **state)
 	for (int i = 1; i <= 3; i++)
 		put_sample(t, LM_KIND_POSTING, "data/samples/postings.jsonl", i,
 		    &lunamatch__v1__job_posting__descriptor);
+	/* A version above 2^63 - 1 (line 4: job-sr-ml-eng-remote-us). */
+	put_sample_version(t, LM_KIND_POSTING, "data/samples/postings.jsonl", 4,
+	    &lunamatch__v1__job_posting__descriptor, UINT64_MAX - 1);
 	for (int i = 1; i <= 2; i++)
 		put_sample(t, LM_KIND_PROFILE, "data/samples/profiles.jsonl", i,
 		    &lunamatch__v1__candidate_profile__descriptor);
@@ -807,7 +817,16 @@ test_store(void **state)
 	int rows = 0;
 	for (char *p = r.out; (p = strchr(p, '\n')) != NULL; p++)
 		rows++;
-	assert_int_equal(rows, 4);
+	assert_int_equal(rows, 5);
+	assert_non_null(strstr(r.out, "18446744073709551614"));
+	lmt_run_result_free(&r);
+
+	/* --json: a version above 2^63 - 1 is a decimal string, never negative. */
+	r = CLI("store", "list", "postings", "--json", "--data-dir", dir);
+	expect_status(&r, 0);
+	assert_non_null(strstr(r.out, "{\"id\":\"job-sr-ml-eng-remote-us\","
+	                              "\"version\":\"18446744073709551614\""));
+	assert_null(strstr(r.out, "\"version\":-"));
 	lmt_run_result_free(&r);
 
 	r = CLI("store", "list", "postings", "--limit", "2", "--json", "--data-dir", dir);
@@ -838,18 +857,18 @@ test_store(void **state)
 	/* stats: table and JSON. */
 	r = CLI("store", "stats", "--data-dir", dir);
 	expect_status(&r, 0);
-	assert_non_null(strstr(r.out, "postings     3\n"));
+	assert_non_null(strstr(r.out, "postings     4\n"));
 	assert_non_null(strstr(r.out, "profiles     1\n"));
 	assert_non_null(strstr(r.out, "tombstones   1\n"));
 	lmt_run_result_free(&r);
 	r = CLI("store", "stats", "--json", "--data-dir", dir);
 	expect_status(&r, 0);
 	assert_non_null(o = json_loads(r.out, 0, &je));
-	assert_int_equal(json_integer_value(json_object_get(o, "postings")), 3);
+	assert_int_equal(json_integer_value(json_object_get(o, "postings")), 4);
 	assert_int_equal(json_integer_value(json_object_get(o, "profiles")), 1);
 	assert_int_equal(json_integer_value(json_object_get(o, "tombstones")), 1);
-	assert_int_equal(json_integer_value(json_object_get(o, "changes")), 6);
-	assert_int_equal(json_integer_value(json_object_get(o, "last_seq")), 6);
+	assert_int_equal(json_integer_value(json_object_get(o, "changes")), 7);
+	assert_int_equal(json_integer_value(json_object_get(o, "last_seq")), 7);
 	assert_true(json_integer_value(json_object_get(o, "map_size")) > 0);
 	json_decref(o);
 	lmt_run_result_free(&r);

@@ -49,6 +49,8 @@
 #define STOP_MS    20000 /* SIGTERM to exit */
 #define KILL_IDS   1000  /* records of the SIGKILL test, two versions each */
 #define OUTAGE_MS  12000 /* broker frozen: longer than the 10 s group session */
+/* The stated shutdown bound of ingest (docs/ingest.md, consumer.h). */
+#define SHUTDOWN_BOUND_MS 12000
 
 static struct {
 	bool real; /* LUNAMATCH_TEST_BROKERS given */
@@ -802,6 +804,229 @@ test_outage(void **state)
 	world_free(&w);
 }
 
+/* ---- replays -------------------------------------------------------------- */
+
+#define REPLAY_IDS 100 /* ids per replay sequence */
+
+/* The sequences per id (0 = tombstone) and the version each must end at
+ * (0 = deleted). */
+static const struct {
+	const char *prefix;
+	int seq[5];
+	int n, want;
+} replay_seqs[] = {
+    {"ra", {1, 0, 2}, 3, 2},
+    {"rb", {1, 2, 0}, 3, 0},
+    {"rc", {1, 0, 2, 0, 3}, 5, 3},
+};
+#define REPLAY_SEQS ((int) (sizeof(replay_seqs) / sizeof(replay_seqs[0])))
+
+static int
+replay_messages(void)
+{
+	int n = 0;
+	for (int q = 0; q < REPLAY_SEQS; q++)
+		n += replay_seqs[q].n * REPLAY_IDS;
+	return n;
+}
+
+/* Every id is in the state of its last message. */
+static void
+assert_replay_state(const char *data)
+{
+	lm_store_opts o = {.flags = LM_STORE_RDONLY};
+	lm_store *s = NULL;
+	char id[32];
+
+	assert_int_equal(lm_store_open(data, &o, &s), LM_OK);
+	for (int q = 0; q < REPLAY_SEQS; q++) {
+		for (int i = 0; i < REPLAY_IDS; i++) {
+			uint64_t v = 0;
+			snprintf(id, sizeof(id), "%s-%03d", replay_seqs[q].prefix, i);
+			int rc = lm_store_get(s, LM_KIND_POSTING, id, NULL, NULL, &v);
+			if (replay_seqs[q].want == 0 && rc != LM_ENOENT)
+				fail_msg("%s: live at version %llu, expected deleted", id,
+				    (unsigned long long) v);
+			if (replay_seqs[q].want != 0 &&
+			    (rc != LM_OK || v != (uint64_t) replay_seqs[q].want))
+				fail_msg("%s: %s at version %llu, expected version %d",
+				    id, lm_strerror(rc), (unsigned long long) v,
+				    replay_seqs[q].want);
+		}
+	}
+	lm_store_close(s);
+}
+
+/* The end-of-partition markers of test_replay are all stored. */
+static bool
+markers_stored(const char *data)
+{
+	lm_store_opts o = {.flags = LM_STORE_RDONLY};
+	lm_store *s = NULL;
+	bool ok = true;
+	char id[32];
+
+	if (lm_store_open(data, &o, &s) != LM_OK)
+		return false;
+	for (int part = 0; part < PARTITIONS && ok; part++) {
+		snprintf(id, sizeof(id), "zz-marker-%d", part);
+		ok = lm_store_get(s, LM_KIND_POSTING, id, NULL, NULL, NULL) == LM_OK;
+	}
+	lm_store_close(s);
+	return ok;
+}
+
+/* Runs ingest under consumer group `group` (a fresh process). */
+static void
+ingest_start_group(struct world *w, const char *group)
+{
+	snprintf(w->group, sizeof(w->group), "lmtest-%s-%s-%s", G.run, w->tag, group);
+	lmt_env_free(&w->env);
+	memset(&w->env, 0, sizeof(w->env));
+	world_env(w, "LUNAMATCH_BATCH_MAX=40", NULL);
+	ingest_start(w);
+}
+
+/*
+ * A replayed tombstone never undoes a later put: the log holds
+ * [v1, T, v2], [v1, v2, T] and [v1, T, v2, T, v3] for 100 ids each. Consumed
+ * by one group, then by a second group into the same store (a full replay),
+ * then by a third group killed mid-stream and restarted (a replay from its
+ * last committed offsets): every id ends in the state of its last message.
+ */
+static void
+test_replay(void **state)
+{
+	struct world w;
+	char id[32], json[256];
+	int st = -1;
+	const int total = replay_messages();
+	(void) state;
+
+	world_start(&w, "replay", NULL, NULL);
+	lmt_producer *p = new_producer(w.brokers);
+	for (int q = 0; q < REPLAY_SEQS; q++) {
+		for (int i = 0; i < REPLAY_IDS; i++) {
+			snprintf(id, sizeof(id), "%s-%03d", replay_seqs[q].prefix, i);
+			for (int k = 0; k < replay_seqs[q].n; k++) {
+				int v = replay_seqs[q].seq[k];
+				if (v == 0) {
+					produce(p, w.postings, id, NULL, 0, NULL);
+					continue;
+				}
+				snprintf(json, sizeof(json),
+				    "{\"id\":\"%s\",\"version\":%d,\"title\":\"T\","
+				    "\"skills\":[{\"name\":\"Rust\"}]}",
+				    id, v);
+				produce_pb(p, w.postings, id,
+				    &lunamatch__v1__job_posting__descriptor, json);
+			}
+		}
+	}
+	assert_int_equal(lmt_producer_flush(p, IO_MS), total);
+	lmt_producer_free(p);
+
+	static const char *const groups[] = {"g1", "g2"};
+	for (size_t g = 0; g < 2; g++) {
+		ingest_start_group(&w, groups[g]);
+		wait_ready(&w);
+		free(wait_processed(&w, total));
+		lmt_proc_stop(&w.ingest, STOP_MS);
+		assert_replay_state(w.data);
+	}
+
+	/* A third group, killed once part of the log is stored. */
+	ingest_start_group(&w, "g3");
+	int64_t end = lm_clock_ms() + PROCESS_MS;
+	while (
+	    lm_clock_ms() < end && lmt_metric(w.http, "lunamatch_ingest_duplicates_total{"
+	                                              "kind=\"posting\"}") < total / 4)
+		lmt_sleep_ms(5);
+	assert_int_equal(lmt_proc_signal(w.ingest, SIGKILL), LM_OK);
+	assert_int_equal(lmt_proc_wait(w.ingest, STOP_MS, &st), LM_OK);
+	lmt_proc_free(w.ingest);
+	w.ingest = NULL;
+	assert_replay_state(w.data);
+	ingest_start_group(&w, "g3");
+	wait_ready(&w);
+	/* A marker at the end of every partition: once all are stored, the
+	 * restarted consumer has gone through everything before them. */
+	p = new_producer(w.brokers);
+	for (int part = 0; part < PARTITIONS; part++) {
+		snprintf(id, sizeof(id), "zz-marker-%d", part);
+		snprintf(json, sizeof(json),
+		    "{\"id\":\"%s\",\"version\":1,\"title\":\"T\","
+		    "\"skills\":[{\"name\":\"Rust\"}]}",
+		    id);
+		ProtobufCMessage *m = NULL;
+		char err[256];
+		assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor,
+		                     json, strlen(json), &m, err, sizeof(err)),
+		    LM_OK);
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		assert_int_equal(lm_pb_encode(m, &buf, &len), LM_OK);
+		lmt_produce(p, w.postings, part, id, buf, len, NULL);
+		free(buf);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	assert_int_equal(lmt_producer_flush(p, IO_MS), PARTITIONS);
+	lmt_producer_free(p);
+	end = lm_clock_ms() + PROCESS_MS;
+	while (lm_clock_ms() < end && !markers_stored(w.data))
+		lmt_sleep_ms(100);
+	assert_true(markers_stored(w.data));
+	lmt_proc_stop(&w.ingest, STOP_MS);
+	assert_replay_state(w.data);
+	world_free(&w);
+}
+
+/*
+ * SIGTERM while the broker goes away at the same moment (killed, or frozen
+ * with its connections open): ingest exits within its stated shutdown bound
+ * (docs/ingest.md), whatever the broker does. Embedded broker only.
+ */
+static void
+stop_without_broker(int broker_signal)
+{
+	struct world w;
+	int st = -1;
+
+	world_start(&w, broker_signal == SIGKILL ? "gone" : "frozen", NULL, NULL);
+	ingest_start(&w);
+	wait_ready(&w);
+	lmt_producer *p = new_producer(w.brokers);
+	produce_wave(p, w.postings, 1);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), KILL_IDS);
+	lmt_producer_free(p);
+	free(wait_processed(&w, KILL_IDS));
+
+	int64_t t0 = lm_clock_ms();
+	assert_int_equal(lmt_proc_signal(w.b.dk, broker_signal), LM_OK);
+	assert_int_equal(lmt_proc_signal(w.ingest, SIGTERM), LM_OK);
+	int rv = lmt_proc_wait(w.ingest, SHUTDOWN_BOUND_MS + 5000, &st);
+	int64_t took = lm_clock_ms() - t0;
+	if (rv != LM_OK || took > SHUTDOWN_BOUND_MS + 1000)
+		fail_msg("ingest took %lld ms to stop (bound %d ms; log: %s)",
+		    (long long) took, SHUTDOWN_BOUND_MS, w.errlog);
+	assert_true(st == 0 || st == 1);
+	print_message(
+	    "ingest stopped %lld ms after SIGTERM, status %d\n", (long long) took, st);
+	if (broker_signal == SIGSTOP)
+		(void) lmt_proc_signal(w.b.dk, SIGCONT);
+	world_free(&w);
+}
+
+static void
+test_stop_broker_gone(void **state)
+{
+	(void) state;
+	if (G.real)
+		skip();
+	stop_without_broker(SIGKILL);
+	stop_without_broker(SIGSTOP);
+}
+
 /* --help, invalid configuration and data files. */
 static void
 test_cli(void **state)
@@ -883,6 +1108,11 @@ main(void)
 	    cmocka_unit_test(test_flow),
 	    cmocka_unit_test(test_sigkill),
 	    cmocka_unit_test(test_outage),
+	    cmocka_unit_test(test_replay),
+	    cmocka_unit_test(test_stop_broker_gone),
 	};
+	/* LMT_TEST_FILTER=test_outage runs one test (a cmocka glob). */
+	if (getenv("LMT_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -162,7 +162,7 @@ list_one(void *arg, const char *id, uint64_t version, const void *bytes, size_t 
 	if (L->json) {
 		json_t *o = json_object();
 		json_object_set_new(o, "id", lm_cli_json_string(id, strlen(id)));
-		json_object_set_new(o, "version", json_integer((json_int_t) version));
+		json_object_set_new(o, "version", lm_json_uint64(version));
 		if (text != NULL)
 			json_object_set_new(o,
 			    L->kind == LM_KIND_POSTING ? "title" : "headline",

@@ -57,8 +57,9 @@ typedef struct lm_config {
 	char tls_key[LM_CFG_STR];    /* LUNAMATCH_TLS_KEY */
 	char tls_ca[LM_CFG_STR];     /* LUNAMATCH_TLS_CA */
 	/* Ingest */
-	uint32_t batch_max; /* LUNAMATCH_BATCH_MAX: messages per store transaction */
-	uint32_t batch_ms;  /* LUNAMATCH_BATCH_MS: longest wait to fill a batch */
+	uint32_t batch_max;     /* LUNAMATCH_BATCH_MAX: messages per store transaction */
+	uint32_t batch_ms;      /* LUNAMATCH_BATCH_MS: longest wait to fill a batch */
+	uint32_t offsets_epoch; /* LUNAMATCH_OFFSETS_EPOCH: see lm_store_pos */
 	/* Match */
 	uint32_t workers;            /* LUNAMATCH_WORKERS: scoring threads */
 	uint32_t rpc_contexts;       /* LUNAMATCH_RPC_CONTEXTS: concurrent nng contexts */

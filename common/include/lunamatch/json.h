@@ -36,6 +36,7 @@
 #define LUNAMATCH_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
@@ -95,6 +96,13 @@ int lm_json_encode(const ProtobufCMessage *msg, unsigned flags, char **out);
  * NULL when lm_json_encode would fail.
  */
 json_t *lm_json_encode_value(const ProtobufCMessage *msg, unsigned flags);
+
+/*
+ * A uint64 as the project's JSON form writes it: a number up to INT64_MAX
+ * (what jansson holds), a decimal string above. Returns a new reference or
+ * NULL when out of memory.
+ */
+json_t *lm_json_uint64(uint64_t u);
 
 #ifdef __cplusplus
 }

@@ -124,6 +124,12 @@ void lm_lmdb_put_be64(unsigned char *p, uint64_t v);
 /* Reads a big-endian u64 from p[0..8). */
 uint64_t lm_lmdb_get_be64(const unsigned char *p);
 
+/* Writes v big-endian into p[0..4). */
+void lm_lmdb_put_be32(unsigned char *p, uint32_t v);
+
+/* Reads a big-endian u32 from p[0..4). */
+uint32_t lm_lmdb_get_be32(const unsigned char *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -97,6 +97,27 @@ int lm_store_put(lm_store_txn *t, lm_kind k, const char *id, uint64_t version,
     const void *bytes, size_t len);
 
 /*
+ * Where a change comes from: the position of its Kafka message. Positions of
+ * one partition are ordered by (epoch, offset); positions of different
+ * partitions are not ordered. epoch is the writer's count of restarts of the
+ * partition's offsets (a topic deleted and created again); 0 until then.
+ */
+typedef struct lm_store_pos {
+	uint32_t epoch;
+	int32_t partition; /* >= 0 */
+	int64_t offset;    /* >= 0 */
+} lm_store_pos;
+
+/*
+ * As lm_store_put, and the stored value remembers pos (NULL: none; the value
+ * then keeps the position of the value it replaces) as the position of its
+ * last change, against which later deletions are ordered. Puts themselves
+ * are ordered by version only. LM_EINVAL for a negative partition or offset.
+ */
+int lm_store_put_at(lm_store_txn *t, lm_kind k, const char *id, uint64_t version,
+    const void *bytes, size_t len, const lm_store_pos *pos);
+
+/*
  * Deletes record id: replaces it by a tombstone that keeps the deleted
  * version (max of version and the stored one) and appends a change entry with
  * deleted = true. version 0 deletes whatever is stored. Returns LM_OK;
@@ -107,6 +128,18 @@ int lm_store_put(lm_store_txn *t, lm_kind k, const char *id, uint64_t version,
  * lm_store_put.
  */
 int lm_store_delete(lm_store_txn *t, lm_kind k, const char *id, uint64_t version);
+
+/*
+ * As lm_store_delete, for a deletion that comes from position pos (NULL:
+ * none). A deletion with version 0 whose pos is not after the position of
+ * the live value's last change (same partition; see lm_store_pos) is a replay
+ * of an older message: LM_ESTALE (counted), nothing changes. That is what
+ * keeps a replayed Kafka tombstone from deleting a version written after it.
+ * With a version, or without comparable positions, it deletes as
+ * lm_store_delete does; the tombstone remembers pos.
+ */
+int lm_store_delete_at(lm_store_txn *t, lm_kind k, const char *id, uint64_t version,
+    const lm_store_pos *pos);
 
 /*
  * Sets a metadata key in the transaction (no change entry). Keys starting with
@@ -120,7 +153,9 @@ int lm_store_meta_put(lm_store_txn *t, const char *key, const void *value, size_
  * disk) and *last_seq (may be NULL) is the store's last change seq. Always
  * frees t, also on error (then nothing of t is stored). LM_EBUSY means the
  * store changed under a transaction that had to be replayed after growing the
- * map (only possible with a second writer process).
+ * map (only possible with a second writer process). LM_ENOSPC means the
+ * disk (or quota) is full: a write failed with under 1 MiB left on the
+ * store's filesystem; LM_EIO is any other failed write.
  */
 int lm_store_commit(lm_store_txn *t, uint64_t *last_seq);
 

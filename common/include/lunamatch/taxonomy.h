@@ -12,6 +12,12 @@
  * Names are compared through their lookup key (lm_skill_key), which ignores
  * case, spacing and punctuation but keeps '+' and '#' significant, so "C",
  * "C++" and "C#" stay three different skills.
+ *
+ * A name whose key matches no skill may still be a misspelling of one
+ * ("Pyhton", "Kubernets"): lm_taxonomy_resolve accepts it when exactly one
+ * skill has a key within a small edit distance (optimal string alignment:
+ * insertions, deletions, substitutions and transpositions of adjacent bytes)
+ * that grows with the length of the key, LM_SKILL_TYPO_DISTANCE(n).
  */
 #ifndef LUNAMATCH_TAXONOMY_H
 #define LUNAMATCH_TAXONOMY_H
@@ -35,6 +41,12 @@ extern "C" {
 /* Capacity, with the NUL, of a buffer that holds any key of a known skill.
  * A name whose key is longer cannot be in the taxonomy. */
 #define LM_SKILL_KEY_MAX 256
+
+/* The edit distance a key of n bytes may be from a skill's key and still
+ * resolve to it: none below 5 bytes (short names such as "Go", "R", "SQL" or
+ * "Java" are too close to each other and to ordinary words), one up to 8,
+ * two from 9. */
+#define LM_SKILL_TYPO_DISTANCE(n) ((n) < 5 ? 0u : (n) < 9 ? 1u : 2u)
 
 /* Prefix of the canonical form of a skill the taxonomy does not know. No
  * taxonomy id contains ':', so the two never collide. */
@@ -89,18 +101,37 @@ size_t lm_skill_key(const char *name, char *buf, size_t len);
  * none does or name is NULL. Average O(1). */
 const lm_skill *lm_taxonomy_lookup(const lm_taxonomy *t, const char *name);
 
+/*
+ * The skill that name stands for, typos included: the skill whose key equals
+ * the key of name (then *distance = 0), or else the unique skill with an id,
+ * display name or alias whose key starts with the same byte and is the
+ * nearest to it, at a distance of at most LM_SKILL_TYPO_DISTANCE(key length) (then
+ * *distance is that distance). NULL when there is none, or when two skills are equally
+ * near, since a guess between them would be arbitrary. distance may be NULL. Costs one
+ * hash probe when the name is known, a scan of every key otherwise.
+ */
+const lm_skill *lm_taxonomy_resolve(
+    const lm_taxonomy *t, const char *name, unsigned *distance);
+
 /* The skill whose canonical id is exactly id; NULL otherwise. */
 const lm_skill *lm_taxonomy_get(const lm_taxonomy *t, const char *id);
 
 /*
- * Writes the canonical form of the skill called name into buf: its id when
- * the taxonomy knows it, otherwise LM_SKILL_UNKNOWN_PREFIX followed by its
- * key (so "Quantum Basket-Weaving" becomes "x:quantumbasketweaving").
- * Returns LM_OK, LM_EINVAL when name is NULL or its key is empty (nothing but
- * spaces and punctuation), or LM_E2BIG when the result does not fit in len
- * bytes (buf then holds an empty string).
+ * Writes the canonical form of the skill called name into buf: the id of
+ * lm_taxonomy_resolve's skill when there is one, otherwise the unknown form
+ * of lm_skill_unknown_id. Returns LM_OK, LM_EINVAL when name is NULL or its
+ * key is empty (nothing but spaces and punctuation), or LM_E2BIG when the
+ * result does not fit in len bytes (buf then holds an empty string).
  */
 int lm_taxonomy_canonical(const lm_taxonomy *t, const char *name, char *buf, size_t len);
+
+/*
+ * Writes the canonical form of a skill the taxonomy does not know into buf:
+ * LM_SKILL_UNKNOWN_PREFIX followed by the key of name (so "Quantum
+ * Basket-Weaving" becomes "x:quantumbasketweaving"). Same results as
+ * lm_taxonomy_canonical.
+ */
+int lm_skill_unknown_id(const char *name, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

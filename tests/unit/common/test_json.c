@@ -143,6 +143,7 @@ static const ProtobufCMessageDescriptor *const all_types[] = {
     &lunamatch__v1__posting_skill__descriptor,
     &lunamatch__v1__candidate_skill__descriptor,
     &lunamatch__v1__requirement_group__descriptor,
+    &lunamatch__v1__compliance_warning__descriptor,
     &lunamatch__v1__job_posting__descriptor,
     &lunamatch__v1__career_goals__descriptor,
     &lunamatch__v1__candidate_profile__descriptor,

@@ -107,6 +107,49 @@ test_posting_normalized(void **state)
 	protobuf_c_message_free_unpacked(&p->base, NULL);
 }
 
+/* A misspelled skill is read as the skill it names; the record keeps what
+ * the producer wrote and says how it was read. */
+static void
+test_skill_typos(void **state)
+{
+	(void) state;
+	Lunamatch__V1__JobPosting *p = posting(
+	    "{\"id\":\"job-2\",\"version\":1,\"title\":\"Engineer\","
+	    "\"skills\":[{\"name\":\"Pyhton\"},{\"name\":\"Kubernetes\"},"
+	    "{\"name\":\"Basket weaving\"},{\"name\":\"Kubernets\"}],"
+	    "\"requirement_groups\":[{\"label\":\"k8s\",\"skills\":[\"Kubernets\"]}]}");
+	Lunamatch__V1__CandidateProfile *c =
+	    profile("{\"id\":\"c-2\",\"version\":1,\"skills\":[{\"name\":"
+	            "\"Terrafrom\",\"years\":2},{\"name\":\"Terraform\",\"years\":3}]}");
+	lm_reject why;
+	char err[256];
+
+	assert_int_equal(lm_posting_prepare(&R.ctx, p, &why, err, sizeof(err)), LM_OK);
+	/* "Kubernets" merged into "Kubernetes". */
+	assert_int_equal(p->n_skills, 3);
+	assert_string_equal(p->skills[0]->name, "Pyhton");
+	assert_string_equal(p->skills[0]->skill_id, "python");
+	assert_int_equal(p->skills[0]->resolution,
+	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_TYPO);
+	assert_string_equal(p->skills[1]->skill_id, "kubernetes");
+	assert_int_equal(p->skills[1]->resolution,
+	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_EXACT);
+	assert_string_equal(p->skills[2]->skill_id, "x:basketweaving");
+	assert_int_equal(p->skills[2]->resolution,
+	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_UNKNOWN);
+	assert_string_equal(p->requirement_groups[0]->skill_ids[0], "kubernetes");
+	assert_string_equal(p->requirement_groups[0]->skills[0], "Kubernets");
+
+	assert_int_equal(lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(c->n_skills, 1);
+	assert_string_equal(c->skills[0]->skill_id, "terraform");
+	assert_int_equal(c->skills[0]->resolution,
+	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_TYPO);
+	assert_true(c->skills[0]->years == 3.0f);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+}
+
 static void
 test_posting_rejected(void **state)
 {
@@ -275,6 +318,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_posting_normalized),
 	    cmocka_unit_test(test_posting_rejected),
+	    cmocka_unit_test(test_skill_typos),
 	    cmocka_unit_test(test_posting_bad_utf8),
 	    cmocka_unit_test(test_posting_unknown_enum),
 	    cmocka_unit_test(test_profile),

@@ -1,12 +1,13 @@
 /*
  * test_store.c - the record store on real LMDB files: records, versions,
  * tombstones, the change log, snapshots, map growth, readers in other
- * processes, crash safety and input limits.
+ * processes, crash safety, a full disk and input limits.
  *
  * Processes: LMDB allows one environment per file per process, so every
  * scenario with a second handle forks a child that opens its own. Children
  * never return into cmocka: they report through their exit status.
  */
+#define _GNU_SOURCE 1 /* unshare, CLONE_NEWNS */
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -314,6 +317,94 @@ test_tombstones(void **state)
 	assert_int_equal(lm_store_stats(s, &st), LM_OK);
 	assert_int_equal(st.profiles, 2);   /* ghost, never */
 	assert_int_equal(st.tombstones, 1); /* c */
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* Runs one put_at (bytes = val) or, with val NULL, one delete_at of version 0
+ * in its own transaction and checks the result. */
+static void
+at1(lm_store *s, const char *id, uint64_t version, const char *val, uint32_t epoch,
+    int32_t part, int64_t off, int want)
+{
+	lm_store_txn *t;
+	lm_store_pos pos = {.epoch = epoch, .partition = part, .offset = off};
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	if (val != NULL)
+		assert_int_equal(lm_store_put_at(t, LM_KIND_POSTING, id, version, val,
+		                     strlen(val), &pos),
+		    want);
+	else
+		assert_int_equal(
+		    lm_store_delete_at(t, LM_KIND_POSTING, id, 0, &pos), want);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+}
+
+/*
+ * Versionless deletions are ordered by the position of their message: one
+ * from at or before the position of the live version's last change is a
+ * replay (LM_ESTALE); a later offset, a later epoch or another partition
+ * deletes. Values written without a position (older stores, lm_store_put)
+ * keep the old rule, and a put without a position keeps the position of the
+ * value it replaces.
+ */
+static void
+test_positions(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-pos");
+	lm_store *s = open_store(dir, 0, 0);
+	lm_store_txn *t;
+	lm_store_pos bad = {.partition = -1};
+	struct lm_store_stats st;
+
+	/* put v1 @0, tombstone @1, put v2 @2; then the tombstone replayed. */
+	at1(s, "j", 1, "v1", 0, 0, 0, LM_OK);
+	at1(s, "j", 0, NULL, 0, 0, 1, LM_OK);
+	at1(s, "j", 2, "v2", 0, 0, 2, LM_OK);
+	at1(s, "j", 0, NULL, 0, 0, 1, LM_ESTALE);
+	at1(s, "j", 0, NULL, 0, 0, 2, LM_ESTALE); /* the same position */
+	expect_get(s, LM_KIND_POSTING, "j", 2, "v2");
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.stale_skipped, 2);
+	/* An earlier epoch is older whatever its offset; a later one newer. */
+	at1(s, "j", 0, NULL, 0, 0, 1000, LM_OK);
+	expect_absent(s, LM_KIND_POSTING, "j");
+	at1(s, "j", 3, "v3", 1, 0, 5, LM_OK);
+	at1(s, "j", 0, NULL, 0, 0, 2000, LM_ESTALE);
+	at1(s, "j", 0, NULL, 2, 0, 0, LM_OK);
+	expect_absent(s, LM_KIND_POSTING, "j");
+
+	/* Another partition does not compare: the deletion applies. */
+	at1(s, "k", 1, "v1", 0, 3, 50, LM_OK);
+	at1(s, "k", 0, NULL, 0, 4, 1, LM_OK);
+	expect_absent(s, LM_KIND_POSTING, "k");
+
+	/* A put without a position keeps the one of the value it replaces. */
+	at1(s, "m", 1, "v1", 0, 0, 10, LM_OK);
+	put1(s, LM_KIND_POSTING, "m", 2, "v2", LM_OK);
+	at1(s, "m", 0, NULL, 0, 0, 9, LM_ESTALE);
+	expect_get(s, LM_KIND_POSTING, "m", 2, "v2");
+	/* A value without any position: deletions apply as before. */
+	put1(s, LM_KIND_POSTING, "n", 1, "v1", LM_OK);
+	at1(s, "n", 0, NULL, 0, 0, 0, LM_OK);
+	expect_absent(s, LM_KIND_POSTING, "n");
+
+	/* Positions survive closing and reopening the store. */
+	lm_store_close(s);
+	s = open_store(dir, 0, 0);
+	at1(s, "m", 0, NULL, 0, 0, 10, LM_ESTALE);
+	at1(s, "m", 0, NULL, 0, 0, 11, LM_OK);
+	expect_absent(s, LM_KIND_POSTING, "m");
+
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(
+	    lm_store_put_at(t, LM_KIND_POSTING, "x", 1, "x", 1, &bad), LM_EINVAL);
+	bad.partition = 0;
+	bad.offset = -1;
+	assert_int_equal(lm_store_delete_at(t, LM_KIND_POSTING, "x", 0, &bad), LM_EINVAL);
+	lm_store_abort(t);
 	lm_store_close(s);
 	lmt_rmtree(dir);
 	free(dir);
@@ -681,6 +772,7 @@ expect_filled(lm_store *s, lm_kind k, const char *id, size_t len, unsigned seed)
 	free(want);
 }
 
+/* Shared by the reader threads; stop, errors and reads are atomic. */
 struct reader_arg {
 	lm_store *s;
 	int stop;
@@ -697,21 +789,21 @@ reader_thread(void *p)
 		uint64_t seq = 0, pos = 0;
 		struct entries es = {0};
 		if (lm_store_last_seq(a->s, &seq) != LM_OK)
-			a->errors++;
+			__atomic_add_fetch(&a->errors, 1, __ATOMIC_RELAXED);
 		uint64_t after = seq > 5 ? seq - 5 : 0;
 		if (seq > 0 && (lm_store_changes(a->s, after, (size_t) (seq - after),
 		                    entries_fn, &es, &pos) != LM_OK ||
 		                   pos != seq))
-			a->errors++;
+			__atomic_add_fetch(&a->errors, 1, __ATOMIC_RELAXED);
 		for (size_t i = 0; i < es.n; i++) {
 			uint64_t v = 0;
 			int rc = lm_store_get(
 			    a->s, (lm_kind) es.e[i].kind, es.e[i].id, NULL, NULL, &v);
 			if (rc != LM_OK || v < es.e[i].version)
-				a->errors++;
+				__atomic_add_fetch(&a->errors, 1, __ATOMIC_RELAXED);
 		}
 		free(es.e);
-		a->reads++;
+		__atomic_add_fetch(&a->reads, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
 }
@@ -1066,6 +1158,70 @@ test_crash_safety(void **state)
 	}
 }
 
+/* ---- a full disk -------------------------------------------------------- */
+
+/* Exit codes of the disk-full child. */
+#define FULL_OK      0
+#define FULL_NOMOUNT 77 /* no mount namespace here: the test is skipped */
+
+/*
+ * In a private mount namespace, fills a 512 KiB tmpfs through the store and
+ * checks that the failure says "no space" (LM_ENOSPC), not an I/O error.
+ * Returns FULL_OK, FULL_NOMOUNT, or the line of the failed check.
+ */
+static int
+fill_tmpfs(const char *dir)
+{
+	lm_store_opts o = {.map_size = 8u << 20, .max_map_size = 8u << 20};
+	lm_store *s = NULL;
+	lm_store_txn *t = NULL;
+	char val[8192], id[32];
+	int rv = LM_OK;
+
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", dir, "tmpfs", 0, "size=512k") != 0)
+		return FULL_NOMOUNT;
+	if (lm_store_open(dir, &o, &s) != LM_OK)
+		return __LINE__;
+	memset(val, 'v', sizeof(val));
+	for (int i = 0; i < 1000 && rv == LM_OK; i++) {
+		if (lm_store_begin(s, &t) != LM_OK)
+			return __LINE__;
+		snprintf(id, sizeof(id), "full-%d", i);
+		rv = lm_store_put(t, LM_KIND_POSTING, id, 1, val, sizeof(val));
+		if (rv == LM_OK)
+			rv = lm_store_commit(t, NULL);
+		else
+			lm_store_abort(t);
+	}
+	if (rv != LM_ENOSPC || strstr(lm_strerror(rv), "no space") == NULL)
+		return __LINE__;
+	lm_store_close(s);
+	return FULL_OK;
+}
+
+static void
+test_disk_full(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-full");
+	pid_t pid = fork();
+	int status = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fill_tmpfs(dir));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	lmt_rmtree(dir);
+	free(dir);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == FULL_NOMOUNT)
+		skip(); /* needs CAP_SYS_ADMIN for a private tmpfs */
+	if (WEXITSTATUS(status) != FULL_OK)
+		fail_msg("disk-full check failed at line %d", WEXITSTATUS(status));
+}
+
 /* ---- input and open errors ---------------------------------------------- */
 
 static void
@@ -1189,11 +1345,13 @@ main(void)
 	    cmocka_unit_test(test_put_get_delete_iterate),
 	    cmocka_unit_test(test_versioning),
 	    cmocka_unit_test(test_tombstones),
+	    cmocka_unit_test(test_positions),
 	    cmocka_unit_test(test_change_log),
 	    cmocka_unit_test(test_snapshot),
 	    cmocka_unit_test(test_map_growth),
 	    cmocka_unit_test(test_cross_process_follow),
 	    cmocka_unit_test(test_crash_safety),
+	    cmocka_unit_test(test_disk_full),
 	    cmocka_unit_test(test_invalid_input),
 	    cmocka_unit_test(test_schema_mismatch),
 	};

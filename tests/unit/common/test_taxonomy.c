@@ -37,7 +37,7 @@ test_real_file(void **state)
 	lm_taxonomy *t = load_real();
 
 	assert_true(lm_taxonomy_count(t) >= 300);
-	assert_string_equal(lm_taxonomy_version(t), "2026.11");
+	assert_string_equal(lm_taxonomy_version(t), "2026.12");
 
 	const char *gcp[] = {"GCP", "Google Cloud Platform", "google-cloud",
 	    "google cloud", "GOOGLE_CLOUD", "  gcp  ", "google-cloud-platform"};
@@ -402,6 +402,144 @@ test_load_lenient_layout(void **state)
 	free(dir);
 }
 
+/* Misspellings resolve to the one nearest skill, within the distance the
+ * length allows; everything else stays unknown. */
+static void
+test_typos(void **state)
+{
+	(void) state;
+	lm_taxonomy *t = load_real();
+	static const struct {
+		const char *name, *id;
+		unsigned distance;
+	} typos[] = {{"Pyhton", "python", 1}, {"Kubernets", "kubernetes", 1},
+	    {"Javascrpit", "javascript", 1}, {"Terrafrom", "terraform", 1},
+	    {"HIPPA", "hipaa", 1}, {"Slaesforce", "salesforce", 1},
+	    {"Machine Learnign", "machine-learning", 1},
+	    {"Kuberentes cluster", "x:kuberentescluster", 0}, {"Python", "python", 0},
+	    {"Grapic design", "graphic-design", 1},
+	    {"Data visualisation", "data-visualization", 1},
+	    /* Two edits are allowed from 9 bytes on. */
+	    {"Kubrnetse", "kubernetes", 2}};
+	char buf[128];
+	unsigned d;
+
+	for (size_t i = 0; i < sizeof(typos) / sizeof(typos[0]); i++) {
+		const lm_skill *s = lm_taxonomy_resolve(t, typos[i].name, &d);
+		const char *id = s ? s->id : "";
+		if (strncmp(typos[i].id, "x:", 2) == 0) {
+			if (s != NULL)
+				fail_msg("\"%s\" resolved to %s", typos[i].name, id);
+		} else if (strcmp(id, typos[i].id) != 0 || d != typos[i].distance) {
+			fail_msg("\"%s\": got \"%s\" at %u, want %s at %u", typos[i].name,
+			    id, d, typos[i].id, typos[i].distance);
+		}
+		assert_int_equal(
+		    lm_taxonomy_canonical(t, typos[i].name, buf, sizeof(buf)), LM_OK);
+		assert_string_equal(buf, typos[i].id);
+	}
+	/* "Kubrnets" has 8 bytes: one edit only. */
+	assert_null(lm_taxonomy_resolve(t, "Kubrnets", &d));
+	assert_int_equal(d, 0);
+	/* Below 5 bytes nothing is corrected: "Jave" is not Java. */
+	assert_null(lm_taxonomy_resolve(t, "Jave", NULL));
+	/* The first letter must match: "Flebotomy" stays unknown, and
+	 * "Geriatrix" is not read as pediatrics. */
+	assert_null(lm_taxonomy_resolve(t, "Flebotomy", NULL));
+	assert_string_equal(
+	    lm_taxonomy_resolve(t, "Geriatrix", NULL)->id, "geriatric-care");
+	lm_taxonomy_free(t);
+}
+
+/* Two skills equally near a misspelling: no guess. */
+static void
+test_typo_ambiguous(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("taxonomy");
+	static const char text[] = "# format: 1\n# version: t\n"
+	                           "terraform\tTerraform\tcloud\t\n"
+	                           "terrafirm\tTerrafirm\tcloud\t\n"
+	                           "kubernetes\tKubernetes\tcloud\tk8s\n";
+	const char *path = lmt_write_file(dir, "t.tsv", text, sizeof(text) - 1);
+	lm_taxonomy *t = NULL;
+	char err[256] = "", buf[64];
+	unsigned d = 7;
+
+	if (lm_taxonomy_load(path, &t, err, sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	/* "terrafarm" is one substitution from both. */
+	assert_null(lm_taxonomy_resolve(t, "Terrafarm", &d));
+	assert_int_equal(d, 0);
+	assert_int_equal(lm_taxonomy_canonical(t, "Terrafarm", buf, sizeof(buf)), LM_OK);
+	assert_string_equal(buf, "x:terrafarm");
+	/* Nearer to one of them: resolved. */
+	assert_string_equal(lm_taxonomy_resolve(t, "Terraform!", &d)->id, "terraform");
+	assert_int_equal(d, 0);
+	assert_string_equal(lm_taxonomy_resolve(t, "Terrafrom", &d)->id, "terraform");
+	assert_int_equal(d, 1);
+	/* Keys of one skill at the same distance are no tie. */
+	assert_string_equal(lm_taxonomy_resolve(t, "Kubernetis", &d)->id, "kubernetes");
+	assert_null(lm_taxonomy_resolve(NULL, "Terrafrom", &d));
+	assert_null(lm_taxonomy_resolve(t, NULL, &d));
+	assert_null(lm_taxonomy_resolve(t, " - ", &d));
+	lm_taxonomy_free(t);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/*
+ * tests/data/skill-strings.tsv: realistic skill strings from seven sectors.
+ * At least 95 % must resolve, each to the id the fixture states.
+ */
+static void
+test_fixture_resolution_rate(void **state)
+{
+	(void) state;
+	lm_taxonomy *t = load_real();
+	FILE *f = fopen(lmt_src("tests/data/skill-strings.tsv"), "r");
+	char line[512];
+	size_t n = 0, resolved = 0, lineno = 0;
+	const char *sectors[] = {
+	    "software", "data-ml", "finance", "healthcare", "trades", "sales", "design"};
+	size_t per[7] = {0};
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *name, *want = NULL, *tab;
+		const lm_skill *s;
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		if ((tab = strchr(line, '\t')) == NULL ||
+		    (want = strchr(tab + 1, '\t')) == NULL)
+			fail_msg("skill-strings.tsv:%zu: expected 3 columns", lineno);
+		*tab = '\0';
+		name = tab + 1;
+		*want++ = '\0';
+		for (size_t i = 0; i < 7; i++)
+			per[i] += strcmp(line, sectors[i]) == 0;
+		s = lm_taxonomy_resolve(t, name, NULL);
+		n++;
+		if (s != NULL)
+			resolved++;
+		if (strcmp(s ? s->id : "-", want) != 0)
+			fail_msg("skill-strings.tsv:%zu: \"%s\" resolved to %s, want %s",
+			    lineno, name, s ? s->id : "-", want);
+	}
+	fclose(f);
+	assert_true(n >= 300);
+	for (size_t i = 0; i < 7; i++)
+		if (per[i] < 30)
+			fail_msg(
+			    "sector %s has %zu strings, want >= 30", sectors[i], per[i]);
+	print_message("resolved %zu of %zu skill strings (%.1f %%)\n", resolved, n,
+	    100.0 * (double) resolved / (double) n);
+	assert_true(resolved * 100 >= n * 95);
+	lm_taxonomy_free(t);
+}
+
 #define READERS 4
 #define ROUNDS  2000
 
@@ -457,6 +595,9 @@ main(void)
 	    cmocka_unit_test(test_key),
 	    cmocka_unit_test(test_c_family),
 	    cmocka_unit_test(test_canonical),
+	    cmocka_unit_test(test_typos),
+	    cmocka_unit_test(test_typo_ambiguous),
+	    cmocka_unit_test(test_fixture_resolution_rate),
 	    cmocka_unit_test(test_get),
 	    cmocka_unit_test(test_categories),
 	    cmocka_unit_test(test_load_errors),

@@ -2,6 +2,7 @@
  * test_ingest.c - message -> decision and batches of decisions -> store, on
  * real records, the real taxonomy and rate table and a real LMDB store.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +263,17 @@ test_reject_reasons(void **state)
 	/* bad id */
 	j = posting_json("job 1/x", "T", "IE", "EUR", "");
 	assert_json_reason(LM_KIND_POSTING, "job 1/x", j, "bad_id", "id");
+	free(j);
+	/* An id one byte over its limit is bad_id too (docs/ingest.md). */
+	char longid[LM_RECORD_ID_MAX + 2];
+	memset(longid, 'a', LM_RECORD_ID_MAX + 1);
+	longid[LM_RECORD_ID_MAX + 1] = '\0';
+	j = posting_json(longid, "T", "IE", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, longid, j, "bad_id", "id");
+	free(j);
+	longid[LM_RECORD_ID_MAX] = '\0';
+	j = posting_json(longid, "T", "IE", "EUR", "");
+	assert_json_reason(LM_KIND_POSTING, longid, j, "", NULL);
 	free(j);
 	/* salary min > max */
 	assert_json_reason(LM_KIND_POSTING, "job-s",
@@ -651,6 +663,274 @@ test_batch_store_error(void **state)
 	free(dir);
 }
 
+/* ---- replays ------------------------------------------------------------ */
+
+/* One message of a replay log: a put of version, or a tombstone (0). */
+struct logmsg {
+	const char *id;
+	uint64_t version;
+};
+
+/* A decision for m, built directly (the store sees only id and version). */
+static void
+log_decision(const struct logmsg *m, lm_ingest_decision *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->kind = LM_KIND_POSTING;
+	snprintf(d->id, sizeof(d->id), "%s", m->id);
+	if (m->version == 0) {
+		d->action = LM_INGEST_DELETE;
+		return;
+	}
+	d->action = LM_INGEST_PUT;
+	d->version = m->version;
+	assert_non_null(d->bytes = malloc(8));
+	memcpy(d->bytes, &m->version, 8);
+	d->len = 8;
+}
+
+/* Consumes log[from..to) in batches of at most `per` messages, message i at
+ * offset i of partition part(i), as the consumer loop does. */
+static void
+consume(lm_store *s, const struct logmsg *log, size_t from, size_t to, size_t per,
+    int32_t (*part)(size_t))
+{
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	lm_ingest_counts c;
+
+	assert_int_equal(lm_ingest_batch_new(per, &b), LM_OK);
+	for (size_t i = from; i < to; i++) {
+		log_decision(&log[i], &d);
+		assert_int_equal(
+		    lm_ingest_batch_add(b, &d, "t.postings", part(i), (int64_t) i),
+		    LM_OK);
+		if (lm_ingest_batch_full(b) || i + 1 == to) {
+			assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+			lm_ingest_batch_reset(b);
+		}
+	}
+	lm_ingest_batch_free(b);
+}
+
+static int32_t
+one_partition(size_t i)
+{
+	(void) i;
+	return 0;
+}
+
+/* The state of one id after a single clean pass over a log. */
+struct model {
+	const char *id;
+	bool seen, live;
+	uint64_t version;
+};
+
+/* Applies log[0..n) once to the model entries ms[0..nm). */
+static void
+model_apply(const struct logmsg *log, size_t n, struct model *ms, size_t nm)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct model *m = NULL;
+		for (size_t j = 0; j < nm && m == NULL; j++)
+			if (strcmp(ms[j].id, log[i].id) == 0)
+				m = &ms[j];
+		assert_non_null(m);
+		if (log[i].version == 0) {
+			m->live = false;
+		} else if (!m->seen || log[i].version > m->version) {
+			m->seen = m->live = true;
+			m->version = log[i].version;
+		}
+	}
+}
+
+/* The store holds exactly what the model says for every id. */
+static void
+assert_model(lm_store *s, const struct model *ms, size_t nm)
+{
+	for (size_t j = 0; j < nm; j++) {
+		uint64_t version = 0;
+		int rc = lm_store_get(s, LM_KIND_POSTING, ms[j].id, NULL, NULL, &version);
+		if (ms[j].live) {
+			if (rc != LM_OK)
+				fail_msg("%s: %s, expected version %llu", ms[j].id,
+				    lm_strerror(rc), (unsigned long long) ms[j].version);
+			assert_int_equal(version, ms[j].version);
+		} else if (rc != LM_ENOENT) {
+			fail_msg("%s: live at version %llu, expected deleted", ms[j].id,
+			    (unsigned long long) version);
+		}
+	}
+}
+
+/*
+ * The sequences that lost data when a replayed tombstone deleted whatever
+ * was stored: consumed once, then replayed whole (a new consumer group on
+ * the same store) and from every offset (a crash before the offset commit),
+ * each id ends in the state of its last message.
+ */
+static void
+test_replay_sequences(void **state)
+{
+	static const struct logmsg seqs[][5] = {
+	    {{"a", 1}, {"a", 0}, {"a", 2}},
+	    {{"b", 1}, {"b", 2}, {"b", 0}},
+	    {{"c", 1}, {"c", 0}, {"c", 2}, {"c", 0}, {"c", 3}},
+	    {{"d", 1}, {"d", 0}, {"d", 0}, {"d", 2}, {"d", 0}},
+	};
+	static const size_t lens[] = {3, 3, 5, 5};
+	(void) state;
+
+	for (size_t q = 0; q < sizeof(lens) / sizeof(lens[0]); q++) {
+		const struct logmsg *log = seqs[q];
+		size_t n = lens[q];
+		const struct logmsg *last = &log[n - 1];
+		struct model m = {.id = last->id,
+		    .seen = true,
+		    .live = last->version != 0,
+		    .version = last->version};
+		char *dir = lmt_tmpdir("ingest-replay");
+		lm_store *s = NULL;
+
+		assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+		for (size_t per = 1; per <= n; per++)
+			consume(s, log, 0, n, per, one_partition);
+		assert_model(s, &m, 1);
+		for (size_t from = 0; from < n; from++) {
+			consume(s, log, from, n, 2, one_partition);
+			assert_model(s, &m, 1);
+		}
+		lm_store_close(s);
+		lmt_rmtree(dir);
+		free(dir);
+	}
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t
+rng(void)
+{
+	/* xorshift64*: reproducible across runs. */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1du;
+}
+
+static int32_t
+two_partitions(size_t i)
+{
+	(void) i;
+	return 1;
+}
+
+/*
+ * Random logs of puts (versions mostly rising, some out of order) and
+ * tombstones over a few ids, consumed with crashes at random points: each
+ * restart resumes from a random earlier offset (an offset commit lost, or a
+ * reset of the group's offsets), any number of times. The store ends in the
+ * state of one clean pass over the log.
+ */
+static void
+test_replay_random(void **state)
+{
+	enum { NLOG = 400, NIDS = 12, ROUNDS = 25 };
+	static const char *const ids[NIDS] = {
+	    "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11"};
+	struct logmsg log[NLOG];
+	uint64_t next[NIDS] = {0};
+	(void) state;
+
+	for (int round = 0; round < ROUNDS; round++) {
+		struct model ms[NIDS];
+		char *dir = lmt_tmpdir("ingest-replay-rnd");
+		lm_store *s = NULL;
+		size_t pos = 0;
+
+		for (size_t i = 0; i < NLOG; i++) {
+			size_t k = rng() % NIDS;
+			uint64_t r = rng() % 10;
+			log[i].id = ids[k];
+			if (r < 3) {
+				log[i].version = 0;
+			} else if (r == 3 && next[k] > 2) {
+				log[i].version = next[k] - 2; /* out of order */
+			} else {
+				log[i].version = ++next[k];
+			}
+		}
+		for (size_t j = 0; j < NIDS; j++)
+			ms[j] = (struct model){.id = ids[j]};
+		model_apply(log, NLOG, ms, NIDS);
+
+		assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+		for (int crash = 0; crash < 8; crash++) {
+			size_t upto = pos + rng() % (NLOG - pos + 1);
+			consume(s, log, pos, upto, 1 + rng() % 16, one_partition);
+			pos = rng() % (upto + 1); /* the committed offset */
+		}
+		consume(s, log, pos, NLOG, 1 + rng() % 16, one_partition);
+		assert_model(s, ms, NIDS);
+		/* A second group on the same store replays everything. */
+		consume(s, log, 0, NLOG, 7, one_partition);
+		assert_model(s, ms, NIDS);
+		lm_store_close(s);
+		lmt_rmtree(dir);
+		free(dir);
+	}
+}
+
+/*
+ * Positions of different partitions do not compare: a tombstone from
+ * another partition deletes as before (the topic was repartitioned and the
+ * key moved), it is never mistaken for a replay.
+ */
+static void
+test_replay_other_partition(void **state)
+{
+	static const struct logmsg log[] = {{"p", 1}, {"p", 0}};
+	char *dir = lmt_tmpdir("ingest-replay-part");
+	lm_store *s = NULL;
+	(void) state;
+
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	consume(s, log, 0, 1, 1, one_partition);  /* put v1 at 0/0 */
+	consume(s, log, 1, 2, 1, two_partitions); /* tombstone at 1/1 */
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "p", NULL, NULL, NULL), LM_ENOENT);
+
+	/* The topic recreated: offsets restart, and only a raised epoch orders
+	 * the new topic's tombstone after the old topic's put. */
+	static const struct logmsg put9 = {"p", 9}, tomb = {"p", 0};
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	lm_ingest_counts c;
+	assert_int_equal(lm_ingest_batch_new(4, &b), LM_OK);
+	log_decision(&put9, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 700), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	lm_ingest_batch_reset(b);
+	log_decision(&tomb, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 3), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(c.duplicates[LM_KIND_POSTING], 1); /* read as a replay */
+	lm_ingest_batch_reset(b);
+	lm_ingest_batch_set_epoch(b, 1);
+	log_decision(&tomb, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 3), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(c.deleted[LM_KIND_POSTING], 1);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "p", NULL, NULL, NULL), LM_ENOENT);
+	lm_ingest_batch_free(b);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -669,6 +949,9 @@ main(void)
 	    cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_batch_store_error),
 	    cmocka_unit_test(test_batch_bytes),
+	    cmocka_unit_test(test_replay_sequences),
+	    cmocka_unit_test(test_replay_random),
+	    cmocka_unit_test(test_replay_other_partition),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -77,6 +77,10 @@ static const char *const titles[] = {"Senior Data Engineer", "Web Developer",
     "ML Engineer", "Site Reliability Engineer", "Data Analyst", "Backend Engineer"};
 static const float weights[] = {0, 0.5f, 1, 2, 5};
 
+/* Distinct common skill ids of generated records (the scale test raises
+ * it to a job site's vocabulary). */
+static uint32_t skill_vocab = 25;
+
 static char *
 skill_id(struct rng *r)
 {
@@ -84,7 +88,7 @@ skill_id(struct rng *r)
 	if (chance(r, 5))
 		snprintf(buf, sizeof(buf), "x:rare%u", rn(r, 50));
 	else
-		snprintf(buf, sizeof(buf), "s%02u", rn(r, 25));
+		snprintf(buf, sizeof(buf), "s%02u", rn(r, skill_vocab));
 	return xstrdup(buf);
 }
 
@@ -355,7 +359,7 @@ reference(const struct world *w, const lm_model *m, int64_t now, const lm_filter
 }
 
 /* What the property test covered, so that it cannot pass vacuously. */
-static size_t compared_matches, compared_ties, explained_no_overlap;
+static size_t compared_matches, compared_ties, explained_no_overlap, compared_eligible;
 
 /* Compares a response's matches with the first k of the reference. */
 static void
@@ -485,11 +489,12 @@ check_explanations(Lunamatch__V1__Match **m, size_t n, Lunamatch__V1__ExplainLev
 	}
 }
 
-/* Builds a data set of random size into an index and the world. */
+/* Builds a data set of np postings and nc profiles (before updates and
+ * removals) into an index and the world. */
 static void
-build(struct rng *r, const lm_model *m, lm_index **idx, struct world *w)
+build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_t np,
+    size_t nc)
 {
-	size_t np = 1 + rn(r, 300), nc = 1 + rn(r, 50);
 	char id[32];
 
 	memset(w, 0, sizeof(*w));
@@ -556,6 +561,15 @@ build(struct rng *r, const lm_model *m, lm_index **idx, struct world *w)
 	}
 }
 
+/* Builds a data set of random size. */
+static void
+build(struct rng *r, const lm_model *m, lm_index **idx, struct world *w)
+{
+	size_t np = 1 + rn(r, 300), nc = 1 + rn(r, 50);
+
+	build_n(r, m, idx, w, np, nc);
+}
+
 static void
 random_model(struct rng *r, lm_model *m)
 {
@@ -584,6 +598,8 @@ query_jobs(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 
 	req.filters = gen_job_filters(r, &fs, w);
 	req.top_k = chance(r, 10) ? 0 : 1 + rn(r, (uint32_t) w->np + 5);
+	if (req.top_k > LM_INDEX_TOP_K_MAX)
+		req.top_k = 1 + rn(r, 100);
 	req.explain = gen_level(r);
 	if (chance(r, 25)) {
 		inl = gen_profile(r, "inline");
@@ -602,6 +618,7 @@ query_jobs(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 	    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
 	assert_int_equal(lm_filters_for_jobs(req.filters, &f, err, sizeof(err)), LM_OK);
 	want = reference(w, m, NOW, f, cp, NULL, &n, &vetoed);
+	compared_eligible += n;
 	compare(
 	    resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, true);
 	assert_int_equal(resp->considered, w->np);
@@ -632,6 +649,8 @@ query_candidates(struct rng *r, lm_index *idx, const lm_model *m, const struct w
 
 	req.filters = gen_cand_filters(r, &fs, w);
 	req.top_k = chance(r, 10) ? 0 : 1 + rn(r, (uint32_t) w->nc + 5);
+	if (req.top_k > LM_INDEX_TOP_K_MAX)
+		req.top_k = 1 + rn(r, 100);
 	req.explain = gen_level(r);
 	if (chance(r, 25)) {
 		inl = gen_posting(r, "inline");
@@ -652,6 +671,7 @@ query_candidates(struct rng *r, lm_index *idx, const lm_model *m, const struct w
 	assert_int_equal(
 	    lm_filters_for_candidates(req.filters, &f, err, sizeof(err)), LM_OK);
 	want = reference(w, m, NOW, f, NULL, pp, &n, &vetoed);
+	compared_eligible += n;
 	compare(
 	    resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, false);
 	assert_int_equal(resp->considered, w->nc);
@@ -764,6 +784,65 @@ test_exact_top_k(void **state)
 	assert_true(compared_matches > 5000);
 	assert_true(compared_ties > 100);
 	assert_true(explained_no_overlap > 10);
+}
+
+/* The scale test's sizes: a job site's corpus in the release build; the
+ * sanitizer build, many times slower, runs the same test smaller. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SCALE_POSTINGS 12000
+#define SCALE_PROFILES 3000
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SCALE_POSTINGS 12000
+#define SCALE_PROFILES 3000
+#endif
+#endif
+#ifndef SCALE_POSTINGS
+#define SCALE_POSTINGS 100005
+#define SCALE_PROFILES 20000
+#endif
+
+/* The property at scale: one data set of SCALE_POSTINGS postings (a
+ * vocabulary of 2,000 skills, duplicates with equal scores) and
+ * SCALE_PROFILES profiles, random queries with every filter in both
+ * directions: the index returns exactly the exhaustive scan's top k, and
+ * fully scores far fewer pairs than are eligible (the bounds prune). */
+static void
+test_exact_top_k_at_scale(void **state)
+{
+	struct rng r = {0x5CA1EULL * 0x9E3779B97F4A7C15ULL};
+	lm_model m;
+	lm_index *idx = NULL;
+	struct world w;
+	lm_index_counts before, after;
+	size_t eligible0 = compared_eligible, matches0 = compared_matches;
+
+	(void) state;
+	skill_vocab = 2000;
+	lm_model_defaults(&m);
+	build_n(&r, &m, &idx, &w, SCALE_POSTINGS, SCALE_PROFILES);
+	world_stats(&w, NOW);
+	lm_index_counts_get(idx, &before);
+	for (int q = 0; q < 12; q++) {
+		query_jobs(&r, idx, &m, &w);
+		query_candidates(&r, idx, &m, &w);
+		query_top(&r, idx, &m, &w);
+	}
+	lm_index_counts_get(idx, &after);
+	skill_vocab = 25;
+	assert_true(w.np + 5 >= SCALE_POSTINGS);
+	assert_true(compared_matches - matches0 > 200);
+	/* Pruning: a fraction of the eligible pairs of the MatchJobs and
+	 * MatchCandidates queries (the event queries come on top) were fully
+	 * scored. */
+	print_message("scale: %zu postings, %zu profiles, %llu pairs reached, %llu "
+	              "fully scored, %zu eligible\n",
+	    w.np, w.nc, (unsigned long long) (after.reached - before.reached),
+	    (unsigned long long) (after.scored - before.scored),
+	    compared_eligible - eligible0);
+	assert_true((after.scored - before.scored) * 4 < compared_eligible - eligible0);
+	lm_index_free(idx);
+	world_free(&w);
 }
 
 /* FNV-1a over bytes, continued from h. */
@@ -1510,6 +1589,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_exact_top_k),
+	    cmocka_unit_test(test_exact_top_k_at_scale),
 	    cmocka_unit_test(test_random_scores_pinned),
 	    cmocka_unit_test(test_updates),
 	    cmocka_unit_test(test_no_overlap),

@@ -410,12 +410,16 @@ test_status_paths(void **state)
 	assert_non_null(r);
 	assert_int_equal(r->code, INVALID_);
 	assert_non_null(strstr(r->message, "request_id"));
+	assert_string_equal(r->request_id, "");
 	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	/* An envelope that decodes but breaks another limit: its request_id
+	 * is echoed (docs/rpc.md). */
 	r = raw_envelope_call(f.url, LM_RPC_METHOD_PREFIX "Check", "meta", 0, NULL,
 	    LM_RPC_MAX_METADATA + 1);
 	assert_non_null(r);
 	assert_int_equal(r->code, INVALID_);
 	assert_non_null(strstr(r->message, "metadata"));
+	assert_string_equal(r->request_id, "meta");
 	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
 
 	/* Metadata within limits reaches the handler. */

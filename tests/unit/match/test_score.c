@@ -1407,7 +1407,7 @@ static const struct pinned_score {
 };
 
 #define PINNED_SCORE_DIGEST   0xd7ea78904ca89c4cULL
-#define PINNED_EXPLAIN_DIGEST 0x6046843045d2af56ULL
+#define PINNED_EXPLAIN_DIGEST 0xb781beb37f0e5466ULL
 #define PINNED_ELIGIBLE       215
 
 static size_t

@@ -1,0 +1,61 @@
+/*
+ * hashmap.h - the one hash map of the code base: string keys to pointers,
+ * and the one string hash.
+ *
+ * Open addressing with linear probing and backward-shift deletion, at most
+ * half full, so a lookup costs one hash and, on average, one or two probes.
+ * Keys are borrowed: the map keeps the pointer it was given, which must stay
+ * valid and unchanged while the entry is in the map (typically the key lives
+ * in the value, as an id inside a record). Not thread-safe for writes: the
+ * caller serializes writers against readers; concurrent readers are safe.
+ */
+#ifndef LUNAMATCH_HASHMAP_H
+#define LUNAMATCH_HASHMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_HASHMAP_ENTRIES_MAX ((size_t) 1 << 30) /* entries in one map */
+
+/* 64-bit FNV-1a (offset basis 14695981039346656037) with a final mix, so
+ * that every bit of the result depends on every byte. Never 0, so that 0
+ * can mean "no text". lm_hash_fold hashes the text with A-Z read as a-z (as
+ * strcasecmp compares in the C locale): texts equal under strcasecmp have
+ * equal folded hashes. */
+uint64_t lm_hash_bytes(const void *data, size_t len);
+uint64_t lm_hash_str(const char *s);
+uint64_t lm_hash_fold(const char *s);
+
+typedef struct lm_hashmap lm_hashmap;
+
+/* A new empty map. Returns LM_OK or LM_ENOMEM. */
+int lm_hashmap_new(lm_hashmap **out);
+void lm_hashmap_free(lm_hashmap *m); /* NULL is a no-op; values are not freed */
+
+/* Entries in the map. m may be NULL (0). */
+size_t lm_hashmap_count(const lm_hashmap *m);
+
+/* The value of key, NULL when absent. */
+void *lm_hashmap_get(const lm_hashmap *m, const char *key);
+
+/* Sets key to value (value may not be NULL). A present key keeps its entry
+ * and takes the new key pointer and value. Returns LM_OK, LM_EINVAL (NULL
+ * key or value) or LM_ENOMEM / LM_E2BIG (then the map is unchanged). */
+int lm_hashmap_put(lm_hashmap *m, const char *key, void *value);
+
+/* Removes key; returns its value, NULL when it was absent. */
+void *lm_hashmap_remove(lm_hashmap *m, const char *key);
+
+/* Iteration in slot order: start with *iter = 0; each call that returns true
+ * gives one entry. The map must not change during the iteration. */
+bool lm_hashmap_next(const lm_hashmap *m, size_t *iter, const char **key, void **value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_HASHMAP_H */

@@ -1,0 +1,234 @@
+/*
+ * filters.c - the filters of one request (JobFilters, CandidateFilters):
+ * validated once per request, then applied to each pair as FILTER vetoes.
+ * See score.h.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lunamatch/error.h"
+#include "score_int.h"
+
+struct lm_filters {
+	const Lunamatch__V1__JobFilters *jobs; /* one of the two is set */
+	const Lunamatch__V1__CandidateFilters *candidates;
+	const char **exclude; /* sorted copy of the exclude_ids pointers */
+	size_t n_exclude;
+};
+
+static int
+filters_new(char **ids, size_t n, lm_filters **out)
+{
+	lm_filters *f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return LM_ENOMEM;
+	if (n > 0) {
+		if ((f->exclude = calloc(n, sizeof(*f->exclude))) == NULL) {
+			free(f);
+			return LM_ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++)
+			f->exclude[i] = ids[i] ? ids[i] : "";
+		qsort(f->exclude, n, sizeof(*f->exclude), lm_cmp_str);
+		f->n_exclude = n;
+	}
+	*out = f;
+	return LM_OK;
+}
+
+static int
+check_list(const char *what, size_t n, char *err, size_t errlen)
+{
+	if (n > LM_FILTER_LIST_MAX) {
+		snprintf(err, errlen, "filters.%s: %zu entries, at most %d allowed", what,
+		    n, LM_FILTER_LIST_MAX);
+		return LM_EINVAL;
+	}
+	return LM_OK;
+}
+
+int
+lm_filters_for_jobs(
+    const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err, size_t errlen)
+{
+	int rc;
+
+	*out = NULL;
+	if (f == NULL)
+		return LM_OK;
+	if ((rc = check_list("countries", f->n_countries, err, errlen)) != LM_OK ||
+	    (rc = check_list("employment_types", f->n_employment_types, err, errlen)) !=
+	        LM_OK ||
+	    (rc = check_list("categories", f->n_categories, err, errlen)) != LM_OK ||
+	    (rc = check_list("exclude_ids", f->n_exclude_ids, err, errlen)) != LM_OK)
+		return rc;
+	if (!isfinite(f->min_annual_salary) || f->min_annual_salary < 0) {
+		snprintf(err, errlen, "filters.min_annual_salary: must be a number >= 0");
+		return LM_EINVAL;
+	}
+	if ((rc = filters_new(f->exclude_ids, f->n_exclude_ids, out)) != LM_OK)
+		return rc;
+	(*out)->jobs = f;
+	return LM_OK;
+}
+
+int
+lm_filters_for_candidates(
+    const Lunamatch__V1__CandidateFilters *f, lm_filters **out, char *err, size_t errlen)
+{
+	int rc;
+
+	*out = NULL;
+	if (f == NULL)
+		return LM_OK;
+	if ((rc = check_list("countries", f->n_countries, err, errlen)) != LM_OK ||
+	    (rc = check_list("employment_types", f->n_employment_types, err, errlen)) !=
+	        LM_OK ||
+	    (rc = check_list("exclude_ids", f->n_exclude_ids, err, errlen)) != LM_OK)
+		return rc;
+	if (!isfinite(f->min_years_experience) || f->min_years_experience < 0) {
+		snprintf(
+		    err, errlen, "filters.min_years_experience: must be a number >= 0");
+		return LM_EINVAL;
+	}
+	if ((rc = filters_new(f->exclude_ids, f->n_exclude_ids, out)) != LM_OK)
+		return rc;
+	(*out)->candidates = f;
+	return LM_OK;
+}
+
+void
+lm_filters_free(lm_filters *f)
+{
+	if (f == NULL)
+		return;
+	free(f->exclude);
+	free(f);
+}
+
+bool
+lm_str_in(const char *s, char *const *list, size_t n)
+{
+	if (s == NULL || s[0] == '\0')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (list[i] != NULL && strcasecmp(s, list[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+locs_in(Lunamatch__V1__Location *const *locs, size_t n, char *const *countries, size_t nc)
+{
+	for (size_t i = 0; i < n; i++)
+		if (locs[i] != NULL && lm_str_in(locs[i]->country, countries, nc))
+			return true;
+	return false;
+}
+
+static bool
+excluded(const lm_filters *f, const char *id)
+{
+	return f->n_exclude > 0 && id != NULL &&
+	       bsearch(&id, f->exclude, f->n_exclude, sizeof(*f->exclude), lm_cmp_str) !=
+	           NULL;
+}
+
+/* The request filters. Returns false when one fails in fast mode. */
+bool
+lm_check_filters(
+    const lm_filters *f, const CandidateProfile *c, const JobPosting *p, struct vsink *vs)
+{
+	if (f == NULL)
+		return true;
+	if (f->jobs != NULL) {
+		const Lunamatch__V1__JobFilters *jf = f->jobs;
+		if (excluded(f, p->id) &&
+		    !lm_veto_row(vs, LM_VETO_FILTER, "filter: job excluded"))
+			return false;
+		if (jf->remote_only &&
+		    p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+		    !lm_veto_row(vs, LM_VETO_FILTER,
+		        "filter: remote jobs only; this one is %s",
+		        lm_remote_name(p->remote)))
+			return false;
+		if (jf->n_countries > 0 &&
+		    !locs_in(
+		        p->locations, p->n_locations, jf->countries, jf->n_countries) &&
+		    !lm_veto_row(vs, LM_VETO_FILTER,
+		        "filter: no job location in the requested countries"))
+			return false;
+		if (jf->min_annual_salary > 0) {
+			int64_t top = 0;
+			if (p->salary != NULL)
+				top = p->salary->annual_max > 0 ? p->salary->annual_max
+				                                : p->salary->annual_min;
+			if ((double) top < jf->min_annual_salary &&
+			    !lm_veto_row(vs, LM_VETO_FILTER,
+			        top > 0 ? "filter: pays at most %.0f a year, below %.0f"
+			                : "filter: salary unknown (%.0f), minimum %.0f "
+			                  "requested",
+			        (double) top, jf->min_annual_salary))
+				return false;
+		}
+		if (jf->n_employment_types > 0) {
+			bool ok = false;
+			for (size_t i = 0; i < jf->n_employment_types; i++)
+				ok = ok || (p->employment_type != 0 &&
+				               (int) jf->employment_types[i] ==
+				                   (int) p->employment_type);
+			if (!ok && !lm_veto_row(vs, LM_VETO_FILTER,
+			               "filter: employment type %s not requested",
+			               lm_employment_name(p->employment_type)))
+				return false;
+		}
+		if (jf->n_categories > 0 &&
+		    !lm_str_in(p->category, jf->categories, jf->n_categories) &&
+		    !lm_veto_row(vs, LM_VETO_FILTER, "filter: category not requested"))
+			return false;
+		if (jf->posted_after > 0 && p->posted_at < jf->posted_after &&
+		    !lm_veto_row(
+		        vs, LM_VETO_FILTER, "filter: posted before the requested date"))
+			return false;
+	}
+	if (f->candidates != NULL) {
+		const Lunamatch__V1__CandidateFilters *cf = f->candidates;
+		if (excluded(f, c->id) &&
+		    !lm_veto_row(vs, LM_VETO_FILTER, "filter: candidate excluded"))
+			return false;
+		if (cf->n_countries > 0 &&
+		    !locs_in(
+		        c->locations, c->n_locations, cf->countries, cf->n_countries) &&
+		    !lm_veto_row(vs, LM_VETO_FILTER,
+		        "filter: no preferred location in the requested countries"))
+			return false;
+		if (cf->min_years_experience > 0 &&
+		    !((double) c->years_experience >=
+		        (double) cf->min_years_experience) &&
+		    !lm_veto_row(vs, LM_VETO_FILTER,
+		        "filter: %.1f years of experience, %.1f requested",
+		        (double) c->years_experience, (double) cf->min_years_experience))
+			return false;
+		if (cf->n_employment_types > 0 && c->n_desired_employment_types > 0) {
+			bool ok = false;
+			for (size_t i = 0; i < cf->n_employment_types; i++)
+				for (size_t j = 0; j < c->n_desired_employment_types; j++)
+					ok = ok || cf->employment_types[i] ==
+					               c->desired_employment_types[j];
+			if (!ok && !lm_veto_row(vs, LM_VETO_FILTER,
+			               "filter: candidate accepts none of the requested "
+			               "employment types"))
+				return false;
+		}
+		if (cf->remote_only &&
+		    c->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+		    !lm_veto_row(vs, LM_VETO_FILTER,
+		        "filter: candidates preferring remote work only"))
+			return false;
+	}
+	return true;
+}

@@ -1,0 +1,858 @@
+/*
+ * prep.c - prepared records: a posting or profile with its skill ids
+ * deduplicated and sorted, its title tokens split, and the scalars that
+ * scoring reads copied next to each other; binding a prep to the corpus
+ * statistics gives its skill ids symbols. See score.h.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lunamatch/error.h"
+#include "lunamatch/hashmap.h"
+#include "score_int.h"
+
+#define TITLE_SCAN_MAX      512 /* bytes of a title looked at for tokens */
+#define PREP_PREFETCH_BYTES 512 /* bytes of a prep that lm_prep_prefetch loads */
+
+/* A 64-bit hash of text, never 0; fold: A-Z count as a-z (see
+ * lm_hash_fold). */
+static uint64_t
+text_hash(const char *text, bool fold)
+{
+	return fold ? lm_hash_fold(text) : lm_hash_str(text);
+}
+
+bool
+lm_text_caseeq(const char *a, uint64_t ha, const char *b, uint64_t hb)
+{
+	return ha == hb && strcasecmp(a, b) == 0;
+}
+
+int
+lm_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+static bool
+is_tok_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '+' || c == '#' || c >= 0x80;
+}
+
+/* Splits text into sorted unique lower-case tokens (see LM_TITLE_TOKENS_MAX,
+ * LM_TITLE_TOKEN_MAX). An empty result allocates nothing; otherwise one
+ * allocation holds exactly the text, tok and h. */
+static int
+tokenize(const char *text, struct tokset *ts)
+{
+	size_t len = text ? strnlen(text, TITLE_SCAN_MAX) : 0, n = 0, w = 0, room;
+	size_t off[LM_TITLE_TOKENS_MAX];
+	const char *tok[LM_TITLE_TOKENS_MAX];
+	char *buf, *nb;
+
+	memset(ts, 0, sizeof(*ts));
+	if (len == 0)
+		return LM_OK;
+	if ((buf = malloc(len + LM_TITLE_TOKENS_MAX + 1)) == NULL)
+		return LM_ENOMEM;
+	for (size_t i = 0; i < len && n < LM_TITLE_TOKENS_MAX;) {
+		size_t start, tl = 0;
+
+		while (i < len && !is_tok_byte((unsigned char) text[i]))
+			i++;
+		if (i >= len)
+			break;
+		start = w;
+		while (i < len && is_tok_byte((unsigned char) text[i])) {
+			unsigned char c = (unsigned char) text[i++];
+			if (tl + 1 < LM_TITLE_TOKEN_MAX) {
+				buf[w++] = (char) ((c >= 'A' && c <= 'Z') ? c + 32 : c);
+				tl++;
+			}
+		}
+		buf[w++] = '\0';
+		tok[n++] = buf + start;
+	}
+	qsort(tok, n, sizeof(*tok), lm_cmp_str);
+	for (size_t i = 0; i < n; i++)
+		if (ts->n == 0 || strcmp(tok[ts->n - 1], tok[i]) != 0)
+			tok[ts->n++] = tok[i];
+	if (ts->n == 0) {
+		free(buf);
+		return LM_OK;
+	}
+	for (size_t i = 0; i < ts->n; i++)
+		off[i] = (size_t) (tok[i] - buf);
+	room = (w + 7) & ~(size_t) 7;
+	if ((nb = realloc(buf, room + ts->n * (sizeof(*ts->tok) + sizeof(*ts->h)))) ==
+	    NULL) {
+		free(buf);
+		ts->n = 0;
+		return LM_ENOMEM;
+	}
+	ts->buf = nb;
+	ts->tok = (const char **) (void *) (nb + room);
+	ts->h = (uint64_t *) (void *) (ts->tok + ts->n);
+	for (size_t i = 0; i < ts->n; i++) {
+		ts->tok[i] = nb + off[i];
+		ts->h[i] = text_hash(ts->tok[i], false);
+	}
+	return LM_OK;
+}
+
+static void
+tokset_clear(struct tokset *ts)
+{
+	free(ts->buf);
+	memset(ts, 0, sizeof(*ts));
+}
+
+/* Whether the token t (hash th) is one of the n tokens whose hashes are
+ * h[] (copies of ts->h) and texts ts->tok[]: the tokens' texts are read
+ * only when a hash matches. */
+bool
+lm_tokset_has(const struct tokset *ts, const uint64_t *h, const char *t, uint64_t th)
+{
+	for (size_t k = 0; k < ts->n; k++)
+		if (h[k] == th && strcmp(ts->tok[k], t) == 0)
+			return true;
+	return false;
+}
+
+/* Packs the locations of locs that have a country into out (at most
+ * PREP_LOCS); returns false when they do not fit (more of them, or a longer
+ * country): then the scorer compares the record's locations. */
+static bool
+pack_locs(
+    Lunamatch__V1__Location *const *locs, size_t n, struct ploc *out, uint8_t *n_out)
+{
+	*n_out = 0;
+	for (size_t i = 0; i < n; i++) {
+		const Lunamatch__V1__Location *l = locs[i];
+		struct ploc *pl;
+		size_t len;
+
+		if (l == NULL || l->country == NULL || l->country[0] == '\0')
+			continue; /* never in common with anything */
+		len = strlen(l->country);
+		if (*n_out == PREP_LOCS || len > COUNTRY_MAX)
+			return false;
+		pl = &out[(*n_out)++];
+		pl->country = 0;
+		for (size_t k = 0; k < len; k++) {
+			unsigned char c = (unsigned char) l->country[k];
+			c = (c >= 'A' && c <= 'Z') ? (unsigned char) (c + 32) : c;
+			pl->country |= (uint64_t) c << (8 * k);
+		}
+		pl->city = l->city;
+		pl->city_h = (l->city != NULL && l->city[0] != '\0')
+		                 ? text_hash(l->city, true)
+		                 : 0;
+	}
+	return true;
+}
+
+static bool
+locs_have_country(Lunamatch__V1__Location **locs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (locs[i] != NULL && locs[i]->country != NULL &&
+		    locs[i]->country[0] != '\0')
+			return true;
+	return false;
+}
+
+/* Total years of experience as the scorer counts them (finite, else 0). */
+double
+lm_rec_years(const CandidateProfile *c)
+{
+	double y = (double) c->years_experience;
+	return isfinite(y) && y > 0 ? y : 0;
+}
+
+/*
+ * A 64-bit summary of the countries of locs: one bit per country, chosen by
+ * a hash of its ASCII-lower-cased text. When two records share a country
+ * (strcasecmp equal), their masks share that bit; so disjoint masks prove
+ * that they share none. A country with a byte above 0x7f (whose case
+ * folding depends on the locale) sets every bit: nothing is proved.
+ */
+static uint64_t
+country_mask(Lunamatch__V1__Location *const *locs, size_t n)
+{
+	uint64_t mask = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (locs[i] == NULL || locs[i]->country == NULL ||
+		    locs[i]->country[0] == '\0')
+			continue;
+		for (const unsigned char *c = (const unsigned char *) locs[i]->country;
+		     *c != '\0'; c++)
+			if (*c >= 0x80)
+				return UINT64_MAX;
+		mask |= (uint64_t) 1 << (lm_hash_fold(locs[i]->country) >> 58);
+	}
+	return mask;
+}
+
+/* Collects the groups that are not NULL and their usable skill ids into
+ * p->groups and p->gids, which have room for them (count_groups). */
+static void
+prep_groups(lm_posting_prep *p)
+{
+	const JobPosting *rec = p->rec;
+
+	for (size_t i = 0; i < rec->n_requirement_groups; i++) {
+		const Lunamatch__V1__RequirementGroup *g = rec->requirement_groups[i];
+		struct pgroup *pg;
+
+		if (g == NULL)
+			continue;
+		pg = &p->groups[p->n_groups++];
+		pg->g = g;
+		pg->off = p->n_gids;
+		pg->min_years = g->min_years_experience;
+		pg->needs_skill = g->n_skill_ids > 0;
+		for (size_t k = 0; k < g->n_skill_ids; k++)
+			if (g->skill_ids[k] != NULL && g->skill_ids[k][0] != '\0') {
+				p->gsym[p->n_gids] = LM_SKILL_SYM_NONE;
+				p->gids[p->n_gids++] = g->skill_ids[k];
+			}
+		pg->n = p->n_gids - pg->off;
+	}
+}
+
+static int
+cmp_pskill(const void *a, const void *b)
+{
+	const struct pskill *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	if (c != 0)
+		return c;
+	return x->ord < y->ord ? -1 : (x->ord > y->ord ? 1 : 0);
+}
+
+static int
+cmp_cskill(const void *a, const void *b)
+{
+	return strcmp(((const struct cskill *) a)->id, ((const struct cskill *) b)->id);
+}
+
+static double
+skill_weight(float w)
+{
+	return (isfinite(w) && w > 0) ? (double) w : 1.0;
+}
+
+int
+lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
+{
+	lm_posting_prep *p;
+	size_t n = 0, ng = 0, nid = 0, size;
+	struct tokset title;
+	char *at;
+
+	*out = NULL;
+	if (rec == NULL)
+		return LM_EINVAL;
+	for (size_t i = 0; i < rec->n_requirement_groups; i++) {
+		if (rec->requirement_groups[i] == NULL)
+			continue;
+		ng++;
+		nid += rec->requirement_groups[i]->n_skill_ids;
+	}
+	if (tokenize(rec->title, &title) != LM_OK)
+		return LM_ENOMEM;
+	/* One allocation: the prep, then skills, groups, title_h, gids and
+	 * gsym (in the order of their alignment). */
+	size = sizeof(*p) + rec->n_skills * sizeof(*p->skills) + ng * sizeof(*p->groups) +
+	       title.n * sizeof(*p->title_h) +
+	       nid * (sizeof(*p->gids) + sizeof(*p->gsym));
+	if ((p = calloc(1, size)) == NULL) {
+		tokset_clear(&title);
+		return LM_ENOMEM;
+	}
+	p->title = title;
+	at = (char *) (p + 1);
+	p->skills = (struct pskill *) (void *) at;
+	at += rec->n_skills * sizeof(*p->skills);
+	p->groups = (struct pgroup *) (void *) at;
+	at += ng * sizeof(*p->groups);
+	p->title_h = (const uint64_t *) (void *) at;
+	if (title.n > 0)
+		memcpy(at, title.h, title.n * sizeof(*p->title_h));
+	at += title.n * sizeof(*p->title_h);
+	p->gids = (const char **) (void *) at;
+	at += nid * sizeof(*p->gids);
+	p->gsym = (uint32_t *) (void *) at;
+	p->rec = rec;
+	for (size_t i = 0; i < rec->n_skills; i++) {
+		const Lunamatch__V1__PostingSkill *s = rec->skills[i];
+		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
+			continue;
+		p->skills[n].id = s->skill_id;
+		p->skills[n].name = (s->name && s->name[0]) ? s->name : s->skill_id;
+		p->skills[n].w = skill_weight(s->weight);
+		p->skills[n].ord = (uint32_t) i;
+		p->skills[n].sym = LM_SKILL_SYM_NONE;
+		n++;
+	}
+	/* Duplicates of an id: the first entry's name, the largest weight
+	 * (entries of one id sort by their position in the record). */
+	if (n > 1) {
+		qsort(p->skills, n, sizeof(*p->skills), cmp_pskill);
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (k > 0 && strcmp(p->skills[k - 1].id, p->skills[i].id) == 0) {
+				if (p->skills[i].w > p->skills[k - 1].w)
+					p->skills[k - 1].w = p->skills[i].w;
+				continue;
+			}
+			p->skills[k++] = p->skills[i];
+		}
+		n = k;
+	}
+	p->n_skills = n;
+	prep_groups(p);
+	p->locs_packed = pack_locs(rec->locations, rec->n_locations, p->locs, &p->n_locs);
+	p->cat_h =
+	    (rec->category && rec->category[0]) ? text_hash(rec->category, true) : 0;
+	p->ind_h =
+	    (rec->industry && rec->industry[0]) ? text_hash(rec->industry, true) : 0;
+	p->has_country = locs_have_country(rec->locations, rec->n_locations);
+	p->key.country_mask = country_mask(rec->locations, rec->n_locations);
+	p->key.expires_at = rec->expires_at;
+	p->key.employment_type = (int32_t) rec->employment_type;
+	p->key.remote = (int32_t) rec->remote;
+	p->key.flags =
+	    (p->has_country ? KEY_HAS_COUNTRY : 0) |
+	    (rec->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED
+	            ? KEY_CLOSED
+	            : 0);
+	p->posted_at = rec->posted_at;
+	if (rec->salary != NULL)
+		p->salary_top = rec->salary->annual_max > 0 ? rec->salary->annual_max
+		                                            : rec->salary->annual_min;
+	p->category = rec->category;
+	p->industry = rec->industry;
+	p->embedding = rec->embedding;
+	p->n_embedding = rec->n_embedding;
+	p->min_years = rec->min_years_experience;
+	p->level = (int32_t) rec->experience_level;
+	p->education = (int32_t) rec->education;
+	*out = p;
+	return LM_OK;
+}
+
+void
+lm_posting_prep_free(lm_posting_prep *p)
+{
+	if (p == NULL)
+		return;
+	lm_posting_prep_unbind(p);
+	tokset_clear(&p->title);
+	free(p); /* with skills, groups, gids and gsym */
+}
+
+const JobPosting *
+lm_posting_prep_record(const lm_posting_prep *p)
+{
+	return p->rec;
+}
+
+/*
+ * Title words that say nothing about the kind of work: connecting words,
+ * and words of rank or level ("Senior", "Lead", "Manager", "II"). Sorted
+ * (strcmp) for bsearch; tokens are lower case. Digits-only tokens ("2")
+ * are levels too. Listed in docs/scoring.md (NO_OVERLAP).
+ */
+static const char *const title_fillers[] = {"a", "an", "and", "associate", "at", "chief",
+    "director", "entry", "for", "head", "i", "ii", "iii", "in", "intern", "iv", "jr",
+    "junior", "lead", "level", "manager", "mid", "of", "on", "or", "principal", "senior",
+    "sr", "staff", "the", "to", "trainee", "v", "vp", "with"};
+
+/* Whether a title token (lower case) names the kind of work: not a filler
+ * word and not only digits. */
+static bool
+title_word_significant(const char *tok)
+{
+	const char *t = tok;
+
+	while (*t >= '0' && *t <= '9')
+		t++;
+	if (*t == '\0')
+		return false;
+	return bsearch(&tok, title_fillers,
+	           sizeof(title_fillers) / sizeof(title_fillers[0]),
+	           sizeof(title_fillers[0]), lm_cmp_str) == NULL;
+}
+
+/* Collects the distinct significant tokens of c->titles into c->sig_h and
+ * c->sig_tok. Returns LM_OK or LM_ENOMEM. */
+static int
+prep_sig_tokens(lm_profile_prep *c)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < c->n_titles; i++)
+		total += c->titles[i].n;
+	if (total == 0)
+		return LM_OK;
+	if ((c->sig_h = malloc(total * (sizeof(*c->sig_h) + sizeof(*c->sig_tok)))) ==
+	    NULL)
+		return LM_ENOMEM;
+	c->sig_tok = (const char **) (void *) (c->sig_h + total);
+	for (size_t i = 0; i < c->n_titles; i++) {
+		const struct tokset *ts = &c->titles[i];
+		for (size_t k = 0; k < ts->n; k++) {
+			bool seen = false;
+			if (!title_word_significant(ts->tok[k]))
+				continue;
+			for (size_t j = 0; j < c->n_sig && !seen; j++)
+				seen = c->sig_h[j] == ts->h[k] &&
+				       strcmp(c->sig_tok[j], ts->tok[k]) == 0;
+			if (seen)
+				continue;
+			c->sig_h[c->n_sig] = ts->h[k];
+			c->sig_tok[c->n_sig++] = ts->tok[k];
+		}
+	}
+	return LM_OK;
+}
+
+int
+lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
+{
+	lm_profile_prep *c;
+	const Lunamatch__V1__CareerGoals *g;
+	size_t n = 0, ngoal;
+
+	*out = NULL;
+	if (rec == NULL)
+		return LM_EINVAL;
+	g = rec->career_goals;
+	ngoal = g ? g->n_desired_categories + g->n_desired_industries : 0;
+
+	/* One allocation: the prep, then skills, then goal_h. */
+	if ((c = calloc(1, sizeof(*c) + rec->n_skills * sizeof(*c->skills) +
+	                       ngoal * sizeof(*c->goal_h))) == NULL)
+		return LM_ENOMEM;
+	c->skills = (struct cskill *) (void *) (c + 1);
+	c->goal_h = (uint64_t *) (void *) (c->skills + rec->n_skills);
+	for (size_t i = 0; i < ngoal; i++) {
+		const char *gs = i < g->n_desired_categories
+		                     ? g->desired_categories[i]
+		                     : g->desired_industries[i - g->n_desired_categories];
+		c->goal_h[i] = gs != NULL ? text_hash(gs, true) : 0;
+	}
+	c->rec = rec;
+	for (size_t i = 0; i < rec->n_skills; i++) {
+		const Lunamatch__V1__CandidateSkill *s = rec->skills[i];
+		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
+			continue;
+		c->skills[n].id = s->skill_id;
+		c->skills[n].years = (isfinite(s->years) && s->years > 0) ? s->years : 0;
+		c->skills[n].sym = LM_SKILL_SYM_NONE;
+		n++;
+	}
+	if (n > 1) {
+		qsort(c->skills, n, sizeof(*c->skills), cmp_cskill);
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (k > 0 && strcmp(c->skills[k - 1].id, c->skills[i].id) == 0) {
+				if (c->skills[i].years > c->skills[k - 1].years)
+					c->skills[k - 1].years = c->skills[i].years;
+				continue;
+			}
+			c->skills[k++] = c->skills[i];
+		}
+		n = k;
+	}
+	c->n_skills = n;
+	if (rec->career_goals != NULL && rec->career_goals->n_desired_titles > 0) {
+		size_t nt = rec->career_goals->n_desired_titles;
+		if (nt > LM_DESIRED_TITLES_MAX)
+			nt = LM_DESIRED_TITLES_MAX;
+		if ((c->titles = calloc(nt, sizeof(*c->titles))) == NULL)
+			goto nomem;
+		c->titles_cap = nt;
+		for (size_t i = 0; i < nt; i++) {
+			if (tokenize(rec->career_goals->desired_titles[i],
+			        &c->titles[c->n_titles]) != LM_OK)
+				goto nomem;
+			if (c->titles[c->n_titles].n > 0)
+				c->n_titles++;
+		}
+		if (prep_sig_tokens(c) != LM_OK)
+			goto nomem;
+	}
+	c->has_country = locs_have_country(rec->locations, rec->n_locations);
+	c->locs_packed = pack_locs(rec->locations, rec->n_locations, c->locs, &c->n_locs);
+	c->key.country_mask = country_mask(rec->locations, rec->n_locations);
+	c->key.years = lm_rec_years(rec);
+	c->key.remote = (int32_t) rec->remote;
+	c->key.flags =
+	    (c->has_country ? KEY_HAS_COUNTRY : 0) |
+	    (rec->willing_to_relocate ? KEY_RELOCATE : 0) |
+	    (rec->n_desired_employment_types > 0 ? KEY_EMP_ANY | KEY_EMP_EXACT : 0);
+	for (size_t i = 0; i < rec->n_desired_employment_types; i++) {
+		int t = (int) rec->desired_employment_types[i];
+		if (t >= 0 && t < 64)
+			c->key.emp_mask |= (uint64_t) 1 << t;
+		else
+			c->key.flags &= ~KEY_EMP_EXACT;
+	}
+	*out = c;
+	return LM_OK;
+nomem:
+	lm_profile_prep_free(c);
+	return LM_ENOMEM;
+}
+
+void
+lm_profile_prep_free(lm_profile_prep *c)
+{
+	if (c == NULL)
+		return;
+	lm_profile_prep_unbind(c);
+	for (size_t i = 0; i < c->titles_cap; i++)
+		tokset_clear(&c->titles[i]);
+	free(c->titles);
+	free(c->sig_h); /* with sig_tok */
+	free(c);        /* with skills */
+}
+
+const CandidateProfile *
+lm_profile_prep_record(const lm_profile_prep *c)
+{
+	return c->rec;
+}
+
+static const char *
+id_at(const char *const *ids, size_t stride, size_t i)
+{
+	return *(const char *const *) (const void *) ((const char *) ids + i * stride);
+}
+
+static uint32_t *
+sym_at(uint32_t *syms, size_t stride, size_t i)
+{
+	return (uint32_t *) (void *) ((char *) syms + i * stride);
+}
+
+/* Takes a reference on the symbol of each of n ids and stores it; on
+ * failure takes none. The i-th id is at ids + i * id_stride, its symbol at
+ * syms + i * sym_stride (bytes: arrays or arrays of structs). */
+static int
+syms_bind(lm_skill_stats *s, const char *const *ids, size_t id_stride, uint32_t *syms,
+    size_t sym_stride, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (lm_sym_ref(s, id_at(ids, id_stride, i),
+		        sym_at(syms, sym_stride, i)) != LM_OK) {
+			while (i-- > 0) {
+				lm_sym_unref(s, *sym_at(syms, sym_stride, i));
+				*sym_at(syms, sym_stride, i) = LM_SKILL_SYM_NONE;
+			}
+			return LM_ENOMEM;
+		}
+	}
+	return LM_OK;
+}
+
+static void
+syms_unbind(lm_skill_stats *s, uint32_t *syms, size_t sym_stride, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		lm_sym_unref(s, *sym_at(syms, sym_stride, i));
+		*sym_at(syms, sym_stride, i) = LM_SKILL_SYM_NONE;
+	}
+}
+
+/* ---- words and terms ---- */
+
+/*
+ * The words of a prep that NO_OVERLAP's career-goal test compares, as the
+ * index looks them up: a posting's title tokens and its category; a
+ * profile's significant desired-title tokens and its desired categories.
+ * A category is its text ASCII-folded behind CATEGORY_MARK (a byte no token
+ * has), cut at LM_WORD_MAX bytes: texts equal under strcasecmp give equal
+ * words, so a word can only find more records than the test accepts, never
+ * fewer.
+ */
+#define CATEGORY_MARK '\x01'
+
+static void
+category_word(const char *text, char *buf)
+{
+	size_t n = 0;
+
+	buf[n++] = CATEGORY_MARK;
+	for (const unsigned char *c = (const unsigned char *) text;
+	     *c != '\0' && n + 1 < LM_WORD_MAX; c++)
+		buf[n++] = (char) ((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
+	buf[n] = '\0';
+}
+
+/* Words of a posting (pp) or a profile (cp; the other NULL), one per call:
+ * *i counts from 0; false when there is none left. */
+static bool
+next_word(const lm_posting_prep *pp, const lm_profile_prep *cp, size_t *i, char *buf)
+{
+	for (;; (*i)++) {
+		size_t k = *i;
+		if (pp != NULL) {
+			if (k < pp->title.n) {
+				snprintf(buf, LM_WORD_MAX, "%s", pp->title.tok[k]);
+				(*i)++;
+				return true;
+			}
+			if (k == pp->title.n && pp->category != NULL &&
+			    pp->category[0] != '\0') {
+				category_word(pp->category, buf);
+				(*i)++;
+				return true;
+			}
+			if (k >= pp->title.n)
+				return false;
+		} else {
+			const Lunamatch__V1__CareerGoals *g = cp->rec->career_goals;
+			size_t nc = g != NULL ? g->n_desired_categories : 0;
+			if (k < cp->n_sig) {
+				snprintf(buf, LM_WORD_MAX, "%s", cp->sig_tok[k]);
+				(*i)++;
+				return true;
+			}
+			if (k >= cp->n_sig + nc)
+				return false;
+			if (g->desired_categories[k - cp->n_sig] != NULL &&
+			    g->desired_categories[k - cp->n_sig][0] != '\0') {
+				category_word(g->desired_categories[k - cp->n_sig], buf);
+				(*i)++;
+				return true;
+			}
+		}
+	}
+}
+
+/* The most words a prep can have. */
+static size_t
+words_max(const lm_posting_prep *pp, const lm_profile_prep *cp)
+{
+	const Lunamatch__V1__CareerGoals *g;
+
+	if (pp != NULL)
+		return pp->title.n + 1;
+	g = cp->rec->career_goals;
+	return cp->n_sig + (g != NULL ? g->n_desired_categories : 0);
+}
+
+/* References the symbols of the prep's words into *wsym / *n. */
+static int
+words_bind(lm_skill_stats *s, const lm_posting_prep *pp, const lm_profile_prep *cp,
+    uint32_t **wsym, size_t *n)
+{
+	char buf[LM_WORD_MAX];
+	size_t max = words_max(pp, cp), it = 0;
+
+	*wsym = NULL;
+	*n = 0;
+	if (max == 0)
+		return LM_OK;
+	if ((*wsym = malloc(max * sizeof(**wsym))) == NULL)
+		return LM_ENOMEM;
+	while (next_word(pp, cp, &it, buf)) {
+		if (lm_word_ref(s, buf, &(*wsym)[*n]) != LM_OK) {
+			while (*n > 0)
+				lm_word_unref(s, (*wsym)[--*n]);
+			free(*wsym);
+			*wsym = NULL;
+			return LM_ENOMEM;
+		}
+		(*n)++;
+	}
+	return LM_OK;
+}
+
+static void
+words_unbind(lm_skill_stats *s, uint32_t **wsym, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		lm_word_unref(s, (*wsym)[i]);
+	free(*wsym);
+	*wsym = NULL;
+	*n = 0;
+}
+
+/* Appends term t to out (room: cap) unless it is NONE. */
+static void
+put_term(uint32_t *out, size_t *n, size_t cap, uint32_t sym, uint32_t kind)
+{
+	if (sym != LM_SKILL_SYM_NONE && *n < cap && sym < (UINT32_MAX >> 1))
+		out[(*n)++] = sym << 1 | kind;
+}
+
+size_t
+lm_prep_terms_max(const lm_posting_prep *pp, const lm_profile_prep *cp)
+{
+	return (pp != NULL ? pp->n_skills + pp->n_gids : cp->n_skills) +
+	       words_max(pp, cp);
+}
+
+size_t
+lm_prep_terms(const lm_posting_prep *pp, const lm_profile_prep *cp,
+    const lm_skill_stats *s, uint32_t *out, size_t cap)
+{
+	lm_skill_stats *b = pp != NULL ? pp->bound : cp->bound;
+	char buf[LM_WORD_MAX];
+	size_t n = 0, it = 0;
+
+	if (pp != NULL) {
+		for (size_t i = 0; i < pp->n_skills; i++)
+			put_term(out, &n, cap,
+			    b == s ? pp->skills[i].sym
+			           : lm_sym_lookup(s, pp->skills[i].id),
+			    LM_TERM_SKILL);
+		for (size_t i = 0; i < pp->n_gids; i++)
+			put_term(out, &n, cap,
+			    b == s ? pp->gsym[i] : lm_sym_lookup(s, pp->gids[i]),
+			    LM_TERM_SKILL);
+	} else {
+		for (size_t i = 0; i < cp->n_skills; i++)
+			put_term(out, &n, cap,
+			    b == s ? cp->skills[i].sym
+			           : lm_sym_lookup(s, cp->skills[i].id),
+			    LM_TERM_SKILL);
+	}
+	if (b == s) {
+		const uint32_t *w = pp != NULL ? pp->wsym : cp->wsym;
+		size_t nw = pp != NULL ? pp->n_wsym : cp->n_wsym;
+		for (size_t i = 0; i < nw; i++)
+			put_term(out, &n, cap, w[i], LM_TERM_WORD);
+	} else {
+		while (next_word(pp, cp, &it, buf))
+			put_term(out, &n, cap, lm_word_lookup(s, buf), LM_TERM_WORD);
+	}
+	return n;
+}
+
+int
+lm_posting_prep_bind(lm_posting_prep *p, lm_skill_stats *s)
+{
+	int rc;
+
+	if (p == NULL || s == NULL || p->bound != NULL)
+		return LM_EINVAL;
+	if (p->n_skills > 0 &&
+	    (rc = syms_bind(s, &p->skills[0].id, sizeof(*p->skills), &p->skills[0].sym,
+	         sizeof(*p->skills), p->n_skills)) != LM_OK)
+		return rc;
+	if (p->n_gids > 0 && (rc = syms_bind(s, p->gids, sizeof(*p->gids), p->gsym,
+	                          sizeof(*p->gsym), p->n_gids)) != LM_OK) {
+		if (p->n_skills > 0)
+			syms_unbind(
+			    s, &p->skills[0].sym, sizeof(*p->skills), p->n_skills);
+		return rc;
+	}
+	if ((rc = words_bind(s, p, NULL, &p->wsym, &p->n_wsym)) != LM_OK) {
+		if (p->n_skills > 0)
+			syms_unbind(
+			    s, &p->skills[0].sym, sizeof(*p->skills), p->n_skills);
+		if (p->n_gids > 0)
+			syms_unbind(s, p->gsym, sizeof(*p->gsym), p->n_gids);
+		return rc;
+	}
+	p->bound = s;
+	return LM_OK;
+}
+
+void
+lm_posting_prep_unbind(lm_posting_prep *p)
+{
+	if (p == NULL || p->bound == NULL)
+		return;
+	if (p->n_skills > 0)
+		syms_unbind(p->bound, &p->skills[0].sym, sizeof(*p->skills), p->n_skills);
+	if (p->n_gids > 0)
+		syms_unbind(p->bound, p->gsym, sizeof(*p->gsym), p->n_gids);
+	words_unbind(p->bound, &p->wsym, &p->n_wsym);
+	p->bound = NULL;
+}
+
+int
+lm_profile_prep_bind(lm_profile_prep *c, lm_skill_stats *s)
+{
+	int rc;
+
+	if (c == NULL || s == NULL || c->bound != NULL)
+		return LM_EINVAL;
+	if (c->n_skills > 0 &&
+	    (rc = syms_bind(s, &c->skills[0].id, sizeof(*c->skills), &c->skills[0].sym,
+	         sizeof(*c->skills), c->n_skills)) != LM_OK)
+		return rc;
+	if ((rc = words_bind(s, NULL, c, &c->wsym, &c->n_wsym)) != LM_OK) {
+		if (c->n_skills > 0)
+			syms_unbind(
+			    s, &c->skills[0].sym, sizeof(*c->skills), c->n_skills);
+		return rc;
+	}
+	c->bound = s;
+	return LM_OK;
+}
+
+void
+lm_profile_prep_unbind(lm_profile_prep *c)
+{
+	if (c == NULL || c->bound == NULL)
+		return;
+	if (c->n_skills > 0)
+		syms_unbind(c->bound, &c->skills[0].sym, sizeof(*c->skills), c->n_skills);
+	words_unbind(c->bound, &c->wsym, &c->n_wsym);
+	c->bound = NULL;
+}
+
+void
+lm_prep_prefetch(const void *prep)
+{
+	/* The first lines of a prep: its fields and the start of its skills. */
+	for (size_t off = 0; off < PREP_PREFETCH_BYTES; off += 64)
+		__builtin_prefetch((const char *) prep + off);
+}
+
+const lm_veto_key *
+lm_posting_prep_key(const lm_posting_prep *p)
+{
+	return &p->key;
+}
+
+const lm_veto_key *
+lm_profile_prep_key(const lm_profile_prep *c)
+{
+	return &c->key;
+}
+
+bool
+lm_profile_has_skill(const lm_profile_prep *c, const char *id, double *years)
+{
+	struct cskill key = {id, 0, LM_SKILL_SYM_NONE};
+	const struct cskill *s;
+
+	if (c->n_skills == 0)
+		return false;
+	s = bsearch(&key, c->skills, c->n_skills, sizeof(*c->skills), cmp_cskill);
+	if (s != NULL && years != NULL)
+		*years = s->years;
+	return s != NULL;
+}
+
+bool
+lm_posting_prep_has_skills(const lm_posting_prep *pp)
+{
+	return pp->n_skills > 0 || pp->n_gids > 0;
+}

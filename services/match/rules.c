@@ -1,0 +1,845 @@
+/*
+ * rules.c - the vetoes and features of one pair, each defined once in a
+ * table, and the evaluation that runs the tables; see score.h for the
+ * contract and docs/scoring.md for the formulas.
+ *
+ * A veto is a row of `vetoes`: its exact test (which also writes the
+ * explanation rows of the veto when an explanation is built) and, where the
+ * veto keys of the two records can prove it, a pre-check on the keys alone.
+ * lm_key_vetoed is the pre-checks of the table; the index derives its
+ * partitions from them. A feature is a row of `features`: its value (with
+ * its detail text for explanations) and, for the features whose value is
+ * not cheap, an upper bound; lm_score_bound is the bounds of the table.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lunamatch/error.h"
+#include "score_int.h"
+
+const struct ovr lm_no_ovr = {NULL, -1, 0};
+
+/* One pair as the rules see it. */
+struct pair {
+	const lm_score_env *env;
+	const lm_profile_prep *cp;
+	const lm_posting_prep *pp;
+	const struct ovr *o;
+	const struct fast *fx; /* NULL: skills compared by id */
+};
+
+/* The same value as lm_skill_idf of the symbol's id. */
+static double
+fast_idf(const struct fast *fx, uint32_t sym)
+{
+	double v;
+
+	if (sym == LM_SKILL_SYM_NONE)
+		return lm_sym_idf(fx->stats, sym);
+	if ((v = fx->idf[sym]) < 0)
+		v = fx->idf[sym] = lm_sym_idf(fx->stats, sym);
+	return v;
+}
+
+static bool
+cand_has(const lm_profile_prep *c, const struct ovr *o, const char *id, double *years)
+{
+	if (o->add_skill != NULL && strcmp(o->add_skill, id) == 0) {
+		if (years)
+			*years = 0;
+		return true;
+	}
+	return lm_profile_has_skill(c, id, years);
+}
+
+static double
+cand_years(const CandidateProfile *c, const struct ovr *o)
+{
+	double y = o->years >= 0 ? o->years : (double) c->years_experience;
+	return isfinite(y) && y > 0 ? y : 0;
+}
+
+static int
+cand_education(const CandidateProfile *c, const struct ovr *o)
+{
+	return o->education > 0 ? o->education : (int) c->education;
+}
+
+/* Whether text (folded hash h, 0: no text) equals one of the n goals
+ * case-insensitively; goal_h[i] is text_hash(goals[i], true). The category
+ * and industry parts of career_goals, and NO_OVERLAP, ask this. */
+static bool
+goal_hit(
+    const char *text, uint64_t h, char *const *goals, size_t n, const uint64_t *goal_h)
+{
+	if (h == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (goals[i] != NULL && lm_text_caseeq(text, h, goals[i], goal_h[i]))
+			return true;
+	return false;
+}
+
+/* Whether the candidate has one of the posting's skills or one of the
+ * skill ids of its requirement groups. */
+static bool
+shares_skill(const lm_profile_prep *cp, const lm_posting_prep *pp, const struct ovr *o,
+    const struct fast *fx)
+{
+	if (fx != NULL) {
+		for (size_t i = 0; i < pp->n_skills; i++)
+			if (fast_has(
+			        fx, fx->psym != NULL ? fx->psym[i] : pp->skills[i].sym))
+				return true;
+		for (size_t k = 0; k < pp->n_gids; k++)
+			if (fast_has(fx, fx->gsym[k]))
+				return true;
+		return false;
+	}
+	for (size_t i = 0; i < pp->n_skills; i++)
+		if (cand_has(cp, o, pp->skills[i].id, NULL))
+			return true;
+	for (size_t k = 0; k < pp->n_gids; k++)
+		if (cand_has(cp, o, pp->gids[k], NULL))
+			return true;
+	return false;
+}
+
+/* Whether the candidate's career goals point at the role: a desired
+ * category is the posting's category, or a significant word of a desired
+ * title is in the posting's title. Industries do not count: an industry is
+ * the employer's sector, not the work. */
+static bool
+goals_point(const lm_profile_prep *cp, const lm_posting_prep *pp)
+{
+	const Lunamatch__V1__CareerGoals *g = cp->rec->career_goals;
+
+	if (g == NULL)
+		return false;
+	if (goal_hit(pp->category, pp->cat_h, g->desired_categories,
+	        g->n_desired_categories, cp->goal_h))
+		return true;
+	for (size_t k = 0; k < cp->n_sig; k++)
+		if (lm_tokset_has(&pp->title, pp->title_h, cp->sig_tok[k], cp->sig_h[k]))
+			return true;
+	return false;
+}
+
+/* The NO_OVERLAP veto: the posting lists skills (its own or its groups'),
+ * the candidate has none of them, and the goals do not point at the role. */
+static bool
+no_overlap(const lm_profile_prep *cp, const lm_posting_prep *pp, const struct ovr *o,
+    const struct fast *fx)
+{
+	return (pp->n_skills > 0 || pp->n_gids > 0) && !shares_skill(cp, pp, o, fx) &&
+	       !goals_point(cp, pp);
+}
+
+/* ==== vetoes =============================================================== */
+
+/* Each test returns whether the veto applies to the pair; in collect mode
+ * (vs not NULL) it also writes its rows. Each key pre-check returns true
+ * only when its test would (c is the profile's key, p the posting's). */
+
+static bool
+closed_key(int64_t now, const lm_veto_key *c, const lm_veto_key *p)
+{
+	(void) now;
+	(void) c;
+	return (p->flags & KEY_CLOSED) != 0;
+}
+
+static bool
+closed_test(const struct pair *pr, struct vsink *vs)
+{
+	if (!closed_key(pr->env->now, &pr->cp->key, &pr->pp->key))
+		return false;
+	lm_veto_row(vs, LM_VETO_POSTING_CLOSED, "the posting is closed");
+	return true;
+}
+
+static bool
+expired_key(int64_t now, const lm_veto_key *c, const lm_veto_key *p)
+{
+	(void) c;
+	return p->expires_at != 0 && p->expires_at <= now;
+}
+
+static bool
+expired_test(const struct pair *pr, struct vsink *vs)
+{
+	if (!expired_key(pr->env->now, &pr->cp->key, &pr->pp->key))
+		return false;
+	lm_veto_row(vs, LM_VETO_POSTING_EXPIRED, "the posting expired");
+	return true;
+}
+
+static bool
+groups_test(const struct pair *pr, struct vsink *vs)
+{
+	const lm_posting_prep *pp = pr->pp;
+	const struct fast *fx = pr->fx;
+	double y = cand_years(pr->cp->rec, pr->o);
+	char gtext[LM_EXPLAIN_TEXT_MAX];
+	bool vetoed = false;
+
+	for (size_t i = 0; i < pp->n_groups; i++) {
+		const struct pgroup *pg = &pp->groups[i];
+		bool skill_ok = !pg->needs_skill, years_ok;
+
+		for (size_t k = 0; k < pg->n && !skill_ok; k++)
+			skill_ok = fx != NULL ? fast_has(fx, fx->gsym[pg->off + k])
+			                      : cand_has(pr->cp, pr->o,
+			                            pp->gids[pg->off + k], NULL);
+		years_ok = !(isfinite(pg->min_years) && pg->min_years > 0 &&
+		             y < (double) pg->min_years);
+		if (skill_ok && years_ok)
+			continue;
+		vetoed = true;
+		if (vs == NULL)
+			return true;
+		lm_group_text(pg->g, gtext, sizeof(gtext));
+		if (!skill_ok && !years_ok)
+			lm_veto_row(vs, LM_VETO_REQUIREMENT_GROUP,
+			    "requires one of: %s, and %.1f years of experience (has "
+			    "%.1f)",
+			    gtext, (double) pg->min_years, y);
+		else if (!skill_ok)
+			lm_veto_row(
+			    vs, LM_VETO_REQUIREMENT_GROUP, "requires one of: %s", gtext);
+		else
+			lm_veto_row(vs, LM_VETO_REQUIREMENT_GROUP,
+			    "%s: requires %.1f years of experience (has %.1f)", gtext,
+			    (double) pg->min_years, y);
+		lm_failed_group_row(vs, gtext);
+	}
+	return vetoed;
+}
+
+static bool
+employment_key(int64_t now, const lm_veto_key *c, const lm_veto_key *p)
+{
+	int32_t et = p->employment_type;
+
+	(void) now;
+	return (c->flags & (KEY_EMP_ANY | KEY_EMP_EXACT)) ==
+	           (KEY_EMP_ANY | KEY_EMP_EXACT) &&
+	       et != 0 && (et < 0 || et >= 64 || !((c->emp_mask >> et) & 1));
+}
+
+static bool
+employment_test(const struct pair *pr, struct vsink *vs)
+{
+	const CandidateProfile *c = pr->cp->rec;
+	int32_t et = pr->pp->key.employment_type;
+	bool ok = false;
+
+	if (c->n_desired_employment_types == 0 || et == 0)
+		return false;
+	for (size_t i = 0; i < c->n_desired_employment_types && !ok; i++)
+		ok = (int32_t) c->desired_employment_types[i] == et;
+	if (ok)
+		return false;
+	lm_veto_row(vs, LM_VETO_EMPLOYMENT_TYPE,
+	    "the job is %s; the candidate wants other employment types",
+	    lm_employment_name(et));
+	return true;
+}
+
+static bool
+remote_key(int64_t now, const lm_veto_key *c, const lm_veto_key *p)
+{
+	(void) now;
+	return c->remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	       p->remote == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE;
+}
+
+static bool
+remote_test(const struct pair *pr, struct vsink *vs)
+{
+	if (!remote_key(pr->env->now, &pr->cp->key, &pr->pp->key))
+		return false;
+	lm_veto_row(
+	    vs, LM_VETO_REMOTE_POLICY, "onsite job; the candidate wants remote work");
+	return true;
+}
+
+/* Whether the location veto is decided by countries at all: the job is not
+ * remote, both sides name a country, and the candidate does not relocate. */
+static bool
+location_applies(const lm_veto_key *c, const lm_veto_key *p)
+{
+	return p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	       (p->flags & KEY_HAS_COUNTRY) && (c->flags & KEY_HAS_COUNTRY) &&
+	       !(c->flags & KEY_RELOCATE);
+}
+
+static bool
+location_key(int64_t now, const lm_veto_key *c, const lm_veto_key *p)
+{
+	(void) now;
+	return location_applies(c, p) && (p->country_mask & c->country_mask) == 0;
+}
+
+static bool
+location_test(const struct pair *pr, struct vsink *vs)
+{
+	const lm_profile_prep *cp = pr->cp;
+	const lm_posting_prep *pp = pr->pp;
+	const CandidateProfile *c = cp->rec;
+	const JobPosting *p = pp->rec;
+	bool common = false;
+
+	if (!location_applies(&cp->key, &pp->key))
+		return false;
+	if (pp->locs_packed && cp->locs_packed)
+		for (size_t i = 0; i < pp->n_locs && !common; i++)
+			for (size_t j = 0; j < cp->n_locs && !common; j++)
+				common = pp->locs[i].country == cp->locs[j].country;
+	else
+		for (size_t i = 0; i < p->n_locations && !common; i++)
+			if (p->locations[i] != NULL)
+				for (size_t j = 0; j < c->n_locations && !common; j++)
+					common = c->locations[j] != NULL &&
+					         lm_str_in(p->locations[i]->country,
+					             &c->locations[j]->country, 1);
+	if (common)
+		return false;
+	lm_veto_row(vs, LM_VETO_LOCATION,
+	    "no job location in the candidate's countries, and the candidate does "
+	    "not relocate");
+	return true;
+}
+
+static bool
+overlap_test(const struct pair *pr, struct vsink *vs)
+{
+	if (!no_overlap(pr->cp, pr->pp, pr->o, pr->fx))
+		return false;
+	lm_veto_row(vs, LM_VETO_NO_OVERLAP,
+	    "no skill in common with the posting, and the role is not among the "
+	    "career goals");
+	return true;
+}
+
+static bool
+filter_test(const struct pair *pr, struct vsink *vs)
+{
+	size_t before = vs != NULL ? vs->e->n_vetoes : 0;
+	bool ok = lm_check_filters(pr->env->filters, pr->cp->rec, pr->pp->rec, vs);
+
+	return vs != NULL ? vs->e->n_vetoes > before : !ok;
+}
+
+/* The hard filters, in the order explanations list them. */
+static const struct veto_rule {
+	const char *code;
+	bool (*test)(const struct pair *pr, struct vsink *vs);
+	bool (*key)(
+	    int64_t now, const lm_veto_key *c, const lm_veto_key *p); /* or NULL */
+} vetoes[] = {
+    {LM_VETO_POSTING_CLOSED, closed_test, closed_key},
+    {LM_VETO_POSTING_EXPIRED, expired_test, expired_key},
+    {LM_VETO_REQUIREMENT_GROUP, groups_test, NULL},
+    {LM_VETO_EMPLOYMENT_TYPE, employment_test, employment_key},
+    {LM_VETO_REMOTE_POLICY, remote_test, remote_key},
+    {LM_VETO_LOCATION, location_test, location_key},
+    {LM_VETO_NO_OVERLAP, overlap_test, NULL},
+    {LM_VETO_FILTER, filter_test, NULL},
+};
+
+#define N_VETOES (sizeof(vetoes) / sizeof(vetoes[0]))
+
+bool
+lm_key_vetoed(int64_t now, const lm_veto_key *c, const lm_veto_key *p)
+{
+	for (size_t i = 0; i < N_VETOES; i++)
+		if (vetoes[i].key != NULL && vetoes[i].key(now, c, p))
+			return true;
+	return false;
+}
+
+static bool check_vetoes(const struct pair *pr, struct vsink *vs);
+
+bool
+lm_vetoed(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    const struct fast *fx)
+{
+	struct pair pr = {env, cp, pp, &lm_no_ovr, fx};
+
+	return lm_key_vetoed(env->now, &cp->key, &pp->key) || !check_vetoes(&pr, NULL);
+}
+
+/* Runs the veto table. Fast mode (vs NULL): false at the first veto. Collect
+ * mode: every veto's rows; returns whether none applied. */
+static bool
+check_vetoes(const struct pair *pr, struct vsink *vs)
+{
+	bool ok = true;
+
+	for (size_t i = 0; i < N_VETOES; i++) {
+		if (vetoes[i].test(pr, vs)) {
+			ok = false;
+			if (vs == NULL)
+				return false;
+		}
+	}
+	return ok;
+}
+
+/* Remote-policy fit [posting][candidate], both specified. */
+static const double remote_fit[4][4] = {
+    {0, 0, 0, 0}, {0, 1.0, 0.5, 0.0}, /* posting onsite */
+    {0, 0.75, 1.0, 0.5},              /* posting hybrid */
+    {0, 0.5, 0.75, 1.0},              /* posting remote */
+};
+
+#define DETAIL(ev, f, ...)                                                               \
+	do {                                                                             \
+		if ((ev)->detail)                                                        \
+			snprintf((ev)->text[f], sizeof((ev)->text[f]), __VA_ARGS__);     \
+	} while (0)
+
+static void
+feat_skills(const struct pair *pr, struct eval *ev)
+{
+	const lm_profile_prep *cp = pr->cp;
+	const lm_posting_prep *pp = pr->pp;
+	const struct ovr *o = pr->o;
+	const struct fast *fx = pr->fx;
+	double tot = 0, have = 0;
+	size_t nh = 0;
+
+	/* Both paths add the same products in the same order (skills[] order). */
+	if (fx != NULL) {
+		for (size_t i = 0; i < pp->n_skills; i++) {
+			uint32_t sym = fx->psym != NULL ? fx->psym[i] : pp->skills[i].sym;
+			double imp = pp->skills[i].w * fast_idf(fx, sym);
+			tot += imp;
+			if (fast_has(fx, sym)) {
+				have += imp;
+				nh++;
+			}
+		}
+	} else {
+		for (size_t i = 0; i < pp->n_skills; i++) {
+			double imp = pp->skills[i].w *
+			             lm_skill_idf(pr->env->stats, pp->skills[i].id);
+			tot += imp;
+			if (cand_has(cp, o, pp->skills[i].id, NULL)) {
+				have += imp;
+				nh++;
+			}
+		}
+	}
+	ev->sk_tot = tot;
+	ev->sk_have = nh;
+	if (pp->n_skills == 0 || !(tot > 0))
+		return;
+	ev->present[LM_FEAT_SKILLS] = true;
+	ev->value[LM_FEAT_SKILLS] = clamp01(have / tot);
+	DETAIL(ev, LM_FEAT_SKILLS, "%zu of %zu skills, %.0f%% of importance", nh,
+	    pp->n_skills, 100.0 * ev->value[LM_FEAT_SKILLS]);
+}
+
+static void
+feat_experience(const struct pair *pr, struct eval *ev)
+{
+	const CandidateProfile *c = pr->cp->rec;
+	const lm_posting_prep *p = pr->pp;
+	const struct ovr *o = pr->o;
+	double need = p->min_years, y = cand_years(c, o);
+
+	if (!(isfinite(need) && need > 0))
+		return;
+	ev->present[LM_FEAT_EXPERIENCE] = true;
+	ev->value[LM_FEAT_EXPERIENCE] = y >= need ? 1.0 : clamp01(y / need);
+	DETAIL(ev, LM_FEAT_EXPERIENCE, "%.1f years of experience, %.1f wanted", y, need);
+}
+
+static void
+feat_seniority(const struct pair *pr, struct eval *ev)
+{
+	const lm_model *m = pr->env->model;
+	const CandidateProfile *c = pr->cp->rec;
+	const lm_posting_prep *p = pr->pp;
+	int a = (int) c->experience_level, b = (int) p->level, d;
+
+	if (a < 1 || a > 8 || b < 1 || b > 8)
+		return;
+	d = a > b ? a - b : b - a;
+	ev->present[LM_FEAT_SENIORITY] = true;
+	ev->value[LM_FEAT_SENIORITY] = clamp01(1.0 - d * m->params.seniority_step);
+	if (d == 0)
+		DETAIL(ev, LM_FEAT_SENIORITY, "same level (%s)", lm_level_name(b));
+	else
+		DETAIL(ev, LM_FEAT_SENIORITY, "candidate %s, job %s: %d level%s apart",
+		    lm_level_name(a), lm_level_name(b), d, d == 1 ? "" : "s");
+}
+
+static void
+feat_salary(const struct pair *pr, struct eval *ev)
+{
+	const lm_model *m = pr->env->model;
+	const CandidateProfile *c = pr->cp->rec;
+	const lm_posting_prep *p = pr->pp;
+	int64_t top, want;
+
+	if (p->salary_top <= 0 || c->desired_salary == NULL)
+		return; /* salary_top is 0 when the posting has no salary */
+	top = p->salary_top;
+	want = c->desired_salary->annual_min;
+	if (top <= 0 || want <= 0)
+		return;
+	ev->present[LM_FEAT_SALARY] = true;
+	if (want <= top) {
+		ev->value[LM_FEAT_SALARY] = 1.0;
+		DETAIL(ev, LM_FEAT_SALARY, "desired %lld a year, job pays up to %lld",
+		    (long long) want, (long long) top);
+	} else {
+		double excess = (double) (want - top) / (double) top;
+		ev->value[LM_FEAT_SALARY] =
+		    clamp01(pow(0.5, excess / m->params.salary_half_excess));
+		DETAIL(ev, LM_FEAT_SALARY,
+		    "desired %lld a year is %.0f%% above the job's %lld",
+		    (long long) want, 100.0 * excess, (long long) top);
+	}
+}
+
+static void
+feat_location(const struct pair *pr, struct eval *ev)
+{
+	const lm_model *m = pr->env->model;
+	const lm_profile_prep *cp = pr->cp;
+	const lm_posting_prep *pp = pr->pp;
+	const CandidateProfile *c = cp->rec;
+	const JobPosting *p = pp->rec;
+	double sum = 0;
+	int parts = 0;
+	char a[LM_EXPLAIN_TEXT_MAX / 2] = "", b[LM_EXPLAIN_TEXT_MAX / 2] = "";
+
+	int prem = pp->key.remote;
+
+	if (prem >= 1 && prem <= 3 && c->remote >= 1 && c->remote <= 3) {
+		sum += remote_fit[prem][c->remote];
+		parts++;
+		if (ev->detail)
+			snprintf(a, sizeof(a), "%s job, prefers %s", lm_remote_name(prem),
+			    lm_remote_name(c->remote));
+	}
+	if (prem != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	    pp->has_country && cp->has_country) {
+		double best = 0;
+		/* best is a maximum: the order of the pairs does not matter. */
+		if (pp->locs_packed && cp->locs_packed) {
+			for (size_t i = 0; i < pp->n_locs; i++) {
+				const struct ploc *pl = &pp->locs[i];
+				for (size_t j = 0; j < cp->n_locs; j++) {
+					const struct ploc *cl = &cp->locs[j];
+					double v;
+					if (pl->country != cl->country)
+						continue;
+					v = (pl->city_h != 0 && cl->city_h != 0 &&
+					        !lm_text_caseeq(pl->city, pl->city_h,
+					            cl->city, cl->city_h))
+					        ? m->params.location_country_credit
+					        : 1.0;
+					if (v > best)
+						best = v;
+				}
+			}
+		} else
+			for (size_t i = 0; i < p->n_locations; i++) {
+				const Lunamatch__V1__Location *pl = p->locations[i];
+				if (pl == NULL)
+					continue;
+				for (size_t j = 0; j < c->n_locations; j++) {
+					const Lunamatch__V1__Location *cl =
+					    c->locations[j];
+					double v;
+					if (cl == NULL ||
+					    !lm_str_in(pl->country, &cl->country, 1))
+						continue;
+					v = (pl->city && pl->city[0] && cl->city &&
+					        cl->city[0] &&
+					        strcasecmp(pl->city, cl->city) != 0)
+					        ? m->params.location_country_credit
+					        : 1.0;
+					if (v > best)
+						best = v;
+				}
+			}
+		if (best == 0 && c->willing_to_relocate)
+			best = m->params.relocate_credit;
+		sum += best;
+		parts++;
+		if (ev->detail)
+			snprintf(b, sizeof(b), "%s",
+			    best == 1.0                                 ? "same place"
+			    : best == m->params.location_country_credit ? "same country"
+			    : best > 0 ? "needs relocation"
+			               : "no common country");
+	}
+	if (parts == 0)
+		return;
+	ev->present[LM_FEAT_LOCATION] = true;
+	ev->value[LM_FEAT_LOCATION] = clamp01(sum / parts);
+	DETAIL(ev, LM_FEAT_LOCATION, "%s%s%s", a, (a[0] && b[0]) ? "; " : "", b);
+}
+
+static void
+feat_education(const struct pair *pr, struct eval *ev)
+{
+	const lm_model *m = pr->env->model;
+	const CandidateProfile *c = pr->cp->rec;
+	const lm_posting_prep *p = pr->pp;
+	const struct ovr *o = pr->o;
+	int need = (int) p->education, have = cand_education(c, o);
+
+	if (need < 1 || need > 6 || have < 1 || have > 6)
+		return;
+	ev->present[LM_FEAT_EDUCATION] = true;
+	if (have >= need) {
+		ev->value[LM_FEAT_EDUCATION] = 1.0;
+		DETAIL(ev, LM_FEAT_EDUCATION, "%s meets %s", lm_education_name(have),
+		    lm_education_name(need));
+	} else {
+		ev->value[LM_FEAT_EDUCATION] =
+		    clamp01(1.0 - (need - have) * m->params.education_step);
+		DETAIL(ev, LM_FEAT_EDUCATION, "%s, %d level%s below %s",
+		    lm_education_name(have), need - have, need - have == 1 ? "" : "s",
+		    lm_education_name(need));
+	}
+}
+
+static void
+feat_career(const struct pair *pr, struct eval *ev)
+{
+	const lm_profile_prep *cp = pr->cp;
+	const lm_posting_prep *pp = pr->pp;
+	const Lunamatch__V1__CareerGoals *g = cp->rec->career_goals;
+	const lm_posting_prep *p = pp; /* category and industry: copies of rec's */
+	double sum = 0, best = 0;
+	int parts = 0;
+	char t1[64] = "", t2[64] = "", t3[64] = "";
+
+	if (g == NULL)
+		return;
+	if (cp->n_titles > 0 && pp->title.n > 0) {
+		for (size_t i = 0; i < cp->n_titles; i++) {
+			size_t hit = 0;
+			for (size_t k = 0; k < cp->titles[i].n; k++)
+				hit += lm_tokset_has(&pp->title, pp->title_h,
+				    cp->titles[i].tok[k], cp->titles[i].h[k]);
+			double v = (double) hit / (double) cp->titles[i].n;
+			if (v > best)
+				best = v;
+		}
+		sum += best;
+		parts++;
+		if (ev->detail)
+			snprintf(t1, sizeof(t1), "title %.0f%% like a desired one",
+			    100.0 * best);
+	}
+	if (g->n_desired_categories > 0 && p->cat_h != 0) {
+		bool hit = goal_hit(p->category, p->cat_h, g->desired_categories,
+		    g->n_desired_categories, cp->goal_h);
+		sum += hit;
+		parts++;
+		if (ev->detail)
+			snprintf(t2, sizeof(t2), "category %s",
+			    hit ? "desired" : "not desired");
+	}
+	if (g->n_desired_industries > 0 && p->ind_h != 0) {
+		bool hit = goal_hit(p->industry, p->ind_h, g->desired_industries,
+		    g->n_desired_industries, cp->goal_h + g->n_desired_categories);
+		sum += hit;
+		parts++;
+		if (ev->detail)
+			snprintf(t3, sizeof(t3), "industry %s",
+			    hit ? "desired" : "not desired");
+	}
+	if (parts == 0)
+		return;
+	ev->present[LM_FEAT_CAREER_GOALS] = true;
+	ev->value[LM_FEAT_CAREER_GOALS] = clamp01(sum / parts);
+	DETAIL(ev, LM_FEAT_CAREER_GOALS, "%s%s%s%s%s", t1,
+	    (t1[0] && (t2[0] || t3[0])) ? "; " : "", t2, (t2[0] && t3[0]) ? "; " : "",
+	    t3);
+}
+
+static void
+feat_freshness(const struct pair *pr, struct eval *ev)
+{
+	const lm_model *m = pr->env->model;
+	const lm_posting_prep *p = pr->pp;
+	int64_t now = pr->env->now;
+	double days;
+
+	if (p->posted_at <= 0)
+		return;
+	days = now > p->posted_at ? (double) (now - p->posted_at) / 86400.0 : 0.0;
+	ev->present[LM_FEAT_FRESHNESS] = true;
+	ev->value[LM_FEAT_FRESHNESS] =
+	    clamp01(pow(0.5, days / m->params.freshness_half_life_days));
+	DETAIL(ev, LM_FEAT_FRESHNESS, "posted %.0f day%s ago", floor(days),
+	    floor(days) == 1 ? "" : "s");
+}
+
+static void
+feat_semantic(const struct pair *pr, struct eval *ev)
+{
+	const CandidateProfile *c = pr->cp->rec;
+	const lm_posting_prep *p = pr->pp;
+	double dot = 0, na = 0, nb = 0, cosv;
+
+	if (c->n_embedding == 0 || c->n_embedding != p->n_embedding)
+		return;
+	for (size_t i = 0; i < c->n_embedding; i++) {
+		double a = c->embedding[i], b = p->embedding[i];
+		dot += a * b;
+		na += a * a;
+		nb += b * b;
+	}
+	if (!(na > 0) || !(nb > 0))
+		return;
+	cosv = dot / sqrt(na * nb);
+	if (!isfinite(cosv))
+		return;
+	cosv = cosv > 1 ? 1 : (cosv < -1 ? -1 : cosv);
+	ev->present[LM_FEAT_SEMANTIC] = true;
+	ev->value[LM_FEAT_SEMANTIC] = clamp01((cosv + 1.0) / 2.0);
+	DETAIL(ev, LM_FEAT_SEMANTIC, "embedding cosine %.2f", cosv);
+}
+
+/* Upper bounds of the features whose value is not cheap to compute: true
+ * when the feature may be present, with *ub its largest value. */
+static bool
+location_bound(const struct pair *pr, double *ub)
+{
+	(void) pr;
+	*ub = 1.0;
+	return true;
+}
+
+static bool
+career_bound(const struct pair *pr, double *ub)
+{
+	*ub = 1.0;
+	return pr->cp->rec->career_goals != NULL;
+}
+
+static bool
+semantic_bound(const struct pair *pr, double *ub)
+{
+	*ub = 1.0;
+	return pr->cp->rec->n_embedding > 0 &&
+	       pr->cp->rec->n_embedding == pr->pp->n_embedding;
+}
+
+/* The soft features, in lm_feature order. A feature without a bound
+ * function is cheap: its bound is its value. */
+static const struct feature_rule {
+	lm_feature f;
+	void (*value)(const struct pair *pr, struct eval *ev);
+	bool (*bound)(const struct pair *pr, double *ub); /* or NULL */
+} features[LM_FEAT_COUNT] = {
+    {LM_FEAT_SKILLS, feat_skills, NULL},
+    {LM_FEAT_EXPERIENCE, feat_experience, NULL},
+    {LM_FEAT_SENIORITY, feat_seniority, NULL},
+    {LM_FEAT_SALARY, feat_salary, NULL},
+    {LM_FEAT_LOCATION, feat_location, location_bound},
+    {LM_FEAT_EDUCATION, feat_education, NULL},
+    {LM_FEAT_CAREER_GOALS, feat_career, career_bound},
+    {LM_FEAT_FRESHNESS, feat_freshness, NULL},
+    {LM_FEAT_SEMANTIC, feat_semantic, semantic_bound},
+};
+
+static void
+eval_reset(struct eval *ev)
+{
+	for (int f = 0; f < LM_FEAT_COUNT; f++) {
+		ev->present[f] = false;
+		ev->value[f] = 0;
+		ev->text[f][0] = '\0';
+	}
+	ev->score = 0;
+	ev->wsum = 0;
+	ev->sk_tot = 0;
+	ev->sk_have = 0;
+}
+
+void
+lm_evaluate(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
+    const struct ovr *o, const struct fast *fx, struct vsink *vs, struct eval *ev)
+{
+	const lm_model *m = env->model;
+	struct pair pr = {env, cp, pp, o, fx};
+	double num = 0;
+
+	eval_reset(ev);
+	ev->eligible = (fx != NULL && fx->vetted) || check_vetoes(&pr, vs);
+	if (!ev->eligible && vs == NULL)
+		return;
+	for (int f = 0; f < LM_FEAT_COUNT; f++)
+		features[f].value(&pr, ev);
+	for (int f = 0; f < LM_FEAT_COUNT; f++) {
+		if (!ev->present[f] || !(m->weights[f] > 0))
+			continue;
+		num += m->weights[f] * ev->value[f];
+		ev->wsum += m->weights[f];
+	}
+	if (ev->eligible && ev->wsum > 0)
+		ev->score = clamp01(num / ev->wsum);
+}
+
+/* Slack added to a bound so that rounding (the bound adds in another order
+ * than the score) never puts it below the score. */
+#define BOUND_SLACK 1e-9
+
+double
+lm_score_bound(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, const struct fast *fx)
+{
+	const lm_model *m = env->model;
+	struct pair pr = {env, cp, pp, &lm_no_ovr, fx};
+	struct eval ev;
+	double num = 0, den = 0;
+
+	/* A weighted mean with values <= 1 only grows when a feature of value
+	 * 1 joins it, so a feature that may be present counts with its bound
+	 * (1) and its weight. */
+	eval_reset(&ev);
+	ev.detail = false;
+	for (int f = 0; f < LM_FEAT_COUNT; f++) {
+		double w = m->weights[f], ub;
+		if (!(w > 0))
+			continue;
+		if (features[f].bound == NULL) {
+			features[f].value(&pr, &ev);
+			if (ev.present[f]) {
+				num += w * ev.value[f];
+				den += w;
+			}
+		} else if (features[f].bound(&pr, &ub)) {
+			num += w * ub;
+			den += w;
+		}
+	}
+	return den > 0 ? clamp01(num / den) + BOUND_SLACK : 0;
+}
+
+double
+lm_score_pair(const lm_score_env *env, const lm_profile_prep *c, const lm_posting_prep *p,
+    bool *eligible)
+{
+	struct eval ev;
+
+	ev.detail = false;
+	lm_evaluate(env, c, p, &lm_no_ovr, NULL, NULL, &ev);
+	if (eligible != NULL)
+		*eligible = ev.eligible;
+	return ev.score;
+}

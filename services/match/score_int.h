@@ -1,0 +1,289 @@
+/*
+ * score_int.h - what the files of the scorer share and nobody else reads:
+ * the prepared records, the symbols of the corpus statistics, one pair's
+ * evaluation and the rows of its explanation.
+ *
+ * The scorer is split by concept: skill_stats.c (corpus statistics and
+ * symbols), prep.c (prepared records), filters.c (request filters), rules.c
+ * (the table of vetoes and features, and the evaluation of a pair), scan.c
+ * (one subject against many records), explain.c (explanations). The public
+ * contract is score.h.
+ */
+#ifndef LUNAMATCH_MATCH_SCORE_INT_H
+#define LUNAMATCH_MATCH_SCORE_INT_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "score.h"
+
+typedef Lunamatch__V1__JobPosting JobPosting;
+typedef Lunamatch__V1__CandidateProfile CandidateProfile;
+typedef Lunamatch__V1__Explanation Explanation;
+
+/* ---- symbols (skill_stats.c) ----------------------------------------------- */
+
+/* The symbol of id in s, LM_SKILL_SYM_NONE when s does not know it (or s,
+ * id NULL or empty). */
+uint32_t lm_sym_lookup(const lm_skill_stats *s, const char *id);
+
+/* Takes a reference on the symbol of id (creating it with df 0) and stores
+ * it in *sym. Returns LM_OK or LM_ENOMEM (then *sym is NONE). */
+int lm_sym_ref(lm_skill_stats *s, const char *id, uint32_t *sym);
+
+/* Drops a reference taken by lm_sym_ref; NONE is a no-op. */
+void lm_sym_unref(lm_skill_stats *s, uint32_t sym);
+
+/* Symbols ever handed out: every symbol is below this. */
+uint32_t lm_sym_limit(const lm_skill_stats *s);
+
+/* idf of a symbol: the same value as lm_skill_idf of its id. */
+double lm_sym_idf(const lm_skill_stats *s, uint32_t sym);
+
+/* Words (folded categories, title tokens, folded cities) have their own
+ * symbols in a second table of s, by reference as skills are, never
+ * counted. Same contracts as the lm_sym_* functions above. */
+uint32_t lm_word_lookup(const lm_skill_stats *s, const char *word);
+int lm_word_ref(lm_skill_stats *s, const char *word, uint32_t *sym);
+void lm_word_unref(lm_skill_stats *s, uint32_t sym);
+uint32_t lm_word_limit(const lm_skill_stats *s);
+
+/* ---- prepared records (prep.c) --------------------------------------------- */
+
+struct pskill {
+	const char *id;
+	const char *name; /* display name: the producer's, or the id */
+	double w;         /* posting weight; 1 when unset */
+	uint32_t ord;     /* position in the record, to keep the first of duplicates */
+	uint32_t sym;     /* symbol in the prep's `bound` stats; NONE while unbound */
+};
+
+struct cskill {
+	const char *id;
+	double years; /* the most of any entry with this id */
+	uint32_t sym; /* symbol in the prep's `bound` stats; NONE while unbound */
+};
+
+/* Sorted, unique lower-case tokens of a title, with a hash of each. */
+struct tokset {
+	char *buf; /* one allocation: the text, then tok, then h */
+	const char **tok;
+	uint64_t *h; /* h[k] = text_hash(tok[k], false) */
+	size_t n;
+};
+
+/* A location as the scorer compares it, without reading the record: its
+ * country case-folded and packed into 8 bytes, and a hash of its city. */
+struct ploc {
+	uint64_t country; /* the country's bytes, A-Z folded to a-z, zero padded */
+	uint64_t city_h;  /* text_hash(city, true); 0 when city is NULL or "" */
+	const char *city; /* NULL or "" when it has none */
+};
+
+#define PREP_LOCS   4 /* locations a prep holds packed */
+#define COUNTRY_MAX 8 /* bytes of a country that packs */
+
+/* A requirement group that is not NULL, with its usable skill ids (not NULL,
+ * not empty) in the prep's gids[off .. off + n). */
+struct pgroup {
+	const Lunamatch__V1__RequirementGroup *g;
+	size_t off, n;
+	float min_years;  /* g->min_years_experience */
+	bool needs_skill; /* g lists skill ids: one of them is required */
+};
+
+struct lm_posting_prep {
+	const JobPosting *rec;
+	struct pskill *skills; /* distinct ids, sorted by id */
+	size_t n_skills;
+	struct tokset title;
+	bool has_country;
+	struct pgroup *groups; /* the record's groups that are not NULL, in order */
+	size_t n_groups;
+	const char **gids; /* usable skill ids of the groups (borrowed from rec) */
+	uint32_t *gsym;    /* their symbols in `bound`; NONE while unbound */
+	size_t n_gids;
+	lm_skill_stats *bound;
+	uint32_t *wsym; /* while bound: symbols of its words (lm_prep_word) */
+	size_t n_wsym;
+	lm_veto_key key; /* what the quick veto test reads, copied from rec */
+	/* What scoring reads of rec, copied so that scoring a pair touches the
+	 * record as little as possible. */
+	struct ploc locs[PREP_LOCS]; /* when locs_packed */
+	uint8_t n_locs;
+	bool locs_packed;
+	uint64_t cat_h, ind_h;   /* text_hash(category/industry, true); 0: none */
+	const uint64_t *title_h; /* copies of title.h, in this allocation */
+	int64_t posted_at;
+	int64_t salary_top; /* annual_max, else annual_min; 0 without a salary */
+	const char *category, *industry;
+	const float *embedding;
+	size_t n_embedding;
+	float min_years;
+	int32_t level, education;
+	/* skills, groups, gids, gsym and title_h live in the same allocation. */
+};
+
+struct lm_profile_prep {
+	const CandidateProfile *rec;
+	struct cskill *skills; /* distinct ids, sorted by id */
+	size_t n_skills;
+	struct tokset *titles; /* tokens of each desired title that has any */
+	size_t n_titles;
+	size_t titles_cap; /* slots allocated in titles */
+	bool has_country;
+	lm_skill_stats *bound; /* skills[i].sym are symbols of it */
+	uint32_t *wsym;        /* while bound: symbols of its words */
+	size_t n_wsym;
+	struct ploc locs[PREP_LOCS]; /* when locs_packed */
+	uint8_t n_locs;
+	bool locs_packed;
+	/* text_hash(.., true) of career_goals' desired categories, then of its
+	 * desired industries (0 for a NULL entry); in this allocation. */
+	uint64_t *goal_h;
+	/* The distinct significant tokens of the desired titles (title_word_
+	 * significant), which NO_OVERLAP looks for in a posting's title: texts
+	 * borrowed from titles[], hashes text_hash(tok, false). One allocation
+	 * (sig_h, then sig_tok), owned by the prep; NULL when there are none. */
+	uint64_t *sig_h;
+	const char **sig_tok;
+	size_t n_sig;
+	lm_veto_key key; /* what the quick veto test reads, copied from rec */
+};
+
+/* lm_veto_key.flags */
+#define KEY_CLOSED      0x01u /* posting: CLOSED */
+#define KEY_HAS_COUNTRY 0x02u /* a location with a country */
+#define KEY_EMP_ANY     0x04u /* profile: desired employment types are listed */
+#define KEY_EMP_EXACT   0x08u /* ... and emp_mask holds all of them */
+#define KEY_RELOCATE    0x10u /* profile: willing to relocate */
+
+/* strcasecmp(a, b) == 0 for texts whose folded hashes are ha and hb. */
+bool lm_text_caseeq(const char *a, uint64_t ha, const char *b, uint64_t hb);
+
+/* Whether token t (hash th) is one of the tokens of ts, whose hashes are
+ * h[] (copies of ts->h). */
+bool lm_tokset_has(
+    const struct tokset *ts, const uint64_t *h, const char *t, uint64_t th);
+
+/* Whether the profile has skill id (then *years, when years is not NULL,
+ * is the most years of any entry with that id). */
+bool lm_profile_has_skill(const lm_profile_prep *c, const char *id, double *years);
+
+/* Total years of experience as the scorer counts them (finite, else 0). */
+double lm_rec_years(const CandidateProfile *c);
+
+int lm_cmp_str(const void *a, const void *b);
+
+/* ---- evaluation (rules.c) -------------------------------------------------- */
+
+/* A hypothetical change to the candidate, for improvements. */
+struct ovr {
+	const char *add_skill; /* the candidate also has this skill id; or NULL */
+	double years;          /* total years of experience; < 0: the record's */
+	int education;         /* education level; 0: the record's */
+};
+
+extern const struct ovr lm_no_ovr; /* no change */
+
+/* Where vetoes go when an explanation is built (collect mode). */
+struct vsink {
+	Explanation *e;
+	int oom;
+};
+
+struct eval {
+	double value[LM_FEAT_COUNT];
+	bool present[LM_FEAT_COUNT];
+	double wsum;  /* weights of the features present */
+	double score; /* 0 when vetoed */
+	bool eligible;
+	bool detail; /* fill the detail strings below */
+	char text[LM_FEAT_COUNT][LM_EXPLAIN_TEXT_MAX];
+	/* skills feature, for explanations */
+	double sk_tot; /* sum of weight * idf over the posting's skills */
+	size_t sk_have;
+};
+
+/*
+ * How a scan answers the skill questions of one pair (fast mode): by
+ * symbols of the stats instead of by id strings. The candidate has symbol s
+ * when mark[s] == stamp; idf[s] caches idf(s) for the scan (< 0: not yet).
+ * Only used with no_ovr.
+ */
+struct fast {
+	const uint32_t *psym; /* symbols of the posting's skills[]; NULL: skills[].sym */
+	const uint32_t *gsym; /* symbols of the posting's gids[] */
+	const uint32_t *mark;
+	uint32_t stamp;
+	double *idf;
+	const lm_skill_stats *stats;
+	bool vetted; /* the pair is known to be eligible: skip the vetoes */
+};
+
+static inline bool
+fast_has(const struct fast *fx, uint32_t sym)
+{
+	return sym != LM_SKILL_SYM_NONE && fx->mark[sym] == fx->stamp;
+}
+
+static inline double
+clamp01(double x)
+{
+	return x > 0 ? (x < 1 ? x : 1) : 0; /* NaN gives 0 */
+}
+
+/*
+ * Evaluates a pair. Fast mode (vs NULL): stops at the first veto with score
+ * 0. Collect mode: records every veto in vs and computes every feature even
+ * when vetoed (for the explanation); the score is still 0 when vetoed. fx
+ * NULL compares skills by id (the reference path); otherwise by symbol.
+ */
+void lm_evaluate(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, const struct ovr *o, const struct fast *fx,
+    struct vsink *vs, struct eval *ev);
+
+/* True only when the pair of the profile key c and the posting key p is
+ * vetoed at now: the pre-checks of the veto table. */
+bool lm_key_vetoed(int64_t now, const lm_veto_key *c, const lm_veto_key *p);
+
+/* Whether a veto applies to the pair (fast mode: key pre-checks, then the
+ * exact tests of the veto table). */
+bool lm_vetoed(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, const struct fast *fx);
+
+/* An upper bound of the score of an eligible pair, from the bound rules of
+ * the feature table (fast mode only). */
+double lm_score_bound(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, const struct fast *fx);
+
+/* The request filters (filters.c): false when one fails in fast mode (vs
+ * NULL); in collect mode every failure is a row in vs. */
+bool lm_check_filters(const lm_filters *f, const CandidateProfile *c, const JobPosting *p,
+    struct vsink *vs);
+
+/* Whether s (not NULL or empty) equals one of the n texts of list
+ * case-insensitively. */
+bool lm_str_in(const char *s, char *const *list, size_t n);
+
+/* ---- explanation rows (explain.c) ------------------------------------------ */
+
+/* Appends one veto row (collect mode). Returns false in fast mode (vs
+ * NULL): the caller stops at the first veto. */
+bool lm_veto_row(struct vsink *vs, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Appends a failed requirement group's label (collect mode). */
+void lm_failed_group_row(struct vsink *vs, const char *label);
+
+/* The display text of a requirement group: its label, else its skills. */
+void lm_group_text(const Lunamatch__V1__RequirementGroup *g, char *buf, size_t len);
+
+/* Names of enum values for humans; "unknown" out of range. Static. */
+const char *lm_level_name(int v);
+const char *lm_education_name(int v);
+const char *lm_remote_name(int v);
+const char *lm_employment_name(int v);
+
+#endif /* LUNAMATCH_MATCH_SCORE_INT_H */

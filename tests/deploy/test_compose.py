@@ -1,0 +1,86 @@
+"""test_compose.py - docker-compose.yml is valid for `docker-compose config`
+(Debian's docker-compose) and wires what docs/deployment.md describes: an
+apache/kafka broker in KRaft mode with a health check; a one-shot job that
+creates the four topics the services are configured with (the defaults the
+binaries print in --help), after the broker is healthy; ingest and match from
+one image, sharing a named volume at their data directory and one process
+namespace, with health checks and the RPC and HTTP ports published.
+
+A broken copy of the file must fail `docker-compose config`.
+"""
+import os
+import re
+import shutil
+import tempfile
+
+import yaml
+
+from deploylib import BIN, SRC, check, finish, run
+
+dc = shutil.which("docker-compose")
+if not check(dc is not None, "docker-compose is not installed (scripts/install-deps.sh installs it)"):
+    finish("deploy.compose")
+path = os.path.join(SRC, "docker-compose.yml")
+
+p = run([dc, "-f", path, "config"])
+check(p.returncode == 0, "docker-compose config: " + p.stderr.strip())
+cfg = yaml.safe_load(p.stdout) if p.returncode == 0 else {"services": {}}
+svc = cfg["services"]
+
+with tempfile.TemporaryDirectory() as d:
+    bad = os.path.join(d, "docker-compose.yml")
+    open(bad, "w").write(open(path).read().replace("    healthcheck:", "    healthcheckz:", 1))
+    check(run([dc, "-f", bad, "config", "-q"]).returncode != 0,
+          "docker-compose config accepts a file with an unknown key")
+
+for name in ("kafka", "kafka-topics", "ingest", "match"):
+    check(name in svc, f"service {name} missing")
+if all(n in svc for n in ("kafka", "kafka-topics", "ingest", "match")):
+    k = svc["kafka"]
+    check(k["image"].startswith("apache/kafka:"), "kafka is not the apache/kafka image")
+    check(set(str(k["environment"].get("KAFKA_PROCESS_ROLES", "")).split(",")) == {"broker", "controller"},
+          "kafka is not a KRaft broker+controller")
+    check("healthcheck" in k, "kafka has no health check")
+
+    t = svc["kafka-topics"]
+    check(t["depends_on"]["kafka"]["condition"] == "service_healthy", "topics job does not wait for a healthy broker")
+    script = " ".join(t.get("command", []))
+    created = set(re.findall(r"--create\s.*?--topic\s+(\S+)", script))
+    helptext = run([os.path.join(BIN, "lunamatch-ingest"), "--help"]).stdout + \
+        run([os.path.join(BIN, "lunamatch-match"), "--help"]).stdout
+    wanted = set(re.findall(r"LUNAMATCH_TOPIC_\w+, default (\S+)", helptext))
+    check(len(wanted) == 4 and created == wanted, f"topics created {sorted(created)} != configured {sorted(wanted)}")
+
+    i, m = svc["ingest"], svc["match"]
+    check(i["image"] == m["image"], "ingest and match use different images")
+    check(i["depends_on"]["kafka-topics"]["condition"] == "service_completed_successfully",
+          "ingest does not wait for the topics")
+
+    # docker-compose 1.x prints the short forms ("src:dst:mode",
+    # "ip:host:container/proto"); newer ones print mappings.
+    def data_mount(s):
+        for v in s.get("volumes", []):
+            if isinstance(v, str):
+                src, dst = v.split(":")[:2]
+            else:
+                src, dst = v.get("source"), v.get("target")
+            if dst == s["environment"].get("LUNAMATCH_DATA_DIR"):
+                return src
+        return None
+
+    def target_port(p):
+        if isinstance(p, dict):
+            return int(p["target"])
+        return int(str(p).split("/")[0].split(":")[-1])
+    vi, vm = data_mount(i), data_mount(m)
+    check(vi is not None and vi == vm and vi in cfg.get("volumes", {}),
+          "ingest and match do not share a named volume at LUNAMATCH_DATA_DIR")
+    check(m.get("pid") == "service:ingest", "match does not share ingest's process namespace")
+    for n, s in (("ingest", i), ("match", m)):
+        check("healthcheck" in s, f"{n} has no health check")
+        check(s.get("read_only") is True and s.get("cap_drop") == ["ALL"], f"{n}: read-only root, no capabilities")
+    pub = {target_port(p) for s in (i, m) for p in s.get("ports", [])}
+    check(pub == {7700, 7701, 7702}, f"published ports {sorted(pub)}")
+    check(m["environment"].get("LUNAMATCH_RPC_URL", "").endswith(":7700"), "match RPC URL not on 7700")
+
+finish("deploy.compose")

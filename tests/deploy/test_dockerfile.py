@@ -1,0 +1,77 @@
+"""test_dockerfile.py - the Dockerfile passes hadolint (every rule at style
+level and above, except the ones it disables inline with a reason) and
+follows the project's own rules for the image:
+
+- two stages on Debian 12: a build stage and a runtime stage built from the
+  same slim base; the runtime installs no compiler, headers or -dev package;
+- the runtime runs as a fixed numeric non-root uid and gid;
+- the OCI labels title, description, version, revision and created are set;
+- the binaries, the library and the data files come from the build stage,
+  the data files to /usr/share/lunamatch;
+- apt lists are removed in the RUN that created them; no ADD;
+- .dockerignore keeps build trees and the git directory out of the context.
+
+A deliberately broken Dockerfile must fail hadolint: the lint can fail.
+"""
+import os
+import re
+import tempfile
+
+from deploylib import (SRC, apt_packages, check, dockerfile_stages, finish, run,
+                       tool)
+
+dockerfile = os.path.join(SRC, "Dockerfile")
+
+p = run([tool("hadolint"), "--failure-threshold", "style", dockerfile])
+check(p.returncode == 0, "hadolint: " + (p.stdout + p.stderr).strip())
+
+with tempfile.NamedTemporaryFile("w", suffix=".Dockerfile", delete=False) as f:
+    f.write("FROM debian:latest\nRUN apt-get install curl\nADD x /x\n")
+bad = run([tool("hadolint"), "--failure-threshold", "style", f.name])
+os.unlink(f.name)
+check(bad.returncode != 0 and "DL3007" in bad.stdout, "hadolint accepts a Dockerfile it must reject")
+
+stages = dockerfile_stages()
+check(len(stages) == 2, f"two stages expected, found {len(stages)}")
+build, runtime = stages[0], stages[-1]
+for s in stages:
+    check(re.fullmatch(r"debian:12(\.\d+)?(-slim)?", s.base) is not None,
+          f"stage {s.name}: base {s.base} is not Debian 12")
+check(runtime.base.endswith("-slim"), f"runtime base {runtime.base} is not a slim image")
+
+pkgs = apt_packages(runtime)
+check(pkgs, "the runtime stage installs its libraries with apt-get")
+for pk in pkgs:
+    check(not re.search(r"-dev$|^build-essential$|^gcc|^cmake$|^pkg-config$|compiler", pk),
+          f"runtime installs build-time package {pk}")
+check("libnng-dev" in apt_packages(build), "the build stage installs the build dependencies")
+
+users = [rest for instr, rest in runtime.instructions if instr == "USER"]
+check(len(users) >= 1, "runtime sets USER")
+if users:
+    m = re.fullmatch(r"(\d+)(?::(\d+))?", users[-1].strip())
+    check(m is not None and int(m.group(1)) != 0 and m.group(2) is not None and int(m.group(2)) != 0,
+          f"USER {users[-1]} is not a numeric non-root uid:gid")
+
+labels = " ".join(rest for instr, rest in runtime.instructions if instr == "LABEL")
+for k in ("title", "description", "version", "revision", "created"):
+    check(f"org.opencontainers.image.{k}=" in labels, f"OCI label org.opencontainers.image.{k} missing")
+
+copies = [rest for instr, rest in runtime.instructions if instr == "COPY"]
+check(any("--from=" + build.name in c and "/usr/share/lunamatch" in c.split()[-1] for c in copies),
+      "data files are not copied to /usr/share/lunamatch from the build stage")
+check(any("--from=" + build.name in c and c.split()[-1].rstrip("/") == "/usr/bin" for c in copies),
+      "binaries are not copied to /usr/bin from the build stage")
+check(any("liblunamatch" in c for c in copies), "liblunamatch is not copied into the runtime")
+
+for s in stages:
+    for instr, rest in s.instructions:
+        check(instr != "ADD", f"stage {s.name}: ADD used (COPY is explicit)")
+        if instr == "RUN" and "apt-get update" in rest:
+            check("rm -rf /var/lib/apt/lists" in rest, f"stage {s.name}: apt lists left in a layer")
+
+ignore = open(os.path.join(SRC, ".dockerignore")).read().split()
+for pat in (".git", "build", "build-*"):
+    check(pat in ignore, f".dockerignore does not exclude {pat}")
+
+finish("deploy.dockerfile")

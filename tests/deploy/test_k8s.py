@@ -1,0 +1,186 @@
+"""test_k8s.py - every kustomization of deploy/k8s (the base and each
+overlay) renders with kustomize, every Kubernetes object in it passes
+kubernetes-validate --strict (the bundled schemas of Kubernetes 1.37; an
+unknown field is an error), every custom resource passes the schema shipped
+in deploy/k8s/schemas (a kind without one fails), and the objects say what
+docs/deployment.md promises:
+
+- a StatefulSet whose pods run ingest and match on one volumeClaimTemplate
+  volume, with a shared process namespace, liveness /healthz, readiness
+  /readyz, a startupProbe of at least 5 minutes for match, memory requests
+  and limits, and the restricted security context (non-root, read-only root,
+  no privilege escalation, every capability dropped, RuntimeDefault seccomp);
+- the ingest consumer group derived from the pod name;
+- only LUNAMATCH_* variables the binaries know;
+- mutual TLS on the RPC port from the Secret where the RPC URL is tls+tcp://;
+- a headless Service and a ClusterIP RPC Service on the match port, a
+  PodDisruptionBudget, an HPA scaling the StatefulSet, a NetworkPolicy that
+  admits RPC from labelled clients only and lets out Kafka and DNS only, a
+  ServiceMonitor on ports the Service has, and a KafkaTopic for each topic
+  the ConfigMap names.
+
+A deliberately misspelt field must fail both validators.
+"""
+import copy
+import glob
+import json
+import os
+import tempfile
+
+import jsonschema
+import yaml
+
+from deploylib import (K8S, check, container_env, find, finish, known_variables,
+                       overlays, render, run, tool)
+
+schemas = {}
+for f in glob.glob(os.path.join(K8S, "schemas", "*.json")):
+    s = json.load(open(f))
+    key = (s["properties"]["kind"]["const"], s["properties"]["apiVersion"]["const"])
+    schemas[key] = s
+BUILTIN_GROUPS = ("", "apps", "policy", "autoscaling", "networking.k8s.io")
+
+
+def is_builtin(o):
+    group = o["apiVersion"].rpartition("/")[0]
+    return group in BUILTIN_GROUPS
+
+
+def validate_builtin(objs, label):
+    """kubernetes-validate --strict over objs; returns (ok, output)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump_all(objs, f)
+    p = run([tool("kubernetes-validate"), "--strict", "--quiet", "--no-warn", f.name])
+    os.unlink(f.name)
+    return p.returncode == 0, (p.stdout + p.stderr).strip()
+
+
+def validate_crd(o):
+    """The repo's schema for o's kind; returns an error text or None."""
+    s = schemas.get((o["kind"], o["apiVersion"]))
+    if s is None:
+        return f"no schema in deploy/k8s/schemas for {o['kind']} {o['apiVersion']}"
+    try:
+        jsonschema.validate(o, s)
+    except jsonschema.ValidationError as e:
+        return f"{o['kind']}/{o['metadata']['name']}: {e.message}"
+    return None
+
+
+variables = known_variables()
+check(len(variables) > 20, "could not read the variables from the binaries' --help")
+
+for path in overlays():
+    label = os.path.relpath(path, K8S)
+    try:
+        objs = render(path)
+    except RuntimeError as e:
+        check(False, str(e))
+        continue
+    builtin = [o for o in objs if is_builtin(o)]
+    ok, out = validate_builtin(builtin, label)
+    check(ok, f"{label}: kubernetes-validate: {out}")
+    for o in objs:
+        if not is_builtin(o):
+            err = validate_crd(o)
+            check(err is None, f"{label}: {err}")
+
+    sts = find(objs, "StatefulSet")
+    if not check(len(sts) == 1, f"{label}: one StatefulSet expected"):
+        continue
+    sts = sts[0]
+    pod = sts["spec"]["template"]["spec"]
+    names = [c["name"] for c in pod["containers"]]
+    check(sorted(names) == ["ingest", "match"], f"{label}: containers {names}")
+    check(pod.get("shareProcessNamespace") is True, f"{label}: shareProcessNamespace not set")
+    vct = [v["metadata"]["name"] for v in sts["spec"].get("volumeClaimTemplates", [])]
+    check(vct == ["data"], f"{label}: volumeClaimTemplates {vct}")
+    psc = pod.get("securityContext", {})
+    check(psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0,
+          f"{label}: pod must run as a non-root uid")
+    check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{label}: seccomp RuntimeDefault")
+    check(pod.get("automountServiceAccountToken") is False, f"{label}: service account token mounted")
+    mounts = {}
+    for c in pod["containers"]:
+        n = c["name"]
+        sc = c.get("securityContext", {})
+        check(sc.get("readOnlyRootFilesystem") is True, f"{label}/{n}: readOnlyRootFilesystem")
+        check(sc.get("allowPrivilegeEscalation") is False, f"{label}/{n}: allowPrivilegeEscalation")
+        check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{label}/{n}: capabilities drop ALL")
+        check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", f"{label}/{n}: liveness /healthz")
+        check(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", f"{label}/{n}: readiness /readyz")
+        res = c.get("resources", {})
+        check("memory" in res.get("requests", {}) and "cpu" in res.get("requests", {}) and
+              "memory" in res.get("limits", {}), f"{label}/{n}: cpu/memory requests and a memory limit")
+        mounts[n] = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+        env = container_env(objs, n, "lunamatch-0")
+        for k in env:
+            if k.startswith("LUNAMATCH_"):
+                check(k in variables, f"{label}/{n}: {k} is not a variable lunamatch knows")
+        check(env.get("LUNAMATCH_DATA_DIR") == mounts[n].get("data"),
+              f"{label}/{n}: LUNAMATCH_DATA_DIR is not the data volume's mount")
+        if n == "ingest":
+            check(env.get("LUNAMATCH_GROUP_ID") == "lunamatch-ingest-lunamatch-0",
+                  f"{label}: ingest group id not derived from the pod name: {env.get('LUNAMATCH_GROUP_ID')}")
+        if n == "match":
+            sp = c.get("startupProbe", {})
+            check(sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3) >= 300,
+                  f"{label}: match startupProbe allows less than 5 minutes for the snapshot load")
+            if env.get("LUNAMATCH_RPC_URL", "").startswith("tls+tcp://"):
+                tls = {v["name"]: v for v in pod.get("volumes", [])}.get("tls", {})
+                sec = tls.get("secret", {}).get("secretName")
+                check(sec is not None, f"{label}: TLS RPC without a Secret volume")
+                d = mounts[n].get("tls", "")
+                for var, f in (("LUNAMATCH_TLS_CERT", "tls.crt"), ("LUNAMATCH_TLS_KEY", "tls.key"),
+                               ("LUNAMATCH_TLS_CA", "ca.crt")):
+                    check(env.get(var) == f"{d}/{f}", f"{label}: {var} is not {d}/{f} from the Secret")
+            else:
+                check(label.endswith("dev"), f"{label}: RPC without TLS outside the dev overlay")
+    check(mounts.get("ingest", {}).get("data") == mounts.get("match", {}).get("data"),
+          f"{label}: ingest and match do not share the data volume at one path")
+
+    svcs = find(objs, "Service")
+    headless = [s for s in svcs if s["spec"].get("clusterIP") == "None"]
+    check(len(headless) == 1 and headless[0]["metadata"]["name"] == sts["spec"]["serviceName"],
+          f"{label}: the StatefulSet's serviceName is not the headless Service")
+    rpc = [s for s in svcs if s["spec"].get("clusterIP") != "None"]
+    check(len(rpc) == 1 and [p["port"] for p in rpc[0]["spec"]["ports"]] == [7700],
+          f"{label}: one ClusterIP Service for the RPC port 7700 expected")
+    pdb = find(objs, "PodDisruptionBudget")
+    check(len(pdb) == 1, f"{label}: PodDisruptionBudget missing")
+    hpa = find(objs, "HorizontalPodAutoscaler")
+    check(len(hpa) == 1 and hpa[0]["spec"]["scaleTargetRef"]["name"] == sts["metadata"]["name"],
+          f"{label}: HPA does not scale the StatefulSet")
+    np = find(objs, "NetworkPolicy")
+    if check(len(np) == 1, f"{label}: NetworkPolicy missing"):
+        spec = np[0]["spec"]
+        check(sorted(spec.get("policyTypes", [])) == ["Egress", "Ingress"], f"{label}: policy types")
+        rpc_rules = [r for r in spec.get("ingress", []) if any(p.get("port") == 7700 for p in r.get("ports", []))]
+        check(len(rpc_rules) == 1 and all("podSelector" in f and f["podSelector"].get("matchLabels")
+                                          for f in rpc_rules[0].get("from", [{}])),
+              f"{label}: RPC must be admitted from labelled pods only")
+        eports = sorted({p["port"] for r in spec.get("egress", []) for p in r.get("ports", [])})
+        check(eports == [53, 9092], f"{label}: egress ports {eports}, expected DNS and Kafka")
+        check(all(r.get("to") for r in spec.get("egress", [])), f"{label}: an egress rule open to everyone")
+    sm = find(objs, "ServiceMonitor")
+    if check(len(sm) == 1, f"{label}: ServiceMonitor missing"):
+        hp = {p["name"] for p in headless[0]["spec"]["ports"]} if headless else set()
+        for ep in sm[0]["spec"]["endpoints"]:
+            check(ep["port"] in hp, f"{label}: ServiceMonitor port {ep['port']} not on the Service")
+    cm = container_env(objs, "match", "lunamatch-0")
+    topics = {cm[k] for k in cm if k.startswith("LUNAMATCH_TOPIC_")}
+    kt = {o["spec"]["topicName"] for o in find(objs, "KafkaTopic")}
+    check(len(topics) == 4 and kt == topics, f"{label}: KafkaTopics {sorted(kt)} != configured {sorted(topics)}")
+
+# The validators can fail: a misspelt field in a built-in object and in a
+# custom resource.
+objs = render(os.path.join(K8S, "base"))
+broken = copy.deepcopy([o for o in objs if is_builtin(o)])
+find(broken, "StatefulSet")[0]["spec"]["replicaz"] = 1
+ok, _ = validate_builtin(broken, "broken")
+check(not ok, "kubernetes-validate accepted a StatefulSet with a misspelt field")
+kt = copy.deepcopy(find(objs, "KafkaTopic")[0])
+kt["spec"]["partition"] = 3
+check(validate_crd(kt) is not None, "the KafkaTopic schema accepted a misspelt field")
+
+finish("deploy.k8s")
