@@ -2,7 +2,7 @@
  * match_jobs.c - the smallest complete MatchService client: the top jobs for
  * a stored candidate, with each match's summary.
  *
- *   cc match_jobs.c $(pkg-config --cflags --libs lunamatch) -o match_jobs
+ *   cc match_jobs.c $(pkg-config --cflags --libs lunamatch-client) -o match_jobs
  *   ./match_jobs tcp://127.0.0.1:7700 cand-ml-lead-chicago
  *
  * Exit status: 0 ok, 1 the server answered with an error, 2 usage, 3 the
