@@ -27,6 +27,7 @@
 
 #include "ingest.h"
 #include "lunamatch/clock.h"
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
