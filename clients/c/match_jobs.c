@@ -40,7 +40,9 @@ main(int argc, char **argv)
 		return 3;
 	}
 	if (status != LUNAMATCH__V1__STATUS_CODE__OK) {
-		fprintf(stderr, "error %d: %s\n", status, msg);
+		const ProtobufCEnumValue *code = protobuf_c_enum_descriptor_get_value(
+		    &lunamatch__v1__status_code__descriptor, status);
+		fprintf(stderr, "%s: %s\n", code ? code->name : "error", msg);
 		return 1;
 	}
 	for (size_t i = 0; i < resp->n_matches; i++) {
