@@ -29,7 +29,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       protobuf-c-compiler libprotobuf-c-dev \
-      libnng-dev libmbedtls-dev librdkafka-dev liblmdb-dev libjansson-dev \
+      libnng-dev libmbedtls-dev librdkafka-dev liblmdb-dev libjansson-dev libpng-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -66,7 +66,7 @@ LABEL org.opencontainers.image.title="lunamatch" \
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libjansson4 liblmdb0 libmbedtls14 libnng1 libprotobuf-c1 librdkafka1 \
+      libjansson4 liblmdb0 libmbedtls14 libnng1 libpng16-16 libprotobuf-c1 librdkafka1 \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed, unprivileged identity: volumes and Kubernetes securityContext
@@ -77,7 +77,6 @@ RUN groupadd --system --gid 10001 lunamatch \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/lunamatch
 
 COPY --from=build /out/usr/bin/ /usr/bin/
-COPY --from=build /out/usr/lib/liblunamatch.so.* /usr/lib/
 COPY --from=build /out/usr/share/lunamatch/ /usr/share/lunamatch/
 
 ENV LUNAMATCH_DATA_DIR=/var/lib/lunamatch \

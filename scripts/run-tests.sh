@@ -24,6 +24,11 @@ cmake --build "$build" -j "$jobs"
 echo "== tests"
 (cd "$build" && ctest --output-on-failure --timeout 600) || status=1
 
+# The Python client against real services of the release build (its own
+# virtual environment under the build directory).
+echo "== Python client tests (pytest)"
+clients/python/run-tests.sh "$build" || status=1
+
 echo "== sanitizer build (address, undefined)"
 rm -rf "$asan"
 cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLUNAMATCH_WERROR=ON \

@@ -2,7 +2,7 @@
  * match_jobs.c - the smallest complete MatchService client: the top jobs for
  * a stored candidate, with each match's summary.
  *
- *   cc match_jobs.c $(pkg-config --cflags --libs lunamatch) -o match_jobs
+ *   cc match_jobs.c $(pkg-config --cflags --libs lunamatch-client) -o match_jobs
  *   ./match_jobs tcp://127.0.0.1:7700 cand-ml-lead-chicago
  *
  * Exit status: 0 ok, 1 the server answered with an error, 2 usage, 3 the
@@ -40,7 +40,9 @@ main(int argc, char **argv)
 		return 3;
 	}
 	if (status != LUNAMATCH__V1__STATUS_CODE__OK) {
-		fprintf(stderr, "error %d: %s\n", status, msg);
+		const ProtobufCEnumValue *code = protobuf_c_enum_descriptor_get_value(
+		    &lunamatch__v1__status_code__descriptor, status);
+		fprintf(stderr, "%s: %s\n", code ? code->name : "error", msg);
 		return 1;
 	}
 	for (size_t i = 0; i < resp->n_matches; i++) {

@@ -1,8 +1,6 @@
 /*
- * error.c - messages for lm_err and conversion from errno.
+ * error.c - the messages and names of lm_err values.
  */
-#include <errno.h>
-
 #include "lunamatch/error.h"
 
 static const struct {
@@ -45,37 +43,4 @@ lm_errname(int err)
 	if (err < 0 || err >= LM_ERR_COUNT_)
 		return "unknown";
 	return errtab[err].name;
-}
-
-int
-lm_err_from_errno(int errnum)
-{
-	switch (errnum) {
-	case 0:
-		return LM_OK;
-	case ENOMEM:
-		return LM_ENOMEM;
-	case EINVAL:
-		return LM_EINVAL;
-	case ENOENT:
-		return LM_ENOENT;
-	case EEXIST:
-		return LM_EEXIST;
-	case E2BIG:
-	case EFBIG:
-	case ENAMETOOLONG:
-		return LM_E2BIG;
-	case ETIMEDOUT:
-		return LM_ETIMEDOUT;
-	case EAGAIN:
-	case EBUSY:
-		return LM_EBUSY;
-	case ENOTSUP:
-		return LM_ENOTSUP;
-	case ENOSPC:
-	case EDQUOT:
-		return LM_ENOSPC;
-	default:
-		return LM_EIO;
-	}
 }

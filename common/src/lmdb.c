@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"

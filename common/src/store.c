@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/textfile.h"
 

@@ -30,6 +30,7 @@
 
 #include "events.h"
 #include "lunamatch/clock.h"
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"

@@ -33,6 +33,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"

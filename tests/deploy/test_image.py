@@ -3,7 +3,7 @@ without a container engine:
 
 1. `cmake --install` of the build into a staging root with prefix /usr, as
    the build stage does.
-2. Every installed binary's libraries (ldd) are liblunamatch or belong to the
+2. Every installed binary's libraries (ldd) belong to the
    packages the runtime stage installs, to their dependencies, or to the
    Debian base image (priority "required"); every package the runtime stage
    installs provides at least one of them.

@@ -35,6 +35,7 @@
 
 #include "lmtest.h"
 #include "lunamatch/clock.h"
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "proc.h"
 

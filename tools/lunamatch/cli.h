@@ -38,6 +38,7 @@
 #include <librdkafka/rdkafka.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "lunamatch/client.h"
 #include "lunamatch/config.h"
 
 #define LM_CLI_PROG "lunamatch"
@@ -106,6 +107,45 @@ extern const char lm_cli_health_usage[];
 int lm_cli_watch(const lm_config *cfg, int argc, char **argv);
 extern const struct option lm_cli_watch_options[];
 extern const char lm_cli_watch_usage[];
+
+/* cmd_eval.c: ranking quality on a judged evaluation set. */
+int lm_cli_eval(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_eval_options[];
+extern const char lm_cli_eval_usage[];
+
+/* cmd_audit.c: selection rates and impact ratios by demographic category. */
+int lm_cli_audit(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_audit_options[];
+extern const char lm_cli_audit_usage[];
+
+/* ---- the match service (client.c) --------------------------------------- */
+
+/*
+ * Opens a client of the match service at cfg->rpc_url with the TLS options
+ * and default timeout of cfg. Returns LM_CLI_EXIT_OK with *out set (close it
+ * with lm_client_close), or LM_CLI_EXIT_USAGE after printing why the URL or
+ * the TLS options cannot be used.
+ */
+int lm_cli_client_open(const char *cmd, const lm_config *cfg, lm_client **out);
+
+/*
+ * The exit status of a finished call, printing why it failed: rc and status
+ * are what lm_client_call returned, errmsg its message. No answer or
+ * UNAVAILABLE / RESOURCE_EXHAUSTED give LM_CLI_EXIT_UNAVAILABLE, a bad
+ * request LM_CLI_EXIT_USAGE, other failures LM_CLI_EXIT_FAIL.
+ */
+int lm_cli_call_status(
+    const char *cmd, const lm_config *cfg, int rc, int status, const char *errmsg);
+
+/* ---- input files (input.c) ---------------------------------------------- */
+
+/*
+ * Reads the whole file at path into *buf (malloc'd, NUL-terminated; the
+ * caller frees it) of *len bytes. A file larger than max bytes is refused.
+ * Returns LM_CLI_EXIT_OK, or LM_CLI_EXIT_FAIL after printing the error.
+ */
+int lm_cli_read_file(
+    const char *cmd, const char *path, size_t max, char **buf, size_t *len);
 
 /* ---- argument helpers (output.c) -------------------------------------- */
 

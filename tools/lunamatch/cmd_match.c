@@ -136,51 +136,6 @@ const char lm_cli_health_usage[] =
 
 /* ---- shared --------------------------------------------------------------- */
 
-static int
-open_client(const char *cmd, const lm_config *cfg, lm_client **out)
-{
-	lm_client_opts o;
-	int rc;
-
-	memset(&o, 0, sizeof(o));
-	o.tls_cert = cfg->tls_cert;
-	o.tls_key = cfg->tls_key;
-	o.tls_ca = cfg->tls_ca;
-	o.default_timeout_ms = cfg->default_timeout_ms;
-	if ((rc = lm_client_open(cfg->rpc_url, &o, out)) != LM_OK) {
-		lm_cli_error(cmd, "cannot use %s: %s", cfg->rpc_url, lm_strerror(rc));
-		return LM_CLI_EXIT_USAGE;
-	}
-	return LM_CLI_EXIT_OK;
-}
-
-/*
- * The exit status of a finished call, printing why it failed. rc and status
- * are what lm_client_call returned.
- */
-static int
-call_status(const char *cmd, const lm_config *cfg, int rc, int status, const char *errmsg)
-{
-	if (rc != LM_OK) {
-		/* No answer from the server. */
-		lm_cli_error(cmd, "%s: %s%s%s", cfg->rpc_url, lm_rpc_status_name(status),
-		    errmsg[0] ? ": " : "", errmsg);
-		if (rc == LM_EINVAL)
-			return LM_CLI_EXIT_USAGE;
-		return status == LUNAMATCH__V1__STATUS_CODE__INTERNAL
-		           ? LM_CLI_EXIT_FAIL
-		           : LM_CLI_EXIT_UNAVAILABLE;
-	}
-	if (status == LUNAMATCH__V1__STATUS_CODE__OK)
-		return LM_CLI_EXIT_OK;
-	lm_cli_error(
-	    cmd, "%s%s%s", lm_rpc_status_name(status), errmsg[0] ? ": " : "", errmsg);
-	if (status == LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE ||
-	    status == LUNAMATCH__V1__STATUS_CODE__RESOURCE_EXHAUSTED)
-		return LM_CLI_EXIT_UNAVAILABLE;
-	return LM_CLI_EXIT_FAIL;
-}
-
 /* Prints msg as JSON: one compact line, or pretty when pretty is set. */
 static int
 print_json(const char *cmd, const ProtobufCMessage *msg, unsigned flags)
@@ -464,7 +419,7 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 		return lm_cli_usage_error(
 		    cmd, "match candidates takes --job ID (and no --candidate)");
 
-	if ((rv = open_client(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
+	if ((rv = lm_cli_client_open(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;
 	if (jobs) {
 		Lunamatch__V1__MatchJobsRequest req =
@@ -484,7 +439,7 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 		}
 		rc = lm_client_match_jobs(
 		    cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
-		rv = call_status(cmd, cfg, rc, status, errmsg);
+		rv = lm_cli_call_status(cmd, cfg, rc, status, errmsg);
 		if (rv == LM_CLI_EXIT_OK) {
 			if (cfg->json)
 				rv = print_json(cmd, &resp->base, 0);
@@ -514,7 +469,7 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 		}
 		rc = lm_client_match_candidates(
 		    cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
-		rv = call_status(cmd, cfg, rc, status, errmsg);
+		rv = lm_cli_call_status(cmd, cfg, rc, status, errmsg);
 		if (rv == LM_CLI_EXIT_OK) {
 			if (cfg->json)
 				rv = print_json(cmd, &resp->base, 0);
@@ -574,11 +529,11 @@ lm_cli_explain(const lm_config *cfg, int argc, char **argv)
 		return lm_cli_usage_error(
 		    cmd, "explain takes --candidate ID and --job ID");
 
-	if ((rv = open_client(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
+	if ((rv = lm_cli_client_open(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;
 	rc = lm_client_explain_match(
 	    cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
-	rv = call_status(cmd, cfg, rc, status, errmsg);
+	rv = lm_cli_call_status(cmd, cfg, rc, status, errmsg);
 	if (rv == LM_CLI_EXIT_OK) {
 		if (cfg->json) {
 			rv = print_json(cmd, &resp->base, 0);
@@ -644,7 +599,7 @@ lm_cli_get(const lm_config *cfg, int argc, char **argv)
 		return lm_cli_usage_error(
 		    cmd, "\"%s\" is not posting or profile", argv[0]);
 
-	if ((rv = open_client(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
+	if ((rv = lm_cli_client_open(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;
 	unsigned flags = cfg->json ? 0 : LM_JSON_PRETTY;
 	if (posting) {
@@ -654,7 +609,7 @@ lm_cli_get(const lm_config *cfg, int argc, char **argv)
 		req.id = argv[1];
 		rc = lm_client_get_posting(
 		    cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
-		rv = call_status(cmd, cfg, rc, status, errmsg);
+		rv = lm_cli_call_status(cmd, cfg, rc, status, errmsg);
 		if (rv == LM_CLI_EXIT_OK)
 			rv = resp->posting != NULL
 			         ? print_json(cmd, &resp->posting->base, flags)
@@ -670,7 +625,7 @@ lm_cli_get(const lm_config *cfg, int argc, char **argv)
 		req.id = argv[1];
 		rc = lm_client_get_profile(
 		    cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
-		rv = call_status(cmd, cfg, rc, status, errmsg);
+		rv = lm_cli_call_status(cmd, cfg, rc, status, errmsg);
 		if (rv == LM_CLI_EXIT_OK)
 			rv = resp->profile != NULL
 			         ? print_json(cmd, &resp->profile->base, flags)
@@ -722,12 +677,12 @@ lm_cli_health(const lm_config *cfg, int argc, char **argv)
 	if (optind < argc)
 		return lm_cli_usage_error(
 		    cmd, "unexpected argument \"%s\"", argv[optind]);
-	if ((rv = open_client(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
+	if ((rv = lm_cli_client_open(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;
 	req.service = LM_RPC_SERVICE;
 	rc =
 	    lm_client_check(cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
-	rv = call_status(cmd, cfg, rc, status, errmsg);
+	rv = lm_cli_call_status(cmd, cfg, rc, status, errmsg);
 	if (rv == LM_CLI_EXIT_OK) {
 		if (cfg->json) {
 			rv = print_json(cmd, &resp->base, LM_JSON_EMIT_DEFAULTS);

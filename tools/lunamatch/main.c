@@ -44,6 +44,10 @@ static const lm_cli_command commands[] = {
         lm_cli_health_usage, "", lm_cli_health_options},
     {"watch", lm_cli_watch, "follow the new-match events on the matches topic",
         lm_cli_watch_usage, "n:", lm_cli_watch_options},
+    {"eval", lm_cli_eval, "measure ranking quality on a judged evaluation set",
+        lm_cli_eval_usage, "", lm_cli_eval_options},
+    {"audit", lm_cli_audit, "selection rates and impact ratios by demographic category",
+        lm_cli_audit_usage, "", lm_cli_audit_options},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -22,6 +22,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "lunamatch/api.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 
@@ -52,11 +53,11 @@ typedef struct lm_client_opts {
  * defaults. Does not wait for the connection. Returns LM_OK; LM_EINVAL for
  * a bad URL or TLS options (logged with the reason); LM_ENOMEM; LM_ENNG.
  */
-int lm_client_open(const char *url, const lm_client_opts *o, lm_client **out);
+LM_API int lm_client_open(const char *url, const lm_client_opts *o, lm_client **out);
 
 /* Closes the socket and frees the client; NULL is a no-op. No call may be
  * in flight. */
-void lm_client_close(lm_client *c);
+LM_API void lm_client_close(lm_client *c);
 
 /*
  * Calls method (short name, e.g. "MatchJobs") with req and waits for the
@@ -77,28 +78,28 @@ void lm_client_close(lm_client *c);
  * errmsg (errlen bytes, may be NULL if errlen is 0) always gets a
  * NUL-terminated text. status may be NULL. Thread-safe.
  */
-int lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
+LM_API int lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
     const ProtobufCMessageDescriptor *resp_desc, unsigned timeout_ms,
     ProtobufCMessage **resp, int *status, char *errmsg, size_t errlen);
 
 /* Typed helpers: lm_client_call with the method's request and response. */
-int lm_client_match_jobs(lm_client *c, const Lunamatch__V1__MatchJobsRequest *req,
+LM_API int lm_client_match_jobs(lm_client *c, const Lunamatch__V1__MatchJobsRequest *req,
     unsigned timeout_ms, Lunamatch__V1__MatchJobsResponse **resp, int *status,
     char *errmsg, size_t errlen);
-int lm_client_match_candidates(lm_client *c,
+LM_API int lm_client_match_candidates(lm_client *c,
     const Lunamatch__V1__MatchCandidatesRequest *req, unsigned timeout_ms,
     Lunamatch__V1__MatchCandidatesResponse **resp, int *status, char *errmsg,
     size_t errlen);
-int lm_client_explain_match(lm_client *c, const Lunamatch__V1__ExplainMatchRequest *req,
-    unsigned timeout_ms, Lunamatch__V1__ExplainMatchResponse **resp, int *status,
-    char *errmsg, size_t errlen);
-int lm_client_get_posting(lm_client *c, const Lunamatch__V1__GetPostingRequest *req,
-    unsigned timeout_ms, Lunamatch__V1__GetPostingResponse **resp, int *status,
-    char *errmsg, size_t errlen);
-int lm_client_get_profile(lm_client *c, const Lunamatch__V1__GetProfileRequest *req,
-    unsigned timeout_ms, Lunamatch__V1__GetProfileResponse **resp, int *status,
-    char *errmsg, size_t errlen);
-int lm_client_check(lm_client *c, const Lunamatch__V1__HealthCheckRequest *req,
+LM_API int lm_client_explain_match(lm_client *c,
+    const Lunamatch__V1__ExplainMatchRequest *req, unsigned timeout_ms,
+    Lunamatch__V1__ExplainMatchResponse **resp, int *status, char *errmsg, size_t errlen);
+LM_API int lm_client_get_posting(lm_client *c,
+    const Lunamatch__V1__GetPostingRequest *req, unsigned timeout_ms,
+    Lunamatch__V1__GetPostingResponse **resp, int *status, char *errmsg, size_t errlen);
+LM_API int lm_client_get_profile(lm_client *c,
+    const Lunamatch__V1__GetProfileRequest *req, unsigned timeout_ms,
+    Lunamatch__V1__GetProfileResponse **resp, int *status, char *errmsg, size_t errlen);
+LM_API int lm_client_check(lm_client *c, const Lunamatch__V1__HealthCheckRequest *req,
     unsigned timeout_ms, Lunamatch__V1__HealthCheckResponse **resp, int *status,
     char *errmsg, size_t errlen);
 

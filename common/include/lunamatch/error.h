@@ -9,6 +9,8 @@
 #ifndef LUNAMATCH_ERROR_H
 #define LUNAMATCH_ERROR_H
 
+#include "lunamatch/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,14 +41,11 @@ typedef enum lm_err {
 
 /* Returns a static, human-readable message for an lm_err value; unknown
  * values give "unknown error". Never returns NULL. */
-const char *lm_strerror(int err);
+LM_API const char *lm_strerror(int err);
 
 /* Returns a static, stable, snake_case token for an lm_err (e.g. "enoent"),
  * for metrics labels and machine-readable output. */
-const char *lm_errname(int err);
-
-/* Converts an errno value to the closest lm_err. */
-int lm_err_from_errno(int errnum);
+LM_API const char *lm_errname(int err);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lmtest.h"
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/lmdb.h"
 

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "lmtest.h"
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 

@@ -1,0 +1,376 @@
+"""What the synchronous and the asyncio clients share.
+
+The method table (derived from the MatchService descriptor of match.proto),
+the typed request builders of every method, the envelope, the endpoint pool
+(one nng REQ socket per endpoint, dialled in the background) and the rules
+of one call: which endpoint to try, its deadline, when to retry elsewhere.
+The two clients only differ in how they wait; see client.py and aio.py.
+"""
+import itertools
+import math
+import os
+import threading
+import time
+import uuid
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import pynng
+from pynng.exceptions import check_err
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+
+from lunamatch import errors
+from lunamatch.v1 import match_pb2, records_pb2, rpc_pb2
+
+SERVICE = "lunamatch.v1.MatchService"
+METHOD_PREFIX = "/" + SERVICE + "/"
+
+#: rpc name -> (request class, response class), from the service descriptor.
+METHODS: Dict[str, Tuple[type, type]] = {
+    m.name: (getattr(match_pb2, m.input_type.name), getattr(match_pb2, m.output_type.name))
+    for m in match_pb2.DESCRIPTOR.services_by_name["MatchService"].methods
+}
+
+#: Methods that may be sent again to another endpoint. Every MatchService
+#: method is read-only, so all of them are.
+IDEMPOTENT = frozenset(METHODS)
+
+#: Server answers after which an idempotent call moves to another endpoint:
+#: the server is draining or still loading its index (UNAVAILABLE), or its
+#: queue is full (RESOURCE_EXHAUSTED).
+RETRY_CODES = frozenset({rpc_pb2.UNAVAILABLE, rpc_pb2.RESOURCE_EXHAUSTED})
+
+DEFAULT_URL = "tcp://127.0.0.1:7700"
+DEFAULT_TIMEOUT = 5.0          # seconds, as the server's default deadline
+DEADLINE_GRACE = 0.25          # waited beyond the deadline for the server's own answer
+MAX_TIMEOUT_MS = 600000        # the server caps deadlines at 10 minutes
+MAX_RESPONSE_BYTES = 64 << 20  # receive limit of every socket
+CONNECT_POLL = 0.01            # seconds between looks for a connection
+
+
+def endpoint_list(endpoints: Union[None, str, Iterable[str]]) -> List[str]:
+    """URLs from a list, a comma-separated string, or LUNAMATCH_RPC_URL."""
+    if endpoints is None:
+        endpoints = os.environ.get("LUNAMATCH_RPC_URL", DEFAULT_URL)
+    if isinstance(endpoints, str):
+        endpoints = endpoints.split(",")
+    urls = [u.strip() for u in endpoints if u and u.strip()]
+    if not urls:
+        raise ValueError("no endpoint given")
+    return urls
+
+
+def _message(value: Any, cls: type, what: str) -> Message:
+    """value as a message of cls: the message itself, a dict in the JSON form
+    (field names as in the .proto or lowerCamelCase, enums by name) or a JSON
+    string."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, (str, bytes)):
+        return json_format.Parse(value, cls())
+    if isinstance(value, Mapping):
+        return json_format.ParseDict(value, cls())
+    raise TypeError("%s: expected %s, dict or JSON text, not %s"
+                    % (what, cls.__name__, type(value).__name__))
+
+
+def _explain(level: Union[None, int, str]) -> int:
+    """An ExplainLevel from its number, its full name or its short name
+    ("FULL")."""
+    if level is None:
+        return match_pb2.EXPLAIN_LEVEL_UNSPECIFIED
+    if isinstance(level, str):
+        name = level.upper()
+        if not name.startswith("EXPLAIN_LEVEL_"):
+            name = "EXPLAIN_LEVEL_" + name
+        return match_pb2.ExplainLevel.Value(name)
+    return int(level)
+
+
+class Methods:
+    """The typed MatchService methods. Each builds its request and hands it
+    to ``self._invoke(method, request, response class, unwrap, timeout,
+    metadata)``, which the sync client implements as a blocking call and the
+    asyncio client as a coroutine; so each method here returns the result
+    (sync) or an awaitable of it (asyncio).
+
+    ``timeout`` is in seconds (None: the client's default) and bounds the
+    whole call, retries included. ``metadata`` is a mapping of lower-case keys
+    to strings sent in the envelope.
+    """
+
+    def match_jobs(self, candidate_id: Optional[str] = None, *, profile=None,
+                   top_k: int = 0, filters=None, explain=None,
+                   timeout: Optional[float] = None, metadata=None):
+        """Jobs for a stored candidate (candidate_id) or an inline profile
+        (CandidateProfile, dict or JSON). Returns a MatchJobsResponse."""
+        req = match_pb2.MatchJobsRequest(top_k=top_k, explain=_explain(explain))
+        if profile is not None:
+            req.profile.CopyFrom(_message(profile, records_pb2.CandidateProfile, "profile"))
+        elif candidate_id is not None:
+            req.candidate_id = candidate_id
+        if filters is not None:
+            req.filters.CopyFrom(_message(filters, match_pb2.JobFilters, "filters"))
+        return self._invoke("MatchJobs", req, None, timeout, metadata)
+
+    def match_candidates(self, job_id: Optional[str] = None, *, posting=None,
+                         top_k: int = 0, filters=None, explain=None,
+                         timeout: Optional[float] = None, metadata=None):
+        """Candidates for a stored posting (job_id) or an inline posting
+        (JobPosting, dict or JSON). Returns a MatchCandidatesResponse."""
+        req = match_pb2.MatchCandidatesRequest(top_k=top_k, explain=_explain(explain))
+        if posting is not None:
+            req.posting.CopyFrom(_message(posting, records_pb2.JobPosting, "posting"))
+        elif job_id is not None:
+            req.job_id = job_id
+        if filters is not None:
+            req.filters.CopyFrom(_message(filters, match_pb2.CandidateFilters, "filters"))
+        return self._invoke("MatchCandidates", req, None, timeout, metadata)
+
+    def explain_match(self, candidate_id: str, job_id: str, *,
+                      timeout: Optional[float] = None, metadata=None):
+        """One pair in full. Returns an ExplainMatchResponse."""
+        req = match_pb2.ExplainMatchRequest(candidate_id=candidate_id, job_id=job_id)
+        return self._invoke("ExplainMatch", req, None, timeout, metadata)
+
+    def get_posting(self, id: str, *, timeout: Optional[float] = None, metadata=None):
+        """The stored (normalized) JobPosting; NotFound when absent."""
+        return self._invoke("GetPosting", match_pb2.GetPostingRequest(id=id),
+                            lambda r: r.posting, timeout, metadata)
+
+    def get_profile(self, id: str, *, timeout: Optional[float] = None, metadata=None):
+        """The stored (normalized) CandidateProfile; NotFound when absent."""
+        return self._invoke("GetProfile", match_pb2.GetProfileRequest(id=id),
+                            lambda r: r.profile, timeout, metadata)
+
+    def check(self, service: str = "", *, timeout: Optional[float] = None, metadata=None):
+        """Health: a HealthCheckResponse (status SERVING when calls are
+        served)."""
+        return self._invoke("Check", match_pb2.HealthCheckRequest(service=service),
+                            None, timeout, metadata)
+
+    def call(self, method: str, request: Union[Message, bytes], *,
+             timeout: Optional[float] = None, metadata=None):
+        """The generic form: method is a short rpc name ("GetPosting") or a
+        full one; request a message or raw payload bytes. Returns the decoded
+        response message for a known method, else the raw payload bytes."""
+        return self._invoke(method, request, None, timeout, metadata)
+
+
+class Pool:
+    """One REQ socket per endpoint, each dialled in the background and
+    redialled by nng (100 ms to 2 s back-off). nng's timer-based resend is
+    off, so a slow server never gets a silent duplicate. Thread-safe."""
+
+    def __init__(self, urls: Sequence[str], tls: Optional[pynng.TLSConfig],
+                 max_response_bytes: int):
+        self.urls = list(urls)
+        self.sockets: List[pynng.Req0] = []
+        self._rr = itertools.count()
+        self._lock = threading.Lock()
+        try:
+            for url in self.urls:
+                s = pynng.Req0(resend_time=-1, recv_max_size=max_response_bytes,
+                               reconnect_time_min=100, reconnect_time_max=2000)
+                self.sockets.append(s)
+                if url.startswith("tls+") and tls is not None:
+                    s.tls_config = tls
+                s.dial(url, block=False)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close()
+        self.sockets = []
+
+    def start(self) -> int:
+        """A starting index that rotates across calls, spreading load."""
+        with self._lock:
+            return next(self._rr)
+
+
+def tls_config(ca: Optional[str], cert: Optional[str], key: Optional[str],
+               server_name: Optional[str]) -> Optional[pynng.TLSConfig]:
+    """The client TLS configuration of tls+tcp:// endpoints from PEM files, or
+    None when no file is given. With ca the server is verified against it
+    (and against server_name); cert and key give mutual TLS."""
+    if not (ca or cert or key):
+        return None
+    if bool(cert) != bool(key):
+        raise ValueError("tls_cert and tls_key go together")
+
+    def read(p):
+        with open(p) as f:
+            return f.read()
+
+    return pynng.TLSConfig(
+        pynng.TLSConfig.MODE_CLIENT, server_name=server_name,
+        ca_string=read(ca) if ca else None,
+        own_cert_string=read(cert) if cert else None,
+        own_key_string=read(key) if key else None,
+        auth_mode=(pynng.TLSConfig.AUTH_MODE_REQUIRED if ca
+                   else pynng.TLSConfig.AUTH_MODE_NONE))
+
+
+def _metadata(md) -> List[rpc_pb2.MetadataEntry]:
+    if not md:
+        return []
+    items = md.items() if isinstance(md, Mapping) else md
+    return [rpc_pb2.MetadataEntry(key=k, value=v) for k, v in items]
+
+
+class Call:
+    """The state of one call across its attempts. The clients loop:
+    ``pick()`` an endpoint (None: none connected yet; wait and look again
+    unless ``give_up()`` raises), send ``envelope()`` on it and wait at most
+    ``wait_ms()``; then ``answer()`` with the bytes (a result, None to retry,
+    or an exception) or ``no_answer()`` when nothing came in time."""
+
+    def __init__(self, pool: Pool, method: str, request, unwrap: Optional[Callable],
+                 timeout: float):
+        short = method[len(METHOD_PREFIX):] if method.startswith(METHOD_PREFIX) else method
+        self.method = method if method.startswith("/") else METHOD_PREFIX + method
+        types = METHODS.get(short)
+        self.response_type = types[1] if types and self.method == METHOD_PREFIX + short else None
+        if isinstance(request, Message):
+            payload = request.SerializeToString()
+        else:
+            payload = bytes(request)
+        self.pool = pool
+        self.unwrap = unwrap
+        self.request_id = uuid.uuid4().hex
+        self.idempotent = short in IDEMPOTENT
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.first = pool.start()
+        self.tried: List[str] = []
+        self.last: Optional[errors.RpcError] = None
+        self.env = rpc_pb2.RpcRequest(method=self.method, request_id=self.request_id,
+                                      payload=payload)
+        self.url: Optional[str] = None
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def pick(self) -> Optional[pynng.Req0]:
+        """The next untried endpoint that has a connection, in rotating
+        order; None when none has one now."""
+        n = len(self.pool.urls)
+        for i in range(n):
+            j = (self.first + i) % n
+            url = self.pool.urls[j]
+            if url in self.tried:
+                continue
+            sock = self.pool.sockets[j]
+            if sock.pipes:
+                self.url = url
+                self.tried.append(url)
+                return sock
+        return None
+
+    def give_up(self) -> None:
+        """Raises when waiting for a connection is over: the deadline passed,
+        or every endpoint was tried. The error is the last answer's, or a
+        local Unavailable."""
+        if self.remaining() > 0 and len(self.tried) < len(self.pool.urls):
+            return
+        if self.last is not None:
+            raise self.last
+        raise self._error(errors.Unavailable,
+                          "no connection to %s within %d ms" % (
+                              ", ".join(u for u in self.pool.urls if u not in self.tried),
+                              round(self.timeout * 1000)))
+
+    def envelope(self) -> bytes:
+        ms = max(1, math.ceil(self.remaining() * 1000))
+        self.env.timeout_ms = min(ms, MAX_TIMEOUT_MS)
+        return self.env.SerializeToString()
+
+    def wait_ms(self) -> int:
+        return max(1, math.ceil((self.remaining() + DEADLINE_GRACE) * 1000))
+
+    def no_answer(self) -> errors.RpcError:
+        return self._error(errors.DeadlineExceeded, "no answer from %s within %d ms" % (
+            self.url, round(self.timeout * 1000)))
+
+    def answer(self, raw: bytes):
+        try:
+            resp = rpc_pb2.RpcResponse.FromString(raw)
+        except DecodeError as e:
+            raise self._error(errors.Internal, "unreadable answer from %s: %s" % (self.url, e))
+        if resp.request_id != self.request_id:
+            # The server echoes "" when it could not read our envelope.
+            if resp.request_id != "" or resp.code == rpc_pb2.OK:
+                raise self._error(errors.Internal, "answer from %s is for request %r" % (
+                    self.url, resp.request_id))
+        if resp.code != rpc_pb2.OK:
+            err = errors.error_for(resp.code, resp.message, method=self.method,
+                                   request_id=self.request_id, endpoint=self.url,
+                                   attempts=self.tried)
+            if (self.idempotent and resp.code in RETRY_CODES and self.remaining() > 0
+                    and len(self.tried) < len(self.pool.urls)):
+                self.last = err
+                return None
+            raise err
+        if self.response_type is None:
+            return resp.payload
+        try:
+            out = self.response_type.FromString(resp.payload)
+        except DecodeError as e:
+            raise self._error(errors.Internal, "unreadable %s from %s: %s" % (
+                self.response_type.__name__, self.url, e))
+        return self.unwrap(out) if self.unwrap else out
+
+    def _error(self, cls, message):
+        return cls(message, method=self.method, request_id=self.request_id,
+                   endpoint=self.url, local=True, attempts=self.tried)
+
+
+class ClientBase(Methods):
+    """Construction and closing, shared by both clients.
+
+    endpoints: a URL, a comma-separated list or a sequence (default
+    LUNAMATCH_RPC_URL, else tcp://127.0.0.1:7700); every endpoint is dialled
+    at once and kept connected. timeout: default call timeout in seconds.
+    tls_ca / tls_cert / tls_key (PEM files) and tls_server_name: for
+    tls+tcp:// endpoints.
+    """
+
+    def __init__(self, endpoints=None, *, timeout: float = DEFAULT_TIMEOUT,
+                 tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None, tls_server_name: Optional[str] = None,
+                 max_response_bytes: int = MAX_RESPONSE_BYTES):
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.timeout = timeout
+        self._pool = Pool(endpoint_list(endpoints),
+                          tls_config(tls_ca, tls_cert, tls_key, tls_server_name),
+                          max_response_bytes)
+
+    @property
+    def endpoints(self) -> List[str]:
+        return list(self._pool.urls)
+
+    def connected(self) -> List[str]:
+        """The endpoints that have a connection now."""
+        return [u for u, s in zip(self._pool.urls, self._pool.sockets) if s.pipes]
+
+    def _call(self, method, request, unwrap, timeout, metadata) -> Call:
+        t = self.timeout if timeout is None else timeout
+        if t <= 0:
+            raise ValueError("timeout must be positive")
+        c = Call(self._pool, method, request, unwrap, t)
+        c.env.metadata.extend(_metadata(metadata))
+        return c
+
+    def close(self) -> None:
+        """Closes every socket; calls in flight fail. Idempotent."""
+        self._pool.close()
+
+
+def set_context_timeouts(ctx: pynng.Context, ms: int) -> None:
+    """Bounds the send and the receive of one context."""
+    for opt in (b"send-timeout", b"recv-timeout"):
+        check_err(pynng.lib.nng_ctx_set_ms(ctx.context, opt, ms))

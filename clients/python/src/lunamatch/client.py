@@ -1,0 +1,44 @@
+"""The synchronous client of lunamatch.v1.MatchService.
+
+    with lunamatch.Client("tcp://10.0.0.5:7700,tcp://10.0.0.6:7700") as c:
+        for m in c.match_jobs("cand-42", top_k=5).matches:
+            print(m.rank, m.job_id, m.score)
+
+Thread-safe: every call runs on its own nng context, so threads may share
+one client. close() must not race calls still in flight.
+"""
+import time
+
+import pynng
+
+from lunamatch import _rpc
+
+
+class Client(_rpc.ClientBase):
+    """Blocking MatchService client over several endpoints; see
+    lunamatch._rpc.ClientBase for the arguments and Methods for the calls."""
+
+    def _invoke(self, method, request, unwrap, timeout, metadata):
+        call = self._call(method, request, unwrap, timeout, metadata)
+        while True:
+            sock = call.pick()
+            if sock is None:
+                call.give_up()
+                time.sleep(_rpc.CONNECT_POLL)
+                continue
+            with sock.new_context() as ctx:
+                _rpc.set_context_timeouts(ctx, call.wait_ms())
+                try:
+                    ctx.send(call.envelope())
+                    raw = ctx.recv()
+                except pynng.Timeout:
+                    raise call.no_answer() from None
+            out = call.answer(raw)
+            if out is not None:
+                return out
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,147 @@
+"""A consumer of the new-match events that lunamatch-match publishes.
+
+    with lunamatch.MatchEventConsumer("127.0.0.1:9092", group_id="mailer") as c:
+        for ev in c:                      # lunamatch.v1.MatchEvent, forever
+            notify(ev.candidate_id, ev.job_id, ev.score)
+
+Each message on the matches topic (LUNAMATCH_TOPIC_MATCHES, default
+lunamatch.matches.v1) is a serialized lunamatch.v1.MatchEvent keyed by
+candidate_id (docs/events.md). Delivery is at least once: de-duplicate on
+event_id. A message that is not a MatchEvent (an unknown content-type, a
+missing or oversized value, bytes that do not decode) is skipped, logged
+and counted in ``skipped``; it never stops the stream.
+
+With group_id the consumer joins that group (subscribe; offsets committed
+automatically; a new group starts at the beginning or end as from_beginning
+says). Without one it reads every partition directly, commits nothing and
+disturbs no group, like ``lunamatch watch``.
+"""
+import logging
+import time
+import uuid
+from typing import Any, Dict, Iterator, Optional
+
+from google.protobuf.message import DecodeError
+
+from lunamatch import _kafka
+from lunamatch.v1 import events_pb2
+
+confluent_kafka = _kafka.confluent_kafka
+log = logging.getLogger("lunamatch.events")
+
+METADATA_TIMEOUT = 10.0  # seconds to wait for the topic's partitions
+
+
+class MatchEventConsumer:
+    """Yields decoded MatchEvents. Not thread-safe; close() it (or use it as
+    a context manager) to leave the group cleanly."""
+
+    def __init__(self, brokers: Optional[str] = None, *, topic: Optional[str] = None,
+                 group_id: Optional[str] = None, from_beginning: bool = False,
+                 config: Optional[Dict[str, Any]] = None):
+        self.topic = _kafka.topic("matches", topic)
+        self.skipped = 0
+        self.last_message = None  # the Kafka message of the last event returned
+        conf = {"bootstrap.servers": _kafka.brokers(brokers),
+                "group.id": group_id or "lunamatch-python-" + uuid.uuid4().hex,
+                "enable.auto.commit": group_id is not None,
+                "auto.offset.reset": "earliest" if from_beginning else "latest",
+                "fetch.message.max.bytes": _kafka.MAX_VALUE_BYTES,
+                "client.id": "lunamatch-python-events"}
+        conf.update(config or {})
+        self._c = confluent_kafka.Consumer(conf)
+        try:
+            if group_id is not None:
+                self._c.subscribe([self.topic])
+            else:
+                self._assign_all(from_beginning)
+        except BaseException:
+            self._c.close()
+            raise
+
+    def _assign_all(self, from_beginning: bool) -> None:
+        md = self._c.list_topics(self.topic, timeout=METADATA_TIMEOUT)
+        t = md.topics.get(self.topic)
+        if t is None or t.error is not None or not t.partitions:
+            raise _kafka.confluent_kafka.KafkaException(
+                t.error if t is not None and t.error is not None
+                else "topic %s has no partitions" % self.topic)
+        offset = (confluent_kafka.OFFSET_BEGINNING if from_beginning
+                  else confluent_kafka.OFFSET_END)
+        self._c.assign([confluent_kafka.TopicPartition(self.topic, p, offset)
+                        for p in sorted(t.partitions)])
+
+    def _decode(self, m) -> Optional[events_pb2.MatchEvent]:
+        where = "%s[%d]@%d" % (m.topic(), m.partition(), m.offset())
+        ctype = _kafka.content_type(m.headers())
+        value = m.value()
+        reason = None
+        if ctype is not None and ctype not in _kafka.PROTOBUF_TYPES:
+            reason = "content-type %s" % ctype
+        elif value is None:
+            reason = "no value"
+        elif len(value) > _kafka.MAX_VALUE_BYTES:
+            reason = "%d bytes, over %d" % (len(value), _kafka.MAX_VALUE_BYTES)
+        else:
+            try:
+                ev = events_pb2.MatchEvent.FromString(value)
+                if ev.event_id:
+                    return ev
+                reason = "no event_id"
+            except DecodeError as e:
+                reason = "does not decode: %s" % e
+        self.skipped += 1
+        log.warning("skipped %s: not a MatchEvent: %s", where, reason)
+        return None
+
+    def poll(self, timeout: float = 1.0) -> Optional[events_pb2.MatchEvent]:
+        """The next event, or None when none arrived within timeout seconds.
+        Raises confluent_kafka.KafkaException on a fatal Kafka error;
+        transient ones (broker down) are logged and waited out."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            m = self._c.poll(max(0.0, left))
+            if m is not None:
+                err = m.error()
+                if err is None:
+                    ev = self._decode(m)
+                    if ev is not None:
+                        self.last_message = m
+                        return ev
+                elif err.fatal():
+                    raise confluent_kafka.KafkaException(err)
+                elif err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
+                    log.warning("kafka: %s", err)
+            if time.monotonic() >= end:
+                return None
+
+    def events(self, count: Optional[int] = None,
+               timeout: Optional[float] = None) -> Iterator[events_pb2.MatchEvent]:
+        """Yields events until count were yielded or timeout seconds passed
+        (None: no bound)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        n = 0
+        while count is None or n < count:
+            left = 1.0 if end is None else min(1.0, end - time.monotonic())
+            if left <= 0:
+                return
+            ev = self.poll(left)
+            if ev is not None:
+                n += 1
+                yield ev
+
+    def __iter__(self) -> Iterator[events_pb2.MatchEvent]:
+        return self.events()
+
+    def close(self) -> None:
+        """Leaves the group (committing the offsets of a group member)."""
+        if self._c is not None:
+            self._c.close()
+            self._c = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

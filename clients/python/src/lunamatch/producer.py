@@ -1,0 +1,178 @@
+"""A producer of postings and profiles for lunamatch-ingest.
+
+    with lunamatch.RecordProducer("127.0.0.1:9092") as p:
+        p.send_posting({"id": "job-1", "version": 1, "title": "Data engineer"})
+        p.delete_profile("cand-7")
+    # leaving the block flushes: DeliveryError if anything was not delivered
+
+What ingest expects (docs/ingest.md): the message key is the record id, byte
+for byte; the value is the record as protobuf (header content-type
+application/x-protobuf) or, with as_json, its JSON form (field names as in
+the .proto, enums by name; header application/json); a tombstone (no value)
+keyed by the id deletes the record. Records are decoded here first, so a
+record that does not fit the schema raises at once and is not sent; the
+rest (taxonomy, currencies, ranges) ingest validates, sending rejects to
+its dead-letter topic. Every change of a record needs a higher version.
+"""
+import json
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from lunamatch import _kafka
+from lunamatch.errors import DeliveryError
+from lunamatch.v1 import records_pb2
+
+confluent_kafka = _kafka.confluent_kafka
+
+#: kind -> (record class, topic kind)
+KINDS = {
+    "posting": (records_pb2.JobPosting, "postings"),
+    "profile": (records_pb2.CandidateProfile, "profiles"),
+}
+
+Record = Union[Message, Dict[str, Any], str, bytes]
+
+
+def decode_record(kind: str, record: Record) -> Message:
+    """record (a message, a dict in the JSON form, or JSON text) as a
+    JobPosting ("posting") or CandidateProfile ("profile"). Raises
+    ValueError naming the problem when it does not fit the schema or has no
+    id."""
+    cls = KINDS[kind][0]
+    try:
+        if isinstance(record, cls):
+            msg = record
+        elif isinstance(record, (str, bytes)):
+            msg = json_format.Parse(record, cls())
+        elif isinstance(record, dict):
+            msg = json_format.ParseDict(record, cls())
+        else:
+            raise TypeError("a %s is a %s, dict or JSON text, not %s"
+                            % (kind, cls.__name__, type(record).__name__))
+    except json_format.ParseError as e:
+        raise ValueError("%s does not decode: %s" % (kind, e)) from None
+    if not msg.id:
+        raise ValueError("%s has no id (the message key must be the id)" % kind)
+    return msg
+
+
+class RecordProducer:
+    """Sends postings and profiles to their topics (LUNAMATCH_TOPIC_POSTINGS /
+    _PROFILES or the arguments). Idempotent producer, acks=all. Sends are
+    asynchronous; flush() waits for the delivery reports and raises
+    DeliveryError for the records that failed. Not thread-safe."""
+
+    def __init__(self, brokers: Optional[str] = None, *, as_json: bool = False,
+                 topic_postings: Optional[str] = None,
+                 topic_profiles: Optional[str] = None,
+                 config: Optional[Dict[str, Any]] = None):
+        self.as_json = as_json
+        self.topics = {"posting": _kafka.topic("postings", topic_postings),
+                       "profile": _kafka.topic("profiles", topic_profiles)}
+        conf = {"bootstrap.servers": _kafka.brokers(brokers),
+                "enable.idempotence": True, "acks": "all",
+                "message.max.bytes": _kafka.MAX_VALUE_BYTES + 65536,
+                "client.id": "lunamatch-python-producer"}
+        conf.update(config or {})
+        self._p = confluent_kafka.Producer(conf)
+        self._failures: List[Tuple[str, str]] = []
+        self.delivered = 0
+
+    def _report(self, err, msg) -> None:
+        if err is not None:
+            key = msg.key().decode("utf-8", "replace") if msg.key() else ""
+            self._failures.append((key, str(err)))
+        else:
+            self.delivered += 1
+
+    def _produce(self, topic, key, value, headers) -> None:
+        while True:
+            try:
+                self._p.produce(topic, key=key, value=value, headers=headers,
+                                on_delivery=self._report)
+                break
+            except BufferError:  # local queue full: let reports drain it
+                self._p.poll(0.1)
+        self._p.poll(0)
+
+    def send(self, kind: str, record: Record, *, as_json: Optional[bool] = None) -> str:
+        """Sends one record of kind "posting" or "profile"; returns its id."""
+        msg = decode_record(kind, record)
+        if self.as_json if as_json is None else as_json:
+            value = json_format.MessageToJson(msg, preserving_proto_field_name=True,
+                                              indent=None).encode()
+            ctype = _kafka.CONTENT_TYPE_JSON
+        else:
+            value = msg.SerializeToString()
+            ctype = _kafka.CONTENT_TYPE_PROTOBUF
+        if len(value) > _kafka.MAX_VALUE_BYTES:
+            raise ValueError("%s %s: %d bytes, over ingest's limit of %d"
+                             % (kind, msg.id, len(value), _kafka.MAX_VALUE_BYTES))
+        self._produce(self.topics[kind], msg.id.encode(), value, [("content-type", ctype)])
+        return msg.id
+
+    def send_posting(self, record: Record, **kw) -> str:
+        return self.send("posting", record, **kw)
+
+    def send_profile(self, record: Record, **kw) -> str:
+        return self.send("profile", record, **kw)
+
+    def delete(self, kind: str, id: str) -> None:
+        """A tombstone: ingest deletes the record with this id."""
+        if not id:
+            raise ValueError("a tombstone needs the id")
+        self._produce(self.topics[kind], id.encode(), None, None)
+
+    def delete_posting(self, id: str) -> None:
+        self.delete("posting", id)
+
+    def delete_profile(self, id: str) -> None:
+        self.delete("profile", id)
+
+    def send_raw(self, kind: str, value: Union[bytes, str], *, key: Optional[str] = None,
+                 content_type: str = _kafka.CONTENT_TYPE_JSON) -> None:
+        """Sends value exactly as given, unchecked (replays, tests of
+        ingest's validation). Without key the JSON text's "id" is used when
+        it has one."""
+        if isinstance(value, str):
+            value = value.encode()
+        if key is None:
+            try:
+                obj = json.loads(value)
+                key = obj.get("id") if isinstance(obj, dict) else None
+            except ValueError:
+                key = None
+        self._produce(self.topics[kind], key.encode() if isinstance(key, str) else None,
+                      value, [("content-type", content_type)])
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Waits up to timeout seconds for every delivery report. Returns the
+        number of records delivered so far; raises DeliveryError listing the
+        failed ones (and those still undelivered at the timeout)."""
+        left = self._p.flush(timeout)
+        failures, self._failures = self._failures, []
+        if left:
+            failures.append(("", "%d message(s) not delivered within %.1f s" % (left, timeout)))
+        if failures:
+            raise DeliveryError(failures)
+        return self.delivered
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flushes (see flush) and releases the producer. Idempotent."""
+        if self._p is None:
+            return
+        try:
+            self.flush(timeout)
+        finally:
+            self._p = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            self._p = None

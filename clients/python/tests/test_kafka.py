@@ -1,0 +1,142 @@
+"""The Kafka parts against the librdkafka mock cluster (lunamatch-devkafka)
+with real ingest and match: RecordProducer (protobuf, JSON, tombstones,
+rejects) and MatchEventConsumer (decoded MatchEvents)."""
+import json
+import re
+import uuid
+
+import confluent_kafka
+import pytest
+
+import lunamatch
+from lunamatch.producer import decode_record
+from lunamatch.v1 import events_pb2, records_pb2
+
+from conftest import wait_for
+
+
+def record(stack, kind, id, new_id, **changes):
+    src = stack.profiles if kind == "profile" else stack.postings
+    return dict(next(r for r in src if r["id"] == id), id=new_id, **changes)
+
+
+def test_events_from_the_beginning(stack, client):
+    """The samples produced match events: every one decodes, scores at or
+    above the threshold (0.70) and names stored records (other tests add
+    records of their own, so the store is asked)."""
+    with lunamatch.MatchEventConsumer(stack.brokers, from_beginning=True) as c:
+        evs = list(c.events(count=20, timeout=30))
+        assert c.skipped == 0
+    assert len(evs) == 20
+    for ev in evs:
+        assert isinstance(ev, events_pb2.MatchEvent)
+        assert re.fullmatch(r"[0-9a-f]{32}", ev.event_id)
+        assert ev.type == events_pb2.MATCH_EVENT_TYPE_NEW_MATCH
+        assert client.get_profile(ev.candidate_id).version == ev.candidate_version
+        assert client.get_posting(ev.job_id).version >= ev.job_version
+        assert 0.70 <= ev.score <= 1.0 and ev.model_version
+        assert ev.trigger in (events_pb2.MATCH_TRIGGER_NEW_POSTING,
+                              events_pb2.MATCH_TRIGGER_NEW_PROFILE)
+
+
+def test_new_profile_gives_events_json(stack, client):
+    """A profile sent as JSON is stored by ingest and gives NEW_PROFILE events
+    to a consumer group member."""
+    cid = "cand-py-" + uuid.uuid4().hex[:8]
+    with lunamatch.RecordProducer(stack.brokers, as_json=True) as p:
+        assert p.send_profile(record(stack, "profile", "cand-ml-lead-chicago", cid)) == cid
+    got = wait_for("profile stored", lambda: client.get_profile(cid), timeout=20)
+    assert got.id == cid
+    with lunamatch.MatchEventConsumer(stack.brokers, group_id="py-test-" + cid,
+                                      from_beginning=True) as c:
+        mine = None
+        for ev in c.events(timeout=30):
+            if ev.candidate_id == cid:
+                mine = ev
+                break
+    assert mine is not None, "no event for the new profile"
+    assert mine.trigger == events_pb2.MATCH_TRIGGER_NEW_PROFILE and mine.score >= 0.70
+    assert c.last_message is not None
+
+
+def test_protobuf_update_and_tombstone(stack, client):
+    jid = "job-py-" + uuid.uuid4().hex[:8]
+    with lunamatch.RecordProducer(stack.brokers) as p:
+        p.send_posting(record(stack, "posting", "job-dfs-sr-mgr-ml", jid))
+    wait_for("posting stored", lambda: client.get_posting(jid), timeout=20)
+    msg = records_pb2.JobPosting()
+    msg.CopyFrom(client.get_posting(jid))
+    msg.version = 2
+    msg.title = "Director, Machine Learning"
+    with lunamatch.RecordProducer(stack.brokers) as p:
+        p.send_posting(msg)  # a message is sent as it is
+    wait_for("version 2", lambda: client.get_posting(jid).version == 2, timeout=20)
+    assert client.get_posting(jid).title == "Director, Machine Learning"
+    with lunamatch.RecordProducer(stack.brokers) as p:
+        p.delete_posting(jid)
+
+    def gone():
+        try:
+            client.get_posting(jid)
+            return False
+        except lunamatch.NotFound:
+            return True
+
+    wait_for("posting deleted", gone, timeout=20)
+
+
+def test_rejects_reach_the_dead_letter_topic(stack):
+    """send_raw skips the local checks; ingest dead-letters what it refuses,
+    with its reason header."""
+    bad = "job-py-bad-" + uuid.uuid4().hex[:8]
+    with lunamatch.RecordProducer(stack.brokers) as p:
+        p.send_raw("posting", json.dumps({"id": bad, "version": 1}))  # no title
+    c = confluent_kafka.Consumer({"bootstrap.servers": stack.brokers,
+                                  "group.id": "py-dlq-" + bad, "auto.offset.reset": "earliest",
+                                  "enable.auto.commit": False})
+    c.subscribe(["lunamatch.ingest.dlq.v1"])
+    try:
+        def reason():
+            m = c.poll(0.5)
+            if m is not None and m.error() is None and m.key() == bad.encode():
+                return dict(m.headers())["lunamatch-reason"].decode()
+            return None
+
+        assert wait_for("dead letter", reason, timeout=30, step=0) == "missing_field"
+    finally:
+        c.close()
+
+
+def test_local_record_checks():
+    with pytest.raises(ValueError, match="no id"):
+        decode_record("posting", {"version": 1, "title": "t"})
+    with pytest.raises(ValueError, match="does not decode"):
+        decode_record("posting", {"id": "j", "bogus_field": 1})
+    with pytest.raises(ValueError, match="does not decode"):
+        decode_record("profile", "{not json")
+    with pytest.raises(TypeError):
+        decode_record("profile", 42)
+    assert decode_record("posting", '{"id": "j", "status": "POSTING_STATUS_OPEN"}').status == \
+        records_pb2.POSTING_STATUS_OPEN
+
+
+def test_consumer_skips_what_is_not_an_event(stack):
+    """Foreign messages on an events topic are skipped and counted; the
+    events after them still arrive. (Its own topic, created on first use by
+    the mock cluster, so the other tests see only real events.)"""
+    topic = "py.noise." + uuid.uuid4().hex[:8]
+    p = confluent_kafka.Producer({"bootstrap.servers": stack.brokers})
+    ev = events_pb2.MatchEvent(event_id="0" * 32, candidate_id="cand-a", job_id="job-b",
+                               score=0.9, type=events_pb2.MATCH_EVENT_TYPE_NEW_MATCH)
+    p.produce(topic, key=b"cand-a", value=b"\xff\xff garbage", partition=0)
+    p.produce(topic, key=b"cand-a", value=b"{}", partition=0,
+              headers=[("content-type", "application/json")])
+    p.produce(topic, key=b"cand-a", value=None, partition=0)
+    p.produce(topic, key=b"cand-a", value=ev.SerializeToString(), partition=0,
+              headers=[("content-type", "application/x-protobuf"),
+                       ("schema", "lunamatch.v1.MatchEvent")])
+    assert p.flush(10) == 0
+    with lunamatch.MatchEventConsumer(stack.brokers, topic=topic, from_beginning=True) as c:
+        got = list(c.events(count=1, timeout=15))
+        assert c.skipped == 3
+    assert got == [ev]

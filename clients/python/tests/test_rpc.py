@@ -1,0 +1,248 @@
+"""The synchronous client against a real lunamatch-match: every method,
+every status code the server can be made to answer, deadlines and several
+endpoints."""
+import threading
+import time
+
+import pytest
+
+import lunamatch
+from lunamatch import errors
+from lunamatch.v1 import match_pb2, records_pb2, rpc_pb2
+
+from conftest import MATCH2_MAX_REQUEST, SERVING, free_port, wait_for
+
+
+def test_check(client, stack):
+    assert client.check().status == SERVING
+    h = stack.loaded  # other tests add records later
+    assert h.profiles == len(stack.profiles)
+    # Open postings: neither CLOSED nor expired.
+    now = time.time()
+    open_postings = sum(1 for p in stack.postings if p["status"] == "POSTING_STATUS_OPEN"
+                        and not 0 < p.get("expires_at", 0) < now)
+    assert h.postings == open_postings
+    assert h.model_version
+    assert client.check("lunamatch.v1.MatchService").status == SERVING
+    assert client.check("other.Service").status == \
+        match_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+
+def test_match_jobs_by_id(client):
+    r = client.match_jobs("cand-ml-lead-chicago", top_k=5)
+    assert 1 <= len(r.matches) <= 5
+    assert [m.rank for m in r.matches] == list(range(1, len(r.matches) + 1))
+    scores = [m.score for m in r.matches]
+    assert scores == sorted(scores, reverse=True)
+    assert all(m.candidate_id == "cand-ml-lead-chicago" for m in r.matches)
+    assert r.matches[0].explanation.summary
+    assert r.considered >= len(r.matches) and r.model_version
+    # explain levels by name: NONE leaves the explanation out, FULL has features.
+    none = client.match_jobs("cand-ml-lead-chicago", top_k=3, explain="NONE")
+    assert not none.matches[0].HasField("explanation")
+    full = client.match_jobs("cand-ml-lead-chicago", top_k=3,
+                             explain=match_pb2.EXPLAIN_LEVEL_FULL)
+    assert full.matches[0].explanation.features
+
+
+def test_match_jobs_filters_and_inline(client, stack):
+    r = client.match_jobs("cand-ml-lead-chicago", top_k=50,
+                          filters={"countries": ["US"], "exclude_ids": ["job-dfs-sr-mgr-ml"]})
+    assert r.matches and "job-dfs-sr-mgr-ml" not in [m.job_id for m in r.matches]
+    profile = dict(next(p for p in stack.profiles if p["id"] == "cand-ml-lead-chicago"),
+                   id="cand-inline")
+    inline = client.match_jobs(profile=profile, top_k=5)
+    by_id = client.match_jobs("cand-ml-lead-chicago", top_k=5)
+    assert [m.job_id for m in inline.matches] == [m.job_id for m in by_id.matches]
+    # A message works as well as a dict.
+    msg = records_pb2.CandidateProfile(id="cand-msg", version=1, headline="Nurse",
+                                       skills=[records_pb2.CandidateSkill(name="ICU", years=3)])
+    assert client.match_jobs(profile=msg, top_k=3).considered > 0
+
+
+def test_match_candidates(client, stack):
+    r = client.match_candidates("job-dfs-sr-mgr-ml", top_k=5, filters={"countries": ["US"]})
+    assert r.matches and all(m.job_id == "job-dfs-sr-mgr-ml" for m in r.matches)
+    posting = dict(next(p for p in stack.postings if p["id"] == "job-dfs-sr-mgr-ml"),
+                   id="job-inline")
+    inline = client.match_candidates(posting=posting, top_k=5)
+    assert [m.candidate_id for m in inline.matches] == \
+        [m.candidate_id for m in client.match_candidates("job-dfs-sr-mgr-ml", top_k=5).matches]
+
+
+def test_explain_match(client):
+    ok = client.explain_match("cand-ml-lead-chicago", "job-dfs-sr-mgr-ml")
+    assert ok.eligible and ok.match.score > 0 and ok.match.explanation.features
+    vetoed = client.explain_match("cand-ml-junior-chicago", "job-dfs-sr-mgr-ml")
+    assert not vetoed.eligible
+    assert vetoed.match.explanation.vetoes and vetoed.match.score == 0
+
+
+def test_get_records(client):
+    p = client.get_posting("job-dfs-sr-mgr-ml")
+    assert isinstance(p, records_pb2.JobPosting)
+    assert p.id == "job-dfs-sr-mgr-ml" and p.title == "Senior Manager, Machine Learning"
+    c = client.get_profile("cand-ml-lead-chicago")
+    assert isinstance(c, records_pb2.CandidateProfile) and c.version == 1
+
+
+def test_generic_call_and_metadata(client):
+    r = client.call("GetPosting", match_pb2.GetPostingRequest(id="job-dfs-sr-mgr-ml"),
+                    metadata={"x-trace-id": "abc123"})
+    assert isinstance(r, match_pb2.GetPostingResponse) and r.posting.id == "job-dfs-sr-mgr-ml"
+    full = client.call("/lunamatch.v1.MatchService/Check",
+                       match_pb2.HealthCheckRequest().SerializeToString())
+    assert full.status == SERVING
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.get_posting("job-does-not-exist"),
+    lambda c: c.get_profile("cand-does-not-exist"),
+    lambda c: c.match_jobs("cand-does-not-exist"),
+    lambda c: c.match_candidates("job-does-not-exist"),
+    lambda c: c.explain_match("cand-does-not-exist", "job-dfs-sr-mgr-ml"),
+])
+def test_not_found(client, stack, call):
+    with pytest.raises(lunamatch.NotFound) as e:
+        call(client)
+    err = e.value
+    assert err.code == rpc_pb2.NOT_FOUND and err.code_name == "NOT_FOUND"
+    assert not err.local and err.endpoint == stack.url and err.message
+    assert err.attempts == [stack.url]  # not retried: NOT_FOUND is an answer
+
+
+@pytest.mark.parametrize("call, text", [
+    (lambda c: c.match_jobs("cand-ml-lead-chicago", top_k=5000), "top_k"),
+    (lambda c: c.match_jobs(), "candidate_id"),
+    (lambda c: c.match_candidates(), "job_id"),
+    (lambda c: c.match_jobs(profile={"id": "x", "version": 1, "headline": "h",
+                                     "locations": [{"country": "XX"}]}), "profile"),
+    (lambda c: c.get_posting(""), "id"),
+    (lambda c: c.get_profile(""), "id"),
+    (lambda c: c.explain_match("", "job-dfs-sr-mgr-ml"), "candidate_id"),
+    (lambda c: c.explain_match("cand-ml-lead-chicago", ""), "job_id"),
+    (lambda c: c.match_jobs("cand-ml-lead-chicago", explain=7), "explain"),
+    (lambda c: c.call("GetPosting", b"\xff\xff\xff"), ""),
+    (lambda c: c.check(metadata={"Not A Key": "v"}), ""),
+    (lambda c: c.check(metadata={"k%d" % i: "v" for i in range(33)}), ""),
+])
+def test_invalid_argument(client, call, text):
+    with pytest.raises(lunamatch.InvalidArgument) as e:
+        call(client)
+    assert not e.value.local and text in e.value.message
+
+
+def test_unimplemented(client):
+    with pytest.raises(lunamatch.Unimplemented):
+        client.call("NoSuchMethod", b"")
+    with pytest.raises(lunamatch.Unimplemented):
+        client.call("/other.Service/Check", b"")
+
+
+def test_resource_exhausted_too_large(stack):
+    # Over match2's request limit but within nng's grace: an answer, not a drop.
+    with lunamatch.Client(stack.url2, timeout=3.0) as c:
+        with pytest.raises(lunamatch.ResourceExhausted) as e:
+            c.check("x" * (MATCH2_MAX_REQUEST + 1000))
+    assert not e.value.local and e.value.attempts == [stack.url2]
+
+
+def test_retry_on_another_endpoint(stack):
+    """RESOURCE_EXHAUSTED from the first endpoint: the idempotent call is
+    sent again to the second, within the same deadline."""
+    big = "x" * (MATCH2_MAX_REQUEST + 1000)
+    before = stack.metric(stack.match2_http, 'lunamatch_rpc_rejected_total{reason="too_large"}')
+    with lunamatch.Client([stack.url2, stack.url], timeout=3.0) as c:
+        wait_for("both endpoints connected", lambda: len(c.connected()) == 2, timeout=5)
+        r = c.check(big)  # the first call of a client starts at the first endpoint
+    assert r.status == match_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+    after = stack.metric(stack.match2_http, 'lunamatch_rpc_rejected_total{reason="too_large"}')
+    assert after == before + 1
+
+
+def test_dead_endpoint_is_skipped(stack):
+    dead = "tcp://127.0.0.1:%d" % free_port()
+    with lunamatch.Client([dead, stack.url], timeout=3.0) as c:
+        for _ in range(5):
+            assert c.check().status == SERVING
+        assert c.connected() == [stack.url]
+
+
+def test_unavailable_without_connection():
+    dead = "tcp://127.0.0.1:%d" % free_port()
+    with lunamatch.Client(dead, timeout=0.3) as c:
+        with pytest.raises(lunamatch.Unavailable) as e:
+            c.check()
+    assert e.value.local and dead in e.value.message and e.value.attempts == []
+
+
+def test_deadline_exceeded_frozen_server(stack):
+    """A server that stops answering (SIGSTOP): the call gives up at its
+    deadline plus the grace, locally."""
+    with lunamatch.Client(stack.url2, timeout=3.0) as c:
+        assert c.check().status == SERVING
+        stack.match2.pause()
+        try:
+            t = time.monotonic()
+            with pytest.raises(lunamatch.DeadlineExceeded) as e:
+                c.check(timeout=0.3)
+            took = time.monotonic() - t
+        finally:
+            stack.match2.resume()
+        assert e.value.local and e.value.attempts == [stack.url2]
+        assert 0.3 <= took < 2.0
+        # The server answers again after it resumes.
+        assert c.check().status == SERVING
+
+
+def test_short_deadline_reaches_the_server(client):
+    """timeout_ms travels in the envelope: a 1 ms deadline is answered by the
+    server with DEADLINE_EXCEEDED, or with OK when the call was quicker."""
+    for _ in range(20):
+        try:
+            client.match_jobs("cand-ml-lead-chicago", top_k=1000, explain="FULL",
+                              timeout=0.001)
+        except lunamatch.DeadlineExceeded as e:
+            assert not e.local  # the server's answer, not the local timer
+            return
+    pytest.skip("the server answered every 1 ms call in time")
+
+
+def test_threads_share_a_client(client):
+    out, errs = [], []
+
+    def work():
+        try:
+            for _ in range(10):
+                out.append(client.get_posting("job-dfs-sr-mgr-ml").id)
+        except Exception as e:  # noqa: BLE001
+            errs.append(e)
+
+    ts = [threading.Thread(target=work) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert not errs and out == ["job-dfs-sr-mgr-ml"] * 80
+
+
+def test_error_classes():
+    for code in rpc_pb2.StatusCode.values():
+        if code == rpc_pb2.OK:
+            continue
+        e = errors.error_for(code, "m")
+        assert isinstance(e, lunamatch.RpcError) and e.code == code
+        assert type(e).__name__.lower() == rpc_pb2.StatusCode.Name(code).replace("_", "").lower()
+    assert isinstance(errors.error_for(99, "m"), lunamatch.Unknown)
+
+
+def test_bad_arguments_raise_locally():
+    with pytest.raises(ValueError):
+        lunamatch.Client([])
+    with pytest.raises(ValueError):
+        lunamatch.Client("tcp://127.0.0.1:1", timeout=0)
+    with lunamatch.Client("tcp://127.0.0.1:1") as c:
+        with pytest.raises(TypeError):
+            c.match_jobs(profile=42)
+        with pytest.raises(ValueError):
+            c.match_jobs("x", explain="LOUD")

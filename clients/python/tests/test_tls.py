@@ -1,0 +1,74 @@
+"""Mutual TLS: a lunamatch-match on tls+tcp:// with a CA, and the client's
+tls_ca / tls_cert / tls_key options. Certificates are made with the openssl
+command line, as docs/rpc.md shows."""
+import shutil
+import subprocess
+
+import pytest
+
+import lunamatch
+
+from conftest import SERVING, Service, free_port, wait_for
+
+EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+
+def openssl(d, *args):
+    subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True,
+                   timeout=30)
+
+
+def issue(d, name, ext):
+    (d / (name + ".ext")).write_text(ext)
+    openssl(d, "req", *EC, "-keyout", name + ".key", "-out", name + ".csr",
+            "-subj", "/CN=" + name)
+    openssl(d, "x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".crt")
+
+
+@pytest.fixture(scope="module")
+def tls_match(stack):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    d = stack.tmp / "tls"
+    d.mkdir()
+    openssl(d, "req", "-x509", *EC, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=lunamatch-test-ca",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    issue(d, "server", "subjectAltName=DNS:localhost\n"
+                       "extendedKeyUsage=serverAuth,clientAuth\n")
+    issue(d, "client", "extendedKeyUsage=clientAuth\n")
+    port = free_port()
+    env = dict(stack.env, LUNAMATCH_DATA_DIR=str(stack.tmp / "var-tls"),
+               LUNAMATCH_TLS_CERT=str(d / "server.crt"), LUNAMATCH_TLS_KEY=str(d / "server.key"),
+               LUNAMATCH_TLS_CA=str(d / "ca.crt"))
+    svc = Service("match-tls", ["lunamatch-match", "--url", "tls+tcp://127.0.0.1:%d" % port,
+                                "--http", "127.0.0.1:%d" % free_port()], env, stack.tmp)
+    try:
+        yield "tls+tcp://127.0.0.1:%d" % port, d
+    finally:
+        svc.stop()
+
+
+def test_mutual_tls(tls_match):
+    url, d = tls_match
+    with lunamatch.Client(url, timeout=2.0, tls_ca=str(d / "ca.crt"),
+                          tls_cert=str(d / "client.crt"), tls_key=str(d / "client.key"),
+                          tls_server_name="localhost") as c:
+        h = wait_for("TLS server serving", lambda: c.check(), timeout=30)
+        assert h.status == SERVING
+
+
+def test_client_without_certificate_is_refused(tls_match):
+    url, d = tls_match
+    with lunamatch.Client(url, timeout=0.5, tls_ca=str(d / "ca.crt"),
+                          tls_server_name="localhost") as c:
+        with pytest.raises(lunamatch.Unavailable) as e:
+            c.check()
+    assert e.value.local
+
+
+def test_tls_options_go_together():
+    with pytest.raises(ValueError):
+        lunamatch.Client("tls+tcp://localhost:1", tls_cert="client.crt")

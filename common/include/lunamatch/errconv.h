@@ -1,0 +1,31 @@
+/*
+ * errconv.h - the conversions of foreign error codes to lm_err.
+ *
+ * Internal (not installed): errors of errno and nng become lm_err values here
+ * and nowhere else, once, where a library call returns them. LMDB errors go
+ * through lm_lmdb_err (lmdb.h), librdkafka's through kafka.h.
+ */
+#ifndef LUNAMATCH_ERRCONV_H
+#define LUNAMATCH_ERRCONV_H
+
+#include "lunamatch/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Converts an errno value to the closest lm_err (0 gives LM_OK; unknown
+ * values LM_EIO). */
+int lm_err_from_errno(int errnum);
+
+/* Converts an nng error to the closest lm_err (0 gives LM_OK): timeouts
+ * LM_ETIMEDOUT, a closed object LM_ECLOSED, memory LM_ENOMEM, bad addresses
+ * and arguments LM_EINVAL, a too large message LM_E2BIG, an address in use
+ * or a full queue LM_EBUSY, system errors through their errno, anything
+ * else (refused, reset, unreachable, TLS and protocol failures) LM_ENNG. */
+int lm_err_from_nng(int nngerr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_ERRCONV_H */

@@ -1,0 +1,328 @@
+/*
+ * test_eval.c - `lunamatch eval` end to end against a real lunamatch-match
+ * (and lunamatch-devkafka for its events): the set is written into the
+ * service's store by --load, read back over RPC, ranked by the service and
+ * by both baselines, and measured.
+ *
+ * A two-posting set whose rankings follow from vetoes alone pins every
+ * number of the report (and both ways of getting the set in: --load and
+ * already stored); the committed data/eval/ set must load and measure
+ * whole; bad sets fail with a clear error.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "lmtest.h"
+#include "matchsvc.h"
+
+#define EPS 1e-9
+
+static lmt_matchsvc S;
+
+/* A backend developer; a posting that fits and one the candidate is vetoed
+ * from (a required skill missing). */
+static const char PROFILES[] =
+    "{\"id\":\"cand-t-1\",\"version\":1,\"headline\":\"Backend developer\","
+    "\"skills\":[{\"name\":\"Go\",\"years\":5},{\"name\":\"PostgreSQL\",\"years\":4}],"
+    "\"years_experience\":5}\n";
+static const char POSTINGS[] =
+    "{\"id\":\"job-t-a\",\"version\":1,\"title\":\"Backend Engineer\","
+    "\"skills\":[{\"name\":\"Go\",\"weight\":2},{\"name\":\"PostgreSQL\"}],"
+    "\"requirement_groups\":[{\"label\":\"Go\",\"skills\":[\"Go\"]}]}\n"
+    "{\"id\":\"job-t-b\",\"version\":1,\"title\":\"Android Engineer\","
+    "\"skills\":[{\"name\":\"Kotlin\"}],"
+    "\"requirement_groups\":[{\"label\":\"Kotlin\",\"skills\":[\"Kotlin\"]}]}\n";
+
+static int
+setup(void **state)
+{
+	(void) state;
+	memset(&S, 0, sizeof(S));
+	lmt_matchsvc_start(&S, "eval");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	lmt_matchsvc_stop(&S);
+	return 0;
+}
+
+/* Writes a set into S.dir/name and returns its path (malloc'd). */
+static char *
+write_set(
+    const char *name, const char *postings, const char *profiles, const char *judgments)
+{
+	char *dir = malloc(600);
+	assert_non_null(dir);
+	snprintf(dir, 600, "%s/%s", S.dir, name);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	lmt_write_file(dir, "postings.jsonl", postings, strlen(postings));
+	lmt_write_file(dir, "profiles.jsonl", profiles, strlen(profiles));
+	lmt_write_file(dir, "judgments.jsonl", judgments, strlen(judgments));
+	return dir;
+}
+
+/* Runs eval on set (with --load when load) and returns its JSON report;
+ * with want_err not NULL, its standard error must contain want_err. */
+static json_t *
+run_eval(const char *set, bool load, const char *want_err)
+{
+	const char *args[] = {"eval", "--set", set, "--json", "--taxonomy-file",
+	    lmt_src("data/skills.tsv"), "--rates-file", lmt_src("data/rates.tsv"),
+	    load ? "--load" : NULL, NULL};
+	lmt_run_result r = lmt_matchsvc_cli(&S, args);
+	json_error_t je;
+
+	if (r.status != 0)
+		fail_msg("eval exited %d: %s", r.status, r.err);
+	if (want_err != NULL && strstr(r.err, want_err) == NULL)
+		fail_msg("eval's stderr lacks \"%s\": %s", want_err, r.err);
+	json_t *o = json_loads(r.out, 0, &je);
+	if (o == NULL)
+		fail_msg("eval printed no JSON (%s): %.300s", je.text, r.out);
+	lmt_run_result_free(&r);
+	return o;
+}
+
+/* The result row of direction and ranker. */
+static json_t *
+row(json_t *o, const char *direction, const char *ranker)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(json_object_get(o, "results"), i, e)
+	{
+		if (strcmp(json_string_value(json_object_get(e, "direction")),
+		        direction) == 0 &&
+		    strcmp(json_string_value(json_object_get(e, "ranker")), ranker) == 0)
+			return e;
+	}
+	fail_msg("no result for %s / %s", direction, ranker);
+	return NULL;
+}
+
+static void
+expect(json_t *o, const char *direction, const char *ranker, int queries, double ndcg5,
+    double ndcg10, double map, int violations)
+{
+	json_t *e = row(o, direction, ranker);
+	double v;
+
+	assert_int_equal(json_integer_value(json_object_get(e, "queries")), queries);
+	if (fabs((v = json_real_value(json_object_get(e, "ndcg5"))) - ndcg5) > EPS)
+		fail_msg("%s/%s ndcg5 %f, want %f", direction, ranker, v, ndcg5);
+	if (fabs((v = json_real_value(json_object_get(e, "ndcg10"))) - ndcg10) > EPS)
+		fail_msg("%s/%s ndcg10 %f, want %f", direction, ranker, v, ndcg10);
+	if (fabs((v = json_real_value(json_object_get(e, "map"))) - map) > EPS)
+		fail_msg("%s/%s map %f, want %f", direction, ranker, v, map);
+	assert_int_equal(
+	    json_integer_value(json_object_get(e, "violations")), violations);
+}
+
+/* The fitting posting graded 3, the vetoed one must not appear: the
+ * engine is perfect; the baselines, which veto nothing, show the vetoed
+ * posting (and the candidate for it) and so each commit a violation per
+ * direction. */
+static void
+test_exact_numbers_loaded(void **state)
+{
+	(void) state;
+	char *set = write_set("good", POSTINGS, PROFILES,
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"grade\":3}\n"
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-b\",\"must_not_appear\":true,"
+	    "\"reason\":\"lacks Kotlin\"}\n");
+	json_t *o = run_eval(set, true, NULL);
+
+	assert_int_equal(json_integer_value(json_object_get(o, "postings")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "profiles")), 1);
+	assert_int_equal(json_integer_value(json_object_get(o, "judged_pairs")), 2);
+	assert_int_equal(
+	    json_integer_value(json_object_get(o, "must_not_appear_pairs")), 1);
+	expect(o, "jobs", "engine", 1, 1, 1, 1, 0);
+	expect(o, "jobs", "bm25", 1, 1, 1, 1, 1);
+	expect(o, "jobs", "jaccard", 1, 1, 1, 1, 1);
+	expect(o, "candidates", "engine", 1, 1, 1, 1, 0);
+	expect(o, "candidates", "bm25", 1, 1, 1, 1, 1);
+	expect(o, "all", "engine", 2, 1, 1, 1, 0);
+	expect(o, "all", "jaccard", 2, 1, 1, 1, 2);
+	assert_int_equal(json_array_size(json_object_get(o, "violations")), 0);
+	json_t *t = json_object_get(o, "target");
+	assert_true(fabs(json_real_value(json_object_get(t, "ndcg5_margin"))) < EPS);
+	assert_false(json_boolean_value(json_object_get(t, "met")));
+	json_decref(o);
+	free(set);
+}
+
+/* The same records, already stored, judged the other way round: the engine
+ * returns only the posting that must not appear (rank 1: a violation,
+ * NDCG 0), the baselines rank the graded one second: NDCG@5 =
+ * (7 / log2(3)) / 7, AP = 1/2. */
+static void
+test_exact_numbers_stored(void **state)
+{
+	(void) state;
+	char *set = write_set("reversed", POSTINGS, PROFILES,
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-b\",\"grade\":3}\n"
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"must_not_appear\":true}"
+	    "\n");
+	json_t *o = run_eval(set, false, NULL);
+	double late = 1 / log2(3);
+
+	expect(o, "jobs", "engine", 1, 0, 0, 0, 1);
+	expect(o, "jobs", "bm25", 1, late, late, 0.5, 1);
+	expect(o, "jobs", "jaccard", 1, late, late, 0.5, 1);
+	/* job-t-b: nobody from the engine, the candidate from the baselines;
+	 * job-t-a: the candidate everywhere, a violation. */
+	expect(o, "candidates", "engine", 1, 0, 0, 0, 1);
+	expect(o, "candidates", "bm25", 1, 1, 1, 1, 1);
+	json_t *v = json_object_get(o, "violations");
+	assert_int_equal(json_array_size(v), 2);
+	json_t *first = json_array_get(v, 0);
+	assert_string_equal(json_string_value(json_object_get(first, "job")), "job-t-a");
+	assert_int_equal(json_integer_value(json_object_get(first, "rank")), 1);
+	json_decref(o);
+
+	/* Loading it again keeps what is stored, and says so. */
+	o = run_eval(set, true, "note: 3 records of the set were stored already");
+	expect(o, "jobs", "engine", 1, 0, 0, 0, 1);
+	json_decref(o);
+	free(set);
+}
+
+/* The committed set is what its generator writes. */
+static void
+test_generated(void **state)
+{
+	const char *argv[] = {
+	    "python3", lmt_src("data/eval/generate.py"), "--check", NULL};
+
+	(void) state;
+	lmt_run_result r = lmt_run(argv, NULL, NULL, LMT_MATCHSVC_CLI_MS);
+	if (r.status != 0)
+		fail_msg(
+		    "data/eval is stale: run data/eval/generate.py (exit %d)", r.status);
+	lmt_run_result_free(&r);
+}
+
+/* Counts the non-empty lines of a file of the source tree. */
+static size_t
+lines(const char *rel)
+{
+	char *text = lmt_read_file(lmt_src(rel), NULL);
+	size_t n = 0;
+
+	assert_non_null(text);
+	for (char *p = text; *p; p++)
+		n += *p == '\n';
+	free(text);
+	return n;
+}
+
+/* The committed set loads and is measured whole, in both output forms. */
+static void
+test_committed_set(void **state)
+{
+	(void) state;
+	json_t *o = run_eval(lmt_src("data/eval"), true, NULL);
+	size_t i;
+	json_t *e;
+
+	assert_int_equal(json_integer_value(json_object_get(o, "postings")),
+	    lines("data/eval/postings.jsonl"));
+	assert_int_equal(json_integer_value(json_object_get(o, "profiles")),
+	    lines("data/eval/profiles.jsonl"));
+	assert_int_equal(json_integer_value(json_object_get(o, "judged_pairs")),
+	    lines("data/eval/judgments.jsonl"));
+	assert_true(json_integer_value(json_object_get(o, "postings")) >= 60);
+	assert_true(json_integer_value(json_object_get(o, "profiles")) >= 40);
+	json_array_foreach(json_object_get(o, "results"), i, e)
+	{
+		double n5 = json_real_value(json_object_get(e, "ndcg5"));
+		assert_true(json_integer_value(json_object_get(e, "queries")) > 0);
+		assert_true(n5 > 0 && n5 <= 1);
+	}
+	/* Every ranker answers the same queries. */
+	assert_int_equal(
+	    json_integer_value(json_object_get(row(o, "all", "engine"), "queries")),
+	    json_integer_value(json_object_get(row(o, "all", "bm25"), "queries")));
+	json_decref(o);
+
+	const char *args[] = {"eval", "--set", lmt_src("data/eval"), NULL};
+	lmt_run_result r = lmt_matchsvc_cli(&S, args);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "NDCG@5"));
+	assert_non_null(strstr(r.out, "jaccard"));
+	assert_non_null(strstr(r.out, "Engine NDCG@5 minus the better baseline"));
+	lmt_run_result_free(&r);
+}
+
+static void
+expect_failure(const char *set, bool load, int status, const char *want)
+{
+	const char *args[] = {"eval", "--set", set, "--taxonomy-file",
+	    lmt_src("data/skills.tsv"), "--rates-file", lmt_src("data/rates.tsv"),
+	    load ? "--load" : NULL, NULL};
+	lmt_run_result r = lmt_matchsvc_cli(&S, args);
+
+	assert_int_equal(r.status, status);
+	if (strstr(r.err, want) == NULL)
+		fail_msg("stderr lacks \"%s\": %s", want, r.err);
+	lmt_run_result_free(&r);
+}
+
+static void
+test_bad_sets(void **state)
+{
+	char *set;
+
+	(void) state;
+	set = write_set("unknown", POSTINGS, PROFILES,
+	    "{\"candidate\":\"cand-nobody\",\"job\":\"job-t-a\",\"grade\":3}\n");
+	expect_failure(set, false, 1, "cand-nobody or job-t-a is not in the set");
+	free(set);
+	set = write_set("grade", POSTINGS, PROFILES,
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"grade\":4}\n");
+	expect_failure(set, false, 1, "judgments.jsonl:1: a judgment has either");
+	free(set);
+	set = write_set("twice", POSTINGS, PROFILES,
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"grade\":1}\n"
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"grade\":2}\n");
+	expect_failure(
+	    set, false, 1, "judgments.jsonl:2: cand-t-1 / job-t-a judged twice");
+	free(set);
+	/* Never loaded: the service does not hold it. */
+	set = write_set("absent",
+	    "{\"id\":\"job-t-absent\",\"version\":1,\"title\":\"Welder\"}\n", PROFILES,
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-absent\",\"grade\":1}\n");
+	expect_failure(set, false, 1, "posting job-t-absent is not in the service");
+	free(set);
+	/* --load refuses a record ingest would reject. */
+	set = write_set("invalid",
+	    "{\"id\":\"job-t-bad\",\"version\":1,\"title\":\"Welder\","
+	    "\"locations\":[{\"country\":\"USA\"}]}\n",
+	    PROFILES, "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-bad\",\"grade\":1}\n");
+	expect_failure(set, true, 1, "job-t-bad is not a valid record (bad_country)");
+	free(set);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_exact_numbers_loaded),
+	    cmocka_unit_test(test_exact_numbers_stored),
+	    cmocka_unit_test(test_committed_set),
+	    cmocka_unit_test(test_bad_sets),
+	    cmocka_unit_test(test_generated),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

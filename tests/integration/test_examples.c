@@ -1,0 +1,244 @@
+/*
+ * test_examples.c - the C client examples of clients/c/, one per
+ * MatchService method, built against the public client library only, run as
+ * real programs against a real lunamatch-match serving the sample records:
+ * their answers, their error statuses (NOT_FOUND, unreachable, usage) and
+ * exit codes.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmtest.h"
+#include "lunamatch/clock.h"
+#include "lunamatch/error.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/store.h"
+#include "matchsvc.h"
+#include "proc.h"
+#include "records.h"
+
+#define RUN_MS   30000 /* longest run of one example */
+#define INDEX_MS 30000 /* the service indexing the samples */
+
+static lmt_matchsvc S;
+static lmt_records R;
+
+struct load {
+	lm_store_txn *t;
+	lm_kind kind;
+	size_t n;
+};
+
+/* Prepares a sample record as ingest would and puts it into the store. */
+static void
+load_one(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	struct load *l = arg;
+	lm_reject why = LM_REJECT_NONE;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	char err[256];
+	(void) line;
+	(void) len;
+
+	if (lmt_record_prepare(&R.ctx, m, &why, err, sizeof(err)) != LM_OK)
+		fail_msg("sample line %zu: %s", no, err);
+	assert_int_equal(lm_pb_encode(m, &buf, &n), LM_OK);
+	uint64_t version = l->kind == LM_KIND_POSTING
+	                       ? ((Lunamatch__V1__JobPosting *) m)->version
+	                       : ((Lunamatch__V1__CandidateProfile *) m)->version;
+	assert_int_equal(
+	    lm_store_put(l->t, l->kind, lmt_record_id(m), version, buf, n), LM_OK);
+	l->n++;
+	free(buf);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* Runs example `name` with up to 4 arguments after the service's URL
+ * (url NULL: the arguments as given, for usage errors). */
+static lmt_run_result
+example(const char *name, const char *url, const char *a1, const char *a2, const char *a3)
+{
+	char path[600], errpath[700];
+	const char *dir = getenv("LMT_EXAMPLES_DIR");
+	const char *argv[6];
+	int i = 0;
+
+	assert_non_null(dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(errpath, sizeof(errpath), "%s/%s.err", S.dir, name);
+	argv[i++] = path;
+	if (url != NULL)
+		argv[i++] = url;
+	if (a1 != NULL)
+		argv[i++] = a1;
+	if (a2 != NULL)
+		argv[i++] = a2;
+	if (a3 != NULL)
+		argv[i++] = a3;
+	argv[i] = NULL;
+	return lmt_run(argv, NULL, errpath, RUN_MS);
+}
+
+static void
+expect(const lmt_run_result *r, int status, const char *out, const char *err)
+{
+	if (r->status != status)
+		fail_msg("exit %d, expected %d\nstdout: %s\nstderr: %s", r->status,
+		    status, r->out, r->err);
+	if (out != NULL && strstr(r->out, out) == NULL)
+		fail_msg("stdout lacks \"%s\": %s", out, r->out);
+	if (err != NULL && (r->err == NULL || strstr(r->err, err) == NULL))
+		fail_msg("stderr lacks \"%s\": %s", err, r->err ? r->err : "");
+}
+
+static int
+setup(void **state)
+{
+	struct load l = {0};
+	lm_store *s = NULL;
+	(void) state;
+
+	lmt_records_open(&R, 384);
+	lmt_matchsvc_start(&S, "examples");
+	assert_int_equal(lm_store_open(S.data, NULL, &s), LM_OK);
+	assert_int_equal(lm_store_begin(s, &l.t), LM_OK);
+	l.kind = LM_KIND_POSTING;
+	lmt_jsonl_foreach(
+	    LMT_SAMPLE_POSTINGS, &lunamatch__v1__job_posting__descriptor, load_one, &l);
+	l.kind = LM_KIND_PROFILE;
+	lmt_jsonl_foreach(LMT_SAMPLE_PROFILES,
+	    &lunamatch__v1__candidate_profile__descriptor, load_one, &l);
+	assert_int_equal(lm_store_commit(l.t, NULL), LM_OK);
+	lm_store_close(s);
+
+	/* The health check example tells when the service has indexed them. */
+	int64_t end = lm_clock_ms() + INDEX_MS;
+	for (;;) {
+		lmt_run_result r = example("health_check", S.rpc_url, NULL, NULL, NULL);
+		bool done = r.status == 0 && strstr(r.out, " profiles,") != NULL &&
+		            strstr(r.out, " 0 profiles,") == NULL;
+		lmt_run_result_free(&r);
+		if (done || lm_clock_ms() > end)
+			break;
+		lmt_sleep_ms(100);
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	lmt_matchsvc_stop(&S);
+	lmt_records_close(&R);
+	return 0;
+}
+
+static void
+test_health_check(void **state)
+{
+	(void) state;
+	lmt_run_result r = example("health_check", S.rpc_url, NULL, NULL, NULL);
+	expect(&r, 0, "SERVING: ", NULL);
+	assert_null(strstr(r.out, " 0 profiles"));
+	lmt_run_result_free(&r);
+}
+
+static void
+test_match_jobs(void **state)
+{
+	(void) state;
+	lmt_run_result r =
+	    example("match_jobs", S.rpc_url, "cand-ml-lead-chicago", NULL, NULL);
+	expect(&r, 0, "1. ", NULL);
+	assert_non_null(strstr(r.out, " job-"));
+	lmt_run_result_free(&r);
+	r = example("match_jobs", S.rpc_url, "cand-nobody", NULL, NULL);
+	expect(&r, 1, NULL, "NOT_FOUND");
+	lmt_run_result_free(&r);
+}
+
+static void
+test_match_candidates(void **state)
+{
+	(void) state;
+	lmt_run_result r =
+	    example("match_candidates", S.rpc_url, "job-dfs-sr-mgr-ml", "3", NULL);
+	expect(&r, 0, "1. ", NULL);
+	assert_non_null(strstr(r.out, " cand-"));
+	assert_null(strstr(r.out, "\n4. ")); /* top_k 3 */
+	lmt_run_result_free(&r);
+	r = example("match_candidates", S.rpc_url, "job-nothing", NULL, NULL);
+	expect(&r, 1, NULL, "NOT_FOUND");
+	lmt_run_result_free(&r);
+}
+
+static void
+test_explain_match(void **state)
+{
+	(void) state;
+	lmt_run_result r = example("explain_match", S.rpc_url, "cand-ml-lead-chicago",
+	    "job-dfs-sr-mgr-ml", NULL);
+	expect(&r, 0, "score ", NULL);
+	assert_non_null(strstr(r.out, "feature skills"));
+	lmt_run_result_free(&r);
+	r = example("explain_match", S.rpc_url, "cand-ml-lead-chicago", "job-x", NULL);
+	expect(&r, 1, NULL, "NOT_FOUND");
+	lmt_run_result_free(&r);
+}
+
+static void
+test_get_record(void **state)
+{
+	(void) state;
+	lmt_run_result r =
+	    example("get_record", S.rpc_url, "posting", "job-dfs-sr-mgr-ml", NULL);
+	expect(&r, 0, "posting job-dfs-sr-mgr-ml version 1: ", NULL);
+	lmt_run_result_free(&r);
+	r = example("get_record", S.rpc_url, "profile", "cand-ml-lead-chicago", NULL);
+	expect(&r, 0, "profile cand-ml-lead-chicago version ", NULL);
+	lmt_run_result_free(&r);
+	r = example("get_record", S.rpc_url, "profile", "cand-none", NULL);
+	expect(&r, 1, NULL, "NOT_FOUND");
+	lmt_run_result_free(&r);
+}
+
+/* Usage errors exit 2; a server nobody listens at exits 3. */
+static void
+test_errors(void **state)
+{
+	static const char *const all[] = {"match_jobs", "match_candidates",
+	    "explain_match", "get_record", "health_check"};
+	char url[64];
+	(void) state;
+
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", lmt_free_port());
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		lmt_run_result r = example(all[i], NULL, NULL, NULL, NULL);
+		expect(&r, 2, NULL, "usage: ");
+		lmt_run_result_free(&r);
+	}
+	lmt_run_result r = example("health_check", url, NULL, NULL, NULL);
+	expect(&r, 3, NULL, "no answer: ");
+	lmt_run_result_free(&r);
+	r = example("get_record", url, "posting", "job-dfs-sr-mgr-ml", NULL);
+	expect(&r, 3, NULL, "no answer: ");
+	lmt_run_result_free(&r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_health_check),
+	    cmocka_unit_test(test_match_jobs),
+	    cmocka_unit_test(test_match_candidates),
+	    cmocka_unit_test(test_explain_match),
+	    cmocka_unit_test(test_get_record),
+	    cmocka_unit_test(test_errors),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

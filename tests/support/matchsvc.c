@@ -1,0 +1,77 @@
+/*
+ * matchsvc.c - a match service for a CLI test (see matchsvc.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "matchsvc.h"
+#include "svctest.h"
+
+#define ARGS_MAX 30
+
+void
+lmt_matchsvc_start(lmt_matchsvc *m, const char *tag)
+{
+	const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
+	char matches[128];
+
+	m->dir = lmt_tmpdir(tag);
+	snprintf(m->data, sizeof(m->data), "%s/data", m->dir);
+	snprintf(m->log, sizeof(m->log), "%s/match.log", m->dir);
+	snprintf(m->http, sizeof(m->http), "127.0.0.1:%d", lmt_free_port());
+	snprintf(m->rpc_url, sizeof(m->rpc_url), "tcp://127.0.0.1:%d", lmt_free_port());
+	snprintf(matches, sizeof(matches), "lmtest.%s.matches", tag);
+	const lmt_topic topics[] = {{"LUNAMATCH_TOPIC_MATCHES", matches}};
+	lmt_broker_open(&m->broker, 1, topics, 1);
+	lmt_env_add(&m->env, "LUNAMATCH_BROKERS=%s", m->broker.brokers);
+	lmt_env_add(&m->env, "LUNAMATCH_TOPIC_MATCHES=%s", matches);
+	lmt_env_add(&m->env, "LUNAMATCH_DATA_DIR=%s", m->data);
+	lmt_env_add(&m->env, "LUNAMATCH_NOTIFY_URL=ipc://%s/notify.ipc", m->dir);
+	lmt_env_add(&m->env, "LUNAMATCH_HTTP_ADDR=%s", m->http);
+	lmt_env_add(&m->env, "LUNAMATCH_RPC_URL=%s", m->rpc_url);
+	lmt_env_add(&m->env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+	lmt_env_add(&m->env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+	lmt_env_add(
+	    &m->env, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
+	lmt_env_add(&m->env, "LUNAMATCH_POLL_MS=100");
+	lmt_env_add(&m->env, "LUNAMATCH_LOG_LEVEL=info");
+	assert_int_equal(lmt_proc_start_ex(argv, m->env.vec, m->log, &m->proc), LM_OK);
+	lmt_wait_ready(m->http, "lunamatch-match", m->log, LMT_MATCHSVC_START_MS);
+}
+
+void
+lmt_matchsvc_stop(lmt_matchsvc *m)
+{
+	if (m->proc != NULL)
+		lmt_proc_stop(&m->proc, LMT_MATCHSVC_START_MS);
+	lmt_broker_close(&m->broker);
+	lmt_env_free(&m->env);
+	lmt_rmtree(m->dir);
+	free(m->dir);
+	memset(m, 0, sizeof(*m));
+}
+
+lmt_run_result
+lmt_matchsvc_cli(const lmt_matchsvc *m, const char *const args[])
+{
+	const char *argv[ARGS_MAX + 6];
+	const char *env[] = {"LUNAMATCH_LOG_LEVEL=warn", NULL};
+	char err[600];
+	size_t n = 0;
+
+	argv[n++] = lmt_bin("lunamatch");
+	for (size_t i = 0; args[i] != NULL; i++) {
+		assert_true(i < ARGS_MAX);
+		argv[n++] = args[i];
+	}
+	argv[n++] = "--url";
+	argv[n++] = m->rpc_url;
+	argv[n++] = "--data-dir";
+	argv[n++] = m->data;
+	argv[n] = NULL;
+	snprintf(err, sizeof(err), "%s/cli.err", m->dir);
+	return lmt_run(argv, env, err, LMT_MATCHSVC_CLI_MS);
+}

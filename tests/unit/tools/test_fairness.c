@@ -1,0 +1,93 @@
+/*
+ * test_fairness.c - the measures of `lunamatch audit` against values
+ * computed by hand from their definitions (fairness.h).
+ */
+#include <math.h>
+
+#include "fairness.h"
+#include "lmtest.h"
+
+#define EPS 1e-9
+
+static void
+test_impact(void **state)
+{
+	(void) state;
+	lm_fair_group g[] = {
+	    {.name = "a", .considered = 100, .selected = 50},
+	    {.name = "b", .considered = 100, .selected = 30},
+	    {.name = "c", .considered = 4, .selected = 4}, /* 4 of 254: under 2 % */
+	    {.name = "unknown", .unknown = true, .considered = 50, .selected = 45},
+	};
+
+	assert_int_equal(lm_fair_impact(g, 4), 1);
+	assert_true(fabs(g[0].rate - 0.5) < EPS);
+	assert_true(fabs(g[1].rate - 0.3) < EPS);
+	assert_true(fabs(g[0].share - 100.0 / 254) < EPS);
+	/* The best rate among included categories is a's, not c's (1.0) nor
+	 * unknown's (0.9). */
+	assert_true(fabs(g[0].impact - 1.0) < EPS);
+	assert_true(fabs(g[1].impact - 0.6) < EPS);
+	assert_false(g[0].flagged);
+	assert_true(g[1].flagged);
+	assert_true(g[2].excluded);
+	assert_false(g[2].flagged);
+	assert_true(g[3].excluded);
+	assert_false(g[3].flagged);
+
+	/* Exactly four fifths passes. */
+	lm_fair_group h[] = {
+	    {.name = "x", .considered = 10, .selected = 5},
+	    {.name = "y", .considered = 10, .selected = 4},
+	};
+	assert_int_equal(lm_fair_impact(h, 2), 0);
+	assert_true(fabs(h[1].impact - 0.8) < EPS);
+
+	/* Nobody selected: nothing to compare, nothing flagged. */
+	lm_fair_group z[] = {
+	    {.name = "x", .considered = 10},
+	    {.name = "y", .considered = 10},
+	};
+	assert_int_equal(lm_fair_impact(z, 2), 0);
+}
+
+static void
+test_skew(void **state)
+{
+	(void) state;
+	/* 2 of 10 places for a category that is half the pool: ln(0.2 / 0.5). */
+	assert_true(fabs(lm_fair_skew(2, 10, 50, 100) - log(0.4)) < EPS);
+	assert_true(fabs(lm_fair_skew(5, 10, 50, 100)) < EPS);
+	assert_true(isinf(lm_fair_skew(0, 10, 50, 100)));
+	assert_true(lm_fair_skew(0, 10, 50, 100) < 0);
+	assert_true(lm_fair_skew(0, 0, 50, 100) == 0.0);
+}
+
+static void
+test_ndkl(void **state)
+{
+	uint64_t counts[2];
+	const double q[] = {0.5, 0.5};
+
+	(void) state;
+	/* Both places to category 0: KL = ln 2 at every prefix, so NDKL = ln 2. */
+	const size_t same[] = {0, 0};
+	assert_true(fabs(lm_fair_ndkl(same, 2, q, 2, counts) - log(2)) < EPS);
+	/* Alternating: ln 2 at prefix 1, 0 at prefix 2:
+	 * ln 2 / (1 + 1/log2(3)). */
+	const size_t alt[] = {0, 1};
+	assert_true(
+	    fabs(lm_fair_ndkl(alt, 2, q, 2, counts) - log(2) / (1 + 1 / log2(3))) < EPS);
+	assert_true(lm_fair_ndkl(alt, 0, q, 2, counts) == 0.0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_impact),
+	    cmocka_unit_test(test_skew),
+	    cmocka_unit_test(test_ndkl),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,72 @@
+/*
+ * fairness.c - selection rates, impact ratios, skew@k and NDKL for
+ * `lunamatch audit` (definitions in fairness.h).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "fairness.h"
+
+size_t
+lm_fair_impact(lm_fair_group *g, size_t n)
+{
+	uint64_t all = 0;
+	double best = 0;
+	size_t flagged = 0;
+
+	for (size_t i = 0; i < n; i++)
+		all += g[i].considered;
+	for (size_t i = 0; i < n; i++) {
+		g[i].rate = g[i].considered
+		                ? (double) g[i].selected / (double) g[i].considered
+		                : 0.0;
+		g[i].share = all ? (double) g[i].considered / (double) all : 0.0;
+		g[i].excluded = g[i].unknown || g[i].considered == 0 ||
+		                g[i].share < LM_FAIR_MIN_SHARE;
+		if (!g[i].excluded && g[i].rate > best)
+			best = g[i].rate;
+	}
+	for (size_t i = 0; i < n; i++) {
+		g[i].impact = !g[i].excluded && best > 0 ? g[i].rate / best : 0.0;
+		/* Nobody selected at all: no group is disadvantaged against
+		 * another. */
+		g[i].flagged =
+		    !g[i].excluded && best > 0 && g[i].impact < LM_FAIR_FOUR_FIFTHS;
+		flagged += g[i].flagged ? 1 : 0;
+	}
+	return flagged;
+}
+
+double
+lm_fair_skew(
+    uint64_t top, uint64_t top_total, uint64_t considered, uint64_t considered_total)
+{
+	if (top_total == 0 || considered == 0 || considered_total == 0)
+		return 0.0;
+	double p = (double) top / (double) top_total;
+	double q = (double) considered / (double) considered_total;
+	return p > 0 ? log(p / q) : -INFINITY;
+}
+
+double
+lm_fair_ndkl(const size_t *cat, size_t n, const double *q, size_t ncat, uint64_t *counts)
+{
+	double sum = 0, z = 0;
+
+	if (n == 0)
+		return 0.0;
+	memset(counts, 0, ncat * sizeof(*counts));
+	for (size_t i = 0; i < n; i++) {
+		double kl = 0, w = 1.0 / log2((double) i + 2.0);
+		counts[cat[i]]++;
+		for (size_t c = 0; c < ncat; c++) {
+			if (counts[c] == 0 || q[c] <= 0)
+				continue;
+			double p = (double) counts[c] / (double) (i + 1);
+			kl += p * log(p / q[c]);
+		}
+		sum += w * kl;
+		z += w;
+	}
+	return sum / z;
+}
