@@ -67,6 +67,9 @@ struct lm_consumer {
 	rd_kafka_topic_partition_list_t *assigned; /* our copy of the assignment */
 	int64_t next_lag_ms;
 
+	/* Armed failure points (lm_consumer_fail_next), any thread. */
+	atomic_uint faults[LM_CONSUMER_FAULT_COUNT_];
+
 	/* Health, read by the HTTP checks on other threads. */
 	atomic_llong heartbeat_ms;
 	atomic_int nassigned;
@@ -89,6 +92,24 @@ static void
 heartbeat(lm_consumer *c)
 {
 	atomic_store(&c->heartbeat_ms, (long long) lm_clock_ms());
+}
+
+/* True when failure point f is armed; uses up one of its passes. */
+static bool
+fault(lm_consumer *c, lm_consumer_fault f)
+{
+	unsigned n = atomic_load(&c->faults[f]);
+
+	while (n > 0 && !atomic_compare_exchange_weak(&c->faults[f], &n, n - 1))
+		;
+	return n > 0;
+}
+
+void
+lm_consumer_fail_next(lm_consumer *c, lm_consumer_fault f, unsigned n)
+{
+	if (c != NULL && f >= 0 && f < LM_CONSUMER_FAULT_COUNT_)
+		atomic_store(&c->faults[f], n);
 }
 
 static lm_kind
@@ -252,8 +273,10 @@ try_batch(lm_consumer *c, lm_ingest_counts *counts, uint64_t *last_seq)
 {
 	int rv;
 
-	if ((rv = lm_ingest_batch_commit(c->batch, c->store, counts, last_seq)) !=
-	    LM_OK) {
+	rv = fault(c, LM_CONSUMER_FAULT_STORE)
+	         ? LM_EIO
+	         : lm_ingest_batch_commit(c->batch, c->store, counts, last_seq);
+	if (rv != LM_OK) {
 		lm_error("batch.store", "store transaction failed: %s", lm_strerror(rv));
 		(void) lm_dlq_flush(c->dlq, 0, NULL); /* forget this attempt's reports */
 		return rv;
@@ -263,6 +286,8 @@ try_batch(lm_consumer *c, lm_ingest_counts *counts, uint64_t *last_seq)
 	rv = c->closing ? lm_dlq_flush(c->dlq, LM_CONSUMER_STOP_FLUSH_MS, NULL)
 	                : lm_dlq_flush(c->dlq, DLQ_FLUSH_MS, c->stop);
 	count_drops(c);
+	if (rv == LM_OK && fault(c, LM_CONSUMER_FAULT_DLQ))
+		rv = LM_ETIMEDOUT;
 	if (rv != LM_OK) {
 		lm_error("batch.dlq", "dead letters of the batch not delivered: %s",
 		    lm_strerror(rv));
@@ -420,7 +445,9 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 	im.value_len = m->len;
 	content_type(m, &im.content_type, &im.content_type_len);
 
-	if (lm_ingest_decide(c->ctx, &im, &d) != LM_OK) {
+	rv = fault(c, LM_CONSUMER_FAULT_READ) ? LM_ENOMEM
+	                                      : lm_ingest_decide(c->ctx, &im, &d);
+	if (rv != LM_OK) {
 		/* Out of memory: finish what we have and read this message again. */
 		lm_error("ingest.decide", "cannot process message: out of memory");
 		(void) finish_batch(c, true);
@@ -621,11 +648,13 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	if ((rv = lm_kafka_conf(cfg->brokers, "lunamatch-ingest", &conf, err, errlen)) !=
 	    LM_OK)
 		goto fail;
-	snprintf(v, sizeof(v), "%u", LM_INGEST_MSG_MAX);
+	snprintf(v, sizeof(v), "%u",
+	    o->auto_commit_ms ? o->auto_commit_ms : LM_CONSUMER_AUTO_COMMIT_MS);
 	if ((rv = lm_kafka_set(conf, "group.id", cfg->group_id, err, errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(conf, "enable.auto.commit", "true", err, errlen)) !=
-	        LM_OK ||
-	    (rv = lm_kafka_set(conf, "auto.commit.interval.ms", "1000", err, errlen)) !=
+	    (rv = lm_kafka_set(conf, "auto.commit.interval.ms", v, err, errlen)) != LM_OK)
+		goto fail;
+	snprintf(v, sizeof(v), "%u", LM_INGEST_MSG_MAX);
+	if ((rv = lm_kafka_set(conf, "enable.auto.commit", "true", err, errlen)) !=
 	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "enable.auto.offset.store", "false", err, errlen)) !=
 	        LM_OK ||

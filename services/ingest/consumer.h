@@ -65,6 +65,9 @@ extern "C" {
 
 typedef struct lm_consumer lm_consumer;
 
+/* Interval of librdkafka's commit of the stored offsets. */
+#define LM_CONSUMER_AUTO_COMMIT_MS 1000
+
 typedef struct lm_consumer_opts {
 	const lm_config *cfg;        /* brokers, topics, group, batch limits */
 	lm_store *store;             /* writable; borrowed */
@@ -72,7 +75,30 @@ typedef struct lm_consumer_opts {
 	lm_metrics *metrics;         /* where the lunamatch_ingest_* metrics go */
 	lm_notify *notify;           /* may be NULL; borrowed */
 	volatile sig_atomic_t *stop; /* the loop ends when *stop != 0 */
+	/* 0: LM_CONSUMER_AUTO_COMMIT_MS. Tests set it long to see the commits
+	 * of a revocation or a close alone. */
+	unsigned auto_commit_ms;
 } lm_consumer_opts;
+
+/*
+ * Failure points of the consumer, for tests: lm_consumer_fail_next makes the
+ * next n passes through a point fail, in the real code path, so that the
+ * consumer's handling of that failure runs as it would in production.
+ */
+typedef enum lm_consumer_fault {
+	/* The batch's store transaction fails (LM_EIO), nothing stored. */
+	LM_CONSUMER_FAULT_STORE,
+	/* The batch's dead letters are reported undelivered (LM_ETIMEDOUT)
+	 * after the real flush. */
+	LM_CONSUMER_FAULT_DLQ,
+	/* Processing a consumed message fails for lack of memory (LM_ENOMEM):
+	 * the batch so far is finished and the message is read again. */
+	LM_CONSUMER_FAULT_READ,
+	LM_CONSUMER_FAULT_COUNT_
+} lm_consumer_fault;
+
+/* Arms failure point f for its next n passes (0 disarms). Any thread. */
+void lm_consumer_fail_next(lm_consumer *c, lm_consumer_fault f, unsigned n);
 
 /*
  * Creates the consumer, its DLQ producer and its metrics (all values 0).

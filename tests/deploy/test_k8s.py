@@ -170,7 +170,7 @@ for path in overlays():
     cm = container_env(objs, "match", "lunamatch-0")
     topics = {cm[k] for k in cm if k.startswith("LUNAMATCH_TOPIC_")}
     kt = {o["spec"]["topicName"] for o in find(objs, "KafkaTopic")}
-    check(len(topics) == 4 and kt == topics, f"{label}: KafkaTopics {sorted(kt)} != configured {sorted(topics)}")
+    check(len(topics) == 5 and kt == topics, f"{label}: KafkaTopics {sorted(kt)} != configured {sorted(topics)}")
 
 # The validators can fail: a misspelt field in a built-in object and in a
 # custom resource.

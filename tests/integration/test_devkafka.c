@@ -5,7 +5,8 @@
  * Without LUNAMATCH_TEST_BROKERS (or with it empty) the test starts
  * lunamatch-devkafka as a child process, reads its bootstrap address from the
  * first stdout line and also checks the program itself: configured topics
- * and partitions, --help, bad options, clean exit on SIGTERM. With
+ * and partitions, --help, bad options, clean exit on SIGTERM, and exit 3
+ * with devkafka.lost when a partition would lose messages. With
  * LUNAMATCH_TEST_BROKERS=host:port (the broker that scripts/kafka.sh starts)
  * it runs the same produce/consume round trips against that broker, and
  * checks topic creation through the admin API.
@@ -357,6 +358,7 @@ test_cli(void **state)
 	const char *help[] = {lmt_bin("lunamatch-devkafka"), "--help", NULL};
 	r = lmt_run(help, NULL, NULL, START_MS);
 	assert_non_null(strstr(r.out, "--partitions"));
+	assert_non_null(strstr(r.out, "5 MiB"));
 	assert_int_equal(r.status, 0);
 	lmt_run_result_free(&r);
 
@@ -375,6 +377,36 @@ test_cli(void **state)
 	const char *nope[] = {"lmtest-no-such-program", NULL};
 	assert_int_equal(lmt_proc_start(nope, NULL, &k), LM_ENOENT);
 	assert_null(k);
+}
+
+/*
+ * More than the mock cluster keeps in a partition (7 messages of 900 KB, over
+ * its 5 MiB): the oldest are discarded, and devkafka says so and exits with
+ * status 3 instead of serving a partition with a hole.
+ */
+static void
+test_lost(void **state)
+{
+	lmt_broker b = {0};
+	int st = -1;
+	(void) state;
+
+	if (E.b.real)
+		skip();
+	const char *const env[] = {"LUNAMATCH_TOPIC_POSTINGS=lmtest.lost", NULL};
+	assert_int_equal(lmt_devkafka_start(&b, 1, env), LM_OK);
+	lmt_producer *p = lmt_producer_new(b.brokers, "lmtest", NULL);
+	char *big = malloc(900 * 1000);
+	assert_non_null(big);
+	memset(big, 'x', 900 * 1000);
+	for (int i = 0; i < 7; i++)
+		lmt_produce(p, "lmtest.lost", 0, NULL, big, 900 * 1000, NULL);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), 7);
+	lmt_producer_free(p);
+	free(big);
+	assert_int_equal(lmt_proc_wait(b.dk, IO_MS, &st), LM_OK);
+	assert_int_equal(st, 3);
+	lmt_broker_close(&b);
 }
 
 /* SIGTERM stops devkafka with status 0 within a few seconds. Runs last. */
@@ -399,6 +431,7 @@ main(void)
 	    cmocka_unit_test(test_kcat_consume),
 	    cmocka_unit_test(test_kcat_list),
 	    cmocka_unit_test(test_cli),
+	    cmocka_unit_test(test_lost),
 	    cmocka_unit_test(test_sigterm),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -10,12 +10,22 @@
  * administration (CreateTopics) does not, which is why the topics are created
  * here. Everything lives in memory and is gone when the process exits.
  *
+ * The mock cluster keeps a bounded log per partition (librdkafka 2.0.2: 5 MiB
+ * of message sets; the bound cannot be configured) and discards the
+ * oldest messages beyond it, so that one message larger than the bound
+ * erases the partition. devkafka never lets that pass silently: it watches
+ * the log start offset of every partition of its four topics and, as soon as
+ * one moves, logs what was lost (devkafka.lost) and exits with status 3.
+ *
  * Exit status: 0 after a signal, 1 when the cluster cannot be started, 2 for
- * a bad option.
+ * a bad option, 3 when a partition lost messages.
  */
+#include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -28,7 +38,13 @@
 #define PROG "lunamatch-devkafka"
 /* Brokers in the mock cluster: one is all a single-machine run needs. */
 #define DEV_BROKERS 1
-#define NTOPICS     4
+#define NTOPICS     5
+/* Period of the log start offset check, and the wait of one query. */
+#define WATCH_MS       200
+#define WATCH_QUERY_MS 2000
+/* What the mock cluster keeps per partition (librdkafka 2.0.2, fixed). */
+#define MOCK_PART_BYTES "5 MiB"
+#define EXIT_LOST       3
 
 static void
 usage(FILE *out)
@@ -37,8 +53,43 @@ usage(FILE *out)
 	    "Usage: " PROG " [options]\n"
 	    "Runs an in-memory Kafka broker on 127.0.0.1 with the lunamatch topics,\n"
 	    "prints its bootstrap address as the first line on stdout and serves\n"
-	    "until SIGTERM or SIGINT.\n\n");
+	    "until SIGTERM or SIGINT.\n\n"
+	    "Limits: each partition keeps at most " MOCK_PART_BYTES " of messages (the\n"
+	    "fixed bound of librdkafka's mock cluster). When a partition of the\n"
+	    "four topics has to drop messages, " PROG " logs devkafka.lost with the\n"
+	    "topic, partition and count and exits with status 3. Use a real broker\n"
+	    "(scripts/kafka.sh) for larger inputs.\n\n");
 	lm_config_usage(out, LM_PROG_DEVKAFKA);
+}
+
+/*
+ * Returns true when a partition of topics lost its oldest messages: its log
+ * start offset moved past 0. Logs each such partition. A query that fails is
+ * skipped (tried again next period).
+ */
+static bool
+lost_messages(rd_kafka_t *rk, const char *const *topics, unsigned partitions)
+{
+	bool lost = false;
+
+	for (int t = 0; t < NTOPICS; t++) {
+		for (unsigned p = 0; p < partitions; p++) {
+			int64_t lo = 0, hi = 0;
+			if (rd_kafka_query_watermark_offsets(rk, topics[t], (int32_t) p,
+			        &lo, &hi, WATCH_QUERY_MS) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+			    lo <= 0)
+				continue;
+			lm_error("devkafka.lost",
+			    "topic %s partition %u dropped its oldest %" PRId64
+			    " messages (offsets 0..%" PRId64 " of %" PRId64
+			    "): the embedded broker keeps " MOCK_PART_BYTES
+			    " per partition; use a real Kafka "
+			    "broker for larger inputs",
+			    topics[t], p, lo, lo - 1, hi);
+			lost = true;
+		}
+	}
+	return lost;
 }
 
 int
@@ -47,7 +98,7 @@ main(int argc, char **argv)
 	lm_config cfg;
 	char err[512];
 	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_t *rk = NULL;
+	rd_kafka_t *rk = NULL, *watch = NULL;
 	rd_kafka_mock_cluster_t *mc = NULL;
 	sigset_t sigs;
 	int sig = 0;
@@ -82,8 +133,8 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	const char *const topics[NTOPICS] = {
-	    cfg.topic_postings, cfg.topic_profiles, cfg.topic_matches, cfg.topic_dlq};
+	const char *const topics[NTOPICS] = {cfg.topic_postings, cfg.topic_profiles,
+	    cfg.topic_matches, cfg.topic_dlq, cfg.topic_decisions};
 
 	if (lm_kafka_conf(NULL, "lunamatch-devkafka", &conf, err, sizeof(err)) != LM_OK) {
 		lm_error("devkafka.config", "%s", err);
@@ -128,11 +179,34 @@ main(int argc, char **argv)
 	lm_info("devkafka.ready", "serving on %s: %d topics with %u partitions",
 	    rd_kafka_mock_cluster_bootstraps(mc), NTOPICS, cfg.partitions);
 
-	while (sigwait(&sigs, &sig) != 0)
-		;
+	if (lm_kafka_conf(rd_kafka_mock_cluster_bootstraps(mc),
+	        "lunamatch-devkafka-watch", &conf, err, sizeof(err)) != LM_OK ||
+	    (cfg.log_level != LM_LOG_DEBUG &&
+	        lm_kafka_set(conf, "log_level", "4", err, sizeof(err)) != LM_OK)) {
+		lm_error("devkafka.config", "%s", err);
+		goto done;
+	}
+	watch = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	conf = NULL;
+	if (watch == NULL) {
+		lm_error("devkafka.start", "cannot create the watch handle: %s", err);
+		goto done;
+	}
+	for (;;) {
+		struct timespec ts = {0, WATCH_MS * 1000000L};
+		sig = sigtimedwait(&sigs, NULL, &ts);
+		if (sig > 0)
+			break;
+		if (lost_messages(watch, topics, cfg.partitions)) {
+			rc = EXIT_LOST;
+			goto done;
+		}
+	}
 	lm_info("devkafka.stop", "signal %d, shutting down", sig);
 	rc = 0;
 done:
+	if (watch != NULL)
+		rd_kafka_destroy(watch);
 	if (mc != NULL)
 		rd_kafka_mock_cluster_destroy(mc);
 	if (rk != NULL)

@@ -33,12 +33,14 @@ typedef enum lm_prog {
 
 typedef struct lm_config {
 	/* Kafka */
-	char brokers[LM_CFG_STR];        /* LUNAMATCH_BROKERS, --brokers */
-	char topic_postings[LM_CFG_STR]; /* LUNAMATCH_TOPIC_POSTINGS */
-	char topic_profiles[LM_CFG_STR]; /* LUNAMATCH_TOPIC_PROFILES */
-	char topic_matches[LM_CFG_STR];  /* LUNAMATCH_TOPIC_MATCHES */
-	char topic_dlq[LM_CFG_STR];      /* LUNAMATCH_TOPIC_DLQ */
-	char group_id[LM_CFG_STR];       /* LUNAMATCH_GROUP_ID */
+	char brokers[LM_CFG_STR];         /* LUNAMATCH_BROKERS, --brokers */
+	char topic_postings[LM_CFG_STR];  /* LUNAMATCH_TOPIC_POSTINGS */
+	char topic_profiles[LM_CFG_STR];  /* LUNAMATCH_TOPIC_PROFILES */
+	char topic_matches[LM_CFG_STR];   /* LUNAMATCH_TOPIC_MATCHES */
+	char topic_dlq[LM_CFG_STR];       /* LUNAMATCH_TOPIC_DLQ */
+	char topic_decisions[LM_CFG_STR]; /* LUNAMATCH_TOPIC_DECISIONS */
+	uint32_t decision_log;            /* LUNAMATCH_DECISION_LOG: 0 or 1 */
+	char group_id[LM_CFG_STR];        /* LUNAMATCH_GROUP_ID */
 	/* Store and data files */
 	char data_dir[LM_CFG_STR];      /* LUNAMATCH_DATA_DIR, --data-dir */
 	uint64_t map_size_mb;           /* LUNAMATCH_MAP_SIZE_MB: initial LMDB map */

@@ -1,7 +1,11 @@
 /*
  * test_consumer.c - the ingest consumer loop, in-process, against
  * librdkafka's mock cluster, a real LMDB store and the real taxonomy: a stop
- * after a fatal Kafka error.
+ * after a fatal Kafka error, and the failure paths armed through the
+ * consumer's failure points (lm_consumer_fail_next): a failed store commit,
+ * dead letters not delivered, a message that cannot be processed, each
+ * retried with backoff and acknowledged only once done; a revocation that
+ * commits, and one that gives a failing batch up to the next owner.
  *
  * Each test runs lm_consumer_run on its own thread with its own group and
  * topics, so that tests do not see each other's messages or offsets.
@@ -24,6 +28,7 @@
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
 #include "records.h"
+#include "svctest.h"
 
 #define IO_MS 20000
 
@@ -44,6 +49,7 @@ struct run {
 	volatile sig_atomic_t stop;
 	pthread_t thread;
 	int rv;
+	unsigned auto_commit_ms; /* 0: the default */
 };
 
 static int
@@ -53,7 +59,7 @@ setup(void **state)
 	char err[256];
 	(void) state;
 
-	lm_log_set_level(LM_LOG_ERROR);
+	lm_log_set_level(getenv("LMT_DEBUG") ? LM_LOG_INFO : LM_LOG_ERROR);
 	lmt_records_open(&M.r, 4);
 	if (lm_kafka_conf(NULL, "lmtest-mock", &c, err, sizeof(err)) != LM_OK)
 		return -1;
@@ -86,13 +92,17 @@ run_main(void *arg)
 
 /* Creates topics <tag>.postings/.profiles/.dlq and a consumer of group
  * <tag>; does not start it. */
+/* As prepare, with the store in a directory of its own (dir_tag), and
+ * auto-commit and batch windows of the test's choosing. */
 static void
-prepare(struct run *r, const char *tag)
+prepare_ex(struct run *r, const char *tag, const char *dir_tag, unsigned auto_commit_ms,
+    unsigned batch_ms)
 {
 	lm_consumer_opts o;
 	char err[256];
 
 	memset(r, 0, sizeof(*r));
+	r->auto_commit_ms = auto_commit_ms;
 	snprintf(r->cfg.brokers, sizeof(r->cfg.brokers), "%s", M.brokers);
 	snprintf(
 	    r->cfg.topic_postings, sizeof(r->cfg.topic_postings), "%s.postings", tag);
@@ -101,20 +111,27 @@ prepare(struct run *r, const char *tag)
 	snprintf(r->cfg.topic_dlq, sizeof(r->cfg.topic_dlq), "%s.dlq", tag);
 	snprintf(r->cfg.group_id, sizeof(r->cfg.group_id), "%s", tag);
 	r->cfg.batch_max = 50;
-	r->cfg.batch_ms = 100;
+	r->cfg.batch_ms = batch_ms;
 	rd_kafka_mock_topic_create(M.mc, r->cfg.topic_postings, 1, 1);
 	rd_kafka_mock_topic_create(M.mc, r->cfg.topic_profiles, 1, 1);
 	rd_kafka_mock_topic_create(M.mc, r->cfg.topic_dlq, 1, 1);
-	r->dir = lmt_tmpdir(tag);
+	r->dir = lmt_tmpdir(dir_tag);
 	assert_int_equal(lm_store_open(r->dir, NULL, &r->store), LM_OK);
 	assert_int_equal(lm_metrics_new(&r->metrics), LM_OK);
 	o = (lm_consumer_opts){.cfg = &r->cfg,
 	    .store = r->store,
 	    .ctx = &M.r.ctx,
 	    .metrics = r->metrics,
-	    .stop = &r->stop};
+	    .stop = &r->stop,
+	    .auto_commit_ms = r->auto_commit_ms};
 	if (lm_consumer_new(&o, &r->c, err, sizeof(err)) != LM_OK)
 		fail_msg("lm_consumer_new: %s", err);
+}
+
+static void
+prepare(struct run *r, const char *tag)
+{
+	prepare_ex(r, tag, tag, 0, 100);
 }
 
 static void
@@ -224,11 +241,340 @@ test_fatal_error(void **state)
 	rd_kafka_destroy(p);
 }
 
+/* ---- failure paths -------------------------------------------------------- */
+
+/* A metric of the run, -1 when absent. */
+static double
+metric(struct run *r, const char *series)
+{
+	char *text = NULL;
+	size_t len = 0;
+	double v;
+
+	assert_int_equal(lm_metrics_render(r->metrics, &text, &len), LM_OK);
+	v = lmt_prom_value(text, series);
+	free(text);
+	return v;
+}
+
+/* The group's committed offset of partition 0 of topic (-1001: none). */
+static int64_t
+committed(struct run *r, const char *topic)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	int64_t off;
+
+	rd_kafka_topic_partition_list_add(l, topic, 0);
+	assert_int_equal(rd_kafka_committed(lm_consumer_kafka(r->c, false), l, IO_MS),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	off = l->elems[0].offset;
+	rd_kafka_topic_partition_list_destroy(l);
+	return off;
+}
+
+static void
+wait_committed(struct run *r, const char *topic, int64_t want)
+{
+	int64_t got = -1;
+	for (int i = 0; i < IO_MS / 100; i++) {
+		if ((got = committed(r, topic)) == want)
+			return;
+		lmt_sleep_ms(100);
+	}
+	fail_msg("committed offset %" PRId64 ", expected %" PRId64, got, want);
+}
+
+/* Waits (bounded) until the consumer reports failing batches. */
+static void
+wait_failing(struct run *r)
+{
+	char why[128] = "";
+	for (int i = 0; i < IO_MS / 10; i++) {
+		if (lm_consumer_ready(r->c, why, sizeof(why)) == LM_EBUSY &&
+		    strstr(why, "failing") != NULL)
+			return;
+		lmt_sleep_ms(10);
+	}
+	fail_msg("consumer never reported failing batches (last: %s)", why);
+}
+
+/* Messages of the dead-letter topic, read from the beginning. */
+static int
+count_dlq(const char *topic, int want)
+{
+	rd_kafka_conf_t *c = NULL;
+	rd_kafka_t *rk;
+	char err[256];
+	int n = 0;
+
+	assert_int_equal(
+	    lm_kafka_conf(M.brokers, "lmtest-dlq", &c, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_kafka_set(c, "group.id", topic, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(c, "enable.auto.commit", "false", err, sizeof(err)), LM_OK);
+	assert_non_null(rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err)));
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, 0)->offset =
+	    RD_KAFKA_OFFSET_BEGINNING;
+	assert_int_equal(rd_kafka_assign(rk, l), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_topic_partition_list_destroy(l);
+	for (int64_t end = lm_clock_ms() + IO_MS; n < want && lm_clock_ms() < end;) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+		if (m == NULL)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			n++;
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return n;
+}
+
+/*
+ * A store commit that fails three times: the batch is retried with backoff
+ * (100, 200, 400 ms), /readyz says the batches fail meanwhile, nothing is
+ * acknowledged before the fourth attempt stores the batch, then its offsets
+ * are committed and the consumer is ready again.
+ */
+static void
+test_store_failure(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	(void) state;
+
+	prepare(&r, "cons-storefail");
+	start(&r);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	wait_stored(&r, "job-0");
+	wait_committed(&r, r.cfg.topic_postings, 1);
+
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_STORE, 3);
+	int64_t t0 = lm_clock_ms();
+	produce_posting(p, r.cfg.topic_postings, "job-1");
+	produce_posting(p, r.cfg.topic_postings, "job-2");
+	wait_failing(&r);
+	assert_int_equal(
+	    lm_store_get(r.store, LM_KIND_POSTING, "job-1", NULL, NULL, NULL), LM_ENOENT);
+	assert_int_equal(committed(&r, r.cfg.topic_postings), 1);
+	wait_stored(&r, "job-2");
+	/* Three failed attempts waited 100 + 200 + 400 ms between them. */
+	assert_true(lm_clock_ms() - t0 >= 700);
+	wait_stored(&r, "job-1");
+	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 3);
+	wait_committed(&r, r.cfg.topic_postings, 3);
+	wait_assigned(&r); /* ready again */
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 3);
+
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(r.rv, LM_OK);
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
+/*
+ * Dead letters not delivered (twice): the batch is stored (a repeat is a
+ * no-op) but not acknowledged until its dead letters are delivered; the
+ * retry sends them again, so the dead-letter topic holds the reject at least
+ * once and nothing is lost.
+ */
+static void
+test_dlq_failure(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	(void) state;
+
+	prepare(&r, "cons-dlqfail");
+	start(&r);
+	wait_assigned(&r);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_DLQ, 2);
+	produce(p, r.cfg.topic_postings, "bad-1", "{not json", 9);
+	produce_posting(p, r.cfg.topic_postings, "job-1");
+	wait_failing(&r);
+	assert_true(committed(&r, r.cfg.topic_postings) < 2);
+	wait_committed(&r, r.cfg.topic_postings, 2);
+	wait_stored(&r, "job-1");
+	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 2);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_rejected_total{reason=\"bad_json\"}"), 1);
+	/* The first attempt's dead letter and the two resends. */
+	assert_int_equal(count_dlq(r.cfg.topic_dlq, 3), 3);
+	wait_assigned(&r);
+
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
+/*
+ * A message that cannot be processed (out of memory): the batch so far is
+ * finished, the consumer seeks back and reads the message again; every
+ * message is stored exactly once.
+ */
+static void
+test_read_failure(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	char id[32];
+	(void) state;
+
+	prepare(&r, "cons-readfail");
+	start(&r);
+	wait_assigned(&r);
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "job-%d", i);
+		produce_posting(p, r.cfg.topic_postings, id);
+		if (i == 1)
+			lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_READ, 2);
+	}
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "job-%d", i);
+		wait_stored(&r, id);
+	}
+	wait_committed(&r, r.cfg.topic_postings, 5);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 5);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_duplicates_total{kind=\"posting\"}"), 0);
+
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
+/* Messages the members consumed from topic, replays included. */
+static double
+consumed(struct run *const *rs, size_t n, const char *topic)
+{
+	char series[LM_CFG_STR + 64];
+	double sum = 0;
+
+	snprintf(series, sizeof(series), "lunamatch_ingest_consumed_total{topic=\"%s\"}",
+	    topic);
+	for (size_t i = 0; i < n; i++)
+		sum += metric(rs[i], series);
+	return sum;
+}
+
+static void
+wait_consumed(struct run *const *rs, size_t n, const char *topic, double want)
+{
+	for (int i = 0; i < IO_MS / 50; i++) {
+		if (consumed(rs, n, topic) >= want)
+			return;
+		lmt_sleep_ms(50);
+	}
+	fail_msg("%s: %.0f consumed, expected %.0f", topic, consumed(rs, n, topic), want);
+}
+
+static bool
+stored_in(struct run *r, const char *id)
+{
+	return lm_store_get(r->store, LM_KIND_POSTING, id, NULL, NULL, NULL) == LM_OK;
+}
+
+/* Batch attempts that failed, over the members. */
+static double
+failures(struct run *const *rs, size_t n)
+{
+	double sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += metric(rs[i], "lunamatch_ingest_batch_failures_total");
+	return sum;
+}
+
+/*
+ * Revocations, with batch windows of a minute so that batches are open when
+ * the group rebalances:
+ * - a second member joins: the first finishes its open batch on revocation
+ *   (the records are stored long before the window ends) and commits; the
+ *   mock cluster refuses commits during a rebalance (REBALANCE_IN_PROGRESS,
+ *   where Apache Kafka accepts them), so the next owner may replay, which
+ *   versions make harmless;
+ * - a third member joins while the owner's open batch cannot be stored: the
+ *   batch is given up after one attempt, and the partition's next owner
+ *   stores it (at the latest when it stops). Nothing is lost.
+ */
+static void
+test_revoke(void **state)
+{
+	struct run a, b, c;
+	struct run *all[] = {&a, &b, &c};
+	rd_kafka_t *p = producer();
+	const char *topic;
+	char why[128];
+	(void) state;
+
+	prepare_ex(&a, "cons-revoke", "cons-revoke-a", 0, 60000);
+	topic = a.cfg.topic_postings;
+	start(&a);
+	wait_assigned(&a);
+	produce_posting(p, topic, "job-1");
+	produce_posting(p, topic, "job-2");
+	wait_consumed(all, 1, topic, 2);
+	assert_false(stored_in(&a, "job-2")); /* in the open batch */
+
+	prepare_ex(&b, "cons-revoke", "cons-revoke-b", 0, 60000);
+	start(&b);
+	wait_stored(&a, "job-1");
+	wait_stored(&a, "job-2");
+
+	/* The group settled (someone owns the partitions, replays are in). */
+	for (int i = 0; i < IO_MS / 50; i++) {
+		if (lm_consumer_ready(a.c, why, sizeof(why)) == LM_OK ||
+		    lm_consumer_ready(b.c, why, sizeof(why)) == LM_OK)
+			break;
+		lmt_sleep_ms(50);
+	}
+	lmt_sleep_ms(1000);
+	double base = consumed(all, 2, topic);
+
+	/* job-3 in the open batch of the partition's owner, which fails. */
+	produce_posting(p, topic, "job-3");
+	wait_consumed(all, 2, topic, base + 1);
+	lm_consumer_fail_next(a.c, LM_CONSUMER_FAULT_STORE, 1);
+	lm_consumer_fail_next(b.c, LM_CONSUMER_FAULT_STORE, 1);
+	prepare_ex(&c, "cons-revoke", "cons-revoke-c", 0, 60000);
+	start(&c);
+	for (int i = 0; i < IO_MS / 50 && failures(all, 2) < 1; i++)
+		lmt_sleep_ms(50);
+	assert_int_equal(failures(all, 2), 1); /* one attempt, then given up */
+	assert_false(
+	    stored_in(&a, "job-3") || stored_in(&b, "job-3") || stored_in(&c, "job-3"));
+
+	/* Stopping finishes the open batches: job-3 is stored by its owner. */
+	wait_consumed(all, 3, topic, base + 2);
+	for (size_t i = 0; i < 3; i++) {
+		all[i]->stop = 1;
+		assert_int_equal(pthread_join(all[i]->thread, NULL), 0);
+		assert_int_equal(all[i]->rv, LM_OK);
+	}
+	assert_true(
+	    stored_in(&a, "job-3") || stored_in(&b, "job-3") || stored_in(&c, "job-3"));
+	finish(&a);
+	finish(&b);
+	finish(&c);
+	rd_kafka_destroy(p);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fatal_error),
+	    cmocka_unit_test(test_store_failure),
+	    cmocka_unit_test(test_dlq_failure),
+	    cmocka_unit_test(test_read_failure),
+	    cmocka_unit_test(test_revoke),
 	};
+	if (getenv("LMT_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

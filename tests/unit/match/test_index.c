@@ -381,6 +381,18 @@ compare(Lunamatch__V1__Match **got, size_t n_got, const struct ref *want, size_t
 	}
 }
 
+/* `vetoed` is exact when a query returned fewer matches than asked (then
+ * nothing was pruned); otherwise it counts the vetoed records the query
+ * found, never more than there are. */
+static void
+check_vetoed(uint64_t got, size_t want, size_t n_matches, uint32_t top_k)
+{
+	if (n_matches < (top_k ? top_k : 10))
+		assert_int_equal(got, want);
+	else
+		assert_true(got <= want);
+}
+
 /* Filter storage for one query. */
 struct jf_store {
 	Lunamatch__V1__JobFilters f;
@@ -622,7 +634,7 @@ query_jobs(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 	compare(
 	    resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, true);
 	assert_int_equal(resp->considered, w->np);
-	assert_int_equal(resp->vetoed, vetoed);
+	check_vetoed(resp->vetoed, vetoed, resp->n_matches, req.top_k);
 	assert_string_equal(resp->model_version, m->version);
 	check_explanations(resp->matches, resp->n_matches, req.explain);
 	free(want);
@@ -675,7 +687,7 @@ query_candidates(struct rng *r, lm_index *idx, const lm_model *m, const struct w
 	compare(
 	    resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, false);
 	assert_int_equal(resp->considered, w->nc);
-	assert_int_equal(resp->vetoed, vetoed);
+	check_vetoed(resp->vetoed, vetoed, resp->n_matches, req.top_k);
 	for (size_t i = 0; i < resp->n_matches; i++) {
 		assert_string_equal(
 		    resp->matches[i]->title, "Engineer"); /* the headline */
@@ -867,14 +879,17 @@ digest(uint64_t h, const void *data, size_t len)
  * the formulas or to the generator.
  *
  * History: recomputed when the NO_OVERLAP veto came in (it only turns
- * eligible pairs into vetoed ones, score 0; every other score is the same).
+ * eligible pairs into vetoed ones, score 0; every other score is the same);
+ * and when freshness became exp2(-days / half-life) instead of pow(0.5,
+ * days / half-life) (the same value but for the last bit of some scores)
+ * and the digest took FNV-1a's standard offset basis.
  */
-#define PINNED_RANDOM_DIGEST 0xee16569f235c444fULL
+#define PINNED_RANDOM_DIGEST 0x5f20e69c433813fdULL
 
 static void
 test_random_scores_pinned(void **state)
 {
-	uint64_t h = 1469598103934665603ULL, pairs = 0;
+	uint64_t h = 14695981039346656037ULL, pairs = 0;
 
 	(void) state;
 	for (uint64_t seed = 1; seed <= 40; seed++) {
