@@ -41,6 +41,7 @@ typedef struct lm_config {
 	char topic_decisions[LM_CFG_STR]; /* LUNAMATCH_TOPIC_DECISIONS */
 	uint32_t decision_log;            /* LUNAMATCH_DECISION_LOG: 0 or 1 */
 	char group_id[LM_CFG_STR];        /* LUNAMATCH_GROUP_ID */
+	char events_group_id[LM_CFG_STR]; /* LUNAMATCH_EVENTS_GROUP_ID */
 	/* Store and data files */
 	char data_dir[LM_CFG_STR];      /* LUNAMATCH_DATA_DIR, --data-dir */
 	uint64_t map_size_mb;           /* LUNAMATCH_MAP_SIZE_MB: initial LMDB map */
