@@ -8,7 +8,7 @@ import pytest
 
 import lunamatch
 
-from conftest import SERVING, Service, free_port, wait_for
+from conftest import SERVING, Service, free_port, side_env, wait_for
 
 EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
@@ -43,7 +43,7 @@ def tls_match(stack):
             "-days", "2", "-subj", "/CN=another-ca",
             "-addext", "basicConstraints=critical,CA:TRUE")
     port = free_port()
-    env = dict(stack.env, LUNAMATCH_DATA_DIR=str(stack.tmp / "var-tls"),
+    env = dict(side_env(stack.env, stack.tmp, "tls"),
                LUNAMATCH_TLS_CERT=str(d / "server.crt"), LUNAMATCH_TLS_KEY=str(d / "server.key"),
                LUNAMATCH_TLS_CA=str(d / "ca.crt"))
     svc = Service("match-tls", ["lunamatch-match", "--url", "tls+tcp://127.0.0.1:%d" % port,
