@@ -122,6 +122,8 @@ build_env(void)
 		lmt_env_add(e, "LUNAMATCH_NOTIFY_URL=%s", G.notify);
 		lmt_env_add(e, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
 		lmt_env_add(e, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+		lmt_env_add(e, "LUNAMATCH_FAIRNESS_FILE=%s",
+		    lmt_src("data/fairness/requirements.tsv"));
 		lmt_env_add(e, "LUNAMATCH_LOG_LEVEL=info");
 		/* Ingest's group; match asks it for its committed offsets. */
 		lmt_env_add(e, "LUNAMATCH_GROUP_ID=%s", G.group);

@@ -36,6 +36,7 @@
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <protobuf-c/protobuf-c.h>
 
 #include "lunamatch/client.h"
 #include "lunamatch/config.h"
@@ -254,6 +255,14 @@ void lm_cli_table_row(
  * does not fit is cut at a character boundary and ends with "...".
  */
 void lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n);
+
+/*
+ * Prints on stderr, one line each, the compliance warnings ingest attached
+ * to m when it is a JobPosting (see records.proto, ComplianceWarning), so
+ * that a person reading `get` sees them while stdout stays plain JSON.
+ * Prints nothing for a profile or a posting without warnings.
+ */
+void lm_cli_print_warnings(const char *cmd, const ProtobufCMessage *m);
 
 /*
  * A new JSON string holding src[0..n): valid UTF-8 is kept as is, each byte

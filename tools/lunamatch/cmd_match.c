@@ -614,6 +614,8 @@ lm_cli_get(const lm_config *cfg, int argc, char **argv)
 			rv = resp->posting != NULL
 			         ? print_json(cmd, &resp->posting->base, flags)
 			         : LM_CLI_EXIT_FAIL;
+		if (rv == LM_CLI_EXIT_OK && !cfg->json)
+			lm_cli_print_warnings(cmd, &resp->posting->base);
 		if (resp != NULL)
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
 	} else {

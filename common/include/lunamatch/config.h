@@ -43,12 +43,14 @@ typedef struct lm_config {
 	char group_id[LM_CFG_STR];        /* LUNAMATCH_GROUP_ID */
 	char events_group_id[LM_CFG_STR]; /* LUNAMATCH_EVENTS_GROUP_ID */
 	/* Store and data files */
-	char data_dir[LM_CFG_STR];      /* LUNAMATCH_DATA_DIR, --data-dir */
-	uint64_t map_size_mb;           /* LUNAMATCH_MAP_SIZE_MB: initial LMDB map */
-	char taxonomy_file[LM_CFG_STR]; /* LUNAMATCH_TAXONOMY_FILE */
-	char rates_file[LM_CFG_STR];    /* LUNAMATCH_RATES_FILE */
-	char model_file[LM_CFG_STR];    /* LUNAMATCH_MODEL_FILE */
-	uint32_t embedding_dim;         /* LUNAMATCH_EMBEDDING_DIM */
+	char data_dir[LM_CFG_STR];       /* LUNAMATCH_DATA_DIR, --data-dir */
+	uint64_t map_size_mb;            /* LUNAMATCH_MAP_SIZE_MB: initial LMDB map */
+	char taxonomy_file[LM_CFG_STR];  /* LUNAMATCH_TAXONOMY_FILE */
+	char rates_file[LM_CFG_STR];     /* LUNAMATCH_RATES_FILE */
+	char fairness_file[LM_CFG_STR];  /* LUNAMATCH_FAIRNESS_FILE (ingest) */
+	char gazetteer_file[LM_CFG_STR]; /* LUNAMATCH_GAZETTEER_FILE (ingest) */
+	char model_file[LM_CFG_STR];     /* LUNAMATCH_MODEL_FILE */
+	uint32_t embedding_dim;          /* LUNAMATCH_EMBEDDING_DIM */
 	/* Messaging */
 	char rpc_url[LM_CFG_STR];    /* LUNAMATCH_RPC_URL, --url */
 	char notify_url[LM_CFG_STR]; /* LUNAMATCH_NOTIFY_URL; "" = ipc://<data
