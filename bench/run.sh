@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the lunamatch benchmarks and writes their results to bench/results/.
 #
-#   bench/run.sh [index] [store] [codec]      (make bench; default: all three)
+#   bench/run.sh [index] [store] [codec] [ingest]
+#                                  (make bench; default: index store codec)
 #
 # Builds the benchmark programs in $BUILD (default build; configured with
 # -DLUNAMATCH_WERROR=ON if it does not exist yet), then runs each one. Every
@@ -24,6 +25,10 @@
 #   BENCH_PUT_SECONDS    store: time cap of one put phase (5)
 #   BENCH_DIR            store: parent of the temporary stores ($TMPDIR or /tmp)
 #   BENCH_CODEC_RECORDS  codec: postings per run (10000)
+#   BENCH_INGEST_POSTINGS ingest: postings waiting in the topic (100000)
+#   BENCH_INGEST_PROFILES ingest: profiles waiting in the topic (5000)
+#   BENCH_INGEST_PARTITIONS ingest: partitions per topic (32)
+#   BENCH_BROKERS        ingest: a real Kafka broker (default: lunamatch-devkafka)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,16 +39,16 @@ which=("$@")
 [ ${#which[@]} -gt 0 ] || which=(index store codec)
 for w in "${which[@]}"; do
 	case "$w" in
-	index | store | codec) ;;
-	-h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "bench: unknown benchmark $w (index, store, codec)" >&2; exit 2 ;;
+	index | store | codec | ingest) ;;
+	-h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench: unknown benchmark $w (index, store, codec, ingest)" >&2; exit 2 ;;
 	esac
 done
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
 	cmake -S . -B "$build" -G Ninja -DLUNAMATCH_WERROR=ON
 fi
-cmake --build "$build" --target bench_index bench_store bench_codec
+cmake --build "$build" --target bench_index bench_store bench_codec bench_ingest
 
 # Numbers from a Debug or sanitizer build say little about production speed.
 btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
@@ -82,6 +87,14 @@ for w in "${which[@]}"; do
 	codec)
 		"$bin/bench_codec" --out-dir "$out" --commit "$commit" --seed "$seed" \
 			--records "${BENCH_CODEC_RECORDS:-10000}"
+		;;
+	ingest)
+		"$bin/bench_ingest" --out-dir "$out" --commit "$commit" --seed "$seed" \
+			--bin-dir "$bin" \
+			--postings "${BENCH_INGEST_POSTINGS:-100000}" \
+			--profiles "${BENCH_INGEST_PROFILES:-5000}" \
+			--partitions "${BENCH_INGEST_PARTITIONS:-32}" \
+			${BENCH_BROKERS:+--brokers "$BENCH_BROKERS" --name ingest-kafka}
 		;;
 	esac
 	echo >&2
