@@ -250,7 +250,9 @@ typedef struct phase_result {
 	bench_lat lat;
 	double vetoed_pct;   /* share of considered records vetoed */
 	double avg_matches;  /* matches per response */
-	uint64_t considered; /* records scored per query */
+	uint64_t considered; /* records of the ranked side per query */
+	double reached;      /* records reached through the inverted lists per query */
+	double scored;       /* pairs fully scored per query (the rest was pruned) */
 } phase_result;
 
 /* Times up to o->queries queries of kind k (fewer when the phase exceeds
@@ -262,6 +264,7 @@ latency_phase(lm_index *idx, const opts *o, qkind k, uint64_t n_subjects, bench_
 	uint64_t *samples = calloc(o->queries, sizeof(*samples));
 	uint64_t deadline, n = 0;
 	qstat st = {0, 0, 0};
+	lm_index_counts c0, c1;
 
 	if (samples == NULL) {
 		fprintf(stderr, "bench_index: out of memory\n");
@@ -275,6 +278,7 @@ latency_phase(lm_index *idx, const opts *o, qkind k, uint64_t n_subjects, bench_
 			return -1;
 		}
 	}
+	lm_index_counts_get(idx, &c0);
 	deadline = bench_now_ns() + o->max_seconds * 1000000000ULL;
 	while (n < o->queries) {
 		uint64_t subject = bench_rng_below(rng, (uint32_t) n_subjects);
@@ -290,6 +294,9 @@ latency_phase(lm_index *idx, const opts *o, qkind k, uint64_t n_subjects, bench_
 		if (n >= MIN_QUERIES && t1 > deadline)
 			break;
 	}
+	lm_index_counts_get(idx, &c1);
+	out->reached = (double) (c1.reached - c0.reached) / (double) n;
+	out->scored = (double) (c1.scored - c0.scored) / (double) n;
 	bench_lat_summarize(samples, (size_t) n, &out->lat);
 	out->considered = st.considered / n;
 	out->vetoed_pct =
@@ -500,6 +507,9 @@ size_json(const opts *o, const size_result *r)
 		json_object_set_new(l, "considered_per_query",
 		    json_integer((json_int_t) r->q[k].considered));
 		json_object_set_new(l, "vetoed_pct", json_real(r->q[k].vetoed_pct));
+		json_object_set_new(l, "reached_per_query", json_real(r->q[k].reached));
+		json_object_set_new(
+		    l, "fully_scored_per_query", json_real(r->q[k].scored));
 		json_object_set_new(
 		    l, "matches_per_query", json_real(r->q[k].avg_matches));
 		json_object_set_new(q, qkind_key[k], l);
@@ -588,6 +598,20 @@ table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *mac
 			snprintf(cell, sizeof(cell), "%.2f/%.2f/%.2f",
 			    r[i].q[k].lat.p50_us / 1000.0, r[i].q[k].lat.p95_us / 1000.0,
 			    r[i].q[k].lat.p99_us / 1000.0);
+			bench_text_printf(t, " %22s", cell);
+		}
+		bench_text_printf(t, "\n");
+	}
+	for (int k = Q_JOBS_SUMMARY; k < Q_COUNT_;
+	     k += Q_CANDIDATES_SUMMARY - Q_JOBS_SUMMARY) {
+		char label[64];
+		snprintf(label, sizeof(label), "%s reached/scored",
+		    k == Q_JOBS_SUMMARY ? "MatchJobs" : "MatchCandidates");
+		row_head(t, label);
+		for (size_t i = 0; i < nr; i++) {
+			char cell[64];
+			snprintf(cell, sizeof(cell), "%.0f/%.0f", r[i].q[k].reached,
+			    r[i].q[k].scored);
 			bench_text_printf(t, " %22s", cell);
 		}
 		bench_text_printf(t, "\n");

@@ -67,6 +67,10 @@ struct bench_gen {
 	bench_rng rng;
 	uint32_t embedding_dim;
 	double cdf[BENCH_SKILLS]; /* cumulative Zipf probabilities by rank */
+	size_t nskills;           /* vocabulary: BENCH_SKILLS or the taxonomy's size */
+	/* With a taxonomy: the skill of each popularity rank, a seeded
+	 * permutation of the taxonomy's skills. */
+	const lm_skill *tax[BENCH_SKILLS];
 };
 
 static const char *const countries[BENCH_COUNTRIES] = {
@@ -136,21 +140,57 @@ xprintf(const char *fmt, ...)
 	return xstrdup(buf);
 }
 
+/* Zipf popularity over the first n ranks of the vocabulary. */
+static void
+set_vocabulary(bench_gen *g, size_t n)
+{
+	double sum = 0;
+
+	g->nskills = n;
+	for (size_t i = 0; i < g->nskills; i++) {
+		sum += 1.0 / pow((double) (i + 1), BENCH_ZIPF_S);
+		g->cdf[i] = sum;
+	}
+	for (size_t i = 0; i < g->nskills; i++)
+		g->cdf[i] /= sum;
+}
+
 bench_gen *
 bench_gen_new(const bench_gen_opts *o)
 {
 	bench_gen *g = xcalloc(1, sizeof(*g));
-	double sum = 0;
 
 	bench_rng_seed(&g->rng, o->seed);
 	g->embedding_dim = o->embedding_dim;
-	for (size_t i = 0; i < BENCH_SKILLS; i++) {
-		sum += 1.0 / pow((double) (i + 1), BENCH_ZIPF_S);
-		g->cdf[i] = sum;
-	}
-	for (size_t i = 0; i < BENCH_SKILLS; i++)
-		g->cdf[i] /= sum;
+	set_vocabulary(g, BENCH_SKILLS);
 	return g;
+}
+
+void
+bench_gen_use_taxonomy(bench_gen *g, const lm_taxonomy *t)
+{
+	/* A copy of the generator, so that the records' stream stays what it
+	 * is without a taxonomy. */
+	size_t n = lm_taxonomy_count(t);
+	size_t *perm;
+	bench_rng pr = g->rng;
+
+	if (n == 0)
+		return;
+	perm = xcalloc(n, sizeof(*perm));
+
+	for (size_t i = 0; i < n; i++)
+		perm[i] = i;
+	for (size_t i = n; i > 1; i--) {
+		size_t j = bench_rng_below(&pr, (uint32_t) i);
+		size_t tmp = perm[i - 1];
+		perm[i - 1] = perm[j];
+		perm[j] = tmp;
+	}
+	for (size_t i = 0; i < n && i < BENCH_SKILLS; i++)
+		g->tax[i] = lm_taxonomy_at(t, perm[i]);
+	free(perm);
+	set_vocabulary(g, n < BENCH_SKILLS ? n : BENCH_SKILLS);
 }
 
 void
@@ -164,7 +204,7 @@ static uint32_t
 zipf_rank(bench_gen *g)
 {
 	double u = bench_rng_unit(&g->rng);
-	size_t lo = 0, hi = BENCH_SKILLS - 1;
+	size_t lo = 0, hi = g->nskills - 1;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
@@ -194,10 +234,19 @@ draw_skills(bench_gen *g, uint32_t *out, size_t n)
 	return k;
 }
 
+/* The canonical id and the display name of the skill of a rank. */
 static char *
-skill_id(uint32_t rank)
+skill_id(const bench_gen *g, uint32_t rank)
 {
-	return xprintf("sk%03u", rank + 1);
+	return g->tax[0] != NULL ? xstrdup(g->tax[rank]->id)
+	                         : xprintf("sk%03u", rank + 1);
+}
+
+static char *
+skill_name(const bench_gen *g, uint32_t rank)
+{
+	return g->tax[0] != NULL ? xstrdup(g->tax[rank]->name)
+	                         : xprintf("Skill %u", rank + 1);
 }
 
 static uint32_t
@@ -336,8 +385,8 @@ bench_gen_posting(bench_gen *g, const char *id)
 		static const float weights[] = {1, 1, 1, 2, 3};
 		Lunamatch__V1__PostingSkill *s = xcalloc(1, sizeof(*s));
 		lunamatch__v1__posting_skill__init(s);
-		s->skill_id = skill_id(ranks[i]);
-		s->name = xprintf("Skill %u", ranks[i] + 1);
+		s->skill_id = skill_id(g, ranks[i]);
+		s->name = skill_name(g, ranks[i]);
 		s->weight = weights[bench_rng_below(r, 5)];
 		p->skills[i] = s;
 	}
@@ -363,8 +412,8 @@ bench_gen_posting(bench_gen *g, const char *id)
 		grp->skills = xcalloc(k, sizeof(char *));
 		for (size_t j = 0; j < k; j++) {
 			uint32_t rk = ranks[bench_rng_below(r, (uint32_t) n)];
-			grp->skill_ids[j] = skill_id(rk);
-			grp->skills[j] = xprintf("Skill %u", rk + 1);
+			grp->skill_ids[j] = skill_id(g, rk);
+			grp->skills[j] = skill_name(g, rk);
 		}
 		p->requirement_groups[i] = grp;
 	}
@@ -399,8 +448,8 @@ bench_gen_profile(bench_gen *g, const char *id)
 	for (size_t i = 0; i < n; i++) {
 		Lunamatch__V1__CandidateSkill *s = xcalloc(1, sizeof(*s));
 		lunamatch__v1__candidate_skill__init(s);
-		s->skill_id = skill_id(ranks[i]);
-		s->name = xprintf("Skill %u", ranks[i] + 1);
+		s->skill_id = skill_id(g, ranks[i]);
+		s->name = skill_name(g, ranks[i]);
 		s->years = (float) bench_rng_below(r, 100) / 10.0f;
 		s->level = (Lunamatch__V1__SkillLevel) (1 + bench_rng_below(r, 4));
 		c->skills[i] = s;

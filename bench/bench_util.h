@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "lunamatch/taxonomy.h"
 #include "lunamatch/v1/records.pb-c.h"
 
 /* The clock the synthetic records are dated against (Unix seconds); queries
@@ -61,6 +62,15 @@ typedef struct bench_gen bench_gen;
  * allocation failure; free with bench_gen_free. */
 bench_gen *bench_gen_new(const bench_gen_opts *o);
 void bench_gen_free(bench_gen *g);
+
+/*
+ * Draws skills from taxonomy t instead of the ids sk001..sk500 named
+ * "Skill N": up to BENCH_SKILLS of its skills with their canonical ids and
+ * display names, in a popularity order drawn from the generator's seed (the
+ * rest of the record stream is unchanged). Call before the first record; t
+ * must outlive the generator.
+ */
+void bench_gen_use_taxonomy(bench_gen *g, const lm_taxonomy *t);
 
 /*
  * A posting / profile as ingest leaves it: canonical skill ids, upper-case

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the lunamatch benchmarks and writes their results to bench/results/.
 #
-#   bench/run.sh [index] [store] [codec] [ingest]
-#                                  (make bench; default: index store codec)
+#   bench/run.sh [index] [store] [codec] [server] [ingest]
+#                               (make bench; default: index, store, codec)
 #
 # Builds the benchmark programs in $BUILD (default build; configured with
 # -DLUNAMATCH_WERROR=ON if it does not exist yet), then runs each one. Every
@@ -25,10 +25,20 @@
 #   BENCH_PUT_SECONDS    store: time cap of one put phase (5)
 #   BENCH_DIR            store: parent of the temporary stores ($TMPDIR or /tmp)
 #   BENCH_CODEC_RECORDS  codec: postings per run (10000)
-#   BENCH_INGEST_POSTINGS ingest: postings waiting in the topic (100000)
-#   BENCH_INGEST_PROFILES ingest: profiles waiting in the topic (5000)
+#   BENCH_SERVER_POSTINGS   server: posting counts (10000,100000)
+#   BENCH_SERVER_PROFILES   server: profiles (5000)
+#   BENCH_SERVER_CLIENTS    server: clients of the concurrent run (16)
+#   BENCH_SERVER_SECONDS    server: length of each run (10)
+#   BENCH_SERVER_WORKERS    server: match's LUNAMATCH_WORKERS (2)
+#   BENCH_INGEST_POSTINGS   ingest: postings waiting in the topic (100000)
+#   BENCH_INGEST_PROFILES   ingest: profiles waiting in the topic (5000)
 #   BENCH_INGEST_PARTITIONS ingest: partitions per topic (32)
-#   BENCH_BROKERS        ingest: a real Kafka broker (default: lunamatch-devkafka)
+#   BENCH_BROKERS           ingest: a real Kafka broker (default: lunamatch-devkafka)
+#
+# server (bench/server.py) measures the running lunamatch-match through nng
+# with `lunamatch bench`, on a store written by lunamatch-loadgen: about a
+# minute per posting count plus the store load. ingest (bench_ingest) runs
+# lunamatch-ingest on 105k waiting records against kcat: about a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,16 +49,17 @@ which=("$@")
 [ ${#which[@]} -gt 0 ] || which=(index store codec)
 for w in "${which[@]}"; do
 	case "$w" in
-	index | store | codec | ingest) ;;
-	-h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "bench: unknown benchmark $w (index, store, codec, ingest)" >&2; exit 2 ;;
+	index | store | codec | server | ingest) ;;
+	-h | --help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench: unknown benchmark $w (index, store, codec, server, ingest)" >&2; exit 2 ;;
 	esac
 done
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
 	cmake -S . -B "$build" -G Ninja -DLUNAMATCH_WERROR=ON
 fi
-cmake --build "$build" --target bench_index bench_store bench_codec bench_ingest
+cmake --build "$build" --target bench_index bench_store bench_codec bench_ingest \
+	lunamatch lunamatch-match lunamatch-loadgen lunamatch-ingest lunamatch-devkafka
 
 # Numbers from a Debug or sanitizer build say little about production speed.
 btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
@@ -87,6 +98,16 @@ for w in "${which[@]}"; do
 	codec)
 		"$bin/bench_codec" --out-dir "$out" --commit "$commit" --seed "$seed" \
 			--records "${BENCH_CODEC_RECORDS:-10000}"
+		;;
+	server)
+		python3 bench/server.py --bin "$bin" --out "$out" --commit "$commit" \
+			--build-type "$btype${sanitize:+ sanitize=$sanitize}" --seed "$seed" \
+			--postings "${BENCH_SERVER_POSTINGS:-10000,100000}" \
+			--profiles "${BENCH_SERVER_PROFILES:-5000}" \
+			--clients "${BENCH_SERVER_CLIENTS:-16}" \
+			--duration "${BENCH_SERVER_SECONDS:-10}" \
+			--workers "${BENCH_SERVER_WORKERS:-2}" \
+			--dir "${BENCH_DIR:-${TMPDIR:-/tmp}}"
 		;;
 	ingest)
 		"$bin/bench_ingest" --out-dir "$out" --commit "$commit" --seed "$seed" \

@@ -28,8 +28,9 @@ enum opt_type { T_STR, T_U32, T_U64, T_DBL, T_LEVEL, T_FLAG };
 #define ALL   (LM_PROG_INGEST | LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA)
 #define SVC   (LM_PROG_INGEST | LM_PROG_MATCH)
 #define KAFKA (LM_PROG_INGEST | LM_PROG_MATCH | LM_PROG_CLI)
-/* Programs that read or write the ingest topics. */
-#define SOURCES (LM_PROG_INGEST | LM_PROG_CLI | LM_PROG_DEVKAFKA)
+/* Programs that read or write the ingest topics (match reads them to
+ * derive the events of the partitions it owns). */
+#define SOURCES (LM_PROG_INGEST | LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA)
 #define OFF(f)  offsetof(lm_config, f)
 
 struct opt {
@@ -53,10 +54,20 @@ static const struct opt opts[] = {
     {"topic-matches", "LUNAMATCH_TOPIC_MATCHES", T_STR, OFF(topic_matches),
         "lunamatch.matches.v1", 0, 0, LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA,
         "match events topic"},
+    {"topic-decisions", "LUNAMATCH_TOPIC_DECISIONS", T_STR, OFF(topic_decisions),
+        "lunamatch.decisions.v1", 0, 0, LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA,
+        "decision log topic (every MatchJobs and MatchCandidates answer)"},
+    {"decision-log", "LUNAMATCH_DECISION_LOG", T_U32, OFF(decision_log), "1", 0, 1,
+        LM_PROG_MATCH, "1: log every answer before giving it; 0: no decision log"},
     {"topic-dlq", "LUNAMATCH_TOPIC_DLQ", T_STR, OFF(topic_dlq), "lunamatch.ingest.dlq.v1",
-        0, 0, SOURCES, "dead-letter topic for rejected messages"},
+        0, 0, LM_PROG_INGEST | LM_PROG_CLI | LM_PROG_DEVKAFKA,
+        "dead-letter topic for rejected messages"},
     {"group-id", "LUNAMATCH_GROUP_ID", T_STR, OFF(group_id), "lunamatch-ingest", 0, 0,
-        LM_PROG_INGEST, "ingest consumer group"},
+        LM_PROG_INGEST | LM_PROG_MATCH,
+        "ingest consumer group, one per replica (match reads its committed offsets)"},
+    {"events-group-id", "LUNAMATCH_EVENTS_GROUP_ID", T_STR, OFF(events_group_id),
+        "lunamatch-match-events", 0, 0, LM_PROG_MATCH,
+        "consumer group shared by every match replica: partition owners emit events"},
     {"data-dir", "LUNAMATCH_DATA_DIR", T_STR, OFF(data_dir), "./var", 0, 0,
         SVC | LM_PROG_CLI, "record store directory"},
     {"map-size-mb", "LUNAMATCH_MAP_SIZE_MB", T_U64, OFF(map_size_mb), "256", 1,
@@ -65,13 +76,21 @@ static const struct opt opts[] = {
         "data/skills.tsv", 0, 0, SVC, "skills taxonomy"},
     {"rates-file", "LUNAMATCH_RATES_FILE", T_STR, OFF(rates_file), "data/rates.tsv", 0, 0,
         SVC, "currency rate table for salary normalization"},
+    {"fairness-file", "LUNAMATCH_FAIRNESS_FILE", T_STR, OFF(fairness_file),
+        "data/fairness/requirements.tsv", 0, 0, LM_PROG_INGEST,
+        "fair-requirements list (flagged posting requirements)"},
+    {"gazetteer-file", "LUNAMATCH_GAZETTEER_FILE", T_STR, OFF(gazetteer_file),
+        "data/geo/cities.tsv", 0, 0, LM_PROG_INGEST,
+        "cities with coordinates for location normalization"},
     {"model-file", "LUNAMATCH_MODEL_FILE", T_STR, OFF(model_file),
         "data/model/default.json", 0, 0, LM_PROG_MATCH,
         "scoring weights and model version"},
     {"embedding-dim", "LUNAMATCH_EMBEDDING_DIM", T_U32, OFF(embedding_dim), "384", 1,
         4096, SVC, "dimension of record embeddings"},
     {"url", "LUNAMATCH_RPC_URL", T_STR, OFF(rpc_url), "tcp://127.0.0.1:7700", 0, 0,
-        LM_PROG_MATCH | LM_PROG_CLI, "RPC address (tcp://, ipc://, tls+tcp://)"},
+        LM_PROG_MATCH | LM_PROG_CLI,
+        "RPC address (tcp://, ipc://, tls+tcp://); the CLI takes a comma-separated "
+        "list of replicas"},
     {"notify-url", "LUNAMATCH_NOTIFY_URL", T_STR, OFF(notify_url), "", 0, 0, SVC,
         "store change notifications (default ipc://<data dir>/notify.ipc)"},
     {"http", "LUNAMATCH_HTTP_ADDR", T_STR, OFF(http_addr), "", 0, 0, SVC,

@@ -408,25 +408,113 @@ drop_message(void **arr, size_t *n, size_t i)
 	(*n)--;
 }
 
+/* Removes element i of a protobuf-c string array, freeing it. */
+static void
+drop_string(char **arr, size_t *n, size_t i)
+{
+	if (arr[i] != protobuf_c_empty_string)
+		free(arr[i]);
+	memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(arr[0]));
+	(*n)--;
+}
+
+/* Frees the compliance warnings of j: only ingest writes them. */
+static void
+clear_warnings(Lunamatch__V1__JobPosting *j)
+{
+	for (size_t i = 0; i < j->n_compliance_warnings; i++)
+		protobuf_c_message_free_unpacked(&j->compliance_warnings[i]->base, NULL);
+	free(j->compliance_warnings);
+	j->compliance_warnings = NULL;
+	j->n_compliance_warnings = 0;
+}
+
+/* Appends a warning for hit h in text (the text of field) to j. phrase is
+ * the flagged text: all of it, or with whole == 0 the matched words. */
+static int
+add_warning(Lunamatch__V1__JobPosting *j, const lm_fair_hit *h, const char *text,
+    int whole, const char *field, int removed)
+{
+	Lunamatch__V1__ComplianceWarning *w, **arr;
+	char phrase[LM_RECORD_TEXT_MAX + 1];
+	size_t n = whole ? strlen(text) : h->end - h->start;
+	int rv;
+
+	if (j->n_compliance_warnings >= LM_RECORD_WARNINGS_MAX)
+		return LM_OK;
+	if (n > LM_RECORD_TEXT_MAX)
+		n = LM_RECORD_TEXT_MAX;
+	memcpy(phrase, text + (whole ? 0 : h->start), n);
+	phrase[n] = '\0';
+	arr = realloc(
+	    j->compliance_warnings, (j->n_compliance_warnings + 1) * sizeof(*arr));
+	if (arr == NULL)
+		return LM_ENOMEM;
+	j->compliance_warnings = arr;
+	if ((w = malloc(sizeof(*w))) == NULL)
+		return LM_ENOMEM;
+	lunamatch__v1__compliance_warning__init(w);
+	arr[j->n_compliance_warnings++] = w; /* freed with j from here on */
+	w->removed = removed != 0;
+	if ((rv = set_string(&w->rule, h->rule->id)) != LM_OK ||
+	    (rv = set_string(&w->category, h->rule->category)) != LM_OK ||
+	    (rv = set_string(&w->phrase, phrase)) != LM_OK ||
+	    (rv = set_string(&w->field, field)) != LM_OK ||
+	    (rv = set_string(&w->reason, h->rule->reason)) != LM_OK)
+		return rv;
+	return LM_OK;
+}
+
+/*
+ * Screens text (already validated) against the fair-requirements list: one
+ * warning per matching rule. *flagged tells whether any rule matched. A
+ * requirement (removed != 0) is quoted whole, other text by the match.
+ */
+static int
+screen(struct prep *p, Lunamatch__V1__JobPosting *j, const char *text,
+    const struct field *field, int removed, int *flagged)
+{
+	lm_fair_hit hits[8];
+	size_t n = lm_fairness_match(p->ctx->fairness, text, hits, 8);
+	char fb[FIELD_MAX];
+	int rv;
+
+	*flagged = n > 0;
+	if (n > 0)
+		path(field, fb, sizeof(fb));
+	for (size_t i = 0; i < n && i < 8; i++)
+		if ((rv = add_warning(j, &hits[i], text, removed, fb, removed)) != LM_OK)
+			return rv;
+	return LM_OK;
+}
+
 static int
 posting_skills(struct prep *p, Lunamatch__V1__JobPosting *j)
 {
-	int rv, match;
+	int rv, match, flagged;
 	if (j->n_skills > LM_RECORD_SKILLS_MAX)
 		return reject(p, LM_REJECT_OVERSIZE, "skills: %zu entries, limit %d",
 		    j->n_skills, LM_RECORD_SKILLS_MAX);
-	for (size_t i = 0; i < j->n_skills; i++) {
+	for (size_t i = 0, orig = 0; i < j->n_skills; orig++) {
 		Lunamatch__V1__PostingSkill *s = j->skills[i];
-		struct field f = {"skills", i, "name", NOIDX};
+		struct field f = {"skills", orig, "name", NOIDX};
+		if ((rv = text(p, &s->name, LM_RECORD_TEXT_MAX, 1, &f)) != LM_OK ||
+		    (rv = screen(p, j, s->name, &f, 1, &flagged)) != LM_OK)
+			return rv;
+		if (flagged) {
+			drop_message((void **) j->skills, &j->n_skills, i);
+			continue;
+		}
 		if ((rv = canonical(p, &s->name, &s->skill_id, &match, &f)) != LM_OK)
 			return rv;
 		s->resolution = (Lunamatch__V1__SkillResolution) match;
 		if (!isfinite(s->weight) || s->weight < 0 || s->weight > 10)
 			return reject(p, LM_REJECT_BAD_VALUE,
-			    "skills[%zu].weight: %g is outside 0..10", i,
+			    "skills[%zu].weight: %g is outside 0..10", orig,
 			    (double) s->weight);
 		if (s->weight == 0)
 			s->weight = 1.0f;
+		i++;
 	}
 	/* Merge duplicates (aliases of one skill): the first keeps the larger
 	 * weight. */
@@ -447,14 +535,14 @@ posting_skills(struct prep *p, Lunamatch__V1__JobPosting *j)
 static int
 requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 {
-	int rv;
+	int rv, flagged;
 	if (j->n_requirement_groups > LM_RECORD_GROUPS_MAX)
 		return reject(p, LM_REJECT_OVERSIZE,
 		    "requirement_groups: %zu entries, limit %d", j->n_requirement_groups,
 		    LM_RECORD_GROUPS_MAX);
-	for (size_t i = 0; i < j->n_requirement_groups; i++) {
+	for (size_t i = 0, orig = 0; i < j->n_requirement_groups; orig++) {
 		Lunamatch__V1__RequirementGroup *g = j->requirement_groups[i];
-		struct field f = {"requirement_groups", i, "label", NOIDX};
+		struct field f = {"requirement_groups", orig, "label", NOIDX};
 		if ((rv = text(p, &g->label, LM_RECORD_TEXT_MAX, 1, &f)) != LM_OK)
 			return rv;
 		f.sub = "min_years_experience";
@@ -462,19 +550,48 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 			return rv;
 		if (g->n_skills > LM_RECORD_GROUP_SKILLS_MAX)
 			return reject(p, LM_REJECT_OVERSIZE,
-			    "requirement_groups[%zu].skills: %zu entries, limit %d", i,
+			    "requirement_groups[%zu].skills: %zu entries, limit %d", orig,
 			    g->n_skills, LM_RECORD_GROUP_SKILLS_MAX);
 		if (g->n_skills == 0 && g->min_years_experience == 0)
 			return reject(p, LM_REJECT_MISSING_FIELD,
 			    "requirement_groups[%zu]: needs skills or "
 			    "min_years_experience",
-			    i);
+			    orig);
 		for (size_t k = 0; k < g->n_skill_ids; k++)
 			if (g->skill_ids[k] != protobuf_c_empty_string)
 				free(g->skill_ids[k]);
 		free(g->skill_ids);
 		g->skill_ids = NULL;
 		g->n_skill_ids = 0;
+
+		/* A flagged label is a flagged requirement, whatever its
+		 * skills: the whole group goes. */
+		f.sub = "label";
+		if ((rv = screen(p, j, g->label, &f, 1, &flagged)) != LM_OK)
+			return rv;
+		if (flagged) {
+			drop_message(
+			    (void **) j->requirement_groups, &j->n_requirement_groups, i);
+			continue;
+		}
+		for (size_t k = 0, korig = 0; k < g->n_skills; korig++) {
+			f.sub = "skills";
+			f.k = korig;
+			if ((rv = text(p, &g->skills[k], LM_RECORD_TEXT_MAX, 1, &f)) !=
+			        LM_OK ||
+			    (rv = screen(p, j, g->skills[k], &f, 1, &flagged)) != LM_OK)
+				return rv;
+			if (flagged)
+				drop_string(g->skills, &g->n_skills, k);
+			else
+				k++;
+		}
+		if (g->n_skills == 0 && g->min_years_experience == 0) {
+			drop_message(
+			    (void **) j->requirement_groups, &j->n_requirement_groups, i);
+			continue;
+		}
+		i++;
 		if (g->n_skills == 0)
 			continue;
 		g->skill_ids = calloc(g->n_skills, sizeof(char *));
@@ -496,6 +613,19 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 		}
 	}
 	return LM_OK;
+}
+
+/* Resets what screening fills in and screens the title (which stays). */
+static int
+screen_posting(struct prep *p, Lunamatch__V1__JobPosting *j)
+{
+	int flagged, rv;
+
+	clear_warnings(j);
+	if ((rv = set_string(&j->fairness_version,
+	         p->ctx->fairness ? lm_fairness_version(p->ctx->fairness) : "")) != LM_OK)
+		return rv;
+	return screen(p, j, j->title, FIELD("title"), 0, &flagged);
 }
 
 static void
@@ -548,6 +678,7 @@ lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *j,
 	    (rv = locations(&p, j->n_locations, j->locations, FIELD("locations"))) !=
 	        LM_OK ||
 	    (rv = salary(&p, &j->salary, 0, FIELD("salary"))) != LM_OK ||
+	    (rv = screen_posting(&p, j)) != LM_OK ||
 	    (rv = posting_skills(&p, j)) != LM_OK ||
 	    (rv = requirement_groups(&p, j)) != LM_OK ||
 	    (rv = embedding(&p, j->n_embedding, j->embedding, FIELD("embedding"))) !=

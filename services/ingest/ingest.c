@@ -119,6 +119,59 @@ decode_failed(lm_ingest_decision *d, lm_ingest_format f, int rv, const char *err
 	return reject(d, LM_INGEST_R_SCHEMA, "JSON: %s", err);
 }
 
+#define FLAGGED_NAME  "lunamatch_ingest_flagged_postings_total"
+#define FLAGGED_HELP  "Accepted postings with compliance warnings"
+#define WARNINGS_NAME "lunamatch_ingest_compliance_warnings_total"
+#define WARNINGS_HELP                                                                    \
+	"Compliance warnings of accepted postings, by category of the "                  \
+	"fair-requirements rule"
+
+/* The warnings counter of a category: a closed set that comes from the
+ * fair-requirements list (kebab-case, so no escaping is needed). */
+static lm_counter *
+warnings_counter(lm_metrics *m, const char *category)
+{
+	char labels[LM_FAIRNESS_ID_MAX + 16];
+
+	snprintf(labels, sizeof(labels), "category=\"%s\"", category);
+	return lm_metrics_counter(m, WARNINGS_NAME, WARNINGS_HELP, labels);
+}
+
+void
+lm_ingest_compliance_metrics(const lm_record_ctx *ctx)
+{
+	if (ctx == NULL || ctx->metrics == NULL)
+		return;
+	lm_metrics_counter(ctx->metrics, FLAGGED_NAME, FLAGGED_HELP, NULL);
+	for (size_t i = 0; i < lm_fairness_count(ctx->fairness); i++)
+		warnings_counter(
+		    ctx->metrics, lm_fairness_at(ctx->fairness, i)->category);
+}
+
+/*
+ * Logs every compliance warning of an accepted posting with its phrase (a
+ * posting's text, not personal data) and counts it by category.
+ */
+static void
+report_warnings(const lm_record_ctx *ctx, const Lunamatch__V1__JobPosting *p)
+{
+	if (p->n_compliance_warnings == 0)
+		return;
+	if (ctx->metrics != NULL)
+		lm_counter_add(
+		    lm_metrics_counter(ctx->metrics, FLAGGED_NAME, FLAGGED_HELP, NULL),
+		    1);
+	for (size_t i = 0; i < p->n_compliance_warnings; i++) {
+		const Lunamatch__V1__ComplianceWarning *w = p->compliance_warnings[i];
+		lm_warn("ingest.compliance",
+		    "posting %s version %llu: %s \"%s\" flagged by rule %s (%s)%s", p->id,
+		    (unsigned long long) p->version, w->field, w->phrase, w->rule,
+		    w->category, w->removed ? "; not used as a requirement" : "");
+		if (ctx->metrics != NULL)
+			lm_counter_add(warnings_counter(ctx->metrics, w->category), 1);
+	}
+}
+
 int
 lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
 {
@@ -201,6 +254,8 @@ lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_dec
 	snprintf(d->id, sizeof(d->id), "%s", id);
 	d->version = version;
 	d->action = LM_INGEST_PUT;
+	if (m->kind == LM_KIND_POSTING)
+		report_warnings(ctx, (const Lunamatch__V1__JobPosting *) msg);
 out:
 	protobuf_c_message_free_unpacked(msg, NULL);
 	if (rv != LM_OK)

@@ -96,11 +96,20 @@ typedef struct lm_ingest_decision {
 } lm_ingest_decision;
 
 /*
+ * Registers, at 0, the metrics lm_ingest_decide counts compliance warnings
+ * in (ctx->metrics): lunamatch_ingest_flagged_postings_total and
+ * lunamatch_ingest_compliance_warnings_total{category} for every category of
+ * ctx->fairness. Does nothing without ctx->metrics. Call once at start-up.
+ */
+void lm_ingest_compliance_metrics(const lm_record_ctx *ctx);
+
+/*
  * Decides what to do with message m: size check, decoding by content-type
  * (lm_pb_decode or lm_json_decode), lm_posting_prepare/lm_profile_prepare
  * with ctx, the key check (the key must equal the record id byte for byte),
  * then serialization of the normalized record. A tombstone needs a key that
- * is a valid record id.
+ * is a valid record id. An accepted posting's compliance warnings are logged
+ * (event ingest.compliance, with the phrase) and counted in ctx->metrics.
  *
  * Returns LM_OK with *d filled for every message, good or bad (bad input is
  * a REJECT decision, never an error); LM_ENOMEM or LM_EINVAL (NULL argument,

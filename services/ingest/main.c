@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "consumer.h"
+#include "ingest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/config.h"
 #include "lunamatch/error.h"
@@ -81,9 +82,10 @@ usage(FILE *out)
 	lm_config_usage(out, LM_PROG_INGEST);
 }
 
-/* Resolves and loads the taxonomy and the rate table; exit status 2 on error. */
+/* Resolves and loads the taxonomy, the rate table and the fair-requirements
+ * list; exit status 2 on error. */
 static int
-load_data(const lm_config *cfg, lm_taxonomy **tax, lm_rates **rates)
+load_data(const lm_config *cfg, lm_taxonomy **tax, lm_rates **rates, lm_fairness **fair)
 {
 	char path[PATH_MAX_LEN], err[512];
 
@@ -105,6 +107,15 @@ load_data(const lm_config *cfg, lm_taxonomy **tax, lm_rates **rates)
 		fprintf(stderr, PROG ": LUNAMATCH_RATES_FILE: %s\n", err);
 		return 2;
 	}
+	if (lm_config_data_file(cfg->fairness_file, path, sizeof(path)) != LM_OK) {
+		fprintf(stderr, PROG ": LUNAMATCH_FAIRNESS_FILE: %s not found\n",
+		    cfg->fairness_file);
+		return 2;
+	}
+	if (lm_fairness_load(path, fair, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": LUNAMATCH_FAIRNESS_FILE: %s\n", err);
+		return 2;
+	}
 	return 0;
 }
 
@@ -115,6 +126,7 @@ main(int argc, char **argv)
 	char err[512], notify_url[LM_CFG_STR + 64];
 	lm_taxonomy *tax = NULL;
 	lm_rates *rates = NULL;
+	lm_fairness *fair = NULL;
 	lm_store *store = NULL;
 	lm_metrics *metrics = NULL;
 	lm_http *http = NULL;
@@ -161,12 +173,13 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	if ((rc = load_data(&cfg, &tax, &rates)) != 0)
+	if ((rc = load_data(&cfg, &tax, &rates, &fair)) != 0)
 		goto out;
 	rc = 1;
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.taxonomy = tax;
 	ctx.rates = rates;
+	ctx.fairness = fair;
 	ctx.embedding_dim = cfg.embedding_dim;
 
 	memset(&sopts, 0, sizeof(sopts));
@@ -180,6 +193,8 @@ main(int argc, char **argv)
 	}
 	if (lm_metrics_new(&metrics) != LM_OK)
 		goto out;
+	ctx.metrics = metrics;
+	lm_ingest_compliance_metrics(&ctx);
 
 	lm_consumer_opts co = {
 	    .cfg = &cfg,
@@ -233,6 +248,7 @@ out:
 	lm_notify_close(notify);
 	lm_metrics_free(metrics);
 	lm_store_close(store);
+	lm_fairness_free(fair);
 	lm_rates_free(rates);
 	lm_taxonomy_free(tax);
 	return rc;

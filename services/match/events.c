@@ -82,8 +82,13 @@ struct lm_events {
 	bool fatal;         /* the producer raised a fatal error */
 	size_t nflight_pub; /* copy of nflight for other threads */
 
+	/* Outbox writes: the test seam, and whether the last one failed. */
+	int (*fault)(void *arg);
+	void *fault_arg;
+	atomic_bool outbox_failing;
+
 	lm_gauge *m_pending;
-	lm_counter *m_enqueued, *m_delivered, *m_failed;
+	lm_counter *m_enqueued, *m_delivered, *m_failed, *m_outbox_errors;
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -172,6 +177,24 @@ update_pending(lm_events *ev)
 	lm_outbox_counts c;
 	if (ev->m_pending != NULL && lm_outbox_counts_get(ev->ob, &c) == LM_OK)
 		lm_gauge_set(ev->m_pending, (double) c.pending);
+}
+
+/* The failure a test injects into the next outbox write (LM_OK: none). */
+static int
+injected(lm_events *ev)
+{
+	return ev->fault != NULL ? ev->fault(ev->fault_arg) : LM_OK;
+}
+
+/* Notes the outcome of an outbox write: a failure is counted and makes
+ * lm_events_outbox_failing true until a write succeeds again. */
+static int
+outbox_result(lm_events *ev, int rc)
+{
+	if (rc != LM_OK)
+		lm_counter_add(ev->m_outbox_errors, 1);
+	atomic_store(&ev->outbox_failing, rc != LM_OK);
+	return rc;
 }
 
 /* ---- producer ----------------------------------------------------------- */
@@ -268,9 +291,10 @@ record_reports(lm_events *ev)
 	int rc;
 
 	if (ndone > 0) {
-		rc = lm_outbox_mark_delivered_batch(
-		    ev->ob, (const char *const *) ev->delivered, ndone, &n);
-		if (rc != LM_OK) {
+		if ((rc = injected(ev)) == LM_OK)
+			rc = lm_outbox_mark_delivered_batch(
+			    ev->ob, (const char *const *) ev->delivered, ndone, &n);
+		if (outbox_result(ev, rc) != LM_OK) {
 			/* Stays pending: produced again later, a duplicate that
 			 * consumers drop by event_id. */
 			lm_error("events.outbox", "cannot mark %zu events delivered: %s",
@@ -290,8 +314,9 @@ record_reports(lm_events *ev)
 			ids[i] = ev->failed[i].id;
 			errs[i] = ev->failed[i].error;
 		}
-		rc = lm_outbox_mark_failed_batch(ev->ob, ids, errs, nfail, &n);
-		if (rc != LM_OK)
+		if ((rc = injected(ev)) == LM_OK)
+			rc = lm_outbox_mark_failed_batch(ev->ob, ids, errs, nfail, &n);
+		if (outbox_result(ev, rc) != LM_OK)
 			lm_error("events.outbox",
 			    "cannot record %zu failed deliveries: %s", nfail,
 			    lm_strerror(rc));
@@ -614,6 +639,8 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 	                                                   : LM_EVENTS_MESSAGE_TIMEOUT_MS;
 	ev->flush_timeout_ms =
 	    o->flush_timeout_ms == 0 ? LM_EVENTS_FLUSH_TIMEOUT_MS : o->flush_timeout_ms;
+	ev->fault = o->fault;
+	ev->fault_arg = o->fault_arg;
 	if ((ev->brokers = strdup(o->brokers)) == NULL ||
 	    (ev->topic = strdup(o->topic)) == NULL ||
 	    (ev->client_id = strdup(
@@ -643,6 +670,10 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 		ev->m_failed = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_failed_total",
 		    "Failed delivery attempts of new-match events (they stay pending)",
+		    NULL);
+		ev->m_outbox_errors = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_outbox_errors_total",
+		    "Failed outbox writes (derived events, delivery records); retried",
 		    NULL);
 		update_pending(ev);
 	}
@@ -754,6 +785,12 @@ lm_outbox *
 lm_events_outbox(lm_events *ev)
 {
 	return ev == NULL ? NULL : ev->ob;
+}
+
+bool
+lm_events_outbox_failing(lm_events *ev)
+{
+	return ev != NULL && atomic_load(&ev->outbox_failing);
 }
 
 size_t
@@ -973,9 +1010,12 @@ flush_batch(lm_events *ev, struct batch *b, const char *model_version, int64_t n
     uint64_t cursor)
 {
 	size_t enq = 0;
-	int rc =
-	    lm_outbox_enqueue_batch(ev->ob, b->c, b->n, model_version, now, cursor, &enq);
-	if (rc != LM_OK) {
+	int rc = injected(ev);
+
+	if (rc == LM_OK)
+		rc = lm_outbox_enqueue_batch(
+		    ev->ob, b->c, b->n, model_version, now, cursor, &enq);
+	if (outbox_result(ev, rc) != LM_OK) {
 		lm_error("events.outbox", "cannot write %zu derived pairs: %s", b->n,
 		    lm_strerror(rc));
 		return rc;

@@ -2,8 +2,8 @@
  * events.h - new-match events: derivation from index changes, the durable
  * outbox and the Kafka sender.
  *
- * The change follower calls lm_events_on_changes after it applied a batch
- * of record-store changes to the index. For each changed posting or
+ * The partition owner (owner.h) calls lm_events_on_changes once the index
+ * reflects a batch of its messages. For each changed posting or
  * profile the top LUNAMATCH_EVENT_TOP_N counterparts scoring at least
  * LUNAMATCH_EVENT_MIN_SCORE are looked up in the index; each pair that
  * newly crosses the threshold becomes a lunamatch.v1.MatchEvent in the
@@ -58,6 +58,12 @@ typedef struct lm_events_opts {
 	int message_timeout_ms; /* 0: LM_EVENTS_MESSAGE_TIMEOUT_MS; a timed-out
 	                         * event stays pending and is produced again */
 	int flush_timeout_ms;   /* 0: LM_EVENTS_FLUSH_TIMEOUT_MS; < 0: do not wait */
+	/* Test seam, NULL in production: asked before every outbox write (the
+	 * derived events, the delivery records); a result other than LM_OK is
+	 * taken as that write's result, so a test drives the real failure
+	 * handling. Called with fault_arg on the writing thread. */
+	int (*fault)(void *arg);
+	void *fault_arg;
 } lm_events_opts;
 
 /*
@@ -153,6 +159,11 @@ int lm_events_bind_store(
 /* The outbox, borrowed (for counts and inspection); valid until
  * lm_events_free. */
 lm_outbox *lm_events_outbox(lm_events *ev);
+
+/* Whether the last outbox write failed (until one succeeds again). Each
+ * failure also counts in lunamatch_events_outbox_errors_total. Any thread;
+ * false for NULL. main's /readyz reports not ready while it is true. */
+bool lm_events_outbox_failing(lm_events *ev);
 
 /* Events handed to librdkafka and not yet reported (any thread). */
 size_t lm_events_inflight(lm_events *ev);

@@ -1,13 +1,9 @@
 /*
  * follower.c - snapshot load and change-log following; see follower.h.
  *
- * Two cursors: `seq` is the last change applied to the index, `ev_seq` the
- * last change handed to the changes callback. Normally both move together,
- * batch by batch, and the callback gets exact is_new flags (whether the id was in
- * the index before the change). When they differ (after a restart, or after
- * the callback failed), the follower re-reads the entries (ev_seq, seq] from
- * the change log and hands them over with is_new taken from the
- * version; nothing is kept in memory meanwhile.
+ * One cursor: `seq`, the last change applied to the index. Event derivation
+ * is not the follower's business (owner.h): it only learns, through
+ * on_applied, how far the index has come.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -47,7 +43,6 @@ struct entry {
 	char id[LM_STORE_ID_MAX + 1];
 	uint64_t version;
 	bool deleted;
-	bool is_new;
 };
 
 struct lm_follower {
@@ -55,16 +50,14 @@ struct lm_follower {
 	lm_index *idx;
 	char notify_url[NOTIFY_URL_MAX];
 	unsigned poll_ms;
-	uint64_t events_after;
-	lm_follower_changes_fn on_changes;
 	void *arg;
 	void (*on_loaded)(void *arg);
+	void (*on_applied)(void *arg, uint64_t seq);
+	int (*fault)(void *arg, lm_follower_read what);
 
 	/* Follower thread (or run_once caller) only. */
-	uint64_t ev_seq;
 	struct entry *batch; /* LM_FOLLOWER_BATCH_MAX entries */
 	size_t nbatch;
-	lm_event_change *changes; /* as many */
 	/* The records put into the index by a snapshot load in progress, each
 	 * as one kind byte, the id and a NUL; so that a load that fails partway
 	 * can take them out again before it is retried. */
@@ -88,7 +81,6 @@ struct lm_follower {
 	 * follower thread only reads it. */
 	nng_socket sub;
 	bool sub_open;
-	void (*interrupt)(void *arg);
 	int64_t (*clock)(void *arg);
 };
 
@@ -106,11 +98,7 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 		return LM_EINVAL;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return LM_ENOMEM;
-	f->batch = calloc(LM_FOLLOWER_BATCH_MAX, sizeof(*f->batch));
-	f->changes = calloc(LM_FOLLOWER_BATCH_MAX, sizeof(*f->changes));
-	if (f->batch == NULL || f->changes == NULL) {
-		free(f->batch);
-		free(f->changes);
+	if ((f->batch = calloc(LM_FOLLOWER_BATCH_MAX, sizeof(*f->batch))) == NULL) {
 		free(f);
 		return LM_ENOMEM;
 	}
@@ -119,11 +107,10 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 	if (o->notify_url != NULL)
 		snprintf(f->notify_url, sizeof(f->notify_url), "%s", o->notify_url);
 	f->poll_ms = o->poll_ms != 0 ? o->poll_ms : LM_FOLLOWER_POLL_MS_DEFAULT;
-	f->events_after = o->events_after;
-	f->on_changes = o->on_changes;
 	f->arg = o->arg;
 	f->on_loaded = o->on_loaded;
-	f->interrupt = o->interrupt;
+	f->on_applied = o->on_applied;
+	f->fault = o->fault;
 	f->clock = o->clock;
 	pthread_mutex_init(&f->mtx, NULL);
 	pthread_cond_init(&f->cv, NULL);
@@ -181,6 +168,21 @@ static bool
 permanent(int rc)
 {
 	return rc == LM_EPARSE || rc == LM_E2BIG || rc == LM_ESCHEMA || rc == LM_EINVAL;
+}
+
+/* The failure a test injects into the store read `what` (LM_OK: none; the
+ * read then happens). */
+static int
+injected(lm_follower *f, lm_follower_read what)
+{
+	return f->fault != NULL ? f->fault(f->arg, what) : LM_OK;
+}
+
+static void
+applied(lm_follower *f, uint64_t seq)
+{
+	if (f->on_applied != NULL)
+		f->on_applied(f->arg, seq);
 }
 
 /* Moves the index clock to the wall clock, so that postings that expired
@@ -341,7 +343,8 @@ load_snapshot(lm_follower *f)
 	uint64_t seq = 0;
 	int rc;
 
-	rc = lm_store_snapshot(f->store, load_posting, load_profile, &lc, &seq);
+	if ((rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT)) == LM_OK)
+		rc = lm_store_snapshot(f->store, load_posting, load_profile, &lc, &seq);
 	if (rc == STOP)
 		rc = lc.rc != LM_OK ? lc.rc : LM_ECLOSED;
 	if (rc != LM_OK) {
@@ -359,16 +362,6 @@ load_snapshot(lm_follower *f)
 	advance_clock(f);
 	atomic_store(&f->seq, seq);
 	lm_index_set_seq(f->idx, seq);
-	f->ev_seq = f->events_after;
-	if (f->on_changes == NULL || f->ev_seq > seq) {
-		if (f->on_changes != NULL)
-			lm_warn("follower.cursor",
-			    "events cursor %llu is ahead of the store (seq %llu): the "
-			    "store "
-			    "was replaced; events resume from the store's position",
-			    (unsigned long long) f->ev_seq, (unsigned long long) seq);
-		f->ev_seq = seq;
-	}
 	lm_index_counts_get(f->idx, &counts);
 	lm_info("follower.loaded",
 	    "index loaded at seq %llu: %llu postings (%llu open), %llu profiles, %llu "
@@ -380,6 +373,7 @@ load_snapshot(lm_follower *f)
 	atomic_store(&f->loaded, true);
 	if (f->on_loaded != NULL)
 		f->on_loaded(f->arg);
+	applied(f, seq);
 	return LM_OK;
 }
 
@@ -430,7 +424,9 @@ read_batch(lm_follower *f, uint64_t after, uint64_t upto)
 	int rc;
 
 	f->nbatch = 0;
-	rc = lm_store_changes(f->store, after, LM_FOLLOWER_BATCH_MAX, collect, &cc, NULL);
+	if ((rc = injected(f, LM_FOLLOWER_READ_CHANGES)) == LM_OK)
+		rc = lm_store_changes(
+		    f->store, after, LM_FOLLOWER_BATCH_MAX, collect, &cc, NULL);
 	if (rc == STOP)
 		rc = LM_OK; /* stopped at the bound or a full batch */
 	if (rc != LM_OK)
@@ -441,7 +437,7 @@ read_batch(lm_follower *f, uint64_t after, uint64_t upto)
 }
 
 /*
- * Applies one change entry to the index and sets its exact is_new. Returns
+ * Applies one change entry to the index. Returns
  * LM_OK when the entry is done with: applied, or skipped (counted, logged)
  * because the stored record is unusable for good. Any other error is of the
  * moment (out of memory, reader table full, store failure): the entry is
@@ -452,7 +448,6 @@ apply_entry(lm_follower *f, struct entry *b)
 {
 	void *bytes = NULL;
 	size_t len = 0;
-	uint64_t size;
 	int rc;
 
 	if (b->kind != LM_KIND_POSTING && b->kind != LM_KIND_PROFILE) {
@@ -461,14 +456,14 @@ apply_entry(lm_follower *f, struct entry *b)
 		atomic_fetch_add(&f->errors, 1);
 		return LM_OK;
 	}
-	b->is_new = !indexed_size(f, b->kind, b->id, &size);
 	if (b->deleted) {
 		remove_record(f, b->kind, b->id);
 		return LM_OK;
 	}
 	/* The store holds the latest version, which may be newer than this
 	 * entry's; a later entry then applies the same version again (a no-op). */
-	rc = lm_store_get(f->store, b->kind, b->id, &bytes, &len, NULL);
+	if ((rc = injected(f, LM_FOLLOWER_READ_RECORD)) == LM_OK)
+		rc = lm_store_get(f->store, b->kind, b->id, &bytes, &len, NULL);
 	if (rc == LM_ENOENT) {
 		remove_record(f, b->kind, b->id); /* deleted by a later change */
 		return LM_OK;
@@ -491,87 +486,17 @@ apply_entry(lm_follower *f, struct entry *b)
 	return LM_OK;
 }
 
-/* Hands f->batch[0..nbatch) (entries above ev_seq) to the callback. */
-static int
-hand_over(lm_follower *f, uint64_t cursor)
-{
-	size_t n = 0;
-	int rc;
-
-	for (size_t i = 0; i < f->nbatch; i++) {
-		const struct entry *b = &f->batch[i];
-		if (b->seq <= f->ev_seq ||
-		    (b->kind != LM_KIND_POSTING && b->kind != LM_KIND_PROFILE))
-			continue;
-		f->changes[n++] = (lm_event_change){
-		    .seq = b->seq,
-		    .posting = b->kind == LM_KIND_POSTING,
-		    .id = b->id,
-		    .version = b->version,
-		    .deleted = b->deleted,
-		    .is_new = b->is_new,
-		};
-	}
-	rc = f->on_changes(f->arg, f->changes, n, cursor);
-	if (rc != LM_OK && atomic_load(&f->stop)) {
-		lm_info("follower.events",
-		    "event derivation up to seq %llu interrupted by the stop; the "
-		    "next run resumes it",
-		    (unsigned long long) cursor);
-		return rc;
-	}
-	if (rc != LM_OK) {
-		lm_error("follower.events",
-		    "cannot derive events for changes up to seq %llu: %s; retrying later",
-		    (unsigned long long) cursor, lm_strerror(rc));
-		return rc;
-	}
-	f->ev_seq = cursor;
-	return LM_OK;
-}
-
-/* Hands the entries (ev_seq, seq] over, re-read from the change log, with
- * is_new taken from the version (the index state before them is gone). */
-static int
-catch_up_events(lm_follower *f)
-{
-	uint64_t upto = atomic_load(&f->seq);
-	int rc;
-
-	if (f->on_changes == NULL) {
-		f->ev_seq = upto;
-		return LM_OK;
-	}
-	while (f->ev_seq < upto && !atomic_load(&f->stop)) {
-		if ((rc = read_batch(f, f->ev_seq, upto)) != LM_OK)
-			return rc;
-		if (f->nbatch == 0) {
-			f->ev_seq = upto; /* the log was compacted under us */
-			break;
-		}
-		for (size_t i = 0; i < f->nbatch; i++)
-			f->batch[i].is_new = f->batch[i].version <= 1;
-		if ((rc = hand_over(f, f->batch[f->nbatch - 1].seq)) != LM_OK)
-			return rc;
-	}
-	return LM_OK;
-}
-
 /*
- * Applies one batch of new changes and hands it to the changes callback.
- * *more is true when the batch was full. Returns LM_OK, or the error that
- * kept the change log from being read or an entry from being applied (the
- * follower's seq then stays before that entry, which is retried on the next
- * wake-up; the entries before it are applied and handed over). A failing
- * callback is logged and retried later (ev_seq stays behind), it does not
- * hold the index back.
+ * Applies one batch of new changes. *more is true when the batch was full.
+ * Returns LM_OK, or the error that kept the change log from being read or
+ * an entry from being applied (the follower's seq then stays before that
+ * entry, which is retried on the next wake-up; the entries before it are
+ * applied).
  */
 static int
 apply_batch(lm_follower *f, bool *more)
 {
 	uint64_t seq = atomic_load(&f->seq);
-	bool in_step = f->ev_seq == seq;
-	uint64_t last;
 	int rc, failed = LM_OK;
 
 	*more = false;
@@ -594,14 +519,8 @@ apply_batch(lm_follower *f, bool *more)
 	advance_clock(f);
 	if (f->nbatch == 0)
 		return failed;
-	last = atomic_load(&f->seq);
 	*more = f->nbatch == LM_FOLLOWER_BATCH_MAX;
-	if (f->on_changes == NULL)
-		f->ev_seq = last;
-	else if (in_step)
-		(void) hand_over(f, last);
-	else
-		(void) catch_up_events(f);
+	applied(f, atomic_load(&f->seq));
 	return failed;
 }
 
@@ -612,8 +531,6 @@ drain(lm_follower *f)
 	bool more = true;
 	int rc = LM_OK;
 
-	if (f->ev_seq < atomic_load(&f->seq))
-		(void) catch_up_events(f);
 	while (more && !atomic_load(&f->stop))
 		if ((rc = apply_batch(f, &more)) != LM_OK)
 			break; /* cannot read the log: wait for the next wake-up */
@@ -629,8 +546,6 @@ lm_follower_run_once(lm_follower *f)
 		return LM_EINVAL;
 	if (!atomic_load(&f->loaded)) {
 		if ((rc = load_snapshot(f)) != LM_OK)
-			return rc;
-		if ((rc = catch_up_events(f)) != LM_OK)
 			return rc;
 	}
 	rc = drain(f);
@@ -700,8 +615,6 @@ run(void *arg)
 			break;
 		wait_wakeup(f); /* retry the load after a poll period */
 	}
-	if (!atomic_load(&f->stop))
-		(void) catch_up_events(f);
 	while (!atomic_load(&f->stop)) {
 		(void) drain(f);
 		advance_clock(f); /* also when nothing changed */
@@ -774,9 +687,6 @@ lm_follower_stop(lm_follower *f)
 	atomic_store(&f->stop, true);
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->mtx);
-	/* An event derivation in progress stops after the change it is at. */
-	if (f->interrupt != NULL)
-		f->interrupt(f->arg);
 	/* sub_open is written only by start and stop (this thread), so it is
 	 * read here without a race; closing wakes a blocked nng_recv with
 	 * NNG_ECLOSED, and a socket the thread gave up on is closed too. */
@@ -796,7 +706,6 @@ lm_follower_free(lm_follower *f)
 	pthread_mutex_destroy(&f->mtx);
 	pthread_cond_destroy(&f->cv);
 	free(f->batch);
-	free(f->changes);
 	free(f->loading);
 	free(f);
 }

@@ -11,12 +11,10 @@
  * lunamatch.v1.StoreNotify) and, so that no change is ever missed when a
  * notification is lost or ingest is down, by a periodic poll.
  *
- * After each applied batch the follower hands the batch to the changes
- * callback (new-match events), but only the entries whose seq is above the
- * events cursor given at start: what was derived before a restart is never
- * derived again. Entries between that cursor and the snapshot seq (changes
- * made while the service was down) are handed over right after the snapshot
- * is loaded, so none is missed either.
+ * After the load and after each applied batch the follower reports the
+ * change-log seq the index now reflects (on_applied). That is all it tells
+ * anyone: new-match events are derived by the partition owner (owner.h),
+ * which waits for the index to hold the records it derives from.
  *
  * A change whose record cannot be read or indexed for a reason of the
  * moment (out of memory, LMDB reader table full, a store failure) stops the
@@ -32,6 +30,12 @@
  * lm_follower_stats and lm_follower_loaded may be called from any thread.
  * lm_follower_run_once is for a caller that drives the follower itself
  * (tests, tools) instead of starting the thread: never both.
+ *
+ * Failure injection: opts.fault, when set, is asked before every store read
+ * (the snapshot, a change-log batch, one record) and a result other than
+ * LM_OK is taken as that read's result, so that a test drives the real
+ * error handling of the real follower with a real store. Production code
+ * leaves it NULL.
  */
 #ifndef LUNAMATCH_MATCH_FOLLOWER_H
 #define LUNAMATCH_MATCH_FOLLOWER_H
@@ -42,7 +46,6 @@
 
 #include "index.h"
 #include "lunamatch/store.h"
-#include "events.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,38 +55,28 @@ extern "C" {
 #define LM_FOLLOWER_NOTIFY_MAX      1024 /* bytes of one notification accepted */
 #define LM_FOLLOWER_POLL_MS_DEFAULT 1000u
 
-/*
- * Called on the follower thread after a batch was applied to the index (and
- * the index seq set to cursor_seq, the seq of the batch's last entry). The
- * changes (lm_event_change of events.h, so that main can hand them to
- * lm_events_on_changes as they are) are in seq order and all above the
- * events cursor; their ids are borrowed for the call. is_new is true when
- * the id was not in the index before the change. For the changes handed
- * over after a restart (or a failed callback) the index state before them
- * is gone: is_new is then taken from the version (1 = new). Returns
- * LM_OK, or an error: then the follower logs it, keeps the index as it is,
- * and hands the same changes over again on the next wake-up (the callback
- * must be idempotent, as lm_events_on_changes is).
- */
-typedef int (*lm_follower_changes_fn)(
-    void *arg, const lm_event_change *changes, size_t n, uint64_t cursor_seq);
+/* The store reads of the follower, as opts.fault names them. */
+typedef enum lm_follower_read {
+	LM_FOLLOWER_READ_SNAPSHOT = 1, /* lm_store_snapshot of the load */
+	LM_FOLLOWER_READ_CHANGES = 2,  /* lm_store_changes of one batch */
+	LM_FOLLOWER_READ_RECORD = 3,   /* lm_store_get of one changed record */
+} lm_follower_read;
 
 typedef struct lm_follower_opts {
 	lm_store *store;        /* required; borrowed */
 	lm_index *index;        /* required; borrowed */
 	const char *notify_url; /* NULL or "" = poll only; copied */
 	unsigned poll_ms;       /* 0 = LM_FOLLOWER_POLL_MS_DEFAULT */
-	uint64_t events_after;  /* the events cursor: changes <= it are not handed over */
-	lm_follower_changes_fn on_changes; /* may be NULL */
-	void *arg;
-	/* Called once on the follower thread when the snapshot is loaded (and
-	 * the catch-up handed over); may be NULL. */
+	void *arg;              /* for the callbacks below */
+	/* Called once on the follower thread when the snapshot is loaded; may
+	 * be NULL. */
 	void (*on_loaded)(void *arg);
-	/* Called by lm_follower_stop (on its thread, after the stop flag is set)
-	 * to make a changes callback in progress return soon, between two
-	 * changes, with an error (the follower then hands the rest over on its
-	 * next run); may be NULL. main passes lm_events_interrupt. */
-	void (*interrupt)(void *arg);
+	/* Called on the follower thread after the load and after every batch
+	 * with progress: the index now reflects the change log up to seq (also
+	 * readable as lm_index_seq). Must not block; may be NULL. */
+	void (*on_applied)(void *arg, uint64_t seq);
+	/* Test seam (see above); NULL in production. */
+	int (*fault)(void *arg, lm_follower_read what);
 	/* The wall clock the index clock is moved to, Unix seconds; NULL =
 	 * time(). Called with arg on the follower thread. */
 	int64_t (*clock)(void *arg);
@@ -100,8 +93,7 @@ int lm_follower_new(const lm_follower_opts *o, lm_follower **out);
  * there yet is fine: the socket dials in the background) or LM_ENOMEM. */
 int lm_follower_start(lm_follower *f);
 
-/* Stops the thread after the change it is applying (an event derivation in
- * progress is interrupted through opts.interrupt), and joins it. Safe to
+/* Stops the thread after the change it is applying, and joins it. Safe to
  * call when not started. */
 void lm_follower_stop(lm_follower *f);
 

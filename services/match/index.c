@@ -811,27 +811,30 @@ heap_offer(struct heap *h, const struct hit *x)
 /* ---- queries: candidates from the lists, exact top-k with bounds --------------- */
 
 /*
- * A query ranks the records of one side for a subject in two stages.
+ * A query ranks the records of one side for a subject.
  *
  * Candidates: the records in the partitions the subject's key does not
  * veto that share a term with the subject (lm_prep_terms), plus, when
  * ranking postings, those without skill ids ("bare"), which NO_OVERLAP
  * cannot veto; when the subject is a posting without skill ids, every
  * profile of those partitions. Every other record is vetoed (by the key
- * pre-checks or by NO_OVERLAP), so the number of eligible records, and so
- * `vetoed`, is exact.
+ * pre-checks or by NO_OVERLAP).
  *
- * Stage one runs the vetoes of each candidate and, for the eligible ones,
- * the upper bound of its score (lm_scan_*_bound). Stage two scores fully
- * (lm_scan_*_score), in order of decreasing bound, the candidates whose
- * bound can still beat the k-th best score kept: once a bound is below it
- * (or below min_score), no later candidate can enter, so the result is
+ * Stage one reads only the dense slots: the key pre-checks, then the key
+ * bound of the score (lm_scan_key_bound). Stage two takes the candidates in
+ * order of decreasing key bound (the best max(4k, 64) selected and sorted
+ * first) while a bound can still beat the k-th best score kept: it runs the
+ * exact vetoes and the exact bound (lm_scan_*_bound) and fully scores
+ * (lm_scan_*_score) what can still enter. Once a key bound is below the
+ * k-th score (or min_score), no later candidate can enter, so the result is
  * exactly the top k of an exhaustive scan, ties by id included (a bound
  * equal to the k-th score is still scored).
+ *
+ * `vetoed` counts the records found vetoed: every one when the query
+ * returns fewer than k matches (nothing was pruned), otherwise those the
+ * partitions, the lists and the vetoes of the visited candidates removed.
  */
-
-#define STAGE_PREFETCH 8  /* candidates stage one looks ahead to prefetch */
-#define FIRST_BATCH    64 /* candidates sorted by bound before the rest, at least */
+#define FIRST_BATCH 64 /* candidates sorted by bound before the rest, at least */
 
 struct cand {
 	double bound;
@@ -931,17 +934,28 @@ scratch_put(lm_index *idx, struct scratch *s)
 	pthread_mutex_unlock(&idx->pool_lock);
 }
 
-/* Appends the docs of a list not yet marked to the candidates. */
+/* Marks the docs of a list as candidates; *nmarked counts new ones. */
 static void
-collect(struct scratch *s, const uint32_t *docs, size_t n, size_t *ncand)
+collect(struct scratch *s, const uint32_t *docs, size_t n, size_t *nmarked)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint32_t d = docs[i];
-		if (s->mark[d] == s->stamp)
-			continue;
+		*nmarked += s->mark[d] != s->stamp;
 		s->mark[d] = s->stamp;
-		s->cands[(*ncand)++].doc = d;
 	}
+}
+
+/* The marked docs in increasing order, so that stage one reads the slots
+ * front to back. */
+static size_t
+marked_docs(const struct scratch *s, size_t ndocs)
+{
+	size_t n = 0;
+
+	for (size_t d = 0; d < ndocs; d++)
+		if (s->mark[d] == s->stamp)
+			s->cands[n++].doc = (uint32_t) d;
+	return n;
 }
 
 static bool
@@ -987,6 +1001,14 @@ select_top(struct cand *c, size_t n, size_t k)
 	}
 }
 
+/* The score a candidate must reach to enter h: the k-th best kept when h
+ * is full, else min_score. */
+static double
+bar(const struct heap *h, double min_score)
+{
+	return h->cap > 0 && h->n == h->cap ? h->v[0].score : min_score;
+}
+
 /* Ranks the records of the other side for subject cp (postings) or pp
  * (profiles) into h, keeping eligible ones with score >= min_score.
  * *considered: the records of that side; *vetoed: those a veto removes.
@@ -1001,7 +1023,7 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	const lm_inverted *iv = jobs ? idx->piv : idx->civ;
 	uint32_t nparts = jobs ? POST_PARTS : PROF_PARTS;
 	bool every = !jobs && !lm_posting_prep_has_skills(pp);
-	size_t nterms, ncand = 0, nelig = 0, eligible = 0, first;
+	size_t nterms, ncand = 0, nelig = 0, nvetoed = 0, first;
 	uint64_t scored = 0;
 	struct scratch *s;
 	lm_scan *sc;
@@ -1035,56 +1057,74 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 		}
 	}
 
-	/* Stage one: vetoes and bounds. */
+	if (ncand > 0)
+		ncand = marked_docs(s, t->ndocs);
+
+	/* Stage one: key vetoes and key bounds, from the dense slots. */
 	for (size_t i = 0; i < ncand; i++) {
 		uint32_t d = s->cands[i].doc;
 		const struct slot *sl = &t->slots[d];
 		double b;
-		bool ok;
-		if (i + STAGE_PREFETCH < ncand)
-			lm_prep_prefetch(t->slots[s->cands[i + STAGE_PREFETCH].doc].prep);
-		if (lm_scan_vetoed(sc, &sl->key))
+		if (lm_scan_vetoed(sc, &sl->key)) {
+			nvetoed++;
 			continue;
-		ok = jobs ? lm_scan_posting_bound(sc, sl->prep, &b)
-		          : lm_scan_profile_bound(sc, sl->prep, &b);
-		if (!ok)
-			continue;
-		eligible++;
+		}
+		b = lm_scan_key_bound(sc, &sl->key);
 		if (b < min_score || h->cap == 0)
 			continue;
 		s->cands[nelig].bound = b;
 		s->cands[nelig++].doc = d;
 	}
 
-	/* Stage two: the best bounds first, until no bound can enter. */
+	/* Stage two: the best key bounds first, until none can enter; each
+	 * candidate through its exact bound, its vetoes, then its score. The
+	 * first batch (the best bounds) sets the bar; of the rest, only the
+	 * bounds that reach it are sorted and visited. */
 	first = 4 * h->cap > FIRST_BATCH ? 4 * h->cap : FIRST_BATCH;
 	if (first < nelig)
 		select_top(s->cands, nelig, first - 1);
 	else
 		first = nelig;
 	qsort(s->cands, first, sizeof(*s->cands), cmp_cand);
-	for (size_t i = 0; i < nelig; i++) {
-		const struct cand *c = &s->cands[i];
-		const struct slot *sl = &t->slots[c->doc];
-		struct hit x;
-		if (h->n == h->cap && c->bound < h->v[0].score) {
-			if (i < first)
+	for (size_t lo = 0, hi = first, pass = 0; pass < 2; pass++) {
+		for (size_t i = lo; i < hi; i++) {
+			const struct cand *c = &s->cands[i];
+			const struct slot *sl = &t->slots[c->doc];
+			struct hit x;
+			double b, floor = bar(h, min_score);
+			lm_pair_state st;
+			if (c->bound < floor)
 				break; /* sorted: every later bound is lower */
-			continue;
+			st = jobs ? lm_scan_posting_bound(sc, sl->prep, floor, &b)
+			          : lm_scan_profile_bound(sc, sl->prep, floor, &b);
+			if (st == LM_PAIR_VETOED)
+				nvetoed++;
+			if (st != LM_PAIR_OK)
+				continue;
+			x.score = jobs ? lm_scan_posting_score(sc, sl->prep)
+			               : lm_scan_profile_score(sc, sl->prep);
+			scored++;
+			if (x.score < min_score)
+				continue;
+			x.e = t->v[c->doc];
+			x.id = x.e->id;
+			heap_offer(h, &x);
 		}
-		x.score = jobs ? lm_scan_posting_score(sc, sl->prep)
-		               : lm_scan_profile_score(sc, sl->prep);
-		scored++;
-		if (x.score < min_score)
-			continue;
-		x.e = t->v[c->doc];
-		x.id = x.e->id;
-		heap_offer(h, &x);
+		if (pass == 0) {
+			double floor = bar(h, min_score);
+			size_t m = first;
+			for (size_t i = first; i < nelig; i++)
+				if (!(s->cands[i].bound < floor))
+					s->cands[m++] = s->cands[i];
+			qsort(s->cands + first, m - first, sizeof(*s->cands), cmp_cand);
+			lo = first;
+			hi = m;
+		}
 	}
 	atomic_fetch_add(&idx->scored, scored);
 	atomic_fetch_add(&idx->reached, ncand);
 	*considered = t->n;
-	*vetoed = t->n - eligible;
+	*vetoed = t->n - ncand + nvetoed;
 	scratch_put(idx, s);
 	lm_scan_free(sc);
 	if (h->n > 1)

@@ -49,6 +49,7 @@
 #include "lunamatch/taxonomy.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "model.h"
+#include "owner.h"
 #include "rpc_server.h"
 #include "service.h"
 
@@ -72,6 +73,8 @@ struct daemon {
 	lm_store *store;
 	lm_index *idx;
 	lm_events *events;
+	lm_owner *owner;
+	lm_record_ctx rctx;
 	lm_match_service *svc;
 	lm_rpc_server *srv;
 	lm_follower *follower;
@@ -128,6 +131,10 @@ check_ready(void *arg, char *reason, size_t len)
 	if (!lm_match_service_serving(d->svc)) {
 		snprintf(reason, len, "draining");
 		return LM_ECLOSED;
+	}
+	if (lm_events_outbox_failing(d->events)) {
+		snprintf(reason, len, "event outbox writes failing");
+		return LM_EIO;
 	}
 	return check_live(arg, reason, len);
 }
@@ -254,6 +261,15 @@ g_probe_ok(void *arg)
 	return r == LM_OK || r == LM_ETIMEDOUT ? 1.0 : 0.0;
 }
 
+static double
+g_owned(void *arg)
+{
+	struct daemon *d = arg;
+	lm_owner_stats st;
+	lm_owner_stats_get(d->owner, &st);
+	return (double) st.partitions;
+}
+
 static void
 register_metrics(struct daemon *d)
 {
@@ -275,6 +291,10 @@ register_metrics(struct daemon *d)
 	        "stored records that could not be read or decoded", g_follower_errors},
 	    {"lunamatch_rpc_probe_ok",
 	        "1 when the last self-probe of the RPC listener answered", g_probe_ok},
+	    {"lunamatch_events_owned_partitions",
+	        "partitions of the postings and profiles topics whose events this "
+	        "replica derives",
+	        g_owned},
 	};
 
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
@@ -285,25 +305,13 @@ register_metrics(struct daemon *d)
 
 /* ---- follower hooks --------------------------------------------------------- */
 
-static int
-on_changes(void *arg, const lm_event_change *changes, size_t n, uint64_t cursor_seq)
-{
-	struct daemon *d = arg;
-	int rc = lm_events_on_changes(
-	    d->events, d->idx, changes, n, cursor_seq, (int64_t) time(NULL));
-
-	/* Below the outbox cursor: derived before. A replaced store cannot
-	 * cause this any more (bind_store rebased the cursor at start), so it
-	 * means changes handed over twice; nothing to redo. */
-	return rc == LM_ESTALE ? LM_OK : rc;
-}
-
-/* lm_follower_stop: a derivation in progress stops between two changes. */
+/* The index moved: a message the owner waits for may be visible now. */
 static void
-interrupt_events(void *arg)
+on_applied(void *arg, uint64_t seq)
 {
 	struct daemon *d = arg;
-	lm_events_interrupt(d->events);
+	(void) seq;
+	lm_owner_wake(d->owner);
 }
 
 static void
@@ -360,32 +368,12 @@ load_data(struct daemon *d)
 	return 0;
 }
 
-/* The outbox cursor, rebased when the record store is not the one the
- * outbox followed (lm_events_bind_store). */
 static int
-bind_store(struct daemon *d, uint64_t *cursor)
-{
-	void *id = NULL;
-	uint64_t last = 0;
-	int rc;
-
-	if ((rc = lm_store_last_seq(d->store, &last)) != LM_OK)
-		return rc;
-	rc = lm_store_meta_get(d->store, "store.id", &id, NULL);
-	if (rc != LM_OK && rc != LM_ENOENT)
-		return rc;
-	rc = lm_events_bind_store(d->events, id, last, cursor);
-	free(id);
-	return rc;
-}
-
-static int
-start_events(struct daemon *d, uint64_t *cursor)
+start_events(struct daemon *d)
 {
 	lm_events_opts eo;
 	int rc;
 
-	*cursor = 0;
 	if (d->cfg.event_top_n == 0) {
 		lm_info("match.events",
 		    "LUNAMATCH_EVENT_TOP_N is 0: new-match events are off");
@@ -404,21 +392,63 @@ start_events(struct daemon *d, uint64_t *cursor)
 		lm_error("match.events", "cannot set up events: %s", lm_strerror(rc));
 		return rc;
 	}
-	if ((rc = bind_store(d, cursor)) != LM_OK) {
-		lm_error(
-		    "match.events", "cannot read the outbox cursor: %s", lm_strerror(rc));
-		return rc;
-	}
 	/* The sender connects in the background: a broker that is down delays
 	 * events, never serving. */
 	if ((rc = lm_events_start(d->events)) != LM_OK) {
 		lm_error("match.events", "cannot start the sender: %s", lm_strerror(rc));
 		return rc;
 	}
-	lm_info("match.events",
-	    "events to %s on %s (min score %.2f, top %u), cursor %llu",
+	lm_info("match.events", "events to %s on %s (min score %.2f, top %u)",
 	    d->cfg.topic_matches, d->cfg.brokers, d->cfg.event_min_score,
-	    d->cfg.event_top_n, (unsigned long long) *cursor);
+	    d->cfg.event_top_n);
+	return LM_OK;
+}
+
+/* The partition owner: derives the events of the records whose partitions
+ * this replica owns in the events group. Created before the follower starts
+ * (the follower's on_applied and the metrics read d->owner), started after
+ * it. */
+static int
+new_owner(struct daemon *d)
+{
+	lm_owner_opts oo;
+	int rc;
+
+	if (d->events == NULL)
+		return LM_OK;
+	memset(&oo, 0, sizeof(oo));
+	oo.brokers = d->cfg.brokers;
+	oo.topic_postings = d->cfg.topic_postings;
+	oo.topic_profiles = d->cfg.topic_profiles;
+	oo.group_id = d->cfg.events_group_id;
+	oo.ingest_group_id = d->cfg.group_id;
+	oo.store = d->store;
+	oo.index = d->idx;
+	oo.events = d->events;
+	oo.rctx = &d->rctx;
+	oo.metrics = d->metrics;
+	if ((rc = lm_owner_new(&oo, &d->owner)) != LM_OK)
+		lm_error("match.events", "cannot set up event derivation: %s",
+		    lm_strerror(rc));
+	return rc;
+}
+
+static int
+start_owner(struct daemon *d)
+{
+	int rc;
+
+	if (d->owner == NULL)
+		return LM_OK;
+	if ((rc = lm_owner_start(d->owner)) != LM_OK) {
+		lm_error(
+		    "match.events", "cannot start deriving events: %s", lm_strerror(rc));
+		return rc;
+	}
+	lm_info("match.events",
+	    "deriving the events of the partitions owned in group %s (ingest group "
+	    "%s)",
+	    d->cfg.events_group_id, d->cfg.group_id);
 	return LM_OK;
 }
 
@@ -493,7 +523,7 @@ start_http(struct daemon *d)
 
 /* Creates the follower (not started): the metrics read it from the start. */
 static int
-new_follower(struct daemon *d, uint64_t events_after, char *notify, size_t len)
+new_follower(struct daemon *d, char *notify, size_t len)
 {
 	lm_follower_opts fo;
 	int rc;
@@ -507,10 +537,8 @@ new_follower(struct daemon *d, uint64_t events_after, char *notify, size_t len)
 	fo.index = d->idx;
 	fo.notify_url = notify;
 	fo.poll_ms = d->cfg.poll_ms;
-	fo.events_after = events_after;
-	fo.on_changes = d->events != NULL ? on_changes : NULL;
-	fo.interrupt = d->events != NULL ? interrupt_events : NULL;
 	fo.on_loaded = on_loaded;
+	fo.on_applied = on_applied;
 	fo.arg = d;
 	return lm_follower_new(&fo, &d->follower);
 }
@@ -590,6 +618,10 @@ shutdown_all(struct daemon *d)
 	 * more, so their sources may go. */
 	lm_http_stop(d->http);
 	d->http = NULL;
+	/* The owner first: it waits for the index, and commits what it derived
+	 * and leaves the group, so its partitions move at once. */
+	lm_owner_free(d->owner);
+	d->owner = NULL;
 	lm_follower_free(d->follower); /* stops after the batch it is applying */
 	d->follower = NULL;
 	lm_events_free(d->events); /* bounded flush of events in flight */
@@ -617,7 +649,6 @@ main(int argc, char **argv)
 	char err[1024];
 	sigset_t sigs;
 	int sig = 0, rc, status = EXIT_RUNTIME;
-	uint64_t events_after = 0;
 	char notify[LM_CFG_STR + 64];
 
 	if (lm_config_load(&d->cfg, LM_PROG_MATCH, argc, argv, err, sizeof(err)) !=
@@ -673,18 +704,19 @@ main(int argc, char **argv)
 	}
 	if (lm_index_new(d->model, &d->idx) != LM_OK)
 		goto done;
-	if (start_events(d, &events_after) != LM_OK)
+	if (start_events(d) != LM_OK)
 		goto done;
 
+	d->rctx.taxonomy = d->tax;
+	d->rctx.rates = d->rates;
+	d->rctx.embedding_dim = d->cfg.embedding_dim;
 	lm_match_service_opts mo;
 	memset(&mo, 0, sizeof(mo));
 	mo.index = d->idx;
-	mo.record_ctx.taxonomy = d->tax;
-	mo.record_ctx.rates = d->rates;
-	mo.record_ctx.embedding_dim = d->cfg.embedding_dim;
+	mo.record_ctx = d->rctx;
 	if (lm_match_service_new(&mo, &d->svc) != LM_OK)
 		goto done;
-	if (new_follower(d, events_after, notify, sizeof(notify)) != LM_OK)
+	if (new_owner(d) != LM_OK || new_follower(d, notify, sizeof(notify)) != LM_OK)
 		goto done;
 	register_metrics(d);
 	if (start_rpc(d) != LM_OK)
@@ -698,7 +730,7 @@ main(int argc, char **argv)
 		}
 		goto done;
 	}
-	if (start_follower(d, notify) != LM_OK)
+	if (start_follower(d, notify) != LM_OK || start_owner(d) != LM_OK)
 		goto done;
 
 	while (sigwait(&sigs, &sig) != 0)

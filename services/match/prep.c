@@ -346,6 +346,14 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	p->min_years = rec->min_years_experience;
 	p->level = (int32_t) rec->experience_level;
 	p->education = (int32_t) rec->education;
+	if (p->n_skills > 0)
+		p->key.flags |= KEY_SKILLS;
+	p->key.n_embedding = (uint32_t) p->n_embedding;
+	p->key.posted_at = p->posted_at;
+	p->key.salary = p->salary_top;
+	p->key.min_years = p->min_years;
+	p->key.level = p->level;
+	p->key.education = p->education;
 	*out = p;
 	return LM_OK;
 }
@@ -508,6 +516,12 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 		else
 			c->key.flags &= ~KEY_EMP_EXACT;
 	}
+	if (rec->career_goals != NULL)
+		c->key.flags |= KEY_GOALS;
+	c->key.n_embedding = (uint32_t) rec->n_embedding;
+	c->key.salary = rec->desired_salary != NULL ? rec->desired_salary->annual_min : 0;
+	c->key.level = (int32_t) rec->experience_level;
+	c->key.education = (int32_t) rec->education;
 	*out = c;
 	return LM_OK;
 nomem:
@@ -769,6 +783,14 @@ lm_posting_prep_bind(lm_posting_prep *p, lm_skill_stats *s)
 		return rc;
 	}
 	p->bound = s;
+	if (p->n_skills <= LM_KEY_SKILLS) {
+		p->key.flags |= KEY_SK_KEYED;
+		p->key.n_sk = (uint32_t) p->n_skills;
+		for (size_t i = 0; i < p->n_skills; i++) {
+			p->key.sk_sym[i] = p->skills[i].sym;
+			p->key.sk_w[i] = (float) p->skills[i].w;
+		}
+	}
 	return LM_OK;
 }
 
@@ -782,6 +804,8 @@ lm_posting_prep_unbind(lm_posting_prep *p)
 	if (p->n_gids > 0)
 		syms_unbind(p->bound, p->gsym, sizeof(*p->gsym), p->n_gids);
 	words_unbind(p->bound, &p->wsym, &p->n_wsym);
+	p->key.n_sk = 0;
+	p->key.flags &= ~KEY_SK_KEYED;
 	p->bound = NULL;
 }
 
@@ -802,6 +826,14 @@ lm_profile_prep_bind(lm_profile_prep *c, lm_skill_stats *s)
 			    s, &c->skills[0].sym, sizeof(*c->skills), c->n_skills);
 		return rc;
 	}
+	if (c->n_skills <= LM_KEY_SKILLS) {
+		c->key.flags |= KEY_SK_KEYED;
+		c->key.n_sk = (uint32_t) c->n_skills;
+		for (size_t i = 0; i < c->n_skills; i++) {
+			c->key.sk_sym[i] = c->skills[i].sym;
+			c->key.sk_w[i] = 1.0f;
+		}
+	}
 	c->bound = s;
 	return LM_OK;
 }
@@ -814,6 +846,8 @@ lm_profile_prep_unbind(lm_profile_prep *c)
 	if (c->n_skills > 0)
 		syms_unbind(c->bound, &c->skills[0].sym, sizeof(*c->skills), c->n_skills);
 	words_unbind(c->bound, &c->wsym, &c->n_wsym);
+	c->key.n_sk = 0;
+	c->key.flags &= ~KEY_SK_KEYED;
 	c->bound = NULL;
 }
 

@@ -389,6 +389,64 @@ check_vetoes(const struct pair *pr, struct vsink *vs)
 	return ok;
 }
 
+/* ==== features ============================================================= */
+
+/* The values of the features that depend on a few scalars of each side:
+ * false when the feature is absent. The feature rows and their key bounds
+ * (lm_key_bound) both compute through these. */
+static bool
+experience_of(double need, double y, double *v)
+{
+	if (!(isfinite(need) && need > 0))
+		return false;
+	*v = y >= need ? 1.0 : clamp01(y / need);
+	return true;
+}
+
+static bool
+seniority_of(const lm_model *m, int a, int b, double *v)
+{
+	int d = a > b ? a - b : b - a;
+
+	if (a < 1 || a > 8 || b < 1 || b > 8)
+		return false;
+	*v = clamp01(1.0 - d * m->params.seniority_step);
+	return true;
+}
+
+/* top: the posting's salary_top (0: none); want: the desired annual_min. */
+static bool
+salary_of(const lm_model *m, int64_t top, int64_t want, double *v)
+{
+	if (top <= 0 || want <= 0)
+		return false;
+	if (want <= top)
+		*v = 1.0;
+	else
+		*v = clamp01(pow(0.5, ((double) (want - top) / (double) top) /
+		                          m->params.salary_half_excess));
+	return true;
+}
+
+static bool
+education_of(const lm_model *m, int need, int have, double *v)
+{
+	if (need < 1 || need > 6 || have < 1 || have > 6)
+		return false;
+	*v = have >= need ? 1.0 : clamp01(1.0 - (need - have) * m->params.education_step);
+	return true;
+}
+
+static bool
+freshness_of(const lm_model *m, int64_t posted_at, int64_t now, double *v, double *days)
+{
+	if (posted_at <= 0)
+		return false;
+	*days = now > posted_at ? (double) (now - posted_at) / 86400.0 : 0.0;
+	*v = clamp01(exp2(-(*days / m->params.freshness_half_life_days)));
+	return true;
+}
+
 /* Remote-policy fit [posting][candidate], both specified. */
 static const double remote_fit[4][4] = {
     {0, 0, 0, 0}, {0, 1.0, 0.5, 0.0}, /* posting onsite */
@@ -452,10 +510,9 @@ feat_experience(const struct pair *pr, struct eval *ev)
 	const struct ovr *o = pr->o;
 	double need = p->min_years, y = cand_years(c, o);
 
-	if (!(isfinite(need) && need > 0))
+	if (!experience_of(need, y, &ev->value[LM_FEAT_EXPERIENCE]))
 		return;
 	ev->present[LM_FEAT_EXPERIENCE] = true;
-	ev->value[LM_FEAT_EXPERIENCE] = y >= need ? 1.0 : clamp01(y / need);
 	DETAIL(ev, LM_FEAT_EXPERIENCE, "%.1f years of experience, %.1f wanted", y, need);
 }
 
@@ -465,13 +522,11 @@ feat_seniority(const struct pair *pr, struct eval *ev)
 	const lm_model *m = pr->env->model;
 	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
-	int a = (int) c->experience_level, b = (int) p->level, d;
+	int a = (int) c->experience_level, b = (int) p->level, d = a > b ? a - b : b - a;
 
-	if (a < 1 || a > 8 || b < 1 || b > 8)
+	if (!seniority_of(m, a, b, &ev->value[LM_FEAT_SENIORITY]))
 		return;
-	d = a > b ? a - b : b - a;
 	ev->present[LM_FEAT_SENIORITY] = true;
-	ev->value[LM_FEAT_SENIORITY] = clamp01(1.0 - d * m->params.seniority_step);
 	if (d == 0)
 		DETAIL(ev, LM_FEAT_SENIORITY, "same level (%s)", lm_level_name(b));
 	else
@@ -485,23 +540,17 @@ feat_salary(const struct pair *pr, struct eval *ev)
 	const lm_model *m = pr->env->model;
 	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
-	int64_t top, want;
+	int64_t top = p->salary_top, want;
 
-	if (p->salary_top <= 0 || c->desired_salary == NULL)
-		return; /* salary_top is 0 when the posting has no salary */
-	top = p->salary_top;
-	want = c->desired_salary->annual_min;
-	if (top <= 0 || want <= 0)
+	want = c->desired_salary != NULL ? c->desired_salary->annual_min : 0;
+	if (!salary_of(m, top, want, &ev->value[LM_FEAT_SALARY]))
 		return;
 	ev->present[LM_FEAT_SALARY] = true;
 	if (want <= top) {
-		ev->value[LM_FEAT_SALARY] = 1.0;
 		DETAIL(ev, LM_FEAT_SALARY, "desired %lld a year, job pays up to %lld",
 		    (long long) want, (long long) top);
 	} else {
 		double excess = (double) (want - top) / (double) top;
-		ev->value[LM_FEAT_SALARY] =
-		    clamp01(pow(0.5, excess / m->params.salary_half_excess));
 		DETAIL(ev, LM_FEAT_SALARY,
 		    "desired %lld a year is %.0f%% above the job's %lld",
 		    (long long) want, 100.0 * excess, (long long) top);
@@ -598,16 +647,13 @@ feat_education(const struct pair *pr, struct eval *ev)
 	const struct ovr *o = pr->o;
 	int need = (int) p->education, have = cand_education(c, o);
 
-	if (need < 1 || need > 6 || have < 1 || have > 6)
+	if (!education_of(m, need, have, &ev->value[LM_FEAT_EDUCATION]))
 		return;
 	ev->present[LM_FEAT_EDUCATION] = true;
 	if (have >= need) {
-		ev->value[LM_FEAT_EDUCATION] = 1.0;
 		DETAIL(ev, LM_FEAT_EDUCATION, "%s meets %s", lm_education_name(have),
 		    lm_education_name(need));
 	} else {
-		ev->value[LM_FEAT_EDUCATION] =
-		    clamp01(1.0 - (need - have) * m->params.education_step);
 		DETAIL(ev, LM_FEAT_EDUCATION, "%s, %d level%s below %s",
 		    lm_education_name(have), need - have, need - have == 1 ? "" : "s",
 		    lm_education_name(need));
@@ -678,12 +724,9 @@ feat_freshness(const struct pair *pr, struct eval *ev)
 	int64_t now = pr->env->now;
 	double days;
 
-	if (p->posted_at <= 0)
+	if (!freshness_of(m, p->posted_at, now, &ev->value[LM_FEAT_FRESHNESS], &days))
 		return;
-	days = now > p->posted_at ? (double) (now - p->posted_at) / 86400.0 : 0.0;
 	ev->present[LM_FEAT_FRESHNESS] = true;
-	ev->value[LM_FEAT_FRESHNESS] =
-	    clamp01(pow(0.5, days / m->params.freshness_half_life_days));
 	DETAIL(ev, LM_FEAT_FRESHNESS, "posted %.0f day%s ago", floor(days),
 	    floor(days) == 1 ? "" : "s");
 }
@@ -712,6 +755,148 @@ feat_semantic(const struct pair *pr, struct eval *ev)
 	ev->present[LM_FEAT_SEMANTIC] = true;
 	ev->value[LM_FEAT_SEMANTIC] = clamp01((cosv + 1.0) / 2.0);
 	DETAIL(ev, LM_FEAT_SEMANTIC, "embedding cosine %.2f", cosv);
+}
+
+/* The pair of keys a key bound reads; fx (may be NULL) answers the skill
+ * questions of a profile scan. */
+struct keypair {
+	const lm_model *m;
+	int64_t now;
+	const lm_veto_key *c, *p;
+	const struct fast *fx;
+};
+
+/* Bounds from the veto keys alone (c a profile's, p a posting's): true
+ * when the feature may be present, with *ub its largest value (the exact
+ * value for the features of a few scalars). */
+static bool
+skills_key(const struct keypair *kp, double *ub)
+{
+	const lm_veto_key *p = kp->p;
+	const struct fast *fx = kp->fx;
+	double tot = 0, have = 0;
+
+	if (!(p->flags & KEY_SKILLS))
+		return false;
+	*ub = 1.0;
+	if (fx != NULL && fx->imp != NULL) {
+		/* A posting scan: the profile's skills weighed by the subject's
+		 * importances (exact, summed in another order). */
+		const lm_veto_key *c = kp->c;
+		if (!(c->flags & KEY_SK_KEYED) || !(fx->imp_tot > 0))
+			return true;
+		for (uint32_t i = 0; i < c->n_sk; i++)
+			have += fx->imp[c->sk_sym[i]];
+		*ub = clamp01(have / fx->imp_tot);
+		return true;
+	}
+	if (fx == NULL || !(p->flags & KEY_SK_KEYED))
+		return true;
+	/* The skills of a bound posting with few skills are in its key: the
+	 * exact value (summed in another order than feat_skills: the slack of
+	 * the bound covers the rounding). */
+	for (uint32_t i = 0; i < p->n_sk; i++) {
+		double imp = (double) p->sk_w[i] * fast_idf(fx, p->sk_sym[i]);
+		tot += imp;
+		if (fast_has(fx, p->sk_sym[i]))
+			have += imp;
+	}
+	if (tot > 0)
+		*ub = clamp01(have / tot);
+	return true;
+}
+
+static bool
+experience_key(const struct keypair *kp, double *ub)
+{
+	const lm_model *m = kp->m;
+	int64_t now = kp->now;
+	const lm_veto_key *c = kp->c, *p = kp->p;
+
+	(void) m, (void) now;
+	return experience_of(p->min_years, c->years, ub);
+}
+
+static bool
+seniority_key(const struct keypair *kp, double *ub)
+{
+	const lm_model *m = kp->m;
+	int64_t now = kp->now;
+	const lm_veto_key *c = kp->c, *p = kp->p;
+
+	(void) now;
+	return seniority_of(m, c->level, p->level, ub);
+}
+
+static bool
+salary_key(const struct keypair *kp, double *ub)
+{
+	const lm_model *m = kp->m;
+	int64_t now = kp->now;
+	const lm_veto_key *c = kp->c, *p = kp->p;
+
+	(void) now;
+	return salary_of(m, p->salary, c->salary, ub);
+}
+
+static bool
+any_key(const struct keypair *kp, double *ub)
+{
+	const lm_model *m = kp->m;
+	int64_t now = kp->now;
+	const lm_veto_key *c = kp->c, *p = kp->p;
+
+	(void) m, (void) now, (void) c, (void) p;
+	*ub = 1.0;
+	return true;
+}
+
+static bool
+education_key(const struct keypair *kp, double *ub)
+{
+	const lm_model *m = kp->m;
+	int64_t now = kp->now;
+	const lm_veto_key *c = kp->c, *p = kp->p;
+
+	(void) now;
+	return education_of(m, p->education, c->education, ub);
+}
+
+static bool
+career_key(const struct keypair *kp, double *ub)
+{
+	const lm_model *m = kp->m;
+	int64_t now = kp->now;
+	const lm_veto_key *c = kp->c, *p = kp->p;
+
+	(void) m, (void) now, (void) p;
+	*ub = 1.0;
+	return (c->flags & KEY_GOALS) != 0;
+}
+
+static bool
+freshness_key(const struct keypair *kp, double *ub)
+{
+	const lm_model *m = kp->m;
+	int64_t now = kp->now;
+	const lm_veto_key *c = kp->c, *p = kp->p;
+
+	double days;
+
+	(void) c;
+	return freshness_of(m, p->posted_at, now, ub, &days);
+}
+
+static bool
+semantic_key(const struct keypair *kp, double *ub)
+{
+	const lm_model *m = kp->m;
+	int64_t now = kp->now;
+	const lm_veto_key *c = kp->c, *p = kp->p;
+
+	(void) m, (void) now;
+	*ub = 1.0;
+	return c->n_embedding > 0 && c->n_embedding == p->n_embedding;
 }
 
 /* Upper bounds of the features whose value is not cheap to compute: true
@@ -745,17 +930,47 @@ static const struct feature_rule {
 	lm_feature f;
 	void (*value)(const struct pair *pr, struct eval *ev);
 	bool (*bound)(const struct pair *pr, double *ub); /* or NULL */
+	bool (*key)(const struct keypair *kp, double *ub);
 } features[LM_FEAT_COUNT] = {
-    {LM_FEAT_SKILLS, feat_skills, NULL},
-    {LM_FEAT_EXPERIENCE, feat_experience, NULL},
-    {LM_FEAT_SENIORITY, feat_seniority, NULL},
-    {LM_FEAT_SALARY, feat_salary, NULL},
-    {LM_FEAT_LOCATION, feat_location, location_bound},
-    {LM_FEAT_EDUCATION, feat_education, NULL},
-    {LM_FEAT_CAREER_GOALS, feat_career, career_bound},
-    {LM_FEAT_FRESHNESS, feat_freshness, NULL},
-    {LM_FEAT_SEMANTIC, feat_semantic, semantic_bound},
+    {LM_FEAT_SKILLS, feat_skills, NULL, skills_key},
+    {LM_FEAT_EXPERIENCE, feat_experience, NULL, experience_key},
+    {LM_FEAT_SENIORITY, feat_seniority, NULL, seniority_key},
+    {LM_FEAT_SALARY, feat_salary, NULL, salary_key},
+    {LM_FEAT_LOCATION, feat_location, location_bound, any_key},
+    {LM_FEAT_EDUCATION, feat_education, NULL, education_key},
+    {LM_FEAT_CAREER_GOALS, feat_career, career_bound, career_key},
+    {LM_FEAT_FRESHNESS, feat_freshness, NULL, freshness_key},
+    {LM_FEAT_SEMANTIC, feat_semantic, semantic_bound, semantic_key},
 };
+
+/* A weighted mean with values at most 1 only grows when a feature of value
+ * 1 joins it: a feature that may be present counts with its bound and its
+ * weight. The slack keeps rounding (the bound adds in another order than
+ * the score) from putting a bound below its score. */
+#define BOUND_SLACK 1e-9
+
+static double
+bound_mean(double num, double den)
+{
+	return den > 0 ? clamp01(num / den) + BOUND_SLACK : 0;
+}
+
+double
+lm_key_bound(const lm_model *m, int64_t now, const lm_veto_key *c, const lm_veto_key *p,
+    const struct fast *fx)
+{
+	struct keypair kp = {m, now, c, p, fx};
+	double num = 0, den = 0;
+
+	for (int f = 0; f < LM_FEAT_COUNT; f++) {
+		double w = m->weights[f], ub;
+		if (w > 0 && features[f].key(&kp, &ub)) {
+			num += w * ub;
+			den += w;
+		}
+	}
+	return bound_mean(num, den);
+}
 
 static void
 eval_reset(struct eval *ev)
@@ -795,10 +1010,6 @@ lm_evaluate(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting
 		ev->score = clamp01(num / ev->wsum);
 }
 
-/* Slack added to a bound so that rounding (the bound adds in another order
- * than the score) never puts it below the score. */
-#define BOUND_SLACK 1e-9
-
 double
 lm_score_bound(const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, const struct fast *fx)
@@ -808,9 +1019,6 @@ lm_score_bound(const lm_score_env *env, const lm_profile_prep *cp,
 	struct eval ev;
 	double num = 0, den = 0;
 
-	/* A weighted mean with values <= 1 only grows when a feature of value
-	 * 1 joins it, so a feature that may be present counts with its bound
-	 * (1) and its weight. */
 	eval_reset(&ev);
 	ev.detail = false;
 	for (int f = 0; f < LM_FEAT_COUNT; f++) {
@@ -828,7 +1036,7 @@ lm_score_bound(const lm_score_env *env, const lm_profile_prep *cp,
 			den += w;
 		}
 	}
-	return den > 0 ? clamp01(num / den) + BOUND_SLACK : 0;
+	return bound_mean(num, den);
 }
 
 double

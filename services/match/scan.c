@@ -19,6 +19,8 @@ struct lm_scan {
 	uint32_t stamp;
 	double *idf;         /* nsym slots, -1 until computed */
 	uint32_t *subj;      /* posting subject: symbols of skills[], then gids[] */
+	double *imp;         /* posting subject: nsym slots, weight * idf of its skills */
+	double imp_tot;      /* ... summed over all of them (known symbols or not) */
 	uint64_t fast_pairs; /* pairs scored through the fast path */
 };
 
@@ -61,6 +63,14 @@ lm_scan_new(const lm_score_env *env, const lm_profile_prep *c, const lm_posting_
 			sc->subj[i] = lm_sym_lookup(sc->stats, p->skills[i].id);
 		for (size_t k = 0; k < p->n_gids; k++)
 			sc->subj[p->n_skills + k] = lm_sym_lookup(sc->stats, p->gids[k]);
+		if ((sc->imp = calloc(nsym + 1, sizeof(*sc->imp))) == NULL)
+			goto nomem;
+		for (size_t i = 0; i < p->n_skills; i++) {
+			double v = p->skills[i].w * lm_sym_idf(sc->stats, sc->subj[i]);
+			sc->imp_tot += v;
+			if (sc->subj[i] != LM_SKILL_SYM_NONE)
+				sc->imp[sc->subj[i]] = v;
+		}
 	}
 	*out = sc;
 	return LM_OK;
@@ -77,6 +87,7 @@ lm_scan_free(lm_scan *sc)
 	free(sc->mark);
 	free(sc->idf);
 	free(sc->subj);
+	free(sc->imp);
 	free(sc);
 }
 
@@ -84,6 +95,30 @@ uint64_t
 lm_scan_fast_pairs(const lm_scan *sc)
 {
 	return sc == NULL ? 0 : sc->fast_pairs;
+}
+
+double
+lm_scan_key_bound(lm_scan *sc, const lm_veto_key *other)
+{
+	struct fast fx;
+
+	/* A profile scan's marks hold the subject's skills: they answer for
+	 * the skills in a posting's key. A posting scan's importances answer
+	 * for the skills in a profile's key. */
+	fx.psym = NULL;
+	fx.gsym = NULL;
+	fx.mark = sc->mark;
+	fx.stamp = sc->stamp;
+	fx.idf = sc->idf;
+	fx.stats = sc->stats;
+	fx.vetted = false;
+	fx.imp = sc->imp;
+	fx.imp_tot = sc->imp_tot;
+	if (sc->cp == NULL)
+		return lm_key_bound(sc->env.model, sc->env.now, other, &sc->pp->key,
+		    sc->stats != NULL ? &fx : NULL);
+	return lm_key_bound(sc->env.model, sc->env.now, &sc->cp->key, other,
+	    sc->stats != NULL ? &fx : NULL);
 }
 
 bool
@@ -107,6 +142,7 @@ fast_posting(lm_scan *sc, const lm_posting_prep *p, struct fast *fx)
 	fx->idf = sc->idf;
 	fx->stats = sc->stats;
 	fx->vetted = false;
+	fx->imp = NULL;
 	return true;
 }
 
@@ -129,6 +165,7 @@ fast_profile(lm_scan *sc, const lm_profile_prep *c, struct fast *fx)
 	fx->idf = sc->idf;
 	fx->stats = sc->stats;
 	fx->vetted = false;
+	fx->imp = NULL;
 	return true;
 }
 
@@ -181,15 +218,24 @@ lm_scan_profile(lm_scan *sc, const lm_profile_prep *c, bool *eligible)
 	return scan_pair(sc, c, sc->pp, &fx, eligible);
 }
 
-/* The eligibility and bound of a pair (stage one of lm_scan_*_bound). */
-static bool
+/* The bound and eligibility of a pair (stage one of lm_scan_*_bound). */
+static lm_pair_state
 bound_pair(lm_scan *sc, const lm_profile_prep *c, const lm_posting_prep *p,
-    const struct fast *fx, double *bound)
+    const struct fast *fx, double floor, double *bound)
 {
-	if (lm_vetoed(&sc->env, c, p, fx))
-		return false;
 	*bound = lm_score_bound(&sc->env, c, p, fx);
-	return true;
+	if (*bound < floor)
+		return LM_PAIR_BELOW;
+	return lm_vetoed(&sc->env, c, p, fx) ? LM_PAIR_VETOED : LM_PAIR_OK;
+}
+
+/* A pair not bound to the scan's statistics: scored in full. */
+static lm_pair_state
+unbound_state(bool ok, double score, double floor)
+{
+	if (!ok)
+		return LM_PAIR_VETOED;
+	return score < floor ? LM_PAIR_BELOW : LM_PAIR_OK;
 }
 
 /* The exact score of an eligible pair (stage two). */
@@ -206,30 +252,30 @@ score_vetted(
 	return ev.score;
 }
 
-bool
-lm_scan_posting_bound(lm_scan *sc, const lm_posting_prep *p, double *bound)
+lm_pair_state
+lm_scan_posting_bound(lm_scan *sc, const lm_posting_prep *p, double floor, double *bound)
 {
 	struct fast fx;
 	bool ok;
 
 	if (!fast_posting(sc, p, &fx)) {
 		*bound = lm_scan_posting(sc, p, &ok);
-		return ok;
+		return unbound_state(ok, *bound, floor);
 	}
-	return bound_pair(sc, sc->cp, p, &fx, bound);
+	return bound_pair(sc, sc->cp, p, &fx, floor, bound);
 }
 
-bool
-lm_scan_profile_bound(lm_scan *sc, const lm_profile_prep *c, double *bound)
+lm_pair_state
+lm_scan_profile_bound(lm_scan *sc, const lm_profile_prep *c, double floor, double *bound)
 {
 	struct fast fx;
 	bool ok;
 
 	if (!fast_profile(sc, c, &fx)) {
 		*bound = lm_scan_profile(sc, c, &ok);
-		return ok;
+		return unbound_state(ok, *bound, floor);
 	}
-	return bound_pair(sc, c, sc->pp, &fx, bound);
+	return bound_pair(sc, c, sc->pp, &fx, floor, bound);
 }
 
 double

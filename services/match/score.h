@@ -39,6 +39,7 @@ extern "C" {
 /* Hard limits. */
 #define LM_SKILL_SYMS_MAX           (1u << 24) /* distinct skill ids in one lm_skill_stats */
 #define LM_SKILL_SYM_NONE           UINT32_MAX /* "no symbol" */
+#define LM_KEY_SKILLS               24   /* skills of a posting its veto key holds */
 #define LM_FILTER_LIST_MAX          1000 /* entries in one list of a request filter */
 #define LM_TITLE_TOKENS_MAX         32   /* tokens of a title used by career-goal fit */
 #define LM_TITLE_TOKEN_MAX          48   /* bytes of one token; longer ones are cut */
@@ -227,6 +228,18 @@ typedef struct lm_veto_key {
 	int32_t employment_type;
 	int32_t remote;
 	uint32_t flags;
+	/* The scalars that bound a score (lm_scan_key_bound). */
+	uint32_t n_embedding;
+	int64_t posted_at; /* posting */
+	int64_t salary;    /* posting: top of its range; profile: desired minimum */
+	float min_years;   /* posting */
+	int32_t level;     /* experience level */
+	int32_t education;
+	/* A bound record's skills when it has at most LM_KEY_SKILLS (n_sk; 0
+	 * otherwise): symbols and (postings) weights. */
+	uint32_t n_sk;
+	uint32_t sk_sym[LM_KEY_SKILLS];
+	float sk_w[LM_KEY_SKILLS];
 } lm_veto_key;
 
 const lm_veto_key *lm_posting_prep_key(const lm_posting_prep *p);
@@ -245,16 +258,21 @@ bool lm_scan_vetoed(const lm_scan *sc, const lm_veto_key *other);
 
 /*
  * The two stages of a pruned query over bound preps. Stage one,
- * lm_scan_*_bound: false when a veto applies to the pair (exactly as
- * lm_scan_posting/profile would say), else true with *bound an upper bound
- * of its score from the feature table (every feature at its exact value
- * or its largest possible one). Stage two, lm_scan_*_score: the exact score
- * of a pair stage one found eligible, bit for bit lm_score_pair's, without
- * running the vetoes again. A prep not bound to env->stats gets its exact
- * score as its bound.
+ * lm_scan_*_bound, puts an upper bound of the pair's score from the feature
+ * table (every feature at its exact value or its largest possible one) in
+ * *bound: LM_PAIR_BELOW when it is below floor (the pair cannot reach floor;
+ * its vetoes were not run), else LM_PAIR_VETOED when a veto applies (exactly
+ * as lm_scan_posting/profile would say) or LM_PAIR_OK. Stage two,
+ * lm_scan_*_score: the exact score of a pair stage one found OK, bit for
+ * bit lm_score_pair's, without running the vetoes again. A prep not bound
+ * to env->stats gets its exact score as its bound.
  */
-bool lm_scan_posting_bound(lm_scan *sc, const lm_posting_prep *p, double *bound);
-bool lm_scan_profile_bound(lm_scan *sc, const lm_profile_prep *c, double *bound);
+typedef enum lm_pair_state { LM_PAIR_OK, LM_PAIR_VETOED, LM_PAIR_BELOW } lm_pair_state;
+
+lm_pair_state lm_scan_posting_bound(
+    lm_scan *sc, const lm_posting_prep *p, double floor, double *bound);
+lm_pair_state lm_scan_profile_bound(
+    lm_scan *sc, const lm_profile_prep *c, double floor, double *bound);
 double lm_scan_posting_score(lm_scan *sc, const lm_posting_prep *p);
 double lm_scan_profile_score(lm_scan *sc, const lm_profile_prep *c);
 
@@ -282,6 +300,11 @@ size_t lm_prep_terms(const lm_posting_prep *pp, const lm_profile_prep *cp,
 /* Whether a posting has skill ids (its own or its groups'): only then can
  * NO_OVERLAP veto it. */
 bool lm_posting_prep_has_skills(const lm_posting_prep *pp);
+
+/* An upper bound of the score of the pair of the subject and the record
+ * whose key `other` is, from the keys alone (the feature table's key
+ * bounds): never below what lm_scan_posting/profile give for the pair. */
+double lm_scan_key_bound(lm_scan *sc, const lm_veto_key *other);
 
 /* Pairs the scan scored through its fast path (bound preps), for tests. */
 uint64_t lm_scan_fast_pairs(const lm_scan *sc);

@@ -158,6 +158,9 @@ struct lm_profile_prep {
 #define KEY_EMP_ANY     0x04u /* profile: desired employment types are listed */
 #define KEY_EMP_EXACT   0x08u /* ... and emp_mask holds all of them */
 #define KEY_RELOCATE    0x10u /* profile: willing to relocate */
+#define KEY_SKILLS      0x20u /* posting: has skills (the skills feature is present) */
+#define KEY_GOALS       0x40u /* profile: has career goals */
+#define KEY_SK_KEYED    0x80u /* bound, and every skill is in sk_sym (sk_w) */
 
 /* strcasecmp(a, b) == 0 for texts whose folded hashes are ha and hb. */
 bool lm_text_caseeq(const char *a, uint64_t ha, const char *b, uint64_t hb);
@@ -220,6 +223,10 @@ struct fast {
 	double *idf;
 	const lm_skill_stats *stats;
 	bool vetted; /* the pair is known to be eligible: skip the vetoes */
+	/* A posting scan's weight * idf per symbol of the subject's skills and
+	 * their total (key bounds only); NULL otherwise. */
+	const double *imp;
+	double imp_tot;
 };
 
 static inline bool
@@ -252,6 +259,11 @@ bool lm_key_vetoed(int64_t now, const lm_veto_key *c, const lm_veto_key *p);
  * exact tests of the veto table). */
 bool lm_vetoed(const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, const struct fast *fx);
+
+/* An upper bound of the score of the pair of profile key c and posting key
+ * p at now, from the key bounds of the feature table. */
+double lm_key_bound(const lm_model *m, int64_t now, const lm_veto_key *c,
+    const lm_veto_key *p, const struct fast *fx);
 
 /* An upper bound of the score of an eligible pair, from the bound rules of
  * the feature table (fast mode only). */

@@ -1,7 +1,7 @@
 """test_compose.py - docker-compose.yml is valid for `docker-compose config`
 (Debian's docker-compose) and wires what docs/deployment.md describes: an
 apache/kafka broker in KRaft mode with a health check; a one-shot job that
-creates the four topics the services are configured with (the defaults the
+creates the five topics the services are configured with (the defaults the
 binaries print in --help), after the broker is healthy; ingest and match from
 one image, sharing a named volume at their data directory and one process
 namespace, with health checks and the RPC and HTTP ports published.
@@ -49,7 +49,7 @@ if all(n in svc for n in ("kafka", "kafka-topics", "ingest", "match")):
     helptext = run([os.path.join(BIN, "lunamatch-ingest"), "--help"]).stdout + \
         run([os.path.join(BIN, "lunamatch-match"), "--help"]).stdout
     wanted = set(re.findall(r"LUNAMATCH_TOPIC_\w+, default (\S+)", helptext))
-    check(len(wanted) == 4 and created == wanted, f"topics created {sorted(created)} != configured {sorted(wanted)}")
+    check(len(wanted) == 5 and created == wanted, f"topics created {sorted(created)} != configured {sorted(wanted)}")
 
     i, m = svc["ingest"], svc["match"]
     check(i["image"] == m["image"], "ingest and match use different images")

@@ -25,6 +25,7 @@
 #include "kafkatest.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fairness.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
@@ -882,6 +883,65 @@ test_store(void **state)
 	lmt_run_result_free(&r);
 }
 
+/* store get shows the compliance warnings ingest stored with a posting on
+ * stderr; stdout stays the record's JSON, and --json prints no warnings. */
+static void
+test_store_warnings(void **state)
+{
+	char dir[4200], err[512];
+	lm_store *s = NULL;
+	lm_store_txn *t = NULL;
+	ProtobufCMessage *m = NULL;
+	uint8_t *pb = NULL;
+	size_t len;
+	lm_record_ctx ctx;
+	lm_fairness *fair = NULL;
+	lmt_records recs;
+	lm_reject why;
+	static const char json[] =
+	    "{\"id\":\"job-flagged\",\"version\":1,\"title\":\"Analyst\","
+	    "\"skills\":[{\"name\":\"SQL\"},{\"name\":\"Recent graduate\"}]}";
+	(void) state;
+
+	lmt_records_open(&recs, 384);
+	assert_int_equal(lm_fairness_load(lmt_src("data/fairness/requirements.tsv"),
+	                     &fair, err, sizeof(err)),
+	    LM_OK);
+	ctx = recs.ctx;
+	ctx.fairness = fair;
+	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, json,
+	                     strlen(json), &m, err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(lmt_record_prepare(&ctx, m, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_pb_encode(m, &pb, &len), LM_OK);
+	snprintf(dir, sizeof(dir), "%s/store-warnings", E.tmp);
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(
+	    lm_store_put(t, LM_KIND_POSTING, "job-flagged", 1, pb, len), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	lm_store_close(s);
+	free(pb);
+	protobuf_c_message_free_unpacked(m, NULL);
+	lm_fairness_free(fair);
+	lmt_records_close(&recs);
+
+	lmt_run_result r =
+	    CLI("store", "get", "posting", "job-flagged", "--data-dir", dir);
+	expect_status(&r, 0);
+	assert_non_null(strstr(r.out, "\"compliance_warnings\""));
+	assert_non_null(
+	    strstr(r.err, "compliance warning (age): skills[1].name "
+	                  "\"Recent graduate\" is not used as a requirement."));
+	assert_null(strstr(r.out, "compliance warning ("));
+	lmt_run_result_free(&r);
+	r = CLI("--json", "store", "get", "posting", "job-flagged", "--data-dir", dir);
+	expect_status(&r, 0);
+	assert_non_null(strstr(r.out, "age-recent-graduate"));
+	assert_null(strstr(r.err, "compliance warning"));
+	lmt_run_result_free(&r);
+}
+
 /* ---- tests: dlq ------------------------------------------------------- */
 
 static void
@@ -998,6 +1058,7 @@ main(void)
 	    cmocka_unit_test(test_produce_failures),
 	    cmocka_unit_test(test_produce_raw),
 	    cmocka_unit_test(test_store),
+	    cmocka_unit_test(test_store_warnings),
 	    cmocka_unit_test(test_dlq),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

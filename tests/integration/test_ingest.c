@@ -85,6 +85,8 @@ world_env(struct world *w, const char *extra1, const char *extra2)
 	lmt_env_add(e, "LUNAMATCH_NOTIFY_URL=%s", w->notify);
 	lmt_env_add(e, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
 	lmt_env_add(e, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+	lmt_env_add(
+	    e, "LUNAMATCH_FAIRNESS_FILE=%s", lmt_src("data/fairness/requirements.tsv"));
 	lmt_env_add(e, "LUNAMATCH_BATCH_MS=100");
 	lmt_env_add(e, "LUNAMATCH_LOG_LEVEL=info");
 	if (extra1 != NULL)
@@ -1058,16 +1060,20 @@ test_cli(void **state)
 	    {"LUNAMATCH_TAXONOMY_FILE=/nonexistent/skills.tsv", NULL,
 	        "LUNAMATCH_TAXONOMY_FILE"},
 	    {"LUNAMATCH_RATES_FILE=/nonexistent/rates.tsv", NULL, "LUNAMATCH_RATES_FILE"},
+	    {"LUNAMATCH_FAIRNESS_FILE=/nonexistent/requirements.tsv", NULL,
+	        "LUNAMATCH_FAIRNESS_FILE"},
 	    {"LUNAMATCH_TOPIC_PROFILES=lunamatch.postings.v1", NULL, "different topics"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char tax[4400], rates[4400];
+		char tax[4400], rates[4400], fair[4400];
 		snprintf(tax, sizeof(tax), "LUNAMATCH_TAXONOMY_FILE=%s",
 		    lmt_src("data/skills.tsv"));
 		snprintf(rates, sizeof(rates), "LUNAMATCH_RATES_FILE=%s",
 		    lmt_src("data/rates.tsv"));
+		snprintf(fair, sizeof(fair), "LUNAMATCH_FAIRNESS_FILE=%s",
+		    lmt_src("data/fairness/requirements.tsv"));
 		/* The case's own variable comes first and is not overridden. */
-		const char *env[8] = {NULL};
+		const char *env[9] = {NULL};
 		int ne = 0;
 		if (bad[i].env != NULL)
 			env[ne++] = bad[i].env;
@@ -1075,6 +1081,8 @@ test_cli(void **state)
 			env[ne++] = tax;
 		if (bad[i].env == NULL || strncmp(bad[i].env, rates, 21) != 0)
 			env[ne++] = rates;
+		if (bad[i].env == NULL || strncmp(bad[i].env, fair, 24) != 0)
+			env[ne++] = fair;
 		env[ne++] = dir_env;
 		env[ne++] = "LUNAMATCH_HTTP_ADDR=127.0.0.1:0";
 		env[ne++] = "LUNAMATCH_BROKERS=127.0.0.1:1";
@@ -1088,6 +1096,98 @@ test_cli(void **state)
 	}
 	lmt_rmtree(dir);
 	free(dir);
+}
+
+/*
+ * Fair requirements through ingest: a posting that asks for a native speaker,
+ * a recent graduate and a digital native is stored without those skills and
+ * requirements, carries its warnings, and they are counted on /metrics and
+ * logged with the phrase.
+ */
+static void
+test_compliance(void **state)
+{
+	struct world w;
+	lmt_producer *p;
+	lm_store_opts o = {.flags = LM_STORE_RDONLY};
+	lm_store *s = NULL;
+	void *bytes = NULL;
+	size_t len = 0;
+	char *m, *log;
+	static const char posting[] =
+	    "{\"id\":\"job-fair\",\"version\":1,\"title\":\"Account Executive\","
+	    "\"skills\":[{\"name\":\"Salesforce\"},{\"name\":\"Native English "
+	    "speaker\"},{\"name\":\"Recent graduate\"}],\"requirement_groups\":[{"
+	    "\"label\":\"Digital native\",\"skills\":[\"Social media\"]},{\"label\":"
+	    "\"CRM\",\"skills\":[\"HubSpot\",\"Salesforce\"]}]}";
+	(void) state;
+
+	world_start(&w, "fair", NULL, NULL);
+	ingest_start(&w);
+	wait_ready(&w);
+	/* Registered at 0 before any posting came. */
+	assert_true(lmt_metric(w.http, "lunamatch_ingest_flagged_postings_total") == 0);
+	assert_true(
+	    lmt_metric(w.http,
+	        "lunamatch_ingest_compliance_warnings_total{category=\"age\"}") == 0);
+	p = new_producer(w.brokers);
+	produce(p, w.postings, "job-fair", posting, strlen(posting), "application/json");
+	produce_pb(p, w.postings, "job-ok", &lunamatch__v1__job_posting__descriptor,
+	    "{\"id\":\"job-ok\",\"version\":1,\"title\":\"Engineer\","
+	    "\"skills\":[{\"name\":\"English\"},{\"name\":\"Pyhton\"}]}");
+	lmt_producer_flush(p, IO_MS);
+	lmt_producer_free(p);
+	m = wait_processed(&w, 2);
+	assert_true(
+	    lmt_prom_value(m, "lunamatch_ingest_stored_total{kind=\"posting\"}") == 2);
+	assert_true(lmt_prom_value(m, "lunamatch_ingest_flagged_postings_total") == 1);
+	assert_true(
+	    lmt_prom_value(
+	        m, "lunamatch_ingest_compliance_warnings_total{category=\"age\"}") == 2);
+	assert_true(lmt_prom_value(m,
+	                "lunamatch_ingest_compliance_warnings_total{category=\"national-"
+	                "origin\"}") == 1);
+	free(m);
+
+	assert_int_equal(lm_store_open(w.data, &o, &s), LM_OK);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "job-fair", &bytes, &len, NULL), LM_OK);
+	Lunamatch__V1__JobPosting *j =
+	    lunamatch__v1__job_posting__unpack(NULL, len, bytes);
+	assert_non_null(j);
+	assert_int_equal(j->n_skills, 1);
+	assert_string_equal(j->skills[0]->skill_id, "salesforce");
+	assert_int_equal(j->n_requirement_groups, 1);
+	assert_string_equal(j->requirement_groups[0]->label, "CRM");
+	assert_int_equal(j->n_compliance_warnings, 3);
+	assert_string_equal(j->compliance_warnings[0]->phrase, "Native English speaker");
+	assert_string_equal(j->compliance_warnings[0]->field, "skills[1].name");
+	assert_string_equal(j->compliance_warnings[1]->rule, "age-recent-graduate");
+	assert_string_equal(
+	    j->compliance_warnings[2]->field, "requirement_groups[0].label");
+	assert_true(j->compliance_warnings[2]->removed);
+	assert_true(j->fairness_version[0] != '\0');
+	lunamatch__v1__job_posting__free_unpacked(j, NULL);
+	free(bytes);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "job-ok", &bytes, &len, NULL), LM_OK);
+	j = lunamatch__v1__job_posting__unpack(NULL, len, bytes);
+	assert_non_null(j);
+	assert_int_equal(j->n_compliance_warnings, 0);
+	assert_int_equal(j->n_skills, 2);
+	assert_string_equal(j->skills[1]->skill_id, "python");
+	lunamatch__v1__job_posting__free_unpacked(j, NULL);
+	free(bytes);
+	lm_store_close(s);
+
+	lmt_proc_stop(&w.ingest, STOP_MS);
+	log = lmt_read_file(w.errlog, NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "ingest.compliance"));
+	assert_non_null(strstr(log, "Native English speaker"));
+	assert_non_null(strstr(log, "Digital native"));
+	free(log);
+	world_free(&w);
 }
 
 static int
@@ -1106,6 +1206,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cli),
 	    cmocka_unit_test(test_flow),
+	    cmocka_unit_test(test_compliance),
 	    cmocka_unit_test(test_sigkill),
 	    cmocka_unit_test(test_outage),
 	    cmocka_unit_test(test_replay),

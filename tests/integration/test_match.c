@@ -18,8 +18,10 @@
  *  - a posting produced after start becomes a MatchEvent on the matches
  *    topic; SIGTERM and restart lose no change (a posting produced while
  *    match was down is served and announced) and announce nothing twice;
- *  - devkafka only: the broker frozen (SIGSTOP) while an event is derived:
- *    the event waits in the outbox and is delivered once the broker is back.
+ *  - the CLI, also with --url listing a dead replica next to the live one;
+ *  - devkafka only: the broker frozen (SIGSTOP) while a posting is produced:
+ *    nothing is lost, the posting is stored and its event delivered once the
+ *    broker is back.
  *
  * Every wait is bounded; the whole program runs in well under three minutes.
  */
@@ -120,10 +122,13 @@ build_env(void)
 		lmt_env_add(e, "LUNAMATCH_NOTIFY_URL=%s", G.notify);
 		lmt_env_add(e, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
 		lmt_env_add(e, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+		lmt_env_add(e, "LUNAMATCH_FAIRNESS_FILE=%s",
+		    lmt_src("data/fairness/requirements.tsv"));
 		lmt_env_add(e, "LUNAMATCH_LOG_LEVEL=info");
+		/* Ingest's group; match asks it for its committed offsets. */
+		lmt_env_add(e, "LUNAMATCH_GROUP_ID=%s", G.group);
 	}
 
-	lmt_env_add(&G.ingest_env, "LUNAMATCH_GROUP_ID=%s", G.group);
 	lmt_env_add(&G.ingest_env, "LUNAMATCH_HTTP_ADDR=%s", G.ingest_http);
 	lmt_env_add(&G.ingest_env, "LUNAMATCH_BATCH_MS=50");
 
@@ -136,6 +141,7 @@ build_env(void)
 	lmt_env_add(m, "LUNAMATCH_WORKERS=4");
 	lmt_env_add(m, "LUNAMATCH_EVENT_MIN_SCORE=0.5");
 	lmt_env_add(m, "LUNAMATCH_EVENT_TOP_N=10");
+	lmt_env_add(m, "LUNAMATCH_EVENTS_GROUP_ID=%s-events", G.group);
 }
 
 static void
@@ -763,13 +769,15 @@ test_concurrent_and_metrics(void **state)
 	assert_true(lmt_prom_value(body, "lunamatch_index_bytes") > 10000);
 	assert_true(lmt_prom_value(body, "lunamatch_index_seq") >=
 	            (double) (G.n_postings + G.n_profiles));
-	assert_true(lmt_prom_value(body, "lunamatch_events_enqueued_total") >= 1);
 	assert_true(
 	    strstr(body, "lunamatch_rpc_latency_seconds_bucket{method=\"MatchJobs\"") !=
 	    NULL);
 	free(body);
+	/* The partition owner derives the samples' events once it has joined
+	 * its group (no earlier than the index holds them). */
+	assert_true(lmt_wait_metric(G.match_http, "lunamatch_events_enqueued_total",
+	                LMT_GE, 1, EVENT_MS) >= 1);
 }
-
 static void
 test_new_posting_event(void **state)
 {
@@ -828,33 +836,6 @@ test_restart_no_loss_no_duplicates(void **state)
 				    G.events[i].id, G.events[i].cand, G.events[i].job);
 }
 
-/* Writes a posting straight into the store (a second writer process, as
- * ingest is: LMDB serializes writers across processes). */
-static void
-store_posting(const char *id)
-{
-	lm_store *s = NULL;
-	lm_store_txn *t = NULL;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	lmt_records recs;
-	lm_reject why;
-	char err[512];
-
-	lmt_records_open(&recs, 384);
-	JobPosting *p = seed_copy(id);
-	assert_int_equal(lm_posting_prepare(&recs.ctx, p, &why, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_pb_encode(&p->base, &buf, &len), LM_OK);
-	assert_int_equal(lm_store_open(G.data, NULL, &s), LM_OK);
-	assert_int_equal(lm_store_begin(s, &t), LM_OK);
-	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, id, 1, buf, len), LM_OK);
-	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
-	lm_store_close(s);
-	free(buf);
-	protobuf_c_message_free_unpacked(&p->base, NULL);
-	lmt_records_close(&recs);
-}
-
 static void
 test_broker_down(void **state)
 {
@@ -870,18 +851,17 @@ test_broker_down(void **state)
 	double delivered_before =
 	    lmt_metric(G.match_http, "lunamatch_events_delivered_total");
 	assert_int_equal(lmt_proc_signal(G.b.dk, SIGSTOP), LM_OK);
-	store_posting(id);
-	assert_true(wait_posting(id, CATCH_UP_MS));
-	/* Derived, but the broker does not answer: the event waits in the
-	 * outbox. */
-	lmt_wait_metric(G.match_http, "lunamatch_events_pending", LMT_GE, 1, 10000);
-	assert_true(lmt_metric(G.match_http, "lunamatch_events_pending") >= 1);
+	/* Produced while the broker is frozen: it waits in the producer. */
+	JobPosting *p = seed_copy(id);
+	lmt_produce_pb(G.producer, G.postings, id, &p->base);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
 	lmt_sleep_ms(3000);
-	assert_true(lmt_metric(G.match_http, "lunamatch_events_pending") >= 1);
 	assert_true(lmt_metric(G.match_http, "lunamatch_events_delivered_total") ==
 	            delivered_before);
 	assert_int_equal(lmt_proc_signal(G.b.dk, SIGCONT), LM_OK);
-	/* Back: delivered, and the outbox drains. */
+	lmt_producer_flush(G.producer, IO_MS);
+	/* Back: stored, derived, delivered, and the outbox drains. */
+	assert_true(wait_posting(id, CATCH_UP_MS));
 	assert_true(wait_event_for_job(id, EVENT_MS));
 	lmt_wait_metric(G.match_http, "lunamatch_events_pending", LMT_EQ, 0, EVENT_MS);
 	assert_true(lmt_metric(G.match_http, "lunamatch_events_pending") == 0);
@@ -954,6 +934,17 @@ test_cli(void **state)
 	assert_int_equal(
 	    run_cli((const char *[]){"health", dead, "--timeout-ms", "300", NULL}, out),
 	    3);
+	/* A list of replicas, one of them down: the live one answers, every
+	 * time. */
+	char list[400];
+	snprintf(list, sizeof(list), "%s,%s", dead, G.rpc_url);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(run_cli((const char *[]){"health", list, "--timeout-ms",
+		                             "5000", NULL},
+		                     out),
+		    0);
+		assert_non_null(strstr(out, "SERVING"));
+	}
 
 	/* match jobs / candidates */
 	assert_int_equal(run_cli((const char *[]){"match", "jobs", "--candidate", LEAD,

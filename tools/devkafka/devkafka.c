@@ -38,7 +38,7 @@
 #define PROG "lunamatch-devkafka"
 /* Brokers in the mock cluster: one is all a single-machine run needs. */
 #define DEV_BROKERS 1
-#define NTOPICS     4
+#define NTOPICS     5
 /* Period of the log start offset check, and the wait of one query. */
 #define WATCH_MS       200
 #define WATCH_QUERY_MS 2000
@@ -133,8 +133,8 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	const char *const topics[NTOPICS] = {
-	    cfg.topic_postings, cfg.topic_profiles, cfg.topic_matches, cfg.topic_dlq};
+	const char *const topics[NTOPICS] = {cfg.topic_postings, cfg.topic_profiles,
+	    cfg.topic_matches, cfg.topic_dlq, cfg.topic_decisions};
 
 	if (lm_kafka_conf(NULL, "lunamatch-devkafka", &conf, err, sizeof(err)) != LM_OK) {
 		lm_error("devkafka.config", "%s", err);

@@ -36,9 +36,11 @@
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <protobuf-c/protobuf-c.h>
 
 #include "lunamatch/client.h"
 #include "lunamatch/config.h"
+#include "lunamatch/v1/match.pb-c.h"
 
 #define LM_CLI_PROG "lunamatch"
 
@@ -102,6 +104,11 @@ int lm_cli_health(const lm_config *cfg, int argc, char **argv);
 extern const struct option lm_cli_health_options[];
 extern const char lm_cli_health_usage[];
 
+/* cmd_bench.c: load on a running match server, against a raw nng echo. */
+int lm_cli_bench(const lm_config *cfg, int argc, char **argv);
+extern const struct option lm_cli_bench_options[];
+extern const char lm_cli_bench_usage[];
+
 /* cmd_watch.c */
 int lm_cli_watch(const lm_config *cfg, int argc, char **argv);
 extern const struct option lm_cli_watch_options[];
@@ -162,6 +169,10 @@ int lm_cli_getopt(int argc, char **argv, const char *shortopts,
  * false (nothing printed) for anything else, including signs and spaces.
  */
 bool lm_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Parses an explain level: "none", "summary" or "full" (cmd_match.c).
+ * Returns false for anything else. */
+bool lm_cli_parse_explain(const char *s, Lunamatch__V1__ExplainLevel *out);
 
 /* Prints "lunamatch CMD: MESSAGE\n" on stderr. cmd may be NULL. */
 void lm_cli_error(const char *cmd, const char *fmt, ...)
@@ -244,6 +255,14 @@ void lm_cli_table_row(
  * does not fit is cut at a character boundary and ends with "...".
  */
 void lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n);
+
+/*
+ * Prints on stderr, one line each, the compliance warnings ingest attached
+ * to m when it is a JobPosting (see records.proto, ComplianceWarning), so
+ * that a person reading `get` sees them while stdout stays plain JSON.
+ * Prints nothing for a profile or a posting without warnings.
+ */
+void lm_cli_print_warnings(const char *cmd, const ProtobufCMessage *m);
 
 /*
  * A new JSON string holding src[0..n): valid UTF-8 is kept as is, each byte

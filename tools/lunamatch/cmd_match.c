@@ -309,8 +309,8 @@ print_matches(Lunamatch__V1__Match **v, size_t n, bool jobs,
 	}
 }
 
-static bool
-parse_level(const char *s, Lunamatch__V1__ExplainLevel *out)
+bool
+lm_cli_parse_explain(const char *s, Lunamatch__V1__ExplainLevel *out)
 {
 	if (strcmp(s, "none") == 0)
 		*out = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
@@ -375,7 +375,7 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 				    TOP_MAX);
 			break;
 		case OPT_EXPLAIN:
-			if (!parse_level(optarg, &level))
+			if (!lm_cli_parse_explain(optarg, &level))
 				return lm_cli_usage_error(cmd,
 				    "--explain: \"%s\" is not none, summary or full",
 				    optarg);
@@ -614,6 +614,8 @@ lm_cli_get(const lm_config *cfg, int argc, char **argv)
 			rv = resp->posting != NULL
 			         ? print_json(cmd, &resp->posting->base, flags)
 			         : LM_CLI_EXIT_FAIL;
+		if (rv == LM_CLI_EXIT_OK && !cfg->json)
+			lm_cli_print_warnings(cmd, &resp->posting->base);
 		if (resp != NULL)
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
 	} else {

@@ -121,6 +121,8 @@ do_get(const lm_config *cfg, lm_kind k, const char *id)
 	}
 	printf("%s\n", text);
 	rv = fflush(stdout) == 0 ? LM_CLI_EXIT_OK : LM_CLI_EXIT_FAIL;
+	if (!cfg->json)
+		lm_cli_print_warnings(CMD, msg);
 out:
 	free(text);
 	if (msg != NULL)

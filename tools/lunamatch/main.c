@@ -42,6 +42,8 @@ static const lm_cli_command commands[] = {
         lm_cli_get_usage, "", lm_cli_get_options},
     {"health", lm_cli_health, "check that the match service is serving",
         lm_cli_health_usage, "", lm_cli_health_options},
+    {"bench", lm_cli_bench, "load on the match server, measured against a raw nng echo",
+        lm_cli_bench_usage, "", lm_cli_bench_options},
     {"watch", lm_cli_watch, "follow the new-match events on the matches topic",
         lm_cli_watch_usage, "n:", lm_cli_watch_options},
     {"eval", lm_cli_eval, "measure ranking quality on a judged evaluation set",

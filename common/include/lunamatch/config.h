@@ -33,19 +33,24 @@ typedef enum lm_prog {
 
 typedef struct lm_config {
 	/* Kafka */
-	char brokers[LM_CFG_STR];        /* LUNAMATCH_BROKERS, --brokers */
-	char topic_postings[LM_CFG_STR]; /* LUNAMATCH_TOPIC_POSTINGS */
-	char topic_profiles[LM_CFG_STR]; /* LUNAMATCH_TOPIC_PROFILES */
-	char topic_matches[LM_CFG_STR];  /* LUNAMATCH_TOPIC_MATCHES */
-	char topic_dlq[LM_CFG_STR];      /* LUNAMATCH_TOPIC_DLQ */
-	char group_id[LM_CFG_STR];       /* LUNAMATCH_GROUP_ID */
+	char brokers[LM_CFG_STR];         /* LUNAMATCH_BROKERS, --brokers */
+	char topic_postings[LM_CFG_STR];  /* LUNAMATCH_TOPIC_POSTINGS */
+	char topic_profiles[LM_CFG_STR];  /* LUNAMATCH_TOPIC_PROFILES */
+	char topic_matches[LM_CFG_STR];   /* LUNAMATCH_TOPIC_MATCHES */
+	char topic_dlq[LM_CFG_STR];       /* LUNAMATCH_TOPIC_DLQ */
+	char topic_decisions[LM_CFG_STR]; /* LUNAMATCH_TOPIC_DECISIONS */
+	uint32_t decision_log;            /* LUNAMATCH_DECISION_LOG: 0 or 1 */
+	char group_id[LM_CFG_STR];        /* LUNAMATCH_GROUP_ID */
+	char events_group_id[LM_CFG_STR]; /* LUNAMATCH_EVENTS_GROUP_ID */
 	/* Store and data files */
-	char data_dir[LM_CFG_STR];      /* LUNAMATCH_DATA_DIR, --data-dir */
-	uint64_t map_size_mb;           /* LUNAMATCH_MAP_SIZE_MB: initial LMDB map */
-	char taxonomy_file[LM_CFG_STR]; /* LUNAMATCH_TAXONOMY_FILE */
-	char rates_file[LM_CFG_STR];    /* LUNAMATCH_RATES_FILE */
-	char model_file[LM_CFG_STR];    /* LUNAMATCH_MODEL_FILE */
-	uint32_t embedding_dim;         /* LUNAMATCH_EMBEDDING_DIM */
+	char data_dir[LM_CFG_STR];       /* LUNAMATCH_DATA_DIR, --data-dir */
+	uint64_t map_size_mb;            /* LUNAMATCH_MAP_SIZE_MB: initial LMDB map */
+	char taxonomy_file[LM_CFG_STR];  /* LUNAMATCH_TAXONOMY_FILE */
+	char rates_file[LM_CFG_STR];     /* LUNAMATCH_RATES_FILE */
+	char fairness_file[LM_CFG_STR];  /* LUNAMATCH_FAIRNESS_FILE (ingest) */
+	char gazetteer_file[LM_CFG_STR]; /* LUNAMATCH_GAZETTEER_FILE (ingest) */
+	char model_file[LM_CFG_STR];     /* LUNAMATCH_MODEL_FILE */
+	uint32_t embedding_dim;          /* LUNAMATCH_EMBEDDING_DIM */
 	/* Messaging */
 	char rpc_url[LM_CFG_STR];    /* LUNAMATCH_RPC_URL, --url */
 	char notify_url[LM_CFG_STR]; /* LUNAMATCH_NOTIFY_URL; "" = ipc://<data

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lunamatch/fairness.h"
+#include "lunamatch/metrics.h"
 #include "lunamatch/salary.h"
 #include "lunamatch/taxonomy.h"
 #include "lunamatch/v1/records.pb-c.h"
@@ -34,6 +36,8 @@ extern "C" {
 #define LM_RECORD_LOCATIONS_MAX    20
 #define LM_RECORD_GOALS_MAX        20 /* entries per career-goal list */
 #define LM_RECORD_YEARS_MAX        80.0f
+#define LM_RECORD_WARNINGS_MAX     32 /* compliance warnings kept per posting */
+#define LM_RECORD_REMOTE_MAX       50 /* remote_countries entries */
 
 /* Why a record was rejected: a bounded set, used as a metrics label and a
  * dead-letter header. */
@@ -55,16 +59,32 @@ typedef enum lm_reject {
 /* Stable snake_case token of a reason ("missing_field", ...). */
 const char *lm_reject_name(lm_reject r);
 
-/* What preparing needs. Both pointers must outlive the calls. */
+/* What preparing needs. Every pointer must outlive the calls. */
 typedef struct lm_record_ctx {
 	const lm_taxonomy *taxonomy;
 	const lm_rates *rates;
+	/* The fair-requirements list postings are screened against; NULL
+	 * screens nothing (see lm_posting_prepare). */
+	const lm_fairness *fairness;
+	/* Ingest only: the registry where lm_ingest_decide counts the
+	 * compliance warnings of accepted postings; NULL counts nothing. */
+	lm_metrics *metrics;
 	uint32_t embedding_dim; /* a non-empty embedding must have this length */
 	int inline_record;      /* an inline query record: id and version optional */
 } lm_record_ctx;
 
 /*
- * Validates and normalizes p in place. p must have been allocated by
+ * Validates and normalizes p in place.
+ *
+ * Postings are also screened against ctx->fairness: the title, every skill
+ * name, and every requirement group's label and skills. A flagged skill is
+ * removed from skills; a flagged skill of a group is removed from the group;
+ * a group whose label is flagged, or that is left with no skill and no
+ * experience requirement, is removed. Each flagged text gives a
+ * ComplianceWarning in p->compliance_warnings (at most
+ * LM_RECORD_WARNINGS_MAX; anything the producer sent there is replaced) and
+ * p->fairness_version names the list. A flagged posting is still valid.
+ * p must have been allocated by
  * protobuf-c's unpacker or lm_json_decode (strings are freed and replaced with
  * malloc'd ones). Returns LM_OK, or LM_ESCHEMA with *reason set and a message
  * naming the field in err; on error p may be partly normalized and must only

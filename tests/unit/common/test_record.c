@@ -150,6 +150,101 @@ test_skill_typos(void **state)
 	protobuf_c_message_free_unpacked(&c->base, NULL);
 }
 
+/* The fair-requirements list: flagged skills and requirements are dropped,
+ * the posting is kept with one warning per flagged text. */
+static void
+test_fair_requirements(void **state)
+{
+	(void) state;
+	lm_fairness *fair = NULL;
+	lm_record_ctx ctx = R.ctx;
+	char err[256] = "";
+	lm_reject why;
+	static const char json[] =
+	    "{\"id\":\"job-3\",\"version\":1,\"title\":\"Salesman\","
+	    "\"skills\":[{\"name\":\"Python\"},{\"name\":\" Native English speaker\"},"
+	    "{\"name\":\"Recent graduate\"}],"
+	    "\"requirement_groups\":["
+	    "{\"label\":\"Native English speaker\",\"skills\":[\"English\"]},"
+	    "{\"label\":\"Languages\",\"skills\":[\"Spanish\",\"Native Spanish "
+	    "speaker\"]},"
+	    "{\"label\":\"Generation\",\"skills\":[\"Digital native\"]},"
+	    "{\"label\":\"Experience\",\"skills\":[\"Digital native\"],"
+	    "\"min_years_experience\":3}],"
+	    "\"compliance_warnings\":[{\"rule\":\"forged\"}],\"fairness_version\":\"x\"}";
+	Lunamatch__V1__JobPosting *p = posting(json);
+
+	if (lm_fairness_load(lmt_src("data/fairness/requirements.tsv"), &fair, err,
+	        sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	ctx.fairness = fair;
+	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_string_equal(p->title, "Salesman");
+	assert_int_equal(p->n_skills, 1);
+	assert_string_equal(p->skills[0]->skill_id, "python");
+	assert_int_equal(p->n_requirement_groups, 2);
+	assert_string_equal(p->requirement_groups[0]->label, "Languages");
+	assert_int_equal(p->requirement_groups[0]->n_skills, 1);
+	assert_int_equal(p->requirement_groups[0]->n_skill_ids, 1);
+	assert_string_equal(p->requirement_groups[0]->skill_ids[0], "spanish");
+	assert_string_equal(p->requirement_groups[1]->label, "Experience");
+	assert_int_equal(p->requirement_groups[1]->n_skills, 0);
+	assert_true(p->requirement_groups[1]->min_years_experience == 3.0f);
+	assert_string_equal(p->fairness_version, lm_fairness_version(fair));
+
+	static const struct {
+		const char *field, *rule, *phrase;
+		int removed;
+	} want[] = {
+	    {"title", "gender-coded-title", "Salesman", 0},
+	    {"skills[1].name", "origin-native-speaker", "Native English speaker", 1},
+	    {"skills[2].name", "age-recent-graduate", "Recent graduate", 1},
+	    {"requirement_groups[0].label", "origin-native-speaker",
+	        "Native English speaker", 1},
+	    {"requirement_groups[1].skills[1]", "origin-native-speaker",
+	        "Native Spanish speaker", 1},
+	    {"requirement_groups[2].skills[0]", "age-digital-native", "Digital native",
+	        1},
+	    {"requirement_groups[3].skills[0]", "age-digital-native", "Digital native",
+	        1},
+	};
+	assert_int_equal(p->n_compliance_warnings, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < p->n_compliance_warnings; i++) {
+		const Lunamatch__V1__ComplianceWarning *w = p->compliance_warnings[i];
+		assert_string_equal(w->field, want[i].field);
+		assert_string_equal(w->rule, want[i].rule);
+		assert_string_equal(w->phrase, want[i].phrase);
+		assert_int_equal(w->removed, want[i].removed);
+		assert_true(w->category[0] != '\0' && w->reason[0] != '\0');
+	}
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+
+	/* Without a list nothing is screened, and what a producer sent in
+	 * the fields ingest fills is dropped all the same. */
+	p = posting(json);
+	assert_int_equal(lm_posting_prepare(&R.ctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(p->n_skills, 3);
+	assert_int_equal(p->n_compliance_warnings, 0);
+	assert_string_equal(p->fairness_version, "");
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+
+	/* A posting flagged all over still prepares; at most
+	 * LM_RECORD_WARNINGS_MAX warnings are kept. */
+	char big[8192];
+	size_t n = (size_t) snprintf(
+	    big, sizeof(big), "{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"skills\":[");
+	for (int i = 0; i < 40; i++)
+		n += (size_t) snprintf(big + n, sizeof(big) - n,
+		    "%s{\"name\":\"Recent graduate %d\"}", i ? "," : "", i);
+	snprintf(big + n, sizeof(big) - n, "]}");
+	p = posting(big);
+	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(p->n_skills, 0);
+	assert_int_equal(p->n_compliance_warnings, LM_RECORD_WARNINGS_MAX);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	lm_fairness_free(fair);
+}
+
 static void
 test_posting_rejected(void **state)
 {
@@ -319,6 +414,7 @@ main(void)
 	    cmocka_unit_test(test_posting_normalized),
 	    cmocka_unit_test(test_posting_rejected),
 	    cmocka_unit_test(test_skill_typos),
+	    cmocka_unit_test(test_fair_requirements),
 	    cmocka_unit_test(test_posting_bad_utf8),
 	    cmocka_unit_test(test_posting_unknown_enum),
 	    cmocka_unit_test(test_profile),

@@ -8,6 +8,7 @@
  * and a restart with pending events.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,6 +499,94 @@ test_delivery(void **state)
 	lm_events_free(ev);
 }
 
+/* The outbox-write failure the fault seam injects (LM_OK: none). */
+static atomic_int outbox_fault;
+
+static int
+fault(void *arg)
+{
+	(void) arg;
+	return atomic_load(&outbox_fault);
+}
+
+static double
+metric(const char *name)
+{
+	char *text = NULL, *at;
+	double v = -1;
+	assert_int_equal(lm_metrics_render(metrics, &text, NULL), LM_OK);
+	for (at = text; (at = strstr(at, name)) != NULL; at++)
+		if ((at == text || at[-1] == '\n') && at[strlen(name)] == ' ') {
+			v = strtod(at + strlen(name) + 1, NULL);
+			break;
+		}
+	free(text);
+	return v;
+}
+
+/* A failing outbox write, injected into the real write path: the
+ * derivation fails as a whole (nothing written), is counted, and marks the
+ * outbox failing until a write succeeds; a failing delivery record keeps
+ * the event pending (it is produced again, a repeat of the same id). */
+static void
+test_outbox_write_fails(void **state)
+{
+	lm_event_change ch[1];
+	lm_events_opts o;
+	lm_events *ev = NULL;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	memset(&o, 0, sizeof(o));
+	o.brokers = brokers;
+	o.topic = TOPIC;
+	o.data_dir = tmp;
+	o.min_score = min;
+	o.top_n = 50;
+	o.metrics = metrics;
+	o.flush_timeout_ms = 2000;
+	o.fault = fault;
+	assert_int_equal(lm_events_new(&o, &ev), LM_OK);
+	assert_false(lm_events_outbox_failing(ev));
+	assert_true(metric("lunamatch_events_outbox_errors_total") == 0);
+
+	atomic_store(&outbox_fault, LM_EIO);
+	ch[0] = change(0, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_EIO);
+	assert_true(lm_events_outbox_failing(ev));
+	assert_true(metric("lunamatch_events_outbox_errors_total") == 1);
+	assert_int_equal(counts(ev).enqueued_total, 0);
+	assert_int_equal(counts(ev).pairs, 0);
+
+	/* The retry succeeds once the outbox writes again. */
+	atomic_store(&outbox_fault, LM_OK);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_OK);
+	assert_false(lm_events_outbox_failing(ev));
+	assert_int_equal(counts(ev).enqueued_total, 1);
+
+	/* Delivered by the broker, but the delivery cannot be recorded: the
+	 * event stays pending and the outbox is failing. */
+	atomic_store(&outbox_fault, LM_ESTORE);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	for (int waited = 0;
+	     waited < 20000 && metric("lunamatch_events_outbox_errors_total") < 2;
+	     waited += 50)
+		sleep_ms(50);
+	assert_true(metric("lunamatch_events_outbox_errors_total") >= 2);
+	assert_true(lm_events_outbox_failing(ev));
+	assert_int_equal(counts(ev).pending, 1);
+	/* Writable again: the event is produced again and recorded. */
+	atomic_store(&outbox_fault, LM_OK);
+	assert_true(wait_drained(ev, 20000));
+	assert_false(lm_events_outbox_failing(ev));
+	assert_int_equal(counts(ev).delivered_total, 1);
+	lm_events_free(ev);
+}
+
 struct ids {
 	char v[64][LM_OUTBOX_EVENT_ID_LEN + 1];
 	size_t n;
@@ -974,6 +1063,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_options, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delivery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outbox_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deterministic_ids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crossings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),

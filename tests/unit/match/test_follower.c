@@ -5,9 +5,11 @@
  * The test writes records with lm_store_* as ingest would (sample records,
  * prepared, serialized), then checks that they reach the index: at start
  * (snapshot), when a notification wakes the follower, and by the periodic
- * poll alone. It also checks what is handed to the changes callback: exact
- * is_new flags, the catch-up after a restart from an events cursor (nothing
- * derived twice, nothing missed) and the retry after a failing callback.
+ * poll alone. It also checks the progress reported through on_applied and,
+ * through the follower's fault seam, what a failing store read does: a
+ * failed snapshot leaves an empty index and is retried, a failed change-log
+ * read applies nothing, a failed record read stops the batch before that
+ * record (the seq never passes it) and is retried at the next wake-up.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,19 +39,14 @@
 typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile CandidateProfile;
 
-/* What the changes callback saw. */
-#define REC_MAX 4096
+/* What the callbacks saw, and the failures to inject. */
 struct seen {
-	pthread_mutex_t mtx;
-	size_t n;
-	uint64_t seq[REC_MAX];
-	char id[REC_MAX][LM_STORE_ID_MAX + 1];
-	bool is_new[REC_MAX], deleted[REC_MAX], posting[REC_MAX];
-	uint64_t cursor; /* of the last call */
-	size_t calls;
-	int fail_next; /* calls to refuse with LM_EIO */
 	atomic_bool loaded;
-	atomic_int interrupts; /* calls of the interrupt hook */
+	_Atomic uint64_t applied_seq; /* of the last on_applied */
+	atomic_int applied_calls;
+	/* fault: fail_what's next fail_count reads with fail_rc. */
+	atomic_int fail_what, fail_count, fail_rc;
+	atomic_int faults; /* reads failed so far */
 };
 
 struct fx {
@@ -61,34 +58,35 @@ struct fx {
 	struct seen seen;
 };
 
+static void
+on_applied(void *arg, uint64_t seq)
+{
+	struct fx *fx = arg;
+	assert_true(seq >= atomic_load(&fx->seen.applied_seq));
+	atomic_store(&fx->seen.applied_seq, seq);
+	atomic_fetch_add(&fx->seen.applied_calls, 1);
+}
+
 static int
-on_changes(void *arg, const lm_event_change *c, size_t n, uint64_t cursor)
+fault(void *arg, lm_follower_read what)
 {
 	struct fx *fx = arg;
 	struct seen *s = &fx->seen;
 
-	pthread_mutex_lock(&s->mtx);
-	if (s->fail_next > 0) {
-		s->fail_next--;
-		pthread_mutex_unlock(&s->mtx);
-		return LM_EIO;
-	}
-	for (size_t i = 0; i < n && s->n < REC_MAX; i++) {
-		if (i > 0)
-			assert_true(c[i].seq > c[i - 1].seq);
-		assert_true(c[i].seq <= cursor);
-		s->seq[s->n] = c[i].seq;
-		snprintf(s->id[s->n], sizeof(s->id[0]), "%s", c[i].id);
-		s->is_new[s->n] = c[i].is_new;
-		s->deleted[s->n] = c[i].deleted;
-		s->posting[s->n] = c[i].posting;
-		s->n++;
-	}
-	assert_true(cursor >= s->cursor);
-	s->cursor = cursor;
-	s->calls++;
-	pthread_mutex_unlock(&s->mtx);
-	return LM_OK;
+	if (atomic_load(&s->fail_what) != (int) what || atomic_load(&s->fail_count) <= 0)
+		return LM_OK;
+	atomic_fetch_sub(&s->fail_count, 1);
+	atomic_fetch_add(&s->faults, 1);
+	return atomic_load(&s->fail_rc);
+}
+
+/* The next n reads of kind what fail with rc. */
+static void
+fail_reads(struct fx *fx, lm_follower_read what, int n, int rc)
+{
+	atomic_store(&fx->seen.fail_rc, rc);
+	atomic_store(&fx->seen.fail_what, (int) what);
+	atomic_store(&fx->seen.fail_count, n);
 }
 
 static void
@@ -96,13 +94,6 @@ on_loaded(void *arg)
 {
 	struct fx *fx = arg;
 	atomic_store(&fx->seen.loaded, true);
-}
-
-static void
-on_interrupt(void *arg)
-{
-	struct fx *fx = arg;
-	atomic_fetch_add(&fx->seen.interrupts, 1);
 }
 
 static int
@@ -116,7 +107,6 @@ setup(void **state)
 	lmt_records_open(&fx->recs, 384);
 	lm_model_defaults(&fx->model);
 	assert_int_equal(lm_index_new(&fx->model, &fx->idx), LM_OK);
-	pthread_mutex_init(&fx->seen.mtx, NULL);
 	*state = fx;
 	return 0;
 }
@@ -129,7 +119,6 @@ teardown(void **state)
 	lm_index_free(fx->idx);
 	lm_store_close(fx->store);
 	lmt_records_close(&fx->recs);
-	pthread_mutex_destroy(&fx->seen.mtx);
 	lmt_rmtree(fx->dir);
 	free(fx->dir);
 	free(fx);
@@ -296,10 +285,10 @@ opts_for(struct fx *fx)
 	memset(&o, 0, sizeof(o));
 	o.store = fx->store;
 	o.index = fx->idx;
-	o.on_changes = on_changes;
 	o.on_loaded = on_loaded;
+	o.on_applied = on_applied;
+	o.fault = fault;
 	o.clock = fixed_clock;
-	o.interrupt = on_interrupt;
 	o.arg = fx;
 	return o;
 }
@@ -335,38 +324,23 @@ test_snapshot_and_catch_up(void **state)
 	assert_true(matched(fx, SEED_JOB));
 	assert_false(matched(fx, "job-ml-mgr-chicago-closed"));
 
-	/* Events cursor 0: the four changes are handed over once, in order,
-	 * as new records (version 1), with the cursor at the snapshot. */
-	assert_int_equal(fx->seen.n, 4);
-	for (size_t i = 0; i < 4; i++) {
-		assert_int_equal(fx->seen.seq[i], i + 1);
-		assert_true(fx->seen.is_new[i]);
-		assert_false(fx->seen.deleted[i]);
-	}
-	assert_string_equal(fx->seen.id[0], SEED_JOB);
-	assert_true(fx->seen.posting[0]);
-	assert_false(fx->seen.posting[2]);
-	assert_int_equal(fx->seen.cursor, 4);
+	/* The load reports the snapshot's seq. */
+	assert_int_equal(atomic_load(&fx->seen.applied_seq), 4);
+	assert_int_equal(atomic_load(&fx->seen.applied_calls), 1);
 
-	/* Nothing new: no change is handed over again. */
+	/* Nothing new: no progress reported. */
 	assert_int_equal(lm_follower_run_once(f), LM_OK);
-	assert_int_equal(fx->seen.n, 4);
+	assert_int_equal(atomic_load(&fx->seen.applied_calls), 1);
 
-	/* An update of a known id, a new id, a delete: exact is_new flags. */
+	/* An update of a known id, a new id, a delete. */
 	ProtobufCMessage *m = sample(fx, true, SEED_JOB);
 	store_put(fx, true, m, NULL, 2);
 	store_put(fx, true, m, "job-copy-of-seed", 1);
 	protobuf_c_message_free_unpacked(m, NULL);
 	store_delete(fx, false, "cand-ml-junior-chicago");
 	assert_int_equal(lm_follower_run_once(f), LM_OK);
-	assert_int_equal(fx->seen.n, 7);
-	assert_string_equal(fx->seen.id[4], SEED_JOB);
-	assert_false(fx->seen.is_new[4]);
-	assert_string_equal(fx->seen.id[5], "job-copy-of-seed");
-	assert_true(fx->seen.is_new[5]);
-	assert_true(fx->seen.deleted[6]);
-	assert_false(fx->seen.is_new[6]);
-	assert_int_equal(fx->seen.cursor, 7);
+	assert_int_equal(atomic_load(&fx->seen.applied_seq), 7);
+	assert_int_equal(atomic_load(&fx->seen.applied_calls), 2);
 	assert_int_equal(posting_version(fx, SEED_JOB), 2);
 	assert_true(has_posting(fx, "job-copy-of-seed"));
 	lm_index_counts_get(fx->idx, &counts);
@@ -378,68 +352,115 @@ test_snapshot_and_catch_up(void **state)
 	lm_follower_free(f);
 }
 
+/* A snapshot read that fails leaves nothing in the index; the next run
+ * loads it. */
 static void
-test_restart_resumes_from_events_cursor(void **state)
+test_snapshot_read_fails(void **state)
 {
 	struct fx *fx = *state;
 	lm_follower_opts o = opts_for(fx);
 	lm_follower *f = NULL;
-	uint64_t cursor;
+	lm_index_counts counts;
 
 	fill(fx);
+	fail_reads(fx, LM_FOLLOWER_READ_SNAPSHOT, 1, LM_ESTORE);
 	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_ESTORE);
+	assert_int_equal(atomic_load(&fx->seen.faults), 1);
+	assert_false(lm_follower_loaded(f));
+	assert_false(atomic_load(&fx->seen.loaded));
+	lm_index_counts_get(fx->idx, &counts);
+	assert_int_equal(counts.postings + counts.profiles, 0);
 	assert_int_equal(lm_follower_run_once(f), LM_OK);
-	cursor = fx->seen.cursor;
-	assert_int_equal(cursor, 4);
-	lm_follower_free(f);
-
-	/* While "down": an update and a new posting. */
-	ProtobufCMessage *m = sample(fx, true, SEED_JOB);
-	store_put(fx, true, m, NULL, 3);
-	store_put(fx, true, m, "job-while-down", 1);
-	protobuf_c_message_free_unpacked(m, NULL);
-
-	/* A new process: fresh index, events cursor from the outbox. */
-	lm_index_free(fx->idx);
-	assert_int_equal(lm_index_new(&fx->model, &fx->idx), LM_OK);
-	fx->seen.n = 0;
-	o = opts_for(fx);
-	o.events_after = cursor;
-	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
-	assert_int_equal(lm_follower_run_once(f), LM_OK);
-	/* Only the two changes made while down; none of the four before. */
-	assert_int_equal(fx->seen.n, 2);
-	assert_int_equal(fx->seen.seq[0], 5);
-	assert_string_equal(fx->seen.id[0], SEED_JOB);
-	assert_false(fx->seen.is_new[0]); /* version 3: an update */
-	assert_string_equal(fx->seen.id[1], "job-while-down");
-	assert_true(fx->seen.is_new[1]);
-	assert_int_equal(fx->seen.cursor, 6);
-	assert_true(has_posting(fx, "job-while-down"));
-	assert_int_equal(posting_version(fx, SEED_JOB), 3);
+	assert_true(lm_follower_loaded(f));
+	assert_true(has_posting(fx, SEED_JOB));
+	assert_int_equal(lm_index_seq(fx->idx), 4);
 	lm_follower_free(f);
 }
 
+/* A change-log read that fails applies nothing and moves nothing; the next
+ * run applies the changes. */
 static void
-test_failed_callback_is_retried(void **state)
+test_changes_read_fails(void **state)
 {
 	struct fx *fx = *state;
 	lm_follower_opts o = opts_for(fx);
 	lm_follower *f = NULL;
+	lm_follower_stats st;
 
 	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
 	assert_int_equal(lm_follower_run_once(f), LM_OK); /* empty store */
-	assert_int_equal(fx->seen.n, 0);
-	fx->seen.fail_next = 1;
 	fill(fx);
-	/* The index is updated although the callback failed ... */
+	fail_reads(fx, LM_FOLLOWER_READ_CHANGES, 1, LM_ESTORE);
+	assert_int_equal(lm_follower_run_once(f), LM_ESTORE);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, 0);
+	assert_int_equal(st.applied, 0);
+	assert_false(has_posting(fx, SEED_JOB));
+	assert_int_equal(atomic_load(&fx->seen.applied_calls), 1); /* the load */
 	assert_int_equal(lm_follower_run_once(f), LM_OK);
-	assert_true(has_posting(fx, SEED_JOB));
-	assert_int_equal(fx->seen.n, 0);
-	/* ... and the changes are handed over at the next wake-up. */
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, 4);
+	assert_int_equal(st.applied, 4);
+	assert_int_equal(atomic_load(&fx->seen.applied_seq), 4);
+	lm_follower_free(f);
+}
+
+/* A record read that fails for a reason of the moment stops the batch
+ * before that record: the changes before it are applied, the seq stays
+ * before it, the error is counted, and the next run applies it. Also on
+ * the follower's own thread. */
+static void
+test_record_read_fails(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_follower_stats st;
+
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
 	assert_int_equal(lm_follower_run_once(f), LM_OK);
-	assert_int_equal(fx->seen.n, 4);
-	assert_int_equal(fx->seen.cursor, 4);
+	fill(fx); /* seq 1, 2: postings; 3, 4: profiles */
+	/* Then two more postings, and the read of the first one fails. */
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	ProtobufCMessage *m = sample(fx, true, SEED_JOB);
+	store_put(fx, true, m, "job-a", 1);
+	store_put(fx, true, m, "job-b", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	fail_reads(fx, LM_FOLLOWER_READ_RECORD, 1, LM_EBUSY);
+	assert_int_equal(lm_follower_run_once(f), LM_EBUSY);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, 4); /* job-a (seq 5) failed: nothing passed */
+	assert_int_equal(st.errors, 1);
+	assert_false(has_posting(fx, "job-a"));
+	assert_false(has_posting(fx, "job-b"));
+	assert_int_equal(lm_index_seq(fx->idx), 4);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, 6);
+	assert_true(has_posting(fx, "job-a"));
+	assert_true(has_posting(fx, "job-b"));
+	lm_follower_free(f);
+
+	/* On the thread: three failures in a row, retried by the poll. */
+	lm_index_free(fx->idx);
+	assert_int_equal(lm_index_new(&fx->model, &fx->idx), LM_OK);
+	o = opts_for(fx);
+	o.poll_ms = 20;
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_start(f), LM_OK);
+	assert_true(wait_for(has_posting, fx, "job-b", true));
+	fail_reads(fx, LM_FOLLOWER_READ_RECORD, 3, LM_ESTORE);
+	m = sample(fx, false, LEAD);
+	store_put(fx, false, m, NULL, 2);
+	protobuf_c_message_free_unpacked(m, NULL);
+	nng_time end = nng_clock() + WAIT_MS;
+	while (lm_index_seq(fx->idx) < 7 && nng_clock() < end)
+		nng_msleep(10);
+	assert_int_equal(lm_index_seq(fx->idx), 7);
+	assert_int_equal(atomic_load(&fx->seen.fail_count), 0);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.errors, 3);
 	lm_follower_free(f);
 }
 
@@ -474,11 +495,8 @@ test_poll_only(void **state)
 	lm_follower_stats_get(f, &st);
 	assert_int_equal(st.notifications, 0);
 	assert_int_equal(st.seq, 6);
-	assert_int_equal(atomic_load(&fx->seen.interrupts), 0);
-	lm_follower_stop(f); /* interrupts an event derivation in progress */
-	assert_int_equal(atomic_load(&fx->seen.interrupts), 1);
+	lm_follower_stop(f);
 	lm_follower_stop(f); /* idempotent */
-	assert_int_equal(atomic_load(&fx->seen.interrupts), 1);
 	lm_follower_free(f);
 }
 
@@ -634,10 +652,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_snapshot_and_catch_up, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_restart_resumes_from_events_cursor, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_failed_callback_is_retried, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_read_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes_read_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_record_read_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_poll_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),

@@ -381,6 +381,18 @@ compare(Lunamatch__V1__Match **got, size_t n_got, const struct ref *want, size_t
 	}
 }
 
+/* `vetoed` is exact when a query returned fewer matches than asked (then
+ * nothing was pruned); otherwise it counts the vetoed records the query
+ * found, never more than there are. */
+static void
+check_vetoed(uint64_t got, size_t want, size_t n_matches, uint32_t top_k)
+{
+	if (n_matches < (top_k ? top_k : 10))
+		assert_int_equal(got, want);
+	else
+		assert_true(got <= want);
+}
+
 /* Filter storage for one query. */
 struct jf_store {
 	Lunamatch__V1__JobFilters f;
@@ -622,7 +634,7 @@ query_jobs(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 	compare(
 	    resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, true);
 	assert_int_equal(resp->considered, w->np);
-	assert_int_equal(resp->vetoed, vetoed);
+	check_vetoed(resp->vetoed, vetoed, resp->n_matches, req.top_k);
 	assert_string_equal(resp->model_version, m->version);
 	check_explanations(resp->matches, resp->n_matches, req.explain);
 	free(want);
@@ -675,7 +687,7 @@ query_candidates(struct rng *r, lm_index *idx, const lm_model *m, const struct w
 	compare(
 	    resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, false);
 	assert_int_equal(resp->considered, w->nc);
-	assert_int_equal(resp->vetoed, vetoed);
+	check_vetoed(resp->vetoed, vetoed, resp->n_matches, req.top_k);
 	for (size_t i = 0; i < resp->n_matches; i++) {
 		assert_string_equal(
 		    resp->matches[i]->title, "Engineer"); /* the headline */
@@ -788,18 +800,24 @@ test_exact_top_k(void **state)
 
 /* The scale test's sizes: a job site's corpus in the release build; the
  * sanitizer build, many times slower, runs the same test smaller. */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SCALE_POSTINGS 12000
 #define SCALE_PROFILES 3000
+#define SCALE_PRUNING  2
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define SCALE_POSTINGS 12000
 #define SCALE_PROFILES 3000
+#define SCALE_PRUNING  2
 #endif
 #endif
+/* SCALE_PRUNING: eligible pairs per fully scored pair at least. The top k
+ * stays the same size while the corpus grows, so pruning skips more of a
+ * larger corpus. */
 #ifndef SCALE_POSTINGS
 #define SCALE_POSTINGS 100005
 #define SCALE_PROFILES 20000
+#define SCALE_PRUNING  4
 #endif
 
 /* The property at scale: one data set of SCALE_POSTINGS postings (a
@@ -840,7 +858,8 @@ test_exact_top_k_at_scale(void **state)
 	    w.np, w.nc, (unsigned long long) (after.reached - before.reached),
 	    (unsigned long long) (after.scored - before.scored),
 	    compared_eligible - eligible0);
-	assert_true((after.scored - before.scored) * 4 < compared_eligible - eligible0);
+	assert_true((after.scored - before.scored) * SCALE_PRUNING <
+	            compared_eligible - eligible0);
 	lm_index_free(idx);
 	world_free(&w);
 }
@@ -867,14 +886,17 @@ digest(uint64_t h, const void *data, size_t len)
  * the formulas or to the generator.
  *
  * History: recomputed when the NO_OVERLAP veto came in (it only turns
- * eligible pairs into vetoed ones, score 0; every other score is the same).
+ * eligible pairs into vetoed ones, score 0; every other score is the same);
+ * and when freshness became exp2(-days / half-life) instead of pow(0.5,
+ * days / half-life) (the same value but for the last bit of some scores)
+ * and the digest took FNV-1a's standard offset basis.
  */
-#define PINNED_RANDOM_DIGEST 0xee16569f235c444fULL
+#define PINNED_RANDOM_DIGEST 0x5f20e69c433813fdULL
 
 static void
 test_random_scores_pinned(void **state)
 {
-	uint64_t h = 1469598103934665603ULL, pairs = 0;
+	uint64_t h = 14695981039346656037ULL, pairs = 0;
 
 	(void) state;
 	for (uint64_t seed = 1; seed <= 40; seed++) {

@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""server.py - benchmarks of the running match server, through nng as a
+client sees it: for each posting count, a fresh store filled by
+lunamatch-loadgen, lunamatch-match started on it, `lunamatch bench` runs, and
+the results written to bench/results/server-<postings>.json and .txt.
+
+    bench/server.py [--postings 10000,100000] [--profiles 5000]
+                    [--clients 16] [--duration 10] [--workers 2]
+                    [--bin build/bin] [--out bench/results] [--commit ID]
+                    [--build-type T] [--dir TMP]
+
+Measured per posting count:
+  load        loadgen's time to write the store (records/s)
+  start       match's start to /readyz 200 (the snapshot load)
+  memory      match's RssAnon after the load, per posting
+  runs        MatchJobs top 10 SUMMARY with 1 client and with --clients
+              clients, MatchCandidates top 10 SUMMARY with 1 client; each
+              for --duration seconds, followed by the raw nng echo of the
+              same sizes and concurrency (the ratio match/echo)
+  CPU         the server's CPU seconds per query over each run, and the
+              cores other processes (not match, not the bench client) kept
+              busy meanwhile: numbers measured on a busy machine are
+              pessimistic, and the file says how busy it was.
+
+Everything runs on 127.0.0.1 and stops by itself; the store lives in a
+temporary directory (--dir, default $TMPDIR or /tmp) removed at the end.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HZ = os.sysconf("SC_CLK_TCK")
+START_TIMEOUT_S = 600
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_total():
+    """(busy, total) jiffies of the machine from /proc/stat."""
+    f = open("/proc/stat").readline().split()[1:]
+    v = [int(x) for x in f]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def proc_cpu(pid):
+    """utime + stime of pid, and of its waited-for children, in jiffies."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+
+def rss_anon_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    return 0
+
+
+def machine(args):
+    model = "unknown"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": args.commit,
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "build_type": args.build_type,
+        "loadavg_1m": os.getloadavg()[0],
+    }
+
+
+def http_ok(addr, path):
+    try:
+        with urllib.request.urlopen(f"http://{addr}{path}", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def bench(args, env, server_pid, kind, clients):
+    """One `lunamatch bench` run; returns its JSON with the CPU accounting."""
+    argv = [os.path.join(args.bin, "lunamatch"), "bench", kind, "--clients", str(clients),
+            "--duration", str(args.duration), "--warmup", "20", "--json"]
+    b0, t0 = cpu_total()
+    s0 = proc_cpu(server_pid)
+    c0 = os.times()
+    p = subprocess.run(argv, env=env, capture_output=True, text=True,
+                       timeout=args.duration * 4 + 120)
+    c1 = os.times()
+    b1, t1 = cpu_total()
+    s1 = proc_cpu(server_pid)
+    if p.returncode != 0:
+        raise RuntimeError(f"bench {kind}: exit {p.returncode}: {p.stderr.strip()}")
+    r = json.loads(p.stdout)
+    wall_jiffies = (t1 - t0) / (os.cpu_count() or 1)
+    server_s = (s1 - s0) / HZ
+    client_s = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+    busy_s = (b1 - b0) / HZ
+    wall_s = wall_jiffies / HZ if wall_jiffies else 1
+    ok = r["match"]["ok"] + r.get("echo", {}).get("ok", 0)
+    r["cpu"] = {
+        # The match phase and the echo phase share the run: the server's
+        # CPU is all in the match phase (the echo server is in the client).
+        "server_s": server_s,
+        "server_ms_per_query": 1000 * server_s / r["match"]["ok"] if r["match"]["ok"] else None,
+        "client_s": client_s,
+        "other_cores_busy": max(0.0, (busy_s - server_s - client_s) / wall_s),
+        "calls": ok,
+    }
+    return r
+
+
+def run_size(args, postings, work):
+    data = os.path.join(work, f"store-{postings}")
+    env = dict(os.environ)
+    env.update({
+        "LUNAMATCH_DATA_DIR": data,
+        "LUNAMATCH_TAXONOMY_FILE": os.path.join(args.src, "data/skills.tsv"),
+        "LUNAMATCH_RATES_FILE": os.path.join(args.src, "data/rates.tsv"),
+        "LUNAMATCH_MODEL_FILE": os.path.join(args.src, "data/model/default.json"),
+        "LUNAMATCH_LOG_LEVEL": "warn",
+    })
+    out = {"postings": postings, "profiles": args.profiles}
+
+    t = time.monotonic()
+    p = subprocess.run([os.path.join(args.bin, "lunamatch-loadgen"), "--postings", str(postings),
+                        "--profiles", str(args.profiles), "--seed", str(args.seed)],
+                       env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"loadgen: {p.stderr.strip()}")
+    load_s = time.monotonic() - t
+    out["load"] = {"seconds": load_s, "records_per_s": (postings + args.profiles) / load_s,
+                   "output": p.stdout.strip()}
+
+    http = f"127.0.0.1:{free_port()}"
+    env.update({
+        "LUNAMATCH_RPC_URL": f"tcp://127.0.0.1:{free_port()}",
+        "LUNAMATCH_HTTP_ADDR": http,
+        "LUNAMATCH_BROKERS": f"127.0.0.1:{free_port()}",  # events off: nothing listens
+        "LUNAMATCH_EVENT_TOP_N": "0",
+        "LUNAMATCH_WORKERS": str(args.workers),
+        "LUNAMATCH_RPC_CONTEXTS": "256",
+    })
+    log = open(os.path.join(work, f"match-{postings}.log"), "w")
+    t = time.monotonic()
+    m = subprocess.Popen([os.path.join(args.bin, "lunamatch-match")], env=env,
+                         stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        while not http_ok(http, "/readyz"):
+            if m.poll() is not None or time.monotonic() - t > START_TIMEOUT_S:
+                raise RuntimeError(f"match did not get ready (log {log.name})")
+            time.sleep(0.05)
+        out["ready_s"] = time.monotonic() - t
+        time.sleep(1)
+        kib = rss_anon_kib(m.pid)
+        out["rss_anon_mib"] = kib / 1024
+        out["rss_anon_bytes_per_posting"] = kib * 1024 / postings
+        out["runs"] = []
+        for kind, clients in (("jobs", 1), ("jobs", args.clients), ("candidates", 1)):
+            print(f"server bench: {postings} postings, {kind}, {clients} clients", file=sys.stderr)
+            out["runs"].append(bench(args, env, m.pid, kind, clients))
+    finally:
+        m.send_signal(signal.SIGTERM)
+        try:
+            m.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            m.kill()
+            m.wait()
+        log.close()
+    shutil.rmtree(data, ignore_errors=True)
+    return out
+
+
+def text_report(doc):
+    mc, s = doc["machine"], doc["size"]
+    lines = [
+        f"bench_server  {mc['date']}  commit {mc['commit']}",
+        f"machine       {mc['nproc']} x {mc['cpu_model']}, {mc['kernel']}",
+        f"build         {mc['build_type']}",
+        f"load          {mc['loadavg_1m']:.2f} at the start (1 min average); other processes kept "
+        + ", ".join(f"{r['cpu']['other_cores_busy']:.2f}" for r in s["runs"])
+        + " cores busy during the three runs",
+        f"data          {s['postings']} postings, {s['profiles']} profiles (lunamatch-loadgen, seed "
+        f"{doc['params']['seed']}); match with {doc['params']['workers']} workers, events off",
+        f"runs          top_k 10, explain SUMMARY, {doc['params']['duration']} s each, closed loop "
+        "over 127.0.0.1; then a raw nng echo of the same sizes and concurrency",
+        "",
+        f"store load          {s['load']['seconds']:.1f} s ({s['load']['records_per_s']:.0f} records/s)",
+        f"start to /readyz    {s['ready_s']:.2f} s",
+        f"match RssAnon       {s['rss_anon_mib']:.1f} MiB ({s['rss_anon_bytes_per_posting']:.0f} bytes per posting, profiles included)",
+        "",
+        f"{'run':<28} {'q/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7} {'CPU ms/q':>9}",
+    ]
+    for r in s["runs"]:
+        m, e = r["match"], r.get("echo")
+        name = f"{r['method']}, {r['clients']} client{'s' if r['clients'] > 1 else ''}"
+        cpq = r["cpu"]["server_ms_per_query"]
+        lines.append(f"{name:<28} {m['qps']:8.1f} {m['p50_ms']:8.3f} {m['p90_ms']:8.3f} "
+                     f"{m['p99_ms']:8.3f} {m['max_ms']:8.3f} {m['errors']:7d} {cpq:9.2f}")
+        if e:
+            lines.append(f"{'  nng echo, same load':<28} {e['qps']:8.1f} {e['p50_ms']:8.3f} "
+                         f"{e['p90_ms']:8.3f} {e['p99_ms']:8.3f} {e['max_ms']:8.3f} {e['errors']:7d}")
+            lines.append(f"{'  match / echo':<28} {r['ratio']['qps']:8.3f} {r['ratio']['p50']:8.1f} "
+                         f"{'':>8} {r['ratio']['p99']:8.1f}")
+    lines.append(f"{'':<28} (request {s['runs'][0]['match']['request_bytes']:.0f} B, "
+                 f"response {s['runs'][0]['match']['response_bytes']:.0f} B on average)")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--postings", default="10000,100000")
+    ap.add_argument("--profiles", type=int, default=5000)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--bin", default="build/bin")
+    ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--commit", default="unknown")
+    ap.add_argument("--build-type", default="unknown")
+    ap.add_argument("--dir", default=os.environ.get("TMPDIR", "/tmp"))
+    args = ap.parse_args()
+    args.src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="lunamatch-bench-server.", dir=args.dir)
+    try:
+        for n in [int(x) for x in args.postings.split(",")]:
+            mc = machine(args)
+            size = run_size(args, n, work)
+            doc = {"benchmark": "server", "machine": mc,
+                   "params": {"clients": args.clients, "duration": args.duration,
+                              "workers": args.workers, "seed": args.seed, "top_k": 10,
+                              "explain": "SUMMARY"},
+                   "size": size}
+            base = os.path.join(args.out, f"server-{n}")
+            with open(base + ".json", "w") as f:
+                json.dump(doc, f, indent=2)
+                f.write("\n")
+            with open(base + ".txt", "w") as f:
+                f.write(text_report(doc))
+            print(text_report(doc), file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+main()

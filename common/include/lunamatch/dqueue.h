@@ -1,0 +1,88 @@
+/*
+ * dqueue.h - a durable FIFO of byte messages on LMDB.
+ *
+ * What a service must not lose while a broker is away goes here first: the
+ * messages are appended in one synced transaction, read back oldest first,
+ * and removed once the broker has acknowledged them. Each message gets a
+ * sequence number that only grows (a big-endian u64 key), so the order of
+ * appends is the order of reads, across restarts.
+ *
+ * One directory holds one queue (an LMDB environment of its own, created
+ * with mode 0700 if missing); one process opens it at a time. The map
+ * starts at LM_DQUEUE_MAP_SIZE and doubles when full, up to the maximum
+ * given to lm_dqueue_open; beyond it appends fail with LM_EMAPFULL and
+ * nothing already queued is touched.
+ *
+ * Thread-safety: every function may be called from any thread; operations
+ * are serialized by the queue's lock (each is one short transaction).
+ */
+#ifndef LUNAMATCH_DQUEUE_H
+#define LUNAMATCH_DQUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_DQUEUE_MSG_MAX   (1u << 20)    /* bytes of one message */
+#define LM_DQUEUE_MAP_SIZE  (16ull << 20) /* initial map size */
+#define LM_DQUEUE_BATCH_MAX 100000        /* messages of one append or peek */
+
+typedef struct lm_dqueue lm_dqueue;
+
+/* A message to append: len bytes at data (copied). */
+typedef struct lm_dqueue_msg {
+	const void *data;
+	size_t len;
+} lm_dqueue_msg;
+
+/*
+ * Opens (creating if missing) the queue in directory dir, whose parent must
+ * exist. max_map is the largest map in bytes (>= LM_DQUEUE_MAP_SIZE);
+ * domain names the queue in logs (at most 32 bytes). On LM_OK the caller
+ * owns *out and closes it with lm_dqueue_close. Errors: LM_EINVAL (bad
+ * arguments, dir not a directory), LM_EEXIST (open in this process
+ * already), LM_ESCHEMA (another format), LM_ESTORE or an errno-derived code.
+ */
+int lm_dqueue_open(
+    const char *dir, uint64_t max_map, const char *domain, lm_dqueue **out);
+
+/* Closes the queue; NULL is a no-op. No other call may be running. */
+void lm_dqueue_close(lm_dqueue *q);
+
+/*
+ * Appends msgs[0..n) (1 <= n <= LM_DQUEUE_BATCH_MAX) in one transaction that
+ * is on disk when LM_OK returns; *first_seq (may be NULL) is the sequence
+ * number of msgs[0], the others follow it. All or none are stored. Errors:
+ * LM_EINVAL, LM_E2BIG (a message over LM_DQUEUE_MSG_MAX), LM_EMAPFULL (the
+ * queue is at its largest map), LM_ENOSPC, LM_EIO, LM_ESTORE.
+ */
+int lm_dqueue_append(
+    lm_dqueue *q, const lm_dqueue_msg *msgs, size_t n, uint64_t *first_seq);
+
+/* Called for each message of lm_dqueue_peek; data is valid during the call
+ * only. Return 0 to go on, non-zero to stop. */
+typedef int (*lm_dqueue_fn)(void *arg, uint64_t seq, const void *data, size_t len);
+
+/*
+ * Calls fn for the oldest messages with seq > after (0: from the start), at
+ * most max (1..LM_DQUEUE_BATCH_MAX), in order. Returns LM_OK, an error, or
+ * the non-zero value fn stopped with.
+ */
+int lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, void *arg);
+
+/*
+ * Removes the messages seqs[0..n) in one synced transaction; seqs that are
+ * not queued are ignored. Returns LM_OK or an error (nothing removed).
+ */
+int lm_dqueue_remove(lm_dqueue *q, const uint64_t *seqs, size_t n);
+
+/* Messages queued now. */
+uint64_t lm_dqueue_count(lm_dqueue *q);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_DQUEUE_H */

@@ -1,0 +1,504 @@
+/*
+ * decisions.c - the decision log: group commit into a durable queue, and a
+ * sender thread that moves the queue to Kafka; see decisions.h.
+ *
+ * Writer: callers put a `struct entry` (on their own stack) on a list and
+ * wait; the writer thread takes the whole list, appends it to the queue in
+ * one synced transaction and wakes the callers with the result. Callers
+ * never leave before their entry is done, so the writer's pointers stay
+ * valid.
+ *
+ * Sender: in rounds, it produces up to LM_DECISIONS_INFLIGHT_MAX queued
+ * decisions (opaque: the queue seq), serves delivery reports until each of
+ * them has one, removes the delivered ones from the queue, and backs off
+ * after a failure. What failed stays queued and is produced again in the
+ * next round, in seq order.
+ */
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "decisions.h"
+#include "lunamatch/clock.h"
+#include "lunamatch/dqueue.h"
+#include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/log.h"
+
+struct entry {
+	struct entry *next;
+	lm_dqueue_msg msg;
+	int rc;
+	bool done;
+};
+
+struct lm_decisions {
+	lm_dqueue *q;
+	rd_kafka_t *rk;
+	char topic[LM_KAFKA_TOPIC_MAX + 1];
+	char replica[LM_DECISIONS_REPLICA_MAX + 1];
+
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv; /* the writer: entries queued, or stop */
+	pthread_cond_t done_cv; /* callers: their entry is done */
+	pthread_cond_t send_cv; /* the sender: appended, or stop */
+	struct entry *head, **tail;
+	size_t queued;
+	bool started, stopping, writer_done;
+	bool healthy;
+	pthread_t writer, sender;
+
+	/* Sender thread only (delivery reports run inside rd_kafka_poll). */
+	uint64_t *delivered;
+	size_t ndelivered, outstanding, nfailed;
+	const char *last_error;
+
+	lm_counter *logged, *log_errors, *sent, *send_failures;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An absolute CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+static struct timespec
+deadline_in(int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+/* ---- writer -------------------------------------------------------------- */
+
+static void *
+writer_main(void *arg)
+{
+	lm_decisions *d = arg;
+	lm_dqueue_msg *msgs = calloc(LM_DECISIONS_QUEUE_MAX, sizeof(*msgs));
+
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		while (d->head == NULL && !d->stopping)
+			pthread_cond_wait(&d->work_cv, &d->mu);
+		if (d->head == NULL)
+			break; /* stopping, and everything handed in is written */
+		struct entry *batch = d->head;
+		size_t n = 0;
+		d->head = NULL;
+		d->tail = &d->head;
+		d->queued = 0;
+		pthread_mutex_unlock(&d->mu);
+
+		for (struct entry *e = batch; e != NULL; e = e->next)
+			if (msgs != NULL)
+				msgs[n++] = e->msg;
+		int rc = msgs == NULL ? LM_ENOMEM : lm_dqueue_append(d->q, msgs, n, NULL);
+		if (rc != LM_OK)
+			lm_error("decisions.write", "%zu decisions not logged: %s", n,
+			    lm_strerror(rc));
+
+		pthread_mutex_lock(&d->mu);
+		d->healthy = rc == LM_OK;
+		for (struct entry *e = batch, *next; e != NULL; e = next) {
+			next = e->next;
+			e->rc = rc;
+			e->done = true;
+		}
+		pthread_cond_broadcast(&d->done_cv);
+		pthread_cond_signal(&d->send_cv);
+	}
+	d->writer_done = true;
+	pthread_mutex_unlock(&d->mu);
+	free(msgs);
+	return NULL;
+}
+
+int
+lm_decisions_log(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *id)
+{
+	Lunamatch__V1__Decision copy;
+	unsigned char raw[LM_DECISIONS_ID_LEN / 2];
+	char hex[LM_DECISIONS_ID_LEN + 1];
+	struct entry e = {0};
+	uint8_t *buf;
+	size_t len;
+
+	if (d == NULL || rec == NULL)
+		return LM_EINVAL;
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t) sizeof(raw))
+		return LM_EIO;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	copy = *rec;
+	copy.decision_id = hex;
+	copy.decided_at_ms = now_ms();
+	if (copy.replica == NULL || copy.replica[0] == '\0')
+		copy.replica = d->replica;
+	len = lunamatch__v1__decision__get_packed_size(&copy);
+	if (len > LM_DECISIONS_BYTES_MAX)
+		return LM_E2BIG;
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
+		return LM_ENOMEM;
+	lunamatch__v1__decision__pack(&copy, buf);
+	e.msg.data = buf;
+	e.msg.len = len;
+
+	pthread_mutex_lock(&d->mu);
+	if (!d->started || d->stopping) {
+		pthread_mutex_unlock(&d->mu);
+		free(buf);
+		return LM_ECLOSED;
+	}
+	if (d->queued >= LM_DECISIONS_QUEUE_MAX) {
+		pthread_mutex_unlock(&d->mu);
+		free(buf);
+		lm_counter_add(d->log_errors, 1);
+		return LM_EBUSY;
+	}
+	*d->tail = &e;
+	d->tail = &e.next;
+	d->queued++;
+	pthread_cond_signal(&d->work_cv);
+	while (!e.done)
+		pthread_cond_wait(&d->done_cv, &d->mu);
+	pthread_mutex_unlock(&d->mu);
+	free(buf);
+	lm_counter_add(e.rc == LM_OK ? d->logged : d->log_errors, 1);
+	if (e.rc == LM_OK && id != NULL)
+		memcpy(id, hex, sizeof(hex));
+	return e.rc;
+}
+
+/* ---- sender -------------------------------------------------------------- */
+
+/* Delivery report: runs on the sender thread inside rd_kafka_poll. */
+static void
+dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	lm_decisions *d = opaque;
+	(void) rk;
+	if (d->outstanding > 0)
+		d->outstanding--;
+	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		d->delivered[d->ndelivered++] = (uint64_t) (uintptr_t) msg->_private;
+		return;
+	}
+	d->nfailed++;
+	d->last_error = rd_kafka_err2name(msg->err);
+}
+
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void) rk;
+	(void) opaque;
+	lm_warn("decisions.kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t) err),
+	    reason);
+}
+
+struct round {
+	lm_decisions *d;
+	size_t produced;
+	rd_kafka_resp_err_t err;
+};
+
+/* Produces one queued decision; its key is the decision's subject. */
+static int
+produce_one(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct round *r = arg;
+	lm_decisions *d = r->d;
+	Lunamatch__V1__Decision *rec =
+	    lunamatch__v1__decision__unpack(NULL, len, (const uint8_t *) data);
+	const char *key = rec != NULL ? rec->subject_id : "";
+	rd_kafka_resp_err_t e;
+
+	e = rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(d->topic),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, strlen(key)),
+	    RD_KAFKA_V_VALUE((void *) data, len),
+	    RD_KAFKA_V_HEADER("content-type", LM_DECISIONS_CONTENT_TYPE, -1),
+	    RD_KAFKA_V_HEADER("schema", LM_DECISIONS_SCHEMA, -1),
+	    RD_KAFKA_V_OPAQUE((void *) (uintptr_t) seq), RD_KAFKA_V_END);
+	if (rec != NULL)
+		lunamatch__v1__decision__free_unpacked(rec, NULL);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		r->err = e;
+		return 1;
+	}
+	d->outstanding++;
+	r->produced++;
+	return 0;
+}
+
+static bool
+stopping(lm_decisions *d)
+{
+	pthread_mutex_lock(&d->mu);
+	bool stop = d->stopping;
+	pthread_mutex_unlock(&d->mu);
+	return stop;
+}
+
+/* Waits on send_cv for at most ms, or until stopping; true when stopping. */
+static bool
+sender_pause(lm_decisions *d, int64_t ms)
+{
+	struct timespec ts = deadline_in(ms);
+	pthread_mutex_lock(&d->mu);
+	if (!d->stopping)
+		pthread_cond_timedwait(&d->send_cv, &d->mu, &ts);
+	bool stop = d->stopping;
+	pthread_mutex_unlock(&d->mu);
+	return stop;
+}
+
+static void *
+sender_main(void *arg)
+{
+	lm_decisions *d = arg;
+	int64_t backoff = LM_DECISIONS_RETRY_MIN_MS;
+
+	for (;;) {
+		struct round r = {.d = d};
+		d->ndelivered = d->nfailed = 0;
+		int rc =
+		    lm_dqueue_peek(d->q, 0, LM_DECISIONS_INFLIGHT_MAX, produce_one, &r);
+		if (rc != LM_OK && rc != 1)
+			lm_error("decisions.read", "cannot read the queue: %s",
+			    lm_strerror(rc));
+		if (r.err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			lm_warn("decisions.produce", "%s", rd_kafka_err2name(r.err));
+		/* Every produced decision gets its report: delivered, or failed
+		 * once message.timeout.ms is over. A stop does not wait for
+		 * them: what is not confirmed stays queued for the next start. */
+		while (d->outstanding > 0 && !stopping(d))
+			rd_kafka_poll(d->rk, 100);
+		if (d->ndelivered > 0) {
+			rc = lm_dqueue_remove(d->q, d->delivered, d->ndelivered);
+			if (rc == LM_OK)
+				lm_counter_add(d->sent, d->ndelivered);
+			else
+				lm_error("decisions.remove", "%s", lm_strerror(rc));
+		}
+		if (d->nfailed > 0 || r.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			lm_counter_add(d->send_failures, d->nfailed);
+			if (d->nfailed > 0)
+				lm_warn("decisions.send",
+				    "%zu decisions not delivered (%s); retry in "
+				    "%lld ms",
+				    d->nfailed, d->last_error, (long long) backoff);
+			if (sender_pause(d, backoff))
+				break;
+			backoff = backoff * 2 > LM_DECISIONS_RETRY_MAX_MS
+			              ? LM_DECISIONS_RETRY_MAX_MS
+			              : backoff * 2;
+			continue;
+		}
+		backoff = LM_DECISIONS_RETRY_MIN_MS;
+		if (r.produced == 0 && sender_pause(d, 1000))
+			break;
+		pthread_mutex_lock(&d->mu);
+		bool stop = d->stopping && d->writer_done;
+		pthread_mutex_unlock(&d->mu);
+		if (stop)
+			break;
+	}
+	return NULL;
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static double
+pending_gauge(void *arg)
+{
+	return (double) lm_dqueue_count(arg);
+}
+
+static int
+make_producer(lm_decisions *d, const lm_decisions_opts *o)
+{
+	rd_kafka_conf_t *conf = NULL;
+	char err[512], v[32];
+	int rc;
+
+	rc = lm_kafka_conf(o->brokers,
+	    o->client_id != NULL ? o->client_id : "lunamatch-match-decisions", &conf, err,
+	    sizeof(err));
+	snprintf(v, sizeof(v), "%d",
+	    o->message_timeout_ms > 0 ? o->message_timeout_ms
+	                              : LM_DECISIONS_MESSAGE_TIMEOUT_MS);
+	if (rc == LM_OK &&
+	    ((rc = lm_kafka_set(conf, "enable.idempotence", "true", err, sizeof(err))) !=
+	            LM_OK ||
+	        (rc = lm_kafka_set(conf, "acks", "all", err, sizeof(err))) != LM_OK ||
+	        (rc = lm_kafka_set(conf, "message.timeout.ms", v, err, sizeof(err))) !=
+	            LM_OK)) {
+		rd_kafka_conf_destroy(conf);
+		conf = NULL;
+	}
+	if (rc != LM_OK) {
+		lm_error("decisions.open", "producer configuration: %s", err);
+		return rc;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	rd_kafka_conf_set_opaque(conf, d);
+	if ((d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL) {
+		rd_kafka_conf_destroy(conf);
+		lm_error("decisions.open", "producer: %s", err);
+		return LM_EKAFKA;
+	}
+	return LM_OK;
+}
+
+int
+lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
+{
+	lm_decisions *d = NULL;
+	char dir[4096];
+	int rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (o == NULL || o->brokers == NULL || o->topic == NULL || o->data_dir == NULL ||
+	    o->topic[0] == '\0' || strlen(o->topic) > LM_KAFKA_TOPIC_MAX ||
+	    (o->replica != NULL && strlen(o->replica) > LM_DECISIONS_REPLICA_MAX) ||
+	    (size_t) snprintf(dir, sizeof(dir), "%s/%s", o->data_dir,
+	        LM_DECISIONS_SUBDIR) >= sizeof(dir)) {
+		lm_error("decisions.open", "invalid decision log options");
+		return LM_EINVAL;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL ||
+	    (d->delivered = calloc(LM_DECISIONS_INFLIGHT_MAX, sizeof(uint64_t))) ==
+	        NULL) {
+		free(d);
+		return LM_ENOMEM;
+	}
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->work_cv, NULL);
+	pthread_cond_init(&d->done_cv, NULL);
+	pthread_cond_init(&d->send_cv, NULL);
+	d->tail = &d->head;
+	d->healthy = true;
+	snprintf(d->topic, sizeof(d->topic), "%s", o->topic);
+	if (o->replica != NULL && o->replica[0] != '\0')
+		snprintf(d->replica, sizeof(d->replica), "%s", o->replica);
+	else if (gethostname(d->replica, sizeof(d->replica) - 1) != 0)
+		snprintf(d->replica, sizeof(d->replica), "unknown");
+	if ((rc = lm_dqueue_open(dir,
+	         o->max_queue_bytes > 0 ? o->max_queue_bytes
+	                                : LM_DECISIONS_MAP_MAX_DEFAULT,
+	         "decisions", &d->q)) != LM_OK)
+		goto fail;
+	if ((rc = make_producer(d, o)) != LM_OK)
+		goto fail;
+	if (o->metrics != NULL) {
+		d->logged =
+		    lm_metrics_counter(o->metrics, "lunamatch_decisions_logged_total",
+		        "Answers written to the durable decision log.", NULL);
+		d->log_errors = lm_metrics_counter(o->metrics,
+		    "lunamatch_decisions_log_errors_total",
+		    "Answers refused because their decision could not be logged.", NULL);
+		d->sent = lm_metrics_counter(o->metrics, "lunamatch_decisions_sent_total",
+		    "Decisions acknowledged by Kafka and removed from the queue.", NULL);
+		d->send_failures = lm_metrics_counter(o->metrics,
+		    "lunamatch_decisions_send_failures_total",
+		    "Decision deliveries that failed and will be retried.", NULL);
+		(void) lm_metrics_gauge_fn(o->metrics, "lunamatch_decisions_pending",
+		    "Decisions in the durable queue, not yet acknowledged by Kafka.",
+		    NULL, pending_gauge, d->q);
+	}
+	*out = d;
+	return LM_OK;
+fail:
+	lm_decisions_free(d);
+	return rc;
+}
+
+int
+lm_decisions_start(lm_decisions *d)
+{
+	if (d == NULL || d->started)
+		return LM_EINVAL;
+	if (pthread_create(&d->writer, NULL, writer_main, d) != 0)
+		return LM_ENOMEM;
+	if (pthread_create(&d->sender, NULL, sender_main, d) != 0) {
+		pthread_mutex_lock(&d->mu);
+		d->stopping = true;
+		pthread_cond_broadcast(&d->work_cv);
+		pthread_mutex_unlock(&d->mu);
+		pthread_join(d->writer, NULL);
+		return LM_ENOMEM;
+	}
+	pthread_mutex_lock(&d->mu);
+	d->started = true;
+	pthread_mutex_unlock(&d->mu);
+	return LM_OK;
+}
+
+void
+lm_decisions_free(lm_decisions *d)
+{
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->mu);
+	bool started = d->started;
+	d->stopping = true;
+	pthread_cond_broadcast(&d->work_cv);
+	pthread_cond_broadcast(&d->send_cv);
+	pthread_mutex_unlock(&d->mu);
+	if (started) {
+		pthread_join(d->writer, NULL);
+		pthread_mutex_lock(&d->mu);
+		pthread_cond_broadcast(&d->send_cv);
+		pthread_mutex_unlock(&d->mu);
+		pthread_join(d->sender, NULL);
+	}
+	if (d->rk != NULL) {
+		/* What is in flight stays queued on disk for the next start. */
+		rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(d->rk, 0);
+		rd_kafka_destroy(d->rk);
+	}
+	lm_dqueue_close(d->q);
+	pthread_cond_destroy(&d->send_cv);
+	pthread_cond_destroy(&d->done_cv);
+	pthread_cond_destroy(&d->work_cv);
+	pthread_mutex_destroy(&d->mu);
+	free(d->delivered);
+	free(d);
+}
+
+bool
+lm_decisions_healthy(lm_decisions *d)
+{
+	if (d == NULL)
+		return false;
+	pthread_mutex_lock(&d->mu);
+	bool ok = d->healthy;
+	pthread_mutex_unlock(&d->mu);
+	return ok;
+}
+
+uint64_t
+lm_decisions_pending(lm_decisions *d)
+{
+	return d != NULL ? lm_dqueue_count(d->q) : 0;
+}

@@ -1,0 +1,104 @@
+/*
+ * decisions.h - the decision log: every MatchJobs and MatchCandidates answer
+ * as a lunamatch.v1.Decision on the decisions topic, through a durable queue.
+ *
+ * Ranking people for jobs is a use of automated decisions that must be
+ * traceable: who was ranked for what, when, by which model and which index
+ * state, and what came out (docs/decision-log.md). lm_decisions_log writes
+ * the decision into a durable queue (dqueue.h, <data dir>/decisions) and
+ * returns once it is on disk; a sender thread produces the queued decisions
+ * to Kafka with the idempotent producer (key subject_id, headers
+ * content-type and schema) and removes each one its delivery report
+ * confirms. A broker outage delays the log and never loses it; delivery is
+ * at-least-once and consumers de-duplicate on decision_id.
+ *
+ * The service logs a decision before it answers, and refuses to answer
+ * (UNAVAILABLE) when the decision cannot be logged: an answer that is not on
+ * record is not given. Concurrent callers share one synced transaction
+ * (group commit), so the log costs one disk sync per batch of answers, not
+ * per answer.
+ *
+ * Threads: lm_decisions_log and the getters may be called from any thread
+ * (not from nng callbacks: the log call waits for the disk).
+ * lm_decisions_free must not race with other calls.
+ */
+#ifndef LUNAMATCH_MATCH_DECISIONS_H
+#define LUNAMATCH_MATCH_DECISIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lunamatch/metrics.h"
+#include "lunamatch/v1/decisions.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_DECISIONS_SUBDIR             "decisions"   /* under the data directory */
+#define LM_DECISIONS_BYTES_MAX          (256u * 1024) /* one serialized Decision */
+#define LM_DECISIONS_QUEUE_MAX          4096          /* decisions waiting for the disk */
+#define LM_DECISIONS_INFLIGHT_MAX       1000 /* decisions handed to librdkafka at once */
+#define LM_DECISIONS_MAP_MAX_DEFAULT    (4ull << 30) /* largest durable queue */
+#define LM_DECISIONS_MESSAGE_TIMEOUT_MS 60000
+#define LM_DECISIONS_RETRY_MIN_MS       500
+#define LM_DECISIONS_RETRY_MAX_MS       30000
+#define LM_DECISIONS_REPLICA_MAX        128
+#define LM_DECISIONS_ID_LEN             32 /* hex digits of a decision id */
+#define LM_DECISIONS_CONTENT_TYPE       "application/x-protobuf"
+#define LM_DECISIONS_SCHEMA             "lunamatch.v1.Decision"
+
+typedef struct lm_decisions lm_decisions;
+
+typedef struct lm_decisions_opts {
+	const char *brokers;      /* bootstrap servers; required */
+	const char *topic;        /* the decisions topic; required */
+	const char *data_dir;     /* the queue is <data_dir>/decisions; required */
+	const char *client_id;    /* NULL: "lunamatch-match-decisions" */
+	const char *replica;      /* NULL or "": the host name */
+	lm_metrics *metrics;      /* may be NULL; borrowed, must outlive the log */
+	uint64_t max_queue_bytes; /* 0: LM_DECISIONS_MAP_MAX_DEFAULT */
+	int message_timeout_ms;   /* 0: LM_DECISIONS_MESSAGE_TIMEOUT_MS */
+} lm_decisions_opts;
+
+/*
+ * Opens the durable queue and creates the producer; nothing is sent before
+ * lm_decisions_start. On LM_OK the caller owns *out (lm_decisions_free).
+ * Errors: LM_EINVAL (missing or invalid options, logged), LM_EEXIST (the
+ * queue is open in this process), LM_ESCHEMA, LM_ESTORE, LM_ENOMEM,
+ * LM_EKAFKA.
+ */
+int lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out);
+
+/* Starts the writer and sender threads. LM_OK or LM_ENOMEM. */
+int lm_decisions_start(lm_decisions *d);
+
+/*
+ * Stops the threads: decisions already handed to lm_decisions_log are
+ * written first; what Kafka has not acknowledged stays queued for the next
+ * start. Closes the queue and frees d. NULL is a no-op.
+ */
+void lm_decisions_free(lm_decisions *d);
+
+/*
+ * Logs the decision rec with a new random decision_id, decided_at_ms = now
+ * and, when rec's is empty, this instance's replica name (rec itself is not
+ * changed), and returns once it is durable in the queue. id (may be NULL;
+ * LM_DECISIONS_ID_LEN + 1 bytes) receives the decision id. Returns LM_OK;
+ * LM_E2BIG (over LM_DECISIONS_BYTES_MAX); LM_EBUSY (LM_DECISIONS_QUEUE_MAX
+ * decisions already wait for the disk); LM_ECLOSED (not started or
+ * stopping); or the queue's error (LM_EMAPFULL, LM_ENOSPC, LM_EIO...),
+ * after which the log is unhealthy until a write succeeds.
+ */
+int lm_decisions_log(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *id);
+
+/* false after a failed write until a write succeeds again (for /readyz). */
+bool lm_decisions_healthy(lm_decisions *d);
+
+/* Decisions in the durable queue, not yet acknowledged by Kafka. */
+uint64_t lm_decisions_pending(lm_decisions *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_MATCH_DECISIONS_H */

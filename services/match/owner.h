@@ -1,0 +1,111 @@
+/*
+ * owner.h - new-match events derived by the owner of a record's Kafka
+ * partition, so that replicas of the match service emit each event once.
+ *
+ * Every replica holds the whole store (its own ingest consumer group feeds
+ * it) and its own index. Event derivation is a Kafka consumer of its own:
+ * it reads the postings and profiles topics in ONE group shared by every
+ * replica (LUNAMATCH_EVENTS_GROUP_ID, default LM_OWNER_GROUP_DEFAULT), so
+ * each partition, and with it each record (the key decides the partition),
+ * has exactly one owner at a time. For every message of its partitions, in
+ * partition order, the owner:
+ *
+ *   1. decides what ingest decides (lm_ingest_decide: the same rule, not a
+ *      copy): a rejected message derives nothing;
+ *   2. waits until the local index reflects the message: a put of version v
+ *      when the index holds the id at v or later, a tombstone when the
+ *      index no longer holds the id. When that cannot tell (the record was
+ *      deleted or re-created by a later message), the replica's own ingest
+ *      group is asked for its committed offset of the partition: once ingest
+ *      has committed past the message and the index has applied the store's
+ *      change log as far as it went then, the index reflects it;
+ *   3. derives the events of the batch into the outbox (lm_events_on_changes,
+ *      one durable transaction), and only then stores and commits the
+ *      messages' offsets in the shared group.
+ *
+ * A rebalance hands partitions over through the committed offsets: nothing
+ * is lost, and the new owner repeats at most the uncommitted tail (the
+ * batch in progress and commits still in flight); event ids are
+ * deterministic, so subscribers drop the repeats. A replica that joins
+ * starts from the group's offsets and announces nothing old. A group with
+ * no offsets yet starts at the beginning of the topics (a new deployment:
+ * every record is new to subscribers).
+ *
+ * Threads: one thread of its own (lm_owner_start) polls the consumer and
+ * derives; lm_owner_wake and lm_owner_stats_get may be called from any
+ * thread.
+ */
+#ifndef LUNAMATCH_MATCH_OWNER_H
+#define LUNAMATCH_MATCH_OWNER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "events.h"
+#include "index.h"
+#include "lunamatch/metrics.h"
+#include "lunamatch/record.h"
+#include "lunamatch/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_OWNER_GROUP_DEFAULT "lunamatch-match-events"
+#define LM_OWNER_BATCH_MAX     500   /* messages derived in one outbox transaction */
+#define LM_OWNER_SESSION_MS    10000 /* a dead owner's partitions move after this */
+#define LM_OWNER_PROBE_MS      500   /* ingest's committed offsets asked this often */
+#define LM_OWNER_RETRY_MAX_MS                                                            \
+	5000 /* longest pause before a failed derivation is retried */
+
+typedef struct lm_owner_opts {
+	const char *brokers;         /* required */
+	const char *topic_postings;  /* required */
+	const char *topic_profiles;  /* required */
+	const char *group_id;        /* NULL or "": LM_OWNER_GROUP_DEFAULT */
+	const char *ingest_group_id; /* this replica's ingest group; required */
+	const char *client_id;       /* NULL: "lunamatch-match-events" */
+	lm_store *store;             /* required; borrowed */
+	lm_index *index;             /* required; borrowed */
+	lm_events *events;           /* required; borrowed */
+	const lm_record_ctx *rctx;   /* required; borrowed (ingest's rule needs it) */
+	lm_metrics *metrics;         /* may be NULL; borrowed */
+} lm_owner_opts;
+
+typedef struct lm_owner lm_owner;
+
+/* Creates the owner and its two Kafka handles (nothing is contacted yet).
+ * Options are copied, borrowed objects must outlive the owner. Returns
+ * LM_OK, LM_EINVAL (logged), LM_EKAFKA or LM_ENOMEM; *out is NULL then. */
+int lm_owner_new(const lm_owner_opts *o, lm_owner **out);
+
+/* Starts the thread: joins the group and derives. Returns LM_OK, LM_EINVAL
+ * (already started) or an errno-derived code. */
+int lm_owner_start(lm_owner *ow);
+
+/* The index moved (the follower's on_applied): a message waiting for it is
+ * looked at again now. Any thread; NULL is a no-op. */
+void lm_owner_wake(lm_owner *ow);
+
+/* Stops the thread (a batch still waiting is left uncommitted for the next
+ * owner), commits what was derived, leaves the group and frees everything.
+ * NULL is a no-op. */
+void lm_owner_free(lm_owner *ow);
+
+typedef struct lm_owner_stats {
+	uint64_t messages;   /* messages whose events are derived and committed */
+	uint64_t rejected;   /* of which ingest's rule rejects (nothing derived) */
+	uint64_t probes;     /* questions to the ingest group's committed offsets */
+	uint64_t failures;   /* failed derivations (outbox writes); each retried */
+	uint64_t rebalances; /* partition assignments received */
+	int partitions;      /* partitions owned now */
+	bool failing;        /* the last derivation failed and is being retried */
+} lm_owner_stats;
+
+/* Any thread. */
+void lm_owner_stats_get(lm_owner *ow, lm_owner_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUNAMATCH_MATCH_OWNER_H */

@@ -1,0 +1,366 @@
+/*
+ * test_bench.c - the benchmark tools run as real processes: lunamatch-loadgen
+ * writing generated records into a real LMDB store, and `lunamatch bench`
+ * driving a real lunamatch-match over nng on 127.0.0.1 and a raw nng echo.
+ *
+ * loadgen: the counts it reports are what the store holds; the records are
+ * prepared as ingest prepares them (skill ids of the taxonomy, salaries with
+ * the rate table's version) and dated around now; a second run stores
+ * nothing new. bench: every measured call is accounted for (ok plus errors
+ * by status equals the count asked for), the percentiles are ordered, the
+ * echo phase uses the match phase's message sizes and concurrency and the
+ * ratios are computed from the two phases; a 1 ms deadline produces errors
+ * that are counted by status, not fatal; a server that is down gives exit
+ * 3; usage errors give exit 2; a data directory without a store exit 1.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/taxonomy.h"
+#include "proc.h"
+#include "svctest.h"
+
+#define RUN_MS   120000 /* longest run of one command */
+#define START_MS 30000  /* match ready */
+#define POSTINGS 2000
+#define PROFILES 300
+
+static struct {
+	char *dir;
+	char data[4200], log[4300];
+	char http[64], rpc[64], brokers[64];
+	lmt_env env;
+	lmt_proc *match;
+	int serial;
+} G;
+
+/* Runs argv[0..] with the shared environment; stderr captured. */
+static lmt_run_result
+run(const char *const argv[])
+{
+	char errpath[4300];
+
+	snprintf(errpath, sizeof(errpath), "%s/stderr.%d", G.dir, G.serial++);
+	return lmt_run(argv, G.env.vec, errpath, RUN_MS);
+}
+
+static json_t *
+parse_line(const char *out)
+{
+	json_error_t e;
+	json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, &e);
+	if (j == NULL)
+		fail_msg("not JSON: %s (%s)", out, e.text);
+	return j;
+}
+
+static double
+num(const json_t *o, const char *path1, const char *path2)
+{
+	const json_t *v = json_object_get(o, path1);
+	if (path2 != NULL)
+		v = json_object_get(v, path2);
+	if (!json_is_number(v))
+		fail_msg("%s.%s is not a number", path1, path2 ? path2 : "");
+	return json_number_value(v);
+}
+
+static int
+setup(void **state)
+{
+	(void) state;
+	memset(&G, 0, sizeof(G));
+	G.dir = lmt_tmpdir("bench");
+	snprintf(G.data, sizeof(G.data), "%s/var", G.dir);
+	snprintf(G.log, sizeof(G.log), "%s/match.log", G.dir);
+	snprintf(G.http, sizeof(G.http), "127.0.0.1:%d", lmt_free_port());
+	snprintf(G.rpc, sizeof(G.rpc), "tcp://127.0.0.1:%d", lmt_free_port());
+	/* No broker: events are off, and nothing listens there. */
+	snprintf(G.brokers, sizeof(G.brokers), "127.0.0.1:%d", lmt_free_port());
+	lmt_env_add(&G.env, "LUNAMATCH_DATA_DIR=%s", G.data);
+	lmt_env_add(&G.env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+	lmt_env_add(&G.env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+	lmt_env_add(
+	    &G.env, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
+	lmt_env_add(&G.env, "LUNAMATCH_RPC_URL=%s", G.rpc);
+	lmt_env_add(&G.env, "LUNAMATCH_HTTP_ADDR=%s", G.http);
+	lmt_env_add(&G.env, "LUNAMATCH_BROKERS=%s", G.brokers);
+	lmt_env_add(&G.env, "LUNAMATCH_EVENT_TOP_N=0");
+	lmt_env_add(&G.env, "LUNAMATCH_WORKERS=2");
+	lmt_env_add(&G.env, "LUNAMATCH_LOG_LEVEL=warn");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	lmt_proc_free(G.match);
+	lmt_env_free(&G.env);
+	lmt_rmtree(G.dir);
+	free(G.dir);
+	return 0;
+}
+
+static void
+match_start(void)
+{
+	const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
+	assert_int_equal(lmt_proc_start_ex(argv, G.env.vec, G.log, &G.match), LM_OK);
+	lmt_wait_ready(G.http, "lunamatch-match", G.log, START_MS);
+}
+
+/* ---- loadgen ------------------------------------------------------------------ */
+
+static void
+test_loadgen(void **state)
+{
+	const char *gen[] = {lmt_bin("lunamatch-loadgen"), "--postings", "2000",
+	    "--profiles", "300", "--batch", "700", NULL};
+	const char *stats[] = {lmt_bin("lunamatch"), "store", "stats", "--json", NULL};
+	const char *get[] = {lmt_bin("lunamatch"), "store", "get", "posting",
+	    "gen-p000000007", "--json", NULL};
+	lm_taxonomy *tax = NULL;
+	char err[256];
+	lmt_run_result r;
+	json_t *j, *skills, *sal;
+	size_t i;
+	time_t now = time(NULL);
+
+	(void) state;
+	r = run(gen);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "stored 2300, already there 0, invalid 0"));
+	lmt_run_result_free(&r);
+
+	r = run(stats);
+	assert_int_equal(r.status, 0);
+	j = parse_line(r.out);
+	assert_int_equal(num(j, "postings", NULL), POSTINGS);
+	assert_int_equal(num(j, "profiles", NULL), PROFILES);
+	assert_int_equal(num(j, "changes", NULL), POSTINGS + PROFILES);
+	json_decref(j);
+	lmt_run_result_free(&r);
+
+	/* Prepared as ingest prepares: canonical taxonomy ids, salary stamped
+	 * with the rate table's version, dates around now. */
+	assert_int_equal(
+	    lm_taxonomy_load(lmt_src("data/skills.tsv"), &tax, err, sizeof(err)), LM_OK);
+	r = run(get);
+	assert_int_equal(r.status, 0);
+	j = parse_line(r.out);
+	skills = json_object_get(j, "skills");
+	assert_true(json_array_size(skills) >= 5);
+	json_array_foreach(skills, i, sal)
+	{
+		const char *id = json_string_value(json_object_get(sal, "skill_id"));
+		assert_non_null(id);
+		assert_non_null(lm_taxonomy_get(tax, id));
+	}
+	sal = json_object_get(j, "salary");
+	if (sal != NULL)
+		assert_string_not_equal(
+		    json_string_value(json_object_get(sal, "rates_version")), "bench");
+	assert_true(fabs(num(j, "posted_at", NULL) - (double) now) < 91.0 * 86400);
+	json_decref(j);
+	lmt_run_result_free(&r);
+	lm_taxonomy_free(tax);
+
+	/* Ids are fixed by the prefix: a second run stores nothing new. */
+	r = run(gen);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "stored 0, already there 2300, invalid 0"));
+	lmt_run_result_free(&r);
+}
+
+/* ---- bench ---------------------------------------------------------------------- */
+
+/* Every call is counted once: ok plus the errors by status. */
+static void
+assert_accounted(const json_t *phase, double calls)
+{
+	const json_t *codes = json_object_get(phase, "errors_by_code");
+	const char *k;
+	const json_t *v;
+	double errors = 0;
+
+	assert_true(json_is_object(codes));
+	json_object_foreach((json_t *) codes, k, v) errors += json_number_value(v);
+	assert_true(num(phase, "calls", NULL) == calls);
+	assert_true(num(phase, "errors", NULL) == errors);
+	assert_true(num(phase, "ok", NULL) + errors == calls);
+}
+
+static void
+assert_ordered(const json_t *phase)
+{
+	double p50 = num(phase, "p50_ms", NULL), p90 = num(phase, "p90_ms", NULL);
+	double p99 = num(phase, "p99_ms", NULL), max = num(phase, "max_ms", NULL);
+
+	assert_true(p50 > 0 && p50 <= p90 && p90 <= p99 && p99 <= max);
+	assert_true(num(phase, "qps", NULL) > 0);
+}
+
+static void
+test_bench_jobs(void **state)
+{
+	const char *argv[] = {lmt_bin("lunamatch"), "bench", "jobs", "--count", "200",
+	    "--clients", "4", "--top", "5", "--explain", "full", "--json", NULL};
+	lmt_run_result r;
+	json_t *j, *m, *e;
+
+	(void) state;
+	match_start();
+	r = run(argv);
+	assert_int_equal(r.status, 0);
+	j = parse_line(r.out);
+	assert_string_equal(json_string_value(json_object_get(j, "method")), "MatchJobs");
+	assert_string_equal(json_string_value(json_object_get(j, "explain")), "FULL");
+	assert_int_equal(num(j, "stored_ids", NULL), PROFILES);
+	assert_int_equal(num(j, "clients", NULL), 4);
+	m = json_object_get(j, "match");
+	e = json_object_get(j, "echo");
+	assert_accounted(m, 200);
+	assert_accounted(e, 200);
+	assert_int_equal(num(m, "errors", NULL), 0);
+	assert_int_equal(num(e, "errors", NULL), 0);
+	assert_ordered(m);
+	assert_ordered(e);
+	/* The echo carries the match phase's message sizes. */
+	assert_true(num(m, "request_bytes", NULL) > 20);
+	assert_true(num(m, "response_bytes", NULL) > num(m, "request_bytes", NULL));
+	assert_true(
+	    fabs(num(e, "request_bytes", NULL) - num(m, "request_bytes", NULL)) <= 0.5);
+	assert_true(
+	    fabs(num(e, "response_bytes", NULL) - num(m, "response_bytes", NULL)) <= 0.5);
+	assert_true(fabs(num(j, "ratio", "p50") -
+	                 num(m, "p50_ms", NULL) / num(e, "p50_ms", NULL)) < 1e-9);
+	assert_true(fabs(num(j, "ratio", "qps") -
+	                 num(m, "qps", NULL) / num(e, "qps", NULL)) < 1e-9);
+	json_decref(j);
+	lmt_run_result_free(&r);
+}
+
+static void
+test_bench_candidates_duration(void **state)
+{
+	const char *argv[] = {lmt_bin("lunamatch"), "bench", "candidates", "--duration",
+	    "1", "--clients", "2", "--no-echo", "--json", NULL};
+	const char *text[] = {lmt_bin("lunamatch"), "bench", "candidates", "--count",
+	    "20", "--clients", "2", NULL};
+	lmt_run_result r;
+	json_t *j, *m;
+
+	(void) state;
+	r = run(argv);
+	assert_int_equal(r.status, 0);
+	j = parse_line(r.out);
+	assert_string_equal(
+	    json_string_value(json_object_get(j, "method")), "MatchCandidates");
+	assert_int_equal(num(j, "stored_ids", NULL), POSTINGS);
+	assert_null(json_object_get(j, "echo"));
+	m = json_object_get(j, "match");
+	assert_accounted(m, num(m, "calls", NULL));
+	assert_true(num(m, "calls", NULL) > 0);
+	assert_true(num(m, "seconds", NULL) >= 1.0 && num(m, "seconds", NULL) < 30);
+	json_decref(j);
+	lmt_run_result_free(&r);
+
+	/* The table names both phases and the ratio. */
+	r = run(text);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "MatchCandidates "));
+	assert_non_null(strstr(r.out, "nng echo "));
+	assert_non_null(strstr(r.out, "match / echo: p50 "));
+	lmt_run_result_free(&r);
+}
+
+/* A 1 ms deadline: calls that miss it are errors by status, not a failure
+ * of the run (unless none succeeded: exit 3). */
+static void
+test_bench_deadline(void **state)
+{
+	const char *argv[] = {lmt_bin("lunamatch"), "bench", "jobs", "--count", "100",
+	    "--clients", "4", "--timeout-ms", "1", "--no-echo", "--json", NULL};
+	lmt_run_result r;
+
+	(void) state;
+	r = run(argv);
+	assert_true(r.status == 0 || r.status == 3);
+	if (r.status == 0) {
+		json_t *j = parse_line(r.out);
+		assert_accounted(json_object_get(j, "match"), 100);
+		json_decref(j);
+	} else {
+		assert_non_null(strstr(r.err, "no call succeeded (100 errors)"));
+	}
+	lmt_run_result_free(&r);
+}
+
+static void
+test_bench_server_down(void **state)
+{
+	const char *argv[] = {lmt_bin("lunamatch"), "bench", "jobs", "--count", "4",
+	    "--clients", "2", "--timeout-ms", "300", "--warmup", "0", NULL};
+	lmt_run_result r;
+
+	(void) state;
+	lmt_proc_stop(&G.match, 30000);
+	r = run(argv);
+	assert_int_equal(r.status, 3);
+	assert_non_null(strstr(r.err, "no call succeeded (4 errors)"));
+	assert_non_null(strstr(r.out, "MatchJobs errors: 4 UNAVAILABLE"));
+	lmt_run_result_free(&r);
+}
+
+static void
+test_bench_usage(void **state)
+{
+	const char *both[] = {lmt_bin("lunamatch"), "bench", "jobs", "--count", "5",
+	    "--duration", "2", NULL};
+	const char *kind[] = {lmt_bin("lunamatch"), "bench", "postings", NULL};
+	const char *clients[] = {
+	    lmt_bin("lunamatch"), "bench", "jobs", "--clients", "0", NULL};
+	char nostore[4300];
+	const char *empty[] = {
+	    lmt_bin("lunamatch"), "bench", "jobs", "--data-dir", nostore, NULL};
+	lmt_run_result r;
+
+	(void) state;
+	r = run(both);
+	assert_int_equal(r.status, 2);
+	lmt_run_result_free(&r);
+	r = run(kind);
+	assert_int_equal(r.status, 2);
+	lmt_run_result_free(&r);
+	r = run(clients);
+	assert_int_equal(r.status, 2);
+	lmt_run_result_free(&r);
+	snprintf(nostore, sizeof(nostore), "%s/none", G.dir);
+	r = run(empty);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "cannot open the record store"));
+	lmt_run_result_free(&r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_loadgen),
+	    cmocka_unit_test(test_bench_jobs),
+	    cmocka_unit_test(test_bench_candidates_duration),
+	    cmocka_unit_test(test_bench_deadline),
+	    cmocka_unit_test(test_bench_server_down),
+	    cmocka_unit_test(test_bench_usage),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,154 @@
+/*
+ * test_dqueue.c - the durable FIFO on real LMDB files: order, removal,
+ * sequence numbers that keep growing across an empty queue and a reopen,
+ * a full map that refuses appends and keeps what it holds, and the limits.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmtest.h"
+#include "lunamatch/dqueue.h"
+#include "lunamatch/error.h"
+
+struct seen {
+	uint64_t seqs[64];
+	char data[64][16];
+	size_t n;
+	size_t stop_at; /* return 9 on this many; 0: never */
+};
+
+static int
+collect(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct seen *s = arg;
+	if (s->stop_at != 0 && s->n == s->stop_at)
+		return 9;
+	assert_true(s->n < 64 && len < 16);
+	s->seqs[s->n] = seq;
+	memcpy(s->data[s->n], data, len);
+	s->data[s->n][len] = '\0';
+	s->n++;
+	return 0;
+}
+
+static char *
+qdir(const char *root)
+{
+	char *p = malloc(strlen(root) + 8);
+	assert_non_null(p);
+	sprintf(p, "%s/q", root);
+	return p;
+}
+
+static void
+test_fifo(void **state)
+{
+	char *root = lmt_tmpdir("dqueue"), *dir = qdir(root);
+	lm_dqueue *q = NULL, *again = NULL;
+	lm_dqueue_msg m[3] = {{"a", 1}, {"bb", 2}, {"", 0}};
+	struct seen s = {0};
+	uint64_t first = 0;
+	(void) state;
+
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(
+	    lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &again), LM_EEXIST);
+	assert_null(again);
+	assert_int_equal(lm_dqueue_append(q, m, 3, &first), LM_OK);
+	assert_int_equal(first, 1);
+	assert_int_equal(lm_dqueue_append(q, &m[1], 1, &first), LM_OK);
+	assert_int_equal(first, 4);
+	assert_int_equal(lm_dqueue_count(q), 4);
+
+	assert_int_equal(lm_dqueue_peek(q, 0, 10, collect, &s), LM_OK);
+	assert_int_equal(s.n, 4);
+	assert_string_equal(s.data[0], "a");
+	assert_string_equal(s.data[1], "bb");
+	assert_string_equal(s.data[2], "");
+	assert_int_equal(s.seqs[3], 4);
+	/* After a seq, at most max, and a callback that stops. */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(lm_dqueue_peek(q, 1, 2, collect, &s), LM_OK);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.seqs[0], 2);
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 1;
+	assert_int_equal(lm_dqueue_peek(q, 0, 10, collect, &s), 9);
+
+	/* Removal, of queued and unknown seqs. */
+	uint64_t rm[] = {1, 3, 77};
+	assert_int_equal(lm_dqueue_remove(q, rm, 3), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), 2);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(lm_dqueue_peek(q, 0, 10, collect, &s), LM_OK);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.seqs[0], 2);
+	assert_int_equal(s.seqs[1], 4);
+
+	/* Emptied and reopened: what is left survives, seqs keep growing. */
+	uint64_t rm2[] = {2, 4};
+	assert_int_equal(lm_dqueue_remove(q, rm2, 2), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), 0);
+	assert_int_equal(lm_dqueue_append(q, m, 1, &first), LM_OK);
+	lm_dqueue_close(q);
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), 1);
+	assert_int_equal(lm_dqueue_append(q, m, 1, &first), LM_OK);
+	assert_int_equal(first, 6);
+	lm_dqueue_close(q);
+	lm_dqueue_close(NULL);
+	lmt_rmtree(root);
+	free(dir);
+	free(root);
+}
+
+/* At its largest map the queue refuses appends and keeps what it holds;
+ * removing messages makes room again. A smaller limit than the initial map, an
+ * empty batch and a message over the limit are refused. */
+static void
+test_limits(void **state)
+{
+	char *root = lmt_tmpdir("dqueue-full"), *dir = qdir(root);
+	lm_dqueue *q = NULL;
+	char *big = calloc(1, LM_DQUEUE_MSG_MAX + 1);
+	lm_dqueue_msg m = {big, LM_DQUEUE_MSG_MAX};
+	uint64_t first = 0, n = 0;
+	int rc = LM_OK;
+	(void) state;
+
+	assert_non_null(big);
+	assert_int_equal(
+	    lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE - 1, "test", &q), LM_EINVAL);
+	assert_int_equal(lm_dqueue_open(dir, 2 * LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_append(q, &m, 0, NULL), LM_EINVAL);
+	m.len = LM_DQUEUE_MSG_MAX + 1;
+	assert_int_equal(lm_dqueue_append(q, &m, 1, NULL), LM_E2BIG);
+	m.len = LM_DQUEUE_MSG_MAX;
+	for (int i = 0; i < 64 && (rc = lm_dqueue_append(q, &m, 1, &first)) == LM_OK; i++)
+		n++;
+	assert_int_equal(rc, LM_EMAPFULL);
+	assert_true(n > 16); /* the map grew once before it was full */
+	assert_int_equal(lm_dqueue_count(q), n);
+	uint64_t rm[] = {1, 2, 3, 4};
+	assert_int_equal(lm_dqueue_remove(q, rm, 4), LM_OK);
+	m.len = 1024;
+	assert_int_equal(lm_dqueue_append(q, &m, 1, &first), LM_OK);
+	assert_int_equal(first, n + 1);
+	assert_int_equal(lm_dqueue_count(q), n - 3);
+	lm_dqueue_close(q);
+	free(big);
+	lmt_rmtree(root);
+	free(dir);
+	free(root);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_fifo),
+	    cmocka_unit_test(test_limits),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,420 @@
+/*
+ * test_decisions.c - the decision log on a real LMDB queue and librdkafka's
+ * mock cluster (a Kafka protocol implementation on 127.0.0.1), read back
+ * with a real consumer: concurrent answers all logged, durable before the
+ * call returns, kept through a broker outage and a restart, refused with a
+ * clear error when the queue is full, and healthy again once it drains.
+ */
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "decisions.h"
+#include "lmtest.h"
+#include "lunamatch/clock.h"
+#include "lunamatch/dqueue.h"
+#include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
+#include "lunamatch/metrics.h"
+
+#define TOPIC       "test.decisions"
+#define PARTITIONS  2
+#define MOCK_BROKER 1
+#define THREADS     4
+#define PER_THREAD  50
+#define READ_MS     20000
+#define MAX_READ    1024
+
+static char *tmp;
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock;
+static const char *brokers;
+static int serial;
+
+static int
+setup(void **state)
+{
+	rd_kafka_conf_t *conf = NULL;
+	char err[256];
+	(void) state;
+
+	tmp = lmt_tmpdir("decisions");
+	assert_int_equal(
+	    lm_kafka_conf(NULL, "test-mock", &conf, err, sizeof(err)), LM_OK);
+	assert_non_null(
+	    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
+	assert_non_null(mock = rd_kafka_mock_cluster_new(mock_rk, 1));
+	assert_int_equal(rd_kafka_mock_topic_create(mock, TOPIC, PARTITIONS, 1), 0);
+	brokers = rd_kafka_mock_cluster_bootstraps(mock);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	rd_kafka_mock_cluster_destroy(mock);
+	rd_kafka_destroy(mock_rk);
+	lmt_rmtree(tmp);
+	free(tmp);
+	return 0;
+}
+
+/* A fresh data directory under tmp (the caller frees it). */
+static char *
+data_dir(void)
+{
+	char *d = malloc(strlen(tmp) + 32);
+	assert_non_null(d);
+	sprintf(d, "%s/data%d", tmp, serial++);
+	assert_int_equal(mkdir(d, 0700), 0);
+	return d;
+}
+
+static lm_decisions *
+open_log(const char *dir, lm_metrics *m, uint64_t max_queue)
+{
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = TOPIC,
+	    .data_dir = dir,
+	    .replica = "test-replica",
+	    .metrics = m,
+	    .max_queue_bytes = max_queue,
+	    .message_timeout_ms = 3000};
+	lm_decisions *d = NULL;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	return d;
+}
+
+/* Logs a MatchJobs decision of subject with two results; returns the rc. */
+static int
+log_one(lm_decisions *d, const char *subject, const char *request_id, const char *caller,
+    char id[LM_DECISIONS_ID_LEN + 1])
+{
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	Lunamatch__V1__DecisionResult r1 = LUNAMATCH__V1__DECISION_RESULT__INIT,
+	                              r2 = LUNAMATCH__V1__DECISION_RESULT__INIT;
+	Lunamatch__V1__DecisionResult *rs[] = {&r1, &r2};
+	Lunamatch__V1__JobFilters f = LUNAMATCH__V1__JOB_FILTERS__INIT;
+
+	r1.id = "job-a";
+	r1.score = 0.9;
+	r1.rank = 1;
+	r2.id = "job-b";
+	r2.score = 0.8;
+	r2.rank = 2;
+	f.remote_only = true;
+	rec.method = "MatchJobs";
+	rec.request_id = (char *) request_id;
+	rec.caller = (char *) caller;
+	rec.subject_id = (char *) subject;
+	rec.as_of = 1700000000;
+	rec.model_version = "test-1";
+	rec.index_seq = 42;
+	rec.top_k = 2;
+	rec.job_filters = &f;
+	rec.n_results = 2;
+	rec.results = rs;
+	return lm_decisions_log(d, &rec, id);
+}
+
+/* What the topic holds, decoded. */
+struct readback {
+	Lunamatch__V1__Decision *v[MAX_READ];
+	char keys[MAX_READ][64];
+	size_t n;
+};
+
+/* Reads the whole topic until `want` decisions came and 1 s passed quietly,
+ * or READ_MS. */
+static void
+read_topic(size_t want, struct readback *r)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_t *c;
+	char err[256];
+	int64_t end = lm_clock_ms() + READ_MS, quiet_from = 0;
+
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(
+	    lm_kafka_conf(brokers, "test-reader", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(conf, "group.id", "test-reader", err, sizeof(err)), LM_OK);
+	assert_non_null(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
+	parts = rd_kafka_topic_partition_list_new(PARTITIONS);
+	for (int p = 0; p < PARTITIONS; p++)
+		rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset =
+		    RD_KAFKA_OFFSET_BEGINNING;
+	assert_int_equal(rd_kafka_assign(c, parts), 0);
+	rd_kafka_topic_partition_list_destroy(parts);
+	while (lm_clock_ms() < end &&
+	       (r->n < want || quiet_from == 0 || lm_clock_ms() - quiet_from < 1000)) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+		if (m == NULL) {
+			if (r->n >= want && quiet_from == 0)
+				quiet_from = lm_clock_ms();
+			continue;
+		}
+		quiet_from = 0;
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			assert_true(r->n < MAX_READ && m->key_len < 64);
+			memcpy(r->keys[r->n], m->key, m->key_len);
+			r->keys[r->n][m->key_len] = '\0';
+			r->v[r->n] =
+			    lunamatch__v1__decision__unpack(NULL, m->len, m->payload);
+			assert_non_null(r->v[r->n]);
+			r->n++;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+}
+
+static void
+readback_free(struct readback *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		lunamatch__v1__decision__free_unpacked(r->v[i], NULL);
+	r->n = 0;
+}
+
+/* How many read decisions have decision id id. */
+static size_t
+count_id(const struct readback *r, const char *id)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n; i++)
+		n += strcmp(r->v[i]->decision_id, id) == 0;
+	return n;
+}
+
+static uint64_t
+wait_pending(lm_decisions *d, uint64_t want)
+{
+	int64_t end = lm_clock_ms() + READ_MS;
+	uint64_t n;
+	while ((n = lm_decisions_pending(d)) != want && lm_clock_ms() < end)
+		lmt_sleep_ms(50);
+	return n;
+}
+
+struct worker {
+	lm_decisions *d;
+	int no;
+	char ids[PER_THREAD][LM_DECISIONS_ID_LEN + 1];
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char subject[32], req[32];
+	for (int i = 0; i < PER_THREAD; i++) {
+		snprintf(subject, sizeof(subject), "cand-%d-%d", w->no, i);
+		snprintf(req, sizeof(req), "req-%d-%d", w->no, i);
+		if (log_one(w->d, subject, req, "svc-web", w->ids[i]) != LM_OK)
+			w->ids[i][0] = '\0';
+	}
+	return NULL;
+}
+
+/* Four threads log 200 answers at once: every decision reaches the topic,
+ * keyed by its subject, with what was logged and the fields the log sets. */
+static void
+test_concurrent(void **state)
+{
+	char *dir = data_dir();
+	lm_metrics *m = NULL;
+	struct worker w[THREADS];
+	pthread_t th[THREADS];
+	struct readback r;
+	(void) state;
+
+	/* Nothing is logged before start. */
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	lm_decisions *d = open_log(dir, m, 0);
+	assert_int_equal(log_one(d, "c", "r", "", NULL), LM_ECLOSED);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	for (int i = 0; i < THREADS; i++) {
+		w[i].d = d;
+		w[i].no = i;
+		assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	assert_true(lm_decisions_healthy(d));
+	assert_int_equal(wait_pending(d, 0), 0);
+
+	read_topic(THREADS * PER_THREAD, &r);
+	assert_int_equal(r.n, THREADS * PER_THREAD);
+	for (int i = 0; i < THREADS; i++)
+		for (int j = 0; j < PER_THREAD; j++) {
+			assert_int_equal(strlen(w[i].ids[j]), LM_DECISIONS_ID_LEN);
+			assert_int_equal(count_id(&r, w[i].ids[j]), 1);
+		}
+	const Lunamatch__V1__Decision *v = r.v[0];
+	assert_string_equal(r.keys[0], v->subject_id);
+	assert_string_equal(v->method, "MatchJobs");
+	assert_string_equal(v->caller, "svc-web");
+	assert_string_equal(v->replica, "test-replica");
+	assert_string_equal(v->model_version, "test-1");
+	assert_int_equal(v->index_seq, 42);
+	assert_int_equal(v->as_of, 1700000000);
+	assert_true(v->decided_at_ms > 1700000000000);
+	assert_non_null(v->job_filters);
+	assert_true(v->job_filters->remote_only);
+	assert_int_equal(v->n_results, 2);
+	assert_string_equal(v->results[1]->id, "job-b");
+	assert_int_equal(v->results[1]->rank, 2);
+	readback_free(&r);
+
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(lm_metrics_render(m, &text, &len), LM_OK);
+	assert_non_null(strstr(text, "lunamatch_decisions_logged_total 200"));
+	assert_non_null(strstr(text, "lunamatch_decisions_sent_total 200"));
+	assert_non_null(strstr(text, "lunamatch_decisions_pending 0"));
+	free(text);
+	lm_decisions_free(d);
+	lm_decisions_free(NULL);
+	lm_metrics_free(m);
+	free(dir);
+}
+
+/* With the broker down, decisions are durable and wait; stopped and
+ * started again (a restart), the log sends them once the broker is back. */
+static void
+test_outage_and_restart(void **state)
+{
+	char *dir = data_dir();
+	char ids[20][LM_DECISIONS_ID_LEN + 1];
+	struct readback r;
+	(void) state;
+
+	assert_int_equal(rd_kafka_mock_topic_create(mock, TOPIC ".2", PARTITIONS, 1), 0);
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = TOPIC ".2",
+	    .data_dir = dir,
+	    .message_timeout_ms = 1000};
+	lm_decisions *d = NULL;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	assert_int_equal(rd_kafka_mock_broker_set_down(mock, MOCK_BROKER), 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(log_one(d, "cand-outage", "req", "", ids[i]), LM_OK);
+	assert_int_equal(lm_decisions_pending(d), 20);
+	lm_decisions_free(d);
+
+	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_pending(d), 20);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	lm_decisions_free(d);
+
+	/* Read the second topic: every decision at least once. */
+	rd_kafka_conf_t *conf = NULL;
+	char err[256];
+	rd_kafka_t *c;
+	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(2);
+	assert_int_equal(
+	    lm_kafka_conf(brokers, "test-reader2", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(conf, "group.id", "test-reader2", err, sizeof(err)), LM_OK);
+	assert_non_null(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
+	for (int p = 0; p < PARTITIONS; p++)
+		rd_kafka_topic_partition_list_add(parts, TOPIC ".2", p)->offset =
+		    RD_KAFKA_OFFSET_BEGINNING;
+	assert_int_equal(rd_kafka_assign(c, parts), 0);
+	rd_kafka_topic_partition_list_destroy(parts);
+	memset(&r, 0, sizeof(r));
+	for (int64_t end = lm_clock_ms() + READ_MS; lm_clock_ms() < end && r.n < 20;) {
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 100);
+		if (msg == NULL)
+			continue;
+		if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && r.n < MAX_READ)
+			r.v[r.n++] =
+			    lunamatch__v1__decision__unpack(NULL, msg->len, msg->payload);
+		rd_kafka_message_destroy(msg);
+	}
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	for (int i = 0; i < 20; i++)
+		assert_true(count_id(&r, ids[i]) >= 1);
+	readback_free(&r);
+	free(dir);
+}
+
+/* A decision over the size limit is refused; a full queue (broker down)
+ * refuses answers with LM_EMAPFULL and turns the log unhealthy, and once
+ * the broker is back and the queue drains, logging works again. */
+static void
+test_full_queue(void **state)
+{
+	char *dir = data_dir();
+	char *big = malloc(LM_DECISIONS_BYTES_MAX + 1);
+	int rc = LM_OK, n = 0;
+	(void) state;
+
+	assert_non_null(big);
+	memset(big, 'x', LM_DECISIONS_BYTES_MAX);
+	big[LM_DECISIONS_BYTES_MAX] = '\0';
+	lm_decisions *d = open_log(dir, NULL, LM_DQUEUE_MAP_SIZE);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	assert_int_equal(log_one(d, "c", big, "", NULL), LM_E2BIG);
+	big[LM_DECISIONS_BYTES_MAX / 2] = '\0'; /* 128 KiB request ids */
+
+	assert_int_equal(rd_kafka_mock_broker_set_down(mock, MOCK_BROKER), 0);
+	while (n < 1000 && (rc = log_one(d, "cand-full", big, "", NULL)) == LM_OK)
+		n++;
+	assert_int_equal(rc, LM_EMAPFULL);
+	assert_true(n > 10);
+	assert_false(lm_decisions_healthy(d));
+	assert_int_equal(lm_decisions_pending(d), (uint64_t) n);
+
+	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_int_equal(log_one(d, "cand-after", "req", "", NULL), LM_OK);
+	assert_true(lm_decisions_healthy(d));
+	lm_decisions_free(d);
+	free(big);
+	free(dir);
+}
+
+/* Missing or invalid options. */
+static void
+test_options(void **state)
+{
+	lm_decisions_opts o = {.brokers = "127.0.0.1:9", .topic = "", .data_dir = tmp};
+	lm_decisions *d = (lm_decisions *) 1;
+	(void) state;
+
+	assert_int_equal(lm_decisions_new(NULL, &d), LM_EINVAL);
+	assert_null(d);
+	assert_int_equal(lm_decisions_new(&o, &d), LM_EINVAL);
+	o.topic = "t";
+	o.data_dir = NULL;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_EINVAL);
+	assert_int_equal(lm_decisions_new(&o, NULL), LM_EINVAL);
+	assert_int_equal(lm_decisions_log(NULL, NULL, NULL), LM_EINVAL);
+	assert_false(lm_decisions_healthy(NULL));
+	assert_int_equal(lm_decisions_pending(NULL), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_options),
+	    cmocka_unit_test(test_concurrent),
+	    cmocka_unit_test(test_outage_and_restart),
+	    cmocka_unit_test(test_full_queue),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,338 @@
+/*
+ * loadgen.c - `lunamatch-loadgen`: writes generated postings and profiles
+ * straight into a record store, so that benchmarks of the running services
+ * need not push millions of records through Kafka and ingest.
+ *
+ *   lunamatch-loadgen [--data-dir DIR] [--postings N] [--profiles N]
+ *                     [--seed S] [--batch B] [--id-prefix P]
+ *
+ * The records come from the benchmarks' generator (bench/bench_util.h) with
+ * the skills of the taxonomy (LUNAMATCH_TAXONOMY_FILE, data/skills.tsv):
+ * canonical ids and display names in a Zipf popularity order. Each record is
+ * then prepared exactly as ingest prepares what it consumes
+ * (lm_posting_prepare / lm_profile_prepare: validation, normalization,
+ * salaries in the reference currency) and stored at version 1 through
+ * lm_store_put, in durable transactions of --batch records. Dates are
+ * shifted so that they lie around the current time, as a live feed's do.
+ *
+ * Ids are <prefix>p<n> and <prefix>c<n> (n from 0, 9 digits), so a second run
+ * with the same prefix stores nothing new: every put is a stale no-op,
+ * counted and reported. A running ingest may write the same store meanwhile
+ * (LMDB serializes the writers); a running match picks the records up
+ * through its change-log poll.
+ *
+ * Exit status: 0 when every generated record was stored or already there,
+ * 1 when the store failed or a record did not prepare, 2 for a usage error.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_util.h"
+#include "lunamatch/config.h"
+#include "lunamatch/error.h"
+#include "lunamatch/log.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/record.h"
+#include "lunamatch/salary.h"
+#include "lunamatch/store.h"
+#include "lunamatch/taxonomy.h"
+
+#define PROG "lunamatch-loadgen"
+/* Most records of one kind per run. */
+#define RECORDS_MAX 100000000ull
+/* Most records per store transaction. */
+#define BATCH_MAX 1000000ull
+/* Initial map size per record to write. */
+#define MAP_BYTES_PER_RECORD 2048ull
+/* Longest --id-prefix, so that an id stays within LM_RECORD_ID_MAX. */
+#define PREFIX_MAX 64
+
+enum { OPT_DATA_DIR = 1, OPT_POSTINGS, OPT_PROFILES, OPT_SEED, OPT_BATCH, OPT_PREFIX };
+
+static const struct option options[] = {
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"postings", required_argument, NULL, OPT_POSTINGS},
+    {"profiles", required_argument, NULL, OPT_PROFILES},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"id-prefix", required_argument, NULL, OPT_PREFIX},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "Usage: " PROG " [options]\n"
+	    "\n"
+	    "Writes generated postings and profiles into the record store, prepared\n"
+	    "as ingest prepares records, with the skills of the taxonomy.\n"
+	    "\n"
+	    "Options:\n"
+	    "  --data-dir DIR    record store (LUNAMATCH_DATA_DIR, default ./var)\n"
+	    "  --postings N      postings to write (default 10000)\n"
+	    "  --profiles N      profiles to write (default 5000)\n"
+	    "  --seed S          generator seed (default 1)\n"
+	    "  --batch B         records per durable transaction (default 10000)\n"
+	    "  --id-prefix P     id prefix (default gen-): ids P p000000000, P "
+	    "c000000000\n"
+	    "\n"
+	    "The taxonomy and rate table are LUNAMATCH_TAXONOMY_FILE and\n"
+	    "LUNAMATCH_RATES_FILE (defaults data/skills.tsv, data/rates.tsv);\n"
+	    "LUNAMATCH_MAP_SIZE_MB sets the initial map size.\n");
+}
+
+typedef struct load {
+	lm_store *store;
+	lm_store_txn *txn;
+	lm_record_ctx rctx;
+	bench_gen *gen;
+	int64_t shift; /* added to every generated date */
+	uint64_t batch, in_txn;
+	uint64_t stored, stale, bad;
+} load;
+
+static bool
+parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	v = strtoull(s, &end, 10);
+	if (*end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Commits the open transaction, if any. */
+static int
+commit(load *L)
+{
+	int rc;
+
+	if (L->txn == NULL)
+		return LM_OK;
+	rc = lm_store_commit(L->txn, NULL);
+	L->txn = NULL;
+	L->in_txn = 0;
+	if (rc != LM_OK)
+		lm_error("loadgen.commit", "committing a batch: %s", lm_strerror(rc));
+	return rc;
+}
+
+/* Encodes msg and stores it as record id of kind k, committing every
+ * L->batch records. */
+static int
+put(load *L, lm_kind k, const char *id, const ProtobufCMessage *msg)
+{
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (L->txn == NULL && (rc = lm_store_begin(L->store, &L->txn)) != LM_OK) {
+		lm_error("loadgen.begin", "%s", lm_strerror(rc));
+		return rc;
+	}
+	if ((rc = lm_pb_encode(msg, &bytes, &len)) != LM_OK)
+		return rc;
+	rc = lm_store_put(L->txn, k, id, 1, bytes, len);
+	free(bytes);
+	if (rc == LM_ESTALE) {
+		L->stale++;
+	} else if (rc != LM_OK) {
+		lm_error(
+		    "loadgen.put", "%s %s: %s", lm_kind_name(k), id, lm_strerror(rc));
+		return rc;
+	} else {
+		L->stored++;
+	}
+	if (++L->in_txn >= L->batch)
+		return commit(L);
+	return LM_OK;
+}
+
+static int
+load_postings(load *L, const char *prefix, uint64_t n)
+{
+	char id[PREFIX_MAX + 16], err[256];
+	lm_reject why;
+
+	for (uint64_t i = 0; i < n; i++) {
+		Lunamatch__V1__JobPosting *p;
+		int rc;
+
+		snprintf(id, sizeof(id), "%sp%09" PRIu64, prefix, i);
+		p = bench_gen_posting(L->gen, id);
+		p->posted_at += L->shift;
+		if (p->expires_at != 0)
+			p->expires_at += L->shift;
+		rc = lm_posting_prepare(&L->rctx, p, &why, err, sizeof(err));
+		if (rc == LM_OK)
+			rc = put(L, LM_KIND_POSTING, id, &p->base);
+		else {
+			lm_error("loadgen.prepare", "posting %s: %s", id, err);
+			L->bad++;
+			rc = LM_OK;
+		}
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+		if (rc != LM_OK)
+			return rc;
+	}
+	return LM_OK;
+}
+
+static int
+load_profiles(load *L, const char *prefix, uint64_t n)
+{
+	char id[PREFIX_MAX + 16], err[256];
+	lm_reject why;
+
+	for (uint64_t i = 0; i < n; i++) {
+		Lunamatch__V1__CandidateProfile *c;
+		int rc;
+
+		snprintf(id, sizeof(id), "%sc%09" PRIu64, prefix, i);
+		c = bench_gen_profile(L->gen, id);
+		c->updated_at += L->shift;
+		rc = lm_profile_prepare(&L->rctx, c, &why, err, sizeof(err));
+		if (rc == LM_OK)
+			rc = put(L, LM_KIND_PROFILE, id, &c->base);
+		else {
+			lm_error("loadgen.prepare", "profile %s: %s", id, err);
+			L->bad++;
+			rc = LM_OK;
+		}
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+		if (rc != LM_OK)
+			return rc;
+	}
+	return LM_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	lm_config cfg;
+	char *cargv[] = {argv[0], NULL};
+	char err[512], path[LM_CFG_STR];
+	const char *prefix = "gen-";
+	uint64_t postings = 10000, profiles = 5000, seed = 1, batch = 10000;
+	lm_taxonomy *tax = NULL;
+	lm_rates *rates = NULL;
+	load L = {0};
+	lm_store_opts so = {0};
+	uint64_t t0;
+	int c, rc, rv = 1;
+
+	/* The environment's settings (LUNAMATCH_DATA_DIR, data files, map
+	 * size), as ingest reads them; the flags below override them. */
+	if (lm_config_load(&cfg, LM_PROG_INGEST, 1, cargv, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return 2;
+	}
+	lm_log_set_service("loadgen");
+	lm_log_set_level(cfg.log_level);
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		bool ok = true;
+		switch (c) {
+		case OPT_DATA_DIR:
+			ok = strlen(optarg) < sizeof(cfg.data_dir);
+			if (ok)
+				snprintf(
+				    cfg.data_dir, sizeof(cfg.data_dir), "%s", optarg);
+			break;
+		case OPT_POSTINGS:
+			ok = parse_count(optarg, 0, RECORDS_MAX, &postings);
+			break;
+		case OPT_PROFILES:
+			ok = parse_count(optarg, 0, RECORDS_MAX, &profiles);
+			break;
+		case OPT_SEED:
+			ok = parse_count(optarg, 0, UINT64_MAX, &seed);
+			break;
+		case OPT_BATCH:
+			ok = parse_count(optarg, 1, BATCH_MAX, &batch);
+			break;
+		case OPT_PREFIX:
+			prefix = optarg;
+			ok = strlen(prefix) <= PREFIX_MAX &&
+			     (*prefix == '\0' || lm_record_id_valid(prefix));
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (!ok) {
+			fprintf(stderr, PROG ": bad value for %s: \"%s\"\n",
+			    argv[optind - 1], optarg);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, PROG ": unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+
+	if (lm_config_data_file(cfg.taxonomy_file, path, sizeof(path)) != LM_OK ||
+	    lm_taxonomy_load(path, &tax, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": taxonomy %s: %s\n", cfg.taxonomy_file, err);
+		goto out;
+	}
+	if (lm_config_data_file(cfg.rates_file, path, sizeof(path)) != LM_OK ||
+	    lm_rates_load(path, &rates, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": rate table %s: %s\n", cfg.rates_file, err);
+		goto out;
+	}
+	/* A map that holds the whole load from the start (about 1.2 KiB per
+	 * record is used), so that it need not grow and replay midway. */
+	so.map_size = cfg.map_size_mb << 20;
+	if (so.map_size < (postings + profiles) * MAP_BYTES_PER_RECORD)
+		so.map_size = (postings + profiles) * MAP_BYTES_PER_RECORD;
+	if ((rc = lm_store_open(cfg.data_dir, &so, &L.store)) != LM_OK) {
+		fprintf(stderr, PROG ": cannot open the record store in %s: %s\n",
+		    cfg.data_dir, lm_strerror(rc));
+		goto out;
+	}
+	L.rctx = (lm_record_ctx){
+	    .taxonomy = tax, .rates = rates, .embedding_dim = cfg.embedding_dim};
+	L.gen = bench_gen_new(&(bench_gen_opts){.seed = seed});
+	bench_gen_use_taxonomy(L.gen, tax);
+	L.shift = (int64_t) time(NULL) - BENCH_NOW;
+	L.batch = batch;
+
+	t0 = bench_now_ns();
+	rc = load_postings(&L, prefix, postings);
+	if (rc == LM_OK)
+		rc = load_profiles(&L, prefix, profiles);
+	if (rc == LM_OK)
+		rc = commit(&L);
+	else
+		lm_store_abort(L.txn);
+	if (rc != LM_OK) {
+		fprintf(stderr,
+		    PROG ": stopped: %s (records of the failed batch are not stored)\n",
+		    lm_strerror(rc));
+		goto out;
+	}
+	printf("stored %" PRIu64 ", already there %" PRIu64 ", invalid %" PRIu64
+	       " in %.1f s\n",
+	    L.stored, L.stale, L.bad, (double) (bench_now_ns() - t0) / 1e9);
+	rv = L.bad == 0 ? 0 : 1;
+out:
+	bench_gen_free(L.gen);
+	lm_store_close(L.store);
+	lm_rates_free(rates);
+	lm_taxonomy_free(tax);
+	return rv;
+}
