@@ -42,4 +42,15 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 (cd "$asan" && ctest --output-on-failure --timeout 600 -LE 'kafka|install|deploy') || status=1
 
+# ThreadSanitizer: the concurrency-heavy unit tests (label tsan; see
+# tests/CMakeLists.txt for which and why not the others).
+echo "== thread sanitizer build and its tests"
+tsan=${TSAN_BUILD:-build-tsan}
+rm -rf "$tsan"
+cmake -S . -B "$tsan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLUNAMATCH_WERROR=ON \
+	-DLUNAMATCH_SANITIZE=thread ${CMAKE_ARGS:-} >/dev/null
+cmake --build "$tsan" -j "$jobs"
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+(cd "$tsan" && ctest --output-on-failure --timeout 600 -L tsan) || status=1
+
 exit $status

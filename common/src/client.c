@@ -1,11 +1,22 @@
 /*
  * client.c - MatchService client over nng REQ/REP; see client.h.
  *
- * A call: encode the payload, wrap it in an RpcRequest with a fresh
- * request_id, open an nng context, send (which completes only once a
- * connection exists: a send timeout means "unavailable"), receive with the
- * rest of the time, then check and decode the RpcResponse.
+ * One REQ socket per endpoint, each with its own dialer. A call: encode the
+ * payload, wrap it in an RpcRequest with a fresh request_id, pick an
+ * endpoint (round-robin, connected ones first), open an nng context on its
+ * socket, send (which completes only once a connection exists: a send
+ * timeout means "unavailable"), receive with the rest of the time, then
+ * check and decode the RpcResponse.
+ *
+ * With several endpoints a call that finds its endpoint down is tried on
+ * the next one within the same deadline: no connection in time (each
+ * attempt waits at most ATTEMPT_CONNECT_MS for one unless the endpoint is
+ * connected), the connection lost while waiting for the answer (a pipe
+ * notification cancels the calls in flight on that endpoint), or an
+ * UNAVAILABLE answer (a server that is loading or draining). Every
+ * MatchService method is read-only, so a repeat is harmless.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +40,11 @@
 #define CLIENT_MAX_REQUEST (64u * 1024 * 1024)
 #define RECONNECT_MIN_MS   100
 #define RECONNECT_MAX_MS   2000
+/* With several endpoints: longest wait for a connection to an endpoint that
+ * is not connected, before the next one is tried; pause after a round in
+ * which every endpoint answered UNAVAILABLE. */
+#define ATTEMPT_CONNECT_MS 250
+#define ROUND_PAUSE_MS     50
 
 #define ST_OK          LUNAMATCH__V1__STATUS_CODE__OK
 #define ST_INVALID     LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
@@ -36,14 +52,40 @@
 #define ST_INTERNAL    LUNAMATCH__V1__STATUS_CODE__INTERNAL
 #define ST_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
 
-struct lm_client {
+/* A call waiting on an endpoint; on the caller's stack. */
+struct flight {
+	nng_aio *aio;
+	struct flight *prev, *next;
+};
+
+struct endpoint {
+	char *url;
 	nng_socket sock;
+	bool sock_open;
 	nng_dialer dialer;
 	nng_tls_config *tls;
+	bool failover;       /* cancel the calls in flight when a pipe goes */
+	atomic_int pipes;    /* connections up now */
+	pthread_mutex_t mtx; /* guards flights */
+	struct flight *flights;
+};
+
+struct lm_client {
+	struct endpoint ep[LM_CLIENT_ENDPOINTS_MAX];
+	size_t nep;
 	unsigned default_timeout_ms;
 	size_t max_resp;
 	uint64_t id_base;     /* random, per client */
 	atomic_ullong id_seq; /* per call */
+	atomic_uint next;     /* round-robin position */
+};
+
+/* How one attempt on one endpoint ended. */
+enum outcome {
+	ANSWERED, /* the server answered (any code) */
+	NO_CONN,  /* no connection in time: try another endpoint */
+	LOST,     /* the connection went while waiting: try another */
+	FINAL,    /* anything else: the call's result */
 };
 
 static int
@@ -63,23 +105,75 @@ lm_client_close(lm_client *c)
 {
 	if (c == NULL)
 		return;
-	nng_close(c->sock);
-	if (c->tls != NULL)
-		nng_tls_config_free(c->tls);
+	for (size_t i = 0; i < c->nep; i++) {
+		struct endpoint *ep = &c->ep[i];
+		if (ep->sock_open)
+			nng_close(ep->sock);
+		if (ep->tls != NULL)
+			nng_tls_config_free(ep->tls);
+		pthread_mutex_destroy(&ep->mtx);
+		free(ep->url);
+	}
 	free(c);
 }
 
+/* Pipe notifications of an endpoint's socket (nng's threads). */
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct endpoint *ep = arg;
+	(void) p;
+
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		atomic_fetch_add(&ep->pipes, 1);
+		return;
+	}
+	if (ev != NNG_PIPE_EV_REM_POST)
+		return;
+	atomic_fetch_sub(&ep->pipes, 1);
+	if (!ep->failover)
+		return;
+	pthread_mutex_lock(&ep->mtx);
+	for (struct flight *f = ep->flights; f != NULL; f = f->next)
+		nng_aio_cancel(f->aio);
+	pthread_mutex_unlock(&ep->mtx);
+}
+
+static void
+flight_add(struct endpoint *ep, struct flight *f)
+{
+	pthread_mutex_lock(&ep->mtx);
+	f->prev = NULL;
+	f->next = ep->flights;
+	if (ep->flights != NULL)
+		ep->flights->prev = f;
+	ep->flights = f;
+	pthread_mutex_unlock(&ep->mtx);
+}
+
+static void
+flight_remove(struct endpoint *ep, struct flight *f)
+{
+	pthread_mutex_lock(&ep->mtx);
+	if (f->prev != NULL)
+		f->prev->next = f->next;
+	else
+		ep->flights = f->next;
+	if (f->next != NULL)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&ep->mtx);
+}
 /* TLS configuration for a client of url; the server name defaults to the
  * URL's host. */
 static int
-client_tls(lm_client *c, const char *url, const lm_client_opts *o)
+client_tls(struct endpoint *ep, const char *url, const lm_client_opts *o)
 {
 	char err[512];
 	nng_url *u = NULL;
 	int rv, nrv;
 	const char *name;
 
-	rv = lm_rpc_tls_config(&c->tls, NNG_TLS_MODE_CLIENT, o ? o->tls_cert : NULL,
+	rv = lm_rpc_tls_config(&ep->tls, NNG_TLS_MODE_CLIENT, o ? o->tls_cert : NULL,
 	    o ? o->tls_key : NULL, o ? o->tls_ca : NULL, err, sizeof(err));
 	if (rv != LM_OK) {
 		lm_error("client.tls", "%s", err);
@@ -96,7 +190,7 @@ client_tls(lm_client *c, const char *url, const lm_client_opts *o)
 		}
 		name = u->u_hostname;
 	}
-	nrv = name && *name ? nng_tls_config_server_name(c->tls, name) : 0;
+	nrv = name && *name ? nng_tls_config_server_name(ep->tls, name) : 0;
 	if (u != NULL)
 		nng_url_free(u);
 	if (nrv != 0) {
@@ -106,16 +200,62 @@ client_tls(lm_client *c, const char *url, const lm_client_opts *o)
 	return LM_OK;
 }
 
+/* Opens the socket and the dialer of endpoint ep for url. */
+static int
+endpoint_open(lm_client *c, struct endpoint *ep, const char *url, const lm_client_opts *o)
+{
+	int rv;
+
+	if ((ep->url = strdup(url)) == NULL)
+		return LM_ENOMEM;
+	if ((rv = nng_req0_open(&ep->sock)) != 0)
+		return err_from_nng(rv);
+	ep->sock_open = true;
+	if ((rv = nng_socket_set_size(ep->sock, NNG_OPT_RECVMAXSZ, c->max_resp)) != 0 ||
+	    (rv = nng_socket_set_ms(
+	         ep->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0 ||
+	    (rv = nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS)) !=
+	        0 ||
+	    (rv = nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS)) !=
+	        0 ||
+	    (rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, ep)) != 0 ||
+	    (rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, pipe_cb, ep)) != 0)
+		return err_from_nng(rv);
+	if ((rv = nng_dialer_create(&ep->dialer, ep->sock, url)) != 0) {
+		lm_error("client.url", "cannot dial %s: %s", url, nng_strerror(rv));
+		return LM_EINVAL;
+	}
+	if (lm_rpc_url_is_tls(url)) {
+		if ((rv = client_tls(ep, url, o)) != LM_OK)
+			return rv;
+		if ((rv = nng_dialer_set_ptr(ep->dialer, NNG_OPT_TLS_CONFIG, ep->tls)) !=
+		    0) {
+			lm_error("client.tls", "TLS on %s: %s", url, nng_strerror(rv));
+			return LM_ENNG;
+		}
+	} else if (o != NULL && (given(o->tls_cert) || given(o->tls_ca))) {
+		lm_warn("client.tls.unused",
+		    "TLS files are set but %s is not a tls+tcp:// URL", url);
+	}
+	/* Non-blocking: the dialer keeps retrying in the background. */
+	if ((rv = nng_dialer_start(ep->dialer, NNG_FLAG_NONBLOCK)) != 0) {
+		lm_error("client.dial", "cannot dial %s: %s", url, nng_strerror(rv));
+		return LM_ENNG;
+	}
+	return LM_OK;
+}
+
 int
 lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 {
+	char list[LM_CLIENT_URLS_MAX + 1], *save = NULL, *tok;
 	lm_client *c;
 	int rv;
 
 	if (out == NULL)
 		return LM_EINVAL;
 	*out = NULL;
-	if (url == NULL || *url == '\0')
+	if (url == NULL || *url == '\0' || strlen(url) > LM_CLIENT_URLS_MAX)
 		return LM_EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -129,45 +269,37 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 		c->id_base = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32) ^
 		             (uint64_t) (uintptr_t) c;
 	atomic_init(&c->id_seq, 0);
+	atomic_init(&c->next, 0);
 
-	if ((rv = nng_req0_open(&c->sock)) != 0) {
-		free(c);
-		return err_from_nng(rv);
+	memcpy(list, url, strlen(url) + 1);
+	for (tok = strtok_r(list, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		for (char *e = tok + strlen(tok); e > tok && e[-1] == ' ';)
+			*--e = '\0';
+		if (*tok == '\0')
+			continue;
+		if (c->nep == LM_CLIENT_ENDPOINTS_MAX) {
+			lm_error("client.url", "more than %d endpoints",
+			    LM_CLIENT_ENDPOINTS_MAX);
+			rv = LM_EINVAL;
+			goto fail;
+		}
+		struct endpoint *ep = &c->ep[c->nep++];
+		pthread_mutex_init(&ep->mtx, NULL);
+		atomic_init(&ep->pipes, 0);
+		if ((rv = endpoint_open(c, ep, tok, o)) != LM_OK)
+			goto fail;
 	}
-	if ((rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, c->max_resp)) != 0 ||
-	    (rv = nng_socket_set_ms(
-	         c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0 ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS)) !=
-	        0 ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS)) !=
-	        0) {
-		rv = err_from_nng(rv);
-		goto fail;
-	}
-	if ((rv = nng_dialer_create(&c->dialer, c->sock, url)) != 0) {
-		lm_error("client.url", "cannot dial %s: %s", url, nng_strerror(rv));
+	if (c->nep == 0) {
 		rv = LM_EINVAL;
 		goto fail;
 	}
-	if (lm_rpc_url_is_tls(url)) {
-		if ((rv = client_tls(c, url, o)) != LM_OK)
-			goto fail;
-		if ((rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG, c->tls)) !=
-		    0) {
-			lm_error("client.tls", "TLS on %s: %s", url, nng_strerror(rv));
-			rv = LM_ENNG;
-			goto fail;
-		}
-	} else if (o != NULL && (given(o->tls_cert) || given(o->tls_ca))) {
-		lm_warn("client.tls.unused",
-		    "TLS files are set but %s is not a tls+tcp:// URL", url);
-	}
-	/* Non-blocking: the dialer keeps retrying in the background. */
-	if ((rv = nng_dialer_start(c->dialer, NNG_FLAG_NONBLOCK)) != 0) {
-		lm_error("client.dial", "cannot dial %s: %s", url, nng_strerror(rv));
-		rv = LM_ENNG;
-		goto fail;
-	}
+	/* One endpoint keeps nng's own behaviour: a request whose connection
+	 * broke is sent again once it is back. */
+	for (size_t i = 0; i < c->nep; i++)
+		c->ep[i].failover = c->nep > 1;
 	*out = c;
 	return LM_OK;
 fail:
@@ -219,70 +351,67 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 	return LM_OK;
 }
 
-int
-lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
-    const ProtobufCMessageDescriptor *resp_desc, unsigned timeout_ms,
-    ProtobufCMessage **resp, int *status, char *errmsg, size_t errlen)
+/*
+ * One attempt of a call on ep: the server gets timeout_ms as its deadline,
+ * a connection is waited for at most connect_ms, the answer until deadline.
+ * *oc says how it ended; the return value, *st and errmsg are the call's
+ * result should it be the last attempt.
+ */
+static int
+attempt(lm_client *c, struct endpoint *ep, const char *method,
+    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+    unsigned timeout_ms, nng_duration connect_ms, nng_time deadline,
+    ProtobufCMessage **resp, int *st, char *errmsg, size_t errlen, enum outcome *oc)
 {
 	Lunamatch__V1__RpcResponse *env = NULL;
 	char reqid[64], err[256];
+	struct flight fl;
 	nng_msg *msg = NULL;
 	nng_aio *aio = NULL;
 	nng_ctx ctx;
-	bool ctx_open = false;
-	nng_time start, deadline, now;
-	int st = ST_INTERNAL, rv, nrv;
+	bool ctx_open = false, flying = false;
+	nng_time now;
+	int rv, nrv;
 
-	set_err(errmsg, errlen, "");
-	if (resp != NULL)
-		*resp = NULL;
-	if (c == NULL || method == NULL || req == NULL || resp == NULL ||
-	    resp_desc == NULL) {
-		st = ST_INVALID;
-		set_err(errmsg, errlen, "invalid arguments");
-		rv = LM_EINVAL;
-		goto out;
-	}
-	if (timeout_ms == 0)
-		timeout_ms = c->default_timeout_ms;
-	if (timeout_ms > LM_RPC_MAX_TIMEOUT_MS)
-		timeout_ms = LM_RPC_MAX_TIMEOUT_MS;
-	start = nng_clock();
-	deadline = start + timeout_ms + LM_CLIENT_DEADLINE_GRACE_MS;
-
+	*oc = FINAL;
+	*st = ST_INTERNAL;
 	rv = build_request(c, method, req, timeout_ms, reqid, sizeof(reqid), &msg);
 	if (rv != LM_OK) {
-		st = rv == LM_EINVAL ? ST_INVALID : ST_INTERNAL;
+		*st = rv == LM_EINVAL ? ST_INVALID : ST_INTERNAL;
 		set_err(errmsg, errlen,
 		    rv == LM_EINVAL ? "bad method name or request too large"
 		                    : lm_strerror(rv));
 		goto out;
 	}
 	if ((nrv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
-	    (nrv = nng_ctx_open(&ctx, c->sock)) != 0) {
+	    (nrv = nng_ctx_open(&ctx, ep->sock)) != 0) {
 		rv = err_from_nng(nrv);
-		st = ST_UNAVAILABLE;
+		*st = ST_UNAVAILABLE;
 		set_err(errmsg, errlen, nng_strerror(nrv));
 		goto out;
 	}
 	ctx_open = true;
+	fl.aio = aio;
+	flight_add(ep, &fl);
+	flying = true;
 
 	/* Send: completes once the request is handed to a connection. */
 	nng_aio_set_msg(aio, msg);
-	nng_aio_set_timeout(aio, (nng_duration) (timeout_ms));
+	nng_aio_set_timeout(aio, connect_ms);
 	nng_ctx_send(ctx, aio);
 	nng_aio_wait(aio);
 	if ((nrv = nng_aio_result(aio)) != 0) {
 		/* The message is still ours. */
-		if (nrv == NNG_ETIMEDOUT) {
+		*st = ST_UNAVAILABLE;
+		if (nrv == NNG_ETIMEDOUT || nrv == NNG_ECANCELED) {
 			rv = LM_ETIMEDOUT;
-			st = ST_UNAVAILABLE;
 			set_err(errmsg, errlen, "no connection to the server");
 		} else {
 			rv = err_from_nng(nrv);
-			st = ST_UNAVAILABLE;
 			set_err(errmsg, errlen, nng_strerror(nrv));
 		}
+		if (nrv != NNG_ENOMEM)
+			*oc = NO_CONN;
 		goto out;
 	}
 	msg = NULL;
@@ -292,8 +421,16 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);
 	if ((nrv = nng_aio_result(aio)) != 0) {
+		if (nrv == NNG_ECANCELED || nrv == NNG_ECONNRESET ||
+		    nrv == NNG_ECONNSHUT) {
+			rv = LM_ENNG;
+			*st = ST_UNAVAILABLE;
+			*oc = LOST;
+			set_err(errmsg, errlen, "connection to the server lost");
+			goto out;
+		}
 		rv = nrv == NNG_ETIMEDOUT ? LM_ETIMEDOUT : err_from_nng(nrv);
-		st = nrv == NNG_ETIMEDOUT ? ST_DEADLINE : ST_UNAVAILABLE;
+		*st = nrv == NNG_ETIMEDOUT ? ST_DEADLINE : ST_UNAVAILABLE;
 		set_err(errmsg, errlen,
 		    nrv == NNG_ETIMEDOUT ? "no answer before the deadline"
 		                         : nng_strerror(nrv));
@@ -304,7 +441,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	    nng_msg_len(msg), c->max_resp, (ProtobufCMessage **) &env, err, sizeof(err));
 	if (rv != LM_OK) {
 		rv = LM_EPARSE;
-		st = ST_INTERNAL;
+		*st = ST_INTERNAL;
 		set_err(errmsg, errlen, "unreadable answer from the server");
 		goto out;
 	}
@@ -313,19 +450,21 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	if (strcmp(env->request_id, reqid) != 0 &&
 	    !(env->request_id[0] == '\0' && env->code != ST_OK)) {
 		rv = LM_EPARSE;
-		st = ST_INTERNAL;
+		*st = ST_INTERNAL;
 		set_err(errmsg, errlen, "answer carries another request_id");
 		goto out;
 	}
-	st = (int) env->code;
+	*oc = ANSWERED;
+	*st = (int) env->code;
 	set_err(errmsg, errlen, env->message ? env->message : "");
-	if (st == ST_OK) {
+	if (*st == ST_OK) {
 		rv = lm_pb_decode(resp_desc, env->payload.data, env->payload.len,
 		    c->max_resp, resp, err, sizeof(err));
 		if (rv != LM_OK) {
 			*resp = NULL;
 			rv = LM_EPARSE;
-			st = ST_INTERNAL;
+			*st = ST_INTERNAL;
+			*oc = FINAL;
 			if (errmsg != NULL && errlen > 0)
 				snprintf(errmsg, errlen,
 				    "unreadable %s in the answer: %s", resp_desc->name,
@@ -335,12 +474,110 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	}
 	rv = LM_OK;
 out:
+	if (flying)
+		flight_remove(ep, &fl);
 	if (env != NULL)
 		protobuf_c_message_free_unpacked(&env->base, NULL);
 	nng_msg_free(msg);
 	if (ctx_open)
 		nng_ctx_close(ctx);
 	nng_aio_free(aio);
+	return rv;
+}
+
+/* The endpoint of the next attempt: from the round-robin position, the
+ * first connected one not tried in this round, else the first not tried.
+ * Marks it tried. */
+static struct endpoint *
+pick(lm_client *c, bool *tried)
+{
+	size_t start = atomic_fetch_add(&c->next, 1) % c->nep, any = c->nep;
+
+	for (size_t k = 0; k < c->nep; k++) {
+		size_t i = (start + k) % c->nep;
+		if (tried[i])
+			continue;
+		if (any == c->nep)
+			any = i;
+		if (atomic_load(&c->ep[i].pipes) > 0) {
+			tried[i] = true;
+			return &c->ep[i];
+		}
+	}
+	if (any == c->nep)
+		return NULL;
+	tried[any] = true;
+	return &c->ep[any];
+}
+
+int
+lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *resp_desc, unsigned timeout_ms,
+    ProtobufCMessage **resp, int *status, char *errmsg, size_t errlen)
+{
+	bool tried[LM_CLIENT_ENDPOINTS_MAX] = {false}, answered = false;
+	char answer_msg[256] = "";
+	nng_time end, deadline, now;
+	int st = ST_INTERNAL, rv;
+
+	set_err(errmsg, errlen, "");
+	if (resp != NULL)
+		*resp = NULL;
+	if (c == NULL || method == NULL || req == NULL || resp == NULL ||
+	    resp_desc == NULL) {
+		if (status != NULL)
+			*status = ST_INVALID;
+		set_err(errmsg, errlen, "invalid arguments");
+		return LM_EINVAL;
+	}
+	if (timeout_ms == 0)
+		timeout_ms = c->default_timeout_ms;
+	if (timeout_ms > LM_RPC_MAX_TIMEOUT_MS)
+		timeout_ms = LM_RPC_MAX_TIMEOUT_MS;
+	end = nng_clock() + timeout_ms; /* the server's deadline */
+	deadline = end + LM_CLIENT_DEADLINE_GRACE_MS;
+
+	for (;;) {
+		struct endpoint *ep = pick(c, tried);
+		enum outcome oc;
+		nng_duration connect_ms;
+		unsigned left;
+
+		if (ep == NULL) {
+			/* Every endpoint tried: start another round. */
+			memset(tried, 0, sizeof(tried));
+			if (nng_clock() + ROUND_PAUSE_MS < end)
+				nng_msleep(ROUND_PAUSE_MS);
+			continue;
+		}
+		now = nng_clock();
+		left = now < end ? (unsigned) (end - now) : 1;
+		connect_ms = (nng_duration) left;
+		if (c->nep > 1 && atomic_load(&ep->pipes) == 0 &&
+		    connect_ms > ATTEMPT_CONNECT_MS)
+			connect_ms = ATTEMPT_CONNECT_MS;
+		rv = attempt(c, ep, method, req, resp_desc, left, connect_ms, deadline,
+		    resp, &st, errmsg, errlen, &oc);
+		if (c->nep == 1 || oc == FINAL ||
+		    (oc == ANSWERED && st != ST_UNAVAILABLE))
+			break;
+		if (oc == ANSWERED) {
+			/* A server's own UNAVAILABLE says more than a missing
+			 * connection: it is the result if nothing better comes. */
+			answered = true;
+			if (errmsg != NULL && errlen > 0)
+				snprintf(answer_msg, sizeof(answer_msg), "%s", errmsg);
+		}
+		if (nng_clock() >= end)
+			break;
+		lm_debug("client.retry", "%s on %s: %s; trying another endpoint", method,
+		    ep->url, errmsg != NULL && errlen > 0 ? errmsg : "unavailable");
+	}
+	if (answered && rv != LM_OK) {
+		rv = LM_OK;
+		st = ST_UNAVAILABLE;
+		set_err(errmsg, errlen, answer_msg);
+	}
 	if (status != NULL)
 		*status = st;
 	return rv;

@@ -88,7 +88,9 @@ static const struct opt opts[] = {
     {"embedding-dim", "LUNAMATCH_EMBEDDING_DIM", T_U32, OFF(embedding_dim), "384", 1,
         4096, SVC, "dimension of record embeddings"},
     {"url", "LUNAMATCH_RPC_URL", T_STR, OFF(rpc_url), "tcp://127.0.0.1:7700", 0, 0,
-        LM_PROG_MATCH | LM_PROG_CLI, "RPC address (tcp://, ipc://, tls+tcp://)"},
+        LM_PROG_MATCH | LM_PROG_CLI,
+        "RPC address (tcp://, ipc://, tls+tcp://); the CLI takes a comma-separated "
+        "list of replicas"},
     {"notify-url", "LUNAMATCH_NOTIFY_URL", T_STR, OFF(notify_url), "", 0, 0, SVC,
         "store change notifications (default ipc://<data dir>/notify.ipc)"},
     {"http", "LUNAMATCH_HTTP_ADDR", T_STR, OFF(http_addr), "", 0, 0, SVC,

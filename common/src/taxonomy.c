@@ -3,8 +3,8 @@
  *
  * The whole file is read into one buffer and split in place; skills point
  * into it. Every id, display name and alias is indexed by its lookup key in
- * an open-addressing hash table (linear probing, load factor <= 1/2), so a
- * lookup costs one key computation and, on average, one or two probes.
+ * the shared hash map (lunamatch/hashmap.h), so a lookup costs one key
+ * computation and, on average, one or two probes.
  * Nothing changes after lm_taxonomy_load returns, which is what makes
  * concurrent readers safe.
  *
@@ -23,17 +23,11 @@
 #include <string.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/hashmap.h"
 #include "lunamatch/taxonomy.h"
 #include "lunamatch/textfile.h"
 
-#define TABLE_MIN      1024 /* initial slot count; a power of two */
 #define FORMAT_VERSION "1"
-
-struct slot {
-	char *key; /* malloc'd; NULL for an empty slot */
-	uint64_t hash;
-	uint32_t skill; /* index into skills */
-};
 
 struct lm_taxonomy {
 	char *text; /* file contents, split in place; skills point here */
@@ -41,9 +35,8 @@ struct lm_taxonomy {
 	uint32_t *lines; /* line of each skill, for error messages */
 	size_t nskills;
 	size_t capskills;
-	struct slot *slots;
-	size_t nslots; /* power of two */
-	size_t nused;
+	/* lookup key (malloc'd, owned here) -> skill index + 1, as a pointer */
+	lm_hashmap *keys;
 	char version[LM_TAXONOMY_VERSION_MAX + 1];
 };
 
@@ -79,49 +72,11 @@ lm_skill_key(const char *name, char *buf, size_t len)
 	return n;
 }
 
-/* FNV-1a, 64 bits. */
-static uint64_t
-hash_key(const char *key, size_t n)
+/* The skill index a key maps to. */
+static uint32_t
+key_skill(const void *v)
 {
-	uint64_t h = 14695981039346656037ull;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char) key[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
-/* The slot holding key, or the empty slot where it would go. */
-static struct slot *
-probe(const struct lm_taxonomy *t, const char *key, uint64_t h)
-{
-	size_t mask = t->nslots - 1;
-	for (size_t i = (size_t) h & mask;; i = (i + 1) & mask) {
-		struct slot *s = &t->slots[i];
-		if (s->key == NULL || (s->hash == h && strcmp(s->key, key) == 0))
-			return s;
-	}
-}
-
-/* Doubles the table; returns LM_OK or LM_ENOMEM (table unchanged). */
-static int
-grow(struct lm_taxonomy *t)
-{
-	struct slot *old = t->slots;
-	size_t oldn = t->nslots;
-	size_t n = oldn ? oldn * 2 : TABLE_MIN;
-	struct slot *slots = calloc(n, sizeof(*slots));
-
-	if (slots == NULL)
-		return LM_ENOMEM;
-	t->slots = slots;
-	t->nslots = n;
-	for (size_t i = 0; i < oldn; i++) {
-		if (old[i].key != NULL)
-			*probe(t, old[i].key, old[i].hash) = old[i];
-	}
-	free(old);
-	return LM_OK;
+	return (uint32_t) ((uintptr_t) v - 1);
 }
 
 /* Lower-case kebab-case ASCII: [a-z0-9]+ groups joined by single '-'. */
@@ -214,8 +169,8 @@ add_key(lm_textfile *tf, struct lm_taxonomy *t, uint32_t idx, const char *what,
 {
 	char key[LM_SKILL_KEY_MAX];
 	size_t n = lm_skill_key(text, key, sizeof(key));
-	struct slot *s;
-	uint64_t h;
+	void *v;
+	char *copy;
 
 	if (n == 0)
 		return lm_textfile_fail(tf, LM_EPARSE,
@@ -224,29 +179,26 @@ add_key(lm_textfile *tf, struct lm_taxonomy *t, uint32_t idx, const char *what,
 		return lm_textfile_fail(tf, LM_E2BIG,
 		    "%s \"%s\" has a lookup key longer than %d bytes", what, text,
 		    LM_SKILL_KEY_MAX - 1);
-	if ((t->nused + 1) * 2 > t->nslots && grow(t) != LM_OK)
-		return lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
-	h = hash_key(key, n);
-	s = probe(t, key, h);
-	if (s->key != NULL) {
-		const lm_skill *other = &t->skills[s->skill];
-		if (s->skill == idx)
+	if ((v = lm_hashmap_get(t->keys, key)) != NULL) {
+		uint32_t o = key_skill(v);
+		const lm_skill *other = &t->skills[o];
+		if (o == idx)
 			return LM_OK;
 		if (strcmp(what, "id") == 0 && strcmp(other->id, text) == 0)
 			return lm_textfile_fail(tf, LM_ESCHEMA,
-			    "duplicate id \"%s\" (first on line %u)", text,
-			    t->lines[s->skill]);
+			    "duplicate id \"%s\" (first on line %u)", text, t->lines[o]);
 		return lm_textfile_fail(tf, LM_ESCHEMA,
 		    "%s \"%s\" collides with skill \"%s\" (line %u): both look up as "
 		    "\"%s\"",
-		    what, text, other->id, t->lines[s->skill], key);
+		    what, text, other->id, t->lines[o], key);
 	}
-	if ((s->key = malloc(n + 1)) == NULL)
+	if ((copy = malloc(n + 1)) == NULL)
 		return lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
-	memcpy(s->key, key, n + 1);
-	s->hash = h;
-	s->skill = idx;
-	t->nused++;
+	memcpy(copy, key, n + 1);
+	if (lm_hashmap_put(t->keys, copy, (void *) ((uintptr_t) idx + 1)) != LM_OK) {
+		free(copy);
+		return lm_textfile_fail(tf, LM_ENOMEM, "out of memory");
+	}
 	return LM_OK;
 }
 
@@ -365,8 +317,10 @@ lm_taxonomy_load(const char *path, lm_taxonomy **out, char *err, size_t errlen)
 		return lm_textfile_errf(
 		    err, errlen, path, 0, LM_EINVAL, "no output pointer");
 	*out = NULL;
-	if ((t = calloc(1, sizeof(*t))) == NULL)
+	if ((t = calloc(1, sizeof(*t))) == NULL || lm_hashmap_new(&t->keys) != LM_OK) {
+		free(t);
 		return lm_textfile_errf(err, errlen, path, 0, LM_ENOMEM, "out of memory");
+	}
 	/* Skills point into the text: the taxonomy keeps it. */
 	rv = lm_textfile_read(path, &opts, err, errlen, parse_skill, t, t->version,
 	    sizeof(t->version), &t->text);
@@ -383,11 +337,14 @@ lm_taxonomy_load(const char *path, lm_taxonomy **out, char *err, size_t errlen)
 void
 lm_taxonomy_free(lm_taxonomy *t)
 {
+	const char *key;
+	size_t it = 0;
+
 	if (t == NULL)
 		return;
-	for (size_t i = 0; i < t->nslots; i++)
-		free(t->slots[i].key);
-	free(t->slots);
+	while (lm_hashmap_next(t->keys, &it, &key, NULL))
+		free((char *) key);
+	lm_hashmap_free(t->keys);
 	free(t->skills);
 	free(t->lines);
 	free(t->text);
@@ -416,12 +373,12 @@ lm_taxonomy_at(const lm_taxonomy *t, size_t i)
 static const lm_skill *
 find_key(const lm_taxonomy *t, const char *key, size_t n)
 {
-	const struct slot *s;
+	void *v;
 
-	if (t == NULL || t->nslots == 0)
+	(void) n;
+	if (t == NULL || (v = lm_hashmap_get(t->keys, key)) == NULL)
 		return NULL;
-	s = probe(t, key, hash_key(key, n));
-	return s->key ? &t->skills[s->skill] : NULL;
+	return &t->skills[key_skill(v)];
 }
 
 const lm_skill *
@@ -494,6 +451,8 @@ lm_taxonomy_resolve(const lm_taxonomy *t, const char *name, unsigned *distance)
 	unsigned bound, best;
 	uint32_t found = UINT32_MAX;
 	bool tie = false;
+	const char *k;
+	void *v;
 
 	if (distance != NULL)
 		*distance = 0;
@@ -504,21 +463,20 @@ lm_taxonomy_resolve(const lm_taxonomy *t, const char *name, unsigned *distance)
 	if ((bound = LM_SKILL_TYPO_DISTANCE(n)) == 0)
 		return NULL;
 	best = bound + 1;
-	for (size_t i = 0; i < t->nslots; i++) {
-		const struct slot *sl = &t->slots[i];
+	for (size_t it = 0; lm_hashmap_next(t->keys, &it, &k, &v);) {
+		uint32_t skill = key_skill(v);
 		unsigned d;
 		/* People seldom misspell the first letter, and words that
 		 * differ there are usually other words ("internal" and
 		 * "external", "pediatrics" and "geriatrics"). */
-		if (sl->key == NULL || sl->key[0] != key[0])
+		if (k[0] != key[0])
 			continue;
-		d = osa_distance(
-		    key, n, sl->key, strlen(sl->key), best < bound ? best : bound);
+		d = osa_distance(key, n, k, strlen(k), best < bound ? best : bound);
 		if (d < best) {
 			best = d;
-			found = sl->skill;
+			found = skill;
 			tie = false;
-		} else if (d == best && d <= bound && sl->skill != found) {
+		} else if (d == best && d <= bound && skill != found) {
 			tie = true;
 		}
 	}

@@ -784,6 +784,7 @@ lm_posting_prep_bind(lm_posting_prep *p, lm_skill_stats *s)
 	}
 	p->bound = s;
 	if (p->n_skills <= LM_KEY_SKILLS) {
+		p->key.flags |= KEY_SK_KEYED;
 		p->key.n_sk = (uint32_t) p->n_skills;
 		for (size_t i = 0; i < p->n_skills; i++) {
 			p->key.sk_sym[i] = p->skills[i].sym;
@@ -804,6 +805,7 @@ lm_posting_prep_unbind(lm_posting_prep *p)
 		syms_unbind(p->bound, p->gsym, sizeof(*p->gsym), p->n_gids);
 	words_unbind(p->bound, &p->wsym, &p->n_wsym);
 	p->key.n_sk = 0;
+	p->key.flags &= ~KEY_SK_KEYED;
 	p->bound = NULL;
 }
 
@@ -824,6 +826,14 @@ lm_profile_prep_bind(lm_profile_prep *c, lm_skill_stats *s)
 			    s, &c->skills[0].sym, sizeof(*c->skills), c->n_skills);
 		return rc;
 	}
+	if (c->n_skills <= LM_KEY_SKILLS) {
+		c->key.flags |= KEY_SK_KEYED;
+		c->key.n_sk = (uint32_t) c->n_skills;
+		for (size_t i = 0; i < c->n_skills; i++) {
+			c->key.sk_sym[i] = c->skills[i].sym;
+			c->key.sk_w[i] = 1.0f;
+		}
+	}
 	c->bound = s;
 	return LM_OK;
 }
@@ -836,6 +846,8 @@ lm_profile_prep_unbind(lm_profile_prep *c)
 	if (c->n_skills > 0)
 		syms_unbind(c->bound, &c->skills[0].sym, sizeof(*c->skills), c->n_skills);
 	words_unbind(c->bound, &c->wsym, &c->n_wsym);
+	c->key.n_sk = 0;
+	c->key.flags &= ~KEY_SK_KEYED;
 	c->bound = NULL;
 }
 

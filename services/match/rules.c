@@ -779,7 +779,18 @@ skills_key(const struct keypair *kp, double *ub)
 	if (!(p->flags & KEY_SKILLS))
 		return false;
 	*ub = 1.0;
-	if (fx == NULL || p->n_sk == 0 || p->n_sk > LM_KEY_SKILLS)
+	if (fx != NULL && fx->imp != NULL) {
+		/* A posting scan: the profile's skills weighed by the subject's
+		 * importances (exact, summed in another order). */
+		const lm_veto_key *c = kp->c;
+		if (!(c->flags & KEY_SK_KEYED) || !(fx->imp_tot > 0))
+			return true;
+		for (uint32_t i = 0; i < c->n_sk; i++)
+			have += fx->imp[c->sk_sym[i]];
+		*ub = clamp01(have / fx->imp_tot);
+		return true;
+	}
+	if (fx == NULL || !(p->flags & KEY_SK_KEYED))
 		return true;
 	/* The skills of a bound posting with few skills are in its key: the
 	 * exact value (summed in another order than feat_skills: the slack of

@@ -19,6 +19,8 @@ struct lm_scan {
 	uint32_t stamp;
 	double *idf;         /* nsym slots, -1 until computed */
 	uint32_t *subj;      /* posting subject: symbols of skills[], then gids[] */
+	double *imp;         /* posting subject: nsym slots, weight * idf of its skills */
+	double imp_tot;      /* ... summed over all of them (known symbols or not) */
 	uint64_t fast_pairs; /* pairs scored through the fast path */
 };
 
@@ -61,6 +63,14 @@ lm_scan_new(const lm_score_env *env, const lm_profile_prep *c, const lm_posting_
 			sc->subj[i] = lm_sym_lookup(sc->stats, p->skills[i].id);
 		for (size_t k = 0; k < p->n_gids; k++)
 			sc->subj[p->n_skills + k] = lm_sym_lookup(sc->stats, p->gids[k]);
+		if ((sc->imp = calloc(nsym + 1, sizeof(*sc->imp))) == NULL)
+			goto nomem;
+		for (size_t i = 0; i < p->n_skills; i++) {
+			double v = p->skills[i].w * lm_sym_idf(sc->stats, sc->subj[i]);
+			sc->imp_tot += v;
+			if (sc->subj[i] != LM_SKILL_SYM_NONE)
+				sc->imp[sc->subj[i]] = v;
+		}
 	}
 	*out = sc;
 	return LM_OK;
@@ -77,6 +87,7 @@ lm_scan_free(lm_scan *sc)
 	free(sc->mark);
 	free(sc->idf);
 	free(sc->subj);
+	free(sc->imp);
 	free(sc);
 }
 
@@ -91,11 +102,9 @@ lm_scan_key_bound(lm_scan *sc, const lm_veto_key *other)
 {
 	struct fast fx;
 
-	if (sc->cp == NULL)
-		return lm_key_bound(
-		    sc->env.model, sc->env.now, other, &sc->pp->key, NULL);
 	/* A profile scan's marks hold the subject's skills: they answer for
-	 * the skills in a posting's key. */
+	 * the skills in a posting's key. A posting scan's importances answer
+	 * for the skills in a profile's key. */
 	fx.psym = NULL;
 	fx.gsym = NULL;
 	fx.mark = sc->mark;
@@ -103,6 +112,11 @@ lm_scan_key_bound(lm_scan *sc, const lm_veto_key *other)
 	fx.idf = sc->idf;
 	fx.stats = sc->stats;
 	fx.vetted = false;
+	fx.imp = sc->imp;
+	fx.imp_tot = sc->imp_tot;
+	if (sc->cp == NULL)
+		return lm_key_bound(sc->env.model, sc->env.now, other, &sc->pp->key,
+		    sc->stats != NULL ? &fx : NULL);
 	return lm_key_bound(sc->env.model, sc->env.now, &sc->cp->key, other,
 	    sc->stats != NULL ? &fx : NULL);
 }
@@ -128,6 +142,7 @@ fast_posting(lm_scan *sc, const lm_posting_prep *p, struct fast *fx)
 	fx->idf = sc->idf;
 	fx->stats = sc->stats;
 	fx->vetted = false;
+	fx->imp = NULL;
 	return true;
 }
 
@@ -150,6 +165,7 @@ fast_profile(lm_scan *sc, const lm_profile_prep *c, struct fast *fx)
 	fx->idf = sc->idf;
 	fx->stats = sc->stats;
 	fx->vetted = false;
+	fx->imp = NULL;
 	return true;
 }
 

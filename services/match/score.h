@@ -235,8 +235,8 @@ typedef struct lm_veto_key {
 	float min_years;   /* posting */
 	int32_t level;     /* experience level */
 	int32_t education;
-	/* A bound posting's skills when it has at most LM_KEY_SKILLS (n_sk;
-	 * 0 otherwise): symbols and weights. */
+	/* A bound record's skills when it has at most LM_KEY_SKILLS (n_sk; 0
+	 * otherwise): symbols and (postings) weights. */
 	uint32_t n_sk;
 	uint32_t sk_sym[LM_KEY_SKILLS];
 	float sk_w[LM_KEY_SKILLS];

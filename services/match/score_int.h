@@ -160,6 +160,7 @@ struct lm_profile_prep {
 #define KEY_RELOCATE    0x10u /* profile: willing to relocate */
 #define KEY_SKILLS      0x20u /* posting: has skills (the skills feature is present) */
 #define KEY_GOALS       0x40u /* profile: has career goals */
+#define KEY_SK_KEYED    0x80u /* bound, and every skill is in sk_sym (sk_w) */
 
 /* strcasecmp(a, b) == 0 for texts whose folded hashes are ha and hb. */
 bool lm_text_caseeq(const char *a, uint64_t ha, const char *b, uint64_t hb);
@@ -222,6 +223,10 @@ struct fast {
 	double *idf;
 	const lm_skill_stats *stats;
 	bool vetted; /* the pair is known to be eligible: skip the vetoes */
+	/* A posting scan's weight * idf per symbol of the subject's skills and
+	 * their total (key bounds only); NULL otherwise. */
+	const double *imp;
+	double imp_tot;
 };
 
 static inline bool

@@ -18,6 +18,7 @@
  *  - a posting produced after start becomes a MatchEvent on the matches
  *    topic; SIGTERM and restart lose no change (a posting produced while
  *    match was down is served and announced) and announce nothing twice;
+ *  - the CLI, also with --url listing a dead replica next to the live one;
  *  - devkafka only: the broker frozen (SIGSTOP) while a posting is produced:
  *    nothing is lost, the posting is stored and its event delivered once the
  *    broker is back.
@@ -935,6 +936,17 @@ test_cli(void **state)
 	assert_int_equal(
 	    run_cli((const char *[]){"health", dead, "--timeout-ms", "300", NULL}, out),
 	    3);
+	/* A list of replicas, one of them down: the live one answers, every
+	 * time. */
+	char list[400];
+	snprintf(list, sizeof(list), "%s,%s", dead, G.rpc_url);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(run_cli((const char *[]){"health", list, "--timeout-ms",
+		                             "5000", NULL},
+		                     out),
+		    0);
+		assert_non_null(strstr(out, "SERVING"));
+	}
 
 	/* match jobs / candidates */
 	assert_int_equal(run_cli((const char *[]){"match", "jobs", "--candidate", LEAD,

@@ -15,8 +15,9 @@
  *    event names a pair below it; deliveries of an id more than once are
  *    counted, printed and bounded;
  *  - replica 3 is SIGKILLed (ingest and match) right after a copy of the
- *    postings: the profiles produced after the kill are announced by the
- *    two others while it is down; restarted, it catches up and owns
+ *    postings: a client given all three endpoints keeps being answered, and
+ *    the profiles produced after the kill are announced by the two others
+ *    while it is down; restarted, it catches up and owns
  *    partitions again;
  *  - a fourth replica (fresh data directory, its own ingest group) added to
  *    the running cluster loads the whole store and announces nothing: no
@@ -537,8 +538,21 @@ test_scaleout(void **state)
 
 	/* Copy 1 of the postings, then replica 3 dies at once (its owner is
 	 * deriving), then copy 1 of the profiles. */
+	char urls[400];
+	lm_client *any = NULL;
+	snprintf(urls, sizeof(urls), "%s,%s,%s", G.r[0].rpc_url, G.r[1].rpc_url,
+	    G.r[2].rpc_url);
+	assert_int_equal(lm_client_open(urls, NULL, &any), LM_OK);
+	for (int i = 0; i < 9; i++)
+		protobuf_c_message_free_unpacked(
+		    &match_jobs(any, G.profile_ids[0])->base, NULL);
 	produce_copy(LMT_SAMPLE_POSTINGS, G.postings, 1);
 	replica_kill(&G.r[2]);
+	/* A client of all three keeps being answered by the two others. */
+	for (int i = 0; i < 30; i++)
+		protobuf_c_message_free_unpacked(
+		    &match_jobs(any, G.profile_ids[0])->base, NULL);
+	lm_client_close(any);
 	produce_copy(LMT_SAMPLE_PROFILES, G.profiles, 1);
 	wait_full(&G.r[0]);
 	wait_full(&G.r[1]);

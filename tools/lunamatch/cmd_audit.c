@@ -323,11 +323,13 @@ read_demographics(struct audit *a, const char *path)
 			a->nviews = a->ndims;
 			if (a->ndims > 1) {
 				struct view *v = &a->views[a->ndims];
+				char joined[sizeof(v->name)] = "";
 				for (size_t d = 0; d < a->ndims; d++) {
-					size_t l = strlen(v->name);
-					snprintf(v->name + l, sizeof(v->name) - l, "%s%s",
+					size_t l = strlen(joined);
+					snprintf(joined + l, sizeof(joined) - l, "%s%s",
 					    d ? " & " : "", a->views[d].name);
 				}
+				memcpy(v->name, joined, sizeof(joined));
 				a->nviews++;
 			}
 			continue;

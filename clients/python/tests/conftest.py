@@ -107,6 +107,19 @@ def read_line(proc, timeout):
     return buf.split(b"\n", 1)[0].decode().strip()
 
 
+def side_env(env, tmp, name):
+    """The environment of an extra match instance that must not take part in
+    the main one's event derivation: its own empty data directory, its own
+    record, events and decision topics, and its own events group (the
+    partition owners of one group derive the events of every replica)."""
+    return dict(env, LUNAMATCH_DATA_DIR=str(tmp / ("var-" + name)),
+                LUNAMATCH_TOPIC_POSTINGS="py.%s.postings" % name,
+                LUNAMATCH_TOPIC_PROFILES="py.%s.profiles" % name,
+                LUNAMATCH_TOPIC_MATCHES="py.%s.matches" % name,
+                LUNAMATCH_TOPIC_DECISIONS="py.%s.decisions" % name,
+                LUNAMATCH_EVENTS_GROUP_ID="py-%s-events" % name)
+
+
 def load(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -151,9 +164,8 @@ def stack(tmp_path_factory):
         st.match = Service("match", ["lunamatch-match", "--url", st.url,
                                      "--http", st.match_http], env, tmp)
         services.append(st.match)
-        # match2: its own empty store (so it publishes no events), a small
-        # request limit.
-        env2 = dict(env, LUNAMATCH_DATA_DIR=str(tmp / "var2"))
+        # match2: its own empty store and topics, a small request limit.
+        env2 = side_env(env, tmp, "match2")
         st.url2 = "tcp://127.0.0.1:%d" % free_port()
         st.match2_http = "127.0.0.1:%d" % free_port()
         st.match2 = Service("match2", ["lunamatch-match", "--url", st.url2,

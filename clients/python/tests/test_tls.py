@@ -8,7 +8,7 @@ import pytest
 
 import lunamatch
 
-from conftest import SERVING, Service, free_port, wait_for
+from conftest import SERVING, Service, free_port, side_env, wait_for
 
 EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
@@ -39,8 +39,11 @@ def tls_match(stack):
     issue(d, "server", "subjectAltName=DNS:localhost\n"
                        "extendedKeyUsage=serverAuth,clientAuth\n")
     issue(d, "client", "extendedKeyUsage=clientAuth\n")
+    openssl(d, "req", "-x509", *EC, "-keyout", "other-ca.key", "-out", "other-ca.crt",
+            "-days", "2", "-subj", "/CN=another-ca",
+            "-addext", "basicConstraints=critical,CA:TRUE")
     port = free_port()
-    env = dict(stack.env, LUNAMATCH_DATA_DIR=str(stack.tmp / "var-tls"),
+    env = dict(side_env(stack.env, stack.tmp, "tls"),
                LUNAMATCH_TLS_CERT=str(d / "server.crt"), LUNAMATCH_TLS_KEY=str(d / "server.key"),
                LUNAMATCH_TLS_CA=str(d / "ca.crt"))
     svc = Service("match-tls", ["lunamatch-match", "--url", "tls+tcp://127.0.0.1:%d" % port,
@@ -67,6 +70,23 @@ def test_client_without_certificate_is_refused(tls_match):
         with pytest.raises(lunamatch.Unavailable) as e:
             c.check()
     assert e.value.local
+
+
+def test_server_of_another_ca_is_refused(tls_match):
+    """The client verifies the server: a CA that did not sign the server's
+    certificate, or a name the certificate does not carry, gets no
+    connection."""
+    url, d = tls_match
+    cert = dict(tls_cert=str(d / "client.crt"), tls_key=str(d / "client.key"))
+    # The control: the right CA and name connect within the same timeout.
+    with lunamatch.Client(url, timeout=0.5, tls_ca=str(d / "ca.crt"),
+                          tls_server_name="localhost", **cert) as c:
+        assert wait_for("TLS server", lambda: c.check(), timeout=30).status == SERVING
+    for ca, name in (("other-ca.crt", "localhost"), ("ca.crt", "match.elsewhere")):
+        with lunamatch.Client(url, timeout=0.5, tls_ca=str(d / ca), tls_server_name=name,
+                              **cert) as c:
+            with pytest.raises(lunamatch.Unavailable):
+                c.check()
 
 
 def test_tls_options_go_together():

@@ -1,15 +1,26 @@
 /*
  * client.h - the C client of lunamatch.v1.MatchService over nng REQ/REP.
  *
- * One lm_client holds one nng REQ socket that dials the server in the
- * background and reconnects by itself; calls may start before the
- * connection is up (they wait for it within their timeout). Each call uses
- * its own nng context, so any number of threads may call at once.
+ * One lm_client talks to one server or to several replicas of it (a
+ * comma-separated list of endpoints). It holds one nng REQ socket per
+ * endpoint that dials in the background and reconnects by itself; calls
+ * may start before a connection is up (they wait for one within their
+ * timeout). Each call uses its own nng context, so any number of threads
+ * may call at once.
+ *
+ * Several endpoints: calls are spread round-robin over the connected ones.
+ * Every MatchService method is idempotent (read-only), so a call whose
+ * endpoint is down is tried on the next within the same deadline: when no
+ * connection comes within a short wait (250 ms, or the whole deadline for
+ * an endpoint that is connected), when the connection is lost before the
+ * answer, and when the server answers UNAVAILABLE (loading or draining).
+ * Other answers, DEADLINE_EXCEEDED included, are final.
  *
  * Resends: nng's REQ protocol can resend a request on its own. The client
  * turns the timer-based resend off (NNG_OPT_REQ_RESENDTIME infinite), so a
  * slow server never sees a silent duplicate. nng still resends a request
- * whose connection broke before the reply arrived, once it has reconnected;
+ * whose connection broke before the reply arrived, once it has reconnected
+ * (with one endpoint; with several the call moves to another one);
  * every MatchService method is read-only, so a repeat is harmless.
  *
  * lm_client_close must not be called while calls are in flight on other
@@ -34,6 +45,8 @@ extern "C" {
  * server's own DEADLINE_EXCEEDED answer (measured from its receipt of the
  * request) normally arrives before the local timer fires. */
 #define LM_CLIENT_DEADLINE_GRACE_MS 250u
+#define LM_CLIENT_ENDPOINTS_MAX     16   /* endpoints of one client */
+#define LM_CLIENT_URLS_MAX          4096 /* bytes of the endpoint list */
 
 typedef struct lm_client lm_client;
 
@@ -49,9 +62,13 @@ typedef struct lm_client_opts {
 } lm_client_opts;
 
 /*
- * Opens a client for url (tcp://, ipc:// or tls+tcp://). o may be NULL for
- * defaults. Does not wait for the connection. Returns LM_OK; LM_EINVAL for
- * a bad URL or TLS options (logged with the reason); LM_ENOMEM; LM_ENNG.
+ * Opens a client for url: one endpoint (tcp://, ipc:// or tls+tcp://) or a
+ * comma-separated list of at most LM_CLIENT_ENDPOINTS_MAX of them
+ * (LM_CLIENT_URLS_MAX bytes in all; blanks around each are ignored). With
+ * tls+tcp:// the server name checked is tls_server_name or each endpoint's
+ * own host. o may be NULL for defaults. Does not wait for connections.
+ * Returns LM_OK; LM_EINVAL for a bad or empty URL, too many endpoints or bad
+ * TLS options (logged with the reason); LM_ENOMEM; LM_ENNG.
  */
 LM_API int lm_client_open(const char *url, const lm_client_opts *o, lm_client **out);
 
@@ -76,7 +93,8 @@ LM_API void lm_client_close(lm_client *c);
  *                too large to send);
  *  LM_ENNG / LM_ENOMEM  UNAVAILABLE / INTERNAL: local failures.
  * errmsg (errlen bytes, may be NULL if errlen is 0) always gets a
- * NUL-terminated text. status may be NULL. Thread-safe.
+ * NUL-terminated text. status may be NULL. Thread-safe. With several
+ * endpoints the result is that of the last endpoint tried (see above).
  */
 LM_API int lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
     const ProtobufCMessageDescriptor *resp_desc, unsigned timeout_ms,

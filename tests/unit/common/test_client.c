@@ -206,6 +206,9 @@ struct peer {
 	char last_method[LM_RPC_MAX_METHOD + 1];
 	char last_id[LM_RPC_MAX_REQUEST_ID + 1];
 	char prev_id[LM_RPC_MAX_REQUEST_ID + 1];
+	atomic_bool unavailable; /* answer everything UNAVAILABLE (draining) */
+	atomic_bool die;         /* close the socket on the next request */
+	atomic_bool closed;      /* the peer closed its socket */
 };
 
 static void
@@ -254,7 +257,15 @@ peer_main(void *arg)
 		snprintf(p->last_method, sizeof(p->last_method), "%s", rq->method);
 
 		bool stop = strcmp(g->id, "stop") == 0;
-		if (strcmp(g->id, "wrong-id") == 0) {
+		if (atomic_load(&p->die)) {
+			/* A replica that crashes while working on the request. */
+			nng_close(p->sock);
+			atomic_store(&p->closed, true);
+			stop = true;
+		} else if (atomic_load(&p->unavailable)) {
+			send_env(p, rq->request_id, ST(UNAVAILABLE), "draining", NULL,
+			    NULL, 0);
+		} else if (strcmp(g->id, "wrong-id") == 0) {
 			send_env(p, "someone-else", ST(OK), "", NULL, NULL, 0);
 		} else if (strcmp(g->id, "garbage") == 0) {
 			assert_int_equal(
@@ -394,6 +405,104 @@ test_client_wire(void **state)
 	nng_close(p.sock);
 }
 
+/* A port on 127.0.0.1 that nothing listens on (very likely). */
+static void
+closed_url(char *url, size_t len)
+{
+	nng_socket tmp;
+	nng_listener l;
+	int port = 0;
+	assert_int_equal(nng_rep0_open(&tmp), 0);
+	assert_int_equal(nng_listen(tmp, "tcp://127.0.0.1:0", &l, 0), 0);
+	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+	nng_close(tmp);
+	snprintf(url, len, "tcp://127.0.0.1:%d", port);
+}
+
+/* Several endpoints: calls are spread over the live ones; a dead endpoint,
+ * a draining one (UNAVAILABLE) and one that dies during the call are
+ * replaced by another within the deadline; with all of them gone the call
+ * ends UNAVAILABLE at its deadline. */
+static void
+test_client_replicas(void **state)
+{
+	(void) state;
+	struct peer p1, p2;
+	lm_client *c = NULL;
+	char dead[64], urls[512], err[256], *got = NULL;
+	int status = -1;
+
+	peer_up(&p1);
+	peer_up(&p2);
+	closed_url(dead, sizeof(dead));
+	snprintf(urls, sizeof(urls), "%s, %s,%s", p1.url, dead, p2.url);
+	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
+
+	/* Spread: both live peers answer, the dead one is never waited for
+	 * beyond the attempt's short wait. */
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(
+		    call(c, "job-1", 10000, &status, err, sizeof(err), &got), LM_OK);
+		assert_string_equal(got, "job-1");
+		free(got);
+	}
+	assert_true(atomic_load(&p1.requests) >= 1);
+	assert_true(atomic_load(&p2.requests) >= 1);
+	assert_int_equal(atomic_load(&p1.requests) + atomic_load(&p2.requests), 20);
+
+	/* A draining replica: its UNAVAILABLE answers are retried elsewhere. */
+	atomic_store(&p1.unavailable, true);
+	int before = atomic_load(&p1.requests);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(
+		    call(c, "job-2", 10000, &status, err, sizeof(err), &got), LM_OK);
+		assert_int_equal(status, ST(OK));
+		free(got);
+	}
+	assert_true(atomic_load(&p1.requests) > before); /* it was asked, too */
+
+	/* A replica that dies with the request: answered by the other. */
+	atomic_store(&p1.unavailable, false);
+	atomic_store(&p2.die, true);
+	for (int i = 0; i < 6; i++) {
+		int rv = call(c, "job-3", 10000, &status, err, sizeof(err), &got);
+		if (rv != LM_OK)
+			fail_msg("job-3: %s (%d)", err, status);
+		assert_string_equal(got, "job-3");
+		free(got);
+	}
+	assert_true(atomic_load(&p2.closed));
+	assert_int_equal(pthread_join(p2.thread, NULL), 0);
+
+	/* Only draining ones left: UNAVAILABLE at the deadline. */
+	atomic_store(&p1.unavailable, true);
+	assert_int_equal(call(c, "job-4", 300, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	assert_string_equal(err, "draining");
+	atomic_store(&p1.unavailable, false);
+	assert_int_equal(call(c, "stop", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(pthread_join(p1.thread, NULL), 0);
+	nng_close(p1.sock);
+
+	/* Nobody left: no connection anywhere. */
+	assert_int_equal(
+	    call(c, "job-5", 300, &status, err, sizeof(err), NULL), LM_ETIMEDOUT);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	lm_client_close(c);
+
+	/* Lists that cannot be used. */
+	assert_int_equal(lm_client_open(" , ,", NULL, &c), LM_EINVAL);
+	snprintf(urls, sizeof(urls), "%s,nosuch://x", p1.url);
+	assert_int_equal(lm_client_open(urls, NULL, &c), LM_EINVAL);
+	char many[LM_CLIENT_URLS_MAX + 1];
+	size_t n = 0;
+	for (int i = 0; i <= LM_CLIENT_ENDPOINTS_MAX; i++)
+		n += (size_t) snprintf(
+		    many + n, sizeof(many) - n, "%s%s", i ? "," : "", dead);
+	assert_int_equal(lm_client_open(many, NULL, &c), LM_EINVAL);
+	assert_null(c);
+}
+
 static void
 test_client_unavailable(void **state)
 {
@@ -439,6 +548,7 @@ main(void)
 	    cmocka_unit_test(test_tls_config),
 	    cmocka_unit_test(test_client_wire),
 	    cmocka_unit_test(test_client_unavailable),
+	    cmocka_unit_test(test_client_replicas),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
