@@ -593,8 +593,9 @@ syms_unbind(lm_skill_stats *s, uint32_t *syms, size_t sym_stride, size_t n)
 
 /*
  * The words of a prep that NO_OVERLAP's career-goal test compares, as the
- * index looks them up: a posting's title tokens and its category; a
- * profile's significant desired-title tokens and its desired categories.
+ * index looks them up: a posting's significant title tokens (the others
+ * match no profile's words) and its category; a profile's significant
+ * desired-title tokens and its desired categories.
  * A category is its text ASCII-folded behind CATEGORY_MARK (a byte no token
  * has), cut at LM_WORD_MAX bytes: texts equal under strcasecmp give equal
  * words, so a word can only find more records than the test accepts, never
@@ -623,6 +624,8 @@ next_word(const lm_posting_prep *pp, const lm_profile_prep *cp, size_t *i, char 
 		size_t k = *i;
 		if (pp != NULL) {
 			if (k < pp->title.n) {
+				if (!title_word_significant(pp->title.tok[k]))
+					continue; /* never a query's word */
 				snprintf(buf, LM_WORD_MAX, "%s", pp->title.tok[k]);
 				(*i)++;
 				return true;

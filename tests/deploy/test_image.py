@@ -18,7 +18,8 @@ without a container engine:
    the Kafka bootstrap service. Both answer /healthz and /readyz; the CLI,
    chrooted too, gets SERVING over mutual TLS and is refused without a
    client certificate; a posting produced to Kafka is stored by ingest and
-   returned by match over RPC; SIGTERM stops both with status 0.
+   returned by match over RPC; docker-compose.yml's ingest health check
+   passes against it; SIGTERM stops both with status 0.
 
 Step 3 needs root (chroot, namespaces); without it the test reports a skip.
 """
@@ -32,6 +33,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+import yaml
 
 from deploylib import (BIN, K8S, SKIP, SRC, apt_packages, check, container_env,
                        dockerfile_stages, failures, finish, image_env, render, run)
@@ -191,6 +194,15 @@ def manifest_env(container):
     return env
 
 
+def compose_healthcheck(service):
+    """The shell text of a docker-compose.yml health check ["CMD", "bash", "-c", text]."""
+    doc = yaml.safe_load(open(os.path.join(SRC, "docker-compose.yml")))
+    test = doc["services"][service]["healthcheck"]["test"]
+    if test[:3] != ["CMD", "bash", "-c"]:
+        raise RuntimeError(f"compose {service}: health check is not bash -c: {test}")
+    return test[3]
+
+
 def http_status(url):
     try:
         with urllib.request.urlopen(url, timeout=3) as r:
@@ -252,6 +264,14 @@ def run_services(root, wd):
         for name, p in (("ingest", 7702), ("match", 7701)):
             wait_for(f"{name} /healthz 200", lambda: http_status(f"http://127.0.0.1:{p}/healthz") == 200)
             wait_for(f"{name} /readyz 200", lambda: http_status(f"http://127.0.0.1:{p}/readyz") == 200)
+
+        # docker-compose.yml's ingest health check (bash's /dev/tcp, the
+        # image has no HTTP client) passes against the running ingest and
+        # fails where nothing listens.
+        hc = compose_healthcheck("ingest")
+        check(run(["bash", "-c", hc]).returncode == 0, "compose's ingest health check fails on a healthy ingest")
+        check(run(["bash", "-c", hc.replace("/7702", "/7799")]).returncode != 0,
+              "compose's ingest health check passes with nothing listening")
 
         cli_env = {"PATH": menv["PATH"], "LUNAMATCH_RPC_URL": f"tls+tcp://localhost:{port}",
                    "LUNAMATCH_BROKERS": brokers, "LUNAMATCH_TOPIC_POSTINGS": menv["LUNAMATCH_TOPIC_POSTINGS"]}

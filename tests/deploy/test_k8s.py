@@ -17,7 +17,9 @@ docs/deployment.md promises:
   PodDisruptionBudget, an HPA scaling the StatefulSet, a NetworkPolicy that
   admits RPC from labelled clients only and lets out Kafka and DNS only, a
   ServiceMonitor on ports the Service has, and a KafkaTopic for each topic
-  the ConfigMap names.
+  the ConfigMap names;
+- a PrometheusRule whose alerts each have a runbook entry in
+  docs/deployment.md and use only metrics the services register.
 
 A deliberately misspelt field must fail both validators.
 """
@@ -25,12 +27,13 @@ import copy
 import glob
 import json
 import os
+import re
 import tempfile
 
 import jsonschema
 import yaml
 
-from deploylib import (K8S, check, container_env, find, finish, known_variables,
+from deploylib import (K8S, SRC, check, container_env, find, finish, known_variables,
                        overlays, render, run, tool)
 
 schemas = {}
@@ -171,6 +174,22 @@ for path in overlays():
     topics = {cm[k] for k in cm if k.startswith("LUNAMATCH_TOPIC_")}
     kt = {o["spec"]["topicName"] for o in find(objs, "KafkaTopic")}
     check(len(topics) == 5 and kt == topics, f"{label}: KafkaTopics {sorted(kt)} != configured {sorted(topics)}")
+
+# The alerts: each has its runbook section in docs/deployment.md, and every
+# lunamatch_* metric they use is one the services register.
+exported = set()
+for f in glob.glob(os.path.join(SRC, "services", "*", "*.c")) + glob.glob(os.path.join(SRC, "common", "src", "*.c")):
+    exported |= set(re.findall(r'"(lunamatch_[a-z_]+)"', open(f).read()))
+runbook = open(os.path.join(SRC, "docs", "deployment.md")).read()
+rules = find(render(os.path.join(K8S, "base")), "PrometheusRule")
+if check(len(rules) == 1, "base: PrometheusRule missing"):
+    alerts = [r for g in rules[0]["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    check(len(alerts) >= 5, "fewer than 5 alerts")
+    for a in alerts:
+        check(f"**`{a['alert']}`" in runbook, f"alert {a['alert']} has no runbook entry in docs/deployment.md")
+        for m in re.findall(r"\blunamatch_[a-z_]+", a["expr"]):
+            base = re.sub(r"_(bucket|sum|count)$", "", m)
+            check(base in exported, f"alert {a['alert']}: metric {m} is not exported by the services")
 
 # The validators can fail: a misspelt field in a built-in object and in a
 # custom resource.

@@ -1,0 +1,132 @@
+"""What the client puts on the wire, and what it does with answers that the
+real server never sends (a foreign request_id, bytes that are not an
+RpcResponse). The peer is a plain nng REP socket on 127.0.0.1 that records
+the request and sends back the bytes a test chooses; every behaviour that
+the real server can show is tested against lunamatch-match instead."""
+import threading
+import time
+
+import pynng
+import pytest
+
+import lunamatch
+from lunamatch.v1 import match_pb2, rpc_pb2
+
+from conftest import free_port
+
+
+class Peer:
+    """A REP socket that answers each request with reply(request) (None:
+    no answer) and keeps the decoded requests."""
+
+    def __init__(self, reply):
+        self.url = "tcp://127.0.0.1:%d" % free_port()
+        self.sock = pynng.Rep0(listen=self.url, recv_timeout=5000)
+        self.requests = []
+        self.reply = reply
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                raw = self.sock.recv()
+            except (pynng.Timeout, pynng.Closed):
+                return
+            req = rpc_pb2.RpcRequest.FromString(raw)
+            self.requests.append(req)
+            out = self.reply(req)
+            if out is not None:
+                self.sock.send(out)
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def peer_factory():
+    peers = []
+
+    def make(reply):
+        p = Peer(reply)
+        peers.append(p)
+        return p
+
+    yield make
+    for p in peers:
+        p.close()
+
+
+def ok(req, msg):
+    return rpc_pb2.RpcResponse(request_id=req.request_id,
+                               payload=msg.SerializeToString()).SerializeToString()
+
+
+def test_envelope_fields(peer_factory):
+    p = peer_factory(lambda req: ok(req, match_pb2.GetPostingResponse()))
+    with lunamatch.Client(p.url, timeout=2.0) as c:
+        c.get_posting("job-1", metadata={"x-trace-id": "t1"})
+        c.get_posting("job-2", timeout=0.5)
+    a, b = p.requests
+    assert a.method == "/lunamatch.v1.MatchService/GetPosting"
+    assert match_pb2.GetPostingRequest.FromString(a.payload).id == "job-1"
+    assert [(m.key, m.value) for m in a.metadata] == [("x-trace-id", "t1")]
+    assert len(a.request_id) == 32 and a.request_id != b.request_id
+    # timeout_ms is the time left of the call's deadline.
+    assert 1500 <= a.timeout_ms <= 2000
+    assert 300 <= b.timeout_ms <= 500
+
+
+def test_retry_reuses_request_id_with_the_time_left(peer_factory):
+    def unavailable(req):
+        return rpc_pb2.RpcResponse(request_id=req.request_id, code=rpc_pb2.UNAVAILABLE,
+                                   message="draining").SerializeToString()
+
+    first = peer_factory(unavailable)
+    second = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+    with lunamatch.Client([first.url, second.url], timeout=2.0) as c:
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert c.check().status == 1
+    (a,), (b,) = first.requests, second.requests
+    assert a.request_id == b.request_id and b.timeout_ms <= a.timeout_ms
+
+
+def test_all_endpoints_unavailable(peer_factory):
+    def unavailable(req):
+        return rpc_pb2.RpcResponse(request_id=req.request_id, code=rpc_pb2.UNAVAILABLE,
+                                   message="index is loading").SerializeToString()
+
+    peers = [peer_factory(unavailable) for _ in range(2)]
+    with lunamatch.Client([p.url for p in peers], timeout=2.0) as c:
+        with pytest.raises(lunamatch.Unavailable) as e:
+            c.check()
+    assert not e.value.local and e.value.message == "index is loading"
+    assert sum(len(p.requests) for p in peers) == 2  # each endpoint once
+
+
+@pytest.mark.parametrize("answer, text", [
+    (lambda req: b"\xff\xff\xff\xff", "unreadable answer"),
+    (lambda req: rpc_pb2.RpcResponse(request_id="someone-else").SerializeToString(),
+     "for request 'someone-else'"),
+    (lambda req: rpc_pb2.RpcResponse(request_id=req.request_id,
+                                     payload=b"\xff\xff").SerializeToString(),
+     "unreadable HealthCheckResponse"),
+])
+def test_bad_answers_are_local_internal_errors(peer_factory, answer, text):
+    p = peer_factory(answer)
+    with lunamatch.Client(p.url, timeout=1.0) as c:
+        with pytest.raises(lunamatch.Internal) as e:
+            c.check()
+    assert e.value.local and text in e.value.message
+
+
+def test_unknown_status_code_is_unknown(peer_factory):
+    p = peer_factory(lambda req: rpc_pb2.RpcResponse(
+        request_id=req.request_id, code=42, message="new").SerializeToString())
+    with lunamatch.Client(p.url, timeout=1.0) as c:
+        with pytest.raises(lunamatch.Unknown) as e:
+            c.check()
+    assert "status code 42" in e.value.message and not e.value.local
