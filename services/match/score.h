@@ -240,6 +240,8 @@ typedef struct lm_veto_key {
 	uint32_t n_sk;
 	uint32_t sk_sym[LM_KEY_SKILLS];
 	float sk_w[LM_KEY_SKILLS];
+	uint32_t sk_pref, sk_unknown; /* posting: bit i set when skill i is
+	                                 preferred / unknown */
 } lm_veto_key;
 
 const lm_veto_key *lm_posting_prep_key(const lm_posting_prep *p);
