@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the lunamatch benchmarks and writes their results to bench/results/.
 #
-#   bench/run.sh [index] [store] [codec] [server]
+#   bench/run.sh [index] [store] [codec] [server] [ingest]
 #                               (make bench; default: index, store, codec)
 #
 # Builds the benchmark programs in $BUILD (default build; configured with
@@ -30,10 +30,15 @@
 #   BENCH_SERVER_CLIENTS    server: clients of the concurrent run (16)
 #   BENCH_SERVER_SECONDS    server: length of each run (10)
 #   BENCH_SERVER_WORKERS    server: match's LUNAMATCH_WORKERS (2)
+#   BENCH_INGEST_POSTINGS   ingest: postings waiting in the topic (100000)
+#   BENCH_INGEST_PROFILES   ingest: profiles waiting in the topic (5000)
+#   BENCH_INGEST_PARTITIONS ingest: partitions per topic (32)
+#   BENCH_BROKERS           ingest: a real Kafka broker (default: lunamatch-devkafka)
 #
 # server (bench/server.py) measures the running lunamatch-match through nng
 # with `lunamatch bench`, on a store written by lunamatch-loadgen: about a
-# minute per posting count plus the store load.
+# minute per posting count plus the store load. ingest (bench_ingest) runs
+# lunamatch-ingest on 105k waiting records against kcat: about a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,17 +49,17 @@ which=("$@")
 [ ${#which[@]} -gt 0 ] || which=(index store codec)
 for w in "${which[@]}"; do
 	case "$w" in
-	index | store | codec | server) ;;
-	-h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "bench: unknown benchmark $w (index, store, codec, server)" >&2; exit 2 ;;
+	index | store | codec | server | ingest) ;;
+	-h | --help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench: unknown benchmark $w (index, store, codec, server, ingest)" >&2; exit 2 ;;
 	esac
 done
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
 	cmake -S . -B "$build" -G Ninja -DLUNAMATCH_WERROR=ON
 fi
-cmake --build "$build" --target bench_index bench_store bench_codec \
-	lunamatch lunamatch-match lunamatch-loadgen
+cmake --build "$build" --target bench_index bench_store bench_codec bench_ingest \
+	lunamatch lunamatch-match lunamatch-loadgen lunamatch-ingest lunamatch-devkafka
 
 # Numbers from a Debug or sanitizer build say little about production speed.
 btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
@@ -103,6 +108,14 @@ for w in "${which[@]}"; do
 			--duration "${BENCH_SERVER_SECONDS:-10}" \
 			--workers "${BENCH_SERVER_WORKERS:-2}" \
 			--dir "${BENCH_DIR:-${TMPDIR:-/tmp}}"
+		;;
+	ingest)
+		"$bin/bench_ingest" --out-dir "$out" --commit "$commit" --seed "$seed" \
+			--bin-dir "$bin" \
+			--postings "${BENCH_INGEST_POSTINGS:-100000}" \
+			--profiles "${BENCH_INGEST_PROFILES:-5000}" \
+			--partitions "${BENCH_INGEST_PARTITIONS:-32}" \
+			${BENCH_BROKERS:+--brokers "$BENCH_BROKERS" --name ingest-kafka}
 		;;
 	esac
 	echo >&2

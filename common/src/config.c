@@ -108,7 +108,7 @@ static const struct opt opts[] = {
         4294967295.0, LM_PROG_INGEST,
         "raise by one after recreating an input topic (its offsets restart)"},
     {"batch-ms", "LUNAMATCH_BATCH_MS", T_U32, OFF(batch_ms), "200", 1, 60000,
-        LM_PROG_INGEST, "longest wait in ms to fill a batch"},
+        LM_PROG_INGEST, "longest ms a batch stays open while messages keep coming"},
     {"workers", "LUNAMATCH_WORKERS", T_U32, OFF(workers), "4", 1, 256, LM_PROG_MATCH,
         "scoring worker threads"},
     {"rpc-contexts", "LUNAMATCH_RPC_CONTEXTS", T_U32, OFF(rpc_contexts), "64", 1, 4096,

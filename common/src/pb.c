@@ -13,9 +13,17 @@
 
 #define PATH_MAX_LEN 256
 
+/* One level of the path to the field being read. */
+struct level {
+	const ProtobufCFieldDescriptor *f; /* NULL for a field the type lacks */
+	uint64_t num;
+};
+
+/* The path is kept as the fields of each level and written out only when
+ * an error names it: well-formed input never formats anything. */
 struct walk {
-	char path[PATH_MAX_LEN]; /* dotted field names down to the current field */
-	size_t plen;
+	struct level path[LM_PB_MAX_DEPTH + 1];
+	unsigned depth; /* levels of path in use */
 	char *err;
 	size_t errlen;
 };
@@ -26,9 +34,23 @@ static int bad(struct walk *w, int code, const char *fmt, ...)
 static int
 bad(struct walk *w, int code, const char *fmt, ...)
 {
+	char path[PATH_MAX_LEN];
+	size_t plen = 0;
+
 	if (w->errlen == 0)
 		return code;
-	int n = w->plen > 0 ? snprintf(w->err, w->errlen, "%s: ", w->path) : 0;
+	path[0] = '\0';
+	for (unsigned i = 0; i < w->depth && plen < sizeof(path) - 1; i++) {
+		const struct level *l = &w->path[i];
+		int k = l->f ? snprintf(path + plen, sizeof(path) - plen, "%s%s",
+		                   i ? "." : "", l->f->name)
+		             : snprintf(path + plen, sizeof(path) - plen, "%sfield %llu",
+		                   i ? "." : "", (unsigned long long) l->num);
+		plen += k >= 0 && (size_t) k < sizeof(path) - plen
+		            ? (size_t) k
+		            : sizeof(path) - 1 - plen;
+	}
+	int n = plen > 0 ? snprintf(w->err, w->errlen, "%s: ", path) : 0;
 	if (n < 0 || (size_t) n >= w->errlen)
 		return code;
 	va_list ap;
@@ -117,6 +139,7 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 	size_t pos = 0;
 	while (pos < len) {
 		size_t at = base + pos;
+		w->depth = depth - 1; /* the path of this message */
 		uint64_t tag, n;
 		if (!varint(p, len, &pos, &tag))
 			return bad(w, LM_EPARSE, "truncated field tag at byte %zu", at);
@@ -127,12 +150,8 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 		const ProtobufCFieldDescriptor *f =
 		    protobuf_c_message_descriptor_get_field(desc, (unsigned) num);
 
-		size_t saved = w->plen, room = sizeof(w->path) - w->plen;
-		int k = f ? snprintf(w->path + w->plen, room, "%s%s", w->plen ? "." : "",
-		                f->name)
-		          : snprintf(w->path + w->plen, room, "%sfield %llu",
-		                w->plen ? "." : "", (unsigned long long) num);
-		w->plen += k >= 0 && (size_t) k < room ? (size_t) k : room - 1;
+		w->path[depth - 1] = (struct level){f, num};
+		w->depth = depth;
 
 		if (wt != 0 && wt != 1 && wt != 2 && wt != 5)
 			return bad(
@@ -192,9 +211,8 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 		}
 		if (rc != LM_OK)
 			return rc;
-		w->plen = saved;
-		w->path[saved] = '\0';
 	}
+	w->depth = depth - 1;
 	return LM_OK;
 }
 
@@ -202,7 +220,7 @@ int
 lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
 {
-	struct walk w = {.path = "", .plen = 0, .err = err, .errlen = errlen};
+	struct walk w = {.depth = 0, .err = err, .errlen = errlen};
 	if (err && errlen)
 		err[0] = '\0';
 	else

@@ -122,24 +122,60 @@ utf8_valid(const unsigned char *s)
 	return 1;
 }
 
+/* Bytes of a rendered field path, with the NUL. */
+#define FIELD_MAX 160
+#define NOIDX     ((size_t) -1)
+
+/*
+ * The path of the field being checked, e.g. skills[2].name or
+ * requirement_groups[0].skills[3]: base, then [i], then .sub, then [k], each
+ * part optional. It is written out only when a reject names it, so that
+ * valid records never format a path.
+ */
+struct field {
+	const char *base;
+	size_t i;
+	const char *sub;
+	size_t k;
+};
+
+#define FIELD(name) (&(struct field){(name), NOIDX, NULL, NOIDX})
+
+/* Writes f into buf (len bytes) and returns buf. */
+static const char *
+path(const struct field *f, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s", f->base);
+	if (f->i != NOIDX && n >= 0 && (size_t) n < len)
+		n += snprintf(buf + n, len - (size_t) n, "[%zu]", f->i);
+	if (f->sub != NULL && n >= 0 && (size_t) n < len)
+		n += snprintf(buf + n, len - (size_t) n, ".%s", f->sub);
+	if (f->k != NOIDX && n >= 0 && (size_t) n < len)
+		snprintf(buf + n, len - (size_t) n, "[%zu]", f->k);
+	return buf;
+}
+
 /*
  * Trims the string *sp in place and checks it: valid UTF-8, at most max
  * bytes, and present when required. Default (shared empty) strings are never
  * written to.
  */
 static int
-text(struct prep *p, char **sp, size_t max, int required, const char *field)
+text(struct prep *p, char **sp, size_t max, int required, const struct field *field)
 {
+	char fb[FIELD_MAX];
 	char *s = *sp;
 	size_t n, b = 0;
 
 	if (s == NULL || s[0] == '\0') {
 		if (required)
-			return reject(p, LM_REJECT_MISSING_FIELD, "%s: required", field);
+			return reject(p, LM_REJECT_MISSING_FIELD, "%s: required",
+			    path(field, fb, sizeof(fb)));
 		return LM_OK;
 	}
 	if (!utf8_valid((const unsigned char *) s))
-		return reject(p, LM_REJECT_BAD_UTF8, "%s: not valid UTF-8", field);
+		return reject(p, LM_REJECT_BAD_UTF8, "%s: not valid UTF-8",
+		    path(field, fb, sizeof(fb)));
 	n = strlen(s);
 	while (b < n && isspace((unsigned char) s[b]))
 		b++;
@@ -148,10 +184,11 @@ text(struct prep *p, char **sp, size_t max, int required, const char *field)
 	memmove(s, s + b, n - b);
 	s[n - b] = '\0';
 	if (n - b == 0 && required)
-		return reject(p, LM_REJECT_MISSING_FIELD, "%s: required", field);
+		return reject(p, LM_REJECT_MISSING_FIELD, "%s: required",
+		    path(field, fb, sizeof(fb)));
 	if (n - b > max)
-		return reject(
-		    p, LM_REJECT_OVERSIZE, "%s: %zu bytes, limit %zu", field, n - b, max);
+		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu bytes, limit %zu",
+		    path(field, fb, sizeof(fb)), n - b, max);
 	return LM_OK;
 }
 
@@ -176,20 +213,24 @@ upcase(char *s)
 }
 
 static int
-enum_valid(struct prep *p, const ProtobufCEnumDescriptor *d, int v, const char *field)
+enum_valid(
+    struct prep *p, const ProtobufCEnumDescriptor *d, int v, const struct field *field)
 {
+	char fb[FIELD_MAX];
 	if (protobuf_c_enum_descriptor_get_value(d, v) == NULL)
-		return reject(
-		    p, LM_REJECT_BAD_ENUM, "%s: unknown %s value %d", field, d->name, v);
+		return reject(p, LM_REJECT_BAD_ENUM, "%s: unknown %s value %d",
+		    path(field, fb, sizeof(fb)), d->name, v);
 	return LM_OK;
 }
 
 static int
-years(struct prep *p, float v, const char *field)
+years(struct prep *p, float v, const struct field *field)
 {
+	char fb[FIELD_MAX];
 	if (!isfinite(v) || v < 0 || v > LM_RECORD_YEARS_MAX)
-		return reject(p, LM_REJECT_BAD_VALUE, "%s: %g is outside 0..%g", field,
-		    (double) v, (double) LM_RECORD_YEARS_MAX);
+		return reject(p, LM_REJECT_BAD_VALUE, "%s: %g is outside 0..%g",
+		    path(field, fb, sizeof(fb)), (double) v,
+		    (double) LM_RECORD_YEARS_MAX);
 	return LM_OK;
 }
 
@@ -201,7 +242,7 @@ ident(struct prep *p, char **id, uint64_t version)
 		return LM_OK;
 	/* The length is part of what makes an id valid: a long id is bad_id,
 	 * not oversize. */
-	if ((rv = text(p, id, SIZE_MAX, 1, "id")) != LM_OK)
+	if ((rv = text(p, id, SIZE_MAX, 1, FIELD("id"))) != LM_OK)
 		return rv;
 	if (!lm_record_id_valid(*id))
 		return reject(p, LM_REJECT_BAD_ID,
@@ -213,30 +254,31 @@ ident(struct prep *p, char **id, uint64_t version)
 }
 
 static int
-locations(struct prep *p, size_t n, Lunamatch__V1__Location **locs, const char *field)
+locations(
+    struct prep *p, size_t n, Lunamatch__V1__Location **locs, const struct field *field)
 {
-	char f[128];
+	char fb[FIELD_MAX];
 	int rv;
 	if (n > LM_RECORD_LOCATIONS_MAX)
-		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu entries, limit %d", field,
-		    n, LM_RECORD_LOCATIONS_MAX);
+		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu entries, limit %d",
+		    path(field, fb, sizeof(fb)), n, LM_RECORD_LOCATIONS_MAX);
 	for (size_t i = 0; i < n; i++) {
 		Lunamatch__V1__Location *l = locs[i];
-		snprintf(f, sizeof(f), "%s[%zu].city", field, i);
-		if ((rv = text(p, &l->city, LM_RECORD_TEXT_MAX, 0, f)) != LM_OK)
+		struct field f = {field->base, i, "city", NOIDX};
+		if ((rv = text(p, &l->city, LM_RECORD_TEXT_MAX, 0, &f)) != LM_OK)
 			return rv;
-		snprintf(f, sizeof(f), "%s[%zu].region", field, i);
-		if ((rv = text(p, &l->region, LM_RECORD_TEXT_MAX, 0, f)) != LM_OK)
+		f.sub = "region";
+		if ((rv = text(p, &l->region, LM_RECORD_TEXT_MAX, 0, &f)) != LM_OK)
 			return rv;
-		snprintf(f, sizeof(f), "%s[%zu].country", field, i);
-		if ((rv = text(p, &l->country, 8, 0, f)) != LM_OK)
+		f.sub = "country";
+		if ((rv = text(p, &l->country, 8, 0, &f)) != LM_OK)
 			return rv;
 		if (l->country[0] != '\0') {
 			upcase(l->country);
 			if (!lm_country_valid(l->country))
 				return reject(p, LM_REJECT_BAD_COUNTRY,
-				    "%s: \"%s\" is not an ISO 3166-1 alpha-2 code", f,
-				    l->country);
+				    "%s: \"%s\" is not an ISO 3166-1 alpha-2 code",
+				    path(&f, fb, sizeof(fb)), l->country);
 		}
 	}
 	return LM_OK;
@@ -247,10 +289,11 @@ locations(struct prep *p, size_t n, Lunamatch__V1__Location **locs, const char *
  * amounts carries no information and is dropped (*sp = NULL).
  */
 static int
-salary(struct prep *p, Lunamatch__V1__Salary **sp, int desired, const char *field)
+salary(struct prep *p, Lunamatch__V1__Salary **sp, int desired, const struct field *field)
 {
+	char fb[FIELD_MAX];
 	Lunamatch__V1__Salary *s = *sp;
-	char f[128];
+	struct field f = {field->base, NOIDX, "currency", NOIDX};
 	char why[256];
 	double unit;
 	int rv;
@@ -261,30 +304,30 @@ salary(struct prep *p, Lunamatch__V1__Salary **sp, int desired, const char *fiel
 		s->max = 0; /* a desired salary is a floor only */
 	if (!isfinite(s->min) || !isfinite(s->max) || s->min < 0 || s->max < 0)
 		return reject(p, LM_REJECT_BAD_SALARY,
-		    "%s: amounts must be finite and >= 0", field);
+		    "%s: amounts must be finite and >= 0", path(field, fb, sizeof(fb)));
 	if (s->min == 0 && s->max == 0) {
 		protobuf_c_message_free_unpacked(&s->base, NULL);
 		*sp = NULL;
 		return LM_OK;
 	}
-	snprintf(f, sizeof(f), "%s.currency", field);
-	if ((rv = text(p, &s->currency, 8, 1, f)) != LM_OK)
+	if ((rv = text(p, &s->currency, 8, 1, &f)) != LM_OK)
 		return rv;
 	upcase(s->currency);
 	if (lm_rates_lookup(p->ctx->rates, s->currency, &unit) != LM_OK)
-		return reject(p, LM_REJECT_BAD_CURRENCY, "%s: unknown currency \"%s\"", f,
-		    s->currency);
-	snprintf(f, sizeof(f), "%s.period", field);
+		return reject(p, LM_REJECT_BAD_CURRENCY, "%s: unknown currency \"%s\"",
+		    path(&f, fb, sizeof(fb)), s->currency);
+	f.sub = "period";
 	if ((rv = enum_valid(p, &lunamatch__v1__salary_period__descriptor,
-	         (int) s->period, f)) != LM_OK)
+	         (int) s->period, &f)) != LM_OK)
 		return rv;
 	if (s->max != 0 && s->min > s->max)
-		return reject(p, LM_REJECT_BAD_SALARY, "%s: min %.2f > max %.2f", field,
-		    s->min, s->max);
+		return reject(p, LM_REJECT_BAD_SALARY, "%s: min %.2f > max %.2f",
+		    path(field, fb, sizeof(fb)), s->min, s->max);
 	if ((rv = lm_salary_normalize(p->ctx->rates, s, why, sizeof(why))) != LM_OK) {
 		if (rv == LM_ENOMEM)
 			return rv;
-		return reject(p, LM_REJECT_BAD_SALARY, "%s: %s", field, why);
+		return reject(
+		    p, LM_REJECT_BAD_SALARY, "%s: %s", path(field, fb, sizeof(fb)), why);
 	}
 	return LM_OK;
 }
@@ -294,8 +337,10 @@ salary(struct prep *p, Lunamatch__V1__Salary **sp, int desired, const char *fiel
  * match is not NULL, how it was read (a SkillMatch value) in *match.
  */
 static int
-canonical(struct prep *p, char **name, char **id_out, int *match, const char *field)
+canonical(
+    struct prep *p, char **name, char **id_out, int *match, const struct field *field)
 {
+	char fb[FIELD_MAX];
 	char id[LM_RECORD_TEXT_MAX + 16];
 	const lm_skill *s;
 	unsigned distance;
@@ -314,7 +359,7 @@ canonical(struct prep *p, char **name, char **id_out, int *match, const char *fi
 	rv = lm_skill_unknown_id(*name, id, sizeof(id));
 	if (rv == LM_EINVAL || rv == LM_E2BIG)
 		return reject(p, LM_REJECT_BAD_SKILL, "%s: \"%s\" is not a skill name",
-		    field, *name);
+		    path(field, fb, sizeof(fb)), *name);
 	if (rv != LM_OK)
 		return rv;
 	if (match != NULL)
@@ -323,33 +368,34 @@ canonical(struct prep *p, char **name, char **id_out, int *match, const char *fi
 }
 
 static int
-string_list(struct prep *p, size_t n, char **v, size_t maxn, const char *field)
+string_list(struct prep *p, size_t n, char **v, size_t maxn, const struct field *field)
 {
-	char f[128];
+	char fb[FIELD_MAX];
 	int rv;
 	if (n > maxn)
-		return reject(
-		    p, LM_REJECT_OVERSIZE, "%s: %zu entries, limit %zu", field, n, maxn);
+		return reject(p, LM_REJECT_OVERSIZE, "%s: %zu entries, limit %zu",
+		    path(field, fb, sizeof(fb)), n, maxn);
 	for (size_t i = 0; i < n; i++) {
-		snprintf(f, sizeof(f), "%s[%zu]", field, i);
-		if ((rv = text(p, &v[i], LM_RECORD_TEXT_MAX, 1, f)) != LM_OK)
+		struct field f = {field->base, i, NULL, NOIDX};
+		if ((rv = text(p, &v[i], LM_RECORD_TEXT_MAX, 1, &f)) != LM_OK)
 			return rv;
 	}
 	return LM_OK;
 }
 
 static int
-embedding(struct prep *p, size_t n, const float *v, const char *field)
+embedding(struct prep *p, size_t n, const float *v, const struct field *field)
 {
+	char fb[FIELD_MAX];
 	if (n == 0)
 		return LM_OK;
 	if (n != p->ctx->embedding_dim)
 		return reject(p, LM_REJECT_BAD_VALUE, "%s: %zu values, expected %u",
-		    field, n, p->ctx->embedding_dim);
+		    path(field, fb, sizeof(fb)), n, p->ctx->embedding_dim);
 	for (size_t i = 0; i < n; i++)
 		if (!isfinite(v[i]))
-			return reject(
-			    p, LM_REJECT_BAD_VALUE, "%s[%zu]: not finite", field, i);
+			return reject(p, LM_REJECT_BAD_VALUE, "%s[%zu]: not finite",
+			    path(field, fb, sizeof(fb)), i);
 	return LM_OK;
 }
 
@@ -425,17 +471,19 @@ add_warning(Lunamatch__V1__JobPosting *j, const lm_fair_hit *h, const char *text
  * requirement (removed != 0) is quoted whole, other text by the match.
  */
 static int
-screen(struct prep *p, Lunamatch__V1__JobPosting *j, const char *text, const char *field,
-    int removed, int *flagged)
+screen(struct prep *p, Lunamatch__V1__JobPosting *j, const char *text,
+    const struct field *field, int removed, int *flagged)
 {
 	lm_fair_hit hits[8];
 	size_t n = lm_fairness_match(p->ctx->fairness, text, hits, 8);
+	char fb[FIELD_MAX];
 	int rv;
 
 	*flagged = n > 0;
+	if (n > 0)
+		path(field, fb, sizeof(fb));
 	for (size_t i = 0; i < n && i < 8; i++)
-		if ((rv = add_warning(j, &hits[i], text, removed, field, removed)) !=
-		    LM_OK)
+		if ((rv = add_warning(j, &hits[i], text, removed, fb, removed)) != LM_OK)
 			return rv;
 	return LM_OK;
 }
@@ -443,22 +491,21 @@ screen(struct prep *p, Lunamatch__V1__JobPosting *j, const char *text, const cha
 static int
 posting_skills(struct prep *p, Lunamatch__V1__JobPosting *j)
 {
-	char f[128];
 	int rv, match, flagged;
 	if (j->n_skills > LM_RECORD_SKILLS_MAX)
 		return reject(p, LM_REJECT_OVERSIZE, "skills: %zu entries, limit %d",
 		    j->n_skills, LM_RECORD_SKILLS_MAX);
 	for (size_t i = 0, orig = 0; i < j->n_skills; orig++) {
 		Lunamatch__V1__PostingSkill *s = j->skills[i];
-		snprintf(f, sizeof(f), "skills[%zu].name", orig);
-		if ((rv = text(p, &s->name, LM_RECORD_TEXT_MAX, 1, f)) != LM_OK ||
-		    (rv = screen(p, j, s->name, f, 1, &flagged)) != LM_OK)
+		struct field f = {"skills", orig, "name", NOIDX};
+		if ((rv = text(p, &s->name, LM_RECORD_TEXT_MAX, 1, &f)) != LM_OK ||
+		    (rv = screen(p, j, s->name, &f, 1, &flagged)) != LM_OK)
 			return rv;
 		if (flagged) {
 			drop_message((void **) j->skills, &j->n_skills, i);
 			continue;
 		}
-		if ((rv = canonical(p, &s->name, &s->skill_id, &match, f)) != LM_OK)
+		if ((rv = canonical(p, &s->name, &s->skill_id, &match, &f)) != LM_OK)
 			return rv;
 		s->resolution = (Lunamatch__V1__SkillResolution) match;
 		if (!isfinite(s->weight) || s->weight < 0 || s->weight > 10)
@@ -488,7 +535,6 @@ posting_skills(struct prep *p, Lunamatch__V1__JobPosting *j)
 static int
 requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 {
-	char f[128];
 	int rv, flagged;
 	if (j->n_requirement_groups > LM_RECORD_GROUPS_MAX)
 		return reject(p, LM_REJECT_OVERSIZE,
@@ -496,12 +542,11 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 		    LM_RECORD_GROUPS_MAX);
 	for (size_t i = 0, orig = 0; i < j->n_requirement_groups; orig++) {
 		Lunamatch__V1__RequirementGroup *g = j->requirement_groups[i];
-		snprintf(f, sizeof(f), "requirement_groups[%zu].label", orig);
-		if ((rv = text(p, &g->label, LM_RECORD_TEXT_MAX, 1, f)) != LM_OK)
+		struct field f = {"requirement_groups", orig, "label", NOIDX};
+		if ((rv = text(p, &g->label, LM_RECORD_TEXT_MAX, 1, &f)) != LM_OK)
 			return rv;
-		snprintf(
-		    f, sizeof(f), "requirement_groups[%zu].min_years_experience", orig);
-		if ((rv = years(p, g->min_years_experience, f)) != LM_OK)
+		f.sub = "min_years_experience";
+		if ((rv = years(p, g->min_years_experience, &f)) != LM_OK)
 			return rv;
 		if (g->n_skills > LM_RECORD_GROUP_SKILLS_MAX)
 			return reject(p, LM_REJECT_OVERSIZE,
@@ -521,8 +566,8 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 
 		/* A flagged label is a flagged requirement, whatever its
 		 * skills: the whole group goes. */
-		snprintf(f, sizeof(f), "requirement_groups[%zu].label", orig);
-		if ((rv = screen(p, j, g->label, f, 1, &flagged)) != LM_OK)
+		f.sub = "label";
+		if ((rv = screen(p, j, g->label, &f, 1, &flagged)) != LM_OK)
 			return rv;
 		if (flagged) {
 			drop_message(
@@ -530,11 +575,11 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 			continue;
 		}
 		for (size_t k = 0, korig = 0; k < g->n_skills; korig++) {
-			snprintf(f, sizeof(f), "requirement_groups[%zu].skills[%zu]",
-			    orig, korig);
-			if ((rv = text(p, &g->skills[k], LM_RECORD_TEXT_MAX, 1, f)) !=
+			f.sub = "skills";
+			f.k = korig;
+			if ((rv = text(p, &g->skills[k], LM_RECORD_TEXT_MAX, 1, &f)) !=
 			        LM_OK ||
-			    (rv = screen(p, j, g->skills[k], f, 1, &flagged)) != LM_OK)
+			    (rv = screen(p, j, g->skills[k], &f, 1, &flagged)) != LM_OK)
 				return rv;
 			if (flagged)
 				drop_string(g->skills, &g->n_skills, k);
@@ -554,9 +599,9 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 			return LM_ENOMEM;
 		for (size_t k = 0; k < g->n_skills; k++) {
 			char *id = NULL;
-			snprintf(
-			    f, sizeof(f), "requirement_groups[%zu].skills[%zu]", orig, k);
-			if ((rv = canonical(p, &g->skills[k], &id, NULL, f)) != LM_OK)
+			f.sub = "skills";
+			f.k = k;
+			if ((rv = canonical(p, &g->skills[k], &id, NULL, &f)) != LM_OK)
 				return rv;
 			int dup = 0;
 			for (size_t m = 0; m < g->n_skill_ids && !dup; m++)
@@ -580,7 +625,7 @@ screen_posting(struct prep *p, Lunamatch__V1__JobPosting *j)
 	if ((rv = set_string(&j->fairness_version,
 	         p->ctx->fairness ? lm_fairness_version(p->ctx->fairness) : "")) != LM_OK)
 		return rv;
-	return screen(p, j, j->title, "title", 0, &flagged);
+	return screen(p, j, j->title, FIELD("title"), 0, &flagged);
 }
 
 static void
@@ -605,33 +650,39 @@ lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *j,
 
 	prep_init(&p, ctx, reason, err, errlen);
 	if ((rv = ident(&p, &j->id, j->version)) != LM_OK ||
-	    (rv = text(&p, &j->title, LM_RECORD_TITLE_MAX, 1, "title")) != LM_OK ||
-	    (rv = text(&p, &j->company, LM_RECORD_TEXT_MAX, 0, "company")) != LM_OK ||
+	    (rv = text(&p, &j->title, LM_RECORD_TITLE_MAX, 1, FIELD("title"))) != LM_OK ||
+	    (rv = text(&p, &j->company, LM_RECORD_TEXT_MAX, 0, FIELD("company"))) !=
+	        LM_OK ||
 	    (rv = text(&p, &j->description, LM_RECORD_DESCRIPTION_MAX, 0,
-	         "description")) != LM_OK ||
-	    (rv = text(&p, &j->category, LM_RECORD_TEXT_MAX, 0, "category")) != LM_OK ||
-	    (rv = text(&p, &j->industry, LM_RECORD_TEXT_MAX, 0, "industry")) != LM_OK ||
-	    (rv = text(&p, &j->job_function, LM_RECORD_TEXT_MAX, 0, "job_function")) !=
-	        LM_OK)
+	         FIELD("description"))) != LM_OK ||
+	    (rv = text(&p, &j->category, LM_RECORD_TEXT_MAX, 0, FIELD("category"))) !=
+	        LM_OK ||
+	    (rv = text(&p, &j->industry, LM_RECORD_TEXT_MAX, 0, FIELD("industry"))) !=
+	        LM_OK ||
+	    (rv = text(&p, &j->job_function, LM_RECORD_TEXT_MAX, 0,
+	         FIELD("job_function"))) != LM_OK)
 		return rv;
 	if ((rv = enum_valid(&p, &lunamatch__v1__posting_status__descriptor,
-	         (int) j->status, "status")) != LM_OK ||
+	         (int) j->status, FIELD("status"))) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__employment_type__descriptor,
-	         (int) j->employment_type, "employment_type")) != LM_OK ||
+	         (int) j->employment_type, FIELD("employment_type"))) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__experience_level__descriptor,
-	         (int) j->experience_level, "experience_level")) != LM_OK ||
+	         (int) j->experience_level, FIELD("experience_level"))) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__education__descriptor,
-	         (int) j->education, "education")) != LM_OK ||
+	         (int) j->education, FIELD("education"))) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__remote_policy__descriptor,
-	         (int) j->remote, "remote")) != LM_OK)
+	         (int) j->remote, FIELD("remote"))) != LM_OK)
 		return rv;
-	if ((rv = years(&p, j->min_years_experience, "min_years_experience")) != LM_OK ||
-	    (rv = locations(&p, j->n_locations, j->locations, "locations")) != LM_OK ||
-	    (rv = salary(&p, &j->salary, 0, "salary")) != LM_OK ||
+	if ((rv = years(&p, j->min_years_experience, FIELD("min_years_experience"))) !=
+	        LM_OK ||
+	    (rv = locations(&p, j->n_locations, j->locations, FIELD("locations"))) !=
+	        LM_OK ||
+	    (rv = salary(&p, &j->salary, 0, FIELD("salary"))) != LM_OK ||
 	    (rv = screen_posting(&p, j)) != LM_OK ||
 	    (rv = posting_skills(&p, j)) != LM_OK ||
 	    (rv = requirement_groups(&p, j)) != LM_OK ||
-	    (rv = embedding(&p, j->n_embedding, j->embedding, "embedding")) != LM_OK)
+	    (rv = embedding(&p, j->n_embedding, j->embedding, FIELD("embedding"))) !=
+	        LM_OK)
 		return rv;
 	if (j->posted_at < 0 || j->expires_at < 0)
 		return reject(&p, LM_REJECT_BAD_VALUE, "posted_at/expires_at: negative");
@@ -643,23 +694,22 @@ lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *j,
 static int
 profile_skills(struct prep *p, Lunamatch__V1__CandidateProfile *c)
 {
-	char f[128];
 	int rv, match;
 	if (c->n_skills > LM_RECORD_SKILLS_MAX)
 		return reject(p, LM_REJECT_OVERSIZE, "skills: %zu entries, limit %d",
 		    c->n_skills, LM_RECORD_SKILLS_MAX);
 	for (size_t i = 0; i < c->n_skills; i++) {
 		Lunamatch__V1__CandidateSkill *s = c->skills[i];
-		snprintf(f, sizeof(f), "skills[%zu].name", i);
-		if ((rv = canonical(p, &s->name, &s->skill_id, &match, f)) != LM_OK)
+		struct field f = {"skills", i, "name", NOIDX};
+		if ((rv = canonical(p, &s->name, &s->skill_id, &match, &f)) != LM_OK)
 			return rv;
 		s->resolution = (Lunamatch__V1__SkillResolution) match;
-		snprintf(f, sizeof(f), "skills[%zu].years", i);
-		if ((rv = years(p, s->years, f)) != LM_OK)
+		f.sub = "years";
+		if ((rv = years(p, s->years, &f)) != LM_OK)
 			return rv;
-		snprintf(f, sizeof(f), "skills[%zu].level", i);
+		f.sub = "level";
 		if ((rv = enum_valid(p, &lunamatch__v1__skill_level__descriptor,
-		         (int) s->level, f)) != LM_OK)
+		         (int) s->level, &f)) != LM_OK)
 			return rv;
 	}
 	/* Merge duplicates: the first keeps the most years and highest level. */
@@ -690,42 +740,45 @@ lm_profile_prepare(const lm_record_ctx *ctx, Lunamatch__V1__CandidateProfile *c,
 
 	prep_init(&p, ctx, reason, err, errlen);
 	if ((rv = ident(&p, &c->id, c->version)) != LM_OK ||
-	    (rv = text(&p, &c->headline, LM_RECORD_TEXT_MAX, 0, "headline")) != LM_OK ||
+	    (rv = text(&p, &c->headline, LM_RECORD_TEXT_MAX, 0, FIELD("headline"))) !=
+	        LM_OK ||
 	    (rv = profile_skills(&p, c)) != LM_OK ||
-	    (rv = years(&p, c->years_experience, "years_experience")) != LM_OK)
+	    (rv = years(&p, c->years_experience, FIELD("years_experience"))) != LM_OK)
 		return rv;
 	if ((rv = enum_valid(&p, &lunamatch__v1__experience_level__descriptor,
-	         (int) c->experience_level, "experience_level")) != LM_OK ||
+	         (int) c->experience_level, FIELD("experience_level"))) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__education__descriptor,
-	         (int) c->education, "education")) != LM_OK ||
+	         (int) c->education, FIELD("education"))) != LM_OK ||
 	    (rv = enum_valid(&p, &lunamatch__v1__remote_policy__descriptor,
-	         (int) c->remote, "remote")) != LM_OK)
+	         (int) c->remote, FIELD("remote"))) != LM_OK)
 		return rv;
 	if (c->n_desired_employment_types > 8)
 		return reject(&p, LM_REJECT_OVERSIZE,
 		    "desired_employment_types: %zu entries, limit 8",
 		    c->n_desired_employment_types);
 	for (size_t i = 0; i < c->n_desired_employment_types; i++) {
-		char f[128];
-		snprintf(f, sizeof(f), "desired_employment_types[%zu]", i);
+		struct field f = {"desired_employment_types", i, NULL, NOIDX};
 		if ((rv = enum_valid(&p, &lunamatch__v1__employment_type__descriptor,
-		         (int) c->desired_employment_types[i], f)) != LM_OK)
+		         (int) c->desired_employment_types[i], &f)) != LM_OK)
 			return rv;
 	}
-	if ((rv = locations(&p, c->n_locations, c->locations, "locations")) != LM_OK ||
-	    (rv = salary(&p, &c->desired_salary, 1, "desired_salary")) != LM_OK ||
-	    (rv = embedding(&p, c->n_embedding, c->embedding, "embedding")) != LM_OK)
+	if ((rv = locations(&p, c->n_locations, c->locations, FIELD("locations"))) !=
+	        LM_OK ||
+	    (rv = salary(&p, &c->desired_salary, 1, FIELD("desired_salary"))) != LM_OK ||
+	    (rv = embedding(&p, c->n_embedding, c->embedding, FIELD("embedding"))) !=
+	        LM_OK)
 		return rv;
 	if (c->career_goals != NULL) {
 		Lunamatch__V1__CareerGoals *g = c->career_goals;
 		if ((rv = string_list(&p, g->n_desired_titles, g->desired_titles,
-		         LM_RECORD_GOALS_MAX, "career_goals.desired_titles")) != LM_OK ||
-		    (rv = string_list(&p, g->n_desired_categories, g->desired_categories,
-		         LM_RECORD_GOALS_MAX, "career_goals.desired_categories")) !=
+		         LM_RECORD_GOALS_MAX, FIELD("career_goals.desired_titles"))) !=
 		        LM_OK ||
+		    (rv = string_list(&p, g->n_desired_categories, g->desired_categories,
+		         LM_RECORD_GOALS_MAX,
+		         FIELD("career_goals.desired_categories"))) != LM_OK ||
 		    (rv = string_list(&p, g->n_desired_industries, g->desired_industries,
-		         LM_RECORD_GOALS_MAX, "career_goals.desired_industries")) !=
-		        LM_OK)
+		         LM_RECORD_GOALS_MAX,
+		         FIELD("career_goals.desired_industries"))) != LM_OK)
 			return rv;
 	}
 	if (c->updated_at < 0)

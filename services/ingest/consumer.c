@@ -740,19 +740,19 @@ lm_consumer_run(lm_consumer *c)
 	    c->cfg->group_id, c->cfg->batch_max, c->cfg->batch_ms);
 
 	while (!*c->stop && !c->fatal) {
-		int timeout = POLL_MS;
+		/* With a batch open, only what librdkafka already holds is
+		 * taken: the batch closes as soon as nothing more is there
+		 * (drained), when it is full, or at its deadline. */
+		bool open = lm_ingest_batch_len(c->batch) > 0;
 		int64_t now = lm_clock_ms();
 		heartbeat(c);
-		if (lm_ingest_batch_len(c->batch) > 0) {
-			int64_t left = c->deadline_ms - now;
-			timeout = left <= 0 ? 0 : left < POLL_MS ? (int) left : POLL_MS;
-		}
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, open ? 0 : POLL_MS);
+		bool drained = m == NULL;
 		if (m != NULL && !handle_message(c, m))
 			rd_kafka_message_destroy(m);
 		now = lm_clock_ms();
-		if (lm_ingest_batch_full(c->batch) ||
-		    (lm_ingest_batch_len(c->batch) > 0 && now >= c->deadline_ms))
+		if (lm_ingest_batch_len(c->batch) > 0 &&
+		    (drained || lm_ingest_batch_full(c->batch) || now >= c->deadline_ms))
 			(void) finish_batch(c, true);
 		if (now >= c->next_lag_ms) {
 			lm_dlq_poll(c->dlq);

@@ -166,6 +166,7 @@ new_skill_match(const struct skill_row *r)
 	lunamatch__v1__skill_match__init(sm);
 	sm->importance = r->importance;
 	sm->candidate_years = r->have ? (float) r->years : 0.0f;
+	sm->preferred = r->s->preferred;
 	if ((sm->skill_id = strdup(r->s->id)) == NULL ||
 	    (sm->name = strdup(r->s->name)) == NULL) {
 		protobuf_c_message_free_unpacked(&sm->base, NULL);
@@ -174,9 +175,12 @@ new_skill_match(const struct skill_row *r)
 	return sm;
 }
 
+/* Matched and missing skills. A skill's importance is its share of the
+ * importance of the required skills (of the preferred ones for a preferred
+ * skill, when the posting has required ones), as ev counted them. */
 static int
 fill_skills(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting_prep *pp,
-    double tot, bool full, Explanation *e)
+    const struct eval *ev, bool full, Explanation *e)
 {
 	struct skill_row *rows;
 	size_t n = pp->n_skills, nm = 0, nx = 0, cap = LM_EXPLAIN_SUMMARY_SKILLS;
@@ -186,7 +190,9 @@ fill_skills(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting
 	if ((rows = calloc(n, sizeof(*rows))) == NULL)
 		return LM_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		double w = pp->skills[i].w * lm_skill_idf(env->stats, pp->skills[i].id);
+		double w = lm_skill_imp(env, pp, NULL, i, ev->sk_cap);
+		double tot =
+		    pp->skills[i].preferred && ev->sk_pref > 0 ? ev->sk_pref : ev->sk_req;
 		rows[i].s = &pp->skills[i];
 		rows[i].importance = tot > 0 ? w / tot : 0;
 		rows[i].have = lm_profile_has_skill(cp, pp->skills[i].id, &rows[i].years);
@@ -246,8 +252,11 @@ fill_features(const lm_model *m, const struct eval *ev, Explanation *e)
 		e->features[e->n_features++] = fc;
 		fc->value = ev->value[f];
 		fc->weight = m->weights[f];
+		/* The score is gate * (weighted mean, skills counted as 1). */
 		fc->contribution = (ev->wsum > 0 && m->weights[f] > 0)
-		                       ? ev->value[f] * m->weights[f] / ev->wsum
+		                       ? ev->gate *
+		                             (f == LM_FEAT_SKILLS ? 1.0 : ev->value[f]) *
+		                             m->weights[f] / ev->wsum
 		                       : 0;
 		if ((fc->feature = strdup(lm_feature_name((lm_feature) f))) == NULL ||
 		    (fc->detail = strdup(ev->text[f])) == NULL)
@@ -498,7 +507,7 @@ lm_explain_pair(const lm_score_env *env, const lm_profile_prep *cp,
 		goto fail;
 	if (fill_features(env->model, ev, e) != LM_OK)
 		goto fail;
-	if (fill_skills(env, cp, pp, ev->sk_tot, full, e) != LM_OK)
+	if (fill_skills(env, cp, pp, ev, full, e) != LM_OK)
 		goto fail;
 	if (full && fill_improvements(env, cp, pp, ev->score, e) != LM_OK)
 		goto fail;

@@ -2,20 +2,21 @@
  * index.c - the in-memory match index; see index.h for the contract.
  *
  * Records live in two tables (postings, profiles): the shared hash map from
- * id to entry for lookups and a dense array of the same entries for scans.
- * Each entry owns its decoded record and the scorer's prepared form of it.
- * One pthread rwlock guards everything; the IDF statistics change only
- * under the write lock.
+ * id to entry for lookups, and arrays by doc id (a small integer per
+ * record, reused after a removal) of the entries and of their slots. Each
+ * entry owns its decoded record and the scorer's prepared form of it. One
+ * pthread rwlock guards everything; the IDF statistics, the inverted lists
+ * and the expiry heap change only under the write lock.
  *
- * Scans are what queries spend their time on, so they avoid the scattered
- * records: every prep is bound to the IDF statistics (skill ids become
- * small integers, see score.h), and next to the dense array of entries a
- * dense array of slots holds each prep's veto key and pointer. A scan
- * (lm_scan) reads the slots in order, passes over most vetoed records
- * without touching them, prefetches the preps it will score and scores
- * those by symbol; the results are exactly those of lm_score_pair. Binding
- * and unbinding write to the statistics, so they happen under the write
- * lock, as does freeing a bound prep.
+ * Queries avoid the scattered records: every prep is bound to the IDF
+ * statistics (skill ids and words become small integers, see score.h); the
+ * inverted lists (inverted.h) give the candidates of a query by term and
+ * partition; the slots hold each record's veto key (which also bounds the
+ * score) next to its prep, so that most candidates are vetoed or bounded
+ * away without touching the prep. Binding and unbinding write to the
+ * statistics, so they happen under the write lock, as does freeing a bound
+ * prep. The IDF statistics drop expired postings through a min-heap of
+ * expiry times: an expiry costs O(log n), not a pass over every posting.
  */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <math.h>

@@ -4,8 +4,10 @@
  * directions, with explanations.
  *
  * Ranking is by score descending, ties by id ascending. A query returns
- * exactly the top k of an exhaustive scan of the scorer (score.h): it scans
- * every record and keeps the best k in a bounded heap.
+ * exactly the top k of an exhaustive scan of the scorer (score.h), but
+ * reaches only the records that share a term with the subject in the
+ * partitions its veto key allows, and fully scores only those whose upper
+ * bound can still enter the top k (docs/scoring.md, Ranking).
  *
  * Thread safety: every function may be called from any thread at any time.
  * Queries hold a read lock for their whole run and run concurrently with each

@@ -43,6 +43,9 @@ static const struct param params[] = {
     {"salary_half_excess", POFF(salary_half_excess), 0.20, 0, 10, 1},
     {"location_country_credit", POFF(location_country_credit), 0.70, 0, 1, 0},
     {"relocate_credit", POFF(relocate_credit), 0.40, 0, 1, 0},
+    {"preferred_share", POFF(preferred_share), 0.50, 0, 1, 0},
+    {"commute_km", POFF(commute_km), 50, 0, 1000, 1},
+    {"no_skills_gate", POFF(no_skills_gate), 0.45, 0, 1, 0},
 };
 
 #define NPARAMS (sizeof(params) / sizeof(params[0]))

@@ -42,7 +42,12 @@ typedef struct lm_model_params {
 	double salary_half_excess;       /* relative excess over the range top that halves
 	                                    salary fit */
 	double location_country_credit;  /* same country, no common city */
-	double relocate_credit;          /* no common country, candidate relocates */
+	double relocate_credit; /* beyond commuting distance, candidate relocates */
+	double preferred_share; /* share of the gap left by the required skills
+	                           that the preferred ones can fill */
+	double commute_km;      /* farthest geocoded place an on-site or hybrid
+	                           job can be commuted to */
+	double no_skills_gate;  /* gate of a posting that lists no skills */
 } lm_model_params;
 
 typedef struct lm_model {

@@ -12,6 +12,7 @@
 
 #include "lunamatch/error.h"
 #include "lunamatch/hashmap.h"
+#include "lunamatch/taxonomy.h"
 #include "score_int.h"
 
 #define TITLE_SCAN_MAX      512 /* bytes of a title looked at for tokens */
@@ -157,6 +158,24 @@ pack_locs(
 	return true;
 }
 
+/* Whether every location of locs is geocoded (and there is one): only then
+ * does a distance between two records decide where they meet. */
+static bool
+locs_geocoded(Lunamatch__V1__Location **locs, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (locs[i] == NULL)
+			continue;
+		if (!locs[i]->geocoded || !isfinite(locs[i]->latitude) ||
+		    !isfinite(locs[i]->longitude))
+			return false;
+		k++;
+	}
+	return k > 0;
+}
+
 static bool
 locs_have_country(Lunamatch__V1__Location **locs, size_t n)
 {
@@ -299,6 +318,9 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		p->skills[n].id = s->skill_id;
 		p->skills[n].name = (s->name && s->name[0]) ? s->name : s->skill_id;
 		p->skills[n].w = skill_weight(s->weight);
+		p->skills[n].preferred = s->preferred;
+		p->skills[n].unknown = strncmp(s->skill_id, LM_SKILL_UNKNOWN_PREFIX,
+		                           sizeof(LM_SKILL_UNKNOWN_PREFIX) - 1) == 0;
 		p->skills[n].ord = (uint32_t) i;
 		p->skills[n].sym = LM_SKILL_SYM_NONE;
 		n++;
@@ -312,6 +334,7 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 			if (k > 0 && strcmp(p->skills[k - 1].id, p->skills[i].id) == 0) {
 				if (p->skills[i].w > p->skills[k - 1].w)
 					p->skills[k - 1].w = p->skills[i].w;
+				p->skills[k - 1].preferred &= p->skills[i].preferred;
 				continue;
 			}
 			p->skills[k++] = p->skills[i];
@@ -326,6 +349,7 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	p->ind_h =
 	    (rec->industry && rec->industry[0]) ? text_hash(rec->industry, true) : 0;
 	p->has_country = locs_have_country(rec->locations, rec->n_locations);
+	p->geo = locs_geocoded(rec->locations, rec->n_locations);
 	p->key.country_mask = country_mask(rec->locations, rec->n_locations);
 	p->key.expires_at = rec->expires_at;
 	p->key.employment_type = (int32_t) rec->employment_type;
@@ -347,7 +371,10 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	p->level = (int32_t) rec->experience_level;
 	p->education = (int32_t) rec->education;
 	if (p->n_skills > 0)
-		p->key.flags |= KEY_SKILLS;
+		p->key.flags |= KEY_SKILLS | KEY_SK_PLAIN;
+	for (size_t i = 0; i < p->n_skills; i++)
+		if (p->skills[i].preferred || p->skills[i].unknown)
+			p->key.flags &= ~KEY_SK_PLAIN;
 	p->key.n_embedding = (uint32_t) p->n_embedding;
 	p->key.posted_at = p->posted_at;
 	p->key.salary = p->salary_top;
@@ -501,6 +528,7 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 			goto nomem;
 	}
 	c->has_country = locs_have_country(rec->locations, rec->n_locations);
+	c->geo = locs_geocoded(rec->locations, rec->n_locations);
 	c->locs_packed = pack_locs(rec->locations, rec->n_locations, c->locs, &c->n_locs);
 	c->key.country_mask = country_mask(rec->locations, rec->n_locations);
 	c->key.years = lm_rec_years(rec);
@@ -593,8 +621,9 @@ syms_unbind(lm_skill_stats *s, uint32_t *syms, size_t sym_stride, size_t n)
 
 /*
  * The words of a prep that NO_OVERLAP's career-goal test compares, as the
- * index looks them up: a posting's title tokens and its category; a
- * profile's significant desired-title tokens and its desired categories.
+ * index looks them up: a posting's significant title tokens (the others
+ * match no profile's words) and its category; a profile's significant
+ * desired-title tokens and its desired categories.
  * A category is its text ASCII-folded behind CATEGORY_MARK (a byte no token
  * has), cut at LM_WORD_MAX bytes: texts equal under strcasecmp give equal
  * words, so a word can only find more records than the test accepts, never
@@ -623,6 +652,8 @@ next_word(const lm_posting_prep *pp, const lm_profile_prep *cp, size_t *i, char 
 		size_t k = *i;
 		if (pp != NULL) {
 			if (k < pp->title.n) {
+				if (!title_word_significant(pp->title.tok[k]))
+					continue; /* never a query's word */
 				snprintf(buf, LM_WORD_MAX, "%s", pp->title.tok[k]);
 				(*i)++;
 				return true;
@@ -786,9 +817,12 @@ lm_posting_prep_bind(lm_posting_prep *p, lm_skill_stats *s)
 	if (p->n_skills <= LM_KEY_SKILLS) {
 		p->key.flags |= KEY_SK_KEYED;
 		p->key.n_sk = (uint32_t) p->n_skills;
+		p->key.sk_pref = p->key.sk_unknown = 0;
 		for (size_t i = 0; i < p->n_skills; i++) {
 			p->key.sk_sym[i] = p->skills[i].sym;
 			p->key.sk_w[i] = (float) p->skills[i].w;
+			p->key.sk_pref |= (uint32_t) p->skills[i].preferred << i;
+			p->key.sk_unknown |= (uint32_t) p->skills[i].unknown << i;
 		}
 	}
 	return LM_OK;

@@ -266,6 +266,119 @@ remote_test(const struct pair *pr, struct vsink *vs)
 	return true;
 }
 
+/* Mean Earth radius, km (IUGG). */
+#define EARTH_KM 6371.0088
+#define DEG      0.017453292519943295 /* radians per degree */
+
+/* Great-circle distance between two geocoded locations, km (haversine). */
+static double
+geo_km(const Lunamatch__V1__Location *a, const Lunamatch__V1__Location *b)
+{
+	double p1 = a->latitude * DEG, p2 = b->latitude * DEG;
+	double dp = sin((p2 - p1) / 2), dl = sin((b->longitude - a->longitude) * DEG / 2);
+	double h = dp * dp + cos(p1) * cos(p2) * dl * dl;
+
+	return 2 * EARTH_KM * asin(sqrt(h < 1 ? h : 1));
+}
+
+/* The shortest distance between a location of the posting and one of the
+ * candidate, both sides geocoded (pp->geo and cp->geo); *pl and *cl (may be
+ * NULL) receive the pair. */
+static double
+nearest_km(const lm_posting_prep *pp, const lm_profile_prep *cp,
+    const Lunamatch__V1__Location **pl, const Lunamatch__V1__Location **cl)
+{
+	const JobPosting *p = pp->rec;
+	const CandidateProfile *c = cp->rec;
+	double best = INFINITY;
+
+	for (size_t i = 0; i < p->n_locations; i++) {
+		if (p->locations[i] == NULL)
+			continue;
+		for (size_t j = 0; j < c->n_locations; j++) {
+			double d;
+			if (c->locations[j] == NULL)
+				continue;
+			d = geo_km(p->locations[i], c->locations[j]);
+			if (d < best) {
+				best = d;
+				if (pl != NULL)
+					*pl = p->locations[i];
+				if (cl != NULL)
+					*cl = c->locations[j];
+			}
+		}
+	}
+	return best;
+}
+
+/* Whether distance decides where the pair can meet: the job is on-site or
+ * hybrid (or unspecified) and every location on both sides is geocoded. */
+static bool
+by_distance(const lm_profile_prep *cp, const lm_posting_prep *pp)
+{
+	return pp->key.remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+	       pp->geo && cp->geo;
+}
+
+/* Whether country (may be NULL) is one where the remote posting p allows
+ * the work: its remote_countries, or without them its locations'. */
+static bool
+remote_allows(const JobPosting *p, const char *country)
+{
+	if (country == NULL || country[0] == '\0')
+		return false;
+	if (p->n_remote_countries > 0)
+		return lm_str_in(country, p->remote_countries, p->n_remote_countries);
+	for (size_t i = 0; i < p->n_locations; i++)
+		if (p->locations[i] != NULL &&
+		    lm_str_in(country, &p->locations[i]->country, 1))
+			return true;
+	return false;
+}
+
+/* For a REMOTE posting: -1 when it allows the work anywhere or the
+ * candidate names no country (nothing to decide), 1 when a country of the
+ * candidate is allowed, 0 when none is. */
+static int
+remote_region_fit(const lm_profile_prep *cp, const lm_posting_prep *pp)
+{
+	const JobPosting *p = pp->rec;
+	const CandidateProfile *c = cp->rec;
+
+	if (pp->key.remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE ||
+	    !cp->has_country || (p->n_remote_countries == 0 && !pp->has_country))
+		return -1;
+	for (size_t j = 0; j < c->n_locations; j++)
+		if (c->locations[j] != NULL && remote_allows(p, c->locations[j]->country))
+			return 1;
+	return 0;
+}
+
+/* Writes the countries where the remote posting p allows the work, comma
+ * separated, into buf. */
+static void
+remote_countries_text(const JobPosting *p, char *buf, size_t len)
+{
+	size_t w = 0;
+
+	buf[0] = '\0';
+	if (p->n_remote_countries > 0)
+		for (size_t i = 0; i < p->n_remote_countries && w + 1 < len; i++)
+			w += (size_t) snprintf(buf + w, len - w, "%s%s", i ? ", " : "",
+			    p->remote_countries[i] ? p->remote_countries[i] : "");
+	else
+		for (size_t i = 0; i < p->n_locations && w + 1 < len; i++) {
+			const char *cc =
+			    p->locations[i] ? p->locations[i]->country : NULL;
+			if (cc == NULL || cc[0] == '\0' ||
+			    (w > 0 && strstr(buf, cc) != NULL))
+				continue;
+			w += (size_t) snprintf(
+			    buf + w, len - w, "%s%s", w ? ", " : "", cc);
+		}
+}
+
 /* Whether the location veto is decided by countries at all: the job is not
  * remote, both sides name a country, and the candidate does not relocate. */
 static bool
@@ -292,6 +405,22 @@ location_test(const struct pair *pr, struct vsink *vs)
 	const JobPosting *p = pp->rec;
 	bool common = false;
 
+	if (!(cp->key.flags & KEY_RELOCATE) && remote_region_fit(cp, pp) == 0) {
+		char allowed[LM_EXPLAIN_TEXT_MAX / 2];
+		const char *home = NULL;
+		if (vs == NULL)
+			return true;
+		remote_countries_text(p, allowed, sizeof(allowed));
+		for (size_t j = 0; j < c->n_locations && home == NULL; j++)
+			if (c->locations[j] != NULL && c->locations[j]->country != NULL &&
+			    c->locations[j]->country[0] != '\0')
+				home = c->locations[j]->country;
+		lm_veto_row(vs, LM_VETO_LOCATION,
+		    "remote work only from %s; the candidate is in %s and does not "
+		    "relocate",
+		    allowed, home != NULL ? home : "?");
+		return true;
+	}
 	if (!location_applies(&cp->key, &pp->key))
 		return false;
 	if (pp->locs_packed && cp->locs_packed)
@@ -305,12 +434,27 @@ location_test(const struct pair *pr, struct vsink *vs)
 					common = c->locations[j] != NULL &&
 					         lm_str_in(p->locations[i]->country,
 					             &c->locations[j]->country, 1);
-	if (common)
-		return false;
-	lm_veto_row(vs, LM_VETO_LOCATION,
-	    "no job location in the candidate's countries, and the candidate does "
-	    "not relocate");
-	return true;
+	if (!common) {
+		lm_veto_row(vs, LM_VETO_LOCATION,
+		    "no job location in the candidate's countries, and the candidate "
+		    "does not relocate");
+		return true;
+	}
+	if (by_distance(cp, pp)) {
+		const Lunamatch__V1__Location *pl = NULL, *cl = NULL;
+		double d = nearest_km(pp, cp, &pl, &cl);
+		if (d <= pr->env->model->params.commute_km)
+			return false;
+		lm_veto_row(vs, LM_VETO_LOCATION,
+		    "the nearest job location (%s) is %.0f km from the candidate's "
+		    "(%s), beyond commuting distance (%.0f km), and the candidate "
+		    "does not relocate",
+		    pl && pl->city && pl->city[0] ? pl->city : "?", d,
+		    cl && cl->city && cl->city[0] ? cl->city : "?",
+		    pr->env->model->params.commute_km);
+		return true;
+	}
+	return false;
 }
 
 static bool
@@ -403,10 +547,12 @@ experience_of(double need, double y, double *v)
 	return true;
 }
 
+/* Levels of the candidate (a) above the job's (b) never count against
+ * them: only the levels below cost a step each. */
 static bool
 seniority_of(const lm_model *m, int a, int b, double *v)
 {
-	int d = a > b ? a - b : b - a;
+	int d = a < b ? b - a : 0;
 
 	if (a < 1 || a > 8 || b < 1 || b > 8)
 		return false;
@@ -428,10 +574,12 @@ salary_of(const lm_model *m, int64_t top, int64_t want, double *v)
 	return true;
 }
 
+/* Counts only where the posting asks for more than no degree. */
 static bool
 education_of(const lm_model *m, int need, int have, double *v)
 {
-	if (need < 1 || need > 6 || have < 1 || have > 6)
+	if (need < LUNAMATCH__V1__EDUCATION__EDUCATION_HIGH_SCHOOL || need > 6 ||
+	    have < 1 || have > 6)
 		return false;
 	*v = have >= need ? 1.0 : clamp01(1.0 - (need - have) * m->params.education_step);
 	return true;
@@ -460,46 +608,153 @@ static const double remote_fit[4][4] = {
 			snprintf((ev)->text[f], sizeof((ev)->text[f]), __VA_ARGS__);     \
 	} while (0)
 
+/* idf of the posting's skill i: by symbol in fast mode, else by id (the
+ * same value). */
+static double
+pskill_idf(
+    const lm_score_env *env, const lm_posting_prep *pp, const struct fast *fx, size_t i)
+{
+	if (fx != NULL)
+		return fast_idf(fx, fx->psym != NULL ? fx->psym[i] : pp->skills[i].sym);
+	return lm_skill_idf(env->stats, pp->skills[i].id);
+}
+
+/* Known skills whose idf the cap of unknown ones is the median of (a
+ * posting holds at most LM_RECORD_SKILLS_MAX; the first ones count). */
+#define CAP_SKILLS 128
+
+/* Inserts x into the sorted v[0 .. *n) (room for CAP_SKILLS), ignoring it
+ * when full. */
+static void
+sorted_add(double *v, size_t *n, double x)
+{
+	size_t k;
+
+	if (*n >= CAP_SKILLS)
+		return;
+	for (k = *n; k > 0 && v[k - 1] > x; k--)
+		v[k] = v[k - 1];
+	v[k] = x;
+	(*n)++;
+}
+
+/* The median of the sorted v[0 .. n); INFINITY when n is 0 (no cap). */
+static double
+median(const double *v, size_t n)
+{
+	if (n == 0)
+		return INFINITY;
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double
+lm_unknown_idf_cap(
+    const lm_score_env *env, const lm_posting_prep *pp, const struct fast *fx)
+{
+	double v[CAP_SKILLS];
+	size_t n = 0;
+	bool unknown = false;
+
+	for (size_t i = 0; i < pp->n_skills; i++)
+		unknown |= pp->skills[i].unknown;
+	if (!unknown)
+		return INFINITY;
+	for (size_t i = 0; i < pp->n_skills; i++)
+		if (!pp->skills[i].unknown)
+			sorted_add(v, &n, pskill_idf(env, pp, fx, i));
+	return median(v, n);
+}
+
+/* The sums of importance of a posting's required and preferred skills, and
+ * of those the candidate has; skills_value combines them. */
+struct sksum {
+	double req, req_have, pref, pref_have;
+};
+
+static void
+sksum_add(struct sksum *s, double imp, bool preferred, bool have)
+{
+	if (preferred) {
+		s->pref += imp;
+		s->pref_have += have ? imp : 0;
+	} else {
+		s->req += imp;
+		s->req_have += have ? imp : 0;
+	}
+}
+
+/* R + (1 - R) * P * share; *r (may be NULL) receives R. A posting whose
+ * skills are all preferred counts them as required. Returns -1 when the
+ * feature is absent (no importance at all). */
+static double
+skills_value(struct sksum *s, double share, double *r)
+{
+	double rv;
+
+	if (!(s->req > 0)) {
+		s->req = s->pref;
+		s->req_have = s->pref_have;
+		s->pref = s->pref_have = 0;
+	}
+	if (!(s->req > 0))
+		return -1;
+	rv = clamp01(s->req_have / s->req);
+	if (r != NULL)
+		*r = rv;
+	if (!(s->pref > 0))
+		return rv;
+	return clamp01(rv + (1 - rv) * clamp01(s->pref_have / s->pref) * share);
+}
+
+double
+lm_skill_imp(const lm_score_env *env, const lm_posting_prep *pp, const struct fast *fx,
+    size_t i, double cap)
+{
+	double idf = pskill_idf(env, pp, fx, i);
+
+	if (pp->skills[i].unknown && idf > cap)
+		idf = cap;
+	return pp->skills[i].w * idf;
+}
+
+/*
+ * Coverage of the required skills R (importance-weighted), plus the
+ * preferred ones' coverage P filling a share of the rest:
+ * R + (1 - R) * P * preferred_share. A posting whose skills are all
+ * preferred counts them as required. So a preferred skill only adds.
+ */
 static void
 feat_skills(const struct pair *pr, struct eval *ev)
 {
 	const lm_profile_prep *cp = pr->cp;
 	const lm_posting_prep *pp = pr->pp;
-	const struct ovr *o = pr->o;
 	const struct fast *fx = pr->fx;
-	double tot = 0, have = 0;
+	struct sksum sum = {0, 0, 0, 0};
+	double cap, r = 0, v;
 	size_t nh = 0;
 
+	cap = lm_unknown_idf_cap(pr->env, pp, fx);
 	/* Both paths add the same products in the same order (skills[] order). */
-	if (fx != NULL) {
-		for (size_t i = 0; i < pp->n_skills; i++) {
-			uint32_t sym = fx->psym != NULL ? fx->psym[i] : pp->skills[i].sym;
-			double imp = pp->skills[i].w * fast_idf(fx, sym);
-			tot += imp;
-			if (fast_has(fx, sym)) {
-				have += imp;
-				nh++;
-			}
-		}
-	} else {
-		for (size_t i = 0; i < pp->n_skills; i++) {
-			double imp = pp->skills[i].w *
-			             lm_skill_idf(pr->env->stats, pp->skills[i].id);
-			tot += imp;
-			if (cand_has(cp, o, pp->skills[i].id, NULL)) {
-				have += imp;
-				nh++;
-			}
-		}
+	for (size_t i = 0; i < pp->n_skills; i++) {
+		double imp = lm_skill_imp(pr->env, pp, fx, i, cap);
+		bool have =
+		    fx != NULL
+		        ? fast_has(fx, fx->psym != NULL ? fx->psym[i] : pp->skills[i].sym)
+		        : cand_has(cp, pr->o, pp->skills[i].id, NULL);
+		sksum_add(&sum, imp, pp->skills[i].preferred, have);
+		nh += have;
 	}
-	ev->sk_tot = tot;
+	v = skills_value(&sum, pr->env->model->params.preferred_share, &r);
+	ev->sk_req = sum.req;
+	ev->sk_pref = sum.pref;
+	ev->sk_cap = cap;
 	ev->sk_have = nh;
-	if (pp->n_skills == 0 || !(tot > 0))
+	if (pp->n_skills == 0 || v < 0)
 		return;
 	ev->present[LM_FEAT_SKILLS] = true;
-	ev->value[LM_FEAT_SKILLS] = clamp01(have / tot);
-	DETAIL(ev, LM_FEAT_SKILLS, "%zu of %zu skills, %.0f%% of importance", nh,
-	    pp->n_skills, 100.0 * ev->value[LM_FEAT_SKILLS]);
+	ev->value[LM_FEAT_SKILLS] = v;
+	DETAIL(ev, LM_FEAT_SKILLS, "%zu of %zu skills, %.0f%% of the required importance",
+	    nh, pp->n_skills, 100.0 * r);
 }
 
 static void
@@ -522,15 +777,18 @@ feat_seniority(const struct pair *pr, struct eval *ev)
 	const lm_model *m = pr->env->model;
 	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
-	int a = (int) c->experience_level, b = (int) p->level, d = a > b ? a - b : b - a;
+	int a = (int) c->experience_level, b = (int) p->level, d = a < b ? b - a : 0;
 
 	if (!seniority_of(m, a, b, &ev->value[LM_FEAT_SENIORITY]))
 		return;
 	ev->present[LM_FEAT_SENIORITY] = true;
-	if (d == 0)
+	if (a == b)
 		DETAIL(ev, LM_FEAT_SENIORITY, "same level (%s)", lm_level_name(b));
+	else if (d == 0)
+		DETAIL(ev, LM_FEAT_SENIORITY, "candidate %s, at or above the job's %s",
+		    lm_level_name(a), lm_level_name(b));
 	else
-		DETAIL(ev, LM_FEAT_SENIORITY, "candidate %s, job %s: %d level%s apart",
+		DETAIL(ev, LM_FEAT_SENIORITY, "candidate %s, job %s: %d level%s below",
 		    lm_level_name(a), lm_level_name(b), d, d == 1 ? "" : "s");
 }
 
@@ -578,8 +836,34 @@ feat_location(const struct pair *pr, struct eval *ev)
 			snprintf(a, sizeof(a), "%s job, prefers %s", lm_remote_name(prem),
 			    lm_remote_name(c->remote));
 	}
-	if (prem != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
-	    pp->has_country && cp->has_country) {
+	if (prem == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE) {
+		int fit = remote_region_fit(cp, pp);
+		if (fit >= 0) {
+			double v =
+			    fit ? 1.0
+			        : (c->willing_to_relocate ? m->params.relocate_credit
+			                                  : 0);
+			sum += v;
+			parts++;
+			if (ev->detail) {
+				char allowed[LM_EXPLAIN_TEXT_MAX / 4];
+				remote_countries_text(p, allowed, sizeof(allowed));
+				snprintf(b, sizeof(b), "remote work from %s: %s", allowed,
+				    fit ? "allowed where the candidate is"
+				        : "needs relocation");
+			}
+		}
+	} else if (pp->has_country && cp->has_country && by_distance(cp, pp)) {
+		double d = nearest_km(pp, cp, NULL, NULL), km = m->params.commute_km;
+		double v = d <= km
+		               ? 1.0 - (1.0 - m->params.location_country_credit) * d / km
+		               : (c->willing_to_relocate ? m->params.relocate_credit : 0);
+		sum += clamp01(v);
+		parts++;
+		if (ev->detail)
+			snprintf(b, sizeof(b), "%.0f km from the nearest job location%s",
+			    d, d <= km ? "" : ": needs relocation");
+	} else if (pp->has_country && cp->has_country) {
 		double best = 0;
 		/* best is a maximum: the order of the pairs does not matter. */
 		if (pp->locs_packed && cp->locs_packed) {
@@ -774,16 +1058,20 @@ skills_key(const struct keypair *kp, double *ub)
 {
 	const lm_veto_key *p = kp->p;
 	const struct fast *fx = kp->fx;
-	double tot = 0, have = 0;
+	struct sksum sum = {0, 0, 0, 0};
+	double have = 0, known[LM_KEY_SKILLS], cap = INFINITY, v;
+	size_t nk = 0;
 
 	if (!(p->flags & KEY_SKILLS))
 		return false;
 	*ub = 1.0;
 	if (fx != NULL && fx->imp != NULL) {
 		/* A posting scan: the profile's skills weighed by the subject's
-		 * importances (exact, summed in another order). */
+		 * importances (exact, summed in another order). They are the
+		 * skills value only without preferred and unknown skills. */
 		const lm_veto_key *c = kp->c;
-		if (!(c->flags & KEY_SK_KEYED) || !(fx->imp_tot > 0))
+		if (!(p->flags & KEY_SK_PLAIN) || !(c->flags & KEY_SK_KEYED) ||
+		    !(fx->imp_tot > 0))
 			return true;
 		for (uint32_t i = 0; i < c->n_sk; i++)
 			have += fx->imp[c->sk_sym[i]];
@@ -793,16 +1081,23 @@ skills_key(const struct keypair *kp, double *ub)
 	if (fx == NULL || !(p->flags & KEY_SK_KEYED))
 		return true;
 	/* The skills of a bound posting with few skills are in its key: the
-	 * exact value (summed in another order than feat_skills: the slack of
-	 * the bound covers the rounding). */
-	for (uint32_t i = 0; i < p->n_sk; i++) {
-		double imp = (double) p->sk_w[i] * fast_idf(fx, p->sk_sym[i]);
-		tot += imp;
-		if (fast_has(fx, p->sk_sym[i]))
-			have += imp;
+	 * exact value, as feat_skills computes it (the slack of the bound
+	 * covers any rounding). */
+	if (p->sk_unknown != 0) {
+		for (uint32_t i = 0; i < p->n_sk; i++)
+			if (!(p->sk_unknown >> i & 1))
+				sorted_add(known, &nk, fast_idf(fx, p->sk_sym[i]));
+		cap = median(known, nk);
 	}
-	if (tot > 0)
-		*ub = clamp01(have / tot);
+	for (uint32_t i = 0; i < p->n_sk; i++) {
+		double idf = fast_idf(fx, p->sk_sym[i]);
+		if ((p->sk_unknown >> i & 1) && idf > cap)
+			idf = cap;
+		sksum_add(&sum, (double) p->sk_w[i] * idf, p->sk_pref >> i & 1,
+		    fast_has(fx, p->sk_sym[i]));
+	}
+	if ((v = skills_value(&sum, kp->m->params.preferred_share, NULL)) >= 0)
+		*ub = v;
 	return true;
 }
 
@@ -945,14 +1240,15 @@ static const struct feature_rule {
 
 /* A weighted mean with values at most 1 only grows when a feature of value
  * 1 joins it: a feature that may be present counts with its bound and its
- * weight. The slack keeps rounding (the bound adds in another order than
- * the score) from putting a bound below its score. */
+ * weight (skills with 1: it is the gate). The bound is the gate's bound
+ * times that mean. The slack keeps rounding (the bound adds in another
+ * order than the score) from putting a bound below its score. */
 #define BOUND_SLACK 1e-9
 
 static double
-bound_mean(double num, double den)
+bound_mean(double gate, double num, double den)
 {
-	return den > 0 ? clamp01(num / den) + BOUND_SLACK : 0;
+	return den > 0 ? clamp01(gate * (num / den)) + BOUND_SLACK : 0;
 }
 
 double
@@ -960,16 +1256,22 @@ lm_key_bound(const lm_model *m, int64_t now, const lm_veto_key *c, const lm_veto
     const struct fast *fx)
 {
 	struct keypair kp = {m, now, c, p, fx};
-	double num = 0, den = 0;
+	double num = 0, den = 0, gate = m->params.no_skills_gate;
 
 	for (int f = 0; f < LM_FEAT_COUNT; f++) {
 		double w = m->weights[f], ub;
-		if (w > 0 && features[f].key(&kp, &ub)) {
+		if (!features[f].key(&kp, &ub))
+			continue;
+		if (f == LM_FEAT_SKILLS) {
+			gate = ub;
+			ub = 1.0;
+		}
+		if (w > 0) {
 			num += w * ub;
 			den += w;
 		}
 	}
-	return bound_mean(num, den);
+	return bound_mean(gate, num, den);
 }
 
 static void
@@ -982,7 +1284,9 @@ eval_reset(struct eval *ev)
 	}
 	ev->score = 0;
 	ev->wsum = 0;
-	ev->sk_tot = 0;
+	ev->gate = 0;
+	ev->sk_req = ev->sk_pref = 0;
+	ev->sk_cap = INFINITY;
 	ev->sk_have = 0;
 }
 
@@ -1000,14 +1304,22 @@ lm_evaluate(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting
 		return;
 	for (int f = 0; f < LM_FEAT_COUNT; f++)
 		features[f].value(&pr, ev);
+	ev->gate =
+	    lm_skills_gate(m, ev->present[LM_FEAT_SKILLS], ev->value[LM_FEAT_SKILLS]);
 	for (int f = 0; f < LM_FEAT_COUNT; f++) {
 		if (!ev->present[f] || !(m->weights[f] > 0))
 			continue;
-		num += m->weights[f] * ev->value[f];
+		num += m->weights[f] * (f == LM_FEAT_SKILLS ? 1.0 : ev->value[f]);
 		ev->wsum += m->weights[f];
 	}
 	if (ev->eligible && ev->wsum > 0)
-		ev->score = clamp01(num / ev->wsum);
+		ev->score = clamp01(ev->gate * (num / ev->wsum));
+}
+
+double
+lm_skills_gate(const lm_model *m, bool present, double skills)
+{
+	return present ? skills : m->params.no_skills_gate;
 }
 
 double
@@ -1019,24 +1331,26 @@ lm_score_bound(const lm_score_env *env, const lm_profile_prep *cp,
 	struct eval ev;
 	double num = 0, den = 0;
 
+	/* The gate is exact: skills is a cheap feature (it counts 1 in the
+	 * mean, as in lm_evaluate). */
 	eval_reset(&ev);
 	ev.detail = false;
 	for (int f = 0; f < LM_FEAT_COUNT; f++) {
 		double w = m->weights[f], ub;
-		if (!(w > 0))
-			continue;
 		if (features[f].bound == NULL) {
 			features[f].value(&pr, &ev);
-			if (ev.present[f]) {
-				num += w * ev.value[f];
+			if (ev.present[f] && w > 0) {
+				num += w * (f == LM_FEAT_SKILLS ? 1.0 : ev.value[f]);
 				den += w;
 			}
-		} else if (features[f].bound(&pr, &ub)) {
+		} else if (w > 0 && features[f].bound(&pr, &ub)) {
 			num += w * ub;
 			den += w;
 		}
 	}
-	return bound_mean(num, den);
+	return bound_mean(
+	    lm_skills_gate(m, ev.present[LM_FEAT_SKILLS], ev.value[LM_FEAT_SKILLS]), num,
+	    den);
 }
 
 double

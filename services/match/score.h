@@ -240,6 +240,8 @@ typedef struct lm_veto_key {
 	uint32_t n_sk;
 	uint32_t sk_sym[LM_KEY_SKILLS];
 	float sk_w[LM_KEY_SKILLS];
+	uint32_t sk_pref, sk_unknown; /* posting: bit i set when skill i is
+	                                 preferred / unknown */
 } lm_veto_key;
 
 const lm_veto_key *lm_posting_prep_key(const lm_posting_prep *p);
@@ -279,9 +281,9 @@ double lm_scan_profile_score(lm_scan *sc, const lm_profile_prep *c);
 /*
  * The terms of a record as the index's inverted lists know it: skill terms
  * (the symbols of a posting's skill ids and requirement-group skill ids, or
- * of a profile's skill ids) and word terms (a posting's title tokens and
- * category; a profile's significant desired-title tokens and desired
- * categories). A pair escapes the NO_OVERLAP veto only when the posting has
+ * of a profile's skill ids) and word terms (a posting's significant title
+ * tokens and category; a profile's significant desired-title tokens and
+ * desired categories). A pair escapes the NO_OVERLAP veto only when the posting has
  * no skill ids at all or the two share a term; sharing a term may also be
  * a coincidence that the exact test rejects. Exactly one of pp and cp is
  * given. A prep bound to s gives its own symbols; any other looks them up in

@@ -55,6 +55,8 @@ struct pskill {
 	const char *id;
 	const char *name; /* display name: the producer's, or the id */
 	double w;         /* posting weight; 1 when unset */
+	bool preferred;   /* a nice-to-have (every entry of the id is preferred) */
+	bool unknown;     /* not in the taxonomy: the id is "x:<key>" */
 	uint32_t ord;     /* position in the record, to keep the first of duplicates */
 	uint32_t sym;     /* symbol in the prep's `bound` stats; NONE while unbound */
 };
@@ -99,6 +101,7 @@ struct lm_posting_prep {
 	size_t n_skills;
 	struct tokset title;
 	bool has_country;
+	bool geo;              /* every location is geocoded, and there is one */
 	struct pgroup *groups; /* the record's groups that are not NULL, in order */
 	size_t n_groups;
 	const char **gids; /* usable skill ids of the groups (borrowed from rec) */
@@ -133,6 +136,7 @@ struct lm_profile_prep {
 	size_t n_titles;
 	size_t titles_cap; /* slots allocated in titles */
 	bool has_country;
+	bool geo;              /* every location is geocoded, and there is one */
 	lm_skill_stats *bound; /* skills[i].sym are symbols of it */
 	uint32_t *wsym;        /* while bound: symbols of its words */
 	size_t n_wsym;
@@ -153,14 +157,15 @@ struct lm_profile_prep {
 };
 
 /* lm_veto_key.flags */
-#define KEY_CLOSED      0x01u /* posting: CLOSED */
-#define KEY_HAS_COUNTRY 0x02u /* a location with a country */
-#define KEY_EMP_ANY     0x04u /* profile: desired employment types are listed */
-#define KEY_EMP_EXACT   0x08u /* ... and emp_mask holds all of them */
-#define KEY_RELOCATE    0x10u /* profile: willing to relocate */
-#define KEY_SKILLS      0x20u /* posting: has skills (the skills feature is present) */
-#define KEY_GOALS       0x40u /* profile: has career goals */
-#define KEY_SK_KEYED    0x80u /* bound, and every skill is in sk_sym (sk_w) */
+#define KEY_CLOSED      0x01u  /* posting: CLOSED */
+#define KEY_HAS_COUNTRY 0x02u  /* a location with a country */
+#define KEY_EMP_ANY     0x04u  /* profile: desired employment types are listed */
+#define KEY_EMP_EXACT   0x08u  /* ... and emp_mask holds all of them */
+#define KEY_RELOCATE    0x10u  /* profile: willing to relocate */
+#define KEY_SKILLS      0x20u  /* posting: has skills (the skills feature is present) */
+#define KEY_GOALS       0x40u  /* profile: has career goals */
+#define KEY_SK_KEYED    0x80u  /* bound, and every skill is in sk_sym (sk_w) */
+#define KEY_SK_PLAIN    0x100u /* posting: no preferred and no unknown skill */
 
 /* strcasecmp(a, b) == 0 for texts whose folded hashes are ha and hb. */
 bool lm_text_caseeq(const char *a, uint64_t ha, const char *b, uint64_t hb);
@@ -200,12 +205,14 @@ struct eval {
 	double value[LM_FEAT_COUNT];
 	bool present[LM_FEAT_COUNT];
 	double wsum;  /* weights of the features present */
+	double gate;  /* the skills gate: the skills value, or no_skills_gate */
 	double score; /* 0 when vetoed */
 	bool eligible;
 	bool detail; /* fill the detail strings below */
 	char text[LM_FEAT_COUNT][LM_EXPLAIN_TEXT_MAX];
 	/* skills feature, for explanations */
-	double sk_tot; /* sum of weight * idf over the posting's skills */
+	double sk_req, sk_pref; /* sums of importance of required / preferred skills */
+	double sk_cap;          /* the idf cap of unknown skills (lm_unknown_idf_cap) */
 	size_t sk_have;
 };
 
@@ -254,6 +261,22 @@ void lm_evaluate(const lm_score_env *env, const lm_profile_prep *cp,
 /* True only when the pair of the profile key c and the posting key p is
  * vetoed at now: the pre-checks of the veto table. */
 bool lm_key_vetoed(int64_t now, const lm_veto_key *c, const lm_veto_key *p);
+
+/* The skills gate of a pair: the score is the gate times the weighted mean
+ * of the features present, skills counted as 1 there. The gate is the
+ * skills value when the feature is present, else params.no_skills_gate. */
+double lm_skills_gate(const lm_model *m, bool present, double skills);
+
+/* The largest idf an unknown skill of the posting counts with: the median
+ * idf of its known skills; INFINITY when it has no unknown or no known
+ * skill. fx as for lm_evaluate (NULL: by id). */
+double lm_unknown_idf_cap(
+    const lm_score_env *env, const lm_posting_prep *pp, const struct fast *fx);
+
+/* The raw importance of the posting's skill i: its weight times its idf,
+ * at most cap for an unknown skill. */
+double lm_skill_imp(const lm_score_env *env, const lm_posting_prep *pp,
+    const struct fast *fx, size_t i, double cap);
 
 /* Whether a veto applies to the pair (fast mode: key pre-checks, then the
  * exact tests of the veto table). */

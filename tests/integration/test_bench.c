@@ -294,7 +294,9 @@ test_bench_deadline(void **state)
 
 	(void) state;
 	r = run(argv);
-	assert_true(r.status == 0 || r.status == 3);
+	if (r.status != 0 && r.status != 3)
+		fail_msg("exit %d, expected 0 or 3\nstdout: %s\nstderr: %s", r.status,
+		    r.out, r.err ? r.err : "");
 	if (r.status == 0) {
 		json_t *j = parse_line(r.out);
 		assert_accounted(json_object_get(j, "match"), 100);

@@ -645,6 +645,9 @@ run_phase(bench *b, const phase_ops *ops, const char *name, result *r)
 	if (n > 0 && (all = malloc(n * sizeof(*all))) != NULL) {
 		size_t k = 0;
 		for (unsigned i = 0; i < b->clients; i++) {
+			if (b->w[i].nlat == 0)
+				continue; /* lat may be NULL: no call of this client ended
+				             OK */
 			memcpy(all + k, b->w[i].lat, b->w[i].nlat * sizeof(*all));
 			k += b->w[i].nlat;
 		}

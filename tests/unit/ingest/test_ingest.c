@@ -275,6 +275,23 @@ test_reject_reasons(void **state)
 	j = posting_json(longid, "T", "IE", "EUR", "");
 	assert_json_reason(LM_KIND_POSTING, longid, j, "", NULL);
 	free(j);
+	/* Rejects name the field by its path, written out only then. */
+	assert_json_reason(LM_KIND_POSTING, "job-p",
+	    "{\"id\":\"job-p\",\"version\":1,\"title\":\"T\",\"skills\":[{\"name\":"
+	    "\"Go\"},{\"name\":\"  \"}]}",
+	    "missing_field", "skills[1].name: required");
+	assert_json_reason(LM_KIND_POSTING, "job-p",
+	    "{\"id\":\"job-p\",\"version\":1,\"title\":\"T\",\"locations\":[{"
+	    "\"country\":\"DE\"},{\"country\":\"XX\"}]}",
+	    "bad_country", "locations[1].country: \"XX\"");
+	assert_json_reason(LM_KIND_POSTING, "job-p",
+	    "{\"id\":\"job-p\",\"version\":1,\"title\":\"T\",\"requirement_groups\":"
+	    "[{\"label\":\"L\",\"skills\":[\"Go\",\"--\"]}]}",
+	    "bad_skill", "requirement_groups[0].skills[1]: ");
+	assert_json_reason(LM_KIND_POSTING, "job-p",
+	    "{\"id\":\"job-p\",\"version\":1,\"title\":\"T\",\"salary\":{\"min\":1,"
+	    "\"currency\":\"QQQ\"}}",
+	    "bad_currency", "salary.currency: unknown currency");
 	/* salary min > max */
 	assert_json_reason(LM_KIND_POSTING, "job-s",
 	    "{\"id\":\"job-s\",\"version\":1,\"title\":\"T\",\"salary\":{\"min\":9,"

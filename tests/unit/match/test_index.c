@@ -71,6 +71,10 @@ xcalloc(size_t n, size_t size)
 
 static const char *const countries[] = {"US", "DE", "FR", "GB"};
 static const char *const cities[] = {"Alpha", "Beta", "Gamma", ""};
+/* Where the cities are when a location is geocoded: Beta 19 km from Alpha
+ * (within commuting distance), Gamma 1,900 km away. */
+static const double city_lat[] = {41.88, 42.05, 25.76},
+                    city_lon[] = {-87.63, -87.68, -80.19};
 static const char *const categories[] = {"Data", "Web", "ML", "Ops", ""};
 static const char *const industries[] = {"Fintech", "Retail", "Health", ""};
 static const char *const titles[] = {"Senior Data Engineer", "Web Developer",
@@ -102,8 +106,14 @@ gen_locations(struct rng *r, size_t *n)
 	for (size_t i = 0; i < *n; i++) {
 		v[i] = xcalloc(1, sizeof(*v[i]));
 		lunamatch__v1__location__init(v[i]);
-		v[i]->city = xstrdup(cities[rn(r, 4)]);
+		uint32_t k = rn(r, 4);
+		v[i]->city = xstrdup(cities[k]);
 		v[i]->country = xstrdup(countries[rn(r, 4)]);
+		if (k < 3 && chance(r, 70)) { /* geocoded, with some scatter */
+			v[i]->geocoded = true;
+			v[i]->latitude = city_lat[k] + (double) rn(r, 100) / 1000.0;
+			v[i]->longitude = city_lon[k] - (double) rn(r, 100) / 1000.0;
+		}
 	}
 	return v;
 }
@@ -157,6 +167,7 @@ gen_posting(struct rng *r, const char *id)
 		s->skill_id = skill_id(r);
 		s->name = xstrdup(s->skill_id);
 		s->weight = weights[rn(r, 5)];
+		s->preferred = chance(r, 30);
 		p->skills[i] = s;
 	}
 	p->n_requirement_groups = chance(r, 60) ? 0 : rn(r, 3);
@@ -178,6 +189,12 @@ gen_posting(struct rng *r, const char *id)
 	                : chance(r, 50) ? NOW - (int64_t) rn(r, 10 * DAY)
 	                                : NOW + 1 + (int64_t) rn(r, 30 * DAY);
 	p->embedding = gen_embedding(r, &p->n_embedding);
+	if (chance(r, 40)) { /* where remote work is allowed */
+		p->n_remote_countries = 1 + rn(r, 2);
+		p->remote_countries = xcalloc(p->n_remote_countries, sizeof(char *));
+		for (size_t i = 0; i < p->n_remote_countries; i++)
+			p->remote_countries[i] = xstrdup(countries[rn(r, 4)]);
+	}
 	return p;
 }
 
@@ -889,9 +906,11 @@ digest(uint64_t h, const void *data, size_t len)
  * eligible pairs into vetoed ones, score 0; every other score is the same);
  * and when freshness became exp2(-days / half-life) instead of pow(0.5,
  * days / half-life) (the same value but for the last bit of some scores)
- * and the digest took FNV-1a's standard offset basis.
+ * and the digest took FNV-1a's standard offset basis; and with model
+ * default-2026.1 (the skills gate, preferred and unknown skills, distance
+ * and remote regions; the generator makes such records).
  */
-#define PINNED_RANDOM_DIGEST 0x5f20e69c433813fdULL
+#define PINNED_RANDOM_DIGEST 0x6fa5f3fb53ca603bULL
 
 static void
 test_random_scores_pinned(void **state)

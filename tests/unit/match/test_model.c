@@ -64,7 +64,7 @@ test_default_file(void **state)
 	    lm_model_load(lmt_src("data/model/default.json"), &m, err, sizeof(err)),
 	    LM_OK);
 	assert_non_null(m);
-	assert_string_equal(m->version, "default-2025.1");
+	assert_string_equal(m->version, "default-2026.1");
 	for (int f = 0; f < LM_FEAT_COUNT; f++) {
 		assert_true(m->weights[f] > 0);
 		if (f != LM_FEAT_SKILLS)

@@ -270,16 +270,20 @@ value_of(lm_feature f, const Profile *c, const JobPosting *p)
 	lm_score_env env = env_of(&m, NULL);
 	Match *mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
 	const Lunamatch__V1__FeatureContribution *fc = feature(mt, lm_feature_name(f));
-	double v, s;
+	const Lunamatch__V1__FeatureContribution *sk;
+	double v, s, gate;
 	bool ok;
 
 	if (fc == NULL)
 		fail_msg("feature %s missing", lm_feature_name(f));
 	v = fc->value;
+	/* The score is the skills gate times the mean (skills counted as 1). */
+	sk = feature(mt, "skills");
+	gate = sk != NULL ? sk->value : m.params.no_skills_gate;
 	assert_int_equal(lm_score_records(&env, c, p, &s, &ok), LM_OK);
 	assert_true(ok);
-	assert_float_equal(s, v, EPS);
-	assert_float_equal(mt->score, v, EPS);
+	assert_float_equal(s, f == LM_FEAT_SKILLS ? v : gate * v, EPS);
+	assert_float_equal(mt->score, s, EPS);
 	match_free(mt);
 	return v;
 }
@@ -402,8 +406,8 @@ test_skills(void **state)
 	assert_float_equal(feature(mt, "skills")->value, want, EPS);
 	{
 		char detail[128];
-		snprintf(detail, sizeof(detail), "2 of 3 skills, %.0f%% of importance",
-		    100 * want);
+		snprintf(detail, sizeof(detail),
+		    "2 of 3 skills, %.0f%% of the required importance", 100 * want);
 		assert_string_equal(feature(mt, "skills")->detail, detail);
 	}
 	/* Matched: a and d by importance; missing: b. Importances sum to 1. */
@@ -480,11 +484,16 @@ test_seniority(void **state)
 	assert_false(has_feature(LM_FEAT_SENIORITY, c, p));
 	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_SENIOR;
 	assert_float_equal(value_of(LM_FEAT_SENIORITY, c, p), 1.0, 0);
+	/* Levels above the job's never lower the value (no overqualification
+	 * penalty: it would be an age proxy); each level below costs a step. */
 	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_MID;
-	assert_float_equal(value_of(LM_FEAT_SENIORITY, c, p), 0.75, EPS);
+	assert_float_equal(value_of(LM_FEAT_SENIORITY, c, p), 1.0, 0);
+	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_INTERN;
+	assert_float_equal(value_of(LM_FEAT_SENIORITY, c, p), 1.0, 0);
 	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_DIRECTOR;
 	assert_float_equal(value_of(LM_FEAT_SENIORITY, c, p), 0.5, EPS);
-	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_INTERN;
+	c->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_INTERN;
+	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_SENIOR;
 	assert_float_equal(value_of(LM_FEAT_SENIORITY, c, p), 0.0, 0);
 	c->experience_level = 0;
 	assert_false(has_feature(LM_FEAT_SENIORITY, c, p));
@@ -545,11 +554,15 @@ test_location(void **state)
 	set_str(&c->locations[0]->country, "US");
 	c->willing_to_relocate = true;
 	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), (0.5 + 0.4) / 2, EPS);
-	/* A remote job: only the remote part counts. */
+	/* A remote job located in DE allows remote work from DE only: the
+	 * candidate in the US needs to relocate (0.4). */
 	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
-	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), 1.0, 0);
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), (1.0 + 0.4) / 2, EPS);
 	c->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
-	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), 0.75, EPS);
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), (0.75 + 0.4) / 2, EPS);
+	/* Open to the US too: allowed where the candidate is. */
+	add_str(&p->remote_countries, &p->n_remote_countries, "US");
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), (0.75 + 1.0) / 2, EPS);
 	/* No remote policies: only places. */
 	p->remote = 0;
 	c->remote = 0;
@@ -575,8 +588,12 @@ test_education(void **state)
 	assert_float_equal(value_of(LM_FEAT_EDUCATION, c, p), 0.5, EPS);
 	c->education = LUNAMATCH__V1__EDUCATION__EDUCATION_NONE;
 	assert_float_equal(value_of(LM_FEAT_EDUCATION, c, p), 0.25, EPS);
-	p->education = LUNAMATCH__V1__EDUCATION__EDUCATION_NONE; /* no minimum */
-	assert_float_equal(value_of(LM_FEAT_EDUCATION, c, p), 1.0, 0);
+	/* Education counts only where the posting asks for a degree: a
+	 * minimum of "no degree" is not a requirement. */
+	p->education = LUNAMATCH__V1__EDUCATION__EDUCATION_NONE;
+	assert_false(has_feature(LM_FEAT_EDUCATION, c, p));
+	p->education = LUNAMATCH__V1__EDUCATION__EDUCATION_HIGH_SCHOOL;
+	assert_float_equal(value_of(LM_FEAT_EDUCATION, c, p), 0.75, EPS);
 	c->education = 0;
 	assert_false(has_feature(LM_FEAT_EDUCATION, c, p));
 	post_free(p);
@@ -666,8 +683,9 @@ test_semantic(void **state)
 	prof_free(c);
 }
 
-/* The score is the weighted mean of the features present; a missing
- * feature's weight is left out of the denominator. */
+/* The score is the skills gate (the skills value) times the weighted mean
+ * of the features present, skills counted as 1 there; a missing feature's
+ * weight is left out of the denominator. */
 static void
 test_weighted_mean(void **state)
 {
@@ -693,7 +711,7 @@ test_weighted_mean(void **state)
 	p->posted_at = NOW - DAY; /* freshness present but weight 0 */
 	env = env_of(&m, NULL);
 	assert_int_equal(lm_score_records(&env, c, p, &s, &ok), LM_OK);
-	assert_float_equal(s, (0.5 * 0.5 + 0.3 * 0.25) / 0.8, EPS);
+	assert_float_equal(s, 0.5 * (0.5 * 1 + 0.3 * 0.25) / 0.8, EPS);
 	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY);
 	assert_null(feature(mt, "salary"));
 	assert_non_null(feature(mt, "freshness"));
@@ -710,7 +728,8 @@ test_weighted_mean(void **state)
 	c->desired_salary = salary_new(200000, 0);
 	p->salary = salary_new(100000, 100000);
 	assert_int_equal(lm_score_records(&env, c, p, &s, &ok), LM_OK);
-	assert_float_equal(s, 0.5 * 0.5 + 0.3 * 0.25 + 0.2 * pow(0.5, 1.0 / 0.2), EPS);
+	assert_float_equal(
+	    s, 0.5 * (0.5 * 1 + 0.3 * 0.25 + 0.2 * pow(0.5, 1.0 / 0.2)), EPS);
 
 	/* Nothing comparable: score 0, still eligible. */
 	{
@@ -763,7 +782,10 @@ expect_vetoes(const lm_filters *f, const Profile *c, const JobPosting *p,
 		/* Features are still explained for a vetoed pair. */
 		assert_true(mt->explanation->n_features > 0);
 	} else {
-		assert_true(s > 0);
+		/* Eligible: the score is 0 only without a skill of the posting
+		 * (the skills gate), as when only career goals point at it. */
+		const Lunamatch__V1__FeatureContribution *sk = feature(mt, "skills");
+		assert_true(s > 0 || (sk != NULL && sk->value == 0));
 	}
 	match_free(mt);
 }
@@ -813,8 +835,24 @@ test_vetoes(void **state)
 	c->willing_to_relocate = true;
 	expect_vetoes(NULL, c, p, NULL, 0);
 	c->willing_to_relocate = false;
+	/* A remote job allows the work from its own countries by default,
+	 * from its remote_countries when it lists them. */
 	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
-	expect_vetoes(NULL, c, p, NULL, 0); /* remote jobs have no place */
+	expect_vetoes(NULL, c, p,
+	    "remote work only from DE; the candidate is in US and does not relocate", 1,
+	    LM_VETO_LOCATION);
+	add_str(&p->remote_countries, &p->n_remote_countries, "GB");
+	add_str(&p->remote_countries, &p->n_remote_countries, "us");
+	expect_vetoes(NULL, c, p, NULL, 0);
+	c->willing_to_relocate = true;
+	free(p->remote_countries[1]);
+	p->remote_countries[1] = xstrdup("CA");
+	expect_vetoes(NULL, c, p, NULL, 0); /* relocates */
+	c->willing_to_relocate = false;
+	expect_vetoes(NULL, c, p,
+	    "remote work only from GB, CA; the candidate is in US and does not "
+	    "relocate",
+	    1, LM_VETO_LOCATION);
 	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
 	prof_loc(c, "Hamburg", "de");
 	expect_vetoes(NULL, c, p, NULL, 0); /* one country in common */
@@ -1102,30 +1140,34 @@ test_improvements(void **state)
 	p->education = LUNAMATCH__V1__EDUCATION__EDUCATION_MASTER;
 	c->education = LUNAMATCH__V1__EDUCATION__EDUCATION_BACHELOR;
 	/* skills 1/4, experience 0.25, education 0.75 */
+	/* score = skills * (0.6 + 0.3 * experience + 0.1 * education) */
 	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
-	assert_float_equal(mt->score, 0.6 * 0.25 + 0.3 * 0.25 + 0.1 * 0.75, EPS);
+	assert_float_equal(mt->score, 0.25 * (0.6 + 0.3 * 0.25 + 0.1 * 0.75), EPS);
 	assert_int_equal(mt->explanation->n_improvements, 4);
 	assert_string_equal(mt->explanation->improvements[0]->action, "add skill: C");
-	assert_float_equal(mt->explanation->improvements[0]->score_gain, 0.6 * 0.5, EPS);
+	assert_float_equal(mt->explanation->improvements[0]->score_gain, 0.5 * 0.75, EPS);
+	assert_string_equal(mt->explanation->improvements[1]->action, "add skill: B");
+	assert_float_equal(
+	    mt->explanation->improvements[1]->score_gain, 0.25 * 0.75, EPS);
 	assert_string_equal(
-	    mt->explanation->improvements[1]->action, "reach 4.0 years of experience");
-	assert_float_equal(mt->explanation->improvements[1]->score_gain, 0.3 * 0.75, EPS);
-	assert_string_equal(mt->explanation->improvements[2]->action, "add skill: B");
-	assert_float_equal(mt->explanation->improvements[2]->score_gain, 0.6 * 0.25, EPS);
+	    mt->explanation->improvements[2]->action, "reach 4.0 years of experience");
+	assert_float_equal(
+	    mt->explanation->improvements[2]->score_gain, 0.25 * 0.3 * 0.75, EPS);
 	assert_string_equal(
 	    mt->explanation->improvements[3]->action, "reach education: master");
-	assert_float_equal(mt->explanation->improvements[3]->score_gain, 0.1 * 0.25, EPS);
+	assert_float_equal(
+	    mt->explanation->improvements[3]->score_gain, 0.25 * 0.1 * 0.25, EPS);
 	match_free(mt);
 
 	/* Equal gains: ordered by action text. */
 	p->skills[2]->weight = 1;
 	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_string_equal(mt->explanation->improvements[0]->action, "add skill: B");
+	assert_string_equal(mt->explanation->improvements[1]->action, "add skill: C");
+	assert_float_equal(mt->explanation->improvements[0]->score_gain,
+	    mt->explanation->improvements[1]->score_gain, 0);
 	assert_string_equal(
-	    mt->explanation->improvements[0]->action, "reach 4.0 years of experience");
-	assert_string_equal(mt->explanation->improvements[1]->action, "add skill: B");
-	assert_string_equal(mt->explanation->improvements[2]->action, "add skill: C");
-	assert_float_equal(mt->explanation->improvements[1]->score_gain,
-	    mt->explanation->improvements[2]->score_gain, 0);
+	    mt->explanation->improvements[2]->action, "reach 4.0 years of experience");
 	match_free(mt);
 
 	/* A vetoed pair: the action that lifts the veto gains the whole score. */
@@ -1135,7 +1177,7 @@ test_improvements(void **state)
 	assert_int_equal(mt->explanation->n_improvements, 1);
 	assert_string_equal(mt->explanation->improvements[0]->action, "add skill: rust");
 	assert_float_equal(mt->explanation->improvements[0]->score_gain,
-	    0.6 * (1.0 / 3) + 0.3 * 0.25 + 0.1 * 0.75, EPS);
+	    (1.0 / 3) * (0.6 + 0.3 * 0.25 + 0.1 * 0.75), EPS);
 	match_free(mt);
 	post_free(p);
 	prof_free(c);
@@ -1387,9 +1429,9 @@ static const struct pinned_score {
 	const char *candidate, *job;
 	double score;
 } pinned_scores[] = {
-    {"cand-ml-lead-chicago", "job-ml-eng-mgr-chicago", 0x1.c5c05ddd668b5p-1},
+    {"cand-ml-lead-chicago", "job-ml-eng-mgr-chicago", 0x1.83e736dfa4eb1p-1},
     {"cand-ai-director-toronto", "job-head-of-ai-paris", 0x1.d3e2068a74742p-1},
-    {"cand-data-sci-nyc", "job-ds-credit-risk-wilmington", 0x1.dbdb0e9618775p-1},
+    {"cand-data-sci-nyc", "job-ds-credit-risk-wilmington", 0x1.b8e0d6aa382c6p-1},
     {"cand-backend-go-sf", "job-sr-backend-go-sf", 0x1.f0c85434269cdp-1},
     {"cand-security-dc", "job-security-eng-dc", 0x1.f1fe53f5dd488p-1},
     {"cand-embedded-lyon", "job-embedded-sw-lyon", 0x1.fcc06a2985d4p-1},
@@ -1397,18 +1439,19 @@ static const struct pinned_score {
     {"cand-rn-melbourne", "job-rn-melbourne", 0x1.f30ed6a990029p-1},
     {"cand-sdr-sydney", "job-sdr-sydney", 0x1.f04bf2082a77fp-1},
     {"cand-electrician-phoenix", "job-electrician-phoenix", 0x1.f2351056296fap-1},
-    {"cand-welder-perth", "job-welder-perth", 0x1.f0d4b29d1dd36p-1},
-    /* the seed posting: a strong fit, and the look-alike it vetoes */
-    {"cand-ml-lead-chicago", "job-dfs-sr-mgr-ml", 0x1.9efd7b77cc413p-1},
+    {"cand-welder-perth", "job-welder-perth", 0x1.eff584f889789p-1},
+    /* the seed posting: a good fit (10 of its 16 skills, none marked
+     * preferred), and the look-alike it vetoes */
+    {"cand-ml-lead-chicago", "job-dfs-sr-mgr-ml", 0x1.321fa03406095p-1},
     {"cand-ml-junior-chicago", "job-dfs-sr-mgr-ml", 0},
     /* no skill in common, and not a role the goals point at (NO_OVERLAP) */
     {"cand-rn-icu-houston", "job-sr-ml-eng-remote-us", 0},
     {"cand-electrician-phoenix", "job-account-exec-denver", 0},
 };
 
-#define PINNED_SCORE_DIGEST   0x2d14ae9afb3c328eULL
-#define PINNED_EXPLAIN_DIGEST 0x62d31cec6338bc94ULL
-#define PINNED_ELIGIBLE       215
+#define PINNED_SCORE_DIGEST   0xa604ba9dfaaa8becULL
+#define PINNED_EXPLAIN_DIGEST 0xf0953e20adf5ee7bULL
+#define PINNED_ELIGIBLE       201
 
 static size_t
 sample_posting(const struct samples *s, const char *id)
@@ -2042,6 +2085,466 @@ test_skill_symbols(void **state)
 	prof_free(c);
 }
 
+/* ---- calibration (skills lead) ------------------------------------------- */
+
+/* A posting that fits a candidate in everything but skills: same place,
+ * level, salary range, education, desired category and title, fresh. */
+static JobPosting *
+all_but_skills_posting(void)
+{
+	JobPosting *p = post_new("p");
+
+	set_str(&p->title, "Data Engineer");
+	set_str(&p->category, "Data");
+	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_MID;
+	p->min_years_experience = 3;
+	p->education = LUNAMATCH__V1__EDUCATION__EDUCATION_BACHELOR;
+	p->salary = salary_new(90000, 120000);
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
+	post_loc(p, "Berlin", "DE");
+	p->posted_at = NOW;
+	return p;
+}
+
+static Profile *
+all_but_skills_profile(void)
+{
+	Profile *c = prof_new("c");
+	Lunamatch__V1__CareerGoals *g = goals(c);
+
+	add_str(&g->desired_titles, &g->n_desired_titles, "Data Engineer");
+	add_str(&g->desired_categories, &g->n_desired_categories, "Data");
+	c->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_MID;
+	c->years_experience = 5;
+	c->education = LUNAMATCH__V1__EDUCATION__EDUCATION_MASTER;
+	c->desired_salary = salary_new(100000, 0);
+	c->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
+	prof_loc(c, "Berlin", "DE");
+	return c;
+}
+
+/* The band word of a summary line ("strong", "good", "fair", "weak"). */
+static bool
+band_is(const Match *mt, const char *band)
+{
+	return strncmp(mt->explanation->summary, band, strlen(band)) == 0;
+}
+
+/*
+ * The skills fit leads (issue: a profile without skills was a "good match
+ * (0.51): 0/5 skills"; irrelevant postings were labelled good). Every other
+ * feature perfect: no skill gives 0 ("weak"); one skill of five (the least
+ * important) stays under the event threshold 0.70 and under "good"; the
+ * score never exceeds the skills value, on hand-built pairs and on every
+ * pair of the samples.
+ */
+static void
+test_skills_lead(void **state)
+{
+	JobPosting *p = all_but_skills_posting();
+	Profile *c = all_but_skills_profile();
+	const char *ids[] = {"spark", "airflow", "sql", "python", "dbt"};
+	lm_model m;
+	lm_score_env env;
+	struct samples smp;
+	Match *mt;
+	double s;
+	bool ok;
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	for (int i = 0; i < 5; i++)
+		post_skill(p, ids[i], i == 4 ? 1 : 2);
+	/* No skills at all, the goals point at the role: eligible, score 0. */
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_int_equal(mt->explanation->n_vetoes, 0);
+	assert_float_equal(mt->score, 0, 0);
+	assert_true(band_is(mt, "weak match (0.00): 0/5 skills"));
+	match_free(mt);
+	/* One skill of five, weight 1 of 9: far below the event threshold. */
+	prof_skill(c, "dbt", 2);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_float_equal(feature(mt, "skills")->value, 1.0 / 9, EPS);
+	assert_true(mt->score <= 1.0 / 9 + EPS);
+	assert_true(mt->score < 0.70);
+	assert_true(band_is(mt, "weak"));
+	/* Contributions still add up to the score. */
+	s = 0;
+	for (size_t i = 0; i < mt->explanation->n_features; i++)
+		s += mt->explanation->features[i]->contribution;
+	assert_float_equal(s, mt->score, EPS);
+	match_free(mt);
+	/* Three of five (7 of 9): good, not strong; all five: strong. */
+	prof_skill(c, "spark", 2);
+	prof_skill(c, "sql", 2);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_true(band_is(mt, "good"));
+	match_free(mt);
+	prof_skill(c, "airflow", 2);
+	prof_skill(c, "python", 2);
+	assert_int_equal(lm_score_records(&env, c, p, &s, &ok), LM_OK);
+	assert_true(ok);
+	assert_float_equal(s, 1.0, EPS);
+	/* A posting that lists no skills: the score is at most no_skills_gate
+	 * (0.45, "fair" at best). */
+	for (size_t i = 0; i < p->n_skills; i++)
+		protobuf_c_message_free_unpacked(&p->skills[i]->base, NULL);
+	p->n_skills = 0;
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_float_equal(mt->score, m.params.no_skills_gate, EPS);
+	assert_true(band_is(mt, "fair"));
+	match_free(mt);
+	post_free(p);
+	prof_free(c);
+
+	/* Every pair of the samples: score <= skills value (or the gate). */
+	samples_load(&smp);
+	env = samples_env(&smp);
+	for (size_t i = 0; i < smp.nc; i++)
+		for (size_t j = 0; j < smp.np; j++) {
+			const Lunamatch__V1__FeatureContribution *sk;
+			assert_int_equal(
+			    lm_explain_pair(&env, smp.cp[i], smp.pp[j],
+			        LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &mt),
+			    LM_OK);
+			sk = feature(mt, "skills");
+			assert_true(
+			    mt->score <=
+			    (sk != NULL ? sk->value : smp.model->params.no_skills_gate) +
+			        EPS);
+			if (mt->score >= 0.5)
+				assert_true(sk != NULL && sk->value >= 0.5);
+			match_free(mt);
+		}
+	samples_free(&smp);
+}
+
+/*
+ * Experience and seniority above the posting's never lower the score (the
+ * issue's case: a 30-year executive scored 13.6 % below a 5-year mid-level
+ * candidate with identical skills for a mid-level job).
+ */
+static void
+test_no_overqualification_penalty(void **state)
+{
+	JobPosting *p = all_but_skills_posting();
+	Profile *mid = all_but_skills_profile(), *exec = all_but_skills_profile();
+	lm_model m;
+	lm_score_env env;
+	double a, b;
+	bool ok;
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	post_skill(p, "sql", 1);
+	post_skill(p, "python", 1);
+	prof_skill(mid, "sql", 3);
+	prof_skill(exec, "sql", 20);
+	exec->years_experience = 30;
+	exec->experience_level =
+	    LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_EXECUTIVE;
+	assert_int_equal(lm_score_records(&env, mid, p, &a, &ok), LM_OK);
+	assert_true(ok);
+	assert_int_equal(lm_score_records(&env, exec, p, &b, &ok), LM_OK);
+	assert_true(ok);
+	assert_true(a == b);
+	/* Below the posting still counts: an entry-level candidate scores less. */
+	mid->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_ENTRY;
+	mid->years_experience = 1;
+	assert_int_equal(lm_score_records(&env, mid, p, &a, &ok), LM_OK);
+	assert_true(a < b);
+	post_free(p);
+	prof_free(mid);
+	prof_free(exec);
+}
+
+/*
+ * Education counts only where the posting states a degree: a posting that
+ * says nothing (or "no degree") scores the same for every education.
+ */
+static void
+test_education_only_when_stated(void **state)
+{
+	JobPosting *p = all_but_skills_posting();
+	Profile *c = all_but_skills_profile();
+	lm_model m;
+	lm_score_env env;
+	double a, b;
+	bool ok;
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	post_skill(p, "sql", 1);
+	prof_skill(c, "sql", 1);
+	for (int need = 0; need <= 1; need++) {
+		p->education = (Lunamatch__V1__Education) need;
+		c->education = LUNAMATCH__V1__EDUCATION__EDUCATION_NONE;
+		assert_int_equal(lm_score_records(&env, c, p, &a, &ok), LM_OK);
+		c->education = LUNAMATCH__V1__EDUCATION__EDUCATION_DOCTORATE;
+		assert_int_equal(lm_score_records(&env, c, p, &b, &ok), LM_OK);
+		assert_true(a == b);
+		assert_false(has_feature(LM_FEAT_EDUCATION, c, p));
+	}
+	post_free(p);
+	prof_free(c);
+}
+
+/*
+ * Required and preferred skills: coverage is over the required skills, and
+ * preferred ones only add (issue: a posting listing 16 skills, the
+ * candidate having 10, ranked below one listing 7 of which the candidate
+ * has 6, because nice-to-haves divided the coverage).
+ */
+static void
+test_preferred_skills(void **state)
+{
+	JobPosting *short_p = post_new("short"), *long_p = post_new("long");
+	Profile *c = prof_new("c");
+	lm_model m = only(LM_FEAT_SKILLS);
+	lm_score_env env = env_of(&m, NULL);
+	char id[16];
+	double a, b, none;
+	bool ok;
+	Match *mt;
+
+	(void) state;
+	for (int i = 0; i < 7; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		post_skill(short_p, id, 1);
+		post_skill(long_p, id, 1);
+		if (i < 6)
+			prof_skill(c, id, 2);
+	}
+	for (int i = 0; i < 9; i++) {
+		snprintf(id, sizeof(id), "p%d", i);
+		post_skill(long_p, id, 1);
+		long_p->skills[long_p->n_skills - 1]->preferred = true;
+	}
+	/* Without any preferred skill the long posting equals the short one. */
+	assert_int_equal(lm_score_records(&env, c, short_p, &a, &ok), LM_OK);
+	assert_int_equal(lm_score_records(&env, c, long_p, &none, &ok), LM_OK);
+	assert_true(a == none);
+	assert_float_equal(a, 6.0 / 7, EPS);
+	/* Four preferred ones: the long posting ranks above the short one, by
+	 * preferred_share of the gap times the preferred coverage. */
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "p%d", i);
+		prof_skill(c, id, 1);
+	}
+	assert_int_equal(lm_score_records(&env, c, long_p, &b, &ok), LM_OK);
+	assert_float_equal(
+	    b, 6.0 / 7 + (1.0 / 7) * (4.0 / 9) * m.params.preferred_share, EPS);
+	assert_true(b > a);
+	/* The explanation says which skills are preferred; importances are
+	 * shares of their own kind. */
+	mt = explain(&env, c, long_p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_int_equal(mt->explanation->n_matched_skills, 10);
+	for (size_t i = 0; i < mt->explanation->n_matched_skills; i++) {
+		const Lunamatch__V1__SkillMatch *sm = mt->explanation->matched_skills[i];
+		assert_int_equal(sm->preferred, sm->skill_id[0] == 'p');
+		assert_float_equal(
+		    sm->importance, sm->preferred ? 1.0 / 9 : 1.0 / 7, EPS);
+	}
+	match_free(mt);
+	/* A posting whose skills are all preferred treats them as required. */
+	for (size_t i = 0; i < short_p->n_skills; i++)
+		short_p->skills[i]->preferred = true;
+	assert_int_equal(lm_score_records(&env, c, short_p, &b, &ok), LM_OK);
+	assert_true(a == b);
+	post_free(short_p);
+	post_free(long_p);
+	prof_free(c);
+}
+
+/*
+ * An unknown skill (x: id, rare by construction, so the highest idf) weighs
+ * no more than the median of the posting's known skills.
+ */
+static void
+test_unknown_skill_weight(void **state)
+{
+	lm_skill_stats *st = NULL;
+	JobPosting *corpus[4], *p = post_new("p");
+	lm_posting_prep *pp[4];
+	Profile *c = prof_new("c");
+	lm_model m = only(LM_FEAT_SKILLS);
+	lm_score_env env;
+	Match *mt;
+	double ia, ib, ic, med;
+
+	(void) state;
+	/* Corpus, N = 4: df(a) = 3, df(b) = 2, df(c) = 1. */
+	assert_int_equal(lm_skill_stats_new(&st), LM_OK);
+	for (int i = 0; i < 4; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "k%d", i);
+		corpus[i] = post_new(id);
+		if (i < 3)
+			post_skill(corpus[i], "a", 1);
+		if (i < 2)
+			post_skill(corpus[i], "b", 1);
+		if (i < 1)
+			post_skill(corpus[i], "c", 1);
+		pp[i] = prep_post(corpus[i]);
+		assert_int_equal(lm_skill_stats_add(st, pp[i]), LM_OK);
+	}
+	env = env_of(&m, st);
+	post_skill(p, "a", 1);
+	post_skill(p, "b", 1);
+	post_skill(p, "c", 1);
+	post_skill(p, "x:nativeenglishspeaker", 1);
+	prof_skill(c, "a", 1);
+	ia = log(1 + 4.0 / 4);
+	ib = log(1 + 4.0 / 3);
+	ic = log(1 + 4.0 / 2);
+	med = ib; /* the median of the known ones */
+	assert_true(lm_skill_idf(st, "x:nativeenglishspeaker") > ic);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_float_equal(feature(mt, "skills")->value, ia / (ia + ib + ic + med), EPS);
+	for (size_t i = 0; i < mt->explanation->n_missing_skills; i++) {
+		const Lunamatch__V1__SkillMatch *sm = mt->explanation->missing_skills[i];
+		if (strcmp(sm->skill_id, "x:nativeenglishspeaker") == 0)
+			assert_float_equal(
+			    sm->importance, med / (ia + ib + ic + med), EPS);
+	}
+	match_free(mt);
+	/* Two known skills: the median is their mean. */
+	protobuf_c_message_free_unpacked(&p->skills[2]->base, NULL);
+	p->skills[2] = p->skills[3];
+	p->n_skills = 3;
+	med = (ia + ib) / 2;
+	assert_float_equal(
+	    value_of(LM_FEAT_SKILLS, c, p) /* by id, no stats */, 1.0 / 3, EPS);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_float_equal(feature(mt, "skills")->value, ia / (ia + ib + med), EPS);
+	match_free(mt);
+	for (int i = 0; i < 4; i++) {
+		lm_posting_prep_free(pp[i]);
+		post_free(corpus[i]);
+	}
+	lm_skill_stats_free(st);
+	post_free(p);
+	prof_free(c);
+}
+
+/* ---- location by distance and remote regions ------------------------------ */
+
+static void
+geocode(Lunamatch__V1__Location *l, double lat, double lon)
+{
+	l->geocoded = true;
+	l->latitude = lat;
+	l->longitude = lon;
+}
+
+/*
+ * On-site and hybrid jobs fit by distance when both sides are geocoded:
+ * within commuting distance (commute_km) the place part falls linearly from
+ * 1 to location_country_credit, with the distance in the explanation;
+ * beyond it a candidate who does not relocate is vetoed (Evanston is near
+ * Chicago, Miami is not).
+ */
+static void
+test_location_distance(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	lm_model m = only(LM_FEAT_LOCATION);
+	lm_score_env env = env_of(&m, NULL);
+	Match *mt;
+	double d;
+
+	(void) state;
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE;
+	post_loc(p, "Chicago", "US");
+	geocode(p->locations[0], 41.85003, -87.65005);
+	prof_loc(c, "Evanston", "US");
+	geocode(c->locations[0], 42.04114, -87.69006);
+	/* 21.5 km by the haversine formula on a 6371.0088 km sphere (shown
+	 * rounded to whole km). */
+	d = 21.5;
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_int_equal(mt->explanation->n_vetoes, 0);
+	assert_float_equal(feature(mt, "location")->value,
+	    1 - (1 - m.params.location_country_credit) * d / m.params.commute_km, 0.002);
+	assert_string_equal(
+	    feature(mt, "location")->detail, "22 km from the nearest job location");
+	match_free(mt);
+	/* Miami: far beyond commuting distance. */
+	set_str(&c->locations[0]->city, "Miami");
+	geocode(c->locations[0], 25.77427, -80.19366);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_int_equal(mt->explanation->n_vetoes, 1);
+	assert_string_equal(mt->explanation->vetoes[0]->code, LM_VETO_LOCATION);
+	assert_string_equal(mt->explanation->vetoes[0]->reason,
+	    "the nearest job location (Chicago) is 1914 km from the candidate's "
+	    "(Miami), beyond commuting distance (50 km), and the candidate does not "
+	    "relocate");
+	match_free(mt);
+	/* Relocating: eligible with the relocation credit. */
+	c->willing_to_relocate = true;
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), m.params.relocate_credit, 0);
+	c->willing_to_relocate = false;
+	/* A hybrid job in Chicago and a second location in Miami: Miami fits. */
+	post_loc(p, "Miami", "US");
+	geocode(p->locations[1], 25.77427, -80.19366);
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), 1.0, EPS);
+	/* A location that is not geocoded: city names decide, as before. */
+	p->locations[1]->geocoded = false;
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), 1.0, 0); /* same city name */
+	post_free(p);
+	prof_free(c);
+}
+
+/*
+ * A remote posting is open where its remote_countries say (by default its
+ * own countries); a candidate elsewhere who does not relocate is vetoed
+ * with a reason (the issue's case: a candidate in Bengaluru was a "strong
+ * match (0.999)" for a remote posting open in the US).
+ */
+static void
+test_remote_region(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	lm_model m;
+	lm_score_env env;
+	Match *mt;
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	set_str(&p->title, "Senior Machine Learning Engineer");
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	post_loc(p, "San Francisco", "US");
+	add_str(&p->remote_countries, &p->n_remote_countries, "US");
+	post_skill(p, "python", 1);
+	prof_skill(c, "python", 5);
+	c->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	prof_loc(c, "Bengaluru", "IN");
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_float_equal(mt->score, 0, 0);
+	assert_int_equal(mt->explanation->n_vetoes, 1);
+	assert_string_equal(mt->explanation->summary,
+	    "not eligible: remote work only from US; the candidate is in IN and does "
+	    "not relocate");
+	match_free(mt);
+	/* Open to India as well: eligible, and the place fits. */
+	add_str(&p->remote_countries, &p->n_remote_countries, "IN");
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_int_equal(mt->explanation->n_vetoes, 0);
+	assert_float_equal(feature(mt, "location")->value, 1.0, 0);
+	assert_string_equal(feature(mt, "location")->detail,
+	    "remote job, prefers remote; remote work from US, IN: allowed where the "
+	    "candidate is");
+	match_free(mt);
+	post_free(p);
+	prof_free(c);
+}
+
 int
 main(void)
 {
@@ -2069,6 +2572,13 @@ main(void)
 	    cmocka_unit_test(test_skill_symbols),
 	    cmocka_unit_test(test_no_overlap),
 	    cmocka_unit_test(test_no_overlap_samples),
+	    cmocka_unit_test(test_skills_lead),
+	    cmocka_unit_test(test_no_overqualification_penalty),
+	    cmocka_unit_test(test_education_only_when_stated),
+	    cmocka_unit_test(test_preferred_skills),
+	    cmocka_unit_test(test_unknown_skill_weight),
+	    cmocka_unit_test(test_location_distance),
+	    cmocka_unit_test(test_remote_region),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
