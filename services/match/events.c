@@ -722,65 +722,6 @@ lm_events_free(lm_events *ev)
 	free(ev);
 }
 
-int
-lm_events_cursor(lm_events *ev, uint64_t *seq)
-{
-	if (ev == NULL)
-		return LM_EINVAL;
-	return lm_outbox_get_cursor(ev->ob, seq);
-}
-
-int
-lm_events_bind_store(
-    lm_events *ev, const char *store_id, uint64_t store_seq, uint64_t *cursor)
-{
-	char had[LM_OUTBOX_STORE_ID_MAX + 1];
-	uint64_t cur = 0;
-	int rc;
-
-	if (ev == NULL || cursor == NULL)
-		return LM_EINVAL;
-	*cursor = 0;
-	if ((rc = lm_outbox_get_cursor(ev->ob, &cur)) != LM_OK)
-		return rc;
-	if (store_id == NULL || store_id[0] == '\0') {
-		/* A store never opened for writing has no identity: nothing to
-		 * compare with (the follower still guards a cursor ahead). */
-		*cursor = cur;
-		return LM_OK;
-	}
-	if (strlen(store_id) > LM_OUTBOX_STORE_ID_MAX)
-		return LM_EINVAL;
-	rc = lm_outbox_get_store_id(ev->ob, had, sizeof(had));
-	if (rc != LM_OK && rc != LM_ENOENT)
-		return rc;
-	if (rc == LM_OK && strcmp(had, store_id) == 0 && cur <= store_seq) {
-		*cursor = cur;
-		return LM_OK;
-	}
-	if (rc == LM_ENOENT && cur <= store_seq) {
-		/* An outbox from before store identities, or a new one: it
-		 * follows this store from now on. */
-		if ((rc = lm_outbox_rebase(ev->ob, store_id, cur)) != LM_OK)
-			return rc;
-		*cursor = cur;
-		return LM_OK;
-	}
-	/* Another store (or the cursor is ahead of this store's change log,
-	 * which only a replaced store explains): derive again from its start.
-	 * Pairs already announced stay announced. */
-	lm_warn("events.rebase",
-	    "the record store was replaced (identity %s, the outbox followed %s at "
-	    "seq %llu; the store is at seq %llu): events are derived again from "
-	    "the start of its change log",
-	    store_id, rc == LM_OK ? had : "unknown", (unsigned long long) cur,
-	    (unsigned long long) store_seq);
-	if ((rc = lm_outbox_rebase(ev->ob, store_id, 0)) != LM_OK)
-		return rc;
-	*cursor = 0;
-	return LM_OK;
-}
-
 lm_outbox *
 lm_events_outbox(lm_events *ev)
 {

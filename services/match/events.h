@@ -88,7 +88,7 @@ int lm_events_start(lm_events *ev);
  */
 void lm_events_free(lm_events *ev);
 
-/* One change of the record store, as the follower read it. */
+/* One changed record, as the partition owner hands it over. */
 typedef struct lm_event_change {
 	uint64_t seq;     /* change-log seq; 0 when unknown (not filtered) */
 	bool posting;     /* true: a JobPosting; false: a CandidateProfile */
@@ -99,10 +99,11 @@ typedef struct lm_event_change {
 } lm_event_change;
 
 /*
- * Derives the events of n (at most LM_EVENTS_CHANGES_MAX) changes that the
- * caller has already applied to idx, and records cursor_seq (the change-log
- * seq the batch ends at; 0 = leave the cursor alone) in the outbox in the
- * same transaction as the last of them. Changes whose seq is not above the
+ * Derives the events of n (at most LM_EVENTS_CHANGES_MAX) changes that idx
+ * already reflects, and records cursor_seq (a change-log seq the batch ends
+ * at; 0 = leave the cursor alone, as the partition owner does: its position
+ * is the events group's committed offsets) in the outbox in the same
+ * transaction as the last of them. Changes whose seq is not above the
  * stored cursor are skipped (already derived before a restart); a record
  * that changes several times in the batch is derived once, from the index's
  * current state. For every other changed record:
@@ -136,25 +137,6 @@ int lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *ch
  * lm_events_free. NULL is a no-op.
  */
 void lm_events_interrupt(lm_events *ev);
-
-/* The outbox cursor (lm_outbox_get_cursor): where the follower resumes
- * deriving after a restart. */
-int lm_events_cursor(lm_events *ev, uint64_t *seq);
-
-/*
- * Binds the outbox cursor to the record store it derives from, before the
- * follower starts: store_id is the store's identity (its "store.id" meta
- * value; NULL or "" when it has none) and store_seq its last change seq.
- * When the outbox followed another store, or its cursor is ahead of this
- * store's change log (the store was replaced while the outbox was kept),
- * the cursor is rebased to 0 (lm_outbox_rebase; logged at warn), so that
- * the new store's changes are derived instead of being taken as derived
- * before. An outbox without a recorded identity adopts this store. On
- * LM_OK *cursor is where the follower resumes deriving. Returns LM_OK,
- * LM_EINVAL or an outbox error.
- */
-int lm_events_bind_store(
-    lm_events *ev, const char *store_id, uint64_t store_seq, uint64_t *cursor);
 
 /* The outbox, borrowed (for counts and inspection); valid until
  * lm_events_free. */

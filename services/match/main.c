@@ -618,8 +618,10 @@ shutdown_all(struct daemon *d)
 	 * more, so their sources may go. */
 	lm_http_stop(d->http);
 	d->http = NULL;
-	/* The owner first: it waits for the index, and commits what it derived
-	 * and leaves the group, so its partitions move at once. */
+	/* The owner first: a derivation in progress stops between two records
+	 * (its batch stays uncommitted for the next owner); what was derived is
+	 * committed and the group left, so its partitions move at once. */
+	lm_events_interrupt(d->events);
 	lm_owner_free(d->owner);
 	d->owner = NULL;
 	lm_follower_free(d->follower); /* stops after the batch it is applying */

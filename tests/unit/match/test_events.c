@@ -494,7 +494,7 @@ test_delivery(void **state)
 	free(text);
 
 	uint64_t cur = 0;
-	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(lm_outbox_get_cursor(lm_events_outbox(ev), &cur), LM_OK);
 	assert_int_equal(cur, 2);
 	lm_events_free(ev);
 }
@@ -799,7 +799,7 @@ test_cursor(void **state)
 
 	/* After a restart, the follower replays seq 4..6: only 6 is new. */
 	ev = new_events(tmp, min, 50, 0);
-	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(lm_outbox_get_cursor(lm_events_outbox(ev), &cur), LM_OK);
 	assert_int_equal(cur, 5);
 	put_profile("cand-2", 1, STRONG, 5, 6);
 	put_profile("cand-3", 1, STRONG, 5, 6);
@@ -809,7 +809,7 @@ test_cursor(void **state)
 	assert_int_equal(counts(ev).enqueued_total, 2);
 	assert_false(pair_known(ev, "cand-2", "job-1"));
 	assert_true(pair_above(ev, "cand-3", "job-1"));
-	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(lm_outbox_get_cursor(lm_events_outbox(ev), &cur), LM_OK);
 	assert_int_equal(cur, 6);
 	/* A batch ending before the cursor is refused. */
 	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, 3, NOW), LM_ESTALE);
@@ -820,108 +820,9 @@ test_cursor(void **state)
 	assert_int_equal(lm_events_on_changes(ev, idx, NULL, 1, 7, NOW), LM_EINVAL);
 	/* An empty batch moves the cursor. */
 	assert_int_equal(lm_events_on_changes(ev, idx, NULL, 0, 8, NOW), LM_OK);
-	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(lm_outbox_get_cursor(lm_events_outbox(ev), &cur), LM_OK);
 	assert_int_equal(cur, 8);
 	lm_events_free(ev);
-}
-
-/* Creates a record store in dir with n changes; returns its identity (the
- * caller frees it). */
-static char *
-make_store(const char *dir, int n)
-{
-	lm_store *st = NULL;
-	lm_store_txn *t = NULL;
-	void *id = NULL;
-	uint64_t last = 0;
-	char rid[32];
-
-	assert_int_equal(lm_store_open(dir, NULL, &st), LM_OK);
-	for (int i = 0; i < n; i++) {
-		snprintf(rid, sizeof(rid), "job-%d", i);
-		assert_int_equal(lm_store_begin(st, &t), LM_OK);
-		assert_int_equal(lm_store_put(t, LM_KIND_POSTING, rid, 1, "x", 1), LM_OK);
-		assert_int_equal(lm_store_commit(t, &last), LM_OK);
-	}
-	assert_int_equal(lm_store_meta_get(st, "store.id", &id, NULL), LM_OK);
-	assert_int_equal(strlen(id), 32);
-	lm_store_close(st);
-	return id;
-}
-
-/* A store replaced while the outbox was kept: the cursor is rebased, so the
- * new store's changes are derived instead of refused as stale. */
-static void
-test_replaced_store(void **state)
-{
-	char sdir[4200], legacy[4200];
-	lm_event_change ch[1];
-	lm_events *ev;
-	uint64_t cur = 99;
-	char *id1, *id2, *again;
-	double min;
-	(void) state;
-
-	snprintf(sdir, sizeof(sdir), "%s/store", tmp);
-	id1 = make_store(sdir, 5);
-	again = make_store(sdir, 0); /* the identity stays with the store */
-	assert_string_equal(again, id1);
-	free(again);
-
-	put_posting("job-1", 1, STRONG, 5, false);
-	put_profile("cand-1", 1, STRONG, 5, 6);
-	put_profile("cand-weak", 1, WEAK, 1, 1);
-	min = threshold("cand-1", "cand-weak", "job-1");
-	ev = new_events(tmp, min, 50, 0);
-	/* A new outbox adopts the store. */
-	assert_int_equal(lm_events_bind_store(ev, id1, 5, &cur), LM_OK);
-	assert_int_equal(cur, 0);
-	assert_int_equal(lm_events_on_changes(ev, idx, NULL, 0, 5, NOW), LM_OK);
-	assert_int_equal(lm_events_bind_store(ev, id1, 5, &cur), LM_OK);
-	assert_int_equal(cur, 5);
-
-	/* The store is deleted and created again: two changes, new identity. */
-	lmt_rmtree(sdir);
-	id2 = make_store(sdir, 2);
-	assert_string_not_equal(id1, id2);
-	assert_int_equal(lm_events_bind_store(ev, id2, 2, &cur), LM_OK);
-	assert_int_equal(cur, 0);
-	/* Its changes are derived, not taken as derived before. */
-	ch[0] = change(1, true, "job-1", true, false);
-	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
-	assert_int_equal(counts(ev).enqueued_total, 1);
-	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
-	assert_int_equal(cur, 1);
-	assert_int_equal(lm_events_bind_store(ev, id2, 2, &cur), LM_OK);
-	assert_int_equal(cur, 1);
-	/* The old store again (a restored backup): rebased too. */
-	assert_int_equal(lm_events_bind_store(ev, id1, 5, &cur), LM_OK);
-	assert_int_equal(cur, 0);
-	/* No identity to compare: the cursor as it is. */
-	assert_int_equal(lm_events_on_changes(ev, idx, NULL, 0, 4, NOW), LM_OK);
-	assert_int_equal(lm_events_bind_store(ev, NULL, 2, &cur), LM_OK);
-	assert_int_equal(cur, 4);
-	assert_int_equal(lm_events_bind_store(NULL, id1, 2, &cur), LM_EINVAL);
-	lm_events_free(ev);
-
-	/* An outbox from before identities whose cursor is ahead of the store:
-	 * replaced; one whose cursor is not: adopted as it is. */
-	snprintf(legacy, sizeof(legacy), "%s/legacy", tmp);
-	assert_int_equal(mkdir(legacy, 0700), 0);
-	ev = new_events(legacy, min, 50, 0);
-	assert_int_equal(lm_outbox_set_cursor(lm_events_outbox(ev), 9), LM_OK);
-	assert_int_equal(lm_events_bind_store(ev, id2, 2, &cur), LM_OK);
-	assert_int_equal(cur, 0);
-	lm_events_free(ev);
-	snprintf(legacy, sizeof(legacy), "%s/legacy2", tmp);
-	assert_int_equal(mkdir(legacy, 0700), 0);
-	ev = new_events(legacy, min, 50, 0);
-	assert_int_equal(lm_outbox_set_cursor(lm_events_outbox(ev), 2), LM_OK);
-	assert_int_equal(lm_events_bind_store(ev, id2, 2, &cur), LM_OK);
-	assert_int_equal(cur, 2);
-	lm_events_free(ev);
-	free(id1);
-	free(id2);
 }
 
 /* After lm_events_interrupt a derivation stops before the next change: the
@@ -945,7 +846,7 @@ test_interrupt(void **state)
 	lm_events_interrupt(ev);
 	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, 2, NOW), LM_ECLOSED);
 	assert_int_equal(counts(ev).enqueued_total, 0);
-	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(lm_outbox_get_cursor(lm_events_outbox(ev), &cur), LM_OK);
 	assert_int_equal(cur, 0);
 	lm_events_interrupt(NULL);
 	lm_events_free(ev);
@@ -954,7 +855,7 @@ test_interrupt(void **state)
 	ev = new_events(tmp, min, 50, 0);
 	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, 2, NOW), LM_OK);
 	assert_int_equal(counts(ev).enqueued_total, 1);
-	assert_int_equal(lm_events_cursor(ev, &cur), LM_OK);
+	assert_int_equal(lm_outbox_get_cursor(lm_events_outbox(ev), &cur), LM_OK);
 	assert_int_equal(cur, 2);
 	lm_events_free(ev);
 }
@@ -1068,7 +969,6 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_crossings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_replaced_store, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
 	};
