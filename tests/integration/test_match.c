@@ -124,6 +124,8 @@ build_env(void)
 		lmt_env_add(e, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
 		lmt_env_add(e, "LUNAMATCH_FAIRNESS_FILE=%s",
 		    lmt_src("data/fairness/requirements.tsv"));
+		lmt_env_add(
+		    e, "LUNAMATCH_GAZETTEER_FILE=%s", lmt_src("data/geo/cities.tsv"));
 		lmt_env_add(e, "LUNAMATCH_LOG_LEVEL=info");
 		/* Ingest's group; match asks it for its committed offsets. */
 		lmt_env_add(e, "LUNAMATCH_GROUP_ID=%s", G.group);
