@@ -393,6 +393,7 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 	char path[4096], err[512];
 	lm_taxonomy *tax = NULL;
 	lm_rates *rates = NULL;
+	lm_gazetteer *gaz = NULL;
 	lm_store *st = NULL;
 	lm_store_txn *t = NULL;
 	lm_record_ctx ctx;
@@ -411,9 +412,18 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 		lm_cli_error(CMD, "%s", err);
 		goto fail;
 	}
+	/* Locations are geocoded as ingest geocodes them (its default
+	 * gazetteer), so that the engine compares distances. */
+	if (load_file(CMD, "gazetteer", cfg->gazetteer_file, path, sizeof(path)) != 0)
+		goto fail;
+	if ((rc = lm_gazetteer_load(path, &gaz, err, sizeof(err))) != LM_OK) {
+		lm_cli_error(CMD, "%s", err);
+		goto fail;
+	}
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.taxonomy = tax;
 	ctx.rates = rates;
+	ctx.gazetteer = gaz;
 	ctx.embedding_dim = 0; /* the set carries no embeddings */
 	if ((rc = lm_store_open(cfg->data_dir, NULL, &st)) != LM_OK) {
 		lm_cli_error(CMD, "cannot open the store in %s: %s", cfg->data_dir,
@@ -448,6 +458,7 @@ fail:
 	lm_store_close(st);
 	lm_rates_free(rates);
 	lm_taxonomy_free(tax);
+	lm_gazetteer_free(gaz);
 	return rv;
 }
 
