@@ -118,6 +118,8 @@ replica_env(struct replica *r)
 		lmt_env_add(e, "LUNAMATCH_GROUP_ID=%s", r->group);
 		lmt_env_add(e, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
 		lmt_env_add(e, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+		lmt_env_add(e, "LUNAMATCH_FAIRNESS_FILE=%s",
+		    lmt_src("data/fairness/requirements.tsv"));
 		lmt_env_add(e, "LUNAMATCH_LOG_LEVEL=info");
 	}
 	lmt_env_add(&r->ienv, "LUNAMATCH_HTTP_ADDR=%s", r->ingest_http);
