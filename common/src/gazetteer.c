@@ -146,15 +146,6 @@ parse_u32(const char *s, uint32_t *out)
 	return true;
 }
 
-static bool
-has_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char) *s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 /* Adds an index entry for name s[0..n) of city idx, unless the city already
  * has one with the same hash (a name and an alias that look up alike). */
 static int
@@ -195,33 +186,22 @@ parse_city(void *arg, lm_textfile *tf, char *line)
 	struct lm_gazetteer *g = arg;
 	char *col[NCOLS];
 	size_t ncol = 0, first, naliases = 0;
-	char *p = line;
+	char *p;
 	struct city *c;
 	uint32_t idx;
 	int rv;
 
-	for (;;) {
-		char *tab = strchr(p, '\t');
-		if (ncol < NCOLS)
-			col[ncol] = p;
-		ncol++;
-		if (tab == NULL)
-			break;
-		*tab = '\0';
-		p = tab + 1;
-	}
+	ncol = lm_textfile_split(line, col, NCOLS);
 	if (ncol != NCOLS)
 		return lm_textfile_fail(tf, LM_EPARSE,
 		    "expected %d tab-separated columns (geoname id, name, country, "
 		    "admin1, "
 		    "region, latitude, longitude, population, aliases), found %zu",
 		    NCOLS, ncol);
-	for (size_t i = 0; i < NCOLS; i++) {
-		col[i] = lm_textfile_trim(col[i]);
-		if (has_control(col[i]))
+	for (size_t i = 0; i < NCOLS; i++)
+		if (lm_textfile_has_control(col[i]))
 			return lm_textfile_fail(
 			    tf, LM_EPARSE, "column %zu has a control character", i + 1);
-	}
 	if (g->ncities >= LM_GAZETTEER_CITIES_MAX)
 		return lm_textfile_fail(
 		    tf, LM_E2BIG, "more than %d cities", LM_GAZETTEER_CITIES_MAX);
