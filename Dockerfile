@@ -83,6 +83,7 @@ ENV LUNAMATCH_DATA_DIR=/var/lib/lunamatch \
     LUNAMATCH_TAXONOMY_FILE=/usr/share/lunamatch/skills.tsv \
     LUNAMATCH_RATES_FILE=/usr/share/lunamatch/rates.tsv \
     LUNAMATCH_FAIRNESS_FILE=/usr/share/lunamatch/fairness/requirements.tsv \
+    LUNAMATCH_GAZETTEER_FILE=/usr/share/lunamatch/geo/cities.tsv \
     LUNAMATCH_MODEL_FILE=/usr/share/lunamatch/model/default.json
 
 USER 10001:10001

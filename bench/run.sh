@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the lunamatch benchmarks and writes their results to bench/results/.
 #
-#   bench/run.sh [index] [store] [codec] [server] [ingest] [events]
+#   bench/run.sh [index] [store] [codec] [data] [server] [ingest] [events]
 #                               (make bench; default: index, store, codec)
 #
 # Builds the benchmark programs in $BUILD (default build; configured with
@@ -25,6 +25,7 @@
 #   BENCH_PUT_SECONDS    store: time cap of one put phase (5)
 #   BENCH_DIR            store: parent of the temporary stores ($TMPDIR or /tmp)
 #   BENCH_CODEC_RECORDS  codec: postings per run (10000)
+#   BENCH_DATA_ROUNDS    data: calls per lookup operation (200000)
 #   BENCH_SERVER_POSTINGS   server: posting counts (10000,100000)
 #   BENCH_SERVER_PROFILES   server: profiles (5000)
 #   BENCH_SERVER_CLIENTS    server: clients of the concurrent run (16)
@@ -52,16 +53,16 @@ which=("$@")
 [ ${#which[@]} -gt 0 ] || which=(index store codec)
 for w in "${which[@]}"; do
 	case "$w" in
-	index | store | codec | server | ingest | events) ;;
-	-h | --help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "bench: unknown benchmark $w (index, store, codec, server, ingest, events)" >&2; exit 2 ;;
+	index | store | codec | data | server | ingest | events) ;;
+	-h | --help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench: unknown benchmark $w (index, store, codec, data, server, ingest, events)" >&2; exit 2 ;;
 	esac
 done
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
 	cmake -S . -B "$build" -G Ninja -DLUNAMATCH_WERROR=ON
 fi
-cmake --build "$build" --target bench_index bench_store bench_codec bench_ingest \
+cmake --build "$build" --target bench_index bench_store bench_codec bench_data bench_ingest \
 	lunamatch lunamatch-match lunamatch-loadgen lunamatch-ingest lunamatch-devkafka
 
 # Numbers from a Debug or sanitizer build say little about production speed.
@@ -101,6 +102,10 @@ for w in "${which[@]}"; do
 	codec)
 		"$bin/bench_codec" --out-dir "$out" --commit "$commit" --seed "$seed" \
 			--records "${BENCH_CODEC_RECORDS:-10000}"
+		;;
+	data)
+		"$bin/bench_data" --out-dir "$out" --commit "$commit" \
+			--rounds "${BENCH_DATA_ROUNDS:-200000}"
 		;;
 	server)
 		python3 bench/server.py --bin "$bin" --out "$out" --commit "$commit" \

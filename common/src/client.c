@@ -75,9 +75,10 @@ struct lm_client {
 	size_t nep;
 	unsigned default_timeout_ms;
 	size_t max_resp;
-	uint64_t id_base;     /* random, per client */
-	atomic_ullong id_seq; /* per call */
-	atomic_uint next;     /* round-robin position */
+	uint64_t id_base;                           /* random, per client */
+	atomic_ullong id_seq;                       /* per call */
+	atomic_uint next;                           /* round-robin position */
+	char caller[LM_RPC_MAX_METADATA_VALUE + 1]; /* "" = none */
 };
 
 /* How one attempt on one endpoint ended. */
@@ -264,6 +265,15 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 	                                                   : LM_RPC_DEFAULT_TIMEOUT_MS;
 	c->max_resp = o && o->max_response_bytes ? o->max_response_bytes
 	                                         : LM_RPC_DEFAULT_MAX_RESPONSE;
+	if (o != NULL && given(o->caller)) {
+		if (strlen(o->caller) > LM_RPC_MAX_METADATA_VALUE) {
+			lm_error("client.open", "caller name over %d bytes",
+			    LM_RPC_MAX_METADATA_VALUE);
+			free(c);
+			return LM_EINVAL;
+		}
+		memcpy(c->caller, o->caller, strlen(o->caller) + 1);
+	}
 	if (getrandom(&c->id_base, sizeof(c->id_base), GRND_NONBLOCK) !=
 	    (ssize_t) sizeof(c->id_base))
 		c->id_base = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32) ^
@@ -336,9 +346,17 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 	protobuf_c_message_pack(req, payload);
 	snprintf(reqid, idlen, "%016llx-%llu", (unsigned long long) c->id_base,
 	    (unsigned long long) atomic_fetch_add(&c->id_seq, 1) + 1);
+	Lunamatch__V1__MetadataEntry caller = LUNAMATCH__V1__METADATA_ENTRY__INIT;
+	Lunamatch__V1__MetadataEntry *md[1] = {&caller};
 	env.method = full;
 	env.request_id = reqid;
 	env.timeout_ms = timeout_ms;
+	if (c->caller[0] != '\0') {
+		caller.key = "caller";
+		caller.value = c->caller;
+		env.n_metadata = 1;
+		env.metadata = md;
+	}
 	env.payload.data = payload;
 	env.payload.len = plen;
 	n = protobuf_c_message_get_packed_size(&env.base);

@@ -50,23 +50,6 @@ lower(unsigned char c)
 	return c >= 'A' && c <= 'Z' ? (unsigned char) (c - 'A' + 'a') : c;
 }
 
-/* Lower-case kebab-case ASCII, as taxonomy ids. */
-static bool
-is_kebab(const char *s)
-{
-	if (*s == '\0' || *s == '-')
-		return false;
-	for (; *s; s++) {
-		if (*s == '-') {
-			if (s[1] == '-' || s[1] == '\0')
-				return false;
-		} else if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9'))) {
-			return false;
-		}
-	}
-	return true;
-}
-
 /* Splits the phrase s (NUL-terminated, modified in place) into words. */
 static int
 parse_phrase(lm_textfile *tf, struct lm_fairness *f, uint32_t rule, char *s)
@@ -122,34 +105,23 @@ parse_rule(void *arg, lm_textfile *tf, char *line)
 	struct lm_fairness *f = arg;
 	char *col[4];
 	size_t ncol = 0;
-	char *p = line;
+	char *p;
 	lm_fair_rule *r;
 	uint32_t idx;
 	int rv;
 
-	for (;;) {
-		char *tab = strchr(p, '\t');
-		if (ncol < 4)
-			col[ncol] = p;
-		ncol++;
-		if (tab == NULL)
-			break;
-		*tab = '\0';
-		p = tab + 1;
-	}
+	ncol = lm_textfile_split(line, col, 4);
 	if (ncol != 4)
 		return lm_textfile_fail(tf, LM_EPARSE,
 		    "expected 4 tab-separated columns (id, category, phrases, reason), "
 		    "found %zu",
 		    ncol);
-	for (size_t i = 0; i < 4; i++)
-		col[i] = lm_textfile_trim(col[i]);
 	for (size_t i = 0; i < 2; i++) {
 		const char *what = i == 0 ? "rule id" : "category";
 		if (strlen(col[i]) > LM_FAIRNESS_ID_MAX)
 			return lm_textfile_fail(tf, LM_E2BIG, "%s longer than %d bytes",
 			    what, LM_FAIRNESS_ID_MAX);
-		if (!is_kebab(col[i]))
+		if (!lm_textfile_kebab(col[i]))
 			return lm_textfile_fail(tf, LM_EPARSE,
 			    "%s \"%s\" is not lower-case kebab-case ASCII", what, col[i]);
 	}

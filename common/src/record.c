@@ -253,6 +253,52 @@ ident(struct prep *p, char **id, uint64_t version)
 	return LM_OK;
 }
 
+/* Removes element i of a protobuf-c message array, freeing it. */
+static void
+drop_message(void **arr, size_t *n, size_t i)
+{
+	protobuf_c_message_free_unpacked(arr[i], NULL);
+	memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(arr[0]));
+	(*n)--;
+}
+
+/* Removes element i of a protobuf-c string array, freeing it. */
+static void
+drop_string(char **arr, size_t *n, size_t i)
+{
+	if (arr[i] != protobuf_c_empty_string)
+		free(arr[i]);
+	memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(arr[0]));
+	(*n)--;
+}
+
+/*
+ * Fills the coordinates of l from the gazetteer, or clears them: they are
+ * ingest's to set, whatever a producer sent.
+ */
+static int
+geocode(struct prep *p, Lunamatch__V1__Location *l)
+{
+	const lm_city *c;
+
+	l->geocoded = 0;
+	l->latitude = 0;
+	l->longitude = 0;
+	l->geoname_id = 0;
+	if (p->ctx->gazetteer == NULL || l->city[0] == '\0')
+		return LM_OK;
+	c = lm_gazetteer_lookup(p->ctx->gazetteer, l->city, l->country, l->region);
+	if (c == NULL || !lm_country_valid(c->country))
+		return LM_OK;
+	if (l->country[0] == '\0' && set_string(&l->country, c->country) != LM_OK)
+		return LM_ENOMEM;
+	l->geocoded = 1;
+	l->latitude = c->latitude;
+	l->longitude = c->longitude;
+	l->geoname_id = c->geoname_id;
+	return LM_OK;
+}
+
 static int
 locations(
     struct prep *p, size_t n, Lunamatch__V1__Location **locs, const struct field *field)
@@ -280,6 +326,67 @@ locations(
 				    "%s: \"%s\" is not an ISO 3166-1 alpha-2 code",
 				    path(&f, fb, sizeof(fb)), l->country);
 		}
+		if ((rv = geocode(p, l)) != LM_OK)
+			return rv;
+	}
+	return LM_OK;
+}
+
+/* True when code is among v[0..n). */
+static int
+has_string(char *const *v, size_t n, const char *code)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], code) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Checks remote_countries (upper-cased, valid, no duplicates) and gives a
+ * REMOTE posting without any the countries of its locations.
+ */
+static int
+remote_countries(struct prep *p, Lunamatch__V1__JobPosting *j)
+{
+	char fb[FIELD_MAX];
+	int rv;
+
+	if (j->n_remote_countries > LM_RECORD_REMOTE_MAX)
+		return reject(p, LM_REJECT_OVERSIZE,
+		    "remote_countries: %zu entries, limit %d", j->n_remote_countries,
+		    LM_RECORD_REMOTE_MAX);
+	for (size_t i = 0, orig = 0; i < j->n_remote_countries; orig++) {
+		struct field f = {"remote_countries", orig, NULL, NOIDX};
+		if ((rv = text(p, &j->remote_countries[i], 8, 1, &f)) != LM_OK)
+			return rv;
+		upcase(j->remote_countries[i]);
+		if (!lm_country_valid(j->remote_countries[i]))
+			return reject(p, LM_REJECT_BAD_COUNTRY,
+			    "%s: \"%s\" is not an ISO 3166-1 alpha-2 code",
+			    path(&f, fb, sizeof(fb)), j->remote_countries[i]);
+		if (has_string(j->remote_countries, i, j->remote_countries[i]))
+			drop_string(j->remote_countries, &j->n_remote_countries, i);
+		else
+			i++;
+	}
+	if (j->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE ||
+	    j->n_remote_countries > 0)
+		return LM_OK;
+	for (size_t i = 0; i < j->n_locations; i++) {
+		const char *cc = j->locations[i]->country;
+		char **v;
+		if (cc[0] == '\0' ||
+		    has_string(j->remote_countries, j->n_remote_countries, cc))
+			continue;
+		v = realloc(
+		    j->remote_countries, (j->n_remote_countries + 1) * sizeof(*v));
+		if (v == NULL)
+			return LM_ENOMEM;
+		j->remote_countries = v;
+		if ((v[j->n_remote_countries] = strdup(cc)) == NULL)
+			return LM_ENOMEM;
+		j->n_remote_countries++;
 	}
 	return LM_OK;
 }
@@ -397,25 +504,6 @@ embedding(struct prep *p, size_t n, const float *v, const struct field *field)
 			return reject(p, LM_REJECT_BAD_VALUE, "%s[%zu]: not finite",
 			    path(field, fb, sizeof(fb)), i);
 	return LM_OK;
-}
-
-/* Removes element i of a protobuf-c message array, freeing it. */
-static void
-drop_message(void **arr, size_t *n, size_t i)
-{
-	protobuf_c_message_free_unpacked(arr[i], NULL);
-	memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(arr[0]));
-	(*n)--;
-}
-
-/* Removes element i of a protobuf-c string array, freeing it. */
-static void
-drop_string(char **arr, size_t *n, size_t i)
-{
-	if (arr[i] != protobuf_c_empty_string)
-		free(arr[i]);
-	memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(arr[0]));
-	(*n)--;
 }
 
 /* Frees the compliance warnings of j: only ingest writes them. */
@@ -677,6 +765,7 @@ lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *j,
 	        LM_OK ||
 	    (rv = locations(&p, j->n_locations, j->locations, FIELD("locations"))) !=
 	        LM_OK ||
+	    (rv = remote_countries(&p, j)) != LM_OK ||
 	    (rv = salary(&p, &j->salary, 0, FIELD("salary"))) != LM_OK ||
 	    (rv = screen_posting(&p, j)) != LM_OK ||
 	    (rv = posting_skills(&p, j)) != LM_OK ||

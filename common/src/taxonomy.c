@@ -79,33 +79,6 @@ key_skill(const void *v)
 	return (uint32_t) ((uintptr_t) v - 1);
 }
 
-/* Lower-case kebab-case ASCII: [a-z0-9]+ groups joined by single '-'. */
-static bool
-is_kebab(const char *s)
-{
-	if (*s == '\0' || *s == '-')
-		return false;
-	for (; *s; s++) {
-		if (*s == '-') {
-			if (s[1] == '-' || s[1] == '\0')
-				return false;
-		} else if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9'))) {
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool
-has_control(const char *s)
-{
-	for (; *s; s++) {
-		if ((unsigned char) *s < 0x20 || *s == 0x7f)
-			return true;
-	}
-	return false;
-}
-
 /* True when s is well-formed UTF-8 (no overlongs, surrogates or code points
  * above U+10FFFF), so that names can go into JSON as they are. */
 static bool
@@ -153,7 +126,7 @@ check_name(lm_textfile *tf, const char *what, const char *s)
 	if (strlen(s) > LM_SKILL_NAME_MAX)
 		return lm_textfile_fail(
 		    tf, LM_E2BIG, "%s longer than %d bytes", what, LM_SKILL_NAME_MAX);
-	if (has_control(s))
+	if (lm_textfile_has_control(s))
 		return lm_textfile_fail(
 		    tf, LM_EPARSE, "%s \"%s\" contains a control character", what, s);
 	if (!is_utf8(s))
@@ -209,35 +182,23 @@ parse_skill(void *arg, lm_textfile *tf, char *line)
 	struct lm_taxonomy *t = arg;
 	char *col[4];
 	size_t ncol = 0;
-	char *p = line;
+	char *p;
 	lm_skill *sk;
 	uint32_t idx;
 	int rv;
 
-	for (;;) {
-		char *tab = strchr(p, '\t');
-		if (ncol < 4)
-			col[ncol] = p;
-		ncol++;
-		if (tab == NULL)
-			break;
-		*tab = '\0';
-		p = tab + 1;
-	}
+	ncol = lm_textfile_split(line, col, 4);
 	if (ncol != 4)
 		return lm_textfile_fail(tf, LM_EPARSE,
 		    "expected 4 tab-separated columns (id, name, category, aliases), "
 		    "found %zu",
 		    ncol);
-	for (size_t i = 0; i < 4; i++)
-		col[i] = lm_textfile_trim(col[i]);
-
 	if (*col[0] == '\0')
 		return lm_textfile_fail(tf, LM_EPARSE, "empty id");
 	if (strlen(col[0]) > LM_SKILL_ID_MAX)
 		return lm_textfile_fail(
 		    tf, LM_E2BIG, "id longer than %d bytes", LM_SKILL_ID_MAX);
-	if (!is_kebab(col[0]))
+	if (!lm_textfile_kebab(col[0]))
 		return lm_textfile_fail(tf, LM_EPARSE,
 		    "id \"%s\" is not lower-case kebab-case ASCII (a-z, 0-9, '-')",
 		    col[0]);
@@ -248,7 +209,7 @@ parse_skill(void *arg, lm_textfile *tf, char *line)
 	if (strlen(col[2]) > LM_SKILL_CATEGORY_MAX)
 		return lm_textfile_fail(
 		    tf, LM_E2BIG, "category longer than %d bytes", LM_SKILL_CATEGORY_MAX);
-	if (!is_kebab(col[2]))
+	if (!lm_textfile_kebab(col[2]))
 		return lm_textfile_fail(tf, LM_EPARSE,
 		    "category \"%s\" is not lower-case kebab-case ASCII", col[2]);
 

@@ -180,6 +180,49 @@ lm_textfile_trim(char *s)
 	return s;
 }
 
+size_t
+lm_textfile_split(char *line, char **col, size_t max)
+{
+	size_t n = 0;
+
+	for (char *p = line;;) {
+		char *tab = strchr(p, '\t');
+		if (tab != NULL)
+			*tab = '\0';
+		if (n < max)
+			col[n] = lm_textfile_trim(p);
+		n++;
+		if (tab == NULL)
+			return n;
+		p = tab + 1;
+	}
+}
+
+int
+lm_textfile_kebab(const char *s)
+{
+	if (*s == '\0' || *s == '-')
+		return 0;
+	for (; *s; s++) {
+		if (*s == '-') {
+			if (s[1] == '-' || s[1] == '\0')
+				return 0;
+		} else if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9'))) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int
+lm_textfile_has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char) *s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 /* Handles a '#' line: "# version: V" and "# format: F" are read, the rest
  * are comments. */
 static int

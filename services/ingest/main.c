@@ -82,10 +82,11 @@ usage(FILE *out)
 	lm_config_usage(out, LM_PROG_INGEST);
 }
 
-/* Resolves and loads the taxonomy, the rate table and the fair-requirements
- * list; exit status 2 on error. */
+/* Resolves and loads the taxonomy, the rate table, the fair-requirements
+ * list and the gazetteer; exit status 2 on error. */
 static int
-load_data(const lm_config *cfg, lm_taxonomy **tax, lm_rates **rates, lm_fairness **fair)
+load_data(const lm_config *cfg, lm_taxonomy **tax, lm_rates **rates, lm_fairness **fair,
+    lm_gazetteer **gaz)
 {
 	char path[PATH_MAX_LEN], err[512];
 
@@ -116,6 +117,15 @@ load_data(const lm_config *cfg, lm_taxonomy **tax, lm_rates **rates, lm_fairness
 		fprintf(stderr, PROG ": LUNAMATCH_FAIRNESS_FILE: %s\n", err);
 		return 2;
 	}
+	if (lm_config_data_file(cfg->gazetteer_file, path, sizeof(path)) != LM_OK) {
+		fprintf(stderr, PROG ": LUNAMATCH_GAZETTEER_FILE: %s not found\n",
+		    cfg->gazetteer_file);
+		return 2;
+	}
+	if (lm_gazetteer_load(path, gaz, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": LUNAMATCH_GAZETTEER_FILE: %s\n", err);
+		return 2;
+	}
 	return 0;
 }
 
@@ -127,6 +137,7 @@ main(int argc, char **argv)
 	lm_taxonomy *tax = NULL;
 	lm_rates *rates = NULL;
 	lm_fairness *fair = NULL;
+	lm_gazetteer *gaz = NULL;
 	lm_store *store = NULL;
 	lm_metrics *metrics = NULL;
 	lm_http *http = NULL;
@@ -173,13 +184,14 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	if ((rc = load_data(&cfg, &tax, &rates, &fair)) != 0)
+	if ((rc = load_data(&cfg, &tax, &rates, &fair, &gaz)) != 0)
 		goto out;
 	rc = 1;
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.taxonomy = tax;
 	ctx.rates = rates;
 	ctx.fairness = fair;
+	ctx.gazetteer = gaz;
 	ctx.embedding_dim = cfg.embedding_dim;
 
 	memset(&sopts, 0, sizeof(sopts));
@@ -248,6 +260,7 @@ out:
 	lm_notify_close(notify);
 	lm_metrics_free(metrics);
 	lm_store_close(store);
+	lm_gazetteer_free(gaz);
 	lm_fairness_free(fair);
 	lm_rates_free(rates);
 	lm_taxonomy_free(tax);

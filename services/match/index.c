@@ -708,10 +708,14 @@ maybe_advance(lm_index *idx, int64_t now)
 		lm_index_advance(idx, now);
 }
 
+/* Under the write lock, so that a query reads the same sequence number for
+ * the whole of its scan (it reads it under the read lock). */
 void
 lm_index_set_seq(lm_index *idx, uint64_t seq)
 {
+	pthread_rwlock_wrlock(&idx->lock);
 	atomic_store(&idx->seq, seq);
+	pthread_rwlock_unlock(&idx->lock);
 }
 
 uint64_t
@@ -1227,6 +1231,7 @@ struct query {
 	size_t *n_matches;
 	char **model_version;
 	uint64_t *index_seq;
+	int64_t *as_of;
 };
 
 /* Points the answer fields of query q at those of resp, a MatchJobsResponse
@@ -1239,6 +1244,7 @@ struct query {
 		(q)->n_matches = &(resp)->n_matches;                                     \
 		(q)->model_version = &(resp)->model_version;                             \
 		(q)->index_seq = &(resp)->index_seq;                                     \
+		(q)->as_of = &(resp)->as_of;                                             \
 	} while (0)
 
 /* Runs q at now and fills its answer fields, which the caller frees with
@@ -1306,9 +1312,14 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 	if (rc == LM_OK)
 		rc =
 		    build_matches(&env, cp, pp, &h, q->explain, q->matches, q->n_matches);
-	pthread_rwlock_unlock(&idx->lock);
-	if (rc == LM_OK && (rc = set_str(q->model_version, idx->model->version)) == LM_OK)
+	/* What the answer was computed from, under the lock of the scan (the
+	 * sequence number changes under the write lock only). */
+	if (rc == LM_OK &&
+	    (rc = set_str(q->model_version, idx->model->version)) == LM_OK) {
 		*q->index_seq = lm_index_seq(idx);
+		*q->as_of = now;
+	}
+	pthread_rwlock_unlock(&idx->lock);
 done:
 	free(h.v);
 	lm_profile_prep_free(own_cp);
@@ -1387,6 +1398,32 @@ lm_index_match_candidates(lm_index *idx, const Lunamatch__V1__MatchCandidatesReq
 	return rc;
 }
 
+static int copy_message(const ProtobufCMessage *m, ProtobufCMessage **out);
+
+/* Copies the compliance warnings of posting p into resp (ExplainMatch shows
+ * them to the reviewer). */
+static int
+copy_warnings(const JobPosting *p, Lunamatch__V1__ExplainMatchResponse *resp)
+{
+	if (p->n_compliance_warnings == 0)
+		return LM_OK;
+	resp->compliance_warnings =
+	    calloc(p->n_compliance_warnings, sizeof(*resp->compliance_warnings));
+	if (resp->compliance_warnings == NULL)
+		return LM_ENOMEM;
+	for (size_t i = 0; i < p->n_compliance_warnings; i++) {
+		ProtobufCMessage *w;
+		int rc;
+		if (p->compliance_warnings[i] == NULL)
+			continue;
+		if ((rc = copy_message(&p->compliance_warnings[i]->base, &w)) != LM_OK)
+			return rc;
+		resp->compliance_warnings[resp->n_compliance_warnings++] =
+		    (Lunamatch__V1__ComplianceWarning *) w;
+	}
+	return LM_OK;
+}
+
 int
 lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
     Lunamatch__V1__ExplainMatchResponse **out)
@@ -1417,6 +1454,13 @@ lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, in
 		env.filters = NULL;
 		rc = lm_explain_pair(&env, c->cp, p->pp,
 		    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL, &resp->match);
+		if (rc == LM_OK)
+			rc = copy_warnings(lm_posting_prep_record(p->pp), resp);
+		if (rc == LM_OK &&
+		    (rc = set_str(&resp->model_version, idx->model->version)) == LM_OK) {
+			resp->index_seq = lm_index_seq(idx);
+			resp->as_of = now;
+		}
 	}
 	pthread_rwlock_unlock(&idx->lock);
 	if (rc != LM_OK) {

@@ -71,7 +71,8 @@ int lm_index_remove_profile(lm_index *idx, const char *id);
 void lm_index_advance(lm_index *idx, int64_t now);
 
 /* The change-log position the index reflects, set by its loader and
- * reported in responses. */
+ * reported in responses. lm_index_set_seq takes the write lock: a query
+ * reports the position that held during its whole scan. */
 void lm_index_set_seq(lm_index *idx, uint64_t seq);
 uint64_t lm_index_seq(lm_index *idx);
 
@@ -95,7 +96,10 @@ void lm_index_counts_get(lm_index *idx, lm_index_counts *out);
 /*
  * Jobs for a candidate: a stored profile (req->candidate_id) or an inline
  * one (req->profile, normalized by the caller as ingest would). top_k 0
- * means LM_INDEX_TOP_K_DEFAULT. Postings that a veto or a request filter
+ * means LM_INDEX_TOP_K_DEFAULT. Scores are computed at now (req->as_of is
+ * the caller's business: the service passes it as now); the response
+ * carries now as as_of, and the model version and index_seq read under the
+ * lock of the scan. Postings that a veto or a request filter
  * removes are counted in `vetoed` and never returned.
  *
  * On LM_OK *out is a new response (caller frees it with
@@ -114,8 +118,9 @@ int lm_index_match_candidates(lm_index *idx,
     Lunamatch__V1__MatchCandidatesResponse **out, char *err, size_t errlen);
 
 /* One stored pair explained at FULL level, vetoed or not (score 0 and
- * eligible false when vetoed). Caller frees *out. LM_ENOENT when either
- * record is not stored. */
+ * eligible false when vetoed), with the posting's compliance warnings, the
+ * model version, the index_seq and as_of = now. Caller frees *out.
+ * LM_ENOENT when either record is not stored. */
 int lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id,
     int64_t now, Lunamatch__V1__ExplainMatchResponse **out);
 

@@ -36,6 +36,7 @@ struct lm_match_service {
 	lm_record_ctx rctx;
 	lm_match_clock_fn clock;
 	void *clock_arg;
+	lm_decisions *decisions; /* NULL: no decision log */
 	atomic_bool loaded;
 	_Atomic(lm_rpc_server *) server;
 };
@@ -58,6 +59,7 @@ lm_match_service_new(const lm_match_service_opts *o, lm_match_service **out)
 	s->rctx.inline_record = 1;
 	s->clock = o->clock;
 	s->clock_arg = o->clock_arg;
+	s->decisions = o->decisions;
 	atomic_init(&s->loaded, false);
 	atomic_init(&s->server, NULL);
 	*out = s;
@@ -101,6 +103,113 @@ static int64_t
 now_of(const lm_match_service *s)
 {
 	return s->clock != NULL ? s->clock(s->clock_arg) : (int64_t) time(NULL);
+}
+
+/* The time a request is answered for: its as_of, or the service clock when
+ * it gives none. Returns ST_OK with *at set, or ST_INVALID with a reason. */
+static int
+resolve_as_of(
+    const lm_match_service *s, int64_t as_of, int64_t *at, char *msg, size_t msglen)
+{
+	int64_t now = now_of(s);
+
+	if (as_of < 0) {
+		snprintf(msg, msglen, "as_of: %lld is negative", (long long) as_of);
+		return ST_INVALID;
+	}
+	if (as_of > now && as_of - now > LM_MATCH_AS_OF_SKEW_MAX) {
+		snprintf(msg, msglen,
+		    "as_of: %lld is more than %d s after the service's clock (%lld)",
+		    (long long) as_of, LM_MATCH_AS_OF_SKEW_MAX, (long long) now);
+		return ST_INVALID;
+	}
+	*at = as_of != 0 ? as_of : now;
+	return ST_OK;
+}
+
+/* The value of metadata entry key of the request, "" when absent. */
+static const char *
+metadata_value(const lm_rpc_ctx *ctx, const char *key)
+{
+	for (size_t i = 0; ctx != NULL && i < ctx->n_metadata; i++)
+		if (ctx->metadata[i] != NULL && ctx->metadata[i]->key != NULL &&
+		    strcmp(ctx->metadata[i]->key, key) == 0)
+			return ctx->metadata[i]->value != NULL ? ctx->metadata[i]->value
+			                                       : "";
+	return "";
+}
+
+/* What a decision records of one answer besides its request. */
+struct answer {
+	const char *method;     /* "MatchJobs" or "MatchCandidates" */
+	const char *subject_id; /* NULL for an inline record */
+	uint32_t top_k;
+	const Lunamatch__V1__JobFilters *jf;
+	const Lunamatch__V1__CandidateFilters *cf;
+	bool jobs; /* results are jobs (else candidates) */
+	Lunamatch__V1__Match **matches;
+	size_t n_matches;
+	uint64_t considered, vetoed, index_seq;
+	int64_t as_of;
+	const char *model_version;
+};
+
+/*
+ * Logs the decision of an answer when the service has a decision log.
+ * Returns ST_OK, or ST_UNAVAILABLE with the reason when it cannot be
+ * logged: then the answer must not be given.
+ */
+static int
+log_decision(lm_match_service *s, const lm_rpc_ctx *ctx, const struct answer *a,
+    char *msg, size_t msglen)
+{
+	Lunamatch__V1__Decision d = LUNAMATCH__V1__DECISION__INIT;
+	Lunamatch__V1__DecisionResult *res = NULL, **resp = NULL;
+	int rc;
+
+	if (s->decisions == NULL)
+		return ST_OK;
+	if (a->n_matches > 0 &&
+	    ((res = calloc(a->n_matches, sizeof(*res))) == NULL ||
+	        (resp = calloc(a->n_matches, sizeof(*resp))) == NULL)) {
+		free(res);
+		snprintf(
+		    msg, msglen, "decision log unavailable: %s", lm_strerror(LM_ENOMEM));
+		return ST_UNAVAILABLE;
+	}
+	for (size_t i = 0; i < a->n_matches; i++) {
+		const Lunamatch__V1__Match *m = a->matches[i];
+		lunamatch__v1__decision_result__init(&res[i]);
+		res[i].id = a->jobs ? m->job_id : m->candidate_id;
+		res[i].score = m->score;
+		res[i].rank = m->rank;
+		resp[i] = &res[i];
+	}
+	/* Borrowed strings: lm_decisions_log serializes d before it returns. */
+	d.method = (char *) a->method;
+	d.request_id =
+	    (char *) (ctx != NULL && ctx->request_id != NULL ? ctx->request_id : "");
+	d.caller = (char *) metadata_value(ctx, LM_MATCH_CALLER_KEY);
+	d.subject_id = (char *) (a->subject_id != NULL ? a->subject_id : "");
+	d.as_of = a->as_of;
+	d.model_version = (char *) a->model_version;
+	d.index_seq = a->index_seq;
+	d.top_k = a->top_k;
+	d.job_filters = (Lunamatch__V1__JobFilters *) a->jf;
+	d.candidate_filters = (Lunamatch__V1__CandidateFilters *) a->cf;
+	d.n_results = a->n_matches;
+	d.results = resp;
+	d.considered = a->considered;
+	d.vetoed = a->vetoed;
+	rc = lm_decisions_log(s->decisions, &d, NULL);
+	free(resp);
+	free(res);
+	if (rc == LM_OK)
+		return ST_OK;
+	snprintf(msg, msglen, "decision log unavailable: %s", lm_strerror(rc));
+	lm_warn("match.decision", "%s answer refused: the decision log failed: %s",
+	    a->method, lm_errname(rc));
+	return ST_UNAVAILABLE;
 }
 
 /* Common entry checks of the data methods: index loaded, deadline not
@@ -280,19 +389,30 @@ h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 	        : NULL;
 	ProtobufCMessage *copy;
 	char reason[REASON_MAX] = "";
+	int64_t at = 0;
 	int st, rc;
 
 	st = match_begin(s, ctx, in->top_k, in->explain, &SUBJECT_PROFILE, is_inline,
 	    is_inline ? (const ProtobufCMessage *) in->profile : NULL, id, &copy, msg,
 	    msglen);
+	if (st == ST_OK && (st = resolve_as_of(s, in->as_of, &at, msg, msglen)) != ST_OK)
+		protobuf_c_message_free_unpacked(copy, NULL);
 	if (st != ST_OK)
 		return st;
 	if (copy != NULL)
 		q.profile = (Lunamatch__V1__CandidateProfile *) copy;
-	rc = lm_index_match_jobs(s->idx, &q, now_of(s), &out, reason, sizeof(reason));
+	rc = lm_index_match_jobs(s->idx, &q, at, &out, reason, sizeof(reason));
 	st = match_done(rc, copy, &SUBJECT_PROFILE, id, reason, msg, msglen);
+	if (st == ST_OK) {
+		struct answer a = {"MatchJobs", id, in->top_k, in->filters, NULL, true,
+		    out->matches, out->n_matches, out->considered, out->vetoed,
+		    out->index_seq, out->as_of, out->model_version};
+		st = log_decision(s, ctx, &a, msg, msglen);
+	}
 	if (st == ST_OK)
 		*resp = &out->base;
+	else
+		protobuf_c_message_free_unpacked(&out->base, NULL);
 	return st;
 }
 
@@ -312,20 +432,30 @@ h_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req
 	        : NULL;
 	ProtobufCMessage *copy;
 	char reason[REASON_MAX] = "";
+	int64_t at = 0;
 	int st, rc;
 
 	st = match_begin(s, ctx, in->top_k, in->explain, &SUBJECT_POSTING, is_inline,
 	    is_inline ? (const ProtobufCMessage *) in->posting : NULL, id, &copy, msg,
 	    msglen);
+	if (st == ST_OK && (st = resolve_as_of(s, in->as_of, &at, msg, msglen)) != ST_OK)
+		protobuf_c_message_free_unpacked(copy, NULL);
 	if (st != ST_OK)
 		return st;
 	if (copy != NULL)
 		q.posting = (Lunamatch__V1__JobPosting *) copy;
-	rc = lm_index_match_candidates(
-	    s->idx, &q, now_of(s), &out, reason, sizeof(reason));
+	rc = lm_index_match_candidates(s->idx, &q, at, &out, reason, sizeof(reason));
 	st = match_done(rc, copy, &SUBJECT_POSTING, id, reason, msg, msglen);
+	if (st == ST_OK) {
+		struct answer a = {"MatchCandidates", id, in->top_k, NULL, in->filters,
+		    false, out->matches, out->n_matches, out->considered, out->vetoed,
+		    out->index_seq, out->as_of, out->model_version};
+		st = log_decision(s, ctx, &a, msg, msglen);
+	}
 	if (st == ST_OK)
 		*resp = &out->base;
+	else
+		protobuf_c_message_free_unpacked(&out->base, NULL);
 	return st;
 }
 
@@ -353,9 +483,12 @@ h_explain(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 	lm_match_service *s = arg;
 	const Lunamatch__V1__ExplainMatchRequest *in = (const void *) req;
 	Lunamatch__V1__ExplainMatchResponse *out = NULL;
+	int64_t at = 0;
 	int st, rc;
 
 	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
+		return st;
+	if ((st = resolve_as_of(s, in->as_of, &at, msg, msglen)) != ST_OK)
 		return st;
 	if (in->candidate_id == NULL || in->candidate_id[0] == '\0') {
 		snprintf(msg, msglen, "candidate_id: required");
@@ -365,7 +498,7 @@ h_explain(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 		snprintf(msg, msglen, "job_id: required");
 		return ST_INVALID;
 	}
-	rc = lm_index_explain(s->idx, in->candidate_id, in->job_id, now_of(s), &out);
+	rc = lm_index_explain(s->idx, in->candidate_id, in->job_id, at, &out);
 	if (rc == LM_ENOENT) {
 		explain_not_found(s, in->candidate_id, in->job_id, msg, msglen);
 		return ST_NOT_FOUND;

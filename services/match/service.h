@@ -7,6 +7,12 @@
  * start-up snapshot), and Check reports SERVING only when the index is loaded
  * and the RPC server (if one is attached) is serving, i.e. not draining.
  *
+ * MatchJobs, MatchCandidates and ExplainMatch score at the request's as_of
+ * (Unix seconds; 0 = the service clock, negative or more than
+ * LM_MATCH_AS_OF_SKEW_MAX seconds ahead of it = INVALID_ARGUMENT) and answer
+ * with that as_of, the model version and the index_seq of the scan: the same
+ * store, model and as_of give the same bytes.
+ *
  * Inline records in MatchJobs / MatchCandidates are copied and prepared with
  * lm_*_prepare (inline_record = 1) exactly as ingest prepares stored ones;
  * the request itself is never modified.
@@ -24,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "decisions.h"
 #include "index.h"
 #include "lunamatch/record.h"
 #include "rpc_server.h"
@@ -31,6 +38,13 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* How far an as_of may be ahead of the service clock (seconds): the skew
+ * between the clocks of replicas that a replayed as_of may come from. */
+#define LM_MATCH_AS_OF_SKEW_MAX 300
+
+/* The metadata key of the caller's identity, logged with each decision. */
+#define LM_MATCH_CALLER_KEY "caller"
 
 /* The service name Check answers for, besides "". */
 #define LM_MATCH_SERVICE_NAME "lunamatch.v1.MatchService"
@@ -47,6 +61,10 @@ typedef struct lm_match_service_opts {
 	 * answers reproducible (tests, replays). */
 	lm_match_clock_fn clock;
 	void *clock_arg;
+	/* The decision log (borrowed; NULL = off). When set, every MatchJobs
+	 * and MatchCandidates answer is logged before it is given, and an
+	 * answer that cannot be logged is refused with UNAVAILABLE. */
+	lm_decisions *decisions;
 } lm_match_service_opts;
 
 /* Creates the service. The index starts "not loaded". Returns LM_OK,

@@ -77,7 +77,8 @@ run_eval(const char *set, bool load, const char *want_err)
 {
 	const char *args[] = {"eval", "--set", set, "--json", "--taxonomy-file",
 	    lmt_src("data/skills.tsv"), "--rates-file", lmt_src("data/rates.tsv"),
-	    load ? "--load" : NULL, NULL};
+	    "--gazetteer-file", lmt_src("data/geo/cities.tsv"), load ? "--load" : NULL,
+	    NULL};
 	lmt_run_result r = lmt_matchsvc_cli(&S, args);
 	json_error_t je;
 
@@ -270,7 +271,8 @@ expect_failure(const char *set, bool load, int status, const char *want)
 {
 	const char *args[] = {"eval", "--set", set, "--taxonomy-file",
 	    lmt_src("data/skills.tsv"), "--rates-file", lmt_src("data/rates.tsv"),
-	    load ? "--load" : NULL, NULL};
+	    "--gazetteer-file", lmt_src("data/geo/cities.tsv"), load ? "--load" : NULL,
+	    NULL};
 	lmt_run_result r = lmt_matchsvc_cli(&S, args);
 
 	assert_int_equal(r.status, status);

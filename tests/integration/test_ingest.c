@@ -87,6 +87,7 @@ world_env(struct world *w, const char *extra1, const char *extra2)
 	lmt_env_add(e, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
 	lmt_env_add(
 	    e, "LUNAMATCH_FAIRNESS_FILE=%s", lmt_src("data/fairness/requirements.tsv"));
+	lmt_env_add(e, "LUNAMATCH_GAZETTEER_FILE=%s", lmt_src("data/geo/cities.tsv"));
 	lmt_env_add(e, "LUNAMATCH_BATCH_MS=100");
 	lmt_env_add(e, "LUNAMATCH_LOG_LEVEL=info");
 	if (extra1 != NULL)
@@ -1062,18 +1063,22 @@ test_cli(void **state)
 	    {"LUNAMATCH_RATES_FILE=/nonexistent/rates.tsv", NULL, "LUNAMATCH_RATES_FILE"},
 	    {"LUNAMATCH_FAIRNESS_FILE=/nonexistent/requirements.tsv", NULL,
 	        "LUNAMATCH_FAIRNESS_FILE"},
+	    {"LUNAMATCH_GAZETTEER_FILE=/nonexistent/cities.tsv", NULL,
+	        "LUNAMATCH_GAZETTEER_FILE"},
 	    {"LUNAMATCH_TOPIC_PROFILES=lunamatch.postings.v1", NULL, "different topics"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char tax[4400], rates[4400], fair[4400];
+		char tax[4400], rates[4400], fair[4400], gaz[4400];
 		snprintf(tax, sizeof(tax), "LUNAMATCH_TAXONOMY_FILE=%s",
 		    lmt_src("data/skills.tsv"));
 		snprintf(rates, sizeof(rates), "LUNAMATCH_RATES_FILE=%s",
 		    lmt_src("data/rates.tsv"));
 		snprintf(fair, sizeof(fair), "LUNAMATCH_FAIRNESS_FILE=%s",
 		    lmt_src("data/fairness/requirements.tsv"));
+		snprintf(gaz, sizeof(gaz), "LUNAMATCH_GAZETTEER_FILE=%s",
+		    lmt_src("data/geo/cities.tsv"));
 		/* The case's own variable comes first and is not overridden. */
-		const char *env[9] = {NULL};
+		const char *env[10] = {NULL};
 		int ne = 0;
 		if (bad[i].env != NULL)
 			env[ne++] = bad[i].env;
@@ -1083,6 +1088,8 @@ test_cli(void **state)
 			env[ne++] = rates;
 		if (bad[i].env == NULL || strncmp(bad[i].env, fair, 24) != 0)
 			env[ne++] = fair;
+		if (bad[i].env == NULL || strncmp(bad[i].env, gaz, 25) != 0)
+			env[ne++] = gaz;
 		env[ne++] = dir_env;
 		env[ne++] = "LUNAMATCH_HTTP_ADDR=127.0.0.1:0";
 		env[ne++] = "LUNAMATCH_BROKERS=127.0.0.1:1";
@@ -1102,7 +1109,9 @@ test_cli(void **state)
  * Fair requirements through ingest: a posting that asks for a native speaker,
  * a recent graduate and a digital native is stored without those skills and
  * requirements, carries its warnings, and they are counted on /metrics and
- * logged with the phrase.
+ * logged with the phrase. The other posting shows the rest of what the data
+ * files do on ingest: a misspelled skill read as the skill, a geocoded
+ * location and the default remote countries.
  */
 static void
 test_compliance(void **state)
@@ -1134,7 +1143,9 @@ test_compliance(void **state)
 	produce(p, w.postings, "job-fair", posting, strlen(posting), "application/json");
 	produce_pb(p, w.postings, "job-ok", &lunamatch__v1__job_posting__descriptor,
 	    "{\"id\":\"job-ok\",\"version\":1,\"title\":\"Engineer\","
-	    "\"skills\":[{\"name\":\"English\"},{\"name\":\"Pyhton\"}]}");
+	    "\"skills\":[{\"name\":\"English\"},{\"name\":\"Pyhton\"}],"
+	    "\"remote\":\"REMOTE_POLICY_REMOTE\",\"locations\":[{\"city\":"
+	    "\"Evanston\",\"region\":\"IL\",\"country\":\"US\"}]}");
 	lmt_producer_flush(p, IO_MS);
 	lmt_producer_free(p);
 	m = wait_processed(&w, 2);
@@ -1176,6 +1187,13 @@ test_compliance(void **state)
 	assert_int_equal(j->n_compliance_warnings, 0);
 	assert_int_equal(j->n_skills, 2);
 	assert_string_equal(j->skills[1]->skill_id, "python");
+	assert_int_equal(j->skills[1]->resolution,
+	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_TYPO);
+	/* Geocoded, and remote work allowed in its own country. */
+	assert_true(j->locations[0]->geocoded);
+	assert_int_equal(j->locations[0]->geoname_id, 4891382);
+	assert_int_equal(j->n_remote_countries, 1);
+	assert_string_equal(j->remote_countries[0], "US");
 	lunamatch__v1__job_posting__free_unpacked(j, NULL);
 	free(bytes);
 	lm_store_close(s);

@@ -118,6 +118,10 @@ replica_env(struct replica *r)
 		lmt_env_add(e, "LUNAMATCH_GROUP_ID=%s", r->group);
 		lmt_env_add(e, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
 		lmt_env_add(e, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+		lmt_env_add(e, "LUNAMATCH_FAIRNESS_FILE=%s",
+		    lmt_src("data/fairness/requirements.tsv"));
+		lmt_env_add(
+		    e, "LUNAMATCH_GAZETTEER_FILE=%s", lmt_src("data/geo/cities.tsv"));
 		lmt_env_add(e, "LUNAMATCH_LOG_LEVEL=info");
 	}
 	lmt_env_add(&r->ienv, "LUNAMATCH_HTTP_ADDR=%s", r->ingest_http);
@@ -467,6 +471,7 @@ group_setup(void **state)
 	memset(&G, 0, sizeof(G));
 	if (lmt_kafka_real_brokers() == NULL)
 		return 0;
+
 	G.events = calloc(EVENTS_MAX, sizeof(*G.events));
 	assert_non_null(G.events);
 	lmt_run_id(G.run, sizeof(G.run), "s");

@@ -3,7 +3,7 @@
  * evaluation set, next to two baselines computed in the same run.
  *
  *   eval [--set DIR] [--load] [--taxonomy-file F] [--rates-file F]
- *        [--wait-ms N] [--timeout-ms N]
+ *        [--gazetteer-file F] [--wait-ms N] [--timeout-ms N]
  *
  * The set (data/eval/, described in docs/eval-rubric.md) is three JSON-lines
  * files: postings.jsonl and profiles.jsonl (records as data/samples/ holds
@@ -72,6 +72,7 @@ enum {
 	OPT_LOAD,
 	OPT_TAXONOMY,
 	OPT_RATES,
+	OPT_GAZETTEER,
 	OPT_WAIT,
 	OPT_TIMEOUT,
 };
@@ -81,6 +82,7 @@ const struct option lm_cli_eval_options[] = {
     {"load", no_argument, NULL, OPT_LOAD},
     {"taxonomy-file", required_argument, NULL, OPT_TAXONOMY},
     {"rates-file", required_argument, NULL, OPT_RATES},
+    {"gazetteer-file", required_argument, NULL, OPT_GAZETTEER},
     {"wait-ms", required_argument, NULL, OPT_WAIT},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {NULL, 0, NULL, 0},
@@ -109,6 +111,8 @@ const char lm_cli_eval_usage[] =
     "                        same or a newer version is kept as stored)\n"
     "  --taxonomy-file F     taxonomy for --load (default data/skills.tsv)\n"
     "  --rates-file F        currency rates for --load (default data/rates.tsv)\n"
+    "  --gazetteer-file F    cities that --load geocodes locations with\n"
+    "                        (default data/geo/cities.tsv)\n"
     "  --wait-ms N           longest wait for the index after --load\n"
     "                        (default 30000)\n"
     "  --timeout-ms N        deadline of each call\n"
@@ -388,11 +392,12 @@ load_file(const char *cmdname, const char *flag, const char *file, char *path, s
  * last change seq after the commit. */
 static int
 load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
-    const char *rates_file, uint64_t *seq)
+    const char *rates_file, const char *gazetteer_file, uint64_t *seq)
 {
 	char path[4096], err[512];
 	lm_taxonomy *tax = NULL;
 	lm_rates *rates = NULL;
+	lm_gazetteer *gaz = NULL;
 	lm_store *st = NULL;
 	lm_store_txn *t = NULL;
 	lm_record_ctx ctx;
@@ -411,9 +416,18 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 		lm_cli_error(CMD, "%s", err);
 		goto fail;
 	}
+	/* Locations are geocoded as ingest geocodes them, so that the engine
+	 * compares distances. */
+	if (load_file(CMD, "--gazetteer-file", gazetteer_file, path, sizeof(path)) != 0)
+		goto fail;
+	if ((rc = lm_gazetteer_load(path, &gaz, err, sizeof(err))) != LM_OK) {
+		lm_cli_error(CMD, "%s", err);
+		goto fail;
+	}
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.taxonomy = tax;
 	ctx.rates = rates;
+	ctx.gazetteer = gaz;
 	ctx.embedding_dim = 0; /* the set carries no embeddings */
 	if ((rc = lm_store_open(cfg->data_dir, NULL, &st)) != LM_OK) {
 		lm_cli_error(CMD, "cannot open the store in %s: %s", cfg->data_dir,
@@ -448,6 +462,7 @@ fail:
 	lm_store_close(st);
 	lm_rates_free(rates);
 	lm_taxonomy_free(tax);
+	lm_gazetteer_free(gaz);
 	return rv;
 }
 
@@ -923,7 +938,7 @@ int
 lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 {
 	const char *dir = "data/eval", *taxonomy = "data/skills.tsv",
-	           *rates = "data/rates.tsv";
+	           *rates = "data/rates.tsv", *gazetteer = "data/geo/cities.tsv";
 	bool load = false;
 	uint64_t v, seq = 0;
 	unsigned wait_ms = EVAL_WAIT_DEFAULT;
@@ -948,6 +963,9 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 			break;
 		case OPT_RATES:
 			rates = optarg;
+			break;
+		case OPT_GAZETTEER:
+			gazetteer = optarg;
 			break;
 		case OPT_WAIT:
 			if (!lm_cli_parse_u64(optarg, 0, EVAL_WAIT_MAX, &v))
@@ -984,7 +1002,7 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 	         (ProtobufCMessage **) set->profiles, &set->nprofiles)) != 0 ||
 	    (rv = read_judgments(set, dir)) != 0)
 		goto out;
-	if (load && (rv = load_set(cfg, set, taxonomy, rates, &seq)) != 0)
+	if (load && (rv = load_set(cfg, set, taxonomy, rates, gazetteer, &seq)) != 0)
 		goto out;
 	if ((rv = lm_cli_client_open(CMD, cfg, &r.cl)) != 0)
 		goto out;

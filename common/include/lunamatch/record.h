@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "lunamatch/fairness.h"
+#include "lunamatch/gazetteer.h"
 #include "lunamatch/metrics.h"
 #include "lunamatch/salary.h"
 #include "lunamatch/taxonomy.h"
@@ -66,6 +67,8 @@ typedef struct lm_record_ctx {
 	/* The fair-requirements list postings are screened against; NULL
 	 * screens nothing (see lm_posting_prepare). */
 	const lm_fairness *fairness;
+	/* The cities locations are geocoded with; NULL geocodes nothing. */
+	const lm_gazetteer *gazetteer;
 	/* Ingest only: the registry where lm_ingest_decide counts the
 	 * compliance warnings of accepted postings; NULL counts nothing. */
 	lm_metrics *metrics;
@@ -75,6 +78,13 @@ typedef struct lm_record_ctx {
 
 /*
  * Validates and normalizes p in place.
+ *
+ * Locations (of postings and profiles) are geocoded with ctx->gazetteer:
+ * when it finds the city (lm_gazetteer_lookup with the location's country
+ * and region), geocoded, latitude, longitude and geoname_id are set, and an
+ * empty country is filled in from the city; otherwise they are cleared.
+ * A REMOTE posting without remote_countries gets the distinct countries of
+ * its locations; remote_countries are upper-cased, checked and deduplicated.
  *
  * Postings are also screened against ctx->fairness: the title, every skill
  * name, and every requirement group's label and skills. A flagged skill is

@@ -83,6 +83,23 @@ int lm_textfile_fail(lm_textfile *tf, int code, const char *fmt, ...)
  * place, the start is returned. For the columns of a data line. */
 char *lm_textfile_trim(char *s);
 
+/*
+ * Splits line in place at its tabs into columns, each trimmed as
+ * lm_textfile_trim does, and stores the first max of them in col. Returns
+ * the number of columns the line has, which may differ from max: loaders
+ * check it against the count their format wants.
+ */
+size_t lm_textfile_split(char *line, char **col, size_t max);
+
+/* True (non-zero) when s is lower-case kebab-case ASCII: groups of a-z and
+ * 0-9 joined by single '-' ("google-cloud", "age"); the form of ids and
+ * categories in the data files. */
+int lm_textfile_kebab(const char *s);
+
+/* True (non-zero) when s holds an ASCII control character (below 0x20, or
+ * 0x7f). */
+int lm_textfile_has_control(const char *s);
+
 /* Hands the file's buffer (which the returned lines point into) to the
  * caller, who frees it with free(); lm_textfile_close then leaves it. */
 char *lm_textfile_take(lm_textfile *tf);

@@ -1,6 +1,7 @@
 /*
  * test_record.c - validation and normalization of postings and profiles.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,6 +246,82 @@ test_fair_requirements(void **state)
 	lm_fairness_free(fair);
 }
 
+/* Locations are geocoded with the gazetteer; a remote posting says where
+ * remote work is allowed, by default its own countries. */
+static void
+test_locations(void **state)
+{
+	(void) state;
+	lm_gazetteer *gaz = NULL;
+	lm_record_ctx ctx = R.ctx;
+	char err[256] = "";
+	lm_reject why;
+	Lunamatch__V1__JobPosting *p =
+	    posting("{\"id\":\"job-4\",\"version\":1,\"title\":\"Engineer\","
+	            "\"remote\":\"REMOTE_POLICY_REMOTE\",\"locations\":["
+	            "{\"city\":\"Evanston\",\"region\":\"IL\",\"country\":\"us\"},"
+	            "{\"city\":\" Bangalore \",\"country\":\"IN\"},"
+	            "{\"city\":\"Atlantis\",\"country\":\"GR\",\"geocoded\":true,"
+	            "\"latitude\":1,\"longitude\":2,\"geoname_id\":3},"
+	            "{\"country\":\"US\"}]}");
+	Lunamatch__V1__CandidateProfile *c =
+	    profile("{\"id\":\"c-4\",\"version\":1,\"locations\":[{\"city\":\"Chicago\"},"
+	            "{\"city\":\"Paris\"}]}");
+
+	if (lm_gazetteer_load(lmt_src("data/geo/cities.tsv"), &gaz, err, sizeof(err)) !=
+	    LM_OK)
+		fail_msg("%s", err);
+	ctx.gazetteer = gaz;
+	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_OK);
+	Lunamatch__V1__Location **l = p->locations;
+	assert_true(l[0]->geocoded);
+	assert_int_equal(l[0]->geoname_id, 4891382); /* Evanston, Illinois */
+	assert_true(fabs(l[0]->latitude - 42.04) < 0.01);
+	assert_true(l[1]->geocoded);
+	assert_string_equal(l[1]->city, "Bangalore"); /* as written, trimmed */
+	assert_true(fabs(l[1]->longitude - 77.59) < 0.01);
+	assert_false(l[2]->geocoded); /* unknown: what the producer sent is gone */
+	assert_true(l[2]->latitude == 0 && l[2]->longitude == 0 && l[2]->geoname_id == 0);
+	assert_false(l[3]->geocoded);
+	/* Remote work allowed in the posting's own countries. */
+	assert_int_equal(p->n_remote_countries, 3);
+	assert_string_equal(p->remote_countries[0], "US");
+	assert_string_equal(p->remote_countries[1], "IN");
+	assert_string_equal(p->remote_countries[2], "GR");
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+
+	/* A country-less city is geocoded only when its name tells the
+	 * country, which is then filled in. */
+	assert_int_equal(lm_profile_prepare(&ctx, c, &why, err, sizeof(err)), LM_OK);
+	assert_true(c->locations[0]->geocoded);
+	assert_string_equal(c->locations[0]->country, "US");
+	assert_false(c->locations[1]->geocoded);
+	assert_string_equal(c->locations[1]->country, "");
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+
+	/* Given remote countries are normalized; other postings get none. */
+	p = posting("{\"id\":\"job-5\",\"version\":1,\"title\":\"t\","
+	            "\"remote\":\"REMOTE_POLICY_REMOTE\",\"remote_countries\":[\"us\","
+	            "\" US\",\"de\"],\"locations\":[{\"country\":\"FR\"}]}");
+	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(p->n_remote_countries, 2);
+	assert_string_equal(p->remote_countries[0], "US");
+	assert_string_equal(p->remote_countries[1], "DE");
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	p = posting("{\"id\":\"job-6\",\"version\":1,\"title\":\"t\","
+	            "\"remote\":\"REMOTE_POLICY_HYBRID\",\"locations\":[{\"city\":"
+	            "\"Chicago\",\"country\":\"US\"}]}");
+	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(p->n_remote_countries, 0);
+	assert_true(p->locations[0]->geocoded);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	assert_int_equal(posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\","
+	                                "\"remote_countries\":[\"XX\"]}",
+	                     "remote_countries[0]"),
+	    LM_REJECT_BAD_COUNTRY);
+	lm_gazetteer_free(gaz);
+}
+
 static void
 test_posting_rejected(void **state)
 {
@@ -415,6 +492,7 @@ main(void)
 	    cmocka_unit_test(test_posting_rejected),
 	    cmocka_unit_test(test_skill_typos),
 	    cmocka_unit_test(test_fair_requirements),
+	    cmocka_unit_test(test_locations),
 	    cmocka_unit_test(test_posting_bad_utf8),
 	    cmocka_unit_test(test_posting_unknown_enum),
 	    cmocka_unit_test(test_profile),

@@ -341,10 +341,40 @@ test_read(void **state)
 	free(dir);
 }
 
+/* The column helpers the loaders share. */
+static void
+test_columns(void **state)
+{
+	(void) state;
+	char line[] = " a \tb\t\t  c d ";
+	char *col[3];
+
+	assert_int_equal(lm_textfile_split(line, col, 3), 4);
+	assert_string_equal(col[0], "a");
+	assert_string_equal(col[1], "b");
+	assert_string_equal(col[2], "");
+	char one[] = "x";
+	assert_int_equal(lm_textfile_split(one, col, 3), 1);
+	assert_string_equal(col[0], "x");
+
+	assert_true(lm_textfile_kebab("google-cloud-2"));
+	assert_true(lm_textfile_kebab("age"));
+	assert_false(lm_textfile_kebab(""));
+	assert_false(lm_textfile_kebab("-a"));
+	assert_false(lm_textfile_kebab("a-"));
+	assert_false(lm_textfile_kebab("a--b"));
+	assert_false(lm_textfile_kebab("A"));
+	assert_false(lm_textfile_kebab("a_b"));
+	assert_true(lm_textfile_has_control("a\x01"));
+	assert_true(lm_textfile_has_control("\x7f"));
+	assert_false(lm_textfile_has_control("Köln, ok"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_columns),
 	    cmocka_unit_test(test_lines),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_errf),

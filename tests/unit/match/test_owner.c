@@ -13,7 +13,10 @@
  *  - gets past a tombstone whose record was created again later, through the
  *    ingest group's committed offsets (the index alone cannot tell);
  *  - starts a second owner in the same group from the committed offsets:
- *    nothing derived again.
+ *    nothing derived again;
+ *  - keeps retrying, without committing, while outbox writes fail (the
+ *    failure injected through the events' fault seam), and catches up once
+ *    they succeed again.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -62,8 +65,16 @@ static struct {
 	lm_index *idx;
 	lm_follower *follower;
 	lm_events *events;
-	lm_owner *owner; /* replaced only while the follower is stopped */
+	lm_owner *owner;         /* replaced only while the follower is stopped */
+	atomic_int outbox_fault; /* what outbox writes fail with (LM_OK: none) */
 } G;
+
+static int
+outbox_fault(void *arg)
+{
+	(void) arg;
+	return atomic_load(&G.outbox_fault);
+}
 
 static void
 on_applied(void *arg, uint64_t seq)
@@ -118,6 +129,7 @@ setup(void **state)
 	eo.min_score = 0.3;
 	eo.top_n = 50;
 	eo.flush_timeout_ms = 1000;
+	eo.fault = outbox_fault;
 	assert_int_equal(lm_events_new(&eo, &G.events), LM_OK);
 	return 0;
 }
@@ -384,6 +396,40 @@ test_owner(void **state)
 }
 
 static void
+test_outbox_fails(void **state)
+{
+	(void) state;
+	G.owner = new_owner();
+	assert_int_equal(lm_follower_start(G.follower), LM_OK);
+	assert_int_equal(lm_owner_start(G.owner), LM_OK);
+	atomic_store(&G.outbox_fault, LM_ESTORE);
+	produce_record(true, SEED_JOB, 1);
+	produce_record(false, LEAD, 1);
+	ingest_put(true, SEED_JOB, 1);
+	ingest_put(false, LEAD, 1);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     stats(G.owner).failures < 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_true(stats(G.owner).failures >= 2); /* retried */
+	assert_true(stats(G.owner).failing);
+	assert_true(lm_events_outbox_failing(G.events));
+	assert_int_equal(stats(G.owner).messages, 0);
+	assert_int_equal(enqueued(), 0);
+	assert_true(committed(POSTINGS) < 0);
+
+	atomic_store(&G.outbox_fault, LM_OK);
+	assert_true(wait_messages(G.owner, 2));
+	assert_false(stats(G.owner).failing);
+	assert_false(lm_events_outbox_failing(G.events));
+	assert_true(enqueued() >= 1);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(PROFILES) != 1 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(POSTINGS), 1);
+	assert_int_equal(committed(PROFILES), 1);
+}
+
+static void
 test_bad_options(void **state)
 {
 	lm_owner_opts o;
@@ -415,6 +461,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

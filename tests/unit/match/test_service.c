@@ -7,18 +7,27 @@
  * them; one test also attaches a real RPC server to check that Check follows
  * its serving state. The clock is fixed at the samples' reference time plus
  * one hour, so that results do not depend on the day the test runs.
+ *
+ * The decision log is a real lm_decisions on librdkafka's mock cluster, read
+ * back with a real consumer. librdkafka's threads cannot run under
+ * ThreadSanitizer (tests/CMakeLists.txt), so that test is skipped there.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "decisions.h"
 #include "index.h"
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
 #include "lunamatch/record.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
@@ -32,6 +41,15 @@
 #define ST_DEADLINE    LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
 #define ST_NOT_FOUND   LUNAMATCH__V1__STATUS_CODE__NOT_FOUND
 #define ST_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
+
+/* librdkafka's threads cannot run under ThreadSanitizer. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
 
 #define SAMPLES_NOW 1795003600 /* reference time of the samples + 1 h */
 #define SEED_JOB    "job-dfs-sr-mgr-ml"
@@ -52,11 +70,14 @@ struct world {
 
 static struct world W;
 
+/* The service clock: SAMPLES_NOW unless a test moves it (and back). */
+static int64_t clock_now = SAMPLES_NOW;
+
 static int64_t
 fixed_clock(void *arg)
 {
 	(void) arg;
-	return SAMPLES_NOW;
+	return clock_now;
 }
 
 /* lmt_jsonl_fn: puts a record that prepares cleanly into the index, as
@@ -132,19 +153,23 @@ teardown(void **state)
 	return 0;
 }
 
-/* Calls method through the handler table, as the RPC server does. */
+/* Calls method of svc through the handler table, as the RPC server does,
+ * with the request id and metadata of ctx (its method and deadline are
+ * set here). */
 static int
-call(const char *method, const void *req, void **resp, char *msg, size_t msglen)
+call_with(lm_match_service *svc, lm_rpc_ctx ctx, const char *method, const void *req,
+    void **resp, char *msg, size_t msglen)
 {
 	size_t n;
 	const lm_rpc_method *m = lm_match_service_methods(&n);
-	lm_rpc_ctx ctx = {method, "test", (uint64_t) nng_clock() + 60000, NULL, 0};
 	ProtobufCMessage *out = NULL;
 
+	ctx.method = method;
+	ctx.deadline_ms = (uint64_t) nng_clock() + 60000;
 	msg[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(m[i].name, method) == 0) {
-			int st = m[i].fn(W.svc, &ctx, req, &out, msg, msglen);
+			int st = m[i].fn(svc, &ctx, req, &out, msg, msglen);
 			if (st != ST_OK) {
 				assert_null(out);
 				assert_true(
@@ -158,6 +183,14 @@ call(const char *method, const void *req, void **resp, char *msg, size_t msglen)
 	}
 	fail_msg("no handler for %s", method);
 	return -1;
+}
+
+/* Calls method of the test's service with request id "test". */
+static int
+call(const char *method, const void *req, void **resp, char *msg, size_t msglen)
+{
+	lm_rpc_ctx ctx = {method, "test", 0, NULL, 0};
+	return call_with(W.svc, ctx, method, req, resp, msg, msglen);
 }
 
 static void
@@ -687,6 +720,356 @@ test_new_rejects_bad_options(void **state)
 	lm_match_service_free(NULL);
 }
 
+/* ---- as_of: reproducible answers ------------------------------------------- */
+
+/* The wire form of a response (the caller frees it). */
+static uint8_t *
+packed(const void *m, size_t *len)
+{
+	uint8_t *b;
+
+	*len = protobuf_c_message_get_packed_size(m);
+	assert_non_null(b = malloc(*len + 1));
+	assert_int_equal(protobuf_c_message_pack(m, b), *len);
+	return b;
+}
+
+/* Calls method twice with req, the service clock a day apart, and asserts
+ * that both answers are the same bytes; returns the first answer. */
+static void *
+twice_identical(const char *method, const void *req)
+{
+	void *r1 = NULL, *r2 = NULL;
+	uint8_t *b1, *b2;
+	size_t n1, n2;
+	char msg[512];
+
+	assert_int_equal(call(method, req, &r1, msg, sizeof(msg)), ST_OK);
+	clock_now = SAMPLES_NOW + 86400;
+	assert_int_equal(call(method, req, &r2, msg, sizeof(msg)), ST_OK);
+	clock_now = SAMPLES_NOW;
+	b1 = packed(r1, &n1);
+	b2 = packed(r2, &n2);
+	assert_true(n1 > 0);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(b1, b2, n1);
+	free(b1);
+	free(b2);
+	free_msg(r2);
+	return r1;
+}
+
+/*
+ * MatchJobs, MatchCandidates and ExplainMatch answer for the request's
+ * as_of, not for the wall clock: the same store, model and as_of give the
+ * same bytes even a day later, and every answer carries its as_of, model
+ * version and index_seq. Without as_of the service clock is used; a
+ * negative as_of, or one too far ahead of the clock, is refused.
+ */
+static void
+test_as_of(void **state)
+{
+	Lunamatch__V1__MatchJobsRequest jr = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesRequest cr =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__ExplainMatchRequest er =
+	    LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *j, *j2;
+	Lunamatch__V1__MatchCandidatesResponse *c;
+	Lunamatch__V1__ExplainMatchResponse *e;
+	const int64_t then = SAMPLES_NOW - 20 * 86400;
+	char msg[512];
+
+	(void) state;
+	jr.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	jr.candidate_id = LEAD;
+	jr.top_k = 20;
+	jr.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+	jr.as_of = then;
+	j = twice_identical("MatchJobs", &jr);
+	assert_int_equal(j->as_of, then);
+	assert_int_equal(j->index_seq, 42);
+	assert_string_equal(j->model_version, W.model->version);
+	/* as_of is what freshness is judged at: 20 days earlier, the same
+	 * postings are fresher, so the best score is higher. */
+	jr.as_of = 0;
+	assert_int_equal(call("MatchJobs", &jr, (void **) &j2, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(j2->as_of, SAMPLES_NOW);
+	assert_true(j->matches[0]->score > j2->matches[0]->score);
+	free_msg(j);
+	free_msg(j2);
+
+	cr.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+	cr.job_id = SEED_JOB;
+	cr.as_of = then;
+	c = twice_identical("MatchCandidates", &cr);
+	assert_int_equal(c->as_of, then);
+	assert_int_equal(c->index_seq, 42);
+	assert_string_equal(c->model_version, W.model->version);
+	free_msg(c);
+
+	er.candidate_id = LEAD;
+	er.job_id = SEED_JOB;
+	er.as_of = then;
+	e = twice_identical("ExplainMatch", &er);
+	assert_int_equal(e->as_of, then);
+	assert_int_equal(e->index_seq, 42);
+	assert_string_equal(e->model_version, W.model->version);
+	free_msg(e);
+
+	jr.as_of = -1;
+	assert_int_equal(
+	    call("MatchJobs", &jr, (void **) &j, msg, sizeof(msg)), ST_INVALID);
+	assert_non_null(strstr(msg, "as_of"));
+	jr.as_of = SAMPLES_NOW + LM_MATCH_AS_OF_SKEW_MAX + 1;
+	assert_int_equal(
+	    call("MatchJobs", &jr, (void **) &j, msg, sizeof(msg)), ST_INVALID);
+	assert_non_null(strstr(msg, "after the service's clock"));
+	er.as_of = -5;
+	assert_int_equal(
+	    call("ExplainMatch", &er, (void **) &e, msg, sizeof(msg)), ST_INVALID);
+}
+
+/* ExplainMatch shows the posting's compliance warnings, as stored. */
+static void
+test_explain_compliance_warnings(void **state)
+{
+	Lunamatch__V1__ExplainMatchRequest er =
+	    LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
+	Lunamatch__V1__ExplainMatchResponse *e = NULL;
+	Lunamatch__V1__JobPosting *p = NULL;
+	Lunamatch__V1__ComplianceWarning *w;
+	char msg[512];
+
+	(void) state;
+	/* A stored posting, flagged as ingest flags it. */
+	assert_int_equal(lm_index_get_posting(W.idx, SEED_JOB, &p), LM_OK);
+	free(p->id);
+	p->id = strdup("job-flagged");
+	assert_non_null(w = malloc(sizeof(*w)));
+	lunamatch__v1__compliance_warning__init(w);
+	w->rule = strdup("age-recent-graduate");
+	w->category = strdup("age");
+	w->phrase = strdup("Recent graduate");
+	w->field = strdup("skills[3].name");
+	w->reason = strdup("asks for an age group");
+	w->removed = true;
+	p->n_compliance_warnings = 1;
+	p->compliance_warnings = malloc(sizeof(*p->compliance_warnings));
+	assert_non_null(p->compliance_warnings);
+	p->compliance_warnings[0] = w;
+	assert_int_equal(lm_index_put_posting(W.idx, p), LM_OK);
+
+	er.candidate_id = LEAD;
+	er.job_id = "job-flagged";
+	assert_int_equal(
+	    call("ExplainMatch", &er, (void **) &e, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(e->n_compliance_warnings, 1);
+	assert_string_equal(e->compliance_warnings[0]->rule, "age-recent-graduate");
+	assert_string_equal(e->compliance_warnings[0]->category, "age");
+	assert_string_equal(e->compliance_warnings[0]->phrase, "Recent graduate");
+	assert_string_equal(e->compliance_warnings[0]->field, "skills[3].name");
+	assert_true(e->compliance_warnings[0]->removed);
+	free_msg(e);
+	/* An unflagged posting has none. */
+	er.job_id = SEED_JOB;
+	assert_int_equal(
+	    call("ExplainMatch", &er, (void **) &e, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(e->n_compliance_warnings, 0);
+	free_msg(e);
+	assert_int_equal(lm_index_remove_posting(W.idx, "job-flagged"), LM_OK);
+}
+
+/* ---- the decision log ---------------------------------------------------------- */
+
+#define DECISIONS_TOPIC "test.decisions"
+#define READ_MS         20000
+
+/* Reads up to want decisions from partition 0 of the topic (at most
+ * READ_MS); returns how many came. */
+static size_t
+read_decisions(const char *brokers, Lunamatch__V1__Decision **v, size_t want)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_t *c;
+	char err[256];
+	int64_t end = lm_clock_ms() + READ_MS;
+	size_t n = 0;
+
+	assert_int_equal(
+	    lm_kafka_conf(brokers, "test-reader", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(conf, "group.id", "test-reader", err, sizeof(err)), LM_OK);
+	assert_non_null(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
+	parts = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(parts, DECISIONS_TOPIC, 0)->offset =
+	    RD_KAFKA_OFFSET_BEGINNING;
+	assert_int_equal(rd_kafka_assign(c, parts), 0);
+	rd_kafka_topic_partition_list_destroy(parts);
+	while (n < want && lm_clock_ms() < end) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+		if (m == NULL)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			assert_non_null(v[n++] = lunamatch__v1__decision__unpack(
+			                    NULL, m->len, m->payload));
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	return n;
+}
+
+/* A service over the test's index with decision log d. */
+static lm_match_service *
+service_with(lm_decisions *d)
+{
+	lm_match_service_opts o;
+	lm_match_service *svc = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.index = W.idx;
+	o.record_ctx = W.recs.ctx;
+	o.clock = fixed_clock;
+	o.decisions = d;
+	assert_int_equal(lm_match_service_new(&o, &svc), LM_OK);
+	lm_match_service_set_loaded(svc, true);
+	return svc;
+}
+
+/*
+ * Every MatchJobs and MatchCandidates answer is logged as a Decision before
+ * it is given (request id, the caller's "caller" metadata, subject, as_of,
+ * model, index_seq, top_k, filters, results, counts); when the decision
+ * cannot be logged (here: a log that was never started) the answer is
+ * refused with UNAVAILABLE and no results.
+ */
+static void
+test_decision_log(void **state)
+{
+#ifdef UNDER_TSAN
+	(void) state;
+	skip();
+#else
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *mock_rk;
+	rd_kafka_mock_cluster_t *mock;
+	char err[256], msg[512], *dir, *dir2;
+	lm_decisions *d = NULL, *stopped = NULL;
+	lm_decisions_opts o = {0};
+	lm_match_service *svc, *refusing;
+	Lunamatch__V1__MetadataEntry caller = LUNAMATCH__V1__METADATA_ENTRY__INIT;
+	const Lunamatch__V1__MetadataEntry *md[] = {&caller};
+	lm_rpc_ctx ctx = {NULL, "req-7", 0, md, 1};
+	Lunamatch__V1__MatchJobsRequest jr = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesRequest cr =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	Lunamatch__V1__MatchJobsResponse *j = NULL;
+	Lunamatch__V1__MatchCandidatesResponse *c = NULL;
+	Lunamatch__V1__Decision *v[2] = {NULL, NULL};
+
+	(void) state;
+	assert_int_equal(
+	    lm_kafka_conf(NULL, "test-mock", &conf, err, sizeof(err)), LM_OK);
+	assert_non_null(
+	    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
+	assert_non_null(mock = rd_kafka_mock_cluster_new(mock_rk, 1));
+	assert_int_equal(rd_kafka_mock_topic_create(mock, DECISIONS_TOPIC, 1, 1), 0);
+	dir = lmt_tmpdir("svc-decisions");
+	dir2 = lmt_tmpdir("svc-decisions-stopped");
+	o.brokers = rd_kafka_mock_cluster_bootstraps(mock);
+	o.topic = DECISIONS_TOPIC;
+	o.data_dir = dir;
+	o.replica = "test-replica";
+	o.message_timeout_ms = 3000;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	svc = service_with(d);
+
+	caller.key = "caller";
+	caller.value = "recruiter-7";
+	jr.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	jr.candidate_id = LEAD;
+	jr.top_k = 3;
+	jr.as_of = SAMPLES_NOW - 60;
+	jf.min_annual_salary = 1000;
+	jr.filters = &jf;
+	assert_int_equal(
+	    call_with(svc, ctx, "MatchJobs", &jr, (void **) &j, msg, sizeof(msg)), ST_OK);
+	cr.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+	cr.job_id = SEED_JOB;
+	ctx.n_metadata = 0; /* no caller given */
+	ctx.request_id = "req-8";
+	assert_int_equal(
+	    call_with(svc, ctx, "MatchCandidates", &cr, (void **) &c, msg, sizeof(msg)),
+	    ST_OK);
+
+	assert_int_equal(read_decisions(o.brokers, v, 2), 2);
+	assert_string_equal(v[0]->method, "MatchJobs");
+	assert_string_equal(v[0]->request_id, "req-7");
+	assert_string_equal(v[0]->caller, "recruiter-7");
+	assert_string_equal(v[0]->subject_id, LEAD);
+	assert_int_equal(v[0]->as_of, SAMPLES_NOW - 60);
+	assert_string_equal(v[0]->model_version, W.model->version);
+	assert_int_equal(v[0]->index_seq, 42);
+	assert_int_equal(v[0]->top_k, 3);
+	assert_non_null(v[0]->job_filters);
+	assert_float_equal(v[0]->job_filters->min_annual_salary, 1000, 0);
+	assert_null(v[0]->candidate_filters);
+	assert_int_equal(v[0]->n_results, j->n_matches);
+	for (size_t i = 0; i < j->n_matches; i++) {
+		assert_string_equal(v[0]->results[i]->id, j->matches[i]->job_id);
+		assert_true(v[0]->results[i]->score == j->matches[i]->score);
+		assert_int_equal(v[0]->results[i]->rank, i + 1);
+	}
+	assert_int_equal(v[0]->considered, j->considered);
+	assert_int_equal(v[0]->vetoed, j->vetoed);
+	assert_string_equal(v[0]->replica, "test-replica");
+	assert_int_equal(strlen(v[0]->decision_id), LM_DECISIONS_ID_LEN);
+
+	assert_string_equal(v[1]->method, "MatchCandidates");
+	assert_string_equal(v[1]->request_id, "req-8");
+	assert_string_equal(v[1]->caller, "");
+	assert_string_equal(v[1]->subject_id, SEED_JOB);
+	assert_int_equal(v[1]->as_of, SAMPLES_NOW);
+	assert_int_equal(v[1]->top_k, 0);
+	assert_int_equal(v[1]->n_results, c->n_matches);
+	assert_true(c->n_matches > 0);
+	assert_string_equal(v[1]->results[0]->id, c->matches[0]->candidate_id);
+	for (int i = 0; i < 2; i++)
+		lunamatch__v1__decision__free_unpacked(v[i], NULL);
+	free_msg(j);
+	free_msg(c);
+
+	/* A log that cannot take the decision: the answer is refused. */
+	o.data_dir = dir2;
+	assert_int_equal(lm_decisions_new(&o, &stopped), LM_OK);
+	refusing = service_with(stopped);
+	j = NULL;
+	assert_int_equal(
+	    call_with(refusing, ctx, "MatchJobs", &jr, (void **) &j, msg, sizeof(msg)),
+	    ST_UNAVAILABLE);
+	assert_null(j);
+	assert_non_null(strstr(msg, "decision log unavailable: "));
+	assert_int_equal(call_with(refusing, ctx, "MatchCandidates", &cr, (void **) &c,
+	                     msg, sizeof(msg)),
+	    ST_UNAVAILABLE);
+
+	lm_match_service_free(refusing);
+	lm_match_service_free(svc);
+	lm_decisions_free(stopped);
+	lm_decisions_free(d);
+	rd_kafka_mock_cluster_destroy(mock);
+	rd_kafka_destroy(mock_rk);
+	lmt_rmtree(dir);
+	lmt_rmtree(dir2);
+	free(dir);
+	free(dir2);
+#endif
+}
+
 int
 main(void)
 {
@@ -703,6 +1086,9 @@ main(void)
 	    cmocka_unit_test(test_check_follows_server),
 	    cmocka_unit_test(test_deadline_passed),
 	    cmocka_unit_test(test_new_rejects_bad_options),
+	    cmocka_unit_test(test_as_of),
+	    cmocka_unit_test(test_explain_compliance_warnings),
+	    cmocka_unit_test(test_decision_log),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
