@@ -253,6 +253,7 @@ typedef struct phase_result {
 	uint64_t considered; /* records of the ranked side per query */
 	double reached;      /* records reached through the inverted lists per query */
 	double scored;       /* pairs fully scored per query (the rest was pruned) */
+	double cpu_us;       /* CPU time of the process per query (one query thread) */
 } phase_result;
 
 /* Times up to o->queries queries of kind k (fewer when the phase exceeds
@@ -262,7 +263,7 @@ latency_phase(lm_index *idx, const opts *o, qkind k, uint64_t n_subjects, bench_
     phase_result *out)
 {
 	uint64_t *samples = calloc(o->queries, sizeof(*samples));
-	uint64_t deadline, n = 0;
+	uint64_t deadline, n = 0, cpu0;
 	qstat st = {0, 0, 0};
 	lm_index_counts c0, c1;
 
@@ -279,6 +280,7 @@ latency_phase(lm_index *idx, const opts *o, qkind k, uint64_t n_subjects, bench_
 		}
 	}
 	lm_index_counts_get(idx, &c0);
+	cpu0 = bench_cpu_ns();
 	deadline = bench_now_ns() + o->max_seconds * 1000000000ULL;
 	while (n < o->queries) {
 		uint64_t subject = bench_rng_below(rng, (uint32_t) n_subjects);
@@ -294,6 +296,7 @@ latency_phase(lm_index *idx, const opts *o, qkind k, uint64_t n_subjects, bench_
 		if (n >= MIN_QUERIES && t1 > deadline)
 			break;
 	}
+	out->cpu_us = (double) (bench_cpu_ns() - cpu0) / 1e3 / (double) n;
 	lm_index_counts_get(idx, &c1);
 	out->reached = (double) (c1.reached - c0.reached) / (double) n;
 	out->scored = (double) (c1.scored - c0.scored) / (double) n;
@@ -507,6 +510,7 @@ size_json(const opts *o, const size_result *r)
 		json_object_set_new(l, "considered_per_query",
 		    json_integer((json_int_t) r->q[k].considered));
 		json_object_set_new(l, "vetoed_pct", json_real(r->q[k].vetoed_pct));
+		json_object_set_new(l, "cpu_us_per_query", json_real(r->q[k].cpu_us));
 		json_object_set_new(l, "reached_per_query", json_real(r->q[k].reached));
 		json_object_set_new(
 		    l, "fully_scored_per_query", json_real(r->q[k].scored));
@@ -600,6 +604,14 @@ table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *mac
 			    r[i].q[k].lat.p99_us / 1000.0);
 			bench_text_printf(t, " %22s", cell);
 		}
+		bench_text_printf(t, "\n");
+	}
+	for (int k = 0; k < Q_COUNT_; k++) {
+		char label[64];
+		snprintf(label, sizeof(label), "%s CPU per query (ms)", qkind_label[k]);
+		row_head(t, label);
+		for (size_t i = 0; i < nr; i++)
+			bench_text_printf(t, " %22.2f", r[i].q[k].cpu_us / 1000.0);
 		bench_text_printf(t, "\n");
 	}
 	for (int k = Q_JOBS_SUMMARY; k < Q_COUNT_;

@@ -255,6 +255,7 @@ list_prep(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
     uint8_t part, uint32_t doc, bool add)
 {
 	uint32_t buf[TERMS_ON_STACK], *terms = buf;
+	float rbuf[TERMS_ON_STACK], *ratios = NULL;
 	size_t max = lm_prep_terms_max(pp, cp), n;
 	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
 	bool bare = pp != NULL && !lm_posting_prep_has_skills(pp);
@@ -263,10 +264,17 @@ list_prep(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
 	if (max > TERMS_ON_STACK && (terms = malloc(max * sizeof(*terms))) == NULL)
 		return LM_ENOMEM;
 	n = lm_prep_terms(pp, cp, idx->stats, terms, max);
+	/* Without room for the ratios, the lists get ratio 0 (no bound). */
+	if (add && pp != NULL &&
+	    (ratios = max > TERMS_ON_STACK ? malloc(max * sizeof(*ratios)) : rbuf) !=
+	        NULL)
+		lm_posting_term_ratios(pp, terms, n, ratios);
 	if (add)
-		rc = lm_inverted_add(iv, part, doc, terms, n, bare);
+		rc = lm_inverted_add(iv, part, doc, terms, ratios, n, bare);
 	else
 		lm_inverted_remove(iv, part, doc, terms, n, bare);
+	if (ratios != rbuf)
+		free(ratios);
 	if (terms != buf)
 		free(terms);
 	return rc;
@@ -841,9 +849,19 @@ heap_offer(struct heap *h, const struct hit *x)
  */
 #define FIRST_BATCH 64 /* candidates sorted by bound before the rest, at least */
 
+#define SEED_CANDS 4096 /* candidates that set the bar before lists are left out */
+#define TERM_SLACK 1e-9 /* relative and absolute, on a sum of term bounds */
+
 struct cand {
 	double bound;
 	uint32_t doc;
+};
+
+/* A tier of a term list of the subject and the bound of the term's share
+ * in the records on it, over the partitions visited (lm_scan_term_bound). */
+struct term_bound {
+	double ub;
+	uint32_t term, tier;
 };
 
 /* Working memory of one query, reused through the index's pool. mark has a
@@ -857,6 +875,7 @@ struct scratch {
 	struct cand *cands;
 	size_t cand_cap;
 	uint32_t *terms;
+	struct term_bound *tb;
 	size_t term_cap;
 };
 
@@ -868,6 +887,7 @@ scratch_free(struct scratch *s)
 	free(s->mark);
 	free(s->cands);
 	free(s->terms);
+	free(s->tb);
 	free(s);
 }
 
@@ -915,12 +935,19 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 	}
 	if (s->term_cap < nterms) {
 		uint32_t *t = realloc(s->terms, nterms * sizeof(*t));
+		struct term_bound *tb;
 		if (t == NULL)
 			goto nomem;
 		s->terms = t;
+		if ((tb = realloc(s->tb, nterms * LM_INVERTED_TIERS * sizeof(*tb))) ==
+		    NULL)
+			goto nomem;
+		s->tb = tb;
 		s->term_cap = nterms;
 	}
-	if (++s->stamp == 0) { /* wrapped: old marks could look current */
+	/* Two stamps a query (see rank); wrapped, old marks could look current. */
+	s->stamp += 2;
+	if (s->stamp < 2 || s->stamp == UINT32_MAX) {
 		memset(s->mark, 0, s->mark_cap * sizeof(*s->mark));
 		s->stamp = 1;
 	}
@@ -939,28 +966,18 @@ scratch_put(lm_index *idx, struct scratch *s)
 	pthread_mutex_unlock(&idx->pool_lock);
 }
 
-/* Marks the docs of a list as candidates; *nmarked counts new ones. */
+/* Marks the docs of a list as candidates, appending the new ones to
+ * s->cands[*ncand ..]. */
 static void
-collect(struct scratch *s, const uint32_t *docs, size_t n, size_t *nmarked)
+collect(struct scratch *s, const uint32_t *docs, size_t n, size_t *ncand)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint32_t d = docs[i];
-		*nmarked += s->mark[d] != s->stamp;
-		s->mark[d] = s->stamp;
+		if (s->mark[d] != s->stamp) {
+			s->mark[d] = s->stamp;
+			s->cands[(*ncand)++].doc = d;
+		}
 	}
-}
-
-/* The marked docs in increasing order, so that stage one reads the slots
- * front to back. */
-static size_t
-marked_docs(const struct scratch *s, size_t ndocs)
-{
-	size_t n = 0;
-
-	for (size_t d = 0; d < ndocs; d++)
-		if (s->mark[d] == s->stamp)
-			s->cands[n++].doc = (uint32_t) d;
-	return n;
 }
 
 static bool
@@ -1014,6 +1031,131 @@ bar(const struct heap *h, double min_score)
 	return h->cap > 0 && h->n == h->cap ? h->v[0].score : min_score;
 }
 
+/* One query's ranking state (see rank). */
+struct ranking {
+	lm_scan *sc;
+	const struct table *t;
+	bool jobs;
+	double min_score;
+	struct heap *h;
+	struct scratch *s;
+	size_t nvetoed; /* candidates found vetoed */
+	uint64_t scored;
+};
+
+/* Stage one and two over the candidates s->cands[lo .. hi), into q->h. */
+static void
+visit(struct ranking *q, size_t lo, size_t hi)
+{
+	struct cand *cv = q->s->cands + lo;
+	const struct table *t = q->t;
+	struct heap *h = q->h;
+	size_t n = hi - lo, nelig = 0, first;
+
+	/* Stage one: key vetoes and key bounds, from the dense slots. */
+	for (size_t i = 0; i < n; i++) {
+		uint32_t d = cv[i].doc;
+		const struct slot *sl = &t->slots[d];
+		double b;
+		if (lm_scan_vetoed(q->sc, &sl->key)) {
+			q->nvetoed++;
+			continue;
+		}
+		b = lm_scan_key_bound(q->sc, &sl->key);
+		if (b < bar(h, q->min_score) || h->cap == 0)
+			continue;
+		cv[nelig].bound = b;
+		cv[nelig++].doc = d;
+	}
+
+	/* Stage two: the best key bounds first, until none can enter; each
+	 * candidate through its exact bound, its vetoes, then its score. The
+	 * first batch (the best bounds) sets the bar; of the rest, only the
+	 * bounds that reach it are sorted and visited. */
+	first = 4 * h->cap > FIRST_BATCH ? 4 * h->cap : FIRST_BATCH;
+	if (first < nelig)
+		select_top(cv, nelig, first - 1);
+	else
+		first = nelig;
+	qsort(cv, first, sizeof(*cv), cmp_cand);
+	for (size_t lo2 = 0, hi2 = first, pass = 0; pass < 2; pass++) {
+		for (size_t i = lo2; i < hi2; i++) {
+			const struct cand *c = &cv[i];
+			const struct slot *sl = &t->slots[c->doc];
+			struct hit x;
+			double b, floor = bar(h, q->min_score);
+			lm_pair_state st;
+			if (c->bound < floor)
+				break; /* sorted: every later bound is lower */
+			st = q->jobs ? lm_scan_posting_bound(q->sc, sl->prep, floor, &b)
+			             : lm_scan_profile_bound(q->sc, sl->prep, floor, &b);
+			if (st == LM_PAIR_VETOED)
+				q->nvetoed++;
+			if (st != LM_PAIR_OK)
+				continue;
+			x.score = q->jobs ? lm_scan_posting_score(q->sc, sl->prep)
+			                  : lm_scan_profile_score(q->sc, sl->prep);
+			q->scored++;
+			if (x.score < q->min_score)
+				continue;
+			x.e = t->v[c->doc];
+			x.id = x.e->id;
+			heap_offer(h, &x);
+		}
+		if (pass == 0) {
+			double floor = bar(h, q->min_score);
+			size_t m = first;
+			for (size_t i = first; i < nelig; i++)
+				if (!(cv[i].bound < floor))
+					cv[m++] = cv[i];
+			qsort(cv + first, m - first, sizeof(*cv), cmp_cand);
+			lo2 = first;
+			hi2 = m;
+		}
+	}
+}
+
+static int
+cmp_term_bound(const void *a, const void *b)
+{
+	const struct term_bound *x = a, *y = b;
+	return x->ub > y->ub ? -1 : (x->ub < y->ub ? 1 : 0);
+}
+
+/* The index of the first of the terms tb[0 .. n) (sorted by decreasing
+ * bound) whose lists need no visit: the bounds from there on sum, with the
+ * slack, below theta, so a record on those lists only cannot reach it. */
+static size_t
+essential_end(const struct term_bound *tb, size_t n, double theta)
+{
+	double sum = 0;
+
+	while (n > 0) {
+		double v = sum + tb[n - 1].ub;
+		if (!(v * (1 + TERM_SLACK) + TERM_SLACK < theta))
+			break;
+		sum = v;
+		n--;
+	}
+	return n;
+}
+
+/* Collects the records of tier tb in the partitions not skipped. */
+static void
+collect_tier(struct ranking *q, const lm_inverted *iv, const bool *skip, uint32_t nparts,
+    const struct term_bound *tb, size_t *ncand)
+{
+	for (uint32_t part = 0; part < nparts; part++) {
+		const uint32_t *docs;
+		float ratio;
+		size_t n;
+		if (skip[part])
+			continue;
+		docs = lm_inverted_tier(iv, part, tb->term, tb->tier, &n, &ratio);
+		collect(q->s, docs, n, ncand);
+	}
+}
+
 /* Ranks the records of the other side for subject cp (postings) or pp
  * (profiles) into h, keeping eligible ones with score >= min_score.
  * *considered: the records of that side; *vetoed: those a veto removes.
@@ -1028,110 +1170,102 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	const lm_inverted *iv = jobs ? idx->piv : idx->civ;
 	uint32_t nparts = jobs ? POST_PARTS : PROF_PARTS;
 	bool every = !jobs && !lm_posting_prep_has_skills(pp);
-	size_t nterms, ncand = 0, nelig = 0, nvetoed = 0, first;
-	uint64_t scored = 0;
-	struct scratch *s;
-	lm_scan *sc;
+	bool skip[POST_PARTS > PROF_PARTS ? POST_PARTS : PROF_PARTS];
+	size_t nterms, ntb, ncand = 0, lo = 0, k = 0, end, in_parts = 0;
+	struct ranking q = {0};
+	struct term_bound *tb;
 	int rc;
 
-	if ((rc = lm_scan_new(env, cp, pp, &sc)) != LM_OK)
+	if ((rc = lm_scan_new(env, cp, pp, &q.sc)) != LM_OK)
 		return rc;
 	nterms = lm_prep_terms_max(pp, cp);
-	if ((s = scratch_get(idx, t->ndocs, t->n, nterms)) == NULL) {
-		lm_scan_free(sc);
+	if ((q.s = scratch_get(idx, t->ndocs, t->n, nterms)) == NULL) {
+		lm_scan_free(q.sc);
 		return LM_ENOMEM;
 	}
-	nterms = lm_prep_terms(pp, cp, idx->stats, s->terms, nterms);
+	q.t = t;
+	q.jobs = jobs;
+	q.min_score = min_score;
+	q.h = h;
+	nterms = lm_prep_terms(pp, cp, idx->stats, q.s->terms, nterms);
+	tb = q.s->tb;
 	for (uint32_t part = 0; part < nparts; part++) {
 		const uint32_t *docs;
 		size_t n;
-		if (part_skipped(sc, jobs, part))
+		if ((skip[part] = part_skipped(q.sc, jobs, part)))
 			continue;
-		if (every) {
-			docs = lm_inverted_all(iv, part, &n);
-			collect(s, docs, n, &ncand);
-			continue;
-		}
-		for (size_t k = 0; k < nterms; k++) {
-			docs = lm_inverted_term(iv, part, s->terms[k], &n);
-			collect(s, docs, n, &ncand);
-		}
-		if (jobs) {
+		docs = lm_inverted_all(iv, part, &n);
+		in_parts += n;
+		if (every)
+			collect(q.s, docs, n, &ncand);
+		else if (jobs) {
 			docs = lm_inverted_bare(iv, part, &n);
-			collect(s, docs, n, &ncand);
+			collect(q.s, docs, n, &ncand);
 		}
 	}
 
-	if (ncand > 0)
-		ncand = marked_docs(s, t->ndocs);
-
-	/* Stage one: key vetoes and key bounds, from the dense slots. */
-	for (size_t i = 0; i < ncand; i++) {
-		uint32_t d = s->cands[i].doc;
-		const struct slot *sl = &t->slots[d];
-		double b;
-		if (lm_scan_vetoed(sc, &sl->key)) {
-			nvetoed++;
-			continue;
-		}
-		b = lm_scan_key_bound(sc, &sl->key);
-		if (b < min_score || h->cap == 0)
-			continue;
-		s->cands[nelig].bound = b;
-		s->cands[nelig++].doc = d;
-	}
-
-	/* Stage two: the best key bounds first, until none can enter; each
-	 * candidate through its exact bound, its vetoes, then its score. The
-	 * first batch (the best bounds) sets the bar; of the rest, only the
-	 * bounds that reach it are sorted and visited. */
-	first = 4 * h->cap > FIRST_BATCH ? 4 * h->cap : FIRST_BATCH;
-	if (first < nelig)
-		select_top(s->cands, nelig, first - 1);
-	else
-		first = nelig;
-	qsort(s->cands, first, sizeof(*s->cands), cmp_cand);
-	for (size_t lo = 0, hi = first, pass = 0; pass < 2; pass++) {
-		for (size_t i = lo; i < hi; i++) {
-			const struct cand *c = &s->cands[i];
-			const struct slot *sl = &t->slots[c->doc];
-			struct hit x;
-			double b, floor = bar(h, min_score);
-			lm_pair_state st;
-			if (c->bound < floor)
-				break; /* sorted: every later bound is lower */
-			st = jobs ? lm_scan_posting_bound(sc, sl->prep, floor, &b)
-			          : lm_scan_profile_bound(sc, sl->prep, floor, &b);
-			if (st == LM_PAIR_VETOED)
-				nvetoed++;
-			if (st != LM_PAIR_OK)
+	/* Each tier's bound: the largest over the partitions visited. */
+	ntb = every ? 0 : nterms * LM_INVERTED_TIERS;
+	for (size_t i = 0; i < ntb; i++) {
+		tb[i].term = q.s->terms[i / LM_INVERTED_TIERS];
+		tb[i].tier = (uint32_t) (i % LM_INVERTED_TIERS);
+		tb[i].ub = 0;
+		for (uint32_t part = 0; part < nparts; part++) {
+			float ratio;
+			size_t n;
+			double u;
+			if (skip[part] || lm_inverted_tier(iv, part, tb[i].term,
+			                      tb[i].tier, &n, &ratio) == NULL)
 				continue;
-			x.score = jobs ? lm_scan_posting_score(sc, sl->prep)
-			               : lm_scan_profile_score(sc, sl->prep);
-			scored++;
-			if (x.score < min_score)
-				continue;
-			x.e = t->v[c->doc];
-			x.id = x.e->id;
-			heap_offer(h, &x);
-		}
-		if (pass == 0) {
-			double floor = bar(h, min_score);
-			size_t m = first;
-			for (size_t i = first; i < nelig; i++)
-				if (!(s->cands[i].bound < floor))
-					s->cands[m++] = s->cands[i];
-			qsort(s->cands + first, m - first, sizeof(*s->cands), cmp_cand);
-			lo = first;
-			hi = m;
+			u = lm_scan_term_bound(q.sc, tb[i].term, ratio);
+			if (!(u <= tb[i].ub))
+				tb[i].ub = isnan(u) ? INFINITY : u;
 		}
 	}
-	atomic_fetch_add(&idx->scored, scored);
+	if (ntb > 1)
+		qsort(tb, ntb, sizeof(*tb), cmp_term_bound);
+
+	/* MaxScore in two rounds. The tiers of the largest bounds come first
+	 * until they give SEED_CANDS candidates, which set the bar (a ranking
+	 * of profiles has no bounds: every tier is read in the second round).
+	 * Then the tiers left whose bounds sum below the bar are never read:
+	 * a record on those tiers only cannot reach the bar. The rest are read
+	 * into marks of the next stamp and visited in doc order (the slots
+	 * front to back). */
+	while (jobs && k < ntb && ncand < SEED_CANDS)
+		collect_tier(&q, iv, skip, nparts, &tb[k++], &ncand);
+	visit(&q, 0, ncand);
+	lo = ncand;
+	end = essential_end(tb, ntb, bar(h, min_score));
+	if (k < end) {
+		uint32_t *mark = q.s->mark, stamp = q.s->stamp + 1;
+		for (; k < end; k++) {
+			for (uint32_t part = 0; part < nparts; part++) {
+				const uint32_t *docs;
+				float ratio;
+				size_t n;
+				if (skip[part])
+					continue;
+				docs = lm_inverted_tier(
+				    iv, part, tb[k].term, tb[k].tier, &n, &ratio);
+				for (size_t i = 0; i < n; i++)
+					if (mark[docs[i]] != q.s->stamp)
+						mark[docs[i]] = stamp;
+			}
+		}
+		for (size_t d = 0; d < t->ndocs; d++)
+			if (mark[d] == stamp)
+				q.s->cands[ncand++].doc = (uint32_t) d;
+		visit(&q, lo, ncand);
+	}
+	atomic_fetch_add(&idx->scored, q.scored);
 	atomic_fetch_add(&idx->reached, ncand);
 	*considered = t->n;
-	*vetoed = t->n - ncand + nvetoed;
-	scratch_put(idx, s);
-	lm_scan_free(sc);
+	/* When lists were left unvisited, their records are not known to be
+	 * vetoed: only those of the partitions skipped and those visited. */
+	*vetoed = (end < ntb ? t->n - in_parts : t->n - ncand) + q.nvetoed;
+	scratch_put(idx, q.s);
+	lm_scan_free(q.sc);
 	if (h->n > 1)
 		qsort(h->v, h->n, sizeof(*h->v), cmp_hit);
 	return LM_OK;

@@ -308,6 +308,28 @@ bool lm_posting_prep_has_skills(const lm_posting_prep *pp);
  * bounds): never below what lm_scan_posting/profile give for the pair. */
 double lm_scan_key_bound(lm_scan *sc, const lm_veto_key *other);
 
+/*
+ * Term bounds for pruning whole inverted lists (MaxScore). The score of an
+ * eligible pair is at most its skills gate, and for a posting with skills
+ * the gate is the skills value, at most the sum over the posting's skills
+ * the candidate has of each skill's share (scan.c proves both). A share
+ * depends on the idf of every skill of the posting, which moves with the
+ * corpus, so a list keeps a static number instead: the weight ratio of a
+ * posting's skill term, the weights of the other skills its share is
+ * divided by over its own weight (INFINITY for a term that is not one of
+ * its skills, a share of 0). lm_posting_term_ratios writes the ratios of
+ * the n terms of lm_prep_terms of bound prep pp to out[0 .. n).
+ *
+ * lm_scan_term_bound: for a profile subject, an upper bound of the share of
+ * skill term `term` of any posting whose ratio for it is at least `ratio`,
+ * at the scan's statistics; for a word term, 0 when ratio is INFINITY (no
+ * posting has it as a skill). For a posting subject (ranking profiles):
+ * INFINITY, no bound.
+ */
+void lm_posting_term_ratios(
+    const lm_posting_prep *pp, const uint32_t *terms, size_t n, float *out);
+double lm_scan_term_bound(lm_scan *sc, uint32_t term, float ratio);
+
 /* Pairs the scan scored through its fast path (bound preps), for tests. */
 uint64_t lm_scan_fast_pairs(const lm_scan *sc);
 

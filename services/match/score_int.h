@@ -41,6 +41,10 @@ uint32_t lm_sym_limit(const lm_skill_stats *s);
 /* idf of a symbol: the same value as lm_skill_idf of its id. */
 double lm_sym_idf(const lm_skill_stats *s, uint32_t sym);
 
+/* A lower bound of the idf of every symbol of s (no df exceeds the number
+ * of documents counted): 1.0 while s counts none. */
+double lm_sym_idf_min(const lm_skill_stats *s);
+
 /* Words (folded categories, title tokens, folded cities) have their own
  * symbols in a second table of s, by reference as skills are, never
  * counted. Same contracts as the lm_sym_* functions above. */

@@ -236,6 +236,15 @@ idf_of(uint64_t docs, uint64_t df)
 }
 
 double
+lm_sym_idf_min(const lm_skill_stats *s)
+{
+	/* Each counted document counts a symbol at most once: df <= docs. */
+	if (s == NULL || s->docs == 0)
+		return 1.0;
+	return idf_of(s->docs, s->docs);
+}
+
+double
 lm_sym_idf(const lm_skill_stats *s, uint32_t sym)
 {
 	if (s == NULL || s->docs == 0)

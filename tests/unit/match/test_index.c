@@ -821,21 +821,68 @@ test_exact_top_k(void **state)
 #define SCALE_POSTINGS 12000
 #define SCALE_PROFILES 3000
 #define SCALE_PRUNING  2
+#define SCALE_REACH    1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define SCALE_POSTINGS 12000
 #define SCALE_PROFILES 3000
 #define SCALE_PRUNING  2
+#define SCALE_REACH    1
 #endif
 #endif
-/* SCALE_PRUNING: eligible pairs per fully scored pair at least. The top k
+/* SCALE_REACH: eligible postings per posting reached by a MatchJobs top 10
+ * without filters, at least (jobs_pruned).
+ * SCALE_PRUNING: eligible pairs per fully scored pair at least. The top k
  * stays the same size while the corpus grows, so pruning skips more of a
  * larger corpus. */
 #ifndef SCALE_POSTINGS
 #define SCALE_POSTINGS 100005
 #define SCALE_PROFILES 20000
 #define SCALE_PRUNING  4
+#define SCALE_REACH    2
 #endif
+
+/* MatchJobs top 10 without filters for stored candidates, exact against
+ * the reference, reaches (visits) far fewer postings than the lists of
+ * the candidate's terms hold: the exhaustive candidate generation reached
+ * at least every eligible posting, and the pruned one leaves whole tiers
+ * of those lists unread. */
+static void
+jobs_pruned(struct rng *r, lm_index *idx, const lm_model *m, const struct world *w)
+{
+	size_t eligible = 0;
+	uint64_t reached = 0;
+
+	for (int q = 0; q < 20; q++) {
+		Lunamatch__V1__MatchJobsRequest req =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		Lunamatch__V1__MatchJobsResponse *resp = NULL;
+		size_t i = rn(r, (uint32_t) w->nc), n, vetoed;
+		lm_index_counts c0, c1;
+		struct ref *want;
+		char err[128];
+
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.candidate_id = w->profs[i]->id;
+		req.top_k = 10;
+		lm_index_counts_get(idx, &c0);
+		assert_int_equal(
+		    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
+		lm_index_counts_get(idx, &c1);
+		want = reference(w, m, NOW, NULL, w->cp[i], NULL, &n, &vetoed);
+		compare(resp->matches, resp->n_matches, want, n, 10, true);
+		check_vetoed(resp->vetoed, vetoed, resp->n_matches, 10);
+		reached += c1.reached - c0.reached;
+		eligible += n;
+		free(want);
+		free_msg(resp);
+	}
+	print_message(
+	    "pruned: %llu postings reached by 20 MatchJobs top 10, %zu eligible\n",
+	    (unsigned long long) reached, eligible);
+	assert_true(reached * SCALE_REACH < eligible);
+}
 
 /* The property at scale: one data set of SCALE_POSTINGS postings (a
  * vocabulary of 2,000 skills, duplicates with equal scores) and
@@ -864,6 +911,7 @@ test_exact_top_k_at_scale(void **state)
 		query_top(&r, idx, &m, &w);
 	}
 	lm_index_counts_get(idx, &after);
+	jobs_pruned(&r, idx, &m, &w);
 	skill_vocab = 25;
 	assert_true(w.np + 5 >= SCALE_POSTINGS);
 	assert_true(compared_matches - matches0 > 200);
