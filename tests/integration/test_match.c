@@ -1070,6 +1070,39 @@ test_cli(void **state)
 	assert_true(json_is_true(json_object_get(v, "eligible")));
 	json_decref(v);
 
+	/* explain shows the compliance warnings ingest stored with a posting
+	 * that asks for a discriminatory requirement (dropped from its skills) */
+	{
+		char id[128];
+		JobPosting *p;
+		Lunamatch__V1__PostingSkill *sk = malloc(sizeof(*sk));
+
+		snprintf(id, sizeof(id), "job-flagged-%s", G.run);
+		p = seed_copy(id);
+		assert_non_null(sk);
+		lunamatch__v1__posting_skill__init(sk);
+		sk->name = strdup("Recent graduate");
+		p->skills = realloc(p->skills, (p->n_skills + 1) * sizeof(*p->skills));
+		assert_non_null(p->skills);
+		p->skills[p->n_skills++] = sk;
+		lmt_produce_pb(G.producer, G.postings, id, &p->base);
+		lmt_producer_flush(G.producer, IO_MS);
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+		assert_true(wait_posting(id, CATCH_UP_MS));
+		assert_int_equal(run_cli((const char *[]){"explain", "--candidate", LEAD,
+		                             "--job", id, NULL},
+		                     out),
+		    0);
+		assert_non_null(strstr(out, "compliance warning (age): skills["));
+		assert_non_null(
+		    strstr(out, "\"Recent graduate\" is not used as a requirement."));
+		assert_int_equal(run_cli((const char *[]){"explain", "--candidate", LEAD,
+		                             "--job", SEED_JOB, NULL},
+		                     out),
+		    0);
+		assert_null(strstr(out, "compliance warning"));
+	}
+
 	/* get */
 	assert_int_equal(
 	    run_cli((const char *[]){"get", "posting", SEED_JOB, NULL}, out), 0);
