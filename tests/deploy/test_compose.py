@@ -76,6 +76,9 @@ if all(n in svc for n in ("kafka", "kafka-topics", "ingest", "match")):
     check(vi is not None and vi == vm and vi in cfg.get("volumes", {}),
           "ingest and match do not share a named volume at LUNAMATCH_DATA_DIR")
     check(m.get("pid") == "service:ingest", "match does not share ingest's process namespace")
+    check(i["environment"].get("LUNAMATCH_GROUP_ID") is not None and
+          i["environment"].get("LUNAMATCH_GROUP_ID") == m["environment"].get("LUNAMATCH_GROUP_ID"),
+          "ingest and match do not name the same ingest group (match reads its offsets)")
     for n, s in (("ingest", i), ("match", m)):
         check("healthcheck" in s, f"{n} has no health check")
         check(s.get("read_only") is True and s.get("cap_drop") == ["ALL"], f"{n}: read-only root, no capabilities")

@@ -10,7 +10,7 @@ docs/deployment.md promises:
   /readyz, a startupProbe of at least 5 minutes for match, memory requests
   and limits, and the restricted security context (non-root, read-only root,
   no privilege escalation, every capability dropped, RuntimeDefault seccomp);
-- the ingest consumer group derived from the pod name;
+- the ingest consumer group derived from the pod name, in both containers;
 - only LUNAMATCH_* variables the binaries know;
 - mutual TLS on the RPC port from the Secret where the RPC URL is tls+tcp://;
 - a headless Service and a ClusterIP RPC Service on the match port, a
@@ -122,9 +122,10 @@ for path in overlays():
                 check(k in variables, f"{label}/{n}: {k} is not a variable lunamatch knows")
         check(env.get("LUNAMATCH_DATA_DIR") == mounts[n].get("data"),
               f"{label}/{n}: LUNAMATCH_DATA_DIR is not the data volume's mount")
-        if n == "ingest":
-            check(env.get("LUNAMATCH_GROUP_ID") == "lunamatch-ingest-lunamatch-0",
-                  f"{label}: ingest group id not derived from the pod name: {env.get('LUNAMATCH_GROUP_ID')}")
+        # Both: ingest consumes under the pod's group, match reads that
+        # group's committed offsets (event ownership).
+        check(env.get("LUNAMATCH_GROUP_ID") == "lunamatch-ingest-lunamatch-0",
+              f"{label}/{n}: ingest group id not derived from the pod name: {env.get('LUNAMATCH_GROUP_ID')}")
         if n == "match":
             sp = c.get("startupProbe", {})
             check(sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3) >= 300,
