@@ -226,7 +226,9 @@ class Call:
     ``pick()`` an endpoint (None: none connected yet; wait and look again
     unless ``give_up()`` raises), send ``envelope()`` on it and wait at most
     ``wait_ms()``; then ``answer()`` with the bytes (a result, None to retry,
-    or an exception) or ``no_answer()`` when nothing came in time."""
+    or an exception), ``connection_lost()`` when the connection broke first
+    (returns to retry, or raises), or ``no_answer()`` when nothing came in
+    time."""
 
     def __init__(self, pool: Pool, method: str, request, unwrap: Optional[Callable],
                  timeout: float):
@@ -269,6 +271,18 @@ class Call:
                 self.tried.append(url)
                 return sock
         return None
+
+    def connection_lost(self) -> None:
+        """The connection of the current attempt broke before the answer
+        (nng fails the request with ECONNRESET). An idempotent call with an
+        endpoint left to try moves on (give_up raises this error when none
+        gets it further); otherwise raises a local Unavailable."""
+        err = self._error(errors.Unavailable,
+                          "connection to %s lost before the answer" % self.url)
+        if not (self.idempotent and len(self.tried) < len(self.pool.urls)
+                and self.remaining() > 0):
+            raise err
+        self.last = err
 
     def give_up(self) -> None:
         """Raises when waiting for a connection is over: the deadline passed,

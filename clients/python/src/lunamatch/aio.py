@@ -33,6 +33,9 @@ class AsyncClient(_rpc.ClientBase):
                     raw = await ctx.arecv()
                 except pynng.Timeout:
                     raise call.no_answer() from None
+                except pynng.ConnectionReset:
+                    call.connection_lost()
+                    continue
             out = call.answer(raw)
             if out is not None:
                 return out

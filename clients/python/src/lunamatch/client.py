@@ -33,6 +33,9 @@ class Client(_rpc.ClientBase):
                     raw = ctx.recv()
                 except pynng.Timeout:
                     raise call.no_answer() from None
+                except pynng.ConnectionReset:
+                    call.connection_lost()
+                    continue
             out = call.answer(raw)
             if out is not None:
                 return out

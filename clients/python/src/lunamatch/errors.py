@@ -3,9 +3,10 @@
 Every failed call raises an RpcError subclass named after its
 lunamatch.v1.StatusCode (the gRPC codes): NotFound for NOT_FOUND,
 Unavailable for UNAVAILABLE, and so on. ``local`` tells whether the server
-said so or the client concluded it without an answer (no connection in time:
-Unavailable; no answer in time: DeadlineExceeded; an unreadable answer:
-Internal), the same local codes as the C client.
+said so or the client concluded it without an answer (no connection in
+time, or the connection lost before the answer: Unavailable; no answer in
+time: DeadlineExceeded; an unreadable answer: Internal), the same local
+codes as the C client.
 """
 from typing import Dict, Optional, Sequence, Type
 
