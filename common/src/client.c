@@ -30,6 +30,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "lunamatch/client.h"
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
@@ -75,9 +76,10 @@ struct lm_client {
 	size_t nep;
 	unsigned default_timeout_ms;
 	size_t max_resp;
-	uint64_t id_base;     /* random, per client */
-	atomic_ullong id_seq; /* per call */
-	atomic_uint next;     /* round-robin position */
+	uint64_t id_base;                           /* random, per client */
+	atomic_ullong id_seq;                       /* per call */
+	atomic_uint next;                           /* round-robin position */
+	char caller[LM_RPC_MAX_METADATA_VALUE + 1]; /* "" = none */
 };
 
 /* How one attempt on one endpoint ended. */
@@ -87,12 +89,6 @@ enum outcome {
 	LOST,     /* the connection went while waiting: try another */
 	FINAL,    /* anything else: the call's result */
 };
-
-static int
-err_from_nng(int rv)
-{
-	return rv == NNG_ENOMEM ? LM_ENOMEM : LM_ENNG;
-}
 
 static bool
 given(const char *s)
@@ -195,7 +191,7 @@ client_tls(struct endpoint *ep, const char *url, const lm_client_opts *o)
 		nng_url_free(u);
 	if (nrv != 0) {
 		lm_error("client.tls", "TLS server name: %s", nng_strerror(nrv));
-		return err_from_nng(nrv);
+		return lm_err_from_nng(nrv);
 	}
 	return LM_OK;
 }
@@ -209,7 +205,7 @@ endpoint_open(lm_client *c, struct endpoint *ep, const char *url, const lm_clien
 	if ((ep->url = strdup(url)) == NULL)
 		return LM_ENOMEM;
 	if ((rv = nng_req0_open(&ep->sock)) != 0)
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	ep->sock_open = true;
 	if ((rv = nng_socket_set_size(ep->sock, NNG_OPT_RECVMAXSZ, c->max_resp)) != 0 ||
 	    (rv = nng_socket_set_ms(
@@ -220,7 +216,7 @@ endpoint_open(lm_client *c, struct endpoint *ep, const char *url, const lm_clien
 	        0 ||
 	    (rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, ep)) != 0 ||
 	    (rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, pipe_cb, ep)) != 0)
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	if ((rv = nng_dialer_create(&ep->dialer, ep->sock, url)) != 0) {
 		lm_error("client.url", "cannot dial %s: %s", url, nng_strerror(rv));
 		return LM_EINVAL;
@@ -264,6 +260,15 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 	                                                   : LM_RPC_DEFAULT_TIMEOUT_MS;
 	c->max_resp = o && o->max_response_bytes ? o->max_response_bytes
 	                                         : LM_RPC_DEFAULT_MAX_RESPONSE;
+	if (o != NULL && given(o->caller)) {
+		if (strlen(o->caller) > LM_RPC_MAX_METADATA_VALUE) {
+			lm_error("client.open", "caller name over %d bytes",
+			    LM_RPC_MAX_METADATA_VALUE);
+			free(c);
+			return LM_EINVAL;
+		}
+		memcpy(c->caller, o->caller, strlen(o->caller) + 1);
+	}
 	if (getrandom(&c->id_base, sizeof(c->id_base), GRND_NONBLOCK) !=
 	    (ssize_t) sizeof(c->id_base))
 		c->id_base = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32) ^
@@ -336,15 +341,23 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 	protobuf_c_message_pack(req, payload);
 	snprintf(reqid, idlen, "%016llx-%llu", (unsigned long long) c->id_base,
 	    (unsigned long long) atomic_fetch_add(&c->id_seq, 1) + 1);
+	Lunamatch__V1__MetadataEntry caller = LUNAMATCH__V1__METADATA_ENTRY__INIT;
+	Lunamatch__V1__MetadataEntry *md[1] = {&caller};
 	env.method = full;
 	env.request_id = reqid;
 	env.timeout_ms = timeout_ms;
+	if (c->caller[0] != '\0') {
+		caller.key = "caller";
+		caller.value = c->caller;
+		env.n_metadata = 1;
+		env.metadata = md;
+	}
 	env.payload.data = payload;
 	env.payload.len = plen;
 	n = protobuf_c_message_get_packed_size(&env.base);
 	if ((rv = nng_msg_alloc(out, n)) != 0) {
 		free(payload);
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	}
 	protobuf_c_message_pack(&env.base, nng_msg_body(*out));
 	free(payload);
@@ -385,7 +398,7 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	}
 	if ((nrv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
 	    (nrv = nng_ctx_open(&ctx, ep->sock)) != 0) {
-		rv = err_from_nng(nrv);
+		rv = lm_err_from_nng(nrv);
 		*st = ST_UNAVAILABLE;
 		set_err(errmsg, errlen, nng_strerror(nrv));
 		goto out;
@@ -407,7 +420,7 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 			rv = LM_ETIMEDOUT;
 			set_err(errmsg, errlen, "no connection to the server");
 		} else {
-			rv = err_from_nng(nrv);
+			rv = lm_err_from_nng(nrv);
 			set_err(errmsg, errlen, nng_strerror(nrv));
 		}
 		if (nrv != NNG_ENOMEM)
@@ -429,7 +442,7 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 			set_err(errmsg, errlen, "connection to the server lost");
 			goto out;
 		}
-		rv = nrv == NNG_ETIMEDOUT ? LM_ETIMEDOUT : err_from_nng(nrv);
+		rv = lm_err_from_nng(nrv);
 		*st = nrv == NNG_ETIMEDOUT ? ST_DEADLINE : ST_UNAVAILABLE;
 		set_err(errmsg, errlen,
 		    nrv == NNG_ETIMEDOUT ? "no answer before the deadline"

@@ -35,6 +35,7 @@
 
 #include <nng/nng.h>
 
+#include "decisions.h"
 #include "events.h"
 #include "follower.h"
 #include "index.h"
@@ -74,6 +75,7 @@ struct daemon {
 	lm_index *idx;
 	lm_events *events;
 	lm_owner *owner;
+	lm_decisions *decisions; /* NULL: LUNAMATCH_DECISION_LOG=0 */
 	lm_record_ctx rctx;
 	lm_match_service *svc;
 	lm_rpc_server *srv;
@@ -134,6 +136,10 @@ check_ready(void *arg, char *reason, size_t len)
 	}
 	if (lm_events_outbox_failing(d->events)) {
 		snprintf(reason, len, "event outbox writes failing");
+		return LM_EIO;
+	}
+	if (d->decisions != NULL && !lm_decisions_healthy(d->decisions)) {
+		snprintf(reason, len, "decision log writes failing");
 		return LM_EIO;
 	}
 	return check_live(arg, reason, len);
@@ -404,6 +410,35 @@ start_events(struct daemon *d)
 	return LM_OK;
 }
 
+/* The decision log: every MatchJobs and MatchCandidates answer is logged
+ * before it is given (decisions.h), unless LUNAMATCH_DECISION_LOG is 0. */
+static int
+start_decisions(struct daemon *d)
+{
+	lm_decisions_opts o;
+	int rc;
+
+	if (d->cfg.decision_log == 0) {
+		lm_warn("match.decisions",
+		    "LUNAMATCH_DECISION_LOG is 0: answers are not recorded");
+		return LM_OK;
+	}
+	memset(&o, 0, sizeof(o));
+	o.brokers = d->cfg.brokers;
+	o.topic = d->cfg.topic_decisions;
+	o.data_dir = d->cfg.data_dir;
+	o.metrics = d->metrics;
+	if ((rc = lm_decisions_new(&o, &d->decisions)) != LM_OK ||
+	    (rc = lm_decisions_start(d->decisions)) != LM_OK) {
+		lm_error("match.decisions", "cannot set up the decision log: %s",
+		    lm_strerror(rc));
+		return rc;
+	}
+	lm_info("match.decisions", "decisions to %s on %s", d->cfg.topic_decisions,
+	    d->cfg.brokers);
+	return LM_OK;
+}
+
 /* The partition owner: derives the events of the records whose partitions
  * this replica owns in the events group. Created before the follower starts
  * (the follower's on_applied and the metrics read d->owner), started after
@@ -633,6 +668,9 @@ shutdown_all(struct daemon *d)
 	lm_rpc_server_free(d->srv);
 	d->srv = NULL;
 	lm_match_service_free(d->svc);
+	/* After the drain: every answer given is in the log's queue. */
+	lm_decisions_free(d->decisions);
+	d->decisions = NULL;
 	lm_index_free(d->idx);
 	lm_store_close(d->store);
 	lm_metrics_free(d->metrics);
@@ -706,7 +744,7 @@ main(int argc, char **argv)
 	}
 	if (lm_index_new(d->model, &d->idx) != LM_OK)
 		goto done;
-	if (start_events(d) != LM_OK)
+	if (start_events(d) != LM_OK || start_decisions(d) != LM_OK)
 		goto done;
 
 	d->rctx.taxonomy = d->tax;
@@ -716,6 +754,7 @@ main(int argc, char **argv)
 	memset(&mo, 0, sizeof(mo));
 	mo.index = d->idx;
 	mo.record_ctx = d->rctx;
+	mo.decisions = d->decisions;
 	if (lm_match_service_new(&mo, &d->svc) != LM_OK)
 		goto done;
 	if (new_owner(d) != LM_OK || new_follower(d, notify, sizeof(notify)) != LM_OK)

@@ -31,6 +31,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
@@ -145,12 +146,6 @@ mono_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
-static int
-err_from_nng(int rv)
-{
-	return rv == NNG_ENOMEM ? LM_ENOMEM : LM_ENNG;
 }
 
 /* ---- metrics ---------------------------------------------------------- */
@@ -709,11 +704,11 @@ compute_urls(lm_rpc_server *s)
 		return LM_OK;
 	}
 	if ((rv = nng_url_parse(&u, s->url)) != 0)
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	if ((rv = nng_listener_get_int(s->listener, NNG_OPT_TCP_BOUND_PORT, &port)) !=
 	    0) {
 		nng_url_free(u);
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	}
 	host = u->u_hostname ? u->u_hostname : "";
 	v6 = strchr(host, ':') != NULL;
@@ -914,7 +909,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		goto fail;
 
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
-		rv = err_from_nng(rv);
+		rv = lm_err_from_nng(rv);
 		goto fail;
 	}
 	s->sock_open = true;
@@ -927,7 +922,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	if (rv == 0)
 		rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
 	if (rv != 0) {
-		rv = err_from_nng(rv);
+		rv = lm_err_from_nng(rv);
 		goto fail;
 	}
 	for (unsigned i = 0; i < s->ncontexts; i++) {
@@ -936,7 +931,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		sl->state = S_IDLE;
 		if ((rv = nng_aio_alloc(&sl->aio, slot_cb, sl)) != 0 ||
 		    (rv = nng_ctx_open(&sl->ctx, s->sock)) != 0) {
-			rv = err_from_nng(rv);
+			rv = lm_err_from_nng(rv);
 			goto fail;
 		}
 	}
@@ -1136,7 +1131,7 @@ probe_once(lm_rpc_server *s, unsigned timeout_ms)
 	req.timeout_ms = timeout_ms;
 
 	if ((rv = nng_req0_open(&sock)) != 0)
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	out = LM_ENNG;
 	if (nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 64 * 1024) != 0 ||
 	    nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||

@@ -13,48 +13,13 @@
 #include "lmtest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
-#include "lunamatch/pb.h"
-#include "lunamatch/store.h"
 #include "matchsvc.h"
 #include "proc.h"
-#include "records.h"
 
 #define RUN_MS   30000 /* longest run of one example */
 #define INDEX_MS 30000 /* the service indexing the samples */
 
 static lmt_matchsvc S;
-static lmt_records R;
-
-struct load {
-	lm_store_txn *t;
-	lm_kind kind;
-	size_t n;
-};
-
-/* Prepares a sample record as ingest would and puts it into the store. */
-static void
-load_one(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
-{
-	struct load *l = arg;
-	lm_reject why = LM_REJECT_NONE;
-	uint8_t *buf = NULL;
-	size_t n = 0;
-	char err[256];
-	(void) line;
-	(void) len;
-
-	if (lmt_record_prepare(&R.ctx, m, &why, err, sizeof(err)) != LM_OK)
-		fail_msg("sample line %zu: %s", no, err);
-	assert_int_equal(lm_pb_encode(m, &buf, &n), LM_OK);
-	uint64_t version = l->kind == LM_KIND_POSTING
-	                       ? ((Lunamatch__V1__JobPosting *) m)->version
-	                       : ((Lunamatch__V1__CandidateProfile *) m)->version;
-	assert_int_equal(
-	    lm_store_put(l->t, l->kind, lmt_record_id(m), version, buf, n), LM_OK);
-	l->n++;
-	free(buf);
-	protobuf_c_message_free_unpacked(m, NULL);
-}
 
 /* Runs example `name` with up to 4 arguments after the service's URL
  * (url NULL: the arguments as given, for usage errors). */
@@ -97,23 +62,9 @@ expect(const lmt_run_result *r, int status, const char *out, const char *err)
 static int
 setup(void **state)
 {
-	struct load l = {0};
-	lm_store *s = NULL;
 	(void) state;
-
-	lmt_records_open(&R, 384);
 	lmt_matchsvc_start(&S, "examples");
-	assert_int_equal(lm_store_open(S.data, NULL, &s), LM_OK);
-	assert_int_equal(lm_store_begin(s, &l.t), LM_OK);
-	l.kind = LM_KIND_POSTING;
-	lmt_jsonl_foreach(
-	    LMT_SAMPLE_POSTINGS, &lunamatch__v1__job_posting__descriptor, load_one, &l);
-	l.kind = LM_KIND_PROFILE;
-	lmt_jsonl_foreach(LMT_SAMPLE_PROFILES,
-	    &lunamatch__v1__candidate_profile__descriptor, load_one, &l);
-	assert_int_equal(lm_store_commit(l.t, NULL), LM_OK);
-	lm_store_close(s);
-
+	lmt_matchsvc_load_samples(&S, NULL, NULL);
 	/* The health check example tells when the service has indexed them. */
 	int64_t end = lm_clock_ms() + INDEX_MS;
 	for (;;) {
@@ -133,7 +84,6 @@ teardown(void **state)
 {
 	(void) state;
 	lmt_matchsvc_stop(&S);
-	lmt_records_close(&R);
 	return 0;
 }
 

@@ -19,6 +19,9 @@
  *    topic; SIGTERM and restart lose no change (a posting produced while
  *    match was down is served and announced) and announce nothing twice;
  *  - the CLI, also with --url listing a dead replica next to the live one;
+ *  - an outbox that cannot grow (a file-size limit): the failing writes are
+ *    counted, /readyz says 503 with the reason, and after a restart without
+ *    the limit the event is derived and delivered;
  *  - devkafka only: the broker frozen (SIGSTOP) while a posting is produced:
  *    nothing is lost, the posting is stored and its event delivered once the
  *    broker is back.
@@ -146,15 +149,22 @@ build_env(void)
 	lmt_env_add(m, "LUNAMATCH_EVENTS_GROUP_ID=%s-events", G.group);
 }
 
+/* Starts argv (lunamatch-match, perhaps behind a wrapper) as G.match. */
 static void
-match_start(void)
+match_start_argv(const char *const *argv)
 {
-	const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
 	snprintf(
 	    G.match_log, sizeof(G.match_log), "%s/match.%d.log", G.dir, ++G.match_starts);
 	assert_int_equal(
 	    lmt_proc_start_ex(argv, G.match_env.vec, G.match_log, &G.match), LM_OK);
 	lmt_wait_ready(G.match_http, "lunamatch-match", G.match_log, START_MS);
+}
+
+static void
+match_start(void)
+{
+	const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
+	match_start_argv(argv);
 }
 
 /* ---- Kafka ----------------------------------------------------------------------- */
@@ -871,6 +881,66 @@ test_broker_down(void **state)
 	            delivered_before);
 }
 
+/*
+ * A failing outbox write, for real: match runs with a file-size limit equal
+ * to its (fresh) outbox's size, so the outbox cannot grow (EFBIG; SIGXFSZ is
+ * ignored). Deriving a new posting's events fails: counted, /readyz 503 with
+ * the reason, the offsets stay. Restarted without the limit, match derives
+ * and delivers the event: nothing lost.
+ */
+static void
+test_outbox_failure(void **state)
+{
+	char id[128], outbox[4300], file[4400], limit[64], *body = NULL;
+	struct stat sb;
+	int status = 0;
+
+	(void) state;
+	lmt_proc_stop(&G.match, STOP_MS);
+	snprintf(outbox, sizeof(outbox), "%s/outbox", G.data);
+	lmt_rmtree(outbox);
+	match_start(); /* a fresh outbox; the events group's offsets stay */
+	lmt_proc_stop(&G.match, STOP_MS);
+	snprintf(file, sizeof(file), "%s/data.mdb", outbox);
+	assert_int_equal(stat(file, &sb), 0);
+	snprintf(limit, sizeof(limit), "--fsize=%lld", (long long) sb.st_size);
+	const char *argv[] = {"/bin/sh", "-c", "trap '' XFSZ; exec prlimit \"$@\"", "sh",
+	    limit, lmt_bin("lunamatch-match"), NULL};
+	match_start_argv(argv);
+
+	snprintf(id, sizeof(id), "job-outbox-full-%s", G.run);
+	JobPosting *p = seed_copy(id);
+	lmt_produce_pb(G.producer, G.postings, id, &p->base);
+	lmt_producer_flush(G.producer, IO_MS);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	assert_true(wait_posting(id, CATCH_UP_MS));
+	for (int64_t end = lm_clock_ms() + EVENT_MS; lm_clock_ms() < end;) {
+		free(body);
+		body = NULL;
+		status = lmt_http_status(G.match_http, "/readyz", &body, LMT_HTTP_MS);
+		if (status == 503)
+			break;
+		lmt_sleep_ms(100);
+	}
+	assert_int_equal(status, 503);
+	assert_non_null(body);
+	assert_non_null(strstr(body, "outbox"));
+	free(body);
+	assert_true(
+	    lmt_metric(G.match_http, "lunamatch_events_outbox_errors_total") >= 1);
+	assert_true(
+	    lmt_metric(G.match_http, "lunamatch_events_derive_failures_total") >= 1);
+	assert_int_equal(events_for_job(id), 0);
+	lmt_proc_stop(&G.match, STOP_MS);
+
+	match_start();
+	assert_true(wait_event_for_job(id, EVENT_MS));
+	assert_int_equal(
+	    lmt_http_status(G.match_http, "/readyz", NULL, LMT_HTTP_MS), 200);
+	assert_true(
+	    lmt_metric(G.match_http, "lunamatch_events_outbox_errors_total") == 0);
+}
+
 /* ---- the CLI's match-side commands ------------------------------------------------ */
 
 #define CLI_OUT_MAX (1u << 20)
@@ -1084,6 +1154,7 @@ main(void)
 	    cmocka_unit_test(test_restart_no_loss_no_duplicates),
 	    cmocka_unit_test(test_broker_down),
 	    cmocka_unit_test(test_cli),
+	    cmocka_unit_test(test_outbox_failure),
 	    cmocka_unit_test(test_bad_config_exits_2),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -7,7 +7,10 @@
 
 #include "lmtest.h"
 #include "lunamatch/error.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/store.h"
 #include "matchsvc.h"
+#include "records.h"
 #include "svctest.h"
 
 #define ARGS_MAX 30
@@ -74,4 +77,61 @@ lmt_matchsvc_cli(const lmt_matchsvc *m, const char *const args[])
 	argv[n] = NULL;
 	snprintf(err, sizeof(err), "%s/cli.err", m->dir);
 	return lmt_run(argv, env, err, LMT_MATCHSVC_CLI_MS);
+}
+
+struct load {
+	lmt_records *r;
+	lm_store_txn *t;
+	lm_kind kind;
+	size_t n;
+};
+
+static void
+load_one(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	struct load *l = arg;
+	lm_reject why = LM_REJECT_NONE;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	char err[256];
+	(void) line;
+	(void) len;
+
+	if (lmt_record_prepare(&l->r->ctx, m, &why, err, sizeof(err)) != LM_OK)
+		fail_msg("sample line %zu: %s", no, err);
+	assert_int_equal(lm_pb_encode(m, &buf, &n), LM_OK);
+	uint64_t version = l->kind == LM_KIND_POSTING
+	                       ? ((Lunamatch__V1__JobPosting *) m)->version
+	                       : ((Lunamatch__V1__CandidateProfile *) m)->version;
+	assert_int_equal(
+	    lm_store_put(l->t, l->kind, lmt_record_id(m), version, buf, n), LM_OK);
+	l->n++;
+	free(buf);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+void
+lmt_matchsvc_load_samples(lmt_matchsvc *m, size_t *postings, size_t *profiles)
+{
+	lmt_records r;
+	struct load l = {.r = &r};
+	lm_store *s = NULL;
+
+	lmt_records_open(&r, 384);
+	assert_int_equal(lm_store_open(m->data, NULL, &s), LM_OK);
+	assert_int_equal(lm_store_begin(s, &l.t), LM_OK);
+	l.kind = LM_KIND_POSTING;
+	lmt_jsonl_foreach(
+	    LMT_SAMPLE_POSTINGS, &lunamatch__v1__job_posting__descriptor, load_one, &l);
+	if (postings != NULL)
+		*postings = l.n;
+	l.n = 0;
+	l.kind = LM_KIND_PROFILE;
+	lmt_jsonl_foreach(LMT_SAMPLE_PROFILES,
+	    &lunamatch__v1__candidate_profile__descriptor, load_one, &l);
+	if (profiles != NULL)
+		*profiles = l.n;
+	assert_int_equal(lm_store_commit(l.t, NULL), LM_OK);
+	lm_store_close(s);
+	lmt_records_close(&r);
 }

@@ -37,6 +37,12 @@ void lmt_matchsvc_start(lmt_matchsvc *m, const char *tag);
  * directory and zeroes m. */
 void lmt_matchsvc_stop(lmt_matchsvc *m);
 
+/* Prepares the sample records of data/samples/ as ingest would and writes
+ * them into the service's store in one transaction (as ingest would, from
+ * this process); the service picks them up from the change log. Returns the
+ * number of postings and profiles written (either pointer may be NULL). */
+void lmt_matchsvc_load_samples(lmt_matchsvc *m, size_t *postings, size_t *profiles);
+
 /* Runs `lunamatch args... --url <service> --data-dir <store>` (args is
  * NULL-terminated, at most 30 entries) to completion; stderr is captured
  * into the result. Free the result with lmt_run_result_free. */

@@ -22,6 +22,7 @@ lm_cli_client_open(const char *cmd, const lm_config *cfg, lm_client **out)
 	o.tls_key = cfg->tls_key;
 	o.tls_ca = cfg->tls_ca;
 	o.default_timeout_ms = cfg->default_timeout_ms;
+	o.caller = "lunamatch-cli"; /* recorded by the service's decision log */
 	if ((rc = lm_client_open(cfg->rpc_url, &o, out)) != LM_OK) {
 		lm_cli_error(cmd, "cannot use %s: %s", cfg->rpc_url, lm_strerror(rc));
 		return LM_CLI_EXIT_USAGE;

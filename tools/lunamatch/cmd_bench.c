@@ -275,6 +275,7 @@ match_open(worker *w)
 	o.tls_key = cfg->tls_key;
 	o.tls_ca = cfg->tls_ca;
 	o.default_timeout_ms = w->b->timeout_ms;
+	o.caller = "lunamatch-bench"; /* recorded by the service's decision log */
 	return lm_client_open(cfg->rpc_url, &o, &w->client);
 }
 

@@ -59,6 +59,10 @@ typedef struct lm_client_opts {
 	const char *tls_server_name;
 	unsigned default_timeout_ms; /* for calls with timeout_ms 0; 0 = 5000 */
 	size_t max_response_bytes;   /* 0 = LM_RPC_DEFAULT_MAX_RESPONSE */
+	/* The calling service's name, sent with every call as the metadata
+	 * entry "caller" (the server's decision log records it); NULL or ""
+	 * = none; at most 1024 bytes (else lm_client_open fails, LM_EINVAL). */
+	const char *caller;
 } lm_client_opts;
 
 /*
@@ -91,7 +95,8 @@ LM_API void lm_client_close(lm_client *c);
  *  LM_EPARSE     INTERNAL: the answer was unreadable or not ours;
  *  LM_EINVAL     INVALID_ARGUMENT: bad arguments (bad method name, request
  *                too large to send);
- *  LM_ENNG / LM_ENOMEM  UNAVAILABLE / INTERNAL: local failures.
+ *  LM_ENNG, LM_ENOMEM or another lm_err of the failed transport call
+ *                UNAVAILABLE / INTERNAL: local failures.
  * errmsg (errlen bytes, may be NULL if errlen is 0) always gets a
  * NUL-terminated text. status may be NULL. Thread-safe. With several
  * endpoints the result is that of the last endpoint tried (see above).
