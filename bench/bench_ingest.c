@@ -22,11 +22,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "bench_util.h"
+#include "lunamatch/v1/events.pb-c.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/pb.h"
@@ -42,6 +44,7 @@ extern char **environ;
 
 typedef struct opts {
 	uint64_t postings, profiles, partitions, batch_max, seed;
+	uint64_t probes;     /* event latency probes; 0: ingest throughput only */
 	const char *brokers; /* NULL: start lunamatch-devkafka */
 	const char *bin_dir;
 	const char *taxonomy; /* skill names of the records */
@@ -59,6 +62,9 @@ usage(FILE *f)
 	    "  --profiles N     profiles in the topic (default 5000)\n"
 	    "  --partitions N   partitions per topic (default 32)\n"
 	    "  --batch-max N    LUNAMATCH_BATCH_MAX of ingest (default 500)\n"
+	    "  --probes N       then, with lunamatch-match running on the loaded\n"
+	    "                   store, N new postings one at a time: latency until\n"
+	    "                   their first MatchEvent is readable (default 0: off)\n"
 	    "  --brokers LIST   a running Kafka broker (default: start "
 	    "lunamatch-devkafka)\n"
 	    "  --bin-dir DIR    where lunamatch-ingest and lunamatch-devkafka are\n"
@@ -79,6 +85,7 @@ parse_opts(int argc, char **argv, opts *o)
 	    {"profiles", required_argument, NULL, 'P'},
 	    {"partitions", required_argument, NULL, 'n'},
 	    {"batch-max", required_argument, NULL, 'b'},
+	    {"probes", required_argument, NULL, 'L'},
 	    {"brokers", required_argument, NULL, 'B'},
 	    {"bin-dir", required_argument, NULL, 'd'},
 	    {"taxonomy", required_argument, NULL, 't'},
@@ -124,6 +131,9 @@ parse_opts(int argc, char **argv, opts *o)
 		case 'b':
 			ok = bench_parse_u64(
 			    optarg, 1, 100000, "--batch-max", &o->batch_max);
+			break;
+		case 'L':
+			ok = bench_parse_u64(optarg, 0, 100000, "--probes", &o->probes);
 			break;
 		case 'B':
 			o->brokers = optarg;
@@ -442,6 +452,222 @@ run_ingest(
 	return 0;
 }
 
+/* ---- event latency -------------------------------------------------------- */
+
+#define PROBE_WAIT_MS 10000  /* longest wait for one probe's first event */
+#define WARMUP_MS     300000 /* match loading the store, then the first event */
+#define PROBE_SKILLS  3
+
+static const char *const probe_skills[PROBE_SKILLS] = {"Python", "SQL", "Kubernetes"};
+
+/* Sends one record (protobuf, key = id) and waits for its delivery. */
+static int
+send_record(rd_kafka_t *rk, const char *topic, const char *id, ProtobufCMessage *m)
+{
+	uint8_t *buf;
+	size_t len;
+
+	if (lm_pb_encode(m, &buf, &len) != LM_OK)
+		return -1;
+	if (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(id, strlen(id)),
+	        RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+	        RD_KAFKA_V_END) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		free(buf);
+		return -1;
+	}
+	return rd_kafka_flush(rk, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+/* The profile every probe matches: remote, three skills of five years. */
+static int
+send_magnet(rd_kafka_t *rk, const char *topic)
+{
+	Lunamatch__V1__CandidateProfile c = LUNAMATCH__V1__CANDIDATE_PROFILE__INIT;
+	Lunamatch__V1__CandidateSkill sk[PROBE_SKILLS], *skp[PROBE_SKILLS];
+
+	for (int i = 0; i < PROBE_SKILLS; i++) {
+		lunamatch__v1__candidate_skill__init(&sk[i]);
+		sk[i].name = (char *) probe_skills[i];
+		sk[i].years = 5;
+		skp[i] = &sk[i];
+	}
+	c.id = "cand-bench-magnet";
+	c.version = 1;
+	c.headline = "Platform engineer";
+	c.n_skills = PROBE_SKILLS;
+	c.skills = skp;
+	c.years_experience = 6;
+	c.remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	return send_record(rk, topic, c.id, &c.base);
+}
+
+static int
+send_probe(rd_kafka_t *rk, const char *topic, const char *id)
+{
+	Lunamatch__V1__JobPosting j = LUNAMATCH__V1__JOB_POSTING__INIT;
+	Lunamatch__V1__PostingSkill sk[PROBE_SKILLS], *skp[PROBE_SKILLS];
+
+	for (int i = 0; i < PROBE_SKILLS; i++) {
+		lunamatch__v1__posting_skill__init(&sk[i]);
+		sk[i].name = (char *) probe_skills[i];
+		sk[i].weight = 1;
+		skp[i] = &sk[i];
+	}
+	j.id = (char *) id;
+	j.version = 1;
+	j.title = "Platform engineer";
+	j.n_skills = PROBE_SKILLS;
+	j.skills = skp;
+	j.remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	j.posted_at = (int64_t) time(NULL);
+	return send_record(rk, topic, id, &j.base);
+}
+
+/* A reader of every partition of topic from its end. */
+static rd_kafka_t *
+events_reader(const char *brokers, const char *topic, int partitions)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *rk;
+	char err[256], group[64];
+	rd_kafka_topic_partition_list_t *l;
+
+	snprintf(group, sizeof(group), "bench-events-%d", (int) getpid());
+	if (lm_kafka_conf(brokers, "bench-events", &conf, err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(conf, "group.id", group, err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(conf, "enable.auto.commit", "false", err, sizeof(err)) !=
+	        LM_OK ||
+	    lm_kafka_set(conf, "fetch.wait.max.ms", "5", err, sizeof(err)) != LM_OK ||
+	    (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "bench_ingest: events reader: %s\n", err);
+		return NULL;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	l = rd_kafka_topic_partition_list_new(partitions);
+	for (int p = 0; p < partitions; p++)
+		rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+		    RD_KAFKA_OFFSET_END;
+	rd_kafka_assign(rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	return rk;
+}
+
+/* Polls rk until an event for job id arrives; true then, false after ms. */
+static bool
+await_event(rd_kafka_t *rk, const char *id, uint64_t ms)
+{
+	uint64_t end = bench_now_ns() + ms * 1000000;
+	bool seen = false;
+
+	while (!seen && bench_now_ns() < end) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 5);
+		if (m == NULL)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			Lunamatch__V1__MatchEvent *e =
+			    lunamatch__v1__match_event__unpack(NULL, m->len, m->payload);
+			seen =
+			    e != NULL && e->job_id != NULL && strcmp(e->job_id, id) == 0;
+			if (e != NULL)
+				lunamatch__v1__match_event__free_unpacked(e, NULL);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	return seen;
+}
+
+typedef struct latency_run {
+	bench_lat lat;
+	double warmup_s;
+	uint64_t missed;
+} latency_run;
+
+/*
+ * With ingest and match running on the loaded store: the magnet profile,
+ * then probes one at a time, each timed from its send to its first
+ * MatchEvent read back from the matches topic.
+ */
+static int
+run_latency(const opts *o, char *const ienv[], char *const menv[], const char *brokers,
+    const char *postings, const char *profiles, const char *matches, const char *dir,
+    latency_run *lr)
+{
+	char path[BENCH_PATH_MAX], ilog[BENCH_PATH_MAX], mlog[BENCH_PATH_MAX], id[48];
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *prod = NULL, *reader = NULL;
+	uint64_t *ns = calloc(o->probes, sizeof(*ns)), t0;
+	pid_t ing = -1, mat = -1;
+	size_t n = 0;
+	char err[256] = "";
+	int rv = -1;
+
+	memset(lr, 0, sizeof(*lr));
+	snprintf(ilog, sizeof(ilog), "%s/ingest-latency.log", dir);
+	snprintf(mlog, sizeof(mlog), "%s/match.log", dir);
+	snprintf(path, sizeof(path), "%s/lunamatch-ingest", o->bin_dir);
+	char *iargv[] = {path, NULL};
+	char mpath[BENCH_PATH_MAX];
+	snprintf(mpath, sizeof(mpath), "%s/lunamatch-match", o->bin_dir);
+	char *margv[] = {mpath, NULL};
+	if (ns == NULL ||
+	    lm_kafka_conf(brokers, "bench-probe", &conf, err, sizeof(err)) != LM_OK ||
+	    lm_kafka_set(conf, "linger.ms", "0", err, sizeof(err)) != LM_OK ||
+	    (prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL ||
+	    (reader = events_reader(brokers, matches, (int) o->partitions)) == NULL)
+		goto done;
+	t0 = bench_now_ns();
+	if ((ing = spawn(iargv, ienv, -1, ilog)) < 0 ||
+	    (mat = spawn(margv, menv, -1, mlog)) < 0 || send_magnet(prod, profiles) != 0)
+		goto done;
+	/* Warm-up: match loads the store; the first probe's event says it
+	 * follows the change log and emits. */
+	for (int i = 0; !lr->warmup_s; i++) {
+		snprintf(id, sizeof(id), "job-probe-warm-%d", i);
+		if (send_probe(prod, postings, id) != 0)
+			goto done;
+		if (await_event(reader, id, 5000))
+			lr->warmup_s = (double) (bench_now_ns() - t0) / 1e9;
+		else if (bench_now_ns() - t0 > (uint64_t) WARMUP_MS * 1000000) {
+			fprintf(stderr,
+			    "bench_ingest: no MatchEvent for a probe within %d s (logs: "
+			    "%s, %s)\n",
+			    WARMUP_MS / 1000, ilog, mlog);
+			goto done;
+		}
+	}
+	for (uint64_t i = 0; i < o->probes; i++) {
+		snprintf(id, sizeof(id), "job-probe-%llu", (unsigned long long) i);
+		uint64_t s0 = bench_now_ns();
+		if (send_probe(prod, postings, id) != 0)
+			goto done;
+		if (await_event(reader, id, PROBE_WAIT_MS))
+			ns[n++] = bench_now_ns() - s0;
+		else
+			lr->missed++;
+	}
+	bench_lat_summarize(ns, n, &lr->lat);
+	rv = 0;
+done:
+	if (rv != 0 && err[0] != '\0')
+		fprintf(stderr, "bench_ingest: latency: %s\n", err);
+	if (mat > 0) {
+		kill(mat, SIGTERM);
+		wait_exit(mat);
+	}
+	if (ing > 0) {
+		kill(ing, SIGTERM);
+		wait_exit(ing);
+	}
+	if (reader != NULL) {
+		rd_kafka_consumer_close(reader);
+		rd_kafka_destroy(reader);
+	}
+	if (prod != NULL)
+		rd_kafka_destroy(prod);
+	free(ns);
+	return rv;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -491,13 +717,13 @@ main(int argc, char **argv)
 		rd_kafka_conf_t *conf = NULL;
 		rd_kafka_t *rk;
 		char err[256];
-		const char *names[] = {postings, profiles, dlq};
+		const char *names[] = {postings, profiles, dlq, matches};
 		snprintf(brokers, sizeof(brokers), "%s", o.brokers);
 		if (lm_kafka_conf(brokers, "bench-admin", &conf, err, sizeof(err)) !=
 		        LM_OK ||
 		    (rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) ==
 		        NULL ||
-		    lm_kafka_create_topics(rk, names, 3, (int) o.partitions, 30000, err,
+		    lm_kafka_create_topics(rk, names, 4, (int) o.partitions, 30000, err,
 		        sizeof(err)) != LM_OK) {
 			fprintf(stderr, "bench_ingest: topics: %s\n", err);
 			goto done;
@@ -527,6 +753,19 @@ main(int argc, char **argv)
 	    "LUNAMATCH_LOG_LEVEL=warn", NULL};
 	if (run_ingest(&o, ienv, data, log, &ir) != 0)
 		goto done;
+	latency_run lr = {0};
+	if (o.probes > 0) {
+		char e_rpc[64], e_http[64];
+		snprintf(e_rpc, sizeof(e_rpc), "LUNAMATCH_RPC_URL=tcp://127.0.0.1:%d",
+		    20000 + (int) getpid() % 20000);
+		snprintf(e_http, sizeof(e_http), "LUNAMATCH_HTTP_ADDR=127.0.0.1:%d",
+		    40000 + (int) getpid() % 20000);
+		char *menv[] = {e_post, e_prof, e_match, e_brokers, e_data, e_tax, e_rpc,
+		    e_http, e_notify, "LUNAMATCH_LOG_LEVEL=warn", NULL};
+		if (run_latency(&o, ienv, menv, brokers, postings, profiles, matches,
+		        tmpl, &lr) != 0)
+			goto done;
+	}
 
 	double total = (double) (o.postings + o.profiles);
 	double kcat_rate = total / ((double) kcat_ns / 1e9);
@@ -546,6 +785,12 @@ main(int argc, char **argv)
 	    "ratio_to_kcat", steady / kcat_rate);
 	if ((text = calloc(1, sizeof(*text))) == NULL || doc == NULL)
 		goto done;
+	if (o.probes > 0) {
+		json_t *lj = bench_lat_json(&lr.lat);
+		json_object_set_new(lj, "missed", json_integer((json_int_t) lr.missed));
+		json_object_set_new(lj, "warmup_s", json_real(lr.warmup_s));
+		json_object_set_new(doc, "event_latency", lj);
+	}
 	bench_text_header(text, "bench_ingest", machine);
 	bench_text_printf(text,
 	    "data         %llu postings + %llu profiles, %.0f bytes each on average, "
@@ -564,6 +809,17 @@ main(int argc, char **argv)
 	    text, "%-40s %12.0f records/s\n", "ingest: durable, overall", overall);
 	bench_text_printf(
 	    text, "%-40s %12.2f\n", "ingest after join / kcat", steady / kcat_rate);
+	if (o.probes > 0) {
+		bench_text_printf(text,
+		    "\nevent latency: a new posting produced -> its first MatchEvent "
+		    "read "
+		    "from the matches topic, %zu probes (%llu missed), lunamatch-match "
+		    "ready %.1f s after start\n",
+		    lr.lat.n, (unsigned long long) lr.missed, lr.warmup_s);
+		bench_text_printf(text, "%-40s %8.1f / %.1f / %.1f / %.1f ms\n",
+		    "p50 / p95 / p99 / max", lr.lat.p50_us / 1000, lr.lat.p95_us / 1000,
+		    lr.lat.p99_us / 1000, lr.lat.max_us / 1000);
+	}
 	if (bench_write_results(o.out_dir, o.name, doc, text) == 0)
 		status = 0;
 	json_decref(doc);

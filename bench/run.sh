@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the lunamatch benchmarks and writes their results to bench/results/.
 #
-#   bench/run.sh [index] [store] [codec] [data] [server] [ingest]
+#   bench/run.sh [index] [store] [codec] [data] [server] [ingest] [events]
 #                               (make bench; default: index, store, codec)
 #
 # Builds the benchmark programs in $BUILD (default build; configured with
@@ -40,6 +40,9 @@
 # with `lunamatch bench`, on a store written by lunamatch-loadgen: about a
 # minute per posting count plus the store load. ingest (bench_ingest) runs
 # lunamatch-ingest on 105k waiting records against kcat: about a minute.
+# events (bench_ingest --probes 200) then starts lunamatch-match on that store
+# and times 200 new postings to their first MatchEvent: several minutes (match
+# loads 100k postings first). Both take BENCH_BROKERS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,9 +53,9 @@ which=("$@")
 [ ${#which[@]} -gt 0 ] || which=(index store codec)
 for w in "${which[@]}"; do
 	case "$w" in
-	index | store | codec | data | server | ingest) ;;
-	-h | --help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "bench: unknown benchmark $w (index, store, codec, data, server, ingest)" >&2; exit 2 ;;
+	index | store | codec | data | server | ingest | events) ;;
+	-h | --help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench: unknown benchmark $w (index, store, codec, data, server, ingest, events)" >&2; exit 2 ;;
 	esac
 done
 
@@ -121,6 +124,14 @@ for w in "${which[@]}"; do
 			--profiles "${BENCH_INGEST_PROFILES:-5000}" \
 			--partitions "${BENCH_INGEST_PARTITIONS:-32}" \
 			${BENCH_BROKERS:+--brokers "$BENCH_BROKERS" --name ingest-kafka}
+		;;
+	events)
+		"$bin/bench_ingest" --out-dir "$out" --commit "$commit" --seed "$seed" \
+			--bin-dir "$bin" --probes 200 --name events \
+			--postings "${BENCH_INGEST_POSTINGS:-100000}" \
+			--profiles "${BENCH_INGEST_PROFILES:-5000}" \
+			--partitions "${BENCH_INGEST_PARTITIONS:-32}" \
+			${BENCH_BROKERS:+--brokers "$BENCH_BROKERS" --name events-kafka}
 		;;
 	esac
 	echo >&2

@@ -30,6 +30,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "lunamatch/client.h"
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
@@ -88,12 +89,6 @@ enum outcome {
 	LOST,     /* the connection went while waiting: try another */
 	FINAL,    /* anything else: the call's result */
 };
-
-static int
-err_from_nng(int rv)
-{
-	return rv == NNG_ENOMEM ? LM_ENOMEM : LM_ENNG;
-}
 
 static bool
 given(const char *s)
@@ -196,7 +191,7 @@ client_tls(struct endpoint *ep, const char *url, const lm_client_opts *o)
 		nng_url_free(u);
 	if (nrv != 0) {
 		lm_error("client.tls", "TLS server name: %s", nng_strerror(nrv));
-		return err_from_nng(nrv);
+		return lm_err_from_nng(nrv);
 	}
 	return LM_OK;
 }
@@ -210,7 +205,7 @@ endpoint_open(lm_client *c, struct endpoint *ep, const char *url, const lm_clien
 	if ((ep->url = strdup(url)) == NULL)
 		return LM_ENOMEM;
 	if ((rv = nng_req0_open(&ep->sock)) != 0)
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	ep->sock_open = true;
 	if ((rv = nng_socket_set_size(ep->sock, NNG_OPT_RECVMAXSZ, c->max_resp)) != 0 ||
 	    (rv = nng_socket_set_ms(
@@ -221,7 +216,7 @@ endpoint_open(lm_client *c, struct endpoint *ep, const char *url, const lm_clien
 	        0 ||
 	    (rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, ep)) != 0 ||
 	    (rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, pipe_cb, ep)) != 0)
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	if ((rv = nng_dialer_create(&ep->dialer, ep->sock, url)) != 0) {
 		lm_error("client.url", "cannot dial %s: %s", url, nng_strerror(rv));
 		return LM_EINVAL;
@@ -362,7 +357,7 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 	n = protobuf_c_message_get_packed_size(&env.base);
 	if ((rv = nng_msg_alloc(out, n)) != 0) {
 		free(payload);
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	}
 	protobuf_c_message_pack(&env.base, nng_msg_body(*out));
 	free(payload);
@@ -403,7 +398,7 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	}
 	if ((nrv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
 	    (nrv = nng_ctx_open(&ctx, ep->sock)) != 0) {
-		rv = err_from_nng(nrv);
+		rv = lm_err_from_nng(nrv);
 		*st = ST_UNAVAILABLE;
 		set_err(errmsg, errlen, nng_strerror(nrv));
 		goto out;
@@ -425,7 +420,7 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 			rv = LM_ETIMEDOUT;
 			set_err(errmsg, errlen, "no connection to the server");
 		} else {
-			rv = err_from_nng(nrv);
+			rv = lm_err_from_nng(nrv);
 			set_err(errmsg, errlen, nng_strerror(nrv));
 		}
 		if (nrv != NNG_ENOMEM)
@@ -447,7 +442,7 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 			set_err(errmsg, errlen, "connection to the server lost");
 			goto out;
 		}
-		rv = nrv == NNG_ETIMEDOUT ? LM_ETIMEDOUT : err_from_nng(nrv);
+		rv = lm_err_from_nng(nrv);
 		*st = nrv == NNG_ETIMEDOUT ? ST_DEADLINE : ST_UNAVAILABLE;
 		set_err(errmsg, errlen,
 		    nrv == NNG_ETIMEDOUT ? "no answer before the deadline"

@@ -34,6 +34,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
 #include "lunamatch/log.h"
@@ -409,7 +410,7 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 	return LM_OK;
 
 nng_fail:
-	rv = nrv == NNG_ENOMEM ? LM_ENOMEM : LM_ENNG;
+	rv = lm_err_from_nng(nrv);
 	lm_error("http.listen", "cannot serve HTTP on %s: %s: %s", o->addr, what,
 	    nng_strerror(nrv));
 fail:

@@ -6,6 +6,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
 
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/v1/store.pb-c.h"
@@ -27,7 +28,7 @@ lm_notify_open(const char *url, lm_notify **out)
 	if ((e = nng_pub0_open(&n->sock)) != 0) {
 		lm_error("notify.open", "cannot open PUB socket: %s", nng_strerror(e));
 		free(n);
-		return e == NNG_ENOMEM ? LM_ENOMEM : LM_ENNG;
+		return lm_err_from_nng(e);
 	}
 	(void) nng_socket_set_size(n->sock, NNG_OPT_RECVMAXSZ, LM_NOTIFY_RECV_MAX);
 	if ((e = nng_listen(n->sock, url, NULL, 0)) != 0) {
@@ -55,7 +56,7 @@ lm_notify_send(lm_notify *n, uint64_t last_seq)
 	if (e == 0 || e == NNG_EAGAIN)
 		return LM_OK;
 	lm_warn("notify.send", "cannot publish store notification: %s", nng_strerror(e));
-	return e == NNG_ENOMEM ? LM_ENOMEM : LM_ENNG;
+	return lm_err_from_nng(e);
 }
 
 void

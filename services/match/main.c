@@ -134,6 +134,10 @@ check_ready(void *arg, char *reason, size_t len)
 		snprintf(reason, len, "draining");
 		return LM_ECLOSED;
 	}
+	if (lm_rpc_server_full(d->srv)) {
+		snprintf(reason, len, "RPC connections full: new clients are refused");
+		return LM_EBUSY;
+	}
 	if (lm_events_outbox_failing(d->events)) {
 		snprintf(reason, len, "event outbox writes failing");
 		return LM_EIO;

@@ -31,6 +31,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
@@ -72,6 +73,12 @@ struct slot {
 	uint64_t recv_ns; /* CLOCK_MONOTONIC at receipt: latency */
 };
 
+/* A connection counted against its peer's limit. */
+struct peer_entry {
+	uint32_t pipe; /* nng pipe id; 0 = free */
+	uint8_t addr[16];
+};
+
 struct lm_rpc_server {
 	/* Configuration (immutable after new). */
 	char url[URL_MAX];
@@ -94,7 +101,7 @@ struct lm_rpc_server {
 	lm_counter *rejected[N_REJ];
 	lm_counter *restarts;
 	lm_gauge *conns_g;
-	lm_counter *conns_refused;
+	lm_counter *conns_refused, *peer_refused;
 
 	/* nng. */
 	nng_socket sock;
@@ -126,6 +133,11 @@ struct lm_rpc_server {
 	unsigned max_conns;
 	atomic_uint conns;
 	atomic_uint conns_refused_n; /* ever-increasing */
+	/* Connections per peer address (peer_mtx): one entry per counted pipe,
+	 * max_conns entries, pipe id 0 = free. */
+	unsigned max_per_peer;
+	pthread_mutex_t peer_mtx;
+	struct peer_entry *peers;
 
 	/* Worker pool and queue (mtx). */
 	pthread_mutex_t mtx;
@@ -145,12 +157,6 @@ mono_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
-static int
-err_from_nng(int rv)
-{
-	return rv == NNG_ENOMEM ? LM_ENOMEM : LM_ENNG;
 }
 
 /* ---- metrics ---------------------------------------------------------- */
@@ -218,7 +224,14 @@ metrics_init(lm_rpc_server *s)
 	    "RPC connections open (handshake done)", NULL);
 	s->conns_refused =
 	    lm_metrics_counter(s->m, "lunamatch_rpc_connections_refused_total",
-	        "RPC connections closed at once because max_connections were open", NULL);
+	        "RPC connections closed at once: max_connections open (reason=\"full\"), "
+	        "or max_connections_per_peer from its address (reason=\"per_peer\")",
+	        "reason=\"full\"");
+	s->peer_refused =
+	    lm_metrics_counter(s->m, "lunamatch_rpc_connections_refused_total",
+	        "RPC connections closed at once: max_connections open (reason=\"full\"), "
+	        "or max_connections_per_peer from its address (reason=\"per_peer\")",
+	        "reason=\"per_peer\"");
 	return LM_OK;
 }
 
@@ -709,11 +722,11 @@ compute_urls(lm_rpc_server *s)
 		return LM_OK;
 	}
 	if ((rv = nng_url_parse(&u, s->url)) != 0)
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	if ((rv = nng_listener_get_int(s->listener, NNG_OPT_TCP_BOUND_PORT, &port)) !=
 	    0) {
 		nng_url_free(u);
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	}
 	host = u->u_hostname ? u->u_hostname : "";
 	v6 = strchr(host, ':') != NULL;
@@ -757,6 +770,70 @@ listen_on(lm_rpc_server *s, const char *url)
 	return LM_OK;
 }
 
+/* The peer address of a tcp pipe (16 bytes, IPv4 mapped into IPv6); false
+ * for other transports. */
+static bool
+peer_addr(nng_pipe p, uint8_t addr[16])
+{
+	nng_sockaddr sa;
+
+	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
+		return false;
+	memset(addr, 0, 16);
+	if (sa.s_family == NNG_AF_INET) {
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, &sa.s_in.sa_addr, 4);
+		return true;
+	}
+	if (sa.s_family == NNG_AF_INET6) {
+		memcpy(addr, sa.s_in6.sa_addr, 16);
+		return true;
+	}
+	return false;
+}
+
+/* Counts pipe p against its peer's limit; false when the peer is at it. */
+static bool
+peer_admit(lm_rpc_server *s, nng_pipe p)
+{
+	uint8_t addr[16];
+	unsigned n = 0;
+	struct peer_entry *free_e = NULL;
+
+	if (!peer_addr(p, addr))
+		return true;
+	pthread_mutex_lock(&s->peer_mtx);
+	for (unsigned i = 0; i < s->max_conns; i++) {
+		struct peer_entry *e = &s->peers[i];
+		if (e->pipe == 0) {
+			if (free_e == NULL)
+				free_e = e;
+		} else if (memcmp(e->addr, addr, 16) == 0) {
+			n++;
+		}
+	}
+	if (n < s->max_per_peer && free_e != NULL) {
+		free_e->pipe = nng_pipe_id(p);
+		memcpy(free_e->addr, addr, 16);
+	}
+	pthread_mutex_unlock(&s->peer_mtx);
+	return n < s->max_per_peer;
+}
+
+static void
+peer_release(lm_rpc_server *s, nng_pipe p)
+{
+	uint32_t id = (uint32_t) nng_pipe_id(p);
+
+	pthread_mutex_lock(&s->peer_mtx);
+	for (unsigned i = 0; i < s->max_conns; i++)
+		if (s->peers[i].pipe == id) {
+			s->peers[i].pipe = 0;
+			break;
+		}
+	pthread_mutex_unlock(&s->peer_mtx);
+}
+
 /* Refuses connections while draining: the pipe is closed before the socket
  * ever sees it; counts the pipes the socket accepted, which tells the
  * self-probe that the listener is alive. Runs on an nng thread. */
@@ -774,6 +851,10 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			atomic_fetch_add(&s->conns_refused_n, 1);
 			lm_counter_add(s->conns_refused, 1);
 			nng_pipe_close(p);
+		} else if (!peer_admit(s, p)) {
+			atomic_fetch_add(&s->conns_refused_n, 1);
+			lm_counter_add(s->peer_refused, 1);
+			nng_pipe_close(p);
 		} else if (atomic_load(&s->draining)) {
 			nng_pipe_close(p);
 		}
@@ -782,6 +863,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_add(&s->pipes_added, 1);
 		break;
 	case NNG_PIPE_EV_REM_POST:
+		peer_release(s, p);
 		n = atomic_fetch_sub(&s->conns, 1) - 1;
 		lm_gauge_set(s->conns_g, (double) n);
 		break;
@@ -825,7 +907,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	    *o->url == '\0' || strlen(o->url) >= URL_MAX ||
 	    o->contexts > LM_RPC_MAX_CONTEXTS || o->workers > LM_RPC_MAX_WORKERS ||
 	    o->queue_len > LM_RPC_MAX_QUEUE ||
-	    o->max_connections > LM_RPC_MAX_CONNECTIONS) {
+	    o->max_connections > LM_RPC_MAX_CONNECTIONS ||
+	    o->max_connections_per_peer > LM_RPC_MAX_CONNECTIONS) {
 		lm_error("rpc.config", "invalid RPC server options");
 		return LM_EINVAL;
 	}
@@ -855,7 +938,13 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	atomic_init(&s->conns, 0);
 	atomic_init(&s->conns_refused_n, 0);
 	s->max_conns = max_connections(o->max_connections);
+	s->max_per_peer = o->max_connections_per_peer
+	                      ? o->max_connections_per_peer
+	                      : LM_RPC_DEFAULT_MAX_CONNECTIONS_PER_PEER;
+	if (s->max_per_peer > s->max_conns)
+		s->max_per_peer = s->max_conns;
 	atomic_init(&s->requests_received, 0);
+	pthread_mutex_init(&s->peer_mtx, NULL);
 	pthread_mutex_init(&s->pmtx, NULL);
 	pthread_mutex_init(&s->lmtx, NULL);
 	pthread_mutex_init(&s->mtx, NULL);
@@ -872,8 +961,9 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	s->queue = calloc(s->queue_cap, sizeof(*s->queue));
 	s->slots = calloc(s->ncontexts, sizeof(*s->slots));
 	s->threads = calloc(s->nworkers, sizeof(*s->threads));
+	s->peers = calloc(s->max_conns, sizeof(*s->peers));
 	if (s->handlers == NULL || s->queue == NULL || s->slots == NULL ||
-	    s->threads == NULL) {
+	    s->threads == NULL || s->peers == NULL) {
 		rv = LM_ENOMEM;
 		goto fail;
 	}
@@ -914,7 +1004,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		goto fail;
 
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
-		rv = err_from_nng(rv);
+		rv = lm_err_from_nng(rv);
 		goto fail;
 	}
 	s->sock_open = true;
@@ -927,7 +1017,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	if (rv == 0)
 		rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
 	if (rv != 0) {
-		rv = err_from_nng(rv);
+		rv = lm_err_from_nng(rv);
 		goto fail;
 	}
 	for (unsigned i = 0; i < s->ncontexts; i++) {
@@ -936,7 +1026,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		sl->state = S_IDLE;
 		if ((rv = nng_aio_alloc(&sl->aio, slot_cb, sl)) != 0 ||
 		    (rv = nng_ctx_open(&sl->ctx, s->sock)) != 0) {
-			rv = err_from_nng(rv);
+			rv = lm_err_from_nng(rv);
 			goto fail;
 		}
 	}
@@ -984,6 +1074,12 @@ lm_rpc_server_set_serving(lm_rpc_server *s, bool serving)
 {
 	if (s != NULL)
 		atomic_store(&s->serving, serving);
+}
+
+bool
+lm_rpc_server_full(const lm_rpc_server *s)
+{
+	return s != NULL && atomic_load(&((lm_rpc_server *) s)->conns) >= s->max_conns;
 }
 
 bool
@@ -1098,6 +1194,8 @@ lm_rpc_server_free(lm_rpc_server *s)
 	pthread_mutex_destroy(&s->mtx);
 	pthread_mutex_destroy(&s->lmtx);
 	pthread_mutex_destroy(&s->pmtx);
+	pthread_mutex_destroy(&s->peer_mtx);
+	free(s->peers);
 	free(s->req_total);
 	free(s->latency);
 	free(s->slots);
@@ -1136,7 +1234,7 @@ probe_once(lm_rpc_server *s, unsigned timeout_ms)
 	req.timeout_ms = timeout_ms;
 
 	if ((rv = nng_req0_open(&sock)) != 0)
-		return err_from_nng(rv);
+		return lm_err_from_nng(rv);
 	out = LM_ENNG;
 	if (nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 64 * 1024) != 0 ||
 	    nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||

@@ -35,13 +35,14 @@ extern "C" {
 #endif
 
 /* Defaults for zero-valued options, and hard maxima. */
-#define LM_RPC_DEFAULT_CONTEXTS        64u
-#define LM_RPC_DEFAULT_WORKERS         8u
-#define LM_RPC_MAX_CONTEXTS            4096u
-#define LM_RPC_MAX_WORKERS             256u
-#define LM_RPC_MAX_QUEUE               65536u
-#define LM_RPC_DEFAULT_MAX_CONNECTIONS 4096u
-#define LM_RPC_MAX_CONNECTIONS         65536u
+#define LM_RPC_DEFAULT_CONTEXTS                 64u
+#define LM_RPC_DEFAULT_WORKERS                  8u
+#define LM_RPC_MAX_CONTEXTS                     4096u
+#define LM_RPC_MAX_WORKERS                      256u
+#define LM_RPC_MAX_QUEUE                        65536u
+#define LM_RPC_DEFAULT_MAX_CONNECTIONS          4096u
+#define LM_RPC_MAX_CONNECTIONS                  65536u
+#define LM_RPC_DEFAULT_MAX_CONNECTIONS_PER_PEER 1024u
 /*
  * nng's receive limit (NNG_OPT_RECVMAXSZ) is max_request_bytes plus this
  * much. A request over max_request_bytes but within the grace is answered
@@ -105,6 +106,13 @@ typedef struct lm_rpc_server_opts {
 	 * 1.5.2 has no option for it); one that never finishes the SP
 	 * handshake is closed by nng after 10 s. */
 	unsigned max_connections;
+	/* Connections open at once from one peer IP address (tcp, tls+tcp),
+	 * so that one client cannot take every place; one more is closed as
+	 * soon as nng accepts it (counted in
+	 * lunamatch_rpc_connections_refused_total{reason="per_peer"}). 0 =
+	 * LM_RPC_DEFAULT_MAX_CONNECTIONS_PER_PEER; never more than
+	 * max_connections. ipc:// peers are one local machine: not limited. */
+	unsigned max_connections_per_peer;
 } lm_rpc_server_opts;
 
 /*
@@ -126,6 +134,10 @@ int lm_rpc_server_start(lm_rpc_server *s);
 /* What the service's Check handler should report; false while draining. */
 void lm_rpc_server_set_serving(lm_rpc_server *s, bool serving);
 bool lm_rpc_server_serving(const lm_rpc_server *s);
+
+/* True while max_connections are open: new clients are refused, so the
+ * service should not report itself ready. Any thread. */
+bool lm_rpc_server_full(const lm_rpc_server *s);
 
 /*
  * Graceful stop: reports NOT_SERVING, refuses new connections, answers new

@@ -95,7 +95,8 @@ LM_API void lm_client_close(lm_client *c);
  *  LM_EPARSE     INTERNAL: the answer was unreadable or not ours;
  *  LM_EINVAL     INVALID_ARGUMENT: bad arguments (bad method name, request
  *                too large to send);
- *  LM_ENNG / LM_ENOMEM  UNAVAILABLE / INTERNAL: local failures.
+ *  LM_ENNG, LM_ENOMEM or another lm_err of the failed transport call
+ *                UNAVAILABLE / INTERNAL: local failures.
  * errmsg (errlen bytes, may be NULL if errlen is 0) always gets a
  * NUL-terminated text. status may be NULL. Thread-safe. With several
  * endpoints the result is that of the last endpoint tried (see above).

@@ -22,7 +22,10 @@ int lm_err_from_errno(int errnum);
  * LM_ETIMEDOUT, a closed object LM_ECLOSED, memory LM_ENOMEM, bad addresses
  * and arguments LM_EINVAL, a too large message LM_E2BIG, an address in use
  * or a full queue LM_EBUSY, system errors through their errno, anything
- * else (refused, reset, unreachable, TLS and protocol failures) LM_ENNG. */
+ * else (refused, reset, unreachable, TLS and protocol failures) LM_ENNG.
+ * Where a failed call can only mean that the caller's own input was
+ * rejected (parsing an address, loading a certificate), the caller reports
+ * LM_EINVAL for anything but LM_ENOMEM: that is the meaning there. */
 int lm_err_from_nng(int nngerr);
 
 #ifdef __cplusplus

@@ -46,8 +46,8 @@ typedef struct lm_http_opts {
 /*
  * Binds o->addr and starts serving. metrics and arg are borrowed: they must
  * stay valid until lm_http_stop() returns. Returns LM_OK and *out, LM_EINVAL
- * for a malformed address, LM_ENNG (reason logged) when it cannot listen, for
- * example because the port is in use, or LM_ENOMEM.
+ * for a malformed address, LM_EBUSY (reason logged) when the port is in use,
+ * LM_ENNG (reason logged) when it cannot listen otherwise, or LM_ENOMEM.
  */
 int lm_http_start(const lm_http_opts *o, lm_http **out);
 

@@ -471,7 +471,7 @@ test_port_in_use(void **state)
 	assert_int_equal(listen(fd, 4), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &slen), 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
-	assert_int_equal(lm_http_start(&o, &h2), LM_ENNG);
+	assert_int_equal(lm_http_start(&o, &h2), LM_EBUSY);
 	assert_null(h2);
 	close(fd);
 
@@ -479,7 +479,7 @@ test_port_in_use(void **state)
 	lm_http *h = start("127.0.0.1:0", NULL, NULL);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", lm_http_port(h));
 	h2 = (lm_http *) &h2;
-	assert_int_equal(lm_http_start(&o, &h2), LM_ENNG);
+	assert_int_equal(lm_http_start(&o, &h2), LM_EBUSY);
 	assert_null(h2);
 	/* The first server is unharmed. */
 	assert_int_equal(http_get(lm_http_port(h), "/healthz", &r), 0);

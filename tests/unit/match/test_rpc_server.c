@@ -903,6 +903,49 @@ test_metrics_preregistered(void **state)
 	server_down(&f);
 }
 
+/* At max_connections_per_peer from one address, that address's next
+ * connection is closed at once while the server still has room for others;
+ * a freed place is taken again. */
+static void
+test_connection_limit_per_peer(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *c1, *c2, *c3;
+	char err[256], *id = NULL;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4,
+	                  .workers = 2,
+	                  .max_connections = 8,
+	                  .max_connections_per_peer = 2});
+	assert_int_equal(lm_client_open(f.url, NULL, &c1), LM_OK);
+	assert_int_equal(lm_client_open(f.url, NULL, &c2), LM_OK);
+	assert_int_equal(get_posting(c1, "one", 3000, &id, err, sizeof(err)), OK_);
+	free(id);
+	assert_int_equal(get_posting(c2, "two", 3000, &id, err, sizeof(err)), OK_);
+	free(id);
+
+	assert_int_equal(lm_client_open(f.url, NULL, &c3), LM_OK);
+	assert_true(get_posting(c3, "three", 300, NULL, err, sizeof(err)) < 0);
+	assert_true(counter(f.m, "lunamatch_rpc_connections_refused_total",
+	                "reason=\"per_peer\"") >= 1);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_refused_total", "reason=\"full\""),
+	    0);
+	assert_false(lm_rpc_server_full(f.s));
+
+	lm_client_close(c2);
+	int st = -1;
+	for (int i = 0; i < 20 && st != OK_; i++)
+		st = get_posting(c3, "three", 500, &id, err, sizeof(err));
+	assert_int_equal(st, OK_);
+	assert_string_equal(id, "three");
+	free(id);
+	lm_client_close(c3);
+	lm_client_close(c1);
+	server_down(&f);
+}
+
 /* At max_connections further connections are closed as soon as they are
  * accepted, the open ones are served, the self-probe does not take the
  * refusal for a dead listener, and a freed place is taken again. */
@@ -925,7 +968,10 @@ test_connection_limit(void **state)
 
 	assert_int_equal(lm_client_open(f.url, NULL, &c3), LM_OK);
 	assert_true(get_posting(c3, "three", 300, NULL, err, sizeof(err)) < 0);
-	assert_true(counter(f.m, "lunamatch_rpc_connections_refused_total", NULL) >= 1);
+	assert_true(counter(f.m, "lunamatch_rpc_connections_refused_total",
+	                "reason=\"full\"") >= 1);
+	/* Refusing new clients: the service must not report itself ready. */
+	assert_true(lm_rpc_server_full(f.s));
 	lm_gauge *g = lm_metrics_gauge(f.m, "lunamatch_rpc_connections", NULL, NULL);
 	assert_true(lm_gauge_get(g) >= 2);
 	assert_int_equal(lm_rpc_server_probe(f.s, 300), LM_ETIMEDOUT);
@@ -1257,6 +1303,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_probe_under_saturation),
 	    cmocka_unit_test(test_metrics_preregistered),
 	    cmocka_unit_test(test_connection_limit),
+	    cmocka_unit_test(test_connection_limit_per_peer),
 	    cmocka_unit_test(test_drain),
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_setup_errors),
