@@ -651,6 +651,9 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 		free(g->skill_ids);
 		g->skill_ids = NULL;
 		g->n_skill_ids = 0;
+		free(g->skill_resolutions); /* ingest's to fill, like skill_ids */
+		g->skill_resolutions = NULL;
+		g->n_skill_resolutions = 0;
 
 		/* A flagged label is a flagged requirement, whatever its
 		 * skills: the whole group goes. */
@@ -685,12 +688,18 @@ requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
 		g->skill_ids = calloc(g->n_skills, sizeof(char *));
 		if (g->skill_ids == NULL)
 			return LM_ENOMEM;
+		g->skill_resolutions = calloc(g->n_skills, sizeof(*g->skill_resolutions));
+		if (g->skill_resolutions == NULL)
+			return LM_ENOMEM;
 		for (size_t k = 0; k < g->n_skills; k++) {
 			char *id = NULL;
+			int match;
 			f.sub = "skills";
 			f.k = k;
-			if ((rv = canonical(p, &g->skills[k], &id, NULL, &f)) != LM_OK)
+			if ((rv = canonical(p, &g->skills[k], &id, &match, &f)) != LM_OK)
 				return rv;
+			g->skill_resolutions[g->n_skill_resolutions++] =
+			    (Lunamatch__V1__SkillResolution) match;
 			int dup = 0;
 			for (size_t m = 0; m < g->n_skill_ids && !dup; m++)
 				dup = strcmp(g->skill_ids[m], id) == 0;

@@ -78,6 +78,18 @@ def test_explain_match(client):
     assert vetoed.match.explanation.vetoes and vetoed.match.score == 0
 
 
+def test_as_of(client):
+    """as_of travels in all three match methods and comes back; the same
+    as_of gives the same answer; one in the future is INVALID_ARGUMENT."""
+    t = int(time.time()) - 86400
+    a = client.match_jobs("cand-ml-lead-chicago", top_k=5, as_of=t)
+    assert a.as_of == t and a == client.match_jobs("cand-ml-lead-chicago", top_k=5, as_of=t)
+    assert client.match_candidates("job-dfs-sr-mgr-ml", top_k=5, as_of=t).as_of == t
+    assert client.explain_match("cand-ml-lead-chicago", "job-dfs-sr-mgr-ml", as_of=t).as_of == t
+    with pytest.raises(lunamatch.InvalidArgument):
+        client.match_jobs("cand-ml-lead-chicago", as_of=int(time.time()) + 86400)
+
+
 def test_get_records(client):
     p = client.get_posting("job-dfs-sr-mgr-ml")
     assert isinstance(p, records_pb2.JobPosting)

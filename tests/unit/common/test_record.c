@@ -118,7 +118,8 @@ test_skill_typos(void **state)
 	    "{\"id\":\"job-2\",\"version\":1,\"title\":\"Engineer\","
 	    "\"skills\":[{\"name\":\"Pyhton\"},{\"name\":\"Kubernetes\"},"
 	    "{\"name\":\"Basket weaving\"},{\"name\":\"Kubernets\"}],"
-	    "\"requirement_groups\":[{\"label\":\"k8s\",\"skills\":[\"Kubernets\"]}]}");
+	    "\"requirement_groups\":[{\"label\":\"k8s\",\"skills\":[\"Kubernets\","
+	    "\"K8s\"],\"skill_resolutions\":[\"SKILL_RESOLUTION_UNKNOWN\"]}]}");
 	Lunamatch__V1__CandidateProfile *c =
 	    profile("{\"id\":\"c-2\",\"version\":1,\"skills\":[{\"name\":"
 	            "\"Terrafrom\",\"years\":2},{\"name\":\"Terraform\",\"years\":3}]}");
@@ -140,6 +141,12 @@ test_skill_typos(void **state)
 	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_UNKNOWN);
 	assert_string_equal(p->requirement_groups[0]->skill_ids[0], "kubernetes");
 	assert_string_equal(p->requirement_groups[0]->skills[0], "Kubernets");
+	assert_int_equal(p->requirement_groups[0]->n_skill_resolutions, 2);
+	assert_int_equal(p->requirement_groups[0]->skill_resolutions[0],
+	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_TYPO);
+	assert_int_equal(p->requirement_groups[0]->skill_resolutions[1],
+	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_EXACT);
+	assert_int_equal(p->requirement_groups[0]->n_skill_ids, 1);
 
 	assert_int_equal(lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_OK);
 	assert_int_equal(c->n_skills, 1);

@@ -100,11 +100,13 @@ class Methods:
     """
 
     def match_jobs(self, candidate_id: Optional[str] = None, *, profile=None,
-                   top_k: int = 0, filters=None, explain=None,
+                   top_k: int = 0, filters=None, explain=None, as_of: int = 0,
                    timeout: Optional[float] = None, metadata=None):
         """Jobs for a stored candidate (candidate_id) or an inline profile
-        (CandidateProfile, dict or JSON). Returns a MatchJobsResponse."""
-        req = match_pb2.MatchJobsRequest(top_k=top_k, explain=_explain(explain))
+        (CandidateProfile, dict or JSON). as_of: Unix seconds at which
+        freshness and expiry are judged (0: now). Returns a
+        MatchJobsResponse."""
+        req = match_pb2.MatchJobsRequest(top_k=top_k, explain=_explain(explain), as_of=as_of)
         if profile is not None:
             req.profile.CopyFrom(_message(profile, records_pb2.CandidateProfile, "profile"))
         elif candidate_id is not None:
@@ -114,11 +116,13 @@ class Methods:
         return self._invoke("MatchJobs", req, None, timeout, metadata)
 
     def match_candidates(self, job_id: Optional[str] = None, *, posting=None,
-                         top_k: int = 0, filters=None, explain=None,
+                         top_k: int = 0, filters=None, explain=None, as_of: int = 0,
                          timeout: Optional[float] = None, metadata=None):
         """Candidates for a stored posting (job_id) or an inline posting
-        (JobPosting, dict or JSON). Returns a MatchCandidatesResponse."""
-        req = match_pb2.MatchCandidatesRequest(top_k=top_k, explain=_explain(explain))
+        (JobPosting, dict or JSON); as_of as in match_jobs. Returns a
+        MatchCandidatesResponse."""
+        req = match_pb2.MatchCandidatesRequest(top_k=top_k, explain=_explain(explain),
+                                               as_of=as_of)
         if posting is not None:
             req.posting.CopyFrom(_message(posting, records_pb2.JobPosting, "posting"))
         elif job_id is not None:
@@ -127,10 +131,12 @@ class Methods:
             req.filters.CopyFrom(_message(filters, match_pb2.CandidateFilters, "filters"))
         return self._invoke("MatchCandidates", req, None, timeout, metadata)
 
-    def explain_match(self, candidate_id: str, job_id: str, *,
+    def explain_match(self, candidate_id: str, job_id: str, *, as_of: int = 0,
                       timeout: Optional[float] = None, metadata=None):
-        """One pair in full. Returns an ExplainMatchResponse."""
-        req = match_pb2.ExplainMatchRequest(candidate_id=candidate_id, job_id=job_id)
+        """One pair in full; as_of as in match_jobs. Returns an
+        ExplainMatchResponse."""
+        req = match_pb2.ExplainMatchRequest(candidate_id=candidate_id, job_id=job_id,
+                                            as_of=as_of)
         return self._invoke("ExplainMatch", req, None, timeout, metadata)
 
     def get_posting(self, id: str, *, timeout: Optional[float] = None, metadata=None):
