@@ -831,7 +831,9 @@ heap_offer(struct heap *h, const struct hit *x)
  * ranking postings, those without skill ids ("bare"), which NO_OVERLAP
  * cannot veto; when the subject is a posting without skill ids, every
  * profile of those partitions. Every other record is vetoed (by the key
- * pre-checks or by NO_OVERLAP).
+ * pre-checks or by NO_OVERLAP). When ranking postings, the tiers of the
+ * term lists whose share bounds (lm_scan_term_bound) sum below the k-th
+ * score are left unread (MaxScore; see rank).
  *
  * Stage one reads only the dense slots: the key pre-checks, then the key
  * bound of the score (lm_scan_key_bound). Stage two takes the candidates in
