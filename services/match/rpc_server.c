@@ -73,10 +73,12 @@ struct slot {
 	uint64_t recv_ns; /* CLOCK_MONOTONIC at receipt: latency */
 };
 
-/* A connection counted against its peer's limit. */
-struct peer_entry {
+/* An open connection: its peer address and when it last sent a request. */
+struct conn_entry {
 	uint32_t pipe; /* nng pipe id; 0 = free */
+	bool inet;     /* tcp: addr is its peer; counts against max_per_peer */
 	uint8_t addr[16];
+	int64_t last_ms; /* nng_clock of its last request (atomic) */
 };
 
 struct lm_rpc_server {
@@ -133,11 +135,20 @@ struct lm_rpc_server {
 	unsigned max_conns;
 	atomic_uint conns;
 	atomic_uint conns_refused_n; /* ever-increasing */
-	/* Connections per peer address (peer_mtx): one entry per counted pipe,
-	 * max_conns entries, pipe id 0 = free. */
+	/* Open connections (peer_mtx): a hash table by pipe id with linear
+	 * probing, ntab (a power of two, at least 2 * max_conns) entries. */
 	unsigned max_per_peer;
 	pthread_mutex_t peer_mtx;
-	struct peer_entry *peers;
+	struct conn_entry *tab;
+	size_t ntab;
+	/* Idle connections are closed by the sweeper thread. */
+	unsigned idle_ms;
+	pthread_t sweeper;
+	bool sweeper_on;
+	pthread_mutex_t sweep_mtx;
+	pthread_cond_t sweep_cv; /* monotonic clock */
+	bool sweep_stop;
+	lm_counter *idle_closed;
 
 	/* Worker pool and queue (mtx). */
 	pthread_mutex_t mtx;
@@ -232,6 +243,9 @@ metrics_init(lm_rpc_server *s)
 	        "RPC connections closed at once: max_connections open (reason=\"full\"), "
 	        "or max_connections_per_peer from its address (reason=\"per_peer\")",
 	        "reason=\"per_peer\"");
+	s->idle_closed =
+	    lm_metrics_counter(s->m, "lunamatch_rpc_connections_idle_closed_total",
+	        "RPC connections closed after idle_timeout_ms without a request", NULL);
 	return LM_OK;
 }
 
@@ -464,6 +478,8 @@ queue_push(lm_rpc_server *s, struct slot *sl)
 	return ok;
 }
 
+static void conn_touch(lm_rpc_server *s, nng_pipe p);
+
 /* The aio callback of a slot: runs on an nng thread, must not block. */
 static void
 slot_cb(void *arg)
@@ -498,6 +514,7 @@ slot_cb(void *arg)
 	msg = nng_aio_get_msg(sl->aio);
 	nng_aio_set_msg(sl->aio, NULL);
 	sl->msg = msg;
+	conn_touch(s, nng_msg_get_pipe(msg));
 	sl->recv_ms = nng_clock();
 	sl->recv_ns = mono_ns();
 	sl->state = S_WORK;
@@ -792,46 +809,142 @@ peer_addr(nng_pipe p, uint8_t addr[16])
 	return false;
 }
 
-/* Counts pipe p against its peer's limit; false when the peer is at it. */
-static bool
-peer_admit(lm_rpc_server *s, nng_pipe p)
+static size_t
+conn_slot(const lm_rpc_server *s, uint32_t id)
 {
-	uint8_t addr[16];
-	unsigned n = 0;
-	struct peer_entry *free_e = NULL;
+	return (size_t) (id * 2654435761u) & (s->ntab - 1);
+}
 
-	if (!peer_addr(p, addr))
-		return true;
-	pthread_mutex_lock(&s->peer_mtx);
-	for (unsigned i = 0; i < s->max_conns; i++) {
-		struct peer_entry *e = &s->peers[i];
-		if (e->pipe == 0) {
-			if (free_e == NULL)
-				free_e = e;
-		} else if (memcmp(e->addr, addr, 16) == 0) {
-			n++;
-		}
+/* The entry of pipe id, or NULL (peer_mtx held). */
+static struct conn_entry *
+conn_find(lm_rpc_server *s, uint32_t id)
+{
+	for (size_t i = conn_slot(s, id);; i = (i + 1) & (s->ntab - 1)) {
+		if (s->tab[i].pipe == id)
+			return &s->tab[i];
+		if (s->tab[i].pipe == 0)
+			return NULL;
 	}
-	if (n < s->max_per_peer && free_e != NULL) {
-		free_e->pipe = nng_pipe_id(p);
-		memcpy(free_e->addr, addr, 16);
+}
+
+/* Enters pipe p unless its peer address already has max_per_peer open;
+ * false then. The table never fills: it has twice max_conns entries and
+ * holds at most max_conns. */
+static bool
+conn_admit(lm_rpc_server *s, nng_pipe p)
+{
+	struct conn_entry e = {.pipe = (uint32_t) nng_pipe_id(p)};
+	unsigned n = 0;
+	size_t i;
+
+	e.inet = peer_addr(p, e.addr);
+	e.last_ms = (int64_t) nng_clock();
+	pthread_mutex_lock(&s->peer_mtx);
+	if (e.inet)
+		for (i = 0; i < s->ntab; i++)
+			if (s->tab[i].pipe != 0 && s->tab[i].inet &&
+			    memcmp(s->tab[i].addr, e.addr, 16) == 0)
+				n++;
+	if (n < s->max_per_peer) {
+		for (i = conn_slot(s, e.pipe); s->tab[i].pipe != 0;
+		     i = (i + 1) & (s->ntab - 1))
+			;
+		s->tab[i] = e;
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
 	return n < s->max_per_peer;
 }
 
+/* Removes pipe p (backward-shift deletion keeps every probe chain whole). */
 static void
-peer_release(lm_rpc_server *s, nng_pipe p)
+conn_release(lm_rpc_server *s, nng_pipe p)
 {
-	uint32_t id = (uint32_t) nng_pipe_id(p);
+	struct conn_entry *e;
+	size_t i, j;
 
 	pthread_mutex_lock(&s->peer_mtx);
-	for (unsigned i = 0; i < s->max_conns; i++)
-		if (s->peers[i].pipe == id) {
-			s->peers[i].pipe = 0;
-			break;
+	if ((e = conn_find(s, (uint32_t) nng_pipe_id(p))) != NULL) {
+		i = (size_t) (e - s->tab);
+		for (j = (i + 1) & (s->ntab - 1); s->tab[j].pipe != 0;
+		     j = (j + 1) & (s->ntab - 1)) {
+			size_t h = conn_slot(s, s->tab[j].pipe);
+			/* Move j into the hole at i when its home h is not in
+			 * the cyclic range (i, j]. */
+			if ((j > i && (h <= i || h > j)) ||
+			    (j < i && (h <= i && h > j))) {
+				s->tab[i] = s->tab[j];
+				i = j;
+			}
 		}
+		s->tab[i].pipe = 0;
+	}
 	pthread_mutex_unlock(&s->peer_mtx);
+}
+
+/* Notes a request on pipe p (from the aio callback). */
+static void
+conn_touch(lm_rpc_server *s, nng_pipe p)
+{
+	struct conn_entry *e;
+
+	pthread_mutex_lock(&s->peer_mtx);
+	if ((e = conn_find(s, (uint32_t) nng_pipe_id(p))) != NULL &&
+	    __atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX)
+		__atomic_store_n(&e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&s->peer_mtx);
+}
+
+/* Period of the idle sweep. */
+#define SWEEP_MS 250
+/* Pipes closed per sweep at most; the rest wait for the next one. */
+#define SWEEP_BATCH 256
+
+/*
+ * The sweeper: every SWEEP_MS closes the connections that sent no request
+ * for idle_ms (their pipe ids gathered under peer_mtx, closed after it:
+ * closing runs the removal callback, which takes peer_mtx).
+ */
+static void *
+sweeper_main(void *arg)
+{
+	lm_rpc_server *s = arg;
+	uint32_t ids[SWEEP_BATCH];
+
+	pthread_mutex_lock(&s->sweep_mtx);
+	while (!s->sweep_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long) SWEEP_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->sweep_cv, &s->sweep_mtx, &ts);
+		if (s->sweep_stop)
+			break;
+		pthread_mutex_unlock(&s->sweep_mtx);
+		int64_t cut = (int64_t) nng_clock() - (int64_t) s->idle_ms;
+		size_t n = 0;
+		pthread_mutex_lock(&s->peer_mtx);
+		for (size_t i = 0; i < s->ntab && n < SWEEP_BATCH; i++)
+			if (s->tab[i].pipe != 0 &&
+			    __atomic_load_n(&s->tab[i].last_ms, __ATOMIC_RELAXED) < cut) {
+				ids[n++] = s->tab[i].pipe;
+				/* Closing: never picked again, whatever it sends. */
+				__atomic_store_n(
+				    &s->tab[i].last_ms, INT64_MAX, __ATOMIC_RELAXED);
+			}
+		pthread_mutex_unlock(&s->peer_mtx);
+		for (size_t i = 0; i < n; i++) {
+			nng_pipe p = NNG_PIPE_INITIALIZER;
+			p.id = ids[i];
+			if (nng_pipe_close(p) == 0)
+				lm_counter_add(s->idle_closed, 1);
+		}
+		pthread_mutex_lock(&s->sweep_mtx);
+	}
+	pthread_mutex_unlock(&s->sweep_mtx);
+	return NULL;
 }
 
 /* Refuses connections while draining: the pipe is closed before the socket
@@ -851,7 +964,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			atomic_fetch_add(&s->conns_refused_n, 1);
 			lm_counter_add(s->conns_refused, 1);
 			nng_pipe_close(p);
-		} else if (!peer_admit(s, p)) {
+		} else if (!conn_admit(s, p)) {
 			atomic_fetch_add(&s->conns_refused_n, 1);
 			lm_counter_add(s->peer_refused, 1);
 			nng_pipe_close(p);
@@ -863,7 +976,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_add(&s->pipes_added, 1);
 		break;
 	case NNG_PIPE_EV_REM_POST:
-		peer_release(s, p);
+		conn_release(s, p);
 		n = atomic_fetch_sub(&s->conns, 1) - 1;
 		lm_gauge_set(s->conns_g, (double) n);
 		break;
@@ -908,7 +1021,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	    o->contexts > LM_RPC_MAX_CONTEXTS || o->workers > LM_RPC_MAX_WORKERS ||
 	    o->queue_len > LM_RPC_MAX_QUEUE ||
 	    o->max_connections > LM_RPC_MAX_CONNECTIONS ||
-	    o->max_connections_per_peer > LM_RPC_MAX_CONNECTIONS) {
+	    o->max_connections_per_peer > LM_RPC_MAX_CONNECTIONS ||
+	    o->idle_timeout_ms > LM_RPC_MAX_IDLE_TIMEOUT_MS) {
 		lm_error("rpc.config", "invalid RPC server options");
 		return LM_EINVAL;
 	}
@@ -945,6 +1059,16 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		s->max_per_peer = s->max_conns;
 	atomic_init(&s->requests_received, 0);
 	pthread_mutex_init(&s->peer_mtx, NULL);
+	s->idle_ms =
+	    o->idle_timeout_ms ? o->idle_timeout_ms : LM_RPC_DEFAULT_IDLE_TIMEOUT_MS;
+	pthread_mutex_init(&s->sweep_mtx, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->sweep_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_mutex_init(&s->pmtx, NULL);
 	pthread_mutex_init(&s->lmtx, NULL);
 	pthread_mutex_init(&s->mtx, NULL);
@@ -961,9 +1085,11 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	s->queue = calloc(s->queue_cap, sizeof(*s->queue));
 	s->slots = calloc(s->ncontexts, sizeof(*s->slots));
 	s->threads = calloc(s->nworkers, sizeof(*s->threads));
-	s->peers = calloc(s->max_conns, sizeof(*s->peers));
+	for (s->ntab = 16; s->ntab < 2 * (size_t) s->max_conns; s->ntab *= 2)
+		;
+	s->tab = calloc(s->ntab, sizeof(*s->tab));
 	if (s->handlers == NULL || s->queue == NULL || s->slots == NULL ||
-	    s->threads == NULL || s->peers == NULL) {
+	    s->threads == NULL || s->tab == NULL) {
 		rv = LM_ENOMEM;
 		goto fail;
 	}
@@ -1060,6 +1186,13 @@ lm_rpc_server_start(lm_rpc_server *s)
 	pthread_mutex_unlock(&s->lmtx);
 	if (rv != LM_OK)
 		return LM_ENNG;
+	if (!s->sweeper_on) {
+		if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0) {
+			lm_error("rpc.start", "cannot start the idle sweeper thread");
+			return LM_ENOMEM;
+		}
+		s->sweeper_on = true;
+	}
 	atomic_store(&s->started, true);
 	for (unsigned i = 0; i < s->ncontexts; i++)
 		arm_recv(&s->slots[i]);
@@ -1169,6 +1302,13 @@ lm_rpc_server_free(lm_rpc_server *s)
 	pthread_mutex_unlock(&s->mtx);
 	for (unsigned i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
+	if (s->sweeper_on) {
+		pthread_mutex_lock(&s->sweep_mtx);
+		s->sweep_stop = true;
+		pthread_cond_signal(&s->sweep_cv);
+		pthread_mutex_unlock(&s->sweep_mtx);
+		pthread_join(s->sweeper, NULL);
+	}
 	if (s->slots != NULL) {
 		/* Waits for callbacks still running; none re-arms any more. */
 		for (unsigned i = 0; i < s->ncontexts; i++)
@@ -1195,7 +1335,9 @@ lm_rpc_server_free(lm_rpc_server *s)
 	pthread_mutex_destroy(&s->lmtx);
 	pthread_mutex_destroy(&s->pmtx);
 	pthread_mutex_destroy(&s->peer_mtx);
-	free(s->peers);
+	free(s->tab);
+	pthread_mutex_destroy(&s->sweep_mtx);
+	pthread_cond_destroy(&s->sweep_cv);
 	free(s->req_total);
 	free(s->latency);
 	free(s->slots);

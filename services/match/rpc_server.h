@@ -43,6 +43,8 @@ extern "C" {
 #define LM_RPC_DEFAULT_MAX_CONNECTIONS          4096u
 #define LM_RPC_MAX_CONNECTIONS                  65536u
 #define LM_RPC_DEFAULT_MAX_CONNECTIONS_PER_PEER 1024u
+#define LM_RPC_DEFAULT_IDLE_TIMEOUT_MS          300000u   /* 5 minutes */
+#define LM_RPC_MAX_IDLE_TIMEOUT_MS              86400000u /* a day */
 /*
  * nng's receive limit (NNG_OPT_RECVMAXSZ) is max_request_bytes plus this
  * much. A request over max_request_bytes but within the grace is answered
@@ -102,9 +104,8 @@ typedef struct lm_rpc_server_opts {
 	 * is closed as soon as nng accepts it (counted in
 	 * lunamatch_rpc_connections_refused_total; a REQ client redials). 0 =
 	 * LM_RPC_DEFAULT_MAX_CONNECTIONS; never more than 3/4 of the
-	 * process's RLIMIT_NOFILE. Idle connections are not timed out (nng
-	 * 1.5.2 has no option for it); one that never finishes the SP
-	 * handshake is closed by nng after 10 s. */
+	 * process's RLIMIT_NOFILE. One that never finishes the SP handshake
+	 * is closed by nng after 10 s; idle ones: idle_timeout_ms below. */
 	unsigned max_connections;
 	/* Connections open at once from one peer IP address (tcp, tls+tcp),
 	 * so that one client cannot take every place; one more is closed as
@@ -113,6 +114,11 @@ typedef struct lm_rpc_server_opts {
 	 * LM_RPC_DEFAULT_MAX_CONNECTIONS_PER_PEER; never more than
 	 * max_connections. ipc:// peers are one local machine: not limited. */
 	unsigned max_connections_per_peer;
+	/* A connection that sends no request for this long is closed
+	 * (counted in lunamatch_rpc_connections_idle_closed_total; a REQ
+	 * client redials when it has something to send). 0 =
+	 * LM_RPC_DEFAULT_IDLE_TIMEOUT_MS; at most LM_RPC_MAX_IDLE_TIMEOUT_MS. */
+	unsigned idle_timeout_ms;
 } lm_rpc_server_opts;
 
 /*

@@ -293,25 +293,14 @@ poll_events(int ms)
 	int64_t end = lm_clock_ms() + ms;
 
 	do {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(G.consumer, 100);
-		if (m == NULL)
+		Lunamatch__V1__MatchEvent *e = lmt_poll_match_event(G.consumer, 100);
+		if (e == NULL)
 			continue;
-		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->payload != NULL) {
-			ProtobufCMessage *msg = NULL;
-			char err[256];
-			assert_int_equal(
-			    lm_pb_decode(&lunamatch__v1__match_event__descriptor,
-			        m->payload, m->len, 1u << 20, &msg, err, sizeof(err)),
-			    LM_OK);
-			const Lunamatch__V1__MatchEvent *e = (const void *) msg;
-			assert_true(G.n_events < EVENTS_MAX);
-			struct event *s = &G.events[G.n_events++];
-			snprintf(s->id, sizeof(s->id), "%s", e->event_id);
-			snprintf(s->pair, sizeof(s->pair), "%s\t%s", e->candidate_id,
-			    e->job_id);
-			protobuf_c_message_free_unpacked(msg, NULL);
-		}
-		rd_kafka_message_destroy(m);
+		assert_true(G.n_events < EVENTS_MAX);
+		struct event *s = &G.events[G.n_events++];
+		snprintf(s->id, sizeof(s->id), "%s", e->event_id);
+		snprintf(s->pair, sizeof(s->pair), "%s\t%s", e->candidate_id, e->job_id);
+		protobuf_c_message_free_unpacked(&e->base, NULL);
 	} while (lm_clock_ms() < end);
 }
 

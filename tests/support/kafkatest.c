@@ -13,6 +13,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/v1/events.pb-c.h"
 
 /* Topics lmt_broker_open takes (devkafka knows four). */
 #define TOPICS_MAX 8
@@ -304,4 +305,27 @@ lmt_kafka_header(const rd_kafka_message_t *m, const char *name, size_t *len)
 	if (len != NULL)
 		*len = n;
 	return s;
+}
+
+struct Lunamatch__V1__MatchEvent *
+lmt_poll_match_event(rd_kafka_t *c, int timeout_ms)
+{
+	rd_kafka_message_t *m = rd_kafka_consumer_poll(c, timeout_ms);
+	ProtobufCMessage *msg = NULL;
+	char err[256];
+
+	if (m == NULL)
+		return NULL;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->payload != NULL) {
+		assert_int_equal(
+		    lm_pb_decode(&lunamatch__v1__match_event__descriptor, m->payload,
+		        m->len, 1u << 20, &msg, err, sizeof(err)),
+		    LM_OK);
+		const Lunamatch__V1__MatchEvent *e = (const void *) msg;
+		assert_int_equal(m->key_len, strlen(e->candidate_id));
+		assert_memory_equal(m->key, e->candidate_id, m->key_len);
+		assert_int_equal(strlen(e->event_id), 32);
+	}
+	rd_kafka_message_destroy(m);
+	return (struct Lunamatch__V1__MatchEvent *) msg;
 }

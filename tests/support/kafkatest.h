@@ -138,4 +138,14 @@ void lmt_kafka_consumer_free(rd_kafka_t *c);
  * no such header. */
 char *lmt_kafka_header(const rd_kafka_message_t *m, const char *name, size_t *len);
 
+/*
+ * Polls c (assigned to a matches topic) once, waiting at most timeout_ms.
+ * Returns the decoded lunamatch.v1.MatchEvent of a data message (free it
+ * with protobuf_c_message_free_unpacked), after asserting the contract of
+ * events.proto: the key is the candidate_id and the event_id 32 hex digits;
+ * NULL when nothing came or the message was not an event (an error, a
+ * partition end).
+ */
+struct Lunamatch__V1__MatchEvent *lmt_poll_match_event(rd_kafka_t *c, int timeout_ms);
+
 #endif /* LMT_KAFKATEST_H */

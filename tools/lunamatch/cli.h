@@ -264,6 +264,12 @@ void lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n);
  */
 void lm_cli_print_warnings(const char *cmd, const ProtobufCMessage *m);
 
+/* One compliance warning as a line of text (without a newline): "compliance
+ * warning (<category>): <field> "<phrase>"[ is not used as a requirement].
+ * <reason>", control bytes made printable. */
+void lm_cli_warning_text(
+    char *buf, size_t len, const Lunamatch__V1__ComplianceWarning *w);
+
 /*
  * A new JSON string holding src[0..n): valid UTF-8 is kept as is, each byte
  * of invalid UTF-8 becomes U+FFFD. Returns a new reference or NULL (out of

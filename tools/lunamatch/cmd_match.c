@@ -555,6 +555,13 @@ lm_cli_explain(const lm_config *cfg, int argc, char **argv)
 				    m->company[0] ? cell(b, sizeof(b), m->company) : "");
 			if (m != NULL)
 				print_explanation(m->explanation);
+			/* The posting's flagged requirements, for the reviewer. */
+			for (size_t i = 0; i < resp->n_compliance_warnings; i++) {
+				char line[8 * LM_CLI_CELL_MAX];
+				lm_cli_warning_text(
+				    line, sizeof(line), resp->compliance_warnings[i]);
+				printf("%s\n", line);
+			}
 			if (fflush(stdout) != 0) {
 				lm_cli_error(cmd, "cannot write to standard output");
 				rv = LM_CLI_EXIT_FAIL;

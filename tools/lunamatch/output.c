@@ -157,21 +157,28 @@ lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n)
 }
 
 void
+lm_cli_warning_text(char *buf, size_t len, const Lunamatch__V1__ComplianceWarning *w)
+{
+	char phrase[LM_CLI_CELL_MAX], reason[4 * LM_CLI_CELL_MAX];
+
+	lm_cli_printable(phrase, sizeof(phrase), w->phrase, strlen(w->phrase));
+	lm_cli_printable(reason, sizeof(reason), w->reason, strlen(w->reason));
+	snprintf(buf, len, "compliance warning (%s): %s \"%s\"%s. %s", w->category,
+	    w->field, phrase, w->removed ? " is not used as a requirement" : "", reason);
+}
+
+void
 lm_cli_print_warnings(const char *cmd, const ProtobufCMessage *m)
 {
 	const Lunamatch__V1__JobPosting *p;
-	char phrase[LM_CLI_CELL_MAX], reason[4 * LM_CLI_CELL_MAX];
+	char line[8 * LM_CLI_CELL_MAX];
 
 	if (m == NULL || m->descriptor != &lunamatch__v1__job_posting__descriptor)
 		return;
 	p = (const Lunamatch__V1__JobPosting *) m;
 	for (size_t i = 0; i < p->n_compliance_warnings; i++) {
-		const Lunamatch__V1__ComplianceWarning *w = p->compliance_warnings[i];
-		lm_cli_printable(phrase, sizeof(phrase), w->phrase, strlen(w->phrase));
-		lm_cli_printable(reason, sizeof(reason), w->reason, strlen(w->reason));
-		lm_cli_error(cmd, "compliance warning (%s): %s \"%s\"%s. %s", w->category,
-		    w->field, phrase, w->removed ? " is not used as a requirement" : "",
-		    reason);
+		lm_cli_warning_text(line, sizeof(line), p->compliance_warnings[i]);
+		lm_cli_error(cmd, "%s", line);
 	}
 }
 

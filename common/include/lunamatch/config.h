@@ -69,9 +69,11 @@ typedef struct lm_config {
 	uint32_t rpc_contexts;       /* LUNAMATCH_RPC_CONTEXTS: concurrent nng contexts */
 	uint32_t max_request_bytes;  /* LUNAMATCH_MAX_REQUEST_BYTES: nng receive limit */
 	uint32_t default_timeout_ms; /* LUNAMATCH_DEFAULT_TIMEOUT_MS */
-	uint32_t poll_ms;            /* LUNAMATCH_POLL_MS: change-log poll period */
-	double event_min_score;      /* LUNAMATCH_EVENT_MIN_SCORE */
-	uint32_t event_top_n;        /* LUNAMATCH_EVENT_TOP_N */
+	uint32_t rpc_idle_timeout_ms; /* LUNAMATCH_RPC_IDLE_TIMEOUT_MS */
+	uint32_t rpc_max_per_peer;    /* LUNAMATCH_RPC_MAX_CONNECTIONS_PER_PEER */
+	uint32_t poll_ms;             /* LUNAMATCH_POLL_MS: change-log poll period */
+	double event_min_score;       /* LUNAMATCH_EVENT_MIN_SCORE */
+	uint32_t event_top_n;         /* LUNAMATCH_EVENT_TOP_N */
 	/* Dev broker */
 	uint32_t partitions; /* LUNAMATCH_PARTITIONS */
 	/* Everyone */

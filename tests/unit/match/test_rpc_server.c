@@ -903,6 +903,56 @@ test_metrics_preregistered(void **state)
 	server_down(&f);
 }
 
+/* A connection that sends nothing for idle_timeout_ms is closed (counted;
+ * an idle REQ client's dialer reconnects, and is closed again); one that
+ * keeps sending stays on the same connection; the idle client's next request
+ * is answered over a new one. */
+static void
+test_idle_timeout(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *idle;
+	nng_socket busy;
+	char err[256], *id = NULL;
+	uint8_t *env;
+	uint32_t pipe0 = 0;
+
+	server_up(&f,
+	    (lm_rpc_server_opts){.contexts = 4, .workers = 2, .idle_timeout_ms = 400});
+	assert_int_equal(lm_client_open(f.url, NULL, &idle), LM_OK);
+	assert_int_equal(get_posting(idle, "i1", 3000, &id, err, sizeof(err)), OK_);
+	free(id);
+	size_t n = envelope(LM_RPC_METHOD_PREFIX "Check", "busy", 0, NULL, 0, 0, &env);
+	assert_int_equal(nng_req0_open(&busy), 0);
+	assert_int_equal(nng_socket_set_ms(busy, NNG_OPT_RECVTIMEO, 3000), 0);
+	assert_int_equal(nng_dial(busy, f.url, NULL, 0), 0);
+	/* busy asks every 100 ms for 2 s, always over the same pipe. */
+	for (int i = 0; i < 20; i++) {
+		nng_msg *m = NULL;
+		assert_int_equal(nng_send(busy, env, n, 0), 0);
+		assert_int_equal(nng_recvmsg(busy, &m, 0), 0);
+		uint32_t p = (uint32_t) nng_pipe_id(nng_msg_get_pipe(m));
+		nng_msg_free(m);
+		if (i == 0)
+			pipe0 = p;
+		assert_int_equal(p, pipe0);
+		lmt_sleep_ms(100);
+	}
+	free(env);
+	nng_close(busy);
+	assert_true(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL) >= 1);
+	int st = -1;
+	for (int i = 0; i < 20 && st != OK_; i++)
+		st = get_posting(idle, "i2", 500, &id, err, sizeof(err));
+	assert_int_equal(st, OK_);
+	assert_string_equal(id, "i2");
+	free(id);
+	lm_client_close(idle);
+	server_down(&f);
+}
+
 /* At max_connections_per_peer from one address, that address's next
  * connection is closed at once while the server still has room for others;
  * a freed place is taken again. */
@@ -1304,6 +1354,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_metrics_preregistered),
 	    cmocka_unit_test(test_connection_limit),
 	    cmocka_unit_test(test_connection_limit_per_peer),
+	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_drain),
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_setup_errors),
