@@ -1059,7 +1059,7 @@ skills_key(const struct keypair *kp, double *ub)
 	const lm_veto_key *p = kp->p;
 	const struct fast *fx = kp->fx;
 	struct sksum sum = {0, 0, 0, 0};
-	double have = 0, known[LM_KEY_SKILLS], cap = INFINITY, v;
+	double have = 0, known[CAP_SKILLS], cap = INFINITY, v;
 	size_t nk = 0;
 
 	if (!(p->flags & KEY_SKILLS))
