@@ -35,12 +35,12 @@ cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLUNAMATCH_WERROR=ON \
 	-DLUNAMATCH_SANITIZE=address,undefined ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$asan" -j "$jobs"
 
-# The real broker, the install and the deployment tests run in the release
-# build only.
+# The real broker, the install and the deployment tests and the soak run in
+# the release build only.
 echo "== tests under sanitizers (unit and embedded-broker integration)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-(cd "$asan" && ctest --output-on-failure --timeout 600 -LE 'kafka|install|deploy') || status=1
+(cd "$asan" && ctest --output-on-failure --timeout 600 -LE 'kafka|install|deploy|soak') || status=1
 
 # ThreadSanitizer: the concurrency-heavy unit tests (label tsan; see
 # tests/CMakeLists.txt for which and why not the others).

@@ -281,6 +281,29 @@ expect_failure(const char *set, bool load, int status, const char *want)
 	lmt_run_result_free(&r);
 }
 
+/* --as-of reaches the service: a time far ahead of its clock is refused
+ * there (exit 1, the service's reason); one that is not a time is a usage
+ * error. */
+static void
+test_as_of(void **state)
+{
+	const char *args[] = {
+	    "eval", "--set", lmt_src("data/eval"), "--as-of", "4000000000", NULL};
+	lmt_run_result r;
+
+	(void) state;
+	r = lmt_matchsvc_cli(&S, args);
+	assert_int_equal(r.status, 1);
+	if (strstr(r.err, "as_of") == NULL)
+		fail_msg("stderr lacks the service's reason: %s", r.err);
+	lmt_run_result_free(&r);
+	args[4] = "yesterday";
+	r = lmt_matchsvc_cli(&S, args);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--as-of"));
+	lmt_run_result_free(&r);
+}
+
 static void
 test_bad_sets(void **state)
 {
@@ -324,6 +347,7 @@ main(void)
 	    cmocka_unit_test(test_exact_numbers_stored),
 	    cmocka_unit_test(test_committed_set),
 	    cmocka_unit_test(test_bad_sets),
+	    cmocka_unit_test(test_as_of),
 	    cmocka_unit_test(test_generated),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -3,7 +3,7 @@
  * evaluation set, next to two baselines computed in the same run.
  *
  *   eval [--set DIR] [--load] [--taxonomy-file F] [--rates-file F]
- *        [--gazetteer-file F] [--wait-ms N] [--timeout-ms N]
+ *        [--gazetteer-file F] [--as-of T] [--wait-ms N] [--timeout-ms N]
  *
  * The set (data/eval/, described in docs/eval-rubric.md) is three JSON-lines
  * files: postings.jsonl and profiles.jsonl (records as data/samples/ holds
@@ -73,6 +73,7 @@ enum {
 	OPT_TAXONOMY,
 	OPT_RATES,
 	OPT_GAZETTEER,
+	OPT_AS_OF,
 	OPT_WAIT,
 	OPT_TIMEOUT,
 };
@@ -83,6 +84,7 @@ const struct option lm_cli_eval_options[] = {
     {"taxonomy-file", required_argument, NULL, OPT_TAXONOMY},
     {"rates-file", required_argument, NULL, OPT_RATES},
     {"gazetteer-file", required_argument, NULL, OPT_GAZETTEER},
+    {"as-of", required_argument, NULL, OPT_AS_OF},
     {"wait-ms", required_argument, NULL, OPT_WAIT},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {NULL, 0, NULL, 0},
@@ -113,6 +115,9 @@ const char lm_cli_eval_usage[] =
     "  --rates-file F        currency rates for --load (default data/rates.tsv)\n"
     "  --gazetteer-file F    cities that --load geocodes locations with\n"
     "                        (default data/geo/cities.tsv)\n"
+    "  --as-of T             ask for the rankings at Unix time T (freshness and\n"
+    "                        expiry), so that the numbers do not depend on the\n"
+    "                        day they are measured (default: the service's clock)\n"
     "  --wait-ms N           longest wait for the index after --load\n"
     "                        (default 30000)\n"
     "  --timeout-ms N        deadline of each call\n"
@@ -154,6 +159,7 @@ struct run {
 	const lm_config *cfg;
 	lm_client *cl;
 	unsigned timeout_ms;
+	int64_t as_of; /* of every match request; 0: the service's clock */
 	struct evalset *set;
 	lm_bm25 *bm25[D_COUNT]; /* D_JOBS: postings; D_CANDIDATES: profiles */
 	struct tally t[D_COUNT][R_COUNT];
@@ -734,6 +740,7 @@ rank_engine(struct run *r, int d, size_t q, size_t *order, size_t *n)
 		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 		req.candidate_id = s->profiles[q]->id;
 		req.top_k = EVAL_RECORDS_MAX;
+		req.as_of = r->as_of;
 		req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
 		rc = lm_client_match_jobs(
 		    r->cl, &req, r->timeout_ms, &jr, &status, errmsg, sizeof(errmsg));
@@ -751,6 +758,7 @@ rank_engine(struct run *r, int d, size_t q, size_t *order, size_t *n)
 		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 		req.job_id = s->postings[q]->id;
 		req.top_k = EVAL_RECORDS_MAX;
+		req.as_of = r->as_of;
 		req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
 		rc = lm_client_match_candidates(
 		    r->cl, &req, r->timeout_ms, &cr, &status, errmsg, sizeof(errmsg));
@@ -966,6 +974,13 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 			break;
 		case OPT_GAZETTEER:
 			gazetteer = optarg;
+			break;
+		case OPT_AS_OF:
+			if (!lm_cli_parse_u64(optarg, 1, INT64_MAX, &v))
+				return lm_cli_usage_error(CMD,
+				    "--as-of: \"%s\" is not a Unix time in seconds",
+				    optarg);
+			r.as_of = (int64_t) v;
 			break;
 		case OPT_WAIT:
 			if (!lm_cli_parse_u64(optarg, 0, EVAL_WAIT_MAX, &v))

@@ -953,6 +953,43 @@ test_idle_timeout(void **state)
 	server_down(&f);
 }
 
+/* Two clients on f are served; a third is refused (counted with reason). */
+static void
+two_served_third_refused(struct fixture *f, lm_client *c[3], const char *reason)
+{
+	char err[256], labels[64], *id = NULL;
+
+	assert_int_equal(lm_client_open(f->url, NULL, &c[0]), LM_OK);
+	assert_int_equal(lm_client_open(f->url, NULL, &c[1]), LM_OK);
+	assert_int_equal(get_posting(c[0], "one", 3000, &id, err, sizeof(err)), OK_);
+	free(id);
+	assert_int_equal(get_posting(c[1], "two", 3000, &id, err, sizeof(err)), OK_);
+	free(id);
+	assert_int_equal(lm_client_open(f->url, NULL, &c[2]), LM_OK);
+	assert_true(get_posting(c[2], "three", 300, NULL, err, sizeof(err)) < 0);
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+	assert_true(
+	    counter(f->m, "lunamatch_rpc_connections_refused_total", labels) >= 1);
+}
+
+/* The second client leaves; the refused third takes its place (its REQ
+ * socket redials). Closes the clients. */
+static void
+freed_place_taken(lm_client *c[3])
+{
+	char err[256], *id = NULL;
+	int st = -1;
+
+	lm_client_close(c[1]);
+	for (int i = 0; i < 20 && st != OK_; i++)
+		st = get_posting(c[2], "three", 500, &id, err, sizeof(err));
+	assert_int_equal(st, OK_);
+	assert_string_equal(id, "three");
+	free(id);
+	lm_client_close(c[2]);
+	lm_client_close(c[0]);
+}
+
 /* At max_connections_per_peer from one address, that address's next
  * connection is closed at once while the server still has room for others;
  * a freed place is taken again. */
@@ -961,38 +998,18 @@ test_connection_limit_per_peer(void **state)
 {
 	(void) state;
 	struct fixture f;
-	lm_client *c1, *c2, *c3;
-	char err[256], *id = NULL;
+	lm_client *c[3];
 
 	server_up(&f, (lm_rpc_server_opts){.contexts = 4,
 	                  .workers = 2,
 	                  .max_connections = 8,
 	                  .max_connections_per_peer = 2});
-	assert_int_equal(lm_client_open(f.url, NULL, &c1), LM_OK);
-	assert_int_equal(lm_client_open(f.url, NULL, &c2), LM_OK);
-	assert_int_equal(get_posting(c1, "one", 3000, &id, err, sizeof(err)), OK_);
-	free(id);
-	assert_int_equal(get_posting(c2, "two", 3000, &id, err, sizeof(err)), OK_);
-	free(id);
-
-	assert_int_equal(lm_client_open(f.url, NULL, &c3), LM_OK);
-	assert_true(get_posting(c3, "three", 300, NULL, err, sizeof(err)) < 0);
-	assert_true(counter(f.m, "lunamatch_rpc_connections_refused_total",
-	                "reason=\"per_peer\"") >= 1);
+	two_served_third_refused(&f, c, "per_peer");
 	assert_int_equal(
 	    counter(f.m, "lunamatch_rpc_connections_refused_total", "reason=\"full\""),
 	    0);
 	assert_false(lm_rpc_server_full(f.s));
-
-	lm_client_close(c2);
-	int st = -1;
-	for (int i = 0; i < 20 && st != OK_; i++)
-		st = get_posting(c3, "three", 500, &id, err, sizeof(err));
-	assert_int_equal(st, OK_);
-	assert_string_equal(id, "three");
-	free(id);
-	lm_client_close(c3);
-	lm_client_close(c1);
+	freed_place_taken(c);
 	server_down(&f);
 }
 
@@ -1004,22 +1021,12 @@ test_connection_limit(void **state)
 {
 	(void) state;
 	struct fixture f;
-	lm_client *c1, *c2, *c3;
+	lm_client *c[3];
 	char err[256], *id = NULL;
 
 	server_up(
 	    &f, (lm_rpc_server_opts){.contexts = 4, .workers = 2, .max_connections = 2});
-	assert_int_equal(lm_client_open(f.url, NULL, &c1), LM_OK);
-	assert_int_equal(lm_client_open(f.url, NULL, &c2), LM_OK);
-	assert_int_equal(get_posting(c1, "one", 3000, &id, err, sizeof(err)), OK_);
-	free(id);
-	assert_int_equal(get_posting(c2, "two", 3000, &id, err, sizeof(err)), OK_);
-	free(id);
-
-	assert_int_equal(lm_client_open(f.url, NULL, &c3), LM_OK);
-	assert_true(get_posting(c3, "three", 300, NULL, err, sizeof(err)) < 0);
-	assert_true(counter(f.m, "lunamatch_rpc_connections_refused_total",
-	                "reason=\"full\"") >= 1);
+	two_served_third_refused(&f, c, "full");
 	/* Refusing new clients: the service must not report itself ready. */
 	assert_true(lm_rpc_server_full(f.s));
 	lm_gauge *g = lm_metrics_gauge(f.m, "lunamatch_rpc_connections", NULL, NULL);
@@ -1027,18 +1034,10 @@ test_connection_limit(void **state)
 	assert_int_equal(lm_rpc_server_probe(f.s, 300), LM_ETIMEDOUT);
 	assert_int_equal(counter(f.m, "lunamatch_rpc_listener_restarts_total", NULL), 0);
 	/* The open connections are still served. */
-	assert_int_equal(get_posting(c1, "one-again", 3000, &id, err, sizeof(err)), OK_);
+	assert_int_equal(
+	    get_posting(c[0], "one-again", 3000, &id, err, sizeof(err)), OK_);
 	free(id);
-
-	lm_client_close(c2);
-	int st = -1;
-	for (int i = 0; i < 20 && st != OK_; i++)
-		st = get_posting(c3, "three", 500, &id, err, sizeof(err));
-	assert_int_equal(st, OK_);
-	assert_string_equal(id, "three");
-	free(id);
-	lm_client_close(c3);
-	lm_client_close(c1);
+	freed_place_taken(c);
 	server_down(&f);
 }
 
