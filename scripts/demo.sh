@@ -59,16 +59,18 @@ trap 'exit 130' INT TERM
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-# Waits up to $1 seconds for the command in the remaining arguments to succeed.
+# Waits up to $1 seconds (wall clock: each try may itself take a while on a
+# loaded machine) for the command in the remaining arguments to succeed.
 wait_for() {
-	local secs=$1
+	local end=$((SECONDS + $1))
 	shift
-	for _ in $(seq $((secs * 10))); do
-		"$@" >/dev/null 2>&1 && return 0
+	until "$@" >/dev/null 2>&1; do
+		if [ "$SECONDS" -ge "$end" ]; then
+			echo "demo: timed out waiting for: $*" >&2
+			return 1
+		fi
 		sleep 0.1
 	done
-	echo "demo: timed out waiting for: $*" >&2
-	return 1
 }
 
 say "starting the embedded Kafka broker"
@@ -103,7 +105,7 @@ stored() {
 	"$bin/lunamatch" store stats --json | python3 -c \
 		"import json,sys; s=json.load(sys.stdin); sys.exit(0 if s['postings']>=$npostings and s['profiles']>=$nprofiles else 1)"
 }
-wait_for 60 stored
+wait_for 90 stored
 "$bin/lunamatch" store stats
 
 # The index follows the store's change log; wait until it has caught up.
@@ -113,7 +115,7 @@ indexed() {
 	"$bin/lunamatch" health --json | python3 -c \
 		"import json,sys; s=json.load(sys.stdin); sys.exit(0 if int(s.get('index_seq',0))>=$seq and int(s.get('profiles',0))>=$nprofiles else 1)"
 }
-wait_for 30 indexed
+wait_for 90 indexed
 
 say "top jobs for cand-ml-lead-chicago (a machine-learning lead in Chicago)"
 "$bin/lunamatch" match jobs --candidate cand-ml-lead-chicago --top 5
