@@ -411,7 +411,7 @@ h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 	}
 	if (st == ST_OK)
 		*resp = &out->base;
-	else
+	else if (out != NULL) /* NULL when the query itself failed */
 		protobuf_c_message_free_unpacked(&out->base, NULL);
 	return st;
 }
@@ -454,7 +454,7 @@ h_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req
 	}
 	if (st == ST_OK)
 		*resp = &out->base;
-	else
+	else if (out != NULL) /* NULL when the query itself failed */
 		protobuf_c_message_free_unpacked(&out->base, NULL);
 	return st;
 }
