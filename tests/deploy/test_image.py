@@ -339,6 +339,13 @@ def main():
             print("deploy.image: libraries checked; the services were not run: "
                   + ("needs root (chroot, namespaces)" if os.geteuid() != 0 else f"missing {missing}"))
             sys.exit(SKIP)
+        # Root in a container may still be refused new namespaces.
+        probe = subprocess.run(["unshare", "--net", "--mount", "--fork", "--", "true"],
+                               capture_output=True, text=True, timeout=30)
+        if probe.returncode != 0:
+            print("deploy.image: libraries checked; the services were not run: "
+                  f"namespaces refused ({probe.stderr.strip()})")
+            sys.exit(SKIP)
         os.chmod(work, 0o755)
         root = os.path.join(work, "root")
         make_certs(os.path.join(work, "certs"))
