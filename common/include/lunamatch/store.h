@@ -28,6 +28,7 @@
 #ifndef LUNAMATCH_STORE_H
 #define LUNAMATCH_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
