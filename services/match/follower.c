@@ -49,6 +49,7 @@ struct lm_follower {
 	lm_store *store;
 	lm_index *idx;
 	char notify_url[NOTIFY_URL_MAX];
+	char reader[LM_STORE_READER_ID_MAX + 1]; /* "" = position not recorded */
 	unsigned poll_ms;
 	void *arg;
 	void (*on_loaded)(void *arg);
@@ -63,12 +64,15 @@ struct lm_follower {
 	 * can take them out again before it is retried. */
 	char *loading;
 	size_t loading_len, loading_cap;
-	bool sub_failed; /* the SUB socket failed: poll by the timer only */
+	bool sub_failed;         /* the SUB socket failed: poll by the timer only */
+	bool registered;         /* the position was recorded at least once */
+	struct timespec next_hb; /* when the position is recorded next */
 
 	/* Stats, read from any thread. */
 	atomic_bool loaded;
 	_Atomic uint64_t seq;
 	_Atomic uint64_t applied, errors, notifications, record_bytes, records;
+	_Atomic uint64_t reloads;
 
 	/* Thread control. */
 	pthread_t thread;
@@ -96,6 +100,8 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 		return LM_EINVAL;
 	if (o->notify_url != NULL && strlen(o->notify_url) >= NOTIFY_URL_MAX)
 		return LM_EINVAL;
+	if (o->reader_id != NULL && strlen(o->reader_id) > LM_STORE_READER_ID_MAX)
+		return LM_EINVAL;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return LM_ENOMEM;
 	if ((f->batch = calloc(LM_FOLLOWER_BATCH_MAX, sizeof(*f->batch))) == NULL) {
@@ -106,6 +112,8 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 	f->idx = o->index;
 	if (o->notify_url != NULL)
 		snprintf(f->notify_url, sizeof(f->notify_url), "%s", o->notify_url);
+	if (o->reader_id != NULL)
+		snprintf(f->reader, sizeof(f->reader), "%s", o->reader_id);
 	f->poll_ms = o->poll_ms != 0 ? o->poll_ms : LM_FOLLOWER_POLL_MS_DEFAULT;
 	f->arg = o->arg;
 	f->on_loaded = o->on_loaded;
@@ -335,6 +343,37 @@ load_profile(void *arg, const char *id, uint64_t version, const void *bytes, siz
 	return load_one(arg, id, version, bytes, len);
 }
 
+/* Records seq as the follower's position in the store and schedules the
+ * next record. A failure is logged; trimming may then pass the follower,
+ * which reloads (see reload). */
+static void
+record_position(lm_follower *f, uint64_t seq)
+{
+	int rc = lm_store_reader_set(f->store, f->reader, seq, 0);
+
+	clock_gettime(CLOCK_MONOTONIC, &f->next_hb);
+	f->next_hb.tv_sec += LM_FOLLOWER_HEARTBEAT_MS / 1000;
+	if (rc == LM_OK)
+		f->registered = true;
+	else
+		lm_warn("follower.position", "cannot record the position %llu as %s: %s",
+		    (unsigned long long) seq, f->reader, lm_strerror(rc));
+}
+
+/* Records the position when the heartbeat is due. */
+static void
+heartbeat(lm_follower *f)
+{
+	struct timespec now;
+
+	if (f->reader[0] == '\0')
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec > f->next_hb.tv_sec ||
+	    (now.tv_sec == f->next_hb.tv_sec && now.tv_nsec >= f->next_hb.tv_nsec))
+		record_position(f, atomic_load(&f->seq));
+}
+
 static int
 load_snapshot(lm_follower *f)
 {
@@ -343,6 +382,10 @@ load_snapshot(lm_follower *f)
 	uint64_t seq = 0;
 	int rc;
 
+	/* Recorded first, with the newest seq now: the snapshot's seq is not
+	 * lower, so trimming cannot pass it before the next record. */
+	if (f->reader[0] != '\0' && lm_store_last_seq(f->store, &seq) == LM_OK)
+		record_position(f, seq);
 	if ((rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT)) == LM_OK)
 		rc = lm_store_snapshot(f->store, load_posting, load_profile, &lc, &seq);
 	if (rc == STOP)
@@ -428,8 +471,8 @@ read_batch(lm_follower *f, uint64_t after, uint64_t upto)
 		rc = lm_store_changes(
 		    f->store, after, LM_FOLLOWER_BATCH_MAX, collect, &cc, NULL);
 	if (rc == STOP)
-		rc = LM_OK; /* stopped at the bound or a full batch */
-	if (rc != LM_OK)
+		rc = LM_OK;                /* stopped at the bound or a full batch */
+	if (rc != LM_OK && rc != LM_EGONE) /* LM_EGONE: see reload */
 		lm_error("follower.changes",
 		    "cannot read the change log after seq %llu: %s",
 		    (unsigned long long) after, lm_strerror(rc));
@@ -524,6 +567,47 @@ apply_batch(lm_follower *f, bool *more)
 	return failed;
 }
 
+/*
+ * The change log after the follower's position was trimmed: loads a
+ * snapshot into a fresh index and swaps it in whole. Until the swap,
+ * queries and the event owner use the current index; on failure it stays
+ * and the reload is tried again at the next wake-up.
+ */
+static int
+reload(lm_follower *f)
+{
+	lm_index *live = f->idx, *fresh = NULL;
+	uint64_t records = atomic_load(&f->records);
+	uint64_t bytes = atomic_load(&f->record_bytes);
+	uint64_t from = atomic_load(&f->seq);
+	int rc;
+
+	atomic_fetch_add(&f->reloads, 1);
+	lm_warn("follower.reload",
+	    "the change log after seq %llu was trimmed (this follower was away "
+	    "longer than the reader lease): loading a snapshot into a fresh index",
+	    (unsigned long long) from);
+	if ((rc = lm_index_new_like(live, &fresh)) != LM_OK)
+		return rc;
+	f->idx = fresh;
+	atomic_store(&f->records, 0);
+	atomic_store(&f->record_bytes, 0);
+	rc = load_snapshot(f);
+	f->idx = live;
+	if (rc != LM_OK) {
+		atomic_store(&f->records, records);
+		atomic_store(&f->record_bytes, bytes);
+		atomic_store(&f->seq, from);
+		lm_index_free(fresh);
+		return rc; /* logged by load_snapshot */
+	}
+	lm_index_swap(live, fresh);
+	lm_index_free(fresh); /* the old contents */
+	advance_clock(f);
+	applied(f, atomic_load(&f->seq));
+	return LM_OK;
+}
+
 /* Applies everything available now. */
 static int
 drain(lm_follower *f)
@@ -531,9 +615,16 @@ drain(lm_follower *f)
 	bool more = true;
 	int rc = LM_OK;
 
-	while (more && !atomic_load(&f->stop))
-		if ((rc = apply_batch(f, &more)) != LM_OK)
+	while (more && !atomic_load(&f->stop)) {
+		rc = apply_batch(f, &more);
+		if (rc == LM_EGONE && (rc = reload(f)) == LM_OK) {
+			more = true;
+			continue;
+		}
+		if (rc != LM_OK)
 			break; /* cannot read the log: wait for the next wake-up */
+	}
+	heartbeat(f);
 	return rc;
 }
 
@@ -703,6 +794,9 @@ lm_follower_free(lm_follower *f)
 	if (f == NULL)
 		return;
 	lm_follower_stop(f);
+	if (f->registered && lm_store_reader_remove(f->store, f->reader) != LM_OK)
+		lm_warn(
+		    "follower.position", "cannot remove the position of %s", f->reader);
 	pthread_mutex_destroy(&f->mtx);
 	pthread_cond_destroy(&f->cv);
 	free(f->batch);
@@ -720,6 +814,7 @@ lm_follower_stats_get(lm_follower *f, lm_follower_stats *out)
 	out->notifications = atomic_load(&f->notifications);
 	out->record_bytes = atomic_load(&f->record_bytes);
 	out->records = atomic_load(&f->records);
+	out->reloads = atomic_load(&f->reloads);
 }
 
 bool

@@ -438,6 +438,52 @@ lm_index_free(lm_index *idx)
 	free(idx);
 }
 
+int
+lm_index_new_like(lm_index *idx, lm_index **out)
+{
+	if (idx == NULL) {
+		if (out != NULL)
+			*out = NULL;
+		return LM_EINVAL;
+	}
+	return lm_index_new(idx->model, out);
+}
+
+static void publish_counts(lm_index *idx);
+
+#define SWAP(type, a, b)                                                                 \
+	do {                                                                             \
+		type tmp_ = (a);                                                         \
+		(a) = (b);                                                               \
+		(b) = tmp_;                                                              \
+	} while (0)
+
+void
+lm_index_swap(lm_index *idx, lm_index *other)
+{
+	/* Every field that describes the contents, none of the machinery
+	 * (locks, model, scratch pool, query counters). */
+	pthread_rwlock_wrlock(&idx->lock);
+	SWAP(struct table, idx->posts, other->posts);
+	SWAP(struct table, idx->profs, other->profs);
+	SWAP(lm_skill_stats *, idx->stats, other->stats);
+	SWAP(lm_inverted *, idx->piv, other->piv);
+	SWAP(lm_inverted *, idx->civ, other->civ);
+	SWAP(struct expiry *, idx->exp, other->exp);
+	SWAP(size_t, idx->nexp, other->nexp);
+	SWAP(size_t, idx->expcap, other->expcap);
+	SWAP(int64_t, idx->clock, other->clock);
+	int64_t ne = atomic_load(&idx->next_expiry);
+	atomic_store(&idx->next_expiry, atomic_load(&other->next_expiry));
+	atomic_store(&other->next_expiry, ne);
+	uint64_t seq = atomic_load(&idx->seq);
+	atomic_store(&idx->seq, atomic_load(&other->seq));
+	atomic_store(&other->seq, seq);
+	publish_counts(idx);
+	publish_counts(other);
+	pthread_rwlock_unlock(&idx->lock);
+}
+
 /* ---- updates ----------------------------------------------------------------- */
 
 static bool

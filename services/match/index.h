@@ -51,6 +51,19 @@ int lm_index_new(const lm_model *model, lm_index **out);
  * no-op. */
 void lm_index_free(lm_index *idx);
 
+/* Creates an empty index with the model of idx, as lm_index_new. */
+int lm_index_new_like(lm_index *idx, lm_index **out);
+
+/*
+ * Exchanges the contents of idx and other: records, statistics, inverted
+ * lists, clock and seq (the query counters `reached` and `scored` stay).
+ * idx's write lock is held throughout, so every query on idx sees either
+ * its old contents or other's, entire. other must be private to the caller
+ * (no call on it may run). For a reload: fill a fresh index, swap it in,
+ * free the fresh one, which then holds the old contents.
+ */
+void lm_index_swap(lm_index *idx, lm_index *other);
+
 /*
  * Inserts or replaces (by id) a record. The index always takes ownership of
  * rec, also on failure (then rec is freed): rec must be freeable with
