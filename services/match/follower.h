@@ -23,7 +23,7 @@
  * (counted in errors, logged). A snapshot load that fails is retried from an
  * empty index. The index clock (lm_index_advance) is moved to the wall clock
  * after the load, after every batch and at every wake-up, so that expired
- * postings leave the open-postings count without waiting for a query.
+ * postings leave the open-postings count; no score depends on it.
  *
  * The follower records its position in the store under opts.reader_id
  * (lm_store_reader_set): before it loads a snapshot, then every
