@@ -1138,7 +1138,8 @@ visit(struct ranking *q, size_t lo, size_t hi)
 		select_top(cv, nelig, first - 1);
 	else
 		first = nelig;
-	qsort(cv, first, sizeof(*cv), cmp_cand);
+	if (first > 0) /* cv may be NULL then */
+		qsort(cv, first, sizeof(*cv), cmp_cand);
 	for (size_t lo2 = 0, hi2 = first, pass = 0; pass < 2; pass++) {
 		for (size_t i = lo2; i < hi2; i++) {
 			const struct cand *c = &cv[i];
@@ -1169,7 +1170,8 @@ visit(struct ranking *q, size_t lo, size_t hi)
 			for (size_t i = first; i < nelig; i++)
 				if (!(cv[i].bound < floor))
 					cv[m++] = cv[i];
-			qsort(cv + first, m - first, sizeof(*cv), cmp_cand);
+			if (m > first)
+				qsort(cv + first, m - first, sizeof(*cv), cmp_cand);
 			lo2 = first;
 			hi2 = m;
 		}
