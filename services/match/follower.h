@@ -20,10 +20,21 @@
  * moment (out of memory, LMDB reader table full, a store failure) stops the
  * batch before it: it is retried on the next wake-up and the follower's seq
  * never passes it. Only a record that cannot be decoded at all is skipped
- * (counted in errors, logged). A snapshot load that fails is retried from an
- * empty index. The index clock (lm_index_advance) is moved to the wall clock
- * after the load, after every batch and at every wake-up, so that expired
- * postings leave the open-postings count; no score depends on it.
+ * (counted in errors, logged).
+ *
+ * A change and the index_seq it moves to become visible together: each
+ * change is applied with the seq of its entry in one index update (an
+ * entry that changes nothing moves the seq alone), and the snapshot is
+ * loaded into a new index, which no query sees, then published with its seq
+ * at once (lm_index_replace; a reload holds the records twice meanwhile). So
+ * an answer at index_seq S holds every change up to S and none applied
+ * after it (a record read from the store may be at a newer version than its
+ * entry's, as the store had it then). A load that fails leaves the index as
+ * it was and is retried.
+ *
+ * The index clock (lm_index_advance) is moved to the wall clock after the
+ * load, after every batch and at every wake-up, so that expired postings
+ * leave the open-postings count; no score depends on it.
  *
  * The follower records its position in the store under opts.reader_id
  * (lm_store_reader_set): before it loads a snapshot, then every
@@ -31,14 +42,14 @@
  * has not applied (docs/store.md, Trimming); lm_follower_free removes the
  * record. A follower that was away longer than the reader lease may find
  * the changes after its position trimmed (lm_store_changes: LM_EGONE). It
- * then loads a snapshot into a fresh index and swaps it in whole
- * (lm_index_swap), so queries keep the old index until the new one is
+ * then loads a snapshot as at start: into a fresh index, published whole
+ * (lm_index_replace), so queries keep the old index until the new one is
  * complete, never a half-loaded one; counted in reloads and logged
  * (follower.reload). A reload that fails leaves the old index and is tried
  * again at the next wake-up.
  *
  * Threads: the follower runs on a thread of its own (lm_follower_start). It
- * touches the index only through index.h, whose lock it holds per record.
+ * touches the index only through index.h, whose lock it holds per change.
  * lm_follower_stats and lm_follower_loaded may be called from any thread.
  * lm_follower_run_once is for a caller that drives the follower itself
  * (tests, tools) instead of starting the thread: never both.
