@@ -85,8 +85,9 @@ typedef struct lm_index_counts {
 	uint64_t postings;      /* every stored posting, closed ones included */
 	uint64_t open_postings; /* open and unexpired at the index clock (IDF's N) */
 	uint64_t profiles;
-	uint64_t reached; /* records queries reached through the inverted lists, ever */
+	uint64_t reached; /* records queries evaluated (read the veto keys of), ever */
 	uint64_t scored;  /* pairs queries fully scored, ever (the rest were pruned) */
+	uint64_t entries; /* inverted-list entries queries read, ever */
 } lm_index_counts;
 
 /* Lock-free (never waits for the index lock, so it is safe in a metrics
