@@ -27,6 +27,7 @@ static const struct {
     [LM_EBUSY] = {"ebusy", "resource busy"},
     [LM_EINTERNAL] = {"einternal", "internal error"},
     [LM_ENOSPC] = {"enospc", "no space left on device"},
+    [LM_EGONE] = {"egone", "no longer kept (trimmed)"},
 };
 
 const char *

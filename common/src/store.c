@@ -6,7 +6,8 @@
  * version) before the protobuf bytes, so version checks never decode
  * protobuf. `changes` maps a big-endian u64 seq to a serialized ChangeEntry.
  * `meta` holds the schema version, the live/tombstone counters of the store
- * and keys set by callers.
+ * and keys set by callers. `readers` maps a reader's name to the seq it has
+ * applied and when it said so, for lm_store_trim.
  *
  * Map growth: mdb_env_set_mapsize may only run while this process has no
  * transaction open on the environment. Every transaction of a handle (reads
@@ -43,6 +44,8 @@
 #define VAL_TOMBSTONE    0x01 /* flags bit: deletion tombstone */
 #define VAL_POS          0x02 /* flags bit: a source position follows the header */
 #define VAL_POS_LEN      16   /* u32 BE epoch, u32 BE partition, u64 BE offset */
+#define VAL_TOMB_TIME    8    /* a tombstone's payload: u64 BE deletion time */
+#define READER_VAL       16   /* u64 BE seq, u64 BE time of the record */
 #define CHANGE_MAX       512  /* bytes of a serialized ChangeEntry */
 #define STORE_MAXDBS     8
 #define STORE_MAXREADERS 512  /* concurrent read transactions, all processes */
@@ -64,6 +67,7 @@ struct lm_store {
 	MDB_dbi db_rec[2]; /* postings, profiles */
 	MDB_dbi db_changes;
 	MDB_dbi db_meta;
+	MDB_dbi db_readers; /* only in writable handles (lm_store_trim) */
 	unsigned flags;
 	uint64_t max_map;
 	pthread_rwlock_t maplock; /* shared: a txn is open; exclusive: resize */
@@ -76,9 +80,14 @@ struct lm_store {
 	uint64_t grows;           /* atomic: map growths */
 	dev_t dev;                /* identity of the data directory */
 	ino_t ino;
+	/* Where lm_store_trim's scan of record values goes on: the kind index
+	 * and the last id examined (empty: from the start of that kind). Used
+	 * by the holder of `writing` only. */
+	int trim_kind;
+	char trim_id[LM_STORE_ID_MAX + 1];
 };
 
-enum op_type { OP_PUT, OP_DEL, OP_META };
+enum op_type { OP_PUT, OP_DEL, OP_META, OP_READER, OP_UNREADER };
 
 /* One remembered mutation; id and data live in the same allocation. */
 struct op {
@@ -87,9 +96,9 @@ struct op {
 	uint64_t version;
 	int64_t at;     /* change entry time, fixed at first run */
 	int result;     /* LM_OK or LM_ENOENT of the first run */
-	const char *id; /* record id or meta key, NUL-terminated */
+	const char *id; /* record id, meta key or reader, NUL-terminated */
 	size_t idlen;
-	const void *data; /* value bytes (put, meta) */
+	const void *data; /* value bytes (put, meta, reader) */
 	size_t len;
 	bool has_pos; /* pos: where the change comes from (put, delete) */
 	lm_store_pos pos;
@@ -353,6 +362,29 @@ txn_last_seq(lm_store *s, MDB_txn *txn, uint64_t *seq)
 	return LM_OK;
 }
 
+/* The seq up to which the change log was trimmed: one before its first
+ * entry (0 when nothing was trimmed or the log is empty). */
+static int
+txn_low_water(lm_store *s, MDB_txn *txn, uint64_t *seq)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, s->db_changes, &c);
+	if (rc != 0)
+		return map_err(rc, "mdb_cursor_open");
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	mdb_cursor_close(c);
+	*seq = 0;
+	if (rc == MDB_NOTFOUND)
+		return LM_OK;
+	if (rc != 0)
+		return map_err(rc, "mdb_cursor_get");
+	if (k.mv_size != 8)
+		return LM_ESTORE;
+	*seq = lm_lmdb_get_be64(k.mv_data) - 1;
+	return LM_OK;
+}
+
 static int
 txn_counter(lm_store *s, MDB_txn *txn, const char *key, uint64_t *out)
 {
@@ -468,6 +500,17 @@ ensure_id(lm_store *s, MDB_txn *txn)
 	return map_err(mdb_put(txn, s->db_meta, &k, &v, 0), "mdb_put store.id");
 }
 
+/* Opens `readers`, which stores written before it existed lack: a
+ * read-only handle then goes without (it never trims or registers). */
+static int
+open_readers(lm_store *s, MDB_txn *txn, bool rdonly)
+{
+	int rc = mdb_dbi_open(txn, "readers", rdonly ? 0 : MDB_CREATE, &s->db_readers);
+	if (rc == MDB_NOTFOUND && rdonly)
+		return LM_OK;
+	return map_err(rc, "mdb_dbi_open readers");
+}
+
 /* Opens (creating unless read-only) the databases and checks the schema. */
 static int
 init_dbs(lm_store *s)
@@ -483,6 +526,8 @@ init_dbs(lm_store *s)
 			return rc;
 		rc = lm_lmdb_dbs_open(
 		    txn, names, dbis, 4, rdonly ? 0 : MDB_CREATE, "store");
+		if (rc == LM_OK)
+			rc = open_readers(s, txn, rdonly);
 		if (rc == LM_OK)
 			rc = lm_lmdb_schema_check(txn, s->db_meta, META_SCHEMA,
 			    LM_STORE_SCHEMA_VERSION, !rdonly, "store");
@@ -685,7 +730,8 @@ append_change(lm_store_txn *t, const struct op *op, bool deleted)
  * Writes a record value (live with bytes, or a tombstone) of op's kind and
  * id. The value records op's source position when it has one, else keeps the
  * position of the value it replaces (old, when not NULL): a deletion compares
- * against the position of the last positioned change.
+ * against the position of the last positioned change. A tombstone's payload
+ * is the time of op, from which lm_store_trim ages it.
  */
 static int
 write_val(lm_store_txn *t, const struct op *op, const struct rec *old, bool tomb,
@@ -694,6 +740,12 @@ write_val(lm_store_txn *t, const struct op *op, const struct rec *old, bool tomb
 	const lm_store_pos *pos = op->has_pos                   ? &op->pos
 	                          : old != NULL && old->has_pos ? &old->pos
 	                                                        : NULL;
+	unsigned char when[VAL_TOMB_TIME];
+	if (tomb) {
+		lm_lmdb_put_be64(when, (uint64_t) op->at);
+		bytes = when;
+		len = sizeof(when);
+	}
 	size_t hdr = VAL_HDR + (pos != NULL ? VAL_POS_LEN : 0);
 	MDB_val key = {op->idlen, (void *) op->id}, v = {hdr + len, NULL};
 	int rc = mdb_put(t->txn, t->s->db_rec[op->kind - 1], &key, &v, MDB_RESERVE);
@@ -725,12 +777,23 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 	int rc, ki = (int) op->kind - 1;
 
 	*wrote = false;
-	if (op->type == OP_META) {
+	if (op->type == OP_META || op->type == OP_READER) {
 		MDB_val k = {op->idlen, (void *) op->id},
 		        v = {op->len, (void *) op->data};
-		rc = mdb_put(t->txn, t->s->db_meta, &k, &v, 0);
+		rc = mdb_put(t->txn,
+		    op->type == OP_META ? t->s->db_meta : t->s->db_readers, &k, &v, 0);
 		if (rc != 0)
 			return map_err(rc, "mdb_put");
+		*wrote = true;
+		return LM_OK;
+	}
+	if (op->type == OP_UNREADER) {
+		MDB_val k = {op->idlen, (void *) op->id};
+		rc = mdb_del(t->txn, t->s->db_readers, &k, NULL);
+		if (rc == MDB_NOTFOUND)
+			return LM_ENOENT;
+		if (rc != 0)
+			return map_err(rc, "mdb_del");
 		*wrote = true;
 		return LM_OK;
 	}
@@ -841,6 +904,31 @@ grow_and_replay(lm_store_txn *t)
 	}
 }
 
+/* Makes the caller the handle's one writer (a write transaction or a trim):
+ * LM_ENOTSUP on a read-only handle, LM_EBUSY when another is. */
+static int
+claim_writer(lm_store *s)
+{
+	int rc = LM_OK;
+	if (s->flags & LM_STORE_RDONLY)
+		return LM_ENOTSUP;
+	pthread_mutex_lock(&s->wlock);
+	if (s->writing)
+		rc = LM_EBUSY;
+	else
+		s->writing = true;
+	pthread_mutex_unlock(&s->wlock);
+	return rc;
+}
+
+static void
+release_writer(lm_store *s)
+{
+	pthread_mutex_lock(&s->wlock);
+	s->writing = false;
+	pthread_mutex_unlock(&s->wlock);
+}
+
 int
 lm_store_begin(lm_store *s, lm_store_txn **out)
 {
@@ -850,18 +938,12 @@ lm_store_begin(lm_store *s, lm_store_txn **out)
 	if (s == NULL || out == NULL)
 		return LM_EINVAL;
 	*out = NULL;
-	if (s->flags & LM_STORE_RDONLY)
-		return LM_ENOTSUP;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return LM_ENOMEM;
-	pthread_mutex_lock(&s->wlock);
-	if (s->writing) {
-		pthread_mutex_unlock(&s->wlock);
+	if ((rc = claim_writer(s)) != LM_OK) {
 		free(t);
-		return LM_EBUSY;
+		return rc;
 	}
-	s->writing = true;
-	pthread_mutex_unlock(&s->wlock);
 	t->s = s;
 	rd_enter(s);
 	if ((rc = restart(t)) != LM_OK) {
@@ -1035,6 +1117,65 @@ lm_store_meta_put(lm_store_txn *t, const char *key, const void *value, size_t le
 	return exec_op(t, op);
 }
 
+/* Runs op (ownership taken) in a write transaction of its own. */
+static int
+exec_alone(lm_store *s, struct op *op)
+{
+	lm_store_txn *t;
+	int rc;
+	if ((rc = lm_store_begin(s, &t)) != LM_OK) {
+		free(op);
+		return rc;
+	}
+	if ((rc = exec_op(t, op)) != LM_OK) {
+		lm_store_abort(t);
+		return rc;
+	}
+	return lm_store_commit(t, NULL);
+}
+
+/* Validates a reader name and builds its op (data: the reader's value). */
+static int
+reader_op(lm_store *s, enum op_type type, const char *reader, const void *data,
+    size_t len, struct op **out)
+{
+	size_t n;
+	int rc;
+	if (s == NULL)
+		return LM_EINVAL;
+	if (s->flags & LM_STORE_RDONLY)
+		return LM_ENOTSUP;
+	if ((rc = check_id(reader, &n)) != LM_OK)
+		return rc;
+	if ((*out = op_new(type, LM_KIND_POSTING, reader, n, 0, data, len)) == NULL)
+		return LM_ENOMEM;
+	return LM_OK;
+}
+
+int
+lm_store_reader_set(lm_store *s, const char *reader, uint64_t seq, int64_t at)
+{
+	unsigned char v[READER_VAL];
+	struct op *op;
+	int rc;
+
+	lm_lmdb_put_be64(v, seq);
+	lm_lmdb_put_be64(v + 8, (uint64_t) (at != 0 ? at : (int64_t) time(NULL)));
+	if ((rc = reader_op(s, OP_READER, reader, v, sizeof(v), &op)) != LM_OK)
+		return rc;
+	return exec_alone(s, op);
+}
+
+int
+lm_store_reader_remove(lm_store *s, const char *reader)
+{
+	struct op *op;
+	int rc;
+	if ((rc = reader_op(s, OP_UNREADER, reader, NULL, 0, &op)) != LM_OK)
+		return rc;
+	return exec_alone(s, op);
+}
+
 /* Adds this txn's counter deltas to the stored counters. */
 static int
 flush_counters(lm_store_txn *t)
@@ -1067,9 +1208,7 @@ txn_free(lm_store_txn *t)
 		free(t->ops[i]);
 	free(t->ops);
 	rd_leave(s);
-	pthread_mutex_lock(&s->wlock);
-	s->writing = false;
-	pthread_mutex_unlock(&s->wlock);
+	release_writer(s);
 	free(t);
 }
 
@@ -1266,6 +1405,14 @@ lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn
 		read_end(s, txn);
 		return map_err(rc, "mdb_cursor_open");
 	}
+	/* Seqs have no gaps: a first entry beyond after_seq + 1 means that
+	 * entries this reader has not seen were trimmed. */
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	if (rc == 0 && k.mv_size == 8 && lm_lmdb_get_be64(k.mv_data) > after_seq + 1) {
+		mdb_cursor_close(c);
+		read_end(s, txn);
+		return LM_EGONE;
+	}
 	lm_lmdb_put_be64(kb, after_seq + 1);
 	k.mv_size = sizeof(kb);
 	k.mv_data = kb;
@@ -1333,6 +1480,8 @@ lm_store_stats(lm_store *s, struct lm_store_stats *st)
 	if (rc == LM_OK)
 		rc = txn_last_seq(s, txn, &st->last_seq);
 	if (rc == LM_OK)
+		rc = txn_low_water(s, txn, &st->low_water);
+	if (rc == LM_OK)
 		rc = map_err(mdb_stat(txn, s->db_changes, &ms), "mdb_stat");
 	if (rc == LM_OK) {
 		st->postings = v[0][LIVE];
@@ -1347,6 +1496,274 @@ lm_store_stats(lm_store *s, struct lm_store_stats *st)
 	read_end(s, txn);
 	st->stale_skipped = __atomic_load_n(&s->stale, __ATOMIC_RELAXED);
 	st->map_grows = __atomic_load_n(&s->grows, __ATOMIC_RELAXED);
+	return rc;
+}
+
+/* ---- trimming ------------------------------------------------------------ */
+
+/* One lm_store_trim call. */
+struct trim {
+	lm_store *s;
+	MDB_txn *txn;
+	int64_t now, lease, retention;
+	size_t max;
+	int kind;                     /* the scan's place, committed to s */
+	char id[LM_STORE_ID_MAX + 1]; /* on success */
+	int64_t tomb_delta[2];        /* tombstone counters */
+	lm_store_trim_result r;
+};
+
+/* Forgets the readers silent for longer than the lease; *min is the lowest
+ * seq of the others (UINT64_MAX when there is none). */
+static int
+trim_readers(struct trim *tr, uint64_t *min)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(tr->txn, tr->s->db_readers, &c);
+
+	*min = UINT64_MAX;
+	if (rc != 0)
+		return map_err(rc, "mdb_cursor_open");
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (v.mv_size != READER_VAL || k.mv_size > LM_STORE_READER_ID_MAX) {
+			lm_error(
+			    "store.corrupt", "reader record of %zu bytes", v.mv_size);
+			mdb_cursor_close(c);
+			return LM_ESTORE;
+		}
+		uint64_t seq = lm_lmdb_get_be64(v.mv_data);
+		int64_t at = (int64_t) lm_lmdb_get_be64((unsigned char *) v.mv_data + 8);
+		if (tr->now - at > tr->lease) {
+			lm_warn("store.reader",
+			    "reader %.*s silent for %lld s (lease %lld s) at seq %llu: "
+			    "forgotten",
+			    (int) k.mv_size, (const char *) k.mv_data,
+			    (long long) (tr->now - at), (long long) tr->lease,
+			    (unsigned long long) seq);
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+			tr->r.readers_expired++;
+			continue;
+		}
+		tr->r.readers++;
+		if (seq < *min)
+			*min = seq;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? LM_OK : map_err(rc, "readers");
+}
+
+/* Removes up to max of the oldest change entries with seq <= min, never the
+ * newest entry. */
+static int
+trim_changes(struct trim *tr, uint64_t min)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t last, limit;
+	int rc;
+
+	if ((rc = txn_last_seq(tr->s, tr->txn, &last)) != LM_OK || last <= 1)
+		return rc;
+	limit = min < last - 1 ? min : last - 1;
+	if ((rc = mdb_cursor_open(tr->txn, tr->s->db_changes, &c)) != 0)
+		return map_err(rc, "mdb_cursor_open");
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+		if (k.mv_size != 8 || lm_lmdb_get_be64(k.mv_data) > limit)
+			break;
+		if (tr->r.changes_trimmed == tr->max) {
+			tr->r.more = true;
+			break;
+		}
+		if ((rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+		tr->r.changes_trimmed++;
+	}
+	mdb_cursor_close(c);
+	return rc == 0 || rc == MDB_NOTFOUND ? LM_OK : map_err(rc, "trim changes");
+}
+
+/* Gives the tombstone of key (value r) the time of this call: a tombstone
+ * written before tombstones carried their time ages from now on. */
+static int
+stamp_tombstone(struct trim *tr, MDB_dbi dbi, MDB_val *key, const struct rec *r)
+{
+	unsigned char buf[VAL_HDR + VAL_POS_LEN + VAL_TOMB_TIME];
+	size_t hdr = VAL_HDR + (r->has_pos ? VAL_POS_LEN : 0);
+	MDB_val v = {hdr + VAL_TOMB_TIME, buf};
+	char id[LM_STORE_ID_MAX];
+	MDB_val k = {key->mv_size, id};
+
+	memcpy(id, key->mv_data, key->mv_size);
+	memcpy(buf, (const unsigned char *) r->bytes - hdr, hdr);
+	lm_lmdb_put_be64(buf + hdr, (uint64_t) tr->now);
+	return map_err(mdb_put(tr->txn, dbi, &k, &v, 0), "stamp tombstone");
+}
+
+/*
+ * Examines up to max record values from the scan's place on, kind by kind,
+ * and removes the tombstones older than the retention. The scan starts over
+ * once it has passed the last profile.
+ */
+static int
+trim_tombstones(struct trim *tr)
+{
+	size_t examined = 0;
+	bool bounded = false;
+
+	while (tr->kind < 2) {
+		MDB_dbi dbi = tr->s->db_rec[tr->kind];
+		MDB_cursor *c;
+		MDB_val k, v;
+		size_t idlen = strlen(tr->id);
+		int rc = LM_OK, mrc; /* lm_err, LMDB result of the cursor */
+
+		if ((mrc = mdb_cursor_open(tr->txn, dbi, &c)) != 0)
+			return map_err(mrc, "mdb_cursor_open");
+		k.mv_size = idlen;
+		k.mv_data = tr->id;
+		mrc = mdb_cursor_get(c, &k, &v, idlen == 0 ? MDB_FIRST : MDB_SET_RANGE);
+		if (mrc == 0 && idlen > 0 && k.mv_size == idlen &&
+		    memcmp(k.mv_data, tr->id, idlen) == 0)
+			mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* done last time */
+		for (; mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			struct rec r;
+			if (examined == tr->max) {
+				bounded = tr->r.more = true;
+				break;
+			}
+			examined++;
+			if (k.mv_size == 0 || k.mv_size > LM_STORE_ID_MAX ||
+			    decode_val(&v, &r) != LM_OK) {
+				rc = LM_ESTORE;
+				break;
+			}
+			memcpy(tr->id, k.mv_data, k.mv_size);
+			tr->id[k.mv_size] = '\0';
+			if (!r.tomb)
+				continue;
+			if (r.len != VAL_TOMB_TIME) {
+				if ((rc = stamp_tombstone(tr, dbi, &k, &r)) != LM_OK)
+					break;
+				/* The write may have moved the page: find our
+				 * place again. */
+				k.mv_size = strlen(tr->id);
+				k.mv_data = tr->id;
+				if ((mrc = mdb_cursor_get(c, &k, &v, MDB_SET)) != 0)
+					break;
+				continue;
+			}
+			int64_t at = (int64_t) lm_lmdb_get_be64(r.bytes);
+			if (tr->now - at < tr->retention)
+				continue;
+			if ((mrc = mdb_cursor_del(c, 0)) != 0)
+				break;
+			tr->tomb_delta[tr->kind]++;
+			tr->r.tombstones_removed++;
+		}
+		mdb_cursor_close(c);
+		if (rc != LM_OK)
+			return rc;
+		if (mrc != 0 && mrc != MDB_NOTFOUND)
+			return map_err(mrc, "trim tombstones");
+		if (bounded)
+			return LM_OK;
+		tr->kind++; /* this kind is done */
+		tr->id[0] = '\0';
+	}
+	tr->kind = 0; /* a full cycle: the next call starts over */
+	return LM_OK;
+}
+
+/* Subtracts the removed tombstones from the stored counters. */
+static int
+trim_counters(struct trim *tr)
+{
+	for (int ki = 0; ki < 2; ki++) {
+		const char *key = counter_keys[ki][TOMB];
+		unsigned char b[8];
+		uint64_t cur;
+		int rc;
+		if (tr->tomb_delta[ki] == 0)
+			continue;
+		if ((rc = txn_counter(tr->s, tr->txn, key, &cur)) != LM_OK)
+			return rc;
+		lm_lmdb_put_be64(b, cur - (uint64_t) tr->tomb_delta[ki]);
+		MDB_val k = {strlen(key), (void *) key}, v = {8, b};
+		if ((rc = mdb_put(tr->txn, tr->s->db_meta, &k, &v, 0)) != 0)
+			return map_err(rc, "mdb_put");
+	}
+	return LM_OK;
+}
+
+/* One attempt of lm_store_trim in a fresh write transaction. */
+static int
+trim_once(struct trim *tr)
+{
+	uint64_t min;
+	int rc;
+
+	memset(&tr->r, 0, sizeof(tr->r));
+	memset(tr->tomb_delta, 0, sizeof(tr->tomb_delta));
+	tr->kind = tr->s->trim_kind;
+	memcpy(tr->id, tr->s->trim_id, sizeof(tr->id));
+	if ((rc = begin_txn(tr->s, 0, &tr->txn)) != LM_OK)
+		return rc;
+	rc = trim_readers(tr, &min);
+	if (rc == LM_OK)
+		rc = trim_changes(tr, min);
+	if (rc == LM_OK)
+		rc = trim_tombstones(tr);
+	if (rc == LM_OK)
+		rc = trim_counters(tr);
+	if (rc == LM_OK)
+		rc = txn_low_water(tr->s, tr->txn, &tr->r.low_water);
+	if (rc == LM_OK)
+		return commit_txn(tr->s, tr->txn);
+	mdb_txn_abort(tr->txn);
+	return rc;
+}
+
+int
+lm_store_trim(lm_store *s, const lm_store_trim_opts *opts, lm_store_trim_result *r)
+{
+	struct trim tr;
+	int rc;
+
+	if (r != NULL)
+		memset(r, 0, sizeof(*r));
+	if (s == NULL)
+		return LM_EINVAL;
+	memset(&tr, 0, sizeof(tr));
+	tr.s = s;
+	tr.now = opts != NULL && opts->now != 0 ? opts->now : (int64_t) time(NULL);
+	tr.lease = opts != NULL && opts->reader_lease_s != 0
+	               ? opts->reader_lease_s
+	               : LM_STORE_READER_LEASE_DEFAULT;
+	tr.retention = opts != NULL && opts->tombstone_retention != 0
+	                   ? opts->tombstone_retention
+	                   : LM_STORE_TOMBSTONE_RETENTION_DEFAULT;
+	tr.max = opts != NULL && opts->max != 0 ? opts->max : LM_STORE_TRIM_MAX_DEFAULT;
+	if (tr.lease < 0 || tr.retention < 0 || tr.max > LM_STORE_TRIM_MAX)
+		return LM_EINVAL;
+	if ((rc = claim_writer(s)) != LM_OK)
+		return rc;
+	rd_enter(s);
+	for (;;) {
+		rc = trim_once(&tr);
+		if (rc != LM_EMAPFULL || (rc = grow(s)) != LM_OK)
+			break;
+	}
+	rd_leave(s);
+	if (rc == LM_OK) {
+		s->trim_kind = tr.kind;
+		memcpy(s->trim_id, tr.id, sizeof(s->trim_id));
+		if (r != NULL)
+			*r = tr.r;
+	}
+	release_writer(s);
 	return rc;
 }
 

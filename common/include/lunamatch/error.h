@@ -36,6 +36,7 @@ typedef enum lm_err {
 	LM_EBUSY,     /* resource busy; try again later */
 	LM_EINTERNAL, /* invariant broken; a bug */
 	LM_ENOSPC,    /* no space left on the device (disk or quota full) */
+	LM_EGONE,     /* no longer kept: a change-log position that was trimmed */
 	LM_ERR_COUNT_ /* number of codes; not an error */
 } lm_err;
 

@@ -44,6 +44,12 @@ extern "C" {
 #define LM_STORE_MAP_SIZE_DEFAULT     (256ull << 20)
 #define LM_STORE_MAX_MAP_SIZE_DEFAULT (64ull << 30)
 #define LM_STORE_SCHEMA_VERSION       "1"
+#define LM_STORE_READER_ID_MAX        128 /* bytes in a reader name */
+/* Trimming defaults (lm_store_trim_opts); docs/store.md says why. */
+#define LM_STORE_READER_LEASE_DEFAULT        300                /* seconds */
+#define LM_STORE_TOMBSTONE_RETENTION_DEFAULT (30ll * 24 * 3600) /* seconds */
+#define LM_STORE_TRIM_MAX_DEFAULT            1000
+#define LM_STORE_TRIM_MAX                    100000
 
 typedef struct lm_store lm_store;
 typedef struct lm_store_txn lm_store_txn;
@@ -197,7 +203,9 @@ typedef int (*lm_store_change_fn)(
  * Delivers the change entries with seq > after_seq, in order, at most max
  * (max >= 1, else LM_EINVAL). *last_seq_seen (may be NULL) receives the seq of
  * the last entry fn returned 0 for, or after_seq if none. Returns LM_OK, an
- * error (LM_EPARSE for a corrupt entry), or the non-zero value fn stopped with.
+ * error (LM_EPARSE for a corrupt entry; LM_EGONE when entries after after_seq
+ * were trimmed, see lm_store_trim: the reader must load a snapshot again), or
+ * the non-zero value fn stopped with.
  */
 int lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn fn,
     void *arg, uint64_t *last_seq_seen);
@@ -224,6 +232,7 @@ struct lm_store_stats {
 	uint64_t tombstones;    /* deletion tombstones, both kinds */
 	uint64_t changes;       /* entries in the change log */
 	uint64_t last_seq;      /* last change seq */
+	uint64_t low_water;     /* entries up to this seq were trimmed (0: none) */
 	uint64_t map_size;      /* current map size in bytes */
 	uint64_t map_used;      /* bytes of the map in use (last page) */
 	uint64_t stale_skipped; /* LM_ESTALE results of this handle */
@@ -232,6 +241,62 @@ struct lm_store_stats {
 
 /* Fills st from one read transaction plus the handle's counters. */
 int lm_store_stats(lm_store *s, struct lm_store_stats *st);
+
+/*
+ * Readers of the change log. A reader that follows the log (a match
+ * service) records, under a name unique among the store's readers, the seq
+ * it has applied, and renews it at least every lease / 4 (a heartbeat, also
+ * when the seq did not move): lm_store_trim keeps every entry after the
+ * lowest seq of the readers heard from within the lease. at is the time of
+ * the record in Unix seconds, 0 = now. Each call is a write transaction of
+ * its own: LM_EBUSY while this handle has one open, LM_ENOTSUP on a
+ * read-only handle; LM_EINVAL / LM_E2BIG for a bad name (1..
+ * LM_STORE_READER_ID_MAX bytes of printable UTF-8, as record ids).
+ */
+int lm_store_reader_set(lm_store *s, const char *reader, uint64_t seq, int64_t at);
+
+/* Forgets reader (a reader that stops cleanly). LM_ENOENT when unknown;
+ * otherwise as lm_store_reader_set. */
+int lm_store_reader_remove(lm_store *s, const char *reader);
+
+typedef struct lm_store_trim_opts {
+	int64_t now;                 /* Unix seconds; 0 = time(NULL) */
+	int64_t reader_lease_s;      /* 0 = LM_STORE_READER_LEASE_DEFAULT */
+	int64_t tombstone_retention; /* seconds; 0 = the default */
+	size_t max;                  /* work bound; 0 = LM_STORE_TRIM_MAX_DEFAULT, at most
+	                              * LM_STORE_TRIM_MAX */
+} lm_store_trim_opts;
+
+typedef struct lm_store_trim_result {
+	uint64_t changes_trimmed;    /* change entries removed */
+	uint64_t tombstones_removed; /* tombstones older than the retention removed */
+	uint64_t readers;            /* readers within their lease */
+	uint64_t readers_expired;    /* readers past their lease, forgotten */
+	uint64_t low_water;          /* entries up to this seq are now trimmed */
+	bool more;                   /* stopped at the bound: call again soon */
+} lm_store_trim_result;
+
+/*
+ * Compacts the store, in ONE write transaction bounded by opts->max (NULL:
+ * the defaults):
+ *
+ *  - forgets the readers not heard from within the lease;
+ *  - removes at most max of the oldest change entries, those with seq <= the
+ *    lowest seq of the remaining readers (all of them when there is no
+ *    reader); the newest entry always stays, so that seqs never restart;
+ *  - examines at most max record values, going on from where the previous
+ *    call of this handle stopped (a cycle through both kinds), and removes
+ *    the tombstones deleted more than the retention ago. A tombstone written
+ *    before tombstones carried their time gets the time of this call.
+ *
+ * A reader whose position is below the trimmed entries gets LM_EGONE from
+ * lm_store_changes. The caller repeats the call while *r says more, leaving
+ * its writes room in between; a call that changes nothing writes nothing.
+ * Returns LM_OK, LM_EINVAL (bad options), LM_EBUSY (a write transaction of
+ * this handle is open), LM_ENOTSUP (read-only) or a store error (nothing
+ * trimmed then). r may be NULL.
+ */
+int lm_store_trim(lm_store *s, const lm_store_trim_opts *opts, lm_store_trim_result *r);
 
 /* "posting" / "profile"; "unknown" for any other value. */
 const char *lm_kind_name(lm_kind k);

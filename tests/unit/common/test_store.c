@@ -1,7 +1,7 @@
 /*
  * test_store.c - the record store on real LMDB files: records, versions,
- * tombstones, the change log, snapshots, map growth, readers in other
- * processes, crash safety, a full disk and input limits.
+ * tombstones, the change log and its trimming, snapshots, map growth,
+ * readers in other processes, crash safety, a full disk and input limits.
  *
  * Processes: LMDB allows one environment per file per process, so every
  * scenario with a second handle forks a child that opens its own. Children
@@ -560,6 +560,297 @@ test_change_log(void **state)
 	assert_int_equal(lm_store_changes(s, 0, 0, entries_fn, &es, &last), LM_EINVAL);
 	assert_int_equal(lm_store_changes(s, 0, 1, NULL, &es, &last), LM_EINVAL);
 	free(es.e);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* ---- trimming -------------------------------------------------------------- */
+
+/* One lm_store_trim at now with the given bound; the defaults otherwise. */
+static lm_store_trim_result
+trim1(lm_store *s, int64_t now, size_t max)
+{
+	lm_store_trim_opts o = {.now = now, .max = max};
+	lm_store_trim_result r;
+	assert_int_equal(lm_store_trim(s, &o, &r), LM_OK);
+	return r;
+}
+
+/* Puts n postings "p<first>".."p<first+n-1>" at version 1, one txn. */
+static void
+put_range(lm_store *s, int first, int n)
+{
+	lm_store_txn *t;
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	for (int i = first; i < first + n; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "p%04d", i);
+		assert_int_equal(lm_store_put(t, LM_KIND_POSTING, id, 1, "x", 1), LM_OK);
+	}
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+}
+
+/* The first seq lm_store_changes delivers after `after`, or 0 for none;
+ * LM_EGONE makes it return UINT64_MAX. */
+static uint64_t
+first_after(lm_store *s, uint64_t after)
+{
+	struct entries es = {0};
+	uint64_t seq = 0;
+	int rc = lm_store_changes(s, after, 1, entries_fn, &es, NULL);
+	if (rc == LM_EGONE)
+		seq = UINT64_MAX;
+	else if (rc == LM_OK && es.n == 1)
+		seq = es.e[0].seq;
+	else
+		assert_int_equal(rc, LM_OK);
+	free(es.e);
+	return seq;
+}
+
+/*
+ * The change log is trimmed below the lowest position of the readers heard
+ * from within their lease, never past what one of them needs and never its
+ * newest entry; a reader behind the trim gets LM_EGONE; a silent reader is
+ * forgotten after the lease; each call is bounded.
+ */
+static void
+test_trim_changes(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-trim");
+	lm_store *s = open_store(dir, 0, 0);
+	int64_t now = (int64_t) time(NULL);
+	lm_store_trim_result r;
+	lm_store_txn *t;
+	struct lm_store_stats st;
+	uint64_t seq, snap;
+
+	put_range(s, 0, 10); /* seq 1..10 */
+	assert_int_equal(lm_store_reader_set(s, "a", 4, now), LM_OK);
+	assert_int_equal(lm_store_reader_set(s, "b", 7, now), LM_OK);
+	r = trim1(s, now, 0);
+	assert_int_equal(r.changes_trimmed, 4);
+	assert_int_equal(r.low_water, 4);
+	assert_int_equal(r.readers, 2);
+	assert_false(r.more);
+	/* Reader a still gets everything it needs; a position before it does
+	 * not. */
+	assert_int_equal(first_after(s, 4), 5);
+	assert_int_equal(first_after(s, 3), UINT64_MAX);
+	assert_int_equal(first_after(s, 0), UINT64_MAX);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.changes, 6);
+	assert_int_equal(st.low_water, 4);
+	assert_int_equal(st.last_seq, 10);
+	/* Nothing more to do: a second call trims nothing. */
+	r = trim1(s, now, 0);
+	assert_int_equal(r.changes_trimmed, 0);
+
+	/* a moves on: b (7) now holds the trim back. */
+	assert_int_equal(lm_store_reader_set(s, "a", 9, now), LM_OK);
+	r = trim1(s, now, 0);
+	assert_int_equal(r.changes_trimmed, 3);
+	assert_int_equal(r.low_water, 7);
+	assert_int_equal(first_after(s, 7), 8);
+
+	/* b goes silent: within its lease it still counts... */
+	assert_int_equal(lm_store_reader_set(s, "b", 7, now - 200), LM_OK);
+	assert_int_equal(lm_store_reader_set(s, "a", 10, now), LM_OK);
+	r = trim1(s, now, 0);
+	assert_int_equal(r.changes_trimmed, 0);
+	assert_int_equal(r.readers, 2);
+	/* ...past it, it is forgotten and no longer holds the log. The newest
+	 * entry stays, so that seqs go on from it. */
+	r = trim1(s, now + LM_STORE_READER_LEASE_DEFAULT, 0);
+	assert_int_equal(r.readers_expired, 1);
+	assert_int_equal(r.readers, 1);
+	assert_int_equal(r.changes_trimmed, 2);
+	assert_int_equal(r.low_water, 9);
+	assert_int_equal(lm_store_reader_remove(s, "b"), LM_ENOENT);
+	assert_int_equal(lm_store_reader_remove(s, "a"), LM_OK);
+	r = trim1(s, now, 0);
+	assert_int_equal(r.changes_trimmed, 0);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.changes, 1);
+	assert_int_equal(first_after(s, 9), 10);
+	assert_int_equal(first_after(s, 10), 0);
+	put1(s, LM_KIND_POSTING, "next", 1, "n", LM_OK);
+	assert_int_equal(lm_store_last_seq(s, &seq), LM_OK);
+	assert_int_equal(seq, 11);
+
+	/* A snapshot is always followable: its seq is at or above the trim. */
+	put_range(s, 100, 5);
+	trim1(s, now, 0);
+	assert_int_equal(lm_store_snapshot(s, NULL, NULL, NULL, &snap), LM_OK);
+	assert_int_equal(snap, 16);
+	assert_int_equal(first_after(s, snap), 0);
+	assert_int_equal(first_after(s, snap - 1), 16);
+
+	/* Bounded work: 25 entries to go, 10 per call. */
+	put_range(s, 200, 25); /* seq 17..41 */
+	r = trim1(s, now, 10);
+	assert_int_equal(r.changes_trimmed, 10);
+	assert_true(r.more);
+	r = trim1(s, now, 10);
+	assert_int_equal(r.changes_trimmed, 10);
+	assert_true(r.more);
+	r = trim1(s, now, 10);
+	assert_int_equal(r.changes_trimmed, 5);
+	assert_int_equal(r.low_water, 40);
+	/* (more may still be set: the scan of the 41 record values for old
+	 * tombstones, 10 per call, is not through yet.) */
+	r = trim1(s, now, 10);
+	assert_int_equal(r.changes_trimmed, 0);
+	assert_int_equal(r.low_water, 40);
+
+	/* The trim and a reader's record are writes of the handle's writer. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_trim(s, NULL, &r), LM_EBUSY);
+	assert_int_equal(lm_store_reader_set(s, "a", 1, 0), LM_EBUSY);
+	lm_store_abort(t);
+	lm_store_trim_opts bad = {.max = LM_STORE_TRIM_MAX + 1};
+	assert_int_equal(lm_store_trim(s, &bad, &r), LM_EINVAL);
+	assert_int_equal(lm_store_reader_set(s, "", 1, 0), LM_EINVAL);
+	assert_int_equal(lm_store_reader_set(s, "bad\nname", 1, 0), LM_EINVAL);
+
+	/* Positions survive a reopen; a reader at 0 holds everything. */
+	put_range(s, 300, 3); /* seq 42..44 */
+	assert_int_equal(lm_store_reader_set(s, "c", 0, 0), LM_OK);
+	lm_store_close(s);
+	s = open_store(dir, 0, 0);
+	r = trim1(s, 0, 0);
+	assert_int_equal(r.changes_trimmed, 0);
+	assert_int_equal(r.readers, 1);
+	assert_int_equal(first_after(s, 40), 41);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* Writes a tombstone as stores wrote them before tombstones carried their
+ * time (no payload), behind the store's back, and counts it. */
+static void
+put_legacy_tombstone(const char *dir, const char *id)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi rec, meta;
+	unsigned char val[10] = {0x4c, 0x01, 0, 0, 0, 0, 0, 0, 0, 3};
+	unsigned char cnt[8] = {0};
+	MDB_val k = {strlen(id), (void *) id}, v = {sizeof(val), val};
+	MDB_val ck = {strlen("store.tomb.posting"), "store.tomb.posting"}, cv;
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "postings", 0, &rec), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	assert_int_equal(mdb_put(txn, rec, &k, &v, 0), 0);
+	if (mdb_get(txn, meta, &ck, &cv) == 0)
+		memcpy(cnt, cv.mv_data, 8);
+	cnt[7]++;
+	cv.mv_size = 8;
+	cv.mv_data = cnt;
+	assert_int_equal(mdb_put(txn, meta, &ck, &cv, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/*
+ * Tombstones older than the retention are removed, younger ones stay and
+ * keep fencing older versions; live records are never touched, so the
+ * positions that order replayed deletions (test_positions) stay; the scan
+ * is bounded per call and goes on where it stopped; a tombstone without a
+ * time ages from the first trim that sees it.
+ */
+static void
+test_trim_tombstones(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-tombtrim");
+	lm_store *s = open_store(dir, 0, 0);
+	int64_t now = (int64_t) time(NULL);
+	int64_t ret = LM_STORE_TOMBSTONE_RETENTION_DEFAULT;
+	lm_store_trim_result r;
+	lm_store_txn *t;
+	struct lm_store_stats st;
+
+	put_range(s, 0, 30);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	for (int i = 0; i < 30; i += 3) {
+		char id[32];
+		snprintf(id, sizeof(id), "p%04d", i);
+		assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, id, 0), LM_OK);
+	}
+	/* A fence for a record never stored is a tombstone too. */
+	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "fence", 5), LM_ENOENT);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	/* put v1 @0, tombstone @1, put v2 @2: the live v2 orders replays. */
+	at1(s, "j", 1, "v1", 0, 0, 0, LM_OK);
+	at1(s, "j", 0, NULL, 0, 0, 1, LM_OK);
+	at1(s, "j", 2, "v2", 0, 0, 2, LM_OK);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.tombstones, 11);
+
+	/* Within the retention: nothing removed, the fences hold. */
+	r = trim1(s, now + ret - 5, 0);
+	assert_int_equal(r.tombstones_removed, 0);
+	assert_false(r.more);
+	put1(s, LM_KIND_POSTING, "p0003", 1, "old", LM_ESTALE);
+	put1(s, LM_KIND_PROFILE, "fence", 4, "old", LM_ESTALE);
+
+	/* Past it, in bounded steps of 7 values: 30 postings + j + fence. */
+	size_t calls = 0;
+	uint64_t removed = 0;
+	do {
+		r = trim1(s, now + ret + 5, 7);
+		removed += r.tombstones_removed;
+		calls++;
+		assert_true(calls < 10);
+	} while (r.more);
+	assert_int_equal(calls, 5); /* 32 values, 7 per call */
+	assert_int_equal(removed, 11);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.tombstones, 0);
+	assert_int_equal(st.postings, 21);
+	assert_int_equal(st.profiles, 0);
+	expect_get(s, LM_KIND_POSTING, "p0001", 1, "x");
+	expect_absent(s, LM_KIND_POSTING, "p0003");
+
+	/* The live record's position still orders replays of its log. */
+	at1(s, "j", 1, "v1", 0, 0, 0, LM_ESTALE);
+	at1(s, "j", 0, NULL, 0, 0, 1, LM_ESTALE);
+	at1(s, "j", 2, "v2", 0, 0, 2, LM_ESTALE);
+	expect_get(s, LM_KIND_POSTING, "j", 2, "v2");
+	/* A deleted id whose tombstone is gone: its whole partition log
+	 * replayed in order still ends deleted. */
+	at1(s, "k", 1, "v1", 0, 0, 10, LM_OK);
+	at1(s, "k", 0, NULL, 0, 0, 11, LM_OK);
+	trim1(s, now + ret + 5, 0);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.tombstones, 0);
+	at1(s, "k", 1, "v1", 0, 0, 10, LM_OK);
+	at1(s, "k", 0, NULL, 0, 0, 11, LM_OK);
+	expect_absent(s, LM_KIND_POSTING, "k");
+
+	/* A tombstone without a time gets the time of the trim that sees it. */
+	lm_store_close(s);
+	put_legacy_tombstone(dir, "legacy");
+	s = open_store(dir, 0, 0);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.tombstones, 2); /* k (deleted again), legacy */
+	r = trim1(s, now + 100, 0);
+	assert_int_equal(r.tombstones_removed, 0);
+	put1(s, LM_KIND_POSTING, "legacy", 3, "old", LM_ESTALE);
+	r = trim1(s, now + 100 + ret - 1, 0);
+	assert_int_equal(r.tombstones_removed, 1); /* k */
+	r = trim1(s, now + 100 + ret, 0);
+	assert_int_equal(r.tombstones_removed, 1); /* legacy */
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.tombstones, 0);
 	lm_store_close(s);
 	lmt_rmtree(dir);
 	free(dir);
@@ -1347,6 +1638,8 @@ main(void)
 	    cmocka_unit_test(test_tombstones),
 	    cmocka_unit_test(test_positions),
 	    cmocka_unit_test(test_change_log),
+	    cmocka_unit_test(test_trim_changes),
+	    cmocka_unit_test(test_trim_tombstones),
 	    cmocka_unit_test(test_snapshot),
 	    cmocka_unit_test(test_map_growth),
 	    cmocka_unit_test(test_cross_process_follow),
