@@ -11,9 +11,11 @@
  * Queries avoid the scattered records: every prep is bound to the IDF
  * statistics (skill ids and words become small integers, see score.h); the
  * inverted lists (inverted.h) give the candidates of a query by term and
- * partition; the slots hold each record's veto key (which also bounds the
- * score) next to its prep, so that most candidates are vetoed or bounded
- * away without touching the prep. Binding and unbinding write to the
+ * partition, with each posting's share of each of its skills (at the idf
+ * snapshot, lm_idf_snap), which a query adds up into a bound per record;
+ * the slots hold each record's veto key (which also bounds the score) next
+ * to its prep, so that the few records a query evaluates are mostly
+ * vetoed or bounded away without touching the prep. Binding and unbinding write to the
  * statistics, so they happen under the write lock, as does freeing a bound
  * prep. The IDF statistics count every stored posting that is not closed
  * (lm_skill_stats_counts), expired or not: they depend on the records alone,
@@ -315,8 +317,9 @@ out:
  * The shares in the postings' lists are at the idf snapshot; a query
  * multiplies them by the drift since (lm_idf_snap_drift), so a larger
  * drift loosens every bound. Writers check the drift every so many list
- * changes (and lm_index_set_seq, which a loader calls when it is done,
- * always) and take a new snapshot when it exceeds DRIFT_MAX, computing
+ * changes and take a new snapshot when it exceeds DRIFT_MAX (at
+ * lm_index_set_seq, which a loader calls when it is done, when there is
+ * any), computing
  * every share again: O(list entries) under the write lock, amortized over
  * at least a quarter of the postings' changes.
  */
@@ -332,8 +335,9 @@ reshare_one(void *arg, uint32_t doc, uint32_t term)
 	    idx->snap, idx->posts.v[doc]->pp, idx->model->params.preferred_share, term);
 }
 
-/* Write lock held. Checks the drift when due (always when force) and
- * takes a new snapshot when it is too large. */
+/* Write lock held. Checks the drift when due and takes a new snapshot
+ * when it is too large; when force (a loader is done), whenever there was
+ * a change and any drift. */
 static void
 maybe_reshare(lm_index *idx, bool force)
 {
@@ -342,7 +346,7 @@ maybe_reshare(lm_index *idx, bool force)
 	if (idx->since_check == 0 || (!force && idx->since_check < every))
 		return;
 	idx->since_check = 0;
-	if (!(lm_idf_snap_drift(idx->snap, idx->stats) > DRIFT_MAX))
+	if (!(lm_idf_snap_drift(idx->snap, idx->stats) > (force ? 1 : DRIFT_MAX)))
 		return;
 	lm_idf_snap_reset(idx->snap, idx->stats);
 	lm_inverted_reshare(idx->piv, reshare_one, idx);
@@ -931,11 +935,12 @@ heap_offer(struct heap *h, const struct hit *x)
  * skills value of a pair, which bounds the score of an eligible pair, is at
  * most the sum over the units the record is on (score.h,
  * lm_posting_shares). A unit's bound is its tier's largest share times the
- * multiplier. Records the shares cannot bound come in with an infinite
- * bound: postings without skills of their own (the bare lists; their gate
- * is params.no_skills_gate), and every record when the subject is a
- * posting without skills of its own (every record of the partitions when
- * it has no skill ids at all: NO_OVERLAP cannot veto).
+ * multiplier. The pairs the shares cannot bound have no skills feature:
+ * their gate, params.no_skills_gate, bounds them. They are the postings
+ * without skills of their own (the bare lists, always read), and every
+ * record when the subject is a posting without skills of its own (every
+ * record of the partitions when it has no skill ids at all: NO_OVERLAP
+ * cannot veto).
  *
  * 1. Seed: the units of the largest bounds are accumulated until they
  *    reach SEED_CANDS records; the best max(4k, 64) by partial sum are
@@ -979,13 +984,19 @@ struct term_bound {
 	size_t entries; /* records on it (over the partitions visited) */
 };
 
-/* Working memory of one query, reused through the index's pool. mark and
- * acc have a slot per doc id: mark[doc] == stamp when the doc was
- * accumulated (acc[doc] its sum), stamp + 1 when it was evaluated. */
+/* A doc's slot in a query: mark == the query's stamp when the doc was
+ * accumulated (acc its sum so far), stamp + 1 when it was evaluated. Side
+ * by side, so that adding a share touches one cache line. */
+struct acc {
+	uint32_t mark;
+	float acc;
+};
+
+/* Working memory of one query, reused through the index's pool: a struct
+ * acc per doc id in as. */
 struct scratch {
 	struct scratch *next;
-	uint32_t *mark;
-	float *acc;
+	struct acc *as;
 	size_t mark_cap;
 	uint32_t stamp;
 	struct cand *cands;
@@ -1001,8 +1012,7 @@ scratch_free(struct scratch *s)
 {
 	if (s == NULL)
 		return;
-	free(s->mark);
-	free(s->acc);
+	free(s->as);
 	free(s->cands);
 	free(s->terms);
 	free(s->tb);
@@ -1036,18 +1046,13 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 		return NULL;
 	if (s->mark_cap < ndocs) {
 		size_t cap = ndocs + ndocs / 4 + 64;
-		uint32_t *m = realloc(s->mark, cap * sizeof(*m));
-		float *a;
-		if (m == NULL)
+		struct acc *a = realloc(s->as, cap * sizeof(*a));
+		if (a == NULL)
 			goto nomem;
-		memset(m, 0, cap * sizeof(*m));
-		s->mark = m;
-		s->mark_cap = 0; /* until acc has the room too */
-		s->stamp = 0;
-		if ((a = realloc(s->acc, cap * sizeof(*a))) == NULL)
-			goto nomem;
-		s->acc = a;
+		memset(a, 0, cap * sizeof(*a));
+		s->as = a;
 		s->mark_cap = cap;
+		s->stamp = 0;
 	}
 	if (s->cand_cap < ncand) {
 		size_t cap = ncand + ncand / 4 + 64;
@@ -1076,7 +1081,7 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 	/* Two stamps a query; wrapped, old marks could look current. */
 	s->stamp += 2;
 	if (s->stamp < 2 || s->stamp >= UINT32_MAX - 1) {
-		memset(s->mark, 0, s->mark_cap * sizeof(*s->mark));
+		memset(s->as, 0, s->mark_cap * sizeof(*s->as));
 		s->stamp = 2;
 	}
 	return s;
@@ -1153,7 +1158,8 @@ struct ranking {
 	const bool *skip; /* partitions skipped */
 	uint32_t nparts;
 	bool jobs;
-	bool unbounded; /* the shares bound no record */
+	bool unbounded; /* the shares bound no record: gate bounds each */
+	float gate;     /* params.no_skills_gate, rounded up */
 	double min_score;
 	struct heap *h;
 	struct scratch *s;
@@ -1164,8 +1170,8 @@ struct ranking {
 	uint64_t entries; /* list entries read */
 };
 
-/* Adds docs to the candidates with an infinite bound (no share bounds
- * them). */
+/* Adds docs to the candidates with the gate of a posting without skills
+ * as their bound (no share bounds them). */
 static void
 collect(struct ranking *q, const uint32_t *docs, size_t n)
 {
@@ -1173,9 +1179,9 @@ collect(struct ranking *q, const uint32_t *docs, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		uint32_t d = docs[i];
-		if (s->mark[d] != s->stamp) {
-			s->mark[d] = s->stamp;
-			s->acc[d] = INFINITY;
+		if (s->as[d].mark != s->stamp) {
+			s->as[d].mark = s->stamp;
+			s->as[d].acc = q->gate;
 			s->cands[q->ncand++].doc = d;
 		}
 	}
@@ -1186,8 +1192,9 @@ static void
 accumulate(struct ranking *q, const struct term_bound *tb)
 {
 	struct scratch *s = q->s;
-	uint32_t *mark = s->mark, stamp = s->stamp;
-	float *acc = s->acc, mult = tb->mult;
+	struct acc *as = s->as;
+	uint32_t stamp = s->stamp;
+	float mult = tb->mult;
 
 	for (uint32_t part = 0; part < q->nparts; part++) {
 		const uint32_t *docs;
@@ -1201,11 +1208,11 @@ accumulate(struct ranking *q, const struct term_bound *tb)
 		for (size_t i = 0; i < n; i++) {
 			uint32_t d = docs[i];
 			float c = sh[i] * mult;
-			if (mark[d] == stamp)
-				acc[d] += c;
-			else if (mark[d] != stamp + 1) {
-				mark[d] = stamp;
-				acc[d] = c;
+			if (as[d].mark == stamp)
+				as[d].acc += c;
+			else if (as[d].mark != stamp + 1) {
+				as[d].mark = stamp;
+				as[d].acc = c;
 				s->cands[q->ncand++].doc = d;
 			}
 		}
@@ -1222,7 +1229,7 @@ evaluate(struct ranking *q, uint32_t d)
 	lm_pair_state st;
 	struct hit x;
 
-	q->s->mark[d] = q->s->stamp + 1;
+	q->s->as[d].mark = q->s->stamp + 1;
 	q->reached++;
 	if (lm_scan_vetoed(q->sc, &sl->key)) {
 		q->nvetoed++;
@@ -1261,7 +1268,7 @@ seed(struct ranking *q)
 	size_t n = q->ncand, m = first_batch(q);
 
 	for (size_t i = 0; i < n; i++)
-		cv[i].bound = q->s->acc[cv[i].doc];
+		cv[i].bound = q->s->as[cv[i].doc].acc;
 	if (m < n)
 		select_top(cv, n, m - 1);
 	else
@@ -1280,18 +1287,18 @@ static void
 visit(struct ranking *q, double rest)
 {
 	struct cand *cv = q->s->cands;
-	const uint32_t *mark = q->s->mark;
-	const float *acc = q->s->acc;
+	const struct acc *as = q->s->as;
 	size_t n = 0, lo = 0, batch = first_batch(q);
 	double floor = bar(q->h, q->min_score);
 
 	for (size_t i = 0; i < q->ncand; i++) {
 		uint32_t d = cv[i].doc;
 		double b;
-		if (mark[d] != q->s->stamp)
+		if (as[d].mark != q->s->stamp)
 			continue; /* evaluated */
-		b = q->unbounded ? INFINITY
-		                 : ((double) acc[d] + rest) * (1 + TERM_SLACK) + TERM_SLACK;
+		b = ((double) (q->unbounded ? q->gate : as[d].acc) + rest) *
+		        (1 + TERM_SLACK) +
+		    TERM_SLACK;
 		if (b < floor)
 			continue;
 		cv[n].bound = b;
@@ -1379,8 +1386,8 @@ count_over(const struct ranking *q, double rest, double theta)
 
 	for (size_t i = 0; i < q->ncand; i++) {
 		uint32_t d = cv[i].doc;
-		n += q->s->mark[d] == q->s->stamp &&
-		     !(((double) q->s->acc[d] + rest) * (1 + TERM_SLACK) + TERM_SLACK <
+		n += q->s->as[d].mark == q->s->stamp &&
+		     !(((double) q->s->as[d].acc + rest) * (1 + TERM_SLACK) + TERM_SLACK <
 		         theta);
 	}
 	return n;
@@ -1473,6 +1480,7 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	q.jobs = jobs;
 	q.min_score = min_score;
 	q.h = h;
+	q.gate = float_up(idx->model->params.no_skills_gate);
 	nterms = lm_prep_terms(pp, cp, idx->stats, q.s->terms, nterms);
 	for (uint32_t part = 0; part < q.nparts; part++) {
 		const uint32_t *docs;
@@ -1497,16 +1505,17 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	for (; k < end; k++)
 		accumulate(&q, &q.s->tb[k]);
 	rest = rest_of(q.s->tb, k, ntb, q.s->tmax, nterms);
-	/* Reading the units left costs an add per entry; evaluating a record
-	 * that their bound lets through costs about EVAL_COST adds. */
-	if (k < ntb) {
-		size_t left = 0;
-		for (size_t i = k; i < ntb; i++)
-			left += q.s->tb[i].entries;
+	/* Reading the units left with a positive bound (the others add
+	 * nothing) costs an add per entry; evaluating a record that their
+	 * bound lets through costs about EVAL_COST adds. */
+	if (k < ntb && q.s->tb[k].ub > 0) {
+		size_t left = 0, pos = k;
+		for (; pos < ntb && q.s->tb[pos].ub > 0; pos++)
+			left += q.s->tb[pos].entries;
 		if (count_over(&q, rest, bar(h, min_score)) * EVAL_COST > left) {
-			for (; k < ntb; k++)
+			for (; k < pos; k++)
 				accumulate(&q, &q.s->tb[k]);
-			rest = 0;
+			rest = rest_of(q.s->tb, k, ntb, q.s->tmax, nterms);
 		}
 	}
 	visit(&q, rest);

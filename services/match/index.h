@@ -5,11 +5,11 @@
  *
  * Ranking is by score descending, ties by id ascending. A query returns
  * exactly the top k of an exhaustive scan of the scorer (score.h), but
- * reaches only the records that share a term with the subject in the
- * partitions its veto key allows (when ranking postings, only through the
- * list tiers whose share bounds can still reach the k-th score), and fully
- * scores only those whose upper bound can still enter the top k
- * (docs/scoring.md, Ranking).
+ * reads only the lists of the subject's terms in the partitions its veto
+ * key allows (adding up each record's skill shares, and leaving out the
+ * list tiers that cannot lift a record to the k-th score), and evaluates
+ * and fully scores only the records whose upper bound can still enter the
+ * top k (docs/scoring.md, Ranking).
  *
  * Thread safety: every function may be called from any thread at any time.
  * Queries hold a read lock for their whole run and run concurrently with each
