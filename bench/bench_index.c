@@ -440,7 +440,7 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 		snprintf(id, sizeof(id), "cand-%08llu", (unsigned long long) i);
 		c = bench_gen_profile(gen, id);
 		t0 = bench_now_ns();
-		rc = lm_index_put_profile(idx, c);
+		rc = lm_index_put_profile(idx, c, 0);
 		ns += bench_now_ns() - t0;
 		if (rc != LM_OK)
 			goto fail;
@@ -453,7 +453,7 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 		snprintf(id, sizeof(id), "job-%08llu", (unsigned long long) i);
 		p = bench_gen_posting(gen, id);
 		t0 = bench_now_ns();
-		rc = lm_index_put_posting(idx, p);
+		rc = lm_index_put_posting(idx, p, 0);
 		ns += bench_now_ns() - t0;
 		if (rc != LM_OK)
 			goto fail;
@@ -463,7 +463,9 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 	r->profiles_bytes = rss1 > rss0 ? rss1 - rss0 : 0;
 	r->postings_bytes = rss2 > rss1 ? rss2 - rss1 : 0;
 	r->rss_after = rss2;
-	/* As the service's loader does when the snapshot is in. */
+	/* The service's loader publishes a snapshot with lm_index_replace,
+	 * which first brings the idf snapshot of the shares up to date; a
+	 * loader's lm_index_set_seq does that too. */
 	lm_index_set_seq(idx, n);
 	lm_index_advance(idx, BENCH_NOW);
 	lm_index_counts_get(idx, &r->counts);

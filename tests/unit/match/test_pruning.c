@@ -246,9 +246,10 @@ cmp_ref(const void *a, const void *b)
 }
 
 /*
- * A realistic corpus (CORPUS generated postings, PROFILES profiles, loaded
- * as the service's loader does): MatchJobs and MatchCandidates top 10
- * return exactly the exhaustive top 10 (every pair scored through
+ * A realistic corpus (CORPUS generated postings, PROFILES profiles, then
+ * lm_index_set_seq as a loader does when done): MatchJobs and
+ * MatchCandidates top 10 return exactly the exhaustive top 10 (every pair
+ * scored through
  * lm_index_pair_score), and evaluate (read the veto key of) a small
  * fraction of the records that match: the counts are deterministic.
  */
@@ -272,12 +273,12 @@ test_realistic_pruning(void **state)
 	for (size_t i = 0; i < PROFILES; i++) {
 		Profile *c = gen_profile(g, i);
 		cid[i] = strdup(c->id);
-		assert_int_equal(lm_index_put_profile(idx, c), LM_OK);
+		assert_int_equal(lm_index_put_profile(idx, c, 0), LM_OK);
 	}
 	for (size_t i = 0; i < CORPUS; i++) {
 		JobPosting *p = gen_posting(g, i);
 		pid[i] = strdup(p->id);
-		assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+		assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
 	}
 	lm_index_set_seq(idx, 1);
 	lm_index_advance(idx, NOW);
