@@ -88,7 +88,7 @@ struct lm_events {
 	atomic_bool outbox_failing;
 
 	lm_gauge *m_pending;
-	lm_counter *m_enqueued, *m_delivered, *m_failed, *m_outbox_errors;
+	lm_counter *m_enqueued, *m_delivered, *m_failed, *m_outbox_errors, *m_recovered;
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -587,6 +587,7 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 {
 	char path[PATH_MAX_];
 	lm_events *ev = NULL;
+	lm_outbox_counts counts;
 	int rc;
 
 	if (out == NULL)
@@ -675,6 +676,13 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 		    "lunamatch_events_outbox_errors_total",
 		    "Failed outbox writes (derived events, delivery records); retried",
 		    NULL);
+		ev->m_recovered = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_recovered_total",
+		    "Events found pending at start-up (each may repeat one the previous "
+		    "run produced without seeing its delivery report)",
+		    NULL);
+		if (lm_outbox_counts_get(ev->ob, &counts) == LM_OK)
+			lm_counter_add(ev->m_recovered, counts.pending);
 		update_pending(ev);
 	}
 	*out = ev;

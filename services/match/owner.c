@@ -86,7 +86,9 @@ struct member {
 	size_t n;
 	lm_event_change *changes;
 	int64_t last_probe;
-	bool aborted;          /* the split's decider saw the owner stop */
+	bool busy;             /* the batch is being processed */
+	bool revoked;          /* partitions revoked while busy: drop the batch */
+	bool paused;           /* the assignment is paused while waiting */
 	int64_t claim_backoff; /* pause after the next failed claim, ms */
 	int ncut;              /* postings: partitions of the batch's cut */
 	int64_t *cut;          /* postings: the batch's cut */
@@ -167,14 +169,19 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		lm_info("owner.assign", "now owning %d partitions of %s", parts->cnt,
 		    m->topic);
 		rd_kafka_assign(rk, parts);
+		m->paused = false;
 		return;
 	}
 	/* Revoked (or an error): what was collected is not ours any more; its
-	 * claim stays for the next owner to see. */
+	 * claim stays for the next owner to see. A batch being processed is
+	 * dropped by process() (the decision strings are in use). */
 	if (m->n > 0)
 		lm_info("owner.revoke", "%zu collected messages left to the next owner",
 		    m->n);
-	batch_drop(m);
+	if (m->busy)
+		m->revoked = true;
+	else
+		batch_drop(m);
 	if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 		lm_warn("owner.rebalance", "rebalance error: %s", rd_kafka_err2name(err));
 	atomic_store(&m->partitions, 0);
@@ -583,17 +590,69 @@ wait_view(struct member *m, int n)
 	return LM_ECLOSED;
 }
 
+/* Pauses (pause) or resumes the member's assignment. */
+static void
+pause_assignment(struct member *m, bool pause)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+
+	if (m->paused == pause ||
+	    rd_kafka_assignment(m->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	if (pause)
+		rd_kafka_pause_partitions(m->rk, l);
+	else
+		rd_kafka_resume_partitions(m->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	m->paused = pause;
+}
+
+/*
+ * Keeps the member in the group while it waits for another one: a
+ * rebalance needs every member to serve it, and the one waited for may
+ * only make progress after one. The assignment is paused; a message the
+ * consumer returns all the same is put back (the partition is rewound to
+ * it). Returns LM_OK, or LM_ESTALE when the batch's partitions were revoked.
+ */
+static int
+serve(struct member *m)
+{
+	rd_kafka_message_t *msg;
+
+	pause_assignment(m, true);
+	while ((msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL) {
+		if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && !m->revoked) {
+			rd_kafka_topic_partition_list_t *l =
+			    rd_kafka_topic_partition_list_new(1);
+			rd_kafka_error_t *err;
+			rd_kafka_topic_partition_list_add(l, m->topic, msg->partition)
+			    ->offset = msg->offset;
+			if ((err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT)) !=
+			    NULL)
+				rd_kafka_error_destroy(err);
+			rd_kafka_topic_partition_list_destroy(l);
+		}
+		rd_kafka_message_destroy(msg);
+	}
+	return m->revoked ? LM_ESTALE : LM_OK;
+}
+
 /* Postings: waits until the owners of the profiles have derived every
- * profile of the cut. Returns LM_OK or LM_ECLOSED. */
+ * profile of the cut. Returns LM_OK, LM_ECLOSED or LM_ESTALE (revoked). */
 static int
 wait_cut_derived(struct member *m)
 {
+	int rc;
+
 	while (!atomic_load(&m->ow->stop)) {
 		if (derived_up_to(m, m->other, m->ncut, m->cut))
 			return LM_OK;
 		for (int64_t end = lm_clock_ms() + LM_OWNER_VIEW_PROBE_MS;
-		     lm_clock_ms() < end && !atomic_load(&m->ow->stop);)
+		     lm_clock_ms() < end && !atomic_load(&m->ow->stop);) {
+			if ((rc = serve(m)) != LM_OK)
+				return rc;
 			wait_slice(m->ow);
+		}
 	}
 	return LM_ECLOSED;
 }
@@ -653,19 +712,41 @@ refresh_state(struct member *m, int part)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Profiles: reads again, until none is left, the postings partitions
+ * whose claim is still reading its cut. The state of a partition may be
+ * read again at any time: every answer it gives stays true. Returns LM_OK,
+ * LM_ECLOSED or LM_ESTALE (revoked). */
+static int
+resolve_reading(struct member *m)
+{
+	int rc;
+
+	for (int p = 0; p < m->nstate; p++)
+		while (m->state[p].claim_end > m->state[p].committed &&
+		       m->state[p].ncut < 0) {
+			if (atomic_load(&m->ow->stop))
+				return LM_ECLOSED;
+			if ((rc = serve(m)) != LM_OK)
+				return rc;
+			wait_slice(m->ow);
+			refresh_state(m, p);
+		}
+	return LM_OK;
+}
+
 /*
  * Profiles: a pair of a profile of the batch and posting p->other_id is
  * announced here when the posting is derived already (its derivation
  * waited for every profile of its cut, so this one was not in it), or
  * claimed with a cut that does not hold this profile. A posting not yet
  * claimed is left to its owner: its cut, read after its claim, will hold
- * this profile. A claim still reading its cut is read again until it has
- * one.
+ * this profile. resolve_reading left no claim without its cut.
  */
 static bool
 profile_announces(void *arg, const lm_events_pair *p)
 {
 	struct member *m = arg;
+	const struct part_state *st;
 	lm_store_pos self, other;
 
 	switch (
@@ -687,22 +768,12 @@ profile_announces(void *arg, const lm_events_pair *p)
 	}
 	if (other.partition >= m->nstate)
 		return true; /* a partition newer than the postings' state */
-	for (;;) {
-		const struct part_state *st = &m->state[other.partition];
-		if (other.offset < st->committed)
-			return true;
-		if (other.offset >= st->claim_end)
-			return false;
-		if (st->ncut >= 0)
-			return self.partition >= st->ncut ||
-			       self.offset >= st->cut[self.partition];
-		if (atomic_load(&m->ow->stop)) {
-			m->aborted = true;
-			return false;
-		}
-		wait_slice(m->ow);
-		refresh_state(m, other.partition);
-	}
+	st = &m->state[other.partition];
+	if (other.offset < st->committed)
+		return true;
+	if (other.offset >= st->claim_end || st->ncut < 0)
+		return false;
+	return self.partition >= st->ncut || self.offset >= st->cut[self.partition];
 }
 
 /* ---- the batch ------------------------------------------------------------------ */
@@ -782,11 +853,11 @@ derive(struct member *m, lm_events_split *split)
 	while (!atomic_load(&ow->stop)) {
 		rc = lm_events_on_owned(
 		    ow->events, ow->idx, m->changes, nc, split, (int64_t) time(NULL));
-		if (rc == LM_OK && !m->aborted) {
+		if (rc == LM_OK) {
 			atomic_store(&ow->failing, false);
 			return LM_OK;
 		}
-		if (rc == LM_ECLOSED || m->aborted)
+		if (rc == LM_ECLOSED)
 			break;
 		failed(ow, "cannot derive the events of the batch", rc, &backoff);
 	}
@@ -848,7 +919,7 @@ prepare(struct member *m, lm_events_split *split)
 			m->need[p] = m->state[p].claim_end > m->state[p].committed
 			                 ? m->state[p].claim_end
 			                 : m->state[p].committed;
-		if ((rc = wait_view(m, n)) != LM_OK)
+		if ((rc = wait_view(m, n)) != LM_OK || (rc = resolve_reading(m)) != LM_OK)
 			return rc;
 		split->fn = profile_announces;
 	}
@@ -856,9 +927,11 @@ prepare(struct member *m, lm_events_split *split)
 	return LM_OK;
 }
 
-/* Waits for, derives and commits the collected batch. */
-static void
-process(struct member *m)
+/* Waits for, derives and commits the collected batch. Returns LM_OK;
+ * LM_ECLOSED (stopping) or LM_ESTALE (revoked), the batch left to the next
+ * owner; another error when the claim could not be written. */
+static int
+process_batch(struct member *m)
 {
 	lm_owner *ow = m->ow;
 	lm_events_split split;
@@ -867,21 +940,15 @@ process(struct member *m)
 
 	for (size_t i = 0; i < m->n; i++)
 		if (m->batch[i].d.action != LM_INGEST_REJECT &&
-		    wait_visible(m, &m->batch[i]) != LM_OK)
-			return; /* stopping: left uncommitted */
+		    (rc = wait_visible(m, &m->batch[i])) != LM_OK)
+			return rc;
 	inherited = inherited_claim(m);
 	memset(&split, 0, sizeof(split));
-	if ((rc = prepare(m, &split)) != LM_OK) {
-		if (rc == LM_ECLOSED)
-			return; /* stopping: left uncommitted */
-		failed(ow, "cannot claim the batch", rc, &m->claim_backoff);
-		rewind_batch(m);
-		return;
-	}
+	if ((rc = prepare(m, &split)) != LM_OK)
+		return rc;
 	m->claim_backoff = 100;
-	m->aborted = false;
-	if (derive(m, &split) != LM_OK)
-		return;
+	if ((rc = derive(m, &split)) != LM_OK)
+		return rc;
 	atomic_fetch_add(&ow->deferred, split.deferred);
 	lm_counter_add(ow->m_deferred, split.deferred);
 	if (inherited) {
@@ -893,8 +960,28 @@ process(struct member *m)
 			    "had claimed",
 			    split.announced);
 	}
+	if (m->revoked)
+		return LM_ESTALE; /* derived, but the offsets are not ours */
 	commit(m);
-	batch_drop(m);
+	return LM_OK;
+}
+
+static void
+process(struct member *m)
+{
+	int rc;
+
+	m->busy = true;
+	m->revoked = false;
+	rc = process_batch(m);
+	pause_assignment(m, false);
+	m->busy = false;
+	if (m->revoked || rc == LM_OK) {
+		batch_drop(m);
+	} else if (rc != LM_ECLOSED) {
+		failed(m->ow, "cannot claim the batch", rc, &m->claim_backoff);
+		rewind_batch(m);
+	}
 }
 
 /* Takes one polled message: into the batch, or logged and dropped. */

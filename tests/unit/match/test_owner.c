@@ -426,7 +426,7 @@ test_owner(void **state)
 	produce_record(true, SEED_JOB, 1);
 	produce_record(false, LEAD, 1);
 	for (int64_t end = lm_clock_ms() + WAIT_MS;
-	     stats(R0->owner).partitions == 0 && lm_clock_ms() < end;)
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
 		lmt_sleep_ms(20);
 	assert_int_equal(stats(R0->owner).partitions, 2);
 	lmt_sleep_ms(1500);
@@ -480,7 +480,7 @@ test_owner(void **state)
 	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
 	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
 	for (int64_t end = lm_clock_ms() + WAIT_MS;
-	     stats(R0->owner).partitions == 0 && lm_clock_ms() < end;)
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
 		lmt_sleep_ms(20);
 	assert_int_equal(stats(R0->owner).partitions, 2);
 	lmt_sleep_ms(1000);
