@@ -30,24 +30,20 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+# Ports below the kernel's ephemeral range (ports.py, next to this script).
+from ports import free_port
+
 SKILLS = ["Python", "Java", "Go", "Rust", "SQL", "Kubernetes", "Terraform",
           "React", "PostgreSQL", "Machine Learning"]
 COUNTRIES = ["US", "DE", "FR", "GB", "CA"]
 # The services find their data files (data/skills.tsv, ...) from here.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Soak:

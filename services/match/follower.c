@@ -186,8 +186,7 @@ applied(lm_follower *f, uint64_t seq)
 }
 
 /* Moves the index clock to the wall clock, so that postings that expired
- * leave the open-postings count (IDF statistics) without waiting for a
- * query. */
+ * leave the open-postings count (a gauge; scores do not depend on it). */
 static void
 advance_clock(lm_follower *f)
 {

@@ -23,7 +23,7 @@
  * (counted in errors, logged). A snapshot load that fails is retried from an
  * empty index. The index clock (lm_index_advance) is moved to the wall clock
  * after the load, after every batch and at every wake-up, so that expired
- * postings leave the open-postings count without waiting for a query.
+ * postings leave the open-postings count; no score depends on it.
  *
  * Threads: the follower runs on a thread of its own (lm_follower_start). It
  * touches the index only through index.h, whose lock it holds per record.

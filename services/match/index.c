@@ -15,8 +15,12 @@
  * score) next to its prep, so that most candidates are vetoed or bounded
  * away without touching the prep. Binding and unbinding write to the
  * statistics, so they happen under the write lock, as does freeing a bound
- * prep. The IDF statistics drop expired postings through a min-heap of
- * expiry times: an expiry costs O(log n), not a pass over every posting.
+ * prep. The IDF statistics count every stored posting that is not closed
+ * (lm_skill_stats_counts), expired or not: they depend on the records alone,
+ * never on a clock, so the same records give the same scores at any time.
+ * Only the count of postings open at the index clock (a gauge for
+ * operators) follows the clock, through a min-heap of expiry times: an
+ * expiry costs O(log n), not a pass over every posting.
  */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <math.h>
@@ -47,6 +51,7 @@ struct ent {
 	lm_posting_prep *pp; /* postings */
 	lm_profile_prep *cp; /* profiles */
 	bool counted;        /* postings: counted in the IDF statistics */
+	bool live;           /* postings: open and unexpired at the index clock */
 };
 
 /* What a query reads of entry v[i] first, side by side in a dense array so
@@ -67,8 +72,8 @@ struct table {
 	size_t n_free, cap;  /* room in v, slots and free_docs */
 };
 
-/* A counted posting's expiry, in the min-heap by `at`. Entries of postings
- * since replaced, removed or uncounted are stale and skipped when popped. */
+/* A live posting's expiry, in the min-heap by `at`. Entries of postings
+ * since replaced, removed or expired are stale and skipped when popped. */
 struct expiry {
 	int64_t at;
 	uint32_t doc;
@@ -86,11 +91,11 @@ struct lm_index {
 	struct expiry *exp;     /* min-heap by at; nexp entries, room for expcap */
 	size_t nexp, expcap;
 	pthread_mutex_t pool_lock;
-	struct scratch *pool;        /* free scratch, linked by next */
-	_Atomic uint64_t scored;     /* pairs fully scored by queries, ever */
-	_Atomic uint64_t reached;    /* records queries reached through the lists */
-	int64_t clock;               /* under the lock */
-	_Atomic int64_t next_expiry; /* earliest expires_at of a counted posting */
+	struct scratch *pool;     /* free scratch, linked by next */
+	_Atomic uint64_t scored;  /* pairs fully scored by queries, ever */
+	_Atomic uint64_t reached; /* records queries reached through the lists */
+	int64_t clock;            /* under the lock */
+	size_t nlive;             /* live postings (see struct ent); under the lock */
 	_Atomic uint64_t seq;
 	/* Copies of the counts, stored under the write lock by publish_counts
 	 * and read without any lock by lm_index_counts_get. */
@@ -319,8 +324,6 @@ exp_push(lm_index *idx, int64_t at, uint32_t doc)
 		exp_swap(&idx->exp[(i - 1) / 2], &idx->exp[i]);
 		i = (i - 1) / 2;
 	}
-	if (at < atomic_load(&idx->next_expiry))
-		atomic_store(&idx->next_expiry, at);
 }
 
 static void
@@ -342,7 +345,7 @@ exp_pop(lm_index *idx)
 	}
 }
 
-/* Rebuilds the heap from the counted postings when stale entries make up
+/* Rebuilds the heap from the live postings when stale entries make up
  * most of it, so that it stays O(postings). Write lock held. */
 static void
 exp_compact(lm_index *idx)
@@ -352,11 +355,10 @@ exp_compact(lm_index *idx)
 	if (idx->nexp <= 2 * t->n + 1024)
 		return;
 	idx->nexp = 0;
-	atomic_store(&idx->next_expiry, INT64_MAX);
 	for (size_t d = 0; d < t->ndocs; d++) {
 		const struct ent *e = t->v[d];
 		const JobPosting *p;
-		if (e == NULL || !e->counted)
+		if (e == NULL || !e->live)
 			continue;
 		p = (const JobPosting *) e->rec;
 		if (p->expires_at != 0) /* room: fewer than before */
@@ -380,7 +382,6 @@ lm_index_new(const lm_model *model, lm_index **out)
 	if ((idx = calloc(1, sizeof(*idx))) == NULL)
 		return LM_ENOMEM;
 	idx->model = model;
-	atomic_init(&idx->next_expiry, INT64_MAX);
 	atomic_init(&idx->seq, 0);
 	atomic_init(&idx->n_postings, 0);
 	atomic_init(&idx->n_open, 0);
@@ -455,7 +456,7 @@ static void
 publish_counts(lm_index *idx)
 {
 	atomic_store(&idx->n_postings, (uint64_t) idx->posts.n);
-	atomic_store(&idx->n_open, (uint64_t) lm_skill_stats_docs(idx->stats));
+	atomic_store(&idx->n_open, (uint64_t) idx->nlive);
 	atomic_store(&idx->n_profiles, (uint64_t) idx->profs.n);
 }
 
@@ -464,7 +465,7 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 {
 	struct ent *e = NULL, *old;
 	lm_posting_prep *pp = NULL;
-	bool live, listed;
+	bool counted, live, listed;
 	uint8_t part;
 	int rc;
 
@@ -487,16 +488,17 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 	if ((rc = lm_posting_prep_bind(pp, idx->stats)) != LM_OK ||
 	    (rc = exp_reserve(idx)) != LM_OK)
 		goto fail;
+	counted = lm_skill_stats_counts(rec);
 	live = posting_live(rec, idx->clock);
 	listed = rec->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
 	part = posting_part(lm_posting_prep_key(pp));
-	if (live && (rc = lm_skill_stats_add(idx->stats, pp)) != LM_OK)
+	if (counted && (rc = lm_skill_stats_add(idx->stats, pp)) != LM_OK)
 		goto fail;
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
 		    table_reserve(&idx->posts) != LM_OK ||
 		    (e->id = rec->id, table_insert(&idx->posts, e)) != LM_OK) {
-			if (live)
+			if (counted)
 				lm_skill_stats_remove(idx->stats, pp);
 			free(e);
 			e = NULL;
@@ -505,7 +507,7 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 		}
 		if (listed &&
 		    (rc = list_prep(idx, pp, NULL, part, e->slot, true)) != LM_OK) {
-			if (live)
+			if (counted)
 				lm_skill_stats_remove(idx->stats, pp);
 			table_unlink(&idx->posts, e);
 			free(e);
@@ -521,12 +523,14 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 		    (rc = list_prep(idx, pp, NULL, part, e->slot, true)) != LM_OK) {
 			if (e->listed)
 				list_prep(idx, e->pp, NULL, e->part, e->slot, true);
-			if (live)
+			if (counted)
 				lm_skill_stats_remove(idx->stats, pp);
 			goto fail;
 		}
 		if (e->counted)
 			lm_skill_stats_remove(idx->stats, e->pp);
+		if (e->live)
+			idx->nlive--;
 		/* The map's key must point into the new record before the old
 		 * one goes (same text: the key is present, nothing allocated). */
 		e->id = rec->id;
@@ -539,7 +543,9 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 	idx->posts.slots[e->slot].key = *lm_posting_prep_key(pp);
 	idx->posts.slots[e->slot].prep = pp;
 	e->version = rec->version;
-	e->counted = live;
+	e->counted = counted;
+	e->live = live;
+	idx->nlive += live;
 	e->listed = listed;
 	e->part = part;
 	if (live && rec->expires_at != 0)
@@ -640,6 +646,8 @@ lm_index_remove_posting(lm_index *idx, const char *id)
 	}
 	if (e->counted)
 		lm_skill_stats_remove(idx->stats, e->pp);
+	if (e->live)
+		idx->nlive--;
 	if (e->listed)
 		list_prep(idx, e->pp, NULL, e->part, e->slot, false);
 	lm_posting_prep_unbind(e->pp);
@@ -672,7 +680,8 @@ lm_index_remove_profile(lm_index *idx, const char *id)
 }
 
 /* Write lock held. Pops the expiries due by now: O(log n) per posting
- * that expires, nothing for the others. */
+ * that expires, nothing for the others. The IDF statistics keep expired
+ * postings (see the top of this file). */
 static void
 advance_locked(lm_index *idx, int64_t now)
 {
@@ -685,14 +694,13 @@ advance_locked(lm_index *idx, int64_t now)
 		struct expiry x = idx->exp[0];
 		struct ent *e = x.doc < idx->posts.ndocs ? idx->posts.v[x.doc] : NULL;
 		exp_pop(idx);
-		if (e == NULL || !e->counted ||
+		if (e == NULL || !e->live ||
 		    ((const JobPosting *) e->rec)->expires_at != x.at)
 			continue; /* stale */
-		lm_skill_stats_remove(idx->stats, e->pp);
-		e->counted = false;
+		e->live = false;
+		idx->nlive--;
 		changed = true;
 	}
-	atomic_store(&idx->next_expiry, idx->nexp > 0 ? idx->exp[0].at : INT64_MAX);
 	if (changed)
 		publish_counts(idx);
 }
@@ -705,15 +713,6 @@ lm_index_advance(lm_index *idx, int64_t now)
 	pthread_rwlock_wrlock(&idx->lock);
 	advance_locked(idx, now);
 	pthread_rwlock_unlock(&idx->lock);
-}
-
-/* Called by queries before they take the read lock: keeps the statistics
- * free of postings expired at now. Cheap unless one has expired. */
-static void
-maybe_advance(lm_index *idx, int64_t now)
-{
-	if (now >= atomic_load(&idx->next_expiry))
-		lm_index_advance(idx, now);
 }
 
 /* Under the write lock, so that a query reads the same sequence number for
@@ -1423,7 +1422,6 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 	}
 	h.cap = k;
 
-	maybe_advance(idx, now);
 	pthread_rwlock_rdlock(&idx->lock);
 	cp = own_cp;
 	pp = own_pp;
@@ -1577,7 +1575,6 @@ lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, in
 	if ((resp = malloc(sizeof(*resp))) == NULL)
 		return LM_ENOMEM;
 	lunamatch__v1__explain_match_response__init(resp);
-	maybe_advance(idx, now);
 	pthread_rwlock_rdlock(&idx->lock);
 	c = table_find(&idx->profs, candidate_id);
 	p = table_find(&idx->posts, job_id);
@@ -1674,7 +1671,6 @@ lm_index_pair_score(lm_index *idx, const char *candidate_id, const char *job_id,
 
 	if (idx == NULL || candidate_id == NULL || job_id == NULL || score == NULL)
 		return LM_EINVAL;
-	maybe_advance(idx, now);
 	pthread_rwlock_rdlock(&idx->lock);
 	c = table_find(&idx->profs, candidate_id);
 	p = table_find(&idx->posts, job_id);
@@ -1722,7 +1718,6 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 	if (n > 0 && (h.v = calloc(n, sizeof(*h.v))) == NULL)
 		return LM_ENOMEM;
 	h.cap = n;
-	maybe_advance(idx, now);
 	pthread_rwlock_rdlock(&idx->lock);
 	subj = table_find(posting ? &idx->posts : &idx->profs, id);
 	if (subj == NULL) {

@@ -1,6 +1,6 @@
 /*
  * index.h - the in-memory match index: every posting and profile by id, the
- * IDF statistics over open postings, and exact top-k queries in both
+ * IDF statistics over the postings not closed, and exact top-k queries in both
  * directions, with explanations.
  *
  * Ranking is by score descending, ties by id ascending. A query returns
@@ -18,9 +18,11 @@
  * record leaves the results of every query that starts after the update
  * returned. Nothing a query returns points into the index.
  *
- * IDF statistics count the postings that are open (not CLOSED) and not
- * expired at the index clock: the largest `now` given to lm_index_advance or
- * to any query (queries advance it when a counted posting has expired).
+ * IDF statistics count every stored posting that is not CLOSED, expired or
+ * not (lm_skill_stats_counts): a query's answer depends on the records, the
+ * model and its `now` alone, never on when it runs. Expiry is decided per
+ * query by its `now`. The index clock (lm_index_advance) only moves the
+ * open_postings gauge of lm_index_counts_get.
  */
 #ifndef LUNAMATCH_MATCH_INDEX_H
 #define LUNAMATCH_MATCH_INDEX_H
@@ -68,8 +70,8 @@ int lm_index_put_profile(lm_index *idx, Lunamatch__V1__CandidateProfile *rec);
 int lm_index_remove_posting(lm_index *idx, const char *id);
 int lm_index_remove_profile(lm_index *idx, const char *id);
 
-/* Moves the index clock forward to now (never back) and drops postings
- * that expired by then from the IDF statistics. */
+/* Moves the index clock forward to now (never back): postings that expired
+ * by then leave the open_postings count. Scores do not depend on it. */
 void lm_index_advance(lm_index *idx, int64_t now);
 
 /* The change-log position the index reflects, set by its loader and
@@ -83,7 +85,7 @@ const char *lm_index_model_version(const lm_index *idx);
 
 typedef struct lm_index_counts {
 	uint64_t postings;      /* every stored posting, closed ones included */
-	uint64_t open_postings; /* open and unexpired at the index clock (IDF's N) */
+	uint64_t open_postings; /* open and unexpired at the index clock */
 	uint64_t profiles;
 	uint64_t reached; /* records queries reached through the inverted lists, ever */
 	uint64_t scored;  /* pairs queries fully scored, ever (the rest were pruned) */

@@ -61,7 +61,8 @@ extern "C" {
 /* ---- corpus statistics (for IDF) ---------------------------------------- */
 
 /* Document frequencies of skill ids over a set of postings, and the number
- * of postings. The index keeps one over its open, unexpired postings.
+ * of postings. The index keeps one over the postings that
+ * lm_skill_stats_counts names.
  *
  * It is also a symbol table: every skill id it counts or that a bound prep
  * (lm_posting_prep_bind) refers to has a small dense integer, its symbol,
@@ -76,6 +77,13 @@ typedef struct lm_profile_prep lm_profile_prep;
 
 int lm_skill_stats_new(lm_skill_stats **out);
 void lm_skill_stats_free(lm_skill_stats *s); /* NULL is a no-op */
+
+/* Whether the IDF statistics of a store count posting p: every stored
+ * posting that is not CLOSED, expired or not. Expiry is decided by each
+ * query at its own time (as_of), so that the statistics, and with them
+ * every score, depend on the stored records alone and not on when they are
+ * read: the same store and as_of give the same answer at any later time. */
+bool lm_skill_stats_counts(const Lunamatch__V1__JobPosting *p);
 
 /* Counts the posting once (N += 1) and each of its distinct skill ids once.
  * Returns LM_OK or LM_ENOMEM (then nothing changed). */

@@ -1,7 +1,8 @@
 /*
  * skill_stats.c - corpus statistics (document frequencies of skill ids over
- * open postings) and the symbol tables that turn skill ids and words into
- * small dense integers; see score.h (lm_skill_stats) and score_int.h.
+ * the stored postings that are not closed) and the symbol tables that turn
+ * skill ids and words into small dense integers; see score.h
+ * (lm_skill_stats) and score_int.h.
  *
  * A symbol table holds one node per text that is counted (df > 0) or
  * referenced (refs > 0); a node with neither is freed and its symbol
@@ -250,6 +251,12 @@ lm_sym_idf(const lm_skill_stats *s, uint32_t sym)
 	if (s == NULL || s->docs == 0)
 		return 1.0;
 	return idf_of(s->docs, sym == LM_SKILL_SYM_NONE ? 0 : s->skills.by_sym[sym]->df);
+}
+
+bool
+lm_skill_stats_counts(const Lunamatch__V1__JobPosting *p)
+{
+	return p->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
 }
 
 int

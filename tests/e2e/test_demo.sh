@@ -6,11 +6,12 @@ set -euo pipefail
 src=$1
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-# Ports of its own, so that nothing else on the machine can collide with it.
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-export LUNAMATCH_RPC_URL=tcp://127.0.0.1:$(port)
-export LUNAMATCH_DEMO_MATCH_HTTP=127.0.0.1:$(port)
-export LUNAMATCH_DEMO_INGEST_HTTP=127.0.0.1:$(port)
+# Ports of its own, so that nothing else on the machine can collide with it
+# (below the ephemeral range; scripts/ports.py says why).
+{ read -r rpc_port; read -r match_port; read -r ingest_port; } < <(python3 "$src/scripts/ports.py" 3)
+export LUNAMATCH_RPC_URL=tcp://127.0.0.1:$rpc_port
+export LUNAMATCH_DEMO_MATCH_HTTP=127.0.0.1:$match_port
+export LUNAMATCH_DEMO_INGEST_HTTP=127.0.0.1:$ingest_port
 if ! LUNAMATCH_BIN=$2 timeout 240 "$src/scripts/demo.sh" >"$out" 2>&1; then
 	cat "$out"
 	echo "demo failed" >&2

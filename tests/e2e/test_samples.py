@@ -15,7 +15,6 @@ import collections
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,9 @@ import time
 
 SRC = os.environ.get("LUNAMATCH_SOURCE_DIR", ".")
 BIN = os.environ.get("LUNAMATCH_BIN_DIR", "build/bin")
+# free_port: ports below the kernel's ephemeral range (scripts/ports.py says why).
+sys.path.insert(0, os.path.join(SRC, "scripts"))
+from ports import free_port  # noqa: E402
 DEADLINE_S = 90
 
 # The reason token ingest gives each kind of invalid case (invalid.jsonl
@@ -44,12 +46,6 @@ REASONS = {
 def fail(msg):
     print("FAIL: " + msg, file=sys.stderr)
     sys.exit(1)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_jsonl(path):

@@ -115,7 +115,7 @@ match_start(void)
 {
 	const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
 	assert_int_equal(lmt_proc_start_ex(argv, G.env.vec, G.log, &G.match), LM_OK);
-	lmt_wait_ready(G.http, "lunamatch-match", G.log, START_MS);
+	lmt_wait_ready(G.match, G.http, "lunamatch-match", G.log, START_MS);
 }
 
 /* ---- loadgen ------------------------------------------------------------------ */

@@ -128,9 +128,9 @@ ingest_start(struct world *w)
 }
 
 static void
-wait_ready(const struct world *w)
+wait_ready(struct world *w)
 {
-	lmt_wait_ready(w->http, "ingest", w->errlog, START_MS + 15000);
+	lmt_wait_ready(w->ingest, w->http, "ingest", w->errlog, START_MS + 15000);
 }
 
 /* Messages ingest has finished (stored, deleted, skipped or dead-lettered). */

@@ -157,7 +157,7 @@ match_start_argv(const char *const *argv)
 	    G.match_log, sizeof(G.match_log), "%s/match.%d.log", G.dir, ++G.match_starts);
 	assert_int_equal(
 	    lmt_proc_start_ex(argv, G.match_env.vec, G.match_log, &G.match), LM_OK);
-	lmt_wait_ready(G.match_http, "lunamatch-match", G.match_log, START_MS);
+	lmt_wait_ready(G.match, G.match_http, "lunamatch-match", G.match_log, START_MS);
 }
 
 static void
@@ -396,7 +396,8 @@ group_setup(void **state)
 	const char *iargv[] = {lmt_bin("lunamatch-ingest"), NULL};
 	assert_int_equal(
 	    lmt_proc_start_ex(iargv, G.ingest_env.vec, G.ingest_log, &G.ingest), LM_OK);
-	lmt_wait_ready(G.ingest_http, "lunamatch-ingest", G.ingest_log, START_MS);
+	lmt_wait_ready(
+	    G.ingest, G.ingest_http, "lunamatch-ingest", G.ingest_log, START_MS);
 
 	assert_int_equal(lm_client_open(G.rpc_url, NULL, &G.client), LM_OK);
 	G.producer = lmt_producer_new(G.brokers, "lmtest-match",

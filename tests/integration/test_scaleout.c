@@ -174,8 +174,8 @@ replica_start(struct replica *r)
 	    lmt_proc_start_ex(iargv, r->ienv.vec, r->ilog, &r->ingest), LM_OK);
 	assert_int_equal(
 	    lmt_proc_start_ex(margv, r->menv.vec, r->mlog, &r->match), LM_OK);
-	lmt_wait_ready(r->ingest_http, "lunamatch-ingest", r->ilog, START_MS);
-	lmt_wait_ready(r->match_http, "lunamatch-match", r->mlog, START_MS);
+	lmt_wait_ready(r->ingest, r->ingest_http, "lunamatch-ingest", r->ilog, START_MS);
+	lmt_wait_ready(r->match, r->match_http, "lunamatch-match", r->mlog, START_MS);
 }
 
 /* SIGKILL to both processes of r, reaped. */

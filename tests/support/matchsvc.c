@@ -42,7 +42,8 @@ lmt_matchsvc_start(lmt_matchsvc *m, const char *tag)
 	lmt_env_add(&m->env, "LUNAMATCH_POLL_MS=100");
 	lmt_env_add(&m->env, "LUNAMATCH_LOG_LEVEL=info");
 	assert_int_equal(lmt_proc_start_ex(argv, m->env.vec, m->log, &m->proc), LM_OK);
-	lmt_wait_ready(m->http, "lunamatch-match", m->log, LMT_MATCHSVC_START_MS);
+	lmt_wait_ready(
+	    m->proc, m->http, "lunamatch-match", m->log, LMT_MATCHSVC_START_MS);
 }
 
 void

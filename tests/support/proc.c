@@ -546,21 +546,67 @@ lmt_proc_stop(lmt_proc **p, int timeout_ms)
 	*p = NULL;
 }
 
-int
-lmt_free_port(void)
+/* Ports handed out by lmt_free_port: [PORT_FIRST, low end of the kernel's
+ * ephemeral range). A port from the ephemeral range could be taken by any
+ * outgoing connection or port-0 listener (a Kafka client, the mock
+ * cluster's brokers) between the check and the service's bind. */
+#define PORT_FIRST     10000
+#define EPHEMERAL_FILE "/proc/sys/net/ipv4/ip_local_port_range"
+#define EPHEMERAL_LOW  32768 /* when the file cannot be read */
+
+static int
+ephemeral_low(void)
+{
+	FILE *f = fopen(EPHEMERAL_FILE, "r");
+	int lo = EPHEMERAL_LOW;
+
+	if (f != NULL) {
+		if (fscanf(f, "%d", &lo) != 1 || lo <= PORT_FIRST + 1000 || lo > 65535)
+			lo = EPHEMERAL_LOW;
+		fclose(f);
+	}
+	return lo;
+}
+
+/* Whether a TCP listener could bind 127.0.0.1:port now. SO_REUSEADDR is
+ * not set, so a port with connections in TIME_WAIT is refused as well. */
+static bool
+port_free(int port)
 {
 	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
 
 	assert_true(fd >= 0);
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &len), 0);
+	a.sin_port = htons((uint16_t) port);
+	ok = bind(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
 	close(fd);
-	return ntohs(a.sin_port);
+	return ok;
+}
+
+int
+lmt_free_port(void)
+{
+	/* A start that differs between processes, then consecutive ports, so
+	 * that one process never hands out the same port twice. */
+	static int next;
+	int lo = PORT_FIRST, hi = ephemeral_low(), span = hi - lo;
+
+	if (next == 0)
+		next = lo + (int) (((unsigned) getpid() * 2654435761u ^
+		                       (unsigned) lm_clock_ms()) %
+		                   (unsigned) span);
+	for (int tries = 0; tries < span; tries++) {
+		int port = next;
+		next = next + 1 < hi ? next + 1 : lo;
+		if (port_free(port))
+			return port;
+	}
+	fail_msg("no free TCP port in [%d, %d) on 127.0.0.1", lo, hi);
+	return -1;
 }
 
 void

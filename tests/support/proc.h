@@ -117,7 +117,10 @@ void lmt_run_result_free(lmt_run_result *r);
  * timeout_ms, frees it and sets *p to NULL. */
 void lmt_proc_stop(lmt_proc **p, int timeout_ms);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
+/* A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's
+ * ephemeral range (so that no outgoing connection or port-0 listener can
+ * take it before the service binds it); never the same port twice in one
+ * process. Fails the test when none is free. */
 int lmt_free_port(void);
 
 /* Most variables an lmt_env holds. */

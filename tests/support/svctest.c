@@ -16,6 +16,9 @@
 /* Longest URL built from an address and a path. */
 #define URL_MAX 512
 
+/* How much of a service's log a failed wait prints. */
+#define LOG_TAIL_BYTES 4096
+
 int
 lmt_http_status(const char *addr, const char *path, char **body, int timeout_ms)
 {
@@ -58,15 +61,51 @@ lmt_metric(const char *addr, const char *series)
 	return v;
 }
 
+/* Prints the last LOG_TAIL_BYTES of the file at path to stderr, from the
+ * first line that starts inside them. */
+static void
+print_log_tail(const char *path)
+{
+	char buf[LOG_TAIL_BYTES + 1];
+	FILE *f = path != NULL ? fopen(path, "r") : NULL;
+	size_t n;
+	long size;
+
+	if (f == NULL)
+		return;
+	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > LOG_TAIL_BYTES)
+		fseek(f, size - LOG_TAIL_BYTES, SEEK_SET);
+	else
+		rewind(f);
+	n = fread(buf, 1, LOG_TAIL_BYTES, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *start = buf;
+	const char *nl = strchr(buf, '\n');
+	if (n == LOG_TAIL_BYTES && nl != NULL)
+		start = nl + 1;
+	fprintf(stderr, "---- last lines of %s ----\n%s---- end of %s ----\n", path,
+	    start, path);
+}
+
 void
-lmt_wait_ready(const char *addr, const char *what, const char *log, int timeout_ms)
+lmt_wait_ready(
+    lmt_proc *proc, const char *addr, const char *what, const char *log, int timeout_ms)
 {
 	int64_t end = lm_clock_ms() + timeout_ms;
+	int status;
+
 	while (lm_clock_ms() < end) {
 		if (lmt_http_status(addr, "/readyz", NULL, LMT_HTTP_MS) == 200)
 			return;
+		if (proc != NULL && lmt_proc_wait(proc, 0, &status) == LM_OK) {
+			print_log_tail(log);
+			fail_msg("%s exited with status %d before it was ready (log: %s)",
+			    what, status, log);
+		}
 		lmt_sleep_ms(100);
 	}
+	print_log_tail(log);
 	fail_msg("%s not ready within %d ms (log: %s)", what, timeout_ms, log);
 }
 

@@ -10,6 +10,8 @@
 #ifndef LMT_SVCTEST_H
 #define LMT_SVCTEST_H
 
+#include "proc.h"
+
 /* Timeout of one GET made by lmt_metric and the waits below. */
 #define LMT_HTTP_MS 3000
 
@@ -28,9 +30,13 @@ double lmt_prom_value(const char *text, const char *series);
  * answer 200 or has no such sample. */
 double lmt_metric(const char *addr, const char *series);
 
-/* Polls addr's /readyz every 100 ms until it answers 200; fails the test
- * with "<what> not ready within <ms> ms (log: <log>)" after timeout_ms. */
-void lmt_wait_ready(const char *addr, const char *what, const char *log, int timeout_ms);
+/*
+ * Polls addr's /readyz every 100 ms until it answers 200. Fails the test,
+ * printing the last lines of log, when proc (may be NULL) exits first or
+ * after timeout_ms ("<what> not ready within <ms> ms").
+ */
+void lmt_wait_ready(
+    lmt_proc *proc, const char *addr, const char *what, const char *log, int timeout_ms);
 
 /* How lmt_wait_metric compares the metric with its value. */
 typedef enum lmt_cmp {

@@ -12,8 +12,8 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -24,16 +24,13 @@ import lunamatch
 from lunamatch.v1 import match_pb2
 
 REPO = Path(__file__).resolve().parents[3]
+# free_port: ports below the kernel's ephemeral range (scripts/ports.py says why).
+sys.path.insert(0, str(REPO / "scripts"))
+from ports import free_port  # noqa: E402,F401 - the tests import it from here
 BIN = Path(os.environ.get("LUNAMATCH_BIN", REPO / "build" / "bin"))
 SAMPLES = REPO / "data" / "samples"
 MATCH2_MAX_REQUEST = 65536
 SERVING = match_pb2.HealthCheckResponse.SERVING
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what, cond, timeout=30.0, step=0.1):

@@ -5,11 +5,15 @@
  * envelopes. The client against the real server is tested with the server,
  * in tests/unit/match/test_rpc_server.c.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -405,18 +409,23 @@ test_client_wire(void **state)
 	nng_close(p.sock);
 }
 
-/* A port on 127.0.0.1 that nothing listens on (very likely). */
-static void
+/* Writes into url a tcp:// address on 127.0.0.1 where nothing listens:
+ * its port is held by the returned socket, bound but not listening, so that
+ * connections are refused and nothing else can take the port until the
+ * caller closes the socket. */
+static int
 closed_url(char *url, size_t len)
 {
-	nng_socket tmp;
-	nng_listener l;
-	int port = 0;
-	assert_int_equal(nng_rep0_open(&tmp), 0);
-	assert_int_equal(nng_listen(tmp, "tcp://127.0.0.1:0", &l, 0), 0);
-	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
-	nng_close(tmp);
-	snprintf(url, len, "tcp://127.0.0.1:%d", port);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &alen), 0);
+	snprintf(url, len, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+	return fd;
 }
 
 /* Several endpoints: calls are spread over the live ones; a dead endpoint,
@@ -434,21 +443,38 @@ test_client_replicas(void **state)
 
 	peer_up(&p1);
 	peer_up(&p2);
-	closed_url(dead, sizeof(dead));
+	int dead_fd = closed_url(dead, sizeof(dead));
 	snprintf(urls, sizeof(urls), "%s, %s,%s", p1.url, dead, p2.url);
 	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
 
+	/* The client prefers connected endpoints, and its dialers connect in
+	 * the background: until both live peers have answered once (bounded),
+	 * all calls may go to the first one connected. */
+	for (int i = 0; i < 200 && (atomic_load(&p1.requests) == 0 ||
+	                               atomic_load(&p2.requests) == 0);
+	     i++) {
+		assert_int_equal(
+		    call(c, "job-0", 10000, &status, err, sizeof(err), &got), LM_OK);
+		free(got);
+		nng_msleep(20);
+	}
+	assert_true(atomic_load(&p1.requests) >= 1);
+	assert_true(atomic_load(&p2.requests) >= 1);
+
 	/* Spread: both live peers answer, the dead one is never waited for
 	 * beyond the attempt's short wait. */
+	int before1 = atomic_load(&p1.requests), before2 = atomic_load(&p2.requests);
 	for (int i = 0; i < 20; i++) {
 		assert_int_equal(
 		    call(c, "job-1", 10000, &status, err, sizeof(err), &got), LM_OK);
 		assert_string_equal(got, "job-1");
 		free(got);
 	}
-	assert_true(atomic_load(&p1.requests) >= 1);
-	assert_true(atomic_load(&p2.requests) >= 1);
-	assert_int_equal(atomic_load(&p1.requests) + atomic_load(&p2.requests), 20);
+	assert_true(atomic_load(&p1.requests) - before1 >= 1);
+	assert_true(atomic_load(&p2.requests) - before2 >= 1);
+	assert_int_equal(
+	    atomic_load(&p1.requests) - before1 + atomic_load(&p2.requests) - before2,
+	    20);
 
 	/* A draining replica: its UNAVAILABLE answers are retried elsewhere. */
 	atomic_store(&p1.unavailable, true);
@@ -471,8 +497,10 @@ test_client_replicas(void **state)
 		assert_string_equal(got, "job-3");
 		free(got);
 	}
-	assert_true(atomic_load(&p2.closed));
+	/* The peer marks itself closed after closing its socket, which the
+	 * client may notice first: read the mark once its thread ended. */
 	assert_int_equal(pthread_join(p2.thread, NULL), 0);
+	assert_true(atomic_load(&p2.closed));
 
 	/* Only draining ones left: UNAVAILABLE at the deadline. */
 	atomic_store(&p1.unavailable, true);
@@ -501,6 +529,7 @@ test_client_replicas(void **state)
 		    many + n, sizeof(many) - n, "%s%s", i ? "," : "", dead);
 	assert_int_equal(lm_client_open(many, NULL, &c), LM_EINVAL);
 	assert_null(c);
+	close(dead_fd);
 }
 
 static void
@@ -517,21 +546,15 @@ test_client_unavailable(void **state)
 	lm_client_close(NULL);
 
 	/* Nothing listens: the call reports UNAVAILABLE after its timeout. */
-	nng_socket tmp;
-	nng_listener l;
-	int port = 0;
-	assert_int_equal(nng_rep0_open(&tmp), 0);
-	assert_int_equal(nng_listen(tmp, "tcp://127.0.0.1:0", &l, 0), 0);
-	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
-	nng_close(tmp); /* the port is now (very likely) closed */
 	char url[64];
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	int dead_fd = closed_url(url, sizeof(url));
 	assert_int_equal(lm_client_open(url, NULL, &c), LM_OK);
 	assert_int_equal(
 	    call(c, "x", 200, &status, err, sizeof(err), NULL), LM_ETIMEDOUT);
 	assert_int_equal(status, ST(UNAVAILABLE));
 	assert_non_null(strstr(err, "no connection"));
 	lm_client_close(c);
+	close(dead_fd);
 
 	/* TLS options are checked at open. */
 	lm_client_opts bad = {.tls_ca = "/nonexistent/ca.pem"};

@@ -611,6 +611,148 @@ test_clock_advanced_after_load(void **state)
 	lm_follower_free(f);
 }
 
+/* ---- reproducible answers -------------------------------------------------- */
+
+/* A wall clock after the expiry of every sample posting. */
+static int64_t
+late_clock(void *arg)
+{
+	(void) arg;
+	return NOW + 400 * 86400;
+}
+
+#define REPLAY_RECORDS 128 /* sample records of one kind, at most */
+
+/* The sample records stored, by kind (0 profiles, 1 postings). */
+struct stored {
+	struct fx *fx;
+	char *ids[2][REPLAY_RECORDS];
+	size_t n[2];
+};
+
+/* Stores a sample record as ingest would (prepared) and notes its id. */
+static void
+store_sample(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	struct stored *st = arg;
+	lm_reject why;
+	char err[512];
+	bool posting = m->descriptor == &lunamatch__v1__job_posting__descriptor;
+
+	(void) no;
+	(void) line;
+	(void) len;
+	assert_int_equal(
+	    lmt_record_prepare(&st->fx->recs.ctx, m, &why, err, sizeof(err)), LM_OK);
+	assert_true(st->n[posting] < REPLAY_RECORDS);
+	st->ids[posting][st->n[posting]] = strdup(lmt_record_id(m));
+	assert_non_null(st->ids[posting][st->n[posting]++]);
+	store_put(st->fx, posting, m, NULL,
+	    posting ? ((JobPosting *) m)->version : ((CandidateProfile *) m)->version);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* Appends the wire form of m to buf (grown; *len bytes so far) and frees m. */
+static void
+append_packed(ProtobufCMessage *m, uint8_t **buf, size_t *len)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *b = realloc(*buf, *len + n + 1);
+
+	assert_non_null(b);
+	assert_int_equal(protobuf_c_message_pack(m, b + *len), n);
+	*buf = b;
+	*len += n;
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* Every answer of idx at as_of NOW, packed one after the other: MatchJobs
+ * for each stored profile and MatchCandidates for each stored posting, with
+ * full explanations. *matched: the matches returned. */
+static uint8_t *
+all_answers(lm_index *idx, const struct stored *st, size_t *len, size_t *matched)
+{
+	uint8_t *buf = NULL;
+
+	*len = 0;
+	*matched = 0;
+	for (size_t i = 0; i < st->n[0]; i++) {
+		Lunamatch__V1__MatchJobsRequest q =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		Lunamatch__V1__MatchJobsResponse *r = NULL;
+		q.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		q.candidate_id = st->ids[0][i];
+		q.top_k = 20;
+		q.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+		assert_int_equal(lm_index_match_jobs(idx, &q, NOW, &r, NULL, 0), LM_OK);
+		*matched += r->n_matches;
+		append_packed(&r->base, &buf, len);
+	}
+	for (size_t i = 0; i < st->n[1]; i++) {
+		Lunamatch__V1__MatchCandidatesRequest q =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+		Lunamatch__V1__MatchCandidatesResponse *r = NULL;
+		q.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+		q.job_id = st->ids[1][i];
+		q.top_k = 20;
+		q.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+		assert_int_equal(
+		    lm_index_match_candidates(idx, &q, NOW, &r, NULL, 0), LM_OK);
+		*matched += r->n_matches;
+		append_packed(&r->base, &buf, len);
+	}
+	return buf;
+}
+
+/*
+ * One store, loaded by two followers whose wall clocks differ by more than
+ * the life of every expiring sample posting (one before their expiry, one
+ * after), answers every query at the same as_of with the same bytes: the
+ * index clock moves the open count only, never a score.
+ */
+static void
+test_replay_at_two_clocks(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *early = NULL, *late = NULL;
+	lm_index *idx2 = NULL;
+	lm_index_counts c1, c2;
+	uint8_t *a1, *a2;
+	size_t n1, n2, m1, m2;
+	struct stored st = {.fx = fx};
+
+	lmt_jsonl_foreach(LMT_SAMPLE_POSTINGS, lmt_sample_descriptor(LMT_SAMPLE_POSTINGS),
+	    store_sample, &st);
+	lmt_jsonl_foreach(LMT_SAMPLE_PROFILES, lmt_sample_descriptor(LMT_SAMPLE_PROFILES),
+	    store_sample, &st);
+	assert_int_equal(lm_index_new(&fx->model, &idx2), LM_OK);
+	assert_int_equal(lm_follower_new(&o, &early), LM_OK);
+	o.index = idx2;
+	o.clock = late_clock;
+	assert_int_equal(lm_follower_new(&o, &late), LM_OK);
+	assert_int_equal(lm_follower_run_once(early), LM_OK);
+	assert_int_equal(lm_follower_run_once(late), LM_OK);
+	lm_index_counts_get(fx->idx, &c1);
+	lm_index_counts_get(idx2, &c2);
+	assert_int_equal(c1.postings, c2.postings);
+	assert_true(c2.open_postings + 4 <= c1.open_postings); /* expired by then */
+	a1 = all_answers(fx->idx, &st, &n1, &m1);
+	a2 = all_answers(idx2, &st, &n2, &m2);
+	assert_true(m1 > 200);
+	assert_int_equal(m1, m2);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(a1, a2, n1);
+	free(a1);
+	free(a2);
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < st.n[k]; i++)
+			free(st.ids[k][i]);
+	lm_follower_free(early);
+	lm_follower_free(late);
+	lm_index_free(idx2);
+}
+
 /* A stored record that cannot be decoded is skipped for good (counted); the
  * changes after it are applied and the follower's seq passes it. */
 static void
@@ -662,6 +804,7 @@ main(void)
 	        test_clock_advanced_after_load, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_undecodable_record_skipped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replay_at_two_clocks, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -315,14 +315,13 @@ struct world {
 };
 
 static void
-world_stats(struct world *w, int64_t now)
+world_stats(struct world *w)
 {
 	lm_skill_stats_free(w->stats);
 	assert_int_equal(lm_skill_stats_new(&w->stats), LM_OK);
 	for (size_t i = 0; i < w->np; i++) {
 		const JobPosting *p = w->posts[i];
-		if (p->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
-		    (p->expires_at == 0 || p->expires_at > now))
+		if (lm_skill_stats_counts(p))
 			assert_int_equal(lm_skill_stats_add(w->stats, w->pp[i]), LM_OK);
 	}
 }
@@ -793,20 +792,30 @@ test_exact_top_k(void **state)
 		struct world w;
 		lm_index_counts counts;
 
+		size_t live = 0;
+
 		random_model(&r, &m);
 		build(&r, &m, &idx, &w);
-		world_stats(&w, NOW);
+		world_stats(&w);
+		/* The index clock past NOW (every half data set): the answers at
+		 * NOW stay those of the reference, whose statistics count the
+		 * postings expired by then too; only the open count follows. */
+		if (seed % 2 == 0)
+			lm_index_advance(idx, NOW + 400 * DAY);
 		for (int q = 0; q < 4; q++) {
 			query_jobs(&r, idx, &m, &w);
 			query_candidates(&r, idx, &m, &w);
 			query_top(&r, idx, &m, &w);
 			query_pair(&r, idx, &m, &w);
 		}
-		/* The queries advanced the clock: N counts live postings at NOW. */
+		for (size_t i = 0; i < w.np; i++)
+			live += lm_skill_stats_counts(w.posts[i]) &&
+			        (seed % 2 != 0 || w.posts[i]->expires_at == 0 ||
+			            w.posts[i]->expires_at > NOW + 400 * DAY);
 		lm_index_counts_get(idx, &counts);
 		assert_int_equal(counts.postings, w.np);
 		assert_int_equal(counts.profiles, w.nc);
-		assert_int_equal(counts.open_postings, lm_skill_stats_docs(w.stats));
+		assert_int_equal(counts.open_postings, live);
 		lm_index_free(idx);
 		world_free(&w);
 	}
@@ -908,7 +917,7 @@ test_exact_top_k_at_scale(void **state)
 	skill_vocab = 2000;
 	lm_model_defaults(&m);
 	build_n(&r, &m, &idx, &w, SCALE_POSTINGS, SCALE_PROFILES);
-	world_stats(&w, NOW);
+	world_stats(&w);
 	lm_index_counts_get(idx, &before);
 	for (int q = 0; q < 12; q++) {
 		query_jobs(&r, idx, &m, &w);
@@ -961,9 +970,12 @@ digest(uint64_t h, const void *data, size_t len)
  * days / half-life) (the same value but for the last bit of some scores)
  * and the digest took FNV-1a's standard offset basis; and with model
  * default-2026.1 (the skills gate, preferred and unknown skills, distance
- * and remote regions; the generator makes such records).
+ * and remote regions; the generator makes such records); and when the IDF
+ * statistics came to count every posting not closed, expired ones too
+ * (lm_skill_stats_counts): a fifth of the generated postings expired before
+ * NOW and now count, so idf values and the scores built on them moved.
  */
-#define PINNED_RANDOM_DIGEST 0x6fa5f3fb53ca603bULL
+#define PINNED_RANDOM_DIGEST 0xf58a4d6c93280a1fULL
 
 static void
 test_random_scores_pinned(void **state)
@@ -979,7 +991,7 @@ test_random_scores_pinned(void **state)
 
 		random_model(&r, &m);
 		build(&r, &m, &idx, &w);
-		world_stats(&w, NOW);
+		world_stats(&w);
 		for (size_t i = 0; i < w.nc; i++) {
 			struct jf_store fs;
 			lm_filters *f = NULL;
@@ -1032,6 +1044,107 @@ test_random_scores_pinned(void **state)
 	 * scores are what users get, the optimised build. */
 	if (!SANITIZED)
 		assert_true(h == PINNED_RANDOM_DIGEST);
+}
+
+/* ---- reproducible answers -------------------------------------------------- */
+
+#define REPLAY_SUBJECTS 12 /* profiles and postings asked about, each */
+#define REPLAY_ANSWERS  (3 * REPLAY_SUBJECTS)
+
+/* The wire form of m, which it replaces (m is freed). */
+static uint8_t *
+packed(ProtobufCMessage *m, size_t *len)
+{
+	uint8_t *b;
+
+	assert_non_null(m);
+	*len = protobuf_c_message_get_packed_size(m);
+	b = xcalloc(*len, 1);
+	assert_int_equal(protobuf_c_message_pack(m, b), *len);
+	protobuf_c_message_free_unpacked(m, NULL);
+	return b;
+}
+
+/* MatchJobs for the first profiles, MatchCandidates for the first postings
+ * and ExplainMatch of pairs of them, all at as_of NOW with every
+ * explanation, packed into out[REPLAY_ANSWERS]. *matched: the matches
+ * returned. */
+static void
+replay_answers(
+    lm_index *idx, const struct world *w, uint8_t **out, size_t *len, size_t *matched)
+{
+	*matched = 0;
+	for (size_t i = 0; i < REPLAY_SUBJECTS; i++) {
+		Lunamatch__V1__MatchJobsRequest jq =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		Lunamatch__V1__MatchCandidatesRequest cq =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+		Lunamatch__V1__MatchJobsResponse *jr = NULL;
+		Lunamatch__V1__MatchCandidatesResponse *cr = NULL;
+		Lunamatch__V1__ExplainMatchResponse *er = NULL;
+		const char *cand = w->profs[i % w->nc]->id,
+		           *job = w->posts[i % w->np]->id;
+
+		jq.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		jq.candidate_id = (char *) cand;
+		jq.top_k = 20;
+		jq.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+		assert_int_equal(lm_index_match_jobs(idx, &jq, NOW, &jr, NULL, 0), LM_OK);
+		*matched += jr->n_matches;
+		out[3 * i] = packed(&jr->base, &len[3 * i]);
+		cq.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+		cq.job_id = (char *) job;
+		cq.top_k = 20;
+		cq.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+		assert_int_equal(
+		    lm_index_match_candidates(idx, &cq, NOW, &cr, NULL, 0), LM_OK);
+		*matched += cr->n_matches;
+		out[3 * i + 1] = packed(&cr->base, &len[3 * i + 1]);
+		assert_int_equal(lm_index_explain(idx, cand, job, NOW, &er), LM_OK);
+		out[3 * i + 2] = packed(&er->base, &len[3 * i + 2]);
+	}
+}
+
+/*
+ * Same records, model and as_of: the same bytes, whenever the question is
+ * asked. The index clock moves past the expiry of every posting that has
+ * one (as a follower's clock does while time passes); the answers for as_of
+ * NOW, explanations with every skill's importance included, stay
+ * byte-identical, because the IDF statistics do not follow the clock.
+ */
+static void
+test_replay_after_expiry(void **state)
+{
+	struct rng r = {0xA5A5A5ULL * 0x9E3779B97F4A7C15ULL};
+	uint8_t *first[REPLAY_ANSWERS], *again[REPLAY_ANSWERS];
+	size_t flen[REPLAY_ANSWERS], alen[REPLAY_ANSWERS], m1, m2;
+	lm_index_counts before, after;
+	lm_model m;
+	lm_index *idx = NULL;
+	struct world w;
+
+	(void) state;
+	lm_model_defaults(&m);
+	build_n(&r, &m, &idx, &w, 300, 40);
+	lm_index_advance(idx, NOW - 30 * DAY);
+	replay_answers(idx, &w, first, flen, &m1);
+	lm_index_counts_get(idx, &before);
+	lm_index_advance(idx, NOW + 400 * DAY);
+	lm_index_counts_get(idx, &after);
+	/* Postings expired by the clock in between, some of them unexpired at
+	 * as_of NOW (so candidates of the answers). */
+	assert_true(after.open_postings + 50 < before.open_postings);
+	replay_answers(idx, &w, again, alen, &m2);
+	assert_true(m1 > 100);
+	assert_int_equal(m1, m2);
+	for (size_t i = 0; i < REPLAY_ANSWERS; i++) {
+		assert_int_equal(flen[i], alen[i]);
+		assert_memory_equal(first[i], again[i], flen[i]);
+		free(first[i]);
+		free(again[i]);
+	}
+	lm_index_free(idx);
+	world_free(&w);
 }
 
 /* ---- updates ------------------------------------------------------------------ */
@@ -1206,13 +1319,21 @@ test_updates(void **state)
 	assert_int_equal(lm_index_get_posting(idx, "j3", &got), LM_ENOENT);
 	assert_null(got);
 
-	/* Expiry: the posting leaves results and the IDF statistics. */
+	/* Expiry: the posting leaves the results of a query at its expiry and
+	 * the open count once the index clock passes it, but stays in the IDF
+	 * statistics (which count every posting not closed). */
 	p = simple_posting("j4", 1, "go");
 	p->expires_at = NOW;
 	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
 	lm_index_counts_get(idx, &counts);
 	assert_int_equal(counts.open_postings, 2); /* the clock is still before NOW */
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j1");
+	lm_index_counts_get(idx, &counts);
+	assert_int_equal(counts.open_postings, 2); /* queries do not move the clock */
+	lm_index_advance(idx, NOW);
+	lm_index_counts_get(idx, &counts);
+	assert_int_equal(counts.open_postings, 1);
+	lm_index_advance(idx, NOW - DAY); /* never back */
 	lm_index_counts_get(idx, &counts);
 	assert_int_equal(counts.open_postings, 1);
 
@@ -1690,6 +1811,7 @@ main(void)
 	    cmocka_unit_test(test_exact_top_k),
 	    cmocka_unit_test(test_exact_top_k_at_scale),
 	    cmocka_unit_test(test_random_scores_pinned),
+	    cmocka_unit_test(test_replay_after_expiry),
 	    cmocka_unit_test(test_updates),
 	    cmocka_unit_test(test_no_overlap),
 	    cmocka_unit_test(test_errors),
