@@ -438,7 +438,7 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 		snprintf(id, sizeof(id), "cand-%08llu", (unsigned long long) i);
 		c = bench_gen_profile(gen, id);
 		t0 = bench_now_ns();
-		rc = lm_index_put_profile(idx, c);
+		rc = lm_index_put_profile(idx, c, 0);
 		ns += bench_now_ns() - t0;
 		if (rc != LM_OK)
 			goto fail;
@@ -451,7 +451,7 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 		snprintf(id, sizeof(id), "job-%08llu", (unsigned long long) i);
 		p = bench_gen_posting(gen, id);
 		t0 = bench_now_ns();
-		rc = lm_index_put_posting(idx, p);
+		rc = lm_index_put_posting(idx, p, 0);
 		ns += bench_now_ns() - t0;
 		if (rc != LM_OK)
 			goto fail;

@@ -20,13 +20,24 @@
  * moment (out of memory, LMDB reader table full, a store failure) stops the
  * batch before it: it is retried on the next wake-up and the follower's seq
  * never passes it. Only a record that cannot be decoded at all is skipped
- * (counted in errors, logged). A snapshot load that fails is retried from an
- * empty index. The index clock (lm_index_advance) is moved to the wall clock
- * after the load, after every batch and at every wake-up, so that expired
- * postings leave the open-postings count; no score depends on it.
+ * (counted in errors, logged).
+ *
+ * A change and the index_seq it moves to become visible together: each
+ * change is applied with the seq of its entry in one index update (an
+ * entry that changes nothing moves the seq alone), and the snapshot is
+ * loaded into a new index, which no query sees, then published with its seq
+ * at once (lm_index_replace; a reload holds the records twice meanwhile). So
+ * an answer at index_seq S holds every change up to S and none applied
+ * after it (a record read from the store may be at a newer version than its
+ * entry's, as the store had it then). A load that fails leaves the index as
+ * it was and is retried.
+ *
+ * The index clock (lm_index_advance) is moved to the wall clock after the
+ * load, after every batch and at every wake-up, so that expired postings
+ * leave the open-postings count; no score depends on it.
  *
  * Threads: the follower runs on a thread of its own (lm_follower_start). It
- * touches the index only through index.h, whose lock it holds per record.
+ * touches the index only through index.h, whose lock it holds per change.
  * lm_follower_stats and lm_follower_loaded may be called from any thread.
  * lm_follower_run_once is for a caller that drives the follower itself
  * (tests, tools) instead of starting the thread: never both.

@@ -460,8 +460,17 @@ publish_counts(lm_index *idx)
 	atomic_store(&idx->n_profiles, (uint64_t) idx->profs.n);
 }
 
+/* Write lock held: the index now reflects the change log up to seq (0:
+ * unchanged), published in the critical section of the change. */
+static void
+publish_seq(lm_index *idx, uint64_t seq)
+{
+	if (seq != 0)
+		atomic_store(&idx->seq, seq);
+}
+
 int
-lm_index_put_posting(lm_index *idx, JobPosting *rec)
+lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 {
 	struct ent *e = NULL, *old;
 	lm_posting_prep *pp = NULL;
@@ -552,10 +561,13 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 		exp_push(idx, rec->expires_at, e->slot);
 	exp_compact(idx);
 	publish_counts(idx);
+	publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	return LM_OK;
 fail:
 	lm_posting_prep_unbind(pp); /* the symbols are the index's: under the lock */
+	if (rc == LM_ESTALE)
+		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	lm_posting_prep_free(pp);
 	protobuf_c_message_free_unpacked(&rec->base, NULL);
@@ -563,7 +575,7 @@ fail:
 }
 
 int
-lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
+lm_index_put_profile(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 {
 	struct ent *e = NULL, *old;
 	lm_profile_prep *cp = NULL;
@@ -622,10 +634,13 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
 	e->listed = true;
 	e->part = part;
 	publish_counts(idx);
+	publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	return LM_OK;
 fail:
 	lm_profile_prep_unbind(cp);
+	if (rc == LM_ESTALE)
+		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	lm_profile_prep_free(cp);
 	protobuf_c_message_free_unpacked(&rec->base, NULL);
@@ -633,13 +648,14 @@ fail:
 }
 
 int
-lm_index_remove_posting(lm_index *idx, const char *id)
+lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq)
 {
 	struct ent *e;
 
 	if (idx == NULL || id == NULL)
 		return LM_EINVAL;
 	pthread_rwlock_wrlock(&idx->lock);
+	publish_seq(idx, seq);
 	if ((e = table_find(&idx->posts, id)) == NULL) {
 		pthread_rwlock_unlock(&idx->lock);
 		return LM_ENOENT;
@@ -659,13 +675,14 @@ lm_index_remove_posting(lm_index *idx, const char *id)
 }
 
 int
-lm_index_remove_profile(lm_index *idx, const char *id)
+lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq)
 {
 	struct ent *e;
 
 	if (idx == NULL || id == NULL)
 		return LM_EINVAL;
 	pthread_rwlock_wrlock(&idx->lock);
+	publish_seq(idx, seq);
 	if ((e = table_find(&idx->profs, id)) == NULL) {
 		pthread_rwlock_unlock(&idx->lock);
 		return LM_ENOENT;
@@ -716,19 +733,62 @@ lm_index_advance(lm_index *idx, int64_t now)
 }
 
 /* Under the write lock, so that a query reads the same sequence number for
- * the whole of its scan (it reads it under the read lock). */
+ * the whole of its scan (it reads it under the read lock). The check before
+ * the lock is safe: only the one loader writes seq. */
 void
 lm_index_set_seq(lm_index *idx, uint64_t seq)
 {
+	if (atomic_load(&idx->seq) == seq)
+		return;
 	pthread_rwlock_wrlock(&idx->lock);
 	atomic_store(&idx->seq, seq);
 	pthread_rwlock_unlock(&idx->lock);
+}
+
+#define SWAP(type, a, b)                                                                 \
+	do {                                                                             \
+		type swap_tmp_ = (a);                                                    \
+		(a) = (b);                                                               \
+		(b) = swap_tmp_;                                                         \
+	} while (0)
+
+int
+lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
+{
+	if (idx == NULL || from == NULL || from == idx || from->model != idx->model) {
+		if (from != idx)
+			lm_index_free(from);
+		return LM_EINVAL;
+	}
+	pthread_rwlock_wrlock(&idx->lock);
+	SWAP(struct table, idx->posts, from->posts);
+	SWAP(struct table, idx->profs, from->profs);
+	SWAP(lm_skill_stats *, idx->stats, from->stats);
+	SWAP(lm_inverted *, idx->piv, from->piv);
+	SWAP(lm_inverted *, idx->civ, from->civ);
+	SWAP(struct expiry *, idx->exp, from->exp);
+	SWAP(size_t, idx->nexp, from->nexp);
+	SWAP(size_t, idx->expcap, from->expcap);
+	SWAP(size_t, idx->nlive, from->nlive);
+	SWAP(int64_t, idx->clock, from->clock);
+	advance_locked(idx, from->clock); /* the later clock of the two */
+	publish_counts(idx);
+	atomic_store(&idx->seq, seq);
+	pthread_rwlock_unlock(&idx->lock);
+	lm_index_free(from); /* the old content, outside the lock */
+	return LM_OK;
 }
 
 uint64_t
 lm_index_seq(lm_index *idx)
 {
 	return atomic_load(&idx->seq);
+}
+
+const lm_model *
+lm_index_model(const lm_index *idx)
+{
+	return idx->model;
 }
 
 const char *
@@ -1078,7 +1138,8 @@ visit(struct ranking *q, size_t lo, size_t hi)
 		select_top(cv, nelig, first - 1);
 	else
 		first = nelig;
-	qsort(cv, first, sizeof(*cv), cmp_cand);
+	if (first > 0) /* cv may be NULL then */
+		qsort(cv, first, sizeof(*cv), cmp_cand);
 	for (size_t lo2 = 0, hi2 = first, pass = 0; pass < 2; pass++) {
 		for (size_t i = lo2; i < hi2; i++) {
 			const struct cand *c = &cv[i];
@@ -1109,7 +1170,8 @@ visit(struct ranking *q, size_t lo, size_t hi)
 			for (size_t i = first; i < nelig; i++)
 				if (!(cv[i].bound < floor))
 					cv[m++] = cv[i];
-			qsort(cv + first, m - first, sizeof(*cv), cmp_cand);
+			if (m > first)
+				qsort(cv + first, m - first, sizeof(*cv), cmp_cand);
 			lo2 = first;
 			hi2 = m;
 		}

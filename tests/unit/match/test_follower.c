@@ -10,6 +10,10 @@
  * failed snapshot leaves an empty index and is retried, a failed change-log
  * read applies nothing, a failed record read stops the batch before that
  * record (the seq never passes it) and is retried at the next wake-up.
+ * Answers are reproducible: one store loaded at two wall clocks answers the
+ * same as_of with the same bytes; and while changes are applied and the
+ * store reloaded, every answer's index_seq names exactly the changes its
+ * data holds.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -753,6 +757,121 @@ test_replay_at_two_clocks(void **state)
 	lm_index_free(idx2);
 }
 
+/* ---- index_seq and data, published together ---------------------------------- */
+
+#define RACE_MS      1500 /* the writer stops after this long, */
+#define RACE_WRITES  600  /* or after this many postings (all fit one answer) */
+#define RACE_READERS 3
+#define RACE_RELOAD  37 /* a new follower loads the store every this many */
+
+struct race {
+	lm_index *idx;
+	uint64_t base; /* the store's seq before the race */
+	atomic_int stop;
+	atomic_long answers, failures;
+};
+
+/* Checks one answer: the race's postings (job-at-<seq>) it has are exactly
+ * those of the changes up to its index_seq. */
+static void
+check_answer(struct race *rc, const Lunamatch__V1__MatchJobsResponse *r)
+{
+	uint64_t seen = 0;
+	bool ok = r->index_seq >= rc->base;
+
+	for (size_t i = 0; i < r->n_matches; i++) {
+		unsigned long long at;
+		if (sscanf(r->matches[i]->job_id, "job-at-%llu", &at) != 1)
+			continue;
+		ok &= at > rc->base && at <= r->index_seq;
+		seen++;
+	}
+	ok &= seen == r->index_seq - rc->base;
+	if (!ok && atomic_fetch_add(&rc->failures, 1) < 5)
+		fprintf(stderr, "answer at index_seq %llu has %llu race postings\n",
+		    (unsigned long long) r->index_seq, (unsigned long long) seen);
+}
+
+static void *
+race_reader(void *arg)
+{
+	struct race *rc = arg;
+
+	for (long n = 0; n < 1000000 && !atomic_load(&rc->stop); n++) {
+		Lunamatch__V1__MatchJobsRequest q =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		Lunamatch__V1__MatchJobsResponse *r = NULL;
+		q.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		q.candidate_id = LEAD;
+		q.top_k = LM_INDEX_TOP_K_MAX;
+		q.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
+		if (lm_index_match_jobs(rc->idx, &q, NOW, &r, NULL, 0) != LM_OK) {
+			atomic_fetch_add(&rc->failures, 1);
+			continue;
+		}
+		check_answer(rc, r);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		atomic_fetch_add(&rc->answers, 1);
+	}
+	return NULL;
+}
+
+/*
+ * Every answer's index_seq names exactly the changes its data holds. The
+ * writer stores copies of a posting that LEAD matches, each under an id that
+ * names the change-log seq of its put, and has the follower apply each at
+ * once (now and then a new follower loads the whole store instead), while
+ * readers ask for LEAD's matches: an answer at index_seq S must hold the
+ * race's postings with seq <= S, all of them and no other.
+ */
+static void
+test_seq_with_data(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	pthread_t th[RACE_READERS];
+	struct race rc;
+	ProtobufCMessage *m;
+	ProtobufCMessage *lead = sample(fx, false, LEAD);
+	nng_time end;
+	uint64_t writes = 0;
+
+	memset(&rc, 0, sizeof(rc));
+	rc.idx = fx->idx;
+	rc.base = store_put(fx, false, lead, NULL, 1);
+	protobuf_c_message_free_unpacked(lead, NULL);
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	for (int i = 0; i < RACE_READERS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, race_reader, &rc), 0);
+	m = sample(fx, true, SEED_JOB);
+	end = nng_clock() + RACE_MS;
+	while (writes < RACE_WRITES && nng_clock() < end) {
+		char id[32];
+		snprintf(id, sizeof(id), "job-at-%06llu",
+		    (unsigned long long) (rc.base + writes + 1));
+		assert_int_equal(store_put(fx, true, m, id, 1), rc.base + writes + 1);
+		writes++;
+		if (writes % RACE_RELOAD == 0) {
+			lm_follower_free(f);
+			assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+		}
+		assert_int_equal(lm_follower_run_once(f), LM_OK);
+	}
+	atomic_store(&rc.stop, 1);
+	for (int i = 0; i < RACE_READERS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	protobuf_c_message_free_unpacked(m, NULL);
+	lm_follower_free(f);
+	print_message("%llu changes applied, %ld answers checked\n",
+	    (unsigned long long) writes, atomic_load(&rc.answers));
+	assert_int_equal(atomic_load(&rc.failures), 0);
+	assert_true(writes >= 20);
+	assert_true(atomic_load(&rc.answers) >= 20);
+	assert_int_equal(lm_index_seq(fx->idx), rc.base + writes);
+}
+
 /* A stored record that cannot be decoded is skipped for good (counted); the
  * changes after it are applied and the follower's seq passes it. */
 static void
@@ -805,6 +924,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_undecodable_record_skipped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replay_at_two_clocks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_seq_with_data, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
