@@ -5,11 +5,11 @@
  *
  * Ranking is by score descending, ties by id ascending. A query returns
  * exactly the top k of an exhaustive scan of the scorer (score.h), but
- * reaches only the records that share a term with the subject in the
- * partitions its veto key allows (when ranking postings, only through the
- * list tiers whose share bounds can still reach the k-th score), and fully
- * scores only those whose upper bound can still enter the top k
- * (docs/scoring.md, Ranking).
+ * reads only the lists of the subject's terms in the partitions its veto
+ * key allows (adding up each record's skill shares, and leaving out the
+ * list tiers that cannot lift a record to the k-th score), and evaluates
+ * and fully scores only the records whose upper bound can still enter the
+ * top k (docs/scoring.md, Ranking).
  *
  * Thread safety: every function may be called from any thread at any time.
  * Queries hold a read lock for their whole run and run concurrently with each
@@ -112,8 +112,9 @@ typedef struct lm_index_counts {
 	uint64_t postings;      /* every stored posting, closed ones included */
 	uint64_t open_postings; /* open and unexpired at the index clock */
 	uint64_t profiles;
-	uint64_t reached; /* records queries reached through the inverted lists, ever */
+	uint64_t reached; /* records queries evaluated (read the veto keys of), ever */
 	uint64_t scored;  /* pairs queries fully scored, ever (the rest were pruned) */
+	uint64_t entries; /* inverted-list entries queries read, ever */
 } lm_index_counts;
 
 /* Lock-free (never waits for the index lock, so it is safe in a metrics
