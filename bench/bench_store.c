@@ -357,7 +357,7 @@ scan_fn(void *arg, const char *id, uint64_t version, const void *bytes, size_t l
 		protobuf_c_message_free_unpacked(m, NULL);
 		return 0;
 	}
-	c->rc = lm_index_put_posting(c->idx, (Lunamatch__V1__JobPosting *) m);
+	c->rc = lm_index_put_posting(c->idx, (Lunamatch__V1__JobPosting *) m, 0);
 	return c->rc != LM_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 
 #include "follower.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
@@ -25,6 +26,15 @@
 
 /* Longest notify URL kept, with the NUL. */
 #define NOTIFY_URL_MAX 1024
+
+/*
+ * Longest single wait inside nng_recv on the SUB socket. nng 1.5.2 can touch
+ * a freed socket when nng_close races with a receive in progress (a panic
+ * in a mutex of the closed SUB socket, seen at shutdown), so lm_follower_stop
+ * never closes the socket under the follower thread: it joins the thread,
+ * which leaves nng_recv within this slice, and closes the socket after.
+ */
+#define RECV_SLICE_MS 100
 
 /* Estimate of memory per byte of serialized record (decoded message with its
  * strings and arrays, plus the scorer's prepared form) and per record (table
@@ -49,6 +59,7 @@ struct lm_follower {
 	lm_store *store;
 	lm_index *idx;
 	char notify_url[NOTIFY_URL_MAX];
+	char reader[LM_STORE_READER_ID_MAX + 1]; /* "" = position not recorded */
 	unsigned poll_ms;
 	void *arg;
 	void (*on_loaded)(void *arg);
@@ -58,17 +69,15 @@ struct lm_follower {
 	/* Follower thread (or run_once caller) only. */
 	struct entry *batch; /* LM_FOLLOWER_BATCH_MAX entries */
 	size_t nbatch;
-	/* The records put into the index by a snapshot load in progress, each
-	 * as one kind byte, the id and a NUL; so that a load that fails partway
-	 * can take them out again before it is retried. */
-	char *loading;
-	size_t loading_len, loading_cap;
-	bool sub_failed; /* the SUB socket failed: poll by the timer only */
+	bool sub_failed;         /* the SUB socket failed: poll by the timer only */
+	bool registered;         /* the position was recorded at least once */
+	struct timespec next_hb; /* when the position is recorded next */
 
 	/* Stats, read from any thread. */
 	atomic_bool loaded;
 	_Atomic uint64_t seq;
 	_Atomic uint64_t applied, errors, notifications, record_bytes, records;
+	_Atomic uint64_t reloads;
 
 	/* Thread control. */
 	pthread_t thread;
@@ -96,6 +105,8 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 		return LM_EINVAL;
 	if (o->notify_url != NULL && strlen(o->notify_url) >= NOTIFY_URL_MAX)
 		return LM_EINVAL;
+	if (o->reader_id != NULL && strlen(o->reader_id) > LM_STORE_READER_ID_MAX)
+		return LM_EINVAL;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return LM_ENOMEM;
 	if ((f->batch = calloc(LM_FOLLOWER_BATCH_MAX, sizeof(*f->batch))) == NULL) {
@@ -106,6 +117,8 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 	f->idx = o->index;
 	if (o->notify_url != NULL)
 		snprintf(f->notify_url, sizeof(f->notify_url), "%s", o->notify_url);
+	if (o->reader_id != NULL)
+		snprintf(f->reader, sizeof(f->reader), "%s", o->reader_id);
 	f->poll_ms = o->poll_ms != 0 ? o->poll_ms : LM_FOLLOWER_POLL_MS_DEFAULT;
 	f->arg = o->arg;
 	f->on_loaded = o->on_loaded;
@@ -185,30 +198,30 @@ applied(lm_follower *f, uint64_t seq)
 		f->on_applied(f->arg, seq);
 }
 
-/* Moves the index clock to the wall clock, so that postings that expired
- * leave the open-postings count (a gauge; scores do not depend on it). */
+/* Moves the clock of idx (the follower's index or a snapshot being loaded)
+ * to the wall clock, so that postings that expired leave the open-postings
+ * count (a gauge; scores do not depend on it). */
 static void
-advance_clock(lm_follower *f)
+advance_clock(lm_follower *f, lm_index *idx)
 {
-	lm_index_advance(
-	    f->idx, f->clock != NULL ? f->clock(f->arg) : (int64_t) time(NULL));
+	lm_index_advance(idx, f->clock != NULL ? f->clock(f->arg) : (int64_t) time(NULL));
 }
 
 /*
- * Decodes a stored record and puts it into the index. Returns LM_OK (also
- * when the index already had a newer version), or LM_EPARSE / LM_ENOMEM.
- * Unreadable records are logged and counted by the caller.
+ * Decodes a stored record and puts it into idx as the change at seq (0: a
+ * snapshot record). Returns LM_OK, LM_ESTALE (idx holds a newer version:
+ * nothing changed but the seq), or LM_EPARSE / LM_ENOMEM / another error of
+ * lm_index_put_*, logged here and counted by the caller.
  */
 static int
-put_record(lm_follower *f, lm_kind kind, const char *id, const void *bytes, size_t len)
+index_record(lm_index *idx, lm_kind kind, const char *id, const void *bytes, size_t len,
+    uint64_t seq)
 {
 	const ProtobufCMessageDescriptor *d =
 	    kind == LM_KIND_POSTING ? &lunamatch__v1__job_posting__descriptor
 	                            : &lunamatch__v1__candidate_profile__descriptor;
 	ProtobufCMessage *m = NULL;
 	char err[256];
-	uint64_t old = 0;
-	bool had;
 	int rc;
 
 	rc = lm_pb_decode(d, bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
@@ -217,16 +230,29 @@ put_record(lm_follower *f, lm_kind kind, const char *id, const void *bytes, size
 		    lm_kind_name(kind), id, err);
 		return rc;
 	}
-	had = indexed_size(f, kind, id, &old);
-	rc = kind == LM_KIND_POSTING ? lm_index_put_posting(f->idx, (void *) m)
-	                             : lm_index_put_profile(f->idx, (void *) m);
-	if (rc == LM_ESTALE)
-		return LM_OK; /* the index holds a newer version: nothing changed */
-	if (rc != LM_OK) {
+	rc = kind == LM_KIND_POSTING ? lm_index_put_posting(idx, (void *) m, seq)
+	                             : lm_index_put_profile(idx, (void *) m, seq);
+	if (rc != LM_OK && rc != LM_ESTALE)
 		lm_error("follower.apply", "%s %s: cannot index: %s", lm_kind_name(kind),
 		    id, lm_strerror(rc));
+	return rc;
+}
+
+/* Applies the stored record of change seq to the follower's index and
+ * accounts for its bytes. Returns LM_OK (also when the index already had a
+ * newer version) or the error of index_record. */
+static int
+put_record(lm_follower *f, lm_kind kind, const char *id, const void *bytes, size_t len,
+    uint64_t seq)
+{
+	uint64_t old = 0;
+	bool had = indexed_size(f, kind, id, &old);
+	int rc = index_record(f->idx, kind, id, bytes, len, seq);
+
+	if (rc == LM_ESTALE)
+		return LM_OK;
+	if (rc != LM_OK)
 		return rc;
-	}
 	if (had)
 		account_remove(f, old);
 	account_add(f, len);
@@ -234,63 +260,32 @@ put_record(lm_follower *f, lm_kind kind, const char *id, const void *bytes, size
 }
 
 static void
-remove_record(lm_follower *f, lm_kind kind, const char *id)
+remove_record(lm_follower *f, lm_kind kind, const char *id, uint64_t seq)
 {
 	uint64_t old = 0;
 	bool had = indexed_size(f, kind, id, &old);
-	int rc = kind == LM_KIND_POSTING ? lm_index_remove_posting(f->idx, id)
-	                                 : lm_index_remove_profile(f->idx, id);
+	int rc = kind == LM_KIND_POSTING ? lm_index_remove_posting(f->idx, id, seq)
+	                                 : lm_index_remove_profile(f->idx, id, seq);
 	if (rc == LM_OK && had)
 		account_remove(f, old);
 }
 
 /* ---- snapshot ------------------------------------------------------------ */
 
+/*
+ * The snapshot is loaded into a new index that no query sees, and published
+ * with its seq in one step (lm_index_replace): a query sees the index before
+ * the load or after it, never part of it, and the index_seq always names
+ * what the data holds. A load that fails leaves the follower's index as it
+ * was (the new one is dropped) and is retried.
+ */
 struct load_ctx {
 	lm_follower *f;
+	lm_index *idx; /* the new index */
 	lm_kind kind;
-	int rc; /* why the load stopped */
+	uint64_t records, bytes; /* what the new index holds */
+	int rc;                  /* why the load stopped */
 };
-
-/* Notes that (kind, id) is in the index because of the load in progress.
- * Returns LM_OK or LM_ENOMEM. */
-static int
-track_loaded(lm_follower *f, lm_kind kind, const char *id)
-{
-	size_t need = strlen(id) + 2;
-
-	if (f->loading_cap - f->loading_len < need) {
-		size_t cap = f->loading_cap != 0 ? f->loading_cap : 64u * 1024;
-		char *p;
-		while (cap - f->loading_len < need)
-			cap *= 2;
-		if ((p = realloc(f->loading, cap)) == NULL)
-			return LM_ENOMEM;
-		f->loading = p;
-		f->loading_cap = cap;
-	}
-	f->loading[f->loading_len] = (char) kind;
-	memcpy(f->loading + f->loading_len + 1, id, need - 1);
-	f->loading_len += need;
-	return LM_OK;
-}
-
-/* Takes out of the index every record a failed load put there, so that the
- * retry starts from an empty index: a record deleted from the store in
- * between must not remain. */
-static void
-unload(lm_follower *f)
-{
-	for (size_t at = 0; at < f->loading_len;) {
-		lm_kind kind = (lm_kind) f->loading[at];
-		const char *id = f->loading + at + 1;
-		remove_record(f, kind, id);
-		at += strlen(id) + 2;
-	}
-	free(f->loading);
-	f->loading = NULL;
-	f->loading_len = f->loading_cap = 0;
-}
 
 static int
 load_one(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
@@ -300,16 +295,14 @@ load_one(void *arg, const char *id, uint64_t version, const void *bytes, size_t 
 	int rc;
 
 	(void) version;
-	if ((rc = track_loaded(f, lc->kind, id)) != LM_OK) {
-		lc->rc = rc;
+	if ((rc = index_record(lc->idx, lc->kind, id, bytes, len, 0)) == LM_OK) {
+		lc->records++;
+		lc->bytes += len;
+	} else if (!permanent(rc)) {
+		lc->rc = rc; /* retried with the whole load */
 		return STOP;
-	}
-	if ((rc = put_record(f, lc->kind, id, bytes, len)) != LM_OK) {
-		if (!permanent(rc)) {
-			lc->rc = rc; /* retried with the whole load */
-			return STOP;
-		}
-		atomic_fetch_add(&f->errors, 1); /* logged by put_record */
+	} else {
+		atomic_fetch_add(&f->errors, 1); /* logged by index_record */
 	}
 	if (atomic_load(&f->stop)) {
 		lc->rc = LM_ECLOSED;
@@ -334,33 +327,68 @@ load_profile(void *arg, const char *id, uint64_t version, const void *bytes, siz
 	return load_one(arg, id, version, bytes, len);
 }
 
+/* Records seq as the follower's position in the store and schedules the
+ * next record. A failure is logged; trimming may then pass the follower,
+ * which reloads (see reload). */
+static void
+record_position(lm_follower *f, uint64_t seq)
+{
+	int rc = lm_store_reader_set(f->store, f->reader, seq, 0);
+
+	clock_gettime(CLOCK_MONOTONIC, &f->next_hb);
+	f->next_hb.tv_sec += LM_FOLLOWER_HEARTBEAT_MS / 1000;
+	if (rc == LM_OK)
+		f->registered = true;
+	else
+		lm_warn("follower.position", "cannot record the position %llu as %s: %s",
+		    (unsigned long long) seq, f->reader, lm_strerror(rc));
+}
+
+/* Records the position when the heartbeat is due. */
+static void
+heartbeat(lm_follower *f)
+{
+	struct timespec now;
+
+	if (f->reader[0] == '\0')
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec > f->next_hb.tv_sec ||
+	    (now.tv_sec == f->next_hb.tv_sec && now.tv_nsec >= f->next_hb.tv_nsec))
+		record_position(f, atomic_load(&f->seq));
+}
+
 static int
 load_snapshot(lm_follower *f)
 {
-	struct load_ctx lc = {f, LM_KIND_POSTING, LM_OK};
+	struct load_ctx lc = {f, NULL, LM_KIND_POSTING, 0, 0, LM_OK};
 	lm_index_counts counts;
 	uint64_t seq = 0;
 	int rc;
 
-	if ((rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT)) == LM_OK)
+	/* Recorded first, with the newest seq now: the snapshot's seq is not
+	 * lower, so trimming cannot pass it before the next record. */
+	if (f->reader[0] != '\0' && lm_store_last_seq(f->store, &seq) == LM_OK)
+		record_position(f, seq);
+	if ((rc = lm_index_new(lm_index_model(f->idx), &lc.idx)) == LM_OK &&
+	    (rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT)) == LM_OK)
 		rc = lm_store_snapshot(f->store, load_posting, load_profile, &lc, &seq);
 	if (rc == STOP)
 		rc = lc.rc != LM_OK ? lc.rc : LM_ECLOSED;
 	if (rc != LM_OK) {
 		if (!atomic_load(&f->stop))
 			lm_error("follower.load",
-			    "cannot load the store snapshot: %s; retrying from an "
-			    "empty index",
+			    "cannot load the store snapshot: %s; retrying",
 			    lm_strerror(rc));
-		unload(f);
+		lm_index_free(lc.idx);
 		return rc;
 	}
-	free(f->loading); /* the load is complete: nothing to take back */
-	f->loading = NULL;
-	f->loading_len = f->loading_cap = 0;
-	advance_clock(f);
+	advance_clock(f, lc.idx);
+	if ((rc = lm_index_replace(f->idx, lc.idx, seq)) != LM_OK)
+		return rc; /* lc.idx is freed */
+	atomic_store(&f->records, lc.records);
+	atomic_store(&f->record_bytes, lc.bytes);
 	atomic_store(&f->seq, seq);
-	lm_index_set_seq(f->idx, seq);
 	lm_index_counts_get(f->idx, &counts);
 	lm_info("follower.loaded",
 	    "index loaded at seq %llu: %llu postings (%llu open), %llu profiles, %llu "
@@ -427,8 +455,8 @@ read_batch(lm_follower *f, uint64_t after, uint64_t upto)
 		rc = lm_store_changes(
 		    f->store, after, LM_FOLLOWER_BATCH_MAX, collect, &cc, NULL);
 	if (rc == STOP)
-		rc = LM_OK; /* stopped at the bound or a full batch */
-	if (rc != LM_OK)
+		rc = LM_OK;                /* stopped at the bound or a full batch */
+	if (rc != LM_OK && rc != LM_EGONE) /* LM_EGONE: see reload */
 		lm_error("follower.changes",
 		    "cannot read the change log after seq %llu: %s",
 		    (unsigned long long) after, lm_strerror(rc));
@@ -456,7 +484,7 @@ apply_entry(lm_follower *f, struct entry *b)
 		return LM_OK;
 	}
 	if (b->deleted) {
-		remove_record(f, b->kind, b->id);
+		remove_record(f, b->kind, b->id, b->seq);
 		return LM_OK;
 	}
 	/* The store holds the latest version, which may be newer than this
@@ -464,7 +492,7 @@ apply_entry(lm_follower *f, struct entry *b)
 	if ((rc = injected(f, LM_FOLLOWER_READ_RECORD)) == LM_OK)
 		rc = lm_store_get(f->store, b->kind, b->id, &bytes, &len, NULL);
 	if (rc == LM_ENOENT) {
-		remove_record(f, b->kind, b->id); /* deleted by a later change */
+		remove_record(f, b->kind, b->id, b->seq); /* deleted by a later change */
 		return LM_OK;
 	}
 	if (rc != LM_OK) {
@@ -473,7 +501,7 @@ apply_entry(lm_follower *f, struct entry *b)
 		atomic_fetch_add(&f->errors, 1);
 		return rc;
 	}
-	rc = put_record(f, b->kind, b->id, bytes, len);
+	rc = put_record(f, b->kind, b->id, bytes, len, b->seq);
 	free(bytes);
 	if (rc != LM_OK) {
 		atomic_fetch_add(&f->errors, 1); /* logged by put_record */
@@ -507,7 +535,9 @@ apply_batch(lm_follower *f, bool *more)
 			break;
 		}
 		atomic_fetch_add(&f->applied, 1);
-		/* Progress per entry, so that a stop mid-batch resumes after it. */
+		/* Progress per entry, so that a stop mid-batch resumes after it.
+		 * A change of data took its seq with it; an entry skipped or
+		 * applied as a no-op moves the seq alone. */
 		atomic_store(&f->seq, f->batch[i].seq);
 		lm_index_set_seq(f->idx, f->batch[i].seq);
 		if (atomic_load(&f->stop) && i + 1 < f->nbatch) {
@@ -515,12 +545,29 @@ apply_batch(lm_follower *f, bool *more)
 			break;
 		}
 	}
-	advance_clock(f);
+	advance_clock(f, f->idx);
 	if (f->nbatch == 0)
 		return failed;
 	*more = f->nbatch == LM_FOLLOWER_BATCH_MAX;
 	applied(f, atomic_load(&f->seq));
 	return failed;
+}
+
+/*
+ * The change log after the follower's position was trimmed: loads a
+ * snapshot as at start, aside, and publishes it whole (lm_index_replace).
+ * Until then queries and the event owner use the current index; a failed
+ * load leaves it, and the reload is tried again at the next wake-up.
+ */
+static int
+reload(lm_follower *f)
+{
+	atomic_fetch_add(&f->reloads, 1);
+	lm_warn("follower.reload",
+	    "the change log after seq %llu was trimmed (this follower was away "
+	    "longer than the reader lease): loading a snapshot into a fresh index",
+	    (unsigned long long) atomic_load(&f->seq));
+	return load_snapshot(f);
 }
 
 /* Applies everything available now. */
@@ -530,9 +577,16 @@ drain(lm_follower *f)
 	bool more = true;
 	int rc = LM_OK;
 
-	while (more && !atomic_load(&f->stop))
-		if ((rc = apply_batch(f, &more)) != LM_OK)
+	while (more && !atomic_load(&f->stop)) {
+		rc = apply_batch(f, &more);
+		if (rc == LM_EGONE && (rc = reload(f)) == LM_OK) {
+			more = true;
+			continue;
+		}
+		if (rc != LM_OK)
 			break; /* cannot read the log: wait for the next wake-up */
+	}
+	heartbeat(f);
 	return rc;
 }
 
@@ -548,20 +602,25 @@ lm_follower_run_once(lm_follower *f)
 			return rc;
 	}
 	rc = drain(f);
-	advance_clock(f);
+	advance_clock(f, f->idx);
 	return rc;
 }
 
 /* ---- the thread -------------------------------------------------------- */
 
-/* Waits for a notification or the poll period. */
+/* Waits for a notification, the poll period or a stop. */
 static void
 wait_wakeup(lm_follower *f)
 {
 	if (f->sub_open && !f->sub_failed) {
+		int64_t end = lm_clock_ms() + f->poll_ms;
 		void *buf = NULL;
 		size_t sz = 0;
-		int rv = nng_recv(f->sub, &buf, &sz, NNG_FLAG_ALLOC);
+		int rv;
+		do
+			rv = nng_recv(f->sub, &buf, &sz, NNG_FLAG_ALLOC);
+		while (
+		    rv == NNG_ETIMEDOUT && !atomic_load(&f->stop) && lm_clock_ms() < end);
 		if (rv == 0) {
 			ProtobufCMessage *m = NULL;
 			char err[128];
@@ -616,7 +675,7 @@ run(void *arg)
 	}
 	while (!atomic_load(&f->stop)) {
 		(void) drain(f);
-		advance_clock(f); /* also when nothing changed */
+		advance_clock(f, f->idx); /* also when nothing changed */
 		if (!atomic_load(&f->stop))
 			wait_wakeup(f);
 	}
@@ -636,8 +695,9 @@ open_sub(lm_follower *f)
 	if ((rv = nng_socket_set(f->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
 	    (rv = nng_socket_set_size(
 	         f->sub, NNG_OPT_RECVMAXSZ, LM_FOLLOWER_NOTIFY_MAX)) != 0 ||
-	    (rv = nng_socket_set_ms(
-	         f->sub, NNG_OPT_RECVTIMEO, (nng_duration) f->poll_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(f->sub, NNG_OPT_RECVTIMEO,
+	         (nng_duration) (f->poll_ms < RECV_SLICE_MS ? f->poll_ms
+	                                                    : RECV_SLICE_MS))) != 0 ||
 	    (rv = nng_socket_set_ms(f->sub, NNG_OPT_RECONNMAXT, 2000)) != 0) {
 		lm_error("follower.notify", "cannot set up the SUB socket: %s",
 		    nng_strerror(rv));
@@ -686,12 +746,13 @@ lm_follower_stop(lm_follower *f)
 	atomic_store(&f->stop, true);
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->mtx);
-	/* sub_open is written only by start and stop (this thread), so it is
-	 * read here without a race; closing wakes a blocked nng_recv with
-	 * NNG_ECLOSED, and a socket the thread gave up on is closed too. */
+	/* The thread leaves nng_recv within RECV_SLICE_MS; only then is the
+	 * socket closed (see RECV_SLICE_MS). sub_open is written only by start
+	 * and stop (this thread), so it is read here without a race; a socket
+	 * the thread gave up on is closed too. */
+	pthread_join(f->thread, NULL);
 	if (f->sub_open)
 		nng_close(f->sub);
-	pthread_join(f->thread, NULL);
 	f->sub_open = false;
 	f->started = false;
 }
@@ -702,10 +763,12 @@ lm_follower_free(lm_follower *f)
 	if (f == NULL)
 		return;
 	lm_follower_stop(f);
+	if (f->registered && lm_store_reader_remove(f->store, f->reader) != LM_OK)
+		lm_warn(
+		    "follower.position", "cannot remove the position of %s", f->reader);
 	pthread_mutex_destroy(&f->mtx);
 	pthread_cond_destroy(&f->cv);
 	free(f->batch);
-	free(f->loading);
 	free(f);
 }
 
@@ -719,6 +782,7 @@ lm_follower_stats_get(lm_follower *f, lm_follower_stats *out)
 	out->notifications = atomic_load(&f->notifications);
 	out->record_bytes = atomic_load(&f->record_bytes);
 	out->records = atomic_load(&f->records);
+	out->reloads = atomic_load(&f->reloads);
 }
 
 bool

@@ -20,13 +20,36 @@
  * moment (out of memory, LMDB reader table full, a store failure) stops the
  * batch before it: it is retried on the next wake-up and the follower's seq
  * never passes it. Only a record that cannot be decoded at all is skipped
- * (counted in errors, logged). A snapshot load that fails is retried from an
- * empty index. The index clock (lm_index_advance) is moved to the wall clock
- * after the load, after every batch and at every wake-up, so that expired
- * postings leave the open-postings count; no score depends on it.
+ * (counted in errors, logged).
+ *
+ * A change and the index_seq it moves to become visible together: each
+ * change is applied with the seq of its entry in one index update (an
+ * entry that changes nothing moves the seq alone), and the snapshot is
+ * loaded into a new index, which no query sees, then published with its seq
+ * at once (lm_index_replace; a reload holds the records twice meanwhile). So
+ * an answer at index_seq S holds every change up to S and none applied
+ * after it (a record read from the store may be at a newer version than its
+ * entry's, as the store had it then). A load that fails leaves the index as
+ * it was and is retried.
+ *
+ * The index clock (lm_index_advance) is moved to the wall clock after the
+ * load, after every batch and at every wake-up, so that expired postings
+ * leave the open-postings count; no score depends on it.
+ *
+ * The follower records its position in the store under opts.reader_id
+ * (lm_store_reader_set): before it loads a snapshot, then every
+ * LM_FOLLOWER_HEARTBEAT_MS, so that ingest's trimming keeps every change it
+ * has not applied (docs/store.md, Trimming); lm_follower_free removes the
+ * record. A follower that was away longer than the reader lease may find
+ * the changes after its position trimmed (lm_store_changes: LM_EGONE). It
+ * then loads a snapshot as at start: into a fresh index, published whole
+ * (lm_index_replace), so queries keep the old index until the new one is
+ * complete, never a half-loaded one; counted in reloads and logged
+ * (follower.reload). A reload that fails leaves the old index and is tried
+ * again at the next wake-up.
  *
  * Threads: the follower runs on a thread of its own (lm_follower_start). It
- * touches the index only through index.h, whose lock it holds per record.
+ * touches the index only through index.h, whose lock it holds per change.
  * lm_follower_stats and lm_follower_loaded may be called from any thread.
  * lm_follower_run_once is for a caller that drives the follower itself
  * (tests, tools) instead of starting the thread: never both.
@@ -54,6 +77,7 @@ extern "C" {
 #define LM_FOLLOWER_BATCH_MAX       1000 /* change entries applied per batch */
 #define LM_FOLLOWER_NOTIFY_MAX      1024 /* bytes of one notification accepted */
 #define LM_FOLLOWER_POLL_MS_DEFAULT 1000u
+#define LM_FOLLOWER_HEARTBEAT_MS    10000 /* the position is recorded this often */
 
 /* The store reads of the follower, as opts.fault names them. */
 typedef enum lm_follower_read {
@@ -66,8 +90,13 @@ typedef struct lm_follower_opts {
 	lm_store *store;        /* required; borrowed */
 	lm_index *index;        /* required; borrowed */
 	const char *notify_url; /* NULL or "" = poll only; copied */
-	unsigned poll_ms;       /* 0 = LM_FOLLOWER_POLL_MS_DEFAULT */
-	void *arg;              /* for the callbacks below */
+	/* Name of the position recorded in the store (unique among the store's
+	 * readers; see lm_store_reader_set); NULL or "" = none is recorded (a
+	 * read-only store): trimming then does not wait for this follower.
+	 * Copied. */
+	const char *reader_id;
+	unsigned poll_ms; /* 0 = LM_FOLLOWER_POLL_MS_DEFAULT */
+	void *arg;        /* for the callbacks below */
 	/* Called once on the follower thread when the snapshot is loaded; may
 	 * be NULL. */
 	void (*on_loaded)(void *arg);
@@ -116,6 +145,8 @@ typedef struct lm_follower_stats {
 	uint64_t notifications; /* notifications received */
 	uint64_t record_bytes;  /* serialized bytes of the records in the index */
 	uint64_t records;       /* records in the index */
+	uint64_t reloads;       /* snapshots loaded again because the change log
+	                         * was trimmed past the follower's position */
 } lm_follower_stats;
 
 void lm_follower_stats_get(lm_follower *f, lm_follower_stats *out);

@@ -11,9 +11,11 @@
  * Queries avoid the scattered records: every prep is bound to the IDF
  * statistics (skill ids and words become small integers, see score.h); the
  * inverted lists (inverted.h) give the candidates of a query by term and
- * partition; the slots hold each record's veto key (which also bounds the
- * score) next to its prep, so that most candidates are vetoed or bounded
- * away without touching the prep. Binding and unbinding write to the
+ * partition, with each posting's share of each of its skills (at the idf
+ * snapshot, lm_idf_snap), which a query adds up into a bound per record;
+ * the slots hold each record's veto key (which also bounds the score) next
+ * to its prep, so that the few records a query evaluates are mostly
+ * vetoed or bounded away without touching the prep. Binding and unbinding write to the
  * statistics, so they happen under the write lock, as does freeing a bound
  * prep. The IDF statistics count every stored posting that is not closed
  * (lm_skill_stats_counts), expired or not: they depend on the records alone,
@@ -91,11 +93,18 @@ struct lm_index {
 	struct expiry *exp;     /* min-heap by at; nexp entries, room for expcap */
 	size_t nexp, expcap;
 	pthread_mutex_t pool_lock;
-	struct scratch *pool;     /* free scratch, linked by next */
-	_Atomic uint64_t scored;  /* pairs fully scored by queries, ever */
-	_Atomic uint64_t reached; /* records queries reached through the lists */
-	int64_t clock;            /* under the lock */
-	size_t nlive;             /* live postings (see struct ent); under the lock */
+	struct scratch *pool;       /* free scratch, linked by next */
+	_Atomic uint64_t scored;    /* pairs fully scored by queries, ever */
+	_Atomic uint64_t reached;   /* records queries evaluated (read the keys of) */
+	_Atomic uint64_t entries;   /* list entries queries read */
+	lm_idf_snap *snap;          /* the idf the postings' list shares are at */
+	size_t since_check;         /* list changes since the drift was checked */
+	uint64_t gen;               /* changes of statistics or shares, ever */
+	pthread_mutex_t drift_lock; /* guards the two below */
+	uint64_t drift_gen;         /* gen that drift was computed at */
+	double drift;               /* lm_idf_snap_drift at drift_gen */
+	int64_t clock;              /* under the lock */
+	size_t nlive;               /* live postings (see struct ent); under the lock */
 	_Atomic uint64_t seq;
 	/* Copies of the counts, stored under the write lock by publish_counts
 	 * and read without any lock by lm_index_counts_get. */
@@ -251,38 +260,114 @@ part_skipped(const lm_scan *sc, bool jobs, uint32_t part)
 #define TERMS_ON_STACK 64
 
 /* Adds (add) or removes the record of prep pp or cp, doc id doc, in
- * partition part, to or from the inverted lists of its side. Write lock
- * held; the prep is bound to idx->stats. Removing, and adding back what was
- * just removed, never fail; otherwise LM_OK or LM_ENOMEM (nothing
- * changed). */
+ * partition part, to or from the inverted lists of its side, with the
+ * shares of its terms: a posting's at the idf snapshot, a profile's 1 for
+ * a skill term and 0 for a word. A posting without skills of its own is
+ * bare: queries visit it whatever their terms. Write lock held; the prep
+ * is bound to idx->stats. Removing, and adding back what was just removed,
+ * never fail; otherwise LM_OK or LM_ENOMEM (nothing changed). */
 static int
 list_prep(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
     uint8_t part, uint32_t doc, bool add)
 {
 	uint32_t buf[TERMS_ON_STACK], *terms = buf;
-	float rbuf[TERMS_ON_STACK], *ratios = NULL;
+	float sbuf[TERMS_ON_STACK], *shares = sbuf;
 	size_t max = lm_prep_terms_max(pp, cp), n;
 	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
-	bool bare = pp != NULL && !lm_posting_prep_has_skills(pp);
+	bool bare = pp != NULL && !lm_posting_prep_skills_present(pp);
 	int rc = LM_OK;
 
-	if (max > TERMS_ON_STACK && (terms = malloc(max * sizeof(*terms))) == NULL)
+	if (max > TERMS_ON_STACK &&
+	    ((terms = malloc(max * sizeof(*terms))) == NULL ||
+	        (shares = malloc(max * sizeof(*shares))) == NULL)) {
+		if (terms != buf)
+			free(terms);
 		return LM_ENOMEM;
+	}
 	n = lm_prep_terms(pp, cp, idx->stats, terms, max);
-	/* Without room for the ratios, the lists get ratio 0 (no bound). */
-	if (add && pp != NULL &&
-	    (ratios = max > TERMS_ON_STACK ? malloc(max * sizeof(*ratios)) : rbuf) !=
-	        NULL)
-		lm_posting_term_ratios(pp, terms, n, ratios);
-	if (add)
-		rc = lm_inverted_add(iv, part, doc, terms, ratios, n, bare);
-	else
+	if (pp != NULL) {
+		idx->gen++;
+		idx->since_check++;
+	}
+	if (!add) {
 		lm_inverted_remove(iv, part, doc, terms, n, bare);
-	if (ratios != rbuf)
-		free(ratios);
+		if (pp != NULL)
+			lm_idf_snap_remove(idx->snap, pp);
+		goto out;
+	}
+	if (pp != NULL)
+		rc = lm_idf_snap_add(idx->snap, idx->stats, pp,
+		    idx->model->params.preferred_share, terms, n, shares);
+	else
+		for (size_t i = 0; i < n; i++)
+			shares[i] = (terms[i] & 1u) == LM_TERM_SKILL ? 1.0f : 0.0f;
+	if (rc == LM_OK &&
+	    (rc = lm_inverted_add(iv, part, doc, terms, shares, n, bare)) != LM_OK &&
+	    pp != NULL)
+		lm_idf_snap_remove(idx->snap, pp);
+out:
+	if (shares != sbuf)
+		free(shares);
 	if (terms != buf)
 		free(terms);
 	return rc;
+}
+
+/*
+ * The shares in the postings' lists are at the idf snapshot; a query
+ * multiplies them by the drift since (lm_idf_snap_drift), so a larger
+ * drift loosens every bound. Writers check the drift every so many list
+ * changes and take a new snapshot when it exceeds DRIFT_MAX (at
+ * lm_index_set_seq, which a loader calls when it is done, when there is
+ * any), computing
+ * every share again: O(list entries) under the write lock, amortized over
+ * at least a quarter of the postings' changes.
+ */
+#define DRIFT_MAX   1.1
+#define CHECK_EVERY 1024
+
+static float
+reshare_one(void *arg, uint32_t doc, uint32_t term)
+{
+	lm_index *idx = arg;
+
+	return lm_idf_snap_share(
+	    idx->snap, idx->posts.v[doc]->pp, idx->model->params.preferred_share, term);
+}
+
+/* Write lock held. Checks the drift when due and takes a new snapshot
+ * when it is too large; when force (a loader is done), whenever there was
+ * a change and any drift. */
+static void
+maybe_reshare(lm_index *idx, bool force)
+{
+	size_t every = idx->posts.n / 4 > CHECK_EVERY ? idx->posts.n / 4 : CHECK_EVERY;
+
+	if (idx->since_check == 0 || (!force && idx->since_check < every))
+		return;
+	idx->since_check = 0;
+	if (!(lm_idf_snap_drift(idx->snap, idx->stats) > (force ? 1 : DRIFT_MAX)))
+		return;
+	lm_idf_snap_reset(idx->snap, idx->stats);
+	lm_inverted_reshare(idx->piv, reshare_one, idx);
+	idx->gen++;
+}
+
+/* The drift of the postings' shares at the current statistics, computed
+ * once per change of them. Read lock held. */
+static double
+current_drift(lm_index *idx)
+{
+	double d;
+
+	pthread_mutex_lock(&idx->drift_lock);
+	if (idx->drift_gen != idx->gen || !(idx->drift >= 1)) {
+		idx->drift = lm_idf_snap_drift(idx->snap, idx->stats);
+		idx->drift_gen = idx->gen;
+	}
+	d = idx->drift;
+	pthread_mutex_unlock(&idx->drift_lock);
+	return d;
 }
 
 /* ---- expiry heap --------------------------------------------------------------- */
@@ -388,11 +473,14 @@ lm_index_new(const lm_model *model, lm_index **out)
 	atomic_init(&idx->n_profiles, 0);
 	atomic_init(&idx->scored, 0);
 	atomic_init(&idx->reached, 0);
+	atomic_init(&idx->entries, 0);
 	if (table_init(&idx->posts) != LM_OK || table_init(&idx->profs) != LM_OK ||
 	    lm_skill_stats_new(&idx->stats) != LM_OK ||
 	    lm_inverted_new(POST_PARTS, &idx->piv) != LM_OK ||
-	    lm_inverted_new(PROF_PARTS, &idx->civ) != LM_OK) {
+	    lm_inverted_new(PROF_PARTS, &idx->civ) != LM_OK ||
+	    lm_idf_snap_new(&idx->snap) != LM_OK) {
 		lm_inverted_free(idx->piv);
+		lm_inverted_free(idx->civ);
 		lm_skill_stats_free(idx->stats);
 		table_destroy(&idx->posts);
 		table_destroy(&idx->profs);
@@ -400,6 +488,7 @@ lm_index_new(const lm_model *model, lm_index **out)
 		return LM_ENOMEM;
 	}
 	pthread_mutex_init(&idx->pool_lock, NULL);
+	pthread_mutex_init(&idx->drift_lock, NULL);
 	pthread_rwlockattr_init(&attr);
 #ifdef __GLIBC__
 	/* Updates must not starve behind a steady stream of queries. */
@@ -409,6 +498,8 @@ lm_index_new(const lm_model *model, lm_index **out)
 	if (pthread_rwlock_init(&idx->lock, &attr) != 0) {
 		pthread_rwlockattr_destroy(&attr);
 		pthread_mutex_destroy(&idx->pool_lock);
+		pthread_mutex_destroy(&idx->drift_lock);
+		lm_idf_snap_free(idx->snap);
 		lm_inverted_free(idx->piv);
 		lm_inverted_free(idx->civ);
 		lm_skill_stats_free(idx->stats);
@@ -431,10 +522,12 @@ lm_index_free(lm_index *idx)
 	table_destroy(&idx->profs);
 	lm_inverted_free(idx->piv);
 	lm_inverted_free(idx->civ);
+	lm_idf_snap_free(idx->snap);
 	lm_skill_stats_free(idx->stats);
 	pool_free(idx);
 	free(idx->exp);
 	pthread_mutex_destroy(&idx->pool_lock);
+	pthread_mutex_destroy(&idx->drift_lock);
 	pthread_rwlock_destroy(&idx->lock);
 	free(idx);
 }
@@ -460,8 +553,17 @@ publish_counts(lm_index *idx)
 	atomic_store(&idx->n_profiles, (uint64_t) idx->profs.n);
 }
 
+/* Write lock held: the index now reflects the change log up to seq (0:
+ * unchanged), published in the critical section of the change. */
+static void
+publish_seq(lm_index *idx, uint64_t seq)
+{
+	if (seq != 0)
+		atomic_store(&idx->seq, seq);
+}
+
 int
-lm_index_put_posting(lm_index *idx, JobPosting *rec)
+lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 {
 	struct ent *e = NULL, *old;
 	lm_posting_prep *pp = NULL;
@@ -551,11 +653,15 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec)
 	if (live && rec->expires_at != 0)
 		exp_push(idx, rec->expires_at, e->slot);
 	exp_compact(idx);
+	maybe_reshare(idx, false);
 	publish_counts(idx);
+	publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	return LM_OK;
 fail:
 	lm_posting_prep_unbind(pp); /* the symbols are the index's: under the lock */
+	if (rc == LM_ESTALE)
+		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	lm_posting_prep_free(pp);
 	protobuf_c_message_free_unpacked(&rec->base, NULL);
@@ -563,7 +669,7 @@ fail:
 }
 
 int
-lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
+lm_index_put_profile(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 {
 	struct ent *e = NULL, *old;
 	lm_profile_prep *cp = NULL;
@@ -622,10 +728,13 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec)
 	e->listed = true;
 	e->part = part;
 	publish_counts(idx);
+	publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	return LM_OK;
 fail:
 	lm_profile_prep_unbind(cp);
+	if (rc == LM_ESTALE)
+		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	lm_profile_prep_free(cp);
 	protobuf_c_message_free_unpacked(&rec->base, NULL);
@@ -633,13 +742,14 @@ fail:
 }
 
 int
-lm_index_remove_posting(lm_index *idx, const char *id)
+lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq)
 {
 	struct ent *e;
 
 	if (idx == NULL || id == NULL)
 		return LM_EINVAL;
 	pthread_rwlock_wrlock(&idx->lock);
+	publish_seq(idx, seq);
 	if ((e = table_find(&idx->posts, id)) == NULL) {
 		pthread_rwlock_unlock(&idx->lock);
 		return LM_ENOENT;
@@ -652,6 +762,7 @@ lm_index_remove_posting(lm_index *idx, const char *id)
 		list_prep(idx, e->pp, NULL, e->part, e->slot, false);
 	lm_posting_prep_unbind(e->pp);
 	table_unlink(&idx->posts, e);
+	maybe_reshare(idx, false);
 	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	ent_free(e);
@@ -659,13 +770,14 @@ lm_index_remove_posting(lm_index *idx, const char *id)
 }
 
 int
-lm_index_remove_profile(lm_index *idx, const char *id)
+lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq)
 {
 	struct ent *e;
 
 	if (idx == NULL || id == NULL)
 		return LM_EINVAL;
 	pthread_rwlock_wrlock(&idx->lock);
+	publish_seq(idx, seq);
 	if ((e = table_find(&idx->profs, id)) == NULL) {
 		pthread_rwlock_unlock(&idx->lock);
 		return LM_ENOENT;
@@ -716,19 +828,70 @@ lm_index_advance(lm_index *idx, int64_t now)
 }
 
 /* Under the write lock, so that a query reads the same sequence number for
- * the whole of its scan (it reads it under the read lock). */
+ * the whole of its scan (it reads it under the read lock). The check before
+ * the lock is safe: only the one loader writes seq. A loader sets it when
+ * done: the moment to bring the idf snapshot up to date. */
 void
 lm_index_set_seq(lm_index *idx, uint64_t seq)
 {
+	if (atomic_load(&idx->seq) == seq)
+		return;
 	pthread_rwlock_wrlock(&idx->lock);
 	atomic_store(&idx->seq, seq);
+	maybe_reshare(idx, true);
 	pthread_rwlock_unlock(&idx->lock);
+}
+
+#define SWAP(type, a, b)                                                                 \
+	do {                                                                             \
+		type swap_tmp_ = (a);                                                    \
+		(a) = (b);                                                               \
+		(b) = swap_tmp_;                                                         \
+	} while (0)
+
+int
+lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
+{
+	if (idx == NULL || from == NULL || from == idx || from->model != idx->model) {
+		if (from != idx)
+			lm_index_free(from);
+		return LM_EINVAL;
+	}
+	/* from is the caller's alone: its snapshot is brought up to date
+	 * outside idx's lock. */
+	maybe_reshare(from, true);
+	pthread_rwlock_wrlock(&idx->lock);
+	SWAP(struct table, idx->posts, from->posts);
+	SWAP(struct table, idx->profs, from->profs);
+	SWAP(lm_skill_stats *, idx->stats, from->stats);
+	SWAP(lm_inverted *, idx->piv, from->piv);
+	SWAP(lm_inverted *, idx->civ, from->civ);
+	SWAP(lm_idf_snap *, idx->snap, from->snap);
+	SWAP(size_t, idx->since_check, from->since_check);
+	idx->gen++; /* the cached drift was the old content's */
+	SWAP(struct expiry *, idx->exp, from->exp);
+	SWAP(size_t, idx->nexp, from->nexp);
+	SWAP(size_t, idx->expcap, from->expcap);
+	SWAP(size_t, idx->nlive, from->nlive);
+	SWAP(int64_t, idx->clock, from->clock);
+	advance_locked(idx, from->clock); /* the later clock of the two */
+	publish_counts(idx);
+	atomic_store(&idx->seq, seq);
+	pthread_rwlock_unlock(&idx->lock);
+	lm_index_free(from); /* the old content, outside the lock */
+	return LM_OK;
 }
 
 uint64_t
 lm_index_seq(lm_index *idx)
 {
 	return atomic_load(&idx->seq);
+}
+
+const lm_model *
+lm_index_model(const lm_index *idx)
+{
+	return idx->model;
 }
 
 const char *
@@ -745,6 +908,7 @@ lm_index_counts_get(lm_index *idx, lm_index_counts *out)
 	out->profiles = atomic_load(&idx->n_profiles);
 	out->reached = atomic_load(&idx->reached);
 	out->scored = atomic_load(&idx->scored);
+	out->entries = atomic_load(&idx->entries);
 }
 
 /* ---- top-k ------------------------------------------------------------------- */
@@ -823,60 +987,89 @@ heap_offer(struct heap *h, const struct hit *x)
 /* ---- queries: candidates from the lists, exact top-k with bounds --------------- */
 
 /*
- * A query ranks the records of one side for a subject.
+ * A query ranks the records of one side for a subject, exactly, fully
+ * evaluating few of them: MaxScore over the inverted lists, term at a
+ * time, with a share per record and term.
  *
- * Candidates: the records in the partitions the subject's key does not
- * veto that share a term with the subject (lm_prep_terms), plus, when
- * ranking postings, those without skill ids ("bare"), which NO_OVERLAP
- * cannot veto; when the subject is a posting without skill ids, every
- * profile of those partitions. Every other record is vetoed (by the key
- * pre-checks or by NO_OVERLAP). When ranking postings, the tiers of the
- * term lists whose share bounds (lm_scan_term_bound) sum below the k-th
- * score are left unread (MaxScore; see rank).
+ * Units are the tiers of the lists of the subject's terms (lm_prep_terms)
+ * in the partitions that the subject's key does not veto. A record on a
+ * unit adds its stored share times the unit's multiplier to the bound of
+ * its skills value: ranking postings, the shares are at the idf snapshot
+ * and the multiplier is the drift since (lm_idf_snap_drift); ranking
+ * profiles, a profile stores 1 for a skill and 0 for a word and the
+ * multiplier is the subject's share of the term (lm_scan_term_share). The
+ * skills value of a pair, which bounds the score of an eligible pair, is at
+ * most the sum over the units the record is on (score.h,
+ * lm_posting_shares). A unit's bound is its tier's largest share times the
+ * multiplier. The pairs the shares cannot bound have no skills feature:
+ * their gate, params.no_skills_gate, bounds them. They are the postings
+ * without skills of their own (the bare lists, always read), and every
+ * record when the subject is a posting without skills of its own (every
+ * record of the partitions when it has no skill ids at all: NO_OVERLAP
+ * cannot veto).
  *
- * Stage one reads only the dense slots: the key pre-checks, then the key
- * bound of the score (lm_scan_key_bound). Stage two takes the candidates in
- * order of decreasing key bound (the best max(4k, 64) selected and sorted
- * first) while a bound can still beat the k-th best score kept: it runs the
- * exact vetoes and the exact bound (lm_scan_*_bound) and fully scores
- * (lm_scan_*_score) what can still enter. Once a key bound is below the
- * k-th score (or min_score), no later candidate can enter, so the result is
- * exactly the top k of an exhaustive scan, ties by id included (a bound
- * equal to the k-th score is still scored).
+ * 1. Seed: the units of the largest bounds are accumulated until they
+ *    reach SEED_CANDS records; the best max(4k, 64) by partial sum are
+ *    evaluated (below), which sets the bar (the k-th score kept, or
+ *    min_score).
+ * 2. The units left whose bounds sum, with the slack, below the bar are
+ *    never read: a record on those only cannot reach the bar. The others
+ *    are accumulated. A record's bound is then its sum plus the bounds of
+ *    the units not read.
+ * 3. Records are evaluated in decreasing bound order while the bound
+ *    reaches the bar: the key pre-checks and key bound from the dense
+ *    slots (lm_scan_vetoed, lm_scan_key_bound), then the exact vetoes and
+ *    bound (lm_scan_*_bound), then the full score. Once a bound is below
+ *    the bar no later record can enter, so the result is exactly the top k
+ *    of an exhaustive scan, ties by id included (a bound equal to the bar
+ *    is still evaluated).
  *
- * `vetoed` counts the records found vetoed: every one when the query
- * returns fewer than k matches (nothing was pruned), otherwise those the
- * partitions, the lists and the vetoes of the visited candidates removed.
+ * Records on no list of the subject's terms are vetoed by NO_OVERLAP, and
+ * those of skipped partitions by the key pre-checks. `vetoed` counts the
+ * records found vetoed: every one when the query returns fewer than k
+ * matches (nothing was pruned), otherwise those the partitions, the lists
+ * and the vetoes of the evaluated records removed.
  */
-#define FIRST_BATCH 64 /* candidates sorted by bound before the rest, at least */
-
-#define SEED_CANDS 4096 /* candidates that set the bar before lists are left out */
-#define TERM_SLACK 1e-9 /* relative and absolute, on a sum of term bounds */
+#define FIRST_BATCH 64   /* records evaluated to set the bar, at least */
+#define SEED_CANDS  4096 /* records accumulated before units are left out */
+#define TERM_SLACK  1e-4 /* relative and absolute, on a sum of shares */
+#define EVAL_COST   32   /* list entries read cost about one evaluation */
 
 struct cand {
 	double bound;
 	uint32_t doc;
 };
 
-/* A tier of a term list of the subject and the bound of the term's share
- * in the records on it, over the partitions visited (lm_scan_term_bound). */
+/* A unit: tier `tier` of the list of `term`. ub bounds what a record on it
+ * adds (over the partitions visited); mult turns a stored share into that. */
 struct term_bound {
 	double ub;
+	float mult;
 	uint32_t term, tier;
+	uint32_t ti;    /* the term's place in the subject's terms */
+	size_t entries; /* records on it (over the partitions visited) */
 };
 
-/* Working memory of one query, reused through the index's pool. mark has a
- * slot per doc id: a doc is a candidate of this query when mark[doc] ==
- * stamp. */
+/* A doc's slot in a query: mark == the query's stamp when the doc was
+ * accumulated (acc its sum so far), stamp + 1 when it was evaluated. Side
+ * by side, so that adding a share touches one cache line. */
+struct acc {
+	uint32_t mark;
+	float acc;
+};
+
+/* Working memory of one query, reused through the index's pool: a struct
+ * acc per doc id in as. */
 struct scratch {
 	struct scratch *next;
-	uint32_t *mark;
+	struct acc *as;
 	size_t mark_cap;
 	uint32_t stamp;
 	struct cand *cands;
 	size_t cand_cap;
 	uint32_t *terms;
 	struct term_bound *tb;
+	double *tmax; /* by term: see rest_of */
 	size_t term_cap;
 };
 
@@ -885,10 +1078,11 @@ scratch_free(struct scratch *s)
 {
 	if (s == NULL)
 		return;
-	free(s->mark);
+	free(s->as);
 	free(s->cands);
 	free(s->terms);
 	free(s->tb);
+	free(s->tmax);
 	free(s);
 }
 
@@ -903,7 +1097,7 @@ pool_free(lm_index *idx)
 }
 
 /* A scratch with mark room for ndocs docs, cands for ncand and terms for
- * nterms (a new stamp); NULL when out of memory. Read lock held (ndocs
+ * nterms (new stamps); NULL when out of memory. Read lock held (ndocs
  * cannot change meanwhile). */
 static struct scratch *
 scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
@@ -918,11 +1112,11 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 		return NULL;
 	if (s->mark_cap < ndocs) {
 		size_t cap = ndocs + ndocs / 4 + 64;
-		uint32_t *m = realloc(s->mark, cap * sizeof(*m));
-		if (m == NULL)
+		struct acc *a = realloc(s->as, cap * sizeof(*a));
+		if (a == NULL)
 			goto nomem;
-		memset(m, 0, cap * sizeof(*m));
-		s->mark = m;
+		memset(a, 0, cap * sizeof(*a));
+		s->as = a;
 		s->mark_cap = cap;
 		s->stamp = 0;
 	}
@@ -937,6 +1131,7 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 	if (s->term_cap < nterms) {
 		uint32_t *t = realloc(s->terms, nterms * sizeof(*t));
 		struct term_bound *tb;
+		double *tm;
 		if (t == NULL)
 			goto nomem;
 		s->terms = t;
@@ -944,13 +1139,16 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 		    NULL)
 			goto nomem;
 		s->tb = tb;
+		if ((tm = realloc(s->tmax, nterms * sizeof(*tm))) == NULL)
+			goto nomem;
+		s->tmax = tm;
 		s->term_cap = nterms;
 	}
-	/* Two stamps a query (see rank); wrapped, old marks could look current. */
+	/* Two stamps a query; wrapped, old marks could look current. */
 	s->stamp += 2;
-	if (s->stamp < 2 || s->stamp == UINT32_MAX) {
-		memset(s->mark, 0, s->mark_cap * sizeof(*s->mark));
-		s->stamp = 1;
+	if (s->stamp < 2 || s->stamp >= UINT32_MAX - 1) {
+		memset(s->as, 0, s->mark_cap * sizeof(*s->as));
+		s->stamp = 2;
 	}
 	return s;
 nomem:
@@ -965,20 +1163,6 @@ scratch_put(lm_index *idx, struct scratch *s)
 	s->next = idx->pool;
 	idx->pool = s;
 	pthread_mutex_unlock(&idx->pool_lock);
-}
-
-/* Marks the docs of a list as candidates, appending the new ones to
- * s->cands[*ncand ..]. */
-static void
-collect(struct scratch *s, const uint32_t *docs, size_t n, size_t *ncand)
-{
-	for (size_t i = 0; i < n; i++) {
-		uint32_t d = docs[i];
-		if (s->mark[d] != s->stamp) {
-			s->mark[d] = s->stamp;
-			s->cands[(*ncand)++].doc = d;
-		}
-	}
 }
 
 static bool
@@ -1036,83 +1220,175 @@ bar(const struct heap *h, double min_score)
 struct ranking {
 	lm_scan *sc;
 	const struct table *t;
+	const lm_inverted *iv;
+	const bool *skip; /* partitions skipped */
+	uint32_t nparts;
 	bool jobs;
+	bool unbounded; /* the shares bound no record: gate bounds each */
+	float gate;     /* params.no_skills_gate, rounded up */
 	double min_score;
 	struct heap *h;
 	struct scratch *s;
-	size_t nvetoed; /* candidates found vetoed */
-	uint64_t scored;
+	size_t ncand;     /* records accumulated: s->cands[0 .. ncand) */
+	size_t nvetoed;   /* records found vetoed */
+	uint64_t scored;  /* records fully scored */
+	uint64_t reached; /* records evaluated (their veto keys read) */
+	uint64_t entries; /* list entries read */
 };
 
-/* Stage one and two over the candidates s->cands[lo .. hi), into q->h. */
+/* Adds docs to the candidates with the gate of a posting without skills
+ * as their bound (no share bounds them). */
 static void
-visit(struct ranking *q, size_t lo, size_t hi)
+collect(struct ranking *q, const uint32_t *docs, size_t n)
 {
-	struct cand *cv = q->s->cands + lo;
-	const struct table *t = q->t;
-	struct heap *h = q->h;
-	size_t n = hi - lo, nelig = 0, first;
+	struct scratch *s = q->s;
 
-	/* Stage one: key vetoes and key bounds, from the dense slots. */
 	for (size_t i = 0; i < n; i++) {
-		uint32_t d = cv[i].doc;
-		const struct slot *sl = &t->slots[d];
-		double b;
-		if (lm_scan_vetoed(q->sc, &sl->key)) {
-			q->nvetoed++;
-			continue;
+		uint32_t d = docs[i];
+		if (s->as[d].mark != s->stamp) {
+			s->as[d].mark = s->stamp;
+			s->as[d].acc = q->gate;
+			s->cands[q->ncand++].doc = d;
 		}
-		b = lm_scan_key_bound(q->sc, &sl->key);
-		if (b < bar(h, q->min_score) || h->cap == 0)
-			continue;
-		cv[nelig].bound = b;
-		cv[nelig++].doc = d;
 	}
+}
 
-	/* Stage two: the best key bounds first, until none can enter; each
-	 * candidate through its exact bound, its vetoes, then its score. The
-	 * first batch (the best bounds) sets the bar; of the rest, only the
-	 * bounds that reach it are sorted and visited. */
-	first = 4 * h->cap > FIRST_BATCH ? 4 * h->cap : FIRST_BATCH;
-	if (first < nelig)
-		select_top(cv, nelig, first - 1);
+/* Adds what unit tb gives each record on it to the record's sum. */
+static void
+accumulate(struct ranking *q, const struct term_bound *tb)
+{
+	struct scratch *s = q->s;
+	struct acc *as = s->as;
+	uint32_t stamp = s->stamp;
+	float mult = tb->mult;
+
+	for (uint32_t part = 0; part < q->nparts; part++) {
+		const uint32_t *docs;
+		const float *sh;
+		float mx;
+		size_t n;
+		if (q->skip[part])
+			continue;
+		docs = lm_inverted_tier(q->iv, part, tb->term, tb->tier, &n, &sh, &mx);
+		q->entries += n;
+		for (size_t i = 0; i < n; i++) {
+			uint32_t d = docs[i];
+			float c = sh[i] * mult;
+			if (as[d].mark == stamp)
+				as[d].acc += c;
+			else if (as[d].mark != stamp + 1) {
+				as[d].mark = stamp;
+				as[d].acc = c;
+				s->cands[q->ncand++].doc = d;
+			}
+		}
+	}
+}
+
+/* Evaluates record d (marking it evaluated): the key pre-checks and key
+ * bound, the exact vetoes and bound, the full score, into the heap. */
+static void
+evaluate(struct ranking *q, uint32_t d)
+{
+	const struct slot *sl = &q->t->slots[d];
+	double floor = bar(q->h, q->min_score), b;
+	lm_pair_state st;
+	struct hit x;
+
+	q->s->as[d].mark = q->s->stamp + 1;
+	q->reached++;
+	if (lm_scan_vetoed(q->sc, &sl->key)) {
+		q->nvetoed++;
+		return;
+	}
+	if (q->h->cap == 0 || lm_scan_key_bound(q->sc, &sl->key) < floor)
+		return;
+	st = q->jobs ? lm_scan_posting_bound(q->sc, sl->prep, floor, &b)
+	             : lm_scan_profile_bound(q->sc, sl->prep, floor, &b);
+	if (st == LM_PAIR_VETOED)
+		q->nvetoed++;
+	if (st != LM_PAIR_OK)
+		return;
+	x.score = q->jobs ? lm_scan_posting_score(q->sc, sl->prep)
+	                  : lm_scan_profile_score(q->sc, sl->prep);
+	q->scored++;
+	if (x.score < q->min_score)
+		return;
+	x.e = q->t->v[d];
+	x.id = x.e->id;
+	heap_offer(q->h, &x);
+}
+
+static size_t
+first_batch(const struct ranking *q)
+{
+	return 4 * q->h->cap > FIRST_BATCH ? 4 * q->h->cap : FIRST_BATCH;
+}
+
+/* Step 1: evaluates the best records by partial sum (not a bound yet: the
+ * order only finds good scores early). */
+static void
+seed(struct ranking *q)
+{
+	struct cand *cv = q->s->cands;
+	size_t n = q->ncand, m = first_batch(q);
+
+	for (size_t i = 0; i < n; i++)
+		cv[i].bound = q->s->as[cv[i].doc].acc;
+	if (m < n)
+		select_top(cv, n, m - 1);
 	else
-		first = nelig;
-	qsort(cv, first, sizeof(*cv), cmp_cand);
-	for (size_t lo2 = 0, hi2 = first, pass = 0; pass < 2; pass++) {
-		for (size_t i = lo2; i < hi2; i++) {
-			const struct cand *c = &cv[i];
-			const struct slot *sl = &t->slots[c->doc];
-			struct hit x;
-			double b, floor = bar(h, q->min_score);
-			lm_pair_state st;
-			if (c->bound < floor)
-				break; /* sorted: every later bound is lower */
-			st = q->jobs ? lm_scan_posting_bound(q->sc, sl->prep, floor, &b)
-			             : lm_scan_profile_bound(q->sc, sl->prep, floor, &b);
-			if (st == LM_PAIR_VETOED)
-				q->nvetoed++;
-			if (st != LM_PAIR_OK)
-				continue;
-			x.score = q->jobs ? lm_scan_posting_score(q->sc, sl->prep)
-			                  : lm_scan_profile_score(q->sc, sl->prep);
-			q->scored++;
-			if (x.score < q->min_score)
-				continue;
-			x.e = t->v[c->doc];
-			x.id = x.e->id;
-			heap_offer(h, &x);
+		m = n;
+	for (size_t i = 0; i < m; i++)
+		evaluate(q, cv[i].doc);
+}
+
+/* Step 3: the records not evaluated yet, their bounds their sums plus
+ * rest (the bounds of the units not read), best first while they reach the
+ * bar. They go in batches, each twice the size of the one before: the
+ * largest bounds are selected and sorted, evaluated, and of the rest only
+ * those that reach the bar the batch set are kept, so that few are ever
+ * sorted. */
+static void
+visit(struct ranking *q, double rest)
+{
+	struct cand *cv = q->s->cands;
+	const struct acc *as = q->s->as;
+	size_t n = 0, lo = 0, batch = first_batch(q);
+	double floor = bar(q->h, q->min_score);
+
+	for (size_t i = 0; i < q->ncand; i++) {
+		uint32_t d = cv[i].doc;
+		double b;
+		if (as[d].mark != q->s->stamp)
+			continue; /* evaluated */
+		b = ((double) (q->unbounded ? q->gate : as[d].acc) + rest) *
+		        (1 + TERM_SLACK) +
+		    TERM_SLACK;
+		if (b < floor)
+			continue;
+		cv[n].bound = b;
+		cv[n++].doc = d;
+	}
+	while (lo < n) {
+		size_t m = n - lo, end;
+		if (batch < m)
+			select_top(cv + lo, m, batch - 1);
+		else
+			batch = m;
+		qsort(cv + lo, batch, sizeof(*cv), cmp_cand);
+		for (end = lo + batch; lo < end; lo++) {
+			if (cv[lo].bound < bar(q->h, q->min_score))
+				return; /* every later bound is at most this one */
+			evaluate(q, cv[lo].doc);
 		}
-		if (pass == 0) {
-			double floor = bar(h, q->min_score);
-			size_t m = first;
-			for (size_t i = first; i < nelig; i++)
-				if (!(cv[i].bound < floor))
-					cv[m++] = cv[i];
-			qsort(cv + first, m - first, sizeof(*cv), cmp_cand);
-			lo2 = first;
-			hi2 = m;
-		}
+		floor = bar(q->h, q->min_score);
+		m = lo;
+		for (size_t i = lo; i < n; i++)
+			if (!(cv[i].bound < floor))
+				cv[m++] = cv[i];
+		n = m;
+		batch *= 2;
 	}
 }
 
@@ -1123,38 +1399,119 @@ cmp_term_bound(const void *a, const void *b)
 	return x->ub > y->ub ? -1 : (x->ub < y->ub ? 1 : 0);
 }
 
-/* The index of the first of the terms tb[0 .. n) (sorted by decreasing
- * bound) whose lists need no visit: the bounds from there on sum, with the
- * slack, below theta, so a record on those lists only cannot reach it. */
-static size_t
-essential_end(const struct term_bound *tb, size_t n, double theta)
+/* The bound of what the units tb[from .. n) add to a record's sum: a
+ * record is on one tier of a term's list at most, so per term the largest
+ * bound of its units there, summed over the terms. tmax has a slot per
+ * term. */
+static double
+rest_of(const struct term_bound *tb, size_t from, size_t n, double *tmax, size_t nterms)
 {
 	double sum = 0;
 
+	for (size_t i = 0; i < nterms; i++)
+		tmax[i] = 0;
+	for (size_t i = from; i < n; i++)
+		if (tb[i].ub > tmax[tb[i].ti]) {
+			sum += tb[i].ub - tmax[tb[i].ti];
+			tmax[tb[i].ti] = tb[i].ub;
+		}
+	return sum;
+}
+
+/* The index of the first of the units tb[0 .. n) (sorted by decreasing
+ * bound) that need no reading: what the units from there on add (rest_of)
+ * is, with the slack, below theta, so a record on those units only cannot
+ * reach it. */
+static size_t
+essential_end(
+    const struct term_bound *tb, size_t n, double theta, double *tmax, size_t nterms)
+{
+	double sum = 0;
+
+	for (size_t i = 0; i < nterms; i++)
+		tmax[i] = 0;
 	while (n > 0) {
-		double v = sum + tb[n - 1].ub;
+		const struct term_bound *u = &tb[n - 1];
+		double v = sum + (u->ub > tmax[u->ti] ? u->ub - tmax[u->ti] : 0);
 		if (!(v * (1 + TERM_SLACK) + TERM_SLACK < theta))
 			break;
 		sum = v;
+		if (u->ub > tmax[u->ti])
+			tmax[u->ti] = u->ub;
 		n--;
 	}
 	return n;
 }
 
-/* Collects the records of tier tb in the partitions not skipped. */
-static void
-collect_tier(struct ranking *q, const lm_inverted *iv, const bool *skip, uint32_t nparts,
-    const struct term_bound *tb, size_t *ncand)
+/* Records whose bound, their sum plus rest, reaches theta. */
+static size_t
+count_over(const struct ranking *q, double rest, double theta)
 {
-	for (uint32_t part = 0; part < nparts; part++) {
-		const uint32_t *docs;
-		float ratio;
-		size_t n;
-		if (skip[part])
-			continue;
-		docs = lm_inverted_tier(iv, part, tb->term, tb->tier, &n, &ratio);
-		collect(q->s, docs, n, ncand);
+	const struct cand *cv = q->s->cands;
+	size_t n = 0;
+
+	for (size_t i = 0; i < q->ncand; i++) {
+		uint32_t d = cv[i].doc;
+		n += q->s->as[d].mark == q->s->stamp &&
+		     !(((double) q->s->as[d].acc + rest) * (1 + TERM_SLACK) + TERM_SLACK <
+		         theta);
 	}
+	return n;
+}
+
+/* A float at least x (a multiplier of bounds is never rounded down). */
+static float
+float_up(double x)
+{
+	float f = (float) x;
+
+	return (double) f < x ? nextafterf(f, INFINITY) : f;
+}
+
+/* Fills the units of the subject's terms (q->s->terms[0 .. nterms)) with
+ * their bounds over the partitions visited, sorted by decreasing bound;
+ * returns their number. Read lock held. */
+static size_t
+units(lm_index *idx, struct ranking *q, size_t nterms)
+{
+	struct term_bound *tb = q->s->tb;
+	size_t ntb = nterms * LM_INVERTED_TIERS;
+	double drift = q->jobs ? current_drift(idx) : 1;
+
+	for (size_t i = 0; i < ntb; i++) {
+		double m = q->jobs ? drift
+		                   : lm_scan_term_share(
+		                         q->sc, q->s->terms[i / LM_INVERTED_TIERS]);
+		tb[i].term = q->s->terms[i / LM_INVERTED_TIERS];
+		tb[i].tier = (uint32_t) (i % LM_INVERTED_TIERS);
+		tb[i].ti = (uint32_t) (i / LM_INVERTED_TIERS);
+		tb[i].ub = 0;
+		tb[i].entries = 0;
+		if (isinf(m) || isnan(m)) {
+			q->unbounded = true;
+			m = 0;
+		}
+		tb[i].mult = float_up(m);
+		for (uint32_t part = 0; part < q->nparts; part++) {
+			const float *sh;
+			float mx;
+			size_t n;
+			double u;
+			if (q->skip[part] || lm_inverted_tier(q->iv, part, tb[i].term,
+			                         tb[i].tier, &n, &sh, &mx) == NULL)
+				continue;
+			u = (double) mx * tb[i].mult;
+			tb[i].entries += n;
+			if (u > tb[i].ub)
+				tb[i].ub = u;
+		}
+	}
+	if (q->unbounded)
+		for (size_t i = 0; i < ntb; i++)
+			tb[i].ub = INFINITY;
+	if (ntb > 1)
+		qsort(tb, ntb, sizeof(*tb), cmp_term_bound);
+	return ntb;
 }
 
 /* Ranks the records of the other side for subject cp (postings) or pp
@@ -1168,13 +1525,11 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 {
 	bool jobs = cp != NULL;
 	const struct table *t = jobs ? &idx->posts : &idx->profs;
-	const lm_inverted *iv = jobs ? idx->piv : idx->civ;
-	uint32_t nparts = jobs ? POST_PARTS : PROF_PARTS;
 	bool every = !jobs && !lm_posting_prep_has_skills(pp);
 	bool skip[POST_PARTS > PROF_PARTS ? POST_PARTS : PROF_PARTS];
-	size_t nterms, ntb, ncand = 0, lo = 0, k = 0, end, in_parts = 0;
+	size_t nterms, ntb, k = 0, end, in_parts = 0;
 	struct ranking q = {0};
-	struct term_bound *tb;
+	double rest = 0;
 	int rc;
 
 	if ((rc = lm_scan_new(env, cp, pp, &q.sc)) != LM_OK)
@@ -1185,86 +1540,59 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 		return LM_ENOMEM;
 	}
 	q.t = t;
+	q.iv = jobs ? idx->piv : idx->civ;
+	q.skip = skip;
+	q.nparts = jobs ? POST_PARTS : PROF_PARTS;
 	q.jobs = jobs;
 	q.min_score = min_score;
 	q.h = h;
+	q.gate = float_up(idx->model->params.no_skills_gate);
 	nterms = lm_prep_terms(pp, cp, idx->stats, q.s->terms, nterms);
-	tb = q.s->tb;
-	for (uint32_t part = 0; part < nparts; part++) {
+	for (uint32_t part = 0; part < q.nparts; part++) {
 		const uint32_t *docs;
 		size_t n;
 		if ((skip[part] = part_skipped(q.sc, jobs, part)))
 			continue;
-		docs = lm_inverted_all(iv, part, &n);
+		docs = lm_inverted_all(q.iv, part, &n);
 		in_parts += n;
 		if (every)
-			collect(q.s, docs, n, &ncand);
+			collect(&q, docs, n);
 		else if (jobs) {
-			docs = lm_inverted_bare(iv, part, &n);
-			collect(q.s, docs, n, &ncand);
+			docs = lm_inverted_bare(q.iv, part, &n);
+			collect(&q, docs, n);
 		}
 	}
+	ntb = every ? 0 : units(idx, &q, nterms);
 
-	/* Each tier's bound: the largest over the partitions visited. */
-	ntb = every ? 0 : nterms * LM_INVERTED_TIERS;
-	for (size_t i = 0; i < ntb; i++) {
-		tb[i].term = q.s->terms[i / LM_INVERTED_TIERS];
-		tb[i].tier = (uint32_t) (i % LM_INVERTED_TIERS);
-		tb[i].ub = 0;
-		for (uint32_t part = 0; part < nparts; part++) {
-			float ratio;
-			size_t n;
-			double u;
-			if (skip[part] || lm_inverted_tier(iv, part, tb[i].term,
-			                      tb[i].tier, &n, &ratio) == NULL)
-				continue;
-			u = lm_scan_term_bound(q.sc, tb[i].term, ratio);
-			if (!(u <= tb[i].ub))
-				tb[i].ub = isnan(u) ? INFINITY : u;
+	while (k < ntb && q.ncand < SEED_CANDS)
+		accumulate(&q, &q.s->tb[k++]);
+	seed(&q);
+	end = essential_end(q.s->tb, ntb, bar(h, min_score), q.s->tmax, nterms);
+	for (; k < end; k++)
+		accumulate(&q, &q.s->tb[k]);
+	rest = rest_of(q.s->tb, k, ntb, q.s->tmax, nterms);
+	/* Reading the units left with a positive bound (the others add
+	 * nothing) costs an add per entry; evaluating a record that their
+	 * bound lets through costs about EVAL_COST adds. */
+	if (k < ntb && q.s->tb[k].ub > 0) {
+		size_t left = 0, pos = k;
+		for (; pos < ntb && q.s->tb[pos].ub > 0; pos++)
+			left += q.s->tb[pos].entries;
+		if (count_over(&q, rest, bar(h, min_score)) * EVAL_COST > left) {
+			for (; k < pos; k++)
+				accumulate(&q, &q.s->tb[k]);
+			rest = rest_of(q.s->tb, k, ntb, q.s->tmax, nterms);
 		}
 	}
-	if (ntb > 1)
-		qsort(tb, ntb, sizeof(*tb), cmp_term_bound);
+	visit(&q, rest);
 
-	/* MaxScore in two rounds. The tiers of the largest bounds come first
-	 * until they give SEED_CANDS candidates, which set the bar (a ranking
-	 * of profiles has no bounds: every tier is read in the second round).
-	 * Then the tiers left whose bounds sum below the bar are never read:
-	 * a record on those tiers only cannot reach the bar. The rest are read
-	 * into marks of the next stamp and visited in doc order (the slots
-	 * front to back). */
-	while (jobs && k < ntb && ncand < SEED_CANDS)
-		collect_tier(&q, iv, skip, nparts, &tb[k++], &ncand);
-	visit(&q, 0, ncand);
-	lo = ncand;
-	end = essential_end(tb, ntb, bar(h, min_score));
-	if (k < end) {
-		uint32_t *mark = q.s->mark, stamp = q.s->stamp + 1;
-		for (; k < end; k++) {
-			for (uint32_t part = 0; part < nparts; part++) {
-				const uint32_t *docs;
-				float ratio;
-				size_t n;
-				if (skip[part])
-					continue;
-				docs = lm_inverted_tier(
-				    iv, part, tb[k].term, tb[k].tier, &n, &ratio);
-				for (size_t i = 0; i < n; i++)
-					if (mark[docs[i]] != q.s->stamp)
-						mark[docs[i]] = stamp;
-			}
-		}
-		for (size_t d = 0; d < t->ndocs; d++)
-			if (mark[d] == stamp)
-				q.s->cands[ncand++].doc = (uint32_t) d;
-		visit(&q, lo, ncand);
-	}
 	atomic_fetch_add(&idx->scored, q.scored);
-	atomic_fetch_add(&idx->reached, ncand);
+	atomic_fetch_add(&idx->reached, q.reached);
+	atomic_fetch_add(&idx->entries, q.entries);
 	*considered = t->n;
-	/* When lists were left unvisited, their records are not known to be
-	 * vetoed: only those of the partitions skipped and those visited. */
-	*vetoed = (end < ntb ? t->n - in_parts : t->n - ncand) + q.nvetoed;
+	/* When units were left unread, their records are not known to be
+	 * vetoed: only those of the partitions skipped and those evaluated. */
+	*vetoed = (k < ntb ? t->n - in_parts : t->n - q.ncand) + q.nvetoed;
 	scratch_put(idx, q.s);
 	lm_scan_free(q.sc);
 	if (h->n > 1)

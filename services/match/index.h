@@ -5,16 +5,18 @@
  *
  * Ranking is by score descending, ties by id ascending. A query returns
  * exactly the top k of an exhaustive scan of the scorer (score.h), but
- * reaches only the records that share a term with the subject in the
- * partitions its veto key allows (when ranking postings, only through the
- * list tiers whose share bounds can still reach the k-th score), and fully
- * scores only those whose upper bound can still enter the top k
- * (docs/scoring.md, Ranking).
+ * reads only the lists of the subject's terms in the partitions its veto
+ * key allows (adding up each record's skill shares, and leaving out the
+ * list tiers that cannot lift a record to the k-th score), and evaluates
+ * and fully scores only the records whose upper bound can still enter the
+ * top k (docs/scoring.md, Ranking).
  *
  * Thread safety: every function may be called from any thread at any time.
  * Queries hold a read lock for their whole run and run concurrently with each
- * other; put/remove/advance take the write lock, so a query sees the index
- * either before or after an update, never half of it. A closed or removed
+ * other; put/remove/replace/advance take the write lock, so a query sees the
+ * index either before or after an update, never half of it. The index_seq
+ * a query reports (the change-log position its data reflects) changes in
+ * the same write-lock critical section as the data it accompanies. A closed or removed
  * record leaves the results of every query that starts after the update
  * returned. Nothing a query returns points into the index.
  *
@@ -54,7 +56,11 @@ int lm_index_new(const lm_model *model, lm_index **out);
 void lm_index_free(lm_index *idx);
 
 /*
- * Inserts or replaces (by id) a record. The index always takes ownership of
+ * Inserts or replaces (by id) a record. seq is the change-log position of
+ * the change; when it is not 0, the index_seq becomes seq in the same
+ * critical section as the change (also on LM_ESTALE: the change is then
+ * reflected by the newer version). 0 leaves the index_seq as it is. The
+ * index always takes ownership of
  * rec, also on failure (then rec is freed): rec must be freeable with
  * protobuf_c_message_free_unpacked(&rec->base, NULL), as a message from
  * lunamatch__v1__job_posting__unpack(NULL, ...) is. Returns LM_OK,
@@ -63,32 +69,52 @@ void lm_index_free(lm_index *idx);
  * A CLOSED posting stays stored (for GetPosting and ExplainMatch) but is
  * never matched.
  */
-int lm_index_put_posting(lm_index *idx, Lunamatch__V1__JobPosting *rec);
-int lm_index_put_profile(lm_index *idx, Lunamatch__V1__CandidateProfile *rec);
+int lm_index_put_posting(lm_index *idx, Lunamatch__V1__JobPosting *rec, uint64_t seq);
+int lm_index_put_profile(
+    lm_index *idx, Lunamatch__V1__CandidateProfile *rec, uint64_t seq);
 
-/* Removes a record. Returns LM_OK or LM_ENOENT. */
-int lm_index_remove_posting(lm_index *idx, const char *id);
-int lm_index_remove_profile(lm_index *idx, const char *id);
+/* Removes a record. Returns LM_OK or LM_ENOENT. seq as for the puts (set on
+ * both results). */
+int lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq);
+int lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq);
+
+/*
+ * Replaces every record of idx, with the statistics and lists, by those of
+ * from, and sets the index_seq to seq, in one write-lock critical section:
+ * a query sees all of the old content with the old index_seq or all of the
+ * new with seq. This is how a snapshot is loaded: into a new index that no
+ * query sees, then published at once. from must have been created with the
+ * same model and be used by no other thread; it is freed (with the old
+ * content), also on error. The index clock becomes the later of the two.
+ * Returns LM_OK or LM_EINVAL.
+ */
+int lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq);
 
 /* Moves the index clock forward to now (never back): postings that expired
  * by then leave the open_postings count. Scores do not depend on it. */
 void lm_index_advance(lm_index *idx, int64_t now);
 
-/* The change-log position the index reflects, set by its loader and
- * reported in responses. lm_index_set_seq takes the write lock: a query
- * reports the position that held during its whole scan. */
+/* The change-log position the index reflects, reported in responses.
+ * lm_index_set_seq moves it without a change of data (a change-log entry
+ * that changes nothing in the index), under the write lock; it is a no-op
+ * when the index is at seq already. A query reads it under the read lock
+ * of its scan. A change of data sets it with the change (the seq of
+ * put/remove/replace); one loader (the follower) sets it. */
 void lm_index_set_seq(lm_index *idx, uint64_t seq);
 uint64_t lm_index_seq(lm_index *idx);
 
-/* The model version (owned by the model). */
+/* The model the index scores with (borrowed, as given to lm_index_new), and
+ * its version (owned by the model). */
+const lm_model *lm_index_model(const lm_index *idx);
 const char *lm_index_model_version(const lm_index *idx);
 
 typedef struct lm_index_counts {
 	uint64_t postings;      /* every stored posting, closed ones included */
 	uint64_t open_postings; /* open and unexpired at the index clock */
 	uint64_t profiles;
-	uint64_t reached; /* records queries reached through the inverted lists, ever */
+	uint64_t reached; /* records queries evaluated (read the veto keys of), ever */
 	uint64_t scored;  /* pairs queries fully scored, ever (the rest were pruned) */
+	uint64_t entries; /* inverted-list entries queries read, ever */
 } lm_index_counts;
 
 /* Lock-free (never waits for the index lock, so it is safe in a metrics

@@ -6,8 +6,10 @@
  *
  * Documents are small integers the caller hands out (the index's doc ids);
  * terms are those of lm_prep_terms (score.h); partitions are numbered
- * 0 .. nparts-1 by the caller, from the hard-veto keys. Lists are unordered
- * (but for their tiers) and hold each document once per term. Not thread-safe for writes:
+ * 0 .. nparts-1 by the caller, from the hard-veto keys. A term list holds
+ * each document once, with a number the caller attaches to the pair
+ * (document, term), its share; lists are unordered but for their tiers by
+ * share. Not thread-safe for writes:
  * the index changes lists under its write lock and reads them under its read lock.
  */
 #ifndef LUNAMATCH_MATCH_INVERTED_H
@@ -18,7 +20,7 @@
 #include <stdint.h>
 
 #define LM_INVERTED_PARTS_MAX 256 /* partitions of one lm_inverted */
-#define LM_INVERTED_TIERS     4   /* tiers of a term list, by ratio */
+#define LM_INVERTED_TIERS     6   /* tiers of a term list, by share */
 
 typedef struct lm_inverted lm_inverted;
 
@@ -27,14 +29,12 @@ int lm_inverted_new(uint32_t nparts, lm_inverted **out);
 void lm_inverted_free(lm_inverted *iv); /* NULL is a no-op */
 
 /* Adds doc to partition part: to the list of each of its n terms
- * (duplicates in terms are added once, with the first one's ratio), to the
+ * (duplicates in terms are added once, with the first one's share), to the
  * partition's list of every document and, when bare, to its bare list.
- * ratios[i] (NULL: 0 for every term) is a number the caller attaches to
- * the pair (doc, terms[i]); each list keeps the smallest of its documents'
- * (lm_inverted_term_ratio). Returns LM_OK or LM_ENOMEM (then no document
- * was added). */
+ * shares[i] (NULL: 0 for every term) is the share of the pair (doc,
+ * terms[i]). Returns LM_OK or LM_ENOMEM (then no document was added). */
 int lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *terms,
-    const float *ratios, size_t n, bool bare);
+    const float *shares, size_t n, bool bare);
 
 /* Undoes lm_inverted_add with the same arguments. The lists keep their
  * room: adding the same document with the same arguments again right after
@@ -46,13 +46,20 @@ void lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc,
 const uint32_t *lm_inverted_term(
     const lm_inverted *iv, uint32_t part, uint32_t term, size_t *n);
 /* Tier `tier` (below LM_INVERTED_TIERS) of a term list: its documents
- * (*n of them) and in *ratio a lower bound of their ratios, the smallest
- * added to the tier since it was last empty (INFINITY when it is). A
- * document goes to the last tier whose smallest ratio it reaches (2, 5 and
- * 12 begin tiers 1 to 3), so that a bound on a tier's ratios is tighter
- * than one on the whole list's. */
+ * (*n of them), their shares at the same places in *shares, and in *max an
+ * upper bound of those shares, the largest added to the tier since it was
+ * last empty or reshared (0 when it is empty). A document goes to the last
+ * tier whose smallest share it reaches (0.04, 0.08, 0.15, 0.25 and 0.4
+ * begin tiers 1 to 5), so that a bound on a tier's shares is tighter than
+ * one on the whole list's. */
 const uint32_t *lm_inverted_tier(const lm_inverted *iv, uint32_t part, uint32_t term,
-    uint32_t tier, size_t *n, float *ratio);
+    uint32_t tier, size_t *n, const float **shares, float *max);
+
+/* Sets the share of every pair (doc, term) of the term lists to fn(arg,
+ * doc, term) and moves each document to the tier of its new share. Never
+ * fails (nothing is allocated). */
+typedef float (*lm_inverted_share_fn)(void *arg, uint32_t doc, uint32_t term);
+void lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg);
 
 const uint32_t *lm_inverted_all(const lm_inverted *iv, uint32_t part, size_t *n);
 const uint32_t *lm_inverted_bare(const lm_inverted *iv, uint32_t part, size_t *n);

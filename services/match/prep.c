@@ -924,3 +924,9 @@ lm_posting_prep_has_skills(const lm_posting_prep *pp)
 {
 	return pp->n_skills > 0 || pp->n_gids > 0;
 }
+
+bool
+lm_posting_prep_skills_present(const lm_posting_prep *pp)
+{
+	return pp->n_skills > 0;
+}

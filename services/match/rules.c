@@ -718,6 +718,52 @@ lm_skill_imp(const lm_score_env *env, const lm_posting_prep *pp, const struct fa
 }
 
 /*
+ * Why the shares bound the skills value (score.h, lm_posting_shares): with
+ * the importances imp_i as feat_skills computes them, R = sum over the
+ * required skills the candidate has of imp_i / req, P the same over the
+ * preferred ones, and v = clamp01(R + (1 - R) * P * ps) <= R + P * ps for
+ * R, P, ps >= 0: the sum over the skills the candidate has of imp_i / req
+ * (required) or imp_i / pref * ps (preferred). A posting whose skills are
+ * all preferred counts them as required (ps does not apply). The sums here
+ * add in another order than feat_skills: callers add a slack.
+ */
+void
+lm_posting_shares(
+    const lm_posting_prep *pp, const double *idf, double preferred_share, double *out)
+{
+	double known[CAP_SKILLS], cap = INFINITY, req = 0, pref = 0;
+	size_t nk = 0;
+	bool unknown = false;
+
+	for (size_t i = 0; i < pp->n_skills; i++)
+		unknown |= pp->skills[i].unknown;
+	if (unknown) {
+		for (size_t i = 0; i < pp->n_skills; i++)
+			if (!pp->skills[i].unknown)
+				sorted_add(known, &nk, idf[i]);
+		cap = median(known, nk);
+	}
+	for (size_t i = 0; i < pp->n_skills; i++) {
+		double e = idf[i];
+		if (pp->skills[i].unknown && e > cap)
+			e = cap;
+		out[i] = pp->skills[i].w * e;
+		if (pp->skills[i].preferred)
+			pref += out[i];
+		else
+			req += out[i];
+	}
+	for (size_t i = 0; i < pp->n_skills; i++) {
+		if (!(req > 0))
+			out[i] = pref > 0 ? out[i] / pref : 0;
+		else if (pp->skills[i].preferred)
+			out[i] = pref > 0 ? out[i] / pref * preferred_share : 0;
+		else
+			out[i] /= req;
+	}
+}
+
+/*
  * Coverage of the required skills R (importance-weighted), plus the
  * preferred ones' coverage P filling a share of the rest:
  * R + (1 - R) * P * preferred_share. A posting whose skills are all

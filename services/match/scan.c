@@ -21,8 +21,32 @@ struct lm_scan {
 	uint32_t *subj;      /* posting subject: symbols of skills[], then gids[] */
 	double *imp;         /* posting subject: nsym slots, weight * idf of its skills */
 	double imp_tot;      /* ... summed over all of them (known symbols or not) */
+	double *share;       /* posting subject with skills: nsym slots, its shares */
 	uint64_t fast_pairs; /* pairs scored through the fast path */
 };
+
+/* The shares of a posting subject's skills (lm_posting_shares) by symbol;
+ * a symbol of several of its skills keeps the largest. */
+static int
+subject_shares(lm_scan *sc)
+{
+	const lm_posting_prep *p = sc->pp;
+	double *idf, *sh;
+
+	if ((sc->share = calloc(lm_sym_limit(sc->stats) + 1, sizeof(*sc->share))) ==
+	        NULL ||
+	    (idf = malloc(2 * p->n_skills * sizeof(*idf))) == NULL)
+		return LM_ENOMEM;
+	sh = idf + p->n_skills;
+	for (size_t i = 0; i < p->n_skills; i++)
+		idf[i] = lm_sym_idf(sc->stats, sc->subj[i]);
+	lm_posting_shares(p, idf, sc->env.model->params.preferred_share, sh);
+	for (size_t i = 0; i < p->n_skills; i++)
+		if (sc->subj[i] != LM_SKILL_SYM_NONE && sh[i] > sc->share[sc->subj[i]])
+			sc->share[sc->subj[i]] = sh[i];
+	free(idf);
+	return LM_OK;
+}
 
 int
 lm_scan_new(const lm_score_env *env, const lm_profile_prep *c, const lm_posting_prep *p,
@@ -71,6 +95,8 @@ lm_scan_new(const lm_score_env *env, const lm_profile_prep *c, const lm_posting_
 			if (sc->subj[i] != LM_SKILL_SYM_NONE)
 				sc->imp[sc->subj[i]] = v;
 		}
+		if (p->n_skills > 0 && sc->stats != NULL && subject_shares(sc) != LM_OK)
+			goto nomem;
 	}
 	*out = sc;
 	return LM_OK;
@@ -88,6 +114,7 @@ lm_scan_free(lm_scan *sc)
 	free(sc->idf);
 	free(sc->subj);
 	free(sc->imp);
+	free(sc->share);
 	free(sc);
 }
 
@@ -298,82 +325,14 @@ lm_scan_profile_score(lm_scan *sc, const lm_profile_prep *c)
 	return score_vetted(sc, c, sc->pp, &fx);
 }
 
-/*
- * Why lm_scan_term_bound bounds the score of a pair (profile c, posting p
- * with skills), in the notation of rules.c.
- *
- * 1. score = clamp01(gate * num / wsum) where num / wsum is a weighted mean
- *    of values in [0, 1] (skills counting 1), so score <= gate. A posting
- *    with skills has weights w > 0 (prep.c) and every idf is > 0, so its
- *    importance is > 0, the skills feature is present and gate is the
- *    skills value v.
- * 2. v = clamp01(R + (1 - R) * P * share) with R = req_have / req, P =
- *    pref_have / pref and share in [0, 1] (model.c; a larger share is
- *    multiplied in all the same); so v <= R + P: the sum
- *    over the skills s of p that c has of s's share, imp_s divided by the
- *    importance of its group (the required skills for a required s, the
- *    preferred ones for a preferred s; every skill when none is required).
- * 3. imp_s = w_s * idf_s, with idf_s at most the raw idf I_s of its symbol
- *    (an unknown skill's is capped lower) and every idf of the group at
- *    least f = lm_sym_idf_min (a capped idf is a median of idfs >= f). As
- *    x / (x + a) grows with x and falls with a, share_s <= I_s / (I_s + f *
- *    r_s) where r_s is the sum of the other weights of the group over w_s:
- *    the weight ratio, a property of p alone.
- * 4. A list keeps the smallest ratio of its postings, so I_t / (I_t + f *
- *    ratio) bounds the share of term t of each of them. A posting that the
- *    candidate reaches through a word or requirement-group term only shares
- *    none of its skills with c: v = 0.
- * Rounding (sums in another order, a ratio stored as float rounded down)
- * is covered by the slack the index adds before it compares.
- */
-void
-lm_posting_term_ratios(
-    const lm_posting_prep *pp, const uint32_t *terms, size_t n, float *out)
-{
-	bool any_req = false;
-
-	for (size_t j = 0; j < pp->n_skills; j++)
-		any_req |= !pp->skills[j].preferred;
-	for (size_t i = 0; i < n; i++) {
-		const struct pskill *s = NULL;
-		double others = 0, r;
-		float fr;
-		out[i] = INFINITY;
-		if ((terms[i] & 1u) != LM_TERM_SKILL)
-			continue;
-		for (size_t j = 0; j < pp->n_skills && s == NULL; j++)
-			if (pp->skills[j].sym == terms[i] >> 1)
-				s = &pp->skills[j];
-		if (s == NULL) /* a requirement-group skill only */
-			continue;
-		for (size_t j = 0; j < pp->n_skills; j++)
-			if (&pp->skills[j] != s &&
-			    (!any_req || pp->skills[j].preferred == s->preferred))
-				others += pp->skills[j].w;
-		r = others / s->w;
-		fr = (float) r;
-		if ((double) fr > r)
-			fr = nextafterf(fr, 0);
-		out[i] = fr;
-	}
-}
-
 double
-lm_scan_term_bound(lm_scan *sc, uint32_t term, float ratio)
+lm_scan_term_share(const lm_scan *sc, uint32_t term)
 {
 	uint32_t sym = term >> 1;
-	double idf, f, share = sc->env.model->params.preferred_share;
 
-	if (sc->cp == NULL)
+	if (sc->share == NULL)
 		return INFINITY;
-	if ((term & 1u) != LM_TERM_SKILL)
-		return isinf(ratio) ? 0 : 1;
-	if (isinf(ratio))
+	if ((term & 1u) != LM_TERM_SKILL || sym >= lm_sym_limit(sc->stats))
 		return 0;
-	if (sc->stats == NULL || sym >= lm_sym_limit(sc->stats))
-		return 1;
-	if ((idf = sc->idf[sym]) < 0)
-		idf = sc->idf[sym] = lm_sym_idf(sc->stats, sym);
-	f = lm_sym_idf_min(sc->stats);
-	return (share > 1 ? share : 1) * idf / (idf + f * (double) ratio);
+	return sc->share[sym];
 }

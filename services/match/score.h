@@ -316,27 +316,65 @@ bool lm_posting_prep_has_skills(const lm_posting_prep *pp);
  * bounds): never below what lm_scan_posting/profile give for the pair. */
 double lm_scan_key_bound(lm_scan *sc, const lm_veto_key *other);
 
+/* Whether the posting lists skills of its own: only then is the skills
+ * feature present in its pairs, and its skills value their gate. */
+bool lm_posting_prep_skills_present(const lm_posting_prep *pp);
+
 /*
- * Term bounds for pruning whole inverted lists (MaxScore). The score of an
- * eligible pair is at most its skills gate, and for a posting with skills
- * the gate is the skills value, at most the sum over the posting's skills
- * the candidate has of each skill's share (scan.c proves both). A share
- * depends on the idf of every skill of the posting, which moves with the
- * corpus, so a list keeps a static number instead: the weight ratio of a
- * posting's skill term, the weights of the other skills its share is
- * divided by over its own weight (INFINITY for a term that is not one of
- * its skills, a share of 0). lm_posting_term_ratios writes the ratios of
- * the n terms of lm_prep_terms of bound prep pp to out[0 .. n).
+ * Skill shares, for bounds over inverted lists. For a posting with skills,
+ * the share of its skill i is what having the skill adds at most to the
+ * skills value: its importance w_i * idf_i (idf capped as for the skills
+ * feature) over the sum of its group's (the required skills, or the
+ * preferred ones times preferred_share; every skill when none is required).
+ * The skills value of a pair is at most the sum of the shares of the
+ * posting's skills the candidate has (rules.c proves it), and the score of
+ * an eligible pair at most its skills value.
  *
- * lm_scan_term_bound: for a profile subject, an upper bound of the share of
- * skill term `term` of any posting whose ratio for it is at least `ratio`,
- * at the scan's statistics; for a word term, 0 when ratio is INFINITY (no
- * posting has it as a skill). For a posting subject (ranking profiles):
- * INFINITY, no bound.
+ * lm_posting_shares writes the shares of the n_skills skills of pp, in the
+ * order of its skills, with idf[i] the (uncapped) idf of skill i, to out.
  */
-void lm_posting_term_ratios(
-    const lm_posting_prep *pp, const uint32_t *terms, size_t n, float *out);
-double lm_scan_term_bound(lm_scan *sc, uint32_t term, float ratio);
+void lm_posting_shares(
+    const lm_posting_prep *pp, const double *idf, double preferred_share, double *out);
+
+/* For a scan with a posting subject that lists skills: the share of skill
+ * term `term` (lm_prep_terms) of the subject at the scan's statistics, 0
+ * for a term that is not one of its skills (a word or a requirement-group
+ * skill only). INFINITY (no bound) for a posting subject without skills of
+ * its own and for a profile subject. */
+double lm_scan_term_share(const lm_scan *sc, uint32_t term);
+
+/*
+ * An idf snapshot, so that inverted lists of postings can hold each
+ * posting's share of each of its skills although idf moves with the
+ * corpus: shares are computed at the snapshot's idf of every symbol, and
+ * the drift (the largest over the smallest ratio of current to snapshot
+ * idf over the symbols of the postings added) bounds how much a share can
+ * have grown since: every idf of a posting, capped or not, moved by a
+ * factor within [lo, hi], so share_now <= share_snapshot * hi / lo.
+ * Not thread-safe for writes: the index changes it under its write lock.
+ */
+typedef struct lm_idf_snap lm_idf_snap;
+
+int lm_idf_snap_new(lm_idf_snap **out); /* LM_OK or LM_ENOMEM */
+void lm_idf_snap_free(lm_idf_snap *sn); /* NULL is a no-op */
+
+/* Adds posting pp (bound to s): a symbol of its skills that no posting
+ * added has gets its current idf in s as its snapshot idf. Writes the
+ * shares of its n terms of lm_prep_terms (rounded up; 0 for a term that is
+ * not one of its skills) to out. Returns LM_OK or LM_ENOMEM (nothing
+ * changed); adding again a posting just removed never fails. */
+int lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp,
+    double preferred_share, const uint32_t *terms, size_t n, float *out);
+/* Undoes lm_idf_snap_add of the same posting. */
+void lm_idf_snap_remove(lm_idf_snap *sn, const lm_posting_prep *pp);
+/* The share of term in added posting pp at the snapshot (rounded up). */
+float lm_idf_snap_share(const lm_idf_snap *sn, const lm_posting_prep *pp,
+    double preferred_share, uint32_t term);
+/* The drift factor hi / lo (>= 1) at s's current idf. */
+double lm_idf_snap_drift(const lm_idf_snap *sn, const lm_skill_stats *s);
+/* Takes a new snapshot: every symbol's current idf in s (drift 1). The
+ * shares of the postings added must then be computed again. */
+void lm_idf_snap_reset(lm_idf_snap *sn, const lm_skill_stats *s);
 
 /* Pairs the scan scored through its fast path (bound preps), for tests. */
 uint64_t lm_scan_fast_pairs(const lm_scan *sc);

@@ -135,7 +135,7 @@ put_posting(
 		s->skill_id = xstrdup(skills[i]);
 		p->skills[i] = s;
 	}
-	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
 }
 
 static void
@@ -160,7 +160,7 @@ put_profile(
 		s->level = LUNAMATCH__V1__SKILL_LEVEL__SKILL_LEVEL_ADVANCED;
 		c->skills[i] = s;
 	}
-	assert_int_equal(lm_index_put_profile(idx, c), LM_OK);
+	assert_int_equal(lm_index_put_profile(idx, c, 0), LM_OK);
 }
 
 static double
@@ -741,7 +741,7 @@ test_crossings(void **state)
 	assert_true(pair_above(ev, "cand-2", "job-1"));
 
 	/* A deleted profile: its pairs are forgotten. */
-	assert_int_equal(lm_index_remove_profile(idx, "cand-2"), LM_OK);
+	assert_int_equal(lm_index_remove_profile(idx, "cand-2", 0), LM_OK);
 	ch[0] = change(++seq, false, "cand-2", false, true);
 	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
 	assert_false(pair_known(ev, "cand-2", "job-1"));
@@ -768,7 +768,7 @@ test_crossings(void **state)
 	protobuf_c_message_free_unpacked(pm, NULL);
 	protobuf_c_message_free_unpacked(&e->base, NULL);
 
-	assert_int_equal(lm_index_remove_posting(idx, "job-1"), LM_OK);
+	assert_int_equal(lm_index_remove_posting(idx, "job-1", 0), LM_OK);
 	ch[0] = change(++seq, true, "job-1", false, false); /* not flagged deleted */
 	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
 	assert_false(pair_known(ev, "cand-1", "job-1"));

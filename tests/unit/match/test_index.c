@@ -1,7 +1,9 @@
 /*
  * test_index.c - the match index: exact top-k against an exhaustive scan
- * over many random data sets (a property test with fixed seeds), updates
- * that take effect at once, errors, and queries racing with updates.
+ * over many random data sets (a property test with fixed seeds), answers
+ * that do not change with the index clock, updates that take effect at once
+ * with their index_seq, errors, and queries racing with updates and with
+ * whole-content replacements.
  */
 #include <math.h>
 #include <pthread.h>
@@ -541,7 +543,7 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 		w->posts[i] = p;
 		assert_int_equal(lm_posting_prep_new(p, &w->pp[i]), LM_OK);
 		assert_int_equal(
-		    lm_index_put_posting(*idx, dup_msg(&p->base, NULL)), LM_OK);
+		    lm_index_put_posting(*idx, dup_msg(&p->base, NULL), 0), LM_OK);
 	}
 	w->np = np;
 	for (size_t i = 0; i < nc; i++) {
@@ -553,7 +555,7 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 		w->profs[i] = c;
 		assert_int_equal(lm_profile_prep_new(c, &w->cp[i]), LM_OK);
 		assert_int_equal(
-		    lm_index_put_profile(*idx, dup_msg(&c->base, NULL)), LM_OK);
+		    lm_index_put_profile(*idx, dup_msg(&c->base, NULL), 0), LM_OK);
 	}
 	w->nc = nc;
 
@@ -563,7 +565,7 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 		JobPosting *p = gen_posting(r, w->posts[i]->id);
 		p->version = w->posts[i]->version + rn(r, 3);
 		assert_int_equal(
-		    lm_index_put_posting(*idx, dup_msg(&p->base, NULL)), LM_OK);
+		    lm_index_put_posting(*idx, dup_msg(&p->base, NULL), 0), LM_OK);
 		lm_posting_prep_free(w->pp[i]);
 		free_msg(w->posts[i]);
 		w->posts[i] = p;
@@ -571,7 +573,8 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 	}
 	for (unsigned u = rn(r, 5); u > 0 && w->np > 1; u--) {
 		size_t i = rn(r, (uint32_t) w->np);
-		assert_int_equal(lm_index_remove_posting(*idx, w->posts[i]->id), LM_OK);
+		assert_int_equal(
+		    lm_index_remove_posting(*idx, w->posts[i]->id, 0), LM_OK);
 		lm_posting_prep_free(w->pp[i]);
 		free_msg(w->posts[i]);
 		w->np--;
@@ -580,7 +583,8 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 	}
 	for (unsigned u = rn(r, 3); u > 0 && w->nc > 1; u--) {
 		size_t i = rn(r, (uint32_t) w->nc);
-		assert_int_equal(lm_index_remove_profile(*idx, w->profs[i]->id), LM_OK);
+		assert_int_equal(
+		    lm_index_remove_profile(*idx, w->profs[i]->id, 0), LM_OK);
 		lm_profile_prep_free(w->cp[i]);
 		free_msg(w->profs[i]);
 		w->nc--;
@@ -1265,30 +1269,33 @@ test_updates(void **state)
 	 * postings without its skill stay eligible (no NO_OVERLAP veto). */
 	pr = simple_profile("c1", "go");
 	profile_goals(pr, "Engineer", NULL);
-	assert_int_equal(lm_index_put_profile(idx, pr), LM_OK);
+	assert_int_equal(lm_index_put_profile(idx, pr, 0), LM_OK);
 	pr = NULL;
-	assert_int_equal(lm_index_put_posting(idx, simple_posting("j2", 1, "go")), LM_OK);
-	assert_int_equal(lm_index_put_posting(idx, simple_posting("j1", 1, "go")), LM_OK);
 	assert_int_equal(
-	    lm_index_put_posting(idx, simple_posting("j3", 1, "rust")), LM_OK);
+	    lm_index_put_posting(idx, simple_posting("j2", 1, "go"), 0), LM_OK);
+	assert_int_equal(
+	    lm_index_put_posting(idx, simple_posting("j1", 1, "go"), 0), LM_OK);
+	assert_int_equal(
+	    lm_index_put_posting(idx, simple_posting("j3", 1, "rust"), 0), LM_OK);
 	/* Ties by id; the skill match ranks first. */
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j1,j2,j3");
 
 	/* A new version replaces the old at once. */
-	assert_int_equal(lm_index_put_posting(idx, simple_posting("j3", 2, "go")), LM_OK);
+	assert_int_equal(
+	    lm_index_put_posting(idx, simple_posting("j3", 2, "go"), 0), LM_OK);
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j1,j2,j3");
 	p = simple_posting("j1", 2, "rust");
-	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j2,j3,j1");
 	/* An older version is refused and changes nothing. */
 	assert_int_equal(
-	    lm_index_put_posting(idx, simple_posting("j1", 1, "go")), LM_ESTALE);
+	    lm_index_put_posting(idx, simple_posting("j1", 1, "go"), 0), LM_ESTALE);
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j2,j3,j1");
 
 	/* Closing removes from results but keeps the record for Get/Explain. */
 	p = simple_posting("j2", 5, "go");
 	p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
-	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j3,j1");
 	assert_int_equal(lm_index_get_posting(idx, "j2", &got), LM_OK);
 	assert_int_equal(got->version, 5);
@@ -1313,8 +1320,8 @@ test_updates(void **state)
 	}
 
 	/* Removal is immediate. */
-	assert_int_equal(lm_index_remove_posting(idx, "j3"), LM_OK);
-	assert_int_equal(lm_index_remove_posting(idx, "j3"), LM_ENOENT);
+	assert_int_equal(lm_index_remove_posting(idx, "j3", 0), LM_OK);
+	assert_int_equal(lm_index_remove_posting(idx, "j3", 0), LM_ENOENT);
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j1");
 	assert_int_equal(lm_index_get_posting(idx, "j3", &got), LM_ENOENT);
 	assert_null(got);
@@ -1324,7 +1331,7 @@ test_updates(void **state)
 	 * statistics (which count every posting not closed). */
 	p = simple_posting("j4", 1, "go");
 	p->expires_at = NOW;
-	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
 	lm_index_counts_get(idx, &counts);
 	assert_int_equal(counts.open_postings, 2); /* the clock is still before NOW */
 	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "j1");
@@ -1347,7 +1354,7 @@ test_updates(void **state)
 	free_msg(pr);
 
 	/* A removed profile is gone for queries by id. */
-	assert_int_equal(lm_index_remove_profile(idx, "c1"), LM_OK);
+	assert_int_equal(lm_index_remove_profile(idx, "c1", 0), LM_OK);
 	{
 		Lunamatch__V1__MatchJobsRequest req =
 		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
@@ -1440,30 +1447,31 @@ test_no_overlap(void **state)
 	/* c-go shares go with j-go; c-goal has no skill of j-backend but wants
 	 * a backend role; c-none shares nothing, and its desired industry does
 	 * not point at a role. */
-	assert_int_equal(lm_index_put_profile(idx, simple_profile("c-go", "go")), LM_OK);
+	assert_int_equal(
+	    lm_index_put_profile(idx, simple_profile("c-go", "go"), 0), LM_OK);
 	c = simple_profile("c-goal", "rust");
 	profile_goals(c, "Senior Backend Developer", NULL);
-	assert_int_equal(lm_index_put_profile(idx, c), LM_OK);
+	assert_int_equal(lm_index_put_profile(idx, c, 0), LM_OK);
 	c = simple_profile("c-none", "cobol");
 	c->career_goals = xcalloc(1, sizeof(*c->career_goals));
 	lunamatch__v1__career_goals__init(c->career_goals);
 	c->career_goals->n_desired_industries = 1;
 	c->career_goals->desired_industries = xcalloc(1, sizeof(char *));
 	c->career_goals->desired_industries[0] = xstrdup("Fintech");
-	assert_int_equal(lm_index_put_profile(idx, c), LM_OK);
+	assert_int_equal(lm_index_put_profile(idx, c, 0), LM_OK);
 	assert_int_equal(
-	    lm_index_put_posting(idx, simple_posting("j-go", 1, "go")), LM_OK);
+	    lm_index_put_posting(idx, simple_posting("j-go", 1, "go"), 0), LM_OK);
 	p = simple_posting("j-backend", 1, "java");
 	free(p->title);
 	p->title = xstrdup("Backend Engineer");
 	p->industry = xstrdup("Fintech");
-	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
 	p = simple_posting("j-noskills", 1, "go");
 	protobuf_c_message_free_unpacked(&p->skills[0]->base, NULL);
 	free(p->skills);
 	p->skills = NULL;
 	p->n_skills = 0;
-	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
 
 	/* MatchJobs. */
 	assert_string_equal(jobs_for(idx, "c-go", buf, sizeof(buf)), "j-go,j-noskills");
@@ -1543,7 +1551,7 @@ test_no_overlap(void **state)
 
 	/* A new version that shares a skill lifts the veto at once. */
 	p = simple_posting("j-backend", 2, "cobol");
-	assert_int_equal(lm_index_put_posting(idx, p), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
 	assert_string_equal(
 	    jobs_for(idx, "c-none", buf, sizeof(buf)), "j-backend,j-noskills");
 	lm_index_free(idx);
@@ -1572,12 +1580,12 @@ test_errors(void **state)
 	for (int i = 0; i < 15; i++) {
 		snprintf(buf, sizeof(buf), "j%02d", i);
 		assert_int_equal(
-		    lm_index_put_posting(idx, simple_posting(buf, 1, "go")), LM_OK);
+		    lm_index_put_posting(idx, simple_posting(buf, 1, "go"), 0), LM_OK);
 	}
-	assert_int_equal(lm_index_put_profile(idx, simple_profile("c", "go")), LM_OK);
+	assert_int_equal(lm_index_put_profile(idx, simple_profile("c", "go"), 0), LM_OK);
 	noid = simple_posting("", 1, "go");
 	assert_int_equal(
-	    lm_index_put_posting(idx, noid), LM_EINVAL); /* freed by the index */
+	    lm_index_put_posting(idx, noid, 0), LM_EINVAL); /* freed by the index */
 
 	assert_int_equal(
 	    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);
@@ -1754,12 +1762,12 @@ test_concurrent(void **state)
 	for (unsigned i = 0; i < 150; i++) {
 		snprintf(id, sizeof(id), "j%03u", i);
 		assert_int_equal(
-		    lm_index_put_posting(rc.idx, gen_posting(&r, id)), LM_OK);
+		    lm_index_put_posting(rc.idx, gen_posting(&r, id), 0), LM_OK);
 	}
 	for (unsigned i = 0; i < 30; i++) {
 		snprintf(id, sizeof(id), "c%02u", i);
 		assert_int_equal(
-		    lm_index_put_profile(rc.idx, gen_profile(&r, id)), LM_OK);
+		    lm_index_put_profile(rc.idx, gen_profile(&r, id), 0), LM_OK);
 	}
 	for (int i = 0; i < RACE_READERS; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, reader, &rc), 0);
@@ -1778,19 +1786,19 @@ test_concurrent(void **state)
 			if (what == 0)
 				p->status =
 				    LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
-			rcode = lm_index_put_posting(rc.idx, p);
+			rcode = lm_index_put_posting(rc.idx, p, 0);
 		} else if (what < 7) {
 			snprintf(id, sizeof(id), "j%03u", rn(&r, 150));
-			rcode = lm_index_remove_posting(rc.idx, id);
+			rcode = lm_index_remove_posting(rc.idx, id, 0);
 		} else if (what < 9) {
 			Profile *c;
 			snprintf(id, sizeof(id), "c%02u", rn(&r, 30));
 			c = gen_profile(&r, id);
 			c->version = version;
-			rcode = lm_index_put_profile(rc.idx, c);
+			rcode = lm_index_put_profile(rc.idx, c, 0);
 		} else {
 			snprintf(id, sizeof(id), "c%02u", rn(&r, 30));
-			rcode = lm_index_remove_profile(rc.idx, id);
+			rcode = lm_index_remove_profile(rc.idx, id, 0);
 		}
 		assert_true(rcode == LM_OK || rcode == LM_ENOENT);
 		writes++;
@@ -1802,6 +1810,182 @@ test_concurrent(void **state)
 	assert_true(atomic_load(&rc.queries) > 0);
 	assert_true(writes > 0);
 	lm_index_free(rc.idx);
+}
+
+/* ---- index_seq: published with the change ------------------------------------ */
+
+/* c1, who matches every simple_posting with skill "go", and n such
+ * postings named <prefix><i>, into idx. */
+static void
+fill_simple(lm_index *idx, char prefix, unsigned n)
+{
+	Profile *pr = simple_profile("c1", "go");
+	char id[16];
+
+	profile_goals(pr, "Engineer", NULL);
+	assert_int_equal(lm_index_put_profile(idx, pr, 0), LM_OK);
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "%c%02u", prefix, i);
+		assert_int_equal(
+		    lm_index_put_posting(idx, simple_posting(id, 1, "go"), 0), LM_OK);
+	}
+}
+
+/* Which changes set the index_seq; lm_index_replace publishes a whole new
+ * content with its seq; its errors. */
+static void
+test_seq_and_replace(void **state)
+{
+	lm_model m, other;
+	lm_index *idx = NULL, *next = NULL;
+	lm_index_counts counts;
+	JobPosting *p = NULL;
+	char buf[256];
+
+	(void) state;
+	lm_model_defaults(&m);
+	lm_model_defaults(&other);
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	assert_int_equal(lm_index_put_profile(idx, simple_profile("c1", "go"), 1), LM_OK);
+	assert_int_equal(lm_index_seq(idx), 1);
+	assert_int_equal(
+	    lm_index_put_posting(idx, simple_posting("j1", 2, "go"), 2), LM_OK);
+	assert_int_equal(lm_index_seq(idx), 2);
+	/* Stale: the change is reflected by the newer version; the seq moves. */
+	assert_int_equal(
+	    lm_index_put_posting(idx, simple_posting("j1", 1, "go"), 3), LM_ESTALE);
+	assert_int_equal(lm_index_seq(idx), 3);
+	/* 0: a change from no change log leaves the seq. */
+	assert_int_equal(
+	    lm_index_put_posting(idx, simple_posting("j2", 1, "go"), 0), LM_OK);
+	assert_int_equal(lm_index_seq(idx), 3);
+	assert_int_equal(lm_index_remove_posting(idx, "nope", 4), LM_ENOENT);
+	assert_int_equal(lm_index_seq(idx), 4);
+	assert_int_equal(lm_index_remove_posting(idx, "j2", 5), LM_OK);
+	assert_int_equal(lm_index_remove_profile(idx, "c1", 6), LM_OK);
+	assert_int_equal(lm_index_seq(idx), 6);
+	/* A failed put changes neither data nor seq. */
+	p = simple_posting("", 1, "go");
+	assert_int_equal(lm_index_put_posting(idx, p, 7), LM_EINVAL);
+	assert_int_equal(lm_index_seq(idx), 6);
+	lm_index_set_seq(idx, 6); /* no-op */
+	lm_index_set_seq(idx, 8);
+	assert_int_equal(lm_index_seq(idx), 8);
+
+	/* Replace: the new content and its seq at once; the later clock stays
+	 * (the clock was at NOW: a posting expiring then is not open). */
+	lm_index_advance(idx, NOW);
+	assert_int_equal(lm_index_new(&m, &next), LM_OK);
+	fill_simple(next, 'b', 3);
+	p = simple_posting("b-expiring", 1, "go");
+	p->expires_at = NOW;
+	assert_int_equal(lm_index_put_posting(next, p, 0), LM_OK);
+	assert_int_equal(lm_index_replace(idx, next, 40), LM_OK);
+	assert_int_equal(lm_index_seq(idx), 40);
+	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "b00,b01,b02");
+	p = NULL;
+	assert_int_equal(lm_index_get_posting(idx, "j1", &p), LM_ENOENT);
+	lm_index_counts_get(idx, &counts);
+	assert_int_equal(counts.postings, 4);
+	assert_int_equal(counts.open_postings, 3);
+	assert_int_equal(counts.profiles, 1);
+	assert_ptr_equal(lm_index_model(idx), &m);
+
+	/* Errors: from is freed all the same (the sanitizers see no leak). */
+	assert_int_equal(lm_index_new(&other, &next), LM_OK);
+	fill_simple(next, 'x', 2);
+	assert_int_equal(lm_index_replace(idx, next, 41), LM_EINVAL);
+	assert_int_equal(lm_index_replace(idx, idx, 41), LM_EINVAL);
+	assert_int_equal(lm_index_replace(NULL, NULL, 41), LM_EINVAL);
+	assert_int_equal(lm_index_seq(idx), 40);
+	assert_string_equal(jobs_for(idx, "c1", buf, sizeof(buf)), "b00,b01,b02");
+	lm_index_free(idx);
+}
+
+#define SWAP_A      40 /* postings of content A (even seqs) */
+#define SWAP_B      25 /* postings of content B (odd seqs) */
+#define SWAP_ROUNDS 5000
+
+struct swap_race {
+	lm_index *idx;
+	atomic_int stop;
+	atomic_long answers, failures;
+};
+
+/* Asks for c1's matches until stopped: an answer at an even index_seq must
+ * hold exactly content A, at an odd one exactly content B. */
+static void *
+swap_reader(void *arg)
+{
+	struct swap_race *sr = arg;
+
+	for (long n = 0; n < 1000000 && !atomic_load(&sr->stop); n++) {
+		Lunamatch__V1__MatchJobsRequest req =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		Lunamatch__V1__MatchJobsResponse *resp = NULL;
+		char want;
+		size_t count = 0;
+
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.candidate_id = "c1";
+		req.top_k = 100;
+		req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
+		if (lm_index_match_jobs(sr->idx, &req, NOW, &resp, NULL, 0) != LM_OK) {
+			atomic_fetch_add(&sr->failures, 1);
+			continue;
+		}
+		want = resp->index_seq % 2 == 0 ? 'a' : 'b';
+		for (size_t i = 0; i < resp->n_matches; i++)
+			count += resp->matches[i]->job_id[0] == want;
+		if (count != resp->n_matches || count != (want == 'a' ? SWAP_A : SWAP_B))
+			atomic_fetch_add(&sr->failures, 1);
+		free_msg(resp);
+		atomic_fetch_add(&sr->answers, 1);
+	}
+	return NULL;
+}
+
+/* Snapshot loads published while queries run: no answer mixes two contents
+ * or names the seq of the other. */
+static void
+test_replace_concurrent(void **state)
+{
+	lm_model m;
+	struct swap_race sr;
+	pthread_t th[RACE_READERS];
+	double end;
+	uint64_t seq = 2;
+
+	(void) state;
+	lm_model_defaults(&m);
+	memset(&sr, 0, sizeof(sr));
+	assert_int_equal(lm_index_new(&m, &sr.idx), LM_OK);
+	fill_simple(sr.idx, 'a', SWAP_A);
+	lm_index_set_seq(sr.idx, seq);
+	for (int i = 0; i < RACE_READERS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, swap_reader, &sr), 0);
+	end = mono() + RACE_SECONDS;
+	while (mono() < end && seq < SWAP_ROUNDS) {
+		lm_index *next = NULL;
+		seq++;
+		assert_int_equal(lm_index_new(&m, &next), LM_OK);
+		if (seq % 2 == 0)
+			fill_simple(next, 'a', SWAP_A);
+		else
+			fill_simple(next, 'b', SWAP_B);
+		assert_int_equal(lm_index_replace(sr.idx, next, seq), LM_OK);
+	}
+	atomic_store(&sr.stop, 1);
+	for (int i = 0; i < RACE_READERS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	print_message("%llu replaced, %ld answers, %ld failures\n",
+	    (unsigned long long) seq, atomic_load(&sr.answers),
+	    atomic_load(&sr.failures));
+	assert_int_equal(atomic_load(&sr.failures), 0);
+	assert_true(atomic_load(&sr.answers) > 0);
+	assert_true(seq > 10);
+	lm_index_free(sr.idx);
 }
 
 int
@@ -1816,6 +2000,8 @@ main(void)
 	    cmocka_unit_test(test_no_overlap),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_concurrent),
+	    cmocka_unit_test(test_seq_and_replace),
+	    cmocka_unit_test(test_replace_concurrent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,10 +98,10 @@ index_record(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t
 		return;
 	}
 	if (m->descriptor == &lunamatch__v1__job_posting__descriptor)
-		assert_int_equal(lm_index_put_posting(W.idx, (JobPosting *) m), LM_OK);
+		assert_int_equal(lm_index_put_posting(W.idx, (JobPosting *) m, 0), LM_OK);
 	else
 		assert_int_equal(
-		    lm_index_put_profile(W.idx, (CandidateProfile *) m), LM_OK);
+		    lm_index_put_profile(W.idx, (CandidateProfile *) m, 0), LM_OK);
 	(*n)++;
 }
 
@@ -858,7 +858,7 @@ test_explain_compliance_warnings(void **state)
 	p->compliance_warnings = malloc(sizeof(*p->compliance_warnings));
 	assert_non_null(p->compliance_warnings);
 	p->compliance_warnings[0] = w;
-	assert_int_equal(lm_index_put_posting(W.idx, p), LM_OK);
+	assert_int_equal(lm_index_put_posting(W.idx, p, 0), LM_OK);
 
 	er.candidate_id = LEAD;
 	er.job_id = "job-flagged";
@@ -877,7 +877,7 @@ test_explain_compliance_warnings(void **state)
 	    call("ExplainMatch", &er, (void **) &e, msg, sizeof(msg)), ST_OK);
 	assert_int_equal(e->n_compliance_warnings, 0);
 	free_msg(e);
-	assert_int_equal(lm_index_remove_posting(W.idx, "job-flagged"), LM_OK);
+	assert_int_equal(lm_index_remove_posting(W.idx, "job-flagged", 0), LM_OK);
 }
 
 /* ---- the decision log ---------------------------------------------------------- */

@@ -1,0 +1,168 @@
+/*
+ * idf_snap.c - the idf snapshot that the shares in the postings' inverted
+ * lists are computed at, and the drift that bounds how far a share can
+ * have grown since; see score.h (lm_idf_snap).
+ *
+ * Each symbol of a skill of an added posting has its snapshot idf and the
+ * number of added postings' skills with it; a symbol gets a new snapshot
+ * idf when it goes from no posting to one (its symbol may have been freed
+ * and reused meanwhile). The drift is computed over the symbols with
+ * postings only.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lunamatch/error.h"
+#include "score_int.h"
+
+struct lm_idf_snap {
+	double *idf;    /* by symbol: the snapshot idf (while refs > 0) */
+	uint32_t *refs; /* by symbol: skills of added postings with it */
+	uint32_t cap;   /* slots of idf and refs */
+};
+
+int
+lm_idf_snap_new(lm_idf_snap **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out != NULL ? LM_OK : LM_ENOMEM;
+}
+
+void
+lm_idf_snap_free(lm_idf_snap *sn)
+{
+	if (sn == NULL)
+		return;
+	free(sn->idf);
+	free(sn->refs);
+	free(sn);
+}
+
+static int
+snap_reserve(lm_idf_snap *sn, uint32_t nsym)
+{
+	uint32_t cap;
+	double *idf;
+	uint32_t *refs;
+
+	if (nsym <= sn->cap)
+		return LM_OK;
+	cap = sn->cap ? sn->cap : 256;
+	while (cap < nsym)
+		cap *= 2;
+	if ((idf = realloc(sn->idf, cap * sizeof(*idf))) == NULL)
+		return LM_ENOMEM;
+	sn->idf = idf;
+	if ((refs = realloc(sn->refs, cap * sizeof(*refs))) == NULL)
+		return LM_ENOMEM; /* idf is larger than needed: harmless */
+	memset(refs + sn->cap, 0, (cap - sn->cap) * sizeof(*refs));
+	sn->refs = refs;
+	sn->cap = cap;
+	return LM_OK;
+}
+
+/* A float at least x (shares are bounds: never rounded down). */
+static float
+float_up(double x)
+{
+	float f = (float) x;
+
+	return (double) f < x ? nextafterf(f, INFINITY) : f;
+}
+
+#define SHARES_ON_STACK 128
+
+/* The shares of pp's skills at the snapshot: in buf (room for
+ * SHARES_ON_STACK), or a new allocation the caller frees when the posting
+ * has more skills; NULL when that fails. */
+static double *
+snap_shares(const lm_idf_snap *sn, const lm_posting_prep *pp, double ps, double *buf)
+{
+	double *sh = buf, *idf;
+
+	if (pp->n_skills > SHARES_ON_STACK / 2 &&
+	    (sh = malloc(2 * pp->n_skills * sizeof(*sh))) == NULL)
+		return NULL;
+	idf = sh + pp->n_skills;
+	for (size_t i = 0; i < pp->n_skills; i++)
+		idf[i] = sn->idf[pp->skills[i].sym];
+	lm_posting_shares(pp, idf, ps, sh);
+	return sh;
+}
+
+/* The share of term among pp's skills' shares sh (0 when it is none; 1,
+ * which bounds every share, when sh is NULL). */
+static float
+term_share(const lm_posting_prep *pp, const double *sh, uint32_t term)
+{
+	if ((term & 1u) != LM_TERM_SKILL)
+		return 0;
+	for (size_t i = 0; i < pp->n_skills; i++)
+		if (pp->skills[i].sym == term >> 1)
+			return sh != NULL ? float_up(sh[i]) : 1.0f;
+	return 0;
+}
+
+int
+lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp,
+    double preferred_share, const uint32_t *terms, size_t n, float *out)
+{
+	double buf[SHARES_ON_STACK], *sh;
+
+	if (snap_reserve(sn, lm_sym_limit(s)) != LM_OK)
+		return LM_ENOMEM;
+	for (size_t i = 0; i < pp->n_skills; i++) {
+		uint32_t sym = pp->skills[i].sym;
+		if (sn->refs[sym]++ == 0)
+			sn->idf[sym] = lm_sym_idf(s, sym);
+	}
+	sh = snap_shares(sn, pp, preferred_share, buf);
+	for (size_t i = 0; i < n; i++)
+		out[i] = term_share(pp, sh, terms[i]);
+	if (sh != buf)
+		free(sh);
+	return LM_OK;
+}
+
+void
+lm_idf_snap_remove(lm_idf_snap *sn, const lm_posting_prep *pp)
+{
+	for (size_t i = 0; i < pp->n_skills; i++)
+		sn->refs[pp->skills[i].sym]--;
+}
+
+float
+lm_idf_snap_share(const lm_idf_snap *sn, const lm_posting_prep *pp,
+    double preferred_share, uint32_t term)
+{
+	double buf[SHARES_ON_STACK], *sh = snap_shares(sn, pp, preferred_share, buf);
+	float v = term_share(pp, sh, term);
+
+	if (sh != buf)
+		free(sh);
+	return v;
+}
+
+double
+lm_idf_snap_drift(const lm_idf_snap *sn, const lm_skill_stats *s)
+{
+	double lo = INFINITY, hi = 0;
+
+	for (uint32_t sym = 0; sym < sn->cap; sym++) {
+		double r;
+		if (sn->refs[sym] == 0)
+			continue;
+		r = lm_sym_idf(s, sym) / sn->idf[sym];
+		lo = r < lo ? r : lo;
+		hi = r > hi ? r : hi;
+	}
+	return hi > 0 && lo < hi ? hi / lo : 1.0;
+}
+
+void
+lm_idf_snap_reset(lm_idf_snap *sn, const lm_skill_stats *s)
+{
+	for (uint32_t sym = 0; sym < sn->cap; sym++)
+		if (sn->refs[sym] > 0)
+			sn->idf[sym] = lm_sym_idf(s, sym);
+}
