@@ -107,6 +107,13 @@ static const struct opt opts[] = {
     {"offsets-epoch", "LUNAMATCH_OFFSETS_EPOCH", T_U32, OFF(offsets_epoch), "0", 0,
         4294967295.0, LM_PROG_INGEST,
         "raise by one after recreating an input topic (its offsets restart)"},
+    {"reader-lease-s", "LUNAMATCH_READER_LEASE_S", T_U32, OFF(reader_lease_s), "300", 30,
+        604800, LM_PROG_INGEST,
+        "change-log readers silent this long no longer hold back its trimming"},
+    {"tombstone-retention-s", "LUNAMATCH_TOMBSTONE_RETENTION_S", T_U64,
+        OFF(tombstone_retention_s), "2592000", 1, 315360000.0, LM_PROG_INGEST,
+        "deletion tombstones are kept this long; keep it above the input topics' "
+        "max.compaction.lag.ms + delete.retention.ms (docs/store.md)"},
     {"batch-ms", "LUNAMATCH_BATCH_MS", T_U32, OFF(batch_ms), "200", 1, 60000,
         LM_PROG_INGEST, "longest ms a batch stays open while messages keep coming"},
     {"workers", "LUNAMATCH_WORKERS", T_U32, OFF(workers), "4", 1, 256, LM_PROG_MATCH,

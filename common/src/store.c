@@ -1314,6 +1314,35 @@ lm_store_get(
 }
 
 int
+lm_store_get_pos(lm_store *s, lm_kind k, const char *id, uint64_t *version,
+    lm_store_pos *pos, bool *has_pos)
+{
+	MDB_txn *txn;
+	struct rec r;
+	size_t idlen;
+	int rc;
+
+	if (!kind_ok(k) || pos == NULL || has_pos == NULL)
+		return LM_EINVAL;
+	if ((rc = check_id(id, &idlen)) != LM_OK)
+		return rc;
+	if ((rc = read_begin(s, &txn)) != LM_OK)
+		return rc;
+	rc = txn_lookup(s, txn, k, id, idlen, &r);
+	if (rc == LM_OK && r.tomb)
+		rc = LM_ENOENT;
+	if (rc == LM_OK) {
+		if (version != NULL)
+			*version = r.version;
+		*has_pos = r.has_pos;
+		if (r.has_pos)
+			*pos = r.pos;
+	}
+	read_end(s, txn);
+	return rc;
+}
+
+int
 lm_store_meta_get(lm_store *s, const char *key, void **value, size_t *len)
 {
 	MDB_txn *txn;

@@ -53,6 +53,7 @@ struct lm_consumer {
 	lm_store *store;
 	const lm_record_ctx *ctx;
 	lm_notify *notify;
+	lm_trimmer *trimmer;
 	volatile sig_atomic_t *stop;
 	volatile int fatal; /* set by the error callbacks */
 
@@ -640,6 +641,7 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	c->store = o->store;
 	c->ctx = o->ctx;
 	c->notify = o->notify;
+	c->trimmer = o->trimmer;
 	c->stop = o->stop;
 	heartbeat(c);
 
@@ -761,6 +763,9 @@ lm_consumer_run(lm_consumer *c)
 		if (lm_ingest_batch_len(c->batch) > 0 &&
 		    (drained || lm_ingest_batch_full(c->batch) || now >= c->deadline_ms))
 			(void) finish_batch(c, true);
+		/* Between batches: the store's writer trims it. */
+		if (lm_ingest_batch_len(c->batch) == 0)
+			(void) lm_trimmer_step(c->trimmer, now);
 		if (now >= c->next_lag_ms) {
 			lm_dlq_poll(c->dlq);
 			refresh_lag(c);

@@ -36,6 +36,7 @@
 #include "lunamatch/record.h"
 #include "lunamatch/store.h"
 #include "notify.h"
+#include "trimmer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,6 +75,7 @@ typedef struct lm_consumer_opts {
 	const lm_record_ctx *ctx;    /* borrowed */
 	lm_metrics *metrics;         /* where the lunamatch_ingest_* metrics go */
 	lm_notify *notify;           /* may be NULL; borrowed */
+	lm_trimmer *trimmer;         /* stepped between batches; may be NULL */
 	volatile sig_atomic_t *stop; /* the loop ends when *stop != 0 */
 	/* 0: LM_CONSUMER_AUTO_COMMIT_MS. Tests set it long to see the commits
 	 * of a revocation or a close alone. */

@@ -27,6 +27,7 @@
 #include "lunamatch/store.h"
 #include "lunamatch/taxonomy.h"
 #include "notify.h"
+#include "trimmer.h"
 
 #define PROG              "lunamatch-ingest"
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7702"
@@ -140,6 +141,7 @@ main(int argc, char **argv)
 	lm_gazetteer *gaz = NULL;
 	lm_store *store = NULL;
 	lm_metrics *metrics = NULL;
+	lm_trimmer *trimmer = NULL;
 	lm_http *http = NULL;
 	lm_notify *notify = NULL;
 	lm_consumer *consumer = NULL;
@@ -208,12 +210,22 @@ main(int argc, char **argv)
 	ctx.metrics = metrics;
 	lm_ingest_compliance_metrics(&ctx);
 
+	lm_trimmer_opts to = {
+	    .store = store,
+	    .reader_lease_s = cfg.reader_lease_s,
+	    .tombstone_retention_s = (int64_t) cfg.tombstone_retention_s,
+	    .metrics = metrics,
+	};
+	if (lm_trimmer_new(&to, &trimmer) != LM_OK)
+		goto out;
+
 	lm_consumer_opts co = {
 	    .cfg = &cfg,
 	    .store = store,
 	    .ctx = &ctx,
 	    .metrics = metrics,
 	    .notify = NULL,
+	    .trimmer = trimmer,
 	    .stop = &stop_flag,
 	};
 	if ((rv = lm_notify_open(notify_url, &notify)) != LM_OK) {
@@ -257,6 +269,7 @@ main(int argc, char **argv)
 out:
 	lm_http_stop(http);
 	lm_consumer_free(consumer);
+	lm_trimmer_free(trimmer);
 	lm_notify_close(notify);
 	lm_metrics_free(metrics);
 	lm_store_close(store);

@@ -88,7 +88,7 @@ struct lm_events {
 	atomic_bool outbox_failing;
 
 	lm_gauge *m_pending;
-	lm_counter *m_enqueued, *m_delivered, *m_failed, *m_outbox_errors;
+	lm_counter *m_enqueued, *m_delivered, *m_failed, *m_outbox_errors, *m_recovered;
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -587,6 +587,7 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 {
 	char path[PATH_MAX_];
 	lm_events *ev = NULL;
+	lm_outbox_counts counts;
 	int rc;
 
 	if (out == NULL)
@@ -675,6 +676,13 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 		    "lunamatch_events_outbox_errors_total",
 		    "Failed outbox writes (derived events, delivery records); retried",
 		    NULL);
+		ev->m_recovered = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_recovered_total",
+		    "Events found pending at start-up (each may repeat one the previous "
+		    "run produced without seeing its delivery report)",
+		    NULL);
+		if (lm_outbox_counts_get(ev->ob, &counts) == LM_OK)
+			lm_counter_add(ev->m_recovered, counts.pending);
 		update_pending(ev);
 	}
 	*out = ev;
@@ -820,15 +828,39 @@ cmp_str_ptr(const void *a, const void *b)
 }
 
 /* Adds the candidates of one changed record to b. */
+/* Whether the split's decider keeps top item it of subject subj (a pair
+ * newly above); counted in split. */
+static bool
+split_keeps(lm_events_split *split, const lm_event_change *ch, const char *subj,
+    const lm_top_list *top, const lm_top_item *it)
+{
+	lm_events_pair p = {
+	    .posting = ch->posting,
+	    .subject_id = subj,
+	    .subject_version = top->subject_version,
+	    .other_id = it->id,
+	    .other_version = it->version,
+	};
+	bool keep = split->fn(split->arg, &p);
+
+	if (keep)
+		split->announced++;
+	else
+		split->deferred++;
+	return keep;
+}
+
+/* Adds the candidates of one changed record to b. With split, a pair newly
+ * above becomes a candidate only if the split's decider keeps it. */
 static int
 derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_new,
-    int64_t now, struct batch *b)
+    int64_t now, lm_events_split *split, struct batch *b)
 {
 	lm_outbox_side side = ch->posting ? LM_OUTBOX_JOB : LM_OUTBOX_CANDIDATE;
 	lm_top_list top = {0, 0, NULL};
 	lm_outbox_pair *prev = NULL;
-	const char **sorted = NULL;
-	size_t nprev = 0;
+	const char **sorted = NULL, **above = NULL;
+	size_t nprev = 0, nabove = 0;
 	bool gone = ch->deleted, truncated = false;
 	char *subj;
 	int rc;
@@ -882,11 +914,28 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		}
 		return LM_OK;
 	}
+	/* With a split: the counterparts recorded above already, sorted, so
+	 * that only pairs newly above are offered to the decider. */
+	if (split != NULL && nprev > 0) {
+		if ((above = malloc(nprev * sizeof(*above))) == NULL)
+			return LM_ENOMEM;
+		for (size_t i = 0; i < nprev; i++)
+			if (prev[i].above)
+				above[nabove++] = prev[i].other_id;
+		qsort(above, nabove, sizeof(*above), cmp_str_ptr);
+	}
 	for (size_t i = 0; i < top.n; i++) {
 		const lm_top_item *it = &top.items[i];
-		lm_event_candidate *c = batch_add(b);
-		if (c == NULL)
+		lm_event_candidate *c;
+		if (split != NULL &&
+		    (nabove == 0 || bsearch(&it->id, above, nabove, sizeof(*above),
+		                        cmp_str_ptr) == NULL) &&
+		    !split_keeps(split, ch, subj, &top, it))
+			continue;
+		if ((c = batch_add(b)) == NULL) {
+			free(above);
 			return LM_ENOMEM;
+		}
 		c->candidate_id = ch->posting ? it->id : subj;
 		c->job_id = ch->posting ? subj : it->id;
 		c->candidate_version = ch->posting ? it->version : top.subject_version;
@@ -896,6 +945,7 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		c->trigger = trig;
 		c->summary = it->summary;
 	}
+	free(above);
 	/* Pairs above before and absent from the top list: still above (only
 	 * pushed out of the top N), below now, or gone. */
 	if (nprev > 0 && top.n > 0) {
@@ -996,9 +1046,10 @@ lm_events_interrupt(lm_events *ev)
 		atomic_store(&ev->interrupted, true);
 }
 
-int
-lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes,
-    size_t n, uint64_t cursor_seq, int64_t now)
+/* lm_events_on_changes, and with split lm_events_on_owned. */
+static int
+on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t n,
+    uint64_t cursor_seq, int64_t now, lm_events_split *split)
 {
 	struct batch b;
 	struct chref *order = NULL;
@@ -1082,8 +1133,8 @@ lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *change
 			seen_seq = changes[i].seq;
 		if (!derive[i])
 			continue;
-		if ((rc = derive_subject(ev, idx, &changes[i], fresh[i], now, &b)) !=
-		    LM_OK) {
+		if ((rc = derive_subject(
+		         ev, idx, &changes[i], fresh[i], now, split, &b)) != LM_OK) {
 			lm_error("events.derive",
 			    "cannot derive the events of record %s: %s", changes[i].id,
 			    lm_strerror(rc));
@@ -1111,4 +1162,21 @@ out:
 	if (rc == LM_OK)
 		wake_sender(ev);
 	return rc;
+}
+
+int
+lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes,
+    size_t n, uint64_t cursor_seq, int64_t now)
+{
+	return on_changes(ev, idx, changes, n, cursor_seq, now, NULL);
+}
+
+int
+lm_events_on_owned(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t n,
+    lm_events_split *split, int64_t now)
+{
+	if (split == NULL || split->fn == NULL)
+		return LM_EINVAL;
+	split->announced = split->deferred = 0;
+	return on_changes(ev, idx, changes, n, 0, now, split);
 }

@@ -130,6 +130,43 @@ typedef struct lm_event_change {
 int lm_events_on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes,
     size_t n, uint64_t cursor_seq, int64_t now);
 
+/* A pair newly above the threshold, as lm_events_on_owned asks about it.
+ * Strings are borrowed for the call. */
+typedef struct lm_events_pair {
+	bool posting;             /* the changed record (the subject) is a posting */
+	const char *subject_id;   /* the changed record */
+	uint64_t subject_version; /* its version in the index */
+	const char *other_id;     /* the counterpart */
+	uint64_t other_version;   /* its version in the index */
+} lm_events_pair;
+
+/* Whether this derivation announces pair p: true announces it (an event,
+ * the pair recorded above); false leaves it to the derivation of the other
+ * record and records nothing for it. Called on the deriving thread, with
+ * derivation serialized; it may block briefly. */
+typedef bool (*lm_events_pair_fn)(void *arg, const lm_events_pair *p);
+
+/* Who announces a pair whose two records are derived by different
+ * replicas (owner.c); counts of one lm_events_on_owned call. */
+typedef struct lm_events_split {
+	lm_events_pair_fn fn; /* required */
+	void *arg;            /* passed to fn */
+	size_t announced;     /* out: newly above pairs fn kept */
+	size_t deferred;      /* out: newly above pairs fn left to the other side */
+} lm_events_split;
+
+/*
+ * As lm_events_on_changes without a cursor (0), for the partition owner:
+ * every pair that would newly cross the threshold (not above at its last
+ * recorded state) is first offered to split->fn, and only the pairs it
+ * keeps become events; the others are not recorded, so that a later
+ * derivation of either record still finds them new. Pairs already above,
+ * falling below or gone are handled as lm_events_on_changes does. The
+ * counts in split are set on every return. Returns as lm_events_on_changes.
+ */
+int lm_events_on_owned(lm_events *ev, lm_index *idx, const lm_event_change *changes,
+    size_t n, lm_events_split *split, int64_t now);
+
 /*
  * For shutdown: makes a running lm_events_on_changes stop between two
  * changes (within the derivation of one record) and every later call

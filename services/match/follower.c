@@ -17,6 +17,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 
 #include "follower.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
@@ -25,6 +26,15 @@
 
 /* Longest notify URL kept, with the NUL. */
 #define NOTIFY_URL_MAX 1024
+
+/*
+ * Longest single wait inside nng_recv on the SUB socket. nng 1.5.2 can touch
+ * a freed socket when nng_close races with a receive in progress (a panic
+ * in a mutex of the closed SUB socket, seen at shutdown), so lm_follower_stop
+ * never closes the socket under the follower thread: it joins the thread,
+ * which leaves nng_recv within this slice, and closes the socket after.
+ */
+#define RECV_SLICE_MS 100
 
 /* Estimate of memory per byte of serialized record (decoded message with its
  * strings and arrays, plus the scorer's prepared form) and per record (table
@@ -49,6 +59,7 @@ struct lm_follower {
 	lm_store *store;
 	lm_index *idx;
 	char notify_url[NOTIFY_URL_MAX];
+	char reader[LM_STORE_READER_ID_MAX + 1]; /* "" = position not recorded */
 	unsigned poll_ms;
 	void *arg;
 	void (*on_loaded)(void *arg);
@@ -58,12 +69,15 @@ struct lm_follower {
 	/* Follower thread (or run_once caller) only. */
 	struct entry *batch; /* LM_FOLLOWER_BATCH_MAX entries */
 	size_t nbatch;
-	bool sub_failed; /* the SUB socket failed: poll by the timer only */
+	bool sub_failed;         /* the SUB socket failed: poll by the timer only */
+	bool registered;         /* the position was recorded at least once */
+	struct timespec next_hb; /* when the position is recorded next */
 
 	/* Stats, read from any thread. */
 	atomic_bool loaded;
 	_Atomic uint64_t seq;
 	_Atomic uint64_t applied, errors, notifications, record_bytes, records;
+	_Atomic uint64_t reloads;
 
 	/* Thread control. */
 	pthread_t thread;
@@ -91,6 +105,8 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 		return LM_EINVAL;
 	if (o->notify_url != NULL && strlen(o->notify_url) >= NOTIFY_URL_MAX)
 		return LM_EINVAL;
+	if (o->reader_id != NULL && strlen(o->reader_id) > LM_STORE_READER_ID_MAX)
+		return LM_EINVAL;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return LM_ENOMEM;
 	if ((f->batch = calloc(LM_FOLLOWER_BATCH_MAX, sizeof(*f->batch))) == NULL) {
@@ -101,6 +117,8 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 	f->idx = o->index;
 	if (o->notify_url != NULL)
 		snprintf(f->notify_url, sizeof(f->notify_url), "%s", o->notify_url);
+	if (o->reader_id != NULL)
+		snprintf(f->reader, sizeof(f->reader), "%s", o->reader_id);
 	f->poll_ms = o->poll_ms != 0 ? o->poll_ms : LM_FOLLOWER_POLL_MS_DEFAULT;
 	f->arg = o->arg;
 	f->on_loaded = o->on_loaded;
@@ -309,6 +327,37 @@ load_profile(void *arg, const char *id, uint64_t version, const void *bytes, siz
 	return load_one(arg, id, version, bytes, len);
 }
 
+/* Records seq as the follower's position in the store and schedules the
+ * next record. A failure is logged; trimming may then pass the follower,
+ * which reloads (see reload). */
+static void
+record_position(lm_follower *f, uint64_t seq)
+{
+	int rc = lm_store_reader_set(f->store, f->reader, seq, 0);
+
+	clock_gettime(CLOCK_MONOTONIC, &f->next_hb);
+	f->next_hb.tv_sec += LM_FOLLOWER_HEARTBEAT_MS / 1000;
+	if (rc == LM_OK)
+		f->registered = true;
+	else
+		lm_warn("follower.position", "cannot record the position %llu as %s: %s",
+		    (unsigned long long) seq, f->reader, lm_strerror(rc));
+}
+
+/* Records the position when the heartbeat is due. */
+static void
+heartbeat(lm_follower *f)
+{
+	struct timespec now;
+
+	if (f->reader[0] == '\0')
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec > f->next_hb.tv_sec ||
+	    (now.tv_sec == f->next_hb.tv_sec && now.tv_nsec >= f->next_hb.tv_nsec))
+		record_position(f, atomic_load(&f->seq));
+}
+
 static int
 load_snapshot(lm_follower *f)
 {
@@ -317,6 +366,10 @@ load_snapshot(lm_follower *f)
 	uint64_t seq = 0;
 	int rc;
 
+	/* Recorded first, with the newest seq now: the snapshot's seq is not
+	 * lower, so trimming cannot pass it before the next record. */
+	if (f->reader[0] != '\0' && lm_store_last_seq(f->store, &seq) == LM_OK)
+		record_position(f, seq);
 	if ((rc = lm_index_new(lm_index_model(f->idx), &lc.idx)) == LM_OK &&
 	    (rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT)) == LM_OK)
 		rc = lm_store_snapshot(f->store, load_posting, load_profile, &lc, &seq);
@@ -402,8 +455,8 @@ read_batch(lm_follower *f, uint64_t after, uint64_t upto)
 		rc = lm_store_changes(
 		    f->store, after, LM_FOLLOWER_BATCH_MAX, collect, &cc, NULL);
 	if (rc == STOP)
-		rc = LM_OK; /* stopped at the bound or a full batch */
-	if (rc != LM_OK)
+		rc = LM_OK;                /* stopped at the bound or a full batch */
+	if (rc != LM_OK && rc != LM_EGONE) /* LM_EGONE: see reload */
 		lm_error("follower.changes",
 		    "cannot read the change log after seq %llu: %s",
 		    (unsigned long long) after, lm_strerror(rc));
@@ -500,6 +553,23 @@ apply_batch(lm_follower *f, bool *more)
 	return failed;
 }
 
+/*
+ * The change log after the follower's position was trimmed: loads a
+ * snapshot as at start, aside, and publishes it whole (lm_index_replace).
+ * Until then queries and the event owner use the current index; a failed
+ * load leaves it, and the reload is tried again at the next wake-up.
+ */
+static int
+reload(lm_follower *f)
+{
+	atomic_fetch_add(&f->reloads, 1);
+	lm_warn("follower.reload",
+	    "the change log after seq %llu was trimmed (this follower was away "
+	    "longer than the reader lease): loading a snapshot into a fresh index",
+	    (unsigned long long) atomic_load(&f->seq));
+	return load_snapshot(f);
+}
+
 /* Applies everything available now. */
 static int
 drain(lm_follower *f)
@@ -507,9 +577,16 @@ drain(lm_follower *f)
 	bool more = true;
 	int rc = LM_OK;
 
-	while (more && !atomic_load(&f->stop))
-		if ((rc = apply_batch(f, &more)) != LM_OK)
+	while (more && !atomic_load(&f->stop)) {
+		rc = apply_batch(f, &more);
+		if (rc == LM_EGONE && (rc = reload(f)) == LM_OK) {
+			more = true;
+			continue;
+		}
+		if (rc != LM_OK)
 			break; /* cannot read the log: wait for the next wake-up */
+	}
+	heartbeat(f);
 	return rc;
 }
 
@@ -531,14 +608,19 @@ lm_follower_run_once(lm_follower *f)
 
 /* ---- the thread -------------------------------------------------------- */
 
-/* Waits for a notification or the poll period. */
+/* Waits for a notification, the poll period or a stop. */
 static void
 wait_wakeup(lm_follower *f)
 {
 	if (f->sub_open && !f->sub_failed) {
+		int64_t end = lm_clock_ms() + f->poll_ms;
 		void *buf = NULL;
 		size_t sz = 0;
-		int rv = nng_recv(f->sub, &buf, &sz, NNG_FLAG_ALLOC);
+		int rv;
+		do
+			rv = nng_recv(f->sub, &buf, &sz, NNG_FLAG_ALLOC);
+		while (
+		    rv == NNG_ETIMEDOUT && !atomic_load(&f->stop) && lm_clock_ms() < end);
 		if (rv == 0) {
 			ProtobufCMessage *m = NULL;
 			char err[128];
@@ -613,8 +695,9 @@ open_sub(lm_follower *f)
 	if ((rv = nng_socket_set(f->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
 	    (rv = nng_socket_set_size(
 	         f->sub, NNG_OPT_RECVMAXSZ, LM_FOLLOWER_NOTIFY_MAX)) != 0 ||
-	    (rv = nng_socket_set_ms(
-	         f->sub, NNG_OPT_RECVTIMEO, (nng_duration) f->poll_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(f->sub, NNG_OPT_RECVTIMEO,
+	         (nng_duration) (f->poll_ms < RECV_SLICE_MS ? f->poll_ms
+	                                                    : RECV_SLICE_MS))) != 0 ||
 	    (rv = nng_socket_set_ms(f->sub, NNG_OPT_RECONNMAXT, 2000)) != 0) {
 		lm_error("follower.notify", "cannot set up the SUB socket: %s",
 		    nng_strerror(rv));
@@ -663,12 +746,13 @@ lm_follower_stop(lm_follower *f)
 	atomic_store(&f->stop, true);
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->mtx);
-	/* sub_open is written only by start and stop (this thread), so it is
-	 * read here without a race; closing wakes a blocked nng_recv with
-	 * NNG_ECLOSED, and a socket the thread gave up on is closed too. */
+	/* The thread leaves nng_recv within RECV_SLICE_MS; only then is the
+	 * socket closed (see RECV_SLICE_MS). sub_open is written only by start
+	 * and stop (this thread), so it is read here without a race; a socket
+	 * the thread gave up on is closed too. */
+	pthread_join(f->thread, NULL);
 	if (f->sub_open)
 		nng_close(f->sub);
-	pthread_join(f->thread, NULL);
 	f->sub_open = false;
 	f->started = false;
 }
@@ -679,6 +763,9 @@ lm_follower_free(lm_follower *f)
 	if (f == NULL)
 		return;
 	lm_follower_stop(f);
+	if (f->registered && lm_store_reader_remove(f->store, f->reader) != LM_OK)
+		lm_warn(
+		    "follower.position", "cannot remove the position of %s", f->reader);
 	pthread_mutex_destroy(&f->mtx);
 	pthread_cond_destroy(&f->cv);
 	free(f->batch);
@@ -695,6 +782,7 @@ lm_follower_stats_get(lm_follower *f, lm_follower_stats *out)
 	out->notifications = atomic_load(&f->notifications);
 	out->record_bytes = atomic_load(&f->record_bytes);
 	out->records = atomic_load(&f->records);
+	out->reloads = atomic_load(&f->reloads);
 }
 
 bool

@@ -36,6 +36,18 @@
  * load, after every batch and at every wake-up, so that expired postings
  * leave the open-postings count; no score depends on it.
  *
+ * The follower records its position in the store under opts.reader_id
+ * (lm_store_reader_set): before it loads a snapshot, then every
+ * LM_FOLLOWER_HEARTBEAT_MS, so that ingest's trimming keeps every change it
+ * has not applied (docs/store.md, Trimming); lm_follower_free removes the
+ * record. A follower that was away longer than the reader lease may find
+ * the changes after its position trimmed (lm_store_changes: LM_EGONE). It
+ * then loads a snapshot as at start: into a fresh index, published whole
+ * (lm_index_replace), so queries keep the old index until the new one is
+ * complete, never a half-loaded one; counted in reloads and logged
+ * (follower.reload). A reload that fails leaves the old index and is tried
+ * again at the next wake-up.
+ *
  * Threads: the follower runs on a thread of its own (lm_follower_start). It
  * touches the index only through index.h, whose lock it holds per change.
  * lm_follower_stats and lm_follower_loaded may be called from any thread.
@@ -65,6 +77,7 @@ extern "C" {
 #define LM_FOLLOWER_BATCH_MAX       1000 /* change entries applied per batch */
 #define LM_FOLLOWER_NOTIFY_MAX      1024 /* bytes of one notification accepted */
 #define LM_FOLLOWER_POLL_MS_DEFAULT 1000u
+#define LM_FOLLOWER_HEARTBEAT_MS    10000 /* the position is recorded this often */
 
 /* The store reads of the follower, as opts.fault names them. */
 typedef enum lm_follower_read {
@@ -77,8 +90,13 @@ typedef struct lm_follower_opts {
 	lm_store *store;        /* required; borrowed */
 	lm_index *index;        /* required; borrowed */
 	const char *notify_url; /* NULL or "" = poll only; copied */
-	unsigned poll_ms;       /* 0 = LM_FOLLOWER_POLL_MS_DEFAULT */
-	void *arg;              /* for the callbacks below */
+	/* Name of the position recorded in the store (unique among the store's
+	 * readers; see lm_store_reader_set); NULL or "" = none is recorded (a
+	 * read-only store): trimming then does not wait for this follower.
+	 * Copied. */
+	const char *reader_id;
+	unsigned poll_ms; /* 0 = LM_FOLLOWER_POLL_MS_DEFAULT */
+	void *arg;        /* for the callbacks below */
 	/* Called once on the follower thread when the snapshot is loaded; may
 	 * be NULL. */
 	void (*on_loaded)(void *arg);
@@ -127,6 +145,8 @@ typedef struct lm_follower_stats {
 	uint64_t notifications; /* notifications received */
 	uint64_t record_bytes;  /* serialized bytes of the records in the index */
 	uint64_t records;       /* records in the index */
+	uint64_t reloads;       /* snapshots loaded again because the change log
+	                         * was trimmed past the follower's position */
 } lm_follower_stats;
 
 void lm_follower_stats_get(lm_follower *f, lm_follower_stats *out);

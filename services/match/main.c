@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 
@@ -72,6 +73,7 @@ struct daemon {
 	lm_model *model;
 	lm_metrics *metrics;
 	lm_store *store;
+	char reader_id[LM_STORE_READER_ID_MAX + 1]; /* our position's name */
 	lm_index *idx;
 	lm_events *events;
 	lm_owner *owner;
@@ -264,6 +266,12 @@ g_follower_errors(void *arg)
 }
 
 static double
+g_follower_reloads(void *arg)
+{
+	return (double) follower_stats_of(arg).reloads;
+}
+
+static double
 g_probe_ok(void *arg)
 {
 	struct daemon *d = arg;
@@ -299,6 +307,10 @@ register_metrics(struct daemon *d)
 	    {"lunamatch_index_loaded", "1 once the store snapshot is loaded", g_loaded},
 	    {"lunamatch_follower_errors",
 	        "stored records that could not be read or decoded", g_follower_errors},
+	    {"lunamatch_follower_reloads",
+	        "snapshots loaded again since start because the change log was trimmed "
+	        "past the follower's position",
+	        g_follower_reloads},
 	    {"lunamatch_rpc_probe_ok",
 	        "1 when the last self-probe of the RPC listener answered", g_probe_ok},
 	    {"lunamatch_events_owned_partitions",
@@ -573,10 +585,18 @@ new_follower(struct daemon *d, char *notify, size_t len)
 		lm_error("match.config", "LUNAMATCH_NOTIFY_URL: too long");
 		return rc;
 	}
+	/* The position in the store is this process's own: a restarted
+	 * process loads a snapshot anyway, and a crashed one's record expires
+	 * after the reader lease. */
+	char host[64] = "";
+	(void) gethostname(host, sizeof(host) - 1);
+	snprintf(
+	    d->reader_id, sizeof(d->reader_id), "match@%s:%ld", host, (long) getpid());
 	memset(&fo, 0, sizeof(fo));
 	fo.store = d->store;
 	fo.index = d->idx;
 	fo.notify_url = notify;
+	fo.reader_id = d->reader_id;
 	fo.poll_ms = d->cfg.poll_ms;
 	fo.on_loaded = on_loaded;
 	fo.on_applied = on_applied;

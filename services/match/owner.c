@@ -1,21 +1,37 @@
 /*
  * owner.c - partition-owned event derivation; see owner.h.
  *
- * The thread polls the shared-group consumer into a batch (at most
- * LM_OWNER_BATCH_MAX messages, ended early when the consumer has nothing
- * more at once), waits message by message until the index reflects it,
- * derives the batch into the outbox and then stores and commits its
- * offsets. Offsets are committed asynchronously after each batch and
- * synchronously when partitions are revoked and at the stop. A revocation
+ * Two members of the events group per replica, one per topic, each with
+ * its thread: the profiles member derives and commits without waiting for
+ * the other side, the postings member waits for the profiles its cut holds
+ * to be derived. Keeping them apart means the postings member can wait for
+ * profile partitions this same replica owns.
+ *
+ * A member polls its consumer into a batch (at most LM_OWNER_BATCH_MAX
+ * messages, ended early when the consumer has nothing more at once), waits
+ * message by message until the index reflects it, writes its claim (and,
+ * for postings, its cut), waits for the other side as owner.h describes,
+ * derives the batch into the outbox and then commits its offsets, which
+ * clears the claim. Every commit is synchronous, so the group sees a
+ * partition's claims and commits in the order they were made. A revocation
  * that arrives while a batch is being collected drops the batch: its
  * offsets were not committed, so whoever owns the partitions next reads
- * those messages again.
+ * those messages again. A batch whose claim cannot be written is dropped
+ * and its partitions are rewound to it.
  *
- * The probe handle is a second consumer configured with the replica's
- * ingest group id that never subscribes: it only asks the group
- * coordinator for that group's committed offsets (rd_kafka_committed).
+ * Claims travel in the committed offset's metadata of each partition of
+ * the batch: "lm1 <end>" while the cut is being read (postings) or for a
+ * profiles batch, "lm1 <end> <o0>,<o1>,..." once a postings batch has its
+ * cut (the profiles topic's log end offsets, one per partition, in
+ * partition order). The committed offset itself stays at the batch's first
+ * message, so nothing past it counts as derived.
+ *
+ * The probe handle is a consumer configured with the replica's ingest
+ * group id that never subscribes: it only asks the group coordinator for
+ * that group's committed offsets (rd_kafka_committed).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,15 +49,52 @@
 #include "lunamatch/log.h"
 #include "owner.h"
 
-#define POLL_MS        100  /* longest wait of one consumer poll */
-#define WAIT_SLICE_MS  50   /* a waiting message is looked at least this often */
-#define PROBE_TIMEOUT  5000 /* one rd_kafka_committed */
-#define COMMIT_TIMEOUT 5000 /* rd_kafka_consumer_close */
+#define POLL_MS       100  /* longest wait of one consumer poll */
+#define WAIT_SLICE_MS 50   /* a waiting message is looked at least this often */
+#define CALL_TIMEOUT  5000 /* one committed-offsets, metadata or commit call */
+#define CLAIM_TAG     "lm1"
+#define CLAIM_MAX     (24 + 21 * LM_OWNER_PARTITIONS_MAX) /* metadata bytes */
+
+_Static_assert(CLAIM_MAX <= 4096, "a claim must fit Kafka's offset metadata limit");
 
 /* One message of the batch and what ingest's rule makes of it. */
 struct item {
 	rd_kafka_message_t *m; /* owned */
 	lm_ingest_decision d;
+};
+
+/* A partition of the postings topic as the events group shows it. */
+struct part_state {
+	int64_t committed; /* messages before it are derived; 0 when none */
+	int64_t claim_end; /* a claim covers [committed, claim_end); -1: none */
+	int ncut;          /* partitions in the claim's cut; -1: no cut yet */
+	int64_t *cut;      /* LM_OWNER_PARTITIONS_MAX entries; owned by the member */
+};
+
+struct member {
+	lm_owner *ow;
+	bool posting; /* consumes the postings topic */
+	const char *topic, *other;
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *other_rkt; /* for the other topic's partition count */
+	pthread_t thread;
+	bool started;
+	atomic_int partitions;
+
+	/* The member's thread only. */
+	struct item *batch;
+	size_t n;
+	lm_event_change *changes;
+	int64_t last_probe;
+	bool busy;             /* the batch is being processed */
+	bool revoked;          /* partitions revoked while busy: drop the batch */
+	bool paused;           /* the assignment is paused while waiting */
+	int64_t claim_backoff; /* pause after the next failed claim, ms */
+	int ncut;              /* postings: partitions of the batch's cut */
+	int64_t *cut;          /* postings: the batch's cut */
+	int nstate;            /* profiles: postings partitions in state */
+	struct part_state *state;
+	int64_t *need; /* offsets the index must reach, per partition */
 };
 
 struct lm_owner {
@@ -51,39 +104,55 @@ struct lm_owner {
 	lm_events *events;
 	const lm_record_ctx *rctx;
 
-	rd_kafka_t *rk;    /* the shared group's consumer */
-	rd_kafka_t *probe; /* the ingest group's committed offsets */
+	struct member mem[2]; /* [0] postings, [1] profiles */
+	rd_kafka_t *probe;    /* the ingest group's committed offsets */
 
-	/* Owner thread only. */
-	struct item *batch;
-	size_t n;
-	lm_event_change *changes;
-	int64_t last_probe;
-
-	pthread_t thread;
-	bool started;
 	atomic_bool stop;
 	pthread_mutex_t mtx;
 	pthread_cond_t cv;
 	bool woken; /* under mtx */
 
-	_Atomic uint64_t messages, rejected, probes, failures, rebalances;
-	atomic_int partitions;
+	_Atomic uint64_t messages, rejected, probes, failures, rebalances, deferred,
+	    handover;
 	atomic_bool failing;
 
-	lm_counter *m_messages, *m_failures;
+	lm_counter *m_messages, *m_failures, *m_deferred, *m_handover;
 };
 
 /* ---- batch ---------------------------------------------------------------- */
 
 static void
-batch_drop(lm_owner *ow)
+batch_drop(struct member *m)
 {
-	for (size_t i = 0; i < ow->n; i++) {
-		lm_ingest_decision_clear(&ow->batch[i].d);
-		rd_kafka_message_destroy(ow->batch[i].m);
+	for (size_t i = 0; i < m->n; i++) {
+		lm_ingest_decision_clear(&m->batch[i].d);
+		rd_kafka_message_destroy(m->batch[i].m);
 	}
-	ow->n = 0;
+	m->n = 0;
+}
+
+/* The batch's partitions, each at the offset of its first message in the
+ * batch (first) or after its last one (!first). */
+static rd_kafka_topic_partition_list_t *
+batch_offsets(const struct member *m, bool first)
+{
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new((int) m->n);
+
+	for (size_t i = 0; i < m->n; i++) {
+		const rd_kafka_message_t *msg = m->batch[i].m;
+		rd_kafka_topic_partition_t *tp =
+		    rd_kafka_topic_partition_list_find(l, m->topic, msg->partition);
+		if (tp == NULL) {
+			tp = rd_kafka_topic_partition_list_add(
+			    l, m->topic, msg->partition);
+			tp->offset = first ? msg->offset : msg->offset + 1;
+		} else if (first ? msg->offset < tp->offset
+		                 : msg->offset + 1 > tp->offset) {
+			tp->offset = first ? msg->offset : msg->offset + 1;
+		}
+	}
+	return l;
 }
 
 /* ---- Kafka ---------------------------------------------------------------- */
@@ -92,29 +161,30 @@ static void
 rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-	lm_owner *ow = opaque;
+	struct member *m = opaque;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		atomic_fetch_add(&ow->rebalances, 1);
-		atomic_store(&ow->partitions, parts->cnt);
-		lm_info("owner.assign", "now owning %d partitions", parts->cnt);
+		atomic_fetch_add(&m->ow->rebalances, 1);
+		atomic_store(&m->partitions, parts->cnt);
+		lm_info("owner.assign", "now owning %d partitions of %s", parts->cnt,
+		    m->topic);
 		rd_kafka_assign(rk, parts);
+		m->paused = false;
 		return;
 	}
-	/* Revoked (or an error): what was collected is not ours any more. */
-	if (ow->n > 0)
+	/* Revoked (or an error): what was collected is not ours any more; its
+	 * claim stays for the next owner to see. A batch being processed is
+	 * dropped by process() (the decision strings are in use). */
+	if (m->n > 0)
 		lm_info("owner.revoke", "%zu collected messages left to the next owner",
-		    ow->n);
-	batch_drop(ow);
-	if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-		rd_kafka_resp_err_t e = rd_kafka_commit(rk, NULL, 0);
-		if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-			lm_warn("owner.commit", "commit at revoke failed: %s",
-			    rd_kafka_err2name(e));
-	} else {
+		    m->n);
+	if (m->busy)
+		m->revoked = true;
+	else
+		batch_drop(m);
+	if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 		lm_warn("owner.rebalance", "rebalance error: %s", rd_kafka_err2name(err));
-	}
-	atomic_store(&ow->partitions, 0);
+	atomic_store(&m->partitions, 0);
 	rd_kafka_assign(rk, NULL);
 }
 
@@ -127,10 +197,10 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	    reason);
 }
 
-/* A consumer in group; with rebalance set, the shared group's. */
+/* A consumer in group; with m, that member's consumer of the shared group. */
 static int
-make_consumer(const lm_owner_opts *o, lm_owner *ow, const char *group, bool rebalance,
-    rd_kafka_t **out)
+make_consumer(
+    const lm_owner_opts *o, const char *group, struct member *m, rd_kafka_t **out)
 {
 	rd_kafka_conf_t *conf = NULL;
 	char err[512], session[32];
@@ -158,9 +228,9 @@ make_consumer(const lm_owner_opts *o, lm_owner *ow, const char *group, bool reba
 		rd_kafka_conf_destroy(conf);
 		return rc;
 	}
-	rd_kafka_conf_set_opaque(conf, ow);
+	rd_kafka_conf_set_opaque(conf, m);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
-	if (rebalance)
+	if (m != NULL)
 		rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
 	if ((*out = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) == NULL) {
 		lm_error("owner.kafka", "cannot create a consumer: %s", err);
@@ -168,6 +238,203 @@ make_consumer(const lm_owner_opts *o, lm_owner *ow, const char *group, bool reba
 		return LM_EKAFKA;
 	}
 	return LM_OK;
+}
+
+/* The number of partitions of m's other topic (at most
+ * LM_OWNER_PARTITIONS_MAX); -1 when unknown. */
+static int
+other_partitions(struct member *m)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	int n = -1;
+
+	if (rd_kafka_metadata(m->rk, 0, m->other_rkt, &md, CALL_TIMEOUT) !=
+	        RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    md == NULL)
+		return -1;
+	if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		n = md->topics[0].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	if (n > LM_OWNER_PARTITIONS_MAX) {
+		lm_error("owner.partitions", "%s has %d partitions, more than %d",
+		    m->other, n, LM_OWNER_PARTITIONS_MAX);
+		return -1;
+	}
+	return n;
+}
+
+/* A list of partitions 0..n-1 of topic. */
+static rd_kafka_topic_partition_list_t *
+all_partitions(const char *topic, int n)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+	for (int p = 0; p < n; p++)
+		rd_kafka_topic_partition_list_add(l, topic, p);
+	return l;
+}
+
+/* ---- claims ------------------------------------------------------------------ */
+
+/* Parses the metadata of partition tp into st (st->cut has room for
+ * LM_OWNER_PARTITIONS_MAX offsets). Anything that is not a claim is none. */
+static void
+parse_claim(const rd_kafka_topic_partition_t *tp, struct part_state *st)
+{
+	char buf[CLAIM_MAX + 1], *p, *end;
+	long long v;
+
+	st->committed = tp->offset >= 0 ? tp->offset : 0;
+	st->claim_end = -1;
+	st->ncut = -1;
+	if (tp->metadata == NULL || tp->metadata_size == 0 ||
+	    tp->metadata_size > CLAIM_MAX)
+		return;
+	memcpy(buf, tp->metadata, tp->metadata_size);
+	buf[tp->metadata_size] = '\0';
+	if (strncmp(buf, CLAIM_TAG " ", sizeof(CLAIM_TAG)) != 0)
+		return;
+	p = buf + sizeof(CLAIM_TAG);
+	v = strtoll(p, &end, 10);
+	if (end == p || v < 0 || (*end != '\0' && *end != ' '))
+		return;
+	st->claim_end = v;
+	if (*end == '\0')
+		return;
+	for (int n = 0; n < LM_OWNER_PARTITIONS_MAX; n++) {
+		p = end + 1;
+		v = strtoll(p, &end, 10);
+		if (end == p || v < 0 || (*end != '\0' && *end != ',')) {
+			st->claim_end = -1; /* malformed: not a claim */
+			return;
+		}
+		st->cut[n] = v;
+		if (*end == '\0') {
+			st->ncut = n + 1;
+			return;
+		}
+	}
+	st->claim_end = -1;
+}
+
+/* Reads the events group's state of partitions 0..n-1 of topic into st
+ * (n <= LM_OWNER_PARTITIONS_MAX). */
+static int
+read_states(struct member *m, const char *topic, int n, struct part_state *st)
+{
+	rd_kafka_topic_partition_list_t *l = all_partitions(topic, n);
+	rd_kafka_resp_err_t e = rd_kafka_committed(m->rk, l, CALL_TIMEOUT);
+	int rc = LM_OK;
+
+	for (int i = 0; i < l->cnt && e == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			e = l->elems[i].err;
+		else
+			parse_claim(&l->elems[i], &st[l->elems[i].partition]);
+	}
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		lm_warn("owner.state", "committed offsets of %s: %s", topic,
+		    rd_kafka_err2name(e));
+		rc = lm_kafka_err(e);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	return rc;
+}
+
+/* Whether a previous owner left a claim on a partition of the batch: its
+ * messages are derived again, and what they announce may repeat. */
+static bool
+inherited_claim(struct member *m)
+{
+	rd_kafka_topic_partition_list_t *l = batch_offsets(m, true);
+	struct part_state st;
+	int64_t cut[LM_OWNER_PARTITIONS_MAX];
+	bool found = false;
+
+	st.cut = cut;
+	if (rd_kafka_committed(m->rk, l, CALL_TIMEOUT) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		for (int i = 0; i < l->cnt && !found; i++) {
+			parse_claim(&l->elems[i], &st);
+			found = l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+			        st.claim_end >= 0;
+		}
+	rd_kafka_topic_partition_list_destroy(l);
+	return found;
+}
+
+/* Commits the batch's claim: every partition of the batch at its first
+ * message, with the end of the batch and, when ncut >= 0, the cut. */
+static int
+write_claim(struct member *m, const int64_t *cut, int ncut)
+{
+	rd_kafka_topic_partition_list_t *first = batch_offsets(m, true),
+	                                *end = batch_offsets(m, false);
+	rd_kafka_resp_err_t e;
+	char meta[CLAIM_MAX + 1];
+
+	for (int i = 0; i < first->cnt; i++) {
+		size_t len = (size_t) snprintf(
+		    meta, sizeof(meta), "%s %" PRId64, CLAIM_TAG, end->elems[i].offset);
+		for (int k = 0; k < ncut; k++)
+			len += (size_t) snprintf(meta + len, sizeof(meta) - len,
+			    "%c%" PRId64, k == 0 ? ' ' : ',', cut[k]);
+		first->elems[i].metadata = strdup(meta);
+		first->elems[i].metadata_size = first->elems[i].metadata ? len : 0;
+	}
+	e = rd_kafka_commit(m->rk, first, 0);
+	rd_kafka_topic_partition_list_destroy(first);
+	rd_kafka_topic_partition_list_destroy(end);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		lm_warn("owner.claim", "cannot commit the claim of %zu messages: %s",
+		    m->n, rd_kafka_err2name(e));
+		return lm_kafka_err(e);
+	}
+	return LM_OK;
+}
+
+/* The cut: the log end offset of every partition of the profiles topic. */
+static int
+read_cut(struct member *m)
+{
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_resp_err_t e;
+	int n = other_partitions(m), rc = LM_OK;
+
+	if (n < 0)
+		return LM_EKAFKA;
+	l = all_partitions(m->other, n);
+	for (int i = 0; i < n; i++)
+		l->elems[i].offset = RD_KAFKA_OFFSET_END; /* the latest offset */
+	e = rd_kafka_offsets_for_times(m->rk, l, CALL_TIMEOUT);
+	for (int i = 0; i < n && e == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			e = l->elems[i].err;
+		else
+			m->cut[l->elems[i].partition] =
+			    l->elems[i].offset >= 0 ? l->elems[i].offset : 0;
+	}
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		lm_warn("owner.cut", "log end offsets of %s: %s", m->other,
+		    rd_kafka_err2name(e));
+		rc = lm_kafka_err(e);
+	}
+	m->ncut = rc == LM_OK ? n : 0;
+	rd_kafka_topic_partition_list_destroy(l);
+	return rc;
+}
+
+/* Gives the batch up: its partitions are rewound to its first messages. */
+static void
+rewind_batch(struct member *m)
+{
+	rd_kafka_topic_partition_list_t *l = batch_offsets(m, true);
+	rd_kafka_error_t *err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT);
+
+	if (err != NULL) {
+		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
+		rd_kafka_error_destroy(err);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	batch_drop(m);
 }
 
 /* ---- readiness -------------------------------------------------------------- */
@@ -205,31 +472,51 @@ visible(lm_owner *ow, const struct item *it)
 }
 
 /*
- * Asks the ingest group whether it has committed past the message. On true
- * *seq is the store's last change seq read after the answer: once the index
- * has applied it, the index reflects the message (and everything before it
- * in the partition).
+ * Asks the ingest group whether it has committed, on every partition p of
+ * topic in 0..n-1, at least need[p]. On true *seq is the store's last
+ * change seq read after the answer: once the index has applied it, the
+ * index reflects every message before those offsets.
  */
 static bool
-ingest_passed(lm_owner *ow, const rd_kafka_message_t *m, uint64_t *seq)
+ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint64_t *seq)
 {
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_t *tp;
+	rd_kafka_topic_partition_list_t *l = all_partitions(topic, n);
 	rd_kafka_resp_err_t e;
-	bool passed = false;
+	bool passed;
 
-	tp = rd_kafka_topic_partition_list_add(
-	    l, rd_kafka_topic_name(m->rkt), m->partition);
 	atomic_fetch_add(&ow->probes, 1);
-	e = rd_kafka_committed(ow->probe, l, PROBE_TIMEOUT);
-	if (e == RD_KAFKA_RESP_ERR_NO_ERROR && tp->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-	    tp->offset > m->offset)
-		passed = lm_store_last_seq(ow->store, seq) == LM_OK;
-	else if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+	e = rd_kafka_committed(ow->probe, l, CALL_TIMEOUT);
+	passed = e == RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (int i = 0; i < l->cnt && passed; i++) {
+		const rd_kafka_topic_partition_t *tp = &l->elems[i];
+		int64_t want = need[tp->partition];
+		passed = want <= 0 ||
+		         (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= want);
+	}
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
 		lm_debug("owner.probe", "committed offsets of the ingest group: %s",
 		    rd_kafka_err2name(e));
 	rd_kafka_topic_partition_list_destroy(l);
-	return passed;
+	return passed && lm_store_last_seq(ow->store, seq) == LM_OK;
+}
+
+/* Whether the events group has committed at least need[p] on every
+ * partition p of topic in 0..n-1: the messages before are derived. */
+static bool
+derived_up_to(struct member *m, const char *topic, int n, const int64_t *need)
+{
+	rd_kafka_topic_partition_list_t *l = all_partitions(topic, n);
+	rd_kafka_resp_err_t e = rd_kafka_committed(m->rk, l, CALL_TIMEOUT);
+	bool done = e == RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	for (int i = 0; i < l->cnt && done; i++) {
+		const rd_kafka_topic_partition_t *tp = &l->elems[i];
+		int64_t want = need[tp->partition];
+		done = want <= 0 ||
+		       (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= want);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	return done;
 }
 
 /* Sleeps until woken or WAIT_SLICE_MS passed. */
@@ -252,20 +539,28 @@ wait_slice(lm_owner *ow)
 	pthread_mutex_unlock(&ow->mtx);
 }
 
-/* Waits until the index reflects item it. Returns LM_OK, or LM_ECLOSED
- * when the owner is stopping. */
+/* Waits until the index reflects item it; when the index alone cannot
+ * tell, through the ingest group's committed offset. Returns LM_OK, or
+ * LM_ECLOSED when the owner is stopping. */
 static int
-wait_visible(lm_owner *ow, const struct item *it)
+wait_visible(struct member *m, const struct item *it)
 {
+	lm_owner *ow = m->ow;
+	int64_t need[LM_OWNER_PARTITIONS_MAX];
 	uint64_t seq = 0;
 	bool passed = false;
 
+	if (it->m->partition >= LM_OWNER_PARTITIONS_MAX)
+		return LM_EINVAL;
+	memset(need, 0, sizeof(need));
+	need[it->m->partition] = it->m->offset + 1;
 	while (!atomic_load(&ow->stop)) {
 		if (passed ? lm_index_seq(ow->idx) >= seq : visible(ow, it))
 			return LM_OK;
-		if (!passed && lm_clock_ms() - ow->last_probe >= LM_OWNER_PROBE_MS) {
-			ow->last_probe = lm_clock_ms();
-			passed = ingest_passed(ow, it->m, &seq);
+		if (!passed && lm_clock_ms() - m->last_probe >= LM_OWNER_PROBE_MS) {
+			m->last_probe = lm_clock_ms();
+			passed =
+			    ingest_passed(ow, m->topic, it->m->partition + 1, need, &seq);
 			continue;
 		}
 		wait_slice(ow);
@@ -273,14 +568,221 @@ wait_visible(lm_owner *ow, const struct item *it)
 	return LM_ECLOSED;
 }
 
+/* Waits until the index reflects every message of the other topic before
+ * m->need (n partitions). Returns LM_OK or LM_ECLOSED. */
+static int
+wait_view(struct member *m, int n)
+{
+	lm_owner *ow = m->ow;
+	uint64_t seq = 0;
+	bool passed = false;
+
+	while (!atomic_load(&ow->stop)) {
+		if (passed && lm_index_seq(ow->idx) >= seq)
+			return LM_OK;
+		if (!passed && lm_clock_ms() - m->last_probe >= LM_OWNER_VIEW_PROBE_MS) {
+			m->last_probe = lm_clock_ms();
+			passed = ingest_passed(ow, m->other, n, m->need, &seq);
+			continue;
+		}
+		wait_slice(ow);
+	}
+	return LM_ECLOSED;
+}
+
+/* Pauses (pause) or resumes the member's assignment. */
+static void
+pause_assignment(struct member *m, bool pause)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+
+	if (m->paused == pause ||
+	    rd_kafka_assignment(m->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	if (pause)
+		rd_kafka_pause_partitions(m->rk, l);
+	else
+		rd_kafka_resume_partitions(m->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	m->paused = pause;
+}
+
+/*
+ * Keeps the member in the group while it waits for another one: a
+ * rebalance needs every member to serve it, and the one waited for may
+ * only make progress after one. The assignment is paused; a message the
+ * consumer returns all the same is put back (the partition is rewound to
+ * it). Returns LM_OK, or LM_ESTALE when the batch's partitions were revoked.
+ */
+static int
+serve(struct member *m)
+{
+	rd_kafka_message_t *msg;
+
+	pause_assignment(m, true);
+	while ((msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL) {
+		if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && !m->revoked) {
+			rd_kafka_topic_partition_list_t *l =
+			    rd_kafka_topic_partition_list_new(1);
+			rd_kafka_error_t *err;
+			rd_kafka_topic_partition_list_add(l, m->topic, msg->partition)
+			    ->offset = msg->offset;
+			if ((err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT)) !=
+			    NULL)
+				rd_kafka_error_destroy(err);
+			rd_kafka_topic_partition_list_destroy(l);
+		}
+		rd_kafka_message_destroy(msg);
+	}
+	return m->revoked ? LM_ESTALE : LM_OK;
+}
+
+/* Postings: waits until the owners of the profiles have derived every
+ * profile of the cut. Returns LM_OK, LM_ECLOSED or LM_ESTALE (revoked). */
+static int
+wait_cut_derived(struct member *m)
+{
+	int rc;
+
+	while (!atomic_load(&m->ow->stop)) {
+		if (derived_up_to(m, m->other, m->ncut, m->cut))
+			return LM_OK;
+		for (int64_t end = lm_clock_ms() + LM_OWNER_VIEW_PROBE_MS;
+		     lm_clock_ms() < end && !atomic_load(&m->ow->stop);) {
+			if ((rc = serve(m)) != LM_OK)
+				return rc;
+			wait_slice(m->ow);
+		}
+	}
+	return LM_ECLOSED;
+}
+
+/* ---- who announces a pair -------------------------------------------------- */
+
+enum pos_kind { POS_KNOWN, POS_NONE, POS_SUPERSEDED };
+
+/* Where the version of record id that the index holds was written: the
+ * store keeps the position of its latest version only, so a store that is
+ * ahead of the index (or no longer has the record) supersedes it. */
+static enum pos_kind
+position(lm_owner *ow, lm_kind k, const char *id, uint64_t version, lm_store_pos *pos)
+{
+	uint64_t v = 0;
+	bool has = false;
+
+	if (lm_store_get_pos(ow->store, k, id, &v, pos, &has) != LM_OK || v != version)
+		return POS_SUPERSEDED;
+	return has ? POS_KNOWN : POS_NONE;
+}
+
+/*
+ * Postings: a pair of a posting of the batch and profile p->other_id is
+ * announced here when the profile's version is inside the batch's cut
+ * (then its owner has derived it and left the pair to this batch). A
+ * record written without a position predates positions and counts as
+ * inside every cut.
+ */
+static bool
+posting_announces(void *arg, const lm_events_pair *p)
+{
+	struct member *m = arg;
+	lm_store_pos pos;
+
+	switch (position(m->ow, LM_KIND_PROFILE, p->other_id, p->other_version, &pos)) {
+	case POS_NONE:
+		return true;
+	case POS_SUPERSEDED:
+		return false; /* the newer version's derivation decides */
+	case POS_KNOWN:
+		break;
+	}
+	return pos.partition < m->ncut && pos.offset < m->cut[pos.partition];
+}
+
+/* Profiles: the state of postings partition part, read again. */
+static void
+refresh_state(struct member *m, int part)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+	rd_kafka_topic_partition_list_add(l, m->other, part);
+	if (rd_kafka_committed(m->rk, l, CALL_TIMEOUT) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    l->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		parse_claim(&l->elems[0], &m->state[part]);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Profiles: reads again, until none is left, the postings partitions
+ * whose claim is still reading its cut. The state of a partition may be
+ * read again at any time: every answer it gives stays true. Returns LM_OK,
+ * LM_ECLOSED or LM_ESTALE (revoked). */
+static int
+resolve_reading(struct member *m)
+{
+	int rc;
+
+	for (int p = 0; p < m->nstate; p++)
+		while (m->state[p].claim_end > m->state[p].committed &&
+		       m->state[p].ncut < 0) {
+			if (atomic_load(&m->ow->stop))
+				return LM_ECLOSED;
+			if ((rc = serve(m)) != LM_OK)
+				return rc;
+			wait_slice(m->ow);
+			refresh_state(m, p);
+		}
+	return LM_OK;
+}
+
+/*
+ * Profiles: a pair of a profile of the batch and posting p->other_id is
+ * announced here when the posting is derived already (its derivation
+ * waited for every profile of its cut, so this one was not in it), or
+ * claimed with a cut that does not hold this profile. A posting not yet
+ * claimed is left to its owner: its cut, read after its claim, will hold
+ * this profile. resolve_reading left no claim without its cut.
+ */
+static bool
+profile_announces(void *arg, const lm_events_pair *p)
+{
+	struct member *m = arg;
+	const struct part_state *st;
+	lm_store_pos self, other;
+
+	switch (
+	    position(m->ow, LM_KIND_PROFILE, p->subject_id, p->subject_version, &self)) {
+	case POS_NONE:
+		return true;
+	case POS_SUPERSEDED:
+		return false;
+	case POS_KNOWN:
+		break;
+	}
+	switch (position(m->ow, LM_KIND_POSTING, p->other_id, p->other_version, &other)) {
+	case POS_NONE:
+		return true;
+	case POS_SUPERSEDED:
+		return false;
+	case POS_KNOWN:
+		break;
+	}
+	if (other.partition >= m->nstate)
+		return true; /* a partition newer than the postings' state */
+	st = &m->state[other.partition];
+	if (other.offset < st->committed)
+		return true;
+	if (other.offset >= st->claim_end || st->ncut < 0)
+		return false;
+	return self.partition >= st->ncut || self.offset >= st->cut[self.partition];
+}
+
 /* ---- the batch ------------------------------------------------------------------ */
 
-/* Adds message m (taken over) to the batch with ingest's decision on it. */
+/* Adds message msg (taken over) to the batch with ingest's decision on it. */
 static int
-collect(lm_owner *ow, rd_kafka_message_t *m)
+collect(struct member *m, rd_kafka_message_t *msg)
 {
-	const char *topic = rd_kafka_topic_name(m->rkt);
-	struct item *it = &ow->batch[ow->n];
+	struct item *it = &m->batch[m->n];
 	lm_ingest_msg im;
 	const void *ct = NULL;
 	size_t ctlen = 0;
@@ -288,42 +790,58 @@ collect(lm_owner *ow, rd_kafka_message_t *m)
 	int rc;
 
 	memset(&im, 0, sizeof(im));
-	im.kind =
-	    strcmp(topic, ow->topic_postings) == 0 ? LM_KIND_POSTING : LM_KIND_PROFILE;
-	im.key = m->key;
-	im.key_len = m->key_len;
-	im.value = m->payload;
-	im.value_len = m->len;
-	if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	im.kind = m->posting ? LM_KIND_POSTING : LM_KIND_PROFILE;
+	im.key = msg->key;
+	im.key_len = msg->key_len;
+	im.value = msg->payload;
+	im.value_len = msg->len;
+	if (rd_kafka_message_headers(msg, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
 	    rd_kafka_header_get_last(h, "content-type", &ct, &ctlen) ==
 	        RD_KAFKA_RESP_ERR_NO_ERROR) {
 		im.content_type = ct;
 		im.content_type_len = ctlen;
 	}
 	memset(it, 0, sizeof(*it));
-	if ((rc = lm_ingest_decide(ow->rctx, &im, &it->d)) != LM_OK) {
-		rd_kafka_message_destroy(m);
+	if ((rc = lm_ingest_decide(m->ow->rctx, &im, &it->d)) != LM_OK) {
+		rd_kafka_message_destroy(msg);
 		return rc;
 	}
-	it->m = m;
-	ow->n++;
+	it->m = msg;
+	m->n++;
 	return LM_OK;
+}
+
+/* Notes a failed step of the batch and pauses before it is retried. */
+static void
+failed(lm_owner *ow, const char *what, int rc, int64_t *backoff)
+{
+	atomic_fetch_add(&ow->failures, 1);
+	lm_counter_add(ow->m_failures, 1);
+	atomic_store(&ow->failing, true);
+	lm_error("owner.derive", "%s: %s; retrying in %lld ms", what, lm_strerror(rc),
+	    (long long) *backoff);
+	for (int64_t end = lm_clock_ms() + *backoff;
+	     lm_clock_ms() < end && !atomic_load(&ow->stop);)
+		wait_slice(ow);
+	*backoff =
+	    *backoff * 2 < LM_OWNER_RETRY_MAX_MS ? *backoff * 2 : LM_OWNER_RETRY_MAX_MS;
 }
 
 /* Derives the batch into the outbox; retried until it succeeds or the
  * owner stops. Returns LM_OK or LM_ECLOSED. */
 static int
-derive(lm_owner *ow)
+derive(struct member *m, lm_events_split *split)
 {
+	lm_owner *ow = m->ow;
 	size_t nc = 0;
 	int64_t backoff = 100;
 	int rc;
 
-	for (size_t i = 0; i < ow->n; i++) {
-		const lm_ingest_decision *d = &ow->batch[i].d;
+	for (size_t i = 0; i < m->n; i++) {
+		const lm_ingest_decision *d = &m->batch[i].d;
 		if (d->action == LM_INGEST_REJECT)
 			continue;
-		ow->changes[nc++] = (lm_event_change){
+		m->changes[nc++] = (lm_event_change){
 		    .seq = 0,
 		    .posting = d->kind == LM_KIND_POSTING,
 		    .id = d->id,
@@ -333,107 +851,177 @@ derive(lm_owner *ow)
 		};
 	}
 	while (!atomic_load(&ow->stop)) {
-		rc = lm_events_on_changes(
-		    ow->events, ow->idx, ow->changes, nc, 0, (int64_t) time(NULL));
+		rc = lm_events_on_owned(
+		    ow->events, ow->idx, m->changes, nc, split, (int64_t) time(NULL));
 		if (rc == LM_OK) {
 			atomic_store(&ow->failing, false);
 			return LM_OK;
 		}
 		if (rc == LM_ECLOSED)
 			break;
-		atomic_fetch_add(&ow->failures, 1);
-		lm_counter_add(ow->m_failures, 1);
-		atomic_store(&ow->failing, true);
-		lm_error("owner.derive",
-		    "cannot derive the events of %zu messages: %s; retrying in %lld ms",
-		    ow->n, lm_strerror(rc), (long long) backoff);
-		for (int64_t end = lm_clock_ms() + backoff;
-		     lm_clock_ms() < end && !atomic_load(&ow->stop);)
-			wait_slice(ow);
-		backoff = backoff * 2 < LM_OWNER_RETRY_MAX_MS ? backoff * 2
-		                                              : LM_OWNER_RETRY_MAX_MS;
+		failed(ow, "cannot derive the events of the batch", rc, &backoff);
 	}
 	return LM_ECLOSED;
 }
 
-/* Stores the offsets after every message of the batch and commits them
- * asynchronously. */
+/* Commits the offsets after every message of the batch (clearing its
+ * claim) and counts the batch. */
 static void
-commit(lm_owner *ow)
+commit(struct member *m)
 {
-	rd_kafka_topic_partition_list_t *l =
-	    rd_kafka_topic_partition_list_new((int) ow->n);
+	lm_owner *ow = m->ow;
+	rd_kafka_topic_partition_list_t *l = batch_offsets(m, false);
 	rd_kafka_resp_err_t e;
 	size_t rejected = 0;
 
-	for (size_t i = 0; i < ow->n; i++) {
-		const rd_kafka_message_t *m = ow->batch[i].m;
-		rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
-		    l, rd_kafka_topic_name(m->rkt), m->partition);
-		if (tp == NULL)
-			tp = rd_kafka_topic_partition_list_add(
-			    l, rd_kafka_topic_name(m->rkt), m->partition);
-		if (m->offset + 1 > tp->offset)
-			tp->offset = m->offset + 1;
-		rejected += ow->batch[i].d.action == LM_INGEST_REJECT;
-	}
-	if ((e = rd_kafka_offsets_store(ow->rk, l)) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		lm_warn("owner.commit", "cannot store offsets: %s", rd_kafka_err2name(e));
-	else if ((e = rd_kafka_commit(ow->rk, NULL, 1)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-	         e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+	for (size_t i = 0; i < m->n; i++)
+		rejected += m->batch[i].d.action == LM_INGEST_REJECT;
+	/* A failed commit leaves the claim: the next owner derives the batch
+	 * again, or this member's next claim moves the offsets past it. */
+	if ((e = rd_kafka_commit(m->rk, l, 0)) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		lm_warn("owner.commit", "commit failed: %s", rd_kafka_err2name(e));
 	rd_kafka_topic_partition_list_destroy(l);
-	atomic_fetch_add(&ow->messages, ow->n);
+	atomic_fetch_add(&ow->messages, m->n);
 	atomic_fetch_add(&ow->rejected, rejected);
-	lm_counter_add(ow->m_messages, ow->n);
+	lm_counter_add(ow->m_messages, m->n);
 }
 
-/* Waits for, derives and commits the collected batch. */
-static void
-process(lm_owner *ow)
+/* The batch's claim, its wait for the other side, and the decider that
+ * goes with it. Returns LM_OK, LM_ECLOSED, or an error after which the
+ * batch is rewound. */
+static int
+prepare(struct member *m, lm_events_split *split)
 {
-	for (size_t i = 0; i < ow->n; i++)
-		if (ow->batch[i].d.action != LM_INGEST_REJECT &&
-		    wait_visible(ow, &ow->batch[i]) != LM_OK)
-			return; /* stopping: left uncommitted */
-	if (derive(ow) != LM_OK)
-		return;
-	commit(ow);
-	batch_drop(ow);
+	int rc, n;
+
+	if ((rc = write_claim(m, NULL, -1)) != LM_OK)
+		return rc;
+	if (m->posting) {
+		/* The cut is read after the claim is visible: a profile derived
+		 * before the claim was seen is inside it. */
+		if ((rc = read_cut(m)) != LM_OK ||
+		    (rc = write_claim(m, m->cut, m->ncut)) != LM_OK)
+			return rc;
+		memcpy(m->need, m->cut, (size_t) m->ncut * sizeof(*m->need));
+		if ((rc = wait_view(m, m->ncut)) != LM_OK ||
+		    (rc = wait_cut_derived(m)) != LM_OK)
+			return rc;
+		split->fn = posting_announces;
+	} else {
+		if ((n = other_partitions(m)) < 0)
+			return LM_EKAFKA;
+		m->nstate = n;
+		if ((rc = read_states(m, m->other, n, m->state)) != LM_OK)
+			return rc;
+		/* Every posting derived or claimed is in the index before the
+		 * pairs are decided. */
+		for (int p = 0; p < n; p++)
+			m->need[p] = m->state[p].claim_end > m->state[p].committed
+			                 ? m->state[p].claim_end
+			                 : m->state[p].committed;
+		if ((rc = wait_view(m, n)) != LM_OK || (rc = resolve_reading(m)) != LM_OK)
+			return rc;
+		split->fn = profile_announces;
+	}
+	split->arg = m;
+	return LM_OK;
+}
+
+/* Waits for, derives and commits the collected batch. Returns LM_OK;
+ * LM_ECLOSED (stopping) or LM_ESTALE (revoked), the batch left to the next
+ * owner; another error when the claim could not be written. */
+static int
+process_batch(struct member *m)
+{
+	lm_owner *ow = m->ow;
+	lm_events_split split;
+	bool inherited;
+	int rc;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->batch[i].d.action != LM_INGEST_REJECT &&
+		    (rc = wait_visible(m, &m->batch[i])) != LM_OK)
+			return rc;
+	inherited = inherited_claim(m);
+	memset(&split, 0, sizeof(split));
+	if ((rc = prepare(m, &split)) != LM_OK)
+		return rc;
+	m->claim_backoff = 100;
+	if ((rc = derive(m, &split)) != LM_OK)
+		return rc;
+	atomic_fetch_add(&ow->deferred, split.deferred);
+	lm_counter_add(ow->m_deferred, split.deferred);
+	if (inherited) {
+		atomic_fetch_add(&ow->handover, split.announced);
+		lm_counter_add(ow->m_handover, split.announced);
+		if (split.announced > 0)
+			lm_info("owner.handover",
+			    "%zu pairs announced again from messages a previous owner "
+			    "had claimed",
+			    split.announced);
+	}
+	if (m->revoked)
+		return LM_ESTALE; /* derived, but the offsets are not ours */
+	commit(m);
+	return LM_OK;
+}
+
+static void
+process(struct member *m)
+{
+	int rc;
+
+	m->busy = true;
+	m->revoked = false;
+	rc = process_batch(m);
+	pause_assignment(m, false);
+	m->busy = false;
+	if (m->revoked || rc == LM_OK) {
+		batch_drop(m);
+	} else if (rc != LM_ECLOSED) {
+		failed(m->ow, "cannot claim the batch", rc, &m->claim_backoff);
+		rewind_batch(m);
+	}
 }
 
 /* Takes one polled message: into the batch, or logged and dropped. */
 static void
-take(lm_owner *ow, rd_kafka_message_t *m)
+take(struct member *m, rd_kafka_message_t *msg)
 {
-	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-			lm_warn("owner.consume", "%s", rd_kafka_message_errstr(m));
-		rd_kafka_message_destroy(m);
+	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			lm_warn("owner.consume", "%s", rd_kafka_message_errstr(msg));
+		rd_kafka_message_destroy(msg);
 		return;
 	}
-	if (collect(ow, m) != LM_OK)
+	if (msg->partition >= LM_OWNER_PARTITIONS_MAX) {
+		lm_error("owner.consume", "partition %d of %s is past the limit of %d",
+		    (int) msg->partition, m->topic, LM_OWNER_PARTITIONS_MAX);
+		rd_kafka_message_destroy(msg);
+		return;
+	}
+	if (collect(m, msg) != LM_OK)
 		lm_error("owner.consume", "out of memory deciding a message");
 }
 
 static void *
 run(void *arg)
 {
-	lm_owner *ow = arg;
+	struct member *m = arg;
 
-	while (!atomic_load(&ow->stop)) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(ow->rk, POLL_MS);
-		if (m == NULL)
+	while (!atomic_load(&m->ow->stop)) {
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, POLL_MS);
+		if (msg == NULL)
 			continue;
-		take(ow, m);
+		take(m, msg);
 		/* Fill the batch with what the consumer has at once. */
-		while (ow->n > 0 && ow->n < LM_OWNER_BATCH_MAX &&
-		       (m = rd_kafka_consumer_poll(ow->rk, 0)) != NULL)
-			take(ow, m);
-		if (ow->n > 0)
-			process(ow);
+		while (m->n > 0 && m->n < LM_OWNER_BATCH_MAX &&
+		       (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL)
+			take(m, msg);
+		if (m->n > 0)
+			process(m);
 	}
-	batch_drop(ow);
+	batch_drop(m);
 	return NULL;
 }
 
@@ -445,10 +1033,70 @@ given(const char *s)
 	return s != NULL && s[0] != '\0';
 }
 
+static int
+member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool posting)
+{
+	struct member *m = &ow->mem[posting ? 0 : 1];
+	int rc;
+
+	m->ow = ow;
+	m->posting = posting;
+	m->claim_backoff = 100;
+	m->topic = posting ? ow->topic_postings : ow->topic_profiles;
+	m->other = posting ? ow->topic_profiles : ow->topic_postings;
+	if ((m->batch = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->batch))) == NULL ||
+	    (m->changes = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->changes))) == NULL ||
+	    (m->cut = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->cut))) == NULL ||
+	    (m->need = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->need))) == NULL)
+		return LM_ENOMEM;
+	if (!posting) {
+		if ((m->state = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->state))) ==
+		    NULL)
+			return LM_ENOMEM;
+		for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
+			if ((m->state[p].cut = calloc(LM_OWNER_PARTITIONS_MAX,
+			         sizeof(*m->state[p].cut))) == NULL)
+				return LM_ENOMEM;
+	}
+	if ((rc = make_consumer(o, group, m, &m->rk)) != LM_OK)
+		return rc;
+	rd_kafka_poll_set_consumer(m->rk);
+	if ((m->other_rkt = rd_kafka_topic_new(m->rk, m->other, NULL)) == NULL) {
+		lm_error("owner.kafka", "cannot create a topic handle: %s",
+		    rd_kafka_err2str(rd_kafka_last_error()));
+		return LM_EKAFKA;
+	}
+	return LM_OK;
+}
+
+/* Stops nothing: the thread must be joined. Commits what is stored and
+ * leaves the group at once, so the partitions move without waiting for
+ * the session timeout. */
+static void
+member_free(struct member *m)
+{
+	if (m->other_rkt != NULL)
+		rd_kafka_topic_destroy(m->other_rkt);
+	if (m->rk != NULL) {
+		rd_kafka_consumer_close(m->rk);
+		rd_kafka_destroy(m->rk);
+	}
+	batch_drop(m);
+	free(m->batch);
+	free(m->changes);
+	free(m->cut);
+	free(m->need);
+	if (m->state != NULL)
+		for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
+			free(m->state[p].cut);
+	free(m->state);
+}
+
 int
 lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 {
 	lm_owner *ow;
+	const char *group;
 	int rc;
 
 	if (out == NULL)
@@ -471,19 +1119,16 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 	ow->idx = o->index;
 	ow->events = o->events;
 	ow->rctx = o->rctx;
+	group = given(o->group_id) ? o->group_id : LM_OWNER_GROUP_DEFAULT;
 	if ((ow->topic_postings = strdup(o->topic_postings)) == NULL ||
-	    (ow->topic_profiles = strdup(o->topic_profiles)) == NULL ||
-	    (ow->batch = calloc(LM_OWNER_BATCH_MAX, sizeof(*ow->batch))) == NULL ||
-	    (ow->changes = calloc(LM_OWNER_BATCH_MAX, sizeof(*ow->changes))) == NULL) {
+	    (ow->topic_profiles = strdup(o->topic_profiles)) == NULL) {
 		rc = LM_ENOMEM;
 		goto fail;
 	}
-	if ((rc = make_consumer(o, ow,
-	         given(o->group_id) ? o->group_id : LM_OWNER_GROUP_DEFAULT, true,
-	         &ow->rk)) != LM_OK ||
-	    (rc = make_consumer(o, ow, o->ingest_group_id, false, &ow->probe)) != LM_OK)
+	if ((rc = member_init(ow, o, group, true)) != LM_OK ||
+	    (rc = member_init(ow, o, group, false)) != LM_OK ||
+	    (rc = make_consumer(o, o->ingest_group_id, NULL, &ow->probe)) != LM_OK)
 		goto fail;
-	rd_kafka_poll_set_consumer(ow->rk);
 	if (o->metrics != NULL) {
 		ow->m_messages = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_owner_messages_total",
@@ -492,6 +1137,16 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		ow->m_failures = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_derive_failures_total",
 		    "Failed derivations of owned messages into the outbox (each retried)",
+		    NULL);
+		ow->m_deferred = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_pairs_deferred_total",
+		    "New pairs left to the owner of the other record, which announces "
+		    "them",
+		    NULL);
+		ow->m_handover = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_handover_pairs_total",
+		    "Pairs announced from messages a previous owner had claimed (each "
+		    "may repeat an event)",
 		    NULL);
 	}
 	*out = ow;
@@ -504,25 +1159,30 @@ fail:
 int
 lm_owner_start(lm_owner *ow)
 {
-	rd_kafka_topic_partition_list_t *l;
-	rd_kafka_resp_err_t e;
 	int err;
 
-	if (ow == NULL || ow->started)
+	if (ow == NULL || ow->mem[0].started || ow->mem[1].started)
 		return LM_EINVAL;
-	l = rd_kafka_topic_partition_list_new(2);
-	rd_kafka_topic_partition_list_add(l, ow->topic_postings, RD_KAFKA_PARTITION_UA);
-	rd_kafka_topic_partition_list_add(l, ow->topic_profiles, RD_KAFKA_PARTITION_UA);
-	e = rd_kafka_subscribe(ow->rk, l);
-	rd_kafka_topic_partition_list_destroy(l);
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		lm_error("owner.subscribe", "cannot subscribe: %s", rd_kafka_err2name(e));
-		return lm_kafka_err(e);
+	for (int i = 0; i < 2; i++) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_resp_err_t e;
+		rd_kafka_topic_partition_list_add(
+		    l, ow->mem[i].topic, RD_KAFKA_PARTITION_UA);
+		e = rd_kafka_subscribe(ow->mem[i].rk, l);
+		rd_kafka_topic_partition_list_destroy(l);
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			lm_error("owner.subscribe", "cannot subscribe: %s",
+			    rd_kafka_err2name(e));
+			return lm_kafka_err(e);
+		}
 	}
 	atomic_store(&ow->stop, false);
-	if ((err = pthread_create(&ow->thread, NULL, run, ow)) != 0)
-		return lm_err_from_errno(err);
-	ow->started = true;
+	for (int i = 0; i < 2; i++) {
+		if ((err = pthread_create(&ow->mem[i].thread, NULL, run, &ow->mem[i])) !=
+		    0)
+			return lm_err_from_errno(err);
+		ow->mem[i].started = true;
+	}
 	return LM_OK;
 }
 
@@ -533,7 +1193,7 @@ lm_owner_wake(lm_owner *ow)
 		return;
 	pthread_mutex_lock(&ow->mtx);
 	ow->woken = true;
-	pthread_cond_signal(&ow->cv);
+	pthread_cond_broadcast(&ow->cv);
 	pthread_mutex_unlock(&ow->mtx);
 }
 
@@ -542,29 +1202,19 @@ lm_owner_free(lm_owner *ow)
 {
 	if (ow == NULL)
 		return;
-	if (ow->started) {
-		pthread_mutex_lock(&ow->mtx);
-		atomic_store(&ow->stop, true);
-		pthread_cond_broadcast(&ow->cv);
-		pthread_mutex_unlock(&ow->mtx);
-		pthread_join(ow->thread, NULL);
-		ow->started = false;
-	}
-	if (ow->rk != NULL) {
-		/* Commits the stored offsets and leaves the group at once, so the
-		 * partitions move without waiting for the session timeout. */
-		rd_kafka_resp_err_t e = rd_kafka_commit(ow->rk, NULL, 0);
-		if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-			lm_warn("owner.commit", "final commit failed: %s",
-			    rd_kafka_err2name(e));
-		rd_kafka_consumer_close(ow->rk);
-		rd_kafka_destroy(ow->rk);
-	}
+	pthread_mutex_lock(&ow->mtx);
+	atomic_store(&ow->stop, true);
+	pthread_cond_broadcast(&ow->cv);
+	pthread_mutex_unlock(&ow->mtx);
+	for (int i = 0; i < 2; i++)
+		if (ow->mem[i].started) {
+			pthread_join(ow->mem[i].thread, NULL);
+			ow->mem[i].started = false;
+		}
+	for (int i = 0; i < 2; i++)
+		member_free(&ow->mem[i]);
 	if (ow->probe != NULL)
 		rd_kafka_destroy_flags(ow->probe, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	batch_drop(ow);
-	free(ow->batch);
-	free(ow->changes);
 	free(ow->topic_postings);
 	free(ow->topic_profiles);
 	pthread_cond_destroy(&ow->cv);
@@ -583,6 +1233,9 @@ lm_owner_stats_get(lm_owner *ow, lm_owner_stats *out)
 	out->probes = atomic_load(&ow->probes);
 	out->failures = atomic_load(&ow->failures);
 	out->rebalances = atomic_load(&ow->rebalances);
-	out->partitions = atomic_load(&ow->partitions);
+	out->deferred = atomic_load(&ow->deferred);
+	out->handover = atomic_load(&ow->handover);
+	out->partitions =
+	    atomic_load(&ow->mem[0].partitions) + atomic_load(&ow->mem[1].partitions);
 	out->failing = atomic_load(&ow->failing);
 }

@@ -19,21 +19,39 @@
  *      group is asked for its committed offset of the partition: once ingest
  *      has committed past the message and the index has applied the store's
  *      change log as far as it went then, the index reflects it;
- *   3. derives the events of the batch into the outbox (lm_events_on_changes,
- *      one durable transaction), and only then stores and commits the
- *      messages' offsets in the shared group.
+ *   3. derives the events of the batch into the outbox (lm_events_on_owned,
+ *      one durable transaction), and only then commits the messages'
+ *      offsets in the shared group.
+ *
+ * A pair is announced once, by one of its two records' owners, even when
+ * they are different replicas deriving at the same moment. Before it
+ * derives, an owner commits a claim on its batch's partitions (the
+ * committed offset stays at the batch's first message; the metadata names
+ * the batch's end). A postings owner then reads its cut, the log end
+ * offsets of the profiles topic, adds it to its claim, waits until its own
+ * index holds every profile before the cut and until the profiles' owners
+ * have derived them all, and announces the pairs whose profile version is
+ * inside the cut. A profiles owner waits until its index holds every
+ * posting derived or claimed, and announces a pair when the posting's
+ * version is derived already, or claimed with a cut that does not hold the
+ * profile; a posting not yet claimed is left to its owner, whose cut, read
+ * after its claim, will hold the profile. Positions of records come from
+ * the store (lm_store_get_pos). Pairs left to the other side are counted
+ * (lunamatch_events_pairs_deferred_total) and not recorded.
  *
  * A rebalance hands partitions over through the committed offsets: nothing
  * is lost, and the new owner repeats at most the uncommitted tail (the
- * batch in progress and commits still in flight); event ids are
- * deterministic, so subscribers drop the repeats. A replica that joins
+ * batch in progress, whose claim it finds); what it announces from such
+ * messages is counted (lunamatch_events_handover_pairs_total). Event ids
+ * are deterministic, so subscribers drop the repeats. A replica that joins
  * starts from the group's offsets and announces nothing old. A group with
  * no offsets yet starts at the beginning of the topics (a new deployment:
  * every record is new to subscribers).
  *
- * Threads: one thread of its own (lm_owner_start) polls the consumer and
- * derives; lm_owner_wake and lm_owner_stats_get may be called from any
- * thread.
+ * Threads: two of its own (lm_owner_start), one per topic, each a member
+ * of the shared group that polls its consumer and derives; the postings
+ * one may wait for the profiles one. lm_owner_wake and lm_owner_stats_get
+ * may be called from any thread.
  */
 #ifndef LUNAMATCH_MATCH_OWNER_H
 #define LUNAMATCH_MATCH_OWNER_H
@@ -51,10 +69,12 @@
 extern "C" {
 #endif
 
-#define LM_OWNER_GROUP_DEFAULT "lunamatch-match-events"
-#define LM_OWNER_BATCH_MAX     500   /* messages derived in one outbox transaction */
-#define LM_OWNER_SESSION_MS    10000 /* a dead owner's partitions move after this */
-#define LM_OWNER_PROBE_MS      500   /* ingest's committed offsets asked this often */
+#define LM_OWNER_GROUP_DEFAULT  "lunamatch-match-events"
+#define LM_OWNER_BATCH_MAX      500   /* messages derived in one outbox transaction */
+#define LM_OWNER_SESSION_MS     10000 /* a dead owner's partitions move after this */
+#define LM_OWNER_PROBE_MS       500   /* ingest's committed offsets asked this often */
+#define LM_OWNER_VIEW_PROBE_MS  100   /* the same, while waiting for the other side */
+#define LM_OWNER_PARTITIONS_MAX 128   /* partitions of either topic */
 #define LM_OWNER_RETRY_MAX_MS                                                            \
 	5000 /* longest pause before a failed derivation is retried */
 
@@ -79,7 +99,7 @@ typedef struct lm_owner lm_owner;
  * LM_OK, LM_EINVAL (logged), LM_EKAFKA or LM_ENOMEM; *out is NULL then. */
 int lm_owner_new(const lm_owner_opts *o, lm_owner **out);
 
-/* Starts the thread: joins the group and derives. Returns LM_OK, LM_EINVAL
+/* Starts the threads: they join the group and derive. Returns LM_OK, LM_EINVAL
  * (already started) or an errno-derived code. */
 int lm_owner_start(lm_owner *ow);
 
@@ -87,8 +107,8 @@ int lm_owner_start(lm_owner *ow);
  * looked at again now. Any thread; NULL is a no-op. */
 void lm_owner_wake(lm_owner *ow);
 
-/* Stops the thread (a batch still waiting is left uncommitted for the next
- * owner), commits what was derived, leaves the group and frees everything.
+/* Stops the threads (a batch still waiting is left uncommitted, with its
+ * claim, for the next owner), leaves the group and frees everything.
  * NULL is a no-op. */
 void lm_owner_free(lm_owner *ow);
 
@@ -98,6 +118,8 @@ typedef struct lm_owner_stats {
 	uint64_t probes;     /* questions to the ingest group's committed offsets */
 	uint64_t failures;   /* failed derivations (outbox writes); each retried */
 	uint64_t rebalances; /* partition assignments received */
+	uint64_t deferred;   /* new pairs left to the other record's owner */
+	uint64_t handover;   /* pairs announced from a previous owner's claim */
 	int partitions;      /* partitions owned now */
 	bool failing;        /* the last derivation failed and is being retried */
 } lm_owner_stats;

@@ -28,6 +28,7 @@
 #ifndef LUNAMATCH_STORE_H
 #define LUNAMATCH_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -175,6 +176,16 @@ void lm_store_abort(lm_store_txn *t);
  */
 int lm_store_get(
     lm_store *s, lm_kind k, const char *id, void **bytes, size_t *len, uint64_t *version);
+
+/*
+ * Reads the version of live record id of kind k and the Kafka position of
+ * the change that wrote it (see lm_store_pos). On LM_OK *version (may be
+ * NULL) is set, and *has_pos tells whether *pos holds a position (a value
+ * written without one, by lm_store_put, has none). LM_ENOENT when absent
+ * or deleted.
+ */
+int lm_store_get_pos(lm_store *s, lm_kind k, const char *id, uint64_t *version,
+    lm_store_pos *pos, bool *has_pos);
 
 /* Reads a metadata value into a malloc'd copy (NUL-terminated for
  * convenience; *len excludes the NUL). LM_ENOENT when absent. */

@@ -376,6 +376,25 @@ test_positions(void **state)
 	at1(s, "j", 0, NULL, 2, 0, 0, LM_OK);
 	expect_absent(s, LM_KIND_POSTING, "j");
 
+	/* lm_store_get_pos reads the live version and its position. */
+	lm_store_pos got;
+	uint64_t v = 0;
+	bool has = false;
+	assert_int_equal(lm_store_get_pos(s, LM_KIND_POSTING, "j", &v, &got, &has),
+	    LM_ENOENT); /* deleted */
+	at1(s, "j", 4, "v4", 2, 7, 9, LM_OK);
+	assert_int_equal(
+	    lm_store_get_pos(s, LM_KIND_POSTING, "j", &v, &got, &has), LM_OK);
+	assert_true(has);
+	assert_int_equal(v, 4);
+	assert_int_equal(got.epoch, 2);
+	assert_int_equal(got.partition, 7);
+	assert_int_equal(got.offset, 9);
+	assert_int_equal(
+	    lm_store_get_pos(s, LM_KIND_PROFILE, "j", &v, &got, &has), LM_ENOENT);
+	assert_int_equal(
+	    lm_store_get_pos(s, LM_KIND_POSTING, "j", &v, NULL, &has), LM_EINVAL);
+
 	/* Another partition does not compare: the deletion applies. */
 	at1(s, "k", 1, "v1", 0, 3, 50, LM_OK);
 	at1(s, "k", 0, NULL, 0, 4, 1, LM_OK);
@@ -388,6 +407,10 @@ test_positions(void **state)
 	expect_get(s, LM_KIND_POSTING, "m", 2, "v2");
 	/* A value without any position: deletions apply as before. */
 	put1(s, LM_KIND_POSTING, "n", 1, "v1", LM_OK);
+	assert_int_equal(
+	    lm_store_get_pos(s, LM_KIND_POSTING, "n", &v, &got, &has), LM_OK);
+	assert_false(has);
+	assert_int_equal(v, 1);
 	at1(s, "n", 0, NULL, 0, 0, 0, LM_OK);
 	expect_absent(s, LM_KIND_POSTING, "n");
 

@@ -13,13 +13,15 @@
  * Answers are reproducible: one store loaded at two wall clocks answers the
  * same as_of with the same bytes; and while changes are applied and the
  * store reloaded, every answer's index_seq names exactly the changes its
- * data holds.
+ * data holds. A follower whose position the change log was trimmed past
+ * reloads a snapshot aside and publishes it whole.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
@@ -51,6 +53,11 @@ struct seen {
 	/* fault: fail_what's next fail_count reads with fail_rc. */
 	atomic_int fail_what, fail_count, fail_rc;
 	atomic_int faults; /* reads failed so far */
+	/* Armed: the next call of the clock records the version of SEED_JOB
+	 * that queries see then (0: none). A load calls the clock once its
+	 * index is complete, before publishing it. */
+	atomic_bool probe;
+	_Atomic uint64_t seed_version_at_load;
 };
 
 struct fx {
@@ -277,7 +284,10 @@ wait_for(
 static int64_t
 fixed_clock(void *arg)
 {
-	(void) arg;
+	struct fx *fx = arg;
+	if (atomic_exchange(&fx->seen.probe, false))
+		atomic_store(
+		    &fx->seen.seed_version_at_load, posting_version(fx, SEED_JOB));
 	return NOW;
 }
 
@@ -908,6 +918,150 @@ test_undecodable_record_skipped(void **state)
 	lm_follower_free(f);
 }
 
+/* LEAD's answer from idx as text: every job id and score, best first. */
+static void
+answer(lm_index *idx, char *buf, size_t len)
+{
+	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *r = NULL;
+	size_t at = 0;
+
+	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	req.candidate_id = LEAD;
+	req.top_k = 1000;
+	req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
+	assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &r, NULL, 0), LM_OK);
+	buf[0] = '\0';
+	for (size_t i = 0; i < r->n_matches && at < len; i++)
+		at += (size_t) snprintf(buf + at, len - at, "%s=%.6f;",
+		    r->matches[i]->job_id, r->matches[i]->score);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+/* Readers within their lease, as the next trim at now counts them. */
+static uint64_t
+readers_at(struct fx *fx, int64_t now)
+{
+	lm_store_trim_opts o = {.now = now};
+	lm_store_trim_result r;
+	assert_int_equal(lm_store_trim(fx->store, &o, &r), LM_OK);
+	return r.readers;
+}
+
+/*
+ * The follower records its position; when it was away longer than the
+ * lease and the change log was trimmed past it, it reloads: queries see the
+ * old index until the new one is complete (also when the reload fails),
+ * and afterwards the index equals one loaded fresh from the store. Then it
+ * follows on.
+ */
+static void
+test_reload_after_trim(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL, *g = NULL;
+	lm_follower_stats st, gst;
+	lm_index *fresh = NULL;
+	lm_index_counts a, b;
+	char ans_f[4096], ans_g[4096];
+	int64_t now = (int64_t) time(NULL);
+
+	fill(fx);
+	o.reader_id = "match-test";
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_int_equal(readers_at(fx, now), 1);
+	assert_int_equal(posting_version(fx, SEED_JOB), 1);
+
+	/* Changes while the follower is away: an update, a new posting, a
+	 * deleted profile, a new one. */
+	ProtobufCMessage *m = sample(fx, true, SEED_JOB);
+	store_put(fx, true, m, NULL, 2);
+	store_put(fx, true, m, "job-copy-of-seed", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	store_delete(fx, false, "cand-ml-junior-chicago");
+	m = sample(fx, false, "cand-ml-junior-chicago");
+	uint64_t last = store_put(fx, false, m, "cand-copy", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	/* Within the lease the follower holds the log after its position... */
+	lm_store_trim_result tr;
+	lm_store_trim_opts to = {.now = now};
+	assert_int_equal(lm_store_trim(fx->store, &to, &tr), LM_OK);
+	assert_int_equal(tr.low_water, 4);
+	/* ...past it, it no longer does. */
+	to.now = now + LM_STORE_READER_LEASE_DEFAULT + 1;
+	assert_int_equal(lm_store_trim(fx->store, &to, &tr), LM_OK);
+	assert_int_equal(tr.readers_expired, 1);
+	assert_int_equal(tr.low_water, last - 1);
+
+	/* A reload whose snapshot read fails keeps the old index, whole. */
+	fail_reads(fx, LM_FOLLOWER_READ_SNAPSHOT, 1, LM_EIO);
+	assert_int_equal(lm_follower_run_once(f), LM_EIO);
+	assert_int_equal(posting_version(fx, SEED_JOB), 1);
+	assert_false(has_posting(fx, "job-copy-of-seed"));
+	lm_index_counts_get(fx->idx, &a);
+	assert_int_equal(a.profiles, 2);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.reloads, 1);
+	assert_int_equal(st.seq, 4);
+	assert_int_equal(st.records, 4);
+
+	/* The next wake-up reloads; when the new index is complete, just
+	 * before it is published, queries still see the old one. */
+	atomic_store(&fx->seen.seed_version_at_load, 0);
+	atomic_store(&fx->seen.probe, true);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_int_equal(atomic_load(&fx->seen.seed_version_at_load), 1);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.reloads, 2);
+	assert_int_equal(st.seq, last);
+	assert_int_equal(lm_index_seq(fx->idx), last);
+	assert_int_equal(atomic_load(&fx->seen.applied_seq), last);
+	assert_int_equal(posting_version(fx, SEED_JOB), 2);
+	assert_true(has_posting(fx, "job-copy-of-seed"));
+	assert_int_equal(readers_at(fx, now), 1); /* recorded again */
+
+	/* The index equals one loaded fresh from the store. */
+	assert_int_equal(lm_index_new(&fx->model, &fresh), LM_OK);
+	lm_follower_opts go = opts_for(fx);
+	go.index = fresh;
+	go.fault = NULL;
+	assert_int_equal(lm_follower_new(&go, &g), LM_OK);
+	assert_int_equal(lm_follower_run_once(g), LM_OK);
+	lm_index_counts_get(fx->idx, &a);
+	lm_index_counts_get(fresh, &b);
+	assert_int_equal(a.postings, b.postings);
+	assert_int_equal(a.open_postings, b.open_postings);
+	assert_int_equal(a.profiles, b.profiles);
+	assert_int_equal(a.postings, 3);
+	assert_int_equal(a.profiles, 2);
+	answer(fx->idx, ans_f, sizeof(ans_f));
+	answer(fresh, ans_g, sizeof(ans_g));
+	assert_string_equal(ans_f, ans_g);
+	assert_non_null(strstr(ans_f, "job-copy-of-seed="));
+	lm_follower_stats_get(g, &gst);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.records, gst.records);
+	assert_int_equal(st.record_bytes, gst.record_bytes);
+	lm_follower_free(g);
+	lm_index_free(fresh);
+
+	/* And it follows on from the snapshot's seq. */
+	m = sample(fx, true, SEED_JOB);
+	uint64_t next = store_put(fx, true, m, "job-after-reload", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_true(has_posting(fx, "job-after-reload"));
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, next);
+	assert_int_equal(st.reloads, 2);
+
+	/* Freed, it removes its position. */
+	lm_follower_free(f);
+	assert_int_equal(readers_at(fx, now), 0);
+}
+
 int
 main(void)
 {
@@ -919,6 +1073,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_poll_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_after_trim, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_clock_advanced_after_load, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
