@@ -17,6 +17,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 
 #include "follower.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
@@ -25,6 +26,15 @@
 
 /* Longest notify URL kept, with the NUL. */
 #define NOTIFY_URL_MAX 1024
+
+/*
+ * Longest single wait inside nng_recv on the SUB socket. nng 1.5.2 can touch
+ * a freed socket when nng_close races with a receive in progress (a panic
+ * in a mutex of the closed SUB socket, seen at shutdown), so lm_follower_stop
+ * never closes the socket under the follower thread: it joins the thread,
+ * which leaves nng_recv within this slice, and closes the socket after.
+ */
+#define RECV_SLICE_MS 100
 
 /* Estimate of memory per byte of serialized record (decoded message with its
  * strings and arrays, plus the scorer's prepared form) and per record (table
@@ -598,14 +608,19 @@ lm_follower_run_once(lm_follower *f)
 
 /* ---- the thread -------------------------------------------------------- */
 
-/* Waits for a notification or the poll period. */
+/* Waits for a notification, the poll period or a stop. */
 static void
 wait_wakeup(lm_follower *f)
 {
 	if (f->sub_open && !f->sub_failed) {
+		int64_t end = lm_clock_ms() + f->poll_ms;
 		void *buf = NULL;
 		size_t sz = 0;
-		int rv = nng_recv(f->sub, &buf, &sz, NNG_FLAG_ALLOC);
+		int rv;
+		do
+			rv = nng_recv(f->sub, &buf, &sz, NNG_FLAG_ALLOC);
+		while (
+		    rv == NNG_ETIMEDOUT && !atomic_load(&f->stop) && lm_clock_ms() < end);
 		if (rv == 0) {
 			ProtobufCMessage *m = NULL;
 			char err[128];
@@ -680,8 +695,9 @@ open_sub(lm_follower *f)
 	if ((rv = nng_socket_set(f->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
 	    (rv = nng_socket_set_size(
 	         f->sub, NNG_OPT_RECVMAXSZ, LM_FOLLOWER_NOTIFY_MAX)) != 0 ||
-	    (rv = nng_socket_set_ms(
-	         f->sub, NNG_OPT_RECVTIMEO, (nng_duration) f->poll_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(f->sub, NNG_OPT_RECVTIMEO,
+	         (nng_duration) (f->poll_ms < RECV_SLICE_MS ? f->poll_ms
+	                                                    : RECV_SLICE_MS))) != 0 ||
 	    (rv = nng_socket_set_ms(f->sub, NNG_OPT_RECONNMAXT, 2000)) != 0) {
 		lm_error("follower.notify", "cannot set up the SUB socket: %s",
 		    nng_strerror(rv));
@@ -730,12 +746,13 @@ lm_follower_stop(lm_follower *f)
 	atomic_store(&f->stop, true);
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->mtx);
-	/* sub_open is written only by start and stop (this thread), so it is
-	 * read here without a race; closing wakes a blocked nng_recv with
-	 * NNG_ECLOSED, and a socket the thread gave up on is closed too. */
+	/* The thread leaves nng_recv within RECV_SLICE_MS; only then is the
+	 * socket closed (see RECV_SLICE_MS). sub_open is written only by start
+	 * and stop (this thread), so it is read here without a race; a socket
+	 * the thread gave up on is closed too. */
+	pthread_join(f->thread, NULL);
 	if (f->sub_open)
 		nng_close(f->sub);
-	pthread_join(f->thread, NULL);
 	f->sub_open = false;
 	f->started = false;
 }
