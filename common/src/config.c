@@ -117,7 +117,7 @@ static const struct opt opts[] = {
     {"offsets-epoch", "LUNAMATCH_OFFSETS_EPOCH", T_U32, OFF(offsets_epoch), "0", 0,
         4294967295.0, LM_PROG_INGEST,
         "raise by one after recreating an input topic (its offsets restart)"},
-    {"reader-lease-s", "LUNAMATCH_READER_LEASE_S", T_U32, OFF(reader_lease_s), "300", 30,
+    {"reader-lease-s", "LUNAMATCH_READER_LEASE_S", T_U32, OFF(reader_lease_s), "300", 60,
         604800, LM_PROG_INGEST,
         "change-log readers silent this long no longer hold back its trimming"},
     {"tombstone-retention-s", "LUNAMATCH_TOMBSTONE_RETENTION_S", T_U64,
