@@ -321,7 +321,7 @@ out:
  * lm_index_set_seq, which a loader calls when it is done, when there is
  * any), computing
  * every share again: O(list entries) under the write lock, amortized over
- * at least a quarter of the postings' changes.
+ * at least half as many changes as there are postings.
  */
 #define DRIFT_MAX   1.1
 #define CHECK_EVERY 1024
@@ -335,13 +335,58 @@ reshare_one(void *arg, uint32_t doc, uint32_t term)
 	    idx->snap, idx->posts.v[doc]->pp, idx->model->params.preferred_share, term);
 }
 
+/* Every listed posting's shares, computed once per posting rather than once
+ * per list entry: those of doc d at sh + off[d]. */
+struct share_table {
+	const lm_index *idx;
+	size_t *off;
+	float *sh;
+};
+
+static float
+reshare_cached(void *arg, uint32_t doc, uint32_t term)
+{
+	const struct share_table *st = arg;
+
+	return lm_idf_snap_term_share(
+	    st->idx->posts.v[doc]->pp, st->sh + st->off[doc], term);
+}
+
+/* Fills st for every listed posting; LM_ENOMEM leaves nothing allocated. */
+static int
+share_table_new(const lm_index *idx, struct share_table *st)
+{
+	const struct table *t = &idx->posts;
+	size_t total = 0;
+
+	st->idx = idx;
+	st->sh = NULL;
+	if ((st->off = malloc((t->ndocs + 1) * sizeof(*st->off))) == NULL)
+		return LM_ENOMEM;
+	for (size_t d = 0; d < t->ndocs; d++) {
+		st->off[d] = total;
+		if (t->v[d] != NULL && t->v[d]->listed)
+			total += lm_idf_snap_nshares(t->v[d]->pp);
+	}
+	if ((st->sh = malloc((total + 1) * sizeof(*st->sh))) == NULL) {
+		free(st->off);
+		return LM_ENOMEM;
+	}
+	for (size_t d = 0; d < t->ndocs; d++)
+		if (t->v[d] != NULL && t->v[d]->listed)
+			lm_idf_snap_skill_shares(idx->snap, t->v[d]->pp,
+			    idx->model->params.preferred_share, st->sh + st->off[d]);
+	return LM_OK;
+}
+
 /* Write lock held. Checks the drift when due and takes a new snapshot
  * when it is too large; when force (a loader is done), whenever there was
  * a change and any drift. */
 static void
 maybe_reshare(lm_index *idx, bool force)
 {
-	size_t every = idx->posts.n / 4 > CHECK_EVERY ? idx->posts.n / 4 : CHECK_EVERY;
+	size_t every = idx->posts.n / 2 > CHECK_EVERY ? idx->posts.n / 2 : CHECK_EVERY;
+	struct share_table st;
 
 	if (idx->since_check == 0 || (!force && idx->since_check < every))
 		return;
@@ -349,7 +394,13 @@ maybe_reshare(lm_index *idx, bool force)
 	if (!(lm_idf_snap_drift(idx->snap, idx->stats) > (force ? 1 : DRIFT_MAX)))
 		return;
 	lm_idf_snap_reset(idx->snap, idx->stats);
-	lm_inverted_reshare(idx->piv, reshare_one, idx);
+	if (share_table_new(idx, &st) == LM_OK) {
+		lm_inverted_reshare(idx->piv, reshare_cached, &st);
+		free(st.off);
+		free(st.sh);
+	} else {
+		lm_inverted_reshare(idx->piv, reshare_one, idx);
+	}
 	idx->gen++;
 }
 
