@@ -403,7 +403,7 @@ rewind_to(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
 	rd_kafka_error_t *se;
 
 	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
-	se = rd_kafka_seek_partitions(c->rk, l, 5000);
+	se = rd_kafka_seek_partitions(c->rk, l, LM_KAFKA_SEEK_WAIT);
 	if (se == NULL && l->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		se = rd_kafka_error_new(
 		    l->elems[0].err, "%s", rd_kafka_err2str(l->elems[0].err));

@@ -427,7 +427,7 @@ static void
 rewind_batch(struct member *m)
 {
 	rd_kafka_topic_partition_list_t *l = batch_offsets(m, true);
-	rd_kafka_error_t *err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT);
+	rd_kafka_error_t *err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT);
 
 	if (err != NULL) {
 		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
@@ -627,8 +627,8 @@ serve(struct member *m)
 			rd_kafka_error_t *err;
 			rd_kafka_topic_partition_list_add(l, m->topic, msg->partition)
 			    ->offset = msg->offset;
-			if ((err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT)) !=
-			    NULL)
+			if ((err = rd_kafka_seek_partitions(
+			         m->rk, l, LM_KAFKA_SEEK_WAIT)) != NULL)
 				rd_kafka_error_destroy(err);
 			rd_kafka_topic_partition_list_destroy(l);
 		}
