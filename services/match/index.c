@@ -1063,10 +1063,14 @@ heap_offer(struct heap *h, const struct hit *x)
  *    reach SEED_CANDS records; the best max(4k, 64) by partial sum are
  *    evaluated (below), which sets the bar (the k-th score kept, or
  *    min_score).
- * 2. The units left whose bounds sum, with the slack, below the bar are
- *    never read: a record on those only cannot reach the bar. The others
- *    are accumulated. A record's bound is then its sum plus the bounds of
- *    the units not read.
+ * 2. The units left whose bounds (per term the largest, summed over the
+ *    terms: a record is on one tier of a list) stay, with the slack, below
+ *    the bar are not read: a record on those only cannot reach the bar.
+ *    The others are accumulated, and the next best records by sum
+ *    evaluated, which raises the bar. The units not read are read anyway
+ *    when that costs less than evaluating the records their bound lets
+ *    through. A record's bound is its sum plus the bound of the units not
+ *    read.
  * 3. Records are evaluated in decreasing bound order while the bound
  *    reaches the bar: the key pre-checks and key bound from the dense
  *    slots (lm_scan_vetoed, lm_scan_key_bound), then the exact vetoes and
@@ -1376,22 +1380,26 @@ first_batch(const struct ranking *q)
 	return 4 * q->h->cap > FIRST_BATCH ? 4 * q->h->cap : FIRST_BATCH;
 }
 
-/* Step 1: evaluates the best records by partial sum (not a bound yet: the
- * order only finds good scores early). */
+/* Steps 1 and 2: evaluates the best records not evaluated yet by partial
+ * sum (not a bound yet: the order only finds good scores early), to raise
+ * the bar. */
 static void
 seed(struct ranking *q)
 {
 	struct cand *cv = q->s->cands;
 	size_t n = q->ncand, m = first_batch(q);
 
-	for (size_t i = 0; i < n; i++)
-		cv[i].bound = q->s->as[cv[i].doc].acc;
+	for (size_t i = 0; i < n; i++) {
+		const struct acc *a = &q->s->as[cv[i].doc];
+		cv[i].bound = a->mark == q->s->stamp ? a->acc : -INFINITY;
+	}
 	if (m < n)
 		select_top(cv, n, m - 1);
 	else
 		m = n;
 	for (size_t i = 0; i < m; i++)
-		evaluate(q, cv[i].doc);
+		if (q->s->as[cv[i].doc].mark == q->s->stamp)
+			evaluate(q, cv[i].doc);
 }
 
 /* Step 3: the records not evaluated yet, their bounds their sums plus
@@ -1621,6 +1629,12 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	end = essential_end(q.s->tb, ntb, bar(h, min_score), q.s->tmax, nterms);
 	for (; k < end; k++)
 		accumulate(&q, &q.s->tb[k]);
+	if (k < ntb) {
+		/* The sums are nearly complete: their best records raise the bar,
+		 * which can only leave more units out. */
+		seed(&q);
+		end = essential_end(q.s->tb, ntb, bar(h, min_score), q.s->tmax, nterms);
+	}
 	rest = rest_of(q.s->tb, k, ntb, q.s->tmax, nterms);
 	/* Reading the units left with a positive bound (the others add
 	 * nothing) costs an add per entry; evaluating a record that their

@@ -628,8 +628,9 @@ test_stop_under_load(void **state)
 		sc[i].ok = 0;
 		assert_int_equal(pthread_create(&th[i], NULL, scrape_main, &sc[i]), 0);
 	}
-	/* Let the scrapers get going, then stop underneath them. */
-	for (int i = 0; i < 200 && atomic_load(&hs.calls) < 20; i++)
+	/* Let the scrapers get going (up to 10 s on a loaded machine), then
+	 * stop underneath them. */
+	for (int i = 0; i < 2000 && atomic_load(&hs.calls) < 20; i++)
 		usleep(5000);
 	lm_http_stop(h);
 	int calls = atomic_load(&hs.calls);
