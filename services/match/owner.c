@@ -223,6 +223,8 @@ make_consumer(
 	    (rc = lm_kafka_set(
 	         conf, "heartbeat.interval.ms", "1000", err, sizeof(err))) != LM_OK ||
 	    (rc = lm_kafka_set(conf, "fetch.message.max.bytes", "1048576", err,
+	         sizeof(err))) != LM_OK ||
+	    (rc = lm_kafka_set(conf, "fetch.wait.max.ms", LM_KAFKA_FETCH_WAIT_MS, err,
 	         sizeof(err))) != LM_OK) {
 		lm_error("owner.config", "%s", err);
 		rd_kafka_conf_destroy(conf);

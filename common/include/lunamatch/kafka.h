@@ -32,6 +32,16 @@ extern "C" {
 #define LM_KAFKA_PARTITIONS_MAX    10000
 
 /*
+ * fetch.wait.max.ms of the consumers whose records are on the path of a new
+ * match (ingest, the event owner). Apache Kafka answers a fetch as soon as
+ * data arrives, whatever this is; librdkafka's mock cluster (devkafka) waits
+ * it out, so it bounds how late a new record reaches a consumer there
+ * (librdkafka's default, 500 ms, made events take about half a second on
+ * devkafka). An idle consumer sends a fetch per broker this often.
+ */
+#define LM_KAFKA_FETCH_WAIT_MS "20"
+
+/*
  * The timeout to give rd_kafka_seek_partitions: -1, no limit (librdkafka's
  * convention for its timeouts). A seek is local to the client (its fetcher
  * takes the new position, typically within microseconds), and librdkafka
