@@ -78,7 +78,7 @@ def test_dead_endpoint_and_deadline(stack):
     async def main():
         async with lunamatch.AsyncClient([dead, stack.url], timeout=3.0) as c:
             ok = [await c.check() for _ in range(3)]
-        async with lunamatch.AsyncClient(stack.url2, timeout=3.0) as c:
+        async with lunamatch.AsyncClient(stack.url2, timeout=30.0) as c:
             await c.check()
             stack.match2.pause()
             try:
@@ -96,7 +96,8 @@ def test_dead_endpoint_and_deadline(stack):
 
     ok, late, took, again = run(main())
     assert all(h.status == SERVING for h in ok)
-    assert late is not None and late.local and 0.3 <= took < 2.0
+    # Its own 0.3 s and the grace, far below the client's 30 s.
+    assert late is not None and late.local and 0.3 <= took < 10.0
     assert again.status == SERVING
 
 

@@ -14,6 +14,10 @@ import lunamatch
 from conftest import SERVING, Service, free_port, side_env, wait_for
 
 KILL_AFTER = 0.4  # seconds between the call and the kill
+# The clients' deadline, and the bound a call ended by the kill stays under:
+# far apart, so that a loaded machine cannot make the one look like the other.
+DEADLINE = 30.0
+KILLED_WITHIN = DEADLINE / 2
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ def connected(c, n):
 
 def test_call_moves_to_another_endpoint(stack, doomed):
     svc, url = doomed
-    with lunamatch.Client([url, stack.url], timeout=5.0) as c:
+    with lunamatch.Client([url, stack.url], timeout=DEADLINE) as c:
         connected(c, 2)
         timer = freeze_then_kill(svc)
         t = time.monotonic()
@@ -54,12 +58,12 @@ def test_call_moves_to_another_endpoint(stack, doomed):
         timer.join()
     assert h.status == SERVING
     # It waited on the frozen replica until the kill, then moved at once.
-    assert KILL_AFTER <= took < 3.0
+    assert KILL_AFTER <= took < KILLED_WITHIN
 
 
 def test_single_endpoint_fails_unavailable(doomed):
     svc, url = doomed
-    with lunamatch.Client(url, timeout=5.0) as c:
+    with lunamatch.Client(url, timeout=DEADLINE) as c:
         connected(c, 1)
         timer = freeze_then_kill(svc)
         t = time.monotonic()
@@ -68,14 +72,14 @@ def test_single_endpoint_fails_unavailable(doomed):
         took = time.monotonic() - t
         timer.join()
     assert e.value.local and "lost before the answer" in e.value.message
-    assert KILL_AFTER <= took < 3.0
+    assert KILL_AFTER <= took < KILLED_WITHIN
 
 
 def test_async_call_moves_to_another_endpoint(stack, doomed):
     svc, url = doomed
 
     async def main():
-        async with lunamatch.AsyncClient([url, stack.url], timeout=5.0) as c:
+        async with lunamatch.AsyncClient([url, stack.url], timeout=DEADLINE) as c:
             connected(c, 2)
             timer = freeze_then_kill(svc)
             t = time.monotonic()
@@ -85,4 +89,4 @@ def test_async_call_moves_to_another_endpoint(stack, doomed):
             return h, took
 
     h, took = asyncio.run(main())
-    assert h.status == SERVING and KILL_AFTER <= took < 3.0
+    assert h.status == SERVING and KILL_AFTER <= took < KILLED_WITHIN

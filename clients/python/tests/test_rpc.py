@@ -191,7 +191,7 @@ def test_unavailable_without_connection():
 def test_deadline_exceeded_frozen_server(stack):
     """A server that stops answering (SIGSTOP): the call gives up at its
     deadline plus the grace, locally."""
-    with lunamatch.Client(stack.url2, timeout=3.0) as c:
+    with lunamatch.Client(stack.url2, timeout=30.0) as c:
         assert c.check().status == SERVING
         stack.match2.pause()
         try:
@@ -202,9 +202,9 @@ def test_deadline_exceeded_frozen_server(stack):
         finally:
             stack.match2.resume()
         assert e.value.local and e.value.attempts == [stack.url2]
-        # Its own 0.3 s and the grace, not the client's 3 s (a loaded
-        # machine may add to the former).
-        assert 0.3 <= took < 3.0
+        # Its own 0.3 s and the grace, far below the client's 30 s (a
+        # loaded machine may add to the former).
+        assert 0.3 <= took < 10.0
         # The server answers again after it resumes.
         assert c.check().status == SERVING
 
