@@ -49,11 +49,12 @@
 #include "lunamatch/log.h"
 #include "owner.h"
 
-#define POLL_MS       100  /* longest wait of one consumer poll */
-#define WAIT_SLICE_MS 50   /* a waiting message is looked at least this often */
-#define CALL_TIMEOUT  5000 /* one committed-offsets, metadata or commit call */
-#define CLAIM_TAG     "lm1"
-#define CLAIM_MAX     (24 + 21 * LM_OWNER_PARTITIONS_MAX) /* metadata bytes */
+#define POLL_MS        100  /* longest wait of one consumer poll */
+#define WAIT_SLICE_MS  50   /* a waiting message is looked at least this often */
+#define CALL_TIMEOUT   5000 /* one committed-offsets, metadata or commit call */
+#define SERVE_AFTER_MS 1000 /* a wait this long keeps serving the group */
+#define CLAIM_TAG      "lm1"
+#define CLAIM_MAX      (24 + 21 * LM_OWNER_PARTITIONS_MAX) /* metadata bytes */
 
 _Static_assert(CLAIM_MAX <= 4096, "a claim must fit Kafka's offset metadata limit");
 
@@ -89,6 +90,7 @@ struct member {
 	bool busy;             /* the batch is being processed */
 	bool revoked;          /* partitions revoked while busy: drop the batch */
 	bool paused;           /* the assignment is paused while waiting */
+	int64_t *rewound;      /* per partition, where serve() put it back; -1 */
 	int64_t claim_backoff; /* pause after the next failed claim, ms */
 	int ncut;              /* postings: partitions of the batch's cut */
 	int64_t *cut;          /* postings: the batch's cut */
@@ -539,16 +541,77 @@ wait_slice(lm_owner *ow)
 	pthread_mutex_unlock(&ow->mtx);
 }
 
+/* Pauses (pause) or resumes the member's assignment. */
+static void
+pause_assignment(struct member *m, bool pause)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+
+	if (m->paused == pause ||
+	    rd_kafka_assignment(m->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	if (pause) {
+		rd_kafka_pause_partitions(m->rk, l);
+		for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
+			m->rewound[p] = -1;
+	} else {
+		rd_kafka_resume_partitions(m->rk, l);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	m->paused = pause;
+}
+
+/*
+ * Keeps the member in the group while it waits for another one: a
+ * rebalance needs every member to serve it, and the one waited for may
+ * only make progress after one. The assignment is paused; a message the
+ * consumer returns all the same is put back (the partition is rewound to
+ * it, to the earliest such message). A wait that began at since and is
+ * shorter than SERVE_AFTER_MS is left alone (a rebalance can wait that
+ * long, and pausing drops what the consumer fetched ahead). Returns LM_OK,
+ * or LM_ESTALE when the batch's partitions were revoked.
+ */
+static int
+serve(struct member *m, int64_t since)
+{
+	rd_kafka_message_t *msg;
+
+	if (lm_clock_ms() - since < SERVE_AFTER_MS)
+		return LM_OK;
+	pause_assignment(m, true);
+	while ((msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL) {
+		int32_t part = msg->partition;
+		if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && !m->revoked && part >= 0 &&
+		    part < LM_OWNER_PARTITIONS_MAX &&
+		    (m->rewound[part] < 0 || msg->offset < m->rewound[part])) {
+			rd_kafka_topic_partition_list_t *l =
+			    rd_kafka_topic_partition_list_new(1);
+			rd_kafka_error_t *err;
+			rd_kafka_topic_partition_list_add(l, m->topic, msg->partition)
+			    ->offset = msg->offset;
+			if ((err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT)) !=
+			    NULL)
+				rd_kafka_error_destroy(err);
+			m->rewound[part] = msg->offset;
+			rd_kafka_topic_partition_list_destroy(l);
+		}
+		rd_kafka_message_destroy(msg);
+	}
+	return m->revoked ? LM_ESTALE : LM_OK;
+}
+
 /* Waits until the index reflects item it; when the index alone cannot
- * tell, through the ingest group's committed offset. Returns LM_OK, or
- * LM_ECLOSED when the owner is stopping. */
+ * tell, through the ingest group's committed offset. Returns LM_OK,
+ * LM_ECLOSED when the owner is stopping or LM_ESTALE (revoked). */
 static int
 wait_visible(struct member *m, const struct item *it)
 {
+	int64_t since = lm_clock_ms();
 	lm_owner *ow = m->ow;
 	int64_t need[LM_OWNER_PARTITIONS_MAX];
 	uint64_t seq = 0;
 	bool passed = false;
+	int rc;
 
 	if (it->m->partition >= LM_OWNER_PARTITIONS_MAX)
 		return LM_EINVAL;
@@ -563,19 +626,23 @@ wait_visible(struct member *m, const struct item *it)
 			    ingest_passed(ow, m->topic, it->m->partition + 1, need, &seq);
 			continue;
 		}
+		if ((rc = serve(m, since)) != LM_OK)
+			return rc;
 		wait_slice(ow);
 	}
 	return LM_ECLOSED;
 }
 
 /* Waits until the index reflects every message of the other topic before
- * m->need (n partitions). Returns LM_OK or LM_ECLOSED. */
+ * m->need (n partitions). Returns LM_OK, LM_ECLOSED or LM_ESTALE. */
 static int
 wait_view(struct member *m, int n)
 {
+	int64_t since = lm_clock_ms();
 	lm_owner *ow = m->ow;
 	uint64_t seq = 0;
 	bool passed = false;
+	int rc;
 
 	while (!atomic_load(&ow->stop)) {
 		if (passed && lm_index_seq(ow->idx) >= seq)
@@ -585,56 +652,11 @@ wait_view(struct member *m, int n)
 			passed = ingest_passed(ow, m->other, n, m->need, &seq);
 			continue;
 		}
+		if ((rc = serve(m, since)) != LM_OK)
+			return rc;
 		wait_slice(ow);
 	}
 	return LM_ECLOSED;
-}
-
-/* Pauses (pause) or resumes the member's assignment. */
-static void
-pause_assignment(struct member *m, bool pause)
-{
-	rd_kafka_topic_partition_list_t *l = NULL;
-
-	if (m->paused == pause ||
-	    rd_kafka_assignment(m->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return;
-	if (pause)
-		rd_kafka_pause_partitions(m->rk, l);
-	else
-		rd_kafka_resume_partitions(m->rk, l);
-	rd_kafka_topic_partition_list_destroy(l);
-	m->paused = pause;
-}
-
-/*
- * Keeps the member in the group while it waits for another one: a
- * rebalance needs every member to serve it, and the one waited for may
- * only make progress after one. The assignment is paused; a message the
- * consumer returns all the same is put back (the partition is rewound to
- * it). Returns LM_OK, or LM_ESTALE when the batch's partitions were revoked.
- */
-static int
-serve(struct member *m)
-{
-	rd_kafka_message_t *msg;
-
-	pause_assignment(m, true);
-	while ((msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL) {
-		if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && !m->revoked) {
-			rd_kafka_topic_partition_list_t *l =
-			    rd_kafka_topic_partition_list_new(1);
-			rd_kafka_error_t *err;
-			rd_kafka_topic_partition_list_add(l, m->topic, msg->partition)
-			    ->offset = msg->offset;
-			if ((err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT)) !=
-			    NULL)
-				rd_kafka_error_destroy(err);
-			rd_kafka_topic_partition_list_destroy(l);
-		}
-		rd_kafka_message_destroy(msg);
-	}
-	return m->revoked ? LM_ESTALE : LM_OK;
 }
 
 /* Postings: waits until the owners of the profiles have derived every
@@ -642,6 +664,7 @@ serve(struct member *m)
 static int
 wait_cut_derived(struct member *m)
 {
+	int64_t since = lm_clock_ms();
 	int rc;
 
 	while (!atomic_load(&m->ow->stop)) {
@@ -649,7 +672,7 @@ wait_cut_derived(struct member *m)
 			return LM_OK;
 		for (int64_t end = lm_clock_ms() + LM_OWNER_VIEW_PROBE_MS;
 		     lm_clock_ms() < end && !atomic_load(&m->ow->stop);) {
-			if ((rc = serve(m)) != LM_OK)
+			if ((rc = serve(m, since)) != LM_OK)
 				return rc;
 			wait_slice(m->ow);
 		}
@@ -719,6 +742,7 @@ refresh_state(struct member *m, int part)
 static int
 resolve_reading(struct member *m)
 {
+	int64_t since = lm_clock_ms();
 	int rc;
 
 	for (int p = 0; p < m->nstate; p++)
@@ -726,7 +750,7 @@ resolve_reading(struct member *m)
 		       m->state[p].ncut < 0) {
 			if (atomic_load(&m->ow->stop))
 				return LM_ECLOSED;
-			if ((rc = serve(m)) != LM_OK)
+			if ((rc = serve(m, since)) != LM_OK)
 				return rc;
 			wait_slice(m->ow);
 			refresh_state(m, p);
@@ -927,6 +951,15 @@ prepare(struct member *m, lm_events_split *split)
 	return LM_OK;
 }
 
+static bool
+has_put(const struct member *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->batch[i].d.action == LM_INGEST_PUT)
+			return true;
+	return false;
+}
+
 /* Waits for, derives and commits the collected batch. Returns LM_OK;
  * LM_ECLOSED (stopping) or LM_ESTALE (revoked), the batch left to the next
  * owner; another error when the claim could not be written. */
@@ -944,8 +977,14 @@ process_batch(struct member *m)
 			return rc;
 	inherited = inherited_claim(m);
 	memset(&split, 0, sizeof(split));
-	if ((rc = prepare(m, &split)) != LM_OK)
+	/* Only a put can make a pair newly above: a batch of deletions and
+	 * rejected messages needs no claim. */
+	if (!has_put(m)) {
+		split.fn = m->posting ? posting_announces : profile_announces;
+		split.arg = m;
+	} else if ((rc = prepare(m, &split)) != LM_OK) {
 		return rc;
+	}
 	m->claim_backoff = 100;
 	if ((rc = derive(m, &split)) != LM_OK)
 		return rc;
@@ -1047,7 +1086,8 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 	if ((m->batch = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->batch))) == NULL ||
 	    (m->changes = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->changes))) == NULL ||
 	    (m->cut = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->cut))) == NULL ||
-	    (m->need = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->need))) == NULL)
+	    (m->need = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->need))) == NULL ||
+	    (m->rewound = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->rewound))) == NULL)
 		return LM_ENOMEM;
 	if (!posting) {
 		if ((m->state = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->state))) ==
@@ -1086,6 +1126,7 @@ member_free(struct member *m)
 	free(m->changes);
 	free(m->cut);
 	free(m->need);
+	free(m->rewound);
 	if (m->state != NULL)
 		for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
 			free(m->state[p].cut);
