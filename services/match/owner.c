@@ -87,10 +87,10 @@ struct member {
 	size_t n;
 	lm_event_change *changes;
 	int64_t last_probe;
-	bool busy;             /* the batch is being processed */
-	bool revoked;          /* partitions revoked while busy: drop the batch */
-	bool paused;           /* the assignment is paused while waiting */
-	int64_t *rewound;      /* per partition, where serve() put it back; -1 */
+	bool busy;                 /* the batch is being processed */
+	bool revoked;              /* partitions revoked while busy: drop the batch */
+	rd_kafka_message_t **held; /* polled while waiting, for the next batch */
+	size_t nheld;
 	int64_t claim_backoff; /* pause after the next failed claim, ms */
 	int ncut;              /* postings: partitions of the batch's cut */
 	int64_t *cut;          /* postings: the batch's cut */
@@ -133,6 +133,14 @@ batch_drop(struct member *m)
 	m->n = 0;
 }
 
+static void
+held_drop(struct member *m)
+{
+	for (size_t i = 0; i < m->nheld; i++)
+		rd_kafka_message_destroy(m->held[i]);
+	m->nheld = 0;
+}
+
 /* The batch's partitions, each at the offset of its first message in the
  * batch (first) or after its last one (!first). */
 static rd_kafka_topic_partition_list_t *
@@ -171,7 +179,6 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		lm_info("owner.assign", "now owning %d partitions of %s", parts->cnt,
 		    m->topic);
 		rd_kafka_assign(rk, parts);
-		m->paused = false;
 		return;
 	}
 	/* Revoked (or an error): what was collected is not ours any more; its
@@ -180,10 +187,12 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	if (m->n > 0)
 		lm_info("owner.revoke", "%zu collected messages left to the next owner",
 		    m->n);
-	if (m->busy)
+	if (m->busy) {
 		m->revoked = true;
-	else
+	} else {
 		batch_drop(m);
+		held_drop(m);
+	}
 	if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 		lm_warn("owner.rebalance", "rebalance error: %s", rd_kafka_err2name(err));
 	atomic_store(&m->partitions, 0);
@@ -480,7 +489,8 @@ visible(lm_owner *ow, const struct item *it)
  * index reflects every message before those offsets.
  */
 static bool
-ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint64_t *seq)
+ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint64_t *seq,
+    int *behind)
 {
 	rd_kafka_topic_partition_list_t *l = all_partitions(topic, n);
 	rd_kafka_resp_err_t e;
@@ -494,6 +504,8 @@ ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint6
 		int64_t want = need[tp->partition];
 		passed = want <= 0 ||
 		         (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= want);
+		if (!passed)
+			*behind = tp->partition;
 	}
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
 		lm_debug("owner.probe", "committed offsets of the ingest group: %s",
@@ -505,7 +517,8 @@ ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint6
 /* Whether the events group has committed at least need[p] on every
  * partition p of topic in 0..n-1: the messages before are derived. */
 static bool
-derived_up_to(struct member *m, const char *topic, int n, const int64_t *need)
+derived_up_to(
+    struct member *m, const char *topic, int n, const int64_t *need, int *behind)
 {
 	rd_kafka_topic_partition_list_t *l = all_partitions(topic, n);
 	rd_kafka_resp_err_t e = rd_kafka_committed(m->rk, l, CALL_TIMEOUT);
@@ -516,6 +529,8 @@ derived_up_to(struct member *m, const char *topic, int n, const int64_t *need)
 		int64_t want = need[tp->partition];
 		done = want <= 0 ||
 		       (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= want);
+		if (!done)
+			*behind = tp->partition;
 	}
 	rd_kafka_topic_partition_list_destroy(l);
 	return done;
@@ -541,35 +556,59 @@ wait_slice(lm_owner *ow)
 	pthread_mutex_unlock(&ow->mtx);
 }
 
-/* Pauses (pause) or resumes the member's assignment. */
+/* Logs once that a wait that began at since has lasted LM_OWNER_WAIT_NOTE_MS,
+ * naming what it waits for and the partition of topic behind. */
 static void
-pause_assignment(struct member *m, bool pause)
+note_wait(struct member *m, int64_t since, bool *noted, const char *what,
+    const char *topic, int behind)
 {
-	rd_kafka_topic_partition_list_t *l = NULL;
-
-	if (m->paused == pause ||
-	    rd_kafka_assignment(m->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (*noted || lm_clock_ms() - since < LM_OWNER_WAIT_NOTE_MS)
 		return;
-	if (pause) {
-		rd_kafka_pause_partitions(m->rk, l);
-		for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
-			m->rewound[p] = -1;
-	} else {
-		rd_kafka_resume_partitions(m->rk, l);
+	*noted = true;
+	lm_warn("owner.wait",
+	    "a batch of %zu %s messages has waited %lld ms for %s "
+	    "(partition %d of %s)",
+	    m->n, m->posting ? "postings" : "profiles",
+	    (long long) (lm_clock_ms() - since), what, behind, topic);
+}
+
+/* The held messages and msg do not fit: all are given back, each of their
+ * partitions rewound to the earliest of them. */
+static void
+give_back(struct member *m, rd_kafka_message_t *msg)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+	rd_kafka_error_t *err;
+
+	m->held[m->nheld++] = msg;
+	for (size_t i = 0; i < m->nheld; i++) {
+		const rd_kafka_message_t *h = m->held[i];
+		rd_kafka_topic_partition_t *tp =
+		    rd_kafka_topic_partition_list_find(l, m->topic, h->partition);
+		if (tp == NULL)
+			rd_kafka_topic_partition_list_add(l, m->topic, h->partition)
+			    ->offset = h->offset;
+		else if (h->offset < tp->offset)
+			tp->offset = h->offset;
+	}
+	held_drop(m);
+	if ((err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT)) != NULL) {
+		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
+		rd_kafka_error_destroy(err);
 	}
 	rd_kafka_topic_partition_list_destroy(l);
-	m->paused = pause;
 }
 
 /*
  * Keeps the member in the group while it waits for another one: a
  * rebalance needs every member to serve it, and the one waited for may
- * only make progress after one. The assignment is paused; a message the
- * consumer returns all the same is put back (the partition is rewound to
- * it, to the earliest such message). A wait that began at since and is
- * shorter than SERVE_AFTER_MS is left alone (a rebalance can wait that
- * long, and pausing drops what the consumer fetched ahead). Returns LM_OK,
- * or LM_ESTALE when the batch's partitions were revoked.
+ * only make progress after one. The messages the consumer returns
+ * meanwhile are held for the next batch (at most LM_OWNER_BATCH_MAX; past
+ * that they are given back). A wait that began at since and is shorter
+ * than SERVE_AFTER_MS is left alone (a rebalance can wait that long).
+ * Partitions are never paused: librdkafka can lose an assignment that
+ * races with a pause or resume. Returns LM_OK, or LM_ESTALE when the
+ * batch's partitions were revoked.
  */
 static int
 serve(struct member *m, int64_t since)
@@ -578,24 +617,13 @@ serve(struct member *m, int64_t since)
 
 	if (lm_clock_ms() - since < SERVE_AFTER_MS)
 		return LM_OK;
-	pause_assignment(m, true);
-	while ((msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL) {
-		int32_t part = msg->partition;
-		if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && !m->revoked && part >= 0 &&
-		    part < LM_OWNER_PARTITIONS_MAX &&
-		    (m->rewound[part] < 0 || msg->offset < m->rewound[part])) {
-			rd_kafka_topic_partition_list_t *l =
-			    rd_kafka_topic_partition_list_new(1);
-			rd_kafka_error_t *err;
-			rd_kafka_topic_partition_list_add(l, m->topic, msg->partition)
-			    ->offset = msg->offset;
-			if ((err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT)) !=
-			    NULL)
-				rd_kafka_error_destroy(err);
-			m->rewound[part] = msg->offset;
-			rd_kafka_topic_partition_list_destroy(l);
-		}
-		rd_kafka_message_destroy(msg);
+	while (!m->revoked && (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL) {
+		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->revoked)
+			rd_kafka_message_destroy(msg);
+		else if (m->nheld + 1 >= LM_OWNER_BATCH_MAX)
+			give_back(m, msg);
+		else
+			m->held[m->nheld++] = msg;
 	}
 	return m->revoked ? LM_ESTALE : LM_OK;
 }
@@ -610,8 +638,8 @@ wait_visible(struct member *m, const struct item *it)
 	lm_owner *ow = m->ow;
 	int64_t need[LM_OWNER_PARTITIONS_MAX];
 	uint64_t seq = 0;
-	bool passed = false;
-	int rc;
+	bool passed = false, noted = false;
+	int rc, behind = -1;
 
 	if (it->m->partition >= LM_OWNER_PARTITIONS_MAX)
 		return LM_EINVAL;
@@ -622,10 +650,12 @@ wait_visible(struct member *m, const struct item *it)
 			return LM_OK;
 		if (!passed && lm_clock_ms() - m->last_probe >= LM_OWNER_PROBE_MS) {
 			m->last_probe = lm_clock_ms();
-			passed =
-			    ingest_passed(ow, m->topic, it->m->partition + 1, need, &seq);
+			passed = ingest_passed(
+			    ow, m->topic, it->m->partition + 1, need, &seq, &behind);
 			continue;
 		}
+		note_wait(m, since, &noted, "this replica's index to hold a message",
+		    m->topic, it->m->partition);
 		if ((rc = serve(m, since)) != LM_OK)
 			return rc;
 		wait_slice(ow);
@@ -641,17 +671,19 @@ wait_view(struct member *m, int n)
 	int64_t since = lm_clock_ms();
 	lm_owner *ow = m->ow;
 	uint64_t seq = 0;
-	bool passed = false;
-	int rc;
+	bool passed = false, noted = false;
+	int rc, behind = -1;
 
 	while (!atomic_load(&ow->stop)) {
 		if (passed && lm_index_seq(ow->idx) >= seq)
 			return LM_OK;
 		if (!passed && lm_clock_ms() - m->last_probe >= LM_OWNER_VIEW_PROBE_MS) {
 			m->last_probe = lm_clock_ms();
-			passed = ingest_passed(ow, m->other, n, m->need, &seq);
+			passed = ingest_passed(ow, m->other, n, m->need, &seq, &behind);
 			continue;
 		}
+		note_wait(
+		    m, since, &noted, "this replica's ingest to pass", m->other, behind);
 		if ((rc = serve(m, since)) != LM_OK)
 			return rc;
 		wait_slice(ow);
@@ -665,11 +697,14 @@ static int
 wait_cut_derived(struct member *m)
 {
 	int64_t since = lm_clock_ms();
-	int rc;
+	bool noted = false;
+	int rc, behind = -1;
 
 	while (!atomic_load(&m->ow->stop)) {
-		if (derived_up_to(m, m->other, m->ncut, m->cut))
+		if (derived_up_to(m, m->other, m->ncut, m->cut, &behind))
 			return LM_OK;
+		note_wait(m, since, &noted, "the profiles of the cut to be derived",
+		    m->other, behind);
 		for (int64_t end = lm_clock_ms() + LM_OWNER_VIEW_PROBE_MS;
 		     lm_clock_ms() < end && !atomic_load(&m->ow->stop);) {
 			if ((rc = serve(m, since)) != LM_OK)
@@ -743,6 +778,7 @@ static int
 resolve_reading(struct member *m)
 {
 	int64_t since = lm_clock_ms();
+	bool noted = false;
 	int rc;
 
 	for (int p = 0; p < m->nstate; p++)
@@ -750,6 +786,7 @@ resolve_reading(struct member *m)
 		       m->state[p].ncut < 0) {
 			if (atomic_load(&m->ow->stop))
 				return LM_ECLOSED;
+			note_wait(m, since, &noted, "a posting claim's cut", m->other, p);
 			if ((rc = serve(m, since)) != LM_OK)
 				return rc;
 			wait_slice(m->ow);
@@ -1013,9 +1050,11 @@ process(struct member *m)
 	m->busy = true;
 	m->revoked = false;
 	rc = process_batch(m);
-	pause_assignment(m, false);
 	m->busy = false;
-	if (m->revoked || rc == LM_OK) {
+	if (m->revoked) {
+		batch_drop(m);
+		held_drop(m);
+	} else if (rc == LM_OK) {
 		batch_drop(m);
 	} else if (rc != LM_ECLOSED) {
 		failed(m->ow, "cannot claim the batch", rc, &m->claim_backoff);
@@ -1049,10 +1088,17 @@ run(void *arg)
 	struct member *m = arg;
 
 	while (!atomic_load(&m->ow->stop)) {
-		rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, POLL_MS);
-		if (msg == NULL)
+		rd_kafka_message_t *msg;
+		if (m->nheld > 0) {
+			/* What was polled while the last batch waited comes first. */
+			for (size_t i = 0; i < m->nheld; i++)
+				take(m, m->held[i]);
+			m->nheld = 0;
+		} else if ((msg = rd_kafka_consumer_poll(m->rk, POLL_MS)) != NULL) {
+			take(m, msg);
+		} else {
 			continue;
-		take(m, msg);
+		}
 		/* Fill the batch with what the consumer has at once. */
 		while (m->n > 0 && m->n < LM_OWNER_BATCH_MAX &&
 		       (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL)
@@ -1061,6 +1107,7 @@ run(void *arg)
 			process(m);
 	}
 	batch_drop(m);
+	held_drop(m);
 	return NULL;
 }
 
@@ -1087,7 +1134,7 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 	    (m->changes = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->changes))) == NULL ||
 	    (m->cut = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->cut))) == NULL ||
 	    (m->need = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->need))) == NULL ||
-	    (m->rewound = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->rewound))) == NULL)
+	    (m->held = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->held))) == NULL)
 		return LM_ENOMEM;
 	if (!posting) {
 		if ((m->state = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->state))) ==
@@ -1126,7 +1173,8 @@ member_free(struct member *m)
 	free(m->changes);
 	free(m->cut);
 	free(m->need);
-	free(m->rewound);
+	held_drop(m);
+	free(m->held);
 	if (m->state != NULL)
 		for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
 			free(m->state[p].cut);
