@@ -29,7 +29,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       protobuf-c-compiler libprotobuf-c-dev \
-      libnng-dev libmbedtls-dev librdkafka-dev liblmdb-dev libjansson-dev libpng-dev \
+      libnng-dev libmbedtls-dev librdkafka-dev liblmdb-dev libjansson-dev libmicrohttpd-dev libpng-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -66,7 +66,7 @@ LABEL org.opencontainers.image.title="lunamatch" \
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libjansson4 liblmdb0 libmbedtls14 libnng1 libpng16-16 libprotobuf-c1 librdkafka1 \
+      libjansson4 liblmdb0 libmbedtls14 libmicrohttpd12 libnng1 libpng16-16 libprotobuf-c1 librdkafka1 \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed, unprivileged identity: volumes and Kubernetes securityContext

@@ -760,8 +760,10 @@ main(int argc, char **argv)
 		    20000 + (int) getpid() % 20000);
 		snprintf(e_http, sizeof(e_http), "LUNAMATCH_HTTP_ADDR=127.0.0.1:%d",
 		    40000 + (int) getpid() % 20000);
-		char *menv[] = {e_post, e_prof, e_match, e_brokers, e_data, e_tax, e_rpc,
-		    e_http, e_notify, "LUNAMATCH_LOG_LEVEL=warn", NULL};
+		/* Match reads ingest's committed offsets (its group) to know
+		 * when a record is stored. */
+		char *menv[] = {e_post, e_prof, e_match, e_brokers, e_data, e_group,
+		    e_tax, e_rpc, e_http, e_notify, "LUNAMATCH_LOG_LEVEL=warn", NULL};
 		if (run_latency(&o, ienv, menv, brokers, postings, profiles, matches,
 		        tmpl, &lr) != 0)
 			goto done;

@@ -3,7 +3,10 @@
  * throughput with 1, 100 and 1000 records per durable transaction, get
  * latency, snapshot load of N records (scan only, scan + protobuf decode,
  * and scan + decode + index insert as the match service does at start-up),
- * and change-log follow throughput (entries only, and entries + get).
+ * change-log follow throughput (entries only, and entries + get), and the
+ * trimming that compacts the store (lm_store_trim with its default bound:
+ * the change log, then tombstones of a tenth of the records), per call,
+ * which is how long it holds the writer.
  *
  * Each put phase writes to a fresh store; the read phases use a store loaded
  * with N postings. Stores live in a temporary directory under --dir (default
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench_util.h"
@@ -471,13 +475,85 @@ follow_phase(lm_store *s, bool get, uint64_t expect, double *ms)
 	return 0;
 }
 
+/* One series of lm_store_trim calls until nothing is left. */
+typedef struct trim_result {
+	uint64_t calls, trimmed, removed;
+	double ms;
+	bench_lat lat; /* per call */
+} trim_result;
+
 typedef struct read_result {
 	bench_lat get_lat;
 	double gets_per_s;
 	double snap_ms[SNAP_COUNT_];
 	double follow_ms, follow_get_ms;
+	trim_result trim_log, trim_tombs;
 	uint64_t map_used;
 } read_result;
+
+/* Trims at now with the default bound until a call says nothing more. */
+static int
+trim_phase(lm_store *s, int64_t now, uint64_t most, trim_result *r)
+{
+	uint64_t *lat = calloc(most, sizeof(*lat));
+	lm_store_trim_opts o = {.now = now};
+	lm_store_trim_result tr = {.more = true};
+	uint64_t t_all = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (lat == NULL) {
+		fprintf(stderr, "bench_store: out of memory\n");
+		return -1;
+	}
+	while (tr.more && r->calls < most) {
+		uint64_t t0 = bench_now_ns();
+		int rc = lm_store_trim(s, &o, &tr);
+		uint64_t t1 = bench_now_ns();
+		if (rc != LM_OK) {
+			fprintf(stderr, "bench_store: trim: %s\n", lm_strerror(rc));
+			free(lat);
+			return -1;
+		}
+		lat[r->calls++] = t1 - t0;
+		t_all += t1 - t0;
+		r->trimmed += tr.changes_trimmed;
+		r->removed += tr.tombstones_removed;
+	}
+	r->ms = (double) t_all / 1e6;
+	bench_lat_summarize(lat, (size_t) r->calls, &r->lat);
+	free(lat);
+	return 0;
+}
+
+/* Deletes every tenth posting (one transaction), then trims past the
+ * tombstone retention. */
+static int
+trim_tombstones_phase(lm_store *s, uint64_t n, trim_result *r)
+{
+	lm_store_txn *t;
+	char id[ID_MAX];
+	int rc;
+
+	if ((rc = lm_store_begin(s, &t)) != LM_OK) {
+		fprintf(stderr, "bench_store: delete: %s\n", lm_strerror(rc));
+		return -1;
+	}
+	for (uint64_t i = 0; i < n; i += 10) {
+		snprintf(id, sizeof(id), "job-%08llu", (unsigned long long) i);
+		if ((rc = lm_store_delete(t, LM_KIND_POSTING, id, 0)) != LM_OK) {
+			lm_store_abort(t);
+			fprintf(stderr, "bench_store: delete: %s\n", lm_strerror(rc));
+			return -1;
+		}
+	}
+	if ((rc = lm_store_commit(t, NULL)) != LM_OK) {
+		fprintf(stderr, "bench_store: delete: %s\n", lm_strerror(rc));
+		return -1;
+	}
+	return trim_phase(s,
+	    (int64_t) time(NULL) + LM_STORE_TOMBSTONE_RETENTION_DEFAULT + 1,
+	    2 * n / LM_STORE_TRIM_MAX_DEFAULT + 10, r);
+}
 
 static int
 get_phase(lm_store *s, const opts *o, uint64_t n, read_result *r)
@@ -549,6 +625,11 @@ read_phases(const char *root, const opts *o, const dataset *d, read_result *r)
 	if (follow_phase(s, false, d->n, &r->follow_ms) != 0 ||
 	    follow_phase(s, true, d->n, &r->follow_get_ms) != 0)
 		goto done;
+	fprintf(stderr, "bench_store: trim\n");
+	if (trim_phase(s, 0, 2 * d->n / LM_STORE_TRIM_MAX_DEFAULT + 10, &r->trim_log) !=
+	        0 ||
+	    trim_tombstones_phase(s, d->n, &r->trim_tombs) != 0)
+		goto done;
 	status = 0;
 done:
 	lm_store_close(s);
@@ -562,6 +643,24 @@ static double
 per_s(uint64_t n, double ms)
 {
 	return ms > 0 ? (double) n / (ms / 1000.0) : 0.0;
+}
+
+static json_t *
+trim_json(const trim_result *t)
+{
+	return json_pack("{s:I,s:I,s:I,s:f,s:o}", "calls", (json_int_t) t->calls,
+	    "changes_trimmed", (json_int_t) t->trimmed, "tombstones_removed",
+	    (json_int_t) t->removed, "ms", t->ms, "call_latency",
+	    bench_lat_json(&t->lat));
+}
+
+static void
+trim_row(bench_text *t, const char *label, const trim_result *r)
+{
+	bench_text_printf(t, "%-26s %8llu %10llu %10llu %9.1f %18.2f/%.2f/%.2f\n", label,
+	    (unsigned long long) r->calls, (unsigned long long) r->trimmed,
+	    (unsigned long long) r->removed, r->ms, r->lat.p50_us / 1000.0,
+	    r->lat.p95_us / 1000.0, r->lat.max_us / 1000.0);
 }
 
 static json_t *
@@ -584,7 +683,7 @@ results_json(const opts *o, const dataset *d, const put_result *p, const read_re
 		    json_pack("{s:f,s:f}", "ms", r->snap_ms[k], "records_per_s",
 		        per_s(d->n, r->snap_ms[k])));
 	return json_pack("{s:s,s:o,s:{s:I,s:I,s:I,s:f,s:s},s:o,s:{s:o,s:f},s:o,"
-	                 "s:{s:f,s:f,s:f,s:f},s:I,s:I}",
+	                 "s:{s:f,s:f,s:f,s:f},s:{s:o,s:o},s:I,s:I}",
 	    "benchmark", "store", "machine", machine, "params", "records",
 	    (json_int_t) o->records, "gets", (json_int_t) o->gets, "seed",
 	    (json_int_t) o->seed, "avg_value_bytes",
@@ -593,8 +692,10 @@ results_json(const opts *o, const dataset *d, const put_result *p, const read_re
 	    bench_lat_json(&r->get_lat), "gets_per_s", r->gets_per_s, "snapshot", snap,
 	    "follow", "ms", r->follow_ms, "entries_per_s", per_s(d->n, r->follow_ms),
 	    "with_get_ms", r->follow_get_ms, "with_get_entries_per_s",
-	    per_s(d->n, r->follow_get_ms), "map_used_bytes", (json_int_t) r->map_used,
-	    "peak_rss_bytes", (json_int_t) bench_maxrss_bytes());
+	    per_s(d->n, r->follow_get_ms), "trim", "change_log", trim_json(&r->trim_log),
+	    "tombstones", trim_json(&r->trim_tombs), "map_used_bytes",
+	    (json_int_t) r->map_used, "peak_rss_bytes",
+	    (json_int_t) bench_maxrss_bytes());
 }
 
 static void
@@ -632,6 +733,10 @@ table(bench_text *t, const opts *o, const dataset *d, const put_result *p,
 	    per_s(d->n, r->follow_ms));
 	bench_text_printf(t, "%-26s %12.1f %12.0f\n", "follow + get each record",
 	    r->follow_get_ms, per_s(d->n, r->follow_get_ms));
+	bench_text_printf(t, "\n%-26s %8s %10s %10s %9s %25s\n", "trim (default bound)",
+	    "calls", "entries", "tombstones", "ms", "call p50/p95/max (ms)");
+	trim_row(t, "change log, no reader", &r->trim_log);
+	trim_row(t, "tombstones of 1/10", &r->trim_tombs);
 	bench_text_printf(t, "\n%-26s %12.1f\n", "store map used (MiB)",
 	    (double) r->map_used / (1024.0 * 1024.0));
 	bench_text_printf(t, "%-26s %12.1f\n", "peak RSS of the run (MiB)",

@@ -528,7 +528,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
     const ProtobufCMessageDescriptor *resp_desc, unsigned timeout_ms,
     ProtobufCMessage **resp, int *status, char *errmsg, size_t errlen)
 {
-	bool tried[LM_CLIENT_ENDPOINTS_MAX] = {false}, answered = false;
+	bool tried[LM_CLIENT_ENDPOINTS_MAX] = {false}, answered = false, first = true;
 	char answer_msg[256] = "";
 	nng_time end, deadline, now;
 	int st = ST_INTERNAL, rv;
@@ -563,8 +563,11 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 				nng_msleep(ROUND_PAUSE_MS);
 			continue;
 		}
+		/* The server's deadline: timeout_ms on the first attempt (as
+		 * documented), what is left of it on a retry. */
 		now = nng_clock();
-		left = now < end ? (unsigned) (end - now) : 1;
+		left = first ? timeout_ms : now < end ? (unsigned) (end - now) : 1;
+		first = false;
 		connect_ms = (nng_duration) left;
 		if (c->nep > 1 && atomic_load(&ep->pipes) == 0 &&
 		    connect_ms > ATTEMPT_CONNECT_MS)

@@ -15,6 +15,7 @@
 
 #include "lunamatch/config.h"
 #include "lunamatch/error.h"
+#include "lunamatch/http.h"
 
 #ifndef LM_SHARE_DIR
 #define LM_SHARE_DIR "/usr/local/share/lunamatch"
@@ -96,6 +97,15 @@ static const struct opt opts[] = {
     {"http", "LUNAMATCH_HTTP_ADDR", T_STR, OFF(http_addr), "", 0, 0, SVC,
         "health and metrics address (default 127.0.0.1:7702 ingest, 127.0.0.1:7701 "
         "match)"},
+    {"http-idle-timeout-s", "LUNAMATCH_HTTP_IDLE_TIMEOUT_S", T_U32,
+        OFF(http_idle_timeout_s), "30", 1, LM_HTTP_IDLE_TIMEOUT_MAX_S, SVC,
+        "health and metrics connections without progress for this long are closed"},
+    {"http-max-connections", "LUNAMATCH_HTTP_MAX_CONNECTIONS", T_U32,
+        OFF(http_max_connections), "128", 1, LM_HTTP_MAX_CONNECTIONS, SVC,
+        "health and metrics connections open at once"},
+    {"http-max-connections-per-peer", "LUNAMATCH_HTTP_MAX_CONNECTIONS_PER_PEER", T_U32,
+        OFF(http_max_per_peer), "32", 1, LM_HTTP_MAX_CONNECTIONS, SVC,
+        "health and metrics connections open at once from one IP address"},
     {"tls-cert", "LUNAMATCH_TLS_CERT", T_STR, OFF(tls_cert), "", 0, 0,
         LM_PROG_MATCH | LM_PROG_CLI, "PEM certificate for mutual TLS"},
     {"tls-key", "LUNAMATCH_TLS_KEY", T_STR, OFF(tls_key), "", 0, 0,
@@ -107,7 +117,7 @@ static const struct opt opts[] = {
     {"offsets-epoch", "LUNAMATCH_OFFSETS_EPOCH", T_U32, OFF(offsets_epoch), "0", 0,
         4294967295.0, LM_PROG_INGEST,
         "raise by one after recreating an input topic (its offsets restart)"},
-    {"reader-lease-s", "LUNAMATCH_READER_LEASE_S", T_U32, OFF(reader_lease_s), "300", 30,
+    {"reader-lease-s", "LUNAMATCH_READER_LEASE_S", T_U32, OFF(reader_lease_s), "300", 60,
         604800, LM_PROG_INGEST,
         "change-log readers silent this long no longer hold back its trimming"},
     {"tombstone-retention-s", "LUNAMATCH_TOMBSTONE_RETENTION_S", T_U64,

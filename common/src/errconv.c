@@ -33,6 +33,7 @@ lm_err_from_errno(int errnum)
 		return LM_ETIMEDOUT;
 	case EAGAIN:
 	case EBUSY:
+	case EADDRINUSE:
 		return LM_EBUSY;
 	case ENOTSUP:
 		return LM_ENOTSUP;

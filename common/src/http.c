@@ -1,38 +1,34 @@
 /*
- * http.c - health and metrics endpoints on nng's HTTP server; see http.h.
+ * http.c - health and metrics endpoints on libmicrohttpd; see http.h.
  *
- * Lifetime: nng may run a handler callback on one of its threads while
- * lm_http_stop() runs on another, and it frees handlers asynchronously after
- * the server is released. The state the handlers read (struct http_ctx) is
- * therefore reference-counted: one reference for the lm_http owner and one
- * per handler, dropped by the handler's destructor. Handlers that use the
- * caller's registry or check functions count themselves in ctx->active;
- * lm_http_stop() marks the context stopped and waits for active to reach
- * zero, so nothing borrowed is touched once it returns.
+ * One daemon thread (MHD's internal polling thread, epoll) accepts, reads,
+ * answers and closes every connection; the check functions and the metrics
+ * registry are only called on it. MHD_stop_daemon() joins that thread, so
+ * once lm_http_stop() returns nothing borrowed is touched any more.
  *
- * lm_http_stop() first takes its handlers back from the server (so no new
- * request is dispatched to them) and frees them itself after releasing the
- * server, rather than leaving them to the server's asynchronous teardown:
- * with nng 1.5.2 the latter loses a handler now and then when a request is
- * in flight during the stop.
- *
- * nng 1.5.2 shares one server per host:port within a process
- * (nng_http_server_hold returns an existing one). A second lm_http on the
- * same address therefore fails when its handlers conflict with the first's,
- * and lm_http_start() serializes hold..start so that two servers started at
- * once on port 0 never share an unstarted server.
+ * Connection hygiene (the ops port is reachable by anything that can reach
+ * the pod): the listening socket is made here, so that a port in use is a
+ * clear LM_EBUSY; each connection is closed after idle_timeout_s without
+ * progress (an idle keep-alive or a request that trickles in); request
+ * headers are bounded by LM_HTTP_CONN_MEMORY; and the accept policy refuses
+ * a connection when max_connections are open or its address already has
+ * max_per_peer, counting each refusal by reason. The open connections are
+ * tracked in a table of max_connections slots that only the daemon thread
+ * touches: the accept policy and the connection notifications for one
+ * connection run one after the other on it.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <errno.h>
+#include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
+#include <microhttpd.h>
 
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
@@ -42,93 +38,155 @@
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 #define PROM_TEXT  "text/plain; version=0.0.4; charset=utf-8"
 
+/* Pending connections the kernel queues before accept. */
+#define LISTEN_BACKLOG 64
+
 enum route { R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
 
 static const char *const route_paths[R_COUNT] = {"/healthz", "/readyz", "/metrics"};
 
-struct http_ctx {
-	pthread_mutex_t mu;
-	pthread_cond_t idle; /* signalled when active drops to 0 after stop */
-	int active;          /* handlers using the borrowed state below */
-	bool stopped;
-	atomic_int refs;
-	lm_metrics *metrics; /* borrowed */
-	lm_http_check_fn live, ready;
-	void *arg; /* borrowed */
+/* Why a connection was refused at accept: the label of the counter. */
+enum refusal { REF_FULL, REF_PER_PEER, REF_COUNT };
+
+static const char *const refusal_names[REF_COUNT] = {"full", "per_peer"};
+
+/* An open connection's peer: IPv4 mapped into IPv6, so one compare serves
+ * both families. */
+struct slot {
+	bool used;
+	uint8_t addr[16];
 };
 
 struct lm_http {
-	nng_http_server *srv;
-	nng_http_handler *hd[R_COUNT]; /* registered with srv */
-	struct http_ctx *ctx;
+	struct MHD_Daemon *d;
 	int port;
+	lm_http_check_fn live, ready;
+	void *arg;           /* borrowed */
+	lm_metrics *metrics; /* borrowed */
+	unsigned max_conns, max_per_peer;
+	struct slot *slots; /* max_conns entries; daemon thread only */
+	lm_gauge *open_g;
+	lm_counter *refused[REF_COUNT];
 };
 
-static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void
-ctx_unref(void *arg)
+/* The 16-byte form of a socket address; false for families other than
+ * IPv4 and IPv6. */
+static bool
+addr16(const struct sockaddr *sa, uint8_t out[16])
 {
-	struct http_ctx *c = arg;
-
-	if (atomic_fetch_sub(&c->refs, 1) != 1)
-		return;
-	pthread_cond_destroy(&c->idle);
-	pthread_mutex_destroy(&c->mu);
-	free(c);
+	memset(out, 0, 16);
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &((const struct sockaddr_in *) sa)->sin_addr, 4);
+		return true;
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *) sa)->sin6_addr, 16);
+		return true;
+	}
+	return false;
 }
 
-/* Claims the borrowed state for one request; false once stopping. */
-static bool
-ctx_enter(struct http_ctx *c)
+/* Accept policy: refuses when the server or the peer is at its limit. */
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *sa, socklen_t len)
 {
-	bool ok;
+	lm_http *h = cls;
+	uint8_t a[16];
+	unsigned open = 0, same = 0;
 
-	pthread_mutex_lock(&c->mu);
-	ok = !c->stopped;
-	if (ok)
-		c->active++;
-	pthread_mutex_unlock(&c->mu);
+	(void) len;
+	bool inet = addr16(sa, a);
+
+	for (unsigned i = 0; i < h->max_conns; i++) {
+		if (!h->slots[i].used)
+			continue;
+		open++;
+		if (inet && memcmp(h->slots[i].addr, a, 16) == 0)
+			same++;
+	}
+	if (open >= h->max_conns) {
+		lm_counter_add(h->refused[REF_FULL], 1);
+		return MHD_NO;
+	}
+	if (same >= h->max_per_peer) {
+		lm_counter_add(h->refused[REF_PER_PEER], 1);
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* Takes a slot for a connection that was accepted, frees it when the
+ * connection closes. *socket_context holds the slot. */
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	lm_http *h = cls;
+	struct slot *s = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (s != NULL) {
+			s->used = false;
+			lm_gauge_add(h->open_g, -1);
+		}
+		*socket_context = NULL;
+		return;
+	}
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	for (unsigned i = 0; i < h->max_conns; i++) {
+		if (h->slots[i].used)
+			continue;
+		s = &h->slots[i];
+		s->used = true;
+		addr16(ci != NULL ? ci->client_addr : NULL, s->addr);
+		lm_gauge_add(h->open_g, 1);
+		break;
+	}
+	/* No free slot cannot happen (the accept policy refuses at
+	 * max_conns); should it, the connection is served uncounted. */
+	*socket_context = s;
+}
+
+static enum MHD_Result
+reply(struct MHD_Connection *c, unsigned status, const char *ctype, const void *body,
+    size_t len, const char *allow)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ok;
+
+	r = MHD_create_response_from_buffer(len, (void *) body, MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return MHD_NO; /* MHD closes the connection */
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES ||
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") !=
+	        MHD_YES ||
+	    (allow != NULL &&
+	        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES)) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
+	ok = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
 	return ok;
 }
 
-static void
-ctx_leave(struct http_ctx *c)
-{
-	pthread_mutex_lock(&c->mu);
-	if (--c->active == 0 && c->stopped)
-		pthread_cond_broadcast(&c->idle);
-	pthread_mutex_unlock(&c->mu);
-}
-
-static int
-reply(nng_http_res *res, uint16_t status, const char *ctype, const void *body, size_t len)
-{
-	int rv;
-
-	if ((rv = nng_http_res_set_status(res, status)) != 0 ||
-	    (rv = nng_http_res_set_header(res, "Content-Type", ctype)) != 0 ||
-	    (rv = nng_http_res_set_header(res, "Cache-Control", "no-store")) != 0)
-		return rv;
-	/* nng cannot copy 0 bytes (its allocator returns NULL for them). */
-	if (len == 0)
-		return nng_http_res_set_header(res, "Content-Length", "0");
-	return nng_http_res_copy_data(res, body, len);
-}
-
-static int
-serve_check(struct http_ctx *c, nng_http_res *res, lm_http_check_fn fn)
+static enum MHD_Result
+serve_check(lm_http *h, struct MHD_Connection *c, lm_http_check_fn fn)
 {
 	char reason[LM_HTTP_REASON_MAX];
 	char body[LM_HTTP_REASON_MAX + 1];
-	int ok;
+	int rc;
 
 	if (fn == NULL)
-		return reply(res, NNG_HTTP_STATUS_OK, TEXT_PLAIN, "ok\n", 3);
+		return reply(c, MHD_HTTP_OK, TEXT_PLAIN, "ok\n", 3, NULL);
 	reason[0] = '\0';
-	ok = fn(c->arg, reason, sizeof(reason));
-	if (ok == LM_OK)
-		return reply(res, NNG_HTTP_STATUS_OK, TEXT_PLAIN, "ok\n", 3);
+	rc = fn(h->arg, reason, sizeof(reason));
+	if (rc == LM_OK)
+		return reply(c, MHD_HTTP_OK, TEXT_PLAIN, "ok\n", 3, NULL);
 	/* The reason goes out as one line of text, whatever the check wrote. */
 	reason[sizeof(reason) - 1] = '\0';
 	for (char *p = reason; *p != '\0'; p++) {
@@ -136,117 +194,108 @@ serve_check(struct http_ctx *c, nng_http_res *res, lm_http_check_fn fn)
 			*p = ' ';
 	}
 	snprintf(
-	    body, sizeof(body), "%s\n", reason[0] != '\0' ? reason : lm_strerror(ok));
+	    body, sizeof(body), "%s\n", reason[0] != '\0' ? reason : lm_strerror(rc));
 	return reply(
-	    res, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE, TEXT_PLAIN, body, strlen(body));
+	    c, MHD_HTTP_SERVICE_UNAVAILABLE, TEXT_PLAIN, body, strlen(body), NULL);
 }
 
-static int
-serve_metrics(struct http_ctx *c, nng_http_res *res)
+static enum MHD_Result
+serve_metrics(lm_http *h, struct MHD_Connection *c)
 {
 	char msg[128];
 	char *text;
 	size_t len;
-	int rv, err;
+	enum MHD_Result ok;
+	int rc;
 
-	if (c->metrics == NULL)
-		return reply(res, NNG_HTTP_STATUS_OK, PROM_TEXT, "", 0);
-	if ((err = lm_metrics_render(c->metrics, &text, &len)) != LM_OK) {
-		snprintf(msg, sizeof(msg), "metrics unavailable: %s\n", lm_strerror(err));
-		return reply(res, NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR, TEXT_PLAIN, msg,
-		    strlen(msg));
+	if (h->metrics == NULL)
+		return reply(c, MHD_HTTP_OK, PROM_TEXT, "", 0, NULL);
+	if ((rc = lm_metrics_render(h->metrics, &text, &len)) != LM_OK) {
+		snprintf(msg, sizeof(msg), "metrics unavailable: %s\n", lm_strerror(rc));
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, TEXT_PLAIN, msg,
+		    strlen(msg), NULL);
 	}
-	rv = reply(res, NNG_HTTP_STATUS_OK, PROM_TEXT, text, len);
+	ok = reply(c, MHD_HTTP_OK, PROM_TEXT, text, len, NULL);
 	free(text);
-	return rv;
+	return ok;
 }
 
-/* True if the request announces a body, which handlers never read. */
+/* True if the request announces a body, which is never read. */
 static bool
-has_body(nng_http_req *req)
+has_body(struct MHD_Connection *c)
 {
-	const char *cl = nng_http_req_get_header(req, "Content-Length");
+	const char *cl = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 
-	if (nng_http_req_get_header(req, "Transfer-Encoding") != NULL)
+	if (MHD_lookup_connection_value(
+	        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL)
 		return true;
 	return cl != NULL && strcmp(cl, "0") != 0;
 }
 
-/* Runs on an nng thread; quick and non-blocking except for the short ctx and
- * registry mutexes. */
-static void
-serve(nng_aio *aio, enum route route)
+/*
+ * MHD calls this once when the headers are in and again when the request is
+ * complete. A response queued on the first call makes MHD close the
+ * connection after it, unread body and all: that is the answer to a request
+ * with a body. Requests without one are answered on the second call, which
+ * keeps the connection for the next request. HEAD gets the headers of GET
+ * (MHD leaves the body out).
+ */
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+    const char *version, const char *upload_data, size_t *upload_data_size,
+    void **req_cls)
 {
-	nng_http_req *req = nng_aio_get_input(aio, 0);
-	nng_http_handler *hd = nng_aio_get_input(aio, 1);
-	struct http_ctx *c = nng_http_handler_get_data(hd);
-	const char *method = nng_http_req_get_method(req);
-	nng_http_res *res;
-	int rv;
+	static const char not_allowed[] = "method not allowed\n";
+	static const char not_found[] = "not found\n";
+	static int headers_in; /* its address marks a request seen once */
+	lm_http *h = cls;
+	int route = -1;
 
-	if ((rv = nng_http_res_alloc(&res)) != 0) {
-		nng_aio_finish(aio, rv);
-		return;
+	(void) version;
+	(void) upload_data;
+	if (*req_cls == NULL && !has_body(c)) {
+		*req_cls = &headers_in;
+		return MHD_YES;
 	}
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		static const char msg[] = "method not allowed\n";
-		rv = reply(res, NNG_HTTP_STATUS_METHOD_NOT_ALLOWED, TEXT_PLAIN, msg,
-		    sizeof(msg) - 1);
-		if (rv == 0)
-			rv = nng_http_res_set_header(res, "Allow", "GET, HEAD");
-	} else if (!ctx_enter(c)) {
-		static const char msg[] = "stopping\n";
-		rv = reply(res, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE, TEXT_PLAIN, msg,
-		    sizeof(msg) - 1);
-	} else {
-		if (route == R_METRICS)
-			rv = serve_metrics(c, res);
-		else
-			rv = serve_check(c, res, route == R_HEALTHZ ? c->live : c->ready);
-		ctx_leave(c);
-	}
-	/* An unread body would be parsed as the next request: close instead. */
-	if (rv == 0 && has_body(req))
-		rv = nng_http_res_set_header(res, "Connection", "close");
-	if (rv != 0) {
-		nng_http_res_free(res);
-		nng_aio_finish(aio, rv);
-		return;
-	}
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
+	*upload_data_size = 0; /* a body is discarded, never read */
+	for (int i = 0; i < R_COUNT; i++)
+		if (strcmp(url, route_paths[i]) == 0)
+			route = i;
+	if (route < 0)
+		return reply(c, MHD_HTTP_NOT_FOUND, TEXT_PLAIN, not_found,
+		    sizeof(not_found) - 1, NULL);
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, TEXT_PLAIN, not_allowed,
+		    sizeof(not_allowed) - 1, "GET, HEAD");
+	if (route == R_METRICS)
+		return serve_metrics(h, c);
+	return serve_check(h, c, route == R_HEALTHZ ? h->live : h->ready);
 }
 
+/* MHD's own diagnostics, at debug level: every condition a client can cause
+ * is already answered or counted. */
 static void
-cb_healthz(nng_aio *aio)
+on_log(void *cls, const char *fmt, va_list ap)
 {
-	serve(aio, R_HEALTHZ);
+	char msg[256];
+
+	(void) cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	lm_debug("http.mhd", "%s", msg);
 }
 
-static void
-cb_readyz(nng_aio *aio)
-{
-	serve(aio, R_READYZ);
-}
-
-static void
-cb_metrics(nng_aio *aio)
-{
-	serve(aio, R_METRICS);
-}
-
-static void (*const route_cbs[R_COUNT])(nng_aio *) = {cb_healthz, cb_readyz, cb_metrics};
-
-/* Turns "host:port" or "[v6]:port" into "http://host:port". Host names are
- * letters, digits, '.' and '-'; the port is 0..65535. */
+/* Splits "host:port" or "[v6]:port" into host (hlen bytes) and port. Host
+ * names are letters, digits, '.' and '-'; the port is 0..65535. */
 static int
-addr_to_url(const char *addr, char *url, size_t len)
+split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
 {
-	const char *host, *port;
-	size_t hlen, alen;
+	const char *h, *p;
+	size_t n, alen;
 	bool v6;
 	unsigned long pnum = 0;
-	int n;
 
 	if (addr == NULL)
 		return LM_EINVAL;
@@ -258,177 +307,165 @@ addr_to_url(const char *addr, char *url, size_t len)
 		const char *end = strchr(addr, ']');
 		if (end == NULL || end[1] != ':')
 			return LM_EINVAL;
-		host = addr + 1;
-		hlen = (size_t) (end - host);
-		port = end + 2;
+		h = addr + 1;
+		n = (size_t) (end - h);
+		p = end + 2;
 	} else {
 		const char *colon = strrchr(addr, ':');
 		if (colon == NULL)
 			return LM_EINVAL;
-		host = addr;
-		hlen = (size_t) (colon - addr);
-		port = colon + 1;
+		h = addr;
+		n = (size_t) (colon - addr);
+		p = colon + 1;
 	}
-	if (hlen == 0)
+	if (n == 0 || n >= hlen)
 		return LM_EINVAL;
-	for (size_t i = 0; i < hlen; i++) {
-		unsigned char c = (unsigned char) host[i];
-		bool ok = v6 ? (isxdigit(c) || c == ':' || c == '.')
-		             : (isalnum(c) || c == '.' || c == '-');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char) h[i];
+		bool ok = v6 ? (isxdigit(ch) || ch == ':' || ch == '.')
+		             : (isalnum(ch) || ch == '.' || ch == '-');
 		if (!ok)
 			return LM_EINVAL;
 	}
-	if (port[0] == '\0' || strlen(port) > 5)
+	if (p[0] == '\0' || strlen(p) > 5 || strlen(p) >= plen)
 		return LM_EINVAL;
-	for (const char *p = port; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9')
+	for (const char *q = p; *q != '\0'; q++) {
+		if (*q < '0' || *q > '9')
 			return LM_EINVAL;
-		pnum = pnum * 10 + (unsigned long) (*p - '0');
+		pnum = pnum * 10 + (unsigned long) (*q - '0');
 	}
 	if (pnum > 65535)
 		return LM_EINVAL;
-	n = snprintf(url, len, "http://%s%.*s%s:%lu", v6 ? "[" : "", (int) hlen, host,
-	    v6 ? "]" : "", pnum);
-	if (n < 0 || (size_t) n >= len)
-		return LM_EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	snprintf(port, plen, "%lu", pnum);
 	return LM_OK;
 }
 
+/* A listening TCP socket on addr; *fd and *port on LM_OK. Errors are
+ * logged: LM_EINVAL (address does not parse or resolve), LM_EBUSY (in use),
+ * others from errno. */
 static int
-bound_port(nng_http_server *srv, int *port)
+listen_on(const char *addr, int *fd, int *port)
 {
-	nng_sockaddr sa;
-	int rv;
+	char host[LM_HTTP_ADDR_MAX + 1], pstr[8];
+	struct addrinfo hints, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int s = -1, one = 1, rc, gai;
 
-	if ((rv = nng_http_server_get_addr(srv, &sa)) != 0)
-		return rv;
-	switch (sa.s_family) {
-	case NNG_AF_INET:
-		*port = ntohs(sa.s_in.sa_port);
-		return 0;
-	case NNG_AF_INET6:
-		*port = ntohs(sa.s_in6.sa_port);
-		return 0;
-	default:
-		return NNG_EADDRINVAL;
+	if (split_addr(addr, host, sizeof(host), pstr, sizeof(pstr)) != LM_OK) {
+		lm_error(
+		    "http.addr", "invalid HTTP address: expected host:port or [v6]:port");
+		return LM_EINVAL;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((gai = getaddrinfo(host, pstr, &hints, &ai)) != 0) {
+		lm_error("http.addr", "invalid HTTP address %s: %s", addr,
+		    gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+		return gai == EAI_MEMORY ? LM_ENOMEM : LM_EINVAL;
+	}
+	if ((s = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(s, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s, LISTEN_BACKLOG) != 0 ||
+	    getsockname(s, (struct sockaddr *) &ss, &sl) != 0) {
+		rc = lm_err_from_errno(errno);
+		lm_error(
+		    "http.listen", "cannot serve HTTP on %s: %s", addr, strerror(errno));
+		if (s >= 0)
+			close(s);
+		freeaddrinfo(ai);
+		return rc;
+	}
+	freeaddrinfo(ai);
+	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
+	                                       : ((struct sockaddr_in *) &ss)->sin_port);
+	*fd = s;
+	return LM_OK;
+}
+
+static void
+register_metrics(lm_http *h)
+{
+	char labels[64];
+
+	if (h->metrics == NULL)
+		return;
+	h->open_g = lm_metrics_gauge(
+	    h->metrics, "lunamatch_http_connections", "ops HTTP connections open", NULL);
+	for (int r = 0; r < REF_COUNT; r++) {
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", refusal_names[r]);
+		h->refused[r] = lm_metrics_counter(h->metrics,
+		    "lunamatch_http_connections_refused_total",
+		    "ops HTTP connections closed at once: max_connections open "
+		    "(reason=\"full\"), or max_connections_per_peer from its address "
+		    "(reason=\"per_peer\")",
+		    labels);
 	}
 }
 
 int
 lm_http_start(const lm_http_opts *o, lm_http **out)
 {
-	char url[LM_HTTP_ADDR_MAX + 16];
-	nng_http_handler *hd[R_COUNT] = {NULL};
-	bool added[R_COUNT] = {false};
-	struct http_ctx *c = NULL;
-	nng_url *u = NULL;
 	lm_http *h = NULL;
-	const char *what = "";
-	bool started = false;
-	int rv, nrv = 0;
+	int fd = -1, rc;
 
 	if (out != NULL)
 		*out = NULL;
 	if (o == NULL || out == NULL)
 		return LM_EINVAL;
-	if (addr_to_url(o->addr, url, sizeof(url)) != LM_OK) {
-		lm_error(
-		    "http.addr", "invalid HTTP address: expected host:port or [v6]:port");
+	if (o->max_connections > LM_HTTP_MAX_CONNECTIONS ||
+	    o->idle_timeout_s > LM_HTTP_IDLE_TIMEOUT_MAX_S)
 		return LM_EINVAL;
-	}
-	if ((nrv = nng_url_parse(&u, url)) != 0) {
-		lm_error("http.addr", "invalid HTTP address %s: %s", o->addr,
-		    nng_strerror(nrv));
-		return nrv == NNG_ENOMEM ? LM_ENOMEM : LM_EINVAL;
-	}
-	if ((h = calloc(1, sizeof(*h))) == NULL || (c = calloc(1, sizeof(*c))) == NULL) {
-		free(h);
-		nng_url_free(u);
+	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return LM_ENOMEM;
-	}
-	if (pthread_mutex_init(&c->mu, NULL) != 0) {
-		free(c);
-		free(h);
-		nng_url_free(u);
-		return LM_ENOMEM;
-	}
-	if (pthread_cond_init(&c->idle, NULL) != 0) {
-		pthread_mutex_destroy(&c->mu);
-		free(c);
-		free(h);
-		nng_url_free(u);
-		return LM_ENOMEM;
-	}
-	atomic_init(&c->refs, 1);
-	c->metrics = o->metrics;
-	c->live = o->live;
-	c->ready = o->ready;
-	c->arg = o->arg;
-	h->ctx = c;
-
-	pthread_mutex_lock(&start_mu);
-	if ((nrv = nng_http_server_hold(&h->srv, u)) != 0) {
-		h->srv = NULL;
-		rv = nrv == NNG_ENOMEM ? LM_ENOMEM : LM_EINVAL;
-		lm_error("http.listen", "cannot serve HTTP on %s: %s", o->addr,
-		    nng_strerror(nrv));
+	h->live = o->live;
+	h->ready = o->ready;
+	h->arg = o->arg;
+	h->metrics = o->metrics;
+	h->max_conns =
+	    o->max_connections ? o->max_connections : LM_HTTP_MAX_CONNECTIONS_DEFAULT;
+	h->max_per_peer =
+	    o->max_connections_per_peer ? o->max_connections_per_peer : h->max_conns;
+	if (h->max_per_peer > h->max_conns)
+		h->max_per_peer = h->max_conns;
+	if ((h->slots = calloc(h->max_conns, sizeof(*h->slots))) == NULL) {
+		rc = LM_ENOMEM;
 		goto fail;
 	}
-	what = "cannot set up handlers";
-	for (int i = 0; i < R_COUNT; i++) {
-		if ((nrv = nng_http_handler_alloc(
-		         &hd[i], route_paths[i], route_cbs[i])) != 0) {
-			hd[i] = NULL;
-			goto nng_fail;
-		}
-		/* All methods reach us (405 is ours); bodies are never read. */
-		if ((nrv = nng_http_handler_set_method(hd[i], NULL)) != 0 ||
-		    (nrv = nng_http_handler_collect_body(hd[i], false, 0)) != 0 ||
-		    (nrv = nng_http_handler_set_data(hd[i], c, ctx_unref)) != 0)
-			goto nng_fail;
-		atomic_fetch_add(&c->refs, 1); /* dropped by the handler's destructor */
-		if ((nrv = nng_http_server_add_handler(h->srv, hd[i])) != 0) {
-			if (nrv == NNG_EADDRINUSE)
-				what = "address already served in this process";
-			goto nng_fail;
-		}
-		added[i] = true;
+	register_metrics(h);
+	if ((rc = listen_on(o->addr, &fd, &h->port)) != LM_OK)
+		goto fail;
+	/* MHD owns fd from here, also when the start fails. */
+	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0,
+	    on_accept, h, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned) (o->idle_timeout_s ? o->idle_timeout_s
+	                                  : LM_HTTP_IDLE_TIMEOUT_DEFAULT_S),
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) LM_HTTP_CONN_MEMORY,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_EXTERNAL_LOGGER,
+	    on_log, h, MHD_OPTION_END);
+	if (h->d == NULL) {
+		lm_error("http.listen",
+		    "cannot serve HTTP on %s: the server did not start", o->addr);
+		rc = LM_EIO;
+		goto fail;
 	}
-	what = "cannot listen";
-	if ((nrv = nng_http_server_start(h->srv)) != 0)
-		goto nng_fail;
-	started = true;
-	what = "cannot read the bound port";
-	if ((nrv = bound_port(h->srv, &h->port)) != 0)
-		goto nng_fail;
-	pthread_mutex_unlock(&start_mu);
-	memcpy(h->hd, hd, sizeof(hd));
-	nng_url_free(u);
-	lm_info("http.start", "serving /healthz /readyz /metrics on %s (port %d)",
-	    o->addr, h->port);
+	lm_info("http.start",
+	    "serving /healthz /readyz /metrics on %s (port %d; at most %u connections, "
+	    "%u per address, closed after %u s idle)",
+	    o->addr, h->port, h->max_conns, h->max_per_peer,
+	    o->idle_timeout_s ? o->idle_timeout_s : LM_HTTP_IDLE_TIMEOUT_DEFAULT_S);
 	*out = h;
 	return LM_OK;
 
-nng_fail:
-	rv = lm_err_from_nng(nrv);
-	lm_error("http.listen", "cannot serve HTTP on %s: %s: %s", o->addr, what,
-	    nng_strerror(nrv));
 fail:
-	if (started)
-		nng_http_server_stop(h->srv);
-	for (int i = 0; i < R_COUNT; i++) {
-		if (added[i])
-			nng_http_server_del_handler(h->srv, hd[i]);
-		if (hd[i] != NULL)
-			nng_http_handler_free(hd[i]);
-	}
-	if (h->srv != NULL)
-		nng_http_server_release(h->srv);
-	pthread_mutex_unlock(&start_mu);
-	nng_url_free(u);
-	ctx_unref(c);
+	free(h->slots);
 	free(h);
-	return rv;
+	return rc;
 }
 
 int
@@ -440,22 +477,9 @@ lm_http_port(const lm_http *h)
 void
 lm_http_stop(lm_http *h)
 {
-	struct http_ctx *c;
-
 	if (h == NULL)
 		return;
-	c = h->ctx;
-	for (int i = 0; i < R_COUNT; i++)
-		nng_http_server_del_handler(h->srv, h->hd[i]);
-	nng_http_server_stop(h->srv);
-	pthread_mutex_lock(&c->mu);
-	c->stopped = true;
-	while (c->active > 0)
-		pthread_cond_wait(&c->idle, &c->mu);
-	pthread_mutex_unlock(&c->mu);
-	nng_http_server_release(h->srv);
-	for (int i = 0; i < R_COUNT; i++)
-		nng_http_handler_free(h->hd[i]);
-	ctx_unref(c);
+	MHD_stop_daemon(h->d); /* joins the daemon thread, closes every socket */
+	free(h->slots);
 	free(h);
 }

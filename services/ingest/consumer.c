@@ -30,11 +30,6 @@
 #define DLQ_SEND_WAIT_MS 5000
 /* Longest wait for the DLQ delivery reports of one batch. */
 #define DLQ_FLUSH_MS (LM_DLQ_MESSAGE_TIMEOUT_MS + 5000)
-/* Longest wait of a fetch for new data. Apache Kafka answers a fetch as soon
- * as data arrives, whatever this is; librdkafka's mock cluster (devkafka)
- * waits it out, so it bounds how late a new record reaches ingest there. An
- * idle consumer sends a fetch per broker this often. */
-#define FETCH_WAIT_MS "20"
 /* Longest single wait of the loop: bounds the reaction to a stop signal. */
 #define POLL_MS 100
 
@@ -403,7 +398,7 @@ rewind_to(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
 	rd_kafka_error_t *se;
 
 	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
-	se = rd_kafka_seek_partitions(c->rk, l, 5000);
+	se = rd_kafka_seek_partitions(c->rk, l, LM_KAFKA_SEEK_WAIT);
 	if (se == NULL && l->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		se = rd_kafka_error_new(
 		    l->elems[0].err, "%s", rd_kafka_err2str(l->elems[0].err));
@@ -671,8 +666,8 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	         err, errlen)) != LM_OK ||
 	    (rv = lm_kafka_set(conf, "fetch.message.max.bytes", v, err, errlen)) !=
 	        LM_OK ||
-	    (rv = lm_kafka_set(conf, "fetch.wait.max.ms", FETCH_WAIT_MS, err, errlen)) !=
-	        LM_OK ||
+	    (rv = lm_kafka_set(conf, "fetch.wait.max.ms", LM_KAFKA_FETCH_WAIT_MS, err,
+	         errlen)) != LM_OK ||
 	    (rv = lm_kafka_set(conf, "session.timeout.ms", "10000", err, errlen)) !=
 	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "heartbeat.interval.ms", "3000", err, errlen)) !=

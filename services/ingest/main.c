@@ -250,6 +250,9 @@ main(int argc, char **argv)
 	    .live = lm_consumer_live,
 	    .ready = lm_consumer_ready,
 	    .arg = consumer,
+	    .idle_timeout_s = cfg.http_idle_timeout_s,
+	    .max_connections = cfg.http_max_connections,
+	    .max_connections_per_peer = cfg.http_max_per_peer,
 	};
 	if ((rv = lm_http_start(&ho, &http)) != LM_OK) {
 		if (rv == LM_EINVAL) {

@@ -103,6 +103,35 @@ term_share(const lm_posting_prep *pp, const double *sh, uint32_t term)
 	return 0;
 }
 
+size_t
+lm_idf_snap_nshares(const lm_posting_prep *pp)
+{
+	return pp->n_skills;
+}
+
+void
+lm_idf_snap_skill_shares(
+    const lm_idf_snap *sn, const lm_posting_prep *pp, double preferred_share, float *out)
+{
+	double buf[SHARES_ON_STACK], *sh = snap_shares(sn, pp, preferred_share, buf);
+
+	for (size_t i = 0; i < pp->n_skills; i++)
+		out[i] = sh != NULL ? float_up(sh[i]) : 1.0f;
+	if (sh != buf)
+		free(sh);
+}
+
+float
+lm_idf_snap_term_share(const lm_posting_prep *pp, const float *sh, uint32_t term)
+{
+	if ((term & 1u) != LM_TERM_SKILL)
+		return 0;
+	for (size_t i = 0; i < pp->n_skills; i++)
+		if (pp->skills[i].sym == term >> 1)
+			return sh[i];
+	return 0;
+}
+
 int
 lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp,
     double preferred_share, const uint32_t *terms, size_t n, float *out)

@@ -321,7 +321,7 @@ out:
  * lm_index_set_seq, which a loader calls when it is done, when there is
  * any), computing
  * every share again: O(list entries) under the write lock, amortized over
- * at least a quarter of the postings' changes.
+ * at least half as many changes as there are postings.
  */
 #define DRIFT_MAX   1.1
 #define CHECK_EVERY 1024
@@ -335,13 +335,58 @@ reshare_one(void *arg, uint32_t doc, uint32_t term)
 	    idx->snap, idx->posts.v[doc]->pp, idx->model->params.preferred_share, term);
 }
 
+/* Every listed posting's shares, computed once per posting rather than once
+ * per list entry: those of doc d at sh + off[d]. */
+struct share_table {
+	const lm_index *idx;
+	size_t *off;
+	float *sh;
+};
+
+static float
+reshare_cached(void *arg, uint32_t doc, uint32_t term)
+{
+	const struct share_table *st = arg;
+
+	return lm_idf_snap_term_share(
+	    st->idx->posts.v[doc]->pp, st->sh + st->off[doc], term);
+}
+
+/* Fills st for every listed posting; LM_ENOMEM leaves nothing allocated. */
+static int
+share_table_new(const lm_index *idx, struct share_table *st)
+{
+	const struct table *t = &idx->posts;
+	size_t total = 0;
+
+	st->idx = idx;
+	st->sh = NULL;
+	if ((st->off = malloc((t->ndocs + 1) * sizeof(*st->off))) == NULL)
+		return LM_ENOMEM;
+	for (size_t d = 0; d < t->ndocs; d++) {
+		st->off[d] = total;
+		if (t->v[d] != NULL && t->v[d]->listed)
+			total += lm_idf_snap_nshares(t->v[d]->pp);
+	}
+	if ((st->sh = malloc((total + 1) * sizeof(*st->sh))) == NULL) {
+		free(st->off);
+		return LM_ENOMEM;
+	}
+	for (size_t d = 0; d < t->ndocs; d++)
+		if (t->v[d] != NULL && t->v[d]->listed)
+			lm_idf_snap_skill_shares(idx->snap, t->v[d]->pp,
+			    idx->model->params.preferred_share, st->sh + st->off[d]);
+	return LM_OK;
+}
+
 /* Write lock held. Checks the drift when due and takes a new snapshot
  * when it is too large; when force (a loader is done), whenever there was
  * a change and any drift. */
 static void
 maybe_reshare(lm_index *idx, bool force)
 {
-	size_t every = idx->posts.n / 4 > CHECK_EVERY ? idx->posts.n / 4 : CHECK_EVERY;
+	size_t every = idx->posts.n / 2 > CHECK_EVERY ? idx->posts.n / 2 : CHECK_EVERY;
+	struct share_table st;
 
 	if (idx->since_check == 0 || (!force && idx->since_check < every))
 		return;
@@ -349,7 +394,13 @@ maybe_reshare(lm_index *idx, bool force)
 	if (!(lm_idf_snap_drift(idx->snap, idx->stats) > (force ? 1 : DRIFT_MAX)))
 		return;
 	lm_idf_snap_reset(idx->snap, idx->stats);
-	lm_inverted_reshare(idx->piv, reshare_one, idx);
+	if (share_table_new(idx, &st) == LM_OK) {
+		lm_inverted_reshare(idx->piv, reshare_cached, &st);
+		free(st.off);
+		free(st.sh);
+	} else {
+		lm_inverted_reshare(idx->piv, reshare_one, idx);
+	}
 	idx->gen++;
 }
 
@@ -1012,10 +1063,14 @@ heap_offer(struct heap *h, const struct hit *x)
  *    reach SEED_CANDS records; the best max(4k, 64) by partial sum are
  *    evaluated (below), which sets the bar (the k-th score kept, or
  *    min_score).
- * 2. The units left whose bounds sum, with the slack, below the bar are
- *    never read: a record on those only cannot reach the bar. The others
- *    are accumulated. A record's bound is then its sum plus the bounds of
- *    the units not read.
+ * 2. The units left whose bounds (per term the largest, summed over the
+ *    terms: a record is on one tier of a list) stay, with the slack, below
+ *    the bar are not read: a record on those only cannot reach the bar.
+ *    The others are accumulated, and the next best records by sum
+ *    evaluated, which raises the bar. The units not read are read anyway
+ *    when that costs less than evaluating the records their bound lets
+ *    through. A record's bound is its sum plus the bound of the units not
+ *    read.
  * 3. Records are evaluated in decreasing bound order while the bound
  *    reaches the bar: the key pre-checks and key bound from the dense
  *    slots (lm_scan_vetoed, lm_scan_key_bound), then the exact vetoes and
@@ -1325,22 +1380,26 @@ first_batch(const struct ranking *q)
 	return 4 * q->h->cap > FIRST_BATCH ? 4 * q->h->cap : FIRST_BATCH;
 }
 
-/* Step 1: evaluates the best records by partial sum (not a bound yet: the
- * order only finds good scores early). */
+/* Steps 1 and 2: evaluates the best records not evaluated yet by partial
+ * sum (not a bound yet: the order only finds good scores early), to raise
+ * the bar. */
 static void
 seed(struct ranking *q)
 {
 	struct cand *cv = q->s->cands;
 	size_t n = q->ncand, m = first_batch(q);
 
-	for (size_t i = 0; i < n; i++)
-		cv[i].bound = q->s->as[cv[i].doc].acc;
+	for (size_t i = 0; i < n; i++) {
+		const struct acc *a = &q->s->as[cv[i].doc];
+		cv[i].bound = a->mark == q->s->stamp ? a->acc : -INFINITY;
+	}
 	if (m < n)
 		select_top(cv, n, m - 1);
 	else
 		m = n;
 	for (size_t i = 0; i < m; i++)
-		evaluate(q, cv[i].doc);
+		if (q->s->as[cv[i].doc].mark == q->s->stamp)
+			evaluate(q, cv[i].doc);
 }
 
 /* Step 3: the records not evaluated yet, their bounds their sums plus
@@ -1570,6 +1629,12 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	end = essential_end(q.s->tb, ntb, bar(h, min_score), q.s->tmax, nterms);
 	for (; k < end; k++)
 		accumulate(&q, &q.s->tb[k]);
+	if (k < ntb) {
+		/* The sums are nearly complete: their best records raise the bar,
+		 * which can only leave more units out. */
+		seed(&q);
+		end = essential_end(q.s->tb, ntb, bar(h, min_score), q.s->tmax, nterms);
+	}
 	rest = rest_of(q.s->tb, k, ntb, q.s->tmax, nterms);
 	/* Reading the units left with a positive bound (the others add
 	 * nothing) costs an add per entry; evaluating a record that their

@@ -26,7 +26,8 @@ struct plist {
 };
 
 /* The smallest share of each tier: below tier_min[j + 1] is tier j. */
-static const float tier_min[LM_INVERTED_TIERS] = {0, 0.04f, 0.08f, 0.15f, 0.25f, 0.4f};
+static const float tier_min[LM_INVERTED_TIERS] = {
+    0, 0.015f, 0.03f, 0.05f, 0.08f, 0.15f, 0.25f, 0.4f};
 
 struct part {
 	struct plist *terms; /* nterms lists, indexed by term */

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define LM_INVERTED_PARTS_MAX 256 /* partitions of one lm_inverted */
-#define LM_INVERTED_TIERS     6   /* tiers of a term list, by share */
+#define LM_INVERTED_TIERS     8   /* tiers of a term list, by share */
 
 typedef struct lm_inverted lm_inverted;
 
@@ -49,9 +49,9 @@ const uint32_t *lm_inverted_term(
  * (*n of them), their shares at the same places in *shares, and in *max an
  * upper bound of those shares, the largest added to the tier since it was
  * last empty or reshared (0 when it is empty). A document goes to the last
- * tier whose smallest share it reaches (0.04, 0.08, 0.15, 0.25 and 0.4
- * begin tiers 1 to 5), so that a bound on a tier's shares is tighter than
- * one on the whole list's. */
+ * tier whose smallest share it reaches (0.015, 0.03, 0.05, 0.08, 0.15,
+ * 0.25 and 0.4 begin tiers 1 to 7), so that a bound on a tier's shares is
+ * tighter than one on the whole list's. */
 const uint32_t *lm_inverted_tier(const lm_inverted *iv, uint32_t part, uint32_t term,
     uint32_t tier, size_t *n, const float **shares, float *max);
 

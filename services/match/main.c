@@ -564,6 +564,9 @@ start_http(struct daemon *d)
 	ho.live = check_live;
 	ho.ready = check_ready;
 	ho.arg = d;
+	ho.idle_timeout_s = d->cfg.http_idle_timeout_s;
+	ho.max_connections = d->cfg.http_max_connections;
+	ho.max_connections_per_peer = d->cfg.http_max_per_peer;
 	if ((rc = lm_http_start(&ho, &d->http)) != LM_OK) {
 		lm_error("match.http", "cannot serve health and metrics on %s: %s",
 		    ho.addr, lm_strerror(rc));

@@ -234,6 +234,8 @@ make_consumer(
 	    (rc = lm_kafka_set(
 	         conf, "heartbeat.interval.ms", "1000", err, sizeof(err))) != LM_OK ||
 	    (rc = lm_kafka_set(conf, "fetch.message.max.bytes", "1048576", err,
+	         sizeof(err))) != LM_OK ||
+	    (rc = lm_kafka_set(conf, "fetch.wait.max.ms", LM_KAFKA_FETCH_WAIT_MS, err,
 	         sizeof(err))) != LM_OK) {
 		lm_error("owner.config", "%s", err);
 		rd_kafka_conf_destroy(conf);
@@ -438,7 +440,7 @@ static void
 rewind_batch(struct member *m)
 {
 	rd_kafka_topic_partition_list_t *l = batch_offsets(m, true);
-	rd_kafka_error_t *err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT);
+	rd_kafka_error_t *err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT);
 
 	if (err != NULL) {
 		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
@@ -592,7 +594,7 @@ give_back(struct member *m, rd_kafka_message_t *msg)
 			tp->offset = h->offset;
 	}
 	held_drop(m);
-	if ((err = rd_kafka_seek_partitions(m->rk, l, CALL_TIMEOUT)) != NULL) {
+	if ((err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT)) != NULL) {
 		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
 		rd_kafka_error_destroy(err);
 	}

@@ -370,6 +370,13 @@ void lm_idf_snap_remove(lm_idf_snap *sn, const lm_posting_prep *pp);
 /* The share of term in added posting pp at the snapshot (rounded up). */
 float lm_idf_snap_share(const lm_idf_snap *sn, const lm_posting_prep *pp,
     double preferred_share, uint32_t term);
+/* The same for many terms of pp: lm_idf_snap_skill_shares writes the
+ * shares of its lm_idf_snap_nshares(pp) skills to out, from which
+ * lm_idf_snap_term_share picks the share of a term. */
+size_t lm_idf_snap_nshares(const lm_posting_prep *pp);
+void lm_idf_snap_skill_shares(
+    const lm_idf_snap *sn, const lm_posting_prep *pp, double preferred_share, float *out);
+float lm_idf_snap_term_share(const lm_posting_prep *pp, const float *sh, uint32_t term);
 /* The drift factor hi / lo (>= 1) at s's current idf. */
 double lm_idf_snap_drift(const lm_idf_snap *sn, const lm_skill_stats *s);
 /* Takes a new snapshot: every symbol's current idf in s (drift 1). The

@@ -870,6 +870,8 @@ test_store(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "tombstones")), 1);
 	assert_int_equal(json_integer_value(json_object_get(o, "changes")), 7);
 	assert_int_equal(json_integer_value(json_object_get(o, "last_seq")), 7);
+	assert_non_null(json_object_get(o, "low_water")); /* nothing trimmed: 0 */
+	assert_int_equal(json_integer_value(json_object_get(o, "low_water")), 0);
 	assert_true(json_integer_value(json_object_get(o, "map_size")) > 0);
 	json_decref(o);
 	lmt_run_result_free(&r);

@@ -18,6 +18,8 @@
  *  - a posting produced after start becomes a MatchEvent on the matches
  *    topic; SIGTERM and restart lose no change (a posting produced while
  *    match was down is served and announced) and announce nothing twice;
+ *  - ingest trims the change log up to the position match records, and
+ *    match never has to reload;
  *  - the CLI, also with --url listing a dead replica next to the live one;
  *  - an outbox that cannot grow (a file-size limit): the failing writes are
  *    counted, /readyz says 503 with the reason, and after a restart without
@@ -66,6 +68,7 @@
 #define IO_MS            30000 /* produce, topic creation */
 #define CATCH_UP_MS      60000 /* the samples through ingest into match's index */
 #define EVENT_MS         60000 /* an event to reach the matches topic */
+#define TRIM_MS          30000 /* ingest to trim after match recorded its position */
 #define STOP_MS          20000 /* SIGTERM to exit */
 #define CALL_MS          10000 /* deadline of an ordinary call */
 #define MAX_REQUEST      65536 /* match's LUNAMATCH_MAX_REQUEST_BYTES in this test */
@@ -835,6 +838,23 @@ test_restart_no_loss_no_duplicates(void **state)
 				    G.events[i].id, G.events[i].cand, G.events[i].job);
 }
 
+/* Ingest trims the change log while match follows it: match records its
+ * position (one reader), the log is trimmed up to what it applied, and it
+ * never has to reload. */
+static void
+test_compaction(void **state)
+{
+	(void) state;
+	assert_true(
+	    lmt_wait_metric(G.ingest_http, "lunamatch_store_changes_trimmed_total",
+	        LMT_GE, 1, TRIM_MS) >= 1);
+	assert_int_equal(lmt_metric(G.ingest_http, "lunamatch_store_readers"), 1);
+	double low = lmt_metric(G.ingest_http, "lunamatch_store_change_log_low_water");
+	assert_true(low >= 1);
+	assert_true(lmt_metric(G.match_http, "lunamatch_index_seq") >= low);
+	assert_int_equal(lmt_metric(G.match_http, "lunamatch_follower_reloads"), 0);
+}
+
 static void
 test_broker_down(void **state)
 {
@@ -1172,6 +1192,7 @@ main(void)
 	    cmocka_unit_test(test_concurrent_and_metrics),
 	    cmocka_unit_test(test_new_posting_event),
 	    cmocka_unit_test(test_restart_no_loss_no_duplicates),
+	    cmocka_unit_test(test_compaction),
 	    cmocka_unit_test(test_broker_down),
 	    cmocka_unit_test(test_cli),
 	    cmocka_unit_test(test_outbox_failure),

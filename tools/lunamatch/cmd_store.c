@@ -220,8 +220,9 @@ do_stats(const lm_config *cfg)
 	struct lm_store_stats st;
 	int rc;
 	static const char *const names[] = {"postings", "profiles", "tombstones",
-	    "changes", "last_seq", "map_size", "map_used"};
-	uint64_t vals[7];
+	    "changes", "last_seq", "low_water", "map_size", "map_used"};
+	enum { NSTATS = sizeof(names) / sizeof(names[0]) };
+	uint64_t vals[NSTATS];
 
 	if (open_store(cfg, &s) != LM_OK)
 		return LM_CLI_EXIT_FAIL;
@@ -238,20 +239,21 @@ do_stats(const lm_config *cfg)
 	vals[2] = st.tombstones;
 	vals[3] = st.changes;
 	vals[4] = st.last_seq;
-	vals[5] = st.map_size;
-	vals[6] = st.map_used;
+	vals[5] = st.low_water;
+	vals[6] = st.map_size;
+	vals[7] = st.map_used;
 	if (cfg->json) {
 		json_t *o = json_object();
 		json_object_set_new(o, "data_dir",
 		    lm_cli_json_string(cfg->data_dir, strlen(cfg->data_dir)));
-		for (size_t i = 0; i < 7; i++)
+		for (size_t i = 0; i < NSTATS; i++)
 			json_object_set_new(
 			    o, names[i], json_integer((json_int_t) vals[i]));
 		rc = lm_cli_json_line(stdout, o);
 		json_decref(o);
 		return rc == 0 ? LM_CLI_EXIT_OK : LM_CLI_EXIT_FAIL;
 	}
-	for (size_t i = 0; i < 7; i++)
+	for (size_t i = 0; i < NSTATS; i++)
 		printf("%-12s %" PRIu64 "\n", names[i], vals[i]);
 	return fflush(stdout) == 0 ? LM_CLI_EXIT_OK : LM_CLI_EXIT_FAIL;
 }

@@ -202,7 +202,9 @@ def test_deadline_exceeded_frozen_server(stack):
         finally:
             stack.match2.resume()
         assert e.value.local and e.value.attempts == [stack.url2]
-        assert 0.3 <= took < 2.0
+        # Its own 0.3 s and the grace, not the client's 3 s (a loaded
+        # machine may add to the former).
+        assert 0.3 <= took < 3.0
         # The server answers again after it resumes.
         assert c.check().status == SERVING
 

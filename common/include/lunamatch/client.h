@@ -83,7 +83,8 @@ LM_API void lm_client_close(lm_client *c);
 /*
  * Calls method (short name, e.g. "MatchJobs") with req and waits for the
  * answer, at most timeout_ms (0 = the default) plus
- * LM_CLIENT_DEADLINE_GRACE_MS. The server gets timeout_ms as the deadline.
+ * LM_CLIENT_DEADLINE_GRACE_MS. The server gets timeout_ms as the deadline
+ * (a retry on another endpoint: what is left of it).
  *
  * Returns LM_OK when the server answered (with any code): *status is its
  * lunamatch.v1.StatusCode, errmsg its message (empty on OK), and on OK

@@ -52,14 +52,17 @@ typedef struct lm_config {
 	char model_file[LM_CFG_STR];     /* LUNAMATCH_MODEL_FILE */
 	uint32_t embedding_dim;          /* LUNAMATCH_EMBEDDING_DIM */
 	/* Messaging */
-	char rpc_url[LM_CFG_STR];    /* LUNAMATCH_RPC_URL, --url */
-	char notify_url[LM_CFG_STR]; /* LUNAMATCH_NOTIFY_URL; "" = ipc://<data
-	                                dir>/notify.ipc */
-	char http_addr[LM_CFG_STR];  /* LUNAMATCH_HTTP_ADDR, --http; "" = per-program
-	                                default */
-	char tls_cert[LM_CFG_STR];   /* LUNAMATCH_TLS_CERT */
-	char tls_key[LM_CFG_STR];    /* LUNAMATCH_TLS_KEY */
-	char tls_ca[LM_CFG_STR];     /* LUNAMATCH_TLS_CA */
+	char rpc_url[LM_CFG_STR];      /* LUNAMATCH_RPC_URL, --url */
+	char notify_url[LM_CFG_STR];   /* LUNAMATCH_NOTIFY_URL; "" = ipc://<data
+	                                  dir>/notify.ipc */
+	char http_addr[LM_CFG_STR];    /* LUNAMATCH_HTTP_ADDR, --http; "" = per-program
+	                                  default */
+	uint32_t http_idle_timeout_s;  /* LUNAMATCH_HTTP_IDLE_TIMEOUT_S */
+	uint32_t http_max_connections; /* LUNAMATCH_HTTP_MAX_CONNECTIONS */
+	uint32_t http_max_per_peer;    /* LUNAMATCH_HTTP_MAX_CONNECTIONS_PER_PEER */
+	char tls_cert[LM_CFG_STR];     /* LUNAMATCH_TLS_CERT */
+	char tls_key[LM_CFG_STR];      /* LUNAMATCH_TLS_KEY */
+	char tls_ca[LM_CFG_STR];       /* LUNAMATCH_TLS_CA */
 	/* Ingest */
 	uint32_t batch_max;      /* LUNAMATCH_BATCH_MAX: messages per store transaction */
 	uint32_t batch_ms;       /* LUNAMATCH_BATCH_MS: longest wait to fill a batch */

@@ -14,8 +14,8 @@
 extern "C" {
 #endif
 
-/* Converts an errno value to the closest lm_err (0 gives LM_OK; unknown
- * values LM_EIO). */
+/* Converts an errno value to the closest lm_err (0 gives LM_OK; an address
+ * in use or a resource temporarily busy LM_EBUSY; unknown values LM_EIO). */
 int lm_err_from_errno(int errnum);
 
 /* Converts an nng error to the closest lm_err (0 gives LM_OK): timeouts

@@ -1,14 +1,21 @@
 /*
  * http.h - the operations HTTP server of a service: health and metrics.
  *
- * Runs on its own port, apart from the RPC and Kafka traffic, on nng's HTTP
- * server. Endpoints:
+ * Runs on its own port, apart from the RPC and Kafka traffic, on
+ * libmicrohttpd (one daemon thread). Endpoints:
  *   GET /healthz  200 "ok\n", or 503 and the reason the live check gave
  *   GET /readyz   the same with the ready check
  *   GET /metrics  200, Content-Type text/plain; version=0.0.4, the registry
  *                 rendered by lm_metrics_render()
  * HEAD is answered like GET without a body; other methods get 405, other
  * paths 404. Request bodies are never read.
+ *
+ * Connection hygiene: a connection is closed after idle_timeout_s without
+ * progress (idle keep-alive, or a request that trickles in); request
+ * headers larger than LM_HTTP_CONN_MEMORY are refused; a new connection is
+ * closed at once while max_connections are open or its address already has
+ * max_connections_per_peer (lunamatch_http_connections_refused_total, by
+ * reason; lunamatch_http_connections is the number open).
  */
 #ifndef LUNAMATCH_HTTP_H
 #define LUNAMATCH_HTTP_H
@@ -21,17 +28,23 @@
 extern "C" {
 #endif
 
-#define LM_HTTP_ADDR_MAX   256 /* longest "host:port", without the NUL */
-#define LM_HTTP_REASON_MAX 256 /* reason buffer handed to a check, with the NUL */
+#define LM_HTTP_ADDR_MAX    256 /* longest "host:port", without the NUL */
+#define LM_HTTP_REASON_MAX  256 /* reason buffer handed to a check, with the NUL */
+#define LM_HTTP_CONN_MEMORY (16 * 1024) /* bytes of request a connection may buffer */
+
+#define LM_HTTP_MAX_CONNECTIONS_DEFAULT 128
+#define LM_HTTP_MAX_CONNECTIONS         65536
+#define LM_HTTP_IDLE_TIMEOUT_DEFAULT_S  30
+#define LM_HTTP_IDLE_TIMEOUT_MAX_S      86400
 
 typedef struct lm_http lm_http;
 
 /*
  * A health check. Returns LM_OK when healthy; otherwise any lm_err, with a
  * short one-line reason written into reason (len bytes, NUL-terminated; no
- * personal data: it is served to anyone who can reach the port). Called on an
- * nng thread for every probe: it must be quick and must not block on locks
- * the service holds for long (read an atomic flag or a timestamp).
+ * personal data: it is served to anyone who can reach the port). Called on
+ * the server's thread for every probe: it must be quick and must not block
+ * on locks the service holds for long (read an atomic flag or a timestamp).
  */
 typedef int (*lm_http_check_fn)(void *arg, char *reason, size_t len);
 
@@ -41,13 +54,20 @@ typedef struct lm_http_opts {
 	lm_http_check_fn live;  /* /healthz; NULL = always healthy */
 	lm_http_check_fn ready; /* /readyz; NULL = always ready */
 	void *arg;              /* passed to live and ready; borrowed */
+	/* Limits; 0 takes the default. */
+	unsigned idle_timeout_s;           /* LM_HTTP_IDLE_TIMEOUT_DEFAULT_S */
+	unsigned max_connections;          /* LM_HTTP_MAX_CONNECTIONS_DEFAULT */
+	unsigned max_connections_per_peer; /* max_connections (capped to it) */
 } lm_http_opts;
 
 /*
  * Binds o->addr and starts serving. metrics and arg are borrowed: they must
- * stay valid until lm_http_stop() returns. Returns LM_OK and *out, LM_EINVAL
- * for a malformed address, LM_EBUSY (reason logged) when the port is in use,
- * LM_ENNG (reason logged) when it cannot listen otherwise, or LM_ENOMEM.
+ * stay valid until lm_http_stop() returns; the metrics of the connections
+ * are registered in metrics. Returns LM_OK and *out, LM_EINVAL for a
+ * malformed or unresolvable address or a limit above its maximum, LM_EBUSY
+ * (reason logged) when the port is in use, another lm_err converted from
+ * errno (reason logged) when it cannot listen otherwise, LM_EIO when the
+ * server does not start, or LM_ENOMEM.
  */
 int lm_http_start(const lm_http_opts *o, lm_http **out);
 
@@ -55,10 +75,10 @@ int lm_http_start(const lm_http_opts *o, lm_http **out);
 int lm_http_port(const lm_http *h);
 
 /*
- * Stops serving, waits for handlers that are running to finish, and frees h.
- * After it returns no check function is called and the registry is not used
- * any more. NULL is a no-op. Must not be called from a check function or an
- * nng callback.
+ * Stops serving, waits for a handler that is running to finish, closes every
+ * connection and frees h. After it returns no check function is called and
+ * the registry is not used any more. NULL is a no-op. Must not be called
+ * from a check function.
  */
 void lm_http_stop(lm_http *h);
 

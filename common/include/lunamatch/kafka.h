@@ -32,6 +32,25 @@ extern "C" {
 #define LM_KAFKA_PARTITIONS_MAX    10000
 
 /*
+ * fetch.wait.max.ms of the consumers whose records are on the path of a new
+ * match (ingest, the event owner). Apache Kafka answers a fetch as soon as
+ * data arrives, whatever this is; librdkafka's mock cluster (devkafka) waits
+ * it out, so it bounds how late a new record reaches a consumer there
+ * (librdkafka's default, 500 ms, made events take about half a second on
+ * devkafka). An idle consumer sends a fetch per broker this often.
+ */
+#define LM_KAFKA_FETCH_WAIT_MS "20"
+
+/*
+ * The timeout to give rd_kafka_seek_partitions: -1, no limit (librdkafka's
+ * convention for its timeouts). A seek is local to the client (its fetcher
+ * takes the new position, typically within microseconds), and librdkafka
+ * before 2.1.0 reads that timeout as microseconds: 5000 gave up after 5 ms
+ * on a loaded machine, and the partition was not rewound.
+ */
+#define LM_KAFKA_SEEK_WAIT (-1)
+
+/*
  * Creates a configuration with bootstrap.servers = brokers (omitted when
  * brokers is NULL, e.g. for the handle that owns a mock cluster), client.id =
  * client_id (NULL gives "lunamatch"), a log callback that writes librdkafka's

@@ -7,6 +7,7 @@
 #include "lmtest.h"
 #include "lunamatch/config.h"
 #include "lunamatch/error.h"
+#include "lunamatch/store.h"
 
 static int
 load(lm_config *cfg, lm_prog prog, int argc, char **argv, char *err)
@@ -71,6 +72,20 @@ test_errors(void **state)
 	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_EINVAL);
 	assert_non_null(strstr(err, "LUNAMATCH_LOG_LEVEL"));
 	unsetenv("LUNAMATCH_LOG_LEVEL");
+
+	/* Store trimming: the defaults are the store's, and a lease too short
+	 * for readers that renew every 10 s is refused. */
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_OK);
+	assert_int_equal(cfg.reader_lease_s, LM_STORE_READER_LEASE_DEFAULT);
+	assert_int_equal(cfg.tombstone_retention_s, LM_STORE_TOMBSTONE_RETENTION_DEFAULT);
+	setenv("LUNAMATCH_READER_LEASE_S", "59", 1);
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_READER_LEASE_S"));
+	unsetenv("LUNAMATCH_READER_LEASE_S");
+	setenv("LUNAMATCH_TOMBSTONE_RETENTION_S", "0", 1);
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_TOMBSTONE_RETENTION_S"));
+	unsetenv("LUNAMATCH_TOMBSTONE_RETENTION_S");
 
 	char *a2[] = {"prog", "--batch-max", "12x", NULL};
 	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a2, err), LM_EINVAL);

@@ -22,6 +22,7 @@ test_errno(void **state)
 	assert_int_equal(lm_err_from_errno(ETIMEDOUT), LM_ETIMEDOUT);
 	assert_int_equal(lm_err_from_errno(ENOSPC), LM_ENOSPC);
 	assert_int_equal(lm_err_from_errno(EDQUOT), LM_ENOSPC);
+	assert_int_equal(lm_err_from_errno(EADDRINUSE), LM_EBUSY);
 	assert_int_equal(lm_err_from_errno(EACCES), LM_EIO);
 }
 

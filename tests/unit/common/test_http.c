@@ -178,6 +178,21 @@ header(const struct resp *r, const char *name, char *out, size_t len)
 	return false;
 }
 
+/* Removes from text (in place) the line that starts with prefix. */
+static void
+drop_line(char *text, const char *prefix)
+{
+	for (char *p = text; p != NULL && *p;) {
+		char *nl = strchr(p, '\n');
+		if (strncmp(p, prefix, strlen(prefix)) == 0) {
+			memmove(p, nl != NULL ? nl + 1 : p + strlen(p),
+			    strlen(nl != NULL ? nl + 1 : p + strlen(p)) + 1);
+			return;
+		}
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+}
+
 /* Health state the checks read; flipped by the tests. */
 struct health {
 	atomic_int live_ok;
@@ -211,7 +226,11 @@ check_ready(void *arg, char *reason, size_t len)
 static lm_http *
 start(const char *addr, lm_metrics *m, struct health *hs)
 {
-	lm_http_opts o = {addr, m, hs ? check_live : NULL, hs ? check_ready : NULL, hs};
+	lm_http_opts o = {.addr = addr,
+	    .metrics = m,
+	    .live = hs ? check_live : NULL,
+	    .ready = hs ? check_ready : NULL,
+	    .arg = hs};
 	lm_http *h = NULL;
 	assert_int_equal(lm_http_start(&o, &h), LM_OK);
 	assert_non_null(h);
@@ -266,13 +285,15 @@ test_endpoints(void **state)
 	    strstr(r.body, "\nlunamatch_test_requests_total{code=\"ok\"} 4\n"));
 	resp_free(&r);
 
-	/* The body matches lm_metrics_render() byte for byte. */
+	/* The body matches lm_metrics_render() byte for byte, but for the
+	 * server's own connection gauge (the scrape's connection was open). */
 	char *text = NULL;
 	size_t len = 0;
-	assert_int_equal(lm_metrics_render(m, &text, &len), LM_OK);
 	assert_int_equal(http_get(port, "/metrics", &r), 0);
-	assert_int_equal(r.body_len, len);
-	assert_memory_equal(r.body, text, len);
+	assert_int_equal(lm_metrics_render(m, &text, &len), LM_OK);
+	drop_line(text, "lunamatch_http_connections ");
+	drop_line((char *) r.body, "lunamatch_http_connections ");
+	assert_string_equal(r.body, text);
 	free(text);
 	resp_free(&r);
 
@@ -422,7 +443,7 @@ test_bad_addresses(void **state)
 {
 	(void) state;
 	lm_http *h = (lm_http *) &h;
-	lm_http_opts o = {NULL, NULL, NULL, NULL, NULL};
+	lm_http_opts o = {.addr = NULL};
 	char longaddr[LM_HTTP_ADDR_MAX + 16];
 
 	assert_int_equal(lm_http_start(NULL, &h), LM_EINVAL);
@@ -447,6 +468,15 @@ test_bad_addresses(void **state)
 	assert_int_equal(strlen(longaddr), LM_HTTP_ADDR_MAX + 1);
 	assert_int_equal(lm_http_start(&o, &h), LM_EINVAL);
 
+	/* Limits above their maximum. */
+	o.addr = "127.0.0.1:0";
+	o.max_connections = LM_HTTP_MAX_CONNECTIONS + 1;
+	assert_int_equal(lm_http_start(&o, &h), LM_EINVAL);
+	o.max_connections = 0;
+	o.idle_timeout_s = LM_HTTP_IDLE_TIMEOUT_MAX_S + 1;
+	assert_int_equal(lm_http_start(&o, &h), LM_EINVAL);
+	assert_null(h);
+
 	lm_http_stop(NULL);
 	assert_int_equal(lm_http_port(NULL), 0);
 }
@@ -458,7 +488,7 @@ test_port_in_use(void **state)
 	struct sockaddr_in sa = {0};
 	socklen_t slen = sizeof(sa);
 	char addr[64];
-	lm_http_opts o = {addr, NULL, NULL, NULL, NULL};
+	lm_http_opts o = {.addr = addr};
 	lm_http *h2 = (lm_http *) &h2;
 	struct resp r;
 
@@ -521,7 +551,7 @@ static void
 test_ipv6(void **state)
 {
 	(void) state;
-	lm_http_opts o = {"[::1]:0", NULL, NULL, NULL, NULL};
+	lm_http_opts o = {.addr = "[::1]:0"};
 	lm_http *h = NULL;
 	struct resp r;
 	int probe = socket(AF_INET6, SOCK_STREAM, 0);
@@ -598,8 +628,9 @@ test_stop_under_load(void **state)
 		sc[i].ok = 0;
 		assert_int_equal(pthread_create(&th[i], NULL, scrape_main, &sc[i]), 0);
 	}
-	/* Let the scrapers get going, then stop underneath them. */
-	for (int i = 0; i < 200 && atomic_load(&hs.calls) < 20; i++)
+	/* Let the scrapers get going (up to 10 s on a loaded machine), then
+	 * stop underneath them. */
+	for (int i = 0; i < 2000 && atomic_load(&hs.calls) < 20; i++)
 		usleep(5000);
 	lm_http_stop(h);
 	int calls = atomic_load(&hs.calls);
@@ -612,6 +643,189 @@ test_stop_under_load(void **state)
 	assert_int_equal(atomic_load(&hs.calls), calls);
 	assert_true(calls > 0);
 	close(idle);
+}
+
+/* A TCP connection from source address src (any 127.x.y.z is local) to
+ * 127.0.0.1:port; -1 on failure. */
+static int
+connect_from(const char *src, int port)
+{
+	struct timeval tv = {IO_TIMEOUT_S, 0};
+	struct sockaddr_in sa = {0}, from = {0};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	from.sin_family = AF_INET;
+	inet_pton(AF_INET, src, &from.sin_addr);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t) port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *) &from, sizeof(from)) != 0 ||
+	    connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Sends GET /healthz on an open connection (kept alive) and reads the whole
+ * answer; true when it was "200 ... ok". False when the server closed the
+ * connection instead (refused) or nothing came within IO_TIMEOUT_S. */
+static bool
+healthz_on(int fd)
+{
+	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	char buf[2048];
+	size_t len = 0;
+
+	if (send_all(fd, req, sizeof(req) - 1) != 0)
+		return false;
+	while (len < sizeof(buf) - 1) {
+		ssize_t got = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return false;
+		len += (size_t) got;
+		buf[len] = '\0';
+		if (strstr(buf, "\r\n\r\nok\n") != NULL)
+			return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+	}
+	return false;
+}
+
+/* Whether the server closes fd within IO_TIMEOUT_S (EOF or reset) without
+ * sending anything. */
+static bool
+closed_by_server(int fd)
+{
+	char c;
+	ssize_t got;
+
+	while ((got = recv(fd, &c, 1, 0)) < 0 && errno == EINTR)
+		;
+	return got == 0 || (got < 0 && errno == ECONNRESET);
+}
+
+static double
+metric(lm_metrics *m, const char *series)
+{
+	char *text = NULL;
+	size_t len;
+	double v = -1;
+
+	assert_int_equal(lm_metrics_render(m, &text, &len), LM_OK);
+	for (const char *p = text; p != NULL && *p;
+	     p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, series, strlen(series)) == 0 && p[strlen(series)] == ' ')
+			v = strtod(p + strlen(series) + 1, NULL);
+	free(text);
+	return v;
+}
+
+static void
+test_connection_limits(void **state)
+{
+	(void) state;
+	lm_metrics *m = NULL;
+	lm_http *h = NULL;
+	int a[2], b[2], refused;
+
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	lm_http_opts o = {.addr = "127.0.0.1:0",
+	    .metrics = m,
+	    .max_connections = 4,
+	    .max_connections_per_peer = 2};
+	assert_int_equal(lm_http_start(&o, &h), LM_OK);
+	int port = lm_http_port(h);
+
+	/* Two from one address are served (and so counted by the server). */
+	for (int i = 0; i < 2; i++) {
+		assert_true((a[i] = connect_from("127.0.0.1", port)) >= 0);
+		assert_true(healthz_on(a[i]));
+	}
+	/* A third from that address is closed at once; another address is
+	 * still served. */
+	assert_true((refused = connect_from("127.0.0.1", port)) >= 0);
+	assert_true(closed_by_server(refused));
+	close(refused);
+	assert_true(
+	    metric(m, "lunamatch_http_connections_refused_total{reason=\"per_peer\"}") ==
+	    1);
+	for (int i = 0; i < 2; i++) {
+		assert_true((b[i] = connect_from("127.0.0.2", port)) >= 0);
+		assert_true(healthz_on(b[i]));
+	}
+	assert_true(metric(m, "lunamatch_http_connections") == 4);
+	/* Full: a fifth address is refused too. */
+	assert_true((refused = connect_from("127.0.0.3", port)) >= 0);
+	assert_true(closed_by_server(refused));
+	close(refused);
+	assert_true(
+	    metric(m, "lunamatch_http_connections_refused_total{reason=\"full\"}") == 1);
+	/* The open ones keep being served; closing one makes room. */
+	assert_true(healthz_on(a[0]));
+	close(b[1]);
+	int c = -1;
+	for (int tries = 0; tries < 50; tries++) { /* until the close is seen */
+		assert_true((c = connect_from("127.0.0.3", port)) >= 0);
+		if (healthz_on(c))
+			break;
+		close(c);
+		c = -1;
+		usleep(20000);
+	}
+	assert_true(c >= 0);
+	close(c);
+	close(b[0]);
+	close(a[0]);
+	close(a[1]);
+	lm_http_stop(h);
+	lm_metrics_free(m);
+}
+
+static void
+test_idle_timeout(void **state)
+{
+	(void) state;
+	lm_http *h = NULL;
+	lm_http_opts o = {.addr = "127.0.0.1:0", .idle_timeout_s = 1};
+	assert_int_equal(lm_http_start(&o, &h), LM_OK);
+	int port = lm_http_port(h);
+
+	/* Served, then silent: closed by the server, not by our timeout
+	 * (IO_TIMEOUT_S, well above the idle timeout). */
+	int kept = connect_from("127.0.0.1", port);
+	assert_true(kept >= 0);
+	assert_true(healthz_on(kept));
+	assert_true(closed_by_server(kept));
+	close(kept);
+	/* Half a request that never completes: closed as well. */
+	int slow = connect_from("127.0.0.1", port);
+	assert_true(slow >= 0);
+	assert_int_equal(send_all(slow, "GET /hea", 8), 0);
+	assert_true(closed_by_server(slow));
+	close(slow);
+	/* Headers beyond LM_HTTP_CONN_MEMORY are refused, not buffered. */
+	int big = connect_from("127.0.0.1", port);
+	char line[1024];
+	assert_true(big >= 0);
+	assert_int_equal(send_all(big, "GET /healthz HTTP/1.1\r\n", 23), 0);
+	memset(line, 'a', sizeof(line));
+	memcpy(line, "X-Pad: ", 7);
+	memcpy(line + sizeof(line) - 2, "\r\n", 2);
+	for (int i = 0; i < 2 * LM_HTTP_CONN_MEMORY / (int) sizeof(line); i++)
+		if (send_all(big, line, sizeof(line)) != 0)
+			break; /* the server may close before all is sent */
+	(void) send_all(big, "\r\n", 2);
+	char resp[64] = {0};
+	ssize_t got = recv(big, resp, sizeof(resp) - 1, 0);
+	assert_true(got <= 0 || strncmp(resp, "HTTP/1.1 4", 10) == 0);
+	close(big);
+	lm_http_stop(h);
 }
 
 int
@@ -627,6 +841,8 @@ main(void)
 	    cmocka_unit_test(test_two_ephemeral_servers),
 	    cmocka_unit_test(test_ipv6),
 	    cmocka_unit_test(test_stop_under_load),
+	    cmocka_unit_test(test_connection_limits),
+	    cmocka_unit_test(test_idle_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

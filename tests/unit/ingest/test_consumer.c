@@ -331,10 +331,11 @@ count_dlq(const char *topic, int want)
 }
 
 /*
- * A store commit that fails three times: the batch is retried with backoff
- * (100, 200, 400 ms), /readyz says the batches fail meanwhile, nothing is
- * acknowledged before the fourth attempt stores the batch, then its offsets
- * are committed and the consumer is ready again.
+ * A store commit that fails four times: the batch is retried with backoff
+ * (100, 200, 400, 800 ms), /readyz says the batches fail meanwhile, nothing
+ * is acknowledged before the fifth attempt stores the batch, then its
+ * offsets are committed and the consumer is ready again. (The checks made
+ * while it fails have the 1.5 s of backoff to run in, on a loaded machine.)
  */
 static void
 test_store_failure(void **state)
@@ -349,7 +350,7 @@ test_store_failure(void **state)
 	wait_stored(&r, "job-0");
 	wait_committed(&r, r.cfg.topic_postings, 1);
 
-	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_STORE, 3);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_STORE, 4);
 	int64_t t0 = lm_clock_ms();
 	produce_posting(p, r.cfg.topic_postings, "job-1");
 	produce_posting(p, r.cfg.topic_postings, "job-2");
@@ -358,10 +359,10 @@ test_store_failure(void **state)
 	    lm_store_get(r.store, LM_KIND_POSTING, "job-1", NULL, NULL, NULL), LM_ENOENT);
 	assert_int_equal(committed(&r, r.cfg.topic_postings), 1);
 	wait_stored(&r, "job-2");
-	/* Three failed attempts waited 100 + 200 + 400 ms between them. */
-	assert_true(lm_clock_ms() - t0 >= 700);
+	/* Four failed attempts waited 100 + 200 + 400 + 800 ms after them. */
+	assert_true(lm_clock_ms() - t0 >= 1500);
 	wait_stored(&r, "job-1");
-	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 3);
+	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 4);
 	wait_committed(&r, r.cfg.topic_postings, 3);
 	wait_assigned(&r); /* ready again */
 	assert_int_equal(
@@ -375,10 +376,11 @@ test_store_failure(void **state)
 }
 
 /*
- * Dead letters not delivered (twice): the batch is stored (a repeat is a
- * no-op) but not acknowledged until its dead letters are delivered; the
- * retry sends them again, so the dead-letter topic holds the reject at least
- * once and nothing is lost.
+ * Dead letters not delivered (three times): the batch is stored (a repeat
+ * is a no-op) but not acknowledged until its dead letters are delivered;
+ * the retry sends them again, so the dead-letter topic holds the reject at
+ * least once and nothing is lost. (The check made while it fails has the
+ * 700 ms of backoff to run in.)
  */
 static void
 test_dlq_failure(void **state)
@@ -390,18 +392,18 @@ test_dlq_failure(void **state)
 	prepare(&r, "cons-dlqfail");
 	start(&r);
 	wait_assigned(&r);
-	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_DLQ, 2);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_DLQ, 3);
 	produce(p, r.cfg.topic_postings, "bad-1", "{not json", 9);
 	produce_posting(p, r.cfg.topic_postings, "job-1");
 	wait_failing(&r);
 	assert_true(committed(&r, r.cfg.topic_postings) < 2);
 	wait_committed(&r, r.cfg.topic_postings, 2);
 	wait_stored(&r, "job-1");
-	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 2);
+	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 3);
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_rejected_total{reason=\"bad_json\"}"), 1);
-	/* The first attempt's dead letter and the two resends. */
-	assert_int_equal(count_dlq(r.cfg.topic_dlq, 3), 3);
+	/* The first attempt's dead letter and the three resends. */
+	assert_int_equal(count_dlq(r.cfg.topic_dlq, 4), 4);
 	wait_assigned(&r);
 
 	r.stop = 1;

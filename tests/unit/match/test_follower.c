@@ -772,7 +772,10 @@ test_replay_at_two_clocks(void **state)
 #define RACE_MS      1500 /* the writer stops after this long, */
 #define RACE_WRITES  600  /* or after this many postings (all fit one answer) */
 #define RACE_READERS 3
-#define RACE_RELOAD  37 /* a new follower loads the store every this many */
+/* Writes and answers at least, however slow the machine: the writer goes on
+ * past RACE_MS, and the readers until they gave this many answers. */
+#define RACE_MIN    20
+#define RACE_RELOAD 37 /* a new follower loads the store every this many */
 
 struct race {
 	lm_index *idx;
@@ -857,7 +860,7 @@ test_seq_with_data(void **state)
 		assert_int_equal(pthread_create(&th[i], NULL, race_reader, &rc), 0);
 	m = sample(fx, true, SEED_JOB);
 	end = nng_clock() + RACE_MS;
-	while (writes < RACE_WRITES && nng_clock() < end) {
+	while (writes < RACE_WRITES && (nng_clock() < end || writes < RACE_MIN)) {
 		char id[32];
 		snprintf(id, sizeof(id), "job-at-%06llu",
 		    (unsigned long long) (rc.base + writes + 1));
@@ -869,6 +872,9 @@ test_seq_with_data(void **state)
 		}
 		assert_int_equal(lm_follower_run_once(f), LM_OK);
 	}
+	end = nng_clock() + WAIT_MS;
+	while (atomic_load(&rc.answers) < RACE_MIN && nng_clock() < end)
+		nng_msleep(10);
 	atomic_store(&rc.stop, 1);
 	for (int i = 0; i < RACE_READERS; i++)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
@@ -877,8 +883,8 @@ test_seq_with_data(void **state)
 	print_message("%llu changes applied, %ld answers checked\n",
 	    (unsigned long long) writes, atomic_load(&rc.answers));
 	assert_int_equal(atomic_load(&rc.failures), 0);
-	assert_true(writes >= 20);
-	assert_true(atomic_load(&rc.answers) >= 20);
+	assert_true(writes >= RACE_MIN);
+	assert_true(atomic_load(&rc.answers) >= RACE_MIN);
 	assert_int_equal(lm_index_seq(fx->idx), rc.base + writes);
 }
 
