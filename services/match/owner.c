@@ -49,11 +49,12 @@
 #include "lunamatch/log.h"
 #include "owner.h"
 
-#define POLL_MS       100  /* longest wait of one consumer poll */
-#define WAIT_SLICE_MS 50   /* a waiting message is looked at least this often */
-#define CALL_TIMEOUT  5000 /* one committed-offsets, metadata or commit call */
-#define CLAIM_TAG     "lm1"
-#define CLAIM_MAX     (24 + 21 * LM_OWNER_PARTITIONS_MAX) /* metadata bytes */
+#define POLL_MS        100  /* longest wait of one consumer poll */
+#define WAIT_SLICE_MS  50   /* a waiting message is looked at least this often */
+#define CALL_TIMEOUT   5000 /* one committed-offsets, metadata or commit call */
+#define SERVE_AFTER_MS 1000 /* a wait this long keeps serving the group */
+#define CLAIM_TAG      "lm1"
+#define CLAIM_MAX      (24 + 21 * LM_OWNER_PARTITIONS_MAX) /* metadata bytes */
 
 _Static_assert(CLAIM_MAX <= 4096, "a claim must fit Kafka's offset metadata limit");
 
@@ -86,9 +87,10 @@ struct member {
 	size_t n;
 	lm_event_change *changes;
 	int64_t last_probe;
-	bool busy;             /* the batch is being processed */
-	bool revoked;          /* partitions revoked while busy: drop the batch */
-	bool paused;           /* the assignment is paused while waiting */
+	bool busy;                 /* the batch is being processed */
+	bool revoked;              /* partitions revoked while busy: drop the batch */
+	rd_kafka_message_t **held; /* polled while waiting, for the next batch */
+	size_t nheld;
 	int64_t claim_backoff; /* pause after the next failed claim, ms */
 	int ncut;              /* postings: partitions of the batch's cut */
 	int64_t *cut;          /* postings: the batch's cut */
@@ -131,6 +133,14 @@ batch_drop(struct member *m)
 	m->n = 0;
 }
 
+static void
+held_drop(struct member *m)
+{
+	for (size_t i = 0; i < m->nheld; i++)
+		rd_kafka_message_destroy(m->held[i]);
+	m->nheld = 0;
+}
+
 /* The batch's partitions, each at the offset of its first message in the
  * batch (first) or after its last one (!first). */
 static rd_kafka_topic_partition_list_t *
@@ -169,7 +179,6 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		lm_info("owner.assign", "now owning %d partitions of %s", parts->cnt,
 		    m->topic);
 		rd_kafka_assign(rk, parts);
-		m->paused = false;
 		return;
 	}
 	/* Revoked (or an error): what was collected is not ours any more; its
@@ -178,10 +187,12 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	if (m->n > 0)
 		lm_info("owner.revoke", "%zu collected messages left to the next owner",
 		    m->n);
-	if (m->busy)
+	if (m->busy) {
 		m->revoked = true;
-	else
+	} else {
 		batch_drop(m);
+		held_drop(m);
+	}
 	if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 		lm_warn("owner.rebalance", "rebalance error: %s", rd_kafka_err2name(err));
 	atomic_store(&m->partitions, 0);
@@ -480,7 +491,8 @@ visible(lm_owner *ow, const struct item *it)
  * index reflects every message before those offsets.
  */
 static bool
-ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint64_t *seq)
+ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint64_t *seq,
+    int *behind)
 {
 	rd_kafka_topic_partition_list_t *l = all_partitions(topic, n);
 	rd_kafka_resp_err_t e;
@@ -494,6 +506,8 @@ ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint6
 		int64_t want = need[tp->partition];
 		passed = want <= 0 ||
 		         (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= want);
+		if (!passed)
+			*behind = tp->partition;
 	}
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
 		lm_debug("owner.probe", "committed offsets of the ingest group: %s",
@@ -505,7 +519,8 @@ ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint6
 /* Whether the events group has committed at least need[p] on every
  * partition p of topic in 0..n-1: the messages before are derived. */
 static bool
-derived_up_to(struct member *m, const char *topic, int n, const int64_t *need)
+derived_up_to(
+    struct member *m, const char *topic, int n, const int64_t *need, int *behind)
 {
 	rd_kafka_topic_partition_list_t *l = all_partitions(topic, n);
 	rd_kafka_resp_err_t e = rd_kafka_committed(m->rk, l, CALL_TIMEOUT);
@@ -516,6 +531,8 @@ derived_up_to(struct member *m, const char *topic, int n, const int64_t *need)
 		int64_t want = need[tp->partition];
 		done = want <= 0 ||
 		       (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= want);
+		if (!done)
+			*behind = tp->partition;
 	}
 	rd_kafka_topic_partition_list_destroy(l);
 	return done;
@@ -541,16 +558,90 @@ wait_slice(lm_owner *ow)
 	pthread_mutex_unlock(&ow->mtx);
 }
 
+/* Logs once that a wait that began at since has lasted LM_OWNER_WAIT_NOTE_MS,
+ * naming what it waits for and the partition of topic behind. */
+static void
+note_wait(struct member *m, int64_t since, bool *noted, const char *what,
+    const char *topic, int behind)
+{
+	if (*noted || lm_clock_ms() - since < LM_OWNER_WAIT_NOTE_MS)
+		return;
+	*noted = true;
+	lm_warn("owner.wait",
+	    "a batch of %zu %s messages has waited %lld ms for %s "
+	    "(partition %d of %s)",
+	    m->n, m->posting ? "postings" : "profiles",
+	    (long long) (lm_clock_ms() - since), what, behind, topic);
+}
+
+/* The held messages and msg do not fit: all are given back, each of their
+ * partitions rewound to the earliest of them. */
+static void
+give_back(struct member *m, rd_kafka_message_t *msg)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+	rd_kafka_error_t *err;
+
+	m->held[m->nheld++] = msg;
+	for (size_t i = 0; i < m->nheld; i++) {
+		const rd_kafka_message_t *h = m->held[i];
+		rd_kafka_topic_partition_t *tp =
+		    rd_kafka_topic_partition_list_find(l, m->topic, h->partition);
+		if (tp == NULL)
+			rd_kafka_topic_partition_list_add(l, m->topic, h->partition)
+			    ->offset = h->offset;
+		else if (h->offset < tp->offset)
+			tp->offset = h->offset;
+	}
+	held_drop(m);
+	if ((err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT)) != NULL) {
+		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
+		rd_kafka_error_destroy(err);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/*
+ * Keeps the member in the group while it waits for another one: a
+ * rebalance needs every member to serve it, and the one waited for may
+ * only make progress after one. The messages the consumer returns
+ * meanwhile are held for the next batch (at most LM_OWNER_BATCH_MAX; past
+ * that they are given back). A wait that began at since and is shorter
+ * than SERVE_AFTER_MS is left alone (a rebalance can wait that long).
+ * Partitions are never paused: librdkafka can lose an assignment that
+ * races with a pause or resume. Returns LM_OK, or LM_ESTALE when the
+ * batch's partitions were revoked.
+ */
+static int
+serve(struct member *m, int64_t since)
+{
+	rd_kafka_message_t *msg;
+
+	if (lm_clock_ms() - since < SERVE_AFTER_MS)
+		return LM_OK;
+	while (!m->revoked && (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL) {
+		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->revoked)
+			rd_kafka_message_destroy(msg);
+		else if (m->nheld + 1 >= LM_OWNER_BATCH_MAX)
+			give_back(m, msg);
+		else
+			m->held[m->nheld++] = msg;
+	}
+	return m->revoked ? LM_ESTALE : LM_OK;
+}
+
 /* Waits until the index reflects item it; when the index alone cannot
- * tell, through the ingest group's committed offset. Returns LM_OK, or
- * LM_ECLOSED when the owner is stopping. */
+ * tell, through the ingest group's committed offset. Returns LM_OK,
+ * LM_ECLOSED when the owner is stopping or LM_ESTALE (revoked). */
 static int
 wait_visible(struct member *m, const struct item *it)
 {
+	int64_t since = lm_clock_ms();
 	lm_owner *ow = m->ow;
 	int64_t need[LM_OWNER_PARTITIONS_MAX];
 	uint64_t seq = 0;
-	bool passed = false;
+	bool passed = false, noted = false;
+	int rc, behind = -1;
 
 	if (it->m->partition >= LM_OWNER_PARTITIONS_MAX)
 		return LM_EINVAL;
@@ -561,82 +652,45 @@ wait_visible(struct member *m, const struct item *it)
 			return LM_OK;
 		if (!passed && lm_clock_ms() - m->last_probe >= LM_OWNER_PROBE_MS) {
 			m->last_probe = lm_clock_ms();
-			passed =
-			    ingest_passed(ow, m->topic, it->m->partition + 1, need, &seq);
+			passed = ingest_passed(
+			    ow, m->topic, it->m->partition + 1, need, &seq, &behind);
 			continue;
 		}
+		note_wait(m, since, &noted, "this replica's index to hold a message",
+		    m->topic, it->m->partition);
+		if ((rc = serve(m, since)) != LM_OK)
+			return rc;
 		wait_slice(ow);
 	}
 	return LM_ECLOSED;
 }
 
 /* Waits until the index reflects every message of the other topic before
- * m->need (n partitions). Returns LM_OK or LM_ECLOSED. */
+ * m->need (n partitions). Returns LM_OK, LM_ECLOSED or LM_ESTALE. */
 static int
 wait_view(struct member *m, int n)
 {
+	int64_t since = lm_clock_ms();
 	lm_owner *ow = m->ow;
 	uint64_t seq = 0;
-	bool passed = false;
+	bool passed = false, noted = false;
+	int rc, behind = -1;
 
 	while (!atomic_load(&ow->stop)) {
 		if (passed && lm_index_seq(ow->idx) >= seq)
 			return LM_OK;
 		if (!passed && lm_clock_ms() - m->last_probe >= LM_OWNER_VIEW_PROBE_MS) {
 			m->last_probe = lm_clock_ms();
-			passed = ingest_passed(ow, m->other, n, m->need, &seq);
+			passed = ingest_passed(ow, m->other, n, m->need, &seq, &behind);
 			continue;
 		}
+		note_wait(
+		    m, since, &noted, "this replica's ingest to pass", m->other, behind);
+		if ((rc = serve(m, since)) != LM_OK)
+			return rc;
 		wait_slice(ow);
 	}
 	return LM_ECLOSED;
-}
-
-/* Pauses (pause) or resumes the member's assignment. */
-static void
-pause_assignment(struct member *m, bool pause)
-{
-	rd_kafka_topic_partition_list_t *l = NULL;
-
-	if (m->paused == pause ||
-	    rd_kafka_assignment(m->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return;
-	if (pause)
-		rd_kafka_pause_partitions(m->rk, l);
-	else
-		rd_kafka_resume_partitions(m->rk, l);
-	rd_kafka_topic_partition_list_destroy(l);
-	m->paused = pause;
-}
-
-/*
- * Keeps the member in the group while it waits for another one: a
- * rebalance needs every member to serve it, and the one waited for may
- * only make progress after one. The assignment is paused; a message the
- * consumer returns all the same is put back (the partition is rewound to
- * it). Returns LM_OK, or LM_ESTALE when the batch's partitions were revoked.
- */
-static int
-serve(struct member *m)
-{
-	rd_kafka_message_t *msg;
-
-	pause_assignment(m, true);
-	while ((msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL) {
-		if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && !m->revoked) {
-			rd_kafka_topic_partition_list_t *l =
-			    rd_kafka_topic_partition_list_new(1);
-			rd_kafka_error_t *err;
-			rd_kafka_topic_partition_list_add(l, m->topic, msg->partition)
-			    ->offset = msg->offset;
-			if ((err = rd_kafka_seek_partitions(
-			         m->rk, l, LM_KAFKA_SEEK_WAIT)) != NULL)
-				rd_kafka_error_destroy(err);
-			rd_kafka_topic_partition_list_destroy(l);
-		}
-		rd_kafka_message_destroy(msg);
-	}
-	return m->revoked ? LM_ESTALE : LM_OK;
 }
 
 /* Postings: waits until the owners of the profiles have derived every
@@ -644,14 +698,18 @@ serve(struct member *m)
 static int
 wait_cut_derived(struct member *m)
 {
-	int rc;
+	int64_t since = lm_clock_ms();
+	bool noted = false;
+	int rc, behind = -1;
 
 	while (!atomic_load(&m->ow->stop)) {
-		if (derived_up_to(m, m->other, m->ncut, m->cut))
+		if (derived_up_to(m, m->other, m->ncut, m->cut, &behind))
 			return LM_OK;
+		note_wait(m, since, &noted, "the profiles of the cut to be derived",
+		    m->other, behind);
 		for (int64_t end = lm_clock_ms() + LM_OWNER_VIEW_PROBE_MS;
 		     lm_clock_ms() < end && !atomic_load(&m->ow->stop);) {
-			if ((rc = serve(m)) != LM_OK)
+			if ((rc = serve(m, since)) != LM_OK)
 				return rc;
 			wait_slice(m->ow);
 		}
@@ -721,6 +779,8 @@ refresh_state(struct member *m, int part)
 static int
 resolve_reading(struct member *m)
 {
+	int64_t since = lm_clock_ms();
+	bool noted = false;
 	int rc;
 
 	for (int p = 0; p < m->nstate; p++)
@@ -728,7 +788,8 @@ resolve_reading(struct member *m)
 		       m->state[p].ncut < 0) {
 			if (atomic_load(&m->ow->stop))
 				return LM_ECLOSED;
-			if ((rc = serve(m)) != LM_OK)
+			note_wait(m, since, &noted, "a posting claim's cut", m->other, p);
+			if ((rc = serve(m, since)) != LM_OK)
 				return rc;
 			wait_slice(m->ow);
 			refresh_state(m, p);
@@ -929,6 +990,15 @@ prepare(struct member *m, lm_events_split *split)
 	return LM_OK;
 }
 
+static bool
+has_put(const struct member *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->batch[i].d.action == LM_INGEST_PUT)
+			return true;
+	return false;
+}
+
 /* Waits for, derives and commits the collected batch. Returns LM_OK;
  * LM_ECLOSED (stopping) or LM_ESTALE (revoked), the batch left to the next
  * owner; another error when the claim could not be written. */
@@ -946,8 +1016,14 @@ process_batch(struct member *m)
 			return rc;
 	inherited = inherited_claim(m);
 	memset(&split, 0, sizeof(split));
-	if ((rc = prepare(m, &split)) != LM_OK)
+	/* Only a put can make a pair newly above: a batch of deletions and
+	 * rejected messages needs no claim. */
+	if (!has_put(m)) {
+		split.fn = m->posting ? posting_announces : profile_announces;
+		split.arg = m;
+	} else if ((rc = prepare(m, &split)) != LM_OK) {
 		return rc;
+	}
 	m->claim_backoff = 100;
 	if ((rc = derive(m, &split)) != LM_OK)
 		return rc;
@@ -976,9 +1052,11 @@ process(struct member *m)
 	m->busy = true;
 	m->revoked = false;
 	rc = process_batch(m);
-	pause_assignment(m, false);
 	m->busy = false;
-	if (m->revoked || rc == LM_OK) {
+	if (m->revoked) {
+		batch_drop(m);
+		held_drop(m);
+	} else if (rc == LM_OK) {
 		batch_drop(m);
 	} else if (rc != LM_ECLOSED) {
 		failed(m->ow, "cannot claim the batch", rc, &m->claim_backoff);
@@ -1012,10 +1090,17 @@ run(void *arg)
 	struct member *m = arg;
 
 	while (!atomic_load(&m->ow->stop)) {
-		rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, POLL_MS);
-		if (msg == NULL)
+		rd_kafka_message_t *msg;
+		if (m->nheld > 0) {
+			/* What was polled while the last batch waited comes first. */
+			for (size_t i = 0; i < m->nheld; i++)
+				take(m, m->held[i]);
+			m->nheld = 0;
+		} else if ((msg = rd_kafka_consumer_poll(m->rk, POLL_MS)) != NULL) {
+			take(m, msg);
+		} else {
 			continue;
-		take(m, msg);
+		}
 		/* Fill the batch with what the consumer has at once. */
 		while (m->n > 0 && m->n < LM_OWNER_BATCH_MAX &&
 		       (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL)
@@ -1024,6 +1109,7 @@ run(void *arg)
 			process(m);
 	}
 	batch_drop(m);
+	held_drop(m);
 	return NULL;
 }
 
@@ -1049,7 +1135,8 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 	if ((m->batch = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->batch))) == NULL ||
 	    (m->changes = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->changes))) == NULL ||
 	    (m->cut = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->cut))) == NULL ||
-	    (m->need = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->need))) == NULL)
+	    (m->need = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->need))) == NULL ||
+	    (m->held = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->held))) == NULL)
 		return LM_ENOMEM;
 	if (!posting) {
 		if ((m->state = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->state))) ==
@@ -1088,6 +1175,8 @@ member_free(struct member *m)
 	free(m->changes);
 	free(m->cut);
 	free(m->need);
+	held_drop(m);
+	free(m->held);
 	if (m->state != NULL)
 		for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
 			free(m->state[p].cut);
