@@ -349,8 +349,10 @@ struct pairs {
 	size_t n_above, n_unsure;
 };
 
+/* MatchJobs for cand at as_of (0: the replica's clock); fails the test on
+ * any error. */
 static Lunamatch__V1__MatchJobsResponse *
-match_jobs(lm_client *c, const char *cand)
+match_jobs_at(lm_client *c, const char *cand, int64_t as_of)
 {
 	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 	Lunamatch__V1__MatchJobsResponse *resp = NULL;
@@ -361,11 +363,18 @@ match_jobs(lm_client *c, const char *cand)
 	req.candidate_id = (char *) cand;
 	req.top_k = TOP_K;
 	req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
+	req.as_of = as_of;
 	assert_int_equal(
 	    lm_client_match_jobs(c, &req, CALL_MS, &resp, &st, msg, sizeof(msg)), LM_OK);
 	if (st != LUNAMATCH__V1__STATUS_CODE__OK)
 		fail_msg("MatchJobs %s: %d %s", cand, st, msg);
 	return resp;
+}
+
+static Lunamatch__V1__MatchJobsResponse *
+match_jobs(lm_client *c, const char *cand)
+{
+	return match_jobs_at(c, cand, 0);
 }
 
 static void
@@ -662,7 +671,8 @@ test_scaleout(void **state)
 	assert_true(
 	    lmt_metric(G.r[3].match_http, "lunamatch_events_enqueued_total") == 0);
 
-	/* The same query gives the same answer on every replica. */
+	/* The same query gives the same answer on every replica, asked for
+	 * the same time (freshness depends on it, to the second). */
 	lm_client *c[REPLICAS];
 	for (int i = 0; i < REPLICAS; i++)
 		assert_int_equal(lm_client_open(G.r[i].rpc_url, NULL, &c[i]), LM_OK);
@@ -671,7 +681,7 @@ test_scaleout(void **state)
 		    match_jobs(c[0], G.profile_ids[p]);
 		for (int i = 1; i < REPLICAS; i++) {
 			Lunamatch__V1__MatchJobsResponse *o =
-			    match_jobs(c[i], G.profile_ids[p]);
+			    match_jobs_at(c[i], G.profile_ids[p], ref->as_of);
 			assert_int_equal(o->n_matches, ref->n_matches);
 			for (size_t k = 0; k < o->n_matches; k++) {
 				assert_string_equal(
