@@ -17,8 +17,9 @@ Measured per posting count:
               clients, MatchCandidates top 10 SUMMARY with 1 client; each
               for --duration seconds, followed by the raw nng echo of the
               same sizes and concurrency (the ratio match/echo)
-  CPU         the server's CPU seconds per query over each run, and the
-              cores other processes (not match, not the bench client) kept
+  CPU         the server's CPU seconds per call it answered over each run
+              (warm-up calls included: its lunamatch_rpc_requests_total),
+              and the cores other processes (not match, not the client) kept
               busy meanwhile: numbers measured on a busy machine are
               pessimistic, and the file says how busy it was.
 
@@ -41,6 +42,9 @@ import urllib.request
 
 HZ = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 600
+DRAIN_TIMEOUT_S = 120  # for the calls still running when the client stops
+WARMUP = 20  # unmeasured calls per client before each run
+METHODS = {"jobs": "MatchJobs", "candidates": "MatchCandidates"}
 
 
 def free_port():
@@ -95,20 +99,50 @@ def http_ok(addr, path):
         return False
 
 
+def rpc_metrics(addr, method):
+    """(calls of method answered, calls in flight) from match's /metrics."""
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    answered, inflight = 0, 0
+    for line in text.splitlines():
+        if line.startswith("lunamatch_rpc_requests_total{") and f'method="{method}"' in line:
+            answered += int(float(line.rsplit(" ", 1)[1]))
+        elif line.startswith("lunamatch_rpc_inflight"):
+            inflight = int(float(line.rsplit(" ", 1)[1]))
+    return answered, inflight
+
+
 def bench(args, env, server_pid, kind, clients):
-    """One `lunamatch bench` run; returns its JSON with the CPU accounting."""
+    """One `lunamatch bench` run; returns its JSON with the CPU accounting.
+
+    The server's CPU per call is its CPU time over the whole run divided by
+    the calls it answered over the same time, warm-up calls and calls
+    finished after the client stopped measuring included (the client's
+    count of measured calls leaves those out while their CPU is in)."""
+    http = env["LUNAMATCH_HTTP_ADDR"]
+    method = METHODS[kind]
     argv = [os.path.join(args.bin, "lunamatch"), "bench", kind, "--clients", str(clients),
-            "--duration", str(args.duration), "--warmup", "20", "--json"]
+            "--duration", str(args.duration), "--warmup", str(WARMUP), "--json"]
+    a0, _ = rpc_metrics(http, method)
     b0, t0 = cpu_total()
     s0 = proc_cpu(server_pid)
     c0 = os.times()
     p = subprocess.run(argv, env=env, capture_output=True, text=True,
                        timeout=args.duration * 4 + 120)
     c1 = os.times()
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while True:
+        a1, inflight = rpc_metrics(http, method)
+        if inflight == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     b1, t1 = cpu_total()
     s1 = proc_cpu(server_pid)
     if p.returncode != 0:
         raise RuntimeError(f"bench {kind}: exit {p.returncode}: {p.stderr.strip()}")
+    if inflight != 0:
+        raise RuntimeError(f"bench {kind}: {inflight} calls still in flight "
+                           f"{DRAIN_TIMEOUT_S} s after the client stopped")
     r = json.loads(p.stdout)
     wall_jiffies = (t1 - t0) / (os.cpu_count() or 1)
     server_s = (s1 - s0) / HZ
@@ -120,7 +154,8 @@ def bench(args, env, server_pid, kind, clients):
         # The match phase and the echo phase share the run: the server's
         # CPU is all in the match phase (the echo server is in the client).
         "server_s": server_s,
-        "server_ms_per_query": 1000 * server_s / r["match"]["ok"] if r["match"]["ok"] else None,
+        "server_calls": a1 - a0,
+        "server_ms_per_query": 1000 * server_s / (a1 - a0) if a1 > a0 else None,
         "client_s": client_s,
         "other_cores_busy": max(0.0, (busy_s - server_s - client_s) / wall_s),
         "calls": ok,
