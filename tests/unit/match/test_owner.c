@@ -301,6 +301,24 @@ put_record(lm_store_txn *t, bool posting, const char *id, const char *as_id,
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* Whether r's index holds posting id at version, waiting for its
+ * follower at most WAIT_MS. */
+static bool
+index_holds(struct replica *r, const char *id, uint64_t version)
+{
+	for (int64_t end = lm_clock_ms() + WAIT_MS; lm_clock_ms() < end;
+	     lmt_sleep_ms(20)) {
+		Lunamatch__V1__JobPosting *p = NULL;
+		bool ok = lm_index_get_posting(r->idx, id, &p) == LM_OK && p != NULL &&
+		          p->version == version;
+		if (p != NULL)
+			protobuf_c_message_free_unpacked(&p->base, NULL);
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
 /* Stores the record as ingest would, without a position. */
 static void
 ingest_put(bool posting, const char *id, uint64_t version)
@@ -459,11 +477,15 @@ test_owner(void **state)
 
 	/* A tombstone, then the record again at version 2: the index holds
 	 * v2 when the owner reaches the tombstone, so only the ingest group's
-	 * committed offset can tell that ingest is past it. */
-	produce(POSTINGS, SEED_JOB, NULL, 0);
-	produce_record(true, SEED_JOB, 2);
+	 * committed offset can tell that ingest is past it. The store goes
+	 * first and the messages only once the index holds v2: otherwise the
+	 * owner could see the tombstone between the follower's removal and
+	 * its put, when the index shows the deletion by itself. */
 	ingest_delete(true, SEED_JOB);
 	ingest_put(true, SEED_JOB, 2);
+	assert_true(index_holds(R0, SEED_JOB, 2));
+	produce(POSTINGS, SEED_JOB, NULL, 0);
+	produce_record(true, SEED_JOB, 2);
 	lmt_sleep_ms(1500);
 	assert_int_equal(stats(R0->owner).messages, 3); /* the tombstone waits */
 	ingest_commit(POSTINGS, 4); /* past the tombstone (offset 2) and v2 */
