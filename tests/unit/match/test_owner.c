@@ -52,6 +52,10 @@
 #define INGEST   "test-ingest"
 #define REPLICAS 2
 #define WAIT_MS  30000 /* group join on the mock cluster, derivation */
+/* Four members joining one group (two replicas, a member per topic each):
+ * every join is a rebalance round on the mock cluster, and on a loaded
+ * machine (sanitizers, a parallel build) the rounds took over 30 s. */
+#define JOIN4_MS 90000
 #define SEED_JOB "job-dfs-sr-mgr-ml"
 #define LEAD     "cand-ml-lead-chicago"
 
@@ -589,7 +593,7 @@ test_two_replicas(void **state)
 	}
 	/* Two members per topic, two partitions each: every replica owns one
 	 * partition of each topic. */
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	for (int64_t end = lm_clock_ms() + JOIN4_MS;
 	     (stats(G.r[0].owner).partitions != 2 ||
 	         stats(G.r[1].owner).partitions != 2) &&
 	     lm_clock_ms() < end;)
