@@ -340,39 +340,17 @@ grow(lm_store *s)
 
 /* ---- reads inside a transaction ----------------------------------------- */
 
+/* The seq of the change log's first (op MDB_FIRST) or last (MDB_LAST)
+ * entry; 0 when the log is empty. */
 static int
-txn_last_seq(lm_store *s, MDB_txn *txn, uint64_t *seq)
+txn_edge_seq(lm_store *s, MDB_txn *txn, MDB_cursor_op op, uint64_t *seq)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
 	int rc = mdb_cursor_open(txn, s->db_changes, &c);
 	if (rc != 0)
 		return map_err(rc, "mdb_cursor_open");
-	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	mdb_cursor_close(c);
-	if (rc == MDB_NOTFOUND) {
-		*seq = 0;
-		return LM_OK;
-	}
-	if (rc != 0)
-		return map_err(rc, "mdb_cursor_get");
-	if (k.mv_size != 8)
-		return LM_ESTORE;
-	*seq = lm_lmdb_get_be64(k.mv_data);
-	return LM_OK;
-}
-
-/* The seq up to which the change log was trimmed: one before its first
- * entry (0 when nothing was trimmed or the log is empty). */
-static int
-txn_low_water(lm_store *s, MDB_txn *txn, uint64_t *seq)
-{
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, s->db_changes, &c);
-	if (rc != 0)
-		return map_err(rc, "mdb_cursor_open");
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	rc = mdb_cursor_get(c, &k, &v, op);
 	mdb_cursor_close(c);
 	*seq = 0;
 	if (rc == MDB_NOTFOUND)
@@ -381,8 +359,25 @@ txn_low_water(lm_store *s, MDB_txn *txn, uint64_t *seq)
 		return map_err(rc, "mdb_cursor_get");
 	if (k.mv_size != 8)
 		return LM_ESTORE;
-	*seq = lm_lmdb_get_be64(k.mv_data) - 1;
+	*seq = lm_lmdb_get_be64(k.mv_data);
 	return LM_OK;
+}
+
+static int
+txn_last_seq(lm_store *s, MDB_txn *txn, uint64_t *seq)
+{
+	return txn_edge_seq(s, txn, MDB_LAST, seq);
+}
+
+/* The seq up to which the change log was trimmed: one before its first
+ * entry (0 when nothing was trimmed or the log is empty). */
+static int
+txn_low_water(lm_store *s, MDB_txn *txn, uint64_t *seq)
+{
+	int rc = txn_edge_seq(s, txn, MDB_FIRST, seq);
+	if (rc == LM_OK && *seq > 0)
+		(*seq)--;
+	return rc;
 }
 
 static int

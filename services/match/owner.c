@@ -485,45 +485,17 @@ visible(lm_owner *ow, const struct item *it)
 }
 
 /*
- * Asks the ingest group whether it has committed, on every partition p of
- * topic in 0..n-1, at least need[p]. On true *seq is the store's last
- * change seq read after the answer: once the index has applied it, the
- * index reflects every message before those offsets.
+ * Whether the group of consumer rk has committed, on every partition p of
+ * topic in 0..n-1, at least need[p] (need[p] <= 0 asks nothing). On false
+ * *behind is a partition that is not there yet, unless the call itself
+ * failed (logged at debug as what).
  */
 static bool
-ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint64_t *seq,
-    int *behind)
+committed_at_least(rd_kafka_t *rk, const char *topic, int n, const int64_t *need,
+    int *behind, const char *what)
 {
 	rd_kafka_topic_partition_list_t *l = all_partitions(topic, n);
-	rd_kafka_resp_err_t e;
-	bool passed;
-
-	atomic_fetch_add(&ow->probes, 1);
-	e = rd_kafka_committed(ow->probe, l, CALL_TIMEOUT);
-	passed = e == RD_KAFKA_RESP_ERR_NO_ERROR;
-	for (int i = 0; i < l->cnt && passed; i++) {
-		const rd_kafka_topic_partition_t *tp = &l->elems[i];
-		int64_t want = need[tp->partition];
-		passed = want <= 0 ||
-		         (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= want);
-		if (!passed)
-			*behind = tp->partition;
-	}
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-		lm_debug("owner.probe", "committed offsets of the ingest group: %s",
-		    rd_kafka_err2name(e));
-	rd_kafka_topic_partition_list_destroy(l);
-	return passed && lm_store_last_seq(ow->store, seq) == LM_OK;
-}
-
-/* Whether the events group has committed at least need[p] on every
- * partition p of topic in 0..n-1: the messages before are derived. */
-static bool
-derived_up_to(
-    struct member *m, const char *topic, int n, const int64_t *need, int *behind)
-{
-	rd_kafka_topic_partition_list_t *l = all_partitions(topic, n);
-	rd_kafka_resp_err_t e = rd_kafka_committed(m->rk, l, CALL_TIMEOUT);
+	rd_kafka_resp_err_t e = rd_kafka_committed(rk, l, CALL_TIMEOUT);
 	bool done = e == RD_KAFKA_RESP_ERR_NO_ERROR;
 
 	for (int i = 0; i < l->cnt && done; i++) {
@@ -534,8 +506,35 @@ derived_up_to(
 		if (!done)
 			*behind = tp->partition;
 	}
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		lm_debug("owner.probe", "committed offsets of the %s: %s", what,
+		    rd_kafka_err2name(e));
 	rd_kafka_topic_partition_list_destroy(l);
 	return done;
+}
+
+/*
+ * Asks the ingest group whether it has committed, on every partition p of
+ * topic in 0..n-1, at least need[p]. On true *seq is the store's last
+ * change seq read after the answer: once the index has applied it, the
+ * index reflects every message before those offsets.
+ */
+static bool
+ingest_passed(lm_owner *ow, const char *topic, int n, const int64_t *need, uint64_t *seq,
+    int *behind)
+{
+	atomic_fetch_add(&ow->probes, 1);
+	return committed_at_least(ow->probe, topic, n, need, behind, "ingest group") &&
+	       lm_store_last_seq(ow->store, seq) == LM_OK;
+}
+
+/* Whether the events group has committed at least need[p] on every
+ * partition p of topic in 0..n-1: the messages before are derived. */
+static bool
+derived_up_to(
+    struct member *m, const char *topic, int n, const int64_t *need, int *behind)
+{
+	return committed_at_least(m->rk, topic, n, need, behind, "events group");
 }
 
 /* Sleeps until woken or WAIT_SLICE_MS passed. */
