@@ -19,6 +19,7 @@
  */
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <librdkafka/rdkafka.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "kafkatest.h"
 #include "lmtest.h"
@@ -295,12 +297,38 @@ read_dlq(const struct world *w, struct dlq_msg *out, int max, int want)
 	return n;
 }
 
+/* Pipes the notify SUB socket has attached: PUB/SUB drops what is published
+ * while no subscriber is attached, so a test that restarts ingest waits for
+ * the re-attachment before it produces. */
+static atomic_int notify_pipes;
+
+static void
+notify_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void) p;
+	(void) ev;
+	(void) arg;
+	atomic_fetch_add(&notify_pipes, 1);
+}
+
+/* Waits (at most IO_MS) until more than `seen` pipes have been attached. */
+static void
+notify_wait_attached(int seen)
+{
+	int64_t end = lm_clock_ms() + IO_MS;
+	while (atomic_load(&notify_pipes) <= seen && lm_clock_ms() < end)
+		nng_msleep(10);
+	assert_true(atomic_load(&notify_pipes) > seen);
+}
+
 /* Sub socket on the notify URL that keeps (re)dialling in the background. */
 static nng_socket
 notify_sub(const struct world *w)
 {
 	nng_socket s;
 	assert_int_equal(nng_sub0_open(&s), 0);
+	assert_int_equal(
+	    nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, notify_pipe_added, NULL), 0);
 	assert_int_equal(nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, "", 0), 0);
 	assert_int_equal(nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1024), 0);
 	assert_int_equal(nng_socket_set_int(s, NNG_OPT_RECVBUF, 1024), 0);
@@ -676,8 +704,10 @@ test_flow(void **state)
 
 	/* Restarted, ingest starts after the committed offsets: only the new
 	 * message is consumed. */
+	int attached = atomic_load(&notify_pipes);
 	ingest_start(&w);
 	wait_ready(&w);
+	notify_wait_attached(attached);
 	lmt_producer *p = new_producer(w.brokers);
 	produce_pb(p, w.postings, "job-z", &lunamatch__v1__job_posting__descriptor,
 	    POSTING("job-z", 1, ""));
