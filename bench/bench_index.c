@@ -433,6 +433,7 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 		bench_gen_free(gen);
 		return -1;
 	}
+	lm_index_loading(idx); /* as the service's snapshot load */
 	/* Generation is outside the timed span; its allocations become the
 	 * index's records, so they count in the memory figure. */
 	for (uint64_t i = 0; i < o->profiles; i++) {
