@@ -1,12 +1,9 @@
 /*
  * pb.c - checked protobuf decoding: size limit, a wire-format walk that
  * explains malformed input and enforces UTF-8 strings, then protobuf-c's
- * unpacker. Encoding is a malloc'd protobuf_c_message_pack. A compact
- * decode unpacks into scratch memory and keeps a compact copy
- * (pb_compact.c).
+ * unpacker. Encoding is a malloc'd protobuf_c_message_pack.
  */
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,9 +216,8 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 	return LM_OK;
 }
 
-/* lm_pb_decode, unpacking with allocator a (NULL: malloc). */
-static int
-decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+int
+lm_pb_decode_with(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCAllocator *a, ProtobufCMessage **out, char *err,
     size_t errlen)
 {
@@ -254,92 +250,7 @@ int
 lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
 {
-	return decode(desc, data, len, max_len, NULL, out, err, errlen);
-}
-
-/*
- * The scratch memory lm_pb_decode_compact unpacks into: a first chunk on
- * the caller's stack, which holds a typical record, then heap chunks, all
- * released at once. protobuf-c's free calls are no-ops.
- */
-#define SCRATCH_STACK 16384
-
-struct chunk {
-	struct chunk *next;
-	size_t cap, used;
-	max_align_t data[];
-};
-
-struct scratch {
-	struct chunk *heap; /* chunks beyond the stack one, newest first */
-	char *stack;
-	size_t stack_used, stack_cap;
-	bool failed;
-};
-
-static void *
-chunk_take(char *base, size_t *used, size_t cap, size_t n)
-{
-	size_t at = (*used + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
-
-	if (at > cap || n > cap - at)
-		return NULL;
-	*used = at + n;
-	return base + at;
-}
-
-static void *
-scratch_alloc(void *arg, size_t n)
-{
-	struct scratch *s = arg;
-	struct chunk *c;
-	void *p;
-	size_t cap;
-
-	if ((p = chunk_take(s->stack, &s->stack_used, s->stack_cap, n)) != NULL)
-		return p;
-	if (s->heap != NULL && (p = chunk_take((char *) s->heap->data, &s->heap->used,
-	                            s->heap->cap, n)) != NULL)
-		return p;
-	cap = n > SCRATCH_STACK ? n : SCRATCH_STACK;
-	if ((c = malloc(sizeof(*c) + cap)) == NULL) {
-		s->failed = true;
-		return NULL;
-	}
-	c->cap = cap;
-	c->used = 0;
-	c->next = s->heap;
-	s->heap = c;
-	return chunk_take((char *) c->data, &c->used, c->cap, n);
-}
-
-static void
-scratch_free(void *arg, void *p)
-{
-	(void) arg;
-	(void) p;
-}
-
-int
-lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
-{
-	max_align_t stack[SCRATCH_STACK / sizeof(max_align_t)];
-	struct scratch s = {NULL, (char *) stack, 0, sizeof(stack), false};
-	ProtobufCAllocator a = {scratch_alloc, scratch_free, &s};
-	ProtobufCMessage *m = NULL;
-	int rc = decode(desc, data, len, max_len, &a, &m, err, errlen);
-
-	if (rc == LM_EPARSE && s.failed)
-		rc = LM_ENOMEM; /* the unpacker says only "failed" */
-	if (rc == LM_OK && (rc = lm_pb_compact(m, out, NULL)) != LM_OK && err && errlen)
-		snprintf(err, errlen, "%s", lm_strerror(rc));
-	while (s.heap != NULL) {
-		struct chunk *c = s.heap;
-		s.heap = c->next;
-		free(c);
-	}
-	return rc;
+	return lm_pb_decode_with(desc, data, len, max_len, NULL, out, err, errlen);
 }
 
 int

@@ -13,8 +13,14 @@
  * repeated fields, oneofs (only the member that is set), and the unknown
  * fields. A string or bytes field that holds its descriptor's default value
  * (protobuf-c points it at a static) keeps pointing there.
+ *
+ * lm_pb_decode_compact unpacks into scratch memory (a chunk on the stack,
+ * then heap chunks freed at once) and copies in one pass into a block as
+ * large as the scratch memory used, then shrinks it: no per-field heap
+ * blocks are allocated and freed, and the record is walked once.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +32,11 @@
  * integers, doubles, pointers). Strings and bytes need none. */
 #define ALIGN 8
 
-/* Where the copy goes: measuring (base NULL) only adds up `used`. */
+/* Where the copy goes: measuring (base NULL) only adds up `used`. A copy
+ * into a block of cap bytes that would not fit turns into measuring. */
 struct arena {
 	char *base;
-	size_t used;
+	size_t used, cap;
 };
 
 /* Room for n bytes at a multiple of align (a power of two); NULL while
@@ -40,6 +47,8 @@ take(struct arena *a, size_t n, size_t align)
 	void *p;
 
 	a->used = (a->used + align - 1) & ~(align - 1);
+	if (a->base != NULL && (a->used > a->cap || n > a->cap - a->used))
+		a->base = NULL;
 	p = a->base != NULL ? a->base + a->used : NULL;
 	a->used += n;
 	return p;
@@ -198,7 +207,7 @@ copy_msg(struct arena *a, const ProtobufCMessage *m)
 		for (unsigned k = 0; k < m->n_unknown_fields; k++) {
 			const ProtobufCMessageUnknownField *su = &m->unknown_fields[k];
 			uint8_t *data = take(a, su->len, 1);
-			if (u != NULL) {
+			if (u != NULL && data != NULL) {
 				u[k] = *su;
 				u[k].data = data;
 				memcpy(data, su->data, su->len);
@@ -210,22 +219,151 @@ copy_msg(struct arena *a, const ProtobufCMessage *m)
 	return c;
 }
 
-int
-lm_pb_compact(const ProtobufCMessage *msg, ProtobufCMessage **out, size_t *size)
+/* lm_pb_compact with a guess of the bytes needed (0: none): a copy into a
+ * block of that size, shrunk to fit, in one pass when the guess is large
+ * enough; else measured first. */
+static int
+compact(const ProtobufCMessage *msg, size_t guess, ProtobufCMessage **out, size_t *size)
 {
-	struct arena a = {NULL, 0};
+	struct arena a = {NULL, 0, 0};
+	char *block;
 
-	if (out == NULL)
-		return LM_EINVAL;
-	*out = NULL;
-	if (msg == NULL)
-		return LM_EINVAL;
+	if (guess > 0) {
+		if ((a.base = malloc(guess)) == NULL)
+			return LM_ENOMEM;
+		a.cap = guess;
+		block = a.base;
+		*out = copy_msg(&a, msg);
+		if (a.base != NULL) {
+			/* Shrinking keeps a heap block where it is; should it
+			 * move (the copy's pointers would point into the
+			 * old block), the copy is made again, measured. A
+			 * failed shrink leaves the block as it was. */
+			char *fit = realloc(block, a.used > 0 ? a.used : 1);
+			if (fit == block || fit == NULL) {
+				if (size != NULL)
+					*size = fit == NULL ? guess : a.used;
+				return LM_OK;
+			}
+			block = fit;
+		}
+		free(block);
+		*out = NULL;
+		a = (struct arena){NULL, 0, 0};
+	}
 	(void) copy_msg(&a, msg);
 	if ((a.base = malloc(a.used > 0 ? a.used : 1)) == NULL)
 		return LM_ENOMEM;
 	if (size != NULL)
 		*size = a.used;
+	a.cap = a.used;
 	a.used = 0;
 	*out = copy_msg(&a, msg);
 	return LM_OK;
+}
+
+int
+lm_pb_compact(const ProtobufCMessage *msg, ProtobufCMessage **out, size_t *size)
+{
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (msg == NULL)
+		return LM_EINVAL;
+	return compact(msg, 0, out, size);
+}
+
+/*
+ * The scratch memory lm_pb_decode_compact unpacks into: a first chunk on
+ * the caller's stack, which holds a typical record, then heap chunks, all
+ * released at once. protobuf-c's free calls are no-ops.
+ */
+#define SCRATCH_STACK 16384
+
+struct chunk {
+	struct chunk *next;
+	size_t cap, used;
+	max_align_t data[];
+};
+
+struct scratch {
+	struct chunk *heap; /* chunks beyond the stack one, newest first */
+	char *stack;
+	size_t stack_used, stack_cap;
+	bool failed;
+};
+
+static void *
+chunk_take(char *base, size_t *used, size_t cap, size_t n)
+{
+	size_t at = (*used + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+
+	if (at > cap || n > cap - at)
+		return NULL;
+	*used = at + n;
+	return base + at;
+}
+
+static void *
+scratch_alloc(void *arg, size_t n)
+{
+	struct scratch *s = arg;
+	struct chunk *c;
+	void *p;
+	size_t cap;
+
+	if ((p = chunk_take(s->stack, &s->stack_used, s->stack_cap, n)) != NULL)
+		return p;
+	if (s->heap != NULL && (p = chunk_take((char *) s->heap->data, &s->heap->used,
+	                            s->heap->cap, n)) != NULL)
+		return p;
+	cap = n > SCRATCH_STACK ? n : SCRATCH_STACK;
+	if ((c = malloc(sizeof(*c) + cap)) == NULL) {
+		s->failed = true;
+		return NULL;
+	}
+	c->cap = cap;
+	c->used = 0;
+	c->next = s->heap;
+	s->heap = c;
+	return chunk_take((char *) c->data, &c->used, c->cap, n);
+}
+
+static void
+scratch_free(void *arg, void *p)
+{
+	(void) arg;
+	(void) p;
+}
+
+int
+lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	max_align_t stack[SCRATCH_STACK / sizeof(max_align_t)];
+	struct scratch s = {NULL, (char *) stack, 0, sizeof(stack), false};
+	ProtobufCAllocator a = {scratch_alloc, scratch_free, &s};
+	ProtobufCMessage *m = NULL;
+	size_t used = 0;
+	int rc;
+
+	if (out == NULL)
+		return lm_pb_decode_with(desc, data, len, max_len, &a, NULL, err, errlen);
+	*out = NULL;
+	rc = lm_pb_decode_with(desc, data, len, max_len, &a, &m, err, errlen);
+	if (rc == LM_EPARSE && s.failed)
+		rc = LM_ENOMEM; /* the unpacker says only "failed" */
+	/* What the unpacker took is more than the compact copy needs (every
+	 * part it allocated, each rounded up further): the copy's guess. */
+	used = s.stack_used;
+	for (const struct chunk *c = s.heap; c != NULL; c = c->next)
+		used += c->used;
+	if (rc == LM_OK && (rc = compact(m, used, out, NULL)) != LM_OK && err && errlen)
+		snprintf(err, errlen, "%s", lm_strerror(rc));
+	while (s.heap != NULL) {
+		struct chunk *c = s.heap;
+		s.heap = c->next;
+		free(c);
+	}
+	return rc;
 }

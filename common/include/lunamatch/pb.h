@@ -42,6 +42,12 @@ extern "C" {
 int lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
 
+/* lm_pb_decode unpacking with allocator a (NULL: protobuf-c's, malloc):
+ * the caller frees *out with protobuf_c_message_free_unpacked(*out, a). */
+int lm_pb_decode_with(const ProtobufCMessageDescriptor *desc, const void *data,
+    size_t len, size_t max_len, ProtobufCAllocator *a, ProtobufCMessage **out, char *err,
+    size_t errlen);
+
 /*
  * Serializes msg. On LM_OK *out is a malloc'd buffer of *len bytes (never
  * NULL, even for an empty message) that the caller frees.

@@ -19,8 +19,9 @@
 #include "lunamatch/v1/records.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 
-#define JP     (&lunamatch__v1__job_posting__descriptor)
-#define MAXLEN (1u << 20)
+#define JP       (&lunamatch__v1__job_posting__descriptor)
+#define MAXLEN   (1u << 20)
+#define BIG_TEXT 40000 /* bytes of a string beyond lm_pb_decode_compact's stack */
 
 /* A posting with strings, nested and repeated messages, packed floats and
  * large integers; the result is packed into *len bytes (malloc'd). */
@@ -364,6 +365,14 @@ compact_matches(const ProtobufCMessageDescriptor *d, const uint8_t *b, size_t le
 	assert_memory_equal(again, b, len);
 	free(again);
 	free(c);
+	/* Decoded straight into the compact form: the same. */
+	assert_int_equal(
+	    lm_pb_decode_compact(d, b, len, MAXLEN, &c, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_pb_encode(c, &again, &alen), LM_OK);
+	assert_int_equal(alen, len);
+	assert_memory_equal(again, b, len);
+	free(again);
+	free(c);
 }
 
 static void
@@ -376,6 +385,7 @@ test_compact(void **state)
 	Lunamatch__V1__CandidateProfile prof = LUNAMATCH__V1__CANDIDATE_PROFILE__INIT;
 	ProtobufCMessage *c = (ProtobufCMessage *) 1;
 	uint8_t *b, *ext;
+	char *big;
 	/* An unknown field: number 99, length-delimited, 3 bytes. */
 	static const uint8_t unknown[] = {0x9a, 0x06, 0x03, 'a', 'b', 'c'};
 	size_t len;
@@ -417,6 +427,23 @@ test_compact(void **state)
 	free(b);
 	/* An empty message. */
 	compact_matches(JP, (const uint8_t *) "", 0);
+	/* A record larger than the scratch memory on the stack. */
+	big = malloc(BIG_TEXT + 1);
+	assert_non_null(big);
+	memset(big, 'x', BIG_TEXT);
+	big[BIG_TEXT] = '\0';
+	prof.headline = big;
+	assert_int_equal(lm_pb_encode(&prof.base, &b, &len), LM_OK);
+	compact_matches(&lunamatch__v1__candidate_profile__descriptor, b, len);
+	free(b);
+	free(big);
+	/* Bad input: the checks of lm_pb_decode. */
+	assert_int_equal(lm_pb_decode_compact(JP,
+	                     "\x0a\x05"
+	                     "ab",
+	                     4, MAXLEN, &c, NULL, 0),
+	    LM_EPARSE);
+	assert_null(c);
 
 	assert_int_equal(lm_pb_compact(NULL, &c, NULL), LM_EINVAL);
 	assert_null(c);
