@@ -1196,8 +1196,9 @@ without_vetoed(size_t i, uint8_t **b, size_t *len)
  * A snapshot load (lm_index_loading, then lm_index_replace, as the follower
  * does it) answers with the same bytes as an index that took the same
  * records in the same order with its periodic idf snapshots of the list
- * shares (the loaded one takes a single snapshot, at the end), but for
- * the vetoed count, which counts what a pruned query saw (match.proto).
+ * shares (the loaded one lists its postings at the end, at the final idf),
+ * but for the vetoed count, which counts what a pruned query saw
+ * (match.proto).
  */
 static void
 test_replay_loaded(void **state)
@@ -1222,6 +1223,8 @@ test_replay_loaded(void **state)
 	lm_index_loading(load);
 	put_world(load, &w);
 	assert_int_equal(lm_index_replace(live, load, 7), LM_OK);
+	assert_int_equal(lm_index_loaded(live), LM_OK); /* not loading: no-op */
+	assert_int_equal(lm_index_loaded(NULL), LM_EINVAL);
 	replay_answers(live, &w, again, alen, &m2);
 	assert_true(m1 > 100);
 	assert_int_equal(m1, m2);
