@@ -4,7 +4,8 @@
  * Records live in two tables (postings, profiles): the shared hash map from
  * id to entry for lookups, and arrays by doc id (a small integer per
  * record, reused after a removal) of the entries and of their slots. Each
- * entry owns its decoded record and the scorer's prepared form of it. One
+ * entry owns its decoded record, as one compact block (lm_pb_compact), and
+ * the scorer's prepared form of it. One
  * pthread rwlock guards everything; the IDF statistics, the inverted lists
  * and the expiry heap change only under the write lock.
  *
@@ -36,6 +37,7 @@
 #include "index.h"
 #include "lunamatch/error.h"
 #include "lunamatch/hashmap.h"
+#include "lunamatch/pb.h"
 #include "inverted.h"
 #include "score.h"
 
@@ -99,6 +101,7 @@ struct lm_index {
 	_Atomic uint64_t entries;   /* list entries queries read */
 	lm_idf_snap *snap;          /* the idf the postings' list shares are at */
 	size_t since_check;         /* list changes since the drift was checked */
+	bool loading;               /* lm_index_loading: no periodic re-snapshot */
 	uint64_t gen;               /* changes of statistics or shares, ever */
 	pthread_mutex_t drift_lock; /* guards the two below */
 	uint64_t drift_gen;         /* gen that drift was computed at */
@@ -182,8 +185,7 @@ ent_free(struct ent *e)
 		return;
 	lm_posting_prep_free(e->pp);
 	lm_profile_prep_free(e->cp);
-	if (e->rec != NULL)
-		protobuf_c_message_free_unpacked(e->rec, NULL);
+	free(e->rec); /* one block: compact_record */
 	free(e);
 }
 
@@ -321,7 +323,11 @@ out:
  * lm_index_set_seq, which a loader calls when it is done, when there is
  * any), computing
  * every share again: O(list entries) under the write lock, amortized over
- * at least half as many changes as there are postings.
+ * at least half as many changes as there are postings. An index being
+ * loaded (lm_index_loading) lists its postings only when the load ends
+ * (list_loaded), at the final statistics: while it grows from nothing the
+ * drift would pass DRIFT_MAX at about every doubling, and each time every
+ * share would be computed again.
  */
 #define DRIFT_MAX   1.1
 #define CHECK_EVERY 1024
@@ -596,6 +602,21 @@ posting_live(const JobPosting *p, int64_t clock)
  * lm_index_counts_get. Each count is exact; the three are not one
  * snapshot (a reader may see one update's posting count and the previous
  * open count). */
+/* Replaces the record *m (as protobuf_c_message_unpack leaves it) by its
+ * compact copy (lm_pb_compact), which the entry keeps: one heap block
+ * instead of one per string, array and nested message, a third of the
+ * bytes. The original is freed, also on failure (LM_ENOMEM). */
+static int
+compact_record(ProtobufCMessage **m)
+{
+	ProtobufCMessage *c = NULL;
+	int rc = lm_pb_compact(*m, &c, NULL);
+
+	protobuf_c_message_free_unpacked(*m, NULL);
+	*m = c;
+	return rc;
+}
+
 static void
 publish_counts(lm_index *idx)
 {
@@ -616,6 +637,22 @@ publish_seq(lm_index *idx, uint64_t seq)
 int
 lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 {
+	int rc;
+
+	if (rec == NULL)
+		return LM_EINVAL;
+	if (idx == NULL) {
+		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		return LM_EINVAL;
+	}
+	if ((rc = compact_record((ProtobufCMessage **) &rec)) != LM_OK)
+		return rc;
+	return lm_index_put_posting_compact(idx, rec, seq);
+}
+
+int
+lm_index_put_posting_compact(lm_index *idx, JobPosting *rec, uint64_t seq)
+{
 	struct ent *e = NULL, *old;
 	lm_posting_prep *pp = NULL;
 	bool counted, live, listed;
@@ -625,11 +662,11 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 	if (rec == NULL)
 		return LM_EINVAL;
 	if (idx == NULL || rec->id == NULL || rec->id[0] == '\0') {
-		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		free(rec);
 		return LM_EINVAL;
 	}
 	if ((rc = lm_posting_prep_new(rec, &pp)) != LM_OK) {
-		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		free(rec);
 		return rc;
 	}
 	pthread_rwlock_wrlock(&idx->lock);
@@ -643,7 +680,10 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 		goto fail;
 	counted = lm_skill_stats_counts(rec);
 	live = posting_live(rec, idx->clock);
-	listed = rec->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+	/* An index being loaded lists its postings when the load ends
+	 * (lm_index_loaded). */
+	listed = rec->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
+	         !idx->loading;
 	part = posting_part(lm_posting_prep_key(pp));
 	if (counted && (rc = lm_skill_stats_add(idx->stats, pp)) != LM_OK)
 		goto fail;
@@ -689,7 +729,7 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 		e->id = rec->id;
 		(void) lm_hashmap_put(idx->posts.by_id, e->id, e);
 		lm_posting_prep_free(e->pp);
-		protobuf_c_message_free_unpacked(e->rec, NULL);
+		free(e->rec);
 	}
 	e->rec = &rec->base;
 	e->pp = pp;
@@ -715,12 +755,28 @@ fail:
 		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	lm_posting_prep_free(pp);
-	protobuf_c_message_free_unpacked(&rec->base, NULL);
+	free(rec);
 	return rc;
 }
 
 int
 lm_index_put_profile(lm_index *idx, CandidateProfile *rec, uint64_t seq)
+{
+	int rc;
+
+	if (rec == NULL)
+		return LM_EINVAL;
+	if (idx == NULL) {
+		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		return LM_EINVAL;
+	}
+	if ((rc = compact_record((ProtobufCMessage **) &rec)) != LM_OK)
+		return rc;
+	return lm_index_put_profile_compact(idx, rec, seq);
+}
+
+int
+lm_index_put_profile_compact(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 {
 	struct ent *e = NULL, *old;
 	lm_profile_prep *cp = NULL;
@@ -730,11 +786,11 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 	if (rec == NULL)
 		return LM_EINVAL;
 	if (idx == NULL || rec->id == NULL || rec->id[0] == '\0') {
-		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		free(rec);
 		return LM_EINVAL;
 	}
 	if ((rc = lm_profile_prep_new(rec, &cp)) != LM_OK) {
-		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		free(rec);
 		return rc;
 	}
 	pthread_rwlock_wrlock(&idx->lock);
@@ -769,7 +825,7 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 		e->id = rec->id; /* as for postings: key first */
 		(void) lm_hashmap_put(idx->profs.by_id, e->id, e);
 		lm_profile_prep_free(e->cp);
-		protobuf_c_message_free_unpacked(e->rec, NULL);
+		free(e->rec);
 	}
 	e->rec = &rec->base;
 	e->cp = cp;
@@ -788,7 +844,7 @@ fail:
 		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	lm_profile_prep_free(cp);
-	protobuf_c_message_free_unpacked(&rec->base, NULL);
+	free(rec);
 	return rc;
 }
 
@@ -893,6 +949,55 @@ lm_index_set_seq(lm_index *idx, uint64_t seq)
 	pthread_rwlock_unlock(&idx->lock);
 }
 
+void
+lm_index_loading(lm_index *idx)
+{
+	pthread_rwlock_wrlock(&idx->lock);
+	idx->loading = true;
+	pthread_rwlock_unlock(&idx->lock);
+}
+
+/* Write lock held: lists every posting of a loading index that is not
+ * closed, in doc-id order, and ends the loading. The statistics are final,
+ * so each symbol's snapshot idf is its idf now: no share needs computing
+ * again. A failure leaves the postings listed so far listed and the index
+ * loading; a retry lists the rest. */
+static int
+list_loaded(lm_index *idx)
+{
+	struct table *t = &idx->posts;
+	int rc;
+
+	if (!idx->loading)
+		return LM_OK;
+	for (size_t d = 0; d < t->ndocs; d++) {
+		struct ent *e = t->v[d];
+		if (e == NULL || e->listed ||
+		    ((const JobPosting *) e->rec)->status ==
+		        LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED)
+			continue;
+		if ((rc = list_prep(idx, e->pp, NULL, e->part, e->slot, true)) != LM_OK)
+			return rc;
+		e->listed = true;
+	}
+	idx->loading = false;
+	maybe_reshare(idx, true);
+	return LM_OK;
+}
+
+int
+lm_index_loaded(lm_index *idx)
+{
+	int rc;
+
+	if (idx == NULL)
+		return LM_EINVAL;
+	pthread_rwlock_wrlock(&idx->lock);
+	rc = list_loaded(idx);
+	pthread_rwlock_unlock(&idx->lock);
+	return rc;
+}
+
 #define SWAP(type, a, b)                                                                 \
 	do {                                                                             \
 		type swap_tmp_ = (a);                                                    \
@@ -903,13 +1008,19 @@ lm_index_set_seq(lm_index *idx, uint64_t seq)
 int
 lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
 {
+	int rc;
+
 	if (idx == NULL || from == NULL || from == idx || from->model != idx->model) {
 		if (from != idx)
 			lm_index_free(from);
 		return LM_EINVAL;
 	}
-	/* from is the caller's alone: its snapshot is brought up to date
-	 * outside idx's lock. */
+	/* from is the caller's alone: its postings are listed (a load) or
+	 * its snapshot brought up to date outside idx's lock. */
+	if ((rc = lm_index_loaded(from)) != LM_OK) {
+		lm_index_free(from);
+		return rc;
+	}
 	maybe_reshare(from, true);
 	pthread_rwlock_wrlock(&idx->lock);
 	SWAP(struct table, idx->posts, from->posts);
