@@ -73,7 +73,7 @@ extern "C" {
 #define LM_OWNER_BATCH_MAX      500   /* messages derived in one outbox transaction */
 #define LM_OWNER_SESSION_MS     10000 /* a dead owner's partitions move after this */
 #define LM_OWNER_PROBE_MS       500   /* ingest's committed offsets asked this often */
-#define LM_OWNER_VIEW_PROBE_MS  100   /* the same, while waiting for the other side */
+#define LM_OWNER_VIEW_PROBE_MS  20    /* the same, while waiting for the other side */
 #define LM_OWNER_PARTITIONS_MAX 128   /* partitions of either topic */
 #define LM_OWNER_WAIT_NOTE_MS   10000 /* a wait this long is logged (owner.wait) */
 #define LM_OWNER_RETRY_MAX_MS                                                            \
