@@ -326,30 +326,38 @@ out:
 #define DRIFT_MAX   1.1
 #define CHECK_EVERY 1024
 
+/* Without the table below: the share of one pair, and as its key
+ * infinity, which bounds every prefix bound (queries then read the entry
+ * whatever their bar). */
 static float
-reshare_one(void *arg, uint32_t doc, uint32_t term)
+reshare_one(void *arg, uint32_t doc, uint32_t term, float *key)
 {
 	lm_index *idx = arg;
 
+	*key = INFINITY;
 	return lm_idf_snap_share(
 	    idx->snap, idx->posts.v[doc]->pp, idx->model->params.preferred_share, term);
 }
 
-/* Every listed posting's shares, computed once per posting rather than once
- * per list entry: those of doc d at sh + off[d]. */
+/* Every listed posting's shares and their prefix bounds
+ * (lm_inverted_prefix_bounds), computed once per posting rather than once
+ * per list entry: those of doc d at sh + off[d] and key + off[d], one per
+ * skill. Over the posting's skills rather than its terms: they are the
+ * terms with a share, and a skill without a term only adds to the bounds. */
 struct share_table {
 	const lm_index *idx;
 	size_t *off;
-	float *sh;
+	float *sh, *key;
 };
 
 static float
-reshare_cached(void *arg, uint32_t doc, uint32_t term)
+reshare_cached(void *arg, uint32_t doc, uint32_t term, float *key)
 {
 	const struct share_table *st = arg;
+	const lm_posting_prep *pp = st->idx->posts.v[doc]->pp;
 
-	return lm_idf_snap_term_share(
-	    st->idx->posts.v[doc]->pp, st->sh + st->off[doc], term);
+	*key = lm_idf_snap_term_share(pp, st->key + st->off[doc], term);
+	return lm_idf_snap_term_share(pp, st->sh + st->off[doc], term);
 }
 
 /* Fills st for every listed posting; LM_ENOMEM leaves nothing allocated. */
@@ -357,7 +365,8 @@ static int
 share_table_new(const lm_index *idx, struct share_table *st)
 {
 	const struct table *t = &idx->posts;
-	size_t total = 0;
+	size_t total = 0, most = 0;
+	uint32_t *terms;
 
 	st->idx = idx;
 	st->sh = NULL;
@@ -365,17 +374,32 @@ share_table_new(const lm_index *idx, struct share_table *st)
 		return LM_ENOMEM;
 	for (size_t d = 0; d < t->ndocs; d++) {
 		st->off[d] = total;
-		if (t->v[d] != NULL && t->v[d]->listed)
-			total += lm_idf_snap_nshares(t->v[d]->pp);
+		if (t->v[d] != NULL && t->v[d]->listed) {
+			size_t n = lm_idf_snap_nshares(t->v[d]->pp);
+			total += n;
+			most = n > most ? n : most;
+		}
 	}
-	if ((st->sh = malloc((total + 1) * sizeof(*st->sh))) == NULL) {
+	if ((st->sh = malloc(2 * (total + 1) * sizeof(*st->sh))) == NULL ||
+	    (terms = malloc((most + 1) * sizeof(*terms))) == NULL) {
+		free(st->sh);
 		free(st->off);
 		return LM_ENOMEM;
 	}
-	for (size_t d = 0; d < t->ndocs; d++)
-		if (t->v[d] != NULL && t->v[d]->listed)
-			lm_idf_snap_skill_shares(idx->snap, t->v[d]->pp,
-			    idx->model->params.preferred_share, st->sh + st->off[d]);
+	st->key = st->sh + total + 1;
+	for (size_t d = 0; d < t->ndocs; d++) {
+		const lm_posting_prep *pp;
+		if (t->v[d] == NULL || !t->v[d]->listed)
+			continue;
+		pp = t->v[d]->pp;
+		lm_idf_snap_skill_shares(idx->snap, pp,
+		    idx->model->params.preferred_share, st->sh + st->off[d]);
+		for (size_t i = 0; i < lm_idf_snap_nshares(pp); i++)
+			terms[i] = lm_idf_snap_skill_term(pp, i);
+		lm_inverted_prefix_bounds(terms, st->sh + st->off[d],
+		    lm_idf_snap_nshares(pp), st->key + st->off[d]);
+	}
+	free(terms);
 	return LM_OK;
 }
 
@@ -527,8 +551,8 @@ lm_index_new(const lm_model *model, lm_index **out)
 	atomic_init(&idx->entries, 0);
 	if (table_init(&idx->posts) != LM_OK || table_init(&idx->profs) != LM_OK ||
 	    lm_skill_stats_new(&idx->stats) != LM_OK ||
-	    lm_inverted_new(POST_PARTS, &idx->piv) != LM_OK ||
-	    lm_inverted_new(PROF_PARTS, &idx->civ) != LM_OK ||
+	    lm_inverted_new(POST_PARTS, true, &idx->piv) != LM_OK ||
+	    lm_inverted_new(PROF_PARTS, false, &idx->civ) != LM_OK ||
 	    lm_idf_snap_new(&idx->snap) != LM_OK) {
 		lm_inverted_free(idx->piv);
 		lm_inverted_free(idx->civ);
@@ -1085,10 +1109,10 @@ heap_offer(struct heap *h, const struct hit *x)
  * matches (nothing was pruned), otherwise those the partitions, the lists
  * and the vetoes of the evaluated records removed.
  */
-#define FIRST_BATCH 64   /* records evaluated to set the bar, at least */
-#define SEED_CANDS  4096 /* records accumulated before units are left out */
-#define TERM_SLACK  1e-4 /* relative and absolute, on a sum of shares */
-#define EVAL_COST   32   /* list entries read cost about one evaluation */
+#define FIRST_BATCH  64   /* records evaluated to set the bar, at least */
+#define SEED_CANDS   4096 /* records accumulated before units are left out */
+#define TERM_SLACK   1e-4 /* relative and absolute, on a sum of shares */
+#define WINDOW_SHIFT 13   /* a sweep's window: 8192 doc ids, 64 KiB of sums */
 
 struct cand {
 	double bound;
@@ -1100,9 +1124,30 @@ struct cand {
 struct term_bound {
 	double ub;
 	float mult;
+	float kub; /* bounds the keys of its entries times mult */
 	uint32_t term, tier;
 	uint32_t ti;    /* the term's place in the subject's terms */
 	size_t entries; /* records on it (over the partitions visited) */
+	bool out;       /* the sweep keeps it out: see sweep */
+	bool read;      /* the sweep finds records through it in the window */
+};
+
+/* A sweep's place in one partition's part of a unit (a tier, ordered by
+ * doc): entries e[pos .. n) are still to come, e[pos .. stop) are in the
+ * current window. */
+struct cursor {
+	const lm_inverted_ent *e;
+	const float *bm; /* the tier's block maxima */
+	uint32_t pos, stop, n;
+	uint32_t u; /* its unit: tb[u] */
+};
+
+/* A unit in one window of a sweep: wmax bounds what it adds to a record of
+ * the window (its block maxima there times its multiplier). */
+struct wunit {
+	double wmax;
+	uint32_t u;
+	bool read;
 };
 
 /* A doc's slot in a query: mark == the query's stamp when the doc was
@@ -1124,8 +1169,12 @@ struct scratch {
 	size_t cand_cap;
 	uint32_t *terms;
 	struct term_bound *tb;
-	double *tmax; /* by term: see rest_of */
+	double *tmax; /* two slots by term: see sweep */
 	size_t term_cap;
+	struct cursor *cur; /* the sweep's cursors, room for cur_cap */
+	size_t cur_cap;
+	struct wunit *wu; /* the sweep's units in one window, room for wu_cap */
+	size_t wu_cap;
 };
 
 static void
@@ -1138,6 +1187,8 @@ scratch_free(struct scratch *s)
 	free(s->terms);
 	free(s->tb);
 	free(s->tmax);
+	free(s->cur);
+	free(s->wu);
 	free(s);
 }
 
@@ -1194,7 +1245,7 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 		    NULL)
 			goto nomem;
 		s->tb = tb;
-		if ((tm = realloc(s->tmax, nterms * sizeof(*tm))) == NULL)
+		if ((tm = realloc(s->tmax, 2 * nterms * sizeof(*tm))) == NULL)
 			goto nomem;
 		s->tmax = tm;
 		s->term_cap = nterms;
@@ -1289,6 +1340,7 @@ struct ranking {
 	uint64_t scored;  /* records fully scored */
 	uint64_t reached; /* records evaluated (their veto keys read) */
 	uint64_t entries; /* list entries read */
+	bool partial;     /* some list entries were left unread */
 };
 
 /* Adds docs to the candidates with the gate of a posting without skills
@@ -1308,35 +1360,59 @@ collect(struct ranking *q, const uint32_t *docs, size_t n)
 	}
 }
 
-/* Adds what unit tb gives each record on it to the record's sum. */
+/* Adds (as accumulate does) the entries e[0 .. n) of unit tb. */
 static void
-accumulate(struct ranking *q, const struct term_bound *tb)
+add_entries(
+    struct ranking *q, const lm_inverted_ent *e, size_t n, const struct term_bound *tb)
 {
 	struct scratch *s = q->s;
 	struct acc *as = s->as;
 	uint32_t stamp = s->stamp;
 	float mult = tb->mult;
 
+	q->entries += n;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t d = e[i].doc;
+		float c = e[i].share * mult;
+		if (as[d].mark == stamp)
+			as[d].acc += c;
+		else if (as[d].mark != stamp + 1) {
+			as[d].mark = stamp;
+			as[d].acc = c;
+			s->cands[q->ncand++].doc = d;
+		}
+	}
+}
+
+/* Adds the entries e[0 .. n) of unit tb to the records accumulated
+ * already, and only to those. */
+static void
+add_known(
+    struct ranking *q, const lm_inverted_ent *e, size_t n, const struct term_bound *tb)
+{
+	struct acc *as = q->s->as;
+	uint32_t stamp = q->s->stamp;
+	float mult = tb->mult;
+
+	q->entries += n;
+	for (size_t i = 0; i < n; i++)
+		if (as[e[i].doc].mark == stamp)
+			as[e[i].doc].acc += e[i].share * mult;
+}
+
+/* Adds what unit tb gives each record on it to the record's sum. */
+static void
+accumulate(struct ranking *q, const struct term_bound *tb)
+{
 	for (uint32_t part = 0; part < q->nparts; part++) {
-		const uint32_t *docs;
-		const float *sh;
+		const lm_inverted_ent *e;
+		const float *bm;
 		float mx;
 		size_t n;
 		if (q->skip[part])
 			continue;
-		docs = lm_inverted_tier(q->iv, part, tb->term, tb->tier, &n, &sh, &mx);
-		q->entries += n;
-		for (size_t i = 0; i < n; i++) {
-			uint32_t d = docs[i];
-			float c = sh[i] * mult;
-			if (as[d].mark == stamp)
-				as[d].acc += c;
-			else if (as[d].mark != stamp + 1) {
-				as[d].mark = stamp;
-				as[d].acc = c;
-				s->cands[q->ncand++].doc = d;
-			}
-		}
+		e = lm_inverted_tier(q->iv, part, tb->term, tb->tier, &n, &bm, &mx, &mx);
+		add_entries(q, e, n, tb);
 	}
 }
 
@@ -1402,6 +1478,16 @@ seed(struct ranking *q)
 			evaluate(q, cv[i].doc);
 }
 
+/* The bound of record d, accumulated and not evaluated, with the slack:
+ * its sum, or the gate for every record when the shares bound none. */
+static double
+doc_bound(const struct ranking *q, uint32_t d)
+{
+	double b = q->unbounded ? q->gate : q->s->as[d].acc;
+
+	return b * (1 + TERM_SLACK) + TERM_SLACK;
+}
+
 /* Step 3: the records not evaluated yet, their bounds their sums plus
  * rest (the bounds of the units not read), best first while they reach the
  * bar. They go in batches, each twice the size of the one before: the
@@ -1409,7 +1495,7 @@ seed(struct ranking *q)
  * those that reach the bar the batch set are kept, so that few are ever
  * sorted. */
 static void
-visit(struct ranking *q, double rest)
+visit(struct ranking *q)
 {
 	struct cand *cv = q->s->cands;
 	const struct acc *as = q->s->as;
@@ -1421,9 +1507,7 @@ visit(struct ranking *q, double rest)
 		double b;
 		if (as[d].mark != q->s->stamp)
 			continue; /* evaluated */
-		b = ((double) (q->unbounded ? q->gate : as[d].acc) + rest) *
-		        (1 + TERM_SLACK) +
-		    TERM_SLACK;
+		b = doc_bound(q, d);
 		if (b < floor)
 			continue;
 		cv[n].bound = b;
@@ -1458,66 +1542,6 @@ cmp_term_bound(const void *a, const void *b)
 	return x->ub > y->ub ? -1 : (x->ub < y->ub ? 1 : 0);
 }
 
-/* The bound of what the units tb[from .. n) add to a record's sum: a
- * record is on one tier of a term's list at most, so per term the largest
- * bound of its units there, summed over the terms. tmax has a slot per
- * term. */
-static double
-rest_of(const struct term_bound *tb, size_t from, size_t n, double *tmax, size_t nterms)
-{
-	double sum = 0;
-
-	for (size_t i = 0; i < nterms; i++)
-		tmax[i] = 0;
-	for (size_t i = from; i < n; i++)
-		if (tb[i].ub > tmax[tb[i].ti]) {
-			sum += tb[i].ub - tmax[tb[i].ti];
-			tmax[tb[i].ti] = tb[i].ub;
-		}
-	return sum;
-}
-
-/* The index of the first of the units tb[0 .. n) (sorted by decreasing
- * bound) that need no reading: what the units from there on add (rest_of)
- * is, with the slack, below theta, so a record on those units only cannot
- * reach it. */
-static size_t
-essential_end(
-    const struct term_bound *tb, size_t n, double theta, double *tmax, size_t nterms)
-{
-	double sum = 0;
-
-	for (size_t i = 0; i < nterms; i++)
-		tmax[i] = 0;
-	while (n > 0) {
-		const struct term_bound *u = &tb[n - 1];
-		double v = sum + (u->ub > tmax[u->ti] ? u->ub - tmax[u->ti] : 0);
-		if (!(v * (1 + TERM_SLACK) + TERM_SLACK < theta))
-			break;
-		sum = v;
-		if (u->ub > tmax[u->ti])
-			tmax[u->ti] = u->ub;
-		n--;
-	}
-	return n;
-}
-
-/* Records whose bound, their sum plus rest, reaches theta. */
-static size_t
-count_over(const struct ranking *q, double rest, double theta)
-{
-	const struct cand *cv = q->s->cands;
-	size_t n = 0;
-
-	for (size_t i = 0; i < q->ncand; i++) {
-		uint32_t d = cv[i].doc;
-		n += q->s->as[d].mark == q->s->stamp &&
-		     !(((double) q->s->as[d].acc + rest) * (1 + TERM_SLACK) + TERM_SLACK <
-		         theta);
-	}
-	return n;
-}
-
 /* A float at least x (a multiplier of bounds is never rounded down). */
 static float
 float_up(double x)
@@ -1525,6 +1549,170 @@ float_up(double x)
 	float f = (float) x;
 
 	return (double) f < x ? nextafterf(f, INFINITY) : f;
+}
+
+/*
+ * Step 2, the sweep: the units tb[from .. to) are read one window of
+ * WINDOW doc ids at a time, in doc order, so that the accumulator's slots
+ * being added to stay in the cache. In each window, a unit's bound there
+ * is the largest of its block maxima over the blocks that hold the
+ * window's entries (times its multiplier); the units of the smallest
+ * bounds whose sum, taken per term at its largest, stays below the bar
+ * (with the slack) are not read in that window (block-max MaxScore): a
+ * record there on those only cannot reach the bar, and a record read
+ * otherwise gets that sum, restw of its window, added to its bound. The
+ * bar does not change during the sweep: nothing is evaluated.
+ */
+static int
+cmp_wunit(const void *a, const void *b)
+{
+	const struct wunit *x = a, *y = b;
+	return x->wmax < y->wmax ? -1 : (x->wmax > y->wmax ? 1 : 0);
+}
+
+/* Grows *p (of *cap elements of size sz) to at least n; LM_OK or
+ * LM_ENOMEM. */
+static int
+grow(void **p, size_t *cap, size_t n, size_t sz)
+{
+	void *v;
+
+	if (n <= *cap)
+		return LM_OK;
+	n += n / 4 + 16;
+	if ((v = realloc(*p, n * sz)) == NULL)
+		return LM_ENOMEM;
+	*p = v;
+	*cap = n;
+	return LM_OK;
+}
+
+/* Moves c->stop to the first entry at or past doc lim and returns the
+ * largest block maximum over e[pos .. stop) (0 when that is empty). */
+static float
+cursor_window(struct cursor *c, uint32_t lim)
+{
+	uint32_t i = c->pos, b0 = i / LM_INVERTED_BLOCK, b;
+	float mx;
+
+	if (i == c->n || c->e[i].doc >= lim) {
+		c->stop = i;
+		return 0;
+	}
+	/* Whole blocks whose last entry is in the window, then entries. */
+	b = b0;
+	while ((b + 1) * LM_INVERTED_BLOCK < c->n &&
+	       c->e[(b + 1) * LM_INVERTED_BLOCK - 1].doc < lim)
+		b++;
+	i = b > b0 ? b * LM_INVERTED_BLOCK : i;
+	while (i < c->n && c->e[i].doc < lim)
+		i++;
+	c->stop = i;
+	mx = c->bm[b0];
+	for (b = b0 + 1; b <= (i - 1) / LM_INVERTED_BLOCK; b++)
+		if (c->bm[b] > mx)
+			mx = c->bm[b];
+	return mx;
+}
+
+/* Sweeps the units tb[from .. to) (see above) with nterms terms. Returns
+ * LM_OK or LM_ENOMEM (nothing read then). */
+static int
+sweep(struct ranking *q, size_t from, size_t to, size_t nterms)
+{
+	struct scratch *s = q->s;
+	struct term_bound *tb = s->tb;
+	size_t nc = 0, nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1;
+	double theta = bar(q->h, q->min_score), xsum = 0;
+	double *xmax = s->tmax + nterms; /* by term: of the units kept out */
+
+	if (grow((void **) &s->cur, &s->cur_cap, (to - from) * q->nparts,
+	        sizeof(*s->cur)) != LM_OK ||
+	    grow((void **) &s->wu, &s->wu_cap, to - from, sizeof(*s->wu)) != LM_OK)
+		return LM_ENOMEM;
+	/* Units whose key bound is below the bar hold the first term of no
+	 * record that can reach it (prefix bounds, inverted.h): kept out, they
+	 * find no record; their bounds are taken per term at their largest. */
+	for (size_t i = 0; i < nterms; i++)
+		xmax[i] = 0;
+	for (size_t u = from; u < to; u++) {
+		tb[u].out = (double) tb[u].kub * (1 + TERM_SLACK) + TERM_SLACK < theta;
+		if (tb[u].out && tb[u].ub > xmax[tb[u].ti]) {
+			xsum += tb[u].ub - xmax[tb[u].ti];
+			xmax[tb[u].ti] = tb[u].ub;
+		}
+		for (uint32_t part = 0; part < q->nparts; part++) {
+			struct cursor *c = &s->cur[nc];
+			float mx;
+			size_t n;
+			if (q->skip[part] ||
+			    (c->e = lm_inverted_tier(q->iv, part, tb[u].term, tb[u].tier,
+			         &n, &c->bm, &mx, &mx)) == NULL)
+				continue;
+			c->pos = c->stop = 0;
+			c->n = (uint32_t) n;
+			c->u = (uint32_t) u;
+			nc++;
+		}
+	}
+	for (size_t w = 0; w < nwin; w++) {
+		uint64_t end = (uint64_t) (w + 1) << WINDOW_SHIFT;
+		uint32_t lim = end > UINT32_MAX ? UINT32_MAX : (uint32_t) end;
+		size_t nw = 0;
+		double sum = xsum;
+		/* wu[0 .. nw): the units not kept out with entries in the window,
+		 * with their block maxima there. */
+		for (size_t i = 0; i < nc; i++) {
+			struct cursor *c = &s->cur[i];
+			double v = (double) cursor_window(c, lim) * tb[c->u].mult;
+			if (c->stop == c->pos || tb[c->u].out)
+				continue;
+			/* The cursors of a unit are adjacent. */
+			if (nw == 0 || s->wu[nw - 1].u != c->u) {
+				s->wu[nw].u = c->u;
+				s->wu[nw].read = true;
+				s->wu[nw++].wmax = 0;
+			}
+			if (v > s->wu[nw - 1].wmax)
+				s->wu[nw - 1].wmax = v;
+		}
+		/* Those of the smallest bounds whose sum, with the units kept out,
+		 * stays below the bar find no record in the window either. */
+		if (nw > 1)
+			qsort(s->wu, nw, sizeof(*s->wu), cmp_wunit);
+		for (size_t i = 0; i < nterms; i++)
+			s->tmax[i] = xmax[i];
+		for (size_t i = 0; i < nw; i++) {
+			struct wunit *x = &s->wu[i];
+			double *tm = &s->tmax[tb[x->u].ti];
+			double v = sum + (x->wmax > *tm ? x->wmax - *tm : 0);
+			if (!(v * (1 + TERM_SLACK) + TERM_SLACK < theta))
+				break;
+			x->read = false;
+			sum = v;
+			if (x->wmax > *tm)
+				*tm = x->wmax;
+		}
+		for (size_t i = 0; i < nw; i++)
+			tb[s->wu[i].u].read = s->wu[i].read;
+		/* The others find the records; then every entry of the window
+		 * is added to the records found, so that their sums are exact. */
+		for (size_t i = 0; i < nc; i++) {
+			struct cursor *c = &s->cur[i];
+			if (c->stop > c->pos && !tb[c->u].out && tb[c->u].read)
+				add_entries(
+				    q, c->e + c->pos, c->stop - c->pos, &tb[c->u]);
+		}
+		for (size_t i = 0; i < nc; i++) {
+			struct cursor *c = &s->cur[i];
+			if (c->stop > c->pos && (tb[c->u].out || !tb[c->u].read)) {
+				add_known(q, c->e + c->pos, c->stop - c->pos, &tb[c->u]);
+				q->partial = true;
+			}
+			c->pos = c->stop;
+		}
+	}
+	return LM_OK;
 }
 
 /* Fills the units of the subject's terms (q->s->terms[0 .. nterms)) with
@@ -1551,19 +1739,25 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 			m = 0;
 		}
 		tb[i].mult = float_up(m);
+		tb[i].kub = 0;
 		for (uint32_t part = 0; part < q->nparts; part++) {
-			const float *sh;
-			float mx;
+			const float *bm;
+			float mx, kmx;
 			size_t n;
 			double u;
 			if (q->skip[part] || lm_inverted_tier(q->iv, part, tb[i].term,
-			                         tb[i].tier, &n, &sh, &mx) == NULL)
+			                         tb[i].tier, &n, &bm, &mx, &kmx) == NULL)
 				continue;
 			u = (double) mx * tb[i].mult;
 			tb[i].entries += n;
 			if (u > tb[i].ub)
 				tb[i].ub = u;
+			if (float_up((double) kmx * tb[i].mult) > tb[i].kub)
+				tb[i].kub = float_up((double) kmx * tb[i].mult);
 		}
+		/* Profiles' keys are their shares: no prefix bounds. */
+		if (!q->jobs)
+			tb[i].kub = INFINITY;
 	}
 	if (q->unbounded)
 		for (size_t i = 0; i < ntb; i++)
@@ -1586,9 +1780,8 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	const struct table *t = jobs ? &idx->posts : &idx->profs;
 	bool every = !jobs && !lm_posting_prep_has_skills(pp);
 	bool skip[POST_PARTS > PROF_PARTS ? POST_PARTS : PROF_PARTS];
-	size_t nterms, ntb, k = 0, end, in_parts = 0;
+	size_t nterms, ntb, k = 0, in_parts = 0;
 	struct ranking q = {0};
-	double rest = 0;
 	int rc;
 
 	if ((rc = lm_scan_new(env, cp, pp, &q.sc)) != LM_OK)
@@ -1626,30 +1819,10 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	while (k < ntb && q.ncand < SEED_CANDS)
 		accumulate(&q, &q.s->tb[k++]);
 	seed(&q);
-	end = essential_end(q.s->tb, ntb, bar(h, min_score), q.s->tmax, nterms);
-	for (; k < end; k++)
-		accumulate(&q, &q.s->tb[k]);
-	if (k < ntb) {
-		/* The sums are nearly complete: their best records raise the bar,
-		 * which can only leave more units out. */
-		seed(&q);
-		end = essential_end(q.s->tb, ntb, bar(h, min_score), q.s->tmax, nterms);
-	}
-	rest = rest_of(q.s->tb, k, ntb, q.s->tmax, nterms);
-	/* Reading the units left with a positive bound (the others add
-	 * nothing) costs an add per entry; evaluating a record that their
-	 * bound lets through costs about EVAL_COST adds. */
-	if (k < ntb && q.s->tb[k].ub > 0) {
-		size_t left = 0, pos = k;
-		for (; pos < ntb && q.s->tb[pos].ub > 0; pos++)
-			left += q.s->tb[pos].entries;
-		if (count_over(&q, rest, bar(h, min_score)) * EVAL_COST > left) {
-			for (; k < pos; k++)
-				accumulate(&q, &q.s->tb[k]);
-			rest = rest_of(q.s->tb, k, ntb, q.s->tmax, nterms);
-		}
-	}
-	visit(&q, rest);
+	if (k < ntb && (q.unbounded || sweep(&q, k, ntb, nterms) != LM_OK))
+		for (; k < ntb; k++) /* every record bounded alike: read all */
+			accumulate(&q, &q.s->tb[k]);
+	visit(&q);
 
 	atomic_fetch_add(&idx->scored, q.scored);
 	atomic_fetch_add(&idx->reached, q.reached);
@@ -1657,7 +1830,7 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	*considered = t->n;
 	/* When units were left unread, their records are not known to be
 	 * vetoed: only those of the partitions skipped and those evaluated. */
-	*vetoed = (k < ntb ? t->n - in_parts : t->n - q.ncand) + q.nvetoed;
+	*vetoed = (q.partial ? t->n - in_parts : t->n - q.ncand) + q.nvetoed;
 	scratch_put(idx, q.s);
 	lm_scan_free(q.sc);
 	if (h->n > 1)
