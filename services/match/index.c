@@ -326,37 +326,37 @@ out:
 #define DRIFT_MAX   1.1
 #define CHECK_EVERY 1024
 
-/* Without the table below: the share of one pair, and as its key
- * infinity, which bounds every prefix bound (queries then read the entry
- * whatever their bar). */
+/* Without the table below: the share of one pair, and as what follows it
+ * infinity, which bounds every sum (queries then read the entry whatever
+ * their bar, and evaluate the posting). */
 static float
-reshare_one(void *arg, uint32_t doc, uint32_t term, float *key)
+reshare_one(void *arg, uint32_t doc, uint32_t term, float *after)
 {
 	lm_index *idx = arg;
 
-	*key = INFINITY;
+	*after = INFINITY;
 	return lm_idf_snap_share(
 	    idx->snap, idx->posts.v[doc]->pp, idx->model->params.preferred_share, term);
 }
 
-/* Every listed posting's shares and their prefix bounds
- * (lm_inverted_prefix_bounds), computed once per posting rather than once
- * per list entry: those of doc d at sh + off[d] and key + off[d], one per
- * skill. Over the posting's skills rather than its terms: they are the
- * terms with a share, and a skill without a term only adds to the bounds. */
+/* Every listed posting's shares and what follows each
+ * (lm_inverted_after), computed once per posting rather than once per list
+ * entry: those of doc d at sh + off[d] and after + off[d], one per skill.
+ * Over the posting's skills rather than its terms: they are the terms with
+ * a share, and a skill without a term only adds to what follows. */
 struct share_table {
 	const lm_index *idx;
 	size_t *off;
-	float *sh, *key;
+	float *sh, *after;
 };
 
 static float
-reshare_cached(void *arg, uint32_t doc, uint32_t term, float *key)
+reshare_cached(void *arg, uint32_t doc, uint32_t term, float *after)
 {
 	const struct share_table *st = arg;
 	const lm_posting_prep *pp = st->idx->posts.v[doc]->pp;
 
-	*key = lm_idf_snap_term_share(pp, st->key + st->off[doc], term);
+	*after = lm_idf_snap_term_share(pp, st->after + st->off[doc], term);
 	return lm_idf_snap_term_share(pp, st->sh + st->off[doc], term);
 }
 
@@ -386,7 +386,7 @@ share_table_new(const lm_index *idx, struct share_table *st)
 		free(st->off);
 		return LM_ENOMEM;
 	}
-	st->key = st->sh + total + 1;
+	st->after = st->sh + total + 1;
 	for (size_t d = 0; d < t->ndocs; d++) {
 		const lm_posting_prep *pp;
 		if (t->v[d] == NULL || !t->v[d]->listed)
@@ -396,8 +396,8 @@ share_table_new(const lm_index *idx, struct share_table *st)
 		    idx->model->params.preferred_share, st->sh + st->off[d]);
 		for (size_t i = 0; i < lm_idf_snap_nshares(pp); i++)
 			terms[i] = lm_idf_snap_skill_term(pp, i);
-		lm_inverted_prefix_bounds(terms, st->sh + st->off[d],
-		    lm_idf_snap_nshares(pp), st->key + st->off[d]);
+		lm_inverted_after(terms, st->sh + st->off[d], lm_idf_snap_nshares(pp),
+		    st->after + st->off[d]);
 	}
 	free(terms);
 	return LM_OK;
@@ -1128,34 +1128,28 @@ struct term_bound {
 	uint32_t term, tier;
 	uint32_t ti;    /* the term's place in the subject's terms */
 	size_t entries; /* records on it (over the partitions visited) */
-	bool out;       /* the sweep keeps it out: see sweep */
-	bool read;      /* the sweep finds records through it in the window */
 };
 
 /* A sweep's place in one partition's part of a unit (a tier, ordered by
- * doc): entries e[pos .. n) are still to come, e[pos .. stop) are in the
- * current window. */
+ * doc): entries e[pos .. n) are still to come. */
 struct cursor {
 	const lm_inverted_ent *e;
-	const float *bm; /* the tier's block maxima */
-	uint32_t pos, stop, n;
-	uint32_t u; /* its unit: tb[u] */
+	const float *bm; /* the tier's block maxima of keys */
+	uint32_t pos, n;
+	float mult;
+	uint32_t band; /* see sweep */
+	bool dense;    /* read a window at a time */
 };
 
-/* A unit in one window of a sweep: wmax bounds what it adds to a record of
- * the window (its block maxima there times its multiplier). */
-struct wunit {
-	double wmax;
-	uint32_t u;
-	bool read;
-};
-
-/* A doc's slot in a query: mark == the query's stamp when the doc was
- * accumulated (acc its sum so far), stamp + 1 when it was evaluated. Side
- * by side, so that adding a share touches one cache line. */
+/* A doc's slot in a query: mark == the query's stamp when the seed
+ * accumulated the doc (acc its sum so far), stamp + 1 when it was
+ * evaluated, stamp + 2 when the sweep found it (acc the sum of the entries
+ * it found, after the least of what follows them). Side by side, so that
+ * adding a share touches one cache line. */
 struct acc {
 	uint32_t mark;
 	float acc;
+	float after;
 };
 
 /* Working memory of one query, reused through the index's pool: a struct
@@ -1173,8 +1167,6 @@ struct scratch {
 	size_t term_cap;
 	struct cursor *cur; /* the sweep's cursors, room for cur_cap */
 	size_t cur_cap;
-	struct wunit *wu; /* the sweep's units in one window, room for wu_cap */
-	size_t wu_cap;
 };
 
 static void
@@ -1188,7 +1180,6 @@ scratch_free(struct scratch *s)
 	free(s->tb);
 	free(s->tmax);
 	free(s->cur);
-	free(s->wu);
 	free(s);
 }
 
@@ -1250,11 +1241,11 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 		s->tmax = tm;
 		s->term_cap = nterms;
 	}
-	/* Two stamps a query; wrapped, old marks could look current. */
-	s->stamp += 2;
-	if (s->stamp < 2 || s->stamp >= UINT32_MAX - 1) {
+	/* Three stamps a query; wrapped, old marks could look current. */
+	s->stamp += 3;
+	if (s->stamp < 3 || s->stamp >= UINT32_MAX - 2) {
 		memset(s->as, 0, s->mark_cap * sizeof(*s->as));
-		s->stamp = 2;
+		s->stamp = 3;
 	}
 	return s;
 nomem:
@@ -1340,6 +1331,9 @@ struct ranking {
 	uint64_t scored;  /* records fully scored */
 	uint64_t reached; /* records evaluated (their veto keys read) */
 	uint64_t entries; /* list entries read */
+	uint32_t found;   /* the stamp of the records to rank: see struct acc */
+	float tau;        /* after the sweep: see sweep */
+	uint64_t seeded;  /* records the seed evaluated */
 	bool partial;     /* some list entries were left unread */
 };
 
@@ -1355,6 +1349,7 @@ collect(struct ranking *q, const uint32_t *docs, size_t n)
 		if (s->as[d].mark != s->stamp) {
 			s->as[d].mark = s->stamp;
 			s->as[d].acc = q->gate;
+			s->as[d].after = 0;
 			s->cands[q->ncand++].doc = d;
 		}
 	}
@@ -1379,25 +1374,10 @@ add_entries(
 		else if (as[d].mark != stamp + 1) {
 			as[d].mark = stamp;
 			as[d].acc = c;
+			as[d].after = 0;
 			s->cands[q->ncand++].doc = d;
 		}
 	}
-}
-
-/* Adds the entries e[0 .. n) of unit tb to the records accumulated
- * already, and only to those. */
-static void
-add_known(
-    struct ranking *q, const lm_inverted_ent *e, size_t n, const struct term_bound *tb)
-{
-	struct acc *as = q->s->as;
-	uint32_t stamp = q->s->stamp;
-	float mult = tb->mult;
-
-	q->entries += n;
-	for (size_t i = 0; i < n; i++)
-		if (as[e[i].doc].mark == stamp)
-			as[e[i].doc].acc += e[i].share * mult;
 }
 
 /* Adds what unit tb gives each record on it to the record's sum. */
@@ -1463,27 +1443,41 @@ static void
 seed(struct ranking *q)
 {
 	struct cand *cv = q->s->cands;
-	size_t n = q->ncand, m = first_batch(q);
+	size_t n = q->ncand, lo = 0, m = first_batch(q);
 
 	for (size_t i = 0; i < n; i++) {
 		const struct acc *a = &q->s->as[cv[i].doc];
 		cv[i].bound = a->mark == q->s->stamp ? a->acc : -INFINITY;
 	}
-	if (m < n)
-		select_top(cv, n, m - 1);
-	else
-		m = n;
-	for (size_t i = 0; i < m; i++)
-		if (q->s->as[cv[i].doc].mark == q->s->stamp)
-			evaluate(q, cv[i].doc);
+	/* Until the heap is full: below that the bar lets every record in. */
+	while (lo < n) {
+		if (m < n - lo)
+			select_top(cv + lo, n - lo, m - 1);
+		else
+			m = n - lo;
+		for (size_t i = lo; i < lo + m; i++)
+			if (q->s->as[cv[i].doc].mark == q->s->stamp)
+				evaluate(q, cv[i].doc);
+		lo += m;
+		if (q->h->n >= q->h->cap)
+			break;
+		m *= 2;
+	}
 }
 
-/* The bound of record d, accumulated and not evaluated, with the slack:
- * its sum, or the gate for every record when the shares bound none. */
+/* The bound of record d, found and not evaluated, with the slack: its sum,
+ * plus after the sweep what it may lack (see sweep), or the gate for every
+ * record when the shares bound none. */
 static double
 doc_bound(const struct ranking *q, uint32_t d)
 {
-	double b = q->unbounded ? q->gate : q->s->as[d].acc;
+	const struct acc *a = &q->s->as[d];
+	double b = a->acc;
+
+	if (q->unbounded)
+		b = q->gate;
+	else if (a->mark == q->found && q->found != q->s->stamp)
+		b += a->after < q->tau ? a->after : q->tau;
 
 	return b * (1 + TERM_SLACK) + TERM_SLACK;
 }
@@ -1505,8 +1499,8 @@ visit(struct ranking *q)
 	for (size_t i = 0; i < q->ncand; i++) {
 		uint32_t d = cv[i].doc;
 		double b;
-		if (as[d].mark != q->s->stamp)
-			continue; /* evaluated */
+		if (as[d].mark != q->found)
+			continue; /* evaluated, or not found by the sweep */
 		b = doc_bound(q, d);
 		if (b < floor)
 			continue;
@@ -1552,23 +1546,38 @@ float_up(double x)
 }
 
 /*
- * Step 2, the sweep: the units tb[from .. to) are read one window of
- * WINDOW doc ids at a time, in doc order, so that the accumulator's slots
- * being added to stay in the cache. In each window, a unit's bound there
- * is the largest of its block maxima over the blocks that hold the
- * window's entries (times its multiplier); the units of the smallest
- * bounds whose sum, taken per term at its largest, stays below the bar
- * (with the slack) are not read in that window (block-max MaxScore): a
- * record there on those only cannot reach the bar, and a record read
- * otherwise gets that sum, restw of its window, added to its bound. The
- * bar does not change during the sweep: nothing is evaluated.
+ * Step 2, the sweep, once the seed has set the bar theta. The units are
+ * read again in two passes:
+ *
+ * - Finding: of the units whose key bound (inverted.h: share plus what
+ *   follows) times the multiplier reaches theta, the entries whose keys
+ *   do; blocks whose key maximum is below theta are skipped unread
+ *   (block-max skipping). A record whose sum reaches theta has every entry
+ *   up to its first term among the subject's keyed at least that sum, so
+ *   it is found; a record not found cannot reach theta.
+ * - Completing: the other entries are added to the records found, and only
+ *   to them, by bands of decreasing key bound (first the entries below
+ *   theta of the units above, then the units of each tier below, in
+ *   decreasing tier), while the records found that the bands left could
+ *   still lift to theta are so many that evaluating them would cost more
+ *   (EVAL_COST list entries each) than reading the next band.
+ *
+ * Then every entry keyed at least tau of a record found has been read,
+ * where tau bounds the keys of the bands left: what a record lacks is at
+ * most tau (the key of its first entry left) and at most what follows its
+ * last entry read (every entry left follows it), and its bound is its sum
+ * plus the smaller. Ranking profiles the keys are the shares and nothing
+ * follows: theta is minus infinity there (every entry read, the sums
+ * exact). The seed's records are found again or not at all; the ones it
+ * evaluated stay evaluated.
+ *
+ * A list with many entries per window of WINDOW doc ids is read a window
+ * at a time, all such lists side by side, so that the slots being added
+ * to stay in the cache; a sparser one in one go, rather than coming back
+ * to it (a cache miss) in every window.
  */
-static int
-cmp_wunit(const void *a, const void *b)
-{
-	const struct wunit *x = a, *y = b;
-	return x->wmax < y->wmax ? -1 : (x->wmax > y->wmax ? 1 : 0);
-}
+#define EVAL_COST 64 /* list entries read cost about one evaluation */
+#define DENSE_MIN 16 /* entries per window of a list read by window */
 
 /* Grows *p (of *cap elements of size sz) to at least n; LM_OK or
  * LM_ENOMEM. */
@@ -1587,60 +1596,189 @@ grow(void **p, size_t *cap, size_t n, size_t sz)
 	return LM_OK;
 }
 
-/* Moves c->stop to the first entry at or past doc lim and returns the
- * largest block maximum over e[pos .. stop) (0 when that is empty). */
-static float
-cursor_window(struct cursor *c, uint32_t lim)
+/* Whether key times mult reaches theta, with the slack. */
+static bool
+key_reaches(float key, float mult, double theta)
 {
-	uint32_t i = c->pos, b0 = i / LM_INVERTED_BLOCK, b;
-	float mx;
-
-	if (i == c->n || c->e[i].doc >= lim) {
-		c->stop = i;
-		return 0;
-	}
-	/* Whole blocks whose last entry is in the window, then entries. */
-	b = b0;
-	while ((b + 1) * LM_INVERTED_BLOCK < c->n &&
-	       c->e[(b + 1) * LM_INVERTED_BLOCK - 1].doc < lim)
-		b++;
-	i = b > b0 ? b * LM_INVERTED_BLOCK : i;
-	while (i < c->n && c->e[i].doc < lim)
-		i++;
-	c->stop = i;
-	mx = c->bm[b0];
-	for (b = b0 + 1; b <= (i - 1) / LM_INVERTED_BLOCK; b++)
-		if (c->bm[b] > mx)
-			mx = c->bm[b];
-	return mx;
+	return !((double) key * mult * (1 + TERM_SLACK) + TERM_SLACK < theta);
 }
 
-/* Sweeps the units tb[from .. to) (see above) with nterms terms. Returns
- * LM_OK or LM_ENOMEM (nothing read then). */
+/* The place of c's first entry at or past doc (from c->pos on), found a
+ * block at a time. */
+static uint32_t
+cursor_seek(const struct cursor *c, uint32_t doc)
+{
+	uint32_t i = c->pos;
+
+	while (i < c->n) {
+		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
+		if (end > c->n)
+			end = c->n;
+		if (c->e[end - 1].doc < doc) {
+			i = end;
+			continue;
+		}
+		while (c->e[i].doc < doc)
+			i++;
+		break;
+	}
+	return i;
+}
+
+/* The finding pass of c over its entries from doc lo to below lim. */
+static void
+cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double theta)
+{
+	struct acc *as = q->s->as;
+	const lm_inverted_ent *e = c->e;
+	uint32_t i, n = c->n, found = q->found;
+
+	c->pos = i = cursor_seek(c, lo);
+	while (i < n && e[i].doc < lim) {
+		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
+		if (end > n)
+			end = n;
+		if (!key_reaches(c->bm[i / LM_INVERTED_BLOCK], c->mult, theta)) {
+			i = end; /* may pass lim: the next window seeks from pos */
+			continue;
+		}
+		for (; i < end && e[i].doc < lim; i++) {
+			uint32_t d = e[i].doc;
+			float sh, af;
+			q->entries++;
+			if (!key_reaches(lm_inverted_key(&e[i]), c->mult, theta))
+				continue;
+			sh = e[i].share * c->mult;
+			af = e[i].after * c->mult;
+			if (as[d].mark == found) {
+				as[d].acc += sh;
+				if (af < as[d].after)
+					as[d].after = af;
+			} else if (as[d].mark != found - 1) {
+				as[d].mark = found;
+				as[d].acc = sh;
+				as[d].after = af;
+				q->s->cands[q->ncand++].doc = d;
+			}
+		}
+	}
+}
+
+/* The completing pass of c over its entries from doc lo to below lim:
+ * those keyed below theta, to the records found. */
+static void
+cursor_complete(
+    struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double theta)
+{
+	struct acc *as = q->s->as;
+	const lm_inverted_ent *e = c->e;
+	uint32_t i, n = c->n, found = q->found;
+
+	for (i = cursor_seek(c, lo); i < n && e[i].doc < lim; i++) {
+		uint32_t d = e[i].doc;
+		float af;
+		q->entries++;
+		if (as[d].mark != found ||
+		    key_reaches(lm_inverted_key(&e[i]), c->mult, theta))
+			continue;
+		as[d].acc += e[i].share * c->mult;
+		af = e[i].after * c->mult;
+		if (af < as[d].after)
+			as[d].after = af;
+	}
+	c->pos = i;
+}
+
+/* Records found from cands[c0 ..) that missing at most tau could lift to
+ * theta. */
+static size_t
+count_open(const struct ranking *q, size_t c0, double tau, double theta)
+{
+	const struct acc *as = q->s->as;
+	size_t n = 0;
+
+	for (size_t i = c0; i < q->ncand; i++) {
+		const struct acc *a = &as[q->s->cands[i].doc];
+		double b = (double) a->acc + (a->after < tau ? a->after : tau);
+		n += !(b * (1 + TERM_SLACK) + TERM_SLACK < theta);
+	}
+	return n;
+}
+
+/* A band of the completing pass: cursors cur[from .. to) (band 0: those of
+ * the units that find records), entries in all, and tau, the key bound of
+ * what the bands after it hold. */
+struct band {
+	size_t from, to, entries;
+	double tau;
+};
+
+/* Cursors by band, and in a band the dense ones (read by window) first. */
 static int
-sweep(struct ranking *q, size_t from, size_t to, size_t nterms)
+cmp_cursor_band(const void *a, const void *b)
+{
+	const struct cursor *x = a, *y = b;
+
+	if (x->band != y->band)
+		return x->band < y->band ? -1 : 1;
+	return x->dense == y->dense ? 0 : (x->dense ? -1 : 1);
+}
+
+/* Reads cursors cur[from .. to): finding (complete false) or completing. */
+static void
+read_cursors(struct ranking *q, size_t from, size_t to, bool complete, double theta)
+{
+	struct cursor *cur = q->s->cur;
+	size_t nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1, dense = from;
+
+	for (size_t i = from; i < to; i++) {
+		cur[i].pos = 0;
+		dense += cur[i].dense;
+	}
+	for (size_t w = 0; w < nwin && dense > from; w++) {
+		uint64_t end = (uint64_t) (w + 1) << WINDOW_SHIFT;
+		uint32_t lo = (uint32_t) (w << WINDOW_SHIFT);
+		uint32_t lim = end > UINT32_MAX ? UINT32_MAX : (uint32_t) end;
+		for (size_t i = from; i < dense; i++)
+			if (complete)
+				cursor_complete(q, &cur[i], lo, lim, theta);
+			else
+				cursor_find(q, &cur[i], lo, lim, theta);
+	}
+	for (size_t i = dense; i < to; i++)
+		if (complete)
+			cursor_complete(q, &cur[i], 0, UINT32_MAX, theta);
+		else
+			cursor_find(q, &cur[i], 0, UINT32_MAX, theta);
+}
+
+/* Sweeps the units tb[0 .. ntb) (see above). Returns LM_OK or LM_ENOMEM
+ * (nothing changed then). */
+static int
+sweep(struct ranking *q, size_t ntb)
 {
 	struct scratch *s = q->s;
-	struct term_bound *tb = s->tb;
+	const struct term_bound *tb = s->tb;
+	struct band band[LM_INVERTED_TIERS + 1];
+	double own[LM_INVERTED_TIERS + 1]; /* by band: its largest key bound */
 	size_t nc = 0, nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1;
-	double theta = bar(q->h, q->min_score), xsum = 0;
-	double *xmax = s->tmax + nterms; /* by term: of the units kept out */
+	double theta = q->jobs ? bar(q->h, q->min_score) : -INFINITY, tau = theta;
+	uint32_t found = s->stamp + 2;
 
-	if (grow((void **) &s->cur, &s->cur_cap, (to - from) * q->nparts,
-	        sizeof(*s->cur)) != LM_OK ||
-	    grow((void **) &s->wu, &s->wu_cap, to - from, sizeof(*s->wu)) != LM_OK)
+	if (grow((void **) &s->cur, &s->cur_cap, ntb * q->nparts + 1, sizeof(*s->cur)) !=
+	    LM_OK)
 		return LM_ENOMEM;
-	/* Units whose key bound is below the bar hold the first term of no
-	 * record that can reach it (prefix bounds, inverted.h): kept out, they
-	 * find no record; their bounds are taken per term at their largest. */
-	for (size_t i = 0; i < nterms; i++)
-		xmax[i] = 0;
-	for (size_t u = from; u < to; u++) {
-		tb[u].out = (double) tb[u].kub * (1 + TERM_SLACK) + TERM_SLACK < theta;
-		if (tb[u].out && tb[u].ub > xmax[tb[u].ti]) {
-			xsum += tb[u].ub - xmax[tb[u].ti];
-			xmax[tb[u].ti] = tb[u].ub;
-		}
+	/* With a bar, records keyed below it everywhere are not found. */
+	q->partial = theta > -INFINITY;
+	/* Cursors by band: 0 for the units that find, then one per tier
+	 * below, in decreasing tier. */
+	for (size_t b = 0; b <= LM_INVERTED_TIERS; b++) {
+		band[b].entries = 0;
+		own[b] = 0;
+	}
+	for (size_t u = 0; u < ntb; u++) {
+		bool finds = key_reaches(tb[u].kub, 1, theta);
+		uint32_t b = finds ? 0 : LM_INVERTED_TIERS - tb[u].tier;
 		for (uint32_t part = 0; part < q->nparts; part++) {
 			struct cursor *c = &s->cur[nc];
 			float mx;
@@ -1649,69 +1787,57 @@ sweep(struct ranking *q, size_t from, size_t to, size_t nterms)
 			    (c->e = lm_inverted_tier(q->iv, part, tb[u].term, tb[u].tier,
 			         &n, &c->bm, &mx, &mx)) == NULL)
 				continue;
-			c->pos = c->stop = 0;
+			c->pos = 0;
 			c->n = (uint32_t) n;
-			c->u = (uint32_t) u;
+			c->mult = tb[u].mult;
+			c->band = b;
+			c->dense = n >= DENSE_MIN * nwin;
+			band[b].entries += n;
+			if (tb[u].kub > own[b])
+				own[b] = tb[u].kub;
 			nc++;
 		}
 	}
-	for (size_t w = 0; w < nwin; w++) {
-		uint64_t end = (uint64_t) (w + 1) << WINDOW_SHIFT;
-		uint32_t lim = end > UINT32_MAX ? UINT32_MAX : (uint32_t) end;
-		size_t nw = 0;
-		double sum = xsum;
-		/* wu[0 .. nw): the units not kept out with entries in the window,
-		 * with their block maxima there. */
-		for (size_t i = 0; i < nc; i++) {
-			struct cursor *c = &s->cur[i];
-			double v = (double) cursor_window(c, lim) * tb[c->u].mult;
-			if (c->stop == c->pos || tb[c->u].out)
-				continue;
-			/* The cursors of a unit are adjacent. */
-			if (nw == 0 || s->wu[nw - 1].u != c->u) {
-				s->wu[nw].u = c->u;
-				s->wu[nw].read = true;
-				s->wu[nw++].wmax = 0;
-			}
-			if (v > s->wu[nw - 1].wmax)
-				s->wu[nw - 1].wmax = v;
-		}
-		/* Those of the smallest bounds whose sum, with the units kept out,
-		 * stays below the bar find no record in the window either. */
-		if (nw > 1)
-			qsort(s->wu, nw, sizeof(*s->wu), cmp_wunit);
-		for (size_t i = 0; i < nterms; i++)
-			s->tmax[i] = xmax[i];
-		for (size_t i = 0; i < nw; i++) {
-			struct wunit *x = &s->wu[i];
-			double *tm = &s->tmax[tb[x->u].ti];
-			double v = sum + (x->wmax > *tm ? x->wmax - *tm : 0);
-			if (!(v * (1 + TERM_SLACK) + TERM_SLACK < theta))
-				break;
-			x->read = false;
-			sum = v;
-			if (x->wmax > *tm)
-				*tm = x->wmax;
-		}
-		for (size_t i = 0; i < nw; i++)
-			tb[s->wu[i].u].read = s->wu[i].read;
-		/* The others find the records; then every entry of the window
-		 * is added to the records found, so that their sums are exact. */
-		for (size_t i = 0; i < nc; i++) {
-			struct cursor *c = &s->cur[i];
-			if (c->stop > c->pos && !tb[c->u].out && tb[c->u].read)
-				add_entries(
-				    q, c->e + c->pos, c->stop - c->pos, &tb[c->u]);
-		}
-		for (size_t i = 0; i < nc; i++) {
-			struct cursor *c = &s->cur[i];
-			if (c->stop > c->pos && (tb[c->u].out || !tb[c->u].read)) {
-				add_known(q, c->e + c->pos, c->stop - c->pos, &tb[c->u]);
-				q->partial = true;
-			}
-			c->pos = c->stop;
-		}
+	qsort(s->cur, nc, sizeof(*s->cur), cmp_cursor_band);
+	for (size_t b = 0, i = 0; b <= LM_INVERTED_TIERS; b++) {
+		band[b].from = i;
+		while (i < nc && s->cur[i].band == b)
+			i++;
+		band[b].to = i;
 	}
+	/* tau after band b: the largest key bound of the bands after it. */
+	band[LM_INVERTED_TIERS].tau = 0;
+	for (size_t b = LM_INVERTED_TIERS; b-- > 0;)
+		band[b].tau = own[b + 1] > band[b + 1].tau ? own[b + 1] : band[b + 1].tau;
+	q->seeded = q->reached;
+	q->ncand = 0;
+	q->found = found;
+	/* The postings without skills: their gate bounds them. */
+	for (uint32_t part = 0; q->jobs && part < q->nparts; part++) {
+		const uint32_t *docs;
+		size_t n;
+		if (q->skip[part])
+			continue;
+		docs = lm_inverted_bare(q->iv, part, &n);
+		for (size_t i = 0; i < n; i++)
+			if (s->as[docs[i]].mark != found - 1) {
+				s->as[docs[i]].mark = found;
+				s->as[docs[i]].acc = q->gate;
+				s->as[docs[i]].after = 0;
+				s->cands[q->ncand++].doc = docs[i];
+			}
+	}
+	read_cursors(q, band[0].from, band[0].to, false, theta);
+	for (size_t b = 0; b <= LM_INVERTED_TIERS && tau > 0; b++) {
+		if (band[b].from < band[b].to) {
+			if (!((double) count_open(q, 0, tau, theta) * EVAL_COST >
+			        (double) band[b].entries))
+				break;
+			read_cursors(q, band[b].from, band[b].to, true, theta);
+		}
+		tau = band[b].tau < tau ? band[b].tau : tau;
+	}
+	q->tau = float_up(tau > 0 ? tau : 0);
 	return LM_OK;
 }
 
@@ -1819,7 +1945,8 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	while (k < ntb && q.ncand < SEED_CANDS)
 		accumulate(&q, &q.s->tb[k++]);
 	seed(&q);
-	if (k < ntb && (q.unbounded || sweep(&q, k, ntb, nterms) != LM_OK))
+	q.found = q.s->stamp;
+	if (k < ntb && (q.unbounded || sweep(&q, ntb) != LM_OK))
 		for (; k < ntb; k++) /* every record bounded alike: read all */
 			accumulate(&q, &q.s->tb[k]);
 	visit(&q);
@@ -1830,7 +1957,7 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	*considered = t->n;
 	/* When units were left unread, their records are not known to be
 	 * vetoed: only those of the partitions skipped and those evaluated. */
-	*vetoed = (q.partial ? t->n - in_parts : t->n - q.ncand) + q.nvetoed;
+	*vetoed = (q.partial ? t->n - in_parts : t->n - q.ncand - q.seeded) + q.nvetoed;
 	scratch_put(idx, q.s);
 	lm_scan_free(q.sc);
 	if (h->n > 1)

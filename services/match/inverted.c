@@ -20,9 +20,9 @@
 #define BLOCK LM_INVERTED_BLOCK
 
 /* A tier: e[0 .. n) by increasing doc, room for cap; bm[b] the largest
- * share of block b, room for nblocks(cap); max at least every share and
- * kmax at least every key of its entries (the largest added since the tier
- * was last empty or rebuilt). */
+ * key of block b, room for nblocks(cap); max at least every share and kmax
+ * at least every key of its entries (the largest added since the tier was
+ * last empty or rebuilt). */
 struct tier {
 	lm_inverted_ent *e;
 	float *bm;
@@ -144,16 +144,31 @@ tier_reserve(struct tier *t, uint32_t need)
 	return LM_OK;
 }
 
+/* A float at least x. */
+static float
+float_up(double x)
+{
+	float f = (float) x;
+
+	return (double) f < x ? nextafterf(f, INFINITY) : f;
+}
+
+float
+lm_inverted_key(const lm_inverted_ent *e)
+{
+	return float_up((double) e->share + e->after);
+}
+
 /* Sets the maxima of the blocks from block b on. */
 static void
 fix_blocks(struct tier *t, size_t b)
 {
 	for (size_t nb = nblocks(t->n); b < nb; b++) {
 		size_t i = b * BLOCK, end = i + BLOCK < t->n ? i + BLOCK : t->n;
-		float mx = t->e[i].share;
+		float mx = lm_inverted_key(&t->e[i]);
 		for (i++; i < end; i++)
-			if (t->e[i].share > mx)
-				mx = t->e[i].share;
+			if (lm_inverted_key(&t->e[i]) > mx)
+				mx = lm_inverted_key(&t->e[i]);
 		t->bm[b] = mx;
 	}
 }
@@ -176,15 +191,18 @@ tier_find(const struct tier *t, uint32_t doc)
 	return lo;
 }
 
-/* Inserts (doc, share) with its key at its place; room must be there. */
+/* Inserts (doc, share, after) at its place; room must be there. */
 static void
-tier_insert(struct tier *t, uint32_t doc, float share, float key)
+tier_insert(struct tier *t, uint32_t doc, float share, float after)
 {
 	uint32_t pos = tier_find(t, doc);
+	float key;
 
 	memmove(t->e + pos + 1, t->e + pos, (t->n - pos) * sizeof(*t->e));
 	t->e[pos].doc = doc;
 	t->e[pos].share = share;
+	t->e[pos].after = after;
+	key = lm_inverted_key(&t->e[pos]);
 	if (t->n++ == 0) {
 		t->max = share;
 		t->kmax = key;
@@ -212,12 +230,14 @@ tier_delete(struct tier *t, uint32_t doc)
 	return true;
 }
 
-/* Adds (doc, share) to the tiers tl: to the tier of its key, or when that
- * cannot grow to any tier with room (its maxima then cover the entry). */
+/* Adds (doc, share, after) to the tiers tl: to the tier of its key, or
+ * when that cannot grow to any tier with room (its maxima then cover the
+ * entry). */
 static int
-tiers_add(const lm_inverted *iv, struct tier *tl, uint32_t doc, float share, float key)
+tiers_add(const lm_inverted *iv, struct tier *tl, uint32_t doc, float share, float after)
 {
-	struct tier *t = &tl[tier_of(iv, key)];
+	lm_inverted_ent x = {doc, share, after};
+	struct tier *t = &tl[tier_of(iv, lm_inverted_key(&x))];
 
 	if (tier_reserve(t, t->n + 1) != LM_OK) {
 		uint32_t j = 0;
@@ -227,7 +247,7 @@ tiers_add(const lm_inverted *iv, struct tier *tl, uint32_t doc, float share, flo
 			return LM_ENOMEM;
 		t = &tl[j];
 	}
-	tier_insert(t, doc, share, key);
+	tier_insert(t, doc, share, after);
 	return LM_OK;
 }
 
@@ -297,20 +317,10 @@ seen_before(const uint32_t *terms, size_t i)
 	return false;
 }
 
-/* A float at least x. */
-static float
-float_up(double x)
-{
-	float f = (float) x;
-
-	return (double) f < x ? nextafterf(f, INFINITY) : f;
-}
-
 #define PREFIX_ON_STACK 256
 
 void
-lm_inverted_prefix_bounds(
-    const uint32_t *terms, const float *shares, size_t n, float *out)
+lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, float *out)
 {
 	float eff[PREFIX_ON_STACK];
 	double total = 0;
@@ -326,7 +336,7 @@ lm_inverted_prefix_bounds(
 		double sum = 0;
 		float si;
 		size_t f;
-		if (n > PREFIX_ON_STACK) { /* the sum of all bounds every prefix */
+		if (n > PREFIX_ON_STACK) { /* the sum of all bounds every suffix */
 			out[i] = float_up(total);
 			continue;
 		}
@@ -338,7 +348,7 @@ lm_inverted_prefix_bounds(
 		}
 		for (size_t k = 0; k < n; k++)
 			if (eff[k] > 0 &&
-			    (eff[k] < si || (eff[k] == si && terms[k] >= terms[i])))
+			    (eff[k] < si || (eff[k] == si && terms[k] > terms[i])))
 				sum += eff[k];
 		out[i] = float_up(sum);
 	}
@@ -372,7 +382,7 @@ lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *te
 			return LM_ENOMEM;
 		if (keys == NULL)
 			keys = kbuf;
-		lm_inverted_prefix_bounds(terms, shares, n, keys);
+		lm_inverted_after(terms, shares, n, keys);
 	}
 	for (i = 0; i < n; i++) {
 		struct tier *tl;
@@ -380,7 +390,7 @@ lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *te
 		if (seen_before(terms, i))
 			continue;
 		if ((tl = term_list(pt, terms[i])) == NULL ||
-		    tiers_add(iv, tl, doc, sh, keys != NULL ? keys[i] : sh) != LM_OK)
+		    tiers_add(iv, tl, doc, sh, keys != NULL ? keys[i] : 0) != LM_OK)
 			goto nomem;
 	}
 	if (keys != kbuf)
@@ -402,29 +412,25 @@ nomem:
 	return LM_ENOMEM;
 }
 
-/* Sets every block maximum of t and its maximum to their largest, and
- * its key maximum to kmax. */
+/* Sets every block maximum of t, its maximum share and its maximum key to
+ * their largest. */
 static void
-tier_remax(struct tier *t, float kmax)
+tier_remax(struct tier *t)
 {
-	t->max = 0;
-	t->kmax = t->n > 0 ? kmax : 0;
+	t->max = t->kmax = 0;
 	fix_blocks(t, 0);
 	for (size_t b = 0; b < nblocks(t->n); b++)
-		if (t->bm[b] > t->max)
-			t->max = t->bm[b];
+		if (t->bm[b] > t->kmax)
+			t->kmax = t->bm[b];
+	for (size_t i = 0; i < t->n; i++)
+		if (t->e[i].share > t->max)
+			t->max = t->e[i].share;
 }
 
-/* An entry on its way to its new tier. */
-struct rent {
-	uint32_t doc;
-	float share, key;
-};
-
 static int
-cmp_rent(const void *a, const void *b)
+cmp_ent(const void *a, const void *b)
 {
-	const struct rent *x = a, *y = b;
+	const lm_inverted_ent *x = a, *y = b;
 	return x->doc < y->doc ? -1 : (x->doc > y->doc ? 1 : 0);
 }
 
@@ -433,20 +439,19 @@ cmp_rent(const void *a, const void *b)
  * or when a tier cannot grow, keeps them in their tiers. */
 static void
 list_reshare(lm_inverted *iv, struct tier *tl, uint32_t term, lm_inverted_share_fn fn,
-    void *arg, struct rent *tmp)
+    void *arg, lm_inverted_ent *tmp)
 {
 	uint32_t count[LM_INVERTED_TIERS] = {0}, total = 0, j = 0;
-	float kmax[LM_INVERTED_TIERS] = {0};
 
 	if (tmp != NULL) {
 		for (j = 0; j <= LAST; j++)
 			for (uint32_t i = 0; i < tl[j].n; i++) {
-				struct rent *r = &tmp[total++];
+				lm_inverted_ent *r = &tmp[total++];
 				r->doc = tl[j].e[i].doc;
-				r->share = fn(arg, r->doc, term, &r->key);
+				r->share = fn(arg, r->doc, term, &r->after);
 				if (!iv->prefix)
-					r->key = r->share;
-				count[tier_of(iv, r->key)]++;
+					r->after = 0;
+				count[tier_of(iv, lm_inverted_key(r))]++;
 			}
 		for (j = 0; j <= LAST; j++)
 			if (tier_reserve(&tl[j], count[j]) != LM_OK)
@@ -455,37 +460,31 @@ list_reshare(lm_inverted *iv, struct tier *tl, uint32_t term, lm_inverted_share_
 	if (tmp == NULL || j <= LAST) {
 		for (j = 0; j <= LAST; j++) {
 			for (uint32_t i = 0; i < tl[j].n; i++) {
-				float key;
-				tl[j].e[i].share = fn(arg, tl[j].e[i].doc, term, &key);
+				lm_inverted_ent *r = &tl[j].e[i];
+				r->share = fn(arg, r->doc, term, &r->after);
 				if (!iv->prefix)
-					key = tl[j].e[i].share;
-				if (i == 0 || key > kmax[j])
-					kmax[j] = key;
+					r->after = 0;
 			}
-			tier_remax(&tl[j], kmax[j]);
+			tier_remax(&tl[j]);
 		}
 		return;
 	}
-	qsort(tmp, total, sizeof(*tmp), cmp_rent);
+	qsort(tmp, total, sizeof(*tmp), cmp_ent);
 	for (j = 0; j <= LAST; j++)
 		tl[j].n = 0;
 	for (uint32_t i = 0; i < total; i++) {
-		uint32_t k = tier_of(iv, tmp[i].key);
-		struct tier *t = &tl[k];
-		t->e[t->n].doc = tmp[i].doc;
-		t->e[t->n++].share = tmp[i].share;
-		if (tmp[i].key > kmax[k])
-			kmax[k] = tmp[i].key;
+		uint32_t k = tier_of(iv, lm_inverted_key(&tmp[i]));
+		tl[k].e[tl[k].n++] = tmp[i];
 	}
 	for (j = 0; j <= LAST; j++)
-		tier_remax(&tl[j], kmax[j]);
+		tier_remax(&tl[j]);
 }
 
 void
 lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg)
 {
 	size_t most = 0;
-	struct rent *tmp;
+	lm_inverted_ent *tmp;
 
 	for (uint32_t p = 0; p < iv->nparts; p++) {
 		struct part *pt = &iv->parts[p];

@@ -8,23 +8,27 @@
  * terms are those of lm_prep_terms (score.h); partitions are numbered
  * 0 .. nparts-1 by the caller, from the hard-veto keys. A term list holds
  * each document once, with a number the caller attaches to the pair
- * (document, term), its share, and a key: the share itself, or for lists
- * made with prefix bounds the entry's prefix bound (below). A term list is
- * cut into LM_INVERTED_TIERS tiers by key (impact layers); each tier is
+ * (document, term), its share, and for lists made with prefix bounds
+ * (postings) the sum of the shares that follow it (below; 0 otherwise).
+ * An entry's key is its share plus that sum, its prefix bound. A term list
+ * is cut into LM_INVERTED_TIERS tiers by key (impact layers); each tier is
  * ordered by document and cut into blocks of LM_INVERTED_BLOCK entries,
- * each with the largest share it holds (block maxima), so that a query can
- * read a tier one range of documents at a time and bound what it skips.
- * Not thread-safe for writes: the index changes lists under its write lock
- * and reads them under its read lock.
+ * each with the largest key it holds (block maxima), so that a query can
+ * read a tier one range of documents at a time and skip the blocks whose
+ * keys are all below its bar without reading them. Not thread-safe for
+ * writes: the index changes lists under its write lock and reads them
+ * under its read lock.
  *
  * Prefix bounds: order a document's distinct terms by share, largest
- * first, ties by term; an entry's prefix bound is its share plus the
- * shares of the document's terms after it. For any set Q of terms, the sum
- * of the document's shares over the terms it has in Q is at most the
- * prefix bound of the first of them in that order, which is the largest
- * prefix bound among them: a query that reads only the entries whose prefix
- * bound reaches a bar still reaches every document whose sum does, and the
- * largest prefix bound it read of such a document bounds its sum.
+ * first, ties by term; what follows an entry is the sum of the shares of
+ * the document's terms after it in that order. For any set Q of terms, let
+ * first be the first of the document's terms in Q: the sum of its shares
+ * over Q is at most first's key, the largest key among its terms in Q. So
+ * a query with a bar theta finds every document whose sum over its terms
+ * reaches theta among the entries whose key reaches theta, and bounds the
+ * sum of such a document by the shares of those entries plus what follows
+ * the last of them (every entry of the document before that one has a
+ * larger key, so it was among those read).
  */
 #ifndef LUNAMATCH_MATCH_INVERTED_H
 #define LUNAMATCH_MATCH_INVERTED_H
@@ -39,14 +43,19 @@
 
 typedef struct lm_inverted lm_inverted;
 
-/* One entry of a tier: a document and its share for the term. */
+/* One entry of a tier: a document, its share for the term and the sum of
+ * the shares that follow it (0 without prefix bounds). */
 typedef struct lm_inverted_ent {
 	uint32_t doc;
 	float share;
+	float after;
 } lm_inverted_ent;
 
-/* New lists of nparts partitions whose entries' keys are their prefix
- * bounds (prefix) or their shares. Returns LM_OK, LM_EINVAL (nparts 0 or
+/* The key of e: share + after, rounded up. */
+float lm_inverted_key(const lm_inverted_ent *e);
+
+/* New lists of nparts partitions, with prefix bounds (prefix) or without
+ * (entries' keys are then their shares). Returns LM_OK, LM_EINVAL (nparts 0 or
  * above the maximum) or LM_ENOMEM. */
 int lm_inverted_new(uint32_t nparts, bool prefix, lm_inverted **out);
 void lm_inverted_free(lm_inverted *iv); /* NULL is a no-op */
@@ -68,10 +77,10 @@ void lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc,
 
 /* Tier `tier` (below LM_INVERTED_TIERS) of a term list: its *n entries in
  * increasing document order; in *bmax the block maxima, bmax[b] the largest
- * share of entries [b * LM_INVERTED_BLOCK, (b + 1) * LM_INVERTED_BLOCK)
+ * key of entries [b * LM_INVERTED_BLOCK, (b + 1) * LM_INVERTED_BLOCK)
  * (exactly: kept through every change); in *max an upper bound of every
- * share of the tier, at least the largest block maximum, and in *kmax one
- * of every key (0 when empty). NULL and *n 0 when the tier is empty. An
+ * share of the tier and in *kmax one of every key, at least the largest
+ * block maximum (0 when empty). NULL and *n 0 when the tier is empty. An
  * entry goes to the last tier whose smallest key it reaches (shares: 0.015,
  * 0.03, 0.05, 0.08, 0.12, 0.18, 0.25, 0.33, 0.45, 0.6 and 0.8 begin tiers 1
  * to 11; prefix bounds: 0.2, 0.3, ... 0.9, 1, 1.25 and 1.5), so that bounds
@@ -80,19 +89,19 @@ void lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc,
 const lm_inverted_ent *lm_inverted_tier(const lm_inverted *iv, uint32_t part,
     uint32_t term, uint32_t tier, size_t *n, const float **bmax, float *max, float *kmax);
 
-/* Sets out[i] to the prefix bound of terms[i] among a document's n terms
- * with their shares (a term listed twice counts once, with its first
- * share; 0 for a term whose share is not positive), rounded up; above 256
- * terms, to the sum of every share (which bounds them all). */
-void lm_inverted_prefix_bounds(
-    const uint32_t *terms, const float *shares, size_t n, float *out);
+/* Sets out[i] to what follows terms[i] among a document's n terms with
+ * their shares (see prefix bounds above; a term listed twice counts once,
+ * with its first share; 0 for a term whose share is not positive), rounded
+ * up; above 256 terms, to the sum of every share (which bounds them all). */
+void lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, float *out);
 
 /* Sets the share of every pair (doc, term) of the term lists to fn(arg,
- * doc, term, &key), with prefix bounds its key to key, moves each entry to
- * the tier of its new key and sets the maxima again. Never fails: when a
- * tier cannot grow, the list's entries keep their tiers (with their new
- * shares and maxima). */
-typedef float (*lm_inverted_share_fn)(void *arg, uint32_t doc, uint32_t term, float *key);
+ * doc, term, &after) and, with prefix bounds, what follows it to after;
+ * moves each entry to the tier of its new key and sets the maxima again.
+ * Never fails: when a tier cannot grow, the list's entries keep their
+ * tiers (with their new values and maxima). */
+typedef float (*lm_inverted_share_fn)(
+    void *arg, uint32_t doc, uint32_t term, float *after);
 void lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg);
 
 const uint32_t *lm_inverted_all(const lm_inverted *iv, uint32_t part, size_t *n);
