@@ -12,7 +12,8 @@
  * statistics (skill ids and words become small integers, see score.h); the
  * inverted lists (inverted.h) give the candidates of a query by term and
  * partition, with each posting's share of each of its skills (at the idf
- * snapshot, lm_idf_snap), which a query adds up into a bound per record;
+ * snapshot, lm_idf_snap) and the sum of the shares that follow it, from
+ * which a query finds the records that can reach its bar and bounds them;
  * the slots hold each record's veto key (which also bounds the score) next
  * to its prep, so that the few records a query evaluates are mostly
  * vetoed or bounded away without touching the prep. Binding and unbinding write to the
@@ -1063,38 +1064,34 @@ heap_offer(struct heap *h, const struct hit *x)
 
 /*
  * A query ranks the records of one side for a subject, exactly, fully
- * evaluating few of them: MaxScore over the inverted lists, term at a
- * time, with a share per record and term.
+ * evaluating few of them: block-max skipping over impact-tiered,
+ * doc-ordered inverted lists, with a share per record and term and, for
+ * postings, a prefix bound (inverted.h).
  *
  * Units are the tiers of the lists of the subject's terms (lm_prep_terms)
  * in the partitions that the subject's key does not veto. A record on a
  * unit adds its stored share times the unit's multiplier to the bound of
  * its skills value: ranking postings, the shares are at the idf snapshot
- * and the multiplier is the drift since (lm_idf_snap_drift); ranking
- * profiles, a profile stores 1 for a skill and 0 for a word and the
- * multiplier is the subject's share of the term (lm_scan_term_share). The
- * skills value of a pair, which bounds the score of an eligible pair, is at
- * most the sum over the units the record is on (score.h,
- * lm_posting_shares). A unit's bound is its tier's largest share times the
- * multiplier. The pairs the shares cannot bound have no skills feature:
- * their gate, params.no_skills_gate, bounds them. They are the postings
- * without skills of their own (the bare lists, always read), and every
- * record when the subject is a posting without skills of its own (every
- * record of the partitions when it has no skill ids at all: NO_OVERLAP
- * cannot veto).
+ * and the multiplier is the drift since (lm_idf_snap_drift), which bounds
+ * how far any sum of shares, what follows an entry included, can have
+ * grown; ranking profiles, a profile stores 1 for a skill and 0 for a word
+ * and the multiplier is the subject's share of the term
+ * (lm_scan_term_share). The skills value of a pair, which bounds the score
+ * of an eligible pair, is at most the sum over the units the record is on
+ * (score.h, lm_posting_shares). A unit's share bound and key bound are its
+ * tier's largest share and key times the multiplier. The pairs the shares
+ * cannot bound have no skills feature: their gate, params.no_skills_gate,
+ * bounds them. They are the postings without skills of their own (the
+ * bare lists, always read), and every record when the subject is a posting
+ * without skills of its own (every record of the partitions when it has no
+ * skill ids at all: NO_OVERLAP cannot veto).
  *
- * 1. Seed: the units of the largest bounds are accumulated until they
- *    reach SEED_CANDS records; the best max(4k, 64) by partial sum are
- *    evaluated (below), which sets the bar (the k-th score kept, or
- *    min_score).
- * 2. The units left whose bounds (per term the largest, summed over the
- *    terms: a record is on one tier of a list) stay, with the slack, below
- *    the bar are not read: a record on those only cannot reach the bar.
- *    The others are accumulated, and the next best records by sum
- *    evaluated, which raises the bar. The units not read are read anyway
- *    when that costs less than evaluating the records their bound lets
- *    through. A record's bound is its sum plus the bound of the units not
- *    read.
+ * 1. Seed: the units of the largest share bounds are accumulated (term at
+ *    a time) until they reach SEED_CANDS records; the best max(4k, 64) by
+ *    partial sum are evaluated (below), in doubling batches until the heap
+ *    is full, which sets the bar (the k-th score kept, or min_score).
+ * 2. Sweep: the records that can reach the bar are found and their sums
+ *    completed, or bounded, from the lists in doc order (see sweep).
  * 3. Records are evaluated in decreasing bound order while the bound
  *    reaches the bar: the key pre-checks and key bound from the dense
  *    slots (lm_scan_vetoed, lm_scan_key_bound), then the exact vetoes and
@@ -1112,11 +1109,14 @@ heap_offer(struct heap *h, const struct hit *x)
 #define FIRST_BATCH  64   /* records evaluated to set the bar, at least */
 #define SEED_CANDS   4096 /* records accumulated before units are left out */
 #define TERM_SLACK   1e-4 /* relative and absolute, on a sum of shares */
-#define WINDOW_SHIFT 13   /* a sweep's window: 8192 doc ids, 64 KiB of sums */
+#define WINDOW_SHIFT 15   /* a sweep's window: 32768 doc ids, 256 KiB of slots */
 
+/* A record to rank; during and after the sweep also its sum and the least
+ * of what follows its entries read (see sweep). */
 struct cand {
 	double bound;
 	uint32_t doc;
+	float acc, after;
 };
 
 /* A unit: tier `tier` of the list of `term`. ub bounds what a record on it
@@ -1143,13 +1143,16 @@ struct cursor {
 
 /* A doc's slot in a query: mark == the query's stamp when the seed
  * accumulated the doc (acc its sum so far), stamp + 1 when it was
- * evaluated, stamp + 2 when the sweep found it (acc the sum of the entries
- * it found, after the least of what follows them). Side by side, so that
- * adding a share touches one cache line. */
+ * evaluated, stamp + 2 when the sweep found it (its sum and what follows
+ * are in cands[idx]: ranking the few records found, the query then reads
+ * them in order). Side by side, so that adding a share touches one cache
+ * line. */
 struct acc {
 	uint32_t mark;
-	float acc;
-	float after;
+	union {
+		float acc;
+		uint32_t idx;
+	} v;
 };
 
 /* Working memory of one query, reused through the index's pool: a struct
@@ -1167,6 +1170,8 @@ struct scratch {
 	size_t term_cap;
 	struct cursor *cur; /* the sweep's cursors, room for cur_cap */
 	size_t cur_cap;
+	uint64_t *open; /* the sweep's open records, a bit by doc: see sweep */
+	size_t open_cap;
 };
 
 static void
@@ -1180,6 +1185,7 @@ scratch_free(struct scratch *s)
 	free(s->tb);
 	free(s->tmax);
 	free(s->cur);
+	free(s->open);
 	free(s);
 }
 
@@ -1348,8 +1354,7 @@ collect(struct ranking *q, const uint32_t *docs, size_t n)
 		uint32_t d = docs[i];
 		if (s->as[d].mark != s->stamp) {
 			s->as[d].mark = s->stamp;
-			s->as[d].acc = q->gate;
-			s->as[d].after = 0;
+			s->as[d].v.acc = q->gate;
 			s->cands[q->ncand++].doc = d;
 		}
 	}
@@ -1370,11 +1375,10 @@ add_entries(
 		uint32_t d = e[i].doc;
 		float c = e[i].share * mult;
 		if (as[d].mark == stamp)
-			as[d].acc += c;
+			as[d].v.acc += c;
 		else if (as[d].mark != stamp + 1) {
 			as[d].mark = stamp;
-			as[d].acc = c;
-			as[d].after = 0;
+			as[d].v.acc = c;
 			s->cands[q->ncand++].doc = d;
 		}
 	}
@@ -1447,7 +1451,7 @@ seed(struct ranking *q)
 
 	for (size_t i = 0; i < n; i++) {
 		const struct acc *a = &q->s->as[cv[i].doc];
-		cv[i].bound = a->mark == q->s->stamp ? a->acc : -INFINITY;
+		cv[i].bound = a->mark == q->s->stamp ? a->v.acc : -INFINITY;
 	}
 	/* Until the heap is full: below that the bar lets every record in. */
 	while (lo < n) {
@@ -1469,16 +1473,16 @@ seed(struct ranking *q)
  * plus after the sweep what it may lack (see sweep), or the gate for every
  * record when the shares bound none. */
 static double
-doc_bound(const struct ranking *q, uint32_t d)
+doc_bound(const struct ranking *q, const struct cand *c)
 {
-	const struct acc *a = &q->s->as[d];
-	double b = a->acc;
+	double b;
 
 	if (q->unbounded)
 		b = q->gate;
-	else if (a->mark == q->found && q->found != q->s->stamp)
-		b += a->after < q->tau ? a->after : q->tau;
-
+	else if (q->found == q->s->stamp)
+		b = q->s->as[c->doc].v.acc;
+	else
+		b = (double) c->acc + (c->after < q->tau ? c->after : q->tau);
 	return b * (1 + TERM_SLACK) + TERM_SLACK;
 }
 
@@ -1499,9 +1503,10 @@ visit(struct ranking *q)
 	for (size_t i = 0; i < q->ncand; i++) {
 		uint32_t d = cv[i].doc;
 		double b;
-		if (as[d].mark != q->found)
-			continue; /* evaluated, or not found by the sweep */
-		b = doc_bound(q, d);
+		/* Without a sweep, the seed's records evaluated are among them. */
+		if (q->found == q->s->stamp && as[d].mark != q->found)
+			continue;
+		b = doc_bound(q, &cv[i]);
 		if (b < floor)
 			continue;
 		cv[n].bound = b;
@@ -1577,7 +1582,7 @@ float_up(double x)
  * to it (a cache miss) in every window.
  */
 #define EVAL_COST 64 /* list entries read cost about one evaluation */
-#define DENSE_MIN 16 /* entries per window of a list read by window */
+#define DENSE_MIN 4  /* entries per window of a list read by window */
 
 /* Grows *p (of *cap elements of size sz) to at least n; LM_OK or
  * LM_ENOMEM. */
@@ -1651,14 +1656,18 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, doub
 			sh = e[i].share * c->mult;
 			af = e[i].after * c->mult;
 			if (as[d].mark == found) {
-				as[d].acc += sh;
-				if (af < as[d].after)
-					as[d].after = af;
+				struct cand *x = &q->s->cands[as[d].v.idx];
+				x->acc += sh;
+				if (af < x->after)
+					x->after = af;
 			} else if (as[d].mark != found - 1) {
+				struct cand *x = &q->s->cands[q->ncand];
 				as[d].mark = found;
-				as[d].acc = sh;
-				as[d].after = af;
-				q->s->cands[q->ncand++].doc = d;
+				as[d].v.idx = (uint32_t) q->ncand++;
+				q->s->open[d >> 6] |= (uint64_t) 1 << (d & 63);
+				x->doc = d;
+				x->acc = sh;
+				x->after = af;
 			}
 		}
 	}
@@ -1670,37 +1679,47 @@ static void
 cursor_complete(
     struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double theta)
 {
-	struct acc *as = q->s->as;
+	const struct acc *as = q->s->as;
+	const uint64_t *open = q->s->open;
 	const lm_inverted_ent *e = c->e;
-	uint32_t i, n = c->n, found = q->found;
+	uint32_t i, n = c->n;
 
 	for (i = cursor_seek(c, lo); i < n && e[i].doc < lim; i++) {
 		uint32_t d = e[i].doc;
 		float af;
 		q->entries++;
-		if (as[d].mark != found ||
+		struct cand *x;
+		if (!(open[d >> 6] >> (d & 63) & 1) ||
 		    key_reaches(lm_inverted_key(&e[i]), c->mult, theta))
 			continue;
-		as[d].acc += e[i].share * c->mult;
+		x = &q->s->cands[as[d].v.idx];
+		x->acc += e[i].share * c->mult;
 		af = e[i].after * c->mult;
-		if (af < as[d].after)
-			as[d].after = af;
+		if (af < x->after)
+			x->after = af;
 	}
 	c->pos = i;
 }
 
-/* Records found from cands[c0 ..) that missing at most tau could lift to
- * theta. */
+/* Returns the number of records found that missing at most tau could
+ * lift to theta, and drops the others: their sums become minus infinity
+ * (the bar only rises: they can never enter) and they leave the open set,
+ * so that no later band completes them. */
 static size_t
-count_open(const struct ranking *q, size_t c0, double tau, double theta)
+prune_open(struct ranking *q, double tau, double theta)
 {
-	const struct acc *as = q->s->as;
+	uint64_t *open = q->s->open;
 	size_t n = 0;
 
-	for (size_t i = c0; i < q->ncand; i++) {
-		const struct acc *a = &as[q->s->cands[i].doc];
-		double b = (double) a->acc + (a->after < tau ? a->after : tau);
-		n += !(b * (1 + TERM_SLACK) + TERM_SLACK < theta);
+	for (size_t i = 0; i < q->ncand; i++) {
+		struct cand *x = &q->s->cands[i];
+		double b = (double) x->acc + (x->after < tau ? x->after : tau);
+		if (!(b * (1 + TERM_SLACK) + TERM_SLACK < theta))
+			n++;
+		else if (x->acc > -INFINITY) {
+			x->acc = -INFINITY;
+			open[x->doc >> 6] &= ~((uint64_t) 1 << (x->doc & 63));
+		}
 	}
 	return n;
 }
@@ -1762,12 +1781,15 @@ sweep(struct ranking *q, size_t ntb)
 	struct band band[LM_INVERTED_TIERS + 1];
 	double own[LM_INVERTED_TIERS + 1]; /* by band: its largest key bound */
 	size_t nc = 0, nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1;
+	size_t nwords = q->t->ndocs / 64 + 1;
 	double theta = q->jobs ? bar(q->h, q->min_score) : -INFINITY, tau = theta;
 	uint32_t found = s->stamp + 2;
 
 	if (grow((void **) &s->cur, &s->cur_cap, ntb * q->nparts + 1, sizeof(*s->cur)) !=
-	    LM_OK)
+	        LM_OK ||
+	    grow((void **) &s->open, &s->open_cap, nwords, sizeof(*s->open)) != LM_OK)
 		return LM_ENOMEM;
+	memset(s->open, 0, nwords * sizeof(*s->open));
 	/* With a bar, records keyed below it everywhere are not found. */
 	q->partial = theta > -INFINITY;
 	/* Cursors by band: 0 for the units that find, then one per tier
@@ -1821,16 +1843,19 @@ sweep(struct ranking *q, size_t ntb)
 		docs = lm_inverted_bare(q->iv, part, &n);
 		for (size_t i = 0; i < n; i++)
 			if (s->as[docs[i]].mark != found - 1) {
+				struct cand *x = &s->cands[q->ncand];
 				s->as[docs[i]].mark = found;
-				s->as[docs[i]].acc = q->gate;
-				s->as[docs[i]].after = 0;
-				s->cands[q->ncand++].doc = docs[i];
+				s->as[docs[i]].v.idx = (uint32_t) q->ncand++;
+				s->open[docs[i] >> 6] |= (uint64_t) 1 << (docs[i] & 63);
+				x->doc = docs[i];
+				x->acc = q->gate;
+				x->after = 0;
 			}
 	}
 	read_cursors(q, band[0].from, band[0].to, false, theta);
 	for (size_t b = 0; b <= LM_INVERTED_TIERS && tau > 0; b++) {
 		if (band[b].from < band[b].to) {
-			if (!((double) count_open(q, 0, tau, theta) * EVAL_COST >
+			if (!((double) prune_open(q, tau, theta) * EVAL_COST >
 			        (double) band[b].entries))
 				break;
 			read_cursors(q, band[b].from, band[b].to, true, theta);
