@@ -29,7 +29,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       protobuf-c-compiler libprotobuf-c-dev \
-      libnng-dev libmbedtls-dev librdkafka-dev liblmdb-dev libjansson-dev libmicrohttpd-dev libpng-dev \
+      libnng-dev libmbedtls-dev libssl-dev librdkafka-dev liblmdb-dev libjansson-dev libmicrohttpd-dev libpng-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -61,12 +61,11 @@ LABEL org.opencontainers.image.title="lunamatch" \
       org.opencontainers.image.base.name="debian:${DEBIAN_TAG}"
 
 # Runtime libraries only: one package per library the binaries link
-# (apt adds what those depend on, such as libssl3 and libzstd1 for
-# librdkafka1).
+# (apt adds what those depend on, such as libzstd1 for librdkafka1).
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libjansson4 liblmdb0 libmbedtls14 libmicrohttpd12 libnng1 libpng16-16 libprotobuf-c1 librdkafka1 \
+      libjansson4 liblmdb0 libmbedtls14 libmicrohttpd12 libnng1 libpng16-16 libprotobuf-c1 librdkafka1 libssl3 \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed, unprivileged identity: volumes and Kubernetes securityContext

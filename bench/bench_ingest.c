@@ -404,7 +404,33 @@ stored(lm_store **s, const char *dir)
 
 typedef struct ingest_run {
 	double join_s, total_s, steady_s;
+	double cpu_s, steady_cpu_s; /* user + system time of lunamatch-ingest */
 } ingest_run;
+
+/* User + system CPU seconds of a running child from /proc/PID/stat; -1 when
+ * it cannot be read. */
+static double
+proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields after the command name, which may hold spaces: state is the
+	 * 3rd field, utime and stime the 14th and 15th. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+	        &st) != 2)
+		return -1;
+	return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+}
 
 static int
 run_ingest(
@@ -414,6 +440,7 @@ run_ingest(
 	lm_store *s = NULL;
 	int64_t want = (int64_t) (o->postings + o->profiles), n = 0;
 	uint64_t t0, t_first = 0, t_end = 0;
+	double cpu_first = 0;
 	pid_t pid;
 
 	snprintf(path, sizeof(path), "%s/lunamatch-ingest", o->bin_dir);
@@ -432,12 +459,16 @@ run_ingest(
 			return -1;
 		}
 		n = stored(&s, data);
-		if (n > 0 && t_first == 0)
+		if (n > 0 && t_first == 0) {
 			t_first = bench_now_ns();
+			cpu_first = proc_cpu_s(pid);
+		}
 		if (n < want)
 			usleep(POLL_STORE_MS * 1000);
 	}
 	t_end = bench_now_ns();
+	r->cpu_s = proc_cpu_s(pid);
+	r->steady_cpu_s = r->cpu_s - cpu_first;
 	lm_store_close(s);
 	kill(pid, SIGTERM);
 	wait_exit(pid);
@@ -772,11 +803,13 @@ main(int argc, char **argv)
 	double total = (double) (o.postings + o.profiles);
 	double kcat_rate = total / ((double) kcat_ns / 1e9);
 	double steady = total / ir.steady_s, overall = total / ir.total_s;
+	/* Every record but the first few is stored after the join. */
+	double cpu_us = ir.steady_cpu_s / total * 1e6;
 	json_object_set_new(
 	    machine, "other_cores_busy", json_real(bench_load_others(&load)));
 	json_incref(machine);
 	doc = json_pack("{s:s,s:o,s:{s:s,s:I,s:I,s:I,s:I,s:f},s:{s:f},"
-	                "s:{s:f,s:f,s:f,s:f,s:f,s:f}}",
+	                "s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}}",
 	    "benchmark", "ingest", "machine", machine, "params", "broker",
 	    o.brokers ? "kafka" : "devkafka", "postings", (json_int_t) o.postings,
 	    "profiles", (json_int_t) o.profiles, "partitions", (json_int_t) o.partitions,
@@ -784,7 +817,8 @@ main(int argc, char **argv)
 	    (double) bytes / total, "kcat", "records_per_s", kcat_rate, "ingest",
 	    "join_s", ir.join_s, "total_s", ir.total_s, "steady_s", ir.steady_s,
 	    "records_per_s_overall", overall, "records_per_s_after_join", steady,
-	    "ratio_to_kcat", steady / kcat_rate);
+	    "ratio_to_kcat", steady / kcat_rate, "cpu_s", ir.cpu_s,
+	    "cpu_us_per_record_after_join", cpu_us);
 	if ((text = calloc(1, sizeof(*text))) == NULL || doc == NULL)
 		goto done;
 	if (o.probes > 0) {
@@ -811,6 +845,8 @@ main(int argc, char **argv)
 	    text, "%-40s %12.0f records/s\n", "ingest: durable, overall", overall);
 	bench_text_printf(
 	    text, "%-40s %12.2f\n", "ingest after join / kcat", steady / kcat_rate);
+	bench_text_printf(text, "%-40s %12.1f us/record (%.1f s in all)\n",
+	    "ingest CPU (user+sys), after the join", cpu_us, ir.cpu_s);
 	if (o.probes > 0) {
 		bench_text_printf(text,
 		    "\nevent latency: a new posting produced -> its first MatchEvent "

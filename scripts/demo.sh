@@ -137,7 +137,7 @@ say "rejected messages in the dead-letter topic"
 "$bin/lunamatch" dlq tail --from-beginning --count 3
 
 say "new-match events on lunamatch.matches.v1 (first 10)"
-"$bin/lunamatch" watch --from-beginning --count 10 --timeout-ms 20000
+"$bin/lunamatch" watch --from-beginning --count 10 --timeout-ms 60000
 
 if [ "$keep" = 1 ]; then
 	say "still running (--keep)"

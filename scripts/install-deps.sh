@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
 	build-essential cmake ninja-build pkg-config
 	protobuf-c-compiler libprotobuf-c-dev
-	libnng-dev libmbedtls-dev librdkafka-dev liblmdb-dev libjansson-dev libmicrohttpd-dev
+	libnng-dev libmbedtls-dev libssl-dev librdkafka-dev liblmdb-dev libjansson-dev libmicrohttpd-dev
 	libcmocka-dev libpng-dev kcat curl ca-certificates python3 python3-venv openssl clang-format git
 	openjdk-17-jre-headless maven
 	docker-compose python3-venv iproute2

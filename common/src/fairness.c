@@ -3,9 +3,11 @@
  * phrases in text; see fairness.h for the contract.
  *
  * The file is read into one buffer and split in place: rule strings and the
- * words of every phrase point into it. Phrases are few (hundreds) and texts
- * short (a title, a skill name), so matching compares every phrase at every
- * word of the text; no index is needed.
+ * words of every phrase point into it. Ingest screens every title, skill and
+ * requirement of every posting, so matching is indexed: each phrase is filed
+ * under the hash of its first literal word (its anchor), and a text's words
+ * are looked up once each; only the phrases whose anchor hash equals a
+ * word's are compared word by word.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,6 +16,7 @@
 
 #include "lunamatch/error.h"
 #include "lunamatch/fairness.h"
+#include "lunamatch/hashmap.h"
 #include "lunamatch/textfile.h"
 
 #define FORMAT_VERSION "1"
@@ -24,6 +27,8 @@ struct phrase {
 	uint32_t nwords;
 	const char *words[LM_FAIRNESS_PHRASE_WORDS]; /* lower case; "*" = any */
 	uint32_t lens[LM_FAIRNESS_PHRASE_WORDS];
+	uint32_t anchor; /* index of the first word that is not "*" */
+	uint64_t hash;   /* lm_hash_bytes of that word */
 };
 
 struct lm_fairness {
@@ -32,10 +37,21 @@ struct lm_fairness {
 	size_t nrules, caprules;
 	struct phrase *phrases;
 	size_t nphrases, capphrases;
+	/* The anchor index: the phrases of bucket b (anchor hash & mask) are
+	 * bucket_phrases[bucket_start[b] .. bucket_start[b + 1]), ascending. */
+	uint32_t *bucket_start;   /* mask + 2 entries */
+	uint32_t *bucket_phrases; /* nphrases entries */
+	uint64_t mask;
 	char version[LM_FAIRNESS_VERSION_MAX + 1];
 };
 
 _Static_assert(LM_FAIRNESS_VERSION_MAX <= LM_TEXTFILE_VERSION_MAX, "version fits");
+
+static bool
+is_wildcard(const struct phrase *ph, uint32_t k)
+{
+	return ph->lens[k] == 1 && ph->words[k][0] == '*';
+}
 
 static bool
 is_word_byte(unsigned char c)
@@ -168,6 +184,41 @@ parse_rule(void *arg, lm_textfile *tf, char *line)
 	return LM_OK;
 }
 
+/* Files every phrase under its anchor word (parse_phrase made sure each has
+ * one). Returns LM_OK or LM_ENOMEM. */
+static int
+build_index(struct lm_fairness *f)
+{
+	size_t nb = 16;
+
+	while (nb < 2 * f->nphrases)
+		nb *= 2;
+	f->mask = nb - 1;
+	f->bucket_start = calloc(nb + 1, sizeof(*f->bucket_start));
+	f->bucket_phrases = calloc(f->nphrases + 1, sizeof(*f->bucket_phrases));
+	if (f->bucket_start == NULL || f->bucket_phrases == NULL)
+		return LM_ENOMEM;
+	for (size_t p = 0; p < f->nphrases; p++) {
+		struct phrase *ph = &f->phrases[p];
+		ph->anchor = 0;
+		while (is_wildcard(ph, ph->anchor))
+			ph->anchor++;
+		ph->hash = lm_hash_bytes(ph->words[ph->anchor], ph->lens[ph->anchor]);
+		f->bucket_start[(ph->hash & f->mask) + 1]++;
+	}
+	for (size_t b = 0; b < nb; b++)
+		f->bucket_start[b + 1] += f->bucket_start[b];
+	/* Filled in phrase order, so every bucket lists its phrases ascending;
+	 * bucket_start[b] runs ahead while filling and is moved back after. */
+	for (size_t p = 0; p < f->nphrases; p++)
+		f->bucket_phrases[f->bucket_start[f->phrases[p].hash & f->mask]++] =
+		    (uint32_t) p;
+	for (size_t b = nb; b > 0; b--)
+		f->bucket_start[b] = f->bucket_start[b - 1];
+	f->bucket_start[0] = 0;
+	return LM_OK;
+}
+
 int
 lm_fairness_load(const char *path, lm_fairness **out, char *err, size_t errlen)
 {
@@ -188,6 +239,8 @@ lm_fairness_load(const char *path, lm_fairness **out, char *err, size_t errlen)
 	    sizeof(f->version), &f->text);
 	if (rv == LM_OK && f->nrules == 0)
 		rv = lm_textfile_errf(err, errlen, path, 0, LM_EPARSE, "no rules");
+	if (rv == LM_OK && (rv = build_index(f)) != LM_OK)
+		rv = lm_textfile_errf(err, errlen, path, 0, rv, "out of memory");
 	if (rv != LM_OK) {
 		lm_fairness_free(f);
 		return rv;
@@ -203,6 +256,8 @@ lm_fairness_free(lm_fairness *f)
 		return;
 	free(f->rules);
 	free(f->phrases);
+	free(f->bucket_start);
+	free(f->bucket_phrases);
 	free(f->text);
 	free(f);
 }
@@ -229,32 +284,58 @@ struct word {
 	uint32_t start, len;
 };
 
-/* True when the words of ph occur in text from word i on. */
+/* The best place found for one rule: its earliest word, and there the
+ * phrase that comes first in the file. */
+struct found {
+	uint32_t rule, phrase, word;
+};
+
+/* True when the words of ph occur in low (the text, lower-cased) from word
+ * i on. */
 static bool
 phrase_at(
-    const struct phrase *ph, const char *text, const struct word *w, size_t nw, size_t i)
+    const struct phrase *ph, const char *low, const struct word *w, size_t nw, size_t i)
 {
 	if (i + ph->nwords > nw)
 		return false;
 	for (uint32_t k = 0; k < ph->nwords; k++) {
 		const struct word *tw = &w[i + k];
-		if (ph->words[k][0] == '*' && ph->lens[k] == 1)
+		if (is_wildcard(ph, k))
 			continue;
-		if (tw->len != ph->lens[k])
+		if (tw->len != ph->lens[k] ||
+		    memcmp(low + tw->start, ph->words[k], tw->len) != 0)
 			return false;
-		for (uint32_t b = 0; b < tw->len; b++)
-			if (lower((unsigned char) text[tw->start + b]) !=
-			    (unsigned char) ph->words[k][b])
-				return false;
 	}
 	return true;
+}
+
+/* Notes that phrase p of f matches from word i: kept when it is the rule's
+ * first place (earliest word, then earliest phrase). */
+static void
+note(
+    const struct lm_fairness *f, struct found *fs, size_t *nfound, uint32_t p, uint32_t i)
+{
+	uint32_t rule = f->phrases[p].rule;
+
+	for (size_t k = 0; k < *nfound; k++) {
+		if (fs[k].rule != rule)
+			continue;
+		if (i < fs[k].word || (i == fs[k].word && p < fs[k].phrase)) {
+			fs[k].word = i;
+			fs[k].phrase = p;
+		}
+		return;
+	}
+	fs[(*nfound)++] = (struct found){rule, p, i};
 }
 
 size_t
 lm_fairness_match(const lm_fairness *f, const char *text, lm_fair_hit *hits, size_t max)
 {
 	struct word w[LM_FAIRNESS_TEXT_MAX / 2 + 1];
-	size_t nw = 0, n = 0, len;
+	struct found fs[LM_FAIRNESS_RULES_MAX];
+	char low[LM_FAIRNESS_TEXT_MAX];
+	size_t nw = 0, nfound = 0, len;
 
 	if (f == NULL || text == NULL)
 		return 0;
@@ -265,35 +346,39 @@ lm_fairness_match(const lm_fairness *f, const char *text, lm_fair_hit *hits, siz
 			continue;
 		}
 		size_t s = i;
-		while (i < len && is_word_byte((unsigned char) text[i]))
-			i++;
+		for (; i < len && is_word_byte((unsigned char) text[i]); i++)
+			low[i] = (char) lower((unsigned char) text[i]);
 		w[nw].start = (uint32_t) s;
 		w[nw].len = (uint32_t) (i - s);
 		nw++;
 	}
-	/* Phrases are stored rule by rule, in file order. */
-	for (size_t p = 0; p < f->nphrases;) {
-		uint32_t rule = f->phrases[p].rule;
-		size_t best = SIZE_MAX, bestlen = 0;
-		for (; p < f->nphrases && f->phrases[p].rule == rule; p++) {
+	for (size_t j = 0; j < nw; j++) {
+		uint64_t h = lm_hash_bytes(low + w[j].start, w[j].len);
+		uint64_t b = h & f->mask;
+		for (uint32_t x = f->bucket_start[b]; x < f->bucket_start[b + 1]; x++) {
+			uint32_t p = f->bucket_phrases[x];
 			const struct phrase *ph = &f->phrases[p];
-			for (size_t i = 0; i < nw && i < best; i++) {
-				if (phrase_at(ph, text, w, nw, i)) {
-					best = i;
-					bestlen = ph->nwords;
-					break;
-				}
-			}
+			if (ph->hash != h || j < ph->anchor ||
+			    !phrase_at(ph, low, w, nw, j - ph->anchor))
+				continue;
+			/* At most one entry per rule, so fs cannot overflow. */
+			note(f, fs, &nfound, p, (uint32_t) (j - ph->anchor));
 		}
-		if (best == SIZE_MAX)
-			continue;
-		if (n < max) {
-			hits[n].rule = &f->rules[rule];
-			hits[n].start = w[best].start;
-			hits[n].end =
-			    w[best + bestlen - 1].start + w[best + bestlen - 1].len;
-		}
-		n++;
 	}
-	return n;
+	/* Hits in rule order (the file's), as the contract says. */
+	for (size_t a = 1; a < nfound; a++) {
+		struct found t = fs[a];
+		size_t k = a;
+		for (; k > 0 && fs[k - 1].rule > t.rule; k--)
+			fs[k] = fs[k - 1];
+		fs[k] = t;
+	}
+	for (size_t k = 0; k < nfound && k < max; k++) {
+		const struct phrase *ph = &f->phrases[fs[k].phrase];
+		const struct word *last = &w[fs[k].word + ph->nwords - 1];
+		hits[k].rule = &f->rules[fs[k].rule];
+		hits[k].start = w[fs[k].word].start;
+		hits[k].end = last->start + last->len;
+	}
+	return nfound;
 }

@@ -50,6 +50,17 @@ enum refusal { REF_FULL, REF_PER_PEER, REF_COUNT };
 
 static const char *const refusal_names[REF_COUNT] = {"full", "per_peer"};
 
+/* Why a request got an error status: the label of the counter. MALFORMED
+ * is every request that libmicrohttpd itself answered with an error (a bad
+ * request line or header, headers beyond LM_HTTP_CONN_MEMORY, an HTTP
+ * version it does not speak); it reports each one through the logger with
+ * the text MHD_ERROR_PREFIX. */
+enum bad { BAD_MALFORMED, BAD_NOT_FOUND, BAD_METHOD, BAD_COUNT };
+
+static const char *const bad_names[BAD_COUNT] = {"malformed", "not_found", "method"};
+
+#define MHD_ERROR_PREFIX "Error processing request (HTTP response code is "
+
 /* An open connection's peer: IPv4 mapped into IPv6, so one compare serves
  * both families. */
 struct slot {
@@ -67,6 +78,7 @@ struct lm_http {
 	struct slot *slots; /* max_conns entries; daemon thread only */
 	lm_gauge *open_g;
 	lm_counter *refused[REF_COUNT];
+	lm_counter *bad[BAD_COUNT];
 };
 
 /* The 16-byte form of a socket address; false for families other than
@@ -262,28 +274,34 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	for (int i = 0; i < R_COUNT; i++)
 		if (strcmp(url, route_paths[i]) == 0)
 			route = i;
-	if (route < 0)
+	if (route < 0) {
+		lm_counter_add(h->bad[BAD_NOT_FOUND], 1);
 		return reply(c, MHD_HTTP_NOT_FOUND, TEXT_PLAIN, not_found,
 		    sizeof(not_found) - 1, NULL);
+	}
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+		lm_counter_add(h->bad[BAD_METHOD], 1);
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, TEXT_PLAIN, not_allowed,
 		    sizeof(not_allowed) - 1, "GET, HEAD");
+	}
 	if (route == R_METRICS)
 		return serve_metrics(h, c);
 	return serve_check(h, c, route == R_HEALTHZ ? h->live : h->ready);
 }
 
-/* MHD's own diagnostics, at debug level: every condition a client can cause
- * is already answered or counted. */
+/* MHD's own diagnostics, at debug level (a client can cause them at any
+ * rate); the error answers it sends itself are counted as malformed. */
 static void
 on_log(void *cls, const char *fmt, va_list ap)
 {
+	lm_http *h = cls;
 	char msg[256];
 
-	(void) cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	msg[strcspn(msg, "\n")] = '\0';
+	if (strncmp(msg, MHD_ERROR_PREFIX, sizeof(MHD_ERROR_PREFIX) - 1) == 0)
+		lm_counter_add(h->bad[BAD_MALFORMED], 1);
 	lm_debug("http.mhd", "%s", msg);
 }
 
@@ -403,6 +421,15 @@ register_metrics(lm_http *h)
 		    "ops HTTP connections closed at once: max_connections open "
 		    "(reason=\"full\"), or max_connections_per_peer from its address "
 		    "(reason=\"per_peer\")",
+		    labels);
+	}
+	for (int b = 0; b < BAD_COUNT; b++) {
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", bad_names[b]);
+		h->bad[b] = lm_metrics_counter(h->metrics,
+		    "lunamatch_http_bad_requests_total",
+		    "ops HTTP requests answered with an error status: malformed "
+		    "(bad request line or header, headers over the limit, unknown HTTP "
+		    "version), not_found (unknown path), method (not GET or HEAD)",
 		    labels);
 	}
 }

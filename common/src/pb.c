@@ -217,8 +217,9 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 }
 
 int
-lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+lm_pb_decode_with(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCAllocator *a, ProtobufCMessage **out, char *err,
+    size_t errlen)
 {
 	struct walk w = {.depth = 0, .err = err, .errlen = errlen};
 	if (err && errlen)
@@ -235,7 +236,7 @@ lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t le
 	int rc = walk(&w, desc, data, len, 0, 1);
 	if (rc != LM_OK)
 		return rc;
-	ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
+	ProtobufCMessage *m = protobuf_c_message_unpack(desc, a, len, data);
 	if (!m)
 		return bad(&w, LM_EPARSE,
 		    "%s: cannot unpack (missing required field or out of "
@@ -243,6 +244,13 @@ lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t le
 		    desc->name);
 	*out = m;
 	return LM_OK;
+}
+
+int
+lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	return lm_pb_decode_with(desc, data, len, max_len, NULL, out, err, errlen);
 }
 
 int

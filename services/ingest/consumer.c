@@ -3,10 +3,13 @@
  *
  * Everything here runs on the thread of lm_consumer_run, including the
  * librdkafka callbacks (rebalance, error, log and delivery reports are served
- * from rd_kafka_consumer_poll and the DLQ flush). Only the health fields read
- * by the HTTP checks are atomics.
+ * from rd_kafka_consumer_poll and the DLQ flush), except one store
+ * transaction at a time: a closed batch is written by a writer thread while
+ * this thread decides the messages of the next one (see "batches" below).
+ * Only the health fields read by the HTTP checks are atomics.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -43,6 +46,29 @@ struct held {
 	char error[LM_INGEST_ERROR_MAX];
 };
 
+/* A batch with the rejected messages it holds (to send, and to resend on a
+ * retry) and its rejects by reason. */
+struct slot {
+	lm_ingest_batch *batch;
+	struct held *rejects; /* cfg->batch_max entries */
+	size_t nrejects;
+	bool sent;                  /* its dead letters went out once */
+	uint64_t pending[NREASONS]; /* rejects by reason */
+};
+
+/* The writer thread's first attempt at a batch's store transaction. */
+struct flight {
+	struct slot *slot; /* NULL: no batch in flight */
+	pthread_t thread;
+	lm_store *store;
+	bool fail; /* LM_CONSUMER_FAULT_STORE was armed at the hand-off */
+	int64_t t0;
+	/* Written by the writer thread, read after pthread_join. */
+	int rv;
+	lm_ingest_counts counts;
+	uint64_t last_seq;
+};
+
 struct lm_consumer {
 	const lm_config *cfg;
 	lm_store *store;
@@ -54,13 +80,11 @@ struct lm_consumer {
 
 	rd_kafka_t *rk;
 	lm_dlq *dlq;
-	lm_ingest_batch *batch;
-	int64_t deadline_ms; /* when the open batch must be finished */
-	/* Rejected messages of the open batch, kept to resend on a retry. */
-	struct held *rejects; /* cfg->batch_max entries */
-	size_t nrejects;
-	uint64_t pending[NREASONS]; /* rejects of the open batch, by reason */
-	bool retrying;              /* a batch is being retried: resend rejects */
+	struct slot slots[2];
+	struct slot *open;    /* the batch being filled: one of slots */
+	struct flight flight; /* the other one, while its store write runs */
+	int64_t deadline_ms;  /* when the open batch must be finished */
+	bool retrying;        /* a batch is being retried: resend rejects */
 	/* Set once the loop has ended (stop or fatal error): batches are no
 	 * longer finished or committed from the rebalance callback, and dead
 	 * letters get LM_CONSUMER_STOP_FLUSH_MS at most. */
@@ -205,32 +229,52 @@ register_metrics(lm_consumer *c, lm_metrics *m, char *err, size_t errlen)
 	return LM_OK;
 }
 
-/* ---- batches ------------------------------------------------------------- */
+/* ---- batches -------------------------------------------------------------
+ *
+ * A batch goes through: filled (c->open) -> closed: its dead letters sent
+ * and its store transaction started on a writer thread (c->flight) ->
+ * completed on this thread: the DLQ flush, then its offsets stored, metrics,
+ * StoreNotify. The next batch is filled meanwhile, but is closed only after
+ * the batch in flight completed, so store transactions run one at a time,
+ * in consumption order, and offsets are stored in order, each only after
+ * its batch is durable. A failed first attempt is retried here, as a batch
+ * finished without the writer is. When a batch is given up, the open one is
+ * given up too: its offsets would skip the records of the other.
+ */
 
 static void
-release_rejects(lm_consumer *c)
+release_rejects(struct slot *s)
 {
-	for (size_t i = 0; i < c->nrejects; i++)
-		rd_kafka_message_destroy(c->rejects[i].m);
-	c->nrejects = 0;
-	memset(c->pending, 0, sizeof(c->pending));
+	for (size_t i = 0; i < s->nrejects; i++)
+		rd_kafka_message_destroy(s->rejects[i].m);
+	s->nrejects = 0;
+	s->sent = false;
+	memset(s->pending, 0, sizeof(s->pending));
 }
 
-/* Resends the batch's dead letters (on a retry). */
 static void
-resend_rejects(lm_consumer *c)
+drop_slot(struct slot *s)
 {
-	for (size_t i = 0; i < c->nrejects; i++)
-		(void) lm_dlq_send(c->dlq, c->rejects[i].m, c->rejects[i].reason,
-		    c->rejects[i].error, DLQ_SEND_WAIT_MS);
+	release_rejects(s);
+	lm_ingest_batch_reset(s->batch);
+}
+
+/* Sends (or, on a retry, resends) the batch's dead letters. */
+static void
+send_rejects(lm_consumer *c, struct slot *s)
+{
+	for (size_t i = 0; i < s->nrejects; i++)
+		(void) lm_dlq_send(c->dlq, s->rejects[i].m, s->rejects[i].reason,
+		    s->rejects[i].error, DLQ_SEND_WAIT_MS);
+	s->sent = true;
 }
 
 /* Stores the offsets of the finished batch for the next (auto) commit. */
 static void
-store_offsets(lm_consumer *c)
+store_offsets(lm_consumer *c, const lm_ingest_batch *b)
 {
 	size_t n;
-	const lm_ingest_partition *p = lm_ingest_batch_partitions(c->batch, &n);
+	const lm_ingest_partition *p = lm_ingest_batch_partitions(b, &n);
 	rd_kafka_topic_partition_list_t *l;
 	rd_kafka_resp_err_t e;
 
@@ -265,25 +309,21 @@ count_drops(lm_consumer *c)
 	}
 }
 
-/* One attempt: store transaction, dead letters delivered, offsets stored.
- * While running, a stop cuts the wait for the dead letters short; once
- * closing, they get LM_CONSUMER_STOP_FLUSH_MS. Either way offsets are stored
- * only when every dead letter was delivered (or dropped for good). */
+/* What follows a store transaction's result rv: on success the dead letters
+ * delivered, offsets stored. While running, a stop cuts the wait for the
+ * dead letters short; once closing, they get LM_CONSUMER_STOP_FLUSH_MS.
+ * Either way offsets are stored only when every dead letter was delivered
+ * (or dropped for good). */
 static int
-try_batch(lm_consumer *c, lm_ingest_counts *counts, uint64_t *last_seq)
+after_store(lm_consumer *c, struct slot *s, int rv)
 {
-	int rv;
-
-	rv = fault(c, LM_CONSUMER_FAULT_STORE)
-	         ? LM_EIO
-	         : lm_ingest_batch_commit(c->batch, c->store, counts, last_seq);
 	if (rv != LM_OK) {
 		lm_error("batch.store", "store transaction failed: %s", lm_strerror(rv));
 		(void) lm_dlq_flush(c->dlq, 0, NULL); /* forget this attempt's reports */
 		return rv;
 	}
 	if (c->retrying)
-		resend_rejects(c);
+		send_rejects(c, s);
 	rv = c->closing ? lm_dlq_flush(c->dlq, LM_CONSUMER_STOP_FLUSH_MS, NULL)
 	                : lm_dlq_flush(c->dlq, DLQ_FLUSH_MS, c->stop);
 	count_drops(c);
@@ -294,30 +334,44 @@ try_batch(lm_consumer *c, lm_ingest_counts *counts, uint64_t *last_seq)
 		    lm_strerror(rv));
 		return rv;
 	}
-	store_offsets(c);
+	store_offsets(c, s->batch);
 	return LM_OK;
 }
 
 /*
- * Finishes the open batch. With retry, a failed attempt is repeated with
- * backoff until it succeeds or the service stops; without (during a
- * revocation) the batch is given up after one attempt and its partitions are
- * replayed by their next owner. Returns LM_OK or the last attempt's error.
+ * Finishes batch s, whose first attempt is done when first is not NULL (by
+ * the writer thread). With retry, a failed attempt is repeated with backoff
+ * until it succeeds or the service stops; without (during a revocation) the
+ * batch is given up after one attempt and its partitions are replayed by
+ * their next owner. Returns LM_OK or the last attempt's error.
  */
 static int
-finish_batch(lm_consumer *c, bool retry)
+finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *first)
 {
 	lm_ingest_counts counts;
 	uint64_t last_seq = 0;
 	int64_t backoff = 100;
 	int rv;
 
-	if (lm_ingest_batch_len(c->batch) == 0)
+	if (lm_ingest_batch_len(s->batch) == 0)
 		return LM_OK;
 	c->retrying = false;
+	if (!s->sent)
+		send_rejects(c, s);
 	for (;;) {
-		int64_t t0 = lm_clock_ms();
-		rv = try_batch(c, &counts, &last_seq);
+		int64_t t0 = first != NULL ? first->t0 : lm_clock_ms();
+		if (first != NULL) {
+			counts = first->counts;
+			last_seq = first->last_seq;
+			rv = after_store(c, s, first->rv);
+			first = NULL;
+		} else {
+			rv = fault(c, LM_CONSUMER_FAULT_STORE)
+			         ? LM_EIO
+			         : lm_ingest_batch_commit(
+			               s->batch, c->store, &counts, &last_seq);
+			rv = after_store(c, s, rv);
+		}
 		heartbeat(c);
 		if (rv == LM_OK) {
 			lm_histogram_observe(
@@ -329,7 +383,7 @@ finish_batch(lm_consumer *c, bool retry)
 		if (!retry || *c->stop || c->fatal) {
 			lm_warn("batch.dropped",
 			    "batch of %zu messages given up; its offsets are not stored",
-			    lm_ingest_batch_len(c->batch));
+			    lm_ingest_batch_len(s->batch));
 			goto out;
 		}
 		for (int64_t end = lm_clock_ms() + backoff;
@@ -349,21 +403,105 @@ finish_batch(lm_consumer *c, bool retry)
 		lm_counter_add(c->duplicates[k], counts.duplicates[k]);
 	}
 	for (size_t i = 0; i < c->nreasons; i++)
-		lm_counter_add(c->rejected[i], c->pending[i]);
+		lm_counter_add(c->rejected[i], s->pending[i]);
 	lm_counter_add(c->dlq_total, counts.rejected);
 	if (counts.store_ops > 0 && c->notify != NULL)
 		(void) lm_notify_send(c->notify, last_seq);
 	lm_debug("batch.committed",
 	    "%zu messages: %" PRIu64 " stored, %" PRIu64 " deleted, %" PRIu64
 	    " duplicates, %" PRIu64 " rejected, last seq %" PRIu64,
-	    lm_ingest_batch_len(c->batch), counts.stored[1] + counts.stored[2],
+	    lm_ingest_batch_len(s->batch), counts.stored[1] + counts.stored[2],
 	    counts.deleted[1] + counts.deleted[2],
 	    counts.duplicates[1] + counts.duplicates[2], counts.rejected, last_seq);
 out:
-	release_rejects(c);
-	lm_ingest_batch_reset(c->batch);
+	drop_slot(s);
 	c->retrying = false;
 	return rv;
+}
+
+/* The writer thread: one store transaction. */
+static void *
+write_batch(void *arg)
+{
+	struct flight *f = arg;
+
+	f->rv = f->fail ? LM_EIO
+	                : lm_ingest_batch_commit(
+	                      f->slot->batch, f->store, &f->counts, &f->last_seq);
+	return NULL;
+}
+
+/* Waits for the batch in flight, if any, and drops both batches without
+ * storing their offsets (a fatal error, or freeing). */
+static void
+give_up(lm_consumer *c)
+{
+	if (c->flight.slot != NULL) {
+		(void) pthread_join(c->flight.thread, NULL);
+		c->flight.slot = NULL;
+	}
+	for (int i = 0; i < 2; i++)
+		if (c->slots[i].batch != NULL)
+			drop_slot(&c->slots[i]);
+}
+
+/* Waits for the batch in flight, if any, and finishes it (finish_slot).
+ * Returns LM_OK when there was none. */
+static int
+land_flight(lm_consumer *c, bool retry)
+{
+	struct slot *s = c->flight.slot;
+
+	if (s == NULL)
+		return LM_OK;
+	(void) pthread_join(c->flight.thread, NULL);
+	c->flight.slot = NULL;
+	return finish_slot(c, s, retry, &c->flight);
+}
+
+/*
+ * Finishes the batch in flight, then the open batch (see finish_slot for
+ * retry). When the first is given up, so is the open one. Returns LM_OK or
+ * the error of the batch given up.
+ */
+static int
+finish_batch(lm_consumer *c, bool retry)
+{
+	int rv = land_flight(c, retry);
+
+	if (rv != LM_OK) {
+		drop_slot(c->open);
+		return rv;
+	}
+	return finish_slot(c, c->open, retry, NULL);
+}
+
+/*
+ * Closes the open batch: lands the batch in flight, sends the open one's
+ * dead letters and hands its store transaction to a writer thread; the
+ * other slot becomes the open batch. Without a thread the batch is finished
+ * here.
+ */
+static void
+close_batch(lm_consumer *c)
+{
+	struct slot *s = c->open;
+	int rv;
+
+	if ((rv = land_flight(c, true)) != LM_OK) {
+		drop_slot(s);
+		return;
+	}
+	send_rejects(c, s);
+	c->flight.slot = s;
+	c->flight.fail = fault(c, LM_CONSUMER_FAULT_STORE);
+	c->flight.t0 = lm_clock_ms();
+	if (pthread_create(&c->flight.thread, NULL, write_batch, &c->flight) != 0) {
+		c->flight.slot = NULL;
+		(void) finish_slot(c, s, true, NULL);
+		return;
+	}
+	c->open = s == &c->slots[0] ? &c->slots[1] : &c->slots[0];
 }
 
 /* Finds the content-type header (name compared case-insensitively). */
@@ -417,6 +555,7 @@ rewind_to(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
 static bool
 handle_message(lm_consumer *c, rd_kafka_message_t *m)
 {
+	struct slot *s = c->open;
 	const char *topic;
 	lm_ingest_decision d;
 	lm_ingest_msg im;
@@ -448,6 +587,7 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 
 	rv = fault(c, LM_CONSUMER_FAULT_READ) ? LM_ENOMEM
 	                                      : lm_ingest_decide(c->ctx, &im, &d);
+
 	if (rv != LM_OK) {
 		/* Out of memory: finish what we have and read this message again. */
 		lm_error("ingest.decide", "cannot process message: out of memory");
@@ -456,26 +596,26 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 		usleep(POLL_MS * 1000);
 		return false;
 	}
-	if (lm_ingest_batch_len(c->batch) == 0)
+	if (lm_ingest_batch_len(s->batch) == 0)
 		c->deadline_ms = lm_clock_ms() + c->cfg->batch_ms;
 	if (d.action == LM_INGEST_REJECT) {
 		size_t r = reason_index(c, d.reason);
 		if (r < c->nreasons)
-			c->pending[r]++;
+			s->pending[r]++;
 		lm_warn("ingest.reject",
 		    "%s message rejected: %s (partition %" PRId32 ", offset %" PRId64 ")",
 		    lm_kind_name(im.kind), d.reason, m->partition, m->offset);
-		(void) lm_dlq_send(c->dlq, m, d.reason, d.error, DLQ_SEND_WAIT_MS);
-		/* At most one reject per batch entry, so this always fits. */
-		if (c->nrejects < c->cfg->batch_max) {
-			struct held *h = &c->rejects[c->nrejects++];
+		/* Sent when the batch closes. At most one reject per batch
+		 * entry, so this always fits. */
+		if (s->nrejects < c->cfg->batch_max) {
+			struct held *h = &s->rejects[s->nrejects++];
 			h->m = m;
 			h->reason = d.reason;
 			memcpy(h->error, d.error, sizeof(h->error));
 			kept = true;
 		}
 	}
-	if ((rv = lm_ingest_batch_add(c->batch, &d, topic, m->partition, m->offset)) !=
+	if ((rv = lm_ingest_batch_add(s->batch, &d, topic, m->partition, m->offset)) !=
 	    LM_OK) {
 		/* Cannot happen: the batch is finished when full and offsets of a
 		 * partition ascend. */
@@ -626,9 +766,7 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 		    "LUNAMATCH_TOPIC_DLQ must be three different topics");
 		return LM_EINVAL;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->rejects = calloc(cfg->batch_max, sizeof(*c->rejects))) == NULL) {
-		free(c);
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return LM_ENOMEM;
 	}
@@ -640,10 +778,20 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	c->stop = o->stop;
 	heartbeat(c);
 
-	if ((rv = register_metrics(c, o->metrics, err, errlen)) != LM_OK ||
-	    (rv = lm_ingest_batch_new(cfg->batch_max, &c->batch)) != LM_OK)
+	c->open = &c->slots[0];
+	c->flight.store = o->store;
+	if ((rv = register_metrics(c, o->metrics, err, errlen)) != LM_OK)
 		goto fail;
-	lm_ingest_batch_set_epoch(c->batch, cfg->offsets_epoch);
+	for (int i = 0; i < 2; i++) {
+		struct slot *s = &c->slots[i];
+		if ((rv = lm_ingest_batch_new(cfg->batch_max, &s->batch)) != LM_OK ||
+		    (s->rejects = calloc(cfg->batch_max, sizeof(*s->rejects))) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			rv = LM_ENOMEM;
+			goto fail;
+		}
+		lm_ingest_batch_set_epoch(s->batch, cfg->offsets_epoch);
+	}
 	if ((rv = lm_dlq_new(
 	         cfg->brokers, cfg->topic_dlq, &c->fatal, &c->dlq, err, errlen)) != LM_OK)
 		goto fail;
@@ -747,19 +895,25 @@ lm_consumer_run(lm_consumer *c)
 		/* With a batch open, only what librdkafka already holds is
 		 * taken: the batch closes as soon as nothing more is there
 		 * (drained), when it is full, or at its deadline. */
-		bool open = lm_ingest_batch_len(c->batch) > 0;
+		bool open = lm_ingest_batch_len(c->open->batch) > 0;
+		bool busy = open || c->flight.slot != NULL;
 		int64_t now = lm_clock_ms();
 		heartbeat(c);
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, open ? 0 : POLL_MS);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, busy ? 0 : POLL_MS);
 		bool drained = m == NULL;
 		if (m != NULL && !handle_message(c, m))
 			rd_kafka_message_destroy(m);
 		now = lm_clock_ms();
-		if (lm_ingest_batch_len(c->batch) > 0 &&
-		    (drained || lm_ingest_batch_full(c->batch) || now >= c->deadline_ms))
-			(void) finish_batch(c, true);
+		const lm_ingest_batch *b = c->open->batch;
+		if (lm_ingest_batch_len(b) > 0 &&
+		    (drained || lm_ingest_batch_full(b) || now >= c->deadline_ms))
+			close_batch(c);
+		else if (drained)
+			/* Nothing to decide meanwhile: complete the batch in
+			 * flight now, not after the next poll's wait. */
+			(void) land_flight(c, true);
 		/* Between batches: the store's writer trims it. */
-		if (lm_ingest_batch_len(c->batch) == 0)
+		if (lm_ingest_batch_len(c->open->batch) == 0 && c->flight.slot == NULL)
 			(void) lm_trimmer_step(c->trimmer, now);
 		if (now >= c->next_lag_ms) {
 			lm_dlq_poll(c->dlq);
@@ -771,8 +925,7 @@ lm_consumer_run(lm_consumer *c)
 	c->closing = true;
 	if (c->fatal) {
 		lm_error("consumer.stop", "stopping after a fatal Kafka error");
-		release_rejects(c);
-		lm_ingest_batch_reset(c->batch);
+		give_up(c);
 		close_bounded(c); /* quick: librdkafka gives up after a fatal error */
 		atomic_store(&c->nassigned, 0);
 		return LM_EKAFKA;
@@ -800,16 +953,16 @@ lm_consumer_free(lm_consumer *c)
 		                                  ? 0
 		                                  : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	c->rk = NULL;
-	if (c->batch != NULL) {
-		release_rejects(c);
-		lm_ingest_batch_free(c->batch);
-		c->batch = NULL;
+	give_up(c);
+	for (int i = 0; i < 2; i++) {
+		lm_ingest_batch_free(c->slots[i].batch);
+		free(c->slots[i].rejects);
+		c->slots[i].batch = NULL;
 	}
 	if (c->assigned != NULL)
 		rd_kafka_topic_partition_list_destroy(c->assigned);
 	c->assigned = NULL;
 	lm_dlq_free(c->dlq);
-	free(c->rejects);
 	free(c);
 }
 

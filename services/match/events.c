@@ -10,9 +10,9 @@
  * for the broker.
  *
  * In-flight bookkeeping: every produced message carries a malloc'd copy of
- * its event id as its opaque. The same pointer is kept in `flight`, an
- * open-addressing set (linear probing, backward-shift deletion) that the
- * scan consults so an event is produced once per attempt. A delivery report
+ * its event id as its opaque. The same pointer is kept in `flight` (the
+ * shared hash map, the id as key and value) that the scan consults so an
+ * event is produced once per attempt. A delivery report
  * removes the id from the set and frees it; ids still in the set when the
  * producer is destroyed are freed there. Only the sender thread touches the
  * set and the report lists.
@@ -31,21 +31,17 @@
 #include "events.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/errconv.h"
+#include "lunamatch/hashmap.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
 
-#define FLIGHT_SLOTS 2048 /* power of two, at least 2 * LM_EVENTS_INFLIGHT_MAX */
-#define TICK_MS      50   /* longest sleep of the sender between polls */
-#define RESCAN_MS    1000 /* pending entries are looked at least this often */
-#define PATH_MAX_    4096 /* bytes of <data_dir>/outbox */
-#define EVENT_MAX    LM_OUTBOX_ENTRY_MAX
-
-_Static_assert(FLIGHT_SLOTS >= 2 * LM_EVENTS_INFLIGHT_MAX, "flight set too small");
-_Static_assert(
-    (FLIGHT_SLOTS & (FLIGHT_SLOTS - 1)) == 0, "flight set size not a power of 2");
+#define TICK_MS   50   /* longest sleep of the sender between polls */
+#define RESCAN_MS 1000 /* pending entries are looked at least this often */
+#define PATH_MAX_ 4096 /* bytes of <data_dir>/outbox */
+#define EVENT_MAX LM_OUTBOX_ENTRY_MAX
 
 struct failure {
 	char *id;          /* owned */
@@ -73,9 +69,9 @@ struct lm_events {
 	atomic_bool interrupted;     /* lm_events_interrupt was called */
 
 	/* Sender thread only. */
-	char *flight[FLIGHT_SLOTS];
-	size_t nflight;   /* entries of flight */
-	char **delivered; /* ids reported delivered, owned */
+	lm_hashmap *flight; /* ids in flight, owned: key and value are one string */
+	size_t nflight;     /* entries of flight */
+	char **delivered;   /* ids reported delivered, owned */
 	size_t ndelivered;
 	struct failure *failed; /* ids reported failed */
 	size_t nfailed;
@@ -95,78 +91,53 @@ struct lm_events {
 
 /* ---- the in-flight set --------------------------------------------------- */
 
-static size_t
-flight_hash(const char *id)
-{
-	/* Event ids are hash output already: their first hex digits spread
-	 * evenly. */
-	size_t h = 0;
-	for (int i = 0; i < 8; i++) {
-		char c = id[i];
-		h = (h << 4) | (size_t) (c <= '9' ? c - '0' : c - 'a' + 10);
-	}
-	return h & (FLIGHT_SLOTS - 1);
-}
-
 static bool
 flight_has(const lm_events *ev, const char *id)
 {
-	for (size_t i = flight_hash(id);; i = (i + 1) & (FLIGHT_SLOTS - 1)) {
-		if (ev->flight[i] == NULL)
-			return false;
-		if (strcmp(ev->flight[i], id) == 0)
-			return true;
-	}
+	return lm_hashmap_get(ev->flight, id) != NULL;
 }
 
 static void
+flight_count(lm_events *ev)
+{
+	ev->nflight = lm_hashmap_count(ev->flight);
+	__atomic_store_n(&ev->nflight_pub, ev->nflight, __ATOMIC_RELAXED);
+}
+
+/* Adds id (owned by the set from here) unless memory runs out. */
+static int
 flight_add(lm_events *ev, char *id)
 {
-	size_t i = flight_hash(id);
-	while (ev->flight[i] != NULL)
-		i = (i + 1) & (FLIGHT_SLOTS - 1);
-	ev->flight[i] = id;
-	ev->nflight++;
-	__atomic_store_n(&ev->nflight_pub, ev->nflight, __ATOMIC_RELAXED);
+	int rc = lm_hashmap_put(ev->flight, id, id);
+	flight_count(ev);
+	return rc;
 }
 
 /* Removes the entry that is exactly the pointer id (not a copy). */
 static bool
 flight_remove(lm_events *ev, const char *id)
 {
-	size_t i = flight_hash(id), j;
-	while (ev->flight[i] != id) {
-		if (ev->flight[i] == NULL)
-			return false;
-		i = (i + 1) & (FLIGHT_SLOTS - 1);
-	}
-	ev->flight[i] = NULL;
-	/* Backward shift: move later entries of the cluster into the hole when
-	 * their home slot does not lie cyclically in (i, j]. */
-	for (j = (i + 1) & (FLIGHT_SLOTS - 1); ev->flight[j] != NULL;
-	     j = (j + 1) & (FLIGHT_SLOTS - 1)) {
-		size_t home = flight_hash(ev->flight[j]);
-		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (!stays) {
-			ev->flight[i] = ev->flight[j];
-			ev->flight[j] = NULL;
-			i = j;
-		}
-	}
-	ev->nflight--;
-	__atomic_store_n(&ev->nflight_pub, ev->nflight, __ATOMIC_RELAXED);
+	if (lm_hashmap_get(ev->flight, id) != id)
+		return false;
+	(void) lm_hashmap_remove(ev->flight, id);
+	flight_count(ev);
 	return true;
 }
 
 static void
 flight_clear(lm_events *ev)
 {
-	for (size_t i = 0; i < FLIGHT_SLOTS; i++) {
-		free(ev->flight[i]);
-		ev->flight[i] = NULL;
+	size_t it = 0;
+	const char *key;
+	void *id;
+
+	while (lm_hashmap_next(ev->flight, &it, &key, &id)) {
+		(void) lm_hashmap_remove(ev->flight, key);
+		free(id);
+		it = 0; /* a removal moves entries: start over (at most
+		         * LM_EVENTS_INFLIGHT_MAX entries, once per producer) */
 	}
-	ev->nflight = 0;
-	__atomic_store_n(&ev->nflight_pub, 0, __ATOMIC_RELAXED);
+	flight_count(ev);
 }
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -383,7 +354,8 @@ scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry
 		return 0;
 	}
 	me = (Lunamatch__V1__MatchEvent *) m;
-	if ((id = strdup(event_id)) == NULL) {
+	if ((id = strdup(event_id)) == NULL || flight_add(ev, id) != LM_OK) {
+		free(id);
 		protobuf_c_message_free_unpacked(m, NULL);
 		return 1;
 	}
@@ -396,11 +368,11 @@ scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry
 	    RD_KAFKA_V_OPAQUE(id), RD_KAFKA_V_END);
 	protobuf_c_message_free_unpacked(m, NULL);
 	if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		flight_add(ev, id);
 		s->budget--;
 		s->produced++;
 		return 0;
 	}
+	(void) flight_remove(ev, id);
 	if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 		free(id);
 		s->full = true;
@@ -646,6 +618,7 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 	    (ev->topic = strdup(o->topic)) == NULL ||
 	    (ev->client_id = strdup(
 	         o->client_id != NULL ? o->client_id : "lunamatch-match")) == NULL ||
+	    lm_hashmap_new(&ev->flight) != LM_OK ||
 	    (ev->delivered = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->delivered))) ==
 	        NULL ||
 	    (ev->failed = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->failed))) == NULL) {
@@ -719,6 +692,7 @@ lm_events_free(lm_events *ev)
 		destroy_producer(ev); /* nothing was produced */
 	}
 	lm_outbox_close(ev->ob);
+	lm_hashmap_free(ev->flight); /* emptied by destroy_producer */
 	free(ev->delivered);
 	free(ev->failed);
 	free(ev->brokers);

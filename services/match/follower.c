@@ -208,7 +208,8 @@ advance_clock(lm_follower *f, lm_index *idx)
 }
 
 /*
- * Decodes a stored record and puts it into idx as the change at seq (0: a
+ * Decodes a stored record (compact: one heap block that the index keeps)
+ * and puts it into idx as the change at seq (0: a
  * snapshot record). Returns LM_OK, LM_ESTALE (idx holds a newer version:
  * nothing changed but the seq), or LM_EPARSE / LM_ENOMEM / another error of
  * lm_index_put_*, logged here and counted by the caller.
@@ -224,14 +225,15 @@ index_record(lm_index *idx, lm_kind kind, const char *id, const void *bytes, siz
 	char err[256];
 	int rc;
 
-	rc = lm_pb_decode(d, bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
+	rc =
+	    lm_pb_decode_compact(d, bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
 	if (rc != LM_OK) {
 		lm_error("follower.decode", "%s %s: cannot decode the stored record: %s",
 		    lm_kind_name(kind), id, err);
 		return rc;
 	}
-	rc = kind == LM_KIND_POSTING ? lm_index_put_posting(idx, (void *) m, seq)
-	                             : lm_index_put_profile(idx, (void *) m, seq);
+	rc = kind == LM_KIND_POSTING ? lm_index_put_posting_compact(idx, (void *) m, seq)
+	                             : lm_index_put_profile_compact(idx, (void *) m, seq);
 	if (rc != LM_OK && rc != LM_ESTALE)
 		lm_error("follower.apply", "%s %s: cannot index: %s", lm_kind_name(kind),
 		    id, lm_strerror(rc));
@@ -370,8 +372,11 @@ load_snapshot(lm_follower *f)
 	 * lower, so trimming cannot pass it before the next record. */
 	if (f->reader[0] != '\0' && lm_store_last_seq(f->store, &seq) == LM_OK)
 		record_position(f, seq);
-	if ((rc = lm_index_new(lm_index_model(f->idx), &lc.idx)) == LM_OK &&
-	    (rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT)) == LM_OK)
+	if ((rc = lm_index_new(lm_index_model(f->idx), &lc.idx)) == LM_OK) {
+		lm_index_loading(lc.idx);
+		rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT);
+	}
+	if (rc == LM_OK)
 		rc = lm_store_snapshot(f->store, load_posting, load_profile, &lc, &seq);
 	if (rc == STOP)
 		rc = lc.rc != LM_OK ? lc.rc : LM_ECLOSED;

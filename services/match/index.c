@@ -4,7 +4,8 @@
  * Records live in two tables (postings, profiles): the shared hash map from
  * id to entry for lookups, and arrays by doc id (a small integer per
  * record, reused after a removal) of the entries and of their slots. Each
- * entry owns its decoded record and the scorer's prepared form of it. One
+ * entry owns its decoded record, as one compact block (lm_pb_compact), and
+ * the scorer's prepared form of it. One
  * pthread rwlock guards everything; the IDF statistics, the inverted lists
  * and the expiry heap change only under the write lock.
  *
@@ -37,6 +38,7 @@
 #include "index.h"
 #include "lunamatch/error.h"
 #include "lunamatch/hashmap.h"
+#include "lunamatch/pb.h"
 #include "inverted.h"
 #include "score.h"
 
@@ -100,6 +102,7 @@ struct lm_index {
 	_Atomic uint64_t entries;   /* list entries queries read */
 	lm_idf_snap *snap;          /* the idf the postings' list shares are at */
 	size_t since_check;         /* list changes since the drift was checked */
+	bool loading;               /* lm_index_loading: no periodic re-snapshot */
 	uint64_t gen;               /* changes of statistics or shares, ever */
 	pthread_mutex_t drift_lock; /* guards the two below */
 	uint64_t drift_gen;         /* gen that drift was computed at */
@@ -183,8 +186,7 @@ ent_free(struct ent *e)
 		return;
 	lm_posting_prep_free(e->pp);
 	lm_profile_prep_free(e->cp);
-	if (e->rec != NULL)
-		protobuf_c_message_free_unpacked(e->rec, NULL);
+	free(e->rec); /* one block: compact_record */
 	free(e);
 }
 
@@ -322,7 +324,11 @@ out:
  * lm_index_set_seq, which a loader calls when it is done, when there is
  * any), computing
  * every share again: O(list entries) under the write lock, amortized over
- * at least half as many changes as there are postings.
+ * at least half as many changes as there are postings. An index being
+ * loaded (lm_index_loading) skips the periodic checks: while it grows from
+ * nothing the drift passes DRIFT_MAX at every doubling or so, and each of
+ * those passes would recompute every share; it takes one snapshot at the
+ * end instead.
  */
 #define DRIFT_MAX   1.1
 #define CHECK_EVERY 1024
@@ -413,7 +419,8 @@ maybe_reshare(lm_index *idx, bool force)
 	size_t every = idx->posts.n / 2 > CHECK_EVERY ? idx->posts.n / 2 : CHECK_EVERY;
 	struct share_table st;
 
-	if (idx->since_check == 0 || (!force && idx->since_check < every))
+	if (idx->since_check == 0 ||
+	    (!force && (idx->loading || idx->since_check < every)))
 		return;
 	idx->since_check = 0;
 	if (!(lm_idf_snap_drift(idx->snap, idx->stats) > (force ? 1 : DRIFT_MAX)))
@@ -621,6 +628,21 @@ posting_live(const JobPosting *p, int64_t clock)
  * lm_index_counts_get. Each count is exact; the three are not one
  * snapshot (a reader may see one update's posting count and the previous
  * open count). */
+/* Replaces the record *m (as protobuf_c_message_unpack leaves it) by its
+ * compact copy (lm_pb_compact), which the entry keeps: one heap block
+ * instead of one per string, array and nested message, a third of the
+ * bytes. The original is freed, also on failure (LM_ENOMEM). */
+static int
+compact_record(ProtobufCMessage **m)
+{
+	ProtobufCMessage *c = NULL;
+	int rc = lm_pb_compact(*m, &c, NULL);
+
+	protobuf_c_message_free_unpacked(*m, NULL);
+	*m = c;
+	return rc;
+}
+
 static void
 publish_counts(lm_index *idx)
 {
@@ -641,6 +663,22 @@ publish_seq(lm_index *idx, uint64_t seq)
 int
 lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 {
+	int rc;
+
+	if (rec == NULL)
+		return LM_EINVAL;
+	if (idx == NULL) {
+		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		return LM_EINVAL;
+	}
+	if ((rc = compact_record((ProtobufCMessage **) &rec)) != LM_OK)
+		return rc;
+	return lm_index_put_posting_compact(idx, rec, seq);
+}
+
+int
+lm_index_put_posting_compact(lm_index *idx, JobPosting *rec, uint64_t seq)
+{
 	struct ent *e = NULL, *old;
 	lm_posting_prep *pp = NULL;
 	bool counted, live, listed;
@@ -650,11 +688,11 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 	if (rec == NULL)
 		return LM_EINVAL;
 	if (idx == NULL || rec->id == NULL || rec->id[0] == '\0') {
-		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		free(rec);
 		return LM_EINVAL;
 	}
 	if ((rc = lm_posting_prep_new(rec, &pp)) != LM_OK) {
-		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		free(rec);
 		return rc;
 	}
 	pthread_rwlock_wrlock(&idx->lock);
@@ -714,7 +752,7 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 		e->id = rec->id;
 		(void) lm_hashmap_put(idx->posts.by_id, e->id, e);
 		lm_posting_prep_free(e->pp);
-		protobuf_c_message_free_unpacked(e->rec, NULL);
+		free(e->rec);
 	}
 	e->rec = &rec->base;
 	e->pp = pp;
@@ -740,12 +778,28 @@ fail:
 		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	lm_posting_prep_free(pp);
-	protobuf_c_message_free_unpacked(&rec->base, NULL);
+	free(rec);
 	return rc;
 }
 
 int
 lm_index_put_profile(lm_index *idx, CandidateProfile *rec, uint64_t seq)
+{
+	int rc;
+
+	if (rec == NULL)
+		return LM_EINVAL;
+	if (idx == NULL) {
+		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		return LM_EINVAL;
+	}
+	if ((rc = compact_record((ProtobufCMessage **) &rec)) != LM_OK)
+		return rc;
+	return lm_index_put_profile_compact(idx, rec, seq);
+}
+
+int
+lm_index_put_profile_compact(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 {
 	struct ent *e = NULL, *old;
 	lm_profile_prep *cp = NULL;
@@ -755,11 +809,11 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 	if (rec == NULL)
 		return LM_EINVAL;
 	if (idx == NULL || rec->id == NULL || rec->id[0] == '\0') {
-		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		free(rec);
 		return LM_EINVAL;
 	}
 	if ((rc = lm_profile_prep_new(rec, &cp)) != LM_OK) {
-		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		free(rec);
 		return rc;
 	}
 	pthread_rwlock_wrlock(&idx->lock);
@@ -794,7 +848,7 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 		e->id = rec->id; /* as for postings: key first */
 		(void) lm_hashmap_put(idx->profs.by_id, e->id, e);
 		lm_profile_prep_free(e->cp);
-		protobuf_c_message_free_unpacked(e->rec, NULL);
+		free(e->rec);
 	}
 	e->rec = &rec->base;
 	e->cp = cp;
@@ -813,7 +867,7 @@ fail:
 		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
 	lm_profile_prep_free(cp);
-	protobuf_c_message_free_unpacked(&rec->base, NULL);
+	free(rec);
 	return rc;
 }
 
@@ -914,7 +968,16 @@ lm_index_set_seq(lm_index *idx, uint64_t seq)
 		return;
 	pthread_rwlock_wrlock(&idx->lock);
 	atomic_store(&idx->seq, seq);
+	idx->loading = false;
 	maybe_reshare(idx, true);
+	pthread_rwlock_unlock(&idx->lock);
+}
+
+void
+lm_index_loading(lm_index *idx)
+{
+	pthread_rwlock_wrlock(&idx->lock);
+	idx->loading = true;
 	pthread_rwlock_unlock(&idx->lock);
 }
 

@@ -73,6 +73,15 @@ int lm_index_put_posting(lm_index *idx, Lunamatch__V1__JobPosting *rec, uint64_t
 int lm_index_put_profile(
     lm_index *idx, Lunamatch__V1__CandidateProfile *rec, uint64_t seq);
 
+/* The same for a compact record (lm_pb_compact, lm_pb_decode_compact of
+ * lunamatch/pb.h), which the index keeps as it is: rec must be freeable
+ * with free(rec); the index takes ownership also on failure. The puts
+ * above compact their record first. */
+int lm_index_put_posting_compact(
+    lm_index *idx, Lunamatch__V1__JobPosting *rec, uint64_t seq);
+int lm_index_put_profile_compact(
+    lm_index *idx, Lunamatch__V1__CandidateProfile *rec, uint64_t seq);
+
 /* Removes a record. Returns LM_OK or LM_ENOENT. seq as for the puts (set on
  * both results). */
 int lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq);
@@ -102,6 +111,15 @@ void lm_index_advance(lm_index *idx, int64_t now);
  * put/remove/replace); one loader (the follower) sets it. */
 void lm_index_set_seq(lm_index *idx, uint64_t seq);
 uint64_t lm_index_seq(lm_index *idx);
+
+/* Marks idx as being filled by a loader before any query reads it (a
+ * snapshot load into the index lm_index_replace then publishes, or a
+ * benchmark's build): its puts skip the periodic re-snapshot of the idf
+ * shares of the inverted lists, which lm_index_replace (of idx as `from`)
+ * or lm_index_set_seq then takes once; lm_index_set_seq also ends the mode.
+ * Answers are the same in either mode; queries on an index still loading
+ * prune less and run slower. */
+void lm_index_loading(lm_index *idx);
 
 /* The model the index scores with (borrowed, as given to lm_index_new), and
  * its version (owned by the model). */

@@ -24,6 +24,8 @@
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -389,108 +391,9 @@ lm_outbox_close(lm_outbox *ob)
 
 /* ---- event ids: SHA-256 -------------------------------------------------- */
 
-/* FIPS 180-4 SHA-256, enough of it for short inputs hashed in one go. */
-struct sha256 {
-	uint32_t h[8];
-	unsigned char buf[64];
-	size_t nbuf;
-	uint64_t total;
-};
-
-static const uint32_t sha_k[64] = {0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5,
-    0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be,
-    0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152,
-    0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e,
-    0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624,
-    0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3,
-    0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
-    0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-
-static uint32_t
-ror32(uint32_t x, unsigned n)
-{
-	return (x >> n) | (x << (32 - n));
-}
-
-static void
-sha_block(struct sha256 *s, const unsigned char *p)
-{
-	uint32_t w[64], a, b, c, d, e, f, g, h;
-	for (int i = 0; i < 16; i++)
-		w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16 |
-		       (uint32_t) p[4 * i + 2] << 8 | (uint32_t) p[4 * i + 3];
-	for (int i = 16; i < 64; i++) {
-		uint32_t s0 =
-		    ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
-		uint32_t s1 =
-		    ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
-		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-	}
-	a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3];
-	e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
-	for (int i = 0; i < 64; i++) {
-		uint32_t t1 = h + (ror32(e, 6) ^ ror32(e, 11) ^ ror32(e, 25)) +
-		              ((e & f) ^ (~e & g)) + sha_k[i] + w[i];
-		uint32_t t2 = (ror32(a, 2) ^ ror32(a, 13) ^ ror32(a, 22)) +
-		              ((a & b) ^ (a & c) ^ (b & c));
-		h = g, g = f, f = e, e = d + t1;
-		d = c, c = b, b = a, a = t1 + t2;
-	}
-	s->h[0] += a, s->h[1] += b, s->h[2] += c, s->h[3] += d;
-	s->h[4] += e, s->h[5] += f, s->h[6] += g, s->h[7] += h;
-}
-
-static void
-sha_init(struct sha256 *s)
-{
-	static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-	    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-	memcpy(s->h, iv, sizeof(iv));
-	s->nbuf = 0;
-	s->total = 0;
-}
-
-static void
-sha_update(struct sha256 *s, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	s->total += len;
-	while (len > 0) {
-		size_t take = 64 - s->nbuf < len ? 64 - s->nbuf : len;
-		memcpy(s->buf + s->nbuf, p, take);
-		s->nbuf += take;
-		p += take;
-		len -= take;
-		if (s->nbuf == 64) {
-			sha_block(s, s->buf);
-			s->nbuf = 0;
-		}
-	}
-}
-
-static void
-sha_final(struct sha256 *s, unsigned char out[32])
-{
-	uint64_t bits = s->total * 8;
-	unsigned char pad = 0x80, zero = 0, len[8];
-	sha_update(s, &pad, 1);
-	while (s->nbuf != 56)
-		sha_update(s, &zero, 1);
-	lm_lmdb_put_be64(len, bits);
-	sha_update(s, len, 8);
-	for (int i = 0; i < 8; i++) {
-		out[4 * i] = (unsigned char) (s->h[i] >> 24);
-		out[4 * i + 1] = (unsigned char) (s->h[i] >> 16);
-		out[4 * i + 2] = (unsigned char) (s->h[i] >> 8);
-		out[4 * i + 3] = (unsigned char) s->h[i];
-	}
-}
-
 /* Hashes a string as a big-endian u32 length and its bytes. */
-static void
-sha_str(struct sha256 *s, const char *str)
+static bool
+digest_str(EVP_MD_CTX *ctx, const char *str)
 {
 	unsigned char len[4];
 	size_t n = str == NULL ? 0 : strlen(str);
@@ -498,34 +401,50 @@ sha_str(struct sha256 *s, const char *str)
 	len[1] = (unsigned char) (n >> 16);
 	len[2] = (unsigned char) (n >> 8);
 	len[3] = (unsigned char) n;
-	sha_update(s, len, 4);
-	if (n > 0)
-		sha_update(s, str, n);
+	return EVP_DigestUpdate(ctx, len, 4) == 1 &&
+	       (n == 0 || EVP_DigestUpdate(ctx, str, n) == 1);
 }
 
-void
+static bool
+digest_u64(EVP_MD_CTX *ctx, uint64_t x)
+{
+	unsigned char v[8];
+	lm_lmdb_put_be64(v, x);
+	return EVP_DigestUpdate(ctx, v, 8) == 1;
+}
+
+int
 lm_event_id(const char *candidate_id, const char *job_id, uint64_t candidate_version,
     uint64_t job_version, const char *model_version, char out[LM_OUTBOX_EVENT_ID_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
-	struct sha256 s;
-	unsigned char v[8], digest[32];
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok;
 
-	sha_init(&s);
-	sha_str(&s, "lunamatch.v1.MatchEvent");
-	sha_str(&s, candidate_id);
-	sha_str(&s, job_id);
-	lm_lmdb_put_be64(v, candidate_version);
-	sha_update(&s, v, 8);
-	lm_lmdb_put_be64(v, job_version);
-	sha_update(&s, v, 8);
-	sha_str(&s, model_version);
-	sha_final(&s, digest);
+	out[0] = '\0';
+	if (ctx == NULL)
+		return LM_ENOMEM;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	     digest_str(ctx, "lunamatch.v1.MatchEvent") &&
+	     digest_str(ctx, candidate_id) && digest_str(ctx, job_id) &&
+	     digest_u64(ctx, candidate_version) && digest_u64(ctx, job_version) &&
+	     digest_str(ctx, model_version) &&
+	     EVP_DigestFinal_ex(ctx, digest, &dlen) == 1 &&
+	     dlen * 2 >= LM_OUTBOX_EVENT_ID_LEN;
+	EVP_MD_CTX_free(ctx);
+	if (!ok) {
+		lm_error("outbox.event_id", "SHA-256 failed: %s",
+		    ERR_reason_error_string(ERR_get_error()));
+		return LM_EINTERNAL;
+	}
 	for (int i = 0; i < LM_OUTBOX_EVENT_ID_LEN / 2; i++) {
 		out[2 * i] = hex[digest[i] >> 4];
 		out[2 * i + 1] = hex[digest[i] & 0x0f];
 	}
 	out[LM_OUTBOX_EVENT_ID_LEN] = '\0';
+	return LM_OK;
 }
 
 /* ---- enqueue ------------------------------------------------------------ */
@@ -555,8 +474,9 @@ put_event(lm_outbox *ob, MDB_txn *txn, const struct enq *e, const lm_event_candi
 	int rc;
 
 	*added = false;
-	lm_event_id(c->candidate_id, c->job_id, c->candidate_version, c->job_version,
-	    e->model_version, id);
+	if ((rc = lm_event_id(c->candidate_id, c->job_id, c->candidate_version,
+	         c->job_version, e->model_version, id)) != LM_OK)
+		return rc;
 	k.mv_size = LM_OUTBOX_EVENT_ID_LEN;
 	k.mv_data = id;
 	rc = mdb_get(txn, ob->db_pending, &k, &v);

@@ -73,9 +73,10 @@ void lm_outbox_close(lm_outbox *ob);
  * and model_version, truncated to 128 bits and written as 32 lower-case hex
  * digits plus a NUL into out (LM_OUTBOX_EVENT_ID_LEN + 1 bytes). The same
  * inputs always give the same id (docs/events.md has the exact layout).
- * NULL strings are taken as "".
+ * NULL strings are taken as "". SHA-256 is OpenSSL's (libcrypto); LM_OK,
+ * or LM_ENOMEM / LM_EINTERNAL (logged) if it fails, with out "".
  */
-void lm_event_id(const char *candidate_id, const char *job_id, uint64_t candidate_version,
+int lm_event_id(const char *candidate_id, const char *job_id, uint64_t candidate_version,
     uint64_t job_version, const char *model_version,
     char out[LM_OUTBOX_EVENT_ID_LEN + 1]);
 

@@ -680,8 +680,10 @@ test_flow(void **state)
 
 	world_start(&w, "flow", NULL, NULL);
 	nng_socket sub = notify_sub(&w);
+	int attached = atomic_load(&notify_pipes);
 	ingest_start(&w);
 	wait_ready(&w);
+	notify_wait_attached(attached);
 	assert_int_equal(lmt_http_status(w.http, "/healthz", NULL, LMT_HTTP_MS), 200);
 	assert_int_equal(lmt_http_status(w.http, "/nope", NULL, LMT_HTTP_MS), 404);
 
@@ -704,7 +706,7 @@ test_flow(void **state)
 
 	/* Restarted, ingest starts after the committed offsets: only the new
 	 * message is consumed. */
-	int attached = atomic_load(&notify_pipes);
+	attached = atomic_load(&notify_pipes);
 	ingest_start(&w);
 	wait_ready(&w);
 	notify_wait_attached(attached);

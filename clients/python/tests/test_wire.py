@@ -66,6 +66,11 @@ def ok(req, msg):
 def test_envelope_fields(peer_factory):
     p = peer_factory(lambda req: ok(req, match_pb2.GetPostingResponse()))
     with lunamatch.Client(p.url, timeout=2.0) as c:
+        # Connected first: the time a first call waits for the connection
+        # comes off its deadline.
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         c.get_posting("job-1", metadata={"x-trace-id": "t1"})
         c.get_posting("job-2", timeout=0.5)
     a, b = p.requests

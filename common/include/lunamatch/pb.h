@@ -1,5 +1,6 @@
 /*
- * pb.h - checked protobuf decoding and encoding of lunamatch messages.
+ * pb.h - checked protobuf decoding and encoding of lunamatch messages, and
+ * compact copies of decoded ones.
  *
  * protobuf_c_message_unpack says only "NULL" when it fails and accepts
  * strings that are not UTF-8. lm_pb_decode puts a size limit in front of it,
@@ -41,12 +42,40 @@ extern "C" {
 int lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
 
+/* lm_pb_decode unpacking with allocator a (NULL: protobuf-c's, malloc):
+ * the caller frees *out with protobuf_c_message_free_unpacked(*out, a). */
+int lm_pb_decode_with(const ProtobufCMessageDescriptor *desc, const void *data,
+    size_t len, size_t max_len, ProtobufCAllocator *a, ProtobufCMessage **out, char *err,
+    size_t errlen);
+
 /*
  * Serializes msg. On LM_OK *out is a malloc'd buffer of *len bytes (never
  * NULL, even for an empty message) that the caller frees.
  * Returns LM_OK, LM_ENOMEM or LM_EINVAL for NULL arguments.
  */
 int lm_pb_encode(const ProtobufCMessage *msg, uint8_t **out, size_t *len);
+
+/*
+ * A deep copy of msg in one allocation (pb_compact.c): the same message,
+ * field for field (unknown fields included; it packs to the same bytes),
+ * with every string, array and nested message laid out in a single block
+ * instead of one heap block each. Strings that hold their field's default
+ * value keep pointing at protobuf-c's static default. On LM_OK the caller
+ * owns *out and frees it with free(*out), never with
+ * protobuf_c_message_free_unpacked; *size (may be NULL) receives the bytes
+ * of the block. Returns LM_OK, LM_ENOMEM or LM_EINVAL (NULL arguments).
+ */
+int lm_pb_compact(const ProtobufCMessage *msg, ProtobufCMessage **out, size_t *size);
+
+/*
+ * lm_pb_decode with the same checks and errors, giving a compact message
+ * (lm_pb_compact) that the caller frees with free(). The unpacker's many
+ * small allocations go to scratch memory released before it returns, so a
+ * process decoding many records into long-lived compact copies leaves no
+ * freed holes behind in its heap.
+ */
+int lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data,
+    size_t len, size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
 
 /*
  * True when s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no

@@ -4,7 +4,8 @@
  * Round trips, then every way wire data can be wrong: truncation at every
  * byte, bad tags, wire types and lengths, strings that are not UTF-8 or hold
  * NUL bytes, the size limit, and a deterministic stream of random and mutated
- * buffers that must never crash or leak (run it under ASan).
+ * buffers that must never crash or leak (run it under ASan). Compact copies
+ * (lm_pb_compact) of decoded messages pack to the same bytes.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,8 +19,9 @@
 #include "lunamatch/v1/records.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 
-#define JP     (&lunamatch__v1__job_posting__descriptor)
-#define MAXLEN (1u << 20)
+#define JP       (&lunamatch__v1__job_posting__descriptor)
+#define MAXLEN   (1u << 20)
+#define BIG_TEXT 40000 /* bytes of a string beyond lm_pb_decode_compact's stack */
 
 /* A posting with strings, nested and repeated messages, packed floats and
  * large integers; the result is packed into *len bytes (malloc'd). */
@@ -342,6 +344,112 @@ test_garbage_never_crashes(void **state)
 	free(valid);
 }
 
+/* The compact copy of a decoded message, and of the decoded copy after
+ * the original is gone, packs to the bytes of the original: every string,
+ * array, nested message, unknown field, oneof member and bytes value came
+ * along, in one block that free() releases. */
+static void
+compact_matches(const ProtobufCMessageDescriptor *d, const uint8_t *b, size_t len)
+{
+	ProtobufCMessage *m = NULL, *c = NULL;
+	uint8_t *again = NULL;
+	size_t size = 0, alen = 0;
+	char err[256];
+
+	assert_int_equal(lm_pb_decode(d, b, len, MAXLEN, &m, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_pb_compact(m, &c, &size), LM_OK);
+	assert_true(size >= d->sizeof_message);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_int_equal(lm_pb_encode(c, &again, &alen), LM_OK);
+	assert_int_equal(alen, len);
+	assert_memory_equal(again, b, len);
+	free(again);
+	free(c);
+	/* Decoded straight into the compact form: the same. */
+	assert_int_equal(
+	    lm_pb_decode_compact(d, b, len, MAXLEN, &c, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_pb_encode(c, &again, &alen), LM_OK);
+	assert_int_equal(alen, len);
+	assert_memory_equal(again, b, len);
+	free(again);
+	free(c);
+}
+
+static void
+test_compact(void **state)
+{
+	Lunamatch__V1__MatchJobsRequest q = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__RpcRequest r = LUNAMATCH__V1__RPC_REQUEST__INIT;
+	Lunamatch__V1__MetadataEntry me = LUNAMATCH__V1__METADATA_ENTRY__INIT;
+	Lunamatch__V1__MetadataEntry *mes[] = {&me};
+	Lunamatch__V1__CandidateProfile prof = LUNAMATCH__V1__CANDIDATE_PROFILE__INIT;
+	ProtobufCMessage *c = (ProtobufCMessage *) 1;
+	uint8_t *b, *ext;
+	char *big;
+	/* An unknown field: number 99, length-delimited, 3 bytes. */
+	static const uint8_t unknown[] = {0x9a, 0x06, 0x03, 'a', 'b', 'c'};
+	size_t len;
+
+	(void) state;
+	b = posting_bytes(&len);
+	compact_matches(JP, b, len);
+	ext = malloc(len + sizeof(unknown));
+	assert_non_null(ext);
+	memcpy(ext, b, len);
+	memcpy(ext + len, unknown, sizeof(unknown));
+	compact_matches(JP, ext, len + sizeof(unknown));
+	free(ext);
+	free(b);
+
+	prof.id = "c-1";
+	prof.headline = "Dev";
+	q.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE;
+	q.profile = &prof;
+	q.top_k = 7;
+	assert_int_equal(lm_pb_encode(&q.base, &b, &len), LM_OK);
+	compact_matches(&lunamatch__v1__match_jobs_request__descriptor, b, len);
+	free(b);
+	q.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	q.candidate_id = "c-2";
+	assert_int_equal(lm_pb_encode(&q.base, &b, &len), LM_OK);
+	compact_matches(&lunamatch__v1__match_jobs_request__descriptor, b, len);
+	free(b);
+
+	me.key = "k";
+	me.value = "v";
+	r.method = "m";
+	r.n_metadata = 1;
+	r.metadata = mes;
+	r.payload.data = (uint8_t *) "\x00\x01\x02";
+	r.payload.len = 3;
+	assert_int_equal(lm_pb_encode(&r.base, &b, &len), LM_OK);
+	compact_matches(&lunamatch__v1__rpc_request__descriptor, b, len);
+	free(b);
+	/* An empty message. */
+	compact_matches(JP, (const uint8_t *) "", 0);
+	/* A record larger than the scratch memory on the stack. */
+	big = malloc(BIG_TEXT + 1);
+	assert_non_null(big);
+	memset(big, 'x', BIG_TEXT);
+	big[BIG_TEXT] = '\0';
+	prof.headline = big;
+	assert_int_equal(lm_pb_encode(&prof.base, &b, &len), LM_OK);
+	compact_matches(&lunamatch__v1__candidate_profile__descriptor, b, len);
+	free(b);
+	free(big);
+	/* Bad input: the checks of lm_pb_decode. */
+	assert_int_equal(lm_pb_decode_compact(JP,
+	                     "\x0a\x05"
+	                     "ab",
+	                     4, MAXLEN, &c, NULL, 0),
+	    LM_EPARSE);
+	assert_null(c);
+
+	assert_int_equal(lm_pb_compact(NULL, &c, NULL), LM_EINVAL);
+	assert_null(c);
+	assert_int_equal(lm_pb_compact(&q.base, NULL, NULL), LM_EINVAL);
+}
+
 int
 main(void)
 {
@@ -352,6 +460,7 @@ main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_garbage_never_crashes),
+	    cmocka_unit_test(test_compact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -210,7 +210,9 @@ test_event_id_is_sha256(void **state)
 	assert_int_equal(st, 0);
 	lmt_proc_free(p);
 
-	lm_event_id("cand-7", "job:42", 3, 0x0102030405060708ULL, "default-2025.1", id);
+	assert_int_equal(lm_event_id("cand-7", "job:42", 3, 0x0102030405060708ULL,
+	                     "default-2025.1", id),
+	    LM_OK);
 	assert_memory_equal(id, line, 32);
 }
 
