@@ -1187,7 +1187,8 @@ struct cand {
 struct term_bound {
 	double ub;
 	float mult;
-	float kub; /* bounds the keys of its entries times mult */
+	float kub;  /* bounds the keys of its entries times mult */
+	float afix; /* profiles: what follows each entry (prefix_units) */
 	uint32_t term, tier;
 	uint32_t ti;    /* the term's place in the subject's terms */
 	size_t entries; /* records on it (over the partitions visited) */
@@ -1202,6 +1203,8 @@ struct cursor {
 	float mult;
 	uint32_t band; /* see sweep */
 	bool dense;    /* read a window at a time */
+	bool fixed;    /* profiles: every entry keyed kfix, afix following */
+	float kfix, afix;
 };
 
 /* A doc's slot in a query: mark == the query's stamp when the seed
@@ -1229,7 +1232,7 @@ struct scratch {
 	size_t cand_cap;
 	uint32_t *terms;
 	struct term_bound *tb;
-	double *tmax; /* two slots by term: see sweep */
+	float *tf; /* two slots by term: see prefix_units */
 	size_t term_cap;
 	struct cursor *cur; /* the sweep's cursors, room for cur_cap */
 	size_t cur_cap;
@@ -1246,7 +1249,7 @@ scratch_free(struct scratch *s)
 	free(s->cands);
 	free(s->terms);
 	free(s->tb);
-	free(s->tmax);
+	free(s->tf);
 	free(s->cur);
 	free(s->open);
 	free(s);
@@ -1297,7 +1300,7 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 	if (s->term_cap < nterms) {
 		uint32_t *t = realloc(s->terms, nterms * sizeof(*t));
 		struct term_bound *tb;
-		double *tm;
+		float *tm;
 		if (t == NULL)
 			goto nomem;
 		s->terms = t;
@@ -1305,9 +1308,9 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 		    NULL)
 			goto nomem;
 		s->tb = tb;
-		if ((tm = realloc(s->tmax, 2 * nterms * sizeof(*tm))) == NULL)
+		if ((tm = realloc(s->tf, 2 * nterms * sizeof(*tm))) == NULL)
 			goto nomem;
-		s->tmax = tm;
+		s->tf = tm;
 		s->term_cap = nterms;
 	}
 	/* Three stamps a query; wrapped, old marks could look current. */
@@ -1634,10 +1637,9 @@ float_up(double x)
  * where tau bounds the keys of the bands left: what a record lacks is at
  * most tau (the key of its first entry left) and at most what follows its
  * last entry read (every entry left follows it), and its bound is its sum
- * plus the smaller. Ranking profiles the keys are the shares and nothing
- * follows: theta is minus infinity there (every entry read, the sums
- * exact). The seed's records are found again or not at all; the ones it
- * evaluated stay evaluated.
+ * plus the smaller. Ranking profiles, the keys and what follows come from
+ * the subject's side, one per unit (prefix_units). The seed's records are
+ * found again or not at all; the ones it evaluated stay evaluated.
  *
  * A list with many entries per window of WINDOW doc ids is read a window
  * at a time, all such lists side by side, so that the slots being added
@@ -1706,7 +1708,8 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, doub
 		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
 		if (end > n)
 			end = n;
-		if (!key_reaches(c->bm[i / LM_INVERTED_BLOCK], c->mult, theta)) {
+		if (!c->fixed &&
+		    !key_reaches(c->bm[i / LM_INVERTED_BLOCK], c->mult, theta)) {
 			i = end; /* may pass lim: the next window seeks from pos */
 			continue;
 		}
@@ -1714,10 +1717,11 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, doub
 			uint32_t d = e[i].doc;
 			float sh, af;
 			q->entries++;
-			if (!key_reaches(lm_inverted_key(&e[i]), c->mult, theta))
+			if (!c->fixed &&
+			    !key_reaches(lm_inverted_key(&e[i]), c->mult, theta))
 				continue;
 			sh = e[i].share * c->mult;
-			af = e[i].after * c->mult;
+			af = c->fixed ? c->afix : e[i].after * c->mult;
 			if (as[d].mark == found) {
 				struct cand *x = &q->s->cands[as[d].v.idx];
 				x->acc += sh;
@@ -1753,11 +1757,12 @@ cursor_complete(
 		q->entries++;
 		struct cand *x;
 		if (!(open[d >> 6] >> (d & 63) & 1) ||
-		    key_reaches(lm_inverted_key(&e[i]), c->mult, theta))
+		    (c->fixed ? key_reaches(c->kfix, 1, theta)
+		              : key_reaches(lm_inverted_key(&e[i]), c->mult, theta)))
 			continue;
 		x = &q->s->cands[as[d].v.idx];
 		x->acc += e[i].share * c->mult;
-		af = e[i].after * c->mult;
+		af = c->fixed ? c->afix : e[i].after * c->mult;
 		if (af < x->after)
 			x->after = af;
 	}
@@ -1845,7 +1850,7 @@ sweep(struct ranking *q, size_t ntb)
 	double own[LM_INVERTED_TIERS + 1]; /* by band: its largest key bound */
 	size_t nc = 0, nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1;
 	size_t nwords = q->t->ndocs / 64 + 1;
-	double theta = q->jobs ? bar(q->h, q->min_score) : -INFINITY, tau = theta;
+	double theta = bar(q->h, q->min_score), tau = theta;
 	uint32_t found = s->stamp + 2;
 
 	if (grow((void **) &s->cur, &s->cur_cap, ntb * q->nparts + 1, sizeof(*s->cur)) !=
@@ -1877,6 +1882,9 @@ sweep(struct ranking *q, size_t ntb)
 			c->mult = tb[u].mult;
 			c->band = b;
 			c->dense = n >= DENSE_MIN * nwin;
+			c->fixed = !q->jobs;
+			c->kfix = tb[u].kub;
+			c->afix = tb[u].afix;
 			band[b].entries += n;
 			if (tb[u].kub > own[b])
 				own[b] = tb[u].kub;
@@ -1929,6 +1937,28 @@ sweep(struct ranking *q, size_t ntb)
 	return LM_OK;
 }
 
+/* Ranking profiles, whose entries' keys are their shares: the prefix
+ * bounds come from the subject's side. Order the subject's terms by their
+ * multipliers (its shares), largest first: a profile whose first term in
+ * that order among its own is t gets at most t's multiplier plus those of
+ * the terms after it, P(t). That is the key bound of every entry of t's
+ * units (c->kfix), and what follows every one of them P(t) minus t's
+ * multiplier (c->afix). */
+static void
+prefix_units(struct ranking *q, size_t nterms)
+{
+	struct term_bound *tb = q->s->tb;
+	float *mult = q->s->tf, *after = q->s->tf + nterms;
+
+	for (size_t t = 0; t < nterms; t++)
+		mult[t] = tb[t * LM_INVERTED_TIERS].mult;
+	lm_inverted_after(q->s->terms, mult, nterms, after);
+	for (size_t i = 0; i < nterms * LM_INVERTED_TIERS; i++) {
+		tb[i].kub = float_up((double) tb[i].mult + after[tb[i].ti]);
+		tb[i].afix = after[tb[i].ti];
+	}
+}
+
 /* Fills the units of the subject's terms (q->s->terms[0 .. nterms)) with
  * their bounds over the partitions visited, sorted by decreasing bound;
  * returns their number. Read lock held. */
@@ -1969,10 +1999,9 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 			if (float_up((double) kmx * tb[i].mult) > tb[i].kub)
 				tb[i].kub = float_up((double) kmx * tb[i].mult);
 		}
-		/* Profiles' keys are their shares: no prefix bounds. */
-		if (!q->jobs)
-			tb[i].kub = INFINITY;
 	}
+	if (!q->jobs && !q->unbounded)
+		prefix_units(q, nterms);
 	if (q->unbounded)
 		for (size_t i = 0; i < ntb; i++)
 			tb[i].ub = INFINITY;
