@@ -463,10 +463,12 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 			goto fail;
 	}
 	/* The service's loader publishes a snapshot with lm_index_replace,
-	 * which first brings the idf snapshot of the shares up to date; a
-	 * loader's lm_index_set_seq does that too: part of the build. */
+	 * which first lists the postings (lm_index_loaded): part of the
+	 * build. */
 	t0 = bench_now_ns();
 	c0 = bench_cpu_ns();
+	if ((rc = lm_index_loaded(idx)) != LM_OK)
+		goto fail;
 	lm_index_set_seq(idx, n);
 	cpu += bench_cpu_ns() - c0;
 	ns += bench_now_ns() - t0;

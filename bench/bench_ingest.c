@@ -61,7 +61,7 @@ usage(FILE *f)
 	    "  --postings N     postings in the topic (default 100000)\n"
 	    "  --profiles N     profiles in the topic (default 5000)\n"
 	    "  --partitions N   partitions per topic (default 32)\n"
-	    "  --batch-max N    LUNAMATCH_BATCH_MAX of ingest (default 500)\n"
+	    "  --batch-max N    LUNAMATCH_BATCH_MAX of ingest (default 2000)\n"
 	    "  --probes N       then, with lunamatch-match running on the loaded\n"
 	    "                   store, N new postings one at a time: latency until\n"
 	    "                   their first MatchEvent is readable (default 0: off)\n"
@@ -101,7 +101,7 @@ parse_opts(int argc, char **argv, opts *o)
 	o->postings = 100000;
 	o->profiles = 5000;
 	o->partitions = 32;
-	o->batch_max = 500;
+	o->batch_max = 2000;
 	o->seed = 1;
 	o->out_dir = ".";
 	o->name = "ingest";

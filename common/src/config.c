@@ -112,7 +112,7 @@ static const struct opt opts[] = {
         LM_PROG_MATCH | LM_PROG_CLI, "PEM private key for mutual TLS"},
     {"tls-ca", "LUNAMATCH_TLS_CA", T_STR, OFF(tls_ca), "", 0, 0,
         LM_PROG_MATCH | LM_PROG_CLI, "PEM CA bundle that peers must chain to"},
-    {"batch-max", "LUNAMATCH_BATCH_MAX", T_U32, OFF(batch_max), "500", 1, 100000,
+    {"batch-max", "LUNAMATCH_BATCH_MAX", T_U32, OFF(batch_max), "2000", 1, 100000,
         LM_PROG_INGEST, "most messages per store transaction"},
     {"offsets-epoch", "LUNAMATCH_OFFSETS_EPOCH", T_U32, OFF(offsets_epoch), "0", 0,
         4294967295.0, LM_PROG_INGEST,

@@ -63,6 +63,7 @@ struct flight {
 	lm_store *store;
 	bool fail; /* LM_CONSUMER_FAULT_STORE was armed at the hand-off */
 	int64_t t0;
+	atomic_bool done; /* the writer thread has finished */
 	/* Written by the writer thread, read after pthread_join. */
 	int rv;
 	lm_ingest_counts counts;
@@ -428,6 +429,7 @@ write_batch(void *arg)
 	f->rv = f->fail ? LM_EIO
 	                : lm_ingest_batch_commit(
 	                      f->slot->batch, f->store, &f->counts, &f->last_seq);
+	atomic_store(&f->done, true);
 	return NULL;
 }
 
@@ -496,6 +498,7 @@ close_batch(lm_consumer *c)
 	c->flight.slot = s;
 	c->flight.fail = fault(c, LM_CONSUMER_FAULT_STORE);
 	c->flight.t0 = lm_clock_ms();
+	atomic_store(&c->flight.done, false);
 	if (pthread_create(&c->flight.thread, NULL, write_batch, &c->flight) != 0) {
 		c->flight.slot = NULL;
 		(void) finish_slot(c, s, true, NULL);
@@ -894,23 +897,30 @@ lm_consumer_run(lm_consumer *c)
 	while (!*c->stop && !c->fatal) {
 		/* With a batch open, only what librdkafka already holds is
 		 * taken: the batch closes as soon as nothing more is there
-		 * (drained), when it is full, or at its deadline. */
+		 * (drained), when it is full, or at its deadline. While the
+		 * writer is still busy with the batch before, a drained batch
+		 * stays open and takes what arrives meanwhile (waiting 1 ms at
+		 * a time, not spinning): it could not be written sooner, and
+		 * larger transactions write fewer pages per record. */
 		bool open = lm_ingest_batch_len(c->open->batch) > 0;
-		bool busy = open || c->flight.slot != NULL;
+		bool writing = c->flight.slot != NULL && !atomic_load(&c->flight.done);
+		int wait = writing ? 1 : open || c->flight.slot != NULL ? 0 : POLL_MS;
 		int64_t now = lm_clock_ms();
 		heartbeat(c);
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, busy ? 0 : POLL_MS);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
 		bool drained = m == NULL;
 		if (m != NULL && !handle_message(c, m))
 			rd_kafka_message_destroy(m);
 		now = lm_clock_ms();
+		writing = c->flight.slot != NULL && !atomic_load(&c->flight.done);
 		const lm_ingest_batch *b = c->open->batch;
 		if (lm_ingest_batch_len(b) > 0 &&
-		    (drained || lm_ingest_batch_full(b) || now >= c->deadline_ms))
+		    ((drained && !writing) || lm_ingest_batch_full(b) ||
+		        now >= c->deadline_ms))
 			close_batch(c);
-		else if (drained)
-			/* Nothing to decide meanwhile: complete the batch in
-			 * flight now, not after the next poll's wait. */
+		else if (drained && c->flight.slot != NULL && !writing)
+			/* Written, and nothing to decide meanwhile: complete
+			 * it now, not after the next poll's wait. */
 			(void) land_flight(c, true);
 		/* Between batches: the store's writer trims it. */
 		if (lm_ingest_batch_len(c->open->batch) == 0 && c->flight.slot == NULL)

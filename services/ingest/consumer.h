@@ -5,16 +5,16 @@
  * One thread runs lm_consumer_run. It polls the postings and profiles
  * topics as a member of the group cfg->group_id, turns each message into a
  * decision (ingest.h) and closes a batch when librdkafka has no more
- * messages at hand, when it holds cfg->batch_max messages or when its first
- * message is cfg->batch_ms old: its rejects go to the DLQ and its store
- * transaction runs on a writer thread while the loop decides the next
- * batch. Then the DLQ flush and - only when both succeeded - the batch's
- * offsets are stored for auto-commit and a StoreNotify is published. One
- * batch is written at a time, in consumption order. A failed batch is
- * retried in place with backoff (store again, resend its dead letters)
- * until it succeeds or the service stops; its offsets are never stored
- * before that, nor those of any later batch, so nothing is lost
- * (at-least-once; versions make replays harmless).
+ * messages at hand and the batch before is written, when it holds
+ * cfg->batch_max messages or when its first message is cfg->batch_ms old:
+ * its rejects go to the DLQ and its store transaction runs on a writer
+ * thread while the loop decides the next batch. Then the DLQ flush and -
+ * only when both succeeded - the batch's offsets are stored for auto-commit
+ * and a StoreNotify is published. One batch is written at a time, in
+ * consumption order. A failed batch is retried in place with backoff (store
+ * again, resend its dead letters) until it succeeds or the service stops;
+ * its offsets are never stored before that, nor those of any later batch,
+ * so nothing is lost (at-least-once; versions make replays harmless).
  *
  * On partition revocation the current batch is finished, offsets committed
  * synchronously, then the partitions are released (eager and cooperative

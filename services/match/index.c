@@ -325,10 +325,10 @@ out:
  * any), computing
  * every share again: O(list entries) under the write lock, amortized over
  * at least half as many changes as there are postings. An index being
- * loaded (lm_index_loading) skips the periodic checks: while it grows from
- * nothing the drift passes DRIFT_MAX at every doubling or so, and each of
- * those passes would recompute every share; it takes one snapshot at the
- * end instead.
+ * loaded (lm_index_loading) lists its postings only when the load ends
+ * (list_loaded), at the final statistics: while it grows from nothing the
+ * drift would pass DRIFT_MAX at about every doubling, and each time every
+ * share would be computed again.
  */
 #define DRIFT_MAX   1.1
 #define CHECK_EVERY 1024
@@ -419,8 +419,7 @@ maybe_reshare(lm_index *idx, bool force)
 	size_t every = idx->posts.n / 2 > CHECK_EVERY ? idx->posts.n / 2 : CHECK_EVERY;
 	struct share_table st;
 
-	if (idx->since_check == 0 ||
-	    (!force && (idx->loading || idx->since_check < every)))
+	if (idx->since_check == 0 || (!force && idx->since_check < every))
 		return;
 	idx->since_check = 0;
 	if (!(lm_idf_snap_drift(idx->snap, idx->stats) > (force ? 1 : DRIFT_MAX)))
@@ -706,7 +705,10 @@ lm_index_put_posting_compact(lm_index *idx, JobPosting *rec, uint64_t seq)
 		goto fail;
 	counted = lm_skill_stats_counts(rec);
 	live = posting_live(rec, idx->clock);
-	listed = rec->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+	/* An index being loaded lists its postings when the load ends
+	 * (lm_index_loaded). */
+	listed = rec->status != LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
+	         !idx->loading;
 	part = posting_part(lm_posting_prep_key(pp));
 	if (counted && (rc = lm_skill_stats_add(idx->stats, pp)) != LM_OK)
 		goto fail;
@@ -968,7 +970,6 @@ lm_index_set_seq(lm_index *idx, uint64_t seq)
 		return;
 	pthread_rwlock_wrlock(&idx->lock);
 	atomic_store(&idx->seq, seq);
-	idx->loading = false;
 	maybe_reshare(idx, true);
 	pthread_rwlock_unlock(&idx->lock);
 }
@@ -981,6 +982,47 @@ lm_index_loading(lm_index *idx)
 	pthread_rwlock_unlock(&idx->lock);
 }
 
+/* Write lock held: lists every posting of a loading index that is not
+ * closed, in doc-id order, and ends the loading. The statistics are final,
+ * so each symbol's snapshot idf is its idf now: no share needs computing
+ * again. A failure leaves the postings listed so far listed and the index
+ * loading; a retry lists the rest. */
+static int
+list_loaded(lm_index *idx)
+{
+	struct table *t = &idx->posts;
+	int rc;
+
+	if (!idx->loading)
+		return LM_OK;
+	for (size_t d = 0; d < t->ndocs; d++) {
+		struct ent *e = t->v[d];
+		if (e == NULL || e->listed ||
+		    ((const JobPosting *) e->rec)->status ==
+		        LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED)
+			continue;
+		if ((rc = list_prep(idx, e->pp, NULL, e->part, e->slot, true)) != LM_OK)
+			return rc;
+		e->listed = true;
+	}
+	idx->loading = false;
+	maybe_reshare(idx, true);
+	return LM_OK;
+}
+
+int
+lm_index_loaded(lm_index *idx)
+{
+	int rc;
+
+	if (idx == NULL)
+		return LM_EINVAL;
+	pthread_rwlock_wrlock(&idx->lock);
+	rc = list_loaded(idx);
+	pthread_rwlock_unlock(&idx->lock);
+	return rc;
+}
+
 #define SWAP(type, a, b)                                                                 \
 	do {                                                                             \
 		type swap_tmp_ = (a);                                                    \
@@ -991,13 +1033,19 @@ lm_index_loading(lm_index *idx)
 int
 lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
 {
+	int rc;
+
 	if (idx == NULL || from == NULL || from == idx || from->model != idx->model) {
 		if (from != idx)
 			lm_index_free(from);
 		return LM_EINVAL;
 	}
-	/* from is the caller's alone: its snapshot is brought up to date
-	 * outside idx's lock. */
+	/* from is the caller's alone: its postings are listed (a load) or
+	 * its snapshot brought up to date outside idx's lock. */
+	if ((rc = lm_index_loaded(from)) != LM_OK) {
+		lm_index_free(from);
+		return rc;
+	}
 	maybe_reshare(from, true);
 	pthread_rwlock_wrlock(&idx->lock);
 	SWAP(struct table, idx->posts, from->posts);

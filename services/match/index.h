@@ -95,7 +95,8 @@ int lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq);
  * query sees, then published at once. from must have been created with the
  * same model and be used by no other thread; it is freed (with the old
  * content), also on error. The index clock becomes the later of the two.
- * Returns LM_OK or LM_EINVAL.
+ * A loading `from` (lm_index_loading) is finished first (lm_index_loaded).
+ * Returns LM_OK, LM_EINVAL or LM_ENOMEM (idx unchanged).
  */
 int lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq);
 
@@ -112,14 +113,20 @@ void lm_index_advance(lm_index *idx, int64_t now);
 void lm_index_set_seq(lm_index *idx, uint64_t seq);
 uint64_t lm_index_seq(lm_index *idx);
 
-/* Marks idx as being filled by a loader before any query reads it (a
+/*
+ * Marks idx as being filled by a loader before any query reads it (a
  * snapshot load into the index lm_index_replace then publishes, or a
- * benchmark's build): its puts skip the periodic re-snapshot of the idf
- * shares of the inverted lists, which lm_index_replace (of idx as `from`)
- * or lm_index_set_seq then takes once; lm_index_set_seq also ends the mode.
- * Answers are the same in either mode; queries on an index still loading
- * prune less and run slower. */
+ * benchmark's build). Its postings go into the inverted lists only when the
+ * load ends, all at once at the final IDF statistics, so that no share is
+ * computed twice: by lm_index_loaded, which lm_index_replace calls on
+ * `from`. Until then queries on idx do not see the postings put; answers
+ * after the load are those of an index that took the same records one at a
+ * time (but for the vetoed count of pruned queries, match.proto).
+ * lm_index_loaded returns LM_OK (also when idx is not loading), LM_EINVAL
+ * or LM_ENOMEM (then idx is still loading; a retry lists the rest).
+ */
 void lm_index_loading(lm_index *idx);
+int lm_index_loaded(lm_index *idx);
 
 /* The model the index scores with (borrowed, as given to lm_index_new), and
  * its version (owned by the model). */

@@ -89,6 +89,7 @@ struct member {
 	int64_t last_probe;
 	bool busy;                 /* the batch is being processed */
 	bool revoked;              /* partitions revoked while busy: drop the batch */
+	bool check_claims;         /* postings: look for claims left reading their cut */
 	rd_kafka_message_t **held; /* polled while waiting, for the next batch */
 	size_t nheld;
 	int64_t claim_backoff; /* pause after the next failed claim, ms */
@@ -179,6 +180,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		lm_info("owner.assign", "now owning %d partitions of %s", parts->cnt,
 		    m->topic);
 		rd_kafka_assign(rk, parts);
+		m->check_claims = m->posting;
 		return;
 	}
 	/* Revoked (or an error): what was collected is not ours any more; its
@@ -372,6 +374,60 @@ inherited_claim(struct member *m)
 		}
 	rd_kafka_topic_partition_list_destroy(l);
 	return found;
+}
+
+/*
+ * Postings: takes back the claims that are still reading their cut on the
+ * partitions this member owns, between two batches (after an assignment or
+ * a failed batch). Such a claim was left by an owner that died between its
+ * two claim commits, or by this member when its cut could not be read or
+ * written: an owner polls, and so can lose a partition while alive, only
+ * once its cut is written. Nothing of its batch was derived. Left in
+ * place, it holds every profiles batch in resolve_reading until the
+ * partition is claimed again, and this member would not get to that
+ * partition while a batch of another one waits for those profiles
+ * (wait_cut_derived): neither side would move. The committed offset is
+ * written again without the claim; the messages are claimed again, with a
+ * cut read later, when their turn comes. Best effort: a failure is logged,
+ * and the next assignment or failed batch looks again.
+ */
+static void
+release_reading_claims(struct member *m)
+{
+	rd_kafka_topic_partition_list_t *l = NULL, *stale = NULL;
+	struct part_state st;
+	int64_t cut[LM_OWNER_PARTITIONS_MAX];
+	rd_kafka_resp_err_t e;
+
+	st.cut = cut;
+	if ((e = rd_kafka_assignment(m->rk, &l)) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    l->cnt == 0 ||
+	    (e = rd_kafka_committed(m->rk, l, CALL_TIMEOUT)) !=
+	        RD_KAFKA_RESP_ERR_NO_ERROR)
+		goto out;
+	stale = rd_kafka_topic_partition_list_new(l->cnt);
+	for (int i = 0; i < l->cnt; i++) {
+		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			continue;
+		parse_claim(&l->elems[i], &st);
+		if (st.claim_end >= 0 && st.ncut < 0)
+			rd_kafka_topic_partition_list_add(
+			    stale, l->elems[i].topic, l->elems[i].partition)
+			    ->offset = st.committed;
+	}
+	if (stale->cnt > 0 &&
+	    (e = rd_kafka_commit(m->rk, stale, 0)) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		lm_info("owner.claim", "took back %d claims of %s left without their cut",
+		    stale->cnt, m->topic);
+out:
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		lm_warn("owner.claim",
+		    "cannot look for claims left without their cut: %s",
+		    rd_kafka_err2name(e));
+	if (stale != NULL)
+		rd_kafka_topic_partition_list_destroy(stale);
+	if (l != NULL)
+		rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* Commits the batch's claim: every partition of the batch at its first
@@ -1060,6 +1116,7 @@ process(struct member *m)
 	} else if (rc != LM_ECLOSED) {
 		failed(m->ow, "cannot claim the batch", rc, &m->claim_backoff);
 		rewind_batch(m);
+		m->check_claims = m->posting; /* its claim may have no cut */
 	}
 }
 
@@ -1090,6 +1147,10 @@ run(void *arg)
 
 	while (!atomic_load(&m->ow->stop)) {
 		rd_kafka_message_t *msg;
+		if (m->check_claims) {
+			m->check_claims = false;
+			release_reading_claims(m);
+		}
 		if (m->nheld > 0) {
 			/* What was polled while the last batch waited comes first. */
 			for (size_t i = 0; i < m->nheld; i++)

@@ -16,6 +16,7 @@
 #include "index.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
+#include "lunamatch/pb.h"
 #include "score.h"
 
 typedef Lunamatch__V1__JobPosting JobPosting;
@@ -1195,8 +1196,9 @@ without_vetoed(size_t i, uint8_t **b, size_t *len)
  * A snapshot load (lm_index_loading, then lm_index_replace, as the follower
  * does it) answers with the same bytes as an index that took the same
  * records in the same order with its periodic idf snapshots of the list
- * shares (the loaded one takes a single snapshot, at the end), but for
- * the vetoed count, which counts what a pruned query saw (match.proto).
+ * shares (the loaded one lists its postings at the end, at the final idf),
+ * but for the vetoed count, which counts what a pruned query saw
+ * (match.proto).
  */
 static void
 test_replay_loaded(void **state)
@@ -1221,6 +1223,8 @@ test_replay_loaded(void **state)
 	lm_index_loading(load);
 	put_world(load, &w);
 	assert_int_equal(lm_index_replace(live, load, 7), LM_OK);
+	assert_int_equal(lm_index_loaded(live), LM_OK); /* not loading: no-op */
+	assert_int_equal(lm_index_loaded(NULL), LM_EINVAL);
 	replay_answers(live, &w, again, alen, &m2);
 	assert_true(m1 > 100);
 	assert_int_equal(m1, m2);
@@ -1658,6 +1662,7 @@ test_errors(void **state)
 	char buf[64];
 	lm_top_list l;
 	JobPosting *noid;
+	ProtobufCMessage *cnoid = NULL;
 
 	(void) state;
 	lm_model_defaults(&m);
@@ -1672,6 +1677,20 @@ test_errors(void **state)
 	noid = simple_posting("", 1, "go");
 	assert_int_equal(
 	    lm_index_put_posting(idx, noid, 0), LM_EINVAL); /* freed by the index */
+	/* The compact puts: the same checks, and the index frees what it
+	 * refuses (with free(): a leak or a mismatched free shows under ASan). */
+	assert_int_equal(lm_index_put_posting_compact(idx, NULL, 0), LM_EINVAL);
+	assert_int_equal(lm_index_put_profile_compact(idx, NULL, 0), LM_EINVAL);
+	noid = simple_posting("", 1, "go");
+	assert_int_equal(lm_pb_compact(&noid->base, &cnoid, NULL), LM_OK);
+	free_msg(noid);
+	assert_int_equal(
+	    lm_index_put_posting_compact(idx, (JobPosting *) cnoid, 0), LM_EINVAL);
+	noid = simple_posting("j99", 1, "go");
+	assert_int_equal(lm_pb_compact(&noid->base, &cnoid, NULL), LM_OK);
+	free_msg(noid);
+	assert_int_equal(
+	    lm_index_put_posting_compact(NULL, (JobPosting *) cnoid, 0), LM_EINVAL);
 
 	assert_int_equal(
 	    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_EINVAL);

@@ -368,6 +368,57 @@ group_commit(const char *group, const char *topic, int partition, int64_t next)
 	rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
+/* Commits offset `next` of topic's partition in the events group with
+ * metadata meta, as an owner writes its claim. */
+static void
+claim_commit(const char *topic, int partition, int64_t next, const char *meta)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_topic_partition_t *tp;
+	rd_kafka_t *c;
+	char err[256];
+
+	assert_int_equal(
+	    lm_kafka_conf(G.brokers, "test-claim", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_kafka_set(conf, "group.id", GROUP, err, sizeof(err)), LM_OK);
+	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	assert_non_null(c);
+	l = rd_kafka_topic_partition_list_new(1);
+	tp = rd_kafka_topic_partition_list_add(l, topic, partition);
+	tp->offset = next;
+	tp->metadata = strdup(meta);
+	tp->metadata_size = strlen(meta);
+	assert_int_equal(rd_kafka_commit(c, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+/* The length of the metadata the events group holds with its committed
+ * offset of topic's partition. */
+static size_t
+claim_len(const char *topic, int partition)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_t *c;
+	char err[256];
+	size_t len;
+
+	assert_int_equal(
+	    lm_kafka_conf(G.brokers, "test-check", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_kafka_set(conf, "group.id", GROUP, err, sizeof(err)), LM_OK);
+	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	assert_non_null(c);
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition);
+	assert_int_equal(rd_kafka_committed(c, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+	len = l->elems[0].metadata_size;
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	return len;
+}
+
 static void
 ingest_commit(const char *topic, int64_t next)
 {
@@ -664,6 +715,36 @@ test_two_replicas(void **state)
 	assert_true(deferred >= 1);
 }
 
+/*
+ * A claim left reading its cut: its owner died between the two commits of
+ * its claim, on a partition with nothing more to read. Every profiles
+ * batch would wait for that cut, and for ingest to pass the claim's end;
+ * the owner that gets the partition takes the claim back, and the profile
+ * is derived.
+ */
+static void
+test_claim_left_reading(void **state)
+{
+	(void) state;
+	claim_commit(POSTINGS, 1, 0, "lm1 1");
+	assert_true(claim_len(POSTINGS, 1) > 0);
+	R0->owner = new_owner(R0);
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
+	/* Alone in the group: both partitions of both topics. */
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     stats(R0->owner).partitions != 4 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(stats(R0->owner).partitions, 4);
+
+	produce_record(false, LEAD, 1);
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	assert_true(wait_messages(R0->owner, 1));
+	assert_int_equal(claim_len(POSTINGS, 1), 0);
+	assert_false(stats(R0->owner).failing);
+}
+
 static void
 test_bad_options(void **state)
 {
@@ -698,6 +779,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_replicas, setup_two, teardown),
+	    cmocka_unit_test_setup_teardown(test_claim_left_reading, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
