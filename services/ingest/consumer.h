@@ -16,10 +16,12 @@
  * its offsets are never stored before that, nor those of any later batch,
  * so nothing is lost (at-least-once; versions make replays harmless).
  *
- * On partition revocation the current batch is finished, offsets committed
- * synchronously, then the partitions are released (eager and cooperative
- * protocols). On stop the batch is finished and the consumer closed, leaving
- * the group and committing the stored offsets, within the bounds below.
+ * On partition revocation the batch in flight and the open batch are
+ * finished (one attempt each; when the first is given up, so is the
+ * second), offsets committed synchronously, then the partitions are
+ * released (eager and cooperative protocols). On stop the batches are
+ * finished the same way and the consumer closed, leaving the group and
+ * committing the stored offsets, within the bounds below.
  *
  * A dead letter that the broker refuses for good (too large, invalid) is
  * dropped, logged and counted (lunamatch_ingest_dlq_failed_total) instead of
