@@ -218,6 +218,8 @@ table_destroy(struct table *t)
 #define EMP_OTHER    6u
 #define POST_PARTS   ((REMOTE_OTHER + 1) * (EMP_OTHER + 1))
 #define PROF_PARTS   (REMOTE_OTHER + 1)
+_Static_assert(
+    POST_PARTS <= 64 && PROF_PARTS <= 64, "a query keeps partitions in 64 bits");
 
 static uint32_t
 remote_bucket(int32_t r)
@@ -1917,7 +1919,7 @@ sweep(struct ranking *q, size_t ntb)
 	for (size_t u = 0; u < ntb; u++) {
 		bool finds = key_reaches(tb[u].kub, 1, theta);
 		uint32_t b = finds ? 0 : LM_INVERTED_TIERS - tb[u].tier;
-		for (uint32_t part = 0; part < q->nparts; part++) {
+		for (uint32_t part = 0; tb[u].entries > 0 && part < q->nparts; part++) {
 			struct cursor *c = &s->cur[nc];
 			float mx;
 			size_t n;
@@ -2016,6 +2018,7 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 	struct term_bound *tb = q->s->tb;
 	size_t ntb = nterms * LM_INVERTED_TIERS;
 	double drift = q->jobs ? current_drift(idx) : 1;
+	uint64_t parts = 0; /* the partitions visited with a list of the term */
 
 	for (size_t i = 0; i < ntb; i++) {
 		double m = q->jobs ? drift
@@ -2032,13 +2035,21 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 		}
 		tb[i].mult = float_up(m);
 		tb[i].kub = 0;
+		if (tb[i].tier == 0) {
+			parts = 0;
+			for (uint32_t part = 0; part < q->nparts; part++)
+				if (!q->skip[part] &&
+				    lm_inverted_listed(q->iv, part, tb[i].term))
+					parts |= (uint64_t) 1 << part;
+		}
 		for (uint32_t part = 0; part < q->nparts; part++) {
 			const float *bm;
 			float mx, kmx;
 			size_t n;
 			double u;
-			if (q->skip[part] || lm_inverted_tier(q->iv, part, tb[i].term,
-			                         tb[i].tier, &n, &bm, &mx, &kmx) == NULL)
+			if (!(parts >> part & 1) ||
+			    lm_inverted_tier(q->iv, part, tb[i].term, tb[i].tier, &n, &bm,
+			        &mx, &kmx) == NULL)
 				continue;
 			u = (double) mx * tb[i].mult;
 			tb[i].entries += n;

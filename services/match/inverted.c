@@ -529,6 +529,14 @@ lm_inverted_tier(const lm_inverted *iv, uint32_t part, uint32_t term, uint32_t t
 	return t->e;
 }
 
+bool
+lm_inverted_listed(const lm_inverted *iv, uint32_t part, uint32_t term)
+{
+	const struct part *pt = &iv->parts[part];
+
+	return term < pt->nterms && pt->terms[term] != NULL;
+}
+
 const uint32_t *
 lm_inverted_all(const lm_inverted *iv, uint32_t part, size_t *n)
 {

@@ -89,6 +89,10 @@ void lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc,
 const lm_inverted_ent *lm_inverted_tier(const lm_inverted *iv, uint32_t part,
     uint32_t term, uint32_t tier, size_t *n, const float **bmax, float *max, float *kmax);
 
+/* Whether partition part has a list of term (which may be empty): false
+ * means every tier of it is empty. */
+bool lm_inverted_listed(const lm_inverted *iv, uint32_t part, uint32_t term);
+
 /* Sets out[i] to what follows terms[i] among a document's n terms with
  * their shares (see prefix bounds above; a term listed twice counts once,
  * with its first share; 0 for a term whose share is not positive), rounded
