@@ -121,6 +121,12 @@ lm_idf_snap_skill_shares(
 		free(sh);
 }
 
+uint32_t
+lm_idf_snap_skill_term(const lm_posting_prep *pp, size_t i)
+{
+	return pp->skills[i].sym << 1 | LM_TERM_SKILL;
+}
+
 float
 lm_idf_snap_term_share(const lm_posting_prep *pp, const float *sh, uint32_t term)
 {

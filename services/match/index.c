@@ -13,7 +13,8 @@
  * statistics (skill ids and words become small integers, see score.h); the
  * inverted lists (inverted.h) give the candidates of a query by term and
  * partition, with each posting's share of each of its skills (at the idf
- * snapshot, lm_idf_snap), which a query adds up into a bound per record;
+ * snapshot, lm_idf_snap) and the sum of the shares that follow it, from
+ * which a query finds the records that can reach its bar and bounds them;
  * the slots hold each record's veto key (which also bounds the score) next
  * to its prep, so that the few records a query evaluates are mostly
  * vetoed or bounded away without touching the prep. Binding and unbinding write to the
@@ -217,6 +218,8 @@ table_destroy(struct table *t)
 #define EMP_OTHER    6u
 #define POST_PARTS   ((REMOTE_OTHER + 1) * (EMP_OTHER + 1))
 #define PROF_PARTS   (REMOTE_OTHER + 1)
+_Static_assert(
+    POST_PARTS <= 64 && PROF_PARTS <= 64, "a query keeps partitions in 64 bits");
 
 static uint32_t
 remote_bucket(int32_t r)
@@ -332,30 +335,38 @@ out:
 #define DRIFT_MAX   1.1
 #define CHECK_EVERY 1024
 
+/* Without the table below: the share of one pair, and as what follows it
+ * infinity, which bounds every sum (queries then read the entry whatever
+ * their bar, and evaluate the posting). */
 static float
-reshare_one(void *arg, uint32_t doc, uint32_t term)
+reshare_one(void *arg, uint32_t doc, uint32_t term, float *after)
 {
 	lm_index *idx = arg;
 
+	*after = INFINITY;
 	return lm_idf_snap_share(
 	    idx->snap, idx->posts.v[doc]->pp, idx->model->params.preferred_share, term);
 }
 
-/* Every listed posting's shares, computed once per posting rather than once
- * per list entry: those of doc d at sh + off[d]. */
+/* Every listed posting's shares and what follows each
+ * (lm_inverted_after), computed once per posting rather than once per list
+ * entry: those of doc d at sh + off[d] and after + off[d], one per skill.
+ * Over the posting's skills rather than its terms: they are the terms with
+ * a share, and a skill without a term only adds to what follows. */
 struct share_table {
 	const lm_index *idx;
 	size_t *off;
-	float *sh;
+	float *sh, *after;
 };
 
 static float
-reshare_cached(void *arg, uint32_t doc, uint32_t term)
+reshare_cached(void *arg, uint32_t doc, uint32_t term, float *after)
 {
 	const struct share_table *st = arg;
+	const lm_posting_prep *pp = st->idx->posts.v[doc]->pp;
 
-	return lm_idf_snap_term_share(
-	    st->idx->posts.v[doc]->pp, st->sh + st->off[doc], term);
+	*after = lm_idf_snap_term_share(pp, st->after + st->off[doc], term);
+	return lm_idf_snap_term_share(pp, st->sh + st->off[doc], term);
 }
 
 /* Fills st for every listed posting; LM_ENOMEM leaves nothing allocated. */
@@ -363,7 +374,8 @@ static int
 share_table_new(const lm_index *idx, struct share_table *st)
 {
 	const struct table *t = &idx->posts;
-	size_t total = 0;
+	size_t total = 0, most = 0;
+	uint32_t *terms;
 
 	st->idx = idx;
 	st->sh = NULL;
@@ -371,17 +383,32 @@ share_table_new(const lm_index *idx, struct share_table *st)
 		return LM_ENOMEM;
 	for (size_t d = 0; d < t->ndocs; d++) {
 		st->off[d] = total;
-		if (t->v[d] != NULL && t->v[d]->listed)
-			total += lm_idf_snap_nshares(t->v[d]->pp);
+		if (t->v[d] != NULL && t->v[d]->listed) {
+			size_t n = lm_idf_snap_nshares(t->v[d]->pp);
+			total += n;
+			most = n > most ? n : most;
+		}
 	}
-	if ((st->sh = malloc((total + 1) * sizeof(*st->sh))) == NULL) {
+	if ((st->sh = malloc(2 * (total + 1) * sizeof(*st->sh))) == NULL ||
+	    (terms = malloc((most + 1) * sizeof(*terms))) == NULL) {
+		free(st->sh);
 		free(st->off);
 		return LM_ENOMEM;
 	}
-	for (size_t d = 0; d < t->ndocs; d++)
-		if (t->v[d] != NULL && t->v[d]->listed)
-			lm_idf_snap_skill_shares(idx->snap, t->v[d]->pp,
-			    idx->model->params.preferred_share, st->sh + st->off[d]);
+	st->after = st->sh + total + 1;
+	for (size_t d = 0; d < t->ndocs; d++) {
+		const lm_posting_prep *pp;
+		if (t->v[d] == NULL || !t->v[d]->listed)
+			continue;
+		pp = t->v[d]->pp;
+		lm_idf_snap_skill_shares(idx->snap, pp,
+		    idx->model->params.preferred_share, st->sh + st->off[d]);
+		for (size_t i = 0; i < lm_idf_snap_nshares(pp); i++)
+			terms[i] = lm_idf_snap_skill_term(pp, i);
+		lm_inverted_after(terms, st->sh + st->off[d], lm_idf_snap_nshares(pp),
+		    st->after + st->off[d]);
+	}
+	free(terms);
 	return LM_OK;
 }
 
@@ -533,8 +560,8 @@ lm_index_new(const lm_model *model, lm_index **out)
 	atomic_init(&idx->entries, 0);
 	if (table_init(&idx->posts) != LM_OK || table_init(&idx->profs) != LM_OK ||
 	    lm_skill_stats_new(&idx->stats) != LM_OK ||
-	    lm_inverted_new(POST_PARTS, &idx->piv) != LM_OK ||
-	    lm_inverted_new(PROF_PARTS, &idx->civ) != LM_OK ||
+	    lm_inverted_new(POST_PARTS, true, &idx->piv) != LM_OK ||
+	    lm_inverted_new(PROF_PARTS, false, &idx->civ) != LM_OK ||
 	    lm_idf_snap_new(&idx->snap) != LM_OK) {
 		lm_inverted_free(idx->piv);
 		lm_inverted_free(idx->civ);
@@ -1150,38 +1177,34 @@ heap_offer(struct heap *h, const struct hit *x)
 
 /*
  * A query ranks the records of one side for a subject, exactly, fully
- * evaluating few of them: MaxScore over the inverted lists, term at a
- * time, with a share per record and term.
+ * evaluating few of them: block-max skipping over impact-tiered,
+ * doc-ordered inverted lists, with a share per record and term and, for
+ * postings, a prefix bound (inverted.h).
  *
  * Units are the tiers of the lists of the subject's terms (lm_prep_terms)
  * in the partitions that the subject's key does not veto. A record on a
  * unit adds its stored share times the unit's multiplier to the bound of
  * its skills value: ranking postings, the shares are at the idf snapshot
- * and the multiplier is the drift since (lm_idf_snap_drift); ranking
- * profiles, a profile stores 1 for a skill and 0 for a word and the
- * multiplier is the subject's share of the term (lm_scan_term_share). The
- * skills value of a pair, which bounds the score of an eligible pair, is at
- * most the sum over the units the record is on (score.h,
- * lm_posting_shares). A unit's bound is its tier's largest share times the
- * multiplier. The pairs the shares cannot bound have no skills feature:
- * their gate, params.no_skills_gate, bounds them. They are the postings
- * without skills of their own (the bare lists, always read), and every
- * record when the subject is a posting without skills of its own (every
- * record of the partitions when it has no skill ids at all: NO_OVERLAP
- * cannot veto).
+ * and the multiplier is the drift since (lm_idf_snap_drift), which bounds
+ * how far any sum of shares, what follows an entry included, can have
+ * grown; ranking profiles, a profile stores 1 for a skill and 0 for a word
+ * and the multiplier is the subject's share of the term
+ * (lm_scan_term_share). The skills value of a pair, which bounds the score
+ * of an eligible pair, is at most the sum over the units the record is on
+ * (score.h, lm_posting_shares). A unit's share bound and key bound are its
+ * tier's largest share and key times the multiplier. The pairs the shares
+ * cannot bound have no skills feature: their gate, params.no_skills_gate,
+ * bounds them. They are the postings without skills of their own (the
+ * bare lists, always read), and every record when the subject is a posting
+ * without skills of its own (every record of the partitions when it has no
+ * skill ids at all: NO_OVERLAP cannot veto).
  *
- * 1. Seed: the units of the largest bounds are accumulated until they
- *    reach SEED_CANDS records; the best max(4k, 64) by partial sum are
- *    evaluated (below), which sets the bar (the k-th score kept, or
- *    min_score).
- * 2. The units left whose bounds (per term the largest, summed over the
- *    terms: a record is on one tier of a list) stay, with the slack, below
- *    the bar are not read: a record on those only cannot reach the bar.
- *    The others are accumulated, and the next best records by sum
- *    evaluated, which raises the bar. The units not read are read anyway
- *    when that costs less than evaluating the records their bound lets
- *    through. A record's bound is its sum plus the bound of the units not
- *    read.
+ * 1. Seed: the units of the largest share bounds are accumulated (term at
+ *    a time) until they reach SEED_CANDS records; the best max(4k, 64) by
+ *    partial sum are evaluated (below), in doubling batches until the heap
+ *    is full, which sets the bar (the k-th score kept, or min_score).
+ * 2. Sweep: the records that can reach the bar are found and their sums
+ *    completed, or bounded, from the lists in doc order (see sweep).
  * 3. Records are evaluated in decreasing bound order while the bound
  *    reaches the bar: the key pre-checks and key bound from the dense
  *    slots (lm_scan_vetoed, lm_scan_key_bound), then the exact vetoes and
@@ -1196,14 +1219,17 @@ heap_offer(struct heap *h, const struct hit *x)
  * matches (nothing was pruned), otherwise those the partitions, the lists
  * and the vetoes of the evaluated records removed.
  */
-#define FIRST_BATCH 64   /* records evaluated to set the bar, at least */
-#define SEED_CANDS  4096 /* records accumulated before units are left out */
-#define TERM_SLACK  1e-4 /* relative and absolute, on a sum of shares */
-#define EVAL_COST   32   /* list entries read cost about one evaluation */
+#define FIRST_BATCH  64   /* records evaluated to set the bar, at least */
+#define SEED_CANDS   4096 /* records accumulated before units are left out */
+#define TERM_SLACK   1e-4 /* relative and absolute, on a sum of shares */
+#define WINDOW_SHIFT 15   /* a sweep's window: 32768 doc ids, 256 KiB of slots */
 
+/* A record to rank; during and after the sweep also its sum and the least
+ * of what follows its entries read (see sweep). */
 struct cand {
 	double bound;
 	uint32_t doc;
+	float acc, after;
 };
 
 /* A unit: tier `tier` of the list of `term`. ub bounds what a record on it
@@ -1211,17 +1237,38 @@ struct cand {
 struct term_bound {
 	double ub;
 	float mult;
+	float kub;  /* bounds the keys of its entries times mult */
+	float afix; /* profiles: what follows each entry (prefix_units) */
 	uint32_t term, tier;
 	uint32_t ti;    /* the term's place in the subject's terms */
 	size_t entries; /* records on it (over the partitions visited) */
 };
 
-/* A doc's slot in a query: mark == the query's stamp when the doc was
- * accumulated (acc its sum so far), stamp + 1 when it was evaluated. Side
- * by side, so that adding a share touches one cache line. */
+/* A sweep's place in one partition's part of a unit (a tier, ordered by
+ * doc): entries e[pos .. n) are still to come. */
+struct cursor {
+	const lm_inverted_ent *e;
+	const float *bm; /* the tier's block maxima of keys */
+	uint32_t pos, n;
+	float mult;
+	uint32_t band; /* see sweep */
+	bool dense;    /* read a window at a time */
+	bool fixed;    /* profiles: every entry keyed kfix, afix following */
+	float kfix, afix;
+};
+
+/* A doc's slot in a query: mark == the query's stamp when the seed
+ * accumulated the doc (acc its sum so far), stamp + 1 when it was
+ * evaluated, stamp + 2 when the sweep found it (its sum and what follows
+ * are in cands[idx]: ranking the few records found, the query then reads
+ * them in order). Side by side, so that adding a share touches one cache
+ * line. */
 struct acc {
 	uint32_t mark;
-	float acc;
+	union {
+		float acc;
+		uint32_t idx;
+	} v;
 };
 
 /* Working memory of one query, reused through the index's pool: a struct
@@ -1235,8 +1282,12 @@ struct scratch {
 	size_t cand_cap;
 	uint32_t *terms;
 	struct term_bound *tb;
-	double *tmax; /* by term: see rest_of */
+	float *tf; /* two slots by term: see prefix_units */
 	size_t term_cap;
+	struct cursor *cur; /* the sweep's cursors, room for cur_cap */
+	size_t cur_cap;
+	uint64_t *open; /* the sweep's open records, a bit by doc: see sweep */
+	size_t open_cap;
 };
 
 static void
@@ -1248,7 +1299,9 @@ scratch_free(struct scratch *s)
 	free(s->cands);
 	free(s->terms);
 	free(s->tb);
-	free(s->tmax);
+	free(s->tf);
+	free(s->cur);
+	free(s->open);
 	free(s);
 }
 
@@ -1297,7 +1350,7 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 	if (s->term_cap < nterms) {
 		uint32_t *t = realloc(s->terms, nterms * sizeof(*t));
 		struct term_bound *tb;
-		double *tm;
+		float *tm;
 		if (t == NULL)
 			goto nomem;
 		s->terms = t;
@@ -1305,16 +1358,16 @@ scratch_get(lm_index *idx, size_t ndocs, size_t ncand, size_t nterms)
 		    NULL)
 			goto nomem;
 		s->tb = tb;
-		if ((tm = realloc(s->tmax, nterms * sizeof(*tm))) == NULL)
+		if ((tm = realloc(s->tf, 2 * nterms * sizeof(*tm))) == NULL)
 			goto nomem;
-		s->tmax = tm;
+		s->tf = tm;
 		s->term_cap = nterms;
 	}
-	/* Two stamps a query; wrapped, old marks could look current. */
-	s->stamp += 2;
-	if (s->stamp < 2 || s->stamp >= UINT32_MAX - 1) {
+	/* Three stamps a query; wrapped, old marks could look current. */
+	s->stamp += 3;
+	if (s->stamp < 3 || s->stamp >= UINT32_MAX - 2) {
 		memset(s->as, 0, s->mark_cap * sizeof(*s->as));
-		s->stamp = 2;
+		s->stamp = 3;
 	}
 	return s;
 nomem:
@@ -1400,6 +1453,10 @@ struct ranking {
 	uint64_t scored;  /* records fully scored */
 	uint64_t reached; /* records evaluated (their veto keys read) */
 	uint64_t entries; /* list entries read */
+	uint32_t found;   /* the stamp of the records to rank: see struct acc */
+	float tau;        /* after the sweep: see sweep */
+	uint64_t seeded;  /* records the seed evaluated */
+	bool partial;     /* some list entries were left unread */
 };
 
 /* Adds docs to the candidates with the gate of a posting without skills
@@ -1413,7 +1470,31 @@ collect(struct ranking *q, const uint32_t *docs, size_t n)
 		uint32_t d = docs[i];
 		if (s->as[d].mark != s->stamp) {
 			s->as[d].mark = s->stamp;
-			s->as[d].acc = q->gate;
+			s->as[d].v.acc = q->gate;
+			s->cands[q->ncand++].doc = d;
+		}
+	}
+}
+
+/* Adds (as accumulate does) the entries e[0 .. n) of unit tb. */
+static void
+add_entries(
+    struct ranking *q, const lm_inverted_ent *e, size_t n, const struct term_bound *tb)
+{
+	struct scratch *s = q->s;
+	struct acc *as = s->as;
+	uint32_t stamp = s->stamp;
+	float mult = tb->mult;
+
+	q->entries += n;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t d = e[i].doc;
+		float c = e[i].share * mult;
+		if (as[d].mark == stamp)
+			as[d].v.acc += c;
+		else if (as[d].mark != stamp + 1) {
+			as[d].mark = stamp;
+			as[d].v.acc = c;
 			s->cands[q->ncand++].doc = d;
 		}
 	}
@@ -1423,31 +1504,15 @@ collect(struct ranking *q, const uint32_t *docs, size_t n)
 static void
 accumulate(struct ranking *q, const struct term_bound *tb)
 {
-	struct scratch *s = q->s;
-	struct acc *as = s->as;
-	uint32_t stamp = s->stamp;
-	float mult = tb->mult;
-
 	for (uint32_t part = 0; part < q->nparts; part++) {
-		const uint32_t *docs;
-		const float *sh;
+		const lm_inverted_ent *e;
+		const float *bm;
 		float mx;
 		size_t n;
 		if (q->skip[part])
 			continue;
-		docs = lm_inverted_tier(q->iv, part, tb->term, tb->tier, &n, &sh, &mx);
-		q->entries += n;
-		for (size_t i = 0; i < n; i++) {
-			uint32_t d = docs[i];
-			float c = sh[i] * mult;
-			if (as[d].mark == stamp)
-				as[d].acc += c;
-			else if (as[d].mark != stamp + 1) {
-				as[d].mark = stamp;
-				as[d].acc = c;
-				s->cands[q->ncand++].doc = d;
-			}
-		}
+		e = lm_inverted_tier(q->iv, part, tb->term, tb->tier, &n, &bm, &mx, &mx);
+		add_entries(q, e, n, tb);
 	}
 }
 
@@ -1498,19 +1563,43 @@ static void
 seed(struct ranking *q)
 {
 	struct cand *cv = q->s->cands;
-	size_t n = q->ncand, m = first_batch(q);
+	size_t n = q->ncand, lo = 0, m = first_batch(q);
 
 	for (size_t i = 0; i < n; i++) {
 		const struct acc *a = &q->s->as[cv[i].doc];
-		cv[i].bound = a->mark == q->s->stamp ? a->acc : -INFINITY;
+		cv[i].bound = a->mark == q->s->stamp ? a->v.acc : -INFINITY;
 	}
-	if (m < n)
-		select_top(cv, n, m - 1);
+	/* Until the heap is full: below that the bar lets every record in. */
+	while (lo < n) {
+		if (m < n - lo)
+			select_top(cv + lo, n - lo, m - 1);
+		else
+			m = n - lo;
+		for (size_t i = lo; i < lo + m; i++)
+			if (q->s->as[cv[i].doc].mark == q->s->stamp)
+				evaluate(q, cv[i].doc);
+		lo += m;
+		if (q->h->n >= q->h->cap)
+			break;
+		m *= 2;
+	}
+}
+
+/* The bound of record d, found and not evaluated, with the slack: its sum,
+ * plus after the sweep what it may lack (see sweep), or the gate for every
+ * record when the shares bound none. */
+static double
+doc_bound(const struct ranking *q, const struct cand *c)
+{
+	double b;
+
+	if (q->unbounded)
+		b = q->gate;
+	else if (q->found == q->s->stamp)
+		b = q->s->as[c->doc].v.acc;
 	else
-		m = n;
-	for (size_t i = 0; i < m; i++)
-		if (q->s->as[cv[i].doc].mark == q->s->stamp)
-			evaluate(q, cv[i].doc);
+		b = (double) c->acc + (c->after < q->tau ? c->after : q->tau);
+	return b * (1 + TERM_SLACK) + TERM_SLACK;
 }
 
 /* Step 3: the records not evaluated yet, their bounds their sums plus
@@ -1520,7 +1609,7 @@ seed(struct ranking *q)
  * those that reach the bar the batch set are kept, so that few are ever
  * sorted. */
 static void
-visit(struct ranking *q, double rest)
+visit(struct ranking *q)
 {
 	struct cand *cv = q->s->cands;
 	const struct acc *as = q->s->as;
@@ -1530,11 +1619,10 @@ visit(struct ranking *q, double rest)
 	for (size_t i = 0; i < q->ncand; i++) {
 		uint32_t d = cv[i].doc;
 		double b;
-		if (as[d].mark != q->s->stamp)
-			continue; /* evaluated */
-		b = ((double) (q->unbounded ? q->gate : as[d].acc) + rest) *
-		        (1 + TERM_SLACK) +
-		    TERM_SLACK;
+		/* Without a sweep, the seed's records evaluated are among them. */
+		if (q->found == q->s->stamp && as[d].mark != q->found)
+			continue;
+		b = doc_bound(q, &cv[i]);
 		if (b < floor)
 			continue;
 		cv[n].bound = b;
@@ -1569,66 +1657,6 @@ cmp_term_bound(const void *a, const void *b)
 	return x->ub > y->ub ? -1 : (x->ub < y->ub ? 1 : 0);
 }
 
-/* The bound of what the units tb[from .. n) add to a record's sum: a
- * record is on one tier of a term's list at most, so per term the largest
- * bound of its units there, summed over the terms. tmax has a slot per
- * term. */
-static double
-rest_of(const struct term_bound *tb, size_t from, size_t n, double *tmax, size_t nterms)
-{
-	double sum = 0;
-
-	for (size_t i = 0; i < nterms; i++)
-		tmax[i] = 0;
-	for (size_t i = from; i < n; i++)
-		if (tb[i].ub > tmax[tb[i].ti]) {
-			sum += tb[i].ub - tmax[tb[i].ti];
-			tmax[tb[i].ti] = tb[i].ub;
-		}
-	return sum;
-}
-
-/* The index of the first of the units tb[0 .. n) (sorted by decreasing
- * bound) that need no reading: what the units from there on add (rest_of)
- * is, with the slack, below theta, so a record on those units only cannot
- * reach it. */
-static size_t
-essential_end(
-    const struct term_bound *tb, size_t n, double theta, double *tmax, size_t nterms)
-{
-	double sum = 0;
-
-	for (size_t i = 0; i < nterms; i++)
-		tmax[i] = 0;
-	while (n > 0) {
-		const struct term_bound *u = &tb[n - 1];
-		double v = sum + (u->ub > tmax[u->ti] ? u->ub - tmax[u->ti] : 0);
-		if (!(v * (1 + TERM_SLACK) + TERM_SLACK < theta))
-			break;
-		sum = v;
-		if (u->ub > tmax[u->ti])
-			tmax[u->ti] = u->ub;
-		n--;
-	}
-	return n;
-}
-
-/* Records whose bound, their sum plus rest, reaches theta. */
-static size_t
-count_over(const struct ranking *q, double rest, double theta)
-{
-	const struct cand *cv = q->s->cands;
-	size_t n = 0;
-
-	for (size_t i = 0; i < q->ncand; i++) {
-		uint32_t d = cv[i].doc;
-		n += q->s->as[d].mark == q->s->stamp &&
-		     !(((double) q->s->as[d].acc + rest) * (1 + TERM_SLACK) + TERM_SLACK <
-		         theta);
-	}
-	return n;
-}
-
 /* A float at least x (a multiplier of bounds is never rounded down). */
 static float
 float_up(double x)
@@ -1636,6 +1664,349 @@ float_up(double x)
 	float f = (float) x;
 
 	return (double) f < x ? nextafterf(f, INFINITY) : f;
+}
+
+/*
+ * Step 2, the sweep, once the seed has set the bar theta. The units are
+ * read again in two passes:
+ *
+ * - Finding: of the units whose key bound (inverted.h: share plus what
+ *   follows) times the multiplier reaches theta, the entries whose keys
+ *   do; blocks whose key maximum is below theta are skipped unread
+ *   (block-max skipping). A record whose sum reaches theta has every entry
+ *   up to its first term among the subject's keyed at least that sum, so
+ *   it is found; a record not found cannot reach theta.
+ * - Completing: the other entries are added to the records found, and only
+ *   to them, by bands of decreasing key bound (first the entries below
+ *   theta of the units above, then the units of each tier below, in
+ *   decreasing tier), while the records found that the bands left could
+ *   still lift to theta are so many that evaluating them would cost more
+ *   (EVAL_COST list entries each) than reading the next band.
+ *
+ * Then every entry keyed at least tau of a record found has been read,
+ * where tau bounds the keys of the bands left: what a record lacks is at
+ * most tau (the key of its first entry left) and at most what follows its
+ * last entry read (every entry left follows it), and its bound is its sum
+ * plus the smaller. Ranking profiles, the keys and what follows come from
+ * the subject's side, one per unit (prefix_units). The seed's records are
+ * found again or not at all; the ones it evaluated stay evaluated.
+ *
+ * A list with many entries per window of WINDOW doc ids is read a window
+ * at a time, all such lists side by side, so that the slots being added
+ * to stay in the cache; a sparser one in one go, rather than coming back
+ * to it (a cache miss) in every window.
+ */
+#define EVAL_COST 64 /* list entries read cost about one evaluation */
+#define DENSE_MIN 4  /* entries per window of a list read by window */
+
+/* Grows *p (of *cap elements of size sz) to at least n; LM_OK or
+ * LM_ENOMEM. */
+static int
+grow(void **p, size_t *cap, size_t n, size_t sz)
+{
+	void *v;
+
+	if (n <= *cap)
+		return LM_OK;
+	n += n / 4 + 16;
+	if ((v = realloc(*p, n * sz)) == NULL)
+		return LM_ENOMEM;
+	*p = v;
+	*cap = n;
+	return LM_OK;
+}
+
+/* Whether key times mult reaches theta, with the slack. */
+static bool
+key_reaches(float key, float mult, double theta)
+{
+	return !((double) key * mult * (1 + TERM_SLACK) + TERM_SLACK < theta);
+}
+
+/* The place of c's first entry at or past doc (from c->pos on), found a
+ * block at a time. */
+static uint32_t
+cursor_seek(const struct cursor *c, uint32_t doc)
+{
+	uint32_t i = c->pos;
+
+	while (i < c->n) {
+		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
+		if (end > c->n)
+			end = c->n;
+		if (c->e[end - 1].doc < doc) {
+			i = end;
+			continue;
+		}
+		while (c->e[i].doc < doc)
+			i++;
+		break;
+	}
+	return i;
+}
+
+/* The finding pass of c over its entries from doc lo to below lim. */
+static void
+cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double theta)
+{
+	struct acc *as = q->s->as;
+	const lm_inverted_ent *e = c->e;
+	uint32_t i, n = c->n, found = q->found;
+
+	c->pos = i = cursor_seek(c, lo);
+	while (i < n && e[i].doc < lim) {
+		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
+		if (end > n)
+			end = n;
+		if (!c->fixed &&
+		    !key_reaches(c->bm[i / LM_INVERTED_BLOCK], c->mult, theta)) {
+			i = end; /* may pass lim: the next window seeks from pos */
+			continue;
+		}
+		for (; i < end && e[i].doc < lim; i++) {
+			uint32_t d = e[i].doc;
+			float sh, af;
+			q->entries++;
+			if (!c->fixed &&
+			    !key_reaches(lm_inverted_key(&e[i]), c->mult, theta))
+				continue;
+			sh = e[i].share * c->mult;
+			af = c->fixed ? c->afix : e[i].after * c->mult;
+			if (as[d].mark == found) {
+				struct cand *x = &q->s->cands[as[d].v.idx];
+				x->acc += sh;
+				if (af < x->after)
+					x->after = af;
+			} else if (as[d].mark != found - 1) {
+				struct cand *x = &q->s->cands[q->ncand];
+				as[d].mark = found;
+				as[d].v.idx = (uint32_t) q->ncand++;
+				q->s->open[d >> 6] |= (uint64_t) 1 << (d & 63);
+				x->doc = d;
+				x->acc = sh;
+				x->after = af;
+			}
+		}
+	}
+}
+
+/* The completing pass of c over its entries from doc lo to below lim:
+ * those keyed below theta, to the records found. */
+static void
+cursor_complete(
+    struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double theta)
+{
+	const struct acc *as = q->s->as;
+	const uint64_t *open = q->s->open;
+	const lm_inverted_ent *e = c->e;
+	uint32_t i, n = c->n;
+
+	for (i = cursor_seek(c, lo); i < n && e[i].doc < lim; i++) {
+		uint32_t d = e[i].doc;
+		float af;
+		q->entries++;
+		struct cand *x;
+		if (!(open[d >> 6] >> (d & 63) & 1) ||
+		    (c->fixed ? key_reaches(c->kfix, 1, theta)
+		              : key_reaches(lm_inverted_key(&e[i]), c->mult, theta)))
+			continue;
+		x = &q->s->cands[as[d].v.idx];
+		x->acc += e[i].share * c->mult;
+		af = c->fixed ? c->afix : e[i].after * c->mult;
+		if (af < x->after)
+			x->after = af;
+	}
+	c->pos = i;
+}
+
+/* Returns the number of records found that missing at most tau could
+ * lift to theta, and drops the others: their sums become minus infinity
+ * (the bar only rises: they can never enter) and they leave the open set,
+ * so that no later band completes them. */
+static size_t
+prune_open(struct ranking *q, double tau, double theta)
+{
+	uint64_t *open = q->s->open;
+	size_t n = 0;
+
+	for (size_t i = 0; i < q->ncand; i++) {
+		struct cand *x = &q->s->cands[i];
+		double b = (double) x->acc + (x->after < tau ? x->after : tau);
+		if (!(b * (1 + TERM_SLACK) + TERM_SLACK < theta))
+			n++;
+		else if (x->acc > -INFINITY) {
+			x->acc = -INFINITY;
+			open[x->doc >> 6] &= ~((uint64_t) 1 << (x->doc & 63));
+		}
+	}
+	return n;
+}
+
+/* A band of the completing pass: cursors cur[from .. to) (band 0: those of
+ * the units that find records), entries in all, and tau, the key bound of
+ * what the bands after it hold. */
+struct band {
+	size_t from, to, entries;
+	double tau;
+};
+
+/* Cursors by band, and in a band the dense ones (read by window) first. */
+static int
+cmp_cursor_band(const void *a, const void *b)
+{
+	const struct cursor *x = a, *y = b;
+
+	if (x->band != y->band)
+		return x->band < y->band ? -1 : 1;
+	return x->dense == y->dense ? 0 : (x->dense ? -1 : 1);
+}
+
+/* Reads cursors cur[from .. to): finding (complete false) or completing. */
+static void
+read_cursors(struct ranking *q, size_t from, size_t to, bool complete, double theta)
+{
+	struct cursor *cur = q->s->cur;
+	size_t nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1, dense = from;
+
+	for (size_t i = from; i < to; i++) {
+		cur[i].pos = 0;
+		dense += cur[i].dense;
+	}
+	for (size_t w = 0; w < nwin && dense > from; w++) {
+		uint64_t end = (uint64_t) (w + 1) << WINDOW_SHIFT;
+		uint32_t lo = (uint32_t) (w << WINDOW_SHIFT);
+		uint32_t lim = end > UINT32_MAX ? UINT32_MAX : (uint32_t) end;
+		for (size_t i = from; i < dense; i++)
+			if (complete)
+				cursor_complete(q, &cur[i], lo, lim, theta);
+			else
+				cursor_find(q, &cur[i], lo, lim, theta);
+	}
+	for (size_t i = dense; i < to; i++)
+		if (complete)
+			cursor_complete(q, &cur[i], 0, UINT32_MAX, theta);
+		else
+			cursor_find(q, &cur[i], 0, UINT32_MAX, theta);
+}
+
+/* Sweeps the units tb[0 .. ntb) (see above). Returns LM_OK or LM_ENOMEM
+ * (nothing changed then). */
+static int
+sweep(struct ranking *q, size_t ntb)
+{
+	struct scratch *s = q->s;
+	const struct term_bound *tb = s->tb;
+	struct band band[LM_INVERTED_TIERS + 1];
+	double own[LM_INVERTED_TIERS + 1]; /* by band: its largest key bound */
+	size_t nc = 0, nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1;
+	size_t nwords = q->t->ndocs / 64 + 1;
+	double theta = bar(q->h, q->min_score), tau = theta;
+	uint32_t found = s->stamp + 2;
+
+	if (grow((void **) &s->cur, &s->cur_cap, ntb * q->nparts + 1, sizeof(*s->cur)) !=
+	        LM_OK ||
+	    grow((void **) &s->open, &s->open_cap, nwords, sizeof(*s->open)) != LM_OK)
+		return LM_ENOMEM;
+	memset(s->open, 0, nwords * sizeof(*s->open));
+	/* With a bar, records keyed below it everywhere are not found. */
+	q->partial = theta > -INFINITY;
+	/* Cursors by band: 0 for the units that find, then one per tier
+	 * below, in decreasing tier. */
+	for (size_t b = 0; b <= LM_INVERTED_TIERS; b++) {
+		band[b].entries = 0;
+		own[b] = 0;
+	}
+	for (size_t u = 0; u < ntb; u++) {
+		bool finds = key_reaches(tb[u].kub, 1, theta);
+		uint32_t b = finds ? 0 : LM_INVERTED_TIERS - tb[u].tier;
+		for (uint32_t part = 0; tb[u].entries > 0 && part < q->nparts; part++) {
+			struct cursor *c = &s->cur[nc];
+			float mx;
+			size_t n;
+			if (q->skip[part] ||
+			    (c->e = lm_inverted_tier(q->iv, part, tb[u].term, tb[u].tier,
+			         &n, &c->bm, &mx, &mx)) == NULL)
+				continue;
+			c->pos = 0;
+			c->n = (uint32_t) n;
+			c->mult = tb[u].mult;
+			c->band = b;
+			c->dense = n >= DENSE_MIN * nwin;
+			c->fixed = !q->jobs;
+			c->kfix = tb[u].kub;
+			c->afix = tb[u].afix;
+			band[b].entries += n;
+			if (tb[u].kub > own[b])
+				own[b] = tb[u].kub;
+			nc++;
+		}
+	}
+	qsort(s->cur, nc, sizeof(*s->cur), cmp_cursor_band);
+	for (size_t b = 0, i = 0; b <= LM_INVERTED_TIERS; b++) {
+		band[b].from = i;
+		while (i < nc && s->cur[i].band == b)
+			i++;
+		band[b].to = i;
+	}
+	/* tau after band b: the largest key bound of the bands after it. */
+	band[LM_INVERTED_TIERS].tau = 0;
+	for (size_t b = LM_INVERTED_TIERS; b-- > 0;)
+		band[b].tau = own[b + 1] > band[b + 1].tau ? own[b + 1] : band[b + 1].tau;
+	q->seeded = q->reached;
+	q->ncand = 0;
+	q->found = found;
+	/* The postings without skills: their gate bounds them. */
+	for (uint32_t part = 0; q->jobs && part < q->nparts; part++) {
+		const uint32_t *docs;
+		size_t n;
+		if (q->skip[part])
+			continue;
+		docs = lm_inverted_bare(q->iv, part, &n);
+		for (size_t i = 0; i < n; i++)
+			if (s->as[docs[i]].mark != found - 1) {
+				struct cand *x = &s->cands[q->ncand];
+				s->as[docs[i]].mark = found;
+				s->as[docs[i]].v.idx = (uint32_t) q->ncand++;
+				s->open[docs[i] >> 6] |= (uint64_t) 1 << (docs[i] & 63);
+				x->doc = docs[i];
+				x->acc = q->gate;
+				x->after = 0;
+			}
+	}
+	read_cursors(q, band[0].from, band[0].to, false, theta);
+	for (size_t b = 0; b <= LM_INVERTED_TIERS && tau > 0; b++) {
+		if (band[b].from < band[b].to) {
+			if (!((double) prune_open(q, tau, theta) * EVAL_COST >
+			        (double) band[b].entries))
+				break;
+			read_cursors(q, band[b].from, band[b].to, true, theta);
+		}
+		tau = band[b].tau < tau ? band[b].tau : tau;
+	}
+	q->tau = float_up(tau > 0 ? tau : 0);
+	return LM_OK;
+}
+
+/* Ranking profiles, whose entries' keys are their shares: the prefix
+ * bounds come from the subject's side. Order the subject's terms by their
+ * multipliers (its shares), largest first: a profile whose first term in
+ * that order among its own is t gets at most t's multiplier plus those of
+ * the terms after it, P(t). That is the key bound of every entry of t's
+ * units (c->kfix), and what follows every one of them P(t) minus t's
+ * multiplier (c->afix). */
+static void
+prefix_units(struct ranking *q, size_t nterms)
+{
+	struct term_bound *tb = q->s->tb;
+	float *mult = q->s->tf, *after = q->s->tf + nterms;
+
+	for (size_t t = 0; t < nterms; t++)
+		mult[t] = tb[t * LM_INVERTED_TIERS].mult;
+	lm_inverted_after(q->s->terms, mult, nterms, after);
+	for (size_t i = 0; i < nterms * LM_INVERTED_TIERS; i++) {
+		tb[i].kub = float_up((double) tb[i].mult + after[tb[i].ti]);
+		tb[i].afix = after[tb[i].ti];
+	}
 }
 
 /* Fills the units of the subject's terms (q->s->terms[0 .. nterms)) with
@@ -1647,6 +2018,7 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 	struct term_bound *tb = q->s->tb;
 	size_t ntb = nterms * LM_INVERTED_TIERS;
 	double drift = q->jobs ? current_drift(idx) : 1;
+	uint64_t parts = 0; /* the partitions visited with a list of the term */
 
 	for (size_t i = 0; i < ntb; i++) {
 		double m = q->jobs ? drift
@@ -1662,20 +2034,33 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 			m = 0;
 		}
 		tb[i].mult = float_up(m);
+		tb[i].kub = 0;
+		if (tb[i].tier == 0) {
+			parts = 0;
+			for (uint32_t part = 0; part < q->nparts; part++)
+				if (!q->skip[part] &&
+				    lm_inverted_listed(q->iv, part, tb[i].term))
+					parts |= (uint64_t) 1 << part;
+		}
 		for (uint32_t part = 0; part < q->nparts; part++) {
-			const float *sh;
-			float mx;
+			const float *bm;
+			float mx, kmx;
 			size_t n;
 			double u;
-			if (q->skip[part] || lm_inverted_tier(q->iv, part, tb[i].term,
-			                         tb[i].tier, &n, &sh, &mx) == NULL)
+			if (!(parts >> part & 1) ||
+			    lm_inverted_tier(q->iv, part, tb[i].term, tb[i].tier, &n, &bm,
+			        &mx, &kmx) == NULL)
 				continue;
 			u = (double) mx * tb[i].mult;
 			tb[i].entries += n;
 			if (u > tb[i].ub)
 				tb[i].ub = u;
+			if (float_up((double) kmx * tb[i].mult) > tb[i].kub)
+				tb[i].kub = float_up((double) kmx * tb[i].mult);
 		}
 	}
+	if (!q->jobs && !q->unbounded)
+		prefix_units(q, nterms);
 	if (q->unbounded)
 		for (size_t i = 0; i < ntb; i++)
 			tb[i].ub = INFINITY;
@@ -1697,9 +2082,8 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	const struct table *t = jobs ? &idx->posts : &idx->profs;
 	bool every = !jobs && !lm_posting_prep_has_skills(pp);
 	bool skip[POST_PARTS > PROF_PARTS ? POST_PARTS : PROF_PARTS];
-	size_t nterms, ntb, k = 0, end, in_parts = 0;
+	size_t nterms, ntb, k = 0, in_parts = 0;
 	struct ranking q = {0};
-	double rest = 0;
 	int rc;
 
 	if ((rc = lm_scan_new(env, cp, pp, &q.sc)) != LM_OK)
@@ -1737,30 +2121,11 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	while (k < ntb && q.ncand < SEED_CANDS)
 		accumulate(&q, &q.s->tb[k++]);
 	seed(&q);
-	end = essential_end(q.s->tb, ntb, bar(h, min_score), q.s->tmax, nterms);
-	for (; k < end; k++)
-		accumulate(&q, &q.s->tb[k]);
-	if (k < ntb) {
-		/* The sums are nearly complete: their best records raise the bar,
-		 * which can only leave more units out. */
-		seed(&q);
-		end = essential_end(q.s->tb, ntb, bar(h, min_score), q.s->tmax, nterms);
-	}
-	rest = rest_of(q.s->tb, k, ntb, q.s->tmax, nterms);
-	/* Reading the units left with a positive bound (the others add
-	 * nothing) costs an add per entry; evaluating a record that their
-	 * bound lets through costs about EVAL_COST adds. */
-	if (k < ntb && q.s->tb[k].ub > 0) {
-		size_t left = 0, pos = k;
-		for (; pos < ntb && q.s->tb[pos].ub > 0; pos++)
-			left += q.s->tb[pos].entries;
-		if (count_over(&q, rest, bar(h, min_score)) * EVAL_COST > left) {
-			for (; k < pos; k++)
-				accumulate(&q, &q.s->tb[k]);
-			rest = rest_of(q.s->tb, k, ntb, q.s->tmax, nterms);
-		}
-	}
-	visit(&q, rest);
+	q.found = q.s->stamp;
+	if (k < ntb && (q.unbounded || sweep(&q, ntb) != LM_OK))
+		for (; k < ntb; k++) /* every record bounded alike: read all */
+			accumulate(&q, &q.s->tb[k]);
+	visit(&q);
 
 	atomic_fetch_add(&idx->scored, q.scored);
 	atomic_fetch_add(&idx->reached, q.reached);
@@ -1768,7 +2133,7 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	*considered = t->n;
 	/* When units were left unread, their records are not known to be
 	 * vetoed: only those of the partitions skipped and those evaluated. */
-	*vetoed = (k < ntb ? t->n - in_parts : t->n - q.ncand) + q.nvetoed;
+	*vetoed = (q.partial ? t->n - in_parts : t->n - q.ncand - q.seeded) + q.nvetoed;
 	scratch_put(idx, q.s);
 	lm_scan_free(q.sc);
 	if (h->n > 1)

@@ -1,47 +1,64 @@
 /*
  * inverted.c - partitioned inverted lists of documents by term; see
- * inverted.h. Each partition keeps an array of lists indexed by term (terms
- * are dense symbols), grown to the largest term it has seen; a list holds
- * with each document its share for the term, in tiers by share.
+ * inverted.h. Each partition keeps an array of term lists indexed by term
+ * (terms are dense symbols), grown to the largest term it has seen; a term
+ * list is its LM_INVERTED_TIERS tiers, allocated at its first document.
+ * Each tier is a sorted array of (document, share) entries with its block
+ * maxima beside it: adding a document with a larger id than the tier holds
+ * (what loading does, doc ids being handed out in increasing order) appends
+ * and updates one block maximum; adding or removing in the middle moves
+ * the tier's later entries and recomputes their blocks' maxima, O(tier).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "inverted.h"
 #include "lunamatch/error.h"
 
-/* A term list is cut into LM_INVERTED_TIERS tiers by the documents'
- * shares: tier j holds v[start(j) .. end[j]) (their shares in s at the same
- * places), start(0) = 0, start(j) = end[j - 1], end[LAST] = n; max[j] is at
- * least the share of each of its documents. The lists of every document
- * and of the bare ones use tier 0 only and no shares (s NULL). */
-#define LAST (LM_INVERTED_TIERS - 1)
+#define LAST  (LM_INVERTED_TIERS - 1)
+#define BLOCK LM_INVERTED_BLOCK
 
-struct plist {
-	uint32_t *v;
-	float *s;
+/* A tier: e[0 .. n) by increasing doc, room for cap; bm[b] the largest
+ * key of block b, room for nblocks(cap); max at least every share and kmax
+ * at least every key of its entries (the largest added since the tier was
+ * last empty or rebuilt). */
+struct tier {
+	lm_inverted_ent *e;
+	float *bm;
 	uint32_t n, cap;
-	uint32_t end[LM_INVERTED_TIERS];
-	float max[LM_INVERTED_TIERS];
+	float max, kmax;
 };
 
-/* The smallest share of each tier: below tier_min[j + 1] is tier j. */
-static const float tier_min[LM_INVERTED_TIERS] = {
-    0, 0.015f, 0.03f, 0.05f, 0.08f, 0.15f, 0.25f, 0.4f};
+/* A plain list of documents (every document of a partition, the bare
+ * ones), unordered. */
+struct dlist {
+	uint32_t *v;
+	uint32_t n, cap;
+};
+
+/* The smallest key of each tier: below tier_min[j + 1] is tier j. Keys
+ * are shares (from 0 to 1) or prefix bounds (from 0 to 2). */
+static const float share_min[LM_INVERTED_TIERS] = {
+    0, 0.015f, 0.03f, 0.05f, 0.08f, 0.12f, 0.18f, 0.25f, 0.33f, 0.45f, 0.6f, 0.8f};
+static const float prefix_min[LM_INVERTED_TIERS] = {
+    0, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.9f, 1, 1.25f, 1.5f};
 
 struct part {
-	struct plist *terms; /* nterms lists, indexed by term */
+	struct tier **terms; /* nterms lists, indexed by term: NULL or tiers */
 	uint32_t nterms;
-	struct plist all, bare;
+	struct dlist all, bare;
 };
 
 struct lm_inverted {
 	struct part *parts;
 	uint32_t nparts;
+	bool prefix; /* keys are prefix bounds, else shares */
+	const float *tier_min;
 };
 
 int
-lm_inverted_new(uint32_t nparts, lm_inverted **out)
+lm_inverted_new(uint32_t nparts, bool prefix, lm_inverted **out)
 {
 	lm_inverted *iv;
 
@@ -54,6 +71,8 @@ lm_inverted_new(uint32_t nparts, lm_inverted **out)
 		return LM_ENOMEM;
 	}
 	iv->nparts = nparts;
+	iv->prefix = prefix;
+	iv->tier_min = prefix ? prefix_min : share_min;
 	*out = iv;
 	return LM_OK;
 }
@@ -66,8 +85,13 @@ lm_inverted_free(lm_inverted *iv)
 	for (uint32_t p = 0; p < iv->nparts; p++) {
 		struct part *pt = &iv->parts[p];
 		for (uint32_t t = 0; t < pt->nterms; t++) {
-			free(pt->terms[t].v);
-			free(pt->terms[t].s);
+			if (pt->terms[t] == NULL)
+				continue;
+			for (uint32_t j = 0; j <= LAST; j++) {
+				free(pt->terms[t][j].e);
+				free(pt->terms[t][j].bm);
+			}
+			free(pt->terms[t]);
 		}
 		free(pt->terms);
 		free(pt->all.v);
@@ -78,92 +102,199 @@ lm_inverted_free(lm_inverted *iv)
 }
 
 static uint32_t
-tier_start(const struct plist *l, uint32_t j)
-{
-	return j == 0 ? 0 : l->end[j - 1];
-}
-
-static uint32_t
-tier_of(float share)
+tier_of(const lm_inverted *iv, float key)
 {
 	uint32_t j = LAST;
 
-	while (j > 0 && !(share >= tier_min[j]))
+	while (j > 0 && !(key >= iv->tier_min[j]))
 		j--;
 	return j;
 }
 
-/* Adds doc with its share (ignored without shares) to tier j, moving the
- * first document of each later tier to its end to make room. */
-static int
-plist_push(struct plist *l, uint32_t doc, float share, uint32_t j, bool shares)
+static size_t
+nblocks(size_t n)
 {
-	uint32_t hole;
+	return (n + BLOCK - 1) / BLOCK;
+}
 
-	if (l->n == l->cap) {
-		uint32_t cap = l->cap ? l->cap * 2 : 4;
-		uint32_t *v;
-		float *sv;
-		if (cap <= l->cap || (v = realloc(l->v, cap * sizeof(*v))) == NULL)
+/* Room for need entries in t; LM_OK or LM_ENOMEM (t unchanged but for
+ * larger arrays). */
+static int
+tier_reserve(struct tier *t, uint32_t need)
+{
+	uint32_t cap;
+	lm_inverted_ent *e;
+	float *bm;
+
+	if (need <= t->cap)
+		return LM_OK;
+	cap = t->cap ? t->cap : 4;
+	while (cap < need) {
+		if (cap > UINT32_MAX / 2)
 			return LM_ENOMEM;
-		l->v = v;
-		if (shares) {
-			if ((sv = realloc(l->s, cap * sizeof(*sv))) == NULL)
-				return LM_ENOMEM; /* v is larger than needed: harmless */
-			l->s = sv;
-		}
-		l->cap = cap;
+		cap *= 2;
 	}
-	hole = l->n++;
-	for (uint32_t t = LAST; t > j; t--) {
-		uint32_t first = tier_start(l, t);
-		l->v[hole] = l->v[first];
-		if (l->s != NULL)
-			l->s[hole] = l->s[first];
-		hole = first;
-		l->end[t]++;
-	}
-	l->v[hole] = doc;
-	if (l->s != NULL)
-		l->s[hole] = share;
-	/* An empty tier holds no share to keep; a removal keeps the largest
-	 * share, which still bounds what is left. */
-	if (l->end[j] == tier_start(l, j) || share > l->max[j])
-		l->max[j] = share;
-	l->end[j]++;
+	if ((e = realloc(t->e, cap * sizeof(*e))) == NULL)
+		return LM_ENOMEM;
+	t->e = e;
+	if ((bm = realloc(t->bm, nblocks(cap) * sizeof(*bm))) == NULL)
+		return LM_ENOMEM; /* e is larger than needed: harmless */
+	t->bm = bm;
+	t->cap = cap;
 	return LM_OK;
 }
 
-/* Removes doc (searched from the end, where recent documents are), moving
- * the last document of each later tier into the gap. The room stays, so
- * that adding back what was removed never fails. */
-static void
-plist_drop(struct plist *l, uint32_t doc)
+/* A float at least x. */
+static float
+float_up(double x)
 {
-	uint32_t i = l->n, j = 0;
+	float f = (float) x;
+
+	return (double) f < x ? nextafterf(f, INFINITY) : f;
+}
+
+float
+lm_inverted_key(const lm_inverted_ent *e)
+{
+	return float_up((double) e->share + e->after);
+}
+
+/* Sets the maxima of the blocks from block b on. */
+static void
+fix_blocks(struct tier *t, size_t b)
+{
+	for (size_t nb = nblocks(t->n); b < nb; b++) {
+		size_t i = b * BLOCK, end = i + BLOCK < t->n ? i + BLOCK : t->n;
+		float mx = lm_inverted_key(&t->e[i]);
+		for (i++; i < end; i++)
+			if (lm_inverted_key(&t->e[i]) > mx)
+				mx = lm_inverted_key(&t->e[i]);
+		t->bm[b] = mx;
+	}
+}
+
+/* The place of the first entry of t whose doc is at least doc. */
+static uint32_t
+tier_find(const struct tier *t, uint32_t doc)
+{
+	uint32_t lo = 0, hi = t->n;
+
+	if (hi > 0 && t->e[hi - 1].doc < doc)
+		return hi; /* the common case: an append */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (t->e[mid].doc < doc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Inserts (doc, share, after) at its place; room must be there. */
+static void
+tier_insert(struct tier *t, uint32_t doc, float share, float after)
+{
+	uint32_t pos = tier_find(t, doc);
+	float key;
+
+	memmove(t->e + pos + 1, t->e + pos, (t->n - pos) * sizeof(*t->e));
+	t->e[pos].doc = doc;
+	t->e[pos].share = share;
+	t->e[pos].after = after;
+	key = lm_inverted_key(&t->e[pos]);
+	if (t->n++ == 0) {
+		t->max = share;
+		t->kmax = key;
+	}
+	if (share > t->max)
+		t->max = share;
+	if (key > t->kmax)
+		t->kmax = key;
+	fix_blocks(t, pos / BLOCK);
+}
+
+/* Removes doc from t when it is there; returns whether it was. */
+static bool
+tier_delete(struct tier *t, uint32_t doc)
+{
+	uint32_t pos = tier_find(t, doc);
+
+	if (pos == t->n || t->e[pos].doc != doc)
+		return false;
+	t->n--;
+	memmove(t->e + pos, t->e + pos + 1, (t->n - pos) * sizeof(*t->e));
+	if (t->n == 0)
+		t->max = t->kmax = 0;
+	fix_blocks(t, pos / BLOCK);
+	return true;
+}
+
+/* Adds (doc, share, after) to the tiers tl: to the tier of its key, or
+ * when that cannot grow to any tier with room (its maxima then cover the
+ * entry). */
+static int
+tiers_add(const lm_inverted *iv, struct tier *tl, uint32_t doc, float share, float after)
+{
+	lm_inverted_ent x = {doc, share, after};
+	struct tier *t = &tl[tier_of(iv, lm_inverted_key(&x))];
+
+	if (tier_reserve(t, t->n + 1) != LM_OK) {
+		uint32_t j = 0;
+		while (j <= LAST && tl[j].n == tl[j].cap)
+			j++;
+		if (j > LAST)
+			return LM_ENOMEM;
+		t = &tl[j];
+	}
+	tier_insert(t, doc, share, after);
+	return LM_OK;
+}
+
+static void
+tiers_drop(struct tier *tl, uint32_t doc)
+{
+	for (uint32_t j = 0; j <= LAST; j++)
+		if (tier_delete(&tl[j], doc))
+			return;
+}
+
+static int
+dlist_push(struct dlist *l, uint32_t doc)
+{
+	if (l->n == l->cap) {
+		uint32_t cap = l->cap ? l->cap * 2 : 4;
+		uint32_t *v;
+		if (cap <= l->cap || (v = realloc(l->v, cap * sizeof(*v))) == NULL)
+			return LM_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = doc;
+	return LM_OK;
+}
+
+/* Removes doc (searched from the end, where recent documents are), the
+ * last document taking its place. The room stays. */
+static void
+dlist_drop(struct dlist *l, uint32_t doc)
+{
+	uint32_t i = l->n;
 
 	while (i-- > 0 && l->v[i] != doc)
 		;
 	if (i == UINT32_MAX)
 		return;
-	while (l->end[j] <= i)
-		j++;
-	for (; j <= LAST; j++) {
-		l->v[i] = l->v[l->end[j] - 1];
-		if (l->s != NULL)
-			l->s[i] = l->s[l->end[j] - 1];
-		i = --l->end[j];
-	}
-	l->n--;
+	l->v[i] = l->v[--l->n];
 }
 
-/* The list of term in pt, grown into existence; NULL when out of memory. */
-static struct plist *
+/* The tiers of term in pt, grown into existence; NULL when out of memory. */
+static struct tier *
 term_list(struct part *pt, uint32_t term)
 {
 	if (term >= pt->nterms) {
 		uint32_t n = pt->nterms ? pt->nterms : 64;
-		struct plist *t;
+		struct tier **t;
 		while (n <= term)
 			n = n > UINT32_MAX / 2 ? UINT32_MAX : n * 2;
 		if ((t = realloc(pt->terms, (size_t) n * sizeof(*t))) == NULL)
@@ -172,7 +303,9 @@ term_list(struct part *pt, uint32_t term)
 		pt->terms = t;
 		pt->nterms = n;
 	}
-	return &pt->terms[term];
+	if (pt->terms[term] == NULL)
+		pt->terms[term] = calloc(LM_INVERTED_TIERS, sizeof(struct tier));
+	return pt->terms[term];
 }
 
 static bool
@@ -184,6 +317,43 @@ seen_before(const uint32_t *terms, size_t i)
 	return false;
 }
 
+#define PREFIX_ON_STACK 256
+
+void
+lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, float *out)
+{
+	float eff[PREFIX_ON_STACK];
+	double total = 0;
+
+	/* eff: each term's share at its first listing, 0 elsewhere. */
+	for (size_t k = 0; k < n; k++) {
+		float sk = shares[k] > 0 && !seen_before(terms, k) ? shares[k] : 0;
+		if (k < PREFIX_ON_STACK)
+			eff[k] = sk;
+		total += sk;
+	}
+	for (size_t i = 0; i < n; i++) {
+		double sum = 0;
+		float si;
+		size_t f;
+		if (n > PREFIX_ON_STACK) { /* the sum of all bounds every suffix */
+			out[i] = float_up(total);
+			continue;
+		}
+		for (f = 0; terms[f] != terms[i]; f++)
+			;
+		if (!((si = eff[f]) > 0)) {
+			out[i] = 0;
+			continue;
+		}
+		for (size_t k = 0; k < n; k++)
+			if (eff[k] > 0 &&
+			    (eff[k] < si || (eff[k] == si && terms[k] > terms[i])))
+				sum += eff[k];
+		out[i] = float_up(sum);
+	}
+}
+
 void
 lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *terms,
     size_t n, bool bare)
@@ -191,11 +361,12 @@ lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t 
 	struct part *pt = &iv->parts[part];
 
 	for (size_t i = 0; i < n; i++)
-		if (terms[i] < pt->nterms && !seen_before(terms, i))
-			plist_drop(&pt->terms[terms[i]], doc);
-	plist_drop(&pt->all, doc);
+		if (terms[i] < pt->nterms && pt->terms[terms[i]] != NULL &&
+		    !seen_before(terms, i))
+			tiers_drop(pt->terms[terms[i]], doc);
+	dlist_drop(&pt->all, doc);
 	if (bare)
-		plist_drop(&pt->bare, doc);
+		dlist_drop(&pt->bare, doc);
 }
 
 int
@@ -203,112 +374,167 @@ lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *te
     const float *shares, size_t n, bool bare)
 {
 	struct part *pt = &iv->parts[part];
+	float kbuf[PREFIX_ON_STACK], *keys = NULL;
 	size_t i;
 
+	if (iv->prefix && shares != NULL) {
+		if (n > PREFIX_ON_STACK && (keys = malloc(n * sizeof(*keys))) == NULL)
+			return LM_ENOMEM;
+		if (keys == NULL)
+			keys = kbuf;
+		lm_inverted_after(terms, shares, n, keys);
+	}
 	for (i = 0; i < n; i++) {
-		struct plist *l;
+		struct tier *tl;
 		float sh = shares != NULL ? shares[i] : 0;
 		if (seen_before(terms, i))
 			continue;
-		if ((l = term_list(pt, terms[i])) == NULL ||
-		    plist_push(l, doc, sh, tier_of(sh), true) != LM_OK)
+		if ((tl = term_list(pt, terms[i])) == NULL ||
+		    tiers_add(iv, tl, doc, sh, keys != NULL ? keys[i] : 0) != LM_OK)
 			goto nomem;
 	}
-	if (plist_push(&pt->all, doc, 0, 0, false) != LM_OK)
+	if (keys != kbuf)
+		free(keys);
+	keys = kbuf; /* nothing left to free */
+	if (dlist_push(&pt->all, doc) != LM_OK)
 		goto nomem;
-	if (bare && plist_push(&pt->bare, doc, 0, 0, false) != LM_OK) {
-		plist_drop(&pt->all, doc);
+	if (bare && dlist_push(&pt->bare, doc) != LM_OK) {
+		dlist_drop(&pt->all, doc);
 		goto nomem;
 	}
 	return LM_OK;
 nomem:
+	if (keys != kbuf)
+		free(keys);
 	while (i-- > 0)
 		if (!seen_before(terms, i))
-			plist_drop(&pt->terms[terms[i]], doc);
+			tiers_drop(pt->terms[terms[i]], doc);
 	return LM_ENOMEM;
 }
 
-/* Puts every document of l into the tier of its share (shares already
- * changed in place), one two-way partition per tier, and sets the tiers'
- * maxima. */
+/* Sets every block maximum of t, its maximum share and its maximum key to
+ * their largest. */
 static void
-plist_retier(struct plist *l)
+tier_remax(struct tier *t)
 {
-	uint32_t lo = 0;
+	t->max = t->kmax = 0;
+	fix_blocks(t, 0);
+	for (size_t b = 0; b < nblocks(t->n); b++)
+		if (t->bm[b] > t->kmax)
+			t->kmax = t->bm[b];
+	for (size_t i = 0; i < t->n; i++)
+		if (t->e[i].share > t->max)
+			t->max = t->e[i].share;
+}
 
-	for (uint32_t j = 0; j <= LAST; j++) {
-		uint32_t i = lo, k = l->n;
-		float mx = 0;
-		while (i < k) {
-			if (tier_of(l->s[i]) == j) {
-				if (l->s[i] > mx)
-					mx = l->s[i];
-				i++;
-			} else {
-				uint32_t d = l->v[i];
-				float sh = l->s[i];
-				k--;
-				l->v[i] = l->v[k];
-				l->s[i] = l->s[k];
-				l->v[k] = d;
-				l->s[k] = sh;
+static int
+cmp_ent(const void *a, const void *b)
+{
+	const lm_inverted_ent *x = a, *y = b;
+	return x->doc < y->doc ? -1 : (x->doc > y->doc ? 1 : 0);
+}
+
+/* Reshares the list of term tl: with tmp (room for its entries), moves the
+ * entries to the tiers of their new keys in document order; without tmp,
+ * or when a tier cannot grow, keeps them in their tiers. */
+static void
+list_reshare(lm_inverted *iv, struct tier *tl, uint32_t term, lm_inverted_share_fn fn,
+    void *arg, lm_inverted_ent *tmp)
+{
+	uint32_t count[LM_INVERTED_TIERS] = {0}, total = 0, j = 0;
+
+	if (tmp != NULL) {
+		for (j = 0; j <= LAST; j++)
+			for (uint32_t i = 0; i < tl[j].n; i++) {
+				lm_inverted_ent *r = &tmp[total++];
+				r->doc = tl[j].e[i].doc;
+				r->share = fn(arg, r->doc, term, &r->after);
+				if (!iv->prefix)
+					r->after = 0;
+				count[tier_of(iv, lm_inverted_key(r))]++;
 			}
-		}
-		l->end[j] = i;
-		l->max[j] = mx;
-		lo = i;
+		for (j = 0; j <= LAST; j++)
+			if (tier_reserve(&tl[j], count[j]) != LM_OK)
+				break;
 	}
+	if (tmp == NULL || j <= LAST) {
+		for (j = 0; j <= LAST; j++) {
+			for (uint32_t i = 0; i < tl[j].n; i++) {
+				lm_inverted_ent *r = &tl[j].e[i];
+				r->share = fn(arg, r->doc, term, &r->after);
+				if (!iv->prefix)
+					r->after = 0;
+			}
+			tier_remax(&tl[j]);
+		}
+		return;
+	}
+	qsort(tmp, total, sizeof(*tmp), cmp_ent);
+	for (j = 0; j <= LAST; j++)
+		tl[j].n = 0;
+	for (uint32_t i = 0; i < total; i++) {
+		uint32_t k = tier_of(iv, lm_inverted_key(&tmp[i]));
+		tl[k].e[tl[k].n++] = tmp[i];
+	}
+	for (j = 0; j <= LAST; j++)
+		tier_remax(&tl[j]);
 }
 
 void
 lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg)
 {
+	size_t most = 0;
+	lm_inverted_ent *tmp;
+
 	for (uint32_t p = 0; p < iv->nparts; p++) {
 		struct part *pt = &iv->parts[p];
 		for (uint32_t t = 0; t < pt->nterms; t++) {
-			struct plist *l = &pt->terms[t];
-			if (l->n == 0)
+			size_t n = 0;
+			if (pt->terms[t] == NULL)
 				continue;
-			for (uint32_t i = 0; i < l->n; i++)
-				l->s[i] = fn(arg, l->v[i], t);
-			plist_retier(l);
+			for (uint32_t j = 0; j <= LAST; j++)
+				n += pt->terms[t][j].n;
+			if (n > most)
+				most = n;
 		}
 	}
-}
-
-const uint32_t *
-lm_inverted_term(const lm_inverted *iv, uint32_t part, uint32_t term, size_t *n)
-{
-	const struct part *pt = &iv->parts[part];
-
-	if (term >= pt->nterms) {
-		*n = 0;
-		return NULL;
+	tmp = malloc((most + 1) * sizeof(*tmp)); /* NULL: tiers kept */
+	for (uint32_t p = 0; p < iv->nparts; p++) {
+		struct part *pt = &iv->parts[p];
+		for (uint32_t t = 0; t < pt->nterms; t++)
+			if (pt->terms[t] != NULL)
+				list_reshare(iv, pt->terms[t], t, fn, arg, tmp);
 	}
-	*n = pt->terms[term].n;
-	return pt->terms[term].v;
+	free(tmp);
 }
 
-const uint32_t *
+const lm_inverted_ent *
 lm_inverted_tier(const lm_inverted *iv, uint32_t part, uint32_t term, uint32_t tier,
-    size_t *n, const float **shares, float *max)
+    size_t *n, const float **bmax, float *max, float *kmax)
 {
 	const struct part *pt = &iv->parts[part];
-	const struct plist *l;
-	uint32_t start;
+	const struct tier *t;
 
 	*n = 0;
-	*shares = NULL;
-	*max = 0;
-	if (term >= pt->nterms || tier > LAST)
+	*bmax = NULL;
+	*max = *kmax = 0;
+	if (term >= pt->nterms || tier > LAST || pt->terms[term] == NULL)
 		return NULL;
-	l = &pt->terms[term];
-	start = tier_start(l, tier);
-	if ((*n = l->end[tier] - start) == 0)
+	t = &pt->terms[term][tier];
+	if ((*n = t->n) == 0)
 		return NULL;
-	*max = l->max[tier];
-	*shares = l->s + start;
-	return l->v + start;
+	*max = t->max;
+	*kmax = t->kmax;
+	*bmax = t->bm;
+	return t->e;
+}
+
+bool
+lm_inverted_listed(const lm_inverted *iv, uint32_t part, uint32_t term)
+{
+	const struct part *pt = &iv->parts[part];
+
+	return term < pt->nterms && pt->terms[term] != NULL;
 }
 
 const uint32_t *
@@ -333,9 +559,15 @@ lm_inverted_bytes(const lm_inverted *iv)
 	for (uint32_t p = 0; p < iv->nparts; p++) {
 		const struct part *pt = &iv->parts[p];
 		b += (size_t) pt->nterms * sizeof(*pt->terms);
-		for (uint32_t t = 0; t < pt->nterms; t++)
-			b += (size_t) pt->terms[t].cap *
-			     (sizeof(uint32_t) + sizeof(float));
+		for (uint32_t t = 0; t < pt->nterms; t++) {
+			if (pt->terms[t] == NULL)
+				continue;
+			b += LM_INVERTED_TIERS * sizeof(struct tier);
+			for (uint32_t j = 0; j <= LAST; j++)
+				b += (size_t) pt->terms[t][j].cap *
+				         sizeof(lm_inverted_ent) +
+				     nblocks(pt->terms[t][j].cap) * sizeof(float);
+		}
 		b += ((size_t) pt->all.cap + pt->bare.cap) * sizeof(uint32_t);
 	}
 	return b;

@@ -8,9 +8,27 @@
  * terms are those of lm_prep_terms (score.h); partitions are numbered
  * 0 .. nparts-1 by the caller, from the hard-veto keys. A term list holds
  * each document once, with a number the caller attaches to the pair
- * (document, term), its share; lists are unordered but for their tiers by
- * share. Not thread-safe for writes:
- * the index changes lists under its write lock and reads them under its read lock.
+ * (document, term), its share, and for lists made with prefix bounds
+ * (postings) the sum of the shares that follow it (below; 0 otherwise).
+ * An entry's key is its share plus that sum, its prefix bound. A term list
+ * is cut into LM_INVERTED_TIERS tiers by key (impact layers); each tier is
+ * ordered by document and cut into blocks of LM_INVERTED_BLOCK entries,
+ * each with the largest key it holds (block maxima), so that a query can
+ * read a tier one range of documents at a time and skip the blocks whose
+ * keys are all below its bar without reading them. Not thread-safe for
+ * writes: the index changes lists under its write lock and reads them
+ * under its read lock.
+ *
+ * Prefix bounds: order a document's distinct terms by share, largest
+ * first, ties by term; what follows an entry is the sum of the shares of
+ * the document's terms after it in that order. For any set Q of terms, let
+ * first be the first of the document's terms in Q: the sum of its shares
+ * over Q is at most first's key, the largest key among its terms in Q. So
+ * a query with a bar theta finds every document whose sum over its terms
+ * reaches theta among the entries whose key reaches theta, and bounds the
+ * sum of such a document by the shares of those entries plus what follows
+ * the last of them (every entry of the document before that one has a
+ * larger key, so it was among those read).
  */
 #ifndef LUNAMATCH_MATCH_INVERTED_H
 #define LUNAMATCH_MATCH_INVERTED_H
@@ -20,19 +38,34 @@
 #include <stdint.h>
 
 #define LM_INVERTED_PARTS_MAX 256 /* partitions of one lm_inverted */
-#define LM_INVERTED_TIERS     8   /* tiers of a term list, by share */
+#define LM_INVERTED_TIERS     12  /* tiers of a term list, by key */
+#define LM_INVERTED_BLOCK     64  /* entries of a block of a tier */
 
 typedef struct lm_inverted lm_inverted;
 
-/* Returns LM_OK, LM_EINVAL (nparts 0 or above the maximum) or LM_ENOMEM. */
-int lm_inverted_new(uint32_t nparts, lm_inverted **out);
+/* One entry of a tier: a document, its share for the term and the sum of
+ * the shares that follow it (0 without prefix bounds). */
+typedef struct lm_inverted_ent {
+	uint32_t doc;
+	float share;
+	float after;
+} lm_inverted_ent;
+
+/* The key of e: share + after, rounded up. */
+float lm_inverted_key(const lm_inverted_ent *e);
+
+/* New lists of nparts partitions, with prefix bounds (prefix) or without
+ * (entries' keys are then their shares). Returns LM_OK, LM_EINVAL (nparts 0 or
+ * above the maximum) or LM_ENOMEM. */
+int lm_inverted_new(uint32_t nparts, bool prefix, lm_inverted **out);
 void lm_inverted_free(lm_inverted *iv); /* NULL is a no-op */
 
 /* Adds doc to partition part: to the list of each of its n terms
  * (duplicates in terms are added once, with the first one's share), to the
  * partition's list of every document and, when bare, to its bare list.
  * shares[i] (NULL: 0 for every term) is the share of the pair (doc,
- * terms[i]). Returns LM_OK or LM_ENOMEM (then no document was added). */
+ * terms[i]). doc must not be in the partition already. Returns LM_OK or
+ * LM_ENOMEM (then no document was added). */
 int lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *terms,
     const float *shares, size_t n, bool bare);
 
@@ -42,23 +75,37 @@ int lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t
 void lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc,
     const uint32_t *terms, size_t n, bool bare);
 
-/* The documents of a list; *n is their number (0 and NULL when empty). */
-const uint32_t *lm_inverted_term(
-    const lm_inverted *iv, uint32_t part, uint32_t term, size_t *n);
-/* Tier `tier` (below LM_INVERTED_TIERS) of a term list: its documents
- * (*n of them), their shares at the same places in *shares, and in *max an
- * upper bound of those shares, the largest added to the tier since it was
- * last empty or reshared (0 when it is empty). A document goes to the last
- * tier whose smallest share it reaches (0.015, 0.03, 0.05, 0.08, 0.15,
- * 0.25 and 0.4 begin tiers 1 to 7), so that a bound on a tier's shares is
- * tighter than one on the whole list's. */
-const uint32_t *lm_inverted_tier(const lm_inverted *iv, uint32_t part, uint32_t term,
-    uint32_t tier, size_t *n, const float **shares, float *max);
+/* Tier `tier` (below LM_INVERTED_TIERS) of a term list: its *n entries in
+ * increasing document order; in *bmax the block maxima, bmax[b] the largest
+ * key of entries [b * LM_INVERTED_BLOCK, (b + 1) * LM_INVERTED_BLOCK)
+ * (exactly: kept through every change); in *max an upper bound of every
+ * share of the tier and in *kmax one of every key, at least the largest
+ * block maximum (0 when empty). NULL and *n 0 when the tier is empty. An
+ * entry goes to the last tier whose smallest key it reaches (shares: 0.015,
+ * 0.03, 0.05, 0.08, 0.12, 0.18, 0.25, 0.33, 0.45, 0.6 and 0.8 begin tiers 1
+ * to 11; prefix bounds: 0.2, 0.3, ... 0.9, 1, 1.25 and 1.5), so that bounds
+ * on a tier are tighter than on the whole list; only when memory ran out
+ * may it sit in another tier (whose maxima then cover it). */
+const lm_inverted_ent *lm_inverted_tier(const lm_inverted *iv, uint32_t part,
+    uint32_t term, uint32_t tier, size_t *n, const float **bmax, float *max, float *kmax);
+
+/* Whether partition part has a list of term (which may be empty): false
+ * means every tier of it is empty. */
+bool lm_inverted_listed(const lm_inverted *iv, uint32_t part, uint32_t term);
+
+/* Sets out[i] to what follows terms[i] among a document's n terms with
+ * their shares (see prefix bounds above; a term listed twice counts once,
+ * with its first share; 0 for a term whose share is not positive), rounded
+ * up; above 256 terms, to the sum of every share (which bounds them all). */
+void lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, float *out);
 
 /* Sets the share of every pair (doc, term) of the term lists to fn(arg,
- * doc, term) and moves each document to the tier of its new share. Never
- * fails (nothing is allocated). */
-typedef float (*lm_inverted_share_fn)(void *arg, uint32_t doc, uint32_t term);
+ * doc, term, &after) and, with prefix bounds, what follows it to after;
+ * moves each entry to the tier of its new key and sets the maxima again.
+ * Never fails: when a tier cannot grow, the list's entries keep their
+ * tiers (with their new values and maxima). */
+typedef float (*lm_inverted_share_fn)(
+    void *arg, uint32_t doc, uint32_t term, float *after);
 void lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg);
 
 const uint32_t *lm_inverted_all(const lm_inverted *iv, uint32_t part, size_t *n);

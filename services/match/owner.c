@@ -430,6 +430,18 @@ out:
 		rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Postings: release_reading_claims once, when an assignment or a failed
+ * batch asked for it; called only while no batch of this member is
+ * claimed. */
+static void
+check_claims(struct member *m)
+{
+	if (m->check_claims) {
+		m->check_claims = false;
+		release_reading_claims(m);
+	}
+}
+
 /* Commits the batch's claim: every partition of the batch at its first
  * message, with the end of the batch and, when ncut >= 0, the cut. */
 static int
@@ -1147,10 +1159,7 @@ run(void *arg)
 
 	while (!atomic_load(&m->ow->stop)) {
 		rd_kafka_message_t *msg;
-		if (m->check_claims) {
-			m->check_claims = false;
-			release_reading_claims(m);
-		}
+		check_claims(m);
 		if (m->nheld > 0) {
 			/* What was polled while the last batch waited comes first. */
 			for (size_t i = 0; i < m->nheld; i++)
@@ -1165,6 +1174,8 @@ run(void *arg)
 		while (m->n > 0 && m->n < LM_OWNER_BATCH_MAX &&
 		       (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL)
 			take(m, msg);
+		/* The poll that returned the batch may have assigned partitions. */
+		check_claims(m);
 		if (m->n > 0)
 			process(m);
 	}

@@ -377,6 +377,8 @@ size_t lm_idf_snap_nshares(const lm_posting_prep *pp);
 void lm_idf_snap_skill_shares(
     const lm_idf_snap *sn, const lm_posting_prep *pp, double preferred_share, float *out);
 float lm_idf_snap_term_share(const lm_posting_prep *pp, const float *sh, uint32_t term);
+/* The term (lm_prep_terms) of skill i of pp, i below lm_idf_snap_nshares. */
+uint32_t lm_idf_snap_skill_term(const lm_posting_prep *pp, size_t i);
 /* The drift factor hi / lo (>= 1) at s's current idf. */
 double lm_idf_snap_drift(const lm_idf_snap *sn, const lm_skill_stats *s);
 /* Takes a new snapshot: every symbol's current idf in s (drift 1). The
