@@ -245,32 +245,6 @@ b64_decode(const char *s, size_t n, ProtobufCBinaryData *out)
 	return LM_OK;
 }
 
-/* Size of one element of a repeated field in protobuf-c's arrays. */
-static size_t
-elem_size(ProtobufCType t)
-{
-	switch (t) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return sizeof(uint64_t);
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return sizeof(double);
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING:
-		return sizeof(char *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(ProtobufCMessage *);
-	default: /* 32-bit integers, float, enum */
-		return sizeof(uint32_t);
-	}
-}
-
 static int dec_message(struct dec *d, const ProtobufCMessageDescriptor *desc,
     const json_t *v, ProtobufCMessage **out);
 
@@ -421,7 +395,7 @@ dec_repeated(struct dec *d, ProtobufCMessage *m, const ProtobufCFieldDescriptor 
 	size_t n = json_array_size(v);
 	if (n == 0)
 		return LM_OK;
-	size_t es = elem_size(f->type);
+	size_t es = lm_pb_elem_size(f->type);
 	char *arr = calloc(n, es);
 	if (!arr)
 		return fail(d, LM_ENOMEM, "out of memory");
@@ -641,8 +615,8 @@ zeroish(const ProtobufCFieldDescriptor *f, const void *member)
 	case PROTOBUF_C_TYPE_MESSAGE:
 		return *(const void *const *) member == NULL;
 	default:
-		return elem_size(f->type) == 8 ? *(const uint64_t *) member == 0
-		                               : *(const uint32_t *) member == 0;
+		return lm_pb_elem_size(f->type) == 8 ? *(const uint64_t *) member == 0
+		                                     : *(const uint32_t *) member == 0;
 	}
 }
 
@@ -784,7 +758,7 @@ enc_message(const ProtobufCMessage *m, unsigned flags, json_t **out)
 				rc = LM_ENOMEM;
 				goto out;
 			}
-			size_t es = elem_size(f->type);
+			size_t es = lm_pb_elem_size(f->type);
 			for (size_t k = 0; k < n; k++) {
 				json_t *e;
 				if ((rc = enc_value(f, arr + k * es, flags, &e)) !=

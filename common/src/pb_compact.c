@@ -54,38 +54,6 @@ take(struct arena *a, size_t n, size_t align)
 	return p;
 }
 
-/* Bytes of one element of a repeated field of type t. */
-static size_t
-elem_size(ProtobufCType t)
-{
-	switch (t) {
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-	case PROTOBUF_C_TYPE_FLOAT:
-	case PROTOBUF_C_TYPE_ENUM:
-		return 4;
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING:
-		return sizeof(char *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(ProtobufCMessage *);
-	}
-	return 0;
-}
-
 static ProtobufCMessage *copy_msg(struct arena *a, const ProtobufCMessage *m);
 
 /* Copies the string s (a field's value; d its default) and returns the
@@ -186,7 +154,7 @@ copy_msg(struct arena *a, const ProtobufCMessage *m)
 			continue;
 		}
 		size_t n = *(const size_t *) (sm + f->quantifier_offset);
-		size_t es = elem_size(f->type);
+		size_t es = lm_pb_elem_size(f->type);
 		const char *src = *(char *const *) (sm + f->offset);
 		char *arr;
 

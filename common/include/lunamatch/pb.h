@@ -84,6 +84,10 @@ int lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *dat
  */
 bool lm_pb_utf8_valid(const char *s, size_t len);
 
+/* Bytes of one element of a repeated field of type t in protobuf-c's
+ * arrays (the size of the field itself when it is not repeated). */
+size_t lm_pb_elem_size(ProtobufCType t);
+
 #ifdef __cplusplus
 }
 #endif
