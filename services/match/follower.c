@@ -138,23 +138,7 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 static bool
 indexed_size(lm_follower *f, lm_kind kind, const char *id, uint64_t *size)
 {
-	ProtobufCMessage *m = NULL;
-	int rc;
-
-	if (kind == LM_KIND_POSTING) {
-		Lunamatch__V1__JobPosting *p = NULL;
-		rc = lm_index_get_posting(f->idx, id, &p);
-		m = p != NULL ? &p->base : NULL;
-	} else {
-		Lunamatch__V1__CandidateProfile *c = NULL;
-		rc = lm_index_get_profile(f->idx, id, &c);
-		m = c != NULL ? &c->base : NULL;
-	}
-	if (rc != LM_OK || m == NULL)
-		return false;
-	*size = protobuf_c_message_get_packed_size(m);
-	protobuf_c_message_free_unpacked(m, NULL);
-	return true;
+	return lm_index_record_size(f->idx, kind == LM_KIND_POSTING, id, size) == LM_OK;
 }
 
 static void

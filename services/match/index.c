@@ -2531,6 +2531,21 @@ lm_index_get_profile(lm_index *idx, const char *id, CandidateProfile **out)
 }
 
 int
+lm_index_record_size(lm_index *idx, bool posting, const char *id, uint64_t *size)
+{
+	const struct ent *e;
+
+	if (idx == NULL || id == NULL || size == NULL)
+		return LM_EINVAL;
+	pthread_rwlock_rdlock(&idx->lock);
+	e = table_find(posting ? &idx->posts : &idx->profs, id);
+	if (e != NULL)
+		*size = protobuf_c_message_get_packed_size(e->rec);
+	pthread_rwlock_unlock(&idx->lock);
+	return e != NULL ? LM_OK : LM_ENOENT;
+}
+
+int
 lm_index_pair_score(lm_index *idx, const char *candidate_id, const char *job_id,
     int64_t now, double *score, bool *eligible)
 {

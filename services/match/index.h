@@ -186,6 +186,11 @@ int lm_index_get_posting(lm_index *idx, const char *id, Lunamatch__V1__JobPostin
 int lm_index_get_profile(
     lm_index *idx, const char *id, Lunamatch__V1__CandidateProfile **out);
 
+/* The serialized size of a stored record (posting true: a posting, else a
+ * profile), computed on the index's own copy: nothing is copied. LM_ENOENT
+ * when not stored. */
+int lm_index_record_size(lm_index *idx, bool posting, const char *id, uint64_t *size);
+
 /* The score of one stored pair (0 and *eligible false when vetoed;
  * eligible may be NULL). LM_ENOENT when either record is not stored. */
 int lm_index_pair_score(lm_index *idx, const char *candidate_id, const char *job_id,

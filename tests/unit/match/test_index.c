@@ -1391,6 +1391,19 @@ test_updates(void **state)
 	assert_int_equal(got->version, 5);
 	assert_int_equal(
 	    got->status, LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED);
+	{
+		/* The size of the index's copy, without a copy. */
+		uint64_t size = 0;
+		assert_int_equal(lm_index_record_size(idx, true, "j2", &size), LM_OK);
+		assert_int_equal(size, protobuf_c_message_get_packed_size(&got->base));
+		assert_int_equal(lm_index_record_size(idx, false, "c1", &size), LM_OK);
+		assert_true(size > 0);
+		assert_int_equal(
+		    lm_index_record_size(idx, false, "j2", &size), LM_ENOENT);
+		assert_int_equal(lm_index_record_size(idx, true, "c1", &size), LM_ENOENT);
+		assert_int_equal(
+		    lm_index_record_size(NULL, true, "j2", &size), LM_EINVAL);
+	}
 	free_msg(got);
 	lm_index_counts_get(idx, &counts);
 	assert_int_equal(counts.postings, 3);
