@@ -80,8 +80,10 @@ copy_bytes(struct arena *a, const ProtobufCBinaryData *v, const void *d)
 	const ProtobufCBinaryData *def = d;
 	uint8_t *p;
 
-	if (v->data == NULL || v->len == 0 || (def != NULL && v->data == def->data))
+	if (v->data == NULL || (def != NULL && v->data == def->data))
 		return v->data;
+	if (v->len == 0)
+		return NULL; /* never a pointer into the source */
 	if ((p = take(a, v->len, 1)) != NULL)
 		memcpy(p, v->data, v->len);
 	return p;
@@ -158,8 +160,11 @@ copy_msg(struct arena *a, const ProtobufCMessage *m)
 		const char *src = *(char *const *) (sm + f->offset);
 		char *arr;
 
-		if (n == 0 || src == NULL)
+		if (n == 0 || src == NULL) {
+			if (dv != NULL) /* never a pointer into the source */
+				*(char **) dv = NULL;
 			continue;
+		}
 		if ((arr = take(a, n * es, ALIGN)) != NULL) {
 			memcpy(arr, src, n * es);
 			*(char **) dv = arr;

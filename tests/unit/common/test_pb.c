@@ -445,6 +445,16 @@ test_compact(void **state)
 	    LM_EPARSE);
 	assert_null(c);
 
+	/* A hand-built message with empty bytes and an empty array that still
+	 * point somewhere: the copy never points into its source. */
+	r.payload.data = (uint8_t *) "x";
+	r.payload.len = 0;
+	r.n_metadata = 0;
+	assert_int_equal(lm_pb_compact(&r.base, &c, NULL), LM_OK);
+	assert_null(((Lunamatch__V1__RpcRequest *) c)->payload.data);
+	assert_null(((Lunamatch__V1__RpcRequest *) c)->metadata);
+	free(c);
+
 	assert_int_equal(lm_pb_compact(NULL, &c, NULL), LM_EINVAL);
 	assert_null(c);
 	assert_int_equal(lm_pb_compact(&q.base, NULL, NULL), LM_EINVAL);
