@@ -435,8 +435,9 @@ lm_event_id(const char *candidate_id, const char *job_id, uint64_t candidate_ver
 	     dlen * 2 >= LM_OUTBOX_EVENT_ID_LEN;
 	EVP_MD_CTX_free(ctx);
 	if (!ok) {
+		const char *why = ERR_reason_error_string(ERR_get_error());
 		lm_error("outbox.event_id", "SHA-256 failed: %s",
-		    ERR_reason_error_string(ERR_get_error()));
+		    why ? why : "no reason given");
 		return LM_EINTERNAL;
 	}
 	for (int i = 0; i < LM_OUTBOX_EVENT_ID_LEN / 2; i++) {
