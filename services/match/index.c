@@ -1791,10 +1791,16 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, doub
 }
 
 /* The completing pass of c over its entries from doc lo to below lim:
- * those keyed below theta, to the records found. */
+ * those keyed below theta, to the records found. tau_after bounds the keys
+ * of every entry left unread after this band. An entry lowers its record's
+ * `after` only when its key reaches tau_after: keys fall along a record's
+ * own order, so such an entry comes before every unread one, whose shares
+ * its `after` then bounds. A lower-keyed entry (a band may hold some below
+ * units of later bands) may come after an unread one, and its `after` would
+ * understate what is missing. */
 static void
-cursor_complete(
-    struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double theta)
+cursor_complete(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim,
+    double theta, double tau_after)
 {
 	const struct acc *as = q->s->as;
 	const uint64_t *open = q->s->open;
@@ -1813,7 +1819,9 @@ cursor_complete(
 		x = &q->s->cands[as[d].v.idx];
 		x->acc += e[i].share * c->mult;
 		af = c->fixed ? c->afix : e[i].after * c->mult;
-		if (af < x->after)
+		if (af < x->after &&
+		    (c->fixed ? (double) c->kfix
+		              : (double) lm_inverted_key(&e[i]) * c->mult) >= tau_after)
 			x->after = af;
 	}
 	c->pos = i;
@@ -1861,9 +1869,11 @@ cmp_cursor_band(const void *a, const void *b)
 	return x->dense == y->dense ? 0 : (x->dense ? -1 : 1);
 }
 
-/* Reads cursors cur[from .. to): finding (complete false) or completing. */
+/* Reads cursors cur[from .. to): finding (complete false) or completing
+ * (tau_after: the key bound of what is left unread after them). */
 static void
-read_cursors(struct ranking *q, size_t from, size_t to, bool complete, double theta)
+read_cursors(struct ranking *q, size_t from, size_t to, bool complete, double theta,
+    double tau_after)
 {
 	struct cursor *cur = q->s->cur;
 	size_t nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1, dense = from;
@@ -1878,13 +1888,13 @@ read_cursors(struct ranking *q, size_t from, size_t to, bool complete, double th
 		uint32_t lim = end > UINT32_MAX ? UINT32_MAX : (uint32_t) end;
 		for (size_t i = from; i < dense; i++)
 			if (complete)
-				cursor_complete(q, &cur[i], lo, lim, theta);
+				cursor_complete(q, &cur[i], lo, lim, theta, tau_after);
 			else
 				cursor_find(q, &cur[i], lo, lim, theta);
 	}
 	for (size_t i = dense; i < to; i++)
 		if (complete)
-			cursor_complete(q, &cur[i], 0, UINT32_MAX, theta);
+			cursor_complete(q, &cur[i], 0, UINT32_MAX, theta, tau_after);
 		else
 			cursor_find(q, &cur[i], 0, UINT32_MAX, theta);
 }
@@ -1973,13 +1983,14 @@ sweep(struct ranking *q, size_t ntb)
 				x->after = 0;
 			}
 	}
-	read_cursors(q, band[0].from, band[0].to, false, theta);
+	read_cursors(q, band[0].from, band[0].to, false, theta, tau);
 	for (size_t b = 0; b <= LM_INVERTED_TIERS && tau > 0; b++) {
 		if (band[b].from < band[b].to) {
 			if (!((double) prune_open(q, tau, theta) * EVAL_COST >
 			        (double) band[b].entries))
 				break;
-			read_cursors(q, band[b].from, band[b].to, true, theta);
+			read_cursors(
+			    q, band[b].from, band[b].to, true, theta, band[b].tau);
 		}
 		tau = band[b].tau < tau ? band[b].tau : tau;
 	}
