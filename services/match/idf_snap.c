@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inverted.h"
 #include "lunamatch/error.h"
 #include "score_int.h"
 
@@ -61,15 +62,6 @@ snap_reserve(lm_idf_snap *sn, uint32_t nsym)
 	return LM_OK;
 }
 
-/* A float at least x (shares are bounds: never rounded down). */
-static float
-float_up(double x)
-{
-	float f = (float) x;
-
-	return (double) f < x ? nextafterf(f, INFINITY) : f;
-}
-
 #define SHARES_ON_STACK 128
 
 /* The shares of pp's skills at the snapshot: in buf (room for
@@ -99,7 +91,7 @@ term_share(const lm_posting_prep *pp, const double *sh, uint32_t term)
 		return 0;
 	for (size_t i = 0; i < pp->n_skills; i++)
 		if (pp->skills[i].sym == term >> 1)
-			return sh != NULL ? float_up(sh[i]) : 1.0f;
+			return sh != NULL ? lm_float_up(sh[i]) : 1.0f;
 	return 0;
 }
 
@@ -116,7 +108,7 @@ lm_idf_snap_skill_shares(
 	double buf[SHARES_ON_STACK], *sh = snap_shares(sn, pp, preferred_share, buf);
 
 	for (size_t i = 0; i < pp->n_skills; i++)
-		out[i] = sh != NULL ? float_up(sh[i]) : 1.0f;
+		out[i] = sh != NULL ? lm_float_up(sh[i]) : 1.0f;
 	if (sh != buf)
 		free(sh);
 }

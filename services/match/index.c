@@ -1657,15 +1657,6 @@ cmp_term_bound(const void *a, const void *b)
 	return x->ub > y->ub ? -1 : (x->ub < y->ub ? 1 : 0);
 }
 
-/* A float at least x (a multiplier of bounds is never rounded down). */
-static float
-float_up(double x)
-{
-	float f = (float) x;
-
-	return (double) f < x ? nextafterf(f, INFINITY) : f;
-}
-
 /*
  * Step 2, the sweep, once the seed has set the bar theta. The units are
  * read again in two passes:
@@ -1994,7 +1985,7 @@ sweep(struct ranking *q, size_t ntb)
 		}
 		tau = band[b].tau < tau ? band[b].tau : tau;
 	}
-	q->tau = float_up(tau > 0 ? tau : 0);
+	q->tau = lm_float_up(tau > 0 ? tau : 0);
 	return LM_OK;
 }
 
@@ -2015,7 +2006,7 @@ prefix_units(struct ranking *q, size_t nterms)
 		mult[t] = tb[t * LM_INVERTED_TIERS].mult;
 	lm_inverted_after(q->s->terms, mult, nterms, after);
 	for (size_t i = 0; i < nterms * LM_INVERTED_TIERS; i++) {
-		tb[i].kub = float_up((double) tb[i].mult + after[tb[i].ti]);
+		tb[i].kub = lm_float_up((double) tb[i].mult + after[tb[i].ti]);
 		tb[i].afix = after[tb[i].ti];
 	}
 }
@@ -2044,7 +2035,7 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 			q->unbounded = true;
 			m = 0;
 		}
-		tb[i].mult = float_up(m);
+		tb[i].mult = lm_float_up(m);
 		tb[i].kub = 0;
 		if (tb[i].tier == 0) {
 			parts = 0;
@@ -2066,8 +2057,8 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 			tb[i].entries += n;
 			if (u > tb[i].ub)
 				tb[i].ub = u;
-			if (float_up((double) kmx * tb[i].mult) > tb[i].kub)
-				tb[i].kub = float_up((double) kmx * tb[i].mult);
+			if (lm_float_up((double) kmx * tb[i].mult) > tb[i].kub)
+				tb[i].kub = lm_float_up((double) kmx * tb[i].mult);
 		}
 	}
 	if (!q->jobs && !q->unbounded)
@@ -2111,7 +2102,7 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	q.jobs = jobs;
 	q.min_score = min_score;
 	q.h = h;
-	q.gate = float_up(idx->model->params.no_skills_gate);
+	q.gate = lm_float_up(idx->model->params.no_skills_gate);
 	nterms = lm_prep_terms(pp, cp, idx->stats, q.s->terms, nterms);
 	for (uint32_t part = 0; part < q.nparts; part++) {
 		const uint32_t *docs;

@@ -144,9 +144,8 @@ tier_reserve(struct tier *t, uint32_t need)
 	return LM_OK;
 }
 
-/* A float at least x. */
-static float
-float_up(double x)
+float
+lm_float_up(double x)
 {
 	float f = (float) x;
 
@@ -156,7 +155,7 @@ float_up(double x)
 float
 lm_inverted_key(const lm_inverted_ent *e)
 {
-	return float_up((double) e->share + e->after);
+	return lm_float_up((double) e->share + e->after);
 }
 
 /* Sets the maxima of the blocks from block b on. */
@@ -337,7 +336,7 @@ lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, float *o
 		float si;
 		size_t f;
 		if (n > PREFIX_ON_STACK) { /* the sum of all bounds every suffix */
-			out[i] = float_up(total);
+			out[i] = lm_float_up(total);
 			continue;
 		}
 		for (f = 0; terms[f] != terms[i]; f++)
@@ -350,7 +349,7 @@ lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, float *o
 			if (eff[k] > 0 &&
 			    (eff[k] < si || (eff[k] == si && terms[k] > terms[i])))
 				sum += eff[k];
-		out[i] = float_up(sum);
+		out[i] = lm_float_up(sum);
 	}
 }
 

@@ -114,4 +114,8 @@ const uint32_t *lm_inverted_bare(const lm_inverted *iv, uint32_t part, size_t *n
 /* Bytes the lists hold (for memory accounting). */
 size_t lm_inverted_bytes(const lm_inverted *iv);
 
+/* The least float at least x: shares, keys and their multipliers are
+ * bounds, so they are never rounded down. */
+float lm_float_up(double x);
+
 #endif /* LUNAMATCH_MATCH_INVERTED_H */
