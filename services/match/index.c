@@ -89,6 +89,7 @@ struct expiry {
 struct wbuf {
 	uint32_t *terms; /* of the record being listed */
 	float *shares;   /* of its terms */
+	float *after;    /* what follows each of its terms (lm_inverted_after) */
 	uint32_t *old;   /* of the record being taken out */
 	size_t cap;
 };
@@ -304,6 +305,9 @@ wbuf_reserve(lm_index *idx, size_t n)
 	if ((f = realloc(w->shares, n * sizeof(*f))) == NULL)
 		return LM_ENOMEM;
 	w->shares = f;
+	if ((f = realloc(w->after, n * sizeof(*f))) == NULL)
+		return LM_ENOMEM;
+	w->after = f;
 	w->cap = n;
 	return LM_OK;
 }
@@ -344,13 +348,14 @@ list_prepare(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp
 		        idx->model->params.preferred_share, w->terms, n,
 		        w->shares) != LM_OK)
 			return LM_ENOMEM;
+		lm_inverted_after(w->terms, w->shares, n, w->after);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			w->shares[i] = (w->terms[i] & 1u) == LM_TERM_SKILL ? 1.0f : 0.0f;
 	}
 	if (fault_check(idx, LM_INDEX_ALLOC_LISTS) != LM_OK ||
-	    lm_inverted_reserve(iv, part, w->terms, w->shares, n, prep_bare(pp)) !=
-	        LM_OK) {
+	    lm_inverted_reserve(iv, part, w->terms, w->shares,
+	        pp != NULL ? w->after : NULL, n, prep_bare(pp)) != LM_OK) {
 		if (pp != NULL)
 			lm_idf_snap_remove(idx->snap, pp);
 		return LM_ENOMEM;
@@ -370,8 +375,8 @@ list_commit(
 		idx->gen++;
 		idx->since_check++;
 	}
-	rc = lm_inverted_add(
-	    iv, part, doc, idx->wr.terms, idx->wr.shares, nterms, prep_bare(pp));
+	rc = lm_inverted_add(iv, part, doc, idx->wr.terms, idx->wr.shares,
+	    pp != NULL ? idx->wr.after : NULL, nterms, prep_bare(pp));
 	(void) rc; /* LM_OK: list_prepare made the room */
 }
 
@@ -685,6 +690,7 @@ lm_index_free(lm_index *idx)
 	free(idx->exp);
 	free(idx->wr.terms);
 	free(idx->wr.shares);
+	free(idx->wr.after);
 	free(idx->wr.old);
 	pthread_mutex_destroy(&idx->pool_lock);
 	pthread_mutex_destroy(&idx->drift_lock);
