@@ -16,11 +16,14 @@
  * (UNAVAILABLE) when the decision cannot be logged: an answer that is not on
  * record is not given. Concurrent callers share one synced transaction
  * (group commit), so the log costs one disk sync per batch of answers, not
- * per answer.
+ * per answer. lm_decisions_log_async hands a decision over without waiting
+ * and reports its write through a callback, so that the thread that made
+ * the answer goes on to the next one while the disk syncs; the answer is
+ * sent from the callback.
  *
- * Threads: lm_decisions_log and the getters may be called from any thread
- * (not from nng callbacks: the log call waits for the disk).
- * lm_decisions_free must not race with other calls.
+ * Threads: lm_decisions_log, lm_decisions_log_async and the getters may be
+ * called from any thread (not lm_decisions_log from nng callbacks: it waits
+ * for the disk). lm_decisions_free must not race with other calls.
  */
 #ifndef LUNAMATCH_MATCH_DECISIONS_H
 #define LUNAMATCH_MATCH_DECISIONS_H
@@ -91,6 +94,25 @@ void lm_decisions_free(lm_decisions *d);
  * after which the log is unhealthy until a write succeeds.
  */
 int lm_decisions_log(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *id);
+
+/*
+ * Called once for each decision handed to lm_decisions_log_async, on the
+ * log's writer thread, after its transaction: rc is LM_OK when the decision
+ * is durable in the queue, else the queue's error (LM_EMAPFULL, LM_ENOSPC,
+ * LM_EIO, LM_ENOMEM...). It must not block and must not call into the log.
+ */
+typedef void (*lm_decisions_done_fn)(void *arg, int rc);
+
+/*
+ * Like lm_decisions_log, but returns once the decision is serialized and
+ * queued for the writer; done(arg, rc) reports its write later. On LM_OK
+ * done is called exactly once, also when the log stops meanwhile
+ * (lm_decisions_free writes what was handed in first). On an error
+ * (LM_EINVAL, LM_EIO, LM_E2BIG, LM_EBUSY, LM_ECLOSED, LM_ENOMEM) done is
+ * never called.
+ */
+int lm_decisions_log_async(lm_decisions *d, const Lunamatch__V1__Decision *rec,
+    lm_decisions_done_fn done, void *arg);
 
 /* false after a failed write until a write succeeds again (for /readyz). */
 bool lm_decisions_healthy(lm_decisions *d);
