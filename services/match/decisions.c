@@ -14,6 +14,7 @@
  * after a failure. What failed stays queued and is produced again in the
  * next round, in seq order.
  */
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -51,6 +52,7 @@ struct lm_decisions {
 	size_t queued;
 	bool started, stopping, writer_done;
 	bool healthy;
+	unsigned sync_ms; /* 0: every transaction synced; else the interval */
 	pthread_t writer, sender;
 
 	/* Sender thread only (delivery reports run inside rd_kafka_poll). */
@@ -92,10 +94,32 @@ writer_main(void *arg)
 	lm_decisions *d = arg;
 	lm_dqueue_msg *msgs = calloc(LM_DECISIONS_QUEUE_MAX, sizeof(*msgs));
 
+	bool dirty = false; /* written since the last sync (sync_ms > 0) */
+	int64_t sync_at = 0;
+
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
-		while (d->head == NULL && !d->stopping)
-			pthread_cond_wait(&d->work_cv, &d->mu);
+		while (d->head == NULL && !d->stopping) {
+			if (!dirty) {
+				pthread_cond_wait(&d->work_cv, &d->mu);
+				continue;
+			}
+			struct timespec ts = deadline_in(sync_at - now_ms());
+			if (pthread_cond_timedwait(&d->work_cv, &d->mu, &ts) == ETIMEDOUT)
+				break;
+		}
+		if (dirty && (d->head == NULL || now_ms() >= sync_at)) {
+			pthread_mutex_unlock(&d->mu);
+			int rc = lm_dqueue_sync(d->q);
+			if (rc != LM_OK)
+				lm_error("decisions.sync", "decisions not synced: %s",
+				    lm_strerror(rc));
+			dirty = false;
+			pthread_mutex_lock(&d->mu);
+			if (rc != LM_OK)
+				d->healthy = false;
+			continue;
+		}
 		if (d->head == NULL)
 			break; /* stopping, and everything handed in is written */
 		struct entry *batch = d->head;
@@ -115,6 +139,10 @@ writer_main(void *arg)
 			lm_error("decisions.write", "%zu decisions not logged: %s", n,
 			    lm_strerror(rc));
 
+		if (rc == LM_OK && d->sync_ms > 0 && !dirty) {
+			dirty = true;
+			sync_at = now_ms() + d->sync_ms;
+		}
 		pthread_mutex_lock(&d->mu);
 		d->healthy = rc == LM_OK;
 		pthread_cond_signal(&d->send_cv);
@@ -440,6 +468,7 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 	if (o == NULL || o->brokers == NULL || o->topic == NULL || o->data_dir == NULL ||
 	    o->topic[0] == '\0' || strlen(o->topic) > LM_KAFKA_TOPIC_MAX ||
 	    (o->replica != NULL && strlen(o->replica) > LM_DECISIONS_REPLICA_MAX) ||
+	    o->sync_ms > LM_DECISIONS_SYNC_MS_MAX ||
 	    (size_t) snprintf(dir, sizeof(dir), "%s/%s", o->data_dir,
 	        LM_DECISIONS_SUBDIR) >= sizeof(dir)) {
 		lm_error("decisions.open", "invalid decision log options");
@@ -466,6 +495,9 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 	         o->max_queue_bytes > 0 ? o->max_queue_bytes
 	                                : LM_DECISIONS_MAP_MAX_DEFAULT,
 	         "decisions", &d->q)) != LM_OK)
+		goto fail;
+	d->sync_ms = o->sync_ms;
+	if (d->sync_ms > 0 && (rc = lm_dqueue_set_sync(d->q, false)) != LM_OK)
 		goto fail;
 	if ((rc = make_producer(d, o)) != LM_OK)
 		goto fail;
