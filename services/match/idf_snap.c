@@ -20,6 +20,8 @@ struct lm_idf_snap {
 	double *idf;    /* by symbol: the snapshot idf (while refs > 0) */
 	uint32_t *refs; /* by symbol: skills of added postings with it */
 	uint32_t cap;   /* slots of idf and refs */
+	double *tmp;    /* lm_idf_snap_add's shares of a posting, room for ntmp */
+	size_t ntmp;
 };
 
 int
@@ -36,16 +38,26 @@ lm_idf_snap_free(lm_idf_snap *sn)
 		return;
 	free(sn->idf);
 	free(sn->refs);
+	free(sn->tmp);
 	free(sn);
 }
 
+/* Room for nsym symbols and for the shares of a posting with nskills
+ * skills; LM_OK or LM_ENOMEM (sn unchanged but for larger arrays). */
 static int
-snap_reserve(lm_idf_snap *sn, uint32_t nsym)
+snap_reserve(lm_idf_snap *sn, uint32_t nsym, size_t nskills)
 {
 	uint32_t cap;
 	double *idf;
 	uint32_t *refs;
 
+	if (2 * nskills + 2 > sn->ntmp) {
+		double *t = realloc(sn->tmp, (2 * nskills + 2) * sizeof(*t));
+		if (t == NULL)
+			return LM_ENOMEM;
+		sn->tmp = t;
+		sn->ntmp = 2 * nskills + 2;
+	}
 	if (nsym <= sn->cap)
 		return LM_OK;
 	cap = sn->cap ? sn->cap : 256;
@@ -64,15 +76,16 @@ snap_reserve(lm_idf_snap *sn, uint32_t nsym)
 
 #define SHARES_ON_STACK 128
 
-/* The shares of pp's skills at the snapshot: in buf (room for
- * SHARES_ON_STACK), or a new allocation the caller frees when the posting
- * has more skills; NULL when that fails. */
+/* The shares of pp's skills at the snapshot: in buf (room for room
+ * doubles), or a new allocation the caller frees when the posting has more
+ * skills than fit; NULL when that fails. */
 static double *
-snap_shares(const lm_idf_snap *sn, const lm_posting_prep *pp, double ps, double *buf)
+snap_shares(
+    const lm_idf_snap *sn, const lm_posting_prep *pp, double ps, double *buf, size_t room)
 {
 	double *sh = buf, *idf;
 
-	if (pp->n_skills > SHARES_ON_STACK / 2 &&
+	if (2 * pp->n_skills > room &&
 	    (sh = malloc(2 * pp->n_skills * sizeof(*sh))) == NULL)
 		return NULL;
 	idf = sh + pp->n_skills;
@@ -105,7 +118,8 @@ void
 lm_idf_snap_skill_shares(
     const lm_idf_snap *sn, const lm_posting_prep *pp, double preferred_share, float *out)
 {
-	double buf[SHARES_ON_STACK], *sh = snap_shares(sn, pp, preferred_share, buf);
+	double buf[SHARES_ON_STACK],
+	    *sh = snap_shares(sn, pp, preferred_share, buf, SHARES_ON_STACK);
 
 	for (size_t i = 0; i < pp->n_skills; i++)
 		out[i] = sh != NULL ? lm_float_up(sh[i]) : 1.0f;
@@ -134,20 +148,19 @@ int
 lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp,
     double preferred_share, const uint32_t *terms, size_t n, float *out)
 {
-	double buf[SHARES_ON_STACK], *sh;
+	double *sh;
 
-	if (snap_reserve(sn, lm_sym_limit(s)) != LM_OK)
+	/* Every allocation first: nothing changes on failure. */
+	if (snap_reserve(sn, lm_sym_limit(s), pp->n_skills) != LM_OK)
 		return LM_ENOMEM;
 	for (size_t i = 0; i < pp->n_skills; i++) {
 		uint32_t sym = pp->skills[i].sym;
 		if (sn->refs[sym]++ == 0)
 			sn->idf[sym] = lm_sym_idf(s, sym);
 	}
-	sh = snap_shares(sn, pp, preferred_share, buf);
+	sh = snap_shares(sn, pp, preferred_share, sn->tmp, sn->ntmp);
 	for (size_t i = 0; i < n; i++)
 		out[i] = term_share(pp, sh, terms[i]);
-	if (sh != buf)
-		free(sh);
 	return LM_OK;
 }
 
@@ -162,7 +175,8 @@ float
 lm_idf_snap_share(const lm_idf_snap *sn, const lm_posting_prep *pp,
     double preferred_share, uint32_t term)
 {
-	double buf[SHARES_ON_STACK], *sh = snap_shares(sn, pp, preferred_share, buf);
+	double buf[SHARES_ON_STACK],
+	    *sh = snap_shares(sn, pp, preferred_share, buf, SHARES_ON_STACK);
 	float v = term_share(pp, sh, term);
 
 	if (sh != buf)

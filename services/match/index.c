@@ -84,6 +84,15 @@ struct expiry {
 	uint32_t doc;
 };
 
+/* The updates' working memory (list_prepare, list_out), under the write
+ * lock: room for cap terms in each array. */
+struct wbuf {
+	uint32_t *terms; /* of the record being listed */
+	float *shares;   /* of its terms */
+	uint32_t *old;   /* of the record being taken out */
+	size_t cap;
+};
+
 struct scratch; /* per-query working memory, pooled (see scratch_get) */
 static void pool_free(lm_index *idx);
 
@@ -112,7 +121,10 @@ struct lm_index {
 	_Atomic uint64_t seq;
 	/* Copies of the counts, stored under the write lock by publish_counts
 	 * and read without any lock by lm_index_counts_get. */
-	_Atomic uint64_t n_postings, n_open, n_profiles;
+	_Atomic uint64_t n_postings, n_open, n_profiles, n_listed;
+	struct wbuf wr; /* under the write lock */
+	int (*fault)(void *arg, lm_index_alloc what);
+	void *fault_arg;
 };
 
 /* ---- tables ---------------------------------------------------------------- */
@@ -262,60 +274,120 @@ part_skipped(const lm_scan *sc, bool jobs, uint32_t part)
 	return lm_scan_vetoed(sc, &k);
 }
 
-#define TERMS_ON_STACK 64
-
-/* Adds (add) or removes the record of prep pp or cp, doc id doc, in
- * partition part, to or from the inverted lists of its side, with the
- * shares of its terms: a posting's at the idf snapshot, a profile's 1 for
- * a skill term and 0 for a word. A posting without skills of its own is
- * bare: queries visit it whatever their terms. Write lock held; the prep
- * is bound to idx->stats. Removing, and adding back what was just removed,
- * never fail; otherwise LM_OK or LM_ENOMEM (nothing changed). */
+/* Asks the failure seam (lm_index_set_fault) whether the allocations of
+ * step what may happen: LM_OK in production. */
 static int
-list_prep(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
-    uint8_t part, uint32_t doc, bool add)
+fault_check(lm_index *idx, lm_index_alloc what)
 {
-	uint32_t buf[TERMS_ON_STACK], *terms = buf;
-	float sbuf[TERMS_ON_STACK], *shares = sbuf;
-	size_t max = lm_prep_terms_max(pp, cp), n;
-	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
-	bool bare = pp != NULL && !lm_posting_prep_skills_present(pp);
-	int rc = LM_OK;
+	return idx->fault != NULL ? idx->fault(idx->fault_arg, what) : LM_OK;
+}
 
-	if (max > TERMS_ON_STACK &&
-	    ((terms = malloc(max * sizeof(*terms))) == NULL ||
-	        (shares = malloc(max * sizeof(*shares))) == NULL)) {
-		if (terms != buf)
-			free(terms);
+/* Room in idx->wr for a record of up to n terms. Write lock held. LM_OK or
+ * LM_ENOMEM (idx->wr keeps its room). */
+static int
+wbuf_reserve(lm_index *idx, size_t n)
+{
+	struct wbuf *w = &idx->wr;
+	uint32_t *t;
+	float *f;
+
+	if (n <= w->cap)
+		return LM_OK;
+	if (fault_check(idx, LM_INDEX_ALLOC_SCRATCH) != LM_OK)
+		return LM_ENOMEM;
+	if ((t = realloc(w->terms, n * sizeof(*t))) == NULL)
+		return LM_ENOMEM;
+	w->terms = t;
+	if ((t = realloc(w->old, n * sizeof(*t))) == NULL)
+		return LM_ENOMEM;
+	w->old = t;
+	if ((f = realloc(w->shares, n * sizeof(*f))) == NULL)
+		return LM_ENOMEM;
+	w->shares = f;
+	w->cap = n;
+	return LM_OK;
+}
+
+/* A posting without skills of its own is bare: queries visit it whatever
+ * their terms. */
+static bool
+prep_bare(const lm_posting_prep *pp)
+{
+	return pp != NULL && !lm_posting_prep_skills_present(pp);
+}
+
+/*
+ * Listing a record in the inverted lists of its side (postings for pp,
+ * profiles for cp), as doc id doc in partition part, is two steps, so that
+ * a change of a record can make sure of everything it needs before it
+ * takes the old listing out: list_prepare writes the record's terms and
+ * their shares to idx->wr (a posting's at the idf snapshot, which then
+ * counts the posting; a profile's 1 for a skill term and 0 for a word) and
+ * makes room in the lists, returning LM_OK or LM_ENOMEM (nothing changed);
+ * after LM_OK, list_commit, which cannot fail, adds it, and list_out of
+ * another record of the same side may come between. list_out takes a
+ * record out and never fails: idx->wr has room for the terms of every
+ * stored record (wbuf_reserve at its put). Write lock held; the prep is
+ * bound to idx->stats.
+ */
+static int
+list_prepare(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
+    uint8_t part, size_t *nterms)
+{
+	struct wbuf *w = &idx->wr;
+	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
+	size_t n = lm_prep_terms(pp, cp, idx->stats, w->terms, w->cap);
+
+	if (pp != NULL) {
+		if (fault_check(idx, LM_INDEX_ALLOC_SNAP) != LM_OK ||
+		    lm_idf_snap_add(idx->snap, idx->stats, pp,
+		        idx->model->params.preferred_share, w->terms, n,
+		        w->shares) != LM_OK)
+			return LM_ENOMEM;
+	} else {
+		for (size_t i = 0; i < n; i++)
+			w->shares[i] = (w->terms[i] & 1u) == LM_TERM_SKILL ? 1.0f : 0.0f;
+	}
+	if (fault_check(idx, LM_INDEX_ALLOC_LISTS) != LM_OK ||
+	    lm_inverted_reserve(iv, part, w->terms, w->shares, n, prep_bare(pp)) !=
+	        LM_OK) {
+		if (pp != NULL)
+			lm_idf_snap_remove(idx->snap, pp);
 		return LM_ENOMEM;
 	}
-	n = lm_prep_terms(pp, cp, idx->stats, terms, max);
+	*nterms = n;
+	return LM_OK;
+}
+
+static void
+list_commit(
+    lm_index *idx, const lm_posting_prep *pp, uint8_t part, uint32_t doc, size_t nterms)
+{
+	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
+	int rc;
+
 	if (pp != NULL) {
 		idx->gen++;
 		idx->since_check++;
 	}
-	if (!add) {
-		lm_inverted_remove(iv, part, doc, terms, n, bare);
-		if (pp != NULL)
-			lm_idf_snap_remove(idx->snap, pp);
-		goto out;
-	}
-	if (pp != NULL)
-		rc = lm_idf_snap_add(idx->snap, idx->stats, pp,
-		    idx->model->params.preferred_share, terms, n, shares);
-	else
-		for (size_t i = 0; i < n; i++)
-			shares[i] = (terms[i] & 1u) == LM_TERM_SKILL ? 1.0f : 0.0f;
-	if (rc == LM_OK &&
-	    (rc = lm_inverted_add(iv, part, doc, terms, shares, n, bare)) != LM_OK &&
-	    pp != NULL)
+	rc = lm_inverted_add(
+	    iv, part, doc, idx->wr.terms, idx->wr.shares, nterms, prep_bare(pp));
+	(void) rc; /* LM_OK: list_prepare made the room */
+}
+
+static void
+list_out(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
+    uint8_t part, uint32_t doc)
+{
+	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
+	size_t n = lm_prep_terms(pp, cp, idx->stats, idx->wr.old, idx->wr.cap);
+
+	lm_inverted_remove(iv, part, doc, idx->wr.old, n, prep_bare(pp));
+	if (pp != NULL) {
 		lm_idf_snap_remove(idx->snap, pp);
-out:
-	if (shares != sbuf)
-		free(shares);
-	if (terms != buf)
-		free(terms);
-	return rc;
+		idx->gen++;
+		idx->since_check++;
+	}
 }
 
 /*
@@ -555,6 +627,7 @@ lm_index_new(const lm_model *model, lm_index **out)
 	atomic_init(&idx->n_postings, 0);
 	atomic_init(&idx->n_open, 0);
 	atomic_init(&idx->n_profiles, 0);
+	atomic_init(&idx->n_listed, 0);
 	atomic_init(&idx->scored, 0);
 	atomic_init(&idx->reached, 0);
 	atomic_init(&idx->entries, 0);
@@ -610,6 +683,9 @@ lm_index_free(lm_index *idx)
 	lm_skill_stats_free(idx->stats);
 	pool_free(idx);
 	free(idx->exp);
+	free(idx->wr.terms);
+	free(idx->wr.shares);
+	free(idx->wr.old);
 	pthread_mutex_destroy(&idx->pool_lock);
 	pthread_mutex_destroy(&idx->drift_lock);
 	pthread_rwlock_destroy(&idx->lock);
@@ -650,6 +726,8 @@ publish_counts(lm_index *idx)
 	atomic_store(&idx->n_postings, (uint64_t) idx->posts.n);
 	atomic_store(&idx->n_open, (uint64_t) idx->nlive);
 	atomic_store(&idx->n_profiles, (uint64_t) idx->profs.n);
+	atomic_store(&idx->n_listed,
+	    (uint64_t) (lm_inverted_entries(idx->piv) + lm_inverted_entries(idx->civ)));
 }
 
 /* Write lock held: the index now reflects the change log up to seq (0:
@@ -767,6 +845,7 @@ put_posting(lm_index *idx, JobPosting *rec, lm_posting_prep *pp, uint64_t seq)
 	struct ent *e = NULL, *old;
 	bool counted, live, listed;
 	uint8_t part;
+	size_t nterms = 0;
 	int rc;
 
 	pthread_rwlock_wrlock(&idx->lock);
@@ -776,7 +855,8 @@ put_posting(lm_index *idx, JobPosting *rec, lm_posting_prep *pp, uint64_t seq)
 		goto fail;
 	}
 	if ((rc = lm_posting_prep_bind(pp, idx->stats)) != LM_OK ||
-	    (rc = exp_reserve(idx)) != LM_OK)
+	    (rc = exp_reserve(idx)) != LM_OK ||
+	    (rc = wbuf_reserve(idx, lm_prep_terms_max(pp, NULL))) != LM_OK)
 		goto fail;
 	counted = lm_skill_stats_counts(rec);
 	live = posting_live(rec, idx->clock);
@@ -799,27 +879,28 @@ put_posting(lm_index *idx, JobPosting *rec, lm_posting_prep *pp, uint64_t seq)
 			goto fail;
 		}
 		if (listed &&
-		    (rc = list_prep(idx, pp, NULL, part, e->slot, true)) != LM_OK) {
+		    (rc = list_prepare(idx, pp, NULL, part, &nterms)) != LM_OK) {
 			if (counted)
 				lm_skill_stats_remove(idx->stats, pp);
 			table_unlink(&idx->posts, e);
 			free(e);
 			goto fail;
 		}
+		if (listed)
+			list_commit(idx, pp, part, e->slot, nterms);
 	} else {
 		e = old;
-		/* Out of the lists with the old prep's terms, in with the new
-		 * one's; when that fails, the old ones go back (cannot fail). */
-		if (e->listed)
-			list_prep(idx, e->pp, NULL, e->part, e->slot, false);
+		/* The new listing is made sure of before the old one goes. */
 		if (listed &&
-		    (rc = list_prep(idx, pp, NULL, part, e->slot, true)) != LM_OK) {
-			if (e->listed)
-				list_prep(idx, e->pp, NULL, e->part, e->slot, true);
+		    (rc = list_prepare(idx, pp, NULL, part, &nterms)) != LM_OK) {
 			if (counted)
 				lm_skill_stats_remove(idx->stats, pp);
 			goto fail;
 		}
+		if (e->listed)
+			list_out(idx, e->pp, NULL, e->part, e->slot);
+		if (listed)
+			list_commit(idx, pp, part, e->slot, nterms);
 		if (e->counted)
 			lm_skill_stats_remove(idx->stats, e->pp);
 		if (e->live)
@@ -898,6 +979,7 @@ put_profile(lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t 
 {
 	struct ent *e = NULL, *old;
 	uint8_t part;
+	size_t nterms = 0;
 	int rc;
 
 	pthread_rwlock_wrlock(&idx->lock);
@@ -906,7 +988,8 @@ put_profile(lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t 
 		rc = LM_ESTALE;
 		goto fail;
 	}
-	if ((rc = lm_profile_prep_bind(cp, idx->stats)) != LM_OK)
+	if ((rc = lm_profile_prep_bind(cp, idx->stats)) != LM_OK ||
+	    (rc = wbuf_reserve(idx, lm_prep_terms_max(NULL, cp))) != LM_OK)
 		goto fail;
 	part = profile_part(lm_profile_prep_key(cp));
 	if (old == NULL) {
@@ -917,18 +1000,18 @@ put_profile(lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t 
 			rc = LM_ENOMEM;
 			goto fail;
 		}
-		if ((rc = list_prep(idx, NULL, cp, part, e->slot, true)) != LM_OK) {
+		if ((rc = list_prepare(idx, NULL, cp, part, &nterms)) != LM_OK) {
 			table_unlink(&idx->profs, e);
 			free(e);
 			goto fail;
 		}
+		list_commit(idx, NULL, part, e->slot, nterms);
 	} else {
 		e = old;
-		list_prep(idx, NULL, e->cp, e->part, e->slot, false);
-		if ((rc = list_prep(idx, NULL, cp, part, e->slot, true)) != LM_OK) {
-			list_prep(idx, NULL, e->cp, e->part, e->slot, true);
+		if ((rc = list_prepare(idx, NULL, cp, part, &nterms)) != LM_OK)
 			goto fail;
-		}
+		list_out(idx, NULL, e->cp, e->part, e->slot);
+		list_commit(idx, NULL, part, e->slot, nterms);
 		e->id = rec->id; /* as for postings: key first */
 		(void) lm_hashmap_put(idx->profs.by_id, e->id, e);
 		lm_profile_prep_free(e->cp);
@@ -973,7 +1056,7 @@ lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq)
 	if (e->live)
 		idx->nlive--;
 	if (e->listed)
-		list_prep(idx, e->pp, NULL, e->part, e->slot, false);
+		list_out(idx, e->pp, NULL, e->part, e->slot);
 	lm_posting_prep_unbind(e->pp);
 	table_unlink(&idx->posts, e);
 	maybe_reshare(idx, false);
@@ -996,7 +1079,7 @@ lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq)
 		pthread_rwlock_unlock(&idx->lock);
 		return LM_ENOENT;
 	}
-	list_prep(idx, NULL, e->cp, e->part, e->slot, false);
+	list_out(idx, NULL, e->cp, e->part, e->slot);
 	lm_profile_prep_unbind(e->cp);
 	table_unlink(&idx->profs, e);
 	publish_counts(idx);
@@ -1073,6 +1156,7 @@ static int
 list_loaded(lm_index *idx)
 {
 	struct table *t = &idx->posts;
+	size_t nterms;
 	int rc;
 
 	if (!idx->loading)
@@ -1083,12 +1167,14 @@ list_loaded(lm_index *idx)
 		    ((const JobPosting *) e->rec)->status ==
 		        LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED)
 			continue;
-		if ((rc = list_prep(idx, e->pp, NULL, e->part, e->slot, true)) != LM_OK)
+		if ((rc = list_prepare(idx, e->pp, NULL, e->part, &nterms)) != LM_OK)
 			return rc;
+		list_commit(idx, e->pp, e->part, e->slot, nterms);
 		e->listed = true;
 	}
 	idx->loading = false;
 	maybe_reshare(idx, true);
+	publish_counts(idx);
 	return LM_OK;
 }
 
@@ -1137,7 +1223,8 @@ lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
 	SWAP(lm_inverted *, idx->civ, from->civ);
 	SWAP(lm_idf_snap *, idx->snap, from->snap);
 	SWAP(size_t, idx->since_check, from->since_check);
-	idx->gen++; /* the cached drift was the old content's */
+	SWAP(struct wbuf, idx->wr, from->wr); /* room for from's records */
+	idx->gen++;                           /* the cached drift was the old content's */
 	SWAP(struct expiry *, idx->exp, from->exp);
 	SWAP(size_t, idx->nexp, from->nexp);
 	SWAP(size_t, idx->expcap, from->expcap);
@@ -1178,6 +1265,16 @@ lm_index_counts_get(lm_index *idx, lm_index_counts *out)
 	out->reached = atomic_load(&idx->reached);
 	out->scored = atomic_load(&idx->scored);
 	out->entries = atomic_load(&idx->entries);
+	out->listed = atomic_load(&idx->n_listed);
+}
+
+void
+lm_index_set_fault(lm_index *idx, int (*fault)(void *arg, lm_index_alloc what), void *arg)
+{
+	pthread_rwlock_wrlock(&idx->lock);
+	idx->fault = fault;
+	idx->fault_arg = arg;
+	pthread_rwlock_unlock(&idx->lock);
 }
 
 /* ---- top-k ------------------------------------------------------------------- */

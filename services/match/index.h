@@ -104,8 +104,8 @@ int lm_index_prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec)
 int lm_index_put_prepared(lm_index *idx, lm_index_prepared *ip, uint64_t seq);
 void lm_index_prepared_clear(lm_index_prepared *ip);
 
-/* Removes a record. Returns LM_OK or LM_ENOENT. seq as for the puts (set on
- * both results). */
+/* Removes a record. Returns LM_OK or LM_ENOENT; never allocates. seq as for
+ * the puts (set on both results). */
 int lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq);
 int lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq);
 
@@ -150,6 +150,23 @@ uint64_t lm_index_seq(lm_index *idx);
 void lm_index_loading(lm_index *idx);
 int lm_index_loaded(lm_index *idx);
 
+/*
+ * Failure injection: fault, when set, is asked before each allocating step
+ * of an update that comes after the record was checked (what names the
+ * step); any result but LM_OK makes the step fail as if memory had run
+ * out, and the update returns LM_ENOMEM with the index unchanged. NULL (no
+ * seam) is the default and what production uses. Removals never ask: they
+ * never allocate.
+ */
+typedef enum lm_index_alloc {
+	LM_INDEX_ALLOC_SCRATCH, /* the updates' room for a record's terms */
+	LM_INDEX_ALLOC_SNAP,    /* the idf snapshot's room for a posting */
+	LM_INDEX_ALLOC_LISTS,   /* room in the inverted lists */
+} lm_index_alloc;
+
+void lm_index_set_fault(
+    lm_index *idx, int (*fault)(void *arg, lm_index_alloc what), void *arg);
+
 /* The model the index scores with (borrowed, as given to lm_index_new), and
  * its version (owned by the model). */
 const lm_model *lm_index_model(const lm_index *idx);
@@ -162,6 +179,7 @@ typedef struct lm_index_counts {
 	uint64_t reached; /* records queries evaluated (read the veto keys of), ever */
 	uint64_t scored;  /* pairs queries fully scored, ever (the rest were pruned) */
 	uint64_t entries; /* inverted-list entries queries read, ever */
+	uint64_t listed;  /* entries the term lists hold now (both sides) */
 } lm_index_counts;
 
 /* Lock-free (never waits for the index lock, so it is safe in a metrics

@@ -53,7 +53,8 @@ struct part {
 struct lm_inverted {
 	struct part *parts;
 	uint32_t nparts;
-	bool prefix; /* keys are prefix bounds, else shares */
+	size_t nents; /* entries of the term lists */
+	bool prefix;  /* keys are prefix bounds, else shares */
 	const float *tier_min;
 };
 
@@ -233,7 +234,7 @@ tier_delete(struct tier *t, uint32_t doc)
  * when that cannot grow to any tier with room (its maxima then cover the
  * entry). */
 static int
-tiers_add(const lm_inverted *iv, struct tier *tl, uint32_t doc, float share, float after)
+tiers_add(lm_inverted *iv, struct tier *tl, uint32_t doc, float share, float after)
 {
 	lm_inverted_ent x = {doc, share, after};
 	struct tier *t = &tl[tier_of(iv, lm_inverted_key(&x))];
@@ -247,19 +248,23 @@ tiers_add(const lm_inverted *iv, struct tier *tl, uint32_t doc, float share, flo
 		t = &tl[j];
 	}
 	tier_insert(t, doc, share, after);
+	iv->nents++;
 	return LM_OK;
 }
 
 static void
-tiers_drop(struct tier *tl, uint32_t doc)
+tiers_drop(lm_inverted *iv, struct tier *tl, uint32_t doc)
 {
 	for (uint32_t j = 0; j <= LAST; j++)
-		if (tier_delete(&tl[j], doc))
+		if (tier_delete(&tl[j], doc)) {
+			iv->nents--;
 			return;
+		}
 }
 
+/* Room for one more document in l; LM_OK or LM_ENOMEM (l unchanged). */
 static int
-dlist_push(struct dlist *l, uint32_t doc)
+dlist_reserve(struct dlist *l)
 {
 	if (l->n == l->cap) {
 		uint32_t cap = l->cap ? l->cap * 2 : 4;
@@ -269,6 +274,14 @@ dlist_push(struct dlist *l, uint32_t doc)
 		l->v = v;
 		l->cap = cap;
 	}
+	return LM_OK;
+}
+
+static int
+dlist_push(struct dlist *l, uint32_t doc)
+{
+	if (dlist_reserve(l) != LM_OK)
+		return LM_ENOMEM;
 	l->v[l->n++] = doc;
 	return LM_OK;
 }
@@ -318,27 +331,42 @@ seen_before(const uint32_t *terms, size_t i)
 
 #define PREFIX_ON_STACK 256
 
+/* The share of term k among n as lm_inverted_after counts it: its share at
+ * its first listing when positive, 0 elsewhere. */
+static float
+eff_share(const uint32_t *terms, const float *shares, size_t k)
+{
+	return shares[k] > 0 && !seen_before(terms, k) ? shares[k] : 0;
+}
+
+/* The sum of every share, which bounds what follows any term, rounded up. */
+static float
+shares_total(const uint32_t *terms, const float *shares, size_t n)
+{
+	double total = 0;
+
+	for (size_t k = 0; k < n; k++)
+		total += eff_share(terms, shares, k);
+	return lm_float_up(total);
+}
+
 void
 lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, float *out)
 {
 	float eff[PREFIX_ON_STACK];
-	double total = 0;
 
-	/* eff: each term's share at its first listing, 0 elsewhere. */
-	for (size_t k = 0; k < n; k++) {
-		float sk = shares[k] > 0 && !seen_before(terms, k) ? shares[k] : 0;
-		if (k < PREFIX_ON_STACK)
-			eff[k] = sk;
-		total += sk;
+	if (n > PREFIX_ON_STACK) { /* the sum of all bounds every suffix */
+		float total = shares_total(terms, shares, n);
+		for (size_t i = 0; i < n; i++)
+			out[i] = total;
+		return;
 	}
+	for (size_t k = 0; k < n; k++)
+		eff[k] = eff_share(terms, shares, k);
 	for (size_t i = 0; i < n; i++) {
 		double sum = 0;
 		float si;
 		size_t f;
-		if (n > PREFIX_ON_STACK) { /* the sum of all bounds every suffix */
-			out[i] = lm_float_up(total);
-			continue;
-		}
 		for (f = 0; terms[f] != terms[i]; f++)
 			;
 		if (!((si = eff[f]) > 0)) {
@@ -362,10 +390,55 @@ lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t 
 	for (size_t i = 0; i < n; i++)
 		if (terms[i] < pt->nterms && pt->terms[terms[i]] != NULL &&
 		    !seen_before(terms, i))
-			tiers_drop(pt->terms[terms[i]], doc);
+			tiers_drop(iv, pt->terms[terms[i]], doc);
 	dlist_drop(&pt->all, doc);
 	if (bare)
 		dlist_drop(&pt->bare, doc);
+}
+
+/* What follows each of the n terms with their shares, as lm_inverted_add
+ * lists them: in buf (room for PREFIX_ON_STACK) and returned, or, above
+ * that many terms, the same sum for every term in *all and NULL returned
+ * (nothing allocated). 0 for every term without prefix bounds or shares. */
+static const float *
+entry_afters(const lm_inverted *iv, const uint32_t *terms, const float *shares, size_t n,
+    float *buf, float *all)
+{
+	*all = 0;
+	if (!iv->prefix || shares == NULL)
+		return NULL;
+	if (n > PREFIX_ON_STACK) {
+		*all = shares_total(terms, shares, n);
+		return NULL;
+	}
+	lm_inverted_after(terms, shares, n, buf);
+	return buf;
+}
+
+int
+lm_inverted_reserve(lm_inverted *iv, uint32_t part, const uint32_t *terms,
+    const float *shares, size_t n, bool bare)
+{
+	struct part *pt = &iv->parts[part];
+	float buf[PREFIX_ON_STACK], all;
+	const float *after = entry_afters(iv, terms, shares, n, buf, &all);
+
+	for (size_t i = 0; i < n; i++) {
+		lm_inverted_ent x = {
+		    0, shares != NULL ? shares[i] : 0, after != NULL ? after[i] : all};
+		struct tier *tl, *t;
+		if (seen_before(terms, i))
+			continue;
+		if ((tl = term_list(pt, terms[i])) == NULL)
+			return LM_ENOMEM;
+		t = &tl[tier_of(iv, lm_inverted_key(&x))];
+		if (tier_reserve(t, t->n + 1) != LM_OK)
+			return LM_ENOMEM;
+	}
+	if (dlist_reserve(&pt->all) != LM_OK ||
+	    (bare && dlist_reserve(&pt->bare) != LM_OK))
+		return LM_ENOMEM;
+	return LM_OK;
 }
 
 int
@@ -373,28 +446,19 @@ lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *te
     const float *shares, size_t n, bool bare)
 {
 	struct part *pt = &iv->parts[part];
-	float kbuf[PREFIX_ON_STACK], *keys = NULL;
+	float buf[PREFIX_ON_STACK], all;
+	const float *after = entry_afters(iv, terms, shares, n, buf, &all);
 	size_t i;
 
-	if (iv->prefix && shares != NULL) {
-		if (n > PREFIX_ON_STACK && (keys = malloc(n * sizeof(*keys))) == NULL)
-			return LM_ENOMEM;
-		if (keys == NULL)
-			keys = kbuf;
-		lm_inverted_after(terms, shares, n, keys);
-	}
 	for (i = 0; i < n; i++) {
 		struct tier *tl;
 		float sh = shares != NULL ? shares[i] : 0;
 		if (seen_before(terms, i))
 			continue;
 		if ((tl = term_list(pt, terms[i])) == NULL ||
-		    tiers_add(iv, tl, doc, sh, keys != NULL ? keys[i] : 0) != LM_OK)
+		    tiers_add(iv, tl, doc, sh, after != NULL ? after[i] : all) != LM_OK)
 			goto nomem;
 	}
-	if (keys != kbuf)
-		free(keys);
-	keys = kbuf; /* nothing left to free */
 	if (dlist_push(&pt->all, doc) != LM_OK)
 		goto nomem;
 	if (bare && dlist_push(&pt->bare, doc) != LM_OK) {
@@ -403,12 +467,16 @@ lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *te
 	}
 	return LM_OK;
 nomem:
-	if (keys != kbuf)
-		free(keys);
 	while (i-- > 0)
 		if (!seen_before(terms, i))
-			tiers_drop(pt->terms[terms[i]], doc);
+			tiers_drop(iv, pt->terms[terms[i]], doc);
 	return LM_ENOMEM;
+}
+
+size_t
+lm_inverted_entries(const lm_inverted *iv)
+{
+	return iv->nents;
 }
 
 /* Sets every block maximum of t, its maximum share and its maximum key to

@@ -65,15 +65,24 @@ void lm_inverted_free(lm_inverted *iv); /* NULL is a no-op */
  * partition's list of every document and, when bare, to its bare list.
  * shares[i] (NULL: 0 for every term) is the share of the pair (doc,
  * terms[i]). doc must not be in the partition already. Returns LM_OK or
- * LM_ENOMEM (then no document was added). */
+ * LM_ENOMEM (then no document was added). Allocates only to grow lists. */
 int lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *terms,
     const float *shares, size_t n, bool bare);
 
-/* Undoes lm_inverted_add with the same arguments. The lists keep their
- * room: adding the same document with the same arguments again right after
- * cannot fail. */
+/* Makes room for lm_inverted_add of a document with these arguments: after
+ * LM_OK, that add cannot fail as long as the lists change only by
+ * lm_inverted_remove meanwhile. LM_ENOMEM leaves every list's content as it
+ * was (some may have grown room, or exist empty). */
+int lm_inverted_reserve(lm_inverted *iv, uint32_t part, const uint32_t *terms,
+    const float *shares, size_t n, bool bare);
+
+/* Undoes lm_inverted_add with the same arguments. Never allocates; the
+ * lists keep their room. */
 void lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc,
     const uint32_t *terms, size_t n, bool bare);
+
+/* The entries of every term list of every partition. */
+size_t lm_inverted_entries(const lm_inverted *iv);
 
 /* Tier `tier` (below LM_INVERTED_TIERS) of a term list: its *n entries in
  * increasing document order; in *bmax the block maxima, bmax[b] the largest

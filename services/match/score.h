@@ -362,7 +362,7 @@ void lm_idf_snap_free(lm_idf_snap *sn); /* NULL is a no-op */
  * added has gets its current idf in s as its snapshot idf. Writes the
  * shares of its n terms of lm_prep_terms (rounded up; 0 for a term that is
  * not one of its skills) to out. Returns LM_OK or LM_ENOMEM (nothing
- * changed); adding again a posting just removed never fails. */
+ * changed): it allocates before it changes anything. */
 int lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp,
     double preferred_share, const uint32_t *terms, size_t n, float *out);
 /* Undoes lm_idf_snap_add of the same posting. */
