@@ -20,7 +20,9 @@
  *  - with two replicas (each its own store, index, outbox and ingest group)
  *    owning different partitions, announces every pair of postings and
  *    profiles that arrive on different partitions at the same moment
- *    exactly once across both outboxes, each left to one side.
+ *    exactly once across both outboxes, each left to one side;
+ *  - joins the events group only once the replica's ingest has stored what
+ *    the topics held at the start.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -745,6 +747,39 @@ test_claim_left_reading(void **state)
 	assert_false(stats(R0->owner).failing);
 }
 
+/*
+ * A replica whose ingest has not stored the topics yet does not join the
+ * events group: had it joined, its partitions would wait for its index and
+ * stall everyone's events. It joins, and derives from the beginning (a new
+ * events group), once its ingest group has committed the topics' ends.
+ */
+static void
+test_join_after_catchup(void **state)
+{
+	(void) state;
+	produce_record(true, SEED_JOB, 1);
+	produce_record(false, LEAD, 1);
+	R0->owner = new_owner(R0);
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
+	/* Longer than a join of the mock cluster takes (about 3 s). */
+	lmt_sleep_ms(6000);
+	assert_int_equal(stats(R0->owner).partitions, 0);
+	assert_true(stats(R0->owner).probes >= 1);
+
+	ingest_put(true, SEED_JOB, 1);
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	ingest_commit(POSTINGS, 1);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(stats(R0->owner).partitions, 2);
+	assert_true(wait_messages(R0->owner, 2));
+	assert_true(enqueued() >= 1);
+	assert_false(stats(R0->owner).failing);
+}
+
 static void
 test_bad_options(void **state)
 {
@@ -780,6 +815,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_replicas, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(test_claim_left_reading, setup_two, teardown),
+	    cmocka_unit_test_setup_teardown(test_join_after_catchup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
