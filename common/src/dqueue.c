@@ -296,6 +296,32 @@ fail:
 	return rc;
 }
 
+int
+lm_dqueue_set_sync(lm_dqueue *q, bool sync)
+{
+	int rc;
+
+	if (q == NULL)
+		return LM_EINVAL;
+	pthread_mutex_lock(&q->lock);
+	rc = mdb_env_set_flags(q->env, MDB_NOSYNC, sync ? 0 : 1);
+	pthread_mutex_unlock(&q->lock);
+	return rc == 0 ? LM_OK : lm_lmdb_err(rc, q->domain, "mdb_env_set_flags");
+}
+
+int
+lm_dqueue_sync(lm_dqueue *q)
+{
+	int rc;
+
+	if (q == NULL)
+		return LM_EINVAL;
+	pthread_mutex_lock(&q->lock);
+	rc = mdb_env_sync(q->env, 1);
+	pthread_mutex_unlock(&q->lock);
+	return rc == 0 ? LM_OK : lm_lmdb_err(rc, q->domain, "mdb_env_sync");
+}
+
 void
 lm_dqueue_close(lm_dqueue *q)
 {

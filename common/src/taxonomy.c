@@ -8,11 +8,13 @@
  * Nothing changes after lm_taxonomy_load returns, which is what makes
  * concurrent readers safe.
  *
- * A name that is not in the table is compared with every key by optimal
- * string alignment distance (Damerau-Levenshtein without repeated edits of
- * one substring), cut off as soon as a row of the matrix exceeds the bound;
- * keys whose length differs by more than the bound, or whose first byte
- * differs, are skipped unread.
+ * A name that is not in the table is compared by optimal string alignment
+ * distance (Damerau-Levenshtein without repeated edits of one substring),
+ * cut off as soon as a row of the matrix exceeds the bound, with the keys
+ * that can be within the bound of it and share its first byte. Those are
+ * one run of a table of every key sorted by first byte and length (built
+ * once at load): a lookup reads the keys of its first byte whose length
+ * differs by at most the bound, not the whole map.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -29,6 +31,13 @@
 
 #define FORMAT_VERSION "1"
 
+/* A key of the typo table. */
+struct keyref {
+	const char *key; /* owned by the hash map */
+	uint32_t len;
+	uint32_t skill;
+};
+
 struct lm_taxonomy {
 	char *text; /* file contents, split in place; skills point here */
 	lm_skill *skills;
@@ -37,6 +46,11 @@ struct lm_taxonomy {
 	size_t capskills;
 	/* lookup key (malloc'd, owned here) -> skill index + 1, as a pointer */
 	lm_hashmap *keys;
+	/* Every key, sorted by first byte, then length, then bytes; the keys of
+	 * first byte c are byfirst[c] .. byfirst[c + 1] - 1. Borrowed from keys. */
+	struct keyref *sorted;
+	size_t nsorted;
+	size_t byfirst[257];
 	char version[LM_TAXONOMY_VERSION_MAX + 1];
 };
 
@@ -264,6 +278,42 @@ parse_skill(void *arg, lm_textfile *tf, char *line)
 	return LM_OK;
 }
 
+static int
+keyref_cmp(const void *a, const void *b)
+{
+	const struct keyref *x = a, *y = b;
+	unsigned char cx = (unsigned char) x->key[0], cy = (unsigned char) y->key[0];
+
+	if (cx != cy)
+		return cx < cy ? -1 : 1;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+/* Fills t->sorted and t->byfirst from the hash map; LM_OK or LM_ENOMEM. */
+static int
+build_typo_table(struct lm_taxonomy *t)
+{
+	const char *k;
+	void *v;
+	size_t n = 0;
+
+	t->nsorted = lm_hashmap_count(t->keys);
+	if ((t->sorted = calloc(t->nsorted, sizeof(*t->sorted))) == NULL)
+		return LM_ENOMEM;
+	for (size_t it = 0; lm_hashmap_next(t->keys, &it, &k, &v);)
+		t->sorted[n++] = (struct keyref){
+		    .key = k, .len = (uint32_t) strlen(k), .skill = key_skill(v)};
+	qsort(t->sorted, n, sizeof(*t->sorted), keyref_cmp);
+	for (size_t c = 0, i = 0; c <= 256; c++) {
+		while (i < n && (unsigned char) t->sorted[i].key[0] < c)
+			i++;
+		t->byfirst[c] = i;
+	}
+	return LM_OK;
+}
+
 int
 lm_taxonomy_load(const char *path, lm_taxonomy **out, char *err, size_t errlen)
 {
@@ -287,6 +337,8 @@ lm_taxonomy_load(const char *path, lm_taxonomy **out, char *err, size_t errlen)
 	    sizeof(t->version), &t->text);
 	if (rv == LM_OK && t->nskills == 0)
 		rv = lm_textfile_errf(err, errlen, path, 0, LM_EPARSE, "no skills");
+	if (rv == LM_OK && (rv = build_typo_table(t)) != LM_OK)
+		rv = lm_textfile_errf(err, errlen, path, 0, rv, "out of memory");
 	if (rv != LM_OK) {
 		lm_taxonomy_free(t);
 		return rv;
@@ -306,6 +358,7 @@ lm_taxonomy_free(lm_taxonomy *t)
 	while (lm_hashmap_next(t->keys, &it, &key, NULL))
 		free((char *) key);
 	lm_hashmap_free(t->keys);
+	free(t->sorted);
 	free(t->skills);
 	free(t->lines);
 	free(t->text);
@@ -412,8 +465,7 @@ lm_taxonomy_resolve(const lm_taxonomy *t, const char *name, unsigned *distance)
 	unsigned bound, best;
 	uint32_t found = UINT32_MAX;
 	bool tie = false;
-	const char *k;
-	void *v;
+	unsigned c;
 
 	if (distance != NULL)
 		*distance = 0;
@@ -424,15 +476,19 @@ lm_taxonomy_resolve(const lm_taxonomy *t, const char *name, unsigned *distance)
 	if ((bound = LM_SKILL_TYPO_DISTANCE(n)) == 0)
 		return NULL;
 	best = bound + 1;
-	for (size_t it = 0; lm_hashmap_next(t->keys, &it, &k, &v);) {
-		uint32_t skill = key_skill(v);
+	/* People seldom misspell the first letter, and words that differ there
+	 * are usually other words ("internal" and "external", "pediatrics" and
+	 * "geriatrics"): only keys of the same first byte are compared. */
+	c = (unsigned char) key[0];
+	for (size_t i = t->byfirst[c]; i < t->byfirst[c + 1]; i++) {
+		const struct keyref *r = &t->sorted[i];
+		uint32_t skill = r->skill;
 		unsigned d;
-		/* People seldom misspell the first letter, and words that
-		 * differ there are usually other words ("internal" and
-		 * "external", "pediatrics" and "geriatrics"). */
-		if (k[0] != key[0])
+		if (r->len + bound < n)
 			continue;
-		d = osa_distance(key, n, k, strlen(k), best < bound ? best : bound);
+		if (r->len > n + bound)
+			break;
+		d = osa_distance(key, n, r->key, r->len, best < bound ? best : bound);
 		if (d < best) {
 			best = d;
 			found = skill;

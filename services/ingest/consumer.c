@@ -35,6 +35,10 @@
 #define DLQ_FLUSH_MS (LM_DLQ_MESSAGE_TIMEOUT_MS + 5000)
 /* Longest single wait of the loop: bounds the reaction to a stop signal. */
 #define POLL_MS 100
+/* Until the first catch-up: period of its check, and the longest wait for
+ * the group's committed offsets. */
+#define CATCHUP_MS           200
+#define CATCHUP_COMMITTED_MS 2000
 
 /* Reject reasons, each with its own counter. */
 #define NREASONS (5 + LM_REJECT_COUNT_)
@@ -70,6 +74,15 @@ struct flight {
 	uint64_t last_seq;
 };
 
+/* A partition to catch up with: its end offset when first seen and how far
+ * its messages are durable (the next offset to store). */
+struct target {
+	lm_kind kind; /* which topic: LM_KIND_POSTING or LM_KIND_PROFILE */
+	int32_t partition;
+	int64_t end;     /* RD_KAFKA_OFFSET_INVALID until known */
+	int64_t durable; /* RD_KAFKA_OFFSET_INVALID until known */
+};
+
 struct lm_consumer {
 	const lm_config *cfg;
 	lm_store *store;
@@ -92,6 +105,12 @@ struct lm_consumer {
 	bool closing;
 	rd_kafka_topic_partition_list_t *assigned; /* our copy of the assignment */
 	int64_t next_lag_ms;
+	/* Until the first catch-up: one target per assigned partition (see
+	 * "catching up" below); NULL before the targets are set up. */
+	struct target *targets;
+	size_t ntargets;
+	int64_t next_catchup_ms;
+	int64_t start_ms;
 
 	/* Armed failure points (lm_consumer_fail_next), any thread. */
 	atomic_uint faults[LM_CONSUMER_FAULT_COUNT_];
@@ -100,6 +119,8 @@ struct lm_consumer {
 	atomic_llong heartbeat_ms;
 	atomic_int nassigned;
 	atomic_bool failing;
+	atomic_bool caught_up; /* set once, never cleared */
+	atomic_llong behind;   /* while catching up: messages still to store */
 
 	/* Metrics (owned by the registry). */
 	lm_counter *consumed[3]; /* by lm_kind */
@@ -270,6 +291,111 @@ send_rejects(lm_consumer *c, struct slot *s)
 	s->sent = true;
 }
 
+/* ---- catching up ----------------------------------------------------------
+ *
+ * A new replica starts with an empty store and a group of its own: until it
+ * has stored what its topics held when it joined, its match service would
+ * answer from part of the data. /readyz therefore stays false until every
+ * assigned partition is durable up to the end offset it had when first seen
+ * (librdkafka's cached high watermark, known after the partition's first
+ * fetch). A partition's durable position starts at the group's committed
+ * offset (one broker round trip), or at the partition's log start when the
+ * group has none, and advances as batches are stored. The state is set once
+ * per process: after the first catch-up, a burst of new messages or a
+ * rebalance does not make the replica unready. A rebalance before it starts
+ * the targets again from the new assignment.
+ */
+
+static void
+drop_targets(lm_consumer *c)
+{
+	free(c->targets);
+	c->targets = NULL;
+	c->ntargets = 0;
+}
+
+/* Batch of partition (kind, partition) durable up to next (exclusive). */
+static void
+note_durable(lm_consumer *c, lm_kind kind, int32_t partition, int64_t next)
+{
+	for (size_t i = 0; i < c->ntargets; i++) {
+		struct target *t = &c->targets[i];
+		if (t->kind == kind && t->partition == partition && next > t->durable)
+			t->durable = next;
+	}
+}
+
+/* Sets up the targets of the current assignment; LM_OK or a Kafka error
+ * (tried again at the next check). */
+static int
+start_targets(lm_consumer *c)
+{
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_resp_err_t e;
+
+	if (c->assigned == NULL || c->assigned->cnt == 0)
+		return LM_EBUSY;
+	if ((l = rd_kafka_topic_partition_list_copy(c->assigned)) == NULL)
+		return LM_ENOMEM;
+	e = rd_kafka_committed(c->rk, l, CATCHUP_COMMITTED_MS);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		lm_warn("consumer.catchup", "committed offsets not read: %s",
+		    rd_kafka_err2name(e));
+		rd_kafka_topic_partition_list_destroy(l);
+		return lm_kafka_err(e);
+	}
+	if ((c->targets = calloc((size_t) l->cnt, sizeof(*c->targets))) == NULL) {
+		rd_kafka_topic_partition_list_destroy(l);
+		return LM_ENOMEM;
+	}
+	c->ntargets = (size_t) l->cnt;
+	for (int i = 0; i < l->cnt; i++)
+		c->targets[i] = (struct target){.kind = topic_kind(c, l->elems[i].topic),
+		    .partition = l->elems[i].partition,
+		    .end = RD_KAFKA_OFFSET_INVALID,
+		    .durable = l->elems[i].offset >= 0 ? l->elems[i].offset
+		                                       : RD_KAFKA_OFFSET_INVALID};
+	rd_kafka_topic_partition_list_destroy(l);
+	return LM_OK;
+}
+
+/* Called every CATCHUP_MS until the first catch-up. */
+static void
+check_catchup(lm_consumer *c)
+{
+	long long behind = 0;
+	bool known = true;
+
+	if (c->targets == NULL && start_targets(c) != LM_OK)
+		return;
+	for (size_t i = 0; i < c->ntargets; i++) {
+		struct target *t = &c->targets[i];
+		const char *topic = t->kind == LM_KIND_POSTING ? c->cfg->topic_postings
+		                                               : c->cfg->topic_profiles;
+		int64_t lo = -1, hi = -1;
+		if (rd_kafka_get_watermark_offsets(c->rk, topic, t->partition, &lo,
+		        &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			if (t->end < 0 && hi >= 0)
+				t->end = hi;
+			/* Offsets below the log start can no longer be read. */
+			if (lo >= 0 && lo > t->durable)
+				t->durable = lo;
+		}
+		if (t->end < 0 || t->durable < 0)
+			known = false;
+		else if (t->durable < t->end)
+			behind += t->end - t->durable;
+	}
+	atomic_store(&c->behind, known ? behind : -1);
+	if (!known || behind > 0)
+		return;
+	lm_info("consumer.catchup",
+	    "caught up with the topics: %zu partitions stored to their end in %.1f s",
+	    c->ntargets, (double) (lm_clock_ms() - c->start_ms) / 1000.0);
+	drop_targets(c);
+	atomic_store(&c->caught_up, true);
+}
+
 /* Stores the offsets of the finished batch for the next (auto) commit. */
 static void
 store_offsets(lm_consumer *c, const lm_ingest_batch *b)
@@ -282,9 +408,11 @@ store_offsets(lm_consumer *c, const lm_ingest_batch *b)
 	if (n == 0)
 		return;
 	l = rd_kafka_topic_partition_list_new((int) n);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		rd_kafka_topic_partition_list_add(l, p[i].topic, p[i].partition)->offset =
 		    p[i].next;
+		note_durable(c, topic_kind(c, p[i].topic), p[i].partition, p[i].next);
+	}
 	e = rd_kafka_offsets_store(c->rk, l);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		/* A partition revoked meanwhile: its new owner replays it. */
@@ -701,6 +829,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		lm_error("consumer.rebalance", "%s", rd_kafka_err2name(re));
 	}
 	refresh_assignment(c);
+	if (!atomic_load(&c->caught_up))
+		drop_targets(c); /* set up again for the new assignment */
 }
 
 static void
@@ -779,6 +909,7 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	c->notify = o->notify;
 	c->trimmer = o->trimmer;
 	c->stop = o->stop;
+	atomic_store(&c->behind, -1);
 	heartbeat(c);
 
 	c->open = &c->slots[0];
@@ -893,6 +1024,7 @@ lm_consumer_run(lm_consumer *c)
 	}
 	lm_info("consumer.start", "group %s, batches of %u messages or %u ms",
 	    c->cfg->group_id, c->cfg->batch_max, c->cfg->batch_ms);
+	c->start_ms = lm_clock_ms();
 
 	while (!*c->stop && !c->fatal) {
 		/* With a batch open, only what librdkafka already holds is
@@ -925,6 +1057,11 @@ lm_consumer_run(lm_consumer *c)
 		/* Between batches: the store's writer trims it. */
 		if (lm_ingest_batch_len(c->open->batch) == 0 && c->flight.slot == NULL)
 			(void) lm_trimmer_step(c->trimmer, now);
+		if (!atomic_load(&c->caught_up) && atomic_load(&c->nassigned) > 0 &&
+		    now >= c->next_catchup_ms) {
+			check_catchup(c);
+			c->next_catchup_ms = lm_clock_ms() + CATCHUP_MS;
+		}
 		if (now >= c->next_lag_ms) {
 			lm_dlq_poll(c->dlq);
 			refresh_lag(c);
@@ -972,6 +1109,7 @@ lm_consumer_free(lm_consumer *c)
 	if (c->assigned != NULL)
 		rd_kafka_topic_partition_list_destroy(c->assigned);
 	c->assigned = NULL;
+	drop_targets(c);
 	lm_dlq_free(c->dlq);
 	free(c);
 }
@@ -1006,6 +1144,17 @@ lm_consumer_ready(void *arg, char *reason, size_t len)
 	}
 	if (atomic_load(&c->failing)) {
 		snprintf(reason, len, "batches are failing (store or dead-letter topic)");
+		return LM_EBUSY;
+	}
+	if (!atomic_load(&c->caught_up)) {
+		long long behind = atomic_load(&c->behind);
+		if (behind < 0)
+			snprintf(reason, len,
+			    "catching up with the topics: partition ends not known yet");
+		else
+			snprintf(reason, len,
+			    "catching up with the topics: %lld messages to store",
+			    behind);
 		return LM_EBUSY;
 	}
 	return LM_OK;

@@ -135,8 +135,11 @@ void lm_consumer_free(lm_consumer *c);
 rd_kafka_t *lm_consumer_kafka(lm_consumer *c, bool dlq);
 
 /* lm_http check functions; arg is the lm_consumer. Any thread. live: the
- * loop came round within LM_CONSUMER_STALL_MS. ready: partitions assigned
- * and the last batch did not fail. */
+ * loop came round within LM_CONSUMER_STALL_MS. ready: partitions assigned,
+ * the last batch did not fail, and the consumer has caught up once: every
+ * partition assigned to it was stored up to the end it had when first seen
+ * (see "catching up" in consumer.c), so that a new replica serves no
+ * queries from a half-filled store. */
 int lm_consumer_live(void *arg, char *reason, size_t len);
 int lm_consumer_ready(void *arg, char *reason, size_t len);
 

@@ -2,11 +2,11 @@
  * decisions.c - the decision log: group commit into a durable queue, and a
  * sender thread that moves the queue to Kafka; see decisions.h.
  *
- * Writer: callers put a `struct entry` (on their own stack) on a list and
- * wait; the writer thread takes the whole list, appends it to the queue in
- * one synced transaction and wakes the callers with the result. Callers
- * never leave before their entry is done, so the writer's pointers stay
- * valid.
+ * Writer: callers put a `struct entry` (one allocation with the serialized
+ * decision behind it) on a list; the writer thread takes the whole list,
+ * appends it to the queue in one synced transaction, then calls each
+ * entry's done callback with the result and frees the entry. A waiting
+ * caller (lm_decisions_log) is one whose callback wakes it.
  *
  * Sender: in rounds, it produces up to LM_DECISIONS_INFLIGHT_MAX queued
  * decisions (opaque: the queue seq), serves delivery reports until each of
@@ -14,6 +14,7 @@
  * after a failure. What failed stays queued and is produced again in the
  * next round, in seq order.
  */
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,9 +33,9 @@
 
 struct entry {
 	struct entry *next;
-	lm_dqueue_msg msg;
-	int rc;
-	bool done;
+	lm_dqueue_msg msg; /* data: the bytes after the entry */
+	lm_decisions_done_fn done;
+	void *arg;
 };
 
 struct lm_decisions {
@@ -45,12 +46,13 @@ struct lm_decisions {
 
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv; /* the writer: entries queued, or stop */
-	pthread_cond_t done_cv; /* callers: their entry is done */
+	pthread_cond_t done_cv; /* waiting callers: their entry is done */
 	pthread_cond_t send_cv; /* the sender: appended, or stop */
 	struct entry *head, **tail;
 	size_t queued;
 	bool started, stopping, writer_done;
 	bool healthy;
+	unsigned sync_ms; /* 0: every transaction synced; else the interval */
 	pthread_t writer, sender;
 
 	/* Sender thread only (delivery reports run inside rd_kafka_poll). */
@@ -92,10 +94,32 @@ writer_main(void *arg)
 	lm_decisions *d = arg;
 	lm_dqueue_msg *msgs = calloc(LM_DECISIONS_QUEUE_MAX, sizeof(*msgs));
 
+	bool dirty = false; /* written since the last sync (sync_ms > 0) */
+	int64_t sync_at = 0;
+
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
-		while (d->head == NULL && !d->stopping)
-			pthread_cond_wait(&d->work_cv, &d->mu);
+		while (d->head == NULL && !d->stopping) {
+			if (!dirty) {
+				pthread_cond_wait(&d->work_cv, &d->mu);
+				continue;
+			}
+			struct timespec ts = deadline_in(sync_at - now_ms());
+			if (pthread_cond_timedwait(&d->work_cv, &d->mu, &ts) == ETIMEDOUT)
+				break;
+		}
+		if (dirty && (d->head == NULL || now_ms() >= sync_at)) {
+			pthread_mutex_unlock(&d->mu);
+			int rc = lm_dqueue_sync(d->q);
+			if (rc != LM_OK)
+				lm_error("decisions.sync", "decisions not synced: %s",
+				    lm_strerror(rc));
+			dirty = false;
+			pthread_mutex_lock(&d->mu);
+			if (rc != LM_OK)
+				d->healthy = false;
+			continue;
+		}
 		if (d->head == NULL)
 			break; /* stopping, and everything handed in is written */
 		struct entry *batch = d->head;
@@ -105,23 +129,31 @@ writer_main(void *arg)
 		d->queued = 0;
 		pthread_mutex_unlock(&d->mu);
 
-		for (struct entry *e = batch; e != NULL; e = e->next)
+		for (struct entry *e = batch; e != NULL; e = e->next) {
 			if (msgs != NULL)
-				msgs[n++] = e->msg;
+				msgs[n] = e->msg;
+			n++;
+		}
 		int rc = msgs == NULL ? LM_ENOMEM : lm_dqueue_append(d->q, msgs, n, NULL);
 		if (rc != LM_OK)
 			lm_error("decisions.write", "%zu decisions not logged: %s", n,
 			    lm_strerror(rc));
 
+		if (rc == LM_OK && d->sync_ms > 0 && !dirty) {
+			dirty = true;
+			sync_at = now_ms() + d->sync_ms;
+		}
 		pthread_mutex_lock(&d->mu);
 		d->healthy = rc == LM_OK;
+		pthread_cond_signal(&d->send_cv);
+		pthread_mutex_unlock(&d->mu);
+		lm_counter_add(rc == LM_OK ? d->logged : d->log_errors, n);
 		for (struct entry *e = batch, *next; e != NULL; e = next) {
 			next = e->next;
-			e->rc = rc;
-			e->done = true;
+			e->done(e->arg, rc);
+			free(e);
 		}
-		pthread_cond_broadcast(&d->done_cv);
-		pthread_cond_signal(&d->send_cv);
+		pthread_mutex_lock(&d->mu);
 	}
 	d->writer_done = true;
 	pthread_mutex_unlock(&d->mu);
@@ -129,22 +161,35 @@ writer_main(void *arg)
 	return NULL;
 }
 
-int
-lm_decisions_log(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *id)
+/* Writes 2 * n lowercase hex digits of raw[0..n) and a NUL into hex. */
+static void
+to_hex(const unsigned char *raw, size_t n, char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		hex[2 * i] = digits[raw[i] >> 4];
+		hex[2 * i + 1] = digits[raw[i] & 0xf];
+	}
+	hex[2 * n] = '\0';
+}
+
+/* Serializes rec with a new decision id (into hex), the time and the
+ * replica into a new entry, and queues it for the writer. */
+static int
+enqueue(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *hex,
+    lm_decisions_done_fn done, void *arg)
 {
 	Lunamatch__V1__Decision copy;
 	unsigned char raw[LM_DECISIONS_ID_LEN / 2];
-	char hex[LM_DECISIONS_ID_LEN + 1];
-	struct entry e = {0};
-	uint8_t *buf;
+	struct entry *e;
 	size_t len;
 
-	if (d == NULL || rec == NULL)
+	if (d == NULL || rec == NULL || done == NULL)
 		return LM_EINVAL;
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t) sizeof(raw))
 		return LM_EIO;
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	to_hex(raw, sizeof(raw), hex);
 	copy = *rec;
 	copy.decision_id = hex;
 	copy.decided_at_ms = now_ms();
@@ -153,36 +198,79 @@ lm_decisions_log(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *id)
 	len = lunamatch__v1__decision__get_packed_size(&copy);
 	if (len > LM_DECISIONS_BYTES_MAX)
 		return LM_E2BIG;
-	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
+	if ((e = malloc(sizeof(*e) + len)) == NULL)
 		return LM_ENOMEM;
-	lunamatch__v1__decision__pack(&copy, buf);
-	e.msg.data = buf;
-	e.msg.len = len;
+	lunamatch__v1__decision__pack(&copy, (uint8_t *) (e + 1));
+	e->next = NULL;
+	e->msg.data = e + 1;
+	e->msg.len = len;
+	e->done = done;
+	e->arg = arg;
 
 	pthread_mutex_lock(&d->mu);
 	if (!d->started || d->stopping) {
 		pthread_mutex_unlock(&d->mu);
-		free(buf);
+		free(e);
 		return LM_ECLOSED;
 	}
 	if (d->queued >= LM_DECISIONS_QUEUE_MAX) {
 		pthread_mutex_unlock(&d->mu);
-		free(buf);
+		free(e);
 		lm_counter_add(d->log_errors, 1);
 		return LM_EBUSY;
 	}
-	*d->tail = &e;
-	d->tail = &e.next;
+	*d->tail = e;
+	d->tail = &e->next;
 	d->queued++;
 	pthread_cond_signal(&d->work_cv);
-	while (!e.done)
+	pthread_mutex_unlock(&d->mu);
+	return LM_OK;
+}
+
+int
+lm_decisions_log_async(lm_decisions *d, const Lunamatch__V1__Decision *rec,
+    lm_decisions_done_fn done, void *arg)
+{
+	char hex[LM_DECISIONS_ID_LEN + 1];
+
+	return enqueue(d, rec, hex, done, arg);
+}
+
+/* A caller of lm_decisions_log waiting for its entry. */
+struct waiter {
+	lm_decisions *d;
+	int rc;
+	bool done;
+};
+
+static void
+wake(void *arg, int rc)
+{
+	struct waiter *w = arg;
+
+	pthread_mutex_lock(&w->d->mu);
+	w->rc = rc;
+	w->done = true;
+	pthread_cond_broadcast(&w->d->done_cv);
+	pthread_mutex_unlock(&w->d->mu);
+}
+
+int
+lm_decisions_log(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *id)
+{
+	char hex[LM_DECISIONS_ID_LEN + 1];
+	struct waiter w = {.d = d};
+	int rc;
+
+	if ((rc = enqueue(d, rec, hex, wake, &w)) != LM_OK)
+		return rc;
+	pthread_mutex_lock(&d->mu);
+	while (!w.done)
 		pthread_cond_wait(&d->done_cv, &d->mu);
 	pthread_mutex_unlock(&d->mu);
-	free(buf);
-	lm_counter_add(e.rc == LM_OK ? d->logged : d->log_errors, 1);
-	if (e.rc == LM_OK && id != NULL)
+	if (w.rc == LM_OK && id != NULL)
 		memcpy(id, hex, sizeof(hex));
-	return e.rc;
+	return w.rc;
 }
 
 /* ---- sender -------------------------------------------------------------- */
@@ -380,6 +468,7 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 	if (o == NULL || o->brokers == NULL || o->topic == NULL || o->data_dir == NULL ||
 	    o->topic[0] == '\0' || strlen(o->topic) > LM_KAFKA_TOPIC_MAX ||
 	    (o->replica != NULL && strlen(o->replica) > LM_DECISIONS_REPLICA_MAX) ||
+	    o->sync_ms > LM_DECISIONS_SYNC_MS_MAX ||
 	    (size_t) snprintf(dir, sizeof(dir), "%s/%s", o->data_dir,
 	        LM_DECISIONS_SUBDIR) >= sizeof(dir)) {
 		lm_error("decisions.open", "invalid decision log options");
@@ -406,6 +495,9 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 	         o->max_queue_bytes > 0 ? o->max_queue_bytes
 	                                : LM_DECISIONS_MAP_MAX_DEFAULT,
 	         "decisions", &d->q)) != LM_OK)
+		goto fail;
+	d->sync_ms = o->sync_ms;
+	if (d->sync_ms > 0 && (rc = lm_dqueue_set_sync(d->q, false)) != LM_OK)
 		goto fail;
 	if ((rc = make_producer(d, o)) != LM_OK)
 		goto fail;

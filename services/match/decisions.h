@@ -16,11 +16,14 @@
  * (UNAVAILABLE) when the decision cannot be logged: an answer that is not on
  * record is not given. Concurrent callers share one synced transaction
  * (group commit), so the log costs one disk sync per batch of answers, not
- * per answer.
+ * per answer. lm_decisions_log_async hands a decision over without waiting
+ * and reports its write through a callback, so that the thread that made
+ * the answer goes on to the next one while the disk syncs; the answer is
+ * sent from the callback.
  *
- * Threads: lm_decisions_log and the getters may be called from any thread
- * (not from nng callbacks: the log call waits for the disk).
- * lm_decisions_free must not race with other calls.
+ * Threads: lm_decisions_log, lm_decisions_log_async and the getters may be
+ * called from any thread (not lm_decisions_log from nng callbacks: it waits
+ * for the disk). lm_decisions_free must not race with other calls.
  */
 #ifndef LUNAMATCH_MATCH_DECISIONS_H
 #define LUNAMATCH_MATCH_DECISIONS_H
@@ -44,7 +47,8 @@ extern "C" {
 #define LM_DECISIONS_RETRY_MIN_MS       500
 #define LM_DECISIONS_RETRY_MAX_MS       30000
 #define LM_DECISIONS_REPLICA_MAX        128
-#define LM_DECISIONS_ID_LEN             32 /* hex digits of a decision id */
+#define LM_DECISIONS_SYNC_MS_MAX        10000 /* longest interval between syncs */
+#define LM_DECISIONS_ID_LEN             32    /* hex digits of a decision id */
 #define LM_DECISIONS_CONTENT_TYPE       "application/x-protobuf"
 #define LM_DECISIONS_SCHEMA             "lunamatch.v1.Decision"
 
@@ -59,6 +63,14 @@ typedef struct lm_decisions_opts {
 	lm_metrics *metrics;      /* may be NULL; borrowed, must outlive the log */
 	uint64_t max_queue_bytes; /* 0: LM_DECISIONS_MAP_MAX_DEFAULT */
 	int message_timeout_ms;   /* 0: LM_DECISIONS_MESSAGE_TIMEOUT_MS */
+	/* When a decision counts as logged (docs/decision-log.md). 0 (the
+	 * default): once its transaction is synced to disk. 1 to
+	 * LM_DECISIONS_SYNC_MS_MAX: once it is written to the queue's file,
+	 * which survives a crash of the process; the file is synced at most
+	 * sync_ms later, so an operating system crash or a power loss can
+	 * lose the decisions of that long (and, on a file system that does
+	 * not keep the order of writes, damage the queue). */
+	unsigned sync_ms;
 } lm_decisions_opts;
 
 /*
@@ -83,14 +95,32 @@ void lm_decisions_free(lm_decisions *d);
 /*
  * Logs the decision rec with a new random decision_id, decided_at_ms = now
  * and, when rec's is empty, this instance's replica name (rec itself is not
- * changed), and returns once it is durable in the queue. id (may be NULL;
- * LM_DECISIONS_ID_LEN + 1 bytes) receives the decision id. Returns LM_OK;
- * LM_E2BIG (over LM_DECISIONS_BYTES_MAX); LM_EBUSY (LM_DECISIONS_QUEUE_MAX
- * decisions already wait for the disk); LM_ECLOSED (not started or
- * stopping); or the queue's error (LM_EMAPFULL, LM_ENOSPC, LM_EIO...),
- * after which the log is unhealthy until a write succeeds.
+ * changed), and returns once it is durable in the queue (as sync_ms says). id (may be
+ * NULL; LM_DECISIONS_ID_LEN + 1 bytes) receives the decision id. Returns LM_OK; LM_E2BIG
+ * (over LM_DECISIONS_BYTES_MAX); LM_EBUSY (LM_DECISIONS_QUEUE_MAX decisions already wait
+ * for the disk); LM_ECLOSED (not started or stopping); or the queue's error (LM_EMAPFULL,
+ * LM_ENOSPC, LM_EIO...), after which the log is unhealthy until a write succeeds.
  */
 int lm_decisions_log(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *id);
+
+/*
+ * Called once for each decision handed to lm_decisions_log_async, on the
+ * log's writer thread, after its transaction: rc is LM_OK when the decision
+ * is durable in the queue, else the queue's error (LM_EMAPFULL, LM_ENOSPC,
+ * LM_EIO, LM_ENOMEM...). It must not block and must not call into the log.
+ */
+typedef void (*lm_decisions_done_fn)(void *arg, int rc);
+
+/*
+ * Like lm_decisions_log, but returns once the decision is serialized and
+ * queued for the writer; done(arg, rc) reports its write later. On LM_OK
+ * done is called exactly once, also when the log stops meanwhile
+ * (lm_decisions_free writes what was handed in first). On an error
+ * (LM_EINVAL, LM_EIO, LM_E2BIG, LM_EBUSY, LM_ECLOSED, LM_ENOMEM) done is
+ * never called.
+ */
+int lm_decisions_log_async(lm_decisions *d, const Lunamatch__V1__Decision *rec,
+    lm_decisions_done_fn done, void *arg);
 
 /* false after a failed write until a write succeeds again (for /readyz). */
 bool lm_decisions_healthy(lm_decisions *d);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
@@ -192,15 +193,14 @@ advance_clock(lm_follower *f, lm_index *idx)
 }
 
 /*
- * Decodes a stored record (compact: one heap block that the index keeps)
- * and puts it into idx as the change at seq (0: a
- * snapshot record). Returns LM_OK, LM_ESTALE (idx holds a newer version:
- * nothing changed but the seq), or LM_EPARSE / LM_ENOMEM / another error of
- * lm_index_put_*, logged here and counted by the caller.
+ * Decodes a stored record into a compact record (one heap block that the
+ * index keeps) with its scorer's prepared form. Touches no index: any
+ * thread may call it. Returns LM_OK, or LM_EPARSE / LM_ENOMEM / another
+ * error of lm_index_prepare, logged here.
  */
 static int
-index_record(lm_index *idx, lm_kind kind, const char *id, const void *bytes, size_t len,
-    uint64_t seq)
+prepare_record(
+    lm_kind kind, const char *id, const void *bytes, size_t len, lm_index_prepared *ip)
 {
 	const ProtobufCMessageDescriptor *d =
 	    kind == LM_KIND_POSTING ? &lunamatch__v1__job_posting__descriptor
@@ -209,6 +209,7 @@ index_record(lm_index *idx, lm_kind kind, const char *id, const void *bytes, siz
 	char err[256];
 	int rc;
 
+	memset(ip, 0, sizeof(*ip));
 	rc =
 	    lm_pb_decode_compact(d, bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
 	if (rc != LM_OK) {
@@ -216,12 +217,36 @@ index_record(lm_index *idx, lm_kind kind, const char *id, const void *bytes, siz
 		    lm_kind_name(kind), id, err);
 		return rc;
 	}
-	rc = kind == LM_KIND_POSTING ? lm_index_put_posting_compact(idx, (void *) m, seq)
-	                             : lm_index_put_profile_compact(idx, (void *) m, seq);
+	if ((rc = lm_index_prepare(ip, kind == LM_KIND_POSTING, m)) != LM_OK)
+		lm_error("follower.apply", "%s %s: cannot index: %s", lm_kind_name(kind),
+		    id, lm_strerror(rc));
+	return rc;
+}
+
+/* Puts a prepared record into idx as the change at seq (0: a snapshot
+ * record). Returns LM_OK, LM_ESTALE (idx holds a newer version: nothing
+ * changed but the seq), or an error of lm_index_put_prepared, logged. */
+static int
+put_prepared(
+    lm_index *idx, lm_kind kind, const char *id, lm_index_prepared *ip, uint64_t seq)
+{
+	int rc = lm_index_put_prepared(idx, ip, seq);
+
 	if (rc != LM_OK && rc != LM_ESTALE)
 		lm_error("follower.apply", "%s %s: cannot index: %s", lm_kind_name(kind),
 		    id, lm_strerror(rc));
 	return rc;
+}
+
+/* prepare_record, then put_prepared. */
+static int
+index_record(lm_index *idx, lm_kind kind, const char *id, const void *bytes, size_t len,
+    uint64_t seq)
+{
+	lm_index_prepared ip;
+	int rc = prepare_record(kind, id, bytes, len, &ip);
+
+	return rc != LM_OK ? rc : put_prepared(idx, kind, id, &ip, seq);
 }
 
 /* Applies the stored record of change seq to the follower's index and
@@ -264,53 +289,262 @@ remove_record(lm_follower *f, lm_kind kind, const char *id, uint64_t seq)
  * the load or after it, never part of it, and the index_seq always names
  * what the data holds. A load that fails leaves the follower's index as it
  * was (the new one is dropped) and is retried.
+ *
+ * Decoding and preparing a record (prepare_record) touch no index, so the
+ * load runs them on a helper thread as well as on the follower thread,
+ * while the follower thread puts the records into the index in store
+ * order, one batch behind: the index is built from the same records in the
+ * same order as by a load on one thread, only sooner. The records of a
+ * batch are copied out of the read transaction, which ends when the store
+ * has been walked, before the last batch is put.
  */
-struct load_ctx {
-	lm_follower *f;
-	lm_index *idx; /* the new index */
+#define LOAD_BATCH      256          /* records per batch */
+#define LOAD_BATCH_COPY (256u << 10) /* bytes a batch holds before it is full */
+
+struct load_item {
 	lm_kind kind;
-	uint64_t records, bytes; /* what the new index holds */
-	int rc;                  /* why the load stopped */
+	char id[LM_STORE_ID_MAX + 1];
+	size_t off, len; /* the stored record in the batch's buf */
+	int rc;          /* of prepare_record */
+	lm_index_prepared ip;
 };
 
-static int
-load_one(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+struct load_batch {
+	struct load_item items[LOAD_BATCH];
+	size_t n;
+	unsigned char *buf; /* the items' stored bytes; `used` of `cap` */
+	size_t used, cap;
+	atomic_size_t next; /* the next item to claim for preparing */
+	atomic_size_t done; /* items prepared */
+};
+
+struct load_ctx {
+	lm_follower *f;
+	lm_index *idx;            /* the new index */
+	uint64_t records, bytes;  /* what the new index holds */
+	int rc;                   /* why the load stopped */
+	struct load_batch *fill;  /* filled by the store walk */
+	struct load_batch *ready; /* prepared, not yet put; NULL when none */
+	struct load_batch b[2];
+	/* The batch being prepared, shared with the helper under mtx. */
+	pthread_mutex_t mtx;
+	pthread_cond_t cv_work, cv_done;
+	struct load_batch *work; /* NULL between batches */
+	uint64_t gen;            /* batches published to work, ever */
+	unsigned active;         /* helpers inside work */
+	bool quit;
+	pthread_t helper;
+	bool helper_started;
+};
+
+/* Prepares items of b until none is left to claim. */
+static void
+prepare_claimed(struct load_ctx *lc, struct load_batch *b)
+{
+	size_t i;
+
+	while ((i = atomic_fetch_add(&b->next, 1)) < b->n) {
+		struct load_item *it = &b->items[i];
+		it->rc =
+		    prepare_record(it->kind, it->id, b->buf + it->off, it->len, &it->ip);
+		if (atomic_fetch_add(&b->done, 1) + 1 == b->n) {
+			pthread_mutex_lock(&lc->mtx);
+			pthread_cond_signal(&lc->cv_done);
+			pthread_mutex_unlock(&lc->mtx);
+		}
+	}
+}
+
+static void *
+load_helper(void *arg)
 {
 	struct load_ctx *lc = arg;
-	lm_follower *f = lc->f;
-	int rc;
+	uint64_t seen = 0;
 
-	(void) version;
-	if ((rc = index_record(lc->idx, lc->kind, id, bytes, len, 0)) == LM_OK) {
-		lc->records++;
-		lc->bytes += len;
-	} else if (!permanent(rc)) {
-		lc->rc = rc; /* retried with the whole load */
-		return STOP;
-	} else {
-		atomic_fetch_add(&f->errors, 1); /* logged by index_record */
+	pthread_mutex_lock(&lc->mtx);
+	for (;;) {
+		struct load_batch *b;
+		while (!lc->quit && (lc->work == NULL || lc->gen == seen))
+			pthread_cond_wait(&lc->cv_work, &lc->mtx);
+		if (lc->quit)
+			break;
+		seen = lc->gen;
+		b = lc->work;
+		lc->active++;
+		pthread_mutex_unlock(&lc->mtx);
+		prepare_claimed(lc, b);
+		pthread_mutex_lock(&lc->mtx);
+		if (--lc->active == 0)
+			pthread_cond_signal(&lc->cv_done);
 	}
-	if (atomic_load(&f->stop)) {
+	pthread_mutex_unlock(&lc->mtx);
+	return NULL;
+}
+
+/* Frees the prepared records of b that were not put, and empties it. */
+static void
+batch_clear(struct load_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		lm_index_prepared_clear(&b->items[i].ip);
+	b->n = 0;
+	b->used = 0;
+	atomic_store(&b->next, 0);
+	atomic_store(&b->done, 0);
+}
+
+/* Puts the prepared records of b into the new index in order. Returns 0, or
+ * STOP with the reason in lc->rc: a record failed for the moment (the load
+ * is retried) or the follower is stopping. */
+static int
+batch_put(struct load_ctx *lc, struct load_batch *b)
+{
+	lm_follower *f = lc->f;
+	int ret = 0;
+
+	for (size_t i = 0; i < b->n && ret == 0; i++) {
+		struct load_item *it = &b->items[i];
+		int rc = it->rc;
+		if (rc == LM_OK)
+			rc = put_prepared(lc->idx, it->kind, it->id, &it->ip, 0);
+		if (rc == LM_OK) {
+			lc->records++;
+			lc->bytes += it->len;
+		} else if (!permanent(rc)) {
+			lc->rc = rc; /* retried with the whole load */
+			ret = STOP;
+		} else {
+			atomic_fetch_add(&f->errors, 1); /* logged when it failed */
+		}
+		if (ret == 0 && atomic_load(&f->stop)) {
+			lc->rc = LM_ECLOSED;
+			ret = STOP;
+		}
+	}
+	batch_clear(b);
+	return ret;
+}
+
+/* Hands the filled batch to the helper, puts the batch prepared before it,
+ * helps preparing, and waits until the filled batch is prepared: it is
+ * then the one to put next. Returns 0 or STOP as batch_put. */
+static int
+load_step(struct load_ctx *lc)
+{
+	struct load_batch *b = lc->fill;
+	int ret = 0;
+
+	pthread_mutex_lock(&lc->mtx);
+	lc->work = b;
+	lc->gen++;
+	pthread_cond_signal(&lc->cv_work);
+	pthread_mutex_unlock(&lc->mtx);
+	if (lc->ready != NULL)
+		ret = batch_put(lc, lc->ready);
+	prepare_claimed(lc, b);
+	pthread_mutex_lock(&lc->mtx);
+	while (atomic_load(&b->done) < b->n || lc->active > 0)
+		pthread_cond_wait(&lc->cv_done, &lc->mtx);
+	lc->work = NULL;
+	pthread_mutex_unlock(&lc->mtx);
+	lc->fill = b == &lc->b[0] ? &lc->b[1] : &lc->b[0];
+	lc->ready = b;
+	return ret;
+}
+
+/* Puts every record the store walk added. Returns 0 or STOP as batch_put. */
+static int
+load_finish(struct load_ctx *lc)
+{
+	int ret = 0;
+
+	if (lc->fill->n > 0)
+		ret = load_step(lc);
+	if (ret == 0 && lc->ready != NULL)
+		ret = batch_put(lc, lc->ready);
+	return ret;
+}
+
+static int
+load_one(struct load_ctx *lc, lm_kind kind, const char *id, const void *bytes, size_t len)
+{
+	struct load_batch *b = lc->fill;
+	struct load_item *it;
+
+	if (b->used + len > b->cap) {
+		size_t cap =
+		    b->used + len > LOAD_BATCH_COPY ? b->used + len : LOAD_BATCH_COPY;
+		unsigned char *p = realloc(b->buf, cap);
+		if (p == NULL) {
+			lc->rc = LM_ENOMEM;
+			return STOP;
+		}
+		b->buf = p;
+		b->cap = cap;
+	}
+	it = &b->items[b->n++];
+	it->kind = kind;
+	snprintf(it->id, sizeof(it->id), "%s", id);
+	memcpy(b->buf + b->used, bytes, len);
+	it->off = b->used;
+	it->len = len;
+	b->used += len;
+	if (atomic_load(&lc->f->stop)) {
 		lc->rc = LM_ECLOSED;
 		return STOP;
 	}
-	return 0;
+	return b->n == LOAD_BATCH || b->used >= LOAD_BATCH_COPY ? load_step(lc) : 0;
 }
 
 static int
 load_posting(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
 {
-	struct load_ctx *lc = arg;
-	lc->kind = LM_KIND_POSTING;
-	return load_one(arg, id, version, bytes, len);
+	(void) version;
+	return load_one(arg, LM_KIND_POSTING, id, bytes, len);
 }
 
 static int
 load_profile(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
 {
-	struct load_ctx *lc = arg;
-	lc->kind = LM_KIND_PROFILE;
-	return load_one(arg, id, version, bytes, len);
+	(void) version;
+	return load_one(arg, LM_KIND_PROFILE, id, bytes, len);
+}
+
+/* Starts the helper when there is a second processor to run it: without
+ * one (or when it cannot start) the follower thread prepares every batch
+ * itself. */
+static void
+load_init(struct load_ctx *lc, lm_follower *f)
+{
+	memset(lc, 0, sizeof(*lc));
+	lc->f = f;
+	lc->rc = LM_OK;
+	lc->fill = &lc->b[0];
+	pthread_mutex_init(&lc->mtx, NULL);
+	pthread_cond_init(&lc->cv_work, NULL);
+	pthread_cond_init(&lc->cv_done, NULL);
+	if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+		lc->helper_started =
+		    pthread_create(&lc->helper, NULL, load_helper, lc) == 0;
+}
+
+static void
+load_destroy(struct load_ctx *lc)
+{
+	if (lc->helper_started) {
+		pthread_mutex_lock(&lc->mtx);
+		lc->quit = true;
+		pthread_cond_signal(&lc->cv_work);
+		pthread_mutex_unlock(&lc->mtx);
+		pthread_join(lc->helper, NULL);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		batch_clear(&lc->b[i]);
+		free(lc->b[i].buf);
+	}
+	pthread_cond_destroy(&lc->cv_done);
+	pthread_cond_destroy(&lc->cv_work);
+	pthread_mutex_destroy(&lc->mtx);
 }
 
 /* Records seq as the follower's position in the store and schedules the
@@ -347,36 +581,47 @@ heartbeat(lm_follower *f)
 static int
 load_snapshot(lm_follower *f)
 {
-	struct load_ctx lc = {f, NULL, LM_KIND_POSTING, 0, 0, LM_OK};
+	struct load_ctx *lc;
 	lm_index_counts counts;
-	uint64_t seq = 0;
+	uint64_t seq = 0, records, bytes;
+	lm_index *idx = NULL;
 	int rc;
 
+	if ((lc = malloc(sizeof(*lc))) == NULL)
+		return LM_ENOMEM;
+	load_init(lc, f);
 	/* Recorded first, with the newest seq now: the snapshot's seq is not
 	 * lower, so trimming cannot pass it before the next record. */
 	if (f->reader[0] != '\0' && lm_store_last_seq(f->store, &seq) == LM_OK)
 		record_position(f, seq);
-	if ((rc = lm_index_new(lm_index_model(f->idx), &lc.idx)) == LM_OK) {
-		lm_index_loading(lc.idx);
+	if ((rc = lm_index_new(lm_index_model(f->idx), &idx)) == LM_OK) {
+		lm_index_loading(idx);
+		lc->idx = idx;
 		rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT);
 	}
 	if (rc == LM_OK)
-		rc = lm_store_snapshot(f->store, load_posting, load_profile, &lc, &seq);
+		rc = lm_store_snapshot(f->store, load_posting, load_profile, lc, &seq);
+	if (rc == LM_OK)
+		rc = load_finish(lc);
 	if (rc == STOP)
-		rc = lc.rc != LM_OK ? lc.rc : LM_ECLOSED;
+		rc = lc->rc != LM_OK ? lc->rc : LM_ECLOSED;
+	records = lc->records;
+	bytes = lc->bytes;
+	load_destroy(lc);
+	free(lc);
 	if (rc != LM_OK) {
 		if (!atomic_load(&f->stop))
 			lm_error("follower.load",
 			    "cannot load the store snapshot: %s; retrying",
 			    lm_strerror(rc));
-		lm_index_free(lc.idx);
+		lm_index_free(idx);
 		return rc;
 	}
-	advance_clock(f, lc.idx);
-	if ((rc = lm_index_replace(f->idx, lc.idx, seq)) != LM_OK)
-		return rc; /* lc.idx is freed */
-	atomic_store(&f->records, lc.records);
-	atomic_store(&f->record_bytes, lc.bytes);
+	advance_clock(f, idx);
+	if ((rc = lm_index_replace(f->idx, idx, seq)) != LM_OK)
+		return rc; /* idx is freed */
+	atomic_store(&f->records, records);
+	atomic_store(&f->record_bytes, bytes);
 	atomic_store(&f->seq, seq);
 	lm_index_counts_get(f->idx, &counts);
 	lm_info("follower.loaded",

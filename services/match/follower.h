@@ -50,6 +50,10 @@
  *
  * Threads: the follower runs on a thread of its own (lm_follower_start). It
  * touches the index only through index.h, whose lock it holds per change.
+ * A snapshot load also decodes and prepares records on a helper thread
+ * that lives as long as the load (when there is a second processor); the
+ * records are still put into the index in store order, by the follower
+ * thread.
  * lm_follower_stats and lm_follower_loaded may be called from any thread.
  * lm_follower_run_once is for a caller that drives the follower itself
  * (tests, tools) instead of starting the thread: never both.

@@ -762,25 +762,98 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 }
 
 int
+lm_index_prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec)
+{
+	const char *id;
+	int rc;
+
+	if (ip == NULL)
+		return LM_EINVAL;
+	memset(ip, 0, sizeof(*ip));
+	ip->posting = posting;
+	if (rec == NULL)
+		return LM_EINVAL;
+	id = posting ? ((const JobPosting *) rec)->id
+	             : ((const CandidateProfile *) rec)->id;
+	if (id == NULL || id[0] == '\0') {
+		free(rec);
+		return LM_EINVAL;
+	}
+	rc = posting ? lm_posting_prep_new(
+	                   (const JobPosting *) rec, (lm_posting_prep **) &ip->prep)
+	             : lm_profile_prep_new((const CandidateProfile *) rec,
+	                   (lm_profile_prep **) &ip->prep);
+	if (rc != LM_OK) {
+		free(rec);
+		return rc;
+	}
+	ip->rec = rec;
+	return LM_OK;
+}
+
+void
+lm_index_prepared_clear(lm_index_prepared *ip)
+{
+	if (ip == NULL)
+		return;
+	if (ip->posting)
+		lm_posting_prep_free(ip->prep);
+	else
+		lm_profile_prep_free(ip->prep);
+	free(ip->rec);
+	ip->prep = NULL;
+	ip->rec = NULL;
+}
+
+static int put_posting(lm_index *idx, JobPosting *rec, lm_posting_prep *pp, uint64_t seq);
+static int put_profile(
+    lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t seq);
+
+int
+lm_index_put_prepared(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
+{
+	int rc;
+
+	if (ip == NULL || ip->rec == NULL)
+		return LM_EINVAL;
+	if (idx == NULL) {
+		lm_index_prepared_clear(ip);
+		return LM_EINVAL;
+	}
+	rc = ip->posting ? put_posting(idx, (JobPosting *) ip->rec, ip->prep, seq)
+	                 : put_profile(idx, (CandidateProfile *) ip->rec, ip->prep, seq);
+	ip->rec = NULL;
+	ip->prep = NULL;
+	return rc;
+}
+
+int
 lm_index_put_posting_compact(lm_index *idx, JobPosting *rec, uint64_t seq)
 {
+	lm_index_prepared ip;
+	int rc;
+
+	if (rec == NULL)
+		return LM_EINVAL;
+	if (idx == NULL) {
+		free(rec);
+		return LM_EINVAL;
+	}
+	if ((rc = lm_index_prepare(&ip, true, &rec->base)) != LM_OK)
+		return rc;
+	return lm_index_put_prepared(idx, &ip, seq);
+}
+
+/* The put of a prepared posting: takes ownership of rec and pp. */
+static int
+put_posting(lm_index *idx, JobPosting *rec, lm_posting_prep *pp, uint64_t seq)
+{
 	struct ent *e = NULL, *old;
-	lm_posting_prep *pp = NULL;
 	bool counted, live, listed;
 	uint8_t part;
 	size_t nterms = 0;
 	int rc;
 
-	if (rec == NULL)
-		return LM_EINVAL;
-	if (idx == NULL || rec->id == NULL || rec->id[0] == '\0') {
-		free(rec);
-		return LM_EINVAL;
-	}
-	if ((rc = lm_posting_prep_new(rec, &pp)) != LM_OK) {
-		free(rec);
-		return rc;
-	}
 	pthread_rwlock_wrlock(&idx->lock);
 	old = table_find(&idx->posts, rec->id);
 	if (old != NULL && old->version > rec->version) {
@@ -892,22 +965,29 @@ lm_index_put_profile(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 int
 lm_index_put_profile_compact(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 {
-	struct ent *e = NULL, *old;
-	lm_profile_prep *cp = NULL;
-	uint8_t part;
-	size_t nterms = 0;
+	lm_index_prepared ip;
 	int rc;
 
 	if (rec == NULL)
 		return LM_EINVAL;
-	if (idx == NULL || rec->id == NULL || rec->id[0] == '\0') {
+	if (idx == NULL) {
 		free(rec);
 		return LM_EINVAL;
 	}
-	if ((rc = lm_profile_prep_new(rec, &cp)) != LM_OK) {
-		free(rec);
+	if ((rc = lm_index_prepare(&ip, false, &rec->base)) != LM_OK)
 		return rc;
-	}
+	return lm_index_put_prepared(idx, &ip, seq);
+}
+
+/* The put of a prepared profile: takes ownership of rec and cp. */
+static int
+put_profile(lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t seq)
+{
+	struct ent *e = NULL, *old;
+	uint8_t part;
+	size_t nterms = 0;
+	int rc;
+
 	pthread_rwlock_wrlock(&idx->lock);
 	old = table_find(&idx->profs, rec->id);
 	if (old != NULL && old->version > rec->version) {

@@ -82,6 +82,28 @@ int lm_index_put_posting_compact(
 int lm_index_put_profile_compact(
     lm_index *idx, Lunamatch__V1__CandidateProfile *rec, uint64_t seq);
 
+/*
+ * The same in two steps, so that a load can prepare records on several
+ * threads and put them in order on one. lm_index_prepare takes a compact
+ * record (a posting when `posting`, else a profile; ownership passes, also
+ * on failure) and computes the scorer's prepared form of it: it reads no
+ * index and may run on any thread. Returns LM_OK, LM_EINVAL (rec NULL or
+ * without id; rec freed) or LM_ENOMEM (rec freed). lm_index_put_prepared
+ * puts a prepared record as lm_index_put_*_compact do and takes ownership
+ * of it, also on failure (*ip is then empty). lm_index_prepared_clear
+ * frees a prepared record that is not put; an empty one or NULL is a
+ * no-op.
+ */
+typedef struct lm_index_prepared {
+	bool posting;
+	ProtobufCMessage *rec; /* the compact record */
+	void *prep;            /* its lm_posting_prep or lm_profile_prep */
+} lm_index_prepared;
+
+int lm_index_prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec);
+int lm_index_put_prepared(lm_index *idx, lm_index_prepared *ip, uint64_t seq);
+void lm_index_prepared_clear(lm_index_prepared *ip);
+
 /* Removes a record. Returns LM_OK or LM_ENOENT; never allocates. seq as for
  * the puts (set on both results). */
 int lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq);

@@ -444,12 +444,18 @@ start_decisions(struct daemon *d)
 	o.topic = d->cfg.topic_decisions;
 	o.data_dir = d->cfg.data_dir;
 	o.metrics = d->metrics;
+	o.sync_ms = d->cfg.decision_log_sync_ms;
 	if ((rc = lm_decisions_new(&o, &d->decisions)) != LM_OK ||
 	    (rc = lm_decisions_start(d->decisions)) != LM_OK) {
 		lm_error("match.decisions", "cannot set up the decision log: %s",
 		    lm_strerror(rc));
 		return rc;
 	}
+	if (o.sync_ms > 0)
+		lm_warn("match.decisions",
+		    "LUNAMATCH_DECISION_LOG_SYNC_MS is %u: an answer is given once its "
+		    "decision is written, before it is on disk",
+		    o.sync_ms);
 	lm_info("match.decisions", "decisions to %s on %s", d->cfg.topic_decisions,
 	    d->cfg.brokers);
 	return LM_OK;

@@ -49,12 +49,13 @@
 #include "lunamatch/log.h"
 #include "owner.h"
 
-#define POLL_MS        100  /* longest wait of one consumer poll */
-#define WAIT_SLICE_MS  50   /* a waiting message is looked at least this often */
-#define CALL_TIMEOUT   5000 /* one committed-offsets, metadata or commit call */
-#define SERVE_AFTER_MS 1000 /* a wait this long keeps serving the group */
-#define CLAIM_TAG      "lm1"
-#define CLAIM_MAX      (24 + 21 * LM_OWNER_PARTITIONS_MAX) /* metadata bytes */
+#define POLL_MS          100  /* longest wait of one consumer poll */
+#define WAIT_SLICE_MS    50   /* a waiting message is looked at least this often */
+#define CALL_TIMEOUT     5000 /* one committed-offsets, metadata or commit call */
+#define SERVE_AFTER_MS   1000 /* a wait this long keeps serving the group */
+#define CATCHUP_PROBE_MS 200  /* before joining: ingest's progress asked this often */
+#define CLAIM_TAG        "lm1"
+#define CLAIM_MAX        (24 + 21 * LM_OWNER_PARTITIONS_MAX) /* metadata bytes */
 
 _Static_assert(CLAIM_MAX <= 4096, "a claim must fit Kafka's offset metadata limit");
 
@@ -118,6 +119,8 @@ struct lm_owner {
 	_Atomic uint64_t messages, rejected, probes, failures, rebalances, deferred,
 	    handover;
 	atomic_bool failing;
+	atomic_bool caught_up; /* the ingest group has stored the topics once */
+	int64_t start_ms;
 
 	lm_counter *m_messages, *m_failures, *m_deferred, *m_handover;
 };
@@ -1152,11 +1155,115 @@ take(struct member *m, rd_kafka_message_t *msg)
 		lm_error("owner.consume", "out of memory deciding a message");
 }
 
+/* ---- joining ---------------------------------------------------------------- */
+
+/*
+ * A member joins the events group only once this replica's ingest has
+ * stored what the topics held when the member started: the ingest group has
+ * committed, on every partition of both topics, at least the log end offset
+ * that partition had then (an empty partition asks nothing). A new replica
+ * starts with an empty store; had it joined at once, the partitions it took
+ * would wait for its index (step 2 of owner.h), and the other replicas'
+ * postings batches for its profiles, so every event would stall for as long
+ * as its catch-up lasts. Waiting to join leaves its share of partitions to
+ * the replicas that can derive them now. Returns false when stopped first.
+ */
+static int
+ends_of(lm_owner *ow, const char *topic, int n, int64_t *need)
+{
+	for (int p = 0; p < n; p++) {
+		int64_t lo = -1, hi = -1;
+		rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+		    ow->probe, topic, p, &lo, &hi, CALL_TIMEOUT);
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			lm_debug("owner.catchup", "end offsets of %s: %s", topic,
+			    rd_kafka_err2name(e));
+			return lm_kafka_err(e);
+		}
+		need[p] = hi > lo ? hi : 0;
+	}
+	return LM_OK;
+}
+
+static bool
+wait_caught_up(struct member *m)
+{
+	lm_owner *ow = m->ow;
+	/* [0] postings, [1] profiles: partitions and the offsets needed. */
+	int n[2] = {-1, -1};
+	int64_t need[2][LM_OWNER_PARTITIONS_MAX];
+	const char *topic[2] = {ow->topic_postings, ow->topic_profiles};
+	int64_t next = 0, since = lm_clock_ms();
+	bool noted = false;
+
+	while (!atomic_load(&ow->stop)) {
+		int behind = -1, t = 0;
+		if (atomic_load(&ow->caught_up))
+			return true;
+		if (lm_clock_ms() < next) {
+			wait_slice(ow);
+			continue;
+		}
+		next = lm_clock_ms() + CATCHUP_PROBE_MS;
+		if (n[0] < 0 || n[1] < 0) {
+			/* mem[1]'s other topic is postings, mem[0]'s profiles. */
+			n[0] = other_partitions(&ow->mem[1]);
+			n[1] = other_partitions(&ow->mem[0]);
+			if (n[0] < 0 || n[1] < 0 ||
+			    ends_of(ow, topic[0], n[0], need[0]) != LM_OK ||
+			    ends_of(ow, topic[1], n[1], need[1]) != LM_OK) {
+				n[0] = n[1] = -1;
+				continue;
+			}
+		}
+		atomic_fetch_add(&ow->probes, 1);
+		while (t < 2 && committed_at_least(ow->probe, topic[t], n[t], need[t],
+		                    &behind, "ingest group"))
+			t++;
+		if (t == 2) {
+			if (!atomic_exchange(&ow->caught_up, true))
+				lm_info("owner.catchup",
+				    "ingest has stored the topics (%.1f s after the "
+				    "start): "
+				    "joining the events group",
+				    (double) (lm_clock_ms() - ow->start_ms) / 1000.0);
+			return true;
+		}
+		if (!noted && lm_clock_ms() - since >= LM_OWNER_WAIT_NOTE_MS) {
+			noted = true;
+			lm_info("owner.catchup",
+			    "not joining the events group until ingest has stored the "
+			    "topics (partition %d of %s is behind)",
+			    behind, topic[t]);
+		}
+	}
+	return false;
+}
+
+static int
+subscribe(struct member *m)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_resp_err_t e;
+
+	rd_kafka_topic_partition_list_add(l, m->topic, RD_KAFKA_PARTITION_UA);
+	e = rd_kafka_subscribe(m->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		lm_error("owner.subscribe", "cannot subscribe to %s: %s", m->topic,
+		    rd_kafka_err2name(e));
+		return lm_kafka_err(e);
+	}
+	return LM_OK;
+}
+
 static void *
 run(void *arg)
 {
 	struct member *m = arg;
 
+	if (!wait_caught_up(m) || subscribe(m) != LM_OK)
+		return NULL;
 	while (!atomic_load(&m->ow->stop)) {
 		rd_kafka_message_t *msg;
 		check_claims(m);
@@ -1325,19 +1432,7 @@ lm_owner_start(lm_owner *ow)
 
 	if (ow == NULL || ow->mem[0].started || ow->mem[1].started)
 		return LM_EINVAL;
-	for (int i = 0; i < 2; i++) {
-		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-		rd_kafka_resp_err_t e;
-		rd_kafka_topic_partition_list_add(
-		    l, ow->mem[i].topic, RD_KAFKA_PARTITION_UA);
-		e = rd_kafka_subscribe(ow->mem[i].rk, l);
-		rd_kafka_topic_partition_list_destroy(l);
-		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			lm_error("owner.subscribe", "cannot subscribe: %s",
-			    rd_kafka_err2name(e));
-			return lm_kafka_err(e);
-		}
-	}
+	ow->start_ms = lm_clock_ms();
 	atomic_store(&ow->stop, false);
 	for (int i = 0; i < 2; i++) {
 		if ((err = pthread_create(&ow->mem[i].thread, NULL, run, &ow->mem[i])) !=

@@ -100,8 +100,10 @@ typedef struct lm_owner lm_owner;
  * LM_OK, LM_EINVAL (logged), LM_EKAFKA or LM_ENOMEM; *out is NULL then. */
 int lm_owner_new(const lm_owner_opts *o, lm_owner **out);
 
-/* Starts the threads: they join the group and derive. Returns LM_OK, LM_EINVAL
- * (already started) or an errno-derived code. */
+/* Starts the threads: each waits until this replica's ingest group has
+ * stored what the topics held at the start (see "joining" in owner.c), then
+ * joins the group and derives. Returns LM_OK, LM_EINVAL (already started) or
+ * an errno-derived code. */
 int lm_owner_start(lm_owner *ow);
 
 /* The index moved (the follower's on_applied): a message waiting for it is

@@ -6,7 +6,10 @@
  * builds the reply → S_SEND (reply handed to nng) → S_RECV again. The aio
  * callback runs on an nng thread: it only takes the message, answers at
  * once when the request cannot be queued, or re-arms the context. Workers
- * do everything that takes time (decoding, the handler, encoding).
+ * do everything that takes time (decoding, the handler, encoding). A
+ * method's commit may hold the encoded reply (S_WORK, in sl->held): the
+ * worker leaves the slot, and finish_held sends the reply from the thread
+ * that completes the commit.
  *
  * Ownership. The request message belongs to the slot from the receive
  * callback until it is reused for the reply and handed to nng_ctx_send; a
@@ -71,6 +74,12 @@ struct slot {
 	nng_msg *msg;     /* the request while queued or being worked on */
 	nng_time recv_ms; /* nng_clock() at receipt: deadlines */
 	uint64_t recv_ns; /* CLOCK_MONOTONIC at receipt: latency */
+	/* While a commit holds the reply (LM_RPC_HELD): the encoded OK reply
+	 * and what an answer that replaces it needs. */
+	nng_msg *held;
+	int mi;
+	uint64_t deadline, timeout;
+	char reqid[LM_RPC_MAX_REQUEST_ID + 1];
 };
 
 /* An open connection: its peer address and when it last sent a request. */
@@ -89,6 +98,7 @@ struct lm_rpc_server {
 	unsigned default_timeout_ms;
 	const ProtobufCServiceDescriptor *svc;
 	lm_rpc_handler *handlers; /* by method index in svc */
+	lm_rpc_commit *commits;   /* by method index; NULL entries: none */
 	void *arg;
 	nng_tls_config *tls_server; /* NULL unless tls+tcp:// */
 	nng_tls_config *tls_probe;  /* client side of the self-probe */
@@ -157,6 +167,7 @@ struct lm_rpc_server {
 	struct slot **queue;
 	unsigned qhead, qlen;
 	unsigned inflight;
+	unsigned held; /* calls a commit holds; free waits for them (idle_cv) */
 	bool stop;
 	pthread_t *threads;
 	unsigned nthreads;
@@ -328,25 +339,50 @@ send_reply(struct slot *sl, nng_msg *msg)
 	nng_leave(sl->s);
 }
 
-/* Replaces the body of msg by the serialized response. */
-static int
-put_response(nng_msg *msg, const Lunamatch__V1__RpcResponse *r)
-{
-	size_t n = protobuf_c_message_get_packed_size(&r->base);
+/* The tag of RpcResponse.payload (field 4, length-delimited). */
+#define PAYLOAD_TAG ((4u << 3) | 2u)
 
+/*
+ * Replaces the body of msg by the serialized response r with payload (may
+ * be NULL), the method's response message, packed straight into msg as
+ * field 4: r->payload must be empty then. The bytes are those protobuf-c
+ * would write for r with the packed payload in r->payload, without packing
+ * the payload into a buffer of its own first.
+ */
+static int
+put_response(
+    nng_msg *msg, const Lunamatch__V1__RpcResponse *r, const ProtobufCMessage *payload)
+{
+	size_t head = protobuf_c_message_get_packed_size(&r->base);
+	size_t n = payload != NULL ? protobuf_c_message_get_packed_size(payload) : 0;
+	size_t nlen = 1;
+	uint8_t *p;
+
+	for (size_t v = n; v >= 0x80; v >>= 7)
+		nlen++;
 	nng_msg_clear(msg);
-	if (nng_msg_realloc(msg, n) != 0)
+	if (nng_msg_realloc(msg, head + (n > 0 ? 1 + nlen + n : 0)) != 0)
 		return LM_ENOMEM;
-	protobuf_c_message_pack(&r->base, nng_msg_body(msg));
+	p = nng_msg_body(msg);
+	p += protobuf_c_message_pack(&r->base, p);
+	if (n > 0) {
+		size_t v = n;
+		*p++ = PAYLOAD_TAG;
+		for (; v >= 0x80; v >>= 7)
+			*p++ = (uint8_t) (v | 0x80);
+		*p++ = (uint8_t) v;
+		protobuf_c_message_pack(payload, p);
+	}
 	return LM_OK;
 }
 
 /* Sends the response (reusing msg) or, when it cannot be built, drops the
  * call: the caller then times out. */
 static void
-reply(struct slot *sl, nng_msg *msg, const Lunamatch__V1__RpcResponse *r)
+reply(struct slot *sl, nng_msg *msg, const Lunamatch__V1__RpcResponse *r,
+    const ProtobufCMessage *payload)
 {
-	if (put_response(msg, r) != LM_OK) {
+	if (put_response(msg, r, payload) != LM_OK) {
 		lm_error("rpc.reply.nomem", "cannot build a reply of %zu bytes",
 		    protobuf_c_message_get_packed_size(&r->base));
 		nng_msg_free(msg);
@@ -459,7 +495,7 @@ early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
 	r.message = text;
 	lm_counter_add(s->rejected[why], 1);
 	count_request(s, find_method(s, method), code, sl->recv_ns);
-	reply(sl, msg, &r);
+	reply(sl, msg, &r, NULL);
 }
 
 static bool
@@ -548,13 +584,16 @@ slot_cb(void *arg)
 /* ---- workers ----------------------------------------------------------- */
 
 /*
- * Decodes, dispatches and answers one request. Fills r (whose strings may
- * point into *reqp or text) and returns the method index or -1. *outp is
- * the encoded response payload to free after sending.
+ * Decodes and dispatches one request (sl->msg). Fills r (whose strings may
+ * point into *reqp or text) and returns the method index or -1. On OK,
+ * *inp and *outp hold the decoded request payload and the handler's
+ * response, and *ctxp the context the handler saw (pointing into *reqp);
+ * the caller frees *reqp, *inp and *outp.
  */
 static int
 handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
-    Lunamatch__V1__RpcResponse *r, char *text, size_t textlen, uint8_t **outp)
+    ProtobufCMessage **inp, ProtobufCMessage **outp, lm_rpc_ctx *ctxp,
+    Lunamatch__V1__RpcResponse *r, char *text, size_t textlen)
 {
 	Lunamatch__V1__RpcRequest *req = NULL;
 	ProtobufCMessage *in = NULL, *out = NULL;
@@ -608,6 +647,8 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	if (timeout > LM_RPC_MAX_TIMEOUT_MS)
 		timeout = LM_RPC_MAX_TIMEOUT_MS;
 	deadline = (uint64_t) sl->recv_ms + timeout;
+	sl->deadline = deadline;
+	sl->timeout = timeout;
 	now = nng_clock();
 	if ((uint64_t) now >= deadline) {
 		r->code = CODE_DEADLINE;
@@ -627,8 +668,9 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 		    err[0] ? err : lm_strerror(rv));
 		return mi;
 	}
+	*inp = in;
 
-	lm_rpc_ctx ctx = {
+	*ctxp = (lm_rpc_ctx){
 	    .method = md->name,
 	    .request_id = req->request_id,
 	    .deadline_ms = deadline,
@@ -636,8 +678,7 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	    .n_metadata = req->n_metadata,
 	};
 	text[0] = '\0';
-	code = s->handlers[mi](s->arg, &ctx, in, &out, text, textlen);
-	protobuf_c_message_free_unpacked(in, NULL);
+	code = s->handlers[mi](s->arg, ctxp, in, &out, text, textlen);
 	text[textlen - 1] = '\0';
 
 	if (code < 0 || code >= N_CODES) {
@@ -658,23 +699,96 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	}
 	r->code = (Lunamatch__V1__StatusCode) code;
 	if (code == CODE_OK) {
-		size_t n = protobuf_c_message_get_packed_size(out);
-		*outp = malloc(n ? n : 1);
-		if (*outp == NULL) {
-			r->code = CODE_INTERNAL;
-			snprintf(text, textlen, "out of memory encoding the response");
-		} else {
-			protobuf_c_message_pack(out, *outp);
-			r->payload.data = *outp;
-			r->payload.len = n;
-			text[0] = '\0';
-		}
-	} else if (text[0] == '\0') {
-		snprintf(text, textlen, "%s", lm_rpc_status_name(code));
+		*outp = out;
+		text[0] = '\0';
+		return mi;
 	}
+	if (text[0] == '\0')
+		snprintf(text, textlen, "%s", lm_rpc_status_name(code));
 	if (out != NULL)
 		protobuf_c_message_free_unpacked(out, NULL);
 	return mi;
+}
+
+/*
+ * Sends the reply held in sl->held (see lm_rpc_commit): as it is for code
+ * OK within the deadline, else replaced by code with reason why. Counts
+ * the call; the slot is the send's afterwards.
+ */
+static void
+finish_held(struct slot *sl, int code, const char *why)
+{
+	lm_rpc_server *s = sl->s;
+	Lunamatch__V1__RpcResponse r = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+	const char *name = s->svc->methods[sl->mi].name;
+	char text[LM_RPC_MAX_MESSAGE];
+	nng_msg *msg = sl->held;
+
+	sl->held = NULL;
+	if (code < 0 || code >= N_CODES) {
+		lm_error(
+		    "rpc.commit.bad_code", "commit of %s returned status %d", name, code);
+		code = CODE_INTERNAL;
+		why = "internal error";
+	}
+	if (code == CODE_OK && (uint64_t) nng_clock() > sl->deadline) {
+		code = CODE_DEADLINE;
+		snprintf(text, sizeof(text),
+		    "deadline of %llu ms passed before %s finished",
+		    (unsigned long long) sl->timeout, name);
+	} else {
+		snprintf(text, sizeof(text), "%s",
+		    why != NULL && why[0] != '\0' ? why : lm_rpc_status_name(code));
+	}
+	count_request(s, sl->mi, code, sl->recv_ns);
+	if (code == CODE_OK) {
+		send_reply(sl, msg);
+	} else {
+		r.request_id = sl->reqid;
+		r.code = (Lunamatch__V1__StatusCode) code;
+		r.message = text;
+		reply(sl, msg, &r, NULL);
+	}
+	pthread_mutex_lock(&s->mtx);
+	if (--s->held == 0)
+		pthread_cond_broadcast(&s->idle_cv);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* The lm_rpc_done_fn of held calls. */
+static void
+call_done(void *call, int code, const char *msg)
+{
+	finish_held(call, code, msg);
+}
+
+/*
+ * Gives the encoded OK reply msg of method mi to its commit, which holds it
+ * or has it answered through finish_held: either way the slot is no longer
+ * the worker's.
+ */
+static void
+commit(lm_rpc_server *s, struct slot *sl, int mi, nng_msg *msg, const lm_rpc_ctx *ctx,
+    const ProtobufCMessage *in, const ProtobufCMessage *out)
+{
+	char text[LM_RPC_MAX_MESSAGE];
+	int code;
+
+	sl->held = msg;
+	sl->mi = mi;
+	snprintf(sl->reqid, sizeof(sl->reqid), "%s",
+	    ctx->request_id != NULL && strlen(ctx->request_id) <= LM_RPC_MAX_REQUEST_ID
+	        ? ctx->request_id
+	        : "");
+	pthread_mutex_lock(&s->mtx);
+	s->held++;
+	pthread_mutex_unlock(&s->mtx);
+	text[0] = '\0';
+	code = s->commits[mi](s->arg, ctx, in, out, call_done, sl, text, sizeof(text));
+	if (code != LM_RPC_HELD) {
+		text[sizeof(text) - 1] = '\0';
+		finish_held(sl, code, text);
+	}
 }
 
 static void
@@ -682,19 +796,36 @@ work(lm_rpc_server *s, struct slot *sl)
 {
 	Lunamatch__V1__RpcResponse r = LUNAMATCH__V1__RPC_RESPONSE__INIT;
 	Lunamatch__V1__RpcRequest *req = NULL;
+	ProtobufCMessage *in = NULL, *out = NULL;
+	lm_rpc_ctx ctx;
 	char text[LM_RPC_MAX_MESSAGE];
-	uint8_t *payload = NULL;
 	nng_msg *msg;
 	int mi;
 
 	text[0] = '\0';
-	mi = handle(s, sl, &req, &r, text, sizeof(text), &payload);
+	mi = handle(s, sl, &req, &in, &out, &ctx, &r, text, sizeof(text));
 	r.message = text;
-	count_request(s, mi, (int) r.code, sl->recv_ns);
 	msg = sl->msg;
 	sl->msg = NULL;
-	reply(sl, msg, &r);
-	free(payload);
+	if (r.code == CODE_OK && put_response(msg, &r, out) != LM_OK) {
+		r.code = CODE_INTERNAL;
+		snprintf(text, sizeof(text), "out of memory encoding the response");
+		protobuf_c_message_free_unpacked(out, NULL);
+		out = NULL;
+	}
+	if (r.code == CODE_OK && s->commits[mi] != NULL) {
+		commit(s, sl, mi, msg, &ctx, in, out);
+	} else {
+		count_request(s, mi, (int) r.code, sl->recv_ns);
+		if (r.code == CODE_OK)
+			send_reply(sl, msg);
+		else
+			reply(sl, msg, &r, NULL);
+	}
+	if (out != NULL)
+		protobuf_c_message_free_unpacked(out, NULL);
+	if (in != NULL)
+		protobuf_c_message_free_unpacked(in, NULL);
 	if (req != NULL)
 		protobuf_c_message_free_unpacked(&req->base, NULL);
 }
@@ -1082,14 +1213,15 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	}
 
 	s->handlers = calloc(svc->n_methods ? svc->n_methods : 1, sizeof(*s->handlers));
+	s->commits = calloc(svc->n_methods ? svc->n_methods : 1, sizeof(*s->commits));
 	s->queue = calloc(s->queue_cap, sizeof(*s->queue));
 	s->slots = calloc(s->ncontexts, sizeof(*s->slots));
 	s->threads = calloc(s->nworkers, sizeof(*s->threads));
 	for (s->ntab = 16; s->ntab < 2 * (size_t) s->max_conns; s->ntab *= 2)
 		;
 	s->tab = calloc(s->ntab, sizeof(*s->tab));
-	if (s->handlers == NULL || s->queue == NULL || s->slots == NULL ||
-	    s->threads == NULL || s->tab == NULL) {
+	if (s->handlers == NULL || s->commits == NULL || s->queue == NULL ||
+	    s->slots == NULL || s->threads == NULL || s->tab == NULL) {
 		rv = LM_ENOMEM;
 		goto fail;
 	}
@@ -1111,6 +1243,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 			goto fail;
 		}
 		s->handlers[mi] = methods[i].fn;
+		s->commits[mi] = methods[i].commit;
 	}
 	if (lm_rpc_url_is_tls(s->url)) {
 		rv = lm_rpc_tls_config(&s->tls_server, NNG_TLS_MODE_SERVER, o->tls_cert,
@@ -1302,6 +1435,11 @@ lm_rpc_server_free(lm_rpc_server *s)
 	pthread_mutex_unlock(&s->mtx);
 	for (unsigned i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
+	/* Held calls: their done comes from elsewhere and touches the slot. */
+	pthread_mutex_lock(&s->mtx);
+	while (s->held > 0)
+		pthread_cond_wait(&s->idle_cv, &s->mtx);
+	pthread_mutex_unlock(&s->mtx);
 	if (s->sweeper_on) {
 		pthread_mutex_lock(&s->sweep_mtx);
 		s->sweep_stop = true;
@@ -1344,6 +1482,7 @@ lm_rpc_server_free(lm_rpc_server *s)
 	free(s->queue);
 	free(s->threads);
 	free(s->handlers);
+	free(s->commits);
 	free(s);
 }
 

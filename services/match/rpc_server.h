@@ -84,9 +84,40 @@ typedef struct lm_rpc_ctx {
 typedef int (*lm_rpc_handler)(void *arg, const lm_rpc_ctx *ctx,
     const ProtobufCMessage *req, ProtobufCMessage **resp, char *msg, size_t msglen);
 
+/* What a commit returns when it holds the reply (see lm_rpc_commit). */
+#define LM_RPC_HELD (-1)
+
+/*
+ * Sends the reply of a held call (see lm_rpc_commit): code OK sends the
+ * reply the handler made, any other code replaces it by that status with
+ * reason msg (NULL or "": the status name; at most LM_RPC_MAX_MESSAGE
+ * bytes are sent; no personal data). An OK that comes after the call's
+ * deadline is answered DEADLINE_EXCEEDED. May be called from any thread
+ * but an nng callback; call is invalid afterwards.
+ */
+typedef void (*lm_rpc_done_fn)(void *call, int code, const char *msg);
+
+/*
+ * A commit runs on the worker after the handler answered OK and its reply
+ * is encoded, before the reply is sent: for what must be done with an
+ * answer before it may be given (the decision log). req and resp are the
+ * handler's request and response (borrowed, valid during the call only).
+ * It returns OK to send the reply now, another status code to answer
+ * with that instead (reason in msg, as for a handler), or LM_RPC_HELD:
+ * the reply waits, without holding the worker, until done(call, code,
+ * reason) is called, exactly once, possibly before the commit returns.
+ * A held call counts as in flight (drain waits for it) and
+ * lm_rpc_server_free waits for its done, so whatever holds it must still
+ * call done by then.
+ */
+typedef int (*lm_rpc_commit)(void *arg, const lm_rpc_ctx *ctx,
+    const ProtobufCMessage *req, const ProtobufCMessage *resp, lm_rpc_done_fn done,
+    void *call, char *msg, size_t msglen);
+
 typedef struct lm_rpc_method {
 	const char *name; /* short name; must exist in the service descriptor */
 	lm_rpc_handler fn;
+	lm_rpc_commit commit; /* NULL: the reply is sent when the handler returns */
 } lm_rpc_method;
 
 typedef struct lm_rpc_server_opts {

@@ -154,29 +154,61 @@ struct answer {
 	const char *model_version;
 };
 
+/* Room for the results of a decision on the stack; larger answers
+ * allocate. */
+#define DECISION_STACK_RESULTS 64
+
+/* A held MatchJobs / MatchCandidates reply waiting for its decision's
+ * write (lm_decisions_done_fn). */
+struct held {
+	const char *method;
+	lm_rpc_done_fn done;
+	void *call;
+};
+
+static void
+decision_written(void *arg, int rc)
+{
+	struct held h = *(struct held *) arg;
+	char msg[LM_RPC_MAX_MESSAGE];
+
+	free(arg);
+	if (rc == LM_OK) {
+		h.done(h.call, ST_OK, NULL);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "decision log unavailable: %s", lm_strerror(rc));
+	lm_warn("match.decision", "%s answer refused: the decision log failed: %s",
+	    h.method, lm_errname(rc));
+	h.done(h.call, ST_UNAVAILABLE, msg);
+}
+
 /*
- * Logs the decision of an answer when the service has a decision log.
- * Returns ST_OK, or ST_UNAVAILABLE with the reason when it cannot be
- * logged: then the answer must not be given.
+ * Hands the decision of an answer to the service's decision log; its reply
+ * is held until the decision is durable (decision_written). Returns
+ * LM_RPC_HELD, ST_OK when the service has no log (the reply goes at once),
+ * or ST_UNAVAILABLE with the reason when the decision cannot be handed
+ * over: then the answer must not be given.
  */
 static int
 log_decision(lm_match_service *s, const lm_rpc_ctx *ctx, const struct answer *a,
-    char *msg, size_t msglen)
+    lm_rpc_done_fn done, void *call, char *msg, size_t msglen)
 {
 	Lunamatch__V1__Decision d = LUNAMATCH__V1__DECISION__INIT;
-	Lunamatch__V1__DecisionResult *res = NULL, **resp = NULL;
-	int rc;
+	Lunamatch__V1__DecisionResult res_stack[DECISION_STACK_RESULTS];
+	Lunamatch__V1__DecisionResult *resp_stack[DECISION_STACK_RESULTS];
+	Lunamatch__V1__DecisionResult *res = res_stack, **resp = resp_stack;
+	struct held *h = NULL;
+	int rc = LM_ENOMEM;
 
 	if (s->decisions == NULL)
 		return ST_OK;
-	if (a->n_matches > 0 &&
+	if (a->n_matches > DECISION_STACK_RESULTS &&
 	    ((res = calloc(a->n_matches, sizeof(*res))) == NULL ||
-	        (resp = calloc(a->n_matches, sizeof(*resp))) == NULL)) {
-		free(res);
-		snprintf(
-		    msg, msglen, "decision log unavailable: %s", lm_strerror(LM_ENOMEM));
-		return ST_UNAVAILABLE;
-	}
+	        (resp = calloc(a->n_matches, sizeof(*resp))) == NULL))
+		goto out;
+	if ((h = malloc(sizeof(*h))) == NULL)
+		goto out;
 	for (size_t i = 0; i < a->n_matches; i++) {
 		const Lunamatch__V1__Match *m = a->matches[i];
 		lunamatch__v1__decision_result__init(&res[i]);
@@ -185,7 +217,8 @@ log_decision(lm_match_service *s, const lm_rpc_ctx *ctx, const struct answer *a,
 		res[i].rank = m->rank;
 		resp[i] = &res[i];
 	}
-	/* Borrowed strings: lm_decisions_log serializes d before it returns. */
+	/* Borrowed strings: lm_decisions_log_async serializes d before it
+	 * returns. */
 	d.method = (char *) a->method;
 	d.request_id =
 	    (char *) (ctx != NULL && ctx->request_id != NULL ? ctx->request_id : "");
@@ -201,11 +234,16 @@ log_decision(lm_match_service *s, const lm_rpc_ctx *ctx, const struct answer *a,
 	d.results = resp;
 	d.considered = a->considered;
 	d.vetoed = a->vetoed;
-	rc = lm_decisions_log(s->decisions, &d, NULL);
-	free(resp);
-	free(res);
+	*h = (struct held){a->method, done, call};
+	rc = lm_decisions_log_async(s->decisions, &d, decision_written, h);
+out:
+	if (resp != resp_stack)
+		free(resp);
+	if (res != res_stack)
+		free(res);
 	if (rc == LM_OK)
-		return ST_OK;
+		return LM_RPC_HELD;
+	free(h);
 	snprintf(msg, msglen, "decision log unavailable: %s", lm_strerror(rc));
 	lm_warn("match.decision", "%s answer refused: the decision log failed: %s",
 	    a->method, lm_errname(rc));
@@ -403,12 +441,6 @@ h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 		q.profile = (Lunamatch__V1__CandidateProfile *) copy;
 	rc = lm_index_match_jobs(s->idx, &q, at, &out, reason, sizeof(reason));
 	st = match_done(rc, copy, &SUBJECT_PROFILE, id, reason, msg, msglen);
-	if (st == ST_OK) {
-		struct answer a = {"MatchJobs", id, in->top_k, in->filters, NULL, true,
-		    out->matches, out->n_matches, out->considered, out->vetoed,
-		    out->index_seq, out->as_of, out->model_version};
-		st = log_decision(s, ctx, &a, msg, msglen);
-	}
 	if (st == ST_OK)
 		*resp = &out->base;
 	else if (out != NULL) /* NULL when the query itself failed */
@@ -446,17 +478,47 @@ h_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req
 		q.posting = (Lunamatch__V1__JobPosting *) copy;
 	rc = lm_index_match_candidates(s->idx, &q, at, &out, reason, sizeof(reason));
 	st = match_done(rc, copy, &SUBJECT_POSTING, id, reason, msg, msglen);
-	if (st == ST_OK) {
-		struct answer a = {"MatchCandidates", id, in->top_k, NULL, in->filters,
-		    false, out->matches, out->n_matches, out->considered, out->vetoed,
-		    out->index_seq, out->as_of, out->model_version};
-		st = log_decision(s, ctx, &a, msg, msglen);
-	}
 	if (st == ST_OK)
 		*resp = &out->base;
 	else if (out != NULL) /* NULL when the query itself failed */
 		protobuf_c_message_free_unpacked(&out->base, NULL);
 	return st;
+}
+
+/* The commits of the match methods: the decision of an answer is logged
+ * before the answer is given (log_decision). */
+static int
+c_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    const ProtobufCMessage *resp, lm_rpc_done_fn done, void *call, char *msg,
+    size_t msglen)
+{
+	const Lunamatch__V1__MatchJobsRequest *in = (const void *) req;
+	const Lunamatch__V1__MatchJobsResponse *out = (const void *) resp;
+	struct answer a = {"MatchJobs",
+	    in->subject_case == LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID
+	        ? in->candidate_id
+	        : NULL,
+	    in->top_k, in->filters, NULL, true, out->matches, out->n_matches,
+	    out->considered, out->vetoed, out->index_seq, out->as_of, out->model_version};
+
+	return log_decision(arg, ctx, &a, done, call, msg, msglen);
+}
+
+static int
+c_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    const ProtobufCMessage *resp, lm_rpc_done_fn done, void *call, char *msg,
+    size_t msglen)
+{
+	const Lunamatch__V1__MatchCandidatesRequest *in = (const void *) req;
+	const Lunamatch__V1__MatchCandidatesResponse *out = (const void *) resp;
+	struct answer a = {"MatchCandidates",
+	    in->subject_case == LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID
+	        ? in->job_id
+	        : NULL,
+	    in->top_k, NULL, in->filters, false, out->matches, out->n_matches,
+	    out->considered, out->vetoed, out->index_seq, out->as_of, out->model_version};
+
+	return log_decision(arg, ctx, &a, done, call, msg, msglen);
 }
 
 /* ---- ExplainMatch ------------------------------------------------------------ */
@@ -619,12 +681,12 @@ h_check(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 }
 
 static const lm_rpc_method methods[] = {
-    {"MatchJobs", h_match_jobs},
-    {"MatchCandidates", h_match_candidates},
-    {"ExplainMatch", h_explain},
-    {"GetPosting", h_get_posting},
-    {"GetProfile", h_get_profile},
-    {"Check", h_check},
+    {"MatchJobs", h_match_jobs, c_match_jobs},
+    {"MatchCandidates", h_match_candidates, c_match_candidates},
+    {"ExplainMatch", h_explain, NULL},
+    {"GetPosting", h_get_posting, NULL},
+    {"GetProfile", h_get_profile, NULL},
+    {"Check", h_check, NULL},
 };
 
 const lm_rpc_method *

@@ -63,7 +63,10 @@ typedef struct lm_match_service_opts {
 	void *clock_arg;
 	/* The decision log (borrowed; NULL = off). When set, every MatchJobs
 	 * and MatchCandidates answer is logged before it is given, and an
-	 * answer that cannot be logged is refused with UNAVAILABLE. */
+	 * answer that cannot be logged is refused with UNAVAILABLE: their
+	 * commits (lm_rpc_commit) hold the reply until the decision is
+	 * durable, without holding the worker. The log must outlive the RPC
+	 * server (lm_rpc_server_free waits for the held replies). */
 	lm_decisions *decisions;
 } lm_match_service_opts;
 
@@ -87,7 +90,8 @@ bool lm_match_service_serving(const lm_match_service *s);
 
 /*
  * The handler table of MatchService: MatchJobs, MatchCandidates,
- * ExplainMatch, GetPosting, GetProfile, Check. Static storage; *n receives
+ * ExplainMatch, GetPosting, GetProfile, Check, and the commits of the two
+ * match methods (the decision log). Static storage; *n receives
  * the number of entries. Pass it to lm_rpc_server_new with the service as
  * arg and lunamatch__v1__match_service__descriptor as the service.
  */

@@ -40,6 +40,7 @@ typedef struct lm_config {
 	char topic_dlq[LM_CFG_STR];       /* LUNAMATCH_TOPIC_DLQ */
 	char topic_decisions[LM_CFG_STR]; /* LUNAMATCH_TOPIC_DECISIONS */
 	uint32_t decision_log;            /* LUNAMATCH_DECISION_LOG: 0 or 1 */
+	uint32_t decision_log_sync_ms;    /* LUNAMATCH_DECISION_LOG_SYNC_MS */
 	char group_id[LM_CFG_STR];        /* LUNAMATCH_GROUP_ID */
 	char events_group_id[LM_CFG_STR]; /* LUNAMATCH_EVENTS_GROUP_ID */
 	/* Store and data files */

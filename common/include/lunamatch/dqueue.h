@@ -19,6 +19,7 @@
 #ifndef LUNAMATCH_DQUEUE_H
 #define LUNAMATCH_DQUEUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +79,21 @@ int lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, vo
  * not queued are ignored. Returns LM_OK or an error (nothing removed).
  */
 int lm_dqueue_remove(lm_dqueue *q, const uint64_t *seqs, size_t n);
+
+/*
+ * Switches the queue between synced transactions (sync true, the default:
+ * an append or a removal is on disk when it returns) and transactions that
+ * are only written to the file (false; LMDB's MDB_NOSYNC): they survive a
+ * crash of the process, but an operating system crash or a power loss
+ * loses those since the last lm_dqueue_sync, and on a file system that
+ * does not keep the order of writes can damage the queue. LM_OK or
+ * LM_ESTORE.
+ */
+int lm_dqueue_set_sync(lm_dqueue *q, bool sync);
+
+/* Flushes the transactions written so far to disk. LM_OK, LM_EIO,
+ * LM_ENOSPC or LM_ESTORE. */
+int lm_dqueue_sync(lm_dqueue *q);
 
 /* Messages queued now. */
 uint64_t lm_dqueue_count(lm_dqueue *q);

@@ -108,7 +108,8 @@ const lm_skill *lm_taxonomy_lookup(const lm_taxonomy *t, const char *name);
  * nearest to it, at a distance of at most LM_SKILL_TYPO_DISTANCE(key length) (then
  * *distance is that distance). NULL when there is none, or when two skills are equally
  * near, since a guess between them would be arbitrary. distance may be NULL. Costs one
- * hash probe when the name is known, a scan of every key otherwise.
+ * hash probe when the name is known, otherwise a distance to each key of the
+ * same first byte whose length is within the bound (a sorted table).
  */
 const lm_skill *lm_taxonomy_resolve(
     const lm_taxonomy *t, const char *name, unsigned *distance);

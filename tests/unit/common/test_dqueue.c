@@ -1,7 +1,8 @@
 /*
  * test_dqueue.c - the durable FIFO on real LMDB files: order, removal,
  * sequence numbers that keep growing across an empty queue and a reopen,
- * a full map that refuses appends and keeps what it holds, and the limits.
+ * a full map that refuses appends and keeps what it holds, unsynced
+ * transactions and an explicit sync, and the limits.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,19 @@ test_fifo(void **state)
 	assert_int_equal(lm_dqueue_count(q), 1);
 	assert_int_equal(lm_dqueue_append(q, m, 1, &first), LM_OK);
 	assert_int_equal(first, 6);
+
+	/* Unsynced transactions, then an explicit sync: the same queue. */
+	assert_int_equal(lm_dqueue_set_sync(q, false), LM_OK);
+	assert_int_equal(lm_dqueue_append(q, m, 2, &first), LM_OK);
+	assert_int_equal(first, 7);
+	assert_int_equal(lm_dqueue_sync(q), LM_OK);
+	assert_int_equal(lm_dqueue_set_sync(q, true), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), 4);
+	assert_int_equal(lm_dqueue_set_sync(NULL, true), LM_EINVAL);
+	assert_int_equal(lm_dqueue_sync(NULL), LM_EINVAL);
+	lm_dqueue_close(q);
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), 4);
 	lm_dqueue_close(q);
 	lm_dqueue_close(NULL);
 	lmt_rmtree(root);

@@ -3,6 +3,8 @@
  * canonical forms, loader errors on crafted files, concurrent readers.
  */
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -587,6 +589,194 @@ test_concurrent_readers(void **state)
 	lm_taxonomy_free(t);
 }
 
+/* ---- typo resolution against an exhaustive reference --------------------- */
+
+/* A key of data/skills.tsv and its skill, read by the test itself. */
+struct refkey {
+	char key[LM_SKILL_KEY_MAX];
+	size_t len;
+	char id[128];
+};
+
+/* Plain optimal string alignment distance, no cut-off. */
+static unsigned
+ref_osa(const char *a, size_t n, const char *b, size_t m)
+{
+	static unsigned d[LM_SKILL_KEY_MAX + 1][LM_SKILL_KEY_MAX + 1];
+	for (size_t i = 0; i <= n; i++)
+		d[i][0] = (unsigned) i;
+	for (size_t j = 0; j <= m; j++)
+		d[0][j] = (unsigned) j;
+	for (size_t i = 1; i <= n; i++)
+		for (size_t j = 1; j <= m; j++) {
+			unsigned v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < v)
+				v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	return d[n][m];
+}
+
+static void
+add_ref(struct refkey *keys, size_t *n, size_t cap, const char *id, const char *name)
+{
+	assert_true(*n < cap);
+	struct refkey *k = &keys[*n];
+	k->len = lm_skill_key(name, k->key, sizeof(k->key));
+	snprintf(k->id, sizeof(k->id), "%s", id);
+	(*n)++;
+}
+
+/* Every id, display name and alias of data/skills.tsv, as keys. */
+static size_t
+read_ref_keys(struct refkey *keys, size_t cap)
+{
+	FILE *f = fopen(lmt_src("data/skills.tsv"), "r");
+	char line[4096];
+	size_t n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *col[4] = {line, NULL, NULL, NULL};
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		for (int c = 1; c < 4; c++) {
+			char *tab = col[c - 1] ? strchr(col[c - 1], '\t') : NULL;
+			if (tab != NULL) {
+				*tab = '\0';
+				col[c] = tab + 1;
+			}
+		}
+		add_ref(keys, &n, cap, col[0], col[0]);
+		add_ref(keys, &n, cap, col[0], col[1]);
+		for (char *a = col[3], *bar; a != NULL && *a != '\0'; a = bar + 1) {
+			if ((bar = strchr(a, '|')) != NULL)
+				*bar = '\0';
+			add_ref(keys, &n, cap, col[0], a);
+			if (bar == NULL)
+				break;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+/* What lm_taxonomy_resolve must answer for a name that is not a key: the
+ * one skill nearest within the bound among keys of the same first byte, or
+ * NULL ("-") when none is or two skills are equally near. */
+static const char *
+ref_resolve(const struct refkey *keys, size_t n, const char *key, size_t len)
+{
+	unsigned bound = LM_SKILL_TYPO_DISTANCE(len), best = bound + 1;
+	const char *found = NULL;
+	bool tie = false;
+
+	if (bound == 0)
+		return "-";
+	for (size_t i = 0; i < n; i++) {
+		if (keys[i].key[0] != key[0])
+			continue;
+		unsigned d = ref_osa(key, len, keys[i].key, keys[i].len);
+		if (d > bound)
+			continue;
+		if (d < best) {
+			best = d;
+			found = keys[i].id;
+			tie = false;
+		} else if (d == best && strcmp(keys[i].id, found) != 0) {
+			tie = true;
+		}
+	}
+	return found == NULL || tie ? "-" : found;
+}
+
+/*
+ * 5,000 random misspellings of the file's own keys (up to three random
+ * substitutions, deletions, insertions or transpositions) and random
+ * strings resolve exactly as an exhaustive scan of every key with a plain
+ * distance says.
+ */
+static void
+test_typo_reference(void **state)
+{
+	enum { CAP = 8192, TYPO_ROUNDS = 5000 };
+	static struct refkey keys[CAP];
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	lm_taxonomy *t = load_real();
+	size_t n = read_ref_keys(keys, CAP);
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	size_t resolved = 0;
+	(void) state;
+
+#define NEXT() (rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, rng)
+	assert_true(n > 1000);
+	for (int r = 0; r < TYPO_ROUNDS; r++) {
+		char name[LM_SKILL_KEY_MAX];
+		size_t len;
+		if (r % 10 == 9) { /* a random string */
+			len = 1 + NEXT() % 16;
+			for (size_t i = 0; i < len; i++)
+				name[i] = alphabet[NEXT() % (sizeof(alphabet) - 1)];
+			name[len] = '\0';
+		} else {
+			const struct refkey *k = &keys[NEXT() % n];
+			memcpy(name, k->key, k->len + 1);
+			len = k->len;
+			for (unsigned e = 1 + NEXT() % 3; e > 0; e--) {
+				size_t at = len ? NEXT() % len : 0;
+				switch (NEXT() % 4) {
+				case 0: /* substitution */
+					if (len > 0)
+						name[at] = alphabet[NEXT() % 26];
+					break;
+				case 1: /* deletion */
+					if (len > 1) {
+						memmove(
+						    name + at, name + at + 1, len - at);
+						len--;
+					}
+					break;
+				case 2: /* insertion */
+					if (len + 2 < sizeof(name)) {
+						memmove(name + at + 1, name + at,
+						    len - at + 1);
+						name[at] = alphabet[NEXT() % 26];
+						len++;
+					}
+					break;
+				default: /* transposition */
+					if (at + 1 < len) {
+						char c = name[at];
+						name[at] = name[at + 1];
+						name[at + 1] = c;
+					}
+				}
+			}
+		}
+		char key[LM_SKILL_KEY_MAX];
+		size_t klen = lm_skill_key(name, key, sizeof(key));
+		if (klen == 0 || lm_taxonomy_lookup(t, name) != NULL)
+			continue; /* a key itself: not a typo */
+		unsigned d = 0;
+		const lm_skill *s = lm_taxonomy_resolve(t, name, &d);
+		const char *want = ref_resolve(keys, n, key, klen);
+		if (strcmp(s ? s->id : "-", want) != 0)
+			fail_msg("\"%s\" resolved to %s, the exhaustive scan says %s",
+			    name, s ? s->id : "-", want);
+		resolved += s != NULL;
+	}
+#undef NEXT
+	print_message("%zu of %d misspellings resolved\n", resolved, TYPO_ROUNDS);
+	assert_true(resolved > 250);
+	lm_taxonomy_free(t);
+}
+
 int
 main(void)
 {
@@ -597,6 +787,7 @@ main(void)
 	    cmocka_unit_test(test_canonical),
 	    cmocka_unit_test(test_typos),
 	    cmocka_unit_test(test_typo_ambiguous),
+	    cmocka_unit_test(test_typo_reference),
 	    cmocka_unit_test(test_fixture_resolution_rate),
 	    cmocka_unit_test(test_get),
 	    cmocka_unit_test(test_categories),

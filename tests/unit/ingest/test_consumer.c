@@ -4,7 +4,8 @@
  * after a fatal Kafka error, and the failure paths armed through the
  * consumer's failure points (lm_consumer_fail_next): a failed store commit,
  * dead letters not delivered, a message that cannot be processed, each
- * retried with backoff and acknowledged only once done; a revocation.
+ * retried with backoff and acknowledged only once done; a revocation; the
+ * readiness that waits for the first catch-up.
  *
  * Each test runs lm_consumer_run on its own thread with its own group and
  * topics, so that tests do not see each other's messages or offsets.
@@ -500,6 +501,99 @@ test_revoke(void **state)
 	rd_kafka_destroy(p);
 }
 
+/*
+ * Catching up: with 2,000 postings waiting, the consumer is not ready before
+ * all of them are stored (a new replica serves nothing from a half-filled
+ * store), and says why meanwhile. A consumer restarted on the same group
+ * and store, with nothing new to read, is ready again from the group's
+ * committed offsets alone.
+ */
+static void
+test_catchup(void **state)
+{
+	enum { N = 2000 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_consumer_opts o;
+	char id[32], json[256], why[160] = "", err[256];
+	int catching = 0;
+	(void) state;
+
+	prepare(&r, "cons-catchup");
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "job-%d", i);
+		snprintf(json, sizeof(json),
+		    "{\"id\":\"%s\",\"version\":1,\"title\":\"T\","
+		    "\"skills\":[{\"name\":\"JS\"}]}",
+		    id);
+		rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+		rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
+		assert_int_equal(
+		    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(r.cfg.topic_postings),
+		        RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(id, strlen(id)),
+		        RD_KAFKA_V_VALUE(json, strlen(json)),
+		        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+		        RD_KAFKA_V_END),
+		    RD_KAFKA_RESP_ERR_NO_ERROR);
+	}
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+	start(&r);
+	int rv = LM_EBUSY;
+	for (int i = 0;
+	     i < IO_MS / 5 && (rv = lm_consumer_ready(r.c, why, sizeof(why))) != LM_OK;
+	     i++) {
+		if (strstr(why, "catching up with the topics") != NULL)
+			catching++;
+		else if (strcmp(why, "no partitions assigned") != 0)
+			fail_msg("unexpected reason: %s", why);
+		lmt_sleep_ms(5);
+	}
+	if (rv != LM_OK)
+		fail_msg("consumer not ready: %s", why);
+	/* Ready means every waiting posting is durable. */
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "job-%d", i);
+		if (!stored_in(&r, id))
+			fail_msg("ready with %s not stored (stored %d, rejected json %d, "
+			         "undecodable %d)",
+			    id,
+			    (int) metric(
+			        &r, "lunamatch_ingest_stored_total{kind=\"posting\"}"),
+			    (int) metric(&r,
+			        "lunamatch_ingest_rejected_total{reason=\"bad_json\"}"),
+			    (int) metric(&r, "lunamatch_ingest_rejected_total{reason="
+			                     "\"undecodable\"}"));
+	}
+	assert_true(catching > 0);
+	wait_committed(&r, r.cfg.topic_postings, N);
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(r.rv, LM_OK);
+
+	/* The restart: same group, same store, nothing new. */
+	lm_consumer_free(r.c);
+	o = (lm_consumer_opts){.cfg = &r.cfg,
+	    .store = r.store,
+	    .ctx = &M.r.ctx,
+	    .metrics = NULL,
+	    .stop = &r.stop};
+	lm_metrics_free(r.metrics);
+	assert_int_equal(lm_metrics_new(&r.metrics), LM_OK);
+	o.metrics = r.metrics;
+	if (lm_consumer_new(&o, &r.c, err, sizeof(err)) != LM_OK)
+		fail_msg("lm_consumer_new: %s", err);
+	r.stop = 0;
+	start(&r);
+	wait_assigned(&r);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 0);
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
 int
 main(void)
 {
@@ -509,6 +603,7 @@ main(void)
 	    cmocka_unit_test(test_dlq_failure),
 	    cmocka_unit_test(test_read_failure),
 	    cmocka_unit_test(test_revoke),
+	    cmocka_unit_test(test_catchup),
 	};
 	if (getenv("LMT_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));

@@ -3,7 +3,11 @@
  * mock cluster (a Kafka protocol implementation on 127.0.0.1), read back
  * with a real consumer: concurrent answers all logged, durable before the
  * call returns, kept through a broker outage and a restart, refused with a
- * clear error when the queue is full, and healthy again once it drains.
+ * clear error when the queue is full, and healthy again once it drains;
+ * in both sync modes (LUNAMATCH_DECISION_LOG_SYNC_MS 0 and N) a logged
+ * decision survives a crash of the process (a child that dies without
+ * closing the log), and decisions handed over without waiting report
+ * their write exactly once.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -12,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "decisions.h"
 #include "lmtest.h"
@@ -387,6 +393,71 @@ test_full_queue(void **state)
 	free(dir);
 }
 
+/* The done callback of lm_decisions_log_async in the tests. */
+struct dones {
+	pthread_mutex_t mu;
+	int calls, ok;
+};
+
+static void
+count_done(void *arg, int rc)
+{
+	struct dones *c = arg;
+	pthread_mutex_lock(&c->mu);
+	c->calls++;
+	c->ok += rc == LM_OK;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int
+dones_calls(struct dones *c)
+{
+	pthread_mutex_lock(&c->mu);
+	int n = c->calls;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+/* With sync_ms > 0, and handed over without waiting: each decision's done
+ * is called once, with LM_OK, and every decision reaches the topic; one
+ * handed in just before the log stops is written first; after the stop,
+ * nothing is taken and done is not called. */
+static void
+test_async_and_interval(void **state)
+{
+	char *dir = data_dir();
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = TOPIC,
+	    .data_dir = dir,
+	    .message_timeout_ms = 3000,
+	    .sync_ms = 20};
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	struct dones c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	lm_decisions *d = NULL;
+	(void) state;
+
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-async";
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_ECLOSED);
+	assert_int_equal(lm_decisions_log_async(d, &rec, NULL, &c), LM_EINVAL);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (dones_calls(&c) < 10 && lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_int_equal(c.calls, 10);
+	assert_int_equal(c.ok, 10);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_true(lm_decisions_healthy(d));
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	lm_decisions_free(d);
+	assert_int_equal(c.calls, 11);
+	assert_int_equal(c.ok, 11);
+	free(dir);
+}
+
 /* Missing or invalid options. */
 static void
 test_options(void **state)
@@ -402,19 +473,104 @@ test_options(void **state)
 	o.data_dir = NULL;
 	assert_int_equal(lm_decisions_new(&o, &d), LM_EINVAL);
 	assert_int_equal(lm_decisions_new(&o, NULL), LM_EINVAL);
+	o.data_dir = tmp;
+	o.sync_ms = LM_DECISIONS_SYNC_MS_MAX + 1;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_EINVAL);
 	assert_int_equal(lm_decisions_log(NULL, NULL, NULL), LM_EINVAL);
 	assert_false(lm_decisions_healthy(NULL));
 	assert_int_equal(lm_decisions_pending(NULL), 0);
 }
 
+/*
+ * A child process logs n decisions with sync_ms, half of them without
+ * waiting (their done seen), and dies without closing the log: a crash of
+ * the process. Every decision it saw logged must be in the queue. No
+ * broker listens at the child's address, so nothing leaves the queue.
+ */
+static void
+crash_after_logging(unsigned sync_ms, int n)
+{
+	char *dir = data_dir(), *qdir = malloc(strlen(dir) + 32);
+	lm_dqueue *q = NULL;
+	int status;
+	pid_t pid;
+
+	assert_non_null(qdir);
+	sprintf(qdir, "%s/%s", dir, LM_DECISIONS_SUBDIR);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		lm_decisions_opts o = {.brokers = "127.0.0.1:1",
+		    .topic = TOPIC,
+		    .data_dir = dir,
+		    .message_timeout_ms = 60000,
+		    .sync_ms = sync_ms};
+		Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+		struct dones c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+		lm_decisions *d = NULL;
+		int ok =
+		    lm_decisions_new(&o, &d) == LM_OK && lm_decisions_start(d) == LM_OK;
+		rec.method = "MatchJobs";
+		rec.subject_id = "cand-crash";
+		for (int i = 0; ok && i < n / 2; i++)
+			ok = lm_decisions_log(d, &rec, NULL) == LM_OK;
+		for (int i = n / 2; ok && i < n; i++)
+			ok = lm_decisions_log_async(d, &rec, count_done, &c) == LM_OK;
+		for (int i = 0; ok && dones_calls(&c) < n - n / 2 && i < 10000; i++)
+			lmt_sleep_ms(1);
+		_exit(ok && c.ok == n - n / 2 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(
+	    lm_dqueue_open(qdir, LM_DECISIONS_MAP_MAX_DEFAULT, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), (uint64_t) n);
+	lm_dqueue_close(q);
+	free(qdir);
+	free(dir);
+}
+
+/* Synced transactions (the default): logged means on disk, and so also
+ * in the file after a crash of the process. */
+static void
+test_crash_synced(void **state)
+{
+	(void) state;
+	crash_after_logging(0, 10);
+}
+
+/* Written, synced later: logged means in the queue's file, which a crash
+ * of the process keeps although no sync came (the interval is longer than
+ * the child lives). */
+static void
+test_crash_interval(void **state)
+{
+	(void) state;
+	crash_after_logging(LM_DECISIONS_SYNC_MS_MAX, 10);
+}
+
 int
 main(void)
 {
+	/* Before any librdkafka thread of this process: the children fork
+	 * from a single-threaded parent. */
+	const struct CMUnitTest crash_tests[] = {
+	    cmocka_unit_test(test_crash_synced),
+	    cmocka_unit_test(test_crash_interval),
+	};
+	tmp = lmt_tmpdir("decisions-crash");
+	int failed = cmocka_run_group_tests_name("crash", crash_tests, NULL, NULL);
+	lmt_rmtree(tmp);
+	free(tmp);
+	if (failed != 0)
+		return failed;
+
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_options),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_outage_and_restart),
 	    cmocka_unit_test(test_full_queue),
+	    cmocka_unit_test(test_async_and_interval),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

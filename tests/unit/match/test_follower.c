@@ -670,6 +670,22 @@ store_sample(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* Notes the id of a sample record without storing it. */
+static void
+note_id(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	struct stored *st = arg;
+	bool posting = m->descriptor == &lunamatch__v1__job_posting__descriptor;
+
+	(void) no;
+	(void) line;
+	(void) len;
+	assert_true(st->n[posting] < REPLAY_RECORDS);
+	st->ids[posting][st->n[posting]] = strdup(lmt_record_id(m));
+	assert_non_null(st->ids[posting][st->n[posting]++]);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
 /* Appends the wire form of m to buf (grown; *len bytes so far) and frees m. */
 static void
 append_packed(ProtobufCMessage *m, uint8_t **buf, size_t *len)
@@ -769,6 +785,153 @@ test_replay_at_two_clocks(void **state)
 	lm_follower_free(early);
 	lm_follower_free(late);
 	lm_index_free(idx2);
+}
+
+/* ---- a snapshot of many batches -------------------------------------------------- */
+
+#define COPIES 10 /* stored copies of each sample record */
+
+/* Stores COPIES copies of every sample record of one kind under new ids
+ * (<id>-c<k>), as ingest would. Returns how many it stored. */
+static size_t
+store_copies(struct fx *fx, bool posting)
+{
+	const char *which = posting ? LMT_SAMPLE_POSTINGS : LMT_SAMPLE_PROFILES;
+	struct stored ids = {.fx = fx};
+	size_t n = 0;
+
+	lmt_jsonl_foreach(which, lmt_sample_descriptor(which), note_id, &ids);
+	for (size_t k = 0; k < COPIES; k++)
+		for (size_t i = 0; i < ids.n[posting]; i++) {
+			char id[128];
+			ProtobufCMessage *m = sample(fx, posting, ids.ids[posting][i]);
+			snprintf(id, sizeof(id), "%s-c%zu", ids.ids[posting][i], k);
+			store_put(fx, posting, m, id, 1);
+			protobuf_c_message_free_unpacked(m, NULL);
+			n++;
+		}
+	for (size_t i = 0; i < ids.n[posting]; i++)
+		free(ids.ids[posting][i]);
+	return n;
+}
+
+struct ref_load {
+	lm_index *idx;
+	bool posting;
+};
+
+/* Puts a stored record into the reference index on this thread, as the
+ * change-log path does: decoded, then put (undecodable ones skipped). */
+static int
+ref_put(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	struct ref_load *rl = arg;
+	ProtobufCMessage *m = NULL;
+	char err[256];
+
+	(void) id;
+	(void) version;
+	if (lm_pb_decode_compact(rl->posting
+	                             ? &lunamatch__v1__job_posting__descriptor
+	                             : &lunamatch__v1__candidate_profile__descriptor,
+	        bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err)) != LM_OK)
+		return 0;
+	assert_int_equal(rl->posting
+	                     ? lm_index_put_posting_compact(rl->idx, (void *) m, 0)
+	                     : lm_index_put_profile_compact(rl->idx, (void *) m, 0),
+	    LM_OK);
+	return 0;
+}
+
+static int
+ref_posting(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	((struct ref_load *) arg)->posting = true;
+	return ref_put(arg, id, version, bytes, len);
+}
+
+static int
+ref_profile(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	((struct ref_load *) arg)->posting = false;
+	return ref_put(arg, id, version, bytes, len);
+}
+
+/*
+ * A snapshot of many batches, with undecodable records among them: the
+ * load (which prepares records on two threads) holds every good record and
+ * skips every bad one (counted), and answers every query exactly as an
+ * index loaded on one thread, record by record in store order, does.
+ */
+static void
+test_snapshot_in_batches(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_follower_stats st;
+	lm_index_counts c1, c2;
+	struct ref_load rl = {NULL, true};
+	struct stored ids = {.fx = fx};
+	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff};
+	static const char *const bad[] = {
+	    "cand-junk", "job-a-junk", "job-junk", "job-ml-junk", "job-zz-junk"};
+	size_t posts, profs, n1, n2, m1, m2;
+	uint64_t seq = 0;
+	lm_index *ref = NULL;
+	uint8_t *a1, *a2;
+	lm_store_txn *t = NULL;
+
+	lmt_jsonl_foreach(LMT_SAMPLE_POSTINGS, lmt_sample_descriptor(LMT_SAMPLE_POSTINGS),
+	    store_sample, &ids);
+	lmt_jsonl_foreach(LMT_SAMPLE_PROFILES, lmt_sample_descriptor(LMT_SAMPLE_PROFILES),
+	    store_sample, &ids);
+	posts = ids.n[1] + store_copies(fx, true);
+	profs = ids.n[0] + store_copies(fx, false);
+	assert_true(posts + profs > 4 * 256); /* batches of the load */
+	assert_int_equal(lm_store_begin(fx->store, &t), LM_OK);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(
+		    lm_store_put(t, i == 0 ? LM_KIND_PROFILE : LM_KIND_POSTING, bad[i], 1,
+		        junk, sizeof(junk)),
+		    LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_stats_get(f, &st);
+	assert_true(st.loaded);
+	assert_int_equal(st.errors, sizeof(bad) / sizeof(bad[0]));
+	assert_int_equal(st.records, posts + profs);
+	lm_index_counts_get(fx->idx, &c1);
+	assert_int_equal(c1.postings, posts);
+	assert_int_equal(c1.profiles, profs);
+
+	/* The reference: loaded into a new index and published as the
+	 * follower does, on this thread. */
+	assert_int_equal(lm_index_new(&fx->model, &ref), LM_OK);
+	assert_int_equal(lm_index_new(&fx->model, &rl.idx), LM_OK);
+	lm_index_loading(rl.idx);
+	assert_int_equal(
+	    lm_store_snapshot(fx->store, ref_posting, ref_profile, &rl, &seq), LM_OK);
+	assert_int_equal(lm_index_replace(ref, rl.idx, seq), LM_OK);
+	assert_int_equal(lm_index_seq(ref), lm_index_seq(fx->idx));
+	lm_index_counts_get(ref, &c2);
+	assert_int_equal(c2.postings, posts);
+	assert_int_equal(c2.profiles, profs);
+	a1 = all_answers(fx->idx, &ids, &n1, &m1);
+	a2 = all_answers(ref, &ids, &n2, &m2);
+	assert_true(m1 > 1000);
+	assert_int_equal(m1, m2);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(a1, a2, n1);
+	free(a1);
+	free(a2);
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < ids.n[k]; i++)
+			free(ids.ids[k][i]);
+	lm_index_free(ref);
+	lm_follower_free(f);
 }
 
 /* ---- index_seq and data, published together ---------------------------------- */
@@ -1093,6 +1256,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_undecodable_record_skipped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replay_at_two_clocks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_in_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_seq_with_data, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

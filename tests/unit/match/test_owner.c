@@ -20,7 +20,9 @@
  *  - with two replicas (each its own store, index, outbox and ingest group)
  *    owning different partitions, announces every pair of postings and
  *    profiles that arrive on different partitions at the same moment
- *    exactly once across both outboxes, each left to one side.
+ *    exactly once across both outboxes, each left to one side;
+ *  - joins the events group only once the replica's ingest has stored what
+ *    the topics held at the start.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -346,32 +348,11 @@ ingest_delete(bool posting, const char *id)
 	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
 }
 
-/* Commits offset `next` of topic's partition in ingest group group, as
- * ingest does after its store transaction. */
+/* Commits offset `next` of topic's partition in group, with metadata meta
+ * when it is not NULL. */
 static void
-group_commit(const char *group, const char *topic, int partition, int64_t next)
-{
-	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_topic_partition_list_t *l;
-	rd_kafka_t *c;
-	char err[256];
-
-	assert_int_equal(
-	    lm_kafka_conf(G.brokers, "test-ingest", &conf, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_kafka_set(conf, "group.id", group, err, sizeof(err)), LM_OK);
-	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-	assert_non_null(c);
-	l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next;
-	assert_int_equal(rd_kafka_commit(c, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
-	rd_kafka_topic_partition_list_destroy(l);
-	rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-}
-
-/* Commits offset `next` of topic's partition in the events group with
- * metadata meta, as an owner writes its claim. */
-static void
-claim_commit(const char *topic, int partition, int64_t next, const char *meta)
+commit_in(
+    const char *group, const char *topic, int partition, int64_t next, const char *meta)
 {
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_topic_partition_list_t *l;
@@ -380,54 +361,42 @@ claim_commit(const char *topic, int partition, int64_t next, const char *meta)
 	char err[256];
 
 	assert_int_equal(
-	    lm_kafka_conf(G.brokers, "test-claim", &conf, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_kafka_set(conf, "group.id", GROUP, err, sizeof(err)), LM_OK);
+	    lm_kafka_conf(G.brokers, "test-commit", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_kafka_set(conf, "group.id", group, err, sizeof(err)), LM_OK);
 	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	assert_non_null(c);
 	l = rd_kafka_topic_partition_list_new(1);
 	tp = rd_kafka_topic_partition_list_add(l, topic, partition);
 	tp->offset = next;
-	tp->metadata = strdup(meta);
-	tp->metadata_size = strlen(meta);
+	if (meta != NULL) {
+		tp->metadata = strdup(meta);
+		tp->metadata_size = strlen(meta);
+	}
 	assert_int_equal(rd_kafka_commit(c, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
 	rd_kafka_topic_partition_list_destroy(l);
 	rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
-/* The length of the metadata the events group holds with its committed
- * offset of topic's partition. */
-static size_t
-claim_len(const char *topic, int partition)
-{
-	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_topic_partition_list_t *l;
-	rd_kafka_t *c;
-	char err[256];
-	size_t len;
-
-	assert_int_equal(
-	    lm_kafka_conf(G.brokers, "test-check", &conf, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_kafka_set(conf, "group.id", GROUP, err, sizeof(err)), LM_OK);
-	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-	assert_non_null(c);
-	l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, topic, partition);
-	assert_int_equal(rd_kafka_committed(c, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
-	len = l->elems[0].metadata_size;
-	rd_kafka_topic_partition_list_destroy(l);
-	rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	return len;
-}
-
+/* Commits offset `next` of topic's partition in ingest group group, as
+ * ingest does after its store transaction. */
 static void
-ingest_commit(const char *topic, int64_t next)
+group_commit(const char *group, const char *topic, int partition, int64_t next)
 {
-	group_commit(R0->ingest, topic, 0, next);
+	commit_in(group, topic, partition, next, NULL);
 }
 
-/* The events group's committed offset of topic's partition 0 (-1: none). */
+/* Commits offset `next` of topic's partition in the events group with
+ * metadata meta, as an owner writes its claim. */
+static void
+claim_commit(const char *topic, int partition, int64_t next, const char *meta)
+{
+	commit_in(GROUP, topic, partition, next, meta);
+}
+
+/* The events group's committed offset of topic's partition (-1: none) and
+ * the length of the metadata it holds with it. */
 static int64_t
-committed(const char *topic)
+events_committed(const char *topic, int partition, size_t *metalen)
 {
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_topic_partition_list_t *l;
@@ -441,12 +410,37 @@ committed(const char *topic)
 	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	assert_non_null(c);
 	l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, topic, 0);
+	rd_kafka_topic_partition_list_add(l, topic, partition);
 	assert_int_equal(rd_kafka_committed(c, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
 	off = l->elems[0].offset;
+	if (metalen != NULL)
+		*metalen = l->elems[0].metadata_size;
 	rd_kafka_topic_partition_list_destroy(l);
 	rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	return off;
+}
+
+/* The length of the metadata the events group holds with its committed
+ * offset of topic's partition. */
+static size_t
+claim_len(const char *topic, int partition)
+{
+	size_t len = 0;
+	(void) events_committed(topic, partition, &len);
+	return len;
+}
+
+static void
+ingest_commit(const char *topic, int64_t next)
+{
+	group_commit(R0->ingest, topic, 0, next);
+}
+
+/* The events group's committed offset of topic's partition 0 (-1: none). */
+static int64_t
+committed(const char *topic)
+{
+	return events_committed(topic, 0, NULL);
 }
 
 /* ---- waits ---------------------------------------------------------------- */
@@ -745,6 +739,39 @@ test_claim_left_reading(void **state)
 	assert_false(stats(R0->owner).failing);
 }
 
+/*
+ * A replica whose ingest has not stored the topics yet does not join the
+ * events group: had it joined, its partitions would wait for its index and
+ * stall everyone's events. It joins, and derives from the beginning (a new
+ * events group), once its ingest group has committed the topics' ends.
+ */
+static void
+test_join_after_catchup(void **state)
+{
+	(void) state;
+	produce_record(true, SEED_JOB, 1);
+	produce_record(false, LEAD, 1);
+	R0->owner = new_owner(R0);
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
+	/* Longer than a join of the mock cluster takes (about 3 s). */
+	lmt_sleep_ms(6000);
+	assert_int_equal(stats(R0->owner).partitions, 0);
+	assert_true(stats(R0->owner).probes >= 1);
+
+	ingest_put(true, SEED_JOB, 1);
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	ingest_commit(POSTINGS, 1);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(stats(R0->owner).partitions, 2);
+	assert_true(wait_messages(R0->owner, 2));
+	assert_true(enqueued() >= 1);
+	assert_false(stats(R0->owner).failing);
+}
+
 static void
 test_bad_options(void **state)
 {
@@ -780,6 +807,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_replicas, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(test_claim_left_reading, setup_two, teardown),
+	    cmocka_unit_test_setup_teardown(test_join_after_catchup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

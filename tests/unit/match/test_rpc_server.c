@@ -6,7 +6,8 @@
  * defined here: Check reports lm_rpc_server_serving(); GetPosting echoes the
  * id or answers NOT_FOUND for "missing"; MatchJobs sleeps top_k
  * milliseconds (to exercise deadlines, the queue and drain). The other
- * methods have no handler (UNIMPLEMENTED).
+ * methods have no handler (UNIMPLEMENTED). test_held_reply gives GetPosting
+ * a commit that holds its reply until the test releases it.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -112,9 +113,9 @@ h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 }
 
 static const lm_rpc_method g_methods[] = {
-    {"Check", h_check},
-    {"GetPosting", h_get_posting},
-    {"MatchJobs", h_match_jobs},
+    {"Check", h_check, NULL},
+    {"GetPosting", h_get_posting, NULL},
+    {"MatchJobs", h_match_jobs, NULL},
 };
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -1109,6 +1110,261 @@ drain_thread(void *p)
 	return NULL;
 }
 
+/* ---- held replies (commits) --------------------------------------------- */
+
+/* The commit of GetPosting in test_held_reply, by request id: "ok" sends
+ * at once, "refuse" answers UNAVAILABLE, "bad" returns an invalid status;
+ * any other id is held in g_held until the test calls its done. */
+static struct {
+	pthread_mutex_t mu;
+	lm_rpc_done_fn done;
+	void *call;
+	int n; /* calls held so far */
+} g_held = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int
+c_hold(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
+    const ProtobufCMessage *resp, lm_rpc_done_fn done, void *call, char *msg,
+    size_t msglen)
+{
+	const Lunamatch__V1__GetPostingResponse *out = (const void *) resp;
+	(void) arg;
+	(void) req;
+	assert_string_equal(
+	    out->posting->id, ((const Lunamatch__V1__GetPostingRequest *) req)->id);
+	if (strcmp(ctx->request_id, "ok") == 0)
+		return OK_;
+	if (strcmp(ctx->request_id, "refuse") == 0) {
+		snprintf(msg, msglen, "refused by the commit");
+		return UNAVAIL_;
+	}
+	if (strcmp(ctx->request_id, "bad") == 0)
+		return 99;
+	pthread_mutex_lock(&g_held.mu);
+	g_held.done = done;
+	g_held.call = call;
+	g_held.n++;
+	pthread_mutex_unlock(&g_held.mu);
+	return LM_RPC_HELD;
+}
+
+static const lm_rpc_method g_held_methods[] = {
+    {"Check", h_check, NULL},
+    {"GetPosting", h_get_posting, c_hold},
+};
+
+/* Waits (at most 3 s) until n calls were held; returns the last one's
+ * done and call. */
+static void
+held_wait(int n, lm_rpc_done_fn *done, void **call)
+{
+	nng_time end = nng_clock() + 3000;
+	for (;;) {
+		pthread_mutex_lock(&g_held.mu);
+		int got = g_held.n;
+		*done = g_held.done;
+		*call = g_held.call;
+		pthread_mutex_unlock(&g_held.mu);
+		if (got >= n)
+			return;
+		assert_true(nng_clock() < end);
+		nng_msleep(2);
+	}
+}
+
+struct raw_arg {
+	const char *url, *reqid, *id;
+	uint32_t timeout_ms;
+	unsigned wait_ms; /* for the answer; 0 = 5000 */
+	Lunamatch__V1__RpcResponse *resp;
+	atomic_bool finished;
+};
+
+static void *
+raw_thread(void *p)
+{
+	struct raw_arg *a = p;
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	uint8_t pbuf[256], *env;
+	size_t plen, n;
+	req.id = (char *) a->id;
+	plen = protobuf_c_message_get_packed_size(&req.base);
+	assert_true(plen <= sizeof(pbuf));
+	protobuf_c_message_pack(&req.base, pbuf);
+	n = envelope("/lunamatch.v1.MatchService/GetPosting", a->reqid, a->timeout_ms,
+	    pbuf, plen, 0, &env);
+	a->resp = raw_call(a->url, env, n, a->wait_ms > 0 ? a->wait_ms : 5000);
+	free(env);
+	atomic_store(&a->finished, true);
+	return NULL;
+}
+
+static Lunamatch__V1__RpcResponse *
+raw_get_posting(const char *url, const char *reqid, const char *id)
+{
+	struct raw_arg a = {.url = url, .reqid = reqid, .id = id, .timeout_ms = 5000};
+	raw_thread(&a);
+	assert_non_null(a.resp);
+	assert_string_equal(a.resp->request_id, reqid);
+	return a.resp;
+}
+
+struct done_arg {
+	lm_rpc_done_fn done;
+	void *call;
+	unsigned after_ms;
+};
+
+static void *
+done_thread(void *p)
+{
+	struct done_arg *a = p;
+	nng_msleep(a->after_ms);
+	a->done(a->call, OK_, NULL);
+	return NULL;
+}
+
+/* A commit that holds the reply frees the worker: the reply goes out only
+ * when done is called, as made for OK, replaced for another code or a
+ * passed deadline; drain and free wait for held calls. */
+static void
+test_held_reply(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_rpc_server_opts o = {.contexts = 8, .workers = 1};
+	lm_rpc_done_fn done;
+	void *call;
+	pthread_t t, td;
+	Lunamatch__V1__RpcResponse *r;
+	Lunamatch__V1__GetPostingResponse *gp;
+
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(lm_metrics_new(&f.m), LM_OK);
+	o.url = "tcp://127.0.0.1:0";
+	o.metrics = f.m;
+	assert_int_equal(lm_rpc_server_new(&o, &lunamatch__v1__match_service__descriptor,
+	                     g_held_methods, 2, NULL, &f.s),
+	    LM_OK);
+	g_server = f.s;
+	assert_int_equal(lm_rpc_server_start(f.s), LM_OK);
+	assert_int_equal(lm_rpc_server_url(f.s, f.url, sizeof(f.url)), LM_OK);
+	g_held.n = 0;
+
+	/* Held: no answer yet, and the only worker serves other calls. */
+	struct raw_arg a = {
+	    .url = f.url, .reqid = "held-1", .id = "job-1", .timeout_ms = 5000};
+	assert_int_equal(pthread_create(&t, NULL, raw_thread, &a), 0);
+	held_wait(1, &done, &call);
+	r = raw_envelope_call(
+	    f.url, "/lunamatch.v1.MatchService/Check", "c1", 2000, NULL, 0);
+	assert_non_null(r);
+	assert_int_equal(r->code, OK_);
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	assert_false(atomic_load(&a.finished));
+	done(call, OK_, NULL);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_non_null(a.resp);
+	assert_int_equal(a.resp->code, OK_);
+	assert_string_equal(a.resp->request_id, "held-1");
+	gp = lunamatch__v1__get_posting_response__unpack(
+	    NULL, a.resp->payload.len, a.resp->payload.data);
+	assert_non_null(gp);
+	assert_string_equal(gp->posting->id, "job-1");
+	lunamatch__v1__get_posting_response__free_unpacked(gp, NULL);
+	lunamatch__v1__rpc_response__free_unpacked(a.resp, NULL);
+
+	/* Held, then refused: the reply is replaced, the request id kept. */
+	struct raw_arg b = {
+	    .url = f.url, .reqid = "held-2", .id = "job-2", .timeout_ms = 5000};
+	assert_int_equal(pthread_create(&t, NULL, raw_thread, &b), 0);
+	held_wait(2, &done, &call);
+	done(call, UNAVAIL_, "decision log unavailable: test");
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_non_null(b.resp);
+	assert_int_equal(b.resp->code, UNAVAIL_);
+	assert_string_equal(b.resp->request_id, "held-2");
+	assert_string_equal(b.resp->message, "decision log unavailable: test");
+	assert_int_equal(b.resp->payload.len, 0);
+	lunamatch__v1__rpc_response__free_unpacked(b.resp, NULL);
+
+	/* Held past its deadline: DEADLINE_EXCEEDED, though done said OK. */
+	struct raw_arg c = {
+	    .url = f.url, .reqid = "held-3", .id = "job-3", .timeout_ms = 100};
+	assert_int_equal(pthread_create(&t, NULL, raw_thread, &c), 0);
+	held_wait(3, &done, &call);
+	nng_msleep(150);
+	done(call, OK_, NULL);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_non_null(c.resp);
+	assert_int_equal(c.resp->code, DEADLINE_);
+	assert_non_null(strstr(c.resp->message, "deadline of 100 ms passed"));
+	lunamatch__v1__rpc_response__free_unpacked(c.resp, NULL);
+
+	/* Commits that answer at once. */
+	r = raw_get_posting(f.url, "ok", "job-4");
+	assert_int_equal(r->code, OK_);
+	assert_true(r->payload.len > 0);
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	r = raw_get_posting(f.url, "refuse", "job-5");
+	assert_int_equal(r->code, UNAVAIL_);
+	assert_string_equal(r->message, "refused by the commit");
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	r = raw_get_posting(f.url, "bad", "job-6");
+	assert_int_equal(r->code, LUNAMATCH__V1__STATUS_CODE__INTERNAL);
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	/* A handler's error never reaches the commit. */
+	r = raw_get_posting(f.url, "x", "missing");
+	assert_int_equal(r->code, NOT_FOUND_);
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	assert_int_equal(g_held.n, 3);
+	assert_int_equal(requests(f.m, "GetPosting", "OK"), 2);
+	assert_int_equal(requests(f.m, "GetPosting", "UNAVAILABLE"), 2);
+	assert_int_equal(requests(f.m, "GetPosting", "DEADLINE_EXCEEDED"), 1);
+	assert_int_equal(requests(f.m, "GetPosting", "INTERNAL"), 1);
+
+	/* Drain waits for a held call: it is answered, then drain returns. */
+	struct raw_arg d = {
+	    .url = f.url, .reqid = "held-4", .id = "job-7", .timeout_ms = 5000};
+	assert_int_equal(pthread_create(&t, NULL, raw_thread, &d), 0);
+	held_wait(4, &done, &call);
+	struct done_arg da = {done, call, 200};
+	assert_int_equal(pthread_create(&td, NULL, done_thread, &da), 0);
+	assert_int_equal(lm_rpc_server_drain(f.s, 5000), LM_OK);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_non_null(d.resp);
+	assert_int_equal(d.resp->code, OK_);
+	lunamatch__v1__rpc_response__free_unpacked(d.resp, NULL);
+	assert_int_equal(pthread_join(td, NULL), 0);
+	server_down(&f);
+
+	/* Free waits for a held call's done, which comes after the socket
+	 * closed (the reply is dropped). */
+	memset(&o, 0, sizeof(o));
+	o.url = "tcp://127.0.0.1:0";
+	assert_int_equal(lm_rpc_server_new(&o, &lunamatch__v1__match_service__descriptor,
+	                     g_held_methods, 2, NULL, &f.s),
+	    LM_OK);
+	g_server = f.s;
+	assert_int_equal(lm_rpc_server_start(f.s), LM_OK);
+	assert_int_equal(lm_rpc_server_url(f.s, f.url, sizeof(f.url)), LM_OK);
+	struct raw_arg e = {.url = f.url,
+	    .reqid = "held-5",
+	    .id = "job-8",
+	    .timeout_ms = 5000,
+	    .wait_ms = 1000};
+	assert_int_equal(pthread_create(&t, NULL, raw_thread, &e), 0);
+	held_wait(5, &done, &call);
+	da = (struct done_arg){done, call, 200};
+	assert_int_equal(pthread_create(&td, NULL, done_thread, &da), 0);
+	lm_rpc_server_free(f.s);
+	f.s = NULL;
+	assert_int_equal(pthread_join(td, NULL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_null(e.resp); /* the socket closed before the answer */
+	g_server = NULL;
+}
+
 static void
 test_drain(void **state)
 {
@@ -1186,8 +1442,9 @@ test_setup_errors(void **state)
 	(void) state;
 	lm_rpc_server *s = NULL, *s2 = NULL;
 	lm_rpc_server_opts o = {.url = "tcp://127.0.0.1:0"};
-	const lm_rpc_method bad[] = {{"NoSuchMethod", h_check}};
-	const lm_rpc_method twice[] = {{"Check", h_check}, {"Check", h_check}};
+	const lm_rpc_method bad[] = {{"NoSuchMethod", h_check, NULL}};
+	const lm_rpc_method twice[] = {
+	    {"Check", h_check, NULL}, {"Check", h_check, NULL}};
 	const ProtobufCServiceDescriptor *svc = &lunamatch__v1__match_service__descriptor;
 	char url[256];
 
@@ -1354,6 +1611,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_connection_limit),
 	    cmocka_unit_test(test_connection_limit_per_peer),
 	    cmocka_unit_test(test_idle_timeout),
+	    cmocka_unit_test(test_held_reply),
 	    cmocka_unit_test(test_drain),
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_setup_errors),

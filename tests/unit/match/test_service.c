@@ -13,6 +13,8 @@
  * ThreadSanitizer (tests/CMakeLists.txt), so that test is skipped there.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,9 +155,70 @@ teardown(void **state)
 	return 0;
 }
 
-/* Calls method of svc through the handler table, as the RPC server does,
- * with the request id and metadata of ctx (its method and deadline are
- * set here). */
+/* What a held reply was answered with (the lm_rpc_done_fn of the tests). */
+struct done_rec {
+	pthread_mutex_t mu;
+	bool done;
+	int calls, code;
+	char msg[LM_RPC_MAX_MESSAGE];
+};
+
+static void
+record_done(void *call, int code, const char *msg)
+{
+	struct done_rec *d = call;
+
+	pthread_mutex_lock(&d->mu);
+	d->calls++;
+	d->code = code;
+	snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : "");
+	d->done = true;
+	pthread_mutex_unlock(&d->mu);
+}
+
+/*
+ * Runs the commit of method m (when it has one) on the handler's OK answer
+ * out, as the RPC server does before it sends the reply, and waits (at
+ * most 10 s) for a held reply's done. Returns the status the reply goes
+ * out with, reason in msg.
+ */
+static int
+run_commit(const lm_rpc_method *m, lm_match_service *svc, const lm_rpc_ctx *ctx,
+    const void *req, const ProtobufCMessage *out, char *msg, size_t msglen)
+{
+	struct done_rec d = {.code = -2};
+	int64_t end = lm_clock_ms() + 10000;
+	bool done;
+	int st;
+
+	if (m->commit == NULL)
+		return ST_OK;
+	pthread_mutex_init(&d.mu, NULL);
+	st = m->commit(svc, ctx, req, out, record_done, &d, msg, msglen);
+	do {
+		pthread_mutex_lock(&d.mu);
+		done = d.done;
+		pthread_mutex_unlock(&d.mu);
+		if (!done && st == LM_RPC_HELD)
+			lmt_sleep_ms(1);
+	} while (!done && st == LM_RPC_HELD && lm_clock_ms() < end);
+	if (st == LM_RPC_HELD) {
+		assert_true(done);
+		assert_int_equal(d.calls, 1);
+		st = d.code;
+		size_t k = strnlen(d.msg, msglen - 1);
+		memcpy(msg, d.msg, k);
+		msg[k] = 0;
+	} else {
+		assert_int_equal(d.calls, 0); /* done only for a held reply */
+	}
+	pthread_mutex_destroy(&d.mu);
+	return st;
+}
+
+/* Calls method of svc through the handler table, as the RPC server does
+ * (the handler, then its commit), with the request id and metadata of ctx
+ * (its method and deadline are set here). */
 static int
 call_with(lm_match_service *svc, lm_rpc_ctx ctx, const char *method, const void *req,
     void **resp, char *msg, size_t msglen)
@@ -170,6 +233,11 @@ call_with(lm_match_service *svc, lm_rpc_ctx ctx, const char *method, const void 
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(m[i].name, method) == 0) {
 			int st = m[i].fn(svc, &ctx, req, &out, msg, msglen);
+			if (st == ST_OK && (st = run_commit(&m[i], svc, &ctx, req, out,
+			                        msg, msglen)) != ST_OK) {
+				protobuf_c_message_free_unpacked(out, NULL);
+				out = NULL;
+			}
 			if (st != ST_OK) {
 				assert_null(out);
 				assert_true(
