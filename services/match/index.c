@@ -1876,7 +1876,8 @@ cmp_term_bound(const void *a, const void *b)
  * to it (a cache miss) in every window. The units that find are completed
  * in the same read, a window after its finding (read_cursors), and the
  * records found that can no longer reach theta are dropped only from the
- * second band on: one pass less over the units read most.
+ * second band on: one pass less over the units read most. A unit whose
+ * least key (lm_inverted_tier_kmin) reaches theta is not completed at all.
  */
 #define EVAL_COST 64 /* list entries read cost about one evaluation */
 #define DENSE_MIN 4  /* entries per window of a list read by window */
