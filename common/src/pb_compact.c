@@ -54,6 +54,7 @@ struct arena {
 	size_t used, cap;
 	bool share;
 	unsigned depth;
+	struct cached *cache; /* the thread's, when share (may be NULL) */
 };
 
 /* ---- shared strings ---------------------------------------------------------- */
@@ -76,10 +77,41 @@ static struct {
 
 #define SHARED_CACHE 2048 /* texts a thread's cache holds (a power of two) */
 
-static _Thread_local struct cached {
+struct cached {
 	uint64_t h;
 	char *text;
-} cache[SHARED_CACHE];
+};
+
+/* The calling thread's cache (SHARED_CACHE entries, made on first use and
+ * freed when the thread ends), NULL when it cannot be had. Thread-specific
+ * data rather than _Thread_local, which would tie the client library to
+ * the dynamic loader. */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static bool cache_ok;
+
+static void
+cache_init(void)
+{
+	cache_ok = pthread_key_create(&cache_key, free) == 0;
+}
+
+static struct cached *
+thread_cache(void)
+{
+	struct cached *c;
+
+	pthread_once(&cache_once, cache_init);
+	if (!cache_ok)
+		return NULL;
+	if ((c = pthread_getspecific(cache_key)) == NULL &&
+	    (c = calloc(SHARED_CACHE, sizeof(*c))) != NULL &&
+	    pthread_setspecific(cache_key, c) != 0) {
+		free(c);
+		c = NULL;
+	}
+	return c;
+}
 
 /* The shared copy of s (strlen n), made when there is none and room is
  * left; NULL when it is not shared. The shared lock is held. */
@@ -110,20 +142,20 @@ share_locked(const char *s, size_t n)
 	return p;
 }
 
-/* share_locked through the thread's cache. */
+/* share_locked through the thread's cache (cache may be NULL). */
 static char *
-share_text(const char *s, size_t n)
+share_text(struct cached *cache, const char *s, size_t n)
 {
 	uint64_t h = lm_hash_bytes(s, n);
-	struct cached *e = &cache[h & (SHARED_CACHE - 1)];
+	struct cached *e = cache != NULL ? &cache[h & (SHARED_CACHE - 1)] : NULL;
 	char *p;
 
-	if (e->text != NULL && e->h == h && memcmp(e->text, s, n + 1) == 0)
+	if (e != NULL && e->text != NULL && e->h == h && memcmp(e->text, s, n + 1) == 0)
 		return e->text;
 	pthread_mutex_lock(&shared.lock);
 	p = share_locked(s, n);
 	pthread_mutex_unlock(&shared.lock);
-	if (p != NULL) {
+	if (p != NULL && e != NULL) {
 		e->h = h;
 		e->text = p;
 	}
@@ -159,7 +191,7 @@ copy_str(struct arena *a, const char *s, const void *d)
 		return (char *) s;
 	n = strlen(s);
 	if (a->share && a->depth > 0 && n <= LM_PB_SHARED_LEN &&
-	    (p = share_text(s, n)) != NULL)
+	    (p = share_text(a->cache, s, n)) != NULL)
 		return p;
 	n++;
 	if ((p = take(a, n, 1)) != NULL)
@@ -299,7 +331,7 @@ static int
 compact(const ProtobufCMessage *msg, size_t guess, bool share, ProtobufCMessage **out,
     size_t *size)
 {
-	struct arena a = {NULL, 0, 0, share, 0};
+	struct arena a = {NULL, 0, 0, share, 0, share ? thread_cache() : NULL};
 	char *block;
 
 	if (guess > 0) {
@@ -323,7 +355,7 @@ compact(const ProtobufCMessage *msg, size_t guess, bool share, ProtobufCMessage 
 		}
 		free(block);
 		*out = NULL;
-		a = (struct arena){NULL, 0, 0, share, 0};
+		a = (struct arena){NULL, 0, 0, share, 0, a.cache};
 	}
 	(void) copy_msg(&a, msg);
 	if ((a.base = malloc(a.used > 0 ? a.used : 1)) == NULL)
