@@ -17,6 +17,9 @@ Measured per posting count:
               clients, MatchCandidates top 10 SUMMARY with 1 client; each
               for --duration seconds, followed by the raw nng echo of the
               same sizes and concurrency (the ratio match/echo)
+  decisions   match writes its decision log as configured in the environment
+              (LUNAMATCH_DECISION_LOG, LUNAMATCH_DECISION_LOG_SYNC_MS; by default
+              on, each answer after its decision is synced); the files say which
   CPU         the server's CPU seconds per call it answered over each run
               (warm-up calls included: its lunamatch_rpc_requests_total),
               and the cores other processes (not match, not the client) kept
@@ -224,6 +227,21 @@ def run_size(args, postings, work):
     return out
 
 
+def decision_log_settings():
+    """The decision log settings match runs with (from the environment)."""
+    return {"decision_log": int(os.environ.get("LUNAMATCH_DECISION_LOG", "1")),
+            "decision_log_sync_ms": int(os.environ.get("LUNAMATCH_DECISION_LOG_SYNC_MS", "0"))}
+
+
+def decision_log_text(params):
+    if params.get("decision_log", 1) == 0:
+        return "decision log off"
+    ms = params.get("decision_log_sync_ms", 0)
+    if ms == 0:
+        return "decision log on (each answer after its decision is synced)"
+    return f"decision log on (each answer after its decision is written, synced within {ms} ms)"
+
+
 def text_report(doc):
     mc, s = doc["machine"], doc["size"]
     lines = [
@@ -234,7 +252,8 @@ def text_report(doc):
         + ", ".join(f"{r['cpu']['other_cores_busy']:.2f}" for r in s["runs"])
         + " cores busy during the three runs",
         f"data          {s['postings']} postings, {s['profiles']} profiles (lunamatch-loadgen, seed "
-        f"{doc['params']['seed']}); match with {doc['params']['workers']} workers, events off",
+        f"{doc['params']['seed']}); match with {doc['params']['workers']} workers, events off, "
+        f"{decision_log_text(doc['params'])}",
         f"runs          top_k 10, explain SUMMARY, {doc['params']['duration']} s each, closed loop "
         "over 127.0.0.1; then a raw nng echo of the same sizes and concurrency",
         "",
@@ -284,7 +303,7 @@ def main():
             doc = {"benchmark": "server", "machine": mc,
                    "params": {"clients": args.clients, "duration": args.duration,
                               "workers": args.workers, "seed": args.seed, "top_k": 10,
-                              "explain": "SUMMARY"},
+                              "explain": "SUMMARY", **decision_log_settings()},
                    "size": size}
             base = os.path.join(args.out, f"server-{n}")
             with open(base + ".json", "w") as f:

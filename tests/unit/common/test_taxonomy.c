@@ -697,7 +697,7 @@ ref_resolve(const struct refkey *keys, size_t n, const char *key, size_t len)
 }
 
 /*
- * 20,000 random misspellings of the file's own keys (up to three random
+ * 5,000 random misspellings of the file's own keys (up to three random
  * substitutions, deletions, insertions or transpositions) and random
  * strings resolve exactly as an exhaustive scan of every key with a plain
  * distance says.
@@ -705,7 +705,7 @@ ref_resolve(const struct refkey *keys, size_t n, const char *key, size_t len)
 static void
 test_typo_reference(void **state)
 {
-	enum { CAP = 8192, TYPO_ROUNDS = 20000 };
+	enum { CAP = 8192, TYPO_ROUNDS = 5000 };
 	static struct refkey keys[CAP];
 	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 	lm_taxonomy *t = load_real();
@@ -773,7 +773,7 @@ test_typo_reference(void **state)
 	}
 #undef NEXT
 	print_message("%zu of %d misspellings resolved\n", resolved, TYPO_ROUNDS);
-	assert_true(resolved > 1000);
+	assert_true(resolved > 250);
 	lm_taxonomy_free(t);
 }
 
