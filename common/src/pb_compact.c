@@ -18,7 +18,18 @@
  * then heap chunks freed at once) and copies in one pass into a block as
  * large as the scratch memory used, then shrinks it: no per-field heap
  * blocks are allocated and freed, and the record is walked once.
+ *
+ * lm_pb_decode_shared's copies point their short strings below the top
+ * level (skill ids and names, cities, countries, currencies) at one shared
+ * copy of each distinct text: a million postings name a few thousand
+ * skills. The shared texts live in chunks that are never freed, up to
+ * LM_PB_SHARED_BYTES in all, found through one map under one mutex; each
+ * thread remembers the texts it found last in a small cache of its own,
+ * read without the lock (a shared text never moves nor changes). A text
+ * shared when the copy was measured is found again when it is made; one
+ * shared by another thread in between takes less room than measured.
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -26,6 +37,7 @@
 #include <string.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/hashmap.h"
 #include "lunamatch/pb.h"
 
 /* Alignment of messages and arrays: that of their widest members (64-bit
@@ -33,11 +45,122 @@
 #define ALIGN 8
 
 /* Where the copy goes: measuring (base NULL) only adds up `used`. A copy
- * into a block of cap bytes that would not fit turns into measuring. */
+ * into a block of cap bytes that would not fit turns into measuring. With
+ * share, the strings of nested messages and repeated fields of at most
+ * LM_PB_SHARED_LEN bytes are shared (the shared lock held); depth is the
+ * nesting of the message being copied (0: the top). */
 struct arena {
 	char *base;
 	size_t used, cap;
+	bool share;
+	unsigned depth;
+	struct cached *cache; /* the thread's, when share (may be NULL) */
 };
+
+/* ---- shared strings ---------------------------------------------------------- */
+
+#define SHARED_CHUNK (1u << 20) /* bytes of a chunk of shared texts */
+
+/* A chunk of shared texts; chunks are never freed. */
+struct text_chunk {
+	struct text_chunk *prev;
+	size_t used;
+	char text[];
+};
+
+static struct {
+	pthread_mutex_t lock;
+	lm_hashmap *map;          /* text -> its shared copy (the key too) */
+	struct text_chunk *chunk; /* the newest chunk */
+	size_t bytes;             /* in chunks, in all */
+} shared = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0};
+
+#define SHARED_CACHE 2048 /* texts a thread's cache holds (a power of two) */
+
+struct cached {
+	uint64_t h;
+	char *text;
+};
+
+/* The calling thread's cache (SHARED_CACHE entries, made on first use and
+ * freed when the thread ends), NULL when it cannot be had. Thread-specific
+ * data rather than _Thread_local, which would tie the client library to
+ * the dynamic loader. */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static bool cache_ok;
+
+static void
+cache_init(void)
+{
+	cache_ok = pthread_key_create(&cache_key, free) == 0;
+}
+
+static struct cached *
+thread_cache(void)
+{
+	struct cached *c;
+
+	pthread_once(&cache_once, cache_init);
+	if (!cache_ok)
+		return NULL;
+	if ((c = pthread_getspecific(cache_key)) == NULL &&
+	    (c = calloc(SHARED_CACHE, sizeof(*c))) != NULL &&
+	    pthread_setspecific(cache_key, c) != 0) {
+		free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+/* The shared copy of s (strlen n), made when there is none and room is
+ * left; NULL when it is not shared. The shared lock is held. */
+static char *
+share_locked(const char *s, size_t n)
+{
+	struct text_chunk *c = shared.chunk;
+	char *p;
+
+	if (shared.map == NULL && lm_hashmap_new(&shared.map) != LM_OK)
+		return NULL;
+	if ((p = lm_hashmap_get(shared.map, s)) != NULL)
+		return p;
+	if (c == NULL || SHARED_CHUNK - c->used < n + 1) {
+		if (shared.bytes + SHARED_CHUNK > LM_PB_SHARED_BYTES ||
+		    (c = malloc(sizeof(*c) + SHARED_CHUNK)) == NULL)
+			return NULL;
+		c->prev = shared.chunk;
+		c->used = 0;
+		shared.chunk = c;
+		shared.bytes += SHARED_CHUNK;
+	}
+	p = c->text + c->used;
+	memcpy(p, s, n + 1);
+	if (lm_hashmap_put(shared.map, p, p) != LM_OK)
+		return NULL; /* the room is taken again by the next text */
+	c->used += n + 1;
+	return p;
+}
+
+/* share_locked through the thread's cache (cache may be NULL). */
+static char *
+share_text(struct cached *cache, const char *s, size_t n)
+{
+	uint64_t h = lm_hash_bytes(s, n);
+	struct cached *e = cache != NULL ? &cache[h & (SHARED_CACHE - 1)] : NULL;
+	char *p;
+
+	if (e != NULL && e->text != NULL && e->h == h && memcmp(e->text, s, n + 1) == 0)
+		return e->text;
+	pthread_mutex_lock(&shared.lock);
+	p = share_locked(s, n);
+	pthread_mutex_unlock(&shared.lock);
+	if (p != NULL && e != NULL) {
+		e->h = h;
+		e->text = p;
+	}
+	return p;
+}
 
 /* Room for n bytes at a multiple of align (a power of two); NULL while
  * measuring. */
@@ -66,7 +189,11 @@ copy_str(struct arena *a, const char *s, const void *d)
 
 	if (s == NULL || s == d || s == protobuf_c_empty_string)
 		return (char *) s;
-	n = strlen(s) + 1;
+	n = strlen(s);
+	if (a->share && a->depth > 0 && n <= LM_PB_SHARED_LEN &&
+	    (p = share_text(a->cache, s, n)) != NULL)
+		return p;
+	n++;
 	if ((p = take(a, n, 1)) != NULL)
 		memcpy(p, s, n);
 	return p;
@@ -114,7 +241,9 @@ copy_value(struct arena *a, const ProtobufCFieldDescriptor *f, const void *sv, v
 	case PROTOBUF_C_TYPE_MESSAGE:
 		if ((sm = *(ProtobufCMessage *const *) sv) == NULL)
 			break;
+		a->depth++;
 		cm = copy_msg(a, sm);
+		a->depth--;
 		if (dv != NULL)
 			*(ProtobufCMessage **) dv = cm;
 		break;
@@ -169,10 +298,13 @@ copy_msg(struct arena *a, const ProtobufCMessage *m)
 			memcpy(arr, src, n * es);
 			*(char **) dv = arr;
 		}
-		if (has_pointer(f->type))
+		if (has_pointer(f->type)) {
+			a->depth++; /* the elements of a repeated field are shared */
 			for (size_t k = 0; k < n; k++)
 				copy_value(a, f, src + k * es,
 				    arr != NULL ? arr + k * es : NULL);
+			a->depth--;
+		}
 	}
 	if (m->n_unknown_fields > 0) {
 		ProtobufCMessageUnknownField *u =
@@ -194,11 +326,12 @@ copy_msg(struct arena *a, const ProtobufCMessage *m)
 
 /* lm_pb_compact with a guess of the bytes needed (0: none): a copy into a
  * block of that size, shrunk to fit, in one pass when the guess is large
- * enough; else measured first. */
+ * enough; else measured first. share: see struct arena. */
 static int
-compact(const ProtobufCMessage *msg, size_t guess, ProtobufCMessage **out, size_t *size)
+compact(const ProtobufCMessage *msg, size_t guess, bool share, ProtobufCMessage **out,
+    size_t *size)
 {
-	struct arena a = {NULL, 0, 0};
+	struct arena a = {NULL, 0, 0, share, 0, share ? thread_cache() : NULL};
 	char *block;
 
 	if (guess > 0) {
@@ -222,7 +355,7 @@ compact(const ProtobufCMessage *msg, size_t guess, ProtobufCMessage **out, size_
 		}
 		free(block);
 		*out = NULL;
-		a = (struct arena){NULL, 0, 0};
+		a = (struct arena){NULL, 0, 0, share, 0, a.cache};
 	}
 	(void) copy_msg(&a, msg);
 	if ((a.base = malloc(a.used > 0 ? a.used : 1)) == NULL)
@@ -243,7 +376,7 @@ lm_pb_compact(const ProtobufCMessage *msg, ProtobufCMessage **out, size_t *size)
 	*out = NULL;
 	if (msg == NULL)
 		return LM_EINVAL;
-	return compact(msg, 0, out, size);
+	return compact(msg, 0, false, out, size);
 }
 
 /*
@@ -309,9 +442,9 @@ scratch_free(void *arg, void *p)
 	(void) p;
 }
 
-int
-lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+static int
+decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, bool share, ProtobufCMessage **out, char *err, size_t errlen)
 {
 	max_align_t stack[SCRATCH_STACK / sizeof(max_align_t)];
 	struct scratch s = {NULL, (char *) stack, 0, sizeof(stack), false};
@@ -331,7 +464,8 @@ lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, s
 	used = s.stack_used;
 	for (const struct chunk *c = s.heap; c != NULL; c = c->next)
 		used += c->used;
-	if (rc == LM_OK && (rc = compact(m, used, out, NULL)) != LM_OK && err && errlen)
+	if (rc == LM_OK && (rc = compact(m, used, share, out, NULL)) != LM_OK && err &&
+	    errlen)
 		snprintf(err, errlen, "%s", lm_strerror(rc));
 	while (s.heap != NULL) {
 		struct chunk *c = s.heap;
@@ -339,4 +473,29 @@ lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, s
 		free(c);
 	}
 	return rc;
+}
+
+int
+lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	return decode_compact(desc, data, len, max_len, false, out, err, errlen);
+}
+
+int
+lm_pb_decode_shared(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	return decode_compact(desc, data, len, max_len, true, out, err, errlen);
+}
+
+size_t
+lm_pb_shared_bytes(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&shared.lock);
+	n = shared.bytes;
+	pthread_mutex_unlock(&shared.lock);
+	return n;
 }

@@ -126,6 +126,7 @@ lm_group_text(const Lunamatch__V1__RequirementGroup *g, char *buf, size_t len)
 
 struct skill_row {
 	const struct pskill *s;
+	const char *name; /* lm_pskill_name */
 	double importance;
 	double years;
 	bool have;
@@ -168,7 +169,7 @@ new_skill_match(const struct skill_row *r)
 	sm->candidate_years = r->have ? (float) r->years : 0.0f;
 	sm->preferred = r->s->preferred;
 	if ((sm->skill_id = strdup(r->s->id)) == NULL ||
-	    (sm->name = strdup(r->s->name)) == NULL) {
+	    (sm->name = strdup(r->name)) == NULL) {
 		protobuf_c_message_free_unpacked(&sm->base, NULL);
 		return NULL;
 	}
@@ -194,6 +195,7 @@ fill_skills(const lm_score_env *env, const lm_profile_prep *cp, const lm_posting
 		double tot =
 		    pp->skills[i].preferred && ev->sk_pref > 0 ? ev->sk_pref : ev->sk_req;
 		rows[i].s = &pp->skills[i];
+		rows[i].name = lm_pskill_name(pp, &pp->skills[i]);
 		rows[i].importance = tot > 0 ? w / tot : 0;
 		rows[i].have = lm_profile_has_skill(cp, pp->skills[i].id, &rows[i].years);
 		if (rows[i].have)
@@ -327,7 +329,7 @@ fill_improvements(const lm_score_env *env, const lm_profile_prep *cp,
 			continue;
 		seen[nseen++] = o.add_skill;
 		try_improvement(env, cp, pp, &o, base, list, &n, cap, "add skill: %s",
-		    pp->skills[i].name);
+		    lm_pskill_name(pp, &pp->skills[i]));
 	}
 	for (size_t i = 0; i < p->n_requirement_groups; i++) {
 		const Lunamatch__V1__RequirementGroup *g = p->requirement_groups[i];

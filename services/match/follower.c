@@ -210,8 +210,7 @@ prepare_record(
 	int rc;
 
 	memset(ip, 0, sizeof(*ip));
-	rc =
-	    lm_pb_decode_compact(d, bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
+	rc = lm_pb_decode_shared(d, bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
 	if (rc != LM_OK) {
 		lm_error("follower.decode", "%s %s: cannot decode the stored record: %s",
 		    lm_kind_name(kind), id, err);

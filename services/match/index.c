@@ -89,6 +89,7 @@ struct expiry {
 struct wbuf {
 	uint32_t *terms; /* of the record being listed */
 	float *shares;   /* of its terms */
+	float *after;    /* what follows each of its terms (lm_inverted_after) */
 	uint32_t *old;   /* of the record being taken out */
 	size_t cap;
 };
@@ -304,6 +305,9 @@ wbuf_reserve(lm_index *idx, size_t n)
 	if ((f = realloc(w->shares, n * sizeof(*f))) == NULL)
 		return LM_ENOMEM;
 	w->shares = f;
+	if ((f = realloc(w->after, n * sizeof(*f))) == NULL)
+		return LM_ENOMEM;
+	w->after = f;
 	w->cap = n;
 	return LM_OK;
 }
@@ -344,13 +348,14 @@ list_prepare(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp
 		        idx->model->params.preferred_share, w->terms, n,
 		        w->shares) != LM_OK)
 			return LM_ENOMEM;
+		lm_inverted_after(w->terms, w->shares, n, w->after);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			w->shares[i] = (w->terms[i] & 1u) == LM_TERM_SKILL ? 1.0f : 0.0f;
 	}
 	if (fault_check(idx, LM_INDEX_ALLOC_LISTS) != LM_OK ||
-	    lm_inverted_reserve(iv, part, w->terms, w->shares, n, prep_bare(pp)) !=
-	        LM_OK) {
+	    lm_inverted_reserve(iv, part, w->terms, w->shares,
+	        pp != NULL ? w->after : NULL, n, prep_bare(pp)) != LM_OK) {
 		if (pp != NULL)
 			lm_idf_snap_remove(idx->snap, pp);
 		return LM_ENOMEM;
@@ -370,8 +375,8 @@ list_commit(
 		idx->gen++;
 		idx->since_check++;
 	}
-	rc = lm_inverted_add(
-	    iv, part, doc, idx->wr.terms, idx->wr.shares, nterms, prep_bare(pp));
+	rc = lm_inverted_add(iv, part, doc, idx->wr.terms, idx->wr.shares,
+	    pp != NULL ? idx->wr.after : NULL, nterms, prep_bare(pp));
 	(void) rc; /* LM_OK: list_prepare made the room */
 }
 
@@ -685,6 +690,7 @@ lm_index_free(lm_index *idx)
 	free(idx->exp);
 	free(idx->wr.terms);
 	free(idx->wr.shares);
+	free(idx->wr.after);
 	free(idx->wr.old);
 	pthread_mutex_destroy(&idx->pool_lock);
 	pthread_mutex_destroy(&idx->drift_lock);
@@ -1465,6 +1471,8 @@ struct scratch {
 	size_t cur_cap;
 	uint64_t *open; /* the sweep's open records, a bit by doc: see sweep */
 	size_t open_cap;
+	uint32_t *live; /* prune_open's records not dropped, room for live_cap */
+	size_t live_cap;
 };
 
 static void
@@ -1479,6 +1487,7 @@ scratch_free(struct scratch *s)
 	free(s->tf);
 	free(s->cur);
 	free(s->open);
+	free(s->live);
 	free(s);
 }
 
@@ -1633,6 +1642,7 @@ struct ranking {
 	uint32_t found;   /* the stamp of the records to rank: see struct acc */
 	float tau;        /* after the sweep: see sweep */
 	uint64_t seeded;  /* records the seed evaluated */
+	size_t nlive;     /* s->live[0 .. nlive), or SIZE_MAX: see prune_open */
 	bool partial;     /* some list entries were left unread */
 };
 
@@ -1862,7 +1872,10 @@ cmp_term_bound(const void *a, const void *b)
  * A list with many entries per window of WINDOW doc ids is read a window
  * at a time, all such lists side by side, so that the slots being added
  * to stay in the cache; a sparser one in one go, rather than coming back
- * to it (a cache miss) in every window.
+ * to it (a cache miss) in every window. The units that find are completed
+ * in the same read, a window after its finding (read_cursors), and the
+ * records found that can no longer reach theta are dropped only from the
+ * second band on: one pass less over the units read most.
  */
 #define EVAL_COST 64 /* list entries read cost about one evaluation */
 #define DENSE_MIN 4  /* entries per window of a list read by window */
@@ -1886,9 +1899,21 @@ grow(void **p, size_t *cap, size_t n, size_t sz)
 
 /* Whether key times mult reaches theta, with the slack. */
 static bool
-key_reaches(float key, float mult, double theta)
+key_reaches(double key, float mult, double theta)
 {
-	return !((double) key * mult * (1 + TERM_SLACK) + TERM_SLACK < theta);
+	return !(key * mult * (1 + TERM_SLACK) + TERM_SLACK < theta);
+}
+
+/* An entry's key as the sweep compares it: share plus what follows, added
+ * in double. Both are rounded-up bounds, and the one rounding of the sum
+ * is far inside TERM_SLACK; it is never above lm_inverted_key, which rounds
+ * the sum up to a float for the maxima, so the block and tier maxima bound
+ * it. One function for the finding and the completing pass, which must
+ * agree on which entries the finding pass added. */
+static inline double
+ent_key(const lm_inverted_ent *e)
+{
+	return (double) e->share + e->after;
 }
 
 /* The place of c's first entry at or past doc (from c->pos on), found a
@@ -1920,6 +1945,7 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, doub
 	struct acc *as = q->s->as;
 	const lm_inverted_ent *e = c->e;
 	uint32_t i, n = c->n, found = q->found;
+	uint64_t nread = 0;
 
 	c->pos = i = cursor_seek(c, lo);
 	while (i < n && e[i].doc < lim) {
@@ -1934,9 +1960,8 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, doub
 		for (; i < end && e[i].doc < lim; i++) {
 			uint32_t d = e[i].doc;
 			float sh, af;
-			q->entries++;
-			if (!c->fixed &&
-			    !key_reaches(lm_inverted_key(&e[i]), c->mult, theta))
+			nread++;
+			if (!c->fixed && !key_reaches(ent_key(&e[i]), c->mult, theta))
 				continue;
 			sh = e[i].share * c->mult;
 			af = c->fixed ? c->afix : e[i].after * c->mult;
@@ -1956,6 +1981,7 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, doub
 			}
 		}
 	}
+	q->entries += nread;
 }
 
 /* The completing pass of c over its entries from doc lo to below lim:
@@ -1973,25 +1999,24 @@ cursor_complete(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim,
 	const struct acc *as = q->s->as;
 	const uint64_t *open = q->s->open;
 	const lm_inverted_ent *e = c->e;
-	uint32_t i, n = c->n;
+	uint32_t i, n = c->n, first = cursor_seek(c, lo);
 
-	for (i = cursor_seek(c, lo); i < n && e[i].doc < lim; i++) {
+	for (i = first; i < n && e[i].doc < lim; i++) {
 		uint32_t d = e[i].doc;
 		float af;
-		q->entries++;
 		struct cand *x;
 		if (!(open[d >> 6] >> (d & 63) & 1) ||
 		    (c->fixed ? key_reaches(c->kfix, 1, theta)
-		              : key_reaches(lm_inverted_key(&e[i]), c->mult, theta)))
+		              : key_reaches(ent_key(&e[i]), c->mult, theta)))
 			continue;
 		x = &q->s->cands[as[d].v.idx];
 		x->acc += e[i].share * c->mult;
 		af = c->fixed ? c->afix : e[i].after * c->mult;
 		if (af < x->after &&
-		    (c->fixed ? (double) c->kfix
-		              : (double) lm_inverted_key(&e[i]) * c->mult) >= tau_after)
+		    (c->fixed ? (double) c->kfix : ent_key(&e[i]) * c->mult) >= tau_after)
 			x->after = af;
 	}
+	q->entries += i - first;
 	c->pos = i;
 }
 
@@ -2003,18 +2028,22 @@ static size_t
 prune_open(struct ranking *q, double tau, double theta)
 {
 	uint64_t *open = q->s->open;
-	size_t n = 0;
+	uint32_t *live = q->s->live;
+	size_t n = 0, from = q->nlive == SIZE_MAX ? q->ncand : q->nlive;
 
-	for (size_t i = 0; i < q->ncand; i++) {
+	/* The first time every record found, then those left. */
+	for (size_t k = 0; k < from; k++) {
+		uint32_t i = q->nlive == SIZE_MAX ? (uint32_t) k : live[k];
 		struct cand *x = &q->s->cands[i];
 		double b = (double) x->acc + (x->after < tau ? x->after : tau);
 		if (!(b * (1 + TERM_SLACK) + TERM_SLACK < theta))
-			n++;
+			live[n++] = i;
 		else if (x->acc > -INFINITY) {
 			x->acc = -INFINITY;
 			open[x->doc >> 6] &= ~((uint64_t) 1 << (x->doc & 63));
 		}
 	}
+	q->nlive = n;
 	return n;
 }
 
@@ -2026,21 +2055,27 @@ struct band {
 	double tau;
 };
 
-/* Cursors by band, and in a band the dense ones (read by window) first. */
-static int
-cmp_cursor_band(const void *a, const void *b)
+/* The place of c's kind in the order of the cursors: by band, and in a
+ * band the dense ones (read by window) first. */
+static size_t
+cursor_bucket(const struct cursor *c)
 {
-	const struct cursor *x = a, *y = b;
-
-	if (x->band != y->band)
-		return x->band < y->band ? -1 : 1;
-	return x->dense == y->dense ? 0 : (x->dense ? -1 : 1);
+	return 2 * (size_t) c->band + (c->dense ? 0 : 1);
 }
 
-/* Reads cursors cur[from .. to): finding (complete false) or completing
- * (tau_after: the key bound of what is left unread after them). */
+/* How read_cursors reads: the finding pass, the completing pass, or both
+ * (band 0, whose units are read by both). */
+enum pass { PASS_FIND, PASS_COMPLETE, PASS_BOTH };
+
+/* Reads cursors cur[from .. to) (tau_after: the key bound of what is left
+ * unread after them, for completing). Both passes over the same cursors
+ * read the sparse ones' finding first, then window by window each dense
+ * one's finding and then its completing, while the window's entries are in
+ * the cache, and the sparse ones' completing last: a record's entries are
+ * all in one window, so every entry of it that finds is read before any
+ * that completes, as with one pass after the other. */
 static void
-read_cursors(struct ranking *q, size_t from, size_t to, bool complete, double theta,
+read_cursors(struct ranking *q, size_t from, size_t to, enum pass pass, double theta,
     double tau_after)
 {
 	struct cursor *cur = q->s->cur;
@@ -2050,21 +2085,25 @@ read_cursors(struct ranking *q, size_t from, size_t to, bool complete, double th
 		cur[i].pos = 0;
 		dense += cur[i].dense;
 	}
+	for (size_t i = dense; pass == PASS_BOTH && i < to; i++)
+		cursor_find(q, &cur[i], 0, UINT32_MAX, theta);
 	for (size_t w = 0; w < nwin && dense > from; w++) {
 		uint64_t end = (uint64_t) (w + 1) << WINDOW_SHIFT;
 		uint32_t lo = (uint32_t) (w << WINDOW_SHIFT);
 		uint32_t lim = end > UINT32_MAX ? UINT32_MAX : (uint32_t) end;
 		for (size_t i = from; i < dense; i++)
-			if (complete)
+			if (pass == PASS_COMPLETE)
 				cursor_complete(q, &cur[i], lo, lim, theta, tau_after);
 			else
 				cursor_find(q, &cur[i], lo, lim, theta);
+		for (size_t i = from; pass == PASS_BOTH && i < dense; i++)
+			cursor_complete(q, &cur[i], lo, lim, theta, tau_after);
 	}
 	for (size_t i = dense; i < to; i++)
-		if (complete)
-			cursor_complete(q, &cur[i], 0, UINT32_MAX, theta, tau_after);
-		else
+		if (pass == PASS_FIND)
 			cursor_find(q, &cur[i], 0, UINT32_MAX, theta);
+		else
+			cursor_complete(q, &cur[i], 0, UINT32_MAX, theta, tau_after);
 }
 
 /* Sweeps the units tb[0 .. ntb) (see above). Returns LM_OK or LM_ENOMEM
@@ -2077,15 +2116,20 @@ sweep(struct ranking *q, size_t ntb)
 	struct band band[LM_INVERTED_TIERS + 1];
 	double own[LM_INVERTED_TIERS + 1]; /* by band: its largest key bound */
 	size_t nc = 0, nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1;
-	size_t nwords = q->t->ndocs / 64 + 1;
+	size_t nwords = q->t->ndocs / 64 + 1, room = ntb * q->nparts + 1;
+	size_t nbucket[2 * (LM_INVERTED_TIERS + 1)] = {0};
+	struct cursor *made; /* the cursors as made, before their order */
 	double theta = bar(q->h, q->min_score), tau = theta;
 	uint32_t found = s->stamp + 2;
 
-	if (grow((void **) &s->cur, &s->cur_cap, ntb * q->nparts + 1, sizeof(*s->cur)) !=
+	if (grow((void **) &s->cur, &s->cur_cap, 2 * room, sizeof(*s->cur)) != LM_OK ||
+	    grow((void **) &s->live, &s->live_cap, s->cand_cap, sizeof(*s->live)) !=
 	        LM_OK ||
 	    grow((void **) &s->open, &s->open_cap, nwords, sizeof(*s->open)) != LM_OK)
 		return LM_ENOMEM;
 	memset(s->open, 0, nwords * sizeof(*s->open));
+	made = s->cur + room;
+	q->nlive = SIZE_MAX;
 	/* With a bar, records keyed below it everywhere are not found. */
 	q->partial = theta > -INFINITY;
 	/* Cursors by band: 0 for the units that find, then one per tier
@@ -2098,7 +2142,7 @@ sweep(struct ranking *q, size_t ntb)
 		bool finds = key_reaches(tb[u].kub, 1, theta);
 		uint32_t b = finds ? 0 : LM_INVERTED_TIERS - tb[u].tier;
 		for (uint32_t part = 0; tb[u].entries > 0 && part < q->nparts; part++) {
-			struct cursor *c = &s->cur[nc];
+			struct cursor *c = &made[nc];
 			float mx;
 			size_t n;
 			if (q->skip[part] ||
@@ -2116,15 +2160,22 @@ sweep(struct ranking *q, size_t ntb)
 			band[b].entries += n;
 			if (tb[u].kub > own[b])
 				own[b] = tb[u].kub;
+			nbucket[cursor_bucket(c)]++;
 			nc++;
 		}
 	}
-	qsort(s->cur, nc, sizeof(*s->cur), cmp_cursor_band);
-	for (size_t b = 0, i = 0; b <= LM_INVERTED_TIERS; b++) {
-		band[b].from = i;
-		while (i < nc && s->cur[i].band == b)
-			i++;
-		band[b].to = i;
+	/* In place by band, and in a band the dense ones first (a counting
+	 * sort: the order of the units within a bucket is kept). */
+	for (size_t k = 0, at = 0; k < 2 * (LM_INVERTED_TIERS + 1); k++) {
+		size_t n = nbucket[k];
+		nbucket[k] = at;
+		at += n;
+	}
+	for (size_t i = 0; i < nc; i++)
+		s->cur[nbucket[cursor_bucket(&made[i])]++] = made[i];
+	for (size_t b = 0; b <= LM_INVERTED_TIERS; b++) {
+		band[b].from = b == 0 ? 0 : band[b - 1].to;
+		band[b].to = nbucket[2 * b + 1];
 	}
 	/* tau after band b: the largest key bound of the bands after it. */
 	band[LM_INVERTED_TIERS].tau = 0;
@@ -2151,14 +2202,16 @@ sweep(struct ranking *q, size_t ntb)
 				x->after = 0;
 			}
 	}
-	read_cursors(q, band[0].from, band[0].to, false, theta, tau);
-	for (size_t b = 0; b <= LM_INVERTED_TIERS && tau > 0; b++) {
+	/* Band 0 is found and completed in one read. */
+	read_cursors(q, band[0].from, band[0].to, PASS_BOTH, theta, band[0].tau);
+	tau = band[0].tau < tau ? band[0].tau : tau;
+	for (size_t b = 1; b <= LM_INVERTED_TIERS && tau > 0; b++) {
 		if (band[b].from < band[b].to) {
 			if (!((double) prune_open(q, tau, theta) * EVAL_COST >
 			        (double) band[b].entries))
 				break;
-			read_cursors(
-			    q, band[b].from, band[b].to, true, theta, band[b].tau);
+			read_cursors(q, band[b].from, band[b].to, PASS_COMPLETE, theta,
+			    band[b].tau);
 		}
 		tau = band[b].tau < tau ? band[b].tau : tau;
 	}

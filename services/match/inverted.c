@@ -396,36 +396,23 @@ lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t 
 		dlist_drop(&pt->bare, doc);
 }
 
-/* What follows each of the n terms with their shares, as lm_inverted_add
- * lists them: in buf (room for PREFIX_ON_STACK) and returned, or, above
- * that many terms, the same sum for every term in *all and NULL returned
- * (nothing allocated). 0 for every term without prefix bounds or shares. */
-static const float *
-entry_afters(const lm_inverted *iv, const uint32_t *terms, const float *shares, size_t n,
-    float *buf, float *all)
+/* What follows term i for lm_inverted_add: after[i] with prefix bounds
+ * and shares, else 0. */
+static float
+after_of(const lm_inverted *iv, const float *shares, const float *after, size_t i)
 {
-	*all = 0;
-	if (!iv->prefix || shares == NULL)
-		return NULL;
-	if (n > PREFIX_ON_STACK) {
-		*all = shares_total(terms, shares, n);
-		return NULL;
-	}
-	lm_inverted_after(terms, shares, n, buf);
-	return buf;
+	return iv->prefix && shares != NULL && after != NULL ? after[i] : 0;
 }
 
 int
 lm_inverted_reserve(lm_inverted *iv, uint32_t part, const uint32_t *terms,
-    const float *shares, size_t n, bool bare)
+    const float *shares, const float *after, size_t n, bool bare)
 {
 	struct part *pt = &iv->parts[part];
-	float buf[PREFIX_ON_STACK], all;
-	const float *after = entry_afters(iv, terms, shares, n, buf, &all);
 
 	for (size_t i = 0; i < n; i++) {
 		lm_inverted_ent x = {
-		    0, shares != NULL ? shares[i] : 0, after != NULL ? after[i] : all};
+		    0, shares != NULL ? shares[i] : 0, after_of(iv, shares, after, i)};
 		struct tier *tl, *t;
 		if (seen_before(terms, i))
 			continue;
@@ -443,11 +430,9 @@ lm_inverted_reserve(lm_inverted *iv, uint32_t part, const uint32_t *terms,
 
 int
 lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *terms,
-    const float *shares, size_t n, bool bare)
+    const float *shares, const float *after, size_t n, bool bare)
 {
 	struct part *pt = &iv->parts[part];
-	float buf[PREFIX_ON_STACK], all;
-	const float *after = entry_afters(iv, terms, shares, n, buf, &all);
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -456,7 +441,7 @@ lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *te
 		if (seen_before(terms, i))
 			continue;
 		if ((tl = term_list(pt, terms[i])) == NULL ||
-		    tiers_add(iv, tl, doc, sh, after != NULL ? after[i] : all) != LM_OK)
+		    tiers_add(iv, tl, doc, sh, after_of(iv, shares, after, i)) != LM_OK)
 			goto nomem;
 	}
 	if (dlist_push(&pt->all, doc) != LM_OK)

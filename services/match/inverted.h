@@ -64,17 +64,20 @@ void lm_inverted_free(lm_inverted *iv); /* NULL is a no-op */
  * (duplicates in terms are added once, with the first one's share), to the
  * partition's list of every document and, when bare, to its bare list.
  * shares[i] (NULL: 0 for every term) is the share of the pair (doc,
- * terms[i]). doc must not be in the partition already. Returns LM_OK or
- * LM_ENOMEM (then no document was added). Allocates only to grow lists. */
+ * terms[i]); with prefix bounds, after[i] is what follows it, as
+ * lm_inverted_after computes it from terms and shares (NULL, or lists
+ * without prefix bounds: 0). doc must not be in the partition already.
+ * Returns LM_OK or LM_ENOMEM (then no document was added). Allocates only
+ * to grow lists. */
 int lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *terms,
-    const float *shares, size_t n, bool bare);
+    const float *shares, const float *after, size_t n, bool bare);
 
 /* Makes room for lm_inverted_add of a document with these arguments: after
  * LM_OK, that add cannot fail as long as the lists change only by
  * lm_inverted_remove meanwhile. LM_ENOMEM leaves every list's content as it
  * was (some may have grown room, or exist empty). */
 int lm_inverted_reserve(lm_inverted *iv, uint32_t part, const uint32_t *terms,
-    const float *shares, size_t n, bool bare);
+    const float *shares, const float *after, size_t n, bool bare);
 
 /* Undoes lm_inverted_add with the same arguments. Never allocates; the
  * lists keep their room. */

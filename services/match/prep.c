@@ -263,10 +263,18 @@ cmp_cskill(const void *a, const void *b)
 	return strcmp(((const struct cskill *) a)->id, ((const struct cskill *) b)->id);
 }
 
-static double
+static float
 skill_weight(float w)
 {
-	return (isfinite(w) && w > 0) ? (double) w : 1.0;
+	return (isfinite(w) && w > 0) ? w : 1.0f;
+}
+
+const char *
+lm_pskill_name(const lm_posting_prep *pp, const struct pskill *s)
+{
+	const Lunamatch__V1__PostingSkill *r = pp->rec->skills[s->ord];
+
+	return r->name != NULL && r->name[0] != '\0' ? r->name : r->skill_id;
 }
 
 int
@@ -316,7 +324,6 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
 			continue;
 		p->skills[n].id = s->skill_id;
-		p->skills[n].name = (s->name && s->name[0]) ? s->name : s->skill_id;
 		p->skills[n].w = skill_weight(s->weight);
 		p->skills[n].preferred = s->preferred;
 		p->skills[n].unknown = strncmp(s->skill_id, LM_SKILL_UNKNOWN_PREFIX,
@@ -325,7 +332,7 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		p->skills[n].sym = LM_SKILL_SYM_NONE;
 		n++;
 	}
-	/* Duplicates of an id: the first entry's name, the largest weight
+	/* Duplicates of an id: the first entry (its name), the largest weight
 	 * (entries of one id sort by their position in the record). */
 	if (n > 1) {
 		qsort(p->skills, n, sizeof(*p->skills), cmp_pskill);

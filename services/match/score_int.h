@@ -55,19 +55,21 @@ uint32_t lm_word_limit(const lm_skill_stats *s);
 
 /* ---- prepared records (prep.c) --------------------------------------------- */
 
+/* A posting's skill, 24 bytes: postings hold many. Weights and years are
+ * floats in the records, so floats hold them exactly. */
 struct pskill {
 	const char *id;
-	const char *name; /* display name: the producer's, or the id */
-	double w;         /* posting weight; 1 when unset */
-	bool preferred;   /* a nice-to-have (every entry of the id is preferred) */
-	bool unknown;     /* not in the taxonomy: the id is "x:<key>" */
-	uint32_t ord;     /* position in the record, to keep the first of duplicates */
-	uint32_t sym;     /* symbol in the prep's `bound` stats; NONE while unbound */
+	float w;        /* posting weight; 1 when unset */
+	uint32_t ord;   /* position in the record: the first entry of the id,
+	                   whose display name lm_pskill_name gives */
+	uint32_t sym;   /* symbol in the prep's `bound` stats; NONE while unbound */
+	bool preferred; /* a nice-to-have (every entry of the id is preferred) */
+	bool unknown;   /* not in the taxonomy: the id is "x:<key>" */
 };
 
 struct cskill {
 	const char *id;
-	double years; /* the most of any entry with this id */
+	float years;  /* the most of any entry with this id */
 	uint32_t sym; /* symbol in the prep's `bound` stats; NONE while unbound */
 };
 
@@ -178,6 +180,10 @@ bool lm_text_caseeq(const char *a, uint64_t ha, const char *b, uint64_t hb);
  * h[] (copies of ts->h). */
 bool lm_tokset_has(
     const struct tokset *ts, const uint64_t *h, const char *t, uint64_t th);
+
+/* The display name of skill s of pp: the producer's name of the first
+ * entry of its id in the record, or the id. */
+const char *lm_pskill_name(const lm_posting_prep *pp, const struct pskill *s);
 
 /* Whether the profile has skill id (then *years, when years is not NULL,
  * is the most years of any entry with that id). */

@@ -78,6 +78,25 @@ int lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *dat
     size_t len, size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
 
 /*
+ * lm_pb_decode_compact whose copy shares the strings of its nested messages
+ * and repeated fields that are at most LM_PB_SHARED_LEN bytes long: each
+ * distinct text is kept once for the life of the process and every such
+ * copy points at it, up to LM_PB_SHARED_BYTES of texts in all (beyond, the
+ * strings are copied into the block as by lm_pb_decode_compact). For a
+ * process that keeps many records whose short texts below the top level
+ * repeat (skill ids and names, cities, currencies); the strings of the top
+ * level (ids, titles) are the record's own. Nobody may write to a shared
+ * string. Thread-safe. lm_pb_shared_bytes: the bytes taken for shared
+ * texts so far.
+ */
+#define LM_PB_SHARED_LEN   64
+#define LM_PB_SHARED_BYTES ((size_t) 64 << 20)
+
+int lm_pb_decode_shared(const ProtobufCMessageDescriptor *desc, const void *data,
+    size_t len, size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
+size_t lm_pb_shared_bytes(void);
+
+/*
  * True when s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF). NUL bytes are well-formed UTF-8; the
  * caller rejects them separately where they matter.

@@ -143,9 +143,12 @@ static void
 add(lm_inverted *iv, struct doc *docs, uint32_t k)
 {
 	struct doc *d = &docs[k];
+	float after[MAXT];
 
+	lm_inverted_after(d->terms, d->shares, d->n, after);
 	assert_int_equal(
-	    lm_inverted_add(iv, d->part, k, d->terms, d->shares, d->n, d->bare), LM_OK);
+	    lm_inverted_add(iv, d->part, k, d->terms, d->shares, after, d->n, d->bare),
+	    LM_OK);
 	d->in = true;
 }
 
