@@ -4,7 +4,8 @@
  * wire each appear on the decisions topic of the embedded broker as a
  * lunamatch.v1.Decision that says what the answer said (subject, caller,
  * results and ranks, model version, index position, as_of), and the
- * service counts them.
+ * service counts them. The same again with LUNAMATCH_DECISION_LOG_SYNC_MS
+ * set, which the service announces in its log.
  */
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
@@ -189,6 +190,20 @@ test_match_candidates_logged(void **state)
 	                S.http, "lunamatch_decisions_pending", LMT_EQ, 0, WAIT_MS) == 0);
 }
 
+/* With a sync interval the service says so at start (its answers are
+ * then given once their decision is written; test_decisions proves what
+ * that keeps). */
+static void
+test_sync_interval_announced(void **state)
+{
+	char *log;
+	(void) state;
+
+	assert_non_null(log = lmt_read_file(S.log, NULL));
+	assert_non_null(strstr(log, "LUNAMATCH_DECISION_LOG_SYNC_MS is 20"));
+	free(log);
+}
+
 int
 main(void)
 {
@@ -196,5 +211,14 @@ main(void)
 	    cmocka_unit_test(test_match_jobs_logged),
 	    cmocka_unit_test(test_match_candidates_logged),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	const struct CMUnitTest interval[] = {
+	    cmocka_unit_test(test_sync_interval_announced),
+	    cmocka_unit_test(test_match_jobs_logged),
+	    cmocka_unit_test(test_match_candidates_logged),
+	};
+	int failed = cmocka_run_group_tests(tests, setup, teardown);
+	/* The service started by setup inherits the environment. */
+	setenv("LUNAMATCH_DECISION_LOG_SYNC_MS", "20", 1);
+	return failed +
+	       cmocka_run_group_tests_name("sync interval", interval, setup, teardown);
 }

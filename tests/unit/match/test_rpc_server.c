@@ -127,8 +127,9 @@ struct fixture {
 	char *dir;
 };
 
+/* Starts a server with the n methods of table m. */
 static void
-server_up(struct fixture *f, lm_rpc_server_opts o)
+server_up_with(struct fixture *f, lm_rpc_server_opts o, const lm_rpc_method *m, size_t n)
 {
 	memset(f, 0, sizeof(*f));
 	assert_int_equal(lm_metrics_new(&f->m), LM_OK);
@@ -136,12 +137,18 @@ server_up(struct fixture *f, lm_rpc_server_opts o)
 		o.url = "tcp://127.0.0.1:0";
 	o.metrics = f->m;
 	assert_int_equal(lm_rpc_server_new(&o, &lunamatch__v1__match_service__descriptor,
-	                     g_methods, 3, NULL, &f->s),
+	                     m, n, NULL, &f->s),
 	    LM_OK);
 	g_server = f->s;
 	assert_int_equal(lm_rpc_server_start(f->s), LM_OK);
 	assert_int_equal(lm_rpc_server_url(f->s, f->url, sizeof(f->url)), LM_OK);
 	atomic_store(&g_getposting_calls, 0);
+}
+
+static void
+server_up(struct fixture *f, lm_rpc_server_opts o)
+{
+	server_up_with(f, o, g_methods, 3);
 }
 
 static void
@@ -1239,16 +1246,7 @@ test_held_reply(void **state)
 	Lunamatch__V1__RpcResponse *r;
 	Lunamatch__V1__GetPostingResponse *gp;
 
-	memset(&f, 0, sizeof(f));
-	assert_int_equal(lm_metrics_new(&f.m), LM_OK);
-	o.url = "tcp://127.0.0.1:0";
-	o.metrics = f.m;
-	assert_int_equal(lm_rpc_server_new(&o, &lunamatch__v1__match_service__descriptor,
-	                     g_held_methods, 2, NULL, &f.s),
-	    LM_OK);
-	g_server = f.s;
-	assert_int_equal(lm_rpc_server_start(f.s), LM_OK);
-	assert_int_equal(lm_rpc_server_url(f.s, f.url, sizeof(f.url)), LM_OK);
+	server_up_with(&f, o, g_held_methods, 2);
 	g_held.n = 0;
 
 	/* Held: no answer yet, and the only worker serves other calls. */
@@ -1340,14 +1338,7 @@ test_held_reply(void **state)
 
 	/* Free waits for a held call's done, which comes after the socket
 	 * closed (the reply is dropped). */
-	memset(&o, 0, sizeof(o));
-	o.url = "tcp://127.0.0.1:0";
-	assert_int_equal(lm_rpc_server_new(&o, &lunamatch__v1__match_service__descriptor,
-	                     g_held_methods, 2, NULL, &f.s),
-	    LM_OK);
-	g_server = f.s;
-	assert_int_equal(lm_rpc_server_start(f.s), LM_OK);
-	assert_int_equal(lm_rpc_server_url(f.s, f.url, sizeof(f.url)), LM_OK);
+	server_up_with(&f, o, g_held_methods, 2);
 	struct raw_arg e = {.url = f.url,
 	    .reqid = "held-5",
 	    .id = "job-8",
@@ -1362,7 +1353,7 @@ test_held_reply(void **state)
 	assert_int_equal(pthread_join(td, NULL), 0);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_null(e.resp); /* the socket closed before the answer */
-	g_server = NULL;
+	server_down(&f);
 }
 
 static void
