@@ -17,6 +17,10 @@ struct lm_filters {
 	const Lunamatch__V1__CandidateFilters *candidates;
 	const char **exclude; /* sorted copy of the exclude_ids pointers */
 	size_t n_exclude;
+	/* jobs: the countries that pack (lm_country_pack); a country that does
+	 * not pack equals no packed country of a posting. */
+	uint64_t *country;
+	size_t n_country;
 };
 
 static int
@@ -73,6 +77,18 @@ lm_filters_for_jobs(
 	if ((rc = filters_new(f->exclude_ids, f->n_exclude_ids, out)) != LM_OK)
 		return rc;
 	(*out)->jobs = f;
+	if (f->n_countries > 0 &&
+	    ((*out)->country = calloc(f->n_countries, sizeof(uint64_t))) == NULL) {
+		lm_filters_free(*out);
+		*out = NULL;
+		return LM_ENOMEM;
+	}
+	for (size_t i = 0; i < f->n_countries; i++) {
+		const char *cc = f->countries[i];
+		if (cc != NULL && cc[0] != '\0' &&
+		    lm_country_pack(cc, &(*out)->country[(*out)->n_country]))
+			(*out)->n_country++;
+	}
 	return LM_OK;
 }
 
@@ -107,6 +123,7 @@ lm_filters_free(lm_filters *f)
 	if (f == NULL)
 		return;
 	free(f->exclude);
+	free(f->country);
 	free(f);
 }
 
@@ -130,6 +147,23 @@ locs_in(Lunamatch__V1__Location *const *locs, size_t n, char *const *countries, 
 	return false;
 }
 
+/* Whether a location of the posting p is in one of the countries of the
+ * job filters f. */
+static bool
+posting_in(const lm_filters *f, const lm_posting_prep *p)
+{
+	const Lunamatch__V1__JobFilters *jf = f->jobs;
+
+	if (!p->locs_packed)
+		return locs_in(p->rec->locations, p->rec->n_locations, jf->countries,
+		    jf->n_countries);
+	for (size_t i = 0; i < p->n_locs; i++)
+		for (size_t k = 0; k < f->n_country; k++)
+			if (p->locs[i].country == f->country[k])
+				return true;
+	return false;
+}
+
 static bool
 excluded(const lm_filters *f, const char *id)
 {
@@ -140,8 +174,8 @@ excluded(const lm_filters *f, const char *id)
 
 /* The request filters. Returns false when one fails in fast mode. */
 bool
-lm_check_filters(
-    const lm_filters *f, const CandidateProfile *c, const JobPosting *p, struct vsink *vs)
+lm_check_filters(const lm_filters *f, const CandidateProfile *c, const lm_posting_prep *p,
+    struct vsink *vs)
 {
 	if (f == NULL)
 		return true;
@@ -151,22 +185,17 @@ lm_check_filters(
 		    !lm_veto_row(vs, LM_VETO_FILTER, "filter: job excluded"))
 			return false;
 		if (jf->remote_only &&
-		    p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+		    p->key.remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
 		    !lm_veto_row(vs, LM_VETO_FILTER,
 		        "filter: remote jobs only; this one is %s",
-		        lm_remote_name(p->remote)))
+		        lm_remote_name(p->key.remote)))
 			return false;
-		if (jf->n_countries > 0 &&
-		    !locs_in(
-		        p->locations, p->n_locations, jf->countries, jf->n_countries) &&
+		if (jf->n_countries > 0 && !posting_in(f, p) &&
 		    !lm_veto_row(vs, LM_VETO_FILTER,
 		        "filter: no job location in the requested countries"))
 			return false;
 		if (jf->min_annual_salary > 0) {
-			int64_t top = 0;
-			if (p->salary != NULL)
-				top = p->salary->annual_max > 0 ? p->salary->annual_max
-				                                : p->salary->annual_min;
+			int64_t top = p->salary_top;
 			if ((double) top < jf->min_annual_salary &&
 			    !lm_veto_row(vs, LM_VETO_FILTER,
 			        top > 0 ? "filter: pays at most %.0f a year, below %.0f"
@@ -178,12 +207,12 @@ lm_check_filters(
 		if (jf->n_employment_types > 0) {
 			bool ok = false;
 			for (size_t i = 0; i < jf->n_employment_types; i++)
-				ok = ok || (p->employment_type != 0 &&
+				ok = ok || (p->key.employment_type != 0 &&
 				               (int) jf->employment_types[i] ==
-				                   (int) p->employment_type);
+				                   (int) p->key.employment_type);
 			if (!ok && !lm_veto_row(vs, LM_VETO_FILTER,
 			               "filter: employment type %s not requested",
-			               lm_employment_name(p->employment_type)))
+			               lm_employment_name(p->key.employment_type)))
 				return false;
 		}
 		if (jf->n_categories > 0 &&

@@ -125,6 +125,22 @@ lm_tokset_has(const struct tokset *ts, const uint64_t *h, const char *t, uint64_
 	return false;
 }
 
+bool
+lm_country_pack(const char *country, uint64_t *out)
+{
+	size_t len = strlen(country);
+
+	if (len > COUNTRY_MAX)
+		return false;
+	*out = 0;
+	for (size_t k = 0; k < len; k++) {
+		unsigned char c = (unsigned char) country[k];
+		c = (c >= 'A' && c <= 'Z') ? (unsigned char) (c + 32) : c;
+		*out |= (uint64_t) c << (8 * k);
+	}
+	return true;
+}
+
 /* Packs the locations of locs that have a country into out (at most
  * PREP_LOCS); returns false when they do not fit (more of them, or a longer
  * country): then the scorer compares the record's locations. */
@@ -136,20 +152,15 @@ pack_locs(
 	for (size_t i = 0; i < n; i++) {
 		const Lunamatch__V1__Location *l = locs[i];
 		struct ploc *pl;
-		size_t len;
 
 		if (l == NULL || l->country == NULL || l->country[0] == '\0')
 			continue; /* never in common with anything */
-		len = strlen(l->country);
-		if (*n_out == PREP_LOCS || len > COUNTRY_MAX)
+		if (*n_out == PREP_LOCS)
 			return false;
-		pl = &out[(*n_out)++];
-		pl->country = 0;
-		for (size_t k = 0; k < len; k++) {
-			unsigned char c = (unsigned char) l->country[k];
-			c = (c >= 'A' && c <= 'Z') ? (unsigned char) (c + 32) : c;
-			pl->country |= (uint64_t) c << (8 * k);
-		}
+		pl = &out[*n_out];
+		if (!lm_country_pack(l->country, &pl->country))
+			return false;
+		(*n_out)++;
 		pl->city = l->city;
 		pl->city_h = (l->city != NULL && l->city[0] != '\0')
 		                 ? text_hash(l->city, true)
@@ -281,8 +292,11 @@ int
 lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 {
 	lm_posting_prep *p;
-	size_t n = 0, ng = 0, nid = 0, size;
+	size_t n = 0, ng = 0, nid = 0, nll = 0, size;
 	struct tokset title;
+	struct pgeo *ll;
+	uint64_t *rc;
+	bool geo;
 	char *at;
 
 	*out = NULL;
@@ -294,12 +308,16 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		ng++;
 		nid += rec->requirement_groups[i]->n_skill_ids;
 	}
+	geo = locs_geocoded(rec->locations, rec->n_locations);
+	for (size_t i = 0; geo && i < rec->n_locations; i++)
+		nll += rec->locations[i] != NULL;
 	if (tokenize(rec->title, &title) != LM_OK)
 		return LM_ENOMEM;
-	/* One allocation: the prep, then skills, groups, title_h, gids and
-	 * gsym (in the order of their alignment). */
-	size = sizeof(*p) + rec->n_skills * sizeof(*p->skills) + ng * sizeof(*p->groups) +
-	       title.n * sizeof(*p->title_h) +
+	/* One allocation: the prep, then ll, skills, groups, title_h, rc, gids
+	 * and gsym (in the order of their alignment). */
+	size = sizeof(*p) + nll * sizeof(*p->ll) + rec->n_skills * sizeof(*p->skills) +
+	       ng * sizeof(*p->groups) + title.n * sizeof(*p->title_h) +
+	       rec->n_remote_countries * sizeof(*p->rc) +
 	       nid * (sizeof(*p->gids) + sizeof(*p->gsym));
 	if ((p = calloc(1, size)) == NULL) {
 		tokset_clear(&title);
@@ -307,6 +325,8 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	}
 	p->title = title;
 	at = (char *) (p + 1);
+	ll = (struct pgeo *) (void *) at;
+	at += nll * sizeof(*p->ll);
 	p->skills = (struct pskill *) (void *) at;
 	at += rec->n_skills * sizeof(*p->skills);
 	p->groups = (struct pgroup *) (void *) at;
@@ -315,6 +335,8 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	if (title.n > 0)
 		memcpy(at, title.h, title.n * sizeof(*p->title_h));
 	at += title.n * sizeof(*p->title_h);
+	rc = (uint64_t *) (void *) at;
+	at += rec->n_remote_countries * sizeof(*p->rc);
 	p->gids = (const char **) (void *) at;
 	at += nid * sizeof(*p->gids);
 	p->gsym = (uint32_t *) (void *) at;
@@ -356,7 +378,22 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	p->ind_h =
 	    (rec->industry && rec->industry[0]) ? text_hash(rec->industry, true) : 0;
 	p->has_country = locs_have_country(rec->locations, rec->n_locations);
-	p->geo = locs_geocoded(rec->locations, rec->n_locations);
+	p->geo = geo;
+	for (size_t i = 0; geo && i < rec->n_locations; i++)
+		if (rec->locations[i] != NULL) {
+			ll[p->n_ll].lat = rec->locations[i]->latitude;
+			ll[p->n_ll++].lon = rec->locations[i]->longitude;
+		}
+	p->ll = ll;
+	p->has_rc = rec->n_remote_countries > 0;
+	p->rc_packed = true;
+	for (size_t i = 0; i < rec->n_remote_countries && p->rc_packed; i++) {
+		const char *cc = rec->remote_countries[i];
+		if (cc != NULL && cc[0] != '\0')
+			p->rc_packed = lm_country_pack(cc, &rc[p->n_rc++]);
+	}
+	p->rc = rc;
+	p->id = rec->id;
 	p->key.country_mask = country_mask(rec->locations, rec->n_locations);
 	p->key.expires_at = rec->expires_at;
 	p->key.employment_type = (int32_t) rec->employment_type;

@@ -270,45 +270,57 @@ remote_test(const struct pair *pr, struct vsink *vs)
 #define EARTH_KM 6371.0088
 #define DEG      0.017453292519943295 /* radians per degree */
 
-/* Great-circle distance between two geocoded locations, km (haversine). */
+/* Great-circle distance between the positions a and b (degrees), km
+ * (haversine). */
 static double
-geo_km(const Lunamatch__V1__Location *a, const Lunamatch__V1__Location *b)
+geo_km(double alat, double alon, double blat, double blon)
 {
-	double p1 = a->latitude * DEG, p2 = b->latitude * DEG;
-	double dp = sin((p2 - p1) / 2), dl = sin((b->longitude - a->longitude) * DEG / 2);
+	double p1 = alat * DEG, p2 = blat * DEG;
+	double dp = sin((p2 - p1) / 2), dl = sin((blon - alon) * DEG / 2);
 	double h = dp * dp + cos(p1) * cos(p2) * dl * dl;
 
 	return 2 * EARTH_KM * asin(sqrt(h < 1 ? h : 1));
 }
 
+/* The location of p that is not NULL with index k among those that are. */
+static const Lunamatch__V1__Location *
+nth_location(const JobPosting *p, size_t k)
+{
+	for (size_t i = 0; i < p->n_locations; i++)
+		if (p->locations[i] != NULL && k-- == 0)
+			return p->locations[i];
+	return NULL;
+}
+
 /* The shortest distance between a location of the posting and one of the
  * candidate, both sides geocoded (pp->geo and cp->geo); *pl and *cl (may be
- * NULL) receive the pair. */
+ * NULL) receive the pair (then the posting's record is read). */
 static double
 nearest_km(const lm_posting_prep *pp, const lm_profile_prep *cp,
     const Lunamatch__V1__Location **pl, const Lunamatch__V1__Location **cl)
 {
-	const JobPosting *p = pp->rec;
 	const CandidateProfile *c = cp->rec;
 	double best = INFINITY;
+	size_t bi = 0;
 
-	for (size_t i = 0; i < p->n_locations; i++) {
-		if (p->locations[i] == NULL)
-			continue;
+	for (size_t i = 0; i < pp->n_ll; i++) {
 		for (size_t j = 0; j < c->n_locations; j++) {
+			const Lunamatch__V1__Location *l = c->locations[j];
 			double d;
-			if (c->locations[j] == NULL)
+			if (l == NULL)
 				continue;
-			d = geo_km(p->locations[i], c->locations[j]);
+			d = geo_km(
+			    pp->ll[i].lat, pp->ll[i].lon, l->latitude, l->longitude);
 			if (d < best) {
 				best = d;
-				if (pl != NULL)
-					*pl = p->locations[i];
+				bi = i;
 				if (cl != NULL)
-					*cl = c->locations[j];
+					*cl = l;
 			}
 		}
 	}
+	if (pl != NULL && best < INFINITY)
+		*pl = nth_location(pp->rec, bi);
 	return best;
 }
 
@@ -337,20 +349,50 @@ remote_allows(const JobPosting *p, const char *country)
 	return false;
 }
 
+/* remote_allows for the packed country of a candidate's location, when the
+ * posting's countries are packed (remote_packed). */
+static bool
+remote_allows_packed(const lm_posting_prep *pp, uint64_t country)
+{
+	if (pp->has_rc) {
+		for (size_t k = 0; k < pp->n_rc; k++)
+			if (pp->rc[k] == country)
+				return true;
+		return false;
+	}
+	for (size_t i = 0; i < pp->n_locs; i++)
+		if (pp->locs[i].country == country)
+			return true;
+	return false;
+}
+
+/* Whether the countries a remote posting allows are packed in its prep. */
+static bool
+remote_packed(const lm_posting_prep *pp)
+{
+	return pp->has_rc ? pp->rc_packed : pp->locs_packed;
+}
+
 /* For a REMOTE posting: -1 when it allows the work anywhere or the
  * candidate names no country (nothing to decide), 1 when a country of the
  * candidate is allowed, 0 when none is. */
 static int
 remote_region_fit(const lm_profile_prep *cp, const lm_posting_prep *pp)
 {
-	const JobPosting *p = pp->rec;
 	const CandidateProfile *c = cp->rec;
 
 	if (pp->key.remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE ||
-	    !cp->has_country || (p->n_remote_countries == 0 && !pp->has_country))
+	    !cp->has_country || (!pp->has_rc && !pp->has_country))
 		return -1;
+	if (cp->locs_packed && remote_packed(pp)) {
+		for (size_t j = 0; j < cp->n_locs; j++)
+			if (remote_allows_packed(pp, cp->locs[j].country))
+				return 1;
+		return 0;
+	}
 	for (size_t j = 0; j < c->n_locations; j++)
-		if (c->locations[j] != NULL && remote_allows(p, c->locations[j]->country))
+		if (c->locations[j] != NULL &&
+		    remote_allows(pp->rec, c->locations[j]->country))
 			return 1;
 	return 0;
 }
@@ -472,7 +514,7 @@ static bool
 filter_test(const struct pair *pr, struct vsink *vs)
 {
 	size_t before = vs != NULL ? vs->e->n_vetoes : 0;
-	bool ok = lm_check_filters(pr->env->filters, pr->cp->rec, pr->pp->rec, vs);
+	bool ok = lm_check_filters(pr->env->filters, pr->cp->rec, pr->pp, vs);
 
 	return vs != NULL ? vs->e->n_vetoes > before : !ok;
 }

@@ -92,6 +92,16 @@ struct ploc {
 #define PREP_LOCS   4 /* locations a prep holds packed */
 #define COUNTRY_MAX 8 /* bytes of a country that packs */
 
+/* A geocoded location's position, degrees, as the record holds it. */
+struct pgeo {
+	double lat, lon;
+};
+
+/* Packs country (not NULL or empty) into *out, A-Z folded to a-z and zero
+ * padded: two packed countries are equal exactly when strcasecmp says the
+ * texts are. Returns false when it is longer than COUNTRY_MAX bytes. */
+bool lm_country_pack(const char *country, uint64_t *out);
+
 /* A requirement group that is not NULL, with its usable skill ids (not NULL,
  * not empty) in the prep's gids[off .. off + n). */
 struct pgroup {
@@ -101,8 +111,15 @@ struct pgroup {
 	bool needs_skill; /* g lists skill ids: one of them is required */
 };
 
+/*
+ * A posting as the scorer and the request filters read it. Scoring a pair
+ * and applying the filters read the record only when its countries do not
+ * pack (!locs_packed, or remote countries with !rc_packed); explanations
+ * (collect and detail mode) read it for display texts.
+ */
 struct lm_posting_prep {
 	const JobPosting *rec;
+	const char *id;        /* rec->id */
 	struct pskill *skills; /* distinct ids, sorted by id */
 	size_t n_skills;
 	struct tokset title;
@@ -122,6 +139,15 @@ struct lm_posting_prep {
 	struct ploc locs[PREP_LOCS]; /* when locs_packed */
 	uint8_t n_locs;
 	bool locs_packed;
+	/* The record lists remote countries (has_rc): when rc_packed, the
+	 * packed ones that are not NULL or empty (the others match nothing). */
+	bool has_rc, rc_packed;
+	const uint64_t *rc;
+	size_t n_rc;
+	/* When geo: the positions of the record's locations that are not NULL,
+	 * in order. */
+	const struct pgeo *ll;
+	size_t n_ll;
 	uint64_t cat_h, ind_h;   /* text_hash(category/industry, true); 0: none */
 	const uint64_t *title_h; /* copies of title.h, in this allocation */
 	int64_t posted_at;
@@ -131,7 +157,8 @@ struct lm_posting_prep {
 	size_t n_embedding;
 	float min_years;
 	int32_t level, education;
-	/* skills, groups, gids, gsym and title_h live in the same allocation. */
+	/* skills, groups, gids, gsym, title_h, rc and ll live in the same
+	 * allocation. */
 };
 
 struct lm_profile_prep {
@@ -304,9 +331,10 @@ double lm_score_bound(const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, const struct fast *fx);
 
 /* The request filters (filters.c): false when one fails in fast mode (vs
- * NULL); in collect mode every failure is a row in vs. */
-bool lm_check_filters(const lm_filters *f, const CandidateProfile *c, const JobPosting *p,
-    struct vsink *vs);
+ * NULL); in collect mode every failure is a row in vs. The filters of jobs
+ * read the posting's prep, not its record. */
+bool lm_check_filters(const lm_filters *f, const CandidateProfile *c,
+    const lm_posting_prep *p, struct vsink *vs);
 
 /* Whether s (not NULL or empty) equals one of the n texts of list
  * case-insensitively. */

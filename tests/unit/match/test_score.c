@@ -2550,6 +2550,76 @@ test_remote_region(void **state)
 	prof_free(c);
 }
 
+/* Applies the job filters jf to the pair: vetoed with reason, or not
+ * vetoed when reason is NULL. */
+static void
+country_filters(const Lunamatch__V1__JobFilters *jf, const Profile *c,
+    const JobPosting *p, const char *reason)
+{
+	lm_filters *f = NULL;
+	char err[128];
+
+	assert_int_equal(lm_filters_for_jobs(jf, &f, err, sizeof(err)), LM_OK);
+	if (reason != NULL)
+		expect_vetoes(f, c, p, reason, 1, LM_VETO_FILTER);
+	else
+		expect_vetoes(f, c, p, NULL, 0);
+	lm_filters_free(f);
+}
+
+/*
+ * Countries are compared case-insensitively whether they pack into the
+ * prep (at most 8 bytes) or not (then the record's texts are compared):
+ * the request filters and the remote region give the same answers both
+ * ways, in fast and in collect mode.
+ */
+static void
+test_countries_packed_or_not(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	char *longc[] = {"deutschland"}, *shortc[] = {"de"},
+	     *both[] = {"DE", "Deutschland"};
+
+	(void) state;
+	post_skill(p, "python", 1);
+	prof_skill(c, "python", 5);
+	post_loc(p, "Berlin", "Deutschland");
+	jf.n_countries = 1;
+	jf.countries = longc;
+	country_filters(&jf, c, p, NULL); /* neither packs */
+	jf.countries = shortc;
+	country_filters(&jf, c, p, "filter: no job location in the requested countries");
+	free(p->locations[0]->country);
+	p->locations[0]->country = xstrdup("De");
+	country_filters(&jf, c, p, NULL); /* both pack */
+	jf.countries = longc;
+	country_filters(&jf, c, p, "filter: no job location in the requested countries");
+	jf.n_countries = 2;
+	jf.countries = both;
+	country_filters(&jf, c, p, NULL);
+	jf.n_countries = 0;
+
+	/* A remote posting open in a country that does not pack. */
+	p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	c->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	add_str(&p->remote_countries, &p->n_remote_countries, "Oesterreich");
+	prof_loc(c, "Wien", "OESTERREICH");
+	expect_vetoes(NULL, c, p, NULL, 0);
+	free(c->locations[0]->country);
+	c->locations[0]->country = xstrdup("AT");
+	expect_vetoes(NULL, c, p,
+	    "remote work only from Oesterreich; the candidate is in AT and does not "
+	    "relocate",
+	    1, LM_VETO_LOCATION);
+	free(p->remote_countries[0]);
+	p->remote_countries[0] = xstrdup("at");
+	expect_vetoes(NULL, c, p, NULL, 0); /* both pack */
+	post_free(p);
+	prof_free(c);
+}
+
 int
 main(void)
 {
@@ -2567,6 +2637,7 @@ main(void)
 	    cmocka_unit_test(test_weighted_mean),
 	    cmocka_unit_test(test_vetoes),
 	    cmocka_unit_test(test_job_filters),
+	    cmocka_unit_test(test_countries_packed_or_not),
 	    cmocka_unit_test(test_candidate_filters),
 	    cmocka_unit_test(test_explanation_order),
 	    cmocka_unit_test(test_improvements),
