@@ -1436,6 +1436,7 @@ struct cursor {
 	float mult;
 	uint32_t band; /* see sweep */
 	bool dense;    /* read a window at a time */
+	bool whole;    /* every entry's key reaches the bar: nothing to complete */
 	bool fixed;    /* profiles: every entry keyed kfix, afix following */
 	float kfix, afix;
 };
@@ -1875,7 +1876,8 @@ cmp_term_bound(const void *a, const void *b)
  * to it (a cache miss) in every window. The units that find are completed
  * in the same read, a window after its finding (read_cursors), and the
  * records found that can no longer reach theta are dropped only from the
- * second band on: one pass less over the units read most.
+ * second band on: one pass less over the units read most. A unit whose
+ * least key (lm_inverted_tier_kmin) reaches theta is not completed at all.
  */
 #define EVAL_COST 64 /* list entries read cost about one evaluation */
 #define DENSE_MIN 4  /* entries per window of a list read by window */
@@ -1904,16 +1906,15 @@ key_reaches(double key, float mult, double theta)
 	return !(key * mult * (1 + TERM_SLACK) + TERM_SLACK < theta);
 }
 
-/* An entry's key as the sweep compares it: share plus what follows, added
- * in double. Both are rounded-up bounds, and the one rounding of the sum
- * is far inside TERM_SLACK; it is never above lm_inverted_key, which rounds
- * the sum up to a float for the maxima, so the block and tier maxima bound
- * it. One function for the finding and the completing pass, which must
- * agree on which entries the finding pass added. */
+/* An entry's key as the sweep compares it (lm_inverted_key_sum): never
+ * above lm_inverted_key, which the block and tier maxima are made of, and
+ * never below the tier's lm_inverted_tier_kmin. One function for the
+ * finding and the completing pass, which must agree on which entries the
+ * finding pass added. */
 static inline double
 ent_key(const lm_inverted_ent *e)
 {
-	return (double) e->share + e->after;
+	return lm_inverted_key_sum(e);
 }
 
 /* The place of c's first entry at or past doc (from c->pos on), found a
@@ -2097,12 +2098,13 @@ read_cursors(struct ranking *q, size_t from, size_t to, enum pass pass, double t
 			else
 				cursor_find(q, &cur[i], lo, lim, theta);
 		for (size_t i = from; pass == PASS_BOTH && i < dense; i++)
-			cursor_complete(q, &cur[i], lo, lim, theta, tau_after);
+			if (!cur[i].whole)
+				cursor_complete(q, &cur[i], lo, lim, theta, tau_after);
 	}
 	for (size_t i = dense; i < to; i++)
 		if (pass == PASS_FIND)
 			cursor_find(q, &cur[i], 0, UINT32_MAX, theta);
-		else
+		else if (!cur[i].whole)
 			cursor_complete(q, &cur[i], 0, UINT32_MAX, theta, tau_after);
 }
 
@@ -2157,6 +2159,14 @@ sweep(struct ranking *q, size_t ntb)
 			c->fixed = !q->jobs;
 			c->kfix = tb[u].kub;
 			c->afix = tb[u].afix;
+			/* A unit that finds, whose least key reaches the bar too,
+			 * was read whole by the finding (profiles: every key is
+			 * kfix). */
+			c->whole =
+			    finds &&
+			    (c->fixed || key_reaches(lm_inverted_tier_kmin(q->iv, part,
+			                                 tb[u].term, tb[u].tier),
+			                     c->mult, theta));
 			band[b].entries += n;
 			if (tb[u].kub > own[b])
 				own[b] = tb[u].kub;

@@ -22,12 +22,14 @@
 /* A tier: e[0 .. n) by increasing doc, room for cap; bm[b] the largest
  * key of block b, room for nblocks(cap); max at least every share and kmax
  * at least every key of its entries (the largest added since the tier was
- * last empty or rebuilt). */
+ * last empty or rebuilt), kmin at most every lm_inverted_key_sum of them
+ * (the least added since then). */
 struct tier {
 	lm_inverted_ent *e;
 	float *bm;
 	uint32_t n, cap;
 	float max, kmax;
+	double kmin;
 };
 
 /* A plain list of documents (every document of a partition, the bare
@@ -206,7 +208,10 @@ tier_insert(struct tier *t, uint32_t doc, float share, float after)
 	if (t->n++ == 0) {
 		t->max = share;
 		t->kmax = key;
+		t->kmin = lm_inverted_key_sum(&t->e[pos]);
 	}
+	if (lm_inverted_key_sum(&t->e[pos]) < t->kmin)
+		t->kmin = lm_inverted_key_sum(&t->e[pos]);
 	if (share > t->max)
 		t->max = share;
 	if (key > t->kmax)
@@ -225,7 +230,7 @@ tier_delete(struct tier *t, uint32_t doc)
 	t->n--;
 	memmove(t->e + pos, t->e + pos + 1, (t->n - pos) * sizeof(*t->e));
 	if (t->n == 0)
-		t->max = t->kmax = 0;
+		t->max = t->kmax = 0, t->kmin = 0;
 	fix_blocks(t, pos / BLOCK);
 	return true;
 }
@@ -474,9 +479,13 @@ tier_remax(struct tier *t)
 	for (size_t b = 0; b < nblocks(t->n); b++)
 		if (t->bm[b] > t->kmax)
 			t->kmax = t->bm[b];
-	for (size_t i = 0; i < t->n; i++)
+	t->kmin = t->n > 0 ? lm_inverted_key_sum(&t->e[0]) : 0;
+	for (size_t i = 0; i < t->n; i++) {
 		if (t->e[i].share > t->max)
 			t->max = t->e[i].share;
+		if (lm_inverted_key_sum(&t->e[i]) < t->kmin)
+			t->kmin = lm_inverted_key_sum(&t->e[i]);
+	}
 }
 
 static int
@@ -579,6 +588,17 @@ lm_inverted_tier(const lm_inverted *iv, uint32_t part, uint32_t term, uint32_t t
 	*kmax = t->kmax;
 	*bmax = t->bm;
 	return t->e;
+}
+
+double
+lm_inverted_tier_kmin(const lm_inverted *iv, uint32_t part, uint32_t term, uint32_t tier)
+{
+	const struct part *pt = &iv->parts[part];
+
+	if (term >= pt->nterms || tier > LAST || pt->terms[term] == NULL ||
+	    pt->terms[term][tier].n == 0)
+		return 0;
+	return pt->terms[term][tier].kmin;
 }
 
 bool

@@ -54,6 +54,15 @@ typedef struct lm_inverted_ent {
 /* The key of e: share + after, rounded up. */
 float lm_inverted_key(const lm_inverted_ent *e);
 
+/* The key of e as a query compares it: share + after added in double,
+ * never above lm_inverted_key (both are rounded-up bounds already; the one
+ * rounding of the sum is far below the slack of the comparisons). */
+static inline double
+lm_inverted_key_sum(const lm_inverted_ent *e)
+{
+	return (double) e->share + e->after;
+}
+
 /* New lists of nparts partitions, with prefix bounds (prefix) or without
  * (entries' keys are then their shares). Returns LM_OK, LM_EINVAL (nparts 0 or
  * above the maximum) or LM_ENOMEM. */
@@ -100,6 +109,12 @@ size_t lm_inverted_entries(const lm_inverted *iv);
  * may it sit in another tier (whose maxima then cover it). */
 const lm_inverted_ent *lm_inverted_tier(const lm_inverted *iv, uint32_t part,
     uint32_t term, uint32_t tier, size_t *n, const float **bmax, float *max, float *kmax);
+
+/* A lower bound of the lm_inverted_key_sum of every entry of that tier
+ * (0 when it is empty): exact after a reshare, and kept a bound through
+ * every change (removals may leave it below the least). */
+double lm_inverted_tier_kmin(
+    const lm_inverted *iv, uint32_t part, uint32_t term, uint32_t tier);
 
 /* Whether partition part has a list of term (which may be empty): false
  * means every tier of it is empty. */

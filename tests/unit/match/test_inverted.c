@@ -114,6 +114,10 @@ check_lists(const lm_inverted *iv, const struct doc *docs, bool prefix)
 					assert_true(
 					    e[i].after == (prefix ? after[f] : 0));
 					assert_true(e[i].share <= max && key <= kmax);
+					/* The least key bounds every key from below. */
+					assert_true(lm_inverted_tier_kmin(iv, p, t, j) <=
+					            lm_inverted_key_sum(&e[i]));
+					assert_true(lm_inverted_key_sum(&e[i]) <= key);
 					if (key > tmax)
 						tmax = key;
 					if (key < kmin)
