@@ -60,10 +60,8 @@ static const struct opt opts[] = {
         "decision log topic (every MatchJobs and MatchCandidates answer)"},
     {"decision-log", "LUNAMATCH_DECISION_LOG", T_U32, OFF(decision_log), "1", 0, 1,
         LM_PROG_MATCH, "1: log every answer before giving it; 0: no decision log"},
-    /* The bound is LM_DECISIONS_SYNC_MS_MAX of the match service, which
-     * checks it again. */
     {"decision-log-sync-ms", "LUNAMATCH_DECISION_LOG_SYNC_MS", T_U32,
-        OFF(decision_log_sync_ms), "0", 0, 10000, LM_PROG_MATCH,
+        OFF(decision_log_sync_ms), "0", 0, LM_DECISION_LOG_SYNC_MS_MAX, LM_PROG_MATCH,
         "0: an answer waits until its decision is synced to disk; N: until it is "
         "written to the file (safe from a crash of the process), synced within N ms"},
     {"topic-dlq", "LUNAMATCH_TOPIC_DLQ", T_STR, OFF(topic_dlq), "lunamatch.ingest.dlq.v1",

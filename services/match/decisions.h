@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lunamatch/config.h"
 #include "lunamatch/metrics.h"
 #include "lunamatch/v1/decisions.pb-c.h"
 
@@ -47,8 +48,8 @@ extern "C" {
 #define LM_DECISIONS_RETRY_MIN_MS       500
 #define LM_DECISIONS_RETRY_MAX_MS       30000
 #define LM_DECISIONS_REPLICA_MAX        128
-#define LM_DECISIONS_SYNC_MS_MAX        10000 /* longest interval between syncs */
-#define LM_DECISIONS_ID_LEN             32    /* hex digits of a decision id */
+#define LM_DECISIONS_SYNC_MS_MAX        LM_DECISION_LOG_SYNC_MS_MAX /* config.h */
+#define LM_DECISIONS_ID_LEN             32 /* hex digits of a decision id */
 #define LM_DECISIONS_CONTENT_TYPE       "application/x-protobuf"
 #define LM_DECISIONS_SCHEMA             "lunamatch.v1.Decision"
 

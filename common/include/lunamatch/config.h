@@ -31,6 +31,10 @@ typedef enum lm_prog {
 	LM_PROG_DEVKAFKA = 1u << 3,
 } lm_prog;
 
+/* Longest interval, in ms, between the decision log's syncs when answers do
+ * not wait for them (LUNAMATCH_DECISION_LOG_SYNC_MS). */
+#define LM_DECISION_LOG_SYNC_MS_MAX 10000
+
 typedef struct lm_config {
 	/* Kafka */
 	char brokers[LM_CFG_STR];         /* LUNAMATCH_BROKERS, --brokers */
@@ -40,7 +44,8 @@ typedef struct lm_config {
 	char topic_dlq[LM_CFG_STR];       /* LUNAMATCH_TOPIC_DLQ */
 	char topic_decisions[LM_CFG_STR]; /* LUNAMATCH_TOPIC_DECISIONS */
 	uint32_t decision_log;            /* LUNAMATCH_DECISION_LOG: 0 or 1 */
-	uint32_t decision_log_sync_ms;    /* LUNAMATCH_DECISION_LOG_SYNC_MS */
+	uint32_t decision_log_sync_ms;    /* LUNAMATCH_DECISION_LOG_SYNC_MS, at most
+	                                   * LM_DECISION_LOG_SYNC_MS_MAX */
 	char group_id[LM_CFG_STR];        /* LUNAMATCH_GROUP_ID */
 	char events_group_id[LM_CFG_STR]; /* LUNAMATCH_EVENTS_GROUP_ID */
 	/* Store and data files */

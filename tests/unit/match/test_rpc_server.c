@@ -331,6 +331,72 @@ wait_atomic(atomic_int *v, int want, unsigned timeout_ms)
 
 /* ---- tests ------------------------------------------------------------- */
 
+/* The reply to a GetPosting of id, as the bytes that came back. */
+static nng_msg *
+get_posting_bytes(const char *url, const char *id)
+{
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	uint8_t pbuf[1024], *env;
+	nng_socket sock;
+	nng_msg *msg = NULL;
+	size_t plen, n;
+
+	req.id = (char *) id;
+	plen = protobuf_c_message_get_packed_size(&req.base);
+	assert_true(plen <= sizeof(pbuf));
+	protobuf_c_message_pack(&req.base, pbuf);
+	n = envelope(
+	    "/lunamatch.v1.MatchService/GetPosting", "bytes", 5000, pbuf, plen, 0, &env);
+	assert_int_equal(nng_req0_open(&sock), 0);
+	assert_int_equal(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 5000), 0);
+	assert_int_equal(nng_dial(sock, url, NULL, 0), 0);
+	assert_int_equal(nng_send(sock, env, n, 0), 0);
+	assert_int_equal(nng_recvmsg(sock, &msg, 0), 0);
+	nng_close(sock);
+	free(env);
+	return msg;
+}
+
+/* The server packs the response message straight into the reply: the
+ * bytes are exactly those protobuf-c writes for the same RpcResponse, with
+ * a payload whose length takes one varint byte and one that takes two. */
+static void
+test_reply_bytes(void **state)
+{
+	(void) state;
+	struct fixture f;
+	char long_id[300];
+
+	memset(long_id, 'x', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 1});
+	const char *ids[] = {"job-1", long_id};
+	for (size_t i = 0; i < 2; i++) {
+		nng_msg *msg = get_posting_bytes(f.url, ids[i]);
+		Lunamatch__V1__RpcResponse *r = lunamatch__v1__rpc_response__unpack(
+		    NULL, nng_msg_len(msg), nng_msg_body(msg));
+		assert_non_null(r);
+		assert_int_equal(r->code, OK_);
+		assert_true(i == 0 ? r->payload.len < 128 : r->payload.len >= 128);
+		size_t n = protobuf_c_message_get_packed_size(&r->base);
+		uint8_t *want = malloc(n);
+		assert_non_null(want);
+		protobuf_c_message_pack(&r->base, want);
+		assert_int_equal(nng_msg_len(msg), n);
+		assert_memory_equal(nng_msg_body(msg), want, n);
+		Lunamatch__V1__GetPostingResponse *gp =
+		    lunamatch__v1__get_posting_response__unpack(
+		        NULL, r->payload.len, r->payload.data);
+		assert_non_null(gp);
+		assert_string_equal(gp->posting->id, ids[i]);
+		lunamatch__v1__get_posting_response__free_unpacked(gp, NULL);
+		free(want);
+		lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+		nng_msg_free(msg);
+	}
+	server_down(&f);
+}
+
 static void
 test_status_paths(void **state)
 {
@@ -1590,6 +1656,7 @@ main(int argc, char **argv)
 		return dead_listener_scenario();
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_status_paths),
+	    cmocka_unit_test(test_reply_bytes),
 	    cmocka_unit_test(test_ipc_and_probe),
 	    cmocka_unit_test(test_ipc_dead_listener),
 	    cmocka_unit_test(test_deadlines),
