@@ -216,7 +216,12 @@ tier_insert(struct tier *t, uint32_t doc, float share, float after)
 		t->max = share;
 	if (key > t->kmax)
 		t->kmax = key;
-	fix_blocks(t, pos / BLOCK);
+	if (pos + 1 == t->n) /* an append, the usual case: only its block moves */
+		t->bm[pos / BLOCK] = pos % BLOCK == 0 || key > t->bm[pos / BLOCK]
+		                         ? key
+		                         : t->bm[pos / BLOCK];
+	else
+		fix_blocks(t, pos / BLOCK);
 }
 
 /* Removes doc from t when it is there; returns whether it was. */
