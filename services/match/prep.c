@@ -142,11 +142,11 @@ lm_country_pack(const char *country, uint64_t *out)
 }
 
 /* Packs the locations of locs that have a country into out (at most
- * PREP_LOCS); returns false when they do not fit (more of them, or a longer
+ * cap); returns false when they do not fit (more of them, or a longer
  * country): then the scorer compares the record's locations. */
 static bool
-pack_locs(
-    Lunamatch__V1__Location *const *locs, size_t n, struct ploc *out, uint8_t *n_out)
+pack_locs(Lunamatch__V1__Location *const *locs, size_t n, struct ploc *out, size_t cap,
+    size_t *n_out)
 {
 	*n_out = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -155,7 +155,7 @@ pack_locs(
 
 		if (l == NULL || l->country == NULL || l->country[0] == '\0')
 			continue; /* never in common with anything */
-		if (*n_out == PREP_LOCS)
+		if (*n_out == cap)
 			return false;
 		pl = &out[*n_out];
 		if (!lm_country_pack(l->country, &pl->country))
@@ -292,9 +292,10 @@ int
 lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 {
 	lm_posting_prep *p;
-	size_t n = 0, ng = 0, nid = 0, nll = 0, size;
+	size_t n = 0, ng = 0, nid = 0, nll = 0, nlocs = 0, size;
 	struct tokset title;
 	struct pgeo *ll;
+	struct ploc *locs;
 	uint64_t *rc;
 	bool geo;
 	char *at;
@@ -309,15 +310,18 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		nid += rec->requirement_groups[i]->n_skill_ids;
 	}
 	geo = locs_geocoded(rec->locations, rec->n_locations);
-	for (size_t i = 0; geo && i < rec->n_locations; i++)
-		nll += rec->locations[i] != NULL;
+	for (size_t i = 0; i < rec->n_locations; i++) {
+		const Lunamatch__V1__Location *l = rec->locations[i];
+		nll += geo && l != NULL;
+		nlocs += l != NULL && l->country != NULL && l->country[0] != '\0';
+	}
 	if (tokenize(rec->title, &title) != LM_OK)
 		return LM_ENOMEM;
-	/* One allocation: the prep, then ll, skills, groups, title_h, rc, gids
-	 * and gsym (in the order of their alignment). */
-	size = sizeof(*p) + nll * sizeof(*p->ll) + rec->n_skills * sizeof(*p->skills) +
-	       ng * sizeof(*p->groups) + title.n * sizeof(*p->title_h) +
-	       rec->n_remote_countries * sizeof(*p->rc) +
+	/* One allocation: the prep, then ll, locs, skills, groups, title_h,
+	 * rc, gids and gsym (in the order of their alignment). */
+	size = sizeof(*p) + nll * sizeof(*p->ll) + nlocs * sizeof(*p->locs) +
+	       rec->n_skills * sizeof(*p->skills) + ng * sizeof(*p->groups) +
+	       title.n * sizeof(*p->title_h) + rec->n_remote_countries * sizeof(*p->rc) +
 	       nid * (sizeof(*p->gids) + sizeof(*p->gsym));
 	if ((p = calloc(1, size)) == NULL) {
 		tokset_clear(&title);
@@ -327,6 +331,8 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	at = (char *) (p + 1);
 	ll = (struct pgeo *) (void *) at;
 	at += nll * sizeof(*p->ll);
+	locs = (struct ploc *) (void *) at;
+	at += nlocs * sizeof(*p->locs);
 	p->skills = (struct pskill *) (void *) at;
 	at += rec->n_skills * sizeof(*p->skills);
 	p->groups = (struct pgroup *) (void *) at;
@@ -372,7 +378,9 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	}
 	p->n_skills = n;
 	prep_groups(p);
-	p->locs_packed = pack_locs(rec->locations, rec->n_locations, p->locs, &p->n_locs);
+	p->locs_packed =
+	    pack_locs(rec->locations, rec->n_locations, locs, nlocs, &p->n_locs);
+	p->locs = locs;
 	p->cat_h =
 	    (rec->category && rec->category[0]) ? text_hash(rec->category, true) : 0;
 	p->ind_h =
@@ -573,7 +581,8 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 	}
 	c->has_country = locs_have_country(rec->locations, rec->n_locations);
 	c->geo = locs_geocoded(rec->locations, rec->n_locations);
-	c->locs_packed = pack_locs(rec->locations, rec->n_locations, c->locs, &c->n_locs);
+	c->locs_packed =
+	    pack_locs(rec->locations, rec->n_locations, c->locs, PREP_LOCS, &c->n_locs);
 	c->key.country_mask = country_mask(rec->locations, rec->n_locations);
 	c->key.years = lm_rec_years(rec);
 	c->key.remote = (int32_t) rec->remote;

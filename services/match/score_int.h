@@ -89,7 +89,7 @@ struct ploc {
 	const char *city; /* NULL or "" when it has none */
 };
 
-#define PREP_LOCS   4 /* locations a prep holds packed */
+#define PREP_LOCS   4 /* locations a profile's prep holds packed */
 #define COUNTRY_MAX 8 /* bytes of a country that packs */
 
 /* A geocoded location's position, degrees, as the record holds it. */
@@ -113,9 +113,10 @@ struct pgroup {
 
 /*
  * A posting as the scorer and the request filters read it. Scoring a pair
- * and applying the filters read the record only when its countries do not
- * pack (!locs_packed, or remote countries with !rc_packed); explanations
- * (collect and detail mode) read it for display texts.
+ * and applying the filters read the record only when a country does not
+ * pack (!locs_packed, or remote countries with !rc_packed: never for a
+ * validated record); explanations (collect and detail mode) read it for
+ * display texts.
  */
 struct lm_posting_prep {
 	const JobPosting *rec;
@@ -136,8 +137,11 @@ struct lm_posting_prep {
 	lm_veto_key key; /* what the quick veto test reads, copied from rec */
 	/* What scoring reads of rec, copied so that scoring a pair touches the
 	 * record as little as possible. */
-	struct ploc locs[PREP_LOCS]; /* when locs_packed */
-	uint8_t n_locs;
+	/* When locs_packed (every country packs, as every country of a
+	 * validated record does): its locations that have a country, in
+	 * order. */
+	const struct ploc *locs;
+	size_t n_locs;
 	bool locs_packed;
 	/* The record lists remote countries (has_rc): when rc_packed, the
 	 * packed ones that are not NULL or empty (the others match nothing). */
@@ -157,8 +161,8 @@ struct lm_posting_prep {
 	size_t n_embedding;
 	float min_years;
 	int32_t level, education;
-	/* skills, groups, gids, gsym, title_h, rc and ll live in the same
-	 * allocation. */
+	/* skills, groups, gids, gsym, title_h, rc, ll and locs live in the
+	 * same allocation. */
 };
 
 struct lm_profile_prep {
@@ -174,7 +178,7 @@ struct lm_profile_prep {
 	uint32_t *wsym;        /* while bound: symbols of its words */
 	size_t n_wsym;
 	struct ploc locs[PREP_LOCS]; /* when locs_packed */
-	uint8_t n_locs;
+	size_t n_locs;
 	bool locs_packed;
 	/* text_hash(.., true) of career_goals' desired categories, then of its
 	 * desired industries (0 for a NULL entry); in this allocation. */

@@ -2618,6 +2618,32 @@ test_countries_packed_or_not(void **state)
 	expect_vetoes(NULL, c, p, NULL, 0); /* both pack */
 	post_free(p);
 	prof_free(c);
+
+	/* A posting with more locations than a profile's prep packs: the fifth
+	 * is in the candidate's country. */
+	p = post_new("p");
+	c = prof_new("c");
+	post_skill(p, "python", 1);
+	prof_skill(c, "python", 5);
+	post_loc(p, "Paris", "FR");
+	post_loc(p, "Madrid", "ES");
+	post_loc(p, "Rome", "IT");
+	post_loc(p, "Lisbon", "PT");
+	prof_loc(c, "Vienna", "at");
+	expect_vetoes(NULL, c, p,
+	    "no job location in the candidate's countries, and the candidate does "
+	    "not relocate",
+	    1, LM_VETO_LOCATION);
+	post_loc(p, "Vienna", "AT");
+	expect_vetoes(NULL, c, p, NULL, 0);
+	assert_float_equal(value_of(LM_FEAT_LOCATION, c, p), 1.0, 0); /* same city */
+	jf.n_countries = 1;
+	jf.countries = shortc;
+	country_filters(&jf, c, p, "filter: no job location in the requested countries");
+	jf.countries = (char *[]){"AT"};
+	country_filters(&jf, c, p, NULL);
+	post_free(p);
+	prof_free(c);
 }
 
 int
