@@ -2,7 +2,8 @@
 """server.py - benchmarks of the running match server, through nng as a
 client sees it: for each posting count, a fresh store filled by
 lunamatch-loadgen, lunamatch-match started on it, `lunamatch bench` runs, and
-the results written to bench/results/server-<postings>.json and .txt.
+the results written to bench/results/server-<postings>.json and .txt
+(server-<postings>-profiles-<n>.* for another profile count than 5000).
 
     bench/server.py [--postings 10000,100000] [--profiles 5000]
                     [--clients 16] [--duration 10] [--workers 2]
@@ -305,7 +306,9 @@ def main():
                               "workers": args.workers, "seed": args.seed, "top_k": 10,
                               "explain": "SUMMARY", **decision_log_settings()},
                    "size": size}
-            base = os.path.join(args.out, f"server-{n}")
+            # Another profile count than the default gets a file of its own.
+            suffix = "" if args.profiles == 5000 else f"-profiles-{args.profiles}"
+            base = os.path.join(args.out, f"server-{n}{suffix}")
             with open(base + ".json", "w") as f:
                 json.dump(doc, f, indent=2)
                 f.write("\n")
