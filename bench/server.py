@@ -44,6 +44,8 @@ import tempfile
 import time
 import urllib.request
 
+DEFAULT_PROFILES = 5000  # the profile count of the standard result files
+
 HZ = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 600
 DRAIN_TIMEOUT_S = 120  # for the calls still running when the client stops
@@ -283,7 +285,7 @@ def text_report(doc):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--postings", default="10000,100000")
-    ap.add_argument("--profiles", type=int, default=5000)
+    ap.add_argument("--profiles", type=int, default=DEFAULT_PROFILES)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
@@ -307,7 +309,7 @@ def main():
                               "explain": "SUMMARY", **decision_log_settings()},
                    "size": size}
             # Another profile count than the default gets a file of its own.
-            suffix = "" if args.profiles == 5000 else f"-profiles-{args.profiles}"
+            suffix = "" if args.profiles == DEFAULT_PROFILES else f"-profiles-{args.profiles}"
             base = os.path.join(args.out, f"server-{n}{suffix}")
             with open(base + ".json", "w") as f:
                 json.dump(doc, f, indent=2)
