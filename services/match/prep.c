@@ -292,7 +292,7 @@ int
 lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 {
 	lm_posting_prep *p;
-	size_t n = 0, ng = 0, nid = 0, nll = 0, nlocs = 0, size;
+	size_t n = 0, ng = 0, nid = 0, nll = 0, nlocs = 0, text = 0, size;
 	struct tokset title;
 	struct pgeo *ll;
 	struct ploc *locs;
@@ -317,17 +317,21 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	}
 	if (tokenize(rec->title, &title) != LM_OK)
 		return LM_ENOMEM;
+	if (title.n > 0)
+		text = (size_t) ((const char *) title.tok - title.buf);
 	/* One allocation: the prep, then ll, locs, skills, groups, title_h,
-	 * rc, gids and gsym (in the order of their alignment). */
+	 * rc, gids, the title's tokens, gsym and the tokens' text (in the
+	 * order of their alignment). The title's token set lives there too:
+	 * its hashes are title_h. */
 	size = sizeof(*p) + nll * sizeof(*p->ll) + nlocs * sizeof(*p->locs) +
 	       rec->n_skills * sizeof(*p->skills) + ng * sizeof(*p->groups) +
-	       title.n * sizeof(*p->title_h) + rec->n_remote_countries * sizeof(*p->rc) +
-	       nid * (sizeof(*p->gids) + sizeof(*p->gsym));
+	       title.n * (sizeof(*p->title_h) + sizeof(*p->title.tok)) +
+	       rec->n_remote_countries * sizeof(*p->rc) +
+	       nid * (sizeof(*p->gids) + sizeof(*p->gsym)) + text;
 	if ((p = calloc(1, size)) == NULL) {
 		tokset_clear(&title);
 		return LM_ENOMEM;
 	}
-	p->title = title;
 	at = (char *) (p + 1);
 	ll = (struct pgeo *) (void *) at;
 	at += nll * sizeof(*p->ll);
@@ -337,7 +341,8 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	at += rec->n_skills * sizeof(*p->skills);
 	p->groups = (struct pgroup *) (void *) at;
 	at += ng * sizeof(*p->groups);
-	p->title_h = (const uint64_t *) (void *) at;
+	p->title.h = (uint64_t *) (void *) at;
+	p->title_h = p->title.h;
 	if (title.n > 0)
 		memcpy(at, title.h, title.n * sizeof(*p->title_h));
 	at += title.n * sizeof(*p->title_h);
@@ -345,7 +350,16 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	at += rec->n_remote_countries * sizeof(*p->rc);
 	p->gids = (const char **) (void *) at;
 	at += nid * sizeof(*p->gids);
+	p->title.tok = (const char **) (void *) at;
+	at += title.n * sizeof(*p->title.tok);
 	p->gsym = (uint32_t *) (void *) at;
+	at += nid * sizeof(*p->gsym);
+	if (title.n > 0)
+		memcpy(at, title.buf, text);
+	for (size_t k = 0; k < title.n; k++)
+		p->title.tok[k] = at + (title.tok[k] - title.buf);
+	p->title.n = title.n;
+	tokset_clear(&title);
 	p->rec = rec;
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__PostingSkill *s = rec->skills[i];
@@ -443,8 +457,7 @@ lm_posting_prep_free(lm_posting_prep *p)
 	if (p == NULL)
 		return;
 	lm_posting_prep_unbind(p);
-	tokset_clear(&p->title);
-	free(p); /* with skills, groups, gids and gsym */
+	free(p); /* with its title, skills, groups, gids and gsym */
 }
 
 const JobPosting *

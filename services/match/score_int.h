@@ -75,7 +75,8 @@ struct cskill {
 
 /* Sorted, unique lower-case tokens of a title, with a hash of each. */
 struct tokset {
-	char *buf; /* one allocation: the text, then tok, then h */
+	char *buf; /* one allocation: the text, then tok, then h; NULL in a
+	              posting's prep, whose allocation holds them */
 	const char **tok;
 	uint64_t *h; /* h[k] = text_hash(tok[k], false) */
 	size_t n;
@@ -153,7 +154,7 @@ struct lm_posting_prep {
 	const struct pgeo *ll;
 	size_t n_ll;
 	uint64_t cat_h, ind_h;   /* text_hash(category/industry, true); 0: none */
-	const uint64_t *title_h; /* copies of title.h, in this allocation */
+	const uint64_t *title_h; /* title.h */
 	int64_t posted_at;
 	int64_t salary_top; /* annual_max, else annual_min; 0 without a salary */
 	const char *category, *industry;
@@ -161,7 +162,7 @@ struct lm_posting_prep {
 	size_t n_embedding;
 	float min_years;
 	int32_t level, education;
-	/* skills, groups, gids, gsym, title_h, rc, ll and locs live in the
+	/* skills, groups, gids, gsym, title, rc, ll and locs live in the
 	 * same allocation. */
 };
 
