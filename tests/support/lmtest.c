@@ -141,6 +141,26 @@ lmt_assert_file_error(const char *err, const char *path, unsigned line, const ch
 		fail_msg("error \"%s\" lacks \"%s\" or \"%s\"", err, prefix, want);
 }
 
+void *
+lmt_calloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+char *
+lmt_strdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		abort();
+	return d;
+}
+
 void
 lmt_sleep_ms(int64_t ms)
 {

@@ -45,6 +45,11 @@ const char *lmt_write_file(
 void lmt_assert_file_error(
     const char *err, const char *path, unsigned line, const char *want);
 
+/* calloc and strdup for test data: abort the test run when memory is out
+ * (lmt_calloc never returns NULL, also for n == 0). */
+void *lmt_calloc(size_t n, size_t size);
+char *lmt_strdup(const char *s);
+
 /* Sleeps ms milliseconds (nothing for ms <= 0). */
 void lmt_sleep_ms(int64_t ms);
 

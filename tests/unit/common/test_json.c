@@ -180,14 +180,6 @@ static const ProtobufCMessageDescriptor *const all_types[] = {
 
 /* ---- a filler that sets every field from the descriptor ----------------- */
 
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-	assert_non_null(p);
-	return p;
-}
-
 static ProtobufCMessage *filled(
     const ProtobufCMessageDescriptor *desc, unsigned k, unsigned pick);
 
@@ -254,7 +246,7 @@ fill_value(
 		break;
 	}
 	case PROTOBUF_C_TYPE_STRING:
-		*(char **) dst = xstrdup(strs[k % 3]);
+		*(char **) dst = lmt_strdup(strs[k % 3]);
 		break;
 	case PROTOBUF_C_TYPE_BYTES: {
 		ProtobufCBinaryData *b = dst;

@@ -90,6 +90,24 @@ run_main(void *arg)
 	return NULL;
 }
 
+/* A new consumer (and metrics) for r's configuration and store. */
+static void
+new_consumer(struct run *r)
+{
+	lm_consumer_opts o;
+	char err[256];
+
+	assert_int_equal(lm_metrics_new(&r->metrics), LM_OK);
+	o = (lm_consumer_opts){.cfg = &r->cfg,
+	    .store = r->store,
+	    .ctx = &M.r.ctx,
+	    .metrics = r->metrics,
+	    .stop = &r->stop,
+	    .auto_commit_ms = r->auto_commit_ms};
+	if (lm_consumer_new(&o, &r->c, err, sizeof(err)) != LM_OK)
+		fail_msg("lm_consumer_new: %s", err);
+}
+
 /* Creates topics <tag>.postings/.profiles/.dlq and a consumer of group
  * <tag>; does not start it. */
 /* As prepare, with the store in a directory of its own (dir_tag), and
@@ -98,9 +116,6 @@ static void
 prepare_ex(struct run *r, const char *tag, const char *dir_tag, unsigned auto_commit_ms,
     unsigned batch_ms)
 {
-	lm_consumer_opts o;
-	char err[256];
-
 	memset(r, 0, sizeof(*r));
 	r->auto_commit_ms = auto_commit_ms;
 	snprintf(r->cfg.brokers, sizeof(r->cfg.brokers), "%s", M.brokers);
@@ -117,15 +132,7 @@ prepare_ex(struct run *r, const char *tag, const char *dir_tag, unsigned auto_co
 	rd_kafka_mock_topic_create(M.mc, r->cfg.topic_dlq, 1, 1);
 	r->dir = lmt_tmpdir(dir_tag);
 	assert_int_equal(lm_store_open(r->dir, NULL, &r->store), LM_OK);
-	assert_int_equal(lm_metrics_new(&r->metrics), LM_OK);
-	o = (lm_consumer_opts){.cfg = &r->cfg,
-	    .store = r->store,
-	    .ctx = &M.r.ctx,
-	    .metrics = r->metrics,
-	    .stop = &r->stop,
-	    .auto_commit_ms = r->auto_commit_ms};
-	if (lm_consumer_new(&o, &r->c, err, sizeof(err)) != LM_OK)
-		fail_msg("lm_consumer_new: %s", err);
+	new_consumer(r);
 }
 
 static void
@@ -165,8 +172,9 @@ producer(void)
 	return rk;
 }
 
+/* Queues a JSON message for partition 0 of topic; rd_kafka_flush sends it. */
 static void
-produce(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len)
+queue(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len)
 {
 	rd_kafka_headers_t *h = rd_kafka_headers_new(1);
 	rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
@@ -176,6 +184,12 @@ produce(rd_kafka_t *p, const char *topic, const char *key, const void *value, si
 	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
 	        RD_KAFKA_V_END),
 	    RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static void
+produce(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len)
+{
+	queue(p, topic, key, value, len);
 	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
@@ -514,8 +528,7 @@ test_catchup(void **state)
 	enum { N = 2000 };
 	struct run r;
 	rd_kafka_t *p = producer();
-	lm_consumer_opts o;
-	char id[32], json[256], why[160] = "", err[256];
+	char id[32], json[256], why[160] = "";
 	int catching = 0;
 	(void) state;
 
@@ -526,15 +539,7 @@ test_catchup(void **state)
 		    "{\"id\":\"%s\",\"version\":1,\"title\":\"T\","
 		    "\"skills\":[{\"name\":\"JS\"}]}",
 		    id);
-		rd_kafka_headers_t *h = rd_kafka_headers_new(1);
-		rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
-		assert_int_equal(
-		    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(r.cfg.topic_postings),
-		        RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(id, strlen(id)),
-		        RD_KAFKA_V_VALUE(json, strlen(json)),
-		        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-		        RD_KAFKA_V_END),
-		    RD_KAFKA_RESP_ERR_NO_ERROR);
+		queue(p, r.cfg.topic_postings, id, json, strlen(json));
 	}
 	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
 
@@ -573,16 +578,8 @@ test_catchup(void **state)
 
 	/* The restart: same group, same store, nothing new. */
 	lm_consumer_free(r.c);
-	o = (lm_consumer_opts){.cfg = &r.cfg,
-	    .store = r.store,
-	    .ctx = &M.r.ctx,
-	    .metrics = NULL,
-	    .stop = &r.stop};
 	lm_metrics_free(r.metrics);
-	assert_int_equal(lm_metrics_new(&r.metrics), LM_OK);
-	o.metrics = r.metrics;
-	if (lm_consumer_new(&o, &r.c, err, sizeof(err)) != LM_OK)
-		fail_msg("lm_consumer_new: %s", err);
+	new_consumer(&r);
 	r.stop = 0;
 	start(&r);
 	wait_assigned(&r);

@@ -91,48 +91,32 @@ teardown(void **state)
 	return 0;
 }
 
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	assert_non_null(d);
-	return d;
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-	assert_non_null(p);
-	return p;
-}
-
 /* A posting as ingest leaves it: canonical skill ids, open, posted a day
  * ago. */
 static void
 put_posting(
     const char *id, uint64_t version, const char *const *skills, size_t n, bool closed)
 {
-	JobPosting *p = xcalloc(1, sizeof(*p));
+	JobPosting *p = lmt_calloc(1, sizeof(*p));
 	lunamatch__v1__job_posting__init(p);
-	p->id = xstrdup(id);
+	p->id = lmt_strdup(id);
 	p->version = version;
 	p->status = closed ? LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED
 	                   : LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_OPEN;
-	p->title = xstrdup("Data Engineer");
-	p->company = xstrdup("Acme");
-	p->category = xstrdup("Data");
+	p->title = lmt_strdup("Data Engineer");
+	p->company = lmt_strdup("Acme");
+	p->category = lmt_strdup("Data");
 	p->employment_type = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME;
 	p->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_SENIOR;
 	p->min_years_experience = 5;
 	p->posted_at = NOW - DAY;
 	p->n_skills = n;
-	p->skills = xcalloc(n, sizeof(*p->skills));
+	p->skills = lmt_calloc(n, sizeof(*p->skills));
 	for (size_t i = 0; i < n; i++) {
-		Lunamatch__V1__PostingSkill *s = xcalloc(1, sizeof(*s));
+		Lunamatch__V1__PostingSkill *s = lmt_calloc(1, sizeof(*s));
 		lunamatch__v1__posting_skill__init(s);
-		s->name = xstrdup(skills[i] + 2);
-		s->skill_id = xstrdup(skills[i]);
+		s->name = lmt_strdup(skills[i] + 2);
+		s->skill_id = lmt_strdup(skills[i]);
 		p->skills[i] = s;
 	}
 	assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
@@ -142,20 +126,20 @@ static void
 put_profile(
     const char *id, uint64_t version, const char *const *skills, size_t n, float years)
 {
-	Profile *c = xcalloc(1, sizeof(*c));
+	Profile *c = lmt_calloc(1, sizeof(*c));
 	lunamatch__v1__candidate_profile__init(c);
-	c->id = xstrdup(id);
+	c->id = lmt_strdup(id);
 	c->version = version;
-	c->headline = xstrdup("Engineer");
+	c->headline = lmt_strdup("Engineer");
 	c->years_experience = years;
 	c->experience_level = LUNAMATCH__V1__EXPERIENCE_LEVEL__EXPERIENCE_LEVEL_SENIOR;
 	c->n_skills = n;
-	c->skills = xcalloc(n, sizeof(*c->skills));
+	c->skills = lmt_calloc(n, sizeof(*c->skills));
 	for (size_t i = 0; i < n; i++) {
-		Lunamatch__V1__CandidateSkill *s = xcalloc(1, sizeof(*s));
+		Lunamatch__V1__CandidateSkill *s = lmt_calloc(1, sizeof(*s));
 		lunamatch__v1__candidate_skill__init(s);
-		s->name = xstrdup(skills[i] + 2);
-		s->skill_id = xstrdup(skills[i]);
+		s->name = lmt_strdup(skills[i] + 2);
+		s->skill_id = lmt_strdup(skills[i]);
 		s->years = years;
 		s->level = LUNAMATCH__V1__SKILL_LEVEL__SKILL_LEVEL_ADVANCED;
 		c->skills[i] = s;

@@ -54,24 +54,6 @@ chance(struct rng *r, unsigned pct)
 	return rn(r, 100) < pct;
 }
 
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (d == NULL)
-		abort();
-	return d;
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-	if (p == NULL)
-		abort();
-	return p;
-}
-
 static const char *const countries[] = {"US", "DE", "FR", "GB"};
 static const char *const cities[] = {"Alpha", "Beta", "Gamma", ""};
 /* Where the cities are when a location is geocoded: Beta 19 km from Alpha
@@ -96,7 +78,7 @@ skill_id(struct rng *r)
 		snprintf(buf, sizeof(buf), "x:rare%u", rn(r, 50));
 	else
 		snprintf(buf, sizeof(buf), "s%02u", rn(r, skill_vocab));
-	return xstrdup(buf);
+	return lmt_strdup(buf);
 }
 
 static Lunamatch__V1__Location **
@@ -105,13 +87,13 @@ gen_locations(struct rng *r, size_t *n)
 	Lunamatch__V1__Location **v;
 
 	*n = rn(r, 3);
-	v = xcalloc(*n, sizeof(*v));
+	v = lmt_calloc(*n, sizeof(*v));
 	for (size_t i = 0; i < *n; i++) {
-		v[i] = xcalloc(1, sizeof(*v[i]));
+		v[i] = lmt_calloc(1, sizeof(*v[i]));
 		lunamatch__v1__location__init(v[i]);
 		uint32_t k = rn(r, 4);
-		v[i]->city = xstrdup(cities[k]);
-		v[i]->country = xstrdup(countries[rn(r, 4)]);
+		v[i]->city = lmt_strdup(cities[k]);
+		v[i]->country = lmt_strdup(countries[rn(r, 4)]);
 		if (k < 3 && chance(r, 70)) { /* geocoded, with some scatter */
 			v[i]->geocoded = true;
 			v[i]->latitude = city_lat[k] + (double) rn(r, 100) / 1000.0;
@@ -129,7 +111,7 @@ gen_embedding(struct rng *r, size_t *n)
 	*n = chance(r, 40) ? 4 : (chance(r, 15) ? 3 : 0);
 	if (*n == 0)
 		return NULL;
-	v = xcalloc(*n, sizeof(float));
+	v = lmt_calloc(*n, sizeof(float));
 	for (size_t i = 0; i < *n; i++)
 		v[i] = (float) rn(r, 2001) / 1000.0f - 1.0f;
 	return v;
@@ -138,17 +120,17 @@ gen_embedding(struct rng *r, size_t *n)
 static JobPosting *
 gen_posting(struct rng *r, const char *id)
 {
-	JobPosting *p = xcalloc(1, sizeof(*p));
+	JobPosting *p = lmt_calloc(1, sizeof(*p));
 
 	lunamatch__v1__job_posting__init(p);
-	p->id = xstrdup(id);
+	p->id = lmt_strdup(id);
 	p->version = 1 + rn(r, 5);
 	p->status = chance(r, 8) ? LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED
 	                         : (Lunamatch__V1__PostingStatus) rn(r, 2);
-	p->title = xstrdup(titles[rn(r, 6)]);
-	p->company = xstrdup("Acme");
-	p->category = xstrdup(categories[rn(r, 5)]);
-	p->industry = xstrdup(industries[rn(r, 4)]);
+	p->title = lmt_strdup(titles[rn(r, 6)]);
+	p->company = lmt_strdup("Acme");
+	p->category = lmt_strdup(categories[rn(r, 5)]);
+	p->industry = lmt_strdup(industries[rn(r, 4)]);
 	p->employment_type = (Lunamatch__V1__EmploymentType) rn(r, 6);
 	p->experience_level = (Lunamatch__V1__ExperienceLevel) rn(r, 9);
 	p->min_years_experience = chance(r, 50) ? 0 : (float) rn(r, 24) / 2.0f;
@@ -156,33 +138,33 @@ gen_posting(struct rng *r, const char *id)
 	p->locations = gen_locations(r, &p->n_locations);
 	p->remote = (Lunamatch__V1__RemotePolicy) rn(r, 4);
 	if (chance(r, 70)) {
-		p->salary = xcalloc(1, sizeof(*p->salary));
+		p->salary = lmt_calloc(1, sizeof(*p->salary));
 		lunamatch__v1__salary__init(p->salary);
 		p->salary->annual_min = 40000 + rn(r, 100000);
 		p->salary->annual_max =
 		    chance(r, 80) ? p->salary->annual_min + rn(r, 50000) : 0;
 	}
 	p->n_skills = rn(r, 9);
-	p->skills = xcalloc(p->n_skills, sizeof(*p->skills));
+	p->skills = lmt_calloc(p->n_skills, sizeof(*p->skills));
 	for (size_t i = 0; i < p->n_skills; i++) {
-		Lunamatch__V1__PostingSkill *s = xcalloc(1, sizeof(*s));
+		Lunamatch__V1__PostingSkill *s = lmt_calloc(1, sizeof(*s));
 		lunamatch__v1__posting_skill__init(s);
 		s->skill_id = skill_id(r);
-		s->name = xstrdup(s->skill_id);
+		s->name = lmt_strdup(s->skill_id);
 		s->weight = weights[rn(r, 5)];
 		s->preferred = chance(r, 30);
 		p->skills[i] = s;
 	}
 	p->n_requirement_groups = chance(r, 60) ? 0 : rn(r, 3);
 	p->requirement_groups =
-	    xcalloc(p->n_requirement_groups, sizeof(*p->requirement_groups));
+	    lmt_calloc(p->n_requirement_groups, sizeof(*p->requirement_groups));
 	for (size_t i = 0; i < p->n_requirement_groups; i++) {
-		Lunamatch__V1__RequirementGroup *g = xcalloc(1, sizeof(*g));
+		Lunamatch__V1__RequirementGroup *g = lmt_calloc(1, sizeof(*g));
 		lunamatch__v1__requirement_group__init(g);
-		g->label = xstrdup(chance(r, 50) ? "must" : "");
+		g->label = lmt_strdup(chance(r, 50) ? "must" : "");
 		g->min_years_experience = chance(r, 70) ? 0 : (float) rn(r, 8);
 		g->n_skill_ids = rn(r, 4);
-		g->skill_ids = xcalloc(g->n_skill_ids, sizeof(char *));
+		g->skill_ids = lmt_calloc(g->n_skill_ids, sizeof(char *));
 		for (size_t k = 0; k < g->n_skill_ids; k++)
 			g->skill_ids[k] = skill_id(r);
 		p->requirement_groups[i] = g;
@@ -194,9 +176,9 @@ gen_posting(struct rng *r, const char *id)
 	p->embedding = gen_embedding(r, &p->n_embedding);
 	if (chance(r, 40)) { /* where remote work is allowed */
 		p->n_remote_countries = 1 + rn(r, 2);
-		p->remote_countries = xcalloc(p->n_remote_countries, sizeof(char *));
+		p->remote_countries = lmt_calloc(p->n_remote_countries, sizeof(char *));
 		for (size_t i = 0; i < p->n_remote_countries; i++)
-			p->remote_countries[i] = xstrdup(countries[rn(r, 4)]);
+			p->remote_countries[i] = lmt_strdup(countries[rn(r, 4)]);
 	}
 	return p;
 }
@@ -204,16 +186,16 @@ gen_posting(struct rng *r, const char *id)
 static Profile *
 gen_profile(struct rng *r, const char *id)
 {
-	Profile *c = xcalloc(1, sizeof(*c));
+	Profile *c = lmt_calloc(1, sizeof(*c));
 
 	lunamatch__v1__candidate_profile__init(c);
-	c->id = xstrdup(id);
+	c->id = lmt_strdup(id);
 	c->version = 1 + rn(r, 5);
-	c->headline = xstrdup("Engineer");
+	c->headline = lmt_strdup("Engineer");
 	c->n_skills = rn(r, 13);
-	c->skills = xcalloc(c->n_skills, sizeof(*c->skills));
+	c->skills = lmt_calloc(c->n_skills, sizeof(*c->skills));
 	for (size_t i = 0; i < c->n_skills; i++) {
-		Lunamatch__V1__CandidateSkill *s = xcalloc(1, sizeof(*s));
+		Lunamatch__V1__CandidateSkill *s = lmt_calloc(1, sizeof(*s));
 		lunamatch__v1__candidate_skill__init(s);
 		s->skill_id = skill_id(r);
 		s->years = (float) rn(r, 10);
@@ -226,33 +208,35 @@ gen_profile(struct rng *r, const char *id)
 	c->willing_to_relocate = chance(r, 30);
 	c->remote = (Lunamatch__V1__RemotePolicy) rn(r, 4);
 	if (chance(r, 70)) {
-		c->desired_salary = xcalloc(1, sizeof(*c->desired_salary));
+		c->desired_salary = lmt_calloc(1, sizeof(*c->desired_salary));
 		lunamatch__v1__salary__init(c->desired_salary);
 		c->desired_salary->annual_min = 30000 + rn(r, 150000);
 	}
 	if (chance(r, 30)) {
 		c->n_desired_employment_types = 1 + rn(r, 2);
-		c->desired_employment_types = xcalloc(
+		c->desired_employment_types = lmt_calloc(
 		    c->n_desired_employment_types, sizeof(*c->desired_employment_types));
 		for (size_t i = 0; i < c->n_desired_employment_types; i++)
 			c->desired_employment_types[i] =
 			    (Lunamatch__V1__EmploymentType) (1 + rn(r, 5));
 	}
 	if (chance(r, 60)) {
-		Lunamatch__V1__CareerGoals *g = xcalloc(1, sizeof(*g));
+		Lunamatch__V1__CareerGoals *g = lmt_calloc(1, sizeof(*g));
 		lunamatch__v1__career_goals__init(g);
 		g->n_desired_titles = rn(r, 3);
-		g->desired_titles = xcalloc(g->n_desired_titles, sizeof(char *));
+		g->desired_titles = lmt_calloc(g->n_desired_titles, sizeof(char *));
 		for (size_t i = 0; i < g->n_desired_titles; i++)
-			g->desired_titles[i] = xstrdup(titles[rn(r, 6)]);
+			g->desired_titles[i] = lmt_strdup(titles[rn(r, 6)]);
 		g->n_desired_categories = rn(r, 3);
-		g->desired_categories = xcalloc(g->n_desired_categories, sizeof(char *));
+		g->desired_categories =
+		    lmt_calloc(g->n_desired_categories, sizeof(char *));
 		for (size_t i = 0; i < g->n_desired_categories; i++)
-			g->desired_categories[i] = xstrdup(categories[rn(r, 4)]);
+			g->desired_categories[i] = lmt_strdup(categories[rn(r, 4)]);
 		g->n_desired_industries = rn(r, 2);
-		g->desired_industries = xcalloc(g->n_desired_industries, sizeof(char *));
+		g->desired_industries =
+		    lmt_calloc(g->n_desired_industries, sizeof(char *));
 		for (size_t i = 0; i < g->n_desired_industries; i++)
-			g->desired_industries[i] = xstrdup(industries[rn(r, 3)]);
+			g->desired_industries[i] = lmt_strdup(industries[rn(r, 3)]);
 		c->career_goals = g;
 	}
 	c->embedding = gen_embedding(r, &c->n_embedding);
@@ -264,7 +248,7 @@ static void *
 dup_msg(const ProtobufCMessage *m, const char *new_id)
 {
 	size_t len = protobuf_c_message_get_packed_size(m);
-	uint8_t *buf = xcalloc(len, 1);
+	uint8_t *buf = lmt_calloc(len, 1);
 	ProtobufCMessage *c;
 
 	protobuf_c_message_pack(m, buf);
@@ -276,7 +260,7 @@ dup_msg(const ProtobufCMessage *m, const char *new_id)
 		/* id is field 1 of both records: the first char * after base. */
 		char **idp = (char **) (void *) ((char *) c + sizeof(ProtobufCMessage));
 		free(*idp);
-		*idp = xstrdup(new_id);
+		*idp = lmt_strdup(new_id);
 	}
 	return c;
 }
@@ -355,7 +339,7 @@ reference(const struct world *w, const lm_model *m, int64_t now, const lm_filter
     const lm_profile_prep *cp, const lm_posting_prep *pp, size_t *n_out, size_t *vetoed)
 {
 	size_t total = cp != NULL ? w->np : w->nc, n = 0;
-	struct ref *v = xcalloc(total, sizeof(*v));
+	struct ref *v = lmt_calloc(total, sizeof(*v));
 	lm_score_env env = {m, w->stats, now, f};
 
 	*vetoed = 0;
@@ -530,10 +514,10 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 
 	memset(w, 0, sizeof(*w));
 	assert_int_equal(lm_index_new(m, idx), LM_OK);
-	w->posts = xcalloc(np, sizeof(*w->posts));
-	w->pp = xcalloc(np, sizeof(*w->pp));
-	w->profs = xcalloc(nc, sizeof(*w->profs));
-	w->cp = xcalloc(nc, sizeof(*w->cp));
+	w->posts = lmt_calloc(np, sizeof(*w->posts));
+	w->pp = lmt_calloc(np, sizeof(*w->pp));
+	w->profs = lmt_calloc(nc, sizeof(*w->profs));
+	w->cp = lmt_calloc(nc, sizeof(*w->cp));
 	for (size_t i = 0; i < np; i++) {
 		JobPosting *p;
 		snprintf(id, sizeof(id), "j%04u.%zu", rn(r, 10000), i);
@@ -1064,7 +1048,7 @@ packed(ProtobufCMessage *m, size_t *len)
 
 	assert_non_null(m);
 	*len = protobuf_c_message_get_packed_size(m);
-	b = xcalloc(*len, 1);
+	b = lmt_calloc(*len, 1);
 	assert_int_equal(protobuf_c_message_pack(m, b), *len);
 	protobuf_c_message_free_unpacked(m, NULL);
 	return b;
@@ -1246,33 +1230,33 @@ test_replay_loaded(void **state)
 static JobPosting *
 simple_posting(const char *id, uint64_t version, const char *skill)
 {
-	JobPosting *p = xcalloc(1, sizeof(*p));
+	JobPosting *p = lmt_calloc(1, sizeof(*p));
 	lunamatch__v1__job_posting__init(p);
-	p->id = xstrdup(id);
+	p->id = lmt_strdup(id);
 	p->version = version;
-	p->title = xstrdup("Engineer");
+	p->title = lmt_strdup("Engineer");
 	p->posted_at = NOW - DAY;
 	p->n_skills = 1;
-	p->skills = xcalloc(1, sizeof(*p->skills));
-	p->skills[0] = xcalloc(1, sizeof(*p->skills[0]));
+	p->skills = lmt_calloc(1, sizeof(*p->skills));
+	p->skills[0] = lmt_calloc(1, sizeof(*p->skills[0]));
 	lunamatch__v1__posting_skill__init(p->skills[0]);
-	p->skills[0]->skill_id = xstrdup(skill);
+	p->skills[0]->skill_id = lmt_strdup(skill);
 	return p;
 }
 
 static Profile *
 simple_profile(const char *id, const char *skill)
 {
-	Profile *c = xcalloc(1, sizeof(*c));
+	Profile *c = lmt_calloc(1, sizeof(*c));
 	lunamatch__v1__candidate_profile__init(c);
-	c->id = xstrdup(id);
+	c->id = lmt_strdup(id);
 	c->version = 1;
-	c->headline = xstrdup("Dev");
+	c->headline = lmt_strdup("Dev");
 	c->n_skills = 1;
-	c->skills = xcalloc(1, sizeof(*c->skills));
-	c->skills[0] = xcalloc(1, sizeof(*c->skills[0]));
+	c->skills = lmt_calloc(1, sizeof(*c->skills));
+	c->skills[0] = lmt_calloc(1, sizeof(*c->skills[0]));
 	lunamatch__v1__candidate_skill__init(c->skills[0]);
-	c->skills[0]->skill_id = xstrdup(skill);
+	c->skills[0]->skill_id = lmt_strdup(skill);
 	return c;
 }
 
@@ -1281,18 +1265,18 @@ simple_profile(const char *id, const char *skill)
 static void
 profile_goals(Profile *c, const char *title, const char *category)
 {
-	Lunamatch__V1__CareerGoals *g = xcalloc(1, sizeof(*g));
+	Lunamatch__V1__CareerGoals *g = lmt_calloc(1, sizeof(*g));
 
 	lunamatch__v1__career_goals__init(g);
 	if (title != NULL) {
 		g->n_desired_titles = 1;
-		g->desired_titles = xcalloc(1, sizeof(char *));
-		g->desired_titles[0] = xstrdup(title);
+		g->desired_titles = lmt_calloc(1, sizeof(char *));
+		g->desired_titles[0] = lmt_strdup(title);
 	}
 	if (category != NULL) {
 		g->n_desired_categories = 1;
-		g->desired_categories = xcalloc(1, sizeof(char *));
-		g->desired_categories[0] = xstrdup(category);
+		g->desired_categories = lmt_calloc(1, sizeof(char *));
+		g->desired_categories[0] = lmt_strdup(category);
 	}
 	c->career_goals = g;
 }
@@ -1450,7 +1434,7 @@ test_updates(void **state)
 	/* Get returns an independent copy. */
 	assert_int_equal(lm_index_get_profile(idx, "c1", &pr), LM_OK);
 	free(pr->headline);
-	pr->headline = xstrdup("changed");
+	pr->headline = lmt_strdup("changed");
 	free_msg(pr);
 	assert_int_equal(lm_index_get_profile(idx, "c1", &pr), LM_OK);
 	assert_string_equal(pr->headline, "Dev");
@@ -1556,18 +1540,18 @@ test_no_overlap(void **state)
 	profile_goals(c, "Senior Backend Developer", NULL);
 	assert_int_equal(lm_index_put_profile(idx, c, 0), LM_OK);
 	c = simple_profile("c-none", "cobol");
-	c->career_goals = xcalloc(1, sizeof(*c->career_goals));
+	c->career_goals = lmt_calloc(1, sizeof(*c->career_goals));
 	lunamatch__v1__career_goals__init(c->career_goals);
 	c->career_goals->n_desired_industries = 1;
-	c->career_goals->desired_industries = xcalloc(1, sizeof(char *));
-	c->career_goals->desired_industries[0] = xstrdup("Fintech");
+	c->career_goals->desired_industries = lmt_calloc(1, sizeof(char *));
+	c->career_goals->desired_industries[0] = lmt_strdup("Fintech");
 	assert_int_equal(lm_index_put_profile(idx, c, 0), LM_OK);
 	assert_int_equal(
 	    lm_index_put_posting(idx, simple_posting("j-go", 1, "go"), 0), LM_OK);
 	p = simple_posting("j-backend", 1, "java");
 	free(p->title);
-	p->title = xstrdup("Backend Engineer");
-	p->industry = xstrdup("Fintech");
+	p->title = lmt_strdup("Backend Engineer");
+	p->industry = lmt_strdup("Fintech");
 	assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
 	p = simple_posting("j-noskills", 1, "go");
 	protobuf_c_message_free_unpacked(&p->skills[0]->base, NULL);
@@ -1588,7 +1572,7 @@ test_no_overlap(void **state)
 	    "j-backend,j-noskills");
 	assert_int_equal(vetoed, 1);
 	free(inl_prof->skills[0]->skill_id);
-	inl_prof->skills[0]->skill_id = xstrdup("x:unknown-to-the-index");
+	inl_prof->skills[0]->skill_id = lmt_strdup("x:unknown-to-the-index");
 	assert_string_equal(
 	    jobs_query(idx, NULL, inl_prof, buf, sizeof(buf), &vetoed), "j-noskills");
 	assert_int_equal(vetoed, 2);
@@ -1611,7 +1595,7 @@ test_no_overlap(void **state)
 	    candidates_for(idx, NULL, inl_post, buf, sizeof(buf), &vetoed), "c-none");
 	assert_int_equal(vetoed, 2);
 	free(inl_post->title);
-	inl_post->title = xstrdup("Backend Developer (COBOL)");
+	inl_post->title = lmt_strdup("Backend Developer (COBOL)");
 	assert_string_equal(
 	    candidates_for(idx, NULL, inl_post, buf, sizeof(buf), &vetoed),
 	    "c-none,c-goal"); /* c-none has the skill */

@@ -22,33 +22,13 @@ typedef Lunamatch__V1__CandidateProfile Profile;
 #define NOW 1750000000LL
 #define DAY 86400LL
 
-static void *
-xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		abort();
-	return d;
-}
-
 static char *
 skill_name(unsigned k)
 {
 	char buf[16];
 
 	snprintf(buf, sizeof(buf), "k%03u", k);
-	return xstrdup(buf);
+	return lmt_strdup(buf);
 }
 
 /* A posting with the n skills k<first> .. k<first + n - 1>, every third
@@ -57,21 +37,21 @@ static JobPosting *
 posting(const char *id, uint64_t version, unsigned first, unsigned n,
     Lunamatch__V1__RemotePolicy remote, Lunamatch__V1__EmploymentType emp)
 {
-	JobPosting *p = xcalloc(1, sizeof(*p));
+	JobPosting *p = lmt_calloc(1, sizeof(*p));
 
 	lunamatch__v1__job_posting__init(p);
-	p->id = xstrdup(id);
+	p->id = lmt_strdup(id);
 	p->version = version;
-	p->title = xstrdup("Senior Data Engineer");
-	p->category = xstrdup("Data");
-	p->company = xstrdup("Acme");
+	p->title = lmt_strdup("Senior Data Engineer");
+	p->category = lmt_strdup("Data");
+	p->company = lmt_strdup("Acme");
 	p->posted_at = NOW - DAY;
 	p->remote = remote;
 	p->employment_type = emp;
 	p->n_skills = n;
-	p->skills = xcalloc(n, sizeof(*p->skills));
+	p->skills = lmt_calloc(n, sizeof(*p->skills));
 	for (unsigned i = 0; i < n; i++) {
-		Lunamatch__V1__PostingSkill *s = xcalloc(1, sizeof(*s));
+		Lunamatch__V1__PostingSkill *s = lmt_calloc(1, sizeof(*s));
 		lunamatch__v1__posting_skill__init(s);
 		s->skill_id = skill_name(first + i);
 		s->name = skill_name(first + i);
@@ -87,18 +67,18 @@ static Profile *
 profile(const char *id, uint64_t version, unsigned first, unsigned n,
     Lunamatch__V1__RemotePolicy remote)
 {
-	Profile *c = xcalloc(1, sizeof(*c));
+	Profile *c = lmt_calloc(1, sizeof(*c));
 
 	lunamatch__v1__candidate_profile__init(c);
-	c->id = xstrdup(id);
+	c->id = lmt_strdup(id);
 	c->version = version;
-	c->headline = xstrdup("Engineer");
+	c->headline = lmt_strdup("Engineer");
 	c->years_experience = 6;
 	c->remote = remote;
 	c->n_skills = n;
-	c->skills = xcalloc(n, sizeof(*c->skills));
+	c->skills = lmt_calloc(n, sizeof(*c->skills));
 	for (unsigned i = 0; i < n; i++) {
-		Lunamatch__V1__CandidateSkill *s = xcalloc(1, sizeof(*s));
+		Lunamatch__V1__CandidateSkill *s = lmt_calloc(1, sizeof(*s));
 		lunamatch__v1__candidate_skill__init(s);
 		s->skill_id = skill_name(first + i);
 		s->years = (float) (i % 7);
@@ -143,7 +123,7 @@ static void
 put_msg(struct answers *a, ProtobufCMessage *m)
 {
 	size_t len = protobuf_c_message_get_packed_size(m);
-	unsigned char *buf = xcalloc(len, 1);
+	unsigned char *buf = lmt_calloc(len, 1);
 
 	protobuf_c_message_pack(m, buf);
 	put_bytes(a, &len, sizeof(len));

@@ -37,26 +37,6 @@ typedef Lunamatch__V1__CandidateProfile Profile;
 #define NOW     1750000000LL
 #define FILLERS 5000
 
-static void *
-xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		abort();
-	return d;
-}
-
 struct skill {
 	const char *id;
 	float weight;
@@ -67,19 +47,19 @@ struct skill {
 static JobPosting *
 posting(const char *id, const struct skill *sk, size_t n)
 {
-	JobPosting *p = xcalloc(1, sizeof(*p));
+	JobPosting *p = lmt_calloc(1, sizeof(*p));
 
 	lunamatch__v1__job_posting__init(p);
-	p->id = xstrdup(id);
+	p->id = lmt_strdup(id);
 	p->version = 1;
-	p->title = xstrdup("Engineer");
+	p->title = lmt_strdup("Engineer");
 	p->n_skills = n;
-	p->skills = xcalloc(n, sizeof(*p->skills));
+	p->skills = lmt_calloc(n, sizeof(*p->skills));
 	for (size_t i = 0; i < n; i++) {
-		Lunamatch__V1__PostingSkill *s = xcalloc(1, sizeof(*s));
+		Lunamatch__V1__PostingSkill *s = lmt_calloc(1, sizeof(*s));
 		lunamatch__v1__posting_skill__init(s);
-		s->skill_id = xstrdup(sk[i].id);
-		s->name = xstrdup(sk[i].id);
+		s->skill_id = lmt_strdup(sk[i].id);
+		s->name = lmt_strdup(sk[i].id);
 		s->weight = sk[i].weight;
 		p->skills[i] = s;
 	}
@@ -89,18 +69,18 @@ posting(const char *id, const struct skill *sk, size_t n)
 static Profile *
 profile(const char *id, const char *const *skills, size_t n)
 {
-	Profile *c = xcalloc(1, sizeof(*c));
+	Profile *c = lmt_calloc(1, sizeof(*c));
 
 	lunamatch__v1__candidate_profile__init(c);
-	c->id = xstrdup(id);
+	c->id = lmt_strdup(id);
 	c->version = 1;
-	c->headline = xstrdup("Engineer");
+	c->headline = lmt_strdup("Engineer");
 	c->n_skills = n;
-	c->skills = xcalloc(n, sizeof(*c->skills));
+	c->skills = lmt_calloc(n, sizeof(*c->skills));
 	for (size_t i = 0; i < n; i++) {
-		Lunamatch__V1__CandidateSkill *s = xcalloc(1, sizeof(*s));
+		Lunamatch__V1__CandidateSkill *s = lmt_calloc(1, sizeof(*s));
 		lunamatch__v1__candidate_skill__init(s);
-		s->skill_id = xstrdup(skills[i]);
+		s->skill_id = lmt_strdup(skills[i]);
 		c->skills[i] = s;
 	}
 	return c;
@@ -134,7 +114,7 @@ test_completed_entry_after_unread(void **state)
 	const char *const cand[] = {"a", "f", "p", "q"};
 	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 	Lunamatch__V1__MatchJobsResponse *resp = NULL;
-	struct hit *all = xcalloc(FILLERS + 2, sizeof(*all));
+	struct hit *all = lmt_calloc(FILLERS + 2, sizeof(*all));
 	size_t nall = 0;
 	lm_model m;
 	lm_index *idx = NULL;

@@ -24,14 +24,6 @@ typedef Lunamatch__V1__Match Match;
 
 /* ---- record builders (everything malloc'd: freed with free_unpacked) ---- */
 
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	assert_non_null(d);
-	return d;
-}
-
 static void *
 grow(void *arr, size_t n, size_t size)
 {
@@ -46,10 +38,10 @@ post_new(const char *id)
 	JobPosting *p = malloc(sizeof(*p));
 	assert_non_null(p);
 	lunamatch__v1__job_posting__init(p);
-	p->id = xstrdup(id);
+	p->id = lmt_strdup(id);
 	p->version = 1;
 	p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_OPEN;
-	p->title = xstrdup("Engineer");
+	p->title = lmt_strdup("Engineer");
 	return p;
 }
 
@@ -64,7 +56,7 @@ set_str(char **field, const char *s)
 {
 	if (*field != protobuf_c_empty_string)
 		free(*field);
-	*field = xstrdup(s);
+	*field = lmt_strdup(s);
 }
 
 /* A posting skill; its display name is the id upper-cased. */
@@ -80,8 +72,8 @@ post_skill(JobPosting *p, const char *id, float w)
 	for (i = 0; id[i] && i + 1 < sizeof(name); i++)
 		name[i] = (char) (id[i] >= 'a' && id[i] <= 'z' ? id[i] - 32 : id[i]);
 	name[i] = '\0';
-	s->skill_id = xstrdup(id);
-	s->name = xstrdup(name);
+	s->skill_id = lmt_strdup(id);
+	s->name = lmt_strdup(name);
 	s->weight = w;
 	p->skills = grow(p->skills, p->n_skills, sizeof(*p->skills));
 	p->skills[p->n_skills++] = s;
@@ -98,15 +90,15 @@ post_group(JobPosting *p, const char *label, float years, const char *a, const c
 
 	assert_non_null(g);
 	lunamatch__v1__requirement_group__init(g);
-	g->label = xstrdup(label);
+	g->label = lmt_strdup(label);
 	g->min_years_experience = years;
 	for (int i = 0; i < 3; i++) {
 		if (ids[i] == NULL)
 			continue;
 		g->skill_ids = grow(g->skill_ids, g->n_skill_ids, sizeof(char *));
-		g->skill_ids[g->n_skill_ids++] = xstrdup(ids[i]);
+		g->skill_ids[g->n_skill_ids++] = lmt_strdup(ids[i]);
 		g->skills = grow(g->skills, g->n_skills, sizeof(char *));
-		g->skills[g->n_skills++] = xstrdup(ids[i]);
+		g->skills[g->n_skills++] = lmt_strdup(ids[i]);
 	}
 	p->requirement_groups = grow(p->requirement_groups, p->n_requirement_groups,
 	    sizeof(*p->requirement_groups));
@@ -120,8 +112,8 @@ loc_new(const char *city, const char *country)
 	assert_non_null(l);
 	lunamatch__v1__location__init(l);
 	if (city)
-		l->city = xstrdup(city);
-	l->country = xstrdup(country);
+		l->city = lmt_strdup(city);
+	l->country = lmt_strdup(country);
 	return l;
 }
 
@@ -158,9 +150,9 @@ prof_new(const char *id)
 	Profile *c = malloc(sizeof(*c));
 	assert_non_null(c);
 	lunamatch__v1__candidate_profile__init(c);
-	c->id = xstrdup(id);
+	c->id = lmt_strdup(id);
 	c->version = 1;
-	c->headline = xstrdup("Someone");
+	c->headline = lmt_strdup("Someone");
 	return c;
 }
 
@@ -176,8 +168,8 @@ prof_skill(Profile *c, const char *id, float years)
 	Lunamatch__V1__CandidateSkill *s = malloc(sizeof(*s));
 	assert_non_null(s);
 	lunamatch__v1__candidate_skill__init(s);
-	s->skill_id = xstrdup(id);
-	s->name = xstrdup(id);
+	s->skill_id = lmt_strdup(id);
+	s->name = lmt_strdup(id);
 	s->years = years;
 	c->skills = grow(c->skills, c->n_skills, sizeof(*c->skills));
 	c->skills[c->n_skills++] = s;
@@ -213,7 +205,7 @@ static void
 add_str(char ***arr, size_t *n, const char *s)
 {
 	*arr = grow(*arr, *n, sizeof(char *));
-	(*arr)[(*n)++] = xstrdup(s);
+	(*arr)[(*n)++] = lmt_strdup(s);
 }
 
 /* ---- scoring helpers ------------------------------------------------------ */
@@ -846,7 +838,7 @@ test_vetoes(void **state)
 	expect_vetoes(NULL, c, p, NULL, 0);
 	c->willing_to_relocate = true;
 	free(p->remote_countries[1]);
-	p->remote_countries[1] = xstrdup("CA");
+	p->remote_countries[1] = lmt_strdup("CA");
 	expect_vetoes(NULL, c, p, NULL, 0); /* relocates */
 	c->willing_to_relocate = false;
 	expect_vetoes(NULL, c, p,
@@ -1941,7 +1933,7 @@ test_no_overlap(void **state)
 	expect_vetoes(NULL, c, p, "requires one of: JVM", 1, LM_VETO_REQUIREMENT_GROUP);
 	/* (the group stays unmet; without it the pair is eligible) */
 	free(g->desired_categories[1]);
-	g->desired_categories[1] = xstrdup("Ops");
+	g->desired_categories[1] = lmt_strdup("Ops");
 	protobuf_c_message_free_unpacked(&p->requirement_groups[0]->base, NULL);
 	free(p->requirement_groups);
 	p->requirement_groups = NULL;
@@ -1963,10 +1955,10 @@ test_no_overlap(void **state)
 	add_str(&g->desired_titles, &g->n_desired_titles, "Head of Backend");
 	expect_eligible(c, p);
 	free(g->desired_titles[1]);
-	g->desired_titles[1] = xstrdup("Junior engineer");
+	g->desired_titles[1] = lmt_strdup("Junior engineer");
 	expect_eligible(c, p); /* "engineer" names the work */
 	free(g->desired_titles[1]);
-	g->desired_titles[1] = xstrdup("A lead with the staff");
+	g->desired_titles[1] = lmt_strdup("A lead with the staff");
 	expect_no_overlap(c, p);
 	set_str(&p->title, "A Lead, with the Staff");
 	expect_no_overlap(c, p); /* only fillers in common */
@@ -1976,7 +1968,7 @@ test_no_overlap(void **state)
 	match_free(mt);
 	set_str(&p->title, "Staff Rust-Engineer");
 	free(g->desired_titles[1]);
-	g->desired_titles[1] = xstrdup("engineer (RUST)");
+	g->desired_titles[1] = lmt_strdup("engineer (RUST)");
 	expect_eligible(c, p);
 
 	/* No goals at all, no skills on the candidate: vetoed. */
@@ -2592,7 +2584,7 @@ test_countries_packed_or_not(void **state)
 	jf.countries = shortc;
 	country_filters(&jf, c, p, "filter: no job location in the requested countries");
 	free(p->locations[0]->country);
-	p->locations[0]->country = xstrdup("De");
+	p->locations[0]->country = lmt_strdup("De");
 	country_filters(&jf, c, p, NULL); /* both pack */
 	jf.countries = longc;
 	country_filters(&jf, c, p, "filter: no job location in the requested countries");
@@ -2608,13 +2600,13 @@ test_countries_packed_or_not(void **state)
 	prof_loc(c, "Wien", "OESTERREICH");
 	expect_vetoes(NULL, c, p, NULL, 0);
 	free(c->locations[0]->country);
-	c->locations[0]->country = xstrdup("AT");
+	c->locations[0]->country = lmt_strdup("AT");
 	expect_vetoes(NULL, c, p,
 	    "remote work only from Oesterreich; the candidate is in AT and does not "
 	    "relocate",
 	    1, LM_VETO_LOCATION);
 	free(p->remote_countries[0]);
-	p->remote_countries[0] = xstrdup("at");
+	p->remote_countries[0] = lmt_strdup("at");
 	expect_vetoes(NULL, c, p, NULL, 0); /* both pack */
 	post_free(p);
 	prof_free(c);
