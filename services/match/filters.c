@@ -195,7 +195,7 @@ lm_check_filters(const lm_filters *f, const CandidateProfile *c, const lm_postin
 		        "filter: no job location in the requested countries"))
 			return false;
 		if (jf->min_annual_salary > 0) {
-			int64_t top = p->salary_top;
+			int64_t top = p->key.salary;
 			if ((double) top < jf->min_annual_salary &&
 			    !lm_veto_row(vs, LM_VETO_FILTER,
 			        top > 0 ? "filter: pays at most %.0f a year, below %.0f"
@@ -219,7 +219,7 @@ lm_check_filters(const lm_filters *f, const CandidateProfile *c, const lm_postin
 		    !lm_str_in(p->category, jf->categories, jf->n_categories) &&
 		    !lm_veto_row(vs, LM_VETO_FILTER, "filter: category not requested"))
 			return false;
-		if (jf->posted_after > 0 && p->posted_at < jf->posted_after &&
+		if (jf->posted_after > 0 && p->key.posted_at < jf->posted_after &&
 		    !lm_veto_row(
 		        vs, LM_VETO_FILTER, "filter: posted before the requested date"))
 			return false;

@@ -425,28 +425,23 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	    (rec->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED
 	            ? KEY_CLOSED
 	            : 0);
-	p->posted_at = rec->posted_at;
+	p->key.posted_at = rec->posted_at;
 	if (rec->salary != NULL)
-		p->salary_top = rec->salary->annual_max > 0 ? rec->salary->annual_max
+		p->key.salary = rec->salary->annual_max > 0 ? rec->salary->annual_max
 		                                            : rec->salary->annual_min;
 	p->category = rec->category;
 	p->industry = rec->industry;
 	p->embedding = rec->embedding;
 	p->n_embedding = rec->n_embedding;
-	p->min_years = rec->min_years_experience;
-	p->level = (int32_t) rec->experience_level;
-	p->education = (int32_t) rec->education;
+	p->key.min_years = rec->min_years_experience;
+	p->key.level = (int32_t) rec->experience_level;
+	p->key.education = (int32_t) rec->education;
 	if (p->n_skills > 0)
 		p->key.flags |= KEY_SKILLS | KEY_SK_PLAIN;
 	for (size_t i = 0; i < p->n_skills; i++)
 		if (p->skills[i].preferred || p->skills[i].unknown)
 			p->key.flags &= ~KEY_SK_PLAIN;
 	p->key.n_embedding = (uint32_t) p->n_embedding;
-	p->key.posted_at = p->posted_at;
-	p->key.salary = p->salary_top;
-	p->key.min_years = p->min_years;
-	p->key.level = p->level;
-	p->key.education = p->education;
 	*out = p;
 	return LM_OK;
 }

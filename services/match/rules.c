@@ -851,7 +851,7 @@ feat_experience(const struct pair *pr, struct eval *ev)
 	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
 	const struct ovr *o = pr->o;
-	double need = p->min_years, y = cand_years(c, o);
+	double need = p->key.min_years, y = cand_years(c, o);
 
 	if (!experience_of(need, y, &ev->value[LM_FEAT_EXPERIENCE]))
 		return;
@@ -865,7 +865,7 @@ feat_seniority(const struct pair *pr, struct eval *ev)
 	const lm_model *m = pr->env->model;
 	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
-	int a = (int) c->experience_level, b = (int) p->level, d = a < b ? b - a : 0;
+	int a = (int) c->experience_level, b = (int) p->key.level, d = a < b ? b - a : 0;
 
 	if (!seniority_of(m, a, b, &ev->value[LM_FEAT_SENIORITY]))
 		return;
@@ -886,7 +886,7 @@ feat_salary(const struct pair *pr, struct eval *ev)
 	const lm_model *m = pr->env->model;
 	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
-	int64_t top = p->salary_top, want;
+	int64_t top = p->key.salary, want;
 
 	want = c->desired_salary != NULL ? c->desired_salary->annual_min : 0;
 	if (!salary_of(m, top, want, &ev->value[LM_FEAT_SALARY]))
@@ -1017,7 +1017,7 @@ feat_education(const struct pair *pr, struct eval *ev)
 	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
 	const struct ovr *o = pr->o;
-	int need = (int) p->education, have = cand_education(c, o);
+	int need = (int) p->key.education, have = cand_education(c, o);
 
 	if (!education_of(m, need, have, &ev->value[LM_FEAT_EDUCATION]))
 		return;
@@ -1096,7 +1096,7 @@ feat_freshness(const struct pair *pr, struct eval *ev)
 	int64_t now = pr->env->now;
 	double days;
 
-	if (!freshness_of(m, p->posted_at, now, &ev->value[LM_FEAT_FRESHNESS], &days))
+	if (!freshness_of(m, p->key.posted_at, now, &ev->value[LM_FEAT_FRESHNESS], &days))
 		return;
 	ev->present[LM_FEAT_FRESHNESS] = true;
 	DETAIL(ev, LM_FEAT_FRESHNESS, "posted %.0f day%s ago", floor(days),

@@ -155,13 +155,11 @@ struct lm_posting_prep {
 	size_t n_ll;
 	uint64_t cat_h, ind_h;   /* text_hash(category/industry, true); 0: none */
 	const uint64_t *title_h; /* title.h */
-	int64_t posted_at;
-	int64_t salary_top; /* annual_max, else annual_min; 0 without a salary */
 	const char *category, *industry;
 	const float *embedding;
 	size_t n_embedding;
-	float min_years;
-	int32_t level, education;
+	/* key holds its posting date, salary (annual_max, else annual_min; 0
+	 * without a salary), min_years, level and education. */
 	/* skills, groups, gids, gsym, title, rc, ll and locs live in the
 	 * same allocation. */
 };
