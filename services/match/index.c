@@ -745,20 +745,48 @@ publish_seq(lm_index *idx, uint64_t seq)
 		atomic_store(&idx->seq, seq);
 }
 
-int
-lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
+/*
+ * The typed puts share these: rec is a record of the kind posting says,
+ * decoded by protobuf-c (put_plain, which makes it compact) or compact
+ * (put_compact); either way the put takes it over.
+ */
+static int
+put_compact(lm_index *idx, bool posting, ProtobufCMessage *rec, uint64_t seq)
+{
+	lm_index_prepared ip;
+	int rc;
+
+	if (rec == NULL)
+		return LM_EINVAL;
+	if (idx == NULL) {
+		free(rec);
+		return LM_EINVAL;
+	}
+	if ((rc = lm_index_prepare(&ip, posting, rec)) != LM_OK)
+		return rc;
+	return lm_index_put_prepared(idx, &ip, seq);
+}
+
+static int
+put_plain(lm_index *idx, bool posting, ProtobufCMessage *rec, uint64_t seq)
 {
 	int rc;
 
 	if (rec == NULL)
 		return LM_EINVAL;
 	if (idx == NULL) {
-		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		protobuf_c_message_free_unpacked(rec, NULL);
 		return LM_EINVAL;
 	}
-	if ((rc = compact_record((ProtobufCMessage **) &rec)) != LM_OK)
+	if ((rc = compact_record(&rec)) != LM_OK)
 		return rc;
-	return lm_index_put_posting_compact(idx, rec, seq);
+	return put_compact(idx, posting, rec, seq);
+}
+
+int
+lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
+{
+	return put_plain(idx, true, rec != NULL ? &rec->base : NULL, seq);
 }
 
 int
@@ -830,18 +858,7 @@ lm_index_put_prepared(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 int
 lm_index_put_posting_compact(lm_index *idx, JobPosting *rec, uint64_t seq)
 {
-	lm_index_prepared ip;
-	int rc;
-
-	if (rec == NULL)
-		return LM_EINVAL;
-	if (idx == NULL) {
-		free(rec);
-		return LM_EINVAL;
-	}
-	if ((rc = lm_index_prepare(&ip, true, &rec->base)) != LM_OK)
-		return rc;
-	return lm_index_put_prepared(idx, &ip, seq);
+	return put_compact(idx, true, rec != NULL ? &rec->base : NULL, seq);
 }
 
 /* The put of a prepared posting: takes ownership of rec and pp. */
@@ -949,34 +966,13 @@ fail:
 int
 lm_index_put_profile(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 {
-	int rc;
-
-	if (rec == NULL)
-		return LM_EINVAL;
-	if (idx == NULL) {
-		protobuf_c_message_free_unpacked(&rec->base, NULL);
-		return LM_EINVAL;
-	}
-	if ((rc = compact_record((ProtobufCMessage **) &rec)) != LM_OK)
-		return rc;
-	return lm_index_put_profile_compact(idx, rec, seq);
+	return put_plain(idx, false, rec != NULL ? &rec->base : NULL, seq);
 }
 
 int
 lm_index_put_profile_compact(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 {
-	lm_index_prepared ip;
-	int rc;
-
-	if (rec == NULL)
-		return LM_EINVAL;
-	if (idx == NULL) {
-		free(rec);
-		return LM_EINVAL;
-	}
-	if ((rc = lm_index_prepare(&ip, false, &rec->base)) != LM_OK)
-		return rc;
-	return lm_index_put_prepared(idx, &ip, seq);
+	return put_compact(idx, false, rec != NULL ? &rec->base : NULL, seq);
 }
 
 /* The put of a prepared profile: takes ownership of rec and cp. */
