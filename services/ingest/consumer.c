@@ -298,9 +298,10 @@ send_rejects(lm_consumer *c, struct slot *s)
  * answer from part of the data. /readyz therefore stays false until every
  * assigned partition is durable up to the end offset it had when first seen
  * (librdkafka's cached high watermark, known after the partition's first
- * fetch). A partition's durable position starts at the group's committed
- * offset (one broker round trip), or at the partition's log start when the
- * group has none, and advances as batches are stored. The state is set once
+ * fetch). A partition's durable position is the furthest of the group's
+ * committed offset (read at every check while catching up: one broker round
+ * trip), the partition's log start, and the batches stored since the
+ * targets were set up. The state is set once
  * per process: after the first catch-up, a burst of new messages or a
  * rebalance does not make the replica unready. A rebalance before it starts
  * the targets again from the new assignment.
@@ -325,10 +326,13 @@ note_durable(lm_consumer *c, lm_kind kind, int32_t partition, int64_t next)
 	}
 }
 
-/* Sets up the targets of the current assignment; LM_OK or a Kafka error
- * (tried again at the next check). */
+/* Sets up the targets of the current assignment when there are none, then
+ * raises each durable position to the group's committed offset: batches
+ * stored before the targets existed, or while a read failed, count once
+ * auto-commit has sent their offsets. LM_OK or a Kafka error (tried again at
+ * the next check). */
 static int
-start_targets(lm_consumer *c)
+refresh_targets(lm_consumer *c)
 {
 	rd_kafka_topic_partition_list_t *l;
 	rd_kafka_resp_err_t e;
@@ -344,17 +348,24 @@ start_targets(lm_consumer *c)
 		rd_kafka_topic_partition_list_destroy(l);
 		return lm_kafka_err(e);
 	}
-	if ((c->targets = calloc((size_t) l->cnt, sizeof(*c->targets))) == NULL) {
-		rd_kafka_topic_partition_list_destroy(l);
-		return LM_ENOMEM;
+	if (c->targets == NULL) {
+		if ((c->targets = calloc((size_t) l->cnt, sizeof(*c->targets))) == NULL) {
+			rd_kafka_topic_partition_list_destroy(l);
+			return LM_ENOMEM;
+		}
+		c->ntargets = (size_t) l->cnt;
+		for (int i = 0; i < l->cnt; i++)
+			c->targets[i] =
+			    (struct target){.kind = topic_kind(c, l->elems[i].topic),
+			        .partition = l->elems[i].partition,
+			        .end = RD_KAFKA_OFFSET_INVALID,
+			        .durable = RD_KAFKA_OFFSET_INVALID};
 	}
-	c->ntargets = (size_t) l->cnt;
 	for (int i = 0; i < l->cnt; i++)
-		c->targets[i] = (struct target){.kind = topic_kind(c, l->elems[i].topic),
-		    .partition = l->elems[i].partition,
-		    .end = RD_KAFKA_OFFSET_INVALID,
-		    .durable = l->elems[i].offset >= 0 ? l->elems[i].offset
-		                                       : RD_KAFKA_OFFSET_INVALID};
+		if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    l->elems[i].offset >= 0)
+			note_durable(c, topic_kind(c, l->elems[i].topic),
+			    l->elems[i].partition, l->elems[i].offset);
 	rd_kafka_topic_partition_list_destroy(l);
 	return LM_OK;
 }
@@ -366,7 +377,7 @@ check_catchup(lm_consumer *c)
 	long long behind = 0;
 	bool known = true;
 
-	if (c->targets == NULL && start_targets(c) != LM_OK)
+	if (refresh_targets(c) != LM_OK)
 		return;
 	for (size_t i = 0; i < c->ntargets; i++) {
 		struct target *t = &c->targets[i];
