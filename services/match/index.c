@@ -1435,6 +1435,7 @@ struct cursor {
 	bool whole;    /* every entry's key reaches the bar: nothing to complete */
 	bool fixed;    /* profiles: every entry keyed kfix, afix following */
 	float kfix, afix;
+	double kfind; /* an entry finds when its key reaches this (cursor_new) */
 };
 
 /* A doc's slot in a query: mark == the query's stamp when the seed
@@ -1799,8 +1800,13 @@ visit(struct ranking *q)
 	const struct acc *as = q->s->as;
 	size_t n = 0, lo = 0, batch = first_batch(q);
 	double floor = bar(q->h, q->min_score);
+	/* After a sweep that dropped records, only those left (in increasing
+	 * place: each is read before its place is written). */
+	bool left = q->found != q->s->stamp && q->nlive != SIZE_MAX;
+	size_t from = left ? q->nlive : q->ncand;
 
-	for (size_t i = 0; i < q->ncand; i++) {
+	for (size_t k = 0; k < from; k++) {
+		size_t i = left ? q->s->live[k] : k;
 		uint32_t d = cv[i].doc;
 		double b;
 		/* Without a sweep, the seed's records evaluated are among them. */
@@ -1913,13 +1919,30 @@ ent_key(const lm_inverted_ent *e)
 	return lm_inverted_key_sum(e);
 }
 
-/* The place of c's first entry at or past doc (from c->pos on), found a
- * block at a time. */
-static uint32_t
-cursor_seek(const struct cursor *c, uint32_t doc)
+/* The least key (lm_inverted_key_sum) of an entry of cursor c that finds
+ * at bar theta: one whose key times c->mult reaches theta (key_reaches,
+ * solved for the key once per cursor; the slack dwarfs the rounding of
+ * the division). Every entry or none of a unit whose keys are fixed
+ * (profiles), and none of a unit that does not find (finds false): the
+ * finding pass never reads it, so the completing pass must add all of
+ * it. The finding pass adds the entries keyed at least this, and the
+ * completing pass the others: one threshold keeps the two apart. */
+static double
+kfind(const struct cursor *c, bool finds, double theta)
 {
-	uint32_t i = c->pos;
+	if (!finds)
+		return INFINITY;
+	if (c->fixed || !(c->mult > 0))
+		return key_reaches(c->fixed ? c->kfix : 0, 1, theta) ? -INFINITY
+		                                                     : INFINITY;
+	return (theta - TERM_SLACK) / ((1 + TERM_SLACK) * (double) c->mult);
+}
 
+/* The place of c's first entry at or past doc, from entry i on (the
+ * entries before i are below doc), found a block at a time. */
+static uint32_t
+cursor_seek(const struct cursor *c, uint32_t i, uint32_t doc)
+{
 	while (i < c->n) {
 		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
 		if (end > c->n)
@@ -1928,37 +1951,45 @@ cursor_seek(const struct cursor *c, uint32_t doc)
 			i = end;
 			continue;
 		}
-		while (c->e[i].doc < doc)
-			i++;
+		while (i < end) { /* the block's last entry is at or past doc */
+			uint32_t mid = i + (end - i) / 2;
+			if (c->e[mid].doc < doc)
+				i = mid + 1;
+			else
+				end = mid;
+		}
 		break;
 	}
 	return i;
 }
 
-/* The finding pass of c over its entries from doc lo to below lim. */
+/* The finding pass of c over its entries from doc lo to below lim. It
+ * leaves c->pos at the first of them, for the completing pass of the same
+ * window. */
 static void
-cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double theta)
+cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim)
 {
 	struct acc *as = q->s->as;
 	const lm_inverted_ent *e = c->e;
-	uint32_t i, n = c->n, found = q->found;
+	uint32_t i = cursor_seek(c, c->pos, lo), stop = cursor_seek(c, i, lim);
+	uint32_t found = q->found;
+	double kfind = c->kfind;
 	uint64_t nread = 0;
 
-	c->pos = i = cursor_seek(c, lo);
-	while (i < n && e[i].doc < lim) {
+	c->pos = i;
+	while (i < stop) {
 		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
-		if (end > n)
-			end = n;
-		if (!c->fixed &&
-		    !key_reaches(c->bm[i / LM_INVERTED_BLOCK], c->mult, theta)) {
-			i = end; /* may pass lim: the next window seeks from pos */
+		if (end > stop)
+			end = stop;
+		if (c->bm[i / LM_INVERTED_BLOCK] < kfind) {
+			i = end;
 			continue;
 		}
-		for (; i < end && e[i].doc < lim; i++) {
+		nread += end - i;
+		for (; i < end; i++) {
 			uint32_t d = e[i].doc;
 			float sh, af;
-			nread++;
-			if (!c->fixed && !key_reaches(ent_key(&e[i]), c->mult, theta))
+			if (ent_key(&e[i]) < kfind)
 				continue;
 			sh = e[i].share * c->mult;
 			af = c->fixed ? c->afix : e[i].after * c->mult;
@@ -1982,29 +2013,29 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, doub
 }
 
 /* The completing pass of c over its entries from doc lo to below lim:
- * those keyed below theta, to the records found. tau_after bounds the keys
- * of every entry left unread after this band. An entry lowers its record's
- * `after` only when its key reaches tau_after: keys fall along a record's
- * own order, so such an entry comes before every unread one, whose shares
- * its `after` then bounds. A lower-keyed entry (a band may hold some below
- * units of later bands) may come after an unread one, and its `after` would
- * understate what is missing. */
+ * those the finding pass did not add (keyed below kfind), to the records
+ * found. tau_after bounds the keys of every entry left unread after this
+ * band. An entry lowers its record's `after` only when its key reaches
+ * tau_after: keys fall along a record's own order, so such an entry comes
+ * before every unread one, whose shares its `after` then bounds. A
+ * lower-keyed entry (a band may hold some below units of later bands) may
+ * come after an unread one, and its `after` would understate what is
+ * missing. */
 static void
-cursor_complete(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim,
-    double theta, double tau_after)
+cursor_complete(
+    struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double tau_after)
 {
 	const struct acc *as = q->s->as;
 	const uint64_t *open = q->s->open;
 	const lm_inverted_ent *e = c->e;
-	uint32_t i, n = c->n, first = cursor_seek(c, lo);
+	uint32_t first = cursor_seek(c, c->pos, lo), stop = cursor_seek(c, first, lim);
+	double kfind = c->kfind;
 
-	for (i = first; i < n && e[i].doc < lim; i++) {
+	for (uint32_t i = first; i < stop; i++) {
 		uint32_t d = e[i].doc;
 		float af;
 		struct cand *x;
-		if (!(open[d >> 6] >> (d & 63) & 1) ||
-		    (c->fixed ? key_reaches(c->kfix, 1, theta)
-		              : key_reaches(ent_key(&e[i]), c->mult, theta)))
+		if (!(open[d >> 6] >> (d & 63) & 1) || ent_key(&e[i]) >= kfind)
 			continue;
 		x = &q->s->cands[as[d].v.idx];
 		x->acc += e[i].share * c->mult;
@@ -2013,32 +2044,47 @@ cursor_complete(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim,
 		    (c->fixed ? (double) c->kfix : ent_key(&e[i]) * c->mult) >= tau_after)
 			x->after = af;
 	}
-	q->entries += i - first;
-	c->pos = i;
+	q->entries += stop - first;
+	c->pos = stop;
+}
+
+/* Whether record x, found, missing at most tau, can still be lifted to
+ * theta; if not, drops it: its sum becomes minus infinity (the bar only
+ * rises: it can never enter) and it leaves the open set, so that no later
+ * band completes it. */
+static inline bool
+still_open(uint64_t *open, struct cand *x, double tau, double theta)
+{
+	double b = (double) x->acc + (x->after < tau ? x->after : tau);
+
+	if (!(b * (1 + TERM_SLACK) + TERM_SLACK < theta))
+		return true;
+	if (x->acc > -INFINITY) {
+		x->acc = -INFINITY;
+		open[x->doc >> 6] &= ~((uint64_t) 1 << (x->doc & 63));
+	}
+	return false;
 }
 
 /* Returns the number of records found that missing at most tau could
- * lift to theta, and drops the others: their sums become minus infinity
- * (the bar only rises: they can never enter) and they leave the open set,
- * so that no later band completes them. */
+ * lift to theta, and drops the others (still_open). */
 static size_t
 prune_open(struct ranking *q, double tau, double theta)
 {
 	uint64_t *open = q->s->open;
 	uint32_t *live = q->s->live;
-	size_t n = 0, from = q->nlive == SIZE_MAX ? q->ncand : q->nlive;
+	struct cand *cv = q->s->cands;
+	size_t n = 0;
 
 	/* The first time every record found, then those left. */
-	for (size_t k = 0; k < from; k++) {
-		uint32_t i = q->nlive == SIZE_MAX ? (uint32_t) k : live[k];
-		struct cand *x = &q->s->cands[i];
-		double b = (double) x->acc + (x->after < tau ? x->after : tau);
-		if (!(b * (1 + TERM_SLACK) + TERM_SLACK < theta))
-			live[n++] = i;
-		else if (x->acc > -INFINITY) {
-			x->acc = -INFINITY;
-			open[x->doc >> 6] &= ~((uint64_t) 1 << (x->doc & 63));
-		}
+	if (q->nlive == SIZE_MAX) {
+		for (size_t i = 0; i < q->ncand; i++)
+			if (still_open(open, &cv[i], tau, theta))
+				live[n++] = (uint32_t) i;
+	} else {
+		for (size_t k = 0; k < q->nlive; k++)
+			if (still_open(open, &cv[live[k]], tau, theta))
+				live[n++] = live[k];
 	}
 	q->nlive = n;
 	return n;
@@ -2072,8 +2118,7 @@ enum pass { PASS_FIND, PASS_COMPLETE, PASS_BOTH };
  * all in one window, so every entry of it that finds is read before any
  * that completes, as with one pass after the other. */
 static void
-read_cursors(struct ranking *q, size_t from, size_t to, enum pass pass, double theta,
-    double tau_after)
+read_cursors(struct ranking *q, size_t from, size_t to, enum pass pass, double tau_after)
 {
 	struct cursor *cur = q->s->cur;
 	size_t nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1, dense = from;
@@ -2083,25 +2128,25 @@ read_cursors(struct ranking *q, size_t from, size_t to, enum pass pass, double t
 		dense += cur[i].dense;
 	}
 	for (size_t i = dense; pass == PASS_BOTH && i < to; i++)
-		cursor_find(q, &cur[i], 0, UINT32_MAX, theta);
+		cursor_find(q, &cur[i], 0, UINT32_MAX);
 	for (size_t w = 0; w < nwin && dense > from; w++) {
 		uint64_t end = (uint64_t) (w + 1) << WINDOW_SHIFT;
 		uint32_t lo = (uint32_t) (w << WINDOW_SHIFT);
 		uint32_t lim = end > UINT32_MAX ? UINT32_MAX : (uint32_t) end;
 		for (size_t i = from; i < dense; i++)
 			if (pass == PASS_COMPLETE)
-				cursor_complete(q, &cur[i], lo, lim, theta, tau_after);
+				cursor_complete(q, &cur[i], lo, lim, tau_after);
 			else
-				cursor_find(q, &cur[i], lo, lim, theta);
+				cursor_find(q, &cur[i], lo, lim);
 		for (size_t i = from; pass == PASS_BOTH && i < dense; i++)
 			if (!cur[i].whole)
-				cursor_complete(q, &cur[i], lo, lim, theta, tau_after);
+				cursor_complete(q, &cur[i], lo, lim, tau_after);
 	}
 	for (size_t i = dense; i < to; i++)
 		if (pass == PASS_FIND)
-			cursor_find(q, &cur[i], 0, UINT32_MAX, theta);
+			cursor_find(q, &cur[i], 0, UINT32_MAX);
 		else if (!cur[i].whole)
-			cursor_complete(q, &cur[i], 0, UINT32_MAX, theta, tau_after);
+			cursor_complete(q, &cur[i], 0, UINT32_MAX, tau_after);
 }
 
 /* Sweeps the units tb[0 .. ntb) (see above). Returns LM_OK or LM_ENOMEM
@@ -2155,14 +2200,12 @@ sweep(struct ranking *q, size_t ntb)
 			c->fixed = !q->jobs;
 			c->kfix = tb[u].kub;
 			c->afix = tb[u].afix;
+			c->kfind = kfind(c, finds, theta);
 			/* A unit that finds, whose least key reaches the bar too,
 			 * was read whole by the finding (profiles: every key is
 			 * kfix). */
-			c->whole =
-			    finds &&
-			    (c->fixed || key_reaches(lm_inverted_tier_kmin(q->iv, part,
-			                                 tb[u].term, tb[u].tier),
-			                     c->mult, theta));
+			c->whole = finds && lm_inverted_tier_kmin(q->iv, part, tb[u].term,
+			                        tb[u].tier) >= c->kfind;
 			band[b].entries += n;
 			if (tb[u].kub > own[b])
 				own[b] = tb[u].kub;
@@ -2209,15 +2252,18 @@ sweep(struct ranking *q, size_t ntb)
 			}
 	}
 	/* Band 0 is found and completed in one read. */
-	read_cursors(q, band[0].from, band[0].to, PASS_BOTH, theta, band[0].tau);
+	read_cursors(q, band[0].from, band[0].to, PASS_BOTH, band[0].tau);
 	tau = band[0].tau < tau ? band[0].tau : tau;
 	for (size_t b = 1; b <= LM_INVERTED_TIERS && tau > 0; b++) {
 		if (band[b].from < band[b].to) {
-			if (!((double) prune_open(q, tau, theta) * EVAL_COST >
+			/* The records left bound the records prune_open keeps. */
+			size_t left = q->nlive == SIZE_MAX ? q->ncand : q->nlive;
+			if (!((double) left * EVAL_COST > (double) band[b].entries) ||
+			    !((double) prune_open(q, tau, theta) * EVAL_COST >
 			        (double) band[b].entries))
 				break;
-			read_cursors(q, band[b].from, band[b].to, PASS_COMPLETE, theta,
-			    band[b].tau);
+			read_cursors(
+			    q, band[b].from, band[b].to, PASS_COMPLETE, band[b].tau);
 		}
 		tau = band[b].tau < tau ? band[b].tau : tau;
 	}
