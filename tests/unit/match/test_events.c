@@ -4,7 +4,7 @@
  * librdkafka's idempotent producer to librdkafka's mock cluster (a Kafka
  * protocol implementation on 127.0.0.1), read back with a real consumer.
  * Covers key, headers and payload, deterministic ids, threshold crossings
- * and top-N, the cursor, a broker outage (nothing lost, nothing doubled)
+ * and top-N, the cursor, a broker outage (nothing lost, nothing doubled),
  * a fatal error of the producer (replaced, later events delivered) and a
  * restart with pending events.
  */
