@@ -108,6 +108,45 @@ fail:
 }
 
 int
+lm_kafka_producer_new(
+    const lm_kafka_producer_opts *o, rd_kafka_t **out, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = NULL;
+	char tmo[32];
+	int rv;
+
+	*out = NULL;
+	if (o->message_timeout_ms <= 0) {
+		snprintf(err, errlen, "kafka producer: message timeout must be > 0");
+		return LM_EINVAL;
+	}
+	snprintf(tmo, sizeof(tmo), "%d", o->message_timeout_ms);
+	if ((rv = lm_kafka_conf(o->brokers, o->client_id, &conf, err, errlen)) != LM_OK)
+		return rv;
+	if ((rv = lm_kafka_set(conf, "enable.idempotence", "true", err, errlen)) !=
+	        LM_OK ||
+	    (rv = lm_kafka_set(conf, "acks", "all", err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "message.timeout.ms", tmo, err, errlen)) != LM_OK)
+		goto fail;
+	for (size_t i = 0; o->extra != NULL && o->extra[i] != NULL; i += 2)
+		if ((rv = lm_kafka_set(
+		         conf, o->extra[i], o->extra[i + 1], err, errlen)) != LM_OK)
+			goto fail;
+	rd_kafka_conf_set_dr_msg_cb(conf, o->dr_msg_cb);
+	rd_kafka_conf_set_error_cb(conf, o->error_cb);
+	rd_kafka_conf_set_opaque(conf, o->opaque);
+	/* rd_kafka_new owns conf from here on only when it succeeds. */
+	if ((*out = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen)) == NULL) {
+		rv = LM_EKAFKA;
+		goto fail;
+	}
+	return LM_OK;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return rv;
+}
+
+int
 lm_kafka_err(rd_kafka_resp_err_t e)
 {
 	switch (e) {

@@ -342,6 +342,8 @@ refresh_targets(lm_consumer *c)
 	if ((l = rd_kafka_topic_partition_list_copy(c->assigned)) == NULL)
 		return LM_ENOMEM;
 	e = rd_kafka_committed(c->rk, l, CATCHUP_COMMITTED_MS);
+	if (e == RD_KAFKA_RESP_ERR_NO_ERROR && fault(c, LM_CONSUMER_FAULT_COMMITTED))
+		e = RD_KAFKA_RESP_ERR__TIMED_OUT;
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		lm_warn("consumer.catchup", "committed offsets not read: %s",
 		    rd_kafka_err2name(e));

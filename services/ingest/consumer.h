@@ -101,6 +101,9 @@ typedef enum lm_consumer_fault {
 	/* Processing a consumed message fails for lack of memory (LM_ENOMEM):
 	 * the batch so far is finished and the message is read again. */
 	LM_CONSUMER_FAULT_READ,
+	/* Until the first catch-up: the check's read of the group's committed
+	 * offsets is reported timed out after the real call. */
+	LM_CONSUMER_FAULT_COMMITTED,
 	LM_CONSUMER_FAULT_COUNT_
 } lm_consumer_fault;
 

@@ -122,7 +122,14 @@ int
 lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq **out,
     char *err, size_t errlen)
 {
-	rd_kafka_conf_t *conf = NULL;
+	static const char *const extra[] = {
+	    "linger.ms", "5", "message.max.bytes", LM_STR(LM_DLQ_PRODUCER_MSG_MAX), NULL};
+	lm_kafka_producer_opts o = {.brokers = brokers,
+	    .client_id = "lunamatch-ingest-dlq",
+	    .message_timeout_ms = LM_DLQ_MESSAGE_TIMEOUT_MS,
+	    .extra = extra,
+	    .dr_msg_cb = dr_cb,
+	    .error_cb = error_cb};
 	lm_dlq *q;
 	int rv;
 
@@ -134,32 +141,12 @@ lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq *
 	}
 	q->fatal = fatal;
 	q->gen = 1;
-	if ((rv = lm_kafka_conf(brokers, "lunamatch-ingest-dlq", &conf, err, errlen)) !=
-	    LM_OK)
+	o.opaque = q;
+	if ((rv = lm_kafka_producer_new(&o, &q->rk, err, errlen)) != LM_OK)
 		goto fail;
-	if ((rv = lm_kafka_set(conf, "enable.idempotence", "true", err, errlen)) !=
-	        LM_OK ||
-	    (rv = lm_kafka_set(conf, "acks", "all", err, errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(conf, "linger.ms", "5", err, errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(conf, "message.max.bytes", LM_STR(LM_DLQ_PRODUCER_MSG_MAX),
-	         err, errlen)) != LM_OK)
-		goto fail;
-	char mt[32];
-	snprintf(mt, sizeof(mt), "%d", LM_DLQ_MESSAGE_TIMEOUT_MS);
-	if ((rv = lm_kafka_set(conf, "message.timeout.ms", mt, err, errlen)) != LM_OK)
-		goto fail;
-	rd_kafka_conf_set_opaque(conf, q);
-	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	if ((q->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen)) == NULL) {
-		rv = LM_EKAFKA;
-		goto fail;
-	}
 	*out = q;
 	return LM_OK;
 fail:
-	if (conf != NULL) /* rd_kafka_conf_destroy(NULL) crashes */
-		rd_kafka_conf_destroy(conf);
 	free(q->topic);
 	free(q);
 	return rv;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,10 @@ struct entry {
 
 struct lm_decisions {
 	lm_dqueue *q;
-	rd_kafka_t *rk;
+	rd_kafka_t *rk; /* the sender's; replaced after a fatal error */
+	char brokers[LM_KAFKA_BROKERS_MAX];
+	char client_id[LM_KAFKA_CLIENT_ID_MAX];
+	int message_timeout_ms;
 	char topic[LM_KAFKA_TOPIC_MAX + 1];
 	char replica[LM_DECISIONS_REPLICA_MAX + 1];
 
@@ -296,8 +300,10 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	(void) rk;
 	(void) opaque;
-	lm_warn("decisions.kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t) err),
-	    reason);
+	(void) reason; /* may name hosts; the error name is enough */
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+		return; /* the sender looks for it (producer_usable) */
+	lm_warn("decisions.kafka", "%s", rd_kafka_err2name((rd_kafka_resp_err_t) err));
 }
 
 struct round {
@@ -356,6 +362,56 @@ sender_pause(lm_decisions *d, int64_t ms)
 	return stop;
 }
 
+static int
+make_producer(lm_decisions *d)
+{
+	lm_kafka_producer_opts o = {.brokers = d->brokers,
+	    .client_id = d->client_id,
+	    .message_timeout_ms = d->message_timeout_ms,
+	    .dr_msg_cb = dr_cb,
+	    .error_cb = error_cb,
+	    .opaque = d};
+	char err[512];
+	int rc;
+
+	if ((rc = lm_kafka_producer_new(&o, &d->rk, err, sizeof(err))) != LM_OK)
+		lm_error("decisions.open", "producer: %s", err);
+	return rc;
+}
+
+/* Whether the producer exists and has raised no fatal error (an idempotent
+ * producer that lost its sequence state fails every message from then on). */
+static bool
+producer_usable(lm_decisions *d)
+{
+	char why[256];
+	rd_kafka_resp_err_t e;
+
+	if (d->rk == NULL)
+		return false;
+	if ((e = rd_kafka_fatal_error(d->rk, why, sizeof(why))) ==
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
+		return true;
+	lm_error("decisions.kafka_fatal", "producer fatal error %s; recreating it",
+	    rd_kafka_err2name(e));
+	return false;
+}
+
+/* Drops the producer (what it has in flight stays queued on disk and is
+ * produced again) and makes a new one. */
+static int
+renew_producer(lm_decisions *d)
+{
+	if (d->rk != NULL) {
+		rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(d->rk, 0);
+		rd_kafka_destroy(d->rk);
+		d->rk = NULL;
+	}
+	d->outstanding = 0;
+	return make_producer(d);
+}
+
 static void *
 sender_main(void *arg)
 {
@@ -364,6 +420,14 @@ sender_main(void *arg)
 
 	for (;;) {
 		struct round r = {.d = d};
+		if (!producer_usable(d) && renew_producer(d) != LM_OK) {
+			if (sender_pause(d, backoff))
+				break;
+			backoff = backoff * 2 > LM_DECISIONS_RETRY_MAX_MS
+			              ? LM_DECISIONS_RETRY_MAX_MS
+			              : backoff * 2;
+			continue;
+		}
 		d->ndelivered = d->nfailed = 0;
 		int rc =
 		    lm_dqueue_peek(d->q, 0, LM_DECISIONS_INFLIGHT_MAX, produce_one, &r);
@@ -418,43 +482,6 @@ pending_gauge(void *arg)
 	return (double) lm_dqueue_count(arg);
 }
 
-static int
-make_producer(lm_decisions *d, const lm_decisions_opts *o)
-{
-	rd_kafka_conf_t *conf = NULL;
-	char err[512], v[32];
-	int rc;
-
-	rc = lm_kafka_conf(o->brokers,
-	    o->client_id != NULL ? o->client_id : "lunamatch-match-decisions", &conf, err,
-	    sizeof(err));
-	snprintf(v, sizeof(v), "%d",
-	    o->message_timeout_ms > 0 ? o->message_timeout_ms
-	                              : LM_DECISIONS_MESSAGE_TIMEOUT_MS);
-	if (rc == LM_OK &&
-	    ((rc = lm_kafka_set(conf, "enable.idempotence", "true", err, sizeof(err))) !=
-	            LM_OK ||
-	        (rc = lm_kafka_set(conf, "acks", "all", err, sizeof(err))) != LM_OK ||
-	        (rc = lm_kafka_set(conf, "message.timeout.ms", v, err, sizeof(err))) !=
-	            LM_OK)) {
-		rd_kafka_conf_destroy(conf);
-		conf = NULL;
-	}
-	if (rc != LM_OK) {
-		lm_error("decisions.open", "producer configuration: %s", err);
-		return rc;
-	}
-	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	rd_kafka_conf_set_opaque(conf, d);
-	if ((d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL) {
-		rd_kafka_conf_destroy(conf);
-		lm_error("decisions.open", "producer: %s", err);
-		return LM_EKAFKA;
-	}
-	return LM_OK;
-}
-
 int
 lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 {
@@ -466,6 +493,8 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 		return LM_EINVAL;
 	*out = NULL;
 	if (o == NULL || o->brokers == NULL || o->topic == NULL || o->data_dir == NULL ||
+	    strlen(o->brokers) >= LM_KAFKA_BROKERS_MAX ||
+	    (o->client_id != NULL && strlen(o->client_id) >= LM_KAFKA_CLIENT_ID_MAX) ||
 	    o->topic[0] == '\0' || strlen(o->topic) > LM_KAFKA_TOPIC_MAX ||
 	    (o->replica != NULL && strlen(o->replica) > LM_DECISIONS_REPLICA_MAX) ||
 	    o->sync_ms > LM_DECISIONS_SYNC_MS_MAX ||
@@ -499,7 +528,13 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 	d->sync_ms = o->sync_ms;
 	if (d->sync_ms > 0 && (rc = lm_dqueue_set_sync(d->q, false)) != LM_OK)
 		goto fail;
-	if ((rc = make_producer(d, o)) != LM_OK)
+	snprintf(d->brokers, sizeof(d->brokers), "%s", o->brokers);
+	snprintf(d->client_id, sizeof(d->client_id), "%s",
+	    o->client_id != NULL ? o->client_id : "lunamatch-match-decisions");
+	d->message_timeout_ms = o->message_timeout_ms > 0
+	                            ? o->message_timeout_ms
+	                            : LM_DECISIONS_MESSAGE_TIMEOUT_MS;
+	if ((rc = make_producer(d)) != LM_OK)
 		goto fail;
 	if (o->metrics != NULL) {
 		d->logged =
@@ -543,6 +578,12 @@ lm_decisions_start(lm_decisions *d)
 	d->started = true;
 	pthread_mutex_unlock(&d->mu);
 	return LM_OK;
+}
+
+struct rd_kafka_s *
+lm_decisions_kafka(lm_decisions *d)
+{
+	return d != NULL ? d->rk : NULL;
 }
 
 void

@@ -129,6 +129,11 @@ bool lm_decisions_healthy(lm_decisions *d);
 /* Decisions in the durable queue, not yet acknowledged by Kafka. */
 uint64_t lm_decisions_pending(lm_decisions *d);
 
+/* The librdkafka producer the sender uses now, owned by d; for tests (for
+ * example rd_kafka_test_fatal_error). After a fatal error the sender replaces
+ * it: the pointer is valid until then. */
+struct rd_kafka_s *lm_decisions_kafka(lm_decisions *d);
+
 #ifdef __cplusplus
 }
 #endif

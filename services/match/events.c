@@ -220,37 +220,20 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static int
 make_producer(lm_events *ev, rd_kafka_t **out)
 {
-	rd_kafka_conf_t *conf = NULL;
-	char err[512], tmo[32];
-	rd_kafka_t *rk;
+	static const char *const extra[] = {"partitioner", "murmur2_random", NULL};
+	lm_kafka_producer_opts o = {.brokers = ev->brokers,
+	    .client_id = ev->client_id,
+	    .message_timeout_ms = ev->message_timeout_ms,
+	    .extra = extra,
+	    .dr_msg_cb = dr_cb,
+	    .error_cb = error_cb,
+	    .opaque = ev};
+	char err[512];
 	int rc;
 
-	*out = NULL;
-	snprintf(tmo, sizeof(tmo), "%d", ev->message_timeout_ms);
-	if ((rc = lm_kafka_conf(ev->brokers, ev->client_id, &conf, err, sizeof(err))) !=
-	        LM_OK ||
-	    (rc = lm_kafka_set(conf, "enable.idempotence", "true", err, sizeof(err))) !=
-	        LM_OK ||
-	    (rc = lm_kafka_set(conf, "acks", "all", err, sizeof(err))) != LM_OK ||
-	    (rc = lm_kafka_set(conf, "message.timeout.ms", tmo, err, sizeof(err))) !=
-	        LM_OK ||
-	    (rc = lm_kafka_set(
-	         conf, "partitioner", "murmur2_random", err, sizeof(err))) != LM_OK) {
-		lm_error("events.config", "%s", err);
-		if (conf != NULL)
-			rd_kafka_conf_destroy(conf);
-		return rc;
-	}
-	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	rd_kafka_conf_set_opaque(conf, ev);
-	if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL) {
+	if ((rc = lm_kafka_producer_new(&o, out, err, sizeof(err))) != LM_OK)
 		lm_error("events.config", "cannot create the producer: %s", err);
-		rd_kafka_conf_destroy(conf);
-		return LM_EKAFKA;
-	}
-	*out = rk;
-	return LM_OK;
+	return rc;
 }
 
 /* Records the reports collected by dr_cb in the outbox. Returns the number

@@ -288,6 +288,15 @@ g_owned(void *arg)
 	return (double) st.partitions;
 }
 
+static double
+g_joined(void *arg)
+{
+	struct daemon *d = arg;
+	lm_owner_stats st;
+	lm_owner_stats_get(d->owner, &st);
+	return (double) st.joined;
+}
+
 static void
 register_metrics(struct daemon *d)
 {
@@ -317,6 +326,10 @@ register_metrics(struct daemon *d)
 	        "partitions of the postings and profiles topics whose events this "
 	        "replica derives",
 	        g_owned},
+	    {"lunamatch_events_owner_joined",
+	        "members of this replica in the events group: 2 once ingest has "
+	        "caught up, 0 before",
+	        g_joined},
 	};
 
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)

@@ -118,6 +118,7 @@ struct lm_owner {
 
 	_Atomic uint64_t messages, rejected, probes, failures, rebalances, deferred,
 	    handover;
+	atomic_int joined; /* members subscribed to their topic */
 	atomic_bool failing;
 	atomic_bool caught_up; /* the ingest group has stored the topics once */
 	int64_t start_ms;
@@ -1166,7 +1167,9 @@ take(struct member *m, rd_kafka_message_t *msg)
  * would wait for its index (step 2 of owner.h), and the other replicas'
  * postings batches for its profiles, so every event would stall for as long
  * as its catch-up lasts. Waiting to join leaves its share of partitions to
- * the replicas that can derive them now. Returns false when stopped first.
+ * the replicas that can derive them now. Only the postings member asks the
+ * broker (one round trip per CATCHUP_PROBE_MS); the profiles member waits
+ * for its answer. Returns false when stopped first.
  */
 static int
 ends_of(lm_owner *ow, const char *topic, int n, int64_t *need)
@@ -1200,7 +1203,8 @@ wait_caught_up(struct member *m)
 		int behind = -1, t = 0;
 		if (atomic_load(&ow->caught_up))
 			return true;
-		if (lm_clock_ms() < next) {
+		/* The postings member asks for both; the other waits for it. */
+		if (m != &ow->mem[0] || lm_clock_ms() < next) {
 			wait_slice(ow);
 			continue;
 		}
@@ -1231,10 +1235,16 @@ wait_caught_up(struct member *m)
 		}
 		if (!noted && lm_clock_ms() - since >= LM_OWNER_WAIT_NOTE_MS) {
 			noted = true;
-			lm_info("owner.catchup",
-			    "not joining the events group until ingest has stored the "
-			    "topics (partition %d of %s is behind)",
-			    behind, topic[t]);
+			if (behind < 0)
+				lm_info("owner.catchup",
+				    "not joining the events group: the ingest group's "
+				    "committed offsets of %s cannot be read",
+				    topic[t]);
+			else
+				lm_info("owner.catchup",
+				    "not joining the events group until ingest has "
+				    "stored the topics (partition %d of %s is behind)",
+				    behind, topic[t]);
 		}
 	}
 	return false;
@@ -1254,6 +1264,7 @@ subscribe(struct member *m)
 		    rd_kafka_err2name(e));
 		return lm_kafka_err(e);
 	}
+	atomic_fetch_add(&m->ow->joined, 1);
 	return LM_OK;
 }
 
@@ -1494,5 +1505,6 @@ lm_owner_stats_get(lm_owner *ow, lm_owner_stats *out)
 	out->handover = atomic_load(&ow->handover);
 	out->partitions =
 	    atomic_load(&ow->mem[0].partitions) + atomic_load(&ow->mem[1].partitions);
+	out->joined = atomic_load(&ow->joined);
 	out->failing = atomic_load(&ow->failing);
 }

@@ -103,7 +103,9 @@ int lm_owner_new(const lm_owner_opts *o, lm_owner **out);
 /* Starts the threads: each waits until this replica's ingest group has
  * stored what the topics held at the start (see "joining" in owner.c), then
  * joins the group and derives. Returns LM_OK, LM_EINVAL (already started) or
- * an errno-derived code. */
+ * an errno-derived code. A member that cannot subscribe when its wait ends
+ * logs owner.subscribe and stays out of the group (the other replicas take
+ * its partitions); lm_owner_stats.joined shows it. */
 int lm_owner_start(lm_owner *ow);
 
 /* The index moved (the follower's on_applied): a message waiting for it is
@@ -124,6 +126,9 @@ typedef struct lm_owner_stats {
 	uint64_t deferred;   /* new pairs left to the other record's owner */
 	uint64_t handover;   /* pairs announced from a previous owner's claim */
 	int partitions;      /* partitions owned now */
+	int joined;          /* members in the events group: 2 once joined, 0 while
+	                        ingest catches up; 1 when a subscribe failed
+	                        (owner.subscribe is logged) */
 	bool failing;        /* the last derivation failed and is being retried */
 } lm_owner_stats;
 

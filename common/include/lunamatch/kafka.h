@@ -66,6 +66,36 @@ extern "C" {
 int lm_kafka_conf(const char *brokers, const char *client_id, rd_kafka_conf_t **out,
     char *err, size_t errlen);
 
+/*
+ * The producers whose messages must arrive once and in order, whatever
+ * retries happen (ingest's dead letters, match events, the decision log):
+ * lm_kafka_conf's defaults plus acks=all, enable.idempotence=true,
+ * message.timeout.ms, the pairs of `extra` (key, value, ..., NULL; NULL for
+ * none) and the callbacks, which get `opaque`.
+ *
+ * An idempotent producer can raise a fatal error (the broker lost its
+ * sequence state, or fenced it): from then on every message fails with
+ * RD_KAFKA_RESP_ERR__FATAL and the handle is of no further use. error_cb sees
+ * err RD_KAFKA_RESP_ERR__FATAL (rd_kafka_fatal_error names the cause); its
+ * owner must destroy the handle and, to go on, create a new one.
+ *
+ * Returns LM_OK with *out the new handle, or an lm_kafka_conf/lm_kafka_set
+ * error, or LM_EKAFKA when librdkafka refuses the configuration; err holds
+ * a one-line reason and *out is NULL then.
+ */
+typedef struct lm_kafka_producer_opts {
+	const char *brokers;
+	const char *client_id;
+	int message_timeout_ms; /* > 0 */
+	const char *const *extra;
+	void (*dr_msg_cb)(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+	void (*error_cb)(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+	void *opaque;
+} lm_kafka_producer_opts;
+
+int lm_kafka_producer_new(
+    const lm_kafka_producer_opts *o, rd_kafka_t **out, char *err, size_t errlen);
+
 /* Sets one librdkafka property. Returns LM_OK, or LM_EINVAL with
  * librdkafka's reason (unknown property or invalid value) in err. */
 int lm_kafka_set(

@@ -591,6 +591,60 @@ test_catchup(void **state)
 	rd_kafka_destroy(p);
 }
 
+/*
+ * The group's committed offsets cannot be read while the batches are
+ * stored, and auto-commit sends their offsets only after the first read
+ * that succeeds: the catch-up must still complete once they are committed
+ * (the durable positions are raised at every check, not only when the
+ * targets are set up, or the replica would stay unready for good).
+ */
+static void
+test_catchup_committed_late(void **state)
+{
+	enum { N = 300 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	char id[32], json[256], why[160] = "";
+	(void) state;
+
+	/* Auto-commit long after the batches are stored. */
+	prepare_ex(&r, "cons-late", "cons-late", 4000, 100);
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "job-%d", i);
+		snprintf(json, sizeof(json),
+		    "{\"id\":\"%s\",\"version\":1,\"title\":\"T\","
+		    "\"skills\":[{\"name\":\"JS\"}]}",
+		    id);
+		queue(p, r.cfg.topic_postings, id, json, strlen(json));
+	}
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_COMMITTED, 1000000);
+	start(&r);
+	for (int i = 0; i < IO_MS / 10 &&
+	                metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}") < N;
+	     i++)
+		lmt_sleep_ms(10);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), N);
+	/* Stored, but without a committed-offsets read nothing proves it. */
+	assert_int_not_equal(lm_consumer_ready(r.c, why, sizeof(why)), LM_OK);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_COMMITTED, 0);
+
+	int rv = LM_EBUSY;
+	for (int i = 0;
+	     i < IO_MS / 20 && (rv = lm_consumer_ready(r.c, why, sizeof(why))) != LM_OK;
+	     i++)
+		lmt_sleep_ms(20);
+	if (rv != LM_OK)
+		fail_msg("consumer not ready after the commit: %s", why);
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(r.rv, LM_OK);
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
 int
 main(void)
 {
@@ -601,6 +655,7 @@ main(void)
 	    cmocka_unit_test(test_read_failure),
 	    cmocka_unit_test(test_revoke),
 	    cmocka_unit_test(test_catchup),
+	    cmocka_unit_test(test_catchup_committed_late),
 	};
 	if (getenv("LMT_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));

@@ -293,6 +293,33 @@ test_concurrent(void **state)
 	free(dir);
 }
 
+/* A fatal error of the idempotent producer (the broker lost its sequence
+ * state) makes that producer fail every message: the sender replaces it,
+ * and what was logged before and after is delivered. */
+static void
+test_fatal_producer(void **state)
+{
+	char *dir = data_dir();
+	char id[LM_DECISIONS_ID_LEN + 1];
+	lm_decisions *d = open_log(dir, NULL, 0);
+	(void) state;
+
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(log_one(d, "cand-fatal", "req-a", "", id), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_int_equal(
+	    rd_kafka_test_fatal_error(lm_decisions_kafka(d),
+	        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "test fatal"),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(log_one(d, "cand-fatal", "req-b", "", id), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_true(lm_decisions_healthy(d));
+	lm_decisions_free(d);
+	free(dir);
+}
+
 /* With the broker down, decisions are durable and wait; stopped and
  * started again (a restart), the log sends them once the broker is back. */
 static void
@@ -569,6 +596,7 @@ main(void)
 	    cmocka_unit_test(test_options),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_outage_and_restart),
+	    cmocka_unit_test(test_fatal_producer),
 	    cmocka_unit_test(test_full_queue),
 	    cmocka_unit_test(test_async_and_interval),
 	};

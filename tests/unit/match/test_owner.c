@@ -755,9 +755,15 @@ test_join_after_catchup(void **state)
 	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
 	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
 	/* Longer than a join of the mock cluster takes (about 3 s). */
+	int64_t t0 = lm_clock_ms();
 	lmt_sleep_ms(6000);
 	assert_int_equal(stats(R0->owner).partitions, 0);
-	assert_true(stats(R0->owner).probes >= 1);
+	assert_int_equal(stats(R0->owner).joined, 0);
+	/* One member asks, one question per 200 ms (CATCHUP_PROBE_MS) at most:
+	 * both asking would be twice that. */
+	uint64_t asked = stats(R0->owner).probes;
+	assert_true(asked >= 1);
+	assert_true(asked <= (uint64_t) (lm_clock_ms() - t0) / 200 + 2);
 
 	ingest_put(true, SEED_JOB, 1);
 	ingest_put(false, LEAD, 1);
@@ -767,6 +773,7 @@ test_join_after_catchup(void **state)
 	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
 		lmt_sleep_ms(20);
 	assert_int_equal(stats(R0->owner).partitions, 2);
+	assert_int_equal(stats(R0->owner).joined, 2);
 	assert_true(wait_messages(R0->owner, 2));
 	assert_true(enqueued() >= 1);
 	assert_false(stats(R0->owner).failing);
