@@ -699,6 +699,12 @@ lm_events_outbox_failing(lm_events *ev)
 	return ev != NULL && atomic_load(&ev->outbox_failing);
 }
 
+struct rd_kafka_s *
+lm_events_kafka(lm_events *ev)
+{
+	return ev != NULL ? ev->rk : NULL;
+}
+
 size_t
 lm_events_inflight(lm_events *ev)
 {

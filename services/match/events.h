@@ -187,6 +187,11 @@ bool lm_events_outbox_failing(lm_events *ev);
 /* Events handed to librdkafka and not yet reported (any thread). */
 size_t lm_events_inflight(lm_events *ev);
 
+/* The sender's librdkafka producer, owned by ev; for tests (for example
+ * rd_kafka_test_fatal_error). The sender creates it after lm_events_start
+ * and replaces it after a fatal error; NULL before. */
+struct rd_kafka_s *lm_events_kafka(lm_events *ev);
+
 #ifdef __cplusplus
 }
 #endif
