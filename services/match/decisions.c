@@ -449,6 +449,14 @@ renew_producer(lm_decisions *d)
 	return make_producer(d);
 }
 
+/* The next back-off after a failed round: doubled, at most the maximum. */
+static int64_t
+longer(int64_t backoff)
+{
+	return backoff * 2 > LM_DECISIONS_RETRY_MAX_MS ? LM_DECISIONS_RETRY_MAX_MS
+	                                               : backoff * 2;
+}
+
 static void *
 sender_main(void *arg)
 {
@@ -460,9 +468,7 @@ sender_main(void *arg)
 		if (!producer_usable(d) && renew_producer(d) != LM_OK) {
 			if (sender_pause(d, backoff))
 				break;
-			backoff = backoff * 2 > LM_DECISIONS_RETRY_MAX_MS
-			              ? LM_DECISIONS_RETRY_MAX_MS
-			              : backoff * 2;
+			backoff = longer(backoff);
 			continue;
 		}
 		d->ndelivered = d->nfailed = 0;
@@ -493,9 +499,7 @@ sender_main(void *arg)
 				    d->nfailed, d->last_error, (long long) backoff);
 			if (sender_pause(d, backoff))
 				break;
-			backoff = backoff * 2 > LM_DECISIONS_RETRY_MAX_MS
-			              ? LM_DECISIONS_RETRY_MAX_MS
-			              : backoff * 2;
+			backoff = longer(backoff);
 			continue;
 		}
 		backoff = LM_DECISIONS_RETRY_MIN_MS;

@@ -231,6 +231,8 @@ table_destroy(struct table *t)
 #define EMP_OTHER    6u
 #define POST_PARTS   ((REMOTE_OTHER + 1) * (EMP_OTHER + 1))
 #define PROF_PARTS   (REMOTE_OTHER + 1)
+/* A query keeps the partitions of a list in a 64-bit mask. */
+_Static_assert(POST_PARTS <= 64 && PROF_PARTS <= 64, "partitions in a uint64_t mask");
 _Static_assert(
     POST_PARTS <= 64 && PROF_PARTS <= 64, "a query keeps partitions in 64 bits");
 
@@ -1421,6 +1423,7 @@ struct term_bound {
 	uint32_t term, tier;
 	uint32_t ti;    /* the term's place in the subject's terms */
 	size_t entries; /* records on it (over the partitions visited) */
+	uint64_t parts; /* the partitions visited where it has entries, a bit each */
 };
 
 /* A sweep's place in one partition's part of a unit (a tier, ordered by
@@ -1689,14 +1692,13 @@ add_entries(
 static void
 accumulate(struct ranking *q, const struct term_bound *tb)
 {
-	for (uint32_t part = 0; part < q->nparts; part++) {
+	for (uint64_t m = tb->parts; m != 0; m &= m - 1) {
 		const lm_inverted_ent *e;
 		const float *bm;
 		float mx;
 		size_t n;
-		if (q->skip[part])
-			continue;
-		e = lm_inverted_tier(q->iv, part, tb->term, tb->tier, &n, &bm, &mx, &mx);
+		e = lm_inverted_tier(q->iv, (uint32_t) __builtin_ctzll(m), tb->term,
+		    tb->tier, &n, &bm, &mx, &mx);
 		add_entries(q, e, n, tb);
 	}
 }
@@ -2184,12 +2186,12 @@ sweep(struct ranking *q, size_t ntb)
 	for (size_t u = 0; u < ntb; u++) {
 		bool finds = key_reaches(tb[u].kub, 1, theta);
 		uint32_t b = finds ? 0 : LM_INVERTED_TIERS - tb[u].tier;
-		for (uint32_t part = 0; tb[u].entries > 0 && part < q->nparts; part++) {
+		for (uint64_t m = tb[u].parts; m != 0; m &= m - 1) {
+			uint32_t part = (uint32_t) __builtin_ctzll(m);
 			struct cursor *c = &made[nc];
 			float mx;
 			size_t n;
-			if (q->skip[part] ||
-			    (c->e = lm_inverted_tier(q->iv, part, tb[u].term, tb[u].tier,
+			if ((c->e = lm_inverted_tier(q->iv, part, tb[u].term, tb[u].tier,
 			         &n, &c->bm, &mx, &mx)) == NULL)
 				continue;
 			c->pos = 0;
@@ -2302,45 +2304,46 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 	struct term_bound *tb = q->s->tb;
 	size_t ntb = nterms * LM_INVERTED_TIERS;
 	double drift = q->jobs ? current_drift(idx) : 1;
-	uint64_t parts = 0; /* the partitions visited with a list of the term */
+	lm_inverted_view tv[LM_INVERTED_TIERS];
 
-	for (size_t i = 0; i < ntb; i++) {
-		double m = q->jobs ? drift
-		                   : lm_scan_term_share(
-		                         q->sc, q->s->terms[i / LM_INVERTED_TIERS]);
-		tb[i].term = q->s->terms[i / LM_INVERTED_TIERS];
-		tb[i].tier = (uint32_t) (i % LM_INVERTED_TIERS);
-		tb[i].ti = (uint32_t) (i / LM_INVERTED_TIERS);
-		tb[i].ub = 0;
-		tb[i].entries = 0;
+	for (size_t ti = 0; ti < nterms; ti++) {
+		struct term_bound *u = &tb[ti * LM_INVERTED_TIERS];
+		uint32_t term = q->s->terms[ti];
+		double m = q->jobs ? drift : lm_scan_term_share(q->sc, term);
+		float mult;
 		if (isinf(m) || isnan(m)) {
 			q->unbounded = true;
 			m = 0;
 		}
-		tb[i].mult = lm_float_up(m);
-		tb[i].kub = 0;
-		if (tb[i].tier == 0) {
-			parts = 0;
-			for (uint32_t part = 0; part < q->nparts; part++)
-				if (!q->skip[part] &&
-				    lm_inverted_listed(q->iv, part, tb[i].term))
-					parts |= (uint64_t) 1 << part;
+		mult = lm_float_up(m);
+		for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++) {
+			u[j].ub = 0;
+			u[j].mult = mult;
+			u[j].kub = 0;
+			u[j].afix = 0;
+			u[j].term = term;
+			u[j].tier = j;
+			u[j].ti = (uint32_t) ti;
+			u[j].entries = 0;
+			u[j].parts = 0;
 		}
 		for (uint32_t part = 0; part < q->nparts; part++) {
-			const float *bm;
-			float mx, kmx;
-			size_t n;
-			double u;
-			if (!(parts >> part & 1) ||
-			    lm_inverted_tier(q->iv, part, tb[i].term, tb[i].tier, &n, &bm,
-			        &mx, &kmx) == NULL)
+			if (q->skip[part] || !lm_inverted_list(q->iv, part, term, tv))
 				continue;
-			u = (double) mx * tb[i].mult;
-			tb[i].entries += n;
-			if (u > tb[i].ub)
-				tb[i].ub = u;
-			if (lm_float_up((double) kmx * tb[i].mult) > tb[i].kub)
-				tb[i].kub = lm_float_up((double) kmx * tb[i].mult);
+			for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++) {
+				double sb;
+				float kb;
+				if (tv[j].n == 0)
+					continue;
+				sb = (double) tv[j].max * mult;
+				kb = lm_float_up((double) tv[j].kmax * mult);
+				u[j].parts |= (uint64_t) 1 << part;
+				u[j].entries += tv[j].n;
+				if (sb > u[j].ub)
+					u[j].ub = sb;
+				if (kb > u[j].kub)
+					u[j].kub = kb;
+			}
 		}
 	}
 	if (!q->jobs && !q->unbounded)

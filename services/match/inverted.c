@@ -595,6 +595,28 @@ lm_inverted_tier(const lm_inverted *iv, uint32_t part, uint32_t term, uint32_t t
 	return t->e;
 }
 
+bool
+lm_inverted_list(const lm_inverted *iv, uint32_t part, uint32_t term,
+    lm_inverted_view tiers[LM_INVERTED_TIERS])
+{
+	const struct part *pt = &iv->parts[part];
+	const struct tier *tl;
+
+	if (term >= pt->nterms || (tl = pt->terms[term]) == NULL)
+		return false;
+	for (uint32_t j = 0; j <= LAST; j++) {
+		const struct tier *t = &tl[j];
+		bool any = t->n > 0;
+		tiers[j].e = any ? t->e : NULL;
+		tiers[j].bmax = any ? t->bm : NULL;
+		tiers[j].n = t->n;
+		tiers[j].max = any ? t->max : 0;
+		tiers[j].kmax = any ? t->kmax : 0;
+		tiers[j].kmin = any ? t->kmin : 0;
+	}
+	return true;
+}
+
 double
 lm_inverted_tier_kmin(const lm_inverted *iv, uint32_t part, uint32_t term, uint32_t tier)
 {

@@ -110,6 +110,21 @@ size_t lm_inverted_entries(const lm_inverted *iv);
 const lm_inverted_ent *lm_inverted_tier(const lm_inverted *iv, uint32_t part,
     uint32_t term, uint32_t tier, size_t *n, const float **bmax, float *max, float *kmax);
 
+/* Every tier of a term list at once, as lm_inverted_tier and
+ * lm_inverted_tier_kmin give each (the entries NULL and n 0 when a tier is
+ * empty): tiers[j] is tier j. Returns false, and leaves tiers as they
+ * were, when partition part has no list of term. */
+typedef struct lm_inverted_view {
+	const lm_inverted_ent *e;
+	const float *bmax;
+	uint32_t n;
+	float max, kmax;
+	double kmin;
+} lm_inverted_view;
+
+bool lm_inverted_list(const lm_inverted *iv, uint32_t part, uint32_t term,
+    lm_inverted_view tiers[LM_INVERTED_TIERS]);
+
 /* A lower bound of the lm_inverted_key_sum of every entry of that tier
  * (0 when it is empty): exact after a reshare, and kept a bound through
  * every change (removals may leave it below the least). */

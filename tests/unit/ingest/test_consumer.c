@@ -186,6 +186,22 @@ queue(rd_kafka_t *p, const char *topic, const char *key, const void *value, size
 	    RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
+/* Sends n valid postings job-0 .. job-(n-1) to topic. */
+static void
+queue_postings(rd_kafka_t *p, const char *topic, int n)
+{
+	char id[32], json[256];
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "job-%d", i);
+		snprintf(json, sizeof(json),
+		    "{\"id\":\"%s\",\"version\":1,\"title\":\"T\","
+		    "\"skills\":[{\"name\":\"JS\"}]}",
+		    id);
+		queue(p, topic, id, json, strlen(json));
+	}
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
 static void
 produce(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len)
 {
@@ -528,20 +544,12 @@ test_catchup(void **state)
 	enum { N = 2000 };
 	struct run r;
 	rd_kafka_t *p = producer();
-	char id[32], json[256], why[160] = "";
+	char id[32], why[160] = "";
 	int catching = 0;
 	(void) state;
 
 	prepare(&r, "cons-catchup");
-	for (int i = 0; i < N; i++) {
-		snprintf(id, sizeof(id), "job-%d", i);
-		snprintf(json, sizeof(json),
-		    "{\"id\":\"%s\",\"version\":1,\"title\":\"T\","
-		    "\"skills\":[{\"name\":\"JS\"}]}",
-		    id);
-		queue(p, r.cfg.topic_postings, id, json, strlen(json));
-	}
-	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	queue_postings(p, r.cfg.topic_postings, N);
 
 	start(&r);
 	int rv = LM_EBUSY;
@@ -604,20 +612,12 @@ test_catchup_committed_late(void **state)
 	enum { N = 300 };
 	struct run r;
 	rd_kafka_t *p = producer();
-	char id[32], json[256], why[160] = "";
+	char why[160] = "";
 	(void) state;
 
 	/* Auto-commit long after the batches are stored. */
 	prepare_ex(&r, "cons-late", "cons-late", 4000, 100);
-	for (int i = 0; i < N; i++) {
-		snprintf(id, sizeof(id), "job-%d", i);
-		snprintf(json, sizeof(json),
-		    "{\"id\":\"%s\",\"version\":1,\"title\":\"T\","
-		    "\"skills\":[{\"name\":\"JS\"}]}",
-		    id);
-		queue(p, r.cfg.topic_postings, id, json, strlen(json));
-	}
-	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	queue_postings(p, r.cfg.topic_postings, N);
 
 	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_COMMITTED, 1000000);
 	start(&r);

@@ -395,36 +395,56 @@ test_options(void **state)
 	lm_events_free(NULL);
 }
 
+/* A started lm_events that has delivered the events of a new posting
+ * job-1 for its three strong candidates cand-1..3 (cand-weak is below the
+ * threshold). */
+static lm_events *
+three_delivered(void)
+{
+	const char *strong_ids[] = {"cand-1", "cand-2", "cand-3"};
+	lm_event_change ch[1];
+	lm_events *ev;
+
+	put_posting("job-1", 4, STRONG, 5, false);
+	for (size_t i = 0; i < 3; i++)
+		put_profile(strong_ids[i], 2, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	ev = new_events(tmp, threshold("cand-1", "cand-weak", "job-1"), 50, 0);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 3);
+	assert_true(wait_drained(ev, 20000));
+	return ev;
+}
+
+/* A new strong profile id at change seq: its event is delivered. */
+static void
+new_strong_profile(lm_events *ev, const char *id, uint64_t seq)
+{
+	lm_event_change ch[1];
+
+	put_profile(id, 1, STRONG, 5, 6);
+	ch[0] = change(seq, false, id, true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW + 60), LM_OK);
+	assert_true(wait_drained(ev, 20000));
+}
+
 /* Events of a new posting reach the topic with key, headers and payload. */
 static void
 test_delivery(void **state)
 {
 	const char *strong_ids[] = {"cand-1", "cand-2", "cand-3"};
-	lm_event_change ch[2];
 	struct topic_read r;
 	lm_events *ev;
-	double min;
 	size_t strong_n = 3;
+	double min;
 	(void) state;
 
-	put_posting("job-1", 4, STRONG, 5, false);
-	for (size_t i = 0; i < strong_n; i++)
-		put_profile(strong_ids[i], 2, STRONG, 5, 6);
-	put_profile("cand-weak", 1, WEAK, 1, 1);
+	ev = three_delivered();
 	min = threshold("cand-1", "cand-weak", "job-1");
-
-	ev = new_events(tmp, min, 50, 0);
-	assert_int_equal(lm_events_start(ev), LM_OK);
-	ch[0] = change(1, true, "job-1", true, false);
-	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
-	assert_int_equal(counts(ev).enqueued_total, strong_n);
-	assert_true(wait_drained(ev, 20000));
-
 	/* A new strong profile: its own top postings. */
-	put_profile("cand-4", 1, STRONG, 5, 6);
-	ch[0] = change(2, false, "cand-4", true, false);
-	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 2, NOW + 60), LM_OK);
-	assert_true(wait_drained(ev, 20000));
+	new_strong_profile(ev, "cand-4", 2);
 
 	lm_outbox_counts k = counts(ev);
 	assert_int_equal(k.enqueued_total, strong_n + 1);
@@ -904,32 +924,16 @@ test_outage(void **state)
 static void
 test_fatal_producer(void **state)
 {
-	const char *strong_ids[] = {"cand-1", "cand-2", "cand-3"};
-	lm_event_change ch[1];
 	lm_events *ev;
-	double min;
 	(void) state;
 
-	put_posting("job-1", 4, STRONG, 5, false);
-	for (size_t i = 0; i < 3; i++)
-		put_profile(strong_ids[i], 2, STRONG, 5, 6);
-	put_profile("cand-weak", 1, WEAK, 1, 1);
-	min = threshold("cand-1", "cand-weak", "job-1");
-	ev = new_events(tmp, min, 50, 0);
-	assert_int_equal(lm_events_start(ev), LM_OK);
-	ch[0] = change(1, true, "job-1", true, false);
-	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
-	assert_true(wait_drained(ev, 20000));
+	ev = three_delivered();
 	assert_int_equal(counts(ev).delivered_total, 3);
-
 	assert_int_equal(
 	    rd_kafka_test_fatal_error(lm_events_kafka(ev),
 	        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "test fatal"),
 	    RD_KAFKA_RESP_ERR_NO_ERROR);
-	put_profile("cand-4", 1, STRONG, 5, 6);
-	ch[0] = change(2, false, "cand-4", true, false);
-	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 2, NOW + 60), LM_OK);
-	assert_true(wait_drained(ev, 20000));
+	new_strong_profile(ev, "cand-4", 2);
 	assert_int_equal(counts(ev).delivered_total, 4);
 	assert_int_equal(counts(ev).pending, 0);
 	lm_events_free(ev);

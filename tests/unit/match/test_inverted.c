@@ -93,6 +93,9 @@ check_lists(const lm_inverted *iv, const struct doc *docs, bool prefix)
 			assert_true(docs[bare[i]].bare);
 		for (uint32_t t = 0; t < NTERMS; t++) {
 			float prev_kmax = -1;
+			lm_inverted_view tv[LM_INVERTED_TIERS];
+			bool listed = lm_inverted_list(iv, p, t, tv);
+			assert_true(listed == lm_inverted_listed(iv, p, t));
 			for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++) {
 				const float *bm;
 				float max, kmax, kmin = INFINITY, tmax = 0;
@@ -100,6 +103,15 @@ check_lists(const lm_inverted *iv, const struct doc *docs, bool prefix)
 				const lm_inverted_ent *e =
 				    lm_inverted_tier(iv, p, t, j, &n, &bm, &max, &kmax);
 				got += n;
+				/* The view of every tier at once is each tier's. */
+				if (listed) {
+					assert_true(tv[j].e == e && tv[j].n == n);
+					assert_true(tv[j].bmax == bm && tv[j].max == max);
+					assert_true(tv[j].kmax == kmax);
+					assert_true(tv[j].kmin ==
+					            lm_inverted_tier_kmin(iv, p, t, j));
+				} else
+					assert_int_equal(n, 0);
 				for (size_t i = 0; i < n; i++) {
 					const struct doc *d = &docs[e[i].doc];
 					uint32_t f = first_of(d, t);
