@@ -7,11 +7,13 @@
  * in both sync modes (LUNAMATCH_DECISION_LOG_SYNC_MS 0 and N) a logged
  * decision survives a crash of the process (a child that dies without
  * closing the log), and decisions handed over without waiting report
- * their write exactly once.
+ * their write exactly once; a stop while decisions are in flight sends
+ * none of them twice.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +322,83 @@ test_fatal_producer(void **state)
 	free(dir);
 }
 
+/* Messages on the topic: the sum of its partitions' high watermarks. */
+static int64_t
+topic_messages(void)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *c;
+	char err[256];
+	int64_t sum = 0, lo, hi;
+
+	assert_int_equal(
+	    lm_kafka_conf(brokers, "test-watermarks", &conf, err, sizeof(err)), LM_OK);
+	assert_non_null(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
+	for (int p = 0; p < PARTITIONS; p++) {
+		assert_int_equal(
+		    rd_kafka_query_watermark_offsets(c, TOPIC, p, &lo, &hi, 10000), 0);
+		sum += hi;
+	}
+	rd_kafka_destroy(c);
+	return sum;
+}
+
+/* A done callback that keeps the writer busy for 2 s: a slow last write
+ * while the log stops. */
+struct slow {
+	atomic_bool entered;
+};
+
+static void
+slow_done(void *arg, int rc)
+{
+	struct slow *w = arg;
+	(void) rc;
+	atomic_store(&w->entered, true);
+	lmt_sleep_ms(2000);
+}
+
+/*
+ * A stop while decisions are in flight (the broker answers after 1.5 s)
+ * and the writer is still busy: the sender stops producing at once. It
+ * used to start new rounds until the writer finished, producing the same
+ * unconfirmed decisions again and again (copies on the topic, and more
+ * delivery reports than its array holds).
+ */
+static void
+test_stop_in_flight(void **state)
+{
+	char *dir = data_dir();
+	lm_decisions *d = open_log(dir, NULL, 0);
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	struct slow w;
+	int64_t before, end;
+	(void) state;
+
+	atomic_init(&w.entered, false);
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-stop";
+	before = topic_messages();
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	/* The producer is connected (its first decision delivered) before the
+	 * broker slows down. */
+	assert_int_equal(log_one(d, "cand-stop", "req-stop", "", NULL), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_int_equal(rd_kafka_mock_broker_set_rtt(mock, MOCK_BROKER, 1500), 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(log_one(d, "cand-stop", "req-stop", "", NULL), LM_OK);
+	assert_int_equal(lm_decisions_log_async(d, &rec, slow_done, &w), LM_OK);
+	end = lm_clock_ms() + READ_MS;
+	while (!atomic_load(&w.entered) && lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_true(atomic_load(&w.entered));
+	lm_decisions_free(d);
+	assert_int_equal(rd_kafka_mock_broker_set_rtt(mock, MOCK_BROKER, 0), 0);
+	/* Each of the 22 at most once (in flight when the stop came). */
+	assert_true(topic_messages() - before <= 22);
+	free(dir);
+}
+
 /* With the broker down, decisions are durable and wait; stopped and
  * started again (a restart), the log sends them once the broker is back. */
 static void
@@ -384,23 +463,42 @@ test_outage_and_restart(void **state)
 	free(dir);
 }
 
+/* Whether the rendered metrics of m contain text. */
+static bool
+metrics_has(lm_metrics *m, const char *text)
+{
+	char *out = NULL;
+	size_t len = 0;
+	assert_int_equal(lm_metrics_render(m, &out, &len), LM_OK);
+	bool found = strstr(out, text) != NULL;
+	free(out);
+	return found;
+}
+
 /* A decision over the size limit is refused; a full queue (broker down)
  * refuses answers with LM_EMAPFULL and turns the log unhealthy, and once
- * the broker is back and the queue drains, logging works again. */
+ * the broker is back and the queue drains, logging works again. Each
+ * refusal is counted. */
 static void
 test_full_queue(void **state)
 {
 	char *dir = data_dir();
 	char *big = malloc(LM_DECISIONS_BYTES_MAX + 1);
+	lm_metrics *m = NULL;
 	int rc = LM_OK, n = 0;
 	(void) state;
 
 	assert_non_null(big);
 	memset(big, 'x', LM_DECISIONS_BYTES_MAX);
 	big[LM_DECISIONS_BYTES_MAX] = '\0';
-	lm_decisions *d = open_log(dir, NULL, LM_DQUEUE_MAP_SIZE);
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	lm_decisions *d = open_log(dir, m, LM_DQUEUE_MAP_SIZE);
+	/* Every refusal counts, also one before start or of a decision too
+	 * large (they used to count only when the writer's queue was full). */
+	assert_int_equal(log_one(d, "c", "r", "", NULL), LM_ECLOSED);
 	assert_int_equal(lm_decisions_start(d), LM_OK);
 	assert_int_equal(log_one(d, "c", big, "", NULL), LM_E2BIG);
+	assert_true(metrics_has(m, "lunamatch_decisions_log_errors_total 2\n"));
 	big[LM_DECISIONS_BYTES_MAX / 2] = '\0'; /* 128 KiB request ids */
 
 	assert_int_equal(rd_kafka_mock_broker_set_down(mock, MOCK_BROKER), 0);
@@ -416,6 +514,7 @@ test_full_queue(void **state)
 	assert_int_equal(log_one(d, "cand-after", "req", "", NULL), LM_OK);
 	assert_true(lm_decisions_healthy(d));
 	lm_decisions_free(d);
+	lm_metrics_free(m);
 	free(big);
 	free(dir);
 }
@@ -597,6 +696,7 @@ main(void)
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_outage_and_restart),
 	    cmocka_unit_test(test_fatal_producer),
+	    cmocka_unit_test(test_stop_in_flight),
 	    cmocka_unit_test(test_full_queue),
 	    cmocka_unit_test(test_async_and_interval),
 	};
