@@ -130,6 +130,10 @@ const Lunamatch__V1__JobPosting *lm_posting_prep_record(const lm_posting_prep *p
  * return LM_OK or LM_ENOMEM; NULL is a no-op for the free.
  */
 bool lm_posting_prep_self_contained(const lm_posting_prep *p);
+/* The same for a profile's prep: it reads its record only when a country
+ * does not pack or a desired employment type is outside 0..63 (never for
+ * a validated record). */
+bool lm_profile_prep_self_contained(const lm_profile_prep *c);
 void lm_posting_prep_forget(lm_posting_prep *p);
 int lm_posting_prep_view(const lm_posting_prep *p, const Lunamatch__V1__JobPosting *rec,
     lm_posting_prep **view);
