@@ -546,6 +546,36 @@ lm_profile_prep_self_contained(const lm_profile_prep *c)
 	       (!(c->key.flags & KEY_EMP_ANY) || (c->key.flags & KEY_EMP_EXACT));
 }
 
+void
+lm_profile_prep_forget(lm_profile_prep *c)
+{
+	if (c != NULL && lm_profile_prep_self_contained(c))
+		c->rec = NULL;
+}
+
+int
+lm_profile_prep_view(
+    const lm_profile_prep *c, const CandidateProfile *rec, lm_profile_prep **view)
+{
+	if ((*view = malloc(sizeof(**view))) == NULL)
+		return LM_ENOMEM;
+	**view = *c;
+	(*view)->rec = rec;
+	return LM_OK;
+}
+
+void
+lm_profile_prep_view_free(lm_profile_prep *view)
+{
+	free(view); /* the arrays are c's */
+}
+
+const char *
+lm_profile_prep_id(const lm_profile_prep *c)
+{
+	return c->id;
+}
+
 bool
 lm_posting_prep_self_contained(const lm_posting_prep *p)
 {

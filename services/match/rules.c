@@ -374,6 +374,44 @@ loc_pack(const Lunamatch__V1__Location *l, uint64_t *out)
 	       lm_country_pack(l->country, out);
 }
 
+/* A location of the candidate as the comparisons with a posting's record
+ * read it (a posting whose countries do not pack). */
+struct cloc {
+	const char *country, *city;
+	char buf[COUNTRY_MAX + 1];
+};
+
+/* How many locations cand_loc goes through. */
+static size_t
+cand_nlocs(const lm_profile_prep *cp)
+{
+	return cp->locs_packed ? cp->n_locs : cp->rec->n_locations;
+}
+
+/* Location j of the candidate into *l: from its prep when its countries
+ * are packed (the country unpacked, A-Z folded to a-z: the same texts to
+ * strcasecmp; only the locations that have one), else from its record.
+ * False for a location to skip. */
+static bool
+cand_loc(const lm_profile_prep *cp, size_t j, struct cloc *l)
+{
+	const Lunamatch__V1__Location *r;
+
+	if (cp->locs_packed) {
+		for (size_t k = 0; k < COUNTRY_MAX; k++)
+			l->buf[k] = (char) (cp->locs[j].country >> (8 * k) & 0xff);
+		l->buf[COUNTRY_MAX] = '\0';
+		l->country = l->buf;
+		l->city = cp->locs[j].city;
+		return true;
+	}
+	if ((r = cp->rec->locations[j]) == NULL)
+		return false;
+	l->country = r->country;
+	l->city = r->city;
+	return true;
+}
+
 /* Whether the countries a remote posting allows are packed in its prep. */
 static bool
 remote_packed(const lm_posting_prep *pp)
@@ -406,10 +444,11 @@ remote_region_fit(const lm_profile_prep *cp, const lm_posting_prep *pp)
 				return 1;
 		return 0;
 	}
-	for (size_t j = 0; j < c->n_locations; j++)
-		if (c->locations[j] != NULL &&
-		    remote_allows(pp->rec, c->locations[j]->country))
+	for (size_t j = 0; j < cand_nlocs(cp); j++) {
+		struct cloc l;
+		if (cand_loc(cp, j, &l) && remote_allows(pp->rec, l.country))
 			return 1;
+	}
 	return 0;
 }
 
@@ -496,10 +535,12 @@ location_test(const struct pair *pr, struct vsink *vs)
 	else
 		for (size_t i = 0; i < p->n_locations && !common; i++)
 			if (p->locations[i] != NULL)
-				for (size_t j = 0; j < c->n_locations && !common; j++)
-					common = c->locations[j] != NULL &&
+				for (size_t j = 0; j < cand_nlocs(cp) && !common; j++) {
+					struct cloc l;
+					common = cand_loc(cp, j, &l) &&
 					         lm_str_in(p->locations[i]->country,
-					             &c->locations[j]->country, 1);
+					             (char *const *) &l.country, 1);
+				}
 	if (!common) {
 		lm_veto_row(vs, LM_VETO_LOCATION,
 		    "no job location in the candidate's countries, and the candidate "
@@ -1016,16 +1057,16 @@ feat_location(const struct pair *pr, struct eval *ev)
 				const Lunamatch__V1__Location *pl = p->locations[i];
 				if (pl == NULL)
 					continue;
-				for (size_t j = 0; j < c->n_locations; j++) {
-					const Lunamatch__V1__Location *cl =
-					    c->locations[j];
+				for (size_t j = 0; j < cand_nlocs(cp); j++) {
+					struct cloc cl;
 					double v;
-					if (cl == NULL ||
-					    !lm_str_in(pl->country, &cl->country, 1))
+					if (!cand_loc(cp, j, &cl) ||
+					    !lm_str_in(pl->country,
+					        (char *const *) &cl.country, 1))
 						continue;
-					v = (pl->city && pl->city[0] && cl->city &&
-					        cl->city[0] &&
-					        strcasecmp(pl->city, cl->city) != 0)
+					v = (pl->city && pl->city[0] && cl.city &&
+					        cl.city[0] &&
+					        strcasecmp(pl->city, cl.city) != 0)
 					        ? m->params.location_country_credit
 					        : 1.0;
 					if (v > best)
