@@ -1945,6 +1945,8 @@ kfind(const struct cursor *c, bool finds, double theta)
 static uint32_t
 cursor_seek(const struct cursor *c, uint32_t i, uint32_t doc)
 {
+	if (i >= c->n || c->e[i].doc >= doc)
+		return i; /* the usual case of a window's first entry */
 	while (i < c->n) {
 		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
 		if (end > c->n)
@@ -2014,38 +2016,43 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim)
 	q->entries += nread;
 }
 
-/* The completing pass of c over its entries from doc lo to below lim:
- * those the finding pass did not add (keyed below kfind), to the records
- * found. tau_after bounds the keys of every entry left unread after this
+/* Completes entry e of cursor c (cursor_complete): adds it to its record
+ * when the record is found and open and the finding pass did not add it
+ * (keyed below kfind). tau_after bounds the keys of every entry left unread after this
  * band. An entry lowers its record's `after` only when its key reaches
  * tau_after: keys fall along a record's own order, so such an entry comes
  * before every unread one, whose shares its `after` then bounds. A
  * lower-keyed entry (a band may hold some below units of later bands) may
  * come after an unread one, and its `after` would understate what is
  * missing. */
+static inline void
+complete_one(
+    struct ranking *q, const struct cursor *c, const lm_inverted_ent *e, double tau_after)
+{
+	uint32_t d = e->doc;
+	struct cand *x;
+	float af;
+
+	if (!(q->s->open[d >> 6] >> (d & 63) & 1) || ent_key(e) >= c->kfind)
+		return;
+	x = &q->s->cands[q->s->as[d].v.idx];
+	x->acc += e->share * c->mult;
+	af = c->fixed ? c->afix : e->after * c->mult;
+	if (af < x->after &&
+	    (c->fixed ? (double) c->kfix : ent_key(e) * c->mult) >= tau_after)
+		x->after = af;
+}
+
+/* The completing pass of c over its entries from doc lo to below lim. */
 static void
 cursor_complete(
     struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double tau_after)
 {
-	const struct acc *as = q->s->as;
-	const uint64_t *open = q->s->open;
 	const lm_inverted_ent *e = c->e;
 	uint32_t first = cursor_seek(c, c->pos, lo), stop = cursor_seek(c, first, lim);
-	double kfind = c->kfind;
 
-	for (uint32_t i = first; i < stop; i++) {
-		uint32_t d = e[i].doc;
-		float af;
-		struct cand *x;
-		if (!(open[d >> 6] >> (d & 63) & 1) || ent_key(&e[i]) >= kfind)
-			continue;
-		x = &q->s->cands[as[d].v.idx];
-		x->acc += e[i].share * c->mult;
-		af = c->fixed ? c->afix : e[i].after * c->mult;
-		if (af < x->after &&
-		    (c->fixed ? (double) c->kfix : ent_key(&e[i]) * c->mult) >= tau_after)
-			x->after = af;
-	}
+	for (uint32_t i = first; i < stop; i++)
+		complete_one(q, c, &e[i], tau_after);
 	q->entries += stop - first;
 	c->pos = stop;
 }
