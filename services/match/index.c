@@ -1404,6 +1404,12 @@ heap_offer(struct heap *h, const struct hit *x)
 #define SEED_CANDS   4096 /* records accumulated before units are left out */
 #define TERM_SLACK   1e-4 /* relative and absolute, on a sum of shares */
 #define WINDOW_SHIFT 15   /* a sweep's window: 32768 doc ids, 256 KiB of slots */
+/* From PREFETCH_DOCS doc ids on (2 MiB of slots, far more than the cache
+ * keeps), the sweep asks for the slot of the entry PREFETCH_AHEAD places
+ * ahead before it needs it; below that the slots stay in the cache and the
+ * hint would only cost instructions. */
+#define PREFETCH_DOCS  (1u << 18)
+#define PREFETCH_AHEAD 16
 
 /* A record to rank; during and after the sweep also its sum and the least
  * of what follows its entries read (see sweep). */
@@ -1645,6 +1651,7 @@ struct ranking {
 	uint64_t seeded;  /* records the seed evaluated */
 	size_t nlive;     /* s->live[0 .. nlive), or SIZE_MAX: see prune_open */
 	bool partial;     /* some list entries were left unread */
+	uint32_t ahead;   /* PREFETCH_AHEAD, or 0 for no prefetching */
 };
 
 /* Adds docs to the candidates with the gate of a posting without skills
@@ -1978,6 +1985,7 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim)
 	uint32_t i = cursor_seek(c, c->pos, lo), stop = cursor_seek(c, i, lim);
 	uint32_t found = q->found;
 	double kfind = c->kfind;
+	uint32_t ahead = q->ahead;
 	uint64_t nread = 0;
 
 	c->pos = i;
@@ -1993,6 +2001,8 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim)
 		for (; i < end; i++) {
 			uint32_t d = e[i].doc;
 			float sh, af;
+			if (ahead > 0 && i + ahead < stop)
+				__builtin_prefetch(&as[e[i + ahead].doc]);
 			if (ent_key(&e[i]) < kfind)
 				continue;
 			sh = e[i].share * c->mult;
@@ -2049,10 +2059,18 @@ cursor_complete(
     struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double tau_after)
 {
 	const lm_inverted_ent *e = c->e;
+	const uint64_t *open = q->s->open;
 	uint32_t first = cursor_seek(c, c->pos, lo), stop = cursor_seek(c, first, lim);
+	uint32_t ahead = q->ahead;
 
-	for (uint32_t i = first; i < stop; i++)
+	for (uint32_t i = first; i < stop; i++) {
+		if (ahead > 0 && i + ahead < stop) {
+			uint32_t d = e[i + ahead].doc;
+			if (open[d >> 6] >> (d & 63) & 1)
+				__builtin_prefetch(&q->s->as[d]);
+		}
 		complete_one(q, c, &e[i], tau_after);
+	}
 	q->entries += stop - first;
 	c->pos = stop;
 }
@@ -2395,6 +2413,7 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	q.min_score = min_score;
 	q.h = h;
 	q.gate = lm_float_up(idx->model->params.no_skills_gate);
+	q.ahead = t->ndocs >= PREFETCH_DOCS ? PREFETCH_AHEAD : 0;
 	nterms = lm_prep_terms(pp, cp, idx->stats, q.s->terms, nterms);
 	for (uint32_t part = 0; part < q.nparts; part++) {
 		const uint32_t *docs;
