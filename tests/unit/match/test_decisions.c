@@ -475,6 +475,32 @@ metrics_has(lm_metrics *m, const char *text)
 	return found;
 }
 
+/* The done callback of lm_decisions_log_async in the tests. */
+struct dones {
+	pthread_mutex_t mu;
+	int calls, ok, last; /* last: the rc of the latest call */
+};
+
+static void
+count_done(void *arg, int rc)
+{
+	struct dones *c = arg;
+	pthread_mutex_lock(&c->mu);
+	c->calls++;
+	c->ok += rc == LM_OK;
+	c->last = rc;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int
+dones_calls(struct dones *c)
+{
+	pthread_mutex_lock(&c->mu);
+	int n = c->calls;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
 /* A decision over the size limit is refused; a full queue (broker down)
  * refuses answers with LM_EMAPFULL and turns the log unhealthy, and once
  * the broker is back and the queue drains, logging works again. Each
@@ -508,6 +534,22 @@ test_full_queue(void **state)
 	assert_true(n > 10);
 	assert_false(lm_decisions_healthy(d));
 	assert_int_equal(lm_decisions_pending(d), (uint64_t) n);
+	/* Handed over without waiting, a decision whose write fails reports
+	 * the queue's error once. */
+	struct dones c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-full";
+	rec.request_id = big;
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (dones_calls(&c) < 1 && lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_int_equal(dones_calls(&c), 1);
+	assert_int_equal(c.ok, 0);
+	assert_int_equal(c.last, LM_EMAPFULL);
+	assert_int_equal(lm_decisions_pending(d), (uint64_t) n);
+	assert_true(metrics_has(m, "lunamatch_decisions_log_errors_total 4\n"));
 
 	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
 	assert_int_equal(wait_pending(d, 0), 0);
@@ -517,31 +559,6 @@ test_full_queue(void **state)
 	lm_metrics_free(m);
 	free(big);
 	free(dir);
-}
-
-/* The done callback of lm_decisions_log_async in the tests. */
-struct dones {
-	pthread_mutex_t mu;
-	int calls, ok;
-};
-
-static void
-count_done(void *arg, int rc)
-{
-	struct dones *c = arg;
-	pthread_mutex_lock(&c->mu);
-	c->calls++;
-	c->ok += rc == LM_OK;
-	pthread_mutex_unlock(&c->mu);
-}
-
-static int
-dones_calls(struct dones *c)
-{
-	pthread_mutex_lock(&c->mu);
-	int n = c->calls;
-	pthread_mutex_unlock(&c->mu);
-	return n;
 }
 
 /* With sync_ms > 0, and handed over without waiting: each decision's done
