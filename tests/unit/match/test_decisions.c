@@ -561,6 +561,80 @@ test_full_queue(void **state)
 	free(dir);
 }
 
+/* A done callback that holds the writer until the test opens the gate
+ * (at most 10 s): a write that takes long. */
+struct gate {
+	atomic_bool entered, open;
+};
+
+static void
+gated_done(void *arg, int rc)
+{
+	struct gate *g = arg;
+	(void) rc;
+	atomic_store(&g->entered, true);
+	for (int i = 0; i < 2000 && !atomic_load(&g->open); i++)
+		lmt_sleep_ms(5);
+}
+
+static void
+gate_wait_entered(struct gate *g)
+{
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (!atomic_load(&g->entered) && lm_clock_ms() < end)
+		lmt_sleep_ms(2);
+	assert_true(atomic_load(&g->entered));
+}
+
+/*
+ * At most LM_DECISIONS_QUEUE_MAX decisions are held in memory, counting
+ * the batch the writer is writing: while a full batch is being written,
+ * the next decision is refused (LM_EBUSY). The count used to restart at
+ * zero when the writer took its batch, so twice as many could be held.
+ */
+static void
+test_queue_bound(void **state)
+{
+	char *dir = data_dir();
+	lm_decisions *d = open_log(dir, NULL, 0);
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	struct dones c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct gate g1, g2;
+	(void) state;
+
+	atomic_init(&g1.entered, false);
+	atomic_init(&g1.open, false);
+	atomic_init(&g2.entered, false);
+	atomic_init(&g2.open, false);
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-bound";
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	/* The writer is busy with a batch of one, which counts, while the
+	 * rest waits. */
+	assert_int_equal(lm_decisions_log_async(d, &rec, gated_done, &g1), LM_OK);
+	gate_wait_entered(&g1);
+	assert_int_equal(lm_decisions_log_async(d, &rec, gated_done, &g2), LM_OK);
+	for (int i = 2; i < LM_DECISIONS_QUEUE_MAX; i++)
+		assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_EBUSY);
+	/* That batch is done and the next one (all the rest) is written, its
+	 * first callback holding the writer: room for one more only. */
+	atomic_store(&g1.open, true);
+	gate_wait_entered(&g2);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_EBUSY);
+	atomic_store(&g2.open, true);
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (dones_calls(&c) < LM_DECISIONS_QUEUE_MAX - 1 && lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_int_equal(dones_calls(&c), LM_DECISIONS_QUEUE_MAX - 1);
+	assert_int_equal(c.ok, LM_DECISIONS_QUEUE_MAX - 1);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	lm_decisions_free(d);
+	assert_int_equal(c.ok, LM_DECISIONS_QUEUE_MAX);
+	free(dir);
+}
+
 /* With sync_ms > 0, and handed over without waiting: each decision's done
  * is called once, with LM_OK, and every decision reaches the topic; one
  * handed in just before the log stops is written first; after the stop,
@@ -715,6 +789,7 @@ main(void)
 	    cmocka_unit_test(test_fatal_producer),
 	    cmocka_unit_test(test_stop_in_flight),
 	    cmocka_unit_test(test_full_queue),
+	    cmocka_unit_test(test_queue_bound),
 	    cmocka_unit_test(test_async_and_interval),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
