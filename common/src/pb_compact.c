@@ -489,6 +489,16 @@ lm_pb_decode_shared(const ProtobufCMessageDescriptor *desc, const void *data, si
 	return decode_compact(desc, data, len, max_len, true, out, err, errlen);
 }
 
+const char *
+lm_pb_share(const char *s)
+{
+	size_t n;
+
+	if (s == NULL || (n = strlen(s)) > LM_PB_SHARED_LEN)
+		return NULL;
+	return share_text(thread_cache(), s, n);
+}
+
 size_t
 lm_pb_shared_bytes(void)
 {

@@ -49,15 +49,19 @@ struct lm_decisions {
 	char replica[LM_DECISIONS_REPLICA_MAX + 1];
 
 	pthread_mutex_t mu;
+	/* work_cv and send_cv wait on CLOCK_MONOTONIC (deadline_in). */
 	pthread_cond_t work_cv; /* the writer: entries queued, or stop */
 	pthread_cond_t done_cv; /* waiting callers: their entry is done */
 	pthread_cond_t send_cv; /* the sender: appended, or stop */
 	struct entry *head, **tail;
+	/* Entries in memory: on the list and in the batch being written;
+	 * at most LM_DECISIONS_QUEUE_MAX. */
 	size_t queued;
-	bool started, stopping, writer_done;
+	bool started, stopping;
 	bool healthy;
 	unsigned sync_ms; /* 0: every transaction synced; else the interval */
 	pthread_t writer, sender;
+	lm_dqueue_msg *msgs; /* the writer's: one batch, LM_DECISIONS_QUEUE_MAX */
 
 	/* Sender thread only (delivery reports run inside rd_kafka_poll). */
 	uint64_t *delivered;
@@ -67,6 +71,7 @@ struct lm_decisions {
 	lm_counter *logged, *log_errors, *sent, *send_failures;
 };
 
+/* Wall-clock milliseconds: a decision's decided_at_ms. */
 static int64_t
 now_ms(void)
 {
@@ -75,12 +80,13 @@ now_ms(void)
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* An absolute CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+/* An absolute CLOCK_MONOTONIC time ms (>= 0) from now, for
+ * pthread_cond_timedwait on work_cv and send_cv. */
 static struct timespec
 deadline_in(int64_t ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += ms / 1000;
 	ts.tv_nsec += (ms % 1000) * 1000000;
 	if (ts.tv_nsec >= 1000000000) {
@@ -96,23 +102,26 @@ static void *
 writer_main(void *arg)
 {
 	lm_decisions *d = arg;
-	lm_dqueue_msg *msgs = calloc(LM_DECISIONS_QUEUE_MAX, sizeof(*msgs));
-
-	bool dirty = false; /* written since the last sync (sync_ms > 0) */
-	int64_t sync_at = 0;
+	lm_dqueue_msg *msgs = d->msgs;
+	bool dirty = false;  /* written since the last sync (sync_ms > 0) */
+	int64_t sync_at = 0; /* lm_clock_ms() when the sync is due */
 
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
+		/* Leaves with entries to write, when stopping, or when a sync is
+		 * due (dirty and sync_at passed). */
 		while (d->head == NULL && !d->stopping) {
 			if (!dirty) {
 				pthread_cond_wait(&d->work_cv, &d->mu);
 				continue;
 			}
-			struct timespec ts = deadline_in(sync_at - now_ms());
-			if (pthread_cond_timedwait(&d->work_cv, &d->mu, &ts) == ETIMEDOUT)
+			int64_t left = sync_at - lm_clock_ms();
+			if (left <= 0)
 				break;
+			struct timespec ts = deadline_in(left);
+			pthread_cond_timedwait(&d->work_cv, &d->mu, &ts);
 		}
-		if (dirty && (d->head == NULL || now_ms() >= sync_at)) {
+		if (dirty && (d->head == NULL || lm_clock_ms() >= sync_at)) {
 			pthread_mutex_unlock(&d->mu);
 			int rc = lm_dqueue_sync(d->q);
 			if (rc != LM_OK)
@@ -130,22 +139,20 @@ writer_main(void *arg)
 		size_t n = 0;
 		d->head = NULL;
 		d->tail = &d->head;
-		d->queued = 0;
 		pthread_mutex_unlock(&d->mu);
 
-		for (struct entry *e = batch; e != NULL; e = e->next) {
-			if (msgs != NULL)
-				msgs[n] = e->msg;
-			n++;
-		}
-		int rc = msgs == NULL ? LM_ENOMEM : lm_dqueue_append(d->q, msgs, n, NULL);
+		/* At most LM_DECISIONS_QUEUE_MAX: queued counts the batch until
+		 * its entries are freed, and enqueue refuses more. */
+		for (struct entry *e = batch; e != NULL; e = e->next)
+			msgs[n++] = e->msg;
+		int rc = lm_dqueue_append(d->q, msgs, n, NULL);
 		if (rc != LM_OK)
 			lm_error("decisions.write", "%zu decisions not logged: %s", n,
 			    lm_strerror(rc));
 
 		if (rc == LM_OK && d->sync_ms > 0 && !dirty) {
 			dirty = true;
-			sync_at = now_ms() + d->sync_ms;
+			sync_at = lm_clock_ms() + d->sync_ms;
 		}
 		pthread_mutex_lock(&d->mu);
 		d->healthy = rc == LM_OK;
@@ -158,10 +165,9 @@ writer_main(void *arg)
 			free(e);
 		}
 		pthread_mutex_lock(&d->mu);
+		d->queued -= n;
 	}
-	d->writer_done = true;
 	pthread_mutex_unlock(&d->mu);
-	free(msgs);
 	return NULL;
 }
 
@@ -179,20 +185,25 @@ to_hex(const unsigned char *raw, size_t n, char *hex)
 }
 
 /* Serializes rec with a new decision id (into hex), the time and the
- * replica into a new entry, and queues it for the writer. */
+ * replica into a new entry, and queues it for the writer. Every refusal
+ * but LM_EINVAL (a caller's error) refuses an answer and is counted in
+ * log_errors, as the writer counts the decisions of a failed write. */
 static int
 enqueue(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *hex,
     lm_decisions_done_fn done, void *arg)
 {
 	Lunamatch__V1__Decision copy;
 	unsigned char raw[LM_DECISIONS_ID_LEN / 2];
-	struct entry *e;
+	struct entry *e = NULL;
 	size_t len;
+	int rc;
 
 	if (d == NULL || rec == NULL || done == NULL)
 		return LM_EINVAL;
-	if (getrandom(raw, sizeof(raw), 0) != (ssize_t) sizeof(raw))
-		return LM_EIO;
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t) sizeof(raw)) {
+		rc = LM_EIO;
+		goto refused;
+	}
 	to_hex(raw, sizeof(raw), hex);
 	copy = *rec;
 	copy.decision_id = hex;
@@ -200,10 +211,14 @@ enqueue(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *hex,
 	if (copy.replica == NULL || copy.replica[0] == '\0')
 		copy.replica = d->replica;
 	len = lunamatch__v1__decision__get_packed_size(&copy);
-	if (len > LM_DECISIONS_BYTES_MAX)
-		return LM_E2BIG;
-	if ((e = malloc(sizeof(*e) + len)) == NULL)
-		return LM_ENOMEM;
+	if (len > LM_DECISIONS_BYTES_MAX) {
+		rc = LM_E2BIG;
+		goto refused;
+	}
+	if ((e = malloc(sizeof(*e) + len)) == NULL) {
+		rc = LM_ENOMEM;
+		goto refused;
+	}
 	lunamatch__v1__decision__pack(&copy, (uint8_t *) (e + 1));
 	e->next = NULL;
 	e->msg.data = e + 1;
@@ -212,23 +227,25 @@ enqueue(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *hex,
 	e->arg = arg;
 
 	pthread_mutex_lock(&d->mu);
-	if (!d->started || d->stopping) {
-		pthread_mutex_unlock(&d->mu);
-		free(e);
-		return LM_ECLOSED;
+	if (!d->started || d->stopping)
+		rc = LM_ECLOSED;
+	else if (d->queued >= LM_DECISIONS_QUEUE_MAX)
+		rc = LM_EBUSY;
+	else
+		rc = LM_OK;
+	if (rc == LM_OK) {
+		*d->tail = e;
+		d->tail = &e->next;
+		d->queued++;
+		pthread_cond_signal(&d->work_cv);
 	}
-	if (d->queued >= LM_DECISIONS_QUEUE_MAX) {
-		pthread_mutex_unlock(&d->mu);
-		free(e);
-		lm_counter_add(d->log_errors, 1);
-		return LM_EBUSY;
-	}
-	*d->tail = e;
-	d->tail = &e->next;
-	d->queued++;
-	pthread_cond_signal(&d->work_cv);
 	pthread_mutex_unlock(&d->mu);
-	return LM_OK;
+	if (rc == LM_OK)
+		return LM_OK;
+refused:
+	free(e);
+	lm_counter_add(d->log_errors, 1);
+	return rc;
 }
 
 int
@@ -287,8 +304,13 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	(void) rk;
 	if (d->outstanding > 0)
 		d->outstanding--;
+	/* One report per message produced, and a round produces at most
+	 * LM_DECISIONS_INFLIGHT_MAX; the check keeps a broken count from
+	 * writing past the array (the decision then stays queued). */
 	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		d->delivered[d->ndelivered++] = (uint64_t) (uintptr_t) msg->_private;
+		if (d->ndelivered < LM_DECISIONS_INFLIGHT_MAX)
+			d->delivered[d->ndelivered++] =
+			    (uint64_t) (uintptr_t) msg->_private;
 		return;
 	}
 	d->nfailed++;
@@ -338,6 +360,23 @@ produce_one(void *arg, uint64_t seq, const void *data, size_t len)
 	d->outstanding++;
 	r->produced++;
 	return 0;
+}
+
+/* Removes the decisions whose delivery was reported since ndelivered was
+ * last zeroed from the queue (sender thread, or free after it). */
+static void
+remove_delivered(lm_decisions *d)
+{
+	int rc;
+
+	if (d->ndelivered == 0)
+		return;
+	rc = lm_dqueue_remove(d->q, d->delivered, d->ndelivered);
+	if (rc == LM_OK)
+		lm_counter_add(d->sent, d->ndelivered);
+	else
+		lm_error("decisions.remove", "%s", lm_strerror(rc));
+	d->ndelivered = 0;
 }
 
 static bool
@@ -405,6 +444,7 @@ renew_producer(lm_decisions *d)
 	if (d->rk != NULL) {
 		rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(d->rk, 0);
+		remove_delivered(d);
 		rd_kafka_destroy(d->rk);
 		d->rk = NULL;
 	}
@@ -444,16 +484,15 @@ sender_main(void *arg)
 			lm_warn("decisions.produce", "%s", rd_kafka_err2name(r.err));
 		/* Every produced decision gets its report: delivered, or failed
 		 * once message.timeout.ms is over. A stop does not wait for
-		 * them: what is not confirmed stays queued for the next start. */
-		while (d->outstanding > 0 && !stopping(d))
+		 * them, and starts no other round (it would produce the same
+		 * unconfirmed decisions again): what is not confirmed stays
+		 * queued for the next start. */
+		bool stop;
+		while (!(stop = stopping(d)) && d->outstanding > 0)
 			rd_kafka_poll(d->rk, 100);
-		if (d->ndelivered > 0) {
-			rc = lm_dqueue_remove(d->q, d->delivered, d->ndelivered);
-			if (rc == LM_OK)
-				lm_counter_add(d->sent, d->ndelivered);
-			else
-				lm_error("decisions.remove", "%s", lm_strerror(rc));
-		}
+		remove_delivered(d);
+		if (stop)
+			break;
 		if (d->nfailed > 0 || r.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			lm_counter_add(d->send_failures, d->nfailed);
 			if (d->nfailed > 0)
@@ -468,11 +507,6 @@ sender_main(void *arg)
 		}
 		backoff = LM_DECISIONS_RETRY_MIN_MS;
 		if (r.produced == 0 && sender_pause(d, 1000))
-			break;
-		pthread_mutex_lock(&d->mu);
-		bool stop = d->stopping && d->writer_done;
-		pthread_mutex_unlock(&d->mu);
-		if (stop)
 			break;
 	}
 	return NULL;
@@ -507,16 +541,24 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 		lm_error("decisions.open", "invalid decision log options");
 		return LM_EINVAL;
 	}
-	if ((d = calloc(1, sizeof(*d))) == NULL ||
-	    (d->delivered = calloc(LM_DECISIONS_INFLIGHT_MAX, sizeof(uint64_t))) ==
-	        NULL) {
-		free(d);
+	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return LM_ENOMEM;
-	}
 	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->work_cv, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&d->work_cv, &ca);
+		pthread_cond_init(&d->send_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_cond_init(&d->done_cv, NULL);
-	pthread_cond_init(&d->send_cv, NULL);
+	if ((d->delivered = calloc(LM_DECISIONS_INFLIGHT_MAX, sizeof(uint64_t))) ==
+	        NULL ||
+	    (d->msgs = calloc(LM_DECISIONS_QUEUE_MAX, sizeof(*d->msgs))) == NULL) {
+		rc = LM_ENOMEM;
+		goto fail;
+	}
 	d->tail = &d->head;
 	d->healthy = true;
 	snprintf(d->topic, sizeof(d->topic), "%s", o->topic);
@@ -609,9 +651,11 @@ lm_decisions_free(lm_decisions *d)
 		pthread_join(d->sender, NULL);
 	}
 	if (d->rk != NULL) {
-		/* What is in flight stays queued on disk for the next start. */
+		/* What is in flight stays queued on disk for the next start;
+		 * what was confirmed meanwhile is removed. */
 		rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(d->rk, 0);
+		remove_delivered(d);
 		rd_kafka_destroy(d->rk);
 	}
 	lm_dqueue_close(d->q);
@@ -620,6 +664,7 @@ lm_decisions_free(lm_decisions *d)
 	pthread_cond_destroy(&d->work_cv);
 	pthread_mutex_destroy(&d->mu);
 	free(d->delivered);
+	free(d->msgs);
 	free(d);
 }
 

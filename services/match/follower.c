@@ -193,8 +193,9 @@ advance_clock(lm_follower *f, lm_index *idx)
 }
 
 /*
- * Decodes a stored record into a compact record (one heap block that the
- * index keeps) with its scorer's prepared form. Touches no index: any
+ * Decodes a stored record into a compact record with its scorer's prepared
+ * form, and gives the index the stored bytes too (a posting is kept as its
+ * prepared form and these bytes, lm_index_prepare_wire). Touches no index: any
  * thread may call it. Returns LM_OK, or LM_EPARSE / LM_ENOMEM / another
  * error of lm_index_prepare, logged here.
  */
@@ -216,7 +217,8 @@ prepare_record(
 		    lm_kind_name(kind), id, err);
 		return rc;
 	}
-	if ((rc = lm_index_prepare(ip, kind == LM_KIND_POSTING, m)) != LM_OK)
+	if ((rc = lm_index_prepare_wire(ip, kind == LM_KIND_POSTING, m, bytes, len)) !=
+	    LM_OK)
 		lm_error("follower.apply", "%s %s: cannot index: %s", lm_kind_name(kind),
 		    id, lm_strerror(rc));
 	return rc;

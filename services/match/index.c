@@ -4,8 +4,10 @@
  * Records live in two tables (postings, profiles): the shared hash map from
  * id to entry for lookups, and arrays by doc id (a small integer per
  * record, reused after a removal) of the entries and of their slots. Each
- * entry owns its decoded record, as one compact block (lm_pb_compact), and
- * the scorer's prepared form of it. One
+ * entry owns the scorer's prepared form of its record and, for a posting,
+ * the record's packed bytes, decoded only for what a response shows (see
+ * struct ent); a profile keeps its decoded record as one compact block
+ * (lm_pb_compact). One
  * pthread rwlock guards everything; the IDF statistics, the inverted lists
  * and the expiry heap change only under the write lock.
  *
@@ -15,9 +17,9 @@
  * partition, with each posting's share of each of its skills (at the idf
  * snapshot, lm_idf_snap) and the sum of the shares that follow it, from
  * which a query finds the records that can reach its bar and bounds them;
- * the slots hold each record's veto key (which also bounds the score) next
- * to its prep, so that the few records a query evaluates are mostly
- * vetoed or bounded away without touching the prep. Binding and unbinding write to the
+ * the slots point at each record's veto key (which also bounds the score)
+ * inside its prep, so that the few records a query evaluates are mostly
+ * vetoed or bounded away by the key alone. Binding and unbinding write to the
  * statistics, so they happen under the write lock, as does freeing a bound
  * prep. The IDF statistics count every stored posting that is not closed
  * (lm_skill_stats_counts), expired or not: they depend on the records alone,
@@ -45,26 +47,36 @@
 typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile CandidateProfile;
 
-/* One stored record. */
+/*
+ * One stored record. A posting whose prep is self-contained
+ * (lm_posting_prep_self_contained: every validated one) is kept as its
+ * prep and its packed bytes (wire: the indexed version, as stored), which
+ * are decoded only for the records a response returns or explains
+ * (posting_view) and for GetPosting; its prep has forgotten the record.
+ * Any other record keeps its compact decoded record (rec).
+ */
 struct ent {
-	uint32_t slot;  /* the record's doc id: its place in v and slots */
-	uint8_t part;   /* its partition of the inverted lists */
-	bool listed;    /* in the inverted lists */
-	const char *id; /* points into rec */
+	uint32_t slot;     /* the record's doc id: its place in v and slots */
+	uint32_t wire_len; /* bytes at wire */
+	uint8_t part;      /* its partition of the inverted lists */
+	bool listed;       /* in the inverted lists */
+	bool counted;      /* postings: counted in the IDF statistics */
+	bool live;         /* postings: open and unexpired at the index clock */
+	bool closed;       /* postings: CLOSED */
+	const char *id;    /* the prep's id (postings) or rec's (profiles) */
 	uint64_t version;
-	ProtobufCMessage *rec;
-	lm_posting_prep *pp; /* postings */
-	lm_profile_prep *cp; /* profiles */
-	bool counted;        /* postings: counted in the IDF statistics */
-	bool live;           /* postings: open and unexpired at the index clock */
+	ProtobufCMessage *rec; /* compact (lm_pb_compact); NULL when wire is set */
+	uint8_t *wire;         /* a posting's packed record, or NULL */
+	lm_posting_prep *pp;   /* postings */
+	lm_profile_prep *cp;   /* profiles */
 };
 
 /* What a query reads of entry v[i] first, side by side in a dense array so
  * that most vetoed records are passed over without touching the entry or
- * the record. */
+ * the record: the veto key (in the prep, not copied) and the prep. */
 struct slot {
-	lm_veto_key key;  /* copy of the prep's veto key */
-	const void *prep; /* the entry's pp (postings) or cp (profiles) */
+	const lm_veto_key *key; /* the prep's veto key */
+	const void *prep;       /* the entry's pp (postings) or cp (profiles) */
 };
 
 struct table {
@@ -200,6 +212,7 @@ ent_free(struct ent *e)
 	lm_posting_prep_free(e->pp);
 	lm_profile_prep_free(e->cp);
 	free(e->rec); /* one block: compact_record */
+	free(e->wire);
 	free(e);
 }
 
@@ -605,12 +618,12 @@ exp_compact(lm_index *idx)
 	idx->nexp = 0;
 	for (size_t d = 0; d < t->ndocs; d++) {
 		const struct ent *e = t->v[d];
-		const JobPosting *p;
+		int64_t at;
 		if (e == NULL || !e->live)
 			continue;
-		p = (const JobPosting *) e->rec;
-		if (p->expires_at != 0) /* room: fewer than before */
-			exp_push(idx, p->expires_at, e->slot);
+		at = lm_posting_prep_key(e->pp)->expires_at;
+		if (at != 0) /* room: fewer than before */
+			exp_push(idx, at, e->slot);
 	}
 }
 
@@ -794,6 +807,34 @@ lm_index_put_posting(lm_index *idx, JobPosting *rec, uint64_t seq)
 int
 lm_index_prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec)
 {
+	return lm_index_prepare_wire(ip, posting, rec, NULL, 0);
+}
+
+/* Gives a self-contained posting's prep its packed record: a copy of the
+ * wire bytes len when there are some, else rec encoded. */
+static int
+prepare_wire(lm_index_prepared *ip, const void *wire, size_t len)
+{
+	int rc;
+
+	if (!ip->posting || !lm_posting_prep_self_contained(ip->prep))
+		return LM_OK;
+	if (wire == NULL) {
+		if ((rc = lm_pb_encode(ip->rec, &ip->wire, &ip->wire_len)) != LM_OK)
+			return rc;
+	} else {
+		if ((ip->wire = malloc(len ? len : 1)) == NULL)
+			return LM_ENOMEM;
+		memcpy(ip->wire, wire, len);
+		ip->wire_len = len;
+	}
+	return ip->wire_len <= UINT32_MAX ? LM_OK : LM_EINVAL;
+}
+
+int
+lm_index_prepare_wire(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec,
+    const void *wire, size_t len)
+{
 	const char *id;
 	int rc;
 
@@ -818,7 +859,9 @@ lm_index_prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec)
 		return rc;
 	}
 	ip->rec = rec;
-	return LM_OK;
+	if ((rc = prepare_wire(ip, wire, len)) != LM_OK)
+		lm_index_prepared_clear(ip);
+	return rc;
 }
 
 void
@@ -831,11 +874,14 @@ lm_index_prepared_clear(lm_index_prepared *ip)
 	else
 		lm_profile_prep_free(ip->prep);
 	free(ip->rec);
+	free(ip->wire);
 	ip->prep = NULL;
 	ip->rec = NULL;
+	ip->wire = NULL;
+	ip->wire_len = 0;
 }
 
-static int put_posting(lm_index *idx, JobPosting *rec, lm_posting_prep *pp, uint64_t seq);
+static int put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq);
 static int put_profile(
     lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t seq);
 
@@ -850,8 +896,9 @@ lm_index_put_prepared(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 		lm_index_prepared_clear(ip);
 		return LM_EINVAL;
 	}
-	rc = ip->posting ? put_posting(idx, (JobPosting *) ip->rec, ip->prep, seq)
-	                 : put_profile(idx, (CandidateProfile *) ip->rec, ip->prep, seq);
+	if (ip->posting)
+		return put_posting(idx, ip, seq);
+	rc = put_profile(idx, (CandidateProfile *) ip->rec, ip->prep, seq);
 	ip->rec = NULL;
 	ip->prep = NULL;
 	return rc;
@@ -863,16 +910,23 @@ lm_index_put_posting_compact(lm_index *idx, JobPosting *rec, uint64_t seq)
 	return put_compact(idx, true, rec != NULL ? &rec->base : NULL, seq);
 }
 
-/* The put of a prepared posting: takes ownership of rec and pp. */
+/* The put of a prepared posting: takes ownership of what ip holds (ip is
+ * empty on return). A posting with wire bytes keeps them and its prep,
+ * which forgets the record: the record is freed. */
 static int
-put_posting(lm_index *idx, JobPosting *rec, lm_posting_prep *pp, uint64_t seq)
+put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 {
+	JobPosting *rec = (JobPosting *) ip->rec;
+	lm_posting_prep *pp = ip->prep;
+	uint8_t *wire = ip->wire;
+	size_t wire_len = ip->wire_len;
 	struct ent *e = NULL, *old;
 	bool counted, live, listed;
 	uint8_t part;
 	size_t nterms = 0;
 	int rc;
 
+	memset(ip, 0, sizeof(*ip));
 	pthread_rwlock_wrlock(&idx->lock);
 	old = table_find(&idx->posts, rec->id);
 	if (old != NULL && old->version > rec->version) {
@@ -895,7 +949,8 @@ put_posting(lm_index *idx, JobPosting *rec, lm_posting_prep *pp, uint64_t seq)
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
 		    table_reserve(&idx->posts) != LM_OK ||
-		    (e->id = rec->id, table_insert(&idx->posts, e)) != LM_OK) {
+		    (e->id = lm_posting_prep_id(pp), table_insert(&idx->posts, e)) !=
+		        LM_OK) {
 			if (counted)
 				lm_skill_stats_remove(idx->stats, pp);
 			free(e);
@@ -930,18 +985,22 @@ put_posting(lm_index *idx, JobPosting *rec, lm_posting_prep *pp, uint64_t seq)
 			lm_skill_stats_remove(idx->stats, e->pp);
 		if (e->live)
 			idx->nlive--;
-		/* The map's key must point into the new record before the old
+		/* The map's key must point into the new prep before the old
 		 * one goes (same text: the key is present, nothing allocated). */
-		e->id = rec->id;
+		e->id = lm_posting_prep_id(pp);
 		(void) lm_hashmap_put(idx->posts.by_id, e->id, e);
 		lm_posting_prep_free(e->pp);
 		free(e->rec);
+		free(e->wire);
 	}
-	e->rec = &rec->base;
+	e->rec = wire != NULL ? NULL : &rec->base;
+	e->wire = wire;
+	e->wire_len = (uint32_t) wire_len;
 	e->pp = pp;
-	idx->posts.slots[e->slot].key = *lm_posting_prep_key(pp);
+	idx->posts.slots[e->slot].key = lm_posting_prep_key(pp);
 	idx->posts.slots[e->slot].prep = pp;
 	e->version = rec->version;
+	e->closed = rec->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
 	e->counted = counted;
 	e->live = live;
 	idx->nlive += live;
@@ -953,7 +1012,11 @@ put_posting(lm_index *idx, JobPosting *rec, lm_posting_prep *pp, uint64_t seq)
 	maybe_reshare(idx, false);
 	publish_counts(idx);
 	publish_seq(idx, seq);
+	if (wire != NULL)
+		lm_posting_prep_forget(pp); /* before any query reads it */
 	pthread_rwlock_unlock(&idx->lock);
+	if (wire != NULL)
+		free(rec);
 	return LM_OK;
 fail:
 	lm_posting_prep_unbind(pp); /* the symbols are the index's: under the lock */
@@ -962,6 +1025,7 @@ fail:
 	pthread_rwlock_unlock(&idx->lock);
 	lm_posting_prep_free(pp);
 	free(rec);
+	free(wire);
 	return rc;
 }
 
@@ -1023,7 +1087,7 @@ put_profile(lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t 
 	}
 	e->rec = &rec->base;
 	e->cp = cp;
-	idx->profs.slots[e->slot].key = *lm_profile_prep_key(cp);
+	idx->profs.slots[e->slot].key = lm_profile_prep_key(cp);
 	idx->profs.slots[e->slot].prep = cp;
 	e->version = rec->version;
 	e->listed = true;
@@ -1108,7 +1172,7 @@ advance_locked(lm_index *idx, int64_t now)
 		struct ent *e = x.doc < idx->posts.ndocs ? idx->posts.v[x.doc] : NULL;
 		exp_pop(idx);
 		if (e == NULL || !e->live ||
-		    ((const JobPosting *) e->rec)->expires_at != x.at)
+		    lm_posting_prep_key(e->pp)->expires_at != x.at)
 			continue; /* stale */
 		e->live = false;
 		idx->nlive--;
@@ -1167,9 +1231,7 @@ list_loaded(lm_index *idx)
 		return LM_OK;
 	for (size_t d = 0; d < t->ndocs; d++) {
 		struct ent *e = t->v[d];
-		if (e == NULL || e->listed ||
-		    ((const JobPosting *) e->rec)->status ==
-		        LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED)
+		if (e == NULL || e->listed || e->closed)
 			continue;
 		if ((rc = list_prepare(idx, e->pp, NULL, e->part, &nterms)) != LM_OK)
 			return rc;
@@ -1722,11 +1784,11 @@ evaluate(struct ranking *q, uint32_t d)
 
 	q->s->as[d].mark = q->s->stamp + 1;
 	q->reached++;
-	if (lm_scan_vetoed(q->sc, &sl->key)) {
+	if (lm_scan_vetoed(q->sc, sl->key)) {
 		q->nvetoed++;
 		return;
 	}
-	if (q->h->cap == 0 || lm_scan_key_bound(q->sc, &sl->key) < floor)
+	if (q->h->cap == 0 || lm_scan_key_bound(q->sc, sl->key) < floor)
 		return;
 	st = q->jobs ? lm_scan_posting_bound(q->sc, sl->prep, floor, &b)
 	             : lm_scan_profile_bound(q->sc, sl->prep, floor, &b);
@@ -2489,9 +2551,77 @@ set_str(char **field, const char *s)
 	return LM_OK;
 }
 
-/* Builds the ranked Match list of a scan. Read lock held. */
+/*
+ * A stored posting as explanations read it: its prep with its record. A
+ * prep that forgot its record gets a view (lm_posting_prep_view) with the
+ * record decoded from the entry's packed bytes, the version the index
+ * holds: an answer explains what it ranked, whatever the store holds by
+ * then. Read lock held; release with view_done.
+ */
+struct view {
+	const lm_posting_prep *pp;
+	const JobPosting *rec;
+	lm_posting_prep *own;   /* the view, or NULL */
+	ProtobufCMessage *wrec; /* the decoded record (compact), or NULL */
+};
+
+static void
+view_done(struct view *v)
+{
+	lm_posting_prep_view_free(v->own);
+	free(v->wrec);
+	memset(v, 0, sizeof(*v));
+}
+
+/* Fills *v for posting entry e. Returns LM_OK or LM_ENOMEM (decoding the
+ * bytes failed, or the fault seam said so: LM_INDEX_ALLOC_RECORD). */
 static int
-build_matches(const lm_score_env *env, const lm_profile_prep *cp,
+posting_view(lm_index *idx, const struct ent *e, struct view *v)
+{
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	v->pp = e->pp;
+	v->rec = lm_posting_prep_record(e->pp);
+	if (v->rec != NULL)
+		return LM_OK;
+	if (fault_check(idx, LM_INDEX_ALLOC_RECORD) != LM_OK ||
+	    lm_pb_decode_compact(&lunamatch__v1__job_posting__descriptor, e->wire,
+	        e->wire_len, e->wire_len, &v->wrec, NULL, 0) != LM_OK) {
+		rc = LM_ENOMEM; /* the bytes decoded when they were put */
+		goto fail;
+	}
+	v->rec = (const JobPosting *) v->wrec;
+	if ((rc = lm_posting_prep_view(e->pp, v->rec, &v->own)) != LM_OK)
+		goto fail;
+	v->pp = v->own;
+	return LM_OK;
+fail:
+	view_done(v);
+	return rc;
+}
+
+/* lm_explain_pair of a profile prep and a stored posting e (decoded only
+ * for this: posting_view). */
+static int
+explain_stored(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
+    const struct ent *e, Lunamatch__V1__ExplainLevel level, Lunamatch__V1__Match **m)
+{
+	struct view v;
+	int rc;
+
+	*m = NULL;
+	if ((rc = posting_view(idx, e, &v)) != LM_OK)
+		return rc;
+	rc = lm_explain_pair(env, cp, v.pp, level, m);
+	view_done(&v);
+	return rc;
+}
+
+/* Builds the ranked Match list of a scan: of postings for cp, or of
+ * profiles for pp (a prep with its record). Read lock held. */
+static int
+build_matches(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, const struct heap *h, Lunamatch__V1__ExplainLevel level,
     Lunamatch__V1__Match ***out, size_t *n_out)
 {
@@ -2507,7 +2637,7 @@ build_matches(const lm_score_env *env, const lm_profile_prep *cp,
 	for (size_t i = 0; i < h->n; i++) {
 		const struct ent *e = h->v[i].e;
 		Lunamatch__V1__Match *m;
-		int rc = cp != NULL ? lm_explain_pair(env, cp, e->pp, level, &m)
+		int rc = cp != NULL ? explain_stored(idx, env, cp, e, level, &m)
 		                    : lm_explain_pair(env, e->cp, pp, level, &m);
 		if (rc != LM_OK)
 			return rc;
@@ -2575,6 +2705,8 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 	lm_posting_prep *own_pp = NULL;
 	const lm_profile_prep *cp;
 	const lm_posting_prep *pp;
+	const struct ent *subj = NULL; /* a stored subject */
+	struct view sv = {NULL, NULL, NULL, NULL};
 	lm_filters *filters = NULL;
 	struct heap h = {NULL, 0, 0};
 	uint32_t k = q->top_k;
@@ -2619,15 +2751,21 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 		}
 		cp = q->jobs ? e->cp : NULL;
 		pp = q->jobs ? NULL : e->pp;
+		subj = e;
 	}
 	env.model = idx->model;
 	env.stats = idx->stats;
 	env.now = now;
 	env.filters = filters;
 	rc = rank(idx, &env, cp, pp, -INFINITY, &h, q->considered, q->vetoed);
+	/* A stored posting subject is decoded once, when there is a match to
+	 * explain. */
+	if (rc == LM_OK && !q->jobs && subj != NULL && h.n > 0 &&
+	    (rc = posting_view(idx, subj, &sv)) == LM_OK)
+		pp = sv.pp;
 	if (rc == LM_OK)
-		rc =
-		    build_matches(&env, cp, pp, &h, q->explain, q->matches, q->n_matches);
+		rc = build_matches(
+		    idx, &env, cp, pp, &h, q->explain, q->matches, q->n_matches);
 	/* What the answer was computed from, under the lock of the scan (the
 	 * sequence number changes under the write lock only). */
 	if (rc == LM_OK &&
@@ -2635,6 +2773,7 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 		*q->index_seq = lm_index_seq(idx);
 		*q->as_of = now;
 	}
+	view_done(&sv);
 	pthread_rwlock_unlock(&idx->lock);
 done:
 	free(h.v);
@@ -2767,10 +2906,15 @@ lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, in
 		env.stats = idx->stats;
 		env.now = now;
 		env.filters = NULL;
-		rc = lm_explain_pair(&env, c->cp, p->pp,
-		    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL, &resp->match);
-		if (rc == LM_OK)
-			rc = copy_warnings(lm_posting_prep_record(p->pp), resp);
+		struct view v;
+		if ((rc = posting_view(idx, p, &v)) == LM_OK) {
+			rc = lm_explain_pair(&env, c->cp, v.pp,
+			    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL,
+			    &resp->match);
+			if (rc == LM_OK)
+				rc = copy_warnings(v.rec, resp);
+			view_done(&v);
+		}
 		if (rc == LM_OK &&
 		    (rc = set_str(&resp->model_version, idx->model->version)) == LM_OK) {
 			resp->index_seq = lm_index_seq(idx);
@@ -2817,7 +2961,18 @@ lm_index_get_posting(lm_index *idx, const char *id, JobPosting **out)
 		return LM_EINVAL;
 	pthread_rwlock_rdlock(&idx->lock);
 	e = table_find(&idx->posts, id);
-	rc = e == NULL ? LM_ENOENT : copy_message(e->rec, &m);
+	if (e == NULL)
+		rc = LM_ENOENT;
+	else if (e->rec != NULL)
+		rc = copy_message(e->rec, &m);
+	else if (fault_check(idx, LM_INDEX_ALLOC_RECORD) != LM_OK)
+		rc = LM_ENOMEM;
+	else /* the bytes decoded when they were put */
+		rc = (m = protobuf_c_message_unpack(
+		          &lunamatch__v1__job_posting__descriptor, NULL, e->wire_len,
+		          e->wire)) != NULL
+		         ? LM_OK
+		         : LM_ENOMEM;
 	pthread_rwlock_unlock(&idx->lock);
 	*out = (JobPosting *) m;
 	return rc;
@@ -2853,7 +3008,8 @@ lm_index_record_size(lm_index *idx, bool posting, const char *id, uint64_t *size
 	pthread_rwlock_rdlock(&idx->lock);
 	e = table_find(posting ? &idx->posts : &idx->profs, id);
 	if (e != NULL)
-		*size = protobuf_c_message_get_packed_size(e->rec);
+		*size = e->rec != NULL ? protobuf_c_message_get_packed_size(e->rec)
+		                       : e->wire_len;
 	pthread_rwlock_unlock(&idx->lock);
 	return e != NULL ? LM_OK : LM_ENOENT;
 }
@@ -2903,6 +3059,7 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 {
 	const struct ent *subj;
 	struct heap h = {NULL, 0, 0};
+	struct view sv = {NULL, NULL, NULL, NULL}; /* a posting subject's */
 	uint64_t considered = 0, vetoed = 0;
 	lm_score_env env;
 	int rc = LM_OK;
@@ -2933,15 +3090,17 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 		rc = LM_ENOMEM;
 		goto done;
 	}
+	if (posting && h.n > 0 && (rc = posting_view(idx, subj, &sv)) != LM_OK)
+		goto done;
 	for (size_t i = 0; i < h.n; i++) {
 		const struct ent *o = h.v[i].e;
 		lm_top_item *it = &out->items[out->n];
 		Lunamatch__V1__Match *m = NULL;
 
 		rc = posting
-		         ? lm_explain_pair(&env, o->cp, subj->pp,
+		         ? lm_explain_pair(&env, o->cp, sv.pp,
 		               LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m)
-		         : lm_explain_pair(&env, subj->cp, o->pp,
+		         : explain_stored(idx, &env, subj->cp, o,
 		               LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m);
 		if (rc != LM_OK)
 			goto done;
@@ -2959,6 +3118,7 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 		out->n++;
 	}
 done:
+	view_done(&sv);
 	pthread_rwlock_unlock(&idx->lock);
 	free(h.v);
 	if (rc != LM_OK)

@@ -12,6 +12,7 @@
 
 #include "lunamatch/error.h"
 #include "lunamatch/hashmap.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/taxonomy.h"
 #include "score_int.h"
 
@@ -230,13 +231,73 @@ country_mask(Lunamatch__V1__Location *const *locs, size_t n)
 	return mask;
 }
 
-/* Collects the groups that are not NULL and their usable skill ids into
- * p->groups and p->gids, which have room for them (count_groups). */
-static void
-prep_groups(lm_posting_prep *p)
+/*
+ * Where a posting's prep keeps a text it reads (s not NULL): the shared
+ * copy (lm_pb_share) when there is one, else its own copy at *at, which
+ * moves past it. With at NULL it only measures: it adds the bytes of an
+ * own copy to *need and returns NULL. A text shared while measuring is
+ * shared again when placed, so the measure is never short. Ids are never
+ * shared (share false): they do not repeat.
+ */
+static const char *
+keep_text(const char *s, bool share, char **at, size_t *need)
 {
-	const JobPosting *rec = p->rec;
+	const char *sh;
+	size_t n;
 
+	if (s[0] == '\0')
+		return "";
+	if (share && (sh = lm_pb_share(s)) != NULL)
+		return sh;
+	n = strlen(s) + 1;
+	if (at == NULL) {
+		*need += n;
+		return NULL;
+	}
+	sh = memcpy(*at, s, n);
+	*at += n;
+	return sh;
+}
+
+/* Adds to *need the bytes of the own copies (keep_text) of the texts of
+ * rec that a posting's prep reads outside its title: its id, category and
+ * industry, the cities of its locations with a country, and its skills'
+ * and groups' skill ids. */
+static void
+measure_texts(const JobPosting *rec, size_t *need)
+{
+	const char *top[] = {rec->category, rec->industry};
+
+	if (rec->id != NULL)
+		keep_text(rec->id, false, NULL, need);
+	for (size_t i = 0; i < 2; i++)
+		if (top[i] != NULL)
+			keep_text(top[i], true, NULL, need);
+	for (size_t i = 0; i < rec->n_locations; i++) {
+		const Lunamatch__V1__Location *l = rec->locations[i];
+		if (l != NULL && l->country != NULL && l->country[0] != '\0' &&
+		    l->city != NULL)
+			keep_text(l->city, true, NULL, need);
+	}
+	for (size_t i = 0; i < rec->n_skills; i++) {
+		const Lunamatch__V1__PostingSkill *sk = rec->skills[i];
+		if (sk != NULL && sk->skill_id != NULL && sk->skill_id[0] != '\0')
+			keep_text(sk->skill_id, true, NULL, need);
+	}
+	for (size_t i = 0; i < rec->n_requirement_groups; i++) {
+		const Lunamatch__V1__RequirementGroup *g = rec->requirement_groups[i];
+		for (size_t k = 0; g != NULL && k < g->n_skill_ids; k++)
+			if (g->skill_ids[k] != NULL && g->skill_ids[k][0] != '\0')
+				keep_text(g->skill_ids[k], true, NULL, need);
+	}
+}
+
+/* Collects the groups that are not NULL and their usable skill ids
+ * (placed at *at, keep_text) into p->groups and p->gids, which have room
+ * for them. */
+static void
+prep_groups(lm_posting_prep *p, const JobPosting *rec, char **at)
+{
 	for (size_t i = 0; i < rec->n_requirement_groups; i++) {
 		const Lunamatch__V1__RequirementGroup *g = rec->requirement_groups[i];
 		struct pgroup *pg;
@@ -244,14 +305,15 @@ prep_groups(lm_posting_prep *p)
 		if (g == NULL)
 			continue;
 		pg = &p->groups[p->n_groups++];
-		pg->g = g;
+		pg->gi = (uint32_t) i;
 		pg->off = p->n_gids;
 		pg->min_years = g->min_years_experience;
 		pg->needs_skill = g->n_skill_ids > 0;
 		for (size_t k = 0; k < g->n_skill_ids; k++)
 			if (g->skill_ids[k] != NULL && g->skill_ids[k][0] != '\0') {
 				p->gsym[p->n_gids] = LM_SKILL_SYM_NONE;
-				p->gids[p->n_gids++] = g->skill_ids[k];
+				p->gids[p->n_gids++] =
+				    keep_text(g->skill_ids[k], true, at, NULL);
 			}
 		pg->n = p->n_gids - pg->off;
 	}
@@ -292,11 +354,12 @@ int
 lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 {
 	lm_posting_prep *p;
-	size_t n = 0, ng = 0, nid = 0, nll = 0, nlocs = 0, text = 0, size;
+	size_t n = 0, ng = 0, nid = 0, nll = 0, nlocs = 0, text = 0, own = 0, size;
 	struct tokset title;
 	struct pgeo *ll;
 	struct ploc *locs;
 	uint64_t *rc;
+	float *emb;
 	bool geo;
 	char *at;
 
@@ -315,19 +378,22 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		nll += geo && l != NULL;
 		nlocs += l != NULL && l->country != NULL && l->country[0] != '\0';
 	}
+	measure_texts(rec, &own);
 	if (tokenize(rec->title, &title) != LM_OK)
 		return LM_ENOMEM;
 	if (title.n > 0)
 		text = (size_t) ((const char *) title.tok - title.buf);
 	/* One allocation: the prep, then ll, locs, skills, groups, title_h,
-	 * rc, gids, the title's tokens, gsym and the tokens' text (in the
-	 * order of their alignment). The title's token set lives there too:
-	 * its hashes are title_h. */
+	 * rc, gids, the title's tokens, gsym, the embedding, the tokens' text
+	 * and the texts the prep keeps its own copy of (in the order of their
+	 * alignment). The title's token set lives there too: its hashes are
+	 * title_h. */
 	size = sizeof(*p) + nll * sizeof(*p->ll) + nlocs * sizeof(*p->locs) +
 	       rec->n_skills * sizeof(*p->skills) + ng * sizeof(*p->groups) +
 	       title.n * (sizeof(*p->title_h) + sizeof(*p->title.tok)) +
 	       rec->n_remote_countries * sizeof(*p->rc) +
-	       nid * (sizeof(*p->gids) + sizeof(*p->gsym)) + text;
+	       nid * (sizeof(*p->gids) + sizeof(*p->gsym)) +
+	       rec->n_embedding * sizeof(*p->embedding) + text + own;
 	if ((p = calloc(1, size)) == NULL) {
 		tokset_clear(&title);
 		return LM_ENOMEM;
@@ -354,18 +420,36 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	at += title.n * sizeof(*p->title.tok);
 	p->gsym = (uint32_t *) (void *) at;
 	at += nid * sizeof(*p->gsym);
+	emb = (float *) (void *) at;
+	if (rec->n_embedding > 0)
+		memcpy(emb, rec->embedding, rec->n_embedding * sizeof(*emb));
+	at += rec->n_embedding * sizeof(*emb);
 	if (title.n > 0)
 		memcpy(at, title.buf, text);
 	for (size_t k = 0; k < title.n; k++)
 		p->title.tok[k] = at + (title.tok[k] - title.buf);
+	at += text;
 	p->title.n = title.n;
 	tokset_clear(&title);
 	p->rec = rec;
+	/* The texts the prep reads, placed in the order measure_texts
+	 * measured them. */
+	p->id = rec->id != NULL ? keep_text(rec->id, false, &at, NULL) : NULL;
+	p->category =
+	    rec->category != NULL ? keep_text(rec->category, true, &at, NULL) : NULL;
+	p->industry =
+	    rec->industry != NULL ? keep_text(rec->industry, true, &at, NULL) : NULL;
+	p->locs_packed =
+	    pack_locs(rec->locations, rec->n_locations, locs, nlocs, &p->n_locs);
+	for (size_t k = 0; k < p->n_locs; k++)
+		if (locs[k].city != NULL)
+			locs[k].city = keep_text(locs[k].city, true, &at, NULL);
+	p->locs = locs;
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__PostingSkill *s = rec->skills[i];
 		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
 			continue;
-		p->skills[n].id = s->skill_id;
+		p->skills[n].id = keep_text(s->skill_id, true, &at, NULL);
 		p->skills[n].w = skill_weight(s->weight);
 		p->skills[n].preferred = s->preferred;
 		p->skills[n].unknown = strncmp(s->skill_id, LM_SKILL_UNKNOWN_PREFIX,
@@ -374,6 +458,7 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		p->skills[n].sym = LM_SKILL_SYM_NONE;
 		n++;
 	}
+	prep_groups(p, rec, &at);
 	/* Duplicates of an id: the first entry (its name), the largest weight
 	 * (entries of one id sort by their position in the record). */
 	if (n > 1) {
@@ -391,10 +476,6 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		n = k;
 	}
 	p->n_skills = n;
-	prep_groups(p);
-	p->locs_packed =
-	    pack_locs(rec->locations, rec->n_locations, locs, nlocs, &p->n_locs);
-	p->locs = locs;
 	p->cat_h =
 	    (rec->category && rec->category[0]) ? text_hash(rec->category, true) : 0;
 	p->ind_h =
@@ -415,7 +496,6 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 			p->rc_packed = lm_country_pack(cc, &rc[p->n_rc++]);
 	}
 	p->rc = rc;
-	p->id = rec->id;
 	p->key.country_mask = country_mask(rec->locations, rec->n_locations);
 	p->key.expires_at = rec->expires_at;
 	p->key.employment_type = (int32_t) rec->employment_type;
@@ -429,9 +509,7 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	if (rec->salary != NULL)
 		p->key.salary = rec->salary->annual_max > 0 ? rec->salary->annual_max
 		                                            : rec->salary->annual_min;
-	p->category = rec->category;
-	p->industry = rec->industry;
-	p->embedding = rec->embedding;
+	p->embedding = rec->n_embedding > 0 ? emb : NULL;
 	p->n_embedding = rec->n_embedding;
 	p->key.min_years = rec->min_years_experience;
 	p->key.level = (int32_t) rec->experience_level;
@@ -459,6 +537,36 @@ const JobPosting *
 lm_posting_prep_record(const lm_posting_prep *p)
 {
 	return p->rec;
+}
+
+bool
+lm_posting_prep_self_contained(const lm_posting_prep *p)
+{
+	return p->locs_packed && (!p->has_rc || p->rc_packed);
+}
+
+void
+lm_posting_prep_forget(lm_posting_prep *p)
+{
+	if (p != NULL && lm_posting_prep_self_contained(p))
+		p->rec = NULL;
+}
+
+int
+lm_posting_prep_view(
+    const lm_posting_prep *p, const JobPosting *rec, lm_posting_prep **view)
+{
+	if ((*view = malloc(sizeof(**view))) == NULL)
+		return LM_ENOMEM;
+	**view = *p;
+	(*view)->rec = rec;
+	return LM_OK;
+}
+
+void
+lm_posting_prep_view_free(lm_posting_prep *view)
+{
+	free(view); /* the arrays are p's */
 }
 
 /*
@@ -958,6 +1066,12 @@ const lm_veto_key *
 lm_posting_prep_key(const lm_posting_prep *p)
 {
 	return &p->key;
+}
+
+const char *
+lm_posting_prep_id(const lm_posting_prep *p)
+{
+	return p->id;
 }
 
 const lm_veto_key *

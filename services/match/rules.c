@@ -200,7 +200,7 @@ groups_test(const struct pair *pr, struct vsink *vs)
 		vetoed = true;
 		if (vs == NULL)
 			return true;
-		lm_group_text(pg->g, gtext, sizeof(gtext));
+		lm_group_text(pp->rec->requirement_groups[pg->gi], gtext, sizeof(gtext));
 		if (!skill_ok && !years_ok)
 			lm_veto_row(vs, LM_VETO_REQUIREMENT_GROUP,
 			    "requires one of: %s, and %.1f years of experience (has "
@@ -366,6 +366,16 @@ remote_allows_packed(const lm_posting_prep *pp, uint64_t country)
 	return false;
 }
 
+/* The packed country of a candidate's location l (may be NULL), to compare
+ * with a posting's packed ones: false when it has no country or its country
+ * does not pack (then it equals none of them, being longer). */
+static bool
+loc_pack(const Lunamatch__V1__Location *l, uint64_t *out)
+{
+	return l != NULL && l->country != NULL && l->country[0] != '\0' &&
+	       lm_country_pack(l->country, out);
+}
+
 /* Whether the countries a remote posting allows are packed in its prep. */
 static bool
 remote_packed(const lm_posting_prep *pp)
@@ -387,6 +397,14 @@ remote_region_fit(const lm_profile_prep *cp, const lm_posting_prep *pp)
 	if (cp->locs_packed && remote_packed(pp)) {
 		for (size_t j = 0; j < cp->n_locs; j++)
 			if (remote_allows_packed(pp, cp->locs[j].country))
+				return 1;
+		return 0;
+	}
+	if (remote_packed(pp)) { /* without reading the posting's record */
+		uint64_t cc;
+		for (size_t j = 0; j < c->n_locations; j++)
+			if (loc_pack(c->locations[j], &cc) &&
+			    remote_allows_packed(pp, cc))
 				return 1;
 		return 0;
 	}
@@ -469,6 +487,14 @@ location_test(const struct pair *pr, struct vsink *vs)
 		for (size_t i = 0; i < pp->n_locs && !common; i++)
 			for (size_t j = 0; j < cp->n_locs && !common; j++)
 				common = pp->locs[i].country == cp->locs[j].country;
+	else if (pp->locs_packed) /* without reading the posting's record */
+		for (size_t j = 0; j < c->n_locations && !common; j++) {
+			uint64_t cc;
+			if (!loc_pack(c->locations[j], &cc))
+				continue;
+			for (size_t i = 0; i < pp->n_locs && !common; i++)
+				common = pp->locs[i].country == cc;
+		}
 	else
 		for (size_t i = 0; i < p->n_locations && !common; i++)
 			if (p->locations[i] != NULL)
@@ -484,7 +510,8 @@ location_test(const struct pair *pr, struct vsink *vs)
 	}
 	if (by_distance(cp, pp)) {
 		const Lunamatch__V1__Location *pl = NULL, *cl = NULL;
-		double d = nearest_km(pp, cp, &pl, &cl);
+		/* The posting's location is read for the explanation only. */
+		double d = nearest_km(pp, cp, vs != NULL ? &pl : NULL, &cl);
 		if (d <= pr->env->model->params.commute_km)
 			return false;
 		lm_veto_row(vs, LM_VETO_LOCATION,
@@ -965,6 +992,26 @@ feat_location(const struct pair *pr, struct eval *ev)
 					v = (pl->city_h != 0 && cl->city_h != 0 &&
 					        !lm_text_caseeq(pl->city, pl->city_h,
 					            cl->city, cl->city_h))
+					        ? m->params.location_country_credit
+					        : 1.0;
+					if (v > best)
+						best = v;
+				}
+			}
+		} else if (pp->locs_packed) { /* without reading the record */
+			for (size_t j = 0; j < c->n_locations; j++) {
+				const Lunamatch__V1__Location *cl = c->locations[j];
+				uint64_t cc;
+				if (!loc_pack(cl, &cc))
+					continue;
+				for (size_t i = 0; i < pp->n_locs; i++) {
+					const struct ploc *pl = &pp->locs[i];
+					double v;
+					if (pl->country != cc)
+						continue;
+					v = (pl->city_h != 0 && cl->city != NULL &&
+					        cl->city[0] != '\0' &&
+					        strcasecmp(pl->city, cl->city) != 0)
 					        ? m->params.location_country_credit
 					        : 1.0;
 					if (v > best)

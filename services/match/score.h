@@ -109,11 +109,31 @@ size_t lm_skill_stats_symbols(const lm_skill_stats *s);
 /* ---- prepared records --------------------------------------------------- */
 
 /* Prepares a posting / profile for scoring. The prep borrows rec (not
- * copied): rec must outlive it. Returns LM_OK, LM_EINVAL (rec NULL) or
- * LM_ENOMEM. */
+ * copied): rec must outlive it, but for a posting's prep that forgot it.
+ * Returns LM_OK, LM_EINVAL (rec NULL) or LM_ENOMEM. */
 int lm_posting_prep_new(const Lunamatch__V1__JobPosting *rec, lm_posting_prep **out);
 void lm_posting_prep_free(lm_posting_prep *p); /* NULL is a no-op */
+/* The record the prep reads; NULL once it forgot it. */
 const Lunamatch__V1__JobPosting *lm_posting_prep_record(const lm_posting_prep *p);
+
+/*
+ * A posting's prep keeps copies of everything scoring and the request
+ * filters read, except the record's countries when one does not pack
+ * (longer than 8 bytes, which no validated record has). When it is
+ * self-contained, lm_posting_prep_forget drops its pointer to the record,
+ * which the caller may then free: scoring, binding and the filters work on
+ * as before. Explanations need the record's display texts: a view of the
+ * prep with a record of the same posting (the same version) explains
+ * exactly as the prep did with it. A view is a copy of the prep's fields
+ * that shares its arrays: it must not outlive p and is freed with
+ * lm_posting_prep_view_free (never bound or unbound). The view functions
+ * return LM_OK or LM_ENOMEM; NULL is a no-op for the free.
+ */
+bool lm_posting_prep_self_contained(const lm_posting_prep *p);
+void lm_posting_prep_forget(lm_posting_prep *p);
+int lm_posting_prep_view(const lm_posting_prep *p, const Lunamatch__V1__JobPosting *rec,
+    lm_posting_prep **view);
+void lm_posting_prep_view_free(lm_posting_prep *view);
 
 int lm_profile_prep_new(
     const Lunamatch__V1__CandidateProfile *rec, lm_profile_prep **out);
@@ -253,6 +273,9 @@ typedef struct lm_veto_key {
 } lm_veto_key;
 
 const lm_veto_key *lm_posting_prep_key(const lm_posting_prep *p);
+
+/* The posting's id, owned by the prep (NULL when the record has none). */
+const char *lm_posting_prep_id(const lm_posting_prep *p);
 const lm_veto_key *lm_profile_prep_key(const lm_profile_prep *c);
 
 /* A hint that a scan will soon read the prep (a lm_posting_prep or

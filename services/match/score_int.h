@@ -58,7 +58,7 @@ uint32_t lm_word_limit(const lm_skill_stats *s);
 /* A posting's skill, 24 bytes: postings hold many. Weights and years are
  * floats in the records, so floats hold them exactly. */
 struct pskill {
-	const char *id;
+	const char *id; /* the prep's (see lm_posting_prep) */
 	float w;        /* posting weight; 1 when unset */
 	uint32_t ord;   /* position in the record: the first entry of the id,
 	                   whose display name lm_pskill_name gives */
@@ -87,7 +87,7 @@ struct tokset {
 struct ploc {
 	uint64_t country; /* the country's bytes, A-Z folded to a-z, zero padded */
 	uint64_t city_h;  /* text_hash(city, true); 0 when city is NULL or "" */
-	const char *city; /* NULL or "" when it has none */
+	const char *city; /* NULL or "" when it has none; a posting prep's */
 };
 
 #define PREP_LOCS   4 /* locations a profile's prep holds packed */
@@ -106,22 +106,26 @@ bool lm_country_pack(const char *country, uint64_t *out);
 /* A requirement group that is not NULL, with its usable skill ids (not NULL,
  * not empty) in the prep's gids[off .. off + n). */
 struct pgroup {
-	const Lunamatch__V1__RequirementGroup *g;
+	uint32_t gi; /* its place in the record's requirement_groups */
 	size_t off, n;
 	float min_years;  /* g->min_years_experience */
 	bool needs_skill; /* g lists skill ids: one of them is required */
 };
 
 /*
- * A posting as the scorer and the request filters read it. Scoring a pair
- * and applying the filters read the record only when a country does not
- * pack (!locs_packed, or remote countries with !rc_packed: never for a
- * validated record); explanations (collect and detail mode) read it for
- * display texts.
+ * A posting as the scorer and the request filters read it. The prep owns
+ * every text it reads (its id, category, industry, skill ids and cities:
+ * shared copies, lm_pb_share, or its own) and its embedding, so it outlives
+ * its record. Scoring a pair and applying the filters read the record only
+ * when a country of the posting does not pack (!locs_packed, or remote
+ * countries with !rc_packed: never for a validated record, see
+ * lm_posting_prep_self_contained); explanations (collect and detail mode)
+ * read it for display texts, through a view that carries the record
+ * (lm_posting_prep_view) when the prep has forgotten it.
  */
 struct lm_posting_prep {
-	const JobPosting *rec;
-	const char *id;        /* rec->id */
+	const JobPosting *rec; /* NULL once forgotten (lm_posting_prep_forget) */
+	const char *id;        /* a copy of rec->id */
 	struct pskill *skills; /* distinct ids, sorted by id */
 	size_t n_skills;
 	struct tokset title;
@@ -129,7 +133,7 @@ struct lm_posting_prep {
 	bool geo;              /* every location is geocoded, and there is one */
 	struct pgroup *groups; /* the record's groups that are not NULL, in order */
 	size_t n_groups;
-	const char **gids; /* usable skill ids of the groups (borrowed from rec) */
+	const char **gids; /* usable skill ids of the groups (as skills[].id) */
 	uint32_t *gsym;    /* their symbols in `bound`; NONE while unbound */
 	size_t n_gids;
 	lm_skill_stats *bound;
@@ -153,15 +157,15 @@ struct lm_posting_prep {
 	 * in order. */
 	const struct pgeo *ll;
 	size_t n_ll;
-	uint64_t cat_h, ind_h;   /* text_hash(category/industry, true); 0: none */
-	const uint64_t *title_h; /* title.h */
-	const char *category, *industry;
-	const float *embedding;
+	uint64_t cat_h, ind_h;           /* text_hash(category/industry, true); 0: none */
+	const uint64_t *title_h;         /* title.h */
+	const char *category, *industry; /* as skills[].id */
+	const float *embedding;          /* a copy of rec's */
 	size_t n_embedding;
 	/* key holds its posting date, salary (annual_max, else annual_min; 0
 	 * without a salary), min_years, level and education. */
-	/* skills, groups, gids, gsym, title, rc, ll and locs live in the
-	 * same allocation. */
+	/* skills, groups, gids, gsym, title, rc, ll, locs, the embedding and
+	 * the prep's own texts live in the same allocation. */
 };
 
 struct lm_profile_prep {

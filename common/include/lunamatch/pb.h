@@ -96,6 +96,13 @@ int lm_pb_decode_shared(const ProtobufCMessageDescriptor *desc, const void *data
     size_t len, size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
 size_t lm_pb_shared_bytes(void);
 
+/* The shared copy of s, as lm_pb_decode_shared's copies point at: made when
+ * there is none and room is left. NULL when s is NULL, longer than
+ * LM_PB_SHARED_LEN bytes or the shared texts are full (then the caller
+ * keeps its own copy). A text once shared is found again by every later
+ * call. Thread-safe. */
+const char *lm_pb_share(const char *s);
+
 /*
  * True when s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF). NUL bytes are well-formed UTF-8; the

@@ -7,11 +7,13 @@
  * in both sync modes (LUNAMATCH_DECISION_LOG_SYNC_MS 0 and N) a logged
  * decision survives a crash of the process (a child that dies without
  * closing the log), and decisions handed over without waiting report
- * their write exactly once.
+ * their write exactly once; a stop while decisions are in flight sends
+ * none of them twice.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +322,83 @@ test_fatal_producer(void **state)
 	free(dir);
 }
 
+/* Messages on the topic: the sum of its partitions' high watermarks. */
+static int64_t
+topic_messages(void)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *c;
+	char err[256];
+	int64_t sum = 0, lo, hi;
+
+	assert_int_equal(
+	    lm_kafka_conf(brokers, "test-watermarks", &conf, err, sizeof(err)), LM_OK);
+	assert_non_null(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
+	for (int p = 0; p < PARTITIONS; p++) {
+		assert_int_equal(
+		    rd_kafka_query_watermark_offsets(c, TOPIC, p, &lo, &hi, 10000), 0);
+		sum += hi;
+	}
+	rd_kafka_destroy(c);
+	return sum;
+}
+
+/* A done callback that keeps the writer busy for 2 s: a slow last write
+ * while the log stops. */
+struct slow {
+	atomic_bool entered;
+};
+
+static void
+slow_done(void *arg, int rc)
+{
+	struct slow *w = arg;
+	(void) rc;
+	atomic_store(&w->entered, true);
+	lmt_sleep_ms(2000);
+}
+
+/*
+ * A stop while decisions are in flight (the broker answers after 1.5 s)
+ * and the writer is still busy: the sender stops producing at once. It
+ * used to start new rounds until the writer finished, producing the same
+ * unconfirmed decisions again and again (copies on the topic, and more
+ * delivery reports than its array holds).
+ */
+static void
+test_stop_in_flight(void **state)
+{
+	char *dir = data_dir();
+	lm_decisions *d = open_log(dir, NULL, 0);
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	struct slow w;
+	int64_t before, end;
+	(void) state;
+
+	atomic_init(&w.entered, false);
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-stop";
+	before = topic_messages();
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	/* The producer is connected (its first decision delivered) before the
+	 * broker slows down. */
+	assert_int_equal(log_one(d, "cand-stop", "req-stop", "", NULL), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_int_equal(rd_kafka_mock_broker_set_rtt(mock, MOCK_BROKER, 1500), 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(log_one(d, "cand-stop", "req-stop", "", NULL), LM_OK);
+	assert_int_equal(lm_decisions_log_async(d, &rec, slow_done, &w), LM_OK);
+	end = lm_clock_ms() + READ_MS;
+	while (!atomic_load(&w.entered) && lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_true(atomic_load(&w.entered));
+	lm_decisions_free(d);
+	assert_int_equal(rd_kafka_mock_broker_set_rtt(mock, MOCK_BROKER, 0), 0);
+	/* Each of the 22 at most once (in flight when the stop came). */
+	assert_true(topic_messages() - before <= 22);
+	free(dir);
+}
+
 /* With the broker down, decisions are durable and wait; stopped and
  * started again (a restart), the log sends them once the broker is back. */
 static void
@@ -384,46 +463,22 @@ test_outage_and_restart(void **state)
 	free(dir);
 }
 
-/* A decision over the size limit is refused; a full queue (broker down)
- * refuses answers with LM_EMAPFULL and turns the log unhealthy, and once
- * the broker is back and the queue drains, logging works again. */
-static void
-test_full_queue(void **state)
+/* Whether the rendered metrics of m contain text. */
+static bool
+metrics_has(lm_metrics *m, const char *text)
 {
-	char *dir = data_dir();
-	char *big = malloc(LM_DECISIONS_BYTES_MAX + 1);
-	int rc = LM_OK, n = 0;
-	(void) state;
-
-	assert_non_null(big);
-	memset(big, 'x', LM_DECISIONS_BYTES_MAX);
-	big[LM_DECISIONS_BYTES_MAX] = '\0';
-	lm_decisions *d = open_log(dir, NULL, LM_DQUEUE_MAP_SIZE);
-	assert_int_equal(lm_decisions_start(d), LM_OK);
-	assert_int_equal(log_one(d, "c", big, "", NULL), LM_E2BIG);
-	big[LM_DECISIONS_BYTES_MAX / 2] = '\0'; /* 128 KiB request ids */
-
-	assert_int_equal(rd_kafka_mock_broker_set_down(mock, MOCK_BROKER), 0);
-	while (n < 1000 && (rc = log_one(d, "cand-full", big, "", NULL)) == LM_OK)
-		n++;
-	assert_int_equal(rc, LM_EMAPFULL);
-	assert_true(n > 10);
-	assert_false(lm_decisions_healthy(d));
-	assert_int_equal(lm_decisions_pending(d), (uint64_t) n);
-
-	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
-	assert_int_equal(wait_pending(d, 0), 0);
-	assert_int_equal(log_one(d, "cand-after", "req", "", NULL), LM_OK);
-	assert_true(lm_decisions_healthy(d));
-	lm_decisions_free(d);
-	free(big);
-	free(dir);
+	char *out = NULL;
+	size_t len = 0;
+	assert_int_equal(lm_metrics_render(m, &out, &len), LM_OK);
+	bool found = strstr(out, text) != NULL;
+	free(out);
+	return found;
 }
 
 /* The done callback of lm_decisions_log_async in the tests. */
 struct dones {
 	pthread_mutex_t mu;
-	int calls, ok;
+	int calls, ok, last; /* last: the rc of the latest call */
 };
 
 static void
@@ -433,6 +488,7 @@ count_done(void *arg, int rc)
 	pthread_mutex_lock(&c->mu);
 	c->calls++;
 	c->ok += rc == LM_OK;
+	c->last = rc;
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -443,6 +499,140 @@ dones_calls(struct dones *c)
 	int n = c->calls;
 	pthread_mutex_unlock(&c->mu);
 	return n;
+}
+
+/* A decision over the size limit is refused; a full queue (broker down)
+ * refuses answers with LM_EMAPFULL and turns the log unhealthy, and once
+ * the broker is back and the queue drains, logging works again. Each
+ * refusal is counted. */
+static void
+test_full_queue(void **state)
+{
+	char *dir = data_dir();
+	char *big = malloc(LM_DECISIONS_BYTES_MAX + 1);
+	lm_metrics *m = NULL;
+	int rc = LM_OK, n = 0;
+	(void) state;
+
+	assert_non_null(big);
+	memset(big, 'x', LM_DECISIONS_BYTES_MAX);
+	big[LM_DECISIONS_BYTES_MAX] = '\0';
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	lm_decisions *d = open_log(dir, m, LM_DQUEUE_MAP_SIZE);
+	/* Every refusal counts, also one before start or of a decision too
+	 * large (they used to count only when the writer's queue was full). */
+	assert_int_equal(log_one(d, "c", "r", "", NULL), LM_ECLOSED);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	assert_int_equal(log_one(d, "c", big, "", NULL), LM_E2BIG);
+	assert_true(metrics_has(m, "lunamatch_decisions_log_errors_total 2\n"));
+	big[LM_DECISIONS_BYTES_MAX / 2] = '\0'; /* 128 KiB request ids */
+
+	assert_int_equal(rd_kafka_mock_broker_set_down(mock, MOCK_BROKER), 0);
+	while (n < 1000 && (rc = log_one(d, "cand-full", big, "", NULL)) == LM_OK)
+		n++;
+	assert_int_equal(rc, LM_EMAPFULL);
+	assert_true(n > 10);
+	assert_false(lm_decisions_healthy(d));
+	assert_int_equal(lm_decisions_pending(d), (uint64_t) n);
+	/* Handed over without waiting, a decision whose write fails reports
+	 * the queue's error once. */
+	struct dones c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-full";
+	rec.request_id = big;
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (dones_calls(&c) < 1 && lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_int_equal(dones_calls(&c), 1);
+	assert_int_equal(c.ok, 0);
+	assert_int_equal(c.last, LM_EMAPFULL);
+	assert_int_equal(lm_decisions_pending(d), (uint64_t) n);
+	assert_true(metrics_has(m, "lunamatch_decisions_log_errors_total 4\n"));
+
+	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_int_equal(log_one(d, "cand-after", "req", "", NULL), LM_OK);
+	assert_true(lm_decisions_healthy(d));
+	lm_decisions_free(d);
+	lm_metrics_free(m);
+	free(big);
+	free(dir);
+}
+
+/* A done callback that holds the writer until the test opens the gate
+ * (at most 10 s): a write that takes long. */
+struct gate {
+	atomic_bool entered, open;
+};
+
+static void
+gated_done(void *arg, int rc)
+{
+	struct gate *g = arg;
+	(void) rc;
+	atomic_store(&g->entered, true);
+	for (int i = 0; i < 2000 && !atomic_load(&g->open); i++)
+		lmt_sleep_ms(5);
+}
+
+static void
+gate_wait_entered(struct gate *g)
+{
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (!atomic_load(&g->entered) && lm_clock_ms() < end)
+		lmt_sleep_ms(2);
+	assert_true(atomic_load(&g->entered));
+}
+
+/*
+ * At most LM_DECISIONS_QUEUE_MAX decisions are held in memory, counting
+ * the batch the writer is writing: while a full batch is being written,
+ * the next decision is refused (LM_EBUSY). The count used to restart at
+ * zero when the writer took its batch, so twice as many could be held.
+ */
+static void
+test_queue_bound(void **state)
+{
+	char *dir = data_dir();
+	lm_decisions *d = open_log(dir, NULL, 0);
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	struct dones c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct gate g1, g2;
+	(void) state;
+
+	atomic_init(&g1.entered, false);
+	atomic_init(&g1.open, false);
+	atomic_init(&g2.entered, false);
+	atomic_init(&g2.open, false);
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-bound";
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	/* The writer is busy with a batch of one, which counts, while the
+	 * rest waits. */
+	assert_int_equal(lm_decisions_log_async(d, &rec, gated_done, &g1), LM_OK);
+	gate_wait_entered(&g1);
+	assert_int_equal(lm_decisions_log_async(d, &rec, gated_done, &g2), LM_OK);
+	for (int i = 2; i < LM_DECISIONS_QUEUE_MAX; i++)
+		assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_EBUSY);
+	/* That batch is done and the next one (all the rest) is written, its
+	 * first callback holding the writer: room for one more only. */
+	atomic_store(&g1.open, true);
+	gate_wait_entered(&g2);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_EBUSY);
+	atomic_store(&g2.open, true);
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (dones_calls(&c) < LM_DECISIONS_QUEUE_MAX - 1 && lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_int_equal(dones_calls(&c), LM_DECISIONS_QUEUE_MAX - 1);
+	assert_int_equal(c.ok, LM_DECISIONS_QUEUE_MAX - 1);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	lm_decisions_free(d);
+	assert_int_equal(c.ok, LM_DECISIONS_QUEUE_MAX);
+	free(dir);
 }
 
 /* With sync_ms > 0, and handed over without waiting: each decision's done
@@ -597,7 +787,9 @@ main(void)
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_outage_and_restart),
 	    cmocka_unit_test(test_fatal_producer),
+	    cmocka_unit_test(test_stop_in_flight),
 	    cmocka_unit_test(test_full_queue),
+	    cmocka_unit_test(test_queue_bound),
 	    cmocka_unit_test(test_async_and_interval),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
