@@ -2036,17 +2036,45 @@ cursor_seek(const struct cursor *c, uint32_t i, uint32_t doc)
 	return i;
 }
 
+/* Finds entry e of cursor c (cursor_find): when its key reaches kfind,
+ * adds it to its record, which it makes found when it is neither found
+ * nor evaluated by the seed yet. */
+static inline void
+find_one(struct ranking *q, const struct cursor *c, const lm_inverted_ent *e)
+{
+	struct acc *as = q->s->as;
+	uint32_t d = e->doc, found = q->found;
+	float sh, af;
+
+	if (ent_key(e) < c->kfind)
+		return;
+	sh = e->share * c->mult;
+	af = c->fixed ? c->afix : e->after * c->mult;
+	if (as[d].mark == found) {
+		struct cand *x = &q->s->cands[as[d].v.idx];
+		x->acc += sh;
+		if (af < x->after)
+			x->after = af;
+	} else if (as[d].mark != found - 1) {
+		struct cand *x = &q->s->cands[q->ncand];
+		as[d].mark = found;
+		as[d].v.idx = (uint32_t) q->ncand++;
+		q->s->open[d >> 6] |= (uint64_t) 1 << (d & 63);
+		x->doc = d;
+		x->acc = sh;
+		x->after = af;
+	}
+}
+
 /* The finding pass of c over its entries from doc lo to below lim. It
  * leaves c->pos at the first of them, for the completing pass of the same
  * window. */
 static void
 cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim)
 {
-	struct acc *as = q->s->as;
+	const struct acc *as = q->s->as;
 	const lm_inverted_ent *e = c->e;
 	uint32_t i = cursor_seek(c, c->pos, lo), stop = cursor_seek(c, i, lim);
-	uint32_t found = q->found;
-	double kfind = c->kfind;
 	uint32_t ahead = q->ahead;
 	uint64_t nread = 0;
 
@@ -2055,35 +2083,17 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim)
 		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
 		if (end > stop)
 			end = stop;
-		if (c->bm[i / LM_INVERTED_BLOCK] < kfind) {
+		if (c->bm[i / LM_INVERTED_BLOCK] < c->kfind) {
 			i = end;
 			continue;
 		}
 		nread += end - i;
-		for (; i < end; i++) {
-			uint32_t d = e[i].doc;
-			float sh, af;
-			if (ahead > 0 && i + ahead < stop)
-				__builtin_prefetch(&as[e[i + ahead].doc]);
-			if (ent_key(&e[i]) < kfind)
-				continue;
-			sh = e[i].share * c->mult;
-			af = c->fixed ? c->afix : e[i].after * c->mult;
-			if (as[d].mark == found) {
-				struct cand *x = &q->s->cands[as[d].v.idx];
-				x->acc += sh;
-				if (af < x->after)
-					x->after = af;
-			} else if (as[d].mark != found - 1) {
-				struct cand *x = &q->s->cands[q->ncand];
-				as[d].mark = found;
-				as[d].v.idx = (uint32_t) q->ncand++;
-				q->s->open[d >> 6] |= (uint64_t) 1 << (d & 63);
-				x->doc = d;
-				x->acc = sh;
-				x->after = af;
-			}
+		for (; ahead > 0 && i < end && i + ahead < stop; i++) {
+			__builtin_prefetch(&as[e[i + ahead].doc]);
+			find_one(q, c, &e[i]);
 		}
+		for (; i < end; i++)
+			find_one(q, c, &e[i]);
 	}
 	q->entries += nread;
 }
@@ -2123,16 +2133,16 @@ cursor_complete(
 	const lm_inverted_ent *e = c->e;
 	const uint64_t *open = q->s->open;
 	uint32_t first = cursor_seek(c, c->pos, lo), stop = cursor_seek(c, first, lim);
-	uint32_t ahead = q->ahead;
+	uint32_t ahead = q->ahead, i = first;
 
-	for (uint32_t i = first; i < stop; i++) {
-		if (ahead > 0 && i + ahead < stop) {
-			uint32_t d = e[i + ahead].doc;
-			if (open[d >> 6] >> (d & 63) & 1)
-				__builtin_prefetch(&q->s->as[d]);
-		}
+	for (; ahead > 0 && i + ahead < stop; i++) {
+		uint32_t d = e[i + ahead].doc;
+		if (open[d >> 6] >> (d & 63) & 1)
+			__builtin_prefetch(&q->s->as[d]);
 		complete_one(q, c, &e[i], tau_after);
 	}
+	for (; i < stop; i++)
+		complete_one(q, c, &e[i], tau_after);
 	q->entries += stop - first;
 	c->pos = stop;
 }
