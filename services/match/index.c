@@ -1639,18 +1639,6 @@ scratch_put(lm_index *idx, struct scratch *s)
 	pthread_mutex_unlock(&idx->pool_lock);
 }
 
-static bool
-cand_before(const struct cand *a, const struct cand *b)
-{
-	return a->bound > b->bound;
-}
-
-static int
-cmp_cand(const void *a, const void *b)
-{
-	return cand_before(a, b) ? -1 : (cand_before(b, a) ? 1 : 0);
-}
-
 /* Reorders c[0..n) so that c[k] has the (k+1)-th largest bound, every
  * entry before it one at least as large and every entry after it one at
  * most as large (Wirth's selection). k < n. */
@@ -1858,18 +1846,36 @@ doc_bound(const struct ranking *q, const struct cand *c)
 	return b * (1 + TERM_SLACK) + TERM_SLACK;
 }
 
+/* Restores the max-heap order by bound of c[0 .. n) below place i. */
+static void
+cand_sift(struct cand *c, size_t n, size_t i)
+{
+	struct cand x = c[i];
+
+	for (;;) {
+		size_t l = 2 * i + 1, w;
+		if (l >= n)
+			break;
+		w = l + 1 < n && c[l + 1].bound > c[l].bound ? l + 1 : l;
+		if (!(c[w].bound > x.bound))
+			break;
+		c[i] = c[w];
+		i = w;
+	}
+	c[i] = x;
+}
+
 /* Step 3: the records not evaluated yet, their bounds their sums plus
  * rest (the bounds of the units not read), best first while they reach the
- * bar. They go in batches, each twice the size of the one before: the
- * largest bounds are selected and sorted, evaluated, and of the rest only
- * those that reach the bar the batch set are kept, so that few are ever
- * sorted. */
+ * bar: those that reach the bar when the step begins go in a max-heap by
+ * bound, whose root is evaluated next, so that only the records evaluated
+ * are ever put in order. */
 static void
 visit(struct ranking *q)
 {
 	struct cand *cv = q->s->cands;
 	const struct acc *as = q->s->as;
-	size_t n = 0, lo = 0, batch = first_batch(q);
+	size_t n = 0;
 	double floor = bar(q->h, q->min_score);
 	/* After a sweep that dropped records, only those left (in increasing
 	 * place: each is read before its place is written). */
@@ -1889,25 +1895,15 @@ visit(struct ranking *q)
 		cv[n].bound = b;
 		cv[n++].doc = d;
 	}
-	while (lo < n) {
-		size_t m = n - lo, end;
-		if (batch < m)
-			select_top(cv + lo, m, batch - 1);
-		else
-			batch = m;
-		qsort(cv + lo, batch, sizeof(*cv), cmp_cand);
-		for (end = lo + batch; lo < end; lo++) {
-			if (cv[lo].bound < bar(q->h, q->min_score))
-				return; /* every later bound is at most this one */
-			evaluate(q, cv[lo].doc);
-		}
-		floor = bar(q->h, q->min_score);
-		m = lo;
-		for (size_t i = lo; i < n; i++)
-			if (!(cv[i].bound < floor))
-				cv[m++] = cv[i];
-		n = m;
-		batch *= 2;
+	for (size_t i = n / 2; i-- > 0;)
+		cand_sift(cv, n, i);
+	while (n > 0) {
+		uint32_t d = cv[0].doc;
+		if (cv[0].bound < bar(q->h, q->min_score))
+			return; /* every other bound is at most this one */
+		cv[0] = cv[--n];
+		cand_sift(cv, n, 0);
+		evaluate(q, d);
 	}
 }
 
