@@ -54,6 +54,8 @@ struct lm_decisions {
 	pthread_cond_t done_cv; /* waiting callers: their entry is done */
 	pthread_cond_t send_cv; /* the sender: appended, or stop */
 	struct entry *head, **tail;
+	/* Entries in memory: on the list and in the batch being written;
+	 * at most LM_DECISIONS_QUEUE_MAX. */
 	size_t queued;
 	bool started, stopping;
 	bool healthy;
@@ -137,10 +139,10 @@ writer_main(void *arg)
 		size_t n = 0;
 		d->head = NULL;
 		d->tail = &d->head;
-		d->queued = 0;
 		pthread_mutex_unlock(&d->mu);
 
-		/* At most LM_DECISIONS_QUEUE_MAX: enqueue refuses more. */
+		/* At most LM_DECISIONS_QUEUE_MAX: queued counts the batch until
+		 * its entries are freed, and enqueue refuses more. */
 		for (struct entry *e = batch; e != NULL; e = e->next)
 			msgs[n++] = e->msg;
 		int rc = lm_dqueue_append(d->q, msgs, n, NULL);
@@ -163,6 +165,7 @@ writer_main(void *arg)
 			free(e);
 		}
 		pthread_mutex_lock(&d->mu);
+		d->queued -= n;
 	}
 	pthread_mutex_unlock(&d->mu);
 	return NULL;

@@ -1473,6 +1473,12 @@ heap_offer(struct heap *h, const struct hit *x)
 #define SEED_CANDS   4096 /* records accumulated before units are left out */
 #define TERM_SLACK   1e-4 /* relative and absolute, on a sum of shares */
 #define WINDOW_SHIFT 15   /* a sweep's window: 32768 doc ids, 256 KiB of slots */
+/* From PREFETCH_DOCS doc ids on (2 MiB of slots, far more than the cache
+ * keeps), the sweep asks for the slot of the entry PREFETCH_AHEAD places
+ * ahead before it needs it; below that the slots stay in the cache and the
+ * hint would only cost instructions. */
+#define PREFETCH_DOCS  (1u << 18)
+#define PREFETCH_AHEAD 16
 
 /* A record to rank; during and after the sweep also its sum and the least
  * of what follows its entries read (see sweep). */
@@ -1640,18 +1646,6 @@ scratch_put(lm_index *idx, struct scratch *s)
 	pthread_mutex_unlock(&idx->pool_lock);
 }
 
-static bool
-cand_before(const struct cand *a, const struct cand *b)
-{
-	return a->bound > b->bound;
-}
-
-static int
-cmp_cand(const void *a, const void *b)
-{
-	return cand_before(a, b) ? -1 : (cand_before(b, a) ? 1 : 0);
-}
-
 /* Reorders c[0..n) so that c[k] has the (k+1)-th largest bound, every
  * entry before it one at least as large and every entry after it one at
  * most as large (Wirth's selection). k < n. */
@@ -1714,6 +1708,7 @@ struct ranking {
 	uint64_t seeded;  /* records the seed evaluated */
 	size_t nlive;     /* s->live[0 .. nlive), or SIZE_MAX: see prune_open */
 	bool partial;     /* some list entries were left unread */
+	uint32_t ahead;   /* PREFETCH_AHEAD, or 0 for no prefetching */
 };
 
 /* Adds docs to the candidates with the gate of a posting without skills
@@ -1858,18 +1853,36 @@ doc_bound(const struct ranking *q, const struct cand *c)
 	return b * (1 + TERM_SLACK) + TERM_SLACK;
 }
 
+/* Restores the max-heap order by bound of c[0 .. n) below place i. */
+static void
+cand_sift(struct cand *c, size_t n, size_t i)
+{
+	struct cand x = c[i];
+
+	for (;;) {
+		size_t l = 2 * i + 1, w;
+		if (l >= n)
+			break;
+		w = l + 1 < n && c[l + 1].bound > c[l].bound ? l + 1 : l;
+		if (!(c[w].bound > x.bound))
+			break;
+		c[i] = c[w];
+		i = w;
+	}
+	c[i] = x;
+}
+
 /* Step 3: the records not evaluated yet, their bounds their sums plus
  * rest (the bounds of the units not read), best first while they reach the
- * bar. They go in batches, each twice the size of the one before: the
- * largest bounds are selected and sorted, evaluated, and of the rest only
- * those that reach the bar the batch set are kept, so that few are ever
- * sorted. */
+ * bar: those that reach the bar when the step begins go in a max-heap by
+ * bound, whose root is evaluated next, so that only the records evaluated
+ * are ever put in order. */
 static void
 visit(struct ranking *q)
 {
 	struct cand *cv = q->s->cands;
 	const struct acc *as = q->s->as;
-	size_t n = 0, lo = 0, batch = first_batch(q);
+	size_t n = 0;
 	double floor = bar(q->h, q->min_score);
 	/* After a sweep that dropped records, only those left (in increasing
 	 * place: each is read before its place is written). */
@@ -1889,25 +1902,15 @@ visit(struct ranking *q)
 		cv[n].bound = b;
 		cv[n++].doc = d;
 	}
-	while (lo < n) {
-		size_t m = n - lo, end;
-		if (batch < m)
-			select_top(cv + lo, m, batch - 1);
-		else
-			batch = m;
-		qsort(cv + lo, batch, sizeof(*cv), cmp_cand);
-		for (end = lo + batch; lo < end; lo++) {
-			if (cv[lo].bound < bar(q->h, q->min_score))
-				return; /* every later bound is at most this one */
-			evaluate(q, cv[lo].doc);
-		}
-		floor = bar(q->h, q->min_score);
-		m = lo;
-		for (size_t i = lo; i < n; i++)
-			if (!(cv[i].bound < floor))
-				cv[m++] = cv[i];
-		n = m;
-		batch *= 2;
+	for (size_t i = n / 2; i-- > 0;)
+		cand_sift(cv, n, i);
+	while (n > 0) {
+		uint32_t d = cv[0].doc;
+		if (cv[0].bound < bar(q->h, q->min_score))
+			return; /* every other bound is at most this one */
+		cv[0] = cv[--n];
+		cand_sift(cv, n, 0);
+		evaluate(q, d);
 	}
 }
 
@@ -2014,6 +2017,8 @@ kfind(const struct cursor *c, bool finds, double theta)
 static uint32_t
 cursor_seek(const struct cursor *c, uint32_t i, uint32_t doc)
 {
+	if (i >= c->n || c->e[i].doc >= doc)
+		return i; /* the usual case of a window's first entry */
 	while (i < c->n) {
 		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
 		if (end > c->n)
@@ -2034,17 +2039,46 @@ cursor_seek(const struct cursor *c, uint32_t i, uint32_t doc)
 	return i;
 }
 
+/* Finds entry e of cursor c (cursor_find): when its key reaches kfind,
+ * adds it to its record, which it makes found when it is neither found
+ * nor evaluated by the seed yet. */
+static inline void
+find_one(struct ranking *q, const struct cursor *c, const lm_inverted_ent *e)
+{
+	struct acc *as = q->s->as;
+	uint32_t d = e->doc, found = q->found;
+	float sh, af;
+
+	if (ent_key(e) < c->kfind)
+		return;
+	sh = e->share * c->mult;
+	af = c->fixed ? c->afix : e->after * c->mult;
+	if (as[d].mark == found) {
+		struct cand *x = &q->s->cands[as[d].v.idx];
+		x->acc += sh;
+		if (af < x->after)
+			x->after = af;
+	} else if (as[d].mark != found - 1) {
+		struct cand *x = &q->s->cands[q->ncand];
+		as[d].mark = found;
+		as[d].v.idx = (uint32_t) q->ncand++;
+		q->s->open[d >> 6] |= (uint64_t) 1 << (d & 63);
+		x->doc = d;
+		x->acc = sh;
+		x->after = af;
+	}
+}
+
 /* The finding pass of c over its entries from doc lo to below lim. It
  * leaves c->pos at the first of them, for the completing pass of the same
  * window. */
 static void
 cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim)
 {
-	struct acc *as = q->s->as;
+	const struct acc *as = q->s->as;
 	const lm_inverted_ent *e = c->e;
 	uint32_t i = cursor_seek(c, c->pos, lo), stop = cursor_seek(c, i, lim);
-	uint32_t found = q->found;
-	double kfind = c->kfind;
+	uint32_t ahead = q->ahead;
 	uint64_t nread = 0;
 
 	c->pos = i;
@@ -2052,69 +2086,66 @@ cursor_find(struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim)
 		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
 		if (end > stop)
 			end = stop;
-		if (c->bm[i / LM_INVERTED_BLOCK] < kfind) {
+		if (c->bm[i / LM_INVERTED_BLOCK] < c->kfind) {
 			i = end;
 			continue;
 		}
 		nread += end - i;
-		for (; i < end; i++) {
-			uint32_t d = e[i].doc;
-			float sh, af;
-			if (ent_key(&e[i]) < kfind)
-				continue;
-			sh = e[i].share * c->mult;
-			af = c->fixed ? c->afix : e[i].after * c->mult;
-			if (as[d].mark == found) {
-				struct cand *x = &q->s->cands[as[d].v.idx];
-				x->acc += sh;
-				if (af < x->after)
-					x->after = af;
-			} else if (as[d].mark != found - 1) {
-				struct cand *x = &q->s->cands[q->ncand];
-				as[d].mark = found;
-				as[d].v.idx = (uint32_t) q->ncand++;
-				q->s->open[d >> 6] |= (uint64_t) 1 << (d & 63);
-				x->doc = d;
-				x->acc = sh;
-				x->after = af;
-			}
+		for (; ahead > 0 && i < end && i + ahead < stop; i++) {
+			__builtin_prefetch(&as[e[i + ahead].doc]);
+			find_one(q, c, &e[i]);
 		}
+		for (; i < end; i++)
+			find_one(q, c, &e[i]);
 	}
 	q->entries += nread;
 }
 
-/* The completing pass of c over its entries from doc lo to below lim:
- * those the finding pass did not add (keyed below kfind), to the records
- * found. tau_after bounds the keys of every entry left unread after this
+/* Completes entry e of cursor c (cursor_complete): adds it to its record
+ * when the record is found and open and the finding pass did not add it
+ * (keyed below kfind). tau_after bounds the keys of every entry left unread after this
  * band. An entry lowers its record's `after` only when its key reaches
  * tau_after: keys fall along a record's own order, so such an entry comes
  * before every unread one, whose shares its `after` then bounds. A
  * lower-keyed entry (a band may hold some below units of later bands) may
  * come after an unread one, and its `after` would understate what is
  * missing. */
+static inline void
+complete_one(
+    struct ranking *q, const struct cursor *c, const lm_inverted_ent *e, double tau_after)
+{
+	uint32_t d = e->doc;
+	struct cand *x;
+	float af;
+
+	if (!(q->s->open[d >> 6] >> (d & 63) & 1) || ent_key(e) >= c->kfind)
+		return;
+	x = &q->s->cands[q->s->as[d].v.idx];
+	x->acc += e->share * c->mult;
+	af = c->fixed ? c->afix : e->after * c->mult;
+	if (af < x->after &&
+	    (c->fixed ? (double) c->kfix : ent_key(e) * c->mult) >= tau_after)
+		x->after = af;
+}
+
+/* The completing pass of c over its entries from doc lo to below lim. */
 static void
 cursor_complete(
     struct ranking *q, struct cursor *c, uint32_t lo, uint32_t lim, double tau_after)
 {
-	const struct acc *as = q->s->as;
-	const uint64_t *open = q->s->open;
 	const lm_inverted_ent *e = c->e;
+	const uint64_t *open = q->s->open;
 	uint32_t first = cursor_seek(c, c->pos, lo), stop = cursor_seek(c, first, lim);
-	double kfind = c->kfind;
+	uint32_t ahead = q->ahead, i = first;
 
-	for (uint32_t i = first; i < stop; i++) {
-		uint32_t d = e[i].doc;
-		float af;
-		struct cand *x;
-		if (!(open[d >> 6] >> (d & 63) & 1) || ent_key(&e[i]) >= kfind)
-			continue;
-		x = &q->s->cands[as[d].v.idx];
-		x->acc += e[i].share * c->mult;
-		af = c->fixed ? c->afix : e[i].after * c->mult;
-		if (af < x->after &&
-		    (c->fixed ? (double) c->kfix : ent_key(&e[i]) * c->mult) >= tau_after)
-			x->after = af;
+	for (; ahead > 0 && i + ahead < stop; i++) {
+		uint32_t d = e[i + ahead].doc;
+		if (open[d >> 6] >> (d & 63) & 1)
+			__builtin_prefetch(&q->s->as[d]);
+		complete_one(q, c, &e[i], tau_after);
 	}
+	for (; i < stop; i++)
+		complete_one(q, c, &e[i], tau_after);
 	q->entries += stop - first;
 	c->pos = stop;
 }
@@ -2457,6 +2488,7 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	q.min_score = min_score;
 	q.h = h;
 	q.gate = lm_float_up(idx->model->params.no_skills_gate);
+	q.ahead = t->ndocs >= PREFETCH_DOCS ? PREFETCH_AHEAD : 0;
 	nterms = lm_prep_terms(pp, cp, idx->stats, q.s->terms, nterms);
 	for (uint32_t part = 0; part < q.nparts; part++) {
 		const uint32_t *docs;

@@ -158,6 +158,17 @@ struct answer {
  * allocate. */
 #define DECISION_STACK_RESULTS 64
 
+/* The status message of an answer refused because its decision could not be
+ * logged. Not logged per answer: the decision log counts every refusal
+ * (lunamatch_decisions_log_errors_total) and logs each failed write once per
+ * batch, and a line per answer would flood the log while the disk fails. */
+static void
+refused(const char *method, int rc, char *msg, size_t len)
+{
+	snprintf(msg, len, "decision log unavailable: %s", lm_strerror(rc));
+	lm_debug("match.decision", "%s answer refused: %s", method, lm_errname(rc));
+}
+
 /* A held MatchJobs / MatchCandidates reply waiting for its decision's
  * write (lm_decisions_done_fn). */
 struct held {
@@ -177,9 +188,7 @@ decision_written(void *arg, int rc)
 		h.done(h.call, ST_OK, NULL);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "decision log unavailable: %s", lm_strerror(rc));
-	lm_warn("match.decision", "%s answer refused: the decision log failed: %s",
-	    h.method, lm_errname(rc));
+	refused(h.method, rc, msg, sizeof(msg));
 	h.done(h.call, ST_UNAVAILABLE, msg);
 }
 
@@ -244,9 +253,7 @@ out:
 	if (rc == LM_OK)
 		return LM_RPC_HELD;
 	free(h);
-	snprintf(msg, msglen, "decision log unavailable: %s", lm_strerror(rc));
-	lm_warn("match.decision", "%s answer refused: the decision log failed: %s",
-	    a->method, lm_errname(rc));
+	refused(a->method, rc, msg, msglen);
 	return ST_UNAVAILABLE;
 }
 

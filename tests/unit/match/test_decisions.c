@@ -475,6 +475,32 @@ metrics_has(lm_metrics *m, const char *text)
 	return found;
 }
 
+/* The done callback of lm_decisions_log_async in the tests. */
+struct dones {
+	pthread_mutex_t mu;
+	int calls, ok, last; /* last: the rc of the latest call */
+};
+
+static void
+count_done(void *arg, int rc)
+{
+	struct dones *c = arg;
+	pthread_mutex_lock(&c->mu);
+	c->calls++;
+	c->ok += rc == LM_OK;
+	c->last = rc;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int
+dones_calls(struct dones *c)
+{
+	pthread_mutex_lock(&c->mu);
+	int n = c->calls;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
 /* A decision over the size limit is refused; a full queue (broker down)
  * refuses answers with LM_EMAPFULL and turns the log unhealthy, and once
  * the broker is back and the queue drains, logging works again. Each
@@ -508,6 +534,22 @@ test_full_queue(void **state)
 	assert_true(n > 10);
 	assert_false(lm_decisions_healthy(d));
 	assert_int_equal(lm_decisions_pending(d), (uint64_t) n);
+	/* Handed over without waiting, a decision whose write fails reports
+	 * the queue's error once. */
+	struct dones c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-full";
+	rec.request_id = big;
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (dones_calls(&c) < 1 && lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_int_equal(dones_calls(&c), 1);
+	assert_int_equal(c.ok, 0);
+	assert_int_equal(c.last, LM_EMAPFULL);
+	assert_int_equal(lm_decisions_pending(d), (uint64_t) n);
+	assert_true(metrics_has(m, "lunamatch_decisions_log_errors_total 4\n"));
 
 	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
 	assert_int_equal(wait_pending(d, 0), 0);
@@ -519,29 +561,78 @@ test_full_queue(void **state)
 	free(dir);
 }
 
-/* The done callback of lm_decisions_log_async in the tests. */
-struct dones {
-	pthread_mutex_t mu;
-	int calls, ok;
+/* A done callback that holds the writer until the test opens the gate
+ * (at most 10 s): a write that takes long. */
+struct gate {
+	atomic_bool entered, open;
 };
 
 static void
-count_done(void *arg, int rc)
+gated_done(void *arg, int rc)
 {
-	struct dones *c = arg;
-	pthread_mutex_lock(&c->mu);
-	c->calls++;
-	c->ok += rc == LM_OK;
-	pthread_mutex_unlock(&c->mu);
+	struct gate *g = arg;
+	(void) rc;
+	atomic_store(&g->entered, true);
+	for (int i = 0; i < 2000 && !atomic_load(&g->open); i++)
+		lmt_sleep_ms(5);
 }
 
-static int
-dones_calls(struct dones *c)
+static void
+gate_wait_entered(struct gate *g)
 {
-	pthread_mutex_lock(&c->mu);
-	int n = c->calls;
-	pthread_mutex_unlock(&c->mu);
-	return n;
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (!atomic_load(&g->entered) && lm_clock_ms() < end)
+		lmt_sleep_ms(2);
+	assert_true(atomic_load(&g->entered));
+}
+
+/*
+ * At most LM_DECISIONS_QUEUE_MAX decisions are held in memory, counting
+ * the batch the writer is writing: while a full batch is being written,
+ * the next decision is refused (LM_EBUSY). The count used to restart at
+ * zero when the writer took its batch, so twice as many could be held.
+ */
+static void
+test_queue_bound(void **state)
+{
+	char *dir = data_dir();
+	lm_decisions *d = open_log(dir, NULL, 0);
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	struct dones c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct gate g1, g2;
+	(void) state;
+
+	atomic_init(&g1.entered, false);
+	atomic_init(&g1.open, false);
+	atomic_init(&g2.entered, false);
+	atomic_init(&g2.open, false);
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-bound";
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	/* The writer is busy with a batch of one, which counts, while the
+	 * rest waits. */
+	assert_int_equal(lm_decisions_log_async(d, &rec, gated_done, &g1), LM_OK);
+	gate_wait_entered(&g1);
+	assert_int_equal(lm_decisions_log_async(d, &rec, gated_done, &g2), LM_OK);
+	for (int i = 2; i < LM_DECISIONS_QUEUE_MAX; i++)
+		assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_EBUSY);
+	/* That batch is done and the next one (all the rest) is written, its
+	 * first callback holding the writer: room for one more only. */
+	atomic_store(&g1.open, true);
+	gate_wait_entered(&g2);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_EBUSY);
+	atomic_store(&g2.open, true);
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (dones_calls(&c) < LM_DECISIONS_QUEUE_MAX - 1 && lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_int_equal(dones_calls(&c), LM_DECISIONS_QUEUE_MAX - 1);
+	assert_int_equal(c.ok, LM_DECISIONS_QUEUE_MAX - 1);
+	assert_int_equal(lm_decisions_log_async(d, &rec, count_done, &c), LM_OK);
+	lm_decisions_free(d);
+	assert_int_equal(c.ok, LM_DECISIONS_QUEUE_MAX);
+	free(dir);
 }
 
 /* With sync_ms > 0, and handed over without waiting: each decision's done
@@ -698,6 +789,7 @@ main(void)
 	    cmocka_unit_test(test_fatal_producer),
 	    cmocka_unit_test(test_stop_in_flight),
 	    cmocka_unit_test(test_full_queue),
+	    cmocka_unit_test(test_queue_bound),
 	    cmocka_unit_test(test_async_and_interval),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1188,11 +1188,15 @@ drain_thread(void *p)
 /* The commit of GetPosting in test_held_reply, by request id: "ok" sends
  * at once, "refuse" answers UNAVAILABLE, "bad" returns an invalid status;
  * any other id is held in g_held until the test calls its done. */
+#define HELD_MAX 8
 static struct {
 	pthread_mutex_t mu;
 	lm_rpc_done_fn done;
 	void *call;
 	int n; /* calls held so far */
+	/* The call held as the i-th (i < HELD_MAX) and its request id. */
+	void *calls[HELD_MAX];
+	char reqids[HELD_MAX][32];
 } g_held = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int
@@ -1216,6 +1220,11 @@ c_hold(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 	pthread_mutex_lock(&g_held.mu);
 	g_held.done = done;
 	g_held.call = call;
+	if (g_held.n < HELD_MAX) {
+		g_held.calls[g_held.n] = call;
+		snprintf(g_held.reqids[g_held.n], sizeof(g_held.reqids[0]), "%s",
+		    ctx->request_id);
+	}
 	g_held.n++;
 	pthread_mutex_unlock(&g_held.mu);
 	return LM_RPC_HELD;
@@ -1286,6 +1295,7 @@ struct done_arg {
 	lm_rpc_done_fn done;
 	void *call;
 	unsigned after_ms;
+	atomic_bool called; /* set just before done is called */
 };
 
 static void *
@@ -1293,6 +1303,7 @@ done_thread(void *p)
 {
 	struct done_arg *a = p;
 	nng_msleep(a->after_ms);
+	atomic_store(&a->called, true);
 	a->done(a->call, OK_, NULL);
 	return NULL;
 }
@@ -1392,9 +1403,10 @@ test_held_reply(void **state)
 	    .url = f.url, .reqid = "held-4", .id = "job-7", .timeout_ms = 5000};
 	assert_int_equal(pthread_create(&t, NULL, raw_thread, &d), 0);
 	held_wait(4, &done, &call);
-	struct done_arg da = {done, call, 200};
+	struct done_arg da = {done, call, 200, false};
 	assert_int_equal(pthread_create(&td, NULL, done_thread, &da), 0);
 	assert_int_equal(lm_rpc_server_drain(f.s, 5000), LM_OK);
+	assert_true(atomic_load(&da.called));
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_non_null(d.resp);
 	assert_int_equal(d.resp->code, OK_);
@@ -1412,13 +1424,95 @@ test_held_reply(void **state)
 	    .wait_ms = 1000};
 	assert_int_equal(pthread_create(&t, NULL, raw_thread, &e), 0);
 	held_wait(5, &done, &call);
-	da = (struct done_arg){done, call, 200};
+	da = (struct done_arg){done, call, 200, false};
 	assert_int_equal(pthread_create(&td, NULL, done_thread, &da), 0);
 	lm_rpc_server_free(f.s);
 	f.s = NULL;
+	assert_true(atomic_load(&da.called)); /* free returned after done */
 	assert_int_equal(pthread_join(td, NULL), 0);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_null(e.resp); /* the socket closed before the answer */
+	server_down(&f);
+}
+
+/*
+ * Five calls held at once on one worker: each reply goes to the client
+ * that asked, whatever order their done comes in (here the reverse of the
+ * order they were held), also when a client gave up and closed its socket
+ * before its done (that reply is dropped by nng, nothing leaks). Counts
+ * and the in-flight gauge end right, and the contexts serve again.
+ */
+static void
+test_held_replies_to_their_callers(void **state)
+{
+	(void) state;
+	enum { N = 5, GONE = 2 };
+	struct fixture f;
+	lm_rpc_server_opts o = {.contexts = N, .workers = 1};
+	struct raw_arg a[N];
+	char reqid[N][16], id[N][16];
+	pthread_t t[N];
+	lm_rpc_done_fn done;
+	void *call;
+
+	server_up_with(&f, o, g_held_methods, 2);
+	pthread_mutex_lock(&g_held.mu);
+	g_held.n = 0;
+	pthread_mutex_unlock(&g_held.mu);
+	for (int i = 0; i < N; i++) {
+		snprintf(reqid[i], sizeof(reqid[i]), "many-%d", i);
+		snprintf(id[i], sizeof(id[i]), "job-m%d", i);
+		a[i] = (struct raw_arg){.url = f.url,
+		    .reqid = reqid[i],
+		    .id = id[i],
+		    .timeout_ms = 10000,
+		    .wait_ms = i == GONE ? 1000 : 5000};
+		assert_int_equal(pthread_create(&t[i], NULL, raw_thread, &a[i]), 0);
+	}
+	held_wait(N, &done, &call);
+	/* The impatient client closes its socket; its call stays held. */
+	assert_int_equal(pthread_join(t[GONE], NULL), 0);
+	assert_null(a[GONE].resp);
+	for (int k = N - 1; k >= 0; k--) {
+		pthread_mutex_lock(&g_held.mu);
+		void *c = g_held.calls[k];
+		pthread_mutex_unlock(&g_held.mu);
+		done(c, OK_, NULL);
+	}
+	for (int i = 0; i < N; i++) {
+		if (i == GONE)
+			continue;
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_non_null(a[i].resp);
+		assert_int_equal(a[i].resp->code, OK_);
+		assert_string_equal(a[i].resp->request_id, reqid[i]);
+		Lunamatch__V1__GetPostingResponse *gp =
+		    lunamatch__v1__get_posting_response__unpack(
+		        NULL, a[i].resp->payload.len, a[i].resp->payload.data);
+		assert_non_null(gp);
+		assert_string_equal(gp->posting->id, id[i]);
+		lunamatch__v1__get_posting_response__free_unpacked(gp, NULL);
+		lunamatch__v1__rpc_response__free_unpacked(a[i].resp, NULL);
+	}
+	assert_int_equal(requests(f.m, "GetPosting", "OK"), N);
+	lm_gauge *inflight = lm_metrics_gauge(f.m, "lunamatch_rpc_inflight", NULL, NULL);
+	nng_time end = nng_clock() + 3000;
+	while (lm_gauge_get(inflight) != 0 && nng_clock() < end)
+		nng_msleep(2);
+	assert_int_equal(lm_gauge_get(inflight), 0);
+	/* Every context is receiving again: N calls at once are answered. */
+	struct raw_arg b[N];
+	for (int i = 0; i < N; i++) {
+		b[i] = (struct raw_arg){
+		    .url = f.url, .reqid = "ok", .id = id[i], .timeout_ms = 5000};
+		assert_int_equal(pthread_create(&t[i], NULL, raw_thread, &b[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_non_null(b[i].resp);
+		assert_int_equal(b[i].resp->code, OK_);
+		lunamatch__v1__rpc_response__free_unpacked(b[i].resp, NULL);
+	}
 	server_down(&f);
 }
 
@@ -1670,6 +1764,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_connection_limit_per_peer),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_held_reply),
+	    cmocka_unit_test(test_held_replies_to_their_callers),
 	    cmocka_unit_test(test_drain),
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_setup_errors),

@@ -1114,6 +1114,23 @@ test_decision_log(void **state)
 	free_msg(j);
 	free_msg(c);
 
+	/* With the broker away, nothing leaves the queue: each answer is given
+	 * only once its decision is in the durable queue. */
+	for (int64_t end = lm_clock_ms() + READ_MS;
+	     lm_decisions_pending(d) != 0 && lm_clock_ms() < end;)
+		lmt_sleep_ms(10);
+	assert_int_equal(lm_decisions_pending(d), 0);
+	assert_int_equal(rd_kafka_mock_broker_set_down(mock, 1), 0);
+	for (uint64_t i = 1; i <= 3; i++) {
+		j = NULL;
+		assert_int_equal(
+		    call_with(svc, ctx, "MatchJobs", &jr, (void **) &j, msg, sizeof(msg)),
+		    ST_OK);
+		assert_true(lm_decisions_pending(d) >= i);
+		free_msg(j);
+	}
+	assert_int_equal(rd_kafka_mock_broker_set_up(mock, 1), 0);
+
 	/* A log that cannot take the decision: the answer is refused. */
 	o.data_dir = dir2;
 	assert_int_equal(lm_decisions_new(&o, &stopped), LM_OK);
