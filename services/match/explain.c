@@ -438,7 +438,8 @@ make_summary(const lm_model *m, const lm_posting_prep *pp, const struct eval *ev
 	                           : "weak";
 	append(buf, len, &w, "%s match (%.2f)", band, ev->score);
 	if (ev->present[LM_FEAT_SKILLS])
-		append(buf, len, &w, ": %zu/%zu skills", ev->sk_have, pp->n_skills);
+		append(
+		    buf, len, &w, ": %zu/%zu skills", ev->sk_have, (size_t) pp->n_skills);
 	for (int f = LM_FEAT_SKILLS + 1; f < LM_FEAT_COUNT; f++) {
 		if (!ev->present[f] || !(m->weights[f] > 0))
 			continue;

@@ -147,7 +147,7 @@ lm_country_pack(const char *country, uint64_t *out)
  * country): then the scorer compares the record's locations. */
 static bool
 pack_locs(Lunamatch__V1__Location *const *locs, size_t n, struct ploc *out, size_t cap,
-    size_t *n_out)
+    uint32_t *n_out)
 {
 	*n_out = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -350,6 +350,9 @@ lm_pskill_name(const lm_posting_prep *pp, const struct pskill *s)
 	return r->name != NULL && r->name[0] != '\0' ? r->name : r->skill_id;
 }
 
+_Static_assert(_Alignof(struct pgroup) <= _Alignof(uint32_t),
+    "a posting prep's groups lie between 8-byte and 4-byte arrays");
+
 int
 lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 {
@@ -383,10 +386,10 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		return LM_ENOMEM;
 	if (title.n > 0)
 		text = (size_t) ((const char *) title.tok - title.buf);
-	/* One allocation: the prep, then ll, locs, skills, groups, title_h,
-	 * rc, gids, the title's tokens, gsym, the embedding, the tokens' text
-	 * and the texts the prep keeps its own copy of (in the order of their
-	 * alignment). The title's token set lives there too: its hashes are
+	/* One allocation: the prep, then ll, locs, skills, title_h, rc,
+	 * gids, the title's tokens, groups, gsym, the embedding, the tokens'
+	 * text and the texts the prep keeps its own copy of (in the order of
+	 * their alignment). The title's token set lives there too: its hashes are
 	 * title_h. */
 	size = sizeof(*p) + nll * sizeof(*p->ll) + nlocs * sizeof(*p->locs) +
 	       rec->n_skills * sizeof(*p->skills) + ng * sizeof(*p->groups) +
@@ -405,8 +408,6 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	at += nlocs * sizeof(*p->locs);
 	p->skills = (struct pskill *) (void *) at;
 	at += rec->n_skills * sizeof(*p->skills);
-	p->groups = (struct pgroup *) (void *) at;
-	at += ng * sizeof(*p->groups);
 	p->title.h = (uint64_t *) (void *) at;
 	p->title_h = p->title.h;
 	if (title.n > 0)
@@ -418,6 +419,8 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	at += nid * sizeof(*p->gids);
 	p->title.tok = (const char **) (void *) at;
 	at += title.n * sizeof(*p->title.tok);
+	p->groups = (struct pgroup *) (void *) at;
+	at += ng * sizeof(*p->groups);
 	p->gsym = (uint32_t *) (void *) at;
 	at += nid * sizeof(*p->gsym);
 	emb = (float *) (void *) at;
@@ -977,7 +980,7 @@ words_max(const lm_posting_prep *pp, const lm_profile_prep *cp)
 /* References the symbols of the prep's words into *wsym / *n. */
 static int
 words_bind(lm_skill_stats *s, const lm_posting_prep *pp, const lm_profile_prep *cp,
-    uint32_t **wsym, size_t *n)
+    uint32_t **wsym, uint32_t *n)
 {
 	char buf[LM_WORD_MAX];
 	size_t max = words_max(pp, cp), it = 0;
@@ -1002,7 +1005,7 @@ words_bind(lm_skill_stats *s, const lm_posting_prep *pp, const lm_profile_prep *
 }
 
 static void
-words_unbind(lm_skill_stats *s, uint32_t **wsym, size_t *n)
+words_unbind(lm_skill_stats *s, uint32_t **wsym, uint32_t *n)
 {
 	for (size_t i = 0; i < *n; i++)
 		lm_word_unref(s, (*wsym)[i]);

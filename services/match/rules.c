@@ -909,7 +909,7 @@ feat_skills(const struct pair *pr, struct eval *ev)
 	ev->present[LM_FEAT_SKILLS] = true;
 	ev->value[LM_FEAT_SKILLS] = v;
 	DETAIL(ev, LM_FEAT_SKILLS, "%zu of %zu skills, %.0f%% of the required importance",
-	    nh, pp->n_skills, 100.0 * r);
+	    nh, (size_t) pp->n_skills, 100.0 * r);
 }
 
 static void

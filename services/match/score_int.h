@@ -106,7 +106,7 @@ bool lm_country_pack(const char *country, uint64_t *out);
  * not empty) in the prep's gids[off .. off + n). */
 struct pgroup {
 	uint32_t gi; /* its place in the record's requirement_groups */
-	size_t off, n;
+	uint32_t off, n;
 	float min_years;  /* g->min_years_experience */
 	bool needs_skill; /* g lists skill ids: one of them is required */
 };
@@ -125,42 +125,37 @@ struct pgroup {
 struct lm_posting_prep {
 	const JobPosting *rec; /* NULL once forgotten (lm_posting_prep_forget) */
 	const char *id;        /* a copy of rec->id */
-	struct pskill *skills; /* distinct ids, sorted by id */
-	size_t n_skills;
+	struct pskill *skills; /* n_skills distinct ids, sorted by id */
 	struct tokset title;
-	bool has_country;
-	bool geo;              /* every location is geocoded, and there is one */
-	struct pgroup *groups; /* the record's groups that are not NULL, in order */
-	size_t n_groups;
-	const char **gids; /* usable skill ids of the groups (as skills[].id) */
-	uint32_t *gsym;    /* their symbols in `bound`; NONE while unbound */
-	size_t n_gids;
+	struct pgroup *groups; /* the record's n_groups groups that are not NULL,
+	                          in order */
+	const char **gids;     /* n_gids usable skill ids of the groups (as
+	                          skills[].id) */
+	uint32_t *gsym;        /* their symbols in `bound`; NONE while unbound */
 	lm_skill_stats *bound;
-	uint32_t *wsym; /* while bound: symbols of its words (lm_prep_word) */
-	size_t n_wsym;
+	uint32_t *wsym; /* while bound: n_wsym symbols of its words (lm_prep_word) */
+	uint32_t n_skills, n_groups, n_gids, n_wsym;
 	lm_veto_key key; /* what the quick veto test reads, copied from rec */
 	/* What scoring reads of rec, copied so that scoring a pair touches the
 	 * record as little as possible. */
 	/* When locs_packed (every country packs, as every country of a
-	 * validated record does): its locations that have a country, in
+	 * validated record does): its n_locs locations that have a country, in
 	 * order. */
 	const struct ploc *locs;
-	size_t n_locs;
-	bool locs_packed;
-	/* The record lists remote countries (has_rc): when rc_packed, the
+	/* The record lists remote countries (has_rc): when rc_packed, the n_rc
 	 * packed ones that are not NULL or empty (the others match nothing). */
-	bool has_rc, rc_packed;
 	const uint64_t *rc;
-	size_t n_rc;
-	/* When geo: the positions of the record's locations that are not NULL,
-	 * in order. */
+	/* When geo: the positions of the record's n_ll locations that are not
+	 * NULL, in order. */
 	const struct pgeo *ll;
-	size_t n_ll;
+	uint32_t n_locs, n_rc, n_ll, n_embedding;
+	bool has_country;
+	bool geo; /* every location is geocoded, and there is one */
+	bool locs_packed, has_rc, rc_packed;
 	uint64_t cat_h, ind_h;           /* text_hash(category/industry, true); 0: none */
 	const uint64_t *title_h;         /* title.h */
 	const char *category, *industry; /* as skills[].id */
-	const float *embedding;          /* a copy of rec's */
-	size_t n_embedding;
+	const float *embedding;          /* n_embedding floats, a copy of rec's */
 	/* key holds its posting date, salary (annual_max, else annual_min; 0
 	 * without a salary), min_years, level and education. */
 	/* skills, groups, gids, gsym, title, rc, ll, locs, the embedding and
@@ -188,11 +183,11 @@ struct lm_profile_prep {
 	bool geo;              /* every location is geocoded, and there is one */
 	lm_skill_stats *bound; /* skills[i].sym are symbols of it */
 	uint32_t *wsym;        /* while bound: symbols of its words */
-	size_t n_wsym;
+	uint32_t n_wsym;
 	/* When locs_packed (every country packs): its locations that have a
 	 * country, in order. */
 	const struct ploc *locs;
-	size_t n_locs;
+	uint32_t n_locs;
 	bool locs_packed;
 	/* When geo: the positions of its locations that are not NULL, in
 	 * order. */
