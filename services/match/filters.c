@@ -17,8 +17,8 @@ struct lm_filters {
 	const Lunamatch__V1__CandidateFilters *candidates;
 	const char **exclude; /* sorted copy of the exclude_ids pointers */
 	size_t n_exclude;
-	/* jobs: the countries that pack (lm_country_pack); a country that does
-	 * not pack equals no packed country of a posting. */
+	/* The filter's countries that pack (lm_country_pack); a country that
+	 * does not pack equals no packed country of a record. */
 	uint64_t *country;
 	size_t n_country;
 };
@@ -55,6 +55,25 @@ check_list(const char *what, size_t n, char *err, size_t errlen)
 	return LM_OK;
 }
 
+/* Packs the n countries of a filter into (*out)->country. Returns LM_OK
+ * or LM_ENOMEM (then *out is freed and NULL). */
+static int
+pack_countries(char *const *countries, size_t n, lm_filters **out)
+{
+	if (n > 0 && ((*out)->country = calloc(n, sizeof(uint64_t))) == NULL) {
+		lm_filters_free(*out);
+		*out = NULL;
+		return LM_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *cc = countries[i];
+		if (cc != NULL && cc[0] != '\0' &&
+		    lm_country_pack(cc, &(*out)->country[(*out)->n_country]))
+			(*out)->n_country++;
+	}
+	return LM_OK;
+}
+
 int
 lm_filters_for_jobs(
     const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err, size_t errlen)
@@ -77,19 +96,7 @@ lm_filters_for_jobs(
 	if ((rc = filters_new(f->exclude_ids, f->n_exclude_ids, out)) != LM_OK)
 		return rc;
 	(*out)->jobs = f;
-	if (f->n_countries > 0 &&
-	    ((*out)->country = calloc(f->n_countries, sizeof(uint64_t))) == NULL) {
-		lm_filters_free(*out);
-		*out = NULL;
-		return LM_ENOMEM;
-	}
-	for (size_t i = 0; i < f->n_countries; i++) {
-		const char *cc = f->countries[i];
-		if (cc != NULL && cc[0] != '\0' &&
-		    lm_country_pack(cc, &(*out)->country[(*out)->n_country]))
-			(*out)->n_country++;
-	}
-	return LM_OK;
+	return pack_countries(f->countries, f->n_countries, out);
 }
 
 int
@@ -114,7 +121,7 @@ lm_filters_for_candidates(
 	if ((rc = filters_new(f->exclude_ids, f->n_exclude_ids, out)) != LM_OK)
 		return rc;
 	(*out)->candidates = f;
-	return LM_OK;
+	return pack_countries(f->countries, f->n_countries, out);
 }
 
 void
@@ -172,9 +179,48 @@ excluded(const lm_filters *f, const char *id)
 	           NULL;
 }
 
+/* Whether a location of the profile c is in one of the countries of the
+ * candidate filters f. */
+static bool
+profile_in(const lm_filters *f, const lm_profile_prep *c)
+{
+	const Lunamatch__V1__CandidateFilters *cf = f->candidates;
+
+	if (!c->locs_packed)
+		return locs_in(c->rec->locations, c->rec->n_locations, cf->countries,
+		    cf->n_countries);
+	for (size_t i = 0; i < c->n_locs; i++)
+		for (size_t k = 0; k < f->n_country; k++)
+			if (c->locs[i].country == f->country[k])
+				return true;
+	return false;
+}
+
+/* Whether the profile c accepts one of the employment types of the
+ * candidate filters f (it lists some). */
+static bool
+profile_accepts(const lm_filters *f, const lm_profile_prep *c)
+{
+	const Lunamatch__V1__CandidateFilters *cf = f->candidates;
+	const CandidateProfile *r = c->rec;
+
+	for (size_t i = 0; i < cf->n_employment_types; i++) {
+		int t = (int) cf->employment_types[i];
+		if (c->key.flags & KEY_EMP_EXACT) { /* emp_mask holds them all */
+			if (t >= 0 && t < 64 && ((c->key.emp_mask >> t) & 1))
+				return true;
+			continue;
+		}
+		for (size_t j = 0; j < r->n_desired_employment_types; j++)
+			if (cf->employment_types[i] == r->desired_employment_types[j])
+				return true;
+	}
+	return false;
+}
+
 /* The request filters. Returns false when one fails in fast mode. */
 bool
-lm_check_filters(const lm_filters *f, const CandidateProfile *c, const lm_posting_prep *p,
+lm_check_filters(const lm_filters *f, const lm_profile_prep *c, const lm_posting_prep *p,
     struct vsink *vs)
 {
 	if (f == NULL)
@@ -229,32 +275,24 @@ lm_check_filters(const lm_filters *f, const CandidateProfile *c, const lm_postin
 		if (excluded(f, c->id) &&
 		    !lm_veto_row(vs, LM_VETO_FILTER, "filter: candidate excluded"))
 			return false;
-		if (cf->n_countries > 0 &&
-		    !locs_in(
-		        c->locations, c->n_locations, cf->countries, cf->n_countries) &&
+		if (cf->n_countries > 0 && !profile_in(f, c) &&
 		    !lm_veto_row(vs, LM_VETO_FILTER,
 		        "filter: no preferred location in the requested countries"))
 			return false;
 		if (cf->min_years_experience > 0 &&
-		    !((double) c->years_experience >=
-		        (double) cf->min_years_experience) &&
+		    !((double) c->years_raw >= (double) cf->min_years_experience) &&
 		    !lm_veto_row(vs, LM_VETO_FILTER,
 		        "filter: %.1f years of experience, %.1f requested",
-		        (double) c->years_experience, (double) cf->min_years_experience))
+		        (double) c->years_raw, (double) cf->min_years_experience))
 			return false;
-		if (cf->n_employment_types > 0 && c->n_desired_employment_types > 0) {
-			bool ok = false;
-			for (size_t i = 0; i < cf->n_employment_types; i++)
-				for (size_t j = 0; j < c->n_desired_employment_types; j++)
-					ok = ok || cf->employment_types[i] ==
-					               c->desired_employment_types[j];
-			if (!ok && !lm_veto_row(vs, LM_VETO_FILTER,
-			               "filter: candidate accepts none of the requested "
-			               "employment types"))
-				return false;
-		}
+		if (cf->n_employment_types > 0 && (c->key.flags & KEY_EMP_ANY) &&
+		    !profile_accepts(f, c) &&
+		    !lm_veto_row(vs, LM_VETO_FILTER,
+		        "filter: candidate accepts none of the requested employment "
+		        "types"))
+			return false;
 		if (cf->remote_only &&
-		    c->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
+		    c->key.remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
 		    !lm_veto_row(vs, LM_VETO_FILTER,
 		        "filter: candidates preferring remote work only"))
 			return false;

@@ -4,10 +4,9 @@
  * Records live in two tables (postings, profiles): the shared hash map from
  * id to entry for lookups, and arrays by doc id (a small integer per
  * record, reused after a removal) of the entries and of their slots. Each
- * entry owns the scorer's prepared form of its record and, for a posting,
- * the record's packed bytes, decoded only for what a response shows (see
- * struct ent); a profile keeps its decoded record as one compact block
- * (lm_pb_compact). One
+ * entry owns the scorer's prepared form of its record and the record's
+ * packed bytes, decoded only for what a response shows (see struct ent).
+ * One
  * pthread rwlock guards everything; the IDF statistics, the inverted lists
  * and the expiry heap change only under the write lock.
  *
@@ -48,12 +47,13 @@ typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile CandidateProfile;
 
 /*
- * One stored record. A posting whose prep is self-contained
- * (lm_posting_prep_self_contained: every validated one) is kept as its
- * prep and its packed bytes (wire: the indexed version, as stored), which
- * are decoded only for the records a response returns or explains
- * (posting_view) and for GetPosting; its prep has forgotten the record.
- * Any other record keeps its compact decoded record (rec).
+ * One stored record. A record whose prep is self-contained
+ * (lm_posting_prep_self_contained, lm_profile_prep_self_contained: every
+ * validated one) is kept as its prep and its packed bytes (wire: the
+ * indexed version, as stored), which are decoded only for the records a
+ * response returns or explains (entry_view) and for GetPosting and
+ * GetProfile; its prep has forgotten the record. Any other record keeps
+ * its compact decoded record (rec).
  */
 struct ent {
 	uint32_t slot;     /* the record's doc id: its place in v and slots */
@@ -63,7 +63,7 @@ struct ent {
 	bool counted;      /* postings: counted in the IDF statistics */
 	bool live;         /* postings: open and unexpired at the index clock */
 	bool closed;       /* postings: CLOSED */
-	const char *id;    /* the prep's id (postings) or rec's (profiles) */
+	const char *id;    /* the prep's id */
 	uint64_t version;
 	ProtobufCMessage *rec; /* compact (lm_pb_compact); NULL when wire is set */
 	uint8_t *wire;         /* a posting's packed record, or NULL */
@@ -817,7 +817,8 @@ prepare_wire(lm_index_prepared *ip, const void *wire, size_t len)
 {
 	int rc;
 
-	if (!ip->posting || !lm_posting_prep_self_contained(ip->prep))
+	if (ip->posting ? !lm_posting_prep_self_contained(ip->prep)
+	                : !lm_profile_prep_self_contained(ip->prep))
 		return LM_OK;
 	if (wire == NULL) {
 		if ((rc = lm_pb_encode(ip->rec, &ip->wire, &ip->wire_len)) != LM_OK)
@@ -882,26 +883,18 @@ lm_index_prepared_clear(lm_index_prepared *ip)
 }
 
 static int put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq);
-static int put_profile(
-    lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t seq);
+static int put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq);
 
 int
 lm_index_put_prepared(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 {
-	int rc;
-
 	if (ip == NULL || ip->rec == NULL)
 		return LM_EINVAL;
 	if (idx == NULL) {
 		lm_index_prepared_clear(ip);
 		return LM_EINVAL;
 	}
-	if (ip->posting)
-		return put_posting(idx, ip, seq);
-	rc = put_profile(idx, (CandidateProfile *) ip->rec, ip->prep, seq);
-	ip->rec = NULL;
-	ip->prep = NULL;
-	return rc;
+	return ip->posting ? put_posting(idx, ip, seq) : put_profile(idx, ip, seq);
 }
 
 int
@@ -1041,15 +1034,20 @@ lm_index_put_profile_compact(lm_index *idx, CandidateProfile *rec, uint64_t seq)
 	return put_compact(idx, false, rec != NULL ? &rec->base : NULL, seq);
 }
 
-/* The put of a prepared profile: takes ownership of rec and cp. */
+/* The put of a prepared profile: as put_posting. */
 static int
-put_profile(lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t seq)
+put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 {
+	CandidateProfile *rec = (CandidateProfile *) ip->rec;
+	lm_profile_prep *cp = ip->prep;
+	uint8_t *wire = ip->wire;
+	size_t wire_len = ip->wire_len;
 	struct ent *e = NULL, *old;
 	uint8_t part;
 	size_t nterms = 0;
 	int rc;
 
+	memset(ip, 0, sizeof(*ip));
 	pthread_rwlock_wrlock(&idx->lock);
 	old = table_find(&idx->profs, rec->id);
 	if (old != NULL && old->version > rec->version) {
@@ -1063,7 +1061,8 @@ put_profile(lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t 
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
 		    table_reserve(&idx->profs) != LM_OK ||
-		    (e->id = rec->id, table_insert(&idx->profs, e)) != LM_OK) {
+		    (e->id = lm_profile_prep_id(cp), table_insert(&idx->profs, e)) !=
+		        LM_OK) {
 			free(e);
 			rc = LM_ENOMEM;
 			goto fail;
@@ -1080,12 +1079,15 @@ put_profile(lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t 
 			goto fail;
 		list_out(idx, NULL, e->cp, e->part, e->slot);
 		list_commit(idx, NULL, part, e->slot, nterms);
-		e->id = rec->id; /* as for postings: key first */
+		e->id = lm_profile_prep_id(cp); /* as for postings: key first */
 		(void) lm_hashmap_put(idx->profs.by_id, e->id, e);
 		lm_profile_prep_free(e->cp);
 		free(e->rec);
+		free(e->wire);
 	}
-	e->rec = &rec->base;
+	e->rec = wire != NULL ? NULL : &rec->base;
+	e->wire = wire;
+	e->wire_len = (uint32_t) wire_len;
 	e->cp = cp;
 	idx->profs.slots[e->slot].key = lm_profile_prep_key(cp);
 	idx->profs.slots[e->slot].prep = cp;
@@ -1094,7 +1096,11 @@ put_profile(lm_index *idx, CandidateProfile *rec, lm_profile_prep *cp, uint64_t 
 	e->part = part;
 	publish_counts(idx);
 	publish_seq(idx, seq);
+	if (wire != NULL)
+		lm_profile_prep_forget(cp); /* before any query reads it */
 	pthread_rwlock_unlock(&idx->lock);
+	if (wire != NULL)
+		free(rec);
 	return LM_OK;
 fail:
 	lm_profile_prep_unbind(cp);
@@ -1103,6 +1109,7 @@ fail:
 	pthread_rwlock_unlock(&idx->lock);
 	lm_profile_prep_free(cp);
 	free(rec);
+	free(wire);
 	return rc;
 }
 
@@ -2558,68 +2565,101 @@ set_str(char **field, const char *s)
 }
 
 /*
- * A stored posting as explanations read it: its prep with its record. A
- * prep that forgot its record gets a view (lm_posting_prep_view) with the
- * record decoded from the entry's packed bytes, the version the index
- * holds: an answer explains what it ranked, whatever the store holds by
- * then. Read lock held; release with view_done.
+ * A stored record as explanations read it: its prep with its record. A
+ * prep that forgot its record gets a view (lm_posting_prep_view,
+ * lm_profile_prep_view) with the record decoded from the entry's packed
+ * bytes, the version the index holds: an answer explains what it ranked,
+ * whatever the store holds by then. Read lock held; release with
+ * view_done.
  */
 struct view {
-	const lm_posting_prep *pp;
-	const JobPosting *rec;
-	lm_posting_prep *own;   /* the view, or NULL */
+	const lm_posting_prep *pp; /* a posting's, or NULL */
+	const lm_profile_prep *cp; /* a profile's, or NULL */
+	const ProtobufCMessage *rec;
+	lm_posting_prep *own_pp; /* the view, or NULL */
+	lm_profile_prep *own_cp;
 	ProtobufCMessage *wrec; /* the decoded record (compact), or NULL */
 };
 
 static void
 view_done(struct view *v)
 {
-	lm_posting_prep_view_free(v->own);
+	lm_posting_prep_view_free(v->own_pp);
+	lm_profile_prep_view_free(v->own_cp);
 	free(v->wrec);
 	memset(v, 0, sizeof(*v));
 }
 
-/* Fills *v for posting entry e. Returns LM_OK or LM_ENOMEM (decoding the
- * bytes failed, or the fault seam said so: LM_INDEX_ALLOC_RECORD). */
+/* Fills *v for entry e, a posting's when posting. Returns LM_OK or
+ * LM_ENOMEM (decoding the bytes failed, or the fault seam said so:
+ * LM_INDEX_ALLOC_RECORD). */
 static int
-posting_view(lm_index *idx, const struct ent *e, struct view *v)
+entry_view(lm_index *idx, const struct ent *e, bool posting, struct view *v)
 {
+	const ProtobufCMessageDescriptor *d =
+	    posting ? &lunamatch__v1__job_posting__descriptor
+	            : &lunamatch__v1__candidate_profile__descriptor;
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	v->pp = e->pp;
-	v->rec = lm_posting_prep_record(e->pp);
-	if (v->rec != NULL)
+	v->pp = posting ? e->pp : NULL;
+	v->cp = posting ? NULL : e->cp;
+	if (e->wire == NULL) {
+		v->rec = e->rec;
 		return LM_OK;
+	}
 	if (fault_check(idx, LM_INDEX_ALLOC_RECORD) != LM_OK ||
-	    lm_pb_decode_compact(&lunamatch__v1__job_posting__descriptor, e->wire,
-	        e->wire_len, e->wire_len, &v->wrec, NULL, 0) != LM_OK) {
+	    lm_pb_decode_compact(
+	        d, e->wire, e->wire_len, e->wire_len, &v->wrec, NULL, 0) != LM_OK) {
 		rc = LM_ENOMEM; /* the bytes decoded when they were put */
 		goto fail;
 	}
-	v->rec = (const JobPosting *) v->wrec;
-	if ((rc = lm_posting_prep_view(e->pp, v->rec, &v->own)) != LM_OK)
+	v->rec = v->wrec;
+	rc = posting
+	         ? lm_posting_prep_view(e->pp, (const JobPosting *) v->rec, &v->own_pp)
+	         : lm_profile_prep_view(
+	               e->cp, (const CandidateProfile *) v->rec, &v->own_cp);
+	if (rc != LM_OK)
 		goto fail;
-	v->pp = v->own;
+	if (posting)
+		v->pp = v->own_pp;
+	else
+		v->cp = v->own_cp;
 	return LM_OK;
 fail:
 	view_done(v);
 	return rc;
 }
 
-/* lm_explain_pair of a profile prep and a stored posting e (decoded only
- * for this: posting_view). */
+/* lm_explain_pair of a profile and a posting, one of them the stored
+ * entry e (a posting's when cp is set), decoded only for this
+ * (entry_view); the other a prep with its record. A candidate's match
+ * carries its headline as title and no company. */
 static int
 explain_stored(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
-    const struct ent *e, Lunamatch__V1__ExplainLevel level, Lunamatch__V1__Match **m)
+    const lm_posting_prep *pp, const struct ent *e, Lunamatch__V1__ExplainLevel level,
+    Lunamatch__V1__Match **m)
 {
 	struct view v;
 	int rc;
 
 	*m = NULL;
-	if ((rc = posting_view(idx, e, &v)) != LM_OK)
+	if ((rc = entry_view(idx, e, cp != NULL, &v)) != LM_OK)
 		return rc;
-	rc = lm_explain_pair(env, cp, v.pp, level, m);
+	rc = cp != NULL ? lm_explain_pair(env, cp, v.pp, level, m)
+	                : lm_explain_pair(env, v.cp, pp, level, m);
+	if (rc == LM_OK && cp == NULL) {
+		if (set_str(&(*m)->title, ((const CandidateProfile *) v.rec)->headline) !=
+		    LM_OK) {
+			protobuf_c_message_free_unpacked(&(*m)->base, NULL);
+			*m = NULL;
+			rc = LM_ENOMEM;
+		} else {
+			if ((*m)->company != protobuf_c_empty_string)
+				free((*m)->company);
+			(*m)->company = (char *) protobuf_c_empty_string;
+		}
+	}
 	view_done(&v);
 	return rc;
 }
@@ -2643,21 +2683,12 @@ build_matches(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	for (size_t i = 0; i < h->n; i++) {
 		const struct ent *e = h->v[i].e;
 		Lunamatch__V1__Match *m;
-		int rc = cp != NULL ? explain_stored(idx, env, cp, e, level, &m)
-		                    : lm_explain_pair(env, e->cp, pp, level, &m);
+		int rc = explain_stored(idx, env, cp, pp, e, level, &m);
 		if (rc != LM_OK)
 			return rc;
 		v[(*n_out)++] = m;
 		m->rank = (uint32_t) (i + 1);
 		m->score = h->v[i].score;
-		if (cp == NULL) {
-			const CandidateProfile *c = lm_profile_prep_record(e->cp);
-			if (set_str(&m->title, c->headline) != LM_OK)
-				return LM_ENOMEM;
-			if (m->company != protobuf_c_empty_string)
-				free(m->company);
-			m->company = (char *) protobuf_c_empty_string;
-		}
 	}
 	return LM_OK;
 }
@@ -2712,7 +2743,7 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 	const lm_profile_prep *cp;
 	const lm_posting_prep *pp;
 	const struct ent *subj = NULL; /* a stored subject */
-	struct view sv = {NULL, NULL, NULL, NULL};
+	struct view sv = {NULL, NULL, NULL, NULL, NULL, NULL};
 	lm_filters *filters = NULL;
 	struct heap h = {NULL, 0, 0};
 	uint32_t k = q->top_k;
@@ -2764,11 +2795,13 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 	env.now = now;
 	env.filters = filters;
 	rc = rank(idx, &env, cp, pp, -INFINITY, &h, q->considered, q->vetoed);
-	/* A stored posting subject is decoded once, when there is a match to
+	/* A stored subject is decoded once, when there is a match to
 	 * explain. */
-	if (rc == LM_OK && !q->jobs && subj != NULL && h.n > 0 &&
-	    (rc = posting_view(idx, subj, &sv)) == LM_OK)
-		pp = sv.pp;
+	if (rc == LM_OK && subj != NULL && h.n > 0 &&
+	    (rc = entry_view(idx, subj, !q->jobs, &sv)) == LM_OK) {
+		pp = q->jobs ? NULL : sv.pp;
+		cp = q->jobs ? sv.cp : NULL;
+	}
 	if (rc == LM_OK)
 		rc = build_matches(
 		    idx, &env, cp, pp, &h, q->explain, q->matches, q->n_matches);
@@ -2912,13 +2945,16 @@ lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, in
 		env.stats = idx->stats;
 		env.now = now;
 		env.filters = NULL;
-		struct view v;
-		if ((rc = posting_view(idx, p, &v)) == LM_OK) {
-			rc = lm_explain_pair(&env, c->cp, v.pp,
-			    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL,
-			    &resp->match);
+		struct view v, vc;
+		if ((rc = entry_view(idx, p, true, &v)) == LM_OK) {
+			if ((rc = entry_view(idx, c, false, &vc)) == LM_OK) {
+				rc = lm_explain_pair(&env, vc.cp, v.pp,
+				    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL,
+				    &resp->match);
+				view_done(&vc);
+			}
 			if (rc == LM_OK)
-				rc = copy_warnings(v.rec, resp);
+				rc = copy_warnings((const JobPosting *) v.rec, resp);
 			view_done(&v);
 		}
 		if (rc == LM_OK &&
@@ -2953,6 +2989,24 @@ copy_message(const ProtobufCMessage *m, ProtobufCMessage **out)
 	return *out == NULL ? LM_ENOMEM : LM_OK;
 }
 
+/* A copy of the record of entry e (a posting's when posting) that the
+ * caller frees with protobuf_c_message_free_unpacked: decoded from its
+ * bytes, or copied from its decoded record. Read lock held. */
+static int
+copy_record(lm_index *idx, const struct ent *e, bool posting, ProtobufCMessage **out)
+{
+	*out = NULL;
+	if (e->wire == NULL)
+		return copy_message(e->rec, out);
+	if (fault_check(idx, LM_INDEX_ALLOC_RECORD) != LM_OK)
+		return LM_ENOMEM;
+	*out = protobuf_c_message_unpack(
+	    posting ? &lunamatch__v1__job_posting__descriptor
+	            : &lunamatch__v1__candidate_profile__descriptor,
+	    NULL, e->wire_len, e->wire);
+	return *out != NULL ? LM_OK : LM_ENOMEM; /* the bytes decoded when put */
+}
+
 int
 lm_index_get_posting(lm_index *idx, const char *id, JobPosting **out)
 {
@@ -2967,18 +3021,7 @@ lm_index_get_posting(lm_index *idx, const char *id, JobPosting **out)
 		return LM_EINVAL;
 	pthread_rwlock_rdlock(&idx->lock);
 	e = table_find(&idx->posts, id);
-	if (e == NULL)
-		rc = LM_ENOENT;
-	else if (e->rec != NULL)
-		rc = copy_message(e->rec, &m);
-	else if (fault_check(idx, LM_INDEX_ALLOC_RECORD) != LM_OK)
-		rc = LM_ENOMEM;
-	else /* the bytes decoded when they were put */
-		rc = (m = protobuf_c_message_unpack(
-		          &lunamatch__v1__job_posting__descriptor, NULL, e->wire_len,
-		          e->wire)) != NULL
-		         ? LM_OK
-		         : LM_ENOMEM;
+	rc = e == NULL ? LM_ENOENT : copy_record(idx, e, true, &m);
 	pthread_rwlock_unlock(&idx->lock);
 	*out = (JobPosting *) m;
 	return rc;
@@ -2998,7 +3041,7 @@ lm_index_get_profile(lm_index *idx, const char *id, CandidateProfile **out)
 		return LM_EINVAL;
 	pthread_rwlock_rdlock(&idx->lock);
 	e = table_find(&idx->profs, id);
-	rc = e == NULL ? LM_ENOENT : copy_message(e->rec, &m);
+	rc = e == NULL ? LM_ENOENT : copy_record(idx, e, false, &m);
 	pthread_rwlock_unlock(&idx->lock);
 	*out = (CandidateProfile *) m;
 	return rc;
@@ -3065,7 +3108,7 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 {
 	const struct ent *subj;
 	struct heap h = {NULL, 0, 0};
-	struct view sv = {NULL, NULL, NULL, NULL}; /* a posting subject's */
+	struct view sv = {NULL, NULL, NULL, NULL, NULL, NULL}; /* a posting subject's */
 	uint64_t considered = 0, vetoed = 0;
 	lm_score_env env;
 	int rc = LM_OK;
@@ -3096,18 +3139,15 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 		rc = LM_ENOMEM;
 		goto done;
 	}
-	if (posting && h.n > 0 && (rc = posting_view(idx, subj, &sv)) != LM_OK)
+	if (h.n > 0 && (rc = entry_view(idx, subj, posting, &sv)) != LM_OK)
 		goto done;
 	for (size_t i = 0; i < h.n; i++) {
 		const struct ent *o = h.v[i].e;
 		lm_top_item *it = &out->items[out->n];
 		Lunamatch__V1__Match *m = NULL;
 
-		rc = posting
-		         ? lm_explain_pair(&env, o->cp, sv.pp,
-		               LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m)
-		         : explain_stored(idx, &env, subj->cp, o,
-		               LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m);
+		rc = explain_stored(idx, &env, sv.cp, sv.pp, o,
+		    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m);
 		if (rc != LM_OK)
 			goto done;
 		it->id = strdup(o->id);

@@ -98,7 +98,7 @@ typedef struct lm_index_prepared {
 	bool posting;
 	ProtobufCMessage *rec; /* the compact record */
 	void *prep;            /* its lm_posting_prep or lm_profile_prep */
-	uint8_t *wire;         /* a posting's packed record, or NULL */
+	uint8_t *wire;         /* the packed record, or NULL */
 	size_t wire_len;
 } lm_index_prepared;
 
@@ -106,8 +106,8 @@ int lm_index_prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec)
 
 /* lm_index_prepare of a record whose packed bytes the caller has (wire,
  * len: the stored value rec was decoded from), which the index copies
- * instead of encoding rec again. A posting is kept as its prepared form
- * and these bytes (see lm_index_get_posting). wire NULL: as
+ * instead of encoding rec again: a record is kept as its prepared form and
+ * these bytes, decoded for what a response shows. wire NULL: as
  * lm_index_prepare. */
 int lm_index_prepare_wire(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec,
     const void *wire, size_t len);
@@ -165,16 +165,17 @@ int lm_index_loaded(lm_index *idx);
  * of an update that comes after the record was checked (what names the
  * step); any result but LM_OK makes the step fail as if memory had run
  * out, and the update returns LM_ENOMEM with the index unchanged. Reads
- * ask it too before they decode a posting's kept record (RECORD: for a
- * match they return or explain, ExplainMatch, GetPosting, the top lists of
- * events); they then return LM_ENOMEM. NULL (no seam) is the default and
+ * ask it too before they decode a record's kept bytes (RECORD: for a
+ * query's stored subject and the matches it returns, ExplainMatch,
+ * GetPosting, GetProfile, the top lists of events); they then return
+ * LM_ENOMEM. NULL (no seam) is the default and
  * what production uses. Removals never ask: they never allocate.
  */
 typedef enum lm_index_alloc {
 	LM_INDEX_ALLOC_SCRATCH, /* the updates' room for a record's terms */
 	LM_INDEX_ALLOC_SNAP,    /* the idf snapshot's room for a posting */
 	LM_INDEX_ALLOC_LISTS,   /* room in the inverted lists */
-	LM_INDEX_ALLOC_RECORD,  /* a query's decoding of a posting's record */
+	LM_INDEX_ALLOC_RECORD,  /* a read's decoding of a record's bytes */
 } lm_index_alloc;
 
 void lm_index_set_fault(

@@ -540,6 +540,43 @@ lm_posting_prep_record(const lm_posting_prep *p)
 }
 
 bool
+lm_profile_prep_self_contained(const lm_profile_prep *c)
+{
+	return c->locs_packed &&
+	       (!(c->key.flags & KEY_EMP_ANY) || (c->key.flags & KEY_EMP_EXACT));
+}
+
+void
+lm_profile_prep_forget(lm_profile_prep *c)
+{
+	if (c != NULL && lm_profile_prep_self_contained(c))
+		c->rec = NULL;
+}
+
+int
+lm_profile_prep_view(
+    const lm_profile_prep *c, const CandidateProfile *rec, lm_profile_prep **view)
+{
+	if ((*view = malloc(sizeof(**view))) == NULL)
+		return LM_ENOMEM;
+	**view = *c;
+	(*view)->rec = rec;
+	return LM_OK;
+}
+
+void
+lm_profile_prep_view_free(lm_profile_prep *view)
+{
+	free(view); /* the arrays are c's */
+}
+
+const char *
+lm_profile_prep_id(const lm_profile_prep *c)
+{
+	return c->id;
+}
+
+bool
 lm_posting_prep_self_contained(const lm_posting_prep *p)
 {
 	return p->locs_packed && (!p->has_rc || p->rc_packed);
@@ -629,37 +666,98 @@ prep_sig_tokens(lm_profile_prep *c)
 	return LM_OK;
 }
 
+/* measure_texts for a profile: its id, the cities of its locations with a
+ * country, its skill ids and its career goals' categories and
+ * industries. */
+static void
+measure_profile_texts(const CandidateProfile *rec, size_t *need)
+{
+	const Lunamatch__V1__CareerGoals *g = rec->career_goals;
+
+	if (rec->id != NULL)
+		keep_text(rec->id, false, NULL, need);
+	for (size_t i = 0; i < rec->n_locations; i++) {
+		const Lunamatch__V1__Location *l = rec->locations[i];
+		if (l != NULL && l->country != NULL && l->country[0] != '\0' &&
+		    l->city != NULL)
+			keep_text(l->city, true, NULL, need);
+	}
+	for (size_t i = 0; i < rec->n_skills; i++) {
+		const Lunamatch__V1__CandidateSkill *sk = rec->skills[i];
+		if (sk != NULL && sk->skill_id != NULL && sk->skill_id[0] != '\0')
+			keep_text(sk->skill_id, true, NULL, need);
+	}
+	for (size_t i = 0; g != NULL && i < g->n_desired_categories; i++)
+		if (g->desired_categories[i] != NULL)
+			keep_text(g->desired_categories[i], true, NULL, need);
+	for (size_t i = 0; g != NULL && i < g->n_desired_industries; i++)
+		if (g->desired_industries[i] != NULL)
+			keep_text(g->desired_industries[i], true, NULL, need);
+}
+
 int
 lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 {
 	lm_profile_prep *c;
 	const Lunamatch__V1__CareerGoals *g;
-	size_t n = 0, ngoal;
+	size_t n = 0, ngoal, nll = 0, nlocs = 0, own = 0;
+	struct pgeo *ll;
+	struct ploc *locs;
+	float *emb;
+	bool geo;
+	char *at;
 
 	*out = NULL;
 	if (rec == NULL)
 		return LM_EINVAL;
 	g = rec->career_goals;
 	ngoal = g ? g->n_desired_categories + g->n_desired_industries : 0;
+	geo = locs_geocoded(rec->locations, rec->n_locations);
+	for (size_t i = 0; i < rec->n_locations; i++) {
+		const Lunamatch__V1__Location *l = rec->locations[i];
+		nll += geo && l != NULL;
+		nlocs += l != NULL && l->country != NULL && l->country[0] != '\0';
+	}
+	measure_profile_texts(rec, &own);
 
-	/* One allocation: the prep, then skills, then goal_h. */
-	if ((c = calloc(1, sizeof(*c) + rec->n_skills * sizeof(*c->skills) +
-	                       ngoal * sizeof(*c->goal_h))) == NULL)
+	/* One allocation: the prep, then ll, locs, skills, goal_h, goal, the
+	 * embedding and the texts it keeps its own copy of. */
+	if ((c = calloc(1, sizeof(*c) + nll * sizeof(*c->ll) + nlocs * sizeof(*c->locs) +
+	                       rec->n_skills * sizeof(*c->skills) +
+	                       ngoal * (sizeof(*c->goal_h) + sizeof(*c->goal)) +
+	                       rec->n_embedding * sizeof(*c->embedding) + own)) == NULL)
 		return LM_ENOMEM;
-	c->skills = (struct cskill *) (void *) (c + 1);
-	c->goal_h = (uint64_t *) (void *) (c->skills + rec->n_skills);
+	at = (char *) (c + 1);
+	ll = (struct pgeo *) (void *) at;
+	at += nll * sizeof(*c->ll);
+	locs = (struct ploc *) (void *) at;
+	at += nlocs * sizeof(*c->locs);
+	c->skills = (struct cskill *) (void *) at;
+	at += rec->n_skills * sizeof(*c->skills);
+	c->goal_h = (uint64_t *) (void *) at;
+	at += ngoal * sizeof(*c->goal_h);
+	c->goal = (const char **) (void *) at;
+	at += ngoal * sizeof(*c->goal);
+	emb = (float *) (void *) at;
+	if (rec->n_embedding > 0)
+		memcpy(emb, rec->embedding, rec->n_embedding * sizeof(*emb));
+	at += rec->n_embedding * sizeof(*emb);
+	c->id = rec->id != NULL ? keep_text(rec->id, false, &at, NULL) : NULL;
 	for (size_t i = 0; i < ngoal; i++) {
 		const char *gs = i < g->n_desired_categories
 		                     ? g->desired_categories[i]
 		                     : g->desired_industries[i - g->n_desired_categories];
 		c->goal_h[i] = gs != NULL ? text_hash(gs, true) : 0;
+		c->goal[i] = gs != NULL ? keep_text(gs, true, &at, NULL) : NULL;
 	}
+	c->n_goal_cat = g ? g->n_desired_categories : 0;
+	c->n_goal_ind = g ? g->n_desired_industries : 0;
 	c->rec = rec;
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__CandidateSkill *s = rec->skills[i];
 		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
 			continue;
-		c->skills[n].id = s->skill_id;
+		c->skills[n].id = keep_text(s->skill_id, true, &at, NULL);
 		c->skills[n].years = (isfinite(s->years) && s->years > 0) ? s->years : 0;
 		c->skills[n].sym = LM_SKILL_SYM_NONE;
 		n++;
@@ -696,9 +794,22 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 			goto nomem;
 	}
 	c->has_country = locs_have_country(rec->locations, rec->n_locations);
-	c->geo = locs_geocoded(rec->locations, rec->n_locations);
+	c->geo = geo;
+	for (size_t i = 0; geo && i < rec->n_locations; i++)
+		if (rec->locations[i] != NULL) {
+			ll[c->n_ll].lat = rec->locations[i]->latitude;
+			ll[c->n_ll++].lon = rec->locations[i]->longitude;
+		}
+	c->ll = ll;
 	c->locs_packed =
-	    pack_locs(rec->locations, rec->n_locations, c->locs, PREP_LOCS, &c->n_locs);
+	    pack_locs(rec->locations, rec->n_locations, locs, nlocs, &c->n_locs);
+	for (size_t k = 0; k < c->n_locs; k++)
+		if (locs[k].city != NULL)
+			locs[k].city = keep_text(locs[k].city, true, &at, NULL);
+	c->locs = locs;
+	c->embedding = rec->n_embedding > 0 ? emb : NULL;
+	c->n_embedding = rec->n_embedding;
+	c->years_raw = rec->years_experience;
 	c->key.country_mask = country_mask(rec->locations, rec->n_locations);
 	c->key.years = lm_rec_years(rec);
 	c->key.remote = (int32_t) rec->remote;
@@ -836,8 +947,7 @@ next_word(const lm_posting_prep *pp, const lm_profile_prep *cp, size_t *i, char 
 			if (k >= pp->title.n)
 				return false;
 		} else {
-			const Lunamatch__V1__CareerGoals *g = cp->rec->career_goals;
-			size_t nc = g != NULL ? g->n_desired_categories : 0;
+			size_t nc = cp->n_goal_cat;
 			if (k < cp->n_sig) {
 				snprintf(buf, LM_WORD_MAX, "%s", cp->sig_tok[k]);
 				(*i)++;
@@ -845,9 +955,9 @@ next_word(const lm_posting_prep *pp, const lm_profile_prep *cp, size_t *i, char 
 			}
 			if (k >= cp->n_sig + nc)
 				return false;
-			if (g->desired_categories[k - cp->n_sig] != NULL &&
-			    g->desired_categories[k - cp->n_sig][0] != '\0') {
-				category_word(g->desired_categories[k - cp->n_sig], buf);
+			if (cp->goal[k - cp->n_sig] != NULL &&
+			    cp->goal[k - cp->n_sig][0] != '\0') {
+				category_word(cp->goal[k - cp->n_sig], buf);
 				(*i)++;
 				return true;
 			}
@@ -859,12 +969,9 @@ next_word(const lm_posting_prep *pp, const lm_profile_prep *cp, size_t *i, char 
 static size_t
 words_max(const lm_posting_prep *pp, const lm_profile_prep *cp)
 {
-	const Lunamatch__V1__CareerGoals *g;
-
 	if (pp != NULL)
 		return pp->title.n + 1;
-	g = cp->rec->career_goals;
-	return cp->n_sig + (g != NULL ? g->n_desired_categories : 0);
+	return cp->n_sig + cp->n_goal_cat;
 }
 
 /* References the symbols of the prep's words into *wsym / *n. */

@@ -55,24 +55,24 @@ cand_has(const lm_profile_prep *c, const struct ovr *o, const char *id, double *
 }
 
 static double
-cand_years(const CandidateProfile *c, const struct ovr *o)
+cand_years(const lm_profile_prep *c, const struct ovr *o)
 {
-	double y = o->years >= 0 ? o->years : (double) c->years_experience;
+	double y = o->years >= 0 ? o->years : c->key.years;
 	return isfinite(y) && y > 0 ? y : 0;
 }
 
 static int
-cand_education(const CandidateProfile *c, const struct ovr *o)
+cand_education(const lm_profile_prep *c, const struct ovr *o)
 {
-	return o->education > 0 ? o->education : (int) c->education;
+	return o->education > 0 ? o->education : (int) c->key.education;
 }
 
 /* Whether text (folded hash h, 0: no text) equals one of the n goals
  * case-insensitively; goal_h[i] is text_hash(goals[i], true). The category
  * and industry parts of career_goals, and NO_OVERLAP, ask this. */
 static bool
-goal_hit(
-    const char *text, uint64_t h, char *const *goals, size_t n, const uint64_t *goal_h)
+goal_hit(const char *text, uint64_t h, const char *const *goals, size_t n,
+    const uint64_t *goal_h)
 {
 	if (h == 0)
 		return false;
@@ -114,12 +114,9 @@ shares_skill(const lm_profile_prep *cp, const lm_posting_prep *pp, const struct 
 static bool
 goals_point(const lm_profile_prep *cp, const lm_posting_prep *pp)
 {
-	const Lunamatch__V1__CareerGoals *g = cp->rec->career_goals;
-
-	if (g == NULL)
+	if (!(cp->key.flags & KEY_GOALS))
 		return false;
-	if (goal_hit(pp->category, pp->cat_h, g->desired_categories,
-	        g->n_desired_categories, cp->goal_h))
+	if (goal_hit(pp->category, pp->cat_h, cp->goal, cp->n_goal_cat, cp->goal_h))
 		return true;
 	for (size_t k = 0; k < cp->n_sig; k++)
 		if (lm_tokset_has(&pp->title, pp->title_h, cp->sig_tok[k], cp->sig_h[k]))
@@ -181,7 +178,7 @@ groups_test(const struct pair *pr, struct vsink *vs)
 {
 	const lm_posting_prep *pp = pr->pp;
 	const struct fast *fx = pr->fx;
-	double y = cand_years(pr->cp->rec, pr->o);
+	double y = cand_years(pr->cp, pr->o);
 	char gtext[LM_EXPLAIN_TEXT_MAX];
 	bool vetoed = false;
 
@@ -232,14 +229,18 @@ employment_key(int64_t now, const lm_veto_key *c, const lm_veto_key *p)
 static bool
 employment_test(const struct pair *pr, struct vsink *vs)
 {
+	const lm_veto_key *k = &pr->cp->key;
 	const CandidateProfile *c = pr->cp->rec;
 	int32_t et = pr->pp->key.employment_type;
 	bool ok = false;
 
-	if (c->n_desired_employment_types == 0 || et == 0)
+	if (!(k->flags & KEY_EMP_ANY) || et == 0)
 		return false;
-	for (size_t i = 0; i < c->n_desired_employment_types && !ok; i++)
-		ok = (int32_t) c->desired_employment_types[i] == et;
+	if (k->flags & KEY_EMP_EXACT) /* emp_mask holds every desired type */
+		ok = et >= 0 && et < 64 && ((k->emp_mask >> et) & 1);
+	else
+		for (size_t i = 0; i < c->n_desired_employment_types && !ok; i++)
+			ok = (int32_t) c->desired_employment_types[i] == et;
 	if (ok)
 		return false;
 	lm_veto_row(vs, LM_VETO_EMPLOYMENT_TYPE,
@@ -282,13 +283,14 @@ geo_km(double alat, double alon, double blat, double blon)
 	return 2 * EARTH_KM * asin(sqrt(h < 1 ? h : 1));
 }
 
-/* The location of p that is not NULL with index k among those that are. */
+/* The location of locs (n) that is not NULL with index k among those
+ * that are. */
 static const Lunamatch__V1__Location *
-nth_location(const JobPosting *p, size_t k)
+nth_location(Lunamatch__V1__Location *const *locs, size_t n, size_t k)
 {
-	for (size_t i = 0; i < p->n_locations; i++)
-		if (p->locations[i] != NULL && k-- == 0)
-			return p->locations[i];
+	for (size_t i = 0; i < n; i++)
+		if (locs[i] != NULL && k-- == 0)
+			return locs[i];
 	return NULL;
 }
 
@@ -299,28 +301,24 @@ static double
 nearest_km(const lm_posting_prep *pp, const lm_profile_prep *cp,
     const Lunamatch__V1__Location **pl, const Lunamatch__V1__Location **cl)
 {
-	const CandidateProfile *c = cp->rec;
 	double best = INFINITY;
-	size_t bi = 0;
+	size_t bi = 0, bj = 0;
 
 	for (size_t i = 0; i < pp->n_ll; i++) {
-		for (size_t j = 0; j < c->n_locations; j++) {
-			const Lunamatch__V1__Location *l = c->locations[j];
-			double d;
-			if (l == NULL)
-				continue;
-			d = geo_km(
-			    pp->ll[i].lat, pp->ll[i].lon, l->latitude, l->longitude);
+		for (size_t j = 0; j < cp->n_ll; j++) {
+			double d = geo_km(
+			    pp->ll[i].lat, pp->ll[i].lon, cp->ll[j].lat, cp->ll[j].lon);
 			if (d < best) {
 				best = d;
 				bi = i;
-				if (cl != NULL)
-					*cl = l;
+				bj = j;
 			}
 		}
 	}
 	if (pl != NULL && best < INFINITY)
-		*pl = nth_location(pp->rec, bi);
+		*pl = nth_location(pp->rec->locations, pp->rec->n_locations, bi);
+	if (cl != NULL && best < INFINITY)
+		*cl = nth_location(cp->rec->locations, cp->rec->n_locations, bj);
 	return best;
 }
 
@@ -376,6 +374,44 @@ loc_pack(const Lunamatch__V1__Location *l, uint64_t *out)
 	       lm_country_pack(l->country, out);
 }
 
+/* A location of the candidate as the comparisons with a posting's record
+ * read it (a posting whose countries do not pack). */
+struct cloc {
+	const char *country, *city;
+	char buf[COUNTRY_MAX + 1];
+};
+
+/* How many locations cand_loc goes through. */
+static size_t
+cand_nlocs(const lm_profile_prep *cp)
+{
+	return cp->locs_packed ? cp->n_locs : cp->rec->n_locations;
+}
+
+/* Location j of the candidate into *l: from its prep when its countries
+ * are packed (the country unpacked, A-Z folded to a-z: the same texts to
+ * strcasecmp; only the locations that have one), else from its record.
+ * False for a location to skip. */
+static bool
+cand_loc(const lm_profile_prep *cp, size_t j, struct cloc *l)
+{
+	const Lunamatch__V1__Location *r;
+
+	if (cp->locs_packed) {
+		for (size_t k = 0; k < COUNTRY_MAX; k++)
+			l->buf[k] = (char) (cp->locs[j].country >> (8 * k) & 0xff);
+		l->buf[COUNTRY_MAX] = '\0';
+		l->country = l->buf;
+		l->city = cp->locs[j].city;
+		return true;
+	}
+	if ((r = cp->rec->locations[j]) == NULL)
+		return false;
+	l->country = r->country;
+	l->city = r->city;
+	return true;
+}
+
 /* Whether the countries a remote posting allows are packed in its prep. */
 static bool
 remote_packed(const lm_posting_prep *pp)
@@ -408,10 +444,11 @@ remote_region_fit(const lm_profile_prep *cp, const lm_posting_prep *pp)
 				return 1;
 		return 0;
 	}
-	for (size_t j = 0; j < c->n_locations; j++)
-		if (c->locations[j] != NULL &&
-		    remote_allows(pp->rec, c->locations[j]->country))
+	for (size_t j = 0; j < cand_nlocs(cp); j++) {
+		struct cloc l;
+		if (cand_loc(cp, j, &l) && remote_allows(pp->rec, l.country))
 			return 1;
+	}
 	return 0;
 }
 
@@ -498,10 +535,12 @@ location_test(const struct pair *pr, struct vsink *vs)
 	else
 		for (size_t i = 0; i < p->n_locations && !common; i++)
 			if (p->locations[i] != NULL)
-				for (size_t j = 0; j < c->n_locations && !common; j++)
-					common = c->locations[j] != NULL &&
+				for (size_t j = 0; j < cand_nlocs(cp) && !common; j++) {
+					struct cloc l;
+					common = cand_loc(cp, j, &l) &&
 					         lm_str_in(p->locations[i]->country,
-					             &c->locations[j]->country, 1);
+					             (char *const *) &l.country, 1);
+				}
 	if (!common) {
 		lm_veto_row(vs, LM_VETO_LOCATION,
 		    "no job location in the candidate's countries, and the candidate "
@@ -510,8 +549,9 @@ location_test(const struct pair *pr, struct vsink *vs)
 	}
 	if (by_distance(cp, pp)) {
 		const Lunamatch__V1__Location *pl = NULL, *cl = NULL;
-		/* The posting's location is read for the explanation only. */
-		double d = nearest_km(pp, cp, vs != NULL ? &pl : NULL, &cl);
+		/* The records' locations are read for the explanation only. */
+		double d =
+		    nearest_km(pp, cp, vs != NULL ? &pl : NULL, vs != NULL ? &cl : NULL);
 		if (d <= pr->env->model->params.commute_km)
 			return false;
 		lm_veto_row(vs, LM_VETO_LOCATION,
@@ -541,7 +581,7 @@ static bool
 filter_test(const struct pair *pr, struct vsink *vs)
 {
 	size_t before = vs != NULL ? vs->e->n_vetoes : 0;
-	bool ok = lm_check_filters(pr->env->filters, pr->cp->rec, pr->pp, vs);
+	bool ok = lm_check_filters(pr->env->filters, pr->cp, pr->pp, vs);
 
 	return vs != NULL ? vs->e->n_vetoes > before : !ok;
 }
@@ -875,10 +915,9 @@ feat_skills(const struct pair *pr, struct eval *ev)
 static void
 feat_experience(const struct pair *pr, struct eval *ev)
 {
-	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
 	const struct ovr *o = pr->o;
-	double need = p->key.min_years, y = cand_years(c, o);
+	double need = p->key.min_years, y = cand_years(pr->cp, o);
 
 	if (!experience_of(need, y, &ev->value[LM_FEAT_EXPERIENCE]))
 		return;
@@ -890,9 +929,8 @@ static void
 feat_seniority(const struct pair *pr, struct eval *ev)
 {
 	const lm_model *m = pr->env->model;
-	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
-	int a = (int) c->experience_level, b = (int) p->key.level, d = a < b ? b - a : 0;
+	int a = (int) pr->cp->key.level, b = (int) p->key.level, d = a < b ? b - a : 0;
 
 	if (!seniority_of(m, a, b, &ev->value[LM_FEAT_SENIORITY]))
 		return;
@@ -911,11 +949,9 @@ static void
 feat_salary(const struct pair *pr, struct eval *ev)
 {
 	const lm_model *m = pr->env->model;
-	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
-	int64_t top = p->key.salary, want;
+	int64_t top = p->key.salary, want = pr->cp->key.salary;
 
-	want = c->desired_salary != NULL ? c->desired_salary->annual_min : 0;
 	if (!salary_of(m, top, want, &ev->value[LM_FEAT_SALARY]))
 		return;
 	ev->present[LM_FEAT_SALARY] = true;
@@ -942,22 +978,20 @@ feat_location(const struct pair *pr, struct eval *ev)
 	int parts = 0;
 	char a[LM_EXPLAIN_TEXT_MAX / 2] = "", b[LM_EXPLAIN_TEXT_MAX / 2] = "";
 
-	int prem = pp->key.remote;
+	int prem = pp->key.remote, crem = cp->key.remote;
+	bool relocate = (cp->key.flags & KEY_RELOCATE) != 0;
 
-	if (prem >= 1 && prem <= 3 && c->remote >= 1 && c->remote <= 3) {
-		sum += remote_fit[prem][c->remote];
+	if (prem >= 1 && prem <= 3 && crem >= 1 && crem <= 3) {
+		sum += remote_fit[prem][crem];
 		parts++;
 		if (ev->detail)
 			snprintf(a, sizeof(a), "%s job, prefers %s", lm_remote_name(prem),
-			    lm_remote_name(c->remote));
+			    lm_remote_name(crem));
 	}
 	if (prem == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE) {
 		int fit = remote_region_fit(cp, pp);
 		if (fit >= 0) {
-			double v =
-			    fit ? 1.0
-			        : (c->willing_to_relocate ? m->params.relocate_credit
-			                                  : 0);
+			double v = fit ? 1.0 : (relocate ? m->params.relocate_credit : 0);
 			sum += v;
 			parts++;
 			if (ev->detail) {
@@ -972,7 +1006,7 @@ feat_location(const struct pair *pr, struct eval *ev)
 		double d = nearest_km(pp, cp, NULL, NULL), km = m->params.commute_km;
 		double v = d <= km
 		               ? 1.0 - (1.0 - m->params.location_country_credit) * d / km
-		               : (c->willing_to_relocate ? m->params.relocate_credit : 0);
+		               : (relocate ? m->params.relocate_credit : 0);
 		sum += clamp01(v);
 		parts++;
 		if (ev->detail)
@@ -1023,23 +1057,23 @@ feat_location(const struct pair *pr, struct eval *ev)
 				const Lunamatch__V1__Location *pl = p->locations[i];
 				if (pl == NULL)
 					continue;
-				for (size_t j = 0; j < c->n_locations; j++) {
-					const Lunamatch__V1__Location *cl =
-					    c->locations[j];
+				for (size_t j = 0; j < cand_nlocs(cp); j++) {
+					struct cloc cl;
 					double v;
-					if (cl == NULL ||
-					    !lm_str_in(pl->country, &cl->country, 1))
+					if (!cand_loc(cp, j, &cl) ||
+					    !lm_str_in(pl->country,
+					        (char *const *) &cl.country, 1))
 						continue;
-					v = (pl->city && pl->city[0] && cl->city &&
-					        cl->city[0] &&
-					        strcasecmp(pl->city, cl->city) != 0)
+					v = (pl->city && pl->city[0] && cl.city &&
+					        cl.city[0] &&
+					        strcasecmp(pl->city, cl.city) != 0)
 					        ? m->params.location_country_credit
 					        : 1.0;
 					if (v > best)
 						best = v;
 				}
 			}
-		if (best == 0 && c->willing_to_relocate)
+		if (best == 0 && relocate)
 			best = m->params.relocate_credit;
 		sum += best;
 		parts++;
@@ -1061,10 +1095,9 @@ static void
 feat_education(const struct pair *pr, struct eval *ev)
 {
 	const lm_model *m = pr->env->model;
-	const CandidateProfile *c = pr->cp->rec;
 	const lm_posting_prep *p = pr->pp;
 	const struct ovr *o = pr->o;
-	int need = (int) p->key.education, have = cand_education(c, o);
+	int need = (int) p->key.education, have = cand_education(pr->cp, o);
 
 	if (!education_of(m, need, have, &ev->value[LM_FEAT_EDUCATION]))
 		return;
@@ -1084,13 +1117,12 @@ feat_career(const struct pair *pr, struct eval *ev)
 {
 	const lm_profile_prep *cp = pr->cp;
 	const lm_posting_prep *pp = pr->pp;
-	const Lunamatch__V1__CareerGoals *g = cp->rec->career_goals;
 	const lm_posting_prep *p = pp; /* category and industry: copies of rec's */
 	double sum = 0, best = 0;
 	int parts = 0;
 	char t1[64] = "", t2[64] = "", t3[64] = "";
 
-	if (g == NULL)
+	if (!(cp->key.flags & KEY_GOALS))
 		return;
 	if (cp->n_titles > 0 && pp->title.n > 0) {
 		for (size_t i = 0; i < cp->n_titles; i++) {
@@ -1108,18 +1140,18 @@ feat_career(const struct pair *pr, struct eval *ev)
 			snprintf(t1, sizeof(t1), "title %.0f%% like a desired one",
 			    100.0 * best);
 	}
-	if (g->n_desired_categories > 0 && p->cat_h != 0) {
-		bool hit = goal_hit(p->category, p->cat_h, g->desired_categories,
-		    g->n_desired_categories, cp->goal_h);
+	if (cp->n_goal_cat > 0 && p->cat_h != 0) {
+		bool hit =
+		    goal_hit(p->category, p->cat_h, cp->goal, cp->n_goal_cat, cp->goal_h);
 		sum += hit;
 		parts++;
 		if (ev->detail)
 			snprintf(t2, sizeof(t2), "category %s",
 			    hit ? "desired" : "not desired");
 	}
-	if (g->n_desired_industries > 0 && p->ind_h != 0) {
-		bool hit = goal_hit(p->industry, p->ind_h, g->desired_industries,
-		    g->n_desired_industries, cp->goal_h + g->n_desired_categories);
+	if (cp->n_goal_ind > 0 && p->ind_h != 0) {
+		bool hit = goal_hit(p->industry, p->ind_h, cp->goal + cp->n_goal_cat,
+		    cp->n_goal_ind, cp->goal_h + cp->n_goal_cat);
 		sum += hit;
 		parts++;
 		if (ev->detail)
@@ -1153,7 +1185,7 @@ feat_freshness(const struct pair *pr, struct eval *ev)
 static void
 feat_semantic(const struct pair *pr, struct eval *ev)
 {
-	const CandidateProfile *c = pr->cp->rec;
+	const lm_profile_prep *c = pr->cp;
 	const lm_posting_prep *p = pr->pp;
 	double dot = 0, na = 0, nb = 0, cosv;
 
@@ -1343,15 +1375,14 @@ static bool
 career_bound(const struct pair *pr, double *ub)
 {
 	*ub = 1.0;
-	return pr->cp->rec->career_goals != NULL;
+	return (pr->cp->key.flags & KEY_GOALS) != 0;
 }
 
 static bool
 semantic_bound(const struct pair *pr, double *ub)
 {
 	*ub = 1.0;
-	return pr->cp->rec->n_embedding > 0 &&
-	       pr->cp->rec->n_embedding == pr->pp->n_embedding;
+	return pr->cp->n_embedding > 0 && pr->cp->n_embedding == pr->pp->n_embedding;
 }
 
 /* The soft features, in lm_feature order. A feature without a bound

@@ -109,7 +109,7 @@ size_t lm_skill_stats_symbols(const lm_skill_stats *s);
 /* ---- prepared records --------------------------------------------------- */
 
 /* Prepares a posting / profile for scoring. The prep borrows rec (not
- * copied): rec must outlive it, but for a posting's prep that forgot it.
+ * copied): rec must outlive it, but for a prep that forgot it.
  * Returns LM_OK, LM_EINVAL (rec NULL) or LM_ENOMEM. */
 int lm_posting_prep_new(const Lunamatch__V1__JobPosting *rec, lm_posting_prep **out);
 void lm_posting_prep_free(lm_posting_prep *p); /* NULL is a no-op */
@@ -130,6 +130,17 @@ const Lunamatch__V1__JobPosting *lm_posting_prep_record(const lm_posting_prep *p
  * return LM_OK or LM_ENOMEM; NULL is a no-op for the free.
  */
 bool lm_posting_prep_self_contained(const lm_posting_prep *p);
+/* The same for a profile's prep: it reads its record only when a country
+ * does not pack or a desired employment type is outside 0..63 (never for
+ * a validated record). */
+bool lm_profile_prep_self_contained(const lm_profile_prep *c);
+/* The profile's counterparts of lm_posting_prep_forget, _view, _view_free
+ * and _id, with the same contracts. */
+void lm_profile_prep_forget(lm_profile_prep *c);
+int lm_profile_prep_view(const lm_profile_prep *c,
+    const Lunamatch__V1__CandidateProfile *rec, lm_profile_prep **view);
+void lm_profile_prep_view_free(lm_profile_prep *view);
+const char *lm_profile_prep_id(const lm_profile_prep *c);
 void lm_posting_prep_forget(lm_posting_prep *p);
 int lm_posting_prep_view(const lm_posting_prep *p, const Lunamatch__V1__JobPosting *rec,
     lm_posting_prep **view);

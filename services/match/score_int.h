@@ -90,7 +90,6 @@ struct ploc {
 	const char *city; /* NULL or "" when it has none; a posting prep's */
 };
 
-#define PREP_LOCS   4 /* locations a profile's prep holds packed */
 #define COUNTRY_MAX 8 /* bytes of a country that packs */
 
 /* A geocoded location's position, degrees, as the record holds it. */
@@ -168,8 +167,18 @@ struct lm_posting_prep {
 	 * the prep's own texts live in the same allocation. */
 };
 
+/*
+ * A profile as the scorer and the request filters read it: the prep owns
+ * copies of what they read (its id, cities and career-goal texts: shared
+ * copies or its own; its embedding and scalars, in its veto key). Scoring
+ * and the filters read the record only when a country of the profile does
+ * not pack or a desired employment type is outside 0..63 (never for a
+ * validated record: lm_profile_prep_self_contained); explanations read it
+ * for display texts.
+ */
 struct lm_profile_prep {
 	const CandidateProfile *rec;
+	const char *id;        /* a copy of rec->id */
 	struct cskill *skills; /* distinct ids, sorted by id */
 	size_t n_skills;
 	struct tokset *titles; /* tokens of each desired title that has any */
@@ -180,12 +189,25 @@ struct lm_profile_prep {
 	lm_skill_stats *bound; /* skills[i].sym are symbols of it */
 	uint32_t *wsym;        /* while bound: symbols of its words */
 	size_t n_wsym;
-	struct ploc locs[PREP_LOCS]; /* when locs_packed */
+	/* When locs_packed (every country packs): its locations that have a
+	 * country, in order. */
+	const struct ploc *locs;
 	size_t n_locs;
 	bool locs_packed;
-	/* text_hash(.., true) of career_goals' desired categories, then of its
-	 * desired industries (0 for a NULL entry); in this allocation. */
+	/* When geo: the positions of its locations that are not NULL, in
+	 * order. */
+	const struct pgeo *ll;
+	size_t n_ll;
+	/* career_goals' desired categories, then its desired industries
+	 * (NULL for a NULL entry), and text_hash(.., true) of each (0 for a
+	 * NULL entry). */
+	const char **goal;
 	uint64_t *goal_h;
+	size_t n_goal_cat, n_goal_ind;
+	const float *embedding; /* a copy of rec's */
+	size_t n_embedding;
+	float years_raw; /* rec->years_experience as stored (key.years: as
+	                    scored) */
 	/* The distinct significant tokens of the desired titles (title_word_
 	 * significant), which NO_OVERLAP looks for in a posting's title: texts
 	 * borrowed from titles[], hashes text_hash(tok, false). One allocation
@@ -193,7 +215,11 @@ struct lm_profile_prep {
 	uint64_t *sig_h;
 	const char **sig_tok;
 	size_t n_sig;
-	lm_veto_key key; /* what the quick veto test reads, copied from rec */
+	lm_veto_key key; /* what the quick veto test reads, copied from rec:
+	                    also its remote preference, level, education,
+	                    desired salary, employment types and relocation */
+	/* skills, goal_h, goal, ll, locs, the embedding and the prep's own
+	 * texts live in the same allocation. */
 };
 
 /* lm_veto_key.flags */
@@ -338,9 +364,9 @@ double lm_score_bound(const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, const struct fast *fx);
 
 /* The request filters (filters.c): false when one fails in fast mode (vs
- * NULL); in collect mode every failure is a row in vs. The filters of jobs
- * read the posting's prep, not its record. */
-bool lm_check_filters(const lm_filters *f, const CandidateProfile *c,
+ * NULL); in collect mode every failure is a row in vs. They read the
+ * preps, not the records (but as lm_*_prep_self_contained say). */
+bool lm_check_filters(const lm_filters *f, const lm_profile_prep *c,
     const lm_posting_prep *p, struct vsink *vs);
 
 /* Whether s (not NULL or empty) equals one of the n texts of list

@@ -1,16 +1,16 @@
 /*
- * test_index_records.c - how the match index keeps postings: as their
+ * test_index_records.c - how the match index keeps records: as their
  * prepared form and packed bytes, the record decoded only for what a
  * response returns or explains. Every answer must be the one the scorer
  * gives on the records themselves (lm_explain_records over the same IDF
  * statistics): matches with their explanations, titles and companies,
- * ExplainMatch with compliance warnings, GetPosting, the top lists of
- * events; for postings kept as bytes, for a posting whose country does not
- * pack (kept decoded), for a CLOSED one, and for a profile with more
- * located countries than its prep packs (its postings' countries are then
- * compared without their records). A failing decode (injected through the
- * index's fault seam) fails the request with LM_ENOMEM and changes
- * nothing; a query decodes only the postings it returns.
+ * ExplainMatch with compliance warnings, GetPosting, GetProfile, the top
+ * lists of events; for records kept as bytes, for a posting and a profile
+ * whose country does not pack (kept decoded, and compared with records
+ * kept as bytes), for a CLOSED posting, and for a profile with five
+ * located countries. A failing decode (injected through the index's fault
+ * seam) fails the request with LM_ENOMEM and changes nothing; a query
+ * decodes only its subject and the records it returns.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +54,7 @@ strs(size_t n, const char *const *v)
 }
 
 static const char *const post_ids[] = {"p-berlin", "p-remote", "p-long", "p-closed"};
-static const char *const prof_ids[] = {"c-five", "c-warsaw"};
+static const char *const prof_ids[] = {"c-five", "c-warsaw", "c-long"};
 #define NPOST (sizeof(post_ids) / sizeof(post_ids[0]))
 #define NPROF (sizeof(prof_ids) / sizeof(prof_ids[0]))
 
@@ -82,6 +82,12 @@ posting(size_t i)
 	p->locations = lmt_calloc(1, sizeof(*p->locations));
 	p->locations[0] = i == 2 ? location("Cair Paravel", "Republic-of-Narnia")
 	                         : location("Berlin", "DE");
+	if (i == 2) { /* and Berlin: its countries are compared as texts */
+		p->locations = realloc(p->locations, 2 * sizeof(*p->locations));
+		assert_non_null(p->locations);
+		p->locations[1] = location("Berlin", "DE");
+		p->n_locations = 2;
+	}
 	if (i == 1) {
 		static const char *const rc[] = {"NL", "FR"};
 		p->n_remote_countries = 2;
@@ -125,8 +131,8 @@ posting(size_t i)
 	return p;
 }
 
-/* Profile i of prof_ids. c-five names five located countries, more than
- * its prep packs. */
+/* Profile i of prof_ids. c-five names five located countries; c-long's
+ * country does not pack: the index keeps it decoded. */
 static Profile *
 profile(size_t i)
 {
@@ -140,6 +146,7 @@ profile(size_t i)
 	c->id = lmt_strdup(prof_ids[i]);
 	c->version = 2;
 	c->headline = lmt_strdup(i == 0 ? "Data engineer" : "Python developer");
+	c->willing_to_relocate = i == 2;
 	c->years_experience = 5;
 	c->n_skills = i == 0 ? 3 : 1;
 	c->skills = lmt_calloc(c->n_skills, sizeof(*c->skills));
@@ -153,8 +160,10 @@ profile(size_t i)
 	c->n_locations = i == 0 ? 5 : 1;
 	c->locations = lmt_calloc(c->n_locations, sizeof(*c->locations));
 	for (size_t k = 0; k < c->n_locations; k++)
-		c->locations[k] =
-		    i == 0 ? location(city[k], cc[k]) : location("Warsaw", "PL");
+		c->locations[k] = i == 0 ? location(city[k], cc[k])
+		                  : i == 1
+		                      ? location("Warsaw", "PL")
+		                      : location("Cair Paravel", "republic-of-NARNIA");
 	if (i == 0) {
 		c->n_embedding = 3;
 		c->embedding = lmt_calloc(3, sizeof(float));
@@ -367,6 +376,18 @@ test_answers_are_the_records(void **state)
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 
 		/* GetPosting: the record as put, CLOSED ones too. */
+		if (pi < NPROF) {
+			Profile *gc = NULL;
+			assert_int_equal(
+			    lm_index_get_profile(w.idx, prof_ids[pi], &gc), LM_OK);
+			assert_same_message(&gc->base, &w.c[pi]->base);
+			protobuf_c_message_free_unpacked(&gc->base, NULL);
+			assert_int_equal(
+			    lm_index_record_size(w.idx, false, prof_ids[pi], &size),
+			    LM_OK);
+			assert_int_equal(
+			    size, protobuf_c_message_get_packed_size(&w.c[pi]->base));
+		}
 		assert_int_equal(lm_index_get_posting(w.idx, post_ids[pi], &got), LM_OK);
 		assert_same_message(&got->base, &w.p[pi]->base);
 		protobuf_c_message_free_unpacked(&got->base, NULL);
@@ -402,6 +423,12 @@ test_answers_are_the_records(void **state)
 	assert_location(w.idx, "c-warsaw", "p-berlin", NULL, "LOCATION");
 	assert_location(w.idx, "c-five", "p-remote",
 	    "remote work from NL, FR: allowed where the candidate is", NULL);
+	/* p-long's countries do not all pack: they are compared as texts, with
+	 * c-five's unpacked from its prep (its record is not kept), with
+	 * c-long's from its record. */
+	assert_location(w.idx, "c-five", "p-long", "same place", NULL);
+	assert_location(w.idx, "c-warsaw", "p-long", NULL, "LOCATION");
+	assert_location(w.idx, "c-long", "p-long", "same place", NULL);
 
 	/* The top lists of events carry the summaries of the records. */
 	for (size_t ci = 0; ci < NPROF; ci++) {
@@ -489,7 +516,8 @@ test_decode_only_returned_and_failing(void **state)
 	r = match_jobs(w.idx, "c-five", 1, LM_OK);
 	assert_int_equal(r->n_matches, 1);
 	kept = strcmp(r->matches[0]->job_id, "p-long") == 0;
-	assert_int_equal(d.asked, 1 - (int) kept); /* only the one returned */
+	/* The subject and the one match returned, unless kept decoded. */
+	assert_int_equal(d.asked, 2 - (int) kept);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 
 	d.fail = true;
@@ -503,7 +531,16 @@ test_decode_only_returned_and_failing(void **state)
 	assert_int_equal(
 	    lm_index_top_for_profile(w.idx, "c-five", 10, 0, NOW, &l), LM_ENOMEM);
 	assert_int_equal(l.n, 0);
-	/* A posting kept decoded needs no decode. */
+	assert_int_equal(
+	    lm_index_top_for_posting(w.idx, "p-berlin", 10, 0, NOW, &l), LM_ENOMEM);
+	{
+		Profile *gc = NULL;
+		assert_int_equal(lm_index_get_profile(w.idx, "c-five", &gc), LM_ENOMEM);
+		assert_null(gc);
+		/* Records kept decoded need no decode. */
+		assert_int_equal(lm_index_get_profile(w.idx, "c-long", &gc), LM_OK);
+		protobuf_c_message_free_unpacked(&gc->base, NULL);
+	}
 	assert_int_equal(lm_index_get_posting(w.idx, "p-long", &got), LM_OK);
 	protobuf_c_message_free_unpacked(&got->base, NULL);
 	lm_index_set_fault(w.idx, NULL, NULL);

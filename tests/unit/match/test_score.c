@@ -1028,6 +1028,24 @@ test_candidate_filters(void **state)
 	cf.n_exclude_ids = 1;
 	cf.exclude_ids = ex;
 	WITH_FILTERS("filter: candidate excluded", 1);
+	cf.n_exclude_ids = 0;
+	/* A country that does not pack and an employment type outside 0..63
+	 * (neither passes ingest) are compared on the record. */
+	set_str(&c->locations[0]->country, "Republic-of-Narnia");
+	countries[0] = "republic-of-narnia";
+	cf.n_countries = 1;
+	WITH_FILTERS(NULL, 0);
+	countries[0] = "Republic-of-Narni";
+	WITH_FILTERS("filter: no preferred location in the requested countries", 1);
+	cf.n_countries = 0;
+	prof_emp(c, (Lunamatch__V1__EmploymentType) 99);
+	types[0] = (Lunamatch__V1__EmploymentType) 99;
+	cf.n_employment_types = 1;
+	WITH_FILTERS(NULL, 0);
+	types[0] = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_CONTRACT;
+	WITH_FILTERS(
+	    "filter: candidate accepts none of the requested employment types", 1);
+	cf.n_employment_types = 0;
 #undef WITH_FILTERS
 	cf.n_exclude_ids = 0;
 	cf.min_years_experience = NAN;
