@@ -65,7 +65,10 @@ struct endpoint {
 	bool sock_open;
 	nng_dialer dialer;
 	nng_tls_config *tls;
-	bool failover;       /* cancel the calls in flight when a pipe goes */
+	/* Cancel the calls in flight when a pipe goes. Set once every endpoint
+	 * is dialed, when nng's threads may already deliver pipe events (there
+	 * are no calls to cancel before the client is handed out). */
+	atomic_bool failover;
 	atomic_int pipes;    /* connections up now */
 	pthread_mutex_t mtx; /* guards flights */
 	struct flight *flights;
@@ -127,7 +130,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	if (ev != NNG_PIPE_EV_REM_POST)
 		return;
 	atomic_fetch_sub(&ep->pipes, 1);
-	if (!ep->failover)
+	if (!atomic_load(&ep->failover))
 		return;
 	pthread_mutex_lock(&ep->mtx);
 	for (struct flight *f = ep->flights; f != NULL; f = f->next)
@@ -294,6 +297,7 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 		struct endpoint *ep = &c->ep[c->nep++];
 		pthread_mutex_init(&ep->mtx, NULL);
 		atomic_init(&ep->pipes, 0);
+		atomic_init(&ep->failover, false);
 		if ((rv = endpoint_open(c, ep, tok, o)) != LM_OK)
 			goto fail;
 	}
@@ -304,7 +308,7 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 	/* One endpoint keeps nng's own behaviour: a request whose connection
 	 * broke is sent again once it is back. */
 	for (size_t i = 0; i < c->nep; i++)
-		c->ep[i].failover = c->nep > 1;
+		atomic_store(&c->ep[i].failover, c->nep > 1);
 	*out = c;
 	return LM_OK;
 fail:
