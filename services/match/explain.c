@@ -536,8 +536,8 @@ lm_score_records(const lm_score_env *env, const CandidateProfile *c, const JobPo
 
 	if (env == NULL || env->model == NULL || score == NULL)
 		return LM_EINVAL;
-	if ((rc = lm_profile_prep_new(c, &cp)) != LM_OK ||
-	    (rc = lm_posting_prep_new(p, &pp)) != LM_OK)
+	if ((rc = lm_profile_prep_new_request(c, &cp)) != LM_OK ||
+	    (rc = lm_posting_prep_new_request(p, &pp)) != LM_OK)
 		goto out;
 	*score = lm_score_pair(env, cp, pp, eligible);
 out:
@@ -557,8 +557,8 @@ lm_explain_records(const lm_score_env *env, const CandidateProfile *c,
 	if (out == NULL)
 		return LM_EINVAL;
 	*out = NULL;
-	if ((rc = lm_profile_prep_new(c, &cp)) != LM_OK ||
-	    (rc = lm_posting_prep_new(p, &pp)) != LM_OK)
+	if ((rc = lm_profile_prep_new_request(c, &cp)) != LM_OK ||
+	    (rc = lm_posting_prep_new_request(p, &pp)) != LM_OK)
 		goto out;
 	rc = lm_explain_pair(env, cp, pp, level, out);
 out:

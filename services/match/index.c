@@ -2763,9 +2763,9 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 	if (rc != LM_OK)
 		return rc;
 	if ((q->jobs && q->profile != NULL &&
-	        (rc = lm_profile_prep_new(q->profile, &own_cp)) != LM_OK) ||
+	        (rc = lm_profile_prep_new_request(q->profile, &own_cp)) != LM_OK) ||
 	    (!q->jobs && q->posting != NULL &&
-	        (rc = lm_posting_prep_new(q->posting, &own_pp)) != LM_OK))
+	        (rc = lm_posting_prep_new_request(q->posting, &own_pp)) != LM_OK))
 		goto done;
 	if ((h.v = calloc(k, sizeof(*h.v))) == NULL) {
 		rc = LM_ENOMEM;

@@ -239,6 +239,10 @@ country_mask(Lunamatch__V1__Location *const *locs, size_t n)
  * shared again when placed, so the measure is never short. Ids are never
  * shared (share false): they do not repeat.
  */
+/* Set on this thread while a request's prep is made
+ * (lm_*_prep_new_request): keep_text then shares nothing. */
+static _Thread_local bool request_prep;
+
 static const char *
 keep_text(const char *s, bool share, char **at, size_t *need)
 {
@@ -247,7 +251,7 @@ keep_text(const char *s, bool share, char **at, size_t *need)
 
 	if (s[0] == '\0')
 		return "";
-	if (share && (sh = lm_pb_share(s)) != NULL)
+	if (share && !request_prep && (sh = lm_pb_share(s)) != NULL)
 		return sh;
 	n = strlen(s) + 1;
 	if (at == NULL) {
@@ -352,6 +356,17 @@ lm_pskill_name(const lm_posting_prep *pp, const struct pskill *s)
 
 _Static_assert(_Alignof(struct pgroup) <= _Alignof(uint32_t),
     "a posting prep's groups lie between 8-byte and 4-byte arrays");
+
+int
+lm_posting_prep_new_request(const JobPosting *rec, lm_posting_prep **out)
+{
+	int rc;
+
+	request_prep = true;
+	rc = lm_posting_prep_new(rec, out);
+	request_prep = false;
+	return rc;
+}
 
 int
 lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
@@ -696,6 +711,17 @@ measure_profile_texts(const CandidateProfile *rec, size_t *need)
 	for (size_t i = 0; g != NULL && i < g->n_desired_industries; i++)
 		if (g->desired_industries[i] != NULL)
 			keep_text(g->desired_industries[i], true, NULL, need);
+}
+
+int
+lm_profile_prep_new_request(const CandidateProfile *rec, lm_profile_prep **out)
+{
+	int rc;
+
+	request_prep = true;
+	rc = lm_profile_prep_new(rec, out);
+	request_prep = false;
+	return rc;
 }
 
 int

@@ -112,6 +112,12 @@ size_t lm_skill_stats_symbols(const lm_skill_stats *s);
  * copied): rec must outlive it, but for a prep that forgot it.
  * Returns LM_OK, LM_EINVAL (rec NULL) or LM_ENOMEM. */
 int lm_posting_prep_new(const Lunamatch__V1__JobPosting *rec, lm_posting_prep **out);
+/* As lm_posting_prep_new, for a prep that lives for one request (an
+ * inline subject, lm_score_records): its short texts are its own copies,
+ * never added to the process-wide pool of shared texts (lm_pb_share), which
+ * texts sent by clients would otherwise fill for good. */
+int lm_posting_prep_new_request(
+    const Lunamatch__V1__JobPosting *rec, lm_posting_prep **out);
 void lm_posting_prep_free(lm_posting_prep *p); /* NULL is a no-op */
 /* The record the prep reads; NULL once it forgot it. */
 const Lunamatch__V1__JobPosting *lm_posting_prep_record(const lm_posting_prep *p);
@@ -147,6 +153,8 @@ int lm_posting_prep_view(const lm_posting_prep *p, const Lunamatch__V1__JobPosti
 void lm_posting_prep_view_free(lm_posting_prep *view);
 
 int lm_profile_prep_new(
+    const Lunamatch__V1__CandidateProfile *rec, lm_profile_prep **out);
+int lm_profile_prep_new_request(
     const Lunamatch__V1__CandidateProfile *rec, lm_profile_prep **out);
 void lm_profile_prep_free(lm_profile_prep *p); /* NULL is a no-op */
 const Lunamatch__V1__CandidateProfile *lm_profile_prep_record(const lm_profile_prep *p);

@@ -11,8 +11,10 @@
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/record.h"
 #include "score.h"
+#include "score_int.h"
 
 typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile Profile;
@@ -304,6 +306,33 @@ prep_post(const JobPosting *p)
 	lm_posting_prep *pp = NULL;
 	assert_int_equal(lm_posting_prep_new(p, &pp), LM_OK);
 	return pp;
+}
+
+/* A prep made for one request keeps its texts to itself: texts sent by
+ * clients must not fill the process-wide pool of shared texts for good. A
+ * stored record's prep shares them. */
+static void
+test_request_prep_shares_nothing(void **state)
+{
+	static const char cat[] = "request-only category 4711";
+	JobPosting *p = post_new("req-1");
+	lm_posting_prep *pp = NULL;
+
+	(void) state;
+	post_skill(p, "x:request-only-skill-4711", 1);
+	set_str(&p->category, cat);
+	assert_int_equal(lm_posting_prep_new_request(p, &pp), LM_OK);
+	assert_string_equal(pp->category, cat);
+	assert_ptr_not_equal(pp->category, lm_pb_share(cat));
+	lm_posting_prep_free(pp);
+	/* Also when the text is in the pool already. */
+	assert_int_equal(lm_posting_prep_new_request(p, &pp), LM_OK);
+	assert_ptr_not_equal(pp->category, lm_pb_share(cat));
+	lm_posting_prep_free(pp);
+	assert_int_equal(lm_posting_prep_new(p, &pp), LM_OK);
+	assert_ptr_equal(pp->category, lm_pb_share(cat));
+	lm_posting_prep_free(pp);
+	post_free(p);
 }
 
 static void
@@ -2661,6 +2690,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_idf),
+	    cmocka_unit_test(test_request_prep_shares_nothing),
 	    cmocka_unit_test(test_skills),
 	    cmocka_unit_test(test_experience),
 	    cmocka_unit_test(test_seniority),
