@@ -239,10 +239,6 @@ country_mask(Lunamatch__V1__Location *const *locs, size_t n)
  * shared again when placed, so the measure is never short. Ids are never
  * shared (share false): they do not repeat.
  */
-/* Set on this thread while a request's prep is made
- * (lm_*_prep_new_request): keep_text then shares nothing. */
-static _Thread_local bool request_prep;
-
 static const char *
 keep_text(const char *s, bool share, char **at, size_t *need)
 {
@@ -251,7 +247,7 @@ keep_text(const char *s, bool share, char **at, size_t *need)
 
 	if (s[0] == '\0')
 		return "";
-	if (share && !request_prep && (sh = lm_pb_share(s)) != NULL)
+	if (share && (sh = lm_pb_share(s)) != NULL)
 		return sh;
 	n = strlen(s) + 1;
 	if (at == NULL) {
@@ -268,7 +264,7 @@ keep_text(const char *s, bool share, char **at, size_t *need)
  * industry, the cities of its locations with a country, and its skills'
  * and groups' skill ids. */
 static void
-measure_texts(const JobPosting *rec, size_t *need)
+measure_texts(const JobPosting *rec, bool share, size_t *need)
 {
 	const char *top[] = {rec->category, rec->industry};
 
@@ -276,23 +272,23 @@ measure_texts(const JobPosting *rec, size_t *need)
 		keep_text(rec->id, false, NULL, need);
 	for (size_t i = 0; i < 2; i++)
 		if (top[i] != NULL)
-			keep_text(top[i], true, NULL, need);
+			keep_text(top[i], share, NULL, need);
 	for (size_t i = 0; i < rec->n_locations; i++) {
 		const Lunamatch__V1__Location *l = rec->locations[i];
 		if (l != NULL && l->country != NULL && l->country[0] != '\0' &&
 		    l->city != NULL)
-			keep_text(l->city, true, NULL, need);
+			keep_text(l->city, share, NULL, need);
 	}
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__PostingSkill *sk = rec->skills[i];
 		if (sk != NULL && sk->skill_id != NULL && sk->skill_id[0] != '\0')
-			keep_text(sk->skill_id, true, NULL, need);
+			keep_text(sk->skill_id, share, NULL, need);
 	}
 	for (size_t i = 0; i < rec->n_requirement_groups; i++) {
 		const Lunamatch__V1__RequirementGroup *g = rec->requirement_groups[i];
 		for (size_t k = 0; g != NULL && k < g->n_skill_ids; k++)
 			if (g->skill_ids[k] != NULL && g->skill_ids[k][0] != '\0')
-				keep_text(g->skill_ids[k], true, NULL, need);
+				keep_text(g->skill_ids[k], share, NULL, need);
 	}
 }
 
@@ -300,7 +296,7 @@ measure_texts(const JobPosting *rec, size_t *need)
  * (placed at *at, keep_text) into p->groups and p->gids, which have room
  * for them. */
 static void
-prep_groups(lm_posting_prep *p, const JobPosting *rec, char **at)
+prep_groups(lm_posting_prep *p, const JobPosting *rec, bool share, char **at)
 {
 	for (size_t i = 0; i < rec->n_requirement_groups; i++) {
 		const Lunamatch__V1__RequirementGroup *g = rec->requirement_groups[i];
@@ -317,7 +313,7 @@ prep_groups(lm_posting_prep *p, const JobPosting *rec, char **at)
 			if (g->skill_ids[k] != NULL && g->skill_ids[k][0] != '\0') {
 				p->gsym[p->n_gids] = LM_SKILL_SYM_NONE;
 				p->gids[p->n_gids++] =
-				    keep_text(g->skill_ids[k], true, at, NULL);
+				    keep_text(g->skill_ids[k], share, at, NULL);
 			}
 		pg->n = p->n_gids - pg->off;
 	}
@@ -357,19 +353,23 @@ lm_pskill_name(const lm_posting_prep *pp, const struct pskill *s)
 _Static_assert(_Alignof(struct pgroup) <= _Alignof(uint32_t),
     "a posting prep's groups lie between 8-byte and 4-byte arrays");
 
-int
-lm_posting_prep_new_request(const JobPosting *rec, lm_posting_prep **out)
-{
-	int rc;
-
-	request_prep = true;
-	rc = lm_posting_prep_new(rec, out);
-	request_prep = false;
-	return rc;
-}
+static int posting_prep(const JobPosting *rec, bool share, lm_posting_prep **out);
 
 int
 lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
+{
+	return posting_prep(rec, true, out);
+}
+
+int
+lm_posting_prep_new_request(const JobPosting *rec, lm_posting_prep **out)
+{
+	return posting_prep(rec, false, out);
+}
+
+/* A posting's prep; share: its short texts may be the pool's (keep_text). */
+static int
+posting_prep(const JobPosting *rec, bool share, lm_posting_prep **out)
 {
 	lm_posting_prep *p;
 	size_t n = 0, ng = 0, nid = 0, nll = 0, nlocs = 0, text = 0, own = 0, size;
@@ -396,7 +396,7 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		nll += geo && l != NULL;
 		nlocs += l != NULL && l->country != NULL && l->country[0] != '\0';
 	}
-	measure_texts(rec, &own);
+	measure_texts(rec, share, &own);
 	if (tokenize(rec->title, &title) != LM_OK)
 		return LM_ENOMEM;
 	if (title.n > 0)
@@ -454,20 +454,20 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 	 * measured them. */
 	p->id = rec->id != NULL ? keep_text(rec->id, false, &at, NULL) : NULL;
 	p->category =
-	    rec->category != NULL ? keep_text(rec->category, true, &at, NULL) : NULL;
+	    rec->category != NULL ? keep_text(rec->category, share, &at, NULL) : NULL;
 	p->industry =
-	    rec->industry != NULL ? keep_text(rec->industry, true, &at, NULL) : NULL;
+	    rec->industry != NULL ? keep_text(rec->industry, share, &at, NULL) : NULL;
 	p->locs_packed =
 	    pack_locs(rec->locations, rec->n_locations, locs, nlocs, &p->n_locs);
 	for (size_t k = 0; k < p->n_locs; k++)
 		if (locs[k].city != NULL)
-			locs[k].city = keep_text(locs[k].city, true, &at, NULL);
+			locs[k].city = keep_text(locs[k].city, share, &at, NULL);
 	p->locs = locs;
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__PostingSkill *s = rec->skills[i];
 		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
 			continue;
-		p->skills[n].id = keep_text(s->skill_id, true, &at, NULL);
+		p->skills[n].id = keep_text(s->skill_id, share, &at, NULL);
 		p->skills[n].w = skill_weight(s->weight);
 		p->skills[n].preferred = s->preferred;
 		p->skills[n].unknown = strncmp(s->skill_id, LM_SKILL_UNKNOWN_PREFIX,
@@ -476,7 +476,7 @@ lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 		p->skills[n].sym = LM_SKILL_SYM_NONE;
 		n++;
 	}
-	prep_groups(p, rec, &at);
+	prep_groups(p, rec, share, &at);
 	/* Duplicates of an id: the first entry (its name), the largest weight
 	 * (entries of one id sort by their position in the record). */
 	if (n > 1) {
@@ -688,7 +688,7 @@ prep_sig_tokens(lm_profile_prep *c)
  * country, its skill ids and its career goals' categories and
  * industries. */
 static void
-measure_profile_texts(const CandidateProfile *rec, size_t *need)
+measure_profile_texts(const CandidateProfile *rec, bool share, size_t *need)
 {
 	const Lunamatch__V1__CareerGoals *g = rec->career_goals;
 
@@ -698,34 +698,38 @@ measure_profile_texts(const CandidateProfile *rec, size_t *need)
 		const Lunamatch__V1__Location *l = rec->locations[i];
 		if (l != NULL && l->country != NULL && l->country[0] != '\0' &&
 		    l->city != NULL)
-			keep_text(l->city, true, NULL, need);
+			keep_text(l->city, share, NULL, need);
 	}
 	for (size_t i = 0; i < rec->n_skills; i++) {
 		const Lunamatch__V1__CandidateSkill *sk = rec->skills[i];
 		if (sk != NULL && sk->skill_id != NULL && sk->skill_id[0] != '\0')
-			keep_text(sk->skill_id, true, NULL, need);
+			keep_text(sk->skill_id, share, NULL, need);
 	}
 	for (size_t i = 0; g != NULL && i < g->n_desired_categories; i++)
 		if (g->desired_categories[i] != NULL)
-			keep_text(g->desired_categories[i], true, NULL, need);
+			keep_text(g->desired_categories[i], share, NULL, need);
 	for (size_t i = 0; g != NULL && i < g->n_desired_industries; i++)
 		if (g->desired_industries[i] != NULL)
-			keep_text(g->desired_industries[i], true, NULL, need);
+			keep_text(g->desired_industries[i], share, NULL, need);
+}
+
+static int profile_prep(const CandidateProfile *rec, bool share, lm_profile_prep **out);
+
+int
+lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
+{
+	return profile_prep(rec, true, out);
 }
 
 int
 lm_profile_prep_new_request(const CandidateProfile *rec, lm_profile_prep **out)
 {
-	int rc;
-
-	request_prep = true;
-	rc = lm_profile_prep_new(rec, out);
-	request_prep = false;
-	return rc;
+	return profile_prep(rec, false, out);
 }
 
-int
-lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
+/* A profile's prep; share as for posting_prep. */
+static int
+profile_prep(const CandidateProfile *rec, bool share, lm_profile_prep **out)
 {
 	lm_profile_prep *c;
 	const Lunamatch__V1__CareerGoals *g;
@@ -747,7 +751,7 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 		nll += geo && l != NULL;
 		nlocs += l != NULL && l->country != NULL && l->country[0] != '\0';
 	}
-	measure_profile_texts(rec, &own);
+	measure_profile_texts(rec, share, &own);
 
 	/* One allocation: the prep, then ll, locs, skills, goal_h, goal, the
 	 * embedding and the texts it keeps its own copy of. */
@@ -777,7 +781,7 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 		                     ? g->desired_categories[i]
 		                     : g->desired_industries[i - g->n_desired_categories];
 		c->goal_h[i] = gs != NULL ? text_hash(gs, true) : 0;
-		c->goal[i] = gs != NULL ? keep_text(gs, true, &at, NULL) : NULL;
+		c->goal[i] = gs != NULL ? keep_text(gs, share, &at, NULL) : NULL;
 	}
 	c->n_goal_cat = g ? g->n_desired_categories : 0;
 	c->n_goal_ind = g ? g->n_desired_industries : 0;
@@ -786,7 +790,7 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 		const Lunamatch__V1__CandidateSkill *s = rec->skills[i];
 		if (s == NULL || s->skill_id == NULL || s->skill_id[0] == '\0')
 			continue;
-		c->skills[n].id = keep_text(s->skill_id, true, &at, NULL);
+		c->skills[n].id = keep_text(s->skill_id, share, &at, NULL);
 		c->skills[n].years = (isfinite(s->years) && s->years > 0) ? s->years : 0;
 		c->skills[n].sym = LM_SKILL_SYM_NONE;
 		n++;
@@ -834,7 +838,7 @@ lm_profile_prep_new(const CandidateProfile *rec, lm_profile_prep **out)
 	    pack_locs(rec->locations, rec->n_locations, locs, nlocs, &c->n_locs);
 	for (size_t k = 0; k < c->n_locs; k++)
 		if (locs[k].city != NULL)
-			locs[k].city = keep_text(locs[k].city, true, &at, NULL);
+			locs[k].city = keep_text(locs[k].city, share, &at, NULL);
 	c->locs = locs;
 	c->embedding = rec->n_embedding > 0 ? emb : NULL;
 	c->n_embedding = rec->n_embedding;
