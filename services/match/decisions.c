@@ -423,17 +423,7 @@ make_producer(lm_decisions *d)
 static bool
 producer_usable(lm_decisions *d)
 {
-	char why[256];
-	rd_kafka_resp_err_t e;
-
-	if (d->rk == NULL)
-		return false;
-	if ((e = rd_kafka_fatal_error(d->rk, why, sizeof(why))) ==
-	    RD_KAFKA_RESP_ERR_NO_ERROR)
-		return true;
-	lm_error("decisions.kafka_fatal", "producer fatal error %s; recreating it",
-	    rd_kafka_err2name(e));
-	return false;
+	return d->rk != NULL && !lm_kafka_producer_dead(d->rk, "decisions.kafka_fatal");
 }
 
 /* Drops the producer (what it has in flight stays queued on disk and is
@@ -452,12 +442,12 @@ renew_producer(lm_decisions *d)
 	return make_producer(d);
 }
 
-/* The next back-off after a failed round: doubled, at most the maximum. */
+/* The next back-off after a failed round. */
 static int64_t
 longer(int64_t backoff)
 {
-	return backoff * 2 > LM_DECISIONS_RETRY_MAX_MS ? LM_DECISIONS_RETRY_MAX_MS
-	                                               : backoff * 2;
+	return lm_backoff_next(
+	    backoff, LM_DECISIONS_RETRY_MIN_MS, LM_DECISIONS_RETRY_MAX_MS);
 }
 
 static void *
