@@ -1913,6 +1913,9 @@ visit(struct ranking *q)
 			return; /* every other bound is at most this one */
 		cv[0] = cv[--n];
 		cand_sift(cv, n, 0);
+		/* The next root's key loads while this one is evaluated. */
+		if (n > 0)
+			__builtin_prefetch(q->t->slots[cv[0].doc].key);
 		evaluate(q, d);
 	}
 }
