@@ -190,7 +190,8 @@ int lm_store_get(
 typedef int (*lm_store_record_fn)(
     void *arg, const char *id, uint64_t version, const void *bytes, size_t len);
 
-int lm_store_read(lm_store *s, lm_kind k, const char *id, lm_store_record_fn fn, void *arg);
+int lm_store_read(
+    lm_store *s, lm_kind k, const char *id, lm_store_record_fn fn, void *arg);
 
 /*
  * Reads the version of live record id of kind k and the Kafka position of
