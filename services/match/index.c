@@ -77,8 +77,10 @@ struct ent {
 	uint64_t version;
 	ProtobufCMessage *rec; /* compact (lm_pb_compact), or NULL */
 	uint8_t *wire;         /* the packed record, or NULL */
-	lm_posting_prep *pp;   /* postings */
-	lm_profile_prep *cp;   /* profiles */
+	union {
+		lm_posting_prep *pp; /* in the postings' table */
+		lm_profile_prep *cp; /* in the profiles' table */
+	};
 };
 
 /* What a query reads of entry v[i] first, side by side in a dense array so
@@ -219,23 +221,26 @@ table_unlink(struct table *t, struct ent *e)
 	t->n--;
 }
 
+/* Frees e, an entry of the postings' table when posting. */
 static void
-ent_free(struct ent *e)
+ent_free(struct ent *e, bool posting)
 {
 	if (e == NULL)
 		return;
-	lm_posting_prep_free(e->pp);
-	lm_profile_prep_free(e->cp);
+	if (posting)
+		lm_posting_prep_free(e->pp);
+	else
+		lm_profile_prep_free(e->cp);
 	free(e->rec); /* one block: compact_record */
 	free(e->wire);
 	free(e);
 }
 
 static void
-table_destroy(struct table *t)
+table_destroy(struct table *t, bool posting)
 {
 	for (size_t i = 0; i < t->ndocs; i++)
-		ent_free(t->v[i]);
+		ent_free(t->v[i], posting);
 	free(t->v);
 	free(t->slots);
 	free(t->free_docs);
@@ -695,8 +700,8 @@ lm_index_new(const lm_model *model, lm_index **out)
 		lm_inverted_free(idx->piv);
 		lm_inverted_free(idx->civ);
 		lm_skill_stats_free(idx->stats);
-		table_destroy(&idx->posts);
-		table_destroy(&idx->profs);
+		table_destroy(&idx->posts, true);
+		table_destroy(&idx->profs, false);
 		free(idx);
 		return LM_ENOMEM;
 	}
@@ -716,8 +721,8 @@ lm_index_new(const lm_model *model, lm_index **out)
 		lm_inverted_free(idx->piv);
 		lm_inverted_free(idx->civ);
 		lm_skill_stats_free(idx->stats);
-		table_destroy(&idx->posts);
-		table_destroy(&idx->profs);
+		table_destroy(&idx->posts, true);
+		table_destroy(&idx->profs, false);
 		free(idx);
 		return LM_ENOMEM;
 	}
@@ -753,8 +758,8 @@ lm_index_free(lm_index *idx)
 {
 	if (idx == NULL)
 		return;
-	table_destroy(&idx->posts);
-	table_destroy(&idx->profs);
+	table_destroy(&idx->posts, true);
+	table_destroy(&idx->profs, false);
 	lm_inverted_free(idx->piv);
 	lm_inverted_free(idx->civ);
 	lm_idf_snap_free(idx->snap);
@@ -1221,7 +1226,7 @@ lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq)
 	maybe_reshare(idx, false);
 	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
-	ent_free(e);
+	ent_free(e, true);
 	return LM_OK;
 }
 
@@ -1243,7 +1248,7 @@ lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq)
 	table_unlink(&idx->profs, e);
 	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
-	ent_free(e);
+	ent_free(e, false);
 	return LM_OK;
 }
 
