@@ -17,7 +17,8 @@
  *
  * Asserts, besides no crash, leak or undefined behaviour: a record the
  * index refuses is refused with LM_EINVAL or LM_ESTALE; a record it takes
- * is found by every query on it (LM_OK); every answer's scores are finite,
+ * is found by every query on it (LM_OK) and removed again, after which the
+ * records of the other kind are still queried; every answer's scores are finite,
  * in [0, 1] and ranked best first; every answer encodes as protobuf and as
  * JSON (which refuses NaN and infinities anywhere in an explanation).
  */
@@ -218,9 +219,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = lm_index_put_profile(idx, (Profile *) put, 100);
 	}
 	LMF_CHECK(id != NULL);
-	if (rc == LM_OK)
+	if (rc == LM_OK) {
 		query_stored(idx, posting, id, flags);
-	else
+		/* After its removal the other kind is still queried (the
+		 * removed id may have been a fixed one of its own kind). */
+		if (posting) {
+			LMF_CHECK(lm_index_remove_posting(idx, id, 101) == LM_OK);
+			match_jobs(idx, lmf_fixed_id(false, 0), NULL, flags);
+		} else {
+			LMF_CHECK(lm_index_remove_profile(idx, id, 101) == LM_OK);
+			match_candidates(idx, lmf_fixed_id(true, 0), NULL, flags);
+		}
+	} else
 		LMF_CHECK(rc == LM_EINVAL || rc == LM_ESTALE);
 	free(id);
 	free(b);
