@@ -4,8 +4,10 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan test test-unit test-asan demo install format clean bench
+.PHONY: all deps build build-asan test test-unit test-asan demo install format clean bench fuzz
 
 all: build
 
@@ -43,9 +45,17 @@ format:
 	find common services tools tests bench -name '*.[ch]' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-tsan
+	rm -rf $(BUILD) $(ASAN_BUILD) build-tsan $(FUZZ_BUILD)
 
 # Benchmarks: speed and memory of the hot paths; results go to bench/results/
 # (see bench/README.md). BENCH_ARGS picks some: make bench BENCH_ARGS=index
 bench: $(BUILD)/CMakeCache.txt
 	BUILD=$(BUILD) bench/run.sh $(BENCH_ARGS)
+
+# Fuzzing with libFuzzer (clang, installed by `scripts/install-deps.sh fuzz`):
+# each target of tests/fuzz/ for FUZZ_SECONDS; FUZZ_TARGETS picks some:
+# make fuzz FUZZ_TARGETS=ingest FUZZ_SECONDS=600. Not part of `make test`;
+# see docs/CONTRIBUTING.md (Fuzzing).
+fuzz:
+	@scripts/install-deps.sh fuzz
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)

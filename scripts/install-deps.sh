@@ -2,6 +2,9 @@
 # Installs the Debian packages lunamatch builds and tests with, when any is
 # missing. Idempotent: a machine that has everything is left alone. Needs root
 # (or sudo) only when something must be installed.
+#
+#   scripts/install-deps.sh          what the build and `make test` need
+#   scripts/install-deps.sh fuzz     also clang and libFuzzer (`make fuzz`)
 set -euo pipefail
 
 pkgs=(
@@ -12,6 +15,9 @@ pkgs=(
 	openjdk-17-jre-headless maven
 	docker-compose python3-venv iproute2
 )
+if [ "${1:-}" = fuzz ]; then
+	pkgs+=(clang-14 libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

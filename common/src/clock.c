@@ -1,5 +1,6 @@
 /*
- * clock.c - the monotonic millisecond clock; see clock.h.
+ * clock.c - the monotonic millisecond clock and the retry back-off; see
+ * clock.h.
  */
 #include <time.h>
 
@@ -11,4 +12,12 @@ lm_clock_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+lm_backoff_next(int64_t backoff, int64_t min, int64_t max)
+{
+	if (backoff < min)
+		return min;
+	return backoff > max / 2 ? max : backoff * 2;
 }

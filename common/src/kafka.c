@@ -146,6 +146,20 @@ fail:
 	return rv;
 }
 
+bool
+lm_kafka_producer_dead(rd_kafka_t *rk, const char *event)
+{
+	char why[256];
+	rd_kafka_resp_err_t e;
+
+	if (rk == NULL || (e = rd_kafka_fatal_error(rk, why, sizeof(why))) ==
+	                      RD_KAFKA_RESP_ERR_NO_ERROR)
+		return false;
+	lm_error(event, "producer fatal error %s (%s); recreating the producer",
+	    rd_kafka_err2name(e), why);
+	return true;
+}
+
 int
 lm_kafka_err(rd_kafka_resp_err_t e)
 {

@@ -492,7 +492,7 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 {
 	lm_ingest_counts counts;
 	uint64_t last_seq = 0;
-	int64_t backoff = 100;
+	int64_t backoff = LM_CONSUMER_BACKOFF_MIN_MS;
 	int rv;
 
 	if (lm_ingest_batch_len(s->batch) == 0)
@@ -533,9 +533,8 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 			usleep(POLL_MS * 1000);
 			heartbeat(c);
 		}
-		backoff = backoff * 2 > LM_CONSUMER_BACKOFF_MAX_MS
-		              ? LM_CONSUMER_BACKOFF_MAX_MS
-		              : backoff * 2;
+		backoff = lm_backoff_next(
+		    backoff, LM_CONSUMER_BACKOFF_MIN_MS, LM_CONSUMER_BACKOFF_MAX_MS);
 		c->retrying = true;
 	}
 	atomic_store(&c->failing, false);

@@ -51,7 +51,8 @@ extern "C" {
 #define LM_CONSUMER_STALL_MS 60000
 /* Period of the consumer lag refresh (cheap: cached watermarks). */
 #define LM_CONSUMER_LAG_MS 2000
-/* Longest pause between attempts of a failed batch. */
+/* Pauses between attempts of a failed batch: the first, the longest. */
+#define LM_CONSUMER_BACKOFF_MIN_MS 100
 #define LM_CONSUMER_BACKOFF_MAX_MS 5000
 /*
  * Shutdown bounds. After a stop the loop ends within one poll (100 ms), or

@@ -59,6 +59,7 @@ struct lm_decisions {
 	size_t queued;
 	bool started, stopping;
 	bool healthy;
+	bool appended;    /* the writer appended since the sender's round began */
 	unsigned sync_ms; /* 0: every transaction synced; else the interval */
 	pthread_t writer, sender;
 	lm_dqueue_msg *msgs; /* the writer's: one batch, LM_DECISIONS_QUEUE_MAX */
@@ -156,6 +157,7 @@ writer_main(void *arg)
 		}
 		pthread_mutex_lock(&d->mu);
 		d->healthy = rc == LM_OK;
+		d->appended = d->appended || rc == LM_OK;
 		pthread_cond_signal(&d->send_cv);
 		pthread_mutex_unlock(&d->mu);
 		lm_counter_add(rc == LM_OK ? d->logged : d->log_errors, n);
@@ -388,17 +390,29 @@ stopping(lm_decisions *d)
 	return stop;
 }
 
-/* Waits on send_cv for at most ms, or until stopping; true when stopping. */
+/* Waits on send_cv for at most ms, or until stopping; true when stopping.
+ * With idle, it does not wait at all when the writer appended since the
+ * round began (round_begins): that round may have read the queue just
+ * before the append, whose signal then found nobody waiting. */
 static bool
-sender_pause(lm_decisions *d, int64_t ms)
+sender_pause(lm_decisions *d, int64_t ms, bool idle)
 {
 	struct timespec ts = deadline_in(ms);
 	pthread_mutex_lock(&d->mu);
-	if (!d->stopping)
+	if (!d->stopping && !(idle && d->appended))
 		pthread_cond_timedwait(&d->send_cv, &d->mu, &ts);
 	bool stop = d->stopping;
 	pthread_mutex_unlock(&d->mu);
 	return stop;
+}
+
+/* Marks the start of a round: appends from here on wake the idle pause. */
+static void
+round_begins(lm_decisions *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->appended = false;
+	pthread_mutex_unlock(&d->mu);
 }
 
 static int
@@ -423,17 +437,7 @@ make_producer(lm_decisions *d)
 static bool
 producer_usable(lm_decisions *d)
 {
-	char why[256];
-	rd_kafka_resp_err_t e;
-
-	if (d->rk == NULL)
-		return false;
-	if ((e = rd_kafka_fatal_error(d->rk, why, sizeof(why))) ==
-	    RD_KAFKA_RESP_ERR_NO_ERROR)
-		return true;
-	lm_error("decisions.kafka_fatal", "producer fatal error %s; recreating it",
-	    rd_kafka_err2name(e));
-	return false;
+	return d->rk != NULL && !lm_kafka_producer_dead(d->rk, "decisions.kafka_fatal");
 }
 
 /* Drops the producer (what it has in flight stays queued on disk and is
@@ -452,12 +456,12 @@ renew_producer(lm_decisions *d)
 	return make_producer(d);
 }
 
-/* The next back-off after a failed round: doubled, at most the maximum. */
+/* The next back-off after a failed round. */
 static int64_t
 longer(int64_t backoff)
 {
-	return backoff * 2 > LM_DECISIONS_RETRY_MAX_MS ? LM_DECISIONS_RETRY_MAX_MS
-	                                               : backoff * 2;
+	return lm_backoff_next(
+	    backoff, LM_DECISIONS_RETRY_MIN_MS, LM_DECISIONS_RETRY_MAX_MS);
 }
 
 static void *
@@ -469,12 +473,13 @@ sender_main(void *arg)
 	for (;;) {
 		struct round r = {.d = d};
 		if (!producer_usable(d) && renew_producer(d) != LM_OK) {
-			if (sender_pause(d, backoff))
+			if (sender_pause(d, backoff, false))
 				break;
 			backoff = longer(backoff);
 			continue;
 		}
 		d->ndelivered = d->nfailed = 0;
+		round_begins(d);
 		int rc =
 		    lm_dqueue_peek(d->q, 0, LM_DECISIONS_INFLIGHT_MAX, produce_one, &r);
 		if (rc != LM_OK && rc != 1)
@@ -500,13 +505,13 @@ sender_main(void *arg)
 				    "%zu decisions not delivered (%s); retry in "
 				    "%lld ms",
 				    d->nfailed, d->last_error, (long long) backoff);
-			if (sender_pause(d, backoff))
+			if (sender_pause(d, backoff, false))
 				break;
 			backoff = longer(backoff);
 			continue;
 		}
 		backoff = LM_DECISIONS_RETRY_MIN_MS;
-		if (r.produced == 0 && sender_pause(d, 1000))
+		if (r.produced == 0 && sender_pause(d, 1000, true))
 			break;
 	}
 	return NULL;

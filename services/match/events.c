@@ -75,7 +75,6 @@ struct lm_events {
 	size_t ndelivered;
 	struct failure *failed; /* ids reported failed */
 	size_t nfailed;
-	bool fatal;         /* the producer raised a fatal error */
 	size_t nflight_pub; /* copy of nflight for other threads */
 
 	/* Outbox writes: the test seam, and whether the last one failed. */
@@ -202,17 +201,11 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	lm_events *ev = opaque;
+	(void) rk;
+	(void) opaque;
 	(void) reason; /* may name hosts; the error name is enough */
-	if (err == RD_KAFKA_RESP_ERR__FATAL) {
-		char buf[256];
-		rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
-		lm_error("events.kafka_fatal",
-		    "producer fatal error %s; recreating the producer",
-		    rd_kafka_err2name(orig));
-		ev->fatal = true;
-		return;
-	}
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+		return; /* the sender finds it (lm_kafka_producer_dead) */
 	lm_warn("events.kafka_error", "producer: %s",
 	    rd_kafka_err2name((rd_kafka_resp_err_t) err));
 }
@@ -440,10 +433,7 @@ flush_at_exit(lm_events *ev)
 static int64_t
 next_backoff(int64_t backoff)
 {
-	if (backoff == 0)
-		return LM_EVENTS_RETRY_MIN_MS;
-	return backoff * 2 > LM_EVENTS_RETRY_MAX_MS ? LM_EVENTS_RETRY_MAX_MS
-	                                            : backoff * 2;
+	return lm_backoff_next(backoff, LM_EVENTS_RETRY_MIN_MS, LM_EVENTS_RETRY_MAX_MS);
 }
 
 /*
@@ -504,9 +494,8 @@ sender_main(void *arg)
 		} else if (ndone > 0) {
 			backoff = 0;
 		}
-		if (ev->fatal) {
+		if (lm_kafka_producer_dead(ev->rk, "events.kafka_fatal")) {
 			destroy_producer(ev);
-			ev->fatal = false;
 			backoff = next_backoff(backoff);
 			retry_at = now + backoff;
 			continue;

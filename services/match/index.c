@@ -195,11 +195,14 @@ table_insert(struct table *t, struct ent *e)
 	return LM_OK;
 }
 
+/* Takes e out of t (the caller frees it). Its slot is cleared: a doc id
+ * that is free points at nothing, never at a prep about to be freed. */
 static void
 table_unlink(struct table *t, struct ent *e)
 {
 	lm_hashmap_remove(t->by_id, e->id);
 	t->v[e->slot] = NULL;
+	t->slots[e->slot] = (struct slot){NULL, NULL};
 	t->free_docs[t->n_free++] = e->slot;
 	t->n--;
 }
@@ -1998,6 +2001,9 @@ visit(struct ranking *q)
 			return; /* every other bound is at most this one */
 		cv[0] = cv[--n];
 		cand_sift(cv, n, 0);
+		/* The next root's key loads while this one is evaluated. */
+		if (n > 0)
+			__builtin_prefetch(q->t->slots[cv[0].doc].key);
 		evaluate(q, d);
 	}
 }

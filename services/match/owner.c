@@ -958,7 +958,7 @@ failed(lm_owner *ow, const char *what, int rc, int64_t *backoff)
 	     lm_clock_ms() < end && !atomic_load(&ow->stop);)
 		wait_slice(ow);
 	*backoff =
-	    *backoff * 2 < LM_OWNER_RETRY_MAX_MS ? *backoff * 2 : LM_OWNER_RETRY_MAX_MS;
+	    lm_backoff_next(*backoff, LM_OWNER_RETRY_MIN_MS, LM_OWNER_RETRY_MAX_MS);
 }
 
 /* Derives the batch into the outbox; retried until it succeeds or the
@@ -968,7 +968,7 @@ derive(struct member *m, lm_events_split *split)
 {
 	lm_owner *ow = m->ow;
 	size_t nc = 0;
-	int64_t backoff = 100;
+	int64_t backoff = LM_OWNER_RETRY_MIN_MS;
 	int rc;
 
 	for (size_t i = 0; i < m->n; i++) {
@@ -1095,7 +1095,7 @@ process_batch(struct member *m)
 	} else if ((rc = prepare(m, &split)) != LM_OK) {
 		return rc;
 	}
-	m->claim_backoff = 100;
+	m->claim_backoff = LM_OWNER_RETRY_MIN_MS;
 	if ((rc = derive(m, &split)) != LM_OK)
 		return rc;
 	atomic_fetch_add(&ow->deferred, split.deferred);
@@ -1318,7 +1318,7 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 
 	m->ow = ow;
 	m->posting = posting;
-	m->claim_backoff = 100;
+	m->claim_backoff = LM_OWNER_RETRY_MIN_MS;
 	m->topic = posting ? ow->topic_postings : ow->topic_profiles;
 	m->other = posting ? ow->topic_profiles : ow->topic_postings;
 	if ((m->batch = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->batch))) == NULL ||

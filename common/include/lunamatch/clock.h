@@ -3,7 +3,8 @@
  * heartbeats across lunamatch are measured with.
  *
  * Wall-clock time (record timestamps, event times) is time(NULL); this clock
- * is for intervals only: it never jumps when the system time is set.
+ * is for intervals only: it never jumps when the system time is set. The
+ * retry loops' exponential back-off is defined here once.
  */
 #ifndef LUNAMATCH_CLOCK_H
 #define LUNAMATCH_CLOCK_H
@@ -17,6 +18,11 @@ extern "C" {
 /* Milliseconds of CLOCK_MONOTONIC (since an arbitrary point, the same for
  * every thread and process of the machine). Never decreases. Thread-safe. */
 int64_t lm_clock_ms(void);
+
+/* The pause after another failure in a row, for retry loops that back off
+ * exponentially: min when backoff is below min (0: the first failure), else
+ * backoff doubled, at most max (min <= max). */
+int64_t lm_backoff_next(int64_t backoff, int64_t min, int64_t max);
 
 #ifdef __cplusplus
 }

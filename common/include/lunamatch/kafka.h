@@ -14,6 +14,7 @@
 #ifndef LUNAMATCH_KAFKA_H
 #define LUNAMATCH_KAFKA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
@@ -95,6 +96,13 @@ typedef struct lm_kafka_producer_opts {
 
 int lm_kafka_producer_new(
     const lm_kafka_producer_opts *o, rd_kafka_t **out, char *err, size_t errlen);
+
+/* Whether the producer rk (from lm_kafka_producer_new) raised a fatal error:
+ * then it logs the cause as event `event` (error level) and returns true,
+ * and the caller destroys rk (purging what it holds first if it wants the
+ * reports) and makes a new one. False for a NULL rk. Call it after
+ * rd_kafka_poll, from the thread that owns rk. */
+bool lm_kafka_producer_dead(rd_kafka_t *rk, const char *event);
 
 /* Sets one librdkafka property. Returns LM_OK, or LM_EINVAL with
  * librdkafka's reason (unknown property or invalid value) in err. */

@@ -1,7 +1,9 @@
 /*
  * test_clock.c - the monotonic millisecond clock: it agrees with
- * CLOCK_MONOTONIC, never goes back, and advances across a sleep.
+ * CLOCK_MONOTONIC, never goes back, and advances across a sleep; the retry
+ * back-off starts at its minimum, doubles and stops at its maximum.
  */
+#include <stdint.h>
 #include <time.h>
 
 #include "lmtest.h"
@@ -48,6 +50,28 @@ test_advances(void **state)
 	assert_true(lm_clock_ms() - t0 >= 30);
 }
 
+static void
+test_backoff(void **state)
+{
+	(void) state;
+	assert_int_equal(lm_backoff_next(0, 100, 5000), 100);
+	assert_int_equal(lm_backoff_next(-1, 100, 5000), 100);
+	assert_int_equal(lm_backoff_next(100, 100, 5000), 200);
+	assert_int_equal(lm_backoff_next(2400, 100, 5000), 4800);
+	assert_int_equal(lm_backoff_next(4800, 100, 5000), 5000);
+	assert_int_equal(lm_backoff_next(5000, 100, 5000), 5000);
+	/* Never overflows, whatever it is handed. */
+	assert_int_equal(lm_backoff_next(INT64_MAX, 100, 5000), 5000);
+	assert_int_equal(lm_backoff_next(INT64_MAX / 2 + 1, 1, INT64_MAX), INT64_MAX);
+	int64_t b = 0;
+	for (int i = 0; i < 100; i++) {
+		int64_t next = lm_backoff_next(b, 500, 30000);
+		assert_true(next >= 500 && next <= 30000 && next >= b);
+		b = next;
+	}
+	assert_int_equal(b, 30000);
+}
+
 int
 main(void)
 {
@@ -55,6 +79,7 @@ main(void)
 	    cmocka_unit_test(test_agrees_with_monotonic),
 	    cmocka_unit_test(test_never_goes_back),
 	    cmocka_unit_test(test_advances),
+	    cmocka_unit_test(test_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * test_kafka.c - the shared librdkafka layer: the idempotent producer every
  * durable sender builds (lm_kafka_producer_new) carries the settings its
  * contract names, takes extra settings, and refuses bad options with a
- * reason and no handle. Nothing is contacted: librdkafka creates handles
+ * reason and no handle; a fatal error of such a producer is found
+ * (lm_kafka_producer_dead). Nothing is contacted: librdkafka creates handles
  * without a broker.
  */
 #include <librdkafka/rdkafka.h>
@@ -84,12 +85,37 @@ test_producer_bad_options(void **state)
 	assert_null(rk);
 }
 
+/* A producer is dead only after a fatal error, raised here through
+ * librdkafka's own test hook on the real handle. */
+static void
+test_producer_dead(void **state)
+{
+	lm_kafka_producer_opts o = {.brokers = "127.0.0.1:9",
+	    .client_id = "test-producer",
+	    .message_timeout_ms = 1000,
+	    .dr_msg_cb = dr};
+	rd_kafka_t *rk = NULL;
+	char err[256];
+	(void) state;
+
+	assert_false(lm_kafka_producer_dead(NULL, "test.fatal"));
+	assert_int_equal(lm_kafka_producer_new(&o, &rk, err, sizeof(err)), LM_OK);
+	assert_false(lm_kafka_producer_dead(rk, "test.fatal"));
+	assert_int_equal(
+	    rd_kafka_test_fatal_error(
+	        rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "test fatal"),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_true(lm_kafka_producer_dead(rk, "test.fatal"));
+	rd_kafka_destroy(rk);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_producer),
 	    cmocka_unit_test(test_producer_bad_options),
+	    cmocka_unit_test(test_producer_dead),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

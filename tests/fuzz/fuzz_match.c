@@ -1,0 +1,346 @@
+/*
+ * fuzz_match.c - a posting or profile that never went through ingest's
+ * validation (NaN or huge numbers, empty or odd ids, thousands of skills,
+ * many requirement groups...) put into the in-memory match index
+ * (services/match/index.h) next to a few fixed valid records, then queried
+ * the ways the match service queries it: MatchJobs / MatchCandidates for it
+ * and for each fixed record (which ranks it), ExplainMatch and the pair
+ * score against each fixed counterpart, the new-match top lists, GetPosting
+ * / GetProfile, and an inline query after the preparation the service gives
+ * inline records (lm_posting_prepare / lm_profile_prepare, inline_record).
+ *
+ * Input: byte 0 holds flags, the rest is the record.
+ *   bit 0     0 a JobPosting, 1 a CandidateProfile
+ *   bit 1     0 protobuf, 1 JSON
+ *   bits 2-3  the queries' explain level
+ *   bits 4-7  the queries' top_k (0: the default)
+ *
+ * Asserts, besides no crash, leak or undefined behaviour: a record the
+ * index refuses is refused with LM_EINVAL or LM_ESTALE; a record it takes
+ * is found by every query on it (LM_OK); every answer's scores are finite,
+ * in [0, 1] and ranked best first; every answer encodes as protobuf and as
+ * JSON (which refuses NaN and infinities anywhere in an explanation).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzzsupport.h"
+#include "index.h"
+#include "lunamatch/error.h"
+#include "lunamatch/json.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/store.h"
+#include "model.h"
+
+typedef Lunamatch__V1__JobPosting Posting;
+typedef Lunamatch__V1__CandidateProfile Profile;
+
+#define NOW     1750000000LL
+#define N_FIXED 4 /* fixed records of each kind */
+
+struct fixed {
+	uint8_t *bytes; /* the prepared record, packed */
+	size_t len;
+	char id[LM_RECORD_ID_MAX + 1];
+};
+
+static struct {
+	lm_model *model;
+	struct fixed postings[N_FIXED], profiles[N_FIXED];
+} F;
+
+/* The first N_FIXED records of a sample file, prepared as ingest does. */
+static void
+load_fixed(const char *rel, const ProtobufCMessageDescriptor *desc, struct fixed *out)
+{
+	FILE *f = fopen(lmf_src(rel), "r");
+	char line[1 << 16], err[256];
+
+	if (f == NULL)
+		lmf_fail("cannot read %s", rel);
+	for (int i = 0; i < N_FIXED; i++) {
+		ProtobufCMessage *m = NULL;
+		lm_reject why;
+		int rc;
+		if (fgets(line, sizeof(line), f) == NULL)
+			lmf_fail("%s has fewer than %d records", rel, N_FIXED);
+		if (lm_json_decode(desc, line, strlen(line), &m, err, sizeof(err)) !=
+		    LM_OK)
+			lmf_fail("%s:%d: %s", rel, i + 1, err);
+		if (desc == &lunamatch__v1__job_posting__descriptor)
+			rc = lm_posting_prepare(
+			    lmf_record_ctx(), (Posting *) m, &why, err, sizeof(err));
+		else
+			rc = lm_profile_prepare(
+			    lmf_record_ctx(), (Profile *) m, &why, err, sizeof(err));
+		if (rc != LM_OK)
+			lmf_fail("%s:%d: %s", rel, i + 1, err);
+		LMF_CHECK(lm_pb_encode(m, &out[i].bytes, &out[i].len) == LM_OK);
+		snprintf(out[i].id, sizeof(out[i].id), "%s",
+		    desc == &lunamatch__v1__job_posting__descriptor
+		        ? ((Posting *) m)->id
+		        : ((Profile *) m)->id);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	fclose(f);
+}
+
+static void
+init(void)
+{
+	char err[256];
+
+	if (F.model != NULL)
+		return;
+	if (lm_model_load(
+	        lmf_src("data/model/default.json"), &F.model, err, sizeof(err)) != LM_OK)
+		lmf_fail("loading the model: %s", err);
+	load_fixed("data/samples/postings.jsonl", &lunamatch__v1__job_posting__descriptor,
+	    F.postings);
+	load_fixed("data/samples/profiles.jsonl",
+	    &lunamatch__v1__candidate_profile__descriptor, F.profiles);
+}
+
+/* A new index holding the fixed records. */
+static lm_index *
+fixed_index(void)
+{
+	lm_index *idx = NULL;
+	uint64_t seq = 1;
+
+	LMF_CHECK(lm_index_new(F.model, &idx) == LM_OK);
+	for (int i = 0; i < N_FIXED; i++) {
+		Posting *p = lunamatch__v1__job_posting__unpack(
+		    NULL, F.postings[i].len, F.postings[i].bytes);
+		Profile *c = lunamatch__v1__candidate_profile__unpack(
+		    NULL, F.profiles[i].len, F.profiles[i].bytes);
+		LMF_CHECK(p != NULL && c != NULL);
+		LMF_CHECK(lm_index_put_posting(idx, p, seq++) == LM_OK);
+		LMF_CHECK(lm_index_put_profile(idx, c, seq++) == LM_OK);
+	}
+	return idx;
+}
+
+/* An answer's scores are finite, in [0, 1] and best first, and the answer
+ * encodes as protobuf and JSON. */
+static void
+check_answer(const ProtobufCMessage *resp, Lunamatch__V1__Match **matches, size_t n)
+{
+	uint8_t *b = NULL;
+	char *text = NULL;
+	size_t len;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		double s = matches[i]->score;
+		if (!(s >= 0.0 && s <= 1.0))
+			lmf_fail(
+			    "%s: match %zu has score %g", resp->descriptor->name, i, s);
+		if (i > 0 && s > matches[i - 1]->score)
+			lmf_fail("%s: match %zu scores above the one before",
+			    resp->descriptor->name, i);
+	}
+	LMF_CHECK(lm_pb_encode(resp, &b, &len) == LM_OK);
+	rc = lm_json_encode(resp, 0, &text);
+	if (rc != LM_OK)
+		lmf_fail("%s does not encode as JSON: %s", resp->descriptor->name,
+		    lm_strerror(rc));
+	free(text);
+	free(b);
+}
+
+static void
+match_jobs(lm_index *idx, const char *cand_id, Profile *inline_rec, uint8_t flags)
+{
+	Lunamatch__V1__MatchJobsRequest q = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *r = NULL;
+	char err[256];
+	int rc;
+
+	q.top_k = flags >> 4;
+	q.explain = (Lunamatch__V1__ExplainLevel) ((flags >> 2) & 3);
+	if (inline_rec != NULL) {
+		q.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE;
+		q.profile = inline_rec;
+	} else {
+		q.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		q.candidate_id = (char *) cand_id;
+	}
+	rc = lm_index_match_jobs(idx, &q, NOW, &r, err, sizeof(err));
+	if (rc != LM_OK)
+		lmf_fail("MatchJobs for %s: %s: %s", cand_id, lm_strerror(rc), err);
+	check_answer(&r->base, r->matches, r->n_matches);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+static void
+match_candidates(lm_index *idx, const char *job_id, Posting *inline_rec, uint8_t flags)
+{
+	Lunamatch__V1__MatchCandidatesRequest q =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesResponse *r = NULL;
+	char err[256];
+	int rc;
+
+	q.top_k = flags >> 4;
+	q.explain = (Lunamatch__V1__ExplainLevel) ((flags >> 2) & 3);
+	if (inline_rec != NULL) {
+		q.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING;
+		q.posting = inline_rec;
+	} else {
+		q.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+		q.job_id = (char *) job_id;
+	}
+	rc = lm_index_match_candidates(idx, &q, NOW, &r, err, sizeof(err));
+	if (rc != LM_OK)
+		lmf_fail("MatchCandidates for %s: %s: %s", job_id, lm_strerror(rc), err);
+	check_answer(&r->base, r->matches, r->n_matches);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+/* ExplainMatch, the pair score and their agreement for a stored pair. */
+static void
+explain(lm_index *idx, const char *cand_id, const char *job_id)
+{
+	Lunamatch__V1__ExplainMatchResponse *e = NULL;
+	double score = -1;
+	bool eligible = false;
+
+	LMF_CHECK(lm_index_explain(idx, cand_id, job_id, NOW, &e) == LM_OK);
+	LMF_CHECK(e->match != NULL);
+	check_answer(&e->base, &e->match, 1);
+	LMF_CHECK(
+	    lm_index_pair_score(idx, cand_id, job_id, NOW, &score, &eligible) == LM_OK);
+	LMF_CHECK(score >= 0.0 && score <= 1.0);
+	protobuf_c_message_free_unpacked(&e->base, NULL);
+}
+
+static void
+top_lists(lm_index *idx, bool posting, const char *id)
+{
+	lm_top_list l = {0};
+
+	if (posting)
+		LMF_CHECK(lm_index_top_for_posting(idx, id, 10, 0, NOW, &l) == LM_OK);
+	else
+		LMF_CHECK(lm_index_top_for_profile(idx, id, 10, 0, NOW, &l) == LM_OK);
+	for (size_t i = 0; i < l.n; i++)
+		LMF_CHECK(l.items[i].score >= 0.0 && l.items[i].score <= 1.0);
+	lm_top_list_clear(&l);
+}
+
+/* The queries on the stored record id of the fuzzed kind. */
+static void
+query_stored(lm_index *idx, bool posting, const char *id, uint8_t flags)
+{
+	if (posting) {
+		Posting *p = NULL;
+		match_candidates(idx, id, NULL, flags);
+		for (int i = 0; i < N_FIXED; i++) {
+			match_jobs(idx, F.profiles[i].id, NULL, flags);
+			explain(idx, F.profiles[i].id, id);
+			top_lists(idx, false, F.profiles[i].id);
+		}
+		top_lists(idx, true, id);
+		LMF_CHECK(lm_index_get_posting(idx, id, &p) == LM_OK);
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+	} else {
+		Profile *c = NULL;
+		match_jobs(idx, id, NULL, flags);
+		for (int i = 0; i < N_FIXED; i++) {
+			match_candidates(idx, F.postings[i].id, NULL, flags);
+			explain(idx, id, F.postings[i].id);
+			top_lists(idx, true, F.postings[i].id);
+		}
+		top_lists(idx, false, id);
+		LMF_CHECK(lm_index_get_profile(idx, id, &c) == LM_OK);
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+	}
+}
+
+/* The inline query the service makes of m: a copy prepared as an inline
+ * record; nothing to query when the preparation refuses it. */
+static void
+query_inline(lm_index *idx, const ProtobufCMessage *m, uint8_t flags)
+{
+	lm_record_ctx ctx = *lmf_record_ctx();
+	ProtobufCMessage *copy = NULL;
+	uint8_t *b = NULL;
+	size_t len = 0;
+	lm_reject why;
+	char err[256];
+	int rc;
+
+	ctx.inline_record = 1;
+	LMF_CHECK(lm_pb_encode(m, &b, &len) == LM_OK);
+	copy = protobuf_c_message_unpack(m->descriptor, NULL, len, b);
+	LMF_CHECK(copy != NULL);
+	if (m->descriptor == &lunamatch__v1__job_posting__descriptor) {
+		rc = lm_posting_prepare(&ctx, (Posting *) copy, &why, err, sizeof(err));
+		if (rc == LM_OK)
+			match_candidates(idx, "(inline)", (Posting *) copy, flags);
+	} else {
+		rc = lm_profile_prepare(&ctx, (Profile *) copy, &why, err, sizeof(err));
+		if (rc == LM_OK)
+			match_jobs(idx, "(inline)", (Profile *) copy, flags);
+	}
+	LMF_CHECK(rc == LM_OK || rc == LM_ESCHEMA);
+	protobuf_c_message_free_unpacked(copy, NULL);
+	free(b);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const ProtobufCMessageDescriptor *desc;
+	ProtobufCMessage *m = NULL, *put = NULL;
+	lm_index *idx;
+	char *id;
+	uint8_t *b = NULL;
+	size_t len = 0;
+	bool posting;
+	uint8_t flags;
+	int rc;
+
+	if (size < 1)
+		return 0;
+	init();
+	flags = data[0];
+	posting = !(flags & 1);
+	desc = posting ? &lunamatch__v1__job_posting__descriptor
+	               : &lunamatch__v1__candidate_profile__descriptor;
+	if (flags & 2)
+		rc = lm_json_decode(desc, (const char *) data + 1, size - 1, &m, NULL, 0);
+	else
+		rc = lm_pb_decode(
+		    desc, data + 1, size - 1, LM_STORE_VALUE_MAX, &m, NULL, 0);
+	if (rc != LM_OK)
+		return 0;
+
+	idx = fixed_index();
+	query_inline(idx, m, flags);
+
+	/* The index takes its own copy: m stays for the id. */
+	LMF_CHECK(lm_pb_encode(m, &b, &len) == LM_OK);
+	put = protobuf_c_message_unpack(desc, NULL, len, b);
+	LMF_CHECK(put != NULL);
+	if (posting) {
+		id = strdup(((Posting *) m)->id);
+		rc = lm_index_put_posting(idx, (Posting *) put, 100);
+	} else {
+		id = strdup(((Profile *) m)->id);
+		rc = lm_index_put_profile(idx, (Profile *) put, 100);
+	}
+	LMF_CHECK(id != NULL);
+	if (rc == LM_OK)
+		query_stored(idx, posting, id, flags);
+	else
+		LMF_CHECK(rc == LM_EINVAL || rc == LM_ESTALE);
+	free(id);
+	free(b);
+	protobuf_c_message_free_unpacked(m, NULL);
+	lm_index_free(idx);
+	return 0;
+}
