@@ -1309,6 +1309,29 @@ lm_store_get(
 }
 
 int
+lm_store_read(lm_store *s, lm_kind k, const char *id, lm_store_record_fn fn, void *arg)
+{
+	MDB_txn *txn;
+	struct rec r;
+	size_t idlen;
+	int rc;
+
+	if (!kind_ok(k) || fn == NULL)
+		return LM_EINVAL;
+	if ((rc = check_id(id, &idlen)) != LM_OK)
+		return rc;
+	if ((rc = read_begin(s, &txn)) != LM_OK)
+		return rc;
+	rc = txn_lookup(s, txn, k, id, idlen, &r);
+	if (rc == LM_OK && r.tomb)
+		rc = LM_ENOENT;
+	if (rc == LM_OK)
+		rc = fn(arg, id, r.version, r.bytes, r.len);
+	read_end(s, txn);
+	return rc;
+}
+
+int
 lm_store_get_pos(lm_store *s, lm_kind k, const char *id, uint64_t *version,
     lm_store_pos *pos, bool *has_pos)
 {

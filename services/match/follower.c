@@ -194,14 +194,15 @@ advance_clock(lm_follower *f, lm_index *idx)
 
 /*
  * Decodes a stored record into a compact record with its scorer's prepared
- * form, and gives the index the stored bytes too (a posting is kept as its
- * prepared form and these bytes, lm_index_prepare_wire). Touches no index: any
- * thread may call it. Returns LM_OK, or LM_EPARSE / LM_ENOMEM / another
- * error of lm_index_prepare, logged here.
+ * form, for an index that reads its records from the store (stored:
+ * lm_index_prepare_stored, the index keeps no bytes) or keeps their bytes
+ * (a copy of these: lm_index_prepare_wire). Touches no index: any thread
+ * may call it. Returns LM_OK, or LM_EPARSE / LM_ENOMEM / another error of
+ * lm_index_prepare, logged here.
  */
 static int
-prepare_record(
-    lm_kind kind, const char *id, const void *bytes, size_t len, lm_index_prepared *ip)
+prepare_record(lm_kind kind, const char *id, const void *bytes, size_t len, bool stored,
+    lm_index_prepared *ip)
 {
 	const ProtobufCMessageDescriptor *d =
 	    kind == LM_KIND_POSTING ? &lunamatch__v1__job_posting__descriptor
@@ -217,8 +218,9 @@ prepare_record(
 		    lm_kind_name(kind), id, err);
 		return rc;
 	}
-	if ((rc = lm_index_prepare_wire(ip, kind == LM_KIND_POSTING, m, bytes, len)) !=
-	    LM_OK)
+	rc = stored ? lm_index_prepare_stored(ip, kind == LM_KIND_POSTING, m, len)
+	            : lm_index_prepare_wire(ip, kind == LM_KIND_POSTING, m, bytes, len);
+	if (rc != LM_OK)
 		lm_error("follower.apply", "%s %s: cannot index: %s", lm_kind_name(kind),
 		    id, lm_strerror(rc));
 	return rc;
@@ -245,7 +247,7 @@ index_record(lm_index *idx, lm_kind kind, const char *id, const void *bytes, siz
     uint64_t seq)
 {
 	lm_index_prepared ip;
-	int rc = prepare_record(kind, id, bytes, len, &ip);
+	int rc = prepare_record(kind, id, bytes, len, lm_index_store(idx) != NULL, &ip);
 
 	return rc != LM_OK ? rc : put_prepared(idx, kind, id, &ip, seq);
 }
@@ -346,8 +348,8 @@ prepare_claimed(struct load_ctx *lc, struct load_batch *b)
 
 	while ((i = atomic_fetch_add(&b->next, 1)) < b->n) {
 		struct load_item *it = &b->items[i];
-		it->rc =
-		    prepare_record(it->kind, it->id, b->buf + it->off, it->len, &it->ip);
+		it->rc = prepare_record(it->kind, it->id, b->buf + it->off, it->len,
+		    lm_index_store(lc->idx) != NULL, &it->ip);
 		if (atomic_fetch_add(&b->done, 1) + 1 == b->n) {
 			pthread_mutex_lock(&lc->mtx);
 			pthread_cond_signal(&lc->cv_done);
@@ -595,7 +597,8 @@ load_snapshot(lm_follower *f)
 	 * lower, so trimming cannot pass it before the next record. */
 	if (f->reader[0] != '\0' && lm_store_last_seq(f->store, &seq) == LM_OK)
 		record_position(f, seq);
-	if ((rc = lm_index_new(lm_index_model(f->idx), &idx)) == LM_OK) {
+	if ((rc = lm_index_new(lm_index_model(f->idx), &idx)) == LM_OK &&
+	    (rc = lm_index_set_store(idx, lm_index_store(f->idx))) == LM_OK) {
 		lm_index_loading(idx);
 		lc->idx = idx;
 		rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT);
@@ -744,6 +747,8 @@ apply_entry(lm_follower *f, struct entry *b)
 			return rc;
 		lm_warn("follower.skip", "change seq %llu: %s %s skipped",
 		    (unsigned long long) b->seq, lm_kind_name(b->kind), b->id);
+		/* The version the index holds is no longer the store's. */
+		remove_record(f, b->kind, b->id, b->seq);
 	}
 	return LM_OK;
 }

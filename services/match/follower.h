@@ -20,7 +20,13 @@
  * moment (out of memory, LMDB reader table full, a store failure) stops the
  * batch before it: it is retried on the next wake-up and the follower's seq
  * never passes it. Only a record that cannot be decoded at all is skipped
- * (counted in errors, logged).
+ * (counted in errors, logged); the version the index held of it goes, as
+ * the store no longer holds it.
+ *
+ * An index given the store (lm_index_set_store: the one the follower
+ * reads) gets the records as stored (lm_index_prepare_stored) and keeps no
+ * bytes of them; otherwise it gets a copy of their bytes. A reload's new
+ * index gets the same store.
  *
  * A change and the index_seq it moves to become visible together: each
  * change is applied with the seq of its entry in one index update (an

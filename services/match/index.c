@@ -4,10 +4,11 @@
  * Records live in two tables (postings, profiles): the shared hash map from
  * id to entry for lookups, and arrays by doc id (a small integer per
  * record, reused after a removal) of the entries and of their slots. Each
- * entry owns the scorer's prepared form of its record and the record's
- * packed bytes, decoded only for what a response shows (see struct ent).
- * One
- * pthread rwlock guards everything; the IDF statistics, the inverted lists
+ * entry owns the scorer's prepared form of its record; the record itself
+ * is decoded only for what a response shows (see struct ent), from the
+ * entry's packed bytes or, in an index that reads its records from a store
+ * (lm_index_set_store), from the store's bytes in place. One pthread
+ * rwlock guards everything; the IDF statistics, the inverted lists
  * and the expiry heap change only under the write lock.
  *
  * Queries avoid the scattered records: every prep is bound to the IDF
@@ -35,11 +36,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "index.h"
 #include "lunamatch/error.h"
 #include "lunamatch/hashmap.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/store.h"
 #include "inverted.h"
 #include "score.h"
 
@@ -55,9 +58,16 @@ typedef Lunamatch__V1__CandidateProfile CandidateProfile;
  * GetProfile; its prep has forgotten the record. Any other record keeps
  * its compact decoded record (rec).
  */
+/*
+ * A record: its prep, and the record itself in one of three forms. An
+ * entry with wire keeps its packed bytes; one with rec keeps the decoded
+ * compact record (a prep that is not self-contained reads it); one with
+ * neither (put as stored) keeps nothing, and its bytes are read from the
+ * index's store at `version` (entry_decode).
+ */
 struct ent {
 	uint32_t slot;     /* the record's doc id: its place in v and slots */
-	uint32_t wire_len; /* bytes at wire */
+	uint32_t wire_len; /* bytes of the packed record (at wire, or stored) */
 	uint8_t part;      /* its partition of the inverted lists */
 	bool listed;       /* in the inverted lists */
 	bool counted;      /* postings: counted in the IDF statistics */
@@ -65,10 +75,12 @@ struct ent {
 	bool closed;       /* postings: CLOSED */
 	const char *id;    /* the prep's id */
 	uint64_t version;
-	ProtobufCMessage *rec; /* compact (lm_pb_compact); NULL when wire is set */
-	uint8_t *wire;         /* a posting's packed record, or NULL */
-	lm_posting_prep *pp;   /* postings */
-	lm_profile_prep *cp;   /* profiles */
+	ProtobufCMessage *rec; /* compact (lm_pb_compact), or NULL */
+	uint8_t *wire;         /* the packed record, or NULL */
+	union {
+		lm_posting_prep *pp; /* in the postings' table */
+		lm_profile_prep *cp; /* in the profiles' table */
+	};
 };
 
 /* What a query reads of entry v[i] first, side by side in a dense array so
@@ -132,6 +144,8 @@ struct lm_index {
 	int64_t clock;              /* under the lock */
 	size_t nlive;               /* live postings (see struct ent); under the lock */
 	_Atomic uint64_t seq;
+	_Atomic uint64_t updates; /* puts and removals, ever (stale_again) */
+	struct lm_store *store;   /* where entries without bytes are; or NULL */
 	/* Copies of the counts, stored under the write lock by publish_counts
 	 * and read without any lock by lm_index_counts_get. */
 	_Atomic uint64_t n_postings, n_open, n_profiles, n_listed;
@@ -207,23 +221,26 @@ table_unlink(struct table *t, struct ent *e)
 	t->n--;
 }
 
+/* Frees e, an entry of the postings' table when posting. */
 static void
-ent_free(struct ent *e)
+ent_free(struct ent *e, bool posting)
 {
 	if (e == NULL)
 		return;
-	lm_posting_prep_free(e->pp);
-	lm_profile_prep_free(e->cp);
+	if (posting)
+		lm_posting_prep_free(e->pp);
+	else
+		lm_profile_prep_free(e->cp);
 	free(e->rec); /* one block: compact_record */
 	free(e->wire);
 	free(e);
 }
 
 static void
-table_destroy(struct table *t)
+table_destroy(struct table *t, bool posting)
 {
 	for (size_t i = 0; i < t->ndocs; i++)
-		ent_free(t->v[i]);
+		ent_free(t->v[i], posting);
 	free(t->v);
 	free(t->slots);
 	free(t->free_docs);
@@ -390,6 +407,27 @@ fault_check(lm_index *idx, lm_index_alloc what)
 
 /* Room in idx->wr for a record of up to n terms. Write lock held. LM_OK or
  * LM_ENOMEM (idx->wr keeps its room). */
+/*
+ * Whether a read that returned rc, begun when the index had made `since`
+ * updates, runs again: it found the store without a record it shows at
+ * the version the index holds (LM_EBUSY, entry_decode), and *tries, the
+ * runs so far, is below LM_INDEX_STALE_TRIES. It then first waits, with
+ * no lock held, until the index has been updated since or
+ * LM_INDEX_STALE_WAIT_MS passed.
+ */
+static bool
+stale_again(lm_index *idx, int rc, uint64_t since, int *tries)
+{
+	const struct timespec ms = {0, 1000000};
+
+	if (rc != LM_EBUSY || ++*tries >= LM_INDEX_STALE_TRIES)
+		return false;
+	for (int i = 0; i < LM_INDEX_STALE_WAIT_MS && atomic_load(&idx->updates) == since;
+	     i++)
+		nanosleep(&ms, NULL);
+	return true;
+}
+
 static int
 wbuf_reserve(lm_index *idx, size_t n)
 {
@@ -749,8 +787,8 @@ lm_index_new(const lm_model *model, lm_index **out)
 		lm_inverted_free(idx->piv);
 		lm_inverted_free(idx->civ);
 		lm_skill_stats_free(idx->stats);
-		table_destroy(&idx->posts);
-		table_destroy(&idx->profs);
+		table_destroy(&idx->posts, true);
+		table_destroy(&idx->profs, false);
 		free(idx);
 		return LM_ENOMEM;
 	}
@@ -770,8 +808,8 @@ lm_index_new(const lm_model *model, lm_index **out)
 		lm_inverted_free(idx->piv);
 		lm_inverted_free(idx->civ);
 		lm_skill_stats_free(idx->stats);
-		table_destroy(&idx->posts);
-		table_destroy(&idx->profs);
+		table_destroy(&idx->posts, true);
+		table_destroy(&idx->profs, false);
 		free(idx);
 		return LM_ENOMEM;
 	}
@@ -780,13 +818,35 @@ lm_index_new(const lm_model *model, lm_index **out)
 	return LM_OK;
 }
 
+int
+lm_index_set_store(lm_index *idx, struct lm_store *store)
+{
+	int rc = LM_EINVAL;
+
+	if (idx == NULL)
+		return LM_EINVAL;
+	pthread_rwlock_wrlock(&idx->lock);
+	if (idx->posts.n == 0 && idx->profs.n == 0) {
+		idx->store = store;
+		rc = LM_OK;
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	return rc;
+}
+
+struct lm_store *
+lm_index_store(const lm_index *idx)
+{
+	return idx != NULL ? idx->store : NULL;
+}
+
 void
 lm_index_free(lm_index *idx)
 {
 	if (idx == NULL)
 		return;
-	table_destroy(&idx->posts);
-	table_destroy(&idx->profs);
+	table_destroy(&idx->posts, true);
+	table_destroy(&idx->profs, false);
 	lm_inverted_free(idx->piv);
 	lm_inverted_free(idx->civ);
 	lm_idf_snap_free(idx->snap);
@@ -834,6 +894,7 @@ compact_record(ProtobufCMessage **m)
 static void
 publish_counts(lm_index *idx)
 {
+	atomic_fetch_add(&idx->updates, 1);
 	atomic_store(&idx->n_postings, (uint64_t) idx->posts.n);
 	atomic_store(&idx->n_open, (uint64_t) idx->nlive);
 	atomic_store(&idx->n_profiles, (uint64_t) idx->profs.n);
@@ -900,17 +961,39 @@ lm_index_prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec)
 	return lm_index_prepare_wire(ip, posting, rec, NULL, 0);
 }
 
-/* Gives a self-contained posting's prep its packed record: a copy of the
- * wire bytes len when there are some, else rec encoded. */
+static int prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec,
+    const void *wire, size_t len, bool stored);
+
+int
+lm_index_prepare_wire(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec,
+    const void *wire, size_t len)
+{
+	return prepare(ip, posting, rec, wire, len, false);
+}
+
+int
+lm_index_prepare_stored(
+    lm_index_prepared *ip, bool posting, ProtobufCMessage *rec, size_t len)
+{
+	return prepare(ip, posting, rec, NULL, len, true);
+}
+
+/* Gives a self-contained prep its packed record: none when stored (the
+ * store has it; len is its size), else a copy of the wire bytes len when
+ * there are some, else rec encoded. A prep that is not self-contained
+ * keeps its record instead. */
 static int
-prepare_wire(lm_index_prepared *ip, const void *wire, size_t len)
+prepare_wire(lm_index_prepared *ip, const void *wire, size_t len, bool stored)
 {
 	int rc;
 
 	if (ip->posting ? !lm_posting_prep_self_contained(ip->prep)
 	                : !lm_profile_prep_self_contained(ip->prep))
 		return LM_OK;
-	if (wire == NULL) {
+	if (stored) {
+		ip->stored = true;
+		ip->wire_len = len;
+	} else if (wire == NULL) {
 		if ((rc = lm_pb_encode(ip->rec, &ip->wire, &ip->wire_len)) != LM_OK)
 			return rc;
 	} else {
@@ -922,9 +1005,9 @@ prepare_wire(lm_index_prepared *ip, const void *wire, size_t len)
 	return ip->wire_len <= UINT32_MAX ? LM_OK : LM_EINVAL;
 }
 
-int
-lm_index_prepare_wire(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec,
-    const void *wire, size_t len)
+static int
+prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec, const void *wire,
+    size_t len, bool stored)
 {
 	const char *id;
 	int rc;
@@ -950,7 +1033,7 @@ lm_index_prepare_wire(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec
 		return rc;
 	}
 	ip->rec = rec;
-	if ((rc = prepare_wire(ip, wire, len)) != LM_OK)
+	if ((rc = prepare_wire(ip, wire, len, stored)) != LM_OK)
 		lm_index_prepared_clear(ip);
 	return rc;
 }
@@ -970,6 +1053,7 @@ lm_index_prepared_clear(lm_index_prepared *ip)
 	ip->rec = NULL;
 	ip->wire = NULL;
 	ip->wire_len = 0;
+	ip->stored = false;
 }
 
 static int put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq);
@@ -980,7 +1064,7 @@ lm_index_put_prepared(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 {
 	if (ip == NULL || ip->rec == NULL)
 		return LM_EINVAL;
-	if (idx == NULL) {
+	if (idx == NULL || (ip->stored && idx->store == NULL)) {
 		lm_index_prepared_clear(ip);
 		return LM_EINVAL;
 	}
@@ -1003,6 +1087,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	lm_posting_prep *pp = ip->prep;
 	uint8_t *wire = ip->wire;
 	size_t wire_len = ip->wire_len;
+	bool bare = wire != NULL || ip->stored; /* the entry keeps no record */
 	struct ent *e = NULL, *old;
 	bool counted, live, listed;
 	uint8_t part;
@@ -1076,7 +1161,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 		free(e->rec);
 		free(e->wire);
 	}
-	e->rec = wire != NULL ? NULL : &rec->base;
+	e->rec = bare ? NULL : &rec->base;
 	e->wire = wire;
 	e->wire_len = (uint32_t) wire_len;
 	e->pp = pp;
@@ -1095,10 +1180,10 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	maybe_reshare(idx, false);
 	publish_counts(idx);
 	publish_seq(idx, seq);
-	if (wire != NULL)
+	if (bare)
 		lm_posting_prep_forget(pp); /* before any query reads it */
 	pthread_rwlock_unlock(&idx->lock);
-	if (wire != NULL)
+	if (bare)
 		free(rec);
 	return LM_OK;
 fail:
@@ -1132,6 +1217,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	lm_profile_prep *cp = ip->prep;
 	uint8_t *wire = ip->wire;
 	size_t wire_len = ip->wire_len;
+	bool bare = wire != NULL || ip->stored; /* the entry keeps no record */
 	struct ent *e = NULL, *old;
 	uint8_t part;
 	size_t nterms = 0;
@@ -1175,7 +1261,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 		free(e->rec);
 		free(e->wire);
 	}
-	e->rec = wire != NULL ? NULL : &rec->base;
+	e->rec = bare ? NULL : &rec->base;
 	e->wire = wire;
 	e->wire_len = (uint32_t) wire_len;
 	e->cp = cp;
@@ -1186,10 +1272,10 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	e->part = part;
 	publish_counts(idx);
 	publish_seq(idx, seq);
-	if (wire != NULL)
+	if (bare)
 		lm_profile_prep_forget(cp); /* before any query reads it */
 	pthread_rwlock_unlock(&idx->lock);
-	if (wire != NULL)
+	if (bare)
 		free(rec);
 	return LM_OK;
 fail:
@@ -1227,7 +1313,7 @@ lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq)
 	maybe_reshare(idx, false);
 	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
-	ent_free(e);
+	ent_free(e, true);
 	return LM_OK;
 }
 
@@ -1249,7 +1335,7 @@ lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq)
 	table_unlink(&idx->profs, e);
 	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
-	ent_free(e);
+	ent_free(e, false);
 	return LM_OK;
 }
 
@@ -1366,7 +1452,8 @@ lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
 {
 	int rc;
 
-	if (idx == NULL || from == NULL || from == idx || from->model != idx->model) {
+	if (idx == NULL || from == NULL || from == idx || from->model != idx->model ||
+	    from->store != idx->store) {
 		if (from != idx)
 			lm_index_free(from);
 		return LM_EINVAL;
@@ -2682,30 +2769,85 @@ view_done(struct view *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/* Fills *v for entry e, a posting's when posting. Returns LM_OK or
- * LM_ENOMEM (decoding the bytes failed, or the fault seam said so:
- * LM_INDEX_ALLOC_RECORD). */
+/* A decoding of an entry's bytes (entry_decode). */
+struct decoding {
+	const struct ent *e;
+	const ProtobufCMessageDescriptor *d;
+	bool compact;
+	ProtobufCMessage *out;
+};
+
+/* Decodes bytes[0..len), a packed record of version, for d (an
+ * lm_store_record_fn). LM_EBUSY when version is not the entry's. */
+static int
+decode_bytes(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	struct decoding *dc = arg;
+
+	(void) id;
+	if (version != dc->e->version)
+		return LM_EBUSY;
+	if (dc->compact)
+		return lm_pb_decode_compact(dc->d, bytes, len, len, &dc->out, NULL, 0) ==
+		               LM_OK
+		           ? LM_OK
+		           : LM_ENOMEM; /* the bytes decoded when they were put */
+	dc->out = protobuf_c_message_unpack(dc->d, NULL, len, bytes);
+	return dc->out != NULL ? LM_OK : LM_ENOMEM;
+}
+
+/*
+ * Decodes the record of entry e (a posting's when posting), which keeps
+ * no decoded record: compact (lm_pb_decode_compact; the caller frees *out
+ * with free) or not (protobuf_c_message_unpack; freed with
+ * protobuf_c_message_free_unpacked). From the entry's bytes, or, for an
+ * entry put as stored, from the index's store in place: LM_EBUSY when the
+ * store holds another version of the record or none (the index has not
+ * applied its change yet: lm_index_set_store), or the store's error.
+ * LM_ENOMEM when decoding fails or the fault seam says so
+ * (LM_INDEX_ALLOC_RECORD). Read lock held.
+ */
+static int
+entry_decode(lm_index *idx, const struct ent *e, bool posting, bool compact,
+    ProtobufCMessage **out)
+{
+	struct decoding dc = {e,
+	    posting ? &lunamatch__v1__job_posting__descriptor
+	            : &lunamatch__v1__candidate_profile__descriptor,
+	    compact, NULL};
+	int rc;
+
+	*out = NULL;
+	if (fault_check(idx, LM_INDEX_ALLOC_RECORD) != LM_OK)
+		return LM_ENOMEM;
+	if (e->wire != NULL)
+		rc = decode_bytes(&dc, e->id, e->version, e->wire, e->wire_len);
+	else
+		rc =
+		    lm_store_read(idx->store, posting ? LM_KIND_POSTING : LM_KIND_PROFILE,
+		        e->id, decode_bytes, &dc);
+	if (rc == LM_ENOENT)
+		rc = LM_EBUSY; /* deleted in the store, not yet in the index */
+	*out = dc.out;
+	return rc;
+}
+
+/* Fills *v for entry e, a posting's when posting. Returns LM_OK or an
+ * error of entry_decode. */
 static int
 entry_view(lm_index *idx, const struct ent *e, bool posting, struct view *v)
 {
-	const ProtobufCMessageDescriptor *d =
-	    posting ? &lunamatch__v1__job_posting__descriptor
-	            : &lunamatch__v1__candidate_profile__descriptor;
 	int rc;
 
 	memset(v, 0, sizeof(*v));
 	v->pp = posting ? e->pp : NULL;
 	v->cp = posting ? NULL : e->cp;
-	if (e->wire == NULL) {
+	if (e->rec != NULL) {
 		v->rec = e->rec;
 		return LM_OK;
 	}
-	if (fault_check(idx, LM_INDEX_ALLOC_RECORD) != LM_OK ||
-	    lm_pb_decode_compact(
-	        d, e->wire, e->wire_len, e->wire_len, &v->wrec, NULL, 0) != LM_OK) {
-		rc = LM_ENOMEM; /* the bytes decoded when they were put */
+	if ((rc = entry_decode(idx, e, posting, true, &v->wrec)) != LM_OK)
 		goto fail;
-	}
 	v->rec = v->wrec;
 	rc = posting
 	         ? lm_posting_prep_view(e->pp, (const JobPosting *) v->rec, &v->own_pp)
@@ -2823,24 +2965,93 @@ struct query {
 		(q)->as_of = &(resp)->as_of;                                             \
 	} while (0)
 
+/*
+ * The part of run_query under the read lock: the stored subject (unless
+ * own_cp or own_pp is the inline one), the ranking and the answer. The
+ * caller clears the matches of an LM_EBUSY answer (a record shown was not
+ * in the store at its version) before it runs again.
+ */
+static int
+query_locked(lm_index *idx, const struct query *q, const lm_profile_prep *own_cp,
+    const lm_posting_prep *own_pp, const lm_filters *filters, int64_t now,
+    struct heap *hp, char *err, size_t errlen)
+{
+	const lm_profile_prep *cp;
+	const lm_posting_prep *pp;
+	const struct ent *subj = NULL; /* a stored subject */
+	struct view sv = {NULL, NULL, NULL, NULL, NULL, NULL};
+	lm_score_env env;
+	int rc;
+
+	pthread_rwlock_rdlock(&idx->lock);
+	cp = own_cp;
+	pp = own_pp;
+	if (cp == NULL && pp == NULL) {
+		const struct ent *e =
+		    table_find(q->jobs ? &idx->profs : &idx->posts, q->id);
+		if (e == NULL) {
+			pthread_rwlock_unlock(&idx->lock);
+			seterr(
+			    err, errlen, q->jobs ? "no such candidate" : "no such job");
+			return LM_ENOENT;
+		}
+		cp = q->jobs ? e->cp : NULL;
+		pp = q->jobs ? NULL : e->pp;
+		subj = e;
+	}
+	env.model = idx->model;
+	env.stats = idx->stats;
+	env.now = now;
+	env.filters = filters;
+	rc = rank(idx, &env, cp, pp, -INFINITY, hp, q->considered, q->vetoed);
+	/* A stored subject is decoded once, when there is a match to
+	 * explain. */
+	if (rc == LM_OK && subj != NULL && hp->n > 0 &&
+	    (rc = entry_view(idx, subj, !q->jobs, &sv)) == LM_OK) {
+		pp = q->jobs ? NULL : sv.pp;
+		cp = q->jobs ? sv.cp : NULL;
+	}
+	if (rc == LM_OK)
+		rc = build_matches(
+		    idx, &env, cp, pp, hp, q->explain, q->matches, q->n_matches);
+	/* What the answer was computed from, under the lock of the scan (the
+	 * sequence number changes under the write lock only). */
+	if (rc == LM_OK &&
+	    (rc = set_str(q->model_version, idx->model->version)) == LM_OK) {
+		*q->index_seq = lm_index_seq(idx);
+		*q->as_of = now;
+	}
+	view_done(&sv);
+	pthread_rwlock_unlock(&idx->lock);
+	return rc;
+}
+
+/* Frees the matches *v (n of them) of an answer that is built again. */
+static void
+matches_clear(Lunamatch__V1__Match ***v, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		protobuf_c_message_free_unpacked(&(*v)[i]->base, NULL);
+	free(*v);
+	*v = NULL;
+	*n = 0;
+}
+
 /* Runs q at now and fills its answer fields, which the caller frees with
  * its response, also on failure. Returns LM_OK, LM_EINVAL (bad top_k, no
- * subject, bad filters), LM_ENOENT (no such stored subject) or LM_ENOMEM;
- * the reason of an error goes to err. */
+ * subject, bad filters), LM_ENOENT (no such stored subject), LM_ENOMEM,
+ * or LM_EBUSY or a store error (records in a store: it runs again while
+ * stale_again says so); the reason of an error goes to err. */
 static int
 run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t errlen)
 {
 	lm_profile_prep *own_cp = NULL;
 	lm_posting_prep *own_pp = NULL;
-	const lm_profile_prep *cp;
-	const lm_posting_prep *pp;
-	const struct ent *subj = NULL; /* a stored subject */
-	struct view sv = {NULL, NULL, NULL, NULL, NULL, NULL};
 	lm_filters *filters = NULL;
 	struct heap h = {NULL, 0, 0};
 	uint32_t k = q->top_k;
-	lm_score_env env;
-	int rc;
+	uint64_t since;
+	int tries = 0, rc;
 
 	if ((rc = check_top_k(&k, err, errlen)) != LM_OK)
 		return rc;
@@ -2865,47 +3076,13 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 	}
 	h.cap = k;
 
-	pthread_rwlock_rdlock(&idx->lock);
-	cp = own_cp;
-	pp = own_pp;
-	if (cp == NULL && pp == NULL) {
-		const struct ent *e =
-		    table_find(q->jobs ? &idx->profs : &idx->posts, q->id);
-		if (e == NULL) {
-			pthread_rwlock_unlock(&idx->lock);
-			seterr(
-			    err, errlen, q->jobs ? "no such candidate" : "no such job");
-			rc = LM_ENOENT;
-			goto done;
-		}
-		cp = q->jobs ? e->cp : NULL;
-		pp = q->jobs ? NULL : e->pp;
-		subj = e;
-	}
-	env.model = idx->model;
-	env.stats = idx->stats;
-	env.now = now;
-	env.filters = filters;
-	rc = rank(idx, &env, cp, pp, -INFINITY, &h, q->considered, q->vetoed);
-	/* A stored subject is decoded once, when there is a match to
-	 * explain. */
-	if (rc == LM_OK && subj != NULL && h.n > 0 &&
-	    (rc = entry_view(idx, subj, !q->jobs, &sv)) == LM_OK) {
-		pp = q->jobs ? NULL : sv.pp;
-		cp = q->jobs ? sv.cp : NULL;
-	}
-	if (rc == LM_OK)
-		rc = build_matches(
-		    idx, &env, cp, pp, &h, q->explain, q->matches, q->n_matches);
-	/* What the answer was computed from, under the lock of the scan (the
-	 * sequence number changes under the write lock only). */
-	if (rc == LM_OK &&
-	    (rc = set_str(q->model_version, idx->model->version)) == LM_OK) {
-		*q->index_seq = lm_index_seq(idx);
-		*q->as_of = now;
-	}
-	view_done(&sv);
-	pthread_rwlock_unlock(&idx->lock);
+	do {
+		since = atomic_load(&idx->updates);
+		h.n = 0;
+		rc = query_locked(idx, q, own_cp, own_pp, filters, now, &h, err, errlen);
+		if (rc == LM_EBUSY)
+			matches_clear(q->matches, q->n_matches);
+	} while (stale_again(idx, rc, since, &tries));
 done:
 	free(h.v);
 	lm_profile_prep_free(own_cp);
@@ -3010,8 +3187,9 @@ copy_warnings(const JobPosting *p, Lunamatch__V1__ExplainMatchResponse *resp)
 	return LM_OK;
 }
 
-int
-lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
+/* One run of lm_index_explain: *out is set on LM_OK only. */
+static int
+explain_once(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
     Lunamatch__V1__ExplainMatchResponse **out)
 {
 	Lunamatch__V1__ExplainMatchResponse *resp;
@@ -3019,11 +3197,6 @@ lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, in
 	lm_score_env env;
 	int rc;
 
-	if (out == NULL)
-		return LM_EINVAL;
-	*out = NULL;
-	if (idx == NULL || candidate_id == NULL || job_id == NULL)
-		return LM_EINVAL;
 	if ((resp = malloc(sizeof(*resp))) == NULL)
 		return LM_ENOMEM;
 	lunamatch__v1__explain_match_response__init(resp);
@@ -3065,6 +3238,25 @@ lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, in
 	return LM_OK;
 }
 
+int
+lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
+    Lunamatch__V1__ExplainMatchResponse **out)
+{
+	uint64_t since;
+	int tries = 0, rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (idx == NULL || candidate_id == NULL || job_id == NULL)
+		return LM_EINVAL;
+	do {
+		since = atomic_load(&idx->updates);
+		rc = explain_once(idx, candidate_id, job_id, now, out);
+	} while (stale_again(idx, rc, since, &tries));
+	return rc;
+}
+
 /* A deep copy of a message through its wire form. */
 static int
 copy_message(const ProtobufCMessage *m, ProtobufCMessage **out)
@@ -3088,33 +3280,41 @@ static int
 copy_record(lm_index *idx, const struct ent *e, bool posting, ProtobufCMessage **out)
 {
 	*out = NULL;
-	if (e->wire == NULL)
+	if (e->rec != NULL)
 		return copy_message(e->rec, out);
-	if (fault_check(idx, LM_INDEX_ALLOC_RECORD) != LM_OK)
-		return LM_ENOMEM;
-	*out = protobuf_c_message_unpack(
-	    posting ? &lunamatch__v1__job_posting__descriptor
-	            : &lunamatch__v1__candidate_profile__descriptor,
-	    NULL, e->wire_len, e->wire);
-	return *out != NULL ? LM_OK : LM_ENOMEM; /* the bytes decoded when put */
+	return entry_decode(idx, e, posting, false, out);
+}
+
+/* The copy of stored record id (copy_record), a posting when posting. */
+static int
+get_record(lm_index *idx, bool posting, const char *id, ProtobufCMessage **out)
+{
+	const struct ent *e;
+	uint64_t since;
+	int tries = 0, rc;
+
+	*out = NULL;
+	if (idx == NULL || id == NULL)
+		return LM_EINVAL;
+	do {
+		since = atomic_load(&idx->updates);
+		pthread_rwlock_rdlock(&idx->lock);
+		e = table_find(posting ? &idx->posts : &idx->profs, id);
+		rc = e == NULL ? LM_ENOENT : copy_record(idx, e, posting, out);
+		pthread_rwlock_unlock(&idx->lock);
+	} while (stale_again(idx, rc, since, &tries));
+	return rc;
 }
 
 int
 lm_index_get_posting(lm_index *idx, const char *id, JobPosting **out)
 {
-	const struct ent *e;
 	ProtobufCMessage *m = NULL;
 	int rc;
 
 	if (out == NULL)
 		return LM_EINVAL;
-	*out = NULL;
-	if (idx == NULL || id == NULL)
-		return LM_EINVAL;
-	pthread_rwlock_rdlock(&idx->lock);
-	e = table_find(&idx->posts, id);
-	rc = e == NULL ? LM_ENOENT : copy_record(idx, e, true, &m);
-	pthread_rwlock_unlock(&idx->lock);
+	rc = get_record(idx, true, id, &m);
 	*out = (JobPosting *) m;
 	return rc;
 }
@@ -3122,19 +3322,12 @@ lm_index_get_posting(lm_index *idx, const char *id, JobPosting **out)
 int
 lm_index_get_profile(lm_index *idx, const char *id, CandidateProfile **out)
 {
-	const struct ent *e;
 	ProtobufCMessage *m = NULL;
 	int rc;
 
 	if (out == NULL)
 		return LM_EINVAL;
-	*out = NULL;
-	if (idx == NULL || id == NULL)
-		return LM_EINVAL;
-	pthread_rwlock_rdlock(&idx->lock);
-	e = table_find(&idx->profs, id);
-	rc = e == NULL ? LM_ENOENT : copy_record(idx, e, false, &m);
-	pthread_rwlock_unlock(&idx->lock);
+	rc = get_record(idx, false, id, &m);
 	*out = (CandidateProfile *) m;
 	return rc;
 }
@@ -3151,6 +3344,21 @@ lm_index_record_size(lm_index *idx, bool posting, const char *id, uint64_t *size
 	if (e != NULL)
 		*size = e->rec != NULL ? protobuf_c_message_get_packed_size(e->rec)
 		                       : e->wire_len;
+	pthread_rwlock_unlock(&idx->lock);
+	return e != NULL ? LM_OK : LM_ENOENT;
+}
+
+int
+lm_index_record_version(lm_index *idx, bool posting, const char *id, uint64_t *version)
+{
+	const struct ent *e;
+
+	if (idx == NULL || id == NULL || version == NULL)
+		return LM_EINVAL;
+	pthread_rwlock_rdlock(&idx->lock);
+	e = table_find(posting ? &idx->posts : &idx->profs, id);
+	if (e != NULL)
+		*version = e->version;
 	pthread_rwlock_unlock(&idx->lock);
 	return e != NULL ? LM_OK : LM_ENOENT;
 }
@@ -3194,25 +3402,19 @@ lm_top_list_clear(lm_top_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* One run of top_for, into the room of h; out is cleared on failure. */
 static int
-top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_score,
-    int64_t now, lm_top_list *out)
+top_once(lm_index *idx, bool posting, const char *id, double min_score, int64_t now,
+    struct heap *hp, lm_top_list *out)
 {
 	const struct ent *subj;
-	struct heap h = {NULL, 0, 0};
+	struct heap h = *hp;
 	struct view sv = {NULL, NULL, NULL, NULL, NULL, NULL}; /* a posting subject's */
 	uint64_t considered = 0, vetoed = 0;
 	lm_score_env env;
 	int rc = LM_OK;
 
-	if (out == NULL)
-		return LM_EINVAL;
-	memset(out, 0, sizeof(*out));
-	if (idx == NULL || id == NULL || n > LM_INDEX_EVENT_TOP_MAX || isnan(min_score))
-		return LM_EINVAL;
-	if (n > 0 && (h.v = calloc(n, sizeof(*h.v))) == NULL)
-		return LM_ENOMEM;
-	h.cap = n;
+	h.n = 0;
 	pthread_rwlock_rdlock(&idx->lock);
 	subj = table_find(posting ? &idx->posts : &idx->profs, id);
 	if (subj == NULL) {
@@ -3258,9 +3460,32 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 done:
 	view_done(&sv);
 	pthread_rwlock_unlock(&idx->lock);
-	free(h.v);
 	if (rc != LM_OK)
 		lm_top_list_clear(out);
+	return rc;
+}
+
+static int
+top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_score,
+    int64_t now, lm_top_list *out)
+{
+	struct heap h = {NULL, 0, 0};
+	uint64_t since;
+	int tries = 0, rc;
+
+	if (out == NULL)
+		return LM_EINVAL;
+	memset(out, 0, sizeof(*out));
+	if (idx == NULL || id == NULL || n > LM_INDEX_EVENT_TOP_MAX || isnan(min_score))
+		return LM_EINVAL;
+	if (n > 0 && (h.v = calloc(n, sizeof(*h.v))) == NULL)
+		return LM_ENOMEM;
+	h.cap = n;
+	do {
+		since = atomic_load(&idx->updates);
+		rc = top_once(idx, posting, id, min_score, now, &h, out);
+	} while (stale_again(idx, rc, since, &tries));
+	free(h.v);
 	return rc;
 }
 

@@ -56,6 +56,34 @@ int lm_index_new(const lm_model *model, lm_index **out);
 void lm_index_free(lm_index *idx);
 
 /*
+ * Records kept in a store. An index given the store that holds its records
+ * (before any put; the store is borrowed and must outlive the index)
+ * keeps no copy of the records put as stored (lm_index_prepare_stored):
+ * only their prepared forms, which is all a query ranks with. What a
+ * response shows of such a record (its explanation, GetPosting and
+ * GetProfile, the summaries of lm_index_top_for_*) is decoded from the
+ * store's bytes, read in place (lm_store_read), at the version the index
+ * holds. The store is never behind the index (the follower applies what
+ * the store committed), but it may be ahead: a record changed or deleted
+ * whose change the index has not applied yet. A read that finds the store
+ * holding another version of a record it shows, or none, builds nothing
+ * from it: it is run again when the index has changed (at most
+ * LM_INDEX_STALE_TRIES runs, each waiting up to LM_INDEX_STALE_WAIT_MS
+ * for an update), and fails with LM_EBUSY (retry later) when the index
+ * is still behind: an answer never mixes versions. A store read that fails
+ * fails the call with the store's error. Records put with their bytes
+ * (lm_index_prepare, lm_index_prepare_wire, the puts above) keep them, as
+ * in an index without a store. Returns LM_OK, or LM_EINVAL when idx
+ * already holds records. lm_index_store returns the store, or NULL.
+ */
+#define LM_INDEX_STALE_TRIES   4
+#define LM_INDEX_STALE_WAIT_MS 50
+
+struct lm_store;
+int lm_index_set_store(lm_index *idx, struct lm_store *store);
+struct lm_store *lm_index_store(const lm_index *idx);
+
+/*
  * Inserts or replaces (by id) a record. seq is the change-log position of
  * the change; when it is not 0, the index_seq becomes seq in the same
  * critical section as the change (also on LM_ESTALE: the change is then
@@ -96,10 +124,11 @@ int lm_index_put_profile_compact(
  */
 typedef struct lm_index_prepared {
 	bool posting;
+	bool stored;           /* the index's store holds the bytes: keep none */
 	ProtobufCMessage *rec; /* the compact record */
 	void *prep;            /* its lm_posting_prep or lm_profile_prep */
 	uint8_t *wire;         /* the packed record, or NULL */
-	size_t wire_len;
+	size_t wire_len;       /* its size (also of a stored record's bytes) */
 } lm_index_prepared;
 
 int lm_index_prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec);
@@ -111,6 +140,13 @@ int lm_index_prepare(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec)
  * lm_index_prepare. */
 int lm_index_prepare_wire(lm_index_prepared *ip, bool posting, ProtobufCMessage *rec,
     const void *wire, size_t len);
+
+/* lm_index_prepare of a record read from the store the index was given
+ * (lm_index_set_store), len its stored size: the index keeps no bytes of
+ * it but reads them from the store when a response shows the record. Its
+ * put into an index without a store fails with LM_EINVAL. */
+int lm_index_prepare_stored(
+    lm_index_prepared *ip, bool posting, ProtobufCMessage *rec, size_t len);
 int lm_index_put_prepared(lm_index *idx, lm_index_prepared *ip, uint64_t seq);
 void lm_index_prepared_clear(lm_index_prepared *ip);
 
@@ -223,7 +259,10 @@ void lm_index_counts_get(lm_index *idx, lm_index_counts *out);
  * On LM_OK *out is a new response (caller frees it with
  * protobuf_c_message_free_unpacked(&(*out)->base, NULL)). Errors: LM_EINVAL
  * (no subject, top_k above LM_INDEX_TOP_K_MAX, bad filters; reason in err),
- * LM_ENOENT (no such stored profile), LM_ENOMEM.
+ * LM_ENOENT (no such stored profile), LM_ENOMEM. An index that reads its
+ * records from a store may also fail with LM_EBUSY (the store is ahead of
+ * the index for a record the answer shows) or a store error; so may every
+ * read below that shows a record (lm_index_set_store).
  */
 int lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req,
     int64_t now, Lunamatch__V1__MatchJobsResponse **out, char *err, size_t errlen);
@@ -253,6 +292,12 @@ int lm_index_get_profile(
  * profile), computed on the index's own copy: nothing is copied. LM_ENOENT
  * when not stored. */
 int lm_index_record_size(lm_index *idx, bool posting, const char *id, uint64_t *size);
+
+/* The version of a stored record (posting true: a posting, else a
+ * profile), from the index alone: nothing is decoded or read from a
+ * store. LM_ENOENT when not stored. */
+int lm_index_record_version(
+    lm_index *idx, bool posting, const char *id, uint64_t *version);
 
 /* The score of one stored pair (0 and *eligible false when vetoed;
  * eligible may be NULL). LM_ENOENT when either record is not stored. */

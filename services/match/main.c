@@ -790,7 +790,10 @@ main(int argc, char **argv)
 		    d->cfg.data_dir, lm_strerror(rc));
 		goto done;
 	}
-	if (lm_index_new(d->model, &d->idx) != LM_OK)
+	/* The index keeps the records' prepared forms only and reads what a
+	 * response shows from the store (lm_index_set_store). */
+	if (lm_index_new(d->model, &d->idx) != LM_OK ||
+	    lm_index_set_store(d->idx, d->store) != LM_OK)
 		goto done;
 	if (start_events(d) != LM_OK || start_decisions(d) != LM_OK)
 		goto done;

@@ -528,20 +528,7 @@ rewind_batch(struct member *m)
 static bool
 index_version(lm_owner *ow, bool posting, const char *id, uint64_t *version)
 {
-	if (posting) {
-		Lunamatch__V1__JobPosting *p = NULL;
-		if (lm_index_get_posting(ow->idx, id, &p) != LM_OK || p == NULL)
-			return false;
-		*version = p->version;
-		protobuf_c_message_free_unpacked(&p->base, NULL);
-	} else {
-		Lunamatch__V1__CandidateProfile *c = NULL;
-		if (lm_index_get_profile(ow->idx, id, &c) != LM_OK || c == NULL)
-			return false;
-		*version = c->version;
-		protobuf_c_message_free_unpacked(&c->base, NULL);
-	}
-	return true;
+	return lm_index_record_version(ow->idx, posting, id, version) == LM_OK;
 }
 
 /* Whether the index shows the message's effect by itself. */

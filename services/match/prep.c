@@ -355,6 +355,16 @@ _Static_assert(_Alignof(struct pgroup) <= _Alignof(uint32_t),
 
 static int posting_prep(const JobPosting *rec, bool share, lm_posting_prep **out);
 
+/* The room for skills a prep's veto key has: as many as the record has
+ * skill entries, at most LM_KEY_SKILLS. The key holds its skills only
+ * when its distinct skill ids, which are no more than its entries, are at
+ * most LM_KEY_SKILLS: then they fit. */
+static size_t
+key_skills(size_t entries)
+{
+	return entries < LM_KEY_SKILLS ? entries : LM_KEY_SKILLS;
+}
+
 int
 lm_posting_prep_new(const JobPosting *rec, lm_posting_prep **out)
 {
@@ -372,7 +382,7 @@ static int
 posting_prep(const JobPosting *rec, bool share, lm_posting_prep **out)
 {
 	lm_posting_prep *p;
-	size_t n = 0, ng = 0, nid = 0, nll = 0, nlocs = 0, text = 0, own = 0, size;
+	size_t n = 0, ng = 0, nid = 0, nll = 0, nlocs = 0, text = 0, own = 0, size, nk;
 	struct tokset title;
 	struct pgeo *ll;
 	struct ploc *locs;
@@ -401,12 +411,14 @@ posting_prep(const JobPosting *rec, bool share, lm_posting_prep **out)
 		return LM_ENOMEM;
 	if (title.n > 0)
 		text = (size_t) ((const char *) title.tok - title.buf);
-	/* One allocation: the prep, then ll, locs, skills, title_h, rc,
-	 * gids, the title's tokens, groups, gsym, the embedding, the tokens'
-	 * text and the texts the prep keeps its own copy of (in the order of
-	 * their alignment). The title's token set lives there too: its hashes are
-	 * title_h. */
-	size = sizeof(*p) + nll * sizeof(*p->ll) + nlocs * sizeof(*p->locs) +
+	/* One allocation: the prep, then the veto key's skills (key_room),
+	 * ll, locs, skills, title_h, rc, gids, the title's tokens, groups,
+	 * gsym, the embedding, the tokens' text and the texts the prep keeps
+	 * its own copy of (in the order of their alignment). The title's token
+	 * set lives there too: its hashes are title_h. */
+	nk = key_skills(rec->n_skills);
+	size = sizeof(*p) + nk * (sizeof(*p->key.sk_sym) + sizeof(*p->key.sk_w)) +
+	       nll * sizeof(*p->ll) + nlocs * sizeof(*p->locs) +
 	       rec->n_skills * sizeof(*p->skills) + ng * sizeof(*p->groups) +
 	       title.n * (sizeof(*p->title_h) + sizeof(*p->title.tok)) +
 	       rec->n_remote_countries * sizeof(*p->rc) +
@@ -417,6 +429,10 @@ posting_prep(const JobPosting *rec, bool share, lm_posting_prep **out)
 		return LM_ENOMEM;
 	}
 	at = (char *) (p + 1);
+	p->key.sk_sym = (uint32_t *) (void *) at;
+	at += nk * sizeof(*p->key.sk_sym);
+	p->key.sk_w = (float *) (void *) at;
+	at += nk * sizeof(*p->key.sk_w); /* 8 bytes a skill: aligned still */
 	ll = (struct pgeo *) (void *) at;
 	at += nll * sizeof(*p->ll);
 	locs = (struct ploc *) (void *) at;
@@ -733,7 +749,7 @@ profile_prep(const CandidateProfile *rec, bool share, lm_profile_prep **out)
 {
 	lm_profile_prep *c;
 	const Lunamatch__V1__CareerGoals *g;
-	size_t n = 0, ngoal, nll = 0, nlocs = 0, own = 0;
+	size_t n = 0, ngoal, nll = 0, nlocs = 0, own = 0, nk, kroom;
 	struct pgeo *ll;
 	struct ploc *locs;
 	float *emb;
@@ -753,14 +769,20 @@ profile_prep(const CandidateProfile *rec, bool share, lm_profile_prep **out)
 	}
 	measure_profile_texts(rec, share, &own);
 
-	/* One allocation: the prep, then ll, locs, skills, goal_h, goal, the
+	/* One allocation: the prep, then the veto key's skills (key_room,
+	 * rounded up to 8 bytes), ll, locs, skills, goal_h, goal, the
 	 * embedding and the texts it keeps its own copy of. */
-	if ((c = calloc(1, sizeof(*c) + nll * sizeof(*c->ll) + nlocs * sizeof(*c->locs) +
+	nk = key_skills(rec->n_skills);
+	kroom = (nk * sizeof(*c->key.sk_sym) + 7) & ~(size_t) 7;
+	if ((c = calloc(1, sizeof(*c) + kroom + nll * sizeof(*c->ll) +
+	                       nlocs * sizeof(*c->locs) +
 	                       rec->n_skills * sizeof(*c->skills) +
 	                       ngoal * (sizeof(*c->goal_h) + sizeof(*c->goal)) +
 	                       rec->n_embedding * sizeof(*c->embedding) + own)) == NULL)
 		return LM_ENOMEM;
 	at = (char *) (c + 1);
+	c->key.sk_sym = (uint32_t *) (void *) at;
+	at += kroom;
 	ll = (struct pgeo *) (void *) at;
 	at += nll * sizeof(*c->ll);
 	locs = (struct ploc *) (void *) at;
@@ -1174,7 +1196,6 @@ lm_profile_prep_bind(lm_profile_prep *c, lm_skill_stats *s)
 		c->key.n_sk = (uint32_t) c->n_skills;
 		for (size_t i = 0; i < c->n_skills; i++) {
 			c->key.sk_sym[i] = c->skills[i].sym;
-			c->key.sk_w[i] = 1.0f;
 		}
 	}
 	c->bound = s;

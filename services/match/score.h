@@ -283,10 +283,12 @@ typedef struct lm_veto_key {
 	int32_t level;     /* experience level */
 	int32_t education;
 	/* A bound record's skills when it has at most LM_KEY_SKILLS (n_sk; 0
-	 * otherwise): symbols and (postings) weights. */
+	 * otherwise): n_sk symbols and (postings; NULL for profiles) weights,
+	 * in room the prep's allocation holds for as many as the record has
+	 * (at most LM_KEY_SKILLS), right after the prep. */
 	uint32_t n_sk;
-	uint32_t sk_sym[LM_KEY_SKILLS];
-	float sk_w[LM_KEY_SKILLS];
+	uint32_t *sk_sym;
+	float *sk_w;
 	uint32_t sk_pref, sk_unknown; /* posting: bit i set when skill i is
 	                                 preferred / unknown */
 } lm_veto_key;

@@ -332,6 +332,9 @@ query_status(int rc, const char *reason, const char *what, const char *id, char 
 	case LM_ENOENT:
 		snprintf(msg, msglen, "%s \"%s\" not found", what, id != NULL ? id : "");
 		return ST_NOT_FOUND;
+	case LM_EBUSY:
+		snprintf(msg, msglen, "the index is catching up with the store; retry");
+		return ST_UNAVAILABLE;
 	default:
 		snprintf(msg, msglen, "%s", lm_strerror(rc));
 		lm_error("match.query", "%s query failed: %s", what, lm_errname(rc));

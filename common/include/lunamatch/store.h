@@ -178,6 +178,22 @@ int lm_store_get(
     lm_store *s, lm_kind k, const char *id, void **bytes, size_t *len, uint64_t *version);
 
 /*
+ * Reads record id of kind k without a copy: calls fn once with its id,
+ * version and bytes, which point into the store's map and are valid during
+ * the call only (it runs inside a read transaction of its own, as the
+ * callbacks of lm_store_foreach do). Returns LM_ENOENT when the record is
+ * absent or deleted (fn is not called), another error of the store, or
+ * what fn returns. Each call takes a reader slot of the store for its
+ * length (LMDB's reader table is shared by every process; see
+ * docs/store.md).
+ */
+typedef int (*lm_store_record_fn)(
+    void *arg, const char *id, uint64_t version, const void *bytes, size_t len);
+
+int lm_store_read(
+    lm_store *s, lm_kind k, const char *id, lm_store_record_fn fn, void *arg);
+
+/*
  * Reads the version of live record id of kind k and the Kafka position of
  * the change that wrote it (see lm_store_pos). On LM_OK *version (may be
  * NULL) is set, and *has_pos tells whether *pos holds a position (a value
@@ -192,11 +208,10 @@ int lm_store_get_pos(lm_store *s, lm_kind k, const char *id, uint64_t *version,
 int lm_store_meta_get(lm_store *s, const char *key, void **value, size_t *len);
 
 /*
- * Called once per live record, in id order (bytewise). The id and bytes are
+ * lm_store_record_fn (above), for lm_store_foreach and lm_store_snapshot:
+ * called once per live record, in id order (bytewise). The id and bytes are
  * valid during the call only. Return 0 to continue, non-zero to stop.
  */
-typedef int (*lm_store_record_fn)(
-    void *arg, const char *id, uint64_t version, const void *bytes, size_t len);
 
 /* Calls fn for every live record of kind k, in one consistent snapshot.
  * Returns LM_OK, an error, or the non-zero value fn stopped with. */

@@ -15,6 +15,14 @@
  * store reloaded, every answer's index_seq names exactly the changes its
  * data holds. A follower whose position the change log was trimmed past
  * reloads a snapshot aside and publishes it whole.
+ *
+ * Most tests run twice: with an index that keeps the records' bytes, and
+ * with one that reads them from the store (lm_index_set_store), whose
+ * answers must be the same. For the latter, a response that shows a
+ * record the store already holds at another version, or has deleted,
+ * fails with LM_EBUSY until the follower applied the change (or succeeds
+ * when it applies it while the response waits), never mixing versions,
+ * also with many threads reading while the records change.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -119,6 +127,18 @@ setup(void **state)
 	lm_model_defaults(&fx->model);
 	assert_int_equal(lm_index_new(&fx->model, &fx->idx), LM_OK);
 	*state = fx;
+	return 0;
+}
+
+/* As setup, with an index that reads its records from the store. */
+static int
+setup_stored(void **state)
+{
+	struct fx *fx;
+
+	setup(state);
+	fx = *state;
+	assert_int_equal(lm_index_set_store(fx->idx, fx->store), LM_OK);
 	return 0;
 }
 
@@ -230,14 +250,9 @@ has_posting(struct fx *fx, const char *id)
 static uint64_t
 posting_version(struct fx *fx, const char *id)
 {
-	JobPosting *p = NULL;
 	uint64_t v;
 
-	if (lm_index_get_posting(fx->idx, id, &p) != LM_OK)
-		return 0;
-	v = p->version;
-	protobuf_c_message_free_unpacked(&p->base, NULL);
-	return v;
+	return lm_index_record_version(fx->idx, true, id, &v) == LM_OK ? v : 0;
 }
 
 /* Whether the stored profile LEAD gets posting id among its matches; false
@@ -1239,25 +1254,317 @@ test_reload_after_trim(void **state)
 	assert_int_equal(readers_at(fx, now), 0);
 }
 
+/* ---- records read from the store --------------------------------------------- */
+
+/* SEED_JOB at version in the store only, titled "version <version>". */
+static void
+store_seed_version(struct fx *fx, uint64_t version)
+{
+	JobPosting *m = (JobPosting *) sample(fx, true, SEED_JOB);
+	char title[32];
+
+	snprintf(title, sizeof(title), "version %llu", (unsigned long long) version);
+	free(m->title);
+	m->title = strdup(title);
+	assert_non_null(m->title);
+	store_put(fx, true, &m->base, NULL, version);
+	protobuf_c_message_free_unpacked(&m->base, NULL);
+}
+
+/* LEAD's MatchJobs answer at level; *title (may be NULL) gets the title of
+ * SEED_JOB's match, "" when it has none. */
+static int
+lead_jobs(struct fx *fx, Lunamatch__V1__ExplainLevel level, char *title, size_t len)
+{
+	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *r = NULL;
+	int rc;
+
+	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	req.candidate_id = LEAD;
+	req.top_k = 100;
+	req.explain = level;
+	rc = lm_index_match_jobs(fx->idx, &req, NOW, &r, NULL, 0);
+	if (title != NULL)
+		title[0] = '\0';
+	if (rc != LM_OK) {
+		assert_null(r);
+		return rc;
+	}
+	for (size_t i = 0; title != NULL && i < r->n_matches; i++)
+		if (strcmp(r->matches[i]->job_id, SEED_JOB) == 0)
+			snprintf(title, len, "%s", r->matches[i]->title);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return rc;
+}
+
+/* Every read that shows SEED_JOB returns rc. */
+static void
+seed_reads_return(struct fx *fx, int rc)
+{
+	JobPosting *p = NULL;
+	Lunamatch__V1__ExplainMatchResponse *ex = NULL;
+	lm_top_list top;
+
+	assert_int_equal(lm_index_get_posting(fx->idx, SEED_JOB, &p), rc);
+	assert_int_equal(lm_index_explain(fx->idx, LEAD, SEED_JOB, NOW, &ex), rc);
+	assert_int_equal(
+	    lm_index_top_for_posting(fx->idx, SEED_JOB, 10, 0, NOW, &top), rc);
+	assert_int_equal(
+	    lead_jobs(fx, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, NULL, 0),
+	    rc);
+	if (p != NULL)
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+	if (ex != NULL)
+		protobuf_c_message_free_unpacked(&ex->base, NULL);
+	lm_top_list_clear(&top);
+}
+
+/*
+ * The store ahead of the index: a posting changed, then deleted, in the
+ * store before the follower applied it. Whatever shows the posting fails
+ * with LM_EBUSY meanwhile (GetPosting, ExplainMatch, the top list of
+ * events, a MatchJobs answer that has it); what does not show it answers
+ * (its version, GetProfile). Once
+ * applied, every read shows the new version, or no posting.
+ */
+static void
+test_store_ahead(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	CandidateProfile *c = NULL;
+	JobPosting *p = NULL;
+	char title[64];
+
+	fill(fx);
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	seed_reads_return(fx, LM_OK);
+
+	store_seed_version(fx, 2);
+	seed_reads_return(fx, LM_EBUSY);
+	assert_int_equal(posting_version(fx, SEED_JOB), 1);
+	assert_int_equal(lm_index_get_profile(fx->idx, LEAD, &c), LM_OK);
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	seed_reads_return(fx, LM_OK);
+	assert_int_equal(lm_index_get_posting(fx->idx, SEED_JOB, &p), LM_OK);
+	assert_int_equal(p->version, 2);
+	assert_string_equal(p->title, "version 2");
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	assert_int_equal(
+	    lead_jobs(fx, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, title,
+	        sizeof(title)),
+	    LM_OK);
+	assert_string_equal(title, "version 2");
+
+	store_delete(fx, true, SEED_JOB);
+	seed_reads_return(fx, LM_EBUSY);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_int_equal(lm_index_get_posting(fx->idx, SEED_JOB, &p), LM_ENOENT);
+	assert_int_equal(
+	    lead_jobs(fx, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, title,
+	        sizeof(title)),
+	    LM_OK);
+	assert_string_equal(title, "");
+	lm_follower_free(f);
+}
+
+/* The follower of test_store_applied_meanwhile, applying the store's
+ * changes once a read found the store ahead. */
+struct applier {
+	lm_follower *f;
+	atomic_bool go;
+	int rc;
+};
+
+static int
+record_read(void *arg, lm_index_alloc what)
+{
+	struct applier *a = arg;
+
+	if (what == LM_INDEX_ALLOC_RECORD)
+		atomic_store(&a->go, true);
+	return LM_OK;
+}
+
+static void *
+apply_when_asked(void *arg)
+{
+	struct applier *a = arg;
+	nng_time end = nng_clock() + WAIT_MS;
+
+	while (!atomic_load(&a->go) && nng_clock() < end)
+		nng_msleep(1);
+	a->rc = lm_follower_run_once(a->f);
+	return NULL;
+}
+
+/* A read that finds the store ahead waits for the index and runs again:
+ * the change applied meanwhile, it answers with the new version. */
+static void
+test_store_applied_meanwhile(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	struct applier a = {.rc = -1};
+	JobPosting *p = NULL;
+	pthread_t th;
+
+	fill(fx);
+	atomic_init(&a.go, false);
+	assert_int_equal(lm_follower_new(&o, &a.f), LM_OK);
+	assert_int_equal(lm_follower_run_once(a.f), LM_OK);
+	store_seed_version(fx, 2);
+	lm_index_set_fault(fx->idx, record_read, &a);
+	assert_int_equal(pthread_create(&th, NULL, apply_when_asked, &a), 0);
+	assert_int_equal(lm_index_get_posting(fx->idx, SEED_JOB, &p), LM_OK);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(a.rc, LM_OK);
+	assert_int_equal(p->version, 2);
+	assert_string_equal(p->title, "version 2");
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	lm_index_set_fault(fx->idx, NULL, NULL);
+	lm_follower_free(a.f);
+}
+
+#define READ_THREADS  8
+#define READ_VERSIONS 40
+
+struct reads {
+	struct fx *fx;
+	atomic_bool stop;
+	atomic_long ok, busy, wrong;
+};
+
+/* Reads SEED_JOB until stopped: each copy must be one version whole, its
+ * title naming its version. */
+static void *
+seed_reader(void *arg)
+{
+	struct reads *r = arg;
+
+	for (int n = 0; n < 100000 && !atomic_load(&r->stop); n++) {
+		JobPosting *p = NULL;
+		char title[32];
+		int rc = lm_index_get_posting(r->fx->idx, SEED_JOB, &p);
+		if (rc == LM_EBUSY) {
+			atomic_fetch_add(&r->busy, 1);
+			continue;
+		}
+		if (rc != LM_OK) {
+			atomic_fetch_add(&r->wrong, 1);
+			continue;
+		}
+		snprintf(title, sizeof(title), "version %llu",
+		    (unsigned long long) p->version);
+		atomic_fetch_add(strcmp(p->title, title) == 0 ? &r->ok : &r->wrong, 1);
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+	}
+	return NULL;
+}
+
+/* Many threads read a record from the store while its versions change:
+ * every copy is whole, none fails but with LM_EBUSY, and no read keeps a
+ * reader slot of the store. */
+static void
+test_store_reads_threads(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	pthread_t th[READ_THREADS];
+	struct reads r = {.fx = fx};
+	JobPosting *p = NULL;
+
+	fill(fx);
+	store_seed_version(fx, 2);
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	for (int i = 0; i < READ_THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, seed_reader, &r), 0);
+	for (uint64_t v = 3; v <= READ_VERSIONS; v++) {
+		store_seed_version(fx, v);
+		assert_int_equal(lm_follower_run_once(f), LM_OK);
+	}
+	atomic_store(&r.stop, true);
+	for (int i = 0; i < READ_THREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	print_message(
+	    "%ld whole copies, %ld busy\n", atomic_load(&r.ok), atomic_load(&r.busy));
+	assert_int_equal(atomic_load(&r.wrong), 0);
+	assert_true(atomic_load(&r.ok) > 0);
+	assert_int_equal(lm_index_get_posting(fx->idx, SEED_JOB, &p), LM_OK);
+	assert_int_equal(p->version, READ_VERSIONS);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	lm_follower_free(f);
+}
+
+/* A record put as stored needs an index with a store; a store is given to
+ * an empty index only; an index is replaced by one with the same store. */
+static void
+test_store_misuse(void **state)
+{
+	struct fx *fx = *state;
+	lm_index *plain = NULL;
+	lm_index_prepared ip;
+	ProtobufCMessage *m = sample(fx, true, SEED_JOB), *c = NULL;
+
+	assert_int_equal(lm_index_new(&fx->model, &plain), LM_OK);
+	assert_int_equal(lm_pb_compact(m, &c, NULL), LM_OK);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_int_equal(lm_index_prepare_stored(&ip, true, c, 100), LM_OK);
+	assert_int_equal(lm_index_put_prepared(plain, &ip, 0), LM_EINVAL);
+	assert_null(ip.rec);
+	assert_int_equal(lm_index_replace(fx->idx, plain, 1), LM_EINVAL); /* frees it */
+
+	assert_int_equal(lm_index_new(&fx->model, &plain), LM_OK);
+	m = sample(fx, true, SEED_JOB);
+	assert_int_equal(lm_index_put_posting(plain, (JobPosting *) m, 0), LM_OK);
+	assert_int_equal(lm_index_set_store(plain, fx->store), LM_EINVAL);
+	assert_null(lm_index_store(plain));
+	assert_ptr_equal(lm_index_store(fx->idx), fx->store);
+	lm_index_free(plain);
+}
+
 int
 main(void)
 {
+	/* t with an index that keeps the records' bytes, and again with one
+	 * that reads them from the store. */
+#define BOTH(t)                                                                          \
+	cmocka_unit_test_setup_teardown(t, setup, teardown),                             \
+	{                                                                                \
+#t " (records in the store)", t, setup_stored, teardown, NULL            \
+	}
+#define STORED(t)                                                                        \
+	{                                                                                \
+#t, t, setup_stored, teardown, NULL                                      \
+	}
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_snapshot_and_catch_up, setup, teardown),
+	    BOTH(test_snapshot_and_catch_up),
 	    cmocka_unit_test_setup_teardown(test_snapshot_read_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_changes_read_fails, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_record_read_fails, setup, teardown),
+	    BOTH(test_record_read_fails),
 	    cmocka_unit_test_setup_teardown(test_poll_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reload_after_trim, setup, teardown),
+	    BOTH(test_reload_after_trim),
 	    cmocka_unit_test_setup_teardown(
 	        test_clock_advanced_after_load, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_undecodable_record_skipped, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_replay_at_two_clocks, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_snapshot_in_batches, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_seq_with_data, setup, teardown),
+	    BOTH(test_undecodable_record_skipped),
+	    BOTH(test_replay_at_two_clocks),
+	    BOTH(test_snapshot_in_batches),
+	    BOTH(test_seq_with_data),
+	    STORED(test_store_ahead),
+	    STORED(test_store_applied_meanwhile),
+	    STORED(test_store_reads_threads),
+	    STORED(test_store_misuse),
 	};
+#undef BOTH
+#undef STORED
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
