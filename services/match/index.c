@@ -251,23 +251,69 @@ table_destroy(struct table *t, bool posting)
 /* ---- partitions and inverted lists --------------------------------------------- */
 
 /*
- * Postings are partitioned by remote policy and employment type, profiles
- * by remote preference: the fields of the veto keys that the key pre-checks
- * of the veto table (rules.c) compare alone. Values outside the enums share
- * an "other" bucket, which is never skipped. A query skips a partition when
- * the pre-checks veto a key that has only the partition's values (no
- * country, not closed, no expiry, no employment wishes): a veto that such a
- * key gets comes from the partition's values alone, so every record of the
- * partition gets it too.
+ * Postings are partitioned by remote policy, employment type and country
+ * group, profiles by remote preference and country group: the fields of
+ * the veto keys that the key pre-checks of the veto table (rules.c)
+ * compare. Remote policies and employment types outside the enums share an
+ * "other" bucket, which is never skipped (and has no country groups).
+ *
+ * Country groups: a country sets one bit of a key's country_mask (prep.c;
+ * a country that does not fold to ASCII sets all 64), and bit b belongs
+ * to group b % LM_INDEX_COUNTRY_GROUPS. A record whose countries the
+ * location veto compares (lm_key_located: a posting that is not remote and
+ * names a country, a profile that names a country and does not relocate)
+ * and whose countries are all in one group (lm_index_country_groups) is in
+ * a partition of that group. Every other record (remote, no country,
+ * relocating, countries in two groups or more, a mask of all bits) is in a
+ * partition of any country. The country partitions are split no further
+ * by employment type (postings) or remote preference (profiles), and
+ * there are none for pairs of groups: each such split makes more, smaller
+ * lists, and a query sets up a unit per term and partition visited; on the
+ * benchmark data every one of them cost more instructions than the entries
+ * it saved (bench/README.md).
+ *
+ * A query skips a partition when the pre-checks veto its representative
+ * key: the partition's remote policy (a profile's of a country partition:
+ * 0, unspecified), a posting's employment type (of a country partition:
+ * 0, unspecified), for a country partition lm_key_locate of every bit of
+ * its group, and nothing else (not closed, no expiry, no employment
+ * wishes, not relocating). Such a veto holds for every record of the
+ * partition, check by check:
+ * - closed and expired: never veto the representative;
+ * - employment type and remote policy: veto the representative only by a
+ *   posting's remote policy and employment type, which every posting of
+ *   the partition has as the representative (an unspecified type is never
+ *   vetoed), or by a profile's remote preference, which is unspecified
+ *   (never vetoed) but in the partitions of any country, where every
+ *   profile has the representative's; a profile's employment wishes, which
+ *   the representative lacks, never veto it;
+ * - location: lm_key_located holds for the representative of a country
+ *   partition and for every record in it; the bits of its group hold
+ *   every bit of their masks, so a subject's mask disjoint from them is
+ *   disjoint from each of theirs. The representative of a partition of any
+ *   country names none, so the location veto never applies to it.
  */
 #define REMOTE_OTHER 4u
+#define REMOTE_LOCAL 3u /* remote buckets 0 .. 2 are not remote */
 #define EMP_OTHER    6u
-#define POST_PARTS   ((REMOTE_OTHER + 1) * (EMP_OTHER + 1))
-#define PROF_PARTS   (REMOTE_OTHER + 1)
-/* A query keeps the partitions of a list in a 64-bit mask. */
-_Static_assert(POST_PARTS <= 64 && PROF_PARTS <= 64, "partitions in a uint64_t mask");
-_Static_assert(
-    POST_PARTS <= 64 && PROF_PARTS <= 64, "a query keeps partitions in 64 bits");
+#define EMP_N        (EMP_OTHER + 1)
+#define GROUPS       LM_INDEX_COUNTRY_GROUPS
+#define ANY_PARTS    ((REMOTE_OTHER + 1) * EMP_N)
+/* Postings: remote bucket r and employment bucket e of any country are
+ * partition r * EMP_N + e; of country group g (r below REMOTE_LOCAL),
+ * ANY_PARTS + g * REMOTE_LOCAL + r. Profiles: remote bucket r of any
+ * country is partition r, country group g partition REMOTE_OTHER + 1 + g. */
+#define POST_PARTS (ANY_PARTS + GROUPS * REMOTE_LOCAL)
+#define PROF_PARTS (REMOTE_OTHER + 1 + GROUPS)
+#define MAX_PARTS  (POST_PARTS > PROF_PARTS ? POST_PARTS : PROF_PARTS)
+_Static_assert(MAX_PARTS <= LM_INVERTED_PARTS_MAX && MAX_PARTS <= 64,
+    "a query keeps the partitions of a unit in a uint64_t mask");
+_Static_assert(LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE == REMOTE_LOCAL,
+    "the remote buckets below REMOTE_LOCAL are not remote");
+_Static_assert(GROUPS >= 2 && GROUPS <= 32 && 64 % GROUPS == 0,
+    "country groups in a uint32_t, each with 64 / GROUPS bits");
+/* The bits of group 0: the lowest of each run of GROUPS bits. */
+#define GROUP_LOW (UINT64_MAX / ((UINT64_C(1) << GROUPS) - 1))
 
 static uint32_t
 remote_bucket(int32_t r)
@@ -281,32 +327,73 @@ emp_bucket(int32_t t)
 	return t >= 0 && t < (int32_t) EMP_OTHER ? (uint32_t) t : EMP_OTHER;
 }
 
+uint32_t
+lm_index_country_groups(uint64_t country_mask)
+{
+	uint32_t gs = 0;
+
+	for (uint64_t m = country_mask; m != 0; m &= m - 1)
+		gs |= 1u << ((uint32_t) __builtin_ctzll(m) % GROUPS);
+	return gs;
+}
+
+/* The country group of a record whose countries the location veto
+ * compares, with country_mask mask: GROUPS unless they are all in one. */
+static uint32_t
+country_group(uint64_t mask)
+{
+	uint32_t gs = lm_index_country_groups(mask);
+
+	return __builtin_popcount(gs) == 1 ? (uint32_t) __builtin_ctz(gs) : GROUPS;
+}
+
 static uint8_t
 posting_part(const lm_veto_key *k)
 {
-	return (uint8_t) (remote_bucket(k->remote) * (EMP_OTHER + 1) +
-	                  emp_bucket(k->employment_type));
+	uint32_t r = remote_bucket(k->remote), e = emp_bucket(k->employment_type);
+	uint32_t g = r < REMOTE_LOCAL && lm_key_located(k, true)
+	                 ? country_group(k->country_mask)
+	                 : GROUPS;
+
+	return (uint8_t) (g == GROUPS ? r * EMP_N + e : ANY_PARTS + g * REMOTE_LOCAL + r);
 }
 
 static uint8_t
 profile_part(const lm_veto_key *k)
 {
-	return (uint8_t) remote_bucket(k->remote);
+	uint32_t r = remote_bucket(k->remote);
+	uint32_t g = r != REMOTE_OTHER && lm_key_located(k, false)
+	                 ? country_group(k->country_mask)
+	                 : GROUPS;
+
+	return (uint8_t) (g == GROUPS ? r : REMOTE_OTHER + 1 + g);
 }
 
-/* Whether a query of scan sc (ranking postings when jobs) can skip part. */
+/* Whether a query of scan sc (ranking postings when jobs) can skip part:
+ * whether the pre-checks veto its representative key (above). */
 static bool
 part_skipped(const lm_scan *sc, bool jobs, uint32_t part)
 {
+	uint32_t r = 0, e = 0, g = GROUPS;
 	lm_veto_key k;
 
-	memset(&k, 0, sizeof(k));
-	k.remote = (int32_t) (jobs ? part / (EMP_OTHER + 1) : part);
-	if (jobs)
-		k.employment_type = (int32_t) (part % (EMP_OTHER + 1));
-	if ((uint32_t) k.remote == REMOTE_OTHER ||
-	    (jobs && (uint32_t) k.employment_type == EMP_OTHER))
+	if (jobs && part < ANY_PARTS) {
+		r = part / EMP_N;
+		e = part % EMP_N;
+	} else if (jobs) {
+		r = (part - ANY_PARTS) % REMOTE_LOCAL;
+		g = (part - ANY_PARTS) / REMOTE_LOCAL;
+	} else if (part <= REMOTE_OTHER)
+		r = part;
+	else
+		g = part - (REMOTE_OTHER + 1);
+	if (r == REMOTE_OTHER || e == EMP_OTHER)
 		return false;
+	memset(&k, 0, sizeof(k));
+	k.remote = (int32_t) r;
+	k.employment_type = (int32_t) e;
+	if (g != GROUPS)
+		lm_key_locate(&k, GROUP_LOW << g);
 	return lm_scan_vetoed(sc, &k);
 }
 
@@ -1780,8 +1867,9 @@ struct ranking {
 	lm_scan *sc;
 	const struct table *t;
 	const lm_inverted *iv;
-	const bool *skip; /* partitions skipped */
-	uint32_t nparts;
+	uint8_t vis[MAX_PARTS]; /* the partitions visited: not skipped, not empty */
+	uint32_t nvis;
+	size_t nunits; /* the units' partitions: the sum of their sizes */
 	bool jobs;
 	bool unbounded; /* the shares bound no record: gate bounds each */
 	float gate;     /* params.no_skills_gate, rounded up */
@@ -2354,7 +2442,7 @@ sweep(struct ranking *q, size_t ntb)
 	struct band band[LM_INVERTED_TIERS + 1];
 	double own[LM_INVERTED_TIERS + 1]; /* by band: its largest key bound */
 	size_t nc = 0, nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1;
-	size_t nwords = q->t->ndocs / 64 + 1, room = ntb * q->nparts + 1;
+	size_t nwords = q->t->ndocs / 64 + 1, room = q->nunits + 1;
 	size_t nbucket[2 * (LM_INVERTED_TIERS + 1)] = {0};
 	struct cursor *made; /* the cursors as made, before their order */
 	double theta = bar(q->h, q->min_score), tau = theta;
@@ -2429,12 +2517,9 @@ sweep(struct ranking *q, size_t ntb)
 	q->ncand = 0;
 	q->found = found;
 	/* The postings without skills: their gate bounds them. */
-	for (uint32_t part = 0; q->jobs && part < q->nparts; part++) {
-		const uint32_t *docs;
+	for (uint32_t v = 0; q->jobs && v < q->nvis; v++) {
 		size_t n;
-		if (q->skip[part])
-			continue;
-		docs = lm_inverted_bare(q->iv, part, &n);
+		const uint32_t *docs = lm_inverted_bare(q->iv, q->vis[v], &n);
 		for (size_t i = 0; i < n; i++)
 			if (s->as[docs[i]].mark != found - 1) {
 				struct cand *x = &s->cands[q->ncand];
@@ -2520,8 +2605,9 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 			u[j].entries = 0;
 			u[j].parts = 0;
 		}
-		for (uint32_t part = 0; part < q->nparts; part++) {
-			if (q->skip[part] || !lm_inverted_list(q->iv, part, term, tv))
+		for (uint32_t v = 0; v < q->nvis; v++) {
+			uint32_t part = q->vis[v];
+			if (!lm_inverted_list(q->iv, part, term, tv))
 				continue;
 			for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++) {
 				double sb;
@@ -2531,6 +2617,7 @@ units(lm_index *idx, struct ranking *q, size_t nterms)
 				sb = (double) tv[j].max * mult;
 				kb = lm_float_up((double) tv[j].kmax * mult);
 				u[j].parts |= (uint64_t) 1 << part;
+				q->nunits++;
 				u[j].entries += tv[j].n;
 				if (sb > u[j].ub)
 					u[j].ub = sb;
@@ -2561,7 +2648,7 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	bool jobs = cp != NULL;
 	const struct table *t = jobs ? &idx->posts : &idx->profs;
 	bool every = !jobs && !lm_posting_prep_has_skills(pp);
-	bool skip[POST_PARTS > PROF_PARTS ? POST_PARTS : PROF_PARTS];
+	uint32_t nparts = jobs ? POST_PARTS : PROF_PARTS;
 	size_t nterms, ntb, k = 0, in_parts = 0;
 	struct ranking q = {0};
 	int rc;
@@ -2575,20 +2662,19 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	}
 	q.t = t;
 	q.iv = jobs ? idx->piv : idx->civ;
-	q.skip = skip;
-	q.nparts = jobs ? POST_PARTS : PROF_PARTS;
 	q.jobs = jobs;
 	q.min_score = min_score;
 	q.h = h;
 	q.gate = lm_float_up(idx->model->params.no_skills_gate);
 	q.ahead = t->ndocs >= PREFETCH_DOCS ? PREFETCH_AHEAD : 0;
 	nterms = lm_prep_terms(pp, cp, idx->stats, q.s->terms, nterms);
-	for (uint32_t part = 0; part < q.nparts; part++) {
-		const uint32_t *docs;
+	/* An empty partition costs a look at its size. */
+	for (uint32_t part = 0; part < nparts; part++) {
 		size_t n;
-		if ((skip[part] = part_skipped(q.sc, jobs, part)))
+		const uint32_t *docs = lm_inverted_all(q.iv, part, &n);
+		if (n == 0 || part_skipped(q.sc, jobs, part))
 			continue;
-		docs = lm_inverted_all(q.iv, part, &n);
+		q.vis[q.nvis++] = (uint8_t) part;
 		in_parts += n;
 		if (every)
 			collect(&q, docs, n);

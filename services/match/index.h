@@ -222,6 +222,15 @@ void lm_index_set_fault(
 const lm_model *lm_index_model(const lm_index *idx);
 const char *lm_index_model_version(const lm_index *idx);
 
+/* Country groups of the partitions (see index.c): the groups that the
+ * countries of a veto key's country_mask are in, bit g for group g (0 ..
+ * LM_INDEX_COUNTRY_GROUPS - 1). A posting that is not remote and a profile
+ * that does not relocate, with countries in one group, are listed in
+ * partitions of that group, which a query whose subject's countries are
+ * all in other groups skips. */
+#define LM_INDEX_COUNTRY_GROUPS 8
+uint32_t lm_index_country_groups(uint64_t country_mask);
+
 typedef struct lm_index_counts {
 	uint64_t postings;      /* every stored posting, closed ones included */
 	uint64_t open_postings; /* open and unexpired at the index clock */

@@ -476,14 +476,28 @@ remote_countries_text(const JobPosting *p, char *buf, size_t len)
 		}
 }
 
+bool
+lm_key_located(const lm_veto_key *k, bool posting)
+{
+	if (!(k->flags & KEY_HAS_COUNTRY))
+		return false;
+	return posting ? k->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE
+	               : !(k->flags & KEY_RELOCATE);
+}
+
+void
+lm_key_locate(lm_veto_key *k, uint64_t country_mask)
+{
+	k->country_mask = country_mask;
+	k->flags |= KEY_HAS_COUNTRY;
+}
+
 /* Whether the location veto is decided by countries at all: the job is not
  * remote, both sides name a country, and the candidate does not relocate. */
 static bool
 location_applies(const lm_veto_key *c, const lm_veto_key *p)
 {
-	return p->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE &&
-	       (p->flags & KEY_HAS_COUNTRY) && (c->flags & KEY_HAS_COUNTRY) &&
-	       !(c->flags & KEY_RELOCATE);
+	return lm_key_located(p, true) && lm_key_located(c, false);
 }
 
 static bool

@@ -295,6 +295,19 @@ typedef struct lm_veto_key {
 
 const lm_veto_key *lm_posting_prep_key(const lm_posting_prep *p);
 
+/* Whether the location veto compares the countries of the record whose key
+ * k is (a posting's when posting, else a profile's) with those of the other
+ * side: a posting that is not remote and names a country, a profile that
+ * names a country and does not relocate. The veto applies to a pair of two
+ * such records whose country masks are disjoint (and to no other pair by
+ * their countries). */
+bool lm_key_located(const lm_veto_key *k, bool posting);
+
+/* Makes k name the countries of country_mask: lm_key_located then holds
+ * for k as a profile's key when it does not relocate, and as a posting's
+ * when it is not remote. */
+void lm_key_locate(lm_veto_key *k, uint64_t country_mask);
+
 /* The posting's id, owned by the prep (NULL when the record has none). */
 const char *lm_posting_prep_id(const lm_posting_prep *p);
 const lm_veto_key *lm_profile_prep_key(const lm_profile_prep *c);

@@ -1644,6 +1644,345 @@ test_no_overlap(void **state)
 	lm_index_free(idx);
 }
 
+/* ---- country partitions ------------------------------------------------------ */
+
+/* Locations in the countries cc[0 .. 3) (NULL: none). */
+static Lunamatch__V1__Location **
+country_locs(const char *const cc[3], size_t *n)
+{
+	Lunamatch__V1__Location **v = lmt_calloc(3, sizeof(*v));
+
+	*n = 0;
+	for (size_t i = 0; i < 3; i++) {
+		if (cc[i] == NULL)
+			continue;
+		v[*n] = lmt_calloc(1, sizeof(*v[*n]));
+		lunamatch__v1__location__init(v[*n]);
+		v[*n]->country = lmt_strdup(cc[i]);
+		(*n)++;
+	}
+	return v;
+}
+
+/* A posting located in the countries c1, c2 and c3 (any may be NULL). */
+static JobPosting *
+country_posting(const char *id, uint64_t version, Lunamatch__V1__RemotePolicy remote,
+    const char *c1, const char *c2, const char *c3)
+{
+	const char *const cc[3] = {c1, c2, c3};
+	JobPosting *p = simple_posting(id, version, "go");
+
+	p->remote = remote;
+	p->locations = country_locs(cc, &p->n_locations);
+	return p;
+}
+
+static Profile *
+country_profile(
+    const char *id, uint64_t version, bool relocate, const char *c1, const char *c2)
+{
+	const char *const cc[3] = {c1, c2, NULL};
+	Profile *c = simple_profile(id, "go");
+
+	c->version = version;
+	c->willing_to_relocate = relocate;
+	c->locations = country_locs(cc, &c->n_locations);
+	return c;
+}
+
+/* The country group of a posting located in country cc only (a country
+ * that does not fold to ASCII: every group). */
+static uint32_t
+group_of(const char *cc)
+{
+	JobPosting *p = country_posting(
+	    "g", 1, LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE, cc, NULL, NULL);
+	lm_posting_prep *pp = NULL;
+	uint32_t g;
+
+	assert_int_equal(lm_posting_prep_new(p, &pp), LM_OK);
+	g = lm_index_country_groups(lm_posting_prep_key(pp)->country_mask);
+	g = g == (1u << LM_INDEX_COUNTRY_GROUPS) - 1 ? LM_INDEX_COUNTRY_GROUPS
+	                                             : (uint32_t) __builtin_ctz(g);
+	lm_posting_prep_free(pp);
+	free_msg(p);
+	return g;
+}
+
+/* Puts (or replaces) posting p in the index and the world, which owns p. */
+static void
+world_put_posting(lm_index *idx, struct world *w, JobPosting *p)
+{
+	size_t i = 0;
+
+	while (i < w->np && strcmp(w->posts[i]->id, p->id) != 0)
+		i++;
+	if (i == w->np) {
+		w->posts = realloc(w->posts, (w->np + 1) * sizeof(*w->posts));
+		w->pp = realloc(w->pp, (w->np + 1) * sizeof(*w->pp));
+		assert_non_null(w->posts);
+		assert_non_null(w->pp);
+		w->np++;
+	} else {
+		lm_posting_prep_free(w->pp[i]);
+		free_msg(w->posts[i]);
+	}
+	w->posts[i] = p;
+	assert_int_equal(lm_posting_prep_new(p, &w->pp[i]), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, dup_msg(&p->base, NULL), 0), LM_OK);
+	world_stats(w);
+}
+
+static void
+world_put_profile(lm_index *idx, struct world *w, Profile *c)
+{
+	size_t i = 0;
+
+	while (i < w->nc && strcmp(w->profs[i]->id, c->id) != 0)
+		i++;
+	if (i == w->nc) {
+		w->profs = realloc(w->profs, (w->nc + 1) * sizeof(*w->profs));
+		w->cp = realloc(w->cp, (w->nc + 1) * sizeof(*w->cp));
+		assert_non_null(w->profs);
+		assert_non_null(w->cp);
+		w->nc++;
+	} else {
+		lm_profile_prep_free(w->cp[i]);
+		free_msg(w->profs[i]);
+	}
+	w->profs[i] = c;
+	assert_int_equal(lm_profile_prep_new(c, &w->cp[i]), LM_OK);
+	assert_int_equal(lm_index_put_profile(idx, dup_msg(&c->base, NULL), 0), LM_OK);
+}
+
+static void
+world_remove_posting(lm_index *idx, struct world *w, const char *id)
+{
+	size_t i = 0;
+
+	while (i < w->np && strcmp(w->posts[i]->id, id) != 0)
+		i++;
+	assert_true(i < w->np);
+	assert_int_equal(lm_index_remove_posting(idx, id, 0), LM_OK);
+	lm_posting_prep_free(w->pp[i]);
+	free_msg(w->posts[i]);
+	w->posts[i] = w->posts[--w->np];
+	w->pp[i] = w->pp[w->np];
+	world_stats(w);
+}
+
+/* Every stored profile's MatchJobs and every stored posting's
+ * MatchCandidates, exactly the reference's answers. */
+static void
+check_world(lm_index *idx, const lm_model *m, const struct world *w)
+{
+	for (size_t i = 0; i < w->nc; i++) {
+		Lunamatch__V1__MatchJobsRequest req =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		Lunamatch__V1__MatchJobsResponse *resp = NULL;
+		size_t n, vetoed;
+		struct ref *want;
+
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.candidate_id = w->profs[i]->id;
+		req.top_k = 50;
+		assert_int_equal(
+		    lm_index_match_jobs(idx, &req, NOW, &resp, NULL, 0), LM_OK);
+		want = reference(w, m, NOW, NULL, w->cp[i], NULL, &n, &vetoed);
+		compare(resp->matches, resp->n_matches, want, n, 50, true);
+		check_vetoed(resp->vetoed, vetoed, resp->n_matches, 50);
+		free(want);
+		free_msg(resp);
+	}
+	for (size_t i = 0; i < w->np; i++) {
+		Lunamatch__V1__MatchCandidatesRequest req =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+		Lunamatch__V1__MatchCandidatesResponse *resp = NULL;
+		size_t n, vetoed;
+		struct ref *want;
+
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+		req.job_id = w->posts[i]->id;
+		req.top_k = 50;
+		assert_int_equal(
+		    lm_index_match_candidates(idx, &req, NOW, &resp, NULL, 0), LM_OK);
+		want = reference(w, m, NOW, NULL, NULL, w->pp[i], &n, &vetoed);
+		compare(resp->matches, resp->n_matches, want, n, 50, false);
+		check_vetoed(resp->vetoed, vetoed, resp->n_matches, 50);
+		free(want);
+		free_msg(resp);
+	}
+}
+
+/* The entries and records a query read (lm_index_counts). */
+static void
+read_by(
+    lm_index *idx, const lm_index_counts *before, uint64_t *entries, uint64_t *reached)
+{
+	lm_index_counts now;
+
+	lm_index_counts_get(idx, &now);
+	*entries = now.entries - before->entries;
+	*reached = now.reached - before->reached;
+}
+
+/*
+ * Country partitions: a query never reads a posting (or profile) of a
+ * country group that the location veto excludes, and the answers stay the
+ * reference's through records with countries in two groups, relocation,
+ * remote postings, a country that does not fold to ASCII, and updates
+ * that move a record to another partition and removals from one.
+ */
+static void
+test_country_partitions(void **state)
+{
+	static const char *const codes[] = {"US", "DE", "FR", "GB", "NL", "ES", "PL",
+	    "SE", "CA", "IN", "JP", "BR", "IT", "MX", "AU", "CH", "AT", "BE", "DK", "NO",
+	    "FI", "PT", "IE", "CZ", "NZ", "ZA", "AR", "CL", "KR", "SG"};
+	const Lunamatch__V1__RemotePolicy onsite =
+	    LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_ONSITE;
+	const Lunamatch__V1__RemotePolicy hybrid =
+	    LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_HYBRID;
+	const Lunamatch__V1__RemotePolicy remote =
+	    LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+	const char *a = NULL, *b = NULL, *c = NULL, *d = NULL, *a2 = NULL;
+	uint64_t entries, reached, vetoed;
+	lm_index_counts c0;
+	lm_model m;
+	lm_index *idx = NULL;
+	struct world w;
+	JobPosting *p;
+	char buf[512];
+
+	(void) state;
+	/* Countries a, b, c and d in four groups, a2 another one in a's. */
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		uint32_t g = group_of(codes[i]);
+		assert_true(g < LM_INDEX_COUNTRY_GROUPS);
+		if (a == NULL)
+			a = codes[i];
+		else if (g == group_of(a)) {
+			if (a2 == NULL)
+				a2 = codes[i];
+		} else if (b == NULL)
+			b = codes[i];
+		else if (g != group_of(b) && c == NULL)
+			c = codes[i];
+		else if (g != group_of(b) && g != group_of(c) && d == NULL)
+			d = codes[i];
+	}
+	assert_non_null(a2);
+	assert_non_null(d);
+	assert_int_equal(lm_index_country_groups(0), 0);
+	assert_int_equal(
+	    lm_index_country_groups(UINT64_MAX), (1u << LM_INDEX_COUNTRY_GROUPS) - 1);
+	assert_int_equal(group_of("\xc3\x96sterreich"), LM_INDEX_COUNTRY_GROUPS);
+
+	lm_model_defaults(&m);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	/* Not remote, in b, c and d only: vetoed for a candidate in a who does
+	 * not relocate, and never read by his queries, but for j-bc and j-bcd,
+	 * whose countries are in several groups: they are in partitions of any
+	 * country. */
+	world_put_posting(idx, &w, country_posting("j-b1", 1, onsite, b, NULL, NULL));
+	world_put_posting(idx, &w, country_posting("j-b2", 1, hybrid, b, NULL, NULL));
+	world_put_posting(idx, &w,
+	    country_posting("j-c", 1,
+	        LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_UNSPECIFIED, c, NULL, NULL));
+	world_put_posting(idx, &w, country_posting("j-bc", 1, onsite, b, c, NULL));
+	world_put_posting(idx, &w, country_posting("j-bcd", 1, onsite, b, c, d));
+	world_put_profile(idx, &w, country_profile("c-a", 1, false, a, NULL));
+	lm_index_counts_get(idx, &c0);
+	assert_string_equal(jobs_query(idx, "c-a", NULL, buf, sizeof(buf), &vetoed), "");
+	assert_int_equal(vetoed, 5);
+	read_by(idx, &c0, &entries, &reached);
+	assert_int_equal(reached, 2);
+	assert_int_equal(entries, 2);
+	/* The other way round: a posting in b skips c-a's group. */
+	lm_index_counts_get(idx, &c0);
+	assert_string_equal(
+	    candidates_for(idx, "j-b1", NULL, buf, sizeof(buf), &vetoed), "");
+	assert_int_equal(vetoed, 1);
+	read_by(idx, &c0, &entries, &reached);
+	assert_int_equal(entries, 0);
+	assert_int_equal(reached, 0);
+	check_world(idx, &m, &w);
+
+	/* Another country of a's group is read (and vetoed by its key). */
+	world_put_posting(idx, &w, country_posting("j-a2", 1, onsite, a2, NULL, NULL));
+	lm_index_counts_get(idx, &c0);
+	assert_string_equal(jobs_query(idx, "c-a", NULL, buf, sizeof(buf), &vetoed), "");
+	read_by(idx, &c0, &entries, &reached);
+	assert_int_equal(reached, 3);
+
+	/* Relocating, or without a country, a candidate reads every posting;
+	 * remote postings, postings in a and b, and one that does not fold to
+	 * ASCII are read by everyone. */
+	world_put_profile(idx, &w, country_profile("c-a-moves", 1, true, a, NULL));
+	world_put_profile(idx, &w, country_profile("c-none", 1, false, NULL, NULL));
+	world_put_profile(idx, &w, country_profile("c-ba", 1, false, b, a));
+	world_put_profile(
+	    idx, &w, country_profile("c-at", 1, false, "\xc3\x96sterreich", NULL));
+	p = country_posting("j-remote-b", 1, remote, b, NULL, NULL);
+	p->n_remote_countries = 2; /* remote work from b and a */
+	p->remote_countries = lmt_calloc(2, sizeof(char *));
+	p->remote_countries[0] = lmt_strdup(b);
+	p->remote_countries[1] = lmt_strdup(a);
+	world_put_posting(idx, &w, p);
+	world_put_posting(idx, &w, country_posting("j-ba", 1, onsite, b, a, NULL));
+	world_put_posting(
+	    idx, &w, country_posting("j-at", 1, onsite, "\xc3\x96sterreich", NULL, NULL));
+	check_world(idx, &m, &w);
+	assert_string_equal(jobs_for(idx, "c-a", buf, sizeof(buf)), "j-ba,j-remote-b");
+	assert_string_equal(jobs_for(idx, "c-a-moves", buf, sizeof(buf)),
+	    "j-ba,j-remote-b,j-a2,j-at,j-b1,j-b2,j-bc,j-bcd,j-c");
+	assert_string_equal(candidates_for(idx, "j-b1", NULL, buf, sizeof(buf), &vetoed),
+	    "c-ba,c-none,c-a-moves");
+
+	/* Updates move a posting between partitions: into a's group, to a
+	 * remote one, back to b; a profile that starts to relocate leaves its
+	 * group. */
+	world_put_posting(idx, &w, country_posting("j-b1", 2, onsite, a, NULL, NULL));
+	check_world(idx, &m, &w);
+	assert_string_equal(
+	    jobs_for(idx, "c-a", buf, sizeof(buf)), "j-b1,j-ba,j-remote-b");
+	p = country_posting("j-b1", 3, remote, b, NULL, NULL);
+	p->n_remote_countries = 1;
+	p->remote_countries = lmt_calloc(1, sizeof(char *));
+	p->remote_countries[0] = lmt_strdup(a);
+	world_put_posting(idx, &w, p);
+	check_world(idx, &m, &w);
+	assert_string_equal(
+	    jobs_for(idx, "c-a", buf, sizeof(buf)), "j-b1,j-ba,j-remote-b");
+	world_put_posting(idx, &w, country_posting("j-b1", 4, onsite, b, NULL, NULL));
+	check_world(idx, &m, &w);
+	assert_string_equal(jobs_for(idx, "c-a", buf, sizeof(buf)), "j-ba,j-remote-b");
+	world_put_profile(idx, &w, country_profile("c-a", 2, true, a, NULL));
+	check_world(idx, &m, &w);
+	assert_string_equal(candidates_for(idx, "j-b1", NULL, buf, sizeof(buf), &vetoed),
+	    "c-ba,c-none,c-a,c-a-moves");
+	world_put_profile(idx, &w, country_profile("c-a", 3, false, a, NULL));
+	check_world(idx, &m, &w);
+
+	/* Removal from a partition of a's group and from one of any country. */
+	world_remove_posting(idx, &w, "j-a2");
+	world_remove_posting(idx, &w, "j-ba");
+	check_world(idx, &m, &w);
+	assert_string_equal(jobs_for(idx, "c-a", buf, sizeof(buf)), "j-remote-b");
+	lm_index_counts_get(idx, &c0);
+	assert_string_equal(candidates_for(idx, "j-c", NULL, buf, sizeof(buf), &vetoed),
+	    "c-none,c-a-moves");
+	read_by(idx, &c0, &entries, &reached);
+	/* j-c (in c) reads the profiles of no group: c-a-moves, c-none, c-ba
+	 * (in two groups) and c-at (not ASCII). */
+	assert_int_equal(reached, 4);
+	lm_index_free(idx);
+	world_free(&w);
+}
+
 static void
 test_errors(void **state)
 {
@@ -2100,6 +2439,7 @@ main(void)
 	    cmocka_unit_test(test_replay_after_expiry),
 	    cmocka_unit_test(test_updates),
 	    cmocka_unit_test(test_no_overlap),
+	    cmocka_unit_test(test_country_partitions),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_replay_loaded),
