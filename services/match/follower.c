@@ -473,6 +473,7 @@ load_one(struct load_ctx *lc, lm_kind kind, const char *id, const void *bytes, s
 {
 	struct load_batch *b = lc->fill;
 	struct load_item *it;
+	size_t idlen;
 
 	if (b->used + len > b->cap) {
 		size_t cap =
@@ -487,7 +488,9 @@ load_one(struct load_ctx *lc, lm_kind kind, const char *id, const void *bytes, s
 	}
 	it = &b->items[b->n++];
 	it->kind = kind;
-	snprintf(it->id, sizeof(it->id), "%s", id);
+	idlen = strnlen(id, LM_STORE_ID_MAX); /* the store's ids are no longer */
+	memcpy(it->id, id, idlen);
+	it->id[idlen] = '\0';
 	memcpy(b->buf + b->used, bytes, len);
 	it->off = b->used;
 	it->len = len;
