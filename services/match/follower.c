@@ -212,7 +212,11 @@ prepare_record(lm_kind kind, const char *id, const void *bytes, size_t len, bool
 	int rc;
 
 	memset(ip, 0, sizeof(*ip));
-	rc = lm_pb_decode_shared(d, bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
+	/* Not lm_pb_decode_shared: the index keeps the prep, which shares
+	 * the short texts it keeps, and drops the record (but for the rare
+	 * one whose prep is not self-contained). */
+	rc =
+	    lm_pb_decode_compact(d, bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
 	if (rc != LM_OK) {
 		lm_error("follower.decode", "%s %s: cannot decode the stored record: %s",
 		    lm_kind_name(kind), id, err);
