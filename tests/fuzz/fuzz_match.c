@@ -86,7 +86,7 @@ match_candidates(lm_index *idx, const char *job_id, Posting *inline_rec, uint8_t
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
-/* ExplainMatch, the pair score and their agreement for a stored pair. */
+/* ExplainMatch and the pair score of a stored pair agree. */
 static void
 explain(lm_index *idx, const char *cand_id, const char *job_id)
 {
@@ -100,6 +100,10 @@ explain(lm_index *idx, const char *cand_id, const char *job_id)
 	LMF_CHECK(lm_index_pair_score(idx, cand_id, job_id, LMF_NOW, &score, &eligible) ==
 	          LM_OK);
 	LMF_CHECK(score >= 0.0 && score <= 1.0);
+	if (score != e->match->score || eligible != e->eligible)
+		lmf_fail("ExplainMatch gives %.17g (%s), the pair score %.17g (%s)",
+		    e->match->score, e->eligible ? "eligible" : "vetoed", score,
+		    eligible ? "eligible" : "vetoed");
 	protobuf_c_message_free_unpacked(&e->base, NULL);
 }
 

@@ -2,6 +2,7 @@
  * fuzzindex.c - the fixed match index and the answer checks of the
  * match-side fuzz targets; see fuzzindex.h.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,28 @@ lmf_fixed_id(bool posting, int i)
 	return posting ? F.postings[i].id : F.profiles[i].id;
 }
 
+/* An eligible match's feature values are in [0, 1] and their
+ * contributions add up to its score (match.proto, FeatureContribution). */
+static void
+check_features(const ProtobufCMessage *resp, const Lunamatch__V1__Match *m)
+{
+	const Lunamatch__V1__Explanation *e = m->explanation;
+	double sum = 0;
+
+	if (e == NULL || e->n_features == 0 || e->n_vetoes > 0)
+		return;
+	for (size_t i = 0; i < e->n_features; i++) {
+		const Lunamatch__V1__FeatureContribution *f = e->features[i];
+		if (!(f->value >= 0.0 && f->value <= 1.0))
+			lmf_fail("%s: feature %s has value %g", resp->descriptor->name,
+			    f->feature, f->value);
+		sum += f->contribution;
+	}
+	if (!(fabs(sum - m->score) <= 1e-6))
+		lmf_fail("%s: the contributions add up to %.9g, the score is %.9g",
+		    resp->descriptor->name, sum, m->score);
+}
+
 void
 lmf_check_answer(
     const ProtobufCMessage *resp, Lunamatch__V1__Match *const *matches, size_t n)
@@ -124,6 +147,7 @@ lmf_check_answer(
 		if (i > 0 && s > matches[i - 1]->score)
 			lmf_fail("%s: match %zu scores above the one before",
 			    resp->descriptor->name, i);
+		check_features(resp, matches[i]);
 	}
 	LMF_CHECK(lm_pb_encode(resp, &b, &len) == LM_OK);
 	rc = lm_json_encode(resp, 0, &text);
