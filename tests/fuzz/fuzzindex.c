@@ -28,7 +28,27 @@ static struct {
 	struct fixed postings[LMF_N_FIXED], profiles[LMF_N_FIXED];
 } F;
 
-/* The first LMF_N_FIXED records of a sample file, prepared as ingest does. */
+/* Gives record m (a posting or a profile, as lm_json_decode allocates it)
+ * an embedding of lmf_record_ctx's dimension (4), varied by i. */
+static void
+set_embedding(ProtobufCMessage *m, int i)
+{
+	float *v = malloc(4 * sizeof(*v));
+
+	LMF_CHECK(v != NULL && lmf_record_ctx()->embedding_dim == 4);
+	for (int k = 0; k < 4; k++)
+		v[k] = (float) ((k + i) % 4) * 0.25f - 0.3f;
+	if (m->descriptor == &lunamatch__v1__job_posting__descriptor) {
+		((Posting *) m)->embedding = v;
+		((Posting *) m)->n_embedding = 4;
+	} else {
+		((Profile *) m)->embedding = v;
+		((Profile *) m)->n_embedding = 4;
+	}
+}
+
+/* The first LMF_N_FIXED records of a sample file, prepared as ingest does
+ * (half of them with an embedding). */
 static void
 load_fixed(const char *rel, const ProtobufCMessageDescriptor *desc, struct fixed *out)
 {
@@ -47,6 +67,10 @@ load_fixed(const char *rel, const ProtobufCMessageDescriptor *desc, struct fixed
 		if (lm_json_decode(desc, line, strlen(line), &m, err, sizeof(err)) !=
 		    LM_OK)
 			lmf_fail("%s:%d: %s", rel, i + 1, err);
+		/* Half of them get an embedding, so that the semantic feature
+		 * of a fuzzed record with one is scored against them. */
+		if (i % 2 == 0)
+			set_embedding(m, i);
 		if (desc == &lunamatch__v1__job_posting__descriptor)
 			rc = lm_posting_prepare(
 			    lmf_record_ctx(), (Posting *) m, &why, err, sizeof(err));
