@@ -38,6 +38,7 @@ typedef Lunamatch__V1__CandidateProfile Profile;
 #define I_CT_TEXT   (3u << 1)
 #define I_KEY_ID    8u
 #define I_TOMBSTONE 16u
+#define I_CT_INPUT  32u
 /* Flags of fuzz_match. */
 #define M_PROFILE 1u
 #define M_JSON    2u
@@ -449,6 +450,13 @@ main(int argc, char **argv)
 	put("ingest", "tombstone", I_TOMBSTONE, "\x05job-1", 6);
 	put("ingest", "tombstone-bad-key", I_PROFILE | I_TOMBSTONE, "\x04a b!", 5);
 	put("ingest", "tombstone-no-key", I_TOMBSTONE, "\x00", 1);
+	snprintf(
+	    buf, sizeof(buf), "%c%s%s", 33, " Application/JSON ; charset=utf-8", posting);
+	put("ingest", "posting-content-type.json", I_CT_INPUT | I_KEY_ID, buf,
+	    strlen(buf));
+	snprintf(buf, sizeof(buf), "%c%s%s", 17, "application/jsonx", posting);
+	put("ingest", "posting-content-type-bad.json", I_CT_INPUT | I_KEY_ID, buf,
+	    strlen(buf));
 	snprintf(buf, sizeof(buf), "%c%s%s", 5, "job-9", posting);
 	put("ingest", "posting-key-mismatch.json", I_CT_JSON, buf, strlen(buf));
 	put_text("json", "unknown-key", 0, "{\"id\":\"j\",\"colour\":\"red\"}");
