@@ -415,6 +415,18 @@ main(int argc, char **argv)
 	    "\"explanation_summary\":\"Strong skills\",\"model_version\":\"v1\","
 	    "\"created_at\":1750000000,\"candidate_version\":"
 	    "\"18446744073709551615\",\"job_version\":2}");
+	codec_pair("match-jobs-response", &lunamatch__v1__match_jobs_response__descriptor,
+	    "{\"matches\":[{\"job_id\":\"job-1\",\"candidate_id\":\"cand-1\","
+	    "\"score\":0.5,\"rank\":1,\"title\":\"Data engineer\",\"explanation\":"
+	    "{\"summary\":\"fair\",\"features\":[{\"feature\":\"skills\","
+	    "\"value\":1,\"weight\":0.35,\"contribution\":0.5}],\"matched_skills\":"
+	    "[{\"skill_id\":\"python\",\"name\":\"Python\",\"importance\":1}],"
+	    "\"vetoes\":[{\"code\":\"LOCATION\",\"reason\":\"far\"}],"
+	    "\"improvements\":[{\"action\":\"add skill: Go\",\"score_gain\":0.1}]}}],"
+	    "\"considered\":4,\"vetoed\":1,\"model_version\":\"v1\",\"index_seq\":9,"
+	    "\"as_of\":1750000000}");
+	codec_pair("check-response", &lunamatch__v1__health_check_response__descriptor,
+	    "{\"status\":\"SERVING\",\"postings\":4}");
 	/* An envelope around a protobuf MatchJobsRequest. */
 	m = from_json(&lunamatch__v1__match_jobs_request__descriptor,
 	    "{\"candidate_id\":\"cand-1\",\"top_k\":3}");
