@@ -17,14 +17,14 @@
  *             before an explicit key
  *
  * Asserts, besides no crash, leak or undefined behaviour: lm_ingest_decide
- * returns LM_OK for every message; a REJECT has a reason token, an error
- * message and no bytes; a DELETE is a tombstone with a valid id equal to the
- * key; a PUT has a valid id equal to the key and bytes that decode (as the
- * match service's follower decodes stored values, lm_pb_decode_shared, and
- * with lm_pb_decode) to a record with that id and version which packs to the
- * same bytes again, and that the match index prepares (lm_index_prepare_wire,
- * as the follower loads a stored record): nothing ingest stores is refused by
- * match.
+ * returns LM_OK for every message; a REJECT has a reason token (a snake_case
+ * word: a metric label and a DLQ header), an error message and no bytes; a DELETE is a
+ * tombstone with a valid id equal to the key; a PUT has a valid id equal to the key and
+ * bytes that decode (as the match service's follower decodes stored values,
+ * lm_pb_decode_shared, and with lm_pb_decode) to a record with that id and version which
+ * packs to the same bytes again, and that the match index prepares
+ * (lm_index_prepare_wire, as the follower loads a stored record): nothing ingest stores
+ * is refused by match.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -187,7 +187,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (d.action) {
 	case LM_INGEST_REJECT:
 		LMF_CHECK(d.reason != NULL && d.reason[0] != '\0');
-		LMF_CHECK(d.error[0] != '\0');
+		if (strspn(d.reason, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+		    strlen(d.reason))
+			lmf_fail("reason \"%s\" is not a snake_case token", d.reason);
+		LMF_CHECK(d.error[0] != '\0' && memchr(d.error, '\0', sizeof(d.error)));
 		LMF_CHECK(d.bytes == NULL);
 		break;
 	case LM_INGEST_DELETE:
