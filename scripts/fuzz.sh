@@ -5,7 +5,7 @@
 # $FUZZ_SECONDS seconds, starting from its committed seed corpus
 # (tests/fuzz/corpus/<target>/). Used by `make fuzz`; not part of `make test`.
 #
-#   scripts/fuzz.sh [TARGET...]     targets: ingest pb json match (default all)
+#   scripts/fuzz.sh [TARGET...]     targets: ingest pb json match rpc (default all)
 #
 # Environment: FUZZ_SECONDS (default 60, per target), FUZZ_BUILD (default
 # build-fuzz), FUZZ_ARGS (more libFuzzer options, e.g. "-jobs=2"), CC (default
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 
 build=${FUZZ_BUILD:-build-fuzz}
 secs=${FUZZ_SECONDS:-60}
-all=(ingest pb json match)
+all=(ingest pb json match rpc)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 

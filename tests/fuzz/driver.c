@@ -32,6 +32,7 @@ run_file(const char *path)
 	uint8_t *buf = NULL;
 	long n;
 
+	errno = 0;
 	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
 	    (unsigned long) n > LMF_INPUT_MAX || fseek(f, 0, SEEK_SET) != 0)
 		goto fail;

@@ -19,12 +19,15 @@
  * key; a PUT has a valid id equal to the key and bytes that decode (as the
  * match service's follower decodes stored values, lm_pb_decode_shared, and
  * with lm_pb_decode) to a record with that id and version which packs to the
- * same bytes again.
+ * same bytes again, and that the match index prepares (lm_index_prepare_wire,
+ * as the follower loads a stored record): nothing ingest stores is refused by
+ * match.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzzsupport.h"
+#include "index.h"
 #include "ingest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
@@ -77,6 +80,7 @@ decoded_id(const ProtobufCMessageDescriptor *desc, lm_ingest_format f, const voi
 static void
 check_put(const ProtobufCMessageDescriptor *desc, const lm_ingest_decision *d)
 {
+	lm_index_prepared ip = {0};
 	ProtobufCMessage *m = NULL;
 	uint8_t *again = NULL;
 	size_t len = 0;
@@ -97,7 +101,13 @@ check_put(const ProtobufCMessageDescriptor *desc, const lm_ingest_decision *d)
 		lmf_fail("an accepted record of %zu bytes packs again to %zu other bytes",
 		    d->len, len);
 	free(again);
-	free(m);
+	/* The match follower prepares it for the index from these bytes. */
+	rc = lm_index_prepare_wire(
+	    &ip, desc == &lunamatch__v1__job_posting__descriptor, m, d->bytes, d->len);
+	if (rc != LM_OK)
+		lmf_fail(
+		    "the match index refuses an accepted record: %s", lm_strerror(rc));
+	lm_index_prepared_clear(&ip);
 
 	rc = lm_pb_decode(
 	    desc, d->bytes, d->len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));

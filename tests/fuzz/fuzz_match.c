@@ -17,139 +17,25 @@
  *
  * Asserts, besides no crash, leak or undefined behaviour: a record the
  * index refuses is refused with LM_EINVAL or LM_ESTALE; a record it takes
- * is found by every query on it (LM_OK); every answer's scores are finite,
+ * is found by every query on it (LM_OK) and removed again, after which the
+ * records of the other kind are still queried; every answer's scores are finite,
  * in [0, 1] and ranked best first; every answer encodes as protobuf and as
  * JSON (which refuses NaN and infinities anywhere in an explanation).
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzzindex.h"
 #include "fuzzsupport.h"
 #include "index.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
-#include "model.h"
 
 typedef Lunamatch__V1__JobPosting Posting;
 typedef Lunamatch__V1__CandidateProfile Profile;
-
-#define NOW     1750000000LL
-#define N_FIXED 4 /* fixed records of each kind */
-
-struct fixed {
-	uint8_t *bytes; /* the prepared record, packed */
-	size_t len;
-	char id[LM_RECORD_ID_MAX + 1];
-};
-
-static struct {
-	lm_model *model;
-	struct fixed postings[N_FIXED], profiles[N_FIXED];
-} F;
-
-/* The first N_FIXED records of a sample file, prepared as ingest does. */
-static void
-load_fixed(const char *rel, const ProtobufCMessageDescriptor *desc, struct fixed *out)
-{
-	FILE *f = fopen(lmf_src(rel), "r");
-	char line[1 << 16], err[256];
-
-	if (f == NULL)
-		lmf_fail("cannot read %s", rel);
-	for (int i = 0; i < N_FIXED; i++) {
-		ProtobufCMessage *m = NULL;
-		lm_reject why;
-		int rc;
-		if (fgets(line, sizeof(line), f) == NULL)
-			lmf_fail("%s has fewer than %d records", rel, N_FIXED);
-		if (lm_json_decode(desc, line, strlen(line), &m, err, sizeof(err)) !=
-		    LM_OK)
-			lmf_fail("%s:%d: %s", rel, i + 1, err);
-		if (desc == &lunamatch__v1__job_posting__descriptor)
-			rc = lm_posting_prepare(
-			    lmf_record_ctx(), (Posting *) m, &why, err, sizeof(err));
-		else
-			rc = lm_profile_prepare(
-			    lmf_record_ctx(), (Profile *) m, &why, err, sizeof(err));
-		if (rc != LM_OK)
-			lmf_fail("%s:%d: %s", rel, i + 1, err);
-		LMF_CHECK(lm_pb_encode(m, &out[i].bytes, &out[i].len) == LM_OK);
-		snprintf(out[i].id, sizeof(out[i].id), "%s",
-		    desc == &lunamatch__v1__job_posting__descriptor
-		        ? ((Posting *) m)->id
-		        : ((Profile *) m)->id);
-		protobuf_c_message_free_unpacked(m, NULL);
-	}
-	fclose(f);
-}
-
-static void
-init(void)
-{
-	char err[256];
-
-	if (F.model != NULL)
-		return;
-	if (lm_model_load(
-	        lmf_src("data/model/default.json"), &F.model, err, sizeof(err)) != LM_OK)
-		lmf_fail("loading the model: %s", err);
-	load_fixed("data/samples/postings.jsonl", &lunamatch__v1__job_posting__descriptor,
-	    F.postings);
-	load_fixed("data/samples/profiles.jsonl",
-	    &lunamatch__v1__candidate_profile__descriptor, F.profiles);
-}
-
-/* A new index holding the fixed records. */
-static lm_index *
-fixed_index(void)
-{
-	lm_index *idx = NULL;
-	uint64_t seq = 1;
-
-	LMF_CHECK(lm_index_new(F.model, &idx) == LM_OK);
-	for (int i = 0; i < N_FIXED; i++) {
-		Posting *p = lunamatch__v1__job_posting__unpack(
-		    NULL, F.postings[i].len, F.postings[i].bytes);
-		Profile *c = lunamatch__v1__candidate_profile__unpack(
-		    NULL, F.profiles[i].len, F.profiles[i].bytes);
-		LMF_CHECK(p != NULL && c != NULL);
-		LMF_CHECK(lm_index_put_posting(idx, p, seq++) == LM_OK);
-		LMF_CHECK(lm_index_put_profile(idx, c, seq++) == LM_OK);
-	}
-	return idx;
-}
-
-/* An answer's scores are finite, in [0, 1] and best first, and the answer
- * encodes as protobuf and JSON. */
-static void
-check_answer(const ProtobufCMessage *resp, Lunamatch__V1__Match **matches, size_t n)
-{
-	uint8_t *b = NULL;
-	char *text = NULL;
-	size_t len;
-	int rc;
-
-	for (size_t i = 0; i < n; i++) {
-		double s = matches[i]->score;
-		if (!(s >= 0.0 && s <= 1.0))
-			lmf_fail(
-			    "%s: match %zu has score %g", resp->descriptor->name, i, s);
-		if (i > 0 && s > matches[i - 1]->score)
-			lmf_fail("%s: match %zu scores above the one before",
-			    resp->descriptor->name, i);
-	}
-	LMF_CHECK(lm_pb_encode(resp, &b, &len) == LM_OK);
-	rc = lm_json_encode(resp, 0, &text);
-	if (rc != LM_OK)
-		lmf_fail("%s does not encode as JSON: %s", resp->descriptor->name,
-		    lm_strerror(rc));
-	free(text);
-	free(b);
-}
 
 static void
 match_jobs(lm_index *idx, const char *cand_id, Profile *inline_rec, uint8_t flags)
@@ -168,10 +54,10 @@ match_jobs(lm_index *idx, const char *cand_id, Profile *inline_rec, uint8_t flag
 		q.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 		q.candidate_id = (char *) cand_id;
 	}
-	rc = lm_index_match_jobs(idx, &q, NOW, &r, err, sizeof(err));
+	rc = lm_index_match_jobs(idx, &q, LMF_NOW, &r, err, sizeof(err));
 	if (rc != LM_OK)
 		lmf_fail("MatchJobs for %s: %s: %s", cand_id, lm_strerror(rc), err);
-	check_answer(&r->base, r->matches, r->n_matches);
+	lmf_check_answer(&r->base, r->matches, r->n_matches);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
@@ -193,14 +79,14 @@ match_candidates(lm_index *idx, const char *job_id, Posting *inline_rec, uint8_t
 		q.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 		q.job_id = (char *) job_id;
 	}
-	rc = lm_index_match_candidates(idx, &q, NOW, &r, err, sizeof(err));
+	rc = lm_index_match_candidates(idx, &q, LMF_NOW, &r, err, sizeof(err));
 	if (rc != LM_OK)
 		lmf_fail("MatchCandidates for %s: %s: %s", job_id, lm_strerror(rc), err);
-	check_answer(&r->base, r->matches, r->n_matches);
+	lmf_check_answer(&r->base, r->matches, r->n_matches);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
-/* ExplainMatch, the pair score and their agreement for a stored pair. */
+/* ExplainMatch and the pair score of a stored pair agree. */
 static void
 explain(lm_index *idx, const char *cand_id, const char *job_id)
 {
@@ -208,12 +94,16 @@ explain(lm_index *idx, const char *cand_id, const char *job_id)
 	double score = -1;
 	bool eligible = false;
 
-	LMF_CHECK(lm_index_explain(idx, cand_id, job_id, NOW, &e) == LM_OK);
+	LMF_CHECK(lm_index_explain(idx, cand_id, job_id, LMF_NOW, &e) == LM_OK);
 	LMF_CHECK(e->match != NULL);
-	check_answer(&e->base, &e->match, 1);
-	LMF_CHECK(
-	    lm_index_pair_score(idx, cand_id, job_id, NOW, &score, &eligible) == LM_OK);
+	lmf_check_answer(&e->base, &e->match, 1);
+	LMF_CHECK(lm_index_pair_score(idx, cand_id, job_id, LMF_NOW, &score, &eligible) ==
+	          LM_OK);
 	LMF_CHECK(score >= 0.0 && score <= 1.0);
+	if (score != e->match->score || eligible != e->eligible)
+		lmf_fail("ExplainMatch gives %.17g (%s), the pair score %.17g (%s)",
+		    e->match->score, e->eligible ? "eligible" : "vetoed", score,
+		    eligible ? "eligible" : "vetoed");
 	protobuf_c_message_free_unpacked(&e->base, NULL);
 }
 
@@ -223,9 +113,9 @@ top_lists(lm_index *idx, bool posting, const char *id)
 	lm_top_list l = {0};
 
 	if (posting)
-		LMF_CHECK(lm_index_top_for_posting(idx, id, 10, 0, NOW, &l) == LM_OK);
+		LMF_CHECK(lm_index_top_for_posting(idx, id, 10, 0, LMF_NOW, &l) == LM_OK);
 	else
-		LMF_CHECK(lm_index_top_for_profile(idx, id, 10, 0, NOW, &l) == LM_OK);
+		LMF_CHECK(lm_index_top_for_profile(idx, id, 10, 0, LMF_NOW, &l) == LM_OK);
 	for (size_t i = 0; i < l.n; i++)
 		LMF_CHECK(l.items[i].score >= 0.0 && l.items[i].score <= 1.0);
 	lm_top_list_clear(&l);
@@ -238,10 +128,10 @@ query_stored(lm_index *idx, bool posting, const char *id, uint8_t flags)
 	if (posting) {
 		Posting *p = NULL;
 		match_candidates(idx, id, NULL, flags);
-		for (int i = 0; i < N_FIXED; i++) {
-			match_jobs(idx, F.profiles[i].id, NULL, flags);
-			explain(idx, F.profiles[i].id, id);
-			top_lists(idx, false, F.profiles[i].id);
+		for (int i = 0; i < LMF_N_FIXED; i++) {
+			match_jobs(idx, lmf_fixed_id(false, i), NULL, flags);
+			explain(idx, lmf_fixed_id(false, i), id);
+			top_lists(idx, false, lmf_fixed_id(false, i));
 		}
 		top_lists(idx, true, id);
 		LMF_CHECK(lm_index_get_posting(idx, id, &p) == LM_OK);
@@ -249,10 +139,10 @@ query_stored(lm_index *idx, bool posting, const char *id, uint8_t flags)
 	} else {
 		Profile *c = NULL;
 		match_jobs(idx, id, NULL, flags);
-		for (int i = 0; i < N_FIXED; i++) {
-			match_candidates(idx, F.postings[i].id, NULL, flags);
-			explain(idx, id, F.postings[i].id);
-			top_lists(idx, true, F.postings[i].id);
+		for (int i = 0; i < LMF_N_FIXED; i++) {
+			match_candidates(idx, lmf_fixed_id(true, i), NULL, flags);
+			explain(idx, id, lmf_fixed_id(true, i));
+			top_lists(idx, true, lmf_fixed_id(true, i));
 		}
 		top_lists(idx, false, id);
 		LMF_CHECK(lm_index_get_profile(idx, id, &c) == LM_OK);
@@ -306,7 +196,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	init();
 	flags = data[0];
 	posting = !(flags & 1);
 	desc = posting ? &lunamatch__v1__job_posting__descriptor
@@ -319,7 +208,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != LM_OK)
 		return 0;
 
-	idx = fixed_index();
+	idx = lmf_fixed_index();
 	query_inline(idx, m, flags);
 
 	/* The index takes its own copy: m stays for the id. */
@@ -334,9 +223,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = lm_index_put_profile(idx, (Profile *) put, 100);
 	}
 	LMF_CHECK(id != NULL);
-	if (rc == LM_OK)
+	if (rc == LM_OK) {
 		query_stored(idx, posting, id, flags);
-	else
+		/* After its removal the other kind is still queried (the
+		 * removed id may have been a fixed one of its own kind). */
+		if (posting) {
+			LMF_CHECK(lm_index_remove_posting(idx, id, 101) == LM_OK);
+			match_jobs(idx, lmf_fixed_id(false, 0), NULL, flags);
+		} else {
+			LMF_CHECK(lm_index_remove_profile(idx, id, 101) == LM_OK);
+			match_candidates(idx, lmf_fixed_id(true, 0), NULL, flags);
+		}
+	} else
 		LMF_CHECK(rc == LM_EINVAL || rc == LM_ESTALE);
 	free(id);
 	free(b);

@@ -26,6 +26,7 @@
 #include "lunamatch/v1/events.pb-c.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
+#include "service.h"
 
 typedef Lunamatch__V1__JobPosting Posting;
 typedef Lunamatch__V1__CandidateProfile Profile;
@@ -113,7 +114,41 @@ line_of(const char *rel, int no)
 	return strdup(line);
 }
 
-/* A message of type d as JSON and as protobuf, to fuzz_pb and fuzz_json. */
+/* The fuzz_rpc head of a request of type d: the handler table entry of
+ * the method taking it; -1 when none does. */
+static int
+rpc_head(const ProtobufCMessageDescriptor *d)
+{
+	size_t n;
+	const lm_rpc_method *m = lm_match_service_methods(&n);
+
+	for (size_t i = 0; i < n; i++) {
+		const ProtobufCMethodDescriptor *md =
+		    protobuf_c_service_descriptor_get_method_by_name(
+		        &lunamatch__v1__match_service__descriptor, m[i].name);
+		if (md != NULL && md->input == d)
+			return (int) i;
+	}
+	return -1;
+}
+
+/* Request m to fuzz_rpc, with caller metadata. */
+static void
+put_rpc(const char *name, const ProtobufCMessage *m)
+{
+	size_t len;
+	uint8_t *b = pack(m, &len), *r = malloc(len + 1);
+
+	LMF_CHECK(r != NULL && rpc_head(m->descriptor) >= 0);
+	r[0] = 1;
+	memcpy(r + 1, b, len);
+	put("rpc", name, (unsigned) rpc_head(m->descriptor), r, len + 1);
+	free(r);
+	free(b);
+}
+
+/* A message of type d as JSON and as protobuf, to fuzz_pb and fuzz_json,
+ * and to fuzz_rpc when a method takes it (with caller metadata). */
 static void
 codec_pair(const char *name, const ProtobufCMessageDescriptor *d, const char *json)
 {
@@ -124,6 +159,8 @@ codec_pair(const char *name, const ProtobufCMessageDescriptor *d, const char *js
 
 	put("json", name, t, json, strlen(json));
 	put("pb", name, t, b, len);
+	if (rpc_head(d) >= 0)
+		put_rpc(name, m);
 	free(b);
 	protobuf_c_message_free_unpacked(m, NULL);
 }
@@ -190,6 +227,14 @@ hostile_records(const char *posting_json, const char *profile_json)
 	put("match", "posting-nan.pb", M_FULL | (3u << 4), b, len);
 	put("ingest", "posting-nan.pb", I_KEY_ID, b, len);
 	free(b);
+	{
+		Lunamatch__V1__MatchCandidatesRequest q =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+		q.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_POSTING;
+		q.posting = p;
+		q.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+		put_rpc("match-candidates-inline-nan", &q.base);
+	}
 
 	/* Thousands of skills, many requirement groups, no embedding. */
 	p->n_embedding = 0;
@@ -241,6 +286,14 @@ hostile_records(const char *posting_json, const char *profile_json)
 	c->updated_at = INT64_MIN;
 	c->n_embedding = 4;
 	c->embedding = emb;
+	{
+		Lunamatch__V1__MatchJobsRequest q =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		q.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_PROFILE;
+		q.profile = c;
+		q.top_k = 1000;
+		put_rpc("match-jobs-inline-nan", &q.base);
+	}
 	b = pack(&c->base, &len);
 	put("match", "profile-nan.pb", M_PROFILE | M_FULL | (1u << 4), b, len);
 	put("ingest", "profile-nan.pb", I_PROFILE | I_KEY_ID, b, len);
