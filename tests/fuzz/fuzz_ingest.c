@@ -12,16 +12,19 @@
  *             valid records get through the key check), 0 = explicit: byte 1
  *             is its length k (0: no key), the next k bytes the key
  *   bit 4     tombstone: the value is absent (the rest, if any, is ignored)
+ *   bit 5     content-type from the input instead of bits 1-2: a length byte
+ *             c (0: no header), then c bytes of header value; it comes
+ *             before an explicit key
  *
  * Asserts, besides no crash, leak or undefined behaviour: lm_ingest_decide
- * returns LM_OK for every message; a REJECT has a reason token, an error
- * message and no bytes; a DELETE is a tombstone with a valid id equal to the
- * key; a PUT has a valid id equal to the key and bytes that decode (as the
- * match service's follower decodes stored values, lm_pb_decode_shared, and
- * with lm_pb_decode) to a record with that id and version which packs to the
- * same bytes again, and that the match index prepares (lm_index_prepare_wire,
- * as the follower loads a stored record): nothing ingest stores is refused by
- * match.
+ * returns LM_OK for every message; a REJECT has a reason token (a snake_case
+ * word: a metric label and a DLQ header), an error message and no bytes; a DELETE is a
+ * tombstone with a valid id equal to the key; a PUT has a valid id equal to the key and
+ * bytes that decode (as the match service's follower decodes stored values,
+ * lm_pb_decode_shared, and with lm_pb_decode) to a record with that id and version which
+ * packs to the same bytes again, and that the match index prepares
+ * (lm_index_prepare_wire, as the follower loads a stored record): nothing ingest stores
+ * is refused by match.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,27 @@
 
 static const char *const content_types[] = {
     NULL, "application/json", "application/x-protobuf", "text/plain"};
+
+/* Takes a field off the input: a length byte k, then k bytes (fewer when
+ * the input ends first). k 0 (or no input left) gives NULL: an absent
+ * header or key. */
+static void
+take(const uint8_t **data, size_t *size, const void **field, size_t *len)
+{
+	size_t k;
+
+	*field = NULL;
+	*len = 0;
+	if (*size == 0)
+		return;
+	k = (*data)[0] < *size - 1 ? (*data)[0] : *size - 1;
+	if (k > 0) {
+		*field = *data + 1;
+		*len = k;
+	}
+	*data += 1 + k;
+	*size -= 1 + k;
+}
 
 static const char *
 record_id(const ProtobufCMessage *m)
@@ -138,15 +162,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m.kind = (flags & 1) ? LM_KIND_PROFILE : LM_KIND_POSTING;
 	desc = m.kind == LM_KIND_POSTING ? &lunamatch__v1__job_posting__descriptor
 	                                 : &lunamatch__v1__candidate_profile__descriptor;
-	m.content_type = content_types[(flags >> 1) & 3];
-	m.content_type_len = m.content_type ? strlen(m.content_type) : 0;
-	if (!(flags & 8) && size > 0) {
-		size_t k = data[0] < size - 1 ? data[0] : size - 1;
-		m.key = k > 0 ? data + 1 : NULL;
-		m.key_len = k;
-		data += 1 + k;
-		size -= 1 + k;
+	if (flags & 32) {
+		take(&data, &size, &m.content_type, &m.content_type_len);
+	} else {
+		m.content_type = content_types[(flags >> 1) & 3];
+		m.content_type_len = m.content_type ? strlen(m.content_type) : 0;
 	}
+	if (!(flags & 8))
+		take(&data, &size, &m.key, &m.key_len);
 	if (!(flags & 16)) {
 		m.value = data;
 		m.value_len = size;
@@ -164,7 +187,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (d.action) {
 	case LM_INGEST_REJECT:
 		LMF_CHECK(d.reason != NULL && d.reason[0] != '\0');
-		LMF_CHECK(d.error[0] != '\0');
+		if (strspn(d.reason, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+		    strlen(d.reason))
+			lmf_fail("reason \"%s\" is not a snake_case token", d.reason);
+		LMF_CHECK(d.error[0] != '\0' && memchr(d.error, '\0', sizeof(d.error)));
 		LMF_CHECK(d.bytes == NULL);
 		break;
 	case LM_INGEST_DELETE:

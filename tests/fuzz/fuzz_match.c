@@ -19,9 +19,13 @@
  * index refuses is refused with LM_EINVAL or LM_ESTALE; a record it takes
  * is found by every query on it (LM_OK) and removed again, after which the
  * records of the other kind are still queried; every answer's scores are finite,
+ * and an answer for a stored subject is exact (each match is an eligible
+ * pair with its lm_index_pair_score, and an answer shorter than top_k
+ * holds every eligible record);
  * in [0, 1] and ranked best first; every answer encodes as protobuf and as
  * JSON (which refuses NaN and infinities anywhere in an explanation).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +40,69 @@
 
 typedef Lunamatch__V1__JobPosting Posting;
 typedef Lunamatch__V1__CandidateProfile Profile;
+
+/* The fuzzed record's id and kind while it is stored (else NULL), and once
+ * it is removed (the id may have been a fixed record's). */
+static const char *stored_id, *removed_id;
+static bool stored_posting;
+
+/* The pair score of subject (of kind !jobs) and id; *eligible receives the
+ * eligibility. */
+static double
+pair(lm_index *idx, bool jobs, const char *subject, const char *id, bool *eligible)
+{
+	double s = -1;
+	int rc = lm_index_pair_score(
+	    idx, jobs ? subject : id, jobs ? id : subject, LMF_NOW, &s, eligible);
+
+	if (rc != LM_OK)
+		lmf_fail("pair score of %s and %s: %s", subject, id, lm_strerror(rc));
+	return s;
+}
+
+/*
+ * The answer of a query for a stored subject is exact: each match is an
+ * eligible pair with the pair score, and an answer shorter than top_k holds
+ * every eligible record of the ranked side (jobs: postings). The ranked side
+ * is the fixed records and the fuzzed one when it is stored.
+ */
+static void
+check_exact(lm_index *idx, bool jobs, const char *subject,
+    Lunamatch__V1__Match *const *matches, size_t n, uint32_t top_k)
+{
+	const char *ids[LMF_N_FIXED + 1];
+	size_t n_ids = 0;
+	bool eligible;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *id = jobs ? matches[i]->job_id : matches[i]->candidate_id;
+		double s = pair(idx, jobs, subject, id, &eligible);
+		if (!eligible || fabs(s - matches[i]->score) > 1e-9)
+			lmf_fail("%s answers %s with %.17g, the pair scores %.17g (%s)",
+			    subject, id, matches[i]->score, s,
+			    eligible ? "eligible" : "vetoed");
+	}
+	if (n >= (top_k ? top_k : LM_INDEX_TOP_K_DEFAULT))
+		return;
+	for (int i = 0; i < LMF_N_FIXED; i++)
+		if (removed_id == NULL || stored_posting != jobs ||
+		    strcmp(removed_id, lmf_fixed_id(jobs, i)) != 0)
+			ids[n_ids++] = lmf_fixed_id(jobs, i);
+	if (stored_id != NULL && stored_posting == jobs)
+		ids[n_ids++] = stored_id;
+	for (size_t k = 0; k < n_ids; k++) {
+		double s = pair(idx, jobs, subject, ids[k], &eligible);
+		size_t i = 0;
+		while (i < n && strcmp(ids[k], jobs ? matches[i]->job_id
+		                                    : matches[i]->candidate_id) != 0)
+			i++;
+		if (eligible && i == n)
+			lmf_fail(
+			    "%s: eligible %s (score %.17g) is missing from an answer of "
+			    "%zu < top_k",
+			    subject, ids[k], s, n);
+	}
+}
 
 static void
 match_jobs(lm_index *idx, const char *cand_id, Profile *inline_rec, uint8_t flags)
@@ -58,6 +125,8 @@ match_jobs(lm_index *idx, const char *cand_id, Profile *inline_rec, uint8_t flag
 	if (rc != LM_OK)
 		lmf_fail("MatchJobs for %s: %s: %s", cand_id, lm_strerror(rc), err);
 	lmf_check_answer(&r->base, r->matches, r->n_matches);
+	if (inline_rec == NULL)
+		check_exact(idx, true, cand_id, r->matches, r->n_matches, q.top_k);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
@@ -83,10 +152,12 @@ match_candidates(lm_index *idx, const char *job_id, Posting *inline_rec, uint8_t
 	if (rc != LM_OK)
 		lmf_fail("MatchCandidates for %s: %s: %s", job_id, lm_strerror(rc), err);
 	lmf_check_answer(&r->base, r->matches, r->n_matches);
+	if (inline_rec == NULL)
+		check_exact(idx, false, job_id, r->matches, r->n_matches, q.top_k);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
-/* ExplainMatch, the pair score and their agreement for a stored pair. */
+/* ExplainMatch and the pair score of a stored pair agree. */
 static void
 explain(lm_index *idx, const char *cand_id, const char *job_id)
 {
@@ -100,6 +171,10 @@ explain(lm_index *idx, const char *cand_id, const char *job_id)
 	LMF_CHECK(lm_index_pair_score(idx, cand_id, job_id, LMF_NOW, &score, &eligible) ==
 	          LM_OK);
 	LMF_CHECK(score >= 0.0 && score <= 1.0);
+	if (score != e->match->score || eligible != e->eligible)
+		lmf_fail("ExplainMatch gives %.17g (%s), the pair score %.17g (%s)",
+		    e->match->score, e->eligible ? "eligible" : "vetoed", score,
+		    eligible ? "eligible" : "vetoed");
 	protobuf_c_message_free_unpacked(&e->base, NULL);
 }
 
@@ -219,10 +294,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = lm_index_put_profile(idx, (Profile *) put, 100);
 	}
 	LMF_CHECK(id != NULL);
+	removed_id = NULL;
 	if (rc == LM_OK) {
+		stored_id = id;
+		stored_posting = posting;
 		query_stored(idx, posting, id, flags);
 		/* After its removal the other kind is still queried (the
 		 * removed id may have been a fixed one of its own kind). */
+		removed_id = id;
+		stored_id = NULL;
 		if (posting) {
 			LMF_CHECK(lm_index_remove_posting(idx, id, 101) == LM_OK);
 			match_jobs(idx, lmf_fixed_id(false, 0), NULL, flags);

@@ -2,6 +2,7 @@
  * fuzzindex.c - the fixed match index and the answer checks of the
  * match-side fuzz targets; see fuzzindex.h.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,27 @@ static struct {
 	struct fixed postings[LMF_N_FIXED], profiles[LMF_N_FIXED];
 } F;
 
-/* The first LMF_N_FIXED records of a sample file, prepared as ingest does. */
+/* Gives record m (a posting or a profile, as lm_json_decode allocates it)
+ * an embedding of lmf_record_ctx's dimension (4), varied by i. */
+static void
+set_embedding(ProtobufCMessage *m, int i)
+{
+	float *v = malloc(4 * sizeof(*v));
+
+	LMF_CHECK(v != NULL && lmf_record_ctx()->embedding_dim == 4);
+	for (int k = 0; k < 4; k++)
+		v[k] = (float) ((k + i) % 4) * 0.25f - 0.3f;
+	if (m->descriptor == &lunamatch__v1__job_posting__descriptor) {
+		((Posting *) m)->embedding = v;
+		((Posting *) m)->n_embedding = 4;
+	} else {
+		((Profile *) m)->embedding = v;
+		((Profile *) m)->n_embedding = 4;
+	}
+}
+
+/* The first LMF_N_FIXED records of a sample file, prepared as ingest does
+ * (half of them with an embedding). */
 static void
 load_fixed(const char *rel, const ProtobufCMessageDescriptor *desc, struct fixed *out)
 {
@@ -46,6 +67,10 @@ load_fixed(const char *rel, const ProtobufCMessageDescriptor *desc, struct fixed
 		if (lm_json_decode(desc, line, strlen(line), &m, err, sizeof(err)) !=
 		    LM_OK)
 			lmf_fail("%s:%d: %s", rel, i + 1, err);
+		/* Half of them get an embedding, so that the semantic feature
+		 * of a fuzzed record with one is scored against them. */
+		if (i % 2 == 0)
+			set_embedding(m, i);
 		if (desc == &lunamatch__v1__job_posting__descriptor)
 			rc = lm_posting_prepare(
 			    lmf_record_ctx(), (Posting *) m, &why, err, sizeof(err));
@@ -107,6 +132,28 @@ lmf_fixed_id(bool posting, int i)
 	return posting ? F.postings[i].id : F.profiles[i].id;
 }
 
+/* An eligible match's feature values are in [0, 1] and their
+ * contributions add up to its score (match.proto, FeatureContribution). */
+static void
+check_features(const ProtobufCMessage *resp, const Lunamatch__V1__Match *m)
+{
+	const Lunamatch__V1__Explanation *e = m->explanation;
+	double sum = 0;
+
+	if (e == NULL || e->n_features == 0 || e->n_vetoes > 0)
+		return;
+	for (size_t i = 0; i < e->n_features; i++) {
+		const Lunamatch__V1__FeatureContribution *f = e->features[i];
+		if (!(f->value >= 0.0 && f->value <= 1.0))
+			lmf_fail("%s: feature %s has value %g", resp->descriptor->name,
+			    f->feature, f->value);
+		sum += f->contribution;
+	}
+	if (!(fabs(sum - m->score) <= 1e-6))
+		lmf_fail("%s: the contributions add up to %.9g, the score is %.9g",
+		    resp->descriptor->name, sum, m->score);
+}
+
 void
 lmf_check_answer(
     const ProtobufCMessage *resp, Lunamatch__V1__Match *const *matches, size_t n)
@@ -124,6 +171,7 @@ lmf_check_answer(
 		if (i > 0 && s > matches[i - 1]->score)
 			lmf_fail("%s: match %zu scores above the one before",
 			    resp->descriptor->name, i);
+		check_features(resp, matches[i]);
 	}
 	LMF_CHECK(lm_pb_encode(resp, &b, &len) == LM_OK);
 	rc = lm_json_encode(resp, 0, &text);

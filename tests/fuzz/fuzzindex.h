@@ -1,7 +1,8 @@
 /*
  * fuzzindex.h - the match index the match-side fuzz targets (fuzz_match,
  * fuzz_rpc) query: the default model (data/model/default.json) and a few
- * valid records of data/samples/, prepared as ingest prepares them, loaded
+ * valid records of data/samples/ (half of them given an embedding),
+ * prepared as ingest prepares them, loaded
  * once per process; and the checks every match answer must pass.
  */
 #ifndef LMF_FUZZINDEX_H

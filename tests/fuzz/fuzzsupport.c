@@ -28,6 +28,13 @@ const ProtobufCMessageDescriptor *const lmf_types[] = {
     &lunamatch__v1__rpc_response__descriptor,
     &lunamatch__v1__match_event__descriptor,
     &lunamatch__v1__store_notify__descriptor,
+    /* What a client decodes from a server (common/src/client.c). */
+    &lunamatch__v1__match_jobs_response__descriptor,
+    &lunamatch__v1__match_candidates_response__descriptor,
+    &lunamatch__v1__explain_match_response__descriptor,
+    &lunamatch__v1__get_posting_response__descriptor,
+    &lunamatch__v1__get_profile_response__descriptor,
+    &lunamatch__v1__health_check_response__descriptor,
 };
 const size_t lmf_ntypes = sizeof(lmf_types) / sizeof(lmf_types[0]);
 

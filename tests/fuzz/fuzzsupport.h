@@ -20,10 +20,11 @@
 #include "lunamatch/record.h"
 
 /*
- * The message types a peer sends (records, the MatchService requests, the
- * RPC envelopes, match events, store notifications), in a fixed order: the
- * first input byte of fuzz_pb and fuzz_json picks lmf_types[byte %
- * lmf_ntypes]. The corpus files depend on the order: append only.
+ * The message types a peer sends (records, the MatchService requests and
+ * responses, the RPC envelopes, match events, store notifications), in a
+ * fixed order: the first input byte of fuzz_pb and fuzz_json picks
+ * lmf_types[byte % lmf_ntypes]. The corpus files depend on the order:
+ * append only.
  */
 extern const ProtobufCMessageDescriptor *const lmf_types[];
 extern const size_t lmf_ntypes;

@@ -38,6 +38,7 @@ typedef Lunamatch__V1__CandidateProfile Profile;
 #define I_CT_TEXT   (3u << 1)
 #define I_KEY_ID    8u
 #define I_TOMBSTONE 16u
+#define I_CT_INPUT  32u
 /* Flags of fuzz_match. */
 #define M_PROFILE 1u
 #define M_JSON    2u
@@ -414,6 +415,18 @@ main(int argc, char **argv)
 	    "\"explanation_summary\":\"Strong skills\",\"model_version\":\"v1\","
 	    "\"created_at\":1750000000,\"candidate_version\":"
 	    "\"18446744073709551615\",\"job_version\":2}");
+	codec_pair("match-jobs-response", &lunamatch__v1__match_jobs_response__descriptor,
+	    "{\"matches\":[{\"job_id\":\"job-1\",\"candidate_id\":\"cand-1\","
+	    "\"score\":0.5,\"rank\":1,\"title\":\"Data engineer\",\"explanation\":"
+	    "{\"summary\":\"fair\",\"features\":[{\"feature\":\"skills\","
+	    "\"value\":1,\"weight\":0.35,\"contribution\":0.5}],\"matched_skills\":"
+	    "[{\"skill_id\":\"python\",\"name\":\"Python\",\"importance\":1}],"
+	    "\"vetoes\":[{\"code\":\"LOCATION\",\"reason\":\"far\"}],"
+	    "\"improvements\":[{\"action\":\"add skill: Go\",\"score_gain\":0.1}]}}],"
+	    "\"considered\":4,\"vetoed\":1,\"model_version\":\"v1\",\"index_seq\":9,"
+	    "\"as_of\":1750000000}");
+	codec_pair("check-response", &lunamatch__v1__health_check_response__descriptor,
+	    "{\"status\":\"SERVING\",\"postings\":4}");
 	/* An envelope around a protobuf MatchJobsRequest. */
 	m = from_json(&lunamatch__v1__match_jobs_request__descriptor,
 	    "{\"candidate_id\":\"cand-1\",\"top_k\":3}");
@@ -449,6 +462,13 @@ main(int argc, char **argv)
 	put("ingest", "tombstone", I_TOMBSTONE, "\x05job-1", 6);
 	put("ingest", "tombstone-bad-key", I_PROFILE | I_TOMBSTONE, "\x04a b!", 5);
 	put("ingest", "tombstone-no-key", I_TOMBSTONE, "\x00", 1);
+	snprintf(
+	    buf, sizeof(buf), "%c%s%s", 33, " Application/JSON ; charset=utf-8", posting);
+	put("ingest", "posting-content-type.json", I_CT_INPUT | I_KEY_ID, buf,
+	    strlen(buf));
+	snprintf(buf, sizeof(buf), "%c%s%s", 17, "application/jsonx", posting);
+	put("ingest", "posting-content-type-bad.json", I_CT_INPUT | I_KEY_ID, buf,
+	    strlen(buf));
 	snprintf(buf, sizeof(buf), "%c%s%s", 5, "job-9", posting);
 	put("ingest", "posting-key-mismatch.json", I_CT_JSON, buf, strlen(buf));
 	put_text("json", "unknown-key", 0, "{\"id\":\"j\",\"colour\":\"red\"}");
