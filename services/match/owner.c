@@ -51,6 +51,7 @@
 
 #define POLL_MS          100  /* longest wait of one consumer poll */
 #define WAIT_SLICE_MS    50   /* a waiting message is looked at least this often */
+#define BUSY_RETRIES     40   /* LM_EBUSY derivations retried quietly in a row */
 #define CALL_TIMEOUT     5000 /* one committed-offsets, metadata or commit call */
 #define SERVE_AFTER_MS   1000 /* a wait this long keeps serving the group */
 #define CATCHUP_PROBE_MS 200  /* before joining: ingest's progress asked this often */
@@ -971,7 +972,7 @@ derive(struct member *m, lm_events_split *split)
 		    .is_new = d->action == LM_INGEST_PUT && d->version <= 1,
 		};
 	}
-	while (!atomic_load(&ow->stop)) {
+	for (unsigned busy = 0; !atomic_load(&ow->stop);) {
 		rc = lm_events_on_owned(
 		    ow->events, ow->idx, m->changes, nc, split, (int64_t) time(NULL));
 		if (rc == LM_OK) {
@@ -980,6 +981,16 @@ derive(struct member *m, lm_events_split *split)
 		}
 		if (rc == LM_ECLOSED)
 			break;
+		/* The store is ahead of the index for a record the events show
+		 * (a change ingest committed after the batch): the follower
+		 * applies it shortly and wakes us. Only a store that stays ahead
+		 * is a failure. */
+		if (rc == LM_EBUSY && ++busy <= BUSY_RETRIES) {
+			lm_debug(
+			    "owner.derive", "the index is behind the store; retrying");
+			wait_slice(ow);
+			continue;
+		}
 		failed(ow, "cannot derive the events of the batch", rc, &backoff);
 	}
 	return LM_ECLOSED;
