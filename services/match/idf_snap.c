@@ -145,11 +145,8 @@ lm_idf_snap_term_share(const lm_posting_prep *pp, const float *sh, uint32_t term
 }
 
 int
-lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp,
-    double preferred_share, const uint32_t *terms, size_t n, float *out)
+lm_idf_snap_hold(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp)
 {
-	double *sh;
-
 	/* Every allocation first: nothing changes on failure. */
 	if (snap_reserve(sn, lm_sym_limit(s), pp->n_skills) != LM_OK)
 		return LM_ENOMEM;
@@ -158,10 +155,39 @@ lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep 
 		if (sn->refs[sym]++ == 0)
 			sn->idf[sym] = lm_sym_idf(s, sym);
 	}
-	sh = snap_shares(sn, pp, preferred_share, sn->tmp, sn->ntmp);
+	return LM_OK;
+}
+
+/* The shares of terms (n) of pp from its skills' shares sh, into out. */
+static void
+terms_shares(const lm_posting_prep *pp, const double *sh, const uint32_t *terms, size_t n,
+    float *out)
+{
 	for (size_t i = 0; i < n; i++)
 		out[i] = term_share(pp, sh, terms[i]);
+}
+
+int
+lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp,
+    double preferred_share, const uint32_t *terms, size_t n, float *out)
+{
+	if (lm_idf_snap_hold(sn, s, pp) != LM_OK)
+		return LM_ENOMEM;
+	terms_shares(
+	    pp, snap_shares(sn, pp, preferred_share, sn->tmp, sn->ntmp), terms, n, out);
 	return LM_OK;
+}
+
+void
+lm_idf_snap_term_shares(const lm_idf_snap *sn, const lm_posting_prep *pp,
+    double preferred_share, const uint32_t *terms, size_t n, float *out)
+{
+	double buf[SHARES_ON_STACK],
+	    *sh = snap_shares(sn, pp, preferred_share, buf, SHARES_ON_STACK);
+
+	terms_shares(pp, sh, terms, n, out);
+	if (sh != buf)
+		free(sh);
 }
 
 void

@@ -1398,29 +1398,164 @@ lm_index_loading(lm_index *idx)
 	pthread_rwlock_unlock(&idx->lock);
 }
 
+/*
+ * The listing of a load's postings (list_loaded) runs on two threads: the
+ * partitions are dealt to two sets holding about as many postings each,
+ * and each thread lists the postings of its set in increasing doc order.
+ * Different partitions' lists share nothing (inverted.h). What every
+ * posting shares is done first, on the caller's thread alone: its hold on
+ * the idf snapshot (lm_idf_snap_hold) and the failure seam. Meanwhile
+ * nothing changes the snapshot or the statistics, which the threads read
+ * (lm_idf_snap_term_shares, lm_prep_terms), nor a posting's part, closed
+ * or pp; a thread reads and writes `listed` of its own postings only.
+ */
+struct lister {
+	lm_index *idx;
+	const bool *mine; /* by partition: the partitions of this thread */
+	size_t upto;      /* the docs below upto were held */
+	struct wbuf w;    /* its working memory (the caller's: idx->wr) */
+	size_t listed;    /* postings it listed */
+	int rc;
+};
+
+static bool
+to_list(const struct ent *e)
+{
+	return e != NULL && !e->listed && !e->closed;
+}
+
+static void *
+list_set(void *arg)
+{
+	struct lister *l = arg;
+	const lm_index *idx = l->idx;
+	const struct table *t = &idx->posts;
+
+	for (size_t d = 0; d < l->upto; d++) {
+		struct ent *e = t->v[d];
+		const lm_posting_prep *pp;
+		size_t n;
+		/* part first: listed belongs to the other thread otherwise. */
+		if (e == NULL || e->closed || !l->mine[e->part] || e->listed)
+			continue;
+		pp = e->pp;
+		n = lm_prep_terms(pp, NULL, idx->stats, l->w.terms, l->w.cap);
+		lm_idf_snap_term_shares(idx->snap, pp, idx->model->params.preferred_share,
+		    l->w.terms, n, l->w.shares);
+		lm_inverted_after(l->w.terms, l->w.shares, n, l->w.after);
+		if (lm_inverted_add(idx->piv, e->part, e->slot, l->w.terms, l->w.shares,
+		        l->w.after, n, prep_bare(pp)) != LM_OK) {
+			l->rc = LM_ENOMEM;
+			break;
+		}
+		e->listed = true;
+		l->listed++;
+	}
+	return NULL;
+}
+
+/* Deals the partitions of the postings left to list to mine[0] and
+ * mine[1] (largest first, each to the set with fewer postings). */
+static void
+deal_parts(const struct table *t, bool mine[2][LM_INVERTED_PARTS_MAX])
+{
+	size_t count[LM_INVERTED_PARTS_MAX] = {0}, load[2] = {0, 0};
+
+	for (size_t d = 0; d < t->ndocs; d++)
+		if (to_list(t->v[d]))
+			count[t->v[d]->part]++;
+	for (;;) {
+		size_t best = LM_INVERTED_PARTS_MAX;
+		for (size_t p = 0; p < LM_INVERTED_PARTS_MAX; p++)
+			if (count[p] > 0 &&
+			    (best == LM_INVERTED_PARTS_MAX || count[p] > count[best]))
+				best = p;
+		if (best == LM_INVERTED_PARTS_MAX)
+			return;
+		int to = load[1] < load[0] ? 1 : 0;
+		mine[to][best] = true;
+		load[to] += count[best];
+		count[best] = 0;
+	}
+}
+
 /* Write lock held: lists every posting of a loading index that is not
- * closed, in doc-id order, and ends the loading. The statistics are final,
- * so each symbol's snapshot idf is its idf now: no share needs computing
- * again. A failure leaves the postings listed so far listed and the index
- * loading; a retry lists the rest. */
+ * closed (on two threads, above) and ends the loading. The statistics are
+ * final, so each symbol's snapshot idf is its idf now: no share needs
+ * computing again. A failure leaves the postings listed so far listed and
+ * the index loading; a retry lists the rest. */
 static int
 list_loaded(lm_index *idx)
 {
+	bool mine[2][LM_INVERTED_PARTS_MAX];
 	struct table *t = &idx->posts;
-	size_t nterms;
-	int rc;
+	struct lister l[2];
+	struct wbuf hw = {0};
+	size_t upto = t->ndocs, cap = idx->wr.cap;
+	pthread_t th;
+	bool helper = false;
+	int rc = LM_OK;
 
 	if (!idx->loading)
 		return LM_OK;
 	for (size_t d = 0; d < t->ndocs; d++) {
 		struct ent *e = t->v[d];
-		if (e == NULL || e->listed || e->closed)
+		if (!to_list(e))
 			continue;
-		if ((rc = list_prepare(idx, e->pp, NULL, e->part, &nterms)) != LM_OK)
-			return rc;
-		list_commit(idx, e->pp, e->part, e->slot, nterms);
-		e->listed = true;
+		if (fault_check(idx, LM_INDEX_ALLOC_SNAP) != LM_OK ||
+		    lm_idf_snap_hold(idx->snap, idx->stats, e->pp) != LM_OK) {
+			rc = LM_ENOMEM;
+			upto = d;
+			break;
+		}
+		if (fault_check(idx, LM_INDEX_ALLOC_LISTS) != LM_OK) {
+			lm_idf_snap_remove(idx->snap, e->pp);
+			rc = LM_ENOMEM;
+			upto = d;
+			break;
+		}
 	}
+	memset(mine, 0, sizeof(mine));
+	deal_parts(t, mine);
+	for (int i = 0; i < 2; i++)
+		l[i] = (struct lister){
+		    .idx = idx, .mine = mine[i], .upto = upto, .rc = LM_OK};
+	l[0].w = idx->wr;
+	/* The helper thread's working memory; without it (or the thread),
+	 * this thread lists both sets. */
+	if (fault_check(idx, LM_INDEX_ALLOC_SCRATCH) == LM_OK) {
+		hw.terms = malloc(cap * sizeof(*hw.terms));
+		hw.shares = malloc(cap * sizeof(*hw.shares));
+		hw.after = malloc(cap * sizeof(*hw.after));
+	}
+	if (hw.terms != NULL && hw.shares != NULL && hw.after != NULL) {
+		hw.cap = cap;
+		l[1].w = hw;
+		helper = pthread_create(&th, NULL, list_set, &l[1]) == 0;
+	}
+	list_set(&l[0]);
+	if (helper) {
+		pthread_join(th, NULL);
+	} else {
+		l[1].w = idx->wr;
+		list_set(&l[1]);
+	}
+	free(hw.terms);
+	free(hw.shares);
+	free(hw.after);
+	/* A posting held but not listed lets go of the snapshot again, so
+	 * that a retry finds it as it was. */
+	for (int i = 0; i < 2; i++) {
+		idx->gen += l[i].listed;
+		idx->since_check += l[i].listed;
+		if (l[i].rc != LM_OK)
+			rc = l[i].rc;
+	}
+	for (size_t d = 0; d < upto; d++)
+		if (to_list(t->v[d]))
+			lm_idf_snap_remove(idx->snap, t->v[d]->pp);
+	if (rc != LM_OK)
+		return rc;
 	idx->loading = false;
 	maybe_reshare(idx, true);
 	publish_counts(idx);

@@ -208,7 +208,8 @@ int lm_index_loaded(lm_index *idx);
  * what production uses. Removals never ask: they never allocate.
  */
 typedef enum lm_index_alloc {
-	LM_INDEX_ALLOC_SCRATCH, /* the updates' room for a record's terms */
+	LM_INDEX_ALLOC_SCRATCH, /* room for a record's terms (updates; the load's second
+	                           listing thread) */
 	LM_INDEX_ALLOC_SNAP,    /* the idf snapshot's room for a posting */
 	LM_INDEX_ALLOC_LISTS,   /* room in the inverted lists */
 	LM_INDEX_ALLOC_RECORD,  /* a read's decoding of a record's bytes */

@@ -50,13 +50,13 @@ struct part {
 	struct tier **terms; /* nterms lists, indexed by term: NULL or tiers */
 	uint32_t nterms;
 	struct dlist all, bare;
+	size_t nents; /* entries of its term lists */
 };
 
 struct lm_inverted {
 	struct part *parts;
 	uint32_t nparts;
-	size_t nents; /* entries of the term lists */
-	bool prefix;  /* keys are prefix bounds, else shares */
+	bool prefix; /* keys are prefix bounds, else shares */
 	const float *tier_min;
 };
 
@@ -244,7 +244,8 @@ tier_delete(struct tier *t, uint32_t doc)
  * when that cannot grow to any tier with room (its maxima then cover the
  * entry). */
 static int
-tiers_add(lm_inverted *iv, struct tier *tl, uint32_t doc, float share, float after)
+tiers_add(lm_inverted *iv, struct part *pt, struct tier *tl, uint32_t doc, float share,
+    float after)
 {
 	lm_inverted_ent x = {doc, share, after};
 	struct tier *t = &tl[tier_of(iv, lm_inverted_key(&x))];
@@ -258,16 +259,16 @@ tiers_add(lm_inverted *iv, struct tier *tl, uint32_t doc, float share, float aft
 		t = &tl[j];
 	}
 	tier_insert(t, doc, share, after);
-	iv->nents++;
+	pt->nents++;
 	return LM_OK;
 }
 
 static void
-tiers_drop(lm_inverted *iv, struct tier *tl, uint32_t doc)
+tiers_drop(struct part *pt, struct tier *tl, uint32_t doc)
 {
 	for (uint32_t j = 0; j <= LAST; j++)
 		if (tier_delete(&tl[j], doc)) {
-			iv->nents--;
+			pt->nents--;
 			return;
 		}
 }
@@ -400,7 +401,7 @@ lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t 
 	for (size_t i = 0; i < n; i++)
 		if (terms[i] < pt->nterms && pt->terms[terms[i]] != NULL &&
 		    !seen_before(terms, i))
-			tiers_drop(iv, pt->terms[terms[i]], doc);
+			tiers_drop(pt, pt->terms[terms[i]], doc);
 	dlist_drop(&pt->all, doc);
 	if (bare)
 		dlist_drop(&pt->bare, doc);
@@ -451,7 +452,8 @@ lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *te
 		if (seen_before(terms, i))
 			continue;
 		if ((tl = term_list(pt, terms[i])) == NULL ||
-		    tiers_add(iv, tl, doc, sh, after_of(iv, shares, after, i)) != LM_OK)
+		    tiers_add(iv, pt, tl, doc, sh, after_of(iv, shares, after, i)) !=
+		        LM_OK)
 			goto nomem;
 	}
 	if (dlist_push(&pt->all, doc) != LM_OK)
@@ -464,14 +466,18 @@ lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *te
 nomem:
 	while (i-- > 0)
 		if (!seen_before(terms, i))
-			tiers_drop(iv, pt->terms[terms[i]], doc);
+			tiers_drop(pt, pt->terms[terms[i]], doc);
 	return LM_ENOMEM;
 }
 
 size_t
 lm_inverted_entries(const lm_inverted *iv)
 {
-	return iv->nents;
+	size_t n = 0;
+
+	for (uint32_t p = 0; p < iv->nparts; p++)
+		n += iv->parts[p].nents;
+	return n;
 }
 
 /* Sets every block maximum of t, its maximum share and its maximum key to

@@ -17,7 +17,9 @@
  * read a tier one range of documents at a time and skip the blocks whose
  * keys are all below its bar without reading them. Not thread-safe for
  * writes: the index changes lists under its write lock and reads them
- * under its read lock.
+ * under its read lock. The partitions share nothing, so that changes to
+ * different partitions (lm_inverted_add, _reserve, _remove) may run at
+ * once on different threads.
  *
  * Prefix bounds: order a document's distinct terms by share, largest
  * first, ties by term; what follows an entry is the sum of the shares of

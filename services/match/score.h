@@ -422,7 +422,15 @@ void lm_idf_snap_free(lm_idf_snap *sn); /* NULL is a no-op */
  * changed): it allocates before it changes anything. */
 int lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp,
     double preferred_share, const uint32_t *terms, size_t n, float *out);
-/* Undoes lm_idf_snap_add of the same posting. */
+/* lm_idf_snap_add in two steps: lm_idf_snap_hold adds pp (LM_OK or
+ * LM_ENOMEM, nothing changed), lm_idf_snap_term_shares writes the shares of
+ * terms of a posting added. The second only reads sn (a failed allocation
+ * for a posting of more than 64 skills gives shares of 1, which bound
+ * every share), so threads may call it at once while nothing changes sn. */
+int lm_idf_snap_hold(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp);
+void lm_idf_snap_term_shares(const lm_idf_snap *sn, const lm_posting_prep *pp,
+    double preferred_share, const uint32_t *terms, size_t n, float *out);
+/* Undoes lm_idf_snap_add (or lm_idf_snap_hold) of the same posting. */
 void lm_idf_snap_remove(lm_idf_snap *sn, const lm_posting_prep *pp);
 /* The share of term in added posting pp at the snapshot (rounded up). */
 float lm_idf_snap_share(const lm_idf_snap *sn, const lm_posting_prep *pp,

@@ -412,12 +412,50 @@ test_failed_load_retries(void **state)
 	lm_index_free(ref);
 }
 
+static int
+fail_scratch(void *arg, lm_index_alloc what)
+{
+	(void) arg;
+	return what == LM_INDEX_ALLOC_SCRATCH ? LM_ENOMEM : LM_OK;
+}
+
+/* The listing at the end of a load runs on a second thread with working
+ * memory of its own; without that memory this thread lists every
+ * partition, with the same result. */
+static void
+test_load_lists_on_one_thread(void **state)
+{
+	lm_model m;
+	lm_index *idx = NULL, *ref = NULL;
+	struct answers a = {0}, b = {0};
+
+	(void) state;
+	lm_model_defaults(&m);
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	assert_int_equal(lm_index_new(&m, &ref), LM_OK);
+	lm_index_loading(idx);
+	build(idx);
+	build(ref);
+	lm_index_set_fault(idx, fail_scratch, NULL);
+	assert_int_equal(lm_index_loaded(idx), LM_OK);
+	lm_index_set_fault(idx, NULL, NULL);
+	answers_of(idx, &a);
+	answers_of(ref, &b);
+	assert_int_equal(a.n, b.n);
+	assert_memory_equal(a.b, b.b, a.n);
+	free(a.b);
+	free(b.b);
+	lm_index_free(idx);
+	lm_index_free(ref);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_failed_put_changes_nothing),
 	    cmocka_unit_test(test_removal_needs_no_memory),
+	    cmocka_unit_test(test_load_lists_on_one_thread),
 	    cmocka_unit_test(test_failed_load_retries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
