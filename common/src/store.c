@@ -1270,42 +1270,41 @@ read_end(lm_store *s, MDB_txn *txn)
 	rd_leave(s);
 }
 
+/* What lm_store_get asked for, filled by get_copy. */
+struct get_out {
+	void **bytes;
+	size_t *len;
+	uint64_t *version;
+};
+
+static int
+get_copy(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	struct get_out *o = arg;
+
+	(void) id;
+	if (o->bytes != NULL) {
+		void *copy = malloc(len ? len : 1);
+		if (copy == NULL)
+			return LM_ENOMEM;
+		if (len > 0)
+			memcpy(copy, bytes, len);
+		*o->bytes = copy;
+	}
+	if (o->len != NULL)
+		*o->len = len;
+	if (o->version != NULL)
+		*o->version = version;
+	return LM_OK;
+}
+
 int
 lm_store_get(
     lm_store *s, lm_kind k, const char *id, void **bytes, size_t *len, uint64_t *version)
 {
-	MDB_txn *txn;
-	struct rec r;
-	size_t idlen;
-	int rc;
+	struct get_out o = {bytes, len, version};
 
-	if (!kind_ok(k))
-		return LM_EINVAL;
-	if ((rc = check_id(id, &idlen)) != LM_OK)
-		return rc;
-	if ((rc = read_begin(s, &txn)) != LM_OK)
-		return rc;
-	rc = txn_lookup(s, txn, k, id, idlen, &r);
-	if (rc == LM_OK && r.tomb)
-		rc = LM_ENOENT;
-	if (rc == LM_OK && bytes != NULL) {
-		void *copy = malloc(r.len ? r.len : 1);
-		if (copy == NULL) {
-			rc = LM_ENOMEM;
-		} else {
-			if (r.len > 0)
-				memcpy(copy, r.bytes, r.len);
-			*bytes = copy;
-		}
-	}
-	if (rc == LM_OK) {
-		if (len != NULL)
-			*len = r.len;
-		if (version != NULL)
-			*version = r.version;
-	}
-	read_end(s, txn);
-	return rc;
+	return lm_store_read(s, k, id, get_copy, &o);
 }
 
 int

@@ -175,6 +175,20 @@ answers_of(lm_index *idx, struct answers *a)
 	put_bytes(a, v, sizeof(v));
 }
 
+/* x and y give the same answers (answers_of). */
+static void
+assert_same_answers(lm_index *x, lm_index *y)
+{
+	struct answers a = {0}, b = {0};
+
+	answers_of(x, &a);
+	answers_of(y, &b);
+	assert_int_equal(a.n, b.n);
+	assert_memory_equal(a.b, b.b, a.n);
+	free(a.b);
+	free(b.b);
+}
+
 /* The seam: fails the fail_at-th allocating step asked about (1 for the
  * first; 0 for none, -1 for every one), and records which kinds failed. */
 struct fault {
@@ -288,7 +302,6 @@ test_failed_put_changes_nothing(void **state)
 {
 	lm_model m;
 	lm_index *idx = NULL, *clean = NULL;
-	struct answers a = {0}, b = {0};
 	unsigned kinds;
 
 	(void) state;
@@ -304,12 +317,7 @@ test_failed_put_changes_nothing(void **state)
 	build(clean);
 	for (int i = 0; i < NCHANGES; i++)
 		assert_int_equal(put_change(clean, i), LM_OK);
-	answers_of(idx, &a);
-	answers_of(clean, &b);
-	assert_int_equal(a.n, b.n);
-	assert_memory_equal(a.b, b.b, a.n);
-	free(a.b);
-	free(b.b);
+	assert_same_answers(idx, clean);
 	lm_index_free(clean);
 	lm_index_free(idx);
 }
@@ -380,7 +388,6 @@ test_failed_load_retries(void **state)
 {
 	lm_model m;
 	lm_index *idx = NULL, *ref = NULL;
-	struct answers a = {0}, b = {0};
 	int fails = 0;
 
 	(void) state;
@@ -402,12 +409,7 @@ test_failed_load_retries(void **state)
 		fails++;
 	}
 	assert_true(fails >= 2);
-	answers_of(idx, &a);
-	answers_of(ref, &b);
-	assert_int_equal(a.n, b.n);
-	assert_memory_equal(a.b, b.b, a.n);
-	free(a.b);
-	free(b.b);
+	assert_same_answers(idx, ref);
 	lm_index_free(idx);
 	lm_index_free(ref);
 }
@@ -427,7 +429,6 @@ test_load_lists_on_one_thread(void **state)
 {
 	lm_model m;
 	lm_index *idx = NULL, *ref = NULL;
-	struct answers a = {0}, b = {0};
 
 	(void) state;
 	lm_model_defaults(&m);
@@ -439,12 +440,7 @@ test_load_lists_on_one_thread(void **state)
 	lm_index_set_fault(idx, fail_scratch, NULL);
 	assert_int_equal(lm_index_loaded(idx), LM_OK);
 	lm_index_set_fault(idx, NULL, NULL);
-	answers_of(idx, &a);
-	answers_of(ref, &b);
-	assert_int_equal(a.n, b.n);
-	assert_memory_equal(a.b, b.b, a.n);
-	free(a.b);
-	free(b.b);
+	assert_same_answers(idx, ref);
 	lm_index_free(idx);
 	lm_index_free(ref);
 }
