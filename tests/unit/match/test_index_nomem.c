@@ -381,6 +381,18 @@ test_removal_needs_no_memory(void **state)
 	lm_index_free(idx);
 }
 
+/* A loading index (idx) and an index that is not (ref), each with build's
+ * records. */
+static void
+loading_and_ref(const lm_model *m, lm_index **idx, lm_index **ref)
+{
+	assert_int_equal(lm_index_new(m, idx), LM_OK);
+	assert_int_equal(lm_index_new(m, ref), LM_OK);
+	lm_index_loading(*idx);
+	build(*idx);
+	build(*ref);
+}
+
 /* A snapshot load lists its postings at the end (lm_index_loaded): a
  * failure there leaves the index loading, and a retry lists the rest. */
 static void
@@ -392,11 +404,7 @@ test_failed_load_retries(void **state)
 
 	(void) state;
 	lm_model_defaults(&m);
-	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
-	assert_int_equal(lm_index_new(&m, &ref), LM_OK);
-	lm_index_loading(idx);
-	build(idx);
-	build(ref);
+	loading_and_ref(&m, &idx, &ref);
 	for (int at = 2;; at += 2) {
 		struct fault f = {0, at, 0};
 		int rc;
@@ -432,11 +440,7 @@ test_load_lists_on_one_thread(void **state)
 
 	(void) state;
 	lm_model_defaults(&m);
-	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
-	assert_int_equal(lm_index_new(&m, &ref), LM_OK);
-	lm_index_loading(idx);
-	build(idx);
-	build(ref);
+	loading_and_ref(&m, &idx, &ref);
 	lm_index_set_fault(idx, fail_scratch, NULL);
 	assert_int_equal(lm_index_loaded(idx), LM_OK);
 	lm_index_set_fault(idx, NULL, NULL);
