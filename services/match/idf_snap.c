@@ -20,8 +20,6 @@ struct lm_idf_snap {
 	double *idf;    /* by symbol: the snapshot idf (while refs > 0) */
 	uint32_t *refs; /* by symbol: skills of added postings with it */
 	uint32_t cap;   /* slots of idf and refs */
-	double *tmp;    /* lm_idf_snap_add's shares of a posting, room for ntmp */
-	size_t ntmp;
 };
 
 int
@@ -38,26 +36,18 @@ lm_idf_snap_free(lm_idf_snap *sn)
 		return;
 	free(sn->idf);
 	free(sn->refs);
-	free(sn->tmp);
 	free(sn);
 }
 
-/* Room for nsym symbols and for the shares of a posting with nskills
- * skills; LM_OK or LM_ENOMEM (sn unchanged but for larger arrays). */
+/* Room for nsym symbols; LM_OK or LM_ENOMEM (sn unchanged but for larger
+ * arrays). */
 static int
-snap_reserve(lm_idf_snap *sn, uint32_t nsym, size_t nskills)
+snap_reserve(lm_idf_snap *sn, uint32_t nsym)
 {
 	uint32_t cap;
 	double *idf;
 	uint32_t *refs;
 
-	if (2 * nskills + 2 > sn->ntmp) {
-		double *t = realloc(sn->tmp, (2 * nskills + 2) * sizeof(*t));
-		if (t == NULL)
-			return LM_ENOMEM;
-		sn->tmp = t;
-		sn->ntmp = 2 * nskills + 2;
-	}
 	if (nsym <= sn->cap)
 		return LM_OK;
 	cap = sn->cap ? sn->cap : 256;
@@ -148,33 +138,13 @@ int
 lm_idf_snap_hold(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp)
 {
 	/* Every allocation first: nothing changes on failure. */
-	if (snap_reserve(sn, lm_sym_limit(s), pp->n_skills) != LM_OK)
+	if (snap_reserve(sn, lm_sym_limit(s)) != LM_OK)
 		return LM_ENOMEM;
 	for (size_t i = 0; i < pp->n_skills; i++) {
 		uint32_t sym = pp->skills[i].sym;
 		if (sn->refs[sym]++ == 0)
 			sn->idf[sym] = lm_sym_idf(s, sym);
 	}
-	return LM_OK;
-}
-
-/* The shares of terms (n) of pp from its skills' shares sh, into out. */
-static void
-terms_shares(const lm_posting_prep *pp, const double *sh, const uint32_t *terms, size_t n,
-    float *out)
-{
-	for (size_t i = 0; i < n; i++)
-		out[i] = term_share(pp, sh, terms[i]);
-}
-
-int
-lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp,
-    double preferred_share, const uint32_t *terms, size_t n, float *out)
-{
-	if (lm_idf_snap_hold(sn, s, pp) != LM_OK)
-		return LM_ENOMEM;
-	terms_shares(
-	    pp, snap_shares(sn, pp, preferred_share, sn->tmp, sn->ntmp), terms, n, out);
 	return LM_OK;
 }
 
@@ -185,7 +155,8 @@ lm_idf_snap_term_shares(const lm_idf_snap *sn, const lm_posting_prep *pp,
 	double buf[SHARES_ON_STACK],
 	    *sh = snap_shares(sn, pp, preferred_share, buf, SHARES_ON_STACK);
 
-	terms_shares(pp, sh, terms, n, out);
+	for (size_t i = 0; i < n; i++)
+		out[i] = term_share(pp, sh, terms[i]);
 	if (sh != buf)
 		free(sh);
 }

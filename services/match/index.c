@@ -463,6 +463,20 @@ prep_bare(const lm_posting_prep *pp)
 	return pp != NULL && !lm_posting_prep_skills_present(pp);
 }
 
+/* Writes the terms of posting pp (held in the idf snapshot) to w with
+ * their shares and what follows each; returns how many. Reads the index
+ * only: the listing threads of a load call it at once (list_set). */
+static size_t
+posting_terms(const lm_index *idx, const lm_posting_prep *pp, struct wbuf *w)
+{
+	size_t n = lm_prep_terms(pp, NULL, idx->stats, w->terms, w->cap);
+
+	lm_idf_snap_term_shares(
+	    idx->snap, pp, idx->model->params.preferred_share, w->terms, n, w->shares);
+	lm_inverted_after(w->terms, w->shares, n, w->after);
+	return n;
+}
+
 /*
  * Listing a record in the inverted lists of its side (postings for pp,
  * profiles for cp), as doc id doc in partition part, is two steps, so that
@@ -483,16 +497,15 @@ list_prepare(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp
 {
 	struct wbuf *w = &idx->wr;
 	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
-	size_t n = lm_prep_terms(pp, cp, idx->stats, w->terms, w->cap);
+	size_t n;
 
 	if (pp != NULL) {
 		if (fault_check(idx, LM_INDEX_ALLOC_SNAP) != LM_OK ||
-		    lm_idf_snap_add(idx->snap, idx->stats, pp,
-		        idx->model->params.preferred_share, w->terms, n,
-		        w->shares) != LM_OK)
+		    lm_idf_snap_hold(idx->snap, idx->stats, pp) != LM_OK)
 			return LM_ENOMEM;
-		lm_inverted_after(w->terms, w->shares, n, w->after);
+		n = posting_terms(idx, pp, w);
 	} else {
+		n = lm_prep_terms(NULL, cp, idx->stats, w->terms, w->cap);
 		for (size_t i = 0; i < n; i++)
 			w->shares[i] = (w->terms[i] & 1u) == LM_TERM_SKILL ? 1.0f : 0.0f;
 	}
@@ -1439,10 +1452,7 @@ list_set(void *arg)
 		if (e == NULL || e->closed || !l->mine[e->part] || e->listed)
 			continue;
 		pp = e->pp;
-		n = lm_prep_terms(pp, NULL, idx->stats, l->w.terms, l->w.cap);
-		lm_idf_snap_term_shares(idx->snap, pp, idx->model->params.preferred_share,
-		    l->w.terms, n, l->w.shares);
-		lm_inverted_after(l->w.terms, l->w.shares, n, l->w.after);
+		n = posting_terms(idx, pp, &l->w);
 		if (lm_inverted_add(idx->piv, e->part, e->slot, l->w.terms, l->w.shares,
 		        l->w.after, n, prep_bare(pp)) != LM_OK) {
 			l->rc = LM_ENOMEM;

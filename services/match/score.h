@@ -416,21 +416,17 @@ int lm_idf_snap_new(lm_idf_snap **out); /* LM_OK or LM_ENOMEM */
 void lm_idf_snap_free(lm_idf_snap *sn); /* NULL is a no-op */
 
 /* Adds posting pp (bound to s): a symbol of its skills that no posting
- * added has gets its current idf in s as its snapshot idf. Writes the
- * shares of its n terms of lm_prep_terms (rounded up; 0 for a term that is
- * not one of its skills) to out. Returns LM_OK or LM_ENOMEM (nothing
- * changed): it allocates before it changes anything. */
-int lm_idf_snap_add(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp,
-    double preferred_share, const uint32_t *terms, size_t n, float *out);
-/* lm_idf_snap_add in two steps: lm_idf_snap_hold adds pp (LM_OK or
- * LM_ENOMEM, nothing changed), lm_idf_snap_term_shares writes the shares of
- * terms of a posting added. The second only reads sn (a failed allocation
- * for a posting of more than 64 skills gives shares of 1, which bound
- * every share), so threads may call it at once while nothing changes sn. */
+ * added has gets its current idf in s as its snapshot idf. Returns LM_OK
+ * or LM_ENOMEM (nothing changed): it allocates before it changes anything. */
 int lm_idf_snap_hold(lm_idf_snap *sn, const lm_skill_stats *s, const lm_posting_prep *pp);
+/* Writes the shares of n terms of lm_prep_terms of added posting pp
+ * (rounded up; 0 for a term that is not one of its skills) to out. It only
+ * reads sn (a failed allocation for a posting of more than 64 skills gives
+ * shares of 1, which bound every share), so threads may call it at once
+ * while nothing changes sn. */
 void lm_idf_snap_term_shares(const lm_idf_snap *sn, const lm_posting_prep *pp,
     double preferred_share, const uint32_t *terms, size_t n, float *out);
-/* Undoes lm_idf_snap_add (or lm_idf_snap_hold) of the same posting. */
+/* Undoes lm_idf_snap_hold of the same posting. */
 void lm_idf_snap_remove(lm_idf_snap *sn, const lm_posting_prep *pp);
 /* The share of term in added posting pp at the snapshot (rounded up). */
 float lm_idf_snap_share(const lm_idf_snap *sn, const lm_posting_prep *pp,

@@ -168,9 +168,8 @@ test_share_bound(void **state)
 		pt[i] = terms_of(pp[i], NULL, st, &npt[i]);
 		if ((ps[i] = calloc(npt[i] + 1, sizeof(*ps[i]))) == NULL)
 			abort();
-		assert_int_equal(
-		    lm_idf_snap_add(snap, st, pp[i], pshare, pt[i], npt[i], ps[i]),
-		    LM_OK);
+		assert_int_equal(lm_idf_snap_hold(snap, st, pp[i]), LM_OK);
+		lm_idf_snap_term_shares(snap, pp[i], pshare, pt[i], npt[i], ps[i]);
 	}
 	for (size_t i = NP / 3; i < NP; i++)
 		assert_int_equal(lm_skill_stats_add(st, pp[i]), LM_OK);
