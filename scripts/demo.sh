@@ -116,6 +116,16 @@ indexed() {
 		"import json,sys; s=json.load(sys.stdin); sys.exit(0 if int(s.get('index_seq',0))>=$seq and int(s.get('profiles',0))>=$nprofiles else 1)"
 }
 wait_for 90 indexed
+# The three rejects are in the dead-letter topic once ingest has counted them
+# as delivered there.
+dead_letters() {
+	python3 -c "
+import sys, urllib.request
+text = urllib.request.urlopen('http://$ingest_http/metrics', timeout=5).read().decode()
+n = sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith('lunamatch_ingest_dlq_total'))
+sys.exit(0 if n >= 3 else 1)"
+}
+wait_for 90 dead_letters
 
 say "top jobs for cand-ml-lead-chicago (a machine-learning lead in Chicago)"
 "$bin/lunamatch" match jobs --candidate cand-ml-lead-chicago --top 5
