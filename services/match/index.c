@@ -2233,9 +2233,13 @@ visit(struct ranking *q)
 			return; /* every other bound is at most this one */
 		cv[0] = cv[--n];
 		cand_sift(cv, n, 0);
-		/* The next root's key loads while this one is evaluated. */
+		/* The next root's key loads while this one is evaluated, and the
+		 * slots of its children, one of which is likely the root after
+		 * it, so that its key's address is at hand then. */
 		if (n > 0)
 			__builtin_prefetch(q->t->slots[cv[0].doc].key);
+		for (size_t c = 1; c < 3 && c < n; c++)
+			__builtin_prefetch(&q->t->slots[cv[c].doc]);
 		evaluate(q, d);
 	}
 }
