@@ -361,10 +361,33 @@ shares_total(const uint32_t *terms, const float *shares, size_t n)
 	return lm_float_up(total);
 }
 
+/* Sorts v[0 .. n) by before(x, y) (a strict order), by insertion: a
+ * document has a few dozen terms at most. */
+#define INSERTION_SORT(v, n, before)                                                     \
+	do {                                                                             \
+		for (size_t i_ = 1; i_ < (n); i_++) {                                    \
+			uint32_t x_ = (v)[i_];                                           \
+			size_t j_ = i_;                                                  \
+			for (; j_ > 0 && before(x_, (v)[j_ - 1]); j_--)                  \
+				(v)[j_] = (v)[j_ - 1];                                   \
+			(v)[j_] = x_;                                                    \
+		}                                                                        \
+	} while (0)
+
+/*
+ * Groups the listings of each term (by term, then by place: the first of a
+ * group is the term's first listing), ranks the first listings whose share
+ * is positive by share, largest first, ties by term, and sums the shares
+ * from the last rank up: what follows a term is the sum below its rank.
+ * O(n^2) compares at worst, few in practice, against the n^2 sums of the
+ * definition.
+ */
 void
 lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, float *out)
 {
-	float eff[PREFIX_ON_STACK];
+	uint32_t by_term[PREFIX_ON_STACK], ranked[PREFIX_ON_STACK];
+	size_t nranked = 0;
+	double below = 0;
 
 	if (n > PREFIX_ON_STACK) { /* the sum of all bounds every suffix */
 		float total = shares_total(terms, shares, n);
@@ -372,24 +395,31 @@ lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, float *o
 			out[i] = total;
 		return;
 	}
-	for (size_t k = 0; k < n; k++)
-		eff[k] = eff_share(terms, shares, k);
-	for (size_t i = 0; i < n; i++) {
-		double sum = 0;
-		float si;
-		size_t f;
-		for (f = 0; terms[f] != terms[i]; f++)
-			;
-		if (!((si = eff[f]) > 0)) {
-			out[i] = 0;
-			continue;
-		}
-		for (size_t k = 0; k < n; k++)
-			if (eff[k] > 0 &&
-			    (eff[k] < si || (eff[k] == si && terms[k] > terms[i])))
-				sum += eff[k];
-		out[i] = lm_float_up(sum);
+	for (size_t i = 0; i < n; i++)
+		by_term[i] = (uint32_t) i;
+#define TERM_BEFORE(x, y) (terms[x] < terms[y] || (terms[x] == terms[y] && (x) < (y)))
+	INSERTION_SORT(by_term, n, TERM_BEFORE);
+#undef TERM_BEFORE
+	for (size_t g = 0; g < n; g++)
+		if ((g == 0 || terms[by_term[g]] != terms[by_term[g - 1]]) &&
+		    shares[by_term[g]] > 0)
+			ranked[nranked++] = by_term[g];
+#define RANKS_BEFORE(x, y)                                                               \
+	(shares[x] > shares[y] || (shares[x] == shares[y] && terms[x] < terms[y]))
+	INSERTION_SORT(ranked, nranked, RANKS_BEFORE);
+#undef RANKS_BEFORE
+	/* out[f] of each first listing f, from the last rank up; 0 for the
+	 * others for now. */
+	for (size_t i = 0; i < n; i++)
+		out[i] = 0;
+	for (size_t r = nranked; r-- > 0;) {
+		out[ranked[r]] = lm_float_up(below);
+		below += shares[ranked[r]];
 	}
+	/* The later listings of a term take its first listing's. */
+	for (size_t g = 1; g < n; g++)
+		if (terms[by_term[g]] == terms[by_term[g - 1]])
+			out[by_term[g]] = out[by_term[g - 1]];
 }
 
 void

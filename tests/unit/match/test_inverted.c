@@ -8,6 +8,7 @@
  * entries: for random documents, term sets and bars, a document whose sum
  * reaches the bar has an entry keyed at least the bar, and its sum is at
  * most the shares of those entries plus what follows the last of them.
+ * And what follows each term, against its definition.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -303,6 +304,55 @@ test_prefix_bounds(void **state)
 	assert_true(reached > 1000);
 }
 
+/* lm_inverted_after against its definition (inverted.h), summed term by
+ * term: random documents with repeated terms, zero shares and ties, and
+ * the longest document it ranks. */
+static void
+check_after(const uint32_t *terms, const float *shares, size_t n)
+{
+	float got[300];
+
+	lm_inverted_after(terms, shares, n, got);
+	for (size_t i = 0; i < n; i++) {
+		size_t f = 0;
+		double want = 0;
+		while (terms[f] != terms[i])
+			f++;
+		for (size_t k = 0; shares[f] > 0 && k < n; k++) {
+			size_t fk = 0;
+			while (terms[fk] != terms[k])
+				fk++;
+			if (fk == k && shares[k] > 0 &&
+			    (shares[k] < shares[f] ||
+			        (shares[k] == shares[f] && terms[k] > terms[f])))
+				want += shares[k];
+		}
+		/* Rounded up, from sums in another order: within a float's step. */
+		assert_true((double) got[i] >= want * (1 - 1e-12));
+		assert_true((double) got[i] <= want * (1 + 2.4e-7));
+	}
+}
+
+static void
+test_after_definition(void **state)
+{
+	struct rng r = {0x5EED5EEDULL};
+	uint32_t terms[256];
+	float shares[256];
+
+	(void) state;
+	for (int round = 0; round < 20000; round++) {
+		struct doc d;
+		random_doc(&r, &d);
+		check_after(d.terms, d.shares, d.n);
+	}
+	for (size_t i = 0; i < 256; i++) {
+		terms[i] = rn(&r, 300);
+		shares[i] = rn(&r, 5) == 0 ? 0 : (float) rn(&r, 50) / 700.0f;
+	}
+	check_after(terms, shares, 256);
+}
+
 int
 main(void)
 {
@@ -310,6 +360,7 @@ main(void)
 	    cmocka_unit_test(test_lists_prefix),
 	    cmocka_unit_test(test_lists_shares),
 	    cmocka_unit_test(test_prefix_bounds),
+	    cmocka_unit_test(test_after_definition),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
