@@ -19,15 +19,12 @@
  * large as the scratch memory used, then shrinks it: no per-field heap
  * blocks are allocated and freed, and the record is walked once.
  *
- * lm_pb_decode_shared's copies point their short strings below the top
- * level (skill ids and names, cities, countries, currencies) at one shared
- * copy of each distinct text: a million postings name a few thousand
- * skills. The shared texts live in chunks that are never freed, up to
- * LM_PB_SHARED_BYTES in all, found through one map under one mutex; each
- * thread remembers the texts it found last in a small cache of its own,
- * read without the lock (a shared text never moves nor changes). A text
- * shared when the copy was measured is found again when it is made; one
- * shared by another thread in between takes less room than measured.
+ * lm_pb_share keeps one shared copy of each distinct short text: a
+ * million postings name a few thousand skills. The shared texts live in
+ * chunks that are never freed, up to LM_PB_SHARED_BYTES in all, found
+ * through one map under one mutex; each thread remembers the texts it
+ * found last in a small cache of its own, read without the lock (a shared
+ * text never moves nor changes).
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -45,16 +42,10 @@
 #define ALIGN 8
 
 /* Where the copy goes: measuring (base NULL) only adds up `used`. A copy
- * into a block of cap bytes that would not fit turns into measuring. With
- * share, the strings of nested messages and repeated fields of at most
- * LM_PB_SHARED_LEN bytes are shared (the shared lock held); depth is the
- * nesting of the message being copied (0: the top). */
+ * into a block of cap bytes that would not fit turns into measuring. */
 struct arena {
 	char *base;
 	size_t used, cap;
-	bool share;
-	unsigned depth;
-	struct cached *cache; /* the thread's, when share (may be NULL) */
 };
 
 /* ---- shared strings ---------------------------------------------------------- */
@@ -189,11 +180,7 @@ copy_str(struct arena *a, const char *s, const void *d)
 
 	if (s == NULL || s == d || s == protobuf_c_empty_string)
 		return (char *) s;
-	n = strlen(s);
-	if (a->share && a->depth > 0 && n <= LM_PB_SHARED_LEN &&
-	    (p = share_text(a->cache, s, n)) != NULL)
-		return p;
-	n++;
+	n = strlen(s) + 1;
 	if ((p = take(a, n, 1)) != NULL)
 		memcpy(p, s, n);
 	return p;
@@ -241,9 +228,7 @@ copy_value(struct arena *a, const ProtobufCFieldDescriptor *f, const void *sv, v
 	case PROTOBUF_C_TYPE_MESSAGE:
 		if ((sm = *(ProtobufCMessage *const *) sv) == NULL)
 			break;
-		a->depth++;
 		cm = copy_msg(a, sm);
-		a->depth--;
 		if (dv != NULL)
 			*(ProtobufCMessage **) dv = cm;
 		break;
@@ -298,13 +283,10 @@ copy_msg(struct arena *a, const ProtobufCMessage *m)
 			memcpy(arr, src, n * es);
 			*(char **) dv = arr;
 		}
-		if (has_pointer(f->type)) {
-			a->depth++; /* the elements of a repeated field are shared */
+		if (has_pointer(f->type))
 			for (size_t k = 0; k < n; k++)
 				copy_value(a, f, src + k * es,
 				    arr != NULL ? arr + k * es : NULL);
-			a->depth--;
-		}
 	}
 	if (m->n_unknown_fields > 0) {
 		ProtobufCMessageUnknownField *u =
@@ -326,12 +308,11 @@ copy_msg(struct arena *a, const ProtobufCMessage *m)
 
 /* lm_pb_compact with a guess of the bytes needed (0: none): a copy into a
  * block of that size, shrunk to fit, in one pass when the guess is large
- * enough; else measured first. share: see struct arena. */
+ * enough; else measured first. */
 static int
-compact(const ProtobufCMessage *msg, size_t guess, bool share, ProtobufCMessage **out,
-    size_t *size)
+compact(const ProtobufCMessage *msg, size_t guess, ProtobufCMessage **out, size_t *size)
 {
-	struct arena a = {NULL, 0, 0, share, 0, share ? thread_cache() : NULL};
+	struct arena a = {NULL, 0, 0};
 	char *block;
 
 	if (guess > 0) {
@@ -355,7 +336,7 @@ compact(const ProtobufCMessage *msg, size_t guess, bool share, ProtobufCMessage 
 		}
 		free(block);
 		*out = NULL;
-		a = (struct arena){NULL, 0, 0, share, 0, a.cache};
+		a = (struct arena){NULL, 0, 0};
 	}
 	(void) copy_msg(&a, msg);
 	if ((a.base = malloc(a.used > 0 ? a.used : 1)) == NULL)
@@ -376,7 +357,7 @@ lm_pb_compact(const ProtobufCMessage *msg, ProtobufCMessage **out, size_t *size)
 	*out = NULL;
 	if (msg == NULL)
 		return LM_EINVAL;
-	return compact(msg, 0, false, out, size);
+	return compact(msg, 0, out, size);
 }
 
 /*
@@ -442,9 +423,9 @@ scratch_free(void *arg, void *p)
 	(void) p;
 }
 
-static int
-decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-    size_t max_len, bool share, ProtobufCMessage **out, char *err, size_t errlen)
+int
+lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
 {
 	max_align_t stack[SCRATCH_STACK / sizeof(max_align_t)];
 	struct scratch s = {NULL, (char *) stack, 0, sizeof(stack), false};
@@ -464,8 +445,7 @@ decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t 
 	used = s.stack_used;
 	for (const struct chunk *c = s.heap; c != NULL; c = c->next)
 		used += c->used;
-	if (rc == LM_OK && (rc = compact(m, used, share, out, NULL)) != LM_OK && err &&
-	    errlen)
+	if (rc == LM_OK && (rc = compact(m, used, out, NULL)) != LM_OK && err && errlen)
 		snprintf(err, errlen, "%s", lm_strerror(rc));
 	while (s.heap != NULL) {
 		struct chunk *c = s.heap;
@@ -473,20 +453,6 @@ decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t 
 		free(c);
 	}
 	return rc;
-}
-
-int
-lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
-{
-	return decode_compact(desc, data, len, max_len, false, out, err, errlen);
-}
-
-int
-lm_pb_decode_shared(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
-{
-	return decode_compact(desc, data, len, max_len, true, out, err, errlen);
 }
 
 const char *
@@ -497,15 +463,4 @@ lm_pb_share(const char *s)
 	if (s == NULL || (n = strlen(s)) > LM_PB_SHARED_LEN)
 		return NULL;
 	return share_text(thread_cache(), s, n);
-}
-
-size_t
-lm_pb_shared_bytes(void)
-{
-	size_t n;
-
-	pthread_mutex_lock(&shared.lock);
-	n = shared.bytes;
-	pthread_mutex_unlock(&shared.lock);
-	return n;
 }

@@ -212,9 +212,9 @@ prepare_record(lm_kind kind, const char *id, const void *bytes, size_t len, bool
 	int rc;
 
 	memset(ip, 0, sizeof(*ip));
-	/* Not lm_pb_decode_shared: the index keeps the prep, which shares
-	 * the short texts it keeps, and drops the record (but for the rare
-	 * one whose prep is not self-contained). */
+	/* The index keeps the prep, which shares the short texts it keeps
+	 * (lm_pb_share), and drops the record (but for the rare one whose
+	 * prep is not self-contained). */
 	rc =
 	    lm_pb_decode_compact(d, bytes, len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
 	if (rc != LM_OK) {

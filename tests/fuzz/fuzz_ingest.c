@@ -21,7 +21,7 @@
  * word: a metric label and a DLQ header), an error message and no bytes; a DELETE is a
  * tombstone with a valid id equal to the key; a PUT has a valid id equal to the key and
  * bytes that decode (as the match service's follower decodes stored values,
- * lm_pb_decode_shared, and with lm_pb_decode) to a record with that id and version which
+ * lm_pb_decode_compact) to a record with that id and version which
  * packs to the same bytes again, and that the match index prepares
  * (lm_index_prepare_wire, as the follower loads a stored record): nothing ingest stores
  * is refused by match.
@@ -113,7 +113,7 @@ check_put(const ProtobufCMessageDescriptor *desc, const lm_ingest_decision *d)
 
 	LMF_CHECK(d->bytes != NULL && d->reason == NULL);
 	LMF_CHECK(d->len <= LM_STORE_VALUE_MAX);
-	rc = lm_pb_decode_shared(
+	rc = lm_pb_decode_compact(
 	    desc, d->bytes, d->len, LM_STORE_VALUE_MAX, &m, err, sizeof(err));
 	if (rc != LM_OK)
 		lmf_fail(

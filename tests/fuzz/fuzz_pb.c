@@ -1,17 +1,17 @@
 /*
  * fuzz_pb.c - protobuf wire data from a peer through the checked decoders of
- * lunamatch/pb.h: lm_pb_decode, lm_pb_decode_compact and lm_pb_decode_shared
+ * lunamatch/pb.h: lm_pb_decode and lm_pb_decode_compact
  * (what the RPC server, the clients, ingest and the match follower decode
  * with), for the record, request, envelope and event types.
  *
  * Input: byte 0 picks the message type (lmf_types[byte % lmf_ntypes]); the
  * rest is the wire data.
  *
- * Asserts, besides no crash, leak or undefined behaviour: the three
+ * Asserts, besides no crash, leak or undefined behaviour: the two
  * decoders agree on accepting or refusing the input, with the same error
  * code; a refusal is LM_EPARSE or LM_E2BIG with an error message and no
  * message; an accepted message packs to bytes that decode and pack again to
- * the same bytes (lmf_pb_roundtrip), and its compact and shared copies (and
+ * the same bytes (lmf_pb_roundtrip), and its compact copy (and
  * lm_pb_compact of it) pack to those same bytes.
  */
 #include <stdlib.h>
@@ -78,16 +78,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		LMF_CHECK(m == NULL && err[0] != '\0');
 		check_copy(lm_pb_decode_compact, "lm_pb_decode_compact", desc, data, size,
 		    rc, NULL, 0);
-		check_copy(lm_pb_decode_shared, "lm_pb_decode_shared", desc, data, size,
-		    rc, NULL, 0);
 		return 0;
 	}
 	LMF_CHECK(err[0] == '\0');
 	lmf_pb_roundtrip(m, &b1, &n1);
 	check_copy(lm_pb_decode_compact, "lm_pb_decode_compact", desc, data, size, LM_OK,
 	    b1, n1);
-	check_copy(
-	    lm_pb_decode_shared, "lm_pb_decode_shared", desc, data, size, LM_OK, b1, n1);
 
 	LMF_CHECK(lm_pb_compact(m, &c, NULL) == LM_OK);
 	LMF_CHECK(lm_pb_encode(c, &b2, &n2) == LM_OK);

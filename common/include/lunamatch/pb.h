@@ -78,29 +78,18 @@ int lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *dat
     size_t len, size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
 
 /*
- * lm_pb_decode_compact whose copy shares the strings of its nested messages
- * and repeated fields that are at most LM_PB_SHARED_LEN bytes long: each
- * distinct text is kept once for the life of the process and every such
- * copy points at it, up to LM_PB_SHARED_BYTES of texts in all (beyond, the
- * strings are copied into the block as by lm_pb_decode_compact). For a
- * process that keeps many records whose short texts below the top level
- * repeat (skill ids and names, cities, currencies); the strings of the top
- * level (ids, titles) are the record's own. Nobody may write to a shared
- * string. Thread-safe. lm_pb_shared_bytes: the bytes taken for shared
- * texts so far.
+ * The shared copy of s: each distinct text of at most LM_PB_SHARED_LEN
+ * bytes is kept once for the life of the process, up to LM_PB_SHARED_BYTES
+ * of texts in all, for a process that keeps many short texts that repeat
+ * (the match index's skill ids, cities, currencies). Made when there is
+ * none and room is left. NULL when s is NULL, longer than LM_PB_SHARED_LEN
+ * bytes or the shared texts are full (then the caller keeps its own copy).
+ * A text once shared is found again by every later call; nobody may write
+ * to it. Thread-safe.
  */
 #define LM_PB_SHARED_LEN   64
 #define LM_PB_SHARED_BYTES ((size_t) 64 << 20)
 
-int lm_pb_decode_shared(const ProtobufCMessageDescriptor *desc, const void *data,
-    size_t len, size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
-size_t lm_pb_shared_bytes(void);
-
-/* The shared copy of s, as lm_pb_decode_shared's copies point at: made when
- * there is none and room is left. NULL when s is NULL, longer than
- * LM_PB_SHARED_LEN bytes or the shared texts are full (then the caller
- * keeps its own copy). A text once shared is found again by every later
- * call. Thread-safe. */
 const char *lm_pb_share(const char *s);
 
 /*

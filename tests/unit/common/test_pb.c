@@ -460,86 +460,34 @@ test_compact(void **state)
 	assert_int_equal(lm_pb_compact(&q.base, NULL, NULL), LM_EINVAL);
 }
 
-/* Shared copies (lm_pb_decode_shared) pack to the bytes of the original,
- * point their short strings below the top level at one copy of each text,
- * keep the strings of the top level and long ones their own, and outlive
- * each other. */
+/* lm_pb_share keeps one copy of each short text, apart from the caller's:
+ * the same pointer for the same text, none for NULL or a text longer than
+ * LM_PB_SHARED_LEN. */
 static void
-test_shared(void **state)
+test_share(void **state)
 {
-	Lunamatch__V1__JobPosting *a = NULL, *b = NULL;
-	Lunamatch__V1__CandidateProfile prof = LUNAMATCH__V1__CANDIDATE_PROFILE__INIT;
-	Lunamatch__V1__CandidateSkill sk = LUNAMATCH__V1__CANDIDATE_SKILL__INIT;
-	Lunamatch__V1__CandidateSkill *sks[] = {&sk};
-	ProtobufCMessage *c1 = NULL, *c2 = NULL;
-	uint8_t *buf, *again = NULL;
-	char longname[LM_PB_SHARED_LEN + 2];
-	size_t len, alen = 0, before;
-	char err[256];
+	char text[LM_PB_SHARED_LEN + 2];
+	const char *a, *b;
 
 	(void) state;
-	buf = posting_bytes(&len);
-	assert_int_equal(lm_pb_decode_shared(JP, buf, len, MAXLEN,
-	                     (ProtobufCMessage **) &a, err, sizeof(err)),
-	    LM_OK);
-	before = lm_pb_shared_bytes();
-	assert_true(before > 0);
-	assert_int_equal(lm_pb_decode_shared(JP, buf, len, MAXLEN,
-	                     (ProtobufCMessage **) &b, err, sizeof(err)),
-	    LM_OK);
-	assert_int_equal(lm_pb_shared_bytes(), before); /* nothing new to keep */
-	assert_int_equal(lm_pb_encode(&b->base, &again, &alen), LM_OK);
-	assert_int_equal(alen, len);
-	assert_memory_equal(again, buf, len);
-	free(again);
-	/* Nested and repeated: shared. The top level: each copy's own. */
-	assert_ptr_equal(a->skills[0]->name, b->skills[0]->name);
-	assert_ptr_equal(a->skills[1]->name, b->skills[1]->name);
-	assert_ptr_equal(a->locations[0]->city, b->locations[0]->city);
-	assert_ptr_equal(
-	    a->requirement_groups[0]->skills[1], b->requirement_groups[0]->skills[1]);
-	assert_ptr_equal(a->salary->currency, b->salary->currency);
-	assert_ptr_not_equal(a->id, b->id);
-	assert_ptr_not_equal(a->title, b->title);
-	assert_string_equal(b->id, "job-1");
-	free(a);
-	assert_string_equal(b->skills[0]->name, "Python");
-	assert_string_equal(b->locations[0]->city, "M\xc3\xbcnchen");
-	free(b);
-	free(buf);
-
-	/* A text longer than LM_PB_SHARED_LEN stays in the copy's block. */
-	memset(longname, 'n', sizeof(longname) - 1);
-	longname[sizeof(longname) - 1] = '\0';
-	sk.skill_id = "s:1";
-	sk.name = longname;
-	prof.id = "c-1";
-	prof.n_skills = 1;
-	prof.skills = sks;
-	assert_int_equal(lm_pb_encode(&prof.base, &buf, &len), LM_OK);
-	assert_int_equal(
-	    lm_pb_decode_shared(&lunamatch__v1__candidate_profile__descriptor, buf, len,
-	        MAXLEN, &c1, err, sizeof(err)),
-	    LM_OK);
-	assert_int_equal(
-	    lm_pb_decode_shared(&lunamatch__v1__candidate_profile__descriptor, buf, len,
-	        MAXLEN, &c2, err, sizeof(err)),
-	    LM_OK);
-	assert_ptr_equal(((Lunamatch__V1__CandidateProfile *) c1)->skills[0]->skill_id,
-	    ((Lunamatch__V1__CandidateProfile *) c2)->skills[0]->skill_id);
-	assert_ptr_not_equal(((Lunamatch__V1__CandidateProfile *) c1)->skills[0]->name,
-	    ((Lunamatch__V1__CandidateProfile *) c2)->skills[0]->name);
-	assert_string_equal(
-	    ((Lunamatch__V1__CandidateProfile *) c2)->skills[0]->name, longname);
-	free(c1);
-	free(c2);
-	/* Bad input: the checks of lm_pb_decode. */
-	assert_int_equal(
-	    lm_pb_decode_shared(&lunamatch__v1__candidate_profile__descriptor, buf,
-	        len - 1, MAXLEN, &c1, err, sizeof(err)),
-	    LM_EPARSE);
-	assert_null(c1);
-	free(buf);
+	memset(text, 's', LM_PB_SHARED_LEN);
+	text[LM_PB_SHARED_LEN] = '\0';
+	a = lm_pb_share(text); /* exactly LM_PB_SHARED_LEN bytes */
+	assert_non_null(a);
+	assert_ptr_not_equal(a, text);
+	assert_string_equal(a, text);
+	text[0] = 't'; /* the shared copy is not the caller's */
+	assert_int_equal(a[0], 's');
+	b = lm_pb_share(text);
+	assert_ptr_not_equal(a, b);
+	text[0] = 's';
+	assert_ptr_equal(lm_pb_share(text), a);
+	assert_ptr_equal(lm_pb_share("Python"), lm_pb_share("Python"));
+	assert_string_equal(lm_pb_share("M\xc3\xbcnchen"), "M\xc3\xbcnchen");
+	text[LM_PB_SHARED_LEN] = 'x';
+	text[LM_PB_SHARED_LEN + 1] = '\0';
+	assert_null(lm_pb_share(text));
+	assert_null(lm_pb_share(NULL));
 }
 
 int
@@ -547,7 +495,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip),
-	    cmocka_unit_test(test_shared),
+	    cmocka_unit_test(test_share),
 	    cmocka_unit_test(test_arguments_and_limit),
 	    cmocka_unit_test(test_truncated),
 	    cmocka_unit_test(test_malformed),
