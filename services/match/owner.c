@@ -117,14 +117,14 @@ struct lm_owner {
 	pthread_cond_t cv;
 	bool woken; /* under mtx */
 
-	_Atomic uint64_t messages, rejected, probes, failures, rebalances, deferred,
-	    handover;
+	_Atomic uint64_t messages, rejected, probes, failures, ahead, rebalances,
+	    deferred, handover;
 	atomic_int joined; /* members subscribed to their topic */
 	atomic_bool failing;
 	atomic_bool caught_up; /* the ingest group has stored the topics once */
 	int64_t start_ms;
 
-	lm_counter *m_messages, *m_failures, *m_deferred, *m_handover;
+	lm_counter *m_messages, *m_failures, *m_ahead, *m_deferred, *m_handover;
 };
 
 /* ---- batch ---------------------------------------------------------------- */
@@ -988,6 +988,8 @@ derive(struct member *m, lm_events_split *split)
 		if (rc == LM_EBUSY && ++busy <= BUSY_RETRIES) {
 			lm_debug(
 			    "owner.derive", "the index is behind the store; retrying");
+			atomic_fetch_add(&ow->ahead, 1);
+			lm_counter_add(ow->m_ahead, 1);
 			wait_slice(ow);
 			continue;
 		}
@@ -1416,6 +1418,11 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		    "lunamatch_events_derive_failures_total",
 		    "Failed derivations of owned messages into the outbox (each retried)",
 		    NULL);
+		ow->m_ahead = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_derive_store_ahead_total",
+		    "Derivations retried quietly because the store was ahead of the "
+		    "index for a record they show",
+		    NULL);
 		ow->m_deferred = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_pairs_deferred_total",
 		    "New pairs left to the owner of the other record, which announces "
@@ -1498,6 +1505,7 @@ lm_owner_stats_get(lm_owner *ow, lm_owner_stats *out)
 	out->rejected = atomic_load(&ow->rejected);
 	out->probes = atomic_load(&ow->probes);
 	out->failures = atomic_load(&ow->failures);
+	out->ahead = atomic_load(&ow->ahead);
 	out->rebalances = atomic_load(&ow->rebalances);
 	out->deferred = atomic_load(&ow->deferred);
 	out->handover = atomic_load(&ow->handover);

@@ -123,6 +123,8 @@ typedef struct lm_owner_stats {
 	uint64_t rejected;   /* of which ingest's rule rejects (nothing derived) */
 	uint64_t probes;     /* questions to the ingest group's committed offsets */
 	uint64_t failures;   /* failed derivations (outbox writes); each retried */
+	uint64_t ahead;      /* derivations retried quietly because the store was
+	                        ahead of the index for a record they show */
 	uint64_t rebalances; /* partition assignments received */
 	uint64_t deferred;   /* new pairs left to the other record's owner */
 	uint64_t handover;   /* pairs announced from a previous owner's claim */

@@ -14,6 +14,9 @@
  *    ingest group's committed offsets (the index alone cannot tell);
  *  - starts a second owner in the same group from the committed offsets:
  *    nothing derived again;
+ *  - retries quietly, counting no failure, while the store is ahead of
+ *    the index for a record the events show (the store moved by the
+ *    index's read seam), and derives once the follower has applied it;
  *  - keeps retrying, without committing, while outbox writes fail (the
  *    failure injected through the events' fault seam), and catches up once
  *    they succeed again;
@@ -560,6 +563,98 @@ test_owner(void **state)
 	assert_int_equal(committed(POSTINGS), 4);
 }
 
+/* The index's read seam, armed: at the first record a read decodes, the
+ * store gets the bytes of `put` (as ingest would commit them), once, with
+ * the follower stopped. Runs on the reading thread: no asserts. */
+struct store_moves {
+	atomic_bool armed;
+	atomic_int rc;
+	const char *id;
+	uint64_t version;
+	uint8_t *bytes;
+	size_t len;
+};
+
+static int
+store_moves(void *arg, lm_index_alloc what)
+{
+	struct store_moves *sm = arg;
+	lm_store_txn *t = NULL;
+	int rc;
+
+	if (what != LM_INDEX_ALLOC_RECORD || !atomic_exchange(&sm->armed, false))
+		return LM_OK;
+	if ((rc = lm_store_begin(R0->store, &t)) == LM_OK) {
+		rc = lm_store_put_at(
+		    t, LM_KIND_PROFILE, sm->id, sm->version, sm->bytes, sm->len, NULL);
+		rc = rc == LM_OK ? lm_store_commit(t, NULL) : (lm_store_abort(t), rc);
+	}
+	atomic_store(&sm->rc, rc);
+	return LM_OK;
+}
+
+/* The store ahead of the index for a record the events show (a change
+ * ingest committed after the owner's wait for the index, before the
+ * derivation read the record): the owner retries quietly, counting no
+ * failure, and derives once the follower has applied the change. */
+static void
+test_store_ahead(void **state)
+{
+	struct store_moves sm = {.id = LEAD, .version = 2};
+	ProtobufCMessage *m = sample(false, LEAD, 2);
+	lm_reject why;
+	char err[512];
+
+	(void) state;
+	assert_int_equal(
+	    lmt_record_prepare(&G.recs.ctx, m, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_pb_encode(m, &sm.bytes, &sm.len), LM_OK);
+	protobuf_c_message_free_unpacked(m, NULL);
+	atomic_init(&sm.armed, false);
+	atomic_init(&sm.rc, -1);
+	/* As the service runs: the index reads the records it shows from
+	 * the store. */
+	assert_int_equal(lm_index_set_store(R0->idx, R0->store), LM_OK);
+
+	R0->owner = new_owner(R0);
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
+	produce_record(true, SEED_JOB, 1);
+	produce_record(false, LEAD, 1);
+	ingest_put(true, SEED_JOB, 1);
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	ingest_commit(POSTINGS, 1);
+	assert_true(wait_messages(R0->owner, 2));
+	assert_int_equal(stats(R0->owner).ahead, 0);
+
+	/* The posting's v2 reaches the index. With the follower stopped, the
+	 * lead's v2 reaches the store when the derivation of the posting's v2
+	 * reads its first record; the events show the lead, which the index
+	 * ranked at v1. */
+	ingest_put(true, SEED_JOB, 2);
+	assert_true(index_holds(R0, SEED_JOB, 2));
+	lm_follower_stop(R0->follower);
+	atomic_store(&sm.armed, true);
+	lm_index_set_fault(R0->idx, store_moves, &sm);
+	produce_record(true, SEED_JOB, 2);
+	ingest_commit(POSTINGS, 2);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     stats(R0->owner).ahead == 0 && lm_clock_ms() < end;)
+		lmt_sleep_ms(5);
+	assert_int_equal(atomic_load(&sm.rc), LM_OK);
+	assert_true(stats(R0->owner).ahead >= 1);
+	assert_int_equal(stats(R0->owner).messages, 2);
+
+	/* The follower applies the lead's v2 and wakes the owner. */
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_true(wait_messages(R0->owner, 3));
+	assert_int_equal(stats(R0->owner).failures, 0);
+	assert_false(stats(R0->owner).failing);
+	lm_index_set_fault(R0->idx, NULL, NULL);
+	free(sm.bytes);
+}
+
 static void
 test_outbox_fails(void **state)
 {
@@ -811,6 +906,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_replicas, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(test_claim_left_reading, setup_two, teardown),
