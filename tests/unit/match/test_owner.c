@@ -446,6 +446,19 @@ committed(const char *topic)
 	return events_committed(topic, 0, NULL);
 }
 
+/* The seed posting and the lead, at version 1: produced, then stored and
+ * passed by ingest. */
+static void
+seed_pair(void)
+{
+	produce_record(true, SEED_JOB, 1);
+	produce_record(false, LEAD, 1);
+	ingest_put(true, SEED_JOB, 1);
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	ingest_commit(POSTINGS, 1);
+}
+
 /* ---- waits ---------------------------------------------------------------- */
 
 static lm_owner_stats
@@ -619,12 +632,7 @@ test_store_ahead(void **state)
 	R0->owner = new_owner(R0);
 	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
 	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
-	produce_record(true, SEED_JOB, 1);
-	produce_record(false, LEAD, 1);
-	ingest_put(true, SEED_JOB, 1);
-	ingest_put(false, LEAD, 1);
-	ingest_commit(PROFILES, 1);
-	ingest_commit(POSTINGS, 1);
+	seed_pair();
 	assert_true(wait_messages(R0->owner, 2));
 	assert_int_equal(stats(R0->owner).ahead, 0);
 
@@ -666,12 +674,7 @@ test_outbox_fails(void **state)
 	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
 		lmt_sleep_ms(20);
 	atomic_store(&G.outbox_fault, LM_ESTORE);
-	produce_record(true, SEED_JOB, 1);
-	produce_record(false, LEAD, 1);
-	ingest_put(true, SEED_JOB, 1);
-	ingest_put(false, LEAD, 1);
-	ingest_commit(PROFILES, 1);
-	ingest_commit(POSTINGS, 1);
+	seed_pair();
 	for (int64_t end = lm_clock_ms() + WAIT_MS;
 	     (stats(R0->owner).failures < 2 || !lm_events_outbox_failing(R0->events)) &&
 	     lm_clock_ms() < end;)
