@@ -51,7 +51,7 @@
 
 #define POLL_MS          100  /* longest wait of one consumer poll */
 #define WAIT_SLICE_MS    50   /* a waiting message is looked at least this often */
-#define BUSY_RETRIES     40   /* LM_EBUSY derivations retried quietly in a row */
+#define BUSY_RETRIES     40   /* LM_EBUSY derivations of a batch retried quietly */
 #define CALL_TIMEOUT     5000 /* one committed-offsets, metadata or commit call */
 #define SERVE_AFTER_MS   1000 /* a wait this long keeps serving the group */
 #define CATCHUP_PROBE_MS 200  /* before joining: ingest's progress asked this often */
