@@ -121,6 +121,12 @@ struct wbuf {
 struct scratch; /* per-query working memory, pooled (see scratch_get) */
 static void pool_free(lm_index *idx);
 
+/* A sweep's window: 2^WINDOW doc ids, 8 MiB of slots (struct acc), which
+ * a last-level cache of 16 MiB or more keeps. A window costs every list
+ * read by window a seek at each end; smaller ones were slower on the
+ * benchmark data up to a million postings (bench/README.md). */
+#define WINDOW 20
+
 struct lm_index {
 	pthread_rwlock_t lock;
 	const lm_model *model;
@@ -152,6 +158,7 @@ struct lm_index {
 	struct wbuf wr; /* under the write lock */
 	int (*fault)(void *arg, lm_index_alloc what);
 	void *fault_arg;
+	uint32_t window; /* the sweep's window: 2^window doc ids; under the lock */
 };
 
 /* ---- tables ---------------------------------------------------------------- */
@@ -784,6 +791,7 @@ lm_index_new(const lm_model *model, lm_index **out)
 	if ((idx = calloc(1, sizeof(*idx))) == NULL)
 		return LM_ENOMEM;
 	idx->model = model;
+	idx->window = WINDOW;
 	atomic_init(&idx->seq, 0);
 	atomic_init(&idx->n_postings, 0);
 	atomic_init(&idx->n_open, 0);
@@ -1672,6 +1680,27 @@ lm_index_set_fault(lm_index *idx, int (*fault)(void *arg, lm_index_alloc what), 
 	pthread_rwlock_unlock(&idx->lock);
 }
 
+void
+lm_index_set_window(lm_index *idx, uint32_t window)
+{
+	pthread_rwlock_wrlock(&idx->lock);
+	if (window == 0)
+		window = WINDOW;
+	idx->window = window < 4 ? 4 : window > 31 ? 31 : window;
+	pthread_rwlock_unlock(&idx->lock);
+}
+
+uint32_t
+lm_index_window(lm_index *idx)
+{
+	uint32_t w;
+
+	pthread_rwlock_rdlock(&idx->lock);
+	w = idx->window;
+	pthread_rwlock_unlock(&idx->lock);
+	return w;
+}
+
 /* ---- top-k ------------------------------------------------------------------- */
 
 struct hit {
@@ -1791,10 +1820,9 @@ heap_offer(struct heap *h, const struct hit *x)
  * matches (nothing was pruned), otherwise those the partitions, the lists
  * and the vetoes of the evaluated records removed.
  */
-#define FIRST_BATCH  64   /* records evaluated to set the bar, at least */
-#define SEED_CANDS   4096 /* records accumulated before units are left out */
-#define TERM_SLACK   1e-4 /* relative and absolute, on a sum of shares */
-#define WINDOW_SHIFT 15   /* a sweep's window: 32768 doc ids, 256 KiB of slots */
+#define FIRST_BATCH 64   /* records evaluated to set the bar, at least */
+#define SEED_CANDS  4096 /* records accumulated before units are left out */
+#define TERM_SLACK  1e-4 /* relative and absolute, on a sum of shares */
 /* From PREFETCH_DOCS doc ids on (2 MiB of slots, far more than the cache
  * keeps), the sweep asks for the slot of the entry PREFETCH_AHEAD places
  * ahead before it needs it; below that the slots stay in the cache and the
@@ -2032,6 +2060,7 @@ struct ranking {
 	size_t nlive;     /* s->live[0 .. nlive), or SIZE_MAX: see prune_open */
 	bool partial;     /* some list entries were left unread */
 	uint32_t ahead;   /* PREFETCH_AHEAD, or 0 for no prefetching */
+	uint32_t window;  /* the index's window (see sweep) */
 };
 
 /* Adds docs to the candidates with the gate of a posting without skills
@@ -2280,7 +2309,7 @@ cmp_term_bound(const void *a, const void *b)
  * the subject's side, one per unit (prefix_units). The seed's records are
  * found again or not at all; the ones it evaluated stay evaluated.
  *
- * A list with many entries per window of WINDOW doc ids is read a window
+ * A list with many entries per window of 2^window doc ids is read a window
  * at a time, all such lists side by side, so that the slots being added
  * to stay in the cache; a sparser one in one go, rather than coming back
  * to it (a cache miss) in every window. The units that find are completed
@@ -2653,7 +2682,7 @@ static void
 read_cursors(struct ranking *q, size_t from, size_t to, enum pass pass, double tau_after)
 {
 	struct cursor *cur = q->s->cur;
-	size_t nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1, dense = from;
+	size_t nwin = (q->t->ndocs >> q->window) + 1, dense = from;
 
 	for (size_t i = from; i < to; i++) {
 		cur[i].pos = 0;
@@ -2662,8 +2691,8 @@ read_cursors(struct ranking *q, size_t from, size_t to, enum pass pass, double t
 	for (size_t i = dense; pass == PASS_BOTH && i < to; i++)
 		cursor_find(q, &cur[i], 0, UINT32_MAX);
 	for (size_t w = 0; w < nwin && dense > from; w++) {
-		uint64_t end = (uint64_t) (w + 1) << WINDOW_SHIFT;
-		uint32_t lo = (uint32_t) (w << WINDOW_SHIFT);
+		uint64_t end = (uint64_t) (w + 1) << q->window;
+		uint32_t lo = (uint32_t) (w << q->window);
 		uint32_t lim = end > UINT32_MAX ? UINT32_MAX : (uint32_t) end;
 		for (size_t i = from; i < dense; i++)
 			if (pass == PASS_COMPLETE)
@@ -2690,7 +2719,7 @@ sweep(struct ranking *q, size_t ntb)
 	const struct term_bound *tb = s->tb;
 	struct band band[LM_INVERTED_TIERS + 1];
 	double own[LM_INVERTED_TIERS + 1]; /* by band: its largest key bound */
-	size_t nc = 0, nwin = (q->t->ndocs >> WINDOW_SHIFT) + 1;
+	size_t nc = 0, nwin = (q->t->ndocs >> q->window) + 1;
 	size_t nwords = q->t->ndocs / 64 + 1, room = q->nunits + 1;
 	size_t nbucket[2 * (LM_INVERTED_TIERS + 1)] = {0};
 	struct cursor *made; /* the cursors as made, before their order */
@@ -2918,6 +2947,7 @@ rank(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	q.h = h;
 	q.gate = lm_float_up(idx->model->params.no_skills_gate);
 	q.ahead = t->ndocs >= PREFETCH_DOCS ? PREFETCH_AHEAD : 0;
+	q.window = idx->window;
 	nterms = lm_prep_terms(pp, cp, idx->stats, q.s->terms, nterms);
 	/* An empty partition costs a look at its size. */
 	for (uint32_t part = 0; part < nparts; part++) {

@@ -218,6 +218,15 @@ typedef enum lm_index_alloc {
 void lm_index_set_fault(
     lm_index *idx, int (*fault)(void *arg, lm_index_alloc what), void *arg);
 
+/* The sweep of a query reads the lists a window of 2^window doc ids at a
+ * time, so that the per-query slots it adds to stay in the cache (index.c,
+ * sweep; 2^20 by default). lm_index_set_window sets it (clamped to 4 ..
+ * 31; 0: the default), for tests that want many windows on small data and
+ * for tuning; answers never depend on it. lm_index_window returns it. Both
+ * take the lock. */
+void lm_index_set_window(lm_index *idx, uint32_t window);
+uint32_t lm_index_window(lm_index *idx);
+
 /* The model the index scores with (borrowed, as given to lm_index_new), and
  * its version (owned by the model). */
 const lm_model *lm_index_model(const lm_index *idx);

@@ -786,6 +786,10 @@ test_exact_top_k(void **state)
 		random_model(&r, &m);
 		build(&r, &m, &idx, &w);
 		world_stats(&w);
+		/* Sweeps of 16 to 2,048 doc ids a window: small data sets read
+		 * by many windows, as large ones are. */
+		lm_index_set_window(idx, 4 + (uint32_t) (seed % 8));
+		assert_int_equal(lm_index_window(idx), 4 + (uint32_t) (seed % 8));
 		/* The index clock past NOW (every half data set): the answers at
 		 * NOW stay those of the reference, whose statistics count the
 		 * postings expired by then too; only the open count follows. */
@@ -909,6 +913,8 @@ test_exact_top_k_at_scale(void **state)
 	world_stats(&w);
 	lm_index_counts_get(idx, &before);
 	for (int q = 0; q < 12; q++) {
+		/* Every other round with windows of 4,096 doc ids. */
+		lm_index_set_window(idx, q % 2 == 0 ? 0 : 12);
 		query_jobs(&r, idx, &m, &w);
 		query_candidates(&r, idx, &m, &w);
 		query_top(&r, idx, &m, &w);
@@ -2004,6 +2010,14 @@ test_errors(void **state)
 	lm_model_defaults(&m);
 	assert_int_equal(lm_index_new(NULL, &idx), LM_EINVAL);
 	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	/* The window: 2^20 doc ids by default, clamped to 4 .. 31. */
+	assert_int_equal(lm_index_window(idx), 20);
+	lm_index_set_window(idx, 2);
+	assert_int_equal(lm_index_window(idx), 4);
+	lm_index_set_window(idx, 40);
+	assert_int_equal(lm_index_window(idx), 31);
+	lm_index_set_window(idx, 0);
+	assert_int_equal(lm_index_window(idx), 20);
 	for (int i = 0; i < 15; i++) {
 		snprintf(buf, sizeof(buf), "j%02d", i);
 		assert_int_equal(
