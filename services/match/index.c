@@ -2562,43 +2562,6 @@ prune_open(struct ranking *q, double tau, double theta)
 #define RAISE_MIN   16
 #define RAISE_MAX   512
 
-/* A record found (its place in the candidates) and its bound. */
-struct pick {
-	double b;
-	uint32_t i;
-};
-
-/* Restores the min-heap order by bound of p[0 .. n) below place i. */
-static void
-pick_sift(struct pick *p, size_t n, size_t i)
-{
-	struct pick x = p[i];
-
-	for (;;) {
-		size_t l = 2 * i + 1, w;
-		if (l >= n)
-			break;
-		w = l + 1 < n && p[l + 1].b < p[l].b ? l + 1 : l;
-		if (!(p[w].b < x.b))
-			break;
-		p[i] = p[w];
-		i = w;
-	}
-	p[i] = x;
-}
-
-/* Decreasing bound, ties by place (a total order: the same query evaluates
- * the same records in the same order). */
-static int
-cmp_pick(const void *a, const void *b)
-{
-	const struct pick *x = a, *y = b;
-
-	if (x->b != y->b)
-		return x->b > y->b ? -1 : 1;
-	return (x->i > y->i) - (x->i < y->i);
-}
-
 /*
  * Raises the bar theta between the first band and the others: evaluates
  * the records found with the largest bounds (their sums so far plus at
@@ -2613,7 +2576,9 @@ cmp_pick(const void *a, const void *b)
 static double
 raise_bar(struct ranking *q, double tau, double theta)
 {
-	struct pick p[RAISE_MAX];
+	/* The records with the m largest bounds, each bound negated so that
+	 * cand_sift's max-heap keeps the least of them at its root. */
+	struct cand p[RAISE_MAX];
 	struct cand *cv = q->s->cands;
 	size_t m = q->ncand / RAISE_SHARE, n = 0;
 
@@ -2621,28 +2586,36 @@ raise_bar(struct ranking *q, double tau, double theta)
 		return theta;
 	if (m > RAISE_MAX)
 		m = RAISE_MAX;
-	/* The m largest bounds that reach the bar, in a min-heap. */
 	for (size_t i = 0; i < q->ncand; i++) {
 		double b = (double) cv[i].acc + (cv[i].after < tau ? cv[i].after : tau);
-		if (b * (1 + TERM_SLACK) + TERM_SLACK < theta ||
-		    (n == m && !(b > p[0].b)))
+		if (b * (1 + TERM_SLACK) + TERM_SLACK < theta)
 			continue;
-		if (n == m) {
-			p[0].b = b;
-			p[0].i = (uint32_t) i;
-			pick_sift(p, n, 0);
-			continue;
+		if (n < m) {
+			p[n].bound = -b;
+			p[n++].doc = cv[i].doc;
+			if (n == m)
+				for (size_t j = n / 2; j-- > 0;)
+					cand_sift(p, n, j);
+		} else if (-b < p[0].bound) {
+			p[0].bound = -b;
+			p[0].doc = cv[i].doc;
+			cand_sift(p, n, 0);
 		}
-		p[n].b = b;
-		p[n++].i = (uint32_t) i;
-		if (n == m)
-			for (size_t j = n / 2; j-- > 0;)
-				pick_sift(p, n, j);
 	}
-	qsort(p, n, sizeof(*p), cmp_pick);
+	if (n < m)
+		for (size_t j = n / 2; j-- > 0;)
+			cand_sift(p, n, j);
+	/* Heapsort: the largest bound first. */
+	for (size_t end = n; end > 1; end--) {
+		struct cand t = p[0];
+		p[0] = p[end - 1];
+		p[end - 1] = t;
+		cand_sift(p, end - 1, 0);
+	}
 	for (size_t j = 0; j < n; j++) {
-		struct cand *x = &cv[p[j].i];
-		if (p[j].b * (1 + TERM_SLACK) + TERM_SLACK < bar(q->h, q->min_score))
+		/* A record found keeps its place in the candidates in its slot. */
+		struct cand *x = &cv[q->s->as[p[j].doc].v.idx];
+		if (-p[j].bound * (1 + TERM_SLACK) + TERM_SLACK < bar(q->h, q->min_score))
 			break; /* every bound after it is at most this one */
 		evaluate(q, x->doc);
 		x->acc = -INFINITY;
