@@ -18,6 +18,7 @@
 #include "bench_util.h"
 #include "index.h"
 #include "lunamatch/error.h"
+#include "lunamatch/taxonomy.h"
 #include "model.h"
 
 #define ID_MAX       32 /* bytes of a generated record id */
@@ -41,6 +42,8 @@ typedef struct opts {
 	uint64_t top_k;
 	uint64_t seed;
 	uint64_t embedding_dim;
+	const char *taxonomy; /* skills drawn from this taxonomy, or NULL */
+	lm_taxonomy *tax;     /* loaded from it by main */
 	const char *out_dir;
 	const char *name;
 	const char *commit;
@@ -60,6 +63,9 @@ usage(FILE *f)
 	           "  --top-k N            top_k of every query (default 10)\n"
 	           "  --seed N             data seed (default 1)\n"
 	           "  --embedding-dim N    embedding length, 0 for none (default 0)\n"
+	           "  --taxonomy FILE      draw skills from this taxonomy, as\n"
+	           "                       lunamatch-loadgen does (default: the\n"
+	           "                       generator's own vocabulary)\n"
 	           "  --out-dir DIR        where results go (default .)\n"
 	           "  --name NAME          result file base name (default index)\n"
 	           "  --commit REV         source revision recorded with the results\n");
@@ -78,6 +84,7 @@ parse_opts(int argc, char **argv, opts *o)
 	    {"top-k", required_argument, NULL, 'k'},
 	    {"seed", required_argument, NULL, 'S'},
 	    {"embedding-dim", required_argument, NULL, 'e'},
+	    {"taxonomy", required_argument, NULL, 'T'},
 	    {"out-dir", required_argument, NULL, 'o'},
 	    {"name", required_argument, NULL, 'n'},
 	    {"commit", required_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
@@ -135,6 +142,9 @@ parse_opts(int argc, char **argv, opts *o)
 			break;
 		case 'S':
 			ok = bench_parse_u64(optarg, 0, INT64_MAX, "--seed", &o->seed);
+			break;
+		case 'T':
+			o->taxonomy = optarg;
 			break;
 		case 'e':
 			ok = bench_parse_u64(optarg, 0, BENCH_EMBED_MAX,
@@ -426,6 +436,8 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 
 	memset(r, 0, sizeof(*r));
 	r->postings = n;
+	if (o->tax != NULL)
+		bench_gen_use_taxonomy(gen, o->tax);
 	bench_rng_seed(&rng, o->seed ^ 0xB0A7ULL);
 	bench_trim_heap();
 	rss0 = bench_rss_bytes();
@@ -574,10 +586,11 @@ table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *mac
 	bench_text_header(t, "bench_index", machine);
 	bench_text_printf(t,
 	    "data         %llu profiles, top_k %llu, seed %llu, embedding dim %llu, "
-	    "up to %llu queries per phase\n\n",
+	    "up to %llu queries per phase%s%s\n\n",
 	    (unsigned long long) o->profiles, (unsigned long long) o->top_k,
 	    (unsigned long long) o->seed, (unsigned long long) o->embedding_dim,
-	    (unsigned long long) o->queries);
+	    (unsigned long long) o->queries, o->taxonomy != NULL ? ", skills from " : "",
+	    o->taxonomy != NULL ? o->taxonomy : "");
 
 	row_head(t, "postings");
 	for (size_t i = 0; i < nr; i++)
@@ -693,6 +706,14 @@ main(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o) != 0)
 		return 2;
+	if (o.taxonomy != NULL) {
+		char err[ERR_MAX];
+		if (lm_taxonomy_load(o.taxonomy, &o.tax, err, sizeof(err)) != LM_OK) {
+			fprintf(
+			    stderr, "bench_index: taxonomy %s: %s\n", o.taxonomy, err);
+			return 1;
+		}
+	}
 	lm_model_defaults(&model);
 	res = calloc(o.n_postings, sizeof(*res));
 	text = calloc(1, sizeof(*text));
@@ -700,6 +721,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_index: out of memory\n");
 		free(res);
 		free(text);
+		lm_taxonomy_free(o.tax);
 		return 1;
 	}
 	machine = bench_machine_json(o.commit);
@@ -714,12 +736,13 @@ main(int argc, char **argv)
 	runs = json_array();
 	for (size_t i = 0; i < o.n_postings; i++)
 		json_array_append_new(runs, size_json(&o, &res[i]));
-	doc = json_pack("{s:s,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:s},s:o,s:I}", "benchmark",
-	    "index", "machine", machine, "params", "profiles", (json_int_t) o.profiles,
-	    "queries", (json_int_t) o.queries, "top_k", (json_int_t) o.top_k, "seed",
-	    (json_int_t) o.seed, "embedding_dim", (json_int_t) o.embedding_dim,
-	    "qps_seconds", (json_int_t) o.qps_seconds, "model_version", model.version,
-	    "runs", runs, "peak_rss_bytes", (json_int_t) bench_maxrss_bytes());
+	doc = json_pack("{s:s,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s?},s:o,s:I}",
+	    "benchmark", "index", "machine", machine, "params", "profiles",
+	    (json_int_t) o.profiles, "queries", (json_int_t) o.queries, "top_k",
+	    (json_int_t) o.top_k, "seed", (json_int_t) o.seed, "embedding_dim",
+	    (json_int_t) o.embedding_dim, "qps_seconds", (json_int_t) o.qps_seconds,
+	    "model_version", model.version, "taxonomy", o.taxonomy, "runs", runs,
+	    "peak_rss_bytes", (json_int_t) bench_maxrss_bytes());
 	if (doc == NULL) {
 		fprintf(stderr, "bench_index: cannot build the result document\n");
 		goto done;
@@ -731,5 +754,6 @@ main(int argc, char **argv)
 done:
 	free(res);
 	free(text);
+	lm_taxonomy_free(o.tax);
 	return status;
 }
