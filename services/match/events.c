@@ -1087,9 +1087,16 @@ on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t 
 			continue;
 		if ((rc = derive_subject(
 		         ev, idx, &changes[i], fresh[i], now, split, &b)) != LM_OK) {
-			lm_error("events.derive",
-			    "cannot derive the events of record %s: %s", changes[i].id,
-			    lm_strerror(rc));
+			/* LM_EBUSY (the store ahead of the index) is retried by
+			 * the caller and is no failure. */
+			if (rc == LM_EBUSY)
+				lm_debug("events.derive",
+				    "record %s: the index is behind the store",
+				    changes[i].id);
+			else
+				lm_error("events.derive",
+				    "cannot derive the events of record %s: %s",
+				    changes[i].id, lm_strerror(rc));
 			goto out;
 		}
 		if (b.n >= LM_EVENTS_TXN_PAIRS && i + 1 < n) {

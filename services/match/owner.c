@@ -92,6 +92,8 @@ struct member {
 	bool busy;                 /* the batch is being processed */
 	bool revoked;              /* partitions revoked while busy: drop the batch */
 	bool check_claims;         /* postings: look for claims left reading their cut */
+	bool rebalancing;          /* the last claim met a rebalance of the group */
+	bool rebalance_noted;      /* logged since the last claim written */
 	rd_kafka_message_t **held; /* polled while waiting, for the next batch */
 	size_t nheld;
 	int64_t claim_backoff; /* pause after the next failed claim, ms */
@@ -469,6 +471,18 @@ write_claim(struct member *m, const int64_t *cut, int ncut)
 	e = rd_kafka_commit(m->rk, first, 0);
 	rd_kafka_topic_partition_list_destroy(first);
 	rd_kafka_topic_partition_list_destroy(end);
+	/* A rebalance of the group (a member joins or leaves) refuses commits
+	 * until it ends: the batch waits for the new assignment. */
+	if (e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS) {
+		if (!m->rebalance_noted)
+			lm_info("owner.claim",
+			    "the group is rebalancing: the claim of %zu messages "
+			    "waits for it",
+			    m->n);
+		m->rebalancing = m->rebalance_noted = true;
+		return LM_EBUSY;
+	}
+	m->rebalance_noted = false;
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		lm_warn("owner.claim", "cannot commit the claim of %zu messages: %s",
 		    m->n, rd_kafka_err2name(e));
@@ -615,6 +629,15 @@ wait_slice(lm_owner *ow)
 			break;
 	ow->woken = false;
 	pthread_mutex_unlock(&ow->mtx);
+}
+
+/* Sleeps ms, or until the owner stops. */
+static void
+pause_for(lm_owner *ow, int64_t ms)
+{
+	for (int64_t end = lm_clock_ms() + ms;
+	     lm_clock_ms() < end && !atomic_load(&ow->stop);)
+		wait_slice(ow);
 }
 
 /* Logs once that a wait that began at since has lasted LM_OWNER_WAIT_NOTE_MS,
@@ -942,9 +965,7 @@ failed(lm_owner *ow, const char *what, int rc, int64_t *backoff)
 	atomic_store(&ow->failing, true);
 	lm_error("owner.derive", "%s: %s; retrying in %lld ms", what, lm_strerror(rc),
 	    (long long) *backoff);
-	for (int64_t end = lm_clock_ms() + *backoff;
-	     lm_clock_ms() < end && !atomic_load(&ow->stop);)
-		wait_slice(ow);
+	pause_for(ow, *backoff);
 	*backoff =
 	    lm_backoff_next(*backoff, LM_OWNER_RETRY_MIN_MS, LM_OWNER_RETRY_MAX_MS);
 }
@@ -1130,7 +1151,13 @@ process(struct member *m)
 	} else if (rc == LM_OK) {
 		batch_drop(m);
 	} else if (rc != LM_ECLOSED) {
-		failed(m->ow, "cannot claim the batch", rc, &m->claim_backoff);
+		/* A claim refused by a rebalance is no failure: the batch is read
+		 * again once the group has settled (or by its next owner). */
+		if (!m->rebalancing)
+			failed(m->ow, "cannot claim the batch", rc, &m->claim_backoff);
+		else
+			pause_for(m->ow, LM_OWNER_RETRY_MIN_MS);
+		m->rebalancing = false;
 		rewind_batch(m);
 		m->check_claims = m->posting; /* its claim may have no cut */
 	}
