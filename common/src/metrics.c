@@ -48,8 +48,9 @@ struct lm_histogram {
 };
 
 struct series {
-	char *labels;         /* "" when the series has no labels */
-	double (*fn)(void *); /* computed gauge, or NULL */
+	char *labels;            /* "" when the series has no labels */
+	double (*fn)(void *);    /* computed gauge, or NULL */
+	uint64_t (*cfn)(void *); /* computed counter, or NULL */
 	void *arg;
 	union {
 		struct lm_counter c;
@@ -425,8 +426,8 @@ series_add(struct family *f, const char *labels)
  */
 static int
 reg(lm_metrics *m, enum kind kind, const char *name, const char *help, const char *labels,
-    const double *bounds, size_t nbounds, double (*fn)(void *), void *arg,
-    struct series **out)
+    const double *bounds, size_t nbounds, double (*fn)(void *), uint64_t (*cfn)(void *),
+    void *arg, struct series **out)
 {
 	const char *why = NULL;
 	struct family *f;
@@ -464,11 +465,12 @@ reg(lm_metrics *m, enum kind kind, const char *name, const char *help, const cha
 		for (size_t i = 0; i < f->nseries; i++) {
 			if (strcmp(f->series[i]->labels, labels) != 0)
 				continue;
-			if (fn != NULL) {
+			if (fn != NULL || cfn != NULL) {
 				rv = LM_EEXIST;
 				why = "already registered";
-			} else if (f->series[i]->fn != NULL) {
-				why = "registered as a computed gauge";
+			} else if (f->series[i]->fn != NULL ||
+			           f->series[i]->cfn != NULL) {
+				why = "registered as a computed metric";
 			} else {
 				s = f->series[i];
 				rv = LM_OK;
@@ -499,6 +501,7 @@ reg(lm_metrics *m, enum kind kind, const char *name, const char *help, const cha
 		goto unlock;
 	}
 	s->fn = fn;
+	s->cfn = cfn;
 	s->arg = arg;
 	m->total_series++;
 	rv = LM_OK;
@@ -520,7 +523,7 @@ lm_counter *
 lm_metrics_counter(lm_metrics *m, const char *name, const char *help, const char *labels)
 {
 	struct series *s;
-	if (reg(m, K_COUNTER, name, help, labels, NULL, 0, NULL, NULL, &s) != LM_OK)
+	if (reg(m, K_COUNTER, name, help, labels, NULL, 0, NULL, NULL, NULL, &s) != LM_OK)
 		return NULL;
 	return &s->u.c;
 }
@@ -529,7 +532,7 @@ lm_gauge *
 lm_metrics_gauge(lm_metrics *m, const char *name, const char *help, const char *labels)
 {
 	struct series *s;
-	if (reg(m, K_GAUGE, name, help, labels, NULL, 0, NULL, NULL, &s) != LM_OK)
+	if (reg(m, K_GAUGE, name, help, labels, NULL, 0, NULL, NULL, NULL, &s) != LM_OK)
 		return NULL;
 	return &s->u.g;
 }
@@ -539,8 +542,8 @@ lm_metrics_histogram(lm_metrics *m, const char *name, const char *help,
     const char *labels, const double *bounds, size_t nbounds)
 {
 	struct series *s;
-	if (reg(m, K_HISTOGRAM, name, help, labels, bounds, nbounds, NULL, NULL, &s) !=
-	    LM_OK)
+	if (reg(m, K_HISTOGRAM, name, help, labels, bounds, nbounds, NULL, NULL, NULL,
+	        &s) != LM_OK)
 		return NULL;
 	return &s->u.h;
 }
@@ -556,7 +559,21 @@ lm_metrics_gauge_fn(lm_metrics *m, const char *name, const char *help, const cha
 		                                                        : "(invalid)");
 		return LM_EINVAL;
 	}
-	return reg(m, K_GAUGE, name, help, labels, NULL, 0, fn, arg, &s);
+	return reg(m, K_GAUGE, name, help, labels, NULL, 0, fn, NULL, arg, &s);
+}
+
+int
+lm_metrics_counter_fn(lm_metrics *m, const char *name, const char *help,
+    const char *labels, uint64_t (*fn)(void *arg), void *arg)
+{
+	struct series *s;
+	if (fn == NULL) {
+		lm_warn("metrics.register", "cannot register counter %s: no function",
+		    name != NULL && strlen(name) <= LM_METRICS_NAME_MAX ? name
+		                                                        : "(invalid)");
+		return LM_EINVAL;
+	}
+	return reg(m, K_COUNTER, name, help, labels, NULL, 0, NULL, fn, arg, &s);
 }
 
 void
@@ -745,22 +762,29 @@ render_histogram(struct buf *b, const struct family *f, const struct series *s)
 	buf_puts(b, num);
 }
 
-/* The value of a computed gauge, read before rendering. */
+/* The value of a computed gauge or counter, read before rendering. */
 struct fn_value {
 	const struct series *s;
 	double v;
+	uint64_t c;
 };
 
+static bool
+computed(const struct series *s)
+{
+	return s->fn != NULL || s->cfn != NULL;
+}
+
 /*
- * Calls every computed gauge without holding the registry mutex (a gauge
- * function may wait on a lock of its own, and registration or another
- * render must not wait behind it). The list of computed gauges is copied
+ * Calls every computed gauge and counter without holding the registry
+ * mutex (a function may wait on a lock of its own, and registration or
+ * another render must not wait behind it). The list of them is copied
  * under the mutex; series never move or go away before lm_metrics_free(),
  * so the copied pointers stay valid. On LM_OK *out (malloc'd, may be NULL
  * when n is 0) holds the values in registry order.
  */
 static int
-read_fn_gauges(lm_metrics *m, struct fn_value **out, size_t *n)
+read_computed(lm_metrics *m, struct fn_value **out, size_t *n)
 {
 	struct fn_value *v = NULL;
 	size_t k = 0, cnt = 0;
@@ -769,21 +793,23 @@ read_fn_gauges(lm_metrics *m, struct fn_value **out, size_t *n)
 	*n = 0;
 	pthread_mutex_lock(&m->mu);
 	for (size_t i = 0; i < m->nfams; i++)
-		if (m->fams[i]->kind == K_GAUGE)
-			for (size_t j = 0; j < m->fams[i]->nseries; j++)
-				cnt += m->fams[i]->series[j]->fn != NULL;
+		for (size_t j = 0; j < m->fams[i]->nseries; j++)
+			cnt += computed(m->fams[i]->series[j]);
 	if (cnt > 0 && (v = malloc(cnt * sizeof(*v))) == NULL) {
 		pthread_mutex_unlock(&m->mu);
 		return LM_ENOMEM;
 	}
 	for (size_t i = 0; i < m->nfams && k < cnt; i++)
-		if (m->fams[i]->kind == K_GAUGE)
-			for (size_t j = 0; j < m->fams[i]->nseries && k < cnt; j++)
-				if (m->fams[i]->series[j]->fn != NULL)
-					v[k++].s = m->fams[i]->series[j];
+		for (size_t j = 0; j < m->fams[i]->nseries && k < cnt; j++)
+			if (computed(m->fams[i]->series[j]))
+				v[k++].s = m->fams[i]->series[j];
 	pthread_mutex_unlock(&m->mu);
-	for (size_t i = 0; i < k; i++)
-		v[i].v = v[i].s->fn(v[i].s->arg);
+	for (size_t i = 0; i < k; i++) {
+		if (v[i].s->fn != NULL)
+			v[i].v = v[i].s->fn(v[i].s->arg);
+		else
+			v[i].c = v[i].s->cfn(v[i].s->arg);
+	}
 	*out = v;
 	*n = k;
 	return LM_OK;
@@ -803,7 +829,7 @@ lm_metrics_render(lm_metrics *m, char **out, size_t *len)
 	*out = NULL;
 	if (len != NULL)
 		*len = 0;
-	if ((rv = read_fn_gauges(m, &fv, &nfv)) != LM_OK)
+	if ((rv = read_computed(m, &fv, &nfv)) != LM_OK)
 		return rv;
 	buf_add(&b, "", 0); /* an empty registry renders as "" */
 	pthread_mutex_lock(&m->mu);
@@ -822,15 +848,17 @@ lm_metrics_render(lm_metrics *m, char **out, size_t *len)
 			const struct series *s = f->series[j];
 			switch (f->kind) {
 			case K_COUNTER:
+				/* Computed metrics come in the order they were
+				 * read; one registered since has no value yet
+				 * and waits for the next render. */
+				if (s->cfn != NULL && (k >= nfv || fv[k].s != s))
+					break;
 				put_series(&b, f->name, "", s->labels, "");
 				snprintf(num, sizeof(num), "%" PRIu64 "\n",
-				    lm_counter_get(&s->u.c));
+				    s->cfn != NULL ? fv[k++].c : lm_counter_get(&s->u.c));
 				buf_puts(&b, num);
 				break;
 			case K_GAUGE:
-				/* Computed gauges come in the order they were
-				 * read; one registered since has no value yet
-				 * and waits for the next render. */
 				if (s->fn != NULL && (k >= nfv || fv[k].s != s))
 					break;
 				put_series(&b, f->name, "", s->labels, "");

@@ -297,6 +297,24 @@ g_joined(void *arg)
 	return (double) st.joined;
 }
 
+static uint64_t
+c_entries(void *arg)
+{
+	return counts_of(arg).entries;
+}
+
+static uint64_t
+c_reached(void *arg)
+{
+	return counts_of(arg).reached;
+}
+
+static uint64_t
+c_scored(void *arg)
+{
+	return counts_of(arg).scored;
+}
+
 static void
 register_metrics(struct daemon *d)
 {
@@ -332,10 +350,28 @@ register_metrics(struct daemon *d)
 	        g_joined},
 	};
 
+	/* What queries read: per query, the work the engine did (divide by
+	 * lunamatch_rpc_requests_total); bench_index reports the same counts. */
+	static const struct {
+		const char *name, *help;
+		uint64_t (*fn)(void *);
+	} counters[] = {
+	    {"lunamatch_index_entries_read_total",
+	        "inverted-list entries that queries read", c_entries},
+	    {"lunamatch_index_records_reached_total",
+	        "records whose veto keys queries read", c_reached},
+	    {"lunamatch_index_pairs_scored_total",
+	        "pairs that queries scored in full (the rest were pruned)", c_scored},
+	};
+
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
 		if (lm_metrics_gauge_fn(d->metrics, gauges[i].name, gauges[i].help, NULL,
 		        gauges[i].fn, d) != LM_OK)
 			lm_warn("match.metrics", "cannot register %s", gauges[i].name);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		if (lm_metrics_counter_fn(d->metrics, counters[i].name, counters[i].help,
+		        NULL, counters[i].fn, d) != LM_OK)
+			lm_warn("match.metrics", "cannot register %s", counters[i].name);
 }
 
 /* ---- follower hooks --------------------------------------------------------- */

@@ -769,6 +769,12 @@ test_concurrent_and_metrics(void **state)
 	assert_int_equal(
 	    lmt_prom_value(body, "lunamatch_index_postings"), (double) G.n_postings);
 	assert_true(lmt_prom_value(body, "lunamatch_index_bytes") > 10000);
+	/* The matches answered before this read the index. */
+	assert_true(
+	    strstr(body, "# TYPE lunamatch_index_entries_read_total counter") != NULL);
+	assert_true(lmt_prom_value(body, "lunamatch_index_entries_read_total") >= 1);
+	assert_true(lmt_prom_value(body, "lunamatch_index_records_reached_total") >= 1);
+	assert_true(lmt_prom_value(body, "lunamatch_index_pairs_scored_total") >= 1);
 	assert_true(lmt_prom_value(body, "lunamatch_index_seq") >=
 	            (double) (G.n_postings + G.n_profiles));
 	assert_true(

@@ -85,6 +85,12 @@ lm_histogram *lm_metrics_histogram(lm_metrics *m, const char *name, const char *
 int lm_metrics_gauge_fn(lm_metrics *m, const char *name, const char *help,
     const char *labels, double (*fn)(void *arg), void *arg);
 
+/* A counter whose value is fn(arg), for a count kept elsewhere that never
+ * decreases (the index's reads, for one); as lm_metrics_gauge_fn in every
+ * other respect. */
+int lm_metrics_counter_fn(lm_metrics *m, const char *name, const char *help,
+    const char *labels, uint64_t (*fn)(void *arg), void *arg);
+
 /* Updates. A NULL metric is ignored, so a failed registration never crashes
  * the caller. Lock-free; any thread. */
 void lm_counter_add(lm_counter *c, uint64_t n);

@@ -698,6 +698,71 @@ test_gauge_fn_order(void **state)
 	lm_metrics_free(m);
 }
 
+static uint64_t
+count_of(void *arg)
+{
+	return *(const uint64_t *) arg;
+}
+
+/* Computed counters: rendered as counters with the function's value at each
+ * render, in their family's order among computed gauges and plain series;
+ * registered once, and no other type takes their name. */
+static void
+test_counter_fn(void **state)
+{
+	(void) state;
+	lm_metrics *m = new_registry();
+	uint64_t n = UINT64_C(18446744073709551615), k = 7;
+	double v = 2;
+
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_g", "g", NULL, answer, &v), LM_OK);
+	assert_int_equal(lm_metrics_counter_fn(m, "lunamatch_reads_total", "reads",
+	                     "side=\"jobs\"", count_of, &n),
+	    LM_OK);
+	assert_non_null(lm_metrics_counter(
+	    m, "lunamatch_reads_total", "reads", "side=\"candidates\""));
+	assert_int_equal(lm_metrics_counter_fn(m, "lunamatch_reads_total", "reads",
+	                     "side=\"x\"", count_of, &k),
+	    LM_OK);
+	assert_int_equal(lm_metrics_counter_fn(m, "lunamatch_reads_total", "reads",
+	                     "side=\"jobs\"", count_of, &n),
+	    LM_EEXIST);
+	assert_null(lm_metrics_counter(m, "lunamatch_reads_total", "", "side=\"jobs\""));
+	assert_int_equal(
+	    lm_metrics_gauge_fn(m, "lunamatch_reads_total", "", NULL, answer, &v),
+	    LM_EINVAL);
+	assert_int_equal(
+	    lm_metrics_counter_fn(m, "lunamatch_g", "", "k=\"1\"", count_of, &n),
+	    LM_EINVAL);
+	assert_int_equal(
+	    lm_metrics_counter_fn(m, "lunamatch_c2_total", "", NULL, NULL, NULL),
+	    LM_EINVAL);
+
+	char *text = render(m, NULL);
+	static const char *const want[] = {
+	    "# HELP lunamatch_g g",
+	    "# TYPE lunamatch_g gauge",
+	    "lunamatch_g 2",
+	    "# HELP lunamatch_reads_total reads",
+	    "# TYPE lunamatch_reads_total counter",
+	    "lunamatch_reads_total{side=\"jobs\"} 18446744073709551615",
+	    "lunamatch_reads_total{side=\"candidates\"} 0",
+	    "lunamatch_reads_total{side=\"x\"} 7",
+	};
+	assert_lines(text, want, sizeof(want) / sizeof(want[0]));
+	free(text);
+	n = 12;
+	k = 9;
+	v = 3;
+	text = render(m, NULL);
+	assert_non_null(strstr(text, "\nlunamatch_g 3\n"));
+	assert_non_null(strstr(text, "\nlunamatch_reads_total{side=\"jobs\"} 12\n"));
+	assert_non_null(strstr(text, "\nlunamatch_reads_total{side=\"x\"} 9\n"));
+	free(text);
+	lm_metrics_free(m);
+}
+
 int
 main(void)
 {
@@ -714,6 +779,7 @@ main(void)
 	    cmocka_unit_test(test_concurrent_updates),
 	    cmocka_unit_test(test_slow_gauge_does_not_block_registry),
 	    cmocka_unit_test(test_gauge_fn_order),
+	    cmocka_unit_test(test_counter_fn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
