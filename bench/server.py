@@ -105,17 +105,28 @@ def http_ok(addr, path):
         return False
 
 
+# The index's read counters (what bench_index reports per query).
+READS = {"entries": "lunamatch_index_entries_read_total",
+         "reached": "lunamatch_index_records_reached_total",
+         "scored": "lunamatch_index_pairs_scored_total"}
+
+
 def rpc_metrics(addr, method):
-    """(calls of method answered, calls in flight) from match's /metrics."""
+    """(calls of method answered, calls in flight, the index's read counters)
+    from match's /metrics."""
     with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
         text = r.read().decode()
-    answered, inflight = 0, 0
+    answered, inflight, reads = 0, 0, {}
     for line in text.splitlines():
         if line.startswith("lunamatch_rpc_requests_total{") and f'method="{method}"' in line:
             answered += int(float(line.rsplit(" ", 1)[1]))
         elif line.startswith("lunamatch_rpc_inflight"):
             inflight = int(float(line.rsplit(" ", 1)[1]))
-    return answered, inflight
+        else:
+            for k, name in READS.items():
+                if line.startswith(name + " "):
+                    reads[k] = int(line.rsplit(" ", 1)[1])
+    return answered, inflight, reads
 
 
 def bench(args, env, server_pid, kind, clients):
@@ -129,7 +140,7 @@ def bench(args, env, server_pid, kind, clients):
     method = METHODS[kind]
     argv = [os.path.join(args.bin, "lunamatch"), "bench", kind, "--clients", str(clients),
             "--duration", str(args.duration), "--warmup", str(WARMUP), "--json"]
-    a0, _ = rpc_metrics(http, method)
+    a0, _, r0 = rpc_metrics(http, method)
     b0, t0 = cpu_total()
     s0 = proc_cpu(server_pid)
     c0 = os.times()
@@ -138,7 +149,7 @@ def bench(args, env, server_pid, kind, clients):
     c1 = os.times()
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     while True:
-        a1, inflight = rpc_metrics(http, method)
+        a1, inflight, r1 = rpc_metrics(http, method)
         if inflight == 0 or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -166,6 +177,10 @@ def bench(args, env, server_pid, kind, clients):
         "other_cores_busy": max(0.0, (busy_s - server_s - client_s) / wall_s),
         "calls": ok,
     }
+    # The engine's work per call answered (warm-up calls included, as for
+    # the CPU); absent when the server does not export the counters.
+    if a1 > a0 and all(k in r0 and k in r1 for k in READS):
+        r["reads_per_query"] = {k: (r1[k] - r0[k]) / (a1 - a0) for k in READS}
     return r
 
 
@@ -279,6 +294,14 @@ def text_report(doc):
                          f"{'':>8} {r['ratio']['p99']:8.1f}")
     lines.append(f"{'':<28} (request {s['runs'][0]['match']['request_bytes']:.0f} B, "
                  f"response {s['runs'][0]['match']['response_bytes']:.0f} B on average)")
+    reads = [r for r in s["runs"] if "reads_per_query" in r]
+    if reads:
+        lines.append("")
+        lines.append(f"{'index reads per call':<28} {'entries':>9} {'reached':>8} {'scored':>7}")
+        for r in reads:
+            q = r["reads_per_query"]
+            name = f"{r['method']}, {r['clients']} client{'s' if r['clients'] > 1 else ''}"
+            lines.append(f"{name:<28} {q['entries']:9.0f} {q['reached']:8.0f} {q['scored']:7.0f}")
     return "\n".join(lines) + "\n"
 
 
