@@ -548,32 +548,34 @@ lm_metrics_histogram(lm_metrics *m, const char *name, const char *help,
 	return &s->u.h;
 }
 
-int
-lm_metrics_gauge_fn(lm_metrics *m, const char *name, const char *help, const char *labels,
-    double (*fn)(void *arg), void *arg)
+/* Registers a computed gauge (fn) or counter (cfn), exactly one given. */
+static int
+reg_computed(lm_metrics *m, enum kind kind, const char *name, const char *help,
+    const char *labels, double (*fn)(void *), uint64_t (*cfn)(void *), void *arg)
 {
 	struct series *s;
-	if (fn == NULL) {
-		lm_warn("metrics.register", "cannot register gauge %s: no function",
+	if (fn == NULL && cfn == NULL) {
+		lm_warn("metrics.register", "cannot register %s %s: no function",
+		    kind_names[kind],
 		    name != NULL && strlen(name) <= LM_METRICS_NAME_MAX ? name
 		                                                        : "(invalid)");
 		return LM_EINVAL;
 	}
-	return reg(m, K_GAUGE, name, help, labels, NULL, 0, fn, NULL, arg, &s);
+	return reg(m, kind, name, help, labels, NULL, 0, fn, cfn, arg, &s);
+}
+
+int
+lm_metrics_gauge_fn(lm_metrics *m, const char *name, const char *help, const char *labels,
+    double (*fn)(void *arg), void *arg)
+{
+	return reg_computed(m, K_GAUGE, name, help, labels, fn, NULL, arg);
 }
 
 int
 lm_metrics_counter_fn(lm_metrics *m, const char *name, const char *help,
     const char *labels, uint64_t (*fn)(void *arg), void *arg)
 {
-	struct series *s;
-	if (fn == NULL) {
-		lm_warn("metrics.register", "cannot register counter %s: no function",
-		    name != NULL && strlen(name) <= LM_METRICS_NAME_MAX ? name
-		                                                        : "(invalid)");
-		return LM_EINVAL;
-	}
-	return reg(m, K_COUNTER, name, help, labels, NULL, 0, NULL, fn, arg, &s);
+	return reg_computed(m, K_COUNTER, name, help, labels, NULL, fn, arg);
 }
 
 void
