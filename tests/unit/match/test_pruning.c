@@ -252,6 +252,46 @@ cmp_ref(const void *a, const void *b)
  * lm_index_pair_score), and evaluate (read the veto key of) a small
  * fraction of the records that match: the counts are deterministic.
  */
+/* The top `top` of a subject, unexplained: of postings for the profile id
+ * when jobs, of profiles for the posting id otherwise. *got and *n are the
+ * matches of *jr or *cr, whichever was asked; the caller frees it. */
+static void
+top_of(lm_index *idx, bool jobs, const char *id, uint32_t top,
+    Lunamatch__V1__MatchJobsResponse **jr, Lunamatch__V1__MatchCandidatesResponse **cr,
+    Lunamatch__V1__Match ***got, size_t *n)
+{
+	char err[128];
+
+	*jr = NULL;
+	*cr = NULL;
+	if (jobs) {
+		Lunamatch__V1__MatchJobsRequest req =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.candidate_id = (char *) id;
+		req.top_k = top;
+		req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
+		assert_int_equal(
+		    lm_index_match_jobs(idx, &req, NOW, jr, err, sizeof(err)), LM_OK);
+		*got = (*jr)->matches;
+		*n = (*jr)->n_matches;
+	} else {
+		Lunamatch__V1__MatchCandidatesRequest req =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+		req.job_id = (char *) id;
+		req.top_k = top;
+		req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
+		assert_int_equal(
+		    lm_index_match_candidates(idx, &req, NOW, cr, err, sizeof(err)),
+		    LM_OK);
+		*got = (*cr)->matches;
+		*n = (*cr)->n_matches;
+	}
+}
+
 static void
 test_realistic_pruning(void **state)
 {
@@ -289,7 +329,6 @@ test_realistic_pruning(void **state)
 		Lunamatch__V1__Match **got;
 		Lunamatch__V1__MatchJobsResponse *jr = NULL;
 		Lunamatch__V1__MatchCandidatesResponse *cr = NULL;
-		char err[128];
 
 		for (size_t i = 0; i < total; i++) {
 			double s;
@@ -312,37 +351,8 @@ test_realistic_pruning(void **state)
 			uint32_t top = win == 0 ? 10 : 100;
 			lm_index_set_window(idx, win == 0 ? 0 : 12);
 			lm_index_counts_get(idx, &c0);
-			jr = NULL;
-			cr = NULL;
-			if (jobs) {
-				Lunamatch__V1__MatchJobsRequest req =
-				    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
-				req.subject_case =
-				    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
-				req.candidate_id = cid[subject];
-				req.top_k = top;
-				req.explain =
-				    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
-				assert_int_equal(lm_index_match_jobs(idx, &req, NOW, &jr,
-				                     err, sizeof(err)),
-				    LM_OK);
-				got = jr->matches;
-				got_n = jr->n_matches;
-			} else {
-				Lunamatch__V1__MatchCandidatesRequest req =
-				    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
-				req.subject_case =
-				    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
-				req.job_id = pid[subject];
-				req.top_k = top;
-				req.explain =
-				    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
-				assert_int_equal(lm_index_match_candidates(idx, &req, NOW,
-				                     &cr, err, sizeof(err)),
-				    LM_OK);
-				got = cr->matches;
-				got_n = cr->n_matches;
-			}
+			top_of(idx, jobs, jobs ? cid[subject] : pid[subject], top, &jr,
+			    &cr, &got, &got_n);
 			lm_index_counts_get(idx, &c1);
 			assert_int_equal(got_n, n < top ? n : top);
 			for (size_t i = 0; i < got_n; i++) {
