@@ -421,8 +421,9 @@ series_add(struct family *f, const char *labels)
 
 /*
  * Finds or creates the series name{labels} of the given kind. fn != NULL
- * registers a computed gauge, which must not exist yet. Returns LM_OK and
- * *out, or an error after logging the reason.
+ * registers a computed gauge, cfn != NULL a computed counter, which must
+ * not exist yet. Returns LM_OK and *out, or an error after logging the
+ * reason.
  */
 static int
 reg(lm_metrics *m, enum kind kind, const char *name, const char *help, const char *labels,

@@ -1143,6 +1143,7 @@ process(struct member *m)
 
 	m->busy = true;
 	m->revoked = false;
+	m->rebalancing = false;
 	rc = process_batch(m);
 	m->busy = false;
 	if (m->revoked) {
@@ -1157,7 +1158,6 @@ process(struct member *m)
 			failed(m->ow, "cannot claim the batch", rc, &m->claim_backoff);
 		else
 			pause_for(m->ow, LM_OWNER_RETRY_MIN_MS);
-		m->rebalancing = false;
 		rewind_batch(m);
 		m->check_claims = m->posting; /* its claim may have no cut */
 	}
