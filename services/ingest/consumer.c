@@ -24,6 +24,7 @@
 #include "consumer.h"
 #include "dlq.h"
 #include "ingest.h"
+#include "offsets.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
@@ -66,6 +67,7 @@ struct flight {
 	pthread_t thread;
 	lm_store *store;
 	bool fail; /* LM_CONSUMER_FAULT_STORE was armed at the hand-off */
+	bool slow; /* LM_CONSUMER_FAULT_SLOW_STORE was */
 	int64_t t0;
 	atomic_bool done; /* the writer thread has finished */
 	/* Written by the writer thread, read after pthread_join. */
@@ -111,6 +113,7 @@ struct lm_consumer {
 	size_t ntargets;
 	int64_t next_catchup_ms;
 	int64_t start_ms;
+	uint32_t epoch[3]; /* of each kind's topic: see lm_config */
 
 	/* Armed failure points (lm_consumer_fail_next), any thread. */
 	atomic_uint faults[LM_CONSUMER_FAULT_COUNT_];
@@ -291,6 +294,137 @@ send_rejects(lm_consumer *c, struct slot *s)
 	s->sent = true;
 }
 
+/* ---- where a partition resumes ------------------------------------------- */
+
+static const char *
+kind_topic(const lm_consumer *c, lm_kind kind)
+{
+	return kind == LM_KIND_POSTING ? c->cfg->topic_postings : c->cfg->topic_profiles;
+}
+
+/*
+ * Where the store says partition of topic stands (offsets.h): the offset it
+ * is stored up to at the topic's epoch; RD_KAFKA_OFFSET_BEGINNING when the
+ * store holds it at another epoch (the topic was recreated since), when
+ * the store never had a change (a new or replaced store), or when the store
+ * kept positions from its start and has none of this partition (never
+ * stored); otherwise RD_KAFKA_OFFSET_INVALID (a store written before it
+ * kept positions: only the group's committed offset tells). A store that
+ * cannot be read stops the service: resuming anywhere could skip records.
+ */
+static int64_t
+store_offset(lm_consumer *c, const char *topic, int32_t partition)
+{
+	uint32_t epoch = c->epoch[topic_kind(c, topic)];
+	uint32_t at = 0;
+	uint64_t seq = 0;
+	int64_t next = 0;
+	bool kept = false;
+	int rv;
+
+	rv = lm_ingest_offset_get(c->store, topic, partition, &at, &next);
+	if (rv == LM_OK)
+		return at == epoch ? next : RD_KAFKA_OFFSET_BEGINNING;
+	if (rv == LM_ENOENT && (rv = lm_store_last_seq(c->store, &seq)) == LM_OK &&
+	    (rv = lm_ingest_positions_kept(c->store, &kept)) == LM_OK)
+		return seq == 0 || kept ? RD_KAFKA_OFFSET_BEGINNING
+		                        : RD_KAFKA_OFFSET_INVALID;
+	lm_error("consumer.resume", "cannot read where partition %" PRId32 " stands: %s",
+	    partition, lm_strerror(rv));
+	c->fatal = 1;
+	return RD_KAFKA_OFFSET_INVALID;
+}
+
+/*
+ * Where a partition resumes (docs/ingest.md, "Where ingest resumes"), from
+ * the store's offset (store_offset) and the group's committed one
+ * (committed; negative when the group has none, or unknown): the earlier
+ * of the two, so that a store never skips what it lacks (a new, replaced or
+ * restored store behind its group) and a replay the operator asks for (the
+ * group's offsets reset, a new group) still happens. A group without an
+ * offset starts at the beginning (auto.offset.reset). Without a store
+ * offset (a store written before it kept positions) the group's offset
+ * alone, as before.
+ */
+static int64_t
+resume_at(int64_t stored, int64_t committed, bool known)
+{
+	if (stored == RD_KAFKA_OFFSET_INVALID)
+		return known ? committed : RD_KAFKA_OFFSET_INVALID;
+	if (stored == RD_KAFKA_OFFSET_BEGINNING || !known)
+		return stored;
+	if (committed < 0)
+		return RD_KAFKA_OFFSET_BEGINNING;
+	return committed < stored ? committed : stored;
+}
+
+/*
+ * Sets each partition of an assignment to where it resumes (resume_at).
+ * Returns the partitions that resume before the group's committed offset,
+ * with the offsets they resume at (NULL: none, or out of memory): the
+ * caller commits them back once assigned, since the match service takes
+ * the group's committed offset as proof of what the store holds
+ * (services/match/owner.c), which it no longer is.
+ */
+static rd_kafka_topic_partition_list_t *
+set_resume(lm_consumer *c, rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(parts);
+	rd_kafka_topic_partition_list_t *back = NULL;
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__NO_OFFSET;
+
+	if (l != NULL)
+		e = rd_kafka_committed(c->rk, l, CATCHUP_COMMITTED_MS);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		lm_warn("consumer.resume",
+		    "committed offsets not read (%s): partitions resume from the store",
+		    rd_kafka_err2name(e));
+	for (int i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+		if (topic_kind(c, p->topic) == 0)
+			continue;
+		bool known = e == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		             l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+		int64_t stored = store_offset(c, p->topic, p->partition);
+		p->offset = resume_at(stored, known ? l->elems[i].offset : -1, known);
+		if (known && l->elems[i].offset >= 0 &&
+		    (p->offset == RD_KAFKA_OFFSET_BEGINNING ||
+		        (p->offset >= 0 && p->offset < l->elems[i].offset))) {
+			if (back == NULL)
+				back = rd_kafka_topic_partition_list_new(parts->cnt);
+			if (back != NULL)
+				rd_kafka_topic_partition_list_add(
+				    back, p->topic, p->partition)
+				    ->offset = p->offset >= 0 ? p->offset : 0;
+		}
+		lm_info("consumer.resume",
+		    "%s [%" PRId32 "]: store at %" PRId64 ", group at %" PRId64
+		    ", resumes at %" PRId64,
+		    p->topic, p->partition, stored, known ? l->elems[i].offset : -1,
+		    p->offset);
+	}
+	if (l != NULL)
+		rd_kafka_topic_partition_list_destroy(l);
+	return back;
+}
+
+/* Commits back the offsets of the partitions that resume before the
+ * group's committed offset (set_resume), and frees the list. */
+static void
+commit_back(lm_consumer *c, rd_kafka_topic_partition_list_t *back)
+{
+	rd_kafka_resp_err_t e;
+
+	if (back == NULL)
+		return;
+	if ((e = rd_kafka_commit(c->rk, back, 0)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		lm_warn("consumer.resume",
+		    "the group's offsets of %d partitions not set back to the store's: "
+		    "%s",
+		    back->cnt, rd_kafka_err2name(e));
+	rd_kafka_topic_partition_list_destroy(back);
+}
+
 /* ---- catching up ----------------------------------------------------------
  *
  * A new replica starts with an empty store and a group of its own: until it
@@ -298,10 +432,11 @@ send_rejects(lm_consumer *c, struct slot *s)
  * answer from part of the data. /readyz therefore stays false until every
  * assigned partition is durable up to the end offset it had when first seen
  * (librdkafka's cached high watermark, known after the partition's first
- * fetch). A partition's durable position is the furthest of the group's
- * committed offset (read at every check while catching up: one broker round
- * trip), the partition's log start, and the batches stored since the
- * targets were set up. The state is set once
+ * fetch). A partition's durable position is the furthest of the offset the
+ * store holds it stored up to (store_offset; for a store written before
+ * it kept positions, the group's committed offset, read at every check
+ * while catching up: one broker round trip), the partition's log start, and
+ * the batches stored since the targets were set up. The state is set once
  * per process: after the first catch-up, a burst of new messages or a
  * rebalance does not make the replica unready. A rebalance before it starts
  * the targets again from the new assignment.
@@ -321,55 +456,76 @@ note_durable(lm_consumer *c, lm_kind kind, int32_t partition, int64_t next)
 {
 	for (size_t i = 0; i < c->ntargets; i++) {
 		struct target *t = &c->targets[i];
-		if (t->kind == kind && t->partition == partition && next > t->durable)
+		if (t->kind == kind && t->partition == partition && next >= 0 &&
+		    next > t->durable)
 			t->durable = next;
 	}
 }
 
 /* Sets up the targets of the current assignment when there are none, then
- * raises each durable position to the group's committed offset: batches
- * stored before the targets existed, or while a read failed, count once
- * auto-commit has sent their offsets. LM_OK or a Kafka error (tried again at
- * the next check). */
+ * raises each durable position to where the store says the partition
+ * stands (store_offset): batches stored before the targets existed count.
+ * For a store written before it kept positions, that is the group's
+ * committed offset, which counts once auto-commit has sent it. LM_OK or a
+ * Kafka error (tried again at the next check). */
 static int
 refresh_targets(lm_consumer *c)
 {
-	rd_kafka_topic_partition_list_t *l;
-	rd_kafka_resp_err_t e;
+	rd_kafka_topic_partition_list_t *l, *lc;
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 
 	if (c->assigned == NULL || c->assigned->cnt == 0)
 		return LM_EBUSY;
-	if ((l = rd_kafka_topic_partition_list_copy(c->assigned)) == NULL)
-		return LM_ENOMEM;
-	e = rd_kafka_committed(c->rk, l, CATCHUP_COMMITTED_MS);
-	if (e == RD_KAFKA_RESP_ERR_NO_ERROR && fault(c, LM_CONSUMER_FAULT_COMMITTED))
-		e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		lm_warn("consumer.catchup", "committed offsets not read: %s",
-		    rd_kafka_err2name(e));
-		rd_kafka_topic_partition_list_destroy(l);
-		return lm_kafka_err(e);
-	}
 	if (c->targets == NULL) {
-		if ((c->targets = calloc((size_t) l->cnt, sizeof(*c->targets))) == NULL) {
-			rd_kafka_topic_partition_list_destroy(l);
+		const rd_kafka_topic_partition_list_t *a = c->assigned;
+		if ((c->targets = calloc((size_t) a->cnt, sizeof(*c->targets))) == NULL)
 			return LM_ENOMEM;
-		}
-		c->ntargets = (size_t) l->cnt;
-		for (int i = 0; i < l->cnt; i++)
+		c->ntargets = (size_t) a->cnt;
+		for (int i = 0; i < a->cnt; i++)
 			c->targets[i] =
-			    (struct target){.kind = topic_kind(c, l->elems[i].topic),
-			        .partition = l->elems[i].partition,
+			    (struct target){.kind = topic_kind(c, a->elems[i].topic),
+			        .partition = a->elems[i].partition,
 			        .end = RD_KAFKA_OFFSET_INVALID,
 			        .durable = RD_KAFKA_OFFSET_INVALID};
 	}
+	/* l: where each partition resumes; lc: those that resume from the
+	 * group's committed offset, to be read. The others' committed
+	 * offsets (of the store before this one, or of their topic before it
+	 * was recreated) prove nothing about this store. */
+	if ((l = rd_kafka_topic_partition_list_copy(c->assigned)) == NULL)
+		return LM_ENOMEM;
+	if ((lc = rd_kafka_topic_partition_list_new(l->cnt)) == NULL) {
+		rd_kafka_topic_partition_list_destroy(l);
+		return LM_ENOMEM;
+	}
+	for (int i = 0; i < l->cnt; i++) {
+		rd_kafka_topic_partition_t *p = &l->elems[i];
+		p->offset = topic_kind(c, p->topic) != 0
+		                ? store_offset(c, p->topic, p->partition)
+		                : RD_KAFKA_OFFSET_BEGINNING;
+		if (p->offset == RD_KAFKA_OFFSET_INVALID)
+			rd_kafka_topic_partition_list_add(lc, p->topic, p->partition);
+	}
+	if (lc->cnt > 0) {
+		e = rd_kafka_committed(c->rk, lc, CATCHUP_COMMITTED_MS);
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    fault(c, LM_CONSUMER_FAULT_COMMITTED))
+			e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+	}
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		lm_warn("consumer.catchup", "committed offsets not read: %s",
+		    rd_kafka_err2name(e));
+	else
+		for (int i = 0; i < lc->cnt; i++)
+			if (lc->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+				note_durable(c, topic_kind(c, lc->elems[i].topic),
+				    lc->elems[i].partition, lc->elems[i].offset);
 	for (int i = 0; i < l->cnt; i++)
-		if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-		    l->elems[i].offset >= 0)
-			note_durable(c, topic_kind(c, l->elems[i].topic),
-			    l->elems[i].partition, l->elems[i].offset);
+		note_durable(c, topic_kind(c, l->elems[i].topic), l->elems[i].partition,
+		    l->elems[i].offset);
+	rd_kafka_topic_partition_list_destroy(lc);
 	rd_kafka_topic_partition_list_destroy(l);
-	return LM_OK;
+	return e == RD_KAFKA_RESP_ERR_NO_ERROR ? LM_OK : lm_kafka_err(e);
 }
 
 /* Called every CATCHUP_MS until the first catch-up. */
@@ -566,6 +722,8 @@ write_batch(void *arg)
 {
 	struct flight *f = arg;
 
+	if (f->slow)
+		usleep(LM_CONSUMER_SLOW_STORE_MS * 1000);
 	f->rv = f->fail ? LM_EIO
 	                : lm_ingest_batch_commit(
 	                      f->slot->batch, f->store, &f->counts, &f->last_seq);
@@ -637,6 +795,7 @@ close_batch(lm_consumer *c)
 	send_rejects(c, s);
 	c->flight.slot = s;
 	c->flight.fail = fault(c, LM_CONSUMER_FAULT_STORE);
+	c->flight.slow = fault(c, LM_CONSUMER_FAULT_SLOW_STORE);
 	c->flight.t0 = lm_clock_ms();
 	atomic_store(&c->flight.done, false);
 	if (pthread_create(&c->flight.thread, NULL, write_batch, &c->flight) != 0) {
@@ -739,6 +898,19 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 		usleep(POLL_MS * 1000);
 		return false;
 	}
+	/* The partition went back (an offset reset after its log was
+	 * truncated or the topic recreated, or a seek) while the open batch
+	 * holds later offsets of it: that batch is closed first, so that
+	 * offsets ascend within each batch and this message is stored after
+	 * them, not dropped. */
+	int64_t want = lm_ingest_batch_next(s->batch, topic, m->partition);
+	if (want >= 0 && m->offset < want) {
+		lm_warn("consumer.rewound",
+		    "%s [%" PRId32 "] went back from offset %" PRId64 " to %" PRId64,
+		    topic, m->partition, want, m->offset);
+		close_batch(c);
+		s = c->open;
+	}
 	if (lm_ingest_batch_len(s->batch) == 0)
 		c->deadline_ms = lm_clock_ms() + c->cfg->batch_ms;
 	if (d.action == LM_INGEST_REJECT) {
@@ -814,10 +986,15 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		lm_info("consumer.assign", "%d partitions assigned", parts->cnt);
+		rd_kafka_topic_partition_list_t *back = set_resume(c, parts);
 		if (coop)
 			e = rd_kafka_incremental_assign(rk, parts);
 		else
 			re = rd_kafka_assign(rk, parts);
+		if (e == NULL && re == RD_KAFKA_RESP_ERR_NO_ERROR)
+			commit_back(c, back);
+		else if (back != NULL)
+			rd_kafka_topic_partition_list_destroy(back);
 	} else {
 		lm_info("consumer.revoke", "%d partitions revoked%s", parts->cnt,
 		    rd_kafka_assignment_lost(rk) ? " (lost)" : "");
@@ -893,6 +1070,37 @@ refresh_lag(lm_consumer *c)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
+/* Refuses an epoch below one the store already holds positions of: new
+ * positions would order before them, and tombstones be skipped as
+ * replays. The configured epochs are c->epoch. */
+static int
+check_epochs(lm_consumer *c, char *err, size_t errlen)
+{
+	static const char *const var[3] = {
+	    NULL, "LUNAMATCH_POSTINGS_EPOCH", "LUNAMATCH_PROFILES_EPOCH"};
+
+	for (lm_kind k = LM_KIND_POSTING; k <= LM_KIND_PROFILE; k++) {
+		uint32_t held = 0;
+		int rv = lm_ingest_epoch_get(c->store, kind_topic(c, k), &held);
+		if (rv == LM_ENOENT)
+			continue;
+		if (rv != LM_OK) {
+			snprintf(err, errlen, "cannot read the epoch of %s: %s",
+			    kind_topic(c, k), lm_strerror(rv));
+			return rv;
+		}
+		if (held > c->epoch[k]) {
+			snprintf(err, errlen,
+			    "the store holds positions of %s at epoch %" PRIu32
+			    ", above the configured %" PRIu32
+			    " (%s + LUNAMATCH_OFFSETS_EPOCH): an epoch never goes down",
+			    kind_topic(c, k), held, c->epoch[k], var[k]);
+			return LM_EINVAL;
+		}
+	}
+	return LM_OK;
+}
+
 int
 lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t errlen)
 {
@@ -917,6 +1125,8 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	}
 	c->cfg = cfg;
 	c->store = o->store;
+	c->epoch[LM_KIND_POSTING] = cfg->offsets_epoch + cfg->postings_epoch;
+	c->epoch[LM_KIND_PROFILE] = cfg->offsets_epoch + cfg->profiles_epoch;
 	c->ctx = o->ctx;
 	c->notify = o->notify;
 	c->trimmer = o->trimmer;
@@ -924,6 +1134,8 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	atomic_store(&c->behind, -1);
 	heartbeat(c);
 
+	if ((rv = check_epochs(c, err, errlen)) != LM_OK)
+		goto fail;
 	c->open = &c->slots[0];
 	c->flight.store = o->store;
 	if ((rv = register_metrics(c, o->metrics, err, errlen)) != LM_OK)
@@ -936,7 +1148,13 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 			rv = LM_ENOMEM;
 			goto fail;
 		}
-		lm_ingest_batch_set_epoch(s->batch, cfg->offsets_epoch);
+		if ((rv = lm_ingest_batch_set_epoch(s->batch, cfg->topic_postings,
+		         c->epoch[LM_KIND_POSTING])) != LM_OK ||
+		    (rv = lm_ingest_batch_set_epoch(s->batch, cfg->topic_profiles,
+		         c->epoch[LM_KIND_PROFILE])) != LM_OK) {
+			snprintf(err, errlen, "topic name too long");
+			goto fail;
+		}
 	}
 	if ((rv = lm_dlq_new(
 	         cfg->brokers, cfg->topic_dlq, &c->fatal, &c->dlq, err, errlen)) != LM_OK)

@@ -105,8 +105,13 @@ typedef enum lm_consumer_fault {
 	/* Until the first catch-up: the check's read of the group's committed
 	 * offsets is reported timed out after the real call. */
 	LM_CONSUMER_FAULT_COMMITTED,
+	/* The batch's store transaction takes LM_CONSUMER_SLOW_STORE_MS longer
+	 * (a slow disk): the next batch stays open meanwhile. */
+	LM_CONSUMER_FAULT_SLOW_STORE,
 	LM_CONSUMER_FAULT_COUNT_
 } lm_consumer_fault;
+
+#define LM_CONSUMER_SLOW_STORE_MS 2000
 
 /* Arms failure point f for its next n passes (0 disarms). Any thread. */
 void lm_consumer_fail_next(lm_consumer *c, lm_consumer_fault f, unsigned n);

@@ -8,12 +8,14 @@
  * nothing about the message and the batch is retried.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "ingest.h"
+#include "offsets.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/log.h"
@@ -278,7 +280,11 @@ struct lm_ingest_batch {
 	lm_ingest_decision *ds;     /* max entries */
 	lm_ingest_partition *parts; /* nparts of cap */
 	size_t nparts, cap;
-	uint32_t epoch; /* of every position: lm_ingest_batch_set_epoch */
+	struct {
+		char topic[LM_INGEST_TOPIC_MAX + 1];
+		uint32_t epoch;
+	} epochs[LM_INGEST_EPOCH_TOPICS]; /* lm_ingest_batch_set_epoch */
+	size_t nepochs;
 };
 
 int
@@ -311,10 +317,49 @@ lm_ingest_batch_free(lm_ingest_batch *b)
 	free(b);
 }
 
-void
-lm_ingest_batch_set_epoch(lm_ingest_batch *b, uint32_t epoch)
+int
+lm_ingest_batch_set_epoch(lm_ingest_batch *b, const char *topic, uint32_t epoch)
 {
-	b->epoch = epoch;
+	size_t i;
+
+	if (strlen(topic) > LM_INGEST_TOPIC_MAX)
+		return LM_EINVAL;
+	for (i = 0; i < b->nepochs && strcmp(b->epochs[i].topic, topic) != 0; i++)
+		;
+	if (i == LM_INGEST_EPOCH_TOPICS)
+		return LM_E2BIG;
+	if (i == b->nepochs) {
+		snprintf(b->epochs[i].topic, sizeof(b->epochs[i].topic), "%s", topic);
+		b->nepochs++;
+	}
+	b->epochs[i].epoch = epoch;
+	return LM_OK;
+}
+
+static uint32_t
+epoch_of(const lm_ingest_batch *b, const char *topic)
+{
+	for (size_t i = 0; i < b->nepochs; i++)
+		if (strcmp(b->epochs[i].topic, topic) == 0)
+			return b->epochs[i].epoch;
+	return 0;
+}
+
+static lm_ingest_partition *
+find_part(const lm_ingest_batch *b, const char *topic, int32_t partition)
+{
+	for (size_t i = 0; i < b->nparts; i++)
+		if (b->parts[i].partition == partition &&
+		    strcmp(b->parts[i].topic, topic) == 0)
+			return &b->parts[i];
+	return NULL;
+}
+
+int64_t
+lm_ingest_batch_next(const lm_ingest_batch *b, const char *topic, int32_t partition)
+{
+	const lm_ingest_partition *p = find_part(b, topic, partition);
+	return p != NULL ? p->next : -1;
 }
 
 size_t
@@ -345,13 +390,7 @@ lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *topic
 		return LM_E2BIG;
 	if (offset < 0 || partition < 0)
 		return LM_EINVAL;
-	for (size_t i = 0; i < b->nparts; i++) {
-		if (b->parts[i].partition == partition &&
-		    strcmp(b->parts[i].topic, topic) == 0) {
-			p = &b->parts[i];
-			break;
-		}
-	}
+	p = find_part(b, topic, partition);
 	if (p != NULL && offset < p->next)
 		return LM_EINVAL;
 	if (p == NULL) {
@@ -366,10 +405,11 @@ lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *topic
 		p = &b->parts[b->nparts++];
 		snprintf(p->topic, sizeof(p->topic), "%s", topic);
 		p->partition = partition;
+		p->epoch = epoch_of(b, topic);
 		p->first = offset;
 	}
 	p->next = offset + 1;
-	d->pos.epoch = b->epoch;
+	d->pos.epoch = p->epoch;
 	d->pos.partition = partition;
 	d->pos.offset = offset;
 	b->bytes += d->len;
@@ -393,12 +433,31 @@ lm_ingest_batch_commit(
 		else
 			c.store_ops++;
 	}
-	if (c.store_ops == 0) {
+	if (b->n == 0) {
 		*counts = c;
 		return LM_OK;
 	}
+	/* A store without a change is new: it keeps positions from its first
+	 * batch on (offsets.h). */
+	uint64_t seq = 0;
+	bool kept = false;
+	if ((rv = lm_store_last_seq(s, &seq)) != LM_OK ||
+	    (rv = lm_ingest_positions_kept(s, &kept)) != LM_OK)
+		return rv;
 	if ((rv = lm_store_begin(s, &t)) != LM_OK)
 		return rv;
+	if (seq == 0 && !kept && (rv = lm_ingest_positions_mark(t)) != LM_OK) {
+		lm_store_abort(t);
+		return rv;
+	}
+	for (size_t i = 0; i < b->nparts; i++) {
+		const lm_ingest_partition *p = &b->parts[i];
+		if ((rv = lm_ingest_offset_put(
+		         t, p->topic, p->partition, p->epoch, p->next)) != LM_OK) {
+			lm_store_abort(t);
+			return rv;
+		}
+	}
 	for (size_t i = 0; i < b->n; i++) {
 		const lm_ingest_decision *d = &b->ds[i];
 		if (d->action == LM_INGEST_PUT) {

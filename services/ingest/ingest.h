@@ -135,9 +135,13 @@ typedef struct lm_ingest_counts {
 typedef struct lm_ingest_partition {
 	char topic[LM_INGEST_TOPIC_MAX + 1];
 	int32_t partition;
-	int64_t first; /* offset of the first message of the batch */
-	int64_t next;  /* offset of the last message + 1: what to store */
+	uint32_t epoch; /* of the topic (lm_ingest_batch_set_epoch) */
+	int64_t first;  /* offset of the first message of the batch */
+	int64_t next;   /* offset of the last message + 1: what to store */
 } lm_ingest_partition;
+
+/* Topics a batch keeps an epoch for (lm_ingest_batch_set_epoch). */
+#define LM_INGEST_EPOCH_TOPICS 4
 
 typedef struct lm_ingest_batch lm_ingest_batch;
 
@@ -157,11 +161,22 @@ size_t lm_ingest_batch_bytes(const lm_ingest_batch *b);
 int lm_ingest_batch_full(const lm_ingest_batch *b);
 
 /*
- * Sets the epoch of the positions of the messages added from now on (0 until
- * set): the operator's count of recreations of the input topics, whose
- * offsets then restart (LUNAMATCH_OFFSETS_EPOCH; lm_store_pos).
+ * Sets the epoch of the positions of topic's messages added from now on (0
+ * for a topic never set): the operator's count of recreations of that
+ * topic, whose offsets then restart (lm_store_pos; docs/ingest.md). Each
+ * topic has its own: a replay of one topic at the epoch another topic was
+ * raised to would order its old tombstones after newer puts. Returns LM_OK,
+ * LM_EINVAL for a topic name longer than LM_INGEST_TOPIC_MAX, or LM_E2BIG
+ * when LM_INGEST_EPOCH_TOPICS other topics have one.
  */
-void lm_ingest_batch_set_epoch(lm_ingest_batch *b, uint32_t epoch);
+int lm_ingest_batch_set_epoch(lm_ingest_batch *b, const char *topic, uint32_t epoch);
+
+/* The offset the batch expects next from topic/partition (the last one
+ * added + 1), or -1 when the batch holds nothing of it. An offset below it
+ * cannot be added: the consumer finishes the batch first (a partition
+ * rewound by an offset reset). */
+int64_t lm_ingest_batch_next(
+    const lm_ingest_batch *b, const char *topic, int32_t partition);
 
 /*
  * Appends decision d of the message at topic/partition/offset and takes over
@@ -181,11 +196,14 @@ int lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *t
  * of s and commits it (durable on LM_OK). A PUT is applied when its version
  * is newer than the stored one; a DELETE (a tombstone, which has no version)
  * when its position comes after the live version's last change, or when the
- * positions do not compare: replaying any part of a partition is harmless. A batch with
- * no store decision opens no transaction. *counts (required) is filled; *last_seq (may be
- * NULL) receives the store's last change seq after the commit (unchanged when no
- * transaction ran). Returns LM_OK or the store error, after which nothing of
- * the batch is stored and the batch may be committed again later.
+ * positions do not compare: replaying any part of a partition is harmless.
+ * The same transaction records how far each partition of the batch is
+ * stored (lm_ingest_offset_put, offsets.h), also for a batch of rejects
+ * only; an empty batch opens no transaction. *counts (required) is filled;
+ * *last_seq (may be NULL) receives the store's last change seq after the
+ * commit (unchanged when no transaction ran). Returns LM_OK or the store
+ * error, after which nothing of the batch is stored and the batch may be
+ * committed again later.
  */
 int lm_ingest_batch_commit(
     lm_ingest_batch *b, lm_store *s, lm_ingest_counts *counts, uint64_t *last_seq);

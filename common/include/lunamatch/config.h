@@ -70,10 +70,14 @@ typedef struct lm_config {
 	char tls_key[LM_CFG_STR];      /* LUNAMATCH_TLS_KEY */
 	char tls_ca[LM_CFG_STR];       /* LUNAMATCH_TLS_CA */
 	/* Ingest */
-	uint32_t batch_max;      /* LUNAMATCH_BATCH_MAX: messages per store transaction */
-	uint32_t batch_ms;       /* LUNAMATCH_BATCH_MS: longest wait to fill a batch */
-	uint32_t offsets_epoch;  /* LUNAMATCH_OFFSETS_EPOCH: see lm_store_pos */
-	uint32_t reader_lease_s; /* LUNAMATCH_READER_LEASE_S: see lm_store_trim */
+	uint32_t batch_max; /* LUNAMATCH_BATCH_MAX: messages per store transaction */
+	uint32_t batch_ms;  /* LUNAMATCH_BATCH_MS: longest wait to fill a batch */
+	/* The epoch of a topic's positions (lm_store_pos) is its own epoch plus
+	 * offsets_epoch, which counts for both. */
+	uint32_t postings_epoch;        /* LUNAMATCH_POSTINGS_EPOCH */
+	uint32_t profiles_epoch;        /* LUNAMATCH_PROFILES_EPOCH */
+	uint32_t offsets_epoch;         /* LUNAMATCH_OFFSETS_EPOCH */
+	uint32_t reader_lease_s;        /* LUNAMATCH_READER_LEASE_S: see lm_store_trim */
 	uint64_t tombstone_retention_s; /* LUNAMATCH_TOMBSTONE_RETENTION_S */
 	/* Match */
 	uint32_t workers;            /* LUNAMATCH_WORKERS: scoring threads */

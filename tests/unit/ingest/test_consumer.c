@@ -599,48 +599,287 @@ test_catchup(void **state)
 	rd_kafka_destroy(p);
 }
 
+/* Stops r's consumer and frees it (the store stays open). */
+static void
+stop_consumer(struct run *r)
+{
+	r->stop = 1;
+	assert_int_equal(pthread_join(r->thread, NULL), 0);
+	assert_int_equal(r->rv, LM_OK);
+	lm_consumer_free(r->c);
+	lm_metrics_free(r->metrics);
+	r->c = NULL;
+	r->metrics = NULL;
+}
+
+/* Replaces r's store by a new empty one in a directory of its own. */
+static void
+replace_store(struct run *r, const char *dir_tag)
+{
+	lm_store_close(r->store);
+	lmt_rmtree(r->dir);
+	free(r->dir);
+	r->dir = lmt_tmpdir(dir_tag);
+	assert_int_equal(lm_store_open(r->dir, NULL, &r->store), LM_OK);
+}
+
+/* Waits (bounded) until r's consumer is ready; fails with the reason. */
+static void
+wait_ready_run(struct run *r)
+{
+	char why[160] = "";
+	int rv = LM_EBUSY;
+	for (int i = 0;
+	     i < IO_MS / 20 && (rv = lm_consumer_ready(r->c, why, sizeof(why))) != LM_OK;
+	     i++)
+		lmt_sleep_ms(20);
+	if (rv != LM_OK)
+		fail_msg("consumer not ready: %s", why);
+}
+
 /*
- * The group's committed offsets cannot be read while the batches are
- * stored, and auto-commit sends their offsets only after the first read
- * that succeeds: the catch-up must still complete once they are committed
- * (the durable positions are raised at every check, not only when the
- * targets are set up, or the replica would stay unready for good).
+ * The store keeps how far it got, in the transactions of its batches: a
+ * consumer is ready from the store's positions alone, even when the
+ * group's committed offsets cannot be read (auto-commit has not sent them
+ * yet, and every read of them fails).
  */
 static void
-test_catchup_committed_late(void **state)
+test_catchup_store_positions(void **state)
 {
 	enum { N = 300 };
 	struct run r;
 	rd_kafka_t *p = producer();
-	char why[160] = "";
 	(void) state;
 
-	/* Auto-commit long after the batches are stored. */
-	prepare_ex(&r, "cons-late", "cons-late", 4000, 100);
+	prepare_ex(&r, "cons-storepos", "cons-storepos", 60000, 100);
 	queue_postings(p, r.cfg.topic_postings, N);
-
 	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_COMMITTED, 1000000);
 	start(&r);
-	for (int i = 0; i < IO_MS / 10 &&
-	                metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}") < N;
-	     i++)
-		lmt_sleep_ms(10);
+	wait_ready_run(&r);
+	for (int i = 0; i < N; i += 37) {
+		char id[32];
+		snprintf(id, sizeof(id), "job-%d", i);
+		assert_true(stored_in(&r, id));
+	}
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), N);
-	/* Stored, but without a committed-offsets read nothing proves it. */
-	assert_int_not_equal(lm_consumer_ready(r.c, why, sizeof(why)), LM_OK);
-	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_COMMITTED, 0);
-
-	int rv = LM_EBUSY;
-	for (int i = 0;
-	     i < IO_MS / 20 && (rv = lm_consumer_ready(r.c, why, sizeof(why))) != LM_OK;
-	     i++)
-		lmt_sleep_ms(20);
-	if (rv != LM_OK)
-		fail_msg("consumer not ready after the commit: %s", why);
 	r.stop = 1;
 	assert_int_equal(pthread_join(r.thread, NULL), 0);
 	assert_int_equal(r.rv, LM_OK);
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
+/*
+ * A store lost and created again under the same group (a deleted volume): the
+ * group's committed offsets are at the end of the topic, but the new store
+ * holds nothing, so the consumer reads the topic again from the beginning
+ * and is ready only once the new store holds every posting. (Resuming at
+ * the group's offsets left the new store empty and ready.)
+ */
+static void
+test_resume_new_store(void **state)
+{
+	enum { N = 200 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	char id[32], why[160] = "";
+	(void) state;
+
+	prepare(&r, "cons-newstore");
+	queue_postings(p, r.cfg.topic_postings, N);
+	start(&r);
+	wait_ready_run(&r);
+	wait_committed(&r, r.cfg.topic_postings, N);
+	stop_consumer(&r);
+
+	replace_store(&r, "cons-newstore-2");
+	r.auto_commit_ms = 60000; /* nothing but the set-back commits meanwhile */
+	new_consumer(&r);
+	r.stop = 0;
+	start(&r);
+	/* The group's offset is set back to the new store's at once: the match
+	 * service takes it as proof of what the store holds. */
+	bool back = false;
+	for (int i = 0; i < IO_MS / 20 && !back; i++) {
+		back = committed(&r, r.cfg.topic_postings) < N;
+		lmt_sleep_ms(20);
+	}
+	assert_true(back);
+	int rv = LM_EBUSY;
+	for (int i = 0;
+	     i < IO_MS / 5 && (rv = lm_consumer_ready(r.c, why, sizeof(why))) != LM_OK;
+	     i++)
+		lmt_sleep_ms(5);
+	if (rv != LM_OK)
+		fail_msg("consumer not ready: %s", why);
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "job-%d", i);
+		if (!stored_in(&r, id))
+			fail_msg("ready with %s not in the new store", id);
+	}
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), N);
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
+/*
+ * A store written before stores kept their positions (it has records but no
+ * position): the group's committed offset alone says where it stands, as
+ * before. Nothing is read again, and it is ready only once that offset is
+ * read (the durable positions are raised at every check: a failed read is
+ * tried again, or the replica would stay unready for good).
+ */
+static void
+test_resume_legacy_store(void **state)
+{
+	enum { N = 100 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	char why[160] = "";
+	lm_store_txn *t = NULL;
+	(void) state;
+
+	prepare(&r, "cons-legacy");
+	queue_postings(p, r.cfg.topic_postings, N);
+	start(&r);
+	wait_ready_run(&r);
+	wait_committed(&r, r.cfg.topic_postings, N);
+	stop_consumer(&r);
+
+	replace_store(&r, "cons-legacy-2");
+	assert_int_equal(lm_store_begin(r.store, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "old", 1, "x", 1), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	new_consumer(&r);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_COMMITTED, 1000000);
+	r.stop = 0;
+	start(&r);
+	for (int i = 0; i < IO_MS / 20; i++) {
+		if (lm_consumer_ready(r.c, why, sizeof(why)) != LM_OK &&
+		    strcmp(why, "no partitions assigned") != 0)
+			break;
+		lmt_sleep_ms(20);
+	}
+	lmt_sleep_ms(1500); /* several catch-up checks, each failing */
+	assert_int_not_equal(lm_consumer_ready(r.c, why, sizeof(why)), LM_OK);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_COMMITTED, 0);
+	wait_ready_run(&r);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 0);
+	assert_false(stored_in(&r, "job-0"));
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
+/*
+ * An epoch never goes down: a store that holds positions of the postings
+ * topic at epoch 1 refuses a consumer configured with 0 (its tombstones
+ * would read as replays), and takes one whose epoch is 1 through
+ * LUNAMATCH_OFFSETS_EPOCH, which counts for both topics.
+ */
+static void
+test_epoch_guard(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_consumer_opts o;
+	lm_consumer *c = NULL;
+	lm_metrics *m = NULL;
+	char err[512] = "";
+	(void) state;
+
+	prepare(&r, "cons-epoch");
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	r.cfg.postings_epoch = 1;
+	new_consumer(&r);
+	r.stop = 0;
+	start(&r);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	wait_stored(&r, "job-0");
+	stop_consumer(&r);
+
+	r.cfg.postings_epoch = 0;
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	o = (lm_consumer_opts){.cfg = &r.cfg,
+	    .store = r.store,
+	    .ctx = &M.r.ctx,
+	    .metrics = m,
+	    .stop = &r.stop};
+	assert_int_equal(lm_consumer_new(&o, &c, err, sizeof(err)), LM_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(err, "epoch 1"));
+	assert_non_null(strstr(err, "LUNAMATCH_POSTINGS_EPOCH"));
+	lm_metrics_free(m);
+
+	r.cfg.offsets_epoch = 1;
+	new_consumer(&r);
+	r.stop = 0;
+	start(&r);
+	stop_consumer(&r);
+	r.c = NULL;
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
+/*
+ * A partition that goes back while the open batch holds later offsets of it
+ * (here a seek; in service an offset reset after the log was truncated or
+ * the topic recreated): the open batch is finished first and the messages
+ * read again are stored after it, none dropped (each replay is counted as
+ * a duplicate).
+ */
+static void
+test_rewound(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_error_t *e;
+	char consumed[600];
+	(void) state;
+
+	prepare(&r, "cons-rewound");
+	snprintf(consumed, sizeof(consumed),
+	    "lunamatch_ingest_consumed_total{topic=\"%s\"}", r.cfg.topic_postings);
+	start(&r);
+	wait_assigned(&r);
+	/* job-0's batch is slow to store; job-1 .. job-3 wait in the open
+	 * batch meanwhile. */
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	for (int i = 0; i < IO_MS / 10 && metric(&r, consumed) < 1; i++)
+		lmt_sleep_ms(10);
+	queue_postings(p, r.cfg.topic_postings, 4); /* job-0 again, job-1 .. job-3 */
+	for (int i = 0; i < IO_MS / 10 && metric(&r, consumed) < 5; i++)
+		lmt_sleep_ms(10);
+	assert_int_equal(metric(&r, consumed), 5);
+	assert_false(stored_in(&r, "job-3"));
+	/* Back to offset 2 while the open batch holds offsets 1 .. 4. */
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, r.cfg.topic_postings, 0)->offset = 2;
+	e = rd_kafka_seek_partitions(lm_consumer_kafka(r.c, false), l, IO_MS);
+	assert_null(e);
+	assert_int_equal(l->elems[0].err, RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_topic_partition_list_destroy(l);
+	for (int i = 0; i < IO_MS / 10 && metric(&r, consumed) < 8; i++)
+		lmt_sleep_ms(10);
+	assert_int_equal(metric(&r, consumed), 8);
+	wait_committed(&r, r.cfg.topic_postings, 5);
+	/* job-0 twice, then offsets 2 .. 4 (job-1 .. job-3) twice: four new
+	 * versions, four duplicates, nothing dropped. */
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 4);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_duplicates_total{kind=\"posting\"}"), 4);
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
 	finish(&r);
 	rd_kafka_destroy(p);
 }
@@ -655,7 +894,11 @@ main(void)
 	    cmocka_unit_test(test_read_failure),
 	    cmocka_unit_test(test_revoke),
 	    cmocka_unit_test(test_catchup),
-	    cmocka_unit_test(test_catchup_committed_late),
+	    cmocka_unit_test(test_catchup_store_positions),
+	    cmocka_unit_test(test_resume_new_store),
+	    cmocka_unit_test(test_resume_legacy_store),
+	    cmocka_unit_test(test_epoch_guard),
+	    cmocka_unit_test(test_rewound),
 	};
 	if (getenv("LMT_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ingest.h"
+#include "offsets.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
@@ -935,13 +936,154 @@ test_replay_other_partition(void **state)
 	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
 	assert_int_equal(c.duplicates[LM_KIND_POSTING], 1); /* read as a replay */
 	lm_ingest_batch_reset(b);
-	lm_ingest_batch_set_epoch(b, 1);
+	assert_int_equal(lm_ingest_batch_set_epoch(b, "t.postings", 1), LM_OK);
 	log_decision(&tomb, &d);
 	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 3), LM_OK);
 	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
 	assert_int_equal(c.deleted[LM_KIND_POSTING], 1);
 	assert_int_equal(
 	    lm_store_get(s, LM_KIND_POSTING, "p", NULL, NULL, NULL), LM_ENOENT);
+	lm_ingest_batch_free(b);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/*
+ * Each topic has its own epoch: raising the postings topic's (it was
+ * recreated) leaves the profiles topic's positions as they were, so a
+ * replay of the profiles log put v1, tombstone, put v2 over a store that
+ * holds v2 keeps v2. (With one epoch for both topics the replayed
+ * tombstone, at the raised epoch, ordered after v2 and deleted it.) The
+ * epoch follows the topic a message comes from, whatever its kind.
+ */
+static void
+test_epoch_per_topic(void **state)
+{
+	static const struct logmsg log[] = {{"c", 1}, {"c", 0}, {"c", 2}};
+	char *dir = lmt_tmpdir("ingest-epoch-topic");
+	lm_store *s = NULL;
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	lm_ingest_counts c;
+	uint64_t version = 0;
+	(void) state;
+
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	assert_int_equal(lm_ingest_batch_new(8, &b), LM_OK);
+	for (size_t i = 0; i < 3; i++) {
+		log_decision(&log[i], &d);
+		assert_int_equal(
+		    lm_ingest_batch_add(b, &d, "t.profiles", 0, 10 + (int64_t) i), LM_OK);
+	}
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	lm_ingest_batch_reset(b);
+
+	/* The postings topic recreated; the profiles log replayed. */
+	assert_int_equal(lm_ingest_batch_set_epoch(b, "t.postings", 1), LM_OK);
+	for (size_t i = 1; i < 3; i++) {
+		log_decision(&log[i], &d);
+		assert_int_equal(
+		    lm_ingest_batch_add(b, &d, "t.profiles", 0, 10 + (int64_t) i), LM_OK);
+	}
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(c.deleted[LM_KIND_POSTING], 0);
+	assert_int_equal(c.duplicates[LM_KIND_POSTING], 2);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "c", NULL, NULL, &version), LM_OK);
+	assert_int_equal(version, 2);
+
+	/* Epochs of at most LM_INGEST_EPOCH_TOPICS topics; names bounded. */
+	char name[LM_INGEST_TOPIC_MAX + 2];
+	memset(name, 'x', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	assert_int_equal(lm_ingest_batch_set_epoch(b, name, 1), LM_EINVAL);
+	for (int i = 1; i < LM_INGEST_EPOCH_TOPICS; i++) {
+		snprintf(name, sizeof(name), "t.other%d", i);
+		assert_int_equal(lm_ingest_batch_set_epoch(b, name, 1), LM_OK);
+	}
+	assert_int_equal(lm_ingest_batch_set_epoch(b, "t.one.too.many", 1), LM_E2BIG);
+	assert_int_equal(lm_ingest_batch_set_epoch(b, "t.postings", 2), LM_OK);
+	lm_ingest_batch_free(b);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/*
+ * A batch's commit records, in its own transaction, how far each of its
+ * partitions is stored and at which epoch (offsets.h), also for a batch of
+ * rejects only; a failed commit records nothing. lm_ingest_batch_next says
+ * where each partition of the open batch stands.
+ */
+static void
+test_offsets_kept(void **state)
+{
+	static const struct logmsg put = {"k", 1};
+	char *dir = lmt_tmpdir("ingest-offsets");
+	lm_store *s = NULL;
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	lm_ingest_counts c;
+	uint32_t epoch = 0;
+	int64_t next = 0;
+	(void) state;
+
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	assert_int_equal(
+	    lm_ingest_offset_get(s, "t.postings", 0, &epoch, &next), LM_ENOENT);
+	assert_int_equal(lm_ingest_epoch_get(s, "t.postings", &epoch), LM_ENOENT);
+	assert_int_equal(lm_ingest_batch_new(8, &b), LM_OK);
+	assert_int_equal(lm_ingest_batch_set_epoch(b, "t.postings", 3), LM_OK);
+	log_decision(&put, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 2, 40), LM_OK);
+	assert_int_equal(lm_ingest_batch_next(b, "t.postings", 2), 41);
+	assert_int_equal(lm_ingest_batch_next(b, "t.postings", 1), -1);
+	assert_int_equal(lm_ingest_batch_next(b, "t.profiles", 2), -1);
+	memset(&d, 0, sizeof(d));
+	d.action = LM_INGEST_REJECT;
+	d.kind = LM_KIND_PROFILE;
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.profiles", 0, 7), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(lm_ingest_offset_get(s, "t.postings", 2, &epoch, &next), LM_OK);
+	assert_int_equal(epoch, 3);
+	assert_int_equal(next, 41);
+	assert_int_equal(lm_ingest_offset_get(s, "t.profiles", 0, &epoch, &next), LM_OK);
+	assert_int_equal(epoch, 0);
+	assert_int_equal(next, 8);
+	assert_int_equal(lm_ingest_epoch_get(s, "t.postings", &epoch), LM_OK);
+	assert_int_equal(epoch, 3);
+	assert_int_equal(
+	    lm_ingest_offset_get(s, "t.postings", 0, &epoch, &next), LM_ENOENT);
+	assert_int_equal(lm_ingest_offset_get(s, "t.other", 2, &epoch, &next), LM_ENOENT);
+	lm_ingest_batch_reset(b);
+
+	/* Rejects only: no record changes, the offset still moves. */
+	memset(&d, 0, sizeof(d));
+	d.action = LM_INGEST_REJECT;
+	d.kind = LM_KIND_PROFILE;
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.profiles", 0, 8), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(c.rejected, 1);
+	assert_int_equal(lm_ingest_offset_get(s, "t.profiles", 0, &epoch, &next), LM_OK);
+	assert_int_equal(next, 9);
+	lm_ingest_batch_reset(b);
+
+	/* A commit that fails (a read-only store refuses it) records
+	 * nothing. */
+	lm_store_close(s);
+	lm_store_opts ro = {.flags = LM_STORE_RDONLY};
+	assert_int_equal(lm_store_open(dir, &ro, &s), LM_OK);
+	log_decision(&put, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 2, 41), LM_OK);
+	assert_int_not_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(lm_ingest_offset_get(s, "t.postings", 2, &epoch, &next), LM_OK);
+	assert_int_equal(next, 41);
+
+	/* Bad arguments. */
+	assert_int_equal(lm_ingest_offset_get(s, "", 0, &epoch, &next), LM_EINVAL);
+	assert_int_equal(
+	    lm_ingest_offset_get(s, "t.postings", -1, &epoch, &next), LM_EINVAL);
 	lm_ingest_batch_free(b);
 	lm_store_close(s);
 	lmt_rmtree(dir);
@@ -969,6 +1111,8 @@ main(void)
 	    cmocka_unit_test(test_replay_sequences),
 	    cmocka_unit_test(test_replay_random),
 	    cmocka_unit_test(test_replay_other_partition),
+	    cmocka_unit_test(test_epoch_per_topic),
+	    cmocka_unit_test(test_offsets_kept),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

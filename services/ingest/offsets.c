@@ -1,0 +1,142 @@
+/*
+ * offsets.c - the Kafka positions kept in the store; see offsets.h.
+ *
+ * Values: an offset is a big-endian u32 epoch, a big-endian u64 next
+ * offset and the topic's name; an epoch is a big-endian u32 and the name.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/hashmap.h"
+#include "lunamatch/lmdb.h"
+#include "offsets.h"
+
+#define KEY_MAX   64 /* "ingest.offset." + 16 hex + "." + an int32 */
+#define OFF_HDR   12 /* epoch, next */
+#define EPOCH_HDR 4
+
+static void
+offset_key(char *key, const char *topic, int32_t partition)
+{
+	snprintf(key, KEY_MAX, "ingest.offset.%016" PRIx64 ".%" PRId32,
+	    lm_hash_str(topic), partition);
+}
+
+static void
+epoch_key(char *key, const char *topic)
+{
+	snprintf(key, KEY_MAX, "ingest.epoch.%016" PRIx64, lm_hash_str(topic));
+}
+
+static bool
+topic_ok(const char *topic)
+{
+	size_t n = topic != NULL ? strlen(topic) : 0;
+	return n > 0 && n <= LM_INGEST_TOPIC_MAX;
+}
+
+int
+lm_ingest_offset_put(
+    lm_store_txn *t, const char *topic, int32_t partition, uint32_t epoch, int64_t next)
+{
+	unsigned char v[OFF_HDR + LM_INGEST_TOPIC_MAX];
+	char key[KEY_MAX];
+	size_t n;
+	int rv;
+
+	if (!topic_ok(topic) || partition < 0 || next < 0)
+		return LM_EINVAL;
+	n = strlen(topic);
+	offset_key(key, topic, partition);
+	lm_lmdb_put_be32(v, epoch);
+	lm_lmdb_put_be64(v + 4, (uint64_t) next);
+	memcpy(v + OFF_HDR, topic, n);
+	if ((rv = lm_store_meta_put(t, key, v, OFF_HDR + n)) != LM_OK)
+		return rv;
+	/* The start refuses an epoch below the stored one (lm_ingest_epoch_get),
+	 * so the epoch written now is the highest. */
+	epoch_key(key, topic);
+	lm_lmdb_put_be32(v + OFF_HDR - EPOCH_HDR, epoch);
+	return lm_store_meta_put(t, key, v + OFF_HDR - EPOCH_HDR, EPOCH_HDR + n);
+}
+
+/* Reads meta key into a copy whose first hdr bytes are followed by topic's
+ * name: LM_OK (*out to free), LM_ENOENT when absent or another topic's. */
+static int
+read_value(
+    lm_store *s, const char *key, const char *topic, size_t hdr, unsigned char **out)
+{
+	void *v = NULL;
+	size_t len = 0, n = strlen(topic);
+	int rv;
+
+	if ((rv = lm_store_meta_get(s, key, &v, &len)) != LM_OK)
+		return rv;
+	if (len != hdr + n || memcmp((unsigned char *) v + hdr, topic, n) != 0) {
+		free(v);
+		return LM_ENOENT;
+	}
+	*out = v;
+	return LM_OK;
+}
+
+int
+lm_ingest_offset_get(
+    lm_store *s, const char *topic, int32_t partition, uint32_t *epoch, int64_t *next)
+{
+	char key[KEY_MAX];
+	unsigned char *v;
+	int rv;
+
+	if (!topic_ok(topic) || partition < 0)
+		return LM_EINVAL;
+	offset_key(key, topic, partition);
+	if ((rv = read_value(s, key, topic, OFF_HDR, &v)) != LM_OK)
+		return rv;
+	*epoch = lm_lmdb_get_be32(v);
+	*next = (int64_t) lm_lmdb_get_be64(v + 4);
+	free(v);
+	return *next >= 0 ? LM_OK : LM_ESTORE;
+}
+
+int
+lm_ingest_epoch_get(lm_store *s, const char *topic, uint32_t *epoch)
+{
+	char key[KEY_MAX];
+	unsigned char *v;
+	int rv;
+
+	if (!topic_ok(topic))
+		return LM_EINVAL;
+	epoch_key(key, topic);
+	if ((rv = read_value(s, key, topic, EPOCH_HDR, &v)) != LM_OK)
+		return rv;
+	*epoch = lm_lmdb_get_be32(v);
+	free(v);
+	return LM_OK;
+}
+
+#define POSITIONS_KEY "ingest.positions"
+
+int
+lm_ingest_positions_mark(lm_store_txn *t)
+{
+	return lm_store_meta_put(t, POSITIONS_KEY, "1", 1);
+}
+
+int
+lm_ingest_positions_kept(lm_store *s, bool *kept)
+{
+	void *v = NULL;
+	size_t len = 0;
+	int rv = lm_store_meta_get(s, POSITIONS_KEY, &v, &len);
+
+	free(v);
+	*kept = rv == LM_OK;
+	return rv == LM_ENOENT ? LM_OK : rv;
+}

@@ -1,0 +1,75 @@
+/*
+ * offsets.h - where ingest resumes: the Kafka positions kept in the store.
+ *
+ * Every batch writes, in the same store transaction as its records, the
+ * offset each of its partitions is stored up to (exclusive) and the epoch
+ * of its topic (the operator's count of the topic's recreations,
+ * lm_store_pos). So the store itself says how far it got, and a consumer
+ * that starts on a store resumes where that store ends, whatever the
+ * group's committed offsets say: a store that was lost and created again,
+ * or restored from an older copy, is filled from where it actually ends
+ * instead of from where its predecessor ended (docs/ingest.md, "Where
+ * ingest resumes").
+ *
+ * The highest epoch a topic was ever stored at is kept too, so that a
+ * configuration that lowers an epoch (under which new positions would
+ * order before stored ones, and tombstones would be skipped as replays) is
+ * refused at the start instead of losing deletions.
+ *
+ * Meta keys: "ingest.offset.<topic hash>.<partition>" and
+ * "ingest.epoch.<topic hash>" (lm_hash_str, 16 hex digits), whose values
+ * hold the topic name too, so that a hash collision reads as absent; and
+ * "ingest.positions" (lm_ingest_positions_mark).
+ */
+#ifndef LUNAMATCH_INGEST_OFFSETS_H
+#define LUNAMATCH_INGEST_OFFSETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lunamatch/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Writes, in t, that partition of topic is stored up to next (exclusive),
+ * at epoch; raises the topic's highest epoch to epoch. LM_OK, LM_EINVAL
+ * (topic empty or longer than LM_INGEST_TOPIC_MAX, partition or next
+ * negative) or the store's error.
+ */
+int lm_ingest_offset_put(
+    lm_store_txn *t, const char *topic, int32_t partition, uint32_t epoch, int64_t next);
+
+/*
+ * Reads the offset partition of topic is stored up to. LM_OK with *next and
+ * *epoch (the epoch it was stored at); LM_ENOENT when the store holds none;
+ * another store error.
+ */
+int lm_ingest_offset_get(
+    lm_store *s, const char *topic, int32_t partition, uint32_t *epoch, int64_t *next);
+
+/*
+ * A store's first batch marks it as keeping its positions from the start
+ * (lm_ingest_positions_mark, in that batch's transaction): in such a store
+ * a partition without an offset was never stored and starts at the
+ * beginning, while in a store written before positions were kept it may
+ * hold records, and only the group's committed offset says how far.
+ * lm_ingest_positions_kept sets *kept; LM_OK or a store error.
+ */
+int lm_ingest_positions_mark(lm_store_txn *t);
+int lm_ingest_positions_kept(lm_store *s, bool *kept);
+
+/*
+ * The highest epoch topic was stored at: LM_OK with *epoch, LM_ENOENT when
+ * none was, another store error.
+ */
+int lm_ingest_epoch_get(lm_store *s, const char *topic, uint32_t *epoch);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
