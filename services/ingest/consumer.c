@@ -223,7 +223,7 @@ register_metrics(lm_consumer *c, lm_metrics *m, char *err, size_t errlen)
 		ok = ok && c->rejected[i];
 	}
 	c->dlq_total = lm_metrics_counter(m, "lunamatch_ingest_dlq_total",
-	    "Messages delivered to the dead-letter topic.", NULL);
+	    "Rejected messages sent to the dead-letter topic, once per batch.", NULL);
 	for (int r = 0; r < LM_DLQ_DROP_COUNT_; r++) {
 		snprintf(labels, sizeof(labels), "reason=\"%s\"",
 		    lm_dlq_drop_name((lm_dlq_drop) r));
@@ -646,8 +646,12 @@ after_store(lm_consumer *c, struct slot *s, int rv)
 static int
 finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *first)
 {
-	lm_ingest_counts counts;
-	uint64_t last_seq = 0;
+	/* The counts of the first attempt whose store commit succeeded: a
+	 * retry after it (its dead letters undelivered) finds every change
+	 * already stored and would count each as a duplicate. */
+	lm_ingest_counts counts, attempt;
+	bool counted = false;
+	uint64_t last_seq = 0, attempt_seq = 0;
 	int64_t backoff = LM_CONSUMER_BACKOFF_MIN_MS;
 	int rv;
 
@@ -659,17 +663,23 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 	for (;;) {
 		int64_t t0 = first != NULL ? first->t0 : lm_clock_ms();
 		if (first != NULL) {
-			counts = first->counts;
-			last_seq = first->last_seq;
-			rv = after_store(c, s, first->rv);
+			attempt = first->counts;
+			attempt_seq = first->last_seq;
+			rv = first->rv;
 			first = NULL;
 		} else {
 			rv = fault(c, LM_CONSUMER_FAULT_STORE)
 			         ? LM_EIO
 			         : lm_ingest_batch_commit(
-			               s->batch, c->store, &counts, &last_seq);
-			rv = after_store(c, s, rv);
+			               s->batch, c->store, &attempt, &attempt_seq);
 		}
+		if (rv == LM_OK) {
+			if (!counted)
+				counts = attempt;
+			counted = true;
+			last_seq = attempt_seq;
+		}
+		rv = after_store(c, s, rv);
 		heartbeat(c);
 		if (rv == LM_OK) {
 			lm_histogram_observe(

@@ -433,6 +433,12 @@ test_dlq_failure(void **state)
 	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 3);
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_rejected_total{reason=\"bad_json\"}"), 1);
+	/* The retries found job-1 stored by the first attempt: it counts as
+	 * stored once, not as a duplicate. */
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 1);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_duplicates_total{kind=\"posting\"}"), 0);
 	/* The first attempt's dead letter and the three resends. */
 	assert_int_equal(count_dlq(r.cfg.topic_dlq, 4), 4);
 	wait_assigned(&r);
