@@ -83,6 +83,7 @@ struct target {
 	int32_t partition;
 	int64_t end;     /* RD_KAFKA_OFFSET_INVALID until known */
 	int64_t durable; /* RD_KAFKA_OFFSET_INVALID until known */
+	int64_t eof;     /* where the partition's end was last reached, or invalid */
 };
 
 struct lm_consumer {
@@ -462,6 +463,59 @@ note_durable(lm_consumer *c, lm_kind kind, int32_t partition, int64_t next)
 	}
 }
 
+/* Sets up the targets of the current assignment when there are none (and
+ * the first catch-up is still to come). LM_OK, LM_EBUSY (nothing assigned)
+ * or LM_ENOMEM. */
+static int
+make_targets(lm_consumer *c)
+{
+	const rd_kafka_topic_partition_list_t *a = c->assigned;
+
+	if (a == NULL || a->cnt == 0)
+		return LM_EBUSY;
+	if (c->targets != NULL || atomic_load(&c->caught_up))
+		return LM_OK;
+	if ((c->targets = calloc((size_t) a->cnt, sizeof(*c->targets))) == NULL)
+		return LM_ENOMEM;
+	c->ntargets = (size_t) a->cnt;
+	for (int i = 0; i < a->cnt; i++)
+		c->targets[i] = (struct target){.kind = topic_kind(c, a->elems[i].topic),
+		    .partition = a->elems[i].partition,
+		    .end = RD_KAFKA_OFFSET_INVALID,
+		    .durable = RD_KAFKA_OFFSET_INVALID,
+		    .eof = RD_KAFKA_OFFSET_INVALID};
+	return LM_OK;
+}
+
+/*
+ * The consumer read partition (kind, partition) to its end, at offset
+ * end: every message before it was handed to us, or was a transaction's
+ * control record, which takes an offset but is never delivered (a topic
+ * written by a transactional producer). Once nothing of the partition
+ * waits in a batch, it is durable up to end (check_catchup); the offsets
+ * stored stop at the last message, below the control records after it.
+ */
+static void
+note_eof(lm_consumer *c, lm_kind kind, int32_t partition, int64_t end)
+{
+	if (make_targets(c) != LM_OK)
+		return;
+	for (size_t i = 0; i < c->ntargets; i++) {
+		struct target *t = &c->targets[i];
+		if (t->kind == kind && t->partition == partition && end > t->eof)
+			t->eof = end;
+	}
+}
+
+/* Whether a batch not yet stored holds messages of topic/partition. */
+static bool
+pending(const lm_consumer *c, const char *topic, int32_t partition)
+{
+	return lm_ingest_batch_next(c->open->batch, topic, partition) >= 0 ||
+	       (c->flight.slot != NULL &&
+	           lm_ingest_batch_next(c->flight.slot->batch, topic, partition) >= 0);
+}
+
 /* Sets up the targets of the current assignment when there are none, then
  * raises each durable position to where the store says the partition
  * stands (store_offset): batches stored before the targets existed count.
@@ -473,21 +527,10 @@ refresh_targets(lm_consumer *c)
 {
 	rd_kafka_topic_partition_list_t *l, *lc;
 	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+	int rv;
 
-	if (c->assigned == NULL || c->assigned->cnt == 0)
-		return LM_EBUSY;
-	if (c->targets == NULL) {
-		const rd_kafka_topic_partition_list_t *a = c->assigned;
-		if ((c->targets = calloc((size_t) a->cnt, sizeof(*c->targets))) == NULL)
-			return LM_ENOMEM;
-		c->ntargets = (size_t) a->cnt;
-		for (int i = 0; i < a->cnt; i++)
-			c->targets[i] =
-			    (struct target){.kind = topic_kind(c, a->elems[i].topic),
-			        .partition = a->elems[i].partition,
-			        .end = RD_KAFKA_OFFSET_INVALID,
-			        .durable = RD_KAFKA_OFFSET_INVALID};
-	}
+	if ((rv = make_targets(c)) != LM_OK)
+		return rv;
 	/* l: where each partition resumes; lc: those that resume from the
 	 * group's committed offset, to be read. The others' committed
 	 * offsets (of the store before this one, or of their topic before it
@@ -550,6 +593,8 @@ check_catchup(lm_consumer *c)
 			if (lo >= 0 && lo > t->durable)
 				t->durable = lo;
 		}
+		if (t->eof > t->durable && !pending(c, topic, t->partition))
+			t->durable = t->eof;
 		if (t->end < 0 || t->durable < 0)
 			known = false;
 		else if (t->durable < t->end)
@@ -875,6 +920,12 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 	int rv;
 
 	/* An error event (a fatal error, for one) may come without a topic. */
+	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt != NULL) {
+		topic = rd_kafka_topic_name(m->rkt);
+		if (!atomic_load(&c->caught_up) && topic_kind(c, topic) != 0)
+			note_eof(c, topic_kind(c, topic), m->partition, m->offset);
+		return false;
+	}
 	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->rkt == NULL) {
 		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 			lm_warn("consumer.error", "%s: %s", rd_kafka_err2name(m->err),
@@ -1181,6 +1232,8 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	if ((rv = lm_kafka_set(conf, "enable.auto.commit", "true", err, errlen)) !=
 	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "enable.auto.offset.store", "false", err, errlen)) !=
+	        LM_OK ||
+	    (rv = lm_kafka_set(conf, "enable.partition.eof", "true", err, errlen)) !=
 	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "auto.offset.reset", "earliest", err, errlen)) !=
 	        LM_OK ||
