@@ -14,8 +14,10 @@
  * Ownership. The request message belongs to the slot from the receive
  * callback until it is reused for the reply and handed to nng_ctx_send; a
  * failed send gives it back, and the send callback frees it. "inflight"
- * counts slots between a completed receive and a completed send, which is
- * what drain waits for.
+ * counts slots between a completed receive and a completed send (or the
+ * request's drop), which is what drain waits for; each connection counts
+ * the same for its own requests, which is what keeps the idle sweeper off
+ * a connection that waits for an answer.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -72,6 +74,7 @@ struct slot {
 	nng_aio *aio;
 	int state;        /* enum slot_state; touched by one thread at a time */
 	nng_msg *msg;     /* the request while queued or being worked on */
+	uint32_t pipe;    /* id of the pipe the request came on */
 	nng_time recv_ms; /* nng_clock() at receipt: deadlines */
 	uint64_t recv_ns; /* CLOCK_MONOTONIC at receipt: latency */
 	/* While a commit holds the reply (LM_RPC_HELD): the encoded OK reply
@@ -82,12 +85,18 @@ struct slot {
 	char reqid[LM_RPC_MAX_REQUEST_ID + 1];
 };
 
-/* An open connection: its peer address and when it last sent a request. */
+/*
+ * An open connection: its peer address, its requests in flight and since
+ * when it has been idle. Guarded by peer_mtx.
+ */
 struct conn_entry {
 	uint32_t pipe; /* nng pipe id; 0 = free */
 	bool inet;     /* tcp: addr is its peer; counts against max_per_peer */
 	uint8_t addr[16];
-	int64_t last_ms; /* nng_clock of its last request (atomic) */
+	unsigned inflight; /* requests received and not yet answered or dropped */
+	/* nng_clock of its admission, its last request or its last answer,
+	 * whichever came last; INT64_MAX once the sweeper closes it (atomic). */
+	int64_t last_ms;
 };
 
 struct lm_rpc_server {
@@ -256,24 +265,38 @@ metrics_init(lm_rpc_server *s)
 	        "reason=\"per_peer\"");
 	s->idle_closed =
 	    lm_metrics_counter(s->m, "lunamatch_rpc_connections_idle_closed_total",
-	        "RPC connections closed after idle_timeout_ms without a request", NULL);
+	        "RPC connections closed after idle_timeout_ms with no request in flight",
+	        NULL);
 	return LM_OK;
 }
 
 /* ---- in-flight accounting -------------------------------------------- */
 
+static void conn_begin(lm_rpc_server *s, uint32_t pipe);
+static void conn_end(lm_rpc_server *s, uint32_t pipe);
+
+/* A request arrived on the slot's pipe (sl->pipe): counted in flight for
+ * the server and for its connection until call_end. */
 static void
-call_begin(lm_rpc_server *s)
+call_begin(struct slot *sl)
 {
+	lm_rpc_server *s = sl->s;
+
+	conn_begin(s, sl->pipe);
 	pthread_mutex_lock(&s->mtx);
 	s->inflight++;
 	pthread_mutex_unlock(&s->mtx);
 	lm_gauge_add(s->inflight_g, 1);
 }
 
+/* The slot's request was answered (the reply's send completed, whether or
+ * not it reached the peer) or dropped: exactly once per call_begin. */
 static void
-call_end(lm_rpc_server *s)
+call_end(struct slot *sl)
 {
+	lm_rpc_server *s = sl->s;
+
+	conn_end(s, sl->pipe);
 	pthread_mutex_lock(&s->mtx);
 	if (s->inflight > 0)
 		s->inflight--;
@@ -329,7 +352,7 @@ send_reply(struct slot *sl, nng_msg *msg)
 {
 	if (!nng_enter(sl->s)) {
 		nng_msg_free(msg);
-		call_end(sl->s);
+		call_end(sl);
 		sl->state = S_IDLE;
 		return;
 	}
@@ -386,7 +409,7 @@ reply(struct slot *sl, nng_msg *msg, const Lunamatch__V1__RpcResponse *r,
 		lm_error("rpc.reply.nomem", "cannot build a reply of %zu bytes",
 		    protobuf_c_message_get_packed_size(&r->base));
 		nng_msg_free(msg);
-		call_end(sl->s);
+		call_end(sl);
 		arm_recv(sl);
 		return;
 	}
@@ -514,8 +537,6 @@ queue_push(lm_rpc_server *s, struct slot *sl)
 	return ok;
 }
 
-static void conn_touch(lm_rpc_server *s, nng_pipe p);
-
 /* The aio callback of a slot: runs on an nng thread, must not block. */
 static void
 slot_cb(void *arg)
@@ -533,7 +554,7 @@ slot_cb(void *arg)
 			nng_aio_set_msg(sl->aio, NULL);
 			nng_msg_free(msg);
 		}
-		call_end(s);
+		call_end(sl);
 		arm_recv(sl);
 		return;
 	}
@@ -550,12 +571,12 @@ slot_cb(void *arg)
 	msg = nng_aio_get_msg(sl->aio);
 	nng_aio_set_msg(sl->aio, NULL);
 	sl->msg = msg;
-	conn_touch(s, nng_msg_get_pipe(msg));
+	sl->pipe = (uint32_t) nng_pipe_id(nng_msg_get_pipe(msg));
 	sl->recv_ms = nng_clock();
 	sl->recv_ns = mono_ns();
 	sl->state = S_WORK;
 	atomic_fetch_add(&s->requests_received, 1);
-	call_begin(s);
+	call_begin(sl);
 	if (atomic_load(&s->probe_active)) {
 		char method[LM_RPC_MAX_METHOD + 1], reqid[LM_RPC_MAX_REQUEST_ID + 1];
 		char want[32];
@@ -1012,16 +1033,40 @@ conn_release(lm_rpc_server *s, nng_pipe p)
 	pthread_mutex_unlock(&s->peer_mtx);
 }
 
-/* Notes a request on pipe p (from the aio callback). */
+/*
+ * Notes a request received on pipe (from the aio callback): in flight on
+ * its connection until conn_end. A pipe already removed (its entry gone)
+ * is not tracked.
+ */
 static void
-conn_touch(lm_rpc_server *s, nng_pipe p)
+conn_begin(lm_rpc_server *s, uint32_t pipe)
 {
 	struct conn_entry *e;
 
 	pthread_mutex_lock(&s->peer_mtx);
-	if ((e = conn_find(s, (uint32_t) nng_pipe_id(p))) != NULL &&
-	    __atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX)
-		__atomic_store_n(&e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
+	if ((e = conn_find(s, pipe)) != NULL) {
+		e->inflight++;
+		if (__atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX)
+			__atomic_store_n(
+			    &e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&s->peer_mtx);
+}
+
+/* Notes that a request of pipe was answered or dropped; the connection's
+ * idle time starts now. */
+static void
+conn_end(lm_rpc_server *s, uint32_t pipe)
+{
+	struct conn_entry *e;
+
+	pthread_mutex_lock(&s->peer_mtx);
+	if ((e = conn_find(s, pipe)) != NULL && e->inflight > 0) {
+		e->inflight--;
+		if (__atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX)
+			__atomic_store_n(
+			    &e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
+	}
 	pthread_mutex_unlock(&s->peer_mtx);
 }
 
@@ -1031,9 +1076,11 @@ conn_touch(lm_rpc_server *s, nng_pipe p)
 #define SWEEP_BATCH 256
 
 /*
- * The sweeper: every SWEEP_MS closes the connections that sent no request
- * for idle_ms (their pipe ids gathered under peer_mtx, closed after it:
- * closing runs the removal callback, which takes peer_mtx).
+ * The sweeper: every SWEEP_MS closes the connections that have no request
+ * in flight (queued, in a handler or held by a commit) and have been idle
+ * for idle_ms since their last request or answer (their pipe ids gathered
+ * under peer_mtx, closed after it: closing runs the removal callback,
+ * which takes peer_mtx).
  */
 static void *
 sweeper_main(void *arg)
@@ -1058,7 +1105,7 @@ sweeper_main(void *arg)
 		size_t n = 0;
 		pthread_mutex_lock(&s->peer_mtx);
 		for (size_t i = 0; i < s->ntab && n < SWEEP_BATCH; i++)
-			if (s->tab[i].pipe != 0 &&
+			if (s->tab[i].pipe != 0 && s->tab[i].inflight == 0 &&
 			    __atomic_load_n(&s->tab[i].last_ms, __ATOMIC_RELAXED) < cut) {
 				ids[n++] = s->tab[i].pipe;
 				/* Closing: never picked again, whatever it sends. */

@@ -145,10 +145,13 @@ typedef struct lm_rpc_server_opts {
 	 * LM_RPC_DEFAULT_MAX_CONNECTIONS_PER_PEER; never more than
 	 * max_connections. ipc:// peers are one local machine: not limited. */
 	unsigned max_connections_per_peer;
-	/* A connection that sends no request for this long is closed
-	 * (counted in lunamatch_rpc_connections_idle_closed_total; a REQ
-	 * client redials when it has something to send). 0 =
-	 * LM_RPC_DEFAULT_IDLE_TIMEOUT_MS; at most LM_RPC_MAX_IDLE_TIMEOUT_MS. */
+	/* A connection with no request in flight (queued, in a handler or
+	 * held by a commit) that has been idle this long since its last
+	 * request or answer is closed (counted in
+	 * lunamatch_rpc_connections_idle_closed_total; a REQ client redials
+	 * when it has something to send). A connection waiting for an answer
+	 * is never closed as idle. 0 = LM_RPC_DEFAULT_IDLE_TIMEOUT_MS; at
+	 * most LM_RPC_MAX_IDLE_TIMEOUT_MS. */
 	unsigned idle_timeout_ms;
 } lm_rpc_server_opts;
 

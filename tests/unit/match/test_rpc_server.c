@@ -47,6 +47,7 @@
 static lm_rpc_server *g_server; /* read by the Check handler */
 static atomic_int g_getposting_calls;
 static atomic_int g_matchjobs_running;
+static atomic_int g_matchjobs_calls; /* handler runs, ever */
 
 static int
 h_check(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
@@ -101,6 +102,7 @@ h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 {
 	(void) arg, (void) ctx, (void) msg, (void) msglen;
 	const Lunamatch__V1__MatchJobsRequest *in = (const void *) req;
+	atomic_fetch_add(&g_matchjobs_calls, 1);
 	atomic_fetch_add(&g_matchjobs_running, 1);
 	nng_msleep(in->top_k < 5000 ? in->top_k : 5000);
 	atomic_fetch_sub(&g_matchjobs_running, 1);
@@ -1516,6 +1518,93 @@ test_held_replies_to_their_callers(void **state)
 	server_down(&f);
 }
 
+/* Check, GetPosting with the holding commit, and the slow MatchJobs. */
+static const lm_rpc_method g_slow_methods[] = {
+    {"Check", h_check, NULL},
+    {"GetPosting", h_get_posting, c_hold},
+    {"MatchJobs", h_match_jobs, NULL},
+};
+
+/*
+ * A connection waiting for its answer is not idle, however long the
+ * handler runs or the commit holds the reply: with idle_timeout_ms 300, a
+ * 1200 ms handler and a reply held for 900 ms are answered on the
+ * connection that asked, the handler runs (and the commit holds) once, and
+ * no connection is counted as closed idle. A connection that then stays
+ * silent is closed as before.
+ */
+static void
+test_idle_timeout_spares_calls_in_flight(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_rpc_server_opts o = {.contexts = 4, .workers = 2, .idle_timeout_ms = 300};
+	Lunamatch__V1__MatchJobsRequest mj = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	lm_rpc_done_fn done;
+	void *call;
+	pthread_t t;
+
+	server_up_with(&f, o, g_slow_methods, 3);
+	atomic_store(&g_matchjobs_calls, 0);
+	pthread_mutex_lock(&g_held.mu);
+	g_held.n = 0;
+	pthread_mutex_unlock(&g_held.mu);
+
+	/* A handler slower than the idle timeout; nng's REQ would resend
+	 * the request on a new connection if the server closed this one. */
+	mj.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	mj.candidate_id = "c1";
+	mj.top_k = 1200;
+	Lunamatch__V1__RpcResponse *r = raw_envelope_call(
+	    f.url, LM_RPC_METHOD_PREFIX "MatchJobs", "slow", 10000, &mj.base, 0);
+	assert_non_null(r);
+	assert_int_equal(r->code, OK_);
+	assert_string_equal(r->request_id, "slow");
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	assert_int_equal(atomic_load(&g_matchjobs_calls), 1);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL), 0);
+
+	/* A reply the commit holds longer than the idle timeout. */
+	struct raw_arg a = {
+	    .url = f.url, .reqid = "held-idle", .id = "job-1", .timeout_ms = 10000};
+	assert_int_equal(pthread_create(&t, NULL, raw_thread, &a), 0);
+	held_wait(1, &done, &call);
+	nng_msleep(900);
+	done(call, OK_, NULL);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_non_null(a.resp);
+	assert_int_equal(a.resp->code, OK_);
+	assert_string_equal(a.resp->request_id, "held-idle");
+	lunamatch__v1__rpc_response__free_unpacked(a.resp, NULL);
+	pthread_mutex_lock(&g_held.mu);
+	assert_int_equal(g_held.n, 1);
+	pthread_mutex_unlock(&g_held.mu);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL), 0);
+
+	/* A connection that is answered and then stays silent is closed. */
+	nng_socket quiet;
+	nng_msg *m = NULL;
+	uint8_t *env;
+	size_t n = envelope(LM_RPC_METHOD_PREFIX "Check", "quiet", 0, NULL, 0, 0, &env);
+	assert_int_equal(nng_req0_open(&quiet), 0);
+	assert_int_equal(nng_socket_set_ms(quiet, NNG_OPT_RECVTIMEO, 3000), 0);
+	assert_int_equal(nng_dial(quiet, f.url, NULL, 0), 0);
+	assert_int_equal(nng_send(quiet, env, n, 0), 0);
+	assert_int_equal(nng_recvmsg(quiet, &m, 0), 0);
+	nng_msg_free(m);
+	free(env);
+	nng_time end = nng_clock() + 3000;
+	while (counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL) == 0 &&
+	       nng_clock() < end)
+		nng_msleep(20);
+	assert_true(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL) >= 1);
+	nng_close(quiet);
+	server_down(&f);
+}
+
 static void
 test_drain(void **state)
 {
@@ -1763,6 +1852,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_connection_limit),
 	    cmocka_unit_test(test_connection_limit_per_peer),
 	    cmocka_unit_test(test_idle_timeout),
+	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
 	    cmocka_unit_test(test_held_reply),
 	    cmocka_unit_test(test_held_replies_to_their_callers),
 	    cmocka_unit_test(test_drain),
