@@ -399,6 +399,38 @@ put_response(
 	return LM_OK;
 }
 
+/*
+ * Makes text (NUL-terminated, cut by snprintf to fit a buffer of
+ * LM_RPC_MAX_MESSAGE bytes) a valid RpcResponse.message for status code:
+ * proto3 strings must be UTF-8, and a reader that checks (the C client
+ * does) refuses the whole answer otherwise. A multi-byte character split
+ * by the cut is dropped whole, so the text ends with its last complete
+ * UTF-8 sequence. A text that is not UTF-8 before that (a handler or a
+ * commit broke its contract) is logged and replaced by the status name.
+ */
+static void
+fit_message(char *text, int code)
+{
+	size_t n = strlen(text), i = n;
+
+	/* A cut leaves at most three bytes of a four-byte sequence. */
+	while (i > 0 && n - i < 3 && ((unsigned char) text[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i > 0 && (unsigned char) text[i - 1] >= 0xc0) {
+		unsigned lead = (unsigned char) text[i - 1];
+		size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+		if (n - (i - 1) < need)
+			text[n = i - 1] = '\0';
+	}
+	if (!lm_pb_utf8_valid(text, n)) {
+		lm_error("rpc.reply.bad_message",
+		    "the reason of a %s answer is not UTF-8; sent the status name "
+		    "instead",
+		    lm_rpc_status_name(code));
+		snprintf(text, LM_RPC_MAX_MESSAGE, "%s", lm_rpc_status_name(code));
+	}
+}
+
 /* Sends the response (reusing msg) or, when it cannot be built, drops the
  * call: the caller then times out. */
 static void
@@ -512,6 +544,7 @@ early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	fit_message(text, code);
 	scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid);
 	r.request_id = reqid;
 	r.code = (Lunamatch__V1__StatusCode) code;
@@ -761,6 +794,7 @@ finish_held(struct slot *sl, int code, const char *why)
 		snprintf(text, sizeof(text), "%s",
 		    why != NULL && why[0] != '\0' ? why : lm_rpc_status_name(code));
 	}
+	fit_message(text, code);
 	count_request(s, sl->mi, code, sl->recv_ns);
 	if (code == CODE_OK) {
 		send_reply(sl, msg);
@@ -825,6 +859,7 @@ work(lm_rpc_server *s, struct slot *sl)
 
 	text[0] = '\0';
 	mi = handle(s, sl, &req, &in, &out, &ctx, &r, text, sizeof(text));
+	fit_message(text, (int) r.code);
 	r.message = text;
 	msg = sl->msg;
 	sl->msg = NULL;

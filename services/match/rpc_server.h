@@ -77,7 +77,9 @@ typedef struct lm_rpc_ctx {
  * NULL) (so it must be built with malloc'd storage in protobuf-c's layout,
  * e.g. by protobuf_c_message_unpack or by malloc'ing each part). On any
  * other code it leaves *resp NULL (anything set is freed and ignored) and
- * writes a human-readable reason of at most msglen bytes into msg; the
+ * writes a human-readable reason in UTF-8 into msg (msglen bytes with the
+ * NUL; a longer one is cut, and the server drops a character the cut
+ * split; one that is not UTF-8 is replaced by the status name); the
  * reason is sent to the caller, so it must not hold personal data.
  * req is owned by the server and valid during the call only.
  */
@@ -90,10 +92,10 @@ typedef int (*lm_rpc_handler)(void *arg, const lm_rpc_ctx *ctx,
 /*
  * Sends the reply of a held call (see lm_rpc_commit): code OK sends the
  * reply the handler made, any other code replaces it by that status with
- * reason msg (NULL or "": the status name; at most LM_RPC_MAX_MESSAGE
- * bytes are sent; no personal data). An OK that comes after the call's
- * deadline is answered DEADLINE_EXCEEDED. May be called from any thread
- * but an nng callback; call is invalid afterwards.
+ * reason msg (UTF-8; NULL or "": the status name; cut to at most
+ * LM_RPC_MAX_MESSAGE - 1 bytes, at a character boundary; no personal data). An OK that
+ * comes after the call's deadline is answered DEADLINE_EXCEEDED. May be called from any
+ * thread but an nng callback; call is invalid afterwards.
  */
 typedef void (*lm_rpc_done_fn)(void *call, int code, const char *msg);
 

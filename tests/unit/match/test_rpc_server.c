@@ -4,7 +4,8 @@
  *
  * The service under test is MatchService from match.proto with handlers
  * defined here: Check reports lm_rpc_server_serving(); GetPosting echoes the
- * id or answers NOT_FOUND for "missing"; MatchJobs sleeps top_k
+ * id or answers NOT_FOUND for "missing" (and, naming the id as the
+ * service does, for ids that start with "missing-"); MatchJobs sleeps top_k
  * milliseconds (to exercise deadlines, the queue and drain). The other
  * methods have no handler (UNIMPLEMENTED). test_held_reply gives GetPosting
  * a commit that holds its reply until the test releases it.
@@ -30,6 +31,7 @@
 #include "lunamatch/client.h"
 #include "lunamatch/error.h"
 #include "lunamatch/metrics.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "rpc_server.h"
@@ -76,6 +78,10 @@ h_get_posting(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 	assert_string_equal(ctx->method, "GetPosting");
 	if (strcmp(in->id, "missing") == 0) {
 		snprintf(msg, msglen, "posting not found");
+		return NOT_FOUND_;
+	}
+	if (strncmp(in->id, "missing-", 8) == 0) {
+		snprintf(msg, msglen, "posting \"%s\" not found", in->id);
 		return NOT_FOUND_;
 	}
 	Lunamatch__V1__GetPostingResponse *r = malloc(sizeof(*r));
@@ -1605,6 +1611,113 @@ test_idle_timeout_spares_calls_in_flight(void **state)
 	server_down(&f);
 }
 
+/* Appends n copies of the UTF-8 character c to buf (cap bytes with the
+ * NUL, which is always written). */
+static void
+repeat_utf8(char *buf, size_t cap, const char *c, size_t n)
+{
+	size_t len = strlen(buf), cl = strlen(c);
+
+	for (size_t i = 0; i < n && len + cl < cap; i++, len += cl)
+		memcpy(buf + len, c, cl);
+	buf[len] = '\0';
+}
+
+/* got is what the caller received for the reason want: want cut to
+ * LM_RPC_MAX_MESSAGE - 1 bytes and then back to the character boundary,
+ * i.e. a UTF-8 prefix of want with no more than a split character lost. */
+static void
+assert_cut_reason(const char *got, const char *want)
+{
+	size_t n = strlen(got);
+
+	assert_true(lm_pb_utf8_valid(got, n));
+	assert_true(n < LM_RPC_MAX_MESSAGE);
+	assert_true(n + 3 >= LM_RPC_MAX_MESSAGE - 1);
+	assert_memory_equal(got, want, n);
+	/* The next byte of want starts a character: nothing was split. */
+	assert_true(((unsigned char) want[n] & 0xc0) != 0x80);
+}
+
+struct client_call {
+	const char *url, *id;
+	int status;
+	char err[LM_RPC_MAX_MESSAGE];
+};
+
+static void *
+get_posting_thread(void *p)
+{
+	struct client_call *a = p;
+	lm_client *c;
+
+	assert_int_equal(lm_client_open(a->url, NULL, &c), LM_OK);
+	a->status = get_posting(c, a->id, 10000, NULL, a->err, sizeof(a->err));
+	lm_client_close(c);
+	return NULL;
+}
+
+/*
+ * A reason longer than RpcResponse.message's limit is cut at a UTF-8
+ * character boundary, so the answer stays valid proto3 that the C client
+ * (which checks strings) reads: a handler's reason (two-byte characters,
+ * the cut falling inside one) and reasons given to a held call's done
+ * (three- and four-byte characters, one and three bytes of one left by
+ * the byte-wise cut). A reason that is not UTF-8 at all is replaced by
+ * the status name.
+ */
+static void
+test_message_cut_utf8(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_rpc_server_opts o = {.contexts = 4, .workers = 1};
+	char id[2048] = "missing-a", want[4096], err[LM_RPC_MAX_MESSAGE];
+	lm_rpc_done_fn done;
+	void *call;
+	lm_client *c;
+	pthread_t t;
+
+	server_up_with(&f, o, g_held_methods, 2);
+	pthread_mutex_lock(&g_held.mu);
+	g_held.n = 0;
+	pthread_mutex_unlock(&g_held.mu);
+
+	/* The handler's reason: "posting \"" + 9 bytes + 698 x U+00E9 does
+	 * not reach a character boundary at byte 1023. */
+	repeat_utf8(id, sizeof(id), "\xc3\xa9", 698);
+	snprintf(want, sizeof(want), "posting \"%s\" not found", id);
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+	assert_int_equal(get_posting(c, id, 5000, NULL, err, sizeof(err)), NOT_FOUND_);
+	assert_cut_reason(err, want);
+	lm_client_close(c);
+
+	/* Reasons of held calls. */
+	const char *chars[] = {"\xe2\x82\xac", "\xf0\x9f\x99\x82"}; /* U+20AC, U+1F642 */
+	const char *prefix[] = {"decision log: ", ""};
+	for (int i = 0; i < 2; i++) {
+		struct client_call a = {.url = f.url, .id = "job-held"};
+		snprintf(want, sizeof(want), "%s", prefix[i]);
+		repeat_utf8(want, sizeof(want), chars[i], 600);
+		assert_int_equal(pthread_create(&t, NULL, get_posting_thread, &a), 0);
+		held_wait(i + 1, &done, &call);
+		done(call, UNAVAIL_, want);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(a.status, UNAVAIL_);
+		assert_cut_reason(a.err, want);
+	}
+
+	/* Not UTF-8 at all: the status name instead. */
+	struct client_call b = {.url = f.url, .id = "job-held"};
+	assert_int_equal(pthread_create(&t, NULL, get_posting_thread, &b), 0);
+	held_wait(3, &done, &call);
+	done(call, UNAVAIL_, "bad \xc3\x28 reason");
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(b.status, UNAVAIL_);
+	assert_string_equal(b.err, "UNAVAILABLE");
+	server_down(&f);
+}
+
 static void
 test_drain(void **state)
 {
@@ -1855,6 +1968,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
 	    cmocka_unit_test(test_held_reply),
 	    cmocka_unit_test(test_held_replies_to_their_callers),
+	    cmocka_unit_test(test_message_cut_utf8),
 	    cmocka_unit_test(test_drain),
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_setup_errors),
