@@ -82,6 +82,8 @@ struct slot {
 	nng_msg *held;
 	int mi;
 	uint64_t deadline, timeout;
+	/* The request id: of the held call, or of a request refused before
+	 * its envelope was decoded (then read from the wire). */
 	char reqid[LM_RPC_MAX_REQUEST_ID + 1];
 };
 
@@ -450,16 +452,20 @@ reply(struct slot *sl, nng_msg *msg, const Lunamatch__V1__RpcResponse *r,
 
 /*
  * Reads the method (field 1) and request_id (field 2) of an RpcRequest
- * without decoding it, for answers given before a worker sees the request.
- * Either output stays "" when absent, longer than its limit, not UTF-8 or
- * when the bytes are not a well-formed message.
+ * and counts its metadata entries (field 4) without decoding it, for
+ * answers given before the envelope is decoded. Either string stays ""
+ * when absent, longer than its limit, not UTF-8 or when the bytes are not
+ * a well-formed message; *nmeta (nmeta may be NULL) counts the entries
+ * up to where the bytes stop being well-formed. Allocates nothing.
  */
 static void
-scan_envelope(const uint8_t *p, size_t len, char *method, char *reqid)
+scan_envelope(const uint8_t *p, size_t len, char *method, char *reqid, size_t *nmeta)
 {
 	size_t i = 0;
 
 	method[0] = reqid[0] = '\0';
+	if (nmeta != NULL)
+		*nmeta = 0;
 	while (i < len) {
 		uint64_t key = 0, v = 0;
 		int shift = 0;
@@ -495,6 +501,8 @@ scan_envelope(const uint8_t *p, size_t len, char *method, char *reqid)
 		have_len:
 			if (v > len - i)
 				return;
+			if ((key >> 3) == 4 && nmeta != NULL)
+				(*nmeta)++;
 			if ((key >> 3) == 1 || (key >> 3) == 2) {
 				char *dst = (key >> 3) == 1 ? method : reqid;
 				size_t cap = (key >> 3) == 1 ? LM_RPC_MAX_METHOD
@@ -545,7 +553,7 @@ early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	fit_message(text, code);
-	scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid);
+	scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid, NULL);
 	r.request_id = reqid;
 	r.code = (Lunamatch__V1__StatusCode) code;
 	r.message = text;
@@ -613,7 +621,7 @@ slot_cb(void *arg)
 	if (atomic_load(&s->probe_active)) {
 		char method[LM_RPC_MAX_METHOD + 1], reqid[LM_RPC_MAX_REQUEST_ID + 1];
 		char want[32];
-		scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid);
+		scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid, NULL);
 		snprintf(want, sizeof(want), "probe-%u", atomic_load(&s->probe_seq));
 		if (strcmp(reqid, want) == 0)
 			atomic_store(&s->probe_seen, true);
@@ -638,6 +646,72 @@ slot_cb(void *arg)
 /* ---- workers ----------------------------------------------------------- */
 
 /*
+ * What protobuf-c may allocate while it decodes one envelope or payload
+ * (see LM_RPC_DECODE_FLOOR): each allocation is charged DECODE_OVERHEAD
+ * bytes above its size, for the heap's own bookkeeping, and memory freed
+ * during the decode is not given back, so the charge is what the decode
+ * allocated in all, an upper bound of what it held at once.
+ */
+#define DECODE_OVERHEAD 16u
+
+struct decode_budget {
+	size_t left; /* bytes that may still be charged */
+	bool over;   /* an allocation was refused for the budget */
+};
+
+static void *
+budget_alloc(void *arg, size_t n)
+{
+	struct decode_budget *b = arg;
+
+	if (n > b->left || b->left - n < DECODE_OVERHEAD) {
+		b->over = true;
+		return NULL;
+	}
+	b->left -= n + DECODE_OVERHEAD;
+	return malloc(n > 0 ? n : 1);
+}
+
+static void
+budget_free(void *arg, void *p)
+{
+	(void) arg;
+	free(p);
+}
+
+/*
+ * lm_pb_decode of len bytes into a message of type desc, refused once
+ * protobuf-c has allocated more than LM_RPC_DECODE_FLOOR +
+ * LM_RPC_DECODE_FACTOR * len bytes: a message of many tiny fields (an
+ * empty sub-message or string takes two bytes on the wire and tens of
+ * bytes of memory) cannot make the server allocate many times what it
+ * received. Returns what lm_pb_decode does, or LM_E2BIG with the reason in
+ * err when the budget ran out. The allocations are malloc's: the caller
+ * frees *out with protobuf_c_message_free_unpacked(*out, NULL).
+ */
+static int
+decode(const lm_rpc_server *s, const ProtobufCMessageDescriptor *desc, const void *data,
+    size_t len, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	size_t limit = len < (SIZE_MAX - LM_RPC_DECODE_FLOOR) / LM_RPC_DECODE_FACTOR
+	                   ? LM_RPC_DECODE_FLOOR + LM_RPC_DECODE_FACTOR * len
+	                   : SIZE_MAX;
+	struct decode_budget b = {.left = limit, .over = false};
+	ProtobufCAllocator a = {budget_alloc, budget_free, &b};
+	int rv;
+
+	rv = lm_pb_decode_with(desc, data, len, s->max_req, &a, out, err, errlen);
+	if (rv != LM_OK && b.over) {
+		snprintf(err, errlen,
+		    "%zu bytes would take more than %zu bytes of memory to decode "
+		    "(too many fields)",
+		    len, limit);
+		rv = LM_E2BIG;
+	}
+	return rv;
+}
+
+/*
  * Decodes and dispatches one request (sl->msg). Fills r (whose strings may
  * point into *reqp or text) and returns the method index or -1. On OK,
  * *inp and *outp hold the decoded request payload and the handler's
@@ -652,17 +726,31 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	Lunamatch__V1__RpcRequest *req = NULL;
 	ProtobufCMessage *in = NULL, *out = NULL;
 	const ProtobufCMethodDescriptor *md;
-	char err[256];
+	char err[256], method[LM_RPC_MAX_METHOD + 1];
 	int mi, code, rv;
 	uint64_t timeout, deadline;
+	size_t nmeta;
 	nng_time now;
 
-	rv = lm_pb_decode(&lunamatch__v1__rpc_request__descriptor, nng_msg_body(sl->msg),
-	    nng_msg_len(sl->msg), s->max_req, (ProtobufCMessage **) &req, err,
-	    sizeof(err));
+	/* The metadata limit is checked on the wire: decoding first would
+	 * allocate a message for every entry (two bytes each on the wire). */
+	scan_envelope(
+	    nng_msg_body(sl->msg), nng_msg_len(sl->msg), method, sl->reqid, &nmeta);
+	if (nmeta > LM_RPC_MAX_METADATA) {
+		r->code = CODE_INVALID;
+		r->request_id = sl->reqid;
+		snprintf(text, textlen,
+		    "invalid request envelope: more than %d metadata entries",
+		    LM_RPC_MAX_METADATA);
+		lm_counter_add(s->rejected[REJ_BAD_REQUEST], 1);
+		return -1;
+	}
+	rv = decode(s, &lunamatch__v1__rpc_request__descriptor, nng_msg_body(sl->msg),
+	    nng_msg_len(sl->msg), (ProtobufCMessage **) &req, err, sizeof(err));
 	if (rv != LM_OK) {
 		r->code = CODE_INVALID;
-		snprintf(text, textlen, "malformed request envelope: %s",
+		snprintf(text, textlen, "%s request envelope: %s",
+		    rv == LM_EPARSE ? "malformed" : "refused",
 		    err[0] ? err : lm_strerror(rv));
 		lm_counter_add(s->rejected[REJ_BAD_REQUEST], 1);
 		return -1;
@@ -714,11 +802,12 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 		lm_counter_add(s->rejected[REJ_EXPIRED], 1);
 		return mi;
 	}
-	rv = lm_pb_decode(md->input, req->payload.data, req->payload.len, s->max_req, &in,
-	    err, sizeof(err));
+	rv = decode(
+	    s, md->input, req->payload.data, req->payload.len, &in, err, sizeof(err));
 	if (rv != LM_OK) {
 		r->code = CODE_INVALID;
-		snprintf(text, textlen, "malformed %s payload: %s", md->input->name,
+		snprintf(text, textlen, "%s %s payload: %s",
+		    rv == LM_EPARSE ? "malformed" : "refused", md->input->name,
 		    err[0] ? err : lm_strerror(rv));
 		return mi;
 	}

@@ -52,6 +52,18 @@ extern "C" {
  * closes the connection without an answer (the caller times out).
  */
 #define LM_RPC_OVERSIZE_GRACE (64u * 1024)
+/*
+ * Memory protobuf-c may allocate to decode a request envelope, and then
+ * its payload, of n bytes: LM_RPC_DECODE_FLOOR + LM_RPC_DECODE_FACTOR * n,
+ * counted as the total of its allocations (each charged 16 bytes above
+ * its size). A message that needs more (many empty fields: two bytes on
+ * the wire can cost a decoded message tens of bytes) is answered
+ * INVALID_ARGUMENT. The largest requests the match service accepts after
+ * decoding (1000-entry filter lists, postings with 100 skills and 20
+ * requirement groups) take under 256 KiB.
+ */
+#define LM_RPC_DECODE_FLOOR  ((size_t) 1 << 20)
+#define LM_RPC_DECODE_FACTOR 4u
 /* How long drain waits after the last reply was handed to nng before it
  * closes the socket, so that the reply leaves the socket buffers. */
 #define LM_RPC_DRAIN_LINGER_MS 100u

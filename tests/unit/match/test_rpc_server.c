@@ -781,6 +781,182 @@ test_queue_full(void **state)
 	server_down(&f);
 }
 
+/* ThreadSanitizer's shadow memory makes each byte of heap cost several in
+ * the resident set. */
+#if defined(__SANITIZE_THREAD__)
+#define RSS_SCALE 3
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RSS_SCALE 3
+#endif
+#endif
+#ifndef RSS_SCALE
+#define RSS_SCALE 1
+#endif
+
+/*
+ * The process's peak resident set (VmHWM) in KiB, after resetting it to
+ * the current resident set when reset is true (Linux: /proc/self/
+ * clear_refs). -1 when it cannot be read or reset.
+ */
+static long
+peak_rss_kib(bool reset)
+{
+	char line[256];
+	long kib = -1;
+	FILE *fp;
+
+	if (reset) {
+		if ((fp = fopen("/proc/self/clear_refs", "w")) == NULL)
+			return -1;
+		if (fputs("5", fp) < 0) {
+			fclose(fp);
+			return -1;
+		}
+		if (fclose(fp) != 0)
+			return -1;
+	}
+	if ((fp = fopen("/proc/self/status", "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kib = atol(line + 6);
+	fclose(fp);
+	return kib;
+}
+
+/* An envelope of method and reqid, then two-byte fields (tag, length 0)
+ * up to about len bytes; the caller frees *out. */
+static size_t
+envelope_of_empty_fields(
+    const char *method, const char *reqid, uint8_t tag, size_t len, uint8_t **out)
+{
+	size_t n = envelope(method, reqid, 0, NULL, 0, 0, out);
+	uint8_t *p = realloc(*out, len);
+
+	assert_non_null(p);
+	assert_true(n < len);
+	for (; n + 2 <= len; n += 2) {
+		p[n] = tag;
+		p[n + 1] = 0;
+	}
+	*out = p;
+	return n;
+}
+
+/* Sends the len bytes of buf as one request and checks the answer: code,
+ * the echoed request id, a message containing what, and that the peak
+ * resident set grew by less than max_kib while the server handled it. */
+static void
+call_bounded(const char *url, const uint8_t *buf, size_t len, const char *reqid, int code,
+    const char *what, long max_kib)
+{
+	long before = peak_rss_kib(true);
+	assert_true(before > 0);
+	Lunamatch__V1__RpcResponse *r = raw_call(url, buf, len, 10000);
+	long grew = peak_rss_kib(false) - before;
+	assert_non_null(r);
+	assert_int_equal(r->code, code);
+	assert_string_equal(r->request_id, reqid);
+	assert_non_null(strstr(r->message, what));
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	if (grew >= max_kib)
+		fail_msg("the peak resident set grew by %ld KiB (limit %ld KiB)", grew,
+		    max_kib);
+}
+
+/*
+ * Requests whose wire bytes are tiny fields, each of which would cost a
+ * decoded message tens of bytes (4 MiB of them: hundreds of MiB), are
+ * refused INVALID_ARGUMENT without that memory: one with more metadata
+ * entries than the limit before the envelope is decoded at all (the
+ * same answer and count as a few entries too many), and envelopes and
+ * payloads of many empty fields once their decode used its budget. The
+ * peak resident set of the process shows it: it grows by the request's
+ * copies and the budget, under 32 MiB (without the limits: by 180 MiB and
+ * more). The densest requests that make sense still go through.
+ */
+static void
+test_decode_amplification(void **state)
+{
+	(void) state;
+	struct fixture f;
+	const size_t big = LM_RPC_DEFAULT_MAX_REQUEST - 4096;
+	const long max_kib = RSS_SCALE * 64 * 1024;
+	uint8_t *env, *payload;
+	size_t n;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 2, .workers = 1});
+	atomic_store(&g_matchjobs_calls, 0);
+
+	/* 2 Mi empty metadata entries (field 4). */
+	n = envelope_of_empty_fields(
+	    LM_RPC_METHOD_PREFIX "Check", "hostile-meta", 0x22, big, &env);
+	call_bounded(f.url, env, n, "hostile-meta", INVALID_,
+	    "invalid request envelope: more than 32 metadata entries", max_kib);
+	free(env);
+	assert_int_equal(rejected(f.m, "bad_request"), 1);
+	assert_int_equal(requests(f.m, "unknown", "INVALID_ARGUMENT"), 1);
+
+	/* 2 Mi empty unknown fields (field 6) in a Check envelope. */
+	n = envelope_of_empty_fields(
+	    LM_RPC_METHOD_PREFIX "Check", "hostile-unknown", 0x32, big, &env);
+	call_bounded(f.url, env, n, "", INVALID_, "refused request envelope", max_kib);
+	free(env);
+	assert_int_equal(rejected(f.m, "bad_request"), 2);
+	assert_int_equal(requests(f.m, "Check", "OK"), 0);
+
+	/* A MatchJobsRequest whose filters hold 2 Mi empty exclude_ids. */
+	payload = malloc(big);
+	assert_non_null(payload);
+	size_t plen = 4, flen = big - 64, v = flen;
+	memcpy(payload, "\x0a\x02\x63\x31", 4); /* candidate_id = "c1" */
+	payload[plen++] = 0x22;                 /* filters, flen bytes */
+	for (; v >= 0x80; v >>= 7)
+		payload[plen++] = (uint8_t) (v | 0x80);
+	payload[plen++] = (uint8_t) v;
+	for (size_t i = 0; i < flen; i += 2) {
+		payload[plen + i] = 0x3a; /* exclude_ids, "" */
+		payload[plen + i + 1] = 0;
+	}
+	plen += flen;
+	n = envelope(LM_RPC_METHOD_PREFIX "MatchJobs", "hostile-payload", 0, payload,
+	    plen, 0, &env);
+	call_bounded(f.url, env, n, "hostile-payload", INVALID_,
+	    "refused lunamatch.v1.MatchJobsRequest payload", max_kib);
+	free(env);
+	free(payload);
+	assert_int_equal(atomic_load(&g_matchjobs_calls), 0);
+	assert_int_equal(requests(f.m, "MatchJobs", "INVALID_ARGUMENT"), 1);
+
+	/* The densest request that makes sense: 32 metadata entries and
+	 * filters of three lists of 1000 one-letter entries. */
+	static char *one[1000];
+	for (size_t i = 0; i < 1000; i++)
+		one[i] = "x";
+	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	Lunamatch__V1__MatchJobsRequest mj = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	jf.n_countries = jf.n_categories = jf.n_exclude_ids = 1000;
+	jf.countries = jf.categories = jf.exclude_ids = one;
+	mj.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	mj.candidate_id = "c1";
+	mj.filters = &jf;
+	plen = protobuf_c_message_get_packed_size(&mj.base);
+	payload = malloc(plen);
+	assert_non_null(payload);
+	protobuf_c_message_pack(&mj.base, payload);
+	n = envelope(LM_RPC_METHOD_PREFIX "MatchJobs", "dense", 0, payload, plen,
+	    LM_RPC_MAX_METADATA, &env);
+	Lunamatch__V1__RpcResponse *r = raw_call(f.url, env, n, 5000);
+	assert_non_null(r);
+	assert_int_equal(r->code, OK_);
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	free(env);
+	free(payload);
+	assert_int_equal(atomic_load(&g_matchjobs_calls), 1);
+	server_down(&f);
+}
+
 static void
 test_oversize(void **state)
 {
@@ -1958,6 +2134,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_deadlines),
 	    cmocka_unit_test(test_queue_full),
 	    cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_decode_amplification),
 	    cmocka_unit_test(test_tcp_garbage),
 	    cmocka_unit_test(test_concurrent_clients),
 	    cmocka_unit_test(test_probe_under_saturation),
