@@ -1632,7 +1632,7 @@ test_held_replies_to_their_callers(void **state)
 	(void) state;
 	enum { N = 5, GONE = 2 };
 	struct fixture f;
-	lm_rpc_server_opts o = {.contexts = N, .workers = 1};
+	lm_rpc_server_opts o = {.contexts = N, .workers = 1, .queue_len = N};
 	struct raw_arg a[N];
 	char reqid[N][16], id[N][16];
 	pthread_t t[N];
