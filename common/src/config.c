@@ -146,7 +146,7 @@ static const struct opt opts[] = {
         "largest accepted RPC message"},
     {"rpc-idle-timeout-ms", "LUNAMATCH_RPC_IDLE_TIMEOUT_MS", T_U32,
         OFF(rpc_idle_timeout_ms), "300000", 100, 86400000, LM_PROG_MATCH,
-        "RPC connections without a request for this long are closed"},
+        "RPC connections idle this long, with no request in flight, are closed"},
     {"rpc-max-connections-per-peer", "LUNAMATCH_RPC_MAX_CONNECTIONS_PER_PEER", T_U32,
         OFF(rpc_max_per_peer), "1024", 1, 65536, LM_PROG_MATCH,
         "RPC connections open at once from one IP address"},

@@ -14,8 +14,10 @@
  * Ownership. The request message belongs to the slot from the receive
  * callback until it is reused for the reply and handed to nng_ctx_send; a
  * failed send gives it back, and the send callback frees it. "inflight"
- * counts slots between a completed receive and a completed send, which is
- * what drain waits for.
+ * counts slots between a completed receive and a completed send (or the
+ * request's drop), which is what drain waits for; each connection counts
+ * the same for its own requests, which is what keeps the idle sweeper off
+ * a connection that waits for an answer.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -72,6 +74,7 @@ struct slot {
 	nng_aio *aio;
 	int state;        /* enum slot_state; touched by one thread at a time */
 	nng_msg *msg;     /* the request while queued or being worked on */
+	uint32_t pipe;    /* id of the pipe the request came on */
 	nng_time recv_ms; /* nng_clock() at receipt: deadlines */
 	uint64_t recv_ns; /* CLOCK_MONOTONIC at receipt: latency */
 	/* While a commit holds the reply (LM_RPC_HELD): the encoded OK reply
@@ -79,15 +82,23 @@ struct slot {
 	nng_msg *held;
 	int mi;
 	uint64_t deadline, timeout;
+	/* The request id: of the held call, or of a request refused before
+	 * its envelope was decoded (then read from the wire). */
 	char reqid[LM_RPC_MAX_REQUEST_ID + 1];
 };
 
-/* An open connection: its peer address and when it last sent a request. */
+/*
+ * An open connection: its peer address, its requests in flight and since
+ * when it has been idle. Guarded by peer_mtx.
+ */
 struct conn_entry {
 	uint32_t pipe; /* nng pipe id; 0 = free */
 	bool inet;     /* tcp: addr is its peer; counts against max_per_peer */
 	uint8_t addr[16];
-	int64_t last_ms; /* nng_clock of its last request (atomic) */
+	unsigned inflight; /* requests received and not yet answered or dropped */
+	/* nng_clock of its admission, its last request or its last answer,
+	 * whichever came last; INT64_MAX once the sweeper closes it (atomic). */
+	int64_t last_ms;
 };
 
 struct lm_rpc_server {
@@ -256,24 +267,38 @@ metrics_init(lm_rpc_server *s)
 	        "reason=\"per_peer\"");
 	s->idle_closed =
 	    lm_metrics_counter(s->m, "lunamatch_rpc_connections_idle_closed_total",
-	        "RPC connections closed after idle_timeout_ms without a request", NULL);
+	        "RPC connections closed after idle_timeout_ms with no request in flight",
+	        NULL);
 	return LM_OK;
 }
 
 /* ---- in-flight accounting -------------------------------------------- */
 
+static void conn_begin(lm_rpc_server *s, uint32_t pipe);
+static void conn_end(lm_rpc_server *s, uint32_t pipe);
+
+/* A request arrived on the slot's pipe (sl->pipe): counted in flight for
+ * the server and for its connection until call_end. */
 static void
-call_begin(lm_rpc_server *s)
+call_begin(struct slot *sl)
 {
+	lm_rpc_server *s = sl->s;
+
+	conn_begin(s, sl->pipe);
 	pthread_mutex_lock(&s->mtx);
 	s->inflight++;
 	pthread_mutex_unlock(&s->mtx);
 	lm_gauge_add(s->inflight_g, 1);
 }
 
+/* The slot's request was answered (the reply's send completed, whether or
+ * not it reached the peer) or dropped: exactly once per call_begin. */
 static void
-call_end(lm_rpc_server *s)
+call_end(struct slot *sl)
 {
+	lm_rpc_server *s = sl->s;
+
+	conn_end(s, sl->pipe);
 	pthread_mutex_lock(&s->mtx);
 	if (s->inflight > 0)
 		s->inflight--;
@@ -329,7 +354,7 @@ send_reply(struct slot *sl, nng_msg *msg)
 {
 	if (!nng_enter(sl->s)) {
 		nng_msg_free(msg);
-		call_end(sl->s);
+		call_end(sl);
 		sl->state = S_IDLE;
 		return;
 	}
@@ -376,6 +401,38 @@ put_response(
 	return LM_OK;
 }
 
+/*
+ * Makes text (NUL-terminated, cut by snprintf to fit a buffer of
+ * LM_RPC_MAX_MESSAGE bytes) a valid RpcResponse.message for status code:
+ * proto3 strings must be UTF-8, and a reader that checks (the C client
+ * does) refuses the whole answer otherwise. A multi-byte character split
+ * by the cut is dropped whole, so the text ends with its last complete
+ * UTF-8 sequence. A text that is not UTF-8 before that (a handler or a
+ * commit broke its contract) is logged and replaced by the status name.
+ */
+static void
+fit_message(char *text, int code)
+{
+	size_t n = strlen(text), i = n;
+
+	/* A cut leaves at most three bytes of a four-byte sequence. */
+	while (i > 0 && n - i < 3 && ((unsigned char) text[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i > 0 && (unsigned char) text[i - 1] >= 0xc0) {
+		unsigned lead = (unsigned char) text[i - 1];
+		size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+		if (n - (i - 1) < need)
+			text[n = i - 1] = '\0';
+	}
+	if (!lm_pb_utf8_valid(text, n)) {
+		lm_error("rpc.reply.bad_message",
+		    "the reason of a %s answer is not UTF-8; sent the status name "
+		    "instead",
+		    lm_rpc_status_name(code));
+		snprintf(text, LM_RPC_MAX_MESSAGE, "%s", lm_rpc_status_name(code));
+	}
+}
+
 /* Sends the response (reusing msg) or, when it cannot be built, drops the
  * call: the caller then times out. */
 static void
@@ -386,7 +443,7 @@ reply(struct slot *sl, nng_msg *msg, const Lunamatch__V1__RpcResponse *r,
 		lm_error("rpc.reply.nomem", "cannot build a reply of %zu bytes",
 		    protobuf_c_message_get_packed_size(&r->base));
 		nng_msg_free(msg);
-		call_end(sl->s);
+		call_end(sl);
 		arm_recv(sl);
 		return;
 	}
@@ -395,16 +452,20 @@ reply(struct slot *sl, nng_msg *msg, const Lunamatch__V1__RpcResponse *r,
 
 /*
  * Reads the method (field 1) and request_id (field 2) of an RpcRequest
- * without decoding it, for answers given before a worker sees the request.
- * Either output stays "" when absent, longer than its limit, not UTF-8 or
- * when the bytes are not a well-formed message.
+ * and counts its metadata entries (field 4) without decoding it, for
+ * answers given before the envelope is decoded. Either string stays ""
+ * when absent, longer than its limit, not UTF-8 or when the bytes are not
+ * a well-formed message; *nmeta (nmeta may be NULL) counts the entries
+ * up to where the bytes stop being well-formed. Allocates nothing.
  */
 static void
-scan_envelope(const uint8_t *p, size_t len, char *method, char *reqid)
+scan_envelope(const uint8_t *p, size_t len, char *method, char *reqid, size_t *nmeta)
 {
 	size_t i = 0;
 
 	method[0] = reqid[0] = '\0';
+	if (nmeta != NULL)
+		*nmeta = 0;
 	while (i < len) {
 		uint64_t key = 0, v = 0;
 		int shift = 0;
@@ -440,6 +501,8 @@ scan_envelope(const uint8_t *p, size_t len, char *method, char *reqid)
 		have_len:
 			if (v > len - i)
 				return;
+			if ((key >> 3) == 4 && nmeta != NULL)
+				(*nmeta)++;
 			if ((key >> 3) == 1 || (key >> 3) == 2) {
 				char *dst = (key >> 3) == 1 ? method : reqid;
 				size_t cap = (key >> 3) == 1 ? LM_RPC_MAX_METHOD
@@ -489,7 +552,8 @@ early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid);
+	fit_message(text, code);
+	scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid, NULL);
 	r.request_id = reqid;
 	r.code = (Lunamatch__V1__StatusCode) code;
 	r.message = text;
@@ -514,8 +578,6 @@ queue_push(lm_rpc_server *s, struct slot *sl)
 	return ok;
 }
 
-static void conn_touch(lm_rpc_server *s, nng_pipe p);
-
 /* The aio callback of a slot: runs on an nng thread, must not block. */
 static void
 slot_cb(void *arg)
@@ -533,7 +595,7 @@ slot_cb(void *arg)
 			nng_aio_set_msg(sl->aio, NULL);
 			nng_msg_free(msg);
 		}
-		call_end(s);
+		call_end(sl);
 		arm_recv(sl);
 		return;
 	}
@@ -550,16 +612,16 @@ slot_cb(void *arg)
 	msg = nng_aio_get_msg(sl->aio);
 	nng_aio_set_msg(sl->aio, NULL);
 	sl->msg = msg;
-	conn_touch(s, nng_msg_get_pipe(msg));
+	sl->pipe = (uint32_t) nng_pipe_id(nng_msg_get_pipe(msg));
 	sl->recv_ms = nng_clock();
 	sl->recv_ns = mono_ns();
 	sl->state = S_WORK;
 	atomic_fetch_add(&s->requests_received, 1);
-	call_begin(s);
+	call_begin(sl);
 	if (atomic_load(&s->probe_active)) {
 		char method[LM_RPC_MAX_METHOD + 1], reqid[LM_RPC_MAX_REQUEST_ID + 1];
 		char want[32];
-		scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid);
+		scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid, NULL);
 		snprintf(want, sizeof(want), "probe-%u", atomic_load(&s->probe_seq));
 		if (strcmp(reqid, want) == 0)
 			atomic_store(&s->probe_seen, true);
@@ -584,6 +646,72 @@ slot_cb(void *arg)
 /* ---- workers ----------------------------------------------------------- */
 
 /*
+ * What protobuf-c may allocate while it decodes one envelope or payload
+ * (see LM_RPC_DECODE_FLOOR): each allocation is charged DECODE_OVERHEAD
+ * bytes above its size, for the heap's own bookkeeping, and memory freed
+ * during the decode is not given back, so the charge is what the decode
+ * allocated in all, an upper bound of what it held at once.
+ */
+#define DECODE_OVERHEAD 16u
+
+struct decode_budget {
+	size_t left; /* bytes that may still be charged */
+	bool over;   /* an allocation was refused for the budget */
+};
+
+static void *
+budget_alloc(void *arg, size_t n)
+{
+	struct decode_budget *b = arg;
+
+	if (n > b->left || b->left - n < DECODE_OVERHEAD) {
+		b->over = true;
+		return NULL;
+	}
+	b->left -= n + DECODE_OVERHEAD;
+	return malloc(n > 0 ? n : 1);
+}
+
+static void
+budget_free(void *arg, void *p)
+{
+	(void) arg;
+	free(p);
+}
+
+/*
+ * lm_pb_decode of len bytes into a message of type desc, refused once
+ * protobuf-c has allocated more than LM_RPC_DECODE_FLOOR +
+ * LM_RPC_DECODE_FACTOR * len bytes: a message of many tiny fields (an
+ * empty sub-message or string takes two bytes on the wire and tens of
+ * bytes of memory) cannot make the server allocate many times what it
+ * received. Returns what lm_pb_decode does, or LM_E2BIG with the reason in
+ * err when the budget ran out. The allocations are malloc's: the caller
+ * frees *out with protobuf_c_message_free_unpacked(*out, NULL).
+ */
+static int
+decode(const lm_rpc_server *s, const ProtobufCMessageDescriptor *desc, const void *data,
+    size_t len, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	size_t limit = len < (SIZE_MAX - LM_RPC_DECODE_FLOOR) / LM_RPC_DECODE_FACTOR
+	                   ? LM_RPC_DECODE_FLOOR + LM_RPC_DECODE_FACTOR * len
+	                   : SIZE_MAX;
+	struct decode_budget b = {.left = limit, .over = false};
+	ProtobufCAllocator a = {budget_alloc, budget_free, &b};
+	int rv;
+
+	rv = lm_pb_decode_with(desc, data, len, s->max_req, &a, out, err, errlen);
+	if (rv != LM_OK && b.over) {
+		snprintf(err, errlen,
+		    "%zu bytes would take more than %zu bytes of memory to decode "
+		    "(too many fields)",
+		    len, limit);
+		rv = LM_E2BIG;
+	}
+	return rv;
+}
+
+/*
  * Decodes and dispatches one request (sl->msg). Fills r (whose strings may
  * point into *reqp or text) and returns the method index or -1. On OK,
  * *inp and *outp hold the decoded request payload and the handler's
@@ -598,17 +726,31 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	Lunamatch__V1__RpcRequest *req = NULL;
 	ProtobufCMessage *in = NULL, *out = NULL;
 	const ProtobufCMethodDescriptor *md;
-	char err[256];
+	char err[256], method[LM_RPC_MAX_METHOD + 1];
 	int mi, code, rv;
 	uint64_t timeout, deadline;
+	size_t nmeta;
 	nng_time now;
 
-	rv = lm_pb_decode(&lunamatch__v1__rpc_request__descriptor, nng_msg_body(sl->msg),
-	    nng_msg_len(sl->msg), s->max_req, (ProtobufCMessage **) &req, err,
-	    sizeof(err));
+	/* The metadata limit is checked on the wire: decoding first would
+	 * allocate a message for every entry (two bytes each on the wire). */
+	scan_envelope(
+	    nng_msg_body(sl->msg), nng_msg_len(sl->msg), method, sl->reqid, &nmeta);
+	if (nmeta > LM_RPC_MAX_METADATA) {
+		r->code = CODE_INVALID;
+		r->request_id = sl->reqid;
+		snprintf(text, textlen,
+		    "invalid request envelope: more than %d metadata entries",
+		    LM_RPC_MAX_METADATA);
+		lm_counter_add(s->rejected[REJ_BAD_REQUEST], 1);
+		return -1;
+	}
+	rv = decode(s, &lunamatch__v1__rpc_request__descriptor, nng_msg_body(sl->msg),
+	    nng_msg_len(sl->msg), (ProtobufCMessage **) &req, err, sizeof(err));
 	if (rv != LM_OK) {
 		r->code = CODE_INVALID;
-		snprintf(text, textlen, "malformed request envelope: %s",
+		snprintf(text, textlen, "%s request envelope: %s",
+		    rv == LM_EPARSE ? "malformed" : "refused",
 		    err[0] ? err : lm_strerror(rv));
 		lm_counter_add(s->rejected[REJ_BAD_REQUEST], 1);
 		return -1;
@@ -660,11 +802,12 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 		lm_counter_add(s->rejected[REJ_EXPIRED], 1);
 		return mi;
 	}
-	rv = lm_pb_decode(md->input, req->payload.data, req->payload.len, s->max_req, &in,
-	    err, sizeof(err));
+	rv = decode(
+	    s, md->input, req->payload.data, req->payload.len, &in, err, sizeof(err));
 	if (rv != LM_OK) {
 		r->code = CODE_INVALID;
-		snprintf(text, textlen, "malformed %s payload: %s", md->input->name,
+		snprintf(text, textlen, "%s %s payload: %s",
+		    rv == LM_EPARSE ? "malformed" : "refused", md->input->name,
 		    err[0] ? err : lm_strerror(rv));
 		return mi;
 	}
@@ -740,6 +883,7 @@ finish_held(struct slot *sl, int code, const char *why)
 		snprintf(text, sizeof(text), "%s",
 		    why != NULL && why[0] != '\0' ? why : lm_rpc_status_name(code));
 	}
+	fit_message(text, code);
 	count_request(s, sl->mi, code, sl->recv_ns);
 	if (code == CODE_OK) {
 		send_reply(sl, msg);
@@ -804,6 +948,7 @@ work(lm_rpc_server *s, struct slot *sl)
 
 	text[0] = '\0';
 	mi = handle(s, sl, &req, &in, &out, &ctx, &r, text, sizeof(text));
+	fit_message(text, (int) r.code);
 	r.message = text;
 	msg = sl->msg;
 	sl->msg = NULL;
@@ -1012,16 +1157,40 @@ conn_release(lm_rpc_server *s, nng_pipe p)
 	pthread_mutex_unlock(&s->peer_mtx);
 }
 
-/* Notes a request on pipe p (from the aio callback). */
+/*
+ * Notes a request received on pipe (from the aio callback): in flight on
+ * its connection until conn_end. A pipe already removed (its entry gone)
+ * is not tracked.
+ */
 static void
-conn_touch(lm_rpc_server *s, nng_pipe p)
+conn_begin(lm_rpc_server *s, uint32_t pipe)
 {
 	struct conn_entry *e;
 
 	pthread_mutex_lock(&s->peer_mtx);
-	if ((e = conn_find(s, (uint32_t) nng_pipe_id(p))) != NULL &&
-	    __atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX)
-		__atomic_store_n(&e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
+	if ((e = conn_find(s, pipe)) != NULL) {
+		e->inflight++;
+		if (__atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX)
+			__atomic_store_n(
+			    &e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&s->peer_mtx);
+}
+
+/* Notes that a request of pipe was answered or dropped; the connection's
+ * idle time starts now. */
+static void
+conn_end(lm_rpc_server *s, uint32_t pipe)
+{
+	struct conn_entry *e;
+
+	pthread_mutex_lock(&s->peer_mtx);
+	if ((e = conn_find(s, pipe)) != NULL && e->inflight > 0) {
+		e->inflight--;
+		if (__atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX)
+			__atomic_store_n(
+			    &e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
+	}
 	pthread_mutex_unlock(&s->peer_mtx);
 }
 
@@ -1031,9 +1200,11 @@ conn_touch(lm_rpc_server *s, nng_pipe p)
 #define SWEEP_BATCH 256
 
 /*
- * The sweeper: every SWEEP_MS closes the connections that sent no request
- * for idle_ms (their pipe ids gathered under peer_mtx, closed after it:
- * closing runs the removal callback, which takes peer_mtx).
+ * The sweeper: every SWEEP_MS closes the connections that have no request
+ * in flight (queued, in a handler or held by a commit) and have been idle
+ * for idle_ms since their last request or answer (their pipe ids gathered
+ * under peer_mtx, closed after it: closing runs the removal callback,
+ * which takes peer_mtx).
  */
 static void *
 sweeper_main(void *arg)
@@ -1058,7 +1229,7 @@ sweeper_main(void *arg)
 		size_t n = 0;
 		pthread_mutex_lock(&s->peer_mtx);
 		for (size_t i = 0; i < s->ntab && n < SWEEP_BATCH; i++)
-			if (s->tab[i].pipe != 0 &&
+			if (s->tab[i].pipe != 0 && s->tab[i].inflight == 0 &&
 			    __atomic_load_n(&s->tab[i].last_ms, __ATOMIC_RELAXED) < cut) {
 				ids[n++] = s->tab[i].pipe;
 				/* Closing: never picked again, whatever it sends. */

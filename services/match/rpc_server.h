@@ -52,6 +52,18 @@ extern "C" {
  * closes the connection without an answer (the caller times out).
  */
 #define LM_RPC_OVERSIZE_GRACE (64u * 1024)
+/*
+ * Memory protobuf-c may allocate to decode a request envelope, and then
+ * its payload, of n bytes: LM_RPC_DECODE_FLOOR + LM_RPC_DECODE_FACTOR * n,
+ * counted as the total of its allocations (each charged 16 bytes above
+ * its size). A message that needs more (many empty fields: two bytes on
+ * the wire can cost a decoded message tens of bytes) is answered
+ * INVALID_ARGUMENT. The largest requests the match service accepts after
+ * decoding (1000-entry filter lists, postings with 100 skills and 20
+ * requirement groups) take under 256 KiB.
+ */
+#define LM_RPC_DECODE_FLOOR  ((size_t) 1 << 20)
+#define LM_RPC_DECODE_FACTOR 4u
 /* How long drain waits after the last reply was handed to nng before it
  * closes the socket, so that the reply leaves the socket buffers. */
 #define LM_RPC_DRAIN_LINGER_MS 100u
@@ -77,7 +89,9 @@ typedef struct lm_rpc_ctx {
  * NULL) (so it must be built with malloc'd storage in protobuf-c's layout,
  * e.g. by protobuf_c_message_unpack or by malloc'ing each part). On any
  * other code it leaves *resp NULL (anything set is freed and ignored) and
- * writes a human-readable reason of at most msglen bytes into msg; the
+ * writes a human-readable reason in UTF-8 into msg (msglen bytes with the
+ * NUL; a longer one is cut, and the server drops a character the cut
+ * split; one that is not UTF-8 is replaced by the status name); the
  * reason is sent to the caller, so it must not hold personal data.
  * req is owned by the server and valid during the call only.
  */
@@ -90,10 +104,10 @@ typedef int (*lm_rpc_handler)(void *arg, const lm_rpc_ctx *ctx,
 /*
  * Sends the reply of a held call (see lm_rpc_commit): code OK sends the
  * reply the handler made, any other code replaces it by that status with
- * reason msg (NULL or "": the status name; at most LM_RPC_MAX_MESSAGE
- * bytes are sent; no personal data). An OK that comes after the call's
- * deadline is answered DEADLINE_EXCEEDED. May be called from any thread
- * but an nng callback; call is invalid afterwards.
+ * reason msg (UTF-8; NULL or "": the status name; cut to at most
+ * LM_RPC_MAX_MESSAGE - 1 bytes, at a character boundary; no personal data). An OK that
+ * comes after the call's deadline is answered DEADLINE_EXCEEDED. May be called from any
+ * thread but an nng callback; call is invalid afterwards.
  */
 typedef void (*lm_rpc_done_fn)(void *call, int code, const char *msg);
 
@@ -145,10 +159,13 @@ typedef struct lm_rpc_server_opts {
 	 * LM_RPC_DEFAULT_MAX_CONNECTIONS_PER_PEER; never more than
 	 * max_connections. ipc:// peers are one local machine: not limited. */
 	unsigned max_connections_per_peer;
-	/* A connection that sends no request for this long is closed
-	 * (counted in lunamatch_rpc_connections_idle_closed_total; a REQ
-	 * client redials when it has something to send). 0 =
-	 * LM_RPC_DEFAULT_IDLE_TIMEOUT_MS; at most LM_RPC_MAX_IDLE_TIMEOUT_MS. */
+	/* A connection with no request in flight (queued, in a handler or
+	 * held by a commit) that has been idle this long since its last
+	 * request or answer is closed (counted in
+	 * lunamatch_rpc_connections_idle_closed_total; a REQ client redials
+	 * when it has something to send). A connection waiting for an answer
+	 * is never closed as idle. 0 = LM_RPC_DEFAULT_IDLE_TIMEOUT_MS; at
+	 * most LM_RPC_MAX_IDLE_TIMEOUT_MS. */
 	unsigned idle_timeout_ms;
 } lm_rpc_server_opts;
 

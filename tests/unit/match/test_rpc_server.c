@@ -4,7 +4,8 @@
  *
  * The service under test is MatchService from match.proto with handlers
  * defined here: Check reports lm_rpc_server_serving(); GetPosting echoes the
- * id or answers NOT_FOUND for "missing"; MatchJobs sleeps top_k
+ * id or answers NOT_FOUND for "missing" (and, naming the id as the
+ * service does, for ids that start with "missing-"); MatchJobs sleeps top_k
  * milliseconds (to exercise deadlines, the queue and drain). The other
  * methods have no handler (UNIMPLEMENTED). test_held_reply gives GetPosting
  * a commit that holds its reply until the test releases it.
@@ -30,6 +31,7 @@
 #include "lunamatch/client.h"
 #include "lunamatch/error.h"
 #include "lunamatch/metrics.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "rpc_server.h"
@@ -47,6 +49,7 @@
 static lm_rpc_server *g_server; /* read by the Check handler */
 static atomic_int g_getposting_calls;
 static atomic_int g_matchjobs_running;
+static atomic_int g_matchjobs_calls; /* handler runs, ever */
 
 static int
 h_check(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
@@ -77,6 +80,10 @@ h_get_posting(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 		snprintf(msg, msglen, "posting not found");
 		return NOT_FOUND_;
 	}
+	if (strncmp(in->id, "missing-", 8) == 0) {
+		snprintf(msg, msglen, "posting \"%s\" not found", in->id);
+		return NOT_FOUND_;
+	}
 	Lunamatch__V1__GetPostingResponse *r = malloc(sizeof(*r));
 	Lunamatch__V1__JobPosting *p = malloc(sizeof(*p));
 	assert_non_null(r);
@@ -101,6 +108,7 @@ h_match_jobs(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 {
 	(void) arg, (void) ctx, (void) msg, (void) msglen;
 	const Lunamatch__V1__MatchJobsRequest *in = (const void *) req;
+	atomic_fetch_add(&g_matchjobs_calls, 1);
 	atomic_fetch_add(&g_matchjobs_running, 1);
 	nng_msleep(in->top_k < 5000 ? in->top_k : 5000);
 	atomic_fetch_sub(&g_matchjobs_running, 1);
@@ -770,6 +778,182 @@ test_queue_full(void **state)
 	assert_int_equal(a1.status, OK_);
 	assert_int_equal(a2.status, OK_);
 	lm_client_close(c);
+	server_down(&f);
+}
+
+/* ThreadSanitizer's shadow memory makes each byte of heap cost several in
+ * the resident set. */
+#if defined(__SANITIZE_THREAD__)
+#define RSS_SCALE 3
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RSS_SCALE 3
+#endif
+#endif
+#ifndef RSS_SCALE
+#define RSS_SCALE 1
+#endif
+
+/*
+ * The process's peak resident set (VmHWM) in KiB, after resetting it to
+ * the current resident set when reset is true (Linux: /proc/self/
+ * clear_refs). -1 when it cannot be read or reset.
+ */
+static long
+peak_rss_kib(bool reset)
+{
+	char line[256];
+	long kib = -1;
+	FILE *fp;
+
+	if (reset) {
+		if ((fp = fopen("/proc/self/clear_refs", "w")) == NULL)
+			return -1;
+		if (fputs("5", fp) < 0) {
+			fclose(fp);
+			return -1;
+		}
+		if (fclose(fp) != 0)
+			return -1;
+	}
+	if ((fp = fopen("/proc/self/status", "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kib = atol(line + 6);
+	fclose(fp);
+	return kib;
+}
+
+/* An envelope of method and reqid, then two-byte fields (tag, length 0)
+ * up to about len bytes; the caller frees *out. */
+static size_t
+envelope_of_empty_fields(
+    const char *method, const char *reqid, uint8_t tag, size_t len, uint8_t **out)
+{
+	size_t n = envelope(method, reqid, 0, NULL, 0, 0, out);
+	uint8_t *p = realloc(*out, len);
+
+	assert_non_null(p);
+	assert_true(n < len);
+	for (; n + 2 <= len; n += 2) {
+		p[n] = tag;
+		p[n + 1] = 0;
+	}
+	*out = p;
+	return n;
+}
+
+/* Sends the len bytes of buf as one request and checks the answer: code,
+ * the echoed request id, a message containing what, and that the peak
+ * resident set grew by less than max_kib while the server handled it. */
+static void
+call_bounded(const char *url, const uint8_t *buf, size_t len, const char *reqid, int code,
+    const char *what, long max_kib)
+{
+	long before = peak_rss_kib(true);
+	assert_true(before > 0);
+	Lunamatch__V1__RpcResponse *r = raw_call(url, buf, len, 10000);
+	long grew = peak_rss_kib(false) - before;
+	assert_non_null(r);
+	assert_int_equal(r->code, code);
+	assert_string_equal(r->request_id, reqid);
+	assert_non_null(strstr(r->message, what));
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	if (grew >= max_kib)
+		fail_msg("the peak resident set grew by %ld KiB (limit %ld KiB)", grew,
+		    max_kib);
+}
+
+/*
+ * Requests whose wire bytes are tiny fields, each of which would cost a
+ * decoded message tens of bytes (4 MiB of them: hundreds of MiB), are
+ * refused INVALID_ARGUMENT without that memory: one with more metadata
+ * entries than the limit before the envelope is decoded at all (the
+ * same answer and count as a few entries too many), and envelopes and
+ * payloads of many empty fields once their decode used its budget. The
+ * peak resident set of the process shows it: it grows by the request's
+ * copies and the budget, under 32 MiB (without the limits: by 180 MiB and
+ * more). The densest requests that make sense still go through.
+ */
+static void
+test_decode_amplification(void **state)
+{
+	(void) state;
+	struct fixture f;
+	const size_t big = LM_RPC_DEFAULT_MAX_REQUEST - 4096;
+	const long max_kib = RSS_SCALE * 64 * 1024;
+	uint8_t *env, *payload;
+	size_t n;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 2, .workers = 1});
+	atomic_store(&g_matchjobs_calls, 0);
+
+	/* 2 Mi empty metadata entries (field 4). */
+	n = envelope_of_empty_fields(
+	    LM_RPC_METHOD_PREFIX "Check", "hostile-meta", 0x22, big, &env);
+	call_bounded(f.url, env, n, "hostile-meta", INVALID_,
+	    "invalid request envelope: more than 32 metadata entries", max_kib);
+	free(env);
+	assert_int_equal(rejected(f.m, "bad_request"), 1);
+	assert_int_equal(requests(f.m, "unknown", "INVALID_ARGUMENT"), 1);
+
+	/* 2 Mi empty unknown fields (field 6) in a Check envelope. */
+	n = envelope_of_empty_fields(
+	    LM_RPC_METHOD_PREFIX "Check", "hostile-unknown", 0x32, big, &env);
+	call_bounded(f.url, env, n, "", INVALID_, "refused request envelope", max_kib);
+	free(env);
+	assert_int_equal(rejected(f.m, "bad_request"), 2);
+	assert_int_equal(requests(f.m, "Check", "OK"), 0);
+
+	/* A MatchJobsRequest whose filters hold 2 Mi empty exclude_ids. */
+	payload = malloc(big);
+	assert_non_null(payload);
+	size_t plen = 4, flen = big - 64, v = flen;
+	memcpy(payload, "\x0a\x02\x63\x31", 4); /* candidate_id = "c1" */
+	payload[plen++] = 0x22;                 /* filters, flen bytes */
+	for (; v >= 0x80; v >>= 7)
+		payload[plen++] = (uint8_t) (v | 0x80);
+	payload[plen++] = (uint8_t) v;
+	for (size_t i = 0; i < flen; i += 2) {
+		payload[plen + i] = 0x3a; /* exclude_ids, "" */
+		payload[plen + i + 1] = 0;
+	}
+	plen += flen;
+	n = envelope(LM_RPC_METHOD_PREFIX "MatchJobs", "hostile-payload", 0, payload,
+	    plen, 0, &env);
+	call_bounded(f.url, env, n, "hostile-payload", INVALID_,
+	    "refused lunamatch.v1.MatchJobsRequest payload", max_kib);
+	free(env);
+	free(payload);
+	assert_int_equal(atomic_load(&g_matchjobs_calls), 0);
+	assert_int_equal(requests(f.m, "MatchJobs", "INVALID_ARGUMENT"), 1);
+
+	/* The densest request that makes sense: 32 metadata entries and
+	 * filters of three lists of 1000 one-letter entries. */
+	static char *one[1000];
+	for (size_t i = 0; i < 1000; i++)
+		one[i] = "x";
+	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	Lunamatch__V1__MatchJobsRequest mj = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	jf.n_countries = jf.n_categories = jf.n_exclude_ids = 1000;
+	jf.countries = jf.categories = jf.exclude_ids = one;
+	mj.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	mj.candidate_id = "c1";
+	mj.filters = &jf;
+	plen = protobuf_c_message_get_packed_size(&mj.base);
+	payload = malloc(plen);
+	assert_non_null(payload);
+	protobuf_c_message_pack(&mj.base, payload);
+	n = envelope(LM_RPC_METHOD_PREFIX "MatchJobs", "dense", 0, payload, plen,
+	    LM_RPC_MAX_METADATA, &env);
+	Lunamatch__V1__RpcResponse *r = raw_call(f.url, env, n, 5000);
+	assert_non_null(r);
+	assert_int_equal(r->code, OK_);
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	free(env);
+	free(payload);
+	assert_int_equal(atomic_load(&g_matchjobs_calls), 1);
 	server_down(&f);
 }
 
@@ -1448,7 +1632,7 @@ test_held_replies_to_their_callers(void **state)
 	(void) state;
 	enum { N = 5, GONE = 2 };
 	struct fixture f;
-	lm_rpc_server_opts o = {.contexts = N, .workers = 1};
+	lm_rpc_server_opts o = {.contexts = N, .workers = 1, .queue_len = N};
 	struct raw_arg a[N];
 	char reqid[N][16], id[N][16];
 	pthread_t t[N];
@@ -1513,6 +1697,200 @@ test_held_replies_to_their_callers(void **state)
 		assert_int_equal(b[i].resp->code, OK_);
 		lunamatch__v1__rpc_response__free_unpacked(b[i].resp, NULL);
 	}
+	server_down(&f);
+}
+
+/* Check, GetPosting with the holding commit, and the slow MatchJobs. */
+static const lm_rpc_method g_slow_methods[] = {
+    {"Check", h_check, NULL},
+    {"GetPosting", h_get_posting, c_hold},
+    {"MatchJobs", h_match_jobs, NULL},
+};
+
+/*
+ * A connection waiting for its answer is not idle, however long the
+ * handler runs or the commit holds the reply: with idle_timeout_ms 300, a
+ * 1200 ms handler and a reply held for 900 ms are answered on the
+ * connection that asked, the handler runs (and the commit holds) once, and
+ * no connection is counted as closed idle. A connection that then stays
+ * silent is closed as before.
+ */
+static void
+test_idle_timeout_spares_calls_in_flight(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_rpc_server_opts o = {.contexts = 4, .workers = 2, .idle_timeout_ms = 300};
+	Lunamatch__V1__MatchJobsRequest mj = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	lm_rpc_done_fn done;
+	void *call;
+	pthread_t t;
+
+	server_up_with(&f, o, g_slow_methods, 3);
+	atomic_store(&g_matchjobs_calls, 0);
+	pthread_mutex_lock(&g_held.mu);
+	g_held.n = 0;
+	pthread_mutex_unlock(&g_held.mu);
+
+	/* A handler slower than the idle timeout; nng's REQ would resend
+	 * the request on a new connection if the server closed this one. */
+	mj.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	mj.candidate_id = "c1";
+	mj.top_k = 1200;
+	Lunamatch__V1__RpcResponse *r = raw_envelope_call(
+	    f.url, LM_RPC_METHOD_PREFIX "MatchJobs", "slow", 10000, &mj.base, 0);
+	assert_non_null(r);
+	assert_int_equal(r->code, OK_);
+	assert_string_equal(r->request_id, "slow");
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	assert_int_equal(atomic_load(&g_matchjobs_calls), 1);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL), 0);
+
+	/* A reply the commit holds longer than the idle timeout. */
+	struct raw_arg a = {
+	    .url = f.url, .reqid = "held-idle", .id = "job-1", .timeout_ms = 10000};
+	assert_int_equal(pthread_create(&t, NULL, raw_thread, &a), 0);
+	held_wait(1, &done, &call);
+	nng_msleep(900);
+	done(call, OK_, NULL);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_non_null(a.resp);
+	assert_int_equal(a.resp->code, OK_);
+	assert_string_equal(a.resp->request_id, "held-idle");
+	lunamatch__v1__rpc_response__free_unpacked(a.resp, NULL);
+	pthread_mutex_lock(&g_held.mu);
+	assert_int_equal(g_held.n, 1);
+	pthread_mutex_unlock(&g_held.mu);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL), 0);
+
+	/* A connection that is answered and then stays silent is closed. */
+	nng_socket quiet;
+	nng_msg *m = NULL;
+	uint8_t *env;
+	size_t n = envelope(LM_RPC_METHOD_PREFIX "Check", "quiet", 0, NULL, 0, 0, &env);
+	assert_int_equal(nng_req0_open(&quiet), 0);
+	assert_int_equal(nng_socket_set_ms(quiet, NNG_OPT_RECVTIMEO, 3000), 0);
+	assert_int_equal(nng_dial(quiet, f.url, NULL, 0), 0);
+	assert_int_equal(nng_send(quiet, env, n, 0), 0);
+	assert_int_equal(nng_recvmsg(quiet, &m, 0), 0);
+	nng_msg_free(m);
+	free(env);
+	nng_time end = nng_clock() + 3000;
+	while (counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL) == 0 &&
+	       nng_clock() < end)
+		nng_msleep(20);
+	assert_true(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL) >= 1);
+	nng_close(quiet);
+	server_down(&f);
+}
+
+/* Appends n copies of the UTF-8 character c to buf (cap bytes with the
+ * NUL, which is always written). */
+static void
+repeat_utf8(char *buf, size_t cap, const char *c, size_t n)
+{
+	size_t len = strlen(buf), cl = strlen(c);
+
+	for (size_t i = 0; i < n && len + cl < cap; i++, len += cl)
+		memcpy(buf + len, c, cl);
+	buf[len] = '\0';
+}
+
+/* got is what the caller received for the reason want: want cut to
+ * LM_RPC_MAX_MESSAGE - 1 bytes and then back to the character boundary,
+ * i.e. a UTF-8 prefix of want with no more than a split character lost. */
+static void
+assert_cut_reason(const char *got, const char *want)
+{
+	size_t n = strlen(got);
+
+	assert_true(lm_pb_utf8_valid(got, n));
+	assert_true(n < LM_RPC_MAX_MESSAGE);
+	assert_true(n + 3 >= LM_RPC_MAX_MESSAGE - 1);
+	assert_memory_equal(got, want, n);
+	/* The next byte of want starts a character: nothing was split. */
+	assert_true(((unsigned char) want[n] & 0xc0) != 0x80);
+}
+
+struct client_call {
+	const char *url, *id;
+	int status;
+	char err[LM_RPC_MAX_MESSAGE];
+};
+
+static void *
+get_posting_thread(void *p)
+{
+	struct client_call *a = p;
+	lm_client *c;
+
+	assert_int_equal(lm_client_open(a->url, NULL, &c), LM_OK);
+	a->status = get_posting(c, a->id, 10000, NULL, a->err, sizeof(a->err));
+	lm_client_close(c);
+	return NULL;
+}
+
+/*
+ * A reason longer than RpcResponse.message's limit is cut at a UTF-8
+ * character boundary, so the answer stays valid proto3 that the C client
+ * (which checks strings) reads: a handler's reason (two-byte characters,
+ * the cut falling inside one) and reasons given to a held call's done
+ * (three- and four-byte characters, one and three bytes of one left by
+ * the byte-wise cut). A reason that is not UTF-8 at all is replaced by
+ * the status name.
+ */
+static void
+test_message_cut_utf8(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_rpc_server_opts o = {.contexts = 4, .workers = 1};
+	char id[2048] = "missing-a", want[4096], err[LM_RPC_MAX_MESSAGE];
+	lm_rpc_done_fn done;
+	void *call;
+	lm_client *c;
+	pthread_t t;
+
+	server_up_with(&f, o, g_held_methods, 2);
+	pthread_mutex_lock(&g_held.mu);
+	g_held.n = 0;
+	pthread_mutex_unlock(&g_held.mu);
+
+	/* The handler's reason: "posting \"" + 9 bytes + 698 x U+00E9 does
+	 * not reach a character boundary at byte 1023. */
+	repeat_utf8(id, sizeof(id), "\xc3\xa9", 698);
+	snprintf(want, sizeof(want), "posting \"%s\" not found", id);
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+	assert_int_equal(get_posting(c, id, 5000, NULL, err, sizeof(err)), NOT_FOUND_);
+	assert_cut_reason(err, want);
+	lm_client_close(c);
+
+	/* Reasons of held calls. */
+	const char *chars[] = {"\xe2\x82\xac", "\xf0\x9f\x99\x82"}; /* U+20AC, U+1F642 */
+	const char *prefix[] = {"decision log: ", ""};
+	for (int i = 0; i < 2; i++) {
+		struct client_call a = {.url = f.url, .id = "job-held"};
+		snprintf(want, sizeof(want), "%s", prefix[i]);
+		repeat_utf8(want, sizeof(want), chars[i], 600);
+		assert_int_equal(pthread_create(&t, NULL, get_posting_thread, &a), 0);
+		held_wait(i + 1, &done, &call);
+		done(call, UNAVAIL_, want);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(a.status, UNAVAIL_);
+		assert_cut_reason(a.err, want);
+	}
+
+	/* Not UTF-8 at all: the status name instead. */
+	struct client_call b = {.url = f.url, .id = "job-held"};
+	assert_int_equal(pthread_create(&t, NULL, get_posting_thread, &b), 0);
+	held_wait(3, &done, &call);
+	done(call, UNAVAIL_, "bad \xc3\x28 reason");
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(b.status, UNAVAIL_);
+	assert_string_equal(b.err, "UNAVAILABLE");
 	server_down(&f);
 }
 
@@ -1756,6 +2134,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_deadlines),
 	    cmocka_unit_test(test_queue_full),
 	    cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_decode_amplification),
 	    cmocka_unit_test(test_tcp_garbage),
 	    cmocka_unit_test(test_concurrent_clients),
 	    cmocka_unit_test(test_probe_under_saturation),
@@ -1763,8 +2142,10 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_connection_limit),
 	    cmocka_unit_test(test_connection_limit_per_peer),
 	    cmocka_unit_test(test_idle_timeout),
+	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
 	    cmocka_unit_test(test_held_reply),
 	    cmocka_unit_test(test_held_replies_to_their_callers),
+	    cmocka_unit_test(test_message_cut_utf8),
 	    cmocka_unit_test(test_drain),
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_setup_errors),
