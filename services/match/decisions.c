@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@ struct lm_decisions {
 	size_t queued;
 	bool started, stopping;
 	bool healthy;
+	int64_t retry_at; /* unhealthy: lm_clock_ms when readiness tries again */
 	bool appended;    /* the writer appended since the sender's round began */
 	unsigned sync_ms; /* 0: every transaction synced; else the interval */
 	pthread_t writer, sender;
@@ -70,7 +72,16 @@ struct lm_decisions {
 	const char *last_error;
 
 	lm_counter *logged, *log_errors, *sent, *send_failures;
+	atomic_uint fail_removals; /* lm_decisions_fail_removals */
 };
+
+/* Marks the log unhealthy after a failed write or sync (mu held). */
+static void
+set_unhealthy(lm_decisions *d)
+{
+	d->healthy = false;
+	d->retry_at = lm_clock_ms() + LM_DECISIONS_READY_RETRY_MS;
+}
 
 /* Wall-clock milliseconds: a decision's decided_at_ms. */
 static int64_t
@@ -131,7 +142,7 @@ writer_main(void *arg)
 			dirty = false;
 			pthread_mutex_lock(&d->mu);
 			if (rc != LM_OK)
-				d->healthy = false;
+				set_unhealthy(d);
 			continue;
 		}
 		if (d->head == NULL)
@@ -156,7 +167,10 @@ writer_main(void *arg)
 			sync_at = lm_clock_ms() + d->sync_ms;
 		}
 		pthread_mutex_lock(&d->mu);
-		d->healthy = rc == LM_OK;
+		if (rc == LM_OK)
+			d->healthy = true;
+		else
+			set_unhealthy(d);
 		d->appended = d->appended || rc == LM_OK;
 		pthread_cond_signal(&d->send_cv);
 		pthread_mutex_unlock(&d->mu);
@@ -364,21 +378,42 @@ produce_one(void *arg, uint64_t seq, const void *data, size_t len)
 	return 0;
 }
 
+/* True when a removal failure is armed; uses one up. */
+static bool
+removal_fails(lm_decisions *d)
+{
+	unsigned n = atomic_load(&d->fail_removals);
+	while (n > 0 && !atomic_compare_exchange_weak(&d->fail_removals, &n, n - 1))
+		;
+	return n > 0;
+}
+
 /* Removes the decisions whose delivery was reported since ndelivered was
- * last zeroed from the queue (sender thread, or free after it). */
-static void
+ * last zeroed from the queue (sender thread, or free after it). On failure
+ * they stay listed, to be removed before anything is produced again:
+ * producing them again would send them once more every round. A removal
+ * makes room in the queue, so the log may be healthy again. */
+static int
 remove_delivered(lm_decisions *d)
 {
 	int rc;
 
 	if (d->ndelivered == 0)
-		return;
-	rc = lm_dqueue_remove(d->q, d->delivered, d->ndelivered);
-	if (rc == LM_OK)
-		lm_counter_add(d->sent, d->ndelivered);
-	else
-		lm_error("decisions.remove", "%s", lm_strerror(rc));
+		return LM_OK;
+	rc = removal_fails(d) ? LM_EIO
+	                      : lm_dqueue_remove(d->q, d->delivered, d->ndelivered);
+	if (rc != LM_OK) {
+		lm_error("decisions.remove", "%zu sent decisions not removed: %s",
+		    d->ndelivered, lm_strerror(rc));
+		return rc;
+	}
+	lm_counter_add(d->sent, d->ndelivered);
 	d->ndelivered = 0;
+	pthread_mutex_lock(&d->mu);
+	if (!d->healthy)
+		d->retry_at = lm_clock_ms();
+	pthread_mutex_unlock(&d->mu);
+	return LM_OK;
 }
 
 static bool
@@ -448,7 +483,7 @@ renew_producer(lm_decisions *d)
 	if (d->rk != NULL) {
 		rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(d->rk, 0);
-		remove_delivered(d);
+		(void) remove_delivered(d);
 		rd_kafka_destroy(d->rk);
 		d->rk = NULL;
 	}
@@ -478,7 +513,14 @@ sender_main(void *arg)
 			backoff = longer(backoff);
 			continue;
 		}
-		d->ndelivered = d->nfailed = 0;
+		d->nfailed = 0;
+		/* Sent decisions that a removal left in the queue go first. */
+		if (remove_delivered(d) != LM_OK) {
+			if (sender_pause(d, backoff, false))
+				break;
+			backoff = longer(backoff);
+			continue;
+		}
 		round_begins(d);
 		int rc =
 		    lm_dqueue_peek(d->q, 0, LM_DECISIONS_INFLIGHT_MAX, produce_one, &r);
@@ -495,10 +537,11 @@ sender_main(void *arg)
 		bool stop;
 		while (!(stop = stopping(d)) && d->outstanding > 0)
 			rd_kafka_poll(d->rk, 100);
-		remove_delivered(d);
+		int removed = remove_delivered(d);
 		if (stop)
 			break;
-		if (d->nfailed > 0 || r.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (removed != LM_OK || d->nfailed > 0 ||
+		    r.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			lm_counter_add(d->send_failures, d->nfailed);
 			if (d->nfailed > 0)
 				lm_warn("decisions.send",
@@ -660,7 +703,7 @@ lm_decisions_free(lm_decisions *d)
 		 * what was confirmed meanwhile is removed. */
 		rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(d->rk, 0);
-		remove_delivered(d);
+		(void) remove_delivered(d);
 		rd_kafka_destroy(d->rk);
 	}
 	lm_dqueue_close(d->q);
@@ -679,9 +722,15 @@ lm_decisions_healthy(lm_decisions *d)
 	if (d == NULL)
 		return false;
 	pthread_mutex_lock(&d->mu);
-	bool ok = d->healthy;
+	bool ok = d->healthy || lm_clock_ms() >= d->retry_at;
 	pthread_mutex_unlock(&d->mu);
 	return ok;
+}
+
+void
+lm_decisions_fail_removals(lm_decisions *d, unsigned n)
+{
+	atomic_store(&d->fail_removals, n);
 }
 
 uint64_t

@@ -123,8 +123,21 @@ typedef void (*lm_decisions_done_fn)(void *arg, int rc);
 int lm_decisions_log_async(lm_decisions *d, const Lunamatch__V1__Decision *rec,
     lm_decisions_done_fn done, void *arg);
 
-/* false after a failed write until a write succeeds again (for /readyz). */
+/*
+ * For /readyz: false after a failed write or sync, until a write succeeds,
+ * the sender removes sent decisions from the queue (room again, the usual
+ * end of a broker outage), or LM_DECISIONS_READY_RETRY_MS pass. The last
+ * lets traffic try again after a failure that nothing else would clear (a
+ * full disk freed meanwhile): a replica taken out of service would
+ * otherwise get no answer to log, and stay out for good.
+ */
 bool lm_decisions_healthy(lm_decisions *d);
+
+#define LM_DECISIONS_READY_RETRY_MS 30000
+
+/* Failure points, for tests: the next n removals of sent decisions from
+ * the queue fail (LM_EIO) in the real code path. Any thread. */
+void lm_decisions_fail_removals(lm_decisions *d, unsigned n);
 
 /* Decisions in the durable queue, not yet acknowledged by Kafka. */
 uint64_t lm_decisions_pending(lm_decisions *d);

@@ -157,12 +157,48 @@ test_limits(void **state)
 	free(root);
 }
 
+/* A queue whose largest map is full of small messages still removes them:
+ * a deletion copies the pages on its path (LMDB never writes in place), so
+ * it needs room too, and may take a little beyond the largest map. */
+static void
+test_remove_when_full(void **state)
+{
+	char *root = lmt_tmpdir("dqueue-full-small"), *dir = qdir(root);
+	lm_dqueue *q = NULL;
+	char small[200];
+	lm_dqueue_msg m[64];
+	uint64_t first = 0, n = 0, rm[64];
+	int rc = LM_OK;
+	(void) state;
+
+	memset(small, 'x', sizeof(small));
+	for (size_t i = 0; i < 64; i++)
+		m[i] = (lm_dqueue_msg){small, sizeof(small)};
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	while ((rc = lm_dqueue_append(q, m, 64, &first)) == LM_OK)
+		n += 64;
+	assert_int_equal(rc, LM_EMAPFULL);
+	while ((rc = lm_dqueue_append(q, m, 1, &first)) == LM_OK)
+		n++;
+	assert_int_equal(rc, LM_EMAPFULL);
+	for (uint64_t i = 0; i < 64; i++)
+		rm[i] = i + 1;
+	assert_int_equal(lm_dqueue_remove(q, rm, 1), LM_OK);
+	assert_int_equal(lm_dqueue_remove(q, rm + 1, 63), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), n - 64);
+	lm_dqueue_close(q);
+	lmt_rmtree(root);
+	free(dir);
+	free(root);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fifo),
 	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_remove_when_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -322,6 +322,32 @@ test_fatal_producer(void **state)
 	free(dir);
 }
 
+static int64_t topic_messages(void);
+
+/*
+ * Sent decisions whose removal from the queue fails (three times) are
+ * removed again with backoff, not produced again: each is on the topic
+ * once. (The sender used to forget them and send the same decisions again
+ * in every round while the removal failed.)
+ */
+static void
+test_removal_failure(void **state)
+{
+	char *dir = data_dir();
+	char id[LM_DECISIONS_ID_LEN + 1];
+	lm_decisions *d = open_log(dir, NULL, 0);
+	(void) state;
+
+	int64_t before = topic_messages();
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	lm_decisions_fail_removals(d, 3);
+	assert_int_equal(log_one(d, "cand-remove", "req-remove", "", id), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_int_equal(topic_messages() - before, 1);
+	lm_decisions_free(d);
+	free(dir);
+}
+
 /* Messages on the topic: the sum of its partitions' high watermarks. */
 static int64_t
 topic_messages(void)
@@ -553,6 +579,9 @@ test_full_queue(void **state)
 
 	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
 	assert_int_equal(wait_pending(d, 0), 0);
+	/* Healthy again once the queue drained, before any new answer: a
+	 * replica out of service gets none to log. */
+	assert_true(lm_decisions_healthy(d));
 	assert_int_equal(log_one(d, "cand-after", "req", "", NULL), LM_OK);
 	assert_true(lm_decisions_healthy(d));
 	lm_decisions_free(d);
@@ -787,6 +816,7 @@ main(void)
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_outage_and_restart),
 	    cmocka_unit_test(test_fatal_producer),
+	    cmocka_unit_test(test_removal_failure),
 	    cmocka_unit_test(test_stop_in_flight),
 	    cmocka_unit_test(test_full_queue),
 	    cmocka_unit_test(test_queue_bound),
