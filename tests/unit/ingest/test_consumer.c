@@ -157,6 +157,18 @@ finish(struct run *r)
 	free(r->dir);
 }
 
+/* Stops r's consumer (which must end without error), frees the run and
+ * producer p. */
+static void
+end_run(struct run *r, rd_kafka_t *p)
+{
+	r->stop = 1;
+	assert_int_equal(pthread_join(r->thread, NULL), 0);
+	assert_int_equal(r->rv, LM_OK);
+	finish(r);
+	rd_kafka_destroy(p);
+}
+
 /* A producer that takes messages far over the usual size limits. */
 static rd_kafka_t *
 producer(void)
@@ -399,11 +411,7 @@ test_store_failure(void **state)
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 3);
 
-	r.stop = 1;
-	assert_int_equal(pthread_join(r.thread, NULL), 0);
-	assert_int_equal(r.rv, LM_OK);
-	finish(&r);
-	rd_kafka_destroy(p);
+	end_run(&r, p);
 }
 
 /*
@@ -443,10 +451,7 @@ test_dlq_failure(void **state)
 	assert_int_equal(count_dlq(r.cfg.topic_dlq, 4), 4);
 	wait_assigned(&r);
 
-	r.stop = 1;
-	assert_int_equal(pthread_join(r.thread, NULL), 0);
-	finish(&r);
-	rd_kafka_destroy(p);
+	end_run(&r, p);
 }
 
 /*
@@ -481,10 +486,7 @@ test_read_failure(void **state)
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_duplicates_total{kind=\"posting\"}"), 0);
 
-	r.stop = 1;
-	assert_int_equal(pthread_join(r.thread, NULL), 0);
-	finish(&r);
-	rd_kafka_destroy(p);
+	end_run(&r, p);
 }
 
 static bool
@@ -537,12 +539,47 @@ test_revoke(void **state)
 	rd_kafka_destroy(p);
 }
 
+/* Waits (bounded) until r's consumer is ready; fails with the reason. */
+static void
+wait_ready_run(struct run *r)
+{
+	char why[160] = "";
+	int rv = LM_EBUSY;
+	for (int i = 0;
+	     i < IO_MS / 20 && (rv = lm_consumer_ready(r->c, why, sizeof(why))) != LM_OK;
+	     i++)
+		lmt_sleep_ms(20);
+	if (rv != LM_OK)
+		fail_msg("consumer not ready: %s", why);
+}
+
+/* Fails unless postings job-0 .. job-(n-1) are all in r's store. */
+static void
+assert_all_stored(struct run *r, int n)
+{
+	char id[32];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "job-%d", i);
+		if (!stored_in(r, id))
+			fail_msg("ready with %s not stored (stored %d, rejected json %d, "
+			         "undecodable %d)",
+			    id,
+			    (int) metric(
+			        r, "lunamatch_ingest_stored_total{kind=\"posting\"}"),
+			    (int) metric(r,
+			        "lunamatch_ingest_rejected_total{reason=\"bad_json\"}"),
+			    (int) metric(r, "lunamatch_ingest_rejected_total{reason="
+			                    "\"undecodable\"}"));
+	}
+}
+
 /*
  * Catching up: with 2,000 postings waiting, the consumer is not ready before
  * all of them are stored (a new replica serves nothing from a half-filled
  * store), and says why meanwhile. A consumer restarted on the same group
- * and store, with nothing new to read, is ready again from the group's
- * committed offsets alone.
+ * and store, with nothing new to read, is ready again from the store's
+ * offsets alone.
  */
 static void
 test_catchup(void **state)
@@ -550,7 +587,7 @@ test_catchup(void **state)
 	enum { N = 2000 };
 	struct run r;
 	rd_kafka_t *p = producer();
-	char id[32], why[160] = "";
+	char why[160] = "";
 	int catching = 0;
 	(void) state;
 
@@ -571,19 +608,7 @@ test_catchup(void **state)
 	if (rv != LM_OK)
 		fail_msg("consumer not ready: %s", why);
 	/* Ready means every waiting posting is durable. */
-	for (int i = 0; i < N; i++) {
-		snprintf(id, sizeof(id), "job-%d", i);
-		if (!stored_in(&r, id))
-			fail_msg("ready with %s not stored (stored %d, rejected json %d, "
-			         "undecodable %d)",
-			    id,
-			    (int) metric(
-			        &r, "lunamatch_ingest_stored_total{kind=\"posting\"}"),
-			    (int) metric(&r,
-			        "lunamatch_ingest_rejected_total{reason=\"bad_json\"}"),
-			    (int) metric(&r, "lunamatch_ingest_rejected_total{reason="
-			                     "\"undecodable\"}"));
-	}
+	assert_all_stored(&r, N);
 	assert_true(catching > 0);
 	wait_committed(&r, r.cfg.topic_postings, N);
 	r.stop = 1;
@@ -599,10 +624,7 @@ test_catchup(void **state)
 	wait_assigned(&r);
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 0);
-	r.stop = 1;
-	assert_int_equal(pthread_join(r.thread, NULL), 0);
-	finish(&r);
-	rd_kafka_destroy(p);
+	end_run(&r, p);
 }
 
 /* Stops r's consumer and frees it (the store stays open). */
@@ -627,20 +649,6 @@ replace_store(struct run *r, const char *dir_tag)
 	free(r->dir);
 	r->dir = lmt_tmpdir(dir_tag);
 	assert_int_equal(lm_store_open(r->dir, NULL, &r->store), LM_OK);
-}
-
-/* Waits (bounded) until r's consumer is ready; fails with the reason. */
-static void
-wait_ready_run(struct run *r)
-{
-	char why[160] = "";
-	int rv = LM_EBUSY;
-	for (int i = 0;
-	     i < IO_MS / 20 && (rv = lm_consumer_ready(r->c, why, sizeof(why))) != LM_OK;
-	     i++)
-		lmt_sleep_ms(20);
-	if (rv != LM_OK)
-		fail_msg("consumer not ready: %s", why);
 }
 
 /*
@@ -669,11 +677,7 @@ test_catchup_store_positions(void **state)
 	}
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), N);
-	r.stop = 1;
-	assert_int_equal(pthread_join(r.thread, NULL), 0);
-	assert_int_equal(r.rv, LM_OK);
-	finish(&r);
-	rd_kafka_destroy(p);
+	end_run(&r, p);
 }
 
 /*
@@ -689,7 +693,6 @@ test_resume_new_store(void **state)
 	enum { N = 200 };
 	struct run r;
 	rd_kafka_t *p = producer();
-	char id[32], why[160] = "";
 	(void) state;
 
 	prepare(&r, "cons-newstore");
@@ -712,24 +715,11 @@ test_resume_new_store(void **state)
 		lmt_sleep_ms(20);
 	}
 	assert_true(back);
-	int rv = LM_EBUSY;
-	for (int i = 0;
-	     i < IO_MS / 5 && (rv = lm_consumer_ready(r.c, why, sizeof(why))) != LM_OK;
-	     i++)
-		lmt_sleep_ms(5);
-	if (rv != LM_OK)
-		fail_msg("consumer not ready: %s", why);
-	for (int i = 0; i < N; i++) {
-		snprintf(id, sizeof(id), "job-%d", i);
-		if (!stored_in(&r, id))
-			fail_msg("ready with %s not in the new store", id);
-	}
+	wait_ready_run(&r);
+	assert_all_stored(&r, N);
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), N);
-	r.stop = 1;
-	assert_int_equal(pthread_join(r.thread, NULL), 0);
-	finish(&r);
-	rd_kafka_destroy(p);
+	end_run(&r, p);
 }
 
 /*
@@ -777,10 +767,7 @@ test_resume_legacy_store(void **state)
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 0);
 	assert_false(stored_in(&r, "job-0"));
-	r.stop = 1;
-	assert_int_equal(pthread_join(r.thread, NULL), 0);
-	finish(&r);
-	rd_kafka_destroy(p);
+	end_run(&r, p);
 }
 
 /*
@@ -884,10 +871,7 @@ test_rewound(void **state)
 	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 4);
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_duplicates_total{kind=\"posting\"}"), 4);
-	r.stop = 1;
-	assert_int_equal(pthread_join(r.thread, NULL), 0);
-	finish(&r);
-	rd_kafka_destroy(p);
+	end_run(&r, p);
 }
 
 int
