@@ -9,9 +9,12 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "lunamatch/errconv.h"
@@ -115,6 +118,29 @@ lm_lmdb_txn_begin(MDB_env *env, unsigned flags, lm_lmdb_resize_fn resize, void *
 	return LM_EBUSY;
 }
 
+/*
+ * Whether env's data file can be mapped at size bytes now.
+ * mdb_env_set_mapsize unmaps the current map before it maps the new one, and
+ * when that mapping fails it leaves the environment without a map, which
+ * the next transaction reads through (a crash); the store would not know.
+ * A trial mapping first turns a lack of address space into LM_ENOMEM with
+ * the old map intact. (It needs the old and the new map at once, so under a
+ * tight address-space limit it refuses a little earlier than LMDB would.)
+ */
+static bool
+map_fits(MDB_env *env, uint64_t size)
+{
+	mdb_filehandle_t fd;
+	void *p;
+
+	if (size > SIZE_MAX || mdb_env_get_fd(env, &fd) != MDB_SUCCESS)
+		return true; /* nothing to try with: LMDB's own check decides */
+	if ((p = mmap(NULL, (size_t) size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+		return false;
+	munmap(p, (size_t) size);
+	return true;
+}
+
 int
 lm_lmdb_grow(
     MDB_env *env, uint64_t max, lm_lmdb_resize_fn resize, void *arg, const char *domain)
@@ -131,6 +157,12 @@ lm_lmdb_grow(
 		return LM_EMAPFULL;
 	}
 	next = cur > max / 2 ? max : cur * 2;
+	if (!map_fits(env, next)) {
+		lm_error(event_name(ev, domain, "grow"),
+		    "cannot map %llu bytes (out of address space); the map stays at %llu",
+		    (unsigned long long) next, (unsigned long long) cur);
+		return LM_ENOMEM;
+	}
 	if ((rc = resize_or_set(resize, arg, env, next, domain)) != LM_OK)
 		return rc;
 	lm_info(event_name(ev, domain, "grow"), "map grown from %llu to %llu bytes",

@@ -81,7 +81,9 @@ int lm_lmdb_txn_begin(MDB_env *env, unsigned flags, lm_lmdb_resize_fn resize, vo
 
 /*
  * Grows the map of env after MDB_MAP_FULL: doubles it, but not beyond max.
- * At max already it logs "<domain>.full" and returns LM_EMAPFULL. The size
+ * At max already it logs "<domain>.full" and returns LM_EMAPFULL; when the
+ * larger map cannot be mapped (no address space left) it returns LM_ENOMEM
+ * and the map stays as it was. The size
  * is set by resize(arg, env, size), or directly when resize is NULL (as for
  * lm_lmdb_txn_begin). On LM_OK logs "<domain>.grow".
  */

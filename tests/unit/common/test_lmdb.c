@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -239,6 +240,102 @@ test_grow(void **state)
 	free(dir);
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LMT_SANITIZED 1 /* sanitizers reserve terabytes of address space */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define LMT_SANITIZED 1
+#endif
+#endif
+
+/* Child of test_grow_no_address_space: the address space limited to what
+ * it uses plus limit bytes, commits into env until a grow fails; then a
+ * transaction must still work on the old map. Returns 0, or the failed
+ * step. */
+static int
+grow_without_room(const char *dir, uint64_t limit)
+{
+	static char val[65536];
+	lm_lmdb_env_opts o = {.max_dbs = 4, .map_size = SMALL_MAP, .mode = 0600};
+	struct rlimit rl;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi db;
+	unsigned long vm_kb = 0;
+	char line[256];
+	int rc = LM_OK;
+	FILE *f;
+
+	if (lm_lmdb_env_open(dir, &o, "child", &env) != LM_OK)
+		return 1;
+	if ((f = fopen("/proc/self/status", "r")) == NULL)
+		return 2;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmSize: %lu kB", &vm_kb) == 1)
+			break;
+	fclose(f);
+	rl.rlim_cur = rl.rlim_max = vm_kb * 1024 + limit;
+	if (vm_kb == 0 || setrlimit(RLIMIT_AS, &rl) != 0)
+		return 3;
+	for (int i = 0; i < 100000 && rc == LM_OK; i++) {
+		char key[16];
+		MDB_val k, v = {sizeof(val), val};
+		snprintf(key, sizeof(key), "%08d", i);
+		k.mv_size = strlen(key);
+		k.mv_data = key;
+		if (mdb_txn_begin(env, NULL, 0, &txn) != MDB_SUCCESS ||
+		    mdb_dbi_open(txn, NULL, 0, &db) != MDB_SUCCESS)
+			return 4;
+		int e = mdb_put(txn, db, &k, &v, 0);
+		if (e == MDB_SUCCESS)
+			e = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (e == MDB_MAP_FULL)
+			rc = lm_lmdb_grow(env, 1ull << 40, NULL, NULL, "child");
+		else if (e != MDB_SUCCESS)
+			return 5;
+	}
+	if (rc != LM_ENOMEM)
+		return 6;
+	/* The old map is still there: a read transaction works. */
+	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != MDB_SUCCESS ||
+	    mdb_dbi_open(txn, NULL, 0, &db) != MDB_SUCCESS)
+		return 7;
+	MDB_val k = {8, "00000000"}, v;
+	if (mdb_get(txn, db, &k, &v) != MDB_SUCCESS || v.mv_size != sizeof(val))
+		return 8;
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return 0;
+}
+
+/* Growing the map when the process has no address space left for it fails
+ * with LM_ENOMEM and leaves the old map in place (LMDB alone drops the old
+ * map first, and the next transaction then crashed). Not under the
+ * sanitizers, which need more address space than any such limit leaves. */
+static void
+test_grow_no_address_space(void **state)
+{
+	(void) state;
+#ifdef LMT_SANITIZED
+	skip();
+#else
+	char *dir = lmt_tmpdir("lmdb-no-room");
+	int st = -1;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(grow_without_room(dir, 6 * SMALL_MAP));
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st))
+		fail_msg("child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+	assert_int_equal(WEXITSTATUS(st), 0);
+	lmt_rmtree(dir);
+	free(dir);
+#endif
+}
+
 /* Child: opens its own environment with a map of `map` bytes and commits
  * more than SMALL_MAP bytes of data (keys from `from`), so that the data
  * outgrows the parent's map and the parent's next begin sees
@@ -387,6 +484,7 @@ main(void)
 	    cmocka_unit_test(test_env_open),
 	    cmocka_unit_test(test_dbs_and_schema),
 	    cmocka_unit_test(test_grow),
+	    cmocka_unit_test(test_grow_no_address_space),
 	    cmocka_unit_test(test_resized_elsewhere),
 	    cmocka_unit_test(test_dir_claim),
 	    cmocka_unit_test(test_be64),
