@@ -155,7 +155,8 @@ kind_ok(lm_kind k)
 	return k == LM_KIND_POSTING || k == LM_KIND_PROFILE;
 }
 
-/* Strict UTF-8 without control characters; ids end up in protobuf strings. */
+/* Strict UTF-8 without control characters (C0, DEL and C1); ids end up in
+ * protobuf strings and logs. */
 static bool
 text_ok(const unsigned char *p, size_t n)
 {
@@ -189,7 +190,8 @@ text_ok(const unsigned char *p, size_t n)
 				return false;
 			cp = (cp << 6) | (p[i + j] & 0x3f);
 		}
-		if ((extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		if ((extra == 1 && cp <= 0x9f) || /* C1 controls (and overlong) */
+		    (extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
 		    (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)))
 			return false;
 		i += extra + 1;

@@ -1565,6 +1565,12 @@ test_invalid_input(void **state)
 	    lm_store_put(t, LM_KIND_POSTING, "bad\xff", 1, "x", 1), LM_EINVAL);
 	assert_int_equal(
 	    lm_store_put(t, LM_KIND_POSTING, "tab\tid", 1, "x", 1), LM_EINVAL);
+	assert_int_equal(
+	    lm_store_put(t, LM_KIND_POSTING, "c1\xc2\x85id", 1, "x", 1), LM_EINVAL);
+	assert_int_equal(
+	    lm_store_put(t, LM_KIND_POSTING, "c1\xc2\x9fid", 1, "x", 1), LM_EINVAL);
+	assert_int_equal(
+	    lm_store_put(t, LM_KIND_POSTING, "nbsp\xc2\xa0id", 1, "x", 1), LM_OK);
 	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "", 0), LM_EINVAL);
 	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, id, 0), LM_E2BIG);
 	assert_int_equal(lm_store_meta_put(t, "", "x", 1), LM_EINVAL);
