@@ -20,6 +20,8 @@
  * belongs to the thread that began it, and a handle has at most one open.
  * Callbacks run inside a read transaction: they may call the read functions
  * of the same handle but must not begin, use or end a write transaction on it.
+ * Such a nested read returns LM_EBUSY when another process grew the map
+ * since the callback's transaction began (docs/store.md).
  *
  * Processes: open a data directory at most once per process (LMDB forbids
  * two environments on the same files in one process; a second open returns
