@@ -582,8 +582,7 @@ check_catchup(lm_consumer *c)
 		return;
 	for (size_t i = 0; i < c->ntargets; i++) {
 		struct target *t = &c->targets[i];
-		const char *topic = t->kind == LM_KIND_POSTING ? c->cfg->topic_postings
-		                                               : c->cfg->topic_profiles;
+		const char *topic = kind_topic(c, t->kind);
 		int64_t lo = -1, hi = -1;
 		if (rd_kafka_get_watermark_offsets(c->rk, topic, t->partition, &lo,
 		        &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -8,7 +8,6 @@
  * nothing about the message and the batch is retried.
  */
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -438,25 +437,23 @@ lm_ingest_batch_commit(
 		return LM_OK;
 	}
 	/* A store without a change is new: it keeps positions from its first
-	 * batch on (offsets.h). */
+	 * batch on (offsets.h; marking it again is harmless). */
 	uint64_t seq = 0;
-	bool kept = false;
-	if ((rv = lm_store_last_seq(s, &seq)) != LM_OK ||
-	    (rv = lm_ingest_positions_kept(s, &kept)) != LM_OK)
+	if ((rv = lm_store_last_seq(s, &seq)) != LM_OK)
 		return rv;
 	if ((rv = lm_store_begin(s, &t)) != LM_OK)
 		return rv;
-	if (seq == 0 && !kept && (rv = lm_ingest_positions_mark(t)) != LM_OK) {
+	if (seq == 0)
+		rv = lm_ingest_positions_mark(t);
+	for (size_t i = 0; rv == LM_OK && i < b->nepochs; i++)
+		rv = lm_ingest_epoch_put(t, b->epochs[i].topic, b->epochs[i].epoch);
+	for (size_t i = 0; rv == LM_OK && i < b->nparts; i++) {
+		const lm_ingest_partition *p = &b->parts[i];
+		rv = lm_ingest_offset_put(t, p->topic, p->partition, p->epoch, p->next);
+	}
+	if (rv != LM_OK) {
 		lm_store_abort(t);
 		return rv;
-	}
-	for (size_t i = 0; i < b->nparts; i++) {
-		const lm_ingest_partition *p = &b->parts[i];
-		if ((rv = lm_ingest_offset_put(
-		         t, p->topic, p->partition, p->epoch, p->next)) != LM_OK) {
-			lm_store_abort(t);
-			return rv;
-		}
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		const lm_ingest_decision *d = &b->ds[i];

@@ -198,12 +198,12 @@ int lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *t
  * when its position comes after the live version's last change, or when the
  * positions do not compare: replaying any part of a partition is harmless.
  * The same transaction records how far each partition of the batch is
- * stored (lm_ingest_offset_put, offsets.h), also for a batch of rejects
- * only; an empty batch opens no transaction. *counts (required) is filled;
- * *last_seq (may be NULL) receives the store's last change seq after the
- * commit (unchanged when no transaction ran). Returns LM_OK or the store
- * error, after which nothing of the batch is stored and the batch may be
- * committed again later.
+ * stored and the epoch of each topic given one (lm_ingest_offset_put,
+ * lm_ingest_epoch_put, offsets.h), also for a batch of rejects only; an empty batch opens
+ * no transaction. *counts (required) is filled; *last_seq (may be NULL) receives the
+ * store's last change seq after the commit (unchanged when no transaction ran). Returns
+ * LM_OK or the store error, after which nothing of the batch is stored and the batch may
+ * be committed again later.
  */
 int lm_ingest_batch_commit(
     lm_ingest_batch *b, lm_store *s, lm_ingest_counts *counts, uint64_t *last_seq);

@@ -47,7 +47,6 @@ lm_ingest_offset_put(
 	unsigned char v[OFF_HDR + LM_INGEST_TOPIC_MAX];
 	char key[KEY_MAX];
 	size_t n;
-	int rv;
 
 	if (!topic_ok(topic) || partition < 0 || next < 0)
 		return LM_EINVAL;
@@ -56,13 +55,23 @@ lm_ingest_offset_put(
 	lm_lmdb_put_be32(v, epoch);
 	lm_lmdb_put_be64(v + 4, (uint64_t) next);
 	memcpy(v + OFF_HDR, topic, n);
-	if ((rv = lm_store_meta_put(t, key, v, OFF_HDR + n)) != LM_OK)
-		return rv;
-	/* The start refuses an epoch below the stored one (lm_ingest_epoch_get),
-	 * so the epoch written now is the highest. */
+	return lm_store_meta_put(t, key, v, OFF_HDR + n);
+}
+
+int
+lm_ingest_epoch_put(lm_store_txn *t, const char *topic, uint32_t epoch)
+{
+	unsigned char v[EPOCH_HDR + LM_INGEST_TOPIC_MAX];
+	char key[KEY_MAX];
+	size_t n;
+
+	if (!topic_ok(topic))
+		return LM_EINVAL;
+	n = strlen(topic);
 	epoch_key(key, topic);
-	lm_lmdb_put_be32(v + OFF_HDR - EPOCH_HDR, epoch);
-	return lm_store_meta_put(t, key, v + OFF_HDR - EPOCH_HDR, EPOCH_HDR + n);
+	lm_lmdb_put_be32(v, epoch);
+	memcpy(v + EPOCH_HDR, topic, n);
+	return lm_store_meta_put(t, key, v, EPOCH_HDR + n);
 }
 
 /* Reads meta key into a copy whose first hdr bytes are followed by topic's

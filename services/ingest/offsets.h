@@ -36,12 +36,19 @@ extern "C" {
 
 /*
  * Writes, in t, that partition of topic is stored up to next (exclusive),
- * at epoch; raises the topic's highest epoch to epoch. LM_OK, LM_EINVAL
- * (topic empty or longer than LM_INGEST_TOPIC_MAX, partition or next
- * negative) or the store's error.
+ * at epoch. LM_OK, LM_EINVAL (topic empty or longer than
+ * LM_INGEST_TOPIC_MAX, partition or next negative) or the store's error.
  */
 int lm_ingest_offset_put(
     lm_store_txn *t, const char *topic, int32_t partition, uint32_t epoch, int64_t next);
+
+/*
+ * Writes, in t, topic's epoch as its highest: the consumer refuses to start
+ * with an epoch below the stored one (lm_ingest_epoch_get), so the epoch it
+ * writes is never lower. LM_OK, LM_EINVAL (topic as above) or the store's
+ * error.
+ */
+int lm_ingest_epoch_put(lm_store_txn *t, const char *topic, uint32_t epoch);
 
 /*
  * Reads the offset partition of topic is stored up to. LM_OK with *next and

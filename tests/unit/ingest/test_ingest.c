@@ -1069,6 +1069,31 @@ test_offsets_kept(void **state)
 	assert_int_equal(next, 9);
 	lm_ingest_batch_reset(b);
 
+	/* A new store keeps positions from its first batch on; one that held
+	 * records before positions were kept does not start to (its
+	 * partitions without an offset resume from the group's). */
+	bool kept = false;
+	assert_int_equal(lm_ingest_positions_kept(s, &kept), LM_OK);
+	assert_true(kept);
+	char *dir2 = lmt_tmpdir("ingest-offsets-legacy");
+	lm_store *s2 = NULL;
+	lm_store_txn *t = NULL;
+	assert_int_equal(lm_store_open(dir2, NULL, &s2), LM_OK);
+	assert_int_equal(lm_store_begin(s2, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "old", 1, "x", 1), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	log_decision(&put, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 2, 50), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s2, &c, NULL), LM_OK);
+	lm_ingest_batch_reset(b);
+	assert_int_equal(lm_ingest_positions_kept(s2, &kept), LM_OK);
+	assert_false(kept);
+	assert_int_equal(lm_ingest_offset_get(s2, "t.postings", 2, &epoch, &next), LM_OK);
+	assert_int_equal(next, 51);
+	lm_store_close(s2);
+	lmt_rmtree(dir2);
+	free(dir2);
+
 	/* A commit that fails (a read-only store refuses it) records
 	 * nothing. */
 	lm_store_close(s);
