@@ -8,11 +8,14 @@
  * entry's done callback with the result and frees the entry. A waiting
  * caller (lm_decisions_log) is one whose callback wakes it.
  *
- * Sender: in rounds, it produces up to LM_DECISIONS_INFLIGHT_MAX queued
- * decisions (opaque: the queue seq), serves delivery reports until each of
- * them has one, removes the delivered ones from the queue, and backs off
- * after a failure. What failed stays queued and is produced again in the
- * next round, in seq order.
+ * Sender: a pipeline over the queue. A cursor marks the last decision
+ * produced in queue order; the sender keeps producing the decisions after
+ * it (opaque: the queue seq) while its window has room, serves delivery
+ * reports as they come, removes the delivered decisions from the queue in
+ * batches, and produces the failed ones again after a back-off, oldest
+ * first. A decision that waits for its report (a partition without a
+ * leader holds it up to message.timeout.ms) holds up nothing but its own
+ * place in the window: the decisions for the other partitions go on.
  */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -32,6 +35,9 @@
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
+
+#define TICK_MS   50  /* longest wait for delivery reports between looks */
+#define REMOVE_MS 100 /* longest wait of a delivered decision for removal */
 
 struct entry {
 	struct entry *next;
@@ -61,14 +67,26 @@ struct lm_decisions {
 	bool started, stopping;
 	bool healthy;
 	int64_t retry_at; /* unhealthy: lm_clock_ms when readiness tries again */
-	bool appended;    /* the writer appended since the sender's round began */
+	bool appended;    /* the writer appended since the sender's last look */
 	unsigned sync_ms; /* 0: every transaction synced; else the interval */
 	pthread_t writer, sender;
 	lm_dqueue_msg *msgs; /* the writer's: one batch, LM_DECISIONS_QUEUE_MAX */
 
-	/* Sender thread only (delivery reports run inside rd_kafka_poll). */
-	uint64_t *delivered;
-	size_t ndelivered, outstanding, nfailed;
+	/* Sender thread only (delivery reports run inside rd_kafka_poll).
+	 * The window: every decision produced from the queue is, until it is
+	 * removed or produced again, in exactly one of three states: in
+	 * flight (outstanding), delivered (its seq in `delivered`, waiting
+	 * for its removal) or failed (in `failed`, waiting for its retry).
+	 * Together at most LM_DECISIONS_INFLIGHT_MAX, which is also each
+	 * list's capacity; the bytes in flight at most
+	 * LM_DECISIONS_INFLIGHT_BYTES. */
+	uint64_t cursor; /* the last seq produced in queue order; 0: none */
+	uint64_t *delivered, *failed;
+	size_t ndelivered, nfailed, outstanding;
+	uint64_t inflight_bytes;
+	int64_t delivered_since;           /* lm_clock_ms of the oldest listed delivery */
+	size_t reports_ok, reports_failed; /* since the sender last looked */
+	bool rewind;                       /* read the queue again from the start */
 	const char *last_error;
 
 	lm_counter *logged, *log_errors, *sent, *send_failures;
@@ -312,24 +330,32 @@ lm_decisions_log(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *id)
 
 /* ---- sender -------------------------------------------------------------- */
 
-/* Delivery report: runs on the sender thread inside rd_kafka_poll. */
+/* Delivery report: runs on the sender thread inside rd_kafka_poll. The
+ * window bounds both lists (see struct lm_decisions); a report that would
+ * overflow one (a broken count) leaves its decision queued and makes the
+ * sender read the queue again from the start. */
 static void
 dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
 	lm_decisions *d = opaque;
+	uint64_t seq = (uint64_t) (uintptr_t) msg->_private;
 	(void) rk;
 	if (d->outstanding > 0)
 		d->outstanding--;
-	/* One report per message produced, and a round produces at most
-	 * LM_DECISIONS_INFLIGHT_MAX; the check keeps a broken count from
-	 * writing past the array (the decision then stays queued). */
+	d->inflight_bytes -= msg->len < d->inflight_bytes ? msg->len : d->inflight_bytes;
 	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		if (d->ndelivered < LM_DECISIONS_INFLIGHT_MAX)
-			d->delivered[d->ndelivered++] =
-			    (uint64_t) (uintptr_t) msg->_private;
+			d->delivered[d->ndelivered++] = seq;
+		else
+			d->rewind = true;
+		d->reports_ok++;
 		return;
 	}
-	d->nfailed++;
+	if (d->nfailed < LM_DECISIONS_INFLIGHT_MAX)
+		d->failed[d->nfailed++] = seq;
+	else
+		d->rewind = true;
+	d->reports_failed++;
 	d->last_error = rd_kafka_err2name(msg->err);
 }
 
@@ -344,23 +370,41 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	lm_warn("decisions.kafka", "%s", rd_kafka_err2name((rd_kafka_resp_err_t) err));
 }
 
-struct round {
+/* The decisions of the window: produced and not yet removed or due again. */
+static size_t
+window(const lm_decisions *d)
+{
+	return d->outstanding + d->ndelivered + d->nfailed;
+}
+
+/* Why a pass over the queue stopped early (lm_dqueue_peek returns the
+ * callback's value; negative, so never one of the queue's errors). */
+enum { PASS_BUDGET = -1, PASS_REFUSED = -2, PASS_GONE = -3 };
+
+/* What one pass over the queue produces. */
+struct pass {
 	lm_decisions *d;
+	uint64_t want; /* produce_again: the seq looked for */
+	size_t room;   /* decisions the window still takes */
 	size_t produced;
 	rd_kafka_resp_err_t err;
 };
 
-/* Produces one queued decision; its key is the decision's subject. */
+/* Produces one queued decision; its key is the decision's subject. Returns
+ * 0 (produced), PASS_BUDGET (the bytes in flight are at their maximum: try
+ * later) or PASS_REFUSED (the producer refused it: p->err). */
 static int
-produce_one(void *arg, uint64_t seq, const void *data, size_t len)
+produce(struct pass *p, uint64_t seq, const void *data, size_t len)
 {
-	struct round *r = arg;
-	lm_decisions *d = r->d;
-	Lunamatch__V1__Decision *rec =
-	    lunamatch__v1__decision__unpack(NULL, len, (const uint8_t *) data);
-	const char *key = rec != NULL ? rec->subject_id : "";
+	lm_decisions *d = p->d;
+	Lunamatch__V1__Decision *rec;
+	const char *key;
 	rd_kafka_resp_err_t e;
 
+	if (d->outstanding > 0 && d->inflight_bytes + len > LM_DECISIONS_INFLIGHT_BYTES)
+		return PASS_BUDGET;
+	rec = lunamatch__v1__decision__unpack(NULL, len, (const uint8_t *) data);
+	key = rec != NULL ? rec->subject_id : "";
 	e = rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(d->topic),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, strlen(key)),
 	    RD_KAFKA_V_VALUE((void *) data, len),
@@ -370,12 +414,89 @@ produce_one(void *arg, uint64_t seq, const void *data, size_t len)
 	if (rec != NULL)
 		lunamatch__v1__decision__free_unpacked(rec, NULL);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		r->err = e;
-		return 1;
+		p->err = e;
+		return PASS_REFUSED;
 	}
 	d->outstanding++;
-	r->produced++;
+	d->inflight_bytes += len;
+	p->produced++;
 	return 0;
+}
+
+/* lm_dqueue_peek callback for the decisions after the cursor. */
+static int
+produce_next(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct pass *p = arg;
+	int rc = produce(p, seq, data, len);
+	if (rc == 0)
+		p->d->cursor = seq;
+	return rc;
+}
+
+/* lm_dqueue_peek callback for one failed decision, p->want. */
+static int
+produce_again(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct pass *p = arg;
+	if (seq != p->want)
+		return PASS_GONE; /* not queued any more */
+	return produce(p, seq, data, len);
+}
+
+static int
+cmp_seq(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+	return x < y ? -1 : x > y;
+}
+
+/* Produces the failed decisions again, oldest first; those the producer
+ * refuses, or the byte budget leaves, stay failed. Returns the producer's
+ * error, or RD_KAFKA_RESP_ERR_NO_ERROR. */
+static rd_kafka_resp_err_t
+produce_failed(lm_decisions *d)
+{
+	struct pass p = {.d = d};
+	size_t n = d->nfailed, kept = 0, i;
+	int rc = 0;
+
+	qsort(d->failed, n, sizeof(*d->failed), cmp_seq);
+	d->nfailed = 0; /* produce() counts them as outstanding again */
+	for (i = 0; i < n; i++) {
+		p.want = d->failed[i];
+		rc = lm_dqueue_peek(d->q, p.want - 1, 1, produce_again, &p);
+		if (rc == PASS_BUDGET || rc == PASS_REFUSED)
+			break; /* this one and the rest stay failed */
+		if (rc != LM_OK && rc != PASS_GONE) {
+			lm_error("decisions.read", "cannot read the queue: %s",
+			    lm_strerror(rc));
+			break;
+		}
+	}
+	for (; i < n; i++)
+		d->failed[kept++] = d->failed[i];
+	d->nfailed = kept;
+	return p.err;
+}
+
+/* Produces the decisions after the cursor while the window and the byte
+ * budget have room. Returns the producer's error, or
+ * RD_KAFKA_RESP_ERR_NO_ERROR. */
+static rd_kafka_resp_err_t
+produce_new(lm_decisions *d)
+{
+	struct pass p = {.d = d};
+	size_t used = window(d);
+	int rc;
+
+	if (used >= LM_DECISIONS_INFLIGHT_MAX)
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	rc = lm_dqueue_peek(
+	    d->q, d->cursor, LM_DECISIONS_INFLIGHT_MAX - used, produce_next, &p);
+	if (rc != LM_OK && rc != PASS_BUDGET && rc != PASS_REFUSED)
+		lm_error("decisions.read", "cannot read the queue: %s", lm_strerror(rc));
+	return p.err;
 }
 
 /* True when a removal failure is armed; uses one up. */
@@ -388,11 +509,10 @@ removal_fails(lm_decisions *d)
 	return n > 0;
 }
 
-/* Removes the decisions whose delivery was reported since ndelivered was
- * last zeroed from the queue (sender thread, or free after it). On failure
- * they stay listed, to be removed before anything is produced again:
- * producing them again would send them once more every round. A removal
- * makes room in the queue, so the log may be healthy again. */
+/* Removes the delivered decisions from the queue (sender thread, or free
+ * after it). On failure they stay listed, to be removed again later; they
+ * are never produced again meanwhile (they are behind the cursor). A
+ * removal makes room in the queue, so the log may be healthy again. */
 static int
 remove_delivered(lm_decisions *d)
 {
@@ -427,12 +547,12 @@ stopping(lm_decisions *d)
 
 /* Waits on send_cv for at most ms, or until stopping; true when stopping.
  * With idle, it does not wait at all when the writer appended since the
- * round began (round_begins): that round may have read the queue just
+ * last look at the queue (look_begins): that look may have come just
  * before the append, whose signal then found nobody waiting. */
 static bool
 sender_pause(lm_decisions *d, int64_t ms, bool idle)
 {
-	struct timespec ts = deadline_in(ms);
+	struct timespec ts = deadline_in(ms > 0 ? ms : 0);
 	pthread_mutex_lock(&d->mu);
 	if (!d->stopping && !(idle && d->appended))
 		pthread_cond_timedwait(&d->send_cv, &d->mu, &ts);
@@ -441,9 +561,9 @@ sender_pause(lm_decisions *d, int64_t ms, bool idle)
 	return stop;
 }
 
-/* Marks the start of a round: appends from here on wake the idle pause. */
+/* Marks a look at the queue: appends from here on wake the idle pause. */
 static void
-round_begins(lm_decisions *d)
+look_begins(lm_decisions *d)
 {
 	pthread_mutex_lock(&d->mu);
 	d->appended = false;
@@ -475,23 +595,27 @@ producer_usable(lm_decisions *d)
 	return d->rk != NULL && !lm_kafka_producer_dead(d->rk, "decisions.kafka_fatal");
 }
 
-/* Drops the producer (what it has in flight stays queued on disk and is
- * produced again) and makes a new one. */
+/* Drops the producer (what it has in flight stays queued on disk) and makes
+ * a new one; the sender then reads the queue again from the start, once
+ * what was delivered is removed. */
 static int
 renew_producer(lm_decisions *d)
 {
 	if (d->rk != NULL) {
 		rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(d->rk, 0);
-		(void) remove_delivered(d);
 		rd_kafka_destroy(d->rk);
 		d->rk = NULL;
 	}
+	/* The purged decisions are not delivery failures. */
+	d->reports_ok = d->reports_failed = 0;
 	d->outstanding = 0;
+	d->inflight_bytes = 0;
+	d->rewind = true;
 	return make_producer(d);
 }
 
-/* The next back-off after a failed round. */
+/* The next back-off after a failure. */
 static int64_t
 longer(int64_t backoff)
 {
@@ -499,62 +623,112 @@ longer(int64_t backoff)
 	    backoff, LM_DECISIONS_RETRY_MIN_MS, LM_DECISIONS_RETRY_MAX_MS);
 }
 
+/* Whether the delivered decisions are due for removal: everything produced
+ * has its report, the window is full, enough of them gathered, or the
+ * oldest waited REMOVE_MS. Removals are synced transactions:
+ * batching them keeps the disk syncs per decision low under load. */
+static bool
+removal_due(const lm_decisions *d, int64_t now)
+{
+	return d->ndelivered > 0 &&
+	       (d->outstanding == 0 || window(d) >= LM_DECISIONS_INFLIGHT_MAX ||
+	           d->ndelivered >= LM_DECISIONS_INFLIGHT_MAX / 8 ||
+	           now - d->delivered_since >= REMOVE_MS);
+}
+
 static void *
 sender_main(void *arg)
 {
 	lm_decisions *d = arg;
-	int64_t backoff = LM_DECISIONS_RETRY_MIN_MS;
+	int64_t backoff = LM_DECISIONS_RETRY_MIN_MS;    /* failed deliveries */
+	int64_t rm_backoff = LM_DECISIONS_RETRY_MIN_MS; /* failed removals */
+	int64_t retry_at = 0;   /* the failed decisions are produced again */
+	int64_t remove_at = 0;  /* a failed removal is tried again */
+	int64_t produce_at = 0; /* the producer refused a decision: wait */
+	size_t had_delivered = 0;
 
-	for (;;) {
-		struct round r = {.d = d};
+	while (!stopping(d)) {
+		int64_t now = lm_clock_ms(), wait;
+		rd_kafka_resp_err_t e;
+
 		if (!producer_usable(d) && renew_producer(d) != LM_OK) {
 			if (sender_pause(d, backoff, false))
 				break;
 			backoff = longer(backoff);
 			continue;
 		}
-		d->nfailed = 0;
-		/* Sent decisions that a removal left in the queue go first. */
-		if (remove_delivered(d) != LM_OK) {
-			if (sender_pause(d, backoff, false))
-				break;
-			backoff = longer(backoff);
-			continue;
-		}
-		round_begins(d);
-		int rc =
-		    lm_dqueue_peek(d->q, 0, LM_DECISIONS_INFLIGHT_MAX, produce_one, &r);
-		if (rc != LM_OK && rc != 1)
-			lm_error("decisions.read", "cannot read the queue: %s",
-			    lm_strerror(rc));
-		if (r.err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			lm_warn("decisions.produce", "%s", rd_kafka_err2name(r.err));
-		/* Every produced decision gets its report: delivered, or failed
-		 * once message.timeout.ms is over. A stop does not wait for
-		 * them, and starts no other round (it would produce the same
-		 * unconfirmed decisions again): what is not confirmed stays
-		 * queued for the next start. */
-		bool stop;
-		while (!(stop = stopping(d)) && d->outstanding > 0)
-			rd_kafka_poll(d->rk, 100);
-		int removed = remove_delivered(d);
-		if (stop)
-			break;
-		if (removed != LM_OK || d->nfailed > 0 ||
-		    r.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			lm_counter_add(d->send_failures, d->nfailed);
-			if (d->nfailed > 0)
+		rd_kafka_poll(d->rk, 0);
+		if (d->ndelivered > 0 && had_delivered == 0)
+			d->delivered_since = now;
+		/* Failures join the retry already planned, if one is (one
+		 * warning per retry); else one is planned after the back-off. */
+		if (d->reports_failed > 0) {
+			lm_counter_add(d->send_failures, d->reports_failed);
+			if (retry_at <= now) {
 				lm_warn("decisions.send",
 				    "%zu decisions not delivered (%s); retry in "
 				    "%lld ms",
-				    d->nfailed, d->last_error, (long long) backoff);
-			if (sender_pause(d, backoff, false))
-				break;
+				    d->reports_failed, d->last_error,
+				    (long long) backoff);
+				retry_at = now + backoff;
+				backoff = longer(backoff);
+			}
+		} else if (d->reports_ok > 0) {
+			backoff = LM_DECISIONS_RETRY_MIN_MS;
+		}
+		d->reports_ok = d->reports_failed = 0;
+
+		if (removal_due(d, now) && now >= remove_at) {
+			if (remove_delivered(d) == LM_OK) {
+				rm_backoff = LM_DECISIONS_RETRY_MIN_MS;
+			} else {
+				remove_at = now + rm_backoff;
+				rm_backoff = longer(rm_backoff);
+			}
+		}
+		had_delivered = d->ndelivered;
+		/* After a new producer (or a broken count), the whole queue is
+		 * read again, once nothing delivered is left in it. */
+		if (d->rewind && d->ndelivered == 0 && d->outstanding == 0) {
+			d->cursor = 0;
+			d->nfailed = 0;
+			d->rewind = false;
+		}
+
+		e = RD_KAFKA_RESP_ERR_NO_ERROR;
+		bool can_new = !d->rewind && now >= produce_at &&
+		               window(d) < LM_DECISIONS_INFLIGHT_MAX;
+		if (!d->rewind && d->nfailed > 0 && now >= retry_at && now >= produce_at)
+			e = produce_failed(d);
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR && can_new) {
+			look_begins(d);
+			e = produce_new(d);
+		}
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			lm_warn("decisions.produce", "%s", rd_kafka_err2name(e));
+			produce_at = now + backoff;
 			backoff = longer(backoff);
+			can_new = false;
+		}
+
+		/* Reports come while something is in flight; otherwise wait for
+		 * an append, or for the next retry or removal that is due. */
+		if (d->outstanding > 0) {
+			rd_kafka_poll(d->rk, TICK_MS);
 			continue;
 		}
-		backoff = LM_DECISIONS_RETRY_MIN_MS;
-		if (r.produced == 0 && sender_pause(d, 1000, true))
+		wait = 1000;
+		if (d->nfailed > 0 && !d->rewind) {
+			int64_t at = retry_at > produce_at ? retry_at : produce_at;
+			if (at - now < wait)
+				wait = at - now;
+		}
+		if (d->ndelivered > 0 && remove_at - now < wait)
+			wait = remove_at - now;
+		if (produce_at > now && produce_at - now < wait)
+			wait = produce_at - now;
+		can_new = can_new && window(d) < LM_DECISIONS_INFLIGHT_MAX;
+		if (sender_pause(d, wait, can_new))
 			break;
 	}
 	return NULL;
@@ -603,6 +777,7 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 	pthread_cond_init(&d->done_cv, NULL);
 	if ((d->delivered = calloc(LM_DECISIONS_INFLIGHT_MAX, sizeof(uint64_t))) ==
 	        NULL ||
+	    (d->failed = calloc(LM_DECISIONS_INFLIGHT_MAX, sizeof(uint64_t))) == NULL ||
 	    (d->msgs = calloc(LM_DECISIONS_QUEUE_MAX, sizeof(*d->msgs))) == NULL) {
 		rc = LM_ENOMEM;
 		goto fail;
@@ -712,6 +887,7 @@ lm_decisions_free(lm_decisions *d)
 	pthread_cond_destroy(&d->work_cv);
 	pthread_mutex_destroy(&d->mu);
 	free(d->delivered);
+	free(d->failed);
 	free(d->msgs);
 	free(d);
 }

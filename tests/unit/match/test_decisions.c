@@ -8,7 +8,8 @@
  * decision survives a crash of the process (a child that dies without
  * closing the log), and decisions handed over without waiting report
  * their write exactly once; a stop while decisions are in flight sends
- * none of them twice.
+ * none of them twice; a partition without a leader holds up only its own
+ * decisions.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -137,10 +138,10 @@ struct readback {
 	size_t n;
 };
 
-/* Reads the whole topic until `want` decisions came and 1 s passed quietly,
- * or READ_MS. */
+/* Reads the whole of topic until `want` decisions came and 1 s passed
+ * quietly, or READ_MS. */
 static void
-read_topic(size_t want, struct readback *r)
+read_topic(const char *topic, size_t want, struct readback *r)
 {
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_topic_partition_list_t *parts;
@@ -156,7 +157,7 @@ read_topic(size_t want, struct readback *r)
 	assert_non_null(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
 	parts = rd_kafka_topic_partition_list_new(PARTITIONS);
 	for (int p = 0; p < PARTITIONS; p++)
-		rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset =
+		rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
 		    RD_KAFKA_OFFSET_BEGINNING;
 	assert_int_equal(rd_kafka_assign(c, parts), 0);
 	rd_kafka_topic_partition_list_destroy(parts);
@@ -202,14 +203,22 @@ count_id(const struct readback *r, const char *id)
 	return n;
 }
 
+/* Waits at most ms for d's queue to hold want decisions; returns what it
+ * holds. */
 static uint64_t
-wait_pending(lm_decisions *d, uint64_t want)
+wait_pending_for(lm_decisions *d, uint64_t want, int64_t ms)
 {
-	int64_t end = lm_clock_ms() + READ_MS;
+	int64_t end = lm_clock_ms() + ms;
 	uint64_t n;
 	while ((n = lm_decisions_pending(d)) != want && lm_clock_ms() < end)
 		lmt_sleep_ms(50);
 	return n;
+}
+
+static uint64_t
+wait_pending(lm_decisions *d, uint64_t want)
+{
+	return wait_pending_for(d, want, READ_MS);
 }
 
 struct worker {
@@ -259,7 +268,7 @@ test_concurrent(void **state)
 	assert_true(lm_decisions_healthy(d));
 	assert_int_equal(wait_pending(d, 0), 0);
 
-	read_topic(THREADS * PER_THREAD, &r);
+	read_topic(TOPIC, THREADS * PER_THREAD, &r);
 	assert_int_equal(r.n, THREADS * PER_THREAD);
 	for (int i = 0; i < THREADS; i++)
 		for (int j = 0; j < PER_THREAD; j++) {
@@ -456,36 +465,158 @@ test_outage_and_restart(void **state)
 	assert_int_equal(wait_pending(d, 0), 0);
 	lm_decisions_free(d);
 
-	/* Read the second topic: every decision at least once. */
-	rd_kafka_conf_t *conf = NULL;
-	char err[256];
-	rd_kafka_t *c;
-	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(2);
-	assert_int_equal(
-	    lm_kafka_conf(brokers, "test-reader2", &conf, err, sizeof(err)), LM_OK);
-	assert_int_equal(
-	    lm_kafka_set(conf, "group.id", "test-reader2", err, sizeof(err)), LM_OK);
-	assert_non_null(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
-	for (int p = 0; p < PARTITIONS; p++)
-		rd_kafka_topic_partition_list_add(parts, TOPIC ".2", p)->offset =
-		    RD_KAFKA_OFFSET_BEGINNING;
-	assert_int_equal(rd_kafka_assign(c, parts), 0);
-	rd_kafka_topic_partition_list_destroy(parts);
-	memset(&r, 0, sizeof(r));
-	for (int64_t end = lm_clock_ms() + READ_MS; lm_clock_ms() < end && r.n < 20;) {
-		rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 100);
-		if (msg == NULL)
-			continue;
-		if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && r.n < MAX_READ)
-			r.v[r.n++] =
-			    lunamatch__v1__decision__unpack(NULL, msg->len, msg->payload);
-		rd_kafka_message_destroy(msg);
-	}
-	rd_kafka_consumer_close(c);
-	rd_kafka_destroy(c);
+	/* Every decision at least once. */
+	read_topic(TOPIC ".2", 20, &r);
 	for (int i = 0; i < 20; i++)
 		assert_true(count_id(&r, ids[i]) >= 1);
 	readback_free(&r);
+	free(dir);
+}
+
+/* The partition of the decisions topic that a subject's decisions go to
+ * (the producer's default partitioner: CRC-32 of the key). */
+static int32_t
+partition_of(const char *subject)
+{
+	return rd_kafka_msg_partitioner_consistent(
+	    NULL, subject, strlen(subject), PARTITIONS, NULL, NULL);
+}
+
+/*
+ * One partition of the topic without a leader (a broker failing over):
+ * the decisions keyed to it wait, and those for the other partition are
+ * delivered meanwhile, also the ones logged after them; once the leader
+ * is back, every decision is delivered. (The sender used to produce in
+ * rounds and wait for every report of a round: one decision for the
+ * leaderless partition held up all later ones until its send timed out,
+ * message.timeout.ms, 60 s by default.)
+ */
+static void
+test_partition_without_leader(void **state)
+{
+	const char *topic = TOPIC ".3";
+	char *dir = data_dir();
+	char ids[2][10][LM_DECISIONS_ID_LEN + 1], subject[32];
+	uint64_t stuck = 0, stuck_first = 0;
+	struct readback r;
+	(void) state;
+
+	assert_int_equal(rd_kafka_mock_topic_create(mock, topic, PARTITIONS, 1), 0);
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = topic,
+	    .data_dir = dir,
+	    .message_timeout_ms = 20000};
+	lm_decisions *d = NULL;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	/* The producer knows both leaders before one goes. */
+	assert_int_equal(log_one(d, "cand-warm", "req", "", NULL), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_int_equal(rd_kafka_mock_partition_set_leader(mock, topic, 0, -1), 0);
+	for (int b = 0; b < 2; b++) {
+		for (int i = 0; i < 10; i++) {
+			snprintf(subject, sizeof(subject), "cand-%d-%d", b, i);
+			assert_int_equal(
+			    log_one(d, subject, "req", "", ids[b][i]), LM_OK);
+			stuck += partition_of(subject) == 0;
+		}
+		if (b == 0)
+			stuck_first = stuck;
+		lmt_sleep_ms(500);
+	}
+	/* Both batches have decisions for each partition. */
+	assert_true(stuck_first > 0 && stuck_first < 10);
+	assert_true(stuck > stuck_first && stuck - stuck_first < 10);
+	/* Only the leaderless partition's wait, well within the timeout. */
+	assert_int_equal(wait_pending_for(d, stuck, 5000), stuck);
+	lmt_sleep_ms(300);
+	assert_int_equal(lm_decisions_pending(d), stuck);
+
+	assert_int_equal(
+	    rd_kafka_mock_partition_set_leader(mock, topic, 0, MOCK_BROKER), 0);
+	assert_int_equal(wait_pending(d, 0), 0);
+	lm_decisions_free(d);
+	read_topic(topic, 21, &r);
+	for (int b = 0; b < 2; b++)
+		for (int i = 0; i < 10; i++)
+			assert_true(count_id(&r, ids[b][i]) >= 1);
+	readback_free(&r);
+	free(dir);
+}
+
+/* The value of counter name in m's rendering. */
+static uint64_t
+metric_value(lm_metrics *m, const char *name)
+{
+	char *out = NULL, *at;
+	size_t len = 0;
+	uint64_t v;
+	assert_int_equal(lm_metrics_render(m, &out, &len), LM_OK);
+	at = strstr(out, name);
+	while (at != NULL && (at > out && at[-1] != '\n'))
+		at = strstr(at + 1, name);
+	assert_non_null(at);
+	v = strtoull(at + strlen(name), NULL, 10);
+	free(out);
+	return v;
+}
+
+/*
+ * The decisions whose send timed out (their partition had no leader for
+ * longer than message.timeout.ms) are counted, produced again after a
+ * back-off while the others go on, and delivered once the leader is back.
+ */
+static void
+test_retry_after_timeout(void **state)
+{
+	const char *topic = TOPIC ".4";
+	const char *subjects[] = {"cand-0-0", "cand-0-1", "cand-0-2", "cand-0-3",
+	    "cand-0-4", "cand-0-5", "cand-0-6", "cand-0-7"};
+	enum { N = sizeof(subjects) / sizeof(subjects[0]) };
+	char *dir = data_dir();
+	char ids[N][LM_DECISIONS_ID_LEN + 1];
+	uint64_t stuck = 0;
+	lm_metrics *m = NULL;
+	struct readback r;
+	(void) state;
+
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	assert_int_equal(rd_kafka_mock_topic_create(mock, topic, PARTITIONS, 1), 0);
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = topic,
+	    .data_dir = dir,
+	    .metrics = m,
+	    .message_timeout_ms = 1000};
+	lm_decisions *d = NULL;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	assert_int_equal(log_one(d, "cand-warm", "req", "", NULL), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_int_equal(rd_kafka_mock_partition_set_leader(mock, topic, 0, -1), 0);
+	for (size_t i = 0; i < N; i++) {
+		assert_int_equal(log_one(d, subjects[i], "req", "", ids[i]), LM_OK);
+		stuck += partition_of(subjects[i]) == 0;
+	}
+	assert_true(stuck > 0 && stuck < N);
+	assert_int_equal(wait_pending_for(d, stuck, 5000), stuck);
+	/* Each timed out and was produced again (so timed out again): more
+	 * failures than decisions, and all of them still queued. */
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (metric_value(m, "lunamatch_decisions_send_failures_total") <= stuck &&
+	       lm_clock_ms() < end)
+		lmt_sleep_ms(50);
+	assert_true(metric_value(m, "lunamatch_decisions_send_failures_total") > stuck);
+	assert_int_equal(lm_decisions_pending(d), stuck);
+
+	assert_int_equal(
+	    rd_kafka_mock_partition_set_leader(mock, topic, 0, MOCK_BROKER), 0);
+	assert_int_equal(wait_pending(d, 0), 0);
+	lm_decisions_free(d);
+	read_topic(topic, N + 1, &r);
+	for (size_t i = 0; i < N; i++)
+		assert_true(count_id(&r, ids[i]) >= 1);
+	readback_free(&r);
+	lm_metrics_free(m);
 	free(dir);
 }
 
@@ -815,6 +946,8 @@ main(void)
 	    cmocka_unit_test(test_options),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_outage_and_restart),
+	    cmocka_unit_test(test_partition_without_leader),
+	    cmocka_unit_test(test_retry_after_timeout),
 	    cmocka_unit_test(test_fatal_producer),
 	    cmocka_unit_test(test_removal_failure),
 	    cmocka_unit_test(test_stop_in_flight),
