@@ -12,10 +12,13 @@
  * In-flight bookkeeping: every produced message carries a malloc'd copy of
  * its event id as its opaque. The same pointer is kept in `flight` (the
  * shared hash map, the id as key and value) that the scan consults so an
- * event is produced once per attempt. A delivery report
- * removes the id from the set and frees it; ids still in the set when the
- * producer is destroyed are freed there. Only the sender thread touches the
- * set and the report lists.
+ * event is produced once per attempt. A delivery report removes the id
+ * from the set and frees it, except after a failure: then the id goes back
+ * into the set and onto the `cooling` list until the retry the failure
+ * joined is due, so the scan passes over it meanwhile while the events of
+ * other partitions go on (a partition without a leader holds up only its
+ * own events). Ids still in the set when the producer is destroyed are
+ * freed there. Only the sender thread touches the set and the lists.
  */
 #include <errno.h>
 #include <math.h>
@@ -69,13 +72,18 @@ struct lm_events {
 	atomic_bool interrupted;     /* lm_events_interrupt was called */
 
 	/* Sender thread only. */
-	lm_hashmap *flight; /* ids in flight, owned: key and value are one string */
+	lm_hashmap *flight; /* ids in flight or cooling, owned: key and value are
+	                     * one string; at most LM_EVENTS_INFLIGHT_MAX */
 	size_t nflight;     /* entries of flight */
 	char **delivered;   /* ids reported delivered, owned */
 	size_t ndelivered;
 	struct failure *failed; /* ids reported failed */
 	size_t nfailed;
-	size_t nflight_pub; /* copy of nflight for other threads */
+	char **cooling; /* failed ids waiting in flight for their retry
+	                 * (owned by flight) */
+	size_t ncooling;
+	const char **batch_ids, **batch_errs; /* record_reports' arguments */
+	size_t nflight_pub;                   /* nflight - ncooling, for other threads */
 
 	/* Outbox writes: the test seam, and whether the last one failed. */
 	int (*fault)(void *arg);
@@ -100,7 +108,7 @@ static void
 flight_count(lm_events *ev)
 {
 	ev->nflight = lm_hashmap_count(ev->flight);
-	__atomic_store_n(&ev->nflight_pub, ev->nflight, __ATOMIC_RELAXED);
+	__atomic_store_n(&ev->nflight_pub, ev->nflight - ev->ncooling, __ATOMIC_RELAXED);
 }
 
 /* Adds id (owned by the set from here) unless memory runs out. */
@@ -136,6 +144,32 @@ flight_clear(lm_events *ev)
 		it = 0; /* a removal moves entries: start over (at most
 		         * LM_EVENTS_INFLIGHT_MAX entries, once per producer) */
 	}
+	ev->ncooling = 0; /* freed with the set */
+	flight_count(ev);
+}
+
+/* Keeps a failed id (owned) in the set until its retry; frees it when
+ * memory runs out (the scan then produces it again at once). */
+static void
+cool(lm_events *ev, char *id)
+{
+	if (flight_add(ev, id) != LM_OK) {
+		free(id);
+		return;
+	}
+	ev->cooling[ev->ncooling++] = id;
+	flight_count(ev);
+}
+
+/* Ends the wait of the cooling ids: the next scan produces them again. */
+static void
+cooled(lm_events *ev)
+{
+	size_t n = ev->ncooling;
+	ev->ncooling = 0;
+	for (size_t i = 0; i < n; i++)
+		if (flight_remove(ev, ev->cooling[i]))
+			free(ev->cooling[i]);
 	flight_count(ev);
 }
 
@@ -255,8 +289,7 @@ record_reports(lm_events *ev)
 		ev->ndelivered = 0;
 	}
 	if (nfail > 0) {
-		const char *ids[LM_EVENTS_INFLIGHT_MAX];
-		const char *errs[LM_EVENTS_INFLIGHT_MAX];
+		const char **ids = ev->batch_ids, **errs = ev->batch_errs;
 		for (size_t i = 0; i < nfail; i++) {
 			ids[i] = ev->failed[i].id;
 			errs[i] = ev->failed[i].error;
@@ -272,7 +305,7 @@ record_reports(lm_events *ev)
 		    "%zu events not delivered (%s); they stay pending", nfail,
 		    ev->failed[0].error);
 		for (size_t i = 0; i < nfail; i++)
-			free(ev->failed[i].id);
+			cool(ev, ev->failed[i].id);
 		ev->nfailed = 0;
 	}
 	if (ndone > 0 || nfail > 0)
@@ -417,17 +450,17 @@ flush_at_exit(lm_events *ev)
 	if (ev->rk == NULL)
 		return;
 	deadline = lm_clock_ms() + (ev->flush_timeout_ms > 0 ? ev->flush_timeout_ms : 0);
-	while (ev->nflight > 0) {
+	while (ev->nflight > ev->ncooling) {
 		int64_t left = deadline - lm_clock_ms();
 		if (left <= 0)
 			break;
 		rd_kafka_poll(ev->rk, (int) (left < 100 ? left : 100));
 		record_reports(ev);
 	}
-	if (ev->nflight > 0)
+	if (ev->nflight > ev->ncooling)
 		lm_warn("events.stop",
 		    "%zu events unacknowledged at shutdown; they stay pending",
-		    ev->nflight);
+		    ev->nflight - ev->ncooling);
 }
 
 static int64_t
@@ -440,16 +473,20 @@ next_backoff(int64_t backoff)
  * The sender: sleeps at most TICK_MS (less when woken), serves delivery
  * reports, and produces pending events when woken by a derivation, every
  * RESCAN_MS, or when reports made room after a scan that ran out of it.
- * After failed deliveries it pauses scanning with an exponential back-off
- * (LM_EVENTS_RETRY_MIN_MS to LM_EVENTS_RETRY_MAX_MS) so an outage does not
- * turn into a produce/time-out loop.
+ * Failed deliveries wait (cooling) for a retry with an exponential
+ * back-off (LM_EVENTS_RETRY_MIN_MS to LM_EVENTS_RETRY_MAX_MS), so an
+ * outage does not turn into a produce/time-out loop; failures that come
+ * while a retry is planned join it. The other events go on meanwhile.
+ * Only a producer that cannot be made, a fatal error or a rejection at
+ * produce time pauses all scanning.
  */
 static void *
 sender_main(void *arg)
 {
 	lm_events *ev = arg;
 	int64_t next_scan = 0, retry_at = 0, backoff = 0;
-	bool limited = false; /* the last scan stopped for lack of room */
+	int64_t cool_until = 0; /* the cooling ids are produced again */
+	bool limited = false;   /* the last scan stopped for lack of room */
 
 	for (;;) {
 		bool woken, stop;
@@ -488,11 +525,15 @@ sender_main(void *arg)
 		ndone = ev->ndelivered;
 		nfail = record_reports(ev);
 		now = lm_clock_ms();
-		if (nfail > 0) {
+		if (nfail > 0 && cool_until <= now) {
 			backoff = next_backoff(backoff);
-			retry_at = now + backoff;
-		} else if (ndone > 0) {
+			cool_until = now + backoff;
+		} else if (nfail == 0 && ndone > 0) {
 			backoff = 0;
+		}
+		if (ev->ncooling > 0 && now >= cool_until) {
+			cooled(ev);
+			woken = true;
 		}
 		if (lm_kafka_producer_dead(ev->rk, "events.kafka_fatal")) {
 			destroy_producer(ev);
@@ -593,7 +634,13 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 	    lm_hashmap_new(&ev->flight) != LM_OK ||
 	    (ev->delivered = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->delivered))) ==
 	        NULL ||
-	    (ev->failed = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->failed))) == NULL) {
+	    (ev->failed = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->failed))) == NULL ||
+	    (ev->cooling = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->cooling))) ==
+	        NULL ||
+	    (ev->batch_ids = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->batch_ids))) ==
+	        NULL ||
+	    (ev->batch_errs = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->batch_errs))) ==
+	        NULL) {
 		rc = LM_ENOMEM;
 		goto fail;
 	}
@@ -667,6 +714,9 @@ lm_events_free(lm_events *ev)
 	lm_hashmap_free(ev->flight); /* emptied by destroy_producer */
 	free(ev->delivered);
 	free(ev->failed);
+	free(ev->cooling);
+	free(ev->batch_ids);
+	free(ev->batch_errs);
 	free(ev->brokers);
 	free(ev->topic);
 	free(ev->client_id);

@@ -36,7 +36,7 @@ extern "C" {
 
 #define LM_EVENTS_MESSAGE_TIMEOUT_MS 300000   /* default message.timeout.ms */
 #define LM_EVENTS_FLUSH_TIMEOUT_MS   5000     /* default wait for in-flight at free */
-#define LM_EVENTS_INFLIGHT_MAX       1000     /* events handed to librdkafka at once */
+#define LM_EVENTS_INFLIGHT_MAX       10000    /* events in flight or waiting to retry */
 #define LM_EVENTS_CHANGES_MAX        100000   /* changes of one lm_events_on_changes */
 #define LM_EVENTS_TXN_PAIRS          20000    /* pairs per outbox transaction, roughly */
 #define LM_EVENTS_RETRY_MIN_MS       500      /* first pause after a failed delivery */

@@ -919,6 +919,88 @@ test_outage(void **state)
 	lm_events_free(ev);
 }
 
+/* Whether candidate cid's events go to partition 0 (the events producer's
+ * partitioner, murmur2_random, on the key). */
+static bool
+on_partition_0(const char *cid)
+{
+	return rd_kafka_msg_partitioner_murmur2(
+	           NULL, cid, strlen(cid), PARTITIONS, NULL, NULL) == 0;
+}
+
+/*
+ * One partition without a leader (a broker failing over): its events time
+ * out and wait for their retry, and the events for the other partition go
+ * on, also those derived while the retries back off. (The sender used to
+ * stop producing anything during each back-off, so after a few failed
+ * attempts every new event waited seconds, up to LM_EVENTS_RETRY_MAX_MS.)
+ * Once the leader is back, every event is delivered, each once.
+ */
+static void
+test_partition_without_leader(void **state)
+{
+	char cid[12][16];
+	const size_t N = 12;
+	size_t stuck = 0;
+	lm_event_change ch[1];
+	struct topic_read r;
+	lm_events *ev;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(cid[i], sizeof(cid[i]), "cand-%02zu", i);
+		put_profile(cid[i], 1, STRONG, 5, 6);
+		stuck += on_partition_0(cid[i]);
+	}
+	assert_true(stuck > 0 && stuck < N);
+	min = threshold("cand-00", "cand-weak", "job-1");
+	ev = new_events(tmp, min, 50, 1000); /* messages time out after 1 s */
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	/* The producer knows both leaders before one goes. */
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_true(wait_drained(ev, 20000));
+
+	assert_int_equal(rd_kafka_mock_partition_set_leader(mock, TOPIC, 0, -1), 0);
+	put_posting("job-2", 1, STRONG, 5, false);
+	ch[0] = change(2, true, "job-2", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 2, NOW), LM_OK);
+	/* Three attempts of each stuck event fail: the back-off is 2 s now. */
+	for (int waited = 0; waited < 30000 && counts(ev).failed_total < 3 * stuck;
+	     waited += 20)
+		sleep_ms(20);
+	assert_true(counts(ev).failed_total >= 3 * stuck);
+	assert_int_equal(counts(ev).delivered_total, N + (N - stuck));
+
+	put_posting("job-3", 1, STRONG, 5, false);
+	ch[0] = change(3, true, "job-3", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 3, NOW), LM_OK);
+	uint64_t want = N + 2 * (N - stuck);
+	for (int waited = 0; waited < 1000 && counts(ev).delivered_total < want;
+	     waited += 20)
+		sleep_ms(20);
+	assert_int_equal(counts(ev).delivered_total, want);
+	assert_int_equal(counts(ev).pending, 2 * stuck);
+
+	assert_int_equal(
+	    rd_kafka_mock_partition_set_leader(mock, TOPIC, 0, MOCK_BROKER), 0);
+	assert_true(wait_drained(ev, 60000));
+	assert_int_equal(counts(ev).delivered_total, 3 * N);
+	read_topic(3 * N, 20000, &r);
+	assert_int_equal(r.n, 3 * N);
+	assert_unique(&r);
+	for (size_t i = 0; i < N; i++) {
+		assert_non_null(find_pair(&r, cid[i], "job-1"));
+		assert_non_null(find_pair(&r, cid[i], "job-2"));
+		assert_non_null(find_pair(&r, cid[i], "job-3"));
+	}
+	read_free(&r);
+	lm_events_free(ev);
+}
+
 /* A fatal error of the idempotent producer: the sender replaces it, and
  * the events derived after it are delivered too. */
 static void
@@ -996,6 +1078,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fatal_producer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_partition_without_leader, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
