@@ -482,6 +482,27 @@ partition_of(const char *subject)
 	    NULL, subject, strlen(subject), PARTITIONS, NULL, NULL);
 }
 
+/* A started log on a new topic of its own whose partition 0 then loses its
+ * leader; the producer knew both leaders before (one decision delivered). */
+static lm_decisions *
+open_leaderless(const char *topic, const char *dir, lm_metrics *m, int timeout_ms)
+{
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = topic,
+	    .data_dir = dir,
+	    .metrics = m,
+	    .message_timeout_ms = timeout_ms};
+	lm_decisions *d = NULL;
+
+	assert_int_equal(rd_kafka_mock_topic_create(mock, topic, PARTITIONS, 1), 0);
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	assert_int_equal(log_one(d, "cand-warm", "req", "", NULL), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_int_equal(rd_kafka_mock_partition_set_leader(mock, topic, 0, -1), 0);
+	return d;
+}
+
 /*
  * One partition of the topic without a leader (a broker failing over):
  * the decisions keyed to it wait, and those for the other partition are
@@ -501,18 +522,7 @@ test_partition_without_leader(void **state)
 	struct readback r;
 	(void) state;
 
-	assert_int_equal(rd_kafka_mock_topic_create(mock, topic, PARTITIONS, 1), 0);
-	lm_decisions_opts o = {.brokers = brokers,
-	    .topic = topic,
-	    .data_dir = dir,
-	    .message_timeout_ms = 20000};
-	lm_decisions *d = NULL;
-	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
-	assert_int_equal(lm_decisions_start(d), LM_OK);
-	/* The producer knows both leaders before one goes. */
-	assert_int_equal(log_one(d, "cand-warm", "req", "", NULL), LM_OK);
-	assert_int_equal(wait_pending(d, 0), 0);
-	assert_int_equal(rd_kafka_mock_partition_set_leader(mock, topic, 0, -1), 0);
+	lm_decisions *d = open_leaderless(topic, dir, NULL, 20000);
 	for (int b = 0; b < 2; b++) {
 		for (int i = 0; i < 10; i++) {
 			snprintf(subject, sizeof(subject), "cand-%d-%d", b, i);
@@ -581,18 +591,7 @@ test_retry_after_timeout(void **state)
 	(void) state;
 
 	assert_int_equal(lm_metrics_new(&m), LM_OK);
-	assert_int_equal(rd_kafka_mock_topic_create(mock, topic, PARTITIONS, 1), 0);
-	lm_decisions_opts o = {.brokers = brokers,
-	    .topic = topic,
-	    .data_dir = dir,
-	    .metrics = m,
-	    .message_timeout_ms = 1000};
-	lm_decisions *d = NULL;
-	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
-	assert_int_equal(lm_decisions_start(d), LM_OK);
-	assert_int_equal(log_one(d, "cand-warm", "req", "", NULL), LM_OK);
-	assert_int_equal(wait_pending(d, 0), 0);
-	assert_int_equal(rd_kafka_mock_partition_set_leader(mock, topic, 0, -1), 0);
+	lm_decisions *d = open_leaderless(topic, dir, m, 1000);
 	for (size_t i = 0; i < N; i++) {
 		assert_int_equal(log_one(d, subjects[i], "req", "", ids[i]), LM_OK);
 		stuck += partition_of(subjects[i]) == 0;

@@ -865,6 +865,25 @@ test_interrupt(void **state)
 	lm_events_free(ev);
 }
 
+/* Posting job-1, a weak candidate and n strong ones cand-00... (their ids
+ * into cid), and a started sender whose messages time out after 1 s, with
+ * a minimum score between the weak and the strong. */
+static lm_events *
+strong_pool(char cid[][16], size_t n)
+{
+	lm_events *ev;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(cid[i], 16, "cand-%02zu", i);
+		put_profile(cid[i], 1, STRONG, 5, 6);
+	}
+	ev = new_events(tmp, threshold("cand-00", "cand-weak", "job-1"), 50, 1000);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	return ev;
+}
+
 /* A broker outage delays events and loses none; none is sent twice. */
 static void
 test_outage(void **state)
@@ -872,20 +891,9 @@ test_outage(void **state)
 	char cid[16][16];
 	lm_event_change ch[1];
 	struct topic_read r;
-	lm_events *ev;
-	double min;
 	const size_t N = 12;
+	lm_events *ev = strong_pool(cid, N);
 	(void) state;
-
-	put_posting("job-1", 1, STRONG, 5, false);
-	put_profile("cand-weak", 1, WEAK, 1, 1);
-	for (size_t i = 0; i < N; i++) {
-		snprintf(cid[i], sizeof(cid[i]), "cand-%02zu", i);
-		put_profile(cid[i], 1, STRONG, 5, 6);
-	}
-	min = threshold("cand-00", "cand-weak", "job-1");
-	ev = new_events(tmp, min, 50, 1000); /* messages time out after 1 s */
-	assert_int_equal(lm_events_start(ev), LM_OK);
 
 	assert_int_equal(rd_kafka_mock_broker_set_down(mock, MOCK_BROKER), 0);
 	ch[0] = change(1, true, "job-1", true, false);
@@ -944,21 +952,12 @@ test_partition_without_leader(void **state)
 	size_t stuck = 0;
 	lm_event_change ch[1];
 	struct topic_read r;
-	lm_events *ev;
-	double min;
+	lm_events *ev = strong_pool(cid, N);
 	(void) state;
 
-	put_posting("job-1", 1, STRONG, 5, false);
-	put_profile("cand-weak", 1, WEAK, 1, 1);
-	for (size_t i = 0; i < N; i++) {
-		snprintf(cid[i], sizeof(cid[i]), "cand-%02zu", i);
-		put_profile(cid[i], 1, STRONG, 5, 6);
+	for (size_t i = 0; i < N; i++)
 		stuck += on_partition_0(cid[i]);
-	}
 	assert_true(stuck > 0 && stuck < N);
-	min = threshold("cand-00", "cand-weak", "job-1");
-	ev = new_events(tmp, min, 50, 1000); /* messages time out after 1 s */
-	assert_int_equal(lm_events_start(ev), LM_OK);
 	/* The producer knows both leaders before one goes. */
 	ch[0] = change(1, true, "job-1", true, false);
 	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
