@@ -87,10 +87,13 @@ struct lm_decisions {
 	int64_t delivered_since;           /* lm_clock_ms of the oldest listed delivery */
 	size_t reports_ok, reports_failed; /* since the sender last looked */
 	bool rewind;                       /* read the queue again from the start */
+	bool purging; /* renew_producer: the reports are of purged decisions */
+
 	const char *last_error;
 
 	lm_counter *logged, *log_errors, *sent, *send_failures;
 	atomic_uint fail_removals; /* lm_decisions_fail_removals */
+	atomic_uint fail_reads;    /* lm_decisions_fail_reads */
 };
 
 /* Marks the log unhealthy after a failed write or sync (mu held). */
@@ -355,6 +358,8 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 		d->failed[d->nfailed++] = seq;
 	else
 		d->rewind = true;
+	if (d->purging)
+		return;
 	d->reports_failed++;
 	d->last_error = rd_kafka_err2name(msg->err);
 }
@@ -381,12 +386,10 @@ window(const lm_decisions *d)
  * callback's value; negative, so never one of the queue's errors). */
 enum { PASS_BUDGET = -1, PASS_REFUSED = -2, PASS_GONE = -3 };
 
-/* What one pass over the queue produces. */
+/* One pass over the queue. */
 struct pass {
 	lm_decisions *d;
 	uint64_t want; /* produce_again: the seq looked for */
-	size_t room;   /* decisions the window still takes */
-	size_t produced;
 	rd_kafka_resp_err_t err;
 };
 
@@ -419,8 +422,18 @@ produce(struct pass *p, uint64_t seq, const void *data, size_t len)
 	}
 	d->outstanding++;
 	d->inflight_bytes += len;
-	p->produced++;
 	return 0;
+}
+
+static bool armed_fails(atomic_uint *armed);
+
+/* lm_dqueue_peek of the sender, where a test's read failure applies. */
+static int
+peek(lm_decisions *d, uint64_t after, size_t max, lm_dqueue_fn fn, struct pass *p)
+{
+	if (armed_fails(&d->fail_reads))
+		return LM_EIO;
+	return lm_dqueue_peek(d->q, after, max, fn, p);
 }
 
 /* lm_dqueue_peek callback for the decisions after the cursor. */
@@ -444,6 +457,20 @@ produce_again(void *arg, uint64_t seq, const void *data, size_t len)
 	return produce(p, seq, data, len);
 }
 
+/* The outcome of a pass that stopped with rc: LM_OK when it stopped for
+ * the byte budget, the producer's refusal in *err, a queue error logged. */
+static int
+pass_end(int rc, const struct pass *p, rd_kafka_resp_err_t *err)
+{
+	if (rc == PASS_BUDGET)
+		return LM_OK;
+	if (rc == PASS_REFUSED)
+		*err = p->err;
+	else if (rc != LM_OK)
+		lm_error("decisions.read", "cannot read the queue: %s", lm_strerror(rc));
+	return rc;
+}
+
 static int
 cmp_seq(const void *a, const void *b)
 {
@@ -452,59 +479,53 @@ cmp_seq(const void *a, const void *b)
 }
 
 /* Produces the failed decisions again, oldest first; those the producer
- * refuses, or the byte budget leaves, stay failed. Returns the producer's
- * error, or RD_KAFKA_RESP_ERR_NO_ERROR. */
-static rd_kafka_resp_err_t
-produce_failed(lm_decisions *d)
+ * refuses, the byte budget leaves or a failed read of the queue stops at
+ * stay failed. Returns LM_OK, PASS_REFUSED (*err: the producer's error) or
+ * the queue's error (logged); PASS_BUDGET counts as LM_OK. */
+static int
+produce_failed(lm_decisions *d, rd_kafka_resp_err_t *err)
 {
 	struct pass p = {.d = d};
 	size_t n = d->nfailed, kept = 0, i;
-	int rc = 0;
+	int rc = LM_OK;
 
 	qsort(d->failed, n, sizeof(*d->failed), cmp_seq);
 	d->nfailed = 0; /* produce() counts them as outstanding again */
 	for (i = 0; i < n; i++) {
 		p.want = d->failed[i];
-		rc = lm_dqueue_peek(d->q, p.want - 1, 1, produce_again, &p);
-		if (rc == PASS_BUDGET || rc == PASS_REFUSED)
+		rc = peek(d, p.want - 1, 1, produce_again, &p);
+		if (rc == PASS_GONE)
+			rc = LM_OK;
+		if (rc != LM_OK)
 			break; /* this one and the rest stay failed */
-		if (rc != LM_OK && rc != PASS_GONE) {
-			lm_error("decisions.read", "cannot read the queue: %s",
-			    lm_strerror(rc));
-			break;
-		}
 	}
 	for (; i < n; i++)
 		d->failed[kept++] = d->failed[i];
 	d->nfailed = kept;
-	return p.err;
+	return pass_end(rc, &p, err);
 }
 
 /* Produces the decisions after the cursor while the window and the byte
- * budget have room. Returns the producer's error, or
- * RD_KAFKA_RESP_ERR_NO_ERROR. */
-static rd_kafka_resp_err_t
-produce_new(lm_decisions *d)
+ * budget have room. Returns as produce_failed. */
+static int
+produce_new(lm_decisions *d, rd_kafka_resp_err_t *err)
 {
 	struct pass p = {.d = d};
 	size_t used = window(d);
-	int rc;
 
 	if (used >= LM_DECISIONS_INFLIGHT_MAX)
-		return RD_KAFKA_RESP_ERR_NO_ERROR;
-	rc = lm_dqueue_peek(
-	    d->q, d->cursor, LM_DECISIONS_INFLIGHT_MAX - used, produce_next, &p);
-	if (rc != LM_OK && rc != PASS_BUDGET && rc != PASS_REFUSED)
-		lm_error("decisions.read", "cannot read the queue: %s", lm_strerror(rc));
-	return p.err;
+		return LM_OK;
+	return pass_end(
+	    peek(d, d->cursor, LM_DECISIONS_INFLIGHT_MAX - used, produce_next, &p), &p,
+	    err);
 }
 
-/* True when a removal failure is armed; uses one up. */
+/* True when a failure is armed at *armed; uses one up. */
 static bool
-removal_fails(lm_decisions *d)
+armed_fails(atomic_uint *armed)
 {
-	unsigned n = atomic_load(&d->fail_removals);
-	while (n > 0 && !atomic_compare_exchange_weak(&d->fail_removals, &n, n - 1))
+	unsigned n = atomic_load(armed);
+	while (n > 0 && !atomic_compare_exchange_weak(armed, &n, n - 1))
 		;
 	return n > 0;
 }
@@ -520,8 +541,9 @@ remove_delivered(lm_decisions *d)
 
 	if (d->ndelivered == 0)
 		return LM_OK;
-	rc = removal_fails(d) ? LM_EIO
-	                      : lm_dqueue_remove(d->q, d->delivered, d->ndelivered);
+	rc = armed_fails(&d->fail_removals)
+	         ? LM_EIO
+	         : lm_dqueue_remove(d->q, d->delivered, d->ndelivered);
 	if (rc != LM_OK) {
 		lm_error("decisions.remove", "%zu sent decisions not removed: %s",
 		    d->ndelivered, lm_strerror(rc));
@@ -602,13 +624,13 @@ static int
 renew_producer(lm_decisions *d)
 {
 	if (d->rk != NULL) {
+		d->purging = true; /* their reports are no delivery failures */
 		rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(d->rk, 0);
 		rd_kafka_destroy(d->rk);
 		d->rk = NULL;
+		d->purging = false;
 	}
-	/* The purged decisions are not delivery failures. */
-	d->reports_ok = d->reports_failed = 0;
 	d->outstanding = 0;
 	d->inflight_bytes = 0;
 	d->rewind = true;
@@ -642,29 +664,40 @@ sender_main(void *arg)
 	lm_decisions *d = arg;
 	int64_t backoff = LM_DECISIONS_RETRY_MIN_MS;    /* failed deliveries */
 	int64_t rm_backoff = LM_DECISIONS_RETRY_MIN_MS; /* failed removals */
-	int64_t retry_at = 0;   /* the failed decisions are produced again */
-	int64_t remove_at = 0;  /* a failed removal is tried again */
-	int64_t produce_at = 0; /* the producer refused a decision: wait */
+	int64_t retry_at = 0;       /* the failed decisions are produced again */
+	bool retry_planned = false; /* retry_at is set for the failed ones */
+	int64_t remove_at = 0;      /* a failed removal is tried again */
+	int64_t produce_at = 0;     /* producing waits after a refusal or a read
+	                             * error of the queue */
 	size_t had_delivered = 0;
 
 	while (!stopping(d)) {
 		int64_t now = lm_clock_ms(), wait;
-		rd_kafka_resp_err_t e;
+		rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+		int rc = LM_OK;
 
-		if (!producer_usable(d) && renew_producer(d) != LM_OK) {
-			if (sender_pause(d, backoff, false))
-				break;
-			backoff = longer(backoff);
-			continue;
+		if (!producer_usable(d)) {
+			if (renew_producer(d) != LM_OK) {
+				/* Removals need no producer: what was
+				 * delivered leaves the queue meanwhile. */
+				(void) remove_delivered(d);
+				if (sender_pause(d, backoff, false))
+					break;
+				backoff = longer(backoff);
+				continue;
+			}
+			produce_at = 0;
+			retry_planned = false;
 		}
 		rd_kafka_poll(d->rk, 0);
 		if (d->ndelivered > 0 && had_delivered == 0)
 			d->delivered_since = now;
-		/* Failures join the retry already planned, if one is (one
-		 * warning per retry); else one is planned after the back-off. */
+		/* Failures join the retry planned, also one that is due now
+		 * (one warning per retry); the first failure after a retry
+		 * plans the next one. */
 		if (d->reports_failed > 0) {
 			lm_counter_add(d->send_failures, d->reports_failed);
-			if (retry_at <= now) {
+			if (!retry_planned) {
 				lm_warn("decisions.send",
 				    "%zu decisions not delivered (%s); retry in "
 				    "%lld ms",
@@ -672,6 +705,7 @@ sender_main(void *arg)
 				    (long long) backoff);
 				retry_at = now + backoff;
 				backoff = longer(backoff);
+				retry_planned = true;
 			}
 		} else if (d->reports_ok > 0) {
 			backoff = LM_DECISIONS_RETRY_MIN_MS;
@@ -693,19 +727,24 @@ sender_main(void *arg)
 			d->cursor = 0;
 			d->nfailed = 0;
 			d->rewind = false;
+			retry_planned = false;
 		}
 
-		e = RD_KAFKA_RESP_ERR_NO_ERROR;
 		bool can_new = !d->rewind && now >= produce_at &&
 		               window(d) < LM_DECISIONS_INFLIGHT_MAX;
-		if (!d->rewind && d->nfailed > 0 && now >= retry_at && now >= produce_at)
-			e = produce_failed(d);
-		if (e == RD_KAFKA_RESP_ERR_NO_ERROR && can_new) {
-			look_begins(d);
-			e = produce_new(d);
+		if (!d->rewind && d->nfailed > 0 && now >= retry_at &&
+		    now >= produce_at) {
+			rc = produce_failed(d, &e);
+			retry_planned = false;
 		}
-		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			lm_warn("decisions.produce", "%s", rd_kafka_err2name(e));
+		if (rc == LM_OK && can_new) {
+			look_begins(d);
+			rc = produce_new(d, &e);
+		}
+		if (rc != LM_OK) {
+			/* Refused, or the queue cannot be read: wait. */
+			if (rc == PASS_REFUSED)
+				lm_warn("decisions.produce", "%s", rd_kafka_err2name(e));
 			produce_at = now + backoff;
 			backoff = longer(backoff);
 			can_new = false;
@@ -873,14 +912,15 @@ lm_decisions_free(lm_decisions *d)
 		pthread_mutex_unlock(&d->mu);
 		pthread_join(d->sender, NULL);
 	}
+	/* What is in flight stays queued on disk for the next start; what was
+	 * confirmed meanwhile is removed. */
 	if (d->rk != NULL) {
-		/* What is in flight stays queued on disk for the next start;
-		 * what was confirmed meanwhile is removed. */
 		rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(d->rk, 0);
-		(void) remove_delivered(d);
 		rd_kafka_destroy(d->rk);
 	}
+	if (d->q != NULL)
+		(void) remove_delivered(d);
 	lm_dqueue_close(d->q);
 	pthread_cond_destroy(&d->send_cv);
 	pthread_cond_destroy(&d->done_cv);
@@ -907,6 +947,12 @@ void
 lm_decisions_fail_removals(lm_decisions *d, unsigned n)
 {
 	atomic_store(&d->fail_removals, n);
+}
+
+unsigned
+lm_decisions_fail_reads(lm_decisions *d, unsigned n)
+{
+	return atomic_exchange(&d->fail_reads, n);
 }
 
 uint64_t

@@ -140,6 +140,10 @@ bool lm_decisions_healthy(lm_decisions *d);
  * the queue fail (LM_EIO) in the real code path. Any thread. */
 void lm_decisions_fail_removals(lm_decisions *d, unsigned n);
 
+/* The same for the sender's reads of the queue; returns how many of the
+ * failures armed before were left unused. */
+unsigned lm_decisions_fail_reads(lm_decisions *d, unsigned n);
+
 /* Decisions in the durable queue, not yet acknowledged by Kafka. */
 uint64_t lm_decisions_pending(lm_decisions *d);
 

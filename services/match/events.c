@@ -108,7 +108,9 @@ static void
 flight_count(lm_events *ev)
 {
 	ev->nflight = lm_hashmap_count(ev->flight);
-	__atomic_store_n(&ev->nflight_pub, ev->nflight - ev->ncooling, __ATOMIC_RELAXED);
+	__atomic_store_n(&ev->nflight_pub,
+	    ev->nflight > ev->ncooling ? ev->nflight - ev->ncooling : 0,
+	    __ATOMIC_RELAXED);
 }
 
 /* Adds id (owned by the set from here) unless memory runs out. */
@@ -153,23 +155,27 @@ flight_clear(lm_events *ev)
 static void
 cool(lm_events *ev, char *id)
 {
+	ev->ncooling++; /* first: the published count never reads high */
 	if (flight_add(ev, id) != LM_OK) {
+		ev->ncooling--;
+		flight_count(ev);
 		free(id);
 		return;
 	}
-	ev->cooling[ev->ncooling++] = id;
-	flight_count(ev);
+	ev->cooling[ev->ncooling - 1] = id;
 }
 
 /* Ends the wait of the cooling ids: the next scan produces them again. */
 static void
 cooled(lm_events *ev)
 {
-	size_t n = ev->ncooling;
-	ev->ncooling = 0;
-	for (size_t i = 0; i < n; i++)
-		if (flight_remove(ev, ev->cooling[i]))
-			free(ev->cooling[i]);
+	/* Each removal leaves the count published as it was: the id leaves
+	 * flight and the cooling count together. */
+	while (ev->ncooling > 0) {
+		char *id = ev->cooling[--ev->ncooling];
+		if (flight_remove(ev, id))
+			free(id);
+	}
 	flight_count(ev);
 }
 
@@ -341,6 +347,14 @@ struct scan {
 	size_t nbad;
 };
 
+/* The entries in flight or cooling are passed over undecoded. */
+static bool
+scan_skip(void *arg, const char *event_id)
+{
+	const struct scan *s = arg;
+	return flight_has(s->ev, event_id);
+}
+
 static int
 scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry)
 {
@@ -354,8 +368,6 @@ scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry
 
 	if (s->budget == 0)
 		return 1;
-	if (flight_has(ev, event_id))
-		return 0;
 	if (lm_pb_decode(&lunamatch__v1__match_event__descriptor, entry->event.data,
 	        entry->event.len, EVENT_MAX, &m, err, sizeof(err)) != LM_OK) {
 		lm_error("events.corrupt", "pending event %s does not decode: %s",
@@ -418,7 +430,8 @@ scan(lm_events *ev)
 	if (s.budget == 0)
 		return r;
 	/* Visit the in-flight entries (skipped) plus as many new ones. */
-	rc = lm_outbox_pending(ev->ob, ev->nflight + s.budget, scan_cb, &s);
+	rc = lm_outbox_pending_skip(
+	    ev->ob, ev->nflight + s.budget, scan_skip, scan_cb, &s);
 	if (rc != LM_OK)
 		lm_error(
 		    "events.outbox", "cannot read pending events: %s", lm_strerror(rc));
@@ -485,8 +498,9 @@ sender_main(void *arg)
 {
 	lm_events *ev = arg;
 	int64_t next_scan = 0, retry_at = 0, backoff = 0;
-	int64_t cool_until = 0; /* the cooling ids are produced again */
-	bool limited = false;   /* the last scan stopped for lack of room */
+	int64_t cool_until = 0;    /* the cooling ids are produced again */
+	bool cool_planned = false; /* cool_until is set for the cooling ids */
+	bool limited = false;      /* the last scan stopped for lack of room */
 
 	for (;;) {
 		bool woken, stop;
@@ -525,14 +539,18 @@ sender_main(void *arg)
 		ndone = ev->ndelivered;
 		nfail = record_reports(ev);
 		now = lm_clock_ms();
-		if (nfail > 0 && cool_until <= now) {
+		/* Failures join the retry planned, also one that is due now;
+		 * the first failure after a retry plans the next one. */
+		if (nfail > 0 && !cool_planned) {
 			backoff = next_backoff(backoff);
 			cool_until = now + backoff;
+			cool_planned = true;
 		} else if (nfail == 0 && ndone > 0) {
 			backoff = 0;
 		}
-		if (ev->ncooling > 0 && now >= cool_until) {
+		if (cool_planned && now >= cool_until) {
 			cooled(ev);
+			cool_planned = false;
 			woken = true;
 		}
 		if (lm_kafka_producer_dead(ev->rk, "events.kafka_fatal")) {

@@ -931,6 +931,13 @@ decode_entry(const MDB_val *v, Lunamatch__V1__OutboxEntry **out)
 int
 lm_outbox_pending(lm_outbox *ob, size_t max, lm_outbox_pending_fn fn, void *arg)
 {
+	return lm_outbox_pending_skip(ob, max, NULL, fn, arg);
+}
+
+int
+lm_outbox_pending_skip(
+    lm_outbox *ob, size_t max, lm_outbox_skip_fn skip, lm_outbox_pending_fn fn, void *arg)
+{
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -968,6 +975,8 @@ lm_outbox_pending(lm_outbox *ob, size_t max, lm_outbox_pending_fn fn, void *arg)
 		}
 		memcpy(id, k.mv_data, LM_OUTBOX_EVENT_ID_LEN);
 		id[LM_OUTBOX_EVENT_ID_LEN] = '\0';
+		if (skip != NULL && skip(arg, id))
+			continue;
 		if ((rc = decode_entry(&v, &ent)) != LM_OK) {
 			if (rc == LM_ENOMEM)
 				break;

@@ -198,6 +198,17 @@ typedef int (*lm_outbox_pending_fn)(
  * logged and skipped. Returns LM_OK, LM_EINVAL or LM_ESTORE. */
 int lm_outbox_pending(lm_outbox *ob, size_t max, lm_outbox_pending_fn fn, void *arg);
 
+/* Called by lm_outbox_pending_skip with each pending event_id (borrowed)
+ * before its entry is decoded; true passes over the entry, which still
+ * counts towards max. The same rules as lm_outbox_pending_fn. */
+typedef bool (*lm_outbox_skip_fn)(void *arg, const char *event_id);
+
+/* lm_outbox_pending that decodes and shows fn only the entries skip (may
+ * be NULL) does not pass over: a sender that has most of them in flight
+ * does not decode those again. */
+int lm_outbox_pending_skip(lm_outbox *ob, size_t max, lm_outbox_skip_fn skip,
+    lm_outbox_pending_fn fn, void *arg);
+
 /* Copy of one pending entry; the caller frees it with
  * protobuf_c_message_free_unpacked(&(*out)->base, NULL). LM_ENOENT when no
  * entry of that id is pending. */

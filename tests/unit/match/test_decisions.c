@@ -574,7 +574,8 @@ metric_value(lm_metrics *m, const char *name)
 /*
  * The decisions whose send timed out (their partition had no leader for
  * longer than message.timeout.ms) are counted, produced again after a
- * back-off while the others go on, and delivered once the leader is back.
+ * back-off while the others go on (also while the queue cannot be read),
+ * and delivered once the leader is back.
  */
 static void
 test_retry_after_timeout(void **state)
@@ -605,6 +606,12 @@ test_retry_after_timeout(void **state)
 	       lm_clock_ms() < end)
 		lmt_sleep_ms(50);
 	assert_true(metric_value(m, "lunamatch_decisions_send_failures_total") > stuck);
+	assert_int_equal(lm_decisions_pending(d), stuck);
+	/* A queue that cannot be read when a retry is due is tried again
+	 * after the back-off, not in a loop (the sender used to spin). */
+	lm_decisions_fail_reads(d, 1000);
+	lmt_sleep_ms(2500);
+	assert_true(lm_decisions_fail_reads(d, 0) >= 990);
 	assert_int_equal(lm_decisions_pending(d), stuck);
 
 	assert_int_equal(

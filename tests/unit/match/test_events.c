@@ -876,7 +876,7 @@ strong_pool(char cid[][16], size_t n)
 	put_posting("job-1", 1, STRONG, 5, false);
 	put_profile("cand-weak", 1, WEAK, 1, 1);
 	for (size_t i = 0; i < n; i++) {
-		snprintf(cid[i], 16, "cand-%02zu", i);
+		snprintf(cid[i], 16, "cand-%02u", (unsigned) (i % 100));
 		put_profile(cid[i], 1, STRONG, 5, 6);
 	}
 	ev = new_events(tmp, threshold("cand-00", "cand-weak", "job-1"), 50, 1000);

@@ -524,6 +524,26 @@ collect_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *en
 	return c->stop_after != 0 && c->n >= c->stop_after;
 }
 
+/* For lm_outbox_pending_skip: the first two ids of `before` are skipped,
+ * the entries shown are collected in `shown`. */
+struct skip_pair {
+	struct collect before, shown;
+};
+
+static bool
+skip_pair_skip(void *arg, const char *event_id)
+{
+	const struct collect *before = &((struct skip_pair *) arg)->before;
+	return strcmp(event_id, before->ids[0]) == 0 ||
+	       strcmp(event_id, before->ids[1]) == 0;
+}
+
+static int
+skip_pair_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry)
+{
+	return collect_cb(&((struct skip_pair *) arg)->shown, event_id, entry);
+}
+
 static void
 test_pending_delivered_failed(void **state)
 {
@@ -554,6 +574,18 @@ test_pending_delivered_failed(void **state)
 	col.stop_after = 3;
 	assert_int_equal(lm_outbox_pending(ob, 100, collect_cb, &col), LM_OK);
 	assert_int_equal(col.n, 3); /* the callback stops */
+	/* Entries skipped by id are not shown and count towards max. */
+	{
+		struct skip_pair sp;
+		memset(&sp, 0, sizeof(sp));
+		sp.before = col;
+		assert_int_equal(
+		    lm_outbox_pending_skip(ob, 4, skip_pair_skip, skip_pair_cb, &sp),
+		    LM_OK);
+		assert_int_equal(sp.shown.n, 2);
+		assert_string_equal(sp.shown.ids[0], col.ids[2]);
+		assert_true(strcmp(sp.shown.ids[1], col.ids[2]) > 0);
+	}
 
 	/* Failures count attempts and keep the entry. */
 	lm_event_id("c1", "j1", 1, 1, MV, id);
