@@ -112,7 +112,7 @@ lm_kafka_producer_new(
     const lm_kafka_producer_opts *o, rd_kafka_t **out, char *err, size_t errlen)
 {
 	rd_kafka_conf_t *conf = NULL;
-	char tmo[32];
+	char tmo[32], kb[32];
 	int rv;
 
 	*out = NULL;
@@ -121,12 +121,15 @@ lm_kafka_producer_new(
 		return LM_EINVAL;
 	}
 	snprintf(tmo, sizeof(tmo), "%d", o->message_timeout_ms);
+	snprintf(kb, sizeof(kb), "%d", LM_KAFKA_PRODUCER_QUEUE_KB);
 	if ((rv = lm_kafka_conf(o->brokers, o->client_id, &conf, err, errlen)) != LM_OK)
 		return rv;
 	if ((rv = lm_kafka_set(conf, "enable.idempotence", "true", err, errlen)) !=
 	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "acks", "all", err, errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(conf, "message.timeout.ms", tmo, err, errlen)) != LM_OK)
+	    (rv = lm_kafka_set(conf, "message.timeout.ms", tmo, err, errlen)) != LM_OK ||
+	    (rv = lm_kafka_set(conf, "queue.buffering.max.kbytes", kb, err, errlen)) !=
+	        LM_OK)
 		goto fail;
 	for (size_t i = 0; o->extra != NULL && o->extra[i] != NULL; i += 2)
 		if ((rv = lm_kafka_set(

@@ -78,12 +78,11 @@ struct lm_decisions {
 	 * flight (outstanding), delivered (its seq in `delivered`, waiting
 	 * for its removal) or failed (in `failed`, waiting for its retry).
 	 * Together at most LM_DECISIONS_INFLIGHT_MAX, which is also each
-	 * list's capacity; the bytes in flight at most
-	 * LM_DECISIONS_INFLIGHT_BYTES. */
+	 * list's capacity; the producer holds at most
+	 * LM_KAFKA_PRODUCER_QUEUE_KB of them. */
 	uint64_t cursor; /* the last seq produced in queue order; 0: none */
 	uint64_t *delivered, *failed;
 	size_t ndelivered, nfailed, outstanding;
-	uint64_t inflight_bytes;
 	int64_t delivered_since;           /* lm_clock_ms of the oldest listed delivery */
 	size_t reports_ok, reports_failed; /* since the sender last looked */
 	bool rewind;                       /* read the queue again from the start */
@@ -345,7 +344,6 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	(void) rk;
 	if (d->outstanding > 0)
 		d->outstanding--;
-	d->inflight_bytes -= msg->len < d->inflight_bytes ? msg->len : d->inflight_bytes;
 	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		if (d->ndelivered < LM_DECISIONS_INFLIGHT_MAX)
 			d->delivered[d->ndelivered++] = seq;
@@ -394,8 +392,8 @@ struct pass {
 };
 
 /* Produces one queued decision; its key is the decision's subject. Returns
- * 0 (produced), PASS_BUDGET (the bytes in flight are at their maximum: try
- * later) or PASS_REFUSED (the producer refused it: p->err). */
+ * 0 (produced), PASS_BUDGET (the producer's queue is full: try when
+ * reports made room) or PASS_REFUSED (the producer refused it: p->err). */
 static int
 produce(struct pass *p, uint64_t seq, const void *data, size_t len)
 {
@@ -404,8 +402,6 @@ produce(struct pass *p, uint64_t seq, const void *data, size_t len)
 	const char *key;
 	rd_kafka_resp_err_t e;
 
-	if (d->outstanding > 0 && d->inflight_bytes + len > LM_DECISIONS_INFLIGHT_BYTES)
-		return PASS_BUDGET;
 	rec = lunamatch__v1__decision__unpack(NULL, len, (const uint8_t *) data);
 	key = rec != NULL ? rec->subject_id : "";
 	e = rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(d->topic),
@@ -416,12 +412,13 @@ produce(struct pass *p, uint64_t seq, const void *data, size_t len)
 	    RD_KAFKA_V_OPAQUE((void *) (uintptr_t) seq), RD_KAFKA_V_END);
 	if (rec != NULL)
 		lunamatch__v1__decision__free_unpacked(rec, NULL);
+	if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && d->outstanding > 0)
+		return PASS_BUDGET;
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		p->err = e;
 		return PASS_REFUSED;
 	}
 	d->outstanding++;
-	d->inflight_bytes += len;
 	return 0;
 }
 
@@ -632,7 +629,6 @@ renew_producer(lm_decisions *d)
 		d->purging = false;
 	}
 	d->outstanding = 0;
-	d->inflight_bytes = 0;
 	d->rewind = true;
 	return make_producer(d);
 }

@@ -43,7 +43,6 @@ extern "C" {
 #define LM_DECISIONS_BYTES_MAX          (256u * 1024) /* one serialized Decision */
 #define LM_DECISIONS_QUEUE_MAX          4096 /* decisions in memory, waiting for or in a write */
 #define LM_DECISIONS_INFLIGHT_MAX       10000 /* decisions produced and not yet removed */
-#define LM_DECISIONS_INFLIGHT_BYTES     (64u << 20) /* bytes handed to librdkafka at once */
 #define LM_DECISIONS_MAP_MAX_DEFAULT    (4ull << 30) /* largest durable queue */
 #define LM_DECISIONS_MESSAGE_TIMEOUT_MS 60000
 #define LM_DECISIONS_RETRY_MIN_MS       500

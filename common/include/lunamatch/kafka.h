@@ -71,8 +71,11 @@ int lm_kafka_conf(const char *brokers, const char *client_id, rd_kafka_conf_t **
  * The producers whose messages must arrive once and in order, whatever
  * retries happen (ingest's dead letters, match events, the decision log):
  * lm_kafka_conf's defaults plus acks=all, enable.idempotence=true,
- * message.timeout.ms, the pairs of `extra` (key, value, ..., NULL; NULL for
- * none) and the callbacks, which get `opaque`.
+ * message.timeout.ms, at most LM_KAFKA_PRODUCER_QUEUE_KB of messages held
+ * (queue.buffering.max.kbytes: a produce beyond it fails with
+ * RD_KAFKA_RESP_ERR__QUEUE_FULL until delivery reports make room), the
+ * pairs of `extra` (key, value, ..., NULL; NULL for none) and the
+ * callbacks, which get `opaque`.
  *
  * An idempotent producer can raise a fatal error (the broker lost its
  * sequence state, or fenced it): from then on every message fails with
@@ -84,6 +87,8 @@ int lm_kafka_conf(const char *brokers, const char *client_id, rd_kafka_conf_t **
  * error, or LM_EKAFKA when librdkafka refuses the configuration; err holds
  * a one-line reason and *out is NULL then.
  */
+#define LM_KAFKA_PRODUCER_QUEUE_KB 65536 /* 64 MiB held by one producer */
+
 typedef struct lm_kafka_producer_opts {
 	const char *brokers;
 	const char *client_id;

@@ -49,6 +49,7 @@ test_producer(void **state)
 	conf_is(rk, "enable.idempotence", "true");
 	conf_is(rk, "acks", "-1"); /* "all" */
 	conf_is(rk, "message.timeout.ms", "4321");
+	conf_is(rk, "queue.buffering.max.kbytes", "65536");
 	conf_is(rk, "linger.ms", "7");
 	conf_is(rk, "client.id", "test-producer");
 	rd_kafka_destroy(rk);
