@@ -77,6 +77,9 @@ struct daemon {
 	lm_index *idx;
 	lm_events *events;
 	lm_owner *owner;
+	/* Guards owner against the follower's on_applied, which wakes it from
+	 * the follower's thread while shutdown_all frees it. */
+	pthread_mutex_t owner_mtx;
 	lm_decisions *decisions; /* NULL: LUNAMATCH_DECISION_LOG=0 */
 	lm_record_ctx rctx;
 	lm_match_service *svc;
@@ -382,7 +385,9 @@ on_applied(void *arg, uint64_t seq)
 {
 	struct daemon *d = arg;
 	(void) seq;
+	pthread_mutex_lock(&d->owner_mtx);
 	lm_owner_wake(d->owner);
+	pthread_mutex_unlock(&d->owner_mtx);
 }
 
 static void
@@ -741,8 +746,11 @@ shutdown_all(struct daemon *d)
 	 * (its batch stays uncommitted for the next owner); what was derived is
 	 * committed and the group left, so its partitions move at once. */
 	lm_events_interrupt(d->events);
-	lm_owner_free(d->owner);
+	pthread_mutex_lock(&d->owner_mtx);
+	lm_owner *owner = d->owner;
 	d->owner = NULL;
+	pthread_mutex_unlock(&d->owner_mtx);
+	lm_owner_free(owner);
 	lm_follower_free(d->follower); /* stops after the batch it is applying */
 	d->follower = NULL;
 	lm_events_free(d->events); /* bounded flush of events in flight */
@@ -762,6 +770,7 @@ shutdown_all(struct daemon *d)
 	lm_rates_free(d->rates);
 	lm_taxonomy_free(d->tax);
 	pthread_mutex_destroy(&d->probe_mtx);
+	pthread_mutex_destroy(&d->owner_mtx);
 	pthread_cond_destroy(&d->probe_cv);
 }
 
@@ -806,6 +815,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&d->probe_mtx, NULL);
+	pthread_mutex_init(&d->owner_mtx, NULL);
 	pthread_cond_init(&d->probe_cv, NULL);
 	atomic_init(&d->probe_result, LM_OK);
 

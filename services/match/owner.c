@@ -42,6 +42,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "ingest.h"
+#include "offsets.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
@@ -102,6 +103,8 @@ struct member {
 	int nstate;            /* profiles: postings partitions in state */
 	struct part_state *state;
 	int64_t *need; /* offsets the index must reach, per partition */
+	int split_err; /* a store error that left a pair of the derivation
+	                * undecided (position): the derivation is retried */
 };
 
 struct lm_owner {
@@ -801,20 +804,42 @@ wait_cut_derived(struct member *m)
 
 /* ---- who announces a pair -------------------------------------------------- */
 
-enum pos_kind { POS_KNOWN, POS_NONE, POS_SUPERSEDED };
+enum pos_kind { POS_KNOWN, POS_NONE, POS_SUPERSEDED, POS_FAILED };
 
-/* Where the version of record id that the index holds was written: the
+/*
+ * Where the version of record id that the index holds was written: the
  * store keeps the position of its latest version only, so a store that is
- * ahead of the index (or no longer has the record) supersedes it. */
+ * ahead of the index (or no longer has the record) supersedes it. A
+ * position of an earlier epoch of its topic (written before the topic was
+ * created again, lm_store_pos) says nothing about the topic's offsets now:
+ * such a record is as old as one written without a position (POS_NONE). A
+ * store error decides nothing (POS_FAILED): it is kept in m->split_err and
+ * the derivation is retried.
+ */
 static enum pos_kind
-position(lm_owner *ow, lm_kind k, const char *id, uint64_t version, lm_store_pos *pos)
+position(struct member *m, lm_kind k, const char *id, uint64_t version, lm_store_pos *pos)
 {
+	lm_owner *ow = m->ow;
 	uint64_t v = 0;
+	uint32_t epoch = 0;
 	bool has = false;
+	int rc = lm_store_get_pos(ow->store, k, id, &v, pos, &has);
 
-	if (lm_store_get_pos(ow->store, k, id, &v, pos, &has) != LM_OK || v != version)
+	if (rc == LM_OK && has) {
+		rc = lm_ingest_epoch_get(ow->store,
+		    k == LM_KIND_POSTING ? ow->topic_postings : ow->topic_profiles,
+		    &epoch);
+		if (rc == LM_ENOENT)
+			rc = LM_OK;
+	}
+	if (rc == LM_ENOENT || (rc == LM_OK && v != version))
 		return POS_SUPERSEDED;
-	return has ? POS_KNOWN : POS_NONE;
+	if (rc != LM_OK) {
+		if (m->split_err == LM_OK)
+			m->split_err = rc;
+		return POS_FAILED;
+	}
+	return has && pos->epoch >= epoch ? POS_KNOWN : POS_NONE;
 }
 
 /*
@@ -830,11 +855,13 @@ posting_announces(void *arg, const lm_events_pair *p)
 	struct member *m = arg;
 	lm_store_pos pos;
 
-	switch (position(m->ow, LM_KIND_PROFILE, p->other_id, p->other_version, &pos)) {
+	switch (position(m, LM_KIND_PROFILE, p->other_id, p->other_version, &pos)) {
 	case POS_NONE:
 		return true;
 	case POS_SUPERSEDED:
 		return false; /* the newer version's derivation decides */
+	case POS_FAILED:
+		return false; /* undecided: derived again */
 	case POS_KNOWN:
 		break;
 	}
@@ -894,19 +921,20 @@ profile_announces(void *arg, const lm_events_pair *p)
 	const struct part_state *st;
 	lm_store_pos self, other;
 
-	switch (
-	    position(m->ow, LM_KIND_PROFILE, p->subject_id, p->subject_version, &self)) {
+	switch (position(m, LM_KIND_PROFILE, p->subject_id, p->subject_version, &self)) {
 	case POS_NONE:
 		return true;
 	case POS_SUPERSEDED:
+	case POS_FAILED:
 		return false;
 	case POS_KNOWN:
 		break;
 	}
-	switch (position(m->ow, LM_KIND_POSTING, p->other_id, p->other_version, &other)) {
+	switch (position(m, LM_KIND_POSTING, p->other_id, p->other_version, &other)) {
 	case POS_NONE:
 		return true;
 	case POS_SUPERSEDED:
+	case POS_FAILED:
 		return false;
 	case POS_KNOWN:
 		break;
@@ -994,8 +1022,14 @@ derive(struct member *m, lm_events_split *split)
 		};
 	}
 	for (unsigned busy = 0; !atomic_load(&ow->stop);) {
+		m->split_err = LM_OK;
 		rc = lm_events_on_owned(
 		    ow->events, ow->idx, m->changes, nc, split, (int64_t) time(NULL));
+		/* A pair left undecided by a store error was not recorded: the
+		 * derivation again offers it (the pairs recorded meanwhile are
+		 * not new any more, so none is announced twice). */
+		if (rc == LM_OK && m->split_err != LM_OK)
+			rc = m->split_err;
 		if (rc == LM_OK) {
 			atomic_store(&ow->failing, false);
 			return LM_OK;

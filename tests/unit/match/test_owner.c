@@ -46,6 +46,7 @@
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
 #include "model.h"
+#include "offsets.h"
 #include "outbox.h"
 #include "owner.h"
 #include "records.h"
@@ -877,6 +878,44 @@ test_join_after_catchup(void **state)
 	assert_false(stats(R0->owner).failing);
 }
 
+/*
+ * A record written before its topic was created again (its position of an
+ * earlier epoch than the topic's now, lm_store_pos) is old whatever its
+ * offset: a new profile that fits such a posting announces the pair. The
+ * owner used to compare the old offset (1000) with the new topic's
+ * offsets, take the posting for one not yet claimed and leave the pair to
+ * its owner, which never derives it again: no event at all.
+ */
+static void
+test_old_epoch(void **state)
+{
+	lm_store_txn *t = NULL;
+	lm_store_pos old = {.epoch = 0, .partition = 0, .offset = 1000};
+	lm_store_pos now = {.epoch = 0, .partition = 0, .offset = 0};
+	(void) state;
+
+	R0->owner = new_owner(R0);
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(stats(R0->owner).partitions, 2);
+	/* The postings topic is at epoch 1 now; the posting came from epoch 0. */
+	assert_int_equal(lm_store_begin(R0->store, &t), LM_OK);
+	assert_int_equal(lm_ingest_epoch_put(t, POSTINGS, 1), LM_OK);
+	put_record(t, true, SEED_JOB, NULL, 1, &old);
+	put_record(t, false, LEAD, NULL, 1, &now);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_true(index_holds(R0, SEED_JOB, 1));
+	produce_record(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	assert_true(wait_messages(R0->owner, 1));
+	assert_int_equal(enqueued(), 1);
+	assert_int_equal(stats(R0->owner).deferred, 0);
+	assert_false(stats(R0->owner).failing);
+}
+
 static void
 test_bad_options(void **state)
 {
@@ -914,6 +953,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_two_replicas, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(test_claim_left_reading, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(test_join_after_catchup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_old_epoch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
