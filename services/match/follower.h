@@ -107,8 +107,9 @@ typedef struct lm_follower_opts {
 	const char *reader_id;
 	unsigned poll_ms; /* 0 = LM_FOLLOWER_POLL_MS_DEFAULT */
 	void *arg;        /* for the callbacks below */
-	/* Called once on the follower thread when the snapshot is loaded; may
-	 * be NULL. */
+	/* Called on the follower thread when a snapshot is loaded: at start,
+	 * and again after each reload (the change log after the follower's
+	 * position was trimmed); may be NULL. */
 	void (*on_loaded)(void *arg);
 	/* Called on the follower thread after the load and after every batch
 	 * with progress: the index now reflects the change log up to seq (also
