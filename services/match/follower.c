@@ -824,8 +824,12 @@ drain(lm_follower *f)
 	bool more = true;
 	int rc = LM_OK;
 
+	/* The position is recorded when due also between the batches of a
+	 * long drain (a replica catching up), so that its lease does not run
+	 * out and trimming pass it meanwhile. */
 	while (more && !atomic_load(&f->stop)) {
 		rc = apply_batch(f, &more);
+		heartbeat(f);
 		if (rc == LM_EGONE && (rc = reload(f)) == LM_OK) {
 			more = true;
 			continue;
@@ -833,7 +837,6 @@ drain(lm_follower *f)
 		if (rc != LM_OK)
 			break; /* cannot read the log: wait for the next wake-up */
 	}
-	heartbeat(f);
 	return rc;
 }
 
