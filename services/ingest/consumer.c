@@ -114,6 +114,11 @@ struct lm_consumer {
 	size_t ntargets;
 	int64_t next_catchup_ms;
 	int64_t start_ms;
+	/* Partitions read to their end while messages of theirs waited in a
+	 * batch: the end is stored as their offset between batches (see
+	 * "ends" below). At most one per assigned partition. */
+	struct end *ends;
+	size_t nends, cap_ends;
 	uint32_t epoch[3]; /* of each kind's topic: see lm_config */
 
 	/* Armed failure points (lm_consumer_fail_next), any thread. */
@@ -451,6 +456,74 @@ drop_targets(lm_consumer *c)
 	c->ntargets = 0;
 }
 
+/*
+ * Ends. A topic written by a transactional producer ends each partition in
+ * control records, which take offsets but are never delivered, so the
+ * offsets stored for the batches stop below the partition's end. Whoever
+ * compares the group's committed offsets with the end (match's event
+ * owners wait for the ingest group to pass the end, owner.c) would wait for
+ * ever. So a partition read to its end (a PARTITION_EOF event at offset
+ * `end`) stores end as its offset once none of its messages waits in a
+ * batch: every message before end was delivered, and all of them are
+ * stored. Then, or between batches when some waited. A batch that stores a
+ * later offset drops the end, and a rebalance drops them all: a stored
+ * offset never goes back.
+ */
+struct end {
+	lm_kind kind;
+	int32_t partition;
+	int64_t offset;
+};
+
+static void
+store_end(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+	(void) rd_kafka_offsets_store(c->rk, l); /* revoked meanwhile: moot */
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Drops the end of (kind, partition) when it is at most offset (offset
+ * INT64_MAX: whatever it is). */
+static void
+drop_end(lm_consumer *c, lm_kind kind, int32_t partition, int64_t offset)
+{
+	for (size_t i = 0; i < c->nends; i++)
+		if (c->ends[i].kind == kind && c->ends[i].partition == partition &&
+		    c->ends[i].offset <= offset) {
+			c->ends[i] = c->ends[--c->nends];
+			return;
+		}
+}
+
+/* Keeps the end of (kind, partition) for later; out of memory, it is not
+ * kept (the committed offset then stays below the control records). */
+static void
+keep_end(lm_consumer *c, lm_kind kind, int32_t partition, int64_t offset)
+{
+	drop_end(c, kind, partition, INT64_MAX);
+	if (c->nends == c->cap_ends) {
+		size_t cap = c->cap_ends ? 2 * c->cap_ends : 8;
+		struct end *e = realloc(c->ends, cap * sizeof(*e));
+		if (e == NULL)
+			return;
+		c->ends = e;
+		c->cap_ends = cap;
+	}
+	c->ends[c->nends++] = (struct end){kind, partition, offset};
+}
+
+/* Stores the ends kept; nothing waits in a batch. */
+static void
+store_ends(lm_consumer *c)
+{
+	for (size_t i = 0; i < c->nends; i++)
+		store_end(c, kind_topic(c, c->ends[i].kind), c->ends[i].partition,
+		    c->ends[i].offset);
+	c->nends = 0;
+}
+
 /* Batch of partition (kind, partition) durable up to next (exclusive). */
 static void
 note_durable(lm_consumer *c, lm_kind kind, int32_t partition, int64_t next)
@@ -625,6 +698,7 @@ store_offsets(lm_consumer *c, const lm_ingest_batch *b)
 		rd_kafka_topic_partition_list_add(l, p[i].topic, p[i].partition)->offset =
 		    p[i].next;
 		note_durable(c, topic_kind(c, p[i].topic), p[i].partition, p[i].next);
+		drop_end(c, topic_kind(c, p[i].topic), p[i].partition, p[i].next);
 	}
 	e = rd_kafka_offsets_store(c->rk, l);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -920,9 +994,16 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 
 	/* An error event (a fatal error, for one) may come without a topic. */
 	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt != NULL) {
+		lm_kind k;
 		topic = rd_kafka_topic_name(m->rkt);
-		if (!atomic_load(&c->caught_up) && topic_kind(c, topic) != 0)
-			note_eof(c, topic_kind(c, topic), m->partition, m->offset);
+		if ((k = topic_kind(c, topic)) == 0)
+			return false;
+		if (!atomic_load(&c->caught_up))
+			note_eof(c, k, m->partition, m->offset);
+		if (pending(c, topic, m->partition))
+			keep_end(c, k, m->partition, m->offset);
+		else
+			store_end(c, topic, m->partition, m->offset);
 		return false;
 	}
 	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->rkt == NULL) {
@@ -1078,6 +1159,11 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		lm_error("consumer.rebalance", "%s", rd_kafka_err2name(re));
 	}
 	refresh_assignment(c);
+	/* A partition assigned or revoked forgets its end: its next reader
+	 * reads it to its end again. */
+	for (int i = 0; i < parts->cnt; i++)
+		drop_end(c, topic_kind(c, parts->elems[i].topic),
+		    parts->elems[i].partition, INT64_MAX);
 	if (!atomic_load(&c->caught_up))
 		drop_targets(c); /* set up again for the new assignment */
 }
@@ -1346,9 +1432,12 @@ lm_consumer_run(lm_consumer *c)
 			/* Written, and nothing to decide meanwhile: complete
 			 * it now, not after the next poll's wait. */
 			(void) land_flight(c, true);
-		/* Between batches: the store's writer trims it. */
-		if (lm_ingest_batch_len(c->open->batch) == 0 && c->flight.slot == NULL)
+		/* Between batches: the store's writer trims it, and the ends
+		 * kept are stored. */
+		if (lm_ingest_batch_len(c->open->batch) == 0 && c->flight.slot == NULL) {
+			store_ends(c);
 			(void) lm_trimmer_step(c->trimmer, now);
+		}
 		if (!atomic_load(&c->caught_up) && atomic_load(&c->nassigned) > 0 &&
 		    now >= c->next_catchup_ms) {
 			check_catchup(c);
@@ -1402,6 +1491,7 @@ lm_consumer_free(lm_consumer *c)
 		rd_kafka_topic_partition_list_destroy(c->assigned);
 	c->assigned = NULL;
 	drop_targets(c);
+	free(c->ends);
 	lm_dlq_free(c->dlq);
 	free(c);
 }
