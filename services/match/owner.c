@@ -17,7 +17,8 @@
  * that arrives while a batch is being collected drops the batch: its
  * offsets were not committed, so whoever owns the partitions next reads
  * those messages again. A batch whose claim cannot be written is dropped
- * and its partitions are rewound to it.
+ * and its partitions are rewound to it, with what was held of them while
+ * it waited: nothing of a partition overtakes it.
  *
  * Claims travel in the committed offset's metadata of each partition of
  * the batch: "lm1 <end>" while the cut is being read (postings) or for a
@@ -522,14 +523,27 @@ read_cut(struct member *m)
 	return rc;
 }
 
-/* Gives the batch up: its partitions are rewound to its first messages. */
+/* Gives the batch up: its partitions are rewound to its first messages.
+ * The messages held (serve) of those partitions follow the batch and are
+ * dropped, to be read again after it: nothing of a partition is claimed,
+ * derived or committed before the batch that was given up. Held messages
+ * of other partitions stay. */
 static void
 rewind_batch(struct member *m)
 {
 	rd_kafka_topic_partition_list_t *l = batch_offsets(m, true);
-	rd_kafka_error_t *err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT);
+	rd_kafka_error_t *err;
+	size_t kept = 0;
 
-	if (err != NULL) {
+	for (size_t i = 0; i < m->nheld; i++) {
+		if (rd_kafka_topic_partition_list_find(
+		        l, m->topic, m->held[i]->partition) != NULL)
+			rd_kafka_message_destroy(m->held[i]);
+		else
+			m->held[kept++] = m->held[i];
+	}
+	m->nheld = kept;
+	if ((err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT)) != NULL) {
 		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
 		rd_kafka_error_destroy(err);
 	}
