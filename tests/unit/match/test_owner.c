@@ -26,9 +26,11 @@
  *    exactly once across both outboxes, each left to one side;
  *  - joins the events group only once the replica's ingest has stored what
  *    the topics held at the start;
- *  - never lets a batch whose claim the group coordinator refused (the
- *    refusal injected through the mock cluster's request errors) be
- *    overtaken by later messages of its partition.
+ *  - when the group coordinator refuses commits (the refusals injected
+ *    through the mock cluster's request errors): never lets a batch whose
+ *    claim was refused be overtaken by later messages of its partition,
+ *    retries a failed commit past a derived batch until it succeeds, and
+ *    retries taking back a claim left without its cut until it succeeds.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -845,7 +847,9 @@ test_two_replicas(void **state)
  * its claim, on a partition with nothing more to read. Every profiles
  * batch would wait for that cut, and for ingest to pass the claim's end;
  * the owner that gets the partition takes the claim back, and the profile
- * is derived.
+ * is derived. The group coordinator refuses the first tries to take it
+ * back (more than the assignments the member gets): the owner keeps
+ * trying until it succeeds, with no new message on that partition.
  */
 static void
 test_claim_left_reading(void **state)
@@ -853,6 +857,8 @@ test_claim_left_reading(void **state)
 	(void) state;
 	claim_commit(POSTINGS, 1, 0, "lm1 1");
 	assert_true(claim_len(POSTINGS, 1) > 0);
+	rd_kafka_mock_push_request_errors(
+	    G.mock, OFFSET_COMMIT, 3, REFUSED, REFUSED, REFUSED);
 	R0->owner = new_owner(R0);
 	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
 	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
@@ -951,6 +957,39 @@ test_refused_claim_not_overtaken(void **state)
 }
 
 /*
+ * A commit past a derived batch that the group coordinator refuses is
+ * retried until it succeeds, without waiting for a new message of its
+ * partition: until then the batch's claim stays, and every postings batch
+ * whose cut reaches into it waits for it (here the posting, whose cut
+ * holds the profile).
+ */
+static void
+test_failed_commit_retried(void **state)
+{
+	(void) state;
+	start_owner();
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	/* The profile's claim is accepted, its commit and the first retry
+	 * refused. */
+	rd_kafka_mock_push_request_errors(
+	    G.mock, OFFSET_COMMIT, 3, RD_KAFKA_RESP_ERR_NO_ERROR, REFUSED, REFUSED);
+	produce_record(false, LEAD, 1);
+	assert_true(wait_messages(R0->owner, 1));
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(PROFILES) != 1 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(committed(PROFILES), 1);
+	assert_int_equal(claim_len(PROFILES, 0), 0);
+
+	produce_record(true, SEED_JOB, 1);
+	ingest_put(true, SEED_JOB, 1);
+	ingest_commit(POSTINGS, 1);
+	assert_true(wait_messages(R0->owner, 2));
+	assert_true(enqueued() >= 1);
+}
+
+/*
  * A replica whose ingest has not stored the topics yet does not join the
  * events group: had it joined, its partitions would wait for its index and
  * stall everyone's events. It joins, and derives from the beginning (a new
@@ -1028,6 +1067,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_claim_left_reading, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_refused_claim_not_overtaken, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_commit_retried, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_join_after_catchup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};
