@@ -17,7 +17,11 @@
  * that arrives while a batch is being collected drops the batch: its
  * offsets were not committed, so whoever owns the partitions next reads
  * those messages again. A batch whose claim cannot be written is dropped
- * and its partitions are rewound to it.
+ * and its partitions are rewound to it, with what was held of them while
+ * it waited: nothing of a partition overtakes it. A commit that fails
+ * after the derivation, and the taking back of a claim left without its
+ * cut, are retried (settle) until they succeed or the partitions are
+ * revoked, between batches and while a batch waits.
  *
  * Claims travel in the committed offset's metadata of each partition of
  * the batch: "lm1 <end>" while the cut is being read (postings) or for a
@@ -93,10 +97,18 @@ struct member {
 	bool busy;                 /* the batch is being processed */
 	bool revoked;              /* partitions revoked while busy: drop the batch */
 	bool check_claims;         /* postings: look for claims left reading their cut */
+	int64_t release_at;        /* postings: when to look again after a failure */
+	int64_t release_backoff;   /* postings: pause after the next failed look */
 	bool rebalancing;          /* the last claim met a rebalance of the group */
 	bool rebalance_noted;      /* logged since the last claim written */
 	rd_kafka_message_t **held; /* polled while waiting, for the next batch */
 	size_t nheld;
+	/* Commits past derived batches that failed, NULL when none: retried
+	 * (settle) until they succeed, a claim of this member moves past them
+	 * or the partitions are revoked. */
+	rd_kafka_topic_partition_list_t *owed;
+	int64_t owed_at;       /* when to retry them */
+	int64_t owed_backoff;  /* pause after the next failed retry, ms */
 	int64_t claim_backoff; /* pause after the next failed claim, ms */
 	int ncut;              /* postings: partitions of the batch's cut */
 	int64_t *cut;          /* postings: the batch's cut */
@@ -152,6 +164,52 @@ held_drop(struct member *m)
 	m->nheld = 0;
 }
 
+static void
+owed_drop(struct member *m)
+{
+	if (m->owed != NULL)
+		rd_kafka_topic_partition_list_destroy(m->owed);
+	m->owed = NULL;
+	m->owed_backoff = LM_OWNER_RETRY_MIN_MS;
+}
+
+/* Remembers the commits of l, which failed, to be retried after the
+ * back-off: each partition at the furthest offset it is owed. */
+static void
+owed_add(struct member *m, const rd_kafka_topic_partition_list_t *l)
+{
+	if (m->owed == NULL) {
+		m->owed = rd_kafka_topic_partition_list_new(l->cnt);
+		m->owed_at = lm_clock_ms() + m->owed_backoff;
+	}
+	for (int i = 0; i < l->cnt; i++) {
+		const rd_kafka_topic_partition_t *tp = &l->elems[i];
+		rd_kafka_topic_partition_t *o =
+		    rd_kafka_topic_partition_list_find(m->owed, tp->topic, tp->partition);
+		if (o == NULL)
+			rd_kafka_topic_partition_list_add(
+			    m->owed, tp->topic, tp->partition)
+			    ->offset = tp->offset;
+		else if (tp->offset > o->offset)
+			o->offset = tp->offset;
+	}
+}
+
+/* Forgets the owed commits of the partitions of l, which this member has
+ * just committed at an offset at least as far (a claim starts where the
+ * last batch of its partition ended, or later). */
+static void
+owed_forget(struct member *m, const rd_kafka_topic_partition_list_t *l)
+{
+	if (m->owed == NULL)
+		return;
+	for (int i = 0; i < l->cnt; i++)
+		rd_kafka_topic_partition_list_del(
+		    m->owed, l->elems[i].topic, l->elems[i].partition);
+	if (m->owed->cnt == 0)
+		owed_drop(m);
+}
+
 /* The batch's partitions, each at the offset of its first message in the
  * batch (first) or after its last one (!first). */
 static rd_kafka_topic_partition_list_t *
@@ -191,6 +249,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		    m->topic);
 		rd_kafka_assign(rk, parts);
 		m->check_claims = m->posting;
+		m->release_at = 0;
+		m->release_backoff = LM_OWNER_RETRY_MIN_MS;
 		return;
 	}
 	/* Revoked (or an error): what was collected is not ours any more; its
@@ -205,6 +265,9 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		batch_drop(m);
 		held_drop(m);
 	}
+	/* The commits still owed are the next owner's to make: it finds the
+	 * claims they would have cleared and derives those batches again. */
+	owed_drop(m);
 	if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 		lm_warn("owner.rebalance", "rebalance error: %s", rd_kafka_err2name(err));
 	atomic_store(&m->partitions, 0);
@@ -398,10 +461,12 @@ inherited_claim(struct member *m)
  * partition while a batch of another one waits for those profiles
  * (wait_cut_derived): neither side would move. The committed offset is
  * written again without the claim; the messages are claimed again, with a
- * cut read later, when their turn comes. Best effort: a failure is logged,
- * and the next assignment or failed batch looks again.
+ * cut read later, when their turn comes. Returns whether every owned
+ * partition was looked at and every such claim taken back; a failure is
+ * logged, and settle tries again until it succeeds or the partitions are
+ * revoked.
  */
-static void
+static bool
 release_reading_claims(struct member *m)
 {
 	rd_kafka_topic_partition_list_t *l = NULL, *stale = NULL;
@@ -417,38 +482,81 @@ release_reading_claims(struct member *m)
 		goto out;
 	stale = rd_kafka_topic_partition_list_new(l->cnt);
 	for (int i = 0; i < l->cnt; i++) {
-		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			e = l->elems[i].err; /* looked at again next time */
 			continue;
+		}
 		parse_claim(&l->elems[i], &st);
 		if (st.claim_end >= 0 && st.ncut < 0)
 			rd_kafka_topic_partition_list_add(
 			    stale, l->elems[i].topic, l->elems[i].partition)
 			    ->offset = st.committed;
 	}
-	if (stale->cnt > 0 &&
-	    (e = rd_kafka_commit(m->rk, stale, 0)) == RD_KAFKA_RESP_ERR_NO_ERROR)
-		lm_info("owner.claim", "took back %d claims of %s left without their cut",
-		    stale->cnt, m->topic);
+	if (stale->cnt > 0) {
+		rd_kafka_resp_err_t ce = rd_kafka_commit(m->rk, stale, 0);
+		if (ce == RD_KAFKA_RESP_ERR_NO_ERROR)
+			lm_info("owner.claim",
+			    "took back %d claims of %s left without their cut",
+			    stale->cnt, m->topic);
+		else
+			e = ce;
+	}
 out:
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
 		lm_warn("owner.claim",
-		    "cannot look for claims left without their cut: %s",
-		    rd_kafka_err2name(e));
+		    "cannot look for claims left without their cut: %s; retrying in "
+		    "%lld ms",
+		    rd_kafka_err2name(e), (long long) m->release_backoff);
 	if (stale != NULL)
 		rd_kafka_topic_partition_list_destroy(stale);
 	if (l != NULL)
 		rd_kafka_topic_partition_list_destroy(l);
+	return e == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-/* Postings: release_reading_claims once, when an assignment or a failed
- * batch asked for it; called only while no batch of this member is
- * claimed. */
+/*
+ * Makes up, once their back-off has passed, for what failed between
+ * batches: the owed commits past derived batches and (postings) the look
+ * for claims left without their cut that an assignment or a failed batch
+ * asked for. Each is retried, with a pause from LM_OWNER_RETRY_MIN_MS
+ * doubling up to LM_OWNER_RETRY_MAX_MS, until it succeeds or the
+ * partitions are revoked: between batches (the member polls at least
+ * every POLL_MS) and while a batch waits (serve), so neither waits for new
+ * messages. Safe while a batch is claimed: a claim forgets the owed
+ * commits of its partitions, and the look takes back only claims without
+ * a cut, which a batch that waits no longer has.
+ */
 static void
-check_claims(struct member *m)
+settle(struct member *m)
 {
-	if (m->check_claims) {
-		m->check_claims = false;
-		release_reading_claims(m);
+	int64_t now = lm_clock_ms();
+	rd_kafka_resp_err_t e;
+
+	if (m->owed != NULL && now >= m->owed_at) {
+		if ((e = rd_kafka_commit(m->rk, m->owed, 0)) ==
+		    RD_KAFKA_RESP_ERR_NO_ERROR) {
+			lm_info("owner.commit",
+			    "committed %d partitions of %s after a failure", m->owed->cnt,
+			    m->topic);
+			owed_drop(m);
+		} else {
+			lm_warn("owner.commit",
+			    "commit failed again: %s; retrying in %lld ms",
+			    rd_kafka_err2name(e), (long long) m->owed_backoff);
+			m->owed_at = lm_clock_ms() + m->owed_backoff;
+			m->owed_backoff = lm_backoff_next(m->owed_backoff,
+			    LM_OWNER_RETRY_MIN_MS, LM_OWNER_RETRY_MAX_MS);
+		}
+	}
+	if (m->check_claims && now >= m->release_at) {
+		if (release_reading_claims(m)) {
+			m->check_claims = false;
+			m->release_backoff = LM_OWNER_RETRY_MIN_MS;
+		} else {
+			m->release_at = lm_clock_ms() + m->release_backoff;
+			m->release_backoff = lm_backoff_next(m->release_backoff,
+			    LM_OWNER_RETRY_MIN_MS, LM_OWNER_RETRY_MAX_MS);
+		}
 	}
 }
 
@@ -472,6 +580,8 @@ write_claim(struct member *m, const int64_t *cut, int ncut)
 		first->elems[i].metadata_size = first->elems[i].metadata ? len : 0;
 	}
 	e = rd_kafka_commit(m->rk, first, 0);
+	if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+		owed_forget(m, first);
 	rd_kafka_topic_partition_list_destroy(first);
 	rd_kafka_topic_partition_list_destroy(end);
 	/* A rebalance of the group (a member joins or leaves) refuses commits
@@ -525,14 +635,27 @@ read_cut(struct member *m)
 	return rc;
 }
 
-/* Gives the batch up: its partitions are rewound to its first messages. */
+/* Gives the batch up: its partitions are rewound to its first messages.
+ * The messages held (serve) of those partitions follow the batch and are
+ * dropped, to be read again after it: nothing of a partition is claimed,
+ * derived or committed before the batch that was given up. Held messages
+ * of other partitions stay. */
 static void
 rewind_batch(struct member *m)
 {
 	rd_kafka_topic_partition_list_t *l = batch_offsets(m, true);
-	rd_kafka_error_t *err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT);
+	rd_kafka_error_t *err;
+	size_t kept = 0;
 
-	if (err != NULL) {
+	for (size_t i = 0; i < m->nheld; i++) {
+		if (rd_kafka_topic_partition_list_find(
+		        l, m->topic, m->held[i]->partition) != NULL)
+			rd_kafka_message_destroy(m->held[i]);
+		else
+			m->held[kept++] = m->held[i];
+	}
+	m->nheld = kept;
+	if ((err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT)) != NULL) {
 		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
 		rd_kafka_error_destroy(err);
 	}
@@ -702,6 +825,7 @@ serve(struct member *m, int64_t since)
 {
 	rd_kafka_message_t *msg;
 
+	settle(m);
 	if (lm_clock_ms() - since < SERVE_AFTER_MS)
 		return LM_OK;
 	while (!m->revoked && (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL) {
@@ -1054,7 +1178,10 @@ derive(struct member *m, lm_events_split *split)
 }
 
 /* Commits the offsets after every message of the batch (clearing its
- * claim) and counts the batch. */
+ * claim) and counts the batch. A commit that fails is owed: settle makes
+ * it, unless this member's next claim of the partition moves past it
+ * first. Left alone, the claim would hold every postings batch whose cut
+ * reaches into the batch until a later message of the partition came. */
 static void
 commit(struct member *m)
 {
@@ -1065,10 +1192,13 @@ commit(struct member *m)
 
 	for (size_t i = 0; i < m->n; i++)
 		rejected += m->batch[i].d.action == LM_INGEST_REJECT;
-	/* A failed commit leaves the claim: the next owner derives the batch
-	 * again, or this member's next claim moves the offsets past it. */
-	if ((e = rd_kafka_commit(m->rk, l, 0)) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		lm_warn("owner.commit", "commit failed: %s", rd_kafka_err2name(e));
+	if ((e = rd_kafka_commit(m->rk, l, 0)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		owed_forget(m, l);
+	} else {
+		lm_warn(
+		    "owner.commit", "commit failed: %s; retrying", rd_kafka_err2name(e));
+		owed_add(m, l);
+	}
 	rd_kafka_topic_partition_list_destroy(l);
 	atomic_fetch_add(&ow->messages, m->n);
 	atomic_fetch_add(&ow->rejected, rejected);
@@ -1193,7 +1323,10 @@ process(struct member *m)
 		else
 			pause_for(m->ow, LM_OWNER_RETRY_MIN_MS);
 		rewind_batch(m);
-		m->check_claims = m->posting; /* its claim may have no cut */
+		if (m->posting) { /* its claim may have no cut */
+			m->check_claims = true;
+			m->release_at = 0;
+		}
 	}
 }
 
@@ -1338,7 +1471,7 @@ run(void *arg)
 		return NULL;
 	while (!atomic_load(&m->ow->stop)) {
 		rd_kafka_message_t *msg;
-		check_claims(m);
+		settle(m);
 		if (m->nheld > 0) {
 			/* What was polled while the last batch waited comes first. */
 			for (size_t i = 0; i < m->nheld; i++)
@@ -1354,10 +1487,15 @@ run(void *arg)
 		       (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL)
 			take(m, msg);
 		/* The poll that returned the batch may have assigned partitions. */
-		check_claims(m);
+		settle(m);
 		if (m->n > 0)
 			process(m);
 	}
+	/* Stopping: one last try at the commits still owed, so the next owner
+	 * need not derive those batches again. */
+	m->owed_at = 0;
+	m->check_claims = false;
+	settle(m);
 	batch_drop(m);
 	held_drop(m);
 	return NULL;
@@ -1380,6 +1518,8 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 	m->ow = ow;
 	m->posting = posting;
 	m->claim_backoff = LM_OWNER_RETRY_MIN_MS;
+	m->owed_backoff = LM_OWNER_RETRY_MIN_MS;
+	m->release_backoff = LM_OWNER_RETRY_MIN_MS;
 	m->topic = posting ? ow->topic_postings : ow->topic_profiles;
 	m->other = posting ? ow->topic_profiles : ow->topic_postings;
 	if ((m->batch = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->batch))) == NULL ||
@@ -1427,6 +1567,7 @@ member_free(struct member *m)
 	free(m->need);
 	held_drop(m);
 	free(m->held);
+	owed_drop(m);
 	if (m->state != NULL)
 		for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
 			free(m->state[p].cut);

@@ -25,7 +25,12 @@
  *    profiles that arrive on different partitions at the same moment
  *    exactly once across both outboxes, each left to one side;
  *  - joins the events group only once the replica's ingest has stored what
- *    the topics held at the start.
+ *    the topics held at the start;
+ *  - when the group coordinator refuses commits (the refusals injected
+ *    through the mock cluster's request errors): never lets a batch whose
+ *    claim was refused be overtaken by later messages of its partition,
+ *    retries a failed commit past a derived batch until it succeeds, and
+ *    retries taking back a claim left without its cut until it succeeds.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -64,6 +69,10 @@
 #define JOIN4_MS 90000
 #define SEED_JOB "job-dfs-sr-mgr-ml"
 #define LEAD     "cand-ml-lead-chicago"
+/* The Kafka API key of OffsetCommit, for the mock cluster's request errors. */
+#define OFFSET_COMMIT 8
+/* A refusal of a commit that the client does not retry by itself. */
+#define REFUSED RD_KAFKA_RESP_ERR_INVALID_COMMIT_OFFSET_SIZE
 
 typedef Lunamatch__V1__JobPosting JobPosting;
 
@@ -311,6 +320,20 @@ put_record(lm_store_txn *t, bool posting, const char *id, const char *as_id,
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* Produces the seed posting at version 1 sent as posting as_id. */
+static void
+produce_posting_as(const char *as_id)
+{
+	ProtobufCMessage *m = sample_as(true, SEED_JOB, as_id, 1);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	assert_int_equal(lm_pb_encode(m, &buf, &len), LM_OK);
+	produce(POSTINGS, as_id, buf, len);
+	free(buf);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
 /* Whether r's index holds posting id at version, waiting for its
  * follower at most WAIT_MS. */
 static bool
@@ -329,15 +352,22 @@ index_holds(struct replica *r, const char *id, uint64_t version)
 	return false;
 }
 
-/* Stores the record as ingest would, without a position. */
+/* Stores the record, sent as as_id (NULL: id), as ingest would, without a
+ * position. */
 static void
-ingest_put(bool posting, const char *id, uint64_t version)
+ingest_put_as(bool posting, const char *id, const char *as_id, uint64_t version)
 {
 	lm_store_txn *t = NULL;
 
 	assert_int_equal(lm_store_begin(R0->store, &t), LM_OK);
-	put_record(t, posting, id, NULL, version, NULL);
+	put_record(t, posting, id, as_id, version, NULL);
 	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+}
+
+static void
+ingest_put(bool posting, const char *id, uint64_t version)
+{
+	ingest_put_as(posting, id, NULL, version);
 }
 
 static void
@@ -362,6 +392,7 @@ commit_in(
 	rd_kafka_topic_partition_list_t *l;
 	rd_kafka_topic_partition_t *tp;
 	rd_kafka_t *c;
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 	char err[256];
 
 	assert_int_equal(
@@ -376,7 +407,11 @@ commit_in(
 		tp->metadata = strdup(meta);
 		tp->metadata_size = strlen(meta);
 	}
-	assert_int_equal(rd_kafka_commit(c, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+	/* A refusal injected for an owner's commits may meet this one: the
+	 * mock cluster has one list of request errors for every client. */
+	for (int i = 0; i < 10 && (e = rd_kafka_commit(c, l, 0)) == REFUSED; i++)
+		;
+	assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
 	rd_kafka_topic_partition_list_destroy(l);
 	rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
@@ -813,7 +848,9 @@ test_two_replicas(void **state)
  * its claim, on a partition with nothing more to read. Every profiles
  * batch would wait for that cut, and for ingest to pass the claim's end;
  * the owner that gets the partition takes the claim back, and the profile
- * is derived.
+ * is derived. The group coordinator refuses the first tries to take it
+ * back (more than the assignments the member gets): the owner keeps
+ * trying until it succeeds, with no new message on that partition.
  */
 static void
 test_claim_left_reading(void **state)
@@ -821,6 +858,8 @@ test_claim_left_reading(void **state)
 	(void) state;
 	claim_commit(POSTINGS, 1, 0, "lm1 1");
 	assert_true(claim_len(POSTINGS, 1) > 0);
+	rd_kafka_mock_push_request_errors(
+	    G.mock, OFFSET_COMMIT, 3, REFUSED, REFUSED, REFUSED);
 	R0->owner = new_owner(R0);
 	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
 	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
@@ -836,6 +875,119 @@ test_claim_left_reading(void **state)
 	assert_true(wait_messages(R0->owner, 1));
 	assert_int_equal(claim_len(POSTINGS, 1), 0);
 	assert_false(stats(R0->owner).failing);
+}
+
+/* Starts R0's owner and waits until it owns the partition of each topic. */
+static void
+start_owner(void)
+{
+	R0->owner = new_owner(R0);
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(stats(R0->owner).partitions, 2);
+}
+
+/* Whether the outbox of R0 holds an event of the lead and posting job. */
+static bool
+announced(const char *job)
+{
+	struct pairs seen;
+	char want[2 * LM_STORE_ID_MAX + 2];
+	size_t n = 0;
+
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(
+	    lm_outbox_pending(lm_events_outbox(R0->events), 100, pair_of, &seen), LM_OK);
+	snprintf(want, sizeof(want), "%s\t%s", LEAD, job);
+	for (size_t k = 0; k < seen.n; k++)
+		n += strcmp(seen.pair[k], want) == 0;
+	return n > 0;
+}
+
+/*
+ * A batch whose claim the group coordinator refuses is rewound, and no
+ * later message of its partition goes before it, not even one the member
+ * held while the batch waited more than a second for the index: whenever
+ * the events group's committed offset has passed a message, its events
+ * are in the outbox. Had the held message gone first, its commit would
+ * pass the rewound one, and a stop before that was derived again would
+ * lose it.
+ */
+static void
+test_refused_claim_not_overtaken(void **state)
+{
+	(void) state;
+	ingest_put(false, LEAD, 1); /* both postings fit it: it shows them */
+	start_owner();
+	ingest_put_as(true, SEED_JOB, "job-b", 1);
+	assert_true(index_holds(R0, "job-b", 1));
+	/* job-a (offset 0) is not in the store: its batch waits, and job-b
+	 * (offset 1), polled after a second of that wait, is held. */
+	produce_posting_as("job-a");
+	lmt_sleep_ms(500);
+	produce_posting_as("job-b");
+	lmt_sleep_ms(1500);
+	assert_int_equal(stats(R0->owner).messages, 0);
+	/* The claim of job-a's batch is refused; the next batch claims, writes
+	 * its cut and commits; then commits are refused a while again, so that
+	 * a message left behind would stay so. */
+	rd_kafka_mock_push_request_errors(G.mock, OFFSET_COMMIT, 9, REFUSED,
+	    RD_KAFKA_RESP_ERR_NO_ERROR, RD_KAFKA_RESP_ERR_NO_ERROR,
+	    RD_KAFKA_RESP_ERR_NO_ERROR, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED);
+	ingest_put_as(true, SEED_JOB, "job-a", 1);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) < 1 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_true(stats(R0->owner).failures >= 1); /* the refused claim */
+	/* A stop here, as a crash would: the next owner starts at the
+	 * committed offset. */
+	lm_follower_stop(R0->follower);
+	lm_owner_free(R0->owner);
+	R0->owner = NULL;
+	int64_t c = committed(POSTINGS);
+	assert_true(c >= 1);
+	if (!announced("job-a"))
+		fail_msg("committed offset %lld passed job-a, which is not derived",
+		    (long long) c);
+	if (c >= 2 && !announced("job-b"))
+		fail_msg("committed offset %lld passed job-b, which is not derived",
+		    (long long) c);
+}
+
+/*
+ * A commit past a derived batch that the group coordinator refuses is
+ * retried until it succeeds, without waiting for a new message of its
+ * partition: until then the batch's claim stays, and every postings batch
+ * whose cut reaches into it waits for it (here the posting, whose cut
+ * holds the profile).
+ */
+static void
+test_failed_commit_retried(void **state)
+{
+	(void) state;
+	start_owner();
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	/* The profile's claim is accepted, its commit and the first retry
+	 * refused. */
+	rd_kafka_mock_push_request_errors(
+	    G.mock, OFFSET_COMMIT, 3, RD_KAFKA_RESP_ERR_NO_ERROR, REFUSED, REFUSED);
+	produce_record(false, LEAD, 1);
+	assert_true(wait_messages(R0->owner, 1));
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(PROFILES) != 1 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(committed(PROFILES), 1);
+	assert_int_equal(claim_len(PROFILES, 0), 0);
+
+	produce_record(true, SEED_JOB, 1);
+	ingest_put(true, SEED_JOB, 1);
+	ingest_commit(POSTINGS, 1);
+	assert_true(wait_messages(R0->owner, 2));
+	assert_true(enqueued() >= 1);
 }
 
 /*
@@ -952,6 +1104,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_replicas, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(test_claim_left_reading, setup_two, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_refused_claim_not_overtaken, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_commit_retried, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_join_after_catchup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_old_epoch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
