@@ -532,6 +532,20 @@ enqueued(void)
 
 /* ---- tests ---------------------------------------------------------------- */
 
+/* Starts R0's follower and owner and waits until the owner has both
+ * topics' partitions. */
+static void
+start_r0(void)
+{
+	R0->owner = new_owner(R0);
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(stats(R0->owner).partitions, 2);
+}
+
 static void
 test_owner(void **state)
 {
@@ -599,13 +613,7 @@ test_owner(void **state)
 	uint64_t before = enqueued();
 	lm_follower_stop(R0->follower);
 	lm_owner_free(R0->owner); /* commits, leaves the group */
-	R0->owner = new_owner(R0);
-	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
-	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
-	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
-		lmt_sleep_ms(20);
-	assert_int_equal(stats(R0->owner).partitions, 2);
+	start_r0();
 	lmt_sleep_ms(1000);
 	assert_int_equal(stats(R0->owner).messages, 0);
 	assert_int_equal(enqueued(), before);
@@ -703,12 +711,7 @@ static void
 test_outbox_fails(void **state)
 {
 	(void) state;
-	R0->owner = new_owner(R0);
-	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
-	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
-	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
-		lmt_sleep_ms(20);
+	start_r0();
 	atomic_store(&G.outbox_fault, LM_ESTORE);
 	seed_pair();
 	for (int64_t end = lm_clock_ms() + WAIT_MS;
@@ -881,13 +884,7 @@ test_claim_left_reading(void **state)
 static void
 start_owner(void)
 {
-	R0->owner = new_owner(R0);
-	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
-	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
-	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
-		lmt_sleep_ms(20);
-	assert_int_equal(stats(R0->owner).partitions, 2);
+	start_r0();
 }
 
 /* Whether the outbox of R0 holds an event of the lead and posting job. */
@@ -1046,13 +1043,7 @@ test_old_epoch(void **state)
 	lm_store_pos now = {.epoch = 0, .partition = 0, .offset = 0};
 	(void) state;
 
-	R0->owner = new_owner(R0);
-	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
-	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
-	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
-		lmt_sleep_ms(20);
-	assert_int_equal(stats(R0->owner).partitions, 2);
+	start_r0();
 	/* The postings topic is at epoch 1 now; the posting came from epoch 0. */
 	assert_int_equal(lm_store_begin(R0->store, &t), LM_OK);
 	assert_int_equal(lm_ingest_epoch_put(t, POSTINGS, 1), LM_OK);
