@@ -1548,9 +1548,11 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 	return LM_OK;
 }
 
-/* Stops nothing: the thread must be joined. Commits what is stored and
- * leaves the group at once, so the partitions move without waiting for
- * the session timeout. */
+/* Stops nothing: the thread must be joined. Leaves the group at once, so
+ * the partitions move without waiting for the session timeout. It commits
+ * nothing (auto-commit is off): each derived batch was committed after it
+ * (or its commit is owed, and the next owner derives it again), and a
+ * batch in progress stays claimed for the next owner. */
 static void
 member_free(struct member *m)
 {
