@@ -466,8 +466,8 @@ drop_targets(lm_consumer *c)
  * `end`) stores end as its offset once none of its messages waits in a
  * batch: every message before end was delivered, and all of them are
  * stored. Then, or between batches when some waited. A batch that stores a
- * later offset drops the end, and a rebalance drops them all: a stored
- * offset never goes back.
+ * later offset drops the end, and an assignment or revocation drops the
+ * ends of its partitions: a stored offset never goes back.
  */
 struct end {
 	lm_kind kind;

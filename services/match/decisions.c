@@ -455,7 +455,8 @@ produce_again(void *arg, uint64_t seq, const void *data, size_t len)
 }
 
 /* The outcome of a pass that stopped with rc: LM_OK when it stopped for
- * the byte budget, the producer's refusal in *err, a queue error logged. */
+ * a full producer queue, the producer's refusal in *err, a queue error
+ * logged. */
 static int
 pass_end(int rc, const struct pass *p, rd_kafka_resp_err_t *err)
 {
@@ -476,7 +477,7 @@ cmp_seq(const void *a, const void *b)
 }
 
 /* Produces the failed decisions again, oldest first; those the producer
- * refuses, the byte budget leaves or a failed read of the queue stops at
+ * refuses, a full producer queue leaves or a failed read of the queue stops at
  * stay failed. Returns LM_OK, PASS_REFUSED (*err: the producer's error) or
  * the queue's error (logged); PASS_BUDGET counts as LM_OK. */
 static int
@@ -502,8 +503,8 @@ produce_failed(lm_decisions *d, rd_kafka_resp_err_t *err)
 	return pass_end(rc, &p, err);
 }
 
-/* Produces the decisions after the cursor while the window and the byte
- * budget have room. Returns as produce_failed. */
+/* Produces the decisions after the cursor while the window and the
+ * producer's queue have room. Returns as produce_failed. */
 static int
 produce_new(lm_decisions *d, rd_kafka_resp_err_t *err)
 {
