@@ -27,6 +27,7 @@
 #include "offsets.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fault.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
 
@@ -154,11 +155,7 @@ heartbeat(lm_consumer *c)
 static bool
 fault(lm_consumer *c, lm_consumer_fault f)
 {
-	unsigned n = atomic_load(&c->faults[f]);
-
-	while (n > 0 && !atomic_compare_exchange_weak(&c->faults[f], &n, n - 1))
-		;
-	return n > 0;
+	return lm_fault_take(&c->faults[f]);
 }
 
 void

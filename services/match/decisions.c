@@ -33,6 +33,7 @@
 #include "lunamatch/clock.h"
 #include "lunamatch/dqueue.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fault.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
 
@@ -422,13 +423,11 @@ produce(struct pass *p, uint64_t seq, const void *data, size_t len)
 	return 0;
 }
 
-static bool armed_fails(atomic_uint *armed);
-
 /* lm_dqueue_peek of the sender, where a test's read failure applies. */
 static int
 peek(lm_decisions *d, uint64_t after, size_t max, lm_dqueue_fn fn, struct pass *p)
 {
-	if (armed_fails(&d->fail_reads))
+	if (lm_fault_take(&d->fail_reads))
 		return LM_EIO;
 	return lm_dqueue_peek(d->q, after, max, fn, p);
 }
@@ -518,16 +517,6 @@ produce_new(lm_decisions *d, rd_kafka_resp_err_t *err)
 	    err);
 }
 
-/* True when a failure is armed at *armed; uses one up. */
-static bool
-armed_fails(atomic_uint *armed)
-{
-	unsigned n = atomic_load(armed);
-	while (n > 0 && !atomic_compare_exchange_weak(armed, &n, n - 1))
-		;
-	return n > 0;
-}
-
 /* Removes the delivered decisions from the queue (sender thread, or free
  * after it). On failure they stay listed, to be removed again later; they
  * are never produced again meanwhile (they are behind the cursor). A
@@ -539,7 +528,7 @@ remove_delivered(lm_decisions *d)
 
 	if (d->ndelivered == 0)
 		return LM_OK;
-	rc = armed_fails(&d->fail_removals)
+	rc = lm_fault_take(&d->fail_removals)
 	         ? LM_EIO
 	         : lm_dqueue_remove(d->q, d->delivered, d->ndelivered);
 	if (rc != LM_OK) {

@@ -50,6 +50,7 @@
 #include "lunamatch/clock.h"
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fault.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
 #include "owner.h"
@@ -107,12 +108,13 @@ struct member {
 	 * (settle) until they succeed, a claim of this member moves past them
 	 * or the partitions are revoked. */
 	rd_kafka_topic_partition_list_t *owed;
-	int64_t owed_at;       /* when to retry them */
-	int64_t owed_backoff;  /* pause after the next failed retry, ms */
-	int64_t claim_backoff; /* pause after the next failed claim, ms */
-	int ncut;              /* postings: partitions of the batch's cut */
-	int64_t *cut;          /* postings: the batch's cut */
-	int nstate;            /* profiles: postings partitions in state */
+	int64_t owed_at;        /* when to retry them */
+	int64_t owed_backoff;   /* pause after the next failed retry, ms */
+	int64_t claim_backoff;  /* pause after the next failed claim, ms */
+	int64_t decide_backoff; /* pause after the next message not decided, ms */
+	int ncut;               /* postings: partitions of the batch's cut */
+	int64_t *cut;           /* postings: the batch's cut */
+	int nstate;             /* profiles: postings partitions in state */
 	struct part_state *state;
 	int64_t *need; /* offsets the index must reach, per partition */
 	int split_err; /* a store error that left a pair of the derivation
@@ -138,7 +140,8 @@ struct lm_owner {
 	    deferred, handover;
 	atomic_int joined; /* members subscribed to their topic */
 	atomic_bool failing;
-	atomic_bool caught_up; /* the ingest group has stored the topics once */
+	atomic_bool caught_up;    /* the ingest group has stored the topics once */
+	atomic_uint fail_decides; /* lm_owner_fail_decides */
 	int64_t start_ms;
 
 	lm_counter *m_messages, *m_failures, *m_ahead, *m_deferred, *m_handover;
@@ -782,8 +785,8 @@ note_wait(struct member *m, int64_t since, bool *noted, const char *what,
 	    (long long) (lm_clock_ms() - since), what, behind, topic);
 }
 
-/* The held messages and msg do not fit: all are given back, each of their
- * partitions rewound to the earliest of them. */
+/* Gives msg and the held messages back (they do not fit, or msg cannot be
+ * decided): each of their partitions is rewound to the earliest of them. */
 static void
 give_back(struct member *m, rd_kafka_message_t *msg)
 {
@@ -1075,7 +1078,8 @@ profile_announces(void *arg, const lm_events_pair *p)
 
 /* ---- the batch ------------------------------------------------------------------ */
 
-/* Adds message msg (taken over) to the batch with ingest's decision on it. */
+/* Adds message msg to the batch with ingest's decision on it, taking it
+ * over; on failure (LM_ENOMEM) msg stays the caller's. */
 static int
 collect(struct member *m, rd_kafka_message_t *msg)
 {
@@ -1099,10 +1103,10 @@ collect(struct member *m, rd_kafka_message_t *msg)
 		im.content_type_len = ctlen;
 	}
 	memset(it, 0, sizeof(*it));
-	if ((rc = lm_ingest_decide(m->ow->rctx, &im, &it->d)) != LM_OK) {
-		rd_kafka_message_destroy(msg);
+	if (lm_fault_take(&m->ow->fail_decides))
+		return LM_ENOMEM;
+	if ((rc = lm_ingest_decide(m->ow->rctx, &im, &it->d)) != LM_OK)
 		return rc;
-	}
 	it->m = msg;
 	m->n++;
 	return LM_OK;
@@ -1330,24 +1334,77 @@ process(struct member *m)
 	}
 }
 
-/* Takes one polled message: into the batch, or logged and dropped. */
-static void
+/* Takes one polled message: into the batch, or, when it is no message (an
+ * error, a partition past the limit), logged and dropped. Returns false
+ * when ingest's rule could not be applied to it (out of memory): msg is
+ * still the caller's then (see undecided). */
+static bool
 take(struct member *m, rd_kafka_message_t *msg)
 {
 	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 			lm_warn("owner.consume", "%s", rd_kafka_message_errstr(msg));
 		rd_kafka_message_destroy(msg);
-		return;
+		return true;
 	}
 	if (msg->partition >= LM_OWNER_PARTITIONS_MAX) {
 		lm_error("owner.consume", "partition %d of %s is past the limit of %d",
 		    (int) msg->partition, m->topic, LM_OWNER_PARTITIONS_MAX);
 		rd_kafka_message_destroy(msg);
-		return;
+		return true;
 	}
 	if (collect(m, msg) != LM_OK)
-		lm_error("owner.consume", "out of memory deciding a message");
+		return false;
+	m->decide_backoff = LM_OWNER_RETRY_MIN_MS;
+	return true;
+}
+
+/* Message msg could not be decided: it and the held messages (those not
+ * taken yet) are given back, their partitions rewound to them, and the
+ * member pauses. The batch so far goes ahead; msg comes again after it,
+ * and nothing of its partition passes it meanwhile. Dropped, it would let
+ * a later commit of its partition pass a message whose events were never
+ * derived. */
+static void
+undecided(struct member *m, rd_kafka_message_t *msg)
+{
+	give_back(m, msg);
+	failed(m->ow, "cannot decide a message", LM_ENOMEM, &m->decide_backoff);
+}
+
+/* Takes the held messages, then what the consumer has at once, into the
+ * batch (at most LM_OWNER_BATCH_MAX); first waits up to POLL_MS for a
+ * message when none is held. Ends at a message that cannot be decided. */
+static void
+fill(struct member *m)
+{
+	rd_kafka_message_t *msg;
+	size_t n = m->nheld;
+
+	if (n > 0) {
+		/* What was polled while the last batch waited comes first. */
+		m->nheld = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (take(m, m->held[i]))
+				continue;
+			msg = m->held[i];
+			m->nheld = n - i - 1;
+			memmove(m->held, m->held + i + 1, m->nheld * sizeof(*m->held));
+			undecided(m, msg);
+			return;
+		}
+	} else if ((msg = rd_kafka_consumer_poll(m->rk, POLL_MS)) == NULL) {
+		return;
+	} else if (!take(m, msg)) {
+		undecided(m, msg);
+		return;
+	}
+	while (m->n > 0 && m->n < LM_OWNER_BATCH_MAX &&
+	       (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL)
+		if (!take(m, msg)) {
+			undecided(m, msg);
+			return;
+		}
 }
 
 /* ---- joining ---------------------------------------------------------------- */
@@ -1470,22 +1527,8 @@ run(void *arg)
 	if (!wait_caught_up(m) || subscribe(m) != LM_OK)
 		return NULL;
 	while (!atomic_load(&m->ow->stop)) {
-		rd_kafka_message_t *msg;
 		settle(m);
-		if (m->nheld > 0) {
-			/* What was polled while the last batch waited comes first. */
-			for (size_t i = 0; i < m->nheld; i++)
-				take(m, m->held[i]);
-			m->nheld = 0;
-		} else if ((msg = rd_kafka_consumer_poll(m->rk, POLL_MS)) != NULL) {
-			take(m, msg);
-		} else {
-			continue;
-		}
-		/* Fill the batch with what the consumer has at once. */
-		while (m->n > 0 && m->n < LM_OWNER_BATCH_MAX &&
-		       (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL)
-			take(m, msg);
+		fill(m);
 		/* The poll that returned the batch may have assigned partitions. */
 		settle(m);
 		if (m->n > 0)
@@ -1518,6 +1561,7 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 	m->ow = ow;
 	m->posting = posting;
 	m->claim_backoff = LM_OWNER_RETRY_MIN_MS;
+	m->decide_backoff = LM_OWNER_RETRY_MIN_MS;
 	m->owed_backoff = LM_OWNER_RETRY_MIN_MS;
 	m->release_backoff = LM_OWNER_RETRY_MIN_MS;
 	m->topic = posting ? ow->topic_postings : ow->topic_profiles;
@@ -1697,6 +1741,13 @@ lm_owner_free(lm_owner *ow)
 	pthread_cond_destroy(&ow->cv);
 	pthread_mutex_destroy(&ow->mtx);
 	free(ow);
+}
+
+void
+lm_owner_fail_decides(lm_owner *ow, unsigned n)
+{
+	if (ow != NULL)
+		atomic_store(&ow->fail_decides, n);
 }
 
 void

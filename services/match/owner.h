@@ -122,7 +122,8 @@ typedef struct lm_owner_stats {
 	uint64_t messages;   /* messages whose events are derived and committed */
 	uint64_t rejected;   /* of which ingest's rule rejects (nothing derived) */
 	uint64_t probes;     /* questions to the ingest group's committed offsets */
-	uint64_t failures;   /* failed derivations (outbox writes); each retried */
+	uint64_t failures;   /* failed steps (derivations, claims, messages not
+	                        decided); each retried */
 	uint64_t ahead;      /* derivations retried quietly because the store was
 	                        ahead of the index for a record they show */
 	uint64_t rebalances; /* partition assignments received */
@@ -137,6 +138,11 @@ typedef struct lm_owner_stats {
 
 /* Any thread. */
 void lm_owner_stats_get(lm_owner *ow, lm_owner_stats *out);
+
+/* Failure point, for tests: the next n messages either member polls cannot
+ * be decided (ingest's rule fails with LM_ENOMEM, as out of memory would),
+ * in the real code path. Any thread; NULL is a no-op. */
+void lm_owner_fail_decides(lm_owner *ow, unsigned n);
 
 #ifdef __cplusplus
 }

@@ -30,7 +30,10 @@
  *    through the mock cluster's request errors): never lets a batch whose
  *    claim was refused be overtaken by later messages of its partition,
  *    retries a failed commit past a derived batch until it succeeds, and
- *    retries taking back a claim left without its cut until it succeeds.
+ *    retries taking back a claim left without its cut until it succeeds;
+ *  - reads again, before anything after it, a message that ingest's rule
+ *    could not be applied to (out of memory, through the owner's failure
+ *    point).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -988,6 +991,34 @@ test_failed_commit_retried(void **state)
 }
 
 /*
+ * A message that ingest's rule cannot be applied to (out of memory,
+ * injected through the owner's failure point) is read again, and no later
+ * message of its partition goes before it: whenever the events group's
+ * committed offset has passed a message, its events are in the outbox.
+ * Had it been dropped, job-b's commit would pass job-a, never derived.
+ */
+static void
+test_undecided_message_read_again(void **state)
+{
+	(void) state;
+	ingest_put(false, LEAD, 1); /* both postings fit it: it shows them */
+	ingest_put_as(true, SEED_JOB, "job-a", 1);
+	ingest_put_as(true, SEED_JOB, "job-b", 1);
+	start_owner();
+	assert_true(index_holds(R0, "job-b", 1));
+	lm_owner_fail_decides(R0->owner, 1);
+	produce_posting_as("job-a");
+	produce_posting_as("job-b");
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) < 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(committed(POSTINGS), 2);
+	assert_int_equal(stats(R0->owner).failures, 1);
+	assert_true(announced("job-a"));
+	assert_true(announced("job-b"));
+}
+
+/*
  * A replica whose ingest has not stored the topics yet does not join the
  * events group: had it joined, its partitions would wait for its index and
  * stall everyone's events. It joins, and derives from the beginning (a new
@@ -1098,6 +1129,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_refused_claim_not_overtaken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_commit_retried, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_undecided_message_read_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_join_after_catchup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_old_epoch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
