@@ -842,30 +842,53 @@ serve(struct member *m, int64_t since)
 	return m->revoked ? LM_ESTALE : LM_OK;
 }
 
-/* Waits until the index reflects item it; when the index alone cannot
- * tell, through the ingest group's committed offset. Returns LM_OK,
- * LM_ECLOSED when the owner is stopping or LM_ESTALE (revoked). */
+/* What the batch's wait for the index has learnt from the ingest group:
+ * once it has committed, on every partition of the batch, the offset after
+ * the batch's last message there (passed), the index reflects every
+ * message of the batch when it has applied seq. One answer serves every
+ * message the index alone cannot tell about, so that a batch of them
+ * (replayed history: puts of records deleted since, tombstones of records
+ * created again) costs one probe, not one each. */
+struct batch_view {
+	int64_t need[LM_OWNER_PARTITIONS_MAX]; /* by partition; 0 asks nothing */
+	int n;                                 /* partitions 0 .. n-1 asked */
+	bool passed;
+	uint64_t seq;
+};
+
+static void
+batch_view_init(const struct member *m, struct batch_view *bv)
+{
+	memset(bv, 0, sizeof(*bv));
+	for (size_t i = 0; i < m->n; i++) {
+		const rd_kafka_message_t *msg = m->batch[i].m;
+		/* take() kept every partition below LM_OWNER_PARTITIONS_MAX. */
+		if (msg->offset + 1 > bv->need[msg->partition])
+			bv->need[msg->partition] = msg->offset + 1;
+		if (msg->partition + 1 > bv->n)
+			bv->n = msg->partition + 1;
+	}
+}
+
+/* Waits until the index reflects item it of the batch; when the index
+ * alone cannot tell, through the ingest group's committed offsets (bv).
+ * Returns LM_OK, LM_ECLOSED when the owner is stopping or LM_ESTALE
+ * (revoked). */
 static int
-wait_visible(struct member *m, const struct item *it)
+wait_visible(struct member *m, const struct item *it, struct batch_view *bv)
 {
 	int64_t since = lm_clock_ms();
 	lm_owner *ow = m->ow;
-	int64_t need[LM_OWNER_PARTITIONS_MAX];
-	uint64_t seq = 0;
-	bool passed = false, noted = false;
+	bool noted = false;
 	int rc, behind = -1;
 
-	if (it->m->partition >= LM_OWNER_PARTITIONS_MAX)
-		return LM_EINVAL;
-	memset(need, 0, sizeof(need));
-	need[it->m->partition] = it->m->offset + 1;
 	while (!atomic_load(&ow->stop)) {
-		if (passed ? lm_index_seq(ow->idx) >= seq : visible(ow, it))
+		if (bv->passed ? lm_index_seq(ow->idx) >= bv->seq : visible(ow, it))
 			return LM_OK;
-		if (!passed && lm_clock_ms() - m->last_probe >= LM_OWNER_PROBE_MS) {
+		if (!bv->passed && lm_clock_ms() - m->last_probe >= LM_OWNER_PROBE_MS) {
 			m->last_probe = lm_clock_ms();
-			passed = ingest_passed(
-			    ow, m->topic, it->m->partition + 1, need, &seq, &behind);
+			bv->passed = ingest_passed(
+			    ow, m->topic, bv->n, bv->need, &bv->seq, &behind);
 			continue;
 		}
 		note_wait(m, since, &noted, "this replica's index to hold a message",
@@ -1267,12 +1290,14 @@ process_batch(struct member *m)
 {
 	lm_owner *ow = m->ow;
 	lm_events_split split;
+	struct batch_view bv;
 	bool inherited;
 	int rc;
 
+	batch_view_init(m, &bv);
 	for (size_t i = 0; i < m->n; i++)
 		if (m->batch[i].d.action != LM_INGEST_REJECT &&
-		    (rc = wait_visible(m, &m->batch[i])) != LM_OK)
+		    (rc = wait_visible(m, &m->batch[i], &bv)) != LM_OK)
 			return rc;
 	inherited = inherited_claim(m);
 	memset(&split, 0, sizeof(split));

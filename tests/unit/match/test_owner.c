@@ -11,7 +11,8 @@
  *    it does, and only then commits the offsets in the events group;
  *  - derives nothing for a message ingest's rule rejects, and commits it;
  *  - gets past a tombstone whose record was created again later, through the
- *    ingest group's committed offsets (the index alone cannot tell);
+ *    ingest group's committed offsets (the index alone cannot tell), and
+ *    past a batch of such messages with one question to that group;
  *  - starts a second owner in the same group from the committed offsets:
  *    nothing derived again;
  *  - retries quietly, counting no failure, while the store is ahead of
@@ -1019,6 +1020,32 @@ test_undecided_message_read_again(void **state)
 }
 
 /*
+ * Messages the index alone cannot tell about (here puts of postings that
+ * were deleted since: the index does not hold them) cost their batch one
+ * question to the ingest group, not one each, LM_OWNER_PROBE_MS apart:
+ * replaying a churned topic would crawl otherwise.
+ */
+static void
+test_replay_asks_once(void **state)
+{
+	enum { GONE = 8 };
+	char id[32];
+
+	(void) state;
+	for (int i = 0; i < GONE; i++) {
+		snprintf(id, sizeof(id), "job-gone-%d", i);
+		produce_posting_as(id);
+	}
+	ingest_commit(POSTINGS, GONE);
+	start_owner(); /* joining asks the ingest group too */
+	assert_true(wait_messages(R0->owner, GONE));
+	assert_int_equal(stats(R0->owner).rejected, 0);
+	if (stats(R0->owner).probes >= GONE)
+		fail_msg("%llu questions to the ingest group for %d messages",
+		    (unsigned long long) stats(R0->owner).probes, GONE);
+}
+
+/*
  * A replica whose ingest has not stored the topics yet does not join the
  * events group: had it joined, its partitions would wait for its index and
  * stall everyone's events. It joins, and derives from the beginning (a new
@@ -1131,6 +1158,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_failed_commit_retried, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_undecided_message_read_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replay_asks_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_join_after_catchup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_old_epoch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
