@@ -112,6 +112,8 @@ struct member {
 	int64_t owed_backoff;   /* pause after the next failed retry, ms */
 	int64_t claim_backoff;  /* pause after the next failed claim, ms */
 	int64_t decide_backoff; /* pause after the next message not decided, ms */
+	int32_t undecided_part; /* the last message not decided, until it is */
+	int64_t undecided_off;  /* (partition -1: none) */
 	int ncut;               /* postings: partitions of the batch's cut */
 	int64_t *cut;           /* postings: the batch's cut */
 	int nstate;             /* profiles: postings partitions in state */
@@ -638,6 +640,27 @@ read_cut(struct member *m)
 	return rc;
 }
 
+/* Seeks the consumer back to the offsets of l. A partition that cannot be
+ * sought (one revoked meanwhile, or a failing consumer) is logged: its
+ * position stays where it was. */
+static void
+seek_back(struct member *m, rd_kafka_topic_partition_list_t *l)
+{
+	rd_kafka_error_t *err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT);
+
+	if (err != NULL) {
+		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
+		rd_kafka_error_destroy(err);
+		return;
+	}
+	for (int i = 0; i < l->cnt; i++)
+		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			lm_warn("owner.rewind",
+			    "partition %d of %s to offset %" PRId64 ": %s",
+			    (int) l->elems[i].partition, m->topic, l->elems[i].offset,
+			    rd_kafka_err2name(l->elems[i].err));
+}
+
 /* Gives the batch up: its partitions are rewound to its first messages.
  * The messages held (serve) of those partitions follow the batch and are
  * dropped, to be read again after it: nothing of a partition is claimed,
@@ -647,7 +670,6 @@ static void
 rewind_batch(struct member *m)
 {
 	rd_kafka_topic_partition_list_t *l = batch_offsets(m, true);
-	rd_kafka_error_t *err;
 	size_t kept = 0;
 
 	for (size_t i = 0; i < m->nheld; i++) {
@@ -658,10 +680,7 @@ rewind_batch(struct member *m)
 			m->held[kept++] = m->held[i];
 	}
 	m->nheld = kept;
-	if ((err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT)) != NULL) {
-		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
-		rd_kafka_error_destroy(err);
-	}
+	seek_back(m, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	batch_drop(m);
 }
@@ -791,7 +810,6 @@ static void
 give_back(struct member *m, rd_kafka_message_t *msg)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-	rd_kafka_error_t *err;
 
 	m->held[m->nheld++] = msg;
 	for (size_t i = 0; i < m->nheld; i++) {
@@ -805,10 +823,7 @@ give_back(struct member *m, rd_kafka_message_t *msg)
 			tp->offset = h->offset;
 	}
 	held_drop(m);
-	if ((err = rd_kafka_seek_partitions(m->rk, l, LM_KAFKA_SEEK_WAIT)) != NULL) {
-		lm_warn("owner.rewind", "%s", rd_kafka_error_string(err));
-		rd_kafka_error_destroy(err);
-	}
+	seek_back(m, l);
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -843,52 +858,79 @@ serve(struct member *m, int64_t since)
 }
 
 /* What the batch's wait for the index has learnt from the ingest group:
- * once it has committed, on every partition of the batch, the offset after
- * the batch's last message there (passed), the index reflects every
- * message of the batch when it has applied seq. One answer serves every
- * message the index alone cannot tell about, so that a batch of them
- * (replayed history: puts of records deleted since, tombstones of records
- * created again) costs one probe, not one each. */
+ * its committed offset of every partition of the batch (got, -1 where
+ * unknown) and the store's last change seq read after that answer. Once
+ * the index has applied seq, it reflects every message of partition p
+ * below got[p]. One answer serves every message of the batch that the
+ * index alone cannot tell about, so that a batch of them (replayed
+ * history: puts of records deleted since, tombstones of records created
+ * again) costs one question, not one each. */
 struct batch_view {
-	int64_t need[LM_OWNER_PARTITIONS_MAX]; /* by partition; 0 asks nothing */
-	int n;                                 /* partitions 0 .. n-1 asked */
-	bool passed;
+	int64_t got[LM_OWNER_PARTITIONS_MAX];
+	int n; /* partitions 0 .. n-1 asked: every partition of the batch */
 	uint64_t seq;
 };
 
 static void
 batch_view_init(const struct member *m, struct batch_view *bv)
 {
-	memset(bv, 0, sizeof(*bv));
-	for (size_t i = 0; i < m->n; i++) {
-		const rd_kafka_message_t *msg = m->batch[i].m;
-		/* take() kept every partition below LM_OWNER_PARTITIONS_MAX. */
-		if (msg->offset + 1 > bv->need[msg->partition])
-			bv->need[msg->partition] = msg->offset + 1;
-		if (msg->partition + 1 > bv->n)
-			bv->n = msg->partition + 1;
-	}
+	bv->n = 0;
+	bv->seq = 0;
+	/* take() kept every partition below LM_OWNER_PARTITIONS_MAX. */
+	for (size_t i = 0; i < m->n; i++)
+		if (m->batch[i].m->partition + 1 > bv->n)
+			bv->n = m->batch[i].m->partition + 1;
+	for (int p = 0; p < bv->n; p++)
+		bv->got[p] = -1;
 }
 
-/* Waits until the index reflects item it of the batch; when the index
- * alone cannot tell, through the ingest group's committed offsets (bv).
- * Returns LM_OK, LM_ECLOSED when the owner is stopping or LM_ESTALE
- * (revoked). */
+/* Asks the ingest group for its committed offsets of the batch's
+ * partitions into bv (all -1 when the call or the seq read fails). */
+static void
+batch_view_ask(struct member *m, struct batch_view *bv)
+{
+	lm_owner *ow = m->ow;
+	rd_kafka_topic_partition_list_t *l = all_partitions(m->topic, bv->n);
+	rd_kafka_resp_err_t e;
+	uint64_t seq = 0;
+
+	atomic_fetch_add(&ow->probes, 1);
+	for (int p = 0; p < bv->n; p++)
+		bv->got[p] = -1;
+	e = rd_kafka_committed(ow->probe, l, CALL_TIMEOUT);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		lm_debug("owner.probe", "committed offsets of the ingest group: %s",
+		    rd_kafka_err2name(e));
+	else if (lm_store_last_seq(ow->store, &seq) == LM_OK) {
+		for (int i = 0; i < l->cnt; i++) {
+			const rd_kafka_topic_partition_t *tp = &l->elems[i];
+			if (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->partition >= 0 &&
+			    tp->partition < bv->n)
+				bv->got[tp->partition] = tp->offset;
+		}
+		bv->seq = seq;
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Waits until the index reflects item it of the batch: by itself, or
+ * through the ingest group's committed offsets (bv). Returns LM_OK,
+ * LM_ECLOSED when the owner is stopping or LM_ESTALE (revoked). */
 static int
 wait_visible(struct member *m, const struct item *it, struct batch_view *bv)
 {
 	int64_t since = lm_clock_ms();
 	lm_owner *ow = m->ow;
 	bool noted = false;
-	int rc, behind = -1;
+	int rc;
 
 	while (!atomic_load(&ow->stop)) {
-		if (bv->passed ? lm_index_seq(ow->idx) >= bv->seq : visible(ow, it))
+		bool passed = bv->got[it->m->partition] > it->m->offset;
+		if (passed ? lm_index_seq(ow->idx) >= bv->seq : visible(ow, it))
 			return LM_OK;
-		if (!bv->passed && lm_clock_ms() - m->last_probe >= LM_OWNER_PROBE_MS) {
+		if (!passed && lm_clock_ms() - m->last_probe >= LM_OWNER_PROBE_MS) {
 			m->last_probe = lm_clock_ms();
-			bv->passed = ingest_passed(
-			    ow, m->topic, bv->n, bv->need, &bv->seq, &behind);
+			batch_view_ask(m, bv);
 			continue;
 		}
 		note_wait(m, since, &noted, "this replica's index to hold a message",
@@ -1380,7 +1422,10 @@ take(struct member *m, rd_kafka_message_t *msg)
 	}
 	if (collect(m, msg) != LM_OK)
 		return false;
-	m->decide_backoff = LM_OWNER_RETRY_MIN_MS;
+	if (msg->partition == m->undecided_part && msg->offset == m->undecided_off) {
+		m->undecided_part = -1;
+		m->decide_backoff = LM_OWNER_RETRY_MIN_MS;
+	}
 	return true;
 }
 
@@ -1393,6 +1438,9 @@ take(struct member *m, rd_kafka_message_t *msg)
 static void
 undecided(struct member *m, rd_kafka_message_t *msg)
 {
+	/* The pause grows until this message is decided. */
+	m->undecided_part = msg->partition;
+	m->undecided_off = msg->offset;
 	give_back(m, msg);
 	failed(m->ow, "cannot decide a message", LM_ENOMEM, &m->decide_backoff);
 }
@@ -1587,6 +1635,7 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 	m->posting = posting;
 	m->claim_backoff = LM_OWNER_RETRY_MIN_MS;
 	m->decide_backoff = LM_OWNER_RETRY_MIN_MS;
+	m->undecided_part = -1;
 	m->owed_backoff = LM_OWNER_RETRY_MIN_MS;
 	m->release_backoff = LM_OWNER_RETRY_MIN_MS;
 	m->topic = posting ? ow->topic_postings : ow->topic_profiles;
