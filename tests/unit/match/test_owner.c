@@ -1017,6 +1017,29 @@ test_undecided_message_read_again(void **state)
 	assert_int_equal(stats(R0->owner).failures, 1);
 	assert_true(announced("job-a"));
 	assert_true(announced("job-b"));
+
+	/* The same for a message held while a batch waited: job-c (offset 2)
+	 * is not in the store, so its batch waits, and job-d and job-e,
+	 * polled after a second of that wait, are held. job-d cannot be
+	 * decided: it and job-e, held after it, are read again after job-c. */
+	produce_posting_as("job-c");
+	lmt_sleep_ms(500);
+	produce_posting_as("job-d");
+	produce_posting_as("job-e");
+	lmt_sleep_ms(1500);
+	assert_int_equal(stats(R0->owner).messages, 2);
+	lm_owner_fail_decides(R0->owner, 1);
+	ingest_put_as(true, SEED_JOB, "job-c", 1);
+	ingest_put_as(true, SEED_JOB, "job-d", 1);
+	ingest_put_as(true, SEED_JOB, "job-e", 1);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) < 5 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(committed(POSTINGS), 5);
+	assert_int_equal(stats(R0->owner).failures, 2);
+	assert_true(announced("job-c"));
+	assert_true(announced("job-d"));
+	assert_true(announced("job-e"));
 }
 
 /*
