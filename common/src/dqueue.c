@@ -166,11 +166,55 @@ out:
 	return rc != LM_OK ? rc : ret;
 }
 
-int
-lm_dqueue_remove(lm_dqueue *q, const uint64_t *seqs, size_t n)
+/* Removes seqs[0 .. n) in one transaction (lock held); LM_EMAPFULL when
+ * the map has no room for the pages the deletion copies. */
+static int
+remove_once(lm_dqueue *q, const uint64_t *seqs, size_t n)
 {
 	unsigned char kb[LM_LMDB_BE64_LEN];
 	MDB_txn *txn = NULL;
+	int rc;
+
+	if ((rc = lm_lmdb_txn_begin(q->env, 0, NULL, NULL, q->domain, &txn)) != LM_OK)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		MDB_val k = {sizeof(kb), kb};
+		lm_lmdb_put_be64(kb, seqs[i]);
+		rc = mdb_del(txn, q->db_msgs, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND) {
+			mdb_txn_abort(txn);
+			return lm_lmdb_err(rc, q->domain, "mdb_del");
+		}
+	}
+	rc = mdb_txn_commit(txn);
+	return rc == 0 ? LM_OK : lm_lmdb_err(rc, q->domain, "mdb_txn_commit");
+}
+
+/*
+ * LMDB never writes in place: a deletion copies every page on its path,
+ * and the pages it frees are free only for later transactions. In a full
+ * map a large deletion can therefore find no room (measured: 1,250
+ * messages of 3 KB), and a queue that cannot shrink stays full for good.
+ * So a deletion the map has no room for is split in halves, each its own
+ * transaction: one message needs only the pages of one path, which the
+ * pages freed by the transaction before provide, and every transaction
+ * that succeeds frees more for the next.
+ */
+static int
+remove_split(lm_dqueue *q, const uint64_t *seqs, size_t n)
+{
+	int rc = remove_once(q, seqs, n);
+
+	if (rc != LM_EMAPFULL || n == 1)
+		return rc;
+	if ((rc = remove_split(q, seqs, n / 2)) != LM_OK)
+		return rc;
+	return remove_split(q, seqs + n / 2, n - n / 2);
+}
+
+int
+lm_dqueue_remove(lm_dqueue *q, const uint64_t *seqs, size_t n)
+{
 	int rc;
 
 	if (q == NULL || (seqs == NULL && n > 0))
@@ -178,23 +222,7 @@ lm_dqueue_remove(lm_dqueue *q, const uint64_t *seqs, size_t n)
 	if (n == 0)
 		return LM_OK;
 	pthread_mutex_lock(&q->lock);
-	if ((rc = lm_lmdb_txn_begin(q->env, 0, NULL, NULL, q->domain, &txn)) != LM_OK)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		MDB_val k = {sizeof(kb), kb};
-		lm_lmdb_put_be64(kb, seqs[i]);
-		rc = mdb_del(txn, q->db_msgs, &k, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND) {
-			/* Deleting frees pages, so even a full map has room;
-			 * anything else is a real failure. */
-			rc = lm_lmdb_err(rc, q->domain, "mdb_del");
-			mdb_txn_abort(txn);
-			goto out;
-		}
-	}
-	rc = mdb_txn_commit(txn);
-	rc = rc == 0 ? LM_OK : lm_lmdb_err(rc, q->domain, "mdb_txn_commit");
-out:
+	rc = remove_split(q, seqs, n);
 	pthread_mutex_unlock(&q->lock);
 	return rc;
 }

@@ -75,8 +75,10 @@ typedef int (*lm_dqueue_fn)(void *arg, uint64_t seq, const void *data, size_t le
 int lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, void *arg);
 
 /*
- * Removes the messages seqs[0..n) in one synced transaction; seqs that are
- * not queued are ignored. Returns LM_OK or an error (nothing removed).
+ * Removes the messages seqs[0..n) in one synced transaction, or, when a
+ * full map has no room for that, in several (dqueue.c): a full queue can
+ * always be emptied. Seqs that are not queued are ignored. Returns LM_OK or
+ * an error; on an error the transactions before it are removed.
  */
 int lm_dqueue_remove(lm_dqueue *q, const uint64_t *seqs, size_t n);
 

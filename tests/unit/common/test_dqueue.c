@@ -1,8 +1,8 @@
 /*
  * test_dqueue.c - the durable FIFO on real LMDB files: order, removal,
  * sequence numbers that keep growing across an empty queue and a reopen,
- * a full map that refuses appends and keeps what it holds, unsynced
- * transactions and an explicit sync, and the limits.
+ * a full map that refuses appends, keeps what it holds and can always be
+ * emptied, unsynced transactions and an explicit sync, and the limits.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +192,49 @@ test_remove_when_full(void **state)
 	free(root);
 }
 
+/* A queue whose largest map is full of messages of a decision's size
+ * (3 KB) removes a sender's batch of 1,250, then everything: in one
+ * transaction the deletion found no room, and the queue stayed full for
+ * good. */
+static void
+test_remove_batch_when_full(void **state)
+{
+	char *root = lmt_tmpdir("dqueue-full-batch"), *dir = qdir(root);
+	lm_dqueue *q = NULL;
+	char *msg = malloc(3000);
+	lm_dqueue_msg m[16];
+	uint64_t first = 0, n = 0, *rm;
+	int rc = LM_OK;
+	(void) state;
+
+	assert_non_null(msg);
+	memset(msg, 'x', 3000);
+	for (size_t i = 0; i < 16; i++)
+		m[i] = (lm_dqueue_msg){msg, 3000};
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	while ((rc = lm_dqueue_append(q, m, 16, &first)) == LM_OK)
+		n += 16;
+	while ((rc = lm_dqueue_append(q, m, 1, &first)) == LM_OK)
+		n++;
+	assert_int_equal(rc, LM_EMAPFULL);
+	assert_true(n > 1250);
+	assert_non_null(rm = malloc(n * sizeof(*rm)));
+	for (uint64_t i = 0; i < n; i++)
+		rm[i] = i + 1;
+	assert_int_equal(lm_dqueue_remove(q, rm, 1250), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), n - 1250);
+	assert_int_equal(lm_dqueue_append(q, m, 16, &first), LM_OK);
+	assert_int_equal(first, n + 1);
+	assert_int_equal(lm_dqueue_remove(q, rm + 1250, n - 1250), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), 16);
+	lm_dqueue_close(q);
+	free(rm);
+	free(msg);
+	lmt_rmtree(root);
+	free(dir);
+	free(root);
+}
+
 int
 main(void)
 {
@@ -199,6 +242,7 @@ main(void)
 	    cmocka_unit_test(test_fifo),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_remove_when_full),
+	    cmocka_unit_test(test_remove_batch_when_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
