@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,7 @@ struct lm_outbox {
 	MDB_dbi db_by_job;
 	MDB_dbi db_meta;
 	pthread_rwlock_t maplock; /* shared: a txn is open; exclusive: resize */
+	_Atomic uint64_t map_max; /* the largest map: LM_OUTBOX_MAP_SIZE_MAX */
 	dev_t dev;                /* identity of the directory (registry) */
 	ino_t ino;
 };
@@ -234,7 +236,8 @@ grow(lm_outbox *ob, uint64_t seen)
 	int rc = LM_OK;
 	pthread_rwlock_wrlock(&ob->maplock);
 	if (lm_lmdb_map_size(ob->env) <= seen)
-		rc = lm_lmdb_grow(ob->env, LM_OUTBOX_MAP_SIZE_MAX, NULL, NULL, "outbox");
+		rc = lm_lmdb_grow(
+		    ob->env, atomic_load(&ob->map_max), NULL, NULL, "outbox");
 	pthread_rwlock_unlock(&ob->maplock);
 	return rc;
 }
@@ -352,6 +355,7 @@ lm_outbox_open(const char *dir, lm_outbox **out)
 	}
 	ob->dev = st.st_dev;
 	ob->ino = st.st_ino;
+	atomic_store(&ob->map_max, LM_OUTBOX_MAP_SIZE_MAX);
 	if (pthread_rwlock_init(&ob->maplock, NULL) != 0) {
 		free(ob);
 		ob = NULL;
@@ -1098,11 +1102,34 @@ check_ids(const char *const *ids, size_t n)
 	return LM_OK;
 }
 
+/*
+ * Removes ids[0 .. n) from `pending`, adding the number removed to *done.
+ * LMDB copies every page a deletion touches and frees pages only for later
+ * transactions, so a map at its largest can lack the room for a large
+ * deletion: the one way out of a full outbox would fail for good. Such a
+ * deletion is split in halves, each its own transaction, down to single
+ * entries, whose pages the transaction before freed.
+ */
+static int
+delivered_split(lm_outbox *ob, const char *const *ids, size_t n, size_t *done)
+{
+	struct mark m = {ids, NULL, n, 0};
+	int rc = run_write(ob, delivered_run, &m);
+
+	if (rc == LM_OK)
+		*done += m.done;
+	if (rc != LM_EMAPFULL || n == 1)
+		return rc;
+	if ((rc = delivered_split(ob, ids, n / 2, done)) != LM_OK)
+		return rc;
+	return delivered_split(ob, ids + n / 2, n - n / 2, done);
+}
+
 int
 lm_outbox_mark_delivered_batch(
     lm_outbox *ob, const char *const *event_ids, size_t n, size_t *removed)
 {
-	struct mark m = {event_ids, NULL, n, 0};
+	size_t done = 0;
 	int rc;
 	if (removed != NULL)
 		*removed = 0;
@@ -1110,10 +1137,17 @@ lm_outbox_mark_delivered_batch(
 		return LM_EINVAL;
 	if (n == 0)
 		return LM_OK;
-	rc = run_write(ob, delivered_run, &m);
+	rc = delivered_split(ob, event_ids, n, &done);
 	if (rc == LM_OK && removed != NULL)
-		*removed = m.done;
+		*removed = done;
 	return rc;
+}
+
+void
+lm_outbox_set_map_max(lm_outbox *ob, uint64_t bytes)
+{
+	if (ob != NULL)
+		atomic_store(&ob->map_max, bytes);
 }
 
 int

@@ -220,10 +220,17 @@ int lm_outbox_get_entry(
  * in one transaction and adds the number actually removed to the delivered
  * total; ids that are not pending (already delivered) are skipped.
  * removed (may be NULL) receives that number. Returns LM_OK, LM_EINVAL or a
- * store error (then nothing changed).
+ * store error (then nothing changed). When the map is at its largest and
+ * has no room for the deletion, it is split into several transactions
+ * (outbox.c), so that a full outbox can always be emptied; an error then
+ * leaves the transactions before it done.
  */
 int lm_outbox_mark_delivered_batch(
     lm_outbox *ob, const char *const *event_ids, size_t n, size_t *removed);
+
+/* For tests: the largest map becomes bytes (LM_OUTBOX_MAP_SIZE_MAX until
+ * then), so that a full outbox can be made small. */
+void lm_outbox_set_map_max(lm_outbox *ob, uint64_t bytes);
 
 /* lm_outbox_mark_delivered_batch of one id; LM_ENOENT when not pending. */
 int lm_outbox_mark_delivered(lm_outbox *ob, const char *event_id);

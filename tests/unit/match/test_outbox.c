@@ -2,8 +2,8 @@
  * test_outbox.c - the durable outbox of new-match events on real LMDB files
  * in a temporary directory: threshold crossings and re-announcement, the
  * cursor written atomically with the events, pending / delivered / failed
- * bookkeeping, persistence across close and reopen, map growth, and the
- * event id (checked against sha256sum).
+ * bookkeeping, persistence across close and reopen, map growth, a full map
+ * that still drains, and the event id (checked against sha256sum).
  */
 #include <lmdb.h>
 #include <math.h>
@@ -817,6 +817,82 @@ test_map_growth(void **state)
 	free(ids);
 }
 
+struct idlist {
+	char (*id)[LM_OUTBOX_EVENT_ID_LEN + 1];
+	const char **ptr;
+	size_t n;
+};
+
+static int
+collect_id(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry)
+{
+	struct idlist *l = arg;
+	(void) entry;
+	memcpy(l->id[l->n], event_id, LM_OUTBOX_EVENT_ID_LEN + 1);
+	l->ptr[l->n] = l->id[l->n];
+	l->n++;
+	return 0;
+}
+
+/* An outbox whose largest map is full removes the events the broker
+ * acknowledged, a sender's batch of them and then the rest, and then takes
+ * new ones: in one transaction the deletion found no room in the full map,
+ * and the outbox stayed full for good. */
+static void
+test_full_map_drains(void **state)
+{
+	enum { BATCH = 500, ACKED = 5000 };
+	lm_outbox *ob = open_ob();
+	lm_event_candidate *c = calloc(BATCH, sizeof(*c));
+	char(*ids)[48] = calloc(BATCH, 48);
+	char summary[LM_OUTBOX_SUMMARY_MAX + 1];
+	struct idlist l = {
+	    calloc(ACKED, LM_OUTBOX_EVENT_ID_LEN + 1), calloc(ACKED, sizeof(char *)), 0};
+	size_t n = 0, total = 0, removed = 0;
+	int rc, round = 0;
+	(void) state;
+
+	assert_non_null(c);
+	assert_non_null(ids);
+	assert_non_null(l.id);
+	assert_non_null(l.ptr);
+	memset(summary, 's', LM_OUTBOX_SUMMARY_MAX);
+	summary[LM_OUTBOX_SUMMARY_MAX] = '\0';
+	lm_outbox_set_map_max(ob, LM_OUTBOX_MAP_SIZE);
+	for (size_t size = BATCH;; round++) {
+		for (size_t i = 0; i < size; i++) {
+			snprintf(ids[i], 48, "cand-%03d-%04zu", round, i);
+			c[i] = cand(ids[i], "job-1", 1, 1, 0.9, LM_PAIR_ABOVE);
+			c[i].summary = summary;
+		}
+		rc = lm_outbox_enqueue_batch(ob, c, size, MV, NOW, 0, &n);
+		if (rc == LM_OK)
+			total += n;
+		else if (size > 1)
+			size = 1; /* fill what is left one by one */
+		else
+			break;
+	}
+	assert_int_equal(rc, LM_EMAPFULL);
+	assert_true(total > ACKED);
+	assert_int_equal(counts(ob).pending, total);
+
+	assert_int_equal(lm_outbox_pending(ob, ACKED, collect_id, &l), LM_OK);
+	assert_int_equal(l.n, ACKED);
+	assert_int_equal(
+	    lm_outbox_mark_delivered_batch(ob, l.ptr, ACKED, &removed), LM_OK);
+	assert_int_equal(removed, ACKED);
+	assert_int_equal(counts(ob).pending, total - ACKED);
+	assert_int_equal(counts(ob).delivered_total, ACKED);
+	c[0] = cand("cand-new", "job-1", 1, 1, 0.9, LM_PAIR_ABOVE);
+	assert_int_equal(enq1(ob, c[0], 0), 1);
+	lm_outbox_close(ob);
+	free(l.id);
+	free(l.ptr);
+	free(c);
+	free(ids);
+}
+
 int
 main(void)
 {
@@ -837,6 +913,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_mismatch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_full_map_drains, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
