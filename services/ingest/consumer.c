@@ -463,8 +463,12 @@ drop_targets(lm_consumer *c)
  * `end`) stores end as its offset once none of its messages waits in a
  * batch: every message before end was delivered, and all of them are
  * stored. Then, or between batches when some waited. A batch that stores a
- * later offset drops the end, and an assignment or revocation drops the
- * ends of its partitions: a stored offset never goes back.
+ * later offset drops the end, and so does any message of the partition
+ * (a later one supersedes it; an earlier one, read again after a seek,
+ * comes before it). An assignment or revocation drops the ends of its
+ * partitions, and a batch given up drops every end: its messages are not
+ * stored, and an end stored after it would pass them. A stored offset
+ * never goes back.
  */
 struct end {
 	lm_kind kind;
@@ -807,6 +811,7 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 			lm_warn("batch.dropped",
 			    "batch of %zu messages given up; its offsets are not stored",
 			    lm_ingest_batch_len(s->batch));
+			c->nends = 0;
 			goto out;
 		}
 		for (int64_t end = lm_clock_ms() + backoff;
@@ -868,6 +873,7 @@ give_up(lm_consumer *c)
 	for (int i = 0; i < 2; i++)
 		if (c->slots[i].batch != NULL)
 			drop_slot(&c->slots[i]);
+	c->nends = 0;
 }
 
 /* Waits for the batch in flight, if any, and finishes it (finish_slot).
@@ -1019,6 +1025,7 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 		return false;
 	}
 	lm_counter_add(c->consumed[im.kind], 1);
+	drop_end(c, im.kind, m->partition, INT64_MAX);
 	im.key = m->key;
 	im.key_len = m->key_len;
 	im.value = m->payload;
@@ -1070,11 +1077,25 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 	}
 	if ((rv = lm_ingest_batch_add(s->batch, &d, topic, m->partition, m->offset)) !=
 	    LM_OK) {
-		/* Cannot happen: the batch is finished when full and offsets of a
-		 * partition ascend. */
+		/* Out of memory (the batch's first message of a partition grows
+		 * its list): as for the decision above, finish what we have and
+		 * read this message again; its reject is not held. The other
+		 * errors cannot happen: the batch is finished when full and
+		 * offsets of a partition ascend. */
 		lm_error("ingest.batch", "cannot add message to the batch: %s",
 		    lm_strerror(rv));
+		if (d.action == LM_INGEST_REJECT) {
+			size_t r = reason_index(c, d.reason);
+			if (r < c->nreasons)
+				s->pending[r]--;
+			if (kept)
+				s->nrejects--;
+			kept = false;
+		}
 		lm_ingest_decision_clear(&d);
+		(void) finish_batch(c, true);
+		rewind_to(c, topic, m->partition, m->offset);
+		usleep(POLL_MS * 1000);
 	}
 	return kept;
 }

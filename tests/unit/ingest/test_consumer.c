@@ -340,6 +340,29 @@ wait_failing(struct run *r)
 	fail_msg("consumer never reported failing batches (last: %s)", why);
 }
 
+/* The committed offset of partition 0 of topic in group, asked by a
+ * consumer of its own (r's may be closed already; -1001: none). */
+static int64_t
+group_committed(const char *group, const char *topic)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_t *rk;
+	char err[256];
+	int64_t off;
+
+	assert_int_equal(
+	    lm_kafka_conf(M.brokers, "lmtest", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_kafka_set(conf, "group.id", group, err, sizeof(err)), LM_OK);
+	assert_non_null(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
+	rd_kafka_topic_partition_list_add(l, topic, 0);
+	assert_int_equal(rd_kafka_committed(rk, l, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	off = l->elems[0].offset;
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_destroy(rk);
+	return off;
+}
+
 /* Messages of the dead-letter topic, read from the beginning. */
 static int
 count_dlq(const char *topic, int want)
@@ -412,6 +435,40 @@ test_store_failure(void **state)
 	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 3);
 
 	end_run(&r, p);
+}
+
+/*
+ * A stop while a batch fails (the store refuses it) gives the batch up, and
+ * nothing after it is committed: not even the partition's end, which came
+ * while the batch was being written and was kept for "between batches".
+ * Stored then, it would have moved the group's offset past job-1, never
+ * stored.
+ */
+static void
+test_stop_while_failing(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	(void) state;
+
+	prepare(&r, "cons-stopfail");
+	start(&r);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	wait_stored(&r, "job-0");
+	wait_committed(&r, r.cfg.topic_postings, 1);
+	/* The batch's first write is slow, so the partition's end comes
+	 * while it is in flight, and then fails, as every retry does. */
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_STORE, 1000);
+	produce_posting(p, r.cfg.topic_postings, "job-1");
+	wait_failing(&r);
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(
+	    lm_store_get(r.store, LM_KIND_POSTING, "job-1", NULL, NULL, NULL), LM_ENOENT);
+	assert_int_equal(group_committed(r.cfg.group_id, r.cfg.topic_postings), 1);
+	finish(&r);
+	rd_kafka_destroy(p);
 }
 
 /*
@@ -880,6 +937,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fatal_error),
 	    cmocka_unit_test(test_store_failure),
+	    cmocka_unit_test(test_stop_while_failing),
 	    cmocka_unit_test(test_dlq_failure),
 	    cmocka_unit_test(test_read_failure),
 	    cmocka_unit_test(test_revoke),
