@@ -44,13 +44,35 @@ filters_new(char **ids, size_t n, lm_filters **out)
 	return LM_OK;
 }
 
+/* Checks a list of a filter: at most LM_FILTER_LIST_MAX entries and, for a
+ * list of strings (v not NULL), each at most LM_FILTER_ENTRY_MAX bytes,
+ * adding them to *text, which must stay within LM_FILTER_TEXT_MAX: the
+ * filters go into the decision log with the answer, whose records have a
+ * size limit, and a request the log would refuse after the query ran must
+ * be refused before it, as the caller's error. */
 static int
-check_list(const char *what, size_t n, char *err, size_t errlen)
+check_list(
+    const char *what, char *const *v, size_t n, size_t *text, char *err, size_t errlen)
 {
 	if (n > LM_FILTER_LIST_MAX) {
 		snprintf(err, errlen, "filters.%s: %zu entries, at most %d allowed", what,
 		    n, LM_FILTER_LIST_MAX);
 		return LM_EINVAL;
+	}
+	for (size_t i = 0; v != NULL && i < n; i++) {
+		size_t len = v[i] != NULL ? strlen(v[i]) : 0;
+		if (len > LM_FILTER_ENTRY_MAX) {
+			snprintf(err, errlen,
+			    "filters.%s[%zu]: %zu bytes, at most %d allowed", what, i,
+			    len, LM_FILTER_ENTRY_MAX);
+			return LM_EINVAL;
+		}
+		if ((*text += len) > LM_FILTER_TEXT_MAX) {
+			snprintf(err, errlen,
+			    "filters: more than %d bytes of text in all lists together",
+			    LM_FILTER_TEXT_MAX);
+			return LM_EINVAL;
+		}
 	}
 	return LM_OK;
 }
@@ -78,16 +100,20 @@ int
 lm_filters_for_jobs(
     const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err, size_t errlen)
 {
+	size_t text = 0;
 	int rc;
 
 	*out = NULL;
 	if (f == NULL)
 		return LM_OK;
-	if ((rc = check_list("countries", f->n_countries, err, errlen)) != LM_OK ||
-	    (rc = check_list("employment_types", f->n_employment_types, err, errlen)) !=
-	        LM_OK ||
-	    (rc = check_list("categories", f->n_categories, err, errlen)) != LM_OK ||
-	    (rc = check_list("exclude_ids", f->n_exclude_ids, err, errlen)) != LM_OK)
+	if ((rc = check_list("countries", f->countries, f->n_countries, &text, err,
+	         errlen)) != LM_OK ||
+	    (rc = check_list("employment_types", NULL, f->n_employment_types, &text, err,
+	         errlen)) != LM_OK ||
+	    (rc = check_list("categories", f->categories, f->n_categories, &text, err,
+	         errlen)) != LM_OK ||
+	    (rc = check_list("exclude_ids", f->exclude_ids, f->n_exclude_ids, &text, err,
+	         errlen)) != LM_OK)
 		return rc;
 	if (!isfinite(f->min_annual_salary) || f->min_annual_salary < 0) {
 		snprintf(err, errlen, "filters.min_annual_salary: must be a number >= 0");
@@ -103,15 +129,18 @@ int
 lm_filters_for_candidates(
     const Lunamatch__V1__CandidateFilters *f, lm_filters **out, char *err, size_t errlen)
 {
+	size_t text = 0;
 	int rc;
 
 	*out = NULL;
 	if (f == NULL)
 		return LM_OK;
-	if ((rc = check_list("countries", f->n_countries, err, errlen)) != LM_OK ||
-	    (rc = check_list("employment_types", f->n_employment_types, err, errlen)) !=
-	        LM_OK ||
-	    (rc = check_list("exclude_ids", f->n_exclude_ids, err, errlen)) != LM_OK)
+	if ((rc = check_list("countries", f->countries, f->n_countries, &text, err,
+	         errlen)) != LM_OK ||
+	    (rc = check_list("employment_types", NULL, f->n_employment_types, &text, err,
+	         errlen)) != LM_OK ||
+	    (rc = check_list("exclude_ids", f->exclude_ids, f->n_exclude_ids, &text, err,
+	         errlen)) != LM_OK)
 		return rc;
 	if (!isfinite(f->min_years_experience) || f->min_years_experience < 0) {
 		snprintf(

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lunamatch/record.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/records.pb-c.h"
 #include "model.h"
@@ -41,12 +42,14 @@ extern "C" {
 #define LM_SKILL_SYM_NONE           UINT32_MAX /* "no symbol" */
 #define LM_KEY_SKILLS               24   /* skills of a posting its veto key holds */
 #define LM_FILTER_LIST_MAX          1000 /* entries in one list of a request filter */
-#define LM_TITLE_TOKENS_MAX         32   /* tokens of a title used by career-goal fit */
-#define LM_TITLE_TOKEN_MAX          48   /* bytes of one token; longer ones are cut */
-#define LM_DESIRED_TITLES_MAX       32   /* desired titles of a profile that count */
-#define LM_EXPLAIN_SUMMARY_SKILLS   5    /* matched/missing skills at SUMMARY level */
-#define LM_EXPLAIN_IMPROVEMENTS_MAX 10   /* improvements at FULL level */
-#define LM_EXPLAIN_TEXT_MAX         256  /* bytes of a summary, detail or reason */
+#define LM_FILTER_ENTRY_MAX         LM_RECORD_ID_MAX /* bytes of one string of a filter list */
+#define LM_FILTER_TEXT_MAX          (64 * 1024) /* bytes of all filter strings of a request */
+#define LM_TITLE_TOKENS_MAX         32  /* tokens of a title used by career-goal fit */
+#define LM_TITLE_TOKEN_MAX          48  /* bytes of one token; longer ones are cut */
+#define LM_DESIRED_TITLES_MAX       32  /* desired titles of a profile that count */
+#define LM_EXPLAIN_SUMMARY_SKILLS   5   /* matched/missing skills at SUMMARY level */
+#define LM_EXPLAIN_IMPROVEMENTS_MAX 10  /* improvements at FULL level */
+#define LM_EXPLAIN_TEXT_MAX         256 /* bytes of a summary, detail or reason */
 
 /* Veto codes (Veto.code in match.proto). */
 #define LM_VETO_POSTING_CLOSED    "POSTING_CLOSED"
@@ -186,8 +189,9 @@ void lm_profile_prep_unbind(lm_profile_prep *c);
  * lm_filters. A pair that fails a filter gets a FILTER veto. */
 typedef struct lm_filters lm_filters;
 
-/* Validates f (lists at most LM_FILTER_LIST_MAX entries, numbers finite and
- * >= 0) and prepares it. f may be NULL (*out is then NULL: no filters).
+/* Validates f (lists at most LM_FILTER_LIST_MAX entries, strings at most
+ * LM_FILTER_ENTRY_MAX bytes and LM_FILTER_TEXT_MAX together, numbers finite
+ * and >= 0) and prepares it. f may be NULL (*out is then NULL: no filters).
  * Returns LM_OK, LM_EINVAL with a reason in err, or LM_ENOMEM. */
 int lm_filters_for_jobs(
     const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err, size_t errlen);

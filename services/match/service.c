@@ -19,7 +19,20 @@
 #include "lunamatch/log.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
+#include "score.h"
 #include "service.h"
+
+/* What a decision holds that a request sets (service.c: log_answer), at
+ * its largest: the filters' text, top_k results of an id and its numbers,
+ * the method, request id, caller and subject, and room for the fixed
+ * fields. The request checks keep it within the log's record limit, so
+ * that a valid request is never refused by the log after its query ran. */
+_Static_assert(LM_FILTER_TEXT_MAX + 4 * LM_FILTER_LIST_MAX +
+                       LM_INDEX_TOP_K_MAX * (LM_RECORD_ID_MAX + 32) + LM_RPC_MAX_METHOD +
+                       LM_RPC_MAX_REQUEST_ID + LM_RPC_MAX_METADATA_VALUE +
+                       LM_RECORD_ID_MAX + 4096 <=
+                   LM_DECISIONS_BYTES_MAX,
+    "a decision of a valid request must fit the decision log");
 
 #define ST_OK          LUNAMATCH__V1__STATUS_CODE__OK
 #define ST_INVALID     LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT

@@ -995,6 +995,35 @@ test_job_filters(void **state)
 	jf.n_exclude_ids = LM_FILTER_LIST_MAX + 1;
 	assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_EINVAL);
 	assert_non_null(strstr(err, "exclude_ids"));
+	/* Strings: each at most LM_FILTER_ENTRY_MAX bytes, all together at
+	 * most LM_FILTER_TEXT_MAX (a decision of the answer must fit the
+	 * decision log); at the limits they pass. */
+	{
+		char *many[LM_FILTER_LIST_MAX];
+		char *id = malloc(LM_FILTER_ENTRY_MAX + 2);
+		size_t fit = LM_FILTER_TEXT_MAX / LM_FILTER_ENTRY_MAX;
+		assert_non_null(id);
+		memset(id, 'x', LM_FILTER_ENTRY_MAX + 1);
+		id[LM_FILTER_ENTRY_MAX + 1] = '\0';
+		for (size_t i = 0; i < LM_FILTER_LIST_MAX; i++)
+			many[i] = id + 1; /* LM_FILTER_ENTRY_MAX bytes */
+		jf.exclude_ids = many;
+		jf.n_exclude_ids = fit;
+		assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_OK);
+		lm_filters_free(f);
+		f = NULL;
+		jf.n_exclude_ids = fit + 1;
+		assert_int_equal(
+		    lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_EINVAL);
+		assert_non_null(strstr(err, "bytes of text"));
+		assert_null(f);
+		many[0] = id; /* one byte over */
+		jf.n_exclude_ids = 1;
+		assert_int_equal(
+		    lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_EINVAL);
+		assert_non_null(strstr(err, "exclude_ids[0]"));
+		free(id);
+	}
 	jf.n_exclude_ids = 0;
 	jf.min_annual_salary = -1;
 	assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_EINVAL);
