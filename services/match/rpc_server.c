@@ -170,6 +170,7 @@ struct lm_rpc_server {
 	pthread_cond_t sweep_cv; /* monotonic clock */
 	bool sweep_stop;
 	lm_counter *idle_closed;
+	lm_counter *send_closed;
 
 	/* Worker pool and queue (mtx). */
 	pthread_mutex_t mtx;
@@ -269,6 +270,11 @@ metrics_init(lm_rpc_server *s)
 	    lm_metrics_counter(s->m, "lunamatch_rpc_connections_idle_closed_total",
 	        "RPC connections closed after idle_timeout_ms with no request in flight",
 	        NULL);
+	s->send_closed =
+	    lm_metrics_counter(s->m, "lunamatch_rpc_connections_send_closed_total",
+	        "RPC connections closed because a reply could not be handed to them "
+	        "for LM_RPC_SEND_TIMEOUT_MS (the peer does not read)",
+	        NULL);
 	return LM_OK;
 }
 
@@ -344,6 +350,7 @@ arm_recv(struct slot *sl)
 		return;
 	}
 	sl->state = S_RECV;
+	nng_aio_set_timeout(sl->aio, NNG_DURATION_INFINITE);
 	nng_ctx_recv(sl->ctx, sl->aio);
 	nng_leave(sl->s);
 }
@@ -360,6 +367,7 @@ send_reply(struct slot *sl, nng_msg *msg)
 	}
 	sl->state = S_SEND;
 	nng_aio_set_msg(sl->aio, msg);
+	nng_aio_set_timeout(sl->aio, (nng_duration) LM_RPC_SEND_TIMEOUT_MS);
 	nng_ctx_send(sl->ctx, sl->aio);
 	nng_leave(sl->s);
 }
@@ -594,6 +602,20 @@ slot_cb(void *arg)
 			msg = nng_aio_get_msg(sl->aio);
 			nng_aio_set_msg(sl->aio, NULL);
 			nng_msg_free(msg);
+		}
+		if (rv == NNG_ETIMEDOUT) {
+			/* The peer does not read its replies (see
+			 * LM_RPC_SEND_TIMEOUT_MS): closing its connection fails
+			 * the sends queued behind this one at once. */
+			nng_pipe p = NNG_PIPE_INITIALIZER;
+			p.id = sl->pipe;
+			if (nng_pipe_close(p) == 0) {
+				lm_counter_add(s->send_closed, 1);
+				lm_warn("rpc.send",
+				    "a connection did not take its replies for %u ms; "
+				    "closed",
+				    LM_RPC_SEND_TIMEOUT_MS);
+			}
 		}
 		call_end(sl);
 		arm_recv(sl);

@@ -68,6 +68,12 @@ extern "C" {
  * closes the socket, so that the reply leaves the socket buffers. */
 #define LM_RPC_DRAIN_LINGER_MS 100u
 
+/* A reply nng could not hand to its connection in this long (the peer does
+ * not read its replies, and they fill the socket's buffers) is dropped and
+ * the connection closed: each such reply holds a context, and a peer that
+ * never reads would otherwise hold them all. */
+#define LM_RPC_SEND_TIMEOUT_MS 10000u
+
 typedef struct lm_rpc_server lm_rpc_server;
 
 /* What a handler learns about its call. Every pointer is borrowed and valid

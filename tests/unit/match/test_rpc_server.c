@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -1787,6 +1788,79 @@ test_idle_timeout_spares_calls_in_flight(void **state)
 	server_down(&f);
 }
 
+/*
+ * A peer that pipelines requests and never reads its replies: once they
+ * fill the socket's buffers, every later reply waits in its context. After
+ * LM_RPC_SEND_TIMEOUT_MS the connection is closed, the contexts are free
+ * again and a well-behaved client is answered; before, the server stayed
+ * wedged for good.
+ */
+static void
+test_peer_not_reading(void **state)
+{
+	(void) state;
+	struct fixture f;
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	enum { ID_LEN = 16000 };
+	char *big = malloc(ID_LEN + 1), err[256], *id = NULL;
+	uint8_t *pl, *env, *frame, hdr[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+	size_t plen, n;
+	lm_client *c;
+	int rcv = 4096;
+	struct timeval tv = {.tv_sec = 1};
+
+	assert_non_null(big);
+	memset(big, 'x', ID_LEN);
+	big[ID_LEN] = '\0';
+	req.id = big; /* the reply echoes it: 16 KB each */
+	plen = protobuf_c_message_get_packed_size(&req.base);
+	assert_non_null(pl = malloc(plen));
+	protobuf_c_message_pack(&req.base, pl);
+	n = envelope(LM_RPC_METHOD_PREFIX "GetPosting", "flood", 0, pl, plen, 0, &env);
+	assert_non_null(frame = malloc(12 + n));
+	for (int i = 0; i < 8; i++)
+		frame[i] = (uint8_t) ((uint64_t) (n + 4) >> (56 - 8 * i));
+	memcpy(frame + 12, env, n);
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2});
+	const char *colon = strrchr(f.url, ':');
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	sa.sin_port = htons((uint16_t) atoi(colon + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, hdr, sizeof(hdr)), (ssize_t) sizeof(hdr));
+	assert_int_equal(read(fd, hdr, sizeof(hdr)), (ssize_t) sizeof(hdr));
+	/* Requests until the server stops taking them (a write blocked for a
+	 * second), at most 2000 (32 MB of replies) or 20 s. */
+	nng_time end = nng_clock() + 20000;
+	for (uint32_t i = 0; i < 2000 && nng_clock() < end; i++) {
+		uint32_t rid = 0x80000000u | i;
+		for (int k = 0; k < 4; k++)
+			frame[8 + k] = (uint8_t) (rid >> (24 - 8 * k));
+		if (write(fd, frame, 12 + n) != (ssize_t) (12 + n))
+			break;
+	}
+	/* Every context holds a reply that cannot be sent: another client is
+	 * answered only once that connection is closed. */
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+	assert_int_equal(get_posting(c, "after", 30000, &id, err, sizeof(err)), OK_);
+	assert_string_equal(id, "after");
+	free(id);
+	assert_true(
+	    counter(f.m, "lunamatch_rpc_connections_send_closed_total", NULL) >= 1);
+	lm_client_close(c);
+	close(fd);
+	server_down(&f);
+	free(frame);
+	free(env);
+	free(pl);
+	free(big);
+}
+
 /* Appends n copies of the UTF-8 character c to buf (cap bytes with the
  * NUL, which is always written). */
 static void
@@ -2143,6 +2217,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_connection_limit_per_peer),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
+	    cmocka_unit_test(test_peer_not_reading),
 	    cmocka_unit_test(test_held_reply),
 	    cmocka_unit_test(test_held_replies_to_their_callers),
 	    cmocka_unit_test(test_message_cut_utf8),
