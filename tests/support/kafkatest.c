@@ -285,6 +285,30 @@ lmt_kafka_consumer_free(rd_kafka_t *c)
 	rd_kafka_destroy(c);
 }
 
+int64_t
+lmt_group_committed(const char *brokers, const char *group, const char *topic,
+    int32_t partition, size_t *metalen)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_t *c;
+	char err[256];
+	int64_t off;
+
+	assert_int_equal(
+	    lm_kafka_conf(brokers, "lmtest-committed", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_kafka_set(conf, "group.id", group, err, sizeof(err)), LM_OK);
+	assert_non_null(c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
+	rd_kafka_topic_partition_list_add(l, topic, partition);
+	assert_int_equal(rd_kafka_committed(c, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+	off = l->elems[0].offset;
+	if (metalen != NULL)
+		*metalen = l->elems[0].metadata_size;
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	return off;
+}
+
 char *
 lmt_kafka_header(const rd_kafka_message_t *m, const char *name, size_t *len)
 {

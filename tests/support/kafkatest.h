@@ -133,6 +133,12 @@ void lmt_kafka_assign(rd_kafka_t *c, const char *topic, int n, const int64_t *fr
  * ignored. */
 void lmt_kafka_consumer_free(rd_kafka_t *c);
 
+/* Group's committed offset of topic's partition (negative: none), asked by
+ * a consumer of its own that never joins the group; *metalen (may be NULL)
+ * gets the length of the metadata committed with it. */
+int64_t lmt_group_committed(const char *brokers, const char *group, const char *topic,
+    int32_t partition, size_t *metalen);
+
 /* The value of the last header called name of m as a malloc'd,
  * NUL-terminated string of *len bytes (len may be NULL), or NULL when m has
  * no such header. */

@@ -22,6 +22,7 @@
 
 #include "consumer.h"
 #include "dlq.h"
+#include "kafkatest.h"
 #include "lmtest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
@@ -340,29 +341,6 @@ wait_failing(struct run *r)
 	fail_msg("consumer never reported failing batches (last: %s)", why);
 }
 
-/* The committed offset of partition 0 of topic in group, asked by a
- * consumer of its own (r's may be closed already; -1001: none). */
-static int64_t
-group_committed(const char *group, const char *topic)
-{
-	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_t *rk;
-	char err[256];
-	int64_t off;
-
-	assert_int_equal(
-	    lm_kafka_conf(M.brokers, "lmtest", &conf, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_kafka_set(conf, "group.id", group, err, sizeof(err)), LM_OK);
-	assert_non_null(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
-	rd_kafka_topic_partition_list_add(l, topic, 0);
-	assert_int_equal(rd_kafka_committed(rk, l, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-	off = l->elems[0].offset;
-	rd_kafka_topic_partition_list_destroy(l);
-	rd_kafka_destroy(rk);
-	return off;
-}
-
 /* Messages of the dead-letter topic, read from the beginning. */
 static int
 count_dlq(const char *topic, int want)
@@ -466,7 +444,9 @@ test_stop_while_failing(void **state)
 	assert_int_equal(pthread_join(r.thread, NULL), 0);
 	assert_int_equal(
 	    lm_store_get(r.store, LM_KIND_POSTING, "job-1", NULL, NULL, NULL), LM_ENOENT);
-	assert_int_equal(group_committed(r.cfg.group_id, r.cfg.topic_postings), 1);
+	assert_int_equal(
+	    lmt_group_committed(M.brokers, r.cfg.group_id, r.cfg.topic_postings, 0, NULL),
+	    1);
 	finish(&r);
 	rd_kafka_destroy(p);
 }

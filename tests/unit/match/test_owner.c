@@ -47,6 +47,7 @@
 
 #include "events.h"
 #include "follower.h"
+#include "kafkatest.h"
 #include "index.h"
 #include "lmtest.h"
 #include "lunamatch/clock.h"
@@ -441,26 +442,7 @@ claim_commit(const char *topic, int partition, int64_t next, const char *meta)
 static int64_t
 events_committed(const char *topic, int partition, size_t *metalen)
 {
-	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_topic_partition_list_t *l;
-	rd_kafka_t *c;
-	char err[256];
-	int64_t off;
-
-	assert_int_equal(
-	    lm_kafka_conf(G.brokers, "test-check", &conf, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_kafka_set(conf, "group.id", GROUP, err, sizeof(err)), LM_OK);
-	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-	assert_non_null(c);
-	l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, topic, partition);
-	assert_int_equal(rd_kafka_committed(c, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
-	off = l->elems[0].offset;
-	if (metalen != NULL)
-		*metalen = l->elems[0].metadata_size;
-	rd_kafka_topic_partition_list_destroy(l);
-	rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	return off;
+	return lmt_group_committed(G.brokers, GROUP, topic, partition, metalen);
 }
 
 /* The length of the metadata the events group holds with its committed
