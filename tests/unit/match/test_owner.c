@@ -68,10 +68,12 @@
 #define INGEST   "test-ingest"
 #define REPLICAS 2
 #define WAIT_MS  30000 /* group join on the mock cluster, derivation */
-/* Four members joining one group (two replicas, a member per topic each):
- * every join is a rebalance round on the mock cluster, and on a loaded
- * machine (sanitizers, a parallel build) the rounds took over 30 s. */
-#define JOIN4_MS 90000
+/* Members joining a group: every join is a rebalance round on the mock
+ * cluster, up to 9 s each (its session timeout less 1 s) when members
+ * just left or several join (two replicas, a member per topic each). On a
+ * loaded machine (sanitizers, two tests at a time) a restarted owner took
+ * over 30 s to hold both topics again. */
+#define JOIN_MS  90000
 #define SEED_JOB "job-dfs-sr-mgr-ml"
 #define LEAD     "cand-ml-lead-chicago"
 /* The Kafka API key of OffsetCommit, for the mock cluster's request errors. */
@@ -526,7 +528,7 @@ start_r0(void)
 	R0->owner = new_owner(R0);
 	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
 	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	for (int64_t end = lm_clock_ms() + JOIN_MS;
 	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
 		lmt_sleep_ms(20);
 	assert_int_equal(stats(R0->owner).partitions, 2);
@@ -544,7 +546,7 @@ test_owner(void **state)
 	/* Produced, but not in the store yet: the owner waits. */
 	produce_record(true, SEED_JOB, 1);
 	produce_record(false, LEAD, 1);
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	for (int64_t end = lm_clock_ms() + JOIN_MS;
 	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
 		lmt_sleep_ms(20);
 	assert_int_equal(stats(R0->owner).partitions, 2);
@@ -761,7 +763,7 @@ test_two_replicas(void **state)
 	}
 	/* Two members per topic, two partitions each: every replica owns one
 	 * partition of each topic. */
-	for (int64_t end = lm_clock_ms() + JOIN4_MS;
+	for (int64_t end = lm_clock_ms() + JOIN_MS;
 	     (stats(G.r[0].owner).partitions != 2 ||
 	         stats(G.r[1].owner).partitions != 2) &&
 	     lm_clock_ms() < end;)
@@ -853,7 +855,7 @@ test_claim_left_reading(void **state)
 	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
 	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
 	/* Alone in the group: both partitions of both topics. */
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	for (int64_t end = lm_clock_ms() + JOIN_MS;
 	     stats(R0->owner).partitions != 4 && lm_clock_ms() < end;)
 		lmt_sleep_ms(20);
 	assert_int_equal(stats(R0->owner).partitions, 4);
@@ -1096,7 +1098,7 @@ test_join_after_catchup(void **state)
 	ingest_put(false, LEAD, 1);
 	ingest_commit(PROFILES, 1);
 	ingest_commit(POSTINGS, 1);
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	for (int64_t end = lm_clock_ms() + JOIN_MS;
 	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
 		lmt_sleep_ms(20);
 	assert_int_equal(stats(R0->owner).partitions, 2);
