@@ -119,6 +119,13 @@ struct member {
 	int nstate;             /* profiles: postings partitions in state */
 	struct part_state *state;
 	int64_t *need; /* offsets the index must reach, per partition */
+	/* Per partition of the topic (-1: none), kept across assignments:
+	 * the end of the last claim this member committed, and the offset
+	 * below which pairs may have been announced already, by the owner of
+	 * a claim this member found or by this member's own derivation of a
+	 * batch whose commit may not have landed. A claim this member wrote
+	 * for an attempt that failed before deriving announces nothing. */
+	int64_t *own_end, *announced_end;
 	int split_err; /* a store error that left a pair of the derivation
 	                * undecided (position): the derivation is retried */
 };
@@ -433,23 +440,35 @@ read_states(struct member *m, const char *topic, int n, struct part_state *st)
 	return rc;
 }
 
-/* Whether a previous owner left a claim on a partition of the batch: its
- * messages are derived again, and what they announce may repeat. */
+/* Whether pairs of the batch's messages may have been announced already
+ * (see announced_end): they are derived again, and what they announce may
+ * repeat. A claim whose end is the one this member last wrote is its own;
+ * another owner's claim counts from the first look, which comes before
+ * this member writes its own over it. */
 static bool
-inherited_claim(struct member *m)
+may_repeat(struct member *m)
 {
 	rd_kafka_topic_partition_list_t *l = batch_offsets(m, true);
+	int64_t first[LM_OWNER_PARTITIONS_MAX], cut[LM_OWNER_PARTITIONS_MAX];
 	struct part_state st;
-	int64_t cut[LM_OWNER_PARTITIONS_MAX];
 	bool found = false;
 
 	st.cut = cut;
+	for (int i = 0; i < l->cnt; i++)
+		first[l->elems[i].partition] = l->elems[i].offset;
 	if (rd_kafka_committed(m->rk, l, CALL_TIMEOUT) == RD_KAFKA_RESP_ERR_NO_ERROR)
-		for (int i = 0; i < l->cnt && !found; i++) {
+		for (int i = 0; i < l->cnt; i++) {
+			int32_t p = l->elems[i].partition;
+			if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				continue;
 			parse_claim(&l->elems[i], &st);
-			found = l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-			        st.claim_end >= 0;
+			if (st.claim_end >= 0 && st.claim_end != m->own_end[p] &&
+			    st.claim_end > m->announced_end[p])
+				m->announced_end[p] = st.claim_end;
 		}
+	for (int i = 0; i < l->cnt && !found; i++)
+		found = first[l->elems[i].partition] <
+		        m->announced_end[l->elems[i].partition];
 	rd_kafka_topic_partition_list_destroy(l);
 	return found;
 }
@@ -585,8 +604,11 @@ write_claim(struct member *m, const int64_t *cut, int ncut)
 		first->elems[i].metadata_size = first->elems[i].metadata ? len : 0;
 	}
 	e = rd_kafka_commit(m->rk, first, 0);
-	if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		owed_forget(m, first);
+		for (int i = 0; i < end->cnt; i++)
+			m->own_end[end->elems[i].partition] = end->elems[i].offset;
+	}
 	rd_kafka_topic_partition_list_destroy(first);
 	rd_kafka_topic_partition_list_destroy(end);
 	/* A rebalance of the group (a member joins or leaves) refuses commits
@@ -1324,6 +1346,21 @@ has_put(const struct member *m)
 	return false;
 }
 
+/* The batch is derived: until its commit lands, deriving it again may
+ * repeat what it announced. */
+static void
+mark_announced(struct member *m)
+{
+	rd_kafka_topic_partition_list_t *end = batch_offsets(m, false);
+
+	for (int i = 0; i < end->cnt; i++) {
+		int64_t *a = &m->announced_end[end->elems[i].partition];
+		if (end->elems[i].offset > *a)
+			*a = end->elems[i].offset;
+	}
+	rd_kafka_topic_partition_list_destroy(end);
+}
+
 /* Waits for, derives and commits the collected batch. Returns LM_OK;
  * LM_ECLOSED (stopping) or LM_ESTALE (revoked), the batch left to the next
  * owner; another error when the claim could not be written. */
@@ -1333,7 +1370,7 @@ process_batch(struct member *m)
 	lm_owner *ow = m->ow;
 	lm_events_split split;
 	struct batch_view bv;
-	bool inherited;
+	bool repeat;
 	int rc;
 
 	batch_view_init(m, &bv);
@@ -1341,7 +1378,7 @@ process_batch(struct member *m)
 		if (m->batch[i].d.action != LM_INGEST_REJECT &&
 		    (rc = wait_visible(m, &m->batch[i], &bv)) != LM_OK)
 			return rc;
-	inherited = inherited_claim(m);
+	repeat = may_repeat(m);
 	memset(&split, 0, sizeof(split));
 	/* Only a put can make a pair newly above: a batch of deletions and
 	 * rejected messages needs no claim. */
@@ -1354,15 +1391,17 @@ process_batch(struct member *m)
 	m->claim_backoff = LM_OWNER_RETRY_MIN_MS;
 	if ((rc = derive(m, &split)) != LM_OK)
 		return rc;
+	mark_announced(m);
 	atomic_fetch_add(&ow->deferred, split.deferred);
 	lm_counter_add(ow->m_deferred, split.deferred);
-	if (inherited) {
+	if (repeat) {
 		atomic_fetch_add(&ow->handover, split.announced);
 		lm_counter_add(ow->m_handover, split.announced);
 		if (split.announced > 0)
 			lm_info("owner.handover",
-			    "%zu pairs announced again from messages a previous owner "
-			    "had claimed",
+			    "%zu pairs announced from messages that may have been "
+			    "derived before (a previous owner's claim, or a commit "
+			    "that did not land)",
 			    split.announced);
 	}
 	if (m->revoked)
@@ -1644,8 +1683,13 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 	    (m->changes = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->changes))) == NULL ||
 	    (m->cut = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->cut))) == NULL ||
 	    (m->need = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->need))) == NULL ||
+	    (m->own_end = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->own_end))) == NULL ||
+	    (m->announced_end =
+	            calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->announced_end))) == NULL ||
 	    (m->held = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->held))) == NULL)
 		return LM_ENOMEM;
+	for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
+		m->own_end[p] = m->announced_end[p] = -1;
 	if (!posting) {
 		if ((m->state = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->state))) ==
 		    NULL)
@@ -1685,6 +1729,8 @@ member_free(struct member *m)
 	free(m->changes);
 	free(m->cut);
 	free(m->need);
+	free(m->own_end);
+	free(m->announced_end);
 	held_drop(m);
 	free(m->held);
 	owed_drop(m);
@@ -1752,7 +1798,8 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		    NULL);
 		ow->m_handover = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_handover_pairs_total",
-		    "Pairs announced from messages a previous owner had claimed (each "
+		    "Pairs announced from messages that may have been derived before: "
+		    "a previous owner's claim, or a commit that did not land (each "
 		    "may repeat an event)",
 		    NULL);
 	}

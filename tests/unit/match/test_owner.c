@@ -723,6 +723,32 @@ test_outbox_fails(void **state)
 		lmt_sleep_ms(50);
 	assert_int_equal(committed(POSTINGS), 1);
 	assert_int_equal(committed(PROFILES), 1);
+	/* A batch this owner claimed and retried is no hand-over. */
+	assert_int_equal(stats(R0->owner).handover, 0);
+}
+
+/* An owner derived the lead, claimed the seed posting with the lead in
+ * its cut, and died: the next owner derives the posting again, and the
+ * pair it announces is counted as a hand-over. When the group rebalances
+ * while the posting is claimed (the two members join apart), the new
+ * owner's claim replaces the dead one's and is taken back for want of a
+ * cut: the hand-over counts all the same. */
+static void
+test_handover(void **state)
+{
+	(void) state;
+	seed_pair();
+	claim_commit(PROFILES, 0, 1, NULL);
+	claim_commit(POSTINGS, 0, 0, "lm1 1 1");
+	start_r0();
+	assert_true(wait_messages(R0->owner, 1)); /* the posting */
+	assert_true(enqueued() >= 1);
+	assert_int_equal(stats(R0->owner).handover, enqueued());
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) != 1 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(POSTINGS), 1);
+	assert_int_equal(claim_len(POSTINGS, 0), 0);
 }
 
 /* The pairs of the events pending in an outbox, "candidate\tjob". */
@@ -1174,6 +1200,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_replicas, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(test_claim_left_reading, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(
