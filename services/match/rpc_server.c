@@ -1701,14 +1701,15 @@ probe_once(lm_rpc_server *s, unsigned timeout_ms)
 		snprintf(method, sizeof(method), "%sProbe", LM_RPC_METHOD_PREFIX);
 	snprintf(s->probe_id, sizeof(s->probe_id), "probe-%u",
 	    atomic_fetch_add(&s->probe_seq, 1) + 1);
-	atomic_store(&s->probe_seen, false);
-	atomic_store(&s->probe_active, true);
 	req.method = method;
 	req.request_id = s->probe_id;
 	req.timeout_ms = timeout_ms;
 
 	if ((rv = nng_req0_open(&sock)) != 0)
 		return lm_err_from_nng(rv);
+	/* From here every path leaves through done, which clears it. */
+	atomic_store(&s->probe_seen, false);
+	atomic_store(&s->probe_active, true);
 	out = LM_ENNG;
 	if (nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 64 * 1024) != 0 ||
 	    nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||
