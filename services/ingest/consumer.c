@@ -727,10 +727,11 @@ count_drops(lm_consumer *c)
 }
 
 /* What follows a store transaction's result rv: on success the dead letters
- * delivered, offsets stored. While running, a stop cuts the wait for the
- * dead letters short; once closing, they get LM_CONSUMER_STOP_FLUSH_MS.
- * Either way offsets are stored only when every dead letter was delivered
- * (or dropped for good). */
+ * delivered, then the store's offsets moved past them
+ * (lm_ingest_batch_commit_delivered) and the group's offsets stored. While
+ * running, a stop cuts the wait for the dead letters short; once closing,
+ * they get LM_CONSUMER_STOP_FLUSH_MS. Either way offsets are stored only
+ * when every dead letter was delivered (or dropped for good). */
 static int
 after_store(lm_consumer *c, struct slot *s, int rv)
 {
@@ -751,6 +752,12 @@ after_store(lm_consumer *c, struct slot *s, int rv)
 		    lm_strerror(rv));
 		return rv;
 	}
+	/* A failure here costs at most a resend: a consumer resuming from
+	 * the store sends those dead letters again. */
+	if ((rv = lm_ingest_batch_commit_delivered(s->batch, c->store)) != LM_OK)
+		lm_warn("batch.offsets",
+		    "the store stays at the batch's first rejected messages: %s",
+		    lm_strerror(rv));
 	store_offsets(c, s->batch);
 	return LM_OK;
 }

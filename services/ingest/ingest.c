@@ -406,7 +406,10 @@ lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *topic
 		p->partition = partition;
 		p->epoch = epoch_of(b, topic);
 		p->first = offset;
+		p->reject = -1;
 	}
+	if (d->action == LM_INGEST_REJECT && p->reject < 0)
+		p->reject = offset;
 	p->next = offset + 1;
 	d->pos.epoch = p->epoch;
 	d->pos.partition = partition;
@@ -449,7 +452,8 @@ lm_ingest_batch_commit(
 		rv = lm_ingest_epoch_put(t, b->epochs[i].topic, b->epochs[i].epoch);
 	for (size_t i = 0; rv == LM_OK && i < b->nparts; i++) {
 		const lm_ingest_partition *p = &b->parts[i];
-		rv = lm_ingest_offset_put(t, p->topic, p->partition, p->epoch, p->next);
+		rv = lm_ingest_offset_put(
+		    t, p->topic, p->partition, p->epoch, lm_ingest_partition_stored(p));
 	}
 	if (rv != LM_OK) {
 		lm_store_abort(t);
@@ -490,6 +494,38 @@ lm_ingest_batch_commit(
 		return rv;
 	*counts = c;
 	return LM_OK;
+}
+
+int64_t
+lm_ingest_partition_stored(const lm_ingest_partition *p)
+{
+	return p->reject >= 0 ? p->reject : p->next;
+}
+
+int
+lm_ingest_batch_commit_delivered(const lm_ingest_batch *b, lm_store *s)
+{
+	lm_store_txn *t = NULL;
+	bool held = false;
+	int rv;
+
+	for (size_t i = 0; i < b->nparts && !held; i++)
+		held = b->parts[i].reject >= 0;
+	if (!held)
+		return LM_OK;
+	if ((rv = lm_store_begin(s, &t)) != LM_OK)
+		return rv;
+	for (size_t i = 0; rv == LM_OK && i < b->nparts; i++) {
+		const lm_ingest_partition *p = &b->parts[i];
+		if (p->reject >= 0)
+			rv = lm_ingest_offset_put(
+			    t, p->topic, p->partition, p->epoch, p->next);
+	}
+	if (rv != LM_OK) {
+		lm_store_abort(t);
+		return rv;
+	}
+	return lm_store_commit(t, NULL);
 }
 
 const lm_ingest_partition *

@@ -137,7 +137,8 @@ typedef struct lm_ingest_partition {
 	int32_t partition;
 	uint32_t epoch; /* of the topic (lm_ingest_batch_set_epoch) */
 	int64_t first;  /* offset of the first message of the batch */
-	int64_t next;   /* offset of the last message + 1: what to store */
+	int64_t next;   /* offset of the last message + 1 */
+	int64_t reject; /* offset of its first REJECT decision; -1: none */
 } lm_ingest_partition;
 
 /* Topics a batch keeps an epoch for (lm_ingest_batch_set_epoch). */
@@ -198,15 +199,34 @@ int lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *t
  * when its position comes after the live version's last change, or when the
  * positions do not compare: replaying any part of a partition is harmless.
  * The same transaction records how far each partition of the batch is
- * stored and the epoch of each topic given one (lm_ingest_offset_put,
- * lm_ingest_epoch_put, offsets.h), also for a batch of rejects only; an empty batch opens
- * no transaction. *counts (required) is filled; *last_seq (may be NULL) receives the
- * store's last change seq after the commit (unchanged when no transaction ran). Returns
- * LM_OK or the store error, after which nothing of the batch is stored and the batch may
- * be committed again later.
+ * stored (lm_ingest_partition_stored) and the epoch of each topic given
+ * one (lm_ingest_offset_put, lm_ingest_epoch_put, offsets.h), also for a
+ * batch of rejects only; an empty batch opens no transaction. *counts (required) is
+ * filled; *last_seq (may be NULL) receives the store's last change seq after the commit
+ * (unchanged when no transaction ran). Returns LM_OK or the store error, after which
+ * nothing of the batch is stored and the batch may be committed again later.
  */
 int lm_ingest_batch_commit(
     lm_ingest_batch *b, lm_store *s, lm_ingest_counts *counts, uint64_t *last_seq);
+
+/*
+ * The offset lm_ingest_batch_commit records for partition p: its next
+ * offset, or its first rejected message while that message's dead letter
+ * may be undelivered. The store is then never past a dead letter that is
+ * not out yet, so a consumer that resumes from the store alone (when the
+ * group's committed offsets cannot be read) sends it again instead of
+ * skipping it.
+ */
+int64_t lm_ingest_partition_stored(const lm_ingest_partition *p);
+
+/*
+ * Once the batch's dead letters are delivered: records, in one write
+ * transaction of s, that the partitions held at a rejected message are
+ * stored up to their next offset. LM_OK (also when no partition was held:
+ * no transaction) or the store error, after which the store stays at the
+ * rejected messages and a consumer resuming from it reads them again.
+ */
+int lm_ingest_batch_commit_delivered(const lm_ingest_batch *b, lm_store *s);
 
 /* The partitions of the batch (in order of first appearance) and their
  * count; valid until the next add or reset. */

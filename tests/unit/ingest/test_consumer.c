@@ -28,6 +28,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
+#include "offsets.h"
 #include "records.h"
 #include "svctest.h"
 
@@ -341,6 +342,17 @@ wait_failing(struct run *r)
 	fail_msg("consumer never reported failing batches (last: %s)", why);
 }
 
+/* Where the store holds partition 0 of topic stored up to (-1: nowhere). */
+static int64_t
+store_at(struct run *r, const char *topic)
+{
+	uint32_t epoch = 0;
+	int64_t next = -1;
+	int rv = lm_ingest_offset_get(r->store, topic, 0, &epoch, &next);
+	assert_true(rv == LM_OK || rv == LM_ENOENT);
+	return rv == LM_OK ? next : -1;
+}
+
 /* Messages of the dead-letter topic, read from the beginning. */
 static int
 count_dlq(const char *topic, int want)
@@ -455,8 +467,10 @@ test_stop_while_failing(void **state)
  * Dead letters not delivered (three times): the batch is stored (a repeat
  * is a no-op) but not acknowledged until its dead letters are delivered;
  * the retry sends them again, so the dead-letter topic holds the reject at
- * least once and nothing is lost. (The check made while it fails has the
- * 700 ms of backoff to run in.)
+ * least once and nothing is lost. Meanwhile the store holds the partition
+ * at the reject, so that a consumer resuming from the store alone would
+ * send it again too. (The checks made while it fails have the 700 ms of
+ * backoff to run in.)
  */
 static void
 test_dlq_failure(void **state)
@@ -473,8 +487,10 @@ test_dlq_failure(void **state)
 	produce_posting(p, r.cfg.topic_postings, "job-1");
 	wait_failing(&r);
 	assert_true(committed(&r, r.cfg.topic_postings) < 2);
+	assert_int_equal(store_at(&r, r.cfg.topic_postings), 0);
 	wait_committed(&r, r.cfg.topic_postings, 2);
 	wait_stored(&r, "job-1");
+	assert_int_equal(store_at(&r, r.cfg.topic_postings), 2);
 	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 3);
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_rejected_total{reason=\"bad_json\"}"), 1);

@@ -1048,9 +1048,17 @@ test_offsets_kept(void **state)
 	assert_int_equal(lm_ingest_offset_get(s, "t.postings", 2, &epoch, &next), LM_OK);
 	assert_int_equal(epoch, 3);
 	assert_int_equal(next, 41);
+	/* The rejected message holds its partition until its dead letter is
+	 * out: a consumer resuming from the store sends it again. */
 	assert_int_equal(lm_ingest_offset_get(s, "t.profiles", 0, &epoch, &next), LM_OK);
 	assert_int_equal(epoch, 0);
+	assert_int_equal(next, 7);
+	assert_int_equal(lm_ingest_batch_commit_delivered(b, s), LM_OK);
+	assert_int_equal(lm_ingest_offset_get(s, "t.profiles", 0, &epoch, &next), LM_OK);
 	assert_int_equal(next, 8);
+	assert_int_equal(lm_ingest_offset_get(s, "t.postings", 2, &epoch, &next), LM_OK);
+	assert_int_equal(epoch, 3);
+	assert_int_equal(next, 41);
 	assert_int_equal(lm_ingest_epoch_get(s, "t.postings", &epoch), LM_OK);
 	assert_int_equal(epoch, 3);
 	assert_int_equal(
@@ -1058,15 +1066,24 @@ test_offsets_kept(void **state)
 	assert_int_equal(lm_ingest_offset_get(s, "t.other", 2, &epoch, &next), LM_ENOENT);
 	lm_ingest_batch_reset(b);
 
-	/* Rejects only: no record changes, the offset still moves. */
-	memset(&d, 0, sizeof(d));
-	d.action = LM_INGEST_REJECT;
-	d.kind = LM_KIND_PROFILE;
+	/* Rejects only: no record changes, the offset still moves (to the
+	 * first reject, then past the batch). A put before the first reject
+	 * is passed at once. */
+	log_decision(&put, &d);
 	assert_int_equal(lm_ingest_batch_add(b, &d, "t.profiles", 0, 8), LM_OK);
+	for (int64_t off = 9; off <= 10; off++) {
+		memset(&d, 0, sizeof(d));
+		d.action = LM_INGEST_REJECT;
+		d.kind = LM_KIND_PROFILE;
+		assert_int_equal(lm_ingest_batch_add(b, &d, "t.profiles", 0, off), LM_OK);
+	}
 	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
-	assert_int_equal(c.rejected, 1);
+	assert_int_equal(c.rejected, 2);
 	assert_int_equal(lm_ingest_offset_get(s, "t.profiles", 0, &epoch, &next), LM_OK);
 	assert_int_equal(next, 9);
+	assert_int_equal(lm_ingest_batch_commit_delivered(b, s), LM_OK);
+	assert_int_equal(lm_ingest_offset_get(s, "t.profiles", 0, &epoch, &next), LM_OK);
+	assert_int_equal(next, 11);
 	lm_ingest_batch_reset(b);
 
 	/* A new store keeps positions from its first batch on; one that held
@@ -1104,6 +1121,16 @@ test_offsets_kept(void **state)
 	assert_int_not_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
 	assert_int_equal(lm_ingest_offset_get(s, "t.postings", 2, &epoch, &next), LM_OK);
 	assert_int_equal(next, 41);
+	/* Nothing held: no transaction, so even a read-only store passes. */
+	assert_int_equal(lm_ingest_batch_commit_delivered(b, s), LM_OK);
+	lm_ingest_batch_reset(b);
+	memset(&d, 0, sizeof(d));
+	d.action = LM_INGEST_REJECT;
+	d.kind = LM_KIND_PROFILE;
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.profiles", 0, 11), LM_OK);
+	assert_int_not_equal(lm_ingest_batch_commit_delivered(b, s), LM_OK);
+	assert_int_equal(lm_ingest_offset_get(s, "t.profiles", 0, &epoch, &next), LM_OK);
+	assert_int_equal(next, 11);
 
 	/* Bad arguments. */
 	assert_int_equal(lm_ingest_offset_get(s, "", 0, &epoch, &next), LM_EINVAL);
