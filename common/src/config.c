@@ -150,6 +150,10 @@ static const struct opt opts[] = {
     {"rpc-max-connections-per-peer", "LUNAMATCH_RPC_MAX_CONNECTIONS_PER_PEER", T_U32,
         OFF(rpc_max_per_peer), "1024", 1, 65536, LM_PROG_MATCH,
         "RPC connections open at once from one IP address"},
+    {"rpc-receive-budget-bytes", "LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES", T_U64,
+        OFF(rpc_receive_budget), "0", 0, 1099511627776.0, LM_PROG_MATCH,
+        "memory RPC requests still arriving may hold; the connection limit is "
+        "lowered to fit (0: a quarter of the container's memory limit)"},
     {"default-timeout-ms", "LUNAMATCH_DEFAULT_TIMEOUT_MS", T_U32, OFF(default_timeout_ms),
         "5000", 1, 600000, LM_PROG_MATCH | LM_PROG_CLI,
         "deadline of calls that set none"},

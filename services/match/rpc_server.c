@@ -39,6 +39,7 @@
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
+#include "lunamatch/memlimit.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 #include "rpc_server.h"
@@ -1313,17 +1314,32 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
  * The connection cap: the configured value (0 = the default), but never
  * more than three quarters of the process's file descriptor limit, so
  * that connections alone cannot exhaust the descriptors LMDB, Kafka and
- * the HTTP port need (each connection holds one).
+ * the HTTP port need (each connection holds one), and never more than fit
+ * in the receive budget with a request of max_req plus the grace each.
  */
 static unsigned
-max_connections(unsigned configured)
+max_connections(unsigned configured, size_t budget, size_t max_req)
 {
 	unsigned want = configured ? configured : LM_RPC_DEFAULT_MAX_CONNECTIONS;
+	size_t per = max_req + LM_RPC_OVERSIZE_GRACE, fit;
+	uint64_t mem;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur / 4 * 3 < want)
 		want = (unsigned) (rl.rlim_cur / 4 * 3);
+	if (budget == 0)
+		budget = (mem = lm_memory_limit()) > 0 && mem / 4 < SIZE_MAX
+		             ? (size_t) (mem / 4)
+		             : (size_t) 1 << 30;
+	fit = budget / per;
+	if (fit < want) {
+		lm_info("rpc.limits",
+		    "at most %zu connections, not %u: each may hold a request of up to "
+		    "%zu bytes while it arrives, within a receive budget of %zu bytes",
+		    fit > 0 ? fit : 1, want, per, budget);
+		want = (unsigned) fit;
+	}
 	return want > 0 ? want : 1;
 }
 
@@ -1375,7 +1391,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	atomic_init(&s->pipes_added, 0);
 	atomic_init(&s->conns, 0);
 	atomic_init(&s->conns_refused_n, 0);
-	s->max_conns = max_connections(o->max_connections);
+	s->max_conns =
+	    max_connections(o->max_connections, o->receive_budget_bytes, s->max_req);
 	s->max_per_peer = o->max_connections_per_peer
 	                      ? o->max_connections_per_peer
 	                      : LM_RPC_DEFAULT_MAX_CONNECTIONS_PER_PEER;

@@ -86,6 +86,7 @@ typedef struct lm_config {
 	uint32_t default_timeout_ms; /* LUNAMATCH_DEFAULT_TIMEOUT_MS */
 	uint32_t rpc_idle_timeout_ms; /* LUNAMATCH_RPC_IDLE_TIMEOUT_MS */
 	uint32_t rpc_max_per_peer;    /* LUNAMATCH_RPC_MAX_CONNECTIONS_PER_PEER */
+	uint64_t rpc_receive_budget;  /* LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES; 0: derived */
 	uint32_t poll_ms;             /* LUNAMATCH_POLL_MS: change-log poll period */
 	double event_min_score;       /* LUNAMATCH_EVENT_MIN_SCORE */
 	uint32_t event_top_n;         /* LUNAMATCH_EVENT_TOP_N */

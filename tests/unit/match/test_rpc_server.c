@@ -1300,6 +1300,28 @@ test_connection_limit(void **state)
 	server_down(&f);
 }
 
+/* The receive budget lowers the connection limit: at 64 KiB requests (128
+ * KiB with the grace nng may allocate), a budget of two such requests
+ * takes two connections although eight are allowed. */
+static void
+test_connection_budget(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *c[3];
+
+	server_up(
+	    &f, (lm_rpc_server_opts){.contexts = 4,
+	            .workers = 2,
+	            .max_request_bytes = 64 * 1024,
+	            .max_connections = 8,
+	            .receive_budget_bytes = 2 * (64 * 1024 + LM_RPC_OVERSIZE_GRACE) + 1});
+	two_served_third_refused(&f, c, "full");
+	assert_true(lm_rpc_server_full(f.s));
+	freed_place_taken(c);
+	server_down(&f);
+}
+
 #define N_THREADS 64
 #define N_CALLS   25
 
@@ -2214,6 +2236,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_probe_under_saturation),
 	    cmocka_unit_test(test_metrics_preregistered),
 	    cmocka_unit_test(test_connection_limit),
+	    cmocka_unit_test(test_connection_budget),
 	    cmocka_unit_test(test_connection_limit_per_peer),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
