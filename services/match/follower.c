@@ -801,19 +801,30 @@ apply_batch(lm_follower *f, bool *more)
 }
 
 /*
- * The change log after the follower's position was trimmed: loads a
- * snapshot as at start, aside, and publishes it whole (lm_index_replace).
- * Until then queries and the event owner use the current index; a failed
- * load leaves it, and the reload is tried again at the next wake-up.
+ * The change log after the follower's position cannot be followed: it was
+ * trimmed (why: LM_EGONE), or it holds an entry that cannot be read
+ * (LM_EPARSE; read again it would stop the follower there for good).
+ * Loads a snapshot as at start, aside, and publishes it whole
+ * (lm_index_replace): the snapshot holds every record as of its seq, which
+ * is past that entry. Until then queries and the event owner use the
+ * current index; a failed load leaves it, and the reload is tried again at
+ * the next wake-up.
  */
 static int
-reload(lm_follower *f)
+reload(lm_follower *f, int why)
 {
 	atomic_fetch_add(&f->reloads, 1);
-	lm_warn("follower.reload",
-	    "the change log after seq %llu was trimmed (this follower was away "
-	    "longer than the reader lease): loading a snapshot into a fresh index",
-	    (unsigned long long) atomic_load(&f->seq));
+	if (why == LM_EGONE)
+		lm_warn("follower.reload",
+		    "the change log after seq %llu was trimmed (this follower was "
+		    "away longer than the reader lease): loading a snapshot into a "
+		    "fresh index",
+		    (unsigned long long) atomic_load(&f->seq));
+	else
+		lm_warn("follower.reload",
+		    "the change log after seq %llu holds an entry that cannot be "
+		    "read: loading a snapshot into a fresh index",
+		    (unsigned long long) atomic_load(&f->seq));
 	return load_snapshot(f);
 }
 
@@ -830,7 +841,8 @@ drain(lm_follower *f)
 	while (more && !atomic_load(&f->stop)) {
 		rc = apply_batch(f, &more);
 		heartbeat(f);
-		if (rc == LM_EGONE && (rc = reload(f)) == LM_OK) {
+		if ((rc == LM_EGONE || rc == LM_EPARSE) &&
+		    (rc = reload(f, rc)) == LM_OK) {
 			more = true;
 			continue;
 		}

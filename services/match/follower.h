@@ -47,12 +47,13 @@
  * LM_FOLLOWER_HEARTBEAT_MS, so that ingest's trimming keeps every change it
  * has not applied (docs/store.md, Trimming); lm_follower_free removes the
  * record. A follower that was away longer than the reader lease may find
- * the changes after its position trimmed (lm_store_changes: LM_EGONE). It
- * then loads a snapshot as at start: into a fresh index, published whole
- * (lm_index_replace), so queries keep the old index until the new one is
- * complete, never a half-loaded one; counted in reloads and logged
- * (follower.reload). A reload that fails leaves the old index and is tried
- * again at the next wake-up.
+ * the changes after its position trimmed (lm_store_changes: LM_EGONE); a
+ * change entry may be unreadable (LM_EPARSE, a damaged store). It then
+ * loads a snapshot as at start, which goes on past that entry: into a
+ * fresh index, published whole (lm_index_replace), so queries keep the old
+ * index until the new one is complete, never a half-loaded one; counted in
+ * reloads and logged (follower.reload). A reload that fails leaves the
+ * old index and is tried again at the next wake-up.
  *
  * Threads: the follower runs on a thread of its own (lm_follower_start). It
  * touches the index only through index.h, whose lock it holds per change.
@@ -157,7 +158,8 @@ typedef struct lm_follower_stats {
 	uint64_t record_bytes;  /* serialized bytes of the records in the index */
 	uint64_t records;       /* records in the index */
 	uint64_t reloads;       /* snapshots loaded again because the change log
-	                         * was trimmed past the follower's position */
+	                         * was trimmed past the follower's position or
+	                         * held an unreadable entry */
 } lm_follower_stats;
 
 void lm_follower_stats_get(lm_follower *f, lm_follower_stats *out);

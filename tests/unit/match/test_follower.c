@@ -435,6 +435,30 @@ test_changes_read_fails(void **state)
 	lm_follower_free(f);
 }
 
+/* A change-log entry that cannot be read (the store's LM_EPARSE) would stop
+ * the follower before it for good: the follower reloads a snapshot, which
+ * holds every record and goes on past the entry. */
+static void
+test_changes_unreadable(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_follower_stats st;
+
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK); /* empty store */
+	fill(fx);
+	fail_reads(fx, LM_FOLLOWER_READ_CHANGES, 1, LM_EPARSE);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.reloads, 1);
+	assert_int_equal(st.seq, 4);
+	assert_true(has_posting(fx, SEED_JOB));
+	assert_int_equal(lm_index_seq(fx->idx), 4);
+	lm_follower_free(f);
+}
+
 /* A record read that fails for a reason of the moment stops the batch
  * before that record: the changes before it are applied, the seq stays
  * before it, the error is counted, and the next run applies it. Also on
@@ -1548,6 +1572,7 @@ main(void)
 	    BOTH(test_snapshot_and_catch_up),
 	    cmocka_unit_test_setup_teardown(test_snapshot_read_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_changes_read_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes_unreadable, setup, teardown),
 	    BOTH(test_record_read_fails),
 	    cmocka_unit_test_setup_teardown(test_poll_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
