@@ -283,6 +283,7 @@ metrics_init(lm_rpc_server *s)
 
 static void conn_begin(lm_rpc_server *s, uint32_t pipe);
 static void conn_end(lm_rpc_server *s, uint32_t pipe);
+static bool conn_mark_closing(lm_rpc_server *s, uint32_t pipe);
 
 /* A request arrived on the slot's pipe (sl->pipe): counted in flight for
  * the server and for its connection until call_end. */
@@ -610,7 +611,9 @@ slot_cb(void *arg)
 			 * the sends queued behind this one at once. */
 			nng_pipe p = NNG_PIPE_INITIALIZER;
 			p.id = sl->pipe;
-			if (nng_pipe_close(p) == 0) {
+			/* Several replies of the connection time out together:
+			 * the first one closes and counts it. */
+			if (conn_mark_closing(s, sl->pipe) && nng_pipe_close(p) == 0) {
 				lm_counter_add(s->send_closed, 1);
 				lm_warn("rpc.send",
 				    "a connection did not take its replies for %u ms; "
@@ -1198,6 +1201,24 @@ conn_begin(lm_rpc_server *s, uint32_t pipe)
 			    &e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
+}
+
+/* Marks pipe's connection as being closed (as the idle sweeper does).
+ * Returns false when it was already: its closer counts it. A pipe not
+ * tracked is the caller's to close. */
+static bool
+conn_mark_closing(lm_rpc_server *s, uint32_t pipe)
+{
+	struct conn_entry *e;
+	bool first = true;
+
+	pthread_mutex_lock(&s->peer_mtx);
+	if ((e = conn_find(s, pipe)) != NULL) {
+		first = __atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX;
+		__atomic_store_n(&e->last_ms, INT64_MAX, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&s->peer_mtx);
+	return first;
 }
 
 /* Notes that a request of pipe was answered or dropped; the connection's
