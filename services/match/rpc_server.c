@@ -1304,8 +1304,10 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 	switch (ev) {
 	case NNG_PIPE_EV_ADD_PRE:
+		/* Added, not set: two pipes' events may run at once, and a
+		 * gauge set from each count could end on the older one. */
 		n = atomic_fetch_add(&s->conns, 1) + 1;
-		lm_gauge_set(s->conns_g, (double) n);
+		lm_gauge_add(s->conns_g, 1);
 		if (n > s->max_conns) {
 			atomic_fetch_add(&s->conns_refused_n, 1);
 			lm_counter_add(s->conns_refused, 1);
@@ -1323,8 +1325,8 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		break;
 	case NNG_PIPE_EV_REM_POST:
 		conn_release(s, p);
-		n = atomic_fetch_sub(&s->conns, 1) - 1;
-		lm_gauge_set(s->conns_g, (double) n);
+		atomic_fetch_sub(&s->conns, 1);
+		lm_gauge_add(s->conns_g, -1);
 		break;
 	default:
 		break;
