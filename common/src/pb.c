@@ -9,7 +9,11 @@
 #include <string.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/fault.h"
 #include "lunamatch/pb.h"
+
+/* Allocations of lm_pb_decode that tests make fail (lm_pb_fail_allocs). */
+static atomic_uint fail_allocs;
 
 #define PATH_MAX_LEN 256
 
@@ -246,11 +250,50 @@ lm_pb_decode_with(const ProtobufCMessageDescriptor *desc, const void *data, size
 	return LM_OK;
 }
 
+/* malloc, noting a failure: the unpacker itself says only that it failed,
+ * and out of memory must not read as malformed input (which callers drop
+ * for good, to a dead-letter topic or as a corrupt entry). */
+struct tracked {
+	bool failed;
+};
+
+static void *
+tracked_alloc(void *arg, size_t n)
+{
+	void *p = lm_fault_take(&fail_allocs) ? NULL : malloc(n > 0 ? n : 1);
+
+	if (p == NULL)
+		((struct tracked *) arg)->failed = true;
+	return p;
+}
+
+static void
+tracked_free(void *arg, void *p)
+{
+	(void) arg;
+	free(p); /* as protobuf-c's own allocator: *out is freed with it */
+}
+
 int
 lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
 {
-	return lm_pb_decode_with(desc, data, len, max_len, NULL, out, err, errlen);
+	struct tracked t = {false};
+	ProtobufCAllocator a = {tracked_alloc, tracked_free, &t};
+	int rc = lm_pb_decode_with(desc, data, len, max_len, &a, out, err, errlen);
+
+	if (rc == LM_EPARSE && t.failed) {
+		rc = LM_ENOMEM;
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: out of memory", desc->name);
+	}
+	return rc;
+}
+
+void
+lm_pb_fail_allocs(unsigned n)
+{
+	atomic_store(&fail_allocs, n);
 }
 
 int

@@ -37,6 +37,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/store.h"
 
 #define VAL_MAGIC        0x4c /* 'L': record value, format 1 */
@@ -1438,7 +1439,7 @@ lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn
 	MDB_val k, v;
 	unsigned char kb[8];
 	size_t n = 0;
-	bool corrupt = false;
+	int bad = LM_OK; /* LM_EPARSE: a corrupt entry; LM_ENOMEM */
 	int rc;
 
 	if (last_seq_seen != NULL)
@@ -1466,19 +1467,26 @@ lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn
 	k.mv_data = kb;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && n < max;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), n++) {
-		Lunamatch__V1__ChangeEntry *e;
+		ProtobufCMessage *m = NULL;
 		uint64_t seq;
 		int ret;
-		if (k.mv_size != 8 || v.mv_size > CHANGE_MAX ||
-		    (e = lunamatch__v1__change_entry__unpack(
-		         NULL, v.mv_size, v.mv_data)) == NULL) {
-			lm_error("store.corrupt", "unreadable change entry");
-			corrupt = true;
+		char why[128] = "";
+		if (k.mv_size != 8 ||
+		    (bad = lm_pb_decode(&lunamatch__v1__change_entry__descriptor,
+		         v.mv_data, v.mv_size, CHANGE_MAX, &m, why, sizeof(why))) !=
+		        LM_OK) {
+			/* Out of memory is of the moment: the reader tries
+			 * again; a corrupt entry is there for good. */
+			if (bad != LM_ENOMEM) {
+				lm_error("store.corrupt", "unreadable change entry%s%s",
+				    why[0] != '\0' ? ": " : "", why);
+				bad = LM_EPARSE;
+			}
 			break;
 		}
 		seq = lm_lmdb_get_be64(k.mv_data);
-		ret = fn(arg, seq, e);
-		lunamatch__v1__change_entry__free_unpacked(e, NULL);
+		ret = fn(arg, seq, (const Lunamatch__V1__ChangeEntry *) m);
+		protobuf_c_message_free_unpacked(m, NULL);
 		if (ret != 0) {
 			mdb_cursor_close(c);
 			read_end(s, txn);
@@ -1489,8 +1497,8 @@ lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn
 	}
 	mdb_cursor_close(c);
 	read_end(s, txn);
-	if (corrupt)
-		return LM_EPARSE;
+	if (bad != LM_OK)
+		return bad;
 	return rc == 0 || rc == MDB_NOTFOUND ? LM_OK : map_err(rc, "mdb_cursor_get");
 }
 

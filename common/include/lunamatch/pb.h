@@ -9,7 +9,8 @@
  * contains a NUL byte, so that every decoded message honours the project's
  * guarantee: strings are UTF-8 C strings.
  *
- * Thread-safety: all functions are reentrant; they share no state.
+ * Thread-safety: all functions are reentrant; they share no state but the
+ * count of lm_pb_fail_allocs, a test seam.
  */
 #ifndef LUNAMATCH_PB_H
 #define LUNAMATCH_PB_H
@@ -41,6 +42,10 @@ extern "C" {
  */
 int lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
+
+/* Test seam (fault.h): the next n allocations of lm_pb_decode fail, as
+ * malloc would. */
+void lm_pb_fail_allocs(unsigned n);
 
 /* lm_pb_decode unpacking with allocator a (NULL: protobuf-c's, malloc):
  * the caller frees *out with protobuf_c_message_free_unpacked(*out, a). */

@@ -231,7 +231,8 @@ typedef int (*lm_store_change_fn)(
  * Delivers the change entries with seq > after_seq, in order, at most max
  * (max >= 1, else LM_EINVAL). *last_seq_seen (may be NULL) receives the seq of
  * the last entry fn returned 0 for, or after_seq if none. Returns LM_OK, an
- * error (LM_EPARSE for a corrupt entry; LM_EGONE when entries after after_seq
+ * error (LM_EPARSE for a corrupt entry; LM_ENOMEM when one could not be
+ * decoded for want of memory; LM_EGONE when entries after after_seq
  * were trimmed, see lm_store_trim: the reader must load a snapshot again), or
  * the non-zero value fn stopped with.
  */

@@ -138,6 +138,37 @@ test_roundtrip(void **state)
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* An allocation that fails while a good message is unpacked is
+ * LM_ENOMEM, not malformed input (callers drop malformed input for good);
+ * the same bytes decode once memory is there. */
+static void
+test_out_of_memory(void **state)
+{
+	(void) state;
+	size_t len;
+	uint8_t *bytes = posting_bytes(&len);
+	ProtobufCMessage *m = NULL;
+	char err[256];
+
+	lm_pb_fail_allocs(1);
+	assert_int_equal(
+	    lm_pb_decode(JP, bytes, len, len, &m, err, sizeof(err)), LM_ENOMEM);
+	assert_null(m);
+	assert_non_null(strstr(err, "out of memory"));
+	assert_int_equal(lm_pb_decode(JP, bytes, len, len, &m, err, sizeof(err)), LM_OK);
+	protobuf_c_message_free_unpacked(m, NULL);
+	/* Malformed input with memory failing too is still malformed when
+	 * the walk finds it first. */
+	lm_pb_fail_allocs(1);
+	assert_int_equal(lm_pb_decode(JP,
+	                     "\x0a\x05"
+	                     "ab",
+	                     4, MAXLEN, &m, err, sizeof(err)),
+	    LM_EPARSE);
+	lm_pb_fail_allocs(0);
+	free(bytes);
+}
+
 static void
 test_arguments_and_limit(void **state)
 {
@@ -497,6 +528,7 @@ main(void)
 	    cmocka_unit_test(test_roundtrip),
 	    cmocka_unit_test(test_share),
 	    cmocka_unit_test(test_arguments_and_limit),
+	    cmocka_unit_test(test_out_of_memory),
 	    cmocka_unit_test(test_truncated),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_utf8),

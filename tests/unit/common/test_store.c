@@ -27,6 +27,7 @@
 
 #include "lmtest.h"
 #include "lunamatch/error.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/store.h"
 
 #define SMALL_MAP (64u * 1024)
@@ -512,6 +513,13 @@ test_change_log(void **state)
 	assert_int_equal(lm_store_begin(s, &t), LM_OK);
 	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
 	assert_int_equal(seq, 24);
+
+	/* Out of memory while an entry is decoded is of the moment
+	 * (LM_ENOMEM, read again), not a corrupt entry (LM_EPARSE). */
+	lm_pb_fail_allocs(1);
+	assert_int_equal(lm_store_changes(s, 0, 1000, entries_fn, &es, &last), LM_ENOMEM);
+	assert_int_equal(es.n, 0);
+	assert_int_equal(last, 0);
 
 	/* Everything, in order, with content. */
 	assert_int_equal(lm_store_changes(s, 0, 1000, entries_fn, &es, &last), LM_OK);

@@ -182,6 +182,17 @@ test_protobuf_posting(void **state)
 	decide(LM_KIND_POSTING, "job-1", pb, len, "application/x-protobuf", &d);
 	assert_int_equal(d.action, LM_INGEST_PUT);
 	lm_ingest_decision_clear(&d);
+
+	/* Out of memory while it is unpacked: no decision (the consumer reads
+	 * it again), not a dead letter for malformed protobuf. */
+	lm_ingest_msg oom = {.kind = LM_KIND_POSTING,
+	    .key = "job-1",
+	    .key_len = 5,
+	    .value = pb,
+	    .value_len = len};
+	lm_pb_fail_allocs(1);
+	assert_int_equal(lm_ingest_decide(&R.ctx, &oom, &d), LM_ENOMEM);
+	lm_ingest_decision_clear(&d);
 	lm_ingest_decision_clear(&d); /* twice is harmless */
 	free(pb);
 	free(json);
