@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,12 @@
 #include "lunamatch/error.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
+
+/* Set once an environment answered MDB_PANIC (lm_lmdb_panicked); the
+ * domain of the first one, written before the flag. */
+static atomic_bool panicked;
+static char panic_domain[LM_LMDB_DOMAIN_MAX + 1];
+static pthread_mutex_t panic_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 /* Builds "<domain>.<what>" into buf; a domain that is too long is cut. */
 static const char *
@@ -47,11 +54,50 @@ lm_lmdb_err(int rc, const char *domain, const char *what)
 		lm_warn(
 		    event_name(ev, domain, "error"), "%s: %s", what, mdb_strerror(rc));
 		return LM_EBUSY;
+	case MDB_PANIC:
+		pthread_mutex_lock(&panic_mtx);
+		if (!atomic_load(&panicked)) {
+			snprintf(panic_domain, sizeof(panic_domain), "%s",
+			    domain != NULL ? domain : "lmdb");
+			atomic_store(&panicked, true);
+		}
+		pthread_mutex_unlock(&panic_mtx);
+		lm_error(event_name(ev, domain, "panic"),
+		    "%s: %s: the environment refuses every transaction until the "
+		    "process restarts",
+		    what, mdb_strerror(rc));
+		return LM_ESTORE;
 	default:
 		lm_error(
 		    event_name(ev, domain, "error"), "%s: %s", what, mdb_strerror(rc));
 		return rc > 0 ? lm_err_from_errno(rc) : LM_ESTORE;
 	}
+}
+
+bool
+lm_lmdb_panicked(char *domain, size_t len)
+{
+	if (!atomic_load(&panicked))
+		return false;
+	if (domain != NULL && len > 0) {
+		pthread_mutex_lock(&panic_mtx);
+		snprintf(domain, len, "%s", panic_domain);
+		pthread_mutex_unlock(&panic_mtx);
+	}
+	return true;
+}
+
+int
+lm_lmdb_check_live(char *reason, size_t len)
+{
+	char domain[LM_LMDB_DOMAIN_MAX + 1];
+
+	if (!lm_lmdb_panicked(domain, sizeof(domain)))
+		return LM_OK;
+	snprintf(reason, len,
+	    "the %s LMDB environment failed for good (MDB_PANIC): restart needed",
+	    domain);
+	return LM_ESTORE;
 }
 
 int

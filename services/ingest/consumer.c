@@ -29,6 +29,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/fault.h"
 #include "lunamatch/kafka.h"
+#include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 
 /* Longest wait for a full local DLQ queue while sending one message. */
@@ -1532,7 +1533,10 @@ lm_consumer_live(void *arg, char *reason, size_t len)
 {
 	lm_consumer *c = arg;
 	int64_t age = lm_clock_ms() - (int64_t) atomic_load(&c->heartbeat_ms);
+	int rc;
 
+	if ((rc = lm_lmdb_check_live(reason, len)) != LM_OK)
+		return rc;
 	if (age > LM_CONSUMER_STALL_MS) {
 		snprintf(reason, len, "consumer loop stalled for %" PRId64 " ms", age);
 		return LM_ETIMEDOUT;

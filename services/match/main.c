@@ -43,6 +43,7 @@
 #include "lunamatch/config.h"
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
+#include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 #include "lunamatch/metrics.h"
 #include "lunamatch/record.h"
@@ -116,8 +117,11 @@ static int
 check_live(void *arg, char *reason, size_t len)
 {
 	struct daemon *d = arg;
-	int r = atomic_load(&d->probe_result);
+	int r;
 
+	if ((r = lm_lmdb_check_live(reason, len)) != LM_OK)
+		return r;
+	r = atomic_load(&d->probe_result);
 	/* A probe that connected but timed out means the workers are busy; the
 	 * listener is alive. */
 	if (r == LM_OK || r == LM_ETIMEDOUT)

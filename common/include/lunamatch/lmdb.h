@@ -36,9 +36,24 @@ extern "C" {
  * LM_EMAPFULL (these three are not logged), MDB_READERS_FULL and
  * MDB_TXN_FULL -> LM_EBUSY (logged as a warning), an errno value -> its
  * lm_err, any other MDB code -> LM_ESTORE (both logged as errors). `what`
- * names the failed call in the log line.
+ * names the failed call in the log line. MDB_PANIC also marks the process
+ * (lm_lmdb_panicked).
  */
 int lm_lmdb_err(int rc, const char *domain, const char *what);
+
+/*
+ * Whether an environment of this process answered MDB_PANIC: LMDB failed
+ * to write a meta page (an I/O error, a disk that filled up at that
+ * moment) and refuses every transaction of that environment until it is
+ * opened again, so only a restart recovers. The services' liveness checks
+ * (/healthz) fail from then on, and with domain (may be NULL) the domain
+ * of the first such environment is written. Any thread.
+ */
+bool lm_lmdb_panicked(char *domain, size_t len);
+
+/* The liveness verdict of lm_lmdb_panicked, for lm_http_check_fn: LM_OK,
+ * or LM_ESTORE with the reason in reason[0..len). */
+int lm_lmdb_check_live(char *reason, size_t len);
 
 typedef struct lm_lmdb_env_opts {
 	unsigned max_dbs;     /* named databases; >= 1 */

@@ -478,6 +478,27 @@ test_be64(void **state)
 	assert_int_equal(lm_lmdb_get_be64(a), 0);
 }
 
+/* MDB_PANIC is a store error that also marks the process for the
+ * liveness checks, with the domain of the first environment that failed;
+ * other errors do not. */
+static void
+test_panic(void **state)
+{
+	char domain[32] = "", why[256] = "";
+	(void) state;
+
+	assert_int_equal(lm_lmdb_err(MDB_CORRUPTED, "outbox", "mdb_get"), LM_ESTORE);
+	assert_false(lm_lmdb_panicked(domain, sizeof(domain)));
+	assert_int_equal(lm_lmdb_check_live(why, sizeof(why)), LM_OK);
+	assert_int_equal(lm_lmdb_err(MDB_PANIC, "outbox", "mdb_txn_begin"), LM_ESTORE);
+	assert_int_equal(lm_lmdb_err(MDB_PANIC, "store", "mdb_txn_begin"), LM_ESTORE);
+	assert_true(lm_lmdb_panicked(domain, sizeof(domain)));
+	assert_string_equal(domain, "outbox");
+	assert_true(lm_lmdb_panicked(NULL, 0));
+	assert_int_equal(lm_lmdb_check_live(why, sizeof(why)), LM_ESTORE);
+	assert_non_null(strstr(why, "outbox"));
+}
+
 int
 main(void)
 {
@@ -490,6 +511,8 @@ main(void)
 	    cmocka_unit_test(test_resized_elsewhere),
 	    cmocka_unit_test(test_dir_claim),
 	    cmocka_unit_test(test_be64),
+	    /* Last: it marks the process as failed for good. */
+	    cmocka_unit_test(test_panic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

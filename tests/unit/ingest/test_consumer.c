@@ -19,6 +19,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <lmdb.h>
 
 #include "consumer.h"
 #include "dlq.h"
@@ -27,6 +28,7 @@
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
+#include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 #include "offsets.h"
 #include "records.h"
@@ -927,6 +929,25 @@ test_rewound(void **state)
 	end_run(&r, p);
 }
 
+/* An LMDB environment that answered MDB_PANIC refuses every transaction
+ * until the process restarts: ingest reports itself not live, so that it
+ * is restarted. The panic goes through the one place LMDB codes are
+ * converted (lm_lmdb_err), as the store's calls would. */
+static void
+test_panic_not_live(void **state)
+{
+	struct run r;
+	char why[256] = "";
+	(void) state;
+
+	prepare(&r, "cons-panic");
+	assert_int_equal(lm_consumer_live(r.c, why, sizeof(why)), LM_OK);
+	assert_int_equal(lm_lmdb_err(MDB_PANIC, "store", "mdb_txn_begin"), LM_ESTORE);
+	assert_int_equal(lm_consumer_live(r.c, why, sizeof(why)), LM_ESTORE);
+	assert_non_null(strstr(why, "store LMDB environment failed for good"));
+	finish(&r);
+}
+
 int
 main(void)
 {
@@ -943,6 +964,8 @@ main(void)
 	    cmocka_unit_test(test_resume_legacy_store),
 	    cmocka_unit_test(test_epoch_guard),
 	    cmocka_unit_test(test_rewound),
+	    /* Last: it marks the process as failed for good. */
+	    cmocka_unit_test(test_panic_not_live),
 	};
 	if (getenv("LMT_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
