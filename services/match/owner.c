@@ -119,12 +119,15 @@ struct member {
 	int nstate;             /* profiles: postings partitions in state */
 	struct part_state *state;
 	int64_t *need; /* offsets the index must reach, per partition */
-	/* Per partition of the topic (-1: none), kept across assignments:
-	 * the end of the last claim this member committed, and the offset
-	 * below which pairs may have been announced already, by the owner of
-	 * a claim this member found or by this member's own derivation of a
-	 * batch whose commit may not have landed. A claim this member wrote
-	 * for an attempt that failed before deriving announces nothing. */
+	/* Per partition of the topic (-1: none): the end of the last claim
+	 * this member committed while it held the partition (forgotten when
+	 * it is revoked: another owner may then write a claim with the same
+	 * end), and, kept across assignments, the offset below which pairs
+	 * may have been announced already, by the owner of a claim this
+	 * member found, by this member's own derivation of a batch whose
+	 * commit may not have landed, or by anyone when the claims could not
+	 * be read. A claim this member wrote for an attempt that failed
+	 * before deriving announces nothing. */
 	int64_t *own_end, *announced_end;
 	int split_err; /* a store error that left a pair of the derivation
 	                * undecided (position): the derivation is retried */
@@ -280,6 +283,10 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	/* The commits still owed are the next owner's to make: it finds the
 	 * claims they would have cleared and derives those batches again. */
 	owed_drop(m);
+	for (int i = 0; parts != NULL && i < parts->cnt; i++)
+		if (parts->elems[i].partition >= 0 &&
+		    parts->elems[i].partition < LM_OWNER_PARTITIONS_MAX)
+			m->own_end[parts->elems[i].partition] = -1;
 	if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 		lm_warn("owner.rebalance", "rebalance error: %s", rd_kafka_err2name(err));
 	atomic_store(&m->partitions, 0);
@@ -440,36 +447,48 @@ read_states(struct member *m, const char *topic, int n, struct part_state *st)
 	return rc;
 }
 
+/* Raises partition p's announced_end to end. */
+static void
+raise_announced(struct member *m, int32_t p, int64_t end)
+{
+	if (end > m->announced_end[p])
+		m->announced_end[p] = end;
+}
+
 /* Whether pairs of the batch's messages may have been announced already
  * (see announced_end): they are derived again, and what they announce may
  * repeat. A claim whose end is the one this member last wrote is its own;
  * another owner's claim counts from the first look, which comes before
- * this member writes its own over it. */
+ * this member writes its own over it. A partition whose claim cannot be
+ * read counts as claimed up to the batch's end. */
 static bool
 may_repeat(struct member *m)
 {
-	rd_kafka_topic_partition_list_t *l = batch_offsets(m, true);
+	rd_kafka_topic_partition_list_t *l = batch_offsets(m, true),
+	                                *end = batch_offsets(m, false);
 	int64_t first[LM_OWNER_PARTITIONS_MAX], cut[LM_OWNER_PARTITIONS_MAX];
 	struct part_state st;
-	bool found = false;
+	bool found = false, read;
 
 	st.cut = cut;
 	for (int i = 0; i < l->cnt; i++)
 		first[l->elems[i].partition] = l->elems[i].offset;
-	if (rd_kafka_committed(m->rk, l, CALL_TIMEOUT) == RD_KAFKA_RESP_ERR_NO_ERROR)
-		for (int i = 0; i < l->cnt; i++) {
-			int32_t p = l->elems[i].partition;
-			if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-				continue;
-			parse_claim(&l->elems[i], &st);
-			if (st.claim_end >= 0 && st.claim_end != m->own_end[p] &&
-			    st.claim_end > m->announced_end[p])
-				m->announced_end[p] = st.claim_end;
+	read = rd_kafka_committed(m->rk, l, CALL_TIMEOUT) == RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (int i = 0; i < l->cnt; i++) {
+		int32_t p = l->elems[i].partition;
+		if (!read || l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			raise_announced(m, p, end->elems[i].offset);
+			continue;
 		}
+		parse_claim(&l->elems[i], &st);
+		if (st.claim_end >= 0 && st.claim_end != m->own_end[p])
+			raise_announced(m, p, st.claim_end);
+	}
 	for (int i = 0; i < l->cnt && !found; i++)
 		found = first[l->elems[i].partition] <
 		        m->announced_end[l->elems[i].partition];
 	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_topic_partition_list_destroy(end);
 	return found;
 }
 
@@ -1353,11 +1372,8 @@ mark_announced(struct member *m)
 {
 	rd_kafka_topic_partition_list_t *end = batch_offsets(m, false);
 
-	for (int i = 0; i < end->cnt; i++) {
-		int64_t *a = &m->announced_end[end->elems[i].partition];
-		if (end->elems[i].offset > *a)
-			*a = end->elems[i].offset;
-	}
+	for (int i = 0; i < end->cnt; i++)
+		raise_announced(m, end->elems[i].partition, end->elems[i].offset);
 	rd_kafka_topic_partition_list_destroy(end);
 }
 

@@ -729,17 +729,21 @@ test_outbox_fails(void **state)
 
 /* An owner derived the lead, claimed the seed posting with the lead in
  * its cut, and died: the next owner derives the posting again, and the
- * pair it announces is counted as a hand-over. When the group rebalances
- * while the posting is claimed (the two members join apart), the new
- * owner's claim replaces the dead one's and is taken back for want of a
- * cut: the hand-over counts all the same. */
+ * pair it announces is counted as a hand-over. With refuse_cut the new
+ * owner's claim replaces the dead one's, its claim with the cut is
+ * refused, and the claim is taken back for want of a cut (as when the
+ * group rebalances between the two): the hand-over counts all the same. */
 static void
-test_handover(void **state)
+handover(bool refuse_cut)
 {
-	(void) state;
 	seed_pair();
 	claim_commit(PROFILES, 0, 1, NULL);
 	claim_commit(POSTINGS, 0, 0, "lm1 1 1");
+	/* The owner's first two commits: its claim, then its claim with the
+	 * cut (nothing else commits before them). */
+	if (refuse_cut)
+		rd_kafka_mock_push_request_errors(
+		    G.mock, OFFSET_COMMIT, 2, RD_KAFKA_RESP_ERR_NO_ERROR, REFUSED);
 	start_r0();
 	assert_true(wait_messages(R0->owner, 1)); /* the posting */
 	assert_true(enqueued() >= 1);
@@ -749,6 +753,22 @@ test_handover(void **state)
 		lmt_sleep_ms(50);
 	assert_int_equal(committed(POSTINGS), 1);
 	assert_int_equal(claim_len(POSTINGS, 0), 0);
+	if (refuse_cut)
+		assert_true(stats(R0->owner).failures >= 1);
+}
+
+static void
+test_handover(void **state)
+{
+	(void) state;
+	handover(false);
+}
+
+static void
+test_handover_claim_taken_back(void **state)
+{
+	(void) state;
+	handover(true);
 }
 
 /* The pairs of the events pending in an outbox, "candidate\tjob". */
@@ -1201,6 +1221,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_store_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_handover, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_handover_claim_taken_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_replicas, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(test_claim_left_reading, setup_two, teardown),
 	    cmocka_unit_test_setup_teardown(
