@@ -1357,7 +1357,8 @@ max_connections(unsigned configured, size_t budget, size_t max_req)
 		             : (size_t) 1 << 30;
 	fit = budget / per;
 	if (fit < want) {
-		lm_info("rpc.limits",
+		/* A limit the operator set, lowered, deserves a warning. */
+		lm_log(configured ? LM_LOG_WARN : LM_LOG_INFO, "rpc.limits",
 		    "at most %zu connections, not %u: each may hold a request of up to "
 		    "%zu bytes while it arrives, within a receive budget of %zu bytes",
 		    fit > 0 ? fit : 1, want, per, budget);

@@ -16,11 +16,16 @@
 extern "C" {
 #endif
 
-/* Bytes: the smaller of the control group's limit (cgroup v2
- * memory.max, else v1 memory.limit_in_bytes; none when unset or
- * unlimited) and the physical memory; 0 when neither can be read.
- * Thread-safe; reads the files at every call. */
+/* Bytes: the smaller of the control groups' limit and the physical
+ * memory; 0 when neither can be read. The groups' limit is the smallest
+ * of the process's group (/proc/self/cgroup) and its ancestors, in cgroup
+ * v2 (memory.max) or else v1 (memory.limit_in_bytes), none when unset or
+ * unlimited. Thread-safe; reads the files at every call. */
 uint64_t lm_memory_limit(void);
+
+/* lm_memory_limit with the process's groups listed in proc_cgroup and the
+ * cgroup file system mounted at root (for tests). */
+uint64_t lm_memory_limit_from(const char *proc_cgroup, const char *root);
 
 /*
  * Parses the content of a cgroup memory limit file: LM_OK with *bytes;
