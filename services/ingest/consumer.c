@@ -60,6 +60,7 @@ struct slot {
 	struct held *rejects; /* cfg->batch_max entries */
 	size_t nrejects;
 	bool sent;                  /* its dead letters went out once */
+	bool delivered;             /* and were all delivered (or dropped) */
 	uint64_t pending[NREASONS]; /* rejects by reason */
 };
 
@@ -278,6 +279,7 @@ release_rejects(struct slot *s)
 		rd_kafka_message_destroy(s->rejects[i].m);
 	s->nrejects = 0;
 	s->sent = false;
+	s->delivered = false;
 	memset(s->pending, 0, sizeof(s->pending));
 }
 
@@ -732,7 +734,9 @@ count_drops(lm_consumer *c)
  * (lm_ingest_batch_commit_delivered) and the group's offsets stored. While
  * running, a stop cuts the wait for the dead letters short; once closing,
  * they get LM_CONSUMER_STOP_FLUSH_MS. Either way offsets are stored only
- * when every dead letter was delivered (or dropped for good). */
+ * when every dead letter was delivered (or dropped for good) and the store
+ * moved past them. A failed move fails the attempt like a failed store
+ * transaction; the retry does not send the delivered dead letters again. */
 static int
 after_store(lm_consumer *c, struct slot *s, int rv)
 {
@@ -741,24 +745,32 @@ after_store(lm_consumer *c, struct slot *s, int rv)
 		(void) lm_dlq_flush(c->dlq, 0, NULL); /* forget this attempt's reports */
 		return rv;
 	}
-	if (c->retrying)
-		send_rejects(c, s);
-	rv = c->closing ? lm_dlq_flush(c->dlq, LM_CONSUMER_STOP_FLUSH_MS, NULL)
-	                : lm_dlq_flush(c->dlq, DLQ_FLUSH_MS, c->stop);
-	count_drops(c);
-	if (rv == LM_OK && fault(c, LM_CONSUMER_FAULT_DLQ))
-		rv = LM_ETIMEDOUT;
+	if (!s->delivered) {
+		if (c->retrying)
+			send_rejects(c, s);
+		rv = c->closing ? lm_dlq_flush(c->dlq, LM_CONSUMER_STOP_FLUSH_MS, NULL)
+		                : lm_dlq_flush(c->dlq, DLQ_FLUSH_MS, c->stop);
+		count_drops(c);
+		if (rv == LM_OK && fault(c, LM_CONSUMER_FAULT_DLQ))
+			rv = LM_ETIMEDOUT;
+		if (rv != LM_OK) {
+			lm_error("batch.dlq",
+			    "dead letters of the batch not delivered: %s",
+			    lm_strerror(rv));
+			return rv;
+		}
+		s->delivered = true;
+	}
+	rv = fault(c, LM_CONSUMER_FAULT_MOVE)
+	         ? LM_EIO
+	         : lm_ingest_batch_commit_delivered(s->batch, c->store);
 	if (rv != LM_OK) {
-		lm_error("batch.dlq", "dead letters of the batch not delivered: %s",
+		lm_error("batch.offsets",
+		    "the store cannot be moved past the batch's delivered dead letters: "
+		    "%s",
 		    lm_strerror(rv));
 		return rv;
 	}
-	/* A failure here costs at most a resend: a consumer resuming from
-	 * the store sends those dead letters again. */
-	if ((rv = lm_ingest_batch_commit_delivered(s->batch, c->store)) != LM_OK)
-		lm_warn("batch.offsets",
-		    "the store stays at the batch's first rejected messages: %s",
-		    lm_strerror(rv));
 	store_offsets(c, s->batch);
 	return LM_OK;
 }

@@ -108,6 +108,9 @@ typedef enum lm_consumer_fault {
 	/* The batch's store transaction takes LM_CONSUMER_SLOW_STORE_MS longer
 	 * (a slow disk): the next batch stays open meanwhile. */
 	LM_CONSUMER_FAULT_SLOW_STORE,
+	/* The store transaction that moves the store's offsets past the
+	 * batch's delivered dead letters fails (LM_EIO). */
+	LM_CONSUMER_FAULT_MOVE,
 	LM_CONSUMER_FAULT_COUNT_
 } lm_consumer_fault;
 

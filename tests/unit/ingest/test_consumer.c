@@ -509,6 +509,47 @@ test_dlq_failure(void **state)
 	end_run(&r, p);
 }
 
+/* The end offset of partition 0 of topic: how many messages it holds. */
+static int64_t
+topic_end(rd_kafka_t *rk, const char *topic)
+{
+	int64_t lo = -1, hi = -1;
+	assert_int_equal(rd_kafka_query_watermark_offsets(rk, topic, 0, &lo, &hi, IO_MS),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	return hi;
+}
+
+/*
+ * The store's move past delivered dead letters fails (twice): the batch is
+ * retried and its offsets are not stored until the move lands; meanwhile
+ * the store holds the partition at the reject. The retries do not send the
+ * delivered dead letter again.
+ */
+static void
+test_move_failure(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	(void) state;
+
+	prepare(&r, "cons-movefail");
+	start(&r);
+	wait_assigned(&r);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_MOVE, 2);
+	produce(p, r.cfg.topic_postings, "bad-1", "{not json", 9);
+	produce_posting(p, r.cfg.topic_postings, "job-1");
+	wait_failing(&r);
+	assert_true(committed(&r, r.cfg.topic_postings) < 2);
+	assert_int_equal(store_at(&r, r.cfg.topic_postings), 0);
+	wait_committed(&r, r.cfg.topic_postings, 2);
+	assert_int_equal(store_at(&r, r.cfg.topic_postings), 2);
+	wait_stored(&r, "job-1");
+	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 2);
+	assert_int_equal(count_dlq(r.cfg.topic_dlq, 1), 1);
+	assert_int_equal(topic_end(p, r.cfg.topic_dlq), 1);
+	end_run(&r, p);
+}
+
 /*
  * A message that cannot be processed (out of memory): the batch so far is
  * finished, the consumer seeks back and reads the message again; every
@@ -956,6 +997,7 @@ main(void)
 	    cmocka_unit_test(test_store_failure),
 	    cmocka_unit_test(test_stop_while_failing),
 	    cmocka_unit_test(test_dlq_failure),
+	    cmocka_unit_test(test_move_failure),
 	    cmocka_unit_test(test_read_failure),
 	    cmocka_unit_test(test_revoke),
 	    cmocka_unit_test(test_catchup),
