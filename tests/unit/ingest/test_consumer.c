@@ -474,6 +474,25 @@ test_stop_while_failing(void **state)
  * send it again too. (The checks made while it fails have the 700 ms of
  * backoff to run in.)
  */
+/* Starts r on topics tagged tag with n failures armed at fault, then
+ * produces a reject ("bad-1", offset 0) and a posting ("job-1"): once the
+ * consumer reports failing, nothing is acknowledged and the store holds
+ * the partition at the reject. */
+static void
+reject_while_failing(
+    struct run *r, rd_kafka_t *p, const char *tag, lm_consumer_fault fault, unsigned n)
+{
+	prepare(r, tag);
+	start(r);
+	wait_assigned(r);
+	lm_consumer_fail_next(r->c, fault, n);
+	produce(p, r->cfg.topic_postings, "bad-1", "{not json", 9);
+	produce_posting(p, r->cfg.topic_postings, "job-1");
+	wait_failing(r);
+	assert_true(committed(r, r->cfg.topic_postings) < 2);
+	assert_int_equal(store_at(r, r->cfg.topic_postings), 0);
+}
+
 static void
 test_dlq_failure(void **state)
 {
@@ -481,15 +500,7 @@ test_dlq_failure(void **state)
 	rd_kafka_t *p = producer();
 	(void) state;
 
-	prepare(&r, "cons-dlqfail");
-	start(&r);
-	wait_assigned(&r);
-	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_DLQ, 3);
-	produce(p, r.cfg.topic_postings, "bad-1", "{not json", 9);
-	produce_posting(p, r.cfg.topic_postings, "job-1");
-	wait_failing(&r);
-	assert_true(committed(&r, r.cfg.topic_postings) < 2);
-	assert_int_equal(store_at(&r, r.cfg.topic_postings), 0);
+	reject_while_failing(&r, p, "cons-dlqfail", LM_CONSUMER_FAULT_DLQ, 3);
 	wait_committed(&r, r.cfg.topic_postings, 2);
 	wait_stored(&r, "job-1");
 	assert_int_equal(store_at(&r, r.cfg.topic_postings), 2);
@@ -532,15 +543,7 @@ test_move_failure(void **state)
 	rd_kafka_t *p = producer();
 	(void) state;
 
-	prepare(&r, "cons-movefail");
-	start(&r);
-	wait_assigned(&r);
-	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_MOVE, 2);
-	produce(p, r.cfg.topic_postings, "bad-1", "{not json", 9);
-	produce_posting(p, r.cfg.topic_postings, "job-1");
-	wait_failing(&r);
-	assert_true(committed(&r, r.cfg.topic_postings) < 2);
-	assert_int_equal(store_at(&r, r.cfg.topic_postings), 0);
+	reject_while_failing(&r, p, "cons-movefail", LM_CONSUMER_FAULT_MOVE, 2);
 	wait_committed(&r, r.cfg.topic_postings, 2);
 	assert_int_equal(store_at(&r, r.cfg.topic_postings), 2);
 	wait_stored(&r, "job-1");
