@@ -256,7 +256,9 @@ metrics_init(lm_rpc_server *s)
 	s->restarts = lm_metrics_counter(s->m, "lunamatch_rpc_listener_restarts_total",
 	    "RPC listener restarts after a failed self-probe", NULL);
 	s->conns_g = lm_metrics_gauge(s->m, "lunamatch_rpc_connections",
-	    "RPC connections open (handshake done)", NULL);
+	    "RPC connections open and admitted (handshake done; refused ones never "
+	    "count)",
+	    NULL);
 	s->conns_refused =
 	    lm_metrics_counter(s->m, "lunamatch_rpc_connections_refused_total",
 	        "RPC connections closed at once: max_connections open (reason=\"full\"), "
@@ -1157,15 +1159,17 @@ conn_admit(lm_rpc_server *s, nng_pipe p)
 	return n < s->max_per_peer;
 }
 
-/* Removes pipe p (backward-shift deletion keeps every probe chain whole). */
-static void
+/* Removes pipe p (backward-shift deletion keeps every probe chain whole).
+ * Returns whether it was admitted (held an entry). */
+static bool
 conn_release(lm_rpc_server *s, nng_pipe p)
 {
 	struct conn_entry *e;
 	size_t i, j;
+	bool found;
 
 	pthread_mutex_lock(&s->peer_mtx);
-	if ((e = conn_find(s, (uint32_t) nng_pipe_id(p))) != NULL) {
+	if ((found = (e = conn_find(s, (uint32_t) nng_pipe_id(p))) != NULL)) {
 		i = (size_t) (e - s->tab);
 		for (j = (i + 1) & (s->ntab - 1); s->tab[j].pipe != 0;
 		     j = (j + 1) & (s->ntab - 1)) {
@@ -1181,6 +1185,7 @@ conn_release(lm_rpc_server *s, nng_pipe p)
 		s->tab[i].pipe = 0;
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
+	return found;
 }
 
 /*
@@ -1304,10 +1309,12 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 	switch (ev) {
 	case NNG_PIPE_EV_ADD_PRE:
-		/* Added, not set: two pipes' events may run at once, and a
-		 * gauge set from each count could end on the older one. */
+		/* conns counts every pipe until it is removed (a refused one
+		 * too, so that the cap holds while it closes); the gauge the
+		 * admitted ones, added to rather than set: two pipes' events
+		 * may run at once, and a gauge set from each count could end
+		 * on the older one. */
 		n = atomic_fetch_add(&s->conns, 1) + 1;
-		lm_gauge_add(s->conns_g, 1);
 		if (n > s->max_conns) {
 			atomic_fetch_add(&s->conns_refused_n, 1);
 			lm_counter_add(s->conns_refused, 1);
@@ -1316,17 +1323,19 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			atomic_fetch_add(&s->conns_refused_n, 1);
 			lm_counter_add(s->peer_refused, 1);
 			nng_pipe_close(p);
-		} else if (atomic_load(&s->draining)) {
-			nng_pipe_close(p);
+		} else {
+			lm_gauge_add(s->conns_g, 1);
+			if (atomic_load(&s->draining))
+				nng_pipe_close(p);
 		}
 		break;
 	case NNG_PIPE_EV_ADD_POST:
 		atomic_fetch_add(&s->pipes_added, 1);
 		break;
 	case NNG_PIPE_EV_REM_POST:
-		conn_release(s, p);
+		if (conn_release(s, p))
+			lm_gauge_add(s->conns_g, -1);
 		atomic_fetch_sub(&s->conns, 1);
-		lm_gauge_add(s->conns_g, -1);
 		break;
 	default:
 		break;
