@@ -407,20 +407,30 @@ test_snapshot_read_fails(void **state)
 	lm_follower_free(f);
 }
 
+/* A follower loaded on the empty store, then the four changes of fill,
+ * whose next change-log read fails with rc. */
+static lm_follower *
+behind_a_failing_read(struct fx *fx, int rc)
+{
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK); /* empty store */
+	fill(fx);
+	fail_reads(fx, LM_FOLLOWER_READ_CHANGES, 1, rc);
+	return f;
+}
+
 /* A change-log read that fails applies nothing and moves nothing; the next
  * run applies the changes. */
 static void
 test_changes_read_fails(void **state)
 {
 	struct fx *fx = *state;
-	lm_follower_opts o = opts_for(fx);
-	lm_follower *f = NULL;
+	lm_follower *f = behind_a_failing_read(fx, LM_ESTORE);
 	lm_follower_stats st;
 
-	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
-	assert_int_equal(lm_follower_run_once(f), LM_OK); /* empty store */
-	fill(fx);
-	fail_reads(fx, LM_FOLLOWER_READ_CHANGES, 1, LM_ESTORE);
 	assert_int_equal(lm_follower_run_once(f), LM_ESTORE);
 	lm_follower_stats_get(f, &st);
 	assert_int_equal(st.seq, 0);
@@ -442,14 +452,9 @@ static void
 test_changes_unreadable(void **state)
 {
 	struct fx *fx = *state;
-	lm_follower_opts o = opts_for(fx);
-	lm_follower *f = NULL;
+	lm_follower *f = behind_a_failing_read(fx, LM_EPARSE);
 	lm_follower_stats st;
 
-	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
-	assert_int_equal(lm_follower_run_once(f), LM_OK); /* empty store */
-	fill(fx);
-	fail_reads(fx, LM_FOLLOWER_READ_CHANGES, 1, LM_EPARSE);
 	assert_int_equal(lm_follower_run_once(f), LM_OK);
 	lm_follower_stats_get(f, &st);
 	assert_int_equal(st.reloads, 1);
