@@ -98,7 +98,8 @@ struct conn_entry {
 	uint8_t addr[16];
 	unsigned inflight; /* requests received and not yet answered or dropped */
 	/* nng_clock of its admission, its last request or its last answer,
-	 * whichever came last; INT64_MAX once the sweeper closes it (atomic). */
+	 * whichever came last; INT64_MAX once it is being closed
+	 * (entry_close). Atomic. */
 	int64_t last_ms;
 };
 
@@ -1193,6 +1194,25 @@ conn_release(lm_rpc_server *s, nng_pipe p)
  * its connection until conn_end. A pipe already removed (its entry gone)
  * is not tracked.
  */
+/* Restarts e's idle time, unless it is being closed (peer_mtx held). */
+static void
+entry_touch(struct conn_entry *e)
+{
+	if (__atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX)
+		__atomic_store_n(&e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
+}
+
+/* Marks e as being closed, for good (peer_mtx held). Returns whether it was
+ * not already: the first to mark it closes and counts it. */
+static bool
+entry_close(struct conn_entry *e)
+{
+	bool first = __atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX;
+
+	__atomic_store_n(&e->last_ms, INT64_MAX, __ATOMIC_RELAXED);
+	return first;
+}
+
 static void
 conn_begin(lm_rpc_server *s, uint32_t pipe)
 {
@@ -1201,9 +1221,7 @@ conn_begin(lm_rpc_server *s, uint32_t pipe)
 	pthread_mutex_lock(&s->peer_mtx);
 	if ((e = conn_find(s, pipe)) != NULL) {
 		e->inflight++;
-		if (__atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX)
-			__atomic_store_n(
-			    &e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
+		entry_touch(e);
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
 }
@@ -1218,10 +1236,8 @@ conn_mark_closing(lm_rpc_server *s, uint32_t pipe)
 	bool first = true;
 
 	pthread_mutex_lock(&s->peer_mtx);
-	if ((e = conn_find(s, pipe)) != NULL) {
-		first = __atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX;
-		__atomic_store_n(&e->last_ms, INT64_MAX, __ATOMIC_RELAXED);
-	}
+	if ((e = conn_find(s, pipe)) != NULL)
+		first = entry_close(e);
 	pthread_mutex_unlock(&s->peer_mtx);
 	return first;
 }
@@ -1236,9 +1252,7 @@ conn_end(lm_rpc_server *s, uint32_t pipe)
 	pthread_mutex_lock(&s->peer_mtx);
 	if ((e = conn_find(s, pipe)) != NULL && e->inflight > 0) {
 		e->inflight--;
-		if (__atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX)
-			__atomic_store_n(
-			    &e->last_ms, (int64_t) nng_clock(), __ATOMIC_RELAXED);
+		entry_touch(e);
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
 }
@@ -1282,8 +1296,7 @@ sweeper_main(void *arg)
 			    __atomic_load_n(&s->tab[i].last_ms, __ATOMIC_RELAXED) < cut) {
 				ids[n++] = s->tab[i].pipe;
 				/* Closing: never picked again, whatever it sends. */
-				__atomic_store_n(
-				    &s->tab[i].last_ms, INT64_MAX, __ATOMIC_RELAXED);
+				(void) entry_close(&s->tab[i]);
 			}
 		pthread_mutex_unlock(&s->peer_mtx);
 		for (size_t i = 0; i < n; i++) {
