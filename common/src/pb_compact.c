@@ -423,9 +423,11 @@ scratch_free(void *arg, void *p)
 	(void) p;
 }
 
-int
-lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+/* lm_pb_decode_compact (checked) and lm_pb_unpack_compact (not): the
+ * unpacking into scratch memory and the compact copy they share. */
+static int
+decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, bool checked, ProtobufCMessage **out, char *err, size_t errlen)
 {
 	max_align_t stack[SCRATCH_STACK / sizeof(max_align_t)];
 	struct scratch s = {NULL, (char *) stack, 0, sizeof(stack), false};
@@ -434,10 +436,12 @@ lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, s
 	size_t used = 0;
 	int rc;
 
-	if (out == NULL)
-		return lm_pb_decode_with(desc, data, len, max_len, &a, NULL, err, errlen);
-	*out = NULL;
-	rc = lm_pb_decode_with(desc, data, len, max_len, &a, &m, err, errlen);
+	if (checked)
+		rc = lm_pb_decode_with(desc, data, len, max_len, &a, &m, err, errlen);
+	else
+		rc = (m = protobuf_c_message_unpack(desc, &a, len, data)) != NULL
+		         ? LM_OK
+		         : LM_EPARSE;
 	if (rc == LM_EPARSE && s.failed)
 		rc = LM_ENOMEM; /* the unpacker says only "failed" */
 	/* What the unpacker took is more than the compact copy needs (every
@@ -453,6 +457,29 @@ lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, s
 		free(c);
 	}
 	return rc;
+}
+
+int
+lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	if (out == NULL) /* the error and its reason */
+		return lm_pb_decode_with(
+		    desc, data, len, max_len, NULL, NULL, err, errlen);
+	*out = NULL;
+	return decode_compact(desc, data, len, max_len, true, out, err, errlen);
+}
+
+int
+lm_pb_unpack_compact(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    ProtobufCMessage **out)
+{
+	if (out == NULL)
+		return LM_EINVAL;
+	*out = NULL;
+	if (desc == NULL || (data == NULL && len > 0))
+		return LM_EINVAL;
+	return decode_compact(desc, data, len, len, false, out, NULL, 0);
 }
 
 const char *

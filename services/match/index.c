@@ -3041,11 +3041,13 @@ decode_bytes(void *arg, const char *id, uint64_t version, const void *bytes, siz
 	(void) id;
 	if (version != dc->e->version)
 		return LM_EBUSY;
+	/* The bytes of this version passed lm_pb_decode's checks when the
+	 * index was given the record (or this process encoded them): they
+	 * are unpacked without the checks. */
 	if (dc->compact)
-		return lm_pb_decode_compact(dc->d, bytes, len, len, &dc->out, NULL, 0) ==
-		               LM_OK
+		return lm_pb_unpack_compact(dc->d, bytes, len, &dc->out) == LM_OK
 		           ? LM_OK
-		           : LM_ENOMEM; /* the bytes decoded when they were put */
+		           : LM_ENOMEM;
 	dc->out = protobuf_c_message_unpack(dc->d, NULL, len, bytes);
 	return dc->out != NULL ? LM_OK : LM_ENOMEM;
 }

@@ -83,6 +83,19 @@ int lm_pb_decode_compact(const ProtobufCMessageDescriptor *desc, const void *dat
     size_t len, size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
 
 /*
+ * lm_pb_decode_compact without its checks, for bytes that a checked decode
+ * of this process accepted before (a record read back, at the version it
+ * had then, from a store whose writer decoded it with the checks): the
+ * walk that checks limits and UTF-8 and words its errors costs about as
+ * much as the unpacking and would only find what it found then.
+ * protobuf-c's unpacker still refuses malformed bytes, so damaged input
+ * gives LM_EPARSE, never a crash. Returns LM_OK, LM_EPARSE, LM_ENOMEM or
+ * LM_EINVAL (NULL arguments).
+ */
+int lm_pb_unpack_compact(const ProtobufCMessageDescriptor *desc, const void *data,
+    size_t len, ProtobufCMessage **out);
+
+/*
  * The shared copy of s: each distinct text of at most LM_PB_SHARED_LEN
  * bytes is kept once for the life of the process, up to LM_PB_SHARED_BYTES
  * of texts in all, for a process that keeps many short texts that repeat

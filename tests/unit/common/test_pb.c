@@ -396,14 +396,19 @@ compact_matches(const ProtobufCMessageDescriptor *d, const uint8_t *b, size_t le
 	assert_memory_equal(again, b, len);
 	free(again);
 	free(c);
-	/* Decoded straight into the compact form: the same. */
-	assert_int_equal(
-	    lm_pb_decode_compact(d, b, len, MAXLEN, &c, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_pb_encode(c, &again, &alen), LM_OK);
-	assert_int_equal(alen, len);
-	assert_memory_equal(again, b, len);
-	free(again);
-	free(c);
+	/* Decoded straight into the compact form, with the checks or without
+	 * them: the same. */
+	for (int checked = 0; checked < 2; checked++) {
+		assert_int_equal(checked ? lm_pb_decode_compact(
+		                               d, b, len, MAXLEN, &c, err, sizeof(err))
+		                         : lm_pb_unpack_compact(d, b, len, &c),
+		    LM_OK);
+		assert_int_equal(lm_pb_encode(c, &again, &alen), LM_OK);
+		assert_int_equal(alen, len);
+		assert_memory_equal(again, b, len);
+		free(again);
+		free(c);
+	}
 }
 
 static void
@@ -491,6 +496,37 @@ test_compact(void **state)
 	assert_int_equal(lm_pb_compact(&q.base, NULL, NULL), LM_EINVAL);
 }
 
+/* lm_pb_unpack_compact skips only the checks of lm_pb_decode: a string
+ * that is not UTF-8 comes through as it is, while bytes protobuf-c cannot
+ * unpack are still refused. */
+static void
+test_unpack_compact(void **state)
+{
+	const char bad_title[] = "\x22\x02\xc3\x28";
+	ProtobufCMessage *c = (ProtobufCMessage *) 1;
+
+	(void) state;
+	assert_int_equal(
+	    lm_pb_decode_compact(JP, bad_title, 4, MAXLEN, &c, NULL, 0), LM_EPARSE);
+	assert_null(c);
+	assert_int_equal(lm_pb_unpack_compact(JP, bad_title, 4, &c), LM_OK);
+	assert_memory_equal(((Lunamatch__V1__JobPosting *) c)->title, "\xc3\x28", 3);
+	free(c);
+	/* Truncated: a length past the end, a value cut short. */
+	c = (ProtobufCMessage *) 1;
+	assert_int_equal(lm_pb_unpack_compact(JP,
+	                     "\x0a\x05"
+	                     "ab",
+	                     4, &c),
+	    LM_EPARSE);
+	assert_null(c);
+	assert_int_equal(lm_pb_unpack_compact(JP, "\x08\x80", 2, &c), LM_EPARSE);
+	assert_null(c);
+	assert_int_equal(lm_pb_unpack_compact(NULL, "", 0, &c), LM_EINVAL);
+	assert_int_equal(lm_pb_unpack_compact(JP, NULL, 1, &c), LM_EINVAL);
+	assert_int_equal(lm_pb_unpack_compact(JP, "", 0, NULL), LM_EINVAL);
+}
+
 /* lm_pb_share keeps one copy of each short text, apart from the caller's:
  * the same pointer for the same text, none for NULL or a text longer than
  * LM_PB_SHARED_LEN. */
@@ -534,6 +570,7 @@ main(void)
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_garbage_never_crashes),
 	    cmocka_unit_test(test_compact),
+	    cmocka_unit_test(test_unpack_compact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
