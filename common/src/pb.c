@@ -323,6 +323,12 @@ lm_pb_utf8_valid(const char *s, size_t len)
 	size_t i = 0;
 	while (i < len) {
 		unsigned c = p[i];
+		uint64_t x;
+		/* Eight ASCII bytes at a time: most text is ASCII. */
+		if (len - i >= 8 && (memcpy(&x, p + i, 8), !(x & 0x8080808080808080u))) {
+			i += 8;
+			continue;
+		}
 		if (c < 0x80) {
 			i++;
 			continue;

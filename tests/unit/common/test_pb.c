@@ -276,6 +276,31 @@ test_malformed(void **state)
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* ASCII around a sequence never changes whether the text is UTF-8, at any
+ * place of the sequence relative to the eight-byte steps of the check. */
+static void
+utf8_amid_ascii(void)
+{
+	static const struct {
+		const char *s;
+		bool valid;
+	} seq[] = {{"\xc3\xa9", true}, {"\xe6\x97\xa5", true}, {"\xf0\x9f\x98\x80", true},
+	    {"\xff", false}, {"\x80", false}, {"\xc3\x28", false}, {"\xe6\x97", false},
+	    {"\xed\xa0\x80", false}, {"\xf4\x90\x80\x80", false}, {"\xc0\xaf", false}};
+	char buf[40];
+
+	for (size_t k = 0; k < sizeof(seq) / sizeof(seq[0]); k++) {
+		size_t n = strlen(seq[k].s);
+		for (size_t pre = 0; pre <= 17; pre++)
+			for (size_t post = 0; post <= 9; post++) {
+				memset(buf, 'a', sizeof(buf));
+				memcpy(buf + pre, seq[k].s, n);
+				assert_int_equal(
+				    lm_pb_utf8_valid(buf, pre + n + post), seq[k].valid);
+			}
+	}
+}
+
 static void
 test_utf8(void **state)
 {
@@ -316,6 +341,7 @@ test_utf8(void **state)
 	assert_false(lm_pb_utf8_valid("\xf5\x80\x80\x80", 4));
 	assert_false(lm_pb_utf8_valid("\xe6\x28\x97", 3));
 	assert_false(lm_pb_utf8_valid("\x80", 1));
+	utf8_amid_ascii();
 }
 
 static uint64_t
