@@ -557,13 +557,14 @@ load_destroy(struct load_ctx *lc)
 	pthread_mutex_destroy(&lc->mtx);
 }
 
-/* Records seq as the follower's position in the store and schedules the
- * next record. A failure is logged; trimming may then pass the follower,
- * which reloads (see reload). */
+/* Records seq as the follower's position in the store, dated now plus
+ * ahead seconds, and schedules the next record. A failure is logged;
+ * trimming may then pass the follower, which reloads (see reload). */
 static void
-record_position(lm_follower *f, uint64_t seq)
+record_position(lm_follower *f, uint64_t seq, int64_t ahead)
 {
-	int rc = lm_store_reader_set(f->store, f->reader, seq, 0);
+	int rc = lm_store_reader_set(
+	    f->store, f->reader, seq, ahead != 0 ? (int64_t) time(NULL) + ahead : 0);
 
 	clock_gettime(CLOCK_MONOTONIC, &f->next_hb);
 	f->next_hb.tv_sec += LM_FOLLOWER_HEARTBEAT_MS / 1000;
@@ -585,7 +586,7 @@ heartbeat(lm_follower *f)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (now.tv_sec > f->next_hb.tv_sec ||
 	    (now.tv_sec == f->next_hb.tv_sec && now.tv_nsec >= f->next_hb.tv_nsec))
-		record_position(f, atomic_load(&f->seq));
+		record_position(f, atomic_load(&f->seq), 0);
 }
 
 static int
@@ -601,9 +602,11 @@ load_snapshot(lm_follower *f)
 		return LM_ENOMEM;
 	load_init(lc, f);
 	/* Recorded first, with the newest seq now: the snapshot's seq is not
-	 * lower, so trimming cannot pass it before the next record. */
+	 * lower, so trimming cannot pass it before the next record, which
+	 * comes after the load however long it takes (up to the lease past
+	 * LM_FOLLOWER_LOAD_AHEAD_S: a load renews nothing). */
 	if (f->reader[0] != '\0' && lm_store_last_seq(f->store, &seq) == LM_OK)
-		record_position(f, seq);
+		record_position(f, seq, LM_FOLLOWER_LOAD_AHEAD_S);
 	if ((rc = lm_index_new(lm_index_model(f->idx), &idx)) == LM_OK &&
 	    (rc = lm_index_set_store(idx, lm_index_store(f->idx))) == LM_OK) {
 		lm_index_loading(idx);
@@ -643,6 +646,10 @@ load_snapshot(lm_follower *f)
 	    (unsigned long long) counts.profiles,
 	    (unsigned long long) atomic_load(&f->errors));
 	atomic_store(&f->loaded, true);
+	/* Dated now again: a replica that dies from here on stops holding the
+	 * log back one lease later, not LM_FOLLOWER_LOAD_AHEAD_S later. */
+	if (f->reader[0] != '\0')
+		record_position(f, seq, 0);
 	if (f->on_loaded != NULL)
 		f->on_loaded(f->arg);
 	applied(f, seq);

@@ -46,10 +46,13 @@
  * (lm_store_reader_set): before it loads a snapshot, then every
  * LM_FOLLOWER_HEARTBEAT_MS, so that ingest's trimming keeps every change it
  * has not applied (docs/store.md, Trimming); lm_follower_free removes the
- * record. A follower that was away longer than the reader lease may find
- * the changes after its position trimmed (lm_store_changes: LM_EGONE); a
- * change entry may be unreadable (LM_EPARSE, a damaged store). It then
- * loads a snapshot as at start, which goes on past that entry: into a
+ * record. A load cannot renew the record (it holds the store's read
+ * transaction), so the record made before it is dated
+ * LM_FOLLOWER_LOAD_AHEAD_S ahead, which keeps it within the lease for a
+ * load that long, and is made again, dated now, once the load is done. A follower that
+ * was away longer than the reader lease may find the changes after its position trimmed
+ * (lm_store_changes: LM_EGONE); a change entry may be unreadable (LM_EPARSE, a damaged
+ * store). It then loads a snapshot as at start, which goes on past that entry: into a
  * fresh index, published whole (lm_index_replace), so queries keep the old
  * index until the new one is complete, never a half-loaded one; counted in
  * reloads and logged (follower.reload). A reload that fails leaves the
@@ -89,6 +92,7 @@ extern "C" {
 #define LM_FOLLOWER_NOTIFY_MAX      1024 /* bytes of one notification accepted */
 #define LM_FOLLOWER_POLL_MS_DEFAULT 1000u
 #define LM_FOLLOWER_HEARTBEAT_MS    10000 /* the position is recorded this often */
+#define LM_FOLLOWER_LOAD_AHEAD_S    3600  /* a load's record is dated this far ahead */
 
 /* The store reads of the follower, as opts.fault names them. */
 typedef enum lm_follower_read {

@@ -66,6 +66,10 @@ struct seen {
 	 * index is complete, before publishing it. */
 	atomic_bool probe;
 	_Atomic uint64_t seed_version_at_load;
+	/* Set: the next snapshot read first trims the store at this time, as
+	 * ingest would while the load runs, into trim (0: none). */
+	int64_t trim_at_load;
+	lm_store_trim_result trim;
 };
 
 struct fx {
@@ -92,6 +96,11 @@ fault(void *arg, lm_follower_read what)
 	struct fx *fx = arg;
 	struct seen *s = &fx->seen;
 
+	if (what == LM_FOLLOWER_READ_SNAPSHOT && s->trim_at_load != 0) {
+		lm_store_trim_opts o = {.now = s->trim_at_load};
+		s->trim_at_load = 0;
+		assert_int_equal(lm_store_trim(fx->store, &o, &s->trim), LM_OK);
+	}
 	if (atomic_load(&s->fail_what) != (int) what || atomic_load(&s->fail_count) <= 0)
 		return LM_OK;
 	atomic_fetch_sub(&s->fail_count, 1);
@@ -1283,6 +1292,46 @@ test_reload_after_trim(void **state)
 	assert_int_equal(readers_at(fx, now), 0);
 }
 
+/*
+ * A load renews no position, yet one that takes longer than the lease
+ * keeps the log after its position: trimmed one lease and a second into
+ * the load, the follower still counts as a reader. Once the load is done the record is
+ * dated now again, so a replica gone from then on stops holding the log one lease later.
+ */
+static void
+test_load_longer_than_lease(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_follower_stats st;
+	lm_store_trim_result tr;
+	lm_store_trim_opts to;
+	uint64_t seq;
+	int64_t now;
+
+	fill(fx);
+	assert_int_equal(lm_store_last_seq(fx->store, &seq), LM_OK);
+	o.reader_id = "match-slow-load";
+	fx->seen.trim_at_load = (int64_t) time(NULL) + LM_STORE_READER_LEASE_DEFAULT + 1;
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_int_equal(fx->seen.trim_at_load, 0); /* the trim ran */
+	assert_int_equal(fx->seen.trim.readers, 1);
+	assert_int_equal(fx->seen.trim.readers_expired, 0);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, seq);
+	assert_int_equal(st.reloads, 0);
+
+	/* Dated now after the load (read after it: see test_reload_after_trim). */
+	now = (int64_t) time(NULL);
+	assert_int_equal(readers_at(fx, now), 1);
+	to = (lm_store_trim_opts){.now = now + LM_STORE_READER_LEASE_DEFAULT + 1};
+	assert_int_equal(lm_store_trim(fx->store, &to, &tr), LM_OK);
+	assert_int_equal(tr.readers_expired, 1);
+	lm_follower_free(f);
+}
+
 /* ---- records read from the store --------------------------------------------- */
 
 /* SEED_JOB at version in the store only, titled "version <version>". */
@@ -1583,6 +1632,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	    BOTH(test_reload_after_trim),
+	    cmocka_unit_test_setup_teardown(test_load_longer_than_lease, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_clock_advanced_after_load, setup, teardown),
 	    BOTH(test_undecodable_record_skipped),
