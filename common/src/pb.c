@@ -364,6 +364,23 @@ lm_pb_utf8_valid(const char *s, size_t len)
 }
 
 size_t
+lm_pb_utf8_fit(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	size_t lead = n, need;
+
+	/* Back over the continuation bytes at the end (a character has at
+	 * most three) to the byte that begins the last character. */
+	while (lead > 0 && n - lead < 3 && (p[lead - 1] & 0xc0) == 0x80)
+		lead--;
+	if (lead == 0)
+		return n;
+	lead--;
+	need = p[lead] >= 0xf0 ? 4 : p[lead] >= 0xe0 ? 3 : p[lead] >= 0xc0 ? 2 : 1;
+	return n - lead < need ? lead : n;
+}
+
+size_t
 lm_pb_elem_size(ProtobufCType t)
 {
 	switch (t) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/pb.h"
 #include "score_int.h"
 
 const char *
@@ -46,6 +47,28 @@ lm_employment_name(int v)
 
 /* ==== evaluation =========================================================== */
 
+void
+lm_vtextf(char *buf, size_t len, const char *fmt, va_list ap)
+{
+	int r;
+
+	if (len == 0)
+		return;
+	r = vsnprintf(buf, len, fmt, ap);
+	if (r >= 0 && (size_t) r >= len)
+		buf[lm_pb_utf8_fit(buf, len - 1)] = '\0';
+}
+
+void
+lm_textf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	lm_vtextf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
 bool
 lm_veto_row(struct vsink *vs, const char *code, const char *fmt, ...)
 {
@@ -58,7 +81,7 @@ lm_veto_row(struct vsink *vs, const char *code, const char *fmt, ...)
 	if (vs->oom)
 		return true;
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	lm_vtextf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	arr = realloc(vs->e->vetoes, (vs->e->n_vetoes + 1) * sizeof(*arr));
 	if (arr == NULL) {
@@ -104,7 +127,7 @@ lm_group_text(const Lunamatch__V1__RequirementGroup *g, char *buf, size_t len)
 	size_t w = 0;
 
 	if (g->label != NULL && g->label[0] != '\0') {
-		snprintf(buf, len, "%s", g->label);
+		lm_textf(buf, len, "%s", g->label);
 		return;
 	}
 	buf[0] = '\0';
@@ -118,8 +141,8 @@ lm_group_text(const Lunamatch__V1__RequirementGroup *g, char *buf, size_t len)
 			break;
 		w += (size_t) r;
 	}
-	if (w >= len)
-		w = len - 1;
+	if (w >= len) /* cut: before the last character if that was cut too */
+		buf[w = lm_pb_utf8_fit(buf, len - 1)] = '\0';
 	if (w == 0)
 		snprintf(buf, len, "requirement");
 }
@@ -288,7 +311,7 @@ try_improvement(const lm_score_env *env, const lm_profile_prep *cp,
 		return;
 	list[*n].gain = ev.score - base;
 	va_start(ap, fmt);
-	vsnprintf(list[*n].action, sizeof(list[*n].action), fmt, ap);
+	lm_vtextf(list[*n].action, sizeof(list[*n].action), fmt, ap);
 	va_end(ap);
 	(*n)++;
 }
@@ -389,7 +412,7 @@ fill_improvements(const lm_score_env *env, const lm_profile_prep *cp,
 	return rc;
 }
 
-/* Appends to buf like snprintf at offset *w, never past len. */
+/* Appends to buf like lm_textf at offset *w, never past len. */
 static void append(char *buf, size_t len, size_t *w, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -404,8 +427,13 @@ append(char *buf, size_t len, size_t *w, const char *fmt, ...)
 	va_start(ap, fmt);
 	r = vsnprintf(buf + *w, len - *w, fmt, ap);
 	va_end(ap);
-	if (r > 0)
-		*w = (size_t) r >= len - *w ? len - 1 : *w + (size_t) r;
+	if (r > 0 && (size_t) r >= len - *w) {
+		/* Cut as lm_textf cuts; full from now on, so that nothing
+		 * shorter is appended after the cut. */
+		buf[lm_pb_utf8_fit(buf, len - 1)] = '\0';
+		*w = len - 1;
+	} else if (r > 0)
+		*w += (size_t) r;
 }
 
 /* One line: band and score, skills, the best and weakest other feature and

@@ -101,12 +101,7 @@ static size_t
 utf8_cut(const char *s, size_t max)
 {
 	size_t n = strnlen(s, max + 1);
-	if (n <= max)
-		return n;
-	n = max;
-	while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
-		n--;
-	return n;
+	return n <= max ? n : lm_pb_utf8_fit(s, max);
 }
 
 /* Builds "a\0b" into key; returns its length. Both ids are valid. */

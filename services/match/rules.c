@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/pb.h"
 #include "score_int.h"
 
 const struct ovr lm_no_ovr = {NULL, -1, 0};
@@ -474,6 +475,8 @@ remote_countries_text(const JobPosting *p, char *buf, size_t len)
 			w += (size_t) snprintf(
 			    buf + w, len - w, "%s%s", w ? ", " : "", cc);
 		}
+	if (w >= len) /* cut: before the last character if that was cut too */
+		buf[lm_pb_utf8_fit(buf, len - 1)] = '\0';
 }
 
 bool
@@ -728,7 +731,7 @@ static const double remote_fit[4][4] = {
 #define DETAIL(ev, f, ...)                                                               \
 	do {                                                                             \
 		if ((ev)->detail)                                                        \
-			snprintf((ev)->text[f], sizeof((ev)->text[f]), __VA_ARGS__);     \
+			lm_textf((ev)->text[f], sizeof((ev)->text[f]), __VA_ARGS__);     \
 	} while (0)
 
 /* idf of the posting's skill i: by symbol in fast mode, else by id (the
@@ -999,7 +1002,7 @@ feat_location(const struct pair *pr, struct eval *ev)
 		sum += remote_fit[prem][crem];
 		parts++;
 		if (ev->detail)
-			snprintf(a, sizeof(a), "%s job, prefers %s", lm_remote_name(prem),
+			lm_textf(a, sizeof(a), "%s job, prefers %s", lm_remote_name(prem),
 			    lm_remote_name(crem));
 	}
 	if (prem == LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE) {
@@ -1011,7 +1014,7 @@ feat_location(const struct pair *pr, struct eval *ev)
 			if (ev->detail) {
 				char allowed[LM_EXPLAIN_TEXT_MAX / 4];
 				remote_countries_text(p, allowed, sizeof(allowed));
-				snprintf(b, sizeof(b), "remote work from %s: %s", allowed,
+				lm_textf(b, sizeof(b), "remote work from %s: %s", allowed,
 				    fit ? "allowed where the candidate is"
 				        : "needs relocation");
 			}
@@ -1024,7 +1027,7 @@ feat_location(const struct pair *pr, struct eval *ev)
 		sum += clamp01(v);
 		parts++;
 		if (ev->detail)
-			snprintf(b, sizeof(b), "%.0f km from the nearest job location%s",
+			lm_textf(b, sizeof(b), "%.0f km from the nearest job location%s",
 			    d, d <= km ? "" : ": needs relocation");
 	} else if (pp->has_country && cp->has_country) {
 		double best = 0;
@@ -1092,7 +1095,7 @@ feat_location(const struct pair *pr, struct eval *ev)
 		sum += best;
 		parts++;
 		if (ev->detail)
-			snprintf(b, sizeof(b), "%s",
+			lm_textf(b, sizeof(b), "%s",
 			    best == 1.0                                 ? "same place"
 			    : best == m->params.location_country_credit ? "same country"
 			    : best > 0 ? "needs relocation"
@@ -1151,7 +1154,7 @@ feat_career(const struct pair *pr, struct eval *ev)
 		sum += best;
 		parts++;
 		if (ev->detail)
-			snprintf(t1, sizeof(t1), "title %.0f%% like a desired one",
+			lm_textf(t1, sizeof(t1), "title %.0f%% like a desired one",
 			    100.0 * best);
 	}
 	if (cp->n_goal_cat > 0 && p->cat_h != 0) {
@@ -1160,7 +1163,7 @@ feat_career(const struct pair *pr, struct eval *ev)
 		sum += hit;
 		parts++;
 		if (ev->detail)
-			snprintf(t2, sizeof(t2), "category %s",
+			lm_textf(t2, sizeof(t2), "category %s",
 			    hit ? "desired" : "not desired");
 	}
 	if (cp->n_goal_ind > 0 && p->ind_h != 0) {
@@ -1169,7 +1172,7 @@ feat_career(const struct pair *pr, struct eval *ev)
 		sum += hit;
 		parts++;
 		if (ev->detail)
-			snprintf(t3, sizeof(t3), "industry %s",
+			lm_textf(t3, sizeof(t3), "industry %s",
 			    hit ? "desired" : "not desired");
 	}
 	if (parts == 0)

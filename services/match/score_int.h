@@ -13,6 +13,7 @@
 #define LUNAMATCH_MATCH_SCORE_INT_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -369,6 +370,15 @@ bool lm_check_filters(const lm_filters *f, const lm_profile_prep *c,
 bool lm_str_in(const char *s, char *const *list, size_t n);
 
 /* ---- explanation rows (explain.c) ------------------------------------------ */
+
+/* snprintf for the texts of explanations, which quote records (skill
+ * names, cities, labels): when the text does not fit in len bytes, it is
+ * cut before the character that does not fit whole, so that it stays
+ * UTF-8 (responses and events refuse text that is not). */
+void lm_textf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void lm_vtextf(char *buf, size_t len, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Appends one veto row (collect mode). Returns false in fast mode (vs
  * NULL): the caller stops at the first veto. */

@@ -117,6 +117,14 @@ const char *lm_pb_share(const char *s);
  */
 bool lm_pb_utf8_valid(const char *s, size_t len);
 
+/*
+ * The length of s[0..n) less a character cut short at its end: text that
+ * is UTF-8 and was cut at byte n (a copy into a field of a hard maximum,
+ * snprintf into a buffer too small) stays UTF-8 when cut at the length
+ * this returns instead. Reads s[0..n) only.
+ */
+size_t lm_pb_utf8_fit(const char *s, size_t n);
+
 /* Bytes of one element of a repeated field of type t in protobuf-c's
  * arrays (the size of the field itself when it is not repeated). */
 size_t lm_pb_elem_size(ProtobufCType t);

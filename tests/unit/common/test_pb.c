@@ -301,6 +301,27 @@ utf8_amid_ascii(void)
 	}
 }
 
+/* lm_pb_utf8_fit drops a character cut short at the end, and only that. */
+static void
+utf8_fit(void)
+{
+	static const char *const chars[] = {
+	    "a", "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80"};
+	char buf[16];
+
+	for (size_t k = 0; k < 4; k++) {
+		size_t n = strlen(chars[k]);
+		snprintf(buf, sizeof(buf), "ab%s", chars[k]);
+		for (size_t cut = 1; cut < n; cut++)
+			assert_int_equal(lm_pb_utf8_fit(buf, 2 + cut), 2);
+		assert_int_equal(lm_pb_utf8_fit(buf, 2 + n), 2 + n);
+		assert_true(lm_pb_utf8_valid(buf, lm_pb_utf8_fit(buf, 2 + n)));
+	}
+	assert_int_equal(lm_pb_utf8_fit("", 0), 0);
+	assert_int_equal(lm_pb_utf8_fit("\xe6", 1), 0);
+	assert_int_equal(lm_pb_utf8_fit("\x80\x80\x80\x80", 4), 4); /* not UTF-8 */
+}
+
 static void
 test_utf8(void **state)
 {
@@ -342,6 +363,7 @@ test_utf8(void **state)
 	assert_false(lm_pb_utf8_valid("\xe6\x28\x97", 3));
 	assert_false(lm_pb_utf8_valid("\x80", 1));
 	utf8_amid_ascii();
+	utf8_fit();
 }
 
 static uint64_t

@@ -2098,6 +2098,80 @@ test_no_overlap_samples(void **state)
 	samples_free(&s);
 }
 
+/* Checks that m packs to a message that lm_pb_decode accepts: every text
+ * in it is UTF-8. */
+static void
+assert_match_utf8(const Match *m)
+{
+	ProtobufCMessage *back = NULL;
+	uint8_t *b = NULL;
+	size_t len = 0;
+	char err[256];
+
+	assert_int_equal(lm_pb_encode(&m->base, &b, &len), LM_OK);
+	if (lm_pb_decode(&lunamatch__v1__match__descriptor, b, len, len, &back, err,
+	        sizeof(err)) != LM_OK)
+		fail_msg("explanation is not UTF-8: %s", err);
+	protobuf_c_message_free_unpacked(back, NULL);
+	free(b);
+}
+
+/*
+ * Texts that quote a record and are cut to LM_EXPLAIN_TEXT_MAX bytes stay
+ * UTF-8 wherever the cut falls: a long skill name in Cyrillic that the
+ * candidate lacks (the summary's "missing", the improvement) and as long a
+ * label of a failed requirement group (the veto reason, the summary), each
+ * after 0..3 ASCII bytes, so that the cut falls inside a character and
+ * between two.
+ */
+static void
+test_explain_texts_stay_utf8(void **state)
+{
+	lm_model m;
+	lm_score_env env;
+	char name[LM_EXPLAIN_TEXT_MAX];
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	for (size_t pad = 0; pad < 4; pad++) {
+		JobPosting *p = post_new("p"), *q = post_new("q");
+		Profile *c = prof_new("c");
+		size_t w = 0;
+		while (w < pad)
+			name[w++] = 'x';
+		while (w + 3 < sizeof(name)) { /* U+0436 */
+			name[w++] = (char) 0xd0;
+			name[w++] = (char) 0xb6;
+		}
+		name[w] = '\0';
+		post_skill(p, "python", 1);
+		post_skill(p, "rust", 1);
+		set_str(&p->skills[1]->name, name);
+		post_skill(q, "python", 1);
+		post_group(q, name, 0, "go", NULL, NULL);
+		prof_skill(c, "python", 3);
+		for (int level = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY;
+		     level <= LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL; level++) {
+			Match *mp =
+			    explain(&env, c, p, (Lunamatch__V1__ExplainLevel) level);
+			Match *mq =
+			    explain(&env, c, q, (Lunamatch__V1__ExplainLevel) level);
+			assert_non_null(strstr(mp->explanation->summary, "missing"));
+			assert_true(
+			    strlen(mp->explanation->summary) < LM_EXPLAIN_TEXT_MAX);
+			assert_int_equal(mq->explanation->n_vetoes, 1);
+			assert_match_utf8(mp);
+			assert_match_utf8(mq);
+			match_free(mp);
+			match_free(mq);
+		}
+		post_free(p);
+		post_free(q);
+		prof_free(c);
+	}
+}
+
 /* Symbols live while counted or bound, and are forgotten after. */
 static void
 test_skill_symbols(void **state)
@@ -2743,6 +2817,7 @@ main(void)
 	    cmocka_unit_test(test_skill_symbols),
 	    cmocka_unit_test(test_no_overlap),
 	    cmocka_unit_test(test_no_overlap_samples),
+	    cmocka_unit_test(test_explain_texts_stay_utf8),
 	    cmocka_unit_test(test_skills_lead),
 	    cmocka_unit_test(test_no_overqualification_penalty),
 	    cmocka_unit_test(test_education_only_when_stated),
