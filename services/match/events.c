@@ -17,8 +17,12 @@
  * into the set and onto the `cooling` list until the retry the failure
  * joined is due, so the scan passes over it meanwhile while the events of
  * other partitions go on (a partition without a leader holds up only its
- * own events). Ids still in the set when the producer is destroyed are
- * freed there. Only the sender thread touches the set and the lists.
+ * own events). An id reported delivered whose delivery the outbox could
+ * not record (a full disk) goes back into the set too, kept at the front
+ * of `delivered` until a later write records it (with a back-off), so that
+ * the scan does not produce the event again meanwhile. Ids still in the
+ * set when the producer is destroyed are freed there. Only the sender
+ * thread touches the set and the lists.
  */
 #include <errno.h>
 #include <math.h>
@@ -75,9 +79,11 @@ struct lm_events {
 	lm_hashmap *flight; /* ids in flight or cooling, owned: key and value are
 	                     * one string; at most LM_EVENTS_INFLIGHT_MAX */
 	size_t nflight;     /* entries of flight */
-	char **delivered;   /* ids reported delivered, owned */
-	size_t ndelivered;
-	struct failure *failed; /* ids reported failed */
+	char **delivered;   /* ids reported delivered: [0, nkept) owned by flight
+	                     * (their record failed), the rest owned here */
+	size_t ndelivered, nkept;
+	int64_t record_at, record_backoff; /* the next try to record kept ids */
+	struct failure *failed;            /* ids reported failed */
 	size_t nfailed;
 	char **cooling; /* failed ids waiting in flight for their retry
 	                 * (owned by flight) */
@@ -109,7 +115,9 @@ flight_count(lm_events *ev)
 {
 	ev->nflight = lm_hashmap_count(ev->flight);
 	__atomic_store_n(&ev->nflight_pub,
-	    ev->nflight > ev->ncooling ? ev->nflight - ev->ncooling : 0,
+	    ev->nflight > ev->ncooling + ev->nkept
+	        ? ev->nflight - ev->ncooling - ev->nkept
+	        : 0,
 	    __ATOMIC_RELAXED);
 }
 
@@ -147,6 +155,11 @@ flight_clear(lm_events *ev)
 		         * LM_EVENTS_INFLIGHT_MAX entries, once per producer) */
 	}
 	ev->ncooling = 0; /* freed with the set */
+	/* The kept ids too: still pending, produced again by a later scan. */
+	memmove(ev->delivered, ev->delivered + ev->nkept,
+	    (ev->ndelivered - ev->nkept) * sizeof(*ev->delivered));
+	ev->ndelivered -= ev->nkept;
+	ev->nkept = 0;
 	flight_count(ev);
 }
 
@@ -209,6 +222,12 @@ outbox_result(lm_events *ev, int rc)
 
 /* ---- producer ----------------------------------------------------------- */
 
+static int64_t
+next_backoff(int64_t backoff)
+{
+	return lm_backoff_next(backoff, LM_EVENTS_RETRY_MIN_MS, LM_EVENTS_RETRY_MAX_MS);
+}
+
 /* Delivery report: runs on the sender thread inside rd_kafka_poll. */
 static void
 dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
@@ -269,31 +288,62 @@ make_producer(lm_events *ev, rd_kafka_t **out)
 	return rc;
 }
 
-/* Records the reports collected by dr_cb in the outbox. Returns the number
- * of failures recorded. */
-static size_t
-record_reports(lm_events *ev)
+/* Records the deliveries reported (and kept) in the outbox, unless a
+ * failed record's back-off is not over (force: try anyway). On failure
+ * the ids are kept in flight (see above). */
+static void
+record_delivered(lm_events *ev, bool force)
 {
-	size_t nfail = ev->nfailed, ndone = ev->ndelivered, n;
+	size_t ndone = ev->ndelivered, n, k;
+	int64_t now = lm_clock_ms();
 	int rc;
 
-	if (ndone > 0) {
-		if ((rc = injected(ev)) == LM_OK)
-			rc = lm_outbox_mark_delivered_batch(
-			    ev->ob, (const char *const *) ev->delivered, ndone, &n);
-		if (outbox_result(ev, rc) != LM_OK) {
-			/* Stays pending: produced again later, a duplicate that
-			 * consumers drop by event_id. */
-			lm_error("events.outbox", "cannot mark %zu events delivered: %s",
-			    ndone, lm_strerror(rc));
-		} else {
-			lm_counter_add(ev->m_delivered, n);
-			lm_debug("events.delivered", "%zu events delivered", n);
-		}
+	if (ndone == 0 || (!force && now < ev->record_at))
+		return;
+	if ((rc = injected(ev)) == LM_OK)
+		rc = lm_outbox_mark_delivered_batch(
+		    ev->ob, (const char *const *) ev->delivered, ndone, &n);
+	if (outbox_result(ev, rc) == LM_OK) {
+		lm_counter_add(ev->m_delivered, n);
+		lm_debug("events.delivered", "%zu events delivered", n);
+		for (size_t i = 0; i < ev->nkept; i++)
+			(void) flight_remove(ev, ev->delivered[i]);
 		for (size_t i = 0; i < ndone; i++)
 			free(ev->delivered[i]);
-		ev->ndelivered = 0;
+		ev->ndelivered = ev->nkept = 0;
+		ev->record_backoff = 0;
+		flight_count(ev);
+		return;
 	}
+	/* Kept in flight, so that no scan produces them again: a duplicate
+	 * for every scan while the outbox cannot be written. One that memory
+	 * does not let keep stays pending and is produced again. */
+	k = ev->nkept;
+	for (size_t i = ev->nkept; i < ndone; i++) {
+		char *id = ev->delivered[i];
+		if (flight_add(ev, id) == LM_OK)
+			ev->delivered[k++] = id;
+		else
+			free(id);
+	}
+	ev->ndelivered = ev->nkept = k;
+	flight_count(ev);
+	ev->record_backoff = next_backoff(ev->record_backoff);
+	ev->record_at = now + ev->record_backoff;
+	lm_error("events.outbox",
+	    "cannot mark %zu events delivered: %s; kept, tried again in %lld ms", ndone,
+	    lm_strerror(rc), (long long) ev->record_backoff);
+}
+
+/* Records the reports collected by dr_cb in the outbox (record_delivered).
+ * Returns the number of failures recorded. */
+static size_t
+record_reports(lm_events *ev, bool force)
+{
+	size_t nfail = ev->nfailed, ndone = ev->ndelivered - ev->nkept, n;
+	int rc;
+
+	record_delivered(ev, force);
 	if (nfail > 0) {
 		const char **ids = ev->batch_ids, **errs = ev->batch_errs;
 		for (size_t i = 0; i < nfail; i++) {
@@ -328,10 +378,10 @@ destroy_producer(lm_events *ev)
 		return;
 	rd_kafka_purge(ev->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_poll(ev->rk, 0);
-	record_reports(ev);
+	record_reports(ev, true);
 	rd_kafka_destroy(ev->rk);
 	ev->rk = NULL;
-	record_reports(ev);
+	record_reports(ev, true);
 	flight_clear(ev);
 }
 
@@ -463,23 +513,17 @@ flush_at_exit(lm_events *ev)
 	if (ev->rk == NULL)
 		return;
 	deadline = lm_clock_ms() + (ev->flush_timeout_ms > 0 ? ev->flush_timeout_ms : 0);
-	while (ev->nflight > ev->ncooling) {
+	while (ev->nflight > ev->ncooling + ev->nkept) {
 		int64_t left = deadline - lm_clock_ms();
 		if (left <= 0)
 			break;
 		rd_kafka_poll(ev->rk, (int) (left < 100 ? left : 100));
-		record_reports(ev);
+		record_reports(ev, false);
 	}
-	if (ev->nflight > ev->ncooling)
+	if (ev->nflight > ev->ncooling + ev->nkept)
 		lm_warn("events.stop",
 		    "%zu events unacknowledged at shutdown; they stay pending",
-		    ev->nflight - ev->ncooling);
-}
-
-static int64_t
-next_backoff(int64_t backoff)
-{
-	return lm_backoff_next(backoff, LM_EVENTS_RETRY_MIN_MS, LM_EVENTS_RETRY_MAX_MS);
+		    ev->nflight - ev->ncooling - ev->nkept);
 }
 
 /*
@@ -536,8 +580,8 @@ sender_main(void *arg)
 			}
 		}
 		rd_kafka_poll(ev->rk, 0);
-		ndone = ev->ndelivered;
-		nfail = record_reports(ev);
+		ndone = ev->ndelivered - ev->nkept;
+		nfail = record_reports(ev, false);
 		now = lm_clock_ms();
 		/* Failures join the retry planned, also one that is due now;
 		 * the first failure after a retry plans the next one. */
@@ -729,7 +773,9 @@ lm_events_free(lm_events *ev)
 		destroy_producer(ev); /* nothing was produced */
 	}
 	lm_outbox_close(ev->ob);
-	lm_hashmap_free(ev->flight); /* emptied by destroy_producer */
+	lm_hashmap_free(ev->flight);                /* emptied by destroy_producer */
+	for (size_t i = 0; i < ev->ndelivered; i++) /* not recorded: pending */
+		free(ev->delivered[i]);
 	free(ev->delivered);
 	free(ev->failed);
 	free(ev->cooling);
