@@ -747,6 +747,16 @@ apply_entry(lm_follower *f, struct entry *b)
 		remove_record(f, b->kind, b->id, b->seq); /* deleted by a later change */
 		return LM_OK;
 	}
+	if (rc != LM_OK && permanent(rc)) {
+		/* An id the store refuses (a damaged entry): every read fails
+		 * alike, and retrying would stop the follower here for good. */
+		lm_warn("follower.skip",
+		    "change seq %llu: %s %s cannot be read: %s; skipped",
+		    (unsigned long long) b->seq, lm_kind_name(b->kind), b->id,
+		    lm_strerror(rc));
+		atomic_fetch_add(&f->errors, 1);
+		return LM_OK;
+	}
 	if (rc != LM_OK) {
 		lm_error("follower.read", "%s %s: cannot read: %s; retrying later",
 		    lm_kind_name(b->kind), b->id, lm_strerror(rc));

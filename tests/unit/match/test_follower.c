@@ -507,6 +507,20 @@ test_record_read_fails(void **state)
 	assert_int_equal(st.seq, 6);
 	assert_true(has_posting(fx, "job-a"));
 	assert_true(has_posting(fx, "job-b"));
+
+	/* A read that fails for good (the store refuses the entry's id) is
+	 * skipped and counted: the entries after it are applied. */
+	m = sample(fx, true, SEED_JOB);
+	store_put(fx, true, m, "job-c", 1);
+	store_put(fx, true, m, "job-d", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	fail_reads(fx, LM_FOLLOWER_READ_RECORD, 1, LM_EINVAL);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, 8);
+	assert_int_equal(st.errors, 2);
+	assert_false(has_posting(fx, "job-c"));
+	assert_true(has_posting(fx, "job-d"));
 	lm_follower_free(f);
 
 	/* On the thread: three failures in a row, retried by the poll. */
@@ -522,9 +536,9 @@ test_record_read_fails(void **state)
 	store_put(fx, false, m, NULL, 2);
 	protobuf_c_message_free_unpacked(m, NULL);
 	nng_time end = nng_clock() + WAIT_MS;
-	while (lm_index_seq(fx->idx) < 7 && nng_clock() < end)
+	while (lm_index_seq(fx->idx) < 9 && nng_clock() < end)
 		nng_msleep(10);
-	assert_int_equal(lm_index_seq(fx->idx), 7);
+	assert_int_equal(lm_index_seq(fx->idx), 9);
 	assert_int_equal(atomic_load(&fx->seen.fail_count), 0);
 	lm_follower_stats_get(f, &st);
 	assert_int_equal(st.errors, 3);
