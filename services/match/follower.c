@@ -192,17 +192,41 @@ advance_clock(lm_follower *f, lm_index *idx)
 	lm_index_advance(idx, f->clock != NULL ? f->clock(f->arg) : (int64_t) time(NULL));
 }
 
+/* Whether the decoded record m names the id and version the store keeps
+ * it under; logs it when not. */
+static bool
+names_key(lm_kind kind, const ProtobufCMessage *m, const char *id, uint64_t version)
+{
+	const char *rid = kind == LM_KIND_POSTING
+	                      ? ((const Lunamatch__V1__JobPosting *) m)->id
+	                      : ((const Lunamatch__V1__CandidateProfile *) m)->id;
+	uint64_t rv = kind == LM_KIND_POSTING
+	                  ? ((const Lunamatch__V1__JobPosting *) m)->version
+	                  : ((const Lunamatch__V1__CandidateProfile *) m)->version;
+
+	if (rid != NULL && strcmp(rid, id) == 0 && rv == version)
+		return true;
+	lm_error("follower.decode",
+	    "%s %s version %llu: the stored record names %.128s version %llu",
+	    lm_kind_name(kind), id, (unsigned long long) version, rid != NULL ? rid : "",
+	    (unsigned long long) rv);
+	return false;
+}
+
 /*
  * Decodes a stored record into a compact record with its scorer's prepared
  * form, for an index that reads its records from the store (stored:
  * lm_index_prepare_stored, the index keeps no bytes) or keeps their bytes
  * (a copy of these: lm_index_prepare_wire). Touches no index: any thread
- * may call it. Returns LM_OK, or LM_EPARSE / LM_ENOMEM / another error of
- * lm_index_prepare, logged here.
+ * may call it. A record that names another id or version than the store
+ * keeps it under (a damaged store: ingest writes each under its own) gives
+ * LM_ESCHEMA: indexed, it could never be removed by its key nor read back
+ * at its version. Returns LM_OK, or LM_EPARSE / LM_ESCHEMA / LM_ENOMEM /
+ * another error of lm_index_prepare, logged here.
  */
 static int
-prepare_record(lm_kind kind, const char *id, const void *bytes, size_t len, bool stored,
-    lm_index_prepared *ip)
+prepare_record(lm_kind kind, const char *id, uint64_t version, const void *bytes,
+    size_t len, bool stored, lm_index_prepared *ip)
 {
 	const ProtobufCMessageDescriptor *d =
 	    kind == LM_KIND_POSTING ? &lunamatch__v1__job_posting__descriptor
@@ -221,6 +245,10 @@ prepare_record(lm_kind kind, const char *id, const void *bytes, size_t len, bool
 		lm_error("follower.decode", "%s %s: cannot decode the stored record: %s",
 		    lm_kind_name(kind), id, err);
 		return rc;
+	}
+	if (!names_key(kind, m, id, version)) {
+		free(m);
+		return LM_ESCHEMA;
 	}
 	rc = stored ? lm_index_prepare_stored(ip, kind == LM_KIND_POSTING, m, len)
 	            : lm_index_prepare_wire(ip, kind == LM_KIND_POSTING, m, bytes, len);
@@ -247,11 +275,12 @@ put_prepared(
 
 /* prepare_record, then put_prepared. */
 static int
-index_record(lm_index *idx, lm_kind kind, const char *id, const void *bytes, size_t len,
-    uint64_t seq)
+index_record(lm_index *idx, lm_kind kind, const char *id, uint64_t version,
+    const void *bytes, size_t len, uint64_t seq)
 {
 	lm_index_prepared ip;
-	int rc = prepare_record(kind, id, bytes, len, lm_index_store(idx) != NULL, &ip);
+	int rc = prepare_record(
+	    kind, id, version, bytes, len, lm_index_store(idx) != NULL, &ip);
 
 	return rc != LM_OK ? rc : put_prepared(idx, kind, id, &ip, seq);
 }
@@ -260,12 +289,12 @@ index_record(lm_index *idx, lm_kind kind, const char *id, const void *bytes, siz
  * accounts for its bytes. Returns LM_OK (also when the index already had a
  * newer version) or the error of index_record. */
 static int
-put_record(lm_follower *f, lm_kind kind, const char *id, const void *bytes, size_t len,
-    uint64_t seq)
+put_record(lm_follower *f, lm_kind kind, const char *id, uint64_t version,
+    const void *bytes, size_t len, uint64_t seq)
 {
 	uint64_t old = 0;
 	bool had = indexed_size(f, kind, id, &old);
-	int rc = index_record(f->idx, kind, id, bytes, len, seq);
+	int rc = index_record(f->idx, kind, id, version, bytes, len, seq);
 
 	if (rc == LM_ESTALE)
 		return LM_OK;
@@ -311,8 +340,9 @@ remove_record(lm_follower *f, lm_kind kind, const char *id, uint64_t seq)
 struct load_item {
 	lm_kind kind;
 	char id[LM_STORE_ID_MAX + 1];
-	size_t off, len; /* the stored record in the batch's buf */
-	int rc;          /* of prepare_record */
+	uint64_t version; /* the store's */
+	size_t off, len;  /* the stored record in the batch's buf */
+	int rc;           /* of prepare_record */
 	lm_index_prepared ip;
 };
 
@@ -352,8 +382,8 @@ prepare_claimed(struct load_ctx *lc, struct load_batch *b)
 
 	while ((i = atomic_fetch_add(&b->next, 1)) < b->n) {
 		struct load_item *it = &b->items[i];
-		it->rc = prepare_record(it->kind, it->id, b->buf + it->off, it->len,
-		    lm_index_store(lc->idx) != NULL, &it->ip);
+		it->rc = prepare_record(it->kind, it->id, it->version, b->buf + it->off,
+		    it->len, lm_index_store(lc->idx) != NULL, &it->ip);
 		if (atomic_fetch_add(&b->done, 1) + 1 == b->n) {
 			pthread_mutex_lock(&lc->mtx);
 			pthread_cond_signal(&lc->cv_done);
@@ -473,7 +503,8 @@ load_finish(struct load_ctx *lc)
 }
 
 static int
-load_one(struct load_ctx *lc, lm_kind kind, const char *id, const void *bytes, size_t len)
+load_one(struct load_ctx *lc, lm_kind kind, const char *id, uint64_t version,
+    const void *bytes, size_t len)
 {
 	struct load_batch *b = lc->fill;
 	struct load_item *it;
@@ -492,6 +523,7 @@ load_one(struct load_ctx *lc, lm_kind kind, const char *id, const void *bytes, s
 	}
 	it = &b->items[b->n++];
 	it->kind = kind;
+	it->version = version;
 	idlen = strnlen(id, LM_STORE_ID_MAX); /* the store's ids are no longer */
 	memcpy(it->id, id, idlen);
 	it->id[idlen] = '\0';
@@ -509,15 +541,13 @@ load_one(struct load_ctx *lc, lm_kind kind, const char *id, const void *bytes, s
 static int
 load_posting(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
 {
-	(void) version;
-	return load_one(arg, LM_KIND_POSTING, id, bytes, len);
+	return load_one(arg, LM_KIND_POSTING, id, version, bytes, len);
 }
 
 static int
 load_profile(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
 {
-	(void) version;
-	return load_one(arg, LM_KIND_PROFILE, id, bytes, len);
+	return load_one(arg, LM_KIND_PROFILE, id, version, bytes, len);
 }
 
 /* Starts the helper when there is a second processor to run it: without
@@ -727,6 +757,7 @@ apply_entry(lm_follower *f, struct entry *b)
 {
 	void *bytes = NULL;
 	size_t len = 0;
+	uint64_t version = 0;
 	int rc;
 
 	if (b->kind != LM_KIND_POSTING && b->kind != LM_KIND_PROFILE) {
@@ -742,7 +773,7 @@ apply_entry(lm_follower *f, struct entry *b)
 	/* The store holds the latest version, which may be newer than this
 	 * entry's; a later entry then applies the same version again (a no-op). */
 	if ((rc = injected(f, LM_FOLLOWER_READ_RECORD)) == LM_OK)
-		rc = lm_store_get(f->store, b->kind, b->id, &bytes, &len, NULL);
+		rc = lm_store_get(f->store, b->kind, b->id, &bytes, &len, &version);
 	if (rc == LM_ENOENT) {
 		remove_record(f, b->kind, b->id, b->seq); /* deleted by a later change */
 		return LM_OK;
@@ -763,7 +794,7 @@ apply_entry(lm_follower *f, struct entry *b)
 		atomic_fetch_add(&f->errors, 1);
 		return rc;
 	}
-	rc = put_record(f, b->kind, b->id, bytes, len, b->seq);
+	rc = put_record(f, b->kind, b->id, version, bytes, len, b->seq);
 	free(bytes);
 	if (rc != LM_OK) {
 		atomic_fetch_add(&f->errors, 1); /* logged by put_record */
