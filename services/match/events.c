@@ -491,8 +491,13 @@ scan(lm_events *ev)
 		const char *errs[sizeof(s.bad) / sizeof(s.bad[0])];
 		for (size_t i = 0; i < s.nbad; i++)
 			errs[i] = s.err;
-		lm_outbox_mark_failed_batch(
-		    ev->ob, (const char *const *) s.bad, errs, s.nbad, NULL);
+		rc = injected(ev);
+		if (rc == LM_OK)
+			rc = lm_outbox_mark_failed_batch(
+			    ev->ob, (const char *const *) s.bad, errs, s.nbad, NULL);
+		if (outbox_result(ev, rc) != LM_OK) /* the attempt goes unrecorded */
+			lm_error("events.outbox", "cannot record %zu rejected events: %s",
+			    s.nbad, lm_strerror(rc));
 		lm_counter_add(ev->m_failed, s.nbad);
 		lm_warn("events.produce", "%zu events rejected by the producer (%s)",
 		    s.nbad, s.err);
