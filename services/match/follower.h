@@ -49,10 +49,11 @@
  * record. A load cannot renew the record (it holds the store's read
  * transaction), so the record made before it is dated
  * LM_FOLLOWER_LOAD_AHEAD_S ahead, which keeps it within the lease for a
- * load that long, and is made again, dated now, once the load is done. A follower that
- * was away longer than the reader lease may find the changes after its position trimmed
- * (lm_store_changes: LM_EGONE); a change entry may be unreadable (LM_EPARSE, a damaged
- * store). It then loads a snapshot as at start, which goes on past that entry: into a
+ * load that long, and is made again, dated now, once the load is done.
+ * A follower that was away longer than the reader lease may find the
+ * changes after its position trimmed (lm_store_changes: LM_EGONE); a
+ * change entry may be unreadable (LM_EPARSE, a damaged store). It then
+ * loads a snapshot as at start, which goes on past that entry: into a
  * fresh index, published whole (lm_index_replace), so queries keep the old
  * index until the new one is complete, never a half-loaded one; counted in
  * reloads and logged (follower.reload). A reload that fails leaves the

@@ -1309,8 +1309,9 @@ test_reload_after_trim(void **state)
 /*
  * A load renews no position, yet one that takes longer than the lease
  * keeps the log after its position: trimmed one lease and a second into
- * the load, the follower still counts as a reader. Once the load is done the record is
- * dated now again, so a replica gone from then on stops holding the log one lease later.
+ * the load, the follower still counts as a reader. Once the load is done
+ * the record is dated now again, so a replica gone from then on stops
+ * holding the log one lease later.
  */
 static void
 test_load_longer_than_lease(void **state)
