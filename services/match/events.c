@@ -839,6 +839,7 @@ struct batch {
 	size_t ntops, captops;
 	lm_outbox_pair **pairs; /* owned arrays whose ids c points into */
 	size_t npairs, cappairs;
+	size_t held;     /* pair states in pairs, in all */
 	char **subjects; /* copies of subject ids */
 	size_t nsubj, capsubj;
 };
@@ -869,7 +870,7 @@ batch_reset(struct batch *b)
 		free(b->pairs[i]);
 	for (size_t i = 0; i < b->nsubj; i++)
 		free(b->subjects[i]);
-	b->n = b->ntops = b->npairs = b->nsubj = 0;
+	b->n = b->ntops = b->npairs = b->nsubj = b->held = 0;
 }
 
 static void
@@ -966,8 +967,10 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 	    ev->ob, side, subj, LM_OUTBOX_PAIRS_MAX, &prev, &nprev, &truncated);
 	if (rc != LM_OK)
 		return rc;
-	if (prev != NULL)
+	if (prev != NULL) {
 		b->pairs[b->npairs++] = prev;
+		b->held += nprev;
+	}
 	if (truncated)
 		lm_warn("events.derive",
 		    "record %s has more than %d recorded pairs; the rest are "
@@ -1218,7 +1221,8 @@ on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t 
 				    changes[i].id, lm_strerror(rc));
 			goto out;
 		}
-		if (b.n >= LM_EVENTS_TXN_PAIRS && i + 1 < n) {
+		if ((b.n >= LM_EVENTS_TXN_PAIRS || b.held >= LM_EVENTS_TXN_HELD) &&
+		    i + 1 < n) {
 			/* Everything up to change i is complete: its seq may become
 			 * the cursor (never past the batch's own end). */
 			uint64_t mid =

@@ -39,6 +39,7 @@ extern "C" {
 #define LM_EVENTS_INFLIGHT_MAX       10000    /* events in flight or waiting to retry */
 #define LM_EVENTS_CHANGES_MAX        100000   /* changes of one lm_events_on_changes */
 #define LM_EVENTS_TXN_PAIRS          20000    /* pairs per outbox transaction, roughly */
+#define LM_EVENTS_TXN_HELD           100000   /* pair states read for one, roughly */
 #define LM_EVENTS_RETRY_MIN_MS       500      /* first pause after a failed delivery */
 #define LM_EVENTS_RETRY_MAX_MS       30000    /* longest pause between retries */
 #define LM_EVENTS_OUTBOX_SUBDIR      "outbox" /* under the data directory */
