@@ -1037,8 +1037,27 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		double score = 0;
 		bool eligible = false;
 
-		if (!prev[i].above)
+		if (!prev[i].above) {
+			/* Below: forgotten once the counterpart is gone. Its
+			 * deletion may be derived by another replica, whose
+			 * outbox holds none of this replica's pair states. */
+			uint64_t v;
+			rc = lm_index_record_version(idx, !ch->posting, other, &v);
+			if (rc == LM_OK)
+				continue;
+			if (rc != LM_ENOENT) {
+				free(sorted);
+				return rc;
+			}
+			if ((c = batch_add(b)) == NULL) {
+				free(sorted);
+				return LM_ENOMEM;
+			}
+			c->candidate_id = cid;
+			c->job_id = jid;
+			c->state = LM_PAIR_GONE;
 			continue;
+		}
 		if (sorted != NULL &&
 		    bsearch(&other, sorted, top.n, sizeof(*sorted), cmp_str_ptr))
 			continue;

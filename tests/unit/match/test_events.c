@@ -787,6 +787,24 @@ test_crossings(void **state)
 	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
 	assert_false(pair_known(ev, "cand-1", "job-1"));
 	assert_false(pair_known(ev, "cand-2", "job-1"));
+
+	/* A pair below whose posting is deleted where this outbox does not
+	 * hear of it (another replica derives the deletion) is forgotten when
+	 * the profile is derived next. */
+	put_posting("job-2", 1, STRONG, 5, false);
+	ch[0] = change(++seq, true, "job-2", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_true(pair_above(ev, "cand-2", "job-2"));
+	put_profile("cand-2", 10, WEAK, 1, 1);
+	ch[0] = change(++seq, false, "cand-2", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_true(pair_known(ev, "cand-2", "job-2"));
+	assert_false(pair_above(ev, "cand-2", "job-2"));
+	assert_int_equal(lm_index_remove_posting(idx, "job-2", 0), LM_OK);
+	put_profile("cand-2", 11, WEAK, 1, 1);
+	ch[0] = change(++seq, false, "cand-2", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, seq, NOW), LM_OK);
+	assert_false(pair_known(ev, "cand-2", "job-2"));
 	lm_events_free(ev);
 }
 
