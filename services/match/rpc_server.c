@@ -182,6 +182,9 @@ struct lm_rpc_server {
 	unsigned qhead, qlen;
 	unsigned inflight;
 	unsigned held; /* calls a commit holds; free waits for them (idle_cv) */
+	/* When the last spell of every context busy ended (nng_clock; 0:
+	 * never): see the sweeper. */
+	int64_t all_busy_ms;
 	bool stop;
 	pthread_t *threads;
 	unsigned nthreads;
@@ -311,6 +314,8 @@ call_end(struct slot *sl)
 
 	conn_end(s, sl->pipe);
 	pthread_mutex_lock(&s->mtx);
+	if (s->inflight >= s->ncontexts) /* the end of a busy spell */
+		s->all_busy_ms = (int64_t) nng_clock();
 	if (s->inflight > 0)
 		s->inflight--;
 	if (s->inflight == 0)
@@ -1267,7 +1272,10 @@ conn_end(lm_rpc_server *s, uint32_t pipe)
  * in flight (queued, in a handler or held by a commit) and have been idle
  * for idle_ms since their last request or answer (their pipe ids gathered
  * under peer_mtx, closed after it: closing runs the removal callback,
- * which takes peer_mtx).
+ * which takes peer_mtx). While every context is busy, and for idle_ms
+ * after, it closes none: a request that waits in its pipe for a context
+ * is not seen as in flight yet, and its connection must not be taken for
+ * idle.
  */
 static void *
 sweeper_main(void *arg)
@@ -1290,6 +1298,13 @@ sweeper_main(void *arg)
 		pthread_mutex_unlock(&s->sweep_mtx);
 		int64_t cut = (int64_t) nng_clock() - (int64_t) s->idle_ms;
 		size_t n = 0;
+		pthread_mutex_lock(&s->mtx);
+		bool busy = s->inflight >= s->ncontexts || s->all_busy_ms >= cut;
+		pthread_mutex_unlock(&s->mtx);
+		if (busy) {
+			pthread_mutex_lock(&s->sweep_mtx);
+			continue;
+		}
 		pthread_mutex_lock(&s->peer_mtx);
 		for (size_t i = 0; i < s->ntab && n < SWEEP_BATCH; i++)
 			if (s->tab[i].pipe != 0 && s->tab[i].inflight == 0 &&

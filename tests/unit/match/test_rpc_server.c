@@ -1813,6 +1813,56 @@ test_idle_timeout_spares_calls_in_flight(void **state)
 }
 
 /*
+ * A request that waits in its pipe for a free context is not yet in flight
+ * for the server, but its connection is not idle: with one context held by
+ * a commit for 900 ms, a connection quiet for longer than idle_timeout_ms
+ * (500) that asks meanwhile is answered on the connection it asked on, and
+ * no connection is closed as idle.
+ */
+static void
+test_idle_timeout_spares_waiting_requests(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_rpc_server_opts o = {.contexts = 1, .workers = 1, .idle_timeout_ms = 500};
+	struct raw_arg a = {
+	    .url = NULL, .reqid = "held", .id = "job-1", .timeout_ms = 10000};
+	lm_rpc_done_fn done;
+	void *call;
+	pthread_t t;
+	nng_socket quiet;
+	nng_msg *m = NULL;
+	uint8_t *env;
+	size_t n = envelope(LM_RPC_METHOD_PREFIX "Check", "waits", 0, NULL, 0, 0, &env);
+
+	server_up_with(&f, o, g_slow_methods, 3);
+	pthread_mutex_lock(&g_held.mu);
+	g_held.n = 0;
+	pthread_mutex_unlock(&g_held.mu);
+	assert_int_equal(nng_req0_open(&quiet), 0);
+	assert_int_equal(nng_socket_set_ms(quiet, NNG_OPT_RECVTIMEO, 5000), 0);
+	assert_int_equal(nng_dial(quiet, f.url, NULL, 0), 0);
+	a.url = f.url;
+	assert_int_equal(pthread_create(&t, NULL, raw_thread, &a), 0);
+	held_wait(1, &done, &call); /* the only context is busy from here */
+	nng_msleep(600);
+	assert_int_equal(nng_send(quiet, env, n, 0), 0);
+	nng_msleep(300);
+	done(call, OK_, NULL);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_non_null(a.resp);
+	assert_int_equal(a.resp->code, OK_);
+	lunamatch__v1__rpc_response__free_unpacked(a.resp, NULL);
+	assert_int_equal(nng_recvmsg(quiet, &m, 0), 0);
+	nng_msg_free(m);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL), 0);
+	free(env);
+	nng_close(quiet);
+	server_down(&f);
+}
+
+/*
  * A peer that pipelines requests and never reads its replies: once they
  * fill the socket's buffers, every later reply waits in its context. After
  * LM_RPC_SEND_TIMEOUT_MS the connection is closed, the contexts are free
@@ -2245,6 +2295,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_connection_limit_per_peer),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
+	    cmocka_unit_test(test_idle_timeout_spares_waiting_requests),
 	    cmocka_unit_test(test_peer_not_reading),
 	    cmocka_unit_test(test_held_reply),
 	    cmocka_unit_test(test_held_replies_to_their_callers),
