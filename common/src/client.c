@@ -533,6 +533,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
     ProtobufCMessage **resp, int *status, char *errmsg, size_t errlen)
 {
 	bool tried[LM_CLIENT_ENDPOINTS_MAX] = {false}, answered = false, first = true;
+	enum outcome last = NO_CONN;
 	char answer_msg[256] = "";
 	nng_time end, deadline, now;
 	int st = ST_INTERNAL, rv;
@@ -578,6 +579,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 			connect_ms = ATTEMPT_CONNECT_MS;
 		rv = attempt(c, ep, method, req, resp_desc, left, connect_ms, deadline,
 		    resp, &st, errmsg, errlen, &oc);
+		last = oc;
 		if (c->nep == 1 || oc == FINAL ||
 		    (oc == ANSWERED && st != ST_UNAVAILABLE))
 			break;
@@ -593,7 +595,10 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		lm_debug("client.retry", "%s on %s: %s; trying another endpoint", method,
 		    ep->url, errmsg != NULL && errlen > 0 ? errmsg : "unavailable");
 	}
-	if (answered && rv != LM_OK) {
+	/* Reached no server since (no connection, or it went): the server's
+	 * own UNAVAILABLE is the result. An attempt that ended otherwise (a
+	 * time-out of a slow replica, an answer that does not read) is. */
+	if (answered && rv != LM_OK && (last == NO_CONN || last == LOST)) {
 		rv = LM_OK;
 		st = ST_UNAVAILABLE;
 		set_err(errmsg, errlen, answer_msg);

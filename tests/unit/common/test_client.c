@@ -428,6 +428,36 @@ closed_url(char *url, size_t len)
 	return fd;
 }
 
+/* A draining replica's UNAVAILABLE is the result only when no other server
+ * could be reached: a call that then meets a replica whose answer does not
+ * read ends with that error, whichever replica it asked first. */
+static void
+test_client_unavailable_then_final(void **state)
+{
+	(void) state;
+	struct peer p1, p2;
+	lm_client *c = NULL;
+	char urls[512], err[256];
+	int status = -1;
+
+	peer_up(&p1);
+	peer_up(&p2);
+	atomic_store(&p1.unavailable, true);
+	snprintf(urls, sizeof(urls), "%s,%s", p1.url, p2.url);
+	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
+	for (int i = 0; i < 10; i++) {
+		int rv = call(c, "wrong-id", 2000, &status, err, sizeof(err), NULL);
+		if (rv != LM_EPARSE)
+			fail_msg("call %d: %d, status %d: %s", i, rv, status, err);
+	}
+	assert_true(atomic_load(&p1.requests) >= 1); /* the draining one was asked */
+	lm_client_close(c);
+	nng_close(p1.sock);
+	nng_close(p2.sock);
+	assert_int_equal(pthread_join(p1.thread, NULL), 0);
+	assert_int_equal(pthread_join(p2.thread, NULL), 0);
+}
+
 /* Several endpoints: calls are spread over the live ones; a dead endpoint,
  * a draining one (UNAVAILABLE) and one that dies during the call are
  * replaced by another within the deadline; with all of them gone the call
@@ -572,6 +602,7 @@ main(void)
 	    cmocka_unit_test(test_client_wire),
 	    cmocka_unit_test(test_client_unavailable),
 	    cmocka_unit_test(test_client_replicas),
+	    cmocka_unit_test(test_client_unavailable_then_final),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
