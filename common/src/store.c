@@ -1584,10 +1584,14 @@ trim_readers(struct trim *tr, uint64_t *min)
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (v.mv_size != READER_VAL || k.mv_size > LM_STORE_READER_ID_MAX) {
-			lm_error(
-			    "store.corrupt", "reader record of %zu bytes", v.mv_size);
-			mdb_cursor_close(c);
-			return LM_ESTORE;
+			/* It can never be read: removed, or every trim would fail
+			 * on it and the change log would grow for good. */
+			lm_error("store.corrupt", "reader record of %zu bytes: removed",
+			    v.mv_size);
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+			tr->r.damaged++;
+			continue;
 		}
 		uint64_t seq = lm_lmdb_get_be64(v.mv_data);
 		int64_t at = (int64_t) lm_lmdb_get_be64((unsigned char *) v.mv_data + 8);
@@ -1627,7 +1631,16 @@ trim_changes(struct trim *tr, uint64_t min)
 	if ((rc = mdb_cursor_open(tr->txn, tr->s->db_changes, &c)) != 0)
 		return map_err(rc, "mdb_cursor_open");
 	while ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
-		if (k.mv_size != 8 || lm_lmdb_get_be64(k.mv_data) > limit)
+		if (k.mv_size != 8) {
+			/* Not a seq: it would hold the trim here for good. */
+			lm_error("store.corrupt", "change key of %zu bytes: removed",
+			    k.mv_size);
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+			tr->r.damaged++;
+			continue;
+		}
+		if (lm_lmdb_get_be64(k.mv_data) > limit)
 			break;
 		if (tr->r.changes_trimmed == tr->max) {
 			tr->r.more = true;
@@ -1693,8 +1706,12 @@ trim_tombstones(struct trim *tr)
 			examined++;
 			if (k.mv_size == 0 || k.mv_size > LM_STORE_ID_MAX ||
 			    decode_val(&v, &r) != LM_OK) {
-				rc = LM_ESTORE;
-				break;
+				/* Passed over (decode_val logged it): failing here
+				 * would roll the whole trim back, the change log's
+				 * part included, at every call. Reading the record
+				 * still fails (docs/operations.md). */
+				tr->r.damaged++;
+				continue;
 			}
 			memcpy(tr->id, k.mv_data, k.mv_size);
 			tr->id[k.mv_size] = '\0';

@@ -97,6 +97,10 @@ lm_trimmer_step(lm_trimmer *t, int64_t now_ms)
 		    (unsigned long long) r.low_water,
 		    (unsigned long long) r.tombstones_removed,
 		    (unsigned long long) r.readers);
+	if (r.damaged > 0)
+		lm_warn("store.trim",
+		    "%llu damaged store entries passed over or removed (store.corrupt)",
+		    (unsigned long long) r.damaged);
 	t->next_ms = now_ms + (r.more ? LM_TRIMMER_AGAIN_MS : LM_TRIMMER_INTERVAL_MS);
 	return LM_OK;
 }

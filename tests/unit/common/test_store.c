@@ -1636,6 +1636,64 @@ test_invalid_input(void **state)
 	free(dir);
 }
 
+/* Writes key = val (val NULL: key's bytes as its value) into the named
+ * database of the store in dir behind the store's back. */
+static void
+raw_put(const char *dir, const char *db, const void *key, size_t klen, const char *val)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *) key}, v = {strlen(val), (void *) val};
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* A damaged record value, reader record or change key (at the log's
+ * start) does not stop the trimming: the value is passed over (reading it
+ * still fails), the other two are removed, each is counted, and the change
+ * log is trimmed. */
+static void
+test_trim_damaged(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-trim-damaged");
+	lm_store *s = open_store(dir, 0, 0);
+	int64_t now = (int64_t) time(NULL);
+	lm_store_trim_result r;
+	void *bytes = NULL;
+
+	put_range(s, 0, 10); /* seq 1..10 */
+	lm_store_close(s);
+	raw_put(dir, "postings", "p0005", 5, "xyz");
+	raw_put(dir, "readers", "bad-reader", 10, "xyz");
+	raw_put(dir, "changes", "", 1, "xyz"); /* a 1-byte key, before every seq */
+	s = open_store(dir, 0, 0);
+	r = trim1(s, now, 0);
+	assert_int_equal(r.damaged, 3);
+	assert_int_equal(r.readers, 0);
+	assert_int_equal(r.changes_trimmed, 9); /* all but the newest */
+	assert_int_equal(r.low_water, 9);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "p0005", &bytes, NULL, NULL), LM_ESTORE);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "p0006", &bytes, NULL, NULL), LM_OK);
+	free(bytes);
+	/* Again: only the value is still there to pass over. */
+	r = trim1(s, now, 0);
+	assert_int_equal(r.damaged, 1);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 static void
 test_schema_mismatch(void **state)
 {
@@ -1677,6 +1735,7 @@ main(void)
 	    cmocka_unit_test(test_change_log),
 	    cmocka_unit_test(test_trim_changes),
 	    cmocka_unit_test(test_trim_tombstones),
+	    cmocka_unit_test(test_trim_damaged),
 	    cmocka_unit_test(test_snapshot),
 	    cmocka_unit_test(test_map_growth),
 	    cmocka_unit_test(test_cross_process_follow),
