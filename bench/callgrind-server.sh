@@ -1,101 +1,127 @@
 #!/usr/bin/env bash
 # Instructions per MatchJobs call of the running lunamatch-match, counted by
 # valgrind's callgrind: exact and the same on a busy machine, so that two
-# builds can be compared where wall-clock runs differ by more than the change.
+# builds can be compared where wall-clock runs differ by more than a change.
 #
-#   bench/callgrind-server.sh [BUILD_DIR]      (default: build)
+#   bench/callgrind-server.sh [BUILD_DIR [REFERENCE_BUILD_DIR]]   (default: build)
 #
 # Writes a store of BENCH_CG_POSTINGS postings and 5000 profiles with
-# lunamatch-loadgen (seed 1; kept in BENCH_DIR for the next run), starts
-# lunamatch-match under callgrind with instrumentation off (one worker,
-# events off), warms it with 20 calls, then counts, inside the worker's
-# handling of each request only, BENCH_CG_CALLS MatchJobs
-# calls (top_k 10, explain SUMMARY, seed 7: the same calls every run) made
-# by `lunamatch bench` with one client. The result goes to
-# $BENCH_OUT/server-callgrind-<postings>.txt: commit, build type, load,
-# instructions per call and the functions that take the most (inclusive).
+# lunamatch-loadgen (seed 1; kept in BENCH_DIR for the next run). For each
+# build (the reference first, when given), starts its lunamatch-match on
+# that store under callgrind (one worker, events off), warms it with 20
+# calls, then counts BENCH_CG_CALLS MatchJobs calls (top_k 10, explain
+# SUMMARY, seed 7: the same calls every run) made by `lunamatch bench` with
+# one client, inside the worker's handling of each request only. The result
+# goes to $BENCH_OUT/server-callgrind-<postings>.txt: commits, build type,
+# load, instructions per call (and the ratio to the reference) and the
+# functions that take the most (inclusive). About two minutes per build.
 #
 #   BENCH_CG_POSTINGS  postings in the store (100000)
 #   BENCH_CG_CALLS     counted calls (200)
-#   BENCH_DIR          where the store and the raw callgrind file go ($TMPDIR or /tmp)
+#   BENCH_DIR          where the store and the raw callgrind files go ($TMPDIR or /tmp)
 #   BENCH_OUT          results directory (bench/results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 case "${1:-}" in
--h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 build=${1:-build}
+ref=${2:-}
 postings=${BENCH_CG_POSTINGS:-100000}
 calls=${BENCH_CG_CALLS:-200}
 dir=${BENCH_DIR:-${TMPDIR:-/tmp}}/lunamatch-callgrind
 out=${BENCH_OUT:-bench/results}
-bin=$build/bin
 command -v valgrind >/dev/null || { echo "callgrind-server: valgrind is not installed" >&2; exit 1; }
-for b in lunamatch-match lunamatch-loadgen lunamatch; do
-	[ -x "$bin/$b" ] || { echo "callgrind-server: no $bin/$b (build first)" >&2; exit 1; }
+for b in "$build" $ref; do
+	for p in lunamatch-match lunamatch-loadgen lunamatch; do
+		[ -x "$b/bin/$p" ] || { echo "callgrind-server: no $b/bin/$p (build first)" >&2; exit 1; }
+	done
 done
 mkdir -p "$dir" "$out"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export LUNAMATCH_DATA_DIR="$dir/store-$postings" LUNAMATCH_LOG_LEVEL=warn \
 	LUNAMATCH_TAXONOMY_FILE=data/skills.tsv LUNAMATCH_RATES_FILE=data/rates.tsv \
-	LUNAMATCH_MODEL_FILE=data/model/default.json
+	LUNAMATCH_MODEL_FILE=data/model/default.json LUNAMATCH_EVENT_TOP_N=0 LUNAMATCH_WORKERS=1
 if [ ! -d "$LUNAMATCH_DATA_DIR" ]; then
-	"$bin/lunamatch-loadgen" --postings "$postings" --profiles 5000 --seed 1 >/dev/null
+	"$build/bin/lunamatch-loadgen" --postings "$postings" --profiles 5000 --seed 1 >/dev/null
 fi
-rpc=tcp://127.0.0.1:$(free_port)
-http=127.0.0.1:$(free_port)
-export LUNAMATCH_RPC_URL=$rpc LUNAMATCH_HTTP_ADDR=$http LUNAMATCH_BROKERS=127.0.0.1:$(free_port) \
-	LUNAMATCH_EVENT_TOP_N=0 LUNAMATCH_WORKERS=1
-raw="$dir/callgrind.out"
-rm -f "$raw"*
-load=$(cut -d' ' -f1 /proc/loadavg)
-# Only inside work(), the worker's handling of one request (decode, query,
-# explanations, reply packing): the service's other threads (follower
-# polls, Kafka clients retrying the absent broker) do not count.
-valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no --toggle-collect=work \
-	--callgrind-out-file="$raw" \
-	"$bin/lunamatch-match" 2>"$dir/match.log" &
-vg=$!
-trap 'kill -9 $vg 2>/dev/null || true' EXIT
-for _ in $(seq 1 1200); do
-	curl -sf "http://$http/readyz" >/dev/null && break
-	kill -0 $vg 2>/dev/null || { echo "callgrind-server: match exited (log $dir/match.log)" >&2; exit 1; }
-	sleep 0.5
-done
-"$bin/lunamatch" bench jobs --url "$rpc" --data-dir "$LUNAMATCH_DATA_DIR" --clients 1 \
-	--count 20 --warmup 0 --no-echo >/dev/null
-callgrind_control -i on $vg >/dev/null
-"$bin/lunamatch" bench jobs --url "$rpc" --data-dir "$LUNAMATCH_DATA_DIR" --clients 1 \
-	--count "$calls" --warmup 0 --seed 7 --no-echo >"$dir/bench.txt"
-callgrind_control -i off $vg >/dev/null
-callgrind_control -d $vg >/dev/null
-kill $vg 2>/dev/null || true
-sleep 2
+vg=
+trap '[ -z "$vg" ] || kill -9 $vg 2>/dev/null || true' EXIT
 
-dump=$(ls -S "$raw".* | head -1) # the dump, not the file written at exit
-total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
-src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt" 2>/dev/null)
-commit=$(git -C "${src:-.}" rev-parse --short HEAD 2>/dev/null || echo unknown)
-btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[^=]*=//p' "$build/CMakeCache.txt" 2>/dev/null)
-errors=$(awk '$1 == "MatchJobs" && $2 ~ /^[0-9]+$/ {print $3}' "$dir/bench.txt")
+# measure BUILD TAG: runs the calls against BUILD's match; leaves the
+# callgrind dump in $dir/$TAG.out and prints the instructions per call.
+measure() {
+	local bin=$1/bin tag=$2 rpc http raw dump total
+	rpc=tcp://127.0.0.1:$(free_port)
+	http=127.0.0.1:$(free_port)
+	raw="$dir/$tag.raw"
+	rm -f "$raw"*
+	# Only inside work(), the worker's handling of one request (decode,
+	# query, explanations, reply packing): the service's other threads
+	# (follower polls, Kafka clients retrying the absent broker) do not
+	# count.
+	LUNAMATCH_RPC_URL=$rpc LUNAMATCH_HTTP_ADDR=$http \
+		LUNAMATCH_BROKERS=127.0.0.1:$(free_port) \
+		valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
+		--toggle-collect=work --callgrind-out-file="$raw" \
+		"$bin/lunamatch-match" 2>"$dir/$tag.log" &
+	vg=$!
+	for _ in $(seq 1 1200); do
+		curl -sf "http://$http/readyz" >/dev/null && break
+		kill -0 $vg 2>/dev/null || { echo "callgrind-server: match exited (log $dir/$tag.log)" >&2; exit 1; }
+		sleep 0.5
+	done
+	"$bin/lunamatch" bench jobs --url "$rpc" --data-dir "$LUNAMATCH_DATA_DIR" --clients 1 --count 20 --warmup 0 \
+		--no-echo >/dev/null
+	callgrind_control -i on $vg >/dev/null
+	"$bin/lunamatch" bench jobs --url "$rpc" --data-dir "$LUNAMATCH_DATA_DIR" --clients 1 --count "$calls" --warmup 0 \
+		--seed 7 --no-echo >"$dir/$tag.bench"
+	callgrind_control -i off $vg >/dev/null
+	callgrind_control -d $vg >/dev/null
+	kill $vg 2>/dev/null || true
+	wait $vg 2>/dev/null || true
+	vg=
+	dump=$(ls -S "$raw".* | head -1) # the dump, not the file written at exit
+	mv "$dump" "$dir/$tag.out"
+	total=$(callgrind_annotate "$dir/$tag.out" 2>/dev/null |
+		awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+	echo $((total / calls))
+}
+
+# about BUILD: its commit and build type.
+about() {
+	local src
+	src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
+	echo "$(git -C "${src:-.}" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+		"($(sed -n 's/^CMAKE_BUILD_TYPE:[^=]*=//p' "$1/CMakeCache.txt" 2>/dev/null))"
+}
+
+load=$(cut -d' ' -f1 /proc/loadavg)
+[ -z "$ref" ] || per_ref=$(measure "$ref" reference)
+per=$(measure "$build" build)
+errors=$(awk '$1 == "MatchJobs" && $2 ~ /^[0-9]+$/ {print $3}' "$dir/build.bench")
 f="$out/server-callgrind-$postings.txt"
 {
-	echo "lunamatch-match under callgrind  $(date -u +%Y-%m-%dT%H:%MZ)  commit $commit"
+	echo "lunamatch-match under callgrind  $(date -u +%Y-%m-%dT%H:%MZ)  commit $(about "$build")"
 	echo "machine      $(nproc) x $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
-	echo "build        ${btype:-unknown}"
 	echo "load         $load at the start (1 min average); instruction counts do not depend on it"
 	echo "data         $postings postings, 5000 profiles (lunamatch-loadgen, seed 1); one worker, events off"
 	echo "calls        $calls MatchJobs, top_k 10, explain SUMMARY, one client, seed 7 (errors: ${errors:-?})"
+	echo "counted      inside work() only: a request's decode, query, explanations and reply packing"
 	echo
-	echo "instructions per call   $((total / calls))"
+	echo "instructions per call   $per"
+	if [ -n "$ref" ]; then
+		echo "reference               $per_ref  (commit $(about "$ref"), same calls)"
+		echo "ratio                   $(awk -v a="$per" -v b="$per_ref" 'BEGIN {printf "%.3f", a / b}')"
+	fi
 	echo
 	echo "inclusive, per call, largest first (callgrind_annotate --inclusive=yes):"
-	callgrind_annotate --inclusive=yes "$dump" >"$dir/annotate.txt" 2>/dev/null
+	callgrind_annotate --inclusive=yes "$dir/build.out" >"$dir/annotate.txt" 2>/dev/null
 	awk -v n="$calls" '/^ *[0-9,]+ +\(/ && /lunamatch|libprotobuf|libc|libnng|liblmdb/ {
 			x=$1; gsub(",","",x); fn=$NF; if (fn ~ /^\[/) fn=$(NF-1); sub(/.*:/,"",fn);
 			if (seen[fn]++) next;
 			printf "  %-44s %10d\n", fn, x / n; if (++k == 30) exit }' "$dir/annotate.txt"
 } >"$f"
-echo "callgrind-server: $((total / calls)) instructions per call; $f"
+echo "callgrind-server: $per instructions per call${ref:+ (reference $per_ref)}; $f"
