@@ -1636,8 +1636,8 @@ test_invalid_input(void **state)
 	free(dir);
 }
 
-/* Writes key = val (val NULL: key's bytes as its value) into the named
- * database of the store in dir behind the store's back. */
+/* Writes key = val into the named database of the store in dir behind
+ * the store's back. */
 static void
 raw_put(const char *dir, const char *db, const void *key, size_t klen, const char *val)
 {
@@ -1703,19 +1703,7 @@ test_schema_mismatch(void **state)
 	lm_store_close(s);
 
 	/* Rewrite the schema version behind the store's back. */
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-	MDB_val k = {strlen("store.schema_version"), "store.schema_version"};
-	MDB_val v = {1, "2"};
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	raw_put(dir, "meta", "store.schema_version", strlen("store.schema_version"), "2");
 
 	s = NULL;
 	assert_int_equal(lm_store_open(dir, NULL, &s), LM_ESCHEMA);
