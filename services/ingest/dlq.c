@@ -17,6 +17,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
+#include "lunamatch/pb.h"
 
 #define LM_STR_(x) #x
 #define LM_STR(x)  LM_STR_(x)
@@ -170,11 +171,8 @@ static size_t
 clip_utf8(const char *s, char *buf, size_t cap)
 {
 	size_t n = strlen(s);
-	if (n >= cap) {
-		n = cap - 1;
-		while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
-			n--;
-	}
+	if (n >= cap)
+		n = lm_pb_utf8_fit(s, cap - 1);
 	memcpy(buf, s, n);
 	buf[n] = '\0';
 	return n;

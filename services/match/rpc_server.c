@@ -431,17 +431,9 @@ put_response(
 static void
 fit_message(char *text, int code)
 {
-	size_t n = strlen(text), i = n;
+	size_t n = lm_pb_utf8_fit(text, strlen(text));
 
-	/* A cut leaves at most three bytes of a four-byte sequence. */
-	while (i > 0 && n - i < 3 && ((unsigned char) text[i - 1] & 0xc0) == 0x80)
-		i--;
-	if (i > 0 && (unsigned char) text[i - 1] >= 0xc0) {
-		unsigned lead = (unsigned char) text[i - 1];
-		size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-		if (n - (i - 1) < need)
-			text[n = i - 1] = '\0';
-	}
+	text[n] = '\0';
 	if (!lm_pb_utf8_valid(text, n)) {
 		lm_error("rpc.reply.bad_message",
 		    "the reason of a %s answer is not UTF-8; sent the status name "
