@@ -15,9 +15,12 @@
  * callback until it is reused for the reply and handed to nng_ctx_send; a
  * failed send gives it back, and the send callback frees it. "inflight"
  * counts slots between a completed receive and a completed send (or the
- * request's drop), which is what drain waits for; each connection counts
- * the same for its own requests, which is what keeps the idle sweeper off
- * a connection that waits for an answer.
+ * request's drop); each connection counts the same for its own requests,
+ * which is what keeps the idle sweeper off a connection that waits for an
+ * answer. "accepted" counts the part of those that a worker took on, which
+ * is what drain waits for: the refusals answered from the callback (too
+ * large, queue full, draining) do not count, or steady retry traffic
+ * against a draining server would hold drain to its timeout.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -78,6 +81,7 @@ struct slot {
 	uint32_t pipe;    /* id of the pipe the request came on */
 	nng_time recv_ms; /* nng_clock() at receipt: deadlines */
 	uint64_t recv_ns; /* CLOCK_MONOTONIC at receipt: latency */
+	bool accepted;    /* counted in s->accepted (s->mtx) */
 	/* While a commit holds the reply (LM_RPC_HELD): the encoded OK reply
 	 * and what an answer that replaces it needs. */
 	nng_msg *held;
@@ -177,11 +181,12 @@ struct lm_rpc_server {
 	/* Worker pool and queue (mtx). */
 	pthread_mutex_t mtx;
 	pthread_cond_t work_cv; /* queue not empty, or stop */
-	pthread_cond_t idle_cv; /* inflight dropped; monotonic clock */
+	pthread_cond_t idle_cv; /* accepted or held fell to 0; monotonic clock */
 	struct slot **queue;
 	unsigned qhead, qlen;
 	unsigned inflight;
-	unsigned held; /* calls a commit holds; free waits for them (idle_cv) */
+	unsigned accepted; /* requests queued and not yet answered: drain */
+	unsigned held;     /* calls a commit holds; free waits for them (idle_cv) */
 	/* When the last spell of every context busy ended (nng_clock; 0:
 	 * never): see the sweeper. */
 	int64_t all_busy_ms;
@@ -318,8 +323,11 @@ call_end(struct slot *sl)
 		s->all_busy_ms = (int64_t) nng_clock();
 	if (s->inflight > 0)
 		s->inflight--;
-	if (s->inflight == 0)
-		pthread_cond_broadcast(&s->idle_cv);
+	if (sl->accepted) {
+		sl->accepted = false;
+		if (--s->accepted == 0)
+			pthread_cond_broadcast(&s->idle_cv);
+	}
 	pthread_mutex_unlock(&s->mtx);
 	lm_gauge_add(s->inflight_g, -1);
 }
@@ -572,20 +580,31 @@ early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
 	reply(sl, msg, &r, NULL);
 }
 
-static bool
+/*
+ * Hands the slot to the workers (it then belongs to them) and counts it
+ * accepted; or returns why not (REJ_DRAINING, REJ_QUEUE_FULL). The draining
+ * flag is read under mtx, which drain takes after setting it: a request is
+ * either refused or seen by drain's wait.
+ */
+static int
 queue_push(lm_rpc_server *s, struct slot *sl)
 {
-	bool ok = false;
+	int why = -1;
 
 	pthread_mutex_lock(&s->mtx);
-	if (!s->stop && s->qlen < s->queue_cap) {
+	if (atomic_load(&s->draining)) {
+		why = REJ_DRAINING;
+	} else if (s->stop || s->qlen >= s->queue_cap) {
+		why = REJ_QUEUE_FULL;
+	} else {
 		s->queue[(s->qhead + s->qlen) % s->queue_cap] = sl;
 		s->qlen++;
+		sl->accepted = true;
+		s->accepted++;
 		pthread_cond_signal(&s->work_cv);
-		ok = true;
 	}
 	pthread_mutex_unlock(&s->mtx);
-	return ok;
+	return why;
 }
 
 /* The aio callback of a slot: runs on an nng thread, must not block. */
@@ -658,15 +677,19 @@ slot_cb(void *arg)
 		    nng_msg_len(msg), s->max_req);
 		return;
 	}
-	if (atomic_load(&s->draining)) {
+	/* After a successful push the slot belongs to a worker. */
+	switch (queue_push(s, sl)) {
+	case REJ_DRAINING:
 		early_reply(sl, CODE_UNAVAILABLE, REJ_DRAINING,
 		    "server is draining; retry elsewhere");
-		return;
-	}
-	/* After a successful push the slot belongs to a worker. */
-	if (!queue_push(s, sl))
+		break;
+	case REJ_QUEUE_FULL:
 		early_reply(sl, CODE_EXHAUSTED, REJ_QUEUE_FULL,
 		    "server overloaded: request queue full");
+		break;
+	default:
+		break;
+	}
 }
 
 /* ---- workers ----------------------------------------------------------- */
@@ -1668,11 +1691,11 @@ lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->mtx);
-	while (s->inflight > 0) {
+	while (s->accepted > 0) {
 		if (pthread_cond_timedwait(&s->idle_cv, &s->mtx, &until) == ETIMEDOUT)
 			break;
 	}
-	left = s->inflight;
+	left = s->accepted;
 	pthread_mutex_unlock(&s->mtx);
 	if (left == 0)
 		nng_msleep(LM_RPC_DRAIN_LINGER_MS);

@@ -1863,6 +1863,60 @@ test_idle_timeout_spares_waiting_requests(void **state)
 }
 
 /*
+ * A raw SP-over-TCP peer of the server at url (a tcp:// fixture): the REQ
+ * handshake done, a receive buffer of rcvbuf bytes, writes that give up
+ * after a second. Returns the descriptor.
+ */
+static int
+raw_peer(const char *url, int rcvbuf)
+{
+	uint8_t hdr[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+	struct timeval tv = {.tv_sec = 1};
+	const char *colon = strrchr(url, ':');
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd;
+
+	sa.sin_port = htons((uint16_t) atoi(colon + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, hdr, sizeof(hdr)), (ssize_t) sizeof(hdr));
+	assert_int_equal(read(fd, hdr, sizeof(hdr)), (ssize_t) sizeof(hdr));
+	return fd;
+}
+
+/*
+ * Pipelines up to max copies of the request env (n bytes; each with its
+ * own nng request id) to fd without reading a reply, until a write blocks
+ * for a second or 20 s passed. Returns how many were written.
+ */
+static unsigned
+flood(int fd, const uint8_t *env, size_t n, unsigned max)
+{
+	uint8_t *frame = malloc(12 + n);
+	nng_time end = nng_clock() + 20000;
+	unsigned i;
+
+	assert_non_null(frame);
+	for (int k = 0; k < 8; k++)
+		frame[k] = (uint8_t) ((uint64_t) (n + 4) >> (56 - 8 * k));
+	memcpy(frame + 12, env, n);
+	for (i = 0; i < max && nng_clock() < end; i++) {
+		uint32_t rid = 0x80000000u | i;
+		for (int k = 0; k < 4; k++)
+			frame[8 + k] = (uint8_t) (rid >> (24 - 8 * k));
+		if (write(fd, frame, 12 + n) != (ssize_t) (12 + n))
+			break;
+	}
+	free(frame);
+	return i;
+}
+
+/*
  * A peer that pipelines requests and never reads its replies: once they
  * fill the socket's buffers, every later reply waits in its context. After
  * LM_RPC_SEND_TIMEOUT_MS the connection is closed, the contexts are free
@@ -1877,11 +1931,9 @@ test_peer_not_reading(void **state)
 	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
 	enum { ID_LEN = 16000 };
 	char *big = malloc(ID_LEN + 1), err[256], *id = NULL;
-	uint8_t *pl, *env, *frame, hdr[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+	uint8_t *pl, *env;
 	size_t plen, n;
 	lm_client *c;
-	int rcv = 4096;
-	struct timeval tv = {.tv_sec = 1};
 
 	assert_non_null(big);
 	memset(big, 'x', ID_LEN);
@@ -1891,33 +1943,12 @@ test_peer_not_reading(void **state)
 	assert_non_null(pl = malloc(plen));
 	protobuf_c_message_pack(&req.base, pl);
 	n = envelope(LM_RPC_METHOD_PREFIX "GetPosting", "flood", 0, pl, plen, 0, &env);
-	assert_non_null(frame = malloc(12 + n));
-	for (int i = 0; i < 8; i++)
-		frame[i] = (uint8_t) ((uint64_t) (n + 4) >> (56 - 8 * i));
-	memcpy(frame + 12, env, n);
 
 	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2});
-	const char *colon = strrchr(f.url, ':');
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	sa.sin_port = htons((uint16_t) atoi(colon + 1));
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
-	assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-	assert_int_equal(write(fd, hdr, sizeof(hdr)), (ssize_t) sizeof(hdr));
-	assert_int_equal(read(fd, hdr, sizeof(hdr)), (ssize_t) sizeof(hdr));
+	int fd = raw_peer(f.url, 4096);
 	/* Requests until the server stops taking them (a write blocked for a
 	 * second), at most 2000 (32 MB of replies) or 20 s. */
-	nng_time end = nng_clock() + 20000;
-	for (uint32_t i = 0; i < 2000 && nng_clock() < end; i++) {
-		uint32_t rid = 0x80000000u | i;
-		for (int k = 0; k < 4; k++)
-			frame[8 + k] = (uint8_t) (rid >> (24 - 8 * k));
-		if (write(fd, frame, 12 + n) != (ssize_t) (12 + n))
-			break;
-	}
+	flood(fd, env, n, 2000);
 	/* Every context holds a reply that cannot be sent: another client is
 	 * answered only once that connection is closed. */
 	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
@@ -1932,7 +1963,6 @@ test_peer_not_reading(void **state)
 	lm_client_close(c);
 	close(fd);
 	server_down(&f);
-	free(frame);
 	free(env);
 	free(pl);
 	free(big);
@@ -2093,6 +2123,60 @@ test_drain(void **state)
 	assert_int_equal(lm_rpc_server_drain(f.s, 100), LM_OK);
 	lm_client_close(c);
 	server_down(&f);
+}
+
+/*
+ * Drain waits for the requests the server accepted, not for its own
+ * refusals. A peer keeps sending while the server drains and never reads
+ * its UNAVAILABLE answers: they fill the socket's buffers and hold every
+ * other context in its send for LM_RPC_SEND_TIMEOUT_MS. Drain still
+ * returns LM_OK once the one accepted call is answered.
+ */
+static void
+test_drain_ignores_refusals(void **state)
+{
+	(void) state;
+	struct fixture f;
+	char reqid[LM_RPC_MAX_REQUEST_ID + 1];
+	uint8_t *env;
+	size_t n;
+	pthread_t t, td;
+
+	/* Answers as large as a refusal gets: the longest request id. */
+	memset(reqid, 'r', LM_RPC_MAX_REQUEST_ID);
+	reqid[LM_RPC_MAX_REQUEST_ID] = '\0';
+	n = envelope(LM_RPC_METHOD_PREFIX "GetPosting", reqid, 0, NULL, 0, 0, &env);
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2});
+	int fd = raw_peer(f.url, 4096); /* connected before the drain */
+	lm_gauge *inflight = lm_metrics_gauge(f.m, "lunamatch_rpc_inflight", NULL, NULL);
+
+	atomic_store(&g_matchjobs_running, 0);
+	struct call_arg a = {.url = f.url, .sleep_ms = 2500, .timeout_ms = 8000};
+	assert_int_equal(pthread_create(&t, NULL, match_jobs_thread, &a), 0);
+	assert_true(wait_atomic(&g_matchjobs_running, 1, 3000));
+	struct drain_arg d = {.s = f.s, .rv = -1};
+	assert_int_equal(pthread_create(&td, NULL, drain_thread, &d), 0);
+	nng_time end = nng_clock() + 2000;
+	while (lm_rpc_server_serving(f.s) && nng_clock() < end)
+		nng_msleep(2);
+	assert_false(lm_rpc_server_serving(f.s));
+
+	/* Refusals until none can be sent: the three other contexts wait in
+	 * their sends while the call still runs. */
+	assert_true(flood(fd, env, n, 100000) > 3);
+	assert_true(rejected(f.m, "draining") >= 3);
+	assert_true(lm_gauge_get(inflight) == 4);
+	assert_int_equal(atomic_load(&g_matchjobs_running), 1);
+
+	/* The call is answered; drain returns long before the refusals' sends
+	 * time out, and without waiting for them. */
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(a.status, OK_);
+	assert_int_equal(pthread_join(td, NULL), 0);
+	assert_int_equal(d.rv, LM_OK);
+	close(fd);
+	server_down(&f);
+	free(env);
 }
 
 static void
@@ -2301,6 +2385,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_held_replies_to_their_callers),
 	    cmocka_unit_test(test_message_cut_utf8),
 	    cmocka_unit_test(test_drain),
+	    cmocka_unit_test(test_drain_ignores_refusals),
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_setup_errors),
 	    cmocka_unit_test(test_mutual_tls),
