@@ -820,6 +820,16 @@ wait_slice(lm_owner *ow)
 	pthread_mutex_unlock(&ow->mtx);
 }
 
+/* Stops both members: they leave their loops at the next check. */
+static void
+stop_all(lm_owner *ow)
+{
+	pthread_mutex_lock(&ow->mtx);
+	atomic_store(&ow->stop, true);
+	pthread_cond_broadcast(&ow->cv);
+	pthread_mutex_unlock(&ow->mtx);
+}
+
 /* Sleeps ms, or until the owner stops. */
 static void
 pause_for(lm_owner *ow, int64_t ms)
@@ -1441,7 +1451,15 @@ process(struct member *m)
 		held_drop(m);
 	} else if (rc == LM_OK) {
 		batch_drop(m);
-	} else if (rc != LM_ECLOSED) {
+	} else if (rc == LM_ECLOSED) {
+		/* Stopping, or the events were interrupted (shutdown, before the
+		 * owner is freed): nothing more can be derived. The batch is left
+		 * uncommitted, its claim to the next owner, and the member stops
+		 * rather than collect behind it. */
+		batch_drop(m);
+		held_drop(m);
+		stop_all(m->ow);
+	} else {
 		/* A claim refused by a rebalance is no failure: the batch is read
 		 * again once the group has settled (or by its next owner). */
 		if (!m->rebalancing)
@@ -1502,13 +1520,17 @@ undecided(struct member *m, rd_kafka_message_t *msg)
 
 /* Takes the held messages, then what the consumer has at once, into the
  * batch (at most LM_OWNER_BATCH_MAX); first waits up to POLL_MS for a
- * message when none is held. Ends at a message that cannot be decided. */
+ * message when none is held. Ends at a message that cannot be decided.
+ * Starts a batch: a batch still collected is never added to (the held
+ * messages, at most LM_OWNER_BATCH_MAX, then fit). */
 static void
 fill(struct member *m)
 {
 	rd_kafka_message_t *msg;
 	size_t n = m->nheld;
 
+	if (m->n > 0)
+		return;
 	if (n > 0) {
 		/* What was polled while the last batch waited comes first. */
 		m->nheld = 0;
@@ -1860,10 +1882,7 @@ lm_owner_free(lm_owner *ow)
 {
 	if (ow == NULL)
 		return;
-	pthread_mutex_lock(&ow->mtx);
-	atomic_store(&ow->stop, true);
-	pthread_cond_broadcast(&ow->cv);
-	pthread_mutex_unlock(&ow->mtx);
+	stop_all(ow);
 	for (int i = 0; i < 2; i++)
 		if (ow->mem[i].started) {
 			pthread_join(ow->mem[i].thread, NULL);

@@ -34,7 +34,9 @@
  *    retries taking back a claim left without its cut until it succeeds;
  *  - reads again, before anything after it, a message that ingest's rule
  *    could not be applied to (out of memory, through the owner's failure
- *    point).
+ *    point);
+ *  - stops collecting, its batch uncommitted, once the events are
+ *    interrupted.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1186,6 +1188,40 @@ test_old_epoch(void **state)
 	assert_false(stats(R0->owner).failing);
 }
 
+/*
+ * The events interrupted while the owner runs (shutdown does so before it
+ * frees the owner): a derivation answers LM_ECLOSED, the batch is left
+ * uncommitted to the next owner, and the member collects nothing more. It
+ * used to keep the batch and add the next messages to it, past its
+ * LM_OWNER_BATCH_MAX entries (a heap overflow the sanitizer build shows).
+ */
+static void
+test_interrupted_events(void **state)
+{
+	char key[32];
+	(void) state;
+
+	start_r0();
+	int64_t before = committed(POSTINGS);
+	lm_events_interrupt(R0->events);
+	/* Tombstones, in one go: the member polls them while its first batch
+	 * waits, and holds them. */
+	for (int i = 0; i < 2 * LM_OWNER_BATCH_MAX; i++) {
+		snprintf(key, sizeof(key), "job-gone-%d", i);
+		assert_int_equal(
+		    rd_kafka_producev(G.producer, RD_KAFKA_V_TOPIC(POSTINGS),
+		        RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(key, strlen(key)),
+		        RD_KAFKA_V_VALUE(NULL, 0),
+		        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+		    RD_KAFKA_RESP_ERR_NO_ERROR);
+	}
+	assert_int_equal(rd_kafka_flush(G.producer, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+	ingest_commit(POSTINGS, 2 * LM_OWNER_BATCH_MAX);
+	lmt_sleep_ms(3000);
+	assert_int_equal(stats(R0->owner).messages, 0);
+	assert_int_equal(committed(POSTINGS), before);
+}
+
 static void
 test_bad_options(void **state)
 {
@@ -1233,6 +1269,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_replay_asks_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_join_after_catchup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_old_epoch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_interrupted_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
