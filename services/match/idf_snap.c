@@ -204,3 +204,24 @@ lm_idf_snap_reset(lm_idf_snap *sn, const lm_skill_stats *s)
 		if (sn->refs[sym] > 0)
 			sn->idf[sym] = lm_sym_idf(s, sym);
 }
+
+int
+lm_idf_snap_renewed(const lm_idf_snap *sn, const lm_skill_stats *s, lm_idf_snap **out)
+{
+	lm_idf_snap *c;
+
+	*out = NULL;
+	if (lm_idf_snap_new(&c) != LM_OK)
+		return LM_ENOMEM;
+	if (snap_reserve(c, sn->cap) != LM_OK) {
+		lm_idf_snap_free(c);
+		return LM_ENOMEM;
+	}
+	if (sn->cap > 0) {
+		memcpy(c->idf, sn->idf, sn->cap * sizeof(*c->idf));
+		memcpy(c->refs, sn->refs, sn->cap * sizeof(*c->refs));
+	}
+	lm_idf_snap_reset(c, s);
+	*out = c;
+	return LM_OK;
+}

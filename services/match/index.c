@@ -142,6 +142,8 @@ struct lm_index {
 	_Atomic uint64_t entries;   /* list entries queries read */
 	lm_idf_snap *snap;          /* the idf the postings' list shares are at */
 	size_t since_check;         /* list changes since the drift was checked */
+	atomic_bool reshare_due;    /* a new snapshot is due (reshare_aside) */
+	_Atomic uint64_t reshares;  /* snapshots taken by reshare_aside, ever */
 	bool loading;               /* lm_index_loading: no periodic re-snapshot */
 	uint64_t gen;               /* changes of statistics or shares, ever */
 	pthread_mutex_t drift_lock; /* guards the two below */
@@ -562,11 +564,12 @@ list_out(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
  * The shares in the postings' lists are at the idf snapshot; a query
  * multiplies them by the drift since (lm_idf_snap_drift), so a larger
  * drift loosens every bound. Writers check the drift every so many list
- * changes and take a new snapshot when it exceeds DRIFT_MAX (at
- * lm_index_set_seq, which a loader calls when it is done, when there is
- * any), computing
- * every share again: O(list entries) under the write lock, amortized over
- * at least half as many changes as there are postings. An index being
+ * changes (at least half as many as there are postings) and take a new
+ * snapshot when it exceeds DRIFT_MAX, computing every share again:
+ * O(list entries), done aside under the read lock so that queries go on
+ * (reshare_aside), the new lists swapped in under the write lock. A loader
+ * that is done (lm_index_loaded, before anyone reads the lists) takes one
+ * in place whenever there is any drift. An index being
  * loaded (lm_index_loading) lists its postings only when the load ends
  * (list_loaded), at the final statistics: while it grows from nothing the
  * drift would pass DRIFT_MAX at about every doubling, and each time every
@@ -609,9 +612,10 @@ reshare_cached(void *arg, uint32_t doc, uint32_t term, float *after)
 	return lm_idf_snap_term_share(pp, st->sh + st->off[doc], term);
 }
 
-/* Fills st for every listed posting; LM_ENOMEM leaves nothing allocated. */
+/* Fills st for every listed posting, its shares at snapshot sn; LM_ENOMEM
+ * leaves nothing allocated. */
 static int
-share_table_new(const lm_index *idx, struct share_table *st)
+share_table_new(const lm_index *idx, const lm_idf_snap *sn, struct share_table *st)
 {
 	const struct table *t = &idx->posts;
 	size_t total = 0, most = 0;
@@ -641,8 +645,8 @@ share_table_new(const lm_index *idx, struct share_table *st)
 		if (t->v[d] == NULL || !t->v[d]->listed)
 			continue;
 		pp = t->v[d]->pp;
-		lm_idf_snap_skill_shares(idx->snap, pp,
-		    idx->model->params.preferred_share, st->sh + st->off[d]);
+		lm_idf_snap_skill_shares(
+		    sn, pp, idx->model->params.preferred_share, st->sh + st->off[d]);
 		for (size_t i = 0; i < lm_idf_snap_nshares(pp); i++)
 			terms[i] = lm_idf_snap_skill_term(pp, i);
 		lm_inverted_after(terms, st->sh + st->off[d], lm_idf_snap_nshares(pp),
@@ -652,9 +656,10 @@ share_table_new(const lm_index *idx, struct share_table *st)
 	return LM_OK;
 }
 
-/* Write lock held. Checks the drift when due and takes a new snapshot
- * when it is too large; when force (a loader is done), whenever there was
- * a change and any drift. */
+/* Write lock held. Checks the drift when due and, when it is too large,
+ * marks a new snapshot due: reshare_aside takes it once the lock is let
+ * go. When force (a loader is done, with nobody reading the lists yet),
+ * takes it here whenever there was a change and any drift. */
 static void
 maybe_reshare(lm_index *idx, bool force)
 {
@@ -666,8 +671,13 @@ maybe_reshare(lm_index *idx, bool force)
 	idx->since_check = 0;
 	if (!(lm_idf_snap_drift(idx->snap, idx->stats) > (force ? 1 : DRIFT_MAX)))
 		return;
+	if (!force) {
+		atomic_store(&idx->reshare_due, true);
+		return;
+	}
+	atomic_store(&idx->reshare_due, false);
 	lm_idf_snap_reset(idx->snap, idx->stats);
-	if (share_table_new(idx, &st) == LM_OK) {
+	if (share_table_new(idx, idx->snap, &st) == LM_OK) {
 		lm_inverted_reshare(idx->piv, reshare_cached, &st);
 		free(st.off);
 		free(st.sh);
@@ -675,6 +685,55 @@ maybe_reshare(lm_index *idx, bool force)
 		lm_inverted_reshare(idx->piv, reshare_one, idx);
 	}
 	idx->gen++;
+}
+
+/*
+ * Takes the new snapshot that maybe_reshare marked due, without holding
+ * queries up for the O(list entries) work: the new shares and lists are
+ * built aside under the read lock (queries go on; writers wait, and the
+ * index has one, the caller), then swapped in under the write lock, which
+ * is held for O(lists). The lists aside double the postings' list memory
+ * while they are built. When a change came in between (another writer),
+ * the lists aside are dropped and the snapshot stays due; when memory is
+ * short, it is tried again at the next check. Called with no lock held.
+ */
+static void
+reshare_aside(lm_index *idx)
+{
+	lm_idf_snap *sn = NULL;
+	lm_inverted *aside = NULL, *piv;
+	struct share_table st;
+	uint64_t gen;
+	int rc;
+
+	if (!atomic_load(&idx->reshare_due))
+		return;
+	pthread_rwlock_rdlock(&idx->lock);
+	gen = idx->gen;
+	piv = idx->piv;
+	if ((rc = fault_check(idx, LM_INDEX_ALLOC_RESHARE)) == LM_OK)
+		rc = lm_idf_snap_renewed(idx->snap, idx->stats, &sn);
+	if (rc == LM_OK && (rc = share_table_new(idx, sn, &st)) == LM_OK) {
+		rc = lm_inverted_reshare_aside(piv, reshare_cached, &st, &aside);
+		free(st.off);
+		free(st.sh);
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	pthread_rwlock_wrlock(&idx->lock);
+	if (rc != LM_OK) {
+		atomic_store(&idx->reshare_due, false); /* at the next check */
+	} else if (idx->gen == gen && idx->piv == piv &&
+	           lm_inverted_reshare_swap(piv, aside) == LM_OK) {
+		lm_idf_snap *old = idx->snap;
+		idx->snap = sn;
+		sn = old;
+		atomic_store(&idx->reshare_due, false);
+		idx->gen++;
+		atomic_fetch_add(&idx->reshares, 1);
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	lm_inverted_free(aside); /* the old lists, or those built aside */
+	lm_idf_snap_free(sn);
 }
 
 /* The drift of the postings' shares at the current statistics, computed
@@ -1206,6 +1265,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	pthread_rwlock_unlock(&idx->lock);
 	if (bare)
 		free(rec);
+	reshare_aside(idx);
 	return LM_OK;
 fail:
 	lm_posting_prep_unbind(pp); /* the symbols are the index's: under the lock */
@@ -1335,6 +1395,7 @@ lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq)
 	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	ent_free(e, true);
+	reshare_aside(idx);
 	return LM_OK;
 }
 
@@ -1398,8 +1459,8 @@ lm_index_advance(lm_index *idx, int64_t now)
 
 /* Under the write lock, so that a query reads the same sequence number for
  * the whole of its scan (it reads it under the read lock). The check before
- * the lock is safe: only the one loader writes seq. A loader sets it when
- * done: the moment to bring the idf snapshot up to date. */
+ * the lock is safe: only the one loader writes seq. Nothing else: the
+ * follower calls it after every change-log entry. */
 void
 lm_index_set_seq(lm_index *idx, uint64_t seq)
 {
@@ -1407,7 +1468,6 @@ lm_index_set_seq(lm_index *idx, uint64_t seq)
 		return;
 	pthread_rwlock_wrlock(&idx->lock);
 	atomic_store(&idx->seq, seq);
-	maybe_reshare(idx, true);
 	pthread_rwlock_unlock(&idx->lock);
 }
 
@@ -1669,6 +1729,7 @@ lm_index_counts_get(lm_index *idx, lm_index_counts *out)
 	out->scored = atomic_load(&idx->scored);
 	out->entries = atomic_load(&idx->entries);
 	out->listed = atomic_load(&idx->n_listed);
+	out->reshares = atomic_load(&idx->reshares);
 }
 
 void

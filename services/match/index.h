@@ -213,6 +213,9 @@ typedef enum lm_index_alloc {
 	LM_INDEX_ALLOC_SNAP,    /* the idf snapshot's room for a posting */
 	LM_INDEX_ALLOC_LISTS,   /* room in the inverted lists */
 	LM_INDEX_ALLOC_RECORD,  /* a read's decoding of a record's bytes */
+	LM_INDEX_ALLOC_RESHARE, /* a new idf snapshot's lists, built aside under the
+	                           read lock after an update (it is then taken at
+	                           the next check) */
 } lm_index_alloc;
 
 void lm_index_set_fault(
@@ -245,10 +248,11 @@ typedef struct lm_index_counts {
 	uint64_t postings;      /* every stored posting, closed ones included */
 	uint64_t open_postings; /* open and unexpired at the index clock */
 	uint64_t profiles;
-	uint64_t reached; /* records queries evaluated (read the veto keys of), ever */
-	uint64_t scored;  /* pairs queries fully scored, ever (the rest were pruned) */
-	uint64_t entries; /* inverted-list entries queries read, ever */
-	uint64_t listed;  /* entries the term lists hold now (both sides) */
+	uint64_t reached;  /* records queries evaluated (read the veto keys of), ever */
+	uint64_t scored;   /* pairs queries fully scored, ever (the rest were pruned) */
+	uint64_t entries;  /* inverted-list entries queries read, ever */
+	uint64_t listed;   /* entries the term lists hold now (both sides) */
+	uint64_t reshares; /* idf snapshots updates took (shares computed again), ever */
 } lm_index_counts;
 
 /* Lock-free (never waits for the index lock, so it is safe in a metrics

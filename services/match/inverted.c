@@ -536,6 +536,46 @@ cmp_ent(const void *a, const void *b)
 	return x->doc < y->doc ? -1 : (x->doc > y->doc ? 1 : 0);
 }
 
+/* The entries of the list of term tl with their new values (fn) into tmp
+ * (room for them all), in document order; count[j] is set to how many go
+ * to tier j. Returns how many there are. */
+static uint32_t
+list_shares(const lm_inverted *iv, const struct tier *tl, uint32_t term,
+    lm_inverted_share_fn fn, void *arg, lm_inverted_ent *tmp,
+    uint32_t count[LM_INVERTED_TIERS])
+{
+	uint32_t total = 0;
+
+	memset(count, 0, LM_INVERTED_TIERS * sizeof(*count));
+	for (uint32_t j = 0; j <= LAST; j++)
+		for (uint32_t i = 0; i < tl[j].n; i++) {
+			lm_inverted_ent *r = &tmp[total++];
+			r->doc = tl[j].e[i].doc;
+			r->share = fn(arg, r->doc, term, &r->after);
+			if (!iv->prefix)
+				r->after = 0;
+			count[tier_of(iv, lm_inverted_key(r))]++;
+		}
+	qsort(tmp, total, sizeof(*tmp), cmp_ent);
+	return total;
+}
+
+/* Puts the total entries of tmp (in document order) into the tiers tl of
+ * their keys, which have room for them, and sets the maxima. */
+static void
+list_fill(
+    const lm_inverted *iv, struct tier *tl, const lm_inverted_ent *tmp, uint32_t total)
+{
+	for (uint32_t j = 0; j <= LAST; j++)
+		tl[j].n = 0;
+	for (uint32_t i = 0; i < total; i++) {
+		uint32_t k = tier_of(iv, lm_inverted_key(&tmp[i]));
+		tl[k].e[tl[k].n++] = tmp[i];
+	}
+	for (uint32_t j = 0; j <= LAST; j++)
+		tier_remax(&tl[j]);
+}
+
 /* Reshares the list of term tl: with tmp (room for its entries), moves the
  * entries to the tiers of their new keys in document order; without tmp,
  * or when a tier cannot grow, keeps them in their tiers. */
@@ -543,18 +583,10 @@ static void
 list_reshare(lm_inverted *iv, struct tier *tl, uint32_t term, lm_inverted_share_fn fn,
     void *arg, lm_inverted_ent *tmp)
 {
-	uint32_t count[LM_INVERTED_TIERS] = {0}, total = 0, j = 0;
+	uint32_t count[LM_INVERTED_TIERS], total = 0, j = 0;
 
 	if (tmp != NULL) {
-		for (j = 0; j <= LAST; j++)
-			for (uint32_t i = 0; i < tl[j].n; i++) {
-				lm_inverted_ent *r = &tmp[total++];
-				r->doc = tl[j].e[i].doc;
-				r->share = fn(arg, r->doc, term, &r->after);
-				if (!iv->prefix)
-					r->after = 0;
-				count[tier_of(iv, lm_inverted_key(r))]++;
-			}
+		total = list_shares(iv, tl, term, fn, arg, tmp, count);
 		for (j = 0; j <= LAST; j++)
 			if (tier_reserve(&tl[j], count[j]) != LM_OK)
 				break;
@@ -571,22 +603,14 @@ list_reshare(lm_inverted *iv, struct tier *tl, uint32_t term, lm_inverted_share_
 		}
 		return;
 	}
-	qsort(tmp, total, sizeof(*tmp), cmp_ent);
-	for (j = 0; j <= LAST; j++)
-		tl[j].n = 0;
-	for (uint32_t i = 0; i < total; i++) {
-		uint32_t k = tier_of(iv, lm_inverted_key(&tmp[i]));
-		tl[k].e[tl[k].n++] = tmp[i];
-	}
-	for (j = 0; j <= LAST; j++)
-		tier_remax(&tl[j]);
+	list_fill(iv, tl, tmp, total);
 }
 
-void
-lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg)
+/* The number of entries of the longest term list of iv. */
+static size_t
+longest_list(const lm_inverted *iv)
 {
 	size_t most = 0;
-	lm_inverted_ent *tmp;
 
 	for (uint32_t p = 0; p < iv->nparts; p++) {
 		struct part *pt = &iv->parts[p];
@@ -600,7 +624,15 @@ lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg)
 				most = n;
 		}
 	}
-	tmp = malloc((most + 1) * sizeof(*tmp)); /* NULL: tiers kept */
+	return most;
+}
+
+void
+lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg)
+{
+	lm_inverted_ent *tmp = malloc((longest_list(iv) + 1) * sizeof(*tmp));
+
+	/* NULL: tiers kept */
 	for (uint32_t p = 0; p < iv->nparts; p++) {
 		struct part *pt = &iv->parts[p];
 		for (uint32_t t = 0; t < pt->nterms; t++)
@@ -608,6 +640,71 @@ lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg)
 				list_reshare(iv, pt->terms[t], t, fn, arg, tmp);
 	}
 	free(tmp);
+}
+
+int
+lm_inverted_reshare_aside(
+    const lm_inverted *iv, lm_inverted_share_fn fn, void *arg, lm_inverted **out)
+{
+	lm_inverted *nv = NULL;
+	lm_inverted_ent *tmp = NULL;
+	uint32_t count[LM_INVERTED_TIERS];
+	int rc;
+
+	*out = NULL;
+	if ((rc = lm_inverted_new(iv->nparts, iv->prefix, &nv)) != LM_OK)
+		return rc;
+	if ((tmp = malloc((longest_list(iv) + 1) * sizeof(*tmp))) == NULL)
+		goto nomem;
+	for (uint32_t p = 0; p < iv->nparts; p++) {
+		const struct part *pt = &iv->parts[p];
+		struct part *np = &nv->parts[p];
+		if (pt->nterms == 0)
+			continue;
+		if ((np->terms = calloc(pt->nterms, sizeof(*np->terms))) == NULL)
+			goto nomem;
+		np->nterms = pt->nterms;
+		for (uint32_t t = 0; t < pt->nterms; t++) {
+			uint32_t total;
+			struct tier *tl;
+			if (pt->terms[t] == NULL)
+				continue;
+			if ((tl = calloc(LM_INVERTED_TIERS, sizeof(*tl))) == NULL)
+				goto nomem;
+			np->terms[t] = tl;
+			total = list_shares(iv, pt->terms[t], t, fn, arg, tmp, count);
+			for (uint32_t j = 0; j <= LAST; j++)
+				if (tier_reserve(&tl[j], count[j]) != LM_OK)
+					goto nomem;
+			list_fill(iv, tl, tmp, total);
+		}
+	}
+	free(tmp);
+	*out = nv;
+	return LM_OK;
+nomem:
+	free(tmp);
+	lm_inverted_free(nv);
+	return LM_ENOMEM;
+}
+
+int
+lm_inverted_reshare_swap(lm_inverted *iv, lm_inverted *aside)
+{
+	if (aside->nparts != iv->nparts)
+		return LM_EINVAL;
+	for (uint32_t p = 0; p < iv->nparts; p++)
+		if (aside->parts[p].nterms != iv->parts[p].nterms)
+			return LM_EINVAL;
+	for (uint32_t p = 0; p < iv->nparts; p++) {
+		struct part *pt = &iv->parts[p], *ap = &aside->parts[p];
+		for (uint32_t t = 0; t < pt->nterms; t++) {
+			struct tier *tl = pt->terms[t];
+			pt->terms[t] = ap->terms[t];
+			ap->terms[t] = tl;
+		}
+	}
+	return LM_OK;
 }
 
 const lm_inverted_ent *

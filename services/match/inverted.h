@@ -152,6 +152,21 @@ typedef float (*lm_inverted_share_fn)(
     void *arg, uint32_t doc, uint32_t term, float *after);
 void lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg);
 
+/*
+ * The same in two steps, so that readers of iv need not wait for the
+ * O(entries) part. lm_inverted_reshare_aside reads iv (a read lock
+ * suffices) and builds in *out the term lists lm_inverted_reshare would
+ * leave (without the lists of every document and the bare ones); LM_OK or
+ * LM_ENOMEM (*out NULL). lm_inverted_reshare_swap then exchanges iv's term
+ * lists with those of aside, which must have been built from iv as it is
+ * now (no list changed since): LM_OK, aside then holding the old lists; or
+ * LM_EINVAL, nothing exchanged, when a partition has gained lists since.
+ * The caller frees aside with lm_inverted_free. The swap is O(lists).
+ */
+int lm_inverted_reshare_aside(
+    const lm_inverted *iv, lm_inverted_share_fn fn, void *arg, lm_inverted **out);
+int lm_inverted_reshare_swap(lm_inverted *iv, lm_inverted *aside);
+
 const uint32_t *lm_inverted_all(const lm_inverted *iv, uint32_t part, size_t *n);
 const uint32_t *lm_inverted_bare(const lm_inverted *iv, uint32_t part, size_t *n);
 

@@ -322,6 +322,12 @@ c_scored(void *arg)
 	return counts_of(arg).scored;
 }
 
+static uint64_t
+c_reshares(void *arg)
+{
+	return counts_of(arg).reshares;
+}
+
 static void
 register_metrics(struct daemon *d)
 {
@@ -369,6 +375,10 @@ register_metrics(struct daemon *d)
 	        "records whose veto keys queries read", c_reached},
 	    {"lunamatch_index_pairs_scored_total",
 	        "pairs that queries scored in full (the rest were pruned)", c_scored},
+	    {"lunamatch_index_reshares_total",
+	        "idf snapshots taken after updates (every posting's list shares "
+	        "computed again, aside)",
+	        c_reshares},
 	};
 
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)

@@ -449,6 +449,11 @@ double lm_idf_snap_drift(const lm_idf_snap *sn, const lm_skill_stats *s);
 /* Takes a new snapshot: every symbol's current idf in s (drift 1). The
  * shares of the postings added must then be computed again. */
 void lm_idf_snap_reset(lm_idf_snap *sn, const lm_skill_stats *s);
+/* A copy of sn taken at s's current idf (as lm_idf_snap_reset leaves it),
+ * sn unchanged: a new snapshot prepared while sn still serves. LM_OK or
+ * LM_ENOMEM (*out NULL). */
+int lm_idf_snap_renewed(
+    const lm_idf_snap *sn, const lm_skill_stats *s, lm_idf_snap **out);
 
 /* Pairs the scan scored through its fast path (bound preps), for tests. */
 uint64_t lm_scan_fast_pairs(const lm_scan *sc);

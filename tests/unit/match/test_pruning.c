@@ -8,6 +8,8 @@
  * the postings that match.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,8 +247,8 @@ cmp_ref(const void *a, const void *b)
 }
 
 /*
- * A realistic corpus (CORPUS generated postings, PROFILES profiles, then
- * lm_index_set_seq as a loader does when done): MatchJobs and
+ * A realistic corpus (CORPUS generated postings, PROFILES profiles, put as
+ * a loader does, between lm_index_loading and lm_index_loaded): MatchJobs and
  * MatchCandidates top 10 return exactly the exhaustive top 10 (every pair
  * scored through
  * lm_index_pair_score), and evaluate (read the veto key of) a small
@@ -309,6 +311,7 @@ test_realistic_pruning(void **state)
 	assert_non_null(want);
 	lm_model_defaults(&m);
 	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	lm_index_loading(idx);
 	for (size_t i = 0; i < PROFILES; i++) {
 		Profile *c = gen_profile(g, i);
 		cid[i] = strdup(c->id);
@@ -319,7 +322,7 @@ test_realistic_pruning(void **state)
 		pid[i] = strdup(p->id);
 		assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
 	}
-	lm_index_set_seq(idx, 1);
+	assert_int_equal(lm_index_loaded(idx), LM_OK);
 	lm_index_advance(idx, NOW);
 	for (int q = 0; q < 20; q++) {
 		bool jobs = q % 2 == 0;
@@ -401,12 +404,162 @@ test_realistic_pruning(void **state)
 	bench_gen_free(g);
 }
 
+/* What the reshare test's fault seam does and saw. */
+struct reshare_probe {
+	lm_index *idx;
+	const char *cand; /* the profile the query during the reshare asks for */
+	bool refuse;      /* answer LM_ENOMEM: the reshare fails */
+	int asked;        /* reshares begun */
+	int answered;     /* queries answered while a reshare held its lock */
+	bool done;        /* the query thread finished */
+};
+
+static void *
+query_thread(void *arg)
+{
+	struct reshare_probe *rp = arg;
+	Lunamatch__V1__MatchJobsResponse *jr = NULL;
+	Lunamatch__V1__MatchCandidatesResponse *cr = NULL;
+	Lunamatch__V1__Match **got;
+	size_t n;
+
+	top_of(rp->idx, true, rp->cand, 10, &jr, &cr, &got, &n);
+	protobuf_c_message_free_unpacked(&jr->base, NULL);
+	__atomic_store_n(&rp->done, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* The index's fault seam: at the start of a reshare (its read lock held),
+ * a query on another thread must be answered (5 s at most). */
+static int
+reshare_fault(void *arg, lm_index_alloc what)
+{
+	struct reshare_probe *rp = arg;
+	pthread_t t;
+
+	if (what != LM_INDEX_ALLOC_RESHARE)
+		return LM_OK;
+	rp->asked++;
+	if (rp->refuse)
+		return LM_ENOMEM;
+	__atomic_store_n(&rp->done, false, __ATOMIC_SEQ_CST);
+	assert_int_equal(pthread_create(&t, NULL, query_thread, rp), 0);
+	for (int i = 0; i < 500 && !__atomic_load_n(&rp->done, __ATOMIC_SEQ_CST); i++)
+		lmt_sleep_ms(10);
+	if (!__atomic_load_n(&rp->done, __ATOMIC_SEQ_CST))
+		fail_msg("a query waited 5 s for a reshare");
+	rp->answered++;
+	assert_int_equal(pthread_join(t, NULL), 0);
+	return LM_OK;
+}
+
+/* MatchJobs top 10 of profile cid equals the exhaustive top 10. */
+static void
+assert_exact(lm_index *idx, const char *cid, char **pid, size_t npid, struct ref *want)
+{
+	Lunamatch__V1__MatchJobsResponse *jr = NULL;
+	Lunamatch__V1__MatchCandidatesResponse *cr = NULL;
+	Lunamatch__V1__Match **got;
+	size_t n = 0, got_n;
+
+	for (size_t i = 0; i < npid; i++) {
+		double sc;
+		bool ok;
+		assert_int_equal(
+		    lm_index_pair_score(idx, cid, pid[i], NOW, &sc, &ok), LM_OK);
+		if (ok) {
+			want[n].score = sc;
+			want[n++].id = pid[i];
+		}
+	}
+	qsort(want, n, sizeof(*want), cmp_ref);
+	top_of(idx, true, cid, 10, &jr, &cr, &got, &got_n);
+	assert_int_equal(got_n, n < 10 ? n : 10);
+	for (size_t i = 0; i < got_n; i++) {
+		assert_string_equal(got[i]->job_id, want[i].id);
+		assert_true(got[i]->score == want[i].score);
+	}
+	protobuf_c_message_free_unpacked(&jr->base, NULL);
+}
+
+/*
+ * Postings put one at a time, as the follower applies changes: the idf
+ * drifts, and every so many changes the index takes a new snapshot,
+ * computing every share again. That work runs under the read lock, so a
+ * query started meanwhile is answered before it ends (it used to run under
+ * the write lock: seconds of stalled queries at a few hundred thousand
+ * postings). Answers stay exactly the exhaustive top 10 after each
+ * snapshot, and when one cannot be taken (memory short, through the fault
+ * seam) nothing changes but the drift, and a later check takes it.
+ */
+static void
+test_reshare_aside(void **state)
+{
+	enum { N = 6000, NPROF = 20 };
+	bench_gen_opts go = {3, 0};
+	bench_gen *g = bench_gen_new(&go);
+	lm_index *idx = NULL;
+	lm_model m;
+	char *pid[N], *cid[NPROF];
+	struct ref *want = calloc(N, sizeof(*want));
+	struct reshare_probe rp = {0};
+	lm_index_counts c;
+	size_t i;
+
+	(void) state;
+	assert_non_null(want);
+	lm_model_defaults(&m);
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	rp.idx = idx;
+	lm_index_set_fault(idx, reshare_fault, &rp);
+	for (i = 0; i < NPROF; i++) {
+		Profile *cp = gen_profile(g, i);
+		cid[i] = strdup(cp->id);
+		assert_int_equal(lm_index_put_profile(idx, cp, 0), LM_OK);
+	}
+	rp.cand = cid[0];
+	/* The first half with snapshots refused, the second half allowed. */
+	rp.refuse = true;
+	for (i = 0; i < N / 2; i++) {
+		JobPosting *p = gen_posting(g, i);
+		pid[i] = strdup(p->id);
+		assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
+	}
+	lm_index_counts_get(idx, &c);
+	assert_true(rp.asked >= 1);
+	assert_int_equal(c.reshares, 0);
+	lm_index_advance(idx, NOW);
+	for (size_t k = 0; k < NPROF; k += 5)
+		assert_exact(idx, cid[k], pid, N / 2, want);
+	int refused = rp.asked;
+	rp.refuse = false;
+	for (; i < N; i++) {
+		JobPosting *p = gen_posting(g, i);
+		pid[i] = strdup(p->id);
+		assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
+	}
+	lm_index_counts_get(idx, &c);
+	assert_true(rp.asked > refused);
+	assert_true(c.reshares >= 1);
+	assert_int_equal(rp.answered, rp.asked - refused);
+	for (size_t k = 0; k < NPROF; k += 5)
+		assert_exact(idx, cid[k], pid, N, want);
+	for (i = 0; i < N; i++)
+		free(pid[i]);
+	for (i = 0; i < NPROF; i++)
+		free(cid[i]);
+	free(want);
+	lm_index_free(idx);
+	bench_gen_free(g);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_share_bound),
 	    cmocka_unit_test(test_realistic_pruning),
+	    cmocka_unit_test(test_reshare_aside),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
