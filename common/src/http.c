@@ -3,33 +3,50 @@
  *
  * One daemon thread (MHD's internal polling thread, epoll) accepts, reads,
  * answers and closes every connection; the check functions and the metrics
- * registry are only called on it. MHD_stop_daemon() joins that thread, so
- * once lm_http_stop() returns nothing borrowed is touched any more.
+ * registry are only called on it. A second thread, the reaper, enforces the
+ * header deadline below. lm_http_stop() joins the reaper, then
+ * MHD_stop_daemon() joins the daemon thread, so once it returns nothing
+ * borrowed is touched any more.
  *
  * Connection hygiene (the ops port is reachable by anything that can reach
  * the pod): the listening socket is made here, so that a port in use is a
  * clear LM_EBUSY; each connection is closed after idle_timeout_s without
- * progress (an idle keep-alive or a request that trickles in); request
+ * progress (MHD's connection timeout, which every byte received restarts);
+ * the headers of each request must be complete idle_timeout_s after the
+ * connection was accepted or its previous response was sent, or the
+ * connection is closed (the header deadline: a request that trickles in a
+ * byte at a time never idles long enough for MHD's timeout); request
  * headers are bounded by LM_HTTP_CONN_MEMORY; and the accept policy refuses
  * a connection when max_connections are open or its address already has
- * max_per_peer, counting each refusal by reason. The open connections are
- * tracked in a table of max_connections slots that only the daemon thread
- * touches: the accept policy and the connection notifications for one
- * connection run one after the other on it.
+ * max_per_peer. Each close by the server is counted by reason.
+ *
+ * The open connections are tracked in a table of max_connections slots,
+ * guarded by mu: the daemon thread fills and frees the slots (the accept
+ * policy and the notifications of one connection run one after the other
+ * on it), and the reaper reads them every tick and shuts down the socket of
+ * a connection past its header deadline. MHD notifies the close of a
+ * connection before it closes the socket, so a socket in a used slot is
+ * still the connection's own when the reaper shuts it down; MHD then sees
+ * the end of the stream and closes the connection on the daemon thread.
+ * MHD's own connection limit is set one above max_connections, so that the
+ * accept policy, which counts its refusals, is always the one that refuses.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
+#include "lunamatch/clock.h"
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
@@ -45,10 +62,17 @@ enum route { R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
 
 static const char *const route_paths[R_COUNT] = {"/healthz", "/readyz", "/metrics"};
 
-/* Why a connection was refused at accept: the label of the counter. */
-enum refusal { REF_FULL, REF_PER_PEER, REF_COUNT };
+/* Longest and shortest pause of the reaper between two sweeps. */
+#define REAP_TICK_MAX_MS 1000
+#define REAP_TICK_MIN_MS 50
 
-static const char *const refusal_names[REF_COUNT] = {"full", "per_peer"};
+/* Why the server closed a connection: at accept (FULL, PER_PEER), or when
+ * its request headers missed the header deadline (HEADER_TIMEOUT). The
+ * label of the counter. */
+enum refusal { REF_FULL, REF_PER_PEER, REF_HEADER_TIMEOUT, REF_COUNT };
+
+static const char *const refusal_names[REF_COUNT] = {
+    "full", "per_peer", "header_timeout"};
 
 /* Why a request got an error status: the label of the counter. MALFORMED
  * is every request that libmicrohttpd itself answered with an error (a bad
@@ -61,10 +85,16 @@ static const char *const bad_names[BAD_COUNT] = {"malformed", "not_found", "meth
 
 #define MHD_ERROR_PREFIX "Error processing request (HTTP response code is "
 
-/* An open connection's peer: IPv4 mapped into IPv6, so one compare serves
- * both families. */
+/* An open connection. addr is its peer, IPv4 mapped into IPv6, so one
+ * compare serves both families. A used slot that is neither headers_in nor
+ * reaped is waiting for request headers: its connection is shut down at
+ * since_ms + the header deadline. */
 struct slot {
 	bool used;
+	bool headers_in;  /* the current request's headers are complete */
+	bool reaped;      /* shut down by the header deadline; closing */
+	int fd;           /* the connection's socket, owned by MHD */
+	int64_t since_ms; /* lm_clock_ms() at accept or after the last response */
 	uint8_t addr[16];
 };
 
@@ -75,7 +105,14 @@ struct lm_http {
 	void *arg;           /* borrowed */
 	lm_metrics *metrics; /* borrowed */
 	unsigned max_conns, max_per_peer;
-	struct slot *slots; /* max_conns entries; daemon thread only */
+	int64_t header_ms;  /* the header deadline, idle_timeout_s */
+	int64_t tick_ms;    /* the reaper's pause between sweeps */
+	pthread_mutex_t mu; /* guards slots, waiting and stopping */
+	pthread_cond_t cv;  /* CLOCK_MONOTONIC; signalled at stop */
+	pthread_t reaper;
+	bool stopping;
+	struct slot *slots; /* max_conns entries */
+	unsigned waiting;   /* slots waiting for request headers */
 	lm_gauge *open_g;
 	lm_counter *refused[REF_COUNT];
 	lm_counter *bad[BAD_COUNT];
@@ -101,17 +138,62 @@ addr16(const struct sockaddr *sa, uint8_t out[16])
 	return false;
 }
 
-/* Accept policy: refuses when the server or the peer is at its limit. */
+/* Shuts down every connection that is waiting for request headers past the
+ * header deadline at now_ms, and counts it. Called with mu held. */
+static void
+reap(lm_http *h, int64_t now_ms)
+{
+	for (unsigned i = 0; i < h->max_conns && h->waiting > 0; i++) {
+		struct slot *s = &h->slots[i];
+		if (!s->used || s->headers_in || s->reaped ||
+		    now_ms - s->since_ms < h->header_ms)
+			continue;
+		(void) shutdown(s->fd, SHUT_RDWR);
+		s->reaped = true;
+		h->waiting--;
+		lm_counter_add(h->refused[REF_HEADER_TIMEOUT], 1);
+	}
+}
+
+/* The reaper thread: sweeps the table every tick_ms until stopping. */
+static void *
+reaper_main(void *arg)
+{
+	lm_http *h = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&h->mu);
+	while (!h->stopping) {
+		reap(h, lm_clock_ms());
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t) (h->tick_ms / 1000);
+		ts.tv_nsec += (long) (h->tick_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		(void) pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+/* Accept policy: refuses when the server or the peer is at its limit. Before
+ * it refuses, it shuts down the connections past their header deadline, so
+ * that the next connection finds their slots free without waiting for the
+ * reaper's tick. */
 static enum MHD_Result
 on_accept(void *cls, const struct sockaddr *sa, socklen_t len)
 {
 	lm_http *h = cls;
 	uint8_t a[16];
 	unsigned open = 0, same = 0;
+	int ref = -1;
 
 	(void) len;
 	bool inet = addr16(sa, a);
 
+	pthread_mutex_lock(&h->mu);
 	for (unsigned i = 0; i < h->max_conns; i++) {
 		if (!h->slots[i].used)
 			continue;
@@ -119,15 +201,17 @@ on_accept(void *cls, const struct sockaddr *sa, socklen_t len)
 		if (inet && memcmp(h->slots[i].addr, a, 16) == 0)
 			same++;
 	}
-	if (open >= h->max_conns) {
-		lm_counter_add(h->refused[REF_FULL], 1);
-		return MHD_NO;
-	}
-	if (same >= h->max_per_peer) {
-		lm_counter_add(h->refused[REF_PER_PEER], 1);
-		return MHD_NO;
-	}
-	return MHD_YES;
+	if (open >= h->max_conns)
+		ref = REF_FULL;
+	else if (same >= h->max_per_peer)
+		ref = REF_PER_PEER;
+	if (ref >= 0)
+		reap(h, lm_clock_ms());
+	pthread_mutex_unlock(&h->mu);
+	if (ref < 0)
+		return MHD_YES;
+	lm_counter_add(h->refused[ref], 1);
+	return MHD_NO;
 }
 
 /* Takes a slot for a connection that was accepted, frees it when the
@@ -141,7 +225,11 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 
 	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
 		if (s != NULL) {
+			pthread_mutex_lock(&h->mu);
+			if (!s->headers_in && !s->reaped)
+				h->waiting--;
 			s->used = false;
+			pthread_mutex_unlock(&h->mu);
 			lm_gauge_add(h->open_g, -1);
 		}
 		*socket_context = NULL;
@@ -149,18 +237,77 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	}
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	for (unsigned i = 0; i < h->max_conns; i++) {
+	const union MHD_ConnectionInfo *fi =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	pthread_mutex_lock(&h->mu);
+	for (unsigned i = 0; i < h->max_conns && fi != NULL; i++) {
 		if (h->slots[i].used)
 			continue;
 		s = &h->slots[i];
 		s->used = true;
+		s->headers_in = false;
+		s->reaped = false;
+		s->fd = fi->connect_fd;
+		s->since_ms = lm_clock_ms();
 		addr16(ci != NULL ? ci->client_addr : NULL, s->addr);
-		lm_gauge_add(h->open_g, 1);
+		h->waiting++;
 		break;
 	}
+	pthread_mutex_unlock(&h->mu);
 	/* No free slot cannot happen (the accept policy refuses at
-	 * max_conns); should it, the connection is served uncounted. */
+	 * max_conns), nor can a connection without a socket; should either,
+	 * the connection is served uncounted and without the header deadline. */
+	if (s != NULL)
+		lm_gauge_add(h->open_g, 1);
 	*socket_context = s;
+}
+
+/* The slot of connection c; NULL for a connection served uncounted. */
+static struct slot *
+slot_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *si =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return si != NULL ? si->socket_context : NULL;
+}
+
+/* Marks the headers of the current request on c complete, which stops its
+ * header deadline. */
+static void
+headers_complete(lm_http *h, struct MHD_Connection *c)
+{
+	struct slot *s = slot_of(c);
+
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&h->mu);
+	if (s->used && !s->headers_in && !s->reaped) {
+		s->headers_in = true;
+		h->waiting--;
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* After a response was sent on a connection that stays open, the header
+ * deadline of the next request starts. */
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	lm_http *h = cls;
+	struct slot *s = slot_of(c);
+
+	(void) req_cls;
+	if (s == NULL || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		return;
+	pthread_mutex_lock(&h->mu);
+	if (s->used && s->headers_in && !s->reaped) {
+		s->headers_in = false;
+		s->since_ms = lm_clock_ms();
+		h->waiting++;
+	}
+	pthread_mutex_unlock(&h->mu);
 }
 
 static enum MHD_Result
@@ -266,6 +413,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 
 	(void) version;
 	(void) upload_data;
+	if (*req_cls == NULL)
+		headers_complete(h, c);
 	if (*req_cls == NULL && !has_body(c)) {
 		*req_cls = &headers_in;
 		return MHD_YES;
@@ -418,9 +567,11 @@ register_metrics(lm_http *h)
 		snprintf(labels, sizeof(labels), "reason=\"%s\"", refusal_names[r]);
 		h->refused[r] = lm_metrics_counter(h->metrics,
 		    "lunamatch_http_connections_refused_total",
-		    "ops HTTP connections closed at once: max_connections open "
-		    "(reason=\"full\"), or max_connections_per_peer from its address "
-		    "(reason=\"per_peer\")",
+		    "ops HTTP connections closed by the server: at accept while "
+		    "max_connections were open (reason=\"full\") or its address had "
+		    "max_connections_per_peer (reason=\"per_peer\"), or when the "
+		    "request headers were not complete idle_timeout_s after the accept "
+		    "or the previous response (reason=\"header_timeout\")",
 		    labels);
 	}
 	for (int b = 0; b < BAD_COUNT; b++) {
@@ -438,6 +589,8 @@ int
 lm_http_start(const lm_http_opts *o, lm_http **out)
 {
 	lm_http *h = NULL;
+	pthread_condattr_t ca;
+	unsigned idle_s;
 	int fd = -1, rc;
 
 	if (out != NULL)
@@ -449,6 +602,29 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 		return LM_EINVAL;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return LM_ENOMEM;
+	if ((rc = pthread_condattr_init(&ca)) != 0) {
+		free(h);
+		return lm_err_from_errno(rc);
+	}
+	if ((rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
+	    (rc = pthread_cond_init(&h->cv, &ca)) != 0) {
+		pthread_condattr_destroy(&ca);
+		free(h);
+		return lm_err_from_errno(rc);
+	}
+	pthread_condattr_destroy(&ca);
+	if ((rc = pthread_mutex_init(&h->mu, NULL)) != 0) {
+		pthread_cond_destroy(&h->cv);
+		free(h);
+		return lm_err_from_errno(rc);
+	}
+	idle_s = o->idle_timeout_s ? o->idle_timeout_s : LM_HTTP_IDLE_TIMEOUT_DEFAULT_S;
+	h->header_ms = (int64_t) idle_s * 1000;
+	h->tick_ms = h->header_ms / 4;
+	if (h->tick_ms > REAP_TICK_MAX_MS)
+		h->tick_ms = REAP_TICK_MAX_MS;
+	if (h->tick_ms < REAP_TICK_MIN_MS)
+		h->tick_ms = REAP_TICK_MIN_MS;
 	h->live = o->live;
 	h->ready = o->ready;
 	h->arg = o->arg;
@@ -466,30 +642,39 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 	register_metrics(h);
 	if ((rc = listen_on(o->addr, &fd, &h->port)) != LM_OK)
 		goto fail;
-	/* MHD owns fd from here, also when the start fails. */
+	/* MHD owns fd from here, also when the start fails. The logger comes
+	 * first, so that MHD reports through it while it parses the options.
+	 * epoll has no FD_SETSIZE bound, so MHD's limit (by default
+	 * FD_SETSIZE - 4) can follow max_conns. */
 	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0,
-	    on_accept, h, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned) (o->idle_timeout_s ? o->idle_timeout_s
-	                                  : LM_HTTP_IDLE_TIMEOUT_DEFAULT_S),
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) LM_HTTP_CONN_MEMORY,
-	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_EXTERNAL_LOGGER,
-	    on_log, h, MHD_OPTION_END);
+	    on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_log, h,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, h->max_conns + 1,
+	    MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t) LM_HTTP_CONN_MEMORY, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
 	if (h->d == NULL) {
 		lm_error("http.listen",
 		    "cannot serve HTTP on %s: the server did not start", o->addr);
 		rc = LM_EIO;
 		goto fail;
 	}
+	if ((rc = pthread_create(&h->reaper, NULL, reaper_main, h)) != 0) {
+		lm_error("http.listen", "cannot serve HTTP on %s: no reaper thread: %s",
+		    o->addr, strerror(rc));
+		MHD_stop_daemon(h->d);
+		rc = lm_err_from_errno(rc);
+		goto fail;
+	}
 	lm_info("http.start",
 	    "serving /healthz /readyz /metrics on %s (port %d; at most %u connections, "
-	    "%u per address, closed after %u s idle)",
-	    o->addr, h->port, h->max_conns, h->max_per_peer,
-	    o->idle_timeout_s ? o->idle_timeout_s : LM_HTTP_IDLE_TIMEOUT_DEFAULT_S);
+	    "%u per address, closed after %u s idle or without complete headers)",
+	    o->addr, h->port, h->max_conns, h->max_per_peer, idle_s);
 	*out = h;
 	return LM_OK;
 
 fail:
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
 	free(h->slots);
 	free(h);
 	return rc;
@@ -506,7 +691,14 @@ lm_http_stop(lm_http *h)
 {
 	if (h == NULL)
 		return;
+	pthread_mutex_lock(&h->mu);
+	h->stopping = true;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->reaper, NULL);
 	MHD_stop_daemon(h->d); /* joins the daemon thread, closes every socket */
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
 	free(h->slots);
 	free(h);
 }

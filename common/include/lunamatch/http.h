@@ -11,11 +11,15 @@
  * paths 404. Request bodies are never read.
  *
  * Connection hygiene: a connection is closed after idle_timeout_s without
- * progress (idle keep-alive, or a request that trickles in); request
- * headers larger than LM_HTTP_CONN_MEMORY are refused; a new connection is
- * closed at once while max_connections are open or its address already has
- * max_connections_per_peer (lunamatch_http_connections_refused_total, by
- * reason; lunamatch_http_connections is the number open).
+ * progress (an idle keep-alive); a connection is also closed when the
+ * headers of its request are not complete idle_timeout_s after it was
+ * accepted or its previous response was sent, however steadily they trickle
+ * in (checked at least every second); request headers larger than
+ * LM_HTTP_CONN_MEMORY are refused; a new connection is closed at once while
+ * max_connections are open or its address already has
+ * max_connections_per_peer. lunamatch_http_connections_refused_total counts
+ * the closes by the server, by reason ("full", "per_peer",
+ * "header_timeout"); lunamatch_http_connections is the number open.
  */
 #ifndef LUNAMATCH_HTTP_H
 #define LUNAMATCH_HTTP_H
@@ -66,8 +70,8 @@ typedef struct lm_http_opts {
  * are registered in metrics. Returns LM_OK and *out, LM_EINVAL for a
  * malformed or unresolvable address or a limit above its maximum, LM_EBUSY
  * (reason logged) when the port is in use, another lm_err converted from
- * errno (reason logged) when it cannot listen otherwise, LM_EIO when the
- * server does not start, or LM_ENOMEM.
+ * errno when it cannot listen otherwise (reason logged) or cannot make its
+ * threads, LM_EIO when the server does not start, or LM_ENOMEM.
  */
 int lm_http_start(const lm_http_opts *o, lm_http **out);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -20,6 +21,7 @@
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
+#include "lunamatch/log.h"
 #include "lunamatch/metrics.h"
 
 #define RESP_MAX       (1024 * 1024) /* largest response the client reads */
@@ -830,6 +832,176 @@ test_idle_timeout(void **state)
 	lm_http_stop(h);
 }
 
+/* A request line and the start of a header that is never finished. */
+static const char trickle_start[] = "GET /healthz HTTP/1.1\r\nX: ";
+
+/* Sends one more byte of an unfinished header on fd; false when the server
+ * has closed the connection (or answered, which it must not). */
+static bool
+trickle_byte(int fd)
+{
+	char c;
+	ssize_t got;
+
+	while ((got = recv(fd, &c, 1, MSG_DONTWAIT)) < 0 && errno == EINTR)
+		;
+	if (got >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+		return false;
+	return send(fd, "a", 1, MSG_NOSIGNAL) == 1;
+}
+
+/* Headers that trickle in, a byte every 0.3 s, keep MHD's idle timeout from
+ * ever expiring; the header deadline (idle_timeout_s from the accept, or
+ * from the previous response on a kept-alive connection) closes them all
+ * the same, and a probe from elsewhere gets through while they hold every
+ * slot. */
+static void
+test_header_deadline(void **state)
+{
+	(void) state;
+	enum { N = 4 };
+	lm_metrics *m = NULL;
+	lm_http *h = NULL;
+	int t[N];
+	double closed_at[N];
+	bool served = false;
+	int left = N;
+
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	lm_http_opts o = {.addr = "127.0.0.1:0",
+	    .metrics = m,
+	    .idle_timeout_s = 1,
+	    .max_connections = N};
+	assert_int_equal(lm_http_start(&o, &h), LM_OK);
+	int port = lm_http_port(h);
+
+	double t0 = now_s();
+	/* Three start trickling at once; the fourth after a request answered
+	 * on the same connection. */
+	for (int i = 0; i < N; i++) {
+		assert_true((t[i] = connect_from("127.0.0.1", port)) >= 0);
+		if (i == N - 1)
+			assert_true(healthz_on(t[i]));
+		assert_int_equal(
+		    send_all(t[i], trickle_start, sizeof(trickle_start) - 1), 0);
+		closed_at[i] = -1;
+	}
+	/* Every 0.3 s a byte on each open one and a probe from another
+	 * address, until all are closed and a probe was answered; 8 s at
+	 * most. */
+	while ((left > 0 || !served) && now_s() - t0 < 8) {
+		usleep(300000);
+		for (int i = 0; i < N; i++) {
+			if (t[i] >= 0 && !trickle_byte(t[i])) {
+				closed_at[i] = now_s() - t0;
+				close(t[i]);
+				t[i] = -1;
+				left--;
+			}
+		}
+		if (!served) {
+			int p = connect_from("127.0.0.2", port);
+			assert_true(p >= 0);
+			served = healthz_on(p);
+			close(p);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		if (t[i] >= 0)
+			close(t[i]);
+		print_message(
+		    "trickling connection %d closed after %.2f s\n", i, closed_at[i]);
+		assert_true(closed_at[i] > 0 && closed_at[i] < 3.0);
+	}
+	assert_true(served);
+	/* The probes found the server full before the deadline freed it. */
+	assert_true(
+	    metric(m, "lunamatch_http_connections_refused_total{reason=\"full\"}") >= 1);
+	assert_true(metric(m, "lunamatch_http_connections_refused_total{reason=\"header_"
+	                      "timeout\"}") == N);
+	lm_http_stop(h);
+	lm_metrics_free(m);
+}
+
+/* More connections than libmicrohttpd's default limit (FD_SETSIZE - 4) are
+ * open and served when max_connections allows them, and the next one is
+ * refused at once and counted. */
+static void
+test_many_connections(void **state)
+{
+	(void) state;
+	enum { N = 1100 };
+	struct rlimit rl;
+	lm_metrics *m = NULL;
+	lm_http *h = NULL;
+	int *fds;
+
+	/* Client and server ends of each connection are in this process. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 2 * N + 64) {
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 2 * N + 64) {
+			print_message("RLIMIT_NOFILE hard limit too low, skipped\n");
+			skip();
+		}
+		rl.rlim_cur = 2 * N + 64;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	assert_non_null(fds = calloc(N, sizeof(*fds)));
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	lm_http_opts o = {.addr = "127.0.0.1:0", .metrics = m, .max_connections = N};
+	assert_int_equal(lm_http_start(&o, &h), LM_OK);
+	int port = lm_http_port(h);
+
+	for (int i = 0; i < N; i++)
+		assert_true((fds[i] = connect_from("127.0.0.1", port)) >= 0);
+	/* Connections are accepted in order: the last one answered means every
+	 * one is open on the server. */
+	assert_true(healthz_on(fds[N - 1]));
+	assert_true(metric(m, "lunamatch_http_connections") == N);
+	int refused = connect_from("127.0.0.1", port);
+	assert_true(refused >= 0);
+	assert_true(closed_by_server(refused));
+	close(refused);
+	assert_true(
+	    metric(m, "lunamatch_http_connections_refused_total{reason=\"full\"}") == 1);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	free(fds);
+	lm_http_stop(h);
+	lm_metrics_free(m);
+}
+
+/* libmicrohttpd reports through the service's logger from the start: it
+ * does not complain that the logger was not its first option. */
+static void
+test_logger_first(void **state)
+{
+	(void) state;
+	char path[] = "/tmp/test_http_log.XXXXXX";
+	char buf[8192];
+	lm_log_level saved_level = lm_log_get_level();
+	int fd = mkstemp(path), saved;
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	unlink(path);
+	fflush(stderr);
+	assert_true((saved = dup(STDERR_FILENO)) >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	lm_log_set_level(LM_LOG_DEBUG);
+	lm_http *h = start("127.0.0.1:0", NULL, NULL);
+	lm_http_stop(h);
+	lm_log_set_level(saved_level);
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	assert_true(n > 0); /* at least the start record */
+	buf[n] = '\0';
+	assert_null(strstr(buf, "not the first option"));
+}
+
 /* Sends raw bytes on a new connection and returns the status of what the
  * server answers (-1 if it answers nothing parseable). */
 static int
@@ -916,6 +1088,9 @@ main(void)
 	    cmocka_unit_test(test_connection_limits),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_bad_requests),
+	    cmocka_unit_test(test_header_deadline),
+	    cmocka_unit_test(test_many_connections),
+	    cmocka_unit_test(test_logger_first),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
