@@ -131,6 +131,17 @@ struct member {
 	int64_t *own_end, *announced_end;
 	int split_err; /* a store error that left a pair of the derivation
 	                * undecided (position): the derivation is retried */
+	/* Profiles, per partition (-1: none): the offset the consumer read the
+	 * partition to (a PARTITION_EOF there), still to be committed. A
+	 * transactional producer ends a partition in control records, which
+	 * take offsets but are never delivered: the commits after the batches
+	 * stop below them, while a postings batch's cut is the log end, past
+	 * them. Committing the end once everything before it is derived is
+	 * what lets that cut be reached (ends_commit). */
+	int64_t *eof;
+	int64_t *done_to; /* profiles: what the last commit of each partition
+	                   * was at (-1: unknown); an end there is no news */
+	int64_t ends_at;  /* when to retry a failed commit of the ends */
 };
 
 struct lm_owner {
@@ -225,6 +236,38 @@ owed_forget(struct member *m, const rd_kafka_topic_partition_list_t *l)
 		owed_drop(m);
 }
 
+/* Forgets the end read of partition p (every partition: p < 0): messages
+ * before it are to be read again, or the partition is not ours. */
+static void
+ends_forget(struct member *m, int32_t p)
+{
+	if (m->eof == NULL)
+		return;
+	for (int32_t q = 0; q < LM_OWNER_PARTITIONS_MAX; q++)
+		if (p < 0 || q == p)
+			m->eof[q] = m->done_to[q] = -1;
+}
+
+/* Notes the commits of l, which landed. */
+static void
+ends_done(struct member *m, const rd_kafka_topic_partition_list_t *l)
+{
+	if (m->done_to == NULL)
+		return;
+	for (int i = 0; i < l->cnt; i++)
+		if (l->elems[i].partition >= 0 &&
+		    l->elems[i].partition < LM_OWNER_PARTITIONS_MAX)
+			m->done_to[l->elems[i].partition] = l->elems[i].offset;
+}
+
+/* Notes the end of partition p read (a PARTITION_EOF at offset end). */
+static void
+ends_note(struct member *m, int32_t p, int64_t end)
+{
+	if (m->eof != NULL && p >= 0 && p < LM_OWNER_PARTITIONS_MAX && end >= 0)
+		m->eof[p] = end;
+}
+
 /* The batch's partitions, each at the offset of its first message in the
  * batch (first) or after its last one (!first). */
 static rd_kafka_topic_partition_list_t *
@@ -262,6 +305,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		atomic_store(&m->partitions, parts->cnt);
 		lm_info("owner.assign", "now owning %d partitions of %s", parts->cnt,
 		    m->topic);
+		ends_forget(m, -1);
 		rd_kafka_assign(rk, parts);
 		m->check_claims = m->posting;
 		m->release_at = 0;
@@ -283,6 +327,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	/* The commits still owed are the next owner's to make: it finds the
 	 * claims they would have cleared and derives those batches again. */
 	owed_drop(m);
+	ends_forget(m, -1);
 	for (int i = 0; parts != NULL && i < parts->cnt; i++)
 		if (parts->elems[i].partition >= 0 &&
 		    parts->elems[i].partition < LM_OWNER_PARTITIONS_MAX)
@@ -331,6 +376,13 @@ make_consumer(
 	         sizeof(err))) != LM_OK ||
 	    (rc = lm_kafka_set(conf, "fetch.wait.max.ms", LM_KAFKA_FETCH_WAIT_MS, err,
 	         sizeof(err))) != LM_OK) {
+		lm_error("owner.config", "%s", err);
+		rd_kafka_conf_destroy(conf);
+		return rc;
+	}
+	if (m != NULL && !m->posting &&
+	    (rc = lm_kafka_set(conf, "enable.partition.eof", "true", err, sizeof(err))) !=
+	        LM_OK) {
 		lm_error("owner.config", "%s", err);
 		rd_kafka_conf_destroy(conf);
 		return rc;
@@ -721,6 +773,8 @@ rewind_batch(struct member *m)
 			m->held[kept++] = m->held[i];
 	}
 	m->nheld = kept;
+	for (int i = 0; i < l->cnt; i++)
+		ends_forget(m, l->elems[i].partition);
 	seek_back(m, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	batch_drop(m);
@@ -872,6 +926,7 @@ give_back(struct member *m, rd_kafka_message_t *msg)
 			    ->offset = h->offset;
 		else if (h->offset < tp->offset)
 			tp->offset = h->offset;
+		ends_forget(m, h->partition);
 	}
 	held_drop(m);
 	seek_back(m, l);
@@ -898,6 +953,8 @@ serve(struct member *m, int64_t since)
 	if (lm_clock_ms() - since < SERVE_AFTER_MS)
 		return LM_OK;
 	while (!m->revoked && (msg = rd_kafka_consumer_poll(m->rk, 0)) != NULL) {
+		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && !m->revoked)
+			ends_note(m, msg->partition, msg->offset);
 		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->revoked)
 			rd_kafka_message_destroy(msg);
 		else if (m->nheld + 1 >= LM_OWNER_BATCH_MAX)
@@ -1314,6 +1371,7 @@ commit(struct member *m)
 		rejected += m->batch[i].d.action == LM_INGEST_REJECT;
 	if ((e = rd_kafka_commit(m->rk, l, 0)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		owed_forget(m, l);
+		ends_done(m, l);
 	} else {
 		lm_warn(
 		    "owner.commit", "commit failed: %s; retrying", rd_kafka_err2name(e));
@@ -1467,6 +1525,7 @@ process(struct member *m)
 		else
 			pause_for(m->ow, LM_OWNER_RETRY_MIN_MS);
 		rewind_batch(m);
+		ends_forget(m, -1);
 		if (m->posting) { /* its claim may have no cut */
 			m->check_claims = true;
 			m->release_at = 0;
@@ -1482,7 +1541,9 @@ static bool
 take(struct member *m, rd_kafka_message_t *msg)
 {
 	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			ends_note(m, msg->partition, msg->offset);
+		else
 			lm_warn("owner.consume", "%s", rd_kafka_message_errstr(msg));
 		rd_kafka_message_destroy(msg);
 		return true;
@@ -1495,6 +1556,9 @@ take(struct member *m, rd_kafka_message_t *msg)
 	}
 	if (collect(m, msg) != LM_OK)
 		return false;
+	if (m->eof != NULL && m->eof[msg->partition] >= 0 &&
+	    msg->offset >= m->eof[msg->partition])
+		m->eof[msg->partition] = -1; /* the partition goes on past it */
 	if (msg->partition == m->undecided_part && msg->offset == m->undecided_off) {
 		m->undecided_part = -1;
 		m->decide_backoff = LM_OWNER_RETRY_MIN_MS;
@@ -1555,6 +1619,54 @@ fill(struct member *m)
 			undecided(m, msg);
 			return;
 		}
+}
+
+/*
+ * Profiles: commits the ends read (m->eof) of the partitions with nothing
+ * of them left to derive: no batch is being collected, no message of the
+ * partition is held, and no commit of it is owed (a claim of this member
+ * may still stand there). Every message before such an end was delivered
+ * and its batch committed, so nothing is passed that was not derived; no
+ * claim of this member stands on the partition, and no other member writes
+ * one while it is assigned here. A failed commit is retried after
+ * LM_OWNER_RETRY_MIN_MS.
+ */
+static void
+ends_commit(struct member *m)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+	rd_kafka_resp_err_t e;
+
+	if (m->eof == NULL || m->n > 0 || lm_clock_ms() < m->ends_at)
+		return;
+	for (int32_t p = 0; p < LM_OWNER_PARTITIONS_MAX; p++) {
+		bool held = false;
+		if (m->eof[p] >= 0 && m->eof[p] <= m->done_to[p])
+			m->eof[p] = -1; /* committed there already */
+		if (m->eof[p] < 0 ||
+		    (m->owed != NULL &&
+		        rd_kafka_topic_partition_list_find(m->owed, m->topic, p) != NULL))
+			continue;
+		for (size_t i = 0; i < m->nheld && !held; i++)
+			held = m->held[i]->partition == p;
+		if (held)
+			continue;
+		if (l == NULL)
+			l = rd_kafka_topic_partition_list_new(4);
+		rd_kafka_topic_partition_list_add(l, m->topic, p)->offset = m->eof[p];
+	}
+	if (l == NULL)
+		return;
+	if ((e = rd_kafka_commit(m->rk, l, 0)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		ends_done(m, l);
+		for (int i = 0; i < l->cnt; i++)
+			m->eof[l->elems[i].partition] = -1;
+	} else {
+		lm_debug("owner.commit", "commit of %d partition ends failed: %s", l->cnt,
+		    rd_kafka_err2name(e));
+		m->ends_at = lm_clock_ms() + LM_OWNER_RETRY_MIN_MS;
+	}
+	rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* ---- joining ---------------------------------------------------------------- */
@@ -1683,6 +1795,8 @@ run(void *arg)
 		settle(m);
 		if (m->n > 0)
 			process(m);
+		if (m->n == 0)
+			ends_commit(m);
 	}
 	/* Stopping: one last try at the commits still owed, so the next owner
 	 * need not derive those batches again. */
@@ -1729,6 +1843,12 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 	for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
 		m->own_end[p] = m->announced_end[p] = -1;
 	if (!posting) {
+		if ((m->eof = malloc(LM_OWNER_PARTITIONS_MAX * sizeof(*m->eof))) ==
+		        NULL ||
+		    (m->done_to = malloc(
+		         LM_OWNER_PARTITIONS_MAX * sizeof(*m->done_to))) == NULL)
+			return LM_ENOMEM;
+		ends_forget(m, -1);
 		if ((m->state = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->state))) ==
 		    NULL)
 			return LM_ENOMEM;
@@ -1769,6 +1889,8 @@ member_free(struct member *m)
 	free(m->need);
 	free(m->own_end);
 	free(m->announced_end);
+	free(m->eof);
+	free(m->done_to);
 	held_drop(m);
 	free(m->held);
 	owed_drop(m);
