@@ -30,6 +30,8 @@
 
 /* Longest enum name or key quoted back in an error message. */
 #define ECHO_MAX 64
+/* What an error path shows for a key that is not quoted back. */
+#define FIELD_PLACEHOLDER "<field>"
 
 /* ------------------------------------------------------------------------ */
 /* Decoding                                                                 */
@@ -39,35 +41,67 @@ struct dec {
 	size_t plen;
 	char *err;
 	size_t errlen;
+	lm_json_fault fault; /* set where a failure is finer than its code */
 };
 
 static int fail(struct dec *d, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Writes "<path>: <reason>" (or the reason alone at the top) and returns code. */
+/* True when s is short and made of [A-Za-z0-9_], so it can be quoted back
+ * in an error message without carrying arbitrary input into logs. */
+static bool
+echoable(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (n >= ECHO_MAX ||
+		    !((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
+		        (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+			return false;
+	return n > 0;
+}
+
+/*
+ * Writes "<path>: <reason>" (or the reason alone at the top) and returns code.
+ * The message is valid UTF-8 without control characters whatever the input
+ * was: a message cut to fit err ends before a character it would cut, and a
+ * control character that jansson quotes from the text is written as '?'.
+ */
 static int
 fail(struct dec *d, int code, const char *fmt, ...)
 {
 	if (d->errlen == 0)
 		return code;
 	int n = d->plen > 0 ? snprintf(d->err, d->errlen, "%s: ", d->path) : 0;
-	if (n < 0 || (size_t) n >= d->errlen)
-		return code;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(d->err + n, d->errlen - (size_t) n, fmt, ap);
-	va_end(ap);
+	if (n >= 0 && (size_t) n < d->errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(d->err + n, d->errlen - (size_t) n, fmt, ap);
+		va_end(ap);
+	}
+	size_t len = strlen(d->err);
+	if (len == d->errlen - 1)
+		len = lm_pb_utf8_fit(d->err, len);
+	d->err[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char) d->err[i] < 0x20 || d->err[i] == 0x7f)
+			d->err[i] = '?';
 	return code;
 }
 
-/* Appends to the path; returns the length to restore with path_pop. */
+/*
+ * Appends to the path; returns the length to restore with path_pop. A name
+ * that echoable() refuses (input text that is long, not ASCII or holds
+ * punctuation or control characters) is written as FIELD_PLACEHOLDER, so the
+ * path holds only ASCII letters, digits and "_.[]<>".
+ */
 static size_t
 path_push(struct dec *d, const char *name, size_t index, bool is_index)
 {
 	size_t saved = d->plen, room = sizeof(d->path) - d->plen;
 	int k = is_index ? snprintf(d->path + d->plen, room, "[%zu]", index)
-	                 : snprintf(d->path + d->plen, room, "%s%.*s", d->plen ? "." : "",
-	                       ECHO_MAX, name);
+	                 : snprintf(d->path + d->plen, room, "%s%s", d->plen ? "." : "",
+	                       echoable(name) ? name : FIELD_PLACEHOLDER);
 	d->plen += k >= 0 && (size_t) k < room ? (size_t) k : room - 1;
 	return saved;
 }
@@ -124,20 +158,6 @@ too_deep(const json_t *v, int depth)
 			return true;
 	}
 	return false;
-}
-
-/* True when s is short and made of [A-Za-z0-9_], so it can be quoted back
- * in an error message without carrying arbitrary input into logs. */
-static bool
-echoable(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (n >= ECHO_MAX ||
-		    !((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
-		        (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
-			return false;
-	return n > 0;
 }
 
 /*
@@ -322,6 +342,7 @@ dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, voi
 			         ? protobuf_c_enum_descriptor_get_value_by_name(ed, name)
 			         : NULL;
 			if (!ev) {
+				d->fault = LM_JSON_FAULT_ENUM;
 				if (echoable(name))
 					return fail(d, LM_ESCHEMA,
 					    "unknown value \"%s\" of enum %s", name,
@@ -332,15 +353,20 @@ dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, voi
 		} else if (json_is_number(v)) {
 			if ((rc = get_integer(d, v, &neg, &mag)) != LM_OK)
 				return rc;
-			if (mag > (neg ? (uint64_t) INT32_MAX + 1 : (uint64_t) INT32_MAX))
+			if (mag >
+			    (neg ? (uint64_t) INT32_MAX + 1 : (uint64_t) INT32_MAX)) {
+				d->fault = LM_JSON_FAULT_ENUM;
 				return fail(
 				    d, LM_ESCHEMA, "unknown value of enum %s", ed->name);
+			}
 			ev = protobuf_c_enum_descriptor_get_value(
 			    ed, (int) to_i64(neg, mag));
-			if (!ev)
+			if (!ev) {
+				d->fault = LM_JSON_FAULT_ENUM;
 				return fail(d, LM_ESCHEMA,
 				    "unknown value %" PRId64 " of enum %s",
 				    to_i64(neg, mag), ed->name);
+			}
 		} else
 			return fail(
 			    d, LM_ESCHEMA, "expected an enum name, got %s", kind(v));
@@ -497,6 +523,20 @@ out:
 	return LM_OK;
 }
 
+/* lm_json_decode_value into the decoder state d. */
+static int
+decode_value(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t *value,
+    ProtobufCMessage **out)
+{
+	if (!desc || !value || !out ||
+	    desc->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
+		return fail(d, LM_EINVAL, "missing message type, value or output");
+	if (too_deep(value, 0))
+		return fail(
+		    d, LM_E2BIG, "JSON nested deeper than %d levels", LM_JSON_MAX_DEPTH);
+	return dec_message(d, desc, value, out);
+}
+
 int
 lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *value,
     ProtobufCMessage **out, char *err, size_t errlen)
@@ -506,48 +546,59 @@ lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *value
 		err[0] = '\0';
 	if (out)
 		*out = NULL;
-	if (!desc || !value || !out ||
-	    desc->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
-		return fail(&d, LM_EINVAL, "missing message type, value or output");
-	if (too_deep(value, 0))
-		return fail(
-		    &d, LM_E2BIG, "JSON nested deeper than %d levels", LM_JSON_MAX_DEPTH);
-	return dec_message(&d, desc, value, out);
+	return decode_value(&d, desc, value, out);
 }
 
 int
-lm_json_decode(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
-    ProtobufCMessage **out, char *err, size_t errlen)
+lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
+    ProtobufCMessage **out, char *err, size_t errlen, lm_json_fault *fault)
 {
 	struct dec d = {.path = "", .plen = 0, .err = err, .errlen = err ? errlen : 0};
 	if (d.errlen)
 		err[0] = '\0';
 	if (out)
 		*out = NULL;
+	int rc;
+	json_t *root = NULL;
+	json_error_t je;
 	if (!desc || !out || (!text && len > 0))
-		return fail(&d, LM_EINVAL, "missing message type, text or output");
-	if (len > LM_JSON_MAX_BYTES)
-		return fail(&d, LM_E2BIG,
+		rc = fail(&d, LM_EINVAL, "missing message type, text or output");
+	else if (len > LM_JSON_MAX_BYTES)
+		rc = fail(&d, LM_E2BIG,
 		    "JSON text of %zu bytes exceeds the limit of %u bytes", len,
 		    LM_JSON_MAX_BYTES);
-	json_error_t je;
-	json_t *root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
+	else if ((root = json_loadb(
+	              text ? text : "", len, JSON_REJECT_DUPLICATES, &je)) == NULL) {
 		switch (json_error_code(&je)) {
 		case json_error_out_of_memory:
-			return fail(&d, LM_ENOMEM, "out of memory");
+			rc = fail(&d, LM_ENOMEM, "out of memory");
+			break;
 		case json_error_stack_overflow:
-			return fail(&d, LM_E2BIG, "JSON nested deeper than %d levels",
+			rc = fail(&d, LM_E2BIG, "JSON nested deeper than %d levels",
 			    LM_JSON_MAX_DEPTH);
+			break;
+		case json_error_invalid_utf8:
+			d.fault = LM_JSON_FAULT_UTF8;
+			/* fall through */
 		default:
-			return fail(&d, LM_EPARSE,
-			    "invalid JSON at line %d, column %d: %s", je.line, je.column,
-			    je.text);
+			rc = fail(&d, LM_EPARSE, "invalid JSON at line %d, column %d: %s",
+			    je.line, je.column, je.text);
+			break;
 		}
+	} else {
+		rc = decode_value(&d, desc, root, out);
+		json_decref(root);
 	}
-	int rc = lm_json_decode_value(desc, root, out, err, errlen);
-	json_decref(root);
+	if (fault)
+		*fault = rc == LM_OK ? LM_JSON_FAULT_OTHER : d.fault;
 	return rc;
+}
+
+int
+lm_json_decode(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
+    ProtobufCMessage **out, char *err, size_t errlen)
+{
+	return lm_json_decode_fault(desc, text, len, out, err, errlen, NULL);
 }
 
 /* ------------------------------------------------------------------------ */

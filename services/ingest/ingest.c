@@ -8,6 +8,7 @@
  * nothing about the message and the batch is retried.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,9 +100,31 @@ decide_tombstone(const lm_ingest_msg *m, lm_ingest_decision *d)
 	return LM_OK;
 }
 
-/* Maps a decoder failure to a decision (or returns LM_ENOMEM). */
+/*
+ * The end of lm_pb_decode's message for a string that is not UTF-8. Its
+ * messages are made of descriptor names and pb.c's own wording, never of
+ * input bytes, so input cannot forge this ending; lm_pb_decode has no
+ * structured reason to give instead.
+ */
+#define PB_BAD_UTF8 "string is not valid UTF-8"
+
+/* True when lm_pb_decode's message err says a string is not UTF-8. */
+static bool
+pb_bad_utf8(const char *err)
+{
+	size_t n = strlen(err), k = strlen(PB_BAD_UTF8);
+
+	return n >= k && strcmp(err + n - k, PB_BAD_UTF8) == 0;
+}
+
+/*
+ * Maps a decoder failure to a decision (or returns LM_ENOMEM). The reason
+ * comes from the return code rv and, for JSON, from the decoder's fault;
+ * err is only quoted.
+ */
 static int
-decode_failed(lm_ingest_decision *d, lm_ingest_format f, int rv, const char *err)
+decode_failed(lm_ingest_decision *d, lm_ingest_format f, int rv, lm_json_fault fault,
+    const char *err)
 {
 	const char *what = f == LM_INGEST_JSON ? "JSON" : "protobuf";
 
@@ -109,13 +132,16 @@ decode_failed(lm_ingest_decision *d, lm_ingest_format f, int rv, const char *err
 		return LM_ENOMEM;
 	if (rv == LM_E2BIG)
 		return reject(d, LM_INGEST_R_OVERSIZE, "%s: %s", what, err);
-	if (strstr(err, "UTF-8") != NULL || strstr(err, "decode byte") != NULL)
-		return reject(d, lm_reject_name(LM_REJECT_BAD_UTF8), "%s: %s", what, err);
 	if (f == LM_INGEST_PROTOBUF)
-		return reject(d, LM_INGEST_R_UNDECODABLE, "protobuf: %s", err);
+		return reject(d,
+		    pb_bad_utf8(err) ? lm_reject_name(LM_REJECT_BAD_UTF8)
+		                     : LM_INGEST_R_UNDECODABLE,
+		    "protobuf: %s", err);
+	if (fault == LM_JSON_FAULT_UTF8)
+		return reject(d, lm_reject_name(LM_REJECT_BAD_UTF8), "JSON: %s", err);
 	if (rv == LM_EPARSE)
 		return reject(d, LM_INGEST_R_BAD_JSON, "JSON: %s", err);
-	if (strstr(err, "unknown value") != NULL && strstr(err, "enum") != NULL)
+	if (fault == LM_JSON_FAULT_ENUM)
 		return reject(d, lm_reject_name(LM_REJECT_BAD_ENUM), "JSON: %s", err);
 	return reject(d, LM_INGEST_R_SCHEMA, "JSON: %s", err);
 }
@@ -180,6 +206,7 @@ lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_dec
 	ProtobufCMessage *msg = NULL;
 	lm_ingest_format f;
 	lm_reject why = LM_REJECT_NONE;
+	lm_json_fault fault = LM_JSON_FAULT_OTHER;
 	char err[LM_INGEST_ERROR_MAX - 16];
 	const char *id;
 	uint64_t version;
@@ -207,12 +234,13 @@ lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_dec
 	desc = m->kind == LM_KIND_POSTING ? &lunamatch__v1__job_posting__descriptor
 	                                  : &lunamatch__v1__candidate_profile__descriptor;
 	if (f == LM_INGEST_JSON)
-		rv = lm_json_decode(desc, m->value, m->value_len, &msg, err, sizeof(err));
+		rv = lm_json_decode_fault(
+		    desc, m->value, m->value_len, &msg, err, sizeof(err), &fault);
 	else
 		rv = lm_pb_decode(desc, m->value, m->value_len, LM_INGEST_MSG_MAX, &msg,
 		    err, sizeof(err));
 	if (rv != LM_OK)
-		return decode_failed(d, f, rv, err);
+		return decode_failed(d, f, rv, fault, err);
 
 	if (m->kind == LM_KIND_POSTING) {
 		Lunamatch__V1__JobPosting *p = (Lunamatch__V1__JobPosting *) msg;

@@ -28,7 +28,10 @@
  *   always left out.
  *
  * Errors name the offending field by its path, e.g.
- * "skills[2].weight: expected a number, got string".
+ * "skills[2].weight: expected a number, got string". A key of the input is
+ * quoted in the path only when it is 1..64 characters of [A-Za-z0-9_];
+ * another key is written as "<field>" ("<field>: unknown field"). An error
+ * message is valid UTF-8 without control characters, whatever the input.
  *
  * Thread-safety: all functions are reentrant; they share no state.
  */
@@ -71,6 +74,21 @@ extern "C" {
  */
 int lm_json_decode(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
     ProtobufCMessage **out, char *err, size_t errlen);
+
+/* What a failed decode found, finer than its return code, for callers that
+ * sort bad input by kind without reading the error message. */
+typedef enum lm_json_fault {
+	LM_JSON_FAULT_OTHER = 0, /* nothing finer than the return code */
+	LM_JSON_FAULT_UTF8,      /* LM_EPARSE: the text is not valid UTF-8 */
+	LM_JSON_FAULT_ENUM,      /* LM_ESCHEMA: an enum name or number the enum lacks */
+} lm_json_fault;
+
+/*
+ * lm_json_decode that also stores in *fault (fault may be NULL) what the
+ * failure was, as far as lm_json_fault tells; LM_JSON_FAULT_OTHER on LM_OK.
+ */
+int lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *text,
+    size_t len, ProtobufCMessage **out, char *err, size_t errlen, lm_json_fault *fault);
 
 /*
  * Same as lm_json_decode, from an already parsed jansson value (for example

@@ -761,6 +761,117 @@ test_reject_schema(void **state)
 	reject(rq, "{\"payload\":5}", LM_ESCHEMA, "expected a base64 string, got number");
 }
 
+/* An error message decoding text gives, with the decoder's fault. */
+static int
+decode_err(const char *text, size_t len, char *err, size_t errlen, lm_json_fault *fault)
+{
+	ProtobufCMessage *m = (ProtobufCMessage *) 1;
+	int rc = lm_json_decode_fault(
+	    &lunamatch__v1__job_posting__descriptor, text, len, &m, err, errlen, fault);
+	assert_null(m);
+	return rc;
+}
+
+/* True when s holds a byte below 0x20 or DEL. */
+static bool
+has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char) *s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/* Keys of the input are quoted only when echoable; messages stay UTF-8
+ * without control characters, cut or not; the fault says what failed. */
+static void
+test_reject_keys(void **state)
+{
+	(void) state;
+	char err[256];
+	lm_json_fault fault;
+
+	/* A key that reads like another failure is not quoted. */
+	const char *utf = "{\"UTF-8\":1}";
+	assert_int_equal(
+	    decode_err(utf, strlen(utf), err, sizeof(err), &fault), LM_ESCHEMA);
+	assert_string_equal(err, "<field>: unknown field");
+	assert_int_equal(fault, LM_JSON_FAULT_OTHER);
+
+	/* 63 ASCII bytes and a two-byte character: never cut inside it. */
+	char text[128];
+	int n = snprintf(text, sizeof(text), "{\"%.63s\xc3\xa9\":1}",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_int_equal(
+	    decode_err(text, (size_t) n, err, sizeof(err), &fault), LM_ESCHEMA);
+	assert_true(lm_pb_utf8_valid(err, strlen(err)));
+	assert_string_equal(err, "<field>: unknown field");
+
+	/* An escape sequence and a newline in a key. */
+	const char *ctl = "{\"salary\":{\"a\\u001b[31mb\\nc\":1}}";
+	assert_int_equal(
+	    decode_err(ctl, strlen(ctl), err, sizeof(err), &fault), LM_ESCHEMA);
+	assert_false(has_control(err));
+	assert_string_equal(err, "salary.<field>: unknown field");
+
+	/* The longest echoable key is quoted, one byte more is not. */
+	n = snprintf(text, sizeof(text), "{\"%.64s\":1}",
+	    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+	assert_int_equal(
+	    decode_err(text, (size_t) n, err, sizeof(err), NULL), LM_ESCHEMA);
+	assert_int_equal(strlen(err), 64 + strlen(": unknown field"));
+	n = snprintf(text, sizeof(text), "{\"%.65s\":1}",
+	    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+	assert_int_equal(
+	    decode_err(text, (size_t) n, err, sizeof(err), NULL), LM_ESCHEMA);
+	assert_string_equal(err, "<field>: unknown field");
+
+	/* jansson quotes the text near an error: a control character there is
+	 * written as '?', and a message cut to fit ends before a character it
+	 * would cut. */
+	const char *bad = "{\"title\":\x01}";
+	assert_int_equal(
+	    decode_err(bad, strlen(bad), err, sizeof(err), &fault), LM_EPARSE);
+	assert_false(has_control(err));
+	assert_int_equal(fault, LM_JSON_FAULT_OTHER);
+	const char *esc = "{\"title\":\"\xc3\xa9\xc3\xa9\\q\"}";
+	assert_int_equal(decode_err(esc, strlen(esc), err, sizeof(err), NULL), LM_EPARSE);
+	const char *e = strstr(err, "\xc3\xa9");
+	assert_non_null(e);
+	size_t cut = (size_t) (e - err) + 2; /* errlen that cuts the first é */
+	assert_int_equal(decode_err(esc, strlen(esc), err, cut, NULL), LM_EPARSE);
+	assert_int_equal(strlen(err), cut - 2);
+	assert_true(lm_pb_utf8_valid(err, strlen(err)));
+
+	/* Faults: invalid UTF-8 and unknown enum values, by name and number. */
+	const char *u8 = "{\"title\":\"\xff\"}";
+	assert_int_equal(decode_err(u8, strlen(u8), err, sizeof(err), &fault), LM_EPARSE);
+	assert_int_equal(fault, LM_JSON_FAULT_UTF8);
+	const char *en = "{\"employment_type\":\"EMPLOYMENT_TYPE_GIG\"}";
+	assert_int_equal(
+	    decode_err(en, strlen(en), err, sizeof(err), &fault), LM_ESCHEMA);
+	assert_int_equal(fault, LM_JSON_FAULT_ENUM);
+	const char *en2 = "{\"employment_type\":99}";
+	assert_int_equal(
+	    decode_err(en2, strlen(en2), err, sizeof(err), &fault), LM_ESCHEMA);
+	assert_int_equal(fault, LM_JSON_FAULT_ENUM);
+	const char *en3 = "{\"employment_type\":4294967296}";
+	assert_int_equal(
+	    decode_err(en3, strlen(en3), err, sizeof(err), &fault), LM_ESCHEMA);
+	assert_int_equal(fault, LM_JSON_FAULT_ENUM);
+	const char *sy = "{\"UTF-8\" 1}";
+	assert_int_equal(decode_err(sy, strlen(sy), err, sizeof(err), &fault), LM_EPARSE);
+	assert_int_equal(fault, LM_JSON_FAULT_OTHER);
+	const char *ok = "{\"id\":\"a\"}";
+	ProtobufCMessage *m = NULL;
+	fault = LM_JSON_FAULT_ENUM;
+	assert_int_equal(lm_json_decode_fault(&lunamatch__v1__job_posting__descriptor, ok,
+	                     strlen(ok), &m, err, sizeof(err), &fault),
+	    LM_OK);
+	assert_int_equal(fault, LM_JSON_FAULT_OTHER);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
 static void
 test_reject_limits(void **state)
 {
@@ -959,6 +1070,7 @@ main(void)
 	    cmocka_unit_test(test_lenient_input),
 	    cmocka_unit_test(test_reject_syntax),
 	    cmocka_unit_test(test_reject_schema),
+	    cmocka_unit_test(test_reject_keys),
 	    cmocka_unit_test(test_reject_limits),
 	    cmocka_unit_test(test_decode_value),
 	    cmocka_unit_test(test_encode_errors),

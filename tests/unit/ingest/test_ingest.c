@@ -405,6 +405,37 @@ test_bad_utf8(void **state)
 	    "{\"id\":\"job-u\",\"version\":1,\"title\":\"caf\xe9\"}", "bad_utf8", NULL);
 }
 
+/* A rejected message's unknown key: the reason is schema whatever the key
+ * says, and the error stays UTF-8 without control characters. */
+static void
+test_unknown_key_text(void **state)
+{
+	lm_ingest_decision d;
+	char json[128];
+	(void) state;
+
+	assert_json_reason(
+	    LM_KIND_POSTING, "job-k", "{\"UTF-8\":1}", "schema", "<field>");
+	assert_json_reason(
+	    LM_KIND_POSTING, "job-k", "{\"unknown value enum\":1}", "schema", "<field>");
+
+	int n = snprintf(json, sizeof(json), "{\"%.63s\xc3\xa9\":1}",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	decide(LM_KIND_POSTING, "job-k", json, (size_t) n, "application/json", &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "schema");
+	assert_true(lm_pb_utf8_valid(d.error, strlen(d.error)));
+	lm_ingest_decision_clear(&d);
+
+	const char *ctl = "{\"a\\u001b[31mb\\nc\":1}";
+	decide(LM_KIND_POSTING, "job-k", ctl, strlen(ctl), "application/json", &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "schema");
+	for (const char *p = d.error; *p; p++)
+		assert_true((unsigned char) *p >= 0x20 && *p != 0x7f);
+	lm_ingest_decision_clear(&d);
+}
+
 /* An unknown enum number in protobuf is caught by preparing. */
 static void
 test_unknown_enum_protobuf(void **state)
@@ -1164,6 +1195,7 @@ main(void)
 	    cmocka_unit_test(test_reject_reasons),
 	    cmocka_unit_test(test_undecodable),
 	    cmocka_unit_test(test_bad_utf8),
+	    cmocka_unit_test(test_unknown_key_text),
 	    cmocka_unit_test(test_unknown_enum_protobuf),
 	    cmocka_unit_test(test_oversize_message),
 	    cmocka_unit_test(test_tombstones),
