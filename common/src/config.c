@@ -16,6 +16,7 @@
 #include "lunamatch/config.h"
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
+#include "lunamatch/kafka.h"
 
 #ifndef LM_SHARE_DIR
 #define LM_SHARE_DIR "/usr/local/share/lunamatch"
@@ -24,7 +25,8 @@
 #define LM_VERSION "0.0.0"
 #endif
 
-enum opt_type { T_STR, T_U32, T_U64, T_DBL, T_LEVEL, T_FLAG };
+/* T_TOPIC is a T_STR that must be a Kafka topic name (lm_kafka_topic_name_ok). */
+enum opt_type { T_STR, T_TOPIC, T_U32, T_U64, T_DBL, T_LEVEL, T_FLAG };
 
 #define ALL   (LM_PROG_INGEST | LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA)
 #define SVC   (LM_PROG_INGEST | LM_PROG_MATCH)
@@ -48,14 +50,14 @@ struct opt {
 static const struct opt opts[] = {
     {"brokers", "LUNAMATCH_BROKERS", T_STR, OFF(brokers), "127.0.0.1:9092", 0, 0, KAFKA,
         "Kafka bootstrap servers (host:port,...)"},
-    {"topic-postings", "LUNAMATCH_TOPIC_POSTINGS", T_STR, OFF(topic_postings),
+    {"topic-postings", "LUNAMATCH_TOPIC_POSTINGS", T_TOPIC, OFF(topic_postings),
         "lunamatch.postings.v1", 0, 0, SOURCES, "job postings topic"},
-    {"topic-profiles", "LUNAMATCH_TOPIC_PROFILES", T_STR, OFF(topic_profiles),
+    {"topic-profiles", "LUNAMATCH_TOPIC_PROFILES", T_TOPIC, OFF(topic_profiles),
         "lunamatch.profiles.v1", 0, 0, SOURCES, "candidate profiles topic"},
-    {"topic-matches", "LUNAMATCH_TOPIC_MATCHES", T_STR, OFF(topic_matches),
+    {"topic-matches", "LUNAMATCH_TOPIC_MATCHES", T_TOPIC, OFF(topic_matches),
         "lunamatch.matches.v1", 0, 0, LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA,
         "match events topic"},
-    {"topic-decisions", "LUNAMATCH_TOPIC_DECISIONS", T_STR, OFF(topic_decisions),
+    {"topic-decisions", "LUNAMATCH_TOPIC_DECISIONS", T_TOPIC, OFF(topic_decisions),
         "lunamatch.decisions.v1", 0, 0, LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA,
         "decision log topic (every MatchJobs and MatchCandidates answer)"},
     {"decision-log", "LUNAMATCH_DECISION_LOG", T_U32, OFF(decision_log), "1", 0, 1,
@@ -64,8 +66,8 @@ static const struct opt opts[] = {
         OFF(decision_log_sync_ms), "0", 0, LM_DECISION_LOG_SYNC_MS_MAX, LM_PROG_MATCH,
         "0: an answer waits until its decision is synced to disk; N: until it is "
         "written to the file (safe from a crash of the process), synced within N ms"},
-    {"topic-dlq", "LUNAMATCH_TOPIC_DLQ", T_STR, OFF(topic_dlq), "lunamatch.ingest.dlq.v1",
-        0, 0, LM_PROG_INGEST | LM_PROG_CLI | LM_PROG_DEVKAFKA,
+    {"topic-dlq", "LUNAMATCH_TOPIC_DLQ", T_TOPIC, OFF(topic_dlq),
+        "lunamatch.ingest.dlq.v1", 0, 0, LM_PROG_INGEST | LM_PROG_CLI | LM_PROG_DEVKAFKA,
         "dead-letter topic for rejected messages"},
     {"group-id", "LUNAMATCH_GROUP_ID", T_STR, OFF(group_id), "lunamatch-ingest", 0, 0,
         LM_PROG_INGEST | LM_PROG_MATCH,
@@ -182,6 +184,15 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 	double d;
 
 	switch (o->type) {
+	case T_TOPIC:
+		if (!lm_kafka_topic_name_ok(text)) {
+			snprintf(err, errlen,
+			    "%s: not a Kafka topic name (1..%d characters of "
+			    "[a-zA-Z0-9._-], not \".\" or \"..\")",
+			    what, LM_KAFKA_TOPIC_MAX);
+			return LM_EINVAL;
+		}
+		/* fall through */
 	case T_STR:
 		if (strlen(text) >= LM_CFG_STR) {
 			snprintf(err, errlen, "%s: value longer than %d bytes", what,
@@ -233,6 +244,57 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 		return LM_OK;
 	}
 	return LM_EINTERNAL;
+}
+
+/*
+ * Pairs of match's options that must differ, and why: match reads the
+ * input topics and ingest's group, owns the events group and writes the
+ * matches and decisions topics.
+ */
+static const struct {
+	size_t a, b;
+	const char *why;
+} match_distinct[] = {
+    {OFF(events_group_id), OFF(group_id),
+        "match's event owners would commit their positions in ingest's group, "
+        "and ingest could skip records after a restart"},
+    {OFF(topic_matches), OFF(topic_postings),
+        "match events would be read as job postings"},
+    {OFF(topic_matches), OFF(topic_profiles),
+        "match events would be read as candidate profiles"},
+    {OFF(topic_decisions), OFF(topic_postings),
+        "decisions would be read as job postings"},
+    {OFF(topic_decisions), OFF(topic_profiles),
+        "decisions would be read as candidate profiles"},
+    {OFF(topic_matches), OFF(topic_decisions),
+        "match events and decisions would share one topic"},
+};
+
+/* The option stored at offset off of lm_config. */
+static const struct opt *
+opt_at(size_t off)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (opts[i].off == off)
+			return &opts[i];
+	return NULL;
+}
+
+/* LM_OK when no two options of a pair of match_distinct hold the same value;
+ * otherwise LM_EINVAL with both options named in err. */
+static int
+check_match_distinct(const lm_config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(match_distinct) / sizeof(match_distinct[0]); i++) {
+		const struct opt *a = opt_at(match_distinct[i].a);
+		const struct opt *b = opt_at(match_distinct[i].b);
+		if (strcmp((const char *) cfg + a->off, (const char *) cfg + b->off) != 0)
+			continue;
+		snprintf(err, errlen, "%s (--%s) and %s (--%s) must differ: %s", a->env,
+		    a->flag, b->env, b->flag, match_distinct[i].why);
+		return LM_EINVAL;
+	}
+	return LM_OK;
 }
 
 int
@@ -317,6 +379,9 @@ lm_config_load(
 		    err, errlen, "LUNAMATCH_TLS_CERT and LUNAMATCH_TLS_KEY go together");
 		return LM_EINVAL;
 	}
+	if ((prog & LM_PROG_MATCH) &&
+	    (rv = check_match_distinct(cfg, err, errlen)) != LM_OK)
+		return rv;
 	return LM_OK;
 }
 

@@ -200,9 +200,8 @@ lm_kafka_err(rd_kafka_resp_err_t e)
 	}
 }
 
-/* Kafka's topic name rule: 1..249 characters of [a-zA-Z0-9._-]. */
-static bool
-topic_name_ok(const char *t)
+bool
+lm_kafka_topic_name_ok(const char *t)
 {
 	size_t n = 0;
 
@@ -247,7 +246,8 @@ lm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int
 	rd_kafka_resp_err_t e;
 	int n;
 
-	if (rk == NULL || !topic_name_ok(topic) || timeout_ms < 0 || count == NULL)
+	if (rk == NULL || !lm_kafka_topic_name_ok(topic) || timeout_ms < 0 ||
+	    count == NULL)
 		return LM_EINVAL;
 	if ((e = all_topics(rk, timeout_ms, &md)) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return lm_kafka_err(e);
@@ -289,7 +289,7 @@ lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
 		return LM_EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!topic_name_ok(topics[i])) {
+		if (!lm_kafka_topic_name_ok(topics[i])) {
 			snprintf(err, errlen,
 			    "kafka topic \"%.64s\": not 1..%d characters of "
 			    "[a-zA-Z0-9._-]",

@@ -109,6 +109,14 @@ int lm_kafka_producer_new(
  * rd_kafka_poll, from the thread that owns rk. */
 bool lm_kafka_producer_dead(rd_kafka_t *rk, const char *event);
 
+/*
+ * True when t is a name Kafka allows for a topic: 1..LM_KAFKA_TOPIC_MAX
+ * characters of [a-zA-Z0-9._-], and neither "." nor "..". False for NULL.
+ * A name that passes is also taken literally by librdkafka's subscribe,
+ * which reads a name starting with '^' as a regular expression.
+ */
+bool lm_kafka_topic_name_ok(const char *t);
+
 /* Sets one librdkafka property. Returns LM_OK, or LM_EINVAL with
  * librdkafka's reason (unknown property or invalid value) in err. */
 int lm_kafka_set(

@@ -7,6 +7,7 @@
 #include "lmtest.h"
 #include "lunamatch/config.h"
 #include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
 #include "lunamatch/store.h"
 
 static int
@@ -121,6 +122,109 @@ test_errors(void **state)
 	assert_non_null(strstr(err, "LUNAMATCH_TLS_KEY"));
 }
 
+/* Match refuses, for each pair of options that must differ, the same value
+ * in both, naming both variables; the value set through either side. */
+static void
+test_match_distinct(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *a, *b, *value;
+	} pairs[] = {
+	    {"LUNAMATCH_EVENTS_GROUP_ID", "LUNAMATCH_GROUP_ID", "g"},
+	    {"LUNAMATCH_TOPIC_MATCHES", "LUNAMATCH_TOPIC_POSTINGS", "t.x"},
+	    {"LUNAMATCH_TOPIC_MATCHES", "LUNAMATCH_TOPIC_PROFILES", "t.x"},
+	    {"LUNAMATCH_TOPIC_DECISIONS", "LUNAMATCH_TOPIC_POSTINGS", "t.x"},
+	    {"LUNAMATCH_TOPIC_DECISIONS", "LUNAMATCH_TOPIC_PROFILES", "t.x"},
+	    {"LUNAMATCH_TOPIC_MATCHES", "LUNAMATCH_TOPIC_DECISIONS", "t.x"},
+	};
+	lm_config cfg;
+	char err[256];
+	char *a1[] = {"prog", NULL};
+
+	size_t accepted = 0;
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		setenv(pairs[i].a, pairs[i].value, 1);
+		assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+		setenv(pairs[i].b, pairs[i].value, 1);
+		err[0] = '\0';
+		if (load(&cfg, LM_PROG_MATCH, 1, a1, err) != LM_EINVAL ||
+		    strstr(err, pairs[i].a) == NULL || strstr(err, pairs[i].b) == NULL ||
+		    strstr(err, "must differ") == NULL) {
+			print_error("%s = %s: accepted or not named (\"%s\")\n",
+			    pairs[i].a, pairs[i].b, err);
+			accepted++;
+		}
+		unsetenv(pairs[i].a);
+		unsetenv(pairs[i].b);
+	}
+	assert_int_equal(accepted, 0);
+
+	/* A flag makes the collision as well as the environment does. */
+	setenv("LUNAMATCH_GROUP_ID", "g", 1);
+	char *a2[] = {"prog", "--events-group-id", "g", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a2, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_EVENTS_GROUP_ID"));
+	unsetenv("LUNAMATCH_GROUP_ID");
+
+	/* Ingest takes neither the events group nor the output topics. */
+	setenv("LUNAMATCH_GROUP_ID", "lunamatch-match-events", 1);
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_OK);
+	unsetenv("LUNAMATCH_GROUP_ID");
+}
+
+/* Topic names Kafka does not allow (and a regular expression, which
+ * librdkafka would subscribe by) are refused with the variable named. */
+static void
+test_topic_names(void **state)
+{
+	(void) state;
+	static const char *const vars[] = {"LUNAMATCH_TOPIC_POSTINGS",
+	    "LUNAMATCH_TOPIC_PROFILES", "LUNAMATCH_TOPIC_MATCHES",
+	    "LUNAMATCH_TOPIC_DECISIONS", "LUNAMATCH_TOPIC_DLQ"};
+	char long_name[LM_KAFKA_TOPIC_MAX + 2];
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	const char *bad[] = {"^lunamatch\\.postings.*", "", "a b", "topic/1", ".", "..",
+	    "caf\xc3\xa9", long_name};
+	lm_config cfg;
+	char err[256];
+	char *a1[] = {"prog", NULL};
+
+	size_t accepted = 0;
+	for (size_t v = 0; v < sizeof(vars) / sizeof(vars[0]); v++) {
+		lm_prog prog = strcmp(vars[v], "LUNAMATCH_TOPIC_DLQ") == 0
+		                   ? LM_PROG_INGEST
+		                   : LM_PROG_MATCH;
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			setenv(vars[v], bad[i], 1);
+			err[0] = '\0';
+			if (load(&cfg, prog, 1, a1, err) != LM_EINVAL ||
+			    strstr(err, vars[v]) == NULL ||
+			    strstr(err, "not a Kafka topic name") == NULL) {
+				print_error(
+				    "%s=\"%.40s\": accepted or not named (\"%s\")\n",
+				    vars[v], bad[i], err);
+				accepted++;
+			}
+		}
+		unsetenv(vars[v]);
+	}
+	assert_int_equal(accepted, 0);
+	char *a2[] = {"prog", "--topic-postings", "^x", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a2, err), LM_EINVAL);
+	assert_non_null(strstr(err, "--topic-postings"));
+
+	/* The longest legal name and every legal character pass. */
+	long_name[LM_KAFKA_TOPIC_MAX] = '\0';
+	setenv("LUNAMATCH_TOPIC_POSTINGS", long_name, 1);
+	setenv("LUNAMATCH_TOPIC_PROFILES", "Az09._-", 1);
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_OK);
+	assert_string_equal(cfg.topic_postings, long_name);
+	unsetenv("LUNAMATCH_TOPIC_POSTINGS");
+	unsetenv("LUNAMATCH_TOPIC_PROFILES");
+}
+
 static void
 test_help(void **state)
 {
@@ -173,6 +277,8 @@ main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_env_then_flags),
 	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_match_distinct),
+	    cmocka_unit_test(test_topic_names),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_flag_enumeration),
 	};
