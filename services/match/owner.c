@@ -1639,10 +1639,34 @@ ends_commit(struct member *m)
 
 	if (m->eof == NULL || m->n > 0 || lm_clock_ms() < m->ends_at)
 		return;
+	/* Where the group stands on a partition that this member has not
+	 * committed since it was assigned: asked once, so that an end the
+	 * group has reached already costs no commit. */
+	for (int32_t p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
+		if (m->eof[p] >= 0 && m->done_to[p] < 0) {
+			if (l == NULL)
+				l = rd_kafka_topic_partition_list_new(4);
+			rd_kafka_topic_partition_list_add(l, m->topic, p);
+		}
+	if (l != NULL) {
+		e = rd_kafka_committed(m->rk, l, CALL_TIMEOUT);
+		for (int i = 0; i < l->cnt && e == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+			if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+				m->done_to[l->elems[i].partition] =
+				    l->elems[i].offset >= 0 ? l->elems[i].offset : 0;
+		rd_kafka_topic_partition_list_destroy(l);
+		l = NULL;
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			m->ends_at = lm_clock_ms() + LM_OWNER_RETRY_MIN_MS;
+			return;
+		}
+	}
 	for (int32_t p = 0; p < LM_OWNER_PARTITIONS_MAX; p++) {
 		bool held = false;
 		if (m->eof[p] >= 0 && m->eof[p] <= m->done_to[p])
 			m->eof[p] = -1; /* committed there already */
+		if (m->eof[p] >= 0 && m->done_to[p] < 0)
+			continue; /* not known: asked again next time */
 		if (m->eof[p] < 0 ||
 		    (m->owed != NULL &&
 		        rd_kafka_topic_partition_list_find(m->owed, m->topic, p) != NULL))
