@@ -32,8 +32,11 @@
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 
-/* Longest wait for a full local DLQ queue while sending one message. */
-#define DLQ_SEND_WAIT_MS 5000
+/* Longest time one attempt spends queueing a batch's dead letters while
+ * the loop runs (a full local queue is waited on): a queue full for that
+ * long belongs to a dead-letter topic that takes nothing; the attempt fails
+ * and the retry sends what is left (send_rejects). */
+#define DLQ_SEND_MS LM_DLQ_MESSAGE_TIMEOUT_MS
 /* Longest wait for the DLQ delivery reports of one batch. */
 #define DLQ_FLUSH_MS (LM_DLQ_MESSAGE_TIMEOUT_MS + 5000)
 /* Longest single wait of the loop: bounds the reaction to a stop signal. */
@@ -51,6 +54,7 @@ struct held {
 	rd_kafka_message_t *m;
 	const char *reason; /* static token */
 	char error[LM_INGEST_ERROR_MAX];
+	lm_dlq_fate fate; /* of its dead letter: see lm_dlq_send */
 };
 
 /* A batch with the rejected messages it holds (to send, and to resend on a
@@ -107,8 +111,11 @@ struct lm_consumer {
 	bool retrying;        /* a batch is being retried: resend rejects */
 	/* Set once the loop has ended (stop or fatal error): batches are no
 	 * longer finished or committed from the rebalance callback, and dead
-	 * letters get LM_CONSUMER_STOP_FLUSH_MS at most. */
+	 * letters get LM_CONSUMER_STOP_FLUSH_MS at most, all of them together:
+	 * their sends and flushes end at close_end. */
 	bool closing;
+	int64_t close_end;
+	int64_t stall_ms; /* lm_consumer_opts.stall_ms or LM_CONSUMER_STALL_MS */
 	rd_kafka_topic_partition_list_t *assigned; /* our copy of the assignment */
 	int64_t next_lag_ms;
 	/* Until the first catch-up: one target per assigned partition (see
@@ -151,6 +158,13 @@ static void
 heartbeat(lm_consumer *c)
 {
 	atomic_store(&c->heartbeat_ms, (long long) lm_clock_ms());
+}
+
+/* heartbeat() for lm_dlq_set_tick: the DLQ's long waits show progress. */
+static void
+dlq_tick(void *arg)
+{
+	heartbeat(arg);
 }
 
 /* True when failure point f is armed; uses up one of its passes. */
@@ -290,14 +304,67 @@ drop_slot(struct slot *s)
 	lm_ingest_batch_reset(s->batch);
 }
 
-/* Sends (or, on a retry, resends) the batch's dead letters. */
-static void
+/* How long the dead letters have left once closing (never negative). */
+static int
+close_left(const lm_consumer *c)
+{
+	int64_t left = c->close_end - lm_clock_ms();
+	return left > 0 ? (int) left : 0;
+}
+
+/*
+ * Queues (on a retry: again) the batch's dead letters. A full local queue
+ * is waited on POLL_MS at a time with a heartbeat in between, so that the
+ * loop stays live, for at most DLQ_SEND_MS in all while the loop runs, or
+ * until c->close_end once closing. While the loop runs, a stop ends the
+ * sending at once. The letters not queued then keep the fate LM_DLQ_UNSENT,
+ * which fails the attempt (after_store): the batch is retried, or given up
+ * without its offsets stored. Returns LM_OK when every letter was queued
+ * (or refused at once), LM_ECLOSED after a stop, LM_ETIMEDOUT when the time
+ * ran out.
+ */
+static int
 send_rejects(lm_consumer *c, struct slot *s)
 {
-	for (size_t i = 0; i < s->nrejects; i++)
-		(void) lm_dlq_send(c->dlq, s->rejects[i].m, s->rejects[i].reason,
-		    s->rejects[i].error, DLQ_SEND_WAIT_MS);
+	int64_t end = c->closing ? c->close_end : lm_clock_ms() + DLQ_SEND_MS;
+	int rv = LM_OK;
+
 	s->sent = true;
+	for (size_t i = 0; i < s->nrejects && rv == LM_OK; i++) {
+		struct held *h = &s->rejects[i];
+		h->fate = LM_DLQ_UNSENT;
+		for (;;) {
+			int64_t left = end - lm_clock_ms();
+			heartbeat(c);
+			if (!c->closing && *c->stop) {
+				rv = LM_ECLOSED;
+				break;
+			}
+			if (left <= 0) {
+				rv = LM_ETIMEDOUT;
+				break;
+			}
+			if (lm_dlq_send(c->dlq, h->m, h->reason, h->error,
+			        left < POLL_MS ? (int) left : POLL_MS,
+			        &h->fate) != LM_EBUSY)
+				break;
+		}
+	}
+	if (rv != LM_OK)
+		lm_warn("batch.dlq", "dead letters of the batch not all queued: %s",
+		    rv == LM_ECLOSED ? "stopping" : "the local queue stays full");
+	return rv;
+}
+
+/* Whether every dead letter of s was delivered or dropped for good. */
+static bool
+letters_done(const struct slot *s)
+{
+	for (size_t i = 0; i < s->nrejects; i++)
+		if (s->rejects[i].fate != LM_DLQ_DELIVERED &&
+		    s->rejects[i].fate != LM_DLQ_DROPPED)
+			return false;
+	return true;
 }
 
 /* ---- where a partition resumes ------------------------------------------- */
@@ -733,10 +800,12 @@ count_drops(lm_consumer *c)
  * delivered, then the store's offsets moved past them
  * (lm_ingest_batch_commit_delivered) and the group's offsets stored. While
  * running, a stop cuts the wait for the dead letters short; once closing,
- * they get LM_CONSUMER_STOP_FLUSH_MS. Either way offsets are stored only
- * when every dead letter was delivered (or dropped for good) and the store
- * moved past them. A failed move fails the attempt like a failed store
- * transaction; the retry does not send the delivered dead letters again. */
+ * they get what is left of LM_CONSUMER_STOP_FLUSH_MS. Either way offsets
+ * are stored only when every dead letter has a report saying it was
+ * delivered (or dropped for good) and the store moved past them: a letter
+ * never queued (send_rejects cut short) fails the attempt. A failed move
+ * fails the attempt like a failed store transaction; the retry does not
+ * send the delivered dead letters again. */
 static int
 after_store(lm_consumer *c, struct slot *s, int rv)
 {
@@ -747,10 +816,12 @@ after_store(lm_consumer *c, struct slot *s, int rv)
 	}
 	if (!s->delivered) {
 		if (c->retrying)
-			send_rejects(c, s);
-		rv = c->closing ? lm_dlq_flush(c->dlq, LM_CONSUMER_STOP_FLUSH_MS, NULL)
+			(void) send_rejects(c, s);
+		rv = c->closing ? lm_dlq_flush(c->dlq, close_left(c), NULL)
 		                : lm_dlq_flush(c->dlq, DLQ_FLUSH_MS, c->stop);
 		count_drops(c);
+		if (rv == LM_OK && !letters_done(s))
+			rv = LM_ETIMEDOUT;
 		if (rv == LM_OK && fault(c, LM_CONSUMER_FAULT_DLQ))
 			rv = LM_ETIMEDOUT;
 		if (rv != LM_OK) {
@@ -890,6 +961,11 @@ give_up(lm_consumer *c)
 		(void) pthread_join(c->flight.thread, NULL);
 		c->flight.slot = NULL;
 	}
+	/* The batch in flight sent its dead letters without a flush after
+	 * them: end their generation, so that no late report writes to the
+	 * fates dropped here. */
+	if (c->dlq != NULL)
+		(void) lm_dlq_flush(c->dlq, 0, NULL);
 	for (int i = 0; i < 2; i++)
 		if (c->slots[i].batch != NULL)
 			drop_slot(&c->slots[i]);
@@ -1092,6 +1168,7 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 			h->m = m;
 			h->reason = d.reason;
 			memcpy(h->error, d.error, sizeof(h->error));
+			h->fate = LM_DLQ_UNSENT;
 			kept = true;
 		}
 	}
@@ -1315,6 +1392,7 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	c->notify = o->notify;
 	c->trimmer = o->trimmer;
 	c->stop = o->stop;
+	c->stall_ms = o->stall_ms > 0 ? (int64_t) o->stall_ms : LM_CONSUMER_STALL_MS;
 	atomic_store(&c->behind, -1);
 	heartbeat(c);
 
@@ -1340,9 +1418,10 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 			goto fail;
 		}
 	}
-	if ((rv = lm_dlq_new(
-	         cfg->brokers, cfg->topic_dlq, &c->fatal, &c->dlq, err, errlen)) != LM_OK)
+	if ((rv = lm_dlq_new(cfg->brokers, cfg->topic_dlq, o->dlq_queue_kb, &c->fatal,
+	         &c->dlq, err, errlen)) != LM_OK)
 		goto fail;
+	lm_dlq_set_tick(c->dlq, dlq_tick, c);
 	if ((rv = lm_kafka_conf(cfg->brokers, "lunamatch-ingest", &conf, err, errlen)) !=
 	    LM_OK)
 		goto fail;
@@ -1489,6 +1568,7 @@ lm_consumer_run(lm_consumer *c)
 	}
 
 	c->closing = true;
+	c->close_end = lm_clock_ms() + LM_CONSUMER_STOP_FLUSH_MS;
 	if (c->fatal) {
 		lm_error("consumer.stop", "stopping after a fatal Kafka error");
 		give_up(c);
@@ -1549,7 +1629,7 @@ lm_consumer_live(void *arg, char *reason, size_t len)
 
 	if ((rc = lm_lmdb_check_live(reason, len)) != LM_OK)
 		return rc;
-	if (age > LM_CONSUMER_STALL_MS) {
+	if (age > c->stall_ms) {
 		snprintf(reason, len, "consumer loop stalled for %" PRId64 " ms", age);
 		return LM_ETIMEDOUT;
 	}

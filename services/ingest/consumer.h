@@ -56,12 +56,13 @@ extern "C" {
 #define LM_CONSUMER_BACKOFF_MAX_MS 5000
 /*
  * Shutdown bounds. After a stop the loop ends within one poll (100 ms), or
- * at once when it is waiting for a batch's dead letters (that batch is then
- * given up, its offsets not stored). The last batch's dead letters get
- * LM_CONSUMER_STOP_FLUSH_MS, leaving the group LM_CONSUMER_CLOSE_MS, and the
- * DLQ producer LM_DLQ_CLOSE_MS (dlq.h): about 10 s in all with the brokers
- * down. Work not confirmed by then is never acknowledged; it is consumed
- * again after the restart.
+ * at once when it is sending or waiting for a batch's dead letters (that
+ * batch is then given up, its offsets not stored). The last batches' dead
+ * letters get LM_CONSUMER_STOP_FLUSH_MS in all (sends and delivery waits),
+ * leaving the group LM_CONSUMER_CLOSE_MS, and the DLQ producer
+ * LM_DLQ_CLOSE_MS (dlq.h): about 10 s in all with the brokers down. Work
+ * not confirmed by then is never acknowledged; it is consumed again after
+ * the restart.
  */
 #define LM_CONSUMER_STOP_FLUSH_MS 3000
 #define LM_CONSUMER_CLOSE_MS      4000
@@ -86,6 +87,11 @@ typedef struct lm_consumer_opts {
 	/* 0: LM_CONSUMER_AUTO_COMMIT_MS. Tests set it long to see the commits
 	 * of a revocation or a close alone. */
 	unsigned auto_commit_ms;
+	/* 0: LM_CONSUMER_STALL_MS. Tests set it short to see a stall soon. */
+	unsigned stall_ms;
+	/* 0: LM_KAFKA_PRODUCER_QUEUE_KB. The DLQ producer's local queue in KiB;
+	 * tests set it small to fill it with a few dead letters. */
+	unsigned dlq_queue_kb;
 } lm_consumer_opts;
 
 /*
@@ -147,11 +153,12 @@ void lm_consumer_free(lm_consumer *c);
 rd_kafka_t *lm_consumer_kafka(lm_consumer *c, bool dlq);
 
 /* lm_http check functions; arg is the lm_consumer. Any thread. live: the
- * loop came round within LM_CONSUMER_STALL_MS. ready: partitions assigned,
- * the last batch did not fail, and the consumer has caught up once: every
- * partition assigned to it was stored up to the end it had when first seen
- * (see "catching up" in consumer.c), so that a new replica serves no
- * queries from a half-filled store. */
+ * loop came round, or went on waiting for the DLQ (every 100 ms of such a
+ * wait counts), within LM_CONSUMER_STALL_MS (lm_consumer_opts.stall_ms).
+ * ready: partitions assigned, the last batch did not fail, and the
+ * consumer has caught up once: every partition assigned to it was stored up
+ * to the end it had when first seen (see "catching up" in consumer.c), so
+ * that a new replica serves no queries from a half-filled store. */
 int lm_consumer_live(void *arg, char *reason, size_t len);
 int lm_consumer_ready(void *arg, char *reason, size_t len);
 

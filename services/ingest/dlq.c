@@ -5,7 +5,9 @@
  * the generation it was sent in as its opaque, and only reports of the
  * current generation count towards the current flush, so a late report of a
  * message that an earlier (failed) flush gave up on cannot make a later batch
- * look delivered.
+ * look delivered. The opaque also carries the message's index among the
+ * generation's messages, by which its report finds the fate its sender gave
+ * (lm_dlq_send); a fate is never written after its generation ended.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,8 +27,12 @@
 struct lm_dlq {
 	rd_kafka_t *rk;
 	char *topic;
-	volatile int *fatal;                  /* may be NULL */
-	uintptr_t gen;                        /* current flush generation */
+	volatile int *fatal;  /* may be NULL */
+	uint32_t gen;         /* current flush generation */
+	lm_dlq_fate **fates;  /* of the generation's messages */
+	void (*tick)(void *); /* lm_dlq_set_tick; may be NULL */
+	void *tick_arg;
+	size_t nfates, cap_fates;
 	uint64_t sent, ok, failed;            /* of the current generation */
 	uint64_t dropped_gen;                 /* of the current generation */
 	uint64_t delivered;                   /* since creation */
@@ -35,6 +41,30 @@ struct lm_dlq {
 
 /* Slice of a flush wait between looks at the stop flag. */
 #define FLUSH_SLICE_MS 100
+/* Slice of the wait for room in a full local queue. */
+#define SEND_SLICE_MS 100
+
+/* A message's opaque: its generation (high half) and its index among the
+ * messages of that generation (low half). */
+_Static_assert(sizeof(uintptr_t) >= 8, "the opaque holds a generation and an index");
+
+static void *
+tag(uint32_t gen, size_t i)
+{
+	return (void *) (((uintptr_t) gen << 32) | (uintptr_t) (uint32_t) i);
+}
+
+static uint32_t
+tag_gen(const void *t)
+{
+	return (uint32_t) ((uintptr_t) t >> 32);
+}
+
+static size_t
+tag_idx(const void *t)
+{
+	return (size_t) (uint32_t) (uintptr_t) t;
+}
 
 const char *
 lm_dlq_drop_name(lm_dlq_drop r)
@@ -84,19 +114,27 @@ static void
 dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	lm_dlq *q = opaque;
+	lm_dlq_fate *fate;
 	int why;
 	(void) rk;
 
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		q->delivered++;
-	if ((uintptr_t) m->_private != q->gen)
+	if (tag_gen(m->_private) != q->gen || tag_idx(m->_private) >= q->nfates)
 		return;
+	fate = q->fates[tag_idx(m->_private)];
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		q->ok++;
+		if (fate != NULL)
+			*fate = LM_DLQ_DELIVERED;
 	} else if ((why = permanent(m->err)) >= 0) {
 		drop(q, why, m->err);
+		if (fate != NULL)
+			*fate = LM_DLQ_DROPPED;
 	} else {
 		q->failed++;
+		if (fate != NULL)
+			*fate = LM_DLQ_FAILED;
 		lm_warn("dlq.undelivered", "dead-letter message not delivered: %s",
 		    rd_kafka_err2str(m->err));
 	}
@@ -120,11 +158,12 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 }
 
 int
-lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq **out,
-    char *err, size_t errlen)
+lm_dlq_new(const char *brokers, const char *topic, unsigned queue_kb, volatile int *fatal,
+    lm_dlq **out, char *err, size_t errlen)
 {
-	static const char *const extra[] = {
-	    "linger.ms", "5", "message.max.bytes", LM_STR(LM_DLQ_PRODUCER_MSG_MAX), NULL};
+	char kb[16];
+	const char *const extra[] = {"linger.ms", "5", "message.max.bytes",
+	    LM_STR(LM_DLQ_PRODUCER_MSG_MAX), "queue.buffering.max.kbytes", kb, NULL};
 	lm_kafka_producer_opts o = {.brokers = brokers,
 	    .client_id = "lunamatch-ingest-dlq",
 	    .message_timeout_ms = LM_DLQ_MESSAGE_TIMEOUT_MS,
@@ -135,6 +174,8 @@ lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq *
 	int rv;
 
 	*out = NULL;
+	snprintf(
+	    kb, sizeof(kb), "%u", queue_kb > 0 ? queue_kb : LM_KAFKA_PRODUCER_QUEUE_KB);
 	if ((q = calloc(1, sizeof(*q))) == NULL || (q->topic = strdup(topic)) == NULL) {
 		free(q);
 		snprintf(err, errlen, "out of memory");
@@ -162,6 +203,7 @@ lm_dlq_free(lm_dlq *q)
 		lm_warn("dlq.close", "%d dead-letter messages not delivered at close",
 		    rd_kafka_outq_len(q->rk));
 	rd_kafka_destroy(q->rk);
+	free(q->fates);
 	free(q->topic);
 	free(q);
 }
@@ -218,20 +260,38 @@ copy_headers(const rd_kafka_message_t *m)
 	return h;
 }
 
+/* Sets *fate (may be NULL) to f. */
+static void
+set_fate(lm_dlq_fate *fate, lm_dlq_fate f)
+{
+	if (fate != NULL)
+		*fate = f;
+}
+
 int
 lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const char *error,
-    int timeout_ms)
+    int timeout_ms, lm_dlq_fate *fate)
 {
-	rd_kafka_headers_t *h;
+	rd_kafka_headers_t *h = NULL;
 	char ebuf[LM_DLQ_ERROR_MAX + 1], part[16], off[24];
 	const char *src = rd_kafka_topic_name(m->rkt);
 	size_t klen = m->key_len, vlen = m->len;
 	rd_kafka_resp_err_t e;
-	int waited = 0, why;
+	int64_t end = lm_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0), left;
+	int why;
 
-	q->sent++;
-	if ((h = copy_headers(m)) == NULL) {
+	if (q->nfates == q->cap_fates) {
+		size_t cap = q->cap_fates ? 2 * q->cap_fates : 64;
+		lm_dlq_fate **f = realloc(q->fates, cap * sizeof(*f));
+		if (f != NULL) {
+			q->fates = f;
+			q->cap_fates = cap;
+		}
+	}
+	if (q->nfates == q->cap_fates || (h = copy_headers(m)) == NULL) {
+		q->sent++;
 		q->failed++;
+		set_fate(fate, LM_DLQ_FAILED);
 		return LM_ENOMEM;
 	}
 	size_t elen = clip_utf8(error, ebuf, sizeof(ebuf));
@@ -251,27 +311,40 @@ lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const ch
 		klen = LM_DLQ_KEY_MAX;
 	}
 
+	/* Delivery reports served while waiting for room are of earlier
+	 * messages: this one's index is taken only once it is queued. */
 	for (;;) {
 		e = rd_kafka_producev(q->rk, RD_KAFKA_V_TOPIC(q->topic),
 		    RD_KAFKA_V_KEY(m->key, klen), RD_KAFKA_V_VALUE(m->payload, vlen),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-		    RD_KAFKA_V_OPAQUE((void *) q->gen), RD_KAFKA_V_END);
-		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || waited >= timeout_ms)
+		    RD_KAFKA_V_OPAQUE(tag(q->gen, q->nfates)), RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
+		    (left = end - lm_clock_ms()) <= 0)
 			break;
-		rd_kafka_poll(q->rk, 100);
-		waited += 100;
+		rd_kafka_poll(q->rk, left < SEND_SLICE_MS ? (int) left : SEND_SLICE_MS);
+		if (q->tick != NULL)
+			q->tick(q->tick_arg);
 	}
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+	if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 		rd_kafka_headers_destroy(h); /* not taken over on failure */
+		return LM_EBUSY;             /* not counted: the caller may try again */
+	}
+	q->sent++;
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		rd_kafka_headers_destroy(h);
 		if ((why = permanent(e)) >= 0) {
 			drop(q, why, e);
+			set_fate(fate, LM_DLQ_DROPPED);
 		} else {
 			q->failed++;
+			set_fate(fate, LM_DLQ_FAILED);
 			lm_warn("dlq.produce", "cannot queue dead-letter message: %s",
 			    rd_kafka_err2name(e));
 		}
 		return lm_kafka_err(e);
 	}
+	q->fates[q->nfates++] = fate;
+	set_fate(fate, LM_DLQ_QUEUED);
 	rd_kafka_poll(q->rk, 0); /* serve delivery reports */
 	return LM_OK;
 }
@@ -287,16 +360,37 @@ lm_dlq_flush(lm_dlq *q, int timeout_ms, const volatile sig_atomic_t *stop)
 	 * failed or dropped. (A flush returns early whenever it serves an
 	 * event, hence the clock.) */
 	while (q->ok + q->failed + q->dropped_gen < q->sent &&
-	       (left = end - lm_clock_ms()) > 0 && (stop == NULL || !*stop))
+	       (left = end - lm_clock_ms()) > 0 && (stop == NULL || !*stop)) {
 		(void) rd_kafka_flush(
 		    q->rk, left < FLUSH_SLICE_MS ? (int) left : FLUSH_SLICE_MS);
+		if (q->tick != NULL)
+			q->tick(q->tick_arg);
+	}
 	if (q->failed > 0)
 		rv = LM_EKAFKA;
 	else if (q->ok + q->dropped_gen < q->sent)
 		rv = LM_ETIMEDOUT;
 	q->gen++;
 	q->sent = q->ok = q->failed = q->dropped_gen = 0;
+	q->nfates = 0;
+	if (rv != LM_OK) {
+		/* Whatever of this generation has not reached a broker yet would
+		 * only hold room that the messages' resend needs. The reports of
+		 * the purged messages belong to the ended generation. */
+		rd_kafka_resp_err_t pe = rd_kafka_purge(q->rk, RD_KAFKA_PURGE_F_QUEUE);
+		if (pe != RD_KAFKA_RESP_ERR_NO_ERROR)
+			lm_warn("dlq.purge", "queued dead letters not purged: %s",
+			    rd_kafka_err2name(pe));
+		rd_kafka_poll(q->rk, 0);
+	}
 	return rv;
+}
+
+void
+lm_dlq_set_tick(lm_dlq *q, void (*tick)(void *arg), void *arg)
+{
+	q->tick = tick;
+	q->tick_arg = arg;
 }
 
 uint64_t

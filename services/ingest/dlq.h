@@ -86,26 +86,54 @@ const char *lm_dlq_drop_name(lm_dlq_drop r);
 typedef struct lm_dlq lm_dlq;
 
 /*
- * Creates an idempotent producer (acks=all) for topic on brokers. fatal, if
+ * Creates an idempotent producer (acks=all) for topic on brokers, holding
+ * at most queue_kb KiB of messages (0: LM_KAFKA_PRODUCER_QUEUE_KB; tests
+ * set less to fill it quickly). fatal, if
  * not NULL, is set to 1 when librdkafka reports a fatal producer error; it
  * must outlive the lm_dlq. Returns LM_OK and *out, or LM_EINVAL/LM_EKAFKA/
  * LM_ENOMEM with the reason in err.
  */
-int lm_dlq_new(const char *brokers, const char *topic, volatile int *fatal, lm_dlq **out,
-    char *err, size_t errlen);
+int lm_dlq_new(const char *brokers, const char *topic, unsigned queue_kb,
+    volatile int *fatal, lm_dlq **out, char *err, size_t errlen);
+
+/* Has tick(arg) called at least every 100 ms while lm_dlq_send waits for
+ * room or lm_dlq_flush for reports (tick NULL: none), so that the caller
+ * can show it is alive during long waits. */
+void lm_dlq_set_tick(lm_dlq *q, void (*tick)(void *arg), void *arg);
 
 /* Flushes for at most LM_DLQ_CLOSE_MS and frees; NULL is a no-op. */
 void lm_dlq_free(lm_dlq *q);
 
 /*
+ * What became of one dead letter, as the reports of the current flush
+ * generation (from one lm_dlq_flush to the next) tell. A report that comes
+ * after its generation ended changes nothing.
+ */
+typedef enum lm_dlq_fate {
+	LM_DLQ_UNSENT = 0, /* not queued: never sent, or the queue stayed full */
+	LM_DLQ_QUEUED,     /* queued, no delivery report yet */
+	LM_DLQ_DELIVERED,  /* acknowledged by the broker */
+	LM_DLQ_DROPPED,    /* refused for good, counted in lm_dlq_dropped */
+	LM_DLQ_FAILED      /* not delivered (transient): may be sent again */
+} lm_dlq_fate;
+
+/*
  * Queues a copy of consumed message m (key, value, headers) with the reason
  * headers. reason and error must be NUL-terminated. A full local queue is
- * waited on for at most timeout_ms. Returns LM_OK, LM_ETIMEDOUT, or another
- * lm_kafka_err value; a transient failure counts as an undelivered message
- * for the next lm_dlq_flush, a permanent one as a dropped message.
+ * waited on for at most timeout_ms (0: not at all), serving delivery
+ * reports meanwhile; when it is still full the message is not queued, does
+ * not count for the next lm_dlq_flush and LM_EBUSY is returned, so that the
+ * caller may try again. Otherwise returns LM_OK or another lm_kafka_err
+ * value: a transient failure counts as an undelivered message for the next
+ * lm_dlq_flush, a permanent one as a dropped message.
+ *
+ * fate (may be NULL) follows the message: set to LM_DLQ_QUEUED,
+ * LM_DLQ_DROPPED or LM_DLQ_FAILED here, left as it was on LM_EBUSY, and
+ * set by the message's delivery report when it comes before the next
+ * lm_dlq_flush returns. It must stay valid until then.
  */
 int lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason,
-    const char *error, int timeout_ms);
+    const char *error, int timeout_ms, lm_dlq_fate *fate);
 
 /*
  * Waits at most timeout_ms for the delivery reports of every message sent
@@ -114,7 +142,11 @@ int lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason,
  * LM_EKAFKA when one failed transiently, LM_ETIMEDOUT when reports are
  * missing (also after a stop). Either way the counts start again from zero
  * (messages still in flight are reported to a later flush and do not count
- * there).
+ * there). Unless LM_OK, the messages still waiting in the local queue
+ * (not yet sent to a broker) are purged, so that sending them again finds
+ * room; their reports are not counted anywhere. lm_dlq_flush(q, 0, NULL)
+ * ends the generation at once: the fates given to lm_dlq_send since the
+ * last flush are no longer written.
  */
 int lm_dlq_flush(lm_dlq *q, int timeout_ms, const volatile sig_atomic_t *stop);
 

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,9 @@ struct run {
 	pthread_t thread;
 	int rv;
 	unsigned auto_commit_ms; /* 0: the default */
+	unsigned stall_ms;       /* 0: the default */
+	unsigned dlq_queue_kb;   /* 0: the default */
+	atomic_bool done;        /* lm_consumer_run returned */
 };
 
 static int
@@ -91,6 +95,7 @@ run_main(void *arg)
 {
 	struct run *r = arg;
 	r->rv = lm_consumer_run(r->c);
+	atomic_store(&r->done, true);
 	return NULL;
 }
 
@@ -107,7 +112,9 @@ new_consumer(struct run *r)
 	    .ctx = &M.r.ctx,
 	    .metrics = r->metrics,
 	    .stop = &r->stop,
-	    .auto_commit_ms = r->auto_commit_ms};
+	    .auto_commit_ms = r->auto_commit_ms,
+	    .stall_ms = r->stall_ms,
+	    .dlq_queue_kb = r->dlq_queue_kb};
 	if (lm_consumer_new(&o, &r->c, err, sizeof(err)) != LM_OK)
 		fail_msg("lm_consumer_new: %s", err);
 }
@@ -148,6 +155,7 @@ prepare(struct run *r, const char *tag)
 static void
 start(struct run *r)
 {
+	atomic_store(&r->done, false);
 	assert_int_equal(pthread_create(&r->thread, NULL, run_main, r), 0);
 }
 
@@ -973,6 +981,88 @@ test_rewound(void **state)
 	end_run(&r, p);
 }
 
+/*
+ * The dead-letter topic unreachable (its partition has no leader) while a
+ * batch's dead letters are more than the DLQ producer's local queue holds
+ * (here 256 KiB, one letter of 200 KiB; 64 MiB in service): the consumer
+ * stays live while it waits for room, which only the letters' message
+ * timeout (15 s) frees (a stall of 1.5 s would show), and a stop ends the
+ * sending at once, so that lm_consumer_run returns within
+ * LM_CONSUMER_STOP_MAX_MS with nothing acknowledged. Once the topic is
+ * back, a consumer on the same store and group sends every dead letter and
+ * acknowledges the messages.
+ */
+static void
+test_dlq_down(void **state)
+{
+	/* Few: with more, fetched messages would wait in the consumer's queue
+	 * at the stop, and librdkafka 2.0's close queue aborts on them
+	 * (close_bounded; a separate defect). */
+	enum { N = 6, LEN = 200 << 10 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	char *junk = malloc(LEN), key[32], why[256] = "", consumed[600];
+	(void) state;
+
+	assert_non_null(junk);
+	memset(junk, '{', LEN); /* bad JSON: rejected */
+	prepare(&r, "cons-dlqdown");
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	r.stall_ms = 1500;
+	r.dlq_queue_kb = 256;
+	new_consumer(&r);
+	snprintf(consumed, sizeof(consumed),
+	    "lunamatch_ingest_consumed_total{topic=\"%s\"}", r.cfg.topic_postings);
+	assert_int_equal(rd_kafka_mock_partition_set_leader(M.mc, r.cfg.topic_dlq, 0, -1),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	start(&r);
+	wait_assigned(&r);
+	/* job-0's batch is slow to store, so that the rejects after it wait
+	 * in one batch: its second dead letter waits for room. */
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "bad-%d", i);
+		queue(p, r.cfg.topic_postings, key, junk, LEN);
+	}
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	for (int i = 0; i < IO_MS / 10 && metric(&r, consumed) < N + 1; i++)
+		lmt_sleep_ms(10);
+	assert_int_equal(metric(&r, consumed), N + 1);
+	wait_stored(&r, "job-0");
+	for (int i = 0; i < 60; i++) {
+		if (lm_consumer_live(r.c, why, sizeof(why)) != LM_OK)
+			fail_msg("not live while sending dead letters: %s", why);
+		lmt_sleep_ms(50);
+	}
+	assert_true(rd_kafka_outq_len(lm_consumer_kafka(r.c, true)) > 0);
+	int64_t t0 = lm_clock_ms();
+	r.stop = 1;
+	while (!atomic_load(&r.done) && lm_clock_ms() - t0 < LM_CONSUMER_STOP_MAX_MS)
+		lmt_sleep_ms(10);
+	if (!atomic_load(&r.done))
+		fail_msg("lm_consumer_run still running %d ms after the stop",
+		    LM_CONSUMER_STOP_MAX_MS);
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(r.rv, LM_OK);
+	assert_true(lmt_group_committed(M.brokers, r.cfg.group_id, r.cfg.topic_postings,
+	                0, NULL) < N + 1);
+
+	/* The topic back: every dead letter goes out, then the offsets. */
+	assert_int_equal(rd_kafka_mock_partition_set_leader(M.mc, r.cfg.topic_dlq, 0, 1),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	new_consumer(&r);
+	r.stop = 0;
+	start(&r);
+	wait_committed(&r, r.cfg.topic_postings, N + 1);
+	assert_true(count_dlq(r.cfg.topic_dlq, N) >= N);
+	free(junk);
+	end_run(&r, p);
+}
+
 /* An LMDB environment that answered MDB_PANIC refuses every transaction
  * until the process restarts: ingest reports itself not live, so that it
  * is restarted. The panic goes through the one place LMDB codes are
@@ -1009,6 +1099,7 @@ main(void)
 	    cmocka_unit_test(test_resume_legacy_store),
 	    cmocka_unit_test(test_epoch_guard),
 	    cmocka_unit_test(test_rewound),
+	    cmocka_unit_test(test_dlq_down),
 	    /* Last: it marks the process as failed for good. */
 	    cmocka_unit_test(test_panic_not_live),
 	};

@@ -171,8 +171,8 @@ test_oversize_dead_letter(void **state)
 	assert_int_equal(src->len, vlen);
 
 	assert_int_equal(
-	    lm_dlq_new(M.brokers, "dlq-big", &fatal, &q, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_dlq_send(q, src, "oversize", "too big", IO_MS), LM_OK);
+	    lm_dlq_new(M.brokers, "dlq-big", 0, &fatal, &q, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_dlq_send(q, src, "oversize", "too big", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_delivered(q), 1);
 
@@ -207,7 +207,7 @@ test_bad_brokers(void **state)
 	char err[256] = "";
 	(void) state;
 
-	assert_int_equal(lm_dlq_new("", "dlq", NULL, &q, err, sizeof(err)), LM_EINVAL);
+	assert_int_equal(lm_dlq_new("", "dlq", 0, NULL, &q, err, sizeof(err)), LM_EINVAL);
 	assert_null(q);
 	assert_non_null(strstr(err, "brokers"));
 }
@@ -237,13 +237,13 @@ test_dead_letter(void **state)
 	rd_kafka_message_t *src = read_at(c, "src", RD_KAFKA_OFFSET_BEGINNING);
 
 	assert_int_equal(
-	    lm_dlq_new(M.brokers, "dlq", &fatal, &q, err, sizeof(err)), LM_OK);
+	    lm_dlq_new(M.brokers, "dlq", 0, &fatal, &q, err, sizeof(err)), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK); /* nothing sent */
 	/* An error longer than the limit is cut at a character boundary. */
 	memset(longerr, 'e', sizeof(longerr));
 	memcpy(longerr + LM_DLQ_ERROR_MAX - 1, "\xc3\xa9", 2);
 	longerr[sizeof(longerr) - 1] = '\0';
-	assert_int_equal(lm_dlq_send(q, src, "bad_json", longerr, IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_send(q, src, "bad_json", longerr, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_delivered(q), 1);
 
@@ -266,10 +266,10 @@ test_dead_letter(void **state)
 	 * afresh. */
 	rd_kafka_mock_push_request_errors(
 	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_POLICY_VIOLATION);
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_EKAFKA);
 	assert_int_equal(lm_dlq_delivered(q), 1);
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_delivered(q), 2);
 
@@ -277,14 +277,14 @@ test_dead_letter(void **state)
 	 * succeeds, so the batch is not retried forever. */
 	rd_kafka_mock_push_request_errors(
 	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_delivered(q), 2);
 	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_TOO_LARGE), 1);
 	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_INVALID), 0);
 	rd_kafka_mock_push_request_errors(
 	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_INVALID_RECORD);
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_INVALID), 1);
 	assert_string_equal(lm_dlq_drop_name(LM_DLQ_DROP_TOO_LARGE), "too_large");
@@ -292,7 +292,7 @@ test_dead_letter(void **state)
 
 	/* A stop ends the wait for reports at once: not delivered yet. */
 	volatile sig_atomic_t stop = 1;
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS), LM_OK);
+	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, &stop), LM_ETIMEDOUT);
 	assert_int_equal(fatal, 0);
 
