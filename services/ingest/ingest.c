@@ -199,8 +199,8 @@ report_warnings(const lm_record_ctx *ctx, const Lunamatch__V1__JobPosting *p)
 	}
 }
 
-int
-lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
+static int
+decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
 {
 	const ProtobufCMessageDescriptor *desc;
 	ProtobufCMessage *msg = NULL;
@@ -289,6 +289,18 @@ out:
 	protobuf_c_message_free_unpacked(msg, NULL);
 	if (rv != LM_OK)
 		lm_ingest_decision_clear(d);
+	return rv;
+}
+
+int
+lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
+{
+	int rv = decide(ctx, m, d);
+
+	/* A rejected message is held whole until its batch is done (for its
+	 * dead letter): its size counts towards the batch's byte bound. */
+	if (rv == LM_OK && d->action == LM_INGEST_REJECT)
+		d->len = m->key_len + m->value_len;
 	return rv;
 }
 

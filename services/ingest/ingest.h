@@ -33,9 +33,10 @@ extern "C" {
 #define LM_INGEST_CONTENT_TYPE_MAX 128
 /* Capacity of a decision's error message, with the NUL. */
 #define LM_INGEST_ERROR_MAX 256
-/* Most bytes of normalized records one batch holds: a batch is full when
- * its PUT decisions reach this many bytes, whatever its message count, so
- * one store transaction stays bounded in memory. */
+/* Most bytes one batch holds: a batch is full when its PUT decisions'
+ * normalized records and its rejected messages (key and value, held for
+ * their dead letters) reach this many bytes, whatever its message count, so
+ * that a batch stays bounded in memory. */
 #define LM_INGEST_BATCH_BYTES_MAX (64u << 20)
 /* Longest topic name a batch records (Kafka's own limit is 249). */
 #define LM_INGEST_TOPIC_MAX 255
@@ -89,8 +90,8 @@ typedef struct lm_ingest_decision {
 	char id[LM_RECORD_ID_MAX + 1]; /* PUT, DELETE */
 	uint64_t version;              /* PUT */
 	uint8_t *bytes;                /* PUT: normalized record, protobuf; owned */
-	size_t len;
-	const char *reason;              /* REJECT: static token, see above */
+	size_t len;         /* PUT: of bytes; REJECT: of the message's key and value */
+	const char *reason; /* REJECT: static token, see above */
 	char error[LM_INGEST_ERROR_MAX]; /* REJECT: what is wrong, naming the field */
 	lm_store_pos pos; /* the message's partition and offset: lm_ingest_batch_add */
 } lm_ingest_decision;
@@ -155,7 +156,8 @@ void lm_ingest_batch_free(lm_ingest_batch *b);
 
 /* Messages in the batch. */
 size_t lm_ingest_batch_len(const lm_ingest_batch *b);
-/* Bytes of normalized records the batch holds. */
+/* Bytes the batch holds: the sum of its decisions' len (normalized records,
+ * and rejected messages held for their dead letters). */
 size_t lm_ingest_batch_bytes(const lm_ingest_batch *b);
 /* 1 when the batch holds its maximum of messages or at least
  * LM_INGEST_BATCH_BYTES_MAX bytes: it must be finished before another add. */

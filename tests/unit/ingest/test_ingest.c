@@ -691,6 +691,38 @@ test_batch_bytes(void **state)
 	lm_ingest_batch_free(b);
 }
 
+/* A rejected message counts towards the byte bound with its key and value,
+ * which the consumer holds whole for its dead letter: a run of large
+ * undecodable messages fills a batch at LM_INGEST_BATCH_BYTES_MAX, long
+ * before its message count. */
+static void
+test_batch_reject_bytes(void **state)
+{
+	const size_t len = LM_INGEST_MSG_MAX, each = len + strlen("job-1");
+	const size_t fit = LM_INGEST_BATCH_BYTES_MAX / each; /* 63 */
+	char *value = malloc(len);
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	(void) state;
+
+	assert_non_null(value);
+	memset(value, 'x', len);
+	assert_int_equal(lm_ingest_batch_new(100000, &b), LM_OK);
+	for (size_t i = 0; i <= fit; i++) {
+		assert_false(lm_ingest_batch_full(b));
+		decide(LM_KIND_POSTING, "job-1", value, len, "text/plain", &d);
+		assert_int_equal(d.action, LM_INGEST_REJECT);
+		assert_string_equal(d.reason, "undecodable");
+		assert_int_equal(
+		    lm_ingest_batch_add(b, &d, "t.postings", 0, (int64_t) i), LM_OK);
+		assert_int_equal(lm_ingest_batch_bytes(b), (i + 1) * each);
+	}
+	assert_true(lm_ingest_batch_full(b));
+	assert_int_equal(lm_ingest_batch_len(b), fit + 1);
+	lm_ingest_batch_free(b);
+	free(value);
+}
+
 /* A batch of profiles on a read-only store fails and can be retried. */
 static void
 test_batch_store_error(void **state)
@@ -1203,6 +1235,7 @@ main(void)
 	    cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_batch_store_error),
 	    cmocka_unit_test(test_batch_bytes),
+	    cmocka_unit_test(test_batch_reject_bytes),
 	    cmocka_unit_test(test_replay_sequences),
 	    cmocka_unit_test(test_replay_random),
 	    cmocka_unit_test(test_replay_other_partition),
