@@ -312,8 +312,18 @@ close_left(const lm_consumer *c)
 	return left > 0 ? (int) left : 0;
 }
 
+/* Whether a dead letter needs no (further) sending: delivered, or dropped
+ * for good (and counted then, once). */
+static bool
+fate_done(lm_dlq_fate f)
+{
+	return f == LM_DLQ_DELIVERED || f == LM_DLQ_DROPPED;
+}
+
 /*
- * Queues (on a retry: again) the batch's dead letters. A full local queue
+ * Queues the batch's dead letters; on a retry, those not delivered or
+ * dropped yet, so that a letter the broker refused for good is neither
+ * sent nor counted again, nor a delivered one duplicated. A full local queue
  * is waited on POLL_MS at a time with a heartbeat in between, so that the
  * loop stays live, for at most DLQ_SEND_MS in all while the loop runs, or
  * until c->close_end once closing. While the loop runs, a stop ends the
@@ -332,6 +342,8 @@ send_rejects(lm_consumer *c, struct slot *s)
 	s->sent = true;
 	for (size_t i = 0; i < s->nrejects && rv == LM_OK; i++) {
 		struct held *h = &s->rejects[i];
+		if (fate_done(h->fate))
+			continue;
 		h->fate = LM_DLQ_UNSENT;
 		for (;;) {
 			int64_t left = end - lm_clock_ms();
@@ -361,8 +373,7 @@ static bool
 letters_done(const struct slot *s)
 {
 	for (size_t i = 0; i < s->nrejects; i++)
-		if (s->rejects[i].fate != LM_DLQ_DELIVERED &&
-		    s->rejects[i].fate != LM_DLQ_DROPPED)
+		if (!fate_done(s->rejects[i].fate))
 			return false;
 	return true;
 }
@@ -822,8 +833,13 @@ after_store(lm_consumer *c, struct slot *s, int rv)
 		count_drops(c);
 		if (rv == LM_OK && !letters_done(s))
 			rv = LM_ETIMEDOUT;
-		if (rv == LM_OK && fault(c, LM_CONSUMER_FAULT_DLQ))
+		if (rv == LM_OK && fault(c, LM_CONSUMER_FAULT_DLQ)) {
+			/* Reported undelivered: the retry sends them again. */
+			for (size_t i = 0; i < s->nrejects; i++)
+				if (s->rejects[i].fate == LM_DLQ_DELIVERED)
+					s->rejects[i].fate = LM_DLQ_FAILED;
 			rv = LM_ETIMEDOUT;
+		}
 		if (rv != LM_OK) {
 			lm_error("batch.dlq",
 			    "dead letters of the batch not delivered: %s",

@@ -12,7 +12,8 @@
  * only when both succeeded - the batch's offsets are stored for auto-commit
  * and a StoreNotify is published. One batch is written at a time, in
  * consumption order. A failed batch is retried in place with backoff (store
- * again, resend its dead letters) until it succeeds or the service stops;
+ * again, resend its dead letters not yet delivered or dropped for good)
+ * until it succeeds or the service stops;
  * its offsets are never stored before that, nor those of any later batch,
  * so nothing is lost (at-least-once; versions make replays harmless).
  *
@@ -24,8 +25,9 @@
  * committing the stored offsets, within the bounds below.
  *
  * A dead letter that the broker refuses for good (too large, invalid) is
- * dropped, logged and counted (lunamatch_ingest_dlq_failed_total) instead of
- * blocking the partition; see dlq.h.
+ * dropped, logged and counted (lunamatch_ingest_dlq_failed_total) once,
+ * however often its batch is retried, instead of blocking the partition;
+ * see dlq.h.
  */
 #ifndef LUNAMATCH_CONSUMER_H
 #define LUNAMATCH_CONSUMER_H
@@ -103,7 +105,8 @@ typedef enum lm_consumer_fault {
 	/* The batch's store transaction fails (LM_EIO), nothing stored. */
 	LM_CONSUMER_FAULT_STORE,
 	/* The batch's dead letters are reported undelivered (LM_ETIMEDOUT)
-	 * after the real flush. */
+	 * after the real flush: those delivered are sent again by the retry
+	 * (those dropped for good are not). */
 	LM_CONSUMER_FAULT_DLQ,
 	/* Processing a consumed message fails for lack of memory (LM_ENOMEM):
 	 * the batch so far is finished and the message is read again. */

@@ -35,7 +35,8 @@
 #include "records.h"
 #include "svctest.h"
 
-#define IO_MS 20000
+#define IO_MS             20000
+#define KAFKA_API_PRODUCE 0 /* Kafka protocol ApiKey of Produce */
 
 static struct {
 	rd_kafka_t *owner; /* handle that owns the mock cluster */
@@ -1063,6 +1064,37 @@ test_dlq_down(void **state)
 	end_run(&r, p);
 }
 
+/*
+ * A dead letter the broker refuses for good (MSG_SIZE_TOO_LARGE) in a batch
+ * that is retried twice (its dead letters reported undelivered): it is
+ * dropped, logged and counted once, and not sent again by the retries;
+ * the batch completes and its offset is committed.
+ */
+static void
+test_dlq_drop_once(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	(void) state;
+
+	prepare(&r, "cons-dlqdrop");
+	produce(p, r.cfg.topic_postings, "bad-1", "{not json", 9);
+	/* The broker would refuse it as often as it is sent; the consumer is
+	 * the cluster's only producer from here on. */
+	rd_kafka_mock_push_request_errors(M.mc, KAFKA_API_PRODUCE, 3,
+	    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+	    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_DLQ, 2);
+	start(&r);
+	wait_committed(&r, r.cfg.topic_postings, 1);
+	rd_kafka_mock_clear_request_errors(M.mc, KAFKA_API_PRODUCE);
+	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 2);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_dlq_failed_total{reason=\"too_large\"}"), 1);
+	assert_int_equal(topic_end(p, r.cfg.topic_dlq), 0);
+	end_run(&r, p);
+}
+
 /* An LMDB environment that answered MDB_PANIC refuses every transaction
  * until the process restarts: ingest reports itself not live, so that it
  * is restarted. The panic goes through the one place LMDB codes are
@@ -1100,6 +1132,7 @@ main(void)
 	    cmocka_unit_test(test_epoch_guard),
 	    cmocka_unit_test(test_rewound),
 	    cmocka_unit_test(test_dlq_down),
+	    cmocka_unit_test(test_dlq_drop_once),
 	    /* Last: it marks the process as failed for good. */
 	    cmocka_unit_test(test_panic_not_live),
 	};
