@@ -1506,8 +1506,20 @@ close_bounded(lm_consumer *c)
 		lm_warn("consumer.close", "%s", rd_kafka_error_string(e));
 		rd_kafka_error_destroy(e);
 	} else {
-		while (!rd_kafka_consumer_closed(c->rk) && lm_clock_ms() < end)
-			(void) rd_kafka_queue_poll_callback(q, POLL_MS);
+		/* Served as events: the queue also holds messages fetched before
+		 * the close, which a callback poll cannot serve (librdkafka aborts
+		 * the process on them). They are dropped: their offsets were not
+		 * stored, so they are read again. A rebalance (the revocation)
+		 * goes to rebalance_cb as a poll would hand it. */
+		while (!rd_kafka_consumer_closed(c->rk) && lm_clock_ms() < end) {
+			rd_kafka_event_t *ev = rd_kafka_queue_poll(q, POLL_MS);
+			if (ev == NULL)
+				continue;
+			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+				rebalance_cb(c->rk, rd_kafka_event_error(ev),
+				    rd_kafka_event_topic_partition_list(ev), c);
+			rd_kafka_event_destroy(ev);
+		}
 		if (!rd_kafka_consumer_closed(c->rk))
 			lm_warn("consumer.close",
 			    "group not left within %d ms; giving up (offsets not yet "

@@ -735,6 +735,51 @@ test_catchup(void **state)
 	end_run(&r, p);
 }
 
+/*
+ * A stop while messages fetched but not yet taken wait in the consumer's
+ * queue: leaving the group serves that queue, and the fetched messages
+ * must not reach a callback poll (librdkafka aborts the process on them).
+ * The stop is clean, and a restart stores the rest.
+ */
+static void
+test_stop_with_backlog(void **state)
+{
+	enum { N = 20000 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	(void) state;
+
+	prepare(&r, "cons-backlog");
+	queue_postings(p, r.cfg.topic_postings, N);
+	start(&r);
+	for (int i = 0;
+	     i < IO_MS / 5 &&
+	     metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}") == 0;
+	     i++)
+		lmt_sleep_ms(5);
+	uint64_t before = metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}");
+	assert_true(before > 0 && before < N);
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(r.rv, LM_OK);
+
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	new_consumer(&r);
+	r.stop = 0;
+	start(&r);
+	char why[160] = "";
+	int rv = LM_EBUSY;
+	for (int i = 0;
+	     i < IO_MS / 5 && (rv = lm_consumer_ready(r.c, why, sizeof(why))) != LM_OK;
+	     i++)
+		lmt_sleep_ms(5);
+	if (rv != LM_OK)
+		fail_msg("consumer not ready after the restart: %s", why);
+	assert_all_stored(&r, N);
+	end_run(&r, p);
+}
+
 /* Stops r's consumer and frees it (the store stays open). */
 static void
 stop_consumer(struct run *r)
@@ -1133,6 +1178,7 @@ main(void)
 	    cmocka_unit_test(test_rewound),
 	    cmocka_unit_test(test_dlq_down),
 	    cmocka_unit_test(test_dlq_drop_once),
+	    cmocka_unit_test(test_stop_with_backlog),
 	    /* Last: it marks the process as failed for good. */
 	    cmocka_unit_test(test_panic_not_live),
 	};
