@@ -2075,6 +2075,23 @@ test_message_cut_utf8(void **state)
 	server_down(&f);
 }
 
+/* Starts MatchJobs call a (on thread *t) and, once its handler runs, a
+ * drain of f's server (d, on thread *td); returns once the server no
+ * longer reports serving. */
+static void
+drain_during_call(struct fixture *f, struct call_arg *a, pthread_t *t,
+    struct drain_arg *d, pthread_t *td)
+{
+	atomic_store(&g_matchjobs_running, 0);
+	assert_int_equal(pthread_create(t, NULL, match_jobs_thread, a), 0);
+	assert_true(wait_atomic(&g_matchjobs_running, 1, 3000));
+	assert_int_equal(pthread_create(td, NULL, drain_thread, d), 0);
+	nng_time end = nng_clock() + 2000;
+	while (lm_rpc_server_serving(f->s) && nng_clock() < end)
+		nng_msleep(2);
+	assert_false(lm_rpc_server_serving(f->s));
+}
+
 static void
 test_drain(void **state)
 {
@@ -2088,17 +2105,9 @@ test_drain(void **state)
 	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
 	assert_int_equal(check(c, 2000, NULL), OK_); /* connected */
 
-	atomic_store(&g_matchjobs_running, 0);
 	struct call_arg a = {.url = f.url, .sleep_ms = 500, .timeout_ms = 5000};
-	assert_int_equal(pthread_create(&t, NULL, match_jobs_thread, &a), 0);
-	assert_true(wait_atomic(&g_matchjobs_running, 1, 3000));
-
 	struct drain_arg d = {.s = f.s, .rv = -1};
-	assert_int_equal(pthread_create(&td, NULL, drain_thread, &d), 0);
-	nng_time end = nng_clock() + 2000;
-	while (lm_rpc_server_serving(f.s) && nng_clock() < end)
-		nng_msleep(2);
-	assert_false(lm_rpc_server_serving(f.s));
+	drain_during_call(&f, &a, &t, &d, &td);
 
 	/* New requests on an existing connection: UNAVAILABLE. */
 	assert_int_equal(
@@ -2150,16 +2159,9 @@ test_drain_ignores_refusals(void **state)
 	int fd = raw_peer(f.url, 4096); /* connected before the drain */
 	lm_gauge *inflight = lm_metrics_gauge(f.m, "lunamatch_rpc_inflight", NULL, NULL);
 
-	atomic_store(&g_matchjobs_running, 0);
 	struct call_arg a = {.url = f.url, .sleep_ms = 2500, .timeout_ms = 8000};
-	assert_int_equal(pthread_create(&t, NULL, match_jobs_thread, &a), 0);
-	assert_true(wait_atomic(&g_matchjobs_running, 1, 3000));
 	struct drain_arg d = {.s = f.s, .rv = -1};
-	assert_int_equal(pthread_create(&td, NULL, drain_thread, &d), 0);
-	nng_time end = nng_clock() + 2000;
-	while (lm_rpc_server_serving(f.s) && nng_clock() < end)
-		nng_msleep(2);
-	assert_false(lm_rpc_server_serving(f.s));
+	drain_during_call(&f, &a, &t, &d, &td);
 
 	/* Refusals until none can be sent: the three other contexts wait in
 	 * their sends while the call still runs. */
