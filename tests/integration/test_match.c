@@ -786,6 +786,20 @@ test_concurrent_and_metrics(void **state)
 	assert_true(lmt_wait_metric(G.match_http, "lunamatch_events_enqueued_total",
 	                LMT_GE, 1, EVENT_MS) >= 1);
 }
+/* Produces a copy of the seed posting as id and waits until match holds it
+ * and an event for it arrived. */
+static void
+new_posting_events(const char *id)
+{
+	JobPosting *p = seed_copy(id);
+
+	lmt_produce_pb(G.producer, G.postings, id, &p->base);
+	lmt_producer_flush(G.producer, IO_MS);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	assert_true(wait_posting(id, CATCH_UP_MS));
+	assert_true(wait_event_for_job(id, EVENT_MS));
+}
+
 static void
 test_new_posting_event(void **state)
 {
@@ -793,12 +807,7 @@ test_new_posting_event(void **state)
 
 	(void) state;
 	snprintf(id, sizeof(id), "job-new-%s", G.run);
-	JobPosting *p = seed_copy(id);
-	lmt_produce_pb(G.producer, G.postings, id, &p->base);
-	lmt_producer_flush(G.producer, IO_MS);
-	protobuf_c_message_free_unpacked(&p->base, NULL);
-	assert_true(wait_posting(id, CATCH_UP_MS));
-	assert_true(wait_event_for_job(id, EVENT_MS));
+	new_posting_events(id);
 	/* The lead fits the seed posting, so it fits its copy. */
 	bool lead = false;
 	for (size_t i = 0; i < G.n_events; i++)
@@ -839,12 +848,7 @@ test_txn_profiles(void **state)
 	G.n_profiles++;
 
 	snprintf(id, sizeof(id), "job-txn-%s", G.run);
-	JobPosting *p = seed_copy(id);
-	lmt_produce_pb(G.producer, G.postings, id, &p->base);
-	lmt_producer_flush(G.producer, IO_MS);
-	protobuf_c_message_free_unpacked(&p->base, NULL);
-	assert_true(wait_posting(id, CATCH_UP_MS));
-	assert_true(wait_event_for_job(id, EVENT_MS));
+	new_posting_events(id);
 }
 
 static void
