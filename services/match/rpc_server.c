@@ -1678,8 +1678,9 @@ lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms)
 		close_socket(s);
 		return LM_OK;
 	}
-	atomic_store(&s->serving, false);
+	/* Refusing first: whoever sees NOT_SERVING finds new requests refused. */
 	atomic_store(&s->draining, true);
+	atomic_store(&s->serving, false);
 	lm_info("rpc.drain.start",
 	    "draining: new connections refused, new requests answered "
 	    "UNAVAILABLE");
