@@ -13,6 +13,7 @@ follows the project's own rules for the image:
 
 A deliberately broken Dockerfile must fail hadolint: the lint can fail.
 """
+import fnmatch
 import os
 import re
 import tempfile
@@ -72,8 +73,23 @@ for s in stages:
         if instr == "RUN" and "apt-get update" in rest:
             check("rm -rf /var/lib/apt/lists" in rest, f"stage {s.name}: apt lists left in a layer")
 
-ignore = open(os.path.join(SRC, ".dockerignore")).read().split()
+ignore = [ln.strip() for ln in open(os.path.join(SRC, ".dockerignore"))
+          if ln.strip() and not ln.lstrip().startswith("#")]
 for pat in (".git", "build", "build-*"):
     check(pat in ignore, f".dockerignore does not exclude {pat}")
+
+# Every directory the top CMakeLists.txt always adds (an add_subdirectory
+# at the start of a line, outside any if) is in the build context: the
+# image's cmake step fails on a missing one.
+def excluded(path):
+    parts = path.split("/")
+    return any(fnmatch.fnmatch("/".join(parts[:i]), pat.rstrip("/"))
+               for pat in ignore for i in range(1, len(parts) + 1))
+
+always = re.findall(r"^add_subdirectory\(([^)\s]+)\)",
+                    open(os.path.join(SRC, "CMakeLists.txt")).read(), re.M)
+check(always, "no add_subdirectory found in CMakeLists.txt")
+for d in always:
+    check(not excluded(d), f".dockerignore leaves out {d}, which CMakeLists.txt always adds")
 
 finish("deploy.dockerfile")
