@@ -155,6 +155,10 @@ for path in overlays():
     hpa = find(objs, "HorizontalPodAutoscaler")
     check(len(hpa) == 1 and hpa[0]["spec"]["scaleTargetRef"]["name"] == sts["metadata"]["name"],
           f"{label}: HPA does not scale the StatefulSet")
+    # The autoscaler owns the replica count: a count in the manifest would
+    # be applied again at every `kubectl apply`, resetting a scaled-out set.
+    check("replicas" not in sts["spec"],
+          f"{label}: the StatefulSet sets replicas although an HPA scales it")
     np = find(objs, "NetworkPolicy")
     if check(len(np) == 1, f"{label}: NetworkPolicy missing"):
         spec = np[0]["spec"]
