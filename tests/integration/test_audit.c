@@ -421,6 +421,15 @@ test_bad_input(void **state)
 	expect_failure(
 	    (const char *const[]){"audit", "--demographics", q, "--rankings", rk, NULL},
 	    1, "quoted.csv:2:");
+	/* The id and five dimensions: one too many (it used to overflow the
+	 * views, the intersection written past them). */
+	const char six[] = "id,a,b,c,d,e\ncand-1,x,y,z,w,v\n";
+	char wide[600];
+	snprintf(wide, sizeof(wide), "%s",
+	    lmt_write_file(S.dir, "wide.csv", six, strlen(six)));
+	expect_failure((const char *const[]){"audit", "--demographics", wide,
+	                   "--rankings", rk, NULL},
+	    1, "wide.csv:1: more than 5 columns");
 }
 
 /* ---- against the match service -------------------------------------------------- */

@@ -283,7 +283,7 @@ read_person(struct audit *a, const char *path, size_t no, char **f, int nf)
 static int
 read_demographics(struct audit *a, const char *path)
 {
-	char *text = NULL, *line, *next, *f[AUDIT_DIMS_MAX + 2];
+	char *text = NULL, *line, *next, *f[AUDIT_DIMS_MAX + 1];
 	size_t len, no = 0;
 	int nf, rv = LM_CLI_EXIT_FAIL;
 
@@ -301,7 +301,7 @@ read_demographics(struct audit *a, const char *path)
 		no++;
 		if (strspn(line, " \t\r") == strlen(line))
 			continue;
-		if ((nf = split_csv(line, f, AUDIT_DIMS_MAX + 2)) < 0) {
+		if ((nf = split_csv(line, f, AUDIT_DIMS_MAX + 1)) < 0) {
 			lm_cli_error(CMD,
 			    "%s:%zu: more than %d columns, or a quoted field", path, no,
 			    AUDIT_DIMS_MAX + 1);
