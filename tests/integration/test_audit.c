@@ -432,6 +432,35 @@ test_bad_input(void **state)
 	    1, "wide.csv:1: more than 5 columns");
 }
 
+/*
+ * Names in the demographics file that are not UTF-8 (a dimension, a
+ * category) come out of --json with U+FFFD for the bad bytes, as the table
+ * shows them. json_pack refused them: the category, or every view, was
+ * left out with exit status 0.
+ */
+static void
+test_json_names_not_utf8(void **state)
+{
+	(void) state;
+	const char demo[] = "id,s\xffx\ncand-0,\xff\xfe\ncand-1,female\ncand-2,male\n";
+	const char rank[] = "{\"rankings\":[{\"job\":\"j1\",\"candidates\":["
+	                    "{\"id\":\"cand-0\",\"score\":3},{\"id\":\"cand-1\","
+	                    "\"score\":2},{\"id\":\"cand-2\",\"score\":1}]}]}";
+	char dp[600], rp[600];
+	snprintf(
+	    dp, sizeof(dp), "%s", lmt_write_file(S.dir, "bad8.csv", demo, strlen(demo)));
+	snprintf(
+	    rp, sizeof(rp), "%s", lmt_write_file(S.dir, "bad8.json", rank, strlen(rank)));
+
+	json_t *o = audit_json((const char *const[]){"audit", "--demographics", dp,
+	    "--rankings", rp, "--top", "2", "--json", NULL});
+	json_t *v = view(o, "s\xef\xbf\xbdx");
+	assert_int_equal(json_array_size(json_object_get(v, "categories")), 3);
+	(void) category(v, "\xef\xbf\xbd\xef\xbf\xbd");
+	(void) category(v, "female");
+	json_decref(o);
+}
+
 /* ---- against the match service -------------------------------------------------- */
 
 /* Prepares a record given as JSON and writes it into the service's store. */
@@ -594,6 +623,7 @@ main(void)
 	    cmocka_unit_test(test_neutral_scorer_passes),
 	    cmocka_unit_test(test_biased_scorer_flagged),
 	    cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_json_names_not_utf8),
 	    cmocka_unit_test(test_service),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -770,20 +770,32 @@ print_json(const struct audit *a)
 		for (size_t i = 0; i < v->ncats && cats != NULL; i++) {
 			const lm_fair_group *g = &v->g[i];
 			double s = skew(v, g);
-			json_array_append_new(cats,
-			    json_pack(
-			        "{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:b, s:b, s:b}",
-			        "name", g->name, "considered", (json_int_t) g->considered,
-			        "selected", (json_int_t) g->selected, "top",
-			        (json_int_t) g->top, "rate", g->rate, "share", g->share,
-			        "impact", g->impact, "skew",
-			        isinf(s) ? json_null() : json_real(s), "unknown",
-			        g->unknown, "excluded", g->excluded, "flagged",
-			        g->flagged));
+			/* Names come from the file: not always UTF-8, which
+			 * json_pack refuses (s:s); replaced as the table does. */
+			if (json_array_append_new(cats,
+			        json_pack("{s:o, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:b, "
+			                  "s:b, s:b}",
+			            "name", lm_cli_json_string(g->name, strlen(g->name)),
+			            "considered", (json_int_t) g->considered, "selected",
+			            (json_int_t) g->selected, "top", (json_int_t) g->top,
+			            "rate", g->rate, "share", g->share, "impact",
+			            g->impact, "skew",
+			            isinf(s) ? json_null() : json_real(s), "unknown",
+			            g->unknown, "excluded", g->excluded, "flagged",
+			            g->flagged)) != 0) {
+				json_decref(cats);
+				cats = NULL;
+			}
 		}
-		json_array_append_new(views,
-		    json_pack("{s:s, s:f, s:I, s:o}", "name", v->name, "ndkl", ndkl(a, v),
-		        "flagged", (json_int_t) v->flagged, "categories", cats));
+		if (cats == NULL ||
+		    json_array_append_new(
+		        views, json_pack("{s:o, s:f, s:I, s:o}", "name",
+		                   lm_cli_json_string(v->name, strlen(v->name)), "ndkl",
+		                   ndkl(a, v), "flagged", (json_int_t) v->flagged,
+		                   "categories", cats)) != 0) {
+			json_decref(views);
+			views = NULL;
+		}
 	}
 	o = json_pack("{s:I, s:I, s:s, s:I, s:I, s:b, s:I, s:o}", "postings",
 	    (json_int_t) a->nrankings, "candidates", (json_int_t) a->npeople, "selection",

@@ -894,13 +894,14 @@ print_json(const struct run *r, const char *dir)
 		              r->set->profiles[r->viol[i].profile]->id, "job",
 		              r->set->postings[r->viol[i].posting]->id, "rank",
 		              (json_int_t) r->viol[i].rank));
-	o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:o, s:o, s:{s:f, s:f, s:b}}",
-	    "set", dir, "postings", (json_int_t) r->set->npostings, "profiles",
-	    (json_int_t) r->set->nprofiles, "judged_pairs", (json_int_t) r->set->njudged,
-	    "must_not_appear_pairs", (json_int_t) r->set->nmust_not, "model_version",
-	    r->model, "index_seq", (json_int_t) r->index_seq, "results", res,
-	    "violations", viol, "target", "ndcg5_margin", margin(r), "ndcg5_margin_min",
-	    0.03, "met", margin(r) >= 0.03 && e.violations == 0);
+	o = json_pack("{s:o, s:I, s:I, s:I, s:I, s:s, s:I, s:o, s:o, s:{s:f, s:f, s:b}}",
+	    "set", lm_cli_json_string(dir, strlen(dir)), "postings",
+	    (json_int_t) r->set->npostings, "profiles", (json_int_t) r->set->nprofiles,
+	    "judged_pairs", (json_int_t) r->set->njudged, "must_not_appear_pairs",
+	    (json_int_t) r->set->nmust_not, "model_version", r->model, "index_seq",
+	    (json_int_t) r->index_seq, "results", res, "violations", viol, "target",
+	    "ndcg5_margin", margin(r), "ndcg5_margin_min", 0.03, "met",
+	    margin(r) >= 0.03 && e.violations == 0);
 	if (o == NULL) {
 		lm_cli_error(CMD, "out of memory");
 		return LM_CLI_EXIT_FAIL;
