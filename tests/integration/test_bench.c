@@ -331,6 +331,8 @@ test_bench_usage(void **state)
 	const char *kind[] = {lmt_bin("lunamatch"), "bench", "postings", NULL};
 	const char *clients[] = {
 	    lmt_bin("lunamatch"), "bench", "jobs", "--clients", "0", NULL};
+	const char *badurl[] = {lmt_bin("lunamatch"), "bench", "jobs", "--url",
+	    "bogus://x", "--count", "1", "--no-echo", NULL};
 	char nostore[4300];
 	const char *empty[] = {
 	    lmt_bin("lunamatch"), "bench", "jobs", "--data-dir", nostore, NULL};
@@ -345,6 +347,11 @@ test_bench_usage(void **state)
 	lmt_run_result_free(&r);
 	r = run(clients);
 	assert_int_equal(r.status, 2);
+	lmt_run_result_free(&r);
+	/* A URL the client refuses: a usage error, as for every command. */
+	r = run(badurl);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "cannot connect"));
 	lmt_run_result_free(&r);
 	snprintf(nostore, sizeof(nostore), "%s/none", G.dir);
 	r = run(empty);

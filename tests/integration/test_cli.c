@@ -24,6 +24,7 @@
 
 #include "kafkatest.h"
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/fairness.h"
 #include "lunamatch/json.h"
@@ -594,6 +595,15 @@ test_produce_failures(void **state)
 	    "--brokers", "127.0.0.1:1", "--timeout-ms", "1500");
 	expect_status(&r, 3);
 	assert_non_null(strstr(r.err, "cannot reach Kafka"));
+	lmt_run_result_free(&r);
+
+	/* watch's --timeout-ms bounds the wait for the broker too (it waited
+	 * its 10 s connect limit whatever the timeout). */
+	int64_t t0 = lm_clock_ms();
+	r = CLI("--brokers", "127.0.0.1:1", "watch", "--timeout-ms", "1000");
+	expect_status(&r, 3);
+	assert_non_null(strstr(r.err, "cannot reach Kafka"));
+	assert_true(lm_clock_ms() - t0 < 5000);
 	lmt_run_result_free(&r);
 }
 

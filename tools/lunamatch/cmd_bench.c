@@ -623,9 +623,12 @@ run_phase(bench *b, const phase_ops *ops, const char *name, result *r)
 	for (unsigned i = 0; i < b->clients; i++) {
 		worker *w = &b->w[i];
 		if (w->open_rc != LM_OK && rv == LM_CLI_EXIT_OK) {
+			/* A URL the client refuses is a usage error, as for every
+			 * other command (lm_cli_client_open). */
 			lm_cli_error(
 			    CMD, "%s: cannot connect: %s", name, lm_strerror(w->open_rc));
-			rv = LM_CLI_EXIT_FAIL;
+			rv = w->open_rc == LM_EINVAL ? LM_CLI_EXIT_USAGE
+			                             : LM_CLI_EXIT_FAIL;
 		}
 		r->calls += w->calls;
 		r->untimed += w->untimed;

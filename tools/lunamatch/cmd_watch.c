@@ -133,9 +133,12 @@ watch(const lm_config *cfg, uint64_t count, bool beginning, uint64_t timeout_ms)
 	int64_t deadline =
 	    timeout_ms > 0 ? lm_clock_ms() + (int64_t) timeout_ms : INT64_MAX;
 
+	/* --timeout-ms bounds the wait for the broker too. */
 	rv = lm_cli_consumer_open(cfg, CMD, cfg->topic_matches,
 	    beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END, false,
-	    WATCH_CONNECT_MS, &c);
+	    timeout_ms > 0 && timeout_ms < WATCH_CONNECT_MS ? (int) timeout_ms
+	                                                    : WATCH_CONNECT_MS,
+	    &c);
 	if (rv != LM_CLI_EXIT_OK)
 		return rv;
 	rv = LM_CLI_EXIT_FAIL;
