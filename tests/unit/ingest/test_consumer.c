@@ -1032,7 +1032,7 @@ test_rewound(void **state)
  * batch's dead letters are more than the DLQ producer's local queue holds
  * (here 256 KiB, one letter of 200 KiB; 64 MiB in service): the consumer
  * stays live while it waits for room, which only the letters' message
- * timeout (15 s) frees (a stall of 1.5 s would show), and a stop ends the
+ * timeout (15 s) frees (a stall of 3 s would show), and a stop ends the
  * sending at once, so that lm_consumer_run returns within
  * LM_CONSUMER_STOP_MAX_MS with nothing acknowledged. Once the topic is
  * back, a consumer on the same store and group sends every dead letter and
@@ -1041,9 +1041,7 @@ test_rewound(void **state)
 static void
 test_dlq_down(void **state)
 {
-	/* Few: with more, fetched messages would wait in the consumer's queue
-	 * at the stop, and librdkafka 2.0's close queue aborts on them
-	 * (close_bounded; a separate defect). */
+	/* Enough dead letters to fill a 256 KiB producer queue. */
 	enum { N = 6, LEN = 200 << 10 };
 	struct run r;
 	rd_kafka_t *p = producer();
@@ -1055,7 +1053,9 @@ test_dlq_down(void **state)
 	prepare(&r, "cons-dlqdown");
 	lm_consumer_free(r.c);
 	lm_metrics_free(r.metrics);
-	r.stall_ms = 1500;
+	/* Above what a slow (sanitizer) build takes between two heartbeats of
+	 * a live loop, below the 5 s a send used to wait for room. */
+	r.stall_ms = 3000;
 	r.dlq_queue_kb = 256;
 	new_consumer(&r);
 	snprintf(consumed, sizeof(consumed),
@@ -1077,7 +1077,7 @@ test_dlq_down(void **state)
 		lmt_sleep_ms(10);
 	assert_int_equal(metric(&r, consumed), N + 1);
 	wait_stored(&r, "job-0");
-	for (int i = 0; i < 60; i++) {
+	for (int i = 0; i < 120; i++) {
 		if (lm_consumer_live(r.c, why, sizeof(why)) != LM_OK)
 			fail_msg("not live while sending dead letters: %s", why);
 		lmt_sleep_ms(50);
