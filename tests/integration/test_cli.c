@@ -450,6 +450,13 @@ test_usage_errors(void **state)
 		assert_string_equal(r.out, "");
 		lmt_run_result_free(&r);
 	}
+	/* A short option's empty value is the value, not a reason to take the
+	 * next argument ("--" once) as it. */
+	lmt_run_result r = CLI("dlq", "tail", "-n", "");
+	assert_int_equal(r.status, 2);
+	if (strstr(r.err, "\"\" is not a number") == NULL)
+		fail_msg("stderr: %s", r.err);
+	lmt_run_result_free(&r);
 }
 
 /* ---- tests: produce --------------------------------------------------- */

@@ -251,8 +251,11 @@ split_args(
 			if (vec_push_opt(cmd, "--", lo[v - VAL_CMD].name, optarg) != 0)
 				goto nomem;
 		} else {
+			/* The value as an argument of its own: glued on ("-n" ""),
+			 * an empty one would leave "-n" to take the next argument. */
 			char sh[3] = {'-', (char) v, '\0'};
-			if (vec_push_opt(cmd, sh, optarg ? optarg : "", NULL) != 0)
+			if (vec_push(cmd, sh) != 0 ||
+			    (optarg != NULL && vec_push(cmd, optarg) != 0))
 				goto nomem;
 		}
 	}
