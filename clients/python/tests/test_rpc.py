@@ -159,17 +159,16 @@ def test_resource_exhausted_too_large(stack):
     assert not e.value.local and e.value.attempts == [stack.url2]
 
 
-def test_retry_on_another_endpoint(stack):
-    """RESOURCE_EXHAUSTED from the first endpoint: the idempotent call is
-    sent again to the second, within the same deadline."""
+def test_too_large_is_not_retried(stack):
+    """RESOURCE_EXHAUSTED (here: over match2's request limit) is the call's
+    result, as with the C client: the request is not sent to the second
+    endpoint, where a too large request would fail again."""
     big = "x" * (MATCH2_MAX_REQUEST + 1000)
-    before = stack.metric(stack.match2_http, 'lunamatch_rpc_rejected_total{reason="too_large"}')
     with lunamatch.Client([stack.url2, stack.url], timeout=3.0) as c:
         wait_for("both endpoints connected", lambda: len(c.connected()) == 2, timeout=5)
-        r = c.check(big)  # the first call of a client starts at the first endpoint
-    assert r.status == match_pb2.HealthCheckResponse.SERVICE_UNKNOWN
-    after = stack.metric(stack.match2_http, 'lunamatch_rpc_rejected_total{reason="too_large"}')
-    assert after == before + 1
+        with pytest.raises(lunamatch.ResourceExhausted) as e:
+            c.check(big)  # the first call of a client starts at the first endpoint
+    assert not e.value.local and e.value.attempts == [stack.url2]
 
 
 def test_dead_endpoint_is_skipped(stack):

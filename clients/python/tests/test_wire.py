@@ -99,6 +99,33 @@ def test_retry_reuses_request_id_with_the_time_left(peer_factory):
     assert a.request_id == b.request_id and b.timeout_ms <= a.timeout_ms
 
 
+@pytest.mark.parametrize("code, retried", [
+    (rpc_pb2.UNAVAILABLE, True),
+    (rpc_pb2.RESOURCE_EXHAUSTED, False),
+    (rpc_pb2.DEADLINE_EXCEEDED, False),
+    (rpc_pb2.INTERNAL, False),
+    (rpc_pb2.NOT_FOUND, False),
+])
+def test_retry_decision(peer_factory, code, retried):
+    """Only UNAVAILABLE moves a call to another endpoint, as in the C
+    client; any other answer is the result."""
+    first = peer_factory(lambda req: rpc_pb2.RpcResponse(
+        request_id=req.request_id, code=code, message="no").SerializeToString())
+    second = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+    with lunamatch.Client([first.url, second.url], timeout=2.0) as c:
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if retried:
+            assert c.check().status == 1
+        else:
+            with pytest.raises(lunamatch.ERRORS[code]) as e:
+                c.check()
+            assert not e.value.local and e.value.attempts == [first.url]
+    assert len(first.requests) == 1
+    assert len(second.requests) == (1 if retried else 0)
+
+
 def test_all_endpoints_unavailable(peer_factory):
     def unavailable(req):
         return rpc_pb2.RpcResponse(request_id=req.request_id, code=rpc_pb2.UNAVAILABLE,

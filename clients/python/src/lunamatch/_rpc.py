@@ -36,9 +36,11 @@ METHODS: Dict[str, Tuple[type, type]] = {
 IDEMPOTENT = frozenset(METHODS)
 
 #: Server answers after which an idempotent call moves to another endpoint:
-#: the server is draining or still loading its index (UNAVAILABLE), or its
-#: queue is full (RESOURCE_EXHAUSTED).
-RETRY_CODES = frozenset({rpc_pb2.UNAVAILABLE, rpc_pb2.RESOURCE_EXHAUSTED})
+#: only UNAVAILABLE (the server is draining or still loading its index), as
+#: in the C client (common/src/client.c) and docs/rpc.md. Every other answer
+#: is the call's result; in particular RESOURCE_EXHAUSTED, which also means
+#: "request larger than the server's limit" and would fail on every replica.
+RETRY_CODES = frozenset({rpc_pb2.UNAVAILABLE})
 
 DEFAULT_URL = "tcp://127.0.0.1:7700"
 DEFAULT_TIMEOUT = 5.0          # seconds, as the server's default deadline
