@@ -88,6 +88,57 @@ def test_server_of_another_ca_is_refused(tls_match):
                 c.check()
 
 
+def test_server_name_defaults_to_the_url_host(tls_match):
+    """Without tls_server_name the certificate is checked against the URL's
+    host, as the C client does: 127.0.0.1 is not a name the server's
+    certificate (DNS:localhost) carries, so no connection is made. (With no
+    name set at all, pynng 0.8 accepted any certificate of the CA.)"""
+    url, d = tls_match
+    assert url.startswith("tls+tcp://127.0.0.1:")
+    with lunamatch.Client(url, timeout=0.5, tls_ca=str(d / "ca.crt"),
+                          tls_cert=str(d / "client.crt"), tls_key=str(d / "client.key")) as c:
+        with pytest.raises(lunamatch.Unavailable) as e:
+            c.check()
+    assert e.value.local
+
+
+@pytest.mark.parametrize("url, given, name", [
+    ("tls+tcp://match.internal:7700", None, "match.internal"),
+    ("tls+tcp://127.0.0.1:7700", None, "127.0.0.1"),
+    ("tls+tcp://[::1]:7700", None, "::1"),
+    ("tls+tcp6://Match.Internal:7700", None, "match.internal"),
+    ("tls+tcp://match.internal:7700", "other.internal", "other.internal"),
+])
+def test_tls_server_name_of_each_endpoint(tmp_path, url, given, name):
+    """The configuration each tls+ endpoint gets: its URL's host as the
+    server name unless tls_server_name is given."""
+    from lunamatch._rpc import tls_options
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not read here")
+    opts = tls_options(str(ca), None, None, given)
+    assert opts.settings(url)["server_name"] == name
+    assert opts.settings(url)["ca_string"] == "not read here"
+
+
+def test_every_tls_endpoint_is_configured_with_its_own_host(tmp_path, monkeypatch):
+    """The client hands each tls+ endpoint a configuration made for its URL."""
+    from lunamatch import _rpc
+    seen = []
+
+    def config(self, url):
+        seen.append(self.settings(url)["server_name"])
+        return _rpc.pynng.TLSConfig(_rpc.pynng.TLSConfig.MODE_CLIENT,
+                                    auth_mode=_rpc.pynng.TLSConfig.AUTH_MODE_NONE)
+
+    monkeypatch.setattr(_rpc.TLSOptions, "config", config)
+    ca = tmp_path / "ca.crt"
+    ca.write_text("x")
+    with lunamatch.Client("tls+tcp://a.internal:1,tcp://127.0.0.1:1,tls+tcp://b.internal:1",
+                          tls_ca=str(ca)):
+        pass
+    assert seen == ["a.internal", "b.internal"]
+
+
 def test_tls_options_go_together():
     with pytest.raises(ValueError):
         lunamatch.Client("tls+tcp://localhost:1", tls_cert="client.crt")

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from urllib.parse import urlsplit
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pynng
@@ -170,8 +171,11 @@ class Pool:
     redialled by nng (100 ms to 2 s back-off). nng's timer-based resend is
     off, so a slow server never gets a silent duplicate. Thread-safe."""
 
-    def __init__(self, urls: Sequence[str], tls: Optional[pynng.TLSConfig],
+    def __init__(self, urls: Sequence[str],
+                 tls: Optional[Callable[[str], pynng.TLSConfig]],
                  max_response_bytes: int):
+        """tls: None, or a function giving the TLS configuration of one
+        tls+ URL (see TLSOptions.config); each tls+ endpoint gets its own."""
         self.urls = list(urls)
         self.sockets: List[pynng.Req0] = []
         self._rr = itertools.count()
@@ -182,7 +186,7 @@ class Pool:
                                reconnect_time_min=100, reconnect_time_max=2000)
                 self.sockets.append(s)
                 if url.startswith("tls+") and tls is not None:
-                    s.tls_config = tls
+                    s.tls_config = tls(url)
                 s.dial(url, block=False)
         except BaseException:
             self.close()
@@ -199,27 +203,66 @@ class Pool:
             return next(self._rr)
 
 
-def tls_config(ca: Optional[str], cert: Optional[str], key: Optional[str],
-               server_name: Optional[str]) -> Optional[pynng.TLSConfig]:
-    """The client TLS configuration of tls+tcp:// endpoints from PEM files, or
-    None when no file is given. With ca the server is verified against it
-    (and against server_name); cert and key give mutual TLS."""
+def url_host(url: str) -> Optional[str]:
+    """The host of an endpoint URL ("tls+tcp://match.internal:7700" ->
+    "match.internal"; brackets of an IPv6 literal removed), or None when it
+    has none (a wildcard or an ipc:// path)."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return host if host and host != "*" else None
+
+
+class TLSOptions:
+    """The client TLS settings of tls+tcp:// endpoints, from PEM files.
+
+    With ca the server's certificate must chain to it and carry the server
+    name: server_name when given, else the host of the endpoint's URL, as
+    the C client does (common/src/client.c). The name is always set, since
+    pynng (0.8.x at least) and nng check no name at all when none is set,
+    which would accept any certificate the CA signed. cert and key give
+    mutual TLS.
+    """
+
+    def __init__(self, ca: Optional[str], cert: Optional[str], key: Optional[str],
+                 server_name: Optional[str]):
+        if bool(cert) != bool(key):
+            raise ValueError("tls_cert and tls_key go together")
+
+        def read(p):
+            with open(p) as f:
+                return f.read()
+
+        self.ca = read(ca) if ca else None
+        self.cert = read(cert) if cert else None
+        self.key = read(key) if key else None
+        self.server_name = server_name or None
+
+    def server_name_for(self, url: str) -> Optional[str]:
+        """The name the server's certificate of url is checked against."""
+        return self.server_name or url_host(url)
+
+    def settings(self, url: str) -> Dict[str, Any]:
+        """The pynng.TLSConfig arguments for url (separate from config() so
+        that what is checked can be seen)."""
+        return dict(server_name=self.server_name_for(url), ca_string=self.ca,
+                    own_cert_string=self.cert, own_key_string=self.key,
+                    auth_mode=(pynng.TLSConfig.AUTH_MODE_REQUIRED if self.ca
+                               else pynng.TLSConfig.AUTH_MODE_NONE))
+
+    def config(self, url: str) -> pynng.TLSConfig:
+        """A new client TLS configuration for url."""
+        return pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT, **self.settings(url))
+
+
+def tls_options(ca: Optional[str], cert: Optional[str], key: Optional[str],
+                server_name: Optional[str]) -> Optional[TLSOptions]:
+    """TLSOptions from the client's arguments, or None when no file is
+    given (tls+ endpoints then use nng's defaults: no verification)."""
     if not (ca or cert or key):
         return None
-    if bool(cert) != bool(key):
-        raise ValueError("tls_cert and tls_key go together")
-
-    def read(p):
-        with open(p) as f:
-            return f.read()
-
-    return pynng.TLSConfig(
-        pynng.TLSConfig.MODE_CLIENT, server_name=server_name,
-        ca_string=read(ca) if ca else None,
-        own_cert_string=read(cert) if cert else None,
-        own_key_string=read(key) if key else None,
-        auth_mode=(pynng.TLSConfig.AUTH_MODE_REQUIRED if ca
-                   else pynng.TLSConfig.AUTH_MODE_NONE))
+    return TLSOptions(ca, cert, key, server_name)
 
 
 def _metadata(md) -> List[rpc_pb2.MetadataEntry]:
@@ -357,7 +400,8 @@ class ClientBase(Methods):
     LUNAMATCH_RPC_URL, else tcp://127.0.0.1:7700); every endpoint is dialled
     at once and kept connected. timeout: default call timeout in seconds.
     tls_ca / tls_cert / tls_key (PEM files) and tls_server_name: for
-    tls+tcp:// endpoints.
+    tls+tcp:// endpoints; with tls_ca the server's certificate must carry
+    tls_server_name, by default the host of each endpoint's URL.
     """
 
     def __init__(self, endpoints=None, *, timeout: float = DEFAULT_TIMEOUT,
@@ -367,8 +411,9 @@ class ClientBase(Methods):
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.timeout = timeout
+        self._tls = tls_options(tls_ca, tls_cert, tls_key, tls_server_name)
         self._pool = Pool(endpoint_list(endpoints),
-                          tls_config(tls_ca, tls_cert, tls_key, tls_server_name),
+                          self._tls.config if self._tls is not None else None,
                           max_response_bytes)
 
     @property
