@@ -9,6 +9,8 @@ repository. grpcio-tools is used rather than a system protoc because its
 protoc comes from the same release line as the protobuf runtime on PyPI.
 """
 import os
+import re
+import tempfile
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
@@ -48,4 +50,37 @@ class BuildPyWithProtos(build_py):
             f.write('"""Generated protobuf modules of the lunamatch.v1 schemas."""\n')
 
 
-setup(cmdclass={"build_py": BuildPyWithProtos})
+# The oldest protobuf runtime the client supports when the generated code
+# does not name its own (protoc releases before 26).
+PROTOBUF_FLOOR = "protobuf>=5.26"
+GENCODE = re.compile(r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,"
+                     r"\s*(\d+),\s*(\d+),\s*(\d+)")
+
+
+def protobuf_requirement():
+    """The protobuf runtime the generated modules run on.
+
+    Generated code checks at import that the runtime has its major version
+    and is no older than it (VersionError otherwise), so the requirement is
+    read from code generated here by the same grpcio-tools: an install then
+    brings a matching runtime instead of keeping one that fails at import.
+    """
+    from grpc_tools import protoc  # build requirement
+
+    src = proto_dir()
+    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+    with tempfile.TemporaryDirectory() as out:
+        rc = protoc.main(["protoc", "-I" + src, "-I" + include, "--python_out=" + out,
+                          os.path.join(src, "lunamatch", "v1", "rpc.proto")])
+        if rc != 0:
+            raise SystemExit("lunamatch: protoc failed (status %d)" % rc)
+        with open(os.path.join(out, "lunamatch", "v1", "rpc_pb2.py")) as f:
+            m = GENCODE.search(f.read())
+    if m is None:
+        return PROTOBUF_FLOOR
+    major, minor, patch = (int(x) for x in m.groups())
+    return "protobuf>=%d.%d.%d,<%d" % (major, minor, patch, major + 1)
+
+
+setup(cmdclass={"build_py": BuildPyWithProtos},
+      install_requires=["pynng>=0.8", protobuf_requirement()])
