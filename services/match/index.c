@@ -719,11 +719,14 @@ reshare_aside(lm_index *idx)
 		free(st.sh);
 	}
 	pthread_rwlock_unlock(&idx->lock);
-	pthread_rwlock_wrlock(&idx->lock);
 	if (rc != LM_OK) {
 		atomic_store(&idx->reshare_due, false); /* at the next check */
-	} else if (idx->gen == gen && idx->piv == piv &&
-	           lm_inverted_reshare_swap(piv, aside) == LM_OK) {
+		lm_idf_snap_free(sn);
+		return;
+	}
+	pthread_rwlock_wrlock(&idx->lock);
+	if (idx->gen == gen && idx->piv == piv &&
+	    lm_inverted_reshare_swap(piv, aside) == LM_OK) {
 		lm_idf_snap *old = idx->snap;
 		idx->snap = sn;
 		sn = old;
@@ -1686,8 +1689,9 @@ lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
 	SWAP(lm_inverted *, idx->civ, from->civ);
 	SWAP(lm_idf_snap *, idx->snap, from->snap);
 	SWAP(size_t, idx->since_check, from->since_check);
-	SWAP(struct wbuf, idx->wr, from->wr); /* room for from's records */
-	idx->gen++;                           /* the cached drift was the old content's */
+	atomic_store(&idx->reshare_due, false); /* from's snapshot is new */
+	SWAP(struct wbuf, idx->wr, from->wr);   /* room for from's records */
+	idx->gen++; /* the cached drift was the old content's */
 	SWAP(struct expiry *, idx->exp, from->exp);
 	SWAP(size_t, idx->nexp, from->nexp);
 	SWAP(size_t, idx->expcap, from->expcap);

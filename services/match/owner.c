@@ -1649,17 +1649,20 @@ ends_commit(struct member *m)
 			rd_kafka_topic_partition_list_add(l, m->topic, p);
 		}
 	if (l != NULL) {
-		e = rd_kafka_committed(m->rk, l, CALL_TIMEOUT);
-		for (int i = 0; i < l->cnt && e == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+		bool unknown = rd_kafka_committed(m->rk, l, CALL_TIMEOUT) !=
+		               RD_KAFKA_RESP_ERR_NO_ERROR;
+		for (int i = 0; i < l->cnt && !unknown; i++)
 			if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
 				m->done_to[l->elems[i].partition] =
 				    l->elems[i].offset >= 0 ? l->elems[i].offset : 0;
+		for (int i = 0; i < l->cnt; i++)
+			unknown |= m->done_to[l->elems[i].partition] < 0;
 		rd_kafka_topic_partition_list_destroy(l);
 		l = NULL;
-		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		/* A partition not answered is asked again after the pause; those
+		 * answered are known from now on and committed below. */
+		if (unknown)
 			m->ends_at = lm_clock_ms() + LM_OWNER_RETRY_MIN_MS;
-			return;
-		}
 	}
 	for (int32_t p = 0; p < LM_OWNER_PARTITIONS_MAX; p++) {
 		bool held = false;
