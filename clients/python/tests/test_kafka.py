@@ -140,3 +140,52 @@ def test_consumer_skips_what_is_not_an_event(stack):
         got = list(c.events(count=1, timeout=15))
         assert c.skipped == 3
     assert got == [ev]
+
+
+def test_group_consumer_is_at_least_once(stack):
+    """A group member's offsets move only past events the caller finished:
+    the event whose handler raised is delivered again to the next member,
+    commit() and a clean exit move the group past what was processed, and
+    skipped messages are passed over."""
+    topic = "py.alo." + uuid.uuid4().hex[:8]
+    group = "py-alo-" + uuid.uuid4().hex[:8]
+    evs = [events_pb2.MatchEvent(event_id="%032x" % i, candidate_id="cand-a", job_id="job-%d" % i,
+                                 score=0.9, type=events_pb2.MATCH_EVENT_TYPE_NEW_MATCH)
+           for i in range(3)]
+    p = confluent_kafka.Producer({"bootstrap.servers": stack.brokers})
+    p.produce(topic, key=b"cand-a", value=b"\xff noise", partition=0)  # offset 0
+    for ev in evs:                                                       # offsets 1..3
+        p.produce(topic, key=b"cand-a", value=ev.SerializeToString(), partition=0)
+    assert p.flush(10) == 0
+
+    def committed():
+        c = confluent_kafka.Consumer({"bootstrap.servers": stack.brokers, "group.id": group})
+        try:
+            return c.committed([confluent_kafka.TopicPartition(topic, 0)], timeout=10)[0].offset
+        finally:
+            c.close()
+
+    def member():
+        # The mock cluster waits out the session of a member that left before
+        # the next one is given its partitions: keep that wait short.
+        return lunamatch.MatchEventConsumer(stack.brokers, topic=topic, group_id=group,
+                                            from_beginning=True,
+                                            config={"session.timeout.ms": 6000,
+                                                    "heartbeat.interval.ms": 500})
+
+    got = []
+    with pytest.raises(RuntimeError, match="handler failed"):
+        with member() as c:
+            for ev in c.events(timeout=30):
+                got.append(ev)
+                if ev == evs[1]:
+                    raise RuntimeError("handler failed")
+    assert got == evs[:2]
+    assert committed() == 2  # past the noise and evs[0]; evs[1] was not processed
+
+    with member() as c:
+        assert next(c.events(count=1, timeout=30)) == evs[1]  # delivered again
+        c.commit()
+        assert committed() == 3
+        assert next(c.events(count=1, timeout=30)) == evs[2]
+    assert committed() == 4  # the with block ended without an exception

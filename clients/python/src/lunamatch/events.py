@@ -11,10 +11,15 @@ event_id. A message that is not a MatchEvent (an unknown content-type, a
 missing or oversized value, bytes that do not decode) is skipped, logged
 and counted in ``skipped``; it never stops the stream.
 
-With group_id the consumer joins that group (subscribe; offsets committed
-automatically; a new group starts at the beginning or end as from_beginning
-says). Without one it reads every partition directly, commits nothing and
-disturbs no group, like ``lunamatch watch``.
+With group_id the consumer joins that group (subscribe; a new group starts
+at the beginning or end as from_beginning says). Its offsets move only past
+events the caller has finished with: an event counts as processed when the
+caller asks for the next one (poll, the next step of an iteration), calls
+commit(), or leaves the ``with`` block without an exception. An event whose
+handler raised, or that was being handled when the process died, is
+delivered again to the group. Processed offsets are committed in the
+background and on close(). Without group_id it reads every partition
+directly, commits nothing and disturbs no group, like ``lunamatch watch``.
 """
 import logging
 import time
@@ -42,9 +47,14 @@ class MatchEventConsumer:
         self.topic = _kafka.topic("matches", topic)
         self.skipped = 0
         self.last_message = None  # the Kafka message of the last event returned
+        self._group = group_id is not None
+        self._pending = None  # last_message while not yet processed (group only)
         conf = {"bootstrap.servers": _kafka.brokers(brokers),
                 "group.id": group_id or "lunamatch-python-" + uuid.uuid4().hex,
-                "enable.auto.commit": group_id is not None,
+                "enable.auto.commit": self._group,
+                # Offsets are stored by _done(), never by the client library
+                # on hand-over: at least once, not at most once.
+                "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest" if from_beginning else "latest",
                 "fetch.message.max.bytes": _kafka.MAX_VALUE_BYTES,
                 "client.id": "lunamatch-python-events"}
@@ -94,10 +104,30 @@ class MatchEventConsumer:
         log.warning("skipped %s: not a MatchEvent: %s", where, reason)
         return None
 
+    def _store(self, m) -> None:
+        """Marks m processed: the group's next commit moves past it. A
+        partition that moved to another member in a rebalance refuses the
+        store; that member gets the message again (at least once)."""
+        if not self._group:
+            return
+        try:
+            self._c.store_offsets(message=m)
+        except confluent_kafka.KafkaException as e:
+            log.info("offset of %s[%d]@%d not stored: %s",
+                     m.topic(), m.partition(), m.offset(), e)
+
+    def _done(self) -> None:
+        """The event returned last has been processed."""
+        if self._pending is not None:
+            m, self._pending = self._pending, None
+            self._store(m)
+
     def poll(self, timeout: float = 1.0) -> Optional[events_pb2.MatchEvent]:
         """The next event, or None when none arrived within timeout seconds.
+        Calling it marks the event it returned before as processed.
         Raises confluent_kafka.KafkaException on a fatal Kafka error;
         transient ones (broker down) are logged and waited out."""
+        self._done()
         end = time.monotonic() + timeout
         while True:
             left = end - time.monotonic()
@@ -108,7 +138,9 @@ class MatchEventConsumer:
                     ev = self._decode(m)
                     if ev is not None:
                         self.last_message = m
+                        self._pending = m if self._group else None
                         return ev
+                    self._store(m)  # skipped: nothing to process
                 elif err.fatal():
                     raise confluent_kafka.KafkaException(err)
                 elif err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
@@ -134,14 +166,35 @@ class MatchEventConsumer:
     def __iter__(self) -> Iterator[events_pb2.MatchEvent]:
         return self.events()
 
+    def commit(self) -> None:
+        """Marks the event returned last as processed and commits the group's
+        offsets now, waiting for the broker. Nothing to commit is not an
+        error; without a group it does nothing. Raises KafkaException when
+        the commit fails."""
+        if self._c is None:
+            raise RuntimeError("consumer is closed")
+        self._done()
+        if not self._group:
+            return
+        try:
+            self._c.commit(asynchronous=False)
+        except confluent_kafka.KafkaException as e:
+            if e.args[0].code() != confluent_kafka.KafkaError._NO_OFFSET:
+                raise
+
     def close(self) -> None:
-        """Leaves the group (committing the offsets of a group member)."""
+        """Leaves the group, committing the offsets of the events processed.
+        The event returned last counts as processed only if it was marked so
+        (poll, commit, a with block left without an exception)."""
         if self._c is not None:
+            self._pending = None
             self._c.close()
             self._c = None
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None and self._c is not None:
+            self._done()
         self.close()
