@@ -15,6 +15,14 @@
  * notification cancels the calls in flight on that endpoint), or an
  * UNAVAILABLE answer (a server that is loading or draining). Every
  * MatchService method is read-only, so a repeat is harmless.
+ *
+ * An UNAVAILABLE answer also closes the connection it came on, so that nng
+ * dials that endpoint afresh: a replica that is draining keeps the
+ * connections it has until it exits, and an address in front of several
+ * replicas (a Kubernetes Service) sends the new connection to a ready one.
+ * With a single endpoint, a call answered UNAVAILABLE or whose connection
+ * was lost is sent again on the new connection, at most SINGLE_REDIALS
+ * times and only if it comes up within REDIAL_CONNECT_MS.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,6 +54,10 @@
  * which every endpoint answered UNAVAILABLE. */
 #define ATTEMPT_CONNECT_MS 250
 #define ROUND_PAUSE_MS     50
+/* With a single endpoint: repeats of a call on a fresh connection, and the
+ * longest wait for that connection. */
+#define SINGLE_REDIALS    2
+#define REDIAL_CONNECT_MS 1000
 
 #define ST_OK          LUNAMATCH__V1__STATUS_CODE__OK
 #define ST_INVALID     LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
@@ -305,8 +317,9 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 		rv = LM_EINVAL;
 		goto fail;
 	}
-	/* One endpoint keeps nng's own behaviour: a request whose connection
-	 * broke is sent again once it is back. */
+	/* One endpoint: nng itself ends a call whose connection broke
+	 * (ECONNRESET, its resend timer being off), and lm_client_call sends it
+	 * again on the next connection; a broken pipe cancels nothing else. */
 	for (size_t i = 0; i < c->nep; i++)
 		atomic_store(&c->ep[i].failover, c->nep > 1);
 	*out = c;
@@ -474,6 +487,9 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	*oc = ANSWERED;
 	*st = (int) env->code;
 	set_err(errmsg, errlen, env->message ? env->message : "");
+	/* This server will not serve this connection: have nng dial again. */
+	if (*st == ST_UNAVAILABLE)
+		nng_pipe_close(nng_msg_get_pipe(msg));
 	if (*st == ST_OK) {
 		rv = lm_pb_decode(resp_desc, env->payload.data, env->payload.len,
 		    c->max_resp, resp, err, sizeof(err));
@@ -532,11 +548,11 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
     const ProtobufCMessageDescriptor *resp_desc, unsigned timeout_ms,
     ProtobufCMessage **resp, int *status, char *errmsg, size_t errlen)
 {
-	bool tried[LM_CLIENT_ENDPOINTS_MAX] = {false}, answered = false, first = true;
-	enum outcome last = NO_CONN;
-	char answer_msg[256] = "";
+	bool tried[LM_CLIENT_ENDPOINTS_MAX] = {false}, first = true;
+	enum outcome last = NO_CONN, prior = NO_CONN;
+	char prior_msg[256] = "";
 	nng_time end, deadline, now;
-	int st = ST_INTERNAL, rv;
+	int st = ST_INTERNAL, rv, prior_rv = LM_OK, redials = 0;
 
 	set_err(errmsg, errlen, "");
 	if (resp != NULL)
@@ -577,31 +593,41 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		if (c->nep > 1 && atomic_load(&ep->pipes) == 0 &&
 		    connect_ms > ATTEMPT_CONNECT_MS)
 			connect_ms = ATTEMPT_CONNECT_MS;
+		if (redials > 0 && connect_ms > REDIAL_CONNECT_MS)
+			connect_ms = REDIAL_CONNECT_MS;
 		rv = attempt(c, ep, method, req, resp_desc, left, connect_ms, deadline,
 		    resp, &st, errmsg, errlen, &oc);
-		last = oc;
-		if (c->nep == 1 || oc == FINAL ||
-		    (oc == ANSWERED && st != ST_UNAVAILABLE))
+		if (oc == FINAL || (oc == ANSWERED && st != ST_UNAVAILABLE))
 			break;
-		if (oc == ANSWERED) {
-			/* A server's own UNAVAILABLE says more than a missing
-			 * connection: it is the result if nothing better comes. */
-			answered = true;
+		/* The result should nothing better come: a server's own
+		 * UNAVAILABLE says more than a missing connection; with one
+		 * endpoint, so does the loss of the one the call had. */
+		if (oc == ANSWERED || (oc == LOST && c->nep == 1 && prior != ANSWERED)) {
+			prior = oc;
+			prior_rv = rv;
 			if (errmsg != NULL && errlen > 0)
-				snprintf(answer_msg, sizeof(answer_msg), "%s", errmsg);
+				snprintf(prior_msg, sizeof(prior_msg), "%s", errmsg);
 		}
+		last = oc;
 		if (nng_clock() >= end)
 			break;
-		lm_debug("client.retry", "%s on %s: %s; trying another endpoint", method,
-		    ep->url, errmsg != NULL && errlen > 0 ? errmsg : "unavailable");
+		if (c->nep == 1) {
+			/* Again on a fresh connection, a bounded number of
+			 * times, while one comes up. */
+			if (oc == NO_CONN || redials == SINGLE_REDIALS)
+				break;
+			redials++;
+		}
+		lm_debug("client.retry", "%s on %s: %s; trying again", method, ep->url,
+		    errmsg != NULL && errlen > 0 ? errmsg : "unavailable");
 	}
-	/* Reached no server since (no connection, or it went): the server's
-	 * own UNAVAILABLE is the result. An attempt that ended otherwise (a
-	 * time-out of a slow replica, an answer that does not read) is. */
-	if (answered && rv != LM_OK && (last == NO_CONN || last == LOST)) {
-		rv = LM_OK;
+	/* Reached no server since (no connection, or it went): the earlier
+	 * result is the call's. An attempt that ended otherwise (a time-out of
+	 * a slow replica, an answer that does not read) is. */
+	if (rv != LM_OK && prior != NO_CONN && (last == NO_CONN || last == LOST)) {
+		rv = prior_rv;
 		st = ST_UNAVAILABLE;
-		set_err(errmsg, errlen, answer_msg);
+		set_err(errmsg, errlen, prior_msg);
 	}
 	if (status != NULL)
 		*status = st;

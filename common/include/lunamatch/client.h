@@ -16,12 +16,17 @@
  * answer, and when the server answers UNAVAILABLE (loading or draining).
  * Other answers, DEADLINE_EXCEEDED included, are final.
  *
+ * An UNAVAILABLE answer also closes the connection it came on, so that the
+ * endpoint is dialled afresh (an address in front of several replicas then
+ * reaches a ready one). With a single endpoint, a call answered UNAVAILABLE
+ * or whose connection was lost is sent again on the fresh connection, at
+ * most twice and only if it comes up within 1 s.
+ *
  * Resends: nng's REQ protocol can resend a request on its own. The client
  * turns the timer-based resend off (NNG_OPT_REQ_RESENDTIME infinite), so a
- * slow server never sees a silent duplicate. nng still resends a request
- * whose connection broke before the reply arrived, once it has reconnected
- * (with one endpoint; with several the call moves to another one);
- * every MatchService method is read-only, so a repeat is harmless.
+ * slow server never sees a silent duplicate; the repeats above are the
+ * client's own, and every MatchService method is read-only, so a repeat is
+ * harmless.
  *
  * lm_client_close must not be called while calls are in flight on other
  * threads: the caller stops its threads first.

@@ -212,7 +212,12 @@ struct peer {
 	char prev_id[LM_RPC_MAX_REQUEST_ID + 1];
 	atomic_bool unavailable; /* answer everything UNAVAILABLE (draining) */
 	atomic_bool die;         /* close the socket on the next request */
-	atomic_bool closed;      /* the peer closed its socket */
+	/* Answer UNAVAILABLE on the connection of the first request from now
+	 * on (a replica that drains), normally on any other. */
+	atomic_bool drain_first;
+	nng_pipe drained;
+	atomic_bool drop_once; /* close the next request's connection, no answer */
+	atomic_bool closed;    /* the peer closed its socket */
 };
 
 static void
@@ -248,7 +253,12 @@ peer_main(void *arg)
 			return NULL;
 		Lunamatch__V1__RpcRequest *rq = lunamatch__v1__rpc_request__unpack(
 		    NULL, nng_msg_len(m), nng_msg_body(m));
+		nng_pipe from = nng_msg_get_pipe(m);
 		nng_msg_free(m);
+		if (atomic_load(&p->drain_first) && nng_pipe_id(p->drained) <= 0)
+			p->drained = from;
+		bool draining = atomic_load(&p->drain_first) &&
+		                nng_pipe_id(p->drained) == nng_pipe_id(from);
 		assert_non_null(rq);
 		Lunamatch__V1__GetPostingRequest *g =
 		    lunamatch__v1__get_posting_request__unpack(
@@ -261,12 +271,14 @@ peer_main(void *arg)
 		snprintf(p->last_method, sizeof(p->last_method), "%s", rq->method);
 
 		bool stop = strcmp(g->id, "stop") == 0;
-		if (atomic_load(&p->die)) {
+		if (atomic_exchange(&p->drop_once, false)) {
+			nng_pipe_close(from);
+		} else if (atomic_load(&p->die)) {
 			/* A replica that crashes while working on the request. */
 			nng_close(p->sock);
 			atomic_store(&p->closed, true);
 			stop = true;
-		} else if (atomic_load(&p->unavailable)) {
+		} else if (atomic_load(&p->unavailable) || draining) {
 			send_env(p, rq->request_id, ST(UNAVAILABLE), "draining", NULL,
 			    NULL, 0);
 		} else if (strcmp(g->id, "wrong-id") == 0) {
@@ -562,6 +574,56 @@ test_client_replicas(void **state)
 	close(dead_fd);
 }
 
+/* One endpoint (an address in front of replicas): a call answered
+ * UNAVAILABLE is sent again on a fresh connection, which here reaches a
+ * server that answers; a connection lost with the request is dialled again
+ * and the call repeated; with no server to reach, the call ends with the
+ * lost connection's error soon after, not at its deadline. */
+static void
+test_client_single_endpoint_redials(void **state)
+{
+	(void) state;
+	struct peer p;
+	lm_client *c = NULL;
+	char err[256], *got = NULL;
+	int status = -1;
+
+	peer_up(&p);
+	assert_int_equal(lm_client_open(p.url, NULL, &c), LM_OK);
+	assert_int_equal(call(c, "job-1", 10000, &status, err, sizeof(err), &got), LM_OK);
+	free(got);
+	atomic_store(&p.drain_first, true);
+	for (int i = 0; i < 5; i++) {
+		int rv = call(c, "job-2", 10000, &status, err, sizeof(err), &got);
+		if (rv != LM_OK || status != ST(OK))
+			fail_msg("call %d: %d, status %d: %s", i, rv, status, err);
+		assert_string_equal(got, "job-2");
+		free(got);
+	}
+	/* The first of them met the draining connection, once. */
+	assert_int_equal(atomic_load(&p.requests), 1 + 5 + 1);
+
+	/* The connection goes with the request: asked again on the next. */
+	atomic_store(&p.drain_first, false);
+	atomic_store(&p.drop_once, true);
+	assert_int_equal(call(c, "job-3", 10000, &status, err, sizeof(err), &got), LM_OK);
+	assert_string_equal(got, "job-3");
+	free(got);
+	assert_int_equal(atomic_load(&p.requests), 1 + 5 + 1 + 2);
+
+	/* The server dies with the request; nothing listens afterwards. */
+	atomic_store(&p.die, true);
+	nng_time t0 = nng_clock();
+	int rv = call(c, "job-4", 20000, &status, err, sizeof(err), NULL);
+	nng_time took = nng_clock() - t0;
+	assert_int_equal(rv, LM_ENNG);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	assert_string_equal(err, "connection to the server lost");
+	assert_true(took < 20000 / 2);
+	assert_int_equal(pthread_join(p.thread, NULL), 0);
+	lm_client_close(c);
+}
+
 static void
 test_client_unavailable(void **state)
 {
@@ -602,6 +664,7 @@ main(void)
 	    cmocka_unit_test(test_client_wire),
 	    cmocka_unit_test(test_client_unavailable),
 	    cmocka_unit_test(test_client_replicas),
+	    cmocka_unit_test(test_client_single_endpoint_redials),
 	    cmocka_unit_test(test_client_unavailable_then_final),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2050,7 +2050,7 @@ test_message_cut_utf8(void **state)
 	assert_cut_reason(err, want);
 	lm_client_close(c);
 
-	/* Reasons of held calls. */
+	/* Reasons of held calls (a code the client does not retry). */
 	const char *chars[] = {"\xe2\x82\xac", "\xf0\x9f\x99\x82"}; /* U+20AC, U+1F642 */
 	const char *prefix[] = {"decision log: ", ""};
 	for (int i = 0; i < 2; i++) {
@@ -2059,9 +2059,9 @@ test_message_cut_utf8(void **state)
 		repeat_utf8(want, sizeof(want), chars[i], 600);
 		assert_int_equal(pthread_create(&t, NULL, get_posting_thread, &a), 0);
 		held_wait(i + 1, &done, &call);
-		done(call, UNAVAIL_, want);
+		done(call, EXHAUSTED_, want);
 		assert_int_equal(pthread_join(t, NULL), 0);
-		assert_int_equal(a.status, UNAVAIL_);
+		assert_int_equal(a.status, EXHAUSTED_);
 		assert_cut_reason(a.err, want);
 	}
 
@@ -2069,10 +2069,10 @@ test_message_cut_utf8(void **state)
 	struct client_call b = {.url = f.url, .id = "job-held"};
 	assert_int_equal(pthread_create(&t, NULL, get_posting_thread, &b), 0);
 	held_wait(3, &done, &call);
-	done(call, UNAVAIL_, "bad \xc3\x28 reason");
+	done(call, EXHAUSTED_, "bad \xc3\x28 reason");
 	assert_int_equal(pthread_join(t, NULL), 0);
-	assert_int_equal(b.status, UNAVAIL_);
-	assert_string_equal(b.err, "UNAVAILABLE");
+	assert_int_equal(b.status, EXHAUSTED_);
+	assert_string_equal(b.err, "RESOURCE_EXHAUSTED");
 	server_down(&f);
 }
 

@@ -43,6 +43,13 @@ IDEMPOTENT = frozenset(METHODS)
 #: "request larger than the server's limit" and would fail on every replica.
 RETRY_CODES = frozenset({rpc_pb2.UNAVAILABLE})
 
+#: With a single endpoint (often an address in front of several replicas,
+#: like a Kubernetes Service): how many times a call answered UNAVAILABLE,
+#: or whose connection was lost, is sent again on a fresh connection, and
+#: how long that connection is waited for.
+SINGLE_REDIALS = 2
+REDIAL_WAIT = 1.0
+
 DEFAULT_URL = "tcp://127.0.0.1:7700"
 DEFAULT_TIMEOUT = 5.0          # seconds, as the server's default deadline
 DEADLINE_GRACE = 0.25          # waited beyond the deadline for the server's own answer
@@ -275,11 +282,19 @@ def _metadata(md) -> List[rpc_pb2.MetadataEntry]:
 class Call:
     """The state of one call across its attempts. The clients loop:
     ``pick()`` an endpoint (None: none connected yet; wait and look again
-    unless ``give_up()`` raises), send ``envelope()`` on it and wait at most
-    ``wait_ms()``; then ``answer()`` with the bytes (a result, None to retry,
-    or an exception), ``connection_lost()`` when the connection broke first
-    (returns to retry, or raises), or ``no_answer()`` when nothing came in
-    time."""
+    unless ``give_up()`` raises), send ``envelope()`` on it within
+    ``send_ms()`` (else ``no_connection()``) and wait for the answer at most
+    ``wait_ms()``; then ``answer()`` with the message (a result, None to
+    retry, or an exception), ``connection_lost()`` when the connection broke
+    first (returns to retry, or raises), or ``no_answer()`` when nothing
+    came in time.
+
+    A server's UNAVAILABLE answer closes the connection it came on, so that
+    nng dials that endpoint afresh: a draining replica keeps its
+    connections until it exits, and an address in front of several replicas
+    sends a new connection to a ready one. With a single endpoint the call
+    is then sent again on the new connection (SINGLE_REDIALS, REDIAL_WAIT),
+    as after a lost connection."""
 
     def __init__(self, pool: Pool, method: str, request, unwrap: Optional[Callable],
                  timeout: float):
@@ -298,11 +313,14 @@ class Call:
         self.deadline = time.monotonic() + timeout
         self.timeout = timeout
         self.first = pool.start()
-        self.tried: List[str] = []
+        self.tried: List[str] = []     # the endpoints of this round
+        self.attempts: List[str] = []  # every attempt's endpoint, in order
         self.last: Optional[errors.RpcError] = None
         self.env = rpc_pb2.RpcRequest(method=self.method, request_id=self.request_id,
                                       payload=payload)
         self.url: Optional[str] = None
+        self.redials = 0
+        self.redial_until: Optional[float] = None  # waiting for a fresh connection
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -320,26 +338,53 @@ class Call:
             if sock.pipes:
                 self.url = url
                 self.tried.append(url)
+                self.attempts.append(url)
                 return sock
         return None
+
+    def _redial(self, err: errors.RpcError) -> bool:
+        """With a single endpoint: arranges for the call to be sent again on
+        the next connection, unless it is not idempotent, out of time or
+        out of repeats."""
+        if (len(self.pool.urls) != 1 or not self.idempotent or self.remaining() <= 0
+                or self.redials >= SINGLE_REDIALS):
+            return False
+        self.redials += 1
+        self.tried.clear()
+        self.redial_until = time.monotonic() + REDIAL_WAIT
+        self.last = err
+        return True
 
     def connection_lost(self) -> None:
         """The connection of the current attempt broke before the answer
         (nng fails the request with ECONNRESET). An idempotent call with an
-        endpoint left to try moves on (give_up raises this error when none
-        gets it further); otherwise raises a local Unavailable."""
+        endpoint left to try moves on, a single endpoint's to its next
+        connection (give_up raises this error when none gets it further);
+        otherwise raises a local Unavailable."""
         err = self._error(errors.Unavailable,
                           "connection to %s lost before the answer" % self.url)
+        if self._redial(err):
+            return
         if not (self.idempotent and len(self.tried) < len(self.pool.urls)
                 and self.remaining() > 0):
             raise err
         self.last = err
 
+    def no_connection(self) -> errors.RpcError:
+        """The error to raise when the request found no connection within
+        send_ms(): the attempt's before while waiting for a fresh
+        connection, else a local DeadlineExceeded."""
+        if self.redial_until is not None and self.last is not None:
+            return self.last
+        return self.no_answer()
+
     def give_up(self) -> None:
         """Raises when waiting for a connection is over: the deadline passed,
         or every endpoint was tried. The error is the last answer's, or a
         local Unavailable."""
-        if self.remaining() > 0 and len(self.tried) < len(self.pool.urls):
+        waited_out = (self.redial_until is not None
+                      and time.monotonic() >= self.redial_until)
+        if self.remaining() > 0 and len(self.tried) < len(self.pool.urls) and not waited_out:
             return
         if self.last is not None:
             raise self.last
@@ -356,11 +401,19 @@ class Call:
     def wait_ms(self) -> int:
         return max(1, math.ceil((self.remaining() + DEADLINE_GRACE) * 1000))
 
+    def send_ms(self) -> int:
+        """How long the request may wait for a connection to take it."""
+        if self.redial_until is None:
+            return self.wait_ms()
+        return max(1, min(self.wait_ms(),
+                          math.ceil((self.redial_until - time.monotonic()) * 1000)))
+
     def no_answer(self) -> errors.RpcError:
         return self._error(errors.DeadlineExceeded, "no answer from %s within %d ms" % (
             self.url, round(self.timeout * 1000)))
 
-    def answer(self, raw: bytes):
+    def answer(self, msg: pynng.Message):
+        raw = msg.bytes
         try:
             resp = rpc_pb2.RpcResponse.FromString(raw)
         except DecodeError as e:
@@ -373,11 +426,15 @@ class Call:
         if resp.code != rpc_pb2.OK:
             err = errors.error_for(resp.code, resp.message, method=self.method,
                                    request_id=self.request_id, endpoint=self.url,
-                                   attempts=self.tried)
-            if (self.idempotent and resp.code in RETRY_CODES and self.remaining() > 0
-                    and len(self.tried) < len(self.pool.urls)):
-                self.last = err
-                return None
+                                   attempts=self.attempts)
+            if resp.code == rpc_pb2.UNAVAILABLE:
+                msg.pipe.close()  # this server will not serve this connection
+            if self.idempotent and resp.code in RETRY_CODES:
+                if self.remaining() > 0 and len(self.tried) < len(self.pool.urls):
+                    self.last = err
+                    return None
+                if self._redial(err):
+                    return None
             raise err
         if self.response_type is None:
             return resp.payload
@@ -390,7 +447,7 @@ class Call:
 
     def _error(self, cls, message):
         return cls(message, method=self.method, request_id=self.request_id,
-                   endpoint=self.url, local=True, attempts=self.tried)
+                   endpoint=self.url, local=True, attempts=self.attempts)
 
 
 class ClientBase(Methods):
@@ -437,7 +494,7 @@ class ClientBase(Methods):
         self._pool.close()
 
 
-def set_context_timeouts(ctx: pynng.Context, ms: int) -> None:
+def set_context_timeouts(ctx: pynng.Context, send_ms: int, recv_ms: int) -> None:
     """Bounds the send and the receive of one context."""
-    for opt in (b"send-timeout", b"recv-timeout"):
+    for opt, ms in ((b"send-timeout", send_ms), (b"recv-timeout", recv_ms)):
         check_err(pynng.lib.nng_ctx_set_ms(ctx.context, opt, ms))

@@ -27,16 +27,22 @@ class AsyncClient(_rpc.ClientBase):
                 await asyncio.sleep(_rpc.CONNECT_POLL)
                 continue
             with sock.new_context() as ctx:
-                _rpc.set_context_timeouts(ctx, call.wait_ms())
+                _rpc.set_context_timeouts(ctx, call.send_ms(), call.wait_ms())
                 try:
                     await ctx.asend(call.envelope())
-                    raw = await ctx.arecv()
+                except pynng.Timeout:
+                    raise call.no_connection() from None
+                except pynng.ConnectionReset:
+                    call.connection_lost()
+                    continue
+                try:
+                    msg = await ctx.arecv_msg()
                 except pynng.Timeout:
                     raise call.no_answer() from None
                 except pynng.ConnectionReset:
                     call.connection_lost()
                     continue
-            out = call.answer(raw)
+            out = call.answer(msg)
             if out is not None:
                 return out
 
