@@ -69,6 +69,19 @@ lm_textf(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
+struct lm_num_pair
+lm_num_pair(double a, double b, int prec)
+{
+	struct lm_num_pair t;
+
+	for (;; prec++) {
+		snprintf(t.a, sizeof(t.a), "%.*f", prec, a);
+		snprintf(t.b, sizeof(t.b), "%.*f", prec, b);
+		if (a == b || prec >= 6 || strcmp(t.a, t.b) != 0)
+			return t;
+	}
+}
+
 bool
 lm_veto_row(struct vsink *vs, const char *code, const char *fmt, ...)
 {

@@ -271,13 +271,17 @@ lm_check_filters(const lm_filters *f, const lm_profile_prep *c, const lm_posting
 			return false;
 		if (jf->min_annual_salary > 0) {
 			int64_t top = p->key.salary;
-			if ((double) top < jf->min_annual_salary &&
-			    !lm_veto_row(vs, LM_VETO_FILTER,
-			        top > 0 ? "filter: pays at most %.0f a year, below %.0f"
-			                : "filter: salary unknown (%.0f), minimum %.0f "
-			                  "requested",
-			        (double) top, jf->min_annual_salary))
-				return false;
+			if ((double) top < jf->min_annual_salary) {
+				if (vs == NULL)
+					return false;
+				struct lm_num_pair st =
+				    lm_num_pair((double) top, jf->min_annual_salary, 0);
+				lm_veto_row(vs, LM_VETO_FILTER,
+				    top > 0 ? "filter: pays at most %s a year, below %s"
+				            : "filter: salary unknown (%s), minimum %s "
+				              "requested",
+				    st.a, st.b);
+			}
 		}
 		if (jf->n_employment_types > 0) {
 			bool ok = false;
@@ -309,11 +313,14 @@ lm_check_filters(const lm_filters *f, const lm_profile_prep *c, const lm_posting
 		        "filter: no preferred location in the requested countries"))
 			return false;
 		if (cf->min_years_experience > 0 &&
-		    !((double) c->years_raw >= (double) cf->min_years_experience) &&
-		    !lm_veto_row(vs, LM_VETO_FILTER,
-		        "filter: %.1f years of experience, %.1f requested",
-		        (double) c->years_raw, (double) cf->min_years_experience))
-			return false;
+		    !((double) c->years_raw >= (double) cf->min_years_experience)) {
+			if (vs == NULL)
+				return false;
+			struct lm_num_pair yt = lm_num_pair(
+			    (double) c->years_raw, (double) cf->min_years_experience, 1);
+			lm_veto_row(vs, LM_VETO_FILTER,
+			    "filter: %s years of experience, %s requested", yt.a, yt.b);
+		}
 		if (cf->n_employment_types > 0 && (c->key.flags & KEY_EMP_ANY) &&
 		    !profile_accepts(f, c) &&
 		    !lm_veto_row(vs, LM_VETO_FILTER,

@@ -199,18 +199,18 @@ groups_test(const struct pair *pr, struct vsink *vs)
 		if (vs == NULL)
 			return true;
 		lm_group_text(pp->rec->requirement_groups[pg->gi], gtext, sizeof(gtext));
+		struct lm_num_pair yt = lm_num_pair((double) pg->min_years, y, 1);
 		if (!skill_ok && !years_ok)
 			lm_veto_row(vs, LM_VETO_REQUIREMENT_GROUP,
-			    "requires one of: %s, and %.1f years of experience (has "
-			    "%.1f)",
-			    gtext, (double) pg->min_years, y);
+			    "requires one of: %s, and %s years of experience (has %s)",
+			    gtext, yt.a, yt.b);
 		else if (!skill_ok)
 			lm_veto_row(
 			    vs, LM_VETO_REQUIREMENT_GROUP, "requires one of: %s", gtext);
 		else
 			lm_veto_row(vs, LM_VETO_REQUIREMENT_GROUP,
-			    "%s: requires %.1f years of experience (has %.1f)", gtext,
-			    (double) pg->min_years, y);
+			    "%s: requires %s years of experience (has %s)", gtext, yt.a,
+			    yt.b);
 		lm_failed_group_row(vs, gtext);
 	}
 	return vetoed;
@@ -571,13 +571,16 @@ location_test(const struct pair *pr, struct vsink *vs)
 		    nearest_km(pp, cp, vs != NULL ? &pl : NULL, vs != NULL ? &cl : NULL);
 		if (d <= pr->env->model->params.commute_km)
 			return false;
+		if (vs == NULL)
+			return true;
+		struct lm_num_pair km =
+		    lm_num_pair(d, pr->env->model->params.commute_km, 0);
 		lm_veto_row(vs, LM_VETO_LOCATION,
-		    "the nearest job location (%s) is %.0f km from the candidate's "
-		    "(%s), beyond commuting distance (%.0f km), and the candidate "
+		    "the nearest job location (%s) is %s km from the candidate's "
+		    "(%s), beyond commuting distance (%s km), and the candidate "
 		    "does not relocate",
-		    pl && pl->city && pl->city[0] ? pl->city : "?", d,
-		    cl && cl->city && cl->city[0] ? cl->city : "?",
-		    pr->env->model->params.commute_km);
+		    pl && pl->city && pl->city[0] ? pl->city : "?", km.a,
+		    cl && cl->city && cl->city[0] ? cl->city : "?", km.b);
 		return true;
 	}
 	return false;
@@ -939,7 +942,11 @@ feat_experience(const struct pair *pr, struct eval *ev)
 	if (!experience_of(need, y, &ev->value[LM_FEAT_EXPERIENCE]))
 		return;
 	ev->present[LM_FEAT_EXPERIENCE] = true;
-	DETAIL(ev, LM_FEAT_EXPERIENCE, "%.1f years of experience, %.1f wanted", y, need);
+	if (ev->detail) {
+		struct lm_num_pair yt = lm_num_pair(y, need, 1);
+		DETAIL(ev, LM_FEAT_EXPERIENCE, "%s years of experience, %s wanted", yt.a,
+		    yt.b);
+	}
 }
 
 static void
@@ -977,9 +984,12 @@ feat_salary(const struct pair *pr, struct eval *ev)
 		    (long long) want, (long long) top);
 	} else {
 		double excess = (double) (want - top) / (double) top;
-		DETAIL(ev, LM_FEAT_SALARY,
-		    "desired %lld a year is %.0f%% above the job's %lld",
-		    (long long) want, 100.0 * excess, (long long) top);
+		if (ev->detail) {
+			struct lm_num_pair pct = lm_num_pair(100.0 * excess, 0.0, 0);
+			DETAIL(ev, LM_FEAT_SALARY,
+			    "desired %lld a year is %s%% above the job's %lld",
+			    (long long) want, pct.a, (long long) top);
+		}
 	}
 }
 

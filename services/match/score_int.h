@@ -380,6 +380,17 @@ void lm_textf(char *buf, size_t len, const char *fmt, ...)
 void lm_vtextf(char *buf, size_t len, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* Numbers compared in a text ("requires 5.0 years (has 4.96)"). */
+#define LM_NUM_TEXT 32
+struct lm_num_pair {
+	char a[LM_NUM_TEXT], b[LM_NUM_TEXT];
+};
+
+/* Writes a and b with prec decimals, or with as many more (up to 6) as it
+ * takes for two different numbers not to print alike, so that the text of
+ * a failed comparison never reads as a met one. */
+struct lm_num_pair lm_num_pair(double a, double b, int prec);
+
 /* Appends one veto row (collect mode). Returns false in fast mode (vs
  * NULL): the caller stops at the first veto. */
 bool lm_veto_row(struct vsink *vs, const char *code, const char *fmt, ...)

@@ -892,6 +892,10 @@ test_vetoes(void **state)
 	c->years_experience = 2;
 	expect_vetoes(NULL, c, p, "k8s: requires 5.0 years of experience (has 2.0)", 1,
 	    LM_VETO_REQUIREMENT_GROUP);
+	/* Just short: shown with the digits that tell the two apart. */
+	c->years_experience = 4.96f;
+	expect_vetoes(NULL, c, p, "k8s: requires 5.00 years of experience (has 4.96)", 1,
+	    LM_VETO_REQUIREMENT_GROUP);
 	c->years_experience = 5;
 	expect_vetoes(NULL, c, p, NULL, 0);
 	post_group(p, "Go", 0, NULL, NULL, NULL); /* no skills: satisfied by anyone */
@@ -1070,6 +1074,8 @@ test_candidate_filters(void **state)
 	WITH_FILTERS(NULL, 0);
 	cf.min_years_experience = 3.5f;
 	WITH_FILTERS("filter: 3.0 years of experience, 3.5 requested", 1);
+	cf.min_years_experience = 3.04f;
+	WITH_FILTERS("filter: 3.00 years of experience, 3.04 requested", 1);
 	cf.min_years_experience = 0;
 	cf.n_employment_types = 1;
 	cf.employment_types = types;
@@ -1522,7 +1528,7 @@ static const struct pinned_score {
 };
 
 #define PINNED_SCORE_DIGEST   0x3bd6f1f31d4dcd81ULL
-#define PINNED_EXPLAIN_DIGEST 0x288df54106fdd907ULL
+#define PINNED_EXPLAIN_DIGEST 0x02dec6fbdbcc230dULL
 #define PINNED_ELIGIBLE       201
 
 static size_t
@@ -2124,6 +2130,28 @@ assert_match_utf8(const Match *m)
  * after 0..3 ASCII bytes, so that the cut falls inside a character and
  * between two.
  */
+/* Numbers of a comparison print differently whenever they differ. */
+static void
+test_num_pair(void **state)
+{
+	struct lm_num_pair t;
+
+	(void) state;
+	t = lm_num_pair(50.3, 50.0, 0); /* km beyond a commuting distance */
+	assert_string_equal(t.a, "50.3");
+	assert_string_equal(t.b, "50.0");
+	t = lm_num_pair(1914.2, 50.0, 0);
+	assert_string_equal(t.a, "1914");
+	assert_string_equal(t.b, "50");
+	t = lm_num_pair(5.0, 5.0, 1); /* equal: as asked */
+	assert_string_equal(t.a, "5.0");
+	assert_string_equal(t.b, "5.0");
+	t = lm_num_pair(0.4, 0.0, 0); /* 0.4 % above */
+	assert_string_equal(t.a, "0.4");
+	t = lm_num_pair(5.0 - 1e-9, 5.0, 1); /* six decimals at most */
+	assert_string_equal(t.a, "5.000000");
+}
+
 static void
 test_explain_texts_stay_utf8(void **state)
 {
@@ -2817,6 +2845,7 @@ main(void)
 	    cmocka_unit_test(test_skill_symbols),
 	    cmocka_unit_test(test_no_overlap),
 	    cmocka_unit_test(test_no_overlap_samples),
+	    cmocka_unit_test(test_num_pair),
 	    cmocka_unit_test(test_explain_texts_stay_utf8),
 	    cmocka_unit_test(test_skills_lead),
 	    cmocka_unit_test(test_no_overqualification_penalty),
