@@ -247,14 +247,23 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 }
 
 /*
- * Pairs of match's options that must differ, and why: match reads the
- * input topics and ingest's group, owns the events group and writes the
- * matches and decisions topics.
+ * Pairs of options that must differ, and why. A pair is checked for each
+ * program that takes both options: ingest and match read both input topics,
+ * ingest writes the dead-letter topic, match reads ingest's group, owns the
+ * events group and writes the matches and decisions topics (the latter only
+ * with the decision log on).
  */
 static const struct {
 	size_t a, b;
 	const char *why;
-} match_distinct[] = {
+} distinct[] = {
+    {OFF(topic_postings), OFF(topic_profiles),
+        "job postings and candidate profiles would share one topic, and each "
+        "would be rejected as the other"},
+    {OFF(topic_dlq), OFF(topic_postings),
+        "rejected messages would be read again as job postings"},
+    {OFF(topic_dlq), OFF(topic_profiles),
+        "rejected messages would be read again as candidate profiles"},
     {OFF(events_group_id), OFF(group_id),
         "match's event owners would commit their positions in ingest's group, "
         "and ingest could skip records after a restart"},
@@ -280,18 +289,24 @@ opt_at(size_t off)
 	return NULL;
 }
 
-/* LM_OK when no two options of a pair of match_distinct hold the same value;
+/* LM_OK when no pair of distinct that prog takes holds the same value twice;
  * otherwise LM_EINVAL with both options named in err. */
 static int
-check_match_distinct(const lm_config *cfg, char *err, size_t errlen)
+check_distinct(const lm_config *cfg, lm_prog prog, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < sizeof(match_distinct) / sizeof(match_distinct[0]); i++) {
-		const struct opt *a = opt_at(match_distinct[i].a);
-		const struct opt *b = opt_at(match_distinct[i].b);
+	for (size_t i = 0; i < sizeof(distinct) / sizeof(distinct[0]); i++) {
+		const struct opt *a = opt_at(distinct[i].a);
+		const struct opt *b = opt_at(distinct[i].b);
+		if (!(a->progs & b->progs & prog))
+			continue;
+		/* Without the decision log match writes no decisions. */
+		if ((a->off == OFF(topic_decisions) || b->off == OFF(topic_decisions)) &&
+		    (prog & LM_PROG_MATCH) && cfg->decision_log == 0)
+			continue;
 		if (strcmp((const char *) cfg + a->off, (const char *) cfg + b->off) != 0)
 			continue;
 		snprintf(err, errlen, "%s (--%s) and %s (--%s) must differ: %s", a->env,
-		    a->flag, b->env, b->flag, match_distinct[i].why);
+		    a->flag, b->env, b->flag, distinct[i].why);
 		return LM_EINVAL;
 	}
 	return LM_OK;
@@ -379,8 +394,7 @@ lm_config_load(
 		    err, errlen, "LUNAMATCH_TLS_CERT and LUNAMATCH_TLS_KEY go together");
 		return LM_EINVAL;
 	}
-	if ((prog & LM_PROG_MATCH) &&
-	    (rv = check_match_distinct(cfg, err, errlen)) != LM_OK)
+	if ((rv = check_distinct(cfg, prog, err, errlen)) != LM_OK)
 		return rv;
 	return LM_OK;
 }

@@ -122,21 +122,33 @@ test_errors(void **state)
 	assert_non_null(strstr(err, "LUNAMATCH_TLS_KEY"));
 }
 
-/* Match refuses, for each pair of options that must differ, the same value
- * in both, naming both variables; the value set through either side. */
+/* Each program refuses, for each pair of its options that must differ, the
+ * same value in both, naming both variables; the value set through either
+ * side. */
 static void
 test_match_distinct(void **state)
 {
 	(void) state;
 	static const struct {
 		const char *a, *b, *value;
+		lm_prog prog;
 	} pairs[] = {
-	    {"LUNAMATCH_EVENTS_GROUP_ID", "LUNAMATCH_GROUP_ID", "g"},
-	    {"LUNAMATCH_TOPIC_MATCHES", "LUNAMATCH_TOPIC_POSTINGS", "t.x"},
-	    {"LUNAMATCH_TOPIC_MATCHES", "LUNAMATCH_TOPIC_PROFILES", "t.x"},
-	    {"LUNAMATCH_TOPIC_DECISIONS", "LUNAMATCH_TOPIC_POSTINGS", "t.x"},
-	    {"LUNAMATCH_TOPIC_DECISIONS", "LUNAMATCH_TOPIC_PROFILES", "t.x"},
-	    {"LUNAMATCH_TOPIC_MATCHES", "LUNAMATCH_TOPIC_DECISIONS", "t.x"},
+	    {"LUNAMATCH_TOPIC_POSTINGS", "LUNAMATCH_TOPIC_PROFILES", "t.x",
+	        LM_PROG_MATCH},
+	    {"LUNAMATCH_TOPIC_POSTINGS", "LUNAMATCH_TOPIC_PROFILES", "t.x",
+	        LM_PROG_INGEST},
+	    {"LUNAMATCH_TOPIC_DLQ", "LUNAMATCH_TOPIC_POSTINGS", "t.x", LM_PROG_INGEST},
+	    {"LUNAMATCH_TOPIC_DLQ", "LUNAMATCH_TOPIC_PROFILES", "t.x", LM_PROG_INGEST},
+	    {"LUNAMATCH_TOPIC_DLQ", "LUNAMATCH_TOPIC_PROFILES", "t.x", LM_PROG_DEVKAFKA},
+	    {"LUNAMATCH_EVENTS_GROUP_ID", "LUNAMATCH_GROUP_ID", "g", LM_PROG_MATCH},
+	    {"LUNAMATCH_TOPIC_MATCHES", "LUNAMATCH_TOPIC_POSTINGS", "t.x", LM_PROG_MATCH},
+	    {"LUNAMATCH_TOPIC_MATCHES", "LUNAMATCH_TOPIC_PROFILES", "t.x", LM_PROG_MATCH},
+	    {"LUNAMATCH_TOPIC_DECISIONS", "LUNAMATCH_TOPIC_POSTINGS", "t.x",
+	        LM_PROG_MATCH},
+	    {"LUNAMATCH_TOPIC_DECISIONS", "LUNAMATCH_TOPIC_PROFILES", "t.x",
+	        LM_PROG_MATCH},
+	    {"LUNAMATCH_TOPIC_MATCHES", "LUNAMATCH_TOPIC_DECISIONS", "t.x",
+	        LM_PROG_MATCH},
 	};
 	lm_config cfg;
 	char err[256];
@@ -145,10 +157,10 @@ test_match_distinct(void **state)
 	size_t accepted = 0;
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
 		setenv(pairs[i].a, pairs[i].value, 1);
-		assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+		assert_int_equal(load(&cfg, pairs[i].prog, 1, a1, err), LM_OK);
 		setenv(pairs[i].b, pairs[i].value, 1);
 		err[0] = '\0';
-		if (load(&cfg, LM_PROG_MATCH, 1, a1, err) != LM_EINVAL ||
+		if (load(&cfg, pairs[i].prog, 1, a1, err) != LM_EINVAL ||
 		    strstr(err, pairs[i].a) == NULL || strstr(err, pairs[i].b) == NULL ||
 		    strstr(err, "must differ") == NULL) {
 			print_error("%s = %s: accepted or not named (\"%s\")\n",
@@ -171,6 +183,16 @@ test_match_distinct(void **state)
 	setenv("LUNAMATCH_GROUP_ID", "lunamatch-match-events", 1);
 	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_OK);
 	unsetenv("LUNAMATCH_GROUP_ID");
+	setenv("LUNAMATCH_TOPIC_DECISIONS", "lunamatch.postings.v1", 1);
+	setenv("LUNAMATCH_TOPIC_POSTINGS", "lunamatch.postings.v1", 1);
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_OK);
+	/* Match without the decision log writes no decisions topic. */
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_EINVAL);
+	setenv("LUNAMATCH_DECISION_LOG", "0", 1);
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+	unsetenv("LUNAMATCH_DECISION_LOG");
+	unsetenv("LUNAMATCH_TOPIC_DECISIONS");
+	unsetenv("LUNAMATCH_TOPIC_POSTINGS");
 }
 
 /* Topic names Kafka does not allow (and a regular expression, which
