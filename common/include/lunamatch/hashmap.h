@@ -4,6 +4,10 @@
  *
  * Open addressing with linear probing and backward-shift deletion, at most
  * half full, so a lookup costs one hash and, on average, one or two probes.
+ * Growth is incremental: the map doubles into a new table and each later
+ * put or remove moves a bounded number of old slots, so no single write
+ * pays for rehashing the whole map (a lookup meanwhile may probe both
+ * tables).
  * Keys are borrowed: the map keeps the pointer it was given, which must stay
  * valid and unchanged while the entry is in the map (typically the key lives
  * in the value, as an id inside a record). Not thread-safe for writes: the
@@ -39,6 +43,9 @@ void lm_hashmap_free(lm_hashmap *m); /* NULL is a no-op; values are not freed */
 
 /* Entries in the map. m may be NULL (0). */
 size_t lm_hashmap_count(const lm_hashmap *m);
+
+/* Whether a growth is under way (entries still in the old table). */
+bool lm_hashmap_growing(const lm_hashmap *m);
 
 /* The value of key, NULL when absent. */
 void *lm_hashmap_get(const lm_hashmap *m, const char *key);

@@ -2,7 +2,8 @@
  * test_hashmap.c - the shared string map: it agrees with a plain array
  * model through random puts and removes (backward-shift deletion keeps every
  * key findable), iterates every entry once, and the hash is FNV-1a with the
- * standard offset basis.
+ * standard offset basis. Growth is incremental: puts, removes and lookups
+ * that meet a growth under way agree with the model at every step.
  */
 #include <stdio.h>
 #include <string.h>
@@ -85,12 +86,101 @@ test_model(void **state)
 	assert_int_equal(lm_hashmap_count(NULL), 0);
 }
 
+#define GROW_KEYS 40000
+
+/* Every key agrees with the model. */
+static void
+check_all(const lm_hashmap *m, char (*keys)[16], const bool *in, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		assert_ptr_equal(lm_hashmap_get(m, keys[j]), in[j] ? keys[j] : NULL);
+}
+
+static void
+test_growth(void **state)
+{
+	static char keys[GROW_KEYS][16];
+	static bool in[GROW_KEYS];
+	lm_hashmap *m = NULL;
+	uint64_t r = 0x9e3779b97f4a7c15ULL;
+	size_t n = 0, growing_puts = 0, growing_removes = 0, growths = 0, it = 0;
+	bool was = false;
+	void *v;
+
+	(void) state;
+	assert_int_equal(lm_hashmap_new(&m), LM_OK);
+	assert_false(lm_hashmap_growing(m));
+	assert_false(lm_hashmap_growing(NULL));
+	for (size_t i = 0; i < GROW_KEYS; i++)
+		snprintf(keys[i], sizeof(keys[i]), "id-%zu", i);
+	/* Grows through many doublings while a third of the writes remove. */
+	for (int step = 0; step < 120000; step++) {
+		size_t i, other;
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		i = (size_t) (r % GROW_KEYS);
+		other = (size_t) ((r >> 20) % GROW_KEYS);
+		bool growing = lm_hashmap_growing(m);
+		if ((r >> 50) % 3 != 0) {
+			assert_int_equal(lm_hashmap_put(m, keys[i], keys[i]), LM_OK);
+			n += !in[i];
+			in[i] = true;
+			growing_puts += growing;
+		} else {
+			assert_ptr_equal(
+			    lm_hashmap_remove(m, keys[i]), in[i] ? keys[i] : NULL);
+			n -= in[i];
+			in[i] = false;
+			growing_removes += growing;
+		}
+		growths += !was && lm_hashmap_growing(m);
+		was = lm_hashmap_growing(m);
+		assert_ptr_equal(lm_hashmap_get(m, keys[i]), in[i] ? keys[i] : NULL);
+		assert_ptr_equal(
+		    lm_hashmap_get(m, keys[other]), in[other] ? keys[other] : NULL);
+		if (was && step % 97 == 0)
+			check_all(m, keys, in, GROW_KEYS);
+		assert_int_equal(lm_hashmap_count(m), n);
+	}
+	assert_true(growths >= 8);
+	assert_true(growing_puts > 1000 && growing_removes > 500);
+	check_all(m, keys, in, GROW_KEYS);
+	/* Iteration while nothing grows, then while a growth is under way. */
+	for (int round = 0; round < 2; round++) {
+		size_t seen = 0;
+		it = 0;
+		while (lm_hashmap_next(m, &it, NULL, &v)) {
+			assert_true(in[(size_t) (((char(*)[16]) v) - keys)]);
+			seen++;
+		}
+		assert_int_equal(seen, n);
+		/* Puts until a growth starts. */
+		for (size_t i = 0; i < GROW_KEYS && !lm_hashmap_growing(m); i++)
+			if (!in[i]) {
+				assert_int_equal(
+				    lm_hashmap_put(m, keys[i], keys[i]), LM_OK);
+				in[i] = true;
+				n++;
+			}
+		assert_true(lm_hashmap_growing(m));
+	}
+	/* Removing everything, growth or not, leaves an empty map. */
+	for (size_t i = 0; i < GROW_KEYS; i++)
+		assert_ptr_equal(lm_hashmap_remove(m, keys[i]), in[i] ? keys[i] : NULL);
+	assert_int_equal(lm_hashmap_count(m), 0);
+	it = 0;
+	assert_false(lm_hashmap_next(m, &it, NULL, NULL));
+	lm_hashmap_free(m);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hash_is_fnv1a),
 	    cmocka_unit_test(test_model),
+	    cmocka_unit_test(test_growth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
