@@ -22,16 +22,14 @@
 #include "lunamatch/http.h"
 #include "lunamatch/log.h"
 #include "lunamatch/metrics.h"
+#include "lunamatch/recdata.h"
 #include "lunamatch/record.h"
-#include "lunamatch/salary.h"
 #include "lunamatch/store.h"
-#include "lunamatch/taxonomy.h"
 #include "notify.h"
 #include "trimmer.h"
 
 #define PROG              "lunamatch-ingest"
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7702"
-#define PATH_MAX_LEN      4096
 
 /* Set by the first SIGTERM/SIGINT; counts them. */
 static volatile sig_atomic_t stop_flag;
@@ -83,62 +81,12 @@ usage(FILE *out)
 	lm_config_usage(out, LM_PROG_INGEST);
 }
 
-/* Resolves and loads the taxonomy, the rate table, the fair-requirements
- * list and the gazetteer; exit status 2 on error. */
-static int
-load_data(const lm_config *cfg, lm_taxonomy **tax, lm_rates **rates, lm_fairness **fair,
-    lm_gazetteer **gaz)
-{
-	char path[PATH_MAX_LEN], err[512];
-
-	if (lm_config_data_file(cfg->taxonomy_file, path, sizeof(path)) != LM_OK) {
-		fprintf(stderr, PROG ": LUNAMATCH_TAXONOMY_FILE: %s not found\n",
-		    cfg->taxonomy_file);
-		return 2;
-	}
-	if (lm_taxonomy_load(path, tax, err, sizeof(err)) != LM_OK) {
-		fprintf(stderr, PROG ": LUNAMATCH_TAXONOMY_FILE: %s\n", err);
-		return 2;
-	}
-	if (lm_config_data_file(cfg->rates_file, path, sizeof(path)) != LM_OK) {
-		fprintf(stderr, PROG ": LUNAMATCH_RATES_FILE: %s not found\n",
-		    cfg->rates_file);
-		return 2;
-	}
-	if (lm_rates_load(path, rates, err, sizeof(err)) != LM_OK) {
-		fprintf(stderr, PROG ": LUNAMATCH_RATES_FILE: %s\n", err);
-		return 2;
-	}
-	if (lm_config_data_file(cfg->fairness_file, path, sizeof(path)) != LM_OK) {
-		fprintf(stderr, PROG ": LUNAMATCH_FAIRNESS_FILE: %s not found\n",
-		    cfg->fairness_file);
-		return 2;
-	}
-	if (lm_fairness_load(path, fair, err, sizeof(err)) != LM_OK) {
-		fprintf(stderr, PROG ": LUNAMATCH_FAIRNESS_FILE: %s\n", err);
-		return 2;
-	}
-	if (lm_config_data_file(cfg->gazetteer_file, path, sizeof(path)) != LM_OK) {
-		fprintf(stderr, PROG ": LUNAMATCH_GAZETTEER_FILE: %s not found\n",
-		    cfg->gazetteer_file);
-		return 2;
-	}
-	if (lm_gazetteer_load(path, gaz, err, sizeof(err)) != LM_OK) {
-		fprintf(stderr, PROG ": LUNAMATCH_GAZETTEER_FILE: %s\n", err);
-		return 2;
-	}
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
 	lm_config cfg;
 	char err[512], notify_url[LM_CFG_STR + 64];
-	lm_taxonomy *tax = NULL;
-	lm_rates *rates = NULL;
-	lm_fairness *fair = NULL;
-	lm_gazetteer *gaz = NULL;
+	lm_record_data data = {0};
 	lm_store *store = NULL;
 	lm_metrics *metrics = NULL;
 	lm_trimmer *trimmer = NULL;
@@ -186,15 +134,12 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	if ((rc = load_data(&cfg, &tax, &rates, &fair, &gaz)) != 0)
+	if (lm_record_data_load(&cfg, &data, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": %s\n", err);
+		rc = 2;
 		goto out;
-	rc = 1;
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.taxonomy = tax;
-	ctx.rates = rates;
-	ctx.fairness = fair;
-	ctx.gazetteer = gaz;
-	ctx.embedding_dim = cfg.embedding_dim;
+	}
+	ctx = lm_record_data_ctx(&data, &cfg);
 
 	memset(&sopts, 0, sizeof(sopts));
 	sopts.map_size = cfg.map_size_mb << 20;
@@ -276,9 +221,6 @@ out:
 	lm_notify_close(notify);
 	lm_metrics_free(metrics);
 	lm_store_close(store);
-	lm_gazetteer_free(gaz);
-	lm_fairness_free(fair);
-	lm_rates_free(rates);
-	lm_taxonomy_free(tax);
+	lm_record_data_free(&data);
 	return rc;
 }
