@@ -479,15 +479,8 @@ lm_ingest_batch_commit(
 		*counts = c;
 		return LM_OK;
 	}
-	/* A store without a change is new: it keeps positions from its first
-	 * batch on (offsets.h; marking it again is harmless). */
-	uint64_t seq = 0;
-	if ((rv = lm_store_last_seq(s, &seq)) != LM_OK)
+	if ((rv = lm_ingest_positions_begin(s, &t)) != LM_OK)
 		return rv;
-	if ((rv = lm_store_begin(s, &t)) != LM_OK)
-		return rv;
-	if (seq == 0)
-		rv = lm_ingest_positions_mark(t);
 	for (size_t i = 0; rv == LM_OK && i < b->nepochs; i++)
 		rv = lm_ingest_epoch_put(t, b->epochs[i].topic, b->epochs[i].epoch);
 	for (size_t i = 0; rv == LM_OK && i < b->nparts; i++) {

@@ -149,3 +149,25 @@ lm_ingest_positions_kept(lm_store *s, bool *kept)
 	*kept = rv == LM_OK;
 	return rv == LM_ENOENT ? LM_OK : rv;
 }
+
+int
+lm_ingest_positions_begin(lm_store *s, lm_store_txn **t)
+{
+	uint64_t seq = 0;
+	int rv;
+
+	*t = NULL;
+	if ((rv = lm_store_last_seq(s, &seq)) != LM_OK)
+		return rv;
+	if ((rv = lm_store_begin(s, t)) != LM_OK) {
+		*t = NULL;
+		return rv;
+	}
+	if (seq == 0 && (rv = lm_ingest_positions_mark(*t)) != LM_OK)
+		goto fail;
+	return LM_OK;
+fail:
+	lm_store_abort(*t);
+	*t = NULL;
+	return rv;
+}

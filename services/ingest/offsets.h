@@ -70,6 +70,17 @@ int lm_ingest_positions_mark(lm_store_txn *t);
 int lm_ingest_positions_kept(lm_store *s, bool *kept);
 
 /*
+ * Begins a write transaction on s in *t and, when s holds no change yet (a
+ * new store), marks it in *t as keeping its positions
+ * (lm_ingest_positions_mark; marking it again is harmless). Every writer
+ * of a store ingest resumes on (ingest's batches, lunamatch-loadgen) begins
+ * its transactions so, so that a store another writer filled first is not
+ * taken for one written before positions were kept. LM_OK, or the store's
+ * error with *t left NULL.
+ */
+int lm_ingest_positions_begin(lm_store *s, lm_store_txn **t);
+
+/*
  * The highest epoch topic was stored at: LM_OK with *epoch, LM_ENOENT when
  * none was, another store error.
  */

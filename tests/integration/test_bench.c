@@ -5,13 +5,17 @@
  *
  * loadgen: the counts it reports are what the store holds; the records are
  * prepared as ingest prepares them (skill ids of the taxonomy, salaries with
- * the rate table's version) and dated around now; a second run stores
- * nothing new. bench: every measured call is accounted for (ok plus errors
- * by status equals the count asked for), the percentiles are ordered, the
- * echo phase uses the match phase's message sizes and concurrency and the
- * ratios are computed from the two phases; a 1 ms deadline produces errors
- * that are counted by status, not fatal; a server that is down gives exit
- * 3; usage errors give exit 2; a data directory without a store exit 1.
+ * the rate table's version, locations geocoded with the gazetteer, postings
+ * stamped with the fair-requirements list's version) and dated around now;
+ * the store it fills first is marked as keeping ingest's positions, as
+ * ingest reads the mark; a second run stores nothing new; a count whose map
+ * exceeds the store's limit and a bad option value are usage errors that
+ * name the limit or the option. bench: every measured call is accounted for (ok plus
+ * errors by status equals the count asked for), the percentiles are ordered, the echo
+ * phase uses the match phase's message sizes and concurrency and the ratios are computed
+ * from the two phases; a 1 ms deadline produces errors that are counted by status, not
+ * fatal; a server that is down gives exit 3; usage errors give exit 2; a data directory
+ * without a store exit 1.
  */
 #include <math.h>
 #include <signal.h>
@@ -24,7 +28,12 @@
 
 #include "lmtest.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fairness.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/record.h"
+#include "lunamatch/store.h"
 #include "lunamatch/taxonomy.h"
+#include "offsets.h"
 #include "proc.h"
 #include "svctest.h"
 
@@ -88,6 +97,10 @@ setup(void **state)
 	lmt_env_add(&G.env, "LUNAMATCH_DATA_DIR=%s", G.data);
 	lmt_env_add(&G.env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
 	lmt_env_add(&G.env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+	lmt_env_add(&G.env, "LUNAMATCH_FAIRNESS_FILE=%s",
+	    lmt_src("data/fairness/requirements.tsv"));
+	lmt_env_add(
+	    &G.env, "LUNAMATCH_GAZETTEER_FILE=%s", lmt_src("data/geo/cities.tsv"));
 	lmt_env_add(
 	    &G.env, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
 	lmt_env_add(&G.env, "LUNAMATCH_RPC_URL=%s", G.rpc);
@@ -119,6 +132,65 @@ match_start(void)
 }
 
 /* ---- loadgen ------------------------------------------------------------------ */
+
+/* Reads posting id from the store s as it was stored. */
+static Lunamatch__V1__JobPosting *
+stored_posting(lm_store *s, const char *id)
+{
+	Lunamatch__V1__JobPosting *p;
+	void *bytes = NULL;
+	size_t len = 0;
+	uint64_t version = 0;
+
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, id, &bytes, &len, &version), LM_OK);
+	p = lunamatch__v1__job_posting__unpack(NULL, len, bytes);
+	assert_non_null(p);
+	free(bytes);
+	return p;
+}
+
+/* The store as ingest finds it: marked as keeping its positions, postings
+ * in a city of the gazetteer geocoded, every posting stamped with the
+ * fair-requirements list's version. */
+static void
+assert_as_ingest_stores(void)
+{
+	lm_store_opts so = {.flags = LM_STORE_RDONLY};
+	lm_store *s = NULL;
+	lm_fairness *fair = NULL;
+	char err[256], id[32];
+	bool kept = false;
+	int found = 0;
+
+	assert_int_equal(lm_fairness_load(lmt_src("data/fairness/requirements.tsv"),
+	                     &fair, err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(lm_store_open(G.data, &so, &s), LM_OK);
+	assert_int_equal(lm_ingest_positions_kept(s, &kept), LM_OK);
+	assert_true(kept);
+	for (int i = 0; i < 200 && found < 3; i++) {
+		Lunamatch__V1__JobPosting *p;
+
+		snprintf(id, sizeof(id), "gen-p%09d", i);
+		p = stored_posting(s, id);
+		assert_string_equal(p->fairness_version, lm_fairness_version(fair));
+		for (size_t k = 0; k < p->n_locations; k++) {
+			const Lunamatch__V1__Location *l = p->locations[k];
+			if (strcmp(l->city, "Berlin") != 0 &&
+			    strcmp(l->city, "London") != 0)
+				continue;
+			assert_true(l->geocoded);
+			assert_true(l->geoname_id != 0);
+			assert_true(l->latitude > 50.0 && l->latitude < 53.0);
+			found++;
+		}
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+	}
+	assert_true(found > 0);
+	lm_store_close(s);
+	lm_fairness_free(fair);
+}
 
 static void
 test_loadgen(void **state)
@@ -173,11 +245,44 @@ test_loadgen(void **state)
 	json_decref(j);
 	lmt_run_result_free(&r);
 	lm_taxonomy_free(tax);
+	assert_as_ingest_stores();
 
 	/* Ids are fixed by the prefix: a second run stores nothing new. */
 	r = run(gen);
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "stored 0, already there 2300, invalid 0"));
+	lmt_run_result_free(&r);
+}
+
+static void
+test_loadgen_usage(void **state)
+{
+	char dir[4300];
+	const char *big[] = {lmt_bin("lunamatch-loadgen"), "--data-dir", dir,
+	    "--postings", "40000000", NULL};
+	const char *negative[] = {
+	    lmt_bin("lunamatch-loadgen"), "--data-dir", dir, "--postings", "-1", NULL};
+	const char *batch[] = {
+	    lmt_bin("lunamatch-loadgen"), "--data-dir", dir, "--batch", "0", NULL};
+	lmt_run_result r;
+
+	(void) state;
+	snprintf(dir, sizeof(dir), "%s/usage", G.dir);
+	/* The map for 40005000 records exceeds the 64 GiB limit: the message
+	 * names the limit and the largest load that fits. */
+	r = run(big);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "limit of 65536 MiB"));
+	assert_non_null(strstr(r.err, "at most 33554432 records fit"));
+	assert_non_null(strstr(r.err, "at most 33549432 postings with 5000 profiles"));
+	lmt_run_result_free(&r);
+	r = run(negative);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--postings: \"-1\" is not a count"));
+	lmt_run_result_free(&r);
+	r = run(batch);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--batch: \"0\" is not a count from 1"));
 	lmt_run_result_free(&r);
 }
 
@@ -365,6 +470,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_loadgen),
+	    cmocka_unit_test(test_loadgen_usage),
 	    cmocka_unit_test(test_bench_jobs),
 	    cmocka_unit_test(test_bench_candidates_duration),
 	    cmocka_unit_test(test_bench_deadline),

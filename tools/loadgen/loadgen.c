@@ -9,11 +9,24 @@
  * The records come from the benchmarks' generator (bench/bench_util.h) with
  * the skills of the taxonomy (LUNAMATCH_TAXONOMY_FILE, data/skills.tsv):
  * canonical ids and display names in a Zipf popularity order. Each record is
- * then prepared exactly as ingest prepares what it consumes
- * (lm_posting_prepare / lm_profile_prepare: validation, normalization,
- * salaries in the reference currency) and stored at version 1 through
- * lm_store_put, in durable transactions of --batch records. Dates are
- * shifted so that they lie around the current time, as a live feed's do.
+ * then prepared exactly as ingest prepares what it consumes, with the data
+ * files ingest loads (lm_record_data_load: taxonomy, rate table,
+ * fair-requirements list, gazetteer) and lm_posting_prepare /
+ * lm_profile_prepare (validation, normalization, salaries in the reference
+ * currency, locations geocoded, postings screened and stamped with the
+ * list's version), and stored at version 1 through lm_store_put, in durable
+ * transactions of --batch records. Dates are shifted so that they lie
+ * around the current time, as a live feed's do.
+ *
+ * Transactions begin as ingest's batches do (lm_ingest_positions_begin): a
+ * store loadgen writes first is marked as keeping ingest's Kafka positions,
+ * so that an ingest started on it later consumes its topics from the start
+ * instead of taking it for a store written before positions were kept.
+ *
+ * The map is sized for the whole load from the start, MAP_BYTES_PER_RECORD
+ * per record, and may not exceed the store's growth limit (64 GiB, or
+ * LUNAMATCH_MAP_SIZE_MB when that is larger, as for ingest); a load that
+ * does not fit is refused as a usage error, naming the largest that does.
  *
  * Ids are <prefix>p<n> and <prefix>c<n> (n from 0, 9 digits), so a second run
  * with the same prefix stores nothing new: every put is a stale no-op,
@@ -36,17 +49,18 @@
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/recdata.h"
 #include "lunamatch/record.h"
-#include "lunamatch/salary.h"
 #include "lunamatch/store.h"
-#include "lunamatch/taxonomy.h"
+#include "offsets.h"
 
 #define PROG "lunamatch-loadgen"
 /* Most records of one kind per run. */
 #define RECORDS_MAX 100000000ull
 /* Most records per store transaction. */
 #define BATCH_MAX 1000000ull
-/* Initial map size per record to write. */
+/* Map bytes reserved per record to write (about 1.2 KiB are used), so that
+ * the map need not grow and replay midway. */
 #define MAP_BYTES_PER_RECORD 2048ull
 /* Longest --id-prefix, so that an id stays within LM_RECORD_ID_MAX. */
 #define PREFIX_MAX 64
@@ -82,9 +96,12 @@ usage(FILE *out)
 	    "  --id-prefix P     id prefix (default gen-): ids P p000000000, P "
 	    "c000000000\n"
 	    "\n"
-	    "The taxonomy and rate table are LUNAMATCH_TAXONOMY_FILE and\n"
-	    "LUNAMATCH_RATES_FILE (defaults data/skills.tsv, data/rates.tsv);\n"
-	    "LUNAMATCH_MAP_SIZE_MB sets the initial map size.\n");
+	    "Records are prepared with the data files ingest loads:\n"
+	    "LUNAMATCH_TAXONOMY_FILE, LUNAMATCH_RATES_FILE, LUNAMATCH_FAIRNESS_FILE\n"
+	    "and LUNAMATCH_GAZETTEER_FILE (defaults under data/).\n"
+	    "LUNAMATCH_MAP_SIZE_MB sets the initial map size; the map for the whole\n"
+	    "load may not exceed 64 GiB or LUNAMATCH_MAP_SIZE_MB, whichever is "
+	    "larger.\n");
 }
 
 typedef struct load {
@@ -137,7 +154,8 @@ put(load *L, lm_kind k, const char *id, const ProtobufCMessage *msg)
 	size_t len = 0;
 	int rc;
 
-	if (L->txn == NULL && (rc = lm_store_begin(L->store, &L->txn)) != LM_OK) {
+	if (L->txn == NULL &&
+	    (rc = lm_ingest_positions_begin(L->store, &L->txn)) != LM_OK) {
 		lm_error("loadgen.begin", "%s", lm_strerror(rc));
 		return rc;
 	}
@@ -217,16 +235,60 @@ load_profiles(load *L, const char *prefix, uint64_t n)
 	return LM_OK;
 }
 
+/* Names the option of getopt_long's result c for messages. */
+static const char *
+option_name(int c)
+{
+	for (const struct option *o = options; o->name != NULL; o++)
+		if (o->val == c)
+			return o->name;
+	return "?";
+}
+
+/*
+ * Checks that the map for records records fits the store's growth limit,
+ * setting so's initial map and limit as ingest sets them from
+ * LUNAMATCH_MAP_SIZE_MB (map_mb). False, with a message on stderr, when
+ * it does not fit.
+ */
+static bool
+size_map(lm_store_opts *so, uint64_t map_mb, uint64_t postings, uint64_t profiles)
+{
+	uint64_t records = postings + profiles, fit;
+
+	so->map_size = map_mb << 20;
+	so->max_map_size = so->map_size > LM_STORE_MAX_MAP_SIZE_DEFAULT
+	                       ? so->map_size
+	                       : LM_STORE_MAX_MAP_SIZE_DEFAULT;
+	fit = so->max_map_size / MAP_BYTES_PER_RECORD;
+	if (records > fit) {
+		fprintf(stderr,
+		    PROG ": %" PRIu64 " postings and %" PRIu64 " profiles need a map of "
+		         "%" PRIu64 " MiB (%llu bytes per record), more than the store's "
+		         "limit of %" PRIu64
+		         " MiB (64 GiB, or LUNAMATCH_MAP_SIZE_MB when "
+		         "larger); at most %" PRIu64 " records fit, so at most %" PRIu64
+		         " postings with %" PRIu64 " profiles\n",
+		    postings, profiles,
+		    (uint64_t) ((records * MAP_BYTES_PER_RECORD) >> 20),
+		    MAP_BYTES_PER_RECORD, so->max_map_size >> 20, fit,
+		    profiles < fit ? fit - profiles : 0, profiles);
+		return false;
+	}
+	if (so->map_size < records * MAP_BYTES_PER_RECORD)
+		so->map_size = records * MAP_BYTES_PER_RECORD;
+	return true;
+}
+
 int
 main(int argc, char **argv)
 {
 	lm_config cfg;
 	char *cargv[] = {argv[0], NULL};
-	char err[512], path[LM_CFG_STR];
+	char err[512];
 	const char *prefix = "gen-";
 	uint64_t postings = 10000, profiles = 5000, seed = 1, batch = 10000;
-	lm_taxonomy *tax = NULL;
-	lm_rates *rates = NULL;
+	lm_record_data data = {0};
 	load L = {0};
 	lm_store_opts so = {0};
 	uint64_t t0;
@@ -241,30 +303,36 @@ main(int argc, char **argv)
 	lm_log_set_service("loadgen");
 	lm_log_set_level(cfg.log_level);
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-		bool ok = true;
+		const char *want = NULL;
 		switch (c) {
 		case OPT_DATA_DIR:
-			ok = strlen(optarg) < sizeof(cfg.data_dir);
-			if (ok)
+			if (strlen(optarg) >= sizeof(cfg.data_dir))
+				want = "a shorter path";
+			else
 				snprintf(
 				    cfg.data_dir, sizeof(cfg.data_dir), "%s", optarg);
 			break;
 		case OPT_POSTINGS:
-			ok = parse_count(optarg, 0, RECORDS_MAX, &postings);
+			if (!parse_count(optarg, 0, RECORDS_MAX, &postings))
+				want = "a count from 0 to 100000000";
 			break;
 		case OPT_PROFILES:
-			ok = parse_count(optarg, 0, RECORDS_MAX, &profiles);
+			if (!parse_count(optarg, 0, RECORDS_MAX, &profiles))
+				want = "a count from 0 to 100000000";
 			break;
 		case OPT_SEED:
-			ok = parse_count(optarg, 0, UINT64_MAX, &seed);
+			if (!parse_count(optarg, 0, UINT64_MAX, &seed))
+				want = "an unsigned 64-bit integer";
 			break;
 		case OPT_BATCH:
-			ok = parse_count(optarg, 1, BATCH_MAX, &batch);
+			if (!parse_count(optarg, 1, BATCH_MAX, &batch))
+				want = "a count from 1 to 1000000";
 			break;
 		case OPT_PREFIX:
 			prefix = optarg;
-			ok = strlen(prefix) <= PREFIX_MAX &&
-			     (*prefix == '\0' || lm_record_id_valid(prefix));
+			if (strlen(prefix) > PREFIX_MAX ||
+			    (*prefix != '\0' && !lm_record_id_valid(prefix)))
+				want = "at most 64 of [A-Za-z0-9._:-]";
 			break;
 		case 'h':
 			usage(stdout);
@@ -273,9 +341,9 @@ main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		if (!ok) {
-			fprintf(stderr, PROG ": bad value for %s: \"%s\"\n",
-			    argv[optind - 1], optarg);
+		if (want != NULL) {
+			fprintf(stderr, PROG ": --%s: \"%s\" is not %s\n", option_name(c),
+			    optarg, want);
 			return 2;
 		}
 	}
@@ -283,31 +351,21 @@ main(int argc, char **argv)
 		fprintf(stderr, PROG ": unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
 	}
+	if (!size_map(&so, cfg.map_size_mb, postings, profiles))
+		return 2;
 
-	if (lm_config_data_file(cfg.taxonomy_file, path, sizeof(path)) != LM_OK ||
-	    lm_taxonomy_load(path, &tax, err, sizeof(err)) != LM_OK) {
-		fprintf(stderr, PROG ": taxonomy %s: %s\n", cfg.taxonomy_file, err);
+	if (lm_record_data_load(&cfg, &data, err, sizeof(err)) != LM_OK) {
+		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
 	}
-	if (lm_config_data_file(cfg.rates_file, path, sizeof(path)) != LM_OK ||
-	    lm_rates_load(path, &rates, err, sizeof(err)) != LM_OK) {
-		fprintf(stderr, PROG ": rate table %s: %s\n", cfg.rates_file, err);
-		goto out;
-	}
-	/* A map that holds the whole load from the start (about 1.2 KiB per
-	 * record is used), so that it need not grow and replay midway. */
-	so.map_size = cfg.map_size_mb << 20;
-	if (so.map_size < (postings + profiles) * MAP_BYTES_PER_RECORD)
-		so.map_size = (postings + profiles) * MAP_BYTES_PER_RECORD;
 	if ((rc = lm_store_open(cfg.data_dir, &so, &L.store)) != LM_OK) {
 		fprintf(stderr, PROG ": cannot open the record store in %s: %s\n",
 		    cfg.data_dir, lm_strerror(rc));
 		goto out;
 	}
-	L.rctx = (lm_record_ctx){
-	    .taxonomy = tax, .rates = rates, .embedding_dim = cfg.embedding_dim};
+	L.rctx = lm_record_data_ctx(&data, &cfg);
 	L.gen = bench_gen_new(&(bench_gen_opts){.seed = seed});
-	bench_gen_use_taxonomy(L.gen, tax);
+	bench_gen_use_taxonomy(L.gen, data.taxonomy);
 	L.shift = (int64_t) time(NULL) - BENCH_NOW;
 	L.batch = batch;
 
@@ -332,7 +390,6 @@ main(int argc, char **argv)
 out:
 	bench_gen_free(L.gen);
 	lm_store_close(L.store);
-	lm_rates_free(rates);
-	lm_taxonomy_free(tax);
+	lm_record_data_free(&data);
 	return rv;
 }
