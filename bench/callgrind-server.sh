@@ -6,11 +6,14 @@
 #   bench/callgrind-server.sh [BUILD_DIR [REFERENCE_BUILD_DIR]]   (default: build)
 #
 # Writes a store of BENCH_CG_POSTINGS postings and 5000 profiles with
-# lunamatch-loadgen (seed 1; kept in BENCH_DIR for the next run). For each
-# build (the reference first, when given), starts its lunamatch-match on
-# that store under callgrind (one worker, events off), warms it with 20
-# calls, then counts BENCH_CG_CALLS MatchJobs calls (top_k 10, explain
-# SUMMARY, seed 7: the same calls every run) made by `lunamatch bench` with
+# lunamatch-loadgen (seed 1; kept in BENCH_DIR for the next run). The load
+# goes into a temporary directory renamed into place only once loadgen
+# succeeded and `lunamatch store stats` counts every record; a kept store
+# is reused only when it holds those counts, otherwise it is written again.
+# For each build (the reference first, when given), starts its
+# lunamatch-match on that store under callgrind (one worker, events off),
+# warms it with 20 calls, then counts BENCH_CG_CALLS MatchJobs calls
+# (top_k 10, explain SUMMARY, seed 7: the same calls every run) made by `lunamatch bench` with
 # one client, inside the worker's handling of each request only. The result
 # goes to $BENCH_OUT/server-callgrind-<postings>.txt: commits, build type,
 # load, instructions per call (and the ratio to the reference) and the
@@ -24,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 case "${1:-}" in
--h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 build=${1:-build}
 ref=${2:-}
@@ -43,9 +46,29 @@ mkdir -p "$dir" "$out"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export LUNAMATCH_DATA_DIR="$dir/store-$postings" LUNAMATCH_LOG_LEVEL=warn \
 	LUNAMATCH_TAXONOMY_FILE=data/skills.tsv LUNAMATCH_RATES_FILE=data/rates.tsv \
+	LUNAMATCH_FAIRNESS_FILE=data/fairness/requirements.tsv LUNAMATCH_GAZETTEER_FILE=data/geo/cities.tsv \
 	LUNAMATCH_MODEL_FILE=data/model/default.json LUNAMATCH_EVENT_TOP_N=0 LUNAMATCH_WORKERS=1
-if [ ! -d "$LUNAMATCH_DATA_DIR" ]; then
-	"$build/bin/lunamatch-loadgen" --postings "$postings" --profiles 5000 --seed 1 >/dev/null
+# loaded DIR: true when DIR is a store holding exactly the load's records.
+loaded() {
+	"$build/bin/lunamatch" store stats --json --data-dir "$1" 2>/dev/null |
+		python3 -c 'import json, sys
+try:
+    s = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+sys.exit(0 if (s["postings"], s["profiles"], s["changes"]) ==
+         (int(sys.argv[1]), 5000, int(sys.argv[1]) + 5000) else 1)' "$postings"
+}
+if ! loaded "$LUNAMATCH_DATA_DIR"; then
+	tmp="$LUNAMATCH_DATA_DIR.loading"
+	rm -rf "$LUNAMATCH_DATA_DIR" "$tmp"
+	if ! "$build/bin/lunamatch-loadgen" --data-dir "$tmp" --postings "$postings" \
+		--profiles 5000 --seed 1 >/dev/null || ! loaded "$tmp"; then
+		rm -rf "$tmp"
+		echo "callgrind-server: lunamatch-loadgen did not write the store; nothing kept" >&2
+		exit 1
+	fi
+	mv "$tmp" "$LUNAMATCH_DATA_DIR"
 fi
 vg=
 trap '[ -z "$vg" ] || kill -9 $vg 2>/dev/null || true' EXIT
@@ -87,6 +110,10 @@ measure() {
 	mv "$dump" "$dir/$tag.out"
 	total=$(callgrind_annotate "$dir/$tag.out" 2>/dev/null |
 		awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+	if [ -z "$total" ]; then
+		echo "callgrind-server: no instruction count in $dir/$tag.out (log $dir/$tag.log)" >&2
+		exit 1
+	fi
 	echo $((total / calls))
 }
 
