@@ -29,6 +29,11 @@ Measured per posting count:
 
 Everything runs on 127.0.0.1 and stops by itself; the store lives in a
 temporary directory (--dir, default $TMPDIR or /tmp) removed at the end.
+The files name the commit (--commit, default `git describe --always
+--dirty` of the source tree, as bench/run.sh does) and the build type
+(--build-type, default CMAKE_BUILD_TYPE of the CMakeCache.txt of the build
+--bin belongs to); each is written to a temporary file and renamed into
+place, so that an interrupted run leaves the previous result whole.
 """
 import argparse
 import datetime
@@ -184,6 +189,63 @@ def bench(args, env, server_pid, kind, clients):
     return r
 
 
+def positive_int(text):
+    """An argparse type: an integer of at least 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
+    return v
+
+
+def positive_ints(text):
+    """An argparse type: a comma-separated list of integers of at least 1."""
+    return [positive_int(x) for x in text.split(",")]
+
+
+def source_commit(src):
+    """The source tree's commit as bench/run.sh names it, or "unknown"."""
+    try:
+        p = subprocess.run(["git", "-C", src, "describe", "--always", "--dirty"],
+                           capture_output=True, text=True, timeout=30)
+    except OSError:
+        return "unknown"
+    return p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else "unknown"
+
+
+def build_type(bindir):
+    """CMAKE_BUILD_TYPE of the build whose programs are in bindir (its
+    CMakeCache.txt is in bindir's parent) and its sanitizers, as bench/run.sh
+    names them, or "unknown"."""
+    cache = os.path.join(os.path.dirname(os.path.abspath(bindir)), "CMakeCache.txt")
+    found = {}
+    try:
+        for line in open(cache):
+            for key in ("CMAKE_BUILD_TYPE", "LUNAMATCH_SANITIZE"):
+                if line.startswith(key + ":"):
+                    found[key] = line.split("=", 1)[1].strip()
+    except OSError:
+        return "unknown"
+    btype = found.get("CMAKE_BUILD_TYPE") or "unknown"
+    if found.get("LUNAMATCH_SANITIZE"):
+        btype += f" sanitize={found['LUNAMATCH_SANITIZE']}"
+    return btype
+
+
+def write_replacing(path, text):
+    """Writes text to path through a temporary file renamed over it."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def run_size(args, postings, work):
     data = os.path.join(work, f"store-{postings}")
     env = dict(os.environ)
@@ -191,6 +253,8 @@ def run_size(args, postings, work):
         "LUNAMATCH_DATA_DIR": data,
         "LUNAMATCH_TAXONOMY_FILE": os.path.join(args.src, "data/skills.tsv"),
         "LUNAMATCH_RATES_FILE": os.path.join(args.src, "data/rates.tsv"),
+        "LUNAMATCH_FAIRNESS_FILE": os.path.join(args.src, "data/fairness/requirements.tsv"),
+        "LUNAMATCH_GAZETTEER_FILE": os.path.join(args.src, "data/geo/cities.tsv"),
         "LUNAMATCH_MODEL_FILE": os.path.join(args.src, "data/model/default.json"),
         "LUNAMATCH_LOG_LEVEL": "warn",
     })
@@ -307,23 +371,28 @@ def text_report(doc):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--postings", default="10000,100000")
-    ap.add_argument("--profiles", type=int, default=DEFAULT_PROFILES)
-    ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--postings", type=positive_ints, default=[10000, 100000])
+    ap.add_argument("--profiles", type=positive_int, default=DEFAULT_PROFILES)
+    ap.add_argument("--clients", type=positive_int, default=16)
+    ap.add_argument("--duration", type=positive_int, default=10)
+    ap.add_argument("--workers", type=positive_int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--bin", default="build/bin")
     ap.add_argument("--out", default="bench/results")
-    ap.add_argument("--commit", default="unknown")
-    ap.add_argument("--build-type", default="unknown")
+    ap.add_argument("--commit", default=None, help="default: git describe of the source tree")
+    ap.add_argument("--build-type", default=None,
+                    help="default: CMAKE_BUILD_TYPE of the build --bin belongs to")
     ap.add_argument("--dir", default=os.environ.get("TMPDIR", "/tmp"))
     args = ap.parse_args()
     args.src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if args.commit is None:
+        args.commit = source_commit(args.src)
+    if args.build_type is None:
+        args.build_type = build_type(args.bin)
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="lunamatch-bench-server.", dir=args.dir)
     try:
-        for n in [int(x) for x in args.postings.split(",")]:
+        for n in args.postings:
             mc = machine(args)
             size = run_size(args, n, work)
             doc = {"benchmark": "server", "machine": mc,
@@ -334,11 +403,8 @@ def main():
             # Another profile count than the default gets a file of its own.
             suffix = "" if args.profiles == DEFAULT_PROFILES else f"-profiles-{args.profiles}"
             base = os.path.join(args.out, f"server-{n}{suffix}")
-            with open(base + ".json", "w") as f:
-                json.dump(doc, f, indent=2)
-                f.write("\n")
-            with open(base + ".txt", "w") as f:
-                f.write(text_report(doc))
+            write_replacing(base + ".json", json.dumps(doc, indent=2) + "\n")
+            write_replacing(base + ".txt", text_report(doc))
             print(text_report(doc), file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
