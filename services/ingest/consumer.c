@@ -1388,14 +1388,6 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	int rv;
 
 	*out = NULL;
-	if (strcmp(cfg->topic_postings, cfg->topic_profiles) == 0 ||
-	    strcmp(cfg->topic_dlq, cfg->topic_postings) == 0 ||
-	    strcmp(cfg->topic_dlq, cfg->topic_profiles) == 0) {
-		snprintf(err, errlen,
-		    "LUNAMATCH_TOPIC_POSTINGS, LUNAMATCH_TOPIC_PROFILES and "
-		    "LUNAMATCH_TOPIC_DLQ must be three different topics");
-		return LM_EINVAL;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return LM_ENOMEM;

@@ -1105,7 +1105,8 @@ test_cli(void **state)
 	        "LUNAMATCH_FAIRNESS_FILE"},
 	    {"LUNAMATCH_GAZETTEER_FILE=/nonexistent/cities.tsv", NULL,
 	        "LUNAMATCH_GAZETTEER_FILE"},
-	    {"LUNAMATCH_TOPIC_PROFILES=lunamatch.postings.v1", NULL, "different topics"},
+	    {"LUNAMATCH_TOPIC_PROFILES=lunamatch.postings.v1", NULL, "must differ"},
+	    {"LUNAMATCH_TOPIC_DLQ=lunamatch.profiles.v1", NULL, "must differ"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char tax[4400], rates[4400], fair[4400], gaz[4400];
