@@ -336,12 +336,68 @@ set_err(char *errmsg, size_t errlen, const char *text)
 		snprintf(errmsg, errlen, "%s", text);
 }
 
+/* The deadline a call with timeout_ms gives the server (before retries). */
+static unsigned
+call_timeout(const lm_client *c, unsigned timeout_ms)
+{
+	if (timeout_ms == 0)
+		timeout_ms = c->default_timeout_ms;
+	return timeout_ms > LM_RPC_MAX_TIMEOUT_MS ? LM_RPC_MAX_TIMEOUT_MS : timeout_ms;
+}
+
+/* Writes the request id of call number seq of c to reqid. */
+static void
+format_reqid(const lm_client *c, unsigned long long seq, char *reqid, size_t idlen)
+{
+	snprintf(reqid, idlen, "%016llx-%llu", (unsigned long long) c->id_base, seq);
+}
+
+/* Fills env, every field but the payload, for a call of c: full is the full
+ * method name, caller and md the storage of the metadata. */
+static void
+fill_envelope(const lm_client *c, Lunamatch__V1__RpcRequest *env,
+    Lunamatch__V1__MetadataEntry *caller, Lunamatch__V1__MetadataEntry **md, char *full,
+    char *reqid, unsigned timeout_ms)
+{
+	lunamatch__v1__rpc_request__init(env);
+	lunamatch__v1__metadata_entry__init(caller);
+	env->method = full;
+	env->request_id = reqid;
+	env->timeout_ms = timeout_ms;
+	if (c->caller[0] != '\0') {
+		caller->key = "caller";
+		caller->value = (char *) c->caller;
+		md[0] = caller;
+		env->n_metadata = 1;
+		env->metadata = md;
+	}
+}
+
+size_t
+lm_client_request_size(
+    lm_client *c, const char *method, const ProtobufCMessage *req, unsigned timeout_ms)
+{
+	Lunamatch__V1__RpcRequest env;
+	Lunamatch__V1__MetadataEntry caller, *md[1];
+	char full[LM_RPC_MAX_METHOD + 1], reqid[64];
+
+	if (c == NULL || method == NULL || req == NULL ||
+	    lm_rpc_method_name(method, full, sizeof(full)) != LM_OK)
+		return 0;
+	format_reqid(
+	    c, (unsigned long long) atomic_load(&c->id_seq) + 1, reqid, sizeof(reqid));
+	fill_envelope(c, &env, &caller, md, full, reqid, call_timeout(c, timeout_ms));
+	env.payload.len = protobuf_c_message_get_packed_size(req);
+	return protobuf_c_message_get_packed_size(&env.base);
+}
+
 /* Encodes the envelope into a new nng message. */
 static int
 build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
     unsigned timeout_ms, char *reqid, size_t idlen, nng_msg **out)
 {
-	Lunamatch__V1__RpcRequest env = LUNAMATCH__V1__RPC_REQUEST__INIT;
+	Lunamatch__V1__RpcRequest env;
+	Lunamatch__V1__MetadataEntry caller, *md[1];
 	char full[LM_RPC_MAX_METHOD + 1];
 	size_t plen, n;
 	uint8_t *payload;
@@ -356,19 +412,9 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 	if (payload == NULL)
 		return LM_ENOMEM;
 	protobuf_c_message_pack(req, payload);
-	snprintf(reqid, idlen, "%016llx-%llu", (unsigned long long) c->id_base,
-	    (unsigned long long) atomic_fetch_add(&c->id_seq, 1) + 1);
-	Lunamatch__V1__MetadataEntry caller = LUNAMATCH__V1__METADATA_ENTRY__INIT;
-	Lunamatch__V1__MetadataEntry *md[1] = {&caller};
-	env.method = full;
-	env.request_id = reqid;
-	env.timeout_ms = timeout_ms;
-	if (c->caller[0] != '\0') {
-		caller.key = "caller";
-		caller.value = c->caller;
-		env.n_metadata = 1;
-		env.metadata = md;
-	}
+	format_reqid(
+	    c, (unsigned long long) atomic_fetch_add(&c->id_seq, 1) + 1, reqid, idlen);
+	fill_envelope(c, &env, &caller, md, full, reqid, timeout_ms);
 	env.payload.data = payload;
 	env.payload.len = plen;
 	n = protobuf_c_message_get_packed_size(&env.base);
@@ -564,10 +610,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		set_err(errmsg, errlen, "invalid arguments");
 		return LM_EINVAL;
 	}
-	if (timeout_ms == 0)
-		timeout_ms = c->default_timeout_ms;
-	if (timeout_ms > LM_RPC_MAX_TIMEOUT_MS)
-		timeout_ms = LM_RPC_MAX_TIMEOUT_MS;
+	timeout_ms = call_timeout(c, timeout_ms);
 	end = nng_clock() + timeout_ms; /* the server's deadline */
 	deadline = end + LM_CLIENT_DEADLINE_GRACE_MS;
 

@@ -16,15 +16,26 @@
  * from the two phases; a 1 ms deadline produces errors that are counted by status, not
  * fatal; a server that is down gives exit 3; usage errors give exit 2; a data directory
  * without a store exit 1.
+ * The request size reported is that of the envelopes a scripted REP peer
+ * receives. A server stopped (SIGSTOP) in the middle of a count run: the
+ * run ends at --time-limit with exit 1 and what it measured; a server
+ * stopped before the run: the first warm-up call ends it, exit 3.
  */
+#include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 
 #include "lmtest.h"
 #include "lunamatch/error.h"
@@ -32,6 +43,7 @@
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
 #include "lunamatch/store.h"
+#include "lunamatch/v1/rpc.pb-c.h"
 #include "lunamatch/taxonomy.h"
 #include "offsets.h"
 #include "proc.h"
@@ -288,6 +300,97 @@ test_loadgen_usage(void **state)
 
 /* ---- bench ---------------------------------------------------------------------- */
 
+static uint64_t
+ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* A scripted MatchService: answers every request OK with an empty payload
+ * and counts the requests and their bytes. Stops at stop or after
+ * PEER_MS. */
+#define PEER_MS 60000
+
+typedef struct peer {
+	nng_socket sock;
+	pthread_t thread;
+	atomic_bool stop;
+	uint64_t n, bytes;
+} peer;
+
+static void *
+peer_main(void *arg)
+{
+	peer *p = arg;
+	uint64_t end = ms_now() + PEER_MS;
+
+	while (!atomic_load(&p->stop) && ms_now() < end) {
+		Lunamatch__V1__RpcRequest *req;
+		Lunamatch__V1__RpcResponse resp = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+		nng_msg *m;
+		size_t len;
+
+		if (nng_recvmsg(p->sock, &m, 0) != 0)
+			continue; /* the receive time-out: look at stop */
+		len = nng_msg_len(m);
+		req = lunamatch__v1__rpc_request__unpack(NULL, len, nng_msg_body(m));
+		nng_msg_free(m);
+		if (req == NULL)
+			continue;
+		p->n++;
+		p->bytes += len;
+		resp.request_id = req->request_id;
+		resp.code = LUNAMATCH__V1__STATUS_CODE__OK;
+		len = lunamatch__v1__rpc_response__get_packed_size(&resp);
+		if (nng_msg_alloc(&m, len) == 0) {
+			lunamatch__v1__rpc_response__pack(&resp, nng_msg_body(m));
+			if (nng_sendmsg(p->sock, m, 0) != 0)
+				nng_msg_free(m);
+		}
+		lunamatch__v1__rpc_request__free_unpacked(req, NULL);
+	}
+	return NULL;
+}
+
+/* The reported request size is the mean size of the envelopes the client
+ * sent, request id and caller metadata included. */
+static void
+test_bench_request_size(void **state)
+{
+	char url[64];
+	const char *argv[] = {lmt_bin("lunamatch"), "bench", "jobs", "--url", url,
+	    "--count", "40", "--clients", "2", "--warmup", "0", "--no-echo", "--json",
+	    NULL};
+	peer p;
+	lmt_run_result r;
+	json_t *j;
+
+	(void) state;
+	memset(&p, 0, sizeof(p));
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", lmt_free_port());
+	assert_int_equal(nng_rep0_open(&p.sock), 0);
+	assert_int_equal(nng_socket_set_ms(p.sock, NNG_OPT_RECVTIMEO, 100), 0);
+	assert_int_equal(nng_listen(p.sock, url, NULL, 0), 0);
+	assert_int_equal(pthread_create(&p.thread, NULL, peer_main, &p), 0);
+	r = run(argv);
+	atomic_store(&p.stop, true);
+	pthread_join(p.thread, NULL);
+	nng_close(p.sock);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(p.n, 40);
+	j = parse_line(r.out);
+	assert_int_equal(num(j, "match", "ok"), 40);
+	if (fabs(num(j, "match", "request_bytes") - (double) p.bytes / (double) p.n) >
+	    1e-9)
+		fail_msg("reported request size %f, the peer received %f",
+		    num(j, "match", "request_bytes"), (double) p.bytes / (double) p.n);
+	json_decref(j);
+	lmt_run_result_free(&r);
+}
+
 /* Every call is counted once: ok plus the errors by status. */
 static void
 assert_accounted(const json_t *phase, double calls)
@@ -389,7 +492,8 @@ test_bench_candidates_duration(void **state)
 }
 
 /* A 1 ms deadline: calls that miss it are errors by status, not a failure
- * of the run (unless none succeeded: exit 3). */
+ * of the run (unless none succeeded, or a warm-up call got no connection in
+ * time: exit 3). */
 static void
 test_bench_deadline(void **state)
 {
@@ -406,10 +510,79 @@ test_bench_deadline(void **state)
 		json_t *j = parse_line(r.out);
 		assert_accounted(json_object_get(j, "match"), 100);
 		json_decref(j);
-	} else {
+	} else if (strstr(r.err, "server unreachable") == NULL) {
+		/* A warm-up call that got no connection in 1 ms ends the run
+		 * as unreachable; else the measured calls all failed. */
 		assert_non_null(strstr(r.err, "no call succeeded (100 errors)"));
 	}
 	lmt_run_result_free(&r);
+}
+
+/* A server stopped in the middle of a count run: the run ends at
+ * --time-limit and reports what it has, exit 1 for the failed calls. */
+static void
+test_bench_stopped_mid_run(void **state)
+{
+	const char *argv[] = {lmt_bin("lunamatch"), "bench", "jobs", "--count",
+	    "10000000", "--clients", "2", "--timeout-ms", "500", "--time-limit", "4",
+	    "--warmup", "0", "--no-echo", "--json", NULL};
+	char errpath[4300], line[65536];
+	lmt_proc *b = NULL;
+	uint64_t t0 = ms_now();
+	int status = -1;
+	json_t *j, *m;
+
+	(void) state;
+	snprintf(errpath, sizeof(errpath), "%s/stderr.midrun", G.dir);
+	assert_int_equal(lmt_proc_start_ex(argv, G.env.vec, errpath, &b), LM_OK);
+	sleep(1);
+	assert_int_equal(lmt_proc_signal(G.match, SIGSTOP), LM_OK);
+	if (lmt_proc_wait(b, 30000, &status) != LM_OK) {
+		lmt_proc_signal(G.match, SIGCONT);
+		lmt_proc_free(b);
+		fail_msg("bench still running 30 s after a 4 s time limit");
+	}
+	assert_int_equal(lmt_proc_signal(G.match, SIGCONT), LM_OK);
+	assert_true(ms_now() - t0 < 15000);
+	assert_int_equal(status, 1);
+	assert_int_equal(lmt_proc_readline(b, line, sizeof(line), 5000), LM_OK);
+	j = parse_line(line);
+	m = json_object_get(j, "match");
+	assert_true(json_is_true(json_object_get(m, "time_limited")));
+	assert_int_equal(num(j, "time_limit_s", NULL), 4);
+	assert_true(num(m, "ok", NULL) > 0);
+	assert_true(num(m, "errors", NULL) > 0);
+	assert_accounted(m, num(m, "calls", NULL));
+	json_decref(j);
+	lmt_proc_free(b);
+}
+
+/* A server that does not answer: the first warm-up call ends the run. */
+static void
+test_bench_warmup_unreachable(void **state)
+{
+	const char *argv[] = {lmt_bin("lunamatch"), "bench", "jobs", "--duration", "1",
+	    "--clients", "2", "--timeout-ms", "2000", NULL};
+	lmt_run_result r;
+	uint64_t t0;
+
+	(void) state;
+	assert_int_equal(lmt_proc_signal(G.match, SIGSTOP), LM_OK);
+	t0 = ms_now();
+	r = run(argv);
+	assert_int_equal(lmt_proc_signal(G.match, SIGCONT), LM_OK);
+	/* Five warm-up calls of 2 s each per client, then a second of
+	 * measuring, took 12 s. */
+	if (ms_now() - t0 >= 8000)
+		fail_msg("the run took %" PRIu64 " ms", ms_now() - t0);
+	assert_int_equal(r.status, 3);
+	assert_non_null(strstr(r.err, "server unreachable"));
+	assert_string_equal(r.out, "");
+	lmt_run_result_free(&r);
+	/* The next tests get a server that was never stopped. */
+	lmt_proc_free(G.match);
+	G.match = NULL;
+	match_start();
 }
 
 static void
@@ -436,6 +609,8 @@ test_bench_usage(void **state)
 	const char *kind[] = {lmt_bin("lunamatch"), "bench", "postings", NULL};
 	const char *clients[] = {
 	    lmt_bin("lunamatch"), "bench", "jobs", "--clients", "0", NULL};
+	const char *limit[] = {lmt_bin("lunamatch"), "bench", "jobs", "--duration", "2",
+	    "--time-limit", "5", NULL};
 	const char *badurl[] = {lmt_bin("lunamatch"), "bench", "jobs", "--url",
 	    "bogus://x", "--count", "1", "--no-echo", NULL};
 	char nostore[4300];
@@ -451,6 +626,9 @@ test_bench_usage(void **state)
 	assert_int_equal(r.status, 2);
 	lmt_run_result_free(&r);
 	r = run(clients);
+	assert_int_equal(r.status, 2);
+	lmt_run_result_free(&r);
+	r = run(limit);
 	assert_int_equal(r.status, 2);
 	lmt_run_result_free(&r);
 	/* A URL the client refuses: a usage error, as for every command. */
@@ -471,9 +649,12 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_loadgen),
 	    cmocka_unit_test(test_loadgen_usage),
+	    cmocka_unit_test(test_bench_request_size),
 	    cmocka_unit_test(test_bench_jobs),
 	    cmocka_unit_test(test_bench_candidates_duration),
 	    cmocka_unit_test(test_bench_deadline),
+	    cmocka_unit_test(test_bench_stopped_mid_run),
+	    cmocka_unit_test(test_bench_warmup_unreachable),
 	    cmocka_unit_test(test_bench_server_down),
 	    cmocka_unit_test(test_bench_usage),
 	};

@@ -3,19 +3,23 @@
  * same load on a raw nng REQ/REP echo for comparison.
  *
  *   bench jobs|candidates [--clients N] [--duration S | --count N]
- *                         [--top K] [--explain LEVEL] [--warmup N]
- *                         [--seed S] [--no-echo] [--timeout-ms N]
+ *                         [--time-limit S] [--top K] [--explain LEVEL]
+ *                         [--warmup N] [--seed S] [--no-echo]
+ *                         [--timeout-ms N]
  *
  * N client threads, each with a connection of its own (an lm_client),
  * call MatchJobs with a random stored profile (jobs) or MatchCandidates
  * with a random stored posting (candidates), back to back (a closed loop),
- * for a duration or until a count of calls is done. The ids come from the
- * record store in --data-dir, read once at the start, so the bench runs
- * next to the server. Each client first makes --warmup calls that are not
- * measured; all clients then start together.
+ * for a duration or until a count of calls is done (or --time-limit has
+ * passed). The ids come from the record store in --data-dir, read once at
+ * the start, so the bench runs next to the server. Each client first makes
+ * --warmup calls that are not measured; all clients then start together. A
+ * warm-up call that gets no connection or no answer in time ends the warm-up
+ * of every client, and the phase fails without measuring.
  *
  * Then, in the same run, an nng REP socket in this process on 127.0.0.1
- * echoes requests of the match phase's mean request size with replies of
+ * echoes requests of the match phase's mean request size (each request's
+ * size is that of the envelope the client sends) with replies of
  * its mean response size, under the same client count and the same
  * duration or count: the cost of the transport alone. The report gives
  * both latency distributions (p50, p90, p99, max), q/s, errors by status,
@@ -41,8 +45,10 @@
 #define CMD "bench"
 
 #define CLIENTS_MAX   1024
-#define DURATION_MAX  3600         /* seconds */
-#define COUNT_MAX     100000000    /* calls */
+#define DURATION_MAX  3600      /* seconds */
+#define COUNT_MAX     100000000 /* calls */
+#define LIMIT_MAX     86400     /* seconds of a phase in count mode */
+#define LIMIT_DEFAULT 600
 #define WARMUP_MAX    100000       /* calls per client */
 #define IDS_MAX       50000000u    /* stored ids read for the random choice */
 #define IDS_BYTES_MAX (2ull << 30) /* bytes of those ids, with their NULs */
@@ -62,6 +68,7 @@ enum {
 	OPT_SEED,
 	OPT_NO_ECHO,
 	OPT_TIMEOUT,
+	OPT_TIME_LIMIT,
 };
 
 const struct option lm_cli_bench_options[] = {
@@ -74,6 +81,7 @@ const struct option lm_cli_bench_options[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"no-echo", no_argument, NULL, OPT_NO_ECHO},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
     {NULL, 0, NULL, 0},
 };
 
@@ -92,6 +100,8 @@ const char lm_cli_bench_usage[] =
     "                    (1..1024, default 16)\n"
     "  --duration S      seconds to measure each phase (1..3600, default 10)\n"
     "  --count N         measure N calls per phase instead of a duration\n"
+    "  --time-limit S    with --count: end a phase after S seconds even if\n"
+    "                    fewer calls were made (1..86400, default 600)\n"
     "  --top K           top_k of each call (1..1000, default 10)\n"
     "  --explain LEVEL   none, summary (default) or full\n"
     "  --warmup N        unmeasured calls per client first (0..100000, default 5)\n"
@@ -100,8 +110,9 @@ const char lm_cli_bench_usage[] =
     "  --timeout-ms N    deadline of each call (default LUNAMATCH_DEFAULT_TIMEOUT_MS)\n"
     "\n"
     "Exit status: 0 when the run completed (errors are reported, not fatal),\n"
-    "1 when it could not run (no store, no ids), 2 usage error, 3 the server\n"
-    "did not answer any call.\n";
+    "1 when it could not run (no store, no ids) or --time-limit ended it with\n"
+    "failed calls, 2 usage error, 3 the server did not answer any call or a\n"
+    "warm-up call (server unreachable).\n";
 
 /* ---- the run's shared state ----------------------------------------------- */
 
@@ -109,7 +120,8 @@ typedef struct bench bench;
 typedef struct worker worker;
 
 /* One kind of call: opens a worker's connection, makes one call (0 when it
- * succeeded, else the lunamatch.v1.StatusCode it failed with), closes. */
+ * succeeded, else the lunamatch.v1.StatusCode it failed with; sets the
+ * worker's answered to whether the server answered at all), closes. */
 typedef struct phase_ops {
 	int (*open)(worker *w);
 	int (*call)(worker *w);
@@ -129,6 +141,8 @@ struct worker {
 	uint64_t codes[STATUS_CODES];
 	uint64_t req_bytes, resp_bytes; /* sums over successful calls */
 	int open_rc;
+	bool answered;   /* the last call got an answer (any status) */
+	int warm_status; /* StatusCode of the warm-up call that ended it, or 0 */
 };
 
 struct bench {
@@ -137,7 +151,7 @@ struct bench {
 	Lunamatch__V1__ExplainLevel explain;
 	uint32_t top;
 	unsigned clients, timeout_ms;
-	uint64_t duration_s, count, warmup, seed;
+	uint64_t duration_s, count, warmup, seed, limit_s;
 	/* Stored ids to query: offsets into one buffer. */
 	char *idbuf;
 	size_t idlen, idcap;
@@ -164,6 +178,7 @@ typedef struct result {
 	double seconds;
 	uint64_t calls, ok, errors, untimed;
 	uint64_t codes[STATUS_CODES];
+	bool limited;                    /* count mode: the time limit ended the phase */
 	double p50, p90, p99, max, mean; /* ms */
 	double qps;
 	double req_bytes, resp_bytes; /* means */
@@ -279,21 +294,6 @@ match_open(worker *w)
 	return lm_client_open(cfg->rpc_url, &o, &w->client);
 }
 
-/* The size of the RpcRequest envelope carrying payload bytes for method. */
-static size_t
-envelope_size(const char *method, size_t payload)
-{
-	Lunamatch__V1__RpcRequest env = LUNAMATCH__V1__RPC_REQUEST__INIT;
-	char full[LM_RPC_MAX_METHOD];
-
-	lm_rpc_method_name(method, full, sizeof(full));
-	env.method = full;
-	env.request_id = "0123456789abcdef"; /* as long as the client's ids */
-	env.timeout_ms = 5000;
-	env.payload.len = payload;
-	return protobuf_c_message_get_packed_size(&env.base);
-}
-
 static int
 match_call(worker *w)
 {
@@ -313,7 +313,8 @@ match_call(worker *w)
 		req.top_k = b->top;
 		req.explain = b->explain;
 		method = "MatchJobs";
-		reqlen = protobuf_c_message_get_packed_size(&req.base);
+		reqlen =
+		    lm_client_request_size(w->client, method, &req.base, b->timeout_ms);
 		rc = lm_client_call(w->client, method, &req.base,
 		    &lunamatch__v1__match_jobs_response__descriptor, b->timeout_ms, &resp,
 		    &status, errmsg, sizeof(errmsg));
@@ -326,15 +327,17 @@ match_call(worker *w)
 		req.top_k = b->top;
 		req.explain = b->explain;
 		method = "MatchCandidates";
-		reqlen = protobuf_c_message_get_packed_size(&req.base);
+		reqlen =
+		    lm_client_request_size(w->client, method, &req.base, b->timeout_ms);
 		rc = lm_client_call(w->client, method, &req.base,
 		    &lunamatch__v1__match_candidates_response__descriptor, b->timeout_ms,
 		    &resp, &status, errmsg, sizeof(errmsg));
 	}
+	w->answered = rc == LM_OK;
 	if (rc == LM_OK && status == LUNAMATCH__V1__STATUS_CODE__OK) {
 		/* The response envelope adds the request id and the code to the
 		 * payload: a few bytes, counted as 24. */
-		w->req_bytes += envelope_size(method, reqlen);
+		w->req_bytes += reqlen;
 		w->resp_bytes += protobuf_c_message_get_packed_size(resp) + 24;
 	}
 	if (resp != NULL)
@@ -469,12 +472,14 @@ echo_call(worker *w)
 	if (nng_msg_alloc(&m, w->b->echo_req) != 0)
 		return LUNAMATCH__V1__STATUS_CODE__INTERNAL;
 	memset(nng_msg_body(m), 'x', w->b->echo_req);
+	w->answered = false;
 	if (nng_sendmsg(w->sock, m, 0) != 0) {
 		nng_msg_free(m);
 		return LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE;
 	}
 	if (nng_recvmsg(w->sock, &m, 0) != 0)
 		return LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED;
+	w->answered = true;
 	got = nng_msg_len(m);
 	nng_msg_free(m);
 	w->req_bytes += w->b->echo_req;
@@ -500,9 +505,9 @@ more(bench *b)
 {
 	if (atomic_load(&b->stop))
 		return false;
-	if (b->count > 0)
-		return atomic_fetch_add(&b->issued, 1) < b->count;
-	return now_ns() < b->deadline_ns;
+	if (now_ns() >= b->deadline_ns)
+		return false;
+	return b->count == 0 || atomic_fetch_add(&b->issued, 1) < b->count;
 }
 
 static void
@@ -529,8 +534,16 @@ worker_main(void *arg)
 	bench *b = w->b;
 
 	w->open_rc = b->ops->open(w);
-	for (uint64_t i = 0; w->open_rc == LM_OK && i < b->warmup; i++)
-		b->ops->call(w);
+	for (uint64_t i = 0;
+	     w->open_rc == LM_OK && i < b->warmup && !atomic_load(&b->stop); i++) {
+		int st = b->ops->call(w);
+		if (!w->answered &&
+		    (st == LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE ||
+		        st == LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED)) {
+			w->warm_status = st;
+			atomic_store(&b->stop, true);
+		}
+	}
 	w->req_bytes = w->resp_bytes = 0; /* sizes of measured calls only */
 	pthread_mutex_lock(&b->mu);
 	b->ready++;
@@ -608,7 +621,7 @@ run_phase(bench *b, const phase_ops *ops, const char *name, result *r)
 	if (started < b->clients)
 		atomic_store(&b->stop, true);
 	t0 = now_ns();
-	b->deadline_ns = t0 + b->duration_s * 1000000000ull;
+	b->deadline_ns = t0 + (b->count > 0 ? b->limit_s : b->duration_s) * 1000000000ull;
 	b->go = true;
 	pthread_cond_broadcast(&b->cv);
 	pthread_mutex_unlock(&b->mu);
@@ -622,6 +635,13 @@ run_phase(bench *b, const phase_ops *ops, const char *name, result *r)
 
 	for (unsigned i = 0; i < b->clients; i++) {
 		worker *w = &b->w[i];
+		if (w->warm_status != 0 && rv == LM_CLI_EXIT_OK) {
+			lm_cli_error(CMD,
+			    "%s: server unreachable: a warm-up call failed with %s "
+			    "(see --url and --timeout-ms)",
+			    name, lm_rpc_status_name(w->warm_status));
+			rv = LM_CLI_EXIT_UNAVAILABLE;
+		}
 		if (w->open_rc != LM_OK && rv == LM_CLI_EXIT_OK) {
 			/* A URL the client refuses is a usage error, as for every
 			 * other command (lm_cli_client_open). */
@@ -640,6 +660,7 @@ run_phase(bench *b, const phase_ops *ops, const char *name, result *r)
 	}
 	r->ok = r->codes[0];
 	r->errors = r->calls - r->ok;
+	r->limited = b->count > 0 && r->calls < b->count;
 	r->seconds = (double) (t1 - t0) / 1e9;
 	r->qps = r->seconds > 0 ? (double) r->ok / r->seconds : 0;
 	if (r->ok > 0) {
@@ -693,6 +714,7 @@ result_json(const result *r)
 	json_object_set_new(o, "errors_by_code", codes);
 	if (r->untimed > 0)
 		json_object_set_new(o, "untimed", json_integer((json_int_t) r->untimed));
+	json_object_set_new(o, "time_limited", json_boolean(r->limited));
 	return o;
 }
 
@@ -706,8 +728,12 @@ print_row(const result *r)
 }
 
 static void
-print_errors(const result *r)
+print_errors(const bench *b, const result *r)
 {
+	if (r->limited)
+		printf("  %s stopped by --time-limit %" PRIu64 " after %" PRIu64
+		       " of %" PRIu64 " calls\n",
+		    r->name, b->limit_s, r->calls, b->count);
 	for (int c = 1; c < STATUS_CODES; c++)
 		if (r->codes[c] > 0)
 			printf("  %s errors: %" PRIu64 " %s\n", r->name, r->codes[c],
@@ -732,11 +758,12 @@ report(const bench *b, const result *m, const result *e)
 
 	if (b->cfg->json) {
 		json_t *o =
-		    json_pack("{s:s, s:s, s:i, s:s, s:i, s:I, s:I, s:I, s:I, s:o}", "url",
-		        b->cfg->rpc_url, "method", m->name, "top_k", (int) b->top,
+		    json_pack("{s:s, s:s, s:i, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o}",
+		        "url", b->cfg->rpc_url, "method", m->name, "top_k", (int) b->top,
 		        "explain", level_name(b->explain), "clients", (int) b->clients,
 		        "duration_s", (json_int_t) (b->count ? 0 : b->duration_s),
 		        "count", (json_int_t) b->count, "warmup", (json_int_t) b->warmup,
+		        "time_limit_s", (json_int_t) (b->count ? b->limit_s : 0),
 		        "stored_ids", (json_int_t) b->nids, "match", result_json(m));
 		int rc;
 		if (e != NULL) {
@@ -762,9 +789,9 @@ report(const bench *b, const result *m, const result *e)
 	print_row(m);
 	if (e != NULL)
 		print_row(e);
-	print_errors(m);
+	print_errors(b, m);
 	if (e != NULL) {
-		print_errors(e);
+		print_errors(b, e);
 		printf("\nmatch / echo: p50 %.1fx, p99 %.1fx, q/s %.3fx\n", rp50, rp99,
 		    rqps);
 	}
@@ -779,7 +806,7 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 	bench b;
 	result m, e;
 	echo_server es;
-	bool echo = true, have_duration = false;
+	bool echo = true, have_duration = false, have_limit = false;
 	uint64_t v;
 	int c, rv;
 
@@ -791,6 +818,7 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 	b.duration_s = 10;
 	b.top = 10;
 	b.warmup = 5;
+	b.limit_s = LIMIT_DEFAULT;
 	b.seed = 1;
 	b.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY;
 	b.timeout_ms = cfg->default_timeout_ms;
@@ -851,6 +879,13 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 				    optarg);
 			b.timeout_ms = (unsigned) v;
 			break;
+		case OPT_TIME_LIMIT:
+			if (!lm_cli_parse_u64(optarg, 1, LIMIT_MAX, &b.limit_s))
+				return lm_cli_usage_error(CMD,
+				    "--time-limit: \"%s\" is not a number in 1..%d",
+				    optarg, LIMIT_MAX);
+			have_limit = true;
+			break;
 		default:
 			return lm_cli_usage_error(CMD, "bad option %s", argv[optind - 1]);
 		}
@@ -866,6 +901,8 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 	if (have_duration && b.count > 0)
 		return lm_cli_usage_error(
 		    CMD, "--duration and --count exclude each other");
+	if (have_limit && b.count == 0)
+		return lm_cli_usage_error(CMD, "--time-limit applies to --count only");
 
 	if ((rv = load_ids(&b)) != LM_CLI_EXIT_OK)
 		goto out;
@@ -875,7 +912,7 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 	if (m.ok == 0) {
 		lm_cli_error(CMD, "%s: no call succeeded (%" PRIu64 " errors)",
 		    cfg->rpc_url, m.errors);
-		print_errors(&m);
+		print_errors(&b, &m);
 		rv = LM_CLI_EXIT_UNAVAILABLE;
 		goto out;
 	}
@@ -895,6 +932,13 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 			goto out;
 	}
 	rv = report(&b, &m, echo ? &e : NULL);
+	if (rv == LM_CLI_EXIT_OK &&
+	    ((m.limited && m.errors > 0) || (echo && e.limited && e.errors > 0))) {
+		lm_cli_error(CMD,
+		    "--time-limit %" PRIu64 " s ended the run with failed calls",
+		    b.limit_s);
+		rv = LM_CLI_EXIT_FAIL;
+	}
 out:
 	pthread_cond_destroy(&b.cv);
 	pthread_mutex_destroy(&b.mu);

@@ -111,6 +111,16 @@ LM_API int lm_client_call(lm_client *c, const char *method, const ProtobufCMessa
     const ProtobufCMessageDescriptor *resp_desc, unsigned timeout_ms,
     ProtobufCMessage **resp, int *status, char *errmsg, size_t errlen);
 
+/*
+ * Returns the size in bytes of the RpcRequest envelope that the next call of
+ * c to method with req and timeout_ms sends, built by the code that builds
+ * the calls' envelopes (request id, metadata and all); 0 for a bad method
+ * name or a NULL argument. A call made later, or from another thread in
+ * between, may carry a request id longer by a digit.
+ */
+LM_API size_t lm_client_request_size(lm_client *c, const char *method,
+    const ProtobufCMessage *req, unsigned timeout_ms);
+
 /* Typed helpers: lm_client_call with the method's request and response. */
 LM_API int lm_client_match_jobs(lm_client *c, const Lunamatch__V1__MatchJobsRequest *req,
     unsigned timeout_ms, Lunamatch__V1__MatchJobsResponse **resp, int *status,
