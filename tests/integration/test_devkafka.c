@@ -6,7 +6,8 @@
  * lunamatch-devkafka as a child process, reads its bootstrap address from the
  * first stdout line and also checks the program itself: configured topics
  * and partitions, --help, bad options, clean exit on SIGTERM, and exit 3
- * with devkafka.lost when a partition would lose messages. With
+ * with devkafka.lost when a partition would lose messages, and little CPU
+ * when idle with many partitions. With
  * LUNAMATCH_TEST_BROKERS=host:port (the broker that scripts/kafka.sh starts)
  * it runs the same produce/consume round trips against that broker, and
  * checks topic creation through the admin API.
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -35,6 +37,8 @@
 #define START_MS       LMT_KAFKA_START_MS
 #define IO_MS          30000 /* longest wait for one message to come back */
 #define GROUP_MSGS     5
+/* Partitions per topic of the tests of the watch on lost messages. */
+#define WATCH_PARTITIONS 32
 
 static struct {
 	lmt_broker b; /* b.real: LUNAMATCH_TEST_BROKERS given */
@@ -382,7 +386,8 @@ test_cli(void **state)
 /*
  * More than the mock cluster keeps in a partition (7 messages of 900 KB, over
  * its 5 MiB): the oldest are discarded, and devkafka says so and exits with
- * status 3 instead of serving a partition with a hole.
+ * status 3 instead of serving a partition with a hole. The partition is one
+ * of many, not the first.
  */
 static void
 test_lost(void **state)
@@ -394,18 +399,71 @@ test_lost(void **state)
 	if (E.b.real)
 		skip();
 	const char *const env[] = {"LUNAMATCH_TOPIC_POSTINGS=lmtest.lost", NULL};
-	assert_int_equal(lmt_devkafka_start(&b, 1, env), LM_OK);
+	assert_int_equal(lmt_devkafka_start(&b, WATCH_PARTITIONS, env), LM_OK);
 	lmt_producer *p = lmt_producer_new(b.brokers, "lmtest", NULL);
 	char *big = malloc(900 * 1000);
 	assert_non_null(big);
 	memset(big, 'x', 900 * 1000);
 	for (int i = 0; i < 7; i++)
-		lmt_produce(p, "lmtest.lost", 0, NULL, big, 900 * 1000, NULL);
+		lmt_produce(
+		    p, "lmtest.lost", WATCH_PARTITIONS - 3, NULL, big, 900 * 1000, NULL);
 	assert_int_equal(lmt_producer_flush(p, IO_MS), 7);
 	lmt_producer_free(p);
 	free(big);
 	assert_int_equal(lmt_proc_wait(b.dk, IO_MS, &st), LM_OK);
 	assert_int_equal(st, 3);
+	lmt_broker_close(&b);
+}
+
+/* CPU time (user + system) of pid in clock ticks, from /proc/pid/stat. */
+static long long
+cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	long long ut = 0, st = 0;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The fields after the command name, which ends at the last ')':
+	 * state is field 3, utime 14 and stime 15. */
+	p = strrchr(buf, ')');
+	assert_non_null(p);
+	assert_int_equal(
+	    sscanf(
+	        p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &ut, &st),
+	    2);
+	return ut + st;
+}
+
+/* Idle with as many partitions as bench_ingest uses, devkafka's watch on
+ * lost messages costs next to no CPU (it once kept a tenth of a core
+ * busy). */
+static void
+test_idle_cpu(void **state)
+{
+	lmt_broker b = {0};
+	long long t0, t1;
+	double cores;
+	(void) state;
+
+	if (E.b.real)
+		skip();
+	assert_int_equal(lmt_devkafka_start(&b, WATCH_PARTITIONS, NULL), LM_OK);
+	sleep(1);
+	t0 = cpu_ticks(lmt_proc_pid(b.dk));
+	sleep(3);
+	t1 = cpu_ticks(lmt_proc_pid(b.dk));
+	cores = (double) (t1 - t0) / (double) sysconf(_SC_CLK_TCK) / 3.0;
+	if (cores > 0.04)
+		fail_msg("idle devkafka with %d partitions used %.3f cores",
+		    WATCH_PARTITIONS, cores);
+	lmt_proc_stop(&b.dk, 10000);
 	lmt_broker_close(&b);
 }
 
@@ -432,6 +490,7 @@ main(void)
 	    cmocka_unit_test(test_kcat_list),
 	    cmocka_unit_test(test_cli),
 	    cmocka_unit_test(test_lost),
+	    cmocka_unit_test(test_idle_cpu),
 	    cmocka_unit_test(test_sigterm),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

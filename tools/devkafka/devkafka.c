@@ -14,8 +14,9 @@
  * of message sets; the bound cannot be configured) and discards the
  * oldest messages beyond it, so that one message larger than the bound
  * erases the partition. devkafka never lets that pass silently: it watches
- * the log start offset of every partition of its four topics and, as soon as
- * one moves, logs what was lost (devkafka.lost) and exits with status 3.
+ * the log start offset of every partition of its topics (one batched
+ * ListOffsets request for all of them every WATCH_MS) and, as soon as one
+ * moves, logs what was lost (devkafka.lost) and exits with status 3.
  *
  * Exit status: 0 after a signal, 1 when the cluster cannot be started, 2 for
  * a bad option, 3 when a partition lost messages.
@@ -40,7 +41,7 @@
 #define DEV_BROKERS 1
 #define NTOPICS     5
 /* Period of the log start offset check, and the wait of one query. */
-#define WATCH_MS       200
+#define WATCH_MS       500
 #define WATCH_QUERY_MS 2000
 /* What the mock cluster keeps per partition (librdkafka 2.0.2, fixed). */
 #define MOCK_PART_BYTES "5 MiB"
@@ -62,32 +63,57 @@ usage(FILE *out)
 	lm_config_usage(out, LM_PROG_DEVKAFKA);
 }
 
+/* The list of every partition of topics, each asking for the earliest
+ * offset; NULL when out of memory. */
+static rd_kafka_topic_partition_list_t *
+watch_list(const char *const *topics, unsigned partitions)
+{
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new((int) (NTOPICS * partitions));
+
+	if (l == NULL)
+		return NULL;
+	for (int t = 0; t < NTOPICS; t++)
+		for (unsigned p = 0; p < partitions; p++)
+			rd_kafka_topic_partition_list_add(l, topics[t], (int32_t) p)
+			    ->offset = RD_KAFKA_OFFSET_BEGINNING;
+	return l;
+}
+
 /*
- * Returns true when a partition of topics lost its oldest messages: its log
- * start offset moved past 0. Logs each such partition. A query that fails is
- * skipped (tried again next period).
+ * Returns true when a partition of list lost its oldest messages: its log
+ * start offset moved past 0. Asks for the log start offsets of all of them
+ * in one request per broker and logs each such partition. A query that
+ * fails is skipped (tried again next period). Leaves list as it found it.
  */
 static bool
-lost_messages(rd_kafka_t *rk, const char *const *topics, unsigned partitions)
+lost_messages(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list)
 {
 	bool lost = false;
 
-	for (int t = 0; t < NTOPICS; t++) {
-		for (unsigned p = 0; p < partitions; p++) {
-			int64_t lo = 0, hi = 0;
-			if (rd_kafka_query_watermark_offsets(rk, topics[t], (int32_t) p,
-			        &lo, &hi, WATCH_QUERY_MS) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-			    lo <= 0)
-				continue;
-			lm_error("devkafka.lost",
-			    "topic %s partition %u dropped its oldest %" PRId64
-			    " messages (offsets 0..%" PRId64 " of %" PRId64
-			    "): the embedded broker keeps " MOCK_PART_BYTES
-			    " per partition; use a real Kafka "
-			    "broker for larger inputs",
-			    topics[t], p, lo, lo - 1, hi);
-			lost = true;
-		}
+	if (rd_kafka_offsets_for_times(rk, list, WATCH_QUERY_MS) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR) {
+		for (int i = 0; i < list->cnt; i++)
+			list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+		return false;
+	}
+	for (int i = 0; i < list->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &list->elems[i];
+		int64_t lo = tp->offset, lo2 = 0, hi = -1;
+		tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+		if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR || lo <= 0)
+			continue;
+		/* Rare: one more query for the high watermark of the report. */
+		rd_kafka_query_watermark_offsets(
+		    rk, tp->topic, tp->partition, &lo2, &hi, WATCH_QUERY_MS);
+		lm_error("devkafka.lost",
+		    "topic %s partition %" PRId32 " dropped its oldest %" PRId64
+		    " messages (offsets 0..%" PRId64 " of %" PRId64
+		    "): the embedded broker keeps " MOCK_PART_BYTES
+		    " per partition; use a real Kafka "
+		    "broker for larger inputs",
+		    tp->topic, tp->partition, lo, lo - 1, hi);
+		lost = true;
 	}
 	return lost;
 }
@@ -100,6 +126,7 @@ main(int argc, char **argv)
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_t *rk = NULL, *watch = NULL;
 	rd_kafka_mock_cluster_t *mc = NULL;
+	rd_kafka_topic_partition_list_t *wl = NULL;
 	sigset_t sigs;
 	int sig = 0;
 	int rc = 1;
@@ -192,12 +219,16 @@ main(int argc, char **argv)
 		lm_error("devkafka.start", "cannot create the watch handle: %s", err);
 		goto done;
 	}
+	if ((wl = watch_list(topics, cfg.partitions)) == NULL) {
+		lm_error("devkafka.start", "out of memory");
+		goto done;
+	}
 	for (;;) {
 		struct timespec ts = {0, WATCH_MS * 1000000L};
 		sig = sigtimedwait(&sigs, NULL, &ts);
 		if (sig > 0)
 			break;
-		if (lost_messages(watch, topics, cfg.partitions)) {
+		if (lost_messages(watch, wl)) {
 			rc = EXIT_LOST;
 			goto done;
 		}
@@ -205,6 +236,8 @@ main(int argc, char **argv)
 	lm_info("devkafka.stop", "signal %d, shutting down", sig);
 	rc = 0;
 done:
+	if (wl != NULL)
+		rd_kafka_topic_partition_list_destroy(wl);
 	if (watch != NULL)
 		rd_kafka_destroy(watch);
 	if (mc != NULL)
