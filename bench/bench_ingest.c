@@ -207,6 +207,7 @@ spawn(char *const argv[], char *const extra[], int out_fd, const char *err_path)
 	if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp) != 0)
 		pid = -1;
 	posix_spawn_file_actions_destroy(&fa);
+	bench_load_child(pid);
 	return pid;
 }
 
@@ -407,31 +408,6 @@ typedef struct ingest_run {
 	double cpu_s, steady_cpu_s; /* user + system time of lunamatch-ingest */
 } ingest_run;
 
-/* User + system CPU seconds of a running child from /proc/PID/stat; -1 when
- * it cannot be read. */
-static double
-proc_cpu_s(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* Fields after the command name, which may hold spaces: state is the
-	 * 3rd field, utime and stime the 14th and 15th. */
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-	        &st) != 2)
-		return -1;
-	return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
-}
-
 static int
 run_ingest(
     const opts *o, char *const env[], const char *data, const char *log, ingest_run *r)
@@ -461,13 +437,13 @@ run_ingest(
 		n = stored(&s, data);
 		if (n > 0 && t_first == 0) {
 			t_first = bench_now_ns();
-			cpu_first = proc_cpu_s(pid);
+			cpu_first = bench_proc_cpu_s(pid);
 		}
 		if (n < want)
 			usleep(POLL_STORE_MS * 1000);
 	}
 	t_end = bench_now_ns();
-	r->cpu_s = proc_cpu_s(pid);
+	r->cpu_s = bench_proc_cpu_s(pid);
 	r->steady_cpu_s = r->cpu_s - cpu_first;
 	lm_store_close(s);
 	kill(pid, SIGTERM);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -564,12 +566,69 @@ sys_busy_ns(void)
 	       (1000000000ULL / (uint64_t) tck);
 }
 
+double
+bench_proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields after the command name, which may hold spaces: state is the
+	 * 3rd field, utime and stime the 14th and 15th. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+	        &st) != 2)
+		return -1;
+	return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+}
+
+/* The children registered with bench_load_child. */
+static pid_t load_children[BENCH_LOAD_CHILDREN_MAX];
+static size_t nload_children;
+
+void
+bench_load_child(pid_t pid)
+{
+	if (pid > 0 && nload_children < BENCH_LOAD_CHILDREN_MAX)
+		load_children[nload_children++] = pid;
+}
+
+uint64_t
+bench_children_cpu_ns(void)
+{
+	struct rusage ru;
+	double s = 0;
+
+	if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
+		s = (double) ru.ru_utime.tv_sec + (double) ru.ru_stime.tv_sec +
+		    (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	for (size_t i = 0; i < nload_children; i++) {
+		siginfo_t si;
+		double c;
+		/* Not waited for yet (a zombie still has its /proc entry). */
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t) load_children[i], &si,
+		        WEXITED | WNOHANG | WNOWAIT) != 0)
+			continue;
+		if ((c = bench_proc_cpu_s(load_children[i])) > 0)
+			s += c;
+	}
+	return (uint64_t) (s * 1e9);
+}
+
 void
 bench_load_start(bench_load *l)
 {
 	l->wall0 = bench_now_ns();
 	l->sys0 = sys_busy_ns();
-	l->own0 = bench_cpu_ns();
+	l->own0 = bench_cpu_ns() + bench_children_cpu_ns();
 }
 
 double
@@ -580,7 +639,7 @@ bench_load_others(const bench_load *l)
 
 	if (l->sys0 == 0 || sys < l->sys0 || wall == 0)
 		return 0;
-	own = bench_cpu_ns() - l->own0;
+	own = bench_cpu_ns() + bench_children_cpu_ns() - l->own0;
 	others = ((double) (sys - l->sys0) - (double) own) / (double) wall;
 	return others > 0 ? others : 0;
 }

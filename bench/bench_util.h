@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -100,12 +101,33 @@ uint64_t bench_maxrss_bytes(void);
 /* CPU time (user + system) this process has used, in nanoseconds. */
 uint64_t bench_cpu_ns(void);
 
+/* User + system CPU seconds of the process pid from /proc/PID/stat (a child
+ * not yet waited for, a zombie included); -1 when it cannot be read. */
+double bench_proc_cpu_s(pid_t pid);
+
 /* What else ran on the machine: CPU time of every process (from /proc/stat)
- * minus this one's, over a span. Numbers measured while other work kept the
- * CPUs busy are not comparable with a quiet run; the result files say so. */
+ * minus this one's and its children's, over a span. Numbers measured while
+ * other work kept the CPUs busy are not comparable with a quiet run; the
+ * result files say so. */
 typedef struct bench_load {
 	uint64_t wall0, sys0, own0;
 } bench_load;
+
+/* Most children bench_load_child registers; later ones are not counted
+ * until they are waited for. */
+#define BENCH_LOAD_CHILDREN_MAX 256
+
+/* Registers a child this process started, so that its CPU time counts as
+ * the benchmark's own while it runs. A child counts once it is waited for
+ * (RUSAGE_CHILDREN) whether registered or not; only registered ones count
+ * before. Not thread-safe: call it from the thread that starts children. */
+void bench_load_child(pid_t pid);
+
+/* CPU time of this process's children in nanoseconds: of those waited for
+ * (RUSAGE_CHILDREN) plus, from /proc, of the registered ones not waited
+ * for yet. The difference of two readings is what the children used in
+ * between, whether they were waited for in between or not. */
+uint64_t bench_children_cpu_ns(void);
 
 void bench_load_start(bench_load *l);
 /* Cores kept busy by other processes on average since bench_load_start
