@@ -190,3 +190,34 @@ def test_single_endpoint_leaves_a_draining_replica(stack, asynchronous):
     assert [h.status for h in got] == [SERVING] * 3
     # The first call met the draining replica once; then a fresh connection.
     assert front.drained == 1 and front.conns == 2
+
+
+def test_concurrent_calls_leave_a_draining_replica(stack):
+    """Eight calls in flight on the connection to a draining replica: each
+    is answered by the ready server, and the client keeps counting only the
+    live connection (a dead one would hold later calls to their deadline)."""
+    front = Front(stack.url)
+    results, errors = [], []
+    try:
+        with lunamatch.Client(front.url, timeout=DEADLINE) as c:
+            connected(c, 1)
+
+            def one():
+                try:
+                    results.append(c.check().status)
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errors.append(repr(e))
+            threads = [threading.Thread(target=one) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=DEADLINE)
+            assert errors == [] and results == [SERVING] * 8
+            assert c.connected() == [front.url]
+            t0 = time.monotonic()
+            for _ in range(4):
+                assert c.check(timeout=2.0).status == SERVING
+            assert time.monotonic() - t0 < 2.0
+    finally:
+        front.stop()
+    assert front.drained >= 1

@@ -151,10 +151,10 @@ def test_group_consumer_is_at_least_once(stack):
     group = "py-alo-" + uuid.uuid4().hex[:8]
     evs = [events_pb2.MatchEvent(event_id="%032x" % i, candidate_id="cand-a", job_id="job-%d" % i,
                                  score=0.9, type=events_pb2.MATCH_EVENT_TYPE_NEW_MATCH)
-           for i in range(3)]
+           for i in range(4)]
     p = confluent_kafka.Producer({"bootstrap.servers": stack.brokers})
     p.produce(topic, key=b"cand-a", value=b"\xff noise", partition=0)  # offset 0
-    for ev in evs:                                                       # offsets 1..3
+    for ev in evs:                                                       # offsets 1..4
         p.produce(topic, key=b"cand-a", value=ev.SerializeToString(), partition=0)
     assert p.flush(10) == 0
 
@@ -183,9 +183,16 @@ def test_group_consumer_is_at_least_once(stack):
     assert got == evs[:2]
     assert committed() == 2  # past the noise and evs[0]; evs[1] was not processed
 
-    with member() as c:
+    c = member()
+    try:
         assert next(c.events(count=1, timeout=30)) == evs[1]  # delivered again
         c.commit()
         assert committed() == 3
-        assert next(c.events(count=1, timeout=30)) == evs[2]
-    assert committed() == 4  # the with block ended without an exception
+        assert list(c.events(count=1, timeout=30)) == [evs[2]]  # a loop that ended
+    finally:
+        c.close()
+    assert committed() == 4
+
+    with member() as c:
+        assert next(c.events(count=1, timeout=30)) == evs[3]
+    assert committed() == 5  # the with block ended without an exception

@@ -176,7 +176,11 @@ class Methods:
 class Pool:
     """One REQ socket per endpoint, each dialled in the background and
     redialled by nng (100 ms to 2 s back-off). nng's timer-based resend is
-    off, so a slow server never gets a silent duplicate. Thread-safe."""
+    off, so a slow server never gets a silent duplicate. Thread-safe.
+
+    Which endpoints have a connection is tracked here from nng's pipe
+    events, not read from pynng's pipe list, which a reply that arrives
+    after its connection closed can add a dead pipe back to."""
 
     def __init__(self, urls: Sequence[str],
                  tls: Optional[Callable[[str], pynng.TLSConfig]],
@@ -187,17 +191,32 @@ class Pool:
         self.sockets: List[pynng.Req0] = []
         self._rr = itertools.count()
         self._lock = threading.Lock()
+        self._live: List[set] = [set() for _ in self.urls]  # pipe ids up now
         try:
-            for url in self.urls:
+            for j, url in enumerate(self.urls):
                 s = pynng.Req0(resend_time=-1, recv_max_size=max_response_bytes,
                                reconnect_time_min=100, reconnect_time_max=2000)
                 self.sockets.append(s)
+                s.add_post_pipe_connect_cb(lambda p, j=j: self._pipe(j, p.id, True))
+                s.add_post_pipe_remove_cb(lambda p, j=j: self._pipe(j, p.id, False))
                 if url.startswith("tls+") and tls is not None:
                     s.tls_config = tls(url)
                 s.dial(url, block=False)
         except BaseException:
             self.close()
             raise
+
+    def _pipe(self, j: int, pipe_id: int, up: bool) -> None:
+        with self._lock:
+            if up:
+                self._live[j].add(pipe_id)
+            else:
+                self._live[j].discard(pipe_id)
+
+    def connected(self, j: int) -> bool:
+        """Whether endpoint j has a connection now."""
+        with self._lock:
+            return bool(self._live[j])
 
     def close(self) -> None:
         for s in self.sockets:
@@ -335,7 +354,7 @@ class Call:
             if url in self.tried:
                 continue
             sock = self.pool.sockets[j]
-            if sock.pipes:
+            if self.pool.connected(j):
                 self.url = url
                 self.tried.append(url)
                 self.attempts.append(url)
@@ -427,8 +446,11 @@ class Call:
             err = errors.error_for(resp.code, resp.message, method=self.method,
                                    request_id=self.request_id, endpoint=self.url,
                                    attempts=self.attempts)
-            if resp.code == rpc_pb2.UNAVAILABLE:
-                msg.pipe.close()  # this server will not serve this connection
+            if resp.code == rpc_pb2.UNAVAILABLE and msg.pipe is not None:
+                # This server will not serve this connection. Concurrent
+                # calls answered so close it too: nng's "no such pipe" then
+                # is expected, and ignored.
+                pynng.lib.nng_pipe_close(msg.pipe.pipe)
             if self.idempotent and resp.code in RETRY_CODES:
                 if self.remaining() > 0 and len(self.tried) < len(self.pool.urls):
                     self.last = err
@@ -479,7 +501,7 @@ class ClientBase(Methods):
 
     def connected(self) -> List[str]:
         """The endpoints that have a connection now."""
-        return [u for u, s in zip(self._pool.urls, self._pool.sockets) if s.pipes]
+        return [u for j, u in enumerate(self._pool.urls) if self._pool.connected(j)]
 
     def _call(self, method, request, unwrap, timeout, metadata) -> Call:
         t = self.timeout if timeout is None else timeout

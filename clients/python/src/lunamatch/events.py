@@ -157,11 +157,13 @@ class MatchEventConsumer:
         while count is None or n < count:
             left = 1.0 if end is None else min(1.0, end - time.monotonic())
             if left <= 0:
-                return
+                break
             ev = self.poll(left)
             if ev is not None:
                 n += 1
                 yield ev
+        # Resumed after the last event: the caller has finished with it.
+        self._done()
 
     def __iter__(self) -> Iterator[events_pb2.MatchEvent]:
         return self.events()
