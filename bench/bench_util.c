@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "lunamatch/clock.h"
 
 #ifndef LM_BENCH_BUILD_TYPE
 #define LM_BENCH_BUILD_TYPE "unknown"
@@ -501,10 +502,7 @@ bench_gen_profile(bench_gen *g, const char *id)
 uint64_t
 bench_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+	return lm_clock_ns();
 }
 
 uint64_t

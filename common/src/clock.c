@@ -14,6 +14,14 @@ lm_clock_ms(void)
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+uint64_t
+lm_clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
 int64_t
 lm_backoff_next(int64_t backoff, int64_t min, int64_t max)
 {

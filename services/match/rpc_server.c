@@ -39,6 +39,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "lunamatch/clock.h"
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
@@ -195,14 +196,6 @@ struct lm_rpc_server {
 	unsigned nthreads;
 };
 
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 /* ---- metrics ---------------------------------------------------------- */
 
 static const char *
@@ -221,7 +214,7 @@ count_request(lm_rpc_server *s, int mi, int code, uint64_t recv_ns)
 	if (code < 0 || code >= N_CODES)
 		code = CODE_INTERNAL;
 	lm_counter_add(s->req_total[row * N_CODES + (size_t) code], 1);
-	lm_histogram_observe(s->latency[row], (double) (mono_ns() - recv_ns) / 1e9);
+	lm_histogram_observe(s->latency[row], (double) (lm_clock_ns() - recv_ns) / 1e9);
 }
 
 static int
@@ -659,7 +652,7 @@ slot_cb(void *arg)
 	sl->msg = msg;
 	sl->pipe = (uint32_t) nng_pipe_id(nng_msg_get_pipe(msg));
 	sl->recv_ms = nng_clock();
-	sl->recv_ns = mono_ns();
+	sl->recv_ns = lm_clock_ns();
 	sl->state = S_WORK;
 	atomic_fetch_add(&s->requests_received, 1);
 	call_begin(sl);

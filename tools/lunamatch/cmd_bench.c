@@ -38,6 +38,7 @@
 
 #include "cli.h"
 #include "lunamatch/client.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/rpc.h"
 #include "lunamatch/store.h"
@@ -183,15 +184,6 @@ typedef struct result {
 	double qps;
 	double req_bytes, resp_bytes; /* means */
 } result;
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
 
 /* xorshift64*: a worker's own random ids. */
 static uint64_t
@@ -505,7 +497,7 @@ more(bench *b)
 {
 	if (atomic_load(&b->stop))
 		return false;
-	if (now_ns() >= b->deadline_ns)
+	if (lm_clock_ns() >= b->deadline_ns)
 		return false;
 	return b->count == 0 || atomic_fetch_add(&b->issued, 1) < b->count;
 }
@@ -552,9 +544,9 @@ worker_main(void *arg)
 		pthread_cond_wait(&b->cv, &b->mu);
 	pthread_mutex_unlock(&b->mu);
 	while (w->open_rc == LM_OK && more(b)) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = lm_clock_ns();
 		int st = b->ops->call(w);
-		uint64_t t1 = now_ns();
+		uint64_t t1 = lm_clock_ns();
 		w->calls++;
 		w->codes[st]++;
 		if (st == 0)
@@ -620,14 +612,14 @@ run_phase(bench *b, const phase_ops *ops, const char *name, result *r)
 		pthread_cond_wait(&b->cv, &b->mu);
 	if (started < b->clients)
 		atomic_store(&b->stop, true);
-	t0 = now_ns();
+	t0 = lm_clock_ns();
 	b->deadline_ns = t0 + (b->count > 0 ? b->limit_s : b->duration_s) * 1000000000ull;
 	b->go = true;
 	pthread_cond_broadcast(&b->cv);
 	pthread_mutex_unlock(&b->mu);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(b->w[i].thread, NULL);
-	t1 = now_ns();
+	t1 = lm_clock_ns();
 	if (started < b->clients) {
 		lm_cli_error(CMD, "cannot start %u client threads", b->clients);
 		rv = LM_CLI_EXIT_FAIL;

@@ -19,6 +19,9 @@ extern "C" {
  * every thread and process of the machine). Never decreases. Thread-safe. */
 int64_t lm_clock_ms(void);
 
+/* The same clock in nanoseconds, for latencies. */
+uint64_t lm_clock_ns(void);
+
 /* The pause after another failure in a row, for retry loops that back off
  * exponentially: min when backoff is below min (0: the first failure), else
  * backoff doubled, at most max (min <= max). */

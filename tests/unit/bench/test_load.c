@@ -12,18 +12,10 @@
 
 #include "bench_util.h"
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 
 #define CHILD_CPU_NS 300000000ull /* CPU the child burns before it is counted */
 #define WAIT_NS      10000000000ull
-
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
 
 static void
 test_running_child_counts(void **state)
@@ -39,14 +31,14 @@ test_running_child_counts(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		/* Busy until killed, at most WAIT_NS. */
-		uint64_t stop = mono_ns() + WAIT_NS;
-		while (mono_ns() < stop)
+		uint64_t stop = lm_clock_ns() + WAIT_NS;
+		while (lm_clock_ns() < stop)
 			;
 		_exit(0);
 	}
 	bench_load_child(pid);
-	end = mono_ns() + WAIT_NS;
-	while (mono_ns() < end && (cpu = bench_proc_cpu_s(pid)) * 1e9 < CHILD_CPU_NS)
+	end = lm_clock_ns() + WAIT_NS;
+	while (lm_clock_ns() < end && (cpu = bench_proc_cpu_s(pid)) * 1e9 < CHILD_CPU_NS)
 		usleep(20000);
 	assert_true(cpu * 1e9 >= CHILD_CPU_NS);
 	c1 = bench_children_cpu_ns();

@@ -302,11 +302,11 @@ class Call:
     """The state of one call across its attempts. The clients loop:
     ``pick()`` an endpoint (None: none connected yet; wait and look again
     unless ``give_up()`` raises), send ``envelope()`` on it within
-    ``send_ms()`` (else ``no_connection()``) and wait for the answer at most
-    ``wait_ms()``; then ``answer()`` with the message (a result, None to
-    retry, or an exception), ``connection_lost()`` when the connection broke
-    first (returns to retry, or raises), or ``no_answer()`` when nothing
-    came in time.
+    ``send_ms()`` and wait for the answer at most ``wait_ms()``; then
+    ``answer()`` with the message (a result, None to retry, or an
+    exception), ``connection_lost()`` when the connection broke first
+    (returns to retry, or raises), or ``timed_out()`` when the send or the
+    answer did not come in time.
 
     A server's UNAVAILABLE answer closes the connection it came on, so that
     nng dials that endpoint afresh: a draining replica keeps its
@@ -389,11 +389,12 @@ class Call:
             raise err
         self.last = err
 
-    def no_connection(self) -> errors.RpcError:
+    def timed_out(self, sent: bool) -> errors.RpcError:
         """The error to raise when the request found no connection within
-        send_ms(): the attempt's before while waiting for a fresh
-        connection, else a local DeadlineExceeded."""
-        if self.redial_until is not None and self.last is not None:
+        send_ms() (not sent: the attempt's before while waiting for a fresh
+        connection) or no answer came within wait_ms(): a local
+        DeadlineExceeded."""
+        if not sent and self.redial_until is not None and self.last is not None:
             return self.last
         return self.no_answer()
 

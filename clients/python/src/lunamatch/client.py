@@ -28,17 +28,13 @@ class Client(_rpc.ClientBase):
                 continue
             with sock.new_context() as ctx:
                 _rpc.set_context_timeouts(ctx, call.send_ms(), call.wait_ms())
+                sent = False
                 try:
                     ctx.send(call.envelope())
-                except pynng.Timeout:
-                    raise call.no_connection() from None
-                except pynng.ConnectionReset:
-                    call.connection_lost()
-                    continue
-                try:
+                    sent = True
                     msg = ctx.recv_msg()
                 except pynng.Timeout:
-                    raise call.no_answer() from None
+                    raise call.timed_out(sent) from None
                 except pynng.ConnectionReset:
                     call.connection_lost()
                     continue
