@@ -47,8 +47,12 @@
 
 #define TICK_MS   50   /* longest sleep of the sender between polls */
 #define RESCAN_MS 1000 /* pending entries are looked at least this often */
-#define PATH_MAX_ 4096 /* bytes of <data_dir>/outbox */
-#define EVENT_MAX LM_OUTBOX_ENTRY_MAX
+/* Pending events that do not decode, remembered so that each is reported
+ * once and passed over by later scans; beyond this many, the rest are
+ * reported at every scan. */
+#define CORRUPT_MAX 1024
+#define PATH_MAX_   4096 /* bytes of <data_dir>/outbox */
+#define EVENT_MAX   LM_OUTBOX_ENTRY_MAX
 
 struct failure {
 	char *id;          /* owned */
@@ -96,8 +100,13 @@ struct lm_events {
 	void *fault_arg;
 	atomic_bool outbox_failing;
 
+	/* Ids of pending events that do not decode (owned: key and value are
+	 * one strdup), at most CORRUPT_MAX; sender thread only. */
+	lm_hashmap *corrupt;
+
 	lm_gauge *m_pending;
 	lm_counter *m_enqueued, *m_delivered, *m_failed, *m_outbox_errors, *m_recovered;
+	lm_counter *m_corrupt;
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -397,12 +406,34 @@ struct scan {
 	size_t nbad;
 };
 
-/* The entries in flight or cooling are passed over undecoded. */
+/* The entries in flight or cooling, and those known not to decode, are
+ * passed over undecoded. */
 static bool
 scan_skip(void *arg, const char *event_id)
 {
 	const struct scan *s = arg;
-	return flight_has(s->ev, event_id);
+	return flight_has(s->ev, event_id) ||
+	       lm_hashmap_get(s->ev->corrupt, event_id) != NULL;
+}
+
+/* A pending event that does not decode can never be sent: it is reported
+ * (log and lunamatch_events_corrupt_total) once, left in the outbox for an
+ * operator, and passed over by later scans. */
+static void
+corrupt_seen(lm_events *ev, const char *event_id, const char *err)
+{
+	char *id = NULL;
+
+	if (lm_hashmap_count(ev->corrupt) < CORRUPT_MAX &&
+	    ((id = strdup(event_id)) == NULL ||
+	        lm_hashmap_put(ev->corrupt, id, id) != LM_OK)) {
+		free(id);
+		id = NULL;
+	}
+	lm_error("events.corrupt",
+	    "pending event %s does not decode: %s; it is never sent%s", event_id, err,
+	    id != NULL ? " (reported once)" : "");
+	lm_counter_add(ev->m_corrupt, 1);
 }
 
 static int
@@ -420,8 +451,7 @@ scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry
 		return 1;
 	if (lm_pb_decode(&lunamatch__v1__match_event__descriptor, entry->event.data,
 	        entry->event.len, EVENT_MAX, &m, err, sizeof(err)) != LM_OK) {
-		lm_error("events.corrupt", "pending event %s does not decode: %s",
-		    event_id, err);
+		corrupt_seen(ev, event_id, err);
 		return 0;
 	}
 	me = (Lunamatch__V1__MatchEvent *) m;
@@ -699,6 +729,7 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 	    (ev->client_id = strdup(
 	         o->client_id != NULL ? o->client_id : "lunamatch-match")) == NULL ||
 	    lm_hashmap_new(&ev->flight) != LM_OK ||
+	    lm_hashmap_new(&ev->corrupt) != LM_OK ||
 	    (ev->delivered = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->delivered))) ==
 	        NULL ||
 	    (ev->failed = calloc(LM_EVENTS_INFLIGHT_MAX, sizeof(*ev->failed))) == NULL ||
@@ -735,6 +766,11 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 		    "lunamatch_events_outbox_errors_total",
 		    "Failed outbox writes (derived events, delivery records); retried",
 		    NULL);
+		ev->m_corrupt =
+		    lm_metrics_counter(o->metrics, "lunamatch_events_corrupt_total",
+		        "Pending events in the outbox that do not decode (never sent; "
+		        "each counted once per run while at most 1024)",
+		        NULL);
 		ev->m_recovered = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_recovered_total",
 		    "Events found pending at start-up (each may repeat one the previous "
@@ -778,7 +814,14 @@ lm_events_free(lm_events *ev)
 		destroy_producer(ev); /* nothing was produced */
 	}
 	lm_outbox_close(ev->ob);
-	lm_hashmap_free(ev->flight);                /* emptied by destroy_producer */
+	lm_hashmap_free(ev->flight); /* emptied by destroy_producer */
+	if (ev->corrupt != NULL) {
+		size_t it = 0;
+		void *id;
+		while (lm_hashmap_next(ev->corrupt, &it, NULL, &id))
+			free(id);
+		lm_hashmap_free(ev->corrupt);
+	}
 	for (size_t i = 0; i < ev->ndelivered; i++) /* not recorded: pending */
 		free(ev->delivered[i]);
 	free(ev->delivered);

@@ -5,8 +5,9 @@
  * protocol implementation on 127.0.0.1), read back with a real consumer.
  * Covers key, headers and payload, deterministic ids, threshold crossings
  * and top-N, the cursor, a broker outage (nothing lost, nothing doubled),
- * a fatal error of the producer (replaced, later events delivered) and a
- * restart with pending events.
+ * a fatal error of the producer (replaced, later events delivered), a
+ * restart with pending events, and a pending event damaged on disk (reported
+ * once, the others delivered).
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <lmdb.h>
 
 #include "events.h"
 #include "index.h"
@@ -1091,6 +1093,100 @@ test_restart(void **state)
 	lm_events_free(ev);
 }
 
+/* Replaces the event bytes of the first pending entry of the outbox in dir
+ * (no process holds it open) with bytes that do not decode; returns its id
+ * in id. */
+static void
+damage_first_pending(const char *dir, char *id, size_t idlen)
+{
+	char path[4096];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	static uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+
+	snprintf(path, sizeof(path), "%s/outbox", dir);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, (size_t) 1 << 30), 0);
+	assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "pending", 0, &dbi), 0);
+	assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+	assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+	snprintf(id, idlen, "%.*s", (int) k.mv_size, (const char *) k.mv_data);
+	Lunamatch__V1__OutboxEntry *e =
+	    lunamatch__v1__outbox_entry__unpack(NULL, v.mv_size, v.mv_data);
+	assert_non_null(e);
+	e->event.data = junk;
+	e->event.len = sizeof(junk);
+	uint8_t buf[LM_OUTBOX_ENTRY_MAX];
+	size_t n = lunamatch__v1__outbox_entry__pack(e, buf);
+	e->event.data = NULL; /* junk is not the message's to free */
+	e->event.len = 0;
+	lunamatch__v1__outbox_entry__free_unpacked(e, NULL);
+	mdb_cursor_close(cur);
+	v.mv_data = buf;
+	v.mv_size = n;
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static double
+corrupt_total(void)
+{
+	return lm_counter_get(
+	    lm_metrics_counter(metrics, "lunamatch_events_corrupt_total", NULL, NULL));
+}
+
+static void
+test_corrupt_pending(void **state)
+{
+	lm_event_change ch[1];
+	struct topic_read r;
+	lm_events *ev;
+	char bad[128];
+	double min, before;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-2", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+
+	/* Two events derived, not sent (the sender never started). */
+	ev = new_events(tmp, min, 50, 0);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_int_equal(counts(ev).pending, 2);
+	lm_events_free(ev);
+	damage_first_pending(tmp, bad, sizeof(bad));
+
+	/* The other is delivered; the damaged one is reported once over
+	 * several scans and stays pending. */
+	before = corrupt_total();
+	ev = new_events(tmp, min, 50, 0);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	for (int waited = 0; waited < 20000 && counts(ev).delivered_total < 1;
+	     waited += 50)
+		sleep_ms(50);
+	assert_int_equal(counts(ev).delivered_total, 1);
+	sleep_ms(3 * 1000 + 500); /* three more scans */
+	assert_true(corrupt_total() == before + 1);
+	assert_int_equal(counts(ev).pending, 1);
+	Lunamatch__V1__OutboxEntry *left = NULL;
+	assert_int_equal(lm_outbox_get_entry(lm_events_outbox(ev), bad, &left), LM_OK);
+	protobuf_c_message_free_unpacked(&left->base, NULL);
+	read_topic(1, 20000, &r);
+	assert_int_equal(r.n, 1);
+	lm_events_free(ev);
+	read_free(&r);
+}
+
 int
 main(void)
 {
@@ -1107,6 +1203,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_partition_without_leader, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_pending, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
