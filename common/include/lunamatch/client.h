@@ -118,8 +118,8 @@ LM_API int lm_client_call(lm_client *c, const char *method, const ProtobufCMessa
  * name or a NULL argument. A call made later, or from another thread in
  * between, may carry a request id longer by a digit.
  */
-LM_API size_t lm_client_request_size(lm_client *c, const char *method,
-    const ProtobufCMessage *req, unsigned timeout_ms);
+LM_API size_t lm_client_request_size(
+    lm_client *c, const char *method, const ProtobufCMessage *req, unsigned timeout_ms);
 
 /* Typed helpers: lm_client_call with the method's request and response. */
 LM_API int lm_client_match_jobs(lm_client *c, const Lunamatch__V1__MatchJobsRequest *req,
