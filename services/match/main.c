@@ -61,7 +61,10 @@
 #define PROBE_PERIOD_MS   3000u  /* self-probe of the RPC listener */
 #define PROBE_TIMEOUT_MS  2000u  /* one probe's wait for an answer */
 #define DRAIN_TIMEOUT_MS  10000u /* in-flight requests get this long at shutdown */
-#define EVENTS_FLUSH_MS   5000   /* events in flight get this long at shutdown */
+/* How long shutdown waits for the probe thread: a probe's longest run (a
+ * probe, a listener restart and a second probe) and a second to spare. */
+#define PROBE_JOIN_MS   (2 * PROBE_TIMEOUT_MS + 1000u)
+#define EVENTS_FLUSH_MS 5000 /* events in flight get this long at shutdown */
 
 #define EXIT_RUNTIME 1
 #define EXIT_CONFIG  2
@@ -94,6 +97,8 @@ struct daemon {
 	pthread_mutex_t probe_mtx;
 	pthread_cond_t probe_cv;
 	bool probe_stop;
+	bool probe_done;         /* the thread is leaving (probe_mtx) */
+	bool probe_stuck;        /* left behind at shutdown: d->srv stays allocated */
 	atomic_int probe_result; /* last lm_rpc_server_probe result */
 	atomic_llong probe_at;   /* when it was taken, Unix seconds */
 };
@@ -189,6 +194,8 @@ probe_main(void *arg)
 			lm_info("match.probe", "rpc listener self-probe answered again");
 		pthread_mutex_lock(&d->probe_mtx);
 	}
+	d->probe_done = true;
+	pthread_cond_broadcast(&d->probe_cv);
 	pthread_mutex_unlock(&d->probe_mtx);
 	return NULL;
 }
@@ -198,11 +205,40 @@ probe_stop(struct daemon *d)
 {
 	if (!d->probe_started)
 		return;
+	struct timespec ts;
+	bool done;
+
 	pthread_mutex_lock(&d->probe_mtx);
 	d->probe_stop = true;
 	pthread_cond_broadcast(&d->probe_cv);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += PROBE_JOIN_MS / 1000;
+	ts.tv_nsec += (long) (PROBE_JOIN_MS % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (!d->probe_done &&
+	       pthread_cond_timedwait(&d->probe_cv, &d->probe_mtx, &ts) != ETIMEDOUT)
+		;
+	done = d->probe_done;
 	pthread_mutex_unlock(&d->probe_mtx);
-	pthread_join(d->probe_thread, NULL);
+	if (done) {
+		pthread_join(d->probe_thread, NULL);
+	} else {
+		/* nng 1.5.2's nng_close can block for good (nng #1543), seen on
+		 * the probe's own REQ socket after the process was stopped
+		 * (SIGSTOP) and continued. Waiting for it would hold the stop
+		 * past any grace period: the thread is left behind, and what
+		 * it may still touch (the RPC server, the metrics) is not
+		 * freed (shutdown_all). */
+		pthread_detach(d->probe_thread);
+		d->probe_stuck = true;
+		lm_warn("match.stop",
+		    "the RPC self-probe has not returned after %u ms (nng_close can "
+		    "hang in nng 1.5.2); stopping without it",
+		    PROBE_JOIN_MS);
+	}
 	d->probe_started = false;
 }
 
@@ -772,7 +808,13 @@ shutdown_all(struct daemon *d)
 	d->events = NULL;
 	if (d->svc != NULL)
 		lm_match_service_set_server(d->svc, NULL);
-	lm_rpc_server_free(d->srv);
+	/* A probe left behind still uses the server (and may count in its
+	 * metrics): the server is stopped, its workers joined, but it stays
+	 * allocated, and so do the metrics; the process exits. */
+	if (d->probe_stuck)
+		lm_rpc_server_stop(d->srv);
+	else
+		lm_rpc_server_free(d->srv);
 	d->srv = NULL;
 	lm_match_service_free(d->svc);
 	/* After the drain: every answer given is in the log's queue. */
@@ -780,7 +822,8 @@ shutdown_all(struct daemon *d)
 	d->decisions = NULL;
 	lm_index_free(d->idx);
 	lm_store_close(d->store);
-	lm_metrics_free(d->metrics);
+	if (!d->probe_stuck)
+		lm_metrics_free(d->metrics);
 	lm_model_free(d->model);
 	lm_rates_free(d->rates);
 	lm_taxonomy_free(d->tax);

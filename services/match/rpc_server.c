@@ -192,6 +192,7 @@ struct lm_rpc_server {
 	 * never): see the sweeper. */
 	int64_t all_busy_ms;
 	bool stop;
+	bool stopped; /* lm_rpc_server_stop ran (owner thread only) */
 	pthread_t *threads;
 	unsigned nthreads;
 };
@@ -1704,10 +1705,11 @@ lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms)
 }
 
 void
-lm_rpc_server_free(lm_rpc_server *s)
+lm_rpc_server_stop(lm_rpc_server *s)
 {
-	if (s == NULL)
+	if (s == NULL || s->stopped)
 		return;
+	s->stopped = true;
 	close_socket(s);
 	pthread_mutex_lock(&s->mtx);
 	s->stop = true;
@@ -1732,6 +1734,16 @@ lm_rpc_server_free(lm_rpc_server *s)
 		for (unsigned i = 0; i < s->ncontexts; i++)
 			if (s->slots[i].aio != NULL)
 				nng_aio_stop(s->slots[i].aio);
+	}
+}
+
+void
+lm_rpc_server_free(lm_rpc_server *s)
+{
+	if (s == NULL)
+		return;
+	lm_rpc_server_stop(s);
+	if (s->slots != NULL) {
 		/* Requests still queued when the workers stopped. */
 		for (unsigned i = 0; i < s->qlen; i++) {
 			struct slot *sl = s->queue[(s->qhead + i) % s->queue_cap];

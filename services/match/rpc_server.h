@@ -217,8 +217,17 @@ bool lm_rpc_server_full(const lm_rpc_server *s);
  */
 int lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms);
 
-/* Closes the socket if still open, waits for running handlers, frees all.
- * NULL is a no-op. */
+/*
+ * Closes the socket if still open, stops the workers after their running
+ * handlers, waits for held calls and stops every callback, but frees
+ * nothing: afterwards no thread of the server uses what the handlers and
+ * commits use, while a call of lm_rpc_server_probe that never returned
+ * (nng_close can hang in nng 1.5.2) still finds the server allocated.
+ * Idempotent; NULL is a no-op. lm_rpc_server_free does it first.
+ */
+void lm_rpc_server_stop(lm_rpc_server *s);
+
+/* lm_rpc_server_stop, then frees all. NULL is a no-op. */
 void lm_rpc_server_free(lm_rpc_server *s);
 
 /*

@@ -1,0 +1,34 @@
+/*
+ * nng_close_stall.c - an LD_PRELOAD shim for test_shutdown.c: once the file
+ * named by LMT_STALL_REQ_CLOSE exists, nng_close of a REQ socket never
+ * returns, as nng 1.5.2's nng_close was seen to block for good on the
+ * self-probe's REQ socket of a lunamatch-match that had been stopped
+ * (SIGSTOP) and continued (nng #1543). Every other call goes to nng.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+
+int
+nng_close(nng_socket s)
+{
+	static int (*real)(nng_socket);
+	const char *flag = getenv("LMT_STALL_REQ_CLOSE");
+	char *proto = NULL;
+
+	if (real == NULL)
+		*(void **) &real = dlsym(RTLD_NEXT, "nng_close");
+	if (flag != NULL && access(flag, F_OK) == 0 &&
+	    nng_socket_get_string(s, NNG_OPT_PROTONAME, &proto) == 0) {
+		bool req = strcmp(proto, "req") == 0;
+		nng_strfree(proto);
+		while (req)
+			sleep(3600);
+	}
+	return real(s);
+}

@@ -1,0 +1,95 @@
+/*
+ * test_shutdown.c - lunamatch-match stops within its grace period even when
+ * its RPC self-probe never returns. nng 1.5.2's nng_close can block for
+ * good (seen on the probe's own REQ socket after the process was stopped
+ * with SIGSTOP and continued: nng #1543); shutdown used to join the probe
+ * thread without a bound and so never exited. The hang is simulated with an
+ * LD_PRELOAD shim (nng_close_stall.c) that makes nng_close of a REQ socket
+ * block once a flag file exists: after SIGTERM the process must still drain
+ * and exit 0, well within Kubernetes' 30 s. 127.0.0.1 only, no broker.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "proc.h"
+#include "svctest.h"
+
+#ifndef LMT_STALL_SHIM
+#error "LMT_STALL_SHIM: path of the nng_close_stall module"
+#endif
+
+static uint64_t
+ms_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+static void
+test_stop_with_stuck_probe(void **state)
+{
+	const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
+	char *dir = lmt_tmpdir("shutdown");
+	char data[4200], log[4300], flag[4300], http[64];
+	lmt_env env;
+	lmt_proc *m = NULL;
+	FILE *f;
+	int status = -1;
+	uint64_t t0;
+
+	(void) state;
+	memset(&env, 0, sizeof(env));
+	snprintf(data, sizeof(data), "%s/var", dir);
+	snprintf(log, sizeof(log), "%s/match.log", dir);
+	snprintf(flag, sizeof(flag), "%s/stall", dir);
+	snprintf(http, sizeof(http), "127.0.0.1:%d", lmt_free_port());
+	lmt_env_add(&env, "LD_PRELOAD=%s", LMT_STALL_SHIM);
+	lmt_env_add(&env, "LMT_STALL_REQ_CLOSE=%s", flag);
+	lmt_env_add(&env, "LUNAMATCH_DATA_DIR=%s", data);
+	lmt_env_add(&env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+	lmt_env_add(&env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+	lmt_env_add(&env, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
+	lmt_env_add(&env, "LUNAMATCH_RPC_URL=tcp://127.0.0.1:%d", lmt_free_port());
+	lmt_env_add(&env, "LUNAMATCH_HTTP_ADDR=%s", http);
+	lmt_env_add(&env, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
+	lmt_env_add(&env, "LUNAMATCH_EVENT_TOP_N=0");
+	lmt_env_add(&env, "LUNAMATCH_DECISION_LOG=0");
+	lmt_env_add(&env, "LUNAMATCH_WORKERS=2");
+	assert_int_equal(lmt_proc_start_ex(argv, env.vec, log, &m), LM_OK);
+	lmt_wait_ready(m, http, "lunamatch-match", log, 30000);
+
+	/* From now on the next probe (every 3 s) sticks in nng_close. */
+	assert_non_null(f = fopen(flag, "w"));
+	fclose(f);
+	sleep(5);
+	t0 = ms_now();
+	assert_int_equal(lmt_proc_signal(m, SIGTERM), LM_OK);
+	if (lmt_proc_wait(m, 25000, &status) != LM_OK)
+		fail_msg("lunamatch-match still running 25 s after SIGTERM with a stuck "
+		         "self-probe (log: %s)",
+		    log);
+	if (status != 0)
+		fail_msg("exit %d (log: %s)", status, log);
+	/* The probe gets its bound (5 s), the drain and the rest little. */
+	assert_true(ms_now() - t0 < 15000);
+	lmt_proc_free(m);
+	lmt_env_free(&env);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_stop_with_stuck_probe),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
