@@ -827,9 +827,11 @@ shutdown_all(struct daemon *d)
 	lm_model_free(d->model);
 	lm_rates_free(d->rates);
 	lm_taxonomy_free(d->tax);
-	pthread_mutex_destroy(&d->probe_mtx);
 	pthread_mutex_destroy(&d->owner_mtx);
-	pthread_cond_destroy(&d->probe_cv);
+	if (!d->probe_stuck) { /* a probe left behind locks them when it returns */
+		pthread_mutex_destroy(&d->probe_mtx);
+		pthread_cond_destroy(&d->probe_cv);
+	}
 }
 
 int
