@@ -40,6 +40,7 @@
 #include "events.h"
 #include "follower.h"
 #include "index.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/config.h"
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
@@ -63,7 +64,11 @@
 #define DRAIN_TIMEOUT_MS  10000u /* in-flight requests get this long at shutdown */
 /* How long shutdown waits for the probe thread: a probe's longest run (a
  * probe, a listener restart and a second probe) and a second to spare. */
-#define PROBE_JOIN_MS   (2 * PROBE_TIMEOUT_MS + 1000u)
+#define PROBE_JOIN_MS (2 * PROBE_TIMEOUT_MS + 1000u)
+/* A probe that has not completed for this long is stuck: /healthz fails, so
+ * that the orchestrator restarts the process (a normal gap is a period plus
+ * the longest run, about 7 s). */
+#define PROBE_STALE_MS  15000
 #define EVENTS_FLUSH_MS 5000 /* events in flight get this long at shutdown */
 
 #define EXIT_RUNTIME 1
@@ -101,6 +106,9 @@ struct daemon {
 	bool probe_stuck;        /* left behind at shutdown: d->srv stays allocated */
 	atomic_int probe_result; /* last lm_rpc_server_probe result */
 	atomic_llong probe_at;   /* when it was taken, Unix seconds */
+	/* lm_clock_ms when the last probe completed; 0 before the first and
+	 * after the probe was stopped (no staleness then). */
+	atomic_llong probe_done_ms;
 };
 
 static void
@@ -126,6 +134,12 @@ check_live(void *arg, char *reason, size_t len)
 
 	if ((r = lm_lmdb_check_live(reason, len)) != LM_OK)
 		return r;
+	long long done = atomic_load(&d->probe_done_ms);
+	if (done > 0 && lm_clock_ms() - done > PROBE_STALE_MS) {
+		snprintf(reason, len, "rpc listener self-probe stuck for %lld ms",
+		    (long long) (lm_clock_ms() - done));
+		return LM_ETIMEDOUT;
+	}
 	r = atomic_load(&d->probe_result);
 	/* A probe that connected but timed out means the workers are busy; the
 	 * listener is alive. */
@@ -193,6 +207,8 @@ probe_main(void *arg)
 		else if (r != prev && (prev != LM_OK && prev != LM_ETIMEDOUT))
 			lm_info("match.probe", "rpc listener self-probe answered again");
 		pthread_mutex_lock(&d->probe_mtx);
+		if (!d->probe_stop) /* a stop has cleared it for good */
+			atomic_store(&d->probe_done_ms, (long long) lm_clock_ms());
 	}
 	d->probe_done = true;
 	pthread_cond_broadcast(&d->probe_cv);
@@ -210,6 +226,7 @@ probe_stop(struct daemon *d)
 
 	pthread_mutex_lock(&d->probe_mtx);
 	d->probe_stop = true;
+	atomic_store(&d->probe_done_ms, 0); /* stopping: not a stuck probe */
 	pthread_cond_broadcast(&d->probe_cv);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += PROBE_JOIN_MS / 1000;
@@ -657,6 +674,7 @@ start_rpc(struct daemon *d)
 	/* First verdict before /healthz can be asked. */
 	atomic_store(&d->probe_result, lm_rpc_server_probe(d->srv, PROBE_TIMEOUT_MS));
 	atomic_store(&d->probe_at, (long long) time(NULL));
+	atomic_store(&d->probe_done_ms, (long long) lm_clock_ms());
 	if (pthread_create(&d->probe_thread, NULL, probe_main, d) != 0)
 		return LM_ENOMEM;
 	d->probe_started = true;
@@ -878,6 +896,7 @@ main(int argc, char **argv)
 	pthread_mutex_init(&d->owner_mtx, NULL);
 	pthread_cond_init(&d->probe_cv, NULL);
 	atomic_init(&d->probe_result, LM_OK);
+	atomic_init(&d->probe_done_ms, 0);
 
 	if ((rc = load_data(d)) != 0) {
 		status = rc;

@@ -5,8 +5,10 @@
  * with SIGSTOP and continued: nng #1543); shutdown used to join the probe
  * thread without a bound and so never exited. The hang is simulated with an
  * LD_PRELOAD shim (nng_close_stall.c) that makes nng_close of a REQ socket
- * block once a flag file exists: after SIGTERM the process must still drain
- * and exit 0, well within Kubernetes' 30 s. 127.0.0.1 only, no broker.
+ * block once a flag file exists: /healthz then fails within the probe's
+ * staleness bound (15 s), so that the orchestrator restarts the process; after
+ * SIGTERM the process must still drain and exit 0, well within Kubernetes'
+ * 30 s. 127.0.0.1 only, no broker.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "proc.h"
 #include "svctest.h"
@@ -23,14 +26,6 @@
 #ifndef LMT_STALL_SHIM
 #error "LMT_STALL_SHIM: path of the nng_close_stall module"
 #endif
-
-static uint64_t
-ms_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 static void
 test_stop_with_stuck_probe(void **state)
@@ -42,7 +37,7 @@ test_stop_with_stuck_probe(void **state)
 	lmt_proc *m = NULL;
 	FILE *f;
 	int status = -1;
-	uint64_t t0;
+	int64_t t0;
 
 	(void) state;
 	memset(&env, 0, sizeof(env));
@@ -68,8 +63,22 @@ test_stop_with_stuck_probe(void **state)
 	/* From now on the next probe (every 3 s) sticks in nng_close. */
 	assert_non_null(f = fopen(flag, "w"));
 	fclose(f);
-	sleep(5);
-	t0 = ms_now();
+	/* /healthz fails once the stuck probe is older than 15 s. */
+	char *body = NULL;
+	int code = 0;
+	t0 = lm_clock_ms();
+	while (lm_clock_ms() - t0 < 30000 &&
+	       (code = lmt_http_status(http, "/healthz", &body, 2000)) == 200) {
+		free(body);
+		body = NULL;
+		usleep(500 * 1000);
+	}
+	assert_int_equal(code, 503);
+	assert_non_null(body);
+	assert_non_null(strstr(body, "self-probe stuck"));
+	free(body);
+	assert_true(lm_clock_ms() - t0 >= 10000); /* not before it is stale */
+	t0 = lm_clock_ms();
 	assert_int_equal(lmt_proc_signal(m, SIGTERM), LM_OK);
 	if (lmt_proc_wait(m, 25000, &status) != LM_OK)
 		fail_msg("lunamatch-match still running 25 s after SIGTERM with a stuck "
@@ -78,7 +87,7 @@ test_stop_with_stuck_probe(void **state)
 	if (status != 0)
 		fail_msg("exit %d (log: %s)", status, log);
 	/* The probe gets its bound (5 s), the drain and the rest little. */
-	assert_true(ms_now() - t0 < 15000);
+	assert_true(lm_clock_ms() - t0 < 15000);
 	lmt_proc_free(m);
 	lmt_env_free(&env);
 	lmt_rmtree(dir);
