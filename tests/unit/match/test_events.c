@@ -1120,12 +1120,12 @@ damage_first_pending(const char *dir, char *id, size_t idlen)
 	Lunamatch__V1__OutboxEntry *e =
 	    lunamatch__v1__outbox_entry__unpack(NULL, v.mv_size, v.mv_data);
 	assert_non_null(e);
+	ProtobufCBinaryData real = e->event;
 	e->event.data = junk;
 	e->event.len = sizeof(junk);
 	uint8_t buf[LM_OUTBOX_ENTRY_MAX];
 	size_t n = lunamatch__v1__outbox_entry__pack(e, buf);
-	e->event.data = NULL; /* junk is not the message's to free */
-	e->event.len = 0;
+	e->event = real; /* the message's own, freed with it */
 	lunamatch__v1__outbox_entry__free_unpacked(e, NULL);
 	mdb_cursor_close(cur);
 	v.mv_data = buf;
