@@ -165,13 +165,7 @@ reaper_main(void *arg)
 	pthread_mutex_lock(&h->mu);
 	while (!h->stopping) {
 		reap(h, lm_clock_ms());
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t) (h->tick_ms / 1000);
-		ts.tv_nsec += (long) (h->tick_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = lm_clock_deadline(CLOCK_MONOTONIC, h->tick_ms);
 		(void) pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 	}
 	pthread_mutex_unlock(&h->mu);

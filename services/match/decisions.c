@@ -57,7 +57,7 @@ struct lm_decisions {
 	char replica[LM_DECISIONS_REPLICA_MAX + 1];
 
 	pthread_mutex_t mu;
-	/* work_cv and send_cv wait on CLOCK_MONOTONIC (deadline_in). */
+	/* work_cv and send_cv wait on CLOCK_MONOTONIC (lm_clock_deadline). */
 	pthread_cond_t work_cv; /* the writer: entries queued, or stop */
 	pthread_cond_t done_cv; /* waiting callers: their entry is done */
 	pthread_cond_t send_cv; /* the sender: appended, or stop */
@@ -113,22 +113,6 @@ now_ms(void)
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* An absolute CLOCK_MONOTONIC time ms (>= 0) from now, for
- * pthread_cond_timedwait on work_cv and send_cv. */
-static struct timespec
-deadline_in(int64_t ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
-}
-
 /* ---- writer -------------------------------------------------------------- */
 
 static void *
@@ -151,7 +135,7 @@ writer_main(void *arg)
 			int64_t left = sync_at - lm_clock_ms();
 			if (left <= 0)
 				break;
-			struct timespec ts = deadline_in(left);
+			struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, left);
 			pthread_cond_timedwait(&d->work_cv, &d->mu, &ts);
 		}
 		if (dirty && (d->head == NULL || lm_clock_ms() >= sync_at)) {
@@ -561,7 +545,7 @@ stopping(lm_decisions *d)
 static bool
 sender_pause(lm_decisions *d, int64_t ms, bool idle)
 {
-	struct timespec ts = deadline_in(ms > 0 ? ms : 0);
+	struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, ms > 0 ? ms : 0);
 	pthread_mutex_lock(&d->mu);
 	if (!d->stopping && !(idle && d->appended))
 		pthread_cond_timedwait(&d->send_cv, &d->mu, &ts);

@@ -185,13 +185,7 @@ probe_main(void *arg)
 
 	pthread_mutex_lock(&d->probe_mtx);
 	while (!d->probe_stop) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += PROBE_PERIOD_MS / 1000;
-		ts.tv_nsec += (long) (PROBE_PERIOD_MS % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = lm_clock_deadline(CLOCK_REALTIME, PROBE_PERIOD_MS);
 		while (!d->probe_stop && pthread_cond_timedwait(&d->probe_cv,
 		                             &d->probe_mtx, &ts) != ETIMEDOUT)
 			;
@@ -228,13 +222,7 @@ probe_stop(struct daemon *d)
 	d->probe_stop = true;
 	atomic_store(&d->probe_done_ms, 0); /* stopping: not a stuck probe */
 	pthread_cond_broadcast(&d->probe_cv);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += PROBE_JOIN_MS / 1000;
-	ts.tv_nsec += (long) (PROBE_JOIN_MS % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = lm_clock_deadline(CLOCK_REALTIME, PROBE_JOIN_MS);
 	while (!d->probe_done &&
 	       pthread_cond_timedwait(&d->probe_cv, &d->probe_mtx, &ts) != ETIMEDOUT)
 		;

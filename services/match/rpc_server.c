@@ -1294,13 +1294,7 @@ sweeper_main(void *arg)
 
 	pthread_mutex_lock(&s->sweep_mtx);
 	while (!s->sweep_stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += (long) SWEEP_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, SWEEP_MS);
 		pthread_cond_timedwait(&s->sweep_cv, &s->sweep_mtx, &ts);
 		if (s->sweep_stop)
 			break;
@@ -1678,13 +1672,7 @@ lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms)
 	lm_info("rpc.drain.start",
 	    "draining: new connections refused, new requests answered "
 	    "UNAVAILABLE");
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	until = lm_clock_deadline(CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&s->mtx);
 	while (s->accepted > 0) {
 		if (pthread_cond_timedwait(&s->idle_cv, &s->mtx, &until) == ETIMEDOUT)

@@ -10,6 +10,7 @@
 #define LUNAMATCH_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,6 +22,11 @@ int64_t lm_clock_ms(void);
 
 /* The same clock in nanoseconds, for latencies. */
 uint64_t lm_clock_ns(void);
+
+/* The absolute time ms (>= 0) milliseconds from now on clock, for
+ * pthread_cond_timedwait: clock must be the clock the condition variable
+ * was made with (CLOCK_REALTIME unless its attributes say otherwise). */
+struct timespec lm_clock_deadline(clockid_t clock, int64_t ms);
 
 /* The pause after another failure in a row, for retry loops that back off
  * exponentially: min when backoff is below min (0: the first failure), else

@@ -1,7 +1,9 @@
 /*
  * test_clock.c - the monotonic millisecond clock: it agrees with
- * CLOCK_MONOTONIC, never goes back, and advances across a sleep; the retry
- * back-off starts at its minimum, doubles and stops at its maximum.
+ * CLOCK_MONOTONIC, never goes back, and advances across a sleep; a deadline
+ * lies the asked milliseconds ahead on the asked clock with tv_nsec kept
+ * below one second; the retry back-off starts at its minimum, doubles and
+ * stops at its maximum.
  */
 #include <stdint.h>
 #include <time.h>
@@ -50,6 +52,33 @@ test_advances(void **state)
 	assert_true(lm_clock_ms() - t0 >= 30);
 }
 
+static int64_t
+ts_ns(struct timespec ts)
+{
+	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Every remainder of a second, and whole seconds, land ms ahead of a
+ * reading taken just before, normalised, on both clocks. */
+static void
+test_deadline(void **state)
+{
+	(void) state;
+	const int64_t ms[] = {0, 1, 250, 999, 1000, 1001, 1999, 5000, 86400123};
+	const clockid_t clocks[] = {CLOCK_MONOTONIC, CLOCK_REALTIME};
+	for (size_t c = 0; c < 2; c++) {
+		for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+			struct timespec before, after;
+			clock_gettime(clocks[c], &before);
+			struct timespec d = lm_clock_deadline(clocks[c], ms[i]);
+			clock_gettime(clocks[c], &after);
+			assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+			assert_true(ts_ns(d) >= ts_ns(before) + ms[i] * 1000000);
+			assert_true(ts_ns(d) <= ts_ns(after) + ms[i] * 1000000);
+		}
+	}
+}
+
 static void
 test_backoff(void **state)
 {
@@ -79,6 +108,7 @@ main(void)
 	    cmocka_unit_test(test_agrees_with_monotonic),
 	    cmocka_unit_test(test_never_goes_back),
 	    cmocka_unit_test(test_advances),
+	    cmocka_unit_test(test_deadline),
 	    cmocka_unit_test(test_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
