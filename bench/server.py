@@ -390,6 +390,8 @@ def main():
     if args.build_type is None:
         args.build_type = build_type(args.bin)
     os.makedirs(args.out, exist_ok=True)
+    if args.dir:
+        os.makedirs(args.dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="lunamatch-bench-server.", dir=args.dir)
     try:
         for n in args.postings:

@@ -316,6 +316,25 @@ lm_pb_encode(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
 	return LM_OK;
 }
 
+int
+lm_pb_copy(const ProtobufCMessage *msg, ProtobufCMessage **out)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if (out != NULL)
+		*out = NULL;
+	if (msg == NULL || out == NULL)
+		return LM_EINVAL;
+	if ((rc = lm_pb_encode(msg, &buf, &len)) != LM_OK)
+		return rc;
+	/* Bytes this process packed unpack unless memory runs out. */
+	*out = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
+	free(buf);
+	return *out == NULL ? LM_ENOMEM : LM_OK;
+}
+
 bool
 lm_pb_utf8_valid(const char *s, size_t len)
 {

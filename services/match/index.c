@@ -3482,8 +3482,6 @@ lm_index_match_candidates(lm_index *idx, const Lunamatch__V1__MatchCandidatesReq
 	return rc;
 }
 
-static int copy_message(const ProtobufCMessage *m, ProtobufCMessage **out);
-
 /* Copies the compliance warnings of posting p into resp (ExplainMatch shows
  * them to the reviewer). */
 static int
@@ -3500,7 +3498,7 @@ copy_warnings(const JobPosting *p, Lunamatch__V1__ExplainMatchResponse *resp)
 		int rc;
 		if (p->compliance_warnings[i] == NULL)
 			continue;
-		if ((rc = copy_message(&p->compliance_warnings[i]->base, &w)) != LM_OK)
+		if ((rc = lm_pb_copy(&p->compliance_warnings[i]->base, &w)) != LM_OK)
 			return rc;
 		resp->compliance_warnings[resp->n_compliance_warnings++] =
 		    (Lunamatch__V1__ComplianceWarning *) w;
@@ -3578,22 +3576,6 @@ lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, in
 	return rc;
 }
 
-/* A deep copy of a message through its wire form. */
-static int
-copy_message(const ProtobufCMessage *m, ProtobufCMessage **out)
-{
-	size_t len = protobuf_c_message_get_packed_size(m);
-	uint8_t *buf = malloc(len ? len : 1);
-
-	*out = NULL;
-	if (buf == NULL)
-		return LM_ENOMEM;
-	protobuf_c_message_pack(m, buf);
-	*out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-	free(buf);
-	return *out == NULL ? LM_ENOMEM : LM_OK;
-}
-
 /* A copy of the record of entry e (a posting's when posting) that the
  * caller frees with protobuf_c_message_free_unpacked: decoded from its
  * bytes, or copied from its decoded record. Read lock held. */
@@ -3602,7 +3584,7 @@ copy_record(lm_index *idx, const struct ent *e, bool posting, ProtobufCMessage *
 {
 	*out = NULL;
 	if (e->rec != NULL)
-		return copy_message(e->rec, out);
+		return lm_pb_copy(e->rec, out);
 	return entry_decode(idx, e, posting, false, out);
 }
 

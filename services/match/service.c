@@ -17,6 +17,7 @@
 
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 #include "score.h"
@@ -310,26 +311,6 @@ check_query(uint32_t top_k, Lunamatch__V1__ExplainLevel level, char *msg, size_t
 	return ST_OK;
 }
 
-/*
- * Deep-copies msg (a message of type desc) through its wire form, so that
- * the copy can be prepared in place while the request stays untouched. The
- * copy is freed with protobuf_c_message_free_unpacked(copy, NULL).
- */
-static int
-copy_message(const ProtobufCMessage *msg, ProtobufCMessage **out)
-{
-	size_t len = protobuf_c_message_get_packed_size(msg);
-	uint8_t *buf = malloc(len > 0 ? len : 1);
-
-	*out = NULL;
-	if (buf == NULL)
-		return LM_ENOMEM;
-	protobuf_c_message_pack(msg, buf);
-	*out = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
-	free(buf);
-	return *out == NULL ? LM_ENOMEM : LM_OK;
-}
-
 /* Maps the result of an index query onto a status, with its reason. */
 static int
 query_status(int rc, const char *reason, const char *what, const char *id, char *msg,
@@ -403,7 +384,7 @@ match_begin(lm_match_service *s, const lm_rpc_ctx *ctx, uint32_t top_k,
 		snprintf(msg, msglen, "%s: empty", k->record);
 		return ST_INVALID;
 	}
-	if ((rc = copy_message(record, copy)) != LM_OK) {
+	if ((rc = lm_pb_copy(record, copy)) != LM_OK) {
 		snprintf(msg, msglen, "%s", lm_strerror(rc));
 		return ST_INTERNAL;
 	}

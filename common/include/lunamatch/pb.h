@@ -61,6 +61,16 @@ int lm_pb_decode_with(const ProtobufCMessageDescriptor *desc, const void *data,
 int lm_pb_encode(const ProtobufCMessage *msg, uint8_t **out, size_t *len);
 
 /*
+ * A deep copy of msg through its wire form: the same message, field for
+ * field (unknown fields included), with protobuf-c's usual allocations, so
+ * that the copy can be changed or handed on while msg stays untouched. On
+ * LM_OK the caller owns *out and frees it with
+ * protobuf_c_message_free_unpacked(*out, NULL). Returns LM_OK, LM_ENOMEM or
+ * LM_EINVAL (NULL arguments); *out is NULL on error.
+ */
+int lm_pb_copy(const ProtobufCMessage *msg, ProtobufCMessage **out);
+
+/*
  * A deep copy of msg in one allocation (pb_compact.c): the same message,
  * field for field (unknown fields included; it packs to the same bytes),
  * with every string, array and nested message laid out in a single block

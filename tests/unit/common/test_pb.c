@@ -578,6 +578,42 @@ test_unpack_compact(void **state)
 /* lm_pb_share keeps one copy of each short text, apart from the caller's:
  * the same pointer for the same text, none for NULL or a text longer than
  * LM_PB_SHARED_LEN. */
+/* A copy packs to the same bytes, shares no memory with its original and
+ * outlives it; NULL arguments are refused. */
+static void
+test_copy(void **state)
+{
+	(void) state;
+	size_t len;
+	uint8_t *bytes = posting_bytes(&len);
+	ProtobufCMessage *m = NULL, *c = NULL;
+	char err[256];
+	assert_int_equal(lm_pb_decode(JP, bytes, len, len, &m, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_pb_copy(m, &c), LM_OK);
+	assert_non_null(c);
+	assert_ptr_not_equal(c, m);
+	Lunamatch__V1__JobPosting *p = (Lunamatch__V1__JobPosting *) m;
+	Lunamatch__V1__JobPosting *q = (Lunamatch__V1__JobPosting *) c;
+	assert_ptr_not_equal(q->id, p->id);
+	assert_ptr_not_equal(q->skills[1], p->skills[1]);
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	uint8_t *again = NULL;
+	size_t alen = 0;
+	assert_int_equal(lm_pb_encode(c, &again, &alen), LM_OK);
+	assert_int_equal(alen, len);
+	assert_memory_equal(again, bytes, len);
+	free(again);
+	protobuf_c_message_free_unpacked(c, NULL);
+	free(bytes);
+
+	Lunamatch__V1__RpcResponse empty = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+	c = &empty.base;
+	assert_int_equal(lm_pb_copy(NULL, &c), LM_EINVAL);
+	assert_null(c);
+	assert_int_equal(lm_pb_copy(&empty.base, NULL), LM_EINVAL);
+}
+
 static void
 test_share(void **state)
 {
@@ -610,6 +646,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_copy),
 	    cmocka_unit_test(test_share),
 	    cmocka_unit_test(test_arguments_and_limit),
 	    cmocka_unit_test(test_out_of_memory),
