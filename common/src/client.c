@@ -38,6 +38,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "lunamatch/client.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
@@ -50,10 +51,15 @@
 #define RECONNECT_MIN_MS   100
 #define RECONNECT_MAX_MS   2000
 /* With several endpoints: longest wait for a connection to an endpoint that
- * is not connected, before the next one is tried; pause after a round in
- * which every endpoint answered UNAVAILABLE. */
+ * is not connected, before the next one is tried. After a round in which
+ * every endpoint was tried, the next starts after a pause that doubles from
+ * ROUND_PAUSE_MIN_MS to ROUND_PAUSE_MAX_MS (lm_backoff_next), so that
+ * replicas that are all loading or draining get a few calls per deadline,
+ * not one every few milliseconds; a pause that would reach the deadline
+ * ends the call with its last result. */
 #define ATTEMPT_CONNECT_MS 250
-#define ROUND_PAUSE_MS     50
+#define ROUND_PAUSE_MIN_MS 50
+#define ROUND_PAUSE_MAX_MS 1000
 /* With a single endpoint: repeats of a call on a fresh connection, and the
  * longest wait for that connection. */
 #define SINGLE_REDIALS    2
@@ -598,7 +604,8 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	enum outcome last = NO_CONN, prior = NO_CONN;
 	char prior_msg[256] = "";
 	nng_time end, deadline, now;
-	int st = ST_INTERNAL, rv, prior_rv = LM_OK, redials = 0;
+	int st = ST_INTERNAL, rv = LM_ETIMEDOUT, prior_rv = LM_OK, redials = 0;
+	int64_t pause = 0;
 
 	set_err(errmsg, errlen, "");
 	if (resp != NULL)
@@ -621,10 +628,13 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		unsigned left;
 
 		if (ep == NULL) {
-			/* Every endpoint tried: start another round. */
+			/* Every endpoint tried: another round, after the pause. */
+			pause = lm_backoff_next(
+			    pause, ROUND_PAUSE_MIN_MS, ROUND_PAUSE_MAX_MS);
+			if (nng_clock() + (nng_time) pause >= end)
+				break;
 			memset(tried, 0, sizeof(tried));
-			if (nng_clock() + ROUND_PAUSE_MS < end)
-				nng_msleep(ROUND_PAUSE_MS);
+			nng_msleep((nng_duration) pause);
 			continue;
 		}
 		/* The server's deadline: timeout_ms on the first attempt (as

@@ -127,16 +127,46 @@ def test_retry_decision(peer_factory, code, retried):
 
 
 def test_all_endpoints_unavailable(peer_factory):
+    """Every replica loading: the call goes round them again after pauses
+    that double from 50 ms (50, 100, 200, 400, 800 ms; the next, 1 s, would
+    pass the 2 s deadline), as the C client does: at most six rounds, and
+    the last answer is the result."""
     def unavailable(req):
         return rpc_pb2.RpcResponse(request_id=req.request_id, code=rpc_pb2.UNAVAILABLE,
                                    message="index is loading").SerializeToString()
 
     peers = [peer_factory(unavailable) for _ in range(2)]
     with lunamatch.Client([p.url for p in peers], timeout=2.0) as c:
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         with pytest.raises(lunamatch.Unavailable) as e:
             c.check()
     assert not e.value.local and e.value.message == "index is loading"
-    assert sum(len(p.requests) for p in peers) == 2  # each endpoint once
+    asked = [len(p.requests) for p in peers]
+    assert all(n >= 2 for n in asked) and sum(asked) <= 12, asked
+    assert len(e.value.attempts) == sum(asked)
+
+
+def test_replica_ready_in_a_later_round(peer_factory):
+    """Both replicas loading at first: the call that found both
+    UNAVAILABLE goes round again and is answered once one is ready."""
+    ready_at = time.monotonic() + 0.3
+
+    def loading_then_ready(req):
+        if time.monotonic() < ready_at:
+            return rpc_pb2.RpcResponse(request_id=req.request_id,
+                                       code=rpc_pb2.UNAVAILABLE,
+                                       message="index is loading").SerializeToString()
+        return ok(req, match_pb2.HealthCheckResponse(status=1))
+
+    peers = [peer_factory(loading_then_ready) for _ in range(2)]
+    with lunamatch.Client([p.url for p in peers], timeout=5.0) as c:
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert c.check().status == 1
+    assert sum(len(p.requests) for p in peers) >= 3
 
 
 @pytest.mark.parametrize("answer, text", [

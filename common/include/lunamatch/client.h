@@ -14,7 +14,9 @@
  * connection comes within a short wait (250 ms, or the whole deadline for
  * an endpoint that is connected), when the connection is lost before the
  * answer, and when the server answers UNAVAILABLE (loading or draining).
- * Other answers, DEADLINE_EXCEEDED included, are final.
+ * Other answers, DEADLINE_EXCEEDED included, are final. Once every endpoint
+ * was tried, the next round starts after a pause of 50 ms that doubles from
+ * round to round up to 1 s, while the deadline leaves room for it.
  *
  * An UNAVAILABLE answer also closes the connection it came on, so that the
  * endpoint is dialled afresh (an address in front of several replicas then

@@ -574,6 +574,76 @@ test_client_replicas(void **state)
 	close(dead_fd);
 }
 
+/* Ends a replica's draining after ms milliseconds (its own thread). */
+struct undrain {
+	struct peer *p;
+	unsigned ms;
+};
+
+static void *
+undrain_main(void *arg)
+{
+	struct undrain *u = arg;
+	nng_msleep(u->ms);
+	atomic_store(&u->p->unavailable, false);
+	return NULL;
+}
+
+/* Every replica answering UNAVAILABLE: the call goes round them again
+ * after pauses that double from 50 ms (50, 100, 200, 400, then 800 would
+ * reach the 1.5 s deadline): at most five rounds, not one every few
+ * milliseconds, and at least two. A replica that becomes ready within the
+ * deadline then answers in a later round. */
+static void
+test_client_rounds_back_off(void **state)
+{
+	(void) state;
+	struct peer p1, p2;
+	lm_client *c = NULL;
+	char urls[512], err[256], *got = NULL;
+	int status = -1;
+
+	peer_up(&p1);
+	peer_up(&p2);
+	snprintf(urls, sizeof(urls), "%s,%s", p1.url, p2.url);
+	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
+	/* Both connected first, so that every round asks both. */
+	for (int i = 0; i < 200 && (atomic_load(&p1.requests) == 0 ||
+	                               atomic_load(&p2.requests) == 0);
+	     i++) {
+		assert_int_equal(
+		    call(c, "job-0", 10000, &status, err, sizeof(err), &got), LM_OK);
+		free(got);
+		nng_msleep(20);
+	}
+	atomic_store(&p1.unavailable, true);
+	atomic_store(&p2.unavailable, true);
+	int before = atomic_load(&p1.requests) + atomic_load(&p2.requests);
+	assert_int_equal(call(c, "job-1", 1500, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	assert_string_equal(err, "draining");
+	int asked = atomic_load(&p1.requests) + atomic_load(&p2.requests) - before;
+	if (asked < 3 || asked > 10)
+		fail_msg("%d requests in 1.5 s, expected 3..10", asked);
+
+	pthread_t t;
+	struct undrain u = {&p2, 300};
+	assert_int_equal(pthread_create(&t, NULL, undrain_main, &u), 0);
+	int rv = call(c, "job-2", 5000, &status, err, sizeof(err), &got);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	if (rv != LM_OK || status != ST(OK))
+		fail_msg("job-2: %d, status %d: %s", rv, status, err);
+	assert_string_equal(got, "job-2");
+	free(got);
+
+	atomic_store(&p1.unavailable, false);
+	lm_client_close(c);
+	nng_close(p1.sock);
+	nng_close(p2.sock);
+	assert_int_equal(pthread_join(p1.thread, NULL), 0);
+	assert_int_equal(pthread_join(p2.thread, NULL), 0);
+}
+
 /* One endpoint (an address in front of replicas): a call answered
  * UNAVAILABLE is sent again on a fresh connection, which here reaches a
  * server that answers; a connection lost with the request is dialled again
@@ -664,6 +734,7 @@ main(void)
 	    cmocka_unit_test(test_client_wire),
 	    cmocka_unit_test(test_client_unavailable),
 	    cmocka_unit_test(test_client_replicas),
+	    cmocka_unit_test(test_client_rounds_back_off),
 	    cmocka_unit_test(test_client_single_endpoint_redials),
 	    cmocka_unit_test(test_client_unavailable_then_final),
 	};

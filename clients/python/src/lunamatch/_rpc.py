@@ -50,6 +50,12 @@ RETRY_CODES = frozenset({rpc_pb2.UNAVAILABLE})
 SINGLE_REDIALS = 2
 REDIAL_WAIT = 1.0
 
+#: With several endpoints: once every endpoint was tried, the next round
+#: starts after a pause that doubles from ROUND_PAUSE_MIN to ROUND_PAUSE_MAX
+#: seconds, while the deadline leaves room for it (as the C client).
+ROUND_PAUSE_MIN = 0.05
+ROUND_PAUSE_MAX = 1.0
+
 DEFAULT_URL = "tcp://127.0.0.1:7700"
 DEFAULT_TIMEOUT = 5.0          # seconds, as the server's default deadline
 DEADLINE_GRACE = 0.25          # waited beyond the deadline for the server's own answer
@@ -340,13 +346,18 @@ class Call:
         self.url: Optional[str] = None
         self.redials = 0
         self.redial_until: Optional[float] = None  # waiting for a fresh connection
+        self.pause = 0.0                          # the last pause between rounds
+        self.round_at: Optional[float] = None     # when the next round may start
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
     def pick(self) -> Optional[pynng.Req0]:
         """The next untried endpoint that has a connection, in rotating
-        order; None when none has one now."""
+        order; None when none has one now or the pause before the next
+        round is not over."""
+        if self.round_at is not None and time.monotonic() < self.round_at:
+            return None
         n = len(self.pool.urls)
         for i in range(n):
             j = (self.first + i) % n
@@ -374,6 +385,26 @@ class Call:
         self.last = err
         return True
 
+    def _next(self, err: errors.RpcError) -> bool:
+        """With several endpoints: whether an idempotent call goes on after
+        err, to an endpoint not tried in this round or, once every one was,
+        to another round after its pause (ROUND_PAUSE_MIN doubling up to
+        ROUND_PAUSE_MAX) when that pause ends before the deadline."""
+        n = len(self.pool.urls)
+        if n == 1 or not self.idempotent or self.remaining() <= 0:
+            return False
+        if len(self.tried) < n:
+            self.last = err
+            return True
+        pause = min(max(2 * self.pause, ROUND_PAUSE_MIN), ROUND_PAUSE_MAX)
+        if pause >= self.remaining():
+            return False
+        self.pause = pause
+        self.round_at = time.monotonic() + pause
+        self.tried.clear()
+        self.last = err
+        return True
+
     def connection_lost(self) -> None:
         """The connection of the current attempt broke before the answer
         (nng fails the request with ECONNRESET). An idempotent call with an
@@ -382,12 +413,8 @@ class Call:
         otherwise raises a local Unavailable."""
         err = self._error(errors.Unavailable,
                           "connection to %s lost before the answer" % self.url)
-        if self._redial(err):
-            return
-        if not (self.idempotent and len(self.tried) < len(self.pool.urls)
-                and self.remaining() > 0):
+        if not (self._redial(err) or self._next(err)):
             raise err
-        self.last = err
 
     def timed_out(self, sent: bool) -> errors.RpcError:
         """The error to raise when the request found no connection within
@@ -452,12 +479,8 @@ class Call:
                 # calls answered so close it too: nng's "no such pipe" then
                 # is expected, and ignored.
                 pynng.lib.nng_pipe_close(msg.pipe.pipe)
-            if self.idempotent and resp.code in RETRY_CODES:
-                if self.remaining() > 0 and len(self.tried) < len(self.pool.urls):
-                    self.last = err
-                    return None
-                if self._redial(err):
-                    return None
+            if resp.code in RETRY_CODES and (self._next(err) or self._redial(err)):
+                return None
             raise err
         if self.response_type is None:
             return resp.payload
