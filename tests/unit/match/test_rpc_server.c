@@ -2175,7 +2175,10 @@ test_drain_ignores_refusals(void **state)
 	     lm_gauge_get(inflight) < 4 && nng_clock() < end;)
 		(void) flood(fd, env, n, 16);
 	assert_true(rejected(f.m, "draining") >= 3);
-	assert_true(lm_gauge_get(inflight) >= 2);
+	/* Whether a refusal is held depends on the kernel: its socket buffers
+	 * can take every answer sent so far (seen once in hundreds of runs
+	 * under the thread sanitizer, which slows the server's reads). */
+	bool held = lm_gauge_get(inflight) >= 2;
 	assert_int_equal(atomic_load(&g_matchjobs_running), 1);
 
 	/* The call is answered; drain returns long before the refusals' sends
@@ -2187,6 +2190,11 @@ test_drain_ignores_refusals(void **state)
 	close(fd);
 	server_down(&f);
 	free(env);
+	if (!held) {
+		print_message("no refusal was held in its send: the case this "
+		              "test is for did not arise\n");
+		skip();
+	}
 }
 
 static void
