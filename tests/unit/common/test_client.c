@@ -440,6 +440,38 @@ closed_url(char *url, size_t len)
 	return fd;
 }
 
+/* Calls through c until peers p1 and p2 have both answered once: the
+ * client prefers connected endpoints, and its dialers connect in the
+ * background, so until then all calls may go to the first one connected.
+ * Bounded: fails after 200 calls. */
+static void
+both_answered(lm_client *c, struct peer *p1, struct peer *p2)
+{
+	char err[256], *got = NULL;
+	int status = -1;
+
+	for (int i = 0; i < 200 && (atomic_load(&p1->requests) == 0 ||
+	                               atomic_load(&p2->requests) == 0);
+	     i++) {
+		assert_int_equal(
+		    call(c, "job-0", 10000, &status, err, sizeof(err), &got), LM_OK);
+		free(got);
+		nng_msleep(20);
+	}
+	assert_true(atomic_load(&p1->requests) >= 1);
+	assert_true(atomic_load(&p2->requests) >= 1);
+}
+
+/* Closes both peers' sockets and waits for their threads. */
+static void
+peers_down(struct peer *p1, struct peer *p2)
+{
+	nng_close(p1->sock);
+	nng_close(p2->sock);
+	assert_int_equal(pthread_join(p1->thread, NULL), 0);
+	assert_int_equal(pthread_join(p2->thread, NULL), 0);
+}
+
 /* A draining replica's UNAVAILABLE is the result only when no other server
  * could be reached: a call that then meets a replica whose answer does not
  * read ends with that error, whichever replica it asked first. */
@@ -464,10 +496,7 @@ test_client_unavailable_then_final(void **state)
 	}
 	assert_true(atomic_load(&p1.requests) >= 1); /* the draining one was asked */
 	lm_client_close(c);
-	nng_close(p1.sock);
-	nng_close(p2.sock);
-	assert_int_equal(pthread_join(p1.thread, NULL), 0);
-	assert_int_equal(pthread_join(p2.thread, NULL), 0);
+	peers_down(&p1, &p2);
 }
 
 /* Several endpoints: calls are spread over the live ones; a dead endpoint,
@@ -489,19 +518,7 @@ test_client_replicas(void **state)
 	snprintf(urls, sizeof(urls), "%s, %s,%s", p1.url, dead, p2.url);
 	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
 
-	/* The client prefers connected endpoints, and its dialers connect in
-	 * the background: until both live peers have answered once (bounded),
-	 * all calls may go to the first one connected. */
-	for (int i = 0; i < 200 && (atomic_load(&p1.requests) == 0 ||
-	                               atomic_load(&p2.requests) == 0);
-	     i++) {
-		assert_int_equal(
-		    call(c, "job-0", 10000, &status, err, sizeof(err), &got), LM_OK);
-		free(got);
-		nng_msleep(20);
-	}
-	assert_true(atomic_load(&p1.requests) >= 1);
-	assert_true(atomic_load(&p2.requests) >= 1);
+	both_answered(c, &p1, &p2);
 
 	/* Spread: both live peers answer, the dead one is never waited for
 	 * beyond the attempt's short wait. */
@@ -607,15 +624,7 @@ test_client_rounds_back_off(void **state)
 	peer_up(&p2);
 	snprintf(urls, sizeof(urls), "%s,%s", p1.url, p2.url);
 	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
-	/* Both connected first, so that every round asks both. */
-	for (int i = 0; i < 200 && (atomic_load(&p1.requests) == 0 ||
-	                               atomic_load(&p2.requests) == 0);
-	     i++) {
-		assert_int_equal(
-		    call(c, "job-0", 10000, &status, err, sizeof(err), &got), LM_OK);
-		free(got);
-		nng_msleep(20);
-	}
+	both_answered(c, &p1, &p2); /* so that every round asks both */
 	atomic_store(&p1.unavailable, true);
 	atomic_store(&p2.unavailable, true);
 	int before = atomic_load(&p1.requests) + atomic_load(&p2.requests);
@@ -638,10 +647,7 @@ test_client_rounds_back_off(void **state)
 
 	atomic_store(&p1.unavailable, false);
 	lm_client_close(c);
-	nng_close(p1.sock);
-	nng_close(p2.sock);
-	assert_int_equal(pthread_join(p1.thread, NULL), 0);
-	assert_int_equal(pthread_join(p2.thread, NULL), 0);
+	peers_down(&p1, &p2);
 }
 
 /* One endpoint (an address in front of replicas): a call answered

@@ -85,6 +85,18 @@ reject(const void *data, size_t len, int code, const char *want)
 	assert_null(m);
 }
 
+/* m encodes to exactly bytes[0 .. len). */
+static void
+assert_packs_to(const ProtobufCMessage *m, const uint8_t *bytes, size_t len)
+{
+	uint8_t *again = NULL;
+	size_t alen = 0;
+	assert_int_equal(lm_pb_encode(m, &again, &alen), LM_OK);
+	assert_int_equal(alen, len);
+	assert_memory_equal(again, bytes, len);
+	free(again);
+}
+
 static void
 test_roundtrip(void **state)
 {
@@ -106,16 +118,13 @@ test_roundtrip(void **state)
 	assert_int_equal(p->n_embedding, 3);
 	assert_true(p->embedding[2] == 3.25f);
 
-	uint8_t *again = NULL;
-	size_t alen = 0;
-	assert_int_equal(lm_pb_encode(m, &again, &alen), LM_OK);
-	assert_int_equal(alen, len);
-	assert_memory_equal(again, bytes, len);
-	free(again);
+	assert_packs_to(m, bytes, len);
 	protobuf_c_message_free_unpacked(m, NULL);
 	free(bytes);
 
 	/* The empty message is zero bytes, and zero bytes decode to it. */
+	uint8_t *again = NULL;
+	size_t alen = 0;
 	Lunamatch__V1__RpcResponse empty = LUNAMATCH__V1__RPC_RESPONSE__INIT;
 	assert_int_equal(lm_pb_encode(&empty.base, &again, &alen), LM_OK);
 	assert_non_null(again);
@@ -431,18 +440,14 @@ static void
 compact_matches(const ProtobufCMessageDescriptor *d, const uint8_t *b, size_t len)
 {
 	ProtobufCMessage *m = NULL, *c = NULL;
-	uint8_t *again = NULL;
-	size_t size = 0, alen = 0;
+	size_t size = 0;
 	char err[256];
 
 	assert_int_equal(lm_pb_decode(d, b, len, MAXLEN, &m, err, sizeof(err)), LM_OK);
 	assert_int_equal(lm_pb_compact(m, &c, &size), LM_OK);
 	assert_true(size >= d->sizeof_message);
 	protobuf_c_message_free_unpacked(m, NULL);
-	assert_int_equal(lm_pb_encode(c, &again, &alen), LM_OK);
-	assert_int_equal(alen, len);
-	assert_memory_equal(again, b, len);
-	free(again);
+	assert_packs_to(c, b, len);
 	free(c);
 	/* Decoded straight into the compact form, with the checks or without
 	 * them: the same. */
@@ -451,10 +456,7 @@ compact_matches(const ProtobufCMessageDescriptor *d, const uint8_t *b, size_t le
 		                               d, b, len, MAXLEN, &c, err, sizeof(err))
 		                         : lm_pb_unpack_compact(d, b, len, &c),
 		    LM_OK);
-		assert_int_equal(lm_pb_encode(c, &again, &alen), LM_OK);
-		assert_int_equal(alen, len);
-		assert_memory_equal(again, b, len);
-		free(again);
+		assert_packs_to(c, b, len);
 		free(c);
 	}
 }
@@ -598,12 +600,7 @@ test_copy(void **state)
 	assert_ptr_not_equal(q->skills[1], p->skills[1]);
 	protobuf_c_message_free_unpacked(m, NULL);
 
-	uint8_t *again = NULL;
-	size_t alen = 0;
-	assert_int_equal(lm_pb_encode(c, &again, &alen), LM_OK);
-	assert_int_equal(alen, len);
-	assert_memory_equal(again, bytes, len);
-	free(again);
+	assert_packs_to(c, bytes, len);
 	protobuf_c_message_free_unpacked(c, NULL);
 	free(bytes);
 
