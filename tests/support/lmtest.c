@@ -176,3 +176,32 @@ lmt_run_id(char *buf, size_t len, const char *prefix)
 {
 	snprintf(buf, len, "%s%ld-%ld", prefix, (long) getpid(), (long) time(NULL));
 }
+
+void
+lmt_stderr_begin(lmt_capture *c)
+{
+	fflush(stderr);
+	if ((c->file = tmpfile()) == NULL || (c->saved = dup(STDERR_FILENO)) < 0 ||
+	    dup2(fileno(c->file), STDERR_FILENO) < 0)
+		fail_msg("cannot capture stderr: %s", strerror(errno));
+}
+
+char *
+lmt_stderr_end(lmt_capture *c)
+{
+	long n = 0;
+	char *text;
+
+	fflush(stderr);
+	if (dup2(c->saved, STDERR_FILENO) < 0)
+		fail_msg("cannot restore stderr: %s", strerror(errno));
+	close(c->saved);
+	if (fseek(c->file, 0, SEEK_END) != 0 || (n = ftell(c->file)) < 0)
+		fail_msg("cannot read the captured stderr: %s", strerror(errno));
+	text = lmt_calloc((size_t) n + 1, 1);
+	rewind(c->file);
+	if (n > 0 && fread(text, 1, (size_t) n, c->file) != (size_t) n)
+		fail_msg("cannot read the captured stderr");
+	fclose(c->file);
+	return text;
+}

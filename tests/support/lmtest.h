@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 /* Path of a file in the source tree (LUNAMATCH_SOURCE_DIR, or the compiled-in
@@ -56,5 +57,17 @@ void lmt_sleep_ms(int64_t ms);
 /* Writes "<prefix><pid>-<seconds since the epoch>" to buf: a tag that
  * differs between runs, for topic and group names on a long-lived broker. */
 void lmt_run_id(char *buf, size_t len, const char *prefix);
+
+/* Captures what the process writes to stderr (the log) between
+ * lmt_stderr_begin and lmt_stderr_end, which restores stderr and returns
+ * the text (NUL-terminated, malloc'd; the caller frees it). One capture at
+ * a time. Fails the test on error. */
+typedef struct lmt_capture {
+	FILE *file; /* stderr's stand-in, gone when closed */
+	int saved;  /* the real stderr */
+} lmt_capture;
+
+void lmt_stderr_begin(lmt_capture *c);
+char *lmt_stderr_end(lmt_capture *c);
 
 #endif /* LMTEST_H */

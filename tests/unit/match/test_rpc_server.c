@@ -31,6 +31,7 @@
 #include "lmtest.h"
 #include "lunamatch/client.h"
 #include "lunamatch/error.h"
+#include "lunamatch/log.h"
 #include "lunamatch/metrics.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
@@ -1324,6 +1325,73 @@ test_connection_budget(void **state)
 	server_down(&f);
 }
 
+/* The line of log (JSON lines) with event ev, NUL-terminated in line (at
+ * most len bytes); false when there is none. */
+static bool
+log_line(const char *log, const char *ev, char *line, size_t len)
+{
+	char want[128];
+	const char *at, *start, *end;
+
+	snprintf(want, sizeof(want), "\"event\":\"%s\"", ev);
+	if ((at = strstr(log, want)) == NULL)
+		return false;
+	for (start = at; start > log && start[-1] != '\n'; start--)
+		;
+	if ((end = strchr(at, '\n')) == NULL)
+		end = at + strlen(at);
+	snprintf(line, len, "%.*s", (int) (end - start), start);
+	return true;
+}
+
+/* A connection limit lowered to fit the receive budget is logged
+ * (rpc.limits): as a warning when the operator set the limit, as
+ * information when it was the default. */
+static void
+test_connection_budget_logged(void **state)
+{
+	(void) state;
+	const size_t budget = 2 * (64 * 1024 + LM_RPC_OVERSIZE_GRACE) + 1;
+	lm_log_level saved_level = lm_log_get_level();
+	struct fixture f;
+	lmt_capture cap;
+	char *log, line[1024];
+
+	lm_log_set_level(LM_LOG_WARN);
+	for (int configured = 1; configured >= 0; configured--) {
+		lmt_stderr_begin(&cap);
+		server_up(&f, (lm_rpc_server_opts){.contexts = 4,
+		                  .workers = 1,
+		                  .max_request_bytes = 64 * 1024,
+		                  .max_connections = configured ? 8 : 0,
+		                  .receive_budget_bytes = budget});
+		server_down(&f);
+		log = lmt_stderr_end(&cap);
+		if (configured) {
+			if (!log_line(log, "rpc.limits", line, sizeof(line)))
+				fail_msg("no rpc.limits warning in: %s", log);
+			assert_non_null(strstr(line, "\"level\":\"warn\""));
+			assert_non_null(strstr(line, "at most 2 connections, not 8"));
+		} else if (log_line(log, "rpc.limits", line, sizeof(line))) {
+			fail_msg("the default limit lowered is not a warning: %s", log);
+		}
+		free(log);
+	}
+	lm_log_set_level(LM_LOG_INFO);
+	lmt_stderr_begin(&cap);
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4,
+	                  .workers = 1,
+	                  .max_request_bytes = 64 * 1024,
+	                  .receive_budget_bytes = budget});
+	server_down(&f);
+	log = lmt_stderr_end(&cap);
+	assert_true(log_line(log, "rpc.limits", line, sizeof(line)));
+	assert_non_null(strstr(line, "\"level\":\"info\""));
+	assert_non_null(strstr(line, "at most 2 connections, not 4096"));
+	free(log);
+	lm_log_set_level(saved_level);
+}
+
 #define N_THREADS 64
 #define N_CALLS   25
 
@@ -2394,6 +2462,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_metrics_preregistered),
 	    cmocka_unit_test(test_connection_limit),
 	    cmocka_unit_test(test_connection_budget),
+	    cmocka_unit_test(test_connection_budget_logged),
 	    cmocka_unit_test(test_connection_limit_per_peer),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
