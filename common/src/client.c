@@ -60,10 +60,12 @@
 #define ATTEMPT_CONNECT_MS 250
 #define ROUND_PAUSE_MIN_MS 50
 #define ROUND_PAUSE_MAX_MS 1000
-/* With a single endpoint: repeats of a call on a fresh connection, and the
- * longest wait for that connection. */
+/* With a single endpoint: repeats of a call on a fresh connection, the
+ * longest wait for that connection, and the pause before each repeat (none
+ * when the deadline leaves no room for it). */
 #define SINGLE_REDIALS    2
 #define REDIAL_CONNECT_MS 1000
+#define REDIAL_PAUSE_MS   50
 
 #define ST_OK          LUNAMATCH__V1__STATUS_CODE__OK
 #define ST_INVALID     LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
@@ -629,11 +631,16 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 
 		if (ep == NULL) {
 			/* Every endpoint tried: another round, after the pause. */
+			memset(tried, 0, sizeof(tried));
+			if (c->nep == 1) {
+				if (nng_clock() + REDIAL_PAUSE_MS < end)
+					nng_msleep(REDIAL_PAUSE_MS);
+				continue;
+			}
 			pause = lm_backoff_next(
 			    pause, ROUND_PAUSE_MIN_MS, ROUND_PAUSE_MAX_MS);
 			if (nng_clock() + (nng_time) pause >= end)
 				break;
-			memset(tried, 0, sizeof(tried));
 			nng_msleep((nng_duration) pause);
 			continue;
 		}

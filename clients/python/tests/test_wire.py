@@ -15,9 +15,13 @@ from lunamatch.v1 import match_pb2, rpc_pb2
 from conftest import free_port
 
 
+#: A reply that closes the request's connection instead of answering.
+DROP = object()
+
+
 class Peer:
     """A REP socket that answers each request with reply(request) (None:
-    no answer) and keeps the decoded requests."""
+    no answer; DROP: close the connection) and keeps the decoded requests."""
 
     def __init__(self, reply):
         self.url = "tcp://127.0.0.1:%d" % free_port()
@@ -30,13 +34,15 @@ class Peer:
     def serve(self):
         while True:
             try:
-                raw = self.sock.recv()
+                msg = self.sock.recv_msg()
             except (pynng.Timeout, pynng.Closed):
                 return
-            req = rpc_pb2.RpcRequest.FromString(raw)
+            req = rpc_pb2.RpcRequest.FromString(msg.bytes)
             self.requests.append(req)
             out = self.reply(req)
-            if out is not None:
+            if out is DROP:
+                pynng.lib.nng_pipe_close(msg.pipe.pipe)
+            elif out is not None:
                 self.sock.send(out)
 
     def close(self):
@@ -148,25 +154,68 @@ def test_all_endpoints_unavailable(peer_factory):
     assert len(e.value.attempts) == sum(asked)
 
 
-def test_replica_ready_in_a_later_round(peer_factory):
-    """Both replicas loading at first: the call that found both
-    UNAVAILABLE goes round again and is answered once one is ready."""
-    ready_at = time.monotonic() + 0.3
-
-    def loading_then_ready(req):
-        if time.monotonic() < ready_at:
+def loading_until(ready_at):
+    """A reply: UNAVAILABLE until ready_at[0] (monotonic), then serving."""
+    def reply(req):
+        if time.monotonic() < ready_at[0]:
             return rpc_pb2.RpcResponse(request_id=req.request_id,
                                        code=rpc_pb2.UNAVAILABLE,
                                        message="index is loading").SerializeToString()
         return ok(req, match_pb2.HealthCheckResponse(status=1))
+    return reply
 
-    peers = [peer_factory(loading_then_ready) for _ in range(2)]
+
+def test_replica_ready_in_a_later_round(peer_factory):
+    """Both replicas loading at first: the call that found both
+    UNAVAILABLE goes round again and is answered once one is ready."""
+    ready_at = [float("inf")]
+    peers = [peer_factory(loading_until(ready_at)) for _ in range(2)]
     with lunamatch.Client([p.url for p in peers], timeout=5.0) as c:
         deadline = time.monotonic() + 5
         while len(c.connected()) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
+        ready_at[0] = time.monotonic() + 0.3
         assert c.check().status == 1
     assert sum(len(p.requests) for p in peers) >= 3
+
+
+def test_dead_endpoint_does_not_end_the_rounds(peer_factory):
+    """One replica loading, the other endpoint down: as with the C client,
+    the endpoint without a connection counts as tried after 250 ms, and the
+    next round asks the loading replica again, which answers once ready."""
+    ready_at = [float("inf")]
+    loading = peer_factory(loading_until(ready_at))
+    dead = "tcp://127.0.0.1:%d" % free_port()
+    with lunamatch.Client([loading.url, dead], timeout=3.0) as c:
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ready_at[0] = time.monotonic() + 0.3
+        t = time.monotonic()
+        assert c.check().status == 1
+        took = time.monotonic() - t
+    assert len(loading.requests) >= 2
+    assert took < 2.5  # answered in a later round, not at the deadline
+
+
+def test_server_answer_beats_a_lost_connection(peer_factory):
+    """A replica answers UNAVAILABLE, the other drops every connection: the
+    call ends with the server's answer, not with the local loss, whichever
+    endpoint it starts at (as the C client)."""
+    def unavailable(req):
+        return rpc_pb2.RpcResponse(request_id=req.request_id, code=rpc_pb2.UNAVAILABLE,
+                                   message="index is loading").SerializeToString()
+
+    answering = peer_factory(unavailable)
+    dropping = peer_factory(lambda req: DROP)
+    with lunamatch.Client([answering.url, dropping.url], timeout=0.5) as c:
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(4):
+            with pytest.raises(lunamatch.Unavailable) as e:
+                c.check()
+            assert not e.value.local and e.value.message == "index is loading"
 
 
 @pytest.mark.parametrize("answer, text", [

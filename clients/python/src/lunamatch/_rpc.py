@@ -52,9 +52,12 @@ REDIAL_WAIT = 1.0
 
 #: With several endpoints: once every endpoint was tried, the next round
 #: starts after a pause that doubles from ROUND_PAUSE_MIN to ROUND_PAUSE_MAX
-#: seconds, while the deadline leaves room for it (as the C client).
+#: seconds, while the deadline leaves room for it; endpoints without a
+#: connection for ATTEMPT_CONNECT seconds count as tried in a round that
+#: already had an attempt (as the C client).
 ROUND_PAUSE_MIN = 0.05
 ROUND_PAUSE_MAX = 1.0
+ATTEMPT_CONNECT = 0.25
 
 DEFAULT_URL = "tcp://127.0.0.1:7700"
 DEFAULT_TIMEOUT = 5.0          # seconds, as the server's default deadline
@@ -348,6 +351,7 @@ class Call:
         self.redial_until: Optional[float] = None  # waiting for a fresh connection
         self.pause = 0.0                          # the last pause between rounds
         self.round_at: Optional[float] = None     # when the next round may start
+        self.waiting_since: Optional[float] = None  # no endpoint left connected
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -356,7 +360,8 @@ class Call:
         """The next untried endpoint that has a connection, in rotating
         order; None when none has one now or the pause before the next
         round is not over."""
-        if self.round_at is not None and time.monotonic() < self.round_at:
+        now = time.monotonic()
+        if self.round_at is not None and now < self.round_at:
             return None
         n = len(self.pool.urls)
         for i in range(n):
@@ -369,8 +374,24 @@ class Call:
                 self.url = url
                 self.tried.append(url)
                 self.attempts.append(url)
+                self.waiting_since = None
                 return sock
+        if self.waiting_since is None:
+            self.waiting_since = now
         return None
+
+    def _remember(self, err: errors.RpcError) -> None:
+        """Keeps err as the result should nothing better come; a server's
+        answer is not replaced by a local error (a lost connection)."""
+        if self.last is None or self.last.local or not err.local:
+            self.last = err
+
+    def _result(self, err: errors.RpcError) -> errors.RpcError:
+        """The error a call ends with after err: a server's answer, if one
+        came, rather than a local error."""
+        if err.local and self.last is not None and not self.last.local:
+            return self.last
+        return err
 
     def _redial(self, err: errors.RpcError) -> bool:
         """With a single endpoint: arranges for the call to be sent again on
@@ -382,7 +403,7 @@ class Call:
         self.redials += 1
         self.tried.clear()
         self.redial_until = time.monotonic() + REDIAL_WAIT
-        self.last = err
+        self._remember(err)
         return True
 
     def _next(self, err: errors.RpcError) -> bool:
@@ -394,15 +415,16 @@ class Call:
         if n == 1 or not self.idempotent or self.remaining() <= 0:
             return False
         if len(self.tried) < n:
-            self.last = err
+            self._remember(err)
             return True
         pause = min(max(2 * self.pause, ROUND_PAUSE_MIN), ROUND_PAUSE_MAX)
         if pause >= self.remaining():
             return False
         self.pause = pause
         self.round_at = time.monotonic() + pause
+        self.waiting_since = None
         self.tried.clear()
-        self.last = err
+        self._remember(err)
         return True
 
     def connection_lost(self) -> None:
@@ -410,11 +432,12 @@ class Call:
         (nng fails the request with ECONNRESET). An idempotent call with an
         endpoint left to try moves on, a single endpoint's to its next
         connection (give_up raises this error when none gets it further);
-        otherwise raises a local Unavailable."""
+        otherwise raises a server's earlier answer, if one came, or a local
+        Unavailable."""
         err = self._error(errors.Unavailable,
                           "connection to %s lost before the answer" % self.url)
         if not (self._redial(err) or self._next(err)):
-            raise err
+            raise self._result(err)
 
     def timed_out(self, sent: bool) -> errors.RpcError:
         """The error to raise when the request found no connection within
@@ -429,8 +452,18 @@ class Call:
         """Raises when waiting for a connection is over: the deadline passed,
         or every endpoint was tried. The error is the last answer's, or a
         local Unavailable."""
-        waited_out = (self.redial_until is not None
-                      and time.monotonic() >= self.redial_until)
+        now = time.monotonic()
+        if (len(self.pool.urls) > 1 and self.last is not None
+                and self.waiting_since is not None
+                and now - self.waiting_since >= ATTEMPT_CONNECT):
+            # The endpoints left in this round have no connection: they
+            # count as tried, and the round ends.
+            self.tried.extend(u for u in self.pool.urls if u not in self.tried)
+            self.waiting_since = None
+            if self._next(self.last):
+                return
+            raise self.last
+        waited_out = self.redial_until is not None and now >= self.redial_until
         if self.remaining() > 0 and len(self.tried) < len(self.pool.urls) and not waited_out:
             return
         if self.last is not None:
