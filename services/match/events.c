@@ -588,13 +588,7 @@ sender_main(void *arg)
 
 		pthread_mutex_lock(&ev->lock);
 		if (!ev->stop && !ev->wake) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long) TICK_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			struct timespec ts = lm_clock_deadline(CLOCK_REALTIME, TICK_MS);
 			pthread_cond_timedwait(&ev->cv, &ev->lock, &ts);
 		}
 		woken = ev->wake;

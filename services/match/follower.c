@@ -958,14 +958,7 @@ wait_wakeup(lm_follower *f)
 		if (!f->sub_failed || rv == NNG_ECLOSED)
 			return;
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += f->poll_ms / 1000;
-	ts.tv_nsec += (long) (f->poll_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = lm_clock_deadline(CLOCK_REALTIME, f->poll_ms);
 	pthread_mutex_lock(&f->mtx);
 	while (!atomic_load(&f->stop))
 		if (pthread_cond_timedwait(&f->cv, &f->mtx, &ts) == ETIMEDOUT)

@@ -858,14 +858,8 @@ derived_up_to(
 static void
 wait_slice(lm_owner *ow)
 {
-	struct timespec ts;
+	struct timespec ts = lm_clock_deadline(CLOCK_REALTIME, WAIT_SLICE_MS);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long) WAIT_SLICE_MS * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&ow->mtx);
 	while (!ow->woken && !atomic_load(&ow->stop))
 		if (pthread_cond_timedwait(&ow->cv, &ow->mtx, &ts) == ETIMEDOUT)

@@ -577,9 +577,6 @@ test_unpack_compact(void **state)
 	assert_int_equal(lm_pb_unpack_compact(JP, "", 0, NULL), LM_EINVAL);
 }
 
-/* lm_pb_share keeps one copy of each short text, apart from the caller's:
- * the same pointer for the same text, none for NULL or a text longer than
- * LM_PB_SHARED_LEN. */
 /* A copy packs to the same bytes, shares no memory with its original and
  * outlives it; NULL arguments are refused. */
 static void
@@ -611,6 +608,9 @@ test_copy(void **state)
 	assert_int_equal(lm_pb_copy(&empty.base, NULL), LM_EINVAL);
 }
 
+/* lm_pb_share keeps one copy of each short text, apart from the caller's:
+ * the same pointer for the same text, none for NULL or a text longer than
+ * LM_PB_SHARED_LEN. */
 static void
 test_share(void **state)
 {
