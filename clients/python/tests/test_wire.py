@@ -213,9 +213,13 @@ def test_server_answer_beats_a_lost_connection(peer_factory):
         while len(c.connected()) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         for _ in range(4):
+            before = len(answering.requests) + len(dropping.requests)
             with pytest.raises(lunamatch.Unavailable) as e:
                 c.check()
             assert not e.value.local and e.value.message == "index is loading"
+            # Every attempt is listed, the later lost ones included.
+            assert len(e.value.attempts) == (
+                len(answering.requests) + len(dropping.requests) - before)
 
 
 @pytest.mark.parametrize("answer, text", [

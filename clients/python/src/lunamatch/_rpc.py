@@ -386,12 +386,15 @@ class Call:
         if self.last is None or self.last.local or not err.local:
             self.last = err
 
-    def _result(self, err: errors.RpcError) -> errors.RpcError:
-        """The error a call ends with after err: a server's answer, if one
-        came, rather than a local error."""
-        if err.local and self.last is not None and not self.last.local:
-            return self.last
-        return err
+    def _result(self, err: Optional[errors.RpcError] = None) -> errors.RpcError:
+        """The error a call ends with after err (None: the one kept): a
+        server's answer, if one came, rather than a local error; its
+        attempts are every attempt of the call."""
+        out = err
+        if out is None or (out.local and self.last is not None and not self.last.local):
+            out = self.last
+        out.attempts = list(self.attempts)
+        return out
 
     def _redial(self, err: errors.RpcError) -> bool:
         """With a single endpoint: arranges for the call to be sent again on
@@ -445,7 +448,7 @@ class Call:
         connection) or no answer came within wait_ms(): a local
         DeadlineExceeded."""
         if not sent and self.redial_until is not None and self.last is not None:
-            return self.last
+            return self._result()
         return self.no_answer()
 
     def give_up(self) -> None:
@@ -462,12 +465,12 @@ class Call:
             self.waiting_since = None
             if self._next(self.last):
                 return
-            raise self.last
+            raise self._result()
         waited_out = self.redial_until is not None and now >= self.redial_until
         if self.remaining() > 0 and len(self.tried) < len(self.pool.urls) and not waited_out:
             return
         if self.last is not None:
-            raise self.last
+            raise self._result()
         raise self._error(errors.Unavailable,
                           "no connection to %s within %d ms" % (
                               ", ".join(u for u in self.pool.urls if u not in self.tried),
