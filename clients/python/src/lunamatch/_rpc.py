@@ -54,7 +54,8 @@ REDIAL_WAIT = 1.0
 #: starts after a pause that doubles from ROUND_PAUSE_MIN to ROUND_PAUSE_MAX
 #: seconds, while the deadline leaves room for it; endpoints without a
 #: connection for ATTEMPT_CONNECT seconds count as tried in a round that
-#: already had an attempt (as the C client).
+#: already had an attempt (the C client waits that long for each of them in
+#: turn, this client for all of them at once).
 ROUND_PAUSE_MIN = 0.05
 ROUND_PAUSE_MAX = 1.0
 ATTEMPT_CONNECT = 0.25
@@ -453,8 +454,10 @@ class Call:
 
     def give_up(self) -> None:
         """Raises when waiting for a connection is over: the deadline passed,
-        or every endpoint was tried. The error is the last answer's, or a
-        local Unavailable."""
+        every endpoint was tried, or (several endpoints, after an attempt)
+        those left had no connection for ATTEMPT_CONNECT and no other round
+        fits in the deadline. The error is a server's answer if one came,
+        else the last local one, else a local Unavailable."""
         now = time.monotonic()
         if (len(self.pool.urls) > 1 and self.last is not None
                 and self.waiting_since is not None
