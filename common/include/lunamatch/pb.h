@@ -65,8 +65,9 @@ int lm_pb_encode(const ProtobufCMessage *msg, uint8_t **out, size_t *len);
  * field (unknown fields included), with protobuf-c's usual allocations, so
  * that the copy can be changed or handed on while msg stays untouched. On
  * LM_OK the caller owns *out and frees it with
- * protobuf_c_message_free_unpacked(*out, NULL). Returns LM_OK, LM_ENOMEM or
- * LM_EINVAL (NULL arguments); *out is NULL on error.
+ * protobuf_c_message_free_unpacked(*out, NULL). Returns LM_OK, LM_EINVAL
+ * (NULL arguments) or an error of lm_pb_encode (LM_ENOMEM, LM_EINTERNAL);
+ * LM_ENOMEM also when the copy cannot be unpacked. *out is NULL on error.
  */
 int lm_pb_copy(const ProtobufCMessage *msg, ProtobufCMessage **out);
 
