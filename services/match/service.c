@@ -218,6 +218,8 @@ log_decision(lm_match_service *s, const lm_rpc_ctx *ctx, const struct answer *a,
     lm_rpc_done_fn done, void *call, char *msg, size_t msglen)
 {
 	Lunamatch__V1__Decision d = LUNAMATCH__V1__DECISION__INIT;
+	Lunamatch__V1__JobFilters jf;
+	Lunamatch__V1__CandidateFilters cf;
 	Lunamatch__V1__DecisionResult res_stack[DECISION_STACK_RESULTS];
 	Lunamatch__V1__DecisionResult *resp_stack[DECISION_STACK_RESULTS];
 	Lunamatch__V1__DecisionResult *res = res_stack, **resp = resp_stack;
@@ -251,8 +253,24 @@ log_decision(lm_match_service *s, const lm_rpc_ctx *ctx, const struct answer *a,
 	d.model_version = (char *) a->model_version;
 	d.index_seq = a->index_seq;
 	d.top_k = a->top_k;
-	d.job_filters = (Lunamatch__V1__JobFilters *) a->jf;
-	d.candidate_filters = (Lunamatch__V1__CandidateFilters *) a->cf;
+	/* The filters as applied: fields this version does not know had no
+	 * effect on the answer and are not logged. The request's size limit
+	 * bounds them, not the checks the static assertion above counts on,
+	 * so a newer client's fields could otherwise push a valid request's
+	 * decision past the log's record limit. Shallow copies: the lists are
+	 * borrowed like the strings. */
+	if (a->jf != NULL) {
+		jf = *a->jf;
+		jf.base.n_unknown_fields = 0;
+		jf.base.unknown_fields = NULL;
+		d.job_filters = &jf;
+	}
+	if (a->cf != NULL) {
+		cf = *a->cf;
+		cf.base.n_unknown_fields = 0;
+		cf.base.unknown_fields = NULL;
+		d.candidate_filters = &cf;
+	}
 	d.n_results = a->n_matches;
 	d.results = resp;
 	d.considered = a->considered;
@@ -394,10 +412,15 @@ match_begin(lm_match_service *s, const lm_rpc_ctx *ctx, uint32_t top_k,
 	         : lm_profile_prepare(&s->rctx, (Lunamatch__V1__CandidateProfile *) *copy,
 	               &why, reason, sizeof(reason));
 	if (rc != LM_OK) {
-		snprintf(msg, msglen, "%s: %s", k->record, reason);
+		/* LM_ESCHEMA is the record's fault; anything else (LM_ENOMEM)
+		 * is the server's: INTERNAL, as docs/api.md lists it. */
+		if (rc == LM_ESCHEMA)
+			snprintf(msg, msglen, "%s: %s", k->record, reason);
+		else
+			snprintf(msg, msglen, "%s: %s", k->record, lm_strerror(rc));
 		protobuf_c_message_free_unpacked(*copy, NULL);
 		*copy = NULL;
-		return ST_INVALID;
+		return rc == LM_ESCHEMA ? ST_INVALID : ST_INTERNAL;
 	}
 	return ST_OK;
 }

@@ -96,9 +96,9 @@ typedef struct lm_record_ctx {
  * p->fairness_version names the list. A flagged posting is still valid.
  * p must have been allocated by
  * protobuf-c's unpacker or lm_json_decode (strings are freed and replaced with
- * malloc'd ones). Returns LM_OK, or LM_ESCHEMA with *reason set and a message
- * naming the field in err; on error p may be partly normalized and must only
- * be freed.
+ * malloc'd ones). Returns LM_OK, LM_ESCHEMA with *reason set and a message
+ * naming the field in err, or LM_ENOMEM; on error p may be partly normalized
+ * and must only be freed.
  */
 int lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *p,
     lm_reject *reason, char *err, size_t errlen);

@@ -1007,6 +1007,48 @@ service_with(lm_decisions *d)
 	return svc;
 }
 
+/* A decision log on a mock cluster of its own, started. */
+struct dlog {
+	rd_kafka_t *mock_rk;
+	rd_kafka_mock_cluster_t *mock;
+	char *dir;
+	lm_decisions_opts o;
+	lm_decisions *d;
+};
+
+static void
+dlog_start(struct dlog *l, const char *name)
+{
+	rd_kafka_conf_t *conf = NULL;
+	char err[256];
+
+	memset(l, 0, sizeof(*l));
+	assert_int_equal(
+	    lm_kafka_conf(NULL, "test-mock", &conf, err, sizeof(err)), LM_OK);
+	assert_non_null(
+	    l->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
+	assert_non_null(l->mock = rd_kafka_mock_cluster_new(l->mock_rk, 1));
+	assert_int_equal(rd_kafka_mock_topic_create(l->mock, DECISIONS_TOPIC, 1, 1), 0);
+	l->dir = lmt_tmpdir(name);
+	l->o.brokers = rd_kafka_mock_cluster_bootstraps(l->mock);
+	l->o.topic = DECISIONS_TOPIC;
+	l->o.data_dir = l->dir;
+	l->o.replica = "test-replica";
+	l->o.message_timeout_ms = 3000;
+	assert_int_equal(lm_decisions_new(&l->o, &l->d), LM_OK);
+	assert_int_equal(lm_decisions_start(l->d), LM_OK);
+}
+
+static void
+dlog_stop(struct dlog *l)
+{
+	lm_decisions_free(l->d);
+	rd_kafka_mock_cluster_destroy(l->mock);
+	rd_kafka_destroy(l->mock_rk);
+	lmt_rmtree(l->dir);
+	free(l->dir);
+}
+
 #endif /* UNDER_TSAN */
 
 /*
@@ -1023,12 +1065,10 @@ test_decision_log(void **state)
 	(void) state;
 	skip();
 #else
-	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_t *mock_rk;
-	rd_kafka_mock_cluster_t *mock;
-	char err[256], msg[512], *dir, *dir2;
-	lm_decisions *d = NULL, *stopped = NULL;
-	lm_decisions_opts o = {0};
+	struct dlog l;
+	char msg[512], *dir2;
+	lm_decisions *stopped = NULL;
+	lm_decisions_opts o;
 	lm_match_service *svc, *refusing;
 	Lunamatch__V1__MetadataEntry caller = LUNAMATCH__V1__METADATA_ENTRY__INIT;
 	const Lunamatch__V1__MetadataEntry *md[] = {&caller};
@@ -1042,22 +1082,10 @@ test_decision_log(void **state)
 	Lunamatch__V1__Decision *v[2] = {NULL, NULL};
 
 	(void) state;
-	assert_int_equal(
-	    lm_kafka_conf(NULL, "test-mock", &conf, err, sizeof(err)), LM_OK);
-	assert_non_null(
-	    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
-	assert_non_null(mock = rd_kafka_mock_cluster_new(mock_rk, 1));
-	assert_int_equal(rd_kafka_mock_topic_create(mock, DECISIONS_TOPIC, 1, 1), 0);
-	dir = lmt_tmpdir("svc-decisions");
+	dlog_start(&l, "svc-decisions");
+	o = l.o;
+	svc = service_with(l.d);
 	dir2 = lmt_tmpdir("svc-decisions-stopped");
-	o.brokers = rd_kafka_mock_cluster_bootstraps(mock);
-	o.topic = DECISIONS_TOPIC;
-	o.data_dir = dir;
-	o.replica = "test-replica";
-	o.message_timeout_ms = 3000;
-	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
-	assert_int_equal(lm_decisions_start(d), LM_OK);
-	svc = service_with(d);
 
 	caller.key = "caller";
 	caller.value = "recruiter-7";
@@ -1117,19 +1145,19 @@ test_decision_log(void **state)
 	/* With the broker away, nothing leaves the queue: each answer is given
 	 * only once its decision is in the durable queue. */
 	for (int64_t end = lm_clock_ms() + READ_MS;
-	     lm_decisions_pending(d) != 0 && lm_clock_ms() < end;)
+	     lm_decisions_pending(l.d) != 0 && lm_clock_ms() < end;)
 		lmt_sleep_ms(10);
-	assert_int_equal(lm_decisions_pending(d), 0);
-	assert_int_equal(rd_kafka_mock_broker_set_down(mock, 1), 0);
+	assert_int_equal(lm_decisions_pending(l.d), 0);
+	assert_int_equal(rd_kafka_mock_broker_set_down(l.mock, 1), 0);
 	for (uint64_t i = 1; i <= 3; i++) {
 		j = NULL;
 		assert_int_equal(
 		    call_with(svc, ctx, "MatchJobs", &jr, (void **) &j, msg, sizeof(msg)),
 		    ST_OK);
-		assert_true(lm_decisions_pending(d) >= i);
+		assert_true(lm_decisions_pending(l.d) >= i);
 		free_msg(j);
 	}
-	assert_int_equal(rd_kafka_mock_broker_set_up(mock, 1), 0);
+	assert_int_equal(rd_kafka_mock_broker_set_up(l.mock, 1), 0);
 
 	/* A log that cannot take the decision: the answer is refused. */
 	o.data_dir = dir2;
@@ -1148,13 +1176,90 @@ test_decision_log(void **state)
 	lm_match_service_free(refusing);
 	lm_match_service_free(svc);
 	lm_decisions_free(stopped);
-	lm_decisions_free(d);
-	rd_kafka_mock_cluster_destroy(mock);
-	rd_kafka_destroy(mock_rk);
-	lmt_rmtree(dir);
+	dlog_stop(&l);
 	lmt_rmtree(dir2);
-	free(dir);
 	free(dir2);
+#endif
+}
+
+/*
+ * Fields of the filters that this version does not know (a newer client's)
+ * are not logged: they had no effect on the answer, and the request's
+ * size limit alone would let them push the decision past the log's record
+ * limit, refusing a valid answer with UNAVAILABLE after its query ran.
+ * Here each filter carries 300 KB of an unknown field, more than the log
+ * takes (LM_DECISIONS_BYTES_MAX); the answers are given and their
+ * decisions hold the known filters only.
+ */
+static void
+test_decision_log_unknown_filter_fields(void **state)
+{
+#ifdef UNDER_TSAN
+	(void) state;
+	skip();
+#else
+	enum { BIG = 300 * 1000 };
+	struct dlog l;
+	char msg[512];
+	uint8_t *blob;
+	ProtobufCMessageUnknownField uf = {
+	    99, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, BIG, NULL};
+	lm_rpc_ctx ctx = {NULL, "req-u", 0, NULL, 0};
+	lm_match_service *svc;
+	Lunamatch__V1__MatchJobsRequest jr = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesRequest cr =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	Lunamatch__V1__CandidateFilters cf = LUNAMATCH__V1__CANDIDATE_FILTERS__INIT;
+	Lunamatch__V1__MatchJobsResponse *j = NULL;
+	Lunamatch__V1__MatchCandidatesResponse *c = NULL;
+	Lunamatch__V1__Decision *v[2] = {NULL, NULL};
+
+	(void) state;
+	_Static_assert(BIG > LM_DECISIONS_BYTES_MAX, "the field must overflow the log");
+	assert_non_null(blob = calloc(1, BIG));
+	uf.data = blob;
+	dlog_start(&l, "svc-decisions-unknown");
+	svc = service_with(l.d);
+
+	jf.min_annual_salary = 1000;
+	jf.base.n_unknown_fields = 1;
+	jf.base.unknown_fields = &uf;
+	jr.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	jr.candidate_id = LEAD;
+	jr.filters = &jf;
+	assert_int_equal(
+	    call_with(svc, ctx, "MatchJobs", &jr, (void **) &j, msg, sizeof(msg)), ST_OK);
+	assert_true(j->n_matches > 0);
+	cf.min_years_experience = 0.5f;
+	cf.base.n_unknown_fields = 1;
+	cf.base.unknown_fields = &uf;
+	cr.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+	cr.job_id = SEED_JOB;
+	cr.filters = &cf;
+	assert_int_equal(
+	    call_with(svc, ctx, "MatchCandidates", &cr, (void **) &c, msg, sizeof(msg)),
+	    ST_OK);
+
+	assert_int_equal(read_decisions(l.o.brokers, v, 2), 2);
+	assert_non_null(v[0]->job_filters);
+	assert_float_equal(v[0]->job_filters->min_annual_salary, 1000, 0);
+	assert_int_equal(v[0]->job_filters->base.n_unknown_fields, 0);
+	assert_int_equal(v[0]->n_results, j->n_matches);
+	assert_non_null(v[1]->candidate_filters);
+	assert_float_equal(v[1]->candidate_filters->min_years_experience, 0.5, 0);
+	assert_int_equal(v[1]->candidate_filters->base.n_unknown_fields, 0);
+	assert_int_equal(v[1]->n_results, c->n_matches);
+	/* The request's own filters are left as they came. */
+	assert_int_equal(jf.base.n_unknown_fields, 1);
+	assert_int_equal(cf.base.n_unknown_fields, 1);
+	for (int i = 0; i < 2; i++)
+		lunamatch__v1__decision__free_unpacked(v[i], NULL);
+	free_msg(j);
+	free_msg(c);
+	lm_match_service_free(svc);
+	dlog_stop(&l);
+	free(blob);
 #endif
 }
 
@@ -1177,6 +1282,7 @@ main(void)
 	    cmocka_unit_test(test_as_of),
 	    cmocka_unit_test(test_explain_compliance_warnings),
 	    cmocka_unit_test(test_decision_log),
+	    cmocka_unit_test(test_decision_log_unknown_filter_fields),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
