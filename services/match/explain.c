@@ -338,9 +338,27 @@ seen_id(const char **ids, size_t n, const char *id)
 	return false;
 }
 
+/* Charges the improvement search of a pair whose tries are at most cap to
+ * *budget (lm_explain_pair_within); false when it does not fit, and then
+ * empties the budget. NULL budget: no limit. */
+static bool
+charge(uint64_t *budget, size_t cap)
+{
+	uint64_t cost = (uint64_t) cap * (cap - 1);
+
+	if (budget == NULL)
+		return true;
+	if (cost > *budget) {
+		*budget = 0;
+		return false;
+	}
+	*budget -= cost;
+	return true;
+}
+
 static int
 fill_improvements(const lm_score_env *env, const lm_profile_prep *cp,
-    const lm_posting_prep *pp, double base, Explanation *e)
+    const lm_posting_prep *pp, double base, uint64_t *budget, Explanation *e)
 {
 	const JobPosting *p = pp->rec;
 	const CandidateProfile *c = cp->rec;
@@ -353,6 +371,8 @@ fill_improvements(const lm_score_env *env, const lm_profile_prep *cp,
 	for (size_t i = 0; i < p->n_requirement_groups; i++)
 		if (p->requirement_groups[i] != NULL)
 			cap += p->requirement_groups[i]->n_skill_ids;
+	if (!charge(budget, cap))
+		return LM_OK;
 	if ((list = calloc(cap, sizeof(*list))) == NULL)
 		return LM_ENOMEM;
 	if ((seen = calloc(cap, sizeof(*seen))) == NULL) {
@@ -504,6 +524,14 @@ lm_explain_pair(const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, Lunamatch__V1__ExplainLevel level,
     Lunamatch__V1__Match **out)
 {
+	return lm_explain_pair_within(env, cp, pp, level, NULL, out);
+}
+
+int
+lm_explain_pair_within(const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, Lunamatch__V1__ExplainLevel level, uint64_t *budget,
+    Lunamatch__V1__Match **out)
+{
 	const JobPosting *p;
 	const CandidateProfile *c;
 	Lunamatch__V1__Match *mt;
@@ -553,7 +581,7 @@ lm_explain_pair(const lm_score_env *env, const lm_profile_prep *cp,
 		goto fail;
 	if (fill_skills(env, cp, pp, ev, full, e) != LM_OK)
 		goto fail;
-	if (full && fill_improvements(env, cp, pp, ev->score, e) != LM_OK)
+	if (full && fill_improvements(env, cp, pp, ev->score, budget, e) != LM_OK)
 		goto fail;
 	make_summary(env->model, pp, ev, e, summary, sizeof(summary));
 	if ((e->summary = strdup(summary)) == NULL)

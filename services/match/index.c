@@ -3193,7 +3193,7 @@ fail:
 static int
 explain_stored(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, const struct ent *e, Lunamatch__V1__ExplainLevel level,
-    Lunamatch__V1__Match **m)
+    uint64_t *budget, Lunamatch__V1__Match **m)
 {
 	struct view v;
 	int rc;
@@ -3201,8 +3201,8 @@ explain_stored(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp
 	*m = NULL;
 	if ((rc = entry_view(idx, e, cp != NULL, &v)) != LM_OK)
 		return rc;
-	rc = cp != NULL ? lm_explain_pair(env, cp, v.pp, level, m)
-	                : lm_explain_pair(env, v.cp, pp, level, m);
+	rc = cp != NULL ? lm_explain_pair_within(env, cp, v.pp, level, budget, m)
+	                : lm_explain_pair_within(env, v.cp, pp, level, budget, m);
 	if (rc == LM_OK && cp == NULL) {
 		if (set_str(&(*m)->title, ((const CandidateProfile *) v.rec)->headline) !=
 		    LM_OK) {
@@ -3220,13 +3220,15 @@ explain_stored(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp
 }
 
 /* Builds the ranked Match list of a scan: of postings for cp, or of
- * profiles for pp (a prep with its record). Read lock held. */
+ * profiles for pp (a prep with its record). Read lock held, so the
+ * improvements of FULL share one LM_EXPLAIN_IMPROVE_BUDGET. */
 static int
 build_matches(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, const struct heap *h, Lunamatch__V1__ExplainLevel level,
     Lunamatch__V1__Match ***out, size_t *n_out)
 {
 	Lunamatch__V1__Match **v;
+	uint64_t budget = LM_EXPLAIN_IMPROVE_BUDGET;
 
 	*out = NULL;
 	*n_out = 0;
@@ -3238,7 +3240,7 @@ build_matches(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	for (size_t i = 0; i < h->n; i++) {
 		const struct ent *e = h->v[i].e;
 		Lunamatch__V1__Match *m;
-		int rc = explain_stored(idx, env, cp, pp, e, level, &m);
+		int rc = explain_stored(idx, env, cp, pp, e, level, &budget, &m);
 		if (rc != LM_OK)
 			return rc;
 		v[(*n_out)++] = m;
@@ -3744,7 +3746,7 @@ top_once(lm_index *idx, bool posting, const char *id, double min_score, int64_t 
 		Lunamatch__V1__Match *m = NULL;
 
 		rc = explain_stored(idx, &env, sv.cp, sv.pp, o,
-		    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &m);
+		    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, NULL, &m);
 		if (rc != LM_OK)
 			goto done;
 		it->id = strdup(o->id);

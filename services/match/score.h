@@ -44,12 +44,15 @@ extern "C" {
 #define LM_FILTER_LIST_MAX          1000 /* entries in one list of a request filter */
 #define LM_FILTER_ENTRY_MAX         LM_RECORD_ID_MAX /* bytes of one string of a filter list */
 #define LM_FILTER_TEXT_MAX          (64 * 1024) /* bytes of all filter strings of a request */
-#define LM_TITLE_TOKENS_MAX         32  /* tokens of a title used by career-goal fit */
-#define LM_TITLE_TOKEN_MAX          48  /* bytes of one token; longer ones are cut */
-#define LM_DESIRED_TITLES_MAX       32  /* desired titles of a profile that count */
-#define LM_EXPLAIN_SUMMARY_SKILLS   5   /* matched/missing skills at SUMMARY level */
-#define LM_EXPLAIN_IMPROVEMENTS_MAX 10  /* improvements at FULL level */
-#define LM_EXPLAIN_TEXT_MAX         256 /* bytes of a summary, detail or reason */
+#define LM_TITLE_TOKENS_MAX         32 /* tokens of a title used by career-goal fit */
+#define LM_TITLE_TOKEN_MAX          48 /* bytes of one token; longer ones are cut */
+#define LM_DESIRED_TITLES_MAX       32 /* desired titles of a profile that count */
+#define LM_EXPLAIN_SUMMARY_SKILLS   5  /* matched/missing skills at SUMMARY level */
+#define LM_EXPLAIN_IMPROVEMENTS_MAX 10 /* improvements at FULL level */
+/* What searching the improvements of the matches of one query may cost,
+ * in skill comparisons (lm_explain_pair_within). */
+#define LM_EXPLAIN_IMPROVE_BUDGET 4000000u
+#define LM_EXPLAIN_TEXT_MAX       256 /* bytes of a summary, detail or reason */
 
 /* Veto codes (Veto.code in match.proto). */
 #define LM_VETO_POSTING_CLOSED    "POSTING_CLOSED"
@@ -230,6 +233,24 @@ double lm_score_pair(const lm_score_env *env, const lm_profile_prep *c,
  */
 int lm_explain_pair(const lm_score_env *env, const lm_profile_prep *c,
     const lm_posting_prep *p, Lunamatch__V1__ExplainLevel level,
+    Lunamatch__V1__Match **out);
+
+/*
+ * lm_explain_pair with a budget for the improvements of FULL, shared by the
+ * matches of one query (NULL: none). Searching a pair's improvements
+ * scores it again once per skill the candidate lacks, so its cost grows
+ * with the square of the posting's skills (its own and its requirement
+ * groups'); it is charged its most: (skills + 2) tries of (skills + 1)
+ * comparisons each. A pair whose charge is more than *budget has no
+ * improvements, and then *budget becomes 0, so that no later match has any
+ * either: the budget goes to the best matches, in the order they are
+ * explained, and the answer stays the same for the same request. At
+ * LM_EXPLAIN_IMPROVE_BUDGET a query of 1000 matches of postings with 40
+ * skills is explained in full, while one of postings with a hundred skills
+ * and twenty groups of twenty has the improvements of its best 15 matches.
+ */
+int lm_explain_pair_within(const lm_score_env *env, const lm_profile_prep *c,
+    const lm_posting_prep *p, Lunamatch__V1__ExplainLevel level, uint64_t *budget,
     Lunamatch__V1__Match **out);
 
 /* ---- scans -------------------------------------------------------------- */

@@ -588,6 +588,115 @@ test_replaced_posting(void **state)
 	world_free(&w);
 }
 
+/*
+ * The improvements of a query's FULL matches share one budget
+ * (LM_EXPLAIN_IMPROVE_BUDGET, lm_explain_pair_within), spent in rank order:
+ * a posting with 100 skills and 20 requirement groups of 20 costs each
+ * match 502 tries of 501 comparisons, so its best 15 matches have their
+ * improvements and the later ones none, where without the budget a
+ * MatchCandidates of 1000 matches would score pairs again for seconds
+ * under the index's read lock. Each match has the improvements that
+ * ExplainMatch, which has no budget, gives the same pair.
+ */
+static void
+test_improvement_budget_shared(void **state)
+{
+	enum { NSKILL = 100, NGROUP = 20, NGSKILL = 20, NCAND = 20 };
+	const uint64_t cost =
+	    (uint64_t) (NSKILL + NGROUP * NGSKILL + 2) * (NSKILL + NGROUP * NGSKILL + 1);
+	const size_t funded = LM_EXPLAIN_IMPROVE_BUDGET / cost;
+	lm_model m;
+	lm_index *idx = NULL;
+	JobPosting *p = lmt_calloc(1, sizeof(*p));
+	Lunamatch__V1__MatchCandidatesRequest q =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	Lunamatch__V1__MatchCandidatesResponse *r = NULL;
+	char id[32], err[128];
+
+	(void) state;
+	assert_int_equal(funded, 15);
+	lm_model_defaults(&m);
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	lunamatch__v1__job_posting__init(p);
+	p->id = lmt_strdup("p-big");
+	p->version = 1;
+	p->title = lmt_strdup("Platform engineer");
+	p->company = lmt_strdup("Acme");
+	p->posted_at = NOW - DAY;
+	p->remote = REMOTE;
+	p->n_skills = NSKILL;
+	p->skills = lmt_calloc(NSKILL, sizeof(*p->skills));
+	for (size_t k = 0; k < NSKILL; k++) {
+		Lunamatch__V1__PostingSkill *sk = lmt_calloc(1, sizeof(*sk));
+		lunamatch__v1__posting_skill__init(sk);
+		snprintf(id, sizeof(id), k == 0 ? "python" : "skill-%03zu", k);
+		sk->skill_id = lmt_strdup(id);
+		sk->name = lmt_strdup(id);
+		sk->weight = 1;
+		p->skills[k] = sk;
+	}
+	p->n_requirement_groups = NGROUP;
+	p->requirement_groups = lmt_calloc(NGROUP, sizeof(*p->requirement_groups));
+	for (size_t g = 0; g < NGROUP; g++) {
+		Lunamatch__V1__RequirementGroup *rg = lmt_calloc(1, sizeof(*rg));
+		lunamatch__v1__requirement_group__init(rg);
+		rg->label = lmt_strdup("Python or others");
+		rg->n_skill_ids = NGSKILL;
+		rg->skill_ids = lmt_calloc(NGSKILL, sizeof(*rg->skill_ids));
+		for (size_t k = 0; k < NGSKILL; k++) {
+			snprintf(
+			    id, sizeof(id), k == 0 ? "python" : "g%02zu-%02zu", g, k);
+			rg->skill_ids[k] = lmt_strdup(id);
+		}
+		p->requirement_groups[g] = rg;
+	}
+	assert_int_equal(lm_index_put_posting(idx, p, 1), LM_OK);
+	for (size_t i = 0; i < NCAND; i++) {
+		Profile *c = lmt_calloc(1, sizeof(*c));
+		Lunamatch__V1__CandidateSkill *sk = lmt_calloc(1, sizeof(*sk));
+		lunamatch__v1__candidate_profile__init(c);
+		snprintf(id, sizeof(id), "c-%02zu", i);
+		c->id = lmt_strdup(id);
+		c->version = 1;
+		c->headline = lmt_strdup("Python developer");
+		c->years_experience = (float) (1 + i % 7);
+		c->n_skills = 1;
+		c->skills = lmt_calloc(1, sizeof(*c->skills));
+		lunamatch__v1__candidate_skill__init(sk);
+		sk->skill_id = lmt_strdup("python");
+		sk->years = (float) (1 + i % 5);
+		c->skills[0] = sk;
+		assert_int_equal(lm_index_put_profile(idx, c, 100 + i), LM_OK);
+	}
+
+	q.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+	q.job_id = "p-big";
+	q.top_k = 1000;
+	q.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+	assert_int_equal(
+	    lm_index_match_candidates(idx, &q, NOW, &r, err, sizeof(err)), LM_OK);
+	assert_int_equal(r->n_matches, NCAND);
+	for (size_t i = 0; i < r->n_matches; i++) {
+		const Lunamatch__V1__Match *mt = r->matches[i];
+		if (i >= funded) {
+			assert_int_equal(mt->explanation->n_improvements, 0);
+			continue;
+		}
+		Lunamatch__V1__ExplainMatchResponse *e = NULL;
+		assert_int_equal(
+		    lm_index_explain(idx, mt->candidate_id, "p-big", NOW, &e), LM_OK);
+		assert_int_equal(mt->explanation->n_improvements,
+		    e->match->explanation->n_improvements);
+		assert_true(mt->explanation->n_improvements > 0);
+		for (size_t k = 0; k < mt->explanation->n_improvements; k++)
+			assert_string_equal(mt->explanation->improvements[k]->action,
+			    e->match->explanation->improvements[k]->action);
+		protobuf_c_message_free_unpacked(&e->base, NULL);
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	lm_index_free(idx);
+}
+
 int
 main(void)
 {
@@ -595,6 +704,7 @@ main(void)
 	    cmocka_unit_test(test_answers_are_the_records),
 	    cmocka_unit_test(test_decode_only_returned_and_failing),
 	    cmocka_unit_test(test_replaced_posting),
+	    cmocka_unit_test(test_improvement_budget_shared),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

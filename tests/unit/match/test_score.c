@@ -1257,6 +1257,99 @@ test_improvements(void **state)
 	prof_free(c);
 }
 
+/* lm_explain_pair_within at FULL with a budget of budget (UINT64_MAX: none);
+ * *left gets what is left of it. */
+static Match *
+explain_within(const lm_score_env *env, const Profile *c, const JobPosting *p,
+    Lunamatch__V1__ExplainLevel level, uint64_t budget, uint64_t *left)
+{
+	lm_profile_prep *cp = NULL;
+	lm_posting_prep *pp = NULL;
+	Match *m = NULL;
+
+	assert_int_equal(lm_profile_prep_new_request(c, &cp), LM_OK);
+	assert_int_equal(lm_posting_prep_new_request(p, &pp), LM_OK);
+	assert_int_equal(lm_explain_pair_within(env, cp, pp, level,
+	                     budget == UINT64_MAX ? NULL : &budget, &m),
+	    LM_OK);
+	*left = budget;
+	lm_profile_prep_free(cp);
+	lm_posting_prep_free(pp);
+	return m;
+}
+
+/*
+ * The improvements of FULL cost a pair its most, (skills + 2) tries of
+ * (skills + 1) comparisons, from the query's budget: all of them when it
+ * fits, none when it does not (and the budget is then spent, so no later
+ * match of the query has any). Nothing else of the answer changes, and
+ * the other levels cost nothing.
+ */
+static void
+test_improvement_budget(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	const Lunamatch__V1__ExplainLevel full =
+	    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+	const uint64_t cost = 7 * 6; /* 5 skills, 2 of them a group's */
+	lm_model m;
+	lm_score_env env;
+	Match *all, *mt;
+	uint64_t left;
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	post_skill(p, "a", 1);
+	post_skill(p, "b", 1);
+	post_skill(p, "c", 2);
+	post_group(p, "Systems", 0, "rust", "go", NULL);
+	prof_skill(c, "a", 1);
+	prof_skill(c, "go", 1);
+	p->min_years_experience = 4;
+	c->years_experience = 1;
+
+	all = explain_within(&env, c, p, full, UINT64_MAX, &left);
+	assert_true(all->explanation->n_improvements >= 3);
+
+	mt = explain_within(&env, c, p, full, cost, &left);
+	assert_int_equal(left, 0);
+	assert_int_equal(
+	    mt->explanation->n_improvements, all->explanation->n_improvements);
+	for (size_t i = 0; i < all->explanation->n_improvements; i++) {
+		assert_string_equal(mt->explanation->improvements[i]->action,
+		    all->explanation->improvements[i]->action);
+		assert_true(mt->explanation->improvements[i]->score_gain ==
+		            all->explanation->improvements[i]->score_gain);
+	}
+	match_free(mt);
+
+	mt = explain_within(&env, c, p, full, cost + 5, &left);
+	assert_int_equal(left, 5);
+	assert_int_equal(
+	    mt->explanation->n_improvements, all->explanation->n_improvements);
+	match_free(mt);
+
+	mt = explain_within(&env, c, p, full, cost - 1, &left);
+	assert_int_equal(left, 0);
+	assert_int_equal(mt->explanation->n_improvements, 0);
+	assert_true(mt->score == all->score);
+	assert_string_equal(mt->explanation->summary, all->explanation->summary);
+	assert_int_equal(
+	    mt->explanation->n_missing_skills, all->explanation->n_missing_skills);
+	assert_int_equal(mt->explanation->n_features, all->explanation->n_features);
+	match_free(mt);
+
+	mt = explain_within(&env, c, p,
+	    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, cost - 1, &left);
+	assert_int_equal(left, cost - 1);
+	match_free(mt);
+	match_free(all);
+	post_free(p);
+	prof_free(c);
+}
+
 /* Same inputs, same bytes; the order of a candidate's skills is irrelevant. */
 static void
 test_determinism(void **state)
@@ -2838,6 +2931,7 @@ main(void)
 	    cmocka_unit_test(test_candidate_filters),
 	    cmocka_unit_test(test_explanation_order),
 	    cmocka_unit_test(test_improvements),
+	    cmocka_unit_test(test_improvement_budget),
 	    cmocka_unit_test(test_determinism),
 	    cmocka_unit_test(test_sample_scores_pinned),
 	    cmocka_unit_test(test_scan_samples),
