@@ -534,6 +534,15 @@ drop_targets(lm_consumer *c)
 	c->ntargets = 0;
 }
 
+/* Whether a batch not yet stored holds messages of topic/partition. */
+static bool
+pending(const lm_consumer *c, const char *topic, int32_t partition)
+{
+	return lm_ingest_batch_next(c->open->batch, topic, partition) >= 0 ||
+	       (c->flight.slot != NULL &&
+	           lm_ingest_batch_next(c->flight.slot->batch, topic, partition) >= 0);
+}
+
 /*
  * Ends. A topic written by a transactional producer ends each partition in
  * control records, which take offsets but are never delivered, so the
@@ -596,14 +605,21 @@ keep_end(lm_consumer *c, lm_kind kind, int32_t partition, int64_t offset)
 	c->ends[c->nends++] = (struct end){kind, partition, offset};
 }
 
-/* Stores the ends kept; nothing waits in a batch. */
+/* Stores the ends kept of the partitions none of whose messages waits in
+ * a batch (pending); keeps the others. */
 static void
 store_ends(lm_consumer *c)
 {
-	for (size_t i = 0; i < c->nends; i++)
-		store_end(c, kind_topic(c, c->ends[i].kind), c->ends[i].partition,
-		    c->ends[i].offset);
-	c->nends = 0;
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->nends; i++) {
+		const char *topic = kind_topic(c, c->ends[i].kind);
+		if (pending(c, topic, c->ends[i].partition))
+			c->ends[k++] = c->ends[i];
+		else
+			store_end(c, topic, c->ends[i].partition, c->ends[i].offset);
+	}
+	c->nends = k;
 }
 
 /* Batch of partition (kind, partition) durable up to next (exclusive). */
@@ -660,15 +676,6 @@ note_eof(lm_consumer *c, lm_kind kind, int32_t partition, int64_t end)
 		if (t->kind == kind && t->partition == partition && end > t->eof)
 			t->eof = end;
 	}
-}
-
-/* Whether a batch not yet stored holds messages of topic/partition. */
-static bool
-pending(const lm_consumer *c, const char *topic, int32_t partition)
-{
-	return lm_ingest_batch_next(c->open->batch, topic, partition) >= 0 ||
-	       (c->flight.slot != NULL &&
-	           lm_ingest_batch_next(c->flight.slot->batch, topic, partition) >= 0);
 }
 
 /* Sets up the targets of the current assignment when there are none, then
@@ -1020,6 +1027,20 @@ finish_batch(lm_consumer *c, bool retry)
 }
 
 /*
+ * What the store's writer does while no batch is in flight: stores the ends
+ * kept that nothing waits for, and trims the store when a trim is due. Run
+ * when the consumer is idle and also before each batch is handed to the
+ * writer, so that neither waits for a pause in the input: under a steady
+ * stream the writer is never idle between polls.
+ */
+static void
+between_batches(lm_consumer *c, int64_t now)
+{
+	store_ends(c);
+	(void) lm_trimmer_step(c->trimmer, now);
+}
+
+/*
  * Closes the open batch: lands the batch in flight, sends the open one's
  * dead letters and hands its store transaction to a writer thread; the
  * other slot becomes the open batch. Without a thread the batch is finished
@@ -1035,6 +1056,7 @@ close_batch(lm_consumer *c)
 		drop_slot(s);
 		return;
 	}
+	between_batches(c, lm_clock_ms());
 	send_rejects(c, s);
 	c->flight.slot = s;
 	c->flight.fail = fault(c, LM_CONSUMER_FAULT_STORE);
@@ -1569,12 +1591,8 @@ lm_consumer_run(lm_consumer *c)
 			/* Written, and nothing to decide meanwhile: complete
 			 * it now, not after the next poll's wait. */
 			(void) land_flight(c, true);
-		/* Between batches: the store's writer trims it, and the ends
-		 * kept are stored. */
-		if (lm_ingest_batch_len(c->open->batch) == 0 && c->flight.slot == NULL) {
-			store_ends(c);
-			(void) lm_trimmer_step(c->trimmer, now);
-		}
+		if (lm_ingest_batch_len(c->open->batch) == 0 && c->flight.slot == NULL)
+			between_batches(c, now);
 		if (!atomic_load(&c->caught_up) && atomic_load(&c->nassigned) > 0 &&
 		    now >= c->next_catchup_ms) {
 			check_catchup(c);

@@ -32,6 +32,7 @@
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 #include "offsets.h"
+#include "trimmer.h"
 #include "records.h"
 #include "svctest.h"
 
@@ -58,6 +59,7 @@ struct run {
 	unsigned auto_commit_ms; /* 0: the default */
 	unsigned stall_ms;       /* 0: the default */
 	unsigned dlq_queue_kb;   /* 0: the default */
+	lm_trimmer *trimmer;     /* NULL: none; the test frees it */
 	atomic_bool done;        /* lm_consumer_run returned */
 };
 
@@ -115,7 +117,8 @@ new_consumer(struct run *r)
 	    .stop = &r->stop,
 	    .auto_commit_ms = r->auto_commit_ms,
 	    .stall_ms = r->stall_ms,
-	    .dlq_queue_kb = r->dlq_queue_kb};
+	    .dlq_queue_kb = r->dlq_queue_kb,
+	    .trimmer = r->trimmer};
 	if (lm_consumer_new(&o, &r->c, err, sizeof(err)) != LM_OK)
 		fail_msg("lm_consumer_new: %s", err);
 }
@@ -472,6 +475,58 @@ test_stop_while_failing(void **state)
 	    1);
 	finish(&r);
 	rd_kafka_destroy(p);
+}
+
+/*
+ * The store is trimmed while input keeps coming. Every store write takes
+ * 2 s (LM_CONSUMER_FAULT_SLOW_STORE) and a posting comes every 100 ms, so
+ * the consumer is never idle with no batch in flight; the trim runs before
+ * a batch is handed to the writer all the same, once it is due (the first
+ * one ran before any input: the next is due LM_TRIMMER_INTERVAL_MS later).
+ * Before, trims waited for a pause in the input, and under a steady stream
+ * the change log grew without bound.
+ */
+static void
+test_trim_under_steady_input(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_metrics *tm = NULL;
+	lm_trimmer_opts to = {.max = 1};
+	int64_t end;
+	uint64_t trimmed = 0;
+	int n = 0;
+	char id[32];
+
+	(void) state;
+	prepare(&r, "cons-trimbusy");
+	/* Again with a trimmer, which must exist before the consumer. */
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	assert_int_equal(lm_metrics_new(&tm), LM_OK);
+	to.store = r.store;
+	to.metrics = tm;
+	assert_int_equal(lm_trimmer_new(&to, &r.trimmer), LM_OK);
+	new_consumer(&r);
+	start(&r);
+	wait_assigned(&r);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1000);
+	end = lm_clock_ms() + LM_TRIMMER_INTERVAL_MS + 8 * LM_CONSUMER_SLOW_STORE_MS;
+	while (trimmed == 0 && lm_clock_ms() < end) {
+		snprintf(id, sizeof(id), "job-%d", n++);
+		produce_posting(p, r.cfg.topic_postings, id);
+		lmt_sleep_ms(100);
+		trimmed = lm_counter_get(lm_metrics_counter(
+		    tm, "lunamatch_store_changes_trimmed_total", "", NULL));
+	}
+	assert_true(trimmed > 0);
+	/* The input never paused: the last posting is not stored yet. */
+	assert_int_equal(
+	    lm_store_get(r.store, LM_KIND_POSTING, id, NULL, NULL, NULL), LM_ENOENT);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 0);
+	end_run(&r, p);
+	lm_trimmer_free(r.trimmer);
+	lm_metrics_free(tm);
 }
 
 /*
@@ -1166,6 +1221,7 @@ main(void)
 	    cmocka_unit_test(test_fatal_error),
 	    cmocka_unit_test(test_store_failure),
 	    cmocka_unit_test(test_stop_while_failing),
+	    cmocka_unit_test(test_trim_under_steady_input),
 	    cmocka_unit_test(test_dlq_failure),
 	    cmocka_unit_test(test_move_failure),
 	    cmocka_unit_test(test_read_failure),
