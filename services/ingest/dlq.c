@@ -19,7 +19,6 @@
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
-#include "lunamatch/pb.h"
 
 #define LM_STR_(x) #x
 #define LM_STR(x)  LM_STR_(x)
@@ -208,16 +207,41 @@ lm_dlq_free(lm_dlq *q)
 	free(q);
 }
 
-/* Copies s into buf (cap bytes), cutting at a UTF-8 character boundary. */
+/* Copies s into buf (cap bytes) as one line of text: a control character
+ * (below 0x20, or 0x7f), which the error may quote from the producer's
+ * input, becomes an escape (\n, \r, \t or \xHH), and the copy ends short
+ * of cap at a whole character or escape. Returns its length. */
 static size_t
-clip_utf8(const char *s, char *buf, size_t cap)
+clip_line(const char *s, char *buf, size_t cap)
 {
-	size_t n = strlen(s);
-	if (n >= cap)
-		n = lm_pb_utf8_fit(s, cap - 1);
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	return n;
+	const unsigned char *p = (const unsigned char *) s;
+	size_t w = 0;
+
+	while (*p != '\0') {
+		char esc[8];
+		const char *from = esc;
+		size_t n;
+		if (*p < 0x20 || *p == 0x7f) {
+			if (*p == '\n' || *p == '\r' || *p == '\t') {
+				esc[0] = '\\';
+				esc[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+				n = 2;
+			} else {
+				n = (size_t) snprintf(esc, sizeof(esc), "\\x%02x", *p);
+			}
+		} else {
+			from = (const char *) p;
+			for (n = 1; (p[n] & 0xC0) == 0x80; n++) /* continuation bytes */
+				;
+		}
+		if (w + n >= cap)
+			break;
+		memcpy(buf + w, from, n);
+		w += n;
+		p += from == esc ? 1 : n;
+	}
+	buf[w] = '\0';
+	return w;
 }
 
 /* Adds header name with the decimal value n. */
@@ -294,7 +318,7 @@ lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const ch
 		set_fate(fate, LM_DLQ_FAILED);
 		return LM_ENOMEM;
 	}
-	size_t elen = clip_utf8(error, ebuf, sizeof(ebuf));
+	size_t elen = clip_line(error, ebuf, sizeof(ebuf));
 	snprintf(part, sizeof(part), "%" PRId32, m->partition);
 	snprintf(off, sizeof(off), "%" PRId64, m->offset);
 	rd_kafka_header_add(h, LM_DLQ_H_REASON, -1, reason, (ssize_t) strlen(reason));

@@ -262,16 +262,30 @@ test_dead_letter(void **state)
 	assert_string_equal(hdr(d, LM_DLQ_H_OFFSET, buf, sizeof(buf)), "0");
 	rd_kafka_message_destroy(d);
 
+	/* The error is one line: control characters it quotes from the
+	 * input are escaped; other text, UTF-8 included, is kept. */
+	assert_int_equal(lm_dlq_send(q, src, "bad_skill",
+	                     "skills[0].name: \"-\n-\r\t\x1b[31m\x7f\" is not a skill "
+	                     "name (caf\xc3\xa9)",
+	                     IO_MS, NULL),
+	    LM_OK);
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
+	d = read_at(c, "dlq", 1);
+	assert_string_equal(hdr(d, LM_DLQ_H_ERROR, buf, sizeof(buf)),
+	    "skills[0].name: \"-\\n-\\r\\t\\x1b[31m\\x7f\" is not a skill name "
+	    "(caf\xc3\xa9)");
+	rd_kafka_message_destroy(d);
+
 	/* A transient delivery failure fails the flush; the next flush starts
 	 * afresh. */
 	rd_kafka_mock_push_request_errors(
 	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_POLICY_VIOLATION);
 	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_EKAFKA);
-	assert_int_equal(lm_dlq_delivered(q), 1);
+	assert_int_equal(lm_dlq_delivered(q), 2);
 	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
-	assert_int_equal(lm_dlq_delivered(q), 2);
+	assert_int_equal(lm_dlq_delivered(q), 3);
 
 	/* A permanent one drops the dead letter: counted, and the flush
 	 * succeeds, so the batch is not retried forever. */
@@ -279,7 +293,7 @@ test_dead_letter(void **state)
 	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
 	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
-	assert_int_equal(lm_dlq_delivered(q), 2);
+	assert_int_equal(lm_dlq_delivered(q), 3);
 	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_TOO_LARGE), 1);
 	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_INVALID), 0);
 	rd_kafka_mock_push_request_errors(
