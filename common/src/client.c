@@ -73,6 +73,8 @@
 #define ST_INTERNAL    LUNAMATCH__V1__STATUS_CODE__INTERNAL
 #define ST_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
 
+#define LIVE_PIPES_MAX 8
+
 /* A call waiting on an endpoint; on the caller's stack. */
 struct flight {
 	nng_aio *aio;
@@ -89,9 +91,16 @@ struct endpoint {
 	 * is dialed, when nng's threads may already deliver pipe events (there
 	 * are no calls to cancel before the client is handed out). */
 	atomic_bool failover;
-	atomic_int pipes;    /* connections up now */
-	pthread_mutex_t mtx; /* guards flights */
+	atomic_int pipes;    /* connections up now: nlive, for pick() */
+	pthread_mutex_t mtx; /* guards flights, live and nlive */
 	struct flight *flights;
+	/* The ids of the connections up. nng reports the removal of a pipe
+	 * whose start failed (a peer of the wrong protocol) without having
+	 * reported it added, so only removals of pipes listed here count. One
+	 * dialer has one connection, two while one goes and the next comes;
+	 * past LIVE_PIPES_MAX a connection is not counted. */
+	uint32_t live[LIVE_PIPES_MAX];
+	size_t nlive;
 };
 
 struct lm_client {
@@ -141,20 +150,27 @@ static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	struct endpoint *ep = arg;
-	(void) p;
+	uint32_t id = (uint32_t) nng_pipe_id(p);
+	bool was_up = false;
 
-	if (ev == NNG_PIPE_EV_ADD_POST) {
-		atomic_fetch_add(&ep->pipes, 1);
-		return;
-	}
-	if (ev != NNG_PIPE_EV_REM_POST)
-		return;
-	atomic_fetch_sub(&ep->pipes, 1);
-	if (!atomic_load(&ep->failover))
+	if (ev != NNG_PIPE_EV_ADD_POST && ev != NNG_PIPE_EV_REM_POST)
 		return;
 	pthread_mutex_lock(&ep->mtx);
-	for (struct flight *f = ep->flights; f != NULL; f = f->next)
-		nng_aio_cancel(f->aio);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		if (ep->nlive < LIVE_PIPES_MAX)
+			ep->live[ep->nlive++] = id;
+	} else {
+		for (size_t i = 0; i < ep->nlive && !was_up; i++)
+			if (ep->live[i] == id) {
+				ep->live[i] = ep->live[--ep->nlive];
+				was_up = true;
+			}
+		/* The calls waiting may have been sent on it. */
+		if (was_up && atomic_load(&ep->failover))
+			for (struct flight *f = ep->flights; f != NULL; f = f->next)
+				nng_aio_cancel(f->aio);
+	}
+	atomic_store(&ep->pipes, (int) ep->nlive);
 	pthread_mutex_unlock(&ep->mtx);
 }
 
@@ -657,6 +673,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 			connect_ms = REDIAL_CONNECT_MS;
 		rv = attempt(c, ep, method, req, resp_desc, left, connect_ms, deadline,
 		    resp, &st, errmsg, errlen, &oc);
+		last = oc;
 		if (oc == FINAL || (oc == ANSWERED && st != ST_UNAVAILABLE))
 			break;
 		/* The result should nothing better come: a server's own
@@ -668,7 +685,6 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 			if (errmsg != NULL && errlen > 0)
 				snprintf(prior_msg, sizeof(prior_msg), "%s", errmsg);
 		}
-		last = oc;
 		if (nng_clock() >= end)
 			break;
 		if (c->nep == 1) {

@@ -17,6 +17,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
 #include "lmtest.h"
@@ -312,18 +313,25 @@ peer_main(void *arg)
 	return NULL;
 }
 
+/* A peer listening on url (a port of 0: any free one). */
 static void
-peer_up(struct peer *p)
+peer_up_at(struct peer *p, const char *url)
 {
 	nng_listener l;
 	int port = 0;
 	memset(p, 0, sizeof(*p));
 	assert_int_equal(nng_rep0_open(&p->sock), 0);
 	assert_int_equal(nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO, 10000), 0);
-	assert_int_equal(nng_listen(p->sock, "tcp://127.0.0.1:0", &l, 0), 0);
+	assert_int_equal(nng_listen(p->sock, url, &l, 0), 0);
 	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
 	snprintf(p->url, sizeof(p->url), "tcp://127.0.0.1:%d", port);
 	assert_int_equal(pthread_create(&p->thread, NULL, peer_main, p), 0);
+}
+
+static void
+peer_up(struct peer *p)
+{
+	peer_up_at(p, "tcp://127.0.0.1:0");
 }
 
 static int
@@ -591,6 +599,88 @@ test_client_replicas(void **state)
 	close(dead_fd);
 }
 
+/*
+ * An endpoint that first spoke the wrong protocol (a REQ socket: nng
+ * reports the removal of each connection that failed to start, never its
+ * addition) and then became a replica gets calls like the other: the
+ * failed connections do not count against the ones that come up later.
+ */
+static void
+test_client_endpoint_after_wrong_protocol(void **state)
+{
+	(void) state;
+	struct peer a, b;
+	nng_socket wrong;
+	nng_listener l;
+	lm_client *c = NULL;
+	char url_a[64], urls[256], err[256], *got = NULL;
+	int port = 0, status = -1;
+
+	assert_int_equal(nng_req0_open(&wrong), 0);
+	assert_int_equal(nng_listen(wrong, "tcp://127.0.0.1:0", &l, 0), 0);
+	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+	snprintf(url_a, sizeof(url_a), "tcp://127.0.0.1:%d", port);
+	peer_up(&b);
+	snprintf(urls, sizeof(urls), "%s,%s", url_a, b.url);
+	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
+	/* The client's dialer meets the wrong protocol several times. */
+	nng_msleep(1500);
+	nng_close(wrong);
+	peer_up_at(&a, url_a);
+
+	/* Within 5 s, A answers calls too. */
+	int before_a = atomic_load(&a.requests);
+	for (nng_time end = nng_clock() + 5000;
+	     atomic_load(&a.requests) == before_a && nng_clock() < end;) {
+		assert_int_equal(
+		    call(c, "job-1", 2000, &status, err, sizeof(err), &got), LM_OK);
+		free(got);
+		nng_msleep(20);
+	}
+	assert_true(atomic_load(&a.requests) > before_a);
+
+	assert_int_equal(call(c, "stop", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(call(c, "stop", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(pthread_join(a.thread, NULL), 0);
+	assert_int_equal(pthread_join(b.thread, NULL), 0);
+	lm_client_close(c);
+	nng_close(a.sock);
+	nng_close(b.sock);
+}
+
+/*
+ * With one endpoint, a call whose first connection is lost and whose
+ * second attempt then gets no answer, or an answer that does not read,
+ * ends with that last attempt's result: DEADLINE_EXCEEDED or INTERNAL,
+ * not the earlier lost connection's UNAVAILABLE (the request did reach
+ * the server, and the call must not be retried as if it had not).
+ */
+static void
+test_client_last_attempt_is_the_result(void **state)
+{
+	(void) state;
+	struct peer p;
+	lm_client *c = NULL;
+	char err[256];
+	int status = -1;
+
+	peer_up(&p);
+	assert_int_equal(lm_client_open(p.url, NULL, &c), LM_OK);
+	atomic_store(&p.drop_once, true);
+	assert_int_equal(
+	    call(c, "silent", 1000, &status, err, sizeof(err), NULL), LM_ETIMEDOUT);
+	assert_int_equal(status, ST(DEADLINE_EXCEEDED));
+	assert_string_equal(err, "no answer before the deadline");
+	atomic_store(&p.drop_once, true);
+	assert_int_equal(
+	    call(c, "bad-payload", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
+	assert_int_equal(status, ST(INTERNAL));
+	assert_int_equal(call(c, "stop", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(pthread_join(p.thread, NULL), 0);
+	lm_client_close(c);
+	nng_close(p.sock);
+}
+
 /* Ends a replica's draining after ms milliseconds (its own thread). */
 struct undrain {
 	struct peer *p;
@@ -743,6 +833,8 @@ main(void)
 	    cmocka_unit_test(test_client_rounds_back_off),
 	    cmocka_unit_test(test_client_single_endpoint_redials),
 	    cmocka_unit_test(test_client_unavailable_then_final),
+	    cmocka_unit_test(test_client_endpoint_after_wrong_protocol),
+	    cmocka_unit_test(test_client_last_attempt_is_the_result),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
