@@ -84,7 +84,8 @@ struct lm_events {
 	                     * one string; at most LM_EVENTS_INFLIGHT_MAX */
 	size_t nflight;     /* entries of flight */
 	char **delivered;   /* ids reported delivered: [0, nkept) owned by flight
-	                     * (their record failed), the rest owned here */
+	                     * (their record failed, or they came while it
+	                     * waits for its retry), the rest owned here */
 	size_t ndelivered, nkept;
 	int64_t record_at, record_backoff; /* the next try to record kept ids */
 	struct failure *failed;            /* ids reported failed */
@@ -247,11 +248,31 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 
 	if (id == NULL)
 		return;
-	if (!flight_remove(ev, id)) {
+	if (lm_hashmap_get(ev->flight, id) != id) {
 		lm_error("events.internal", "delivery report for an event not in flight");
 		free(id);
 		return;
 	}
+	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    ev->ndelivered == LM_EVENTS_INFLIGHT_MAX) {
+		/* Cannot happen: every id reported is one in flight, at most
+		 * that many. Left pending, it is produced again. */
+		lm_error(
+		    "events.internal", "more delivery reports than events in flight");
+		(void) flight_remove(ev, id);
+		free(id);
+		return;
+	}
+	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && ev->nkept > 0) {
+		/* The deliveries kept wait for a record that failed: this one
+		 * joins them in flight (record_delivered), so that no scan
+		 * produces it again before it is recorded. */
+		ev->delivered[ev->ndelivered++] = ev->delivered[ev->nkept];
+		ev->delivered[ev->nkept++] = id;
+		flight_count(ev);
+		return;
+	}
+	(void) flight_remove(ev, id);
 	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		ev->delivered[ev->ndelivered++] = id;
 		return;

@@ -10,6 +10,7 @@
  * once, the others delivered).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -599,6 +600,84 @@ test_outbox_write_fails(void **state)
 	assert_int_equal(counts(ev).delivered_total, 1);
 	read_topic(1, 10000, &r);
 	assert_int_equal(r.n, 1);
+	read_free(&r);
+	lm_events_free(ev);
+}
+
+/* The outbox fault for the sender thread only: the test's own thread
+ * (deriving events) writes the outbox normally. */
+static pthread_t deriving_thread;
+
+static int
+sender_fault(void *arg)
+{
+	(void) arg;
+	return pthread_equal(pthread_self(), deriving_thread)
+	           ? LM_OK
+	           : atomic_load(&outbox_fault);
+}
+
+/*
+ * While the deliveries of the sender cannot be recorded, the events
+ * delivered meanwhile are kept in flight with those whose record failed,
+ * and the rescans produce none of them again: once the outbox writes
+ * again, the topic holds each event once. Before, the events delivered
+ * during the record's back-off were produced again at every scan, and the
+ * repeated reports ran past the end of the list of deliveries.
+ */
+static void
+test_deliveries_while_recording_fails(void **state)
+{
+	enum { NJOBS = 21 };
+	char ids[NJOBS][16];
+	lm_event_change ch[1];
+	lm_events_opts o;
+	lm_events *ev = NULL;
+	struct topic_read r;
+	double min;
+	(void) state;
+
+	for (int k = 0; k < NJOBS; k++) {
+		snprintf(ids[k], sizeof(ids[k]), "job-%d", k);
+		put_posting(ids[k], 1, STRONG, 5, false);
+	}
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-0");
+	memset(&o, 0, sizeof(o));
+	o.brokers = brokers;
+	o.topic = TOPIC;
+	o.data_dir = tmp;
+	o.min_score = min;
+	o.top_n = 50;
+	o.metrics = metrics;
+	o.flush_timeout_ms = 2000;
+	o.fault = sender_fault;
+	deriving_thread = pthread_self();
+	assert_int_equal(lm_events_new(&o, &ev), LM_OK);
+
+	/* The first event is delivered, and its record fails. */
+	atomic_store(&outbox_fault, LM_ESTORE);
+	ch[0] = change(1, true, ids[0], true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_OK);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	for (int waited = 0;
+	     waited < 20000 && metric("lunamatch_events_outbox_errors_total") < 1;
+	     waited += 20)
+		sleep_ms(20);
+	assert_true(lm_events_outbox_failing(ev));
+	/* The others come during its back-off, and are delivered too. */
+	for (int k = 1; k < NJOBS; k++) {
+		ch[0] = change((uint64_t) k + 1, true, ids[k], true, false);
+		assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_OK);
+	}
+	sleep_ms(3000);
+	assert_int_equal(counts(ev).pending, NJOBS);
+	atomic_store(&outbox_fault, LM_OK);
+	assert_true(wait_drained(ev, 20000));
+	assert_int_equal(counts(ev).delivered_total, NJOBS);
+	read_topic(NJOBS, 10000, &r);
+	assert_int_equal(r.n, NJOBS);
 	read_free(&r);
 	lm_events_free(ev);
 }
@@ -1194,6 +1273,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_options, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delivery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_write_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_deliveries_while_recording_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deterministic_ids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crossings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
