@@ -957,6 +957,13 @@ cmp_str_ptr(const void *a, const void *b)
 	return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
+/* One record adds at most a candidate per recorded pair and per item of
+ * its top list, and a batch is flushed once it holds LM_EVENTS_TXN_PAIRS:
+ * a batch always fits one enqueue, however the records fall. */
+_Static_assert(LM_EVENTS_TXN_PAIRS + LM_OUTBOX_PAIRS_MAX + LM_INDEX_EVENT_TOP_MAX <=
+                   LM_OUTBOX_BATCH_MAX,
+    "a batch of derived pairs must fit one outbox enqueue");
+
 /* Adds the candidates of one changed record to b. */
 /* Whether the split's decider keeps top item it of subject subj (a pair
  * newly above); counted in split. */

@@ -44,7 +44,7 @@ extern "C" {
 #define LM_OUTBOX_SUMMARY_MAX       1024 /* bytes of a summary; longer ones are cut */
 #define LM_OUTBOX_ERROR_MAX         256  /* bytes of a stored last_error; cut */
 #define LM_OUTBOX_ENTRY_MAX         (16u * 1024)  /* bytes of one stored OutboxEntry */
-#define LM_OUTBOX_BATCH_MAX         100000        /* candidates of one enqueue batch */
+#define LM_OUTBOX_BATCH_MAX         131072        /* candidates of one enqueue batch */
 #define LM_OUTBOX_PAIRS_MAX         100000        /* pairs lm_outbox_pairs_of returns */
 #define LM_OUTBOX_MAP_SIZE          (64ull << 20) /* initial map size; doubled when full */
 #define LM_OUTBOX_MAP_SIZE_MAX      (16ull << 30)

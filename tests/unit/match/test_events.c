@@ -682,6 +682,62 @@ test_deliveries_while_recording_fails(void **state)
 	lm_events_free(ev);
 }
 
+/* Records n pairs of job jid (with candidates "c-<jid>-<i>") below the
+ * threshold, in enqueues of at most 50,000. */
+static void
+seed_pairs(lm_events *ev, const char *jid, size_t n)
+{
+	enum { CHUNK = 50000 };
+	lm_event_candidate *c = lmt_calloc(CHUNK, sizeof(*c));
+	char(*cid)[48] = lmt_calloc(CHUNK, sizeof(*cid));
+	size_t got;
+
+	for (size_t at = 0; at < n; at += CHUNK) {
+		size_t m = n - at < CHUNK ? n - at : CHUNK;
+		for (size_t i = 0; i < m; i++) {
+			snprintf(cid[i], sizeof(cid[i]), "c-%s-%06zu", jid, at + i);
+			c[i] = (lm_event_candidate){.candidate_id = cid[i],
+			    .job_id = jid,
+			    .state = LM_PAIR_BELOW,
+			    .candidate_version = 1,
+			    .job_version = 1,
+			    .score = 0.1};
+		}
+		assert_int_equal(lm_outbox_enqueue_batch(
+		                     lm_events_outbox(ev), c, m, "m1", NOW, 0, &got),
+		    LM_OK);
+	}
+	free(cid);
+	free(c);
+}
+
+/*
+ * The deletion of a record with very many recorded pairs, after another
+ * in the same call, is derived: the batch never grows past what one
+ * outbox enqueue takes (LM_EVENTS_TXN_PAIRS before a record, and up to
+ * LM_OUTBOX_PAIRS_MAX + LM_INDEX_EVENT_TOP_MAX from it). Before, 15,000
+ * and 90,000 pairs made one batch of 105,000 that the outbox refused at
+ * every retry, holding up the partition's events for good.
+ */
+static void
+test_deleting_records_of_many_pairs(void **state)
+{
+	lm_event_change ch[2];
+	lm_events *ev;
+	(void) state;
+
+	ev = new_events(tmp, 0.5, 50, 0);
+	seed_pairs(ev, "job-other", 15000);
+	seed_pairs(ev, "job-big", 90000);
+	assert_int_equal(counts(ev).pairs, 105000);
+	ch[0] = change(1, true, "job-other", false, true);
+	ch[1] = change(2, true, "job-big", false, true);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, 2, NOW), LM_OK);
+	assert_int_equal(counts(ev).pairs, 0);
+	assert_int_equal(counts(ev).pending, 0);
+	lm_events_free(ev);
+}
+
 struct ids {
 	char v[64][LM_OUTBOX_EVENT_ID_LEN + 1];
 	size_t n;
@@ -1275,6 +1331,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_outbox_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_deliveries_while_recording_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_deleting_records_of_many_pairs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deterministic_ids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crossings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
