@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lunamatch/errconv.h"
@@ -100,6 +101,43 @@ lm_lmdb_check_live(char *reason, size_t len)
 	return LM_ESTORE;
 }
 
+/*
+ * Whether env's data file holds every page its meta page names. A file cut
+ * short (a copy or a restore that ended early, a file system that lost its
+ * tail) would be read past its end through the map, killing the process
+ * with SIGBUS at the first such read: LMDB does not check, so this does,
+ * once at open. Pages are written before the meta page that names them, so
+ * a sound file is never shorter. LM_OK or LM_ESTORE (logged
+ * "<domain>.corrupt").
+ */
+static int
+check_length(MDB_env *env, const char *domain)
+{
+	char ev[LM_LMDB_DOMAIN_MAX + 16];
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_filehandle_t fd;
+	struct stat fs;
+	uint64_t need;
+	int rc;
+
+	if ((rc = mdb_env_info(env, &info)) != MDB_SUCCESS ||
+	    (rc = mdb_env_stat(env, &st)) != MDB_SUCCESS ||
+	    (rc = mdb_env_get_fd(env, &fd)) != MDB_SUCCESS)
+		return lm_lmdb_err(rc, domain, "mdb_env_info");
+	if (fstat(fd, &fs) != 0)
+		return lm_lmdb_err(errno, domain, "fstat");
+	need = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+	if ((uint64_t) fs.st_size >= need)
+		return LM_OK;
+	lm_error(event_name(ev, domain, "corrupt"),
+	    "the data file has %lld bytes but holds %llu pages of %u bytes: it was "
+	    "cut short",
+	    (long long) fs.st_size, (unsigned long long) info.me_last_pgno + 1,
+	    st.ms_psize);
+	return LM_ESTORE;
+}
+
 int
 lm_lmdb_env_open(
     const char *dir, const lm_lmdb_env_opts *opts, const char *domain, MDB_env **out)
@@ -126,6 +164,10 @@ lm_lmdb_env_open(
 		mdb_env_close(env);
 		/* Missing files are an answer, not a failure: the caller says. */
 		return rc == ENOENT ? LM_ENOENT : lm_lmdb_err(rc, domain, "mdb_env_open");
+	}
+	if ((rc = check_length(env, domain)) != LM_OK) {
+		mdb_env_close(env);
+		return rc;
 	}
 	*out = env;
 	return LM_OK;

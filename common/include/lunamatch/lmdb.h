@@ -67,8 +67,10 @@ typedef struct lm_lmdb_env_opts {
  * Creates an environment with opts and opens it on the existing directory
  * dir. On LM_OK the caller owns *out and closes it with mdb_env_close; on
  * error *out is NULL. Returns LM_ENOENT, not logged, when dir or (read-only)
- * its files are missing; LM_EINVAL for bad arguments; other errors as
- * lm_lmdb_err.
+ * its files are missing; LM_EINVAL for bad arguments; LM_ESTORE, logged
+ * "<domain>.corrupt", when the data file is shorter than the pages its meta
+ * page names (a cut copy: reading it would end the process with SIGBUS);
+ * other errors as lm_lmdb_err.
  */
 int lm_lmdb_env_open(
     const char *dir, const lm_lmdb_env_opts *opts, const char *domain, MDB_env **out);

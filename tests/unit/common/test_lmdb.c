@@ -98,6 +98,48 @@ test_env_open(void **state)
 	free(dir);
 }
 
+/* A data file cut short is refused at open (LM_ESTORE) instead of being
+ * mapped and read past its end (SIGBUS). */
+static void
+test_env_open_truncated(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("lmdb-cut");
+	char path[1100], val[1000];
+	MDB_env *env = open_env(dir, 4u << 20, 0);
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	struct stat st;
+
+	memset(val, 'v', sizeof(val));
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), MDB_SUCCESS);
+	for (unsigned i = 0; i < 400; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%05u", i);
+		MDB_val k = {strlen(key), key}, v = {sizeof(val), val};
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), MDB_SUCCESS);
+	}
+	assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
+	mdb_env_close(env);
+
+	/* Whole, it opens; cut to half, it does not, writable or read-only. */
+	env = open_env(dir, 4u << 20, 0);
+	mdb_env_close(env);
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > 64 * 1024);
+	assert_int_equal(truncate(path, st.st_size / 2), 0);
+	lm_lmdb_env_opts o = {.max_dbs = 4, .map_size = 4u << 20, .mode = 0600};
+	env = (MDB_env *) &o;
+	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_ESTORE);
+	assert_null(env);
+	o.flags = MDB_RDONLY;
+	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_ESTORE);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 static void
 test_dbs_and_schema(void **state)
 {
@@ -505,6 +547,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_err),
 	    cmocka_unit_test(test_env_open),
+	    cmocka_unit_test(test_env_open_truncated),
 	    cmocka_unit_test(test_dbs_and_schema),
 	    cmocka_unit_test(test_grow),
 	    cmocka_unit_test(test_grow_no_address_space),
