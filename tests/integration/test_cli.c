@@ -819,6 +819,11 @@ test_store(void **state)
 	assert_non_null(strstr(r.err, "no posting with id job-nope"));
 	assert_string_equal(r.out, "");
 	lmt_run_result_free(&r);
+	/* An id no record can have is a usage error, as a too long one is. */
+	r = CLI("store", "get", "posting", "job\001x", "--data-dir", dir);
+	expect_status(&r, 2);
+	assert_non_null(strstr(r.err, "bytes of printable UTF-8"));
+	lmt_run_result_free(&r);
 	/* Deleted records are gone too. */
 	r = CLI("store", "get", "profile", "cand-ml-lead-chicago", "--data-dir", dir);
 	expect_status(&r, 1);

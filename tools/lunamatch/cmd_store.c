@@ -97,6 +97,11 @@ do_get(const lm_config *cfg, lm_kind k, const char *id)
 	if (open_store(cfg, &s) != LM_OK)
 		return LM_CLI_EXIT_FAIL;
 	rc = lm_store_get(s, k, id, &bytes, &len, NULL);
+	if (rc == LM_EINVAL) { /* the id's text: its length was checked */
+		rv = lm_cli_usage_error(
+		    CMD, "an id is 1..%d bytes of printable UTF-8", LM_STORE_ID_MAX);
+		goto out;
+	}
 	if (rc == LM_ENOENT) {
 		lm_cli_error(CMD, "no %s with id %s", lm_kind_name(k), id);
 		goto out;
@@ -295,8 +300,8 @@ lm_cli_store(const lm_config *cfg, int argc, char **argv)
 			return lm_cli_usage_error(CMD,
 			    "unknown record kind \"%s\": posting or profile", argv[1]);
 		if (argv[2][0] == '\0' || strlen(argv[2]) > LM_STORE_ID_MAX)
-			return lm_cli_usage_error(
-			    CMD, "an id is 1..%d bytes", LM_STORE_ID_MAX);
+			return lm_cli_usage_error(CMD,
+			    "an id is 1..%d bytes of printable UTF-8", LM_STORE_ID_MAX);
 		return do_get(cfg, k, argv[2]);
 	}
 	if (strcmp(sub, "list") == 0) {
