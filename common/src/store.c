@@ -509,10 +509,58 @@ open_readers(lm_store *s, MDB_txn *txn, bool rdonly)
 	return map_err(rc, "mdb_dbi_open readers");
 }
 
+/*
+ * Whether the environment of txn is one a store may claim: it has the
+ * store's schema key (checked later), or it holds no named database but
+ * the store's own (a new environment, or a store from before the key).
+ * Another program's (the match outbox's, one pointed at the wrong
+ * directory) is refused before anything is created in it: LM_ESCHEMA.
+ */
+static int
+check_foreign(MDB_txn *txn, const char *const *ours, size_t nours)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_dbi main;
+	int rc;
+
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) != MDB_SUCCESS ||
+	    (rc = mdb_cursor_open(txn, main, &cur)) != MDB_SUCCESS)
+		return map_err(rc, "mdb_cursor_open");
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		bool known = false;
+		for (size_t i = 0; i < nours && !known; i++)
+			known = k.mv_size == strlen(ours[i]) &&
+			        memcmp(k.mv_data, ours[i], k.mv_size) == 0;
+		if (!known) {
+			lm_error("store.open",
+			    "not a lunamatch store: it has no schema version and "
+			    "holds the table \"%.*s\"",
+			    (int) (k.mv_size < 64 ? k.mv_size : 64),
+			    (const char *) k.mv_data);
+			mdb_cursor_close(cur);
+			return LM_ESCHEMA;
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? LM_OK : map_err(rc, "mdb_cursor_get");
+}
+
+/* Whether the store's schema key is in its meta database (of txn). */
+static bool
+has_schema(const lm_store *s, MDB_txn *txn)
+{
+	MDB_val k = {strlen(META_SCHEMA), (void *) META_SCHEMA}, v;
+	return mdb_get(txn, s->db_meta, &k, &v) == MDB_SUCCESS;
+}
+
 /* Opens (creating unless read-only) the databases and checks the schema. */
 static int
 init_dbs(lm_store *s)
 {
+	static const char *const tables[5] = {
+	    "postings", "profiles", "changes", "meta", "readers"};
 	static const char *const names[4] = {"postings", "profiles", "changes", "meta"};
 	MDB_dbi *dbis[4] = {&s->db_rec[0], &s->db_rec[1], &s->db_changes, &s->db_meta};
 	bool rdonly = (s->flags & LM_STORE_RDONLY) != 0;
@@ -526,6 +574,8 @@ init_dbs(lm_store *s)
 		    txn, names, dbis, 4, rdonly ? 0 : MDB_CREATE, "store");
 		if (rc == LM_OK)
 			rc = open_readers(s, txn, rdonly);
+		if (rc == LM_OK && !rdonly && !has_schema(s, txn))
+			rc = check_foreign(txn, tables, 5);
 		if (rc == LM_OK)
 			rc = lm_lmdb_schema_check(txn, s->db_meta, META_SCHEMA,
 			    LM_STORE_SCHEMA_VERSION, !rdonly, "store");

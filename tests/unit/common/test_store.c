@@ -1636,6 +1636,54 @@ test_invalid_input(void **state)
 	free(dir);
 }
 
+/* An LMDB environment of another program (here shaped like the match
+ * outbox: "pending" and "meta" tables) is not claimed by a writable
+ * open: LM_ESCHEMA, and nothing of the store is created in it. */
+static void
+test_foreign_environment(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-foreign");
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {3, "key"}, v = {5, "value"};
+	lm_store *s = NULL;
+
+	assert_int_equal(mdb_env_create(&env), MDB_SUCCESS);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), MDB_SUCCESS);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), MDB_SUCCESS);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
+	assert_int_equal(mdb_dbi_open(txn, "pending", MDB_CREATE, &dbi), MDB_SUCCESS);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), MDB_SUCCESS);
+	assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi), MDB_SUCCESS);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), MDB_SUCCESS);
+	assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
+	mdb_env_close(env);
+
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_ESCHEMA);
+	assert_null(s);
+
+	assert_int_equal(mdb_env_create(&env), MDB_SUCCESS);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), MDB_SUCCESS);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), MDB_SUCCESS);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), MDB_SUCCESS);
+	assert_int_equal(mdb_dbi_open(txn, "postings", 0, &dbi), MDB_NOTFOUND);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+
+	/* A new environment is a store's to take, read-only opens aside. */
+	lmt_rmtree(dir);
+	free(dir);
+	dir = lmt_tmpdir("store-new");
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	lm_store_close(s);
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 /* Writes key = val into the named database of the store in dir behind
  * the store's back. */
 static void
@@ -1730,6 +1778,7 @@ main(void)
 	    cmocka_unit_test(test_crash_safety),
 	    cmocka_unit_test(test_disk_full),
 	    cmocka_unit_test(test_invalid_input),
+	    cmocka_unit_test(test_foreign_environment),
 	    cmocka_unit_test(test_schema_mismatch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
