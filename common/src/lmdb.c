@@ -39,6 +39,20 @@ event_name(char buf[LM_LMDB_DOMAIN_MAX + 16], const char *domain, const char *wh
 	return buf;
 }
 
+/* Marks the process for a restart (lm_lmdb_panicked), naming the first
+ * domain that failed for good. */
+static void
+mark_panicked(const char *domain)
+{
+	pthread_mutex_lock(&panic_mtx);
+	if (!atomic_load(&panicked)) {
+		snprintf(panic_domain, sizeof(panic_domain), "%s",
+		    domain != NULL ? domain : "lmdb");
+		atomic_store(&panicked, true);
+	}
+	pthread_mutex_unlock(&panic_mtx);
+}
+
 int
 lm_lmdb_err(int rc, const char *domain, const char *what)
 {
@@ -56,13 +70,7 @@ lm_lmdb_err(int rc, const char *domain, const char *what)
 		    event_name(ev, domain, "error"), "%s: %s", what, mdb_strerror(rc));
 		return LM_EBUSY;
 	case MDB_PANIC:
-		pthread_mutex_lock(&panic_mtx);
-		if (!atomic_load(&panicked)) {
-			snprintf(panic_domain, sizeof(panic_domain), "%s",
-			    domain != NULL ? domain : "lmdb");
-			atomic_store(&panicked, true);
-		}
-		pthread_mutex_unlock(&panic_mtx);
+		mark_panicked(domain);
 		lm_error(event_name(ev, domain, "panic"),
 		    "%s: %s: the environment refuses every transaction until the "
 		    "process restarts",
@@ -181,6 +189,51 @@ lm_lmdb_map_size(MDB_env *env)
 	return (uint64_t) info.me_mapsize;
 }
 
+/*
+ * The mark (mdb_env_set_userctx) of an environment left without a map:
+ * mdb_env_set_mapsize unmaps the old map before it maps the new one, and
+ * when that mapping fails (no address space) it keeps neither. LMDB has no
+ * way back short of closing the environment, and any later transaction
+ * would read through the unmapped pages, so transactions on a marked
+ * environment are refused, and the process is marked for a restart.
+ */
+static char unmapped_mark;
+
+static bool
+unmapped(MDB_env *env)
+{
+	return mdb_env_get_userctx(env) == &unmapped_mark;
+}
+
+int
+lm_lmdb_set_mapsize(MDB_env *env, uint64_t size, const char *domain)
+{
+	char ev[LM_LMDB_DOMAIN_MAX + 16];
+	int rc;
+
+	if (unmapped(env))
+		return LM_ESTORE;
+	if ((rc = mdb_env_set_mapsize(env, (size_t) size)) == MDB_SUCCESS)
+		return LM_OK;
+	if (rc != EINVAL) { /* EINVAL: a transaction is open, nothing changed */
+		mdb_env_set_userctx(env, &unmapped_mark);
+		mark_panicked(domain);
+		char want[48];
+		if (size > 0)
+			snprintf(
+			    want, sizeof(want), "%llu bytes", (unsigned long long) size);
+		else
+			snprintf(
+			    want, sizeof(want), "the size another process grew it to");
+		lm_error(event_name(ev, domain, "unmapped"),
+		    "cannot map %s (%s): the environment has no map left and refuses "
+		    "every transaction until the process restarts",
+		    want, mdb_strerror(rc));
+		return rc == ENOMEM ? LM_ENOMEM : LM_ESTORE;
+	}
+	return lm_lmdb_err(rc, domain, "mdb_env_set_mapsize");
+}
+
 /* Sets the size with no lock: the caller excludes every transaction. */
 static int
 resize_or_set(
@@ -188,14 +241,15 @@ resize_or_set(
 {
 	if (resize != NULL)
 		return resize(arg, env, size);
-	return lm_lmdb_err(
-	    mdb_env_set_mapsize(env, (size_t) size), domain, "mdb_env_set_mapsize");
+	return lm_lmdb_set_mapsize(env, size, domain);
 }
 
 int
 lm_lmdb_txn_begin(MDB_env *env, unsigned flags, lm_lmdb_resize_fn resize, void *arg,
     const char *domain, MDB_txn **out)
 {
+	if (unmapped(env))
+		return LM_ESTORE;
 	for (int i = 0; i < LM_LMDB_RESIZE_MAX; i++) {
 		int rc = mdb_txn_begin(env, NULL, flags, out);
 		if (rc != MDB_MAP_RESIZED)
@@ -234,10 +288,12 @@ lm_lmdb_grow(
     MDB_env *env, uint64_t max, lm_lmdb_resize_fn resize, void *arg, const char *domain)
 {
 	char ev[LM_LMDB_DOMAIN_MAX + 16];
-	uint64_t cur = lm_lmdb_map_size(env);
-	uint64_t next;
+	uint64_t cur, next;
 	int rc;
 
+	if (unmapped(env))
+		return LM_ESTORE;
+	cur = lm_lmdb_map_size(env);
 	if (cur >= max) {
 		lm_error(event_name(ev, domain, "full"),
 		    "map of %llu bytes is full and at its maximum",

@@ -313,14 +313,14 @@ set_mapsize(void *arg, MDB_env *env, uint64_t size)
 	__atomic_add_fetch(&s->resizing, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->gate);
 	pthread_rwlock_wrlock(&s->maplock);
-	rc = mdb_env_set_mapsize(env, (size_t) size);
+	rc = lm_lmdb_set_mapsize(env, size, "store");
 	pthread_rwlock_unlock(&s->maplock);
 	pthread_mutex_lock(&s->gate);
 	__atomic_sub_fetch(&s->resizing, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&s->gate_cv);
 	pthread_mutex_unlock(&s->gate);
 	rd_enter(s);
-	return map_err(rc, "mdb_env_set_mapsize");
+	return rc;
 }
 
 /* Begins an LMDB transaction, adopting a map grown by another process. The

@@ -210,10 +210,10 @@ adopt_map(void *arg, MDB_env *env, uint64_t size)
 	int rc;
 	pthread_rwlock_unlock(&ob->maplock);
 	pthread_rwlock_wrlock(&ob->maplock);
-	rc = mdb_env_set_mapsize(env, (size_t) size);
+	rc = lm_lmdb_set_mapsize(env, size, "outbox");
 	pthread_rwlock_unlock(&ob->maplock);
 	pthread_rwlock_rdlock(&ob->maplock);
-	return map_err(rc, "mdb_env_set_mapsize");
+	return rc;
 }
 
 /* Begins a transaction; the caller holds maplock shared. */

@@ -86,11 +86,23 @@ uint64_t lm_lmdb_map_size(MDB_env *env);
 typedef int (*lm_lmdb_resize_fn)(void *arg, MDB_env *env, uint64_t size);
 
 /*
+ * mdb_env_set_mapsize(env, size) (0: the size another process grew the map
+ * to), with no transaction of the process open. When LMDB unmapped the old
+ * map and could not map the new one, env is left without a map: it is
+ * marked so that lm_lmdb_txn_begin and lm_lmdb_grow refuse it with
+ * LM_ESTORE, the process is marked for a restart (lm_lmdb_panicked), and
+ * "<domain>.unmapped" is logged; the result is then LM_ENOMEM (or
+ * LM_ESTORE). Use it, not mdb_env_set_mapsize, in an lm_lmdb_resize_fn.
+ */
+int lm_lmdb_set_mapsize(MDB_env *env, uint64_t size, const char *domain);
+
+/*
  * Begins a transaction (flags: 0 or MDB_RDONLY). When another process grew
  * the map (MDB_MAP_RESIZED), calls resize(arg, env, 0) to adopt its size and
  * tries again, at most LM_LMDB_RESIZE_MAX times (then LM_EBUSY). resize may
  * be NULL when the caller itself excludes every transaction of the process;
- * mdb_env_set_mapsize is then called directly. Returns LM_OK with *out set,
+ * lm_lmdb_set_mapsize is then called directly. Returns LM_OK with *out set,
+ * LM_ESTORE for an environment left without a map (lm_lmdb_set_mapsize),
  * the error of resize, or an lm_err of mdb_txn_begin.
  */
 int lm_lmdb_txn_begin(MDB_env *env, unsigned flags, lm_lmdb_resize_fn resize, void *arg,

@@ -464,6 +464,84 @@ test_resized_elsewhere(void **state)
 	free(dir);
 }
 
+#ifndef LMT_SANITIZED
+/* Child: opens an environment with a small map, has a grandchild grow the
+ * data (and the map, to 64 MiB) elsewhere, then, with too little address
+ * space left for that map, begins transactions. Returns 0 when the first
+ * fails to adopt the size and the later ones are refused (not crashed);
+ * else the failed step. */
+static int
+adopt_without_room(const char *dir)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	struct rlimit rl;
+	unsigned long vm_kb = 0;
+	char line[256];
+	int st = -1, rc;
+	FILE *f;
+	pid_t pid;
+
+	env = open_env(dir, SMALL_MAP, 0);
+	if ((pid = fork()) < 0)
+		return 1;
+	if (pid == 0)
+		_exit(grow_elsewhere(dir, 64u << 20, 0));
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return 2;
+	if ((f = fopen("/proc/self/status", "r")) == NULL)
+		return 3;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmSize: %lu kB", &vm_kb) == 1)
+			break;
+	fclose(f);
+	rl.rlim_cur = rl.rlim_max = vm_kb * 1024 + (4u << 20);
+	if (vm_kb == 0 || setrlimit(RLIMIT_AS, &rl) != 0)
+		return 4;
+	if (lm_lmdb_panicked(NULL, 0))
+		return 5;
+	rc = lm_lmdb_txn_begin(env, MDB_RDONLY, NULL, NULL, "child", &txn);
+	if (rc != LM_ENOMEM)
+		return 6;
+	for (int i = 0; i < 3; i++)
+		if (lm_lmdb_txn_begin(env, MDB_RDONLY, NULL, NULL, "child", &txn) !=
+		    LM_ESTORE)
+			return 7;
+	if (lm_lmdb_grow(env, 1ull << 30, NULL, NULL, "child") != LM_ESTORE)
+		return 8;
+	if (!lm_lmdb_panicked(line, sizeof(line)) || strcmp(line, "child") != 0)
+		return 9;
+	return 0; /* the environment is not closed: it has no map to unmap */
+}
+#endif
+
+/* Adopting a map another process grew, when the process has no address
+ * space left for it, leaves LMDB without a map: later transactions are
+ * refused with LM_ESTORE and the process is marked for a restart, where
+ * the next one crashed reading through the unmapped pages. Not under the
+ * sanitizers (see test_grow_no_address_space). */
+static void
+test_adopt_no_address_space(void **state)
+{
+	(void) state;
+#ifdef LMT_SANITIZED
+	skip();
+#else
+	char *dir = lmt_tmpdir("lmdb-adopt-no-room");
+	int st = -1;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(adopt_without_room(dir));
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st))
+		fail_msg("child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+	assert_int_equal(WEXITSTATUS(st), 0);
+	lmt_rmtree(dir);
+	free(dir);
+#endif
+}
+
 static void
 test_dir_claim(void **state)
 {
@@ -552,6 +630,7 @@ main(void)
 	    cmocka_unit_test(test_grow),
 	    cmocka_unit_test(test_grow_no_address_space),
 	    cmocka_unit_test(test_resized_elsewhere),
+	    cmocka_unit_test(test_adopt_no_address_space),
 	    cmocka_unit_test(test_dir_claim),
 	    cmocka_unit_test(test_be64),
 	    /* Last: it marks the process as failed for good. */
