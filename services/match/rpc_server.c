@@ -83,6 +83,7 @@ struct slot {
 	nng_time recv_ms; /* nng_clock() at receipt: deadlines */
 	uint64_t recv_ns; /* CLOCK_MONOTONIC at receipt: latency */
 	bool accepted;    /* counted in s->accepted (s->mtx) */
+	size_t reply_len; /* bytes of the reply being sent (S_SEND) */
 	/* While a commit holds the reply (LM_RPC_HELD): the encoded OK reply
 	 * and what an answer that replaces it needs. */
 	nng_msg *held;
@@ -102,6 +103,9 @@ struct conn_entry {
 	bool inet;     /* tcp: addr is its peer; counts against max_per_peer */
 	uint8_t addr[16];
 	unsigned inflight; /* requests received and not yet answered or dropped */
+	/* Its last answer was of LM_RPC_PINNED_REPLY_BYTES or more, and no
+	 * request came since (see sweeper_main). */
+	bool big_reply;
 	/* nng_clock of its admission, its last request or its last answer,
 	 * whichever came last; INT64_MAX once it is being closed
 	 * (entry_close). Atomic. */
@@ -287,7 +291,7 @@ metrics_init(lm_rpc_server *s)
 /* ---- in-flight accounting -------------------------------------------- */
 
 static void conn_begin(lm_rpc_server *s, uint32_t pipe);
-static void conn_end(lm_rpc_server *s, uint32_t pipe);
+static void conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len);
 static bool conn_mark_closing(lm_rpc_server *s, uint32_t pipe);
 
 /* A request arrived on the slot's pipe (sl->pipe): counted in flight for
@@ -311,7 +315,7 @@ call_end(struct slot *sl)
 {
 	lm_rpc_server *s = sl->s;
 
-	conn_end(s, sl->pipe);
+	conn_end(s, sl->pipe, sl->state == S_SEND ? sl->reply_len : 0);
 	pthread_mutex_lock(&s->mtx);
 	if (s->inflight >= s->ncontexts) /* the end of a busy spell */
 		s->all_busy_ms = (int64_t) nng_clock();
@@ -378,6 +382,7 @@ send_reply(struct slot *sl, nng_msg *msg)
 		return;
 	}
 	sl->state = S_SEND;
+	sl->reply_len = nng_msg_len(msg);
 	nng_aio_set_msg(sl->aio, msg);
 	nng_aio_set_timeout(sl->aio, (nng_duration) LM_RPC_SEND_TIMEOUT_MS);
 	nng_ctx_send(sl->ctx, sl->aio);
@@ -1235,6 +1240,7 @@ conn_begin(lm_rpc_server *s, uint32_t pipe)
 	pthread_mutex_lock(&s->peer_mtx);
 	if ((e = conn_find(s, pipe)) != NULL) {
 		e->inflight++;
+		e->big_reply = false;
 		entry_touch(e);
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
@@ -1256,16 +1262,17 @@ conn_mark_closing(lm_rpc_server *s, uint32_t pipe)
 	return first;
 }
 
-/* Notes that a request of pipe was answered or dropped; the connection's
- * idle time starts now. */
+/* Notes that a request of pipe was answered (with reply_len bytes) or
+ * dropped (0); the connection's idle time starts now. */
 static void
-conn_end(lm_rpc_server *s, uint32_t pipe)
+conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len)
 {
 	struct conn_entry *e;
 
 	pthread_mutex_lock(&s->peer_mtx);
 	if ((e = conn_find(s, pipe)) != NULL && e->inflight > 0) {
 		e->inflight--;
+		e->big_reply = reply_len >= LM_RPC_PINNED_REPLY_BYTES;
 		entry_touch(e);
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
@@ -1285,6 +1292,15 @@ conn_end(lm_rpc_server *s, uint32_t pipe)
  * after, it closes none: a request that waits in its pipe for a context
  * is not seen as in flight yet, and its connection must not be taken for
  * idle.
+ *
+ * A connection whose last answer was big (LM_RPC_PINNED_REPLY_BYTES or
+ * more) is closed after LM_RPC_SEND_TIMEOUT_MS without a request instead:
+ * nng takes a reply to a connection with nothing else to send at once,
+ * the send completes, and the whole message stays in memory until its
+ * last byte is written. A peer that never reads would hold it for
+ * idle_ms, outside every limit (one per connection: the next reply of
+ * the connection waits behind it and its send times out). A client that
+ * has read it but stays quiet redials on its next call.
  */
 static void *
 sweeper_main(void *arg)
@@ -1299,8 +1315,10 @@ sweeper_main(void *arg)
 		if (s->sweep_stop)
 			break;
 		pthread_mutex_unlock(&s->sweep_mtx);
-		int64_t cut = (int64_t) nng_clock() - (int64_t) s->idle_ms;
-		size_t n = 0;
+		int64_t now = (int64_t) nng_clock();
+		int64_t cut = now - (int64_t) s->idle_ms;
+		int64_t cut_big = now - (int64_t) LM_RPC_SEND_TIMEOUT_MS;
+		size_t n = 0, nbig = 0;
 		pthread_mutex_lock(&s->mtx);
 		bool busy = s->inflight >= s->ncontexts || s->all_busy_ms >= cut;
 		pthread_mutex_unlock(&s->mtx);
@@ -1309,19 +1327,30 @@ sweeper_main(void *arg)
 			continue;
 		}
 		pthread_mutex_lock(&s->peer_mtx);
-		for (size_t i = 0; i < s->ntab && n < SWEEP_BATCH; i++)
-			if (s->tab[i].pipe != 0 && s->tab[i].inflight == 0 &&
-			    __atomic_load_n(&s->tab[i].last_ms, __ATOMIC_RELAXED) < cut) {
-				ids[n++] = s->tab[i].pipe;
+		for (size_t i = 0; i < s->ntab && n < SWEEP_BATCH; i++) {
+			struct conn_entry *e = &s->tab[i];
+			int64_t last = __atomic_load_n(&e->last_ms, __ATOMIC_RELAXED);
+			if (e->pipe == 0 || e->inflight > 0 || last == INT64_MAX)
+				continue;
+			if (last < cut || (e->big_reply && last < cut_big)) {
+				/* Big replies first in ids, the idle after. */
+				if (e->big_reply && last >= cut) {
+					ids[n++] = ids[nbig];
+					ids[nbig++] = e->pipe;
+				} else {
+					ids[n++] = e->pipe;
+				}
 				/* Closing: never picked again, whatever it sends. */
-				(void) entry_close(&s->tab[i]);
+				(void) entry_close(e);
 			}
+		}
 		pthread_mutex_unlock(&s->peer_mtx);
 		for (size_t i = 0; i < n; i++) {
 			nng_pipe p = NNG_PIPE_INITIALIZER;
 			p.id = ids[i];
 			if (nng_pipe_close(p) == 0)
-				lm_counter_add(s->idle_closed, 1);
+				lm_counter_add(
+				    i < nbig ? s->send_closed : s->idle_closed, 1);
 		}
 		pthread_mutex_lock(&s->sweep_mtx);
 	}

@@ -73,6 +73,9 @@ extern "C" {
  * the connection closed: each such reply holds a context, and a peer that
  * never reads would otherwise hold them all. */
 #define LM_RPC_SEND_TIMEOUT_MS 10000u
+/* An answer of this many bytes or more closes its connection when no
+ * request follows within LM_RPC_SEND_TIMEOUT_MS (see docs/rpc.md). */
+#define LM_RPC_PINNED_REPLY_BYTES (256u * 1024)
 
 typedef struct lm_rpc_server lm_rpc_server;
 

@@ -2037,6 +2037,69 @@ test_peer_not_reading(void **state)
 	free(big);
 }
 
+/* The envelope of a GetPosting for an id of len bytes ('x'), whose reply
+ * echoes it; *n gets its size. */
+static uint8_t *
+echo_request(size_t len, size_t *n)
+{
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	char *id = malloc(len + 1);
+	uint8_t *pl, *env;
+	size_t plen;
+
+	assert_non_null(id);
+	memset(id, 'x', len);
+	id[len] = '\0';
+	req.id = id;
+	plen = protobuf_c_message_get_packed_size(&req.base);
+	assert_non_null(pl = malloc(plen));
+	protobuf_c_message_pack(&req.base, pl);
+	*n = envelope(LM_RPC_METHOD_PREFIX "GetPosting", "echo", 0, pl, plen, 0, &env);
+	free(pl);
+	free(id);
+	return env;
+}
+
+/*
+ * A peer that sends one request whose answer is big and never reads it:
+ * nng takes the answer at once (the send completes) and keeps it until it
+ * is written, so after LM_RPC_SEND_TIMEOUT_MS without a request the
+ * connection is closed, counted as not reading its replies. Before, the
+ * answer stayed in memory until the idle timeout (5 minutes), one per
+ * connection, outside every limit. A connection whose last answer was
+ * small stays open.
+ */
+static void
+test_peer_not_reading_big_reply(void **state)
+{
+	(void) state;
+	struct fixture f;
+	size_t nbig, nsmall;
+	uint8_t *big = echo_request(LM_RPC_PINNED_REPLY_BYTES + 1000, &nbig);
+	uint8_t *small = echo_request(1000, &nsmall);
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2});
+	int fd_big = raw_peer(f.url, 4096), fd_small = raw_peer(f.url, 4096);
+	assert_int_equal(flood(fd_big, big, nbig, 1), 1);
+	assert_int_equal(flood(fd_small, small, nsmall, 1), 1);
+	nng_time end = nng_clock() + LM_RPC_SEND_TIMEOUT_MS + 5000;
+	while (counter(f.m, "lunamatch_rpc_connections_send_closed_total", NULL) == 0 &&
+	       nng_clock() < end)
+		nng_msleep(100);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_send_closed_total", NULL), 1);
+	nng_msleep(300);
+	assert_true(lm_gauge_get(lm_metrics_gauge(
+	                f.m, "lunamatch_rpc_connections", NULL, NULL)) == 1);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL), 0);
+	close(fd_big);
+	close(fd_small);
+	server_down(&f);
+	free(big);
+	free(small);
+}
+
 /* Appends n copies of the UTF-8 character c to buf (cap bytes with the
  * NUL, which is always written). */
 static void
@@ -2468,6 +2531,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
 	    cmocka_unit_test(test_idle_timeout_spares_waiting_requests),
 	    cmocka_unit_test(test_peer_not_reading),
+	    cmocka_unit_test(test_peer_not_reading_big_reply),
 	    cmocka_unit_test(test_held_reply),
 	    cmocka_unit_test(test_held_replies_to_their_callers),
 	    cmocka_unit_test(test_message_cut_utf8),
