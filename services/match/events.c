@@ -470,6 +470,10 @@ scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry
 
 	if (s->budget == 0)
 		return 1;
+	if (entry == NULL) {
+		corrupt_seen(ev, event_id, "its outbox entry does not decode");
+		return 0;
+	}
 	if (lm_pb_decode(&lunamatch__v1__match_event__descriptor, entry->event.data,
 	        entry->event.len, EVENT_MAX, &m, err, sizeof(err)) != LM_OK) {
 		corrupt_seen(ev, event_id, err);

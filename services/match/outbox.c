@@ -980,10 +980,11 @@ lm_outbox_pending_skip(
 			if (rc == LM_ENOMEM)
 				break;
 			rc = LM_OK;
-			continue; /* logged; the entry stays for inspection */
+			ent = NULL; /* logged; the entry stays for inspection */
 		}
 		stop = fn(arg, id, ent);
-		protobuf_c_message_free_unpacked(&ent->base, NULL);
+		if (ent != NULL)
+			protobuf_c_message_free_unpacked(&ent->base, NULL);
 		if (stop != 0)
 			break;
 	}

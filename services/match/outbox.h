@@ -187,15 +187,16 @@ int lm_outbox_get_pair(
 /*
  * Called by lm_outbox_pending for each pending entry, in event_id order.
  * event_id and entry are borrowed for the call (entry->event holds the
- * serialized MatchEvent). The callback runs inside a read transaction: it
- * must not call other lm_outbox functions. Return 0 to go on, anything else
- * to stop.
+ * serialized MatchEvent); entry is NULL when the stored entry does not
+ * decode (logged "outbox.corrupt"; it stays in the outbox). The callback
+ * runs inside a read transaction: it must not call other lm_outbox
+ * functions. Return 0 to go on, anything else to stop.
  */
 typedef int (*lm_outbox_pending_fn)(
     void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry);
 
-/* Visits at most max pending entries. Entries that fail to decode are
- * logged and skipped. Returns LM_OK, LM_EINVAL or LM_ESTORE. */
+/* Visits at most max pending entries. Returns LM_OK, LM_EINVAL or
+ * LM_ESTORE. */
 int lm_outbox_pending(lm_outbox *ob, size_t max, lm_outbox_pending_fn fn, void *arg);
 
 /* Called by lm_outbox_pending_skip with each pending event_id (borrowed)

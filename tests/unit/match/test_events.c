@@ -1229,10 +1229,10 @@ test_restart(void **state)
 }
 
 /* Replaces the event bytes of the first pending entry of the outbox in dir
- * (no process holds it open) with bytes that do not decode; returns its id
- * in id. */
+ * (no process holds it open), or the whole entry, with bytes that do not
+ * decode; returns its id in id. */
 static void
-damage_first_pending(const char *dir, char *id, size_t idlen)
+damage_first_pending(const char *dir, bool whole, char *id, size_t idlen)
 {
 	char path[4096];
 	MDB_env *env;
@@ -1263,8 +1263,8 @@ damage_first_pending(const char *dir, char *id, size_t idlen)
 	e->event = real; /* the message's own, freed with it */
 	lunamatch__v1__outbox_entry__free_unpacked(e, NULL);
 	mdb_cursor_close(cur);
-	v.mv_data = buf;
-	v.mv_size = n;
+	v.mv_data = whole ? junk : buf;
+	v.mv_size = whole ? sizeof(junk) : n;
 	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
@@ -1277,15 +1277,17 @@ corrupt_total(void)
 	    lm_metrics_counter(metrics, "lunamatch_events_corrupt_total", NULL, NULL));
 }
 
+/* A pending event whose MatchEvent (whole false) or whole outbox entry
+ * (true) does not decode: the other is delivered; the damaged one is
+ * reported and counted once over several scans, and stays pending. */
 static void
-test_corrupt_pending(void **state)
+corrupt_pending(bool whole)
 {
 	lm_event_change ch[1];
 	struct topic_read r;
 	lm_events *ev;
 	char bad[128];
 	double min, before;
-	(void) state;
 
 	put_posting("job-1", 1, STRONG, 5, false);
 	put_profile("cand-1", 1, STRONG, 5, 6);
@@ -1299,7 +1301,7 @@ test_corrupt_pending(void **state)
 	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
 	assert_int_equal(counts(ev).pending, 2);
 	lm_events_free(ev);
-	damage_first_pending(tmp, bad, sizeof(bad));
+	damage_first_pending(tmp, whole, bad, sizeof(bad));
 
 	/* The other is delivered; the damaged one is reported once over
 	 * several scans and stays pending. */
@@ -1313,13 +1315,32 @@ test_corrupt_pending(void **state)
 	sleep_ms(3 * 1000 + 500); /* three more scans */
 	assert_true(corrupt_total() == before + 1);
 	assert_int_equal(counts(ev).pending, 1);
-	Lunamatch__V1__OutboxEntry *left = NULL;
-	assert_int_equal(lm_outbox_get_entry(lm_events_outbox(ev), bad, &left), LM_OK);
-	protobuf_c_message_free_unpacked(&left->base, NULL);
+	if (!whole) {
+		Lunamatch__V1__OutboxEntry *left = NULL;
+		assert_int_equal(
+		    lm_outbox_get_entry(lm_events_outbox(ev), bad, &left), LM_OK);
+		protobuf_c_message_free_unpacked(&left->base, NULL);
+	}
 	read_topic(1, 20000, &r);
 	assert_int_equal(r.n, 1);
 	lm_events_free(ev);
 	read_free(&r);
+}
+
+static void
+test_corrupt_pending(void **state)
+{
+	(void) state;
+	corrupt_pending(false);
+}
+
+/* Before, an entry that did not decode at all was logged at every scan
+ * and never counted. */
+static void
+test_corrupt_pending_entry(void **state)
+{
+	(void) state;
+	corrupt_pending(true);
 }
 
 int
@@ -1343,6 +1364,7 @@ main(void)
 	        test_partition_without_leader, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_pending, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_pending_entry, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
