@@ -31,6 +31,18 @@ open_env(const char *dir, uint64_t map, unsigned flags)
 	return env;
 }
 
+/* Waits for child pid and asserts that it exited with status 0. */
+static void
+expect_child_ok(pid_t pid)
+{
+	int st = -1;
+
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st))
+		fail_msg("child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void
 test_err(void **state)
 {
@@ -366,15 +378,11 @@ test_grow_no_address_space(void **state)
 	skip();
 #else
 	char *dir = lmt_tmpdir("lmdb-no-room");
-	int st = -1;
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(grow_without_room(dir, 6 * SMALL_MAP));
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	if (!WIFEXITED(st))
-		fail_msg("child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
-	assert_int_equal(WEXITSTATUS(st), 0);
+	expect_child_ok(pid);
 	lmt_rmtree(dir);
 	free(dir);
 #endif
@@ -420,15 +428,12 @@ test_resized_elsewhere(void **state)
 	MDB_env *env = open_env(dir, SMALL_MAP, 0);
 	struct resize_log log = {0};
 	MDB_txn *txn;
-	int status;
 
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(grow_elsewhere(dir, 4 * SMALL_MAP, 0));
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	expect_child_ok(pid);
 
 	/* The begin adopts the size (size 0 to the callback), then succeeds. */
 	assert_int_equal(
@@ -445,9 +450,7 @@ test_resized_elsewhere(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(grow_elsewhere(dir, 8 * SMALL_MAP, 1000));
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	expect_child_ok(pid);
 	log.calls = 0;
 	log.fail = LM_ECLOSED;
 	assert_int_equal(
@@ -528,15 +531,11 @@ test_adopt_no_address_space(void **state)
 	skip();
 #else
 	char *dir = lmt_tmpdir("lmdb-adopt-no-room");
-	int st = -1;
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(adopt_without_room(dir));
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	if (!WIFEXITED(st))
-		fail_msg("child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
-	assert_int_equal(WEXITSTATUS(st), 0);
+	expect_child_ok(pid);
 	lmt_rmtree(dir);
 	free(dir);
 #endif
@@ -546,7 +545,6 @@ static void
 test_dir_claim(void **state)
 {
 	(void) state;
-	int status;
 	assert_int_equal(lm_lmdb_dir_claim(1, 100), LM_OK);
 	assert_int_equal(lm_lmdb_dir_claim(1, 100), LM_EBUSY);
 	assert_int_equal(lm_lmdb_dir_claim(2, 100), LM_OK); /* other device */
@@ -564,9 +562,7 @@ test_dir_claim(void **state)
 			_exit(2);
 		_exit(0);
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	expect_child_ok(pid);
 	assert_int_equal(lm_lmdb_dir_claim(1, 100), LM_EBUSY);
 
 	lm_lmdb_dir_release(1, 100);

@@ -517,6 +517,27 @@ fault(void *arg)
 	return atomic_load(&outbox_fault);
 }
 
+/* Events on the test's outbox with threshold min, whose outbox writes
+ * fail as fault_fn says. */
+static lm_events *
+events_with_fault(double min, int (*fault_fn)(void *))
+{
+	lm_events_opts o;
+	lm_events *ev = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.brokers = brokers;
+	o.topic = TOPIC;
+	o.data_dir = tmp;
+	o.min_score = min;
+	o.top_n = 50;
+	o.metrics = metrics;
+	o.flush_timeout_ms = 2000;
+	o.fault = fault_fn;
+	assert_int_equal(lm_events_new(&o, &ev), LM_OK);
+	return ev;
+}
+
 static double
 metric(const char *name)
 {
@@ -542,7 +563,6 @@ static void
 test_outbox_write_fails(void **state)
 {
 	lm_event_change ch[1];
-	lm_events_opts o;
 	lm_events *ev = NULL;
 	struct topic_read r;
 	double min;
@@ -552,16 +572,7 @@ test_outbox_write_fails(void **state)
 	put_profile("cand-1", 1, STRONG, 5, 6);
 	put_profile("cand-weak", 1, WEAK, 1, 1);
 	min = threshold("cand-1", "cand-weak", "job-1");
-	memset(&o, 0, sizeof(o));
-	o.brokers = brokers;
-	o.topic = TOPIC;
-	o.data_dir = tmp;
-	o.min_score = min;
-	o.top_n = 50;
-	o.metrics = metrics;
-	o.flush_timeout_ms = 2000;
-	o.fault = fault;
-	assert_int_equal(lm_events_new(&o, &ev), LM_OK);
+	ev = events_with_fault(min, fault);
 	assert_false(lm_events_outbox_failing(ev));
 	assert_true(metric("lunamatch_events_outbox_errors_total") == 0);
 
@@ -631,7 +642,6 @@ test_deliveries_while_recording_fails(void **state)
 	enum { NJOBS = 21 };
 	char ids[NJOBS][16];
 	lm_event_change ch[1];
-	lm_events_opts o;
 	lm_events *ev = NULL;
 	struct topic_read r;
 	double min;
@@ -644,17 +654,8 @@ test_deliveries_while_recording_fails(void **state)
 	put_profile("cand-1", 1, STRONG, 5, 6);
 	put_profile("cand-weak", 1, WEAK, 1, 1);
 	min = threshold("cand-1", "cand-weak", "job-0");
-	memset(&o, 0, sizeof(o));
-	o.brokers = brokers;
-	o.topic = TOPIC;
-	o.data_dir = tmp;
-	o.min_score = min;
-	o.top_n = 50;
-	o.metrics = metrics;
-	o.flush_timeout_ms = 2000;
-	o.fault = sender_fault;
 	deriving_thread = pthread_self();
-	assert_int_equal(lm_events_new(&o, &ev), LM_OK);
+	ev = events_with_fault(min, sender_fault);
 
 	/* The first event is delivered, and its record fails. */
 	atomic_store(&outbox_fault, LM_ESTORE);
