@@ -91,8 +91,9 @@ struct endpoint {
 	 * is dialed, when nng's threads may already deliver pipe events (there
 	 * are no calls to cancel before the client is handed out). */
 	atomic_bool failover;
-	atomic_int pipes;    /* connections up now: nlive, for pick() */
-	pthread_mutex_t mtx; /* guards flights, live and nlive */
+	atomic_int pipes;     /* connections up now: nlive, for pick() */
+	pthread_mutex_t mtx;  /* guards flights, live and nlive */
+	pthread_cond_t up_cv; /* a connection came up (CLOCK_MONOTONIC) */
 	struct flight *flights;
 	/* The ids of the connections up. nng reports the removal of a pipe
 	 * whose start failed (a peer of the wrong protocol) without having
@@ -140,6 +141,7 @@ lm_client_close(lm_client *c)
 		if (ep->tls != NULL)
 			nng_tls_config_free(ep->tls);
 		pthread_mutex_destroy(&ep->mtx);
+		pthread_cond_destroy(&ep->up_cv);
 		free(ep->url);
 	}
 	free(c);
@@ -159,6 +161,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		if (ep->nlive < LIVE_PIPES_MAX)
 			ep->live[ep->nlive++] = id;
+		pthread_cond_broadcast(&ep->up_cv);
 	} else {
 		for (size_t i = 0; i < ep->nlive && !was_up; i++)
 			if (ep->live[i] == id) {
@@ -332,6 +335,11 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 		}
 		struct endpoint *ep = &c->ep[c->nep++];
 		pthread_mutex_init(&ep->mtx, NULL);
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&ep->up_cv, &ca);
+		pthread_condattr_destroy(&ca);
 		atomic_init(&ep->pipes, 0);
 		atomic_init(&ep->failover, false);
 		if ((rv = endpoint_open(c, ep, tok, o)) != LM_OK)
@@ -451,6 +459,24 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 	return LM_OK;
 }
 
+/* Waits at most ms for ep to have a connection up; whether it has. */
+static bool
+wait_up(struct endpoint *ep, nng_duration ms)
+{
+	struct timespec ts;
+	bool up;
+
+	if (atomic_load(&ep->pipes) > 0)
+		return true;
+	ts = lm_clock_deadline(CLOCK_MONOTONIC, ms > 0 ? (int64_t) ms : 0);
+	pthread_mutex_lock(&ep->mtx);
+	while (ep->nlive == 0 && pthread_cond_timedwait(&ep->up_cv, &ep->mtx, &ts) == 0)
+		;
+	up = ep->nlive > 0;
+	pthread_mutex_unlock(&ep->mtx);
+	return up;
+}
+
 /*
  * One attempt of a call on ep: the server gets timeout_ms as its deadline,
  * a connection is waited for at most connect_ms, the answer until deadline.
@@ -460,7 +486,7 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 static int
 attempt(lm_client *c, struct endpoint *ep, const char *method,
     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-    unsigned timeout_ms, nng_duration connect_ms, nng_time deadline,
+    unsigned timeout_ms, nng_time end, nng_duration connect_ms, nng_time deadline,
     ProtobufCMessage **resp, int *st, char *errmsg, size_t errlen, enum outcome *oc)
 {
 	Lunamatch__V1__RpcResponse *env = NULL;
@@ -475,6 +501,26 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 
 	*oc = FINAL;
 	*st = ST_INTERNAL;
+	/* A connection first: the time left that the request carries counts
+	 * from when it can be sent, so the server's deadline does not outlast
+	 * the caller's by the wait. */
+	if (atomic_load(&ep->pipes) == 0) {
+		now = nng_clock();
+		if (!wait_up(ep, connect_ms)) {
+			*st = ST_UNAVAILABLE;
+			*oc = NO_CONN;
+			set_err(errmsg, errlen, "no connection to the server");
+			return LM_ETIMEDOUT;
+		}
+		connect_ms -= (nng_duration) (nng_clock() - now);
+		if (connect_ms < 1)
+			connect_ms = 1;
+		timeout_ms = 0;
+	}
+	if (timeout_ms == 0) {
+		now = nng_clock();
+		timeout_ms = now < end ? (unsigned) (end - now) : 1;
+	}
 	rv = build_request(c, method, req, timeout_ms, reqid, sizeof(reqid), &msg);
 	if (rv != LM_OK) {
 		*st = rv == LM_EINVAL ? ST_INVALID : ST_INTERNAL;
@@ -643,7 +689,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		struct endpoint *ep = pick(c, tried);
 		enum outcome oc;
 		nng_duration connect_ms;
-		unsigned left;
+		unsigned left, first_timeout;
 
 		if (ep == NULL) {
 			/* Every endpoint tried: another round, after the pause. */
@@ -664,6 +710,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		 * documented), what is left of it on a retry. */
 		now = nng_clock();
 		left = first ? timeout_ms : now < end ? (unsigned) (end - now) : 1;
+		first_timeout = first ? timeout_ms : 0;
 		first = false;
 		connect_ms = (nng_duration) left;
 		if (c->nep > 1 && atomic_load(&ep->pipes) == 0 &&
@@ -671,8 +718,8 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 			connect_ms = ATTEMPT_CONNECT_MS;
 		if (redials > 0 && connect_ms > REDIAL_CONNECT_MS)
 			connect_ms = REDIAL_CONNECT_MS;
-		rv = attempt(c, ep, method, req, resp_desc, left, connect_ms, deadline,
-		    resp, &st, errmsg, errlen, &oc);
+		rv = attempt(c, ep, method, req, resp_desc, first_timeout, end,
+		    connect_ms, deadline, resp, &st, errmsg, errlen, &oc);
 		last = oc;
 		if (oc == FINAL || (oc == ANSWERED && st != ST_UNAVAILABLE))
 			break;

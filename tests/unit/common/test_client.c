@@ -365,7 +365,11 @@ test_client_wire(void **state)
 	lm_client_opts o = {.default_timeout_ms = 3000};
 	assert_int_equal(lm_client_open(p.url, &o, &c), LM_OK);
 
-	/* What goes on the wire: full method name, timeout, a fresh id. */
+	/* Once connected (a first call waits for it, see
+	 * test_client_time_left_after_connecting), what goes on the wire:
+	 * full method name, timeout, a fresh id. */
+	assert_int_equal(call(c, "job-0", 1000, &status, err, sizeof(err), &got), LM_OK);
+	free(got);
 	assert_int_equal(call(c, "job-1", 1234, &status, err, sizeof(err), &got), LM_OK);
 	assert_string_equal(got, "job-1");
 	free(got);
@@ -681,6 +685,56 @@ test_client_last_attempt_is_the_result(void **state)
 	nng_close(p.sock);
 }
 
+/* Starts a peer on a given url after a delay (its own thread). */
+struct late_peer {
+	struct peer *p;
+	const char *url;
+	unsigned ms;
+};
+
+static void *
+late_peer_main(void *arg)
+{
+	struct late_peer *l = arg;
+	nng_msleep(l->ms);
+	peer_up_at(l->p, l->url);
+	return NULL;
+}
+
+/*
+ * A call that has to wait for its connection sends the time left once it
+ * is connected, so that the server's deadline ends with the caller's: here
+ * the server comes up 600 ms into a call of 5 s, which then carries at
+ * most 4.5 s. Before, it carried the whole 5 s, and the server could work
+ * on a request its caller had given up on.
+ */
+static void
+test_client_time_left_after_connecting(void **state)
+{
+	(void) state;
+	struct peer p;
+	struct late_peer l = {&p, NULL, 600};
+	pthread_t t;
+	lm_client *c = NULL;
+	char url[64], err[256], *got = NULL;
+	int status = -1;
+
+	close(closed_url(url, sizeof(url))); /* a free port, nobody on it yet */
+	l.url = url;
+	assert_int_equal(lm_client_open(url, NULL, &c), LM_OK);
+	assert_int_equal(pthread_create(&t, NULL, late_peer_main, &l), 0);
+	assert_int_equal(call(c, "job-1", 5000, &status, err, sizeof(err), &got), LM_OK);
+	assert_string_equal(got, "job-1");
+	free(got);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	/* The dialer's next try after the 600 ms comes within its backoff. */
+	assert_true(p.last_timeout_ms <= 5000 - 500);
+	assert_int_equal(call(c, "stop", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(pthread_join(p.thread, NULL), 0);
+	lm_client_close(c);
+	nng_close(p.sock);
+}
+
 /* Ends a replica's draining after ms milliseconds (its own thread). */
 struct undrain {
 	struct peer *p;
@@ -835,6 +889,7 @@ main(void)
 	    cmocka_unit_test(test_client_unavailable_then_final),
 	    cmocka_unit_test(test_client_endpoint_after_wrong_protocol),
 	    cmocka_unit_test(test_client_last_attempt_is_the_result),
+	    cmocka_unit_test(test_client_time_left_after_connecting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
