@@ -918,12 +918,18 @@ lm_follower_run_once(lm_follower *f)
 
 /* ---- the thread -------------------------------------------------------- */
 
-/* Waits for a notification, the poll period or a stop. */
+/* Waits for a notification, the poll period or a stop, but no longer than
+ * LM_FOLLOWER_HEARTBEAT_MS: the drain that follows renews the position,
+ * which must happen that often however long the poll period (up to 10
+ * minutes) and however quiet the store. */
 static void
 wait_wakeup(lm_follower *f)
 {
+	int64_t wait_ms =
+	    f->poll_ms < LM_FOLLOWER_HEARTBEAT_MS ? f->poll_ms : LM_FOLLOWER_HEARTBEAT_MS;
+
 	if (f->sub_open && !f->sub_failed) {
-		int64_t end = lm_clock_ms() + f->poll_ms;
+		int64_t end = lm_clock_ms() + wait_ms;
 		void *buf = NULL;
 		size_t sz = 0;
 		int rv;
@@ -958,7 +964,7 @@ wait_wakeup(lm_follower *f)
 		if (!f->sub_failed || rv == NNG_ECLOSED)
 			return;
 	}
-	struct timespec ts = lm_clock_deadline(CLOCK_REALTIME, f->poll_ms);
+	struct timespec ts = lm_clock_deadline(CLOCK_REALTIME, wait_ms);
 	pthread_mutex_lock(&f->mtx);
 	while (!atomic_load(&f->stop))
 		if (pthread_cond_timedwait(&f->cv, &f->mtx, &ts) == ETIMEDOUT)

@@ -1189,6 +1189,43 @@ readers_at(struct fx *fx, int64_t now)
 }
 
 /*
+ * The position is renewed every LM_FOLLOWER_HEARTBEAT_MS also when the
+ * poll period is longer and nothing changes (no notification comes): a
+ * trim dated 5 s past the lease of the first record still counts the
+ * follower as a reader once the renewal came. Before, the position waited
+ * for the next poll, 10 minutes here, and a quiet store let it expire.
+ */
+static void
+test_position_renewed_between_polls(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	int64_t t0;
+	uint64_t n = 0;
+
+	fill(fx);
+	o.reader_id = "match-quiet";
+	o.poll_ms = 600000;
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_start(f), LM_OK);
+	nng_time end = nng_clock() + WAIT_MS;
+	while (!atomic_load(&fx->seen.loaded) && nng_clock() < end)
+		nng_msleep(5);
+	assert_true(atomic_load(&fx->seen.loaded));
+	t0 = (int64_t) time(NULL);
+	/* Each look expires the record when it was not renewed since t0 + 5;
+	 * the renewal records it again. */
+	end = nng_clock() + LM_FOLLOWER_HEARTBEAT_MS + 5000;
+	while (n == 0 && nng_clock() < end) {
+		nng_msleep(500);
+		n = readers_at(fx, t0 + LM_STORE_READER_LEASE_DEFAULT + 5);
+	}
+	assert_int_equal(n, 1);
+	lm_follower_free(f);
+}
+
+/*
  * The follower records its position; when it was away longer than the
  * lease and the change log was trimmed past it, it reloads: queries see the
  * old index until the new one is complete (also when the reload fails),
@@ -1715,6 +1752,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	    BOTH(test_reload_after_trim),
 	    cmocka_unit_test_setup_teardown(test_load_longer_than_lease, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_position_renewed_between_polls, setup, teardown),
 	    BOTH(test_record_names_other_key),
 	    cmocka_unit_test_setup_teardown(
 	        test_clock_advanced_after_load, setup, teardown),
