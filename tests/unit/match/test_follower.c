@@ -585,6 +585,22 @@ test_poll_only(void **state)
 	lm_follower_free(f);
 }
 
+/* A follower of o, started, once it loaded its snapshot (at most
+ * WAIT_MS). */
+static lm_follower *
+start_loaded(struct fx *fx, const lm_follower_opts *o)
+{
+	lm_follower *f = NULL;
+	nng_time end = nng_clock() + WAIT_MS;
+
+	assert_int_equal(lm_follower_new(o, &f), LM_OK);
+	assert_int_equal(lm_follower_start(f), LM_OK);
+	while (!atomic_load(&fx->seen.loaded) && nng_clock() < end)
+		nng_msleep(5);
+	assert_true(atomic_load(&fx->seen.loaded));
+	return f;
+}
+
 static void
 test_notify_wakes(void **state)
 {
@@ -602,12 +618,8 @@ test_notify_wakes(void **state)
 	/* The follower starts first and dials a socket nobody listens on yet. */
 	o.notify_url = url;
 	o.poll_ms = 600000; /* so long that only a notification can wake it */
-	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
-	assert_int_equal(lm_follower_start(f), LM_OK);
-	nng_time end = nng_clock() + WAIT_MS;
-	while (!atomic_load(&fx->seen.loaded) && nng_clock() < end)
-		nng_msleep(5);
-	assert_true(atomic_load(&fx->seen.loaded));
+	f = start_loaded(fx, &o);
+	nng_time end;
 
 	assert_int_equal(nng_pub0_open(&pub), 0);
 	assert_int_equal(nng_listen(pub, url, NULL, 0), 0);
@@ -1207,12 +1219,8 @@ test_position_renewed_between_polls(void **state)
 	fill(fx);
 	o.reader_id = "match-quiet";
 	o.poll_ms = 600000;
-	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
-	assert_int_equal(lm_follower_start(f), LM_OK);
-	nng_time end = nng_clock() + WAIT_MS;
-	while (!atomic_load(&fx->seen.loaded) && nng_clock() < end)
-		nng_msleep(5);
-	assert_true(atomic_load(&fx->seen.loaded));
+	f = start_loaded(fx, &o);
+	nng_time end;
 	t0 = (int64_t) time(NULL);
 	/* Each look expires the record when it was not renewed since t0 + 5;
 	 * the renewal records it again. */
