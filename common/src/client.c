@@ -478,10 +478,12 @@ wait_up(struct endpoint *ep, nng_duration ms)
 }
 
 /*
- * One attempt of a call on ep: the server gets timeout_ms as its deadline,
- * a connection is waited for at most connect_ms, the answer until deadline.
- * *oc says how it ended; the return value, *st and errmsg are the call's
- * result should it be the last attempt.
+ * One attempt of a call on ep: a connection is waited for at most
+ * connect_ms, the answer until deadline. The server gets timeout_ms as its
+ * deadline when ep was connected already, else (and when timeout_ms is 0)
+ * the time left until end once the connection is up. *oc says how it
+ * ended; the return value, *st and errmsg are the call's result should it
+ * be the last attempt.
  */
 static int
 attempt(lm_client *c, struct endpoint *ep, const char *method,
