@@ -17,6 +17,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/fairness.h"
 #include "lunamatch/hashmap.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/textfile.h"
 
 #define FORMAT_VERSION "1"
@@ -146,6 +147,17 @@ parse_rule(void *arg, lm_textfile *tf, char *line)
 	if (strlen(col[3]) > LM_FAIRNESS_REASON_MAX)
 		return lm_textfile_fail(
 		    tf, LM_E2BIG, "reason longer than %d bytes", LM_FAIRNESS_REASON_MAX);
+	/* The reason goes into every flagged posting as it is: a record with
+	 * a string that is not UTF-8 could never be read back. */
+	for (size_t i = 2; i < 4; i++) {
+		const char *what = i == 2 ? "the phrases" : "the reason";
+		if (lm_textfile_has_control(col[i]))
+			return lm_textfile_fail(
+			    tf, LM_EPARSE, "%s: a control character", what);
+		if (!lm_pb_utf8_valid(col[i], strlen(col[i])))
+			return lm_textfile_fail(
+			    tf, LM_EPARSE, "%s: not valid UTF-8", what);
+	}
 	for (size_t i = 0; i < f->nrules; i++)
 		if (strcmp(f->rules[i].id, col[0]) == 0)
 			return lm_textfile_fail(
@@ -340,6 +352,11 @@ lm_fairness_match(const lm_fairness *f, const char *text, lm_fair_hit *hits, siz
 	if (f == NULL || text == NULL)
 		return 0;
 	len = strnlen(text, LM_FAIRNESS_TEXT_MAX);
+	/* A word the limit cuts is not read: its first part is not a word of
+	 * the text ("Youngstown" cut after "Young"). */
+	if (len == LM_FAIRNESS_TEXT_MAX && is_word_byte((unsigned char) text[len]))
+		while (len > 0 && is_word_byte((unsigned char) text[len - 1]))
+			len--;
 	for (size_t i = 0; i < len;) {
 		if (!is_word_byte((unsigned char) text[i])) {
 			i++;

@@ -19,6 +19,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/gazetteer.h"
 #include "lunamatch/hashmap.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/textfile.h"
 
 #define FORMAT_VERSION "1"
@@ -47,8 +48,14 @@ struct lm_gazetteer {
 
 _Static_assert(LM_GAZETTEER_VERSION_MAX <= LM_TEXTFILE_VERSION_MAX, "version fits");
 
-/* Base letters of U+00C0..U+017F (Latin-1 Supplement and Latin Extended-A);
- * '.' where the character is not a letter with a base letter. */
+/*
+ * Base letters of U+00C0..U+024F (Latin-1 Supplement, Latin Extended-A and
+ * -B) and of U+1E00..U+1EFF (Latin Extended Additional); '.' where the
+ * character is not a letter with a base letter. The first 192 are written by
+ * hand (they include letters such as ß and Ł that have no decomposition);
+ * the rest are the letters Unicode names "LATIN <CAPITAL|SMALL> LETTER <X>
+ * WITH ...", X being the base (the Romanian ș and ț, the Vietnamese ộ).
+ */
 static const char latin_base[] = "AAAAAAACEEEEIIII"
                                  "DNOOOOO.OUUUUY.s"
                                  "aaaaaaaceeeeiiii"
@@ -60,14 +67,47 @@ static const char latin_base[] = "AAAAAAACEEEEIIII"
                                  "lLlNnNnNnnNnOoOo"
                                  "OoOoRrRrRrSsSsSs"
                                  "SsTtTtTtUuUuUuUu"
-                                 "UuUuWwYyYZzZzZzs";
-_Static_assert(sizeof(latin_base) - 1 == 0x180 - 0xc0, "one letter per code point");
+                                 "UuUuWwYyYZzZzZzs"
+                                 "bBBb...Cc.DDd..."
+                                 ".FfG...IKkl..NnO"
+                                 "Oo..Pp.....tTtTU"
+                                 "u.VYyZz........."
+                                 ".............AaI"
+                                 "iOoUuUuUuUuUu.Aa"
+                                 "Aa..GgGgKkOoOo.."
+                                 "j...Gg..NnAa..Oo"
+                                 "AaAaEeEeIiIiOoOo"
+                                 "RrRrUuUuSsTt..Hh"
+                                 "Nd..ZzAaEeOoOoOo"
+                                 "OoYylnt...ACcLTs"
+                                 "z..B..EeJj.qRrYy";
+_Static_assert(sizeof(latin_base) - 1 == 0x250 - 0xc0, "one letter per code point");
+
+static const char latin_additional[] = "AaBbBbBbCcDdDdDd"
+                                       "DdDdEeEeEeEeEeFf"
+                                       "GgHhHhHhHhHhIiIi"
+                                       "KkKkKkLlLlLlLlMm"
+                                       "MmMmNnNnNnNnOoOo"
+                                       "OoOoPpPpRrRrRrRr"
+                                       "SsSsSsSsSsTtTtTt"
+                                       "TtUuUuUuUuUuVvVv"
+                                       "WwWwWwWwWwXxXxYy"
+                                       "ZzZzZzhtwya....."
+                                       "AaAaAaAaAaAaAaAa"
+                                       "AaAaAaAaEeEeEeEe"
+                                       "EeEeEeEeIiIiOoOo"
+                                       "OoOoOoOoOoOoOoOo"
+                                       "OoOoUuUuUuUuUuUu"
+                                       "UuYyYyYyYy....Yy";
+_Static_assert(sizeof(latin_additional) - 1 == 0x100, "one letter per code point");
 
 /*
  * Writes the key of s[0..n) (stopping early at a NUL) into buf, at most
  * len - 1 bytes and a NUL, and returns the key's whole length: ASCII letters
  * lower-cased and digits kept, accented Latin letters read as their base
- * letter, other non-ASCII bytes kept, everything else dropped.
+ * letter, combining diacritical marks (U+0300..U+036F) dropped, so that a
+ * name written decomposed has the key of its composed form, other non-ASCII
+ * bytes kept, everything else dropped.
  */
 static size_t
 place_key(const char *s, size_t n, char *buf, size_t len)
@@ -88,17 +128,32 @@ place_key(const char *s, size_t n, char *buf, size_t len)
 			PUT(c - 'A' + 'a');
 		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
 			PUT(c);
-		} else if (c >= 0xc3 && c <= 0xc5 && i + 1 < n &&
+		} else if (c >= 0xc3 && c <= 0xcd && i + 1 < n &&
 		           (p[i + 1] & 0xc0) == 0x80) {
 			unsigned cp = ((unsigned) (c & 0x1f) << 6) | (p[i + 1] & 0x3f);
-			char b = latin_base[cp - 0xc0];
-			if (b == '.') {
+			char b = cp < 0x250 ? latin_base[cp - 0xc0] : '.';
+			if (cp >= 0x300 && cp <= 0x36f) {
+				/* a combining mark: dropped */
+			} else if (b == '.') {
 				PUT(c);
 				PUT(p[i + 1]);
 			} else {
 				PUT(b >= 'A' && b <= 'Z' ? b - 'A' + 'a' : b);
 			}
 			i++;
+		} else if (c == 0xe1 && i + 2 < n && p[i + 1] >= 0xb8 &&
+		           p[i + 1] <= 0xbb && (p[i + 2] & 0xc0) == 0x80) {
+			unsigned cp =
+			    ((unsigned) (p[i + 1] & 0x3f) << 6) | (p[i + 2] & 0x3f);
+			char b = latin_additional[cp - 0xe00];
+			if (b == '.') {
+				PUT(c);
+				PUT(p[i + 1]);
+				PUT(p[i + 2]);
+			} else {
+				PUT(b >= 'A' && b <= 'Z' ? b - 'A' + 'a' : b);
+			}
+			i += 2;
 		} else if (c >= 0x80) {
 			PUT(c);
 		}
@@ -198,10 +253,15 @@ parse_city(void *arg, lm_textfile *tf, char *line)
 		    "admin1, "
 		    "region, latitude, longitude, population, aliases), found %zu",
 		    NCOLS, ncol);
-	for (size_t i = 0; i < NCOLS; i++)
+	for (size_t i = 0; i < NCOLS; i++) {
 		if (lm_textfile_has_control(col[i]))
 			return lm_textfile_fail(
 			    tf, LM_EPARSE, "column %zu has a control character", i + 1);
+		/* A name in another encoding would never match its key. */
+		if (!lm_pb_utf8_valid(col[i], strlen(col[i])))
+			return lm_textfile_fail(
+			    tf, LM_EPARSE, "column %zu is not valid UTF-8", i + 1);
+	}
 	if (g->ncities >= LM_GAZETTEER_CITIES_MAX)
 		return lm_textfile_fail(
 		    tf, LM_E2BIG, "more than %d cities", LM_GAZETTEER_CITIES_MAX);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/record.h"
 
 static const char *const reject_names[LM_REJECT_COUNT_] = {
@@ -91,37 +92,6 @@ reject(struct prep *p, lm_reject r, const char *fmt, ...)
 	return LM_ESCHEMA;
 }
 
-static int
-utf8_valid(const unsigned char *s)
-{
-	while (*s) {
-		unsigned c = *s;
-		size_t n;
-		unsigned min;
-		if (c < 0x80) {
-			s++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1, min = 0x80, c &= 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2, min = 0x800, c &= 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3, min = 0x10000, c &= 0x07;
-		} else {
-			return 0;
-		}
-		for (size_t i = 1; i <= n; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return 0;
-			c = (c << 6) | (s[i] & 0x3f);
-		}
-		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-			return 0;
-		s += n + 1;
-	}
-	return 1;
-}
-
 /* Bytes of a rendered field path, with the NUL. */
 #define FIELD_MAX 160
 #define NOIDX     ((size_t) -1)
@@ -173,7 +143,7 @@ text(struct prep *p, char **sp, size_t max, int required, const struct field *fi
 			    path(field, fb, sizeof(fb)));
 		return LM_OK;
 	}
-	if (!utf8_valid((const unsigned char *) s))
+	if (!lm_pb_utf8_valid(s, strlen(s)))
 		return reject(p, LM_REJECT_BAD_UTF8, "%s: not valid UTF-8",
 		    path(field, fb, sizeof(fb)));
 	n = strlen(s);

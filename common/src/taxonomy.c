@@ -26,6 +26,7 @@
 
 #include "lunamatch/error.h"
 #include "lunamatch/hashmap.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/taxonomy.h"
 #include "lunamatch/textfile.h"
 
@@ -93,44 +94,6 @@ key_skill(const void *v)
 	return (uint32_t) ((uintptr_t) v - 1);
 }
 
-/* True when s is well-formed UTF-8 (no overlongs, surrogates or code points
- * above U+10FFFF), so that names can go into JSON as they are. */
-static bool
-is_utf8(const char *s)
-{
-	const unsigned char *p = (const unsigned char *) s;
-	while (*p) {
-		unsigned char c = *p;
-		size_t n;
-		unsigned long cp;
-		if (c < 0x80) {
-			p++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (size_t i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		p += n + 1;
-	}
-	return true;
-}
-
 /* Checks a display name or alias (what names it in errors). */
 static int
 check_name(lm_textfile *tf, const char *what, const char *s)
@@ -143,7 +106,7 @@ check_name(lm_textfile *tf, const char *what, const char *s)
 	if (lm_textfile_has_control(s))
 		return lm_textfile_fail(
 		    tf, LM_EPARSE, "%s \"%s\" contains a control character", what, s);
-	if (!is_utf8(s))
+	if (!lm_pb_utf8_valid(s, strlen(s)))
 		return lm_textfile_fail(tf, LM_EPARSE, "%s is not valid UTF-8", what);
 	return LM_OK;
 }

@@ -78,7 +78,8 @@ size_t lm_fairness_count(const lm_fairness *f);
 const lm_fair_rule *lm_fairness_at(const lm_fairness *f, size_t i);
 
 /*
- * Finds the rules that match text (its first LM_FAIRNESS_TEXT_MAX bytes):
+ * Finds the rules that match text (its first LM_FAIRNESS_TEXT_MAX bytes,
+ * less a word that limit cuts):
  * for each rule, in file order, the earliest match of any of its phrases.
  * Writes at most max hits and returns the number of rules that matched
  * (which may exceed max). NULL f or text gives 0.

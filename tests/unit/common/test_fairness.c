@@ -139,6 +139,19 @@ test_match_spans(void **state)
 	assert_int_equal(lm_fairness_match(f, "native speaker", h, 4), 1);
 	assert_string_equal(h[0].rule->id, "c-rule");
 	assert_int_equal(lm_fairness_match(f, "", h, 4), 0);
+	/* A word cut by the length limit is not read as the part before the
+	 * cut: "Youngstown" cut after "Young" is no match of "young". */
+	char *longtext = malloc(LM_FAIRNESS_TEXT_MAX + 16);
+	assert_non_null(longtext);
+	size_t pad = LM_FAIRNESS_TEXT_MAX - strlen(" Young");
+	memset(longtext, 'x', pad);
+	strcpy(longtext + pad, " Youngstown");
+	assert_int_equal(lm_fairness_match(f, longtext, h, 4), 0);
+	/* The same word whole at the limit is read. */
+	strcpy(longtext + pad, " Young");
+	assert_int_equal(lm_fairness_match(f, longtext, h, 4), 1);
+	assert_string_equal(h[0].rule->id, "b-rule");
+	free(longtext);
 	assert_int_equal(lm_fairness_match(f, NULL, h, 4), 0);
 	assert_int_equal(lm_fairness_match(NULL, s, h, 4), 0);
 	lm_fairness_free(f);
@@ -163,6 +176,13 @@ test_load_errors(void **state)
 	    {"# format: 1\n# version: v\nx\tc\t* *\tr\n", LM_EPARSE, "no word to match"},
 	    {"# format: 1\n# version: v\nx\tc\ta||b\tr\n", LM_EPARSE, "no word to match"},
 	    {"# format: 1\n# version: v\nx\tc\tp\t\n", LM_EPARSE, "empty reason"},
+	    /* The reason goes into postings: it must be UTF-8 text. */
+	    {"# format: 1\n# version: v\nx\tc\tp\tbad \xff\xfe reason\n", LM_EPARSE,
+	        ":3: the reason: not valid UTF-8"},
+	    {"# format: 1\n# version: v\nx\tc\tp\tbell \x07\n", LM_EPARSE,
+	        ":3: the reason: a control character"},
+	    {"# format: 1\n# version: v\nx\tc\tj\xe9une\tr\n", LM_EPARSE,
+	        ":3: the phrases: not valid UTF-8"},
 	    {"# format: 1\n# version: v\nx\tc\tp\tr\nx\tc\tq\tr\n", LM_ESCHEMA,
 	        ":4: duplicate rule id"},
 	    {"# format: 1\n# version: v\nx\tc\ta b c d e f g h i\tr\n", LM_E2BIG,

@@ -60,6 +60,16 @@ test_real_file(void **state)
 	    {"Sao Paulo", "BR", NULL, "São Paulo"},
 	    {"New York", "US", "NY", "New York City"},
 	    {"Saigon", "VN", NULL, "Ho Chi Minh City"},
+	    /* Latin Extended-B and Additional: the Romanian comma letters
+	     * (the file writes the older cedilla ones) and Vietnamese. */
+	    {"Constan\u021ba", "RO", NULL, "Constan\u0163a"},
+	    {"Ia\u0219i", "RO", NULL, "Ia\u015fi"},
+	    {"Timi\u0219oara", "RO", NULL, "Timi\u015foara"},
+	    {"H\u00e0 N\u1ed9i", "VN", NULL, "Hanoi"},
+	    {"Hu\u1ebf", "VN", NULL, "Hu\u1ebf"},
+	    /* Written decomposed: the combining marks are dropped. */
+	    {"Bucures\u0326ti", "RO", NULL, "Bucharest"},
+	    {"Ko\u0308ln", "DE", NULL, "K\u00f6ln"},
 	    {"Den Haag", "NL", NULL, "The Hague"},
 	    {"Paris", "FR", NULL, "Paris"},
 	    {"Chicago", NULL, NULL, "Chicago"},
@@ -170,6 +180,10 @@ test_load_errors(void **state)
 	    {"1\tAlpha\tUS\t\t\t1\t1\t1\t\n1\tBeta\tUS\t\t\t1\t1\t1\t\n", LM_ESCHEMA,
 	        "geoname id 1 appears twice"},
 	    {"", LM_EPARSE, "no cities"},
+	    /* Latin-1, not UTF-8: its names would never match. */
+	    {"1\tK\xf6ln\tDE\t\t\t1\t1\t1\t\n", LM_EPARSE, "column 2 is not valid UTF-8"},
+	    {"1\tKoeln\tDE\t\t\t1\t1\t1\tK\xf6ln\n", LM_EPARSE,
+	        "column 9 is not valid UTF-8"},
 	};
 	char text[512], err[256];
 	lm_gazetteer *g = NULL;
