@@ -175,6 +175,35 @@ static const struct opt opts[] = {
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
 /* Stores text as the value of o in cfg; `what` names the source in errors. */
+/* True when s is written in decimal: digits only for a whole number; for a
+ * real, an optional minus, digits with an optional fraction and an optional
+ * exponent. strtod alone would also take spaces, hexadecimal, inf and nan. */
+static bool
+decimal(const char *s, bool real)
+{
+	bool digits = false;
+
+	if (real && *s == '-')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++)
+		digits = true;
+	if (!real)
+		return digits && *s == '\0';
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			digits = true;
+	if (digits && (*s == 'e' || *s == 'E')) {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return digits && *s == '\0';
+}
+
 static int
 set_value(lm_config *cfg, const struct opt *o, const char *text, const char *what,
     char *err, size_t errlen)
@@ -217,7 +246,8 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 	case T_DBL:
 		errno = 0;
 		d = strtod(text, &end);
-		if (errno != 0 || end == text || *end != '\0' || !isfinite(d)) {
+		if (!decimal(text, o->type == T_DBL) || errno != 0 || end == text ||
+		    *end != '\0' || !isfinite(d)) {
 			snprintf(err, errlen, "%s: \"%s\" is not a number", what, text);
 			return LM_EINVAL;
 		}
@@ -312,6 +342,23 @@ check_distinct(const lm_config *cfg, lm_prog prog, char *err, size_t errlen)
 	return LM_OK;
 }
 
+/* Says why getopt_long refused arg: a value given to an option that takes
+ * none ("--help=1"), or an option it does not know (optopt names a short
+ * one within a cluster). */
+static void
+unknown(const char *arg, char *err, size_t errlen)
+{
+	const char *eq = strchr(arg, '=');
+
+	if (strncmp(arg, "--", 2) == 0 && eq != NULL && optopt != 0)
+		snprintf(
+		    err, errlen, "option %.*s takes no value", (int) (eq - arg), arg);
+	else if (strncmp(arg, "--", 2) == 0 || optopt <= ' ' || optopt >= 0x7f)
+		snprintf(err, errlen, "unknown option %s (see --help)", arg);
+	else
+		snprintf(err, errlen, "unknown option -%c (see --help)", optopt);
+}
+
 int
 lm_config_load(
     lm_config *cfg, lm_prog prog, int argc, char **argv, char *err, size_t errlen)
@@ -352,11 +399,13 @@ lm_config_load(
 	longopts[n++] = (struct option){"version", no_argument, NULL, 'V'};
 	longopts[n] = (struct option){NULL, 0, NULL, 0};
 
-	/* "+" stops at the first non-option; ":" reports a missing argument. */
-	optind = 1;
+	/* "+" stops at the first non-option; ":" reports a missing argument.
+	 * optind 0, not 1: glibc then also forgets a cluster of short options
+	 * a previous parse stopped in ("-xh" refused at x would go on at h). */
+	optind = 0;
 	opterr = 0;
 	for (;;) {
-		int li = -1;
+		int li = -1, before = optind;
 		int c = getopt_long(argc, argv, "+:hV", longopts, &li);
 		if (c == -1)
 			break;
@@ -369,8 +418,10 @@ lm_config_load(
 			    err, errlen, "option %s needs a value", argv[optind - 1]);
 			return LM_EINVAL;
 		} else if (c == '?') {
-			snprintf(err, errlen, "unknown option %s (see --help)",
-			    argv[optind - 1]);
+			/* optind moved past the argument unless a cluster of
+			 * short options ("-xh") goes on. */
+			unknown(optind > before ? argv[optind - 1] : argv[optind], err,
+			    errlen);
 			return LM_EINVAL;
 		} else {
 			const struct opt *o = byidx[c - 1000];
@@ -449,6 +500,13 @@ lm_config_notify_url(const lm_config *cfg, char *buf, size_t len)
 	return (n < 0 || (size_t) n >= len) ? LM_E2BIG : LM_OK;
 }
 
+/* LM_OK when st is a regular file's, LM_EINVAL otherwise (a directory). */
+static int
+regular(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) ? LM_OK : LM_EINVAL;
+}
+
 int
 lm_config_data_file(const char *path, char *buf, size_t len)
 {
@@ -456,9 +514,11 @@ lm_config_data_file(const char *path, char *buf, size_t len)
 	const char *rel = path;
 	int n;
 
+	if (path == NULL || *path == '\0')
+		return LM_EINVAL;
 	if (stat(path, &st) == 0) {
 		n = snprintf(buf, len, "%s", path);
-		return (n < 0 || (size_t) n >= len) ? LM_E2BIG : LM_OK;
+		return (n < 0 || (size_t) n >= len) ? LM_E2BIG : regular(&st);
 	}
 	if (path[0] == '/')
 		return LM_ENOENT;
@@ -467,5 +527,5 @@ lm_config_data_file(const char *path, char *buf, size_t len)
 	n = snprintf(buf, len, "%s/%s", LM_SHARE_DIR, rel);
 	if (n < 0 || (size_t) n >= len)
 		return LM_E2BIG;
-	return stat(buf, &st) == 0 ? LM_OK : LM_ENOENT;
+	return stat(buf, &st) == 0 ? regular(&st) : LM_ENOENT;
 }

@@ -10,15 +10,20 @@
 #define PATH_MAX_LEN 4096
 
 /* Resolves file for setting name into path; LM_ENOENT with a message in err
- * when it does not exist. */
+ * when it does not exist or is not a regular file. */
 static int
 resolve(
     const char *name, const char *file, char *path, size_t len, char *err, size_t errlen)
 {
-	if (lm_config_data_file(file, path, len) == LM_OK)
+	int rc = lm_config_data_file(file, path, len);
+
+	if (rc == LM_OK)
 		return LM_OK;
-	snprintf(err, errlen, "%s: %s not found", name, file);
-	return LM_ENOENT;
+	snprintf(err, errlen, "%s: \"%s\" %s", name, file,
+	    rc == LM_ENOENT   ? "not found"
+	    : rc == LM_EINVAL ? "is not a regular file"
+	                      : "is too long a path");
+	return rc;
 }
 
 /* Prefixes err with the setting's name after a loader's failure. */

@@ -336,7 +336,7 @@ lm_textfile_read(const char *path, const lm_textfile_opts *opts, char *err, size
     lm_textfile_line_fn fn, void *arg, char *version, size_t versionlen, char **text)
 {
 	lm_textfile *tf;
-	char *line;
+	char *line = NULL;
 	int rv;
 
 	if (text != NULL)
@@ -350,7 +350,9 @@ lm_textfile_read(const char *path, const lm_textfile_opts *opts, char *err, size
 		if ((rv = fn(arg, tf, line)) != LM_OK)
 			break;
 	}
-	if (rv == LM_ENOENT) {
+	/* LM_ENOENT is the end of the file only when lm_textfile_next says
+	 * it: a handler's own LM_ENOENT stops the load like any error. */
+	if (rv == LM_ENOENT && line == NULL) {
 		rv = LM_OK;
 		snprintf(version, versionlen, "%s", tf->version);
 		if (text != NULL)

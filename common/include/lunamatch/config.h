@@ -133,7 +133,8 @@ int lm_config_notify_url(const lm_config *cfg, char *buf, size_t len);
  * Resolves a data file path: an existing path as given; otherwise, for a
  * relative path, the same path under the installed data directory
  * (<datadir>/lunamatch, with a leading "data/" removed). Returns LM_OK and
- * writes the path that exists, or LM_ENOENT.
+ * writes the path that exists, LM_ENOENT, or LM_EINVAL for an empty path or
+ * one that names something other than a regular file (a directory).
  */
 int lm_config_data_file(const char *path, char *buf, size_t len);
 

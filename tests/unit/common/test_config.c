@@ -122,6 +122,88 @@ test_errors(void **state)
 	assert_non_null(strstr(err, "LUNAMATCH_TLS_KEY"));
 }
 
+/* Numbers are read in decimal only: strtod's spaces, hexadecimal, inf and
+ * nan, and exponents of whole numbers, are refused; plain decimals pass. */
+static void
+test_number_syntax(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+	static const char *const bad_u32[] = {
+	    "0x10", "1e1", " 8", "8 ", "+8", "-8", "", "8.0"};
+	static const char *const bad_dbl[] = {
+	    "0x.8p0", " 0.5", "inf", "nan", "+0.5", ".", "1e", "0.5e+", "-"};
+
+	for (size_t i = 0; i < sizeof(bad_u32) / sizeof(bad_u32[0]); i++) {
+		char *a[] = {"prog", "--workers", (char *) bad_u32[i], NULL};
+		if (load(&cfg, LM_PROG_MATCH, 3, a, err) != LM_EINVAL)
+			fail_msg("--workers \"%s\" accepted", bad_u32[i]);
+		assert_non_null(strstr(err, "--workers"));
+	}
+	for (size_t i = 0; i < sizeof(bad_dbl) / sizeof(bad_dbl[0]); i++) {
+		char *a[] = {"prog", "--event-min-score", (char *) bad_dbl[i], NULL};
+		if (load(&cfg, LM_PROG_MATCH, 3, a, err) != LM_EINVAL)
+			fail_msg("--event-min-score \"%s\" accepted", bad_dbl[i]);
+	}
+	char *a1[] = {"prog", "--workers", "16", "--event-min-score", "0.5", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 5, a1, err), LM_OK);
+	assert_int_equal(cfg.workers, 16);
+	assert_true(cfg.event_min_score == 0.5);
+	static const char *const good_dbl[] = {"1", "0.25", ".5", "5e-1", "50E-2", "-0"};
+	for (size_t i = 0; i < sizeof(good_dbl) / sizeof(good_dbl[0]); i++) {
+		char *a[] = {"prog", "--event-min-score", (char *) good_dbl[i], NULL};
+		if (load(&cfg, LM_PROG_MATCH, 3, a, err) != LM_OK)
+			fail_msg("--event-min-score \"%s\": %s", good_dbl[i], err);
+	}
+}
+
+/* A refused option is named as it was written. */
+static void
+test_unknown_option_messages(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+
+	char *a1[] = {"prog", "-xh", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 2, a1, err), LM_EINVAL);
+	assert_string_equal(err, "unknown option -x (see --help)");
+	char *a2[] = {"prog", "--workers", "2", "-hx", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 4, a2, err), LM_EINVAL);
+	assert_string_equal(err, "unknown option -x (see --help)");
+	char *a3[] = {"prog", "--help=1", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 2, a3, err), LM_EINVAL);
+	assert_string_equal(err, "option --help takes no value");
+	char *a4[] = {"prog", "--json=1", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_CLI, 2, a4, err), LM_EINVAL);
+	assert_string_equal(err, "option --json takes no value");
+	char *a5[] = {"prog", "--no-such=1", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 2, a5, err), LM_EINVAL);
+	assert_string_equal(err, "unknown option --no-such=1 (see --help)");
+}
+
+/* A data file is a regular file: an empty path or a directory is refused
+ * rather than read as an empty or unreadable file. */
+static void
+test_data_file(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("config");
+	char buf[4096];
+	const char *f = lmt_write_file(dir, "x.tsv", "x", 1);
+
+	assert_int_equal(lm_config_data_file(f, buf, sizeof(buf)), LM_OK);
+	assert_string_equal(buf, f);
+	assert_int_equal(lm_config_data_file(dir, buf, sizeof(buf)), LM_EINVAL);
+	assert_int_equal(lm_config_data_file("", buf, sizeof(buf)), LM_EINVAL);
+	assert_int_equal(
+	    lm_config_data_file("/no/such/file.tsv", buf, sizeof(buf)), LM_ENOENT);
+	assert_int_equal(lm_config_data_file(f, buf, 4), LM_E2BIG);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 /* Each program refuses, for each pair of its options that must differ, the
  * same value in both, naming both variables; the value set through either
  * side. */
@@ -299,6 +381,9 @@ main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_env_then_flags),
 	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_number_syntax),
+	    cmocka_unit_test(test_unknown_option_messages),
+	    cmocka_unit_test(test_data_file),
 	    cmocka_unit_test(test_match_distinct),
 	    cmocka_unit_test(test_topic_names),
 	    cmocka_unit_test(test_help),

@@ -258,7 +258,8 @@ test_take(void **state)
 
 struct collect {
 	int calls;
-	int fail_at;      /* call number that fails with LM_ESCHEMA; 0 = none */
+	int fail_at;      /* call number that fails with fail_rc; 0 = none */
+	int fail_rc;      /* LM_ESCHEMA when 0 */
 	char *lines[4];   /* the lines as given, for the buffer check */
 	unsigned nums[4]; /* their line numbers */
 };
@@ -272,7 +273,8 @@ collect_line(void *arg, lm_textfile *tf, char *line)
 		c->nums[c->calls] = lm_textfile_line(tf);
 	}
 	if (++c->calls == c->fail_at)
-		return lm_textfile_fail(tf, LM_ESCHEMA, "bad \"%s\"", line);
+		return lm_textfile_fail(
+		    tf, c->fail_rc ? c->fail_rc : LM_ESCHEMA, "bad \"%s\"", line);
 	return LM_OK;
 }
 
@@ -312,6 +314,19 @@ test_read(void **state)
 	assert_int_equal(lm_textfile_read(path, &OPTS, err, sizeof(err), collect_line, &c,
 	                     version, sizeof(version), &text),
 	    LM_ESCHEMA);
+	assert_null(text);
+	assert_int_equal(c.calls, 1);
+	assert_non_null(strstr(err, "t.txt:2: bad \"one\""));
+
+	/* A handler's LM_ENOENT (say, a name it does not know) is an error
+	 * too, not the end of the file. */
+	memset(&c, 0, sizeof(c));
+	c.fail_at = 1;
+	c.fail_rc = LM_ENOENT;
+	text = (char *) &c;
+	assert_int_equal(lm_textfile_read(path, &OPTS, err, sizeof(err), collect_line, &c,
+	                     version, sizeof(version), &text),
+	    LM_ENOENT);
 	assert_null(text);
 	assert_int_equal(c.calls, 1);
 	assert_non_null(strstr(err, "t.txt:2: bad \"one\""));
