@@ -58,9 +58,10 @@
 /* Pending connections the kernel queues before accept. */
 #define LISTEN_BACKLOG 64
 
-enum route { R_HEALTHZ, R_READYZ, R_METRICS, R_COUNT };
+enum route { R_HEALTHZ, R_READYZ, R_STARTEDZ, R_METRICS, R_COUNT };
 
-static const char *const route_paths[R_COUNT] = {"/healthz", "/readyz", "/metrics"};
+static const char *const route_paths[R_COUNT] = {
+    "/healthz", "/readyz", "/startedz", "/metrics"};
 
 /* Longest and shortest pause of the reaper between two sweeps. */
 #define REAP_TICK_MAX_MS 1000
@@ -101,9 +102,9 @@ struct slot {
 struct lm_http {
 	struct MHD_Daemon *d;
 	int port;
-	lm_http_check_fn live, ready;
-	void *arg;           /* borrowed */
-	lm_metrics *metrics; /* borrowed */
+	lm_http_check_fn live, ready, started; /* started NULL: no /startedz */
+	void *arg;                             /* borrowed */
+	lm_metrics *metrics;                   /* borrowed */
 	unsigned max_conns, max_per_peer;
 	int64_t header_ms;  /* the header deadline, idle_timeout_s */
 	int64_t tick_ms;    /* the reaper's pause between sweeps */
@@ -417,6 +418,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	for (int i = 0; i < R_COUNT; i++)
 		if (strcmp(url, route_paths[i]) == 0)
 			route = i;
+	if (route == R_STARTEDZ && h->started == NULL)
+		route = -1;
 	if (route < 0) {
 		lm_counter_add(h->bad[BAD_NOT_FOUND], 1);
 		return reply(c, MHD_HTTP_NOT_FOUND, TEXT_PLAIN, not_found,
@@ -430,7 +433,10 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	}
 	if (route == R_METRICS)
 		return serve_metrics(h, c);
-	return serve_check(h, c, route == R_HEALTHZ ? h->live : h->ready);
+	return serve_check(h, c,
+	    route == R_HEALTHZ  ? h->live
+	    : route == R_READYZ ? h->ready
+	                        : h->started);
 }
 
 /* MHD's own diagnostics, at debug level (a client can cause them at any
@@ -621,6 +627,7 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 		h->tick_ms = REAP_TICK_MIN_MS;
 	h->live = o->live;
 	h->ready = o->ready;
+	h->started = o->started;
 	h->arg = o->arg;
 	h->metrics = o->metrics;
 	h->max_conns =
@@ -660,9 +667,11 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 		goto fail;
 	}
 	lm_info("http.start",
-	    "serving /healthz /readyz /metrics on %s (port %d; at most %u connections, "
-	    "%u per address, closed after %u s idle or without complete headers)",
-	    o->addr, h->port, h->max_conns, h->max_per_peer, idle_s);
+	    "serving /healthz /readyz%s /metrics on %s (port %d; at most %u "
+	    "connections, %u per address, closed after %u s idle or without "
+	    "complete headers)",
+	    h->started != NULL ? " /startedz" : "", o->addr, h->port, h->max_conns,
+	    h->max_per_peer, idle_s);
 	*out = h;
 	return LM_OK;
 

@@ -1675,6 +1675,24 @@ lm_consumer_live(void *arg, char *reason, size_t len)
 }
 
 int
+lm_consumer_started(void *arg, char *reason, size_t len)
+{
+	lm_consumer *c = arg;
+	long long behind;
+
+	if (atomic_load(&c->caught_up))
+		return LM_OK;
+	behind = atomic_load(&c->behind);
+	if (behind < 0)
+		snprintf(reason, len,
+		    "catching up with the topics: partition ends not known yet");
+	else
+		snprintf(reason, len,
+		    "catching up with the topics: %lld messages to store", behind);
+	return LM_EBUSY;
+}
+
+int
 lm_consumer_ready(void *arg, char *reason, size_t len)
 {
 	lm_consumer *c = arg;
@@ -1687,16 +1705,5 @@ lm_consumer_ready(void *arg, char *reason, size_t len)
 		snprintf(reason, len, "batches are failing (store or dead-letter topic)");
 		return LM_EBUSY;
 	}
-	if (!atomic_load(&c->caught_up)) {
-		long long behind = atomic_load(&c->behind);
-		if (behind < 0)
-			snprintf(reason, len,
-			    "catching up with the topics: partition ends not known yet");
-		else
-			snprintf(reason, len,
-			    "catching up with the topics: %lld messages to store",
-			    behind);
-		return LM_EBUSY;
-	}
-	return LM_OK;
+	return lm_consumer_started(arg, reason, len);
 }

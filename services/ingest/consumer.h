@@ -161,9 +161,13 @@ rd_kafka_t *lm_consumer_kafka(lm_consumer *c, bool dlq);
  * ready: partitions assigned, the last batch did not fail, and the
  * consumer has caught up once: every partition assigned to it was stored up
  * to the end it had when first seen (see "catching up" in consumer.c), so
- * that a new replica serves no queries from a half-filled store. */
+ * that a new replica serves no queries from a half-filled store. started:
+ * the last condition alone, which once true stays true: the pod's readiness
+ * (docs/deployment.md), which a broker outage or a failing batch must not
+ * take away from the match service beside it. */
 int lm_consumer_live(void *arg, char *reason, size_t len);
 int lm_consumer_ready(void *arg, char *reason, size_t len);
+int lm_consumer_started(void *arg, char *reason, size_t len);
 
 #ifdef __cplusplus
 }

@@ -194,6 +194,7 @@ main(int argc, char **argv)
 	    .metrics = metrics,
 	    .live = lm_consumer_live,
 	    .ready = lm_consumer_ready,
+	    .started = lm_consumer_started,
 	    .arg = consumer,
 	    .idle_timeout_s = cfg.http_idle_timeout_s,
 	    .max_connections = cfg.http_max_connections,

@@ -7,7 +7,8 @@ docs/deployment.md promises:
 
 - a StatefulSet whose pods run ingest and match on one volumeClaimTemplate
   volume, with a shared process namespace, liveness /healthz, readiness
-  /readyz, a startupProbe of at least 5 minutes for match, memory requests
+  /startedz for ingest (caught up once) and /readyz for match, a
+  startupProbe of at least 5 minutes for match, memory requests
   and limits, and the restricted security context (non-root, read-only root,
   no privilege escalation, every capability dropped, RuntimeDefault seccomp);
 - the ingest consumer group derived from the pod name, in both containers;
@@ -111,7 +112,10 @@ for path in overlays():
         check(sc.get("allowPrivilegeEscalation") is False, f"{label}/{n}: allowPrivilegeEscalation")
         check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{label}/{n}: capabilities drop ALL")
         check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", f"{label}/{n}: liveness /healthz")
-        check(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", f"{label}/{n}: readiness /readyz")
+        # ingest: caught up once (/startedz), so that a broker outage does
+        # not take the pod's match out of the Service; match: /readyz.
+        want = "/startedz" if n == "ingest" else "/readyz"
+        check(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == want, f"{label}/{n}: readiness {want}")
         res = c.get("resources", {})
         check("memory" in res.get("requests", {}) and "cpu" in res.get("requests", {}) and
               "memory" in res.get("limits", {}), f"{label}/{n}: cpu/memory requests and a memory limit")

@@ -5,6 +5,12 @@
  * libmicrohttpd (one daemon thread). Endpoints:
  *   GET /healthz  200 "ok\n", or 503 and the reason the live check gave
  *   GET /readyz   the same with the ready check
+ *   GET /startedz the same with the started check, where the service has
+ *                 one (404 otherwise): whether the service has finished
+ *                 starting, once and for good (ingest: caught up once).
+ *                 An orchestrator that must not take the service out of
+ *                 rotation for a later, passing failure probes this one
+ *                 for readiness, and /readyz only to report.
  *   GET /metrics  200, Content-Type text/plain; version=0.0.4, the registry
  *                 rendered by lm_metrics_render()
  * HEAD is answered like GET without a body; other methods get 405, other
@@ -53,11 +59,12 @@ typedef struct lm_http lm_http;
 typedef int (*lm_http_check_fn)(void *arg, char *reason, size_t len);
 
 typedef struct lm_http_opts {
-	const char *addr;       /* "host:port" or "[v6addr]:port"; port 0 = ephemeral */
-	lm_metrics *metrics;    /* NULL serves an empty /metrics; borrowed */
-	lm_http_check_fn live;  /* /healthz; NULL = always healthy */
-	lm_http_check_fn ready; /* /readyz; NULL = always ready */
-	void *arg;              /* passed to live and ready; borrowed */
+	const char *addr;         /* "host:port" or "[v6addr]:port"; port 0 = ephemeral */
+	lm_metrics *metrics;      /* NULL serves an empty /metrics; borrowed */
+	lm_http_check_fn live;    /* /healthz; NULL = always healthy */
+	lm_http_check_fn ready;   /* /readyz; NULL = always ready */
+	lm_http_check_fn started; /* /startedz; NULL = no such path (404) */
+	void *arg;                /* passed to the checks; borrowed */
 	/* Limits; 0 takes the default. */
 	unsigned idle_timeout_s;           /* LM_HTTP_IDLE_TIMEOUT_DEFAULT_S */
 	unsigned max_connections;          /* LM_HTTP_MAX_CONNECTIONS_DEFAULT */

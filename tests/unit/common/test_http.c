@@ -225,19 +225,27 @@ check_ready(void *arg, char *reason, size_t len)
 	return LM_ECLOSED;
 }
 
+/* /startedz answers what the ready check does, where it is served. */
 static lm_http *
-start(const char *addr, lm_metrics *m, struct health *hs)
+start_with(const char *addr, lm_metrics *m, struct health *hs, bool started)
 {
 	lm_http_opts o = {.addr = addr,
 	    .metrics = m,
 	    .live = hs ? check_live : NULL,
 	    .ready = hs ? check_ready : NULL,
+	    .started = started ? check_ready : NULL,
 	    .arg = hs};
 	lm_http *h = NULL;
 	assert_int_equal(lm_http_start(&o, &h), LM_OK);
 	assert_non_null(h);
 	assert_true(lm_http_port(h) > 0 && lm_http_port(h) < 65536);
 	return h;
+}
+
+static lm_http *
+start(const char *addr, lm_metrics *m, struct health *hs)
+{
+	return start_with(addr, m, hs, false);
 }
 
 static void
@@ -301,6 +309,33 @@ test_endpoints(void **state)
 
 	lm_http_stop(h);
 	lm_metrics_free(m);
+}
+
+/* /startedz is served only where the service has a started check: 404
+ * otherwise, its check's answer when it has one. */
+static void
+test_startedz(void **state)
+{
+	(void) state;
+	struct health hs = {1, 0, 0, "catching up"};
+	struct resp r;
+	lm_http *h = start("127.0.0.1:0", NULL, &hs);
+
+	assert_int_equal(http_get(lm_http_port(h), "/startedz", &r), 0);
+	assert_int_equal(r.status, 404);
+	resp_free(&r);
+	lm_http_stop(h);
+
+	h = start_with("127.0.0.1:0", NULL, &hs, true);
+	assert_int_equal(http_get(lm_http_port(h), "/startedz", &r), 0);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.body, "catching up\n");
+	resp_free(&r);
+	atomic_store(&hs.ready_ok, 1);
+	assert_int_equal(http_get(lm_http_port(h), "/startedz", &r), 0);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	lm_http_stop(h);
 }
 
 static void
@@ -1067,6 +1102,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_endpoints),
 	    cmocka_unit_test(test_checks),
+	    cmocka_unit_test(test_startedz),
 	    cmocka_unit_test(test_not_found_and_methods),
 	    cmocka_unit_test(test_keepalive),
 	    cmocka_unit_test(test_bad_addresses),

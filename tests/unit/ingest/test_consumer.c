@@ -402,7 +402,8 @@ count_dlq(const char *topic, int want)
 
 /*
  * A store commit that fails four times: the batch is retried with backoff
- * (100, 200, 400, 800 ms), /readyz says the batches fail meanwhile, nothing
+ * (100, 200, 400, 800 ms), /readyz says the batches fail meanwhile (and
+ * /startedz stays 200: ingest caught up once), nothing
  * is acknowledged before the fifth attempt stores the batch, then its
  * offsets are committed and the consumer is ready again. (The checks made
  * while it fails have the 1.5 s of backoff to run in, on a loaded machine.)
@@ -425,6 +426,9 @@ test_store_failure(void **state)
 	produce_posting(p, r.cfg.topic_postings, "job-1");
 	produce_posting(p, r.cfg.topic_postings, "job-2");
 	wait_failing(&r);
+	/* Started stays: the pod keeps serving queries from what is stored. */
+	char why[128] = "";
+	assert_int_equal(lm_consumer_started(r.c, why, sizeof(why)), LM_OK);
 	assert_int_equal(
 	    lm_store_get(r.store, LM_KIND_POSTING, "job-1", NULL, NULL, NULL), LM_ENOENT);
 	assert_int_equal(committed(&r, r.cfg.topic_postings), 1);
@@ -762,14 +766,20 @@ test_catchup(void **state)
 	for (int i = 0;
 	     i < IO_MS / 5 && (rv = lm_consumer_ready(r.c, why, sizeof(why))) != LM_OK;
 	     i++) {
+		char swhy[160] = "";
 		if (strstr(why, "catching up with the topics") != NULL)
 			catching++;
 		else if (strcmp(why, "no partitions assigned") != 0)
 			fail_msg("unexpected reason: %s", why);
+		/* Not started while catching up (it may finish in between). */
+		if (lm_consumer_started(r.c, swhy, sizeof(swhy)) != LM_OK &&
+		    strstr(swhy, "catching up with the topics") == NULL)
+			fail_msg("unexpected reason not to be started: %s", swhy);
 		lmt_sleep_ms(5);
 	}
 	if (rv != LM_OK)
 		fail_msg("consumer not ready: %s", why);
+	assert_int_equal(lm_consumer_started(r.c, why, sizeof(why)), LM_OK);
 	/* Ready means every waiting posting is durable. */
 	assert_all_stored(&r, N);
 	assert_true(catching > 0);
