@@ -67,9 +67,13 @@
 _Static_assert(CLAIM_MAX <= 4096, "a claim must fit Kafka's offset metadata limit");
 
 /* One message of the batch and what ingest's rule makes of it. */
+/* A message of the batch: where it is and ingest's decision on it, without
+ * its bytes (neither the message's nor the normalized record's), so that a
+ * batch costs about a kilobyte a message whatever the messages' size. */
 struct item {
-	rd_kafka_message_t *m; /* owned */
-	lm_ingest_decision d;
+	int32_t partition;
+	int64_t offset;
+	lm_ingest_decision d; /* bytes NULL */
 };
 
 /* A partition of the postings topic as the events group shows it. */
@@ -150,6 +154,7 @@ struct lm_owner {
 	lm_index *idx;
 	lm_events *events;
 	const lm_record_ctx *rctx;
+	size_t held_bytes_max;
 
 	struct member mem[2]; /* [0] postings, [1] profiles */
 	rd_kafka_t *probe;    /* the ingest group's committed offsets */
@@ -165,6 +170,7 @@ struct lm_owner {
 	atomic_bool failing;
 	atomic_bool caught_up;    /* the ingest group has stored the topics once */
 	atomic_uint fail_decides; /* lm_owner_fail_decides */
+	atomic_size_t held_peak;  /* the most bytes a member held at once */
 	int64_t start_ms;
 
 	lm_counter *m_messages, *m_failures, *m_ahead, *m_deferred, *m_handover;
@@ -175,10 +181,8 @@ struct lm_owner {
 static void
 batch_drop(struct member *m)
 {
-	for (size_t i = 0; i < m->n; i++) {
+	for (size_t i = 0; i < m->n; i++)
 		lm_ingest_decision_clear(&m->batch[i].d);
-		rd_kafka_message_destroy(m->batch[i].m);
-	}
 	m->n = 0;
 }
 
@@ -277,7 +281,7 @@ batch_offsets(const struct member *m, bool first)
 	    rd_kafka_topic_partition_list_new((int) m->n);
 
 	for (size_t i = 0; i < m->n; i++) {
-		const rd_kafka_message_t *msg = m->batch[i].m;
+		const struct item *msg = &m->batch[i];
 		rd_kafka_topic_partition_t *tp =
 		    rd_kafka_topic_partition_list_find(l, m->topic, msg->partition);
 		if (tp == NULL) {
@@ -388,9 +392,13 @@ make_consumer(
 		return rc;
 	}
 	rd_kafka_conf_set_opaque(conf, m);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	if (m != NULL)
+	/* Only the members poll their handle: an error callback on the probe,
+	 * which nothing polls, would queue every error for good (librdkafka
+	 * logs them instead). */
+	if (m != NULL) {
+		rd_kafka_conf_set_error_cb(conf, error_cb);
 		rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	}
 	if ((*out = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) == NULL) {
 		lm_error("owner.kafka", "cannot create a consumer: %s", err);
 		rd_kafka_conf_destroy(conf);
@@ -903,6 +911,37 @@ note_wait(struct member *m, int64_t since, bool *noted, const char *what,
 	    (long long) (lm_clock_ms() - since), what, behind, topic);
 }
 
+/* Bytes msg holds of what the topic gave (key and value). */
+static size_t
+msg_bytes(const rd_kafka_message_t *msg)
+{
+	return msg->len + msg->key_len;
+}
+
+/* Bytes of the held messages (at most LM_OWNER_BATCH_MAX of them). */
+static size_t
+held_bytes(const struct member *m)
+{
+	size_t b = 0;
+
+	for (size_t i = 0; i < m->nheld; i++)
+		b += msg_bytes(m->held[i]);
+	return b;
+}
+
+/* Holds msg for the next batch (room checked by the caller). */
+static void
+hold(struct member *m, rd_kafka_message_t *msg)
+{
+	size_t b, peak;
+
+	m->held[m->nheld++] = msg;
+	b = held_bytes(m);
+	peak = atomic_load(&m->ow->held_peak);
+	while (b > peak && !atomic_compare_exchange_weak(&m->ow->held_peak, &peak, b))
+		;
+}
+
 /* Gives msg and the held messages back (they do not fit, or msg cannot be
  * decided): each of their partitions is rewound to the earliest of them. */
 static void
@@ -931,12 +970,11 @@ give_back(struct member *m, rd_kafka_message_t *msg)
  * Keeps the member in the group while it waits for another one: a
  * rebalance needs every member to serve it, and the one waited for may
  * only make progress after one. The messages the consumer returns
- * meanwhile are held for the next batch (at most LM_OWNER_BATCH_MAX; past
- * that they are given back). A wait that began at since and is shorter
- * than SERVE_AFTER_MS is left alone (a rebalance can wait that long).
- * Partitions are never paused: librdkafka can lose an assignment that
- * races with a pause or resume. Returns LM_OK, or LM_ESTALE when the
- * batch's partitions were revoked.
+ * meanwhile are held for the next batch (at most LM_OWNER_BATCH_MAX, and
+ * LM_OWNER_HELD_BYTES_MAX bytes; past that they are given back). A wait that began at
+ * since and is shorter than SERVE_AFTER_MS is left alone (a rebalance can wait that
+ * long). Partitions are never paused: librdkafka can lose an assignment that races with a
+ * pause or resume. Returns LM_OK, or LM_ESTALE when the batch's partitions were revoked.
  */
 static int
 serve(struct member *m, int64_t since)
@@ -951,10 +989,11 @@ serve(struct member *m, int64_t since)
 			ends_note(m, msg->partition, msg->offset);
 		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->revoked)
 			rd_kafka_message_destroy(msg);
-		else if (m->nheld + 1 >= LM_OWNER_BATCH_MAX)
+		else if (m->nheld + 1 >= LM_OWNER_BATCH_MAX ||
+		         held_bytes(m) + msg_bytes(msg) > m->ow->held_bytes_max)
 			give_back(m, msg);
 		else
-			m->held[m->nheld++] = msg;
+			hold(m, msg);
 	}
 	return m->revoked ? LM_ESTALE : LM_OK;
 }
@@ -980,8 +1019,8 @@ batch_view_init(const struct member *m, struct batch_view *bv)
 	bv->seq = 0;
 	/* take() kept every partition below LM_OWNER_PARTITIONS_MAX. */
 	for (size_t i = 0; i < m->n; i++)
-		if (m->batch[i].m->partition + 1 > bv->n)
-			bv->n = m->batch[i].m->partition + 1;
+		if (m->batch[i].partition + 1 > bv->n)
+			bv->n = m->batch[i].partition + 1;
 	for (int p = 0; p < bv->n; p++)
 		bv->got[p] = -1;
 }
@@ -1027,7 +1066,7 @@ wait_visible(struct member *m, const struct item *it, struct batch_view *bv)
 	int rc;
 
 	while (!atomic_load(&ow->stop)) {
-		bool passed = bv->got[it->m->partition] > it->m->offset;
+		bool passed = bv->got[it->partition] > it->offset;
 		if (passed ? lm_index_seq(ow->idx) >= bv->seq : visible(ow, it))
 			return LM_OK;
 		if (!passed && lm_clock_ms() - m->last_probe >= LM_OWNER_PROBE_MS) {
@@ -1036,7 +1075,7 @@ wait_visible(struct member *m, const struct item *it, struct batch_view *bv)
 			continue;
 		}
 		note_wait(m, since, &noted, "this replica's index to hold a message",
-		    m->topic, it->m->partition);
+		    m->topic, it->partition);
 		if ((rc = serve(m, since)) != LM_OK)
 			return rc;
 		wait_slice(ow);
@@ -1245,8 +1284,8 @@ profile_announces(void *arg, const lm_events_pair *p)
 
 /* ---- the batch ------------------------------------------------------------------ */
 
-/* Adds message msg to the batch with ingest's decision on it, taking it
- * over; on failure (LM_ENOMEM) msg stays the caller's. */
+/* Adds message msg to the batch with ingest's decision on it; msg stays the
+ * caller's. Returns LM_OK or LM_ENOMEM. */
 static int
 collect(struct member *m, rd_kafka_message_t *msg)
 {
@@ -1274,7 +1313,11 @@ collect(struct member *m, rd_kafka_message_t *msg)
 		return LM_ENOMEM;
 	if ((rc = lm_ingest_decide(m->ow->rctx, &im, &it->d)) != LM_OK)
 		return rc;
-	it->m = msg;
+	/* Only the decision's id, version and action are read. */
+	free(it->d.bytes);
+	it->d.bytes = NULL;
+	it->partition = msg->partition;
+	it->offset = msg->offset;
 	m->n++;
 	return LM_OK;
 }
@@ -1557,6 +1600,7 @@ take(struct member *m, rd_kafka_message_t *msg)
 		m->undecided_part = -1;
 		m->decide_backoff = LM_OWNER_RETRY_MIN_MS;
 	}
+	rd_kafka_message_destroy(msg);
 	return true;
 }
 
@@ -1948,6 +1992,8 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 	ow->idx = o->index;
 	ow->events = o->events;
 	ow->rctx = o->rctx;
+	ow->held_bytes_max =
+	    o->held_bytes_max != 0 ? o->held_bytes_max : LM_OWNER_HELD_BYTES_MAX;
 	group = given(o->group_id) ? o->group_id : LM_OWNER_GROUP_DEFAULT;
 	if ((ow->topic_postings = strdup(o->topic_postings)) == NULL ||
 	    (ow->topic_profiles = strdup(o->topic_profiles)) == NULL) {
@@ -2067,4 +2113,5 @@ lm_owner_stats_get(lm_owner *ow, lm_owner_stats *out)
 	    atomic_load(&ow->mem[0].partitions) + atomic_load(&ow->mem[1].partitions);
 	out->joined = atomic_load(&ow->joined);
 	out->failing = atomic_load(&ow->failing);
+	out->held_peak = atomic_load(&ow->held_peak);
 }

@@ -69,8 +69,12 @@
 extern "C" {
 #endif
 
-#define LM_OWNER_GROUP_DEFAULT  "lunamatch-match-events"
-#define LM_OWNER_BATCH_MAX      500   /* messages derived in one outbox transaction */
+#define LM_OWNER_GROUP_DEFAULT "lunamatch-match-events"
+#define LM_OWNER_BATCH_MAX     500 /* messages derived in one outbox transaction */
+/* Bytes (key and value) of the messages a member holds, polled while its
+ * batch waits, for the next batch; past it they are given back and read
+ * again later. A batch keeps no message bytes. */
+#define LM_OWNER_HELD_BYTES_MAX (64u << 20)
 #define LM_OWNER_SESSION_MS     10000 /* a dead owner's partitions move after this */
 #define LM_OWNER_PROBE_MS       500   /* ingest's committed offsets asked this often */
 #define LM_OWNER_VIEW_PROBE_MS  20    /* the same, while waiting for the other side */
@@ -92,6 +96,7 @@ typedef struct lm_owner_opts {
 	lm_events *events;           /* required; borrowed */
 	const lm_record_ctx *rctx;   /* required; borrowed (ingest's rule needs it) */
 	lm_metrics *metrics;         /* may be NULL; borrowed */
+	size_t held_bytes_max;       /* 0: LM_OWNER_HELD_BYTES_MAX */
 } lm_owner_opts;
 
 typedef struct lm_owner lm_owner;
@@ -134,6 +139,8 @@ typedef struct lm_owner_stats {
 	                        ingest catches up; 1 when a subscribe failed
 	                        (owner.subscribe is logged) */
 	bool failing;        /* the last derivation failed and is being retried */
+	uint64_t held_peak;  /* the most bytes of messages a member held at once
+	                        for its next batch (LM_OWNER_HELD_BYTES_MAX) */
 } lm_owner_stats;
 
 /* Any thread. */

@@ -107,6 +107,7 @@ static struct {
 	int partitions;
 	struct replica r[REPLICAS];
 	atomic_int outbox_fault; /* what outbox writes fail with (LM_OK: none) */
+	size_t held_bytes_max;   /* the owners' (0: the default) */
 } G;
 
 /* The first replica, which the single-replica tests use. */
@@ -217,6 +218,7 @@ static int
 teardown(void **state)
 {
 	(void) state;
+	G.held_bytes_max = 0;
 	for (int i = 0; i < REPLICAS; i++)
 		replica_close(&G.r[i]);
 	lmt_records_close(&G.recs);
@@ -242,6 +244,7 @@ new_owner(struct replica *r)
 	o.index = r->idx;
 	o.events = r->events;
 	o.rctx = &G.recs.ctx;
+	o.held_bytes_max = G.held_bytes_max;
 	assert_int_equal(lm_owner_new(&o, &ow), LM_OK);
 	return ow;
 }
@@ -1075,6 +1078,50 @@ test_undecided_message_read_again(void **state)
 }
 
 /*
+ * What a member holds while its batch waits is bounded in bytes too: 30
+ * junk messages of 100 kB (3 MB; ingest's rule rejects them) polled while
+ * job-c's batch waits for the store, with a limit of 1 MiB, are held up to
+ * it and given back past it, and every one of them is committed once job-c
+ * is derived: nothing is lost by giving back. The batch itself keeps no
+ * message bytes.
+ */
+static void
+test_held_bytes_bounded(void **state)
+{
+	enum { JUNK = 30, JUNK_BYTES = 100 * 1000 };
+	char *junk = malloc(JUNK_BYTES);
+	char key[32];
+	(void) state;
+
+	assert_non_null(junk);
+	memset(junk, 'x', JUNK_BYTES);
+	G.held_bytes_max = 1u << 20;
+	ingest_put(false, LEAD, 1);
+	start_owner();
+	produce_posting_as("job-c");
+	lmt_sleep_ms(500);
+	for (int i = 0; i < JUNK; i++) {
+		snprintf(key, sizeof(key), "junk-%d", i);
+		produce(POSTINGS, key, junk, JUNK_BYTES);
+	}
+	lmt_sleep_ms(2000);
+	assert_int_equal(stats(R0->owner).messages, 0);
+	uint64_t peak = stats(R0->owner).held_peak;
+	if (peak == 0 || peak > G.held_bytes_max)
+		fail_msg("held at most %llu bytes, limit %zu", (unsigned long long) peak,
+		    G.held_bytes_max);
+	ingest_put_as(true, SEED_JOB, "job-c", 1);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) < 1 + JUNK && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(committed(POSTINGS), 1 + JUNK);
+	assert_true(announced("job-c"));
+	assert_int_equal(stats(R0->owner).rejected, JUNK);
+	assert_true(stats(R0->owner).held_peak <= G.held_bytes_max);
+	free(junk);
+}
+
+/*
  * Messages the index alone cannot tell about (here puts of postings that
  * were deleted since: the index does not hold them) cost their batch one
  * question to the ingest group, not one each, LM_OWNER_PROBE_MS apart:
@@ -1255,6 +1302,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_ahead, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_held_bytes_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_handover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
