@@ -7,17 +7,24 @@
  * A two-posting set whose rankings follow from vetoes alone pins every
  * number of the report (and both ways of getting the set in: --load and
  * already stored); the committed data/eval/ set must load and measure
- * whole; bad sets fail with a clear error.
+ * whole; bad sets fail with a clear error. A server of the test's own,
+ * which answers more matches than asked for and repeats ids, is measured
+ * on each item once.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <jansson.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 
 #include "lmtest.h"
+#include "lunamatch/rpc.h"
+#include "lunamatch/v1/match.pb-c.h"
 #include "matchsvc.h"
 
 #define EPS 1e-9
@@ -339,6 +346,187 @@ test_bad_sets(void **state)
 	free(set);
 }
 
+/* ---- a server that breaks the top_k contract -------------------------------- */
+
+/* The ports the test's own server may listen on (127.0.0.1). */
+#define PEER_PORT_FIRST 41600
+#define PEER_PORT_LAST  41699
+/* Matches per answer: more than eval's top_k of 1000. */
+#define PEER_MATCHES 1002
+/* Requests the server answers before it stops by itself. */
+#define PEER_REQUESTS 64
+
+struct peer {
+	nng_socket sock;
+	pthread_t thread;
+	char url[64];
+};
+
+/* Sends an OK envelope with payload m to the request rq. */
+static int
+peer_reply(struct peer *p, const Lunamatch__V1__RpcRequest *rq, const ProtobufCMessage *m)
+{
+	Lunamatch__V1__RpcResponse r = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+	uint8_t *payload = malloc(protobuf_c_message_get_packed_size(m) + 1), *out;
+	size_t n;
+	int rc = -1;
+
+	if (payload == NULL)
+		return -1;
+	r.request_id = rq->request_id;
+	r.code = LUNAMATCH__V1__STATUS_CODE__OK;
+	r.payload.len = protobuf_c_message_pack(m, payload);
+	r.payload.data = payload;
+	if ((out = malloc(protobuf_c_message_get_packed_size(&r.base) + 1)) != NULL) {
+		n = protobuf_c_message_pack(&r.base, out);
+		rc = nng_send(p->sock, out, n, 0);
+		free(out);
+	}
+	free(payload);
+	return rc;
+}
+
+/* Answers one request: the record asked for (an id and a title), or
+ * PEER_MATCHES matches of the set of test_top_k_broken: each item of the
+ * other kind, then the first again and again. */
+static int
+peer_answer(struct peer *p, const Lunamatch__V1__RpcRequest *rq)
+{
+	static const char *const jobs[] = {"job-t-a", "job-t-b"};
+	const char *method = lm_rpc_method_short(rq->method);
+	const uint8_t *in = rq->payload.data;
+	size_t len = rq->payload.len;
+	Lunamatch__V1__Match m[PEER_MATCHES], *mp[PEER_MATCHES];
+	int rc = -1;
+
+	for (size_t i = 0; i < PEER_MATCHES; i++) {
+		lunamatch__v1__match__init(&m[i]);
+		m[i].job_id = (char *) jobs[i < 2 ? i : 0];
+		m[i].candidate_id = "cand-t-1";
+		m[i].rank = (uint32_t) i + 1;
+		mp[i] = &m[i];
+	}
+	if (method != NULL && strcmp(method, "GetPosting") == 0) {
+		Lunamatch__V1__GetPostingRequest *g =
+		    lunamatch__v1__get_posting_request__unpack(NULL, len, in);
+		Lunamatch__V1__GetPostingResponse resp =
+		    LUNAMATCH__V1__GET_POSTING_RESPONSE__INIT;
+		Lunamatch__V1__JobPosting jp = LUNAMATCH__V1__JOB_POSTING__INIT;
+		if (g != NULL) {
+			jp.id = g->id;
+			jp.title = "Engineer";
+			resp.posting = &jp;
+			rc = peer_reply(p, rq, &resp.base);
+			lunamatch__v1__get_posting_request__free_unpacked(g, NULL);
+		}
+	} else if (method != NULL && strcmp(method, "GetProfile") == 0) {
+		Lunamatch__V1__GetProfileRequest *g =
+		    lunamatch__v1__get_profile_request__unpack(NULL, len, in);
+		Lunamatch__V1__GetProfileResponse resp =
+		    LUNAMATCH__V1__GET_PROFILE_RESPONSE__INIT;
+		Lunamatch__V1__CandidateProfile cp =
+		    LUNAMATCH__V1__CANDIDATE_PROFILE__INIT;
+		if (g != NULL) {
+			cp.id = g->id;
+			cp.headline = "Engineer";
+			resp.profile = &cp;
+			rc = peer_reply(p, rq, &resp.base);
+			lunamatch__v1__get_profile_request__free_unpacked(g, NULL);
+		}
+	} else if (method != NULL && strcmp(method, "MatchJobs") == 0) {
+		Lunamatch__V1__MatchJobsResponse resp =
+		    LUNAMATCH__V1__MATCH_JOBS_RESPONSE__INIT;
+		resp.matches = mp;
+		resp.n_matches = PEER_MATCHES;
+		rc = peer_reply(p, rq, &resp.base);
+	} else if (method != NULL && strcmp(method, "MatchCandidates") == 0) {
+		Lunamatch__V1__MatchCandidatesResponse resp =
+		    LUNAMATCH__V1__MATCH_CANDIDATES_RESPONSE__INIT;
+		resp.matches = mp;
+		resp.n_matches = PEER_MATCHES;
+		rc = peer_reply(p, rq, &resp.base);
+	}
+	return rc;
+}
+
+/* Answers at most PEER_REQUESTS requests; stops at the first error, a
+ * receive timeout or the closing of the socket. */
+static void *
+peer_main(void *arg)
+{
+	struct peer *p = arg;
+
+	for (int i = 0; i < PEER_REQUESTS; i++) {
+		nng_msg *msg;
+		if (nng_recvmsg(p->sock, &msg, 0) != 0)
+			return NULL;
+		Lunamatch__V1__RpcRequest *rq = lunamatch__v1__rpc_request__unpack(
+		    NULL, nng_msg_len(msg), nng_msg_body(msg));
+		nng_msg_free(msg);
+		int rc = rq != NULL ? peer_answer(p, rq) : -1;
+		lunamatch__v1__rpc_request__free_unpacked(rq, NULL);
+		if (rc != 0)
+			return NULL;
+	}
+	return NULL;
+}
+
+static void
+peer_start(struct peer *p)
+{
+	memset(p, 0, sizeof(*p));
+	assert_int_equal(nng_rep0_open(&p->sock), 0);
+	assert_int_equal(nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO, 10000), 0);
+	assert_int_equal(
+	    nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, LM_RPC_DEFAULT_MAX_REQUEST),
+	    0);
+	for (int port = PEER_PORT_FIRST; port <= PEER_PORT_LAST; port++) {
+		snprintf(p->url, sizeof(p->url), "tcp://127.0.0.1:%d", port);
+		if (nng_listen(p->sock, p->url, NULL, 0) == 0) {
+			assert_int_equal(
+			    pthread_create(&p->thread, NULL, peer_main, p), 0);
+			return;
+		}
+	}
+	fail_msg("no free port in %d..%d", PEER_PORT_FIRST, PEER_PORT_LAST);
+}
+
+static void
+peer_stop(struct peer *p)
+{
+	nng_close(p->sock);
+	assert_int_equal(pthread_join(p->thread, NULL), 0);
+}
+
+/* A server that answers more matches than top_k, with ids repeated (it used
+ * to be written past the end of the ranking): every item is measured once,
+ * where it first appears. */
+static void
+test_top_k_broken(void **state)
+{
+	(void) state;
+	struct peer p;
+	char *set = write_set("peer", POSTINGS, PROFILES,
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"grade\":3}\n");
+	char errpath[600];
+
+	peer_start(&p);
+	snprintf(errpath, sizeof(errpath), "%s/peer.err", S.dir);
+	const char *argv[] = {
+	    lmt_bin("lunamatch"), "eval", "--set", set, "--json", "--url", p.url, NULL};
+	lmt_run_result r = lmt_run(argv, NULL, errpath, LMT_MATCHSVC_CLI_MS);
+	peer_stop(&p);
+	if (r.status != 0)
+		fail_msg("eval exited %d: %s", r.status, r.err);
+	json_t *o = json_loads(r.out, 0, NULL);
+	assert_non_null(o);
+	expect(o, "jobs", "engine", 1, 1, 1, 1, 0);
+	expect(o, "candidates", "engine", 1, 1, 1, 1, 0);
+	json_decref(o);
+	lmt_run_result_free(&r);
+	free(set);
+}
+
 int
 main(void)
 {
@@ -349,6 +537,7 @@ main(void)
 	    cmocka_unit_test(test_bad_sets),
 	    cmocka_unit_test(test_as_of),
 	    cmocka_unit_test(test_generated),
+	    cmocka_unit_test(test_top_k_broken),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

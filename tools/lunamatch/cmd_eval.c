@@ -721,7 +721,8 @@ note_model(struct run *r, const char *model, uint64_t seq)
 	r->index_seq = seq;
 }
 
-/* The engine's ranking for query q in direction d, restricted to the set. */
+/* The engine's ranking for query q in direction d, restricted to the set:
+ * order[0..*n) (room for EVAL_RECORDS_MAX), each item at most once. */
 static int
 rank_engine(struct run *r, int d, size_t q, size_t *order, size_t *n)
 {
@@ -769,12 +770,17 @@ rank_engine(struct run *r, int d, size_t q, size_t *order, size_t *n)
 		nm = cr->n_matches;
 		note_model(r, cr->model_version, cr->index_seq);
 	}
+	/* Each item once, in the service's order: an answer with more matches
+	 * than asked for, or with an id repeated, cannot overrun order. */
+	bool seen[EVAL_RECORDS_MAX] = {false};
 	*n = 0;
-	for (size_t i = 0; i < nm; i++) {
+	for (size_t i = 0; i < nm && *n < EVAL_RECORDS_MAX; i++) {
 		size_t item = d == D_JOBS ? posting_index(s, m[i]->job_id)
 		                          : profile_index(s, m[i]->candidate_id);
-		if (item != SIZE_MAX)
-			order[(*n)++] = item;
+		if (item == SIZE_MAX || seen[item])
+			continue;
+		seen[item] = true;
+		order[(*n)++] = item;
 	}
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return LM_CLI_EXIT_OK;
