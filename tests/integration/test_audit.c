@@ -8,7 +8,8 @@
  * gap) is flagged for women and for every intersection with them, and not
  * for the categories the feature is independent of. A category of 1 % and
  * the not-reported category are listed but excluded. The Markdown report
- * and the PNG chart are written.
+ * and the PNG chart are written. --top K counts the engine's places,
+ * those of candidates without demographics too.
  *
  * From a real lunamatch-match: twin candidates (identical profiles, one in
  * each category) pass; a population in which one category lacks a skill
@@ -461,6 +462,50 @@ test_json_names_not_utf8(void **state)
 	json_decref(o);
 }
 
+/*
+ * --top K selects from the engine's first K places: a ranked candidate
+ * missing from the demographics file still takes a place. It used to be
+ * dropped first, so that the candidate ranked K + 1 was counted as
+ * selected.
+ */
+static void
+test_top_counts_skipped_places(void **state)
+{
+	(void) state;
+	const char demo[] = "id,sex\nc1,F\nc2,M\n";
+	const char rank[] = "{\"rankings\":[{\"job\":\"j\",\"candidates\":["
+	                    "{\"id\":\"zz\",\"score\":3},{\"id\":\"c1\",\"score\":2},"
+	                    "{\"id\":\"c2\",\"score\":1}]}]}";
+	char dp[600], rp[600];
+	snprintf(
+	    dp, sizeof(dp), "%s", lmt_write_file(S.dir, "d4.csv", demo, strlen(demo)));
+	snprintf(
+	    rp, sizeof(rp), "%s", lmt_write_file(S.dir, "r2.json", rank, strlen(rank)));
+
+	json_t *o = audit_json((const char *const[]){"audit", "--demographics", dp,
+	    "--rankings", rp, "--top", "1", "--json", NULL});
+	json_t *v = view(o, "sex");
+	assert_int_equal(
+	    json_integer_value(json_object_get(o, "skipped_without_demographics")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(category(v, "F"), "selected")), 0);
+	assert_int_equal(json_integer_value(json_object_get(category(v, "F"), "top")), 0);
+	assert_int_equal(
+	    json_integer_value(json_object_get(category(v, "M"), "selected")), 0);
+	json_decref(o);
+
+	o = audit_json((const char *const[]){"audit", "--demographics", dp, "--rankings",
+	    rp, "--top", "2", "--json", NULL});
+	v = view(o, "sex");
+	assert_int_equal(
+	    json_integer_value(json_object_get(category(v, "F"), "selected")), 1);
+	assert_int_equal(json_integer_value(json_object_get(category(v, "F"), "top")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(category(v, "M"), "selected")), 0);
+	assert_int_equal(json_integer_value(json_object_get(category(v, "M"), "top")), 0);
+	json_decref(o);
+}
+
 /* ---- against the match service -------------------------------------------------- */
 
 /* Prepares a record given as JSON and writes it into the service's store. */
@@ -624,6 +669,7 @@ main(void)
 	    cmocka_unit_test(test_biased_scorer_flagged),
 	    cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_json_names_not_utf8),
+	    cmocka_unit_test(test_top_counts_skipped_places),
 	    cmocka_unit_test(test_service),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

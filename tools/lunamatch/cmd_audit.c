@@ -593,7 +593,7 @@ cmp_double(const void *x, const void *y)
 static void
 tally(struct audit *a, const struct ranking *r)
 {
-	size_t nr = 0;
+	size_t nr = 0, depth = 0;
 	size_t *ranked = a->cat; /* person indices of the ranking, in order */
 
 	for (size_t i = 0; i < a->npeople; i++) {
@@ -609,6 +609,10 @@ tally(struct audit *a, const struct ranking *r)
 		a->sel[p] = true; /* marks "ranked" until selection below */
 		a->score[p] = r->scores[k];
 		ranked[nr++] = p;
+		/* K counts the engine's places: a candidate skipped above still
+		 * takes one. ranked[0..depth) are in the first K. */
+		if (k < a->top)
+			depth = nr;
 	}
 	if (a->median) {
 		memcpy(a->tmp, a->score, a->npeople * sizeof(*a->tmp));
@@ -622,10 +626,9 @@ tally(struct audit *a, const struct ranking *r)
 	} else {
 		for (size_t i = 0; i < a->npeople; i++)
 			a->sel[i] = false;
-		for (size_t k = 0; k < nr && k < a->top; k++)
+		for (size_t k = 0; k < depth; k++)
 			a->sel[ranked[k]] = true;
 	}
-	size_t depth = nr < a->top ? nr : a->top;
 	for (size_t vi = 0; vi < a->nviews; vi++) {
 		struct view *v = &a->views[vi];
 		size_t cats[AUDIT_RANKED_MAX];
