@@ -331,6 +331,14 @@ test_bad_sets(void **state)
 	expect_failure(
 	    set, false, 1, "judgments.jsonl:2: cand-t-1 / job-t-a judged twice");
 	free(set);
+	/* A first judgment of grade 0 counts as one (it used to be taken for
+	 * no judgment). */
+	set = write_set("twice0", POSTINGS, PROFILES,
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"grade\":0}\n"
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"grade\":3}\n");
+	expect_failure(
+	    set, false, 1, "judgments.jsonl:2: cand-t-1 / job-t-a judged twice");
+	free(set);
 	/* Never loaded: the service does not hold it. */
 	set = write_set("absent",
 	    "{\"id\":\"job-t-absent\",\"version\":1,\"title\":\"Welder\"}\n", PROFILES,

@@ -134,6 +134,7 @@ struct evalset {
 	Profile *profiles[EVAL_RECORDS_MAX];
 	size_t npostings, nprofiles;
 	signed char *grade; /* [profile * npostings + posting]: 0..3 or MUST_NOT */
+	bool *listed;       /* [the same]: the pair has a judgment line */
 	size_t njudged, nmust_not;
 };
 
@@ -290,12 +291,13 @@ read_judgment(
 		    CMD, "%s:%zu: %s or %s is not in the set", path, no, cand, job);
 		goto out;
 	}
-	signed char *g = &s->grade[ci * s->npostings + pi];
-	if (*g != 0) {
+	size_t pair = ci * s->npostings + pi;
+	if (s->listed[pair]) {
 		lm_cli_error(CMD, "%s:%zu: %s / %s judged twice", path, no, cand, job);
 		goto out;
 	}
-	*g = must_not ? MUST_NOT : (signed char) grade;
+	s->listed[pair] = true;
+	s->grade[pair] = must_not ? MUST_NOT : (signed char) grade;
 	s->njudged++;
 	s->nmust_not += must_not ? 1 : 0;
 	rv = LM_CLI_EXIT_OK;
@@ -315,7 +317,9 @@ read_judgments(struct evalset *s, const char *dir)
 	snprintf(path, sizeof(path), "%s/judgments.jsonl", dir);
 	if ((rv = lm_cli_read_file(CMD, path, EVAL_FILE_MAX, &text, &len)) != 0)
 		return rv;
-	if ((s->grade = calloc(s->nprofiles * s->npostings, 1)) == NULL) {
+	if ((s->grade = calloc(s->nprofiles * s->npostings, 1)) == NULL ||
+	    (s->listed = calloc(s->nprofiles * s->npostings, sizeof(*s->listed))) ==
+	        NULL) {
 		free(text);
 		lm_cli_error(CMD, "out of memory");
 		return LM_CLI_EXIT_FAIL;
@@ -341,6 +345,7 @@ set_free(struct evalset *s)
 	for (size_t i = 0; i < s->nprofiles; i++)
 		protobuf_c_message_free_unpacked(&s->profiles[i]->base, NULL);
 	free(s->grade);
+	free(s->listed);
 	memset(s, 0, sizeof(*s));
 }
 
