@@ -457,6 +457,23 @@ test_usage_errors(void **state)
 	if (strstr(r.err, "\"\" is not a number") == NULL)
 		fail_msg("stderr: %s", r.err);
 	lmt_run_result_free(&r);
+	/* A value given to an option that takes none, global or the
+	 * command's own, is named as such (it was reported as an unknown
+	 * option with a made-up letter). */
+	const char *const novalue[][5] = {
+	    {"store", "--json=1", "stats", NULL, "option --json takes no value"},
+	    {"produce", "postings", "f", "--raw=yes", "option --raw takes no value"},
+	};
+	for (size_t i = 0; i < sizeof(novalue) / sizeof(novalue[0]); i++) {
+		const char *argv[] = {lmt_bin("lunamatch"), novalue[i][0], novalue[i][1],
+		    novalue[i][2], novalue[i][3], NULL};
+		r = run_argv(argv);
+		expect_status(&r, 2);
+		if (strstr(r.err, novalue[i][4]) == NULL)
+			fail_msg(
+			    "case %zu: stderr lacks \"%s\": %s", i, novalue[i][4], r.err);
+		lmt_run_result_free(&r);
+	}
 }
 
 /* ---- tests: produce --------------------------------------------------- */

@@ -236,7 +236,16 @@ split_args(
 			    c->name, "option %s needs a value", args[optind - 1]);
 			goto done;
 		} else if (v == '?') {
-			if (optopt != 0)
+			/* optopt: the val of a known long option given a value
+			 * it does not take, an unknown short option, or 0. */
+			const char *name = NULL;
+			for (size_t i = 0; i < n && name == NULL; i++)
+				if (lo[i].val == optopt)
+					name = lo[i].name;
+			if (name != NULL)
+				rv = lm_cli_usage_error(
+				    c->name, "option --%s takes no value", name);
+			else if (optopt != 0)
 				rv = lm_cli_usage_error(
 				    c->name, "unknown option -%c", optopt);
 			else
