@@ -914,6 +914,19 @@ test_store(void **state)
 	assert_true(json_integer_value(json_object_get(o, "map_size")) > 0);
 	json_decref(o);
 	lmt_run_result_free(&r);
+	/* A "--" before the command ends the options written before it, not
+	 * those after it (--data-dir was dropped); "--" as a flag's value is
+	 * still the value. */
+	r = CLI("--json", "--", "store", "stats", "--data-dir", dir);
+	expect_status(&r, 0);
+	assert_non_null(o = json_loads(r.out, 0, &je));
+	assert_int_equal(json_integer_value(json_object_get(o, "postings")), 4);
+	json_decref(o);
+	lmt_run_result_free(&r);
+	r = CLI("--data-dir", "--", "store", "stats");
+	expect_status(&r, 1);
+	assert_non_null(strstr(r.err, "no record store in --"));
+	lmt_run_result_free(&r);
 
 	/* No store there. */
 	char missing[4300];

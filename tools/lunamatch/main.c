@@ -286,6 +286,24 @@ nomem:
 	return LM_CLI_EXIT_FAIL;
 }
 
+/*
+ * Whether argv[argi - 1] is a "--" that ended the global options before the
+ * command (argi: where lm_config_load stopped), rather than the value of the
+ * flag before it ("--data-dir --"): then the options before it parse alone
+ * and stop at its place.
+ */
+static bool
+dashes_end_globals(int argi, char **argv)
+{
+	lm_config tmp;
+	char err[512];
+
+	return argi > 1 && strcmp(argv[argi - 1], "--") == 0 &&
+	       lm_config_load(&tmp, LM_PROG_CLI, argi - 1, argv, err, sizeof(err)) ==
+	           LM_OK &&
+	       tmp.argi == argi - 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -327,10 +345,13 @@ main(int argc, char **argv)
 	if ((c = find_command(argv[cfg.argi])) == NULL)
 		return lm_cli_usage_error(NULL, "unknown command \"%s\"", argv[cfg.argi]);
 
-	/* Global flags written before the command, then those after it. */
+	/* Global flags written before the command, then those after it. A "--"
+	 * that ended the first ones is left out: it would end the parse of
+	 * globals before the others. */
+	int nbefore = dashes_end_globals(cfg.argi, argv) ? cfg.argi - 1 : cfg.argi;
 	if (vec_push(&globals, argv[0]) != 0)
 		goto nomem;
-	for (int i = 1; i < cfg.argi; i++)
+	for (int i = 1; i < nbefore; i++)
 		if (vec_push(&globals, argv[i]) != 0)
 			goto nomem;
 	rv = split_args(c, argc - cfg.argi, argv + cfg.argi, &globals, &cmd);
