@@ -9,7 +9,8 @@
  * for the categories the feature is independent of. A category of 1 % and
  * the not-reported category are listed but excluded. The Markdown report
  * and the PNG chart are written. --top K counts the engine's places,
- * those of candidates without demographics too.
+ * those of candidates without demographics too. Past the limits on
+ * categories and chart rows the audit runs and says what it left out.
  *
  * From a real lunamatch-match: twin candidates (identical profiles, one in
  * each category) pass; a population in which one category lacks a skill
@@ -506,6 +507,73 @@ test_top_counts_skipped_places(void **state)
 	json_decref(o);
 }
 
+/*
+ * Past the limits on categories: a dimension with more than 256 fails the
+ * audit; an intersection with more is left out with a note and the
+ * dimensions are audited (the whole audit used to fail). A chart of more
+ * than LM_CHART_ROWS_MAX rows draws the first ones and says so (the rest
+ * used to be left out silently).
+ */
+static void
+test_many_categories(void **state)
+{
+	(void) state;
+	enum { N = 300, CATS = 250 };
+	char *csv = malloc(TEXT_MAX), dp[600], rp[600], chart[600], report[600];
+	size_t n = 0;
+
+	assert_non_null(csv);
+	/* a, c and d: 250 categories each; b: 2. Every candidate is a
+	 * category of the intersection of its own: 300. */
+	n += (size_t) snprintf(csv + n, TEXT_MAX - n, "id,a,b,c,d\n");
+	for (int i = 0; i < N; i++)
+		n += (size_t) snprintf(csv + n, TEXT_MAX - n, "p%d,a%d,b%d,c%d,d%d\n", i,
+		    i % CATS, i / CATS, i * 7 % CATS, i * 11 % CATS);
+	snprintf(dp, sizeof(dp), "%s", lmt_write_file(S.dir, "many.csv", csv, n));
+	const char rank[] = "{\"rankings\":[{\"job\":\"j\",\"candidates\":["
+	                    "{\"id\":\"p0\",\"score\":2},{\"id\":\"p1\",\"score\":1}]}]}";
+	snprintf(
+	    rp, sizeof(rp), "%s", lmt_write_file(S.dir, "many.json", rank, strlen(rank)));
+	snprintf(chart, sizeof(chart), "%s/many.png", S.dir);
+	snprintf(report, sizeof(report), "%s/many.md", S.dir);
+
+	/* The table: the four dimensions, no intersection (one JSON line of
+	 * 756 categories is longer than the test reads). */
+	lmt_run_result r = lmt_matchsvc_cli(
+	    &S, (const char *const[]){"audit", "--demographics", dp, "--rankings", rp,
+	            "--chart", chart, "--report", report, NULL});
+	if (r.status != 0)
+		fail_msg("audit exited %d: %s", r.status, r.err);
+	assert_non_null(strstr(r.err, "the intersection a & b & c & d has more than "
+	                              "256 categories and is left out"));
+	assert_non_null(strstr(r.err, "shows the first 512 of 756 rows"));
+	assert_non_null(strstr(r.out, "\nd (NDKL@10 "));
+	assert_non_null(strstr(r.out, "\nd249 "));
+	assert_null(strstr(r.out, "a & b"));
+	lmt_run_result_free(&r);
+	char *md = lmt_read_file(report, NULL);
+	assert_non_null(md);
+	assert_non_null(strstr(md, "has more than 256 categories and is left out"));
+	free(md);
+	png_image img;
+	memset(&img, 0, sizeof(img));
+	img.version = PNG_IMAGE_VERSION;
+	assert_true(png_image_begin_read_from_file(&img, chart));
+	assert_int_equal(
+	    img.height, 2 * LM_CHART_MARGIN + LM_CHART_ROWS_MAX * LM_CHART_ROW);
+	png_image_free(&img);
+
+	/* One dimension of 257 categories. */
+	n = (size_t) snprintf(csv, TEXT_MAX, "id,a\n");
+	for (int i = 0; i < 257; i++)
+		n += (size_t) snprintf(csv + n, TEXT_MAX - n, "p%d,a%d\n", i, i);
+	snprintf(dp, sizeof(dp), "%s", lmt_write_file(S.dir, "wide-a.csv", csv, n));
+	free(csv);
+	expect_failure(
+	    (const char *const[]){"audit", "--demographics", dp, "--rankings", rp, NULL},
+	    1, "wide-a.csv:258: a: more than 256 categories");
+}
+
 /* ---- against the match service -------------------------------------------------- */
 
 /* Prepares a record given as JSON and writes it into the service's store. */
@@ -670,6 +738,7 @@ main(void)
 	    cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_json_names_not_utf8),
 	    cmocka_unit_test(test_top_counts_skipped_places),
+	    cmocka_unit_test(test_many_categories),
 	    cmocka_unit_test(test_service),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -28,7 +28,8 @@
  * selection rates, impact ratios against the most-selected category, the
  * four-fifths flag, categories under 2 % excluded, skew@K and NDKL@K
  * (fairness.h). Output: a table (or one JSON object with --json), and
- * optionally a Markdown report and a PNG chart of the impact ratios.
+ * optionally a Markdown report and a PNG chart of the impact ratios (its
+ * first LM_CHART_ROWS_MAX rows; a note says when rows are left out).
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -49,9 +50,9 @@
 #define AUDIT_FILE_MAX   (64u << 20) /* bytes of an input file */
 #define AUDIT_PEOPLE_MAX 200000      /* candidates in the demographics file */
 #define AUDIT_DIMS_MAX   4           /* demographic columns */
-#define AUDIT_CATS_MAX                                                                   \
-	256                      /* categories of one dimension or of the                \
-	                            intersection */
+/* Categories of one dimension (more is an error) or of the intersection
+ * (more leaves the intersection out). */
+#define AUDIT_CATS_MAX     256
 #define AUDIT_VALUE_MAX    64    /* bytes of one category name */
 #define AUDIT_POSTINGS_MAX 10000 /* postings audited */
 #define AUDIT_RANKED_MAX   1000  /* candidates ranked per posting (top_k) */
@@ -154,6 +155,7 @@ struct audit {
 	size_t ndims;
 	struct view views[AUDIT_DIMS_MAX + 1];
 	size_t nviews;
+	bool no_intersection; /* its categories exceed AUDIT_CATS_MAX: left out */
 	struct ranking *rankings;
 	size_t nrankings;
 	/* Per run. */
@@ -169,7 +171,9 @@ struct audit {
 
 /* ---- demographics ----------------------------------------------------------- */
 
-/* The index of category name in v, added when new. */
+/* The index of category name in v, added when new. Returns 0; 1 when v
+ * holds AUDIT_CATS_MAX categories already, none of them name; -1 after
+ * printing an error. */
 static int
 intern(struct view *v, const char *name, bool unknown, uint16_t *out)
 {
@@ -178,10 +182,8 @@ intern(struct view *v, const char *name, bool unknown, uint16_t *out)
 			*out = (uint16_t) i;
 			return 0;
 		}
-	if (v->ncats == AUDIT_CATS_MAX) {
-		lm_cli_error(CMD, "%s: more than %d categories", v->name, AUDIT_CATS_MAX);
-		return -1;
-	}
+	if (v->ncats == AUDIT_CATS_MAX)
+		return 1;
 	if ((v->cats[v->ncats] = strdup(name)) == NULL) {
 		lm_cli_error(CMD, "out of memory");
 		return -1;
@@ -262,16 +264,26 @@ read_person(struct audit *a, const char *path, size_t no, char **f, int nf)
 			    no, AUDIT_VALUE_MAX - 1);
 			return -1;
 		}
-		if (intern(&a->views[d], unknown ? UNKNOWN : v, unknown, &p->cat[d]) != 0)
+		int rc = intern(&a->views[d], unknown ? UNKNOWN : v, unknown, &p->cat[d]);
+		if (rc > 0)
+			lm_cli_error(CMD, "%s:%zu: %s: more than %d categories", path, no,
+			    a->views[d].name, AUDIT_CATS_MAX);
+		if (rc != 0)
 			return -1;
 		any_unknown |= unknown;
 		size_t len = strlen(inter);
 		snprintf(inter + len, sizeof(inter) - len, "%s%s", d ? " & " : "",
 		    unknown ? UNKNOWN : v);
 	}
-	if (a->ndims > 1 && intern(&a->views[a->ndims], any_unknown ? UNKNOWN : inter,
-	                        any_unknown, &p->cat[a->ndims]) != 0)
-		return -1;
+	/* Too many categories in the intersection leave it out, not the
+	 * dimensions. */
+	if (a->ndims > 1 && !a->no_intersection) {
+		int rc = intern(&a->views[a->ndims], any_unknown ? UNKNOWN : inter,
+		    any_unknown, &p->cat[a->ndims]);
+		if (rc < 0)
+			return -1;
+		a->no_intersection = rc > 0;
+	}
 	if ((p->id = strdup(f[0])) == NULL) {
 		lm_cli_error(CMD, "out of memory");
 		return -1;
@@ -345,6 +357,13 @@ read_demographics(struct audit *a, const char *path)
 	if (a->npeople == 0) {
 		lm_cli_error(CMD, "%s lists no candidates", path);
 		goto out;
+	}
+	if (a->no_intersection) {
+		a->nviews = a->ndims;
+		lm_cli_error(CMD,
+		    "note: %s: the intersection %s has more than %d categories and is "
+		    "left out",
+		    path, a->views[a->ndims].name, AUDIT_CATS_MAX);
 	}
 	qsort(a->people, a->npeople, sizeof(*a->people), cmp_person);
 	for (size_t i = 1; i < a->npeople; i++)
@@ -858,6 +877,12 @@ write_report(const struct audit *a, const char *path, const char *chart)
 	    "proportional).\n",
 	    a->nrankings, a->npeople, sel, a->skipped, flagged_total(a),
 	    LM_FAIR_FOUR_FIFTHS, LM_FAIR_MIN_SHARE * 100, a->top, a->top, a->top, a->top);
+	if (a->no_intersection) {
+		fprintf(f, "\nThe intersection ");
+		md_cell(f, a->views[a->ndims].name);
+		fprintf(
+		    f, " has more than %d categories and is left out.\n", AUDIT_CATS_MAX);
+	}
 	for (size_t vi = 0; vi < a->nviews; vi++) {
 		const struct view *v = &a->views[vi];
 		fprintf(f, "\n## ");
@@ -900,11 +925,12 @@ static int
 write_chart(const struct audit *a, const char *path)
 {
 	lm_chart_row rows[LM_CHART_ROWS_MAX];
-	size_t n = 0;
+	size_t n = 0, wanted = 0;
 	char err[512];
 
 	for (size_t vi = 0; vi < a->nviews; vi++) {
 		const struct view *v = &a->views[vi];
+		wanted += 1 + v->ncats;
 		if (n < LM_CHART_ROWS_MAX)
 			rows[n++] = (lm_chart_row){v->name, 0, LM_CHART_TITLE};
 		for (size_t i = 0; i < v->ncats && n < LM_CHART_ROWS_MAX; i++)
@@ -913,6 +939,11 @@ write_chart(const struct audit *a, const char *path)
 			    : v->g[i].flagged ? LM_CHART_FLAGGED
 			                      : LM_CHART_PASS};
 	}
+	if (wanted > n)
+		lm_cli_error(CMD,
+		    "note: %s shows the first %zu of %zu rows (titles and categories); "
+		    "the tables hold them all",
+		    path, n, wanted);
 	if (lm_chart_write(path, rows, n, LM_FAIR_FOUR_FIFTHS, err, sizeof(err)) !=
 	    LM_OK) {
 		lm_cli_error(CMD, "%s", err);
