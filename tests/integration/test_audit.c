@@ -23,6 +23,8 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <png.h>
 
 #include "chart.h"
@@ -389,6 +391,22 @@ expect_failure(const char *const args[], int status, const char *want)
 	lmt_run_result_free(&r);
 }
 
+/* The URL of a port of 127.0.0.1 (41600..41699) where nothing listens. */
+static void
+unused_url(char *url, size_t len)
+{
+	for (int port = 41600; port <= 41699; port++) {
+		nng_socket s;
+		snprintf(url, len, "tcp://127.0.0.1:%d", port);
+		assert_int_equal(nng_rep0_open(&s), 0);
+		int rc = nng_listen(s, url, NULL, 0);
+		nng_close(s);
+		if (rc == 0)
+			return;
+	}
+	fail_msg("no free port in 41600..41699");
+}
+
 static void
 test_bad_input(void **state)
 {
@@ -432,6 +450,18 @@ test_bad_input(void **state)
 	expect_failure((const char *const[]){"audit", "--demographics", wide,
 	                   "--rankings", rk, NULL},
 	    1, "wide.csv:1: more than 5 columns");
+
+	/* A service nobody answers for: unavailable, exit 3. */
+	char url[64], errpath[600];
+	unused_url(url, sizeof(url));
+	snprintf(errpath, sizeof(errpath), "%s/unavailable.err", S.dir);
+	lmt_run_result r =
+	    lmt_run((const char *const[]){lmt_bin("lunamatch"), "audit", "--demographics",
+	                ok, "--job", "job-1", "--url", url, "--timeout-ms", "300", NULL},
+	        NULL, errpath, LMT_MATCHSVC_CLI_MS);
+	assert_int_equal(r.status, 3);
+	assert_non_null(strstr(r.err, "UNAVAILABLE"));
+	lmt_run_result_free(&r);
 }
 
 /*

@@ -508,7 +508,7 @@ peer_stop(struct peer *p)
 
 /* A server that answers more matches than top_k, with ids repeated (it used
  * to be written past the end of the ranking): every item is measured once,
- * where it first appears. */
+ * where it first appears. Once it is gone, eval exits 3. */
 static void
 test_top_k_broken(void **state)
 {
@@ -531,6 +531,14 @@ test_top_k_broken(void **state)
 	expect(o, "jobs", "engine", 1, 1, 1, 1, 0);
 	expect(o, "candidates", "engine", 1, 1, 1, 1, 0);
 	json_decref(o);
+	lmt_run_result_free(&r);
+
+	/* Nobody listens there any more: the service is unavailable, exit 3. */
+	const char *gone[] = {lmt_bin("lunamatch"), "eval", "--set", set, "--url", p.url,
+	    "--timeout-ms", "300", NULL};
+	r = lmt_run(gone, NULL, errpath, LMT_MATCHSVC_CLI_MS);
+	assert_int_equal(r.status, 3);
+	assert_non_null(strstr(r.err, "UNAVAILABLE"));
 	lmt_run_result_free(&r);
 	free(set);
 }
