@@ -42,6 +42,8 @@ lm_ir_ndcg(const int *grades, size_t n, const int *ideal, size_t nideal, size_t 
 
 	if (nideal > IDEAL_MAX)
 		nideal = IDEAL_MAX;
+	if (nideal == 0)
+		return 0.0; /* ideal may be NULL then */
 	memcpy(best, ideal, nideal * sizeof(*best));
 	qsort(best, nideal, sizeof(*best), cmp_desc);
 	idcg = lm_ir_dcg(best, nideal, k);
@@ -155,6 +157,8 @@ static const struct term *
 find_term(const struct doc *d, const char *text)
 {
 	struct term key = {(char *) text, 0};
+	if (d->n == 0)
+		return NULL; /* d->terms is NULL then */
 	return bsearch(&key, d->terms, d->n, sizeof(*d->terms), cmp_term);
 }
 
@@ -233,7 +237,8 @@ lm_bm25_add(lm_bm25 *b, const char *text)
 		free_terms(c.v, c.n);
 		return LM_ENOMEM;
 	}
-	qsort(c.v, c.n, sizeof(*c.v), cmp_term);
+	if (c.n > 1) /* c.v is NULL for a text without terms */
+		qsort(c.v, c.n, sizeof(*c.v), cmp_term);
 	b->docs[b->n++] = (struct doc){c.v, c.n, c.len};
 	b->total_len += (double) c.len;
 	return LM_OK;

@@ -27,6 +27,8 @@ test_dcg_and_ndcg(void **state)
 	assert_true(fabs(lm_ir_ndcg(ranked, 4, ideal, 3, 5) - 0.992619504174702) < 1e-12);
 	/* The cut-off: at k = 2 both rankings agree. */
 	assert_true(fabs(lm_ir_ndcg(ranked, 4, ideal, 3, 2) - 1.0) < EPS);
+	/* Nothing relevant: 0, with no ideal list at all. */
+	assert_true(lm_ir_ndcg(ranked, 4, NULL, 0, 5) == 0.0);
 	/* The best item last of two: (7/log2(3)) / 7. */
 	const int late[] = {0, 3};
 	const int one[] = {3};
@@ -92,6 +94,13 @@ test_bm25(void **state)
 	assert_true(
 	    fabs(lm_bm25_score(b, 0, "go python") -
 	         (lm_bm25_score(b, 0, "go") + lm_bm25_score(b, 0, "python"))) < EPS);
+	/* A document without terms (an empty title, punctuation only) is a
+	 * document that matches nothing. */
+	assert_int_equal(lm_bm25_add(b, ""), LM_OK);
+	assert_int_equal(lm_bm25_add(b, " -- !"), LM_OK);
+	assert_int_equal(lm_bm25_count(b), 5);
+	assert_true(lm_bm25_score(b, 3, "go") == 0.0);
+	assert_true(lm_bm25_score(b, 4, "go") == 0.0);
 	lm_bm25_free(b);
 	lm_bm25_free(NULL);
 }
