@@ -691,8 +691,12 @@ write_claim(struct member *m, const int64_t *cut, int ncut)
 	rd_kafka_topic_partition_list_destroy(first);
 	rd_kafka_topic_partition_list_destroy(end);
 	/* A rebalance of the group (a member joins or leaves) refuses commits
-	 * until it ends: the batch waits for the new assignment. */
-	if (e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS) {
+	 * until it ends, and a member the group moved on from (a generation
+	 * ended, the member timed out) until it has joined again, which
+	 * librdkafka does by itself: the batch waits for the new assignment. */
+	if (e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+	    e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+	    e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID) {
 		if (!m->rebalance_noted)
 			lm_info("owner.claim",
 			    "the group is rebalancing: the claim of %zu messages "

@@ -1027,6 +1027,26 @@ test_failed_commit_retried(void **state)
 }
 
 /*
+ * A claim refused because the group moved on (here the member's generation
+ * ended; or the group forgot the member) is no failure: librdkafka joins
+ * again, and the batch is read again once it has, like a claim that meets
+ * a rebalance.
+ */
+static void
+test_claim_after_generation_change(void **state)
+{
+	(void) state;
+	start_owner();
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	rd_kafka_mock_push_request_errors(
+	    G.mock, OFFSET_COMMIT, 1, RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION);
+	produce_record(false, LEAD, 1);
+	assert_true(wait_messages(R0->owner, 1));
+	assert_int_equal(stats(R0->owner).failures, 0);
+}
+
+/*
  * A message that ingest's rule cannot be applied to (out of memory,
  * injected through the owner's failure point) is read again, and no later
  * message of its partition goes before it: whenever the events group's
@@ -1303,6 +1323,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_held_bytes_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_claim_after_generation_change, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_handover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
