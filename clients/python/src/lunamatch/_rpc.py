@@ -6,6 +6,7 @@ the typed request builders of every method, the envelope, the endpoint pool
 of one call: which endpoint to try, its deadline, when to retry elsewhere.
 The two clients only differ in how they wait; see client.py and aio.py.
 """
+import contextlib
 import itertools
 import math
 import os
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pynng
+from pynng import ffi, lib
+from pynng._aio import AIOHelper
 from pynng.exceptions import check_err
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -190,7 +193,10 @@ class Pool:
 
     Which endpoints have a connection is tracked here from nng's pipe
     events, not read from pynng's pipe list, which a reply that arrives
-    after its connection closed can add a dead pipe back to."""
+    after its connection closed can add a dead pipe back to. With several
+    endpoints, the nng operations of the calls on an endpoint (see Flight)
+    are aborted when one of its connections goes, so that the calls move
+    on, as in the C client."""
 
     def __init__(self, urls: Sequence[str],
                  tls: Optional[Callable[[str], pynng.TLSConfig]],
@@ -202,6 +208,7 @@ class Pool:
         self._rr = itertools.count()
         self._lock = threading.Lock()
         self._live: List[set] = [set() for _ in self.urls]  # pipe ids up now
+        self._flights: List[set] = [set() for _ in self.urls]  # nng aios waiting
         try:
             for j, url in enumerate(self.urls):
                 s = pynng.Req0(resend_time=-1, recv_max_size=max_response_bytes,
@@ -217,11 +224,35 @@ class Pool:
             raise
 
     def _pipe(self, j: int, pipe_id: int, up: bool) -> None:
+        if not up:
+            self.down(j, pipe_id)
+            return
         with self._lock:
-            if up:
-                self._live[j].add(pipe_id)
-            else:
-                self._live[j].discard(pipe_id)
+            self._live[j].add(pipe_id)
+
+    def down(self, j: int, pipe_id: int) -> None:
+        """Connection pipe_id of endpoint j is gone, or being closed by the
+        client. With several endpoints, the calls waiting on j are aborted
+        (ECONNRESET): sent on that connection, their answer will not come;
+        not sent, they wait for a connection the call may find elsewhere."""
+        with self._lock:
+            if pipe_id not in self._live[j]:
+                return
+            self._live[j].discard(pipe_id)
+            if len(self.urls) > 1:
+                for aio in self._flights[j]:
+                    lib.nng_aio_abort(aio, lib.NNG_ECONNRESET)
+
+    @contextlib.contextmanager
+    def flying(self, j: int, aio):
+        """Registers an nng aio of a call on endpoint j while it runs."""
+        with self._lock:
+            self._flights[j].add(aio)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._flights[j].discard(aio)
 
     def connected(self, j: int) -> bool:
         """Whether endpoint j has a connection now."""
@@ -237,6 +268,90 @@ class Pool:
         """A starting index that rotates across calls, spreading load."""
         with self._lock:
             return next(self._rr)
+
+
+class Flight:
+    """One attempt's request and answer, on a new context of endpoint j's
+    socket. Each operation has its own time limit and runs on an nng aio
+    that the pool aborts when a connection of the endpoint goes
+    (Pool.down): pynng.ConnectionReset then, as when nng fails a request
+    whose connection broke. send() and recv() block; asend() and arecv()
+    are their coroutines. A send that fails leaves nothing in flight."""
+
+    def __init__(self, pool: Pool, j: int):
+        self.pool = pool
+        self.j = j
+        self.ctx = pool.sockets[j].new_context()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.ctx.close()
+
+    def send(self, data: bytes, ms: int) -> None:
+        aio = _new_aio()
+        try:
+            check_err(lib.nng_aio_set_msg(aio, _new_msg(data)))
+            self._run(aio, lib.nng_ctx_send, ms)
+        finally:
+            _free_unsent(aio)
+            lib.nng_aio_free(aio)
+
+    def recv(self, ms: int) -> pynng.Message:
+        aio = _new_aio()
+        try:
+            self._run(aio, lib.nng_ctx_recv, ms)
+            return pynng.Message(lib.nng_aio_get_msg(aio))
+        finally:
+            lib.nng_aio_free(aio)
+
+    def _run(self, aio, op, ms: int) -> None:
+        lib.nng_aio_set_timeout(aio, ms)
+        with self.pool.flying(self.j, aio):
+            op(self.ctx.context, aio)
+            lib.nng_aio_wait(aio)
+        check_err(lib.nng_aio_result(aio))
+
+    async def asend(self, data: bytes, ms: int) -> None:
+        with AIOHelper(self.ctx, "asyncio") as h:
+            lib.nng_aio_set_timeout(h.aio, ms)
+            try:
+                with self.pool.flying(self.j, h.aio):
+                    await h.asend(data)
+            finally:
+                _free_unsent(h.aio)
+
+    async def arecv(self, ms: int) -> pynng.Message:
+        with AIOHelper(self.ctx, "asyncio") as h:
+            lib.nng_aio_set_timeout(h.aio, ms)
+            with self.pool.flying(self.j, h.aio):
+                return await h.arecv_msg()
+
+
+def _new_aio():
+    p = ffi.new("nng_aio **")
+    check_err(lib.nng_aio_alloc(p, ffi.NULL, ffi.NULL))
+    return p[0]
+
+
+def _new_msg(data: bytes):
+    p = ffi.new("nng_msg **")
+    check_err(lib.nng_msg_alloc(p, 0))
+    err = lib.nng_msg_append(p[0], data, len(data))
+    if err:
+        lib.nng_msg_free(p[0])
+        check_err(err)
+    return p[0]
+
+
+def _free_unsent(aio) -> None:
+    """Frees the message a failed send leaves in its aio (nng gives it
+    back to the caller)."""
+    msg = lib.nng_aio_get_msg(aio)
+    if msg != ffi.NULL:
+        lib.nng_aio_set_msg(aio, ffi.NULL)
+        lib.nng_msg_free(msg)
 
 
 def url_host(url: str) -> Optional[str]:
@@ -311,12 +426,13 @@ def _metadata(md) -> List[rpc_pb2.MetadataEntry]:
 class Call:
     """The state of one call across its attempts. The clients loop:
     ``pick()`` an endpoint (None: none connected yet; wait and look again
-    unless ``give_up()`` raises), send ``envelope()`` on it within
-    ``send_ms()`` and wait for the answer at most ``wait_ms()``; then
-    ``answer()`` with the message (a result, None to retry, or an
-    exception), ``connection_lost()`` when the connection broke first
-    (returns to retry, or raises), or ``timed_out()`` when the send or the
-    answer did not come in time.
+    unless ``give_up()`` raises); on a Flight of it, send ``envelope()``
+    within ``send_ms()`` (``not_sent()`` when no connection took it: returns
+    to retry, or raises), then wait for the answer at most ``wait_ms()``,
+    both read just then; then ``answer()`` with the message (a result, None
+    to retry, or an exception), ``connection_lost()`` when the connection
+    broke first (returns to retry, or raises), or raise ``no_answer()`` when
+    the answer did not come in time.
 
     A server's UNAVAILABLE answer closes the connection it came on, so that
     nng dials that endpoint afresh: a draining replica keeps its
@@ -348,6 +464,7 @@ class Call:
         self.env = rpc_pb2.RpcRequest(method=self.method, request_id=self.request_id,
                                       payload=payload)
         self.url: Optional[str] = None
+        self.j: Optional[int] = None  # the endpoint of the current attempt
         self.redials = 0
         self.redial_until: Optional[float] = None  # waiting for a fresh connection
         self.pause = 0.0                          # the last pause between rounds
@@ -357,10 +474,10 @@ class Call:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def pick(self) -> Optional[pynng.Req0]:
-        """The next untried endpoint that has a connection, in rotating
-        order; None when none has one now or the pause before the next
-        round is not over."""
+    def pick(self) -> Optional[int]:
+        """The index of the next untried endpoint that has a connection, in
+        rotating order; None when none has one now or the pause before the
+        next round is not over."""
         now = time.monotonic()
         if self.round_at is not None and now < self.round_at:
             return None
@@ -370,13 +487,13 @@ class Call:
             url = self.pool.urls[j]
             if url in self.tried:
                 continue
-            sock = self.pool.sockets[j]
             if self.pool.connected(j):
+                self.j = j
                 self.url = url
                 self.tried.append(url)
                 self.attempts.append(url)
                 self.waiting_since = None
-                return sock
+                return j
         if self.waiting_since is None:
             self.waiting_since = now
         return None
@@ -443,14 +560,16 @@ class Call:
         if not (self._redial(err) or self._next(err)):
             raise self._result(err)
 
-    def timed_out(self, sent: bool) -> errors.RpcError:
-        """The error to raise when the request found no connection within
-        send_ms() (not sent: the attempt's before while waiting for a fresh
-        connection) or no answer came within wait_ms(): a local
-        DeadlineExceeded."""
-        if not sent and self.redial_until is not None and self.last is not None:
-            return self._result()
-        return self.no_answer()
+    def not_sent(self) -> None:
+        """No connection took the request within send_ms(), or the one it
+        waited for went. As for an endpoint without a connection, the
+        attempt is not listed and the call moves to another endpoint, or
+        raises the error of an earlier attempt (a server's answer, a lost
+        connection), else a local Unavailable."""
+        self.attempts.pop()
+        err = self._error(errors.Unavailable, "no connection to %s" % self.url)
+        if not self._next(err):
+            raise self._result(err if self.last is None else None)
 
     def give_up(self) -> None:
         """Raises when waiting for a connection is over: the deadline passed,
@@ -480,19 +599,25 @@ class Call:
                               round(self.timeout * 1000)))
 
     def envelope(self) -> bytes:
+        """The request, carrying the time left now: built once the attempt's
+        endpoint has a connection, as the C client does, so that the
+        server's deadline does not outlast the caller's by the wait."""
         ms = max(1, math.ceil(self.remaining() * 1000))
         self.env.timeout_ms = min(ms, MAX_TIMEOUT_MS)
         return self.env.SerializeToString()
 
     def wait_ms(self) -> int:
+        """How long the answer is waited for, from now: the time left and
+        the grace."""
         return max(1, math.ceil((self.remaining() + DEADLINE_GRACE) * 1000))
 
     def send_ms(self) -> int:
-        """How long the request may wait for a connection to take it."""
-        if self.redial_until is None:
-            return self.wait_ms()
-        return max(1, min(self.wait_ms(),
-                          math.ceil((self.redial_until - time.monotonic()) * 1000)))
+        """How long the request may wait for a connection to take it: the
+        time left, at most what is left of a wait for a fresh connection."""
+        end = self.deadline
+        if self.redial_until is not None:
+            end = min(end, self.redial_until)
+        return max(1, math.ceil((end - time.monotonic()) * 1000))
 
     def no_answer(self) -> errors.RpcError:
         return self._error(errors.DeadlineExceeded, "no answer from %s within %d ms" % (
@@ -513,11 +638,14 @@ class Call:
             err = errors.error_for(resp.code, resp.message, method=self.method,
                                    request_id=self.request_id, endpoint=self.url,
                                    attempts=self.attempts)
-            if resp.code == rpc_pb2.UNAVAILABLE and msg.pipe is not None:
+            if resp.code == rpc_pb2.UNAVAILABLE:
                 # This server will not serve this connection. Concurrent
                 # calls answered so close it too: nng's "no such pipe" then
-                # is expected, and ignored.
-                pynng.lib.nng_pipe_close(msg.pipe.pipe)
+                # is expected, and ignored. It counts as gone at once, so
+                # that a repeat waits for the fresh one.
+                pipe = lib.nng_msg_get_pipe(msg._nng_msg)
+                lib.nng_pipe_close(pipe)
+                self.pool.down(self.j, lib.nng_pipe_id(pipe))
             if resp.code in RETRY_CODES and (self._next(err) or self._redial(err)):
                 return None
             raise err
@@ -579,7 +707,3 @@ class ClientBase(Methods):
         self._pool.close()
 
 
-def set_context_timeouts(ctx: pynng.Context, send_ms: int, recv_ms: int) -> None:
-    """Bounds the send and the receive of one context."""
-    for opt, ms in ((b"send-timeout", send_ms), (b"recv-timeout", recv_ms)):
-        check_err(pynng.lib.nng_ctx_set_ms(ctx.context, opt, ms))

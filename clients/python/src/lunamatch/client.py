@@ -21,20 +21,21 @@ class Client(_rpc.ClientBase):
     def _invoke(self, method, request, unwrap, timeout, metadata):
         call = self._call(method, request, unwrap, timeout, metadata)
         while True:
-            sock = call.pick()
-            if sock is None:
+            j = call.pick()
+            if j is None:
                 call.give_up()
                 time.sleep(_rpc.CONNECT_POLL)
                 continue
-            with sock.new_context() as ctx:
-                _rpc.set_context_timeouts(ctx, call.send_ms(), call.wait_ms())
-                sent = False
+            with _rpc.Flight(self._pool, j) as f:
                 try:
-                    ctx.send(call.envelope())
-                    sent = True
-                    msg = ctx.recv_msg()
+                    f.send(call.envelope(), call.send_ms())
+                except (pynng.Timeout, pynng.ConnectionReset):
+                    call.not_sent()
+                    continue
+                try:
+                    msg = f.recv(call.wait_ms())
                 except pynng.Timeout:
-                    raise call.timed_out(sent) from None
+                    raise call.no_answer() from None
                 except pynng.ConnectionReset:
                     call.connection_lost()
                     continue
