@@ -193,7 +193,7 @@ def test_send_waiting_on_a_lost_connection_moves_on(make, asynchronous):
     gate = make(Gate, a)
     b = make(Backend, answer)
     cls = lunamatch.AsyncClient if asynchronous else lunamatch.Client
-    c = cls([gate.url, b.url], timeout=5.0)
+    c = cls([gate.url, b.url], timeout=5.0, max_request_bytes=16 << 20)
     try:
         connected(c, 2)
         gate.hold()

@@ -245,3 +245,35 @@ def test_unknown_status_code_is_unknown(peer_factory):
         with pytest.raises(lunamatch.Unknown) as e:
             c.check()
     assert "status code 42" in e.value.message and not e.value.local
+
+
+def test_request_over_the_client_limit_is_not_sent(peer_factory):
+    """A request larger than max_request_bytes fails at once with a local
+    InvalidArgument: nng would drop it with its connection, on every
+    replica."""
+    p = peer_factory(lambda req: ok(req, match_pb2.GetPostingResponse()))
+    with lunamatch.Client(p.url, timeout=2.0, max_request_bytes=1000) as c:
+        c.get_posting("x" * 900)
+        with pytest.raises(lunamatch.InvalidArgument) as e:
+            c.get_posting("x" * 1000)
+        with pytest.raises(lunamatch.InvalidArgument):
+            lunamatch.Client(p.url).get_posting("x" * (4 << 20))
+    assert e.value.local and "max_request_bytes" in e.value.message
+    assert len(p.requests) == 1
+
+
+def test_answer_over_the_limit_is_not_asked_again_and_again(peer_factory):
+    """Answers larger than max_response_bytes: nng drops each with its
+    connection. The call tries each endpoint once, not until its deadline,
+    and its error names the size limits."""
+    peers = [peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+             for _ in range(2)]
+    with lunamatch.Client([p.url for p in peers], timeout=2.0,
+                          max_response_bytes=16) as c:
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(lunamatch.Unavailable) as e:
+            c.check()
+    assert [len(p.requests) for p in peers] == [1, 1]
+    assert e.value.local and "size limit" in e.value.message

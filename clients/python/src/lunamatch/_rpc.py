@@ -68,6 +68,10 @@ DEFAULT_TIMEOUT = 5.0          # seconds, as the server's default deadline
 DEADLINE_GRACE = 0.25          # waited beyond the deadline for the server's own answer
 MAX_TIMEOUT_MS = 600000        # the server caps deadlines at 10 minutes
 MAX_RESPONSE_BYTES = 64 << 20  # receive limit of every socket
+#: Largest request envelope sent: the default limit of a server built on
+#: the lunamatch library (lunamatch-match's own is 1 MiB). nng drops a
+#: larger message with its connection, so the caller would only see it lost.
+MAX_REQUEST_BYTES = 4 << 20
 CONNECT_POLL = 0.01            # seconds between looks for a connection
 
 
@@ -466,6 +470,7 @@ class Call:
         self.url: Optional[str] = None
         self.j: Optional[int] = None  # the endpoint of the current attempt
         self.redials = 0
+        self.lost: set = set()  # the endpoints whose connection this call lost
         self.redial_until: Optional[float] = None  # waiting for a fresh connection
         self.pause = 0.0                          # the last pause between rounds
         self.round_at: Optional[float] = None     # when the next round may start
@@ -486,6 +491,9 @@ class Call:
             j = (self.first + i) % n
             url = self.pool.urls[j]
             if url in self.tried:
+                continue
+            if n > 1 and url in self.lost:  # not again in this call
+                self.tried.append(url)
                 continue
             if self.pool.connected(j):
                 self.j = j
@@ -552,12 +560,21 @@ class Call:
         """The connection of the current attempt broke before the answer
         (nng fails the request with ECONNRESET). An idempotent call with an
         endpoint left to try moves on, a single endpoint's to its next
-        connection (give_up raises this error when none gets it further);
-        otherwise raises a server's earlier answer, if one came, or a local
-        Unavailable."""
-        err = self._error(errors.Unavailable,
-                          "connection to %s lost before the answer" % self.url)
-        if not (self._redial(err) or self._next(err)):
+        connection (give_up raises this error when none gets it further),
+        once: nng also drops a message over a size limit with its
+        connection, which would happen again, so an endpoint is not tried
+        again in the call once it lost a connection (a single endpoint's
+        fresh connection, which may reach another replica, gets the call
+        once). Otherwise raises a server's earlier answer, if one came, or
+        a local Unavailable."""
+        err = self._error(errors.Unavailable, (
+            "connection to %s lost before the answer (a request over the "
+            "server's size limit, or an answer over max_response_bytes, "
+            "closes it too)") % self.url)
+        first = self.url not in self.lost
+        self.lost.add(self.url)
+        again = first if len(self.pool.urls) == 1 else len(self.lost) < len(self.pool.urls)
+        if not (again and (self._redial(err) or self._next(err))):
             raise self._result(err)
 
     def not_sent(self) -> None:
@@ -672,15 +689,23 @@ class ClientBase(Methods):
     tls_ca / tls_cert / tls_key (PEM files) and tls_server_name: for
     tls+tcp:// endpoints; with tls_ca the server's certificate must carry
     tls_server_name, by default the host of each endpoint's URL.
+    max_response_bytes: the largest answer taken (default 64 MiB).
+    max_request_bytes: the largest request sent (default 4 MiB, the
+    library's default server limit; lunamatch-match's is 1 MiB): a call
+    with a larger one raises a local InvalidArgument before anything is sent.
     """
 
     def __init__(self, endpoints=None, *, timeout: float = DEFAULT_TIMEOUT,
                  tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
                  tls_key: Optional[str] = None, tls_server_name: Optional[str] = None,
-                 max_response_bytes: int = MAX_RESPONSE_BYTES):
+                 max_response_bytes: int = MAX_RESPONSE_BYTES,
+                 max_request_bytes: int = MAX_REQUEST_BYTES):
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if max_request_bytes <= 0:
+            raise ValueError("max_request_bytes must be positive")
         self.timeout = timeout
+        self.max_request_bytes = max_request_bytes
         self._tls = tls_options(tls_ca, tls_cert, tls_key, tls_server_name)
         self._pool = Pool(endpoint_list(endpoints),
                           self._tls.config if self._tls is not None else None,
@@ -700,6 +725,13 @@ class ClientBase(Methods):
             raise ValueError("timeout must be positive")
         c = Call(self._pool, method, request, unwrap, t)
         c.env.metadata.extend(_metadata(metadata))
+        # timeout_ms, set when sent, takes at most 4 bytes.
+        size = c.env.ByteSize() + 4
+        if size > self.max_request_bytes:
+            raise errors.InvalidArgument(
+                "request of %d bytes over the client's limit of %d (max_request_bytes)"
+                % (size, self.max_request_bytes), method=c.method,
+                request_id=c.request_id, local=True)
         return c
 
     def close(self) -> None:
