@@ -277,3 +277,23 @@ def test_answer_over_the_limit_is_not_asked_again_and_again(peer_factory):
             c.check()
     assert [len(p.requests) for p in peers] == [1, 1]
     assert e.value.local and "size limit" in e.value.message
+
+
+def test_an_endpoint_listed_twice_is_tried_as_two(peer_factory):
+    """The same URL twice makes two endpoints (two sockets): a call answered
+    UNAVAILABLE on the one goes on to the other, and round again."""
+    def unavailable(req):
+        return rpc_pb2.RpcResponse(request_id=req.request_id, code=rpc_pb2.UNAVAILABLE,
+                                   message="index is loading").SerializeToString()
+
+    p = peer_factory(unavailable)
+    with lunamatch.Client([p.url, p.url], timeout=1.0) as c:
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t = time.monotonic()
+        with pytest.raises(lunamatch.Unavailable) as e:
+            c.check()
+        took = time.monotonic() - t
+    assert len(p.requests) >= 4 and len(e.value.attempts) == len(p.requests)
+    assert took < 1.0

@@ -462,7 +462,7 @@ class Call:
         self.deadline = time.monotonic() + timeout
         self.timeout = timeout
         self.first = pool.start()
-        self.tried: List[str] = []     # the endpoints of this round
+        self.tried: List[int] = []     # the endpoints of this round, by index
         self.attempts: List[str] = []  # every attempt's endpoint, in order
         self.last: Optional[errors.RpcError] = None
         self.env = rpc_pb2.RpcRequest(method=self.method, request_id=self.request_id,
@@ -470,7 +470,7 @@ class Call:
         self.url: Optional[str] = None
         self.j: Optional[int] = None  # the endpoint of the current attempt
         self.redials = 0
-        self.lost: set = set()  # the endpoints whose connection this call lost
+        self.lost: set = set()  # the endpoints (indices) whose connection the call lost
         self.redial_until: Optional[float] = None  # waiting for a fresh connection
         self.pause = 0.0                          # the last pause between rounds
         self.round_at: Optional[float] = None     # when the next round may start
@@ -490,15 +490,15 @@ class Call:
         for i in range(n):
             j = (self.first + i) % n
             url = self.pool.urls[j]
-            if url in self.tried:
+            if j in self.tried:
                 continue
-            if n > 1 and url in self.lost:  # not again in this call
-                self.tried.append(url)
+            if n > 1 and j in self.lost:  # not again in this call
+                self.tried.append(j)
                 continue
             if self.pool.connected(j):
                 self.j = j
                 self.url = url
-                self.tried.append(url)
+                self.tried.append(j)
                 self.attempts.append(url)
                 self.waiting_since = None
                 return j
@@ -571,8 +571,8 @@ class Call:
             "connection to %s lost before the answer (a request over the "
             "server's size limit, or an answer over max_response_bytes, "
             "closes it too)") % self.url)
-        first = self.url not in self.lost
-        self.lost.add(self.url)
+        first = self.j not in self.lost
+        self.lost.add(self.j)
         again = first if len(self.pool.urls) == 1 else len(self.lost) < len(self.pool.urls)
         if not (again and (self._redial(err) or self._next(err))):
             raise self._result(err)
@@ -600,7 +600,7 @@ class Call:
                 and now - self.waiting_since >= ATTEMPT_CONNECT):
             # The endpoints left in this round have no connection: they
             # count as tried, and the round ends.
-            self.tried.extend(u for u in self.pool.urls if u not in self.tried)
+            self.tried.extend(j for j in range(len(self.pool.urls)) if j not in self.tried)
             self.waiting_since = None
             if self._next(self.last):
                 return
@@ -612,7 +612,8 @@ class Call:
             raise self._result()
         raise self._error(errors.Unavailable,
                           "no connection to %s within %d ms" % (
-                              ", ".join(u for u in self.pool.urls if u not in self.tried),
+                              ", ".join(u for j, u in enumerate(self.pool.urls)
+                                        if j not in self.tried),
                               round(self.timeout * 1000)))
 
     def envelope(self) -> bytes:
