@@ -263,3 +263,15 @@ def test_bad_arguments_raise_locally():
             c.match_jobs(profile=42)
         with pytest.raises(ValueError):
             c.match_jobs("x", explain="LOUD")
+
+
+@pytest.mark.parametrize("value", [
+    {"no_such_field": 1},
+    {"skills": "not a list"},
+    '{"id": ',
+])
+def test_a_value_that_does_not_fit_the_message_is_a_value_error(value):
+    """protobuf's ParseError is not a ValueError; the client raises one."""
+    with lunamatch.Client("tcp://127.0.0.1:1") as c:
+        with pytest.raises(ValueError, match="^profile: "):
+            c.match_jobs(profile=value)

@@ -93,10 +93,13 @@ def _message(value: Any, cls: type, what: str) -> Message:
     string."""
     if isinstance(value, cls):
         return value
-    if isinstance(value, (str, bytes)):
-        return json_format.Parse(value, cls())
-    if isinstance(value, Mapping):
-        return json_format.ParseDict(value, cls())
+    try:
+        if isinstance(value, (str, bytes)):
+            return json_format.Parse(value, cls())
+        if isinstance(value, Mapping):
+            return json_format.ParseDict(value, cls())
+    except json_format.ParseError as e:
+        raise ValueError("%s: %s" % (what, e)) from e
     raise TypeError("%s: expected %s, dict or JSON text, not %s"
                     % (what, cls.__name__, type(value).__name__))
 
