@@ -316,6 +316,57 @@ lm_pb_encode(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
 	return LM_OK;
 }
 
+/* Frees p as allocator a (NULL: protobuf-c's default, malloc) would. */
+static void
+release(ProtobufCAllocator *a, void *p)
+{
+	if (a == NULL)
+		free(p);
+	else
+		a->free(a->allocator_data, p);
+}
+
+size_t
+lm_pb_strip_unknown(ProtobufCMessage *msg, ProtobufCAllocator *a)
+{
+	const ProtobufCMessageDescriptor *desc;
+	size_t n;
+
+	if (msg == NULL)
+		return 0;
+	n = msg->n_unknown_fields;
+	for (size_t i = 0; i < msg->n_unknown_fields; i++)
+		release(a, msg->unknown_fields[i].data);
+	release(a, msg->unknown_fields);
+	msg->unknown_fields = NULL;
+	msg->n_unknown_fields = 0;
+
+	desc = msg->descriptor;
+	for (unsigned i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &desc->fields[i];
+		const char *base = (const char *) msg;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t count = *(const size_t *) (base + f->quantifier_offset);
+			ProtobufCMessage *const *v =
+			    *(ProtobufCMessage *const *const *) (base + f->offset);
+			for (size_t k = 0; k < count; k++)
+				n += lm_pb_strip_unknown(v[k], a);
+			continue;
+		}
+		/* A oneof's members share their storage: only the member set
+		 * is a message. */
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0 &&
+		    *(const uint32_t *) (base + f->quantifier_offset) != f->id)
+			continue;
+		n += lm_pb_strip_unknown(
+		    *(ProtobufCMessage *const *) (base + f->offset), a);
+	}
+	return n;
+}
+
 int
 lm_pb_copy(const ProtobufCMessage *msg, ProtobufCMessage **out)
 {

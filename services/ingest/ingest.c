@@ -241,6 +241,10 @@ decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
 		    err, sizeof(err));
 	if (rv != LM_OK)
 		return decode_failed(d, f, rv, fault, err);
+	/* Fields the schema lacks (a newer producer's) are ignored, as
+	 * protobuf readers do: they are not stored, so nothing outside the
+	 * schema reaches the store. JSON refuses unknown keys instead. */
+	lm_pb_strip_unknown(msg, NULL);
 
 	if (m->kind == LM_KIND_POSTING) {
 		Lunamatch__V1__JobPosting *p = (Lunamatch__V1__JobPosting *) msg;

@@ -106,10 +106,11 @@ void lm_ingest_compliance_metrics(const lm_record_ctx *ctx);
 
 /*
  * Decides what to do with message m: size check, decoding by content-type
- * (lm_pb_decode or lm_json_decode), lm_posting_prepare/lm_profile_prepare
- * with ctx, the key check (the key must equal the record id byte for byte),
- * then serialization of the normalized record. A tombstone needs a key that
- * is a valid record id. An accepted posting's compliance warnings are logged
+ * (lm_pb_decode, then the fields unknown to the schema dropped at every
+ * depth; or lm_json_decode), lm_posting_prepare/lm_profile_prepare with
+ * ctx, the key check (the key must equal the record id byte for byte), then
+ * serialization of the normalized record. A tombstone needs a key that is a
+ * valid record id. An accepted posting's compliance warnings are logged
  * (event ingest.compliance, with the phrase) and counted in ctx->metrics.
  *
  * Returns LM_OK with *d filled for every message, good or bad (bad input is

@@ -32,7 +32,8 @@ extern "C" {
  * Decodes len bytes of protobuf wire data into a new message of type desc.
  * On LM_OK the caller owns *out and frees it with
  * protobuf_c_message_free_unpacked(*out, NULL). Fields unknown to desc are
- * kept as protobuf-c unknown fields (they are not checked for UTF-8).
+ * kept as protobuf-c unknown fields (they are not checked for UTF-8;
+ * lm_pb_strip_unknown removes them).
  * Returns LM_OK; LM_E2BIG if len > max_len or messages nest deeper than
  * LM_PB_MAX_DEPTH; LM_EPARSE for malformed data, with the reason and the
  * field path in err (e.g. "skills.name: string is not valid UTF-8");
@@ -59,6 +60,16 @@ int lm_pb_decode_with(const ProtobufCMessageDescriptor *desc, const void *data,
  * Returns LM_OK, LM_ENOMEM or LM_EINVAL for NULL arguments.
  */
 int lm_pb_encode(const ProtobufCMessage *msg, uint8_t **out, size_t *len);
+
+/*
+ * Removes the fields unknown to their type (kept by protobuf-c's unpacker,
+ * packed again by lm_pb_encode) from msg and from every message in it, at
+ * any depth, so that msg packs to the fields of its schema and nothing else.
+ * msg must have been unpacked with allocator a (NULL: protobuf-c's, as for
+ * lm_pb_decode), never be a compact message (lm_pb_compact). NULL msg is a
+ * no-op. Returns the number of unknown fields removed.
+ */
+size_t lm_pb_strip_unknown(ProtobufCMessage *msg, ProtobufCAllocator *a);
 
 /*
  * A deep copy of msg through its wire form: the same message, field for

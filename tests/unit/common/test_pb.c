@@ -147,6 +147,59 @@ test_roundtrip(void **state)
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* Unknown fields are removed at every depth: at the top, in a repeated and
+ * in a singular sub-message, and in the message member of a oneof (not
+ * followed when the oneof holds its string member). */
+static void
+test_strip_unknown(void **state)
+{
+	(void) state;
+	static const uint8_t profile[] = {0x0a, 0x01, 'c',      /* id "c" */
+	    0x22, 0x07, 0x0a, 0x02, 'G', 'o', 0x98, 0x06, 0x01, /* skills: 99 = 1 */
+	    0x6a, 0x09, 0x0a, 0x01, 'x', 0x9a, 0x06, 0x03, 'd', 'o', 'b', /* goals */
+	    0x9a, 0x06, 0x08, 'g', 'e', 'n', 'd', 'e', 'r', '=', 'F'};
+	static const uint8_t known[] = {0x0a, 0x01, 'c', 0x22, 0x04, 0x0a, 0x02, 'G', 'o',
+	    0x6a, 0x03, 0x0a, 0x01, 'x'};
+	const ProtobufCMessageDescriptor *cp =
+	    &lunamatch__v1__candidate_profile__descriptor;
+	const ProtobufCMessageDescriptor *mj =
+	    &lunamatch__v1__match_jobs_request__descriptor;
+	ProtobufCMessage *m = NULL;
+	char err[256];
+
+	assert_int_equal(
+	    lm_pb_decode(cp, profile, sizeof(profile), MAXLEN, &m, err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(lm_pb_strip_unknown(m, NULL), 3);
+	Lunamatch__V1__CandidateProfile *c = (Lunamatch__V1__CandidateProfile *) m;
+	assert_int_equal(m->n_unknown_fields, 0);
+	assert_int_equal(c->skills[0]->base.n_unknown_fields, 0);
+	assert_int_equal(c->career_goals->base.n_unknown_fields, 0);
+	assert_packs_to(m, known, sizeof(known));
+	assert_int_equal(lm_pb_strip_unknown(m, NULL), 0);
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	/* The profile inside a MatchJobsRequest (field 2 of oneof subject). */
+	uint8_t req[sizeof(profile) + 2] = {0x12, (uint8_t) sizeof(profile)};
+	memcpy(req + 2, profile, sizeof(profile));
+	assert_int_equal(
+	    lm_pb_decode(mj, req, sizeof(req), MAXLEN, &m, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_pb_strip_unknown(m, NULL), 3);
+	uint8_t want[sizeof(known) + 2] = {0x12, (uint8_t) sizeof(known)};
+	memcpy(want + 2, known, sizeof(known));
+	assert_packs_to(m, want, sizeof(want));
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	/* candidate_id set: the oneof's storage is a string, left alone. */
+	static const uint8_t by_id[] = {0x0a, 0x01, 'c', 0x9a, 0x06, 0x00};
+	assert_int_equal(
+	    lm_pb_decode(mj, by_id, sizeof(by_id), MAXLEN, &m, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_pb_strip_unknown(m, NULL), 1);
+	assert_packs_to(m, by_id, 3);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_int_equal(lm_pb_strip_unknown(NULL, NULL), 0);
+}
+
 /* An allocation that fails while a good message is unpacked is
  * LM_ENOMEM, not malformed input (callers drop malformed input for good);
  * the same bytes decode once memory is there. */
@@ -643,6 +696,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_strip_unknown),
 	    cmocka_unit_test(test_copy),
 	    cmocka_unit_test(test_share),
 	    cmocka_unit_test(test_arguments_and_limit),

@@ -436,6 +436,98 @@ test_unknown_key_text(void **state)
 	lm_ingest_decision_clear(&d);
 }
 
+/* Appends field 99 (length-delimited, text) to the protobuf bytes of *pb. */
+static void
+append_unknown(uint8_t **pb, size_t *len, const char *text)
+{
+	size_t n = strlen(text);
+	uint8_t *b = realloc(*pb, *len + 3 + n);
+
+	assert_true(n < 128);
+	assert_non_null(b);
+	b[*len] = 0x9a; /* field 99, wire type 2 */
+	b[*len + 1] = 0x06;
+	b[*len + 2] = (uint8_t) n;
+	memcpy(b + *len + 3, text, n);
+	*pb = b;
+	*len += 3 + n;
+}
+
+/* True when text occurs in b[0..len). */
+static bool
+has_text(const uint8_t *b, size_t len, const char *text)
+{
+	size_t n = strlen(text);
+
+	for (size_t i = 0; i + n <= len; i++)
+		if (memcmp(b + i, text, n) == 0)
+			return true;
+	return false;
+}
+
+/* Fields the schema lacks (a newer producer's, or data that has no place in
+ * the schema) are accepted and never stored, at the top or in a
+ * sub-message. */
+static void
+test_unknown_fields_dropped(void **state)
+{
+	static const char secret[] = "date_of_birth=1970-01-01;gender=F";
+	size_t len, slen;
+	uint8_t *pb =
+	    to_pb(&lunamatch__v1__candidate_profile__descriptor, PROFILE_JSON, &len);
+	uint8_t *skill = to_pb(&lunamatch__v1__candidate_skill__descriptor,
+	    "{\"name\":\"Rust\",\"years\":2}", &slen);
+	lm_ingest_decision d;
+	(void) state;
+
+	/* One more skill, carrying an unknown field, then one at the top. */
+	append_unknown(&skill, &slen, secret);
+	assert_true(slen < 128);
+	pb = realloc(pb, len + 2 + slen);
+	assert_non_null(pb);
+	pb[len] = 0x22; /* field 4, skills */
+	pb[len + 1] = (uint8_t) slen;
+	memcpy(pb + len + 2, skill, slen);
+	len += 2 + slen;
+	append_unknown(&pb, &len, secret);
+
+	decide(LM_KIND_PROFILE, "cand-1", pb, len, NULL, &d);
+	if (d.action != LM_INGEST_PUT)
+		fail_msg("rejected: %s: %s", d.reason, d.error);
+	assert_false(has_text(d.bytes, d.len, "gender"));
+	Lunamatch__V1__CandidateProfile *c =
+	    lunamatch__v1__candidate_profile__unpack(NULL, d.len, d.bytes);
+	assert_non_null(c);
+	assert_int_equal(c->base.n_unknown_fields, 0);
+	assert_int_equal(c->n_skills, 2);
+	assert_string_equal(c->skills[1]->skill_id, "rust");
+	assert_int_equal(c->skills[1]->base.n_unknown_fields, 0);
+	lunamatch__v1__candidate_profile__free_unpacked(c, NULL);
+	lm_ingest_decision_clear(&d);
+	free(skill);
+	free(pb);
+
+	/* A posting's location. */
+	char *json = posting_json("job-u", "Engineer", "ie", "eur", "");
+	uint8_t *loc = to_pb(&lunamatch__v1__location__descriptor,
+	    "{\"city\":\"Cork\",\"country\":\"IE\"}", &slen);
+	pb = to_pb(&lunamatch__v1__job_posting__descriptor, json, &len);
+	append_unknown(&loc, &slen, secret);
+	pb = realloc(pb, len + 2 + slen);
+	assert_non_null(pb);
+	pb[len] = 0x72; /* field 14, locations */
+	pb[len + 1] = (uint8_t) slen;
+	memcpy(pb + len + 2, loc, slen);
+	len += 2 + slen;
+	decide(LM_KIND_POSTING, "job-u", pb, len, NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_PUT);
+	assert_false(has_text(d.bytes, d.len, "gender"));
+	lm_ingest_decision_clear(&d);
+	free(loc);
+	free(pb);
+	free(json);
+}
+
 /* An unknown enum number in protobuf is caught by preparing. */
 static void
 test_unknown_enum_protobuf(void **state)
@@ -1229,6 +1321,7 @@ main(void)
 	    cmocka_unit_test(test_bad_utf8),
 	    cmocka_unit_test(test_unknown_key_text),
 	    cmocka_unit_test(test_unknown_enum_protobuf),
+	    cmocka_unit_test(test_unknown_fields_dropped),
 	    cmocka_unit_test(test_oversize_message),
 	    cmocka_unit_test(test_tombstones),
 	    cmocka_unit_test(test_bad_arguments),
