@@ -444,6 +444,27 @@ canonical(
 	return set_string(id_out, id);
 }
 
+/*
+ * Of two entries for one skill id, the one kept (name *a_name, read as *a)
+ * takes the name of the one dropped (*b_name, read as b) when that name is
+ * the skill's own and its own is a misspelling: the name and how it was
+ * read stay a pair. An unknown name never shares an id with a known one.
+ */
+static void
+surer_reading(char **a_name, Lunamatch__V1__SkillResolution *a, char **b_name,
+    Lunamatch__V1__SkillResolution b)
+{
+	char *t;
+
+	if (b != LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_EXACT ||
+	    *a == LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_EXACT)
+		return;
+	t = *a_name;
+	*a_name = *b_name;
+	*b_name = t; /* freed with the entry dropped */
+	*a = b;
+}
+
 static int
 string_list(struct prep *p, size_t n, char **v, size_t maxn, const struct field *field)
 {
@@ -575,12 +596,17 @@ posting_skills(struct prep *p, Lunamatch__V1__JobPosting *j)
 		i++;
 	}
 	/* Merge duplicates (aliases of one skill): the first keeps the larger
-	 * weight. */
+	 * weight and the surer reading, and is preferred only when both are
+	 * (docs/scoring.md). */
 	for (size_t i = 0; i < j->n_skills; i++) {
 		for (size_t k = i + 1; k < j->n_skills;) {
-			if (strcmp(j->skills[i]->skill_id, j->skills[k]->skill_id) == 0) {
-				if (j->skills[k]->weight > j->skills[i]->weight)
-					j->skills[i]->weight = j->skills[k]->weight;
+			Lunamatch__V1__PostingSkill *a = j->skills[i], *b = j->skills[k];
+			if (strcmp(a->skill_id, b->skill_id) == 0) {
+				if (b->weight > a->weight)
+					a->weight = b->weight;
+				a->preferred = a->preferred && b->preferred;
+				surer_reading(
+				    &a->name, &a->resolution, &b->name, b->resolution);
 				drop_message((void **) j->skills, &j->n_skills, k);
 			} else {
 				k++;
@@ -780,7 +806,8 @@ profile_skills(struct prep *p, Lunamatch__V1__CandidateProfile *c)
 		         (int) s->level, &f)) != LM_OK)
 			return rv;
 	}
-	/* Merge duplicates: the first keeps the most years and highest level. */
+	/* Merge duplicates: the first keeps the most years, the highest level
+	 * and the surer reading. */
 	for (size_t i = 0; i < c->n_skills; i++) {
 		for (size_t k = i + 1; k < c->n_skills;) {
 			Lunamatch__V1__CandidateSkill *a = c->skills[i],
@@ -790,6 +817,8 @@ profile_skills(struct prep *p, Lunamatch__V1__CandidateProfile *c)
 					a->years = b->years;
 				if (b->level > a->level)
 					a->level = b->level;
+				surer_reading(
+				    &a->name, &a->resolution, &b->name, b->resolution);
 				drop_message((void **) c->skills, &c->n_skills, k);
 			} else {
 				k++;

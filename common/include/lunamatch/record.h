@@ -79,6 +79,12 @@ typedef struct lm_record_ctx {
 /*
  * Validates and normalizes p in place.
  *
+ * Skills naming one taxonomy id merge into the first of them, whatever
+ * their order otherwise: a posting's keeps the largest weight and is
+ * preferred only when every entry is; a profile's keeps the most years and
+ * the highest level; either keeps an exact name (with its resolution) over
+ * a misspelling.
+ *
  * Locations (of postings and profiles) are geocoded with ctx->gazetteer:
  * when it finds the city (lm_gazetteer_lookup with the location's country
  * and region), geocoded, latitude, longitude and geoname_id are set, and an

@@ -151,10 +151,62 @@ test_skill_typos(void **state)
 	assert_int_equal(lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_OK);
 	assert_int_equal(c->n_skills, 1);
 	assert_string_equal(c->skills[0]->skill_id, "terraform");
+	/* The exact name of the two is kept, with its reading. */
+	assert_string_equal(c->skills[0]->name, "Terraform");
 	assert_int_equal(c->skills[0]->resolution,
-	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_TYPO);
+	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_EXACT);
 	assert_true(c->skills[0]->years == 3.0f);
 	protobuf_c_message_free_unpacked(&p->base, NULL);
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+}
+
+/* Duplicates of a skill id merge the same whatever their order: preferred
+ * only when every entry is, the larger weight, the exact name over a
+ * misspelling. */
+static void
+test_duplicate_skills(void **state)
+{
+	(void) state;
+	static const char *const pair[][2] = {
+	    {"{\"name\":\"Python\",\"preferred\":true}",
+	        "{\"name\":\"python3\",\"weight\":5}"},
+	    {"{\"name\":\"Pyhton\",\"preferred\":true,\"weight\":5}",
+	        "{\"name\":\"Python\",\"preferred\":true}"},
+	};
+	char json[512];
+	lm_reject why;
+	char err[256];
+
+	for (size_t i = 0; i < 2; i++) {
+		for (int order = 0; order < 2; order++) {
+			snprintf(json, sizeof(json),
+			    "{\"id\":\"j\",\"version\":1,\"title\":\"t\","
+			    "\"skills\":[%s,%s]}",
+			    pair[i][order], pair[i][!order]);
+			Lunamatch__V1__JobPosting *p = posting(json);
+			assert_int_equal(
+			    lm_posting_prepare(&R.ctx, p, &why, err, sizeof(err)), LM_OK);
+			assert_int_equal(p->n_skills, 1);
+			assert_string_equal(p->skills[0]->skill_id, "python");
+			assert_true(p->skills[0]->weight == 5.0f);
+			assert_int_equal(p->skills[0]->preferred, i == 1);
+			assert_int_equal(p->skills[0]->resolution,
+			    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_EXACT);
+			assert_string_equal(p->skills[0]->name,
+			    i == 0 && order == 1 ? "python3" : "Python");
+			protobuf_c_message_free_unpacked(&p->base, NULL);
+		}
+	}
+
+	Lunamatch__V1__CandidateProfile *c =
+	    profile("{\"id\":\"c\",\"version\":1,\"skills\":[{\"name\":"
+	            "\"Pyhton\",\"years\":4},{\"name\":\"Python\",\"years\":1}]}");
+	assert_int_equal(lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(c->n_skills, 1);
+	assert_string_equal(c->skills[0]->name, "Python");
+	assert_int_equal(c->skills[0]->resolution,
+	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_EXACT);
+	assert_true(c->skills[0]->years == 4.0f);
 	protobuf_c_message_free_unpacked(&c->base, NULL);
 }
 
@@ -498,6 +550,7 @@ main(void)
 	    cmocka_unit_test(test_posting_normalized),
 	    cmocka_unit_test(test_posting_rejected),
 	    cmocka_unit_test(test_skill_typos),
+	    cmocka_unit_test(test_duplicate_skills),
 	    cmocka_unit_test(test_fair_requirements),
 	    cmocka_unit_test(test_locations),
 	    cmocka_unit_test(test_posting_bad_utf8),
