@@ -567,36 +567,168 @@ screen(struct prep *p, Lunamatch__V1__JobPosting *j, const char *text,
 	return LM_OK;
 }
 
+/* Checks and normalizes the skills of j; flagged ones are dropped later, by
+ * screen_posting. */
 static int
 posting_skills(struct prep *p, Lunamatch__V1__JobPosting *j)
 {
-	int rv, match, flagged;
+	int rv, match;
 	if (j->n_skills > LM_RECORD_SKILLS_MAX)
 		return reject(p, LM_REJECT_OVERSIZE, "skills: %zu entries, limit %d",
 		    j->n_skills, LM_RECORD_SKILLS_MAX);
-	for (size_t i = 0, orig = 0; i < j->n_skills; orig++) {
+	for (size_t i = 0; i < j->n_skills; i++) {
 		Lunamatch__V1__PostingSkill *s = j->skills[i];
-		struct field f = {"skills", orig, "name", NOIDX};
-		if ((rv = text(p, &s->name, LM_RECORD_TEXT_MAX, 1, &f)) != LM_OK ||
-		    (rv = screen(p, j, s->name, &f, 1, &flagged)) != LM_OK)
-			return rv;
-		if (flagged) {
-			drop_message((void **) j->skills, &j->n_skills, i);
-			continue;
-		}
+		struct field f = {"skills", i, "name", NOIDX};
 		if ((rv = canonical(p, &s->name, &s->skill_id, &match, &f)) != LM_OK)
 			return rv;
 		s->resolution = (Lunamatch__V1__SkillResolution) match;
 		if (!isfinite(s->weight) || s->weight < 0 || s->weight > 10)
 			return reject(p, LM_REJECT_BAD_VALUE,
-			    "skills[%zu].weight: %g is outside 0..10", orig,
+			    "skills[%zu].weight: %g is outside 0..10", i,
 			    (double) s->weight);
 		if (s->weight == 0)
 			s->weight = 1.0f;
-		i++;
 	}
-	/* Merge duplicates (aliases of one skill): the first keeps the larger
-	 * weight and the surer reading, and is preferred only when both are
+	return LM_OK;
+}
+
+/*
+ * Checks and normalizes the requirement groups of j. skill_ids and
+ * skill_resolutions are filled one per entry of skills; screen_posting drops
+ * flagged entries from all three and merge_duplicates the repeated ids.
+ */
+static int
+requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
+{
+	int rv;
+	if (j->n_requirement_groups > LM_RECORD_GROUPS_MAX)
+		return reject(p, LM_REJECT_OVERSIZE,
+		    "requirement_groups: %zu entries, limit %d", j->n_requirement_groups,
+		    LM_RECORD_GROUPS_MAX);
+	for (size_t i = 0; i < j->n_requirement_groups; i++) {
+		Lunamatch__V1__RequirementGroup *g = j->requirement_groups[i];
+		struct field f = {"requirement_groups", i, "label", NOIDX};
+		if ((rv = text(p, &g->label, LM_RECORD_TEXT_MAX, 1, &f)) != LM_OK)
+			return rv;
+		f.sub = "min_years_experience";
+		if ((rv = years(p, g->min_years_experience, &f)) != LM_OK)
+			return rv;
+		if (g->n_skills > LM_RECORD_GROUP_SKILLS_MAX)
+			return reject(p, LM_REJECT_OVERSIZE,
+			    "requirement_groups[%zu].skills: %zu entries, limit %d", i,
+			    g->n_skills, LM_RECORD_GROUP_SKILLS_MAX);
+		if (g->n_skills == 0 && g->min_years_experience == 0)
+			return reject(p, LM_REJECT_MISSING_FIELD,
+			    "requirement_groups[%zu]: needs skills or "
+			    "min_years_experience",
+			    i);
+		for (size_t k = 0; k < g->n_skill_ids; k++)
+			if (g->skill_ids[k] != protobuf_c_empty_string)
+				free(g->skill_ids[k]);
+		free(g->skill_ids);
+		g->skill_ids = NULL;
+		g->n_skill_ids = 0;
+		free(g->skill_resolutions); /* ingest's to fill, like skill_ids */
+		g->skill_resolutions = NULL;
+		g->n_skill_resolutions = 0;
+		if (g->n_skills == 0)
+			continue;
+		g->skill_ids = calloc(g->n_skills, sizeof(char *));
+		if (g->skill_ids == NULL)
+			return LM_ENOMEM;
+		g->skill_resolutions = calloc(g->n_skills, sizeof(*g->skill_resolutions));
+		if (g->skill_resolutions == NULL)
+			return LM_ENOMEM;
+		f.sub = "skills";
+		for (size_t k = 0; k < g->n_skills; k++) {
+			int match;
+			f.k = k;
+			if ((rv = canonical(p, &g->skills[k], &g->skill_ids[k], &match,
+			         &f)) != LM_OK)
+				return rv;
+			g->n_skill_ids++;
+			g->skill_resolutions[g->n_skill_resolutions++] =
+			    (Lunamatch__V1__SkillResolution) match;
+		}
+	}
+	return LM_OK;
+}
+
+/* Removes entry k of group g: the skill, its id and its resolution. */
+static void
+drop_group_skill(Lunamatch__V1__RequirementGroup *g, size_t k)
+{
+	drop_string(g->skills, &g->n_skills, k);
+	drop_string(g->skill_ids, &g->n_skill_ids, k);
+	memmove(&g->skill_resolutions[k], &g->skill_resolutions[k + 1],
+	    (g->n_skill_resolutions - k - 1) * sizeof(g->skill_resolutions[0]));
+	g->n_skill_resolutions--;
+}
+
+/*
+ * Screens the title (which stays), the skills and the requirement groups of
+ * a posting that passed every check, resetting what screening fills in:
+ * whether a posting is valid never depends on the list. Flagged skills and
+ * groups are dropped; warnings name the fields as the producer numbered
+ * them.
+ */
+static int
+screen_posting(struct prep *p, Lunamatch__V1__JobPosting *j)
+{
+	int flagged, rv;
+
+	clear_warnings(j);
+	if ((rv = set_string(&j->fairness_version,
+	         p->ctx->fairness ? lm_fairness_version(p->ctx->fairness) : "")) !=
+	        LM_OK ||
+	    (rv = screen(p, j, j->title, FIELD("title"), 0, &flagged)) != LM_OK)
+		return rv;
+	for (size_t i = 0, orig = 0; i < j->n_skills; orig++) {
+		struct field f = {"skills", orig, "name", NOIDX};
+		if ((rv = screen(p, j, j->skills[i]->name, &f, 1, &flagged)) != LM_OK)
+			return rv;
+		if (flagged)
+			drop_message((void **) j->skills, &j->n_skills, i);
+		else
+			i++;
+	}
+	for (size_t i = 0, orig = 0; i < j->n_requirement_groups; orig++) {
+		Lunamatch__V1__RequirementGroup *g = j->requirement_groups[i];
+		struct field f = {"requirement_groups", orig, "label", NOIDX};
+		/* A flagged label is a flagged requirement, whatever its
+		 * skills: the whole group goes. */
+		if ((rv = screen(p, j, g->label, &f, 1, &flagged)) != LM_OK)
+			return rv;
+		if (flagged) {
+			drop_message(
+			    (void **) j->requirement_groups, &j->n_requirement_groups, i);
+			continue;
+		}
+		f.sub = "skills";
+		for (size_t k = 0, korig = 0; k < g->n_skills; korig++) {
+			f.k = korig;
+			if ((rv = screen(p, j, g->skills[k], &f, 1, &flagged)) != LM_OK)
+				return rv;
+			if (flagged)
+				drop_group_skill(g, k);
+			else
+				k++;
+		}
+		if (g->n_skills == 0 && g->min_years_experience == 0)
+			drop_message(
+			    (void **) j->requirement_groups, &j->n_requirement_groups, i);
+		else
+			i++;
+	}
+	return LM_OK;
+}
+
+/* Merges the skills of j that share an id, and the ids a group repeats. */
+static void
+merge_duplicates(Lunamatch__V1__JobPosting *j)
+{
+	/* Aliases of one skill: the first keeps the larger weight and the
+	 * surer reading, and is preferred only when both are
 	 * (docs/scoring.md). */
 	for (size_t i = 0; i < j->n_skills; i++) {
 		for (size_t k = i + 1; k < j->n_skills;) {
@@ -613,112 +745,19 @@ posting_skills(struct prep *p, Lunamatch__V1__JobPosting *j)
 			}
 		}
 	}
-	return LM_OK;
-}
-
-static int
-requirement_groups(struct prep *p, Lunamatch__V1__JobPosting *j)
-{
-	int rv, flagged;
-	if (j->n_requirement_groups > LM_RECORD_GROUPS_MAX)
-		return reject(p, LM_REJECT_OVERSIZE,
-		    "requirement_groups: %zu entries, limit %d", j->n_requirement_groups,
-		    LM_RECORD_GROUPS_MAX);
-	for (size_t i = 0, orig = 0; i < j->n_requirement_groups; orig++) {
+	/* skill_resolutions stay one per entry of skills. */
+	for (size_t i = 0; i < j->n_requirement_groups; i++) {
 		Lunamatch__V1__RequirementGroup *g = j->requirement_groups[i];
-		struct field f = {"requirement_groups", orig, "label", NOIDX};
-		if ((rv = text(p, &g->label, LM_RECORD_TEXT_MAX, 1, &f)) != LM_OK)
-			return rv;
-		f.sub = "min_years_experience";
-		if ((rv = years(p, g->min_years_experience, &f)) != LM_OK)
-			return rv;
-		if (g->n_skills > LM_RECORD_GROUP_SKILLS_MAX)
-			return reject(p, LM_REJECT_OVERSIZE,
-			    "requirement_groups[%zu].skills: %zu entries, limit %d", orig,
-			    g->n_skills, LM_RECORD_GROUP_SKILLS_MAX);
-		if (g->n_skills == 0 && g->min_years_experience == 0)
-			return reject(p, LM_REJECT_MISSING_FIELD,
-			    "requirement_groups[%zu]: needs skills or "
-			    "min_years_experience",
-			    orig);
-		for (size_t k = 0; k < g->n_skill_ids; k++)
-			if (g->skill_ids[k] != protobuf_c_empty_string)
-				free(g->skill_ids[k]);
-		free(g->skill_ids);
-		g->skill_ids = NULL;
-		g->n_skill_ids = 0;
-		free(g->skill_resolutions); /* ingest's to fill, like skill_ids */
-		g->skill_resolutions = NULL;
-		g->n_skill_resolutions = 0;
-
-		/* A flagged label is a flagged requirement, whatever its
-		 * skills: the whole group goes. */
-		f.sub = "label";
-		if ((rv = screen(p, j, g->label, &f, 1, &flagged)) != LM_OK)
-			return rv;
-		if (flagged) {
-			drop_message(
-			    (void **) j->requirement_groups, &j->n_requirement_groups, i);
-			continue;
-		}
-		for (size_t k = 0, korig = 0; k < g->n_skills; korig++) {
-			f.sub = "skills";
-			f.k = korig;
-			if ((rv = text(p, &g->skills[k], LM_RECORD_TEXT_MAX, 1, &f)) !=
-			        LM_OK ||
-			    (rv = screen(p, j, g->skills[k], &f, 1, &flagged)) != LM_OK)
-				return rv;
-			if (flagged)
-				drop_string(g->skills, &g->n_skills, k);
+		for (size_t k = 1; k < g->n_skill_ids;) {
+			int dup = 0;
+			for (size_t m = 0; m < k && !dup; m++)
+				dup = strcmp(g->skill_ids[m], g->skill_ids[k]) == 0;
+			if (dup)
+				drop_string(g->skill_ids, &g->n_skill_ids, k);
 			else
 				k++;
 		}
-		if (g->n_skills == 0 && g->min_years_experience == 0) {
-			drop_message(
-			    (void **) j->requirement_groups, &j->n_requirement_groups, i);
-			continue;
-		}
-		i++;
-		if (g->n_skills == 0)
-			continue;
-		g->skill_ids = calloc(g->n_skills, sizeof(char *));
-		if (g->skill_ids == NULL)
-			return LM_ENOMEM;
-		g->skill_resolutions = calloc(g->n_skills, sizeof(*g->skill_resolutions));
-		if (g->skill_resolutions == NULL)
-			return LM_ENOMEM;
-		for (size_t k = 0; k < g->n_skills; k++) {
-			char *id = NULL;
-			int match;
-			f.sub = "skills";
-			f.k = k;
-			if ((rv = canonical(p, &g->skills[k], &id, &match, &f)) != LM_OK)
-				return rv;
-			g->skill_resolutions[g->n_skill_resolutions++] =
-			    (Lunamatch__V1__SkillResolution) match;
-			int dup = 0;
-			for (size_t m = 0; m < g->n_skill_ids && !dup; m++)
-				dup = strcmp(g->skill_ids[m], id) == 0;
-			if (dup)
-				free(id);
-			else
-				g->skill_ids[g->n_skill_ids++] = id;
-		}
 	}
-	return LM_OK;
-}
-
-/* Resets what screening fills in and screens the title (which stays). */
-static int
-screen_posting(struct prep *p, Lunamatch__V1__JobPosting *j)
-{
-	int flagged, rv;
-
-	clear_warnings(j);
-	if ((rv = set_string(&j->fairness_version,
-	         p->ctx->fairness ? lm_fairness_version(p->ctx->fairness) : "")) != LM_OK)
-		return rv;
-	return screen(p, j, j->title, FIELD("title"), 0, &flagged);
 }
 
 static void
@@ -772,7 +811,6 @@ lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *j,
 	        LM_OK ||
 	    (rv = remote_countries(&p, j)) != LM_OK ||
 	    (rv = salary(&p, &j->salary, 0, FIELD("salary"))) != LM_OK ||
-	    (rv = screen_posting(&p, j)) != LM_OK ||
 	    (rv = posting_skills(&p, j)) != LM_OK ||
 	    (rv = requirement_groups(&p, j)) != LM_OK ||
 	    (rv = embedding(&p, j->n_embedding, j->embedding, FIELD("embedding"))) !=
@@ -782,6 +820,9 @@ lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *j,
 		return reject(&p, LM_REJECT_BAD_VALUE, "posted_at/expires_at: negative");
 	if (j->expires_at != 0 && j->posted_at != 0 && j->expires_at < j->posted_at)
 		return reject(&p, LM_REJECT_BAD_VALUE, "expires_at: before posted_at");
+	if ((rv = screen_posting(&p, j)) != LM_OK)
+		return rv;
+	merge_duplicates(j);
 	return LM_OK;
 }
 

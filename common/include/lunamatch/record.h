@@ -92,8 +92,9 @@ typedef struct lm_record_ctx {
  * A REMOTE posting without remote_countries gets the distinct countries of
  * its locations; remote_countries are upper-cased, checked and deduplicated.
  *
- * Postings are also screened against ctx->fairness: the title, every skill
- * name, and every requirement group's label and skills. A flagged skill is
+ * Postings that pass every check are then screened against ctx->fairness
+ * (so whether a posting is valid never depends on the list): the title,
+ * every skill name, and every requirement group's label and skills. A flagged skill is
  * removed from skills; a flagged skill of a group is removed from the group;
  * a group whose label is flagged, or that is left with no skill and no
  * experience requirement, is removed. Each flagged text gives a

@@ -305,6 +305,57 @@ test_fair_requirements(void **state)
 	lm_fairness_free(fair);
 }
 
+/* A flagged skill or group is checked like any other before it is dropped:
+ * a posting is rejected for the same reason with the list as without it. */
+static void
+test_fair_requirements_checked(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *members;
+		lm_reject why;
+	} cases[] = {
+	    {"\"skills\":[{\"name\":\"Native English speaker\",\"weight\":11}]",
+	        LM_REJECT_BAD_VALUE},
+	    {"\"skills\":[{\"name\":\"Recent graduate\",\"weight\":-1}]",
+	        LM_REJECT_BAD_VALUE},
+	    {"\"requirement_groups\":[{\"label\":\"Native English speaker\","
+	     "\"skills\":[\"!!\"]}]",
+	        LM_REJECT_BAD_SKILL},
+	    {"\"requirement_groups\":[{\"label\":\"Native English speaker\","
+	     "\"min_years_experience\":200}]",
+	        LM_REJECT_BAD_VALUE},
+	    {"\"requirement_groups\":[{\"label\":\"Languages\","
+	     "\"skills\":[\"Digital native\",\"??\"]}]",
+	        LM_REJECT_BAD_SKILL},
+	};
+	lm_fairness *fair = NULL;
+	lm_record_ctx ctx = R.ctx;
+	char json[512], err[256] = "";
+	lm_reject why;
+
+	if (lm_fairness_load(lmt_src("data/fairness/requirements.tsv"), &fair, err,
+	        sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	ctx.fairness = fair;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(json, sizeof(json),
+		    "{\"id\":\"j\",\"version\":1,\"title\":\"t\",%s}", cases[i].members);
+		for (int with_list = 0; with_list < 2; with_list++) {
+			Lunamatch__V1__JobPosting *p = posting(json);
+			assert_int_equal(lm_posting_prepare(with_list ? &ctx : &R.ctx, p,
+			                     &why, err, sizeof(err)),
+			    LM_ESCHEMA);
+			if (why != cases[i].why)
+				fail_msg("case %zu, %s list: %s (%s)", i,
+				    with_list ? "with" : "without", lm_reject_name(why),
+				    err);
+			protobuf_c_message_free_unpacked(&p->base, NULL);
+		}
+	}
+	lm_fairness_free(fair);
+}
+
 /* Locations are geocoded with the gazetteer; a remote posting says where
  * remote work is allowed, by default its own countries. */
 static void
@@ -552,6 +603,7 @@ main(void)
 	    cmocka_unit_test(test_skill_typos),
 	    cmocka_unit_test(test_duplicate_skills),
 	    cmocka_unit_test(test_fair_requirements),
+	    cmocka_unit_test(test_fair_requirements_checked),
 	    cmocka_unit_test(test_locations),
 	    cmocka_unit_test(test_posting_bad_utf8),
 	    cmocka_unit_test(test_posting_unknown_enum),
