@@ -204,6 +204,19 @@ years(struct prep *p, float v, const struct field *field)
 	return LM_OK;
 }
 
+/* A timestamp in seconds: 0 (unset) .. LM_RECORD_TIME_MAX. */
+static int
+timestamp(struct prep *p, int64_t v, const char *field)
+{
+	if (v < 0)
+		return reject(p, LM_REJECT_BAD_VALUE, "%s: negative", field);
+	if (v > LM_RECORD_TIME_MAX)
+		return reject(p, LM_REJECT_BAD_VALUE,
+		    "%s: %lld is after the year 2200 (%lld); timestamps are seconds",
+		    field, (long long) v, (long long) LM_RECORD_TIME_MAX);
+	return LM_OK;
+}
+
 static int
 ident(struct prep *p, char **id, uint64_t version)
 {
@@ -816,8 +829,9 @@ lm_posting_prepare(const lm_record_ctx *ctx, Lunamatch__V1__JobPosting *j,
 	    (rv = embedding(&p, j->n_embedding, j->embedding, FIELD("embedding"))) !=
 	        LM_OK)
 		return rv;
-	if (j->posted_at < 0 || j->expires_at < 0)
-		return reject(&p, LM_REJECT_BAD_VALUE, "posted_at/expires_at: negative");
+	if ((rv = timestamp(&p, j->posted_at, "posted_at")) != LM_OK ||
+	    (rv = timestamp(&p, j->expires_at, "expires_at")) != LM_OK)
+		return rv;
 	if (j->expires_at != 0 && j->posted_at != 0 && j->expires_at < j->posted_at)
 		return reject(&p, LM_REJECT_BAD_VALUE, "expires_at: before posted_at");
 	if ((rv = screen_posting(&p, j)) != LM_OK)
@@ -919,7 +933,5 @@ lm_profile_prepare(const lm_record_ctx *ctx, Lunamatch__V1__CandidateProfile *c,
 		         FIELD("career_goals.desired_industries"))) != LM_OK)
 			return rv;
 	}
-	if (c->updated_at < 0)
-		return reject(&p, LM_REJECT_BAD_VALUE, "updated_at: negative");
-	return LM_OK;
+	return timestamp(&p, c->updated_at, "updated_at");
 }

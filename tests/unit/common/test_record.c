@@ -504,6 +504,53 @@ test_posting_rejected(void **state)
 	free(many);
 }
 
+/* Timestamps are seconds from 0 to LM_RECORD_TIME_MAX (the year 2200):
+ * milliseconds and INT64_MAX are not dates. */
+static void
+test_timestamps(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *field;
+		long long v;
+		lm_reject why;
+	} cases[] = {
+	    {"posted_at", 1767225600, LM_REJECT_NONE},
+	    {"posted_at", LM_RECORD_TIME_MAX, LM_REJECT_NONE},
+	    {"posted_at", LM_RECORD_TIME_MAX + 1, LM_REJECT_BAD_VALUE},
+	    {"posted_at", 1767225600000, LM_REJECT_BAD_VALUE},
+	    {"posted_at", INT64_MAX, LM_REJECT_BAD_VALUE},
+	    {"posted_at", -1, LM_REJECT_BAD_VALUE},
+	    {"expires_at", LM_RECORD_TIME_MAX, LM_REJECT_NONE},
+	    {"expires_at", INT64_MAX, LM_REJECT_BAD_VALUE},
+	    {"updated_at", LM_RECORD_TIME_MAX, LM_REJECT_NONE},
+	    {"updated_at", 1767225600000, LM_REJECT_BAD_VALUE},
+	    {"updated_at", INT64_MAX, LM_REJECT_BAD_VALUE},
+	};
+	char json[256], err[256];
+	lm_reject why;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (strcmp(cases[i].field, "updated_at") != 0) {
+			snprintf(json, sizeof(json),
+			    "{\"id\":\"r\",\"version\":1,\"title\":\"t\",\"%s\":%lld}",
+			    cases[i].field, cases[i].v);
+			why = posting_reason(
+			    json, cases[i].why != LM_REJECT_NONE ? cases[i].field : NULL);
+		} else {
+			snprintf(json, sizeof(json),
+			    "{\"id\":\"r\",\"version\":1,\"updated_at\":%lld}",
+			    cases[i].v);
+			Lunamatch__V1__CandidateProfile *c = profile(json);
+			lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err));
+			protobuf_c_message_free_unpacked(&c->base, NULL);
+		}
+		if (why != cases[i].why)
+			fail_msg("%s %lld: %s", cases[i].field, cases[i].v,
+			    lm_reject_name(why));
+	}
+}
+
 static void
 test_posting_bad_utf8(void **state)
 {
@@ -605,6 +652,7 @@ main(void)
 	    cmocka_unit_test(test_fair_requirements),
 	    cmocka_unit_test(test_fair_requirements_checked),
 	    cmocka_unit_test(test_locations),
+	    cmocka_unit_test(test_timestamps),
 	    cmocka_unit_test(test_posting_bad_utf8),
 	    cmocka_unit_test(test_posting_unknown_enum),
 	    cmocka_unit_test(test_profile),
