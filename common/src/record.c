@@ -510,15 +510,29 @@ embedding(struct prep *p, size_t n, const float *v, const struct field *field)
 	return LM_OK;
 }
 
-/* Frees the compliance warnings of j: only ingest writes them. */
+/* Frees the n warnings of arr that are not NULL, and arr. */
 static void
-clear_warnings(Lunamatch__V1__JobPosting *j)
+free_warnings(Lunamatch__V1__ComplianceWarning **arr, size_t n)
 {
-	for (size_t i = 0; i < j->n_compliance_warnings; i++)
-		protobuf_c_message_free_unpacked(&j->compliance_warnings[i]->base, NULL);
-	free(j->compliance_warnings);
-	j->compliance_warnings = NULL;
-	j->n_compliance_warnings = 0;
+	for (size_t i = 0; i < n; i++)
+		if (arr[i] != NULL)
+			protobuf_c_message_free_unpacked(&arr[i]->base, NULL);
+	free(arr);
+}
+
+/* Appends w to the warnings of j, which own it from then on. On LM_ENOMEM
+ * w is still the caller's. */
+static int
+push_warning(Lunamatch__V1__JobPosting *j, Lunamatch__V1__ComplianceWarning *w)
+{
+	Lunamatch__V1__ComplianceWarning **arr = realloc(
+	    j->compliance_warnings, (j->n_compliance_warnings + 1) * sizeof(*arr));
+
+	if (arr == NULL)
+		return LM_ENOMEM;
+	j->compliance_warnings = arr;
+	arr[j->n_compliance_warnings++] = w;
+	return LM_OK;
 }
 
 /* Appends a warning for hit h in text (the text of field) to j. phrase is
@@ -527,7 +541,7 @@ static int
 add_warning(Lunamatch__V1__JobPosting *j, const lm_fair_hit *h, const char *text,
     int whole, const char *field, int removed)
 {
-	Lunamatch__V1__ComplianceWarning *w, **arr;
+	Lunamatch__V1__ComplianceWarning *w;
 	char phrase[LM_RECORD_TEXT_MAX + 1];
 	size_t n = whole ? strlen(text) : h->end - h->start;
 	int rv;
@@ -538,15 +552,13 @@ add_warning(Lunamatch__V1__JobPosting *j, const lm_fair_hit *h, const char *text
 		n = LM_RECORD_TEXT_MAX;
 	memcpy(phrase, text + (whole ? 0 : h->start), n);
 	phrase[n] = '\0';
-	arr = realloc(
-	    j->compliance_warnings, (j->n_compliance_warnings + 1) * sizeof(*arr));
-	if (arr == NULL)
-		return LM_ENOMEM;
-	j->compliance_warnings = arr;
 	if ((w = malloc(sizeof(*w))) == NULL)
 		return LM_ENOMEM;
 	lunamatch__v1__compliance_warning__init(w);
-	arr[j->n_compliance_warnings++] = w; /* freed with j from here on */
+	if (push_warning(j, w) != LM_OK) {
+		free(w);
+		return LM_ENOMEM;
+	}
 	w->removed = removed != 0;
 	if ((rv = set_string(&w->rule, h->rule->id)) != LM_OK ||
 	    (rv = set_string(&w->category, h->rule->category)) != LM_OK ||
@@ -680,21 +692,15 @@ drop_group_skill(Lunamatch__V1__RequirementGroup *g, size_t k)
 
 /*
  * Screens the title (which stays), the skills and the requirement groups of
- * a posting that passed every check, resetting what screening fills in:
- * whether a posting is valid never depends on the list. Flagged skills and
- * groups are dropped; warnings name the fields as the producer numbered
- * them.
+ * j. Flagged skills and groups are dropped; warnings name the fields as the
+ * producer numbered them.
  */
 static int
-screen_posting(struct prep *p, Lunamatch__V1__JobPosting *j)
+screen_fields(struct prep *p, Lunamatch__V1__JobPosting *j)
 {
 	int flagged, rv;
 
-	clear_warnings(j);
-	if ((rv = set_string(&j->fairness_version,
-	         p->ctx->fairness ? lm_fairness_version(p->ctx->fairness) : "")) !=
-	        LM_OK ||
-	    (rv = screen(p, j, j->title, FIELD("title"), 0, &flagged)) != LM_OK)
+	if ((rv = screen(p, j, j->title, FIELD("title"), 0, &flagged)) != LM_OK)
 		return rv;
 	for (size_t i = 0, orig = 0; i < j->n_skills; orig++) {
 		struct field f = {"skills", orig, "name", NOIDX};
@@ -734,6 +740,81 @@ screen_posting(struct prep *p, Lunamatch__V1__JobPosting *j)
 			i++;
 	}
 	return LM_OK;
+}
+
+/* True when j has a warning of rule for field. */
+static int
+has_warning(const Lunamatch__V1__JobPosting *j, const char *rule, const char *field)
+{
+	for (size_t i = 0; i < j->n_compliance_warnings; i++)
+		if (strcmp(j->compliance_warnings[i]->rule, rule) == 0 &&
+		    strcmp(j->compliance_warnings[i]->field, field) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Moves to j the warnings of old (n) that record a requirement an earlier
+ * prepare dropped and that still apply: marked removed, their rule is in
+ * the list and flags their phrase, and j has no warning of that rule for
+ * that field yet. Their category and reason are the list's. Moved entries
+ * of old become NULL; anything else a producer sent stays there.
+ */
+static int
+keep_removed(struct prep *p, Lunamatch__V1__JobPosting *j,
+    Lunamatch__V1__ComplianceWarning **old, size_t n)
+{
+	lm_fair_hit hits[8];
+	int rv;
+
+	for (size_t i = 0; i < n; i++) {
+		Lunamatch__V1__ComplianceWarning *w = old[i];
+		const lm_fair_rule *rule = NULL;
+		size_t nh;
+
+		if (j->n_compliance_warnings >= LM_RECORD_WARNINGS_MAX)
+			break;
+		if (!w->removed || strlen(w->phrase) > LM_RECORD_TEXT_MAX ||
+		    strlen(w->field) >= FIELD_MAX || has_warning(j, w->rule, w->field))
+			continue;
+		nh = lm_fairness_match(p->ctx->fairness, w->phrase, hits, 8);
+		for (size_t k = 0; k < nh && k < 8 && rule == NULL; k++)
+			if (strcmp(hits[k].rule->id, w->rule) == 0)
+				rule = hits[k].rule;
+		if (rule == NULL)
+			continue;
+		if ((rv = set_string(&w->category, rule->category)) != LM_OK ||
+		    (rv = set_string(&w->reason, rule->reason)) != LM_OK ||
+		    (rv = push_warning(j, w)) != LM_OK)
+			return rv;
+		old[i] = NULL;
+	}
+	return LM_OK;
+}
+
+/*
+ * Fills what screening fills in, for a posting that passed every check
+ * (whether a posting is valid never depends on the list): fairness_version,
+ * and the warnings of screen_fields plus those of requirements an earlier
+ * prepare dropped (keep_removed), so that preparing a prepared posting
+ * again (a stored record published again) gives the same warnings.
+ */
+static int
+screen_posting(struct prep *p, Lunamatch__V1__JobPosting *j)
+{
+	Lunamatch__V1__ComplianceWarning **old = j->compliance_warnings;
+	size_t nold = j->n_compliance_warnings;
+	int rv;
+
+	j->compliance_warnings = NULL;
+	j->n_compliance_warnings = 0;
+	if ((rv = set_string(&j->fairness_version,
+	         p->ctx->fairness ? lm_fairness_version(p->ctx->fairness) : "")) ==
+	        LM_OK &&
+	    (rv = screen_fields(p, j)) == LM_OK)
+		rv = keep_removed(p, j, old, nold);
+	free_warnings(old, nold);
+	return rv;
 }
 
 /* Merges the skills of j that share an id, and the ids a group repeats. */

@@ -104,9 +104,13 @@ typedef struct lm_record_ctx {
  * a group whose label is flagged, or that is left with no skill and no
  * experience requirement, is removed. Each flagged text gives a
  * ComplianceWarning in p->compliance_warnings (at most
- * LM_RECORD_WARNINGS_MAX; anything the producer sent there is replaced) and
- * p->fairness_version names the list. A flagged posting is still valid.
- * p must have been allocated by
+ * LM_RECORD_WARNINGS_MAX) and p->fairness_version names the list. What the
+ * producer sent there is replaced, but for the warnings of requirements an
+ * earlier prepare removed: a warning marked removed whose rule the list
+ * still has and still flags its phrase is kept (after the new ones, with
+ * the list's category and reason, unless a new one has its rule and
+ * field), so that preparing a prepared posting again gives the same
+ * warnings. A flagged posting is still valid. p must have been allocated by
  * protobuf-c's unpacker or lm_json_decode (strings are freed and replaced with
  * malloc'd ones). Returns LM_OK, LM_ESCHEMA with *reason set and a message
  * naming the field in err, or LM_ENOMEM; on error p may be partly normalized

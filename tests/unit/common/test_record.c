@@ -8,6 +8,7 @@
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/record.h"
 #include "records.h"
 
@@ -301,6 +302,89 @@ test_fair_requirements(void **state)
 	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_OK);
 	assert_int_equal(p->n_skills, 0);
 	assert_int_equal(p->n_compliance_warnings, LM_RECORD_WARNINGS_MAX);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	lm_fairness_free(fair);
+}
+
+/* A prepared posting decoded from its stored bytes. */
+static Lunamatch__V1__JobPosting *
+stored_again(const Lunamatch__V1__JobPosting *p)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	Lunamatch__V1__JobPosting *q;
+
+	assert_int_equal(lm_pb_encode(&p->base, &buf, &len), LM_OK);
+	q = lunamatch__v1__job_posting__unpack(NULL, len, buf);
+	assert_non_null(q);
+	free(buf);
+	return q;
+}
+
+/* Preparing a prepared posting again (a stored record published again at a
+ * new version) gives the warnings the first prepare gave, also of the
+ * requirements it dropped; a removed warning the list does not back is
+ * not kept. */
+static void
+test_fair_requirements_again(void **state)
+{
+	(void) state;
+	lm_fairness *fair = NULL;
+	lm_record_ctx ctx = R.ctx;
+	char err[256] = "";
+	lm_reject why;
+	Lunamatch__V1__JobPosting *p =
+	    posting("{\"id\":\"job-4\",\"version\":1,\"title\":\"Salesman\","
+	            "\"skills\":[{\"name\":\"Python\"},{\"name\":\"Recent graduate\"}],"
+	            "\"requirement_groups\":[{\"label\":\"Languages\",\"skills\":["
+	            "\"Spanish\",\"Native Spanish speaker\"]}]}");
+
+	if (lm_fairness_load(lmt_src("data/fairness/requirements.tsv"), &fair, err,
+	        sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	ctx.fairness = fair;
+	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(p->n_compliance_warnings, 3);
+
+	Lunamatch__V1__JobPosting *q = stored_again(p);
+	q->version = 2;
+	assert_int_equal(lm_posting_prepare(&ctx, q, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(q->n_compliance_warnings, p->n_compliance_warnings);
+	for (size_t i = 0; i < p->n_compliance_warnings; i++) {
+		const Lunamatch__V1__ComplianceWarning *a = p->compliance_warnings[i],
+		                                       *b = q->compliance_warnings[i];
+		assert_string_equal(a->rule, b->rule);
+		assert_string_equal(a->category, b->category);
+		assert_string_equal(a->phrase, b->phrase);
+		assert_string_equal(a->field, b->field);
+		assert_string_equal(a->reason, b->reason);
+		assert_int_equal(a->removed, b->removed);
+	}
+	assert_int_equal(q->n_skills, 1);
+	assert_int_equal(q->requirement_groups[0]->n_skills, 1);
+	protobuf_c_message_free_unpacked(&q->base, NULL);
+
+	/* Kept only when the list flags the phrase by the rule named; the
+	 * category and reason are the list's. */
+	q = stored_again(p);
+	Lunamatch__V1__ComplianceWarning *w = q->compliance_warnings[1];
+	assert_true(w->removed);
+	free(w->category);
+	w->category = strdup("forged");
+	w = q->compliance_warnings[2];
+	free(w->phrase);
+	w->phrase = strdup("Spanish");
+	assert_int_equal(lm_posting_prepare(&ctx, q, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(q->n_compliance_warnings, 2);
+	assert_string_equal(
+	    q->compliance_warnings[1]->category, p->compliance_warnings[1]->category);
+	protobuf_c_message_free_unpacked(&q->base, NULL);
+
+	/* Without the list nothing is screened and nothing kept. */
+	q = stored_again(p);
+	assert_int_equal(lm_posting_prepare(&R.ctx, q, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(q->n_compliance_warnings, 0);
+	protobuf_c_message_free_unpacked(&q->base, NULL);
 	protobuf_c_message_free_unpacked(&p->base, NULL);
 	lm_fairness_free(fair);
 }
@@ -651,6 +735,7 @@ main(void)
 	    cmocka_unit_test(test_duplicate_skills),
 	    cmocka_unit_test(test_fair_requirements),
 	    cmocka_unit_test(test_fair_requirements_checked),
+	    cmocka_unit_test(test_fair_requirements_again),
 	    cmocka_unit_test(test_locations),
 	    cmocka_unit_test(test_timestamps),
 	    cmocka_unit_test(test_posting_bad_utf8),
