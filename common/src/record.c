@@ -447,9 +447,12 @@ canonical(
 		return set_string(id_out, s->id);
 	}
 	rv = lm_skill_unknown_id(*name, id, sizeof(id));
-	if (rv == LM_EINVAL || rv == LM_E2BIG)
+	if (rv == LM_EINVAL)
 		return reject(p, LM_REJECT_BAD_SKILL, "%s: \"%s\" is not a skill name",
 		    path(field, fb, sizeof(fb)), *name);
+	if (rv == LM_E2BIG) /* a name of many '+' or '#', spelled out in ids */
+		return reject(p, LM_REJECT_OVERSIZE, "%s: its skill id exceeds %zu bytes",
+		    path(field, fb, sizeof(fb)), sizeof(id) - 1);
 	if (rv != LM_OK)
 		return rv;
 	if (match != NULL)

@@ -569,6 +569,23 @@ test_posting_rejected(void **state)
 	                     "requirement_groups[0]"),
 	    LM_REJECT_MISSING_FIELD);
 
+	/* A name within its limit whose id is not ('#' is "sharp" in ids). */
+	char sharps[LM_RECORD_TEXT_MAX + 1];
+	char sjson[LM_RECORD_TEXT_MAX + 128];
+	memset(sharps, '#', LM_RECORD_TEXT_MAX);
+	sharps[LM_RECORD_TEXT_MAX] = '\0';
+	snprintf(sjson, sizeof(sjson),
+	    "{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"skills\":"
+	    "[{\"name\":\"%s\"}]}",
+	    sharps);
+	assert_int_equal(posting_reason(sjson, "skills[0].name"), LM_REJECT_OVERSIZE);
+	snprintf(sjson, sizeof(sjson),
+	    "{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"requirement_groups\":"
+	    "[{\"label\":\"l\",\"skills\":[\"%s\"]}]}",
+	    sharps);
+	assert_int_equal(
+	    posting_reason(sjson, "requirement_groups[0].skills[0]"), LM_REJECT_OVERSIZE);
+
 	/* Oversize title and too many skills. */
 	char big[600];
 	memset(big, 'a', 300);
