@@ -338,13 +338,31 @@ seen_id(const char **ids, size_t n, const char *id)
 	return false;
 }
 
-/* Charges the improvement search of a pair whose tries are at most cap to
- * *budget (lm_explain_pair_within); false when it does not fit, and then
- * empties the budget. NULL budget: no limit. */
-static bool
-charge(uint64_t *budget, size_t cap)
+/* What one try of the improvement search of pair (cp, pp) costs, in the
+ * budget's units: a whole evaluation, whose skill comparisons are at most
+ * skills + 1 (the tries less one), and whose other work grows with the
+ * records too: the distances between their locations (computed twice, for
+ * the veto and the feature) and the tokens of the desired titles looked up
+ * in the posting's title. Each counts one unit, about what it costs. */
+static uint64_t
+try_cost(const lm_profile_prep *cp, const lm_posting_prep *pp, size_t tries)
 {
-	uint64_t cost = (uint64_t) cap * (cap - 1);
+	uint64_t cost = (uint64_t) tries - 1;
+
+	if (cp->geo && pp->geo)
+		cost += 2 * (uint64_t) cp->n_ll * pp->n_ll;
+	for (size_t i = 0; i < cp->n_titles; i++)
+		cost += cp->titles[i].n;
+	return cost;
+}
+
+/* Charges the improvement search of a pair, at most tries evaluations of
+ * per_try each, to *budget (lm_explain_pair_within); false when it does
+ * not fit, and then empties the budget. NULL budget: no limit. */
+static bool
+charge(uint64_t *budget, size_t tries, uint64_t per_try)
+{
+	uint64_t cost = (uint64_t) tries * per_try;
 
 	if (budget == NULL)
 		return true;
@@ -371,7 +389,7 @@ fill_improvements(const lm_score_env *env, const lm_profile_prep *cp,
 	for (size_t i = 0; i < p->n_requirement_groups; i++)
 		if (p->requirement_groups[i] != NULL)
 			cap += p->requirement_groups[i]->n_skill_ids;
-	if (!charge(budget, cap))
+	if (!charge(budget, cap, try_cost(cp, pp, cap)))
 		return LM_OK;
 	if ((list = calloc(cap, sizeof(*list))) == NULL)
 		return LM_ENOMEM;
@@ -415,7 +433,8 @@ fill_improvements(const lm_score_env *env, const lm_profile_prep *cp,
 	if (need_years > lm_rec_years(c)) {
 		struct ovr o = {NULL, need_years, 0};
 		try_improvement(env, cp, pp, &o, base, list, &n, cap,
-		    "reach %.1f years of experience", need_years);
+		    "reach %s years of experience",
+		    lm_num_pair(need_years, lm_rec_years(c), 1).a);
 	}
 	if (p->education >= 1 && p->education <= 6 && c->education >= 1 &&
 	    c->education < p->education) {
@@ -476,6 +495,7 @@ make_summary(const lm_model *m, const lm_posting_prep *pp, const struct eval *ev
     const Explanation *e, char *buf, size_t len)
 {
 	const char *band;
+	double upper;
 	int best = -1, worst = -1;
 	size_t w = 0;
 
@@ -497,7 +517,12 @@ make_summary(const lm_model *m, const lm_posting_prep *pp, const struct eval *ev
 	       : ev->score >= 0.5  ? "good"
 	       : ev->score >= 0.25 ? "fair"
 	                           : "weak";
-	append(buf, len, &w, "%s match (%.2f)", band, ev->score);
+	/* Printed so as not to read as the band above (0.7498 is no 0.75). */
+	upper = ev->score >= 0.75   ? ev->score
+	        : ev->score >= 0.5  ? 0.75
+	        : ev->score >= 0.25 ? 0.5
+	                            : 0.25;
+	append(buf, len, &w, "%s match (%s)", band, lm_num_pair(ev->score, upper, 2).a);
 	if (ev->present[LM_FEAT_SKILLS])
 		append(
 		    buf, len, &w, ": %zu/%zu skills", ev->sk_have, (size_t) pp->n_skills);

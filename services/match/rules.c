@@ -1037,8 +1037,8 @@ feat_location(const struct pair *pr, struct eval *ev)
 		sum += clamp01(v);
 		parts++;
 		if (ev->detail)
-			lm_textf(b, sizeof(b), "%.0f km from the nearest job location%s",
-			    d, d <= km ? "" : ": needs relocation");
+			lm_textf(b, sizeof(b), "%s km from the nearest job location%s",
+			    lm_num_pair(d, km, 0).a, d <= km ? "" : ": needs relocation");
 	} else if (pp->has_country && cp->has_country) {
 		double best = 0;
 		/* best is a maximum: the order of the pairs does not matter. */

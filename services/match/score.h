@@ -50,7 +50,7 @@ extern "C" {
 #define LM_EXPLAIN_SUMMARY_SKILLS   5  /* matched/missing skills at SUMMARY level */
 #define LM_EXPLAIN_IMPROVEMENTS_MAX 10 /* improvements at FULL level */
 /* What searching the improvements of the matches of one query may cost,
- * in skill comparisons (lm_explain_pair_within). */
+ * in units of about a skill comparison (lm_explain_pair_within). */
 #define LM_EXPLAIN_IMPROVE_BUDGET 4000000u
 #define LM_EXPLAIN_TEXT_MAX       256 /* bytes of a summary, detail or reason */
 
@@ -240,11 +240,14 @@ int lm_explain_pair(const lm_score_env *env, const lm_profile_prep *c,
  * matches of one query (NULL: none). Searching a pair's improvements
  * scores it again once per skill the candidate lacks, so its cost grows
  * with the square of the posting's skills (its own and its requirement
- * groups'); it is charged its most: (skills + 2) tries of (skills + 1)
- * comparisons each. A pair whose charge is more than *budget has no
- * improvements, and then *budget becomes 0, so that no later match has any
- * either: the budget goes to the best matches, in the order they are
- * explained, and the answer stays the same for the same request. At
+ * groups'); it is charged its most: (skills + 2) tries of a whole
+ * evaluation each, (skills + 1) skill comparisons and the rest of the
+ * evaluation's work (distances between the records' locations, desired
+ * title tokens; explain.c, try_cost). A pair whose charge is more than
+ * *budget has no improvements, and then *budget becomes 0, so that no
+ * later match has any either: the budget goes to the best matches, in the
+ * order they are explained, and the answer stays the same for the same
+ * request. At
  * LM_EXPLAIN_IMPROVE_BUDGET a query of 1000 matches of postings with 40
  * skills is explained in full, while one of postings with a hundred skills
  * and twenty groups of twenty has the improvements of its best 15 matches.
