@@ -238,13 +238,24 @@ wait_owner(const struct replica *r)
 	wait_owner_n(r, 1);
 }
 
-/* What replica r counts as possible repeats of events. */
+/* What replica r counts as possible repeats of events. A series that
+ * cannot be read (lmt_metric's -1: /metrics did not answer in time on a
+ * loaded machine) is asked again for up to EVENT_MS, and fails the test
+ * when it never is, rather than counting as -1. */
 static double
 counted_repeats(const struct replica *r)
 {
-	return lmt_metric(r->match_http, "lunamatch_events_handover_pairs_total") +
-	       lmt_metric(r->match_http, "lunamatch_events_recovered_total") +
-	       lmt_metric(r->match_http, "lunamatch_events_failed_total");
+	static const char *const series[] = {"lunamatch_events_handover_pairs_total",
+	    "lunamatch_events_recovered_total", "lunamatch_events_failed_total"};
+	double sum = 0;
+
+	for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
+		double v = lmt_wait_metric(r->match_http, series[i], LMT_GE, 0, EVENT_MS);
+		if (v < 0)
+			fail_msg("%s: %s unreadable", r->match_http, series[i]);
+		sum += v;
+	}
+	return sum;
 }
 
 /* ---- records --------------------------------------------------------------------------
