@@ -1,6 +1,9 @@
-"""Mutual TLS: a lunamatch-match on tls+tcp:// with a CA, and the client's
-tls_ca / tls_cert / tls_key options. Certificates are made with the openssl
-command line, as docs/rpc.md shows."""
+"""TLS: a lunamatch-match on tls+tcp:// with a CA (mutual TLS) and one
+without, and the client's tls_ca / tls_cert / tls_key options.
+Certificates are made with the openssl command line, as docs/rpc.md
+shows."""
+import contextlib
+import logging
 import shutil
 import subprocess
 
@@ -27,7 +30,9 @@ def issue(d, name, ext):
 
 
 @pytest.fixture(scope="module")
-def tls_match(stack):
+def tls_certs(stack):
+    """A directory with a CA, a server certificate for localhost, a client
+    certificate, and another CA."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     d = stack.tmp / "tls"
@@ -42,16 +47,47 @@ def tls_match(stack):
     openssl(d, "req", "-x509", *EC, "-keyout", "other-ca.key", "-out", "other-ca.crt",
             "-days", "2", "-subj", "/CN=another-ca",
             "-addext", "basicConstraints=critical,CA:TRUE")
+    return d
+
+
+@contextlib.contextmanager
+def tls_server(stack, d, name, **ca):
+    """A lunamatch-match on tls+tcp:// with the server certificate of d
+    (and the environment entries ca, for mutual TLS), for its URL."""
     port = free_port()
-    env = dict(side_env(stack.env, stack.tmp, "tls"),
-               LUNAMATCH_TLS_CERT=str(d / "server.crt"), LUNAMATCH_TLS_KEY=str(d / "server.key"),
-               LUNAMATCH_TLS_CA=str(d / "ca.crt"))
-    svc = Service("match-tls", ["lunamatch-match", "--url", "tls+tcp://127.0.0.1:%d" % port,
-                                "--http", "127.0.0.1:%d" % free_port()], env, stack.tmp)
+    env = dict(side_env(stack.env, stack.tmp, name), **ca,
+               LUNAMATCH_TLS_CERT=str(d / "server.crt"), LUNAMATCH_TLS_KEY=str(d / "server.key"))
+    svc = Service(name, ["lunamatch-match", "--url", "tls+tcp://127.0.0.1:%d" % port,
+                         "--http", "127.0.0.1:%d" % free_port()], env, stack.tmp)
     try:
-        yield "tls+tcp://127.0.0.1:%d" % port, d
+        yield "tls+tcp://127.0.0.1:%d" % port
     finally:
         svc.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_match(stack, tls_certs):
+    """Mutual TLS: clients need a certificate of the CA."""
+    with tls_server(stack, tls_certs, "match-tls",
+                    LUNAMATCH_TLS_CA=str(tls_certs / "ca.crt")) as url:
+        yield url, tls_certs
+
+
+@pytest.fixture(scope="module")
+def tls_match_open(stack, tls_certs):
+    """TLS without a CA: any client is served."""
+    with tls_server(stack, tls_certs, "match-tls-open") as url:
+        yield url
+
+
+def test_no_tls_options_connects_unverified(tls_match_open, caplog):
+    """Without TLS options the connection is encrypted but the server is not
+    verified, as with the C client, and a warning says so."""
+    with caplog.at_level(logging.WARNING, logger="lunamatch"):
+        with lunamatch.Client(tls_match_open, timeout=2.0) as c:
+            wait_for("TLS server serving", lambda: c.check().status == SERVING, timeout=30)
+    assert any("not verified" in r.getMessage() and tls_match_open in r.getMessage()
+               for r in caplog.records if r.levelno == logging.WARNING)
 
 
 def test_mutual_tls(tls_match):
@@ -112,10 +148,10 @@ def test_server_name_defaults_to_the_url_host(tls_match):
 def test_tls_server_name_of_each_endpoint(tmp_path, url, given, name):
     """The configuration each tls+ endpoint gets: its URL's host as the
     server name unless tls_server_name is given."""
-    from lunamatch._rpc import tls_options
+    from lunamatch._rpc import TLSOptions
     ca = tmp_path / "ca.crt"
     ca.write_text("not read here")
-    opts = tls_options(str(ca), None, None, given)
+    opts = TLSOptions(str(ca), None, None, given)
     assert opts.settings(url)["server_name"] == name
     assert opts.settings(url)["ca_string"] == "not read here"
 

@@ -8,6 +8,7 @@ The two clients only differ in how they wait; see client.py and aio.py.
 """
 import contextlib
 import itertools
+import logging
 import math
 import os
 import threading
@@ -73,6 +74,8 @@ MAX_RESPONSE_BYTES = 64 << 20  # receive limit of every socket
 #: larger message with its connection, so the caller would only see it lost.
 MAX_REQUEST_BYTES = 4 << 20
 CONNECT_POLL = 0.01            # seconds between looks for a connection
+
+log = logging.getLogger("lunamatch.client")
 
 
 def endpoint_list(endpoints: Union[None, str, Iterable[str]]) -> List[str]:
@@ -205,11 +208,10 @@ class Pool:
     are aborted when one of its connections goes, so that the calls move
     on, as in the C client."""
 
-    def __init__(self, urls: Sequence[str],
-                 tls: Optional[Callable[[str], pynng.TLSConfig]],
+    def __init__(self, urls: Sequence[str], tls: Callable[[str], pynng.TLSConfig],
                  max_response_bytes: int):
-        """tls: None, or a function giving the TLS configuration of one
-        tls+ URL (see TLSOptions.config); each tls+ endpoint gets its own."""
+        """tls: a function giving the TLS configuration of one tls+ URL (see
+        TLSOptions.config); each tls+ endpoint gets its own."""
         self.urls = list(urls)
         self.sockets: List[pynng.Req0] = []
         self._rr = itertools.count()
@@ -223,7 +225,7 @@ class Pool:
                 self.sockets.append(s)
                 s.add_post_pipe_connect_cb(lambda p, j=j: self._pipe(j, p.id, True))
                 s.add_post_pipe_remove_cb(lambda p, j=j: self._pipe(j, p.id, False))
-                if url.startswith("tls+") and tls is not None:
+                if url.startswith("tls+"):
                     s.tls_config = tls(url)
                 s.dial(url, block=False)
         except BaseException:
@@ -379,8 +381,9 @@ class TLSOptions:
     name: server_name when given, else the host of the endpoint's URL, as
     the C client does (common/src/client.c). The name is always set, since
     pynng (0.8.x at least) and nng check no name at all when none is set,
-    which would accept any certificate the CA signed. cert and key give
-    mutual TLS.
+    which would accept any certificate the CA signed. Without ca the
+    connection is encrypted but the server is not verified, and config()
+    logs a warning, as the C client does. cert and key give mutual TLS.
     """
 
     def __init__(self, ca: Optional[str], cert: Optional[str], key: Optional[str],
@@ -411,16 +414,14 @@ class TLSOptions:
 
     def config(self, url: str) -> pynng.TLSConfig:
         """A new client TLS configuration for url."""
-        return pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT, **self.settings(url))
-
-
-def tls_options(ca: Optional[str], cert: Optional[str], key: Optional[str],
-                server_name: Optional[str]) -> Optional[TLSOptions]:
-    """TLSOptions from the client's arguments, or None when no file is
-    given (tls+ endpoints then use nng's defaults: no verification)."""
-    if not (ca or cert or key):
-        return None
-    return TLSOptions(ca, cert, key, server_name)
+        if self.ca is None:
+            log.warning("no TLS CA given: the server's certificate of %s is not verified", url)
+        settings = self.settings(url)
+        config = pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT, **settings)
+        # pynng skips a false auth_mode, and AUTH_MODE_NONE is 0: without
+        # this the client keeps nng's default (required) and never connects.
+        config.set_auth_mode(settings["auth_mode"])
+        return config
 
 
 def _metadata(md) -> List[rpc_pb2.MetadataEntry]:
@@ -692,7 +693,8 @@ class ClientBase(Methods):
     at once and kept connected. timeout: default call timeout in seconds.
     tls_ca / tls_cert / tls_key (PEM files) and tls_server_name: for
     tls+tcp:// endpoints; with tls_ca the server's certificate must carry
-    tls_server_name, by default the host of each endpoint's URL.
+    tls_server_name, by default the host of each endpoint's URL; without it
+    the server is not verified (a warning is logged).
     max_response_bytes: the largest answer taken (default 64 MiB).
     max_request_bytes: the largest request sent (default 4 MiB, the
     library's default server limit; lunamatch-match's is 1 MiB): a call
@@ -710,10 +712,8 @@ class ClientBase(Methods):
             raise ValueError("max_request_bytes must be positive")
         self.timeout = timeout
         self.max_request_bytes = max_request_bytes
-        self._tls = tls_options(tls_ca, tls_cert, tls_key, tls_server_name)
-        self._pool = Pool(endpoint_list(endpoints),
-                          self._tls.config if self._tls is not None else None,
-                          max_response_bytes)
+        self._tls = TLSOptions(tls_ca, tls_cert, tls_key, tls_server_name)
+        self._pool = Pool(endpoint_list(endpoints), self._tls.config, max_response_bytes)
 
     @property
     def endpoints(self) -> List[str]:
