@@ -117,3 +117,13 @@ def test_cancelling_a_call(stack):
             return await c.check()
 
     assert run(main()).status == SERVING
+
+
+def test_a_call_on_a_closed_client_says_so(stack):
+    async def main():
+        c = lunamatch.AsyncClient(stack.url)
+        c.close()
+        await c.check()
+
+    with pytest.raises(RuntimeError, match="^client is closed$"):
+        run(main())

@@ -275,3 +275,34 @@ def test_a_value_that_does_not_fit_the_message_is_a_value_error(value):
     with lunamatch.Client("tcp://127.0.0.1:1") as c:
         with pytest.raises(ValueError, match="^profile: "):
             c.match_jobs(profile=value)
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.check(),
+    lambda c: c.get_posting("job-dfs-sr-mgr-ml"),
+    lambda c: c.call("Check", b""),
+])
+def test_a_call_on_a_closed_client_says_so(stack, call):
+    c = lunamatch.Client(stack.url)
+    c.close()
+    with pytest.raises(RuntimeError, match="^client is closed$"):
+        call(c)
+
+
+@pytest.mark.parametrize("bad", [0, -1, -0.5, float("nan"), float("inf"), float("-inf")])
+def test_a_timeout_must_be_positive_and_finite(bad):
+    with pytest.raises(ValueError, match="timeout"):
+        lunamatch.Client("tcp://127.0.0.1:1", timeout=bad)
+    with lunamatch.Client("tcp://127.0.0.1:1") as c:
+        with pytest.raises(ValueError, match="timeout"):
+            c.check(timeout=bad)
+
+
+@pytest.mark.parametrize("huge", [1e300, 10 ** 400, 3600], ids=["1e300", "10**400", "1h"])
+def test_a_timeout_over_ten_minutes_is_capped(stack, huge):
+    """As in the C client, a timeout is at most the server's 10 minute cap."""
+    with lunamatch.Client(stack.url, timeout=huge) as c:
+        assert c.timeout == 600
+        assert c.check().status == SERVING
+    with lunamatch.Client(stack.url) as c:
+        assert c.check(timeout=huge).status == SERVING

@@ -10,6 +10,7 @@ import pynng
 import pytest
 
 import lunamatch
+from lunamatch import _rpc
 from lunamatch.v1 import match_pb2, rpc_pb2
 
 from conftest import free_port
@@ -297,3 +298,20 @@ def test_an_endpoint_listed_twice_is_tried_as_two(peer_factory):
         took = time.monotonic() - t
     assert len(p.requests) >= 4 and len(e.value.attempts) == len(p.requests)
     assert took < 1.0
+
+
+def test_max_response_bytes_zero_is_the_default_limit(peer_factory):
+    """max_response_bytes=0 means the default 64 MiB limit, as in the C
+    client, not nng's "no limit": an answer over 64 MiB is refused."""
+    big = match_pb2.GetPostingResponse()
+    big.posting.description = "x" * (_rpc.MAX_RESPONSE_BYTES + 1)
+    p = peer_factory(lambda req: ok(req, big))
+    with lunamatch.Client(p.url, timeout=5.0, max_response_bytes=0) as c:
+        with pytest.raises(lunamatch.Unavailable) as e:
+            c.get_posting("job-1")
+    assert e.value.local and "size limit" in e.value.message
+
+
+def test_max_response_bytes_must_not_be_negative():
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        lunamatch.Client("tcp://127.0.0.1:1", max_response_bytes=-1)

@@ -68,7 +68,7 @@ DEFAULT_URL = "tcp://127.0.0.1:7700"
 DEFAULT_TIMEOUT = 5.0          # seconds, as the server's default deadline
 DEADLINE_GRACE = 0.25          # waited beyond the deadline for the server's own answer
 MAX_TIMEOUT_MS = 600000        # the server caps deadlines at 10 minutes
-MAX_RESPONSE_BYTES = 64 << 20  # receive limit of every socket
+MAX_RESPONSE_BYTES = 64 << 20  # default receive limit of every socket
 #: Largest request envelope sent: the default limit of a server built on
 #: the lunamatch library (lunamatch-match's own is 1 MiB). nng drops a
 #: larger message with its connection, so the caller would only see it lost.
@@ -88,6 +88,15 @@ def endpoint_list(endpoints: Union[None, str, Iterable[str]]) -> List[str]:
     if not urls:
         raise ValueError("no endpoint given")
     return urls
+
+
+def checked_timeout(timeout: float) -> float:
+    """timeout (seconds) if positive and finite, at most the server's cap
+    of MAX_TIMEOUT_MS as in the C client; else ValueError."""
+    if not 0 < timeout < math.inf:  # false for NaN too
+        raise ValueError("timeout must be a positive, finite number of seconds, not %r"
+                         % (timeout,))
+    return min(timeout, MAX_TIMEOUT_MS / 1000)
 
 
 def _message(value: Any, cls: type, what: str) -> Message:
@@ -127,8 +136,9 @@ class Methods:
     asyncio client as a coroutine; so each method here returns the result
     (sync) or an awaitable of it (asyncio).
 
-    ``timeout`` is in seconds (None: the client's default) and bounds the
-    whole call, retries included. ``metadata`` is a mapping of lower-case keys
+    ``timeout`` is in seconds (None: the client's default; positive and
+    finite, else ValueError; at most 10 minutes) and bounds the whole call,
+    retries included. ``metadata`` is a mapping of lower-case keys
     to strings sent in the envelope.
     """
 
@@ -272,6 +282,10 @@ class Pool:
         for s in self.sockets:
             s.close()
         self.sockets = []
+
+    @property
+    def closed(self) -> bool:
+        return not self.sockets
 
     def start(self) -> int:
         """A starting index that rotates across calls, spreading load."""
@@ -690,12 +704,14 @@ class ClientBase(Methods):
 
     endpoints: a URL, a comma-separated list or a sequence (default
     LUNAMATCH_RPC_URL, else tcp://127.0.0.1:7700); every endpoint is dialled
-    at once and kept connected. timeout: default call timeout in seconds.
+    at once and kept connected. timeout: default call timeout in seconds
+    (at most 10 minutes: longer is cut to that, as the server does).
     tls_ca / tls_cert / tls_key (PEM files) and tls_server_name: for
     tls+tcp:// endpoints; with tls_ca the server's certificate must carry
     tls_server_name, by default the host of each endpoint's URL; without it
     the server is not verified (a warning is logged).
-    max_response_bytes: the largest answer taken (default 64 MiB).
+    max_response_bytes: the largest answer taken (0 or default: 64 MiB, as
+    in the C client).
     max_request_bytes: the largest request sent (default 4 MiB, the
     library's default server limit; lunamatch-match's is 1 MiB): a call
     with a larger one raises a local InvalidArgument before anything is sent.
@@ -706,14 +722,15 @@ class ClientBase(Methods):
                  tls_key: Optional[str] = None, tls_server_name: Optional[str] = None,
                  max_response_bytes: int = MAX_RESPONSE_BYTES,
                  max_request_bytes: int = MAX_REQUEST_BYTES):
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
         if max_request_bytes <= 0:
             raise ValueError("max_request_bytes must be positive")
-        self.timeout = timeout
+        if max_response_bytes < 0:
+            raise ValueError("max_response_bytes must not be negative")
+        self.timeout = checked_timeout(timeout)
         self.max_request_bytes = max_request_bytes
         self._tls = TLSOptions(tls_ca, tls_cert, tls_key, tls_server_name)
-        self._pool = Pool(endpoint_list(endpoints), self._tls.config, max_response_bytes)
+        self._pool = Pool(endpoint_list(endpoints), self._tls.config,
+                          max_response_bytes or MAX_RESPONSE_BYTES)
 
     @property
     def endpoints(self) -> List[str]:
@@ -724,9 +741,9 @@ class ClientBase(Methods):
         return [u for j, u in enumerate(self._pool.urls) if self._pool.connected(j)]
 
     def _call(self, method, request, unwrap, timeout, metadata) -> Call:
-        t = self.timeout if timeout is None else timeout
-        if t <= 0:
-            raise ValueError("timeout must be positive")
+        if self._pool.closed:
+            raise RuntimeError("client is closed")
+        t = self.timeout if timeout is None else checked_timeout(timeout)
         c = Call(self._pool, method, request, unwrap, t)
         c.env.metadata.extend(_metadata(metadata))
         # timeout_ms, set when sent, takes at most 4 bytes.
@@ -739,7 +756,8 @@ class ClientBase(Methods):
         return c
 
     def close(self) -> None:
-        """Closes every socket; calls in flight fail. Idempotent."""
+        """Closes every socket; calls in flight fail, later ones raise
+        RuntimeError. Idempotent."""
         self._pool.close()
 
 
