@@ -107,6 +107,15 @@ def test_generic_call_and_metadata(client):
     assert full.status == SERVING
 
 
+def test_caller_limit_is_the_servers(stack):
+    """The longest caller the client takes (1024 bytes) is one the server
+    takes; a byte more is refused by the server too."""
+    with lunamatch.Client(stack.url, timeout=5.0, caller="x" * 1024) as c:
+        assert c.match_jobs("cand-ml-lead-chicago", top_k=1).matches
+        with pytest.raises(lunamatch.InvalidArgument):
+            c.check(metadata={"caller": "x" * 1025})
+
+
 @pytest.mark.parametrize("call", [
     lambda c: c.get_posting("job-does-not-exist"),
     lambda c: c.get_profile("cand-does-not-exist"),

@@ -3,6 +3,7 @@ real server never sends (a foreign request_id, bytes that are not an
 RpcResponse). The peer is a plain nng REP socket on 127.0.0.1 that records
 the request and sends back the bytes a test chooses; every behaviour that
 the real server can show is tested against lunamatch-match instead."""
+import asyncio
 import threading
 import time
 
@@ -315,3 +316,43 @@ def test_max_response_bytes_zero_is_the_default_limit(peer_factory):
 def test_max_response_bytes_must_not_be_negative():
     with pytest.raises(ValueError, match="max_response_bytes"):
         lunamatch.Client("tcp://127.0.0.1:1", max_response_bytes=-1)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+def test_caller_is_sent_with_every_call(peer_factory, asynchronous):
+    """caller= goes out as the "caller" metadata entry, which the server's
+    decision log records; a call's own "caller" entry takes its place."""
+    p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+    calls = [{}, {"metadata": {"x-trace-id": "t1"}}, {"metadata": {"caller": "batch-job"}}]
+    if asynchronous:
+        async def main():
+            async with lunamatch.AsyncClient(p.url, timeout=2.0, caller="mailer") as c:
+                for kw in calls:
+                    await c.check(**kw)
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+    else:
+        with lunamatch.Client(p.url, timeout=2.0, caller="mailer") as c:
+            for kw in calls:
+                c.check(**kw)
+    assert [[(m.key, m.value) for m in r.metadata] for r in p.requests] == [
+        [("caller", "mailer")],
+        [("caller", "mailer"), ("x-trace-id", "t1")],
+        [("caller", "batch-job")],
+    ]
+
+
+def test_no_caller_sends_no_entry(peer_factory):
+    p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+    for caller in (None, ""):
+        with lunamatch.Client(p.url, timeout=2.0, caller=caller) as c:
+            c.check()
+    assert [list(r.metadata) for r in p.requests] == [[], []]
+
+
+def test_caller_is_at_most_1024_bytes():
+    """The server's limit on a metadata value, counted in UTF-8 bytes."""
+    lunamatch.Client("tcp://127.0.0.1:1", caller="x" * 1024).close()
+    for caller in ("x" * 1025, "é" * 513):
+        with pytest.raises(ValueError, match="caller"):
+            lunamatch.Client("tcp://127.0.0.1:1", caller=caller)

@@ -73,6 +73,10 @@ MAX_RESPONSE_BYTES = 64 << 20  # default receive limit of every socket
 #: the lunamatch library (lunamatch-match's own is 1 MiB). nng drops a
 #: larger message with its connection, so the caller would only see it lost.
 MAX_REQUEST_BYTES = 4 << 20
+#: The metadata entry naming the calling service, which the server's
+#: decision log records, and the server's limit on a metadata value.
+CALLER_KEY = "caller"
+MAX_METADATA_VALUE = 1024
 CONNECT_POLL = 0.01            # seconds between looks for a connection
 
 log = logging.getLogger("lunamatch.client")
@@ -715,19 +719,26 @@ class ClientBase(Methods):
     max_request_bytes: the largest request sent (default 4 MiB, the
     library's default server limit; lunamatch-match's is 1 MiB): a call
     with a larger one raises a local InvalidArgument before anything is sent.
+    caller: the calling service's name (at most 1024 bytes in UTF-8), sent
+    with every call as the "caller" metadata entry, which the server's
+    decision log records; a call's own "caller" entry is sent instead.
     """
 
     def __init__(self, endpoints=None, *, timeout: float = DEFAULT_TIMEOUT,
                  tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
                  tls_key: Optional[str] = None, tls_server_name: Optional[str] = None,
                  max_response_bytes: int = MAX_RESPONSE_BYTES,
-                 max_request_bytes: int = MAX_REQUEST_BYTES):
+                 max_request_bytes: int = MAX_REQUEST_BYTES,
+                 caller: Optional[str] = None):
+        if caller and len(caller.encode()) > MAX_METADATA_VALUE:
+            raise ValueError("caller is over %d bytes" % MAX_METADATA_VALUE)
         if max_request_bytes <= 0:
             raise ValueError("max_request_bytes must be positive")
         if max_response_bytes < 0:
             raise ValueError("max_response_bytes must not be negative")
         self.timeout = checked_timeout(timeout)
         self.max_request_bytes = max_request_bytes
+        self.caller = caller or None
         self._tls = TLSOptions(tls_ca, tls_cert, tls_key, tls_server_name)
         self._pool = Pool(endpoint_list(endpoints), self._tls.config,
                           max_response_bytes or MAX_RESPONSE_BYTES)
@@ -745,7 +756,10 @@ class ClientBase(Methods):
             raise RuntimeError("client is closed")
         t = self.timeout if timeout is None else checked_timeout(timeout)
         c = Call(self._pool, method, request, unwrap, t)
-        c.env.metadata.extend(_metadata(metadata))
+        md = _metadata(metadata)
+        if self.caller and not any(m.key == CALLER_KEY for m in md):
+            md.insert(0, rpc_pb2.MetadataEntry(key=CALLER_KEY, value=self.caller))
+        c.env.metadata.extend(md)
         # timeout_ms, set when sent, takes at most 4 bytes.
         size = c.env.ByteSize() + 4
         if size > self.max_request_bytes:
