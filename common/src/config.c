@@ -366,8 +366,8 @@ lm_config_load(
 	struct option longopts[NOPTS + 3];
 	const struct opt *byidx[NOPTS];
 	size_t n = 0;
-	char what[128];
-	int rv;
+	char what[128], env_err[256] = "";
+	int rv, env_rc = LM_OK;
 
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < NOPTS; i++) {
@@ -376,14 +376,16 @@ lm_config_load(
 		    (rv = set_value(cfg, o, o->def, o->flag, err, errlen)) != LM_OK)
 			return rv;
 	}
-	for (size_t i = 0; i < NOPTS; i++) {
+	/* The first bad variable is reported after the flags: --help and
+	 * --version answer whatever the environment holds (a pod with a bad
+	 * ConfigMap can still say what it runs). */
+	for (size_t i = 0; i < NOPTS && env_rc == LM_OK; i++) {
 		const struct opt *o = &opts[i];
 		const char *v;
 		if (!(o->progs & prog) || o->env == NULL || (v = getenv(o->env)) == NULL)
 			continue;
 		snprintf(what, sizeof(what), "%s", o->env);
-		if ((rv = set_value(cfg, o, v, what, err, errlen)) != LM_OK)
-			return rv;
+		env_rc = set_value(cfg, o, v, what, env_err, sizeof(env_err));
 	}
 	for (size_t i = 0; i < NOPTS; i++) {
 		if (!(opts[i].progs & prog))
@@ -432,6 +434,12 @@ lm_config_load(
 		}
 	}
 	cfg->argi = optind;
+	if (cfg->help || cfg->version)
+		return LM_OK;
+	if (env_rc != LM_OK) {
+		snprintf(err, errlen, "%s", env_err);
+		return env_rc;
+	}
 	if (cfg->brokers[0] == '\0' && (prog & KAFKA)) {
 		snprintf(err, errlen, "LUNAMATCH_BROKERS/--brokers must not be empty");
 		return LM_EINVAL;

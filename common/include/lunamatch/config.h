@@ -103,7 +103,8 @@ typedef struct lm_config {
 /*
  * Fills cfg from defaults, the environment and argv for program prog.
  * Options of other programs are rejected as unknown. --help and --version set
- * cfg->help / cfg->version and return LM_OK; the caller prints and exits.
+ * cfg->help / cfg->version and return LM_OK, whatever the environment holds
+ * (its values are then not checked); the caller prints and exits.
  * Parsing stops at the first non-option argument (cfg->argi), so that a CLI
  * subcommand can take its own arguments. On error returns LM_EINVAL and writes
  * a one-line reason naming the variable or flag into err.

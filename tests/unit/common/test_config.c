@@ -339,6 +339,17 @@ test_help(void **state)
 	assert_int_equal(load(&cfg, LM_PROG_INGEST, 2, argv, err), LM_OK);
 	assert_true(cfg.help);
 
+	/* --help and --version answer whatever the environment holds; the
+	 * same environment without them is refused. */
+	setenv("LUNAMATCH_WORKERS", "0", 1);
+	char *hv[][2] = {{"prog", "--help"}, {"prog", "--version"}};
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(load(&cfg, LM_PROG_MATCH, 2, hv[i], err), LM_OK);
+	assert_true(cfg.version);
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, argv, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_WORKERS"));
+	unsetenv("LUNAMATCH_WORKERS");
+
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
