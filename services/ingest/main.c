@@ -18,6 +18,7 @@
 #include "ingest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/config.h"
+#include "lunamatch/dirlock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
 #include "lunamatch/log.h"
@@ -88,6 +89,7 @@ main(int argc, char **argv)
 	char err[512], notify_url[LM_CFG_STR + 64];
 	lm_record_data data = {0};
 	lm_store *store = NULL;
+	lm_dirlock *lock = NULL;
 	lm_metrics *metrics = NULL;
 	lm_trimmer *trimmer = NULL;
 	lm_http *http = NULL;
@@ -148,6 +150,15 @@ main(int argc, char **argv)
 	if ((rv = lm_store_open(cfg.data_dir, &sopts, &store)) != LM_OK) {
 		lm_error("store.open", "cannot open the record store in %s: %s",
 		    cfg.data_dir, lm_strerror(rv));
+		goto out;
+	}
+	/* One ingest per data directory: a second would consume the topics
+	 * into the same store beside it. */
+	if (lm_dirlock_take(cfg.data_dir, "ingest", &lock, err, sizeof(err)) != LM_OK) {
+		lm_error("ingest.lock",
+		    "another lunamatch-ingest uses the data directory %s, or it "
+		    "cannot be locked: %s",
+		    cfg.data_dir, err);
 		goto out;
 	}
 	if (lm_metrics_new(&metrics) != LM_OK)
@@ -222,6 +233,7 @@ out:
 	lm_notify_close(notify);
 	lm_metrics_free(metrics);
 	lm_store_close(store);
+	lm_dirlock_release(lock);
 	lm_record_data_free(&data);
 	return rc;
 }

@@ -42,6 +42,7 @@
 #include "index.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/config.h"
+#include "lunamatch/dirlock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
 #include "lunamatch/lmdb.h"
@@ -82,6 +83,7 @@ struct daemon {
 	lm_model *model;
 	lm_metrics *metrics;
 	lm_store *store;
+	lm_dirlock *lock;                           /* the data directory's match.lock */
 	char reader_id[LM_STORE_READER_ID_MAX + 1]; /* our position's name */
 	lm_index *idx;
 	lm_events *events;
@@ -828,6 +830,8 @@ shutdown_all(struct daemon *d)
 	d->decisions = NULL;
 	lm_index_free(d->idx);
 	lm_store_close(d->store);
+	lm_dirlock_release(d->lock);
+	d->lock = NULL;
 	if (!d->probe_stuck)
 		lm_metrics_free(d->metrics);
 	lm_model_free(d->model);
@@ -901,6 +905,17 @@ main(int argc, char **argv)
 	if ((rc = lm_store_open(d->cfg.data_dir, &sto, &d->store)) != LM_OK) {
 		lm_error("match.store", "cannot open the record store in %s: %s",
 		    d->cfg.data_dir, lm_strerror(rc));
+		goto done;
+	}
+	/* One match per data directory: a second would deliver the outbox's
+	 * events and the decision queue's entries again. */
+	char why[512];
+	if (lm_dirlock_take(d->cfg.data_dir, "match", &d->lock, why, sizeof(why)) !=
+	    LM_OK) {
+		lm_error("match.lock",
+		    "another lunamatch-match uses the data directory %s, or it cannot "
+		    "be locked: %s",
+		    d->cfg.data_dir, why);
 		goto done;
 	}
 	/* The index keeps the records' prepared forms only and reads what a
