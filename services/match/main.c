@@ -71,6 +71,12 @@
  * the longest run, about 7 s). */
 #define PROBE_STALE_MS  15000
 #define EVENTS_FLUSH_MS 5000 /* events in flight get this long at shutdown */
+/* The whole stop, from the signal to the exit: within Kubernetes' 30 s
+ * grace with room to spare. Its steps are bounded but one (the event
+ * owners' last commits and group leaves, which librdkafka bounds only by
+ * its own timeouts when the broker is away); past this the process exits
+ * 1 at once, which loses nothing (see docs/operations.md, "Stopping"). */
+#define STOP_MAX_MS 25000
 
 #define EXIT_RUNTIME 1
 #define EXIT_CONFIG  2
@@ -844,6 +850,22 @@ shutdown_all(struct daemon *d)
 	}
 }
 
+/* Ends a stop that outlasts STOP_MAX_MS (started once the stop signal
+ * came). */
+static void *
+stop_watchdog(void *arg)
+{
+	struct timespec ts = {STOP_MAX_MS / 1000, (STOP_MAX_MS % 1000) * 1000000L};
+
+	(void) arg;
+	while (nanosleep(&ts, &ts) != 0)
+		;
+	lm_error("match.stop_timeout", "shutdown not finished within %d ms; exiting now",
+	    STOP_MAX_MS);
+	_exit(EXIT_RUNTIME);
+	return NULL;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -851,6 +873,7 @@ main(int argc, char **argv)
 	struct daemon *d = &D;
 	char err[1024];
 	sigset_t sigs;
+	pthread_t wd;
 	int sig = 0, rc, status = EXIT_RUNTIME;
 	char notify[LM_CFG_STR + 64];
 
@@ -956,6 +979,9 @@ main(int argc, char **argv)
 	while (sigwait(&sigs, &sig) != 0)
 		;
 	lm_info("match.stop", "signal %d: draining", sig);
+	if (pthread_create(&wd, NULL, stop_watchdog, NULL) != 0 ||
+	    pthread_detach(wd) != 0)
+		lm_warn("match.stop", "no shutdown watchdog: the stop is not bounded");
 	status = 0;
 done:
 	shutdown_all(d);
