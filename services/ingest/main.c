@@ -3,10 +3,12 @@
  * from Kafka, validates and normalizes them, and stores them in the record
  * store; rejected messages go to the dead-letter topic. docs/ingest.md.
  *
- * Exit status: 0 after SIGTERM/SIGINT (batch finished, offsets committed,
- * group left); 1 for a fatal runtime error (store, HTTP port, fatal Kafka
- * error) or a shutdown cut short (LM_CONSUMER_STOP_MAX_MS passed, or a
- * second signal); 2 for invalid configuration or data files.
+ * Exit status: 0 after SIGTERM/SIGINT (the stop ran its course: what was
+ * stored is acknowledged, and what could not be, with the broker or the
+ * dead-letter topic away, is consumed again after the restart); 1 for a
+ * fatal runtime error (store, HTTP port, fatal Kafka error) or a shutdown
+ * cut short (LM_CONSUMER_STOP_MAX_MS passed, or a second signal); 2 for
+ * invalid configuration or data files.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -99,6 +101,7 @@ main(int argc, char **argv)
 	lm_store_opts sopts;
 	struct sigaction sa;
 	int rc = 1, rv;
+	bool ran = false; /* lm_consumer_run returned */
 
 	if (lm_config_load(&cfg, LM_PROG_INGEST, argc, argv, err, sizeof(err)) != LM_OK) {
 		fprintf(stderr, PROG ": %s\n", err);
@@ -225,7 +228,7 @@ main(int argc, char **argv)
 
 	rv = lm_consumer_run(consumer);
 	rc = rv == LM_OK ? 0 : 1;
-	lm_info("ingest.stop", "exit status %d", rc);
+	ran = true;
 out:
 	lm_http_stop(http);
 	lm_consumer_free(consumer);
@@ -235,5 +238,9 @@ out:
 	lm_store_close(store);
 	lm_dirlock_release(lock);
 	lm_record_data_free(&data);
+	/* Said last: freeing the consumer may wait for librdkafka, which the
+	 * watchdog can cut short with status 1. */
+	if (ran)
+		lm_info("ingest.stop", "exit status %d", rc);
 	return rc;
 }
