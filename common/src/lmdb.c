@@ -110,39 +110,97 @@ lm_lmdb_check_live(char *reason, size_t len)
 }
 
 /*
- * Whether env's data file holds every page its meta page names. A file cut
- * short (a copy or a restore that ended early, a file system that lost its
- * tail) would be read past its end through the map, killing the process
- * with SIGBUS at the first such read: LMDB does not check, so this does,
- * once at open. Pages are written before the meta page that names them, so
- * a sound file is never shorter. LM_OK or LM_ESTORE (logged
- * "<domain>.corrupt").
+ * LMDB's meta page as it lies in the data file (mdb.c: MDB_meta and MDB_db,
+ * data version 1, 64-bit page numbers), after the page header. Read with
+ * pread, not through the map, so that a file cut short is found before any
+ * page past its end is touched.
+ */
+#define META_PAGE_HEADER 16u
+#define META_MAGIC       0xBEEFC0DEu
+#define META_VERSION     1u
+#define PGNO_NONE        UINT64_MAX /* P_INVALID: an empty tree */
+
+struct disk_db {
+	uint32_t pad;
+	uint16_t flags, depth;
+	uint64_t branch_pages, leaf_pages, overflow_pages, entries, root;
+};
+
+struct disk_meta {
+	uint32_t magic, version;
+	uint64_t address, mapsize;
+	struct disk_db dbs[2]; /* the free-page tree, the main tree */
+	uint64_t last_pg, txnid;
+};
+
+_Static_assert(sizeof(struct disk_db) == 48, "MDB_db layout");
+_Static_assert(sizeof(struct disk_meta) == 136, "MDB_meta layout");
+
+/* Reads the meta of page i (0 or 1) of fd; false when it is not one. */
+static bool
+read_meta(int fd, unsigned psize, unsigned i, struct disk_meta *m)
+{
+	off_t at = (off_t) i * psize + META_PAGE_HEADER;
+
+	return pread(fd, m, sizeof(*m), at) == (ssize_t) sizeof(*m) &&
+	       m->magic == META_MAGIC && m->version == META_VERSION;
+}
+
+/*
+ * Whether env's data file holds the pages its last commit wrote: the two
+ * meta pages and the roots of the two trees the newer meta names. A file
+ * cut short (a copy or a restore that ended early, a file system that lost
+ * its tail) would be read past its end through the map, killing the
+ * process with SIGBUS at the first such read: LMDB does not check, so this
+ * does, once at open, as far as it can be told without reading the trees:
+ * LMDB writes whole pages, so a length between two is a cut; and the roots
+ * are written with every commit that changes their trees, before the meta
+ * that names them, so a file that ends before a root is cut short. A cut
+ * that keeps the roots and whole pages is not found. The file's length is
+ * not compared with the last page number the meta counts: LMDB counts the
+ * pages it allocated and freed again within a transaction without writing
+ * them, so a sound file can end before that page (a decision queue did,
+ * by three pages). LM_OK or LM_ESTORE (logged "<domain>.corrupt").
  */
 static int
 check_length(MDB_env *env, const char *domain)
 {
 	char ev[LM_LMDB_DOMAIN_MAX + 16];
-	MDB_envinfo info;
-	MDB_stat st;
+	struct disk_meta m[2], *cur;
 	mdb_filehandle_t fd;
+	MDB_stat st;
 	struct stat fs;
 	uint64_t need;
 	int rc;
 
-	if ((rc = mdb_env_info(env, &info)) != MDB_SUCCESS ||
-	    (rc = mdb_env_stat(env, &st)) != MDB_SUCCESS ||
+	if ((rc = mdb_env_stat(env, &st)) != MDB_SUCCESS ||
 	    (rc = mdb_env_get_fd(env, &fd)) != MDB_SUCCESS)
-		return lm_lmdb_err(rc, domain, "mdb_env_info");
+		return lm_lmdb_err(rc, domain, "mdb_env_stat");
 	if (fstat(fd, &fs) != 0)
 		return lm_lmdb_err(errno, domain, "fstat");
-	need = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+	/* LMDB writes whole pages: a length between two is a cut. */
+	if ((uint64_t) fs.st_size % st.ms_psize != 0) {
+		lm_error(event_name(ev, domain, "corrupt"),
+		    "the data file has %lld bytes, not a whole number of %u-byte "
+		    "pages: it was cut short",
+		    (long long) fs.st_size, st.ms_psize);
+		return LM_ESTORE;
+	}
+	need = 2 * (uint64_t) st.ms_psize;
+	if (read_meta(fd, st.ms_psize, 0, &m[0]) &&
+	    read_meta(fd, st.ms_psize, 1, &m[1])) {
+		cur = m[1].txnid > m[0].txnid ? &m[1] : &m[0];
+		for (int i = 0; i < 2; i++)
+			if (cur->dbs[i].root != PGNO_NONE &&
+			    (cur->dbs[i].root + 1) * st.ms_psize > need)
+				need = (cur->dbs[i].root + 1) * st.ms_psize;
+	}
 	if ((uint64_t) fs.st_size >= need)
 		return LM_OK;
 	lm_error(event_name(ev, domain, "corrupt"),
-	    "the data file has %lld bytes but holds %llu pages of %u bytes: it was "
-	    "cut short",
-	    (long long) fs.st_size, (unsigned long long) info.me_last_pgno + 1,
-	    st.ms_psize);
+	    "the data file has %lld bytes but its last commit wrote pages up to "
+	    "byte %llu: it was cut short",
+	    (long long) fs.st_size, (unsigned long long) need);
 	return LM_ESTORE;
 }
 

@@ -36,7 +36,9 @@ lm_notify_open(const char *url, lm_notify **out)
 		    "notify.listen", "cannot listen on %s: %s", url, nng_strerror(e));
 		nng_close(n->sock);
 		free(n);
-		return e == NNG_EADDRINVAL || e == NNG_ENOTSUP ? LM_EINVAL : LM_ENNG;
+		return e == NNG_EADDRINVAL || e == NNG_EINVAL || e == NNG_ENOTSUP
+		           ? LM_EINVAL
+		           : LM_ENNG;
 	}
 	*out = n;
 	return LM_OK;

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -762,6 +763,20 @@ url_usable(const char *var, const char *url, const char *const *schemes)
 	if (url != NULL && url[0] != '\0' && nng_url_parse(&u, url) == 0) {
 		for (size_t i = 0; schemes[i] != NULL && !ok; i++)
 			ok = strcmp(u->u_scheme, schemes[i]) == 0;
+		/* A Unix socket's path has a hard maximum (sun_path). */
+		if (ok && strcmp(u->u_scheme, "ipc") == 0 &&
+		    strlen(u->u_path) >=
+		        sizeof(((struct sockaddr_un *) NULL)->sun_path)) {
+			fprintf(stderr,
+			    PROG ": %s: \"%s\": the socket path is longer than a Unix "
+			         "socket takes (%zu bytes); use a shorter one (for the "
+			         "notify socket, a shorter LUNAMATCH_DATA_DIR or "
+			         "LUNAMATCH_NOTIFY_URL)\n",
+			    var, url,
+			    sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1);
+			nng_url_free(u);
+			return false;
+		}
 		nng_url_free(u);
 	}
 	if (!ok)

@@ -1191,6 +1191,8 @@ test_cli(void **state)
 	free(out);
 }
 
+#define LONG_NAME "abcdefghijklmnopqrstuvwxyz0123456789"
+
 static void
 test_bad_config_exits_2(void **state)
 {
@@ -1210,6 +1212,10 @@ test_bad_config_exits_2(void **state)
 	    {"--url", "http://x", "LUNAMATCH_RPC_URL"},
 	    {"--http", "notanaddr", "LUNAMATCH_HTTP_ADDR"},
 	    {"--notify-url", "bogus://x", "LUNAMATCH_NOTIFY_URL"},
+	    /* A Unix socket path past sun_path's 107 bytes. */
+	    {"--notify-url",
+	        "ipc:///tmp/" LONG_NAME LONG_NAME LONG_NAME LONG_NAME "/notify.ipc",
+	        "LUNAMATCH_NOTIFY_URL"},
 	};
 	/* Otherwise valid settings (the suite's, in a store of their own and
 	 * without events), so that only the bad value can fail the start. */
@@ -1227,6 +1233,16 @@ test_bad_config_exits_2(void **state)
 		assert_non_null(strstr(r.err, bad[i].var));
 		lmt_run_result_free(&r);
 	}
+
+	/* A second match on the suite's data directory, which the running
+	 * one holds, is refused (exit 1), naming the lock. */
+	const char *second[] = {lmt_bin("lunamatch-match"), "--event-top-n", "0", "--url",
+	    "tcp://127.0.0.1:0", "--http", "127.0.0.1:0", NULL};
+	r = lmt_run(second, G.match_env.vec, errf, STOP_MS);
+	assert_int_equal(r.status, 1);
+	assert_non_null(r.err);
+	assert_non_null(strstr(r.err, "match.lock"));
+	lmt_run_result_free(&r);
 
 	const char *help[] = {lmt_bin("lunamatch-match"), "--help", NULL};
 	r = lmt_run(help, NULL, NULL, STOP_MS);

@@ -68,8 +68,9 @@ typedef struct lm_lmdb_env_opts {
  * dir. On LM_OK the caller owns *out and closes it with mdb_env_close; on
  * error *out is NULL. Returns LM_ENOENT, not logged, when dir or (read-only)
  * its files are missing; LM_EINVAL for bad arguments; LM_ESTORE, logged
- * "<domain>.corrupt", when the data file is shorter than the pages its meta
- * page names (a cut copy: reading it would end the process with SIGBUS);
+ * "<domain>.corrupt", when the data file was cut short as far as that shows
+ * without reading its trees (within a page, or before the pages the last
+ * commit wrote: a cut copy, which reading would end with SIGBUS);
  * other errors as lm_lmdb_err.
  */
 int lm_lmdb_env_open(

@@ -5,6 +5,7 @@
  * it), the directory registry across fork(), big-endian keys.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,8 @@ test_env_open(void **state)
 }
 
 /* A data file cut short is refused at open (LM_ESTORE) instead of being
- * mapped and read past its end (SIGBUS). */
+ * mapped and read past its end (SIGBUS), where the cut shows without
+ * reading the trees (lm_lmdb_env_open). */
 static void
 test_env_open_truncated(void **state)
 {
@@ -141,13 +143,78 @@ test_env_open_truncated(void **state)
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_size > 64 * 1024);
-	assert_int_equal(truncate(path, st.st_size / 2), 0);
+	/* Cut within a page, and cut to whole pages below the main tree's
+	 * root (the last commit wrote it after the leaves it points to). */
+	const off_t cuts[] = {st.st_size / 2 + 100, 3 * 4096};
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		assert_int_equal(truncate(path, cuts[i]), 0);
+		lm_lmdb_env_opts o = {.max_dbs = 4, .map_size = 4u << 20, .mode = 0600};
+		env = (MDB_env *) &o;
+		assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_ESTORE);
+		assert_null(env);
+		o.flags = MDB_RDONLY;
+		assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_ESTORE);
+	}
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* A sound file may end before the last page its meta page counts: LMDB
+ * counts pages it allocated and freed again within a transaction without
+ * writing them (a decision queue's file ended three pages early). Such a
+ * file opens, and a later write works: here both metas count three pages
+ * more than the file has, as such a commit leaves them. */
+static void
+test_env_open_unwritten_tail(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("lmdb-tail");
+	char path[1100], val[1000];
+	MDB_env *env = open_env(dir, 4u << 20, 0);
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	struct stat st;
+
+	memset(val, 'v', sizeof(val));
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), MDB_SUCCESS);
+	for (unsigned i = 0; i < 40; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%05u", i);
+		MDB_val k = {strlen(key), key}, v = {sizeof(val), val};
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), MDB_SUCCESS);
+	}
+	assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
+	mdb_env_close(env);
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	assert_int_equal(stat(path, &st), 0);
+	/* mm_last_pg: after the page header (16 bytes), magic and version (8),
+	 * address and map size (16) and the two trees (2 x 48). */
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	for (int page = 0; page < 2; page++) {
+		off_t at = (off_t) page * 4096 + 16 + 8 + 16 + 96;
+		uint64_t last;
+		assert_int_equal(pread(fd, &last, sizeof(last), at), sizeof(last));
+		assert_true((last + 1) * 4096 <= (uint64_t) st.st_size);
+		last = (uint64_t) st.st_size / 4096 - 1 + 3;
+		assert_int_equal(pwrite(fd, &last, sizeof(last), at), sizeof(last));
+	}
+	close(fd);
+	env = open_env(dir, 4u << 20, 0);
+	MDB_envinfo info;
+	assert_int_equal(mdb_env_info(env, &info), MDB_SUCCESS);
+	assert_true(((uint64_t) info.me_last_pgno + 1) * 4096 > (uint64_t) st.st_size);
+	mdb_env_close(env);
+
 	lm_lmdb_env_opts o = {.max_dbs = 4, .map_size = 4u << 20, .mode = 0600};
-	env = (MDB_env *) &o;
-	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_ESTORE);
-	assert_null(env);
-	o.flags = MDB_RDONLY;
-	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_ESTORE);
+	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_OK);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), MDB_SUCCESS);
+	MDB_val k = {3, "key"}, v = {sizeof(val), val};
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), MDB_SUCCESS);
+	assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
+	mdb_env_close(env);
 	lmt_rmtree(dir);
 	free(dir);
 }
@@ -622,6 +689,7 @@ main(void)
 	    cmocka_unit_test(test_err),
 	    cmocka_unit_test(test_env_open),
 	    cmocka_unit_test(test_env_open_truncated),
+	    cmocka_unit_test(test_env_open_unwritten_tail),
 	    cmocka_unit_test(test_dbs_and_schema),
 	    cmocka_unit_test(test_grow),
 	    cmocka_unit_test(test_grow_no_address_space),
