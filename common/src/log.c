@@ -1,7 +1,10 @@
 /*
  * log.c - JSON-lines logging; see log.h for the format and the rules.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,9 +14,17 @@
 
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
+#include "lunamatch/pb.h"
 
-#define LOG_MSG_MAX  2048
-#define LOG_LINE_MAX (LOG_MSG_MAX * 6 + 256)
+#define LOG_MSG_MAX 2048 /* bytes of a message before escaping */
+/* Bytes of a whole line: PIPE_BUF, so that one write(2) of it to a pipe
+ * (stderr under a container runtime) is never interleaved with another
+ * thread's or process's. A message that does not fit once escaped is cut,
+ * at a character, and ends in CUT_MARK. */
+#define LOG_LINE_MAX 4096
+#define CUT_MARK     "\u2026" /* ... */
+
+_Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a line is written atomically");
 
 static atomic_int log_level = LM_LOG_INFO;
 static char log_svc[32] = "lunamatch";
@@ -64,27 +75,72 @@ lm_log_level_name(lm_log_level level)
 	return level_names[level];
 }
 
-/* Appends s to buf as the body of a JSON string; returns the new length.
- * Control characters become \u00XX; the result never exceeds cap - 1. */
+/* The bytes of the well-formed UTF-8 character at p, or 0 when p does not
+ * start one. */
 static size_t
-json_escape(char *buf, size_t len, size_t cap, const char *s)
+utf8_char(const unsigned char *p)
 {
-	for (; *s != '\0' && len + 7 < cap; s++) {
-		unsigned char c = (unsigned char) *s;
-		if (c == '"' || c == '\\') {
-			buf[len++] = '\\';
-			buf[len++] = (char) c;
-		} else if (c == '\n') {
-			buf[len++] = '\\';
-			buf[len++] = 'n';
-		} else if (c < 0x20) {
-			len += (size_t) snprintf(buf + len, cap - len, "\\u%04x", c);
+	size_t k = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 ? 2 : 0;
+
+	for (size_t i = 1; i < k; i++)
+		if (p[i] == '\0')
+			return 0;
+	return k > 0 && lm_pb_utf8_valid((const char *) p, k) ? k : 0;
+}
+
+/* Appends s to buf[len..] as the body of a JSON string, whole characters
+ * only and no further than cap - 1 (the NUL); returns the new length and
+ * sets *cut when s did not fit. Control characters become \u00XX, bytes
+ * that are not UTF-8 \ufffd, so that every line is valid JSON. */
+static size_t
+json_escape(char *buf, size_t len, size_t cap, const char *s, bool *cut)
+{
+	const unsigned char *p = (const unsigned char *) s;
+
+	while (*p != '\0') {
+		char esc[8];
+		const char *out = esc;
+		size_t n, adv = 1;
+		if (*p == '"' || *p == '\\') {
+			esc[0] = '\\', esc[1] = (char) *p, n = 2;
+		} else if (*p == '\n') {
+			esc[0] = '\\', esc[1] = 'n', n = 2;
+		} else if (*p < 0x20) {
+			n = (size_t) snprintf(esc, sizeof(esc), "\\u%04x", *p);
+		} else if (*p < 0x80) {
+			out = (const char *) p, n = 1;
+		} else if ((adv = utf8_char(p)) > 0) {
+			out = (const char *) p, n = adv;
 		} else {
-			buf[len++] = (char) c;
+			out = "\\ufffd", n = 6, adv = 1;
 		}
+		if (len + n >= cap) {
+			if (cut != NULL)
+				*cut = true;
+			break;
+		}
+		memcpy(buf + len, out, n);
+		len += n;
+		p += adv;
 	}
 	buf[len] = '\0';
 	return len;
+}
+
+/* Writes all n bytes of buf to stderr (a line fits one write to a pipe;
+ * a file or terminal may take it in parts). */
+static void
+write_all(const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, buf, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		buf += w;
+		n -= (size_t) w;
+	}
 }
 
 void
@@ -97,6 +153,7 @@ lm_log(lm_log_level level, const char *event, const char *fmt, ...)
 	struct tm tm;
 	va_list ap;
 	size_t n;
+	bool cut = false;
 
 	if ((int) level < atomic_load(&log_level))
 		return;
@@ -111,15 +168,19 @@ lm_log(lm_log_level level, const char *event, const char *fmt, ...)
 	n = (size_t) snprintf(line, sizeof(line),
 	    "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"svc\":\"", ts,
 	    now.tv_nsec / 1000000L, lm_log_level_name(level));
-	n = json_escape(line, n, sizeof(line) - 64, log_svc);
+	n = json_escape(line, n, 256, log_svc, NULL);
 	n += (size_t) snprintf(line + n, sizeof(line) - n, "\",\"event\":\"");
-	n = json_escape(line, n, sizeof(line) - 64, event ? event : "");
+	n = json_escape(line, n, 512, event ? event : "", NULL);
 	n += (size_t) snprintf(line + n, sizeof(line) - n, "\",\"msg\":\"");
-	n = json_escape(line, n, sizeof(line) - 4, msg);
+	/* Room after the message for the mark and "}\n with the NUL. */
+	n = json_escape(line, n, sizeof(line) - sizeof(CUT_MARK) - 3, msg, &cut);
+	if (cut) {
+		memcpy(line + n, CUT_MARK, sizeof(CUT_MARK) - 1);
+		n += sizeof(CUT_MARK) - 1;
+	}
 	line[n++] = '"';
 	line[n++] = '}';
 	line[n++] = '\n';
 	/* One write keeps lines whole when threads log at once. */
-	ssize_t w = write(STDERR_FILENO, line, n);
-	(void) w;
+	write_all(line, n);
 }

@@ -7,7 +7,10 @@
  *
  * Rule: never log personal data. Log record ids, counts, codes and reasons;
  * never names, headlines, descriptions, salaries of a person or raw payloads.
- * Thread-safe; each record is written with a single write(2).
+ * Thread-safe; each record is one line of valid JSON (text that is not
+ * UTF-8 is replaced, U+FFFD) of at most PIPE_BUF bytes, written with one
+ * write(2), so that lines never interleave on a pipe; a message too long
+ * for that is cut and ends in U+2026.
  */
 #ifndef LUNAMATCH_LOG_H
 #define LUNAMATCH_LOG_H

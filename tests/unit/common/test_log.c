@@ -110,6 +110,55 @@ test_truncation_and_levels(void **state)
 }
 
 static void
+write_hostile(void)
+{
+	char ctl[1501];
+	memset(ctl, '\x01', sizeof(ctl) - 1); /* six bytes each, escaped */
+	ctl[sizeof(ctl) - 1] = '\0';
+	lm_log_set_level(LM_LOG_INFO);
+	lm_warn("t.bad", "near '%s'", "\xff\xfe");
+	lm_warn("t.ctl", "%s", ctl);
+	/* Cut by the message limit within a two-byte character. */
+	char wide[2 * 2048 + 1];
+	for (size_t i = 0; i < 2048; i++)
+		wide[2 * i] = '\xc3', wide[2 * i + 1] = '\xa9';
+	wide[sizeof(wide) - 1] = '\0';
+	lm_warn("t.wide", "x%s", wide);
+}
+
+/* Every line is valid JSON of whole UTF-8 characters, however hostile the
+ * text (bytes that are not UTF-8, a character cut by the message limit),
+ * and at most PIPE_BUF bytes, so that no write to a pipe interleaves with
+ * another: a message too long once escaped is cut and ends in U+2026. */
+static void
+test_hostile_text(void **state)
+{
+	(void) state;
+	char *text = capture(write_hostile);
+	const char *line = text;
+	json_error_t jerr;
+	int lines = 0;
+
+	for (char *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1, lines++) {
+		assert_true(nl - line + 1 <= 4096);
+		json_t *j = json_loadb(line, (size_t) (nl - line), 0, &jerr);
+		if (j == NULL)
+			fail_msg("line %d is not JSON: %s", lines + 1, jerr.text);
+		const char *msg = json_string_value(json_object_get(j, "msg"));
+		assert_non_null(msg);
+		if (lines == 0)
+			assert_string_equal(msg, "near '\xef\xbf\xbd\xef\xbf\xbd'");
+		if (lines == 1) {
+			assert_true(strlen(msg) > 500);
+			assert_string_equal(msg + strlen(msg) - 3, "\xe2\x80\xa6");
+		}
+		json_decref(j);
+	}
+	assert_int_equal(lines, 3);
+	free(text);
+}
+
+static void
 test_level_parse(void **state)
 {
 	(void) state;
@@ -141,6 +190,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_format),
 	    cmocka_unit_test(test_truncation_and_levels),
+	    cmocka_unit_test(test_hostile_text),
 	    cmocka_unit_test(test_level_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
