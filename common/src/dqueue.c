@@ -35,6 +35,9 @@ struct lm_dqueue {
 	MDB_env *env;
 	MDB_dbi db_msgs, db_meta;
 	uint64_t max_map;
+	/* The last write was a removal: the pages it freed are reusable only
+	 * once another write commits (touch). Under lock. */
+	bool freed;
 	char domain[LM_LMDB_DOMAIN_MAX + 1];
 	dev_t dev;
 	ino_t ino;
@@ -95,6 +98,39 @@ fail:
 	return rc;
 }
 
+/*
+ * Commits a write that changes nothing (the next seq, as it is), lock held.
+ * LMDB reuses the pages a commit freed only once a later write has
+ * committed, and an append that fails is aborted: after removals emptied a
+ * queue at its largest map, appends that needed the freed pages kept
+ * failing with LM_EMAPFULL until some smaller write happened to commit.
+ * This is that write. Only after a removal: otherwise it takes room and
+ * frees none.
+ */
+static int
+touch(lm_dqueue *q)
+{
+	unsigned char nb[LM_LMDB_BE64_LEN];
+	MDB_txn *txn = NULL;
+	uint64_t next = 0;
+	int rc;
+
+	if ((rc = lm_lmdb_txn_begin(q->env, 0, NULL, NULL, q->domain, &txn)) != LM_OK)
+		return rc;
+	if ((rc = get_next(q, txn, &next)) != LM_OK) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	MDB_val k = {strlen(DQ_NEXT_KEY), DQ_NEXT_KEY}, v = {sizeof(nb), nb};
+	lm_lmdb_put_be64(nb, next);
+	if ((rc = mdb_put(txn, q->db_meta, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		return lm_lmdb_err(rc, q->domain, "mdb_put");
+	}
+	rc = mdb_txn_commit(txn);
+	return rc == 0 ? LM_OK : lm_lmdb_err(rc, q->domain, "mdb_txn_commit");
+}
+
 int
 lm_dqueue_append(lm_dqueue *q, const lm_dqueue_msg *msgs, size_t n, uint64_t *first_seq)
 {
@@ -118,6 +154,12 @@ lm_dqueue_append(lm_dqueue *q, const lm_dqueue_msg *msgs, size_t n, uint64_t *fi
 		    LM_OK)
 			break;
 	}
+	if (rc == LM_EMAPFULL && q->freed && touch(q) == LM_OK) {
+		q->freed = false;
+		rc = append_once(q, msgs, n, &first);
+	}
+	if (rc == LM_OK)
+		q->freed = false;
 	pthread_mutex_unlock(&q->lock);
 	if (rc == LM_OK && first_seq != NULL)
 		*first_seq = first;
@@ -223,6 +265,8 @@ lm_dqueue_remove(lm_dqueue *q, const uint64_t *seqs, size_t n)
 		return LM_OK;
 	pthread_mutex_lock(&q->lock);
 	rc = remove_split(q, seqs, n);
+	if (rc == LM_OK)
+		q->freed = true;
 	pthread_mutex_unlock(&q->lock);
 	return rc;
 }

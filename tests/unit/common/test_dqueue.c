@@ -192,6 +192,41 @@ test_remove_when_full(void **state)
 	free(root);
 }
 
+/* A full queue emptied by one removal takes messages of the size that
+ * filled it again: LMDB reuses the pages a commit freed only after a later
+ * write commits, and an append that fails is aborted, so 1 MiB appends into
+ * the emptied queue kept failing with LM_EMAPFULL until a smaller write
+ * committed. */
+static void
+test_append_after_emptied(void **state)
+{
+	char *root = lmt_tmpdir("dqueue-refill"), *dir = qdir(root);
+	lm_dqueue *q = NULL;
+	char *big = malloc(LM_DQUEUE_MSG_MAX);
+	uint64_t first = 0, n = 0, seq[64];
+	int rc;
+	(void) state;
+
+	assert_non_null(big);
+	memset(big, 'x', LM_DQUEUE_MSG_MAX);
+	lm_dqueue_msg m = {big, LM_DQUEUE_MSG_MAX};
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	while ((rc = lm_dqueue_append(q, &m, 1, &first)) == LM_OK)
+		seq[n++] = first;
+	assert_int_equal(rc, LM_EMAPFULL);
+	assert_true(n > 4 && n < 64);
+	assert_int_equal(lm_dqueue_remove(q, seq, n), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(lm_dqueue_append(q, &m, 1, &first), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), 5);
+	lm_dqueue_close(q);
+	free(big);
+	lmt_rmtree(root);
+	free(dir);
+	free(root);
+}
+
 /* A queue whose largest map is full of messages of a decision's size
  * (3 KB) removes a sender's batch of 1,250, then everything: in one
  * transaction the deletion found no room, and the queue stayed full for
@@ -242,6 +277,7 @@ main(void)
 	    cmocka_unit_test(test_fifo),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_remove_when_full),
+	    cmocka_unit_test(test_append_after_emptied),
 	    cmocka_unit_test(test_remove_batch_when_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
