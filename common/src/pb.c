@@ -250,44 +250,90 @@ lm_pb_decode_with(const ProtobufCMessageDescriptor *desc, const void *data, size
 	return LM_OK;
 }
 
-/* malloc, noting a failure: the unpacker itself says only that it failed,
- * and out of memory must not read as malformed input (which callers drop
- * for good, to a dead-letter topic or as a corrupt entry). */
-struct tracked {
-	bool failed;
+/*
+ * The allocator of a decode: it charges each allocation, DECODE_OVERHEAD
+ * bytes above its size for the heap's own bookkeeping, to a budget (memory
+ * freed during the decode is not given back, so the charge is what the
+ * decode allocated in all, an upper bound of what it held at once), and
+ * notes an allocation that failed (malloc, or the test seam fail_allocs),
+ * so that running out of memory is told apart from bad input, which must
+ * not be rejected for good for it (to a dead-letter topic or as a corrupt
+ * entry).
+ */
+#define DECODE_OVERHEAD 16u
+
+struct decode_budget {
+	size_t left; /* bytes that may still be charged */
+	bool over;   /* an allocation was refused for the budget */
+	bool failed; /* an allocation failed */
 };
 
 static void *
-tracked_alloc(void *arg, size_t n)
+budget_alloc(void *arg, size_t n)
 {
-	void *p = lm_fault_take(&fail_allocs) ? NULL : malloc(n > 0 ? n : 1);
+	struct decode_budget *b = arg;
+	void *p;
 
-	if (p == NULL)
-		((struct tracked *) arg)->failed = true;
+	if (n > b->left || b->left - n < DECODE_OVERHEAD) {
+		b->over = true;
+		return NULL;
+	}
+	b->left -= n + DECODE_OVERHEAD;
+	if ((p = lm_fault_take(&fail_allocs) ? NULL : malloc(n > 0 ? n : 1)) == NULL)
+		b->failed = true;
 	return p;
 }
 
 static void
-tracked_free(void *arg, void *p)
+budget_free(void *arg, void *p)
 {
 	(void) arg;
 	free(p); /* as protobuf-c's own allocator: *out is freed with it */
+}
+
+/* lm_pb_decode_with with the budget allocator of at most limit bytes. */
+static int
+decode_within(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, size_t limit, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	struct decode_budget b = {.left = limit, .over = false, .failed = false};
+	ProtobufCAllocator a = {budget_alloc, budget_free, &b};
+	int rc = lm_pb_decode_with(desc, data, len, max_len, &a, out, err, errlen);
+
+	if (rc == LM_OK)
+		return LM_OK;
+	if (b.failed) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: out of memory", desc->name);
+		return LM_ENOMEM;
+	}
+	if (b.over) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen,
+			    "%zu bytes would take more than %zu bytes of memory to "
+			    "decode (too many fields)",
+			    len, limit);
+		return LM_E2BIG;
+	}
+	return rc;
+}
+
+int
+lm_pb_decode_capped(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	size_t limit = len < (SIZE_MAX - LM_PB_DECODE_FLOOR) / LM_PB_DECODE_FACTOR
+	                   ? LM_PB_DECODE_FLOOR + LM_PB_DECODE_FACTOR * len
+	                   : SIZE_MAX;
+
+	return decode_within(desc, data, len, max_len, limit, out, err, errlen);
 }
 
 int
 lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
 {
-	struct tracked t = {false};
-	ProtobufCAllocator a = {tracked_alloc, tracked_free, &t};
-	int rc = lm_pb_decode_with(desc, data, len, max_len, &a, out, err, errlen);
-
-	if (rc == LM_EPARSE && t.failed) {
-		rc = LM_ENOMEM;
-		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "%s: out of memory", desc->name);
-	}
-	return rc;
+	return decode_within(desc, data, len, max_len, SIZE_MAX, out, err, errlen);
 }
 
 void

@@ -237,8 +237,8 @@ decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
 		rv = lm_json_decode_fault(
 		    desc, m->value, m->value_len, &msg, err, sizeof(err), &fault);
 	else
-		rv = lm_pb_decode(desc, m->value, m->value_len, LM_INGEST_MSG_MAX, &msg,
-		    err, sizeof(err));
+		rv = lm_pb_decode_capped(desc, m->value, m->value_len, LM_INGEST_MSG_MAX,
+		    &msg, err, sizeof(err));
 	if (rv != LM_OK)
 		return decode_failed(d, f, rv, fault, err);
 	/* Fields the schema lacks (a newer producer's) are ignored, as

@@ -693,70 +693,13 @@ slot_cb(void *arg)
 
 /* ---- workers ----------------------------------------------------------- */
 
-/*
- * What protobuf-c may allocate while it decodes one envelope or payload
- * (see LM_RPC_DECODE_FLOOR): each allocation is charged DECODE_OVERHEAD
- * bytes above its size, for the heap's own bookkeeping, and memory freed
- * during the decode is not given back, so the charge is what the decode
- * allocated in all, an upper bound of what it held at once.
- */
-#define DECODE_OVERHEAD 16u
-
-struct decode_budget {
-	size_t left; /* bytes that may still be charged */
-	bool over;   /* an allocation was refused for the budget */
-};
-
-static void *
-budget_alloc(void *arg, size_t n)
-{
-	struct decode_budget *b = arg;
-
-	if (n > b->left || b->left - n < DECODE_OVERHEAD) {
-		b->over = true;
-		return NULL;
-	}
-	b->left -= n + DECODE_OVERHEAD;
-	return malloc(n > 0 ? n : 1);
-}
-
-static void
-budget_free(void *arg, void *p)
-{
-	(void) arg;
-	free(p);
-}
-
-/*
- * lm_pb_decode of len bytes into a message of type desc, refused once
- * protobuf-c has allocated more than LM_RPC_DECODE_FLOOR +
- * LM_RPC_DECODE_FACTOR * len bytes: a message of many tiny fields (an
- * empty sub-message or string takes two bytes on the wire and tens of
- * bytes of memory) cannot make the server allocate many times what it
- * received. Returns what lm_pb_decode does, or LM_E2BIG with the reason in
- * err when the budget ran out. The allocations are malloc's: the caller
- * frees *out with protobuf_c_message_free_unpacked(*out, NULL).
- */
+/* lm_pb_decode_capped at the server's request limit (rpc_server.h,
+ * LM_RPC_DECODE_FLOOR). */
 static int
 decode(const lm_rpc_server *s, const ProtobufCMessageDescriptor *desc, const void *data,
     size_t len, ProtobufCMessage **out, char *err, size_t errlen)
 {
-	size_t limit = len < (SIZE_MAX - LM_RPC_DECODE_FLOOR) / LM_RPC_DECODE_FACTOR
-	                   ? LM_RPC_DECODE_FLOOR + LM_RPC_DECODE_FACTOR * len
-	                   : SIZE_MAX;
-	struct decode_budget b = {.left = limit, .over = false};
-	ProtobufCAllocator a = {budget_alloc, budget_free, &b};
-	int rv;
-
-	rv = lm_pb_decode_with(desc, data, len, s->max_req, &a, out, err, errlen);
-	if (rv != LM_OK && b.over) {
-		snprintf(err, errlen,
-		    "%zu bytes would take more than %zu bytes of memory to decode "
-		    "(too many fields)",
-		    len, limit);
-		rv = LM_E2BIG;
-	}
-	return rv;
+	return lm_pb_decode_capped(desc, data, len, s->max_req, out, err, errlen);
 }
 
 /*

@@ -28,6 +28,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "lunamatch/metrics.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
 
 #ifdef __cplusplus
@@ -62,8 +63,8 @@ extern "C" {
  * decoding (1000-entry filter lists, postings with 100 skills and 20
  * requirement groups) take under 256 KiB.
  */
-#define LM_RPC_DECODE_FLOOR  ((size_t) 1 << 20)
-#define LM_RPC_DECODE_FACTOR 4u
+#define LM_RPC_DECODE_FLOOR  LM_PB_DECODE_FLOOR /* lm_pb_decode_capped's */
+#define LM_RPC_DECODE_FACTOR LM_PB_DECODE_FACTOR
 /* How long drain waits after the last reply was handed to nng before it
  * closes the socket, so that the reply leaves the socket buffers. */
 #define LM_RPC_DRAIN_LINGER_MS 100u

@@ -48,6 +48,26 @@ int lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_
  * malloc would. */
 void lm_pb_fail_allocs(unsigned n);
 
+/*
+ * Memory protobuf-c may allocate to decode a message of n bytes that came
+ * from outside (a request, a Kafka message): LM_PB_DECODE_FLOOR +
+ * LM_PB_DECODE_FACTOR * n, counted as the total of its allocations, each
+ * charged 16 bytes above its size. Two bytes on the wire (an empty
+ * sub-message or string) cost a decoded message tens of bytes, so a message
+ * of many such fields could otherwise make a service allocate many times
+ * what it received. The densest records and requests the services accept
+ * take far less (a request of three 1000-entry filter lists, a posting
+ * with 100 skills and 20 requirement groups of 20: under 256 KiB).
+ */
+#define LM_PB_DECODE_FLOOR  ((size_t) 1 << 20)
+#define LM_PB_DECODE_FACTOR 4u
+
+/* lm_pb_decode within that budget: LM_E2BIG, with the reason in err, when
+ * the decode would allocate more. The caller frees *out with
+ * protobuf_c_message_free_unpacked(*out, NULL). */
+int lm_pb_decode_capped(const ProtobufCMessageDescriptor *desc, const void *data,
+    size_t len, size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
+
 /* lm_pb_decode unpacking with allocator a (NULL: protobuf-c's, malloc):
  * the caller frees *out with protobuf_c_message_free_unpacked(*out, a). */
 int lm_pb_decode_with(const ProtobufCMessageDescriptor *desc, const void *data,

@@ -568,6 +568,37 @@ test_oversize_message(void **state)
 	free(big);
 }
 
+/* A protobuf message of many empty fields within the size limit is refused
+ * before it costs many times its size to decode: 1 MiB of empty skills
+ * (two bytes each on the wire, tens of bytes decoded; about 75 MB in all)
+ * passes the budget of lm_pb_decode_capped no more than a request would. */
+static void
+test_decode_memory_bounded(void **state)
+{
+	size_t n = LM_INGEST_MSG_MAX - 16;
+	unsigned char *pb = malloc(n);
+	lm_ingest_decision d;
+	(void) state;
+
+	assert_non_null(pb);
+	/* id "cand-1" (field 1), then skills (field 4) of zero length. */
+	size_t o = 0;
+	pb[o++] = 0x0a;
+	pb[o++] = 6;
+	memcpy(pb + o, "cand-1", 6);
+	o += 6;
+	while (o + 2 <= n) {
+		pb[o++] = 0x22;
+		pb[o++] = 0x00;
+	}
+	decide(LM_KIND_PROFILE, "cand-1", pb, o, NULL, &d);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	assert_string_equal(d.reason, "oversize");
+	assert_non_null(strstr(d.error, "memory to decode"));
+	lm_ingest_decision_clear(&d);
+	free(pb);
+}
+
 static void
 test_tombstones(void **state)
 {
@@ -1323,6 +1354,7 @@ main(void)
 	    cmocka_unit_test(test_unknown_enum_protobuf),
 	    cmocka_unit_test(test_unknown_fields_dropped),
 	    cmocka_unit_test(test_oversize_message),
+	    cmocka_unit_test(test_decode_memory_bounded),
 	    cmocka_unit_test(test_tombstones),
 	    cmocka_unit_test(test_bad_arguments),
 	    cmocka_unit_test(test_batch),
