@@ -810,6 +810,10 @@ check_addresses(struct daemon *d, char *notify, size_t len)
 static void
 shutdown_all(struct daemon *d)
 {
+	/* NOT_SERVING (Check, /readyz 503) at once: the probe's stop below may
+	 * wait for a stuck probe (PROBE_JOIN_MS) before the drain says so. */
+	if (d->srv != NULL)
+		lm_rpc_server_set_serving(d->srv, false);
 	probe_stop(d);
 	if (d->srv != NULL) {
 		int rc = lm_rpc_server_drain(d->srv, DRAIN_TIMEOUT_MS);
