@@ -549,6 +549,74 @@ lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *value
 	return decode_value(&d, desc, value, out);
 }
 
+/*
+ * The memory jansson may take to parse one text of lm_json_decode: a
+ * JSON value costs tens of bytes parsed ("{}" is an object with its
+ * table), so a text of many tiny values could make a service allocate a
+ * hundred times what it received (1 MiB of empty objects: about 100 MB).
+ * jansson's allocator is the process's (json_set_alloc_funcs, set before
+ * main); it charges a parse on this thread to its budget and leaves every
+ * other use of jansson alone. Each allocation is charged 16 bytes above
+ * its size, as in pb.c.
+ */
+struct json_budget {
+	size_t left;
+	bool over;
+};
+
+static _Thread_local struct json_budget *tl_budget;
+
+static void *
+budget_malloc(size_t n)
+{
+	struct json_budget *b = tl_budget;
+
+	if (b != NULL) {
+		if (n > b->left || b->left - n < 16) {
+			b->over = true;
+			return NULL;
+		}
+		b->left -= n + 16;
+	}
+	return malloc(n);
+}
+
+static void
+budget_free(void *p)
+{
+	free(p);
+}
+
+__attribute__((constructor)) static void
+json_alloc_init(void)
+{
+	json_set_alloc_funcs(budget_malloc, budget_free);
+}
+
+/* The budget of a parse of len bytes. */
+static size_t
+json_limit(size_t len)
+{
+	return len < (SIZE_MAX - LM_JSON_DECODE_FLOOR) / LM_JSON_DECODE_FACTOR
+	           ? LM_JSON_DECODE_FLOOR + LM_JSON_DECODE_FACTOR * len
+	           : SIZE_MAX;
+}
+
+/* json_loadb of text within its budget; *over tells that the budget, not
+ * the text, failed the parse. */
+static json_t *
+parse(const char *text, size_t len, json_error_t *je, bool *over)
+{
+	struct json_budget b = {.left = json_limit(len), .over = false};
+	json_t *root;
+
+	tl_budget = &b;
+	root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, je);
+	tl_budget = NULL;
+	*over = b.over;
+	return root;
+}
+
 int
 lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
     ProtobufCMessage **out, char *err, size_t errlen, lm_json_fault *fault)
@@ -561,14 +629,19 @@ lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *text, s
 	int rc;
 	json_t *root = NULL;
 	json_error_t je;
+	bool over = false;
 	if (!desc || !out || (!text && len > 0))
 		rc = fail(&d, LM_EINVAL, "missing message type, text or output");
 	else if (len > LM_JSON_MAX_BYTES)
 		rc = fail(&d, LM_E2BIG,
 		    "JSON text of %zu bytes exceeds the limit of %u bytes", len,
 		    LM_JSON_MAX_BYTES);
-	else if ((root = json_loadb(
-	              text ? text : "", len, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+	else if ((root = parse(text, len, &je, &over)) == NULL && over)
+		rc = fail(&d, LM_E2BIG,
+		    "%zu bytes of JSON would take more than %zu bytes of memory to "
+		    "parse (too many values)",
+		    len, json_limit(len));
+	else if (root == NULL) {
 		switch (json_error_code(&je)) {
 		case json_error_out_of_memory:
 			rc = fail(&d, LM_ENOMEM, "out of memory");

@@ -50,6 +50,13 @@ extern "C" {
 
 /* Largest JSON text lm_json_decode accepts, in bytes. */
 #define LM_JSON_MAX_BYTES (4u << 20)
+/* Memory jansson may take to parse a text of n bytes for lm_json_decode:
+ * LM_JSON_DECODE_FLOOR + LM_JSON_DECODE_FACTOR * n (each allocation charged
+ * 16 bytes above its size). A parsed value costs tens of bytes, so a text of
+ * many tiny values (1 MiB of empty objects: about 100 MB) is refused; the
+ * densest records the services accept take a small part of it. */
+#define LM_JSON_DECODE_FLOOR  ((size_t) 1 << 20)
+#define LM_JSON_DECODE_FACTOR 16u
 /* Deepest nesting of JSON objects and arrays that decoding accepts. */
 #define LM_JSON_MAX_DEPTH 32
 /* Longest field path quoted in an error message; longer paths are cut. */
@@ -67,7 +74,8 @@ extern "C" {
  * Returns LM_OK; LM_EPARSE if the text is not JSON (err gives jansson's
  * reason with line and column); LM_ESCHEMA if it is JSON that does not fit
  * desc (err gives the field path and the reason); LM_E2BIG if the text is
- * longer than LM_JSON_MAX_BYTES or nested deeper than LM_JSON_MAX_DEPTH;
+ * longer than LM_JSON_MAX_BYTES, nested deeper than LM_JSON_MAX_DEPTH or
+ * would take more memory to parse than LM_JSON_DECODE_FLOOR allows;
  * LM_ENOMEM; LM_EINVAL for NULL arguments. On error *out is NULL.
  * err (errlen bytes, may be NULL when errlen is 0) always receives a
  * NUL-terminated message, empty on success.

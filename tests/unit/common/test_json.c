@@ -1059,6 +1059,51 @@ test_decode_never_crashes(void **state)
 	free(text);
 }
 
+/* A text of many tiny values is refused before its parse takes many times
+ * its size (1 MiB of empty objects took about 100 MB); the same number of
+ * bytes of ordinary text parses, and jansson elsewhere in the process is
+ * not limited. */
+static void
+test_decode_memory_bounded(void **state)
+{
+	(void) state;
+	size_t cap = 1u << 20, o = 0;
+	char *b = malloc(cap + 64), err[256];
+	ProtobufCMessage *m = NULL;
+
+	assert_non_null(b);
+	o += (size_t) sprintf(b, "{\"id\":\"c\",\"version\":1,\"skills\":[");
+	while (o + 4 < cap) {
+		memcpy(b + o, "{},", 3);
+		o += 3;
+	}
+	b[o - 1] = ']';
+	b[o++] = '}';
+	assert_int_equal(lm_json_decode(&lunamatch__v1__candidate_profile__descriptor, b,
+	                     o, &m, err, sizeof(err)),
+	    LM_E2BIG);
+	assert_null(m);
+	assert_non_null(strstr(err, "memory to parse"));
+
+	/* 1 MiB of headline: one value, parsed. */
+	o = (size_t) sprintf(b, "{\"id\":\"c\",\"version\":1,\"headline\":\"");
+	memset(b + o, 'x', cap - o - 2);
+	o = cap - 2;
+	b[o++] = '"';
+	b[o++] = '}';
+	assert_int_equal(lm_json_decode(&lunamatch__v1__candidate_profile__descriptor, b,
+	                     o, &m, err, sizeof(err)),
+	    LM_OK);
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	/* Outside a decode, jansson takes what it needs. */
+	json_t *arr = json_array();
+	for (int i = 0; i < 200000; i++)
+		assert_int_equal(json_array_append_new(arr, json_object()), 0);
+	json_decref(arr);
+	free(b);
+}
+
 int
 main(void)
 {
@@ -1075,6 +1120,7 @@ main(void)
 	    cmocka_unit_test(test_decode_value),
 	    cmocka_unit_test(test_encode_errors),
 	    cmocka_unit_test(test_decode_never_crashes),
+	    cmocka_unit_test(test_decode_memory_bounded),
 	};
 	return cmocka_run_group_tests(tests, setup_all, NULL);
 }
