@@ -1565,8 +1565,13 @@ process(struct member *m)
 			failed(m->ow, "cannot claim the batch", rc, &m->claim_backoff);
 		else
 			pause_for(m->ow, LM_OWNER_RETRY_MIN_MS);
+		/* Forgets the ends of the batch's partitions, which it reads
+		 * again; the other partitions' ends stay: nothing of them was
+		 * in the batch, and librdkafka reports an end once, so one
+		 * forgotten here would not be committed until a message came
+		 * after it (a transactional producer's control records end
+		 * partitions past their last message). */
 		rewind_batch(m);
-		ends_forget(m, -1);
 		if (m->posting) { /* its claim may have no cut */
 			m->check_claims = true;
 			m->release_at = 0;
