@@ -111,6 +111,29 @@ test_env_open(void **state)
 	free(dir);
 }
 
+/* Writes n values of 1000 bytes into a new environment in dir, in one
+ * transaction, and closes it. */
+static void
+fill_env(const char *dir, unsigned n)
+{
+	char val[1000];
+	MDB_env *env = open_env(dir, 4u << 20, 0);
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	memset(val, 'v', sizeof(val));
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), MDB_SUCCESS);
+	for (unsigned i = 0; i < n; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%05u", i);
+		MDB_val k = {strlen(key), key}, v = {sizeof(val), val};
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), MDB_SUCCESS);
+	}
+	assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
+	mdb_env_close(env);
+}
+
 /* A data file cut short is refused at open (LM_ESTORE) instead of being
  * mapped and read past its end (SIGBUS), where the cut shows without
  * reading the trees (lm_lmdb_env_open). */
@@ -119,23 +142,11 @@ test_env_open_truncated(void **state)
 {
 	(void) state;
 	char *dir = lmt_tmpdir("lmdb-cut");
-	char path[1100], val[1000];
-	MDB_env *env = open_env(dir, 4u << 20, 0);
-	MDB_txn *txn;
-	MDB_dbi dbi;
+	char path[1100];
+	MDB_env *env;
 	struct stat st;
 
-	memset(val, 'v', sizeof(val));
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
-	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), MDB_SUCCESS);
-	for (unsigned i = 0; i < 400; i++) {
-		char key[16];
-		snprintf(key, sizeof(key), "k%05u", i);
-		MDB_val k = {strlen(key), key}, v = {sizeof(val), val};
-		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), MDB_SUCCESS);
-	}
-	assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
-	mdb_env_close(env);
+	fill_env(dir, 400);
 
 	/* Whole, it opens; cut to half, it does not, writable or read-only. */
 	env = open_env(dir, 4u << 20, 0);
@@ -170,22 +181,13 @@ test_env_open_unwritten_tail(void **state)
 	(void) state;
 	char *dir = lmt_tmpdir("lmdb-tail");
 	char path[1100], val[1000];
-	MDB_env *env = open_env(dir, 4u << 20, 0);
+	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	struct stat st;
 
 	memset(val, 'v', sizeof(val));
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
-	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), MDB_SUCCESS);
-	for (unsigned i = 0; i < 40; i++) {
-		char key[16];
-		snprintf(key, sizeof(key), "k%05u", i);
-		MDB_val k = {strlen(key), key}, v = {sizeof(val), val};
-		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), MDB_SUCCESS);
-	}
-	assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
-	mdb_env_close(env);
+	fill_env(dir, 40);
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	assert_int_equal(stat(path, &st), 0);
 	/* mm_last_pg: after the page header (16 bytes), magic and version (8),
