@@ -17,6 +17,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
 #include "lunamatch/kafka.h"
+#include "lunamatch/textfile.h"
 
 #ifndef LM_SHARE_DIR
 #define LM_SHARE_DIR "/usr/local/share/lunamatch"
@@ -175,41 +176,11 @@ static const struct opt opts[] = {
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
 /* Stores text as the value of o in cfg; `what` names the source in errors. */
-/* True when s is written in decimal: digits only for a whole number; for a
- * real, an optional minus, digits with an optional fraction and an optional
- * exponent. strtod alone would also take spaces, hexadecimal, inf and nan. */
-static bool
-decimal(const char *s, bool real)
-{
-	bool digits = false;
-
-	if (real && *s == '-')
-		s++;
-	for (; *s >= '0' && *s <= '9'; s++)
-		digits = true;
-	if (!real)
-		return digits && *s == '\0';
-	if (*s == '.')
-		for (s++; *s >= '0' && *s <= '9'; s++)
-			digits = true;
-	if (digits && (*s == 'e' || *s == 'E')) {
-		s++;
-		if (*s == '+' || *s == '-')
-			s++;
-		if (!(*s >= '0' && *s <= '9'))
-			return false;
-		while (*s >= '0' && *s <= '9')
-			s++;
-	}
-	return digits && *s == '\0';
-}
-
 static int
 set_value(lm_config *cfg, const struct opt *o, const char *text, const char *what,
     char *err, size_t errlen)
 {
 	char *p = (char *) cfg + o->off;
-	char *end;
 	double d;
 
 	switch (o->type) {
@@ -244,10 +215,7 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 	case T_U32:
 	case T_U64:
 	case T_DBL:
-		errno = 0;
-		d = strtod(text, &end);
-		if (!decimal(text, o->type == T_DBL) || errno != 0 || end == text ||
-		    *end != '\0' || !isfinite(d)) {
+		if (!lm_textfile_number(text, o->type == T_DBL, &d)) {
 			snprintf(err, errlen, "%s: \"%s\" is not a number", what, text);
 			return LM_EINVAL;
 		}

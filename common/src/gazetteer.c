@@ -179,11 +179,7 @@ key_hash(const char *s, size_t n, char *key, uint64_t *h)
 static bool
 parse_double(const char *s, double lo, double hi, double *out)
 {
-	char *end;
-	errno = 0;
-	*out = strtod(s, &end);
-	return *s != '\0' && *end == '\0' && errno == 0 && isfinite(*out) && *out >= lo &&
-	       *out <= hi;
+	return lm_textfile_number(s, 1, out) && *out >= lo && *out <= hi;
 }
 
 static bool

@@ -98,7 +98,7 @@ parse_rate(void *arg, lm_textfile *tf, char *line)
 {
 	struct lm_rates *r = arg;
 	char *tab = strchr(line, '\t');
-	char *code, *val, *end;
+	char *code, *val;
 	double d;
 
 	if (tab == NULL || strchr(tab + 1, '\t') != NULL)
@@ -125,9 +125,7 @@ parse_rate(void *arg, lm_textfile *tf, char *line)
 	if (r->reference[0] == '\0')
 		return lm_textfile_fail(
 		    tf, LM_EPARSE, "rate before the \"reference\" line");
-	errno = 0;
-	d = strtod(val, &end);
-	if (errno != 0 || end == val || *end != '\0' || !isfinite(d))
+	if (!lm_textfile_number(val, 1, &d))
 		return lm_textfile_fail(
 		    tf, LM_EPARSE, "%s: rate \"%.32s\" is not a number", code, val);
 	if (d < LM_RATE_MIN || d > LM_RATE_MAX)

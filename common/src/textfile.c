@@ -7,6 +7,7 @@
  * valid as long as the buffer, which a loader may keep (lm_textfile_take).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -212,6 +213,36 @@ lm_textfile_kebab(const char *s)
 		}
 	}
 	return 1;
+}
+
+int
+lm_textfile_number(const char *s, int real, double *out)
+{
+	const char *p = s;
+	int digits = 0;
+	char *end;
+
+	if (real && *p == '-')
+		p++;
+	for (; *p >= '0' && *p <= '9'; p++)
+		digits = 1;
+	if (real && *p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			digits = 1;
+	if (real && digits && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (!(*p >= '0' && *p <= '9'))
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (!digits || *p != '\0')
+		return 0;
+	errno = 0;
+	*out = strtod(s, &end);
+	return errno == 0 && *end == '\0' && isfinite(*out);
 }
 
 int

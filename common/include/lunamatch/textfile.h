@@ -100,6 +100,16 @@ int lm_textfile_kebab(const char *s);
  * 0x7f). */
 int lm_textfile_has_control(const char *s);
 
+/*
+ * Reads s as a decimal number, the one syntax of numbers in the data files
+ * and the settings: digits only for a whole number (real false); for a
+ * real, an optional minus, digits with an optional fraction and an optional
+ * exponent. strtod alone would also take spaces, a plus, hexadecimal, inf
+ * and nan. True, with the value in *out, when s is such a number and
+ * finite.
+ */
+int lm_textfile_number(const char *s, int real, double *out);
+
 /* Hands the file's buffer (which the returned lines point into) to the
  * caller, who frees it with free(); lm_textfile_close then leaves it. */
 char *lm_textfile_take(lm_textfile *tf);

@@ -390,6 +390,10 @@ test_load_errors(void **state)
 	expect_error(dir, HDR "reference\tUSD\nEUR\t-1\n", LM_EPARSE, 4, "outside");
 	expect_error(dir, HDR "reference\tUSD\nEUR\t0\n", LM_EPARSE, 4, "outside");
 	expect_error(dir, HDR "reference\tUSD\nEUR\tnan\n", LM_EPARSE, 4, "not a number");
+	/* Decimal only: no hexadecimal, no leading space. */
+	expect_error(
+	    dir, HDR "reference\tUSD\nEUR\t0x1.2p0\n", LM_EPARSE, 4, "not a number");
+	expect_error(dir, HDR "reference\tUSD\nEUR\t\v1.5\n", LM_EPARSE, 4, "");
 	expect_error(dir, HDR "reference\tUSD\nUSD\t1.01\n", LM_EPARSE, 4,
 	    "reference currency's rate must be 1");
 	expect_error(dir, HDR "reference\tUSD\nEUR 1.1\n", LM_EPARSE, 4,

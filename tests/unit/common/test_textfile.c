@@ -383,6 +383,26 @@ test_columns(void **state)
 	assert_true(lm_textfile_has_control("a\x01"));
 	assert_true(lm_textfile_has_control("\x7f"));
 	assert_false(lm_textfile_has_control("Köln, ok"));
+
+	/* Decimal numbers only. */
+	static const char *const whole_ok[] = {"0", "16", "007"};
+	static const char *const real_ok[] = {"1", "-0.25", ".5", "5e-1", "50E+2", "3."};
+	static const char *const bad[] = {"", " 8", "8 ", "+8", "0x10", "inf", "nan",
+	    "1e", "1e+", ".", "-", "1.2.3", "1e400"};
+	double v;
+	for (size_t i = 0; i < sizeof(whole_ok) / sizeof(whole_ok[0]); i++)
+		assert_true(lm_textfile_number(whole_ok[i], 0, &v));
+	assert_true(v == 7);
+	for (size_t i = 0; i < sizeof(real_ok) / sizeof(real_ok[0]); i++)
+		assert_true(lm_textfile_number(real_ok[i], 1, &v));
+	assert_true(v == 3);
+	assert_false(lm_textfile_number("-1", 0, &v));
+	assert_false(lm_textfile_number("1.5", 0, &v));
+	assert_false(lm_textfile_number("1e3", 0, &v));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (lm_textfile_number(bad[i], 1, &v))
+			fail_msg("\"%s\" read as a number", bad[i]);
+	}
 }
 
 int
