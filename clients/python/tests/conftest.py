@@ -48,6 +48,12 @@ def wait_for(what, cond, timeout=30.0, step=0.1):
     raise AssertionError("timed out waiting for %s (last error: %r)" % (what, last))
 
 
+def connected(c, n, timeout=5.0):
+    """Waits until client c has a connection to n endpoints."""
+    wait_for("%d endpoints connected" % n, lambda: len(c.connected()) == n,
+             timeout=timeout, step=0.01)
+
+
 class Service:
     """A started binary; stop() sends SIGTERM and waits (SIGKILL after 15 s)."""
 

@@ -16,7 +16,7 @@ import pytest
 import lunamatch
 from lunamatch.v1 import match_pb2, rpc_pb2
 
-from conftest import free_port
+from conftest import connected, free_port
 
 GRACE = 0.25  # the clients' wait beyond the deadline for the server's answer
 SLACK = 0.15  # scheduling on a busy machine
@@ -148,13 +148,6 @@ def answer(req, code=rpc_pb2.OK, msg=None):
 def run(result):
     """The result of a call of either client."""
     return asyncio.run(result) if asyncio.iscoroutine(result) else result
-
-
-def connected(c, n):
-    end = time.monotonic() + 5
-    while len(c.connected()) < n and time.monotonic() < end:
-        time.sleep(0.01)
-    assert len(c.connected()) == n
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])

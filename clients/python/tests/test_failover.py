@@ -19,7 +19,7 @@ import pytest
 import lunamatch
 from lunamatch.v1 import rpc_pb2
 
-from conftest import SERVING, Service, free_port, side_env, wait_for
+from conftest import SERVING, Service, connected, free_port, side_env, wait_for
 
 KILL_AFTER = 0.4  # seconds between the call and the kill
 # The clients' deadline, and the bound a call ended by the kill stays under:
@@ -49,10 +49,6 @@ def freeze_then_kill(svc):
     t = threading.Timer(KILL_AFTER, svc.proc.kill)
     t.start()
     return t
-
-
-def connected(c, n):
-    wait_for("%d endpoints connected" % n, lambda: len(c.connected()) == n, timeout=5)
 
 
 def test_call_moves_to_another_endpoint(stack, doomed):
