@@ -550,35 +550,22 @@ lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *value
 }
 
 /*
- * The memory jansson may take to parse one text of lm_json_decode: a
- * JSON value costs tens of bytes parsed ("{}" is an object with its
- * table), so a text of many tiny values could make a service allocate a
- * hundred times what it received (1 MiB of empty objects: about 100 MB).
- * jansson's allocator is the process's (json_set_alloc_funcs, set before
- * main); it charges a parse on this thread to its budget and leaves every
- * other use of jansson alone. Each allocation is charged 16 bytes above
- * its size, as in pb.c.
+ * The memory jansson may take to parse one text of lm_json_decode
+ * (LM_JSON_DECODE_FLOOR, lm_decode_budget): a JSON value costs tens of
+ * bytes parsed ("{}" is an object with its table), so a text of many tiny
+ * values could make a service allocate a hundred times what it received
+ * (1 MiB of empty objects: about 100 MB). jansson's allocator is the
+ * process's (json_set_alloc_funcs, set before main); it charges a parse on
+ * this thread to its budget and leaves every other use of jansson alone.
  */
-struct json_budget {
-	size_t left;
-	bool over;
-};
-
-static _Thread_local struct json_budget *tl_budget;
+static _Thread_local lm_decode_budget *tl_budget;
 
 static void *
 budget_malloc(size_t n)
 {
-	struct json_budget *b = tl_budget;
+	lm_decode_budget *b = tl_budget;
 
-	if (b != NULL) {
-		if (n > b->left || b->left - n < 16) {
-			b->over = true;
-			return NULL;
-		}
-		b->left -= n + 16;
-	}
-	return malloc(n);
+	return b != NULL && !lm_decode_budget_charge(b, n) ? NULL : malloc(n);
 }
 
 static void
@@ -593,23 +580,16 @@ json_alloc_init(void)
 	json_set_alloc_funcs(budget_malloc, budget_free);
 }
 
-/* The budget of a parse of len bytes. */
-static size_t
-json_limit(size_t len)
-{
-	return len < (SIZE_MAX - LM_JSON_DECODE_FLOOR) / LM_JSON_DECODE_FACTOR
-	           ? LM_JSON_DECODE_FLOOR + LM_JSON_DECODE_FACTOR * len
-	           : SIZE_MAX;
-}
-
-/* json_loadb of text within its budget; *over tells that the budget, not
- * the text, failed the parse. */
+/* json_loadb of text within its budget, of *limit bytes; *over tells that
+ * the budget, not the text, failed the parse. */
 static json_t *
-parse(const char *text, size_t len, json_error_t *je, bool *over)
+parse(const char *text, size_t len, json_error_t *je, bool *over, size_t *limit)
 {
-	struct json_budget b = {.left = json_limit(len), .over = false};
+	lm_decode_budget b;
 	json_t *root;
 
+	lm_decode_budget_init(&b, LM_JSON_DECODE_FLOOR, LM_JSON_DECODE_FACTOR, len);
+	*limit = b.left;
 	tl_budget = &b;
 	root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, je);
 	tl_budget = NULL;
@@ -630,17 +610,18 @@ lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *text, s
 	json_t *root = NULL;
 	json_error_t je;
 	bool over = false;
+	size_t limit = 0;
 	if (!desc || !out || (!text && len > 0))
 		rc = fail(&d, LM_EINVAL, "missing message type, text or output");
 	else if (len > LM_JSON_MAX_BYTES)
 		rc = fail(&d, LM_E2BIG,
 		    "JSON text of %zu bytes exceeds the limit of %u bytes", len,
 		    LM_JSON_MAX_BYTES);
-	else if ((root = parse(text, len, &je, &over)) == NULL && over)
+	else if ((root = parse(text, len, &je, &over, &limit)) == NULL && over)
 		rc = fail(&d, LM_E2BIG,
 		    "%zu bytes of JSON would take more than %zu bytes of memory to "
 		    "parse (too many values)",
-		    len, json_limit(len));
+		    len, limit);
 	else if (root == NULL) {
 		switch (json_error_code(&je)) {
 		case json_error_out_of_memory:

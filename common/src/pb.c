@@ -250,35 +250,45 @@ lm_pb_decode_with(const ProtobufCMessageDescriptor *desc, const void *data, size
 	return LM_OK;
 }
 
-/*
- * The allocator of a decode: it charges each allocation, DECODE_OVERHEAD
- * bytes above its size for the heap's own bookkeeping, to a budget (memory
- * freed during the decode is not given back, so the charge is what the
- * decode allocated in all, an upper bound of what it held at once), and
- * notes an allocation that failed (malloc, or the test seam fail_allocs),
- * so that running out of memory is told apart from bad input, which must
- * not be rejected for good for it (to a dead-letter topic or as a corrupt
- * entry).
- */
-#define DECODE_OVERHEAD 16u
+void
+lm_decode_budget_init(lm_decode_budget *b, size_t floor, size_t factor, size_t len)
+{
+	b->left = factor > 0 && len > (SIZE_MAX - floor) / factor ? SIZE_MAX
+	                                                          : floor + factor * len;
+	b->over = false;
+}
 
-struct decode_budget {
-	size_t left; /* bytes that may still be charged */
-	bool over;   /* an allocation was refused for the budget */
+bool
+lm_decode_budget_charge(lm_decode_budget *b, size_t n)
+{
+	if (n > b->left || b->left - n < LM_DECODE_BUDGET_OVERHEAD) {
+		b->over = true;
+		return false;
+	}
+	b->left -= n + LM_DECODE_BUDGET_OVERHEAD;
+	return true;
+}
+
+/*
+ * The allocator of a decode: it charges each allocation to the decode's
+ * budget (lm_decode_budget) and notes an allocation that failed (malloc,
+ * or the test seam fail_allocs), so that running out of memory is told
+ * apart from bad input, which must not be rejected for good for it (to a
+ * dead-letter topic or as a corrupt entry).
+ */
+struct decode_alloc {
+	lm_decode_budget budget;
 	bool failed; /* an allocation failed */
 };
 
 static void *
 budget_alloc(void *arg, size_t n)
 {
-	struct decode_budget *b = arg;
+	struct decode_alloc *b = arg;
 	void *p;
 
-	if (n > b->left || b->left - n < DECODE_OVERHEAD) {
-		b->over = true;
+	if (!lm_decode_budget_charge(&b->budget, n))
 		return NULL;
-	}
-	b->left -= n + DECODE_OVERHEAD;
 	if ((p = lm_fault_take(&fail_allocs) ? NULL : malloc(n > 0 ? n : 1)) == NULL)
 		b->failed = true;
 	return p;
@@ -291,23 +301,28 @@ budget_free(void *arg, void *p)
 	free(p); /* as protobuf-c's own allocator: *out is freed with it */
 }
 
-/* lm_pb_decode_with with the budget allocator of at most limit bytes. */
+/* lm_pb_decode_with within a budget of floor + factor * len bytes. */
 static int
 decode_within(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-    size_t max_len, size_t limit, ProtobufCMessage **out, char *err, size_t errlen)
+    size_t max_len, size_t floor, size_t factor, ProtobufCMessage **out, char *err,
+    size_t errlen)
 {
-	struct decode_budget b = {.left = limit, .over = false, .failed = false};
+	struct decode_alloc b = {.failed = false};
 	ProtobufCAllocator a = {budget_alloc, budget_free, &b};
-	int rc = lm_pb_decode_with(desc, data, len, max_len, &a, out, err, errlen);
+	size_t limit;
+	int rc;
 
-	if (rc == LM_OK)
+	lm_decode_budget_init(&b.budget, floor, factor, len);
+	limit = b.budget.left;
+	if ((rc = lm_pb_decode_with(desc, data, len, max_len, &a, out, err, errlen)) ==
+	    LM_OK)
 		return LM_OK;
 	if (b.failed) {
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen, "%s: out of memory", desc->name);
 		return LM_ENOMEM;
 	}
-	if (b.over) {
+	if (b.budget.over) {
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen,
 			    "%zu bytes would take more than %zu bytes of memory to "
@@ -322,18 +337,15 @@ int
 lm_pb_decode_capped(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
 {
-	size_t limit = len < (SIZE_MAX - LM_PB_DECODE_FLOOR) / LM_PB_DECODE_FACTOR
-	                   ? LM_PB_DECODE_FLOOR + LM_PB_DECODE_FACTOR * len
-	                   : SIZE_MAX;
-
-	return decode_within(desc, data, len, max_len, limit, out, err, errlen);
+	return decode_within(desc, data, len, max_len, LM_PB_DECODE_FLOOR,
+	    LM_PB_DECODE_FACTOR, out, err, errlen);
 }
 
 int
 lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
 {
-	return decode_within(desc, data, len, max_len, SIZE_MAX, out, err, errlen);
+	return decode_within(desc, data, len, max_len, SIZE_MAX, 0, out, err, errlen);
 }
 
 void

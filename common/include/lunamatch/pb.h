@@ -62,6 +62,27 @@ void lm_pb_fail_allocs(unsigned n);
 #define LM_PB_DECODE_FLOOR  ((size_t) 1 << 20)
 #define LM_PB_DECODE_FACTOR 4u
 
+/*
+ * The budget of one decode of len bytes from outside, shared by the
+ * protobuf and the JSON decoders: at most floor + factor * len bytes of
+ * allocations, each charged LM_DECODE_BUDGET_OVERHEAD bytes above its size
+ * for the heap's bookkeeping. Memory freed meanwhile is not given back, so
+ * the charge is what the decode allocated in all, an upper bound of what it
+ * held at once.
+ */
+#define LM_DECODE_BUDGET_OVERHEAD 16u
+
+typedef struct lm_decode_budget {
+	size_t left; /* bytes that may still be charged */
+	bool over;   /* a charge was refused */
+} lm_decode_budget;
+
+void lm_decode_budget_init(lm_decode_budget *b, size_t floor, size_t factor, size_t len);
+
+/* Charges an allocation of n bytes; false (and b->over) when it does not
+ * fit. */
+bool lm_decode_budget_charge(lm_decode_budget *b, size_t n);
+
 /* lm_pb_decode within that budget: LM_E2BIG, with the reason in err, when
  * the decode would allocate more. The caller frees *out with
  * protobuf_c_message_free_unpacked(*out, NULL). */
