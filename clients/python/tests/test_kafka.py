@@ -85,6 +85,18 @@ def test_protobuf_update_and_tombstone(stack, client):
     wait_for("posting deleted", gone, timeout=20)
 
 
+def test_block_left_by_an_exception_still_delivers(stack, client):
+    """A record sent in a with block that an exception leaves is delivered:
+    the block flushes before the exception goes on (a long linger keeps the
+    record in the producer's queue until then)."""
+    jid = "job-py-exc-" + uuid.uuid4().hex[:8]
+    with pytest.raises(RuntimeError, match="caller failed"):
+        with lunamatch.RecordProducer(stack.brokers, config={"linger.ms": 5000}) as p:
+            p.send_posting(record(stack, "posting", "job-dfs-sr-mgr-ml", jid))
+            raise RuntimeError("caller failed")
+    assert wait_for("posting stored", lambda: client.get_posting(jid), timeout=20).id == jid
+
+
 def test_rejects_reach_the_dead_letter_topic(stack):
     """send_raw skips the local checks; ingest dead-letters what it refuses,
     with its reason header."""

@@ -171,8 +171,16 @@ class RecordProducer:
     def __enter__(self):
         return self
 
-    def __exit__(self, exc_type, *exc):
+    def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.close()
-        else:
-            self._p = None
+            return
+        # The records sent before the exception are delivered too: dropping
+        # the producer unflushed would discard them without a word. Their
+        # delivery failures must not hide the exception, so they go on it
+        # as a note.
+        try:
+            self.close()
+        except DeliveryError as e:
+            if hasattr(exc, "add_note"):
+                exc.add_note("lunamatch: %s" % e)
