@@ -26,7 +26,8 @@ typedef enum lm_log_level {
 	LM_LOG_ERROR,
 } lm_log_level;
 
-/* Sets the service name written as "svc" (copied; at most 31 bytes). */
+/* Sets the service name written as "svc" (copied; at most 31 bytes). Not
+ * synchronized with logging: call it before any other thread may log. */
 void lm_log_set_service(const char *svc);
 
 /* Records below this level are dropped. The default is LM_LOG_INFO. */
