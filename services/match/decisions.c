@@ -92,6 +92,11 @@ struct lm_decisions {
 	const char *last_error;
 
 	lm_counter *logged, *log_errors, *sent, *send_failures;
+	/* Decisions in the queue: set at open, then kept by the writer and
+	 * the removals, so that a render of the metrics neither waits for the
+	 * queue's lock (held across each synced write) nor reads the queue,
+	 * which lm_decisions_free closes while the registry lives on. */
+	lm_gauge *pending;
 	atomic_uint fail_removals; /* lm_decisions_fail_removals */
 	atomic_uint fail_reads;    /* lm_decisions_fail_reads */
 };
@@ -163,7 +168,9 @@ writer_main(void *arg)
 		for (struct entry *e = batch; e != NULL; e = e->next)
 			msgs[n++] = e->msg;
 		int rc = lm_dqueue_append(d->q, msgs, n, NULL);
-		if (rc != LM_OK)
+		if (rc == LM_OK)
+			lm_gauge_add(d->pending, (double) n);
+		else
 			lm_error("decisions.write", "%zu decisions not logged: %s", n,
 			    lm_strerror(rc));
 
@@ -521,6 +528,7 @@ remove_delivered(lm_decisions *d)
 		return rc;
 	}
 	lm_counter_add(d->sent, d->ndelivered);
+	lm_gauge_add(d->pending, -(double) d->ndelivered);
 	d->ndelivered = 0;
 	pthread_mutex_lock(&d->mu);
 	if (!d->healthy)
@@ -745,12 +753,6 @@ sender_main(void *arg)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-static double
-pending_gauge(void *arg)
-{
-	return (double) lm_dqueue_count(arg);
-}
-
 int
 lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 {
@@ -826,9 +828,10 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 		d->send_failures = lm_metrics_counter(o->metrics,
 		    "lunamatch_decisions_send_failures_total",
 		    "Decision deliveries that failed and will be retried.", NULL);
-		(void) lm_metrics_gauge_fn(o->metrics, "lunamatch_decisions_pending",
+		d->pending = lm_metrics_gauge(o->metrics, "lunamatch_decisions_pending",
 		    "Decisions in the durable queue, not yet acknowledged by Kafka.",
-		    NULL, pending_gauge, d->q);
+		    NULL);
+		lm_gauge_set(d->pending, (double) lm_dqueue_count(d->q));
 	}
 	*out = d;
 	return LM_OK;

@@ -727,6 +727,63 @@ test_full_queue(void **state)
 	free(dir);
 }
 
+/*
+ * lunamatch_decisions_pending follows the log that is open: a log opened
+ * after another one on the same registry (the first one closed) reports
+ * its own queue, and its metrics are read after it is closed. The gauge
+ * used to read the first log's queue, closed and freed with it (and took
+ * the queue's lock, held across each synced write, on the thread that
+ * answers the health checks).
+ */
+static void
+test_pending_gauge(void **state)
+{
+	const char *topic = TOPIC ".5";
+	char *dir1 = data_dir(), *dir2 = data_dir();
+	lm_metrics *m = NULL;
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = topic,
+	    .data_dir = dir1,
+	    .message_timeout_ms = 3000};
+	lm_decisions *d = NULL;
+	(void) state;
+
+	assert_int_equal(rd_kafka_mock_topic_create(mock, topic, PARTITIONS, 1), 0);
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	o.metrics = m;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	assert_int_equal(log_one(d, "cand-gauge", "req", "", NULL), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	lm_decisions_free(d);
+
+	o.data_dir = dir2;
+	assert_int_equal(rd_kafka_mock_broker_set_down(mock, MOCK_BROKER), 0);
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(log_one(d, "cand-gauge", "req", "", NULL), LM_OK);
+	assert_true(metrics_has(m, "lunamatch_decisions_pending 3\n"));
+	lm_decisions_free(d);
+	assert_true(metrics_has(m, "lunamatch_decisions_pending 3\n"));
+
+	/* Opened again: the decisions left in the queue are pending, and none
+	 * once they are sent. */
+	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_true(metrics_has(m, "lunamatch_decisions_pending 3\n"));
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (!metrics_has(m, "lunamatch_decisions_pending 0\n") && lm_clock_ms() < end)
+		lmt_sleep_ms(20);
+	assert_true(metrics_has(m, "lunamatch_decisions_pending 0\n"));
+	lm_decisions_free(d);
+	lm_metrics_free(m);
+	free(dir2);
+	free(dir1);
+}
+
 /* A done callback that holds the writer until the test opens the gate
  * (at most 10 s): a write that takes long. */
 struct gate {
@@ -960,6 +1017,7 @@ main(void)
 	    cmocka_unit_test(test_full_queue),
 	    cmocka_unit_test(test_queue_bound),
 	    cmocka_unit_test(test_async_and_interval),
+	    cmocka_unit_test(test_pending_gauge),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
