@@ -97,7 +97,9 @@ struct lm_decisions {
 	 * queue's lock (held across each synced write) nor reads the queue,
 	 * which lm_decisions_free closes while the registry lives on. */
 	lm_gauge *pending;
+	lm_counter *sync_failures;
 	atomic_uint fail_removals; /* lm_decisions_fail_removals */
+	atomic_uint fail_syncs;    /* lm_decisions_fail_syncs */
 	atomic_uint fail_reads;    /* lm_decisions_fail_reads */
 };
 
@@ -127,6 +129,10 @@ writer_main(void *arg)
 	lm_dqueue_msg *msgs = d->msgs;
 	bool dirty = false;  /* written since the last sync (sync_ms > 0) */
 	int64_t sync_at = 0; /* lm_clock_ms() when the sync is due */
+	/* The last sync failed: the writes since the one before are not on
+	 * disk for certain, so the log stays unhealthy and the sync is tried
+	 * again (every LM_DECISIONS_RETRY_MIN_MS at most) until one works. */
+	bool sync_failed = false;
 
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
@@ -144,15 +150,31 @@ writer_main(void *arg)
 			pthread_cond_timedwait(&d->work_cv, &d->mu, &ts);
 		}
 		if (dirty && (d->head == NULL || lm_clock_ms() >= sync_at)) {
+			bool stop = d->stopping;
 			pthread_mutex_unlock(&d->mu);
-			int rc = lm_dqueue_sync(d->q);
-			if (rc != LM_OK)
-				lm_error("decisions.sync", "decisions not synced: %s",
-				    lm_strerror(rc));
-			dirty = false;
+			int rc =
+			    lm_fault_take(&d->fail_syncs) ? LM_EIO : lm_dqueue_sync(d->q);
+			if (rc != LM_OK) {
+				lm_error("decisions.sync", "decisions not synced: %s; %s",
+				    lm_strerror(rc),
+				    stop ? "stopping" : "the sync is retried");
+				lm_counter_add(d->sync_failures, 1);
+			}
 			pthread_mutex_lock(&d->mu);
-			if (rc != LM_OK)
+			if (rc == LM_OK) {
+				if (sync_failed)
+					d->healthy = true;
+				sync_failed = false;
+				dirty = false;
+			} else {
 				set_unhealthy(d);
+				sync_failed = true;
+				dirty = !stop;
+				sync_at = lm_clock_ms() +
+				          (d->sync_ms > LM_DECISIONS_RETRY_MIN_MS
+				                  ? d->sync_ms
+				                  : LM_DECISIONS_RETRY_MIN_MS);
+			}
 			continue;
 		}
 		if (d->head == NULL)
@@ -179,10 +201,10 @@ writer_main(void *arg)
 			sync_at = lm_clock_ms() + d->sync_ms;
 		}
 		pthread_mutex_lock(&d->mu);
-		if (rc == LM_OK)
-			d->healthy = true;
-		else
+		if (rc != LM_OK)
 			set_unhealthy(d);
+		else if (!sync_failed)
+			d->healthy = true;
 		d->appended = d->appended || rc == LM_OK;
 		pthread_cond_signal(&d->send_cv);
 		pthread_mutex_unlock(&d->mu);
@@ -825,6 +847,11 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 		    "Answers refused because their decision could not be logged.", NULL);
 		d->sent = lm_metrics_counter(o->metrics, "lunamatch_decisions_sent_total",
 		    "Decisions acknowledged by Kafka and removed from the queue.", NULL);
+		d->sync_failures = lm_metrics_counter(o->metrics,
+		    "lunamatch_decisions_sync_failures_total",
+		    "Deferred disk syncs of the decision queue that failed "
+		    "(LUNAMATCH_DECISION_LOG_SYNC_MS above 0); retried.",
+		    NULL);
 		d->send_failures = lm_metrics_counter(o->metrics,
 		    "lunamatch_decisions_send_failures_total",
 		    "Decision deliveries that failed and will be retried.", NULL);
@@ -920,6 +947,12 @@ void
 lm_decisions_fail_removals(lm_decisions *d, unsigned n)
 {
 	atomic_store(&d->fail_removals, n);
+}
+
+void
+lm_decisions_fail_syncs(lm_decisions *d, unsigned n)
+{
+	atomic_store(&d->fail_syncs, n);
 }
 
 unsigned

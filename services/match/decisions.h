@@ -139,6 +139,9 @@ bool lm_decisions_healthy(lm_decisions *d);
  * the queue fail (LM_EIO) in the real code path. Any thread. */
 void lm_decisions_fail_removals(lm_decisions *d, unsigned n);
 
+/* The same for the writer's deferred syncs (sync_ms above 0). */
+void lm_decisions_fail_syncs(lm_decisions *d, unsigned n);
+
 /* The same for the sender's reads of the queue; returns how many of the
  * failures armed before were left unused. */
 unsigned lm_decisions_fail_reads(lm_decisions *d, unsigned n);
