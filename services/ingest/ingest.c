@@ -304,7 +304,7 @@ lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_dec
 	/* A rejected message is held whole until its batch is done (for its
 	 * dead letter): its size counts towards the batch's byte bound. */
 	if (rv == LM_OK && d->action == LM_INGEST_REJECT)
-		d->len = m->key_len + m->value_len;
+		d->len = m->key_len + m->value_len + m->headers_len;
 	return rv;
 }
 

@@ -846,6 +846,41 @@ test_batch_reject_bytes(void **state)
 	free(value);
 }
 
+/* A rejected message is held with its headers too, which may be most of
+ * it (a record's limit covers headers, key and value together): a run of
+ * small undecodable messages with large headers fills a batch at
+ * LM_INGEST_BATCH_BYTES_MAX, not at its message count. */
+static void
+test_batch_reject_header_bytes(void **state)
+{
+	const size_t hlen = LM_INGEST_MSG_MAX, each = hlen + 1 + strlen("job-1");
+	const size_t fit = LM_INGEST_BATCH_BYTES_MAX / each; /* 63 */
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	(void) state;
+
+	assert_int_equal(lm_ingest_batch_new(100000, &b), LM_OK);
+	for (size_t i = 0; i <= fit; i++) {
+		lm_ingest_msg m = {.kind = LM_KIND_POSTING,
+		    .key = "job-1",
+		    .key_len = strlen("job-1"),
+		    .value = "x",
+		    .value_len = 1,
+		    .content_type = "text/plain",
+		    .content_type_len = strlen("text/plain"),
+		    .headers_len = hlen};
+		assert_false(lm_ingest_batch_full(b));
+		assert_int_equal(lm_ingest_decide(&R.ctx, &m, &d), LM_OK);
+		assert_int_equal(d.action, LM_INGEST_REJECT);
+		assert_int_equal(
+		    lm_ingest_batch_add(b, &d, "t.postings", 0, (int64_t) i), LM_OK);
+		assert_int_equal(lm_ingest_batch_bytes(b), (i + 1) * each);
+	}
+	assert_true(lm_ingest_batch_full(b));
+	assert_int_equal(lm_ingest_batch_len(b), fit + 1);
+	lm_ingest_batch_free(b);
+}
+
 /* A batch of profiles on a read-only store fails and can be retried. */
 static void
 test_batch_store_error(void **state)
@@ -1361,6 +1396,7 @@ main(void)
 	    cmocka_unit_test(test_batch_store_error),
 	    cmocka_unit_test(test_batch_bytes),
 	    cmocka_unit_test(test_batch_reject_bytes),
+	    cmocka_unit_test(test_batch_reject_header_bytes),
 	    cmocka_unit_test(test_replay_sequences),
 	    cmocka_unit_test(test_replay_random),
 	    cmocka_unit_test(test_replay_other_partition),
