@@ -14,7 +14,9 @@
  * connected), the connection lost while waiting for the answer (a pipe
  * notification cancels the calls in flight on that endpoint), or an
  * UNAVAILABLE answer (a server that is loading or draining). Every
- * MatchService method is read-only, so a repeat is harmless.
+ * MatchService method is read-only, so a repeat is harmless. An endpoint
+ * whose connection the call lost is not tried again by the call: nng drops
+ * a message over a size limit together with its connection.
  *
  * An UNAVAILABLE answer also closes the connection it came on, so that nng
  * dials that endpoint afresh: a replica that is draining keeps the
@@ -22,7 +24,8 @@
  * replicas (a Kubernetes Service) sends the new connection to a ready one.
  * With a single endpoint, a call answered UNAVAILABLE or whose connection
  * was lost is sent again on the new connection, at most SINGLE_REDIALS
- * times and only if it comes up within REDIAL_CONNECT_MS.
+ * times (after a lost connection: once) and only if it comes up within
+ * REDIAL_CONNECT_MS.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -574,7 +577,10 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 			rv = LM_ENNG;
 			*st = ST_UNAVAILABLE;
 			*oc = LOST;
-			set_err(errmsg, errlen, "connection to the server lost");
+			set_err(errmsg, errlen,
+			    "connection to the server lost (a request over the "
+			    "server's size limit, or an answer over "
+			    "max_response_bytes, closes it too)");
 			goto out;
 		}
 		rv = lm_err_from_nng(nrv);
@@ -667,6 +673,10 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
     ProtobufCMessage **resp, int *status, char *errmsg, size_t errlen)
 {
 	bool tried[LM_CLIENT_ENDPOINTS_MAX] = {false}, first = true;
+	/* Endpoints whose connection this call lost: nng drops a message over
+	 * a size limit with its connection, which would happen again. */
+	bool lost[LM_CLIENT_ENDPOINTS_MAX] = {false}, lost_before;
+	size_t nlost = 0;
 	enum outcome last = NO_CONN, prior = NO_CONN;
 	char prior_msg[256] = "";
 	nng_time end, deadline, now;
@@ -694,13 +704,17 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		unsigned left, first_timeout;
 
 		if (ep == NULL) {
-			/* Every endpoint tried: another round, after the pause. */
-			memset(tried, 0, sizeof(tried));
+			/* Every endpoint tried: another round, after the pause,
+			 * without those whose connection the call lost. */
 			if (c->nep == 1) {
+				memset(tried, 0, sizeof(tried));
 				if (nng_clock() + REDIAL_PAUSE_MS < end)
 					nng_msleep(REDIAL_PAUSE_MS);
 				continue;
 			}
+			if (nlost == c->nep)
+				break;
+			memcpy(tried, lost, sizeof(tried));
 			pause = lm_backoff_next(
 			    pause, ROUND_PAUSE_MIN_MS, ROUND_PAUSE_MAX_MS);
 			if (nng_clock() + (nng_time) pause >= end)
@@ -723,6 +737,11 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		rv = attempt(c, ep, method, req, resp_desc, first_timeout, end,
 		    connect_ms, deadline, resp, &st, errmsg, errlen, &oc);
 		last = oc;
+		lost_before = lost[ep - c->ep];
+		if (oc == LOST && !lost_before) {
+			lost[ep - c->ep] = true;
+			nlost++;
+		}
 		if (oc == FINAL || (oc == ANSWERED && st != ST_UNAVAILABLE))
 			break;
 		/* The result should nothing better come: a server's own
@@ -739,7 +758,8 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		if (c->nep == 1) {
 			/* Again on a fresh connection, a bounded number of
 			 * times, while one comes up. */
-			if (oc == NO_CONN || redials == SINGLE_REDIALS)
+			if (oc == NO_CONN || redials == SINGLE_REDIALS ||
+			    (oc == LOST && lost_before))
 				break;
 			redials++;
 		}

@@ -16,13 +16,18 @@
  * answer, and when the server answers UNAVAILABLE (loading or draining).
  * Other answers, DEADLINE_EXCEEDED included, are final. Once every endpoint
  * was tried, the next round starts after a pause of 50 ms that doubles from
- * round to round up to 1 s, while the deadline leaves room for it.
+ * round to round up to 1 s, while the deadline leaves room for it. An
+ * endpoint whose connection the call lost is not tried again by the call:
+ * nng drops a message over a size limit (an answer over
+ * max_response_bytes, a request over the server's limit) together with its
+ * connection, and a repeat would meet the same fate.
  *
  * An UNAVAILABLE answer also closes the connection it came on, so that the
  * endpoint is dialled afresh (an address in front of several replicas then
  * reaches a ready one). With a single endpoint, a call answered UNAVAILABLE
  * or whose connection was lost is sent again on the fresh connection, at
- * most twice and only if it comes up within 1 s.
+ * most twice (after a lost connection: once) and only if it comes up
+ * within 1 s.
  *
  * Resends: nng's REQ protocol can resend a request on its own. The client
  * turns the timer-based resend off (NNG_OPT_REQ_RESENDTIME infinite), so a

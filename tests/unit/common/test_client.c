@@ -838,10 +838,50 @@ test_client_single_endpoint_redials(void **state)
 	nng_time took = nng_clock() - t0;
 	assert_int_equal(rv, LM_ENNG);
 	assert_int_equal(status, ST(UNAVAILABLE));
-	assert_string_equal(err, "connection to the server lost");
+	assert_non_null(strstr(err, "connection to the server lost"));
 	assert_true(took < 20000 / 2);
 	assert_int_equal(pthread_join(p.thread, NULL), 0);
 	lm_client_close(c);
+}
+
+/*
+ * An answer over max_response_bytes: nng drops it together with its
+ * connection, which the client cannot tell from a replica that died, and
+ * the next attempt would meet the same answer. A call asks each replica
+ * once, a single endpoint's fresh connection once, not again and again
+ * until the deadline, and its error says that a size limit may be why.
+ */
+static void
+test_client_answer_over_the_limit(void **state)
+{
+	(void) state;
+	struct peer p1, p2;
+	lm_client *c = NULL;
+	char urls[512], err[256];
+	int status = -1;
+
+	peer_up(&p1);
+	peer_up(&p2);
+	lm_client_opts o = {.max_response_bytes = 16}; /* under any envelope */
+	snprintf(urls, sizeof(urls), "%s,%s", p1.url, p2.url);
+	assert_int_equal(lm_client_open(urls, &o, &c), LM_OK);
+	nng_msleep(300); /* both dialers connect; a late one is still asked once */
+	assert_int_equal(
+	    call(c, "job-1", 2000, &status, err, sizeof(err), NULL), LM_ENNG);
+	assert_int_equal(atomic_load(&p1.requests), 1);
+	assert_int_equal(atomic_load(&p2.requests), 1);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	assert_non_null(strstr(err, "max_response_bytes"));
+	lm_client_close(c);
+
+	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_OK);
+	assert_int_equal(
+	    call(c, "job-2", 2000, &status, err, sizeof(err), NULL), LM_ENNG);
+	assert_int_equal(atomic_load(&p1.requests), 1 + 2);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	assert_non_null(strstr(err, "max_response_bytes"));
+	lm_client_close(c);
+	peers_down(&p1, &p2);
 }
 
 static void
@@ -890,6 +930,7 @@ main(void)
 	    cmocka_unit_test(test_client_endpoint_after_wrong_protocol),
 	    cmocka_unit_test(test_client_last_attempt_is_the_result),
 	    cmocka_unit_test(test_client_time_left_after_connecting),
+	    cmocka_unit_test(test_client_answer_over_the_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
