@@ -71,10 +71,12 @@
 #define REDIAL_PAUSE_MS   50
 
 #define ST_OK          LUNAMATCH__V1__STATUS_CODE__OK
+#define ST_UNKNOWN     LUNAMATCH__V1__STATUS_CODE__UNKNOWN
 #define ST_INVALID     LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT
 #define ST_DEADLINE    LUNAMATCH__V1__STATUS_CODE__DEADLINE_EXCEEDED
 #define ST_INTERNAL    LUNAMATCH__V1__STATUS_CODE__INTERNAL
 #define ST_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
+#define ST_LAST        LUNAMATCH__V1__STATUS_CODE__UNAUTHENTICATED /* highest code */
 
 #define LIVE_PIPES_MAX 8
 
@@ -610,7 +612,14 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	}
 	*oc = ANSWERED;
 	*st = (int) env->code;
-	set_err(errmsg, errlen, env->message ? env->message : "");
+	if (*st < 0 || *st > ST_LAST) {
+		/* Not a lunamatch.v1.StatusCode (proto3 keeps any number). */
+		if (errmsg != NULL && errlen > 0)
+			snprintf(errmsg, errlen, "status code %d: %s", *st, env->message);
+		*st = ST_UNKNOWN;
+	} else {
+		set_err(errmsg, errlen, env->message ? env->message : "");
+	}
 	/* This server will not serve this connection: have nng dial again. */
 	if (*st == ST_UNAVAILABLE)
 		nng_pipe_close(nng_msg_get_pipe(msg));

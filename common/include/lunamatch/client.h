@@ -99,7 +99,9 @@ LM_API void lm_client_close(lm_client *c);
  * (a retry on another endpoint: what is left of it).
  *
  * Returns LM_OK when the server answered (with any code): *status is its
- * lunamatch.v1.StatusCode, errmsg its message (empty on OK), and on OK
+ * lunamatch.v1.StatusCode, errmsg its message (empty on OK; a number
+ * outside the enum is UNKNOWN, with "status code <n>: " before the
+ * message), and on OK
  * *resp is a new message of type resp_desc that the caller frees with
  * protobuf_c_message_free_unpacked(*resp, NULL); otherwise *resp is NULL.
  * Without an answer it returns an lm_err and sets a local status:

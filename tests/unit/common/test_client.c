@@ -294,6 +294,9 @@ peer_main(void *arg)
 			    NULL, 0);
 		} else if (strcmp(g->id, "anon-ok") == 0) {
 			send_env(p, "", ST(OK), "", NULL, NULL, 0);
+		} else if (strncmp(g->id, "code=", 5) == 0) {
+			send_env(p, rq->request_id, atoi(g->id + 5),
+			    "from a later version", NULL, NULL, 0);
 		} else if (strcmp(g->id, "silent") == 0) {
 			/* no answer: the REP socket drops the request when the
 			 * next one arrives */
@@ -400,6 +403,20 @@ test_client_wire(void **state)
 	assert_string_equal(err, "could not read it");
 	assert_int_equal(
 	    call(c, "anon-ok", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
+	/* A code outside lunamatch.v1.StatusCode is UNKNOWN, and the reason
+	 * keeps the number. */
+	assert_int_equal(
+	    call(c, "code=99", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(status, ST(UNKNOWN));
+	assert_string_equal(err, "status code 99: from a later version");
+	assert_int_equal(
+	    call(c, "code=-7", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(status, ST(UNKNOWN));
+	assert_string_equal(err, "status code -7: from a later version");
+	assert_int_equal(
+	    call(c, "code=16", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(status, ST(UNAUTHENTICATED));
+	assert_string_equal(err, "from a later version");
 
 	/* No answer: a local DEADLINE_EXCEEDED after timeout + grace. */
 	nng_time t0 = nng_clock();
