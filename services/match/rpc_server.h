@@ -50,7 +50,8 @@ extern "C" {
  * nng's receive limit (NNG_OPT_RECVMAXSZ) is max_request_bytes plus this
  * much. A request over max_request_bytes but within the grace is answered
  * RESOURCE_EXHAUSTED and counted; anything larger is dropped by nng, which
- * closes the connection without an answer (the caller times out).
+ * closes the connection without an answer (a REQ caller with the resend
+ * timer off sees the connection reset at once).
  */
 #define LM_RPC_OVERSIZE_GRACE (64u * 1024)
 /*
