@@ -550,19 +550,20 @@ c_match_candidates(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req
 
 /* ---- ExplainMatch ------------------------------------------------------------ */
 
-/* Tells which of the two ids is unknown, for a precise NOT_FOUND reason. */
+/* Tells which of the two ids is unknown, for a precise NOT_FOUND reason:
+ * from the index alone (lm_index_record_version reads no record, so a
+ * stored candidate is never reported missing because its record could not
+ * be decoded or read from the store just then). */
 static void
 explain_not_found(
     lm_match_service *s, const char *cand, const char *job, char *msg, size_t msglen)
 {
-	Lunamatch__V1__CandidateProfile *c = NULL;
+	uint64_t version;
 
-	if (lm_index_get_profile(s->idx, cand, &c) != LM_OK) {
+	if (lm_index_record_version(s->idx, false, cand, &version) != LM_OK)
 		snprintf(msg, msglen, "candidate \"%s\" not found", cand);
-		return;
-	}
-	protobuf_c_message_free_unpacked(&c->base, NULL);
-	snprintf(msg, msglen, "posting \"%s\" not found", job);
+	else
+		snprintf(msg, msglen, "posting \"%s\" not found", job);
 }
 
 static int

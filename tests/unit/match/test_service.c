@@ -608,6 +608,37 @@ test_explain(void **state)
 	    call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
 }
 
+/* lm_index_set_fault: every decoding of a record's bytes fails. */
+static int
+fail_record_reads(void *arg, lm_index_alloc what)
+{
+	(void) arg;
+	return what == LM_INDEX_ALLOC_RECORD ? LM_ENOMEM : LM_OK;
+}
+
+/* NOT_FOUND names the missing side from the index alone: a stored
+ * candidate whose record cannot be decoded just then (memory, or a store
+ * ahead of the index) is not reported missing when the posting is. */
+static void
+test_explain_not_found_names_the_missing_side(void **state)
+{
+	Lunamatch__V1__ExplainMatchRequest req =
+	    LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
+	Lunamatch__V1__ExplainMatchResponse *r = NULL;
+	char msg[512];
+	int st;
+
+	(void) state;
+	req.candidate_id = LEAD;
+	req.job_id = "job-nothing";
+	lm_index_set_fault(W.idx, fail_record_reads, NULL);
+	st = call("ExplainMatch", &req, (void **) &r, msg, sizeof(msg));
+	lm_index_set_fault(W.idx, NULL, NULL);
+	assert_int_equal(st, ST_NOT_FOUND);
+	assert_non_null(strstr(msg, "posting \"job-nothing\""));
+	assert_null(strstr(msg, LEAD));
+}
+
 /* ---- GetPosting / GetProfile -------------------------------------------------- */
 
 static void
@@ -1273,6 +1304,7 @@ main(void)
 	    cmocka_unit_test(test_match_jobs_inline),
 	    cmocka_unit_test(test_match_candidates),
 	    cmocka_unit_test(test_explain),
+	    cmocka_unit_test(test_explain_not_found_names_the_missing_side),
 	    cmocka_unit_test(test_get),
 	    cmocka_unit_test(test_check),
 	    cmocka_unit_test(test_loading),
