@@ -662,8 +662,11 @@ load_snapshot(lm_follower *f)
 		return rc;
 	}
 	advance_clock(f, idx);
-	if ((rc = lm_index_replace(f->idx, idx, seq)) != LM_OK)
+	if ((rc = lm_index_replace(f->idx, idx, seq)) != LM_OK) {
+		lm_error("follower.load",
+		    "cannot take the loaded snapshot in: %s; retrying", lm_strerror(rc));
 		return rc; /* idx is freed */
+	}
 	atomic_store(&f->records, records);
 	atomic_store(&f->record_bytes, bytes);
 	atomic_store(&f->seq, seq);

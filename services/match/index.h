@@ -150,8 +150,10 @@ int lm_index_prepare_stored(
 int lm_index_put_prepared(lm_index *idx, lm_index_prepared *ip, uint64_t seq);
 void lm_index_prepared_clear(lm_index_prepared *ip);
 
-/* Removes a record. Returns LM_OK or LM_ENOENT; never allocates. seq as for
- * the puts (set on both results). */
+/* Removes a record. Returns LM_OK or LM_ENOENT, and cannot fail for want
+ * of memory: its own change never allocates (a new idf snapshot that falls
+ * due may be built aside afterwards, as after a put; its failure leaves
+ * the removal done). seq as for the puts (set on both results). */
 int lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq);
 int lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq);
 
@@ -205,7 +207,8 @@ int lm_index_loaded(lm_index *idx);
  * query's stored subject and the matches it returns, ExplainMatch,
  * GetPosting, GetProfile, the top lists of events); they then return
  * LM_ENOMEM. NULL (no seam) is the default and
- * what production uses. Removals never ask: they never allocate.
+ * what production uses. Removals ask only for RESHARE (their own change
+ * never allocates, and that step's failure does not undo it).
  */
 typedef enum lm_index_alloc {
 	LM_INDEX_ALLOC_SCRATCH, /* room for a record's terms (updates; the load's second
