@@ -20,9 +20,10 @@
  * own events). An id reported delivered whose delivery the outbox could
  * not record (a full disk) goes back into the set too, kept at the front
  * of `delivered` until a later write records it (with a back-off), so that
- * the scan does not produce the event again meanwhile. Ids still in the
- * set when the producer is destroyed are freed there. Only the sender
- * thread touches the set and the lists.
+ * the scan does not produce the event again meanwhile, also across a
+ * replacement of the producer. The other ids still in the set when the
+ * producer is destroyed are freed there. Only the sender thread touches
+ * the set and the lists.
  */
 #include <errno.h>
 #include <math.h>
@@ -151,13 +152,18 @@ flight_remove(lm_events *ev, const char *id)
 	return true;
 }
 
+/* Empties the set of a destroyed producer, except for the kept ids: they
+ * were acknowledged and wait only for their record (record_delivered), so
+ * a new producer must not send them again meanwhile. */
 static void
 flight_clear(lm_events *ev)
 {
-	size_t it = 0;
+	size_t it = 0, k = 0;
 	const char *key;
 	void *id;
 
+	for (size_t i = 0; i < ev->nkept; i++)
+		(void) flight_remove(ev, ev->delivered[i]);
 	while (lm_hashmap_next(ev->flight, &it, &key, &id)) {
 		(void) lm_hashmap_remove(ev->flight, key);
 		free(id);
@@ -165,11 +171,16 @@ flight_clear(lm_events *ev)
 		         * LM_EVENTS_INFLIGHT_MAX entries, once per producer) */
 	}
 	ev->ncooling = 0; /* freed with the set */
-	/* The kept ids too: still pending, produced again by a later scan. */
-	memmove(ev->delivered, ev->delivered + ev->nkept,
-	    (ev->ndelivered - ev->nkept) * sizeof(*ev->delivered));
-	ev->ndelivered -= ev->nkept;
-	ev->nkept = 0;
+	/* A kept id that memory does not let back into the set stays in the
+	 * list as a delivery to record; a scan may produce it again. */
+	for (size_t i = 0; i < ev->nkept; i++) {
+		char *kept = ev->delivered[i];
+		if (flight_add(ev, kept) == LM_OK) {
+			ev->delivered[i] = ev->delivered[k];
+			ev->delivered[k++] = kept;
+		}
+	}
+	ev->nkept = k;
 	flight_count(ev);
 }
 
@@ -833,7 +844,7 @@ lm_events_free(lm_events *ev)
 		destroy_producer(ev); /* nothing was produced */
 	}
 	lm_outbox_close(ev->ob);
-	lm_hashmap_free(ev->flight); /* emptied by destroy_producer */
+	lm_hashmap_free(ev->flight); /* left with the kept ids, freed below */
 	if (ev->corrupt != NULL) {
 		size_t it = 0;
 		void *id;

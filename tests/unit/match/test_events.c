@@ -683,6 +683,52 @@ test_deliveries_while_recording_fails(void **state)
 	lm_events_free(ev);
 }
 
+/*
+ * A delivered event whose removal from the outbox keeps failing is held
+ * across a fatal error of the producer: the new producer does not send it
+ * again while the removal waits for its retry. Before, the replacement
+ * dropped the held ids, and the event was produced again at every scan
+ * until the removal's back-off ran out (several copies on the topic).
+ */
+static void
+test_fatal_while_recording_fails(void **state)
+{
+	lm_event_change ch[1];
+	lm_events *ev = NULL;
+	struct topic_read r;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	deriving_thread = pthread_self();
+	ev = events_with_fault(min, sender_fault);
+	atomic_store(&outbox_fault, LM_ESTORE);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_OK);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	/* Delivered; its removal fails four times (back-off 4 s now). */
+	for (int waited = 0;
+	     waited < 20000 && metric("lunamatch_events_outbox_errors_total") < 4;
+	     waited += 20)
+		sleep_ms(20);
+	assert_true(metric("lunamatch_events_outbox_errors_total") >= 4);
+	assert_int_equal(
+	    rd_kafka_test_fatal_error(lm_events_kafka(ev),
+	        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "test fatal"),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	sleep_ms(4000); /* a new producer and several scans */
+	atomic_store(&outbox_fault, LM_OK);
+	assert_true(wait_drained(ev, 30000));
+	assert_int_equal(counts(ev).pending, 0);
+	read_topic(1, 10000, &r);
+	assert_int_equal(r.n, 1);
+	read_free(&r);
+	lm_events_free(ev);
+}
+
 /* Records n pairs of job jid (with candidates "c-<jid>-<i>") below the
  * threshold, in enqueues of at most 50,000. */
 static void
@@ -1360,6 +1406,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fatal_producer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_fatal_while_recording_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_partition_without_leader, setup, teardown),
