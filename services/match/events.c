@@ -1003,10 +1003,12 @@ split_keeps(lm_events_split *split, const lm_event_change *ch, const char *subj,
 }
 
 /* Adds the candidates of one changed record to b. With split, a pair newly
- * above becomes a candidate only if the split's decider keeps it. */
+ * above becomes a candidate only if the split's decider keeps it. *more:
+ * the record is gone and has more recorded pairs than were read; once b is
+ * written, the record is derived again for the rest. */
 static int
 derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_new,
-    int64_t now, lm_events_split *split, struct batch *b)
+    int64_t now, lm_events_split *split, struct batch *b, bool *more)
 {
 	lm_outbox_side side = ch->posting ? LM_OUTBOX_JOB : LM_OUTBOX_CANDIDATE;
 	lm_top_list top = {0, 0, NULL};
@@ -1021,6 +1023,7 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 	    : ch->posting ? LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_POSTING
 	                  : LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_PROFILE;
 
+	*more = false;
 	if ((rc = grow_array((void **) &b->subjects, &b->capsubj, b->nsubj + 1,
 	         sizeof(*b->subjects))) != LM_OK ||
 	    (rc = grow_array((void **) &b->tops, &b->captops, b->ntops + 1,
@@ -1051,13 +1054,14 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		b->pairs[b->npairs++] = prev;
 		b->held += nprev;
 	}
-	if (truncated)
+	if (truncated && !gone)
 		lm_warn("events.derive",
 		    "record %s has more than %d recorded pairs; the rest are "
 		    "not re-evaluated",
 		    subj, LM_OUTBOX_PAIRS_MAX);
 
 	if (gone) {
+		*more = truncated;
 		for (size_t i = 0; i < nprev; i++) {
 			lm_event_candidate *c = batch_add(b);
 			if (c == NULL)
@@ -1229,6 +1233,7 @@ on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t 
 	bool *derive = NULL, *fresh = NULL;
 	uint64_t stored, seen_seq = 0;
 	const char *model_version;
+	bool more;
 	int rc;
 
 	if (ev == NULL || idx == NULL || (changes == NULL && n > 0) ||
@@ -1306,20 +1311,28 @@ on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t 
 			seen_seq = changes[i].seq;
 		if (!derive[i])
 			continue;
-		if ((rc = derive_subject(
-		         ev, idx, &changes[i], fresh[i], now, split, &b)) != LM_OK) {
-			/* LM_EBUSY (the store ahead of the index) is retried by
-			 * the caller and is no failure. */
-			if (rc == LM_EBUSY)
-				lm_debug("events.derive",
-				    "record %s: the index is behind the store",
-				    changes[i].id);
-			else
-				lm_error("events.derive",
-				    "cannot derive the events of record %s: %s",
-				    changes[i].id, lm_strerror(rc));
-			goto out;
-		}
+		do {
+			if ((rc = derive_subject(ev, idx, &changes[i], fresh[i], now,
+			         split, &b, &more)) != LM_OK) {
+				/* LM_EBUSY (the store ahead of the index) is retried
+				 * by the caller and is no failure. */
+				if (rc == LM_EBUSY)
+					lm_debug("events.derive",
+					    "record %s: the index is behind the store",
+					    changes[i].id);
+				else
+					lm_error("events.derive",
+					    "cannot derive the events of record %s: %s",
+					    changes[i].id, lm_strerror(rc));
+				goto out;
+			}
+			/* A deleted record of more pairs than one read gives: the
+			 * pairs read are forgotten before the rest are read; the
+			 * cursor stays before this change. */
+			if (more &&
+			    (rc = flush_batch(ev, &b, model_version, now, 0)) != LM_OK)
+				goto out;
+		} while (more);
 		if ((b.n >= LM_EVENTS_TXN_PAIRS || b.held >= LM_EVENTS_TXN_HELD) &&
 		    i + 1 < n) {
 			/* Everything up to change i is complete: its seq may become

@@ -785,6 +785,34 @@ test_deleting_records_of_many_pairs(void **state)
 	lm_events_free(ev);
 }
 
+/*
+ * A deleted record with more recorded pairs than one read of them gives
+ * (LM_OUTBOX_PAIRS_MAX) has all of them forgotten, from both sides. Before,
+ * only the first LM_OUTBOX_PAIRS_MAX were, and the rest stayed in the
+ * outbox for good unless their other record changed.
+ */
+static void
+test_deleting_record_of_more_pairs_than_one_read(void **state)
+{
+	lm_event_change ch[1];
+	lm_outbox_pair *p = NULL;
+	size_t n = 1;
+	lm_events *ev;
+	(void) state;
+
+	ev = new_events(tmp, 0.5, 50, 0);
+	seed_pairs(ev, "job-big", LM_OUTBOX_PAIRS_MAX + 20000);
+	ch[0] = change(1, true, "job-big", false, true);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_int_equal(counts(ev).pairs, 0);
+	assert_int_equal(lm_outbox_pairs_of(lm_events_outbox(ev), LM_OUTBOX_JOB,
+	                     "job-big", 10, &p, &n, NULL),
+	    LM_OK);
+	assert_int_equal(n, 0);
+	free(p);
+	lm_events_free(ev);
+}
+
 struct ids {
 	char v[64][LM_OUTBOX_EVENT_ID_LEN + 1];
 	size_t n;
@@ -1401,6 +1429,8 @@ main(void)
 	        test_deliveries_while_recording_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_deleting_records_of_many_pairs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_deleting_record_of_more_pairs_than_one_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deterministic_ids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crossings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
