@@ -562,9 +562,9 @@ enq_run(lm_outbox *ob, MDB_txn *txn, void *arg)
 		}
 		rc = mdb_get(txn, ob->db_announced, &k, &v);
 		if (rc == MDB_SUCCESS) {
-			if ((rc = pair_decode(&v, &pv)) != LM_OK)
-				return rc;
-			prev_above = pv.above;
+			/* A state that does not decode (logged) is replaced. */
+			if (pair_decode(&v, &pv) == LM_OK)
+				prev_above = pv.above;
 		} else if (rc != MDB_NOTFOUND) {
 			return map_err(rc, "mdb_get announced");
 		}
@@ -825,7 +825,8 @@ lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t ma
 	k.mv_size = plen;
 	k.mv_data = prefix;
 	for (op = MDB_SET_RANGE;; op = MDB_NEXT) {
-		struct pair_val pv;
+		struct pair_val pv = {false, 0, 0, 0, 0};
+		bool have = true;
 		lm_outbox_pair *p;
 		size_t olen;
 
@@ -863,15 +864,19 @@ lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t ma
 			ak.mv_size = pair_key(other, id, key);
 			ak.mv_data = key;
 			rc = mdb_get(txn, ob->db_announced, &ak, &v);
-			if (rc != MDB_SUCCESS) {
+			if (rc == MDB_NOTFOUND) {
 				lm_error(
 				    "outbox.corrupt", "by_job entry without its pair");
-				rc = LM_ESTORE;
+				have = false;
+			} else if (rc != MDB_SUCCESS) {
+				rc = map_err(rc, "mdb_get announced");
 				goto done;
 			}
 		}
-		if ((rc = pair_decode(&v, &pv)) != LM_OK)
-			goto done;
+		/* A state that does not decode (logged) reads as not above. */
+		if (have && pair_decode(&v, &pv) != LM_OK)
+			pv = (struct pair_val){false, 0, 0, 0, 0};
+		rc = LM_OK;
 		if (cnt == cap) {
 			size_t ncap = cap == 0 ? 16 : cap * 2;
 			lm_outbox_pair *na;

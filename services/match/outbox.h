@@ -105,9 +105,10 @@ typedef struct lm_event_candidate {
  * Applies n (at most LM_OUTBOX_BATCH_MAX; 0 is allowed) candidates in
  * order and moves the cursor, in one durable write transaction:
  *   ABOVE, and the pair was not above at its last recorded state (or was
- *     never seen): a MatchEvent (type NEW_MATCH, id from lm_event_id,
- *     model_version, created_at = now) is added to `pending`, unless an
- *     entry of that id is pending already; the pair is recorded above.
+ *     never seen, or its state does not decode): a MatchEvent (type
+ *     NEW_MATCH, id from lm_event_id, model_version, created_at = now) is
+ *     added to `pending`, unless an entry of that id is pending already;
+ *     the pair is recorded above.
  *   ABOVE, already above: the recorded state is refreshed, no event.
  *   BELOW: the pair is recorded not above, so that a later rise announces
  *     it again.
@@ -171,7 +172,10 @@ typedef enum lm_outbox_side {
 
 /*
  * Every recorded pair of one candidate or one job (above or not), at most
- * max (1..LM_OUTBOX_PAIRS_MAX), in other_id order. On LM_OK *out is a
+ * max (1..LM_OUTBOX_PAIRS_MAX), in other_id order. A state that does not
+ * decode (disk damage; logged "outbox.corrupt") is listed as not above,
+ * with score and versions 0, so that a derivation replaces or forgets it
+ * instead of failing for good. On LM_OK *out is a
  * malloc'd array of *n entries (NULL when *n is 0) that the caller frees,
  * and *truncated (may be NULL) says whether more pairs exist than max.
  * Returns LM_OK, LM_EINVAL, LM_ENOMEM or LM_ESTORE.

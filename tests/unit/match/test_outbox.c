@@ -713,6 +713,81 @@ test_pairs_of(void **state)
 	lm_outbox_close(ob);
 }
 
+/* Overwrites the recorded state of pair cid/jid in the outbox (no process
+ * holds it open) with bytes that do not decode. */
+static void
+damage_pair(const char *cid, const char *jid)
+{
+	char key[300];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	static const unsigned char junk[] = {0xff, 0x00, 0x01};
+	int n = snprintf(key, sizeof(key), "%s%c%s", cid, '\0', jid);
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, obdir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "announced", 0, &dbi), 0);
+	k.mv_size = (size_t) n;
+	k.mv_data = key;
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	v.mv_size = sizeof(junk);
+	v.mv_data = (void *) junk;
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/*
+ * A recorded pair state that does not decode (disk damage) is taken as
+ * not above: the pairs of either record are still listed, and the next
+ * write of the pair replaces it (a pair above announces again). Before,
+ * every read of the record's pairs and every write of the pair failed, so
+ * the derivation of each of its records failed at every retry and held up
+ * the events of their partitions for good.
+ */
+static void
+test_damaged_pair_state(void **state)
+{
+	lm_outbox *ob = open_ob();
+	lm_event_candidate c[2];
+	lm_outbox_pair *p = NULL, pr;
+	size_t n = 0;
+	(void) state;
+
+	c[0] = cand("c1", "j1", 1, 1, 0.9, LM_PAIR_ABOVE);
+	c[1] = cand("c2", "j1", 1, 1, 0.8, LM_PAIR_ABOVE);
+	assert_int_equal(lm_outbox_enqueue_batch(ob, c, 2, MV, NOW, 0, NULL), LM_OK);
+	lm_outbox_close(ob);
+	damage_pair("c1", "j1");
+
+	ob = open_ob();
+	assert_int_equal(lm_outbox_get_pair(ob, "c1", "j1", &pr), LM_ESTORE);
+	assert_int_equal(
+	    lm_outbox_pairs_of(ob, LM_OUTBOX_CANDIDATE, "c1", 10, &p, &n, NULL), LM_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].other_id, "j1");
+	assert_false(p[0].above);
+	free(p);
+	assert_int_equal(
+	    lm_outbox_pairs_of(ob, LM_OUTBOX_JOB, "j1", 10, &p, &n, NULL), LM_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(p[0].other_id, "c1");
+	assert_false(p[0].above);
+	assert_string_equal(p[1].other_id, "c2");
+	assert_true(p[1].above);
+	free(p);
+	/* Written again: above now, and announced (at new versions). */
+	assert_int_equal(enq1(ob, cand("c1", "j1", 2, 1, 0.9, LM_PAIR_ABOVE), 0), 1);
+	assert_int_equal(lm_outbox_get_pair(ob, "c1", "j1", &pr), LM_OK);
+	assert_true(pr.above);
+	assert_int_equal(pr.candidate_version, 2);
+	lm_outbox_close(ob);
+}
+
 static void
 test_persistence(void **state)
 {
@@ -910,6 +985,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_pending_delivered_failed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pairs_of, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_pair_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_mismatch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
