@@ -728,6 +728,104 @@ test_profile(void **state)
 	protobuf_c_message_free_unpacked(&c->base, NULL);
 }
 
+/* A list of a record with a count limit: the JSON before its entries, one
+ * entry (repeated), the JSON after them, the limit and the field that a
+ * refusal names. */
+struct list_limit {
+	bool posting;
+	const char *head, *entry, *tail;
+	int max;
+	const char *field;
+};
+
+/* Prepares the record of l with n entries in its list. A record within the
+ * limit is accepted; one over it is refused as oversize, naming the list
+ * and the limit. */
+static void
+check_list_limit(const struct list_limit *l, int n)
+{
+	size_t cap =
+	    strlen(l->head) + strlen(l->tail) + (size_t) n * (strlen(l->entry) + 1) + 1;
+	char *json = malloc(cap), err[256], limit[32];
+	lm_reject why = LM_REJECT_NONE;
+	size_t len;
+	int rv;
+
+	assert_non_null(json);
+	len = (size_t) snprintf(json, cap, "%s", l->head);
+	for (int i = 0; i < n; i++)
+		len += (size_t) snprintf(
+		    json + len, cap - len, "%s%s", i > 0 ? "," : "", l->entry);
+	snprintf(json + len, cap - len, "%s", l->tail);
+	if (l->posting) {
+		Lunamatch__V1__JobPosting *p = posting(json);
+		rv = lm_posting_prepare(&R.ctx, p, &why, err, sizeof(err));
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+	} else {
+		Lunamatch__V1__CandidateProfile *c = profile(json);
+		rv = lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err));
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+	}
+	free(json);
+	if (n <= l->max) {
+		if (rv != LM_OK)
+			fail_msg("%s: %d entries refused: %s", l->field, n, err);
+		return;
+	}
+	if (rv != LM_ESCHEMA || why != LM_REJECT_OVERSIZE)
+		fail_msg("%s: %d entries (limit %d) not refused as oversize (%d, %s)",
+		    l->field, n, l->max, rv,
+		    rv == LM_OK ? "accepted" : lm_reject_name(why));
+	snprintf(limit, sizeof(limit), "limit %d", l->max);
+	if (strncmp(err, l->field, strlen(l->field)) != 0 || strstr(err, limit) == NULL)
+		fail_msg("%s: error \"%s\" does not name the list and its limit",
+		    l->field, err);
+}
+
+#define POSTING_HEAD "{\"id\":\"j\",\"version\":1,\"title\":\"t\","
+#define PROFILE_HEAD "{\"id\":\"c\",\"version\":1,"
+
+/* Every list of a record that has a count limit takes as many entries as
+ * the limit and refuses one more (an input-fed list without a bound would
+ * let one record take any memory the decoder gives it). */
+static void
+test_list_limits(void **state)
+{
+	(void) state;
+	static const struct list_limit lists[] = {
+	    {true, POSTING_HEAD "\"skills\":[", "{\"name\":\"Python\"}", "]}",
+	        LM_RECORD_SKILLS_MAX, "skills"},
+	    {true, POSTING_HEAD "\"locations\":[", "{\"country\":\"US\"}", "]}",
+	        LM_RECORD_LOCATIONS_MAX, "locations"},
+	    {true, POSTING_HEAD "\"remote_countries\":[", "\"US\"", "]}",
+	        LM_RECORD_REMOTE_MAX, "remote_countries"},
+	    {true, POSTING_HEAD "\"requirement_groups\":[",
+	        "{\"label\":\"g\",\"min_years_experience\":1}", "]}",
+	        LM_RECORD_GROUPS_MAX, "requirement_groups"},
+	    {true, POSTING_HEAD "\"requirement_groups\":[{\"label\":\"g\",\"skills\":[",
+	        "\"Python\"", "]}]}", LM_RECORD_GROUP_SKILLS_MAX,
+	        "requirement_groups[0].skills"},
+	    {false, PROFILE_HEAD "\"skills\":[", "{\"name\":\"Python\"}", "]}",
+	        LM_RECORD_SKILLS_MAX, "skills"},
+	    {false, PROFILE_HEAD "\"locations\":[", "{\"country\":\"US\"}", "]}",
+	        LM_RECORD_LOCATIONS_MAX, "locations"},
+	    {false, PROFILE_HEAD "\"desired_employment_types\":[",
+	        "\"EMPLOYMENT_TYPE_FULL_TIME\"", "]}", 8, "desired_employment_types"},
+	    {false, PROFILE_HEAD "\"career_goals\":{\"desired_titles\":[", "\"Lead\"",
+	        "]}}", LM_RECORD_GOALS_MAX, "career_goals.desired_titles"},
+	    {false, PROFILE_HEAD "\"career_goals\":{\"desired_categories\":[", "\"Data\"",
+	        "]}}", LM_RECORD_GOALS_MAX, "career_goals.desired_categories"},
+	    {false, PROFILE_HEAD "\"career_goals\":{\"desired_industries\":[",
+	        "\"Retail\"", "]}}", LM_RECORD_GOALS_MAX,
+	        "career_goals.desired_industries"},
+	};
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		check_list_limit(&lists[i], lists[i].max);
+		check_list_limit(&lists[i], lists[i].max + 1);
+	}
+}
+
 static void
 test_country_table(void **state)
 {
@@ -758,6 +856,7 @@ main(void)
 	    cmocka_unit_test(test_posting_bad_utf8),
 	    cmocka_unit_test(test_posting_unknown_enum),
 	    cmocka_unit_test(test_profile),
+	    cmocka_unit_test(test_list_limits),
 	    cmocka_unit_test(test_country_table),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
