@@ -298,6 +298,15 @@ test_tombstones(void **state)
 	assert_int_equal(st.profiles, 1);
 	assert_int_equal(st.tombstones, 0);
 
+	/* Deleting at the stored version deletes (only a lower one is stale);
+	 * a replay of that version stays a no-op, the next resurrects. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "c", 4), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	expect_absent(s, LM_KIND_PROFILE, "c");
+	put1(s, LM_KIND_PROFILE, "c", 4, "v4", LM_ESTALE);
+	put1(s, LM_KIND_PROFILE, "c", 5, "v5", LM_OK);
+
 	/* Deleting with a version above the stored one fences up to it. */
 	assert_int_equal(lm_store_begin(s, &t), LM_OK);
 	assert_int_equal(lm_store_delete(t, LM_KIND_PROFILE, "c", 10), LM_OK);
