@@ -988,10 +988,10 @@ lm_profile_prepare(const lm_record_ctx *ctx, Lunamatch__V1__CandidateProfile *c,
 	    (rv = enum_valid(&p, &lunamatch__v1__remote_policy__descriptor,
 	         (int) c->remote, FIELD("remote"))) != LM_OK)
 		return rv;
-	if (c->n_desired_employment_types > 8)
+	if (c->n_desired_employment_types > LM_RECORD_EMPLOYMENT_MAX)
 		return reject(&p, LM_REJECT_OVERSIZE,
-		    "desired_employment_types: %zu entries, limit 8",
-		    c->n_desired_employment_types);
+		    "desired_employment_types: %zu entries, limit %d",
+		    c->n_desired_employment_types, LM_RECORD_EMPLOYMENT_MAX);
 	for (size_t i = 0; i < c->n_desired_employment_types; i++) {
 		struct field f = {"desired_employment_types", i, NULL, NOIDX};
 		if ((rv = enum_valid(&p, &lunamatch__v1__employment_type__descriptor,

@@ -141,9 +141,14 @@ test_content_type(void **state)
 	/* Not NUL-terminated: only len bytes count. */
 	assert_int_equal(
 	    lm_ingest_content_type("application/jsonXYZ", 16), LM_INGEST_JSON);
-	/* Over the limit, even with a JSON media type in front. */
+	/* At the limit a JSON media type with padding is read; one byte over
+	 * it, and beyond, it is refused. */
 	memset(big, ' ', sizeof(big));
 	memcpy(big, "application/json;", 17);
+	assert_int_equal(
+	    lm_ingest_content_type(big, LM_INGEST_CONTENT_TYPE_MAX), LM_INGEST_JSON);
+	assert_int_equal(lm_ingest_content_type(big, LM_INGEST_CONTENT_TYPE_MAX + 1),
+	    LM_INGEST_UNSUPPORTED);
 	assert_int_equal(lm_ingest_content_type(big, sizeof(big)), LM_INGEST_UNSUPPORTED);
 }
 
