@@ -7,12 +7,31 @@
 
 #include "fairness.h"
 
+/* The sign of a / b - c / d (b, d > 0), exactly: a continued-fraction
+ * expansion of both, so no product can overflow. */
+static int
+frac_cmp(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+{
+	for (int sign = 1;; sign = -sign) {
+		uint64_t qa = a / b, qc = c / d, t;
+		if (qa != qc)
+			return qa < qc ? -sign : sign;
+		a %= b;
+		c %= d;
+		if (a == 0 || c == 0)
+			return a == c ? 0 : a == 0 ? -sign : sign;
+		/* a / b < c / d exactly when b / a > d / c. */
+		t = a, a = b, b = t;
+		t = c, c = d, d = t;
+	}
+}
+
 size_t
 lm_fair_impact(lm_fair_group *g, size_t n)
 {
 	uint64_t all = 0;
 	double best = 0;
-	size_t flagged = 0;
+	size_t flagged = 0, top = 0;
 
 	for (size_t i = 0; i < n; i++)
 		all += g[i].considered;
@@ -23,15 +42,19 @@ lm_fair_impact(lm_fair_group *g, size_t n)
 		g[i].share = all ? (double) g[i].considered / (double) all : 0.0;
 		g[i].excluded = g[i].unknown || g[i].considered == 0 ||
 		                g[i].share < LM_FAIR_MIN_SHARE;
-		if (!g[i].excluded && g[i].rate > best)
+		if (!g[i].excluded && g[i].rate > best) {
 			best = g[i].rate;
+			top = i;
+		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		g[i].impact = !g[i].excluded && best > 0 ? g[i].rate / best : 0.0;
 		/* Nobody selected at all: no group is disadvantaged against
-		 * another. */
-		g[i].flagged =
-		    !g[i].excluded && best > 0 && g[i].impact < LM_FAIR_FOUR_FIFTHS;
+		 * another. The flag compares the counts exactly, as impact
+		 * may round below 0.8 at exactly four fifths. */
+		g[i].flagged = !g[i].excluded && best > 0 &&
+		               frac_cmp(g[i].selected, g[i].considered,
+		                   4 * g[top].selected, 5 * g[top].considered) < 0;
 		flagged += g[i].flagged ? 1 : 0;
 	}
 	return flagged;

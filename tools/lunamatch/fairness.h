@@ -8,7 +8,9 @@
  *   it is the unknown category or holds less than LM_FAIR_MIN_SHARE of all
  *   considered pairs (New York City Local Law 144 allows leaving out
  *   categories under 2 %); it is flagged when it is not excluded and its
- *   impact ratio is below LM_FAIR_FOUR_FIFTHS (the EEOC's four-fifths rule).
+ *   impact ratio is below LM_FAIR_FOUR_FIFTHS (the EEOC's four-fifths rule),
+ *   decided from the counts exactly (exactly 4/5 passes; counts must be
+ *   below 2^61).
  * - skew@k of a category = ln(p / q): p its share of the first k places
  *   (summed over postings), q its share of the candidates considered. 0 is
  *   parity, negative under-representation; -infinity when the category never

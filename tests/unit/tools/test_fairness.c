@@ -42,6 +42,22 @@ test_impact(void **state)
 	};
 	assert_int_equal(lm_fair_impact(h, 2), 0);
 	assert_true(fabs(h[1].impact - 0.8) < EPS);
+	/* Exactly four fifths whose quotient of quotients rounds below 0.8 in
+	 * floating point: (1/3) / (5/12) = 4/5. */
+	lm_fair_group r[] = {
+	    {.name = "x", .considered = 12, .selected = 5},
+	    {.name = "y", .considered = 3, .selected = 1},
+	};
+	assert_int_equal(lm_fair_impact(r, 2), 0);
+	assert_false(r[1].flagged);
+	assert_true(fabs(r[1].impact - 0.8) < EPS);
+	/* Just under four fifths is flagged: (1/3) / (5/12 + a little). */
+	lm_fair_group s[] = {
+	    {.name = "x", .considered = 1200000, .selected = 500001},
+	    {.name = "y", .considered = 300000, .selected = 100000},
+	};
+	assert_int_equal(lm_fair_impact(s, 2), 1);
+	assert_true(s[1].flagged);
 
 	/* Nobody selected: nothing to compare, nothing flagged. */
 	lm_fair_group z[] = {
