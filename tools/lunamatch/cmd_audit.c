@@ -162,6 +162,7 @@ struct audit {
 	size_t top;
 	bool median;
 	size_t skipped; /* ranked candidates without demographics */
+	size_t placed;  /* rankings with someone of the population in the first K */
 	double *score;  /* per person, this posting */
 	double *tmp;
 	bool *sel;
@@ -648,6 +649,9 @@ tally(struct audit *a, const struct ranking *r)
 		for (size_t k = 0; k < depth; k++)
 			a->sel[ranked[k]] = true;
 	}
+	/* A ranking without anyone of the population in its first K has no
+	 * distribution to compare: it is left out of NDKL's mean. */
+	a->placed += depth > 0 ? 1 : 0;
 	for (size_t vi = 0; vi < a->nviews; vi++) {
 		struct view *v = &a->views[vi];
 		size_t cats[AUDIT_RANKED_MAX];
@@ -737,6 +741,14 @@ fmt_skew(char *buf, size_t len, double s)
 		snprintf(buf, len, "%+.3f", s);
 }
 
+/* The mean NDKL@K of the rankings that place someone of the population in
+ * their first K; 0 when none does. */
+static double
+ndkl(const struct audit *a, const struct view *v)
+{
+	return a->placed ? v->ndkl_sum / (double) a->placed : 0.0;
+}
+
 static void
 print_table(const struct audit *a)
 {
@@ -751,8 +763,7 @@ print_table(const struct audit *a)
 	for (size_t vi = 0; vi < a->nviews; vi++) {
 		const struct view *v = &a->views[vi];
 		lm_cli_printable(name, sizeof(name), v->name, strlen(v->name));
-		printf("\n%s (NDKL@%zu %.4f)\n", name, a->top,
-		    a->nrankings ? v->ndkl_sum / (double) a->nrankings : 0.0);
+		printf("\n%s (NDKL@%zu %.4f)\n", name, a->top, ndkl(a, v));
 		lm_cli_table_header(stdout, cols, 7);
 		for (size_t i = 0; i < v->ncats; i++) {
 			const lm_fair_group *g = &v->g[i];
@@ -770,12 +781,6 @@ print_table(const struct audit *a)
 		}
 	}
 	printf("\n%zu categories flagged under the four-fifths rule\n", flagged_total(a));
-}
-
-static double
-ndkl(const struct audit *a, const struct view *v)
-{
-	return a->nrankings ? v->ndkl_sum / (double) a->nrankings : 0.0;
 }
 
 static int
@@ -874,7 +879,8 @@ write_report(const struct audit *a, const char *path, const char *chart)
 	    "and still listed. skew@%zu is ln(share of the first %zu places / share "
 	    "of the candidates); NDKL@%zu is the normalized discounted KL divergence "
 	    "of the first %zu places from the candidates' distribution (0 = "
-	    "proportional).\n",
+	    "proportional), averaged over the postings that place someone of the "
+	    "candidates there.\n",
 	    a->nrankings, a->npeople, sel, a->skipped, flagged_total(a),
 	    LM_FAIR_FOUR_FIFTHS, LM_FAIR_MIN_SHARE * 100, a->top, a->top, a->top, a->top);
 	if (a->no_intersection) {

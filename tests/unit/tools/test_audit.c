@@ -1,0 +1,132 @@
+/*
+ * test_audit.c - `lunamatch audit` over a rankings file: the command's own
+ * counting and input checks, run as the real binary on small populations
+ * whose every number is known in advance. No service is involved; the
+ * audit of rankings from a real match service is
+ * tests/integration/test_audit.c.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "lmtest.h"
+#include "proc.h"
+
+#define RUN_MS 30000
+#define EPS    1e-9
+
+static char *dir;
+
+static int
+setup(void **state)
+{
+	(void) state;
+	dir = lmt_tmpdir("tools-audit");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	lmt_rmtree(dir);
+	free(dir);
+	return 0;
+}
+
+/* Runs `lunamatch audit` with args (NULL-terminated) and returns what it
+ * printed and how it ended. */
+static lmt_run_result
+run_audit(const char *const args[])
+{
+	const char *argv[32];
+	char err[4200];
+	size_t n = 0;
+
+	argv[n++] = lmt_bin("lunamatch");
+	argv[n++] = "audit";
+	for (size_t i = 0; args[i] != NULL; i++) {
+		assert_true(n < 31);
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	snprintf(err, sizeof(err), "%s/audit.err", dir);
+	return lmt_run(argv, NULL, err, RUN_MS);
+}
+
+/* The JSON report of a run that must succeed. */
+static json_t *
+audit_json(const char *const args[])
+{
+	lmt_run_result r = run_audit(args);
+	json_error_t je;
+	json_t *o;
+
+	if (r.status != 0)
+		fail_msg("audit exited %d: %s", r.status, r.err ? r.err : "");
+	if ((o = json_loads(r.out, 0, &je)) == NULL)
+		fail_msg("audit printed no JSON (%s): %.300s", je.text, r.out);
+	lmt_run_result_free(&r);
+	return o;
+}
+
+static json_t *
+view(json_t *o, const char *name)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(json_object_get(o, "views"), i, v)
+	{
+		if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+			return v;
+	}
+	fail_msg("no view %s", name);
+	return NULL;
+}
+
+static char *
+write_file(const char *name, const char *text)
+{
+	return lmt_strdup(lmt_write_file(dir, name, text, strlen(text)));
+}
+
+/*
+ * NDKL@K is the mean over the postings whose first K places hold someone
+ * of the population: a posting that placed nobody there (an empty answer,
+ * or only candidates without demographics) has no distribution to compare
+ * and does not count as a perfectly proportional ranking.
+ */
+static void
+test_ndkl_mean_over_rankings_with_places(void **state)
+{
+	(void) state;
+	char *demo = write_file("pair.csv", "id,sex\nc1,female\nc2,male\n");
+	char *rk = write_file("ndkl.json",
+	    "{\"rankings\":["
+	    "{\"job\":\"j1\",\"candidates\":[{\"id\":\"c1\",\"score\":0.9}]},"
+	    "{\"job\":\"j2\",\"candidates\":[{\"id\":\"other\",\"score\":0.9}]},"
+	    "{\"job\":\"j3\",\"candidates\":[]}]}");
+	json_t *o = audit_json((const char *const[]){
+	    "--demographics", demo, "--rankings", rk, "--top", "1", "--json", NULL});
+
+	/* j1: its one place to a category that is half the pool: ln 2. */
+	double ndkl = json_number_value(json_object_get(view(o, "sex"), "ndkl"));
+	assert_true(fabs(ndkl - log(2)) < EPS);
+	assert_int_equal(json_integer_value(json_object_get(o, "postings")), 3);
+	json_decref(o);
+	free(demo);
+	free(rk);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ndkl_mean_over_rankings_with_places),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
