@@ -18,7 +18,8 @@
  * The rankings come from the match service (MatchCandidates for each posting
  * of --jobs or --job, up to 1000 candidates each; --save-rankings keeps them)
  * or from a rankings file: {"rankings": [{"job": ID, "candidates": [{"id":
- * ID, "score": S}, ...best first]}, ...]}. A candidate is selected for a
+ * ID, "score": S}, ...best first]}, ...]} (the scores may be left out
+ * unless --above-median selects by them). A candidate is selected for a
  * posting when it is among the first K ranked (--top, default 10), or, with
  * --above-median, when its score is above the median score of everyone
  * considered (those not ranked score 0), as Local Law 144 defines a scoring
@@ -474,6 +475,14 @@ read_rankings(struct audit *a, const char *path)
 			        &score) != 0) {
 				lm_cli_error(CMD, "%s: rankings[%zu].candidates[%zu]: %s",
 				    path, i, k, jerr.text);
+				goto out;
+			}
+			/* Selection by score must not read a missing one as 0. */
+			if (a->median && json_object_get(c, "score") == NULL) {
+				lm_cli_error(CMD,
+				    "%s: rankings[%zu].candidates[%zu]: no \"score\" "
+				    "(--above-median selects by score)",
+				    path, i, k);
 				goto out;
 			}
 			if (add_ranked(r, id, score) != 0)

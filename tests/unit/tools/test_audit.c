@@ -122,11 +122,50 @@ test_ndkl_mean_over_rankings_with_places(void **state)
 	free(rk);
 }
 
+/* What a failing run must end with: its status and a part of stderr. */
+static void
+expect_failure(const char *const args[], int status, const char *want)
+{
+	lmt_run_result r = run_audit(args);
+
+	assert_int_equal(r.status, status);
+	if (r.err == NULL || strstr(r.err, want) == NULL)
+		fail_msg("stderr lacks \"%s\": %s", want, r.err ? r.err : "");
+	lmt_run_result_free(&r);
+}
+
+/*
+ * Score-based selection needs every ranked candidate's score: a rankings
+ * file without them is refused, not audited as if every score were 0
+ * (nobody above the median, nothing flagged). Selection by place does not
+ * read scores.
+ */
+static void
+test_above_median_needs_scores(void **state)
+{
+	(void) state;
+	char *demo = write_file("two.csv", "id,sex\nc1,female\nc2,male\n");
+	char *rk = write_file("noscore.json",
+	    "{\"rankings\":[{\"job\":\"j1\",\"candidates\":"
+	    "[{\"id\":\"c2\"},{\"id\":\"c1\",\"score\":0.5}]}]}");
+
+	expect_failure((const char *const[]){"--demographics", demo, "--rankings", rk,
+	                   "--above-median", NULL},
+	    1, "rankings[0].candidates[0]: no \"score\"");
+	json_t *o = audit_json((const char *const[]){
+	    "--demographics", demo, "--rankings", rk, "--top", "1", "--json", NULL});
+	assert_int_equal(json_integer_value(json_object_get(o, "flagged_categories")), 1);
+	json_decref(o);
+	free(demo);
+	free(rk);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ndkl_mean_over_rankings_with_places),
+	    cmocka_unit_test(test_above_median_needs_scores),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
