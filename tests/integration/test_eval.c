@@ -84,6 +84,7 @@ run_eval(const char *set, bool load, const char *want_err)
 {
 	const char *args[] = {"eval", "--set", set, "--json", "--taxonomy-file",
 	    lmt_src("data/skills.tsv"), "--rates-file", lmt_src("data/rates.tsv"),
+	    "--fairness-file", lmt_src("data/fairness/requirements.tsv"),
 	    "--gazetteer-file", lmt_src("data/geo/cities.tsv"), load ? "--load" : NULL,
 	    NULL};
 	lmt_run_result r = lmt_matchsvc_cli(&S, args);
@@ -278,6 +279,7 @@ expect_failure(const char *set, bool load, int status, const char *want)
 {
 	const char *args[] = {"eval", "--set", set, "--taxonomy-file",
 	    lmt_src("data/skills.tsv"), "--rates-file", lmt_src("data/rates.tsv"),
+	    "--fairness-file", lmt_src("data/fairness/requirements.tsv"),
 	    "--gazetteer-file", lmt_src("data/geo/cities.tsv"), load ? "--load" : NULL,
 	    NULL};
 	lmt_run_result r = lmt_matchsvc_cli(&S, args);

@@ -3,17 +3,19 @@
  * evaluation set, next to two baselines computed in the same run.
  *
  *   eval [--set DIR] [--load] [--taxonomy-file F] [--rates-file F]
- *        [--gazetteer-file F] [--as-of T] [--wait-ms N] [--timeout-ms N]
+ *        [--fairness-file F] [--gazetteer-file F] [--as-of T] [--wait-ms N]
+ *        [--timeout-ms N]
  *
  * The set (data/eval/, described in docs/eval-rubric.md) is three JSON-lines
  * files: postings.jsonl and profiles.jsonl (records as data/samples/ holds
  * them) and judgments.jsonl (a grade 0..3 per candidate/posting pair, or
  * must_not_appear; unlisted pairs are grade 0).
  *
- * The service must hold the set. With --load the command writes the
- * prepared records into the record store at --data-dir itself (a second
- * writer beside ingest, as LMDB allows) and waits until the service's index
- * has caught up; otherwise the set must have been sent through ingest
+ * The service must hold the set. With --load the command prepares the
+ * records as ingest does (taxonomy, rate table, fair-requirements list,
+ * gazetteer), writes them into the record store at --data-dir itself (a
+ * second writer beside ingest, as LMDB allows) and waits until the
+ * service's index has caught up; otherwise the set must have been sent through ingest
  * (`lunamatch produce`). Either way every record is then read back from the
  * service (GetPosting, GetProfile), so that the baselines see the same
  * canonical skills as the engine. Records of the store that are not part of
@@ -33,6 +35,7 @@
 
 #include "cli.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fairness.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
@@ -72,6 +75,7 @@ enum {
 	OPT_LOAD,
 	OPT_TAXONOMY,
 	OPT_RATES,
+	OPT_FAIRNESS,
 	OPT_GAZETTEER,
 	OPT_AS_OF,
 	OPT_WAIT,
@@ -83,6 +87,7 @@ const struct option lm_cli_eval_options[] = {
     {"load", no_argument, NULL, OPT_LOAD},
     {"taxonomy-file", required_argument, NULL, OPT_TAXONOMY},
     {"rates-file", required_argument, NULL, OPT_RATES},
+    {"fairness-file", required_argument, NULL, OPT_FAIRNESS},
     {"gazetteer-file", required_argument, NULL, OPT_GAZETTEER},
     {"as-of", required_argument, NULL, OPT_AS_OF},
     {"wait-ms", required_argument, NULL, OPT_WAIT},
@@ -113,6 +118,8 @@ const char lm_cli_eval_usage[] =
     "                        same or a newer version is kept as stored)\n"
     "  --taxonomy-file F     taxonomy for --load (default data/skills.tsv)\n"
     "  --rates-file F        currency rates for --load (default data/rates.tsv)\n"
+    "  --fairness-file F     fair-requirements list --load screens postings with\n"
+    "                        (default data/fairness/requirements.tsv)\n"
     "  --gazetteer-file F    cities that --load geocodes locations with\n"
     "                        (default data/geo/cities.tsv)\n"
     "  --as-of T             ask for the rankings at Unix time T (freshness and\n"
@@ -403,11 +410,13 @@ load_file(const char *cmdname, const char *flag, const char *file, char *path, s
  * last change seq after the commit. */
 static int
 load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
-    const char *rates_file, const char *gazetteer_file, uint64_t *seq)
+    const char *rates_file, const char *fairness_file, const char *gazetteer_file,
+    uint64_t *seq)
 {
 	char path[4096], err[512];
 	lm_taxonomy *tax = NULL;
 	lm_rates *rates = NULL;
+	lm_fairness *fair = NULL;
 	lm_gazetteer *gaz = NULL;
 	lm_store *st = NULL;
 	lm_store_txn *t = NULL;
@@ -427,6 +436,14 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 		lm_cli_error(CMD, "%s", err);
 		goto fail;
 	}
+	/* Postings are screened as ingest screens them, so that the engine
+	 * never scores a requirement ingest would have dropped. */
+	if (load_file(CMD, "--fairness-file", fairness_file, path, sizeof(path)) != 0)
+		goto fail;
+	if ((rc = lm_fairness_load(path, &fair, err, sizeof(err))) != LM_OK) {
+		lm_cli_error(CMD, "%s", err);
+		goto fail;
+	}
 	/* Locations are geocoded as ingest geocodes them, so that the engine
 	 * compares distances. */
 	if (load_file(CMD, "--gazetteer-file", gazetteer_file, path, sizeof(path)) != 0)
@@ -438,6 +455,7 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.taxonomy = tax;
 	ctx.rates = rates;
+	ctx.fairness = fair;
 	ctx.gazetteer = gaz;
 	ctx.embedding_dim = 0; /* the set carries no embeddings */
 	if ((rc = lm_store_open(cfg->data_dir, NULL, &st)) != LM_OK) {
@@ -473,6 +491,7 @@ fail:
 	lm_store_close(st);
 	lm_rates_free(rates);
 	lm_taxonomy_free(tax);
+	lm_fairness_free(fair);
 	lm_gazetteer_free(gaz);
 	return rv;
 }
@@ -958,7 +977,9 @@ int
 lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 {
 	const char *dir = "data/eval", *taxonomy = "data/skills.tsv",
-	           *rates = "data/rates.tsv", *gazetteer = "data/geo/cities.tsv";
+	           *rates = "data/rates.tsv",
+	           *fairness = "data/fairness/requirements.tsv",
+	           *gazetteer = "data/geo/cities.tsv";
 	bool load = false;
 	uint64_t v, seq = 0;
 	unsigned wait_ms = EVAL_WAIT_DEFAULT;
@@ -983,6 +1004,9 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 			break;
 		case OPT_RATES:
 			rates = optarg;
+			break;
+		case OPT_FAIRNESS:
+			fairness = optarg;
 			break;
 		case OPT_GAZETTEER:
 			gazetteer = optarg;
@@ -1029,7 +1053,8 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 	         (ProtobufCMessage **) set->profiles, &set->nprofiles)) != 0 ||
 	    (rv = read_judgments(set, dir)) != 0)
 		goto out;
-	if (load && (rv = load_set(cfg, set, taxonomy, rates, gazetteer, &seq)) != 0)
+	if (load &&
+	    (rv = load_set(cfg, set, taxonomy, rates, fairness, gazetteer, &seq)) != 0)
 		goto out;
 	if ((rv = lm_cli_client_open(CMD, cfg, &r.cl)) != 0)
 		goto out;

@@ -1,0 +1,137 @@
+/*
+ * test_eval.c - `lunamatch eval --load` as the real binary: what it writes
+ * into the record store. No service answers (the command then ends with
+ * status 3 after the store is written); measuring against a real match
+ * service is tests/integration/test_eval.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/store.h"
+#include "lunamatch/v1/records.pb-c.h"
+#include "proc.h"
+
+#define RUN_MS 30000
+
+static char *dir;
+
+static int
+setup(void **state)
+{
+	(void) state;
+	dir = lmt_tmpdir("tools-eval");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	lmt_rmtree(dir);
+	free(dir);
+	return 0;
+}
+
+/* The URL of a port of 127.0.0.1 (42200..42299) where nothing listens. */
+static void
+unused_url(char *url, size_t len)
+{
+	for (int port = 42200; port <= 42299; port++) {
+		nng_socket s;
+		snprintf(url, len, "tcp://127.0.0.1:%d", port);
+		assert_int_equal(nng_rep0_open(&s), 0);
+		int rc = nng_listen(s, url, NULL, 0);
+		nng_close(s);
+		if (rc == 0)
+			return;
+	}
+	fail_msg("no free port in 42200..42299");
+}
+
+/* The posting id of the store in data, decoded; fails the test when absent. */
+static Lunamatch__V1__JobPosting *
+stored_posting(const char *data, const char *id)
+{
+	lm_store *st = NULL;
+	void *bytes = NULL;
+	size_t len = 0;
+	ProtobufCMessage *m = NULL;
+	char err[256];
+
+	assert_int_equal(lm_store_open(data, NULL, &st), LM_OK);
+	assert_int_equal(
+	    lm_store_get(st, LM_KIND_POSTING, id, &bytes, &len, NULL), LM_OK);
+	assert_int_equal(lm_pb_decode(&lunamatch__v1__job_posting__descriptor, bytes, len,
+	                     len, &m, err, sizeof(err)),
+	    LM_OK);
+	free(bytes);
+	lm_store_close(st);
+	return (Lunamatch__V1__JobPosting *) m;
+}
+
+/*
+ * --load prepares a set's postings as ingest does, screening included: a
+ * requirement on the fair-requirements list ("native English speaker") is
+ * not stored as a skill the engine would score or veto on, and the posting
+ * carries the warning and the list's version.
+ */
+static void
+test_load_screens_postings(void **state)
+{
+	(void) state;
+	char set[4200], data[4200], url[64], errpath[4200];
+	const char posting[] =
+	    "{\"id\":\"job-1\",\"version\":1,\"title\":\"Backend Engineer\","
+	    "\"skills\":[{\"name\":\"Python\"},{\"name\":\"Native English "
+	    "speaker\"}]}\n";
+	const char profile[] = "{\"id\":\"cand-1\",\"version\":1,\"skills\":"
+	                       "[{\"name\":\"Python\"}]}\n";
+	const char judgments[] =
+	    "{\"candidate\":\"cand-1\",\"job\":\"job-1\",\"grade\":2}\n";
+
+	snprintf(set, sizeof(set), "%s/set", dir);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(errpath, sizeof(errpath), "%s/eval.err", dir);
+	assert_int_equal(mkdir(set, 0700), 0);
+	lmt_write_file(set, "postings.jsonl", posting, strlen(posting));
+	lmt_write_file(set, "profiles.jsonl", profile, strlen(profile));
+	lmt_write_file(set, "judgments.jsonl", judgments, strlen(judgments));
+	unused_url(url, sizeof(url));
+
+	lmt_run_result r =
+	    lmt_run((const char *const[]){lmt_bin("lunamatch"), "eval", "--set", set,
+	                "--load", "--taxonomy-file", lmt_src("data/skills.tsv"),
+	                "--rates-file", lmt_src("data/rates.tsv"), "--gazetteer-file",
+	                lmt_src("data/geo/cities.tsv"), "--data-dir", data, "--url", url,
+	                "--timeout-ms", "300", "--wait-ms", "0", NULL},
+	        NULL, errpath, RUN_MS);
+	/* Loaded, then nobody to measure with. */
+	assert_int_equal(r.status, 3);
+	lmt_run_result_free(&r);
+
+	Lunamatch__V1__JobPosting *p = stored_posting(data, "job-1");
+	assert_int_equal(p->n_skills, 1);
+	assert_string_equal(p->skills[0]->name, "Python");
+	assert_int_equal(p->n_compliance_warnings, 1);
+	assert_string_equal(p->compliance_warnings[0]->rule, "origin-native-speaker");
+	assert_true(p->compliance_warnings[0]->removed);
+	assert_true(p->fairness_version[0] != '\0');
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_load_screens_postings),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
