@@ -391,9 +391,27 @@ person_index(const struct audit *a, const char *id)
 
 /* ---- rankings ------------------------------------------------------------------ */
 
+/* The first of ids[0..n) that an earlier one repeats, or NULL. */
+static const char *
+repeated(char *const *ids, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(ids[k], ids[i]) == 0)
+				return ids[i];
+	return NULL;
+}
+
+/* Adds the ranking of posting job; a posting is audited once (twice would
+ * count its candidates twice). */
 static int
 add_ranking(struct audit *a, const char *job, struct ranking **out)
 {
+	for (size_t i = 0; i < a->nrankings; i++)
+		if (strcmp(a->rankings[i].job, job) == 0) {
+			lm_cli_error(CMD, "posting %s is listed twice", job);
+			return -1;
+		}
 	if (a->nrankings == AUDIT_POSTINGS_MAX) {
 		lm_cli_error(CMD, "more than %d postings", AUDIT_POSTINGS_MAX);
 		return -1;
@@ -1030,6 +1048,12 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 				    CMD, "--job: at most %d", AUDIT_POSTINGS_MAX);
 				goto out;
 			}
+			for (size_t i = 0; i < njobs; i++)
+				if (strcmp(jobs[i], optarg) == 0) {
+					rv = lm_cli_usage_error(CMD,
+					    "--job: posting %s is listed twice", optarg);
+					goto out;
+				}
 			if ((jobs[njobs++] = strdup(optarg)) == NULL) {
 				lm_cli_error(CMD, "out of memory");
 				goto out;
@@ -1096,6 +1120,12 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 		if (jobs_file != NULL &&
 		    (rv = read_job_ids(jobs_file, &jobs, &njobs)) != 0)
 			goto out;
+		const char *twice = repeated(jobs, njobs);
+		if (twice != NULL) {
+			lm_cli_error(CMD, "posting %s is listed twice", twice);
+			rv = LM_CLI_EXIT_FAIL;
+			goto out;
+		}
 		rv = fetch_rankings(a, cfg, jobs, njobs, timeout_ms);
 		if (rv == 0 && save != NULL)
 			rv = save_rankings(a, save);

@@ -160,12 +160,47 @@ test_above_median_needs_scores(void **state)
 	free(rk);
 }
 
+/*
+ * A posting is audited once: one listed twice (in a rankings file, a
+ * --jobs file that holds two versions of it, or --job repeated) would
+ * count its candidates twice. It is refused with its id.
+ */
+static void
+test_posting_listed_twice(void **state)
+{
+	(void) state;
+	char *demo = write_file("twice.csv", "id,sex\nc1,female\nc2,male\n");
+	char *rk = write_file("twice.json",
+	    "{\"rankings\":["
+	    "{\"job\":\"j1\",\"candidates\":[{\"id\":\"c1\",\"score\":0.9}]},"
+	    "{\"job\":\"j2\",\"candidates\":[{\"id\":\"c2\",\"score\":0.9}]},"
+	    "{\"job\":\"j1\",\"candidates\":[{\"id\":\"c1\",\"score\":0.9}]}]}");
+	char *jobs = write_file("jobs.jsonl", "{\"id\":\"j1\",\"version\":1}\n"
+	                                      "{\"id\":\"j1\",\"version\":2}\n");
+
+	expect_failure(
+	    (const char *const[]){"--demographics", demo, "--rankings", rk, NULL}, 1,
+	    "posting j1 is listed twice");
+	/* Refused before any call: no service needed. */
+	expect_failure((const char *const[]){"--demographics", demo, "--jobs", jobs,
+	                   "--url", "tcp://127.0.0.1:42299", "--timeout-ms", "300", NULL},
+	    1, "posting j1 is listed twice");
+	expect_failure(
+	    (const char *const[]){"--demographics", demo, "--job", "j1", "--job", "j1",
+	        "--url", "tcp://127.0.0.1:42299", "--timeout-ms", "300", NULL},
+	    2, "posting j1 is listed twice");
+	free(demo);
+	free(rk);
+	free(jobs);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ndkl_mean_over_rankings_with_places),
 	    cmocka_unit_test(test_above_median_needs_scores),
+	    cmocka_unit_test(test_posting_listed_twice),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
