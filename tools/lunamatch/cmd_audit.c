@@ -53,8 +53,10 @@
 #define AUDIT_DIMS_MAX   4           /* demographic columns */
 /* Categories of one dimension (more is an error) or of the intersection
  * (more leaves the intersection out). */
-#define AUDIT_CATS_MAX     256
-#define AUDIT_VALUE_MAX    64    /* bytes of one category name */
+#define AUDIT_CATS_MAX  256
+#define AUDIT_VALUE_MAX 64 /* bytes of one category name */
+/* Bytes of a table's or a category's name: every dimension's, joined. */
+#define AUDIT_NAME_MAX     (AUDIT_VALUE_MAX * AUDIT_DIMS_MAX + 3 * (AUDIT_DIMS_MAX - 1))
 #define AUDIT_POSTINGS_MAX 10000 /* postings audited */
 #define AUDIT_RANKED_MAX   1000  /* candidates ranked per posting (top_k) */
 #define AUDIT_TOP_DEFAULT  10
@@ -133,8 +135,12 @@ struct person {
 /* The categories of one dimension (or of the intersection) and their
  * tallies. */
 struct view {
-	char name[AUDIT_VALUE_MAX * AUDIT_DIMS_MAX];
+	char name[AUDIT_NAME_MAX];
 	char *cats[AUDIT_CATS_MAX];
+	/* Of the intersection: the categories each of its own combines, per
+	 * dimension. Names cannot tell combinations apart ("x & y" + "z" and
+	 * "x" + "y & z"). */
+	uint16_t keys[AUDIT_CATS_MAX][AUDIT_DIMS_MAX];
 	lm_fair_group g[AUDIT_CATS_MAX];
 	size_t ncats;
 	double q[AUDIT_CATS_MAX]; /* share of the population */
@@ -173,14 +179,18 @@ struct audit {
 
 /* ---- demographics ----------------------------------------------------------- */
 
-/* The index of category name in v, added when new. Returns 0; 1 when v
- * holds AUDIT_CATS_MAX categories already, none of them name; -1 after
- * printing an error. */
+/* The index of category name in v, added when new; with key (nkey
+ * entries), the category of the intersection that combines key, named name
+ * when new. Returns 0; 1 when v holds AUDIT_CATS_MAX categories already,
+ * none of them the one sought; -1 after printing an error. */
 static int
-intern(struct view *v, const char *name, bool unknown, uint16_t *out)
+intern(struct view *v, const char *name, bool unknown, const uint16_t *key, size_t nkey,
+    uint16_t *out)
 {
 	for (size_t i = 0; i < v->ncats; i++)
-		if (strcmp(v->cats[i], name) == 0) {
+		if (key != NULL ? !v->g[i].unknown &&
+		                      memcmp(v->keys[i], key, nkey * sizeof(*key)) == 0
+		                : strcmp(v->cats[i], name) == 0) {
 			*out = (uint16_t) i;
 			return 0;
 		}
@@ -190,6 +200,8 @@ intern(struct view *v, const char *name, bool unknown, uint16_t *out)
 		lm_cli_error(CMD, "out of memory");
 		return -1;
 	}
+	if (key != NULL)
+		memcpy(v->keys[v->ncats], key, nkey * sizeof(*key));
 	v->g[v->ncats].name = v->cats[v->ncats];
 	v->g[v->ncats].unknown = unknown;
 	*out = (uint16_t) v->ncats++;
@@ -266,7 +278,8 @@ read_person(struct audit *a, const char *path, size_t no, char **f, int nf)
 			    no, AUDIT_VALUE_MAX - 1);
 			return -1;
 		}
-		int rc = intern(&a->views[d], unknown ? UNKNOWN : v, unknown, &p->cat[d]);
+		int rc = intern(
+		    &a->views[d], unknown ? UNKNOWN : v, unknown, NULL, 0, &p->cat[d]);
 		if (rc > 0)
 			lm_cli_error(CMD, "%s:%zu: %s: more than %d categories", path, no,
 			    a->views[d].name, AUDIT_CATS_MAX);
@@ -281,7 +294,8 @@ read_person(struct audit *a, const char *path, size_t no, char **f, int nf)
 	 * dimensions. */
 	if (a->ndims > 1 && !a->no_intersection) {
 		int rc = intern(&a->views[a->ndims], any_unknown ? UNKNOWN : inter,
-		    any_unknown, &p->cat[a->ndims]);
+		    any_unknown, any_unknown ? NULL : p->cat, a->ndims,
+		    &p->cat[a->ndims]);
 		if (rc < 0)
 			return -1;
 		a->no_intersection = rc > 0;

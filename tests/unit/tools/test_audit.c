@@ -194,6 +194,67 @@ test_posting_listed_twice(void **state)
 	free(jobs);
 }
 
+/* The categories of the view named name. */
+static json_t *
+categories(json_t *o, const char *name)
+{
+	return json_object_get(view(o, name), "categories");
+}
+
+/*
+ * The intersection's categories are the combinations of the dimensions'
+ * categories, told apart whatever their names: " & " inside a category
+ * name, or names too long to join in full, do not merge two combinations
+ * into one.
+ */
+static void
+test_intersection_by_combination(void **state)
+{
+	(void) state;
+	char *demo = write_file("amp.csv", "id,a,b\nc1,x & y,z\nc2,x,y & z\n");
+	char *rk = write_file("amp.json", "{\"rankings\":[{\"job\":\"j1\",\"candidates\":"
+	                                  "[{\"id\":\"c1\",\"score\":0.9}]}]}");
+	json_t *o = audit_json((const char *const[]){
+	    "--demographics", demo, "--rankings", rk, "--top", "1", "--json", NULL});
+	json_t *cats = categories(o, "a & b");
+
+	assert_int_equal(json_array_size(cats), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *c = json_array_get(cats, i);
+		assert_int_equal(json_integer_value(json_object_get(c, "considered")), 1);
+		assert_int_equal(
+		    json_integer_value(json_object_get(c, "selected")), i == 0 ? 1 : 0);
+	}
+	json_decref(o);
+
+	/* Four dimensions of 63-byte categories, the last two differing in
+	 * their last byte. */
+	char csv[1024], v[64], w1[64], w2[64];
+	memset(v, 'v', 63);
+	v[63] = '\0';
+	memcpy(w1, v, 64);
+	memcpy(w2, v, 64);
+	w1[62] = '1';
+	w2[62] = '2';
+	snprintf(csv, sizeof(csv), "id,a,b,c,d\nc1,%s,%s,%s,%s\nc2,%s,%s,%s,%s\n", v, v,
+	    v, w1, v, v, v, w2);
+	char *wide = write_file("long.csv", csv);
+	o = audit_json((const char *const[]){
+	    "--demographics", wide, "--rankings", rk, "--top", "1", "--json", NULL});
+	cats = categories(o, "a & b & c & d");
+	assert_int_equal(json_array_size(cats), 2);
+	const char *n0 =
+	    json_string_value(json_object_get(json_array_get(cats, 0), "name"));
+	const char *n1 =
+	    json_string_value(json_object_get(json_array_get(cats, 1), "name"));
+	assert_int_equal(strlen(n0), 4 * 63 + 3 * 3);
+	assert_string_not_equal(n0, n1);
+	json_decref(o);
+	free(wide);
+	free(demo);
+	free(rk);
+}
+
 int
 main(void)
 {
@@ -201,6 +262,7 @@ main(void)
 	    cmocka_unit_test(test_ndkl_mean_over_rankings_with_places),
 	    cmocka_unit_test(test_above_median_needs_scores),
 	    cmocka_unit_test(test_posting_listed_twice),
+	    cmocka_unit_test(test_intersection_by_combination),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
