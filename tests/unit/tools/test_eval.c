@@ -109,7 +109,8 @@ test_load_screens_postings(void **state)
 	lmt_run_result r =
 	    lmt_run((const char *const[]){lmt_bin("lunamatch"), "eval", "--set", set,
 	                "--load", "--taxonomy-file", lmt_src("data/skills.tsv"),
-	                "--rates-file", lmt_src("data/rates.tsv"), "--gazetteer-file",
+	                "--rates-file", lmt_src("data/rates.tsv"), "--fairness-file",
+	                lmt_src("data/fairness/requirements.tsv"), "--gazetteer-file",
 	                lmt_src("data/geo/cities.tsv"), "--data-dir", data, "--url", url,
 	                "--timeout-ms", "300", "--wait-ms", "0", NULL},
 	        NULL, errpath, RUN_MS);
