@@ -161,8 +161,9 @@ too_deep(const json_t *v, int depth)
 }
 
 /*
- * Reads a JSON integer, an integral real or a decimal string as a sign and
- * a magnitude, so that both the int64 and the uint64 ranges fit. -0 is 0.
+ * Reads a JSON integer, an integral real below 2^53 in magnitude or a
+ * decimal string as a sign and a magnitude, so that both the int64 and the
+ * uint64 ranges fit. -0 is 0.
  */
 static int
 get_integer(struct dec *d, const json_t *v, bool *neg, uint64_t *mag)
@@ -179,6 +180,12 @@ get_integer(struct dec *d, const json_t *v, bool *neg, uint64_t *mag)
 			return fail(d, LM_ESCHEMA, "expected an integer, got a fraction");
 		if (fabs(x) >= 18446744073709551616.0)
 			return fail(d, LM_ESCHEMA, "integer out of range");
+		/* From 2^53 up, x may be the rounding of another integer than
+		 * the text wrote (9223372036854775807.0 reads as 2^63). */
+		if (fabs(x) >= 0x1p53)
+			return fail(d, LM_ESCHEMA,
+			    "integer written as a real must be below 2^53; write it "
+			    "without a fraction or exponent, or as a string");
 		*neg = x < 0;
 		*mag = (uint64_t) fabs(x);
 		if (*mag == 0)

@@ -10,8 +10,9 @@
  *   integers; uint64/fixed64 are JSON integers up to 2^63-1 and decimal
  *   strings above (JSON integers beyond 2^63-1 cannot be read by jansson).
  *   Decoding accepts for every integer field a JSON integer, a real with an
- *   integral value, or a decimal string ("-12"); out-of-range values are
- *   rejected.
+ *   integral value below 2^53 in magnitude (above, a real may be the
+ *   rounding of another integer), or a decimal string ("-12"); out-of-range
+ *   values are rejected.
  * - float and double are JSON numbers and must be finite; encoding writes
  *   the shortest text that reads back to the same value.
  * - bool is true/false; string is a UTF-8 string without NUL characters;

@@ -589,18 +589,18 @@ static void
 test_lenient_input(void **state)
 {
 	(void) state;
-	ProtobufCMessage *m =
-	    decode_ok(&all_desc, "{\"i32\":\"-2147483648\",\"u32\":4294967295,\"i64\":\"-"
-	                         "9223372036854775808\","
-	                         "\"u64\":1e19,\"f64\":\"18446744073709551615\","
-	                         "\"s32\":3.0,\"fl\":1,\"db\":-2,\"by\":\"QUJD\",\"rby\":"
-	                         "[\"QQ\",\"QUI=\",\"\"],"
-	                         "\"c_i32\":7}");
+	ProtobufCMessage *m = decode_ok(&all_desc,
+	    "{\"i32\":\"-2147483648\",\"u32\":4294967295,\"i64\":\"-"
+	    "9223372036854775808\","
+	    "\"u64\":9007199254740991.0,\"f64\":\"18446744073709551615\","
+	    "\"s32\":3.0,\"fl\":1,\"db\":-2,\"by\":\"QUJD\",\"rby\":"
+	    "[\"QQ\",\"QUI=\",\"\"],"
+	    "\"c_i32\":7}");
 	AllTypes *a = (AllTypes *) m;
 	assert_int_equal(a->i32, INT32_MIN);
 	assert_int_equal(a->u32, UINT32_MAX);
 	assert_true(a->i64 == INT64_MIN);
-	assert_true(a->u64 == 10000000000000000000ULL);
+	assert_true(a->u64 == 9007199254740991ULL);
 	assert_true(a->f64 == UINT64_MAX);
 	assert_int_equal(a->s32, 3);
 	assert_true(a->fl == 1.0f && a->db == -2.0);
@@ -719,6 +719,13 @@ test_reject_schema(void **state)
 	reject(jp, "{\"version\":\"\"}", LM_ESCHEMA, "expected an integer");
 	reject(jp, "{\"version\":\"+1\"}", LM_ESCHEMA, "expected an integer");
 	reject(jp, "{\"version\":1e20}", LM_ESCHEMA, "integer out of range");
+	/* A real from 2^53 up may be the rounding of another integer than the
+	 * text wrote (9223372036854775807.0 reads as 2^63): refused. */
+	reject(jp, "{\"version\":9223372036854775807.0}", LM_ESCHEMA,
+	    "version: integer written as a real must be below 2^53");
+	reject(jp, "{\"posted_at\":-9007199254740993.0}", LM_ESCHEMA,
+	    "posted_at: integer written as a real must be below 2^53");
+	reject(jp, "{\"version\":1e19}", LM_ESCHEMA, "must be below 2^53");
 	reject(jp, "{\"posted_at\":\"9223372036854775808\"}", LM_ESCHEMA,
 	    "posted_at: integer out of range for int64");
 	reject(jp, "{\"posted_at\":[]}", LM_ESCHEMA, "expected an integer, got array");
