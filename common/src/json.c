@@ -638,6 +638,12 @@ lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *text, s
 			rc = fail(&d, LM_E2BIG, "JSON nested deeper than %d levels",
 			    LM_JSON_MAX_DEPTH);
 			break;
+		case json_error_numeric_overflow:
+			/* JSON, with a number beyond json_int_t or double. */
+			rc = fail(&d, LM_ESCHEMA,
+			    "number out of range at line %d, column %d: %s", je.line,
+			    je.column, je.text);
+			break;
 		case json_error_invalid_utf8:
 			d.fault = LM_JSON_FAULT_UTF8;
 			/* fall through */

@@ -379,6 +379,11 @@ test_undecodable(void **state)
 	    "{\"id\":\"job-1\",\"version\":1,\"title\":\"T\",\"min_years_experience\":"
 	    "\"three\"}",
 	    "schema", "min_years_experience");
+	/* JSON whose number is beyond what the decoder reads is out of range,
+	 * not "not JSON". */
+	assert_json_reason(LM_KIND_POSTING, "job-1",
+	    "{\"id\":\"job-1\",\"version\":18446744073709551615,\"title\":\"T\"}",
+	    "schema", "number out of range");
 
 	decide(LM_KIND_POSTING, "job-1", "{}", 2, "text/plain", &d);
 	assert_int_equal(d.action, LM_INGEST_REJECT);
