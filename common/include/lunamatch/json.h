@@ -75,10 +75,11 @@ extern "C" {
  * Returns LM_OK; LM_EPARSE if the text is not JSON (err gives jansson's
  * reason with line and column); LM_ESCHEMA if it is JSON that does not fit
  * desc (err gives the field path and the reason) or that holds a number
- * beyond the int64 or the double range (err gives line and column); LM_E2BIG if the text is
- * longer than LM_JSON_MAX_BYTES, nested deeper than LM_JSON_MAX_DEPTH or
- * would take more memory to parse than LM_JSON_DECODE_FLOOR allows;
- * LM_ENOMEM; LM_EINVAL for NULL arguments. On error *out is NULL.
+ * beyond the int64 or the double range (err gives line and column);
+ * LM_E2BIG if the text is longer than LM_JSON_MAX_BYTES, nested deeper than
+ * LM_JSON_MAX_DEPTH or would take more memory to parse than
+ * LM_JSON_DECODE_FLOOR + LM_JSON_DECODE_FACTOR * len bytes; LM_ENOMEM;
+ * LM_EINVAL for NULL arguments. On error *out is NULL.
  * err (errlen bytes, may be NULL when errlen is 0) always receives a
  * NUL-terminated message, empty on success.
  */
