@@ -14,7 +14,8 @@
 # lunamatch-match on that store under callgrind (one worker, events off),
 # warms it with 20 calls, then counts BENCH_CG_CALLS MatchJobs calls
 # (top_k 10, explain SUMMARY, seed 7: the same calls every run) made by `lunamatch bench` with
-# one client, inside the worker's handling of each request only. The result
+# one client, inside the worker's handling of each request only; a build
+# whose calls failed (any of them) gets no count and the script fails. The result
 # goes to $BENCH_OUT/server-callgrind-<postings>.txt: commits, build type,
 # load, instructions per call (and the ratio to the reference) and the
 # functions that take the most (inclusive). About two minutes per build.
@@ -76,7 +77,7 @@ trap '[ -z "$vg" ] || kill -9 $vg 2>/dev/null || true' EXIT
 # measure BUILD TAG: runs the calls against BUILD's match; leaves the
 # callgrind dump in $dir/$TAG.out and prints the instructions per call.
 measure() {
-	local bin=$1/bin tag=$2 rpc http raw dump total
+	local bin=$1/bin tag=$2 rpc http raw dump total errors
 	rpc=tcp://127.0.0.1:$(free_port)
 	http=127.0.0.1:$(free_port)
 	raw="$dir/$tag.raw"
@@ -96,13 +97,26 @@ measure() {
 		kill -0 $vg 2>/dev/null || { echo "callgrind-server: match exited (log $dir/$tag.log)" >&2; exit 1; }
 		sleep 0.5
 	done
+	# This runs in a command substitution, where bash does not apply set -e:
+	# every step that must succeed is checked, and a count of failed calls
+	# (cheap or cut short by their deadline) is no count per call.
 	"$bin/lunamatch" bench jobs --url "$rpc" --data-dir "$LUNAMATCH_DATA_DIR" --clients 1 --count 20 --warmup 0 \
-		--no-echo >/dev/null
-	callgrind_control -i on $vg >/dev/null
-	"$bin/lunamatch" bench jobs --url "$rpc" --data-dir "$LUNAMATCH_DATA_DIR" --clients 1 --count "$calls" --warmup 0 \
-		--seed 7 --no-echo >"$dir/$tag.bench"
-	callgrind_control -i off $vg >/dev/null
-	callgrind_control -d $vg >/dev/null
+		--no-echo >/dev/null &&
+		callgrind_control -i on $vg >/dev/null &&
+		"$bin/lunamatch" bench jobs --url "$rpc" --data-dir "$LUNAMATCH_DATA_DIR" --clients 1 --count "$calls" --warmup 0 \
+			--seed 7 --no-echo >"$dir/$tag.bench" &&
+		callgrind_control -i off $vg >/dev/null &&
+		callgrind_control -d $vg >/dev/null || {
+		kill $vg 2>/dev/null || true
+		echo "callgrind-server: $tag: the calls or callgrind_control failed (log $dir/$tag.log)" >&2
+		exit 1
+	}
+	errors=$(awk '$1 == "MatchJobs" && $2 ~ /^[0-9]+$/ {print $3}' "$dir/$tag.bench")
+	if [ "$errors" != 0 ]; then
+		kill $vg 2>/dev/null || true
+		echo "callgrind-server: $tag: ${errors:-an unknown number} of $calls calls failed ($dir/$tag.bench)" >&2
+		exit 1
+	fi
 	kill $vg 2>/dev/null || true
 	wait $vg 2>/dev/null || true
 	vg=
@@ -128,14 +142,13 @@ about() {
 load=$(cut -d' ' -f1 /proc/loadavg)
 [ -z "$ref" ] || per_ref=$(measure "$ref" reference)
 per=$(measure "$build" build)
-errors=$(awk '$1 == "MatchJobs" && $2 ~ /^[0-9]+$/ {print $3}' "$dir/build.bench")
 f="$out/server-callgrind-$postings.txt"
 {
 	echo "lunamatch-match under callgrind  $(date -u +%Y-%m-%dT%H:%MZ)  commit $(about "$build")"
 	echo "machine      $(nproc) x $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
 	echo "load         $load at the start (1 min average); instruction counts do not depend on it"
 	echo "data         $postings postings, 5000 profiles (lunamatch-loadgen, seed 1); one worker, events off"
-	echo "calls        $calls MatchJobs, top_k 10, explain SUMMARY, one client, seed 7 (errors: ${errors:-?})"
+	echo "calls        $calls MatchJobs, top_k 10, explain SUMMARY, one client, seed 7, none failed"
 	echo "counted      inside work() only: a request's decode, query, explanations and reply packing"
 	echo
 	echo "instructions per call   $per"
