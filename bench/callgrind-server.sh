@@ -131,12 +131,14 @@ measure() {
 	echo $((total / calls))
 }
 
-# about BUILD: its commit and build type.
+# about BUILD: its source tree's commit and its build type, as bench/run.sh
+# names them (a tree with uncommitted changes is "-dirty").
 about() {
-	local src
+	local src sanitize
 	src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
-	echo "$(git -C "${src:-.}" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-		"($(sed -n 's/^CMAKE_BUILD_TYPE:[^=]*=//p' "$1/CMakeCache.txt" 2>/dev/null))"
+	sanitize=$(sed -n 's/^LUNAMATCH_SANITIZE:[^=]*=//p' "$1/CMakeCache.txt" 2>/dev/null)
+	echo "$(git -C "${src:-.}" describe --always --dirty 2>/dev/null || echo unknown)" \
+		"($(sed -n 's/^CMAKE_BUILD_TYPE:[^=]*=//p' "$1/CMakeCache.txt" 2>/dev/null)${sanitize:+ sanitize=$sanitize})"
 }
 
 load=$(cut -d' ' -f1 /proc/loadavg)
