@@ -111,9 +111,9 @@ const char lm_cli_bench_usage[] =
     "  --timeout-ms N    deadline of each call (default LUNAMATCH_DEFAULT_TIMEOUT_MS)\n"
     "\n"
     "Exit status: 0 when the run completed (errors are reported, not fatal),\n"
-    "1 when it could not run (no store, no ids) or --time-limit ended it with\n"
-    "failed calls, 2 usage error, 3 the server did not answer any call or a\n"
-    "warm-up call (server unreachable).\n";
+    "1 when it could not run (no store, no ids), no echo call succeeded or\n"
+    "--time-limit ended it with failed calls, 2 usage error, 3 the server did\n"
+    "not answer any call or a warm-up call (server unreachable).\n";
 
 /* ---- the run's shared state ----------------------------------------------- */
 
@@ -922,6 +922,16 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 		echo_stop(&es);
 		if (rv != LM_CLI_EXIT_OK)
 			goto out;
+		/* Without an answered echo call there is no transport cost to
+		 * compare with: ratios of 0 would read as a match phase faster
+		 * than its transport. */
+		if (e.ok == 0) {
+			lm_cli_error(CMD,
+			    "nng echo: no call succeeded (%" PRIu64 " errors)", e.errors);
+			print_errors(&b, &e);
+			rv = LM_CLI_EXIT_FAIL;
+			goto out;
+		}
 	}
 	rv = report(&b, &m, echo ? &e : NULL);
 	if (rv == LM_CLI_EXIT_OK &&
