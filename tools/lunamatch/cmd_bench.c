@@ -474,9 +474,11 @@ echo_call(worker *w)
 	w->answered = true;
 	got = nng_msg_len(m);
 	nng_msg_free(m);
+	if (got != w->b->echo_resp)
+		return LUNAMATCH__V1__STATUS_CODE__INTERNAL;
 	w->req_bytes += w->b->echo_req;
 	w->resp_bytes += got;
-	return got == w->b->echo_resp ? 0 : LUNAMATCH__V1__STATUS_CODE__INTERNAL;
+	return 0;
 }
 
 static void
