@@ -73,7 +73,7 @@ def cpu_total():
 
 
 def proc_cpu(pid):
-    """utime + stime of pid, and of its waited-for children, in jiffies."""
+    """utime + stime of pid (its own threads, not its children), in jiffies."""
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(f[11]) + int(f[12])
 
@@ -173,8 +173,10 @@ def bench(args, env, server_pid, kind, clients):
     wall_s = wall_jiffies / HZ if wall_jiffies else 1
     ok = r["match"]["ok"] + r.get("echo", {}).get("ok", 0)
     r["cpu"] = {
-        # The match phase and the echo phase share the run: the server's
-        # CPU is all in the match phase (the echo server is in the client).
+        # The match phase and the echo phase share the run: the echo
+        # server is in the client, so the server's calls are all in the
+        # match phase, but its CPU over the run also holds its background
+        # threads' time during the echo phase and the client's start.
         "server_s": server_s,
         "server_calls": a1 - a0,
         "server_ms_per_query": 1000 * server_s / (a1 - a0) if a1 > a0 else None,
