@@ -1754,6 +1754,12 @@ trim_tombstones(struct trim *tr)
 				break;
 			}
 			examined++;
+			/* The place moves past damaged values too, or a run of
+			 * max of them would hold the scan there for good. */
+			if (k.mv_size > 0 && k.mv_size <= LM_STORE_ID_MAX) {
+				memcpy(tr->id, k.mv_data, k.mv_size);
+				tr->id[k.mv_size] = '\0';
+			}
 			if (k.mv_size == 0 || k.mv_size > LM_STORE_ID_MAX ||
 			    decode_val(&v, &r) != LM_OK) {
 				/* Passed over (decode_val logged it): failing here
@@ -1763,8 +1769,6 @@ trim_tombstones(struct trim *tr)
 				tr->r.damaged++;
 				continue;
 			}
-			memcpy(tr->id, k.mv_data, k.mv_size);
-			tr->id[k.mv_size] = '\0';
 			if (!r.tomb)
 				continue;
 			if (r.len != VAL_TOMB_TIME) {

@@ -1746,6 +1746,27 @@ test_trim_damaged(void **state)
 	/* Again: only the value is still there to pass over. */
 	r = trim1(s, now, 0);
 	assert_int_equal(r.damaged, 1);
+
+	/* More damaged values in a row than one call examines: the scan still
+	 * moves past them and reaches the old tombstone behind them. */
+	lm_store_txn *t;
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "p0009", 0), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	lm_store_close(s);
+	raw_put(dir, "postings", "p0006", 5, "xyz");
+	raw_put(dir, "postings", "p0007", 5, "xyz");
+	s = open_store(dir, 0, 0);
+	int64_t later = now + LM_STORE_TOMBSTONE_RETENTION_DEFAULT + 5;
+	uint64_t removed = 0;
+	size_t calls = 0;
+	do {
+		r = trim1(s, later, 2);
+		removed += r.tombstones_removed;
+		calls++;
+	} while (r.more && calls < 20);
+	assert_false(r.more);
+	assert_int_equal(removed, 1);
 	lm_store_close(s);
 	lmt_rmtree(dir);
 	free(dir);
