@@ -1877,6 +1877,13 @@ lm_store_trim(lm_store *s, const lm_store_trim_opts *opts, lm_store_trim_result 
 		return LM_EINVAL;
 	if ((rc = claim_writer(s)) != LM_OK)
 		return rc;
+	/* A reader process killed inside a read keeps its slot in LMDB's
+	 * reader table, and with it the pages of its snapshot: nothing freed
+	 * since would be used again. Freed here, not only at open. */
+	int dead = 0;
+	if (mdb_reader_check(s->env, &dead) == MDB_SUCCESS && dead > 0)
+		lm_warn("store.reader",
+		    "%d reader slots of processes that died reading freed", dead);
 	rd_enter(s);
 	for (;;) {
 		rc = trim_once(&tr);

@@ -311,6 +311,8 @@ typedef struct lm_store_trim_result {
  * Compacts the store, in ONE write transaction bounded by opts->max (NULL:
  * the defaults):
  *
+ *  - frees the slots of LMDB's reader table held by processes that died
+ *    inside a read (they pin the pages of their snapshot);
  *  - forgets the readers not heard from within the lease;
  *  - removes at most max of the oldest change entries, those with seq <= the
  *    lowest seq of the remaining readers (all of them when there is no

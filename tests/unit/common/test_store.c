@@ -1772,6 +1772,70 @@ test_trim_damaged(void **state)
 	free(dir);
 }
 
+/* Child: dies (SIGKILL) inside a read of the store in dir, leaving its
+ * slot in LMDB's reader table behind. */
+static int
+die_reading_fn(void *arg, const char *id, uint64_t v, const void *b, size_t len)
+{
+	(void) arg;
+	(void) id;
+	(void) v;
+	(void) b;
+	(void) len;
+	raise(SIGKILL);
+	return 0;
+}
+
+/*
+ * A reader process killed inside a read transaction leaves its slot in
+ * LMDB's reader table, which pins that snapshot: no page freed after it is
+ * used again and the file grows with every write, up to the maximum map.
+ * The trim frees the slots of dead processes, so the writer reuses pages
+ * without having to be restarted.
+ */
+static void
+test_trim_dead_reader_slot(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-dead-slot");
+	lm_store *s = open_store(dir, 0, 0);
+	struct lm_store_stats st;
+	int status = 0;
+	char *val = malloc(64 * 1024);
+
+	assert_non_null(val);
+	fill(val, 64 * 1024, 9);
+	put1(s, LM_KIND_POSTING, "one", 1, "x", LM_OK);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		lm_store_opts ro = {.flags = LM_STORE_RDONLY};
+		lm_store *c;
+		if (lm_store_open(dir, &ro, &c) != LM_OK)
+			_exit(1);
+		lm_store_foreach(c, LM_KIND_POSTING, die_reading_fn, NULL);
+		_exit(2);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	for (uint64_t v = 1; v <= 300; v++) {
+		lm_store_txn *t;
+		assert_int_equal(lm_store_begin(s, &t), LM_OK);
+		assert_int_equal(
+		    lm_store_put(t, LM_KIND_PROFILE, "big", v, val, 64 * 1024), LM_OK);
+		assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+		if (v % 10 == 0)
+			trim1(s, 0, 0);
+	}
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	/* 300 versions of 64 KiB: over 18 MiB when no page is used again. */
+	assert_true(st.map_used < 4u * 1024 * 1024);
+	free(val);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 static void
 test_schema_mismatch(void **state)
 {
@@ -1802,6 +1866,7 @@ main(void)
 	    cmocka_unit_test(test_trim_changes),
 	    cmocka_unit_test(test_trim_tombstones),
 	    cmocka_unit_test(test_trim_damaged),
+	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
 	    cmocka_unit_test(test_map_growth),
 	    cmocka_unit_test(test_cross_process_follow),
