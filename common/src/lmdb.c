@@ -160,7 +160,11 @@ read_meta(int fd, unsigned psize, unsigned i, struct disk_meta *m)
  * not compared with the last page number the meta counts: LMDB counts the
  * pages it allocated and freed again within a transaction without writing
  * them, so a sound file can end before that page (a decision queue did,
- * by three pages). LM_OK or LM_ESTORE (logged "<domain>.corrupt").
+ * by three pages).
+ *
+ * Another process may be committing meanwhile: the metas are read before
+ * the length, so that the roots they name are in the file (it never
+ * shrinks). LM_OK or LM_ESTORE (logged "<domain>.corrupt").
  */
 static int
 check_length(MDB_env *env, const char *domain)
@@ -176,6 +180,15 @@ check_length(MDB_env *env, const char *domain)
 	if ((rc = mdb_env_stat(env, &st)) != MDB_SUCCESS ||
 	    (rc = mdb_env_get_fd(env, &fd)) != MDB_SUCCESS)
 		return lm_lmdb_err(rc, domain, "mdb_env_stat");
+	need = 2 * (uint64_t) st.ms_psize;
+	if (read_meta(fd, st.ms_psize, 0, &m[0]) &&
+	    read_meta(fd, st.ms_psize, 1, &m[1])) {
+		cur = m[1].txnid > m[0].txnid ? &m[1] : &m[0];
+		for (int i = 0; i < 2; i++)
+			if (cur->dbs[i].root != PGNO_NONE &&
+			    (cur->dbs[i].root + 1) * st.ms_psize > need)
+				need = (cur->dbs[i].root + 1) * st.ms_psize;
+	}
 	if (fstat(fd, &fs) != 0)
 		return lm_lmdb_err(errno, domain, "fstat");
 	/* LMDB writes whole pages: a length between two is a cut. */
@@ -185,15 +198,6 @@ check_length(MDB_env *env, const char *domain)
 		    "pages: it was cut short",
 		    (long long) fs.st_size, st.ms_psize);
 		return LM_ESTORE;
-	}
-	need = 2 * (uint64_t) st.ms_psize;
-	if (read_meta(fd, st.ms_psize, 0, &m[0]) &&
-	    read_meta(fd, st.ms_psize, 1, &m[1])) {
-		cur = m[1].txnid > m[0].txnid ? &m[1] : &m[0];
-		for (int i = 0; i < 2; i++)
-			if (cur->dbs[i].root != PGNO_NONE &&
-			    (cur->dbs[i].root + 1) * st.ms_psize > need)
-				need = (cur->dbs[i].root + 1) * st.ms_psize;
 	}
 	if ((uint64_t) fs.st_size >= need)
 		return LM_OK;

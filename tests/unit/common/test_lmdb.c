@@ -221,6 +221,76 @@ test_env_open_unwritten_tail(void **state)
 	free(dir);
 }
 
+/* Child: makes `commits` commits, each appending pages at the end of the
+ * file (an open read transaction keeps freed pages from being used again),
+ * so that the newest meta names a root past the file's previous end. Not
+ * synced, to commit often. */
+static int
+append_writer(const char *dir, int commits)
+{
+	lm_lmdb_env_opts o = {
+	    .max_dbs = 4, .map_size = 256u << 20, .flags = MDB_NOSYNC, .mode = 0600};
+	MDB_env *env = NULL;
+	MDB_txn *pin, *txn;
+	MDB_dbi dbi;
+	char val[200];
+
+	memset(val, 'w', sizeof(val));
+	if (lm_lmdb_env_open(dir, &o, "test", &env) != LM_OK ||
+	    mdb_txn_begin(env, NULL, MDB_RDONLY, &pin) != MDB_SUCCESS)
+		return 1;
+	for (int i = 0; i < commits; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "a%06d", i);
+		MDB_val k = {strlen(key), key}, v = {sizeof(val), val};
+		if (mdb_txn_begin(env, NULL, 0, &txn) != MDB_SUCCESS ||
+		    mdb_dbi_open(txn, NULL, 0, &dbi) != MDB_SUCCESS ||
+		    mdb_put(txn, dbi, &k, &v, 0) != MDB_SUCCESS ||
+		    mdb_txn_commit(txn) != MDB_SUCCESS)
+			return 2;
+	}
+	mdb_txn_abort(pin);
+	mdb_env_close(env);
+	return 0;
+}
+
+/*
+ * A data file that another process extends while it commits is never
+ * taken for one cut short: the pages a meta names were written before it,
+ * so the file's length is taken after the metas are read.
+ */
+static void
+test_env_open_while_written(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("lmdb-busy");
+	lm_lmdb_env_opts o = {
+	    .max_dbs = 4, .map_size = 64u << 20, .flags = MDB_RDONLY, .mode = 0600};
+	int refused = 0, opens = 0, st = -1;
+
+	fill_env(dir, 1);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(append_writer(dir, 5000));
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		MDB_env *env = NULL;
+		int rc = lm_lmdb_env_open(dir, &o, "test", &env);
+		if (rc == LM_ESTORE)
+			refused++;
+		else
+			assert_int_equal(rc, LM_OK);
+		mdb_env_close(env);
+		opens++;
+	}
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_true(opens > 0);
+	assert_int_equal(refused, 0);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 static void
 test_dbs_and_schema(void **state)
 {
@@ -692,6 +762,7 @@ main(void)
 	    cmocka_unit_test(test_env_open),
 	    cmocka_unit_test(test_env_open_truncated),
 	    cmocka_unit_test(test_env_open_unwritten_tail),
+	    cmocka_unit_test(test_env_open_while_written),
 	    cmocka_unit_test(test_dbs_and_schema),
 	    cmocka_unit_test(test_grow),
 	    cmocka_unit_test(test_grow_no_address_space),
