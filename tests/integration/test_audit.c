@@ -23,17 +23,17 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/rep.h>
 #include <png.h>
 
 #include "chart.h"
+#include "jsontest.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
 #include "matchsvc.h"
+#include "proc.h"
 #include "records.h"
 #include "svctest.h"
 
@@ -181,29 +181,13 @@ audit_json(const char *const args[])
 static json_t *
 view(json_t *o, const char *name)
 {
-	size_t i;
-	json_t *v;
-	json_array_foreach(json_object_get(o, "views"), i, v)
-	{
-		if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
-			return v;
-	}
-	fail_msg("no view %s", name);
-	return NULL;
+	return lmt_json_named(o, "views", name);
 }
 
 static json_t *
 category(json_t *v, const char *name)
 {
-	size_t i;
-	json_t *c;
-	json_array_foreach(json_object_get(v, "categories"), i, c)
-	{
-		if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0)
-			return c;
-	}
-	fail_msg("no category %s", name);
-	return NULL;
+	return lmt_json_named(v, "categories", name);
 }
 
 static bool
@@ -391,20 +375,11 @@ expect_failure(const char *const args[], int status, const char *want)
 	lmt_run_result_free(&r);
 }
 
-/* The URL of a port of 127.0.0.1 (41600..41699) where nothing listens. */
+/* The URL of a port of 127.0.0.1 where nothing listens. */
 static void
 unused_url(char *url, size_t len)
 {
-	for (int port = 41600; port <= 41699; port++) {
-		nng_socket s;
-		snprintf(url, len, "tcp://127.0.0.1:%d", port);
-		assert_int_equal(nng_rep0_open(&s), 0);
-		int rc = nng_listen(s, url, NULL, 0);
-		nng_close(s);
-		if (rc == 0)
-			return;
-	}
-	fail_msg("no free port in 41600..41699");
+	snprintf(url, len, "tcp://127.0.0.1:%d", lmt_free_port());
 }
 
 static void

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "jsontest.h"
 #include "lmtest.h"
 #include "proc.h"
 
@@ -76,16 +77,7 @@ audit_json(const char *const args[])
 static json_t *
 view(json_t *o, const char *name)
 {
-	size_t i;
-	json_t *v;
-
-	json_array_foreach(json_object_get(o, "views"), i, v)
-	{
-		if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
-			return v;
-	}
-	fail_msg("no view %s", name);
-	return NULL;
+	return lmt_json_named(o, "views", name);
 }
 
 static char *

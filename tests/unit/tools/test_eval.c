@@ -9,9 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/rep.h>
-
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/pb.h"
@@ -40,20 +37,11 @@ teardown(void **state)
 	return 0;
 }
 
-/* The URL of a port of 127.0.0.1 (42200..42299) where nothing listens. */
+/* The URL of a port of 127.0.0.1 where nothing listens. */
 static void
 unused_url(char *url, size_t len)
 {
-	for (int port = 42200; port <= 42299; port++) {
-		nng_socket s;
-		snprintf(url, len, "tcp://127.0.0.1:%d", port);
-		assert_int_equal(nng_rep0_open(&s), 0);
-		int rc = nng_listen(s, url, NULL, 0);
-		nng_close(s);
-		if (rc == 0)
-			return;
-	}
-	fail_msg("no free port in 42200..42299");
+	snprintf(url, len, "tcp://127.0.0.1:%d", lmt_free_port());
 }
 
 /* The posting id of the store in data, decoded; fails the test when absent. */
