@@ -69,6 +69,15 @@ static const float weights[] = {0, 0.5f, 1, 2, 5};
 /* Distinct common skill ids of generated records (the scale test raises
  * it to a job site's vocabulary). */
 static uint32_t skill_vocab = 25;
+/* What the swept property test (test_exact_top_k_swept) varies; the
+ * defaults are the generator the other tests and the pinned digest use. */
+static uint32_t skills_max;     /* most skills of a record; 0: 8 and 12 */
+static unsigned dup_pct = 10;   /* records that duplicate an earlier one, % */
+static int64_t query_now = NOW; /* the `now` of the queries */
+static bool edge_tops;          /* top_k and min_score at the edges */
+static bool one_partition;      /* every record in one partition */
+static bool load_build;         /* build_n puts as a loader does */
+static const uint32_t edge_top[] = {1, 1, 2, 3, 10, 64, 1000};
 
 static char *
 skill_id(struct rng *r)
@@ -144,14 +153,15 @@ gen_posting(struct rng *r, const char *id)
 		p->salary->annual_max =
 		    chance(r, 80) ? p->salary->annual_min + rn(r, 50000) : 0;
 	}
-	p->n_skills = rn(r, 9);
+	p->n_skills = skills_max ? rn(r, skills_max + 1) : rn(r, 9);
 	p->skills = lmt_calloc(p->n_skills, sizeof(*p->skills));
 	for (size_t i = 0; i < p->n_skills; i++) {
 		Lunamatch__V1__PostingSkill *s = lmt_calloc(1, sizeof(*s));
 		lunamatch__v1__posting_skill__init(s);
 		s->skill_id = skill_id(r);
 		s->name = lmt_strdup(s->skill_id);
-		s->weight = weights[rn(r, 5)];
+		s->weight = skills_max && chance(r, 20) ? (chance(r, 50) ? 10.0f : 0.01f)
+		                                        : weights[rn(r, 5)];
 		s->preferred = chance(r, 30);
 		p->skills[i] = s;
 	}
@@ -180,6 +190,10 @@ gen_posting(struct rng *r, const char *id)
 		for (size_t i = 0; i < p->n_remote_countries; i++)
 			p->remote_countries[i] = lmt_strdup(countries[rn(r, 4)]);
 	}
+	if (one_partition) {
+		p->remote = LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE;
+		p->employment_type = 0;
+	}
 	return p;
 }
 
@@ -192,7 +206,7 @@ gen_profile(struct rng *r, const char *id)
 	c->id = lmt_strdup(id);
 	c->version = 1 + rn(r, 5);
 	c->headline = lmt_strdup("Engineer");
-	c->n_skills = rn(r, 13);
+	c->n_skills = skills_max ? rn(r, skills_max + 1) : rn(r, 13);
 	c->skills = lmt_calloc(c->n_skills, sizeof(*c->skills));
 	for (size_t i = 0; i < c->n_skills; i++) {
 		Lunamatch__V1__CandidateSkill *s = lmt_calloc(1, sizeof(*s));
@@ -240,6 +254,10 @@ gen_profile(struct rng *r, const char *id)
 		c->career_goals = g;
 	}
 	c->embedding = gen_embedding(r, &c->n_embedding);
+	if (one_partition) {
+		c->remote = 0;
+		c->willing_to_relocate = true;
+	}
 	return c;
 }
 
@@ -514,6 +532,8 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 
 	memset(w, 0, sizeof(*w));
 	assert_int_equal(lm_index_new(m, idx), LM_OK);
+	if (load_build)
+		lm_index_loading(*idx);
 	w->posts = lmt_calloc(np, sizeof(*w->posts));
 	w->pp = lmt_calloc(np, sizeof(*w->pp));
 	w->profs = lmt_calloc(nc, sizeof(*w->profs));
@@ -522,7 +542,7 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 		JobPosting *p;
 		snprintf(id, sizeof(id), "j%04u.%zu", rn(r, 10000), i);
 		/* Some postings are exact duplicates of others: equal scores. */
-		p = (i > 0 && chance(r, 10))
+		p = (i > 0 && chance(r, dup_pct))
 		        ? dup_msg(&w->posts[rn(r, (uint32_t) i)]->base, id)
 		        : gen_posting(r, id);
 		w->posts[i] = p;
@@ -534,7 +554,7 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 	for (size_t i = 0; i < nc; i++) {
 		Profile *c;
 		snprintf(id, sizeof(id), "c%04u.%zu", rn(r, 10000), i);
-		c = (i > 0 && chance(r, 10))
+		c = (i > 0 && chance(r, dup_pct))
 		        ? dup_msg(&w->profs[rn(r, (uint32_t) i)]->base, id)
 		        : gen_profile(r, id);
 		w->profs[i] = c;
@@ -576,6 +596,8 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 		w->profs[i] = w->profs[w->nc];
 		w->cp[i] = w->cp[w->nc];
 	}
+	if (load_build)
+		assert_int_equal(lm_index_loaded(*idx), LM_OK);
 }
 
 /* Builds a data set of random size. */
@@ -617,6 +639,8 @@ query_jobs(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 	req.top_k = chance(r, 10) ? 0 : 1 + rn(r, (uint32_t) w->np + 5);
 	if (req.top_k > LM_INDEX_TOP_K_MAX)
 		req.top_k = 1 + rn(r, 100);
+	if (edge_tops)
+		req.top_k = edge_top[rn(r, 7)];
 	req.explain = gen_level(r);
 	if (chance(r, 25)) {
 		inl = gen_profile(r, "inline");
@@ -632,9 +656,9 @@ query_jobs(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 		cp = w->cp[i];
 	}
 	assert_int_equal(
-	    lm_index_match_jobs(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
+	    lm_index_match_jobs(idx, &req, query_now, &resp, err, sizeof(err)), LM_OK);
 	assert_int_equal(lm_filters_for_jobs(req.filters, &f, err, sizeof(err)), LM_OK);
-	want = reference(w, m, NOW, f, cp, NULL, &n, &vetoed);
+	want = reference(w, m, query_now, f, cp, NULL, &n, &vetoed);
 	compared_eligible += n;
 	compare(
 	    resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, true);
@@ -668,6 +692,8 @@ query_candidates(struct rng *r, lm_index *idx, const lm_model *m, const struct w
 	req.top_k = chance(r, 10) ? 0 : 1 + rn(r, (uint32_t) w->nc + 5);
 	if (req.top_k > LM_INDEX_TOP_K_MAX)
 		req.top_k = 1 + rn(r, 100);
+	if (edge_tops)
+		req.top_k = edge_top[rn(r, 7)];
 	req.explain = gen_level(r);
 	if (chance(r, 25)) {
 		inl = gen_posting(r, "inline");
@@ -684,10 +710,11 @@ query_candidates(struct rng *r, lm_index *idx, const lm_model *m, const struct w
 		pp = w->pp[i];
 	}
 	assert_int_equal(
-	    lm_index_match_candidates(idx, &req, NOW, &resp, err, sizeof(err)), LM_OK);
+	    lm_index_match_candidates(idx, &req, query_now, &resp, err, sizeof(err)),
+	    LM_OK);
 	assert_int_equal(
 	    lm_filters_for_candidates(req.filters, &f, err, sizeof(err)), LM_OK);
-	want = reference(w, m, NOW, f, NULL, pp, &n, &vetoed);
+	want = reference(w, m, query_now, f, NULL, pp, &n, &vetoed);
 	compared_eligible += n;
 	compare(
 	    resp->matches, resp->n_matches, want, n, req.top_k ? req.top_k : 10, false);
@@ -718,16 +745,32 @@ query_top(struct rng *r, lm_index *idx, const lm_model *m, const struct world *w
 
 	if (posting) {
 		assert_int_equal(lm_index_top_for_posting(
-		                     idx, w->posts[i]->id, top, min_score, NOW, &l),
+		                     idx, w->posts[i]->id, top, min_score, query_now, &l),
 		    LM_OK);
-		want = reference(w, m, NOW, NULL, NULL, w->pp[i], &n, &vetoed);
+		want = reference(w, m, query_now, NULL, NULL, w->pp[i], &n, &vetoed);
 		assert_int_equal(l.subject_version, w->posts[i]->version);
 	} else {
 		assert_int_equal(lm_index_top_for_profile(
-		                     idx, w->profs[i]->id, top, min_score, NOW, &l),
+		                     idx, w->profs[i]->id, top, min_score, query_now, &l),
 		    LM_OK);
-		want = reference(w, m, NOW, NULL, w->cp[i], NULL, &n, &vetoed);
+		want = reference(w, m, query_now, NULL, w->cp[i], NULL, &n, &vetoed);
 		assert_int_equal(l.subject_version, w->profs[i]->version);
+	}
+	if (edge_tops) {
+		/* Asked again with a small or large n and min_score at a
+		 * score of the reference (or one ulp beside it): ties with
+		 * the bar. */
+		lm_top_list_clear(&l);
+		top = chance(r, 50) ? 1 + rn(r, 3) : edge_top[rn(r, 7)];
+		min_score = n > 0 && chance(r, 80) ? want[rn(r, (uint32_t) n)].score
+		                                   : (chance(r, 50) ? 0 : -1);
+		if (chance(r, 20) && n > 0)
+			min_score = nextafter(min_score, chance(r, 50) ? 2.0 : -2.0);
+		assert_int_equal(posting ? lm_index_top_for_posting(idx, w->posts[i]->id,
+		                               top, min_score, query_now, &l)
+		                         : lm_index_top_for_profile(idx, w->profs[i]->id,
+		                               top, min_score, query_now, &l),
+		    LM_OK);
 	}
 	while (k < n && k < top && want[k].score >= min_score)
 		k++;
@@ -1022,6 +1065,150 @@ test_exact_top_k_under_churn(void **state)
 		world_free(&w);
 	}
 	skill_vocab = 25;
+}
+
+/* Changes of the swept test's data set: most postings removed (the idf
+ * drifts far from the snapshot's), new versions (in other partitions, or
+ * copies of other records) of postings and profiles, profiles removed;
+ * the world follows. */
+static void
+churn(struct rng *r, lm_index *idx, struct world *w)
+{
+	uint32_t n = rn(r, (uint32_t) (w->np * 9 / 10));
+
+	for (; n > 0 && w->np > 2; n--) {
+		size_t i = rn(r, (uint32_t) w->np);
+		assert_int_equal(lm_index_remove_posting(idx, w->posts[i]->id, 0), LM_OK);
+		lm_posting_prep_free(w->pp[i]);
+		free_msg(w->posts[i]);
+		w->np--;
+		w->posts[i] = w->posts[w->np];
+		w->pp[i] = w->pp[w->np];
+	}
+	for (n = rn(r, 2000); n > 0; n--) {
+		size_t i = rn(r, (uint32_t) w->np);
+		JobPosting *p = chance(r, 50)
+		                    ? gen_posting(r, w->posts[i]->id)
+		                    : dup_msg(&w->posts[rn(r, (uint32_t) w->np)]->base,
+		                          w->posts[i]->id);
+		p->version = w->posts[i]->version + 1;
+		assert_int_equal(
+		    lm_index_put_posting(idx, dup_msg(&p->base, NULL), 0), LM_OK);
+		lm_posting_prep_free(w->pp[i]);
+		free_msg(w->posts[i]);
+		w->posts[i] = p;
+		assert_int_equal(lm_posting_prep_new(p, &w->pp[i]), LM_OK);
+	}
+	for (n = rn(r, (uint32_t) (w->nc / 2)); n > 0 && w->nc > 2; n--) {
+		size_t i = rn(r, (uint32_t) w->nc);
+		if (chance(r, 50)) {
+			Profile *c =
+			    chance(r, 50)
+			        ? gen_profile(r, w->profs[i]->id)
+			        : dup_msg(&w->profs[rn(r, (uint32_t) w->nc)]->base,
+			              w->profs[i]->id);
+			c->version = w->profs[i]->version + 1;
+			assert_int_equal(
+			    lm_index_put_profile(idx, dup_msg(&c->base, NULL), 0), LM_OK);
+			lm_profile_prep_free(w->cp[i]);
+			free_msg(w->profs[i]);
+			w->profs[i] = c;
+			assert_int_equal(lm_profile_prep_new(c, &w->cp[i]), LM_OK);
+			continue;
+		}
+		assert_int_equal(lm_index_remove_profile(idx, w->profs[i]->id, 0), LM_OK);
+		lm_profile_prep_free(w->cp[i]);
+		free_msg(w->profs[i]);
+		w->nc--;
+		w->profs[i] = w->profs[w->nc];
+		w->cp[i] = w->cp[w->nc];
+	}
+	world_stats(w);
+}
+
+/* Queries of every kind, each with a random window and `now`. */
+static void
+swept_queries(
+    struct rng *r, lm_index *idx, const lm_model *m, const struct world *w, int rounds)
+{
+	static const uint32_t wins[] = {0, 4, 5, 6, 8, 12};
+
+	for (int q = 0; q < rounds; q++) {
+		lm_index_set_window(idx, wins[rn(r, 6)]);
+		/* Later: postings expire between the puts and the query. */
+		query_now = chance(r, 60) ? NOW : NOW + (int64_t) rn(r, 20) * DAY;
+		query_jobs(r, idx, m, w);
+		query_candidates(r, idx, m, w);
+		query_top(r, idx, m, w);
+	}
+	query_now = NOW;
+}
+
+/*
+ * The property on data sets that the sweep ranks: more records on the lists
+ * of a subject's terms than the seed accumulates (index.c, SEED_CANDS),
+ * which the property tests above reach only at scale, on one data set of a
+ * large vocabulary. Each data set draws its shape: a vocabulary of 1 to 200
+ * skills, records of up to 100 skills with extreme weights, up to 80% exact
+ * duplicates (ties at every rank), every record in one partition, a
+ * loader's build, models whose score is the skills value alone (bounds that
+ * are tight) and extreme preferred shares and gates; then most postings
+ * removed (the idf drifts far from the snapshot's) and others replaced,
+ * some in other partitions. Queries use windows of 16 doc ids up, top_k 1
+ * to 1000, event lists with min_score at a score of the reference, and a
+ * `now` at which postings have expired. Every answer is the exhaustive
+ * scan's top k.
+ */
+static void
+test_exact_top_k_swept(void **state)
+{
+	static const uint32_t vocabs[] = {1, 2, 3, 5, 8, 25, 200};
+	static const uint32_t sizes[] = {4200, 5000, 9000};
+	size_t matches0 = compared_matches, ties0 = compared_ties;
+	size_t eligible0 = compared_eligible;
+
+	(void) state;
+	edge_tops = true;
+	for (uint64_t seed = 1; seed <= (SANITIZED ? 6 : 16); seed++) {
+		struct rng r = {seed * 0xA24BAED4963EE407ULL};
+		lm_model m;
+		lm_index *idx = NULL;
+		struct world w;
+
+		random_model(&r, &m);
+		if (chance(&r, 35))
+			for (int f = 0; f < LM_FEAT_COUNT; f++)
+				m.weights[f] = f == LM_FEAT_SKILLS ? 1 : 0;
+		if (chance(&r, 30)) {
+			static const double ps[] = {0, 0.001, 0.5, 0.999, 1};
+			m.params.preferred_share = ps[rn(&r, 5)];
+			m.params.no_skills_gate = ps[rn(&r, 5)];
+		}
+		skill_vocab = vocabs[rn(&r, 7)];
+		skills_max = chance(&r, 30) ? 100 : (chance(&r, 50) ? 1 + rn(&r, 4) : 0);
+		dup_pct = rn(&r, 80);
+		one_partition = chance(&r, 25);
+		load_build = chance(&r, 30);
+		build_n(&r, &m, &idx, &w, sizes[rn(&r, 3)],
+		    chance(&r, 50) ? 300 : 4500 + rn(&r, 1000));
+		world_stats(&w);
+		swept_queries(&r, idx, &m, &w, 12);
+		churn(&r, idx, &w);
+		swept_queries(&r, idx, &m, &w, 8);
+		lm_index_free(idx);
+		world_free(&w);
+	}
+	edge_tops = false;
+	skill_vocab = 25;
+	skills_max = 0;
+	dup_pct = 10;
+	one_partition = false;
+	load_build = false;
+	print_message("swept: %zu matches compared (%zu ties), %zu eligible\n",
+	    compared_matches - matches0, compared_ties - ties0,
+	    compared_eligible - eligible0);
+	assert_true(compared_matches - matches0 > 1000);
+	assert_true(compared_ties - ties0 > 100);
 }
 
 /* FNV-1a over bytes, continued from h. */
@@ -2534,6 +2721,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_exact_top_k),
+	    cmocka_unit_test(test_exact_top_k_swept),
 	    cmocka_unit_test(test_exact_top_k_at_scale),
 	    cmocka_unit_test(test_exact_top_k_under_churn),
 	    cmocka_unit_test(test_random_scores_pinned),
