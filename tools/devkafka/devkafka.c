@@ -3,7 +3,7 @@
  * and tests.
  *
  * Runs librdkafka's mock cluster (one broker on a free 127.0.0.1 port) inside
- * this process, creates the four project topics with the configured partition
+ * this process, creates the five project topics with the configured partition
  * count, prints the bootstrap address as the first line on stdout and serves
  * until SIGTERM or SIGINT, then exits 0. Producers, consumers, consumer
  * groups with committed offsets and kcat all work against it; topic
@@ -57,7 +57,7 @@ usage(FILE *out)
 	    "until SIGTERM or SIGINT.\n\n"
 	    "Limits: each partition keeps at most " MOCK_PART_BYTES " of messages (the\n"
 	    "fixed bound of librdkafka's mock cluster). When a partition of the\n"
-	    "four topics has to drop messages, " PROG " logs devkafka.lost with the\n"
+	    "five topics has to drop messages, " PROG " logs devkafka.lost with the\n"
 	    "topic, partition and count and exits with status 3. Use a real broker\n"
 	    "(scripts/kafka.sh) for larger inputs.\n\n");
 	lm_config_usage(out, LM_PROG_DEVKAFKA);
