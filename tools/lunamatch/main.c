@@ -83,6 +83,9 @@ usage(FILE *out)
 	    "Exit status: 0 ok, 1 the operation failed, 2 usage error, 3 the service\n"
 	    "or Kafka unavailable.\n\n");
 	lm_config_usage(out, LM_PROG_CLI);
+	fprintf(out,
+	    "\nThe tool's own logs are warnings and errors only unless --log-level or\n"
+	    "LUNAMATCH_LOG_LEVEL asks for a level.\n");
 }
 
 static void
