@@ -74,6 +74,7 @@ topics=(
 	"${LUNAMATCH_TOPIC_POSTINGS:-lunamatch.postings.v1}"
 	"${LUNAMATCH_TOPIC_PROFILES:-lunamatch.profiles.v1}"
 	"${LUNAMATCH_TOPIC_MATCHES:-lunamatch.matches.v1}"
+	"${LUNAMATCH_TOPIC_DECISIONS:-lunamatch.decisions.v1}"
 	"${LUNAMATCH_TOPIC_DLQ:-lunamatch.ingest.dlq.v1}"
 )
 partitions=${LUNAMATCH_PARTITIONS:-3}

@@ -41,9 +41,9 @@
 #define WATCH_PARTITIONS 32
 
 static struct {
-	lmt_broker b; /* b.real: LUNAMATCH_TEST_BROKERS given */
-	char run[64]; /* unique per run: tags our messages */
-	const char *topics[4];
+	lmt_broker b;          /* b.real: LUNAMATCH_TEST_BROKERS given */
+	char run[64];          /* unique per run: tags our messages */
+	const char *topics[5]; /* the lunamatch topics, the dead letters' last */
 } E;
 
 /* A producer that sends at once. */
@@ -114,16 +114,17 @@ group_setup(void **state)
 	E.topics[0] = "lunamatch.postings.v1";
 	E.topics[1] = "lunamatch.profiles.v1";
 	E.topics[2] = "lunamatch.matches.v1";
+	E.topics[3] = "lunamatch.decisions.v1";
 	if (real != NULL) {
 		E.b.real = true;
 		snprintf(E.b.brokers, sizeof(E.b.brokers), "%s", real);
-		E.topics[3] = "lunamatch.ingest.dlq.v1";
+		E.topics[4] = "lunamatch.ingest.dlq.v1";
 		return 0;
 	}
 	const char *env[] = {"LUNAMATCH_TOPIC_DLQ=" DEV_DLQ, NULL};
 	if (lmt_devkafka_start(&E.b, DEV_PARTITIONS, env) != LM_OK)
 		return -1;
-	E.topics[3] = DEV_DLQ;
+	E.topics[4] = DEV_DLQ;
 	return 0;
 }
 
@@ -144,7 +145,7 @@ test_topics(void **state)
 	char err[512];
 	(void) state;
 
-	for (int i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(E.topics) / sizeof(E.topics[0]); i++) {
 		int n = 0;
 		assert_int_equal(
 		    lm_kafka_topic_partitions(p, E.topics[i], IO_MS, &n), LM_OK);
