@@ -749,10 +749,22 @@ start_follower(struct daemon *d, const char *notify)
 	return LM_OK;
 }
 
+/* Whether port (nng_url's u_port) is a TCP port number, 0..65535. */
+static bool
+port_ok(const char *port)
+{
+	size_t n = strlen(port);
+
+	if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
+		return false;
+	return atoi(port) <= 65535;
+}
+
 /*
- * Whether url is an nng address this program can use: it parses and its
- * scheme is one of schemes (NULL-terminated). On failure prints a message
- * naming the variable var to stderr (the logs may not be set up yet).
+ * Whether url is an nng address this program can use: it parses, its
+ * scheme is one of schemes (NULL-terminated) and a TCP one names a port.
+ * On failure prints a message naming the variable var to stderr (the logs
+ * may not be set up yet).
  */
 static bool
 url_usable(const char *var, const char *url, const char *const *schemes)
@@ -774,6 +786,16 @@ url_usable(const char *var, const char *url, const char *const *schemes)
 			         "LUNAMATCH_NOTIFY_URL)\n",
 			    var, url,
 			    sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1);
+			nng_url_free(u);
+			return false;
+		}
+		/* Without a port nng listens on one the kernel picks (and dials
+		 * port 0): a typo that would serve where no client looks. */
+		if (ok && strstr(u->u_scheme, "tcp") != NULL && !port_ok(u->u_port)) {
+			fprintf(stderr,
+			    PROG ": %s: \"%s\" needs a port, a number from 0 to "
+			         "65535\n",
+			    var, url);
 			nng_url_free(u);
 			return false;
 		}
