@@ -287,6 +287,13 @@ opt_at(size_t off)
 	return NULL;
 }
 
+/* String options that may not be empty in the programs that take them. An
+ * empty group id is no group to librdkafka, and match's event owners would
+ * take their default group for it, past the check that it differs from the
+ * ingest group. */
+static const size_t nonempty[] = {
+    OFF(brokers), OFF(data_dir), OFF(group_id), OFF(events_group_id)};
+
 /* LM_OK when no pair of distinct that prog takes holds the same value twice;
  * otherwise LM_EINVAL with both options named in err. */
 static int
@@ -408,13 +415,13 @@ lm_config_load(
 		snprintf(err, errlen, "%s", env_err);
 		return env_rc;
 	}
-	if (cfg->brokers[0] == '\0' && (prog & KAFKA)) {
-		snprintf(err, errlen, "LUNAMATCH_BROKERS/--brokers must not be empty");
-		return LM_EINVAL;
-	}
-	if (cfg->data_dir[0] == '\0' && (prog & (SVC | LM_PROG_CLI))) {
-		snprintf(err, errlen, "LUNAMATCH_DATA_DIR/--data-dir must not be empty");
-		return LM_EINVAL;
+	for (size_t i = 0; i < sizeof(nonempty) / sizeof(nonempty[0]); i++) {
+		const struct opt *o = opt_at(nonempty[i]);
+		if ((o->progs & prog) && *((const char *) cfg + o->off) == '\0') {
+			snprintf(
+			    err, errlen, "%s/--%s must not be empty", o->env, o->flag);
+			return LM_EINVAL;
+		}
 	}
 	if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
 		snprintf(

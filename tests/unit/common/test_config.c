@@ -277,6 +277,51 @@ test_match_distinct(void **state)
 	unsetenv("LUNAMATCH_TOPIC_POSTINGS");
 }
 
+/* An empty group id is refused, naming the variable: match's event owners
+ * took the built-in events group for an empty one (so that
+ * LUNAMATCH_GROUP_ID=lunamatch-match-events beside an empty events group
+ * passed the check that they differ), and librdkafka's consumers refuse it
+ * only later, as a runtime failure. */
+static void
+test_empty_group_ids(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *var, *flag;
+		lm_prog prog;
+	} empty[] = {
+	    {"LUNAMATCH_GROUP_ID", "--group-id", LM_PROG_INGEST},
+	    {"LUNAMATCH_GROUP_ID", "--group-id", LM_PROG_MATCH},
+	    {"LUNAMATCH_EVENTS_GROUP_ID", "--events-group-id", LM_PROG_MATCH},
+	};
+	lm_config cfg;
+	char err[256];
+	char *a1[] = {"prog", NULL};
+
+	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		setenv(empty[i].var, "", 1);
+		err[0] = '\0';
+		if (load(&cfg, empty[i].prog, 1, a1, err) != LM_EINVAL ||
+		    strstr(err, empty[i].var) == NULL)
+			fail_msg("%s empty: accepted or not named (\"%s\")", empty[i].var,
+			    err);
+		unsetenv(empty[i].var);
+		char *a2[] = {"prog", (char *) empty[i].flag, "", NULL};
+		err[0] = '\0';
+		if (load(&cfg, empty[i].prog, 3, a2, err) != LM_EINVAL ||
+		    strstr(err, empty[i].var) == NULL)
+			fail_msg("%s \"\": accepted or not named (\"%s\")", empty[i].flag,
+			    err);
+	}
+	/* The events group empty beside an ingest group of its default name. */
+	setenv("LUNAMATCH_GROUP_ID", "lunamatch-match-events", 1);
+	setenv("LUNAMATCH_EVENTS_GROUP_ID", "", 1);
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_EINVAL);
+	unsetenv("LUNAMATCH_GROUP_ID");
+	unsetenv("LUNAMATCH_EVENTS_GROUP_ID");
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+}
+
 /* Topic names Kafka does not allow (and a regular expression, which
  * librdkafka would subscribe by) are refused with the variable named. */
 static void
@@ -396,6 +441,7 @@ main(void)
 	    cmocka_unit_test(test_unknown_option_messages),
 	    cmocka_unit_test(test_data_file),
 	    cmocka_unit_test(test_match_distinct),
+	    cmocka_unit_test(test_empty_group_ids),
 	    cmocka_unit_test(test_topic_names),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_flag_enumeration),
