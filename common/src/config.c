@@ -430,6 +430,20 @@ lm_config_load(
 	}
 	if ((rv = check_distinct(cfg, prog, err, errlen)) != LM_OK)
 		return rv;
+	/* The RPC server lowers its connection limit to what the budget holds,
+	 * but never below one connection: a budget under one request would
+	 * leave the replica one client. */
+	if ((prog & LM_PROG_MATCH) && cfg->rpc_receive_budget != 0 &&
+	    cfg->rpc_receive_budget < cfg->max_request_bytes) {
+		snprintf(err, errlen,
+		    "LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES (--rpc-receive-budget-bytes) "
+		    "%llu is less than one request of LUNAMATCH_MAX_REQUEST_BYTES "
+		    "(--max-request-bytes) %u; give 0 to derive it from the memory "
+		    "limit",
+		    (unsigned long long) cfg->rpc_receive_budget,
+		    (unsigned) cfg->max_request_bytes);
+		return LM_EINVAL;
+	}
 	return LM_OK;
 }
 

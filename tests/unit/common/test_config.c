@@ -322,6 +322,38 @@ test_empty_group_ids(void **state)
 	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
 }
 
+/* A receive budget that cannot hold one request of the largest size is
+ * refused, naming both variables: the RPC server took one connection for
+ * it, so that a single client filled the replica (/readyz 503, every other
+ * client refused), with nothing above an info line to say why. */
+static void
+test_receive_budget_holds_a_request(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256];
+	char *a1[] = {"prog", NULL};
+
+	setenv("LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES", "512", 1); /* meant as MB */
+	err[0] = '\0';
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES"));
+	assert_non_null(strstr(err, "LUNAMATCH_MAX_REQUEST_BYTES"));
+	char *a2[] = {"prog", "--max-request-bytes", "1024", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a2, err), LM_EINVAL);
+	setenv("LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES", "1024", 1);
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a2, err), LM_OK);
+	assert_int_equal(cfg.rpc_receive_budget, 1024);
+	/* At the default request size: one request is enough, 0 derives it. */
+	setenv("LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES", "1048575", 1);
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_EINVAL);
+	setenv("LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES", "1048576", 1);
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+	setenv("LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES", "0", 1);
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+	unsetenv("LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES");
+}
+
 /* Topic names Kafka does not allow (and a regular expression, which
  * librdkafka would subscribe by) are refused with the variable named. */
 static void
@@ -442,6 +474,7 @@ main(void)
 	    cmocka_unit_test(test_data_file),
 	    cmocka_unit_test(test_match_distinct),
 	    cmocka_unit_test(test_empty_group_ids),
+	    cmocka_unit_test(test_receive_budget_holds_a_request),
 	    cmocka_unit_test(test_topic_names),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_flag_enumeration),
