@@ -1,10 +1,15 @@
 /*
- * hashmap.c - open-addressing string map and the string hash; see
+ * hashmap.c - open-addressing string map and the string hashes; see
  * hashmap.h. One implementation for every table keyed by text (skill ids,
  * record ids, taxonomy keys), so that hashing and probing are written once.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lunamatch/error.h"
 #include "lunamatch/hashmap.h"
@@ -42,6 +47,7 @@ struct table {
  * within the unmoved range, which keeps that true.
  */
 struct lm_hashmap {
+	uint64_t k0, k1; /* the key of the hash: the process's, see seed_once() */
 	struct table cur, old;
 	size_t from, to, left; /* moving: old slots still to visit */
 	size_t n;              /* entries in both tables */
@@ -91,11 +97,136 @@ lm_hash_fold(const char *s)
 	return mix(h);
 }
 
+static uint64_t
+rotl(uint64_t x, int b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+/* The little-endian 64-bit word at p (any alignment). */
+static uint64_t
+le64(const unsigned char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
+}
+
+#define SIPROUND                                                                         \
+	do {                                                                             \
+		v0 += v1;                                                                \
+		v1 = rotl(v1, 13) ^ v0;                                                  \
+		v0 = rotl(v0, 32);                                                       \
+		v2 += v3;                                                                \
+		v3 = rotl(v3, 16) ^ v2;                                                  \
+		v0 += v3;                                                                \
+		v3 = rotl(v3, 21) ^ v0;                                                  \
+		v2 += v1;                                                                \
+		v1 = rotl(v1, 17) ^ v2;                                                  \
+		v2 = rotl(v2, 32);                                                       \
+	} while (0)
+
+/* SipHash-1-3 of data under the key (k0, k1). */
+static uint64_t
+sip13(uint64_t k0, uint64_t k1, const void *data, size_t len)
+{
+	const unsigned char *p = data, *end = p + (len & ~(size_t) 7);
+	uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL;
+	uint64_t v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
+	uint64_t m, last = (uint64_t) len << 56;
+
+	for (; p != end; p += 8) {
+		m = le64(p);
+		v3 ^= m;
+		SIPROUND;
+		v0 ^= m;
+	}
+	switch (len & 7) {
+	case 7:
+		last |= (uint64_t) p[6] << 48;
+		/* fall through */
+	case 6:
+		last |= (uint64_t) p[5] << 40;
+		/* fall through */
+	case 5:
+		last |= (uint64_t) p[4] << 32;
+		/* fall through */
+	case 4:
+		last |= (uint64_t) p[3] << 24;
+		/* fall through */
+	case 3:
+		last |= (uint64_t) p[2] << 16;
+		/* fall through */
+	case 2:
+		last |= (uint64_t) p[1] << 8;
+		/* fall through */
+	case 1:
+		last |= p[0];
+	}
+	v3 ^= last;
+	SIPROUND;
+	v0 ^= last;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t
+lm_siphash13(const unsigned char key[16], const void *data, size_t len)
+{
+	return sip13(le64(key), le64(key + 8), data, len);
+}
+
+static struct {
+	pthread_once_t once;
+	uint64_t k0, k1;
+} seed_of = {PTHREAD_ONCE_INIT, 0, 0};
+
+/* Draws the process's key from the kernel's random source, which blocks
+ * only until it is first ready. A kernel without getrandom gets a key from
+ * the clock, the process id and addresses that ASLR places. */
+static void
+seed_once(void)
+{
+	unsigned char raw[16];
+	struct timespec ts;
+	ssize_t got;
+
+	while ((got = getrandom(raw, sizeof(raw), 0)) < 0 && errno == EINTR)
+		;
+	if (got == (ssize_t) sizeof(raw)) {
+		seed_of.k0 = le64(raw);
+		seed_of.k1 = le64(raw + 8);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	seed_of.k0 = (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+	seed_of.k1 = ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) &ts ^
+	             rotl((uint64_t) (uintptr_t) &seed_of, 29);
+}
+
+/* The map's hash of key, never 0. */
+static uint64_t
+key_hash(const lm_hashmap *m, const char *key)
+{
+	uint64_t h = sip13(m->k0, m->k1, key, strlen(key));
+	return h != 0 ? h : 1;
+}
+
 int
 lm_hashmap_new(lm_hashmap **out)
 {
-	*out = calloc(1, sizeof(**out));
-	return *out == NULL ? LM_ENOMEM : LM_OK;
+	pthread_once(&seed_of.once, seed_once);
+	if ((*out = calloc(1, sizeof(**out))) == NULL)
+		return LM_ENOMEM;
+	(*out)->k0 = seed_of.k0;
+	(*out)->k1 = seed_of.k1;
+	return LM_OK;
 }
 
 void
@@ -178,8 +309,35 @@ lm_hashmap_get(const lm_hashmap *m, const char *key)
 
 	if (m == NULL || key == NULL || m->n == 0)
 		return NULL;
-	s = find(m, key, lm_hash_str(key));
+	s = find(m, key, key_hash(m, key));
 	return s != NULL ? s->value : NULL;
+}
+
+/* The probe length past the start of every entry of t, summed; old: t is
+ * the old table of m, whose probes may start at `to`. */
+static size_t
+table_probes(const lm_hashmap *m, const struct table *t, bool old)
+{
+	size_t mask = t->nslots - 1, sum = 0;
+
+	for (size_t i = 0; i < t->nslots; i++) {
+		size_t at;
+		if (t->slots[i].hash == 0)
+			continue;
+		at = (size_t) t->slots[i].hash & mask;
+		if (old && moved(m, at))
+			at = m->to;
+		sum += (i - at) & mask;
+	}
+	return sum;
+}
+
+size_t
+lm_hashmap_probes(const lm_hashmap *m)
+{
+	if (m == NULL)
+		return 0;
+	return table_probes(m, &m->cur, false) + table_probes(m, &m->old, true);
 }
 
 /* Moves up to `steps` slots of old into cur; frees old when all are. */
@@ -236,7 +394,7 @@ lm_hashmap_put(lm_hashmap *m, const char *key, void *value)
 
 	if (m == NULL || key == NULL || value == NULL)
 		return LM_EINVAL;
-	h = lm_hash_str(key);
+	h = key_hash(m, key);
 	if ((s = find(m, key, h)) != NULL) {
 		s->key = key;
 		s->value = value;
@@ -285,7 +443,7 @@ lm_hashmap_remove(lm_hashmap *m, const char *key)
 
 	if (m == NULL || key == NULL || m->n == 0)
 		return NULL;
-	h = lm_hash_str(key);
+	h = key_hash(m, key);
 	if (m->cur.nslots > 0 && (s = probe(&m->cur, key, h))->hash != 0) {
 		value = s->value;
 		erase(&m->cur, s);
