@@ -42,6 +42,11 @@ struct dec {
 	char *err;
 	size_t errlen;
 	lm_json_fault fault; /* set where a failure is finer than its code */
+	/* lm_json_decode_value: what the message built may take, for a value
+	 * of len bytes of text (NULL for lm_json_decode, whose parse has the
+	 * budget). */
+	lm_decode_budget *budget;
+	size_t len, limit;
 };
 
 static int fail(struct dec *d, int code, const char *fmt, ...)
@@ -87,6 +92,22 @@ fail(struct dec *d, int code, const char *fmt, ...)
 		if ((unsigned char) d->err[i] < 0x20 || d->err[i] == 0x7f)
 			d->err[i] = '?';
 	return code;
+}
+
+/* Charges an allocation of n bytes of the message being built to d's
+ * budget, if any; false after reporting LM_E2BIG. */
+static bool
+charge(struct dec *d, size_t n)
+{
+	if (d->budget == NULL || lm_decode_budget_charge(d->budget, n))
+		return true;
+	d->plen = 0;
+	d->path[0] = '\0';
+	fail(d, LM_E2BIG,
+	    "a JSON value of %zu bytes would take more than %zu bytes of memory to "
+	    "decode (too many values)",
+	    d->len, d->limit);
+	return false;
 }
 
 /*
@@ -387,6 +408,8 @@ dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, voi
 		const char *s = json_string_value(v);
 		if (memchr(s, '\0', len))
 			return fail(d, LM_ESCHEMA, "string contains a NUL character");
+		if (!charge(d, len + 1))
+			return LM_E2BIG;
 		char *copy = malloc(len + 1);
 		if (!copy)
 			return fail(d, LM_ENOMEM, "out of memory");
@@ -399,6 +422,8 @@ dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, voi
 			return fail(
 			    d, LM_ESCHEMA, "expected a base64 string, got %s", kind(v));
 		ProtobufCBinaryData b;
+		if (!charge(d, json_string_length(v) / 4 * 3 + 3))
+			return LM_E2BIG;
 		rc = b64_decode(json_string_value(v), json_string_length(v), &b);
 		if (rc == LM_ESCHEMA)
 			return fail(d, rc, "invalid base64");
@@ -429,6 +454,8 @@ dec_repeated(struct dec *d, ProtobufCMessage *m, const ProtobufCFieldDescriptor 
 	if (n == 0)
 		return LM_OK;
 	size_t es = lm_pb_elem_size(f->type);
+	if (!charge(d, n > SIZE_MAX / es ? SIZE_MAX : n * es))
+		return LM_E2BIG;
 	char *arr = calloc(n, es);
 	if (!arr)
 		return fail(d, LM_ENOMEM, "out of memory");
@@ -489,6 +516,8 @@ dec_message(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t 
 	*out = NULL;
 	if (!json_is_object(v))
 		return fail(d, LM_ESCHEMA, "expected an object, got %s", kind(v));
+	if (!charge(d, desc->sizeof_message))
+		return LM_E2BIG;
 	ProtobufCMessage *m = malloc(desc->sizeof_message);
 	if (!m)
 		return fail(d, LM_ENOMEM, "out of memory");
@@ -530,17 +559,46 @@ out:
 	return LM_OK;
 }
 
-/* lm_json_decode_value into the decoder state d. */
+/* json_dump_callback's output, counted, not kept: stops the dump once it
+ * passes LM_JSON_MAX_BYTES. */
+static int
+count_text(const char *buffer, size_t size, void *data)
+{
+	size_t *n = data;
+
+	(void) buffer;
+	*n += size;
+	return *n > LM_JSON_MAX_BYTES ? -1 : 0;
+}
+
+/* lm_json_decode_value into the decoder state d; with b, within a budget
+ * set up in b for the compact text of value. */
 static int
 decode_value(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t *value,
-    ProtobufCMessage **out)
+    ProtobufCMessage **out, lm_decode_budget *b)
 {
+	size_t n = 0;
+
 	if (!desc || !value || !out ||
 	    desc->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
 		return fail(d, LM_EINVAL, "missing message type, value or output");
 	if (too_deep(value, 0))
 		return fail(
 		    d, LM_E2BIG, "JSON nested deeper than %d levels", LM_JSON_MAX_DEPTH);
+	if (b != NULL) {
+		if (json_dump_callback(
+		        value, count_text, &n, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+			if (n <= LM_JSON_MAX_BYTES)
+				return fail(d, LM_ENOMEM, "out of memory");
+			return fail(d, LM_E2BIG,
+			    "the text of the JSON value exceeds the limit of %u bytes",
+			    LM_JSON_MAX_BYTES);
+		}
+		lm_decode_budget_init(b, LM_JSON_DECODE_FLOOR, LM_JSON_DECODE_FACTOR, n);
+		d->budget = b;
+		d->len = n;
+		d->limit = b->left;
+	}
 	return dec_message(d, desc, value, out);
 }
 
@@ -549,11 +607,13 @@ lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *value
     ProtobufCMessage **out, char *err, size_t errlen)
 {
 	struct dec d = {.path = "", .plen = 0, .err = err, .errlen = err ? errlen : 0};
+	lm_decode_budget b;
+
 	if (d.errlen)
 		err[0] = '\0';
 	if (out)
 		*out = NULL;
-	return decode_value(&d, desc, value, out);
+	return decode_value(&d, desc, value, out, &b);
 }
 
 /*
@@ -653,7 +713,7 @@ lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *text, s
 			break;
 		}
 	} else {
-		rc = decode_value(&d, desc, root, out);
+		rc = decode_value(&d, desc, root, out, NULL);
 		json_decref(root);
 	}
 	if (fault)

@@ -105,7 +105,12 @@ int lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *tex
  * Same as lm_json_decode, from an already parsed jansson value (for example
  * one element of a JSON array, or one line of a JSON-lines file). value is
  * borrowed, not modified. Nesting deeper than LM_JSON_MAX_DEPTH gives
- * LM_E2BIG; strings containing NUL characters give LM_ESCHEMA.
+ * LM_E2BIG; strings containing NUL characters give LM_ESCHEMA. The limits
+ * of lm_json_decode hold for the value's compact JSON text of n bytes: more
+ * than LM_JSON_MAX_BYTES gives LM_E2BIG, and so does a message that would
+ * take more than LM_JSON_DECODE_FLOOR + LM_JSON_DECODE_FACTOR * n bytes to
+ * build (each allocation charged 16 bytes above its size), as many empty
+ * messages would.
  */
 int lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *value,
     ProtobufCMessage **out, char *err, size_t errlen);

@@ -1117,6 +1117,59 @@ test_decode_memory_bounded(void **state)
 	free(b);
 }
 
+/* lm_json_decode_value has the limits of lm_json_decode: a value whose
+ * text would be over LM_JSON_MAX_BYTES, or whose message would take more
+ * memory than its text may cost to parse, is refused; a large legitimate
+ * value is not. */
+static void
+test_decode_value_memory_bounded(void **state)
+{
+	(void) state;
+	const ProtobufCMessageDescriptor *cp =
+	    &lunamatch__v1__candidate_profile__descriptor;
+	ProtobufCMessage *m = NULL;
+	char err[256];
+
+	/* 1 MiB of empty skills: each a message of tens of bytes. */
+	json_t *skills = json_array(), *o;
+	assert_non_null(skills);
+	for (int i = 0; i < 350000; i++)
+		assert_int_equal(json_array_append_new(skills, json_object()), 0);
+	o = json_pack("{s:s,s:i,s:o}", "id", "c", "version", 1, "skills", skills);
+	assert_non_null(o);
+	assert_int_equal(lm_json_decode_value(cp, o, &m, err, sizeof(err)), LM_E2BIG);
+	assert_null(m);
+	assert_non_null(strstr(err, "memory to decode"));
+	json_decref(o);
+
+	/* A value whose text is over the limit of a JSON text. */
+	size_t big = LM_JSON_MAX_BYTES + 1;
+	char *text = malloc(big);
+	assert_non_null(text);
+	memset(text, 'x', big);
+	o = json_pack("{s:s,s:i,s:s%}", "id", "c", "version", 1, "headline", text, big);
+	assert_non_null(o);
+	assert_int_equal(lm_json_decode_value(cp, o, &m, err, sizeof(err)), LM_E2BIG);
+	assert_null(m);
+	assert_non_null(strstr(err, "exceeds the limit of 4194304 bytes"));
+	json_decref(o);
+
+	/* 1 MiB of headline and many real skills decode. */
+	o = json_pack("{s:s,s:i,s:s%,s:[]}", "id", "c", "version", 1, "headline", text,
+	    (size_t) 1 << 20, "skills");
+	assert_non_null(o);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(
+		    json_array_append_new(json_object_get(o, "skills"),
+		        json_pack("{s:s,s:f}", "name", "Python", "years", 3.5)),
+		    0);
+	assert_int_equal(lm_json_decode_value(cp, o, &m, err, sizeof(err)), LM_OK);
+	assert_int_equal(((Lunamatch__V1__CandidateProfile *) m)->n_skills, 1000);
+	protobuf_c_message_free_unpacked(m, NULL);
+	json_decref(o);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -1134,6 +1187,7 @@ main(void)
 	    cmocka_unit_test(test_encode_errors),
 	    cmocka_unit_test(test_decode_never_crashes),
 	    cmocka_unit_test(test_decode_memory_bounded),
+	    cmocka_unit_test(test_decode_value_memory_bounded),
 	};
 	return cmocka_run_group_tests(tests, setup_all, NULL);
 }
