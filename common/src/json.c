@@ -826,6 +826,17 @@ present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, unsigned f
 
 static int enc_message(const ProtobufCMessage *m, unsigned flags, json_t **out);
 
+/* A NaN or infinite x as LM_JSON_NONFINITE_STRINGS writes it, or LM_EINVAL
+ * without that flag. */
+static int
+enc_nonfinite(double x, unsigned flags, json_t **out)
+{
+	if (!(flags & LM_JSON_NONFINITE_STRINGS))
+		return LM_EINVAL;
+	*out = json_string(isnan(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity");
+	return *out != NULL ? LM_OK : LM_ENOMEM;
+}
+
 /* Encodes one value of field f stored at member. */
 static int
 enc_value(
@@ -855,14 +866,14 @@ enc_value(
 	case PROTOBUF_C_TYPE_FLOAT: {
 		float x = *(const float *) member;
 		if (!isfinite(x))
-			return LM_EINVAL;
+			return enc_nonfinite(x, flags, out);
 		v = json_real(float_shortest(x));
 		break;
 	}
 	case PROTOBUF_C_TYPE_DOUBLE: {
 		double x = *(const double *) member;
 		if (!isfinite(x))
-			return LM_EINVAL;
+			return enc_nonfinite(x, flags, out);
 		v = json_real(x);
 		break;
 	}

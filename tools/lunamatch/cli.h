@@ -114,6 +114,11 @@ int lm_cli_watch(const lm_config *cfg, int argc, char **argv);
 extern const struct option lm_cli_watch_options[];
 extern const char lm_cli_watch_usage[];
 
+/* Prints the event that m carries on stdout: a table row, or with json one
+ * JSON line. Returns 0, 1 when the message is not a MatchEvent (reported on
+ * stderr, skipped), or -1 when stdout failed. */
+int lm_cli_watch_print(const rd_kafka_message_t *m, bool json);
+
 /* cmd_eval.c: ranking quality on a judged evaluation set. */
 int lm_cli_eval(const lm_config *cfg, int argc, char **argv);
 extern const struct option lm_cli_eval_options[];

@@ -12,6 +12,7 @@
  * up twice, which this command does not hide.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -77,10 +78,8 @@ static const lm_cli_col cols[] = {{"TIME", 21}, {"SCORE", 6}, {"CANDIDATE", 28},
     {"JOB", 28}, {"TRIGGER", 12}, {"SUMMARY", 0}};
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 
-/* Prints one event. Returns 0, 1 when the message is not a MatchEvent
- * (reported, skipped), or -1 when stdout failed. */
-static int
-print_event(const rd_kafka_message_t *m, bool json)
+int
+lm_cli_watch_print(const rd_kafka_message_t *m, bool json)
 {
 	ProtobufCMessage *msg = NULL;
 	char err[256];
@@ -96,7 +95,17 @@ print_event(const rd_kafka_message_t *m, bool json)
 	}
 	const Lunamatch__V1__MatchEvent *e = (const void *) msg;
 	if (json) {
-		json_t *o = lm_json_encode_value(msg, 0);
+		/* A score JSON numbers cannot carry is written in the proto3
+		 * form ("NaN"), so that the event is seen and the watch goes
+		 * on. */
+		if (!isfinite(e->score))
+			lm_cli_error(CMD,
+			    "partition %" PRId32 " offset %" PRId64
+			    ": the event's score is not a finite number",
+			    m->partition, m->offset);
+		json_t *o = lm_json_encode_value(msg, LM_JSON_NONFINITE_STRINGS);
+		if (o == NULL)
+			lm_cli_error(CMD, "out of memory");
 		rv = o != NULL ? lm_cli_json_line(stdout, o) : -1;
 		json_decref(o);
 	} else {
@@ -154,7 +163,7 @@ watch(const lm_config *cfg, uint64_t count, bool beginning, uint64_t timeout_ms)
 			goto out;
 		if (got == 0)
 			continue;
-		int pr = print_event(m, cfg->json);
+		int pr = lm_cli_watch_print(m, cfg->json);
 		rd_kafka_message_destroy(m);
 		if (pr < 0) {
 			lm_cli_error(CMD, "cannot write to standard output");

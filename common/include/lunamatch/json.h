@@ -66,6 +66,11 @@ extern "C" {
 /* Encoding flags. */
 #define LM_JSON_PRETTY        0x1u /* indent by two spaces, one member per line */
 #define LM_JSON_EMIT_DEFAULTS 0x2u /* also write fields that hold their zero value */
+/* Write a NaN or infinite float or double as the string "NaN", "Infinity" or
+ * "-Infinity" (the proto3 JSON mapping's form) instead of failing: for output
+ * that people and other JSON readers read, such as lunamatch watch --json.
+ * lm_json_decode refuses these strings. */
+#define LM_JSON_NONFINITE_STRINGS 0x4u
 
 /*
  * Parses len bytes of JSON text (no NUL needed) into a new message of type
@@ -117,16 +122,17 @@ int lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *v
 
 /*
  * Encodes msg as JSON text. On LM_OK *out is a malloc'd NUL-terminated string
- * the caller frees. flags: LM_JSON_PRETTY, LM_JSON_EMIT_DEFAULTS.
+ * the caller frees. flags: LM_JSON_PRETTY, LM_JSON_EMIT_DEFAULTS,
+ * LM_JSON_NONFINITE_STRINGS.
  * Returns LM_OK; LM_EINVAL if msg holds something JSON cannot carry (a NaN
- * or infinite float, a string that is not valid UTF-8) or for NULL
- * arguments; LM_ENOMEM. On error *out is NULL.
+ * or infinite float without LM_JSON_NONFINITE_STRINGS, a string that is not
+ * valid UTF-8) or for NULL arguments; LM_ENOMEM. On error *out is NULL.
  */
 int lm_json_encode(const ProtobufCMessage *msg, unsigned flags, char **out);
 
 /*
- * Encodes msg as a jansson object (flags: LM_JSON_EMIT_DEFAULTS; PRETTY is
- * ignored). Returns a new reference the caller releases with json_decref, or
+ * Encodes msg as a jansson object (flags: LM_JSON_EMIT_DEFAULTS,
+ * LM_JSON_NONFINITE_STRINGS; PRETTY is ignored). Returns a new reference the caller releases with json_decref, or
  * NULL when lm_json_encode would fail.
  */
 json_t *lm_json_encode_value(const ProtobufCMessage *msg, unsigned flags);

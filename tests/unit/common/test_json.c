@@ -1017,6 +1017,23 @@ test_encode_errors(void **state)
 	assert_null(text);
 	ev.score = INFINITY;
 	assert_null(lm_json_encode_value(&ev.base, 0));
+	/* ...unless they may be written as proto3 writes them. */
+	assert_int_equal(
+	    lm_json_encode(&ev.base, LM_JSON_NONFINITE_STRINGS, &text), LM_OK);
+	assert_string_equal(text, "{\"score\":\"Infinity\"}");
+	free(text);
+	ev.score = NAN;
+	assert_int_equal(
+	    lm_json_encode(&ev.base, LM_JSON_NONFINITE_STRINGS, &text), LM_OK);
+	assert_string_equal(text, "{\"score\":\"NaN\"}");
+	free(text);
+	Lunamatch__V1__CandidateSkill sk = LUNAMATCH__V1__CANDIDATE_SKILL__INIT;
+	sk.years = -INFINITY;
+	assert_int_equal(lm_json_encode(&sk.base, 0, &text), LM_EINVAL);
+	assert_int_equal(
+	    lm_json_encode(&sk.base, LM_JSON_NONFINITE_STRINGS, &text), LM_OK);
+	assert_string_equal(text, "{\"years\":\"-Infinity\"}");
+	free(text);
 	ev.score = 0.5;
 	ev.job_id = "bad \xc3";
 	assert_int_equal(lm_json_encode(&ev.base, 0, &text), LM_EINVAL);

@@ -1,0 +1,127 @@
+/*
+ * test_watch.c - what `lunamatch watch` prints for one Kafka message
+ * (lm_cli_watch_print), fed messages built here as the consumer hands them
+ * out. Following a topic is tested against a broker in
+ * tests/integration/test_cli.c.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/v1/events.pb-c.h"
+
+static char *dir;
+
+static int
+setup(void **state)
+{
+	(void) state;
+	dir = lmt_tmpdir("tools-watch");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	lmt_rmtree(dir);
+	free(dir);
+	return 0;
+}
+
+/* What lm_cli_watch_print(event, json) writes on stdout, in *out (a
+ * malloc'd string); returns its result. */
+static int
+print_captured(const Lunamatch__V1__MatchEvent *e, bool json, char **out)
+{
+	rd_kafka_message_t m = {0};
+	uint8_t *pb;
+	size_t len;
+	char path[4096];
+	int saved, fd, rv;
+
+	assert_int_equal(lm_pb_encode(&e->base, &pb, &len), LM_OK);
+	m.payload = pb;
+	m.len = len;
+	m.partition = 2;
+	m.offset = 7;
+	snprintf(path, sizeof(path), "%s/stdout", dir);
+	fflush(stdout);
+	assert_true((saved = dup(STDOUT_FILENO)) >= 0);
+	assert_non_null(freopen(path, "w", stdout));
+	rv = lm_cli_watch_print(&m, json);
+	fflush(stdout);
+	assert_true((fd = dup2(saved, STDOUT_FILENO)) >= 0);
+	close(saved);
+	clearerr(stdout);
+	free(pb);
+	*out = lmt_read_file(path, NULL);
+	return rv;
+}
+
+static void
+event_init(Lunamatch__V1__MatchEvent *e, double score)
+{
+	lunamatch__v1__match_event__init(e);
+	e->event_id = "0123456789abcdef0123456789abcdef";
+	e->type = LUNAMATCH__V1__MATCH_EVENT_TYPE__MATCH_EVENT_TYPE_NEW_MATCH;
+	e->candidate_id = "c1";
+	e->job_id = "j1";
+	e->score = score;
+	e->model_version = "m1";
+	e->created_at = 1700000000;
+}
+
+/* An event with a score that JSON numbers cannot carry is written in the
+ * proto3 JSON form of such numbers, and the watch goes on. */
+static void
+test_json_nonfinite_score(void **state)
+{
+	(void) state;
+	static const struct {
+		double score;
+		const char *text;
+	} cases[] = {{NAN, "NaN"}, {INFINITY, "Infinity"}, {-INFINITY, "-Infinity"}};
+	Lunamatch__V1__MatchEvent e;
+	char *out;
+	json_t *o;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		event_init(&e, cases[i].score);
+		assert_int_equal(print_captured(&e, true, &out), 0);
+		o = json_loads(out, 0, NULL);
+		if (o == NULL)
+			fail_msg("not one JSON line: %s", out);
+		assert_string_equal(
+		    json_string_value(json_object_get(o, "score")), cases[i].text);
+		assert_string_equal(
+		    json_string_value(json_object_get(o, "job_id")), "j1");
+		json_decref(o);
+		free(out);
+	}
+
+	/* A finite score stays a number. */
+	event_init(&e, 0.75);
+	assert_int_equal(print_captured(&e, true, &out), 0);
+	assert_non_null(o = json_loads(out, 0, NULL));
+	assert_true(json_real_value(json_object_get(o, "score")) == 0.75);
+	json_decref(o);
+	free(out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_json_nonfinite_score),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
