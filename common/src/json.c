@@ -364,6 +364,20 @@ dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, voi
 	case PROTOBUF_C_TYPE_ENUM: {
 		const ProtobufCEnumDescriptor *ed = f->descriptor;
 		const ProtobufCEnumValue *ev;
+		/* A number need not be one of ed: proto3 enums are open, and the
+		 * encoder writes a value the schema lacks as its number. */
+		if (json_is_number(v)) {
+			if ((rc = get_integer(d, v, &neg, &mag)) != LM_OK)
+				return rc;
+			if (mag >
+			    (neg ? (uint64_t) INT32_MAX + 1 : (uint64_t) INT32_MAX)) {
+				d->fault = LM_JSON_FAULT_ENUM;
+				return fail(
+				    d, LM_ESCHEMA, "unknown value of enum %s", ed->name);
+			}
+			*(int32_t *) dst = (int32_t) to_i64(neg, mag);
+			return LM_OK;
+		}
 		if (json_is_string(v)) {
 			const char *name = json_string_value(v);
 			ev = strlen(name) == json_string_length(v)
@@ -377,23 +391,6 @@ dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, voi
 					    ed->name);
 				return fail(
 				    d, LM_ESCHEMA, "unknown value of enum %s", ed->name);
-			}
-		} else if (json_is_number(v)) {
-			if ((rc = get_integer(d, v, &neg, &mag)) != LM_OK)
-				return rc;
-			if (mag >
-			    (neg ? (uint64_t) INT32_MAX + 1 : (uint64_t) INT32_MAX)) {
-				d->fault = LM_JSON_FAULT_ENUM;
-				return fail(
-				    d, LM_ESCHEMA, "unknown value of enum %s", ed->name);
-			}
-			ev = protobuf_c_enum_descriptor_get_value(
-			    ed, (int) to_i64(neg, mag));
-			if (!ev) {
-				d->fault = LM_JSON_FAULT_ENUM;
-				return fail(d, LM_ESCHEMA,
-				    "unknown value %" PRId64 " of enum %s",
-				    to_i64(neg, mag), ed->name);
 			}
 		} else
 			return fail(

@@ -18,9 +18,12 @@
  * - bool is true/false; string is a UTF-8 string without NUL characters;
  *   bytes is standard base64 with padding (decoding also accepts it without
  *   padding).
- * - enums are the value name ("EMPLOYMENT_TYPE_FULL_TIME"); decoding also
- *   accepts the number of a defined value. Undefined names and numbers are
- *   rejected.
+ * - enums are the value name ("EMPLOYMENT_TYPE_FULL_TIME"); a value the
+ *   enum lacks (proto3 keeps unknown numbers) is written as its number.
+ *   Decoding also accepts any number in the int32 range, defined or not, so
+ *   that such a value reads back; names the enum lacks and numbers outside
+ *   int32 are rejected (whether a value is defined is the record
+ *   validation's business, as for protobuf input).
  * - nested messages are objects, repeated fields arrays (null elements are
  *   rejected), a oneof is its one set member; two members of one oneof in
  *   the input are an error.
@@ -96,7 +99,8 @@ int lm_json_decode(const ProtobufCMessageDescriptor *desc, const char *text, siz
 typedef enum lm_json_fault {
 	LM_JSON_FAULT_OTHER = 0, /* nothing finer than the return code */
 	LM_JSON_FAULT_UTF8,      /* LM_EPARSE: the text is not valid UTF-8 */
-	LM_JSON_FAULT_ENUM,      /* LM_ESCHEMA: an enum name or number the enum lacks */
+	LM_JSON_FAULT_ENUM,      /* LM_ESCHEMA: an enum name the enum lacks, or a
+	                          * number outside int32 */
 } lm_json_fault;
 
 /*

@@ -319,6 +319,10 @@ test_reject_reasons(void **state)
 	    "{\"id\":\"job-e\",\"version\":1,\"title\":\"T\","
 	    "\"employment_type\":\"EMPLOYMENT_TYPE_GIG\"}",
 	    "unknown_enum", "employment_type");
+	/* by number: decoded (proto3 keeps it), refused by the validation */
+	assert_json_reason(LM_KIND_POSTING, "job-e",
+	    "{\"id\":\"job-e\",\"version\":1,\"title\":\"T\",\"employment_type\":99}",
+	    "unknown_enum", "employment_type");
 	/* currency and country */
 	j = posting_json("job-1", "T", "IE", "XYZ", "");
 	assert_json_reason(LM_KIND_POSTING, "job-1", j, "bad_currency", "XYZ");
