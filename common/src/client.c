@@ -464,6 +464,67 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 	return LM_OK;
 }
 
+/* The allocator of an answer's decode: charges each allocation to the
+ * budget of LM_CLIENT_DECODE_FLOOR + LM_CLIENT_DECODE_FACTOR times the
+ * answer's bytes; what it returns is freed with free(). */
+struct answer_alloc {
+	lm_decode_budget budget;
+	bool failed; /* malloc failed */
+};
+
+static void *
+answer_malloc(void *arg, size_t n)
+{
+	struct answer_alloc *a = arg;
+	void *p;
+
+	if (!lm_decode_budget_charge(&a->budget, n))
+		return NULL;
+	if ((p = malloc(n > 0 ? n : 1)) == NULL)
+		a->failed = true;
+	return p;
+}
+
+static void
+answer_free(void *arg, void *p)
+{
+	(void) arg;
+	free(p);
+}
+
+/*
+ * lm_pb_decode of an answer of len bytes within its memory budget. The
+ * caller frees *out with protobuf_c_message_free_unpacked(*out, NULL).
+ * Returns LM_OK; LM_E2BIG when it would take more memory, with the reason
+ * in err; LM_ENOMEM; or lm_pb_decode's error.
+ */
+static int
+decode_answer(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+    size_t max_len, ProtobufCMessage **out, char *err, size_t errlen)
+{
+	struct answer_alloc a = {.failed = false};
+	ProtobufCAllocator alloc = {answer_malloc, answer_free, &a};
+	size_t limit;
+	int rv;
+
+	lm_decode_budget_init(
+	    &a.budget, LM_CLIENT_DECODE_FLOOR, LM_CLIENT_DECODE_FACTOR, len);
+	limit = a.budget.left;
+	rv = lm_pb_decode_with(desc, data, len, max_len, &alloc, out, err, errlen);
+	if (rv == LM_OK)
+		return LM_OK;
+	if (a.failed)
+		return LM_ENOMEM;
+	if (a.budget.over) {
+		snprintf(err, errlen,
+		    "%zu bytes of %s would take more than %zu bytes of memory to "
+		    "decode",
+		    len, desc->name, limit);
+		return LM_E2BIG;
+	}
+	return rv;
+}
+
 /* Waits at most ms for ep to have a connection up; whether it has. */
 static bool
 wait_up(struct endpoint *ep, nng_duration ms)
@@ -593,12 +654,19 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 		goto out;
 	}
 	msg = nng_aio_get_msg(aio);
-	rv = lm_pb_decode(&lunamatch__v1__rpc_response__descriptor, nng_msg_body(msg),
+	rv = decode_answer(&lunamatch__v1__rpc_response__descriptor, nng_msg_body(msg),
 	    nng_msg_len(msg), c->max_resp, (ProtobufCMessage **) &env, err, sizeof(err));
 	if (rv != LM_OK) {
-		rv = LM_EPARSE;
 		*st = ST_INTERNAL;
-		set_err(errmsg, errlen, "unreadable answer from the server");
+		if (rv == LM_E2BIG && errmsg != NULL && errlen > 0)
+			snprintf(
+			    errmsg, errlen, "answer from the server refused: %s", err);
+		else
+			set_err(errmsg, errlen,
+			    rv == LM_ENOMEM ? lm_strerror(rv)
+			                    : "unreadable answer from the server");
+		if (rv != LM_E2BIG && rv != LM_ENOMEM)
+			rv = LM_EPARSE;
 		goto out;
 	}
 	/* The server echoes our id; it answers "" only when it could not read
@@ -624,17 +692,21 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	if (*st == ST_UNAVAILABLE)
 		nng_pipe_close(nng_msg_get_pipe(msg));
 	if (*st == ST_OK) {
-		rv = lm_pb_decode(resp_desc, env->payload.data, env->payload.len,
+		rv = decode_answer(resp_desc, env->payload.data, env->payload.len,
 		    c->max_resp, resp, err, sizeof(err));
 		if (rv != LM_OK) {
 			*resp = NULL;
-			rv = LM_EPARSE;
 			*st = ST_INTERNAL;
 			*oc = FINAL;
-			if (errmsg != NULL && errlen > 0)
+			if (errmsg != NULL && errlen > 0 && rv == LM_E2BIG)
+				snprintf(errmsg, errlen,
+				    "answer from the server refused: %s", err);
+			else if (errmsg != NULL && errlen > 0)
 				snprintf(errmsg, errlen,
 				    "unreadable %s in the answer: %s", resp_desc->name,
 				    err);
+			if (rv != LM_E2BIG && rv != LM_ENOMEM)
+				rv = LM_EPARSE;
 			goto out;
 		}
 	}

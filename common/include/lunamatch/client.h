@@ -59,6 +59,19 @@ extern "C" {
 #define LM_CLIENT_DEADLINE_GRACE_MS 250u
 #define LM_CLIENT_ENDPOINTS_MAX     16   /* endpoints of one client */
 #define LM_CLIENT_URLS_MAX          4096 /* bytes of the endpoint list */
+/*
+ * Memory an answer of n bytes may take to decode (its envelope, then its
+ * payload, each): LM_CLIENT_DECODE_FLOOR + LM_CLIENT_DECODE_FACTOR * n
+ * bytes, counted as the total of the allocations, each charged 16 bytes
+ * above its size. A few bytes on the wire (an empty structure) can take
+ * tens of bytes decoded, so a broken or hostile server could otherwise
+ * make the client allocate many times max_response_bytes. The densest
+ * answer the service gives (top_k 1000 at EXPLAIN_LEVEL_FULL, 100 skills
+ * per match with one-character ids and names: 2.6 MB) takes 8.2 times its
+ * bytes; answers with longer texts take 1.5 to 7 times theirs.
+ */
+#define LM_CLIENT_DECODE_FLOOR  ((size_t) 1 << 20)
+#define LM_CLIENT_DECODE_FACTOR 16u
 
 typedef struct lm_client lm_client;
 
@@ -108,6 +121,9 @@ LM_API void lm_client_close(lm_client *c);
  *  LM_ETIMEDOUT  DEADLINE_EXCEEDED: sent, but no answer in time;
  *  LM_ETIMEDOUT  UNAVAILABLE: no connection to the server in time;
  *  LM_EPARSE     INTERNAL: the answer was unreadable or not ours;
+ *  LM_E2BIG      INTERNAL: the answer would take more memory to decode
+ *                than LM_CLIENT_DECODE_FLOOR + LM_CLIENT_DECODE_FACTOR
+ *                times its bytes (errmsg says so);
  *  LM_EINVAL     INVALID_ARGUMENT: bad arguments (bad method name, request
  *                too large to send);
  *  LM_ENNG, LM_ENOMEM or another lm_err of the failed transport call

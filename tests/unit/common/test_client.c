@@ -23,6 +23,7 @@
 #include "lmtest.h"
 #include "lunamatch/client.h"
 #include "lunamatch/error.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
 #include "lunamatch/v1/match.pb-c.h"
 
@@ -901,6 +902,232 @@ test_client_answer_over_the_limit(void **state)
 	peers_down(&p1, &p2);
 }
 
+/* ---- the answers' memory budget ----------------------------------------- */
+
+/* A REP peer that answers every request with one prepared payload, until
+ * its socket is closed. */
+struct fixed_peer {
+	nng_socket sock;
+	pthread_t thread;
+	const uint8_t *payload;
+	size_t len;
+};
+
+static void *
+fixed_peer_main(void *arg)
+{
+	struct fixed_peer *p = arg;
+
+	for (;;) {
+		Lunamatch__V1__RpcResponse r = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+		Lunamatch__V1__RpcRequest *rq;
+		nng_msg *m;
+		uint8_t *out;
+		size_t n;
+
+		if (nng_recvmsg(p->sock, &m, 0) != 0)
+			return NULL;
+		rq = lunamatch__v1__rpc_request__unpack(
+		    NULL, nng_msg_len(m), nng_msg_body(m));
+		nng_msg_free(m);
+		if (rq == NULL)
+			return NULL;
+		r.request_id = rq->request_id;
+		r.code = ST(OK);
+		r.payload.data = (uint8_t *) p->payload;
+		r.payload.len = p->len;
+		n = protobuf_c_message_get_packed_size(&r.base);
+		out = malloc(n);
+		if (out != NULL) {
+			protobuf_c_message_pack(&r.base, out);
+			nng_send(p->sock, out, n, 0);
+			free(out);
+		}
+		lunamatch__v1__rpc_request__free_unpacked(rq, NULL);
+	}
+}
+
+static void
+fixed_peer_up(struct fixed_peer *p, const char *url, const ProtobufCMessage *answer)
+{
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(lm_pb_encode(answer, &buf, &len), LM_OK);
+	p->payload = buf;
+	p->len = len;
+	assert_int_equal(nng_rep0_open(&p->sock), 0);
+	assert_int_equal(nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, 1 << 20), 0);
+	assert_int_equal(nng_listen(p->sock, url, NULL, 0), 0);
+	assert_int_equal(pthread_create(&p->thread, NULL, fixed_peer_main, p), 0);
+}
+
+static void
+fixed_peer_down(struct fixed_peer *p)
+{
+	nng_close(p->sock);
+	assert_int_equal(pthread_join(p->thread, NULL), 0);
+	free((void *) p->payload);
+}
+
+/* A string of n copies of c (malloc'd). */
+static char *
+text_of(size_t n, char c)
+{
+	char *s = malloc(n + 1);
+	assert_non_null(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/*
+ * The densest answer the match service gives: top_k at its maximum (1000)
+ * at EXPLAIN_LEVEL_FULL, each match of a posting of 100 skills (the most a
+ * posting has) with one-character ids and names, every feature, the most
+ * improvements and short texts, so that it holds the most decoded
+ * structures per byte.
+ */
+static Lunamatch__V1__MatchJobsResponse *
+densest_answer(void)
+{
+	Lunamatch__V1__MatchJobsResponse *r = malloc(sizeof(*r));
+	const size_t k = 1000, nskills = 100, nfeat = 9, nimp = 10;
+
+	assert_non_null(r);
+	lunamatch__v1__match_jobs_response__init(r);
+	r->model_version = text_of(16, 'm');
+	r->considered = 100000;
+	r->index_seq = 12345;
+	r->as_of = 1700000000;
+	r->n_matches = k;
+	assert_non_null(r->matches = calloc(k, sizeof(*r->matches)));
+	for (size_t i = 0; i < k; i++) {
+		Lunamatch__V1__Match *m = malloc(sizeof(*m));
+		Lunamatch__V1__Explanation *e = malloc(sizeof(*e));
+		assert_true(m != NULL && e != NULL);
+		lunamatch__v1__match__init(m);
+		lunamatch__v1__explanation__init(e);
+		r->matches[i] = m;
+		m->job_id = text_of(1, 'j');
+		m->candidate_id = text_of(1, 'c');
+		m->score = 0.5;
+		m->rank = (uint32_t) i + 1;
+		m->title = text_of(1, 't');
+		m->explanation = e;
+		e->summary = text_of(10, 's');
+		e->model_version = text_of(16, 'm');
+		e->n_features = nfeat;
+		assert_non_null(e->features = calloc(nfeat, sizeof(*e->features)));
+		for (size_t f = 0; f < nfeat; f++) {
+			Lunamatch__V1__FeatureContribution *fc = malloc(sizeof(*fc));
+			assert_non_null(fc);
+			lunamatch__v1__feature_contribution__init(fc);
+			fc->feature = text_of(6, 'f');
+			fc->detail = text_of(10, 'd');
+			fc->value = fc->weight = fc->contribution = 0.25;
+			e->features[f] = fc;
+		}
+		e->n_matched_skills = nskills / 2;
+		e->n_missing_skills = nskills - nskills / 2;
+		assert_non_null(
+		    e->matched_skills = calloc(nskills / 2, sizeof(*e->matched_skills)));
+		assert_non_null(e->missing_skills = calloc(
+		                    nskills - nskills / 2, sizeof(*e->missing_skills)));
+		for (size_t j = 0; j < nskills; j++) {
+			Lunamatch__V1__SkillMatch *sm = malloc(sizeof(*sm));
+			assert_non_null(sm);
+			lunamatch__v1__skill_match__init(sm);
+			sm->skill_id = text_of(1, 'k');
+			sm->name = text_of(1, 'n');
+			sm->importance = 0.01;
+			if (j < nskills / 2) {
+				sm->candidate_years = 2;
+				e->matched_skills[j] = sm;
+			} else {
+				e->missing_skills[j - nskills / 2] = sm;
+			}
+		}
+		e->n_improvements = nimp;
+		assert_non_null(e->improvements = calloc(nimp, sizeof(*e->improvements)));
+		for (size_t j = 0; j < nimp; j++) {
+			Lunamatch__V1__Improvement *im = malloc(sizeof(*im));
+			assert_non_null(im);
+			lunamatch__v1__improvement__init(im);
+			im->action = text_of(3, 'a');
+			im->score_gain = 0.01;
+			e->improvements[j] = im;
+		}
+	}
+	return r;
+}
+
+/*
+ * Answers are decoded within LM_CLIENT_DECODE_FLOOR +
+ * LM_CLIENT_DECODE_FACTOR times their bytes: the densest answer the service
+ * gives fits; one of many empty structures, which would take many times
+ * its bytes, is refused with the reason.
+ */
+static void
+test_client_answer_memory_bounded(void **state)
+{
+	(void) state;
+	struct fixed_peer p;
+	lm_client *c = NULL;
+	lm_client_opts o = {.default_timeout_ms = 10000};
+	char err[512];
+	int status = -1;
+
+	/* The densest legitimate answer. */
+	Lunamatch__V1__MatchJobsResponse *dense = densest_answer();
+	fixed_peer_up(&p, "tcp://127.0.0.1:41801", &dense->base);
+	lunamatch__v1__match_jobs_response__free_unpacked(dense, NULL);
+	assert_int_equal(lm_client_open("tcp://127.0.0.1:41801", &o, &c), LM_OK);
+	Lunamatch__V1__MatchJobsRequest mreq = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *mresp = NULL;
+	mreq.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	mreq.candidate_id = "c";
+	mreq.top_k = 1000;
+	mreq.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL;
+	assert_int_equal(
+	    lm_client_match_jobs(c, &mreq, 0, &mresp, &status, err, sizeof(err)), LM_OK);
+	assert_int_equal(status, ST(OK));
+	assert_int_equal(mresp->n_matches, 1000);
+	assert_int_equal(mresp->matches[999]->explanation->n_missing_skills, 50);
+	lunamatch__v1__match_jobs_response__free_unpacked(mresp, NULL);
+	lm_client_close(c);
+	fixed_peer_down(&p);
+
+	/* 200,000 empty skills: 400 kB that would take tens of MB. */
+	Lunamatch__V1__GetPostingResponse gr = LUNAMATCH__V1__GET_POSTING_RESPONSE__INIT;
+	Lunamatch__V1__JobPosting jp = LUNAMATCH__V1__JOB_POSTING__INIT;
+	Lunamatch__V1__PostingSkill empty = LUNAMATCH__V1__POSTING_SKILL__INIT;
+	const size_t n = 200000;
+	Lunamatch__V1__PostingSkill **skills = malloc(n * sizeof(*skills));
+	assert_non_null(skills);
+	for (size_t i = 0; i < n; i++)
+		skills[i] = &empty;
+	jp.id = "j";
+	jp.n_skills = n;
+	jp.skills = skills;
+	gr.posting = &jp;
+	fixed_peer_up(&p, "tcp://127.0.0.1:41802", &gr.base);
+	free(skills);
+	assert_int_equal(lm_client_open("tcp://127.0.0.1:41802", &o, &c), LM_OK);
+	Lunamatch__V1__GetPostingRequest greq = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	Lunamatch__V1__GetPostingResponse *gresp = NULL;
+	greq.id = "j";
+	assert_int_equal(
+	    lm_client_get_posting(c, &greq, 0, &gresp, &status, err, sizeof(err)),
+	    LM_E2BIG);
+	assert_null(gresp);
+	assert_int_equal(status, ST(INTERNAL));
+	assert_non_null(strstr(err, "GetPostingResponse"));
+	assert_non_null(strstr(err, "memory to decode"));
+	lm_client_close(c);
+	fixed_peer_down(&p);
+}
+
 static void
 test_client_unavailable(void **state)
 {
@@ -948,6 +1175,7 @@ main(void)
 	    cmocka_unit_test(test_client_last_attempt_is_the_result),
 	    cmocka_unit_test(test_client_time_left_after_connecting),
 	    cmocka_unit_test(test_client_answer_over_the_limit),
+	    cmocka_unit_test(test_client_answer_memory_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
