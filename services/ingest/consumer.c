@@ -130,6 +130,11 @@ struct lm_consumer {
 	struct end *ends;
 	size_t nends, cap_ends;
 	uint32_t epoch[3]; /* of each kind's topic: see lm_config */
+	/* The source of each kind's positions that the batches record
+	 * (check_sources); its cluster is set at the first assignment. */
+	lm_ingest_source source[3];
+	bool cluster_checked; /* check_cluster ran */
+	bool refused;         /* stopped by check_cluster: LM_EINVAL */
 
 	/* Armed failure points (lm_consumer_fail_next), any thread. */
 	atomic_uint faults[LM_CONSUMER_FAULT_COUNT_];
@@ -1254,6 +1259,115 @@ refresh_assignment(lm_consumer *c)
 	lm_gauge_set(c->assigned_gauge, l->cnt);
 }
 
+static const char *const topic_var[3] = {
+    NULL, "LUNAMATCH_TOPIC_POSTINGS", "LUNAMATCH_TOPIC_PROFILES"};
+static const char *const epoch_var[3] = {
+    NULL, "LUNAMATCH_POSTINGS_EPOCH", "LUNAMATCH_PROFILES_EPOCH"};
+
+/*
+ * Positions carry no topic: a kind's new positions compare with its stored
+ * ones only when both come from the same log. Refuses a configured topic
+ * that is not the one the store's positions of a kind come from
+ * (lm_ingest_source_get) unless its epoch is above theirs, and an epoch
+ * below theirs; the new topic's tombstones would otherwise be skipped as
+ * replays of the old topic's messages at higher offsets. Sets c->source to
+ * what the batches record: the configured topic and epoch, with the
+ * store's cluster while topic and epoch are the store's (check_cluster
+ * compares it). A store that keeps no source adopts the configured one.
+ */
+static int
+check_sources(lm_consumer *c, char *err, size_t errlen)
+{
+	for (lm_kind k = LM_KIND_POSTING; k <= LM_KIND_PROFILE; k++) {
+		lm_ingest_source held, *want = &c->source[k];
+		size_t n = strlen(kind_topic(c, k));
+		int rv;
+
+		if (n > LM_INGEST_TOPIC_MAX) {
+			snprintf(err, errlen, "topic name too long");
+			return LM_EINVAL;
+		}
+		memset(want, 0, sizeof(*want));
+		memcpy(want->topic, kind_topic(c, k), n);
+		want->epoch = c->epoch[k];
+		rv = lm_ingest_source_get(c->store, k, &held);
+		if (rv == LM_ENOENT)
+			continue;
+		if (rv != LM_OK) {
+			snprintf(err, errlen,
+			    "cannot read the source of the %s positions: %s",
+			    lm_kind_name(k), lm_strerror(rv));
+			return rv;
+		}
+		bool same = strcmp(held.topic, want->topic) == 0;
+		if (want->epoch > held.epoch || (same && want->epoch == held.epoch)) {
+			if (same && want->epoch == held.epoch)
+				memcpy(
+				    want->cluster, held.cluster, sizeof(want->cluster));
+			continue;
+		}
+		snprintf(err, errlen,
+		    "the store's %s positions come from topic %s%s%s at epoch %" PRIu32
+		    ", and %s is %s at epoch %" PRIu32
+		    " (%s + LUNAMATCH_OFFSETS_EPOCH): its tombstones would be skipped as "
+		    "replays. Raise %s to make the epoch %" PRIu32
+		    " or more (docs/ingest.md), or set the store's topic again",
+		    lm_kind_name(k), held.topic, held.cluster[0] ? " of cluster " : "",
+		    held.cluster, held.epoch, topic_var[k], want->topic, want->epoch,
+		    epoch_var[k], epoch_var[k], same ? held.epoch : held.epoch + 1);
+		return LM_EINVAL;
+	}
+	return LM_OK;
+}
+
+/*
+ * At the first assignment, when librdkafka knows the cluster's id: refuses
+ * a cluster that is not the one the store's positions of a kind come from
+ * at the configured epoch (the same topic names on other brokers: their
+ * offsets and positions do not compare with the stored ones), logging
+ * what to do; otherwise the batches record the cluster from now on. An
+ * unknown id (brokers older than Kafka 0.10.1) is not checked. Runs on the
+ * consumer thread before any message is consumed, so no batch is in flight.
+ */
+static bool
+check_cluster(lm_consumer *c)
+{
+	char *id = rd_kafka_clusterid(c->rk, 0);
+	char cut[LM_INGEST_CLUSTER_MAX + 1];
+	bool ok = true;
+
+	c->cluster_checked = true;
+	if (id == NULL) {
+		lm_warn("consumer.source", "the cluster's id is not known: not checked");
+		return true;
+	}
+	snprintf(cut, sizeof(cut), "%s", id);
+	rd_kafka_mem_free(c->rk, id);
+	for (lm_kind k = LM_KIND_POSTING; k <= LM_KIND_PROFILE; k++) {
+		lm_ingest_source *src = &c->source[k];
+		if (src->cluster[0] != '\0' && strcmp(src->cluster, cut) != 0) {
+			lm_error("consumer.source",
+			    "the store's %s positions come from topic %s of cluster %s "
+			    "at "
+			    "epoch %" PRIu32 ", and the brokers are of cluster %s: its "
+			    "tombstones would be skipped as replays. Raise %s by one "
+			    "(LUNAMATCH_OFFSETS_EPOCH for both topics; docs/ingest.md), "
+			    "or "
+			    "point LUNAMATCH_BROKERS at the store's cluster again",
+			    lm_kind_name(k), src->topic, src->cluster, src->epoch, cut,
+			    epoch_var[k]);
+			ok = false;
+		}
+	}
+	for (lm_kind k = LM_KIND_POSTING; ok && k <= LM_KIND_PROFILE; k++) {
+		memcpy(c->source[k].cluster, cut, sizeof(cut));
+		for (int i = 0; i < 2; i++)
+			(void) lm_ingest_batch_set_source(
+			    c->slots[i].batch, k, &c->source[k]);
+	}
+	return ok;
+}
+
 static void
 rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -1279,6 +1393,13 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			rd_kafka_topic_partition_list_destroy(c->assigned);
 		c->assigned = NULL;
 		atomic_store(&c->nassigned, 0);
+		return;
+	}
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !c->cluster_checked &&
+	    !check_cluster(c)) {
+		/* Nothing assigned, nothing stored: the loop ends. */
+		c->refused = true;
+		c->fatal = 1;
 		return;
 	}
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -1429,7 +1550,8 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	atomic_store(&c->behind, -1);
 	heartbeat(c);
 
-	if ((rv = check_epochs(c, err, errlen)) != LM_OK)
+	if ((rv = check_epochs(c, err, errlen)) != LM_OK ||
+	    (rv = check_sources(c, err, errlen)) != LM_OK)
 		goto fail;
 	c->open = &c->slots[0];
 	c->flight.store = o->store;
@@ -1446,7 +1568,11 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 		if ((rv = lm_ingest_batch_set_epoch(s->batch, cfg->topic_postings,
 		         c->epoch[LM_KIND_POSTING])) != LM_OK ||
 		    (rv = lm_ingest_batch_set_epoch(s->batch, cfg->topic_profiles,
-		         c->epoch[LM_KIND_PROFILE])) != LM_OK) {
+		         c->epoch[LM_KIND_PROFILE])) != LM_OK ||
+		    (rv = lm_ingest_batch_set_source(s->batch, LM_KIND_POSTING,
+		         &c->source[LM_KIND_POSTING])) != LM_OK ||
+		    (rv = lm_ingest_batch_set_source(s->batch, LM_KIND_PROFILE,
+		         &c->source[LM_KIND_PROFILE])) != LM_OK) {
 			snprintf(err, errlen, "topic name too long");
 			goto fail;
 		}
@@ -1610,6 +1736,14 @@ lm_consumer_run(lm_consumer *c)
 
 	c->closing = true;
 	c->close_end = lm_clock_ms() + LM_CONSUMER_STOP_FLUSH_MS;
+	if (c->fatal && c->refused) {
+		lm_error(
+		    "consumer.stop", "stopping: the brokers are not the store's source");
+		give_up(c);
+		close_bounded(c);
+		atomic_store(&c->nassigned, 0);
+		return LM_EINVAL;
+	}
 	if (c->fatal) {
 		lm_error("consumer.stop", "stopping after a fatal Kafka error");
 		give_up(c);

@@ -132,8 +132,9 @@ void lm_consumer_fail_next(lm_consumer *c, lm_consumer_fault f, unsigned n);
  * Creates the consumer, its DLQ producer and its metrics (all values 0).
  * Does not contact the brokers yet. Everything borrowed must outlive the
  * consumer. Returns LM_OK and *out; LM_EINVAL (with the reason in err) for
- * configuration that Kafka refuses or topics that collide; LM_EKAFKA;
- * LM_ENOMEM.
+ * configuration that Kafka refuses, topics that collide, an epoch below
+ * the store's or a topic other than the one the store's positions come
+ * from at the same epoch (docs/ingest.md); LM_EKAFKA; LM_ENOMEM.
  */
 int lm_consumer_new(
     const lm_consumer_opts *o, lm_consumer **out, char *err, size_t errlen);
@@ -141,8 +142,11 @@ int lm_consumer_new(
 /*
  * Subscribes and runs the loop until *stop is set, then finishes the batch,
  * commits and closes the consumer. Transient Kafka errors (broker down,
- * network) are logged and retried. Returns LM_OK after a stop, or LM_EKAFKA
- * after a fatal librdkafka error (the batch's offsets are then not stored).
+ * network) are logged and retried. Returns LM_OK after a stop, LM_EKAFKA
+ * after a fatal librdkafka error (the batch's offsets are then not stored),
+ * or LM_EINVAL, with nothing consumed, when the brokers are of another
+ * cluster than the one the store's positions come from at the configured
+ * epoch (docs/ingest.md).
  */
 int lm_consumer_run(lm_consumer *c);
 

@@ -328,6 +328,7 @@ struct lm_ingest_batch {
 		uint32_t epoch;
 	} epochs[LM_INGEST_EPOCH_TOPICS]; /* lm_ingest_batch_set_epoch */
 	size_t nepochs;
+	lm_ingest_source sources[3]; /* by lm_kind; topic "": none */
 };
 
 int
@@ -376,6 +377,19 @@ lm_ingest_batch_set_epoch(lm_ingest_batch *b, const char *topic, uint32_t epoch)
 		b->nepochs++;
 	}
 	b->epochs[i].epoch = epoch;
+	return LM_OK;
+}
+
+int
+lm_ingest_batch_set_source(lm_ingest_batch *b, lm_kind k, const lm_ingest_source *src)
+{
+	size_t n = strnlen(src->topic, sizeof(src->topic));
+
+	if ((k != LM_KIND_POSTING && k != LM_KIND_PROFILE) || n == 0 ||
+	    n > LM_INGEST_TOPIC_MAX ||
+	    strnlen(src->cluster, sizeof(src->cluster)) > LM_INGEST_CLUSTER_MAX)
+		return LM_EINVAL;
+	b->sources[k] = *src;
 	return LM_OK;
 }
 
@@ -487,6 +501,9 @@ lm_ingest_batch_commit(
 		return rv;
 	for (size_t i = 0; rv == LM_OK && i < b->nepochs; i++)
 		rv = lm_ingest_epoch_put(t, b->epochs[i].topic, b->epochs[i].epoch);
+	for (lm_kind k = LM_KIND_POSTING; rv == LM_OK && k <= LM_KIND_PROFILE; k++)
+		if (b->sources[k].topic[0] != '\0')
+			rv = lm_ingest_source_put(t, k, &b->sources[k]);
 	for (size_t i = 0; rv == LM_OK && i < b->nparts; i++) {
 		const lm_ingest_partition *p = &b->parts[i];
 		rv = lm_ingest_offset_put(

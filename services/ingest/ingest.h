@@ -146,6 +146,17 @@ typedef struct lm_ingest_partition {
 	int64_t reject; /* offset of its first REJECT decision; -1: none */
 } lm_ingest_partition;
 
+/* Bytes of a Kafka cluster id kept in a source (Kafka's are 22); a longer
+ * id is kept and compared cut to this length. */
+#define LM_INGEST_CLUSTER_MAX 64
+
+/* Where the positions of one kind's records come from (offsets.h). */
+typedef struct lm_ingest_source {
+	char topic[LM_INGEST_TOPIC_MAX + 1];     /* 1..LM_INGEST_TOPIC_MAX bytes */
+	char cluster[LM_INGEST_CLUSTER_MAX + 1]; /* "" when unknown */
+	uint32_t epoch;                          /* the topic's (lm_store_pos) */
+} lm_ingest_source;
+
 /* Topics a batch keeps an epoch for (lm_ingest_batch_set_epoch). */
 #define LM_INGEST_EPOCH_TOPICS 4
 
@@ -178,6 +189,17 @@ int lm_ingest_batch_full(const lm_ingest_batch *b);
  */
 int lm_ingest_batch_set_epoch(lm_ingest_batch *b, const char *topic, uint32_t epoch);
 
+/*
+ * Sets the source the positions of kind k's messages come from (a copy of
+ * *src), which the transaction of every later commit records as the
+ * store's source of k (lm_ingest_source_put, offsets.h). The caller sets it
+ * only once it checked that the store's positions of k come from that
+ * source or from an earlier epoch. Returns LM_OK or LM_EINVAL (bad kind,
+ * topic or cluster).
+ */
+int lm_ingest_batch_set_source(
+    lm_ingest_batch *b, lm_kind k, const lm_ingest_source *src);
+
 /* The offset the batch expects next from topic/partition (the last one
  * added + 1), or -1 when the batch holds nothing of it. An offset below it
  * cannot be added: the consumer finishes the batch first (a partition
@@ -205,8 +227,9 @@ int lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *t
  * when its position comes after the live version's last change, or when the
  * positions do not compare: replaying any part of a partition is harmless.
  * The same transaction records how far each partition of the batch is
- * stored (lm_ingest_partition_stored) and the epoch of each topic given
- * one (lm_ingest_offset_put, lm_ingest_epoch_put, offsets.h), also for a
+ * stored (lm_ingest_partition_stored), the epoch of each topic given
+ * one and the source of each kind given one (lm_ingest_offset_put,
+ * lm_ingest_epoch_put, lm_ingest_source_put, offsets.h), also for a
  * batch of rejects only; an empty batch opens no transaction. *counts (required) is
  * filled; *last_seq (may be NULL) receives the store's last change seq after the commit
  * (unchanged when no transaction ran). Returns LM_OK or the store error, after which

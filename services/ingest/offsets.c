@@ -2,7 +2,9 @@
  * offsets.c - the Kafka positions kept in the store; see offsets.h.
  *
  * Values: an offset is a big-endian u32 epoch, a big-endian u64 next
- * offset and the topic's name; an epoch is a big-endian u32 and the name.
+ * offset and the topic's name; an epoch is a big-endian u32 and the name;
+ * a source is a big-endian u32 epoch, a byte with the topic name's length,
+ * the name and the cluster id.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -126,6 +128,62 @@ lm_ingest_epoch_get(lm_store *s, const char *topic, uint32_t *epoch)
 	if ((rv = read_value(s, key, topic, EPOCH_HDR, &v)) != LM_OK)
 		return rv;
 	*epoch = lm_lmdb_get_be32(v);
+	free(v);
+	return LM_OK;
+}
+
+#define SOURCE_HDR 5 /* epoch, topic length */
+
+static const char *
+source_key(lm_kind k)
+{
+	return k == LM_KIND_POSTING ? "ingest.source.posting" : "ingest.source.profile";
+}
+
+int
+lm_ingest_source_put(lm_store_txn *t, lm_kind k, const lm_ingest_source *src)
+{
+	unsigned char v[SOURCE_HDR + LM_INGEST_TOPIC_MAX + LM_INGEST_CLUSTER_MAX];
+	size_t n, cn;
+
+	if ((k != LM_KIND_POSTING && k != LM_KIND_PROFILE) || src == NULL ||
+	    !topic_ok(src->topic))
+		return LM_EINVAL;
+	n = strlen(src->topic);
+	cn = strnlen(src->cluster, LM_INGEST_CLUSTER_MAX + 1);
+	if (cn > LM_INGEST_CLUSTER_MAX)
+		return LM_EINVAL;
+	lm_lmdb_put_be32(v, src->epoch);
+	v[4] = (unsigned char) n;
+	memcpy(v + SOURCE_HDR, src->topic, n);
+	memcpy(v + SOURCE_HDR + n, src->cluster, cn);
+	return lm_store_meta_put(t, source_key(k), v, SOURCE_HDR + n + cn);
+}
+
+int
+lm_ingest_source_get(lm_store *s, lm_kind k, lm_ingest_source *src)
+{
+	void *raw = NULL;
+	unsigned char *v;
+	size_t len = 0, n;
+	int rv;
+
+	if (k != LM_KIND_POSTING && k != LM_KIND_PROFILE)
+		return LM_EINVAL;
+	if ((rv = lm_store_meta_get(s, source_key(k), &raw, &len)) != LM_OK)
+		return rv;
+	v = raw;
+	n = len >= SOURCE_HDR ? v[4] : 0;
+	if (n == 0 || len < SOURCE_HDR + n ||
+	    len - SOURCE_HDR - n > LM_INGEST_CLUSTER_MAX ||
+	    memchr(v + SOURCE_HDR, '\0', len - SOURCE_HDR) != NULL) {
+		free(v);
+		return LM_ESTORE;
+	}
+	memset(src, 0, sizeof(*src));
+	src->epoch = lm_lmdb_get_be32(v);
+	memcpy(src->topic, v + SOURCE_HDR, n);
+	memcpy(src->cluster, v + SOURCE_HDR + n, len - SOURCE_HDR - n);
 	free(v);
 	return LM_OK;
 }

@@ -16,9 +16,17 @@
  * order before stored ones, and tombstones would be skipped as replays) is
  * refused at the start instead of losing deletions.
  *
+ * Positions carry no topic: those of one kind's records compare only while
+ * they come from one source. So the store also keeps, per kind, the source
+ * its newest positions come from (lm_ingest_source): the topic, the Kafka
+ * cluster's id and the epoch. A consumer whose topic or cluster differs
+ * from it at the same epoch would order its tombstones before the stored
+ * positions of another log, and is refused (consumer.c).
+ *
  * Meta keys: "ingest.offset.<topic hash>.<partition>" and
  * "ingest.epoch.<topic hash>" (lm_hash_str, 16 hex digits), whose values
- * hold the topic name too, so that a hash collision reads as absent; and
+ * hold the topic name too, so that a hash collision reads as absent;
+ * "ingest.source.posting" and "ingest.source.profile"; and
  * "ingest.positions" (lm_ingest_positions_mark).
  */
 #ifndef LUNAMATCH_INGEST_OFFSETS_H
@@ -28,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingest.h"
 #include "lunamatch/store.h"
 
 #ifdef __cplusplus
@@ -85,6 +94,20 @@ int lm_ingest_positions_begin(lm_store *s, lm_store_txn **t);
  * none was, another store error.
  */
 int lm_ingest_epoch_get(lm_store *s, const char *topic, uint32_t *epoch);
+
+/*
+ * Writes, in t, src as the source of the positions of kind k's records.
+ * LM_OK, LM_EINVAL (bad kind or topic, cluster longer than
+ * LM_INGEST_CLUSTER_MAX) or the store's error.
+ */
+int lm_ingest_source_put(lm_store_txn *t, lm_kind k, const lm_ingest_source *src);
+
+/*
+ * Reads the source of kind k's positions into *src: LM_OK; LM_ENOENT when
+ * the store keeps none (no batch stored since sources were kept);
+ * LM_ESTORE for a damaged value; another store error.
+ */
+int lm_ingest_source_get(lm_store *s, lm_kind k, lm_ingest_source *src);
 
 #ifdef __cplusplus
 }

@@ -1039,6 +1039,137 @@ test_epoch_guard(void **state)
 	rd_kafka_destroy(p);
 }
 
+/* Queues and sends a tombstone of posting id to partition 0 of topic. */
+static void
+produce_tombstone(rd_kafka_t *p, const char *topic, const char *id)
+{
+	queue(p, topic, id, NULL, 0);
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* Waits (bounded) until posting id is no longer live in r's store. */
+static void
+wait_deleted(struct run *r, const char *id)
+{
+	for (int i = 0; i < IO_MS / 50; i++) {
+		if (!stored_in(r, id))
+			return;
+		lmt_sleep_ms(50);
+	}
+	fail_msg("posting %s not deleted", id);
+}
+
+/*
+ * The postings topic changed (LUNAMATCH_TOPIC_POSTINGS points elsewhere)
+ * without its epoch: the store's positions are another topic's, against
+ * which the new topic's tombstones at lower offsets would read as replays
+ * and be skipped, leaving deleted postings live. The consumer refuses to
+ * start, naming the store's topic and the epoch to raise; with the epoch
+ * raised it starts and the new topic's tombstone deletes.
+ */
+static void
+test_source_topic(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_consumer_opts o;
+	lm_consumer *c = NULL;
+	lm_metrics *m = NULL;
+	char err[512] = "";
+	(void) state;
+
+	prepare(&r, "cons-srctopic");
+	start(&r);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	produce_posting(p, r.cfg.topic_postings, "job-1");
+	wait_stored(&r, "job-1");
+	stop_consumer(&r);
+
+	snprintf(r.cfg.topic_postings, sizeof(r.cfg.topic_postings),
+	    "cons-srctopic.postings2");
+	rd_kafka_mock_topic_create(M.mc, r.cfg.topic_postings, 1, 1);
+	produce_tombstone(p, r.cfg.topic_postings, "job-0"); /* offset 0 */
+
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	o = (lm_consumer_opts){.cfg = &r.cfg,
+	    .store = r.store,
+	    .ctx = &M.r.ctx,
+	    .metrics = m,
+	    .stop = &r.stop};
+	assert_int_equal(lm_consumer_new(&o, &c, err, sizeof(err)), LM_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(err, "cons-srctopic.postings "));
+	assert_non_null(strstr(err, "LUNAMATCH_POSTINGS_EPOCH"));
+	lm_metrics_free(m);
+
+	r.cfg.postings_epoch = 1;
+	new_consumer(&r);
+	r.stop = 0;
+	start(&r);
+	wait_deleted(&r, "job-0");
+	assert_true(stored_in(&r, "job-1"));
+	end_run(&r, p);
+}
+
+/*
+ * The same topic names on another Kafka cluster (LUNAMATCH_BROKERS points
+ * elsewhere) without a new epoch: the store's positions and offsets are
+ * the other cluster's. The consumer stores nothing and stops with
+ * LM_EINVAL once it learns the cluster's id; with both topics' epochs
+ * raised it reads the new cluster's topics from their beginning, and the
+ * tombstone deletes.
+ */
+static void
+test_source_cluster(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer(), *p2;
+	rd_kafka_mock_cluster_t *mc2;
+	rd_kafka_conf_t *pc = NULL;
+	char err[256];
+	(void) state;
+
+	prepare(&r, "cons-srccluster");
+	start(&r);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	produce_posting(p, r.cfg.topic_postings, "job-1");
+	wait_stored(&r, "job-1");
+	stop_consumer(&r);
+
+	assert_non_null(mc2 = rd_kafka_mock_cluster_new(M.owner, 1));
+	rd_kafka_mock_topic_create(mc2, r.cfg.topic_postings, 1, 1);
+	rd_kafka_mock_topic_create(mc2, r.cfg.topic_profiles, 1, 1);
+	rd_kafka_mock_topic_create(mc2, r.cfg.topic_dlq, 1, 1);
+	snprintf(r.cfg.brokers, sizeof(r.cfg.brokers), "%s",
+	    rd_kafka_mock_cluster_bootstraps(mc2));
+	assert_int_equal(
+	    lm_kafka_conf(r.cfg.brokers, "lmtest", &pc, err, sizeof(err)), LM_OK);
+	assert_non_null(p2 = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)));
+	produce_tombstone(p2, r.cfg.topic_postings, "job-0"); /* offset 0 */
+
+	new_consumer(&r);
+	r.stop = 0;
+	start(&r);
+	for (int i = 0; i < IO_MS / 50 && !atomic_load(&r.done); i++)
+		lmt_sleep_ms(50);
+	assert_true(atomic_load(&r.done));
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(r.rv, LM_EINVAL);
+	assert_true(stored_in(&r, "job-0"));
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+
+	r.cfg.offsets_epoch = 1;
+	new_consumer(&r);
+	r.stop = 0;
+	start(&r);
+	wait_deleted(&r, "job-0");
+	assert_true(stored_in(&r, "job-1"));
+	end_run(&r, p);
+	rd_kafka_destroy(p2);
+	rd_kafka_mock_cluster_destroy(mc2);
+}
+
 /*
  * A partition that goes back while the open batch holds later offsets of it
  * (here a seek; in service an offset reset after the log was truncated or
@@ -1241,6 +1372,8 @@ main(void)
 	    cmocka_unit_test(test_resume_new_store),
 	    cmocka_unit_test(test_resume_legacy_store),
 	    cmocka_unit_test(test_epoch_guard),
+	    cmocka_unit_test(test_source_topic),
+	    cmocka_unit_test(test_source_cluster),
 	    cmocka_unit_test(test_rewound),
 	    cmocka_unit_test(test_dlq_down),
 	    cmocka_unit_test(test_dlq_drop_once),

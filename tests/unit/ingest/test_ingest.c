@@ -1388,6 +1388,49 @@ test_offsets_kept(void **state)
 	free(dir);
 }
 
+/*
+ * A batch's commit records the source of each kind's positions given one
+ * (offsets.h), which reads back as written; a damaged source value reads
+ * as LM_ESTORE, never as another topic.
+ */
+static void
+test_source_kept(void **state)
+{
+	static const struct logmsg put = {"k", 1};
+	char *dir = lmt_tmpdir("ingest-source");
+	lm_store *s = NULL;
+	lm_store_txn *t = NULL;
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	lm_ingest_counts c;
+	lm_ingest_source src = {.topic = "t.postings", .cluster = "abc", .epoch = 2}, got;
+	(void) state;
+
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	assert_int_equal(lm_ingest_source_get(s, LM_KIND_POSTING, &got), LM_ENOENT);
+	assert_int_equal(lm_ingest_batch_new(8, &b), LM_OK);
+	assert_int_equal(lm_ingest_batch_set_source(b, LM_KIND_POSTING, &src), LM_OK);
+	assert_int_equal(lm_ingest_batch_set_source(b, (lm_kind) 0, &src), LM_EINVAL);
+	log_decision(&put, &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 5), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(lm_ingest_source_get(s, LM_KIND_POSTING, &got), LM_OK);
+	assert_string_equal(got.topic, "t.postings");
+	assert_string_equal(got.cluster, "abc");
+	assert_int_equal(got.epoch, 2);
+	assert_int_equal(lm_ingest_source_get(s, LM_KIND_PROFILE, &got), LM_ENOENT);
+
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(
+	    lm_store_meta_put(t, "ingest.source.profile", "\0\0\0\1\x09t", 6), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_int_equal(lm_ingest_source_get(s, LM_KIND_PROFILE, &got), LM_ESTORE);
+	lm_ingest_batch_free(b);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -1416,6 +1459,7 @@ main(void)
 	    cmocka_unit_test(test_replay_other_partition),
 	    cmocka_unit_test(test_epoch_per_topic),
 	    cmocka_unit_test(test_offsets_kept),
+	    cmocka_unit_test(test_source_kept),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
