@@ -1207,6 +1207,8 @@ lm_store_reader_set(lm_store *s, const char *reader, uint64_t seq, int64_t at)
 	struct op *op;
 	int rc;
 
+	if (at < 0)
+		return LM_EINVAL;
 	lm_lmdb_put_be64(v, seq);
 	lm_lmdb_put_be64(v + 8, (uint64_t) (at != 0 ? at : (int64_t) time(NULL)));
 	if ((rc = reader_op(s, OP_READER, reader, v, sizeof(v), &op)) != LM_OK)
@@ -1645,13 +1647,15 @@ trim_readers(struct trim *tr, uint64_t *min)
 		}
 		uint64_t seq = lm_lmdb_get_be64(v.mv_data);
 		int64_t at = (int64_t) lm_lmdb_get_be64((unsigned char *) v.mv_data + 8);
-		if (tr->now - at > tr->lease) {
+		/* now >= 0; a negative time (never written by
+		 * lm_store_reader_set) is long past. */
+		if (at < 0 || tr->now - at > tr->lease) {
 			lm_warn("store.reader",
 			    "reader %.*s silent for %lld s (lease %lld s) at seq %llu: "
 			    "forgotten",
 			    (int) k.mv_size, (const char *) k.mv_data,
-			    (long long) (tr->now - at), (long long) tr->lease,
-			    (unsigned long long) seq);
+			    (long long) (at < 0 ? tr->now : tr->now - at),
+			    (long long) tr->lease, (unsigned long long) seq);
 			if ((rc = mdb_cursor_del(c, 0)) != 0)
 				break;
 			tr->r.readers_expired++;
@@ -1771,7 +1775,10 @@ trim_tombstones(struct trim *tr)
 			}
 			if (!r.tomb)
 				continue;
-			if (r.len != VAL_TOMB_TIME) {
+			/* A negative time (never written by the store) ages
+			 * from now on, as a missing one does. */
+			if (r.len != VAL_TOMB_TIME ||
+			    (int64_t) lm_lmdb_get_be64(r.bytes) < 0) {
 				if ((rc = stamp_tombstone(tr, dbi, &k, &r)) != LM_OK)
 					break;
 				/* The write may have moved the page: find our
@@ -1873,7 +1880,7 @@ lm_store_trim(lm_store *s, const lm_store_trim_opts *opts, lm_store_trim_result 
 	                   ? opts->tombstone_retention
 	                   : LM_STORE_TOMBSTONE_RETENTION_DEFAULT;
 	tr.max = opts != NULL && opts->max != 0 ? opts->max : LM_STORE_TRIM_MAX_DEFAULT;
-	if (tr.lease < 0 || tr.retention < 0 || tr.max > LM_STORE_TRIM_MAX)
+	if (tr.now < 0 || tr.lease < 0 || tr.retention < 0 || tr.max > LM_STORE_TRIM_MAX)
 		return LM_EINVAL;
 	if ((rc = claim_writer(s)) != LM_OK)
 		return rc;

@@ -277,10 +277,10 @@ int lm_store_stats(lm_store *s, struct lm_store_stats *st);
  * it has applied, and renews it at least every lease / 4 (a heartbeat, also
  * when the seq did not move): lm_store_trim keeps every entry after the
  * lowest seq of the readers heard from within the lease. at is the time of
- * the record in Unix seconds, 0 = now. Each call is a write transaction of
- * its own: LM_EBUSY while this handle has one open, LM_ENOTSUP on a
- * read-only handle; LM_EINVAL / LM_E2BIG for a bad name (1..
- * LM_STORE_READER_ID_MAX bytes of printable UTF-8, as record ids).
+ * the record in Unix seconds, 0 = now (LM_EINVAL when negative). Each call
+ * is a write transaction of its own: LM_EBUSY while this handle has one
+ * open, LM_ENOTSUP on a read-only handle; LM_EINVAL / LM_E2BIG for a bad
+ * name (1.. LM_STORE_READER_ID_MAX bytes of printable UTF-8, as record ids).
  */
 int lm_store_reader_set(lm_store *s, const char *reader, uint64_t seq, int64_t at);
 
@@ -289,7 +289,7 @@ int lm_store_reader_set(lm_store *s, const char *reader, uint64_t seq, int64_t a
 int lm_store_reader_remove(lm_store *s, const char *reader);
 
 typedef struct lm_store_trim_opts {
-	int64_t now;                 /* Unix seconds; 0 = time(NULL) */
+	int64_t now;                 /* Unix seconds, >= 0; 0 = time(NULL) */
 	int64_t reader_lease_s;      /* 0 = LM_STORE_READER_LEASE_DEFAULT */
 	int64_t tombstone_retention; /* seconds; 0 = the default */
 	size_t max;                  /* work bound; 0 = LM_STORE_TRIM_MAX_DEFAULT, at most

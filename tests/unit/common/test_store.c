@@ -27,6 +27,7 @@
 
 #include "lmtest.h"
 #include "lunamatch/error.h"
+#include "lunamatch/lmdb.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
 
@@ -1693,15 +1694,16 @@ test_foreign_environment(void **state)
 	free(dir);
 }
 
-/* Writes key = val into the named database of the store in dir behind
- * the store's back. */
+/* Writes key = val[0..vlen) into the named database of the store in dir
+ * behind the store's back. */
 static void
-raw_put(const char *dir, const char *db, const void *key, size_t klen, const char *val)
+raw_put_n(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+    size_t vlen)
 {
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	MDB_val k = {klen, (void *) key}, v = {strlen(val), (void *) val};
+	MDB_val k = {klen, (void *) key}, v = {vlen, (void *) val};
 
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
@@ -1711,6 +1713,13 @@ raw_put(const char *dir, const char *db, const void *key, size_t klen, const cha
 	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
+}
+
+/* raw_put_n of the string val. */
+static void
+raw_put(const char *dir, const char *db, const void *key, size_t klen, const char *val)
+{
+	raw_put_n(dir, db, key, klen, val, strlen(val));
 }
 
 /* A damaged record value, reader record or change key (at the log's
@@ -1767,6 +1776,48 @@ test_trim_damaged(void **state)
 	} while (r.more && calls < 20);
 	assert_false(r.more);
 	assert_int_equal(removed, 1);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/*
+ * Times are Unix seconds: lm_store_reader_set refuses a negative one, and
+ * lm_store_trim a negative now (the trim's age of a reader, now - at,
+ * overflowed near INT64_MIN); a reader record with a negative time written
+ * behind the store's back counts as long silent and is forgotten.
+ */
+static void
+test_trim_reader_time(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-reader-time");
+	lm_store *s = open_store(dir, 0, 0);
+	int64_t now = (int64_t) time(NULL);
+	lm_store_trim_opts o = {.now = -1};
+	lm_store_trim_result r;
+	unsigned char v[16];
+
+	put_range(s, 0, 5); /* seq 1..5 */
+	assert_int_equal(lm_store_reader_set(s, "a", 1, INT64_MIN), LM_EINVAL);
+	assert_int_equal(lm_store_reader_set(s, "a", 1, -1), LM_EINVAL);
+	assert_int_equal(lm_store_trim(s, &o, &r), LM_EINVAL);
+	o.now = INT64_MIN;
+	assert_int_equal(lm_store_trim(s, &o, &r), LM_EINVAL);
+	r = trim1(s, now, 0);
+	assert_int_equal(r.readers, 0);
+	assert_int_equal(r.changes_trimmed, 4);
+
+	put_range(s, 10, 5); /* seq 6..10 */
+	lm_store_close(s);
+	lm_lmdb_put_be64(v, 2);
+	lm_lmdb_put_be64(v + 8, (uint64_t) INT64_MIN);
+	raw_put_n(dir, "readers", "old", 3, v, sizeof(v));
+	s = open_store(dir, 0, 0);
+	r = trim1(s, now, 0);
+	assert_int_equal(r.readers_expired, 1);
+	assert_int_equal(r.readers, 0);
+	assert_int_equal(r.changes_trimmed, 5);
 	lm_store_close(s);
 	lmt_rmtree(dir);
 	free(dir);
@@ -1866,6 +1917,7 @@ main(void)
 	    cmocka_unit_test(test_trim_changes),
 	    cmocka_unit_test(test_trim_tombstones),
 	    cmocka_unit_test(test_trim_damaged),
+	    cmocka_unit_test(test_trim_reader_time),
 	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
 	    cmocka_unit_test(test_map_growth),
