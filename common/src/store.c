@@ -51,6 +51,7 @@
 #define STORE_MAXDBS     8
 #define STORE_MAXREADERS 512  /* concurrent read transactions, all processes */
 #define DIR_MAX          3072 /* bytes of the data directory path */
+#define TRIM_KEY_MAX     511  /* bytes of a key LMDB takes (MDB_MAXKEYSIZE) */
 
 #define META_SCHEMA   "store.schema_version"
 #define META_ID       "store.id" /* random identity, set when first opened writable */
@@ -82,10 +83,12 @@ struct lm_store {
 	dev_t dev;                /* identity of the data directory */
 	ino_t ino;
 	/* Where lm_store_trim's scan of record values goes on: the kind index
-	 * and the last id examined (empty: from the start of that kind). Used
-	 * by the holder of `writing` only. */
+	 * and the last key examined, damaged ones included (length 0: from
+	 * the start of that kind; LMDB has no empty keys). Used by the holder
+	 * of `writing` only. */
 	int trim_kind;
-	char trim_id[LM_STORE_ID_MAX + 1];
+	unsigned char trim_key[TRIM_KEY_MAX];
+	size_t trim_keylen;
 };
 
 enum op_type { OP_PUT, OP_DEL, OP_META, OP_READER, OP_UNREADER };
@@ -1615,9 +1618,10 @@ struct trim {
 	MDB_txn *txn;
 	int64_t now, lease, retention;
 	size_t max;
-	int kind;                     /* the scan's place, committed to s */
-	char id[LM_STORE_ID_MAX + 1]; /* on success */
-	int64_t tomb_delta[2];        /* tombstone counters */
+	int kind;                        /* the scan's place, committed to s */
+	unsigned char key[TRIM_KEY_MAX]; /* on success */
+	size_t keylen;
+	int64_t tomb_delta[2]; /* tombstone counters */
 	lm_store_trim_result r;
 };
 
@@ -1740,16 +1744,16 @@ trim_tombstones(struct trim *tr)
 		MDB_dbi dbi = tr->s->db_rec[tr->kind];
 		MDB_cursor *c;
 		MDB_val k, v;
-		size_t idlen = strlen(tr->id);
+		size_t idlen = tr->keylen;
 		int rc = LM_OK, mrc; /* lm_err, LMDB result of the cursor */
 
 		if ((mrc = mdb_cursor_open(tr->txn, dbi, &c)) != 0)
 			return map_err(mrc, "mdb_cursor_open");
 		k.mv_size = idlen;
-		k.mv_data = tr->id;
+		k.mv_data = tr->key;
 		mrc = mdb_cursor_get(c, &k, &v, idlen == 0 ? MDB_FIRST : MDB_SET_RANGE);
 		if (mrc == 0 && idlen > 0 && k.mv_size == idlen &&
-		    memcmp(k.mv_data, tr->id, idlen) == 0)
+		    memcmp(k.mv_data, tr->key, idlen) == 0)
 			mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* done last time */
 		for (; mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 			struct rec r;
@@ -1758,14 +1762,19 @@ trim_tombstones(struct trim *tr)
 				break;
 			}
 			examined++;
-			/* The place moves past damaged values too, or a run of
-			 * max of them would hold the scan there for good. */
-			if (k.mv_size > 0 && k.mv_size <= LM_STORE_ID_MAX) {
-				memcpy(tr->id, k.mv_data, k.mv_size);
-				tr->id[k.mv_size] = '\0';
+			/* The place moves past damaged keys and values too,
+			 * or a run of max of them would hold the scan there
+			 * for good. */
+			tr->keylen =
+			    k.mv_size < sizeof(tr->key) ? k.mv_size : sizeof(tr->key);
+			memcpy(tr->key, k.mv_data, tr->keylen);
+			if (k.mv_size == 0 || k.mv_size > LM_STORE_ID_MAX) {
+				lm_error("store.corrupt",
+				    "record key of %zu bytes: passed over", k.mv_size);
+				tr->r.damaged++;
+				continue;
 			}
-			if (k.mv_size == 0 || k.mv_size > LM_STORE_ID_MAX ||
-			    decode_val(&v, &r) != LM_OK) {
+			if (decode_val(&v, &r) != LM_OK) {
 				/* Passed over (decode_val logged it): failing here
 				 * would roll the whole trim back, the change log's
 				 * part included, at every call. Reading the record
@@ -1783,8 +1792,8 @@ trim_tombstones(struct trim *tr)
 					break;
 				/* The write may have moved the page: find our
 				 * place again. */
-				k.mv_size = strlen(tr->id);
-				k.mv_data = tr->id;
+				k.mv_size = tr->keylen;
+				k.mv_data = tr->key;
 				if ((mrc = mdb_cursor_get(c, &k, &v, MDB_SET)) != 0)
 					break;
 				continue;
@@ -1805,7 +1814,7 @@ trim_tombstones(struct trim *tr)
 		if (bounded)
 			return LM_OK;
 		tr->kind++; /* this kind is done */
-		tr->id[0] = '\0';
+		tr->keylen = 0;
 	}
 	tr->kind = 0; /* a full cycle: the next call starts over */
 	return LM_OK;
@@ -1842,7 +1851,8 @@ trim_once(struct trim *tr)
 	memset(&tr->r, 0, sizeof(tr->r));
 	memset(tr->tomb_delta, 0, sizeof(tr->tomb_delta));
 	tr->kind = tr->s->trim_kind;
-	memcpy(tr->id, tr->s->trim_id, sizeof(tr->id));
+	memcpy(tr->key, tr->s->trim_key, sizeof(tr->key));
+	tr->keylen = tr->s->trim_keylen;
 	if ((rc = begin_txn(tr->s, 0, &tr->txn)) != LM_OK)
 		return rc;
 	rc = trim_readers(tr, &min);
@@ -1900,7 +1910,8 @@ lm_store_trim(lm_store *s, const lm_store_trim_opts *opts, lm_store_trim_result 
 	rd_leave(s);
 	if (rc == LM_OK) {
 		s->trim_kind = tr.kind;
-		memcpy(s->trim_id, tr.id, sizeof(s->trim_id));
+		memcpy(s->trim_key, tr.key, sizeof(s->trim_key));
+		s->trim_keylen = tr.keylen;
 		if (r != NULL)
 			*r = tr.r;
 	}

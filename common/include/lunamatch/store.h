@@ -302,9 +302,10 @@ typedef struct lm_store_trim_result {
 	uint64_t readers;            /* readers within their lease */
 	uint64_t readers_expired;    /* readers past their lease, forgotten */
 	uint64_t low_water;          /* entries up to this seq are now trimmed */
-	uint64_t damaged; /* damaged record values passed over, reader records and
-	                   * change keys removed (each logged: store.corrupt) */
-	bool more;        /* stopped at the bound: call again soon */
+	uint64_t damaged;            /* damaged record keys and values passed over, reader
+	                              * records and change keys removed (each logged:
+	                              * store.corrupt) */
+	bool more;                   /* stopped at the bound: call again soon */
 } lm_store_trim_result;
 
 /*

@@ -1782,6 +1782,51 @@ test_trim_damaged(void **state)
 }
 
 /*
+ * Record keys longer than LM_STORE_ID_MAX (only a foreign writer leaves
+ * them), more in a row than one call examines: the tombstone scan moves
+ * past them as past damaged values, counting each, and reaches the old
+ * tombstone behind them.
+ */
+static void
+test_trim_damaged_keys(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-trim-keys");
+	lm_store *s = open_store(dir, 0, 0);
+	int64_t later = (int64_t) time(NULL) + LM_STORE_TOMBSTONE_RETENTION_DEFAULT + 5;
+	char key[LM_STORE_ID_MAX + 40];
+	lm_store_trim_result r;
+	lm_store_txn *t;
+	uint64_t removed = 0, damaged = 0;
+	size_t calls = 0;
+
+	put_range(s, 0, 10);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "p0009", 0), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	lm_store_close(s);
+	memset(key, 'x', sizeof(key));
+	memcpy(key, "p0005", 5);
+	for (int i = 0; i < 3; i++) { /* between p0005 and p0006 */
+		key[5] = (char) ('a' + i);
+		raw_put(dir, "postings", key, sizeof(key), "xyz");
+	}
+	s = open_store(dir, 0, 0);
+	do {
+		r = trim1(s, later, 2);
+		removed += r.tombstones_removed;
+		damaged += r.damaged;
+		calls++;
+	} while (r.more && calls < 20);
+	assert_false(r.more);
+	assert_int_equal(removed, 1);
+	assert_int_equal(damaged, 3);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/*
  * Times are Unix seconds: lm_store_reader_set refuses a negative one, and
  * lm_store_trim a negative now (the trim's age of a reader, now - at,
  * overflowed near INT64_MIN); a reader record with a negative time written
@@ -1918,6 +1963,7 @@ main(void)
 	    cmocka_unit_test(test_trim_tombstones),
 	    cmocka_unit_test(test_trim_damaged),
 	    cmocka_unit_test(test_trim_reader_time),
+	    cmocka_unit_test(test_trim_damaged_keys),
 	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
 	    cmocka_unit_test(test_map_growth),
