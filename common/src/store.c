@@ -1510,9 +1510,12 @@ lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn
 		return map_err(rc, "mdb_cursor_open");
 	}
 	/* Seqs have no gaps: a first entry beyond after_seq + 1 means that
-	 * entries this reader has not seen were trimmed. */
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	if (rc == 0 && k.mv_size == 8 && lm_lmdb_get_be64(k.mv_data) > after_seq + 1) {
+	 * entries this reader has not seen were trimmed. Damaged keys before
+	 * it (the trim removes them) do not hide that. */
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && k.mv_size != 8;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		;
+	if (rc == 0 && lm_lmdb_get_be64(k.mv_data) > after_seq + 1) {
 		mdb_cursor_close(c);
 		read_end(s, txn);
 		return LM_EGONE;

@@ -1782,6 +1782,33 @@ test_trim_damaged(void **state)
 }
 
 /*
+ * A damaged first key of the change log (a foreign writer's; the next trim
+ * removes it) does not hide trimmed entries: a reader behind them still
+ * gets LM_EGONE, and one at the trim reads on.
+ */
+static void
+test_changes_gone_damaged_first(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-gone-damaged");
+	lm_store *s = open_store(dir, 0, 0);
+	lm_store_trim_result r;
+
+	put_range(s, 0, 10); /* seq 1..10 */
+	r = trim1(s, (int64_t) time(NULL), 0);
+	assert_int_equal(r.low_water, 9);
+	lm_store_close(s);
+	raw_put(dir, "changes", "", 1, "xyz"); /* a 1-byte key, before every seq */
+	s = open_store(dir, 0, 0);
+	assert_int_equal(first_after(s, 3), UINT64_MAX);
+	assert_int_equal(first_after(s, 0), UINT64_MAX);
+	assert_int_equal(first_after(s, 9), 10);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/*
  * Record keys longer than LM_STORE_ID_MAX (only a foreign writer leaves
  * them), more in a row than one call examines: the tombstone scan moves
  * past them as past damaged values, counting each, and reaches the old
@@ -1964,6 +1991,7 @@ main(void)
 	    cmocka_unit_test(test_trim_damaged),
 	    cmocka_unit_test(test_trim_reader_time),
 	    cmocka_unit_test(test_trim_damaged_keys),
+	    cmocka_unit_test(test_changes_gone_damaged_first),
 	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
 	    cmocka_unit_test(test_map_growth),
