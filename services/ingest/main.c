@@ -3,7 +3,9 @@
  * from Kafka, validates and normalizes them, and stores them in the record
  * store; rejected messages go to the dead-letter topic. docs/ingest.md.
  *
- * Exit status: 0 after SIGTERM/SIGINT (the stop ran its course: what was
+ * SIGHUP stops like SIGTERM and SIGINT: there is no configuration reload.
+ *
+ * Exit status: 0 after SIGTERM/SIGINT/SIGHUP (the stop ran its course: what was
  * stored is acknowledged, and what could not be, with the broker or the
  * dead-letter topic away, is consumed again after the restart); 1 for a
  * fatal runtime error (store, HTTP port, fatal Kafka error) or a shutdown
@@ -34,7 +36,7 @@
 #define PROG              "lunamatch-ingest"
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7702"
 
-/* Set by the first SIGTERM/SIGINT; counts them. */
+/* Set by the first SIGTERM/SIGINT/SIGHUP; counts them. */
 static volatile sig_atomic_t stop_flag;
 
 static void
@@ -80,7 +82,7 @@ usage(FILE *out)
 	    "a consumer group, validates and normalizes them and stores them in the\n"
 	    "record store. Rejected messages go to the dead-letter topic with the\n"
 	    "reason. Serves /healthz, /readyz and /metrics over HTTP. Stops cleanly\n"
-	    "on SIGTERM or SIGINT.\n\n");
+	    "on SIGTERM, SIGINT or SIGHUP.\n\n");
 	lm_config_usage(out, LM_PROG_INGEST);
 }
 
@@ -132,6 +134,7 @@ main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_t wd;
 	if (pthread_create(&wd, NULL, watchdog, NULL) != 0 || pthread_detach(wd) != 0) {

@@ -9,7 +9,8 @@
  *
  * Start-up order: the RPC and HTTP servers listen before the index is
  * loaded, answering NOT_SERVING / UNAVAILABLE until the follower has loaded
- * the store snapshot. SIGTERM or SIGINT drains: the server reports
+ * the store snapshot. SIGTERM, SIGINT or SIGHUP (there is no configuration
+ * reload) drains: the server reports
  * NOT_SERVING, stops listening and answers what it has accepted; then the
  * follower stops and the events sender gets a bounded time to flush.
  *
@@ -129,7 +130,7 @@ usage(FILE *out)
 	    "profiles over nng (lunamatch.v1.MatchService), follows the record store\n"
 	    "that lunamatch-ingest writes, and publishes new-match events to Kafka.\n"
 	    "Health and metrics: http://<--http>/healthz, /readyz, /metrics.\n"
-	    "Stops gracefully on SIGTERM or SIGINT.\n\n");
+	    "Stops gracefully on SIGTERM, SIGINT or SIGHUP.\n\n");
 	lm_config_usage(out, LM_PROG_MATCH);
 }
 
@@ -946,6 +947,7 @@ main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&d->probe_mtx, NULL);

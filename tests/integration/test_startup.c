@@ -1,19 +1,34 @@
 /*
- * test_startup.c - lunamatch-match refuses settings it cannot serve with
- * before it listens anywhere: exit status 2 and a message on stderr that
- * names the variable (docs/operations.md). Every case stops before a socket
- * or the store is opened; no broker is needed (the brokers variable names a
- * port nothing listens on, never dialled).
+ * test_startup.c - how the services start and stop as processes.
+ *
+ * lunamatch-match refuses settings it cannot serve with before it listens
+ * anywhere: exit status 2 and a message on stderr that names the variable
+ * (docs/operations.md). Every such case stops before a socket or the store
+ * is opened; no broker is needed (the brokers variable names a port nothing
+ * listens on, never dialled).
+ *
+ * Started services stop gracefully on each stop signal (docs/operations.md,
+ * "Stopping and draining"). No broker runs: match has events and the
+ * decision log off, ingest's brokers variable names a free port on
+ * 127.0.0.1 that it dials in vain.
  */
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lmtest.h"
+#include "lunamatch/clock.h"
+#include "lunamatch/error.h"
 #include "proc.h"
+#include "svctest.h"
 
-#define RUN_MS 10000 /* a refused start takes milliseconds */
+#define RUN_MS   10000 /* a refused start takes milliseconds */
+#define START_MS 30000 /* a start without data takes a second or two */
+#define STOP_MS  20000 /* a stop without a broker or requests: seconds */
 
 /* A TCP address without a port, or with one that is not a port, is a
  * typo: without the check the RPC server listened on a port the kernel
@@ -66,11 +81,131 @@ test_match_refuses_tcp_url_without_port(void **state)
 	free(dir);
 }
 
+/* A started service: its process, its directory, HTTP address and log. */
+struct svc {
+	char *dir;
+	char http[64], log[4300];
+	lmt_env env;
+	lmt_proc *proc;
+};
+
+/* Starts prog ("lunamatch-match" or "lunamatch-ingest") on its own data
+ * directory, HTTP port and (match) RPC port, without a broker, and waits
+ * until its HTTP server answers /healthz (match: /readyz) with 200. */
+static void
+svc_start(struct svc *s, const char *prog)
+{
+	const char *argv[] = {lmt_bin(prog), NULL};
+	bool match = strcmp(prog, "lunamatch-match") == 0;
+
+	memset(s, 0, sizeof(*s));
+	s->dir = lmt_tmpdir("startup");
+	snprintf(s->log, sizeof(s->log), "%s/%s.log", s->dir, prog);
+	snprintf(s->http, sizeof(s->http), "127.0.0.1:%d", lmt_free_port());
+	lmt_env_add(&s->env, "LUNAMATCH_DATA_DIR=%s/var", s->dir);
+	lmt_env_add(&s->env, "LUNAMATCH_HTTP_ADDR=%s", s->http);
+	lmt_env_add(&s->env, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
+	lmt_env_add(&s->env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+	lmt_env_add(&s->env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+	lmt_env_add(&s->env, "LUNAMATCH_LOG_LEVEL=info");
+	if (match) {
+		lmt_env_add(&s->env, "LUNAMATCH_MODEL_FILE=%s",
+		    lmt_src("data/model/default.json"));
+		lmt_env_add(
+		    &s->env, "LUNAMATCH_RPC_URL=tcp://127.0.0.1:%d", lmt_free_port());
+		lmt_env_add(&s->env, "LUNAMATCH_EVENT_TOP_N=0");
+		lmt_env_add(&s->env, "LUNAMATCH_DECISION_LOG=0");
+		lmt_env_add(&s->env, "LUNAMATCH_WORKERS=2");
+	} else {
+		lmt_env_add(&s->env, "LUNAMATCH_FAIRNESS_FILE=%s",
+		    lmt_src("data/fairness/requirements.tsv"));
+		lmt_env_add(&s->env, "LUNAMATCH_GAZETTEER_FILE=%s",
+		    lmt_src("data/geo/cities.tsv"));
+	}
+	assert_int_equal(lmt_proc_start_ex(argv, s->env.vec, s->log, &s->proc), LM_OK);
+	if (match) {
+		lmt_wait_ready(s->proc, s->http, prog, s->log, START_MS);
+		return;
+	}
+	int64_t t0 = lm_clock_ms();
+	int st;
+	while (lmt_http_status(s->http, "/healthz", NULL, 1000) != 200) {
+		if (lmt_proc_wait(s->proc, 0, &st) == LM_OK)
+			fail_msg("%s exited %d at start (log: %s)", prog, st, s->log);
+		if (lm_clock_ms() - t0 > START_MS)
+			fail_msg(
+			    "%s not live within %d ms (log: %s)", prog, START_MS, s->log);
+		lmt_sleep_ms(100);
+	}
+}
+
+/* Sends sig to s's process and returns its exit status; fails the test
+ * when it has not exited within STOP_MS. */
+static int
+svc_signal_wait(struct svc *s, int sig)
+{
+	int st = -1;
+
+	assert_int_equal(lmt_proc_signal(s->proc, sig), LM_OK);
+	if (lmt_proc_wait(s->proc, STOP_MS, &st) != LM_OK)
+		fail_msg("still running %d ms after signal %d (log: %s)", STOP_MS, sig,
+		    s->log);
+	return st;
+}
+
+/* Whether the log of s holds text. */
+static bool
+svc_logged(const struct svc *s, const char *text)
+{
+	char *log = lmt_read_file(s->log, NULL);
+	bool found = log != NULL && strstr(log, text) != NULL;
+
+	free(log);
+	return found;
+}
+
+static void
+svc_free(struct svc *s)
+{
+	lmt_proc_free(s->proc);
+	lmt_env_free(&s->env);
+	lmt_rmtree(s->dir);
+	free(s->dir);
+}
+
+/* SIGHUP stops a service as SIGTERM does: there is no configuration to
+ * reload, and its default action killed the process without draining
+ * the RPC server or leaving the consumer groups. */
+static void
+test_sighup_stops_gracefully(void **state)
+{
+	static const char *const progs[] = {"lunamatch-match", "lunamatch-ingest"};
+	static const char *const stopped[] = {"\"match.stop\"", "\"ingest.stop\""};
+	struct svc s;
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		svc_start(&s, progs[i]);
+		int st = svc_signal_wait(&s, SIGHUP);
+		if (st != 0)
+			fail_msg("%s: exit %d after SIGHUP, not 0 (log: %s)", progs[i],
+			    st, s.log);
+		if (!svc_logged(&s, stopped[i]))
+			fail_msg("%s: no %s line after SIGHUP (log: %s)", progs[i],
+			    stopped[i], s.log);
+		svc_free(&s);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_match_refuses_tcp_url_without_port),
+	    cmocka_unit_test(test_sighup_stops_gracefully),
 	};
+	/* LMT_TEST_FILTER=test_sighup* runs some tests (a cmocka glob). */
+	if (getenv("LMT_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
