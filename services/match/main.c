@@ -12,7 +12,9 @@
  * the store snapshot. SIGTERM, SIGINT or SIGHUP (there is no configuration
  * reload) drains: the server reports
  * NOT_SERVING, stops listening and answers what it has accepted; then the
- * follower stops and the events sender gets a bounded time to flush.
+ * follower stops and the events sender gets a bounded time to flush. A
+ * second stop signal, or a stop that outlasts STOP_MAX_MS, ends the process
+ * at once with status 1.
  *
  * Liveness: nng 1.5.2 listeners can stop accepting (nng #1518), which no
  * local state reveals. A probe thread dials the RPC port every
@@ -20,7 +22,8 @@
  * once) and caches the outcome; /healthz reads the cache.
  *
  * Exit status: 0 after a clean drain (and for --help, --version); 1 when a
- * runtime resource fails (store, port in use, TLS files); 2 for invalid
+ * runtime resource fails (store, port in use, TLS files) or a stop is cut
+ * short (a second signal, STOP_MAX_MS passed); 2 for invalid
  * configuration (bad option or value, unreadable data or model file).
  * Nothing is written to stdout except --help and --version; logs go to
  * stderr as JSON lines.
@@ -892,18 +895,41 @@ shutdown_all(struct daemon *d)
 	}
 }
 
+/* The signals that stop the process: blocked in every thread, taken with
+ * sigwait by main and, once a stop began, by the stop watchdog. */
+static void
+stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
 /* Ends a stop that outlasts STOP_MAX_MS (started once the stop signal
- * came). */
+ * came), or at once on a second stop signal, with EXIT_RUNTIME. */
 static void *
 stop_watchdog(void *arg)
 {
-	struct timespec ts = {STOP_MAX_MS / 1000, (STOP_MAX_MS % 1000) * 1000000L};
+	int64_t deadline = lm_clock_ms() + STOP_MAX_MS, left;
+	struct timespec ts;
+	sigset_t sigs;
+	int sig = -1;
 
 	(void) arg;
-	while (nanosleep(&ts, &ts) != 0)
-		;
-	lm_error("match.stop_timeout", "shutdown not finished within %d ms; exiting now",
-	    STOP_MAX_MS);
+	stop_signals(&sigs);
+	while (sig <= 0 && (left = deadline - lm_clock_ms()) > 0) {
+		ts.tv_sec = (time_t) (left / 1000);
+		ts.tv_nsec = (long) (left % 1000) * 1000000L;
+		sig = sigtimedwait(&sigs, NULL, &ts); /* -1: timed out or EINTR */
+	}
+	if (sig > 0)
+		lm_error("match.stop_timeout",
+		    "second stop signal (%d); exiting now (bound %d ms)", sig,
+		    STOP_MAX_MS);
+	else
+		lm_error("match.stop_timeout",
+		    "shutdown not finished within %d ms; exiting now", STOP_MAX_MS);
 	_exit(EXIT_RUNTIME);
 	return NULL;
 }
@@ -944,10 +970,7 @@ main(int argc, char **argv)
 
 	/* Block the stop signals before any thread starts, so that every thread
 	 * inherits the mask and only sigwait below sees them. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
+	stop_signals(&sigs);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&d->probe_mtx, NULL);

@@ -3,11 +3,14 @@
  * named by LMT_STALL_REQ_CLOSE exists, nng_close of a REQ socket never
  * returns, as nng 1.5.2's nng_close was seen to block for good on the
  * self-probe's REQ socket of a lunamatch-match that had been stopped
- * (SIGSTOP) and continued (nng #1543). Every other call goes to nng.
+ * (SIGSTOP) and continued (nng #1543). Before it blocks, it creates the
+ * file named by LMT_STALL_REQ_CLOSE with ".stuck" appended, so that a test
+ * knows when a close is stuck. Every other call goes to nng.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,6 +30,13 @@ nng_close(nng_socket s)
 	    nng_socket_get_string(s, NNG_OPT_PROTONAME, &proto) == 0) {
 		bool req = strcmp(proto, "req") == 0;
 		nng_strfree(proto);
+		if (req) {
+			char stuck[4096];
+			FILE *f;
+			snprintf(stuck, sizeof(stuck), "%s.stuck", flag);
+			if ((f = fopen(stuck, "w")) != NULL)
+				fclose(f);
+		}
 		while (req)
 			sleep(3600);
 	}
