@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+
+#include <nng/nng.h>
 
 #include "lunamatch/config.h"
 #include "lunamatch/error.h"
@@ -317,6 +320,64 @@ check_distinct(const lm_config *cfg, lm_prog prog, char *err, size_t errlen)
 	return LM_OK;
 }
 
+/* The nng schemes of the RPC address match listens on, and of the notify
+ * address ingest listens on and match dials. */
+static const char *const rpc_schemes[] = {"tcp", "tcp4", "tcp6", "tls+tcp", "tls+tcp4",
+    "tls+tcp6", "ipc", "abstract", "inproc", NULL};
+static const char *const notify_schemes[] = {
+    "tcp", "tcp4", "tcp6", "ipc", "abstract", "inproc", NULL};
+
+/* Whether port (nng_url's u_port) is a TCP port number, 0..65535. */
+static bool
+port_ok(const char *port)
+{
+	size_t n = strlen(port);
+
+	if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
+		return false;
+	return atoi(port) <= 65535;
+}
+
+/*
+ * LM_OK when url is an nng address a service can use: it parses, its
+ * scheme is one of schemes (NULL-terminated), a TCP one names a port and
+ * an ipc one's path fits a Unix socket. Otherwise LM_EINVAL with a reason
+ * naming var in err.
+ */
+static int
+check_url(const char *var, const char *url, const char *const *schemes, char *err,
+    size_t errlen)
+{
+	const size_t sun_max = sizeof(((struct sockaddr_un *) NULL)->sun_path);
+	nng_url *u = NULL;
+	bool known = false;
+	int rc = LM_EINVAL;
+
+	if (url[0] == '\0' || nng_url_parse(&u, url) != 0) {
+		snprintf(err, errlen, "%s: \"%s\" is not a usable address", var, url);
+		return LM_EINVAL;
+	}
+	for (size_t i = 0; schemes[i] != NULL && !known; i++)
+		known = strcmp(u->u_scheme, schemes[i]) == 0;
+	if (!known)
+		snprintf(err, errlen, "%s: \"%s\" is not a usable address", var, url);
+	else if (strcmp(u->u_scheme, "ipc") == 0 && strlen(u->u_path) >= sun_max)
+		snprintf(err, errlen,
+		    "%s: \"%s\": the socket path is longer than a Unix socket takes "
+		    "(%zu bytes); use a shorter one (for the notify socket, a shorter "
+		    "LUNAMATCH_DATA_DIR or LUNAMATCH_NOTIFY_URL)",
+		    var, url, sun_max - 1);
+	/* Without a port nng listens on one the kernel picks (and dials port
+	 * 0): a typo that would serve where no client looks. */
+	else if (strstr(u->u_scheme, "tcp") != NULL && !port_ok(u->u_port))
+		snprintf(err, errlen, "%s: \"%s\" needs a port, a number from 0 to 65535",
+		    var, url);
+	else
+		rc = LM_OK;
+	nng_url_free(u);
+	return rc;
+}
+
 /* Says why getopt_long refused arg: a value given to an option that takes
  * none ("--help=1"), or an option it does not know (optopt names a short
  * one within a cluster). */
@@ -443,6 +504,24 @@ lm_config_load(
 		    (unsigned long long) cfg->rpc_receive_budget,
 		    (unsigned) cfg->max_request_bytes);
 		return LM_EINVAL;
+	}
+	/* The addresses the services listen on, so that a typo is refused
+	 * before anything starts. The CLI's --url is a list, checked where it
+	 * dials. */
+	if ((prog & LM_PROG_MATCH) &&
+	    (rv = check_url("LUNAMATCH_RPC_URL (--url)", cfg->rpc_url, rpc_schemes, err,
+	         errlen)) != LM_OK)
+		return rv;
+	if (prog & SVC) {
+		char notify[LM_CFG_STR + 64];
+		if (lm_config_notify_url(cfg, notify, sizeof(notify)) != LM_OK) {
+			snprintf(
+			    err, errlen, "LUNAMATCH_NOTIFY_URL (--notify-url): too long");
+			return LM_EINVAL;
+		}
+		if ((rv = check_url("LUNAMATCH_NOTIFY_URL (--notify-url)", notify,
+		         notify_schemes, err, errlen)) != LM_OK)
+			return rv;
 	}
 	return LM_OK;
 }

@@ -35,11 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <nng/nng.h>
 
 #include "decisions.h"
 #include "events.h"
@@ -753,85 +750,6 @@ start_follower(struct daemon *d, const char *notify)
 	return LM_OK;
 }
 
-/* Whether port (nng_url's u_port) is a TCP port number, 0..65535. */
-static bool
-port_ok(const char *port)
-{
-	size_t n = strlen(port);
-
-	if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
-		return false;
-	return atoi(port) <= 65535;
-}
-
-/*
- * Whether url is an nng address this program can use: it parses, its
- * scheme is one of schemes (NULL-terminated) and a TCP one names a port.
- * On failure prints a message naming the variable var to stderr (the logs
- * may not be set up yet).
- */
-static bool
-url_usable(const char *var, const char *url, const char *const *schemes)
-{
-	nng_url *u = NULL;
-	bool ok = false;
-
-	if (url != NULL && url[0] != '\0' && nng_url_parse(&u, url) == 0) {
-		for (size_t i = 0; schemes[i] != NULL && !ok; i++)
-			ok = strcmp(u->u_scheme, schemes[i]) == 0;
-		/* A Unix socket's path has a hard maximum (sun_path). */
-		if (ok && strcmp(u->u_scheme, "ipc") == 0 &&
-		    strlen(u->u_path) >=
-		        sizeof(((struct sockaddr_un *) NULL)->sun_path)) {
-			fprintf(stderr,
-			    PROG ": %s: \"%s\": the socket path is longer than a Unix "
-			         "socket takes (%zu bytes); use a shorter one (for the "
-			         "notify socket, a shorter LUNAMATCH_DATA_DIR or "
-			         "LUNAMATCH_NOTIFY_URL)\n",
-			    var, url,
-			    sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1);
-			nng_url_free(u);
-			return false;
-		}
-		/* Without a port nng listens on one the kernel picks (and dials
-		 * port 0): a typo that would serve where no client looks. */
-		if (ok && strstr(u->u_scheme, "tcp") != NULL && !port_ok(u->u_port)) {
-			fprintf(stderr,
-			    PROG ": %s: \"%s\" needs a port, a number from 0 to "
-			         "65535\n",
-			    var, url);
-			nng_url_free(u);
-			return false;
-		}
-		nng_url_free(u);
-	}
-	if (!ok)
-		fprintf(stderr, PROG ": %s: \"%s\" is not a usable address\n", var,
-		    url != NULL ? url : "");
-	return ok;
-}
-
-/* Checks the RPC and notify addresses before anything starts, so that a
- * typo is a configuration error (exit 2), not a runtime failure. The notify
- * URL is resolved into notify (len bytes). Returns true when both are
- * usable. */
-static bool
-check_addresses(struct daemon *d, char *notify, size_t len)
-{
-	static const char *const rpc_schemes[] = {"tcp", "tcp4", "tcp6", "tls+tcp",
-	    "tls+tcp4", "tls+tcp6", "ipc", "abstract", "inproc", NULL};
-	static const char *const notify_schemes[] = {
-	    "tcp", "tcp4", "tcp6", "ipc", "abstract", "inproc", NULL};
-
-	if (!url_usable("LUNAMATCH_RPC_URL", d->cfg.rpc_url, rpc_schemes))
-		return false;
-	if (lm_config_notify_url(&d->cfg, notify, len) != LM_OK) {
-		fprintf(stderr, PROG ": LUNAMATCH_NOTIFY_URL: too long\n");
-		return false;
-	}
-	return url_usable("LUNAMATCH_NOTIFY_URL", notify, notify_schemes);
-}
-
 /* Drains and releases everything, in the reverse order of start-up. */
 static void
 shutdown_all(struct daemon *d)
@@ -963,8 +881,6 @@ main(int argc, char **argv)
 		    argv[d->cfg.argi]);
 		return EXIT_CONFIG;
 	}
-	if (!check_addresses(d, notify, sizeof(notify)))
-		return EXIT_CONFIG;
 	lm_log_set_service("match");
 	lm_log_set_level(d->cfg.log_level);
 

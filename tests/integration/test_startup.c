@@ -1,11 +1,11 @@
 /*
  * test_startup.c - how the services start and stop as processes.
  *
- * lunamatch-match refuses settings it cannot serve with before it listens
- * anywhere: exit status 2 and a message on stderr that names the variable
- * (docs/operations.md). Every such case stops before a socket or the store
- * is opened; no broker is needed (the brokers variable names a port nothing
- * listens on, never dialled).
+ * lunamatch-match (and lunamatch-ingest, for the addresses it listens on)
+ * refuses settings it cannot serve with before it listens anywhere: exit status 2 and a
+ * message on stderr that names the variable (docs/operations.md). Every such case stops
+ * before a socket or the store is opened; no broker is needed (the brokers variable names
+ * a port nothing listens on, never dialled).
  *
  * Started services stop gracefully on each stop signal (docs/operations.md,
  * "Stopping and draining"). No broker runs: match has events and the
@@ -32,7 +32,8 @@
 
 /* A TCP address without a port, or with one that is not a port, is a
  * typo: without the check the RPC server listened on a port the kernel
- * picked, answered its own probe and reported ready, unreachable. */
+ * picked, answered its own probe and reported ready, unreachable, and
+ * ingest published store changes where match's follower never dialled. */
 static void
 test_match_refuses_tcp_url_without_port(void **state)
 {
@@ -71,6 +72,20 @@ test_match_refuses_tcp_url_without_port(void **state)
 			    "%s %s: exit %d, not 2", bad[i].opt, bad[i].value, r.status);
 		assert_non_null(r.err);
 		assert_non_null(strstr(r.err, bad[i].var));
+		lmt_run_result_free(&r);
+	}
+	/* Ingest listens on the notify address: the same rule. */
+	static const char *const bad_notify[] = {"tcp://127.0.0.1", "tcp://[::1]",
+	    "tcp://127.0.0.1:http", "tls+tcp://127.0.0.1:7710"};
+	for (size_t i = 0; i < sizeof(bad_notify) / sizeof(bad_notify[0]); i++) {
+		const char *argv[] = {lmt_bin("lunamatch-ingest"), "--data-dir", data,
+		    "--http", "127.0.0.1:0", "--notify-url", bad_notify[i], NULL};
+		r = lmt_run(argv, env.vec, errf, RUN_MS);
+		if (r.status != 2)
+			fail_msg("ingest --notify-url %s: exit %d, not 2", bad_notify[i],
+			    r.status);
+		assert_non_null(r.err);
+		assert_non_null(strstr(r.err, "LUNAMATCH_NOTIFY_URL"));
 		lmt_run_result_free(&r);
 	}
 	/* Refused before the store was opened. */

@@ -106,8 +106,11 @@ typedef struct lm_config {
  * cfg->help / cfg->version and return LM_OK, whatever the environment holds
  * (its values are then not checked); the caller prints and exits.
  * Parsing stops at the first non-option argument (cfg->argi), so that a CLI
- * subcommand can take its own arguments. On error returns LM_EINVAL and writes
- * a one-line reason naming the variable or flag into err.
+ * subcommand can take its own arguments. The addresses a service listens on
+ * (match: the RPC URL; ingest and match: the effective notify URL) must be
+ * nng URLs of a scheme it can use, a TCP one with a port number. On error
+ * returns LM_EINVAL and writes a one-line reason naming the variable or flag
+ * into err.
  */
 int lm_config_load(
     lm_config *cfg, lm_prog prog, int argc, char **argv, char *err, size_t errlen);

@@ -406,6 +406,78 @@ test_topic_names(void **state)
 	unsetenv("LUNAMATCH_TOPIC_PROFILES");
 }
 
+/* The addresses a service listens on are refused when they are not nng
+ * addresses of a scheme it can use, or a TCP one names no port (nng would
+ * listen on one the kernel picks, where no client looks), in every program
+ * that listens on them: ingest took a notify URL without a port and
+ * published where match's follower never dialled. */
+static void
+test_listen_urls(void **state)
+{
+	(void) state;
+	static const struct {
+		lm_prog prog;
+		const char *var, *value;
+	} bad[] = {
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "tcp://127.0.0.1"},
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "tcp://[::1]"},
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "tcp4://127.0.0.1:"},
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "tcp://127.0.0.1:65536"},
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "tcp://127.0.0.1:http"},
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "tls+tcp://127.0.0.1:7710"},
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "bogus://x"},
+	    {LM_PROG_MATCH, "LUNAMATCH_NOTIFY_URL", "tcp://127.0.0.1"},
+	    {LM_PROG_MATCH, "LUNAMATCH_RPC_URL", "tcp://127.0.0.1"},
+	    {LM_PROG_MATCH, "LUNAMATCH_RPC_URL", "tls+tcp://127.0.0.1"},
+	    {LM_PROG_MATCH, "LUNAMATCH_RPC_URL", "http://127.0.0.1:7700"},
+	};
+	static const struct {
+		lm_prog prog;
+		const char *var, *value;
+	} good[] = {
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "tcp://127.0.0.1:7710"},
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "tcp://[::1]:0"},
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "ipc:///tmp/notify.ipc"},
+	    {LM_PROG_MATCH, "LUNAMATCH_NOTIFY_URL", "tcp6://[::1]:7710"},
+	    {LM_PROG_MATCH, "LUNAMATCH_RPC_URL", "tls+tcp://127.0.0.1:7700"},
+	    {LM_PROG_MATCH, "LUNAMATCH_RPC_URL", "ipc:///tmp/rpc.ipc"},
+	    /* The CLI's --url is a list of replicas, checked where it dials. */
+	    {LM_PROG_CLI, "LUNAMATCH_RPC_URL", "tcp://a:1,tcp://b:2"},
+	};
+	lm_config cfg;
+	char err[256];
+	char *a1[] = {"prog", NULL};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv(bad[i].var, bad[i].value, 1);
+		err[0] = '\0';
+		if (load(&cfg, bad[i].prog, 1, a1, err) != LM_EINVAL ||
+		    strstr(err, bad[i].var) == NULL)
+			fail_msg("%s=%s: accepted or not named (\"%s\")", bad[i].var,
+			    bad[i].value, err);
+		unsetenv(bad[i].var);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		setenv(good[i].var, good[i].value, 1);
+		err[0] = '\0';
+		if (load(&cfg, good[i].prog, 1, a1, err) != LM_OK)
+			fail_msg(
+			    "%s=%s: refused (\"%s\")", good[i].var, good[i].value, err);
+		unsetenv(good[i].var);
+	}
+	/* The flag, and the default notify socket under a data directory too
+	 * long for a Unix socket's path. */
+	char *a2[] = {"prog", "--notify-url", "tcp://127.0.0.1", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a2, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_NOTIFY_URL"));
+	char dir[200];
+	memset(dir, 'd', sizeof(dir) - 1);
+	dir[sizeof(dir) - 1] = '\0';
+	char *a3[] = {"prog", "--data-dir", dir, NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a3, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_NOTIFY_URL"));
+}
+
 static void
 test_help(void **state)
 {
@@ -476,6 +548,7 @@ main(void)
 	    cmocka_unit_test(test_empty_group_ids),
 	    cmocka_unit_test(test_receive_budget_holds_a_request),
 	    cmocka_unit_test(test_topic_names),
+	    cmocka_unit_test(test_listen_urls),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_flag_enumeration),
 	};
