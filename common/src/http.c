@@ -49,6 +49,7 @@
 #include "lunamatch/clock.h"
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fault.h"
 #include "lunamatch/http.h"
 #include "lunamatch/log.h"
 
@@ -509,9 +510,19 @@ split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
 	return LM_OK;
 }
 
+/* Resolutions of listen_on that tests make fail (lm_http_fail_resolves). */
+static atomic_uint fail_resolves;
+
+void
+lm_http_fail_resolves(unsigned n)
+{
+	atomic_store(&fail_resolves, n);
+}
+
 /* A listening TCP socket on addr; *fd and *port on LM_OK. Errors are
- * logged: LM_EINVAL (address does not parse or resolve), LM_EBUSY (in use),
- * others from errno. */
+ * logged: LM_EINVAL (address does not parse, or its host does not
+ * resolve), LM_EBUSY (in use, or the host cannot be resolved for now:
+ * EAI_AGAIN), others from errno. */
 static int
 listen_on(const char *addr, int *fd, int *port)
 {
@@ -530,10 +541,22 @@ listen_on(const char *addr, int *fd, int *port)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((gai = getaddrinfo(host, pstr, &hints, &ai)) != 0) {
-		lm_error("http.addr", "invalid HTTP address %s: %s", addr,
+	gai = lm_fault_take(&fail_resolves) ? EAI_AGAIN
+	                                    : getaddrinfo(host, pstr, &hints, &ai);
+	if (gai != 0) {
+		/* A temporary failure (the name server did not answer) or a
+		 * system error is no fault of the address. */
+		bool addr_bad =
+		    gai != EAI_AGAIN && gai != EAI_SYSTEM && gai != EAI_MEMORY;
+		rc = gai == EAI_AGAIN ? LM_EBUSY
+		     : gai == EAI_SYSTEM
+		         ? (errno != 0 ? lm_err_from_errno(errno) : LM_EIO)
+		     : gai == EAI_MEMORY ? LM_ENOMEM
+		                         : LM_EINVAL;
+		lm_error("http.addr", "%s HTTP address %s: %s",
+		    addr_bad ? "invalid" : "cannot resolve the", addr,
 		    gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
-		return gai == EAI_MEMORY ? LM_ENOMEM : LM_EINVAL;
+		return rc;
 	}
 	if ((s = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||

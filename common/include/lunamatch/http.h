@@ -76,11 +76,16 @@ typedef struct lm_http_opts {
  * stay valid until lm_http_stop() returns; the metrics of the connections
  * are registered in metrics. Returns LM_OK and *out, LM_EINVAL for a
  * malformed or unresolvable address or a limit above its maximum, LM_EBUSY
- * (reason logged) when the port is in use, another lm_err converted from
+ * (reason logged) when the port is in use or the host name cannot be
+ * resolved for now (EAI_AGAIN: worth a retry), another lm_err converted from
  * errno when it cannot listen otherwise (reason logged) or cannot make its
  * threads, LM_EIO when the server does not start, or LM_ENOMEM.
  */
 int lm_http_start(const lm_http_opts *o, lm_http **out);
+
+/* Test seam: the next n resolutions of an address by lm_http_start fail
+ * with EAI_AGAIN, a temporary failure of name resolution. Any thread. */
+void lm_http_fail_resolves(unsigned n);
 
 /* The bound port (the real one when started with port 0); 0 for NULL. */
 int lm_http_port(const lm_http *h);

@@ -518,6 +518,23 @@ test_bad_addresses(void **state)
 	assert_int_equal(lm_http_port(NULL), 0);
 }
 
+/* A temporary failure to resolve the host (EAI_AGAIN: the DNS server did
+ * not answer in time) is not a malformed address: the services exit 2,
+ * configuration error, on LM_EINVAL, which tells the operator to fix a
+ * setting that is right and an orchestrator not to expect a retry to
+ * help. */
+static void
+test_resolve_again(void **state)
+{
+	(void) state;
+	lm_http_opts o = {.addr = "localhost:41799"};
+	lm_http *h = (lm_http *) &h;
+
+	lm_http_fail_resolves(1);
+	assert_int_equal(lm_http_start(&o, &h), LM_EBUSY);
+	assert_null(h);
+}
+
 static void
 test_port_in_use(void **state)
 {
@@ -1106,6 +1123,7 @@ main(void)
 	    cmocka_unit_test(test_not_found_and_methods),
 	    cmocka_unit_test(test_keepalive),
 	    cmocka_unit_test(test_bad_addresses),
+	    cmocka_unit_test(test_resolve_again),
 	    cmocka_unit_test(test_port_in_use),
 	    cmocka_unit_test(test_two_ephemeral_servers),
 	    cmocka_unit_test(test_ipv6),
@@ -1117,5 +1135,8 @@ main(void)
 	    cmocka_unit_test(test_many_connections),
 	    cmocka_unit_test(test_logger_first),
 	};
+	/* LMT_TEST_FILTER=test_resolve* runs some tests (a cmocka glob). */
+	if (getenv("LMT_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
