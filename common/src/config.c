@@ -5,6 +5,7 @@
  * bounds and the programs that take it. Loading applies defaults, then the
  * environment, then getopt_long over the flags of the program.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -29,8 +30,9 @@
 #define LM_VERSION "0.0.0"
 #endif
 
-/* T_TOPIC is a T_STR that must be a Kafka topic name (lm_kafka_topic_name_ok). */
-enum opt_type { T_STR, T_TOPIC, T_U32, T_U64, T_DBL, T_LEVEL, T_FLAG };
+/* T_TOPIC is a T_STR that must be a Kafka topic name (lm_kafka_topic_name_ok);
+ * T_BROKERS one that must be a list of host:port (broker_ok). */
+enum opt_type { T_STR, T_TOPIC, T_BROKERS, T_U32, T_U64, T_DBL, T_LEVEL, T_FLAG };
 
 #define ALL   (LM_PROG_INGEST | LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA)
 #define SVC   (LM_PROG_INGEST | LM_PROG_MATCH)
@@ -52,8 +54,8 @@ struct opt {
 };
 
 static const struct opt opts[] = {
-    {"brokers", "LUNAMATCH_BROKERS", T_STR, OFF(brokers), "127.0.0.1:9092", 0, 0, KAFKA,
-        "Kafka bootstrap servers (host:port,...)"},
+    {"brokers", "LUNAMATCH_BROKERS", T_BROKERS, OFF(brokers), "127.0.0.1:9092", 0, 0,
+        KAFKA, "Kafka bootstrap servers (host:port,...)"},
     {"topic-postings", "LUNAMATCH_TOPIC_POSTINGS", T_TOPIC, OFF(topic_postings),
         "lunamatch.postings.v1", 0, 0, SOURCES, "job postings topic"},
     {"topic-profiles", "LUNAMATCH_TOPIC_PROFILES", T_TOPIC, OFF(topic_profiles),
@@ -178,6 +180,107 @@ static const struct opt opts[] = {
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
+/* Most bytes an error message shows of a value, escaped. */
+#define ESC_MAX 128
+
+/*
+ * Writes the first n bytes of s into buf (len bytes, at least 8) for an
+ * error message: printable ASCII as itself, '"' and '\\' and every other
+ * byte (control bytes, DEL, bytes above ASCII) escaped as \" \\ and \xNN,
+ * so that a value cannot put line breaks or terminal escapes into a log
+ * line or a terminal; "..." ends what does not fit. Returns buf.
+ */
+static const char *
+esc_n(const char *s, size_t n, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char) s[i];
+		char e[5];
+		size_t k;
+		if (c == '"' || c == '\\') {
+			e[0] = '\\', e[1] = (char) c, k = 2;
+		} else if (c < 0x20 || c >= 0x7f) {
+			e[0] = '\\', e[1] = 'x', e[2] = hex[c >> 4], e[3] = hex[c & 15];
+			k = 4;
+		} else {
+			e[0] = (char) c, k = 1;
+		}
+		if (o + k + 4 > len) { /* room for "..." and the NUL */
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		memcpy(buf + o, e, k);
+		o += k;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* Whether the n bytes at e are host:port or [v6]:port: a host name of
+ * letters, digits, '.', '-' and '_', or an IPv6 address in brackets, and a
+ * port from 1 to 65535. librdkafka takes an entry without a port (9092)
+ * and a protocol prefix too; lunamatch wants both spelled out as host:port
+ * so that a typo is refused at start rather than dialled for ever. */
+static bool
+broker_ok(const char *e, size_t n)
+{
+	size_t h = 0, p;
+	unsigned long port = 0;
+
+	if (n > 0 && e[0] == '[') {
+		for (h = 1; h < n && e[h] != ']'; h++)
+			if (!isxdigit((unsigned char) e[h]) && e[h] != ':' && e[h] != '.')
+				return false;
+		if (h == 1 || h >= n) /* "[]" or no ']' */
+			return false;
+		h++; /* past ']' */
+	} else {
+		for (; h < n && e[h] != ':'; h++)
+			if (!isalnum((unsigned char) e[h]) && e[h] != '.' &&
+			    e[h] != '-' && e[h] != '_')
+				return false;
+		if (h == 0)
+			return false;
+	}
+	if (h >= n || e[h] != ':')
+		return false;
+	for (p = h + 1; p < n; p++) {
+		if (e[p] < '0' || e[p] > '9' || p - h > 5)
+			return false;
+		port = port * 10 + (unsigned long) (e[p] - '0');
+	}
+	return p > h + 1 && port >= 1 && port <= 65535;
+}
+
+/* LM_OK when every entry of the comma-separated list is broker_ok (an
+ * empty list is left to the check of empty options); otherwise LM_EINVAL
+ * with the first bad entry named, escaped, in err. */
+static int
+check_brokers(const char *list, const char *what, char *err, size_t errlen)
+{
+	char shown[ESC_MAX + 4];
+
+	if (list[0] == '\0')
+		return LM_OK;
+	for (const char *e = list;; e++) {
+		size_t n = strcspn(e, ",");
+		if (!broker_ok(e, n)) {
+			snprintf(err, errlen,
+			    "%s: broker \"%s\" is not host:port ([v6]:port for an IPv6 "
+			    "address, port 1..65535; entries separated by commas)",
+			    what, esc_n(e, n, shown, sizeof(shown)));
+			return LM_EINVAL;
+		}
+		e += n;
+		if (*e == '\0')
+			return LM_OK;
+	}
+}
+
 /* Stores text as the value of o in cfg; `what` names the source in errors. */
 static int
 set_value(lm_config *cfg, const struct opt *o, const char *text, const char *what,
@@ -195,6 +298,11 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 			    what, LM_KAFKA_TOPIC_MAX);
 			return LM_EINVAL;
 		}
+		/* fall through */
+	case T_BROKERS:
+		if (o->type == T_BROKERS &&
+		    check_brokers(text, what, err, errlen) != LM_OK)
+			return LM_EINVAL;
 		/* fall through */
 	case T_STR:
 		if (strlen(text) >= LM_CFG_STR) {

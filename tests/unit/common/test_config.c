@@ -1,6 +1,7 @@
 /*
  * test_config.c - configuration: defaults, environment, flags, errors.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -478,6 +479,79 @@ test_listen_urls(void **state)
 	assert_non_null(strstr(err, "LUNAMATCH_NOTIFY_URL"));
 }
 
+/* Whether s holds a byte a terminal or a log reader would not show as
+ * itself (a control byte, DEL or a byte above ASCII). */
+static bool
+has_raw_bytes(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f)
+			return true;
+	return false;
+}
+
+/* Every entry of the broker list is host:port ([v6]:port for an IPv6
+ * address): only an empty list was refused, and librdkafka took the rest
+ * as given, logging failed connections to a host named "localhost:" or
+ * ":9092" for ever while the service reported itself started. The error
+ * names the bad entry, its bytes escaped. */
+static void
+test_broker_list(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *value, *entry;
+	} bad[] = {
+	    {"localhost", "\"localhost\""},
+	    {"localhost:", "\"localhost:\""},
+	    {":9092", "\":9092\""},
+	    {"kafka:port", "\"kafka:port\""},
+	    {"kafka:0", "\"kafka:0\""},
+	    {"kafka:65536", "\"kafka:65536\""},
+	    {"kafka:-1", "\"kafka:-1\""},
+	    {"a:1,,b:2", "\"\""},
+	    {"a:1,", "\"\""},
+	    {"a:1, b:2", "\" b:2\""},
+	    {"::1:9092", "\"::1:9092\""},
+	    {"[::1]", "\"[::1]\""},
+	    {"[::1]9092", "\"[::1]9092\""},
+	    {"[]:9092", "\"[]:9092\""},
+	    {"[::g]:9092", "\"[::g]:9092\""},
+	    {"PLAINTEXT://kafka:9092", "\"PLAINTEXT://kafka:9092\""},
+	    {"ka fka:9092", "\"ka fka:9092\""},
+	    {"a:1,kaf\x01ka:9092", "\"kaf\\x01ka:9092\""},
+	    {"kaf\x1b[2Jka:9092", "\"kaf\\x1b[2Jka:9092\""},
+	    {"caf\xc3\xa9:9092", "\"caf\\xc3\\xa9:9092\""},
+	};
+	static const char *const good[] = {"127.0.0.1:9092", "a:1,b:2", "[::1]:9092",
+	    "[fe80::1]:1,kafka-0.kafka.svc.cluster.local:65535", "kafka_1:9092"};
+	lm_config cfg;
+	char err[256];
+	char *a1[] = {"prog", NULL};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("LUNAMATCH_BROKERS", bad[i].value, 1);
+		err[0] = '\0';
+		if (load(&cfg, LM_PROG_INGEST, 1, a1, err) != LM_EINVAL ||
+		    strstr(err, "LUNAMATCH_BROKERS") == NULL ||
+		    strstr(err, bad[i].entry) == NULL || has_raw_bytes(err))
+			fail_msg("LUNAMATCH_BROKERS=%s: accepted or entry %s not named "
+			         "as such (\"%s\")",
+			    bad[i].value, bad[i].entry, err);
+	}
+	unsetenv("LUNAMATCH_BROKERS");
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *a2[] = {"prog", "--brokers", (char *) good[i], NULL};
+		err[0] = '\0';
+		if (load(&cfg, LM_PROG_MATCH, 3, a2, err) != LM_OK)
+			fail_msg("--brokers %s: refused (\"%s\")", good[i], err);
+		assert_string_equal(cfg.brokers, good[i]);
+	}
+	char *a3[] = {"prog", "--brokers", "kafka", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_CLI, 3, a3, err), LM_EINVAL);
+	assert_non_null(strstr(err, "--brokers"));
+}
+
 static void
 test_help(void **state)
 {
@@ -549,6 +623,7 @@ main(void)
 	    cmocka_unit_test(test_receive_budget_holds_a_request),
 	    cmocka_unit_test(test_topic_names),
 	    cmocka_unit_test(test_listen_urls),
+	    cmocka_unit_test(test_broker_list),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_flag_enumeration),
 	};
