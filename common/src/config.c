@@ -220,6 +220,12 @@ esc_n(const char *s, size_t n, char *buf, size_t len)
 	return buf;
 }
 
+const char *
+lm_config_escape(const char *s, char *buf, size_t len)
+{
+	return esc_n(s, strlen(s), buf, len);
+}
+
 /* Whether the n bytes at e are host:port or [v6]:port: a host name of
  * letters, digits, '.', '-' and '_', or an IPv6 address in brackets, and a
  * port from 1 to 65535. librdkafka takes an entry without a port (9092)
@@ -287,6 +293,7 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
     char *err, size_t errlen)
 {
 	char *p = (char *) cfg + o->off;
+	char shown[ESC_MAX + 4];
 	double d;
 
 	switch (o->type) {
@@ -319,7 +326,7 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 		if (lm_log_level_parse(text, (lm_log_level *) (void *) p) != LM_OK) {
 			snprintf(err, errlen,
 			    "%s: \"%s\" is not one of debug, info, warn, error", what,
-			    text);
+			    lm_config_escape(text, shown, sizeof(shown)));
 			return LM_EINVAL;
 		}
 		return LM_OK;
@@ -327,12 +334,13 @@ set_value(lm_config *cfg, const struct opt *o, const char *text, const char *wha
 	case T_U64:
 	case T_DBL:
 		if (!lm_textfile_number(text, o->type == T_DBL, &d)) {
-			snprintf(err, errlen, "%s: \"%s\" is not a number", what, text);
+			snprintf(err, errlen, "%s: \"%s\" is not a number", what,
+			    lm_config_escape(text, shown, sizeof(shown)));
 			return LM_EINVAL;
 		}
 		if (o->type != T_DBL && d != floor(d)) {
-			snprintf(
-			    err, errlen, "%s: \"%s\" is not a whole number", what, text);
+			snprintf(err, errlen, "%s: \"%s\" is not a whole number", what,
+			    lm_config_escape(text, shown, sizeof(shown)));
 			return LM_EINVAL;
 		}
 		if (d < o->min || d > o->max) {
@@ -457,29 +465,31 @@ check_url(const char *var, const char *url, const char *const *schemes, char *er
     size_t errlen)
 {
 	const size_t sun_max = sizeof(((struct sockaddr_un *) NULL)->sun_path);
+	char shown[ESC_MAX + 4];
 	nng_url *u = NULL;
 	bool known = false;
 	int rc = LM_EINVAL;
 
+	lm_config_escape(url, shown, sizeof(shown));
 	if (url[0] == '\0' || nng_url_parse(&u, url) != 0) {
-		snprintf(err, errlen, "%s: \"%s\" is not a usable address", var, url);
+		snprintf(err, errlen, "%s: \"%s\" is not a usable address", var, shown);
 		return LM_EINVAL;
 	}
 	for (size_t i = 0; schemes[i] != NULL && !known; i++)
 		known = strcmp(u->u_scheme, schemes[i]) == 0;
 	if (!known)
-		snprintf(err, errlen, "%s: \"%s\" is not a usable address", var, url);
+		snprintf(err, errlen, "%s: \"%s\" is not a usable address", var, shown);
 	else if (strcmp(u->u_scheme, "ipc") == 0 && strlen(u->u_path) >= sun_max)
 		snprintf(err, errlen,
 		    "%s: \"%s\": the socket path is longer than a Unix socket takes "
 		    "(%zu bytes); use a shorter one (for the notify socket, a shorter "
 		    "LUNAMATCH_DATA_DIR or LUNAMATCH_NOTIFY_URL)",
-		    var, url, sun_max - 1);
+		    var, shown, sun_max - 1);
 	/* Without a port nng listens on one the kernel picks (and dials port
 	 * 0): a typo that would serve where no client looks. */
 	else if (strstr(u->u_scheme, "tcp") != NULL && !port_ok(u->u_port))
 		snprintf(err, errlen, "%s: \"%s\" needs a port, a number from 0 to 65535",
-		    var, url);
+		    var, shown);
 	else
 		rc = LM_OK;
 	nng_url_free(u);
@@ -493,12 +503,14 @@ static void
 unknown(const char *arg, char *err, size_t errlen)
 {
 	const char *eq = strchr(arg, '=');
+	char shown[ESC_MAX + 4];
 
 	if (strncmp(arg, "--", 2) == 0 && eq != NULL && optopt != 0)
-		snprintf(
-		    err, errlen, "option %.*s takes no value", (int) (eq - arg), arg);
+		snprintf(err, errlen, "option %s takes no value",
+		    esc_n(arg, (size_t) (eq - arg), shown, sizeof(shown)));
 	else if (strncmp(arg, "--", 2) == 0 || optopt <= ' ' || optopt >= 0x7f)
-		snprintf(err, errlen, "unknown option %s (see --help)", arg);
+		snprintf(err, errlen, "unknown option %s (see --help)",
+		    lm_config_escape(arg, shown, sizeof(shown)));
 	else
 		snprintf(err, errlen, "unknown option -%c (see --help)", optopt);
 }
@@ -560,8 +572,9 @@ lm_config_load(
 		} else if (c == 'V') {
 			cfg->version = true;
 		} else if (c == ':') {
-			snprintf(
-			    err, errlen, "option %s needs a value", argv[optind - 1]);
+			char shown[ESC_MAX + 4];
+			snprintf(err, errlen, "option %s needs a value",
+			    lm_config_escape(argv[optind - 1], shown, sizeof(shown)));
 			return LM_EINVAL;
 		} else if (c == '?') {
 			/* optind moved past the argument unless a cluster of

@@ -119,7 +119,7 @@ main(int argc, char **argv)
 	}
 	if (cfg.argi < argc) {
 		fprintf(stderr, PROG ": unexpected argument \"%s\" (see --help)\n",
-		    argv[cfg.argi]);
+		    lm_config_escape(argv[cfg.argi], err, sizeof(err)));
 		return 2;
 	}
 	if (lm_config_notify_url(&cfg, notify_url, sizeof(notify_url)) != LM_OK) {
@@ -194,7 +194,7 @@ main(int argc, char **argv)
 		if (rv == LM_EINVAL) {
 			fprintf(stderr,
 			    PROG ": LUNAMATCH_NOTIFY_URL: cannot listen on %s\n",
-			    notify_url);
+			    lm_config_escape(notify_url, err, sizeof(err)));
 			rc = 2;
 		}
 		goto out;
@@ -221,7 +221,7 @@ main(int argc, char **argv)
 		if (rv == LM_EINVAL) {
 			fprintf(stderr,
 			    PROG ": LUNAMATCH_HTTP_ADDR: \"%s\" is not host:port\n",
-			    ho.addr);
+			    lm_config_escape(ho.addr, err, sizeof(err)));
 			rc = 2;
 		}
 		goto out;

@@ -878,7 +878,7 @@ main(int argc, char **argv)
 	}
 	if (d->cfg.argi < argc) {
 		fprintf(stderr, PROG ": unexpected argument \"%s\" (see --help)\n",
-		    argv[d->cfg.argi]);
+		    lm_config_escape(argv[d->cfg.argi], err, sizeof(err)));
 		return EXIT_CONFIG;
 	}
 	lm_log_set_service("match");
@@ -950,7 +950,7 @@ main(int argc, char **argv)
 		if (rc == LM_EINVAL) {
 			fprintf(stderr,
 			    PROG ": LUNAMATCH_HTTP_ADDR: \"%s\" is not host:port\n",
-			    d->cfg.http_addr);
+			    lm_config_escape(d->cfg.http_addr, err, sizeof(err)));
 			status = EXIT_CONFIG;
 		}
 		goto done;

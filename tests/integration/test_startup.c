@@ -96,6 +96,46 @@ test_match_refuses_tcp_url_without_port(void **state)
 	free(dir);
 }
 
+/* Whether s holds a control byte, DEL or a byte above ASCII. */
+static bool
+has_raw_bytes(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char) *s < 0x20 && *s != '\n')
+			return true;
+		else if ((unsigned char) *s >= 0x7f)
+			return true;
+	return false;
+}
+
+/* What the services print about a refused argument or setting shows its
+ * control bytes escaped: they were printed raw to stderr, where a line
+ * break or a terminal escape could forge or hide lines. */
+static void
+test_refusals_escape_values(void **state)
+{
+	static const char *const progs[] = {"lunamatch-match", "lunamatch-ingest"};
+	char *dir = lmt_tmpdir("startup");
+	char errf[4300];
+	lmt_run_result r;
+
+	(void) state;
+	snprintf(errf, sizeof(errf), "%s/err", dir);
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		const char *argv[] = {lmt_bin(progs[i]), "stray\x1b[2J\rarg", NULL};
+		r = lmt_run(argv, NULL, errf, RUN_MS);
+		if (r.status != 2)
+			fail_msg("%s: exit %d, not 2", progs[i], r.status);
+		assert_non_null(r.err);
+		if (has_raw_bytes(r.err) ||
+		    strstr(r.err, "stray\\x1b[2J\\x0darg") == NULL)
+			fail_msg("%s: argument not shown escaped: %s", progs[i], r.err);
+		lmt_run_result_free(&r);
+	}
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 /* A started service: its process, its directory, HTTP address and log. */
 struct svc {
 	char *dir;
@@ -218,6 +258,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_match_refuses_tcp_url_without_port),
 	    cmocka_unit_test(test_sighup_stops_gracefully),
+	    cmocka_unit_test(test_refusals_escape_values),
 	};
 	/* LMT_TEST_FILTER=test_sighup* runs some tests (a cmocka glob). */
 	if (getenv("LMT_TEST_FILTER") != NULL)

@@ -123,6 +123,15 @@ int lm_config_load(
  */
 int lm_config_flag(lm_prog prog, size_t i, const char **name, bool *has_arg);
 
+/*
+ * Writes s into buf (len bytes, at least 8) for an error message or a log:
+ * printable ASCII as itself, '"' and '\\' as \" and \\, every other byte
+ * (control bytes, DEL, bytes above ASCII) as \xNN, so that a configured
+ * value cannot put line breaks or terminal escapes into what is printed;
+ * "..." ends what does not fit. Returns buf.
+ */
+const char *lm_config_escape(const char *s, char *buf, size_t len);
+
 /* The lunamatch version ("0.1.0"), for --version. */
 const char *lm_version(void);
 

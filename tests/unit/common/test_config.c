@@ -552,6 +552,54 @@ test_broker_list(void **state)
 	assert_non_null(strstr(err, "--brokers"));
 }
 
+/* An error message shows a refused value with its control and non-ASCII
+ * bytes escaped: they were echoed raw to stderr, where a line break or a
+ * terminal escape sequence in a variable forged or hid lines. */
+static void
+test_errors_escape_values(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *var, *value, *shown;
+		lm_prog prog;
+	} bad[] = {
+	    {"LUNAMATCH_LOG_LEVEL", "info\n{\"level\":\"error\"}", "info\\x0a{\\\"level",
+	        LM_PROG_INGEST},
+	    {"LUNAMATCH_WORKERS", "4\x1b[2J", "4\\x1b[2J", LM_PROG_MATCH},
+	    {"LUNAMATCH_WORKERS", "4.5\r", "4.5\\x0d", LM_PROG_MATCH},
+	    {"LUNAMATCH_EVENT_MIN_SCORE", "0.5\x7f", "0.5\\x7f", LM_PROG_MATCH},
+	    {"LUNAMATCH_RPC_URL", "tcp://\x1b[31m", "tcp://\\x1b[31m", LM_PROG_MATCH},
+	    {"LUNAMATCH_NOTIFY_URL", "tcp://h\xc3\xa9", "tcp://h\\xc3\\xa9",
+	        LM_PROG_INGEST},
+	};
+	lm_config cfg;
+	char err[256];
+	char *a1[] = {"prog", NULL};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv(bad[i].var, bad[i].value, 1);
+		err[0] = '\0';
+		if (load(&cfg, bad[i].prog, 1, a1, err) != LM_EINVAL ||
+		    strstr(err, bad[i].var) == NULL || has_raw_bytes(err) ||
+		    strstr(err, bad[i].shown) == NULL)
+			fail_msg("%s: accepted, not named or not escaped as %s: %s",
+			    bad[i].var, bad[i].shown, err);
+		unsetenv(bad[i].var);
+	}
+	/* Options as written on the command line. */
+	char *a2[] = {"prog", "--no\x1b[2J", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 2, a2, err), LM_EINVAL);
+	assert_false(has_raw_bytes(err));
+	assert_non_null(strstr(err, "--no\\x1b[2J"));
+	char *a3[] = {"prog", "--help\n=1", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 2, a3, err), LM_EINVAL);
+	assert_false(has_raw_bytes(err));
+	char *a4[] = {"prog", "--workers=\t", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 2, a4, err), LM_EINVAL);
+	assert_false(has_raw_bytes(err));
+	assert_non_null(strstr(err, "\\x09"));
+}
+
 static void
 test_help(void **state)
 {
@@ -624,6 +672,7 @@ main(void)
 	    cmocka_unit_test(test_topic_names),
 	    cmocka_unit_test(test_listen_urls),
 	    cmocka_unit_test(test_broker_list),
+	    cmocka_unit_test(test_errors_escape_values),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_flag_enumeration),
 	};
