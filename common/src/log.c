@@ -28,6 +28,9 @@ _Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a line is written atomically");
 
 static atomic_int log_level = LM_LOG_INFO;
 static char log_svc[32] = "lunamatch";
+/* The message of this thread's first error record since
+ * lm_log_first_error_reset ("" for none; lm_log_first_error). */
+static _Thread_local char first_error[LM_LOG_FIRST_ERROR_MAX];
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -160,6 +163,11 @@ lm_log(lm_log_level level, const char *event, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (level == LM_LOG_ERROR && first_error[0] == '\0') {
+		size_t k = strnlen(msg, sizeof(first_error) - 1);
+		memcpy(first_error, msg, k);
+		first_error[k] = '\0';
+	}
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
@@ -183,4 +191,16 @@ lm_log(lm_log_level level, const char *event, const char *fmt, ...)
 	line[n++] = '\n';
 	/* One write keeps lines whole when threads log at once. */
 	write_all(line, n);
+}
+
+const char *
+lm_log_first_error(void)
+{
+	return first_error;
+}
+
+void
+lm_log_first_error_reset(void)
+{
+	first_error[0] = '\0';
 }

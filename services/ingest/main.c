@@ -91,6 +91,7 @@ main(int argc, char **argv)
 {
 	lm_config cfg;
 	char err[512], notify_url[LM_CFG_STR + 64];
+	char why[LM_LOG_FIRST_ERROR_MAX] = ""; /* why a start failed */
 	lm_record_data data = {0};
 	lm_store *store = NULL;
 	lm_dirlock *lock = NULL;
@@ -128,6 +129,7 @@ main(int argc, char **argv)
 	}
 	lm_log_set_service("ingest");
 	lm_log_set_level(cfg.log_level);
+	lm_log_first_error_reset();
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -144,6 +146,7 @@ main(int argc, char **argv)
 
 	if (lm_record_data_load(&cfg, &data, err, sizeof(err)) != LM_OK) {
 		fprintf(stderr, PROG ": %s\n", err);
+		snprintf(why, sizeof(why), "%s", err);
 		rc = 2;
 		goto out;
 	}
@@ -202,6 +205,7 @@ main(int argc, char **argv)
 	co.notify = notify;
 	if ((rv = lm_consumer_new(&co, &consumer, err, sizeof(err))) != LM_OK) {
 		fprintf(stderr, PROG ": %s\n", err);
+		snprintf(why, sizeof(why), "%s", err);
 		rc = rv == LM_EINVAL ? 2 : 1;
 		goto out;
 	}
@@ -233,6 +237,11 @@ main(int argc, char **argv)
 	rc = rv == LM_OK ? 0 : 1;
 	ran = true;
 out:
+	/* A failed start ends with a line that says why, in the words of the
+	 * step that failed (its log line, or the message printed above), after
+	 * what the release logs (the Kafka clients' last warnings). */
+	if (!ran && rc != 0 && why[0] == '\0')
+		snprintf(why, sizeof(why), "%s", lm_log_first_error());
 	lm_http_stop(http);
 	lm_consumer_free(consumer);
 	lm_trimmer_free(trimmer);
@@ -245,5 +254,9 @@ out:
 	 * watchdog can cut short with status 1. */
 	if (ran)
 		lm_info("ingest.stop", "exit status %d", rc);
+	else if (rc != 0)
+		lm_error("ingest.start", "not started (exit %d): %s", rc,
+		    why[0] != '\0' ? why
+		                   : "a start-up step failed without a logged cause");
 	return rc;
 }

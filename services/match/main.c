@@ -883,6 +883,7 @@ main(int argc, char **argv)
 	}
 	lm_log_set_service("match");
 	lm_log_set_level(d->cfg.log_level);
+	lm_log_first_error_reset();
 
 	/* Block the stop signals before any thread starts, so that every thread
 	 * inherits the mask and only sigwait below sees them. */
@@ -966,8 +967,16 @@ main(int argc, char **argv)
 		lm_warn("match.stop", "no shutdown watchdog: the stop is not bounded");
 	status = 0;
 done:
+	/* A failed start ends with a line that says why, in the words of the
+	 * step that failed, after what the release logs. */
+	if (status != 0)
+		snprintf(err, sizeof(err), "%s", lm_log_first_error());
 	shutdown_all(d);
 	if (status == 0)
 		lm_info("match.stop", "stopped");
+	else
+		lm_error("match.start", "not started (exit %d): %s", status,
+		    err[0] != '\0' ? err
+		                   : "a start-up step failed without a logged cause");
 	return status;
 }

@@ -12,11 +12,14 @@
  * decision log off, ingest's brokers variable names a free port on
  * 127.0.0.1 that it dials in vain.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -132,6 +135,126 @@ test_refusals_escape_values(void **state)
 			fail_msg("%s: argument not shown escaped: %s", progs[i], r.err);
 		lmt_run_result_free(&r);
 	}
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/* The last line of text (a copy, or NULL when there is none). */
+static char *
+last_line(const char *text)
+{
+	size_t n = strlen(text);
+
+	while (n > 0 && text[n - 1] == '\n')
+		n--;
+	if (n == 0)
+		return NULL;
+	const char *start = text + n;
+	while (start > text && start[-1] != '\n')
+		start--;
+	return strndup(start, (size_t) (text + n - start));
+}
+
+/* A TCP listener on 127.0.0.1:port, to hold the port; the descriptor. */
+static int
+hold_port(int port)
+{
+	struct sockaddr_in a;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t) port);
+	assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	return fd;
+}
+
+/* Runs argv (a service that must fail to start with status 1) with env
+ * and checks that its last line on stderr says why in the words of the
+ * failing call (cause), after the cleanup's lines: the last line said
+ * \"resource busy\" or \"messaging (nng) failure\" (match), or there was
+ * none after the cleanup's Kafka warnings (ingest). */
+static void
+assert_start_fails(
+    const char *const *argv, const char *const *env, const char *errf, const char *cause)
+{
+	lmt_run_result r = lmt_run(argv, env, errf, RUN_MS);
+	char *last;
+
+	if (r.status != 1)
+		fail_msg("%s: exit %d, not 1 (%s)", argv[0], r.status, errf);
+	assert_non_null(r.err);
+	last = last_line(r.err);
+	if (last == NULL || strstr(last, "not started") == NULL ||
+	    strstr(last, cause) == NULL)
+		fail_msg("%s: the last line does not say \"%s\": %s", argv[0], cause,
+		    last != NULL ? last : "(none)");
+	free(last);
+	lmt_run_result_free(&r);
+}
+
+/* The last line of a start that fails at a resource says what failed:
+ * a port in use (the HTTP port, match's RPC port), a data directory that
+ * cannot be created. */
+static void
+test_start_failure_says_why(void **state)
+{
+	char *dir = lmt_tmpdir("startup");
+	char data[4200], errf[4300], http[64], rpc[64], brokers[64];
+	int port = lmt_free_port(), fd = hold_port(port);
+	lmt_env env;
+
+	(void) state;
+	memset(&env, 0, sizeof(env));
+	snprintf(data, sizeof(data), "%s/var", dir);
+	snprintf(errf, sizeof(errf), "%s/err", dir);
+	snprintf(http, sizeof(http), "127.0.0.1:%d", port);
+	snprintf(rpc, sizeof(rpc), "tcp://127.0.0.1:%d", port);
+	snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", lmt_free_port());
+	lmt_env_add(&env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+	lmt_env_add(&env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+	lmt_env_add(&env, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
+	lmt_env_add(&env, "LUNAMATCH_FAIRNESS_FILE=%s",
+	    lmt_src("data/fairness/requirements.tsv"));
+	lmt_env_add(&env, "LUNAMATCH_GAZETTEER_FILE=%s", lmt_src("data/geo/cities.tsv"));
+	lmt_env_add(&env, "LUNAMATCH_BROKERS=%s", brokers);
+	lmt_env_add(&env, "LUNAMATCH_EVENT_TOP_N=0");
+	lmt_env_add(&env, "LUNAMATCH_DECISION_LOG=0");
+
+	char url[4300];
+	snprintf(url, sizeof(url), "ipc://%s/rpc.ipc", dir);
+	const char *match_http[] = {lmt_bin("lunamatch-match"), "--data-dir", data,
+	    "--url", url, "--http", http, NULL};
+	assert_start_fails(match_http, env.vec, errf, "Address already in use");
+	char http2[64];
+	snprintf(http2, sizeof(http2), "127.0.0.1:%d", lmt_free_port());
+	const char *match_rpc[] = {lmt_bin("lunamatch-match"), "--data-dir", data,
+	    "--url", rpc, "--http", http2, NULL};
+	assert_start_fails(match_rpc, env.vec, errf, "Address in use");
+	const char *ingest_http[] = {
+	    lmt_bin("lunamatch-ingest"), "--data-dir", data, "--http", http, NULL};
+	assert_start_fails(ingest_http, env.vec, errf, "Address already in use");
+
+	/* A data directory that cannot be created: the last line said
+	 * "input/output error". Root may write anywhere: not checked then. */
+	char ro[4300], rodata[4400];
+	snprintf(ro, sizeof(ro), "%s/ro", dir);
+	snprintf(rodata, sizeof(rodata), "%s/var", ro);
+	assert_int_equal(mkdir(ro, 0555), 0);
+	if (geteuid() != 0) {
+		const char *match_ro[] = {lmt_bin("lunamatch-match"), "--data-dir",
+		    rodata, "--url", url, "--http", http2, NULL};
+		assert_start_fails(match_ro, env.vec, errf, "Permission denied");
+		const char *ingest_ro[] = {lmt_bin("lunamatch-ingest"), "--data-dir",
+		    rodata, "--http", http2, NULL};
+		assert_start_fails(ingest_ro, env.vec, errf, "Permission denied");
+	}
+
+	close(fd);
+	lmt_env_free(&env);
 	lmt_rmtree(dir);
 	free(dir);
 }
@@ -259,6 +382,7 @@ main(void)
 	    cmocka_unit_test(test_match_refuses_tcp_url_without_port),
 	    cmocka_unit_test(test_sighup_stops_gracefully),
 	    cmocka_unit_test(test_refusals_escape_values),
+	    cmocka_unit_test(test_start_failure_says_why),
 	};
 	/* LMT_TEST_FILTER=test_sighup* runs some tests (a cmocka glob). */
 	if (getenv("LMT_TEST_FILTER") != NULL)

@@ -44,6 +44,20 @@ const char *lm_log_level_name(lm_log_level level);
 void lm_log(lm_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Most bytes, with the NUL, kept of the message lm_log_first_error gives. */
+#define LM_LOG_FIRST_ERROR_MAX 512
+
+/*
+ * The message (cut to LM_LOG_FIRST_ERROR_MAX - 1 bytes, not escaped) of the
+ * first error record the calling thread wrote since it called
+ * lm_log_first_error_reset, or "" when none. For a caller that reports
+ * that a step failed in the words of the callee that logged the exact
+ * cause. Thread-local: the text stays until the thread calls
+ * lm_log_first_error_reset.
+ */
+const char *lm_log_first_error(void);
+void lm_log_first_error_reset(void);
+
 #define lm_debug(event, ...) lm_log(LM_LOG_DEBUG, event, __VA_ARGS__)
 #define lm_info(event, ...)  lm_log(LM_LOG_INFO, event, __VA_ARGS__)
 #define lm_warn(event, ...)  lm_log(LM_LOG_WARN, event, __VA_ARGS__)

@@ -3,6 +3,7 @@
  * the error messages of error.h.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,42 @@ test_level_parse(void **state)
 	assert_int_equal(lm_err_from_errno(2 /* ENOENT */), LM_ENOENT);
 }
 
+static void
+log_three_errors(void)
+{
+	lm_warn("t.warn", "a warning");
+	lm_error("t.first", "cannot listen: %s", "Address in use");
+	lm_error("t.second", "cannot start: %s", "resource busy");
+}
+
+static void *
+other_thread(void *arg)
+{
+	(void) arg;
+	return lm_log_first_error()[0] == 0 ? NULL : (void *) 1;
+}
+
+/* A caller reports a failed step in the words of the first error its
+ * callee logged on the same thread: warnings and later errors do not
+ * count, a reset forgets, and other threads keep their own. */
+static void
+test_first_error(void **state)
+{
+	(void) state;
+	pthread_t t;
+	void *seen = (void *) 1;
+
+	lm_log_first_error_reset();
+	assert_string_equal(lm_log_first_error(), "");
+	free(capture(log_three_errors));
+	assert_string_equal(lm_log_first_error(), "cannot listen: Address in use");
+	assert_int_equal(pthread_create(&t, NULL, other_thread, NULL), 0);
+	assert_int_equal(pthread_join(t, &seen), 0);
+	assert_null(seen);
+	lm_log_first_error_reset();
+	assert_string_equal(lm_log_first_error(), "");
+}
+
 int
 main(void)
 {
@@ -192,6 +229,7 @@ main(void)
 	    cmocka_unit_test(test_truncation_and_levels),
 	    cmocka_unit_test(test_hostile_text),
 	    cmocka_unit_test(test_level_parse),
+	    cmocka_unit_test(test_first_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
