@@ -273,8 +273,11 @@ check_brokers(const char *list, const char *what, char *err, size_t errlen)
 	if (list[0] == '\0')
 		return LM_OK;
 	for (const char *e = list;; e++) {
-		size_t n = strcspn(e, ",");
-		if (!broker_ok(e, n)) {
+		size_t n = strcspn(e, ","), lead = strspn(e, " "), t = n;
+		/* Spaces around an entry are allowed, as librdkafka skips them. */
+		while (t > lead && e[t - 1] == ' ')
+			t--;
+		if (!broker_ok(e + lead, lead < n ? t - lead : 0)) {
 			snprintf(err, errlen,
 			    "%s: broker \"%s\" is not host:port ([v6]:port for an IPv6 "
 			    "address, port 1..65535; entries separated by commas)",

@@ -511,7 +511,7 @@ test_broker_list(void **state)
 	    {"kafka:-1", "\"kafka:-1\""},
 	    {"a:1,,b:2", "\"\""},
 	    {"a:1,", "\"\""},
-	    {"a:1, b:2", "\" b:2\""},
+	    {"a:1, ,b:2", "\" \""},
 	    {"::1:9092", "\"::1:9092\""},
 	    {"[::1]", "\"[::1]\""},
 	    {"[::1]9092", "\"[::1]9092\""},
@@ -523,8 +523,9 @@ test_broker_list(void **state)
 	    {"kaf\x1b[2Jka:9092", "\"kaf\\x1b[2Jka:9092\""},
 	    {"caf\xc3\xa9:9092", "\"caf\\xc3\\xa9:9092\""},
 	};
-	static const char *const good[] = {"127.0.0.1:9092", "a:1,b:2", "[::1]:9092",
-	    "[fe80::1]:1,kafka-0.kafka.svc.cluster.local:65535", "kafka_1:9092"};
+	static const char *const good[] = {"127.0.0.1:9092", "a:1,b:2", "a:1, b:2 ",
+	    "[::1]:9092", "[fe80::1]:1,kafka-0.kafka.svc.cluster.local:65535",
+	    "kafka_1:9092"};
 	lm_config cfg;
 	char err[256];
 	char *a1[] = {"prog", NULL};
