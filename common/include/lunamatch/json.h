@@ -136,8 +136,8 @@ int lm_json_encode(const ProtobufCMessage *msg, unsigned flags, char **out);
 
 /*
  * Encodes msg as a jansson object (flags: LM_JSON_EMIT_DEFAULTS,
- * LM_JSON_NONFINITE_STRINGS; PRETTY is ignored). Returns a new reference the caller releases with json_decref, or
- * NULL when lm_json_encode would fail.
+ * LM_JSON_NONFINITE_STRINGS; PRETTY is ignored). Returns a new reference the caller
+ * releases with json_decref, or NULL when lm_json_encode would fail.
  */
 json_t *lm_json_encode_value(const ProtobufCMessage *msg, unsigned flags);
 
