@@ -101,6 +101,7 @@ struct lm_events {
 	int (*fault)(void *arg);
 	void *fault_arg;
 	atomic_bool outbox_failing;
+	size_t pairs_page; /* recorded pairs read at a time */
 
 	/* Ids of pending events that do not decode (owned: key and value are
 	 * one strdup), at most CORRUPT_MAX; sender thread only. */
@@ -741,6 +742,11 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 		lm_error("events.config", "message timeout must be >= 0");
 		return LM_EINVAL;
 	}
+	if (o->pairs_page > LM_OUTBOX_PAIRS_MAX) {
+		lm_error("events.config", "pairs page must be at most %d",
+		    LM_OUTBOX_PAIRS_MAX);
+		return LM_EINVAL;
+	}
 	if ((ev = calloc(1, sizeof(*ev))) == NULL)
 		return LM_ENOMEM;
 	pthread_mutex_init(&ev->lock, NULL);
@@ -754,6 +760,7 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 	    o->flush_timeout_ms == 0 ? LM_EVENTS_FLUSH_TIMEOUT_MS : o->flush_timeout_ms;
 	ev->fault = o->fault;
 	ev->fault_arg = o->fault_arg;
+	ev->pairs_page = o->pairs_page > 0 ? o->pairs_page : LM_OUTBOX_PAIRS_MAX;
 	if ((ev->brokers = strdup(o->brokers)) == NULL ||
 	    (ev->topic = strdup(o->topic)) == NULL ||
 	    (ev->client_id = strdup(
@@ -1002,38 +1009,117 @@ split_keeps(lm_events_split *split, const lm_event_change *ch, const char *subj,
 	return keep;
 }
 
-/* Adds the candidates of one changed record to b. With split, a pair newly
- * above becomes a candidate only if the split's decider keeps it. *more:
- * the record is gone and has more recorded pairs than were read; once b is
- * written, the record is derived again for the rest. */
+static int flush_batch(lm_events *ev, struct batch *b, const char *model_version,
+    int64_t now, uint64_t cursor);
+
+/* The top list of a subject, sorted by id for look-ups, and which of its
+ * pairs are recorded above already. */
+struct topset {
+	const char **ids; /* into the top list's items; NULL when empty */
+	bool *above;      /* above[j]: the pair of ids[j] is recorded above */
+	size_t n;
+};
+
+/* Adds to b the candidates of prev[0 .. nprev), recorded pairs of subject
+ * subj (of version subject_version): all forgotten when gone; else the
+ * pairs of the top list are left to it (noting in ts which are recorded
+ * above) and the others are looked at again. */
+static int
+derive_recorded(lm_events *ev, lm_index *idx, const lm_event_change *ch, const char *subj,
+    uint64_t subject_version, bool gone, struct topset *ts, const lm_outbox_pair *prev,
+    size_t nprev, Lunamatch__V1__MatchTrigger trig, int64_t now, struct batch *b)
+{
+	for (size_t i = 0; i < nprev; i++) {
+		const char *other = prev[i].other_id;
+		const char *cid = ch->posting ? other : subj;
+		const char *jid = ch->posting ? subj : other;
+		const char **hit;
+		lm_event_candidate *c;
+		double score = 0;
+		bool eligible = false, forget = gone;
+		int rc;
+
+		if (!forget && ts->n > 0 &&
+		    (hit = bsearch(&other, ts->ids, ts->n, sizeof(*ts->ids),
+		         cmp_str_ptr)) != NULL) {
+			if (prev[i].above)
+				ts->above[hit - ts->ids] = true;
+			continue;
+		}
+		if (!forget && !prev[i].above) {
+			/* Below: forgotten once the counterpart is gone. Its
+			 * deletion may be derived by another replica, whose
+			 * outbox holds none of this replica's pair states. */
+			uint64_t v;
+			rc = lm_index_record_version(idx, !ch->posting, other, &v);
+			if (rc == LM_OK)
+				continue;
+			if (rc != LM_ENOENT)
+				return rc;
+			forget = true;
+		}
+		if (!forget) {
+			/* Above before and absent from the top list: still above
+			 * (only pushed out of the top N), below now, or gone. */
+			rc = lm_index_pair_score(idx, cid, jid, now, &score, &eligible);
+			if (rc != LM_OK && rc != LM_ENOENT)
+				return rc;
+			if (rc == LM_OK && eligible && score >= ev->min_score)
+				continue;
+			forget = rc == LM_ENOENT;
+		}
+		if ((c = batch_add(b)) == NULL)
+			return LM_ENOMEM;
+		c->candidate_id = cid;
+		c->job_id = jid;
+		if (forget) {
+			c->state = LM_PAIR_GONE;
+			continue;
+		}
+		c->state = LM_PAIR_BELOW;
+		c->score = isfinite(score) && score >= 0 && score <= 1 ? score : 0;
+		c->candidate_version =
+		    ch->posting ? prev[i].candidate_version : subject_version;
+		c->job_version = ch->posting ? subject_version : prev[i].job_version;
+		c->trigger = trig;
+	}
+	return LM_OK;
+}
+
+/*
+ * Adds the candidates of one changed record to b. With split, a pair newly
+ * above becomes a candidate only if the split's decider keeps it. The
+ * recorded pairs are read ev->pairs_page at a time, every one of them;
+ * between two reads, b is written (cursor left alone) once it is large,
+ * so that the pair states held stay bounded however many the record has.
+ * subj and the top list are b's only from the end on: a write in between
+ * does not free them.
+ */
 static int
 derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_new,
-    int64_t now, lm_events_split *split, struct batch *b, bool *more)
+    int64_t now, const char *model_version, lm_events_split *split, struct batch *b)
 {
 	lm_outbox_side side = ch->posting ? LM_OUTBOX_JOB : LM_OUTBOX_CANDIDATE;
 	lm_top_list top = {0, 0, NULL};
-	lm_outbox_pair *prev = NULL;
-	const char **sorted = NULL, **above = NULL;
-	size_t nprev = 0, nabove = 0;
-	bool gone = ch->deleted, truncated = false;
-	char *subj;
+	struct topset ts = {NULL, NULL, 0};
+	lm_outbox_pair *prev;
+	char after[LM_OUTBOX_ID_MAX + 1] = "";
+	size_t nprev, mark = b->n; /* b's candidates before this record's */
+	bool gone = ch->deleted, truncated;
+	char *subj = NULL;
 	int rc;
 	Lunamatch__V1__MatchTrigger trig =
 	    !is_new       ? LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_UPDATED
 	    : ch->posting ? LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_POSTING
 	                  : LUNAMATCH__V1__MATCH_TRIGGER__MATCH_TRIGGER_NEW_PROFILE;
 
-	*more = false;
 	if ((rc = grow_array((void **) &b->subjects, &b->capsubj, b->nsubj + 1,
 	         sizeof(*b->subjects))) != LM_OK ||
 	    (rc = grow_array((void **) &b->tops, &b->captops, b->ntops + 1,
-	         sizeof(*b->tops))) != LM_OK ||
-	    (rc = grow_array((void **) &b->pairs, &b->cappairs, b->npairs + 1,
-	         sizeof(*b->pairs))) != LM_OK)
+	         sizeof(*b->tops))) != LM_OK)
 		return rc;
 	if ((subj = strdup(ch->id)) == NULL)
 		return LM_ENOMEM;
-	b->subjects[b->nsubj++] = subj;
 
 	if (!gone) {
 		rc = ch->posting ? lm_index_top_for_posting(
@@ -1043,56 +1129,61 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		if (rc == LM_ENOENT)
 			gone = true;
 		else if (rc != LM_OK)
-			return rc;
+			goto fail;
 	}
-	b->tops[b->ntops++] = top; /* owned by b from here on */
-	rc = lm_outbox_pairs_of(
-	    ev->ob, side, subj, LM_OUTBOX_PAIRS_MAX, &prev, &nprev, &truncated);
-	if (rc != LM_OK)
-		return rc;
-	if (prev != NULL) {
-		b->pairs[b->npairs++] = prev;
-		b->held += nprev;
-	}
-	if (truncated && !gone)
-		lm_warn("events.derive",
-		    "record %s has more than %d recorded pairs; the rest are "
-		    "not re-evaluated",
-		    subj, LM_OUTBOX_PAIRS_MAX);
-
-	if (gone) {
-		*more = truncated;
-		for (size_t i = 0; i < nprev; i++) {
-			lm_event_candidate *c = batch_add(b);
-			if (c == NULL)
-				return LM_ENOMEM;
-			c->candidate_id = ch->posting ? prev[i].other_id : subj;
-			c->job_id = ch->posting ? subj : prev[i].other_id;
-			c->state = LM_PAIR_GONE;
+	if (top.n > 0) {
+		if ((ts.ids = malloc(top.n * sizeof(*ts.ids))) == NULL ||
+		    (ts.above = calloc(top.n, sizeof(*ts.above))) == NULL) {
+			rc = LM_ENOMEM;
+			goto fail;
 		}
-		return LM_OK;
+		for (size_t i = 0; i < top.n; i++)
+			ts.ids[i] = top.items[i].id;
+		ts.n = top.n;
+		qsort(ts.ids, ts.n, sizeof(*ts.ids), cmp_str_ptr);
 	}
-	/* With a split: the counterparts recorded above already, sorted, so
-	 * that only pairs newly above are offered to the decider. */
-	if (split != NULL && nprev > 0) {
-		if ((above = malloc(nprev * sizeof(*above))) == NULL)
-			return LM_ENOMEM;
-		for (size_t i = 0; i < nprev; i++)
-			if (prev[i].above)
-				above[nabove++] = prev[i].other_id;
-		qsort(above, nabove, sizeof(*above), cmp_str_ptr);
-	}
+	do {
+		rc = lm_outbox_pairs_after(
+		    ev->ob, side, subj, after, ev->pairs_page, &prev, &nprev, &truncated);
+		if (rc != LM_OK)
+			goto fail;
+		if (nprev == 0)
+			break;
+		if ((rc = grow_array((void **) &b->pairs, &b->cappairs, b->npairs + 1,
+		         sizeof(*b->pairs))) != LM_OK) {
+			free(prev);
+			goto fail;
+		}
+		b->pairs[b->npairs++] = prev; /* owned by b from here on */
+		b->held += nprev;
+		if ((rc = derive_recorded(ev, idx, ch, subj, top.subject_version, gone,
+		         &ts, prev, nprev, trig, now, b)) != LM_OK)
+			goto fail;
+		memcpy(after, prev[nprev - 1].other_id, sizeof(after));
+		/* Written before the next read: the cursor stays before this
+		 * change, which a crash derives again. */
+		if (truncated &&
+		    (b->n >= LM_EVENTS_TXN_PAIRS || b->held >= LM_EVENTS_TXN_HELD)) {
+			if ((rc = flush_batch(ev, b, model_version, now, 0)) != LM_OK)
+				goto fail;
+			mark = 0;
+		}
+	} while (truncated);
+
 	for (size_t i = 0; i < top.n; i++) {
 		const lm_top_item *it = &top.items[i];
 		lm_event_candidate *c;
-		if (split != NULL &&
-		    (nabove == 0 || bsearch(&it->id, above, nabove, sizeof(*above),
-		                        cmp_str_ptr) == NULL) &&
-		    !split_keeps(split, ch, subj, &top, it))
-			continue;
+		if (split != NULL) {
+			/* Only pairs newly above are offered to the decider. */
+			const char **hit =
+			    bsearch(&it->id, ts.ids, ts.n, sizeof(*ts.ids), cmp_str_ptr);
+			if ((hit == NULL || !ts.above[hit - ts.ids]) &&
+			    !split_keeps(split, ch, subj, &top, it))
+				continue;
+		}
 		if ((c = batch_add(b)) == NULL) {
-			free(above);
-			return LM_ENOMEM;
+			rc = LM_ENOMEM;
+			goto fail;
 		}
 		c->candidate_id = ch->posting ? it->id : subj;
 		c->job_id = ch->posting ? subj : it->id;
@@ -1103,74 +1194,18 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		c->trigger = trig;
 		c->summary = it->summary;
 	}
-	free(above);
-	/* Pairs above before and absent from the top list: still above (only
-	 * pushed out of the top N), below now, or gone. */
-	if (nprev > 0 && top.n > 0) {
-		if ((sorted = malloc(top.n * sizeof(*sorted))) == NULL)
-			return LM_ENOMEM;
-		for (size_t i = 0; i < top.n; i++)
-			sorted[i] = top.items[i].id;
-		qsort(sorted, top.n, sizeof(*sorted), cmp_str_ptr);
-	}
-	for (size_t i = 0; i < nprev; i++) {
-		const char *other = prev[i].other_id;
-		const char *cid = ch->posting ? other : subj;
-		const char *jid = ch->posting ? subj : other;
-		lm_event_candidate *c;
-		double score = 0;
-		bool eligible = false;
-
-		if (!prev[i].above) {
-			/* Below: forgotten once the counterpart is gone. Its
-			 * deletion may be derived by another replica, whose
-			 * outbox holds none of this replica's pair states. */
-			uint64_t v;
-			rc = lm_index_record_version(idx, !ch->posting, other, &v);
-			if (rc == LM_OK)
-				continue;
-			if (rc != LM_ENOENT) {
-				free(sorted);
-				return rc;
-			}
-			if ((c = batch_add(b)) == NULL) {
-				free(sorted);
-				return LM_ENOMEM;
-			}
-			c->candidate_id = cid;
-			c->job_id = jid;
-			c->state = LM_PAIR_GONE;
-			continue;
-		}
-		if (sorted != NULL &&
-		    bsearch(&other, sorted, top.n, sizeof(*sorted), cmp_str_ptr))
-			continue;
-		rc = lm_index_pair_score(idx, cid, jid, now, &score, &eligible);
-		if (rc != LM_OK && rc != LM_ENOENT) {
-			free(sorted);
-			return rc;
-		}
-		if (rc == LM_OK && eligible && score >= ev->min_score)
-			continue;
-		if ((c = batch_add(b)) == NULL) {
-			free(sorted);
-			return LM_ENOMEM;
-		}
-		c->candidate_id = cid;
-		c->job_id = jid;
-		if (rc == LM_ENOENT) {
-			c->state = LM_PAIR_GONE;
-			continue;
-		}
-		c->state = LM_PAIR_BELOW;
-		c->score = isfinite(score) && score >= 0 && score <= 1 ? score : 0;
-		c->candidate_version =
-		    ch->posting ? prev[i].candidate_version : top.subject_version;
-		c->job_version = ch->posting ? top.subject_version : prev[i].job_version;
-		c->trigger = trig;
-	}
-	free(sorted);
+	free(ts.ids);
+	free(ts.above);
+	b->subjects[b->nsubj++] = subj; /* room made above */
+	b->tops[b->ntops++] = top;
 	return LM_OK;
+fail:
+	b->n = mark; /* none points into subj or top any more */
+	free(ts.ids);
+	free(ts.above);
+	lm_top_list_clear(&top);
+	free(subj);
+	return rc;
 }
 
 static int
@@ -1233,7 +1268,6 @@ on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t 
 	bool *derive = NULL, *fresh = NULL;
 	uint64_t stored, seen_seq = 0;
 	const char *model_version;
-	bool more;
 	int rc;
 
 	if (ev == NULL || idx == NULL || (changes == NULL && n > 0) ||
@@ -1311,28 +1345,20 @@ on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t 
 			seen_seq = changes[i].seq;
 		if (!derive[i])
 			continue;
-		do {
-			if ((rc = derive_subject(ev, idx, &changes[i], fresh[i], now,
-			         split, &b, &more)) != LM_OK) {
-				/* LM_EBUSY (the store ahead of the index) is retried
-				 * by the caller and is no failure. */
-				if (rc == LM_EBUSY)
-					lm_debug("events.derive",
-					    "record %s: the index is behind the store",
-					    changes[i].id);
-				else
-					lm_error("events.derive",
-					    "cannot derive the events of record %s: %s",
-					    changes[i].id, lm_strerror(rc));
-				goto out;
-			}
-			/* A deleted record of more pairs than one read gives: the
-			 * pairs read are forgotten before the rest are read; the
-			 * cursor stays before this change. */
-			if (more &&
-			    (rc = flush_batch(ev, &b, model_version, now, 0)) != LM_OK)
-				goto out;
-		} while (more);
+		if ((rc = derive_subject(ev, idx, &changes[i], fresh[i], now,
+		         model_version, split, &b)) != LM_OK) {
+			/* LM_EBUSY (the store ahead of the index) is retried
+			 * by the caller and is no failure. */
+			if (rc == LM_EBUSY)
+				lm_debug("events.derive",
+				    "record %s: the index is behind the store",
+				    changes[i].id);
+			else
+				lm_error("events.derive",
+				    "cannot derive the events of record %s: %s",
+				    changes[i].id, lm_strerror(rc));
+			goto out;
+		}
 		if ((b.n >= LM_EVENTS_TXN_PAIRS || b.held >= LM_EVENTS_TXN_HELD) &&
 		    i + 1 < n) {
 			/* Everything up to change i is complete: its seq may become

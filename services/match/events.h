@@ -65,6 +65,10 @@ typedef struct lm_events_opts {
 	 * handling. Called with fault_arg on the writing thread. */
 	int (*fault)(void *arg);
 	void *fault_arg;
+	/* Test seam, 0 in production: the recorded pairs of one record read at
+	 * a time (at most LM_OUTBOX_PAIRS_MAX; 0: LM_OUTBOX_PAIRS_MAX), so that
+	 * a test pages through a few pairs. */
+	size_t pairs_page;
 } lm_events_opts;
 
 /*

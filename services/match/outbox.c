@@ -792,8 +792,15 @@ int
 lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t max,
     lm_outbox_pair **out, size_t *n, bool *truncated)
 {
-	char prefix[LM_OUTBOX_ID_MAX + 1];
-	size_t plen;
+	return lm_outbox_pairs_after(ob, side, id, NULL, max, out, n, truncated);
+}
+
+int
+lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
+    const char *after, size_t max, lm_outbox_pair **out, size_t *n, bool *truncated)
+{
+	char prefix[PAIR_KEY_MAX];
+	size_t plen, slen;
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
@@ -810,10 +817,14 @@ lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t ma
 		*truncated = false;
 	if (ob == NULL || out == NULL || n == NULL || check_id(id) != LM_OK || max == 0 ||
 	    max > LM_OUTBOX_PAIRS_MAX ||
-	    (side != LM_OUTBOX_CANDIDATE && side != LM_OUTBOX_JOB))
+	    (side != LM_OUTBOX_CANDIDATE && side != LM_OUTBOX_JOB) ||
+	    (after != NULL && after[0] != '\0' && check_id(after) != LM_OK))
 		return LM_EINVAL;
 	plen = strlen(id) + 1;
 	memcpy(prefix, id, plen); /* with its NUL: the separator */
+	/* The first key read is "id\0after" or the next one: the pair of
+	 * after itself is passed over below. */
+	slen = after != NULL && after[0] != '\0' ? pair_key(id, after, prefix) : plen;
 	if ((rc = read_begin(ob, &txn)) != LM_OK)
 		return rc;
 	rc = mdb_cursor_open(
@@ -822,7 +833,7 @@ lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t ma
 		rc = map_err(rc, "mdb_cursor_open");
 		goto done;
 	}
-	k.mv_size = plen;
+	k.mv_size = slen;
 	k.mv_data = prefix;
 	for (op = MDB_SET_RANGE;; op = MDB_NEXT) {
 		struct pair_val pv = {false, 0, 0, 0, 0};
@@ -849,6 +860,9 @@ lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t ma
 			rc = LM_ESTORE;
 			goto done;
 		}
+		if (slen > plen && k.mv_size == slen &&
+		    memcmp(k.mv_data, prefix, slen) == 0)
+			continue; /* after's own pair */
 		if (cnt == max) {
 			more = true;
 			rc = LM_OK;

@@ -183,6 +183,17 @@ typedef enum lm_outbox_side {
 int lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t max,
     lm_outbox_pair **out, size_t *n, bool *truncated);
 
+/*
+ * lm_outbox_pairs_of from the pair after counterpart `after` on: only the
+ * pairs whose other_id sorts after it (NULL or "": from the first). Called
+ * again with the other_id of the last pair returned while *truncated, it
+ * visits every recorded pair of id once, max at a time, also when pairs
+ * are added or removed in between (those after the last one read are seen).
+ * Returns as lm_outbox_pairs_of; LM_EINVAL also for an invalid after.
+ */
+int lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
+    const char *after, size_t max, lm_outbox_pair **out, size_t *n, bool *truncated);
+
 /* The recorded state of one pair; other_id is job_id. LM_ENOENT if the pair
  * is not recorded. */
 int lm_outbox_get_pair(

@@ -813,6 +813,28 @@ test_deleting_record_of_more_pairs_than_one_read(void **state)
 	lm_events_free(ev);
 }
 
+/*
+ * A live posting with more recorded pairs than one read gives
+ * (LM_OUTBOX_PAIRS_MAX), all below and with candidates that are gone, has
+ * every pair forgotten when it changes. Before, only the first read's
+ * were, and the rest were never looked at again.
+ */
+static void
+test_live_record_of_more_pairs_than_one_read(void **state)
+{
+	lm_event_change ch[1];
+	lm_events *ev;
+	(void) state;
+
+	put_posting("job-big", 1, STRONG, 5, false);
+	ev = new_events(tmp, 0.5, 50, 0);
+	seed_pairs(ev, "job-big", LM_OUTBOX_PAIRS_MAX + 20000);
+	ch[0] = change(1, true, "job-big", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_int_equal(counts(ev).pairs, 0);
+	lm_events_free(ev);
+}
+
 struct ids {
 	char v[64][LM_OUTBOX_EVENT_ID_LEN + 1];
 	size_t n;
@@ -889,6 +911,93 @@ pair_known(lm_events *ev, const char *cid, const char *jid)
 {
 	lm_outbox_pair p;
 	return lm_outbox_get_pair(lm_events_outbox(ev), cid, jid, &p) == LM_OK;
+}
+
+/* Events that read the recorded pairs of a record 3 at a time. */
+static lm_events *
+paged_events(double min_score)
+{
+	lm_events_opts o;
+	lm_events *ev = NULL;
+	memset(&o, 0, sizeof(o));
+	o.brokers = brokers;
+	o.topic = TOPIC;
+	o.data_dir = tmp;
+	o.min_score = min_score;
+	o.top_n = 50;
+	o.metrics = metrics;
+	o.flush_timeout_ms = 2000;
+	o.pairs_page = 3;
+	assert_int_equal(lm_events_new(&o, &ev), LM_OK);
+	return ev;
+}
+
+static bool
+keep_all(void *arg, const lm_events_pair *p)
+{
+	(void) arg;
+	(void) p;
+	return true;
+}
+
+/*
+ * A live record with more recorded pairs than one read of them gives (3
+ * here, LM_OUTBOX_PAIRS_MAX in production) has every pair re-evaluated
+ * when it changes. Before, only the pairs of the first read were: the
+ * others stayed recorded above after the posting closed, so that its
+ * reopening announced none of them again, and the owner's split was
+ * offered pairs that were announced already as new ones.
+ */
+static void
+test_record_of_more_pairs_than_one_read(void **state)
+{
+	char cid[10][16];
+	lm_event_change ch[1];
+	lm_events_split split = {keep_all, NULL, 0, 0};
+	lm_events *ev;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	for (size_t i = 0; i < 10; i++) {
+		snprintf(cid[i], sizeof(cid[i]), "cand-%02zu", i);
+		put_profile(cid[i], 1, STRONG, 5, 6);
+	}
+	min = threshold("cand-00", "cand-weak", "job-1");
+	ev = paged_events(min);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 10);
+
+	/* The posting changes and still matches: no pair is new. */
+	put_posting("job-1", 2, STRONG, 5, false);
+	ch[0] = change(2, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_owned(ev, idx, ch, 1, &split, NOW), LM_OK);
+	assert_int_equal(split.announced, 0);
+	assert_int_equal(split.deferred, 0);
+	assert_int_equal(counts(ev).enqueued_total, 10);
+
+	/* The posting closes: every pair falls below... */
+	put_posting("job-1", 3, STRONG, 5, true);
+	ch[0] = change(3, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 3, NOW), LM_OK);
+	for (size_t i = 0; i < 10; i++) {
+		assert_true(pair_known(ev, cid[i], "job-1"));
+		assert_false(pair_above(ev, cid[i], "job-1"));
+	}
+	/* ...and its reopening announces every one again. */
+	put_posting("job-1", 4, STRONG, 5, false);
+	ch[0] = change(4, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 4, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 20);
+
+	/* Deleted: every pair is forgotten. */
+	assert_int_equal(lm_index_remove_posting(idx, "job-1", 0), LM_OK);
+	ch[0] = change(5, true, "job-1", false, true);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 5, NOW), LM_OK);
+	assert_int_equal(counts(ev).pairs, 0);
+	lm_events_free(ev);
 }
 
 /* A pair is announced when it crosses the threshold, again only after it
@@ -1431,6 +1540,10 @@ main(void)
 	        test_deleting_records_of_many_pairs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_deleting_record_of_more_pairs_than_one_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_record_of_more_pairs_than_one_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_live_record_of_more_pairs_than_one_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deterministic_ids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crossings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cursor, setup, teardown),
@@ -1445,5 +1558,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_corrupt_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_pending_entry, setup, teardown),
 	};
+	if (getenv("LMT_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -713,6 +713,66 @@ test_pairs_of(void **state)
 	lm_outbox_close(ob);
 }
 
+/* Paging with lm_outbox_pairs_after visits every pair of a subject once,
+ * in order, on both sides; a pair removed between two pages is not needed
+ * to resume. */
+static void
+test_pairs_after(void **state)
+{
+	static const char *const jobs[] = {"j1", "j10", "j2", "j3", "j4"};
+	lm_outbox *ob = open_ob();
+	lm_event_candidate c[6];
+	lm_outbox_pair *p = NULL;
+	size_t n = 0, seen = 0;
+	bool trunc = true;
+	char after[LM_OUTBOX_ID_MAX + 1] = "";
+	(void) state;
+
+	for (size_t i = 0; i < 5; i++)
+		c[i] = cand("c1", jobs[i], 1, 1, 0.5, LM_PAIR_BELOW);
+	c[5] = cand("c10", "j1", 1, 1, 0.5, LM_PAIR_BELOW); /* another subject */
+	assert_int_equal(lm_outbox_enqueue_batch(ob, c, 6, MV, NOW, 0, NULL), LM_OK);
+
+	do {
+		assert_int_equal(lm_outbox_pairs_after(ob, LM_OUTBOX_CANDIDATE, "c1",
+		                     after, 2, &p, &n, &trunc),
+		    LM_OK);
+		assert_true(n <= 2);
+		for (size_t i = 0; i < n; i++)
+			assert_string_equal(p[i].other_id, jobs[seen++]);
+		if (n > 0)
+			snprintf(after, sizeof(after), "%s", p[n - 1].other_id);
+		free(p);
+		/* The last pair read goes away before the next read. */
+		if (strcmp(after, "j10") == 0) {
+			c[0] = cand("c1", "j10", 0, 0, 0, LM_PAIR_GONE);
+			assert_int_equal(
+			    lm_outbox_enqueue_batch(ob, c, 1, MV, NOW, 0, NULL), LM_OK);
+		}
+	} while (trunc);
+	assert_int_equal(seen, 5);
+
+	/* By job, after a candidate id that is a prefix of another. */
+	assert_int_equal(
+	    lm_outbox_pairs_after(ob, LM_OUTBOX_JOB, "j1", "c1", 10, &p, &n, &trunc),
+	    LM_OK);
+	assert_int_equal(n, 1);
+	assert_false(trunc);
+	assert_string_equal(p[0].other_id, "c10");
+	free(p);
+	assert_int_equal(
+	    lm_outbox_pairs_after(ob, LM_OUTBOX_JOB, "j1", NULL, 10, &p, &n, &trunc),
+	    LM_OK);
+	assert_int_equal(n, 2);
+	free(p);
+	assert_int_equal(
+	    lm_outbox_pairs_after(ob, LM_OUTBOX_JOB, "j1", "c10", 10, &p, &n, &trunc),
+	    LM_OK);
+	assert_int_equal(n, 0);
+	assert_null(p);
+	lm_outbox_close(ob);
+}
+
 /* Overwrites the recorded state of pair cid/jid in the outbox (no process
  * holds it open) with bytes that do not decode. */
 static void
@@ -985,6 +1045,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_pending_delivered_failed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pairs_of, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pairs_after, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_pair_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_mismatch, setup, teardown),
