@@ -437,6 +437,10 @@ struct scan {
 	const char *err; /* first produce error, recorded as a failure */
 	char *bad[64];   /* ids that failed to produce (owned) */
 	size_t nbad;
+	/* Pending events found not to decode, reported after the scan. */
+	size_t ncorrupt, nforgot;                    /* found; of them not remembered */
+	char corrupt_id[LM_OUTBOX_EVENT_ID_LEN + 1]; /* the first, and why */
+	char corrupt_err[128];
 };
 
 /* The entries in flight or cooling, and those known not to decode, are
@@ -449,12 +453,15 @@ scan_skip(void *arg, const char *event_id)
 	       lm_hashmap_get(s->ev->corrupt, event_id) != NULL;
 }
 
-/* A pending event that does not decode can never be sent: it is reported
- * (log and lunamatch_events_corrupt_total) once, left in the outbox for an
- * operator, and passed over by later scans. */
+/* A pending event that does not decode can never be sent: it is counted
+ * (lunamatch_events_corrupt_total) and reported after the scan (one log
+ * line for all found by it) once, left in the outbox for an operator, and
+ * passed over by later scans. Beyond CORRUPT_MAX remembered, the others
+ * are found, counted and reported again at every scan. */
 static void
-corrupt_seen(lm_events *ev, const char *event_id, const char *err)
+corrupt_seen(struct scan *s, const char *event_id, const char *err)
 {
+	lm_events *ev = s->ev;
 	char *id = NULL;
 
 	if (lm_hashmap_count(ev->corrupt) < CORRUPT_MAX &&
@@ -463,9 +470,12 @@ corrupt_seen(lm_events *ev, const char *event_id, const char *err)
 		free(id);
 		id = NULL;
 	}
-	lm_error("events.corrupt",
-	    "pending event %s does not decode: %s; it is never sent%s", event_id, err,
-	    id != NULL ? " (reported once)" : "");
+	if (s->ncorrupt++ == 0) {
+		snprintf(s->corrupt_id, sizeof(s->corrupt_id), "%s", event_id);
+		snprintf(s->corrupt_err, sizeof(s->corrupt_err), "%s", err);
+	}
+	if (id == NULL)
+		s->nforgot++;
 	lm_counter_add(ev->m_corrupt, 1);
 }
 
@@ -483,12 +493,12 @@ scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry
 	if (s->budget == 0)
 		return 1;
 	if (entry == NULL) {
-		corrupt_seen(ev, event_id, "its outbox entry does not decode");
+		corrupt_seen(s, event_id, "its outbox entry does not decode");
 		return 0;
 	}
 	if (lm_pb_decode(&lunamatch__v1__match_event__descriptor, entry->event.data,
 	        entry->event.len, EVENT_MAX, &m, err, sizeof(err)) != LM_OK) {
-		corrupt_seen(ev, event_id, err);
+		corrupt_seen(s, event_id, err);
 		return 0;
 	}
 	me = (Lunamatch__V1__MatchEvent *) m;
@@ -546,12 +556,20 @@ scan(lm_events *ev)
 	s.budget = LM_EVENTS_INFLIGHT_MAX - ev->nflight;
 	if (s.budget == 0)
 		return r;
-	/* Visit the in-flight entries (skipped) plus as many new ones. */
-	rc = lm_outbox_pending_skip(
-	    ev->ob, ev->nflight + s.budget, scan_skip, scan_cb, &s);
+	/* Up to the budget's worth of events to produce, however many entries
+	 * before them are in flight (at most LM_EVENTS_INFLIGHT_MAX) or do not
+	 * decode: those must not hide the events behind them. */
+	rc = lm_outbox_pending_skip(ev->ob, SIZE_MAX, scan_skip, scan_cb, &s);
 	if (rc != LM_OK)
 		lm_error(
 		    "events.outbox", "cannot read pending events: %s", lm_strerror(rc));
+	if (s.ncorrupt > 0)
+		lm_error("events.corrupt",
+		    "%zu pending events do not decode (the first, %s: %s); they are "
+		    "never sent and stay in the outbox%s",
+		    s.ncorrupt, s.corrupt_id, s.corrupt_err,
+		    s.nforgot > 0 ? "; some are reported again at every scan"
+		                  : " (reported once)");
 	if (s.produced > 0)
 		lm_debug("events.produce", "%zu events produced", s.produced);
 	if (s.nbad > 0) {

@@ -1527,6 +1527,106 @@ test_corrupt_pending_entry(void **state)
 	corrupt_pending(true);
 }
 
+/* Adds n pending entries that do not decode to the outbox in dir (no
+ * process holds it open), under ids that sort before every real one: in
+ * turn a whole entry of junk and an entry whose event is junk. */
+static void
+add_damaged_pending(const char *dir, size_t n)
+{
+	static uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+	Lunamatch__V1__OutboxEntry e = LUNAMATCH__V1__OUTBOX_ENTRY__INIT;
+	uint8_t buf[256];
+	char path[4096], id[LM_OUTBOX_EVENT_ID_LEN + 1];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	size_t elen;
+
+	e.event.data = junk;
+	e.event.len = sizeof(junk);
+	e.last_error = (char *) "";
+	assert_true(lunamatch__v1__outbox_entry__get_packed_size(&e) <= sizeof(buf));
+	elen = lunamatch__v1__outbox_entry__pack(&e, buf);
+	snprintf(path, sizeof(path), "%s/outbox", dir);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, (size_t) 1 << 30), 0);
+	assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "pending", 0, &dbi), 0);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "0000000000000000%016zx", i);
+		k.mv_size = LM_OUTBOX_EVENT_ID_LEN;
+		k.mv_data = id;
+		v.mv_data = i % 2 == 0 ? (void *) junk : (void *) buf;
+		v.mv_size = i % 2 == 0 ? sizeof(junk) : elen;
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static size_t
+count_lines_with(const char *text, const char *what)
+{
+	size_t n = 0;
+	for (const char *p = text; (p = strstr(p, what)) != NULL; p += strlen(what))
+		n++;
+	return n;
+}
+
+/*
+ * More damaged pending entries than the sender has in flight at most
+ * (LM_EVENTS_INFLIGHT_MAX), all ahead of two good ones: the good ones are
+ * delivered; the damaged ones stay pending, are counted, and are logged
+ * in one line per scan. Before, the damaged entries filled the scan's
+ * window of LM_EVENTS_INFLIGHT_MAX entries at every scan, so the events
+ * behind them were never sent, and each was logged on its own.
+ */
+static void
+test_damaged_pending_ahead(void **state)
+{
+	const size_t ndamaged = LM_EVENTS_INFLIGHT_MAX + 100;
+	lm_event_change ch[1];
+	lmt_capture cap;
+	lm_events *ev;
+	char *log;
+	double min, before;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-2", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	ev = new_events(tmp, min, 50, 0);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_int_equal(counts(ev).pending, 2);
+	lm_events_free(ev);
+	add_damaged_pending(tmp, ndamaged);
+
+	before = corrupt_total();
+	lmt_stderr_begin(&cap);
+	ev = new_events(tmp, min, 50, 0);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	for (int waited = 0; waited < 15000 && counts(ev).delivered_total < 2;
+	     waited += 50)
+		sleep_ms(50);
+	sleep_ms(1500); /* another scan */
+	lm_events_free(ev);
+	log = lmt_stderr_end(&cap);
+	ev = new_events(tmp, min, 50, 0);
+	assert_int_equal(counts(ev).delivered_total, 2);
+	assert_int_equal(counts(ev).pending, ndamaged);
+	lm_events_free(ev);
+	assert_true(corrupt_total() >= before + (double) ndamaged);
+	assert_true(count_lines_with(log, "\"event\":\"events.corrupt\"") >= 1);
+	assert_true(count_lines_with(log, "\"event\":\"events.corrupt\"") <= 10);
+	free(log);
+}
+
 int
 main(void)
 {
@@ -1557,6 +1657,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_pending_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_pending_ahead, setup, teardown),
 	};
 	if (getenv("LMT_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
