@@ -1301,6 +1301,10 @@ on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t 
 	memset(&b, 0, sizeof(b));
 
 	pthread_mutex_lock(&ev->derive_lock);
+	if (atomic_load(&ev->interrupted)) {
+		rc = LM_ECLOSED; /* also without changes: nothing is written */
+		goto out;
+	}
 	if ((rc = lm_outbox_get_cursor(ev->ob, &stored)) != LM_OK)
 		goto out;
 	if (cursor_seq != 0 && cursor_seq < stored) {

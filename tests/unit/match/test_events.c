@@ -1184,6 +1184,7 @@ static void
 test_interrupt(void **state)
 {
 	lm_event_change ch[2];
+	lm_events_split split = {keep_all, NULL, 0, 0};
 	lm_events *ev;
 	uint64_t cur = 0;
 	double min;
@@ -1201,6 +1202,13 @@ test_interrupt(void **state)
 	assert_int_equal(counts(ev).enqueued_total, 0);
 	assert_int_equal(lm_outbox_get_cursor(lm_events_outbox(ev), &cur), LM_OK);
 	assert_int_equal(cur, 0);
+	/* Also a call without changes: before, it returned LM_OK (and moved
+	 * the cursor), so the owner committed a batch during shutdown. */
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 0, 2, NOW), LM_ECLOSED);
+	assert_int_equal(lm_outbox_get_cursor(lm_events_outbox(ev), &cur), LM_OK);
+	assert_int_equal(cur, 0);
+	assert_int_equal(lm_events_on_owned(ev, idx, ch, 0, &split, NOW), LM_ECLOSED);
+	assert_int_equal(split.announced + split.deferred, 0);
 	lm_events_interrupt(NULL);
 	lm_events_free(ev);
 
