@@ -336,7 +336,7 @@ make_producer(lm_events *ev, rd_kafka_t **out)
 static void
 record_delivered(lm_events *ev, bool force)
 {
-	size_t ndone = ev->ndelivered, n, k;
+	size_t ndone = ev->ndelivered, n = 0, k;
 	int64_t now = lm_clock_ms();
 	int rc;
 
@@ -345,8 +345,10 @@ record_delivered(lm_events *ev, bool force)
 	if ((rc = injected(ev)) == LM_OK)
 		rc = lm_outbox_mark_delivered_batch(
 		    ev->ob, (const char *const *) ev->delivered, ndone, &n);
+	/* n counts what was removed also when a split removal failed partway:
+	 * tried again, those ids are not pending any more. */
+	lm_counter_add(ev->m_delivered, n);
 	if (outbox_result(ev, rc) == LM_OK) {
-		lm_counter_add(ev->m_delivered, n);
 		lm_debug("events.delivered", "%zu events delivered", n);
 		for (size_t i = 0; i < ev->nkept; i++)
 			(void) flight_remove(ev, ev->delivered[i]);

@@ -71,6 +71,8 @@ struct lm_outbox {
 	_Atomic uint64_t map_max; /* the largest map: LM_OUTBOX_MAP_SIZE_MAX */
 	dev_t dev;                /* identity of the directory (registry) */
 	ino_t ino;
+	int (*fault)(void *arg); /* test seam: lm_outbox_set_fault */
+	void *fault_arg;
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -254,6 +256,8 @@ run_write(lm_outbox *ob, wop_fn fn, void *arg)
 		rc = begin_txn(ob, 0, &txn);
 		if (rc == LM_OK) {
 			rc = fn(ob, txn, arg);
+			if (rc == LM_OK && ob->fault != NULL)
+				rc = ob->fault(ob->fault_arg);
 			if (rc == LM_OK)
 				rc = map_err(mdb_txn_commit(txn), "mdb_txn_commit");
 			else
@@ -1153,8 +1157,8 @@ lm_outbox_mark_delivered_batch(
 	if (n == 0)
 		return LM_OK;
 	rc = delivered_split(ob, event_ids, n, &done);
-	if (rc == LM_OK && removed != NULL)
-		*removed = done;
+	if (removed != NULL)
+		*removed = done; /* also the parts written before an error */
 	return rc;
 }
 
@@ -1163,6 +1167,15 @@ lm_outbox_set_map_max(lm_outbox *ob, uint64_t bytes)
 {
 	if (ob != NULL)
 		atomic_store(&ob->map_max, bytes);
+}
+
+void
+lm_outbox_set_fault(lm_outbox *ob, int (*fn)(void *arg), void *arg)
+{
+	if (ob != NULL) {
+		ob->fault = fn;
+		ob->fault_arg = arg;
+	}
 }
 
 int

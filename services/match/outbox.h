@@ -239,7 +239,8 @@ int lm_outbox_get_entry(
  * store error (then nothing changed). When the map is at its largest and
  * has no room for the deletion, it is split into several transactions
  * (outbox.c), so that a full outbox can always be emptied; an error then
- * leaves the transactions before it done.
+ * leaves the transactions before it done, and removed receives the number
+ * they removed (also added to the delivered total).
  */
 int lm_outbox_mark_delivered_batch(
     lm_outbox *ob, const char *const *event_ids, size_t n, size_t *removed);
@@ -247,6 +248,12 @@ int lm_outbox_mark_delivered_batch(
 /* For tests: the largest map becomes bytes (LM_OUTBOX_MAP_SIZE_MAX until
  * then), so that a full outbox can be made small. */
 void lm_outbox_set_map_max(lm_outbox *ob, uint64_t bytes);
+
+/* For tests: fn (NULL: none) is asked, with arg, before each write
+ * transaction commits; a result other than LM_OK becomes the transaction's
+ * (it is aborted; LM_EMAPFULL counts as a full map), so that a test drives
+ * the real failure handling. Set it before other threads use the outbox. */
+void lm_outbox_set_fault(lm_outbox *ob, int (*fn)(void *arg), void *arg);
 
 /* lm_outbox_mark_delivered_batch of one id; LM_ENOENT when not pending. */
 int lm_outbox_mark_delivered(lm_outbox *ob, const char *event_id);

@@ -683,6 +683,77 @@ test_deliveries_while_recording_fails(void **state)
 	lm_events_free(ev);
 }
 
+/* The outbox's own fault seam (lm_outbox_set_fault): once armed, its next
+ * write transactions find the map full, are written, then fail. */
+static atomic_int split_armed, split_at;
+
+static int
+split_fault(void *arg)
+{
+	static const int script[] = {LM_EMAPFULL, LM_OK, LM_ESTORE};
+	int at;
+	(void) arg;
+	if (!atomic_load(&split_armed))
+		return LM_OK;
+	at = atomic_fetch_add(&split_at, 1);
+	return at < 3 ? script[at] : LM_OK;
+}
+
+/*
+ * Deliveries whose removal from a full outbox (at its largest map, so the
+ * deletion is split) fails partway are counted in
+ * lunamatch_events_delivered_total as they are removed: the metric ends
+ * equal to the outbox's delivered total. Before, the part removed before
+ * the failure was never counted in the metric (the retry finds those
+ * events gone), which fell behind for good.
+ */
+static void
+test_split_removal_fails_partway(void **state)
+{
+	char cid[4][16];
+	lm_event_change ch[1];
+	lm_events *ev;
+	lm_outbox *ob;
+	struct topic_read r;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(cid[i], sizeof(cid[i]), "cand-%02zu", i);
+		put_profile(cid[i], 1, STRONG, 5, 6);
+	}
+	min = threshold("cand-00", "cand-weak", "job-1");
+	deriving_thread = pthread_self();
+	ev = events_with_fault(min, sender_fault);
+	ob = lm_events_outbox(ev);
+	lm_outbox_set_map_max(ob, LM_OUTBOX_MAP_SIZE);
+	lm_outbox_set_fault(ob, split_fault, NULL);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_OK);
+	assert_int_equal(counts(ev).pending, 4);
+
+	/* All four are delivered while their removal fails: kept, and then
+	 * removed in one call. */
+	atomic_store(&outbox_fault, LM_ESTORE);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	read_topic(4, 10000, &r);
+	assert_int_equal(r.n, 4);
+	read_free(&r);
+	sleep_ms(1000); /* the last delivery reports */
+	assert_int_equal(counts(ev).pending, 4);
+	atomic_store(&split_armed, 1);
+	atomic_store(&outbox_fault, LM_OK);
+	assert_true(wait_drained(ev, 20000));
+	assert_true(atomic_load(&split_at) >= 3);
+	assert_int_equal(counts(ev).delivered_total, 4);
+	assert_true(metric("lunamatch_events_delivered_total") == 4);
+	lm_events_free(ev);
+	atomic_store(&split_armed, 0);
+	atomic_store(&split_at, 0);
+}
+
 /*
  * A delivered event whose removal from the outbox keeps failing is held
  * across a fatal error of the producer: the new producer does not send it
@@ -1644,6 +1715,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_outbox_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_deliveries_while_recording_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_split_removal_fails_partway, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_deleting_records_of_many_pairs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -1028,6 +1028,65 @@ test_full_map_drains(void **state)
 	free(ids);
 }
 
+/* The results of the next write transactions, in order (then LM_OK). */
+struct script {
+	int rc[4];
+	size_t n, at;
+};
+
+static int
+script_fault(void *arg)
+{
+	struct script *s = arg;
+	return s->at < s->n ? s->rc[s->at++] : LM_OK;
+}
+
+/*
+ * A deletion split for a full map that fails partway reports what it did
+ * remove, which the delivered total counts. Before, it reported 0 while
+ * the total had grown by the first part, so that the caller's count of
+ * deliveries fell behind the total for good (the ids it tries again are
+ * not pending any more).
+ */
+static void
+test_split_delivery_fails_partway(void **state)
+{
+	lm_outbox *ob = open_ob();
+	struct idlist l = {
+	    calloc(4, LM_OUTBOX_EVENT_ID_LEN + 1), calloc(4, sizeof(char *)), 0};
+	/* The whole deletion finds the map full; of its halves, the first is
+	 * written and the second fails. */
+	struct script sc = {{LM_EMAPFULL, LM_OK, LM_ESTORE}, 3, 0};
+	size_t removed = 99;
+	(void) state;
+
+	assert_non_null(l.id);
+	assert_non_null(l.ptr);
+	assert_int_equal(enq1(ob, cand("c1", "j1", 1, 1, 0.9, LM_PAIR_ABOVE), 0), 1);
+	assert_int_equal(enq1(ob, cand("c2", "j1", 1, 1, 0.9, LM_PAIR_ABOVE), 0), 1);
+	assert_int_equal(enq1(ob, cand("c3", "j1", 1, 1, 0.9, LM_PAIR_ABOVE), 0), 1);
+	assert_int_equal(enq1(ob, cand("c4", "j1", 1, 1, 0.9, LM_PAIR_ABOVE), 0), 1);
+	assert_int_equal(lm_outbox_pending(ob, 4, collect_id, &l), LM_OK);
+	assert_int_equal(l.n, 4);
+	lm_outbox_set_map_max(ob, LM_OUTBOX_MAP_SIZE);
+	lm_outbox_set_fault(ob, script_fault, &sc);
+
+	assert_int_equal(
+	    lm_outbox_mark_delivered_batch(ob, l.ptr, 4, &removed), LM_ESTORE);
+	assert_int_equal(sc.at, 3);
+	assert_int_equal(counts(ob).pending, 2);
+	assert_int_equal(removed, 2);
+	assert_int_equal(counts(ob).delivered_total, 2);
+	/* Tried again: the rest are removed and counted once. */
+	assert_int_equal(lm_outbox_mark_delivered_batch(ob, l.ptr, 4, &removed), LM_OK);
+	assert_int_equal(removed, 2);
+	assert_int_equal(counts(ob).pending, 0);
+	assert_int_equal(counts(ob).delivered_total, 4);
+	lm_outbox_close(ob);
+	free(l.id);
+	free(l.ptr);
+}
+
 int
 main(void)
 {
@@ -1051,6 +1110,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_schema_mismatch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_map_drains, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_split_delivery_fails_partway, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
