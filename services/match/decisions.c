@@ -944,6 +944,13 @@ lm_decisions_healthy(lm_decisions *d)
 }
 
 void
+lm_decisions_count_refused(lm_decisions *d)
+{
+	if (d != NULL)
+		lm_counter_add(d->log_errors, 1);
+}
+
+void
 lm_decisions_fail_removals(lm_decisions *d, unsigned n)
 {
 	atomic_store(&d->fail_removals, n);

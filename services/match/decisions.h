@@ -124,6 +124,14 @@ int lm_decisions_log_async(lm_decisions *d, const Lunamatch__V1__Decision *rec,
     lm_decisions_done_fn done, void *arg);
 
 /*
+ * Counts in lunamatch_decisions_log_errors_total an answer refused because
+ * its caller could not build its decision (out of memory) before handing
+ * it to lm_decisions_log or lm_decisions_log_async, which count their own
+ * refusals. Any thread; NULL is a no-op.
+ */
+void lm_decisions_count_refused(lm_decisions *d);
+
+/*
  * For /readyz: false after a failed write or sync, until a write succeeds,
  * the sender removes sent decisions from the queue (room again, the usual
  * end of a broker outage), or LM_DECISIONS_READY_RETRY_MS pass. The last

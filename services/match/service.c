@@ -16,6 +16,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/fault.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/v1/match.pb-c.h"
@@ -53,6 +54,7 @@ struct lm_match_service {
 	lm_decisions *decisions; /* NULL: no decision log */
 	atomic_bool loaded;
 	_Atomic(lm_rpc_server *) server;
+	atomic_uint fail_decision_allocs; /* lm_match_service_fail_decision_allocs */
 };
 
 int
@@ -76,6 +78,7 @@ lm_match_service_new(const lm_match_service_opts *o, lm_match_service **out)
 	s->decisions = o->decisions;
 	atomic_init(&s->loaded, false);
 	atomic_init(&s->server, NULL);
+	atomic_init(&s->fail_decision_allocs, 0);
 	*out = s;
 	return LM_OK;
 }
@@ -84,6 +87,12 @@ void
 lm_match_service_free(lm_match_service *s)
 {
 	free(s);
+}
+
+void
+lm_match_service_fail_decision_allocs(lm_match_service *s, unsigned n)
+{
+	atomic_store(&s->fail_decision_allocs, n);
 }
 
 void
@@ -224,6 +233,7 @@ log_decision(lm_match_service *s, const lm_rpc_ctx *ctx, const struct answer *a,
 	Lunamatch__V1__DecisionResult *resp_stack[DECISION_STACK_RESULTS];
 	Lunamatch__V1__DecisionResult *res = res_stack, **resp = resp_stack;
 	struct held *h = NULL;
+	bool handed = false;
 	int rc = LM_ENOMEM;
 
 	if (s->decisions == NULL)
@@ -232,7 +242,7 @@ log_decision(lm_match_service *s, const lm_rpc_ctx *ctx, const struct answer *a,
 	    ((res = calloc(a->n_matches, sizeof(*res))) == NULL ||
 	        (resp = calloc(a->n_matches, sizeof(*resp))) == NULL))
 		goto out;
-	if ((h = malloc(sizeof(*h))) == NULL)
+	if (lm_fault_take(&s->fail_decision_allocs) || (h = malloc(sizeof(*h))) == NULL)
 		goto out;
 	for (size_t i = 0; i < a->n_matches; i++) {
 		const Lunamatch__V1__Match *m = a->matches[i];
@@ -277,6 +287,7 @@ log_decision(lm_match_service *s, const lm_rpc_ctx *ctx, const struct answer *a,
 	d.vetoed = a->vetoed;
 	*h = (struct held){a->method, done, call};
 	rc = lm_decisions_log_async(s->decisions, &d, decision_written, h);
+	handed = true;
 out:
 	if (resp != resp_stack)
 		free(resp);
@@ -285,6 +296,9 @@ out:
 	if (rc == LM_OK)
 		return LM_RPC_HELD;
 	free(h);
+	/* The log counts the refusals of what it was handed. */
+	if (!handed)
+		lm_decisions_count_refused(s->decisions);
 	refused(a->method, rc, msg, msglen);
 	return ST_UNAVAILABLE;
 }

@@ -97,6 +97,11 @@ bool lm_match_service_serving(const lm_match_service *s);
  */
 const lm_rpc_method *lm_match_service_methods(size_t *n);
 
+/* Failure point, for tests: the next n decisions of answers cannot be
+ * built (out of memory, LM_ENOMEM) before they reach the decision log, in
+ * the real code path: those answers are refused. Any thread. */
+void lm_match_service_fail_decision_allocs(lm_match_service *s, unsigned n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1047,8 +1047,9 @@ struct dlog {
 	lm_decisions *d;
 };
 
+/* The same, its counters in metrics (may be NULL). */
 static void
-dlog_start(struct dlog *l, const char *name)
+dlog_start_with(struct dlog *l, const char *name, lm_metrics *metrics)
 {
 	rd_kafka_conf_t *conf = NULL;
 	char err[256];
@@ -1066,8 +1067,15 @@ dlog_start(struct dlog *l, const char *name)
 	l->o.data_dir = l->dir;
 	l->o.replica = "test-replica";
 	l->o.message_timeout_ms = 3000;
+	l->o.metrics = metrics;
 	assert_int_equal(lm_decisions_new(&l->o, &l->d), LM_OK);
 	assert_int_equal(lm_decisions_start(l->d), LM_OK);
+}
+
+static void
+dlog_start(struct dlog *l, const char *name)
+{
+	dlog_start_with(l, name, NULL);
 }
 
 static void
@@ -1294,6 +1302,61 @@ test_decision_log_unknown_filter_fields(void **state)
 #endif
 }
 
+/*
+ * An answer refused because its decision could not be built for want of
+ * memory (the failure injected through the service's failure point, in
+ * the real code path) is counted with the other refusals in
+ * lunamatch_decisions_log_errors_total: the caller's UNAVAILABLE has a
+ * metric behind it. The next answer is logged as usual.
+ */
+static void
+test_decision_nomem_counted(void **state)
+{
+#ifdef UNDER_TSAN
+	(void) state;
+	skip();
+#else
+	struct dlog l;
+	char msg[512], *text = NULL;
+	size_t len = 0;
+	lm_metrics *m = NULL;
+	lm_match_service *svc;
+	lm_rpc_ctx ctx = {NULL, "req-n", 0, NULL, 0};
+	Lunamatch__V1__MatchJobsRequest jr = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *j = NULL;
+
+	(void) state;
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	dlog_start_with(&l, "svc-decisions-nomem", m);
+	svc = service_with(l.d);
+	jr.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	jr.candidate_id = LEAD;
+
+	lm_match_service_fail_decision_allocs(svc, 1);
+	assert_int_equal(
+	    call_with(svc, ctx, "MatchJobs", &jr, (void **) &j, msg, sizeof(msg)),
+	    ST_UNAVAILABLE);
+	assert_null(j);
+	assert_non_null(strstr(msg, "decision log unavailable: "));
+	assert_int_equal(lm_metrics_render(m, &text, &len), LM_OK);
+	assert_non_null(strstr(text, "lunamatch_decisions_log_errors_total 1\n"));
+	assert_non_null(strstr(text, "lunamatch_decisions_logged_total 0\n"));
+	free(text);
+
+	assert_int_equal(
+	    call_with(svc, ctx, "MatchJobs", &jr, (void **) &j, msg, sizeof(msg)), ST_OK);
+	free_msg(j);
+	assert_int_equal(lm_metrics_render(m, &text, &len), LM_OK);
+	assert_non_null(strstr(text, "lunamatch_decisions_log_errors_total 1\n"));
+	assert_non_null(strstr(text, "lunamatch_decisions_logged_total 1\n"));
+	free(text);
+
+	lm_match_service_free(svc);
+	dlog_stop(&l);
+	lm_metrics_free(m);
+#endif
+}
+
 int
 main(void)
 {
@@ -1315,6 +1378,7 @@ main(void)
 	    cmocka_unit_test(test_explain_compliance_warnings),
 	    cmocka_unit_test(test_decision_log),
 	    cmocka_unit_test(test_decision_log_unknown_filter_fields),
+	    cmocka_unit_test(test_decision_nomem_counted),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
