@@ -664,6 +664,18 @@ settle(struct member *m)
 	}
 }
 
+/* Whether a commit that failed with e may have been stored all the same:
+ * its answer did not come (a timeout, a lost connection), as opposed to a
+ * refusal the coordinator answered. */
+static bool
+landed_unknown(rd_kafka_resp_err_t e)
+{
+	return (e < 0 && e != RD_KAFKA_RESP_ERR__NO_OFFSET &&
+	           e != RD_KAFKA_RESP_ERR__STATE) ||
+	       e == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT ||
+	       e == RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION;
+}
+
 /* Commits the batch's claim: every partition of the batch at its first
  * message, with the end of the batch and, when ncut >= 0, the cut. */
 static int
@@ -688,6 +700,16 @@ write_claim(struct member *m, const int64_t *cut, int ncut)
 		owed_forget(m, first);
 		for (int i = 0; i < end->cnt; i++)
 			m->own_end[end->elems[i].partition] = end->elems[i].offset;
+	} else if (ncut >= 0 && landed_unknown(e)) {
+		/* The claim with the cut may stand: the profiles' owners may
+		 * have announced pairs by it that the batch, claimed again with
+		 * a later cut, announces again. */
+		lm_warn("owner.claim",
+		    "the claim of %zu messages with its cut may have been stored: "
+		    "what they announce is counted as a hand-over",
+		    m->n);
+		for (int i = 0; i < end->cnt; i++)
+			raise_announced(m, end->elems[i].partition, end->elems[i].offset);
 	}
 	rd_kafka_topic_partition_list_destroy(first);
 	rd_kafka_topic_partition_list_destroy(end);

@@ -82,6 +82,9 @@
 #define OFFSET_COMMIT 8
 /* A refusal of a commit that the client does not retry by itself. */
 #define REFUSED RD_KAFKA_RESP_ERR_INVALID_COMMIT_OFFSET_SIZE
+/* A commit whose answer did not come in time: it may have been stored.
+ * The client retries it a few times by itself. */
+#define TIMED_OUT RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT
 
 typedef Lunamatch__V1__JobPosting JobPosting;
 
@@ -813,6 +816,51 @@ test_handover_claim_taken_back(void **state)
 	handover(true);
 }
 
+/*
+ * A claim's cut commit that fails in a way that does not tell whether it
+ * landed (the request timed out: the coordinator may have stored it, and
+ * the profiles' owner may have announced pairs by it) leaves the batch's
+ * messages as possibly announced: what the batch, claimed again with a new
+ * cut, announces is counted as a hand-over, like any other derivation
+ * that may repeat an event.
+ */
+static void
+test_cut_commit_unknown_counted(void **state)
+{
+	(void) state;
+	/* The lead alone first: derived, with no posting to pair with. */
+	produce_record(false, LEAD, 1);
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	start_r0();
+	assert_true(wait_messages(R0->owner, 1));
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(PROFILES) != 1 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(PROFILES), 1);
+	lmt_sleep_ms(500);
+	assert_int_equal(enqueued(), 0);
+	/* The posting is stored before it is produced, so that the next
+	 * commits are the owner's: its claim lands, its claim with the cut
+	 * times out. */
+	ingest_put(true, SEED_JOB, 1);
+	ingest_commit(POSTINGS, 1);
+	assert_true(index_holds(R0, SEED_JOB, 1));
+	rd_kafka_mock_push_request_errors(G.mock, OFFSET_COMMIT, 9,
+	    RD_KAFKA_RESP_ERR_NO_ERROR, TIMED_OUT, TIMED_OUT, TIMED_OUT, TIMED_OUT,
+	    TIMED_OUT, TIMED_OUT, TIMED_OUT, TIMED_OUT);
+	produce_record(true, SEED_JOB, 1);
+	assert_true(wait_messages(R0->owner, 2));
+	assert_true(stats(R0->owner).failures >= 1); /* the cut's commit */
+	assert_true(enqueued() >= 1);
+	assert_int_equal(stats(R0->owner).handover, enqueued());
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) != 1 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(POSTINGS), 1);
+	assert_int_equal(claim_len(POSTINGS, 0), 0);
+}
+
 /* The pairs of the events pending in an outbox, "candidate\tjob". */
 struct pairs {
 	char pair[8][2 * LM_STORE_ID_MAX + 2];
@@ -1363,6 +1411,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_claim_after_generation_change, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cut_commit_unknown_counted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_permanent_failure_skipped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_handover, setup, teardown),
