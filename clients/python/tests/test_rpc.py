@@ -1,8 +1,10 @@
 """The synchronous client against a real lunamatch-match: every method,
 every status code the server can be made to answer, deadlines and several
 endpoints."""
+import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -10,7 +12,8 @@ import lunamatch
 from lunamatch import _rpc, errors
 from lunamatch.v1 import match_pb2, records_pb2, rpc_pb2
 
-from conftest import MATCH2_MAX_REQUEST, SERVING, free_port, wait_for
+from conftest import (BIN, MATCH2_MAX_REQUEST, REPO, SERVING, Service, free_port,
+                      side_env, wait_for)
 
 
 def test_check(client, stack):
@@ -217,21 +220,67 @@ def test_deadline_exceeded_frozen_server(stack):
         assert c.check().status == SERVING
 
 
-def test_short_deadline_reaches_the_server(client, monkeypatch):
-    """timeout_ms travels in the envelope: a 1 ms deadline is answered by the
-    server with DEADLINE_EXCEEDED, or with OK when the call was quicker. The
-    local wait is stretched, so that a loaded machine cannot make the local
-    timer fire first."""
-    monkeypatch.setattr(_rpc, "DEADLINE_GRACE", 5.0)
-    client.check()  # connected first: 1 ms leaves no time to connect
-    for _ in range(20):
+# A match instance whose one worker can be kept busy: SLOW_PROFILES
+# generated profiles, so that MatchCandidates for SLOW_JOB at top_k 1000 and
+# FULL takes milliseconds of the worker's time.
+SLOW_PROFILES = 3000
+SLOW_JOB = "gen-p000000001"
+BUSY_CALLS = 16  # sent at once ahead of the short call
+QUEUED = 4       # requests in the server (one in the worker) before it goes
+
+
+@pytest.fixture
+def slow_match(stack):
+    """A lunamatch-match with one worker on a store that lunamatch-loadgen
+    filled: (url, http address)."""
+    loadgen = BIN / "lunamatch-loadgen"
+    if not loadgen.exists():
+        pytest.fail("%s is missing: build the project first" % loadgen)
+    name = "slow-" + uuid.uuid4().hex[:6]
+    env = side_env(stack.env, stack.tmp, name)
+    subprocess.run([str(loadgen), "--data-dir", env["LUNAMATCH_DATA_DIR"], "--postings", "20",
+                    "--profiles", str(SLOW_PROFILES)], cwd=REPO, env=env,
+                   capture_output=True, timeout=60, check=True)
+    url = "tcp://127.0.0.1:%d" % free_port()
+    http = "127.0.0.1:%d" % free_port()
+    svc = Service(name, ["lunamatch-match", "--url", url, "--http", http, "--workers", "1"],
+                  env, stack.tmp)
+    try:
+        with lunamatch.Client(url, timeout=1.0) as c:
+            wait_for(name + " serving", lambda: c.check().profiles == SLOW_PROFILES)
+        yield url, http
+    finally:
+        svc.stop()
+
+
+def test_short_deadline_reaches_the_server(stack, slow_match, monkeypatch):
+    """timeout_ms travels in the envelope: a call with a 1 ms deadline that
+    waits in the server for its only worker, busy with the heavy calls sent
+    before it, is answered DEADLINE_EXCEEDED by the server. The local wait
+    is stretched, so that a loaded machine cannot make the local timer fire
+    first."""
+    url, http = slow_match
+    monkeypatch.setattr(_rpc, "DEADLINE_GRACE", 30.0)
+    heavy = dict(top_k=1000, explain="FULL")
+    served = []
+    with lunamatch.Client(url, timeout=30.0) as c:
+        c.check()  # connected first: 1 ms leaves no time to connect
+        busy = [threading.Thread(target=lambda: served.append(
+            len(c.match_candidates(SLOW_JOB, **heavy).matches))) for _ in range(BUSY_CALLS)]
+        for t in busy:
+            t.start()
         try:
-            client.match_jobs("cand-ml-lead-chicago", top_k=1000, explain="FULL",
-                              timeout=0.001)
-        except lunamatch.DeadlineExceeded as e:
-            assert not e.local  # the server's answer, not the local timer
-            return
-    pytest.skip("the server answered every 1 ms call in time")
+            wait_for("heavy calls queued in the server",
+                     lambda: stack.metric(http, "lunamatch_rpc_inflight") >= QUEUED,
+                     timeout=10, step=0.001)
+            with pytest.raises(lunamatch.DeadlineExceeded) as e:
+                c.match_candidates(SLOW_JOB, timeout=0.001, **heavy)
+        finally:
+            for t in busy:
+                t.join(30)
+    assert not e.value.local  # the server's answer, not the local timer
+    assert "deadline of 1 ms" in e.value.message
+    assert len(served) == BUSY_CALLS and min(served) > 0
 
 
 def test_threads_share_a_client(client):
