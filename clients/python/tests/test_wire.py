@@ -356,3 +356,55 @@ def test_caller_is_at_most_1024_bytes():
     for caller in ("x" * 1025, "é" * 513):
         with pytest.raises(ValueError, match="caller"):
             lunamatch.Client("tcp://127.0.0.1:1", caller=caller)
+
+
+def field(number, value):
+    """A length-delimited field on the wire."""
+    n, head = len(value), bytes([number << 3 | 2])
+    while n >= 0x80:
+        head += bytes([n & 0x7f | 0x80])
+        n >>= 7
+    return head + bytes([n]) + value
+
+
+def densest_answer():
+    """The densest answer the service gives, as the C client measures it:
+    top_k 1000 at FULL, 100 skills per match, one-character ids and names."""
+    r = match_pb2.MatchJobsResponse(considered=5000, model_version="m")
+    for i in range(1000):
+        m = r.matches.add(job_id="j", candidate_id="c", score=0.5, rank=i + 1, title="t",
+                          company="c")
+        e = m.explanation
+        e.summary = "s"
+        for _ in range(8):
+            e.features.add(feature="f", value=0.5, weight=0.5, contribution=0.1, detail="d")
+        for _ in range(100):
+            e.matched_skills.add(skill_id="a", name="b", importance=0.1,
+                                 candidate_years=1.5, preferred=True)
+    return r
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x0a\x00" * (1 << 20),  # a million empty matches
+    field(1, field(7, b"\x1a\x00" * (1 << 20))),  # a match with a million empty skills
+], ids=["matches", "skills"])
+def test_an_answer_too_costly_to_decode_is_refused(peer_factory, payload):
+    """An answer whose bytes would take many times their size once decoded
+    (an empty message is two bytes on the wire and a hundred in memory) is
+    refused before it is decoded, as the C client does: a local Internal
+    that says so, not a response that took some fifty times
+    max_response_bytes. The call is not sent again."""
+    p = peer_factory(lambda req: rpc_pb2.RpcResponse(request_id=req.request_id,
+                                                     payload=payload).SerializeToString())
+    with lunamatch.Client(p.url, timeout=5.0) as c:
+        with pytest.raises(lunamatch.Internal) as e:
+            c.match_jobs("cand-1")
+    assert e.value.local and "memory" in e.value.message
+    assert "MatchJobsResponse" in e.value.message and len(p.requests) == 1
+
+
+def test_the_densest_answer_is_decoded(peer_factory):
+    want = densest_answer()
+    p = peer_factory(lambda req: ok(req, want))
+    with lunamatch.Client(p.url, timeout=10.0) as c:
+        assert c.match_jobs("cand-1", top_k=1000, explain="FULL") == want

@@ -22,6 +22,7 @@ from pynng import ffi, lib
 from pynng._aio import AIOHelper
 from pynng.exceptions import check_err
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from lunamatch import errors
@@ -78,6 +79,14 @@ MAX_REQUEST_BYTES = 4 << 20
 CALLER_KEY = "caller"
 MAX_METADATA_VALUE = 1024
 CONNECT_POLL = 0.01            # seconds between looks for a connection
+#: Memory an answer of n bytes may take to decode (its envelope, then its
+#: payload, each): DECODE_FLOOR + DECODE_FACTOR * n bytes, as in the C client
+#: (LM_CLIENT_DECODE_FLOOR, LM_CLIENT_DECODE_FACTOR). An empty message is two
+#: bytes on the wire and some hundred in memory, so a broken or hostile
+#: server could otherwise make a decode take fifty times max_response_bytes.
+#: The cost is estimated from the wire before decoding (decode_cost).
+DECODE_FLOOR = 1 << 20
+DECODE_FACTOR = 16
 
 log = logging.getLogger("lunamatch.client")
 
@@ -442,6 +451,152 @@ class TLSOptions:
         return config
 
 
+# The estimate of decode_cost_ok, in bytes: a message takes _MSG_BYTES and
+# _FIELD_BYTES for each field of its type (its struct, in the protobuf
+# runtime's arena), an element of a repeated field _SLOT_BYTES more (its
+# slot, the array's growth included), a string, bytes or unknown field its
+# length, a packed varint _SLOT_BYTES / 2 per byte. A message without
+# message fields is not walked: its bytes are charged 1 each, or
+# _SLOT_BYTES / 2 each when it has repeated fields. The densest answer the
+# service gives (top_k 1000 at FULL, 100 skills per match) is estimated at
+# 5.5 times its bytes, a run of empty matches at 72 times (the runtime takes
+# 56 times).
+_MSG_BYTES = 16
+_FIELD_BYTES = 16
+_SLOT_BYTES = 16
+_MAX_DEPTH = 100  # the protobuf runtime's nesting limit
+_VARINT_TYPES = frozenset({
+    FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_BOOL, FieldDescriptor.TYPE_ENUM})
+# descriptor -> (own cost, cost per byte when not walked (None: walked),
+# {field number: (message type or None, repeated, varint)})
+_tables: Dict[Any, Tuple[int, Optional[int], Dict[int, Tuple[Any, bool, bool]]]] = {}
+_worst: Dict[Any, int] = {}  # descriptor -> most any byte within it may cost
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def _repeated(f) -> bool:
+    # is_repeated replaced label in protobuf 6.
+    if hasattr(f, "is_repeated"):
+        return f.is_repeated
+    return f.label == FieldDescriptor.LABEL_REPEATED
+
+
+def _table(desc):
+    t = _tables.get(desc)
+    if t is None:
+        fields = {f.number: (f.message_type, _repeated(f), f.type in _VARINT_TYPES)
+                  for f in desc.fields}
+        per_byte = None
+        if not any(m is not None for m, _, _ in fields.values()):
+            per_byte = _SLOT_BYTES // 2 if any(r for _, r, _ in fields.values()) else 1
+        t = (_MSG_BYTES + _FIELD_BYTES * len(desc.fields), per_byte, fields)
+        _tables[desc] = t
+    return t
+
+
+def _worst_per_byte(desc) -> int:
+    """The most one byte of a message of type desc may add to the estimate:
+    a nested message of the costliest type reachable in two bytes (a tag
+    and a zero length), or a repeated element."""
+    w = _worst.get(desc)
+    if w is None:
+        w, seen, todo = _SLOT_BYTES // 2, {desc}, [desc]
+        while todo:
+            for f in todo.pop().fields:
+                m = f.message_type
+                if m is not None and m not in seen:
+                    seen.add(m)
+                    todo.append(m)
+                    w = max(w, (_table(m)[0] + _SLOT_BYTES + 1) // 2)
+        _worst[desc] = w
+    return w
+
+
+def _varint(data: bytes, i: int, end: int) -> Tuple[int, int]:
+    v = shift = 0
+    while True:
+        if i >= end or shift > 63:
+            raise DecodeError("truncated varint")
+        b = data[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        if b < 0x80:
+            return v, i
+        shift += 7
+
+
+def _walk(data: bytes, i: int, end: int, desc, left: int, depth: int) -> int:
+    """left less the estimated cost of the message of type desc in
+    data[i:end]; raises _OverBudget when it would go below 0, DecodeError
+    for what the decoder refuses anyway."""
+    own, _, fields = _table(desc)
+    left -= own
+    while i < end:
+        if left < 0:
+            raise _OverBudget
+        key, i = _varint(data, i, end)
+        f = fields.get(key >> 3)
+        wt = key & 7
+        if wt == 0:
+            _, i = _varint(data, i, end)
+        elif wt == 1:
+            i += 8
+        elif wt == 5:
+            i += 4
+        elif wt == 2:
+            n, i = _varint(data, i, end)
+            j = i + n
+            if j > end:
+                raise DecodeError("truncated field")
+            if f is not None and f[0] is not None:
+                sub_own, per_byte, _ = _table(f[0])
+                if per_byte is not None:
+                    left -= sub_own + per_byte * n
+                elif depth >= _MAX_DEPTH:
+                    raise DecodeError("nested too deeply")
+                else:
+                    left = _walk(data, i, j, f[0], left, depth + 1)
+            elif f is not None and f[1] and f[2]:
+                left -= n * (_SLOT_BYTES // 2)
+            else:
+                left -= n
+            i = j
+        elif wt == 3:  # a group, kept as raw bytes: at most the rest
+            left -= end - i
+            i = end
+        else:
+            raise DecodeError("bad wire type %d" % wt)
+        if f is not None and f[1]:
+            left -= _SLOT_BYTES
+    if i > end:
+        raise DecodeError("truncated field")
+    if left < 0:
+        raise _OverBudget
+    return left
+
+
+def decode_cost_ok(desc, data: bytes) -> Tuple[bool, int]:
+    """Whether data, a message of type desc, decodes within DECODE_FLOOR +
+    DECODE_FACTOR * len(data) bytes of memory by the estimate above, and
+    that limit. Not walked when even its costliest bytes would fit; data
+    the decoder refuses is left to it (True)."""
+    limit = DECODE_FLOOR + DECODE_FACTOR * len(data)
+    if _table(desc)[0] + _worst_per_byte(desc) * len(data) <= limit:
+        return True, limit
+    try:
+        _walk(data, 0, len(data), desc, limit, 0)
+    except _OverBudget:
+        return False, limit
+    except DecodeError:
+        pass
+    return True, limit
+
+
 def _metadata(md) -> List[rpc_pb2.MetadataEntry]:
     if not md:
         return []
@@ -665,6 +820,7 @@ class Call:
 
     def answer(self, msg: pynng.Message):
         raw = msg.bytes
+        self._within_budget(rpc_pb2.RpcResponse, raw)
         try:
             resp = rpc_pb2.RpcResponse.FromString(raw)
         except DecodeError as e:
@@ -691,12 +847,23 @@ class Call:
             raise err
         if self.response_type is None:
             return resp.payload
+        self._within_budget(self.response_type, resp.payload)
         try:
             out = self.response_type.FromString(resp.payload)
         except DecodeError as e:
             raise self._error(errors.Internal, "unreadable %s from %s: %s" % (
                 self.response_type.__name__, self.url, e))
         return self.unwrap(out) if self.unwrap else out
+
+    def _within_budget(self, cls: type, data: bytes) -> None:
+        """Raises a local Internal when data, a cls, would take more memory
+        to decode than its budget (decode_cost_ok)."""
+        ok, limit = decode_cost_ok(cls.DESCRIPTOR, data)
+        if not ok:
+            raise self._error(errors.Internal, (
+                "answer from %s refused: %d bytes of %s would take more than %d "
+                "bytes of memory to decode") % (self.url, len(data), cls.DESCRIPTOR.full_name,
+                                                 limit))
 
     def _error(self, cls, message):
         return cls(message, method=self.method, request_id=self.request_id,
