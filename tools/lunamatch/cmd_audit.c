@@ -5,7 +5,7 @@
  *
  *   audit --demographics FILE (--rankings FILE | --jobs FILE | --job ID...)
  *         [--top K | --above-median] [--report FILE.md] [--chart FILE.png]
- *         [--save-rankings FILE] [--timeout-ms N]
+ *         [--save-rankings FILE] [--as-of T] [--timeout-ms N]
  *
  * The demographics file is kept outside the engine: ingest and match never
  * read it, the schema has no field for it, and this command reads it only
@@ -19,7 +19,12 @@
  * of --jobs or --job, up to 1000 candidates each; --save-rankings keeps them)
  * or from a rankings file: {"rankings": [{"job": ID, "candidates": [{"id":
  * ID, "score": S}, ...best first]}, ...]} (the scores may be left out
- * unless --above-median selects by them). A candidate is selected for a
+ * unless --above-median selects by them). The service's rankings are asked
+ * for at --as-of (Unix seconds; default the service's clock); each ranking
+ * keeps the model_version, index_seq and as_of of its answer, which
+ * --save-rankings writes as keys of the ranking and a rankings file may
+ * carry, so that the output can say what was audited: one model version, or
+ * a warning that the rankings mix models. A candidate is selected for a
  * posting when it is among the first K ranked (--top, default 10), or, with
  * --above-median, when its score is above the median score of everyone
  * considered (those not ranked score 0), as Local Law 144 defines a scoring
@@ -38,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "chart.h"
 #include "cli.h"
@@ -75,6 +81,7 @@ enum {
 	OPT_CHART,
 	OPT_SAVE,
 	OPT_TIMEOUT,
+	OPT_AS_OF,
 };
 
 const struct option lm_cli_audit_options[] = {
@@ -88,6 +95,7 @@ const struct option lm_cli_audit_options[] = {
     {"chart", required_argument, NULL, OPT_CHART},
     {"save-rankings", required_argument, NULL, OPT_SAVE},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    {"as-of", required_argument, NULL, OPT_AS_OF},
     {NULL, 0, NULL, 0},
 };
 
@@ -121,7 +129,13 @@ const char lm_cli_audit_usage[] =
     "  --report FILE         write the Markdown report\n"
     "  --chart FILE          write the PNG chart of the impact ratios\n"
     "  --save-rankings FILE  write the rankings read from the service as JSON\n"
+    "  --as-of T             ask the service for the rankings at Unix time T\n"
+    "                        (default: the service's clock), e.g. the as_of an\n"
+    "                        earlier audit reports, to repeat it\n"
     "  --timeout-ms N        deadline of each call\n"
+    "\n"
+    "The output names the model version, index sequence and as_of of the\n"
+    "rankings, and warns when they come from more than one model version.\n"
     "\n"
     "Exit status: 0 the audit ran (flagged or not; see the output), 1 it failed,\n"
     "2 usage error, 3 the service is unavailable.\n";
@@ -148,12 +162,25 @@ struct view {
 	size_t flagged;
 };
 
-/* One ranking: candidate ids best first, with scores. */
+/* One ranking: candidate ids best first, with scores, and what computed
+ * it. */
 struct ranking {
 	char *job;
 	char **ids;
 	double *scores;
 	size_t n;
+	char *model; /* model_version of the answer; NULL: not recorded */
+	uint64_t index_seq;
+	int64_t as_of;
+};
+
+/* What computed the rankings, over all of them. */
+struct source {
+	size_t recorded;   /* rankings with a model version */
+	const char *model; /* the first model version */
+	size_t nmodels;    /* distinct model versions */
+	uint64_t seq_min, seq_max;
+	int64_t as_of_min, as_of_max;
 };
 
 struct audit {
@@ -464,6 +491,21 @@ add_ranked(struct ranking *r, const char *id, double score)
 	return 0;
 }
 
+/* Records what computed r: model (NULL or "" = not recorded). */
+static int
+set_source(struct ranking *r, const char *model, uint64_t seq, int64_t as_of)
+{
+	if (model == NULL || model[0] == '\0')
+		return 0;
+	if ((r->model = strdup(model)) == NULL) {
+		lm_cli_error(CMD, "out of memory");
+		return -1;
+	}
+	r->index_seq = seq;
+	r->as_of = as_of;
+	return 0;
+}
+
 static int
 read_rankings(struct audit *a, const char *path)
 {
@@ -485,19 +527,23 @@ read_rankings(struct audit *a, const char *path)
 	}
 	json_array_foreach(list, i, e)
 	{
-		const char *job = NULL;
+		const char *job = NULL, *model = NULL;
+		json_int_t seq = 0, as_of = 0;
 		json_t *cands = NULL;
 		struct ranking *r;
-		if (json_unpack_ex(e, &jerr, 0, "{s:s, s:o}", "job", &job, "candidates",
-		        &cands) != 0 ||
-		    !json_is_array(cands)) {
+		if (json_unpack_ex(e, &jerr, 0, "{s:s, s:o, s?s, s?I, s?I}", "job", &job,
+		        "candidates", &cands, "model_version", &model, "index_seq", &seq,
+		        "as_of", &as_of) != 0 ||
+		    !json_is_array(cands) || seq < 0) {
 			lm_cli_error(CMD,
 			    "%s: rankings[%zu]: needs \"job\" and a "
-			    "\"candidates\" array",
+			    "\"candidates\" array (and may have \"model_version\", "
+			    "\"index_seq\" and \"as_of\")",
 			    path, i);
 			goto out;
 		}
-		if (add_ranking(a, job, &r) != 0)
+		if (add_ranking(a, job, &r) != 0 ||
+		    set_source(r, model, (uint64_t) seq, (int64_t) as_of) != 0)
 			goto out;
 		json_array_foreach(cands, k, c)
 		{
@@ -573,8 +619,8 @@ out:
 
 /* Asks the service for the candidates of each posting in jobs[0..n). */
 static int
-fetch_rankings(
-    struct audit *a, const lm_config *cfg, char **jobs, size_t n, unsigned timeout_ms)
+fetch_rankings(struct audit *a, const lm_config *cfg, char **jobs, size_t n,
+    unsigned timeout_ms, int64_t as_of)
 {
 	lm_client *cl = NULL;
 	char errmsg[ERRMSG_MAX];
@@ -591,12 +637,14 @@ fetch_rankings(
 		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 		req.job_id = jobs[i];
 		req.top_k = AUDIT_RANKED_MAX;
+		req.as_of = as_of;
 		req.explain = LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE;
 		int rc = lm_client_match_candidates(
 		    cl, &req, timeout_ms, &resp, &status, errmsg, sizeof(errmsg));
 		if ((rv = lm_cli_call_status(CMD, cfg, rc, status, errmsg)) != 0)
 			break;
-		if (add_ranking(a, jobs[i], &r) != 0)
+		if (add_ranking(a, jobs[i], &r) != 0 ||
+		    set_source(r, resp->model_version, resp->index_seq, resp->as_of) != 0)
 			rv = LM_CLI_EXIT_FAIL;
 		for (size_t k = 0; rv == 0 && k < resp->n_matches; k++)
 			if (add_ranked(r, resp->matches[k]->candidate_id,
@@ -618,10 +666,17 @@ save_rankings(const struct audit *a, const char *path)
 		goto nomem;
 	for (size_t i = 0; i < a->nrankings; i++) {
 		const struct ranking *r = &a->rankings[i];
-		json_t *c = json_array();
+		json_t *c = json_array(), *e;
 		if (c == NULL ||
 		    json_array_append_new(list,
-		        json_pack("{s:s, s:o}", "job", r->job, "candidates", c)) != 0)
+		        e = json_pack("{s:s, s:o}", "job", r->job, "candidates", c)) != 0)
+			goto nomem;
+		if (r->model != NULL &&
+		    (json_object_set_new(e, "model_version",
+		         lm_cli_json_string(r->model, strlen(r->model))) != 0 ||
+		        json_object_set_new(e, "index_seq",
+		            json_integer((json_int_t) r->index_seq)) != 0 ||
+		        json_object_set_new(e, "as_of", json_integer(r->as_of)) != 0))
 			goto nomem;
 		for (size_t k = 0; k < r->n; k++)
 			if (json_array_append_new(
@@ -734,6 +789,114 @@ run_audit(struct audit *a)
 
 /* ---- output -------------------------------------------------------------------- */
 
+/* What computed the rankings that record it. */
+static struct source
+source_of(const struct audit *a)
+{
+	struct source s = {0};
+
+	for (size_t i = 0; i < a->nrankings; i++) {
+		const struct ranking *r = &a->rankings[i];
+		if (r->model == NULL)
+			continue;
+		bool seen = false;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = a->rankings[k].model != NULL &&
+			       strcmp(a->rankings[k].model, r->model) == 0;
+		s.nmodels += seen ? 0 : 1;
+		if (s.recorded++ == 0) {
+			s.model = r->model;
+			s.seq_min = s.seq_max = r->index_seq;
+			s.as_of_min = s.as_of_max = r->as_of;
+			continue;
+		}
+		s.seq_min = r->index_seq < s.seq_min ? r->index_seq : s.seq_min;
+		s.seq_max = r->index_seq > s.seq_max ? r->index_seq : s.seq_max;
+		s.as_of_min = r->as_of < s.as_of_min ? r->as_of : s.as_of_min;
+		s.as_of_max = r->as_of > s.as_of_max ? r->as_of : s.as_of_max;
+	}
+	return s;
+}
+
+/* One line (no newline) naming what computed the rankings. */
+static void
+source_text(const struct audit *a, char *buf, size_t len)
+{
+	struct source s = source_of(a);
+	char m[LM_CLI_CELL_MAX], t[64] = "", seq[64];
+	struct tm tm;
+	time_t at = (time_t) s.as_of_min;
+
+	if (s.recorded == 0) {
+		snprintf(buf, len, "model, index seq and as of not recorded");
+		return;
+	}
+	if (s.nmodels > 1)
+		snprintf(m, sizeof(m), "%zu model versions (MIXED)", s.nmodels);
+	else
+		lm_cli_printable(m, sizeof(m), s.model, strlen(s.model));
+	if (s.seq_min == s.seq_max)
+		snprintf(seq, sizeof(seq), "%" PRIu64, s.seq_min);
+	else
+		snprintf(seq, sizeof(seq), "%" PRIu64 "..%" PRIu64, s.seq_min, s.seq_max);
+	if (gmtime_r(&at, &tm) != NULL)
+		strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (s.as_of_min == s.as_of_max)
+		snprintf(buf, len, "model %s, index seq %s, as of %" PRId64 " (%s)%s", m,
+		    seq, s.as_of_min, t,
+		    s.recorded < a->nrankings ? "; not recorded for some rankings" : "");
+	else
+		snprintf(buf, len,
+		    "model %s, index seq %s, as of %" PRId64 "..%" PRId64 " (from %s)%s",
+		    m, seq, s.as_of_min, s.as_of_max, t,
+		    s.recorded < a->nrankings ? "; not recorded for some rankings" : "");
+}
+
+/* The JSON keys of the source, added to o. Returns 0 or -1. */
+static int
+source_json(const struct audit *a, json_t *o)
+{
+	struct source s = source_of(a);
+	json_t *models = json_array();
+	bool known = s.recorded > 0, one = known && s.recorded == a->nrankings;
+
+	for (size_t i = 0; i < a->nrankings && models != NULL; i++) {
+		const struct ranking *r = &a->rankings[i];
+		bool seen = r->model == NULL;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = a->rankings[k].model != NULL &&
+			       strcmp(a->rankings[k].model, r->model) == 0;
+		if (!seen && json_array_append_new(models,
+		                 lm_cli_json_string(r->model, strlen(r->model))) != 0) {
+			json_decref(models);
+			models = NULL;
+		}
+	}
+	return models == NULL ||
+	               json_object_set_new(o, "model_version",
+	                   one && s.nmodels == 1
+	                       ? lm_cli_json_string(s.model, strlen(s.model))
+	                       : json_null()) != 0 ||
+	               json_object_set_new(o, "model_versions", models) != 0 ||
+	               json_object_set_new(
+	                   o, "mixed_models", json_boolean(s.nmodels > 1)) != 0 ||
+	               json_object_set_new(o, "as_of",
+	                   one && s.as_of_min == s.as_of_max ? json_integer(s.as_of_min)
+	                                                     : json_null()) != 0 ||
+	               json_object_set_new(o, "as_of_min",
+	                   known ? json_integer(s.as_of_min) : json_null()) != 0 ||
+	               json_object_set_new(o, "as_of_max",
+	                   known ? json_integer(s.as_of_max) : json_null()) != 0 ||
+	               json_object_set_new(o, "index_seq_min",
+	                   known ? json_integer((json_int_t) s.seq_min) : json_null()) !=
+	                   0 ||
+	               json_object_set_new(o, "index_seq_max",
+	                   known ? json_integer((json_int_t) s.seq_max) : json_null()) !=
+	                   0
+	           ? -1
+	           : 0;
+}
+
 static double
 skew(const struct view *v, const lm_fair_group *g)
 {
@@ -795,12 +958,18 @@ print_table(const struct audit *a)
 {
 	static const lm_cli_col cols[] = {{"CATEGORY", 34}, {"CONSIDERED", 11},
 	    {"SELECTED", 9}, {"RATE", 7}, {"IMPACT", 7}, {"SKEW@K", 7}, {"VERDICT", 0}};
-	char name[LM_CLI_CELL_MAX], c1[32], c2[32], c3[32], c4[32], c5[32], sel[64];
+	char name[LM_CLI_CELL_MAX], c1[32], c2[32], c3[32], c4[32], c5[32], sel[64],
+	    src[LM_CLI_CELL_MAX + 256];
 
 	selection_text(a, sel, sizeof(sel));
 	printf("Audit of %zu postings, %zu candidates; selected: %s; K = %zu; %zu "
 	       "ranked candidates without demographics skipped\n",
 	    a->nrankings, a->npeople, sel, a->top, a->skipped);
+	source_text(a, src, sizeof(src));
+	printf("Rankings: %s\n", src);
+	if (source_of(a).nmodels > 1)
+		printf("WARNING: the rankings come from more than one model version: "
+		       "this audit mixes models\n");
 	for (size_t vi = 0; vi < a->nviews; vi++) {
 		const struct view *v = &a->views[vi];
 		lm_cli_printable(name, sizeof(name), v->name, strlen(v->name));
@@ -870,6 +1039,10 @@ print_json(const struct audit *a)
 	    sel, "k", (json_int_t) a->top, "skipped_without_demographics",
 	    (json_int_t) a->skipped, "flagged", flagged_total(a) > 0,
 	    "flagged_categories", (json_int_t) flagged_total(a), "views", views);
+	if (o != NULL && source_json(a, o) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (o == NULL) {
 		lm_cli_error(CMD, "out of memory");
 		return LM_CLI_EXIT_FAIL;
@@ -893,6 +1066,56 @@ md_cell(FILE *f, const char *s)
 	}
 }
 
+/* The report's lines on what computed the rankings. */
+static void
+write_source(FILE *f, const struct audit *a)
+{
+	struct source s = source_of(a);
+	char t[64] = "";
+	struct tm tm;
+	time_t at = (time_t) s.as_of_min;
+
+	if (s.recorded == 0) {
+		fprintf(f, "- Model version, index sequence, as of: not recorded\n");
+		return;
+	}
+	if (s.nmodels > 1) {
+		fprintf(
+		    f, "- Model versions: %zu: **the rankings mix models**:", s.nmodels);
+		for (size_t i = 0; i < a->nrankings; i++) {
+			const struct ranking *r = &a->rankings[i];
+			bool seen = r->model == NULL;
+			for (size_t k = 0; k < i && !seen; k++)
+				seen = a->rankings[k].model != NULL &&
+				       strcmp(a->rankings[k].model, r->model) == 0;
+			if (!seen) {
+				fprintf(f, " ");
+				md_cell(f, r->model);
+			}
+		}
+		fprintf(f, "\n");
+	} else {
+		fprintf(f, "- Model version: ");
+		md_cell(f, s.model);
+		fprintf(f, "\n");
+	}
+	if (s.seq_min == s.seq_max)
+		fprintf(f, "- Index sequence: %" PRIu64 "\n", s.seq_min);
+	else
+		fprintf(f, "- Index sequence: %" PRIu64 " to %" PRIu64 "\n", s.seq_min,
+		    s.seq_max);
+	if (gmtime_r(&at, &tm) != NULL)
+		strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (s.as_of_min == s.as_of_max)
+		fprintf(f, "- As of: %" PRId64 " (%s)\n", s.as_of_min, t);
+	else
+		fprintf(f, "- As of: %" PRId64 " (%s) to %" PRId64 "\n", s.as_of_min, t,
+		    s.as_of_max);
+	if (s.recorded < a->nrankings)
+		fprintf(f, "- Rankings without a recorded model version: %zu\n",
+		    a->nrankings - s.recorded);
+}
+
 static int
 write_report(const struct audit *a, const char *path, const char *chart)
 {
@@ -911,7 +1134,11 @@ write_report(const struct audit *a, const char *path, const char *chart)
 	    "file)\n"
 	    "- Selected: %s\n"
 	    "- Ranked candidates without demographics, skipped: %zu\n"
-	    "- Categories flagged under the four-fifths rule: %zu\n\n"
+	    "- Categories flagged under the four-fifths rule: %zu\n",
+	    a->nrankings, a->npeople, sel, a->skipped, flagged_total(a));
+	write_source(f, a);
+	fprintf(f,
+	    "\n"
 	    "The selection rate of a category is the share of its candidate/posting "
 	    "pairs that were selected. The impact ratio divides it by the highest "
 	    "rate among the categories that are not excluded; under %.2f the "
@@ -922,7 +1149,6 @@ write_report(const struct audit *a, const char *path, const char *chart)
 	    "of the first %zu places from the candidates' distribution (0 = "
 	    "proportional), averaged over the postings that place someone of the "
 	    "candidates there.\n",
-	    a->nrankings, a->npeople, sel, a->skipped, flagged_total(a),
 	    LM_FAIR_FOUR_FIFTHS, LM_FAIR_MIN_SHARE * 100, a->top, a->top, a->top, a->top);
 	if (a->no_intersection) {
 		fprintf(f, "\nThe intersection ");
@@ -1015,6 +1241,7 @@ audit_free(struct audit *a)
 		free(r->ids);
 		free(r->scores);
 		free(r->job);
+		free(r->model);
 	}
 	free(a->rankings);
 	free(a->score);
@@ -1034,6 +1261,7 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 	size_t njobs = 0;
 	unsigned timeout_ms = 0;
 	uint64_t v;
+	int64_t as_of = 0;
 	struct audit *a = NULL;
 	int c, rv = LM_CLI_EXIT_FAIL;
 
@@ -1103,6 +1331,15 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 			}
 			timeout_ms = (unsigned) v;
 			break;
+		case OPT_AS_OF:
+			if (!lm_cli_parse_u64(optarg, 1, INT64_MAX, &v)) {
+				rv = lm_cli_usage_error(CMD,
+				    "--as-of: \"%s\" is not a Unix time in seconds",
+				    optarg);
+				goto out;
+			}
+			as_of = (int64_t) v;
+			break;
 		default:
 			rv = lm_cli_usage_error(CMD, "bad option %s", argv[optind - 1]);
 			goto out;
@@ -1126,6 +1363,11 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 		    CMD, "--save-rankings keeps rankings read from the service");
 		goto out;
 	}
+	if (as_of != 0 && rankings != NULL) {
+		rv = lm_cli_usage_error(
+		    CMD, "--as-of asks the service; the rankings of a file are computed");
+		goto out;
+	}
 	if ((rv = read_demographics(a, demographics)) != 0)
 		goto out;
 	if (rankings != NULL) {
@@ -1140,7 +1382,7 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 			rv = LM_CLI_EXIT_FAIL;
 			goto out;
 		}
-		rv = fetch_rankings(a, cfg, jobs, njobs, timeout_ms);
+		rv = fetch_rankings(a, cfg, jobs, njobs, timeout_ms, as_of);
 		if (rv == 0 && save != NULL)
 			rv = save_rankings(a, save);
 	}
@@ -1153,6 +1395,12 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 	}
 	if ((rv = run_audit(a)) != 0)
 		goto out;
+	if (source_of(a).nmodels > 1)
+		lm_cli_error(CMD,
+		    "warning: the rankings come from %zu model versions: this audit "
+		    "mixes "
+		    "models",
+		    source_of(a).nmodels);
 	if (chart != NULL && (rv = write_chart(a, chart)) != 0)
 		goto out;
 	if (report != NULL && (rv = write_report(a, report, chart)) != 0)

@@ -1,9 +1,11 @@
 /*
  * test_audit.c - `lunamatch audit` over a rankings file: the command's own
  * counting and input checks, run as the real binary on small populations
- * whose every number is known in advance. No service is involved; the
- * audit of rankings from a real match service is
- * tests/integration/test_audit.c.
+ * whose every number is known in advance. Most cases need no service; the
+ * cases that audit a live service run the real MatchService handlers over
+ * an index of the sample records (data/samples), each replica with its own
+ * RPC server on ipc:// in the test's directory. The audit of a whole
+ * lunamatch-match process is tests/integration/test_audit.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,9 +14,16 @@
 
 #include <jansson.h>
 
+#include "index.h"
 #include "jsontest.h"
 #include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/v1/match.pb-c.h"
+#include "model.h"
 #include "proc.h"
+#include "records.h"
+#include "rpc_server.h"
+#include "service.h"
 
 #define RUN_MS 30000
 #define EPS    1e-9
@@ -247,6 +256,337 @@ test_intersection_by_combination(void **state)
 	free(rk);
 }
 
+/* ---- against the match service ------------------------------------------------ */
+
+#define SAMPLES_NOW   1795003600 /* reference time of the samples + 1 h */
+#define MODEL_VERSION "default-2026.1"
+#define INDEX_SEQ     42
+#define REPLICA_JOBS  8 /* postings audited against the replicas */
+
+/* One replica of the service: the sample records under a model, served
+ * on url. */
+struct replica {
+	char url[600];
+	lmt_records recs;
+	lm_model *model;
+	lm_index *idx;
+	lm_match_service *svc;
+	lm_rpc_server *srv;
+};
+
+static int64_t
+fixed_clock(void *arg)
+{
+	(void) arg;
+	return SAMPLES_NOW;
+}
+
+static void
+index_record(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	struct replica *r = arg;
+	lm_reject why;
+	char err[512];
+	(void) no, (void) line, (void) len;
+
+	if (lmt_record_prepare(&r->recs.ctx, m, &why, err, sizeof(err)) != LM_OK) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		return;
+	}
+	if (m->descriptor == &lunamatch__v1__job_posting__descriptor)
+		assert_int_equal(
+		    lm_index_put_posting(r->idx, (Lunamatch__V1__JobPosting *) m, 0),
+		    LM_OK);
+	else
+		assert_int_equal(lm_index_put_profile(
+		                     r->idx, (Lunamatch__V1__CandidateProfile *) m, 0),
+		    LM_OK);
+}
+
+/* Starts a replica scoring with the model of model_path, listening on
+ * ipc://<dir>/<name>.ipc. */
+static void
+replica_start(struct replica *r, const char *name, const char *model_path)
+{
+	lm_match_service_opts o;
+	lm_rpc_server_opts so;
+	const lm_rpc_method *methods;
+	size_t n;
+	char err[512];
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->url, sizeof(r->url), "ipc://%s/%s.ipc", dir, name);
+	lmt_records_open(&r->recs, 384);
+	if (lm_model_load(model_path, &r->model, err, sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	assert_int_equal(lm_index_new(r->model, &r->idx), LM_OK);
+	lmt_jsonl_foreach(LMT_SAMPLE_POSTINGS, lmt_sample_descriptor(LMT_SAMPLE_POSTINGS),
+	    index_record, r);
+	lmt_jsonl_foreach(LMT_SAMPLE_PROFILES, lmt_sample_descriptor(LMT_SAMPLE_PROFILES),
+	    index_record, r);
+	lm_index_set_seq(r->idx, INDEX_SEQ);
+	memset(&o, 0, sizeof(o));
+	o.index = r->idx;
+	o.record_ctx = r->recs.ctx;
+	o.clock = fixed_clock;
+	assert_int_equal(lm_match_service_new(&o, &r->svc), LM_OK);
+	lm_match_service_set_loaded(r->svc, true);
+	memset(&so, 0, sizeof(so));
+	so.url = r->url;
+	so.workers = 2;
+	so.contexts = 4;
+	methods = lm_match_service_methods(&n);
+	assert_int_equal(lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor,
+	                     methods, n, r->svc, &r->srv),
+	    LM_OK);
+	assert_int_equal(lm_rpc_server_start(r->srv), LM_OK);
+	lm_match_service_set_server(r->svc, r->srv);
+}
+
+static void
+replica_stop(struct replica *r)
+{
+	lm_match_service_set_server(r->svc, NULL);
+	lm_rpc_server_free(r->srv);
+	lm_match_service_free(r->svc);
+	lm_index_free(r->idx);
+	lm_model_free(r->model);
+	lmt_records_close(&r->recs);
+}
+
+/* lmt_jsonl_fn: appends "<id>,<f|m>\n" for each sample profile to the
+ * string buffer arg (at least 64 KiB). */
+static void
+add_person(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	char *csv = arg;
+	size_t at = strlen(csv);
+	(void) line, (void) len;
+
+	snprintf(csv + at, 65536 - at, "%s,%s\n", lmt_record_id(m), no % 2 ? "f" : "m");
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* lmt_jsonl_fn: keeps the ids of the first REPLICA_JOBS sample postings as
+ * "--job ID" arguments in arg (a char *[2 * REPLICA_JOBS], strdup'd). */
+static void
+add_job(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	char **args = arg;
+	(void) line, (void) len;
+
+	if (no <= REPLICA_JOBS) {
+		args[2 * (no - 1)] = lmt_strdup("--job");
+		args[2 * (no - 1) + 1] = lmt_strdup(lmt_record_id(m));
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* Runs audit against url over the sample postings with the extra
+ * arguments (NULL-terminated, at most 8). */
+static lmt_run_result
+audit_service(const char *url, const char *const extra[])
+{
+	static char demo[600];
+	char *jobs[2 * REPLICA_JOBS] = {NULL};
+	const char *args[32];
+	size_t n = 0;
+
+	if (demo[0] == '\0') {
+		char *csv = calloc(1, 65536);
+		assert_non_null(csv);
+		strcpy(csv, "id,sex\n");
+		lmt_jsonl_foreach(LMT_SAMPLE_PROFILES,
+		    lmt_sample_descriptor(LMT_SAMPLE_PROFILES), add_person, csv);
+		snprintf(demo, sizeof(demo), "%s",
+		    lmt_write_file(dir, "samples.csv", csv, strlen(csv)));
+		free(csv);
+	}
+	lmt_jsonl_foreach(LMT_SAMPLE_POSTINGS, lmt_sample_descriptor(LMT_SAMPLE_POSTINGS),
+	    add_job, jobs);
+	args[n++] = "--demographics";
+	args[n++] = demo;
+	for (size_t i = 0; i < 2 * REPLICA_JOBS; i++)
+		args[n++] = jobs[i];
+	args[n++] = "--url";
+	args[n++] = url;
+	args[n++] = "--timeout-ms";
+	args[n++] = "10000";
+	for (size_t i = 0; extra[i] != NULL; i++) {
+		assert_true(n < 31);
+		args[n++] = extra[i];
+	}
+	args[n] = NULL;
+	lmt_run_result r = run_audit(args);
+	for (size_t i = 0; i < 2 * REPLICA_JOBS; i++)
+		free(jobs[i]);
+	return r;
+}
+
+static json_t *
+audit_service_json(const char *url, const char *const extra[])
+{
+	lmt_run_result r = audit_service(url, extra);
+	json_error_t je;
+	json_t *o;
+
+	if (r.status != 0)
+		fail_msg("audit exited %d: %s", r.status, r.err ? r.err : "");
+	if ((o = json_loads(r.out, 0, &je)) == NULL)
+		fail_msg("audit printed no JSON (%s): %.300s", je.text, r.out);
+	lmt_run_result_free(&r);
+	return o;
+}
+
+static json_int_t
+int_of(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v))
+		fail_msg("\"%s\" is not an integer", key);
+	return json_integer_value(v);
+}
+
+static const char *
+str_of(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_string(v))
+		fail_msg("\"%s\" is not a string", key);
+	return json_string_value(v);
+}
+
+/*
+ * An audit of a live service says what it audited: the model version, the
+ * index_seq and the as_of of the answers, in the JSON output, the table,
+ * the report and the saved rankings (so that an audit read back from them
+ * says the same). --as-of asks for the rankings at a given time, so that
+ * an audit can be repeated at the time point of an earlier one.
+ */
+static void
+test_service_source_recorded(void **state)
+{
+	struct replica r;
+	char saved[600], report[600];
+
+	(void) state;
+	replica_start(&r, "one", lmt_src("data/model/default.json"));
+	snprintf(saved, sizeof(saved), "%s/saved.json", dir);
+	snprintf(report, sizeof(report), "%s/source.md", dir);
+
+	json_t *o =
+	    audit_service_json(r.url, (const char *const[]){"--save-rankings", saved,
+	                                  "--report", report, "--json", NULL});
+	assert_string_equal(str_of(o, "model_version"), MODEL_VERSION);
+	assert_false(json_boolean_value(json_object_get(o, "mixed_models")));
+	assert_int_equal(json_array_size(json_object_get(o, "model_versions")), 1);
+	assert_int_equal(int_of(o, "index_seq_min"), INDEX_SEQ);
+	assert_int_equal(int_of(o, "index_seq_max"), INDEX_SEQ);
+	assert_int_equal(int_of(o, "as_of"), SAMPLES_NOW);
+	assert_int_equal(int_of(o, "as_of_min"), SAMPLES_NOW);
+	assert_int_equal(int_of(o, "as_of_max"), SAMPLES_NOW);
+	char *md = lmt_read_file(report, NULL);
+	assert_non_null(md);
+	assert_non_null(strstr(md, "- Model version: " MODEL_VERSION "\n"));
+	assert_non_null(strstr(md, "- Index sequence: 42\n"));
+	assert_non_null(strstr(md, "- As of: 1795003600 ("));
+	free(md);
+	json_decref(o);
+
+	/* Read back from the saved rankings: the same. */
+	char *demo = lmt_strdup(lmt_write_file(dir, "samples2.csv", "id,sex\nx,f\n", 11));
+	o = audit_json((const char *const[]){
+	    "--demographics", demo, "--rankings", saved, "--json", NULL});
+	assert_string_equal(str_of(o, "model_version"), MODEL_VERSION);
+	assert_int_equal(int_of(o, "index_seq_max"), INDEX_SEQ);
+	assert_int_equal(int_of(o, "as_of"), SAMPLES_NOW);
+	json_decref(o);
+
+	/* At another time point: the answers are for it. */
+	o = audit_service_json(
+	    r.url, (const char *const[]){"--as-of", "1795000000", "--json", NULL});
+	assert_int_equal(int_of(o, "as_of"), 1795000000);
+	json_decref(o);
+
+	/* The table says it too. */
+	lmt_run_result t = audit_service(r.url, (const char *const[]){NULL});
+	assert_int_equal(t.status, 0);
+	assert_non_null(strstr(t.out, "model " MODEL_VERSION ", index seq 42, as of "
+	                              "1795003600 ("));
+	lmt_run_result_free(&t);
+
+	/* --as-of asks the service; rankings from a file are computed
+	 * already. */
+	expect_failure((const char *const[]){"--demographics", demo, "--rankings", saved,
+	                   "--as-of", "1795000000", NULL},
+	    2, "--as-of");
+	expect_failure((const char *const[]){"--demographics", demo, "--job", "j1",
+	                   "--url", r.url, "--as-of", "yesterday", NULL},
+	    2, "--as-of: \"yesterday\"");
+	free(demo);
+	replica_stop(&r);
+}
+
+/*
+ * Replicas on two models (a roll-out under way): the audit's rankings come
+ * from both. The report says the audit mixed models, lists them and names
+ * no one model; stderr warns.
+ */
+static void
+test_service_mixed_models(void **state)
+{
+	struct replica a, b;
+	char url[1300];
+
+	(void) state;
+	char *json = lmt_read_file(lmt_src("data/model/default.json"), NULL);
+	assert_non_null(json);
+	char *v = strstr(json, MODEL_VERSION);
+	assert_non_null(v);
+	memcpy(v, "default-2099.9", strlen(MODEL_VERSION));
+	char *other = lmt_strdup(lmt_write_file(dir, "other.json", json, strlen(json)));
+	free(json);
+	replica_start(&a, "a", lmt_src("data/model/default.json"));
+	replica_start(&b, "b", other);
+	snprintf(url, sizeof(url), "%s,%s", a.url, b.url);
+
+	lmt_run_result r = audit_service(url, (const char *const[]){"--json", NULL});
+	if (r.status != 0)
+		fail_msg("audit exited %d: %s", r.status, r.err ? r.err : "");
+	json_t *o = json_loads(r.out, 0, NULL);
+	assert_non_null(o);
+	assert_true(json_boolean_value(json_object_get(o, "mixed_models")));
+	assert_true(json_is_null(json_object_get(o, "model_version")));
+	assert_int_equal(json_array_size(json_object_get(o, "model_versions")), 2);
+	assert_non_null(strstr(r.err, "mixes models"));
+	json_decref(o);
+	lmt_run_result_free(&r);
+
+	/* A rankings file that holds the same mix says so too. */
+	char *demo =
+	    lmt_strdup(lmt_write_file(dir, "mix.csv", "id,sex\nc1,f\nc2,m\n", 17));
+	char *rk = write_file("mix.json",
+	    "{\"rankings\":["
+	    "{\"job\":\"j1\",\"model_version\":\"m1\",\"index_seq\":5,\"as_of\":100,"
+	    "\"candidates\":[{\"id\":\"c1\",\"score\":0.9}]},"
+	    "{\"job\":\"j2\",\"model_version\":\"m2\",\"index_seq\":7,\"as_of\":90,"
+	    "\"candidates\":[{\"id\":\"c2\",\"score\":0.9}]}]}");
+	o = audit_json((const char *const[]){
+	    "--demographics", demo, "--rankings", rk, "--json", NULL});
+	assert_true(json_boolean_value(json_object_get(o, "mixed_models")));
+	assert_int_equal(int_of(o, "index_seq_min"), 5);
+	assert_int_equal(int_of(o, "index_seq_max"), 7);
+	assert_int_equal(int_of(o, "as_of_min"), 90);
+	assert_int_equal(int_of(o, "as_of_max"), 100);
+	assert_true(json_is_null(json_object_get(o, "as_of")));
+	json_decref(o);
+	free(demo);
+	free(rk);
+	free(other);
+	replica_stop(&b);
+	replica_stop(&a);
+}
+
 int
 main(void)
 {
@@ -255,6 +595,8 @@ main(void)
 	    cmocka_unit_test(test_above_median_needs_scores),
 	    cmocka_unit_test(test_posting_listed_twice),
 	    cmocka_unit_test(test_intersection_by_combination),
+	    cmocka_unit_test(test_service_source_recorded),
+	    cmocka_unit_test(test_service_mixed_models),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
