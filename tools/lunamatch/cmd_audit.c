@@ -936,10 +936,13 @@ selection_text(const struct audit *a, char *buf, size_t len)
 		snprintf(buf, len, "top %zu", a->top);
 }
 
+/* skew@K as text: "n/a" when undefined (fairness.h). */
 static void
 fmt_skew(char *buf, size_t len, double s)
 {
-	if (isinf(s))
+	if (isnan(s))
+		snprintf(buf, len, "n/a");
+	else if (isinf(s))
 		snprintf(buf, len, "-inf");
 	else
 		snprintf(buf, len, "%+.3f", s);
@@ -993,6 +996,16 @@ print_table(const struct audit *a)
 	printf("\n%zu categories flagged under the four-fifths rule\n", flagged_total(a));
 }
 
+/* skew@K as JSON: null when undefined, "-Infinity" (the proto3 JSON form)
+ * when the category never reaches the first K. */
+static json_t *
+skew_json(double s)
+{
+	if (isnan(s))
+		return json_null();
+	return isinf(s) ? json_string("-Infinity") : json_real(s);
+}
+
 static int
 print_json(const struct audit *a)
 {
@@ -1016,8 +1029,7 @@ print_json(const struct audit *a)
 			            "considered", (json_int_t) g->considered, "selected",
 			            (json_int_t) g->selected, "top", (json_int_t) g->top,
 			            "rate", g->rate, "share", g->share, "impact",
-			            g->impact, "skew",
-			            isinf(s) ? json_null() : json_real(s), "unknown",
+			            g->impact, "skew", skew_json(s), "unknown",
 			            g->unknown, "excluded", g->excluded, "flagged",
 			            g->flagged)) != 0) {
 				json_decref(cats);

@@ -65,7 +65,7 @@ lm_fair_skew(
     uint64_t top, uint64_t top_total, uint64_t considered, uint64_t considered_total)
 {
 	if (top_total == 0 || considered == 0 || considered_total == 0)
-		return 0.0;
+		return NAN;
 	double p = (double) top / (double) top_total;
 	double q = (double) considered / (double) considered_total;
 	return p > 0 ? log(p / q) : -INFINITY;

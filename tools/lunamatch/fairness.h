@@ -14,7 +14,9 @@
  * - skew@k of a category = ln(p / q): p its share of the first k places
  *   (summed over postings), q its share of the candidates considered. 0 is
  *   parity, negative under-representation; -infinity when the category never
- *   reaches the first k places.
+ *   reaches the first k places. Undefined (NaN) when nobody holds a place
+ *   (k places of no ranking) or the category has no share of the pool:
+ *   there is nothing to compare, which is not parity.
  * - NDKL of one ranking = (1 / Z) * sum over i = 1..n of
  *   KL(P_i || Q) / log2(i + 1), Z = sum over i = 1..n of 1 / log2(i + 1),
  *   where P_i is the distribution of categories among the first i places and
@@ -54,7 +56,8 @@ typedef struct lm_fair_group {
 size_t lm_fair_impact(lm_fair_group *g, size_t n);
 
 /* skew@k of a category that holds top of the top_total first-k places and
- * considered of the considered_total pairs (see above). */
+ * considered of the considered_total pairs (see above); NaN when top_total,
+ * considered or considered_total is 0. */
 double lm_fair_skew(
     uint64_t top, uint64_t top_total, uint64_t considered, uint64_t considered_total);
 

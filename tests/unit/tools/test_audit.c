@@ -256,6 +256,59 @@ test_intersection_by_combination(void **state)
 	free(rk);
 }
 
+/*
+ * skew@K is undefined when no ranking places anyone of the population in
+ * its first K: it reads null in the JSON output and "n/a" in the table and
+ * the report, not 0 (which reads as parity). A category that never reaches
+ * the first K has skew -infinity, written "-Infinity" in the JSON output so
+ * that it is not mistaken for an undefined one.
+ */
+static void
+test_skew_undefined(void **state)
+{
+	(void) state;
+	char *demo = write_file("skew.csv", "id,sex\nc1,female\nc2,male\n");
+	char *none = write_file("skew-none.json",
+	    "{\"rankings\":[{\"job\":\"j1\",\"candidates\":["
+	    "{\"id\":\"other\",\"score\":0.9},{\"id\":\"c1\",\"score\":0.5}]}]}");
+	char report[600];
+	snprintf(report, sizeof(report), "%s/skew.md", dir);
+
+	json_t *o = audit_json((const char *const[]){"--demographics", demo, "--rankings",
+	    none, "--top", "1", "--report", report, "--json", NULL});
+	json_t *cats = categories(o, "sex");
+	assert_int_equal(json_array_size(cats), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *sk = json_object_get(json_array_get(cats, i), "skew");
+		assert_non_null(sk);
+		assert_true(json_is_null(sk));
+	}
+	json_decref(o);
+	char *md = lmt_read_file(report, NULL);
+	assert_non_null(md);
+	assert_non_null(strstr(md, "| female | 1 | 0 | 0.0000 | 0.000 | n/a | ok |"));
+	assert_null(strstr(md, "+0.000"));
+	free(md);
+	lmt_run_result r = run_audit((const char *const[]){
+	    "--demographics", demo, "--rankings", none, "--top", "1", NULL});
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "n/a"));
+	assert_null(strstr(r.out, "+0.000"));
+	lmt_run_result_free(&r);
+
+	/* With K = 2, c1 is placed and c2 is not: -infinity for male. */
+	o = audit_json((const char *const[]){
+	    "--demographics", demo, "--rankings", none, "--top", "2", "--json", NULL});
+	cats = categories(o, "sex");
+	json_t *male = json_array_get(cats, 1);
+	assert_string_equal(json_string_value(json_object_get(male, "name")), "male");
+	assert_string_equal(
+	    json_string_value(json_object_get(male, "skew")), "-Infinity");
+	json_decref(o);
+	free(demo);
+	free(none);
+}
+
 /* ---- against the match service ------------------------------------------------ */
 
 #define SAMPLES_NOW   1795003600 /* reference time of the samples + 1 h */
@@ -595,6 +648,7 @@ main(void)
 	    cmocka_unit_test(test_above_median_needs_scores),
 	    cmocka_unit_test(test_posting_listed_twice),
 	    cmocka_unit_test(test_intersection_by_combination),
+	    cmocka_unit_test(test_skew_undefined),
 	    cmocka_unit_test(test_service_source_recorded),
 	    cmocka_unit_test(test_service_mixed_models),
 	};

@@ -76,7 +76,11 @@ test_skew(void **state)
 	assert_true(fabs(lm_fair_skew(5, 10, 50, 100)) < EPS);
 	assert_true(isinf(lm_fair_skew(0, 10, 50, 100)));
 	assert_true(lm_fair_skew(0, 10, 50, 100) < 0);
-	assert_true(lm_fair_skew(0, 0, 50, 100) == 0.0);
+	/* Undefined, not parity: nobody placed, or a category with no share
+	 * of the pool. */
+	assert_true(isnan(lm_fair_skew(0, 0, 50, 100)));
+	assert_true(isnan(lm_fair_skew(0, 10, 0, 100)));
+	assert_true(isnan(lm_fair_skew(0, 0, 0, 0)));
 }
 
 static void
