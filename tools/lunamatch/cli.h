@@ -286,4 +286,15 @@ json_t *lm_cli_json_string(const void *src, size_t n);
  * Returns 0, or -1 if v could not be written. */
 int lm_cli_json_line(FILE *out, const json_t *v);
 
+/*
+ * lm_json_encode(msg, flags, out) for output people read: a message holding
+ * a NaN or infinite float is encoded with them as the proto3 JSON strings
+ * ("NaN", "Infinity", "-Infinity", LM_JSON_NONFINITE_STRINGS) and a warning
+ * naming what (e.g. "profile ID") is printed on stderr, instead of failing.
+ * Returns LM_OK with *out malloc'd (the caller frees it), or the error of
+ * lm_json_encode after printing it.
+ */
+int lm_cli_json_encode(const char *cmd, const char *what, const ProtobufCMessage *msg,
+    unsigned flags, char **out);
+
 #endif /* LUNAMATCH_CLI_H */

@@ -136,18 +136,15 @@ const char lm_cli_health_usage[] =
 
 /* ---- shared --------------------------------------------------------------- */
 
-/* Prints msg as JSON: one compact line, or pretty when pretty is set. */
+/* Prints msg as JSON: one compact line, or pretty with LM_JSON_PRETTY in
+ * flags. A non-finite float is written as a string, with a warning. */
 static int
 print_json(const char *cmd, const ProtobufCMessage *msg, unsigned flags)
 {
 	char *text = NULL;
-	int rc = lm_json_encode(msg, flags, &text);
 
-	if (rc != LM_OK) {
-		lm_cli_error(
-		    cmd, "cannot encode the answer as JSON: %s", lm_strerror(rc));
+	if (lm_cli_json_encode(cmd, "the answer", msg, flags, &text) != LM_OK)
 		return LM_CLI_EXIT_FAIL;
-	}
 	if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
 		free(text);
 		lm_cli_error(cmd, "cannot write to standard output");

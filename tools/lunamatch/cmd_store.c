@@ -91,7 +91,7 @@ do_get(const lm_config *cfg, lm_kind k, const char *id)
 	void *bytes = NULL;
 	size_t len = 0;
 	ProtobufCMessage *msg = NULL;
-	char *text = NULL, err[512];
+	char *text = NULL, err[512], what[LM_STORE_ID_MAX + 32];
 	int rc, rv = LM_CLI_EXIT_FAIL;
 
 	if (open_store(cfg, &s) != LM_OK)
@@ -118,12 +118,10 @@ do_get(const lm_config *cfg, lm_kind k, const char *id)
 		    lm_kind_name(k), id, err);
 		goto out;
 	}
-	rc = lm_json_encode(msg, cfg->json ? 0 : LM_JSON_PRETTY, &text);
-	if (rc != LM_OK) {
-		lm_cli_error(CMD, "%s %s: cannot encode as JSON: %s", lm_kind_name(k), id,
-		    lm_strerror(rc));
+	snprintf(what, sizeof(what), "%s %s", lm_kind_name(k), id);
+	if (lm_cli_json_encode(CMD, what, msg, cfg->json ? 0 : LM_JSON_PRETTY, &text) !=
+	    LM_OK)
 		goto out;
-	}
 	printf("%s\n", text);
 	rv = fflush(stdout) == 0 ? LM_CLI_EXIT_OK : LM_CLI_EXIT_FAIL;
 	if (!cfg->json)

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "lunamatch/error.h"
+#include "lunamatch/json.h"
 #include "lunamatch/v1/records.pb-c.h"
 
 int
@@ -218,6 +220,25 @@ lm_cli_json_line(FILE *out, const json_t *v)
 	fputc('\n', out);
 	fflush(out);
 	return ferror(out) ? -1 : 0;
+}
+
+int
+lm_cli_json_encode(const char *cmd, const char *what, const ProtobufCMessage *msg,
+    unsigned flags, char **out)
+{
+	int rc = lm_json_encode(msg, flags, out);
+
+	/* LM_EINVAL: a non-finite float, or a string that is not UTF-8. The
+	 * second try tells them apart. */
+	if (rc == LM_EINVAL &&
+	    (rc = lm_json_encode(msg, flags | LM_JSON_NONFINITE_STRINGS, out)) == LM_OK)
+		lm_cli_error(cmd,
+		    "warning: %s holds a number that is not finite, written as the "
+		    "string \"NaN\", \"Infinity\" or \"-Infinity\"",
+		    what);
+	if (rc != LM_OK)
+		lm_cli_error(cmd, "%s: cannot encode as JSON: %s", what, lm_strerror(rc));
+	return rc;
 }
 
 /* Number of UTF-8 characters in a printable string. */

@@ -1,0 +1,181 @@
+/*
+ * test_match.c - the match-side commands of `lunamatch` (match, explain,
+ * get, health), run as the real binary against the real MatchService
+ * handlers over a real index, served on ipc:// in a temporary directory.
+ * Whole lunamatch-match processes are tests/integration/test_cli.c.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "index.h"
+#include "lmtest.h"
+#include "lunamatch/error.h"
+#include "lunamatch/pb.h"
+#include "lunamatch/v1/match.pb-c.h"
+#include "model.h"
+#include "proc.h"
+#include "records.h"
+#include "rpc_server.h"
+#include "service.h"
+
+#define RUN_MS 30000
+
+static char *dir;
+
+/* The service: an index of the records a test puts, served on url. */
+static struct {
+	char url[600];
+	lmt_records recs;
+	lm_model *model;
+	lm_index *idx;
+	lm_match_service *svc;
+	lm_rpc_server *srv;
+} S;
+
+static int
+setup(void **state)
+{
+	lm_match_service_opts o;
+	lm_rpc_server_opts so;
+	const lm_rpc_method *methods;
+	size_t n;
+	char err[512];
+
+	(void) state;
+	dir = lmt_tmpdir("tools-match");
+	memset(&S, 0, sizeof(S));
+	snprintf(S.url, sizeof(S.url), "ipc://%s/rpc.ipc", dir);
+	lmt_records_open(&S.recs, 384);
+	if (lm_model_load(
+	        lmt_src("data/model/default.json"), &S.model, err, sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	assert_int_equal(lm_index_new(S.model, &S.idx), LM_OK);
+	memset(&o, 0, sizeof(o));
+	o.index = S.idx;
+	o.record_ctx = S.recs.ctx;
+	assert_int_equal(lm_match_service_new(&o, &S.svc), LM_OK);
+	lm_match_service_set_loaded(S.svc, true);
+	memset(&so, 0, sizeof(so));
+	so.url = S.url;
+	so.workers = 2;
+	so.contexts = 4;
+	methods = lm_match_service_methods(&n);
+	assert_int_equal(lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor,
+	                     methods, n, S.svc, &S.srv),
+	    LM_OK);
+	assert_int_equal(lm_rpc_server_start(S.srv), LM_OK);
+	lm_match_service_set_server(S.svc, S.srv);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	lm_match_service_set_server(S.svc, NULL);
+	lm_rpc_server_free(S.srv);
+	lm_match_service_free(S.svc);
+	lm_index_free(S.idx);
+	lm_model_free(S.model);
+	lmt_records_close(&S.recs);
+	lmt_rmtree(dir);
+	free(dir);
+	return 0;
+}
+
+/* Runs `lunamatch args... --url <service>` (args NULL-terminated, at most
+ * 8). */
+static lmt_run_result
+run_cli(const char *const args[])
+{
+	const char *argv[16];
+	char err[600];
+	size_t n = 0;
+
+	snprintf(err, sizeof(err), "%s/cli.err", dir);
+	argv[n++] = lmt_bin("lunamatch");
+	for (size_t i = 0; args[i] != NULL; i++) {
+		assert_true(n < 12);
+		argv[n++] = args[i];
+	}
+	argv[n++] = "--url";
+	argv[n++] = S.url;
+	argv[n] = NULL;
+	return lmt_run(argv, NULL, err, RUN_MS);
+}
+
+/*
+ * A record the service holds with a float JSON numbers cannot carry (one
+ * that skipped ingest's validation: a NaN latitude, an infinite salary) is
+ * printed with it in the proto3 JSON form ("NaN", "Infinity"), with a
+ * warning on stderr, as `watch --json` prints such an event. `get` (and
+ * every answer printed as JSON) used to fail with "cannot encode the answer
+ * as JSON".
+ */
+static void
+test_get_nonfinite(void **state)
+{
+	Lunamatch__V1__JobPosting p = LUNAMATCH__V1__JOB_POSTING__INIT;
+	Lunamatch__V1__Location loc = LUNAMATCH__V1__LOCATION__INIT;
+	Lunamatch__V1__Location *locs[] = {&loc};
+	Lunamatch__V1__Salary sal = LUNAMATCH__V1__SALARY__INIT;
+
+	(void) state;
+	p.id = "job-nan";
+	p.version = 1;
+	p.title = "Backend Engineer";
+	p.status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_OPEN;
+	loc.city = "Springfield";
+	loc.geocoded = true;
+	loc.latitude = NAN;
+	loc.longitude = 10;
+	p.locations = locs;
+	p.n_locations = 1;
+	sal.min = 1000;
+	sal.max = INFINITY;
+	p.salary = &sal;
+	/* The index takes a record as unpacked. */
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	assert_int_equal(lm_pb_encode(&p.base, &buf, &len), LM_OK);
+	Lunamatch__V1__JobPosting *stored =
+	    lunamatch__v1__job_posting__unpack(NULL, len, buf);
+	free(buf);
+	assert_non_null(stored);
+	assert_int_equal(lm_index_put_posting(S.idx, stored, 1), LM_OK);
+
+	for (int json = 0; json < 2; json++) {
+		lmt_run_result r = run_cli(
+		    json ? (const char *const[]){"get", "posting", "job-nan", "--json",
+		               NULL}
+		         : (const char *const[]){"get", "posting", "job-nan", NULL});
+		if (r.status != 0)
+			fail_msg("get exited %d: %s", r.status, r.err ? r.err : "");
+		json_t *o = json_loads(r.out, 0, NULL);
+		assert_non_null(o);
+		json_t *l0 = json_array_get(json_object_get(o, "locations"), 0);
+		assert_string_equal(
+		    json_string_value(json_object_get(l0, "latitude")), "NaN");
+		assert_true(json_number_value(json_object_get(l0, "longitude")) == 10);
+		assert_string_equal(json_string_value(json_object_get(
+		                        json_object_get(o, "salary"), "max")),
+		    "Infinity");
+		assert_non_null(r.err);
+		assert_non_null(strstr(r.err, "not finite"));
+		json_decref(o);
+		lmt_run_result_free(&r);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_get_nonfinite),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
