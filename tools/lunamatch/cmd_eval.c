@@ -3,8 +3,8 @@
  * evaluation set, next to two baselines computed in the same run.
  *
  *   eval [--set DIR] [--load] [--taxonomy-file F] [--rates-file F]
- *        [--fairness-file F] [--gazetteer-file F] [--as-of T] [--wait-ms N]
- *        [--timeout-ms N]
+ *        [--fairness-file F] [--gazetteer-file F] [--embedding-dim N]
+ *        [--as-of T] [--wait-ms N] [--timeout-ms N]
  *
  * The set (data/eval/, described in docs/eval-rubric.md) is three JSON-lines
  * files: postings.jsonl and profiles.jsonl (records as data/samples/ holds
@@ -13,7 +13,9 @@
  *
  * The service must hold the set. With --load the command prepares the
  * records as ingest does (taxonomy, rate table, fair-requirements list,
- * gazetteer), writes them into the record store at --data-dir itself (a
+ * gazetteer, embeddings of --embedding-dim values, as the services'
+ * LUNAMATCH_EMBEDDING_DIM), writes them into the record store at --data-dir
+ * itself (a
  * second writer beside ingest, as LMDB allows) and waits until the
  * service's index has caught up; otherwise the set must have been sent through ingest
  * (`lunamatch produce`). Either way every record is then read back from the
@@ -60,6 +62,8 @@
 /* Default and longest wait for the service to index a loaded set. */
 #define EVAL_WAIT_DEFAULT 30000
 #define EVAL_WAIT_MAX     600000
+/* Most values of an embedding, as LUNAMATCH_EMBEDDING_DIM allows. */
+#define EVAL_EMBEDDING_DIM_MAX 4096
 /* Bytes of the text a baseline reads from one record. */
 #define EVAL_TEXT_MAX 8192
 #define ERRMSG_MAX    1024
@@ -77,6 +81,7 @@ enum {
 	OPT_RATES,
 	OPT_FAIRNESS,
 	OPT_GAZETTEER,
+	OPT_EMBEDDING_DIM,
 	OPT_AS_OF,
 	OPT_WAIT,
 	OPT_TIMEOUT,
@@ -89,6 +94,7 @@ const struct option lm_cli_eval_options[] = {
     {"rates-file", required_argument, NULL, OPT_RATES},
     {"fairness-file", required_argument, NULL, OPT_FAIRNESS},
     {"gazetteer-file", required_argument, NULL, OPT_GAZETTEER},
+    {"embedding-dim", required_argument, NULL, OPT_EMBEDDING_DIM},
     {"as-of", required_argument, NULL, OPT_AS_OF},
     {"wait-ms", required_argument, NULL, OPT_WAIT},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
@@ -122,6 +128,9 @@ const char lm_cli_eval_usage[] =
     "                        (default data/fairness/requirements.tsv)\n"
     "  --gazetteer-file F    cities that --load geocodes locations with\n"
     "                        (default data/geo/cities.tsv)\n"
+    "  --embedding-dim N     values of a record's embedding for --load: the\n"
+    "                        services' LUNAMATCH_EMBEDDING_DIM (default 384);\n"
+    "                        records without an embedding are loaded as well\n"
     "  --as-of T             ask for the rankings at Unix time T (freshness and\n"
     "                        expiry), so that the numbers do not depend on the\n"
     "                        day they are measured (default: the service's clock)\n"
@@ -375,8 +384,14 @@ load_one(const lm_record_ctx *ctx, lm_store_txn *t, ProtobufCMessage *m, size_t 
 	rc = posting ? lm_posting_prepare(ctx, (JobPosting *) m, &why, err, sizeof(err))
 	             : lm_profile_prepare(ctx, (Profile *) m, &why, err, sizeof(err));
 	if (rc != LM_OK) {
-		lm_cli_error(CMD, "%s is not a valid record (%s): %s", record_id(m),
-		    lm_reject_name(why), err);
+		size_t n = posting ? ((JobPosting *) m)->n_embedding
+		                   : ((Profile *) m)->n_embedding;
+		lm_cli_error(CMD, "%s is not a valid record (%s): %s%s", record_id(m),
+		    lm_reject_name(why), err,
+		    n > 0 && n != ctx->embedding_dim
+		        ? " (--embedding-dim sets the dimension; it must be the "
+		          "services' LUNAMATCH_EMBEDDING_DIM)"
+		        : "");
 		return LM_CLI_EXIT_FAIL;
 	}
 	if ((rc = lm_pb_encode(m, &buf, &len)) != LM_OK) {
@@ -411,7 +426,7 @@ load_file(const char *cmdname, const char *flag, const char *file, char *path, s
 static int
 load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
     const char *rates_file, const char *fairness_file, const char *gazetteer_file,
-    uint64_t *seq)
+    uint32_t embedding_dim, uint64_t *seq)
 {
 	char path[4096], err[512];
 	lm_taxonomy *tax = NULL;
@@ -457,7 +472,8 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 	ctx.rates = rates;
 	ctx.fairness = fair;
 	ctx.gazetteer = gaz;
-	ctx.embedding_dim = 0; /* the set carries no embeddings */
+	/* As ingest checks them: embeddings of the deployment's dimension. */
+	ctx.embedding_dim = embedding_dim;
 	if ((rc = lm_store_open(cfg->data_dir, NULL, &st)) != LM_OK) {
 		lm_cli_error(CMD, "cannot open the store in %s: %s", cfg->data_dir,
 		    lm_strerror(rc));
@@ -982,6 +998,7 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 	           *gazetteer = "data/geo/cities.tsv";
 	bool load = false;
 	uint64_t v, seq = 0;
+	uint32_t embedding_dim = cfg->embedding_dim;
 	unsigned wait_ms = EVAL_WAIT_DEFAULT;
 	struct evalset *set = NULL;
 	struct run r;
@@ -1010,6 +1027,13 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 			break;
 		case OPT_GAZETTEER:
 			gazetteer = optarg;
+			break;
+		case OPT_EMBEDDING_DIM:
+			if (!lm_cli_parse_u64(optarg, 1, EVAL_EMBEDDING_DIM_MAX, &v))
+				return lm_cli_usage_error(CMD,
+				    "--embedding-dim: \"%s\" is not a number in 1..%d",
+				    optarg, EVAL_EMBEDDING_DIM_MAX);
+			embedding_dim = (uint32_t) v;
 			break;
 		case OPT_AS_OF:
 			if (!lm_cli_parse_u64(optarg, 1, INT64_MAX, &v))
@@ -1053,8 +1077,8 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 	         (ProtobufCMessage **) set->profiles, &set->nprofiles)) != 0 ||
 	    (rv = read_judgments(set, dir)) != 0)
 		goto out;
-	if (load &&
-	    (rv = load_set(cfg, set, taxonomy, rates, fairness, gazetteer, &seq)) != 0)
+	if (load && (rv = load_set(cfg, set, taxonomy, rates, fairness, gazetteer,
+	                 embedding_dim, &seq)) != 0)
 		goto out;
 	if ((rv = lm_cli_client_open(CMD, cfg, &r.cl)) != 0)
 		goto out;
