@@ -949,11 +949,21 @@ fmt_skew(char *buf, size_t len, double s)
 }
 
 /* The mean NDKL@K of the rankings that place someone of the population in
- * their first K; 0 when none does. */
+ * their first K; NaN (undefined, not "proportional") when none does. */
 static double
 ndkl(const struct audit *a, const struct view *v)
 {
-	return a->placed ? v->ndkl_sum / (double) a->placed : 0.0;
+	return a->placed ? v->ndkl_sum / (double) a->placed : NAN;
+}
+
+/* NDKL@K as text: "n/a" when undefined. */
+static void
+fmt_ndkl(char *buf, size_t len, double d)
+{
+	if (isnan(d))
+		snprintf(buf, len, "n/a");
+	else
+		snprintf(buf, len, "%.4f", d);
 }
 
 static void
@@ -961,8 +971,8 @@ print_table(const struct audit *a)
 {
 	static const lm_cli_col cols[] = {{"CATEGORY", 34}, {"CONSIDERED", 11},
 	    {"SELECTED", 9}, {"RATE", 7}, {"IMPACT", 7}, {"SKEW@K", 7}, {"VERDICT", 0}};
-	char name[LM_CLI_CELL_MAX], c1[32], c2[32], c3[32], c4[32], c5[32], sel[64],
-	    src[LM_CLI_CELL_MAX + 256];
+	char name[LM_CLI_CELL_MAX], c1[32], c2[32], c3[32], c4[32], c5[32], nd[32],
+	    sel[64], src[LM_CLI_CELL_MAX + 256];
 
 	selection_text(a, sel, sizeof(sel));
 	printf("Audit of %zu postings, %zu candidates; selected: %s; K = %zu; %zu "
@@ -976,7 +986,8 @@ print_table(const struct audit *a)
 	for (size_t vi = 0; vi < a->nviews; vi++) {
 		const struct view *v = &a->views[vi];
 		lm_cli_printable(name, sizeof(name), v->name, strlen(v->name));
-		printf("\n%s (NDKL@%zu %.4f)\n", name, a->top, ndkl(a, v));
+		fmt_ndkl(nd, sizeof(nd), ndkl(a, v));
+		printf("\n%s (NDKL@%zu %s)\n", name, a->top, nd);
 		lm_cli_table_header(stdout, cols, 7);
 		for (size_t i = 0; i < v->ncats; i++) {
 			const lm_fair_group *g = &v->g[i];
@@ -1037,11 +1048,12 @@ print_json(const struct audit *a)
 			}
 		}
 		if (cats == NULL ||
-		    json_array_append_new(
-		        views, json_pack("{s:o, s:f, s:I, s:o}", "name",
-		                   lm_cli_json_string(v->name, strlen(v->name)), "ndkl",
-		                   ndkl(a, v), "flagged", (json_int_t) v->flagged,
-		                   "categories", cats)) != 0) {
+		    json_array_append_new(views,
+		        json_pack("{s:o, s:o, s:I, s:o}", "name",
+		            lm_cli_json_string(v->name, strlen(v->name)), "ndkl",
+		            isnan(ndkl(a, v)) ? json_null() : json_real(ndkl(a, v)),
+		            "flagged", (json_int_t) v->flagged, "categories", cats)) !=
+		        0) {
 			json_decref(views);
 			views = NULL;
 		}
@@ -1132,7 +1144,7 @@ static int
 write_report(const struct audit *a, const char *path, const char *chart)
 {
 	FILE *f = fopen(path, "w");
-	char sel[64], sk[32];
+	char sel[64], sk[32], nd[32];
 
 	if (f == NULL) {
 		lm_cli_error(CMD, "cannot create %s", path);
@@ -1172,12 +1184,13 @@ write_report(const struct audit *a, const char *path, const char *chart)
 		const struct view *v = &a->views[vi];
 		fprintf(f, "\n## ");
 		md_cell(f, v->name);
+		fmt_ndkl(nd, sizeof(nd), ndkl(a, v));
 		fprintf(f,
-		    "\n\nNDKL@%zu: %.4f\n\n"
+		    "\n\nNDKL@%zu: %s\n\n"
 		    "| Category | Considered | Selected | Selection rate | Impact ratio "
 		    "| skew@%zu | Verdict |\n"
 		    "|---|---:|---:|---:|---:|---:|---|\n",
-		    a->top, ndkl(a, v), a->top);
+		    a->top, nd, a->top);
 		for (size_t i = 0; i < v->ncats; i++) {
 			const lm_fair_group *g = &v->g[i];
 			fmt_skew(sk, sizeof(sk), skew(v, g));

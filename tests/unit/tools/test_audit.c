@@ -123,6 +123,41 @@ test_ndkl_mean_over_rankings_with_places(void **state)
 	free(rk);
 }
 
+/*
+ * NDKL@K of a view is undefined when no posting places anyone of the
+ * population in its first K: null in the JSON output, "n/a" in the table
+ * and the report. It used to read 0, "every prefix mirrors the pool".
+ */
+static void
+test_ndkl_undefined(void **state)
+{
+	(void) state;
+	char *demo = write_file("nd.csv", "id,sex\nc1,female\nc2,male\n");
+	char *rk = write_file("nd.json",
+	    "{\"rankings\":[{\"job\":\"j1\",\"candidates\":["
+	    "{\"id\":\"other\",\"score\":0.9},{\"id\":\"c1\",\"score\":0.5}]}]}");
+	char report[600];
+	snprintf(report, sizeof(report), "%s/nd.md", dir);
+
+	json_t *o = audit_json((const char *const[]){"--demographics", demo, "--rankings",
+	    rk, "--top", "1", "--report", report, "--json", NULL});
+	json_t *nd = json_object_get(view(o, "sex"), "ndkl");
+	assert_non_null(nd);
+	assert_true(json_is_null(nd));
+	json_decref(o);
+	char *md = lmt_read_file(report, NULL);
+	assert_non_null(md);
+	assert_non_null(strstr(md, "NDKL@1: n/a\n"));
+	free(md);
+	lmt_run_result r = run_audit((const char *const[]){
+	    "--demographics", demo, "--rankings", rk, "--top", "1", NULL});
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "sex (NDKL@1 n/a)"));
+	lmt_run_result_free(&r);
+	free(demo);
+	free(rk);
+}
+
 /* What a failing run must end with: its status and a part of stderr. */
 static void
 expect_failure(const char *const args[], int status, const char *want)
@@ -645,6 +680,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ndkl_mean_over_rankings_with_places),
+	    cmocka_unit_test(test_ndkl_undefined),
 	    cmocka_unit_test(test_above_median_needs_scores),
 	    cmocka_unit_test(test_posting_listed_twice),
 	    cmocka_unit_test(test_intersection_by_combination),
