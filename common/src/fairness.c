@@ -61,6 +61,17 @@ is_word_byte(unsigned char c)
 	       (c >= '0' && c <= '9') || c >= 0x80;
 }
 
+/* True when s[i] continues the word that s[i - 1] is in: a word byte, or
+ * an apostrophe between two word bytes ("Young's" is one word, as
+ * "Young\u2019s" is: a name's possessive is not the adjective "young").
+ * s[i] must be readable; s[i + 1] is read only when i + 1 < len. */
+static bool
+continues_word(const char *s, size_t i, size_t len)
+{
+	return is_word_byte((unsigned char) s[i]) ||
+	       (s[i] == '\'' && i + 1 < len && is_word_byte((unsigned char) s[i + 1]));
+}
+
 static unsigned char
 lower(unsigned char c)
 {
@@ -90,8 +101,10 @@ parse_phrase(lm_textfile *tf, struct lm_fairness *f, uint32_t rule, char *s)
 		if (*p == '*') {
 			w = p++;
 		} else if (is_word_byte((unsigned char) *p)) {
+			size_t n = strlen(p);
 			w = p;
-			for (; is_word_byte((unsigned char) *p); p++)
+			for (size_t i = 0; i < n && (i == 0 || continues_word(w, i, n));
+			     i++, p++)
 				*p = (char) lower((unsigned char) *p);
 		} else {
 			p++;
@@ -354,8 +367,9 @@ lm_fairness_match(const lm_fairness *f, const char *text, lm_fair_hit *hits, siz
 	len = strnlen(text, LM_FAIRNESS_TEXT_MAX);
 	/* A word the limit cuts is not read: its first part is not a word of
 	 * the text ("Youngstown" cut after "Young"). */
-	if (len == LM_FAIRNESS_TEXT_MAX && is_word_byte((unsigned char) text[len]))
-		while (len > 0 && is_word_byte((unsigned char) text[len - 1]))
+	if (len == LM_FAIRNESS_TEXT_MAX && continues_word(text, len, len + 2))
+		while (len > 0 && (is_word_byte((unsigned char) text[len - 1]) ||
+		                      text[len - 1] == '\''))
 			len--;
 	for (size_t i = 0; i < len;) {
 		if (!is_word_byte((unsigned char) text[i])) {
@@ -363,7 +377,7 @@ lm_fairness_match(const lm_fairness *f, const char *text, lm_fair_hit *hits, siz
 			continue;
 		}
 		size_t s = i;
-		for (; i < len && is_word_byte((unsigned char) text[i]); i++)
+		for (; i < len && (i == s || continues_word(text, i, len)); i++)
 			low[i] = (char) lower((unsigned char) text[i]);
 		w[nw].start = (uint32_t) s;
 		w[nw].len = (uint32_t) (i - s);

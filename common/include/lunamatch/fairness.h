@@ -12,11 +12,13 @@
  * immutable after loading: any number of threads may read it concurrently.
  *
  * Text and phrases are compared as sequences of words: a word is a run of
- * ASCII letters and digits (lower-cased) or of bytes >= 0x80; everything
- * else separates words. A phrase matches when its words occur one after the
+ * ASCII letters and digits (lower-cased) or of bytes >= 0x80, and an
+ * apostrophe between two such bytes belongs to the word; everything else
+ * separates words. A phrase matches when its words occur one after the
  * other in the text; the phrase word "*" stands for any one word. So "native
  * * speaker" matches "Native English speaker" and "native-Spanish speaker",
- * and "young" matches "young team" but not "Youngstown".
+ * and "young" matches "young team" and "'young'" but not "Youngstown" nor
+ * "Young's modulus".
  */
 #ifndef LUNAMATCH_FAIRNESS_H
 #define LUNAMATCH_FAIRNESS_H
