@@ -11,7 +11,9 @@
 #include "offsets.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fairness.h"
 #include "lunamatch/json.h"
+#include "lunamatch/metrics.h"
 #include "lunamatch/pb.h"
 #include "records.h"
 
@@ -257,6 +259,119 @@ test_key_mismatch(void **state)
 	lm_ingest_decision_clear(&d);
 	free(pb);
 	free(json);
+}
+
+/* The value of the series "name{labels}" in m's exposition, or -1 when m
+ * has no such series. */
+static long long
+series_value(lm_metrics *m, const char *series)
+{
+	char *text = NULL;
+	long long v = -1;
+
+	assert_int_equal(lm_metrics_render(m, &text, NULL), LM_OK);
+	for (const char *p = text; (p = strstr(p, series)) != NULL; p++)
+		if ((p == text || p[-1] == '\n') && p[strlen(series)] == ' ') {
+			v = strtoll(p + strlen(series) + 1, NULL, 10);
+			break;
+		}
+	free(text);
+	return v;
+}
+
+#define FLAGGED_SERIES "lunamatch_ingest_flagged_postings_total"
+#define WARNINGS_SERIES(cat)                                                             \
+	"lunamatch_ingest_compliance_warnings_total{category=\"" cat "\"}"
+
+/* An accepted posting's compliance warnings are counted in the metrics
+ * registry, by category, once per accepted message; a posting that is
+ * rejected after screening, or that nothing flags, counts nothing. */
+static void
+test_compliance_metrics(void **state)
+{
+	(void) state;
+	lm_record_ctx ctx = R.ctx;
+	lm_fairness *fair = NULL;
+	lm_metrics *m = NULL;
+	lm_ingest_decision d;
+	char err[256] = "";
+	static const char groups[] =
+	    ",\"requirement_groups\":["
+	    "{\"label\":\"Native English speaker\",\"skills\":[\"English\"]},"
+	    "{\"label\":\"Languages\",\"skills\":[\"Spanish\",\"Married\"]}]";
+	char *flagged = posting_json("job-9", "Salesman", "IE", "EUR", groups);
+	char *clean = posting_json("job-8", "Backend engineer", "IE", "EUR", "");
+	size_t pblen;
+	uint8_t *pb = to_pb(&lunamatch__v1__job_posting__descriptor, flagged, &pblen);
+
+	if (lm_fairness_load(lmt_src("data/fairness/requirements.tsv"), &fair, err,
+	        sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	ctx.fairness = fair;
+	ctx.metrics = m;
+
+	/* Registered at 0 for every category of the list. */
+	lm_ingest_compliance_metrics(&ctx);
+	assert_int_equal(series_value(m, FLAGGED_SERIES), 0);
+	for (size_t i = 0; i < lm_fairness_count(fair); i++) {
+		char series[128];
+		snprintf(series, sizeof(series),
+		    "lunamatch_ingest_compliance_warnings_total{category=\"%s\"}",
+		    lm_fairness_at(fair, i)->category);
+		assert_int_equal(series_value(m, series), 0);
+	}
+
+	lm_ingest_msg msg = {.kind = LM_KIND_POSTING,
+	    .key = "job-9",
+	    .key_len = 5,
+	    .value = flagged,
+	    .value_len = strlen(flagged),
+	    .content_type = "application/json",
+	    .content_type_len = strlen("application/json")};
+	assert_int_equal(lm_ingest_decide(&ctx, &msg, &d), LM_OK);
+	assert_int_equal(d.action, LM_INGEST_PUT);
+	lm_ingest_decision_clear(&d);
+	assert_int_equal(series_value(m, FLAGGED_SERIES), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("national-origin")), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("family")), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("age")), 0);
+
+	/* The same posting as protobuf counts again: it is accepted again. */
+	lm_ingest_msg pbmsg = {.kind = LM_KIND_POSTING,
+	    .key = "job-9",
+	    .key_len = 5,
+	    .value = pb,
+	    .value_len = pblen};
+	assert_int_equal(lm_ingest_decide(&ctx, &pbmsg, &d), LM_OK);
+	assert_int_equal(d.action, LM_INGEST_PUT);
+	lm_ingest_decision_clear(&d);
+	assert_int_equal(series_value(m, FLAGGED_SERIES), 2);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 2);
+
+	/* Screened, then rejected for its key: a dead letter counts nothing. */
+	msg.key = "job-1";
+	assert_int_equal(lm_ingest_decide(&ctx, &msg, &d), LM_OK);
+	assert_int_equal(d.action, LM_INGEST_REJECT);
+	lm_ingest_decision_clear(&d);
+	/* A posting nothing flags counts nothing either. */
+	msg.key = "job-8";
+	msg.value = clean;
+	msg.value_len = strlen(clean);
+	assert_int_equal(lm_ingest_decide(&ctx, &msg, &d), LM_OK);
+	assert_int_equal(d.action, LM_INGEST_PUT);
+	lm_ingest_decision_clear(&d);
+	assert_int_equal(series_value(m, FLAGGED_SERIES), 2);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 2);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("national-origin")), 2);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("family")), 2);
+
+	lm_metrics_free(m);
+	lm_fairness_free(fair);
+	free(pb);
+	free(clean);
+	free(flagged);
 }
 
 /* Every reason of a well-formed message that breaks a rule. */
@@ -1439,6 +1554,7 @@ main(void)
 	    cmocka_unit_test(test_protobuf_posting),
 	    cmocka_unit_test(test_json_profile),
 	    cmocka_unit_test(test_key_mismatch),
+	    cmocka_unit_test(test_compliance_metrics),
 	    cmocka_unit_test(test_reject_reasons),
 	    cmocka_unit_test(test_undecodable),
 	    cmocka_unit_test(test_bad_utf8),
