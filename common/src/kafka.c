@@ -195,6 +195,13 @@ lm_kafka_err(rd_kafka_resp_err_t e)
 		return LM_ENOTSUP;
 	case RD_KAFKA_RESP_ERR__DESTROY:
 		return LM_ECLOSED;
+	case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+	case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+		return LM_EACCES;
 	default:
 		return LM_EKAFKA;
 	}
@@ -227,16 +234,42 @@ all_topics(rd_kafka_t *rk, int timeout_ms, const struct rd_kafka_metadata **md)
 	return rd_kafka_metadata(rk, 1, NULL, md, timeout_ms);
 }
 
-/* Partition count of topic in md, or -1 when it is not listed (or listed
- * with an error, which Kafka reports for a topic being deleted). */
-static int
-md_partitions(const struct rd_kafka_metadata *md, const char *topic)
+/* Finds topic in md: NO_ERROR with its partition count in *count, the
+ * error the cluster lists it with, or UNKNOWN_TOPIC_OR_PART when it is not
+ * listed. */
+static rd_kafka_resp_err_t
+md_topic(const struct rd_kafka_metadata *md, const char *topic, int *count)
 {
 	for (int i = 0; i < md->topic_cnt; i++) {
-		if (strcmp(md->topics[i].topic, topic) == 0)
-			return md->topics[i].err ? -1 : md->topics[i].partition_cnt;
+		if (strcmp(md->topics[i].topic, topic) != 0)
+			continue;
+		if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			*count = md->topics[i].partition_cnt;
+		return md->topics[i].err;
 	}
-	return -1;
+	return RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+}
+
+/* What the error a topic is listed with means: UNKNOWN_TOPIC_OR_PART (also
+ * a topic being deleted) is LM_ENOENT; no leader for now (a topic being
+ * created, its broker down or moving) is LM_EBUSY, worth a retry; an
+ * authorization failure LM_EACCES (lm_kafka_err); the rest as lm_kafka_err. */
+static int
+topic_err(rd_kafka_resp_err_t e)
+{
+	switch (e) {
+	case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+	case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+	case RD_KAFKA_RESP_ERR_REPLICA_NOT_AVAILABLE:
+	case RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE:
+	case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
+	case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
+	case RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH:
+		return LM_EBUSY;
+	default:
+		return lm_kafka_err(e);
+	}
 }
 
 int
@@ -244,17 +277,17 @@ lm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int
 {
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_resp_err_t e;
-	int n;
+	int n = 0;
 
 	if (rk == NULL || !lm_kafka_topic_name_ok(topic) || timeout_ms < 0 ||
 	    count == NULL)
 		return LM_EINVAL;
 	if ((e = all_topics(rk, timeout_ms, &md)) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return lm_kafka_err(e);
-	n = md_partitions(md, topic);
+	e = md_topic(md, topic, &n);
 	rd_kafka_metadata_destroy(md);
-	if (n < 0)
-		return LM_ENOENT;
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return topic_err(e);
 	*count = n;
 	return LM_OK;
 }
@@ -310,8 +343,17 @@ lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (md_partitions(md, topics[i]) >= 0)
+		int have = 0;
+		/* A topic listed without a leader exists: it is not created again. */
+		e = md_topic(md, topics[i], &have);
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR || topic_err(e) == LM_EBUSY)
 			continue;
+		if (e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+			snprintf(err, errlen, "kafka topic %s: %s", topics[i],
+			    rd_kafka_err2str(e));
+			rv = topic_err(e);
+			goto done;
+		}
 		/* -1: the broker's default.replication.factor. */
 		nt[nnew] = rd_kafka_NewTopic_new(
 		    topics[i], partitions, -1, reason, sizeof(reason));

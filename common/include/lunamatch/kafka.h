@@ -128,8 +128,10 @@ int lm_kafka_set(
  * TOPIC_ALREADY_EXISTS; LM_ENOENT for an unknown topic or partition;
  * LM_EBUSY for a full producer queue; LM_E2BIG for a message too large;
  * LM_EINVAL for invalid arguments or configuration; LM_ENOTSUP for a feature
- * the broker lacks; LM_ECLOSED when the handle is being destroyed; LM_EKAFKA
- * for everything else. Callers log rd_kafka_err2name(e) next to it.
+ * the broker lacks; LM_ECLOSED when the handle is being destroyed; LM_EACCES
+ * for a failed authentication or authorization (topic, group, cluster,
+ * transactional id); LM_EKAFKA for everything else. Callers log
+ * rd_kafka_err2name(e) next to it.
  */
 int lm_kafka_err(rd_kafka_resp_err_t e);
 
@@ -138,8 +140,8 @@ int lm_kafka_err(rd_kafka_resp_err_t e);
  * the missing ones, and only those are created (CreateTopics) with
  * `partitions` partitions and the broker's default replication factor.
  * Idempotent: a topic that already exists (whatever its partition count,
- * also when another client creates it meanwhile) is success. Waits at most
- * about timeout_ms (> 0) in total.
+ * also when another client creates it meanwhile, or while it has no leader)
+ * is success. Waits at most about timeout_ms (> 0) in total.
  *
  * librdkafka's mock cluster (lunamatch-devkafka) has no controller and never
  * answers CreateTopics: there, existing topics are success and a missing one
@@ -148,8 +150,9 @@ int lm_kafka_err(rd_kafka_resp_err_t e);
  * Returns LM_OK; LM_EINVAL for a bad name (empty, longer than
  * LM_KAFKA_TOPIC_MAX, characters outside [a-zA-Z0-9._-]), n of 0 or above
  * LM_KAFKA_CREATE_TOPICS_MAX, partitions outside 1..LM_KAFKA_PARTITIONS_MAX
- * or a creation the broker refuses as invalid; LM_ETIMEDOUT; or another
- * lm_kafka_err value. err names the failing topic.
+ * or a creation the broker refuses as invalid; LM_EACCES for a topic the
+ * cluster lists as not authorized; LM_ETIMEDOUT; or another lm_kafka_err
+ * value. err names the failing topic.
  */
 int lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
     int partitions, int timeout_ms, char *err, size_t errlen);
@@ -163,8 +166,12 @@ int lm_kafka_wait_metadata(rd_kafka_t *rk, int timeout_ms);
 
 /*
  * Reads the partition count of topic from the cluster's metadata into
- * *count. Returns LM_OK; LM_ENOENT when the topic does not exist; LM_EINVAL
- * for a bad name; LM_ETIMEDOUT or another lm_kafka_err value.
+ * *count. Returns LM_OK; LM_ENOENT when the topic does not exist (or is
+ * being deleted); LM_EBUSY when the cluster lists it without a leader for
+ * now (being created, its broker down or moving: try again later);
+ * LM_EACCES when this client is not authorized to see it; LM_EINVAL for a
+ * bad name; LM_ETIMEDOUT or another lm_kafka_err value. *count is written
+ * only on LM_OK.
  */
 int lm_kafka_topic_partitions(
     rd_kafka_t *rk, const char *topic, int timeout_ms, int *count);

@@ -3,10 +3,14 @@
  * durable sender builds (lm_kafka_producer_new) carries the settings its
  * contract names, takes extra settings, and refuses bad options with a
  * reason and no handle; a fatal error of such a producer is found
- * (lm_kafka_producer_dead). Nothing is contacted: librdkafka creates handles
- * without a broker.
+ * (lm_kafka_producer_dead). Those handles contact no broker. Topic
+ * metadata (lm_kafka_topic_partitions, lm_kafka_create_topics) is read from
+ * librdkafka's mock cluster on 127.0.0.1, which lists topics with the
+ * errors a real cluster gives.
  */
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lmtest.h"
@@ -110,6 +114,77 @@ test_producer_dead(void **state)
 	rd_kafka_destroy(rk);
 }
 
+/*
+ * A topic the cluster lists with an error is not a missing topic: a topic
+ * without a leader (being created, or its broker down) is a transient
+ * LM_EBUSY, one the client may not see LM_EACCES; only UNKNOWN_TOPIC_OR_PART
+ * (a topic being deleted) is LM_ENOENT. lm_kafka_create_topics takes a
+ * leaderless topic as existing and refuses one it may not see.
+ */
+static void
+test_topic_errors(void **state)
+{
+	rd_kafka_conf_t *c = NULL;
+	rd_kafka_t *owner, *rk;
+	rd_kafka_mock_cluster_t *mc;
+	char err[512] = "";
+	int n = -1;
+	(void) state;
+
+	assert_int_equal(lm_kafka_conf(NULL, "lmtest-mock", &c, err, sizeof(err)), LM_OK);
+	assert_non_null(owner = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err)));
+	assert_non_null(mc = rd_kafka_mock_cluster_new(owner, 1));
+	assert_int_equal(
+	    rd_kafka_mock_topic_create(mc, "lmt.ok", 3, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_mock_topic_create(mc, "lmt.leaderless", 2, 1),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_mock_topic_create(mc, "lmt.denied", 2, 1),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_mock_topic_create(mc, "lmt.deleting", 2, 1),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_mock_topic_set_error(
+	    mc, "lmt.leaderless", RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
+	rd_kafka_mock_topic_set_error(
+	    mc, "lmt.denied", RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+	rd_kafka_mock_topic_set_error(
+	    mc, "lmt.deleting", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+
+	c = NULL;
+	assert_int_equal(lm_kafka_conf(rd_kafka_mock_cluster_bootstraps(mc),
+	                     "lmtest-client", &c, err, sizeof(err)),
+	    LM_OK);
+	assert_non_null(rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err)));
+	assert_int_equal(lm_kafka_wait_metadata(rk, 10000), LM_OK);
+
+	assert_int_equal(lm_kafka_topic_partitions(rk, "lmt.ok", 10000, &n), LM_OK);
+	assert_int_equal(n, 3);
+	n = -1;
+	assert_int_equal(lm_kafka_topic_partitions(rk, "lmt.none", 10000, &n), LM_ENOENT);
+	assert_int_equal(
+	    lm_kafka_topic_partitions(rk, "lmt.deleting", 10000, &n), LM_ENOENT);
+	assert_int_equal(
+	    lm_kafka_topic_partitions(rk, "lmt.leaderless", 10000, &n), LM_EBUSY);
+	assert_int_equal(
+	    lm_kafka_topic_partitions(rk, "lmt.denied", 10000, &n), LM_EACCES);
+	assert_int_equal(n, -1);
+
+	/* Existing topics, the leaderless one included, need no CreateTopics
+	 * (which the mock cluster would never answer). */
+	static const char *const exist[] = {"lmt.ok", "lmt.leaderless"};
+	assert_int_equal(
+	    lm_kafka_create_topics(rk, exist, 2, 1, 3000, err, sizeof(err)), LM_OK);
+	static const char *const denied[] = {"lmt.ok", "lmt.denied"};
+	err[0] = '\0';
+	assert_int_equal(
+	    lm_kafka_create_topics(rk, denied, 2, 1, 3000, err, sizeof(err)), LM_EACCES);
+	if (strstr(err, "lmt.denied") == NULL || strstr(err, "uthoriz") == NULL)
+		fail_msg("error \"%s\" does not name the topic and the cause", err);
+
+	rd_kafka_destroy(rk);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(owner);
+}
+
 int
 main(void)
 {
@@ -117,6 +192,7 @@ main(void)
 	    cmocka_unit_test(test_producer),
 	    cmocka_unit_test(test_producer_bad_options),
 	    cmocka_unit_test(test_producer_dead),
+	    cmocka_unit_test(test_topic_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
