@@ -55,21 +55,64 @@ is_wildcard(const struct phrase *ph, uint32_t k)
 }
 
 static bool
-is_word_byte(unsigned char c)
+is_alnum(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c >= 0x80;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* True when s[i] continues the word that s[i - 1] is in: a word byte, or
- * an apostrophe between two word bytes ("Young's" is one word, as
- * "Young\u2019s" is: a name's possessive is not the adjective "young").
- * s[i] must be readable; s[i + 1] is read only when i + 1 < len. */
-static bool
-continues_word(const char *s, size_t i, size_t len)
+/* Length of the UTF-8 space or punctuation mark that s starts with, or 0:
+ * U+00A0 (no-break space), U+00AB and U+00BB (guillemets), U+2000..U+206F
+ * (spaces, dashes, quotes, bullets), U+3000..U+3002 (ideographic space,
+ * comma and full stop), U+FEFF. s is NUL-terminated: reading stops at the
+ * first byte that does not fit. */
+static size_t
+punct_len(const unsigned char *s)
 {
-	return is_word_byte((unsigned char) s[i]) ||
-	       (s[i] == '\'' && i + 1 < len && is_word_byte((unsigned char) s[i + 1]));
+	if (s[0] == 0xc2 && (s[1] == 0xa0 || s[1] == 0xab || s[1] == 0xbb))
+		return 2;
+	if (s[0] == 0xe2 && (s[1] == 0x80 || s[1] == 0x81) && s[2] >= 0x80 &&
+	    s[2] <= (s[1] == 0x80 ? 0xbf : 0xaf))
+		return 3;
+	if (s[0] == 0xe3 && s[1] == 0x80 && s[2] >= 0x80 && s[2] <= 0x82)
+		return 3;
+	if (s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf)
+		return 3;
+	return 0;
+}
+
+/*
+ * The number of bytes at s[i] (i < n, s NUL-terminated) that belong to a
+ * word, 0 when s[i] separates words. A word is made of ASCII letters and
+ * digits and of bytes >= 0x80 that are not punct_len's marks; inside a word
+ * (in_word), an apostrophe, ASCII or U+2019, belongs to it when a word byte
+ * follows before n ("Young's" is one word: a name's possessive is not the
+ * adjective "young").
+ */
+static size_t
+word_part(const char *s, size_t i, size_t n, bool in_word)
+{
+	const unsigned char *u = (const unsigned char *) s;
+	size_t ap = 0;
+
+	if (i >= n)
+		return 0;
+	if (is_alnum(u[i]) || (u[i] >= 0x80 && punct_len(u + i) == 0))
+		return 1;
+	if (!in_word)
+		return 0;
+	if (u[i] == '\'')
+		ap = 1;
+	else if (u[i] == 0xe2 && u[i + 1] == 0x80 && u[i + 2] == 0x99)
+		ap = 3;
+	return ap > 0 && word_part(s, i + ap, n, false) > 0 ? ap : 0;
+}
+
+/* The number of bytes that separate words at s[i] (word_part gave 0). */
+static size_t
+sep_len(const char *s, size_t i)
+{
+	size_t k = punct_len((const unsigned char *) s + i);
+	return k > 0 ? k : 1;
 }
 
 static unsigned char
@@ -96,18 +139,17 @@ parse_phrase(lm_textfile *tf, struct lm_fairness *f, uint32_t rule, char *s)
 	ph = &f->phrases[f->nphrases];
 	memset(ph, 0, sizeof(*ph));
 	ph->rule = rule;
-	for (char *p = s; *p;) {
-		char *w;
-		if (*p == '*') {
-			w = p++;
-		} else if (is_word_byte((unsigned char) *p)) {
-			size_t n = strlen(p);
-			w = p;
-			for (size_t i = 0; i < n && (i == 0 || continues_word(w, i, n));
-			     i++, p++)
-				*p = (char) lower((unsigned char) *p);
+	for (size_t i = 0, n = strlen(s); i < n;) {
+		char *w = s + i;
+		if (s[i] == '*') {
+			i++;
+		} else if (word_part(s, i, n, false) > 0) {
+			for (size_t k, start = i;
+			     (k = word_part(s, i, n, i > start)) > 0;)
+				for (; k > 0; k--, i++)
+					s[i] = (char) lower((unsigned char) s[i]);
 		} else {
-			p++;
+			i += sep_len(s, i);
 			continue;
 		}
 		if (ph->nwords == LM_FAIRNESS_PHRASE_WORDS)
@@ -115,7 +157,7 @@ parse_phrase(lm_textfile *tf, struct lm_fairness *f, uint32_t rule, char *s)
 			    "phrase \"%s\" has more than %d words", s,
 			    LM_FAIRNESS_PHRASE_WORDS);
 		ph->words[ph->nwords] = w;
-		ph->lens[ph->nwords] = (uint32_t) (p - w);
+		ph->lens[ph->nwords] = (uint32_t) (s + i - w);
 		literal = literal || *w != '*';
 		ph->nwords++;
 		/* The separator after a word ends it; the word's length is
@@ -364,21 +406,22 @@ lm_fairness_match(const lm_fairness *f, const char *text, lm_fair_hit *hits, siz
 
 	if (f == NULL || text == NULL)
 		return 0;
-	len = strnlen(text, LM_FAIRNESS_TEXT_MAX);
-	/* A word the limit cuts is not read: its first part is not a word of
-	 * the text ("Youngstown" cut after "Young"). */
-	if (len == LM_FAIRNESS_TEXT_MAX && continues_word(text, len, len + 2))
-		while (len > 0 && (is_word_byte((unsigned char) text[len - 1]) ||
-		                      text[len - 1] == '\''))
-			len--;
-	for (size_t i = 0; i < len;) {
-		if (!is_word_byte((unsigned char) text[i])) {
-			i++;
+	/* A few bytes past the limit are looked at, so that a word the limit
+	 * cuts is seen to be cut: it is not read, as its first part is not a
+	 * word of the text ("Youngstown" cut after "Young"). */
+	len = strnlen(text, LM_FAIRNESS_TEXT_MAX + 4);
+	for (size_t i = 0; i < len && i < LM_FAIRNESS_TEXT_MAX;) {
+		size_t s = i, k;
+		if (word_part(text, i, len, false) == 0) {
+			i += sep_len(text, i);
 			continue;
 		}
-		size_t s = i;
-		for (; i < len && (i == s || continues_word(text, i, len)); i++)
-			low[i] = (char) lower((unsigned char) text[i]);
+		while ((k = word_part(text, i, len, i > s)) > 0)
+			i += k;
+		if (i > LM_FAIRNESS_TEXT_MAX)
+			break;
+		for (size_t b = s; b < i; b++)
+			low[b] = (char) lower((unsigned char) text[b]);
 		w[nw].start = (uint32_t) s;
 		w[nw].len = (uint32_t) (i - s);
 		nw++;

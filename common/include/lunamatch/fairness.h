@@ -12,13 +12,16 @@
  * immutable after loading: any number of threads may read it concurrently.
  *
  * Text and phrases are compared as sequences of words: a word is a run of
- * ASCII letters and digits (lower-cased) or of bytes >= 0x80, and an
- * apostrophe between two such bytes belongs to the word; everything else
- * separates words. A phrase matches when its words occur one after the
- * other in the text; the phrase word "*" stands for any one word. So "native
+ * ASCII letters and digits (lower-cased) and of other UTF-8 characters, and
+ * an apostrophe (' or U+2019) between two such characters belongs to the
+ * word; everything else separates words: ASCII punctuation and spaces, and
+ * the UTF-8 ones too (no-break space, typographic quotes and dashes,
+ * U+2000..U+206F, guillemets, ideographic space, comma and full stop). A phrase matches
+ * when its words occur one after the other in the text; the phrase word "*" stands for
+ * any one word. So "native
  * * speaker" matches "Native English speaker" and "native-Spanish speaker",
- * and "young" matches "young team" and "'young'" but not "Youngstown" nor
- * "Young's modulus".
+ * and "young" matches "young team", "'young'" and "\u201cyoung\u201d" but
+ * not "Youngstown" nor "Young's modulus".
  */
 #ifndef LUNAMATCH_FAIRNESS_H
 #define LUNAMATCH_FAIRNESS_H

@@ -49,6 +49,14 @@ test_real_list(void **state)
 	    {"Young and dynamic", "age-young"},
 	    {"Young team", "age-young"},
 	    {"'Young' candidates", "age-young"},
+	    /* Typographic quotes, dashes and spaces separate words as their
+	     * ASCII forms do. */
+	    {"\u201cYoung and dynamic\u201d team", "age-young"},
+	    {"Native\u00a0English speaker", "origin-native-speaker"},
+	    {"Fluent English\u2014native speaker", "origin-native-speaker"},
+	    {"\u00abDigital native\u00bb", "age-digital-native"},
+	    {"\u2018Recent graduate\u2019 role", "age-recent-graduate"},
+	    {"Native English speaker\u2019s fluency", "origin-native-speaker"},
 	    {"Aged 25 to 35", "age-limit"},
 	    {"Under 30", "age-limit"},
 	    {"Must be a US citizen", "origin-nationality"},
@@ -174,6 +182,14 @@ test_match_spans(void **state)
 	assert_int_equal(h[0].start, 1);
 	assert_int_equal(h[0].end, 6);
 	assert_string_equal(h[0].rule->id, "b-rule");
+	/* So are typographic ones: a closing quote is not part of the word,
+	 * nor is a no-break space; U+2019 inside a word is an apostrophe. */
+	static const char curly[] = "\u201cyoung\u201d native\u00a0Greek speaker";
+	assert_int_equal(lm_fairness_match(f, curly, h, 4), 3);
+	assert_string_equal(h[0].rule->id, "a-rule");
+	assert_int_equal(h[1].start, 3);
+	assert_int_equal(h[1].end, 8);
+	assert_int_equal(lm_fairness_match(f, "Young\u2019s modulus", h, 4), 0);
 	assert_int_equal(lm_fairness_match(f, "", h, 4), 0);
 	/* A word cut by the length limit is not read as the part before the
 	 * cut: "Youngstown" cut after "Young" is no match of "young". */
