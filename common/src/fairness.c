@@ -30,6 +30,7 @@ struct phrase {
 	uint32_t lens[LM_FAIRNESS_PHRASE_WORDS];
 	uint32_t anchor; /* index of the first word that is not "*" */
 	uint64_t hash;   /* lm_hash_bytes of that word */
+	bool except;     /* an exception ("!"): not indexed, see excepted() */
 };
 
 struct lm_fairness {
@@ -41,8 +42,11 @@ struct lm_fairness {
 	/* The anchor index: the phrases of bucket b (anchor hash & mask) are
 	 * bucket_phrases[bucket_start[b] .. bucket_start[b + 1]), ascending. */
 	uint32_t *bucket_start;   /* mask + 2 entries */
-	uint32_t *bucket_phrases; /* nphrases entries */
+	uint32_t *bucket_phrases; /* nphrases entries; no exceptions */
 	uint64_t mask;
+	/* Phrases are filed rule by rule: those of rule r are
+	 * phrases[first[r] .. first[r + 1]). nrules + 1 entries. */
+	uint32_t *first;
 	char version[LM_FAIRNESS_VERSION_MAX + 1];
 };
 
@@ -121,7 +125,8 @@ lower(unsigned char c)
 	return c >= 'A' && c <= 'Z' ? (unsigned char) (c - 'A' + 'a') : c;
 }
 
-/* Splits the phrase s (NUL-terminated, modified in place) into words. */
+/* Splits the phrase s (NUL-terminated, modified in place) into words; a
+ * leading "!" makes it an exception. */
 static int
 parse_phrase(lm_textfile *tf, struct lm_fairness *f, uint32_t rule, char *s)
 {
@@ -139,6 +144,10 @@ parse_phrase(lm_textfile *tf, struct lm_fairness *f, uint32_t rule, char *s)
 	ph = &f->phrases[f->nphrases];
 	memset(ph, 0, sizeof(*ph));
 	ph->rule = rule;
+	if (s[0] == '!') {
+		ph->except = true;
+		s++;
+	}
 	for (size_t i = 0, n = strlen(s); i < n;) {
 		char *w = s + i;
 		if (s[i] == '*') {
@@ -234,7 +243,7 @@ parse_rule(void *arg, lm_textfile *tf, char *line)
 	r->category = col[1];
 	r->reason = col[3];
 
-	size_t nphrases = 0;
+	size_t nphrases = 0, nexcept = 0;
 	for (p = col[2];;) {
 		char *bar = strchr(p, '|');
 		if (bar != NULL)
@@ -244,10 +253,14 @@ parse_rule(void *arg, lm_textfile *tf, char *line)
 			    LM_FAIRNESS_PHRASES_MAX);
 		if ((rv = parse_phrase(tf, f, idx, lm_textfile_trim(p))) != LM_OK)
 			return rv;
+		nexcept += f->phrases[f->nphrases - 1].except;
 		if (bar == NULL)
 			break;
 		p = bar + 1;
 	}
+	if (nexcept == nphrases)
+		return lm_textfile_fail(
+		    tf, LM_EPARSE, "only exceptions (\"!\" phrases): no phrase to match");
 	return LM_OK;
 }
 
@@ -263,23 +276,29 @@ build_index(struct lm_fairness *f)
 	f->mask = nb - 1;
 	f->bucket_start = calloc(nb + 1, sizeof(*f->bucket_start));
 	f->bucket_phrases = calloc(f->nphrases + 1, sizeof(*f->bucket_phrases));
-	if (f->bucket_start == NULL || f->bucket_phrases == NULL)
+	f->first = calloc(f->nrules + 1, sizeof(*f->first));
+	if (f->bucket_start == NULL || f->bucket_phrases == NULL || f->first == NULL)
 		return LM_ENOMEM;
+	for (size_t p = f->nphrases; p > 0; p--)
+		f->first[f->phrases[p - 1].rule] = (uint32_t) (p - 1);
+	f->first[f->nrules] = (uint32_t) f->nphrases;
 	for (size_t p = 0; p < f->nphrases; p++) {
 		struct phrase *ph = &f->phrases[p];
 		ph->anchor = 0;
 		while (is_wildcard(ph, ph->anchor))
 			ph->anchor++;
 		ph->hash = lm_hash_bytes(ph->words[ph->anchor], ph->lens[ph->anchor]);
-		f->bucket_start[(ph->hash & f->mask) + 1]++;
+		if (!ph->except)
+			f->bucket_start[(ph->hash & f->mask) + 1]++;
 	}
 	for (size_t b = 0; b < nb; b++)
 		f->bucket_start[b + 1] += f->bucket_start[b];
 	/* Filled in phrase order, so every bucket lists its phrases ascending;
 	 * bucket_start[b] runs ahead while filling and is moved back after. */
 	for (size_t p = 0; p < f->nphrases; p++)
-		f->bucket_phrases[f->bucket_start[f->phrases[p].hash & f->mask]++] =
-		    (uint32_t) p;
+		if (!f->phrases[p].except)
+			f->bucket_phrases[f->bucket_start[f->phrases[p].hash &
+			                                  f->mask]++] = (uint32_t) p;
 	for (size_t b = nb; b > 0; b--)
 		f->bucket_start[b] = f->bucket_start[b - 1];
 	f->bucket_start[0] = 0;
@@ -325,6 +344,7 @@ lm_fairness_free(lm_fairness *f)
 	free(f->phrases);
 	free(f->bucket_start);
 	free(f->bucket_phrases);
+	free(f->first);
 	free(f->text);
 	free(f);
 }
@@ -374,6 +394,23 @@ phrase_at(
 			return false;
 	}
 	return true;
+}
+
+/* True when an exception of rule matches words that cover words
+ * [i, i + n) of the text: then the match there does not count. */
+static bool
+excepted(const struct lm_fairness *f, uint32_t rule, const char *low,
+    const struct word *w, size_t nw, size_t i, size_t n)
+{
+	for (uint32_t p = f->first[rule]; p < f->first[rule + 1]; p++) {
+		const struct phrase *ex = &f->phrases[p];
+		if (!ex->except || ex->nwords < n)
+			continue;
+		for (size_t x = i + n >= ex->nwords ? i + n - ex->nwords : 0; x <= i; x++)
+			if (phrase_at(ex, low, w, nw, x))
+				return true;
+	}
+	return false;
 }
 
 /* Notes that phrase p of f matches from word i: kept when it is the rule's
@@ -433,7 +470,8 @@ lm_fairness_match(const lm_fairness *f, const char *text, lm_fair_hit *hits, siz
 			uint32_t p = f->bucket_phrases[x];
 			const struct phrase *ph = &f->phrases[p];
 			if (ph->hash != h || j < ph->anchor ||
-			    !phrase_at(ph, low, w, nw, j - ph->anchor))
+			    !phrase_at(ph, low, w, nw, j - ph->anchor) ||
+			    excepted(f, ph->rule, low, w, nw, j - ph->anchor, ph->nwords))
 				continue;
 			/* At most one entry per rule, so fs cannot overflow. */
 			note(f, fs, &nfound, p, (uint32_t) (j - ph->anchor));

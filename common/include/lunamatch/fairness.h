@@ -21,7 +21,10 @@
  * any one word. So "native
  * * speaker" matches "Native English speaker" and "native-Spanish speaker",
  * and "young" matches "young team", "'young'" and "\u201cyoung\u201d" but
- * not "Youngstown" nor "Young's modulus".
+ * not "Youngstown" nor "Young's modulus". A phrase written with a leading
+ * "!" is an exception of its rule: a match of the rule's other phrases that
+ * lies within a match of an exception does not count ("young" with
+ * "!with young people" flags "young team", not "work with young people").
  */
 #ifndef LUNAMATCH_FAIRNESS_H
 #define LUNAMATCH_FAIRNESS_H
@@ -66,9 +69,9 @@ typedef struct lm_fair_hit {
  * Loads the list at path. On success returns LM_OK and stores a new list in
  * *out (free it with lm_fairness_free). On failure returns LM_ENOENT or
  * LM_EIO (cannot read), LM_E2BIG (a hard limit above), LM_EPARSE (column
- * count, malformed id or category, a phrase with no word or only "*",
- * missing version header), LM_ESCHEMA (duplicate rule id) or LM_ENOMEM, and
- * writes "<path>:<line>: <reason>" into err.
+ * count, malformed id or category, a phrase with no word or only "*", a
+ * rule with only exceptions, missing version header), LM_ESCHEMA (duplicate rule id) or
+ * LM_ENOMEM, and writes "<path>:<line>: <reason>" into err.
  */
 int lm_fairness_load(const char *path, lm_fairness **out, char *err, size_t errlen);
 

@@ -72,13 +72,22 @@ test_real_list(void **state)
 	    {"Christian", "religion"},
 	    {"Caucasian", "race-ethnicity"},
 	    {"No more than 5 years of experience", "age-max-experience"},
+	    /* ... also next to what an exception spares. */
+	    {"Max age 35", "age-limit"},
+	    {"Under 30, answers emails in under 30 minutes", "age-limit"},
+	    {"No history of mental illness", "health-status"},
+	    {"We want young people", "age-young"},
+	    {"Male candidates for the female connector line", "gender-explicit"},
+	    {"Candidates aged 25 to 35", "age-limit"},
+	    {"Medical history", "health-status"},
+	    {"Not pregnant", "gender-pregnancy"},
 	};
 	for (size_t i = 0; i < sizeof(flagged) / sizeof(flagged[0]); i++)
 		if (strcmp(rule_of(f, flagged[i][0]), flagged[i][1]) != 0)
 			fail_msg("\"%s\": rule \"%s\", want \"%s\"", flagged[i][0],
 			    rule_of(f, flagged[i][0]), flagged[i][1]);
 	assert_true(lm_fairness_count(f) >= 10);
-	assert_string_equal(lm_fairness_version(f), "2026.12.2");
+	assert_string_equal(lm_fairness_version(f), "2026.12.3");
 	lm_fairness_free(f);
 }
 
@@ -98,7 +107,19 @@ test_real_list_spares_skills(void **state)
 	    "Healthy work-life balance", "Physical stamina: lift 20 kg",
 	    "Single-page applications", "Security clearance",
 	    /* A name's possessive is not the adjective. */
-	    "Young's modulus", "Young's double-slit experiment", "Young\u2019s modulus"};
+	    "Young's modulus", "Young's double-slit experiment", "Young\u2019s modulus",
+	    /* Skills and duties that contain a listed phrase: the rules'
+	     * exceptions ("!" phrases) spare them. */
+	    "HTTP caching (Cache-Control max-age)",
+	    "Respond to incidents in under 30 minutes", "Page load under 2 seconds",
+	    "Patient medical history taking", "Supporting people with mental illness",
+	    "Pregnancy and postnatal care", "Experience working with young people",
+	    "Teaching young children", "Young adult services",
+	    "Male/female connector crimping", "Female pelvic medicine",
+	    "Good health and safety practices", "Good Health & Safety knowledge",
+	    "Brain-machine interface (BMI)", "First language acquisition",
+	    "Immigration and nationality law", "Religion teacher",
+	    "Teaching children aged 5 to 11"};
 
 	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++)
 		if (rule_of(f, fine[i])[0] != '\0')
@@ -146,7 +167,7 @@ test_match_spans(void **state)
 	static const char text[] =
 	    "# format: 1\n# version: v1\n"
 	    "a-rule\tcat-a\tnative * speaker|mother tongue\tReason A.\n"
-	    "b-rule\tcat-b\tyoung\tReason B.\n"
+	    "b-rule\tcat-b\tyoung|!young's|!young people|!with * people\tReason B.\n"
 	    "c-rule\tcat-c\tnative\tReason C.\n";
 	const char *path = lmt_write_file(dir, "f.tsv", text, sizeof(text) - 1);
 	lm_fairness *f = NULL;
@@ -169,6 +190,19 @@ test_match_spans(void **state)
 	assert_string_equal(h[1].rule->id, "b-rule");
 	assert_memory_equal(s + h[1].start, "YOUNG", 5);
 	assert_string_equal(h[2].rule->id, "c-rule");
+	/* An exception of the rule that covers the match cancels it (phrases
+	 * of its own are words as any other: "young's" is one); elsewhere in
+	 * the text, or covering only part of the match, it does not. */
+	assert_int_equal(lm_fairness_match(f, "young people wanted", h, 4), 0);
+	assert_int_equal(lm_fairness_match(f, "work with young people", h, 4), 0);
+	assert_int_equal(lm_fairness_match(f, "young team, young people", h, 4), 1);
+	assert_string_equal(h[0].rule->id, "b-rule");
+	assert_int_equal(h[0].start, 0);
+	assert_int_equal(lm_fairness_match(f, "young people, a young team", h, 4), 1);
+	assert_int_equal(h[0].start, strlen("young people, a "));
+	assert_int_equal(lm_fairness_match(f, "with young", h, 4), 1);
+	/* Exceptions are not matches of their own. */
+	assert_int_equal(lm_fairness_match(f, "with good people", h, 4), 0);
 	/* Fewer slots than matches: the count still says how many. */
 	assert_int_equal(lm_fairness_match(f, s, h, 1), 3);
 	/* Whole words only, and "*" is exactly one word. */
@@ -248,6 +282,11 @@ test_load_errors(void **state)
 	        "more than 8 words"},
 	    {"# format: 1\nx\tc\tp\tr\n", LM_EPARSE, "version"},
 	    {"# format: 1\n# version: v\n", LM_EPARSE, "no rules"},
+	    /* Exceptions: words after the "!", and something to except. */
+	    {"# format: 1\n# version: v\nx\tc\tp|! *\tr\n", LM_EPARSE,
+	        "no word to match"},
+	    {"# format: 1\n# version: v\nx\tc\t!p|!q\tr\n", LM_EPARSE,
+	        ":3: only exceptions"},
 	};
 	char err[256];
 	lm_fairness *f = (lm_fairness *) &err; /* must be reset to NULL */
