@@ -12,7 +12,7 @@ import lunamatch
 from lunamatch.producer import decode_record
 from lunamatch.v1 import events_pb2, records_pb2
 
-from conftest import wait_for
+from conftest import free_port, wait_for
 
 
 def record(stack, kind, id, new_id, **changes):
@@ -95,6 +95,21 @@ def test_block_left_by_an_exception_still_delivers(stack, client):
             p.send_posting(record(stack, "posting", "job-dfs-sr-mgr-ml", jid))
             raise RuntimeError("caller failed")
     assert wait_for("posting stored", lambda: client.get_posting(jid), timeout=20).id == jid
+
+
+def test_a_flush_that_times_out_says_the_outcome_is_unknown():
+    """Records without a delivery report when flush stops waiting may have
+    reached the broker: close() raises a DeliveryError that counts them in
+    ``unknown`` and says their outcome is unknown, not that they failed.
+    (No broker listens on the port, so no report comes.)"""
+    p = lunamatch.RecordProducer("127.0.0.1:%d" % free_port())
+    p.send_posting({"id": "job-py-unknown", "version": 1, "title": "t"})
+    p.delete_posting("job-py-gone")
+    with pytest.raises(lunamatch.DeliveryError) as e:
+        p.close(timeout=0.5)
+    assert e.value.unknown == 2 and e.value.failures == []
+    assert "2 record(s) of unknown outcome" in str(e.value)
+    assert "not delivered" not in str(e.value)
 
 
 def test_rejects_reach_the_dead_letter_topic(stack):

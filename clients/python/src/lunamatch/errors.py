@@ -136,10 +136,20 @@ def error_for(code: int, message: str, **kw) -> RpcError:
 
 
 class DeliveryError(LunamatchError):
-    """Records the producer could not deliver: ``failures`` is a list of
-    (key, reason) pairs."""
+    """Records the producer could not deliver, or does not know whether it
+    did: ``failures`` is a list of (key, reason) pairs of the records whose
+    delivery failed; ``unknown`` the number of records that had no delivery
+    report when flush stopped waiting, each of which may or may not have
+    reached the broker."""
 
-    def __init__(self, failures):
+    def __init__(self, failures, unknown: int = 0):
         self.failures = list(failures)
-        super().__init__("%d record(s) not delivered; first: %s: %s" % (
-            len(self.failures), self.failures[0][0], self.failures[0][1]))
+        self.unknown = unknown
+        parts = []
+        if self.failures:
+            parts.append("%d record(s) not delivered; first: %s: %s" % (
+                len(self.failures), self.failures[0][0], self.failures[0][1]))
+        if unknown:
+            parts.append("%d record(s) of unknown outcome: no delivery report in time, "
+                         "they may have reached the broker" % unknown)
+        super().__init__("; ".join(parts))

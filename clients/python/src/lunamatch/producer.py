@@ -150,17 +150,18 @@ class RecordProducer:
     def flush(self, timeout: float = 30.0) -> int:
         """Waits up to timeout seconds for every delivery report. Returns the
         number of records delivered so far; raises DeliveryError listing the
-        failed ones (and those still undelivered at the timeout)."""
+        failed ones and counting in ``unknown`` those without a report at the
+        timeout (they may have reached the broker; a later flush reports
+        them)."""
         left = self._p.flush(timeout)
         failures, self._failures = self._failures, []
-        if left:
-            failures.append(("", "%d message(s) not delivered within %.1f s" % (left, timeout)))
-        if failures:
-            raise DeliveryError(failures)
+        if failures or left:
+            raise DeliveryError(failures, unknown=left)
         return self.delivered
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flushes (see flush) and releases the producer. Idempotent."""
+        """Flushes (see flush) and releases the producer: records still of
+        unknown outcome then get no report. Idempotent."""
         if self._p is None:
             return
         try:
