@@ -112,6 +112,33 @@ def test_a_flush_that_times_out_says_the_outcome_is_unknown():
     assert "not delivered" not in str(e.value)
 
 
+def test_a_closed_producer_says_so():
+    """Every sending call on a closed producer raises RuntimeError("producer
+    is closed"), as a closed client does, and sends nothing."""
+    p = lunamatch.RecordProducer("127.0.0.1:%d" % free_port())
+    p.close(timeout=0)
+    for call in (lambda: p.send_posting({"id": "job-closed", "version": 1, "title": "t"}),
+                 lambda: p.delete_profile("cand-closed"),
+                 lambda: p.send_raw("posting", b"{}", key="job-closed"),
+                 lambda: p.flush(0)):
+        with pytest.raises(RuntimeError, match="^producer is closed$"):
+            call()
+    p.close()  # still idempotent
+
+
+def test_a_closed_consumer_says_so():
+    """poll, events and commit on a closed consumer raise
+    RuntimeError("consumer is closed")."""
+    c = lunamatch.MatchEventConsumer("127.0.0.1:%d" % free_port(), topic="py.closed",
+                                     group_id="py-closed-" + uuid.uuid4().hex[:8])
+    c.close()
+    for call in (lambda: c.poll(0), lambda: next(c.events(count=1, timeout=0.1)),
+                 lambda: next(iter(c)), c.commit):
+        with pytest.raises(RuntimeError, match="^consumer is closed$"):
+            call()
+    c.close()
+
+
 def test_rejects_reach_the_dead_letter_topic(stack):
     """send_raw skips the local checks; ingest dead-letters what it refuses,
     with its reason header."""

@@ -39,7 +39,8 @@ METADATA_TIMEOUT = 10.0  # seconds to wait for the topic's partitions
 
 class MatchEventConsumer:
     """Yields decoded MatchEvents. Not thread-safe; close() it (or use it as
-    a context manager) to leave the group cleanly."""
+    a context manager) to leave the group cleanly. After close(), poll,
+    events and commit raise RuntimeError("consumer is closed")."""
 
     def __init__(self, brokers: Optional[str] = None, *, topic: Optional[str] = None,
                  group_id: Optional[str] = None, from_beginning: bool = False,
@@ -127,6 +128,8 @@ class MatchEventConsumer:
         Calling it marks the event it returned before as processed.
         Raises confluent_kafka.KafkaException on a fatal Kafka error;
         transient ones (broker down) are logged and waited out."""
+        if self._c is None:
+            raise RuntimeError("consumer is closed")
         self._done()
         end = time.monotonic() + timeout
         while True:

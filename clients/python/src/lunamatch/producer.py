@@ -62,7 +62,8 @@ class RecordProducer:
     """Sends postings and profiles to their topics (LUNAMATCH_TOPIC_POSTINGS /
     _PROFILES or the arguments). Idempotent producer, acks=all. Sends are
     asynchronous; flush() waits for the delivery reports and raises
-    DeliveryError for the records that failed. Not thread-safe."""
+    DeliveryError for the records that failed. Not thread-safe. After
+    close(), sending and flushing raise RuntimeError("producer is closed")."""
 
     def __init__(self, brokers: Optional[str] = None, *, as_json: bool = False,
                  topic_postings: Optional[str] = None,
@@ -87,15 +88,22 @@ class RecordProducer:
         else:
             self.delivered += 1
 
+    def _producer(self):
+        """The confluent_kafka.Producer; RuntimeError once closed."""
+        if self._p is None:
+            raise RuntimeError("producer is closed")
+        return self._p
+
     def _produce(self, topic, key, value, headers) -> None:
+        p = self._producer()
         while True:
             try:
-                self._p.produce(topic, key=key, value=value, headers=headers,
-                                on_delivery=self._report)
+                p.produce(topic, key=key, value=value, headers=headers,
+                          on_delivery=self._report)
                 break
             except BufferError:  # local queue full: let reports drain it
-                self._p.poll(0.1)
-        self._p.poll(0)
+                p.poll(0.1)
+        p.poll(0)
 
     def send(self, kind: str, record: Record, *, as_json: Optional[bool] = None) -> str:
         """Sends one record of kind "posting" or "profile"; returns its id."""
@@ -153,7 +161,7 @@ class RecordProducer:
         failed ones and counting in ``unknown`` those without a report at the
         timeout (they may have reached the broker; a later flush reports
         them)."""
-        left = self._p.flush(timeout)
+        left = self._producer().flush(timeout)
         failures, self._failures = self._failures, []
         if failures or left:
             raise DeliveryError(failures, unknown=left)
