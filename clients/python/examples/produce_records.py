@@ -19,8 +19,11 @@ def main():
                 if not line.strip():
                     continue
                 try:
-                    getattr(p, send)(json.loads(line))
-                except ValueError as e:  # not JSON, or does not fit the schema
+                    record = json.loads(line)
+                    if not isinstance(record, dict):
+                        raise ValueError("not a JSON object")
+                    getattr(p, send)(record)
+                except ValueError as e:  # not a JSON object, or does not fit the schema
                     print("line %d: %s" % (n, e), file=sys.stderr)
                     skipped += 1
     # Leaving the block waited for every delivery report.

@@ -31,12 +31,18 @@ def test_async_fanout_example(stack):
 
 
 def test_produce_and_watch_examples(stack, tmp_path):
+    """A line that is not a JSON object of the record (does not fit the
+    schema; an array, null, a string, even one holding a record's JSON) is
+    skipped with a message naming it; the other lines are sent."""
     f = tmp_path / "profiles.jsonl"
     good = dict(stack.profiles[0], id="cand-example-1", version=1)
-    f.write_text(json.dumps(good) + "\n" + '{"id": "x", "bogus": 1}\n')
+    quoted = json.dumps(json.dumps(dict(good, id="cand-example-2")))
+    f.write_text("\n".join([json.dumps(good), '{"id": "x", "bogus": 1}', "[1]", "null",
+                            quoted]) + "\n")
     r = run(stack, "produce_records.py", "profiles", str(f), "--json")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "sent 1, skipped 1" and "line 2" in r.stderr
+    assert r.stdout.strip() == "sent 1, skipped 4"
+    assert all("line %d" % n in r.stderr for n in (2, 3, 4, 5))
     r = run(stack, "watch_events.py", "--from-beginning", "--count", "3")
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 3
