@@ -605,6 +605,12 @@ record_position(lm_follower *f, uint64_t seq, int64_t ahead)
 		    (unsigned long long) seq, f->reader, lm_strerror(rc));
 }
 
+/* Slack of the heartbeat: wait_wakeup waits LM_FOLLOWER_HEARTBEAT_MS on a
+ * clock of milliseconds (or the real-time clock), so it may end a hair
+ * before next_hb. A heartbeat due within HB_SLACK_MS counts as due, or the
+ * renewal would wait a whole period more. */
+#define HB_SLACK_NS (100 * 1000000L)
+
 /* Records the position when the heartbeat is due. */
 static void
 heartbeat(lm_follower *f)
@@ -614,6 +620,11 @@ heartbeat(lm_follower *f)
 	if (f->reader[0] == '\0')
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	now.tv_nsec += HB_SLACK_NS;
+	if (now.tv_nsec >= 1000000000L) {
+		now.tv_sec++;
+		now.tv_nsec -= 1000000000L;
+	}
 	if (now.tv_sec > f->next_hb.tv_sec ||
 	    (now.tv_sec == f->next_hb.tv_sec && now.tv_nsec >= f->next_hb.tv_nsec))
 		record_position(f, atomic_load(&f->seq), 0);
