@@ -2390,13 +2390,15 @@ test_drain(void **state)
 {
 	(void) state;
 	struct fixture f;
-	lm_client *c, *late;
+	lm_client *c, *c2, *late;
 	char err[LM_RPC_MAX_MESSAGE];
 	pthread_t t, td;
 
 	server_up(&f, (lm_rpc_server_opts){.contexts = 8, .workers = 2});
 	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
 	assert_int_equal(check(c, 2000, NULL), OK_); /* connected */
+	assert_int_equal(lm_client_open(f.url, NULL, &c2), LM_OK);
+	assert_int_equal(check(c2, 2000, NULL), OK_);
 
 	struct call_arg a = {.url = f.url, .sleep_ms = 500, .timeout_ms = 5000};
 	struct drain_arg d = {.s = f.s, .rv = -1};
@@ -2406,6 +2408,10 @@ test_drain(void **state)
 	assert_int_equal(
 	    get_posting(c, "during-drain", 2000, NULL, err, sizeof(err)), UNAVAIL_);
 	assert_non_null(strstr(err, "draining"));
+	/* Check too: a caller moves on as for any refusal (docs/rpc.md). */
+	assert_int_equal(check(c2, 2000, NULL), UNAVAIL_);
+	assert_false(lm_rpc_server_serving(f.s));
+	lm_client_close(c2);
 	/* New connections are refused: no answer. */
 	assert_int_equal(lm_client_open(f.url, NULL, &late), LM_OK);
 	assert_true(get_posting(late, "new-conn", 300, NULL, err, sizeof(err)) < 0);
@@ -2418,7 +2424,7 @@ test_drain(void **state)
 	assert_int_equal(a.status, OK_);
 	assert_int_equal(pthread_join(td, NULL), 0);
 	assert_int_equal(d.rv, LM_OK);
-	assert_int_equal(rejected(f.m, "draining"), 1);
+	assert_int_equal(rejected(f.m, "draining"), 2);
 
 	/* After drain nothing answers. */
 	assert_true(get_posting(c, "after-drain", 300, NULL, err, sizeof(err)) < 0);
