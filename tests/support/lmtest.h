@@ -30,6 +30,26 @@ char *lmt_tmpdir(const char *tag);
 /* Removes a directory tree; NULL is ignored. */
 void lmt_rmtree(const char *path);
 
+/* A test file's temporary directory, as cmocka fixtures: defines `static
+ * char *dir`, made by lmt_tmpdir(tag) in setup() and removed with all it
+ * holds in teardown(). */
+#define LMT_TMPDIR_FIXTURES(tag)                                                         \
+	static char *dir;                                                                \
+	static int setup(void **state)                                                   \
+	{                                                                                \
+		(void) state;                                                            \
+		dir = lmt_tmpdir(tag);                                                   \
+		return 0;                                                                \
+	}                                                                                \
+	static int teardown(void **state)                                                \
+	{                                                                                \
+		(void) state;                                                            \
+		lmt_rmtree(dir);                                                         \
+		free(dir);                                                               \
+		dir = NULL;                                                              \
+		return 0;                                                                \
+	}
+
 /* Reads a whole file (at most 64 MiB) into a NUL-terminated malloc'd buffer;
  * returns NULL on error. *len (optional) receives the size. */
 char *lmt_read_file(const char *path, size_t *len);

@@ -28,24 +28,7 @@
 #define RUN_MS 30000
 #define EPS    1e-9
 
-static char *dir;
-
-static int
-setup(void **state)
-{
-	(void) state;
-	dir = lmt_tmpdir("tools-audit");
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void) state;
-	lmt_rmtree(dir);
-	free(dir);
-	return 0;
-}
+LMT_TMPDIR_FIXTURES("tools-audit")
 
 /* Runs `lunamatch audit` with args (NULL-terminated) and returns what it
  * printed and how it ended. */

@@ -18,24 +18,7 @@
 
 #define RUN_MS 30000
 
-static char *dir;
-
-static int
-setup(void **state)
-{
-	(void) state;
-	dir = lmt_tmpdir("tools-eval");
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void) state;
-	lmt_rmtree(dir);
-	free(dir);
-	return 0;
-}
+LMT_TMPDIR_FIXTURES("tools-eval")
 
 /* The URL of an ipc:// address in the test's directory where nothing
  * listens. */

@@ -20,24 +20,7 @@
 
 #define RUN_MS 30000
 
-static char *dir;
-
-static int
-setup(void **state)
-{
-	(void) state;
-	dir = lmt_tmpdir("tools-store");
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void) state;
-	lmt_rmtree(dir);
-	free(dir);
-	return 0;
-}
+LMT_TMPDIR_FIXTURES("tools-store")
 
 /* Runs `lunamatch store args... --data-dir <dir>/data` (args
  * NULL-terminated, at most 8). */

@@ -18,24 +18,7 @@
 #include "lunamatch/pb.h"
 #include "lunamatch/v1/events.pb-c.h"
 
-static char *dir;
-
-static int
-setup(void **state)
-{
-	(void) state;
-	dir = lmt_tmpdir("tools-watch");
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void) state;
-	lmt_rmtree(dir);
-	free(dir);
-	return 0;
-}
+LMT_TMPDIR_FIXTURES("tools-watch")
 
 /* What lm_cli_watch_print(event, json) writes on stdout, in *out (a
  * malloc'd string); returns its result. */
