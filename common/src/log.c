@@ -3,10 +3,12 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -28,9 +30,43 @@ _Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a line is written atomically");
 
 static atomic_int log_level = LM_LOG_INFO;
 static char log_svc[32] = "lunamatch";
-/* The message of this thread's first error record since
- * lm_log_first_error_reset ("" for none; lm_log_first_error). */
-static _Thread_local char first_error[LM_LOG_FIRST_ERROR_MAX];
+/*
+ * The message of each thread's first error record since
+ * lm_log_first_error_reset (lm_log_first_error), in a buffer of
+ * LM_LOG_FIRST_ERROR_MAX bytes made at the thread's first error and freed
+ * when the thread ends. A thread key rather than _Thread_local: the client
+ * library, which holds this file, must need nothing but libc, nng and
+ * protobuf-c, and thread-local storage in a shared library needs the
+ * dynamic loader's __tls_get_addr.
+ */
+static pthread_once_t fe_once = PTHREAD_ONCE_INIT;
+static pthread_key_t fe_key;
+static bool fe_ok; /* fe_key was made */
+
+static void
+fe_init(void)
+{
+	fe_ok = pthread_key_create(&fe_key, free) == 0;
+}
+
+/* This thread's first-error buffer; made when create (NULL when it cannot
+ * be, or when there is none and !create). */
+static char *
+first_error(bool create)
+{
+	char *b;
+
+	pthread_once(&fe_once, fe_init);
+	if (!fe_ok)
+		return NULL;
+	b = pthread_getspecific(fe_key);
+	if (b == NULL && create && (b = calloc(1, LM_LOG_FIRST_ERROR_MAX)) != NULL &&
+	    pthread_setspecific(fe_key, b) != 0) {
+		free(b);
+		b = NULL;
+	}
+	return b;
+}
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -157,16 +193,17 @@ lm_log(lm_log_level level, const char *event, const char *fmt, ...)
 	va_list ap;
 	size_t n;
 	bool cut = false;
+	char *fe;
 
 	if ((int) level < atomic_load(&log_level))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (level == LM_LOG_ERROR && first_error[0] == '\0') {
-		size_t k = strnlen(msg, sizeof(first_error) - 1);
-		memcpy(first_error, msg, k);
-		first_error[k] = '\0';
+	if (level == LM_LOG_ERROR && (fe = first_error(true)) != NULL && fe[0] == '\0') {
+		size_t k = strnlen(msg, LM_LOG_FIRST_ERROR_MAX - 1);
+		memcpy(fe, msg, k);
+		fe[k] = '\0';
 	}
 
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -196,11 +233,16 @@ lm_log(lm_log_level level, const char *event, const char *fmt, ...)
 const char *
 lm_log_first_error(void)
 {
-	return first_error;
+	const char *fe = first_error(false);
+
+	return fe != NULL ? fe : "";
 }
 
 void
 lm_log_first_error_reset(void)
 {
-	first_error[0] = '\0';
+	char *fe = first_error(false);
+
+	if (fe != NULL)
+		fe[0] = '\0';
 }
