@@ -17,10 +17,10 @@
  * counts slots between a completed receive and a completed send (or the
  * request's drop); each connection counts the same for its own requests,
  * which is what keeps the idle sweeper off a connection that waits for an
- * answer, and what max_per_conn caps. "accepted" counts the part of those that a worker
- * took on, which is what drain waits for: the refusals answered from the callback (too
- * large, connection over its share, queue full, draining) do not count, or steady retry
- * traffic against a draining server would hold drain to its timeout.
+ * answer. "accepted" counts the part of those that a worker took on, which
+ * is what drain waits for: the refusals answered from the callback (too
+ * large, queue full, draining) do not count, or steady retry traffic
+ * against a draining server would hold drain to its timeout.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -66,11 +66,10 @@ enum reject {
 	REJ_DRAINING,
 	REJ_EXPIRED,
 	REJ_BAD_REQUEST,
-	REJ_PER_CONNECTION,
 	N_REJ
 };
 static const char *const reject_names[N_REJ] = {
-    "queue_full", "too_large", "draining", "expired", "bad_request", "per_connection"};
+    "queue_full", "too_large", "draining", "expired", "bad_request"};
 
 enum slot_state { S_IDLE, S_RECV, S_WORK, S_SEND };
 
@@ -117,7 +116,6 @@ struct lm_rpc_server {
 	/* Configuration (immutable after new). */
 	char url[URL_MAX];
 	unsigned ncontexts, nworkers, queue_cap;
-	unsigned max_per_conn; /* requests of one connection in flight */
 	size_t max_req;
 	unsigned default_timeout_ms;
 	const ProtobufCServiceDescriptor *svc;
@@ -292,25 +290,22 @@ metrics_init(lm_rpc_server *s)
 
 /* ---- in-flight accounting -------------------------------------------- */
 
-static unsigned conn_begin(lm_rpc_server *s, uint32_t pipe);
+static void conn_begin(lm_rpc_server *s, uint32_t pipe);
 static void conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len);
 static bool conn_mark_closing(lm_rpc_server *s, uint32_t pipe);
 
 /* A request arrived on the slot's pipe (sl->pipe): counted in flight for
- * the server and for its connection until call_end. Returns how many
- * requests its connection has in flight with this one (0: the connection
- * is not tracked). */
-static unsigned
+ * the server and for its connection until call_end. */
+static void
 call_begin(struct slot *sl)
 {
 	lm_rpc_server *s = sl->s;
-	unsigned n = conn_begin(s, sl->pipe);
 
+	conn_begin(s, sl->pipe);
 	pthread_mutex_lock(&s->mtx);
 	s->inflight++;
 	pthread_mutex_unlock(&s->mtx);
 	lm_gauge_add(s->inflight_g, 1);
-	return n;
 }
 
 /* The slot's request was answered (the reply's send completed, whether or
@@ -586,21 +581,18 @@ early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
 
 /*
  * Hands the slot to the workers (it then belongs to them) and counts it
- * accepted; or returns why not (REJ_DRAINING, REJ_PER_CONNECTION when
- * conn_full, REJ_QUEUE_FULL). The draining flag is read under mtx, which
- * drain takes after setting it: a request is either refused or seen by
- * drain's wait.
+ * accepted; or returns why not (REJ_DRAINING, REJ_QUEUE_FULL). The draining
+ * flag is read under mtx, which drain takes after setting it: a request is
+ * either refused or seen by drain's wait.
  */
 static int
-queue_push(lm_rpc_server *s, struct slot *sl, bool conn_full)
+queue_push(lm_rpc_server *s, struct slot *sl)
 {
 	int why = -1;
 
 	pthread_mutex_lock(&s->mtx);
 	if (atomic_load(&s->draining)) {
 		why = REJ_DRAINING;
-	} else if (conn_full) {
-		why = REJ_PER_CONNECTION;
 	} else if (s->stop || s->qlen >= s->queue_cap) {
 		why = REJ_QUEUE_FULL;
 	} else {
@@ -622,7 +614,6 @@ slot_cb(void *arg)
 	lm_rpc_server *s = sl->s;
 	int rv = nng_aio_result(sl->aio);
 	nng_msg *msg;
-	bool conn_full;
 
 	if (sl->state == S_SEND) {
 		if (rv != 0) {
@@ -670,7 +661,7 @@ slot_cb(void *arg)
 	sl->recv_ns = lm_clock_ns();
 	sl->state = S_WORK;
 	atomic_fetch_add(&s->requests_received, 1);
-	conn_full = call_begin(sl) > s->max_per_conn;
+	call_begin(sl);
 	if (atomic_load(&s->probe_active)) {
 		char method[LM_RPC_MAX_METHOD + 1], reqid[LM_RPC_MAX_REQUEST_ID + 1];
 		char want[32];
@@ -686,16 +677,10 @@ slot_cb(void *arg)
 		return;
 	}
 	/* After a successful push the slot belongs to a worker. */
-	switch (queue_push(s, sl, conn_full)) {
+	switch (queue_push(s, sl)) {
 	case REJ_DRAINING:
 		early_reply(sl, CODE_UNAVAILABLE, REJ_DRAINING,
 		    "server is draining; retry elsewhere");
-		break;
-	case REJ_PER_CONNECTION:
-		early_reply(sl, CODE_EXHAUSTED, REJ_PER_CONNECTION,
-		    "too many requests in flight on this connection (at most %u); "
-		    "wait for answers before sending more",
-		    s->max_per_conn);
 		break;
 	case REJ_QUEUE_FULL:
 		early_reply(sl, CODE_EXHAUSTED, REJ_QUEUE_FULL,
@@ -1166,6 +1151,11 @@ conn_release(lm_rpc_server *s, nng_pipe p)
 	return found;
 }
 
+/*
+ * Notes a request received on pipe (from the aio callback): in flight on
+ * its connection until conn_end. A pipe already removed (its entry gone)
+ * is not tracked.
+ */
 /* Restarts e's idle time, unless it is being closed (peer_mtx held). */
 static void
 entry_touch(struct conn_entry *e)
@@ -1185,26 +1175,18 @@ entry_close(struct conn_entry *e)
 	return first;
 }
 
-/*
- * Notes a request received on pipe (from the aio callback): in flight on
- * its connection until conn_end. Returns how many its connection has in
- * flight with it; 0 for a pipe already removed (its entry gone), which is
- * not tracked.
- */
-static unsigned
+static void
 conn_begin(lm_rpc_server *s, uint32_t pipe)
 {
 	struct conn_entry *e;
-	unsigned n = 0;
 
 	pthread_mutex_lock(&s->peer_mtx);
 	if ((e = conn_find(s, pipe)) != NULL) {
-		n = ++e->inflight;
+		e->inflight++;
 		e->big_reply = false;
 		entry_touch(e);
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
-	return n;
 }
 
 /* Marks pipe's connection as being closed (as the idle sweeper does).
@@ -1452,15 +1434,6 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	                      : LM_RPC_DEFAULT_MAX_CONNECTIONS_PER_PEER;
 	if (s->max_per_peer > s->max_conns)
 		s->max_per_peer = s->max_conns;
-	s->max_per_conn = o->max_inflight_per_connection;
-	if (s->max_per_conn == 0) {
-		s->max_per_conn = s->queue_cap + s->nworkers < s->ncontexts
-		                      ? s->queue_cap + s->nworkers
-		                      : s->ncontexts;
-		s->max_per_conn = s->max_per_conn / 2 > 0 ? s->max_per_conn / 2 : 1;
-	}
-	if (s->max_per_conn > s->ncontexts)
-		s->max_per_conn = s->ncontexts;
 	atomic_init(&s->requests_received, 0);
 	pthread_mutex_init(&s->peer_mtx, NULL);
 	s->idle_ms =

@@ -9,9 +9,8 @@
  * service descriptor, decodes the payload with the method's input type,
  * runs the handler, and sends the lunamatch.v1.RpcResponse back on the same
  * context. nng callbacks never block, sleep or free an aio: they only hand
- * work over, answer at once (queue full, draining, request too large, the
- * connection over max_inflight_per_connection), or re-arm the context.
- * See docs/rpc.md for the wire contract.
+ * work over, answer at once (queue full, draining, request too large), or
+ * re-arm the context. See docs/rpc.md for the wire contract.
  *
  * Thread-safety: lm_rpc_server_set_serving, lm_rpc_server_serving and
  * lm_rpc_server_probe may be called from any thread at any time between
@@ -187,15 +186,6 @@ typedef struct lm_rpc_server_opts {
 	 * is never closed as idle. 0 = LM_RPC_DEFAULT_IDLE_TIMEOUT_MS; at
 	 * most LM_RPC_MAX_IDLE_TIMEOUT_MS. */
 	unsigned idle_timeout_ms;
-	/* Requests of one connection in flight at once (received and not yet
-	 * answered: queued, in a handler, held by a commit or being sent);
-	 * one more is answered RESOURCE_EXHAUSTED at once (counted in
-	 * lunamatch_rpc_rejected_total{reason="per_connection"}), so that one
-	 * connection that pipelines requests cannot take every context and
-	 * fill the queue ahead of every other client. 0 = half of contexts or
-	 * of queue_len + workers, whichever is less (at least 1); never more
-	 * than contexts. */
-	unsigned max_inflight_per_connection;
 } lm_rpc_server_opts;
 
 /*

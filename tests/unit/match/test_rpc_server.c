@@ -1140,8 +1140,8 @@ test_metrics_preregistered(void **state)
 	    "RESOURCE_EXHAUSTED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
 	    "UNAUTHENTICATED"};
 	const char *methods[] = {"Check", "GetPosting", "MatchJobs", "unknown"};
-	const char *reasons[] = {"queue_full", "too_large", "draining", "expired",
-	    "bad_request", "per_connection"};
+	const char *reasons[] = {
+	    "queue_full", "too_large", "draining", "expired", "bad_request"};
 
 	server_up(&f, (lm_rpc_server_opts){.contexts = 2, .workers = 1});
 	assert_int_equal(lm_metrics_render(f.m, &text, NULL), LM_OK);
@@ -1430,11 +1430,8 @@ test_concurrent_clients(void **state)
 	pthread_t t[N_THREADS];
 	struct call_arg a[N_THREADS];
 
-	/* The shared client has 32 calls in flight: allowed every context. */
-	server_up(&f, (lm_rpc_server_opts){.contexts = 16,
-	                  .workers = 4,
-	                  .queue_len = 64,
-	                  .max_inflight_per_connection = 16});
+	server_up(
+	    &f, (lm_rpc_server_opts){.contexts = 16, .workers = 4, .queue_len = 64});
 	assert_int_equal(lm_client_open(f.url, NULL, &shared), LM_OK);
 	/* Even threads have their own client, odd ones share one. */
 	for (int i = 0; i < N_THREADS; i++) {
@@ -2021,9 +2018,7 @@ test_peer_not_reading(void **state)
 	protobuf_c_message_pack(&req.base, pl);
 	n = envelope(LM_RPC_METHOD_PREFIX "GetPosting", "flood", 0, pl, plen, 0, &env);
 
-	/* The peer may take every context (max_inflight_per_connection). */
-	server_up(&f, (lm_rpc_server_opts){
-	                  .contexts = 4, .workers = 2, .max_inflight_per_connection = 4});
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2});
 	int fd = raw_peer(f.url, 4096);
 	/* Requests until the server stops taking them (a write blocked for a
 	 * second), at most 2000 (32 MB of replies) or 20 s. */
@@ -2108,157 +2103,6 @@ test_peer_not_reading_big_reply(void **state)
 	server_down(&f);
 	free(big);
 	free(small);
-}
-
-/* Reads exactly n bytes from fd; false on a timeout, an error or EOF. */
-static bool
-read_full(int fd, uint8_t *buf, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = read(fd, buf, n);
-		if (k <= 0)
-			return false;
-		buf += k;
-		n -= (size_t) k;
-	}
-	return true;
-}
-
-/* Reads one reply from a raw_peer (length, nng request id, body) and
- * decodes it; NULL when none came within the socket's receive timeout. */
-static Lunamatch__V1__RpcResponse *
-raw_reply(int fd)
-{
-	uint8_t hdr[12], *body;
-	uint64_t n = 0;
-	Lunamatch__V1__RpcResponse *r;
-
-	if (!read_full(fd, hdr, sizeof(hdr)))
-		return NULL;
-	for (int k = 0; k < 8; k++)
-		n = n << 8 | hdr[k];
-	assert_true(n >= 4 && n < (1u << 20));
-	assert_non_null(body = malloc(n - 4 + 1));
-	assert_true(read_full(fd, body, n - 4));
-	r = lunamatch__v1__rpc_response__unpack(NULL, n - 4, body);
-	free(body);
-	assert_non_null(r);
-	return r;
-}
-
-/* The envelope of a MatchJobs whose handler sleeps sleep_ms; *n gets its
- * size. */
-static uint8_t *
-slow_request(uint32_t sleep_ms, size_t *n)
-{
-	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
-	uint8_t pl[64], *env;
-	size_t plen;
-
-	req.candidate_id = "c1";
-	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
-	req.top_k = sleep_ms;
-	plen = protobuf_c_message_get_packed_size(&req.base);
-	assert_true(plen <= sizeof(pl));
-	protobuf_c_message_pack(&req.base, pl);
-	*n = envelope(
-	    LM_RPC_METHOD_PREFIX "MatchJobs", "greedy", 10000, pl, plen, 0, &env);
-	return env;
-}
-
-/*
- * One connection that pipelines slow requests cannot take the server from
- * the others: beyond max_inflight_per_connection of its requests in
- * flight, the next ones are answered RESOURCE_EXHAUSTED at once (counted
- * as per_connection), and another client's call waits behind at most that
- * many of them. Before, the greedy connection took every context and
- * filled the queue with 200 ms calls, and the other client's call expired
- * behind them.
- */
-static void
-test_connection_inflight_cap(void **state)
-{
-	(void) state;
-	struct fixture f;
-	struct timeval tv = {.tv_sec = 10};
-	char err[LM_RPC_MAX_MESSAGE], *id = NULL;
-	unsigned exhausted = 0;
-	size_t n;
-	uint8_t *env = slow_request(200, &n);
-	lm_client *c;
-
-	server_up(&f, (lm_rpc_server_opts){.contexts = 32,
-	                  .workers = 1,
-	                  .queue_len = 32,
-	                  .max_inflight_per_connection = 2});
-	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
-	int fd = raw_peer(f.url, 1 << 16);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-	atomic_store(&g_matchjobs_running, 0);
-	assert_int_equal(flood(fd, env, n, 60), 60);
-	assert_true(wait_atomic(&g_matchjobs_running, 1, 5000));
-	nng_msleep(50);
-	/* Behind 31 queued calls of 200 ms the deadline of 3 s passes. */
-	assert_int_equal(get_posting(c, "victim", 3000, &id, err, sizeof(err)), OK_);
-	assert_string_equal(id, "victim");
-	free(id);
-	assert_true(rejected(f.m, "per_connection") > 0);
-	/* The greedy connection is told why, with its own answers. */
-	for (unsigned i = 0; i < 60 && exhausted == 0; i++) {
-		Lunamatch__V1__RpcResponse *r = raw_reply(fd);
-		assert_non_null(r);
-		if (r->code == EXHAUSTED_) {
-			assert_non_null(strstr(r->message, "connection"));
-			assert_string_equal(r->request_id, "greedy");
-			exhausted++;
-		} else {
-			assert_int_equal(r->code, OK_);
-		}
-		lunamatch__v1__rpc_response__free_unpacked(r, NULL);
-	}
-	assert_int_equal(exhausted, 1);
-	close(fd);
-	lm_client_close(c);
-	server_down(&f);
-	free(env);
-}
-
-/*
- * By default one connection may have half of what the server can take on
- * at once in flight: of 8 calls it pipelines to a server with 8 contexts
- * and 8 workers, 4 run and 4 are refused.
- */
-static void
-test_connection_inflight_cap_default(void **state)
-{
-	(void) state;
-	struct fixture f;
-	struct timeval tv = {.tv_sec = 10};
-	unsigned exhausted = 0, ok = 0;
-	size_t n;
-	uint8_t *env = slow_request(1000, &n);
-
-	server_up(&f, (lm_rpc_server_opts){.contexts = 8, .workers = 8, .queue_len = 8});
-	int fd = raw_peer(f.url, 1 << 16);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-	atomic_store(&g_matchjobs_calls, 0);
-	assert_int_equal(flood(fd, env, n, 8), 8);
-	for (unsigned i = 0; i < 8; i++) {
-		Lunamatch__V1__RpcResponse *r = raw_reply(fd);
-		assert_non_null(r);
-		if (r->code == EXHAUSTED_)
-			exhausted++;
-		else if (r->code == OK_)
-			ok++;
-		lunamatch__v1__rpc_response__free_unpacked(r, NULL);
-	}
-	assert_int_equal(ok, 4);
-	assert_int_equal(exhausted, 4);
-	assert_int_equal(atomic_load(&g_matchjobs_calls), 4);
-	assert_int_equal(rejected(f.m, "per_connection"), 4);
-	close(fd);
-	server_down(&f);
-	free(env);
 }
 
 /* Appends n copies of the UTF-8 character c to buf (cap bytes with the
@@ -2677,9 +2521,6 @@ main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--dead-listener") == 0)
 		return dead_listener_scenario();
-	/* LMT_TEST_FILTER=test_drain* runs some tests (a cmocka glob). */
-	if (getenv("LMT_TEST_FILTER") != NULL)
-		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_status_paths),
 	    cmocka_unit_test(test_reply_bytes),
@@ -2702,8 +2543,6 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_idle_timeout_spares_waiting_requests),
 	    cmocka_unit_test(test_peer_not_reading),
 	    cmocka_unit_test(test_peer_not_reading_big_reply),
-	    cmocka_unit_test(test_connection_inflight_cap),
-	    cmocka_unit_test(test_connection_inflight_cap_default),
 	    cmocka_unit_test(test_held_reply),
 	    cmocka_unit_test(test_held_replies_to_their_callers),
 	    cmocka_unit_test(test_message_cut_utf8),
