@@ -165,7 +165,7 @@ struct lm_owner {
 	bool woken; /* under mtx */
 
 	_Atomic uint64_t messages, rejected, probes, failures, ahead, rebalances,
-	    deferred, handover, skipped;
+	    deferred, handover;
 	atomic_int joined; /* members subscribed to their topic */
 	atomic_bool failing;
 	atomic_bool caught_up;    /* the ingest group has stored the topics once */
@@ -174,7 +174,6 @@ struct lm_owner {
 	int64_t start_ms;
 
 	lm_counter *m_messages, *m_failures, *m_ahead, *m_deferred, *m_handover;
-	lm_counter *m_skipped;
 };
 
 /* ---- batch ---------------------------------------------------------------- */
@@ -1363,94 +1362,14 @@ failed(lm_owner *ow, const char *what, int rc, int64_t *backoff)
 	    lm_backoff_next(*backoff, LM_OWNER_RETRY_MIN_MS, LM_OWNER_RETRY_MAX_MS);
 }
 
-/* Errors that the same derivation meets again however often it is
- * retried: a damaged or invalid record or change. */
-static bool
-permanent(int rc)
-{
-	return rc == LM_EINVAL || rc == LM_EPARSE || rc == LM_ESCHEMA || rc == LM_E2BIG ||
-	       rc == LM_EINTERNAL;
-}
-
-/* Derives the n changes into the outbox, retried until it succeeds, the
- * owner stops, or it has failed for good (permanent) tries times. Returns
- * LM_OK, LM_ECLOSED or that permanent error. split's counts are those of
- * the last attempt. */
-static int
-derive_changes(struct member *m, const lm_event_change *changes, size_t n,
-    lm_events_split *split, unsigned tries)
-{
-	lm_owner *ow = m->ow;
-	int64_t backoff = LM_OWNER_RETRY_MIN_MS;
-	unsigned failed_for_good = 0;
-	int rc;
-
-	for (unsigned busy = 0; !atomic_load(&ow->stop);) {
-		m->split_err = LM_OK;
-		rc = lm_events_on_owned(
-		    ow->events, ow->idx, changes, n, split, (int64_t) time(NULL));
-		/* A pair left undecided by a store error was not recorded: the
-		 * derivation again offers it (the pairs recorded meanwhile are
-		 * not new any more, so none is announced twice). */
-		if (rc == LM_OK && m->split_err != LM_OK)
-			rc = m->split_err;
-		if (rc == LM_OK)
-			return LM_OK;
-		if (rc == LM_ECLOSED)
-			break;
-		/* The store is ahead of the index for a record the events show
-		 * (a change ingest committed after the batch): the follower
-		 * applies it shortly and wakes us. Only a store that stays ahead
-		 * is a failure. */
-		if (rc == LM_EBUSY && ++busy <= BUSY_RETRIES) {
-			lm_debug(
-			    "owner.derive", "the index is behind the store; retrying");
-			atomic_fetch_add(&ow->ahead, 1);
-			lm_counter_add(ow->m_ahead, 1);
-			wait_slice(ow);
-			continue;
-		}
-		if (permanent(rc) && ++failed_for_good >= tries) {
-			atomic_fetch_add(&ow->failures, 1);
-			lm_counter_add(ow->m_failures, 1);
-			return rc;
-		}
-		failed(ow, "cannot derive the events of the batch", rc, &backoff);
-	}
-	return LM_ECLOSED;
-}
-
-/* Skips the message of change c, whose derivation failed for good with
- * rc: counted and logged with its place; its events are not derived. */
-static void
-skip_change(struct member *m, const lm_event_change *c, int rc)
-{
-	lm_owner *ow = m->ow;
-	const struct item *it = NULL;
-
-	for (size_t i = 0; i < m->n && it == NULL; i++)
-		if (m->batch[i].d.id == c->id)
-			it = &m->batch[i];
-	atomic_fetch_add(&ow->skipped, 1);
-	lm_counter_add(ow->m_skipped, 1);
-	lm_error("owner.skip",
-	    "message at offset %" PRId64 " of partition %d of %s (record %s, "
-	    "version %" PRIu64 ") skipped: its events cannot be derived: %s",
-	    it != NULL ? it->offset : -1, it != NULL ? (int) it->partition : -1, m->topic,
-	    c->id, c->version, lm_strerror(rc));
-}
-
 /* Derives the batch into the outbox; retried until it succeeds or the
- * owner stops. A batch that fails for good LM_OWNER_PERMANENT_TRIES times
- * is derived record by record, and each record whose derivation still
- * fails for good is skipped (skip_change), so that one damaged record
- * does not hold its partitions for ever. Returns LM_OK or LM_ECLOSED. */
+ * owner stops. Returns LM_OK or LM_ECLOSED. */
 static int
 derive(struct member *m, lm_events_split *split)
 {
 	lm_owner *ow = m->ow;
-	lm_events_split one;
-	size_t nc = 0, announced = 0, deferred = 0;
+	size_t nc = 0;
+	int64_t backoff = LM_OWNER_RETRY_MIN_MS;
 	int rc;
 
 	for (size_t i = 0; i < m->n; i++) {
@@ -1466,30 +1385,36 @@ derive(struct member *m, lm_events_split *split)
 		    .is_new = d->action == LM_INGEST_PUT && d->version <= 1,
 		};
 	}
-	rc = derive_changes(m, m->changes, nc, split, LM_OWNER_PERMANENT_TRIES);
-	if (rc == LM_OK || rc == LM_ECLOSED) {
-		if (rc == LM_OK)
+	for (unsigned busy = 0; !atomic_load(&ow->stop);) {
+		m->split_err = LM_OK;
+		rc = lm_events_on_owned(
+		    ow->events, ow->idx, m->changes, nc, split, (int64_t) time(NULL));
+		/* A pair left undecided by a store error was not recorded: the
+		 * derivation again offers it (the pairs recorded meanwhile are
+		 * not new any more, so none is announced twice). */
+		if (rc == LM_OK && m->split_err != LM_OK)
+			rc = m->split_err;
+		if (rc == LM_OK) {
 			atomic_store(&ow->failing, false);
-		return rc;
-	}
-	lm_warn("owner.derive",
-	    "the events of a batch of %zu messages cannot be derived: %s; deriving "
-	    "its records one by one",
-	    m->n, lm_strerror(rc));
-	for (size_t i = 0; i < nc; i++) {
-		one = *split;
-		rc = derive_changes(m, &m->changes[i], 1, &one, 1);
+			return LM_OK;
+		}
 		if (rc == LM_ECLOSED)
-			return rc;
-		announced += one.announced;
-		deferred += one.deferred;
-		if (rc != LM_OK)
-			skip_change(m, &m->changes[i], rc);
+			break;
+		/* The store is ahead of the index for a record the events show
+		 * (a change ingest committed after the batch): the follower
+		 * applies it shortly and wakes us. Only a store that stays ahead
+		 * is a failure. */
+		if (rc == LM_EBUSY && ++busy <= BUSY_RETRIES) {
+			lm_debug(
+			    "owner.derive", "the index is behind the store; retrying");
+			atomic_fetch_add(&ow->ahead, 1);
+			lm_counter_add(ow->m_ahead, 1);
+			wait_slice(ow);
+			continue;
+		}
+		failed(ow, "cannot derive the events of the batch", rc, &backoff);
 	}
-	split->announced = announced;
-	split->deferred = deferred;
-	atomic_store(&ow->failing, false);
-	return LM_OK;
+	return LM_ECLOSED;
 }
 
 /* Commits the offsets after every message of the batch (clearing its
@@ -2117,8 +2042,7 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		    NULL);
 		ow->m_failures = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_derive_failures_total",
-		    "Failed derivations of owned messages into the outbox (retried; see "
-		    "lunamatch_events_derive_skipped_total)",
+		    "Failed derivations of owned messages into the outbox (each retried)",
 		    NULL);
 		ow->m_ahead = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_derive_store_ahead_total",
@@ -2135,12 +2059,6 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		    "Pairs announced from messages that may have been derived before: "
 		    "a previous owner's claim, or a commit that did not land (each "
 		    "may repeat an event)",
-		    NULL);
-		ow->m_skipped = lm_metrics_counter(o->metrics,
-		    "lunamatch_events_derive_skipped_total",
-		    "Messages of owned partitions skipped because their derivation "
-		    "failed for good (a damaged or invalid record): their events are "
-		    "not derived",
 		    NULL);
 	}
 	*out = ow;
@@ -2222,7 +2140,6 @@ lm_owner_stats_get(lm_owner *ow, lm_owner_stats *out)
 	out->rebalances = atomic_load(&ow->rebalances);
 	out->deferred = atomic_load(&ow->deferred);
 	out->handover = atomic_load(&ow->handover);
-	out->skipped = atomic_load(&ow->skipped);
 	out->partitions =
 	    atomic_load(&ow->mem[0].partitions) + atomic_load(&ow->mem[1].partitions);
 	out->joined = atomic_load(&ow->joined);

@@ -83,11 +83,6 @@ extern "C" {
 /* Pauses before a failed derivation is retried: the first, the longest. */
 #define LM_OWNER_RETRY_MIN_MS 100
 #define LM_OWNER_RETRY_MAX_MS 5000
-/* Attempts at a batch whose derivation fails for good (a damaged or
- * invalid record: LM_EINVAL, LM_EPARSE, LM_ESCHEMA, LM_E2BIG,
- * LM_EINTERNAL) before its records are derived one by one and those that
- * still fail are skipped (see docs/events.md). */
-#define LM_OWNER_PERMANENT_TRIES 3
 
 typedef struct lm_owner_opts {
 	const char *brokers;         /* required */
@@ -139,8 +134,6 @@ typedef struct lm_owner_stats {
 	uint64_t rebalances; /* partition assignments received */
 	uint64_t deferred;   /* new pairs left to the other record's owner */
 	uint64_t handover;   /* pairs announced from a previous owner's claim */
-	uint64_t skipped;    /* messages whose derivation failed for good: their
-	                        events are not derived (owner.skip is logged) */
 	int partitions;      /* partitions owned now */
 	int joined;          /* members in the events group: 2 once joined, 0 while
 	                        ingest catches up; 1 when a subscribe failed

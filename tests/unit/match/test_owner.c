@@ -735,43 +735,6 @@ test_outbox_fails(void **state)
 	assert_int_equal(stats(R0->owner).handover, 0);
 }
 
-/*
- * A derivation that fails for good (a damaged or invalid record: here
- * every outbox write fails with LM_ESCHEMA, through the events' fault
- * seam) is not retried for ever: after LM_OWNER_PERMANENT_TRIES attempts
- * the batch's records are derived one by one, each one that still fails
- * for good is skipped and counted, and the batch is committed. The
- * messages after it are derived as usual.
- */
-static void
-test_permanent_failure_skipped(void **state)
-{
-	(void) state;
-	start_r0();
-	atomic_store(&G.outbox_fault, LM_ESCHEMA);
-	seed_pair();
-	assert_true(wait_messages(R0->owner, 2));
-	assert_int_equal(stats(R0->owner).skipped, 2);
-	assert_true(stats(R0->owner).failures >= 2 * LM_OWNER_PERMANENT_TRIES);
-	assert_false(stats(R0->owner).failing);
-	assert_int_equal(enqueued(), 0);
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
-	     (committed(POSTINGS) != 1 || committed(PROFILES) != 1) &&
-	     lm_clock_ms() < end;)
-		lmt_sleep_ms(50);
-	assert_int_equal(committed(POSTINGS), 1);
-	assert_int_equal(committed(PROFILES), 1);
-
-	/* The outbox takes writes again: the next message derives. */
-	atomic_store(&G.outbox_fault, LM_OK);
-	produce_record(false, LEAD, 2);
-	ingest_put(false, LEAD, 2);
-	ingest_commit(PROFILES, 2);
-	assert_true(wait_messages(R0->owner, 3));
-	assert_true(enqueued() >= 1);
-	assert_int_equal(stats(R0->owner).skipped, 2);
-}
-
 /* An owner derived the lead, claimed the seed posting with the lead in
  * its cut, and died: the next owner derives the posting again, and the
  * pair it announces is counted as a hand-over. With refuse_cut the new
@@ -1413,8 +1376,6 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cut_commit_unknown_counted, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_permanent_failure_skipped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_handover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_handover_claim_taken_back, setup, teardown),
@@ -1431,8 +1392,5 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_interrupted_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};
-	/* LMT_TEST_FILTER=test_handover runs one test (a cmocka glob). */
-	if (getenv("LMT_TEST_FILTER") != NULL)
-		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
