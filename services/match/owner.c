@@ -168,12 +168,17 @@ struct lm_owner {
 	    deferred, handover;
 	atomic_int joined; /* members subscribed to their topic */
 	atomic_bool failing;
-	atomic_bool caught_up;    /* the ingest group has stored the topics once */
+	atomic_bool caught_up; /* the ingest group has stored the topics once */
+	atomic_bool refused;   /* the store's positions come from another
+	                          topic or cluster: not joining (sources_ok) */
+	/* The postings member's: what the last owner.source refused. */
+	char refusal[32 + LM_INGEST_TOPIC_MAX + LM_INGEST_CLUSTER_MAX];
 	atomic_uint fail_decides; /* lm_owner_fail_decides */
 	atomic_size_t held_peak;  /* the most bytes a member held at once */
 	int64_t start_ms;
 
 	lm_counter *m_messages, *m_failures, *m_ahead, *m_deferred, *m_handover;
+	lm_gauge *m_refused;
 };
 
 /* ---- batch ---------------------------------------------------------------- */
@@ -1778,7 +1783,10 @@ ends_commit(struct member *m)
  * as its catch-up lasts. Waiting to join leaves its share of partitions to
  * the replicas that can derive them now. Only the postings member asks the
  * broker (one round trip per CATCHUP_PROBE_MS); the profiles member waits
- * for its answer. Returns false when stopped first.
+ * for its answer. At every round, and once more with the cluster's id
+ * before both join, the postings member also checks that the store's
+ * positions come from this owner's topics and cluster (sources_ok):
+ * neither member joins until they do. Returns false when stopped first.
  */
 static int
 ends_of(lm_owner *ow, const char *topic, int n, int64_t *need)
@@ -1795,6 +1803,92 @@ ends_of(lm_owner *ow, const char *topic, int n, int64_t *need)
 		need[p] = hi > lo ? hi : 0;
 	}
 	return LM_OK;
+}
+
+/*
+ * Whether the store's positions of both kinds come from the topics this
+ * owner reads, on the cluster its brokers are of (lm_ingest_source_get,
+ * which ingest writes in every batch): a position names neither, and the
+ * owner compares positions with its own topics' offsets and claims, so
+ * those of another log would have pairs announced twice or never. A kind
+ * without a source (a store from before sources were kept, or one ingest
+ * has not written to yet) is not compared, nor is the cluster while its id
+ * is not known (the brokers give none, or none within wait_ms). Otherwise
+ * sets ow->refused and logs owner.source, once per source refused; a
+ * source that cannot be read refuses too. The postings member's thread
+ * only.
+ */
+static bool
+sources_ok(struct member *m, int wait_ms)
+{
+	static const char *const topic_var[2] = {
+	    "LUNAMATCH_TOPIC_POSTINGS", "LUNAMATCH_TOPIC_PROFILES"};
+	lm_owner *ow = m->ow;
+	char why[1024] = "", key[sizeof(ow->refusal)] = "";
+	char cluster[LM_INGEST_CLUSTER_MAX + 1] = "";
+	char *id = rd_kafka_clusterid(m->rk, wait_ms);
+
+	if (id != NULL) {
+		snprintf(cluster, sizeof(cluster), "%s", id);
+		rd_kafka_mem_free(m->rk, id);
+	}
+	for (int i = 0; i < 2 && key[0] == '\0'; i++) {
+		lm_kind k = i == 0 ? LM_KIND_POSTING : LM_KIND_PROFILE;
+		const char *topic = i == 0 ? ow->topic_postings : ow->topic_profiles;
+		lm_ingest_source src;
+		int rc = lm_ingest_source_get(ow->store, k, &src);
+		bool topic_differs;
+
+		if (rc == LM_ENOENT)
+			continue;
+		if (rc != LM_OK) {
+			snprintf(
+			    key, sizeof(key), "%s: %s", lm_kind_name(k), lm_strerror(rc));
+			snprintf(why, sizeof(why),
+			    "cannot read where the store's %s positions come "
+			    "from: %s; not joining the events group",
+			    lm_kind_name(k), lm_strerror(rc));
+			continue;
+		}
+		topic_differs = strcmp(src.topic, topic) != 0;
+		if (!topic_differs && (src.cluster[0] == '\0' || cluster[0] == '\0' ||
+		                          strcmp(src.cluster, cluster) == 0))
+			continue;
+		snprintf(key, sizeof(key), "%s %s %s %" PRIu32, lm_kind_name(k),
+		    src.topic, src.cluster, src.epoch);
+		snprintf(why, sizeof(why),
+		    "the store's %s positions come from topic %s%s%s at epoch %" PRIu32
+		    " (what this replica's ingest reads), and match reads topic %s "
+		    "(%s)%s%s (LUNAMATCH_BROKERS): its events would announce pairs "
+		    "twice or never. Not joining the events group until they are the "
+		    "same: point match's %s at the %s ingest reads, or finish moving "
+		    "ingest (docs/events.md)",
+		    lm_kind_name(k), src.topic,
+		    src.cluster[0] != '\0' ? " of cluster " : "", src.cluster, src.epoch,
+		    topic, topic_var[i],
+		    cluster[0] != '\0' ? " of cluster " : " on the brokers", cluster,
+		    topic_differs ? topic_var[i] : "LUNAMATCH_BROKERS",
+		    topic_differs ? "topic" : "cluster");
+	}
+	if (key[0] == '\0') {
+		if (atomic_exchange(&ow->refused, false)) {
+			lm_info("owner.source",
+			    "the store's positions come from %s and %s%s%s now: joining "
+			    "the events group",
+			    ow->topic_postings, ow->topic_profiles,
+			    cluster[0] != '\0' ? " of cluster " : "", cluster);
+			lm_gauge_set(ow->m_refused, 0);
+		}
+		ow->refusal[0] = '\0';
+		return true;
+	}
+	atomic_store(&ow->refused, true);
+	lm_gauge_set(ow->m_refused, 1);
+	if (strcmp(key, ow->refusal) != 0) {
+		lm_error("owner.source", "%s", why);
+		memcpy(ow->refusal, key, sizeof(key));
+	}
+	return false;
 }
 
 static bool
@@ -1818,6 +1912,11 @@ wait_caught_up(struct member *m)
 			continue;
 		}
 		next = lm_clock_ms() + CATCHUP_PROBE_MS;
+		/* Another source keeps the owner out, asked again until it is
+		 * its own (its catch-up may never end meanwhile: ingest reads
+		 * other topics). */
+		if (!sources_ok(m, 0))
+			continue;
 		if (n[0] < 0 || n[1] < 0) {
 			/* mem[1]'s other topic is postings, mem[0]'s profiles. */
 			n[0] = other_partitions(&ow->mem[1]);
@@ -1833,6 +1932,10 @@ wait_caught_up(struct member *m)
 		while (t < 2 && committed_at_least(ow->probe, topic[t], n[t], need[t],
 		                    &behind, "ingest group"))
 			t++;
+		/* Once more with the cluster's id, waited for: the brokers
+		 * answered, so it is known unless they give none. */
+		if (t == 2 && !sources_ok(m, CALL_TIMEOUT))
+			continue;
 		if (t == 2) {
 			if (!atomic_exchange(&ow->caught_up, true))
 				lm_info("owner.catchup",
@@ -2060,6 +2163,12 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		    "a previous owner's claim, or a commit that did not land (each "
 		    "may repeat an event)",
 		    NULL);
+		ow->m_refused = lm_metrics_gauge(o->metrics,
+		    "lunamatch_events_owner_source_refused",
+		    "1 while the store's positions come from another topic or cluster "
+		    "than match reads: this replica stays out of the events group "
+		    "(owner.source)",
+		    NULL);
 	}
 	*out = ow;
 	return LM_OK;
@@ -2144,5 +2253,6 @@ lm_owner_stats_get(lm_owner *ow, lm_owner_stats *out)
 	    atomic_load(&ow->mem[0].partitions) + atomic_load(&ow->mem[1].partitions);
 	out->joined = atomic_load(&ow->joined);
 	out->failing = atomic_load(&ow->failing);
+	out->refused = atomic_load(&ow->refused);
 	out->held_peak = atomic_load(&ow->held_peak);
 }

@@ -48,6 +48,16 @@
  * no offsets yet starts at the beginning of the topics (a new deployment:
  * every record is new to subscribers).
  *
+ * Positions name neither a topic nor a cluster: they compare with the
+ * owner's offsets only when the store was written from the topics it reads
+ * on the cluster its brokers are of. Ingest records that source per kind
+ * (lm_ingest_source_get); while the store's source of either kind is
+ * another topic or cluster (a misconfiguration, a move half done), the
+ * owner does not join the events group: owner.source says what differs,
+ * lm_owner_stats.refused (lunamatch_events_owner_source_refused) shows it,
+ * the other replicas derive the events, and it joins once the source is its
+ * own. A store without a source is accepted.
+ *
  * Threads: two of its own (lm_owner_start), one per topic, each a member
  * of the shared group that polls its consumer and derives; the postings
  * one may wait for the profiles one. lm_owner_wake and lm_owner_stats_get
@@ -107,11 +117,13 @@ typedef struct lm_owner lm_owner;
 int lm_owner_new(const lm_owner_opts *o, lm_owner **out);
 
 /* Starts the threads: each waits until this replica's ingest group has
- * stored what the topics held at the start (see "joining" in owner.c), then
- * joins the group and derives. Returns LM_OK, LM_EINVAL (already started) or
- * an errno-derived code. A member that cannot subscribe when its wait ends
- * logs owner.subscribe and stays out of the group (the other replicas take
- * its partitions); lm_owner_stats.joined shows it. */
+ * stored what the topics held at the start (see "joining" in owner.c) and
+ * the store's positions come from the owner's topics and cluster (as
+ * above), then joins the group and derives. Returns LM_OK, LM_EINVAL
+ * (already started) or an errno-derived code. A member that cannot
+ * subscribe when its wait ends logs owner.subscribe and stays out of the
+ * group (the other replicas take its partitions); lm_owner_stats.joined
+ * shows it. */
 int lm_owner_start(lm_owner *ow);
 
 /* The index moved (the follower's on_applied): a message waiting for it is
@@ -136,9 +148,13 @@ typedef struct lm_owner_stats {
 	uint64_t handover;   /* pairs announced from a previous owner's claim */
 	int partitions;      /* partitions owned now */
 	int joined;          /* members in the events group: 2 once joined, 0 while
-	                        ingest catches up; 1 when a subscribe failed
-	                        (owner.subscribe is logged) */
+	                        ingest catches up or the source is refused; 1
+	                        when a subscribe failed (owner.subscribe is
+	                        logged) */
 	bool failing;        /* the last derivation failed and is being retried */
+	bool refused;        /* the store's positions come from another topic or
+	                        cluster than the owner reads: it stays out of the
+	                        group (owner.source is logged) */
 	uint64_t held_peak;  /* the most bytes of messages a member held at once
 	                        for its next batch (LM_OWNER_HELD_BYTES_MAX) */
 } lm_owner_stats;

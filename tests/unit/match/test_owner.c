@@ -36,7 +36,11 @@
  *    could not be applied to (out of memory, through the owner's failure
  *    point);
  *  - stops collecting, its batch uncommitted, once the events are
- *    interrupted.
+ *    interrupted;
+ *  - stays out of the events group while the store's positions come from
+ *    another topic or another cluster (a second mock cluster) than it
+ *    reads, and joins once they come from its own; a store without a
+ *    source is accepted.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -103,6 +107,7 @@ struct replica {
 static struct {
 	rd_kafka_t *mock_rk;
 	rd_kafka_mock_cluster_t *mock;
+	rd_kafka_mock_cluster_t *mock2; /* another cluster, when a test makes one */
 	const char *brokers;
 	rd_kafka_t *producer;
 	lmt_records recs;
@@ -226,6 +231,8 @@ teardown(void **state)
 		replica_close(&G.r[i]);
 	lmt_records_close(&G.recs);
 	rd_kafka_destroy(G.producer);
+	if (G.mock2 != NULL)
+		rd_kafka_mock_cluster_destroy(G.mock2);
 	rd_kafka_mock_cluster_destroy(G.mock);
 	rd_kafka_destroy(G.mock_rk);
 	return 0;
@@ -1303,6 +1310,145 @@ test_old_epoch(void **state)
 	assert_false(stats(R0->owner).failing);
 }
 
+/* The id of the Kafka cluster at brokers, into id (LM_INGEST_CLUSTER_MAX
+ * bytes at most, as a store keeps it). */
+static void
+cluster_id(const char *brokers, char *id)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *rk;
+	char err[256], *cid;
+
+	assert_int_equal(
+	    lm_kafka_conf(brokers, "test-cluster-id", &conf, err, sizeof(err)), LM_OK);
+	assert_non_null(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
+	assert_non_null(cid = rd_kafka_clusterid(rk, WAIT_MS));
+	snprintf(id, LM_INGEST_CLUSTER_MAX + 1, "%s", cid);
+	rd_kafka_mem_free(rk, cid);
+	rd_kafka_destroy(rk);
+}
+
+/* Records, as ingest's batches do, that the store's positions of kind k
+ * come from topic of cluster (epoch 0). */
+static void
+store_source(lm_kind k, const char *topic, const char *cluster)
+{
+	lm_ingest_source src;
+	lm_store_txn *t = NULL;
+
+	memset(&src, 0, sizeof(src));
+	snprintf(src.topic, sizeof(src.topic), "%s", topic);
+	snprintf(src.cluster, sizeof(src.cluster), "%s", cluster);
+	assert_int_equal(lm_store_begin(R0->store, &t), LM_OK);
+	assert_int_equal(lm_ingest_source_put(t, k, &src), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+}
+
+/* Starts R0's follower and owner; true once the owner holds both topics'
+ * partitions, false when it has not after ms. */
+static bool
+start_r0_within(int64_t ms)
+{
+	R0->owner = new_owner(R0);
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
+	for (int64_t end = lm_clock_ms() + ms;
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	return stats(R0->owner).partitions == 2;
+}
+
+/* Starts R0's owner, which refuses the store's source and stays out of the
+ * events group: after longer than a join takes it owns nothing and has
+ * derived and committed nothing. */
+static void
+assert_stays_out(void)
+{
+	assert_false(start_r0_within(6000));
+	assert_true(stats(R0->owner).refused);
+	assert_int_equal(stats(R0->owner).joined, 0);
+	assert_int_equal(stats(R0->owner).messages, 0);
+	assert_int_equal(enqueued(), 0);
+	assert_true(committed(POSTINGS) < 0);
+}
+
+/* Once the store's source is its own, the refused owner joins and derives
+ * the seed pair. */
+static void
+assert_joins(void)
+{
+	for (int64_t end = lm_clock_ms() + JOIN_MS;
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(stats(R0->owner).partitions, 2);
+	assert_int_equal(stats(R0->owner).joined, 2);
+	assert_false(stats(R0->owner).refused);
+	assert_true(wait_messages(R0->owner, 2));
+	assert_true(enqueued() >= 1);
+}
+
+/*
+ * The store's posting positions come from another topic than the one the
+ * owner reads (LUNAMATCH_TOPIC_POSTINGS of ingest and of match differ): the
+ * owner would compare them with its own topic's offsets and claims, and
+ * announce pairs twice or never. It stays out of the events group, and
+ * joins once the store's source is its topic (ingest reads it).
+ */
+static void
+test_source_topic(void **state)
+{
+	char id[LM_INGEST_CLUSTER_MAX + 1];
+	(void) state;
+
+	cluster_id(G.brokers, id);
+	store_source(LM_KIND_POSTING, "test.postings.old", id);
+	store_source(LM_KIND_PROFILE, PROFILES, id);
+	seed_pair();
+	assert_stays_out();
+
+	store_source(LM_KIND_POSTING, POSTINGS, id);
+	assert_joins();
+}
+
+/*
+ * The store was written from topics of the same names on another cluster
+ * (LUNAMATCH_BROKERS of ingest and of match differ, a move half done): the
+ * positions are the other cluster's offsets. The owner stays out of the
+ * events group, and joins once the store's source is its cluster.
+ */
+static void
+test_source_cluster(void **state)
+{
+	char id[LM_INGEST_CLUSTER_MAX + 1], other[LM_INGEST_CLUSTER_MAX + 1];
+	(void) state;
+
+	assert_non_null(G.mock2 = rd_kafka_mock_cluster_new(G.mock_rk, 1));
+	cluster_id(rd_kafka_mock_cluster_bootstraps(G.mock2), other);
+	cluster_id(G.brokers, id);
+	assert_string_not_equal(id, other);
+	store_source(LM_KIND_POSTING, POSTINGS, other);
+	store_source(LM_KIND_PROFILE, PROFILES, other);
+	seed_pair();
+	assert_stays_out();
+
+	store_source(LM_KIND_POSTING, POSTINGS, id);
+	store_source(LM_KIND_PROFILE, PROFILES, id);
+	assert_joins();
+}
+
+/*
+ * A store that keeps no source (written before sources were kept, or
+ * before ingest ran) is accepted: the owner joins at once.
+ */
+static void
+test_source_none(void **state)
+{
+	(void) state;
+	seed_pair();
+	assert_true(start_r0_within(JOIN_MS));
+	assert_joins();
+}
+
 /*
  * The events interrupted while the owner runs (shutdown does so before it
  * frees the owner): a derivation answers LM_ECLOSED, the batch is left
@@ -1389,6 +1535,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_replay_asks_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_join_after_catchup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_old_epoch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_source_topic, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_source_cluster, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_source_none, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_interrupted_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};
