@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_READER_NP */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -249,6 +250,15 @@ decode_val(const MDB_val *v, struct rec *r)
 		r->pos.epoch = lm_lmdb_get_be32(p + VAL_HDR);
 		r->pos.partition = (int32_t) lm_lmdb_get_be32(p + VAL_HDR + 4);
 		r->pos.offset = (int64_t) lm_lmdb_get_be64(p + VAL_HDR + 8);
+		/* Writes refuse these (lm_store_put_at), and readers index
+		 * arrays by the partition. */
+		if (r->pos.partition < 0 || r->pos.offset < 0) {
+			lm_error("store.corrupt",
+			    "record value with a bad position (partition %" PRId32
+			    ", offset %" PRId64 ")",
+			    r->pos.partition, r->pos.offset);
+			return LM_ESTORE;
+		}
 	}
 	r->bytes = p + hdr;
 	r->len = v->mv_size - hdr;

@@ -1782,6 +1782,55 @@ test_trim_damaged(void **state)
 }
 
 /*
+ * A stored position is at a partition and an offset that are not negative
+ * (lm_store_put_at refuses others), and readers index arrays by the
+ * partition: a value whose position says otherwise is damaged, refused as
+ * a damaged value is, not handed out.
+ */
+static void
+test_damaged_position(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-damaged-pos");
+	lm_store *s = open_store(dir, 0, 0);
+	lm_store_pos pos = {1, 2, 3}, got;
+	unsigned char val[64];
+	uint64_t version = 0;
+	bool has = false;
+	lm_store_txn *t;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {2, (void *) "p1"}, v;
+
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(
+	    lm_store_put_at(t, LM_KIND_POSTING, "p1", 1, "x", 1, &pos), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	lm_store_close(s);
+	/* The same value with the partition's sign bit set. */
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "postings", 0, &dbi), 0);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	assert_true(v.mv_size <= sizeof(val) && v.mv_size >= 10 + 16);
+	memcpy(val, v.mv_data, v.mv_size);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	val[10 + 4] |= 0x80; /* after the header and the epoch */
+	raw_put_n(dir, "postings", "p1", 2, val, v.mv_size);
+
+	s = open_store(dir, 0, 0);
+	assert_int_equal(
+	    lm_store_get_pos(s, LM_KIND_POSTING, "p1", &version, &got, &has), LM_ESTORE);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/*
  * A damaged first key of the change log (a foreign writer's; the next trim
  * removes it) does not hide trimmed entries: a reader behind them still
  * gets LM_EGONE, and one at the trim reads on.
@@ -1992,6 +2041,7 @@ main(void)
 	    cmocka_unit_test(test_trim_reader_time),
 	    cmocka_unit_test(test_trim_damaged_keys),
 	    cmocka_unit_test(test_changes_gone_damaged_first),
+	    cmocka_unit_test(test_damaged_position),
 	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
 	    cmocka_unit_test(test_map_growth),
