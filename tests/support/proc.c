@@ -472,6 +472,29 @@ done:
 /* ---- asserting helpers ---------------------------------------------------- */
 
 lmt_run_result
+lmt_run_cli(const char *cmd, const char *const args[], const char *opt, const char *val,
+    const char *stderr_path, int timeout_ms)
+{
+	const char *argv[LMT_RUN_CLI_ARGS + 4]; /* the program, opt, val, NULL */
+	size_t n = 0;
+
+	argv[n++] = lmt_bin("lunamatch");
+	if (cmd != NULL)
+		argv[n++] = cmd;
+	for (size_t i = 0; args[i] != NULL; i++) {
+		if (n > LMT_RUN_CLI_ARGS)
+			fail_msg("lmt_run_cli: more than %d arguments", LMT_RUN_CLI_ARGS);
+		argv[n++] = args[i];
+	}
+	if (opt != NULL) {
+		argv[n++] = opt;
+		argv[n++] = val;
+	}
+	argv[n] = NULL;
+	return lmt_run(argv, NULL, stderr_path, timeout_ms);
+}
+
+lmt_run_result
 lmt_run(const char *const argv[], const char *const env[], const char *stderr_path,
     int timeout_ms)
 {

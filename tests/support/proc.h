@@ -113,6 +113,18 @@ lmt_run_result lmt_run(const char *const argv[], const char *const env[],
 /* Frees out and err and zeroes r. */
 void lmt_run_result_free(lmt_run_result *r);
 
+/* Most arguments lmt_run_cli passes. */
+#define LMT_RUN_CLI_ARGS 30
+
+/*
+ * lmt_run of `lunamatch [cmd] args... [opt val]` (the tool in
+ * LUNAMATCH_BIN_DIR; cmd and opt may be NULL; args NULL-terminated), with
+ * stderr through stderr_path. More than LMT_RUN_CLI_ARGS arguments before
+ * opt fail the test.
+ */
+lmt_run_result lmt_run_cli(const char *cmd, const char *const args[], const char *opt,
+    const char *val, const char *stderr_path, int timeout_ms);
+
 /* Sends SIGTERM to *p, asserts that it exits with status 0 within
  * timeout_ms, frees it and sets *p to NULL. */
 void lmt_proc_stop(lmt_proc **p, int timeout_ms);

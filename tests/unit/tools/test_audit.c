@@ -35,19 +35,10 @@ LMT_TMPDIR_FIXTURES("tools-audit")
 static lmt_run_result
 run_audit(const char *const args[])
 {
-	const char *argv[32];
 	char err[4200];
-	size_t n = 0;
 
-	argv[n++] = lmt_bin("lunamatch");
-	argv[n++] = "audit";
-	for (size_t i = 0; args[i] != NULL; i++) {
-		assert_true(n < 31);
-		argv[n++] = args[i];
-	}
-	argv[n] = NULL;
 	snprintf(err, sizeof(err), "%s/audit.err", dir);
-	return lmt_run(argv, NULL, err, RUN_MS);
+	return lmt_run_cli("audit", args, NULL, NULL, err, RUN_MS);
 }
 
 /* The JSON report of a run that must succeed. */

@@ -92,20 +92,10 @@ teardown(void **state)
 static lmt_run_result
 run_cli(const char *const args[])
 {
-	const char *argv[16];
 	char err[600];
-	size_t n = 0;
 
 	snprintf(err, sizeof(err), "%s/cli.err", dir);
-	argv[n++] = lmt_bin("lunamatch");
-	for (size_t i = 0; args[i] != NULL; i++) {
-		assert_true(n < 12);
-		argv[n++] = args[i];
-	}
-	argv[n++] = "--url";
-	argv[n++] = S.url;
-	argv[n] = NULL;
-	return lmt_run(argv, NULL, err, RUN_MS);
+	return lmt_run_cli(NULL, args, "--url", S.url, err, RUN_MS);
 }
 
 /*

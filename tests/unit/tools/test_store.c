@@ -27,22 +27,11 @@ LMT_TMPDIR_FIXTURES("tools-store")
 static lmt_run_result
 run_store(const char *const args[])
 {
-	const char *argv[16];
 	char data[600], err[600];
-	size_t n = 0;
 
 	snprintf(data, sizeof(data), "%s/data", dir);
 	snprintf(err, sizeof(err), "%s/store.err", dir);
-	argv[n++] = lmt_bin("lunamatch");
-	argv[n++] = "store";
-	for (size_t i = 0; args[i] != NULL; i++) {
-		assert_true(n < 12);
-		argv[n++] = args[i];
-	}
-	argv[n++] = "--data-dir";
-	argv[n++] = data;
-	argv[n] = NULL;
-	return lmt_run(argv, NULL, err, RUN_MS);
+	return lmt_run_cli("store", args, "--data-dir", data, err, RUN_MS);
 }
 
 /*
