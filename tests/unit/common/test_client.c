@@ -21,6 +21,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "lmtest.h"
+#include "proc.h"
 #include "lunamatch/client.h"
 #include "lunamatch/error.h"
 #include "lunamatch/pb.h"
@@ -1075,14 +1076,15 @@ test_client_answer_memory_bounded(void **state)
 	struct fixed_peer p;
 	lm_client *c = NULL;
 	lm_client_opts o = {.default_timeout_ms = 10000};
-	char err[512];
+	char err[512], url[64];
 	int status = -1;
 
 	/* The densest legitimate answer. */
 	Lunamatch__V1__MatchJobsResponse *dense = densest_answer();
-	fixed_peer_up(&p, "tcp://127.0.0.1:41801", &dense->base);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", lmt_free_port());
+	fixed_peer_up(&p, url, &dense->base);
 	lunamatch__v1__match_jobs_response__free_unpacked(dense, NULL);
-	assert_int_equal(lm_client_open("tcp://127.0.0.1:41801", &o, &c), LM_OK);
+	assert_int_equal(lm_client_open(url, &o, &c), LM_OK);
 	Lunamatch__V1__MatchJobsRequest mreq = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 	Lunamatch__V1__MatchJobsResponse *mresp = NULL;
 	mreq.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
@@ -1111,9 +1113,10 @@ test_client_answer_memory_bounded(void **state)
 	jp.n_skills = n;
 	jp.skills = skills;
 	gr.posting = &jp;
-	fixed_peer_up(&p, "tcp://127.0.0.1:41802", &gr.base);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", lmt_free_port());
+	fixed_peer_up(&p, url, &gr.base);
 	free(skills);
-	assert_int_equal(lm_client_open("tcp://127.0.0.1:41802", &o, &c), LM_OK);
+	assert_int_equal(lm_client_open(url, &o, &c), LM_OK);
 	Lunamatch__V1__GetPostingRequest greq = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
 	Lunamatch__V1__GetPostingResponse *gresp = NULL;
 	greq.id = "j";
