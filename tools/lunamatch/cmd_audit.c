@@ -50,6 +50,7 @@
 #include "fairness.h"
 #include "lunamatch/error.h"
 #include "lunamatch/record.h"
+#include "source.h"
 
 #define CMD "audit"
 
@@ -174,15 +175,6 @@ struct ranking {
 	int64_t as_of;
 };
 
-/* What computed the rankings, over all of them. */
-struct source {
-	size_t recorded;   /* rankings with a model version */
-	const char *model; /* the first model version */
-	size_t nmodels;    /* distinct model versions */
-	uint64_t seq_min, seq_max;
-	int64_t as_of_min, as_of_max;
-};
-
 struct audit {
 	struct person *people;
 	size_t npeople;
@@ -192,6 +184,7 @@ struct audit {
 	bool no_intersection; /* its categories exceed AUDIT_CATS_MAX: left out */
 	struct ranking *rankings;
 	size_t nrankings;
+	lm_cli_source src; /* what computed the rankings, over all of them */
 	/* Per run. */
 	size_t top;
 	bool median;
@@ -491,10 +484,16 @@ add_ranked(struct ranking *r, const char *id, double score)
 	return 0;
 }
 
-/* Records what computed r: model (NULL or "" = not recorded). */
+/* Records what computed r, the last ranking of a: model (NULL or "" = not
+ * recorded). */
 static int
-set_source(struct ranking *r, const char *model, uint64_t seq, int64_t as_of)
+set_source(
+    struct audit *a, struct ranking *r, const char *model, uint64_t seq, int64_t as_of)
 {
+	if (lm_cli_source_add(&a->src, model, seq, as_of) != LM_OK) {
+		lm_cli_error(CMD, "out of memory");
+		return -1;
+	}
 	if (model == NULL || model[0] == '\0')
 		return 0;
 	if ((r->model = strdup(model)) == NULL) {
@@ -543,7 +542,7 @@ read_rankings(struct audit *a, const char *path)
 			goto out;
 		}
 		if (add_ranking(a, job, &r) != 0 ||
-		    set_source(r, model, (uint64_t) seq, (int64_t) as_of) != 0)
+		    set_source(a, r, model, (uint64_t) seq, (int64_t) as_of) != 0)
 			goto out;
 		json_array_foreach(cands, k, c)
 		{
@@ -644,7 +643,8 @@ fetch_rankings(struct audit *a, const lm_config *cfg, char **jobs, size_t n,
 		if ((rv = lm_cli_call_status(CMD, cfg, rc, status, errmsg)) != 0)
 			break;
 		if (add_ranking(a, jobs[i], &r) != 0 ||
-		    set_source(r, resp->model_version, resp->index_seq, resp->as_of) != 0)
+		    set_source(a, r, resp->model_version, resp->index_seq, resp->as_of) !=
+		        0)
 			rv = LM_CLI_EXIT_FAIL;
 		for (size_t k = 0; rv == 0 && k < resp->n_matches; k++)
 			if (add_ranked(r, resp->matches[k]->candidate_id,
@@ -789,114 +789,6 @@ run_audit(struct audit *a)
 
 /* ---- output -------------------------------------------------------------------- */
 
-/* What computed the rankings that record it. */
-static struct source
-source_of(const struct audit *a)
-{
-	struct source s = {0};
-
-	for (size_t i = 0; i < a->nrankings; i++) {
-		const struct ranking *r = &a->rankings[i];
-		if (r->model == NULL)
-			continue;
-		bool seen = false;
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = a->rankings[k].model != NULL &&
-			       strcmp(a->rankings[k].model, r->model) == 0;
-		s.nmodels += seen ? 0 : 1;
-		if (s.recorded++ == 0) {
-			s.model = r->model;
-			s.seq_min = s.seq_max = r->index_seq;
-			s.as_of_min = s.as_of_max = r->as_of;
-			continue;
-		}
-		s.seq_min = r->index_seq < s.seq_min ? r->index_seq : s.seq_min;
-		s.seq_max = r->index_seq > s.seq_max ? r->index_seq : s.seq_max;
-		s.as_of_min = r->as_of < s.as_of_min ? r->as_of : s.as_of_min;
-		s.as_of_max = r->as_of > s.as_of_max ? r->as_of : s.as_of_max;
-	}
-	return s;
-}
-
-/* One line (no newline) naming what computed the rankings. */
-static void
-source_text(const struct audit *a, char *buf, size_t len)
-{
-	struct source s = source_of(a);
-	char m[LM_CLI_CELL_MAX], t[64] = "", seq[64];
-	struct tm tm;
-	time_t at = (time_t) s.as_of_min;
-
-	if (s.recorded == 0) {
-		snprintf(buf, len, "model, index seq and as of not recorded");
-		return;
-	}
-	if (s.nmodels > 1)
-		snprintf(m, sizeof(m), "%zu model versions (MIXED)", s.nmodels);
-	else
-		lm_cli_printable(m, sizeof(m), s.model, strlen(s.model));
-	if (s.seq_min == s.seq_max)
-		snprintf(seq, sizeof(seq), "%" PRIu64, s.seq_min);
-	else
-		snprintf(seq, sizeof(seq), "%" PRIu64 "..%" PRIu64, s.seq_min, s.seq_max);
-	if (gmtime_r(&at, &tm) != NULL)
-		strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (s.as_of_min == s.as_of_max)
-		snprintf(buf, len, "model %s, index seq %s, as of %" PRId64 " (%s)%s", m,
-		    seq, s.as_of_min, t,
-		    s.recorded < a->nrankings ? "; not recorded for some rankings" : "");
-	else
-		snprintf(buf, len,
-		    "model %s, index seq %s, as of %" PRId64 "..%" PRId64 " (from %s)%s",
-		    m, seq, s.as_of_min, s.as_of_max, t,
-		    s.recorded < a->nrankings ? "; not recorded for some rankings" : "");
-}
-
-/* The JSON keys of the source, added to o. Returns 0 or -1. */
-static int
-source_json(const struct audit *a, json_t *o)
-{
-	struct source s = source_of(a);
-	json_t *models = json_array();
-	bool known = s.recorded > 0, one = known && s.recorded == a->nrankings;
-
-	for (size_t i = 0; i < a->nrankings && models != NULL; i++) {
-		const struct ranking *r = &a->rankings[i];
-		bool seen = r->model == NULL;
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = a->rankings[k].model != NULL &&
-			       strcmp(a->rankings[k].model, r->model) == 0;
-		if (!seen && json_array_append_new(models,
-		                 lm_cli_json_string(r->model, strlen(r->model))) != 0) {
-			json_decref(models);
-			models = NULL;
-		}
-	}
-	return models == NULL ||
-	               json_object_set_new(o, "model_version",
-	                   one && s.nmodels == 1
-	                       ? lm_cli_json_string(s.model, strlen(s.model))
-	                       : json_null()) != 0 ||
-	               json_object_set_new(o, "model_versions", models) != 0 ||
-	               json_object_set_new(
-	                   o, "mixed_models", json_boolean(s.nmodels > 1)) != 0 ||
-	               json_object_set_new(o, "as_of",
-	                   one && s.as_of_min == s.as_of_max ? json_integer(s.as_of_min)
-	                                                     : json_null()) != 0 ||
-	               json_object_set_new(o, "as_of_min",
-	                   known ? json_integer(s.as_of_min) : json_null()) != 0 ||
-	               json_object_set_new(o, "as_of_max",
-	                   known ? json_integer(s.as_of_max) : json_null()) != 0 ||
-	               json_object_set_new(o, "index_seq_min",
-	                   known ? json_integer((json_int_t) s.seq_min) : json_null()) !=
-	                   0 ||
-	               json_object_set_new(o, "index_seq_max",
-	                   known ? json_integer((json_int_t) s.seq_max) : json_null()) !=
-	                   0
-	           ? -1
-	           : 0;
-}
-
 static double
 skew(const struct view *v, const lm_fair_group *g)
 {
@@ -978,9 +870,9 @@ print_table(const struct audit *a)
 	printf("Audit of %zu postings, %zu candidates; selected: %s; K = %zu; %zu "
 	       "ranked candidates without demographics skipped\n",
 	    a->nrankings, a->npeople, sel, a->top, a->skipped);
-	source_text(a, src, sizeof(src));
+	lm_cli_source_text(&a->src, "rankings", src, sizeof(src));
 	printf("Rankings: %s\n", src);
-	if (source_of(a).nmodels > 1)
+	if (a->src.nmodels > 1)
 		printf("WARNING: the rankings come from more than one model version: "
 		       "this audit mixes models\n");
 	for (size_t vi = 0; vi < a->nviews; vi++) {
@@ -1063,7 +955,7 @@ print_json(const struct audit *a)
 	    sel, "k", (json_int_t) a->top, "skipped_without_demographics",
 	    (json_int_t) a->skipped, "flagged", flagged_total(a) > 0,
 	    "flagged_categories", (json_int_t) flagged_total(a), "views", views);
-	if (o != NULL && source_json(a, o) != 0) {
+	if (o != NULL && lm_cli_source_json(&a->src, o) != 0) {
 		json_decref(o);
 		o = NULL;
 	}
@@ -1094,50 +986,43 @@ md_cell(FILE *f, const char *s)
 static void
 write_source(FILE *f, const struct audit *a)
 {
-	struct source s = source_of(a);
+	const lm_cli_source *s = &a->src;
 	char t[64] = "";
 	struct tm tm;
-	time_t at = (time_t) s.as_of_min;
+	time_t at = (time_t) s->as_of_min;
 
-	if (s.recorded == 0) {
+	if (s->recorded == 0) {
 		fprintf(f, "- Model version, index sequence, as of: not recorded\n");
 		return;
 	}
-	if (s.nmodels > 1) {
+	if (s->nmodels > 1) {
 		fprintf(
-		    f, "- Model versions: %zu: **the rankings mix models**:", s.nmodels);
-		for (size_t i = 0; i < a->nrankings; i++) {
-			const struct ranking *r = &a->rankings[i];
-			bool seen = r->model == NULL;
-			for (size_t k = 0; k < i && !seen; k++)
-				seen = a->rankings[k].model != NULL &&
-				       strcmp(a->rankings[k].model, r->model) == 0;
-			if (!seen) {
-				fprintf(f, " ");
-				md_cell(f, r->model);
-			}
+		    f, "- Model versions: %zu: **the rankings mix models**:", s->nmodels);
+		for (size_t i = 0; i < s->nmodels; i++) {
+			fprintf(f, " ");
+			md_cell(f, s->models[i]);
 		}
 		fprintf(f, "\n");
 	} else {
 		fprintf(f, "- Model version: ");
-		md_cell(f, s.model);
+		md_cell(f, s->models[0]);
 		fprintf(f, "\n");
 	}
-	if (s.seq_min == s.seq_max)
-		fprintf(f, "- Index sequence: %" PRIu64 "\n", s.seq_min);
+	if (s->seq_min == s->seq_max)
+		fprintf(f, "- Index sequence: %" PRIu64 "\n", s->seq_min);
 	else
-		fprintf(f, "- Index sequence: %" PRIu64 " to %" PRIu64 "\n", s.seq_min,
-		    s.seq_max);
+		fprintf(f, "- Index sequence: %" PRIu64 " to %" PRIu64 "\n", s->seq_min,
+		    s->seq_max);
 	if (gmtime_r(&at, &tm) != NULL)
 		strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (s.as_of_min == s.as_of_max)
-		fprintf(f, "- As of: %" PRId64 " (%s)\n", s.as_of_min, t);
+	if (s->as_of_min == s->as_of_max)
+		fprintf(f, "- As of: %" PRId64 " (%s)\n", s->as_of_min, t);
 	else
-		fprintf(f, "- As of: %" PRId64 " (%s) to %" PRId64 "\n", s.as_of_min, t,
-		    s.as_of_max);
-	if (s.recorded < a->nrankings)
+		fprintf(f, "- As of: %" PRId64 " (%s) to %" PRId64 "\n", s->as_of_min, t,
+		    s->as_of_max);
+	if (s->recorded < a->nrankings)
 		fprintf(f, "- Rankings without a recorded model version: %zu\n",
-		    a->nrankings - s.recorded);
+		    a->nrankings - s->recorded);
 }
 
 static int
@@ -1269,6 +1154,7 @@ audit_free(struct audit *a)
 		free(r->model);
 	}
 	free(a->rankings);
+	lm_cli_source_clear(&a->src);
 	free(a->score);
 	free(a->tmp);
 	free(a->sel);
@@ -1420,12 +1306,12 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 	}
 	if ((rv = run_audit(a)) != 0)
 		goto out;
-	if (source_of(a).nmodels > 1)
+	if (a->src.nmodels > 1)
 		lm_cli_error(CMD,
 		    "warning: the rankings come from %zu model versions: this audit "
 		    "mixes "
 		    "models",
-		    source_of(a).nmodels);
+		    a->src.nmodels);
 	if (chart != NULL && (rv = write_chart(a, chart)) != 0)
 		goto out;
 	if (report != NULL && (rv = write_report(a, report, chart)) != 0)

@@ -28,7 +28,11 @@
  * set, and ranks the same items with BM25 over title (headline) and skill
  * names and with the Jaccard similarity of canonical skill sets. It reports
  * per direction and ranker NDCG@5, NDCG@10, MAP (relevant: grade >= 1) and
- * violations: must-not-appear pairs within the first 10 results.
+ * violations: must-not-appear pairs within the first 10 results. The
+ * output names what computed the engine's answers over all of them (model
+ * versions, index positions, as_of; source.h): answers from more than one
+ * model version (replicas during a roll-out) are reported as a mixed
+ * evaluation, with a warning, not as the model of one answer.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -46,6 +50,7 @@
 #include "lunamatch/store.h"
 #include "lunamatch/taxonomy.h"
 #include "rankeval.h"
+#include "source.h"
 
 #define CMD "eval"
 
@@ -110,7 +115,9 @@ const char lm_cli_eval_usage[] =
     "posting, scored with NDCG@5, NDCG@10, MAP and violations (must-not-appear\n"
     "pairs in the first 10 results), next to two baselines computed in the same\n"
     "run: BM25 over title and skill names, and Jaccard of canonical skill sets.\n"
-    "Prints a table, or one JSON object with --json. The rubric and the set are\n"
+    "Prints a table, or one JSON object with --json. The output names the model\n"
+    "version, index sequence and as_of of the engine's answers, and warns when\n"
+    "they come from more than one model version. The rubric and the set are\n"
     "described in docs/eval-rubric.md.\n"
     "\n"
     "The service must hold the set: either sent through ingest beforehand\n"
@@ -180,8 +187,7 @@ struct run {
 	struct evalset *set;
 	lm_bm25 *bm25[D_COUNT]; /* D_JOBS: postings; D_CANDIDATES: profiles */
 	struct tally t[D_COUNT][R_COUNT];
-	char model[128];
-	uint64_t index_seq;
+	lm_cli_source src; /* what computed the engine's answers */
 	struct violation viol[EVAL_VIOLATIONS_LISTED];
 	size_t nviol;
 };
@@ -754,11 +760,15 @@ judged(const struct evalset *s, int d, size_t q)
 	return false;
 }
 
-static void
-note_model(struct run *r, const char *model, uint64_t seq)
+/* Records what computed one of the engine's answers. */
+static int
+note_source(struct run *r, const char *model, uint64_t seq, int64_t as_of)
 {
-	snprintf(r->model, sizeof(r->model), "%s", model ? model : "");
-	r->index_seq = seq;
+	if (lm_cli_source_add(&r->src, model, seq, as_of) != LM_OK) {
+		lm_cli_error(CMD, "out of memory");
+		return LM_CLI_EXIT_FAIL;
+	}
+	return LM_CLI_EXIT_OK;
 }
 
 /* The engine's ranking for query q in direction d, restricted to the set:
@@ -790,7 +800,7 @@ rank_engine(struct run *r, int d, size_t q, size_t *order, size_t *n)
 		resp = &jr->base;
 		m = jr->matches;
 		nm = jr->n_matches;
-		note_model(r, jr->model_version, jr->index_seq);
+		rv = note_source(r, jr->model_version, jr->index_seq, jr->as_of);
 	} else {
 		Lunamatch__V1__MatchCandidatesRequest req =
 		    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
@@ -808,7 +818,11 @@ rank_engine(struct run *r, int d, size_t q, size_t *order, size_t *n)
 		resp = &cr->base;
 		m = cr->matches;
 		nm = cr->n_matches;
-		note_model(r, cr->model_version, cr->index_seq);
+		rv = note_source(r, cr->model_version, cr->index_seq, cr->as_of);
+	}
+	if (rv != 0) {
+		protobuf_c_message_free_unpacked(resp, NULL);
+		return rv;
 	}
 	/* Each item once, in the service's order: an answer with more matches
 	 * than asked for, or with an id repeated, cannot overrun order. */
@@ -940,14 +954,21 @@ print_json(const struct run *r, const char *dir)
 		              r->set->profiles[r->viol[i].profile]->id, "job",
 		              r->set->postings[r->viol[i].posting]->id, "rank",
 		              (json_int_t) r->viol[i].rank));
-	o = json_pack("{s:o, s:I, s:I, s:I, s:I, s:s, s:I, s:o, s:o, s:{s:f, s:f, s:b}}",
+	const lm_cli_source *src = &r->src;
+	bool one_seq = src->recorded > 0 && src->recorded == src->answers &&
+	               src->seq_min == src->seq_max;
+	o = json_pack("{s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:{s:f, s:f, s:b}}",
 	    "set", lm_cli_json_string(dir, strlen(dir)), "postings",
 	    (json_int_t) r->set->npostings, "profiles", (json_int_t) r->set->nprofiles,
 	    "judged_pairs", (json_int_t) r->set->njudged, "must_not_appear_pairs",
-	    (json_int_t) r->set->nmust_not, "model_version", r->model, "index_seq",
-	    (json_int_t) r->index_seq, "results", res, "violations", viol, "target",
-	    "ndcg5_margin", margin(r), "ndcg5_margin_min", 0.03, "met",
-	    margin(r) >= 0.03 && e.violations == 0);
+	    (json_int_t) r->set->nmust_not, "index_seq",
+	    one_seq ? json_integer((json_int_t) src->seq_min) : json_null(), "results",
+	    res, "violations", viol, "target", "ndcg5_margin", margin(r),
+	    "ndcg5_margin_min", 0.03, "met", margin(r) >= 0.03 && e.violations == 0);
+	if (o != NULL && lm_cli_source_json(src, o) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (o == NULL) {
 		lm_cli_error(CMD, "out of memory");
 		return LM_CLI_EXIT_FAIL;
@@ -962,13 +983,17 @@ print_table(const struct run *r, const char *dir)
 {
 	static const lm_cli_col cols[] = {{"DIRECTION", 11}, {"RANKER", 8},
 	    {"QUERIES", 8}, {"NDCG@5", 7}, {"NDCG@10", 8}, {"MAP", 7}, {"VIOLATIONS", 0}};
-	char q[32], a[32], b[32], c[32], v[32];
+	char q[32], a[32], b[32], c[32], v[32], src[LM_CLI_CELL_MAX + 256];
 	struct tally e = total(r, R_ENGINE);
 
+	lm_cli_source_text(&r->src, "answers", src, sizeof(src));
 	printf("Evaluation set %s: %zu postings, %zu profiles, %zu judged pairs "
-	       "(%zu must not appear); model %s, index seq %" PRIu64 "\n",
+	       "(%zu must not appear); %s\n",
 	    dir, r->set->npostings, r->set->nprofiles, r->set->njudged, r->set->nmust_not,
-	    r->model[0] ? r->model : "-", r->index_seq);
+	    src);
+	if (r->src.nmodels > 1)
+		printf("WARNING: the engine's answers come from more than one model "
+		       "version: this evaluation mixes models\n");
 	lm_cli_table_header(stdout, cols, 7);
 	for (int d = 0; d <= D_COUNT; d++)
 		for (int k = 0; k < R_COUNT; k++) {
@@ -1089,6 +1114,11 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 	for (int d = 0; d < D_COUNT; d++)
 		if ((rv = run_direction(&r, d)) != 0)
 			goto out;
+	if (r.src.nmodels > 1)
+		lm_cli_error(CMD,
+		    "warning: the engine's answers come from %zu model versions: this "
+		    "evaluation mixes models",
+		    r.src.nmodels);
 	if (cfg->json) {
 		rv = print_json(&r, dir);
 	} else {
@@ -1102,6 +1132,7 @@ out:
 	for (int d = 0; d < D_COUNT; d++)
 		lm_bm25_free(r.bm25[d]);
 	lm_client_close(r.cl);
+	lm_cli_source_clear(&r.src);
 	set_free(set);
 	free(set);
 	return rv;

@@ -1,20 +1,31 @@
 /*
  * test_eval.c - `lunamatch eval --load` as the real binary: what it writes
  * into the record store. No service answers (the command then ends with
- * status 3 after the store is written); measuring against a real match
- * service is tests/integration/test_eval.c.
+ * status 3 after the store is written); what the report says of the
+ * answers runs against the real MatchService handlers over an index of the
+ * sample records (data/samples), each replica with its own RPC server on
+ * ipc:// in the test's directory. Measuring against a whole lunamatch-match
+ * process is tests/integration/test_eval.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
+#include "index.h"
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
+#include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/records.pb-c.h"
+#include "model.h"
 #include "proc.h"
+#include "records.h"
+#include "rpc_server.h"
+#include "service.h"
 
 #define RUN_MS 30000
 
@@ -206,12 +217,271 @@ test_load_embeddings(void **state)
 	protobuf_c_message_free_unpacked(&p->base, NULL);
 }
 
+/* ---- against the match service ------------------------------------------------ */
+
+#define SAMPLES_NOW   1795003600 /* reference time of the samples + 1 h */
+#define MODEL_VERSION "default-2026.1"
+#define OTHER_VERSION "default-2099.9"
+#define INDEX_SEQ     42
+#define SET_RECORDS   3 /* postings and profiles of the set */
+
+/* One replica of the service: the sample records under a model, served
+ * on url. */
+struct replica {
+	char url[600];
+	lmt_records recs;
+	lm_model *model;
+	lm_index *idx;
+	lm_match_service *svc;
+	lm_rpc_server *srv;
+};
+
+static int64_t
+fixed_clock(void *arg)
+{
+	(void) arg;
+	return SAMPLES_NOW;
+}
+
+static void
+index_record(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	struct replica *r = arg;
+	lm_reject why;
+	char err[512];
+	(void) no, (void) line, (void) len;
+
+	if (lmt_record_prepare(&r->recs.ctx, m, &why, err, sizeof(err)) != LM_OK) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		return;
+	}
+	if (m->descriptor == &lunamatch__v1__job_posting__descriptor)
+		assert_int_equal(
+		    lm_index_put_posting(r->idx, (Lunamatch__V1__JobPosting *) m, 0),
+		    LM_OK);
+	else
+		assert_int_equal(lm_index_put_profile(
+		                     r->idx, (Lunamatch__V1__CandidateProfile *) m, 0),
+		    LM_OK);
+}
+
+/* Starts a replica scoring with the model of model_path, listening on
+ * ipc://<dir>/<name>.ipc. */
+static void
+replica_start(struct replica *r, const char *name, const char *model_path)
+{
+	lm_match_service_opts o;
+	lm_rpc_server_opts so;
+	const lm_rpc_method *methods;
+	size_t n;
+	char err[512];
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->url, sizeof(r->url), "ipc://%s/%s.ipc", dir, name);
+	lmt_records_open(&r->recs, 384);
+	if (lm_model_load(model_path, &r->model, err, sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	assert_int_equal(lm_index_new(r->model, &r->idx), LM_OK);
+	lmt_jsonl_foreach(LMT_SAMPLE_POSTINGS, lmt_sample_descriptor(LMT_SAMPLE_POSTINGS),
+	    index_record, r);
+	lmt_jsonl_foreach(LMT_SAMPLE_PROFILES, lmt_sample_descriptor(LMT_SAMPLE_PROFILES),
+	    index_record, r);
+	lm_index_set_seq(r->idx, INDEX_SEQ);
+	memset(&o, 0, sizeof(o));
+	o.index = r->idx;
+	o.record_ctx = r->recs.ctx;
+	o.clock = fixed_clock;
+	assert_int_equal(lm_match_service_new(&o, &r->svc), LM_OK);
+	lm_match_service_set_loaded(r->svc, true);
+	memset(&so, 0, sizeof(so));
+	so.url = r->url;
+	so.workers = 2;
+	so.contexts = 4;
+	methods = lm_match_service_methods(&n);
+	assert_int_equal(lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor,
+	                     methods, n, r->svc, &r->srv),
+	    LM_OK);
+	assert_int_equal(lm_rpc_server_start(r->srv), LM_OK);
+	lm_match_service_set_server(r->svc, r->srv);
+}
+
+static void
+replica_stop(struct replica *r)
+{
+	lm_match_service_set_server(r->svc, NULL);
+	lm_rpc_server_free(r->srv);
+	lm_match_service_free(r->svc);
+	lm_index_free(r->idx);
+	lm_model_free(r->model);
+	lmt_records_close(&r->recs);
+}
+
+/* The first SET_RECORDS lines of a sample file and their ids. */
+struct sample_lines {
+	char text[65536];
+	char ids[SET_RECORDS][128];
+};
+
+/* lmt_jsonl_fn: keeps the first SET_RECORDS lines in arg (a struct
+ * sample_lines). */
+static void
+add_line(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	struct sample_lines *l = arg;
+	size_t at = strlen(l->text);
+
+	if (no <= SET_RECORDS) {
+		assert_true(at + len + 2 < sizeof(l->text));
+		memcpy(l->text + at, line, len);
+		l->text[at + len] = '\n';
+		l->text[at + len + 1] = '\0';
+		snprintf(l->ids[no - 1], sizeof(l->ids[0]), "%s", lmt_record_id(m));
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* Writes a set of the first SET_RECORDS sample postings and profiles into
+ * <dir>/<name>, profile i judged relevant for posting i; returns its path
+ * (static). */
+static const char *
+sample_set(const char *name)
+{
+	static char set[4200];
+	struct sample_lines *p = calloc(1, sizeof(*p)), *c = calloc(1, sizeof(*c));
+	char judgments[1024];
+	size_t at = 0;
+
+	assert_non_null(p);
+	assert_non_null(c);
+	snprintf(set, sizeof(set), "%s/%s", dir, name);
+	assert_int_equal(mkdir(set, 0700), 0);
+	lmt_jsonl_foreach(
+	    LMT_SAMPLE_POSTINGS, lmt_sample_descriptor(LMT_SAMPLE_POSTINGS), add_line, p);
+	lmt_jsonl_foreach(
+	    LMT_SAMPLE_PROFILES, lmt_sample_descriptor(LMT_SAMPLE_PROFILES), add_line, c);
+	lmt_write_file(set, "postings.jsonl", p->text, strlen(p->text));
+	lmt_write_file(set, "profiles.jsonl", c->text, strlen(c->text));
+	for (size_t i = 0; i < SET_RECORDS; i++)
+		at += (size_t) snprintf(judgments + at, sizeof(judgments) - at,
+		    "{\"candidate\":\"%s\",\"job\":\"%s\",\"grade\":2}\n", c->ids[i],
+		    p->ids[i]);
+	lmt_write_file(set, "judgments.jsonl", judgments, at);
+	free(p);
+	free(c);
+	return set;
+}
+
+/* Runs eval of set against url (no --load) with the extra arguments
+ * (NULL-terminated, at most 4). */
+static lmt_run_result
+run_service(const char *set, const char *url, const char *const extra[])
+{
+	const char *argv[20];
+	char errpath[4200];
+	size_t n = 0;
+
+	snprintf(errpath, sizeof(errpath), "%s/eval.err", dir);
+	argv[n++] = lmt_bin("lunamatch");
+	argv[n++] = "eval";
+	argv[n++] = "--set";
+	argv[n++] = set;
+	argv[n++] = "--url";
+	argv[n++] = url;
+	argv[n++] = "--timeout-ms";
+	argv[n++] = "10000";
+	for (size_t i = 0; extra[i] != NULL; i++) {
+		assert_true(n < 19);
+		argv[n++] = extra[i];
+	}
+	argv[n] = NULL;
+	return lmt_run(argv, NULL, errpath, RUN_MS);
+}
+
+/*
+ * Replicas on two models (a roll-out under way): the engine's answers come
+ * from both. The report names every model version it saw, says that the
+ * evaluation mixed models and names no one model; stderr warns. It used
+ * to name the model of the last answer as if every answer came from it.
+ */
+static void
+test_service_mixed_models(void **state)
+{
+	struct replica a, b;
+	char url[1300];
+	json_error_t je;
+
+	(void) state;
+	char *json = lmt_read_file(lmt_src("data/model/default.json"), NULL);
+	assert_non_null(json);
+	char *v = strstr(json, MODEL_VERSION);
+	assert_non_null(v);
+	memcpy(v, OTHER_VERSION, strlen(MODEL_VERSION));
+	char *other = lmt_strdup(lmt_write_file(dir, "other.json", json, strlen(json)));
+	free(json);
+	replica_start(&a, "a", lmt_src("data/model/default.json"));
+	replica_start(&b, "b", other);
+	const char *set = sample_set("mixed");
+
+	/* Both: no one model named. */
+	snprintf(url, sizeof(url), "%s,%s", a.url, b.url);
+	lmt_run_result r = run_service(set, url, (const char *const[]){"--json", NULL});
+	if (r.status != 0)
+		fail_msg("eval exited %d: %s", r.status, r.err ? r.err : "");
+	json_t *o = json_loads(r.out, 0, &je);
+	if (o == NULL)
+		fail_msg("eval printed no JSON (%s): %.300s", je.text, r.out);
+	assert_true(json_is_null(json_object_get(o, "model_version")));
+	assert_true(json_boolean_value(json_object_get(o, "mixed_models")));
+	json_t *models = json_object_get(o, "model_versions");
+	assert_int_equal(json_array_size(models), 2);
+	bool m1 = false, m2 = false;
+	for (size_t i = 0; i < json_array_size(models); i++) {
+		const char *m = json_string_value(json_array_get(models, i));
+		assert_non_null(m);
+		m1 = m1 || strcmp(m, MODEL_VERSION) == 0;
+		m2 = m2 || strcmp(m, OTHER_VERSION) == 0;
+	}
+	assert_true(m1 && m2);
+	assert_non_null(strstr(r.err, "mixes models"));
+	json_decref(o);
+	lmt_run_result_free(&r);
+
+	/* The table says it too. */
+	r = run_service(set, url, (const char *const[]){NULL});
+	if (r.status != 0)
+		fail_msg("eval exited %d: %s", r.status, r.err ? r.err : "");
+	assert_non_null(strstr(r.out, "2 model versions (MIXED)"));
+	assert_null(strstr(r.out, "model " MODEL_VERSION ","));
+	assert_null(strstr(r.out, "model " OTHER_VERSION ","));
+	lmt_run_result_free(&r);
+
+	/* One model: named, not mixed. */
+	r = run_service(set, a.url, (const char *const[]){"--json", NULL});
+	if (r.status != 0)
+		fail_msg("eval exited %d: %s", r.status, r.err ? r.err : "");
+	o = json_loads(r.out, 0, &je);
+	if (o == NULL)
+		fail_msg("eval printed no JSON (%s): %.300s", je.text, r.out);
+	assert_string_equal(
+	    json_string_value(json_object_get(o, "model_version")), MODEL_VERSION);
+	assert_false(json_boolean_value(json_object_get(o, "mixed_models")));
+	assert_int_equal(json_array_size(json_object_get(o, "model_versions")), 1);
+	assert_int_equal(json_integer_value(json_object_get(o, "index_seq")), INDEX_SEQ);
+	json_decref(o);
+	lmt_run_result_free(&r);
+
+	free(other);
+	replica_stop(&b);
+	replica_stop(&a);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_load_screens_postings),
 	    cmocka_unit_test(test_load_embeddings),
+	    cmocka_unit_test(test_service_mixed_models),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
