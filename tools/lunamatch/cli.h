@@ -179,6 +179,16 @@ bool lm_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * Returns false for anything else. */
 bool lm_cli_parse_explain(const char *s, Lunamatch__V1__ExplainLevel *out);
 
+/*
+ * The exit status of a failed look-up of topic on the Kafka cluster at
+ * brokers (rc: what lm_kafka_topic_partitions returned, not LM_OK), after
+ * printing why, naming the topic: LM_CLI_EXIT_FAIL when the topic does not
+ * exist or this client is not authorized for it (LM_EACCES: Kafka answered,
+ * a retry does not help); LM_CLI_EXIT_UNAVAILABLE when it has no leader for
+ * now (LM_EBUSY) or Kafka cannot be reached.
+ */
+int lm_cli_topic_status(const char *cmd, const char *brokers, const char *topic, int rc);
+
 /* Prints "lunamatch CMD: MESSAGE\n" on stderr. cmd may be NULL. */
 void lm_cli_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

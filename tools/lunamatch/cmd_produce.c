@@ -648,14 +648,8 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 	if (new_producer(&P, cfg) != LM_OK)
 		goto out;
 	rc = lm_kafka_topic_partitions(P.rk, P.topic, P.timeout_ms, &partitions);
-	if (rc == LM_ENOENT) {
-		lm_cli_error(CMD, "topic %s does not exist", P.topic);
-		goto out;
-	}
 	if (rc != LM_OK) {
-		lm_cli_error(
-		    CMD, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
-		rv = LM_CLI_EXIT_UNAVAILABLE;
+		rv = lm_cli_topic_status(CMD, cfg->brokers, P.topic, rc);
 		goto out;
 	}
 

@@ -121,14 +121,8 @@ lm_cli_consumer_open(const lm_config *cfg, const char *cmd, const char *topic,
 	if ((c->rk = new_handle(cfg, cmd, track_eof)) == NULL)
 		goto fail;
 	rc = lm_kafka_topic_partitions(c->rk, topic, timeout_ms, &c->np);
-	if (rc == LM_ENOENT) {
-		lm_cli_error(cmd, "topic %s does not exist", topic);
-		goto fail;
-	}
 	if (rc != LM_OK) {
-		lm_cli_error(
-		    cmd, "cannot reach Kafka at %s: %s", cfg->brokers, lm_strerror(rc));
-		rv = LM_CLI_EXIT_UNAVAILABLE;
+		rv = lm_cli_topic_status(cmd, cfg->brokers, topic, rc);
 		goto fail;
 	}
 	if ((track_eof && (c->eof = calloc((size_t) c->np, sizeof(*c->eof))) == NULL) ||

@@ -68,6 +68,34 @@ lm_cli_error(const char *cmd, const char *fmt, ...)
 }
 
 int
+lm_cli_topic_status(const char *cmd, const char *brokers, const char *topic, int rc)
+{
+	switch (rc) {
+	case LM_ENOENT:
+		lm_cli_error(cmd, "topic %s does not exist", topic);
+		return LM_CLI_EXIT_FAIL;
+	case LM_EACCES:
+		/* Kafka answered: the topic's ACLs, or this client's
+		 * credentials, refuse it; a retry does not help. */
+		lm_cli_error(cmd,
+		    "topic %s: not authorized by Kafka at %s (the topic's ACLs or this "
+		    "client's credentials)",
+		    topic, brokers);
+		return LM_CLI_EXIT_FAIL;
+	case LM_EBUSY:
+		lm_cli_error(cmd,
+		    "topic %s has no leader at Kafka at %s for now (being created, or "
+		    "its broker is down or moving); try again later",
+		    topic, brokers);
+		return LM_CLI_EXIT_UNAVAILABLE;
+	default:
+		lm_cli_error(cmd, "cannot reach Kafka at %s to look up topic %s: %s",
+		    brokers, topic, lm_strerror(rc));
+		return LM_CLI_EXIT_UNAVAILABLE;
+	}
+}
+
+int
 lm_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;

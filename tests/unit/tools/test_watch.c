@@ -1,8 +1,9 @@
 /*
  * test_watch.c - what `lunamatch watch` prints for one Kafka message
  * (lm_cli_watch_print), fed messages built here as the consumer hands them
- * out. Following a topic is tested against a broker in
- * tests/integration/test_cli.c.
+ * out, and what the reading commands say when the look-up of their topic
+ * fails (lm_cli_topic_status). Following a topic is tested against a
+ * broker in tests/integration/test_cli.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -100,11 +101,73 @@ test_json_nonfinite_score(void **state)
 	free(out);
 }
 
+/* What lm_cli_topic_status(rc) writes on stderr, in *err (a malloc'd
+ * string); returns its result. */
+static int
+topic_status_captured(int rc, char **err)
+{
+	char path[4096];
+	int saved, fd, rv;
+
+	snprintf(path, sizeof(path), "%s/stderr", dir);
+	fflush(stderr);
+	assert_true((saved = dup(STDERR_FILENO)) >= 0);
+	assert_non_null(freopen(path, "w", stderr));
+	rv = lm_cli_topic_status("watch", "127.0.0.1:42000", "lmt.events", rc);
+	fflush(stderr);
+	assert_true((fd = dup2(saved, STDERR_FILENO)) >= 0);
+	close(saved);
+	clearerr(stderr);
+	*err = lmt_read_file(path, NULL);
+	assert_non_null(*err);
+	return rv;
+}
+
+/*
+ * A topic that cannot be looked up is named in the error. One this client
+ * is not authorized for is not "cannot reach Kafka" (Kafka answered) and
+ * not unavailable (a retry does not help: exit 1); one without a leader
+ * for now is unavailable (exit 3), and said to be so. Both used to read
+ * "cannot reach Kafka at <brokers>: ..." without the topic.
+ */
+static void
+test_topic_status(void **state)
+{
+	(void) state;
+	char *err;
+
+	assert_int_equal(topic_status_captured(LM_EACCES, &err), LM_CLI_EXIT_FAIL);
+	if (strstr(err, "lmt.events") == NULL || strstr(err, "not authorized") == NULL ||
+	    strstr(err, "cannot reach") != NULL)
+		fail_msg("EACCES: %s", err);
+	free(err);
+
+	assert_int_equal(topic_status_captured(LM_EBUSY, &err), LM_CLI_EXIT_UNAVAILABLE);
+	if (strstr(err, "lmt.events") == NULL || strstr(err, "no leader") == NULL ||
+	    strstr(err, "cannot reach") != NULL)
+		fail_msg("EBUSY: %s", err);
+	free(err);
+
+	assert_int_equal(topic_status_captured(LM_ENOENT, &err), LM_CLI_EXIT_FAIL);
+	if (strstr(err, "topic lmt.events does not exist") == NULL)
+		fail_msg("ENOENT: %s", err);
+	free(err);
+
+	/* No answer: Kafka cannot be reached; the topic is named too. */
+	assert_int_equal(
+	    topic_status_captured(LM_ETIMEDOUT, &err), LM_CLI_EXIT_UNAVAILABLE);
+	if (strstr(err, "cannot reach Kafka at 127.0.0.1:42000") == NULL ||
+	    strstr(err, "lmt.events") == NULL)
+		fail_msg("ETIMEDOUT: %s", err);
+	free(err);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json_nonfinite_score),
+	    cmocka_unit_test(test_topic_status),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
