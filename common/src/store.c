@@ -77,10 +77,13 @@ struct lm_store {
 	pthread_mutex_t gate;     /* with gate_cv: holds new readers back while */
 	pthread_cond_t gate_cv;   /* a resize waits for maplock */
 	int resizing;             /* resizes waiting or running (atomic reads) */
-	pthread_mutex_t wlock;    /* guards `writing` */
+	pthread_mutex_t wlock;    /* guards `writing` and damaged_seq/_seen */
 	bool writing;             /* a write txn of this handle is open */
 	uint64_t stale;           /* atomic: LM_ESTALE results */
 	uint64_t grows;           /* atomic: map growths */
+	uint64_t damaged;         /* atomic: damaged last change keys seen */
+	uint64_t damaged_seq;     /* the seq the last one stood for (wlock) */
+	bool damaged_seen;        /* damaged_seq is set (wlock) */
 	dev_t dev;                /* identity of the data directory */
 	ino_t ino;
 	/* Where lm_store_trim's scan of record values goes on: the kind index
@@ -356,33 +359,79 @@ grow(lm_store *s)
 
 /* ---- reads inside a transaction ----------------------------------------- */
 
-/* The seq of the change log's first (op MDB_FIRST) or last (MDB_LAST)
- * entry; 0 when the log is empty. */
+/*
+ * The seq a damaged change key (not 8 bytes long; only a foreign writer
+ * leaves one) could stand for: the largest seq whose key could have been
+ * lengthened or cut short into it (its first 8 bytes; its bytes followed by
+ * 0xff). The key of every larger seq sorts after it.
+ */
+static uint64_t
+damaged_seq(const MDB_val *k)
+{
+	unsigned char b[8];
+	memset(b, 0xff, sizeof(b));
+	memcpy(b, k->mv_data, k->mv_size < sizeof(b) ? k->mv_size : sizeof(b));
+	return lm_lmdb_get_be64(b);
+}
+
+/* Logs and counts a damaged last change key standing for seq, once per
+ * handle and key. */
+static void
+note_damaged(lm_store *s, const MDB_val *k, uint64_t seq)
+{
+	bool fresh;
+	pthread_mutex_lock(&s->wlock);
+	fresh = !s->damaged_seen || s->damaged_seq != seq;
+	s->damaged_seen = true;
+	s->damaged_seq = seq;
+	pthread_mutex_unlock(&s->wlock);
+	if (!fresh)
+		return;
+	__atomic_add_fetch(&s->damaged, 1, __ATOMIC_RELAXED);
+	lm_error("store.corrupt",
+	    "change key of %zu bytes at the end of the log: taken for seq %llu",
+	    k->mv_size, (unsigned long long) seq);
+}
+
+/*
+ * The seq of the change log's first (op MDB_FIRST) or last (MDB_LAST)
+ * entry; 0 when the log is empty. Damaged keys (not 8 bytes) at that end are
+ * passed over, except by MDB_LAST when `valid` is false: a damaged last key
+ * then stands for its damaged_seq, so that the seqs handed out after it
+ * stay above any seq it could hide and sort after it.
+ */
 static int
-txn_edge_seq(lm_store *s, MDB_txn *txn, MDB_cursor_op op, uint64_t *seq)
+txn_edge_seq(lm_store *s, MDB_txn *txn, MDB_cursor_op op, bool valid, uint64_t *seq)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
+	MDB_cursor_op step = op == MDB_FIRST ? MDB_NEXT : MDB_PREV;
 	int rc = mdb_cursor_open(txn, s->db_changes, &c);
 	if (rc != 0)
 		return map_err(rc, "mdb_cursor_open");
-	rc = mdb_cursor_get(c, &k, &v, op);
-	mdb_cursor_close(c);
 	*seq = 0;
+	rc = mdb_cursor_get(c, &k, &v, op);
+	if (rc == 0 && k.mv_size != 8 && op == MDB_LAST && !valid) {
+		mdb_cursor_close(c);
+		*seq = damaged_seq(&k);
+		note_damaged(s, &k, *seq);
+		return LM_OK;
+	}
+	while (rc == 0 && k.mv_size != 8)
+		rc = mdb_cursor_get(c, &k, &v, step);
+	if (rc == 0)
+		*seq = lm_lmdb_get_be64(k.mv_data);
+	mdb_cursor_close(c);
 	if (rc == MDB_NOTFOUND)
 		return LM_OK;
-	if (rc != 0)
-		return map_err(rc, "mdb_cursor_get");
-	if (k.mv_size != 8)
-		return LM_ESTORE;
-	*seq = lm_lmdb_get_be64(k.mv_data);
-	return LM_OK;
+	return map_err(rc, "mdb_cursor_get");
 }
 
+/* The seq of the change log's end: the next one is one above it. */
 static int
 txn_last_seq(lm_store *s, MDB_txn *txn, uint64_t *seq)
 {
-	return txn_edge_seq(s, txn, MDB_LAST, seq);
+	return txn_edge_seq(s, txn, MDB_LAST, false, seq);
 }
 
 /* The seq up to which the change log was trimmed: one before its first
@@ -390,7 +439,7 @@ txn_last_seq(lm_store *s, MDB_txn *txn, uint64_t *seq)
 static int
 txn_low_water(lm_store *s, MDB_txn *txn, uint64_t *seq)
 {
-	int rc = txn_edge_seq(s, txn, MDB_FIRST, seq);
+	int rc = txn_edge_seq(s, txn, MDB_FIRST, true, seq);
 	if (rc == LM_OK && *seq > 0)
 		(*seq)--;
 	return rc;
@@ -923,6 +972,10 @@ restart(lm_store_txn *t)
 	memset(t->delta, 0, sizeof(t->delta));
 	if ((rc = txn_last_seq(t->s, t->txn, &t->next_seq)) != LM_OK)
 		return rc;
+	if (t->next_seq == UINT64_MAX) {
+		lm_error("store.corrupt", "no seq left after the change log's last");
+		return LM_ESTORE;
+	}
 	t->next_seq++;
 	return LM_OK;
 }
@@ -1620,6 +1673,7 @@ lm_store_stats(lm_store *s, struct lm_store_stats *st)
 	read_end(s, txn);
 	st->stale_skipped = __atomic_load_n(&s->stale, __ATOMIC_RELAXED);
 	st->map_grows = __atomic_load_n(&s->grows, __ATOMIC_RELAXED);
+	st->damaged = __atomic_load_n(&s->damaged, __ATOMIC_RELAXED);
 	return rc;
 }
 
@@ -1696,7 +1750,9 @@ trim_changes(struct trim *tr, uint64_t min)
 	uint64_t last, limit;
 	int rc;
 
-	if ((rc = txn_last_seq(tr->s, tr->txn, &last)) != LM_OK || last <= 1)
+	/* The newest valid entry: a damaged key after it is kept too. */
+	if ((rc = txn_edge_seq(tr->s, tr->txn, MDB_LAST, true, &last)) != LM_OK ||
+	    last <= 1)
 		return rc;
 	limit = min < last - 1 ? min : last - 1;
 	if ((rc = mdb_cursor_open(tr->txn, tr->s->db_changes, &c)) != 0)

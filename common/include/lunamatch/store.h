@@ -239,7 +239,9 @@ typedef int (*lm_store_change_fn)(
 int lm_store_changes(lm_store *s, uint64_t after_seq, size_t max, lm_store_change_fn fn,
     void *arg, uint64_t *last_seq_seen);
 
-/* The seq of the last committed change entry (0 for an empty log). */
+/* The seq of the last committed change entry (0 for an empty log). After a
+ * damaged key at the log's end (lm_store_stats' damaged), the seq that key
+ * could stand for: the next entry gets the seq above it. */
 int lm_store_last_seq(lm_store *s, uint64_t *seq);
 
 /*
@@ -266,6 +268,10 @@ struct lm_store_stats {
 	uint64_t map_used;      /* bytes of the map in use (last page) */
 	uint64_t stale_skipped; /* LM_ESTALE results of this handle */
 	uint64_t map_grows;     /* map growths by this handle */
+	uint64_t damaged;       /* damaged keys (of a foreign writer) found at the
+	                         * change log's end by this handle, each logged
+	                         * once (store.corrupt); the next seq goes above
+	                         * what such a key could stand for */
 };
 
 /* Fills st from one read transaction plus the handle's counters. */

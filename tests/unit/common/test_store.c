@@ -1858,6 +1858,69 @@ test_changes_gone_damaged_first(void **state)
 }
 
 /*
+ * A damaged key that sorts last in the change log (a foreign writer's, of
+ * the wrong length) does not wedge the writes: the next seq goes above the
+ * seq the key could stand for (here the 8 bytes it starts with), so it
+ * sorts after the key and never reuses a seq a reader may have applied. The
+ * key is counted and logged once per handle; the next trim removes it.
+ */
+static void
+test_damaged_last_change_key(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-damaged-last");
+	lm_store *s = open_store(dir, 0, 0);
+	unsigned char key[9];
+	uint64_t seq = 0;
+	struct lm_store_stats st;
+	lm_store_txn *t;
+
+	put_range(s, 0, 10); /* seq 1..10 */
+	lm_store_close(s);
+	lm_lmdb_put_be64(key, 12); /* seq 12 with a byte after it */
+	key[8] = 'x';
+	raw_put(dir, "changes", key, sizeof(key), "xyz");
+
+	s = open_store(dir, 0, 0);
+	assert_int_equal(lm_store_last_seq(s, &seq), LM_OK);
+	assert_int_equal(seq, 12);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "new", 1, "x", 1), LM_OK);
+	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
+	assert_int_equal(seq, 13);
+	put_range(s, 20, 1); /* seq 14 */
+	assert_int_equal(lm_store_last_seq(s, &seq), LM_OK);
+	assert_int_equal(seq, 14);
+	assert_int_equal(first_after(s, 12), 13);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.last_seq, 14);
+	assert_int_equal(st.damaged, 1);
+
+	/* Entries up to 13 go (the newest stays), the damaged key with them. */
+	lm_store_trim_result r = trim1(s, (int64_t) time(NULL), 0);
+	assert_int_equal(r.changes_trimmed, 11);
+	assert_int_equal(r.damaged, 1);
+	assert_int_equal(r.low_water, 13);
+
+	/* A key shorter than a seq stands for the largest seq it starts. */
+	lm_store_close(s);
+	raw_put(dir, "changes", "\x01", 1, "xyz");
+	s = open_store(dir, 0, 0);
+	put_range(s, 30, 1);
+	assert_int_equal(lm_store_last_seq(s, &seq), LM_OK);
+	assert_int_equal(seq, UINT64_C(0x0200000000000000));
+	lm_store_close(s);
+
+	/* No seq sorts after this one: writes fail, as the log is full. */
+	raw_put(dir, "changes", "\xff\xff\xff\xff\xff\xff\xff\xff\xff", 9, "xyz");
+	s = open_store(dir, 0, 0);
+	assert_int_equal(lm_store_begin(s, &t), LM_ESTORE);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/*
  * Record keys longer than LM_STORE_ID_MAX (only a foreign writer leaves
  * them), more in a row than one call examines: the tombstone scan moves
  * past them as past damaged values, counting each, and reaches the old
@@ -2041,6 +2104,7 @@ main(void)
 	    cmocka_unit_test(test_trim_reader_time),
 	    cmocka_unit_test(test_trim_damaged_keys),
 	    cmocka_unit_test(test_changes_gone_damaged_first),
+	    cmocka_unit_test(test_damaged_last_change_key),
 	    cmocka_unit_test(test_damaged_position),
 	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
