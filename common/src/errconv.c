@@ -40,6 +40,9 @@ lm_err_from_errno(int errnum)
 	case ENOSPC:
 	case EDQUOT:
 		return LM_ENOSPC;
+	case EACCES:
+	case EPERM:
+		return LM_EACCES;
 	default:
 		return LM_EIO;
 	}
@@ -80,6 +83,8 @@ lm_err_from_nng(int nngerr)
 		return LM_EEXIST;
 	case NNG_ENOSPC:
 		return LM_ENOSPC;
+	case NNG_EPERM:
+		return LM_EACCES;
 	default:
 		return LM_ENNG;
 	}

@@ -28,7 +28,7 @@ static const struct {
     [LM_EINTERNAL] = {"einternal", "internal error"},
     [LM_ENOSPC] = {"enospc", "no space left on device"},
     [LM_EGONE] = {"egone", "no longer kept (trimmed)"},
-    [LM_EACCES] = {"eacces", "not authorized"},
+    [LM_EACCES] = {"eacces", "permission denied"},
 };
 
 const char *

@@ -37,7 +37,7 @@ typedef enum lm_err {
 	LM_EINTERNAL, /* invariant broken; a bug */
 	LM_ENOSPC,    /* no space left on the device (disk or quota full) */
 	LM_EGONE,     /* no longer kept: a change-log position that was trimmed */
-	LM_EACCES,    /* not authorized (e.g. by the Kafka cluster's ACLs) */
+	LM_EACCES,    /* permission denied (file modes, the Kafka cluster's ACLs) */
 	LM_ERR_COUNT_ /* number of codes; not an error */
 } lm_err;
 

@@ -23,7 +23,9 @@ test_errno(void **state)
 	assert_int_equal(lm_err_from_errno(ENOSPC), LM_ENOSPC);
 	assert_int_equal(lm_err_from_errno(EDQUOT), LM_ENOSPC);
 	assert_int_equal(lm_err_from_errno(EADDRINUSE), LM_EBUSY);
-	assert_int_equal(lm_err_from_errno(EACCES), LM_EIO);
+	assert_int_equal(lm_err_from_errno(EACCES), LM_EACCES);
+	assert_int_equal(lm_err_from_errno(EPERM), LM_EACCES);
+	assert_int_equal(lm_err_from_errno(EIO), LM_EIO);
 }
 
 static void
@@ -51,6 +53,8 @@ test_nng(void **state)
 	    {NNG_EPROTO, LM_ENNG},
 	    {NNG_ESYSERR | ENOSPC, LM_ENOSPC},
 	    {NNG_ESYSERR | ENOMEM, LM_ENOMEM},
+	    {NNG_ESYSERR | EACCES, LM_EACCES},
+	    {NNG_EPERM, LM_EACCES},
 	    {NNG_ETRANERR | 5, LM_ENNG},
 	};
 	(void) state;

@@ -1920,6 +1920,66 @@ test_damaged_last_change_key(void **state)
 	free(dir);
 }
 
+/* Opens the store in dir in a child that runs as an unprivileged user when
+ * the test runs as root (permission bits bind no root); the child's exit
+ * status is lm_store_open's result. */
+static int
+open_unprivileged(const char *dir)
+{
+	int status;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		lm_store *s = NULL;
+		int rc;
+		if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+			_exit(100);
+		rc = lm_store_open(dir, NULL, &s);
+		lm_store_close(s);
+		_exit(rc);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* A store directory the process may not write, or a data file it may not
+ * read, is refused as what it is: LM_EACCES, "permission denied", not an
+ * I/O error. */
+static void
+test_permission_denied(void **state)
+{
+	(void) state;
+	char *root = lmt_tmpdir("store-perm");
+	char dir[4096], data[4200];
+	lm_store *s;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/store", root);
+	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	assert_int_equal(chmod(root, 0755), 0);
+	assert_int_equal(mkdir(dir, 0500), 0);
+	rc = open_unprivileged(dir);
+	if (rc == 100) {
+		lmt_rmtree(root);
+		free(root);
+		fprintf(stderr, "skipped: running as root and cannot switch to an "
+		                "unprivileged user, so permission bits do not apply\n");
+		skip();
+	}
+	assert_int_equal(rc, LM_EACCES);
+	assert_string_equal(lm_strerror(rc), "permission denied");
+
+	/* A store whose data file the process may not read. */
+	assert_int_equal(chmod(dir, 0777), 0);
+	s = open_store(dir, 0, 0);
+	lm_store_close(s);
+	assert_int_equal(chmod(data, 0), 0);
+	assert_int_equal(open_unprivileged(dir), LM_EACCES);
+	lmt_rmtree(root);
+	free(root);
+}
+
 /*
  * Record keys longer than LM_STORE_ID_MAX (only a foreign writer leaves
  * them), more in a row than one call examines: the tombstone scan moves
@@ -2105,6 +2165,7 @@ main(void)
 	    cmocka_unit_test(test_trim_damaged_keys),
 	    cmocka_unit_test(test_changes_gone_damaged_first),
 	    cmocka_unit_test(test_damaged_last_change_key),
+	    cmocka_unit_test(test_permission_denied),
 	    cmocka_unit_test(test_damaged_position),
 	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
