@@ -646,6 +646,16 @@ lm_config_load(
 		if ((rv = check_url("LUNAMATCH_NOTIFY_URL (--notify-url)", notify,
 		         notify_schemes, err, errlen)) != LM_OK)
 			return rv;
+		/* Empty: the program's default. */
+		if (cfg->http_addr[0] != '\0' &&
+		    lm_http_addr_check(cfg->http_addr) != LM_OK) {
+			char shown[ESC_MAX + 4];
+			snprintf(err, errlen,
+			    "LUNAMATCH_HTTP_ADDR (--http): \"%s\" is not host:port or "
+			    "[v6]:port (port 0..65535)",
+			    lm_config_escape(cfg->http_addr, shown, sizeof(shown)));
+			return LM_EINVAL;
+		}
 	}
 	return LM_OK;
 }

@@ -510,6 +510,13 @@ split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
 	return LM_OK;
 }
 
+int
+lm_http_addr_check(const char *addr)
+{
+	char host[LM_HTTP_ADDR_MAX + 1], port[8];
+	return split_addr(addr, host, sizeof(host), port, sizeof(port));
+}
+
 /* Resolutions of listen_on that tests make fail (lm_http_fail_resolves). */
 static atomic_uint fail_resolves;
 

@@ -83,6 +83,12 @@ typedef struct lm_http_opts {
  */
 int lm_http_start(const lm_http_opts *o, lm_http **out);
 
+/* LM_OK when addr is an address lm_http_start takes as written: "host:port"
+ * or "[v6addr]:port", a host name of letters, digits, '.' and '-', a port
+ * 0..65535, at most LM_HTTP_ADDR_MAX bytes; LM_EINVAL otherwise (also for
+ * NULL). The host is not resolved. Any thread. */
+int lm_http_addr_check(const char *addr);
+
 /* Test seam: the next n resolutions of an address by lm_http_start fail
  * with EAI_AGAIN, a temporary failure of name resolution. Any thread. */
 void lm_http_fail_resolves(unsigned n);

@@ -479,6 +479,52 @@ test_listen_urls(void **state)
 	assert_non_null(strstr(err, "LUNAMATCH_NOTIFY_URL"));
 }
 
+/* The health and metrics address is host:port or [v6]:port, checked with
+ * the other addresses when the configuration loads: it was checked only
+ * when the HTTP server started, after the store was open and the follower
+ * or consumer made. Its host is not resolved here. */
+static void
+test_http_addr(void **state)
+{
+	(void) state;
+	static const char *const bad[] = {"127.0.0.1", "127.0.0.1:", ":7701",
+	    "127.0.0.1:65536", "127.0.0.1:http", "[::1]7701", "[::1]", "my host:7701",
+	    "tcp://127.0.0.1:7701", "127.0.0.1:-1"};
+	static const char *const good[] = {
+	    "127.0.0.1:7701", "[::1]:0", "0.0.0.0:65535", "metrics.internal:8080"};
+	static const lm_prog progs[] = {LM_PROG_INGEST, LM_PROG_MATCH};
+	lm_config cfg;
+	char err[256];
+	char *a1[] = {"prog", NULL};
+
+	for (size_t p = 0; p < 2; p++) {
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			setenv("LUNAMATCH_HTTP_ADDR", bad[i], 1);
+			err[0] = '\0';
+			if (load(&cfg, progs[p], 1, a1, err) != LM_EINVAL ||
+			    strstr(err, "LUNAMATCH_HTTP_ADDR") == NULL)
+				fail_msg("LUNAMATCH_HTTP_ADDR=%s: accepted or not named "
+				         "(\"%s\")",
+				    bad[i], err);
+		}
+		for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+			setenv("LUNAMATCH_HTTP_ADDR", good[i], 1);
+			err[0] = '\0';
+			if (load(&cfg, progs[p], 1, a1, err) != LM_OK)
+				fail_msg("LUNAMATCH_HTTP_ADDR=%s: refused (\"%s\")",
+				    good[i], err);
+		}
+		unsetenv("LUNAMATCH_HTTP_ADDR");
+	}
+	char *a2[] = {"prog", "--http", "127.0.0.1", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a2, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_HTTP_ADDR"));
+	/* Empty: the program's default. */
+	setenv("LUNAMATCH_HTTP_ADDR", "", 1);
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_OK);
+	unsetenv("LUNAMATCH_HTTP_ADDR");
+}
+
 /* Whether s holds a byte a terminal or a log reader would not show as
  * itself (a control byte, DEL or a byte above ASCII). */
 static bool
@@ -672,6 +718,7 @@ main(void)
 	    cmocka_unit_test(test_receive_budget_holds_a_request),
 	    cmocka_unit_test(test_topic_names),
 	    cmocka_unit_test(test_listen_urls),
+	    cmocka_unit_test(test_http_addr),
 	    cmocka_unit_test(test_broker_list),
 	    cmocka_unit_test(test_errors_escape_values),
 	    cmocka_unit_test(test_help),
