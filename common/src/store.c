@@ -713,7 +713,8 @@ lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	if (rdonly && stat(path, &st) != 0) {
-		rc = LM_ENOENT;
+		rc = errno == ENOENT || errno == ENOTDIR ? LM_ENOENT
+		                                         : lm_err_from_errno(errno);
 		goto fail;
 	}
 	if (stat(dir, &st) != 0) {

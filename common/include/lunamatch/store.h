@@ -77,7 +77,8 @@ typedef struct lm_store_opts {
  * missing directory is created with mode 0750 (with its missing parents).
  * opts may be NULL for the defaults. Errors: LM_EINVAL (bad options or path),
  * LM_ENOENT (read-only and no store there), LM_ESCHEMA (the store has another
- * schema version), LM_EBUSY (dir already open in this process), LM_EIO,
+ * schema version), LM_EBUSY (dir already open in this process), LM_EACCES
+ * (the directory or the data file may not be read or written), LM_EIO,
  * LM_ESTORE, LM_ENOMEM. The caller owns *out and frees it with lm_store_close.
  */
 int lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out);

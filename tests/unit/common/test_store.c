@@ -1924,8 +1924,9 @@ test_damaged_last_change_key(void **state)
  * the test runs as root (permission bits bind no root); the child's exit
  * status is lm_store_open's result. */
 static int
-open_unprivileged(const char *dir)
+open_unprivileged(const char *dir, unsigned flags)
 {
+	lm_store_opts o = {.flags = flags};
 	int status;
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -1934,7 +1935,7 @@ open_unprivileged(const char *dir)
 		int rc;
 		if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
 			_exit(100);
-		rc = lm_store_open(dir, NULL, &s);
+		rc = lm_store_open(dir, &o, &s);
 		lm_store_close(s);
 		_exit(rc);
 	}
@@ -1945,7 +1946,7 @@ open_unprivileged(const char *dir)
 
 /* A store directory the process may not write, or a data file it may not
  * read, is refused as what it is: LM_EACCES, "permission denied", not an
- * I/O error. */
+ * I/O error (or, read-only, no store). */
 static void
 test_permission_denied(void **state)
 {
@@ -1959,7 +1960,7 @@ test_permission_denied(void **state)
 	snprintf(data, sizeof(data), "%s/data.mdb", dir);
 	assert_int_equal(chmod(root, 0755), 0);
 	assert_int_equal(mkdir(dir, 0500), 0);
-	rc = open_unprivileged(dir);
+	rc = open_unprivileged(dir, 0);
 	if (rc == 100) {
 		lmt_rmtree(root);
 		free(root);
@@ -1975,7 +1976,12 @@ test_permission_denied(void **state)
 	s = open_store(dir, 0, 0);
 	lm_store_close(s);
 	assert_int_equal(chmod(data, 0), 0);
-	assert_int_equal(open_unprivileged(dir), LM_EACCES);
+	assert_int_equal(open_unprivileged(dir, 0), LM_EACCES);
+	/* Read-only, in a directory it may not enter: the store is there,
+	 * out of reach (it said "no store"). */
+	assert_int_equal(chmod(data, 0640), 0);
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(open_unprivileged(dir, LM_STORE_RDONLY), LM_EACCES);
 	lmt_rmtree(root);
 	free(root);
 }
