@@ -489,8 +489,12 @@ txn_foreach(lm_store *s, MDB_txn *txn, lm_kind k, lm_store_record_fn fn, void *a
 	     rc = mdb_cursor_get(c, &key, &v, MDB_NEXT)) {
 		struct rec r;
 		int ret;
-		if (key.mv_size == 0 || key.mv_size > LM_STORE_ID_MAX ||
-		    decode_val(&v, &r) != LM_OK) {
+		if (key.mv_size == 0 || key.mv_size > LM_STORE_ID_MAX) {
+			lm_error("store.corrupt", "record key of %zu bytes", key.mv_size);
+			mdb_cursor_close(c);
+			return LM_ESTORE;
+		}
+		if (decode_val(&v, &r) != LM_OK) { /* logged */
 			mdb_cursor_close(c);
 			return LM_ESTORE;
 		}

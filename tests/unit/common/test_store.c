@@ -1920,6 +1920,38 @@ test_damaged_last_change_key(void **state)
 	free(dir);
 }
 
+/* A damaged record key (longer than any id; only a foreign writer leaves
+ * one) fails a full read, as a damaged value does, and says so in the log
+ * (store.corrupt): the snapshot load of a match service failed with
+ * nothing logged but "record store (LMDB) failure". */
+static void
+test_foreach_damaged_key(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-foreach-key");
+	lm_store *s = open_store(dir, 0, 0);
+	char key[LM_STORE_ID_MAX + 1];
+	struct collect c = {0};
+	lmt_capture cap;
+	char *log;
+
+	put_range(s, 0, 3);
+	lm_store_close(s);
+	memset(key, 'k', sizeof(key));
+	raw_put(dir, "postings", key, sizeof(key), "xyz");
+	s = open_store(dir, 0, 0);
+	lmt_stderr_begin(&cap);
+	int rc = lm_store_foreach(s, LM_KIND_POSTING, collect_fn, &c);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(rc, LM_ESTORE);
+	assert_non_null(strstr(log, "store.corrupt"));
+	assert_non_null(strstr(log, "record key of 129 bytes"));
+	free(log);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 /* Opens the store in dir in a child that runs as an unprivileged user when
  * the test runs as root (permission bits bind no root); the child's exit
  * status is lm_store_open's result. */
@@ -2172,6 +2204,7 @@ main(void)
 	    cmocka_unit_test(test_changes_gone_damaged_first),
 	    cmocka_unit_test(test_damaged_last_change_key),
 	    cmocka_unit_test(test_permission_denied),
+	    cmocka_unit_test(test_foreach_damaged_key),
 	    cmocka_unit_test(test_damaged_position),
 	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
