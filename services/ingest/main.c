@@ -224,7 +224,8 @@ main(int argc, char **argv)
 	if ((rv = lm_http_start(&ho, &http)) != LM_OK) {
 		if (rv == LM_EINVAL) {
 			fprintf(stderr,
-			    PROG ": LUNAMATCH_HTTP_ADDR: \"%s\" is not host:port\n",
+			    PROG ": LUNAMATCH_HTTP_ADDR: the host of \"%s\" does "
+			         "not resolve\n",
 			    lm_config_escape(ho.addr, err, sizeof(err)));
 			rc = 2;
 		}

@@ -950,7 +950,8 @@ main(int argc, char **argv)
 	if ((rc = start_http(d)) != LM_OK) {
 		if (rc == LM_EINVAL) {
 			fprintf(stderr,
-			    PROG ": LUNAMATCH_HTTP_ADDR: \"%s\" is not host:port\n",
+			    PROG ": LUNAMATCH_HTTP_ADDR: the host of \"%s\" does "
+			         "not resolve\n",
 			    lm_config_escape(d->cfg.http_addr, err, sizeof(err)));
 			status = EXIT_CONFIG;
 		}
