@@ -83,6 +83,11 @@ struct slot {
 	nng_time recv_ms; /* nng_clock() at receipt: deadlines */
 	uint64_t recv_ns; /* CLOCK_MONOTONIC at receipt: latency */
 	bool accepted;    /* counted in s->accepted (s->mtx) */
+	/* While queued (s->mtx): the next queued request of the same pipe;
+	 * in the first one of its pipe (the one in s->ring), the last one
+	 * and how many its pipe has queued. */
+	struct slot *qnext, *qtail;
+	unsigned qn;
 	size_t reply_len; /* bytes of the reply being sent (S_SEND) */
 	/* While a commit holds the reply (LM_RPC_HELD): the encoded OK reply
 	 * and what an answer that replaces it needs. */
@@ -183,12 +188,19 @@ struct lm_rpc_server {
 	lm_counter *idle_closed;
 	lm_counter *send_closed;
 
-	/* Worker pool and queue (mtx). */
+	/* Worker pool and queue (mtx). The queue is fair between pipes:
+	 * each pipe's requests wait in their order of arrival, linked through
+	 * the slots, and ring holds the first queued request of every pipe
+	 * that has any (at most ncontexts: each holds a context). A worker
+	 * takes the request at the ring's head and puts the next one of the
+	 * same pipe, if any, at the ring's tail, so that a request waits for
+	 * at most one request of every other pipe with requests queued. qlen
+	 * counts the requests queued, at most queue_cap. */
 	pthread_mutex_t mtx;
 	pthread_cond_t work_cv; /* queue not empty, or stop */
 	pthread_cond_t idle_cv; /* accepted or held fell to 0; monotonic clock */
-	struct slot **queue;
-	unsigned qhead, qlen;
+	struct slot **ring;     /* [ncontexts] */
+	unsigned rhead, rlen, qlen;
 	unsigned inflight;
 	unsigned accepted; /* requests queued and not yet answered: drain */
 	unsigned held;     /* calls a commit holds; free waits for them (idle_cv) */
@@ -579,24 +591,96 @@ early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
 	reply(sl, msg, &r, NULL);
 }
 
+/* Puts head, the first queued request of its pipe, at the ring's tail
+ * (mtx held). */
+static void
+ring_put(lm_rpc_server *s, struct slot *head)
+{
+	s->ring[(s->rhead + s->rlen) % s->ncontexts] = head;
+	s->rlen++;
+}
+
+/* The first queued request of pipe, or NULL (mtx held). Linear in the
+ * pipes with requests queued. */
+static struct slot *
+ring_find(const lm_rpc_server *s, uint32_t pipe)
+{
+	for (unsigned i = 0; i < s->rlen; i++) {
+		struct slot *h = s->ring[(s->rhead + i) % s->ncontexts];
+		if (h->pipe == pipe)
+			return h;
+	}
+	return NULL;
+}
+
+/*
+ * With the queue full, the queued request that an arriving one, whose pipe
+ * has mine requests queued, takes the place of (mtx held): the newest of
+ * the pipe with the most queued, when that pipe would still have at least
+ * as many as the arriving one's; NULL when none. Removes it from the queue
+ * and from accepted: it is the caller's to refuse.
+ */
+static struct slot *
+queue_evict(lm_rpc_server *s, unsigned mine)
+{
+	struct slot *big = NULL, *prev, *victim;
+
+	for (unsigned i = 0; i < s->rlen; i++) {
+		struct slot *h = s->ring[(s->rhead + i) % s->ncontexts];
+		if (big == NULL || h->qn > big->qn)
+			big = h;
+	}
+	if (big == NULL || big->qn <= mine + 1)
+		return NULL;
+	/* big->qn >= 2: its head stays, and the ring does not change. */
+	for (prev = big; prev->qnext != big->qtail; prev = prev->qnext)
+		;
+	victim = big->qtail;
+	prev->qnext = NULL;
+	big->qtail = prev;
+	big->qn--;
+	s->qlen--;
+	victim->accepted = false;
+	s->accepted--;
+	return victim;
+}
+
 /*
  * Hands the slot to the workers (it then belongs to them) and counts it
- * accepted; or returns why not (REJ_DRAINING, REJ_QUEUE_FULL). The draining
- * flag is read under mtx, which drain takes after setting it: a request is
- * either refused or seen by drain's wait.
+ * accepted; or returns why not (REJ_DRAINING, REJ_QUEUE_FULL). When the
+ * queue is full, the request may take the place of the newest request of
+ * the pipe with the most queued (queue_evict): then it is accepted and
+ * *evicted is that request, which the caller refuses as REJ_QUEUE_FULL;
+ * otherwise *evicted is NULL. The draining flag is read under mtx, which
+ * drain takes after setting it: a request is either refused or seen by
+ * drain's wait.
  */
 static int
-queue_push(lm_rpc_server *s, struct slot *sl)
+queue_push(lm_rpc_server *s, struct slot *sl, struct slot **evicted)
 {
+	struct slot *head;
 	int why = -1;
 
+	*evicted = NULL;
 	pthread_mutex_lock(&s->mtx);
+	head = ring_find(s, sl->pipe);
 	if (atomic_load(&s->draining)) {
 		why = REJ_DRAINING;
-	} else if (s->stop || s->qlen >= s->queue_cap) {
+	} else if (s->stop || (s->qlen >= s->queue_cap &&
+	                          (*evicted = queue_evict(
+	                               s, head != NULL ? head->qn : 0)) == NULL)) {
 		why = REJ_QUEUE_FULL;
 	} else {
-		s->queue[(s->qhead + s->qlen) % s->queue_cap] = sl;
+		sl->qnext = NULL;
+		if (head != NULL) {
+			head->qtail->qnext = sl;
+			head->qtail = sl;
+			head->qn++;
+		} else {
+			sl->qtail = sl;
+			sl->qn = 1;
+			ring_put(s, sl);
+		}
 		s->qlen++;
 		sl->accepted = true;
 		s->accepted++;
@@ -606,11 +690,30 @@ queue_push(lm_rpc_server *s, struct slot *sl)
 	return why;
 }
 
+/* Takes the next request off the queue (mtx held, qlen > 0): the first of
+ * the pipe at the ring's head; the pipe's next one goes to the tail. */
+static struct slot *
+queue_pop(lm_rpc_server *s)
+{
+	struct slot *sl = s->ring[s->rhead], *next = sl->qnext;
+
+	s->rhead = (s->rhead + 1) % s->ncontexts;
+	s->rlen--;
+	s->qlen--;
+	if (next != NULL) {
+		next->qtail = sl->qtail;
+		next->qn = sl->qn - 1;
+		ring_put(s, next);
+	}
+	sl->qnext = NULL;
+	return sl;
+}
+
 /* The aio callback of a slot: runs on an nng thread, must not block. */
 static void
 slot_cb(void *arg)
 {
-	struct slot *sl = arg;
+	struct slot *sl = arg, *evicted;
 	lm_rpc_server *s = sl->s;
 	int rv = nng_aio_result(sl->aio);
 	nng_msg *msg;
@@ -677,7 +780,7 @@ slot_cb(void *arg)
 		return;
 	}
 	/* After a successful push the slot belongs to a worker. */
-	switch (queue_push(s, sl)) {
+	switch (queue_push(s, sl, &evicted)) {
 	case REJ_DRAINING:
 		early_reply(sl, CODE_UNAVAILABLE, REJ_DRAINING,
 		    "server is draining; retry elsewhere");
@@ -687,6 +790,9 @@ slot_cb(void *arg)
 		    "server overloaded: request queue full");
 		break;
 	default:
+		if (evicted != NULL)
+			early_reply(evicted, CODE_EXHAUSTED, REJ_QUEUE_FULL,
+			    "server overloaded: request queue full");
 		break;
 	}
 }
@@ -980,9 +1086,7 @@ worker_main(void *arg)
 			pthread_mutex_unlock(&s->mtx);
 			return NULL;
 		}
-		sl = s->queue[s->qhead];
-		s->qhead = (s->qhead + 1) % s->queue_cap;
-		s->qlen--;
+		sl = queue_pop(s);
 		pthread_mutex_unlock(&s->mtx);
 		work(s, sl);
 	}
@@ -1460,13 +1564,13 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 
 	s->handlers = calloc(svc->n_methods ? svc->n_methods : 1, sizeof(*s->handlers));
 	s->commits = calloc(svc->n_methods ? svc->n_methods : 1, sizeof(*s->commits));
-	s->queue = calloc(s->queue_cap, sizeof(*s->queue));
+	s->ring = calloc(s->ncontexts, sizeof(*s->ring));
 	s->slots = calloc(s->ncontexts, sizeof(*s->slots));
 	s->threads = calloc(s->nworkers, sizeof(*s->threads));
 	for (s->ntab = 16; s->ntab < 2 * (size_t) s->max_conns; s->ntab *= 2)
 		;
 	s->tab = calloc(s->ntab, sizeof(*s->tab));
-	if (s->handlers == NULL || s->commits == NULL || s->queue == NULL ||
+	if (s->handlers == NULL || s->commits == NULL || s->ring == NULL ||
 	    s->slots == NULL || s->threads == NULL || s->tab == NULL) {
 		rv = LM_ENOMEM;
 		goto fail;
@@ -1704,12 +1808,7 @@ lm_rpc_server_free(lm_rpc_server *s)
 		return;
 	lm_rpc_server_stop(s);
 	if (s->slots != NULL) {
-		/* Requests still queued when the workers stopped. */
-		for (unsigned i = 0; i < s->qlen; i++) {
-			struct slot *sl = s->queue[(s->qhead + i) % s->queue_cap];
-			nng_msg_free(sl->msg);
-			sl->msg = NULL;
-		}
+		/* With the requests still queued when the workers stopped. */
 		for (unsigned i = 0; i < s->ncontexts; i++) {
 			nng_msg_free(s->slots[i].msg);
 			nng_aio_free(s->slots[i].aio);
@@ -1731,7 +1830,7 @@ lm_rpc_server_free(lm_rpc_server *s)
 	free(s->req_total);
 	free(s->latency);
 	free(s->slots);
-	free(s->queue);
+	free(s->ring);
 	free(s->threads);
 	free(s->handlers);
 	free(s->commits);

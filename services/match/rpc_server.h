@@ -3,8 +3,9 @@
  *
  * The server owns one nng REP0 socket listening on a tcp://, ipc:// or
  * tls+tcp:// URL. A fixed number of nng contexts each receive one request at
- * a time with their own aio; a received request is put on a bounded queue
- * that a fixed pool of worker threads empties. A worker decodes the
+ * a time with their own aio; a received request is put on a bounded queue,
+ * fair between connections, that a fixed pool of worker threads empties.
+ * A worker decodes the
  * lunamatch.v1.RpcRequest envelope, finds the method in the protobuf-c
  * service descriptor, decodes the payload with the method's input type,
  * runs the handler, and sends the lunamatch.v1.RpcResponse back on the same
@@ -153,8 +154,12 @@ typedef struct lm_rpc_server_opts {
 	unsigned default_timeout_ms; /* when a request has timeout_ms 0; 0 = 5000 */
 	const char *tls_cert, *tls_key, *tls_ca; /* PEM files; NULL or "" = unset */
 	lm_metrics *metrics; /* may be NULL; borrowed, must outlive the server */
-	/* Requests waiting for a worker; a request arriving when the queue is
-	 * full is answered RESOURCE_EXHAUSTED. 0 = 4 * workers. */
+	/* Requests waiting for a worker, taken round-robin across
+	 * connections. A request arriving when the queue is full is answered
+	 * RESOURCE_EXHAUSTED, unless the connection with the most requests
+	 * queued has more than one more than its own: then that connection's
+	 * newest queued request is answered so instead, and the arriving one
+	 * queued. 0 = 4 * workers. */
 	unsigned queue_len;
 	/* Connections open at once (each holds a file descriptor); one more
 	 * is closed as soon as nng accepts it (counted in

@@ -2105,6 +2105,182 @@ test_peer_not_reading_big_reply(void **state)
 	free(small);
 }
 
+/* Reads exactly n bytes from fd; false on a timeout, an error or EOF. */
+static bool
+read_full(int fd, uint8_t *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = read(fd, buf, n);
+		if (k <= 0)
+			return false;
+		buf += k;
+		n -= (size_t) k;
+	}
+	return true;
+}
+
+/* Reads one reply from a raw_peer (length, nng request id, body) and
+ * decodes it; NULL when none came within the socket's receive timeout. */
+static Lunamatch__V1__RpcResponse *
+raw_reply(int fd)
+{
+	uint8_t hdr[12], *body;
+	uint64_t n = 0;
+	Lunamatch__V1__RpcResponse *r;
+
+	if (!read_full(fd, hdr, sizeof(hdr)))
+		return NULL;
+	for (int k = 0; k < 8; k++)
+		n = n << 8 | hdr[k];
+	assert_true(n >= 4 && n < (1u << 20));
+	assert_non_null(body = malloc(n - 4 + 1));
+	assert_true(read_full(fd, body, n - 4));
+	r = lunamatch__v1__rpc_response__unpack(NULL, n - 4, body);
+	free(body);
+	assert_non_null(r);
+	return r;
+}
+
+/* The envelope of a MatchJobs whose handler sleeps sleep_ms; *n gets its
+ * size. */
+static uint8_t *
+slow_request(uint32_t sleep_ms, size_t *n)
+{
+	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	uint8_t pl[64], *env;
+	size_t plen;
+
+	req.candidate_id = "c1";
+	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	req.top_k = sleep_ms;
+	plen = protobuf_c_message_get_packed_size(&req.base);
+	assert_true(plen <= sizeof(pl));
+	protobuf_c_message_pack(&req.base, pl);
+	*n = envelope(
+	    LM_RPC_METHOD_PREFIX "MatchJobs", "greedy", 10000, pl, plen, 0, &env);
+	return env;
+}
+
+/* Waits (at most 5 s) until the server has want requests in flight. */
+static void
+wait_inflight(struct fixture *f, int64_t want)
+{
+	lm_gauge *g = lm_metrics_gauge(f->m, "lunamatch_rpc_inflight", NULL, NULL);
+	nng_time end = nng_clock() + 5000;
+
+	while (lm_gauge_get(g) < want && nng_clock() < end)
+		nng_msleep(2);
+	assert_true(lm_gauge_get(g) >= want);
+}
+
+/*
+ * One connection that pipelines slow requests does not hold up another
+ * connection's call: queued requests are taken round-robin across
+ * connections, so the other call, once it has a context, runs after at
+ * most one more request of the busy connection, and the busy connection's
+ * calls are all answered, none refused. Before, the queue was one line:
+ * the other call waited behind every request the busy connection had in
+ * the contexts (at least 9 handler runs here, against at most 5).
+ */
+static void
+test_fair_between_connections(void **state)
+{
+	(void) state;
+	struct fixture f;
+	struct timeval tv = {.tv_sec = 10};
+	char err[LM_RPC_MAX_MESSAGE], *id = NULL;
+	enum { PIPELINED = 16 };
+	size_t n;
+	uint8_t *env = slow_request(100, &n);
+	lm_client *c;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 8, .workers = 1, .queue_len = 8});
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+	int fd = raw_peer(f.url, 1 << 16);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	atomic_store(&g_matchjobs_calls, 0);
+	assert_int_equal(flood(fd, env, n, PIPELINED), PIPELINED);
+	/* Every context holds a request of the busy connection. */
+	wait_inflight(&f, 8);
+	assert_int_equal(get_posting(c, "other", 10000, &id, err, sizeof(err)), OK_);
+	int ran = atomic_load(&g_matchjobs_calls);
+	assert_string_equal(id, "other");
+	free(id);
+	if (ran > 5)
+		fail_msg("the other connection's call waited for %d slow calls", ran);
+	for (unsigned i = 0; i < PIPELINED; i++) {
+		Lunamatch__V1__RpcResponse *r = raw_reply(fd);
+		assert_non_null(r);
+		assert_int_equal(r->code, OK_);
+		lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	}
+	assert_int_equal(rejected(f.m, "queue_full"), 0);
+	assert_int_equal(requests(f.m, "MatchJobs", "OK"), PIPELINED);
+	close(fd);
+	lm_client_close(c);
+	server_down(&f);
+	free(env);
+}
+
+/*
+ * When the queue is full, a request of a connection with fewer requests
+ * queued than the busiest one takes the place of that connection's newest
+ * queued request, which is refused as queue_full, counted and told why:
+ * the busy connection cannot keep every other one out by filling the
+ * queue. Before, the other connection's call was refused.
+ */
+static void
+test_fair_queue_full(void **state)
+{
+	(void) state;
+	struct fixture f;
+	struct timeval tv = {.tv_sec = 10};
+	char err[LM_RPC_MAX_MESSAGE], *id = NULL;
+	enum { PIPELINED = 16 };
+	unsigned ok = 0, exhausted = 0;
+	size_t n;
+	uint8_t *env = slow_request(1500, &n);
+	lm_client *c;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 8, .workers = 1, .queue_len = 2});
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+	int fd = raw_peer(f.url, 1 << 16);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	atomic_store(&g_matchjobs_running, 0);
+	/* One runs, then two are queued and the rest refused. */
+	assert_int_equal(flood(fd, env, n, 1), 1);
+	assert_true(wait_atomic(&g_matchjobs_running, 1, 5000));
+	assert_int_equal(flood(fd, env, n, PIPELINED - 1), PIPELINED - 1);
+	nng_time end = nng_clock() + 5000;
+	while (rejected(f.m, "queue_full") < PIPELINED - 3 && nng_clock() < end)
+		nng_msleep(2);
+	assert_int_equal(rejected(f.m, "queue_full"), PIPELINED - 3);
+	assert_int_equal(get_posting(c, "other", 10000, &id, err, sizeof(err)), OK_);
+	assert_string_equal(id, "other");
+	free(id);
+	assert_int_equal(rejected(f.m, "queue_full"), PIPELINED - 2);
+	for (unsigned i = 0; i < PIPELINED; i++) {
+		Lunamatch__V1__RpcResponse *r = raw_reply(fd);
+		assert_non_null(r);
+		if (r->code == EXHAUSTED_) {
+			assert_string_equal(r->request_id, "greedy");
+			assert_non_null(strstr(r->message, "queue full"));
+			exhausted++;
+		} else {
+			assert_int_equal(r->code, OK_);
+			ok++;
+		}
+		lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	}
+	assert_int_equal(ok, 2);
+	assert_int_equal(exhausted, PIPELINED - 2);
+	assert_int_equal(requests(f.m, "MatchJobs", "RESOURCE_EXHAUSTED"), PIPELINED - 2);
+	close(fd);
+	lm_client_close(c);
+	server_down(&f);
+	free(env);
+}
+
 /* Appends n copies of the UTF-8 character c to buf (cap bytes with the
  * NUL, which is always written). */
 static void
@@ -2521,6 +2697,9 @@ main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--dead-listener") == 0)
 		return dead_listener_scenario();
+	/* LMT_TEST_FILTER=test_fair* runs some tests (a cmocka glob). */
+	if (getenv("LMT_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_status_paths),
 	    cmocka_unit_test(test_reply_bytes),
@@ -2543,6 +2722,8 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_idle_timeout_spares_waiting_requests),
 	    cmocka_unit_test(test_peer_not_reading),
 	    cmocka_unit_test(test_peer_not_reading_big_reply),
+	    cmocka_unit_test(test_fair_between_connections),
+	    cmocka_unit_test(test_fair_queue_full),
 	    cmocka_unit_test(test_held_reply),
 	    cmocka_unit_test(test_held_replies_to_their_callers),
 	    cmocka_unit_test(test_message_cut_utf8),
