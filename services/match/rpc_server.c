@@ -1132,7 +1132,14 @@ compute_urls(lm_rpc_server *s)
 	return LM_OK;
 }
 
-/* Creates and starts a listener on url (lmtx held or not yet shared). */
+/*
+ * Creates and starts a listener on url (lmtx held or not yet shared).
+ * Returns LM_OK; LM_EINVAL for a URL nng does not take (unknown scheme,
+ * malformed) or an address that cannot be bound here; LM_EBUSY for an
+ * address in use; LM_EACCES when the process may not listen there;
+ * LM_ENOENT for an ipc:// path whose directory does not exist; LM_ENOMEM;
+ * another lm_err_from_nng code (LM_ENNG) else. Logged with nng's reason.
+ */
 static int
 listen_on(lm_rpc_server *s, const char *url)
 {
@@ -1141,19 +1148,20 @@ listen_on(lm_rpc_server *s, const char *url)
 	if ((rv = nng_listener_create(&s->listener, s->sock, url)) != 0) {
 		lm_error("rpc.listen.failed", "cannot listen on %s: %s", url,
 		    nng_strerror(rv));
-		return LM_ENNG;
+		/* Only the URL can be refused here. */
+		return rv == NNG_ENOMEM ? LM_ENOMEM : LM_EINVAL;
 	}
 	if (s->tls_server != NULL && (rv = nng_listener_set_ptr(s->listener,
 	                                  NNG_OPT_TLS_CONFIG, s->tls_server)) != 0) {
 		lm_error("rpc.listen.failed", "TLS on %s: %s", url, nng_strerror(rv));
 		nng_listener_close(s->listener);
-		return LM_ENNG;
+		return lm_err_from_nng(rv);
 	}
 	if ((rv = nng_listener_start(s->listener, 0)) != 0) {
 		lm_error("rpc.listen.failed", "cannot listen on %s: %s", url,
 		    nng_strerror(rv));
 		nng_listener_close(s->listener);
-		return LM_ENNG;
+		return lm_err_from_nng(rv);
 	}
 	return LM_OK;
 }
@@ -1668,7 +1676,7 @@ lm_rpc_server_start(lm_rpc_server *s)
 		    "rpc.listen.failed", "cannot read the bound address of %s", s->url);
 	pthread_mutex_unlock(&s->lmtx);
 	if (rv != LM_OK)
-		return LM_ENNG;
+		return rv;
 	if (!s->sweeper_on) {
 		if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0) {
 			lm_error("rpc.start", "cannot start the idle sweeper thread");

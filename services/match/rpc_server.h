@@ -204,9 +204,14 @@ typedef struct lm_rpc_server_opts {
 int lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor *svc,
     const lm_rpc_method *methods, size_t n, void *arg, lm_rpc_server **out);
 
-/* Starts the workers and listens. Returns LM_OK, or LM_ENNG with a logged
- * reason (address in use, bad URL, TLS failure); LM_EINVAL if already
- * started. The server reports SERVING once started. */
+/* Starts the workers and listens. Returns LM_OK; on a failure to listen,
+ * logged with nng's reason: LM_EBUSY when the address is in use, LM_EINVAL
+ * for a URL or address that cannot be listened on (unknown scheme,
+ * malformed, port out of range, an address not of this host), LM_EACCES
+ * when the process may not listen there (a privileged port, an ipc://
+ * path it cannot create), LM_ENOENT for an ipc:// path whose directory
+ * does not exist, LM_ENNG for other nng failures; LM_ENOMEM; LM_EINVAL if
+ * already started. The server reports SERVING once started. */
 int lm_rpc_server_start(lm_rpc_server *s);
 
 /* What the service's Check handler should report; false while draining. */

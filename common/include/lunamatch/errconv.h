@@ -22,8 +22,9 @@ int lm_err_from_errno(int errnum);
 /* Converts an nng error to the closest lm_err (0 gives LM_OK): timeouts
  * LM_ETIMEDOUT, a closed object LM_ECLOSED, memory LM_ENOMEM, bad addresses
  * and arguments LM_EINVAL, a too large message LM_E2BIG, an address in use
- * or a full queue LM_EBUSY, a permission refused LM_EACCES, system errors
- * through their errno, anything
+ * or a full queue LM_EBUSY, a permission denied (nng's EPERM, which is also
+ * what nng makes of EACCES) LM_EACCES, system errors through their errno,
+ * anything
  * else (refused, reset, unreachable, TLS and protocol failures) LM_ENNG.
  * Where a failed call can only mean that the caller's own input was
  * rejected (parsing an address, loading a certificate), the caller reports

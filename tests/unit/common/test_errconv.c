@@ -47,6 +47,7 @@ test_nng(void **state)
 	    {NNG_ENOTSUP, LM_ENOTSUP},
 	    {NNG_ENOENT, LM_ENOENT},
 	    {NNG_ENOSPC, LM_ENOSPC},
+	    {NNG_EPERM, LM_EACCES},
 	    {NNG_ECONNREFUSED, LM_ENNG},
 	    {NNG_ECONNRESET, LM_ENNG},
 	    {NNG_ECRYPTO, LM_ENNG},
@@ -54,7 +55,6 @@ test_nng(void **state)
 	    {NNG_ESYSERR | ENOSPC, LM_ENOSPC},
 	    {NNG_ESYSERR | ENOMEM, LM_ENOMEM},
 	    {NNG_ESYSERR | EACCES, LM_EACCES},
-	    {NNG_EPERM, LM_EACCES},
 	    {NNG_ETRANERR | 5, LM_ENNG},
 	};
 	(void) state;

@@ -11,6 +11,7 @@
  * a commit that holds its reply until the test releases it.
  */
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -2554,13 +2556,29 @@ test_setup_errors(void **state)
 	o.url = NULL;
 	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_EINVAL);
 
-	/* A bad URL fails at start. */
-	o.url = "nosuch://127.0.0.1:1";
+	/* A bad URL or address fails at start, as an invalid argument. */
+	const char *bad_urls[] = {"nosuch://127.0.0.1:1", "tcp://127.0.0.1:99999",
+	    "tcp://127.0.0.1:port", "ipc://"};
+	for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+		o.url = bad_urls[i];
+		assert_int_equal(
+		    lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_OK);
+		int rv = lm_rpc_server_start(s);
+		if (rv != LM_EINVAL)
+			fail_msg("%s: %s", bad_urls[i], lm_errname(rv));
+		lm_rpc_server_free(s);
+	}
+	/* An ipc:// path in a directory that does not exist. */
+	char *dir = lmt_tmpdir("rpc-setup");
+	snprintf(url, sizeof(url), "ipc://%s/missing/rpc.ipc", dir);
+	o.url = url;
 	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_OK);
-	assert_int_equal(lm_rpc_server_start(s), LM_ENNG);
+	assert_int_equal(lm_rpc_server_start(s), LM_ENOENT);
 	lm_rpc_server_free(s);
+	lmt_rmtree(dir);
+	free(dir);
 
-	/* Address in use. */
+	/* Address in use: resource busy. */
 	o.url = "tcp://127.0.0.1:0";
 	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_OK);
 	assert_int_equal(lm_rpc_server_start(s), LM_OK);
@@ -2568,7 +2586,7 @@ test_setup_errors(void **state)
 	assert_int_equal(lm_rpc_server_url(s, url, sizeof(url)), LM_OK);
 	o.url = url;
 	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s2), LM_OK);
-	assert_int_equal(lm_rpc_server_start(s2), LM_ENNG);
+	assert_int_equal(lm_rpc_server_start(s2), LM_EBUSY);
 	lm_rpc_server_free(s2);
 	lm_rpc_server_free(s);
 
@@ -2576,6 +2594,64 @@ test_setup_errors(void **state)
 	o.url = "tls+tcp://127.0.0.1:0";
 	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_EINVAL);
 	lm_rpc_server_free(NULL);
+}
+
+/* This program started again with --listen URL: starts a server on URL
+ * and exits with what lm_rpc_server_start returned. */
+static int
+listen_scenario(const char *url)
+{
+	lm_rpc_server *s = NULL;
+	lm_rpc_server_opts o = {.url = url, .contexts = 1, .workers = 1};
+	int rv = lm_rpc_server_new(
+	    &o, &lunamatch__v1__match_service__descriptor, g_methods, 3, NULL, &s);
+
+	if (rv == LM_OK)
+		rv = lm_rpc_server_start(s);
+	lm_rpc_server_free(s);
+	return rv;
+}
+
+/*
+ * Listening where the process may not (an ipc:// path in a directory it
+ * cannot write) fails as not authorized. The server runs in a child
+ * process, as user nobody when this one is root (root may write anywhere).
+ */
+static void
+test_listen_permission(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("rpc-perm"), locked[512], url[600];
+	int st = 0;
+	pid_t pid, w;
+
+	snprintf(locked, sizeof(locked), "%s/locked", dir);
+	assert_int_equal(mkdir(locked, 0500), 0);
+	snprintf(url, sizeof(url), "ipc://%s/rpc.ipc", locked);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (geteuid() == 0 &&
+		    (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0))
+			_exit(126);
+		execl(
+		    "/proc/self/exe", "test_rpc_server", "--listen", url, (char *) NULL);
+		_exit(127);
+	}
+	nng_time end = nng_clock() + 30000;
+	while ((w = waitpid(pid, &st, WNOHANG)) == 0 && nng_clock() < end)
+		nng_msleep(20);
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		fail_msg("the listening child did not finish in 30 s");
+	}
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) != LM_EACCES)
+		fail_msg("listening without permission: exit %d, expected %s (%d)",
+		    WEXITSTATUS(st), lm_errname(LM_EACCES), LM_EACCES);
+	lmt_rmtree(dir);
+	free(dir);
 }
 
 /* ---- mutual TLS ------------------------------------------------------ */
@@ -2697,6 +2773,8 @@ main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--dead-listener") == 0)
 		return dead_listener_scenario();
+	if (argc > 2 && strcmp(argv[1], "--listen") == 0)
+		return listen_scenario(argv[2]);
 	/* LMT_TEST_FILTER=test_fair* runs some tests (a cmocka glob). */
 	if (getenv("LMT_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
@@ -2731,6 +2809,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_drain_ignores_refusals),
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_setup_errors),
+	    cmocka_unit_test(test_listen_permission),
 	    cmocka_unit_test(test_mutual_tls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
