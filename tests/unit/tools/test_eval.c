@@ -24,6 +24,7 @@
 #include "model.h"
 #include "proc.h"
 #include "records.h"
+#include "replica.h"
 #include "rpc_server.h"
 #include "service.h"
 
@@ -225,17 +226,6 @@ test_load_embeddings(void **state)
 #define INDEX_SEQ     42
 #define SET_RECORDS   3 /* postings and profiles of the set */
 
-/* One replica of the service: the sample records under a model, served
- * on url. */
-struct replica {
-	char url[600];
-	lmt_records recs;
-	lm_model *model;
-	lm_index *idx;
-	lm_match_service *svc;
-	lm_rpc_server *srv;
-};
-
 static int64_t
 fixed_clock(void *arg)
 {
@@ -243,77 +233,16 @@ fixed_clock(void *arg)
 	return SAMPLES_NOW;
 }
 
-static void
-index_record(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
-{
-	struct replica *r = arg;
-	lm_reject why;
-	char err[512];
-	(void) no, (void) line, (void) len;
-
-	if (lmt_record_prepare(&r->recs.ctx, m, &why, err, sizeof(err)) != LM_OK) {
-		protobuf_c_message_free_unpacked(m, NULL);
-		return;
-	}
-	if (m->descriptor == &lunamatch__v1__job_posting__descriptor)
-		assert_int_equal(
-		    lm_index_put_posting(r->idx, (Lunamatch__V1__JobPosting *) m, 0),
-		    LM_OK);
-	else
-		assert_int_equal(lm_index_put_profile(
-		                     r->idx, (Lunamatch__V1__CandidateProfile *) m, 0),
-		    LM_OK);
-}
-
 /* Starts a replica scoring with the model of model_path, listening on
  * ipc://<dir>/<name>.ipc. */
 static void
-replica_start(struct replica *r, const char *name, const char *model_path)
+replica_start(lmt_replica *r, const char *name, const char *model_path)
 {
-	lm_match_service_opts o;
-	lm_rpc_server_opts so;
-	const lm_rpc_method *methods;
-	size_t n;
-	char err[512];
+	lmt_replica_opts o = {model_path, true, INDEX_SEQ, fixed_clock};
+	char url[600];
 
-	memset(r, 0, sizeof(*r));
-	snprintf(r->url, sizeof(r->url), "ipc://%s/%s.ipc", dir, name);
-	lmt_records_open(&r->recs, 384);
-	if (lm_model_load(model_path, &r->model, err, sizeof(err)) != LM_OK)
-		fail_msg("%s", err);
-	assert_int_equal(lm_index_new(r->model, &r->idx), LM_OK);
-	lmt_jsonl_foreach(LMT_SAMPLE_POSTINGS, lmt_sample_descriptor(LMT_SAMPLE_POSTINGS),
-	    index_record, r);
-	lmt_jsonl_foreach(LMT_SAMPLE_PROFILES, lmt_sample_descriptor(LMT_SAMPLE_PROFILES),
-	    index_record, r);
-	lm_index_set_seq(r->idx, INDEX_SEQ);
-	memset(&o, 0, sizeof(o));
-	o.index = r->idx;
-	o.record_ctx = r->recs.ctx;
-	o.clock = fixed_clock;
-	assert_int_equal(lm_match_service_new(&o, &r->svc), LM_OK);
-	lm_match_service_set_loaded(r->svc, true);
-	memset(&so, 0, sizeof(so));
-	so.url = r->url;
-	so.workers = 2;
-	so.contexts = 4;
-	methods = lm_match_service_methods(&n);
-	assert_int_equal(lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor,
-	                     methods, n, r->svc, &r->srv),
-	    LM_OK);
-	assert_int_equal(lm_rpc_server_start(r->srv), LM_OK);
-	lm_match_service_set_server(r->svc, r->srv);
-}
-
-static void
-replica_stop(struct replica *r)
-{
-	lm_match_service_set_server(r->svc, NULL);
-	lm_rpc_server_free(r->srv);
-	lm_match_service_free(r->svc);
-	lm_index_free(r->idx);
-	lm_model_free(r->model);
-	lmt_records_close(&r->recs);
+	snprintf(url, sizeof(url), "ipc://%s/%s.ipc", dir, name);
+	lmt_replica_start(r, url, &o);
 }
 
 /* The first SET_RECORDS lines of a sample file and their ids. */
@@ -406,7 +335,7 @@ run_service(const char *set, const char *url, const char *const extra[])
 static void
 test_service_mixed_models(void **state)
 {
-	struct replica a, b;
+	lmt_replica a, b;
 	char url[1300];
 	json_error_t je;
 
@@ -471,8 +400,8 @@ test_service_mixed_models(void **state)
 	lmt_run_result_free(&r);
 
 	free(other);
-	replica_stop(&b);
-	replica_stop(&a);
+	lmt_replica_stop(&b);
+	lmt_replica_stop(&a);
 }
 
 int

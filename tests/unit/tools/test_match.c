@@ -19,6 +19,7 @@
 #include "model.h"
 #include "proc.h"
 #include "records.h"
+#include "replica.h"
 #include "rpc_server.h"
 #include "service.h"
 
@@ -27,48 +28,18 @@
 static char *dir;
 
 /* The service: an index of the records a test puts, served on url. */
-static struct {
-	char url[600];
-	lmt_records recs;
-	lm_model *model;
-	lm_index *idx;
-	lm_match_service *svc;
-	lm_rpc_server *srv;
-} S;
+static lmt_replica S;
 
 static int
 setup(void **state)
 {
-	lm_match_service_opts o;
-	lm_rpc_server_opts so;
-	const lm_rpc_method *methods;
-	size_t n;
-	char err[512];
+	lmt_replica_opts o = {lmt_src("data/model/default.json"), false, 0, NULL};
+	char url[600];
 
 	(void) state;
 	dir = lmt_tmpdir("tools-match");
-	memset(&S, 0, sizeof(S));
-	snprintf(S.url, sizeof(S.url), "ipc://%s/rpc.ipc", dir);
-	lmt_records_open(&S.recs, 384);
-	if (lm_model_load(
-	        lmt_src("data/model/default.json"), &S.model, err, sizeof(err)) != LM_OK)
-		fail_msg("%s", err);
-	assert_int_equal(lm_index_new(S.model, &S.idx), LM_OK);
-	memset(&o, 0, sizeof(o));
-	o.index = S.idx;
-	o.record_ctx = S.recs.ctx;
-	assert_int_equal(lm_match_service_new(&o, &S.svc), LM_OK);
-	lm_match_service_set_loaded(S.svc, true);
-	memset(&so, 0, sizeof(so));
-	so.url = S.url;
-	so.workers = 2;
-	so.contexts = 4;
-	methods = lm_match_service_methods(&n);
-	assert_int_equal(lm_rpc_server_new(&so, &lunamatch__v1__match_service__descriptor,
-	                     methods, n, S.svc, &S.srv),
-	    LM_OK);
-	assert_int_equal(lm_rpc_server_start(S.srv), LM_OK);
-	lm_match_service_set_server(S.svc, S.srv);
+	snprintf(url, sizeof(url), "ipc://%s/rpc.ipc", dir);
+	lmt_replica_start(&S, url, &o);
 	return 0;
 }
 
@@ -76,12 +47,7 @@ static int
 teardown(void **state)
 {
 	(void) state;
-	lm_match_service_set_server(S.svc, NULL);
-	lm_rpc_server_free(S.srv);
-	lm_match_service_free(S.svc);
-	lm_index_free(S.idx);
-	lm_model_free(S.model);
-	lmt_records_close(&S.recs);
+	lmt_replica_stop(&S);
 	lmt_rmtree(dir);
 	free(dir);
 	return 0;
