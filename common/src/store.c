@@ -463,9 +463,11 @@ txn_counter(lm_store *s, MDB_txn *txn, const char *key, uint64_t *out)
 }
 
 /* Looks up id; LM_ENOENT if no value at all (neither live nor tombstone). */
+/* Looks record id up into r. *damaged (may be NULL) is set when the
+ * error is the value's own: it was read and does not decode. */
 static int
-txn_lookup(
-    lm_store *s, MDB_txn *txn, lm_kind k, const char *id, size_t idlen, struct rec *r)
+txn_lookup(lm_store *s, MDB_txn *txn, lm_kind k, const char *id, size_t idlen,
+    struct rec *r, bool *damaged)
 {
 	MDB_val key = {idlen, (void *) id}, v;
 	int rc = mdb_get(txn, s->db_rec[k - 1], &key, &v);
@@ -473,7 +475,9 @@ txn_lookup(
 		return LM_ENOENT;
 	if (rc != 0)
 		return map_err(rc, "mdb_get");
-	return decode_val(&v, r);
+	if ((rc = decode_val(&v, r)) != LM_OK && damaged != NULL)
+		*damaged = true;
+	return rc;
 }
 
 static int
@@ -912,7 +916,7 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 		*wrote = true;
 		return LM_OK;
 	}
-	rc = txn_lookup(t->s, t->txn, op->kind, op->id, op->idlen, &r);
+	rc = txn_lookup(t->s, t->txn, op->kind, op->id, op->idlen, &r, NULL);
 	if (rc != LM_OK && rc != LM_ENOENT)
 		return rc;
 	bool exists = rc == LM_OK;
@@ -1436,18 +1440,27 @@ lm_store_get(
 int
 lm_store_read(lm_store *s, lm_kind k, const char *id, lm_store_record_fn fn, void *arg)
 {
+	return lm_store_read_checked(s, k, id, fn, arg, NULL);
+}
+
+int
+lm_store_read_checked(lm_store *s, lm_kind k, const char *id, lm_store_record_fn fn,
+    void *arg, bool *damaged)
+{
 	MDB_txn *txn;
 	struct rec r;
 	size_t idlen;
 	int rc;
 
+	if (damaged != NULL)
+		*damaged = false;
 	if (!kind_ok(k) || fn == NULL)
 		return LM_EINVAL;
 	if ((rc = check_id(id, &idlen)) != LM_OK)
 		return rc;
 	if ((rc = read_begin(s, &txn)) != LM_OK)
 		return rc;
-	rc = txn_lookup(s, txn, k, id, idlen, &r);
+	rc = txn_lookup(s, txn, k, id, idlen, &r, damaged);
 	if (rc == LM_OK && r.tomb)
 		rc = LM_ENOENT;
 	if (rc == LM_OK)
@@ -1460,18 +1473,27 @@ int
 lm_store_get_pos(lm_store *s, lm_kind k, const char *id, uint64_t *version,
     lm_store_pos *pos, bool *has_pos)
 {
+	return lm_store_get_pos_checked(s, k, id, version, pos, has_pos, NULL);
+}
+
+int
+lm_store_get_pos_checked(lm_store *s, lm_kind k, const char *id, uint64_t *version,
+    lm_store_pos *pos, bool *has_pos, bool *damaged)
+{
 	MDB_txn *txn;
 	struct rec r;
 	size_t idlen;
 	int rc;
 
+	if (damaged != NULL)
+		*damaged = false;
 	if (!kind_ok(k) || pos == NULL || has_pos == NULL)
 		return LM_EINVAL;
 	if ((rc = check_id(id, &idlen)) != LM_OK)
 		return rc;
 	if ((rc = read_begin(s, &txn)) != LM_OK)
 		return rc;
-	rc = txn_lookup(s, txn, k, id, idlen, &r);
+	rc = txn_lookup(s, txn, k, id, idlen, &r, damaged);
 	if (rc == LM_OK && r.tomb)
 		rc = LM_ENOENT;
 	if (rc == LM_OK) {

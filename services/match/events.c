@@ -1120,7 +1120,7 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
     int64_t now, const char *model_version, lm_events_split *split, struct batch *b)
 {
 	lm_outbox_side side = ch->posting ? LM_OUTBOX_JOB : LM_OUTBOX_CANDIDATE;
-	lm_top_list top = {0, 0, NULL};
+	lm_top_list top;
 	struct topset ts = {NULL, NULL, 0};
 	lm_outbox_pair *prev;
 	char after[LM_OUTBOX_ID_MAX + 1] = "";
@@ -1141,15 +1141,23 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 	if ((subj = strdup(ch->id)) == NULL)
 		return LM_ENOMEM;
 
+	memset(&top, 0, sizeof(top));
 	if (!gone) {
 		rc = ch->posting ? lm_index_top_for_posting(
 		                       idx, subj, ev->top_n, ev->min_score, now, &top)
 		                 : lm_index_top_for_profile(
 		                       idx, subj, ev->top_n, ev->min_score, now, &top);
-		if (rc == LM_ENOENT)
+		if (rc == LM_ENOENT) {
 			gone = true;
-		else if (rc != LM_OK)
+		} else if (rc != LM_OK) {
+			if (split != NULL && top.damaged) {
+				split->damaged = true;
+				split->damaged_posting = top.damaged_posting;
+				memcpy(split->damaged_id, top.damaged_id,
+				    sizeof(split->damaged_id));
+			}
 			goto fail;
+		}
 	}
 	if (top.n > 0) {
 		if ((ts.ids = malloc(top.n * sizeof(*ts.ids))) == NULL ||
@@ -1371,6 +1379,8 @@ on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t 
 			continue;
 		if ((rc = derive_subject(ev, idx, &changes[i], fresh[i], now,
 		         model_version, split, &b)) != LM_OK) {
+			if (split != NULL && split->damaged)
+				split->damaged_change = i;
 			/* LM_EBUSY (the store ahead of the index) is retried
 			 * by the caller and is no failure. */
 			if (rc == LM_EBUSY)
@@ -1422,5 +1432,6 @@ lm_events_on_owned(lm_events *ev, lm_index *idx, const lm_event_change *changes,
 	if (split == NULL || split->fn == NULL)
 		return LM_EINVAL;
 	split->announced = split->deferred = 0;
+	split->damaged = false;
 	return on_changes(ev, idx, changes, n, 0, now, split);
 }

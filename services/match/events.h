@@ -158,6 +158,16 @@ typedef struct lm_events_split {
 	void *arg;            /* passed to fn */
 	size_t announced;     /* out: newly above pairs fn kept */
 	size_t deferred;      /* out: newly above pairs fn left to the other side */
+	/* out, on a failure: true when it comes from a record whose stored
+	 * bytes do not decode (lm_top_list.damaged): deriving change
+	 * changes[damaged_change] again fails alike. The record is
+	 * damaged_id (a posting when damaged_posting): that change's own or
+	 * one of its matches. Never for an error of the outbox, the store,
+	 * the disk or memory. */
+	bool damaged;
+	size_t damaged_change;
+	bool damaged_posting;
+	char damaged_id[LM_RECORD_ID_MAX + 1];
 } lm_events_split;
 
 /*

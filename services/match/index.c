@@ -3094,6 +3094,7 @@ struct decoding {
 	const ProtobufCMessageDescriptor *d;
 	bool compact;
 	ProtobufCMessage *out;
+	bool damaged; /* the bytes do not unpack (not for want of memory) */
 };
 
 /* Decodes bytes[0..len), a packed record of version, for d (an
@@ -3109,10 +3110,13 @@ decode_bytes(void *arg, const char *id, uint64_t version, const void *bytes, siz
 	/* The bytes of this version passed lm_pb_decode's checks when the
 	 * index was given the record (or this process encoded them): they
 	 * are unpacked without the checks. */
-	if (dc->compact)
-		return lm_pb_unpack_compact(dc->d, bytes, len, &dc->out) == LM_OK
-		           ? LM_OK
-		           : LM_ENOMEM;
+	if (dc->compact) {
+		int rc = lm_pb_unpack_compact(dc->d, bytes, len, &dc->out);
+		dc->damaged = rc == LM_EPARSE;
+		return rc == LM_OK ? LM_OK : LM_ENOMEM;
+	}
+	/* A NULL from protobuf-c's unpacker does not say whether the bytes or
+	 * the memory failed: not taken for damage. */
 	dc->out = protobuf_c_message_unpack(dc->d, NULL, len, bytes);
 	return dc->out != NULL ? LM_OK : LM_ENOMEM;
 }
@@ -3126,16 +3130,21 @@ decode_bytes(void *arg, const char *id, uint64_t version, const void *bytes, siz
  * store holds another version of the record or none (the index has not
  * applied its change yet: lm_index_set_store), or the store's error.
  * LM_ENOMEM when decoding fails or the fault seam says so
- * (LM_INDEX_ALLOC_RECORD). Read lock held.
+ * (LM_INDEX_ALLOC_RECORD). Read lock held. *damaged (may be NULL) is set
+ * true when the error comes from the stored record's own bytes: its value
+ * in the store does not decode (lm_store_read_checked), or, decoded
+ * compact, its bytes do not unpack; reading it again fails alike. Never
+ * for an error of the store, the disk or memory.
  */
 static int
 entry_decode(lm_index *idx, const struct ent *e, bool posting, bool compact,
-    ProtobufCMessage **out)
+    ProtobufCMessage **out, bool *damaged)
 {
 	struct decoding dc = {e,
 	    posting ? &lunamatch__v1__job_posting__descriptor
 	            : &lunamatch__v1__candidate_profile__descriptor,
-	    compact, NULL};
+	    compact, NULL, false};
+	bool bad_value = false;
 	int rc;
 
 	*out = NULL;
@@ -3144,19 +3153,22 @@ entry_decode(lm_index *idx, const struct ent *e, bool posting, bool compact,
 	if (e->wire != NULL)
 		rc = decode_bytes(&dc, e->id, e->version, e->wire, e->wire_len);
 	else
-		rc =
-		    lm_store_read(idx->store, posting ? LM_KIND_POSTING : LM_KIND_PROFILE,
-		        e->id, decode_bytes, &dc);
+		rc = lm_store_read_checked(idx->store,
+		    posting ? LM_KIND_POSTING : LM_KIND_PROFILE, e->id, decode_bytes, &dc,
+		    &bad_value);
 	if (rc == LM_ENOENT)
 		rc = LM_EBUSY; /* deleted in the store, not yet in the index */
+	if (rc != LM_OK && damaged != NULL && (bad_value || dc.damaged))
+		*damaged = true;
 	*out = dc.out;
 	return rc;
 }
 
 /* Fills *v for entry e, a posting's when posting. Returns LM_OK or an
- * error of entry_decode. */
+ * error of entry_decode (damaged as there, may be NULL). */
 static int
-entry_view(lm_index *idx, const struct ent *e, bool posting, struct view *v)
+entry_view(
+    lm_index *idx, const struct ent *e, bool posting, struct view *v, bool *damaged)
 {
 	int rc;
 
@@ -3167,7 +3179,7 @@ entry_view(lm_index *idx, const struct ent *e, bool posting, struct view *v)
 		v->rec = e->rec;
 		return LM_OK;
 	}
-	if ((rc = entry_decode(idx, e, posting, true, &v->wrec)) != LM_OK)
+	if ((rc = entry_decode(idx, e, posting, true, &v->wrec, damaged)) != LM_OK)
 		goto fail;
 	v->rec = v->wrec;
 	rc = posting
@@ -3188,18 +3200,19 @@ fail:
 
 /* lm_explain_pair of a profile and a posting, one of them the stored
  * entry e (a posting's when cp is set), decoded only for this
- * (entry_view); the other a prep with its record. A candidate's match
- * carries its headline as title and no company. */
+ * (entry_view; damaged as there, may be NULL); the other a prep with its
+ * record. A candidate's match carries its headline as title and no
+ * company. */
 static int
 explain_stored(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, const struct ent *e, Lunamatch__V1__ExplainLevel level,
-    uint64_t *budget, Lunamatch__V1__Match **m)
+    uint64_t *budget, Lunamatch__V1__Match **m, bool *damaged)
 {
 	struct view v;
 	int rc;
 
 	*m = NULL;
-	if ((rc = entry_view(idx, e, cp != NULL, &v)) != LM_OK)
+	if ((rc = entry_view(idx, e, cp != NULL, &v, damaged)) != LM_OK)
 		return rc;
 	rc = cp != NULL ? lm_explain_pair_within(env, cp, v.pp, level, budget, m)
 	                : lm_explain_pair_within(env, v.cp, pp, level, budget, m);
@@ -3240,7 +3253,7 @@ build_matches(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	for (size_t i = 0; i < h->n; i++) {
 		const struct ent *e = h->v[i].e;
 		Lunamatch__V1__Match *m;
-		int rc = explain_stored(idx, env, cp, pp, e, level, &budget, &m);
+		int rc = explain_stored(idx, env, cp, pp, e, level, &budget, &m, NULL);
 		if (rc != LM_OK)
 			return rc;
 		v[(*n_out)++] = m;
@@ -3330,7 +3343,7 @@ query_locked(lm_index *idx, const struct query *q, const lm_profile_prep *own_cp
 	/* A stored subject is decoded once, when there is a match to
 	 * explain. */
 	if (rc == LM_OK && subj != NULL && hp->n > 0 &&
-	    (rc = entry_view(idx, subj, !q->jobs, &sv)) == LM_OK) {
+	    (rc = entry_view(idx, subj, !q->jobs, &sv, NULL)) == LM_OK) {
 		pp = q->jobs ? NULL : sv.pp;
 		cp = q->jobs ? sv.cp : NULL;
 	}
@@ -3532,8 +3545,8 @@ explain_once(lm_index *idx, const char *candidate_id, const char *job_id, int64_
 		env.now = now;
 		env.filters = NULL;
 		struct view v, vc;
-		if ((rc = entry_view(idx, p, true, &v)) == LM_OK) {
-			if ((rc = entry_view(idx, c, false, &vc)) == LM_OK) {
+		if ((rc = entry_view(idx, p, true, &v, NULL)) == LM_OK) {
+			if ((rc = entry_view(idx, c, false, &vc, NULL)) == LM_OK) {
 				rc = lm_explain_pair(&env, vc.cp, v.pp,
 				    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL,
 				    &resp->match);
@@ -3587,7 +3600,7 @@ copy_record(lm_index *idx, const struct ent *e, bool posting, ProtobufCMessage *
 	*out = NULL;
 	if (e->rec != NULL)
 		return lm_pb_copy(e->rec, out);
-	return entry_decode(idx, e, posting, false, out);
+	return entry_decode(idx, e, posting, false, out, NULL);
 }
 
 /* The copy of stored record id (copy_record), a posting when posting. */
@@ -3715,8 +3728,10 @@ top_once(lm_index *idx, bool posting, const char *id, double min_score, int64_t 
 	const struct ent *subj;
 	struct heap h = *hp;
 	struct view sv = {NULL, NULL, NULL, NULL, NULL, NULL}; /* a posting subject's */
+	const struct ent *bad = NULL; /* the entry whose record is damaged */
 	uint64_t considered = 0, vetoed = 0;
 	lm_score_env env;
+	bool damaged = false;
 	int rc = LM_OK;
 
 	h.n = 0;
@@ -3738,17 +3753,22 @@ top_once(lm_index *idx, bool posting, const char *id, double min_score, int64_t 
 		rc = LM_ENOMEM;
 		goto done;
 	}
-	if (h.n > 0 && (rc = entry_view(idx, subj, posting, &sv)) != LM_OK)
+	if (h.n > 0 && (rc = entry_view(idx, subj, posting, &sv, &damaged)) != LM_OK) {
+		bad = damaged ? subj : NULL;
 		goto done;
+	}
 	for (size_t i = 0; i < h.n; i++) {
 		const struct ent *o = h.v[i].e;
 		lm_top_item *it = &out->items[out->n];
 		Lunamatch__V1__Match *m = NULL;
 
 		rc = explain_stored(idx, &env, sv.cp, sv.pp, o,
-		    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, NULL, &m);
-		if (rc != LM_OK)
+		    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, NULL, &m,
+		    &damaged);
+		if (rc != LM_OK) {
+			bad = damaged ? o : NULL;
 			goto done;
+		}
 		it->id = strdup(o->id);
 		it->summary = strdup(m->explanation->summary);
 		protobuf_c_message_free_unpacked(&m->base, NULL);
@@ -3764,9 +3784,14 @@ top_once(lm_index *idx, bool posting, const char *id, double min_score, int64_t 
 	}
 done:
 	view_done(&sv);
-	pthread_rwlock_unlock(&idx->lock);
 	if (rc != LM_OK)
 		lm_top_list_clear(out);
+	if (bad != NULL) {
+		out->damaged = true;
+		out->damaged_posting = bad == subj ? posting : !posting;
+		snprintf(out->damaged_id, sizeof(out->damaged_id), "%s", bad->id);
+	}
+	pthread_rwlock_unlock(&idx->lock);
 	return rc;
 }
 

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lunamatch/record.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/records.pb-c.h"
 #include "model.h"
@@ -333,14 +334,24 @@ typedef struct lm_top_list {
 	uint64_t subject_version; /* version of the record asked about */
 	size_t n;
 	lm_top_item *items; /* best first (score desc, id asc) */
+	/* On a failure only: true when it comes from a record the list reads
+	 * (the subject or one of its matches) whose stored bytes do not
+	 * decode: the record is damaged, and asking again fails alike. Never
+	 * for an error of the store, the disk or memory. Then damaged_posting
+	 * and damaged_id name that record. */
+	bool damaged;
+	bool damaged_posting;
+	char damaged_id[LM_RECORD_ID_MAX + 1];
 } lm_top_list;
 
 /*
  * The best n (at most LM_INDEX_EVENT_TOP_MAX) eligible profiles for a stored
  * posting, or postings for a stored profile, with score >= min_score. Fills
  * *out (release with lm_top_list_clear). Returns LM_OK, LM_ENOENT (subject
- * not stored), LM_EINVAL or LM_ENOMEM. A closed or expired posting has no
- * matches.
+ * not stored), LM_EINVAL, LM_ENOMEM, or, for an index that reads its
+ * records from the store, LM_EBUSY or the store's error (out->damaged
+ * tells a damaged record from the rest). A closed or expired posting has
+ * no matches.
  */
 int lm_index_top_for_posting(lm_index *idx, const char *job_id, uint32_t n,
     double min_score, int64_t now, lm_top_list *out);

@@ -135,6 +135,11 @@ struct member {
 	int64_t *own_end, *announced_end;
 	int split_err; /* a store error that left a pair of the derivation
 	                * undecided (position): the derivation is retried */
+	/* With split_err: it came from a stored record that does not decode
+	 * (lm_store_get_pos_checked), bad_id (a posting when bad_posting),
+	 * met deciding a pair of subject bad_subject, a change of the batch. */
+	bool split_damaged, bad_posting;
+	char bad_id[LM_RECORD_ID_MAX + 1], bad_subject[LM_RECORD_ID_MAX + 1];
 	/* Profiles, per partition (-1: none): the offset the consumer read the
 	 * partition to (a PARTITION_EOF there), still to be committed. A
 	 * transactional producer ends a partition in control records, which
@@ -165,7 +170,7 @@ struct lm_owner {
 	bool woken; /* under mtx */
 
 	_Atomic uint64_t messages, rejected, probes, failures, ahead, rebalances,
-	    deferred, handover;
+	    deferred, handover, skipped;
 	atomic_int joined; /* members subscribed to their topic */
 	atomic_bool failing;
 	atomic_bool caught_up; /* the ingest group has stored the topics once */
@@ -177,7 +182,8 @@ struct lm_owner {
 	atomic_size_t held_peak;  /* the most bytes a member held at once */
 	int64_t start_ms;
 
-	lm_counter *m_messages, *m_failures, *m_ahead, *m_deferred, *m_handover;
+	lm_counter *m_messages, *m_failures, *m_ahead, *m_deferred, *m_handover,
+	    *m_skipped;
 	lm_gauge *m_refused;
 };
 
@@ -1178,16 +1184,18 @@ enum pos_kind { POS_KNOWN, POS_NONE, POS_SUPERSEDED, POS_FAILED };
  * created again, lm_store_pos) says nothing about the topic's offsets now:
  * such a record is as old as one written without a position (POS_NONE). A
  * store error decides nothing (POS_FAILED): it is kept in m->split_err and
- * the derivation is retried.
+ * the derivation is retried; when the stored value of id does not decode,
+ * m->split_damaged says so, with the record and the pair's subject.
  */
 static enum pos_kind
-position(struct member *m, lm_kind k, const char *id, uint64_t version, lm_store_pos *pos)
+position(struct member *m, lm_kind k, const char *id, uint64_t version, lm_store_pos *pos,
+    const char *subject)
 {
 	lm_owner *ow = m->ow;
 	uint64_t v = 0;
 	uint32_t epoch = 0;
-	bool has = false;
-	int rc = lm_store_get_pos(ow->store, k, id, &v, pos, &has);
+	bool has = false, damaged = false;
+	int rc = lm_store_get_pos_checked(ow->store, k, id, &v, pos, &has, &damaged);
 
 	if (rc == LM_OK && has) {
 		rc = lm_ingest_epoch_get(ow->store,
@@ -1199,8 +1207,13 @@ position(struct member *m, lm_kind k, const char *id, uint64_t version, lm_store
 	if (rc == LM_ENOENT || (rc == LM_OK && v != version))
 		return POS_SUPERSEDED;
 	if (rc != LM_OK) {
-		if (m->split_err == LM_OK)
+		if (m->split_err == LM_OK) {
 			m->split_err = rc;
+			m->split_damaged = damaged;
+			m->bad_posting = k == LM_KIND_POSTING;
+			snprintf(m->bad_id, sizeof(m->bad_id), "%s", id);
+			snprintf(m->bad_subject, sizeof(m->bad_subject), "%s", subject);
+		}
 		return POS_FAILED;
 	}
 	return has && pos->epoch >= epoch ? POS_KNOWN : POS_NONE;
@@ -1219,7 +1232,8 @@ posting_announces(void *arg, const lm_events_pair *p)
 	struct member *m = arg;
 	lm_store_pos pos;
 
-	switch (position(m, LM_KIND_PROFILE, p->other_id, p->other_version, &pos)) {
+	switch (position(
+	    m, LM_KIND_PROFILE, p->other_id, p->other_version, &pos, p->subject_id)) {
 	case POS_NONE:
 		return true;
 	case POS_SUPERSEDED:
@@ -1285,7 +1299,8 @@ profile_announces(void *arg, const lm_events_pair *p)
 	const struct part_state *st;
 	lm_store_pos self, other;
 
-	switch (position(m, LM_KIND_PROFILE, p->subject_id, p->subject_version, &self)) {
+	switch (position(m, LM_KIND_PROFILE, p->subject_id, p->subject_version, &self,
+	    p->subject_id)) {
 	case POS_NONE:
 		return true;
 	case POS_SUPERSEDED:
@@ -1294,7 +1309,8 @@ profile_announces(void *arg, const lm_events_pair *p)
 	case POS_KNOWN:
 		break;
 	}
-	switch (position(m, LM_KIND_POSTING, p->other_id, p->other_version, &other)) {
+	switch (position(
+	    m, LM_KIND_POSTING, p->other_id, p->other_version, &other, p->subject_id)) {
 	case POS_NONE:
 		return true;
 	case POS_SUPERSEDED:
@@ -1367,8 +1383,68 @@ failed(lm_owner *ow, const char *what, int rc, int64_t *backoff)
 	    lm_backoff_next(*backoff, LM_OWNER_RETRY_MIN_MS, LM_OWNER_RETRY_MAX_MS);
 }
 
+/*
+ * A derivation of m->changes[0 .. *nc) failed (events_failed: in the
+ * events, else in the pair decider's read, m->split_err). When the error
+ * comes from a stored record whose value or bytes do not decode
+ * (split->damaged or m->split_damaged, set where the record is decoded),
+ * deriving it again can never succeed: every change of the record whose
+ * derivation met it is taken out, each message counted (skipped) and
+ * logged (owner.skip) with its place and the damaged record, and true is
+ * returned. Any other error, of the outbox, the store, the disk or
+ * memory, whatever its code, returns false: it is retried.
+ */
+static bool
+skip_damaged(
+    struct member *m, const lm_events_split *split, bool events_failed, size_t *nc)
+{
+	lm_owner *ow = m->ow;
+	char subject[LM_RECORD_ID_MAX + 1];
+	const char *bad;
+	bool bad_posting;
+	size_t kept = 0;
+
+	if (events_failed && split->damaged && split->damaged_change < *nc) {
+		snprintf(
+		    subject, sizeof(subject), "%s", m->changes[split->damaged_change].id);
+		bad = split->damaged_id;
+		bad_posting = split->damaged_posting;
+	} else if (!events_failed && m->split_damaged) {
+		snprintf(subject, sizeof(subject), "%s", m->bad_subject);
+		bad = m->bad_id;
+		bad_posting = m->bad_posting;
+	} else {
+		return false;
+	}
+	for (size_t j = 0; j < *nc; j++) {
+		const lm_event_change *c = &m->changes[j];
+		const struct item *it = NULL;
+		if (strcmp(c->id, subject) != 0) {
+			m->changes[kept++] = *c;
+			continue;
+		}
+		for (size_t i = 0; i < m->n && it == NULL; i++)
+			if (m->batch[i].d.id == c->id)
+				it = &m->batch[i];
+		atomic_fetch_add(&ow->skipped, 1);
+		lm_counter_add(ow->m_skipped, 1);
+		lm_error("owner.skip",
+		    "message at offset %" PRId64 " of partition %d of %s (%s %s version "
+		    "%" PRIu64 ") skipped: its events cannot be derived, as the stored "
+		    "%s %s does not decode (damaged)",
+		    it != NULL ? it->offset : -1, it != NULL ? (int) it->partition : -1,
+		    m->topic, m->posting ? "posting" : "profile", c->id, c->version,
+		    bad_posting ? "posting" : "profile", bad);
+	}
+	if (kept == *nc)
+		return false; /* not a change of the batch: retried */
+	*nc = kept;
+	return true;
+}
+
 /* Derives the batch into the outbox; retried until it succeeds or the
- * owner stops. Returns LM_OK or LM_ECLOSED. */
+ * owner stops. A message whose derivation meets a damaged stored record
+ * is skipped (skip_damaged). Returns LM_OK or LM_ECLOSED. */
 static int
 derive(struct member *m, lm_events_split *split)
 {
@@ -1391,9 +1467,12 @@ derive(struct member *m, lm_events_split *split)
 		};
 	}
 	for (unsigned busy = 0; !atomic_load(&ow->stop);) {
+		bool events_failed;
 		m->split_err = LM_OK;
+		m->split_damaged = false;
 		rc = lm_events_on_owned(
 		    ow->events, ow->idx, m->changes, nc, split, (int64_t) time(NULL));
+		events_failed = rc != LM_OK;
 		/* A pair left undecided by a store error was not recorded: the
 		 * derivation again offers it (the pairs recorded meanwhile are
 		 * not new any more, so none is announced twice). */
@@ -1405,6 +1484,8 @@ derive(struct member *m, lm_events_split *split)
 		}
 		if (rc == LM_ECLOSED)
 			break;
+		if (skip_damaged(m, split, events_failed, &nc))
+			continue; /* the rest derived again at once */
 		/* The store is ahead of the index for a record the events show
 		 * (a change ingest committed after the batch): the follower
 		 * applies it shortly and wakes us. Only a store that stays ahead
@@ -2163,6 +2244,13 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		    "a previous owner's claim, or a commit that did not land (each "
 		    "may repeat an event)",
 		    NULL);
+		ow->m_skipped = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_derive_skipped_total",
+		    "Messages of owned partitions whose events are not derived because a "
+		    "stored record their derivation reads does not decode (damaged; "
+		    "owner.skip logs each): errors of the store, the outbox, the disk "
+		    "or memory are retried instead",
+		    NULL);
 		ow->m_refused = lm_metrics_gauge(o->metrics,
 		    "lunamatch_events_owner_source_refused",
 		    "1 while the store's positions come from another topic or cluster "
@@ -2249,6 +2337,7 @@ lm_owner_stats_get(lm_owner *ow, lm_owner_stats *out)
 	out->rebalances = atomic_load(&ow->rebalances);
 	out->deferred = atomic_load(&ow->deferred);
 	out->handover = atomic_load(&ow->handover);
+	out->skipped = atomic_load(&ow->skipped);
 	out->partitions =
 	    atomic_load(&ow->mem[0].partitions) + atomic_load(&ow->mem[1].partitions);
 	out->joined = atomic_load(&ow->joined);

@@ -21,7 +21,10 @@
  *      change log as far as it went then, the index reflects it;
  *   3. derives the events of the batch into the outbox (lm_events_on_owned,
  *      one durable transaction), and only then commits the messages'
- *      offsets in the shared group.
+ *      offsets in the shared group. A derivation that fails is retried,
+ *      except a message's whose derivation reads a stored record that
+ *      does not decode (damaged): that message is skipped, counted
+ *      (lunamatch_events_derive_skipped_total) and logged (owner.skip).
  *
  * A pair is announced once, by one of its two records' owners, even when
  * they are different replicas deriving at the same moment. Before it
@@ -146,6 +149,8 @@ typedef struct lm_owner_stats {
 	uint64_t rebalances; /* partition assignments received */
 	uint64_t deferred;   /* new pairs left to the other record's owner */
 	uint64_t handover;   /* pairs announced from a previous owner's claim */
+	uint64_t skipped;    /* messages whose derivation was skipped: a stored
+	                        record it reads is damaged (owner.skip) */
 	int partitions;      /* partitions owned now */
 	int joined;          /* members in the events group: 2 once joined, 0 while
 	                        ingest catches up or the source is refused; 1

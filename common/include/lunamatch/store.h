@@ -197,6 +197,16 @@ int lm_store_read(
     lm_store *s, lm_kind k, const char *id, lm_store_record_fn fn, void *arg);
 
 /*
+ * As lm_store_read; *damaged (may be NULL) tells where an error comes
+ * from: true when the stored value was read and does not decode (a bad
+ * header or position, store.corrupt logged): the record itself is
+ * damaged and every read of it fails alike. False for every other error
+ * (LMDB, the disk, memory, a reader slot) and for fn's, whatever its code.
+ */
+int lm_store_read_checked(lm_store *s, lm_kind k, const char *id, lm_store_record_fn fn,
+    void *arg, bool *damaged);
+
+/*
  * Reads the version of live record id of kind k and the Kafka position of
  * the change that wrote it (see lm_store_pos). On LM_OK *version (may be
  * NULL) is set, and *has_pos tells whether *pos holds a position (a value
@@ -205,6 +215,11 @@ int lm_store_read(
  */
 int lm_store_get_pos(lm_store *s, lm_kind k, const char *id, uint64_t *version,
     lm_store_pos *pos, bool *has_pos);
+
+/* As lm_store_get_pos, with *damaged (may be NULL) as for
+ * lm_store_read_checked. */
+int lm_store_get_pos_checked(lm_store *s, lm_kind k, const char *id, uint64_t *version,
+    lm_store_pos *pos, bool *has_pos, bool *damaged);
 
 /* Reads a metadata value into a malloc'd copy (NUL-terminated for
  * convenience; *len excludes the NUL). LM_ENOENT when absent. */

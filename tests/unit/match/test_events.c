@@ -1024,7 +1024,7 @@ test_record_of_more_pairs_than_one_read(void **state)
 {
 	char cid[10][16];
 	lm_event_change ch[1];
-	lm_events_split split = {keep_all, NULL, 0, 0};
+	lm_events_split split = {.fn = keep_all};
 	lm_events *ev;
 	double min;
 	(void) state;
@@ -1255,7 +1255,7 @@ static void
 test_interrupt(void **state)
 {
 	lm_event_change ch[2];
-	lm_events_split split = {keep_all, NULL, 0, 0};
+	lm_events_split split = {.fn = keep_all};
 	lm_events *ev;
 	uint64_t cur = 0;
 	double min;

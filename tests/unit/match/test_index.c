@@ -2451,7 +2451,7 @@ reader(void *arg)
 		} else {
 			Lunamatch__V1__ExplainMatchResponse *ex = NULL;
 			JobPosting *p = NULL;
-			lm_top_list l = {0, 0, NULL};
+			lm_top_list l = {0};
 			char jid[32];
 			snprintf(jid, sizeof(jid), "j%03u", rn(&r, 150));
 			rcode = lm_index_explain(rc->idx, id, jid, NOW, &ex);

@@ -19,8 +19,14 @@
  *    the index for a record the events show (the store moved by the
  *    index's read seam), and derives once the follower has applied it;
  *  - keeps retrying, without committing, while outbox writes fail (the
- *    failure injected through the events' fault seam), and catches up once
- *    they succeed again;
+ *    failure injected through the events' fault seam; a full disk's
+ *    LM_E2BIG among them), and catches up once they succeed again,
+ *    skipping nothing;
+ *  - skips, counted and logged, the derivation of a message whose stored
+ *    record is damaged (its value rewritten in LMDB behind the store's
+ *    back: a bad header, or bytes that do not decode), and derives the
+ *    messages after it; a failure of memory at the same read (the index's
+ *    fault seam) is retried and skips nothing;
  *  - with two replicas (each its own store, index, outbox and ingest group)
  *    owning different partitions, announces every pair of postings and
  *    profiles that arrive on different partitions at the same moment
@@ -46,7 +52,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -710,12 +720,13 @@ test_store_ahead(void **state)
 	free(sm.bytes);
 }
 
+/* Outbox writes fail with rc, then succeed again: retried, nothing
+ * skipped, nothing committed before the events are written. */
 static void
-test_outbox_fails(void **state)
+outbox_fails(int rc)
 {
-	(void) state;
 	start_r0();
-	atomic_store(&G.outbox_fault, LM_ESTORE);
+	atomic_store(&G.outbox_fault, rc);
 	seed_pair();
 	for (int64_t end = lm_clock_ms() + WAIT_MS;
 	     (stats(R0->owner).failures < 2 || !lm_events_outbox_failing(R0->events)) &&
@@ -740,6 +751,202 @@ test_outbox_fails(void **state)
 	assert_int_equal(committed(PROFILES), 1);
 	/* A batch this owner claimed and retried is no hand-over. */
 	assert_int_equal(stats(R0->owner).handover, 0);
+	assert_int_equal(stats(R0->owner).skipped, 0);
+}
+
+static void
+test_outbox_fails(void **state)
+{
+	(void) state;
+	outbox_fails(LM_ESTORE);
+}
+
+/* A full disk: an outbox write whose file cannot grow (EFBIG) gives
+ * LM_E2BIG, which says nothing of the record. */
+static void
+test_outbox_disk_full(void **state)
+{
+	(void) state;
+	outbox_fails(LM_E2BIG);
+}
+
+/* Rewrites the stored value of record id of kind k in the store in dir,
+ * in another process (LMDB forbids a second environment of the same files
+ * in one process), as damage on disk would: header true spoils its
+ * header's magic byte, false the record's bytes after the header (the
+ * header and version stay valid). */
+static void
+damage_value(const char *dir, bool posting, const char *id, bool header)
+{
+	pid_t pid = fork();
+	int status = -1;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		MDB_val k = {strlen(id), (void *) id}, v;
+		unsigned char val[4096];
+		size_t len;
+
+		if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) != 0 ||
+		    mdb_env_open(env, dir, 0, 0640) != 0 ||
+		    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
+		    mdb_dbi_open(txn, posting ? "postings" : "profiles", 0, &dbi) != 0 ||
+		    mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size > sizeof(val) ||
+		    v.mv_size < 64)
+			_exit(2);
+		len = v.mv_size;
+		memcpy(val, v.mv_data, len);
+		if (header)
+			val[0] ^= 0xff;
+		else
+			memset(val + len - 48, 0xff, 48); /* runs past the end */
+		v.mv_data = val;
+		v.mv_size = len;
+		if (mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
+			_exit(3);
+		mdb_env_close(env);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/*
+ * The stored record of a message is damaged after the index took it (the
+ * index reads the records it shows from the store, as the service runs):
+ * its derivation can never succeed. It is skipped, counted and logged,
+ * and the next message of the partition is derived; before, the batch was
+ * retried for ever and nothing after it was derived.
+ */
+static void
+damaged_record(bool header)
+{
+	uint64_t before;
+
+	assert_int_equal(lm_index_set_store(R0->idx, R0->store), LM_OK);
+	start_r0();
+	seed_pair();
+	assert_true(wait_messages(R0->owner, 2));
+	before = enqueued();
+
+	/* The posting's v2 reaches the index, then its stored value is
+	 * damaged; ingest passes it. */
+	ingest_put(true, SEED_JOB, 2);
+	assert_true(index_holds(R0, SEED_JOB, 2));
+	damage_value(R0->dir, true, SEED_JOB, header);
+	produce_record(true, SEED_JOB, 2);
+	/* A later posting of the same partition, which the lead fits. */
+	produce_posting_as("job-after-damaged");
+	ingest_put_as(true, SEED_JOB, "job-after-damaged", 1);
+	ingest_commit(POSTINGS, 3);
+
+	assert_true(wait_messages(R0->owner, 4));
+	assert_int_equal(stats(R0->owner).skipped, 1);
+	assert_true(enqueued() > before); /* the later posting's pair */
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) != 3 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(POSTINGS), 3);
+	assert_false(stats(R0->owner).failing);
+}
+
+static void
+test_damaged_record_header(void **state)
+{
+	(void) state;
+	damaged_record(true);
+}
+
+static void
+test_damaged_record_bytes(void **state)
+{
+	(void) state;
+	damaged_record(false);
+}
+
+/*
+ * The index keeps the records' bytes, and the store's value of the lead is
+ * damaged: a new posting's pair with the lead cannot be decided (the
+ * lead's position does not decode). The posting's message is skipped,
+ * counted and logged, and the tombstone after it is derived and committed.
+ */
+static void
+test_damaged_position(void **state)
+{
+	(void) state;
+	start_r0();
+	seed_pair();
+	assert_true(wait_messages(R0->owner, 2));
+
+	damage_value(R0->dir, false, LEAD, true);
+	produce_posting_as("job-after-damaged");
+	ingest_put_as(true, SEED_JOB, "job-after-damaged", 1);
+	produce(POSTINGS, "job-gone", NULL, 0);
+	ingest_commit(POSTINGS, 3);
+
+	assert_true(wait_messages(R0->owner, 4));
+	assert_int_equal(stats(R0->owner).skipped, 1);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) != 3 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(POSTINGS), 3);
+	assert_false(stats(R0->owner).failing);
+}
+
+/* The index's read seam: the next `left` record reads fail for want of
+ * memory, at the read a damaged record fails at. */
+static int
+reads_fail(void *arg, lm_index_alloc what)
+{
+	atomic_int *left = arg;
+
+	if (what != LM_INDEX_ALLOC_RECORD)
+		return LM_OK;
+	return atomic_fetch_sub(left, 1) > 0 ? LM_ENOMEM : LM_OK;
+}
+
+/* Out of memory where a stored record is read for the derivation is no
+ * damage: retried until it succeeds, nothing skipped. */
+static void
+test_record_read_nomem_retried(void **state)
+{
+	atomic_int left;
+
+	(void) state;
+	atomic_init(&left, 0);
+	assert_int_equal(lm_index_set_store(R0->idx, R0->store), LM_OK);
+	start_r0();
+	seed_pair();
+	assert_true(wait_messages(R0->owner, 2));
+	uint64_t before = enqueued();
+
+	ingest_put(true, SEED_JOB, 2);
+	assert_true(index_holds(R0, SEED_JOB, 2));
+	atomic_store(&left, 1000000);
+	lm_index_set_fault(R0->idx, reads_fail, &left);
+	produce_record(true, SEED_JOB, 2);
+	ingest_commit(POSTINGS, 2);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     stats(R0->owner).failures < 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_true(stats(R0->owner).failures >= 2);
+	assert_int_equal(stats(R0->owner).messages, 2);
+	assert_int_equal(stats(R0->owner).skipped, 0);
+	assert_int_equal(committed(POSTINGS), 1);
+
+	atomic_store(&left, 0);
+	assert_true(wait_messages(R0->owner, 3));
+	assert_int_equal(stats(R0->owner).skipped, 0);
+	assert_true(enqueued() >= before);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(POSTINGS), 2);
+	lm_index_set_fault(R0->idx, NULL, NULL);
 }
 
 /* An owner derived the lead, claimed the seed posting with the lead in
@@ -1520,6 +1727,12 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_claim_after_generation_change, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outbox_disk_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_record_header, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_record_bytes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_position, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_record_read_nomem_retried, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cut_commit_unknown_counted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_handover, setup, teardown),
@@ -1541,5 +1754,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_interrupted_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	};
+	/* LMT_TEST_FILTER=test_damaged* runs some tests (a cmocka glob). */
+	if (getenv("LMT_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
