@@ -177,26 +177,35 @@ lm_ingest_compliance_metrics(const lm_record_ctx *ctx)
 
 /*
  * Logs every compliance warning of an accepted posting with its phrase (a
- * posting's text, not personal data) and counts it by category.
+ * posting's text, not personal data) and sets d->compliance to the
+ * counters that count it once it is stored (lm_ingest_batch_commit).
+ * LM_OK or LM_ENOMEM.
  */
-static void
-report_warnings(const lm_record_ctx *ctx, const Lunamatch__V1__JobPosting *p)
+static int
+report_warnings(
+    const lm_record_ctx *ctx, const Lunamatch__V1__JobPosting *p, lm_ingest_decision *d)
 {
-	if (p->n_compliance_warnings == 0)
-		return;
-	if (ctx->metrics != NULL)
-		lm_counter_add(
-		    lm_metrics_counter(ctx->metrics, FLAGGED_NAME, FLAGGED_HELP, NULL),
-		    1);
-	for (size_t i = 0; i < p->n_compliance_warnings; i++) {
+	size_t n = p->n_compliance_warnings;
+
+	if (n == 0)
+		return LM_OK;
+	if (ctx->metrics != NULL) {
+		if ((d->compliance = calloc(n + 1, sizeof(*d->compliance))) == NULL)
+			return LM_ENOMEM;
+		d->compliance[d->ncompliance++] =
+		    lm_metrics_counter(ctx->metrics, FLAGGED_NAME, FLAGGED_HELP, NULL);
+	}
+	for (size_t i = 0; i < n; i++) {
 		const Lunamatch__V1__ComplianceWarning *w = p->compliance_warnings[i];
 		lm_warn("ingest.compliance",
 		    "posting %s version %llu: %s \"%s\" flagged by rule %s (%s)%s", p->id,
 		    (unsigned long long) p->version, w->field, w->phrase, w->rule,
 		    w->category, w->removed ? "; not used as a requirement" : "");
-		if (ctx->metrics != NULL)
-			lm_counter_add(warnings_counter(ctx->metrics, w->category), 1);
+		if (d->compliance != NULL)
+			d->compliance[d->ncompliance++] =
+			    warnings_counter(ctx->metrics, w->category);
 	}
+	return LM_OK;
 }
 
 static int
@@ -288,7 +297,7 @@ decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
 	d->version = version;
 	d->action = LM_INGEST_PUT;
 	if (m->kind == LM_KIND_POSTING)
-		report_warnings(ctx, (const Lunamatch__V1__JobPosting *) msg);
+		rv = report_warnings(ctx, (const Lunamatch__V1__JobPosting *) msg, d);
 out:
 	protobuf_c_message_free_unpacked(msg, NULL);
 	if (rv != LM_OK)
@@ -314,6 +323,7 @@ lm_ingest_decision_clear(lm_ingest_decision *d)
 	if (d == NULL)
 		return;
 	free(d->bytes);
+	free(d->compliance);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -514,10 +524,12 @@ lm_ingest_batch_commit(
 		return rv;
 	}
 	for (size_t i = 0; i < b->n; i++) {
-		const lm_ingest_decision *d = &b->ds[i];
+		lm_ingest_decision *d = &b->ds[i];
+		d->stored = false;
 		if (d->action == LM_INGEST_PUT) {
 			rv = lm_store_put_at(
 			    t, d->kind, d->id, d->version, d->bytes, d->len, &d->pos);
+			d->stored = rv == LM_OK;
 			if (rv == LM_OK)
 				c.stored[d->kind]++;
 			else if (rv == LM_ESTALE)
@@ -546,6 +558,9 @@ lm_ingest_batch_commit(
 	}
 	if ((rv = lm_store_commit(t, last_seq)) != LM_OK)
 		return rv;
+	for (size_t i = 0; i < b->n; i++)
+		for (size_t j = 0; b->ds[i].stored && j < b->ds[i].ncompliance; j++)
+			lm_counter_add(b->ds[i].compliance[j], 1);
 	*counts = c;
 	return LM_OK;
 }

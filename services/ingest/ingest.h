@@ -16,6 +16,7 @@
 #ifndef LUNAMATCH_INGEST_H
 #define LUNAMATCH_INGEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,11 +98,19 @@ typedef struct lm_ingest_decision {
 	const char *reason; /* REJECT: static token, see above */
 	char error[LM_INGEST_ERROR_MAX]; /* REJECT: what is wrong, naming the field */
 	lm_store_pos pos; /* the message's partition and offset: lm_ingest_batch_add */
+	/* PUT of a posting with compliance warnings: the counters of
+	 * ctx->metrics to add 1 to once it is stored (the flagged-postings
+	 * counter, then one per warning, of its category); owned array of
+	 * ncompliance counters borrowed from the registry; NULL: none. */
+	lm_counter **compliance;
+	size_t ncompliance;
+	bool stored; /* lm_ingest_batch_commit: stored by the last attempt */
 } lm_ingest_decision;
 
 /*
- * Registers, at 0, the metrics lm_ingest_decide counts compliance warnings
- * in (ctx->metrics): lunamatch_ingest_flagged_postings_total and
+ * Registers, at 0, the metrics compliance warnings are counted in
+ * (ctx->metrics; see lm_ingest_decide):
+ * lunamatch_ingest_flagged_postings_total and
  * lunamatch_ingest_compliance_warnings_total{category} for every category of
  * ctx->fairness. Does nothing without ctx->metrics. Call once at start-up.
  */
@@ -114,7 +123,9 @@ void lm_ingest_compliance_metrics(const lm_record_ctx *ctx);
  * ctx, the key check (the key must equal the record id byte for byte), then
  * serialization of the normalized record. A tombstone needs a key that is a
  * valid record id. An accepted posting's compliance warnings are logged
- * (event ingest.compliance, with the phrase) and counted in ctx->metrics.
+ * (event ingest.compliance, with the phrase); they are counted in
+ * ctx->metrics by lm_ingest_batch_commit once the posting is stored, so
+ * that a batch tried again or a message read again counts once.
  *
  * Returns LM_OK with *d filled for every message, good or bad (bad input is
  * a REJECT decision, never an error); LM_ENOMEM or LM_EINVAL (NULL argument,
@@ -230,10 +241,13 @@ int lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *t
  * stored (lm_ingest_partition_stored), the epoch of each topic given
  * one and the source of each kind given one (lm_ingest_offset_put,
  * lm_ingest_epoch_put, lm_ingest_source_put, offsets.h), also for a
- * batch of rejects only; an empty batch opens no transaction. *counts (required) is
- * filled; *last_seq (may be NULL) receives the store's last change seq after the commit
- * (unchanged when no transaction ran). Returns LM_OK or the store error, after which
- * nothing of the batch is stored and the batch may be committed again later.
+ * batch of rejects only; an empty batch opens no transaction. Once the
+ * transaction is committed, the compliance counters of the PUTs it stored
+ * (not those skipped as stale) are counted (lm_ingest_decision.compliance).
+ * *counts (required) is filled; *last_seq (may be NULL) receives the
+ * store's last change seq after the commit (unchanged when no transaction
+ * ran). Returns LM_OK or the store error, after which nothing of the batch
+ * is stored (nor counted) and the batch may be committed again later.
  */
 int lm_ingest_batch_commit(
     lm_ingest_batch *b, lm_store *s, lm_ingest_counts *counts, uint64_t *last_seq);

@@ -24,10 +24,12 @@
 
 #include "consumer.h"
 #include "dlq.h"
+#include "ingest.h"
 #include "kafkatest.h"
 #include "lmtest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fairness.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
@@ -56,11 +58,12 @@ struct run {
 	volatile sig_atomic_t stop;
 	pthread_t thread;
 	int rv;
-	unsigned auto_commit_ms; /* 0: the default */
-	unsigned stall_ms;       /* 0: the default */
-	unsigned dlq_queue_kb;   /* 0: the default */
-	lm_trimmer *trimmer;     /* NULL: none; the test frees it */
-	atomic_bool done;        /* lm_consumer_run returned */
+	unsigned auto_commit_ms;  /* 0: the default */
+	unsigned stall_ms;        /* 0: the default */
+	unsigned dlq_queue_kb;    /* 0: the default */
+	lm_trimmer *trimmer;      /* NULL: none; the test frees it */
+	const lm_record_ctx *ctx; /* NULL: M.r.ctx */
+	atomic_bool done;         /* lm_consumer_run returned */
 };
 
 static int
@@ -112,7 +115,7 @@ new_consumer(struct run *r)
 	assert_int_equal(lm_metrics_new(&r->metrics), LM_OK);
 	o = (lm_consumer_opts){.cfg = &r->cfg,
 	    .store = r->store,
-	    .ctx = &M.r.ctx,
+	    .ctx = r->ctx != NULL ? r->ctx : &M.r.ctx,
 	    .metrics = r->metrics,
 	    .stop = &r->stop,
 	    .auto_commit_ms = r->auto_commit_ms,
@@ -660,6 +663,92 @@ static bool
 stored_in(struct run *r, const char *id)
 {
 	return lm_store_get(r->store, LM_KIND_POSTING, id, NULL, NULL, NULL) == LM_OK;
+}
+
+/*
+ * Compliance warnings count the postings stored, each once: not the
+ * attempt of a batch whose store transaction failed, nor a message read
+ * again after its partition went back (a duplicate of what is stored).
+ */
+static void
+test_compliance_counted_once(void **state)
+{
+	static const char flagged[] =
+	    "{\"id\":\"%s\",\"version\":1,\"title\":\"Salesman\","
+	    "\"skills\":[{\"name\":\"JS\"}],\"requirement_groups\":["
+	    "{\"label\":\"Native English speaker\",\"skills\":[\"English\"]}]}";
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_record_ctx ctx = M.r.ctx;
+	lm_fairness *fair = NULL;
+	lm_metrics *cm = NULL;
+	char err[256] = "", json[512], consumed[600];
+	rd_kafka_topic_partition_list_t *l;
+	(void) state;
+
+	if (lm_fairness_load(lmt_src("data/fairness/requirements.tsv"), &fair, err,
+	        sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	assert_int_equal(lm_metrics_new(&cm), LM_OK);
+	ctx.fairness = fair;
+	ctx.metrics = cm;
+	lm_ingest_compliance_metrics(&ctx);
+
+	prepare(&r, "cons-compliance");
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	r.ctx = &ctx;
+	new_consumer(&r);
+	snprintf(consumed, sizeof(consumed),
+	    "lunamatch_ingest_consumed_total{topic=\"%s\"}", r.cfg.topic_postings);
+	start(&r);
+	wait_assigned(&r);
+
+	/* The first store attempt fails, the retry stores both. */
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_STORE, 1);
+	for (int i = 0; i < 2; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "job-%d", i);
+		snprintf(json, sizeof(json), flagged, id);
+		queue(p, r.cfg.topic_postings, id, json, strlen(json));
+	}
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	wait_stored(&r, "job-0");
+	wait_stored(&r, "job-1");
+	wait_committed(&r, r.cfg.topic_postings, 2);
+	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 1);
+
+	/* Read again from offset 0: two duplicates, nothing new stored. */
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, r.cfg.topic_postings, 0)->offset = 0;
+	assert_null(rd_kafka_seek_partitions(lm_consumer_kafka(r.c, false), l, IO_MS));
+	rd_kafka_topic_partition_list_destroy(l);
+	for (int i = 0;
+	     i < IO_MS / 10 &&
+	     metric(&r, "lunamatch_ingest_duplicates_total{kind=\"posting\"}") < 2;
+	     i++)
+		lmt_sleep_ms(10);
+	assert_int_equal(metric(&r, consumed), 4);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_duplicates_total{kind=\"posting\"}"), 2);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 2);
+
+	char *text = NULL;
+	assert_int_equal(lm_metrics_render(cm, &text, NULL), LM_OK);
+	double fl = lmt_prom_value(text, "lunamatch_ingest_flagged_postings_total");
+	double gender = lmt_prom_value(
+	    text, "lunamatch_ingest_compliance_warnings_total{category=\"gender\"}");
+	double origin = lmt_prom_value(text,
+	    "lunamatch_ingest_compliance_warnings_total{category=\"national-origin\"}");
+	free(text);
+	assert_int_equal(fl, 2);
+	assert_int_equal(gender, 2);
+	assert_int_equal(origin, 2);
+
+	end_run(&r, p);
+	lm_metrics_free(cm);
+	lm_fairness_free(fair);
 }
 
 /*
@@ -1375,6 +1464,7 @@ main(void)
 	    cmocka_unit_test(test_source_topic),
 	    cmocka_unit_test(test_source_cluster),
 	    cmocka_unit_test(test_rewound),
+	    cmocka_unit_test(test_compliance_counted_once),
 	    cmocka_unit_test(test_dlq_down),
 	    cmocka_unit_test(test_dlq_drop_once),
 	    cmocka_unit_test(test_stop_with_backlog),

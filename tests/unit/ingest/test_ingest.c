@@ -284,8 +284,10 @@ series_value(lm_metrics *m, const char *series)
 	"lunamatch_ingest_compliance_warnings_total{category=\"" cat "\"}"
 
 /* An accepted posting's compliance warnings are counted in the metrics
- * registry, by category, once per accepted message; a posting that is
- * rejected after screening, or that nothing flags, counts nothing. */
+ * registry, by category, once the batch that holds it is stored: not by the
+ * decision, nor by an attempt whose store transaction failed, nor again by
+ * a retry after it was stored or by a stale duplicate of it; a posting that
+ * is rejected after screening, or that nothing flags, counts nothing. */
 static void
 test_compliance_metrics(void **state)
 {
@@ -294,6 +296,11 @@ test_compliance_metrics(void **state)
 	lm_fairness *fair = NULL;
 	lm_metrics *m = NULL;
 	lm_ingest_decision d;
+	lm_ingest_batch *b = NULL;
+	lm_ingest_counts c;
+	lm_store *s = NULL, *ro = NULL;
+	lm_store_opts o = {.flags = LM_STORE_RDONLY};
+	char *dir = lmt_tmpdir("ingest-compliance");
 	char err[256] = "";
 	static const char groups[] =
 	    ",\"requirement_groups\":["
@@ -310,6 +317,10 @@ test_compliance_metrics(void **state)
 	assert_int_equal(lm_metrics_new(&m), LM_OK);
 	ctx.fairness = fair;
 	ctx.metrics = m;
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	lm_store_close(s);
+	assert_int_equal(lm_store_open(dir, &o, &ro), LM_OK);
+	assert_int_equal(lm_ingest_batch_new(8, &b), LM_OK);
 
 	/* Registered at 0 for every category of the list. */
 	lm_ingest_compliance_metrics(&ctx);
@@ -331,14 +342,8 @@ test_compliance_metrics(void **state)
 	    .content_type_len = strlen("application/json")};
 	assert_int_equal(lm_ingest_decide(&ctx, &msg, &d), LM_OK);
 	assert_int_equal(d.action, LM_INGEST_PUT);
-	lm_ingest_decision_clear(&d);
-	assert_int_equal(series_value(m, FLAGGED_SERIES), 1);
-	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 1);
-	assert_int_equal(series_value(m, WARNINGS_SERIES("national-origin")), 1);
-	assert_int_equal(series_value(m, WARNINGS_SERIES("family")), 1);
-	assert_int_equal(series_value(m, WARNINGS_SERIES("age")), 0);
-
-	/* The same posting as protobuf counts again: it is accepted again. */
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 0), LM_OK);
+	/* The same posting as protobuf: the same version, a duplicate. */
 	lm_ingest_msg pbmsg = {.kind = LM_KIND_POSTING,
 	    .key = "job-9",
 	    .key_len = 5,
@@ -346,27 +351,51 @@ test_compliance_metrics(void **state)
 	    .value_len = pblen};
 	assert_int_equal(lm_ingest_decide(&ctx, &pbmsg, &d), LM_OK);
 	assert_int_equal(d.action, LM_INGEST_PUT);
-	lm_ingest_decision_clear(&d);
-	assert_int_equal(series_value(m, FLAGGED_SERIES), 2);
-	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 2);
-
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 1), LM_OK);
 	/* Screened, then rejected for its key: a dead letter counts nothing. */
 	msg.key = "job-1";
 	assert_int_equal(lm_ingest_decide(&ctx, &msg, &d), LM_OK);
 	assert_int_equal(d.action, LM_INGEST_REJECT);
-	lm_ingest_decision_clear(&d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 2), LM_OK);
 	/* A posting nothing flags counts nothing either. */
 	msg.key = "job-8";
 	msg.value = clean;
 	msg.value_len = strlen(clean);
 	assert_int_equal(lm_ingest_decide(&ctx, &msg, &d), LM_OK);
 	assert_int_equal(d.action, LM_INGEST_PUT);
-	lm_ingest_decision_clear(&d);
-	assert_int_equal(series_value(m, FLAGGED_SERIES), 2);
-	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 2);
-	assert_int_equal(series_value(m, WARNINGS_SERIES("national-origin")), 2);
-	assert_int_equal(series_value(m, WARNINGS_SERIES("family")), 2);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 3), LM_OK);
+	/* Decided, not stored yet. */
+	assert_int_equal(series_value(m, FLAGGED_SERIES), 0);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 0);
 
+	/* The store refuses the batch: nothing counted. */
+	assert_int_equal(lm_ingest_batch_commit(b, ro, &c, NULL), LM_ENOTSUP);
+	assert_int_equal(series_value(m, FLAGGED_SERIES), 0);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 0);
+	lm_store_close(ro);
+
+	/* Stored: job-9 once, its three warnings once each. */
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(c.stored[LM_KIND_POSTING], 2);
+	assert_int_equal(c.duplicates[LM_KIND_POSTING], 1);
+	assert_int_equal(series_value(m, FLAGGED_SERIES), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("national-origin")), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("family")), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("age")), 0);
+
+	/* Committed again (its dead letters undelivered): all stale. */
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(series_value(m, FLAGGED_SERIES), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("national-origin")), 1);
+	assert_int_equal(series_value(m, WARNINGS_SERIES("family")), 1);
+
+	lm_ingest_batch_free(b);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
 	lm_metrics_free(m);
 	lm_fairness_free(fair);
 	free(pb);
