@@ -1299,7 +1299,8 @@ check_sources(lm_consumer *c, char *err, size_t errlen)
 			    lm_kind_name(k), lm_strerror(rv));
 			return rv;
 		}
-		bool same = strcmp(held.topic, want->topic) == 0;
+		/* The brokers' cluster is not known yet: check_cluster. */
+		bool same = lm_ingest_source_same(&held, want->topic, NULL);
 		if (want->epoch > held.epoch || (same && want->epoch == held.epoch)) {
 			if (same && want->epoch == held.epoch)
 				memcpy(
@@ -1345,7 +1346,7 @@ check_cluster(lm_consumer *c)
 	rd_kafka_mem_free(c->rk, id);
 	for (lm_kind k = LM_KIND_POSTING; k <= LM_KIND_PROFILE; k++) {
 		lm_ingest_source *src = &c->source[k];
-		if (src->cluster[0] != '\0' && strcmp(src->cluster, cut) != 0) {
+		if (!lm_ingest_source_same(src, src->topic, cut)) {
 			lm_error("consumer.source",
 			    "the store's %s positions come from topic %s of cluster %s "
 			    "at "

@@ -229,3 +229,14 @@ fail:
 	*t = NULL;
 	return rv;
 }
+
+bool
+lm_ingest_source_same(
+    const lm_ingest_source *stored, const char *topic, const char *cluster_id)
+{
+	if (strcmp(stored->topic, topic) != 0)
+		return false;
+	return stored->cluster[0] == '\0' || cluster_id == NULL ||
+	       cluster_id[0] == '\0' ||
+	       strncmp(stored->cluster, cluster_id, LM_INGEST_CLUSTER_MAX) == 0;
+}

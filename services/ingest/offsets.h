@@ -109,6 +109,19 @@ int lm_ingest_source_put(lm_store_txn *t, lm_kind k, const lm_ingest_source *src
  */
 int lm_ingest_source_get(lm_store *s, lm_kind k, lm_ingest_source *src);
 
+/*
+ * Whether positions read from topic on the brokers of cluster cluster_id
+ * come from the source stored (as lm_ingest_source_get gives it): the same
+ * topic, and the same cluster unless either id is unknown (stored->cluster
+ * "", cluster_id NULL or "": brokers older than Kafka 0.10.1, or not asked
+ * yet). cluster_id is compared cut to LM_INGEST_CLUSTER_MAX bytes, as a
+ * source keeps it. Epochs are the caller's to compare: ingest takes a
+ * higher epoch as a new source, match's owner has none. stored and topic
+ * must not be NULL.
+ */
+bool lm_ingest_source_same(
+    const lm_ingest_source *stored, const char *topic, const char *cluster_id);
+
 #ifdef __cplusplus
 }
 #endif

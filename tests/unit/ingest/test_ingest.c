@@ -1575,6 +1575,60 @@ test_source_kept(void **state)
 	free(dir);
 }
 
+/*
+ * Whether positions come from a stored source (lm_ingest_source_same): the
+ * same topic, and the same cluster unless either id is unknown; an id is
+ * compared cut to LM_INGEST_CLUSTER_MAX bytes, as a source keeps it; the
+ * epoch plays no part.
+ */
+static void
+test_source_same(void **state)
+{
+	char full[LM_INGEST_CLUSTER_MAX + 1], longer[LM_INGEST_CLUSTER_MAX + 8];
+	char shorter[LM_INGEST_CLUSTER_MAX];
+	lm_ingest_source known = {.topic = "t.postings", .cluster = "abc", .epoch = 2};
+	lm_ingest_source unknown = {.topic = "t.postings", .cluster = "", .epoch = 7};
+	lm_ingest_source cut = {.topic = "t.postings", .epoch = 0};
+	const struct {
+		const lm_ingest_source *stored;
+		const char *topic, *cluster;
+		bool same;
+	} cases[] = {
+	    {&known, "t.postings", "abc", true},
+	    {&known, "t.postings", NULL, true}, /* brokers' id unknown */
+	    {&known, "t.postings", "", true},
+	    {&known, "t.postings", "abd", false},
+	    {&known, "t.postings", "ab", false},
+	    {&known, "t.postings", "abcd", false},
+	    {&known, "t.profiles", "abc", false},
+	    {&known, "t.profiles", NULL, false},
+	    {&known, "t.posting", "abc", false},
+	    {&known, "t.postings2", "abc", false},
+	    {&unknown, "t.postings", "xyz", true}, /* stored id unknown */
+	    {&unknown, "t.postings", NULL, true},
+	    {&unknown, "t.profiles", "", false},
+	    {&cut, "t.postings", full, true},
+	    {&cut, "t.postings", longer, true}, /* kept cut */
+	    {&cut, "t.postings", shorter, false},
+	};
+	(void) state;
+
+	memset(full, 'c', sizeof(full) - 1);
+	full[sizeof(full) - 1] = '\0';
+	memcpy(cut.cluster, full, sizeof(full));
+	snprintf(longer, sizeof(longer), "%szz", full);
+	memcpy(shorter, full, sizeof(shorter) - 1);
+	shorter[sizeof(shorter) - 1] = '\0';
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (lm_ingest_source_same(cases[i].stored, cases[i].topic,
+		        cases[i].cluster) != cases[i].same)
+			fail_msg("case %zu: %s of %s vs stored %s of %s: expected %s", i,
+			    cases[i].topic,
+			    cases[i].cluster ? cases[i].cluster : "(null)",
+			    cases[i].stored->topic, cases[i].stored->cluster,
+			    cases[i].same ? "same" : "different");
+}
+
 int
 main(void)
 {
@@ -1605,6 +1659,7 @@ main(void)
 	    cmocka_unit_test(test_epoch_per_topic),
 	    cmocka_unit_test(test_offsets_kept),
 	    cmocka_unit_test(test_source_kept),
+	    cmocka_unit_test(test_source_same),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
