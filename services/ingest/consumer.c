@@ -1049,9 +1049,12 @@ between_batches(lm_consumer *c, int64_t now)
  * Closes the open batch: lands the batch in flight, sends the open one's
  * dead letters and hands its store transaction to a writer thread; the
  * other slot becomes the open batch. Without a thread the batch is finished
- * here.
+ * here. Returns LM_OK, or the error of a batch given up (a stop or a fatal
+ * error while it failed): the open batch is then given up too, and nothing
+ * read after it may be stored before the loop ends, or its offset would be
+ * stored past the messages given up.
  */
-static void
+static int
 close_batch(lm_consumer *c)
 {
 	struct slot *s = c->open;
@@ -1059,7 +1062,7 @@ close_batch(lm_consumer *c)
 
 	if ((rv = land_flight(c, true)) != LM_OK) {
 		drop_slot(s);
-		return;
+		return rv;
 	}
 	between_batches(c, lm_clock_ms());
 	send_rejects(c, s);
@@ -1070,10 +1073,10 @@ close_batch(lm_consumer *c)
 	atomic_store(&c->flight.done, false);
 	if (pthread_create(&c->flight.thread, NULL, write_batch, &c->flight) != 0) {
 		c->flight.slot = NULL;
-		(void) finish_slot(c, s, true, NULL);
-		return;
+		return finish_slot(c, s, true, NULL);
 	}
 	c->open = s == &c->slots[0] ? &c->slots[1] : &c->slots[0];
+	return LM_OK;
 }
 
 /* Finds the content-type header (name compared case-insensitively) and
@@ -1195,7 +1198,10 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 		lm_warn("consumer.rewound",
 		    "%s [%" PRId32 "] went back from offset %" PRId64 " to %" PRId64,
 		    topic, m->partition, want, m->offset);
-		close_batch(c);
+		if (close_batch(c) != LM_OK) {
+			lm_ingest_decision_clear(&d);
+			return false;
+		}
 		s = c->open;
 	}
 	if (lm_ingest_batch_len(s->batch) == 0)
@@ -1716,7 +1722,7 @@ lm_consumer_run(lm_consumer *c)
 		if (lm_ingest_batch_len(b) > 0 &&
 		    ((drained && !writing) || lm_ingest_batch_full(b) ||
 		        now >= c->deadline_ms))
-			close_batch(c);
+			(void) close_batch(c);
 		else if (drained && c->flight.slot != NULL && !writing)
 			/* Written, and nothing to decide meanwhile: complete
 			 * it now, not after the next poll's wait. */

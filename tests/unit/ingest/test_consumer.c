@@ -1313,6 +1313,55 @@ test_rewound(void **state)
 }
 
 /*
+ * A partition that goes back while the batch before the open one fails,
+ * then a stop: both batches are given up, and so is the message read again
+ * after the rewind, which must not be stored and acknowledged past them
+ * (its offset, 3, would skip job-0 at offset 0 and offset 1 for good).
+ */
+static void
+test_rewound_stop_while_failing(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	rd_kafka_topic_partition_list_t *l;
+	char consumed[600];
+	(void) state;
+
+	prepare(&r, "cons-rewoundstop");
+	snprintf(consumed, sizeof(consumed),
+	    "lunamatch_ingest_consumed_total{topic=\"%s\"}", r.cfg.topic_postings);
+	start(&r);
+	wait_assigned(&r);
+	/* job-0's batch takes 2 s to fail; offsets 1 .. 4 wait meanwhile. */
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_STORE, 1);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	for (int i = 0; i < IO_MS / 10 && metric(&r, consumed) < 1; i++)
+		lmt_sleep_ms(10);
+	queue_postings(p, r.cfg.topic_postings, 4);
+	for (int i = 0; i < IO_MS / 10 && metric(&r, consumed) < 5; i++)
+		lmt_sleep_ms(10);
+	assert_int_equal(metric(&r, consumed), 5);
+	/* Back to offset 2: the consumer waits for job-0's batch to land. */
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, r.cfg.topic_postings, 0)->offset = 2;
+	assert_null(rd_kafka_seek_partitions(lm_consumer_kafka(r.c, false), l, IO_MS));
+	rd_kafka_topic_partition_list_destroy(l);
+	for (int i = 0; i < IO_MS / 10 && metric(&r, consumed) < 6; i++)
+		lmt_sleep_ms(10);
+	assert_false(stored_in(&r, "job-0"));
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(r.rv, LM_OK);
+	assert_false(stored_in(&r, "job-0"));
+	assert_true(store_at(&r, r.cfg.topic_postings) < 1);
+	assert_true(lmt_group_committed(
+	                M.brokers, r.cfg.group_id, r.cfg.topic_postings, 0, NULL) < 1);
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
+/*
  * The dead-letter topic unreachable (its partition has no leader) while a
  * batch's dead letters are more than the DLQ producer's local queue holds
  * (here 256 KiB, one letter of 200 KiB; 64 MiB in service): the consumer
@@ -1465,6 +1514,7 @@ main(void)
 	    cmocka_unit_test(test_source_cluster),
 	    cmocka_unit_test(test_rewound),
 	    cmocka_unit_test(test_compliance_counted_once),
+	    cmocka_unit_test(test_rewound_stop_while_failing),
 	    cmocka_unit_test(test_dlq_down),
 	    cmocka_unit_test(test_dlq_drop_once),
 	    cmocka_unit_test(test_stop_with_backlog),
