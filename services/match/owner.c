@@ -1931,10 +1931,9 @@ sources_ok(struct member *m, int wait_ms)
 			    lm_kind_name(k), lm_strerror(rc));
 			continue;
 		}
-		topic_differs = strcmp(src.topic, topic) != 0;
-		if (!topic_differs && (src.cluster[0] == '\0' || cluster[0] == '\0' ||
-		                          strcmp(src.cluster, cluster) == 0))
+		if (lm_ingest_source_same(&src, topic, cluster))
 			continue;
+		topic_differs = strcmp(src.topic, topic) != 0;
 		snprintf(key, sizeof(key), "%s %s %s %" PRIu32, lm_kind_name(k),
 		    src.topic, src.cluster, src.epoch);
 		snprintf(why, sizeof(why),
