@@ -48,6 +48,8 @@ RUN cmake -S . -B /build -G Ninja \
 # ---- runtime stage ----------------------------------------------------------
 FROM debian:${DEBIAN_TAG} AS runtime
 
+# Declared again: the global ARG above reaches the FROM lines only.
+ARG DEBIAN_TAG
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown

@@ -6,6 +6,8 @@ follows the project's own rules for the image:
   same slim base; the runtime installs no compiler, headers or -dev package;
 - the runtime runs as a fixed numeric non-root uid and gid;
 - the OCI labels title, description, version, revision and created are set;
+- every variable an instruction other than RUN expands is declared in its
+  stage (a global ARG reaches the FROM lines only);
 - the binaries, the library and the data files come from the build stage,
   the data files to /usr/share/lunamatch;
 - apt lists are removed in the RUN that created them; no ADD;
@@ -16,6 +18,7 @@ A deliberately broken Dockerfile must fail hadolint: the lint can fail.
 import fnmatch
 import os
 import re
+import shlex
 import tempfile
 
 from deploylib import (SRC, apt_packages, check, dockerfile_stages, finish, run,
@@ -66,6 +69,24 @@ check(any("--from=" + build.name in c and c.split()[-1].rstrip("/") == "/usr/bin
 # The services link the internal library statically; the public client
 # library is for client programs, not for the image.
 check(not any("liblunamatch" in c for c in copies), "a lunamatch library is copied into the runtime")
+
+# A variable that an instruction other than RUN expands must be declared in
+# its stage (ARG or ENV): an ARG before the first FROM is seen by the FROM
+# lines only, and expands to nothing inside a stage that does not declare it
+# again.
+EXPANDED = ("ADD", "COPY", "ENV", "EXPOSE", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
+for s in stages:
+    declared = set()
+    for instr, rest in s.instructions:
+        if instr in EXPANDED:
+            for v in re.findall(r"\$\{(\w+)[}:]|\$(\w+)", rest):
+                name = v[0] or v[1]
+                check(name in declared,
+                      f"stage {s.name}: {instr} expands ${name}, which the stage does not declare (ARG)")
+        if instr == "ARG":
+            declared.add(rest.split("=")[0].strip())
+        elif instr == "ENV":
+            declared |= {kv.partition("=")[0] for kv in shlex.split(rest)}
 
 for s in stages:
     for instr, rest in s.instructions:
