@@ -159,10 +159,29 @@ def container_env(objs, container, pod_name):
     return env
 
 
+def program_variables(binary):
+    """LUNAMATCH_* variables binary takes (its --help); it ignores others."""
+    out = run([os.path.join(BIN, binary), "--help"]).stdout
+    return set(re.findall(r"\bLUNAMATCH_[A-Z_]+\b", out))
+
+
 def known_variables():
     """LUNAMATCH_* variables the services and the CLI accept (their --help)."""
     names = set()
     for b in ("lunamatch-ingest", "lunamatch-match", "lunamatch"):
-        out = run([os.path.join(BIN, b), "--help"]).stdout
-        names |= set(re.findall(r"\bLUNAMATCH_[A-Z_]+\b", out))
+        names |= program_variables(b)
     return names
+
+
+def config_error(binary, env):
+    """Why the service binary refuses the configuration env (its whole
+    environment, PATH added), or None when it accepts it. The binary is run
+    with one argument it refuses only after its configuration has passed
+    every check of its values (ranges, addresses, brokers, topics, pairs
+    that must differ), so nothing starts."""
+    full = dict(env, PATH=os.environ["PATH"])
+    p = run([os.path.join(BIN, binary), "lunamatch-deploy-check"], env=full, timeout=30)
+    err = p.stderr.strip()
+    if p.returncode == 2 and "unexpected argument" in err and "lunamatch-deploy-check" in err:
+        return None
+    return err or f"exit status {p.returncode}"

@@ -4,7 +4,9 @@ apache/kafka broker in KRaft mode with a health check; a one-shot job that
 creates the five topics the services are configured with (the defaults the
 binaries print in --help), after the broker is healthy; ingest and match from
 one image, sharing a named volume at their data directory and one process
-namespace, with health checks and the RPC and HTTP ports published.
+namespace, with health checks and the RPC and HTTP ports published, and an
+environment that each service's configuration checks accept (on top of the
+image's).
 
 A broken copy of the file must fail `docker-compose config`.
 """
@@ -15,7 +17,7 @@ import tempfile
 
 import yaml
 
-from deploylib import BIN, SRC, check, finish, run
+from deploylib import BIN, SRC, check, config_error, dockerfile_stages, finish, image_env, run
 
 dc = shutil.which("docker-compose")
 if not check(dc is not None, "docker-compose is not installed (scripts/install-deps.sh installs it)"):
@@ -79,7 +81,11 @@ if all(n in svc for n in ("kafka", "kafka-topics", "ingest", "match")):
     check(i["environment"].get("LUNAMATCH_GROUP_ID") is not None and
           i["environment"].get("LUNAMATCH_GROUP_ID") == m["environment"].get("LUNAMATCH_GROUP_ID"),
           "ingest and match do not name the same ingest group (match reads its offsets)")
+    image = image_env(dockerfile_stages()[-1])
     for n, s in (("ingest", i), ("match", m)):
+        env = dict(image, **{k: str(v) for k, v in s["environment"].items()})
+        err = config_error(f"lunamatch-{n}", env)
+        check(err is None, f"{n}: lunamatch-{n} refuses the configuration: {err}")
         check("healthcheck" in s, f"{n} has no health check")
         check(s.get("read_only") is True and s.get("cap_drop") == ["ALL"], f"{n}: read-only root, no capabilities")
     pub = {target_port(p) for s in (i, m) for p in s.get("ports", [])}

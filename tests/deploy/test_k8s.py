@@ -12,7 +12,9 @@ docs/deployment.md promises:
   and limits, and the restricted security context (non-root, read-only root,
   no privilege escalation, every capability dropped, RuntimeDefault seccomp);
 - the ingest consumer group derived from the pod name, in both containers;
-- only LUNAMATCH_* variables the binaries know;
+- only LUNAMATCH_* variables the binaries know, each container's own (env)
+  ones taken by its program, and values the program accepts (its
+  configuration checks, run on the image's and the manifests' environment);
 - mutual TLS on the RPC port from the Secret where the RPC URL is tls+tcp://;
 - a headless Service and a ClusterIP RPC Service on the match port, a
   PodDisruptionBudget, an HPA scaling the StatefulSet, a NetworkPolicy that
@@ -34,8 +36,9 @@ import tempfile
 import jsonschema
 import yaml
 
-from deploylib import (K8S, SRC, check, container_env, find, finish, known_variables,
-                       overlays, render, run, tool)
+from deploylib import (K8S, SRC, check, config_error, container_env, dockerfile_stages, find,
+                       finish, image_env, known_variables, overlays, program_variables,
+                       render, run, tool)
 
 schemas = {}
 for f in glob.glob(os.path.join(K8S, "schemas", "*.json")):
@@ -73,6 +76,7 @@ def validate_crd(o):
 
 variables = known_variables()
 check(len(variables) > 20, "could not read the variables from the binaries' --help")
+image = image_env(dockerfile_stages()[-1])
 
 for path in overlays():
     label = os.path.relpath(path, K8S)
@@ -124,6 +128,14 @@ for path in overlays():
         for k in env:
             if k.startswith("LUNAMATCH_"):
                 check(k in variables, f"{label}/{n}: {k} is not a variable lunamatch knows")
+        # A variable set for one container only must be one its program
+        # takes: the others are ignored without a word.
+        takes = program_variables(f"lunamatch-{n}")
+        for e in c.get("env", []):
+            if e["name"].startswith("LUNAMATCH_"):
+                check(e["name"] in takes, f"{label}/{n}: sets {e['name']}, which lunamatch-{n} ignores")
+        err = config_error(f"lunamatch-{n}", dict(image, **env))
+        check(err is None, f"{label}/{n}: lunamatch-{n} refuses the configuration: {err}")
         check(env.get("LUNAMATCH_DATA_DIR") == mounts[n].get("data"),
               f"{label}/{n}: LUNAMATCH_DATA_DIR is not the data volume's mount")
         # Both: ingest consumes under the pod's group, match reads that
@@ -207,6 +219,10 @@ broken = copy.deepcopy([o for o in objs if is_builtin(o)])
 find(broken, "StatefulSet")[0]["spec"]["replicaz"] = 1
 ok, _ = validate_builtin(broken, "broken")
 check(not ok, "kubernetes-validate accepted a StatefulSet with a misspelt field")
+bad = dict(image, **container_env(objs, "ingest", "lunamatch-0"))
+bad["LUNAMATCH_READER_LEASE_S"] = "30"
+check(config_error("lunamatch-ingest", bad) is not None,
+      "the configuration check accepted a reader lease below ingest's minimum")
 kt = copy.deepcopy(find(objs, "KafkaTopic")[0])
 kt["spec"]["partition"] = 3
 check(validate_crd(kt) is not None, "the KafkaTopic schema accepted a misspelt field")
