@@ -173,6 +173,20 @@ def known_variables():
     return names
 
 
+def stop_bounds_ms():
+    """The longest stop of each service, from the signal to its exit (past
+    it the service exits at once): {"ingest": ms, "match": ms}, read from
+    the sources that define them."""
+    out = {}
+    for name, path, macro in (("ingest", "services/ingest/consumer.h", "LM_CONSUMER_STOP_MAX_MS"),
+                              ("match", "services/match/main.c", "STOP_MAX_MS")):
+        m = re.search(r"#define\s+" + macro + r"\s+(\d+)", open(os.path.join(SRC, path)).read())
+        if m is None:
+            raise RuntimeError(f"{macro} not found in {path}")
+        out[name] = int(m.group(1))
+    return out
+
+
 def config_error(binary, env):
     """Why the service binary refuses the configuration env (its whole
     environment, PATH added), or None when it accepts it. The binary is run

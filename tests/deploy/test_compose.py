@@ -6,7 +6,9 @@ binaries print in --help), after the broker is healthy; ingest and match from
 one image, sharing a named volume at their data directory and one process
 namespace, with health checks and the RPC and HTTP ports published, and an
 environment that each service's configuration checks accept (on top of the
-image's).
+image's); a stop grace period longer than each service's stop bound; the
+store's tombstone retention above the compacted topics' compaction lag plus
+delete retention.
 
 A broken copy of the file must fail `docker-compose config`.
 """
@@ -17,7 +19,8 @@ import tempfile
 
 import yaml
 
-from deploylib import BIN, SRC, check, config_error, dockerfile_stages, finish, image_env, run
+from deploylib import (BIN, SRC, check, config_error, dockerfile_stages, finish, image_env, run,
+                       stop_bounds_ms)
 
 dc = shutil.which("docker-compose")
 if not check(dc is not None, "docker-compose is not installed (scripts/install-deps.sh installs it)"):
@@ -52,6 +55,15 @@ if all(n in svc for n in ("kafka", "kafka-topics", "ingest", "match")):
         run([os.path.join(BIN, "lunamatch-match"), "--help"]).stdout
     wanted = set(re.findall(r"LUNAMATCH_TOPIC_\w+, default (\S+)", helptext))
     check(len(wanted) == 5 and created == wanted, f"topics created {sorted(created)} != configured {sorted(wanted)}")
+    # A deletion must outlive the topics' compaction (docs/store.md).
+    keep_ms = int(svc["ingest"]["environment"].get("LUNAMATCH_TOMBSTONE_RETENTION_S", "2592000")) * 1000
+    compacted = [ln for ln in script.split("\n") if "--create" in ln and "cleanup.policy=compact" in ln]
+    check(len(compacted) == 2, f"{len(compacted)} compacted topics created, expected postings and profiles")
+    for ln in compacted:
+        tcfg = dict(re.findall(r"--config\s+([\w.]+)=(\S+)", ln))
+        lag = int(tcfg.get("max.compaction.lag.ms", 2**63 - 1)) + int(tcfg.get("delete.retention.ms", 86400000))
+        check(keep_ms > lag, f"tombstone retention {keep_ms} ms is not above a compacted topic's "
+              f"compaction lag + delete retention {lag} ms: {ln.strip()}")
 
     i, m = svc["ingest"], svc["match"]
     check(i["image"] == m["image"], "ingest and match use different images")
@@ -81,8 +93,20 @@ if all(n in svc for n in ("kafka", "kafka-topics", "ingest", "match")):
     check(i["environment"].get("LUNAMATCH_GROUP_ID") is not None and
           i["environment"].get("LUNAMATCH_GROUP_ID") == m["environment"].get("LUNAMATCH_GROUP_ID"),
           "ingest and match do not name the same ingest group (match reads its offsets)")
+
+    def seconds(d):
+        """A compose duration (\"1m30s\", \"30s\", \"500ms\") in seconds."""
+        units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+        parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)", str(d))
+        return sum(float(v) * units[u] for v, u in parts)
+
     image = image_env(dockerfile_stages()[-1])
+    stop_ms = stop_bounds_ms()
     for n, s in (("ingest", i), ("match", m)):
+        # Docker's default is 10 s; then the container is killed.
+        grace = seconds(s.get("stop_grace_period", "10s"))
+        check(grace * 1000 > stop_ms[n], f"{n}: stop_grace_period {grace} s does not cover its stop "
+              f"bound of {stop_ms[n]} ms")
         env = dict(image, **{k: str(v) for k, v in s["environment"].items()})
         err = config_error(f"lunamatch-{n}", env)
         check(err is None, f"{n}: lunamatch-{n} refuses the configuration: {err}")

@@ -16,11 +16,15 @@ docs/deployment.md promises:
   ones taken by its program, and values the program accepts (its
   configuration checks, run on the image's and the manifests' environment);
 - mutual TLS on the RPC port from the Secret where the RPC URL is tls+tcp://;
+- a termination grace period longer than either service's stop bound (a
+  container still stopping when it ends is killed);
 - a headless Service and a ClusterIP RPC Service on the match port, a
   PodDisruptionBudget, an HPA scaling the StatefulSet, a NetworkPolicy that
-  admits RPC from labelled clients only and lets out Kafka and DNS only, a
+  admits RPC from labelled clients only, admits exactly the ports the
+  containers listen on, and lets out Kafka and DNS only, a
   ServiceMonitor on ports the Service has, and a KafkaTopic for each topic
-  the ConfigMap names;
+  the ConfigMap names, with the store's tombstone retention above the
+  compacted topics' max.compaction.lag.ms + delete.retention.ms;
 - a PrometheusRule whose alerts each have a runbook entry in
   docs/deployment.md and use only metrics the services register.
 
@@ -38,7 +42,7 @@ import yaml
 
 from deploylib import (K8S, SRC, check, config_error, container_env, dockerfile_stages, find,
                        finish, image_env, known_variables, overlays, program_variables,
-                       render, run, tool)
+                       render, run, stop_bounds_ms, tool)
 
 schemas = {}
 for f in glob.glob(os.path.join(K8S, "schemas", "*.json")):
@@ -77,6 +81,7 @@ def validate_crd(o):
 variables = known_variables()
 check(len(variables) > 20, "could not read the variables from the binaries' --help")
 image = image_env(dockerfile_stages()[-1])
+stop_ms = stop_bounds_ms()
 
 for path in overlays():
     label = os.path.relpath(path, K8S)
@@ -108,6 +113,12 @@ for path in overlays():
           f"{label}: pod must run as a non-root uid")
     check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{label}: seccomp RuntimeDefault")
     check(pod.get("automountServiceAccountToken") is False, f"{label}: service account token mounted")
+    # Both containers get SIGTERM at once; the kubelet kills what still runs
+    # when the grace period ends.
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    for n, ms in sorted(stop_ms.items()):
+        check(grace * 1000 > ms, f"{label}: terminationGracePeriodSeconds {grace} does not cover "
+              f"{n}'s stop bound of {ms} ms")
     mounts = {}
     for c in pod["containers"]:
         n = c["name"]
@@ -183,6 +194,10 @@ for path in overlays():
         check(len(rpc_rules) == 1 and all("podSelector" in f and f["podSelector"].get("matchLabels")
                                           for f in rpc_rules[0].get("from", [{}])),
               f"{label}: RPC must be admitted from labelled pods only")
+        iports = {p.get("port") for r in spec.get("ingress", []) for p in r.get("ports", [])}
+        cports = {p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])}
+        check(iports == cports, f"{label}: NetworkPolicy admits ports {sorted(iports, key=str)}, "
+              f"the containers listen on {sorted(cports)}")
         eports = sorted({p["port"] for r in spec.get("egress", []) for p in r.get("ports", [])})
         check(eports == [53, 9092], f"{label}: egress ports {eports}, expected DNS and Kafka")
         check(all(r.get("to") for r in spec.get("egress", [])), f"{label}: an egress rule open to everyone")
@@ -195,6 +210,17 @@ for path in overlays():
     topics = {cm[k] for k in cm if k.startswith("LUNAMATCH_TOPIC_")}
     kt = {o["spec"]["topicName"] for o in find(objs, "KafkaTopic")}
     check(len(topics) == 5 and kt == topics, f"{label}: KafkaTopics {sorted(kt)} != configured {sorted(topics)}")
+    # A deletion must outlive the topics' compaction: a tombstone trimmed
+    # from the store before the topic drops the deleted record lets a new
+    # replica, or a rewind, read the record back as live (docs/store.md).
+    ienv = container_env(objs, "ingest", "lunamatch-0")
+    keep_ms = int(dict(image, **ienv).get("LUNAMATCH_TOMBSTONE_RETENTION_S", "2592000")) * 1000
+    for o in find(objs, "KafkaTopic"):
+        cfg = o["spec"].get("config", {})
+        if "compact" in str(cfg.get("cleanup.policy", "")):
+            lag = int(cfg.get("max.compaction.lag.ms", 2**63 - 1)) + int(cfg.get("delete.retention.ms", 86400000))
+            check(keep_ms > lag, f"{label}: tombstone retention {keep_ms} ms is not above "
+                  f"{o['spec']['topicName']}'s compaction lag + delete retention {lag} ms")
 
 # The alerts: each has its runbook section in docs/deployment.md, and every
 # lunamatch_* metric they use is one the services register.
