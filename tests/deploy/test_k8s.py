@@ -16,8 +16,10 @@ docs/deployment.md promises:
   ones taken by its program, and values the program accepts (its
   configuration checks, run on the image's and the manifests' environment);
 - mutual TLS on the RPC port from the Secret where the RPC URL is tls+tcp://;
-- a termination grace period longer than either service's stop bound (a
-  container still stopping when it ends is killed);
+- a preStop pause in match (it serves on while the pod's removal from the
+  Service reaches every node) and a termination grace period longer than
+  each container's pause and stop bound (a container still stopping when
+  it ends is killed);
 - a headless Service and a ClusterIP RPC Service on the match port, a
   PodDisruptionBudget, an HPA scaling the StatefulSet, a NetworkPolicy that
   admits RPC from labelled clients only, admits exactly the ports the
@@ -113,12 +115,23 @@ for path in overlays():
           f"{label}: pod must run as a non-root uid")
     check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{label}: seccomp RuntimeDefault")
     check(pod.get("automountServiceAccountToken") is False, f"{label}: service account token mounted")
-    # Both containers get SIGTERM at once; the kubelet kills what still runs
-    # when the grace period ends.
+    # A deleted pod leaves the Services' endpoints at once, but every node's
+    # proxy learns it a moment later and sends it new connections meanwhile:
+    # match must go on serving (a preStop pause) until that has passed, not
+    # close its listener at the first instant. The kubelet kills what still
+    # runs when the grace period ends, counted from the start of the pause.
     grace = pod.get("terminationGracePeriodSeconds", 30)
+    pause_ms = {}
+    for c in pod["containers"]:
+        cmd = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+        pause_ms[c["name"]] = int(cmd[1]) * 1000 if len(cmd) == 2 and cmd[0] == "sleep" and \
+            cmd[1].isdigit() else 0
+    check(pause_ms.get("match", 0) >= 3000,
+          f"{label}/match: no preStop pause of at least 3 s before the drain (endpoint removal)")
     for n, ms in sorted(stop_ms.items()):
-        check(grace * 1000 > ms, f"{label}: terminationGracePeriodSeconds {grace} does not cover "
-              f"{n}'s stop bound of {ms} ms")
+        check(grace * 1000 > pause_ms.get(n, 0) + ms,
+              f"{label}: terminationGracePeriodSeconds {grace} does not cover {n}'s preStop "
+              f"pause of {pause_ms.get(n, 0)} ms and stop bound of {ms} ms")
     mounts = {}
     for c in pod["containers"]:
         n = c["name"]
