@@ -115,6 +115,10 @@ struct conn_entry {
 	 * whichever came last; INT64_MAX once it is being closed
 	 * (entry_close). Atomic. */
 	int64_t last_ms;
+	/* nng_clock from which it is closed at its first moment with no
+	 * request in flight: its admission plus max_connection_age_ms, give
+	 * or take a random tenth; INT64_MAX with no maximum age. */
+	int64_t age_ms;
 };
 
 struct lm_rpc_server {
@@ -178,8 +182,10 @@ struct lm_rpc_server {
 	pthread_mutex_t peer_mtx;
 	struct conn_entry *tab;
 	size_t ntab;
-	/* Idle connections are closed by the sweeper thread. */
+	/* Idle connections, and those older than age_ms (0: none), are
+	 * closed by the sweeper thread. */
 	unsigned idle_ms;
+	unsigned age_ms;
 	pthread_t sweeper;
 	bool sweeper_on;
 	pthread_mutex_t sweep_mtx;
@@ -187,6 +193,7 @@ struct lm_rpc_server {
 	bool sweep_stop;
 	lm_counter *idle_closed;
 	lm_counter *send_closed;
+	lm_counter *aged_closed;
 
 	/* Worker pool and queue (mtx). The queue is fair between pipes:
 	 * each pipe's requests wait in their order of arrival, linked through
@@ -297,6 +304,11 @@ metrics_init(lm_rpc_server *s)
 	        "RPC connections closed because a reply could not be handed to them "
 	        "for LM_RPC_SEND_TIMEOUT_MS (the peer does not read)",
 	        NULL);
+	s->aged_closed = lm_metrics_counter(s->m, "lunamatch_rpc_connections_aged_total",
+	    "RPC connections closed after max_connection_age_ms (give or take a tenth) "
+	    "at a moment with no request in flight, so that clients redial and new "
+	    "replicas get connections",
+	    NULL);
 	return LM_OK;
 }
 
@@ -1218,6 +1230,13 @@ conn_admit(lm_rpc_server *s, nng_pipe p)
 
 	e.inet = peer_addr(p, e.addr);
 	e.last_ms = (int64_t) nng_clock();
+	e.age_ms = INT64_MAX;
+	if (s->age_ms > 0) {
+		/* Uniform in [0.9, 1.1] * age_ms. */
+		int64_t tenth = (int64_t) s->age_ms / 10;
+		int64_t jitter = (int64_t) (nng_random() % (uint64_t) (2 * tenth + 1));
+		e.age_ms = e.last_ms + (int64_t) s->age_ms - tenth + jitter;
+	}
 	pthread_mutex_lock(&s->peer_mtx);
 	if (e.inet)
 		for (i = 0; i < s->ntab; i++)
@@ -1344,9 +1363,9 @@ conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len)
  * for idle_ms since their last request or answer (their pipe ids gathered
  * under peer_mtx, closed after it: closing runs the removal callback,
  * which takes peer_mtx). While every context is busy, and for idle_ms
- * after, it closes none: a request that waits in its pipe for a context
- * is not seen as in flight yet, and its connection must not be taken for
- * idle.
+ * after, it closes none as idle: a request that waits in its pipe for a
+ * context is not seen as in flight yet, and its connection must not be
+ * taken for idle.
  *
  * A connection whose last answer was big (LM_RPC_PINNED_REPLY_BYTES or
  * more) is closed after LM_RPC_SEND_TIMEOUT_MS without a request instead:
@@ -1356,12 +1375,21 @@ conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len)
  * idle_ms, outside every limit (one per connection: the next reply of
  * the connection waits behind it and its send times out). A client that
  * has read it but stays quiet redials on its next call.
+ *
+ * A connection past its maximum age (e->age_ms) is closed at the first
+ * sweep that finds it with no request in flight, however busy it is
+ * otherwise, so that its client dials again and a Service in front of
+ * several replicas may give the new connection to another. Not while
+ * every context is busy, nor in the SWEEP_MS after: only then can a
+ * request wait in its pipe unseen (once a context is free, nng hands it
+ * the waiting request at once).
  */
 static void *
 sweeper_main(void *arg)
 {
 	lm_rpc_server *s = arg;
 	uint32_t ids[SWEEP_BATCH];
+	lm_counter *why[SWEEP_BATCH];
 
 	pthread_mutex_lock(&s->sweep_mtx);
 	while (!s->sweep_stop) {
@@ -1373,11 +1401,13 @@ sweeper_main(void *arg)
 		int64_t now = (int64_t) nng_clock();
 		int64_t cut = now - (int64_t) s->idle_ms;
 		int64_t cut_big = now - (int64_t) LM_RPC_SEND_TIMEOUT_MS;
-		size_t n = 0, nbig = 0;
+		size_t n = 0;
 		pthread_mutex_lock(&s->mtx);
-		bool busy = s->inflight >= s->ncontexts || s->all_busy_ms >= cut;
+		bool full = s->inflight >= s->ncontexts;
+		bool idle_busy = full || s->all_busy_ms >= cut;
+		bool age_busy = full || s->all_busy_ms >= now - SWEEP_MS;
 		pthread_mutex_unlock(&s->mtx);
-		if (busy) {
+		if (idle_busy && age_busy) {
 			pthread_mutex_lock(&s->sweep_mtx);
 			continue;
 		}
@@ -1387,25 +1417,24 @@ sweeper_main(void *arg)
 			int64_t last = __atomic_load_n(&e->last_ms, __ATOMIC_RELAXED);
 			if (e->pipe == 0 || e->inflight > 0 || last == INT64_MAX)
 				continue;
-			if (last < cut || (e->big_reply && last < cut_big)) {
-				/* Big replies first in ids, the idle after. */
-				if (e->big_reply && last >= cut) {
-					ids[n++] = ids[nbig];
-					ids[nbig++] = e->pipe;
-				} else {
-					ids[n++] = e->pipe;
-				}
-				/* Closing: never picked again, whatever it sends. */
-				(void) entry_close(e);
-			}
+			if (!idle_busy && last < cut)
+				why[n] = s->idle_closed;
+			else if (!idle_busy && e->big_reply && last < cut_big)
+				why[n] = s->send_closed;
+			else if (!age_busy && now >= e->age_ms)
+				why[n] = s->aged_closed;
+			else
+				continue;
+			ids[n++] = e->pipe;
+			/* Closing: never picked again, whatever it sends. */
+			(void) entry_close(e);
 		}
 		pthread_mutex_unlock(&s->peer_mtx);
 		for (size_t i = 0; i < n; i++) {
 			nng_pipe p = NNG_PIPE_INITIALIZER;
 			p.id = ids[i];
 			if (nng_pipe_close(p) == 0)
-				lm_counter_add(
-				    i < nbig ? s->send_closed : s->idle_closed, 1);
+				lm_counter_add(why[i], 1);
 		}
 		pthread_mutex_lock(&s->sweep_mtx);
 	}
@@ -1510,7 +1539,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	    o->queue_len > LM_RPC_MAX_QUEUE ||
 	    o->max_connections > LM_RPC_MAX_CONNECTIONS ||
 	    o->max_connections_per_peer > LM_RPC_MAX_CONNECTIONS ||
-	    o->idle_timeout_ms > LM_RPC_MAX_IDLE_TIMEOUT_MS) {
+	    o->idle_timeout_ms > LM_RPC_MAX_IDLE_TIMEOUT_MS ||
+	    o->max_connection_age_ms > LM_RPC_MAX_CONNECTION_AGE_MS) {
 		lm_error("rpc.config", "invalid RPC server options");
 		return LM_EINVAL;
 	}
@@ -1550,6 +1580,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	pthread_mutex_init(&s->peer_mtx, NULL);
 	s->idle_ms =
 	    o->idle_timeout_ms ? o->idle_timeout_ms : LM_RPC_DEFAULT_IDLE_TIMEOUT_MS;
+	s->age_ms = o->max_connection_age_ms;
 	pthread_mutex_init(&s->sweep_mtx, NULL);
 	{
 		pthread_condattr_t ca;

@@ -47,6 +47,7 @@ extern "C" {
 #define LM_RPC_DEFAULT_MAX_CONNECTIONS_PER_PEER 1024u
 #define LM_RPC_DEFAULT_IDLE_TIMEOUT_MS          300000u   /* 5 minutes */
 #define LM_RPC_MAX_IDLE_TIMEOUT_MS              86400000u /* a day */
+#define LM_RPC_MAX_CONNECTION_AGE_MS            86400000u /* a day */
 /*
  * nng's receive limit (NNG_OPT_RECVMAXSZ) is max_request_bytes plus this
  * much. A request over max_request_bytes but within the grace is answered
@@ -191,6 +192,15 @@ typedef struct lm_rpc_server_opts {
 	 * is never closed as idle. 0 = LM_RPC_DEFAULT_IDLE_TIMEOUT_MS; at
 	 * most LM_RPC_MAX_IDLE_TIMEOUT_MS. */
 	unsigned idle_timeout_ms;
+	/* A connection open this long, give or take a random tenth (so that
+	 * connections opened together are not closed together), is closed
+	 * at the first moment it has no request in flight (queued, in a
+	 * handler or held by a commit): counted in
+	 * lunamatch_rpc_connections_aged_total; a REQ client redials, and
+	 * a Kubernetes Service may send the new connection to another
+	 * replica (docs/rpc.md). 0 = never; at most
+	 * LM_RPC_MAX_CONNECTION_AGE_MS. */
+	unsigned max_connection_age_ms;
 } lm_rpc_server_opts;
 
 /*

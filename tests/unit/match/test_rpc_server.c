@@ -1166,6 +1166,8 @@ test_metrics_preregistered(void **state)
 		assert_non_null(strstr(text, want));
 	}
 	assert_non_null(strstr(text, "\nlunamatch_rpc_listener_restarts_total 0\n"));
+	assert_non_null(strstr(text, "\nlunamatch_rpc_connections_aged_total 0\n"));
+	assert_non_null(strstr(text, "# HELP lunamatch_rpc_connections_aged_total RPC "));
 	free(text);
 	server_down(&f);
 }
@@ -1938,6 +1940,184 @@ test_idle_timeout_spares_waiting_requests(void **state)
 	server_down(&f);
 }
 
+/* Sends env on REQ socket sock and decodes the answer; *pipe (may be NULL)
+ * is the id of the connection it came on. NULL when none came. */
+static Lunamatch__V1__RpcResponse *
+req_call(nng_socket sock, const uint8_t *env, size_t n, uint32_t *pipe)
+{
+	nng_msg *m = NULL;
+	Lunamatch__V1__RpcResponse *r;
+
+	if (nng_send(sock, (void *) env, n, 0) != 0 || nng_recvmsg(sock, &m, 0) != 0)
+		return NULL;
+	if (pipe != NULL)
+		*pipe = (uint32_t) nng_pipe_id(nng_msg_get_pipe(m));
+	r = lunamatch__v1__rpc_response__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	nng_msg_free(m);
+	return r;
+}
+
+/* Waits (at most 3 s) until the aged-connection counter passes have;
+ * returns its value. */
+static uint64_t
+wait_aged(struct fixture *f, uint64_t have)
+{
+	nng_time end = nng_clock() + 3000;
+	uint64_t n;
+	while (
+	    (n = counter(f->m, "lunamatch_rpc_connections_aged_total", NULL)) <= have &&
+	    nng_clock() < end)
+		nng_msleep(10);
+	return n;
+}
+
+/*
+ * A connection older than max_connection_age_ms (200, give or take 20)
+ * with no request in flight is closed, and counted as aged, not idle; the
+ * REQ socket's next request goes over a new connection, and the C
+ * client's next call is answered with no error reaching the caller.
+ */
+static void
+test_max_connection_age(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_rpc_server_opts o = {.contexts = 4,
+	    .workers = 2,
+	    .idle_timeout_ms = 60000,
+	    .max_connection_age_ms = 200};
+	nng_socket sock;
+	uint32_t pipe0 = 0, pipe1 = 0;
+	uint8_t *env;
+	size_t n = envelope(LM_RPC_METHOD_PREFIX "Check", "aged", 0, NULL, 0, 0, &env);
+	Lunamatch__V1__RpcResponse *r;
+	char err[256], *id = NULL;
+	lm_client *c;
+
+	server_up(&f, o);
+	assert_int_equal(nng_req0_open(&sock), 0);
+	assert_int_equal(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 3000), 0);
+	assert_int_equal(nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 3000), 0);
+	nng_time t0 = nng_clock();
+	assert_int_equal(nng_dial(sock, f.url, NULL, 0), 0);
+	assert_non_null(r = req_call(sock, env, n, &pipe0));
+	assert_int_equal(r->code, OK_);
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	uint64_t aged = wait_aged(&f, 0);
+	assert_true(aged >= 1);
+	assert_true(nng_clock() - t0 >= 180); /* never before 0.9 * the age */
+	assert_non_null(r = req_call(sock, env, n, &pipe1));
+	assert_int_equal(r->code, OK_);
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	assert_int_not_equal(pipe1, pipe0);
+	nng_close(sock);
+
+	/* The C client: answered, aged out, answered again at once. */
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+	assert_int_equal(get_posting(c, "a1", 3000, &id, err, sizeof(err)), OK_);
+	free(id);
+	aged = counter(f.m, "lunamatch_rpc_connections_aged_total", NULL);
+	assert_true(wait_aged(&f, aged) > aged);
+	assert_int_equal(get_posting(c, "a2", 3000, &id, err, sizeof(err)), OK_);
+	assert_string_equal(id, "a2");
+	free(id);
+	lm_client_close(c);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL), 0);
+	free(env);
+	server_down(&f);
+}
+
+/*
+ * A connection older than max_connection_age_ms waiting for its answer is
+ * not closed: a 1200 ms handler and a reply a commit holds for 900 ms,
+ * with an age of 200 ms, are answered once each on the connection that
+ * asked (nng's REQ would resend on a new one, and the handler run twice,
+ * had it closed), and the connection is closed as aged after the answer.
+ */
+static void
+test_max_connection_age_spares_calls_in_flight(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_rpc_server_opts o = {.contexts = 4,
+	    .workers = 2,
+	    .idle_timeout_ms = 60000,
+	    .max_connection_age_ms = 200};
+	Lunamatch__V1__MatchJobsRequest mj = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__GetPostingRequest gp = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	uint8_t pbuf[256], *check_env, *slow_env, *held_env;
+	size_t check_n, slow_n, held_n, plen;
+	nng_socket sock;
+	uint32_t pipe0 = 0, pipe = 0;
+	Lunamatch__V1__RpcResponse *r;
+	lm_rpc_done_fn done;
+	void *call;
+
+	server_up_with(&f, o, g_slow_methods, 3);
+	atomic_store(&g_matchjobs_calls, 0);
+	pthread_mutex_lock(&g_held.mu);
+	g_held.n = 0;
+	pthread_mutex_unlock(&g_held.mu);
+	check_n = envelope(LM_RPC_METHOD_PREFIX "Check", "c", 0, NULL, 0, 0, &check_env);
+	mj.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	mj.candidate_id = "c1";
+	mj.top_k = 1200;
+	plen = protobuf_c_message_get_packed_size(&mj.base);
+	protobuf_c_message_pack(&mj.base, pbuf);
+	slow_n = envelope(
+	    LM_RPC_METHOD_PREFIX "MatchJobs", "slow", 10000, pbuf, plen, 0, &slow_env);
+	gp.id = "job-1";
+	plen = protobuf_c_message_get_packed_size(&gp.base);
+	protobuf_c_message_pack(&gp.base, pbuf);
+	held_n = envelope(
+	    LM_RPC_METHOD_PREFIX "GetPosting", "held", 10000, pbuf, plen, 0, &held_env);
+
+	assert_int_equal(nng_req0_open(&sock), 0);
+	assert_int_equal(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 5000), 0);
+	assert_int_equal(nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 3000), 0);
+	assert_int_equal(nng_dial(sock, f.url, NULL, 0), 0);
+	assert_non_null(r = req_call(sock, check_env, check_n, &pipe0));
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+
+	assert_non_null(r = req_call(sock, slow_env, slow_n, &pipe));
+	assert_int_equal(r->code, OK_);
+	assert_string_equal(r->request_id, "slow");
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	assert_int_equal(pipe, pipe0);
+	assert_int_equal(atomic_load(&g_matchjobs_calls), 1);
+	uint64_t aged = wait_aged(&f, 0);
+	assert_true(aged >= 1);
+
+	/* A new connection, and a reply held past its age. */
+	assert_non_null(r = req_call(sock, check_env, check_n, &pipe0));
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	assert_int_equal(nng_send(sock, held_env, held_n, 0), 0);
+	held_wait(1, &done, &call);
+	nng_msleep(900);
+	done(call, OK_, NULL);
+	nng_msg *m = NULL;
+	assert_int_equal(nng_recvmsg(sock, &m, 0), 0);
+	assert_int_equal((uint32_t) nng_pipe_id(nng_msg_get_pipe(m)), pipe0);
+	r = lunamatch__v1__rpc_response__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	nng_msg_free(m);
+	assert_non_null(r);
+	assert_int_equal(r->code, OK_);
+	assert_string_equal(r->request_id, "held");
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	pthread_mutex_lock(&g_held.mu);
+	assert_int_equal(g_held.n, 1);
+	pthread_mutex_unlock(&g_held.mu);
+	assert_true(wait_aged(&f, aged) > aged);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_idle_closed_total", NULL), 0);
+	nng_close(sock);
+	free(check_env);
+	free(slow_env);
+	free(held_env);
+	server_down(&f);
+}
+
 /*
  * A raw SP-over-TCP peer of the server at url (a tcp:// fixture): the REQ
  * handshake done, a receive buffer of rcvbuf bytes, writes that give up
@@ -2556,6 +2736,20 @@ test_setup_errors(void **state)
 	o.url = NULL;
 	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_EINVAL);
 
+	/* A connection age past its maximum, or negative (a wrapped int). */
+	o.url = "tcp://127.0.0.1:0";
+	o.max_connection_age_ms = LM_RPC_MAX_CONNECTION_AGE_MS + 1;
+	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_EINVAL);
+	assert_null(s);
+	o.max_connection_age_ms = (unsigned) -1;
+	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_EINVAL);
+	assert_null(s);
+	o.max_connection_age_ms = LM_RPC_MAX_CONNECTION_AGE_MS;
+	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_OK);
+	lm_rpc_server_free(s);
+	s = NULL;
+	o.max_connection_age_ms = 0;
+
 	/* A bad URL or address fails at start, as an invalid argument. */
 	const char *bad_urls[] = {"nosuch://127.0.0.1:1", "tcp://127.0.0.1:99999",
 	    "tcp://127.0.0.1:port", "ipc://"};
@@ -2798,6 +2992,8 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
 	    cmocka_unit_test(test_idle_timeout_spares_waiting_requests),
+	    cmocka_unit_test(test_max_connection_age),
+	    cmocka_unit_test(test_max_connection_age_spares_calls_in_flight),
 	    cmocka_unit_test(test_peer_not_reading),
 	    cmocka_unit_test(test_peer_not_reading_big_reply),
 	    cmocka_unit_test(test_fair_between_connections),
