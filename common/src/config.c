@@ -155,6 +155,11 @@ static const struct opt opts[] = {
     {"rpc-idle-timeout-ms", "LUNAMATCH_RPC_IDLE_TIMEOUT_MS", T_U32,
         OFF(rpc_idle_timeout_ms), "300000", 100, 86400000, LM_PROG_MATCH,
         "RPC connections idle this long, with no request in flight, are closed"},
+    {"rpc-max-connection-age-ms", "LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS", T_U32,
+        OFF(rpc_max_connection_age_ms), "300000", 0, 86400000, LM_PROG_MATCH,
+        "RPC connections open this long (give or take a tenth) are closed at their "
+        "first moment with no request in flight, so that clients redial and "
+        "replicas added by scaling get connections (0: never; else at least 1000)"},
     {"rpc-max-connections-per-peer", "LUNAMATCH_RPC_MAX_CONNECTIONS_PER_PEER", T_U32,
         OFF(rpc_max_per_peer), "1024", 1, 65536, LM_PROG_MATCH,
         "RPC connections open at once from one IP address"},
@@ -627,6 +632,15 @@ lm_config_load(
 		    "limit",
 		    (unsigned long long) cfg->rpc_receive_budget,
 		    (unsigned) cfg->max_request_bytes);
+		return LM_EINVAL;
+	}
+	/* A shorter age would make clients dial for nearly every call. */
+	if ((prog & LM_PROG_MATCH) && cfg->rpc_max_connection_age_ms != 0 &&
+	    cfg->rpc_max_connection_age_ms < 1000) {
+		snprintf(err, errlen,
+		    "LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS (--rpc-max-connection-age-ms) "
+		    "%u is below 1000; give 0 to never close connections for their age",
+		    (unsigned) cfg->rpc_max_connection_age_ms);
 		return LM_EINVAL;
 	}
 	/* The addresses the services listen on, so that a typo is refused

@@ -90,6 +90,9 @@ typedef struct lm_config {
 	uint32_t poll_ms;             /* LUNAMATCH_POLL_MS: change-log poll period */
 	double event_min_score;       /* LUNAMATCH_EVENT_MIN_SCORE */
 	uint32_t event_top_n;         /* LUNAMATCH_EVENT_TOP_N */
+	/* LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS: RPC connections this old are
+	 * closed at a moment with no request in flight; 0: never */
+	uint32_t rpc_max_connection_age_ms;
 	/* Dev broker */
 	uint32_t partitions; /* LUNAMATCH_PARTITIONS */
 	/* Everyone */

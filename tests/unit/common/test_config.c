@@ -678,6 +678,53 @@ test_help(void **state)
 	free(buf);
 }
 
+/* LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS: 5 minutes by default, 0 for never,
+ * 1000 ms up to a day; shorter, negative or longer values are refused
+ * naming the variable; the flag wins over the environment and --help of
+ * the match service lists it. */
+static void
+test_rpc_max_connection_age(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+	char *a1[] = {"prog", NULL};
+
+	unsetenv("LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS");
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+	assert_int_equal(cfg.rpc_max_connection_age_ms, 300000);
+	const char *good[] = {"0", "1000", "86400000"};
+	const uint32_t want[] = {0, 1000, 86400000};
+	for (size_t i = 0; i < 3; i++) {
+		setenv("LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS", good[i], 1);
+		assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+		assert_int_equal(cfg.rpc_max_connection_age_ms, want[i]);
+	}
+	const char *bad[] = {"-1", "1", "999", "86400001", "5m", ""};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS", bad[i], 1);
+		err[0] = '\0';
+		if (load(&cfg, LM_PROG_MATCH, 1, a1, err) != LM_EINVAL)
+			fail_msg("\"%s\" accepted", bad[i]);
+		assert_non_null(strstr(err, "LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS"));
+	}
+	setenv("LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS", "0", 1);
+	char *a2[] = {"prog", "--rpc-max-connection-age-ms", "60000", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a2, err), LM_OK);
+	assert_int_equal(cfg.rpc_max_connection_age_ms, 60000);
+	unsetenv("LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS");
+	/* Not an option of ingest. */
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a2, err), LM_EINVAL);
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	lm_config_usage(f, LM_PROG_MATCH);
+	fclose(f);
+	assert_non_null(strstr(buf, "LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS"));
+	free(buf);
+}
+
 static void
 test_flag_enumeration(void **state)
 {
@@ -723,6 +770,7 @@ main(void)
 	    cmocka_unit_test(test_errors_escape_values),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_flag_enumeration),
+	    cmocka_unit_test(test_rpc_max_connection_age),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
