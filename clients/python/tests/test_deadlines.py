@@ -69,7 +69,7 @@ class Gate:
         self.stopping = threading.Event()
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.bind(("127.0.0.1", free_port()))
         self.lsock.listen(8)
         self.lsock.settimeout(0.05)
         self.url = "tcp://127.0.0.1:%d" % self.lsock.getsockname()[1]
