@@ -408,3 +408,32 @@ def test_the_densest_answer_is_decoded(peer_factory):
     p = peer_factory(lambda req: ok(req, want))
     with lunamatch.Client(p.url, timeout=10.0) as c:
         assert c.match_jobs("cand-1", top_k=1000, explain="FULL") == want
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+def test_checking_a_huge_answer_ends_at_the_deadline(peer_factory, asynchronous):
+    """An answer is checked for its decoding cost field by field, which for
+    tens of MiB of two-byte fields takes seconds (the decoder itself takes
+    a fraction of that). The check ends with the call's deadline and its
+    grace: a local DeadlineExceeded, not a call that outlasts its timeout
+    many times over (and holds an event loop as long)."""
+    payload = b"\x78\x01" * (16 << 20)  # 32 MiB of small unknown fields
+    p = peer_factory(lambda req: rpc_pb2.RpcResponse(
+        request_id=req.request_id, payload=payload).SerializeToString())
+    timeout = 0.5
+    c = (lunamatch.AsyncClient if asynchronous else lunamatch.Client)(p.url, timeout=5.0)
+    try:
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t = time.monotonic()
+        with pytest.raises(lunamatch.DeadlineExceeded) as e:
+            r = c.match_jobs("cand-1", timeout=timeout)
+            if asynchronous:
+                asyncio.run(r)
+        took = time.monotonic() - t
+    finally:
+        c.close()
+    assert e.value.local and "MatchJobsResponse" in e.value.message
+    assert took < timeout + _rpc.DEADLINE_GRACE + 1.0, took
+    assert len(p.requests) == 1

@@ -479,6 +479,15 @@ class _OverBudget(Exception):
     pass
 
 
+class OutOfTime(Exception):
+    """decode_cost_ok did not finish its walk by the time it was given."""
+
+
+#: How many bytes of a message _walk goes through between two looks at the
+#: clock: some tens of thousands of fields, a few milliseconds.
+_CLOCK_BYTES = 1 << 16
+
+
 def _repeated(f) -> bool:
     # is_repeated replaced label in protobuf 6.
     if hasattr(f, "is_repeated"):
@@ -530,15 +539,22 @@ def _varint(data: bytes, i: int, end: int) -> Tuple[int, int]:
         shift += 7
 
 
-def _walk(data: bytes, i: int, end: int, desc, left: int, depth: int) -> int:
+def _walk(data: bytes, i: int, end: int, desc, left: int, depth: int,
+          until: float) -> int:
     """left less the estimated cost of the message of type desc in
     data[i:end]; raises _OverBudget when it would go below 0, DecodeError
-    for what the decoder refuses anyway."""
+    for what the decoder refuses anyway, OutOfTime when time.monotonic()
+    passes until (looked at every _CLOCK_BYTES)."""
     own, _, fields = _table(desc)
     left -= own
+    look = i + _CLOCK_BYTES
     while i < end:
         if left < 0:
             raise _OverBudget
+        if i >= look:
+            if time.monotonic() > until:
+                raise OutOfTime
+            look = i + _CLOCK_BYTES
         key, i = _varint(data, i, end)
         f = fields.get(key >> 3)
         wt = key & 7
@@ -560,7 +576,7 @@ def _walk(data: bytes, i: int, end: int, desc, left: int, depth: int) -> int:
                 elif depth >= _MAX_DEPTH:
                     raise DecodeError("nested too deeply")
                 else:
-                    left = _walk(data, i, j, f[0], left, depth + 1)
+                    left = _walk(data, i, j, f[0], left, depth + 1, until)
             elif f is not None and f[1] and f[2]:
                 left -= n * (_SLOT_BYTES // 2)
             else:
@@ -580,16 +596,19 @@ def _walk(data: bytes, i: int, end: int, desc, left: int, depth: int) -> int:
     return left
 
 
-def decode_cost_ok(desc, data: bytes) -> Tuple[bool, int]:
+def decode_cost_ok(desc, data: bytes, until: float = math.inf) -> Tuple[bool, int]:
     """Whether data, a message of type desc, decodes within DECODE_FLOOR +
     DECODE_FACTOR * len(data) bytes of memory by the estimate above, and
     that limit. Not walked when even its costliest bytes would fit; data
-    the decoder refuses is left to it (True)."""
+    the decoder refuses is left to it (True). The walk takes about a
+    microsecond per field, seconds for tens of MiB of small fields, many
+    times what decoding takes: it raises OutOfTime once time.monotonic()
+    is past until."""
     limit = DECODE_FLOOR + DECODE_FACTOR * len(data)
     if _table(desc)[0] + _worst_per_byte(desc) * len(data) <= limit:
         return True, limit
     try:
-        _walk(data, 0, len(data), desc, limit, 0)
+        _walk(data, 0, len(data), desc, limit, 0, until)
     except _OverBudget:
         return False, limit
     except DecodeError:
@@ -857,8 +876,16 @@ class Call:
 
     def _within_budget(self, cls: type, data: bytes) -> None:
         """Raises a local Internal when data, a cls, would take more memory
-        to decode than its budget (decode_cost_ok)."""
-        ok, limit = decode_cost_ok(cls.DESCRIPTOR, data)
+        to decode than its budget (decode_cost_ok); a local
+        DeadlineExceeded when that check is not done by the time the answer
+        was waited for (the deadline and its grace)."""
+        try:
+            ok, limit = decode_cost_ok(cls.DESCRIPTOR, data, self.deadline + DEADLINE_GRACE)
+        except OutOfTime:
+            raise self._error(errors.DeadlineExceeded, (
+                "answer from %s not checked within %d ms: %d bytes of %s") % (
+                    self.url, round(self.timeout * 1000), len(data),
+                    cls.DESCRIPTOR.full_name)) from None
         if not ok:
             raise self._error(errors.Internal, (
                 "answer from %s refused: %d bytes of %s would take more than %d "

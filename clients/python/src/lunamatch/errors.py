@@ -5,7 +5,8 @@ lunamatch.v1.StatusCode (the gRPC codes): NotFound for NOT_FOUND,
 Unavailable for UNAVAILABLE, and so on. ``local`` tells whether the server
 said so or the client concluded it without an answer (no connection in
 time, or the connection lost before the answer: Unavailable; no answer in
-time: DeadlineExceeded; an unreadable answer, or one too costly to
+time, or not checked for its decoding cost within the deadline:
+DeadlineExceeded; an unreadable answer, or one too costly to
 decode: Internal), the same local
 codes as the C client.
 """
