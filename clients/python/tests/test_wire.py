@@ -4,6 +4,7 @@ RpcResponse). The peer is a plain nng REP socket on 127.0.0.1 that records
 the request and sends back the bytes a test chooses; every behaviour that
 the real server can show is tested against lunamatch-match instead."""
 import asyncio
+import random
 import threading
 import time
 
@@ -437,3 +438,46 @@ def test_checking_a_huge_answer_ends_at_the_deadline(peer_factory, asynchronous)
     assert e.value.local and "MatchJobsResponse" in e.value.message
     assert took < timeout + _rpc.DEADLINE_GRACE + 1.0, took
     assert len(p.requests) == 1
+
+
+def test_connections_lost_under_concurrent_calls_give_rpc_errors(peer_factory):
+    """Many threads call a client of several endpoints whose connections
+    keep going (each endpoint answers some calls UNAVAILABLE, which closes
+    the connection, and drops others with theirs). When a connection goes,
+    the calls waiting on its endpoint are aborted; an abort that lands on
+    a send or receive nng has begun but not yet scheduled made its wait
+    return at once with result 0 while the operation went on: a request
+    taken as sent, whose receive then failed with pynng's BadState (a
+    receive so cut short would have no message at all). Every call must
+    end with a response or an RpcError."""
+    rng = random.Random(1)
+
+    def reply(req):
+        n = rng.randrange(10)
+        if n < 3:
+            return rpc_pb2.RpcResponse(request_id=req.request_id, code=rpc_pb2.UNAVAILABLE,
+                                       message="draining").SerializeToString()
+        return DROP if n < 5 else ok(req, match_pb2.HealthCheckResponse(status=1))
+
+    peers = [peer_factory(reply) for _ in range(3)]
+    other = []
+    calls = [0]
+    with lunamatch.Client([p.url for p in peers] * 2, timeout=2.0) as c:
+        end = time.monotonic() + 20
+
+        def work():
+            while time.monotonic() < end and not other and calls[0] < 3000:
+                calls[0] += 1
+                try:
+                    c.check()
+                except lunamatch.RpcError:
+                    pass
+                except Exception as e:  # noqa: BLE001 - what the test looks for
+                    other.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert other == [], (other, calls[0])

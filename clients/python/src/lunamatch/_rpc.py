@@ -241,6 +241,7 @@ class Pool:
         self._lock = threading.Lock()
         self._live: List[set] = [set() for _ in self.urls]  # pipe ids up now
         self._flights: List[set] = [set() for _ in self.urls]  # nng aios waiting
+        self._losses: List[int] = [0 for _ in self.urls]  # connections gone so far
         try:
             for j, url in enumerate(self.urls):
                 s = pynng.Req0(resend_time=-1, recv_max_size=max_response_bytes,
@@ -271,15 +272,25 @@ class Pool:
             if pipe_id not in self._live[j]:
                 return
             self._live[j].discard(pipe_id)
+            self._losses[j] += 1
             if len(self.urls) > 1:
                 for aio in self._flights[j]:
                     lib.nng_aio_abort(aio, lib.NNG_ECONNRESET)
 
+    def losses(self, j: int) -> int:
+        """How many connections of endpoint j have gone so far."""
+        with self._lock:
+            return self._losses[j]
+
     @contextlib.contextmanager
-    def flying(self, j: int, aio):
-        """Registers an nng aio of a call on endpoint j while it runs."""
+    def flying(self, j: int, aio, since: Optional[int] = None):
+        """Registers an nng aio of a call on endpoint j while it runs. With
+        since (losses(j) before the operation started): aborts the aio at
+        once, as down() would have, when a connection of j went since."""
         with self._lock:
             self._flights[j].add(aio)
+            if since is not None and self._losses[j] != since and len(self.urls) > 1:
+                lib.nng_aio_abort(aio, lib.NNG_ECONNRESET)
         try:
             yield
         finally:
@@ -344,8 +355,15 @@ class Flight:
 
     def _run(self, aio, op, ms: int) -> None:
         lib.nng_aio_set_timeout(aio, ms)
-        with self.pool.flying(self.j, aio):
-            op(self.ctx.context, aio)
+        # The aio is open to aborts only once op has returned: an abort
+        # that lands while nng has begun the operation but not scheduled it
+        # makes nng_aio_wait return at once with result 0 (nng 1.11) while
+        # the operation goes on: a request taken as sent that never was
+        # (the receive then fails with NNG_ESTATE), a receive without a
+        # message. A connection that goes meanwhile is caught by since.
+        since = self.pool.losses(self.j)
+        op(self.ctx.context, aio)
+        with self.pool.flying(self.j, aio, since):
             lib.nng_aio_wait(aio)
         check_err(lib.nng_aio_result(aio))
 
