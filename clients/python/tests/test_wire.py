@@ -319,6 +319,17 @@ def test_max_response_bytes_must_not_be_negative():
         lunamatch.Client("tcp://127.0.0.1:1", max_response_bytes=-1)
 
 
+@pytest.mark.parametrize("url", ["127.0.0.1:7700", "http://127.0.0.1:7700", "tcp://",
+                                 "tcp://127.0.0.1:7700,ipc://"])
+def test_an_endpoint_that_cannot_be_dialled_is_a_value_error(url):
+    """A URL nng cannot dial (no scheme, another scheme, no address) is a
+    ValueError that names it, as the C client refuses it with LM_EINVAL;
+    not one of pynng's exceptions that says only "Invalid argument"."""
+    bad = url.split(",")[-1]
+    with pytest.raises(ValueError, match="cannot dial %s: " % bad):
+        lunamatch.Client(url)
+
+
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
 def test_caller_is_sent_with_every_call(peer_factory, asynchronous):
     """caller= goes out as the "caller" metadata entry, which the server's

@@ -234,7 +234,8 @@ class Pool:
     def __init__(self, urls: Sequence[str], tls: Callable[[str], pynng.TLSConfig],
                  max_response_bytes: int):
         """tls: a function giving the TLS configuration of one tls+ URL (see
-        TLSOptions.config); each tls+ endpoint gets its own."""
+        TLSOptions.config); each tls+ endpoint gets its own. A URL nng
+        cannot dial raises ValueError."""
         self.urls = list(urls)
         self.sockets: List[pynng.Req0] = []
         self._rr = itertools.count()
@@ -251,7 +252,10 @@ class Pool:
                 s.add_post_pipe_remove_cb(lambda p, j=j: self._pipe(j, p.id, False))
                 if url.startswith("tls+"):
                     s.tls_config = tls(url)
-                s.dial(url, block=False)
+                try:
+                    s.dial(url, block=False)
+                except pynng.NNGException as e:
+                    raise ValueError("cannot dial %s: %s" % (url, e)) from e
         except BaseException:
             self.close()
             raise
@@ -920,7 +924,7 @@ class ClientBase(Methods):
 
     endpoints: a URL, a comma-separated list or a sequence (default
     LUNAMATCH_RPC_URL, else tcp://127.0.0.1:7700); every endpoint is dialled
-    at once and kept connected. timeout: default call timeout in seconds
+    at once and kept connected; a URL nng cannot dial raises ValueError. timeout: default call timeout in seconds
     (at most 10 minutes: longer is cut to that, as the server does).
     tls_ca / tls_cert / tls_key (PEM files) and tls_server_name: for
     tls+tcp:// endpoints; with tls_ca the server's certificate must carry
