@@ -456,11 +456,11 @@ def test_connections_lost_under_concurrent_calls_give_rpc_errors(peer_factory):
     keep going (each endpoint answers some calls UNAVAILABLE, which closes
     the connection, and drops others with theirs). When a connection goes,
     the calls waiting on its endpoint are aborted; an abort that lands on
-    a send or receive nng has begun but not yet scheduled made its wait
-    return at once with result 0 while the operation went on: a request
-    taken as sent, whose receive then failed with pynng's BadState (a
-    receive so cut short would have no message at all). Every call must
-    end with a response or an RpcError."""
+    a send or receive nng has begun but not yet scheduled, or is
+    completing, made its wait return at once while the operation went on:
+    a request taken as sent, whose receive then failed with pynng's
+    BadState, or an aio freed while nng still finished it (the interpreter
+    crashed). Every call must end with a response or an RpcError."""
     rng = random.Random(1)
 
     def reply(req):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import pynng
 from pynng import ffi, lib
-from pynng._aio import AIOHelper
+from pynng._aio import AIOHelper, _aio_map
 from pynng.exceptions import check_err
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
@@ -341,35 +341,33 @@ class Flight:
         self.ctx.close()
 
     def send(self, data: bytes, ms: int) -> None:
-        aio = _new_aio()
+        a = _Aio()
         try:
-            check_err(lib.nng_aio_set_msg(aio, _new_msg(data)))
-            self._run(aio, lib.nng_ctx_send, ms)
+            check_err(lib.nng_aio_set_msg(a.aio, _new_msg(data)))
+            self._run(a, lib.nng_ctx_send, ms)
         finally:
-            _free_unsent(aio)
-            lib.nng_aio_free(aio)
+            _free_unsent(a.aio)
+            a.free()
 
     def recv(self, ms: int) -> pynng.Message:
-        aio = _new_aio()
+        a = _Aio()
         try:
-            self._run(aio, lib.nng_ctx_recv, ms)
-            return pynng.Message(lib.nng_aio_get_msg(aio))
+            self._run(a, lib.nng_ctx_recv, ms)
+            return pynng.Message(lib.nng_aio_get_msg(a.aio))
         finally:
-            lib.nng_aio_free(aio)
+            a.free()
 
-    def _run(self, aio, op, ms: int) -> None:
-        lib.nng_aio_set_timeout(aio, ms)
+    def _run(self, a: "_Aio", op, ms: int) -> None:
+        lib.nng_aio_set_timeout(a.aio, ms)
         # The aio is open to aborts only once op has returned: an abort
         # that lands while nng has begun the operation but not scheduled it
-        # makes nng_aio_wait return at once with result 0 (nng 1.11) while
-        # the operation goes on: a request taken as sent that never was
-        # (the receive then fails with NNG_ESTATE), a receive without a
-        # message. A connection that goes meanwhile is caught by since.
+        # is lost (nng 1.11). A connection that goes meanwhile is caught by
+        # since.
         since = self.pool.losses(self.j)
-        op(self.ctx.context, aio)
-        with self.pool.flying(self.j, aio, since):
-            lib.nng_aio_wait(aio)
-        check_err(lib.nng_aio_result(aio))
+        op(self.ctx.context, a.aio)
+        with self.pool.flying(self.j, a.aio, since):
+            a.done.wait()
+        check_err(lib.nng_aio_result(a.aio))
 
     async def asend(self, data: bytes, ms: int) -> None:
         with AIOHelper(self.ctx, "asyncio") as h:
@@ -387,10 +385,36 @@ class Flight:
                 return await h.arecv_msg()
 
 
-def _new_aio():
-    p = ffi.new("nng_aio **")
-    check_err(lib.nng_aio_alloc(p, ffi.NULL, ffi.NULL))
-    return p[0]
+class _Aio:
+    """An nng aio of the sync client, whose completion sets done (through
+    pynng's completion callback, as its asyncio aios do). The caller waits
+    on done, not with nng_aio_wait: in nng 1.11 an abort from another
+    thread (Pool.down) that finds no cancel function, because nng has begun
+    the operation but not scheduled it or is completing it, takes the
+    aio's task off the books, so nng_aio_wait returns at once, with the
+    operation still going on (a send taken as done, a receive without its
+    message) or with nng still finishing it while the aio is freed. The
+    callback runs once whatever the abort did. free() it once done, or
+    when the operation never started."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        # Kept here, so that its id, the key in pynng's map, stays ours.
+        self._cb = self.done.set
+        _aio_map[id(self._cb)] = self._cb
+        p = ffi.new("nng_aio **")
+        err = lib.nng_aio_alloc(p, lib._async_complete, ffi.cast("void *", id(self._cb)))
+        if err:
+            _aio_map.pop(id(self._cb), None)
+            check_err(err)
+        self.aio = p[0]
+
+    def free(self) -> None:
+        """Frees the aio (a pending operation is cancelled and its callback
+        waited for), and the callback's entry should it never have run."""
+        lib.nng_aio_free(self.aio)
+        if _aio_map.get(id(self._cb)) is self._cb:
+            _aio_map.pop(id(self._cb), None)
 
 
 def _new_msg(data: bytes):
