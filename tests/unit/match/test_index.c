@@ -78,6 +78,11 @@ static bool edge_tops;          /* top_k and min_score at the edges */
 static bool one_partition;      /* every record in one partition */
 static bool load_build;         /* build_n puts as a loader does */
 static const uint32_t edge_top[] = {1, 1, 2, 3, 10, 64, 1000};
+/* The same for the event lists, whose n goes up to LM_INDEX_EVENT_TOP_MAX:
+ * above SEED_CANDS / 4 (index.c) the seed evaluates every record it
+ * gathers in one batch. */
+static const uint32_t event_top[] = {1, 2, 3, 10, 64, 1000, LM_INDEX_EVENT_TOP_MAX};
+static uint32_t event_n; /* not 0: the n of every event list at the edges */
 
 static char *
 skill_id(struct rng *r)
@@ -761,7 +766,9 @@ query_top(struct rng *r, lm_index *idx, const lm_model *m, const struct world *w
 		 * score of the reference (or one ulp beside it): ties with
 		 * the bar. */
 		lm_top_list_clear(&l);
-		top = chance(r, 50) ? 1 + rn(r, 3) : edge_top[rn(r, 7)];
+		top = chance(r, 50) ? 1 + rn(r, 3) : event_top[rn(r, 7)];
+		if (event_n > 0)
+			top = event_n;
 		min_score = n > 0 && chance(r, 80) ? want[rn(r, (uint32_t) n)].score
 		                                   : (chance(r, 50) ? 0 : -1);
 		if (chance(r, 20) && n > 0)
@@ -941,8 +948,9 @@ jobs_pruned(struct rng *r, lm_index *idx, const lm_model *m, const struct world 
 /* The property at scale: one data set of SCALE_POSTINGS postings (a
  * vocabulary of 2,000 skills, duplicates with equal scores) and
  * SCALE_PROFILES profiles, random queries with every filter in both
- * directions: the index returns exactly the exhaustive scan's top k, and
- * fully scores far fewer pairs than are eligible (the bounds prune). */
+ * directions and event lists of up to LM_INDEX_EVENT_TOP_MAX: the index
+ * returns exactly the exhaustive scan's top k, and fully scores far fewer
+ * pairs than are eligible (the bounds prune). */
 static void
 test_exact_top_k_at_scale(void **state)
 {
@@ -968,6 +976,16 @@ test_exact_top_k_at_scale(void **state)
 	}
 	lm_index_counts_get(idx, &after);
 	jobs_pruned(&r, idx, &m, &w);
+	/* Event lists of 2,500 and LM_INDEX_EVENT_TOP_MAX, min_score mostly
+	 * at a score of the reference, over thousands of eligible records:
+	 * heaps that fill and heaps that do not. */
+	edge_tops = true;
+	for (int q = 0; q < 6; q++) {
+		event_n = q % 2 == 0 ? 2500 : LM_INDEX_EVENT_TOP_MAX;
+		query_top(&r, idx, &m, &w);
+	}
+	event_n = 0;
+	edge_tops = false;
 	skill_vocab = 25;
 	assert_true(w.np + 5 >= SCALE_POSTINGS);
 	assert_true(compared_matches - matches0 > 200);
