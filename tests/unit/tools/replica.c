@@ -33,8 +33,16 @@ index_record(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t
 		    LM_OK);
 }
 
+static int64_t
+samples_clock(void *arg)
+{
+	(void) arg;
+	return LMT_REPLICA_NOW;
+}
+
 void
-lmt_replica_start(lmt_replica *r, const char *url, const lmt_replica_opts *o)
+lmt_replica_start(lmt_replica *r, const char *dir, const char *name,
+    const char *model_path, bool samples)
 {
 	lm_match_service_opts so;
 	lm_rpc_server_opts ro;
@@ -43,23 +51,23 @@ lmt_replica_start(lmt_replica *r, const char *url, const lmt_replica_opts *o)
 	char err[512];
 
 	memset(r, 0, sizeof(*r));
-	assert_true(strlen(url) < sizeof(r->url));
-	snprintf(r->url, sizeof(r->url), "%s", url);
+	assert_true(snprintf(r->url, sizeof(r->url), "ipc://%s/%s.ipc", dir, name) <
+	            (int) sizeof(r->url));
 	lmt_records_open(&r->recs, 384);
-	if (lm_model_load(o->model_path, &r->model, err, sizeof(err)) != LM_OK)
+	if (lm_model_load(model_path, &r->model, err, sizeof(err)) != LM_OK)
 		fail_msg("%s", err);
 	assert_int_equal(lm_index_new(r->model, &r->idx), LM_OK);
-	if (o->samples) {
+	if (samples) {
 		lmt_jsonl_foreach(LMT_SAMPLE_POSTINGS,
 		    lmt_sample_descriptor(LMT_SAMPLE_POSTINGS), index_record, r);
 		lmt_jsonl_foreach(LMT_SAMPLE_PROFILES,
 		    lmt_sample_descriptor(LMT_SAMPLE_PROFILES), index_record, r);
-		lm_index_set_seq(r->idx, o->seq);
+		lm_index_set_seq(r->idx, LMT_REPLICA_SEQ);
 	}
 	memset(&so, 0, sizeof(so));
 	so.index = r->idx;
 	so.record_ctx = r->recs.ctx;
-	so.clock = o->clock;
+	so.clock = samples ? samples_clock : NULL;
 	assert_int_equal(lm_match_service_new(&so, &r->svc), LM_OK);
 	lm_match_service_set_loaded(r->svc, true);
 	memset(&ro, 0, sizeof(ro));

@@ -25,20 +25,19 @@ typedef struct lmt_replica {
 	lm_rpc_server *srv;
 } lmt_replica;
 
-/* What a replica serves: the model file it scores with, whether it holds
- * the sample postings and profiles (those that fail ingest's preparation
- * are left out) at index position seq, and the service clock (NULL: the
- * wall clock). */
-typedef struct lmt_replica_opts {
-	const char *model_path;
-	bool samples;
-	uint64_t seq;
-	lm_match_clock_fn clock;
-} lmt_replica_opts;
+/* The service clock of a replica of the samples: their reference time
+ * plus an hour; and its index position. */
+#define LMT_REPLICA_NOW 1795003600
+#define LMT_REPLICA_SEQ 42
 
-/* Starts r serving on url (at most 599 bytes); fails the test when it
- * cannot. */
-void lmt_replica_start(lmt_replica *r, const char *url, const lmt_replica_opts *o);
+/* Starts r serving on ipc://<dir>/<name>.ipc (at most 599 bytes), scoring
+ * with the model file model_path. With samples, it holds the sample
+ * postings and profiles (those that fail ingest's preparation are left
+ * out) at index position LMT_REPLICA_SEQ and its clock stands at
+ * LMT_REPLICA_NOW; without, it starts empty on the wall clock. Fails the
+ * test when it cannot start. */
+void lmt_replica_start(lmt_replica *r, const char *dir, const char *name,
+    const char *model_path, bool samples);
 
 /* Stops r and frees what it holds. */
 void lmt_replica_stop(lmt_replica *r);

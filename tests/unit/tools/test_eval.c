@@ -220,29 +220,18 @@ test_load_embeddings(void **state)
 
 /* ---- against the match service ------------------------------------------------ */
 
-#define SAMPLES_NOW   1795003600 /* reference time of the samples + 1 h */
+#define SAMPLES_NOW   LMT_REPLICA_NOW
 #define MODEL_VERSION "default-2026.1"
 #define OTHER_VERSION "default-2099.9"
-#define INDEX_SEQ     42
+#define INDEX_SEQ     LMT_REPLICA_SEQ
 #define SET_RECORDS   3 /* postings and profiles of the set */
 
-static int64_t
-fixed_clock(void *arg)
-{
-	(void) arg;
-	return SAMPLES_NOW;
-}
-
-/* Starts a replica scoring with the model of model_path, listening on
- * ipc://<dir>/<name>.ipc. */
+/* Starts a replica of the samples scoring with the model of model_path,
+ * listening on ipc://<dir>/<name>.ipc. */
 static void
 replica_start(lmt_replica *r, const char *name, const char *model_path)
 {
-	lmt_replica_opts o = {model_path, true, INDEX_SEQ, fixed_clock};
-	char url[600];
-
-	snprintf(url, sizeof(url), "ipc://%s/%s.ipc", dir, name);
-	lmt_replica_start(r, url, &o);
+	lmt_replica_start(r, dir, name, model_path, true);
 }
 
 /* The first SET_RECORDS lines of a sample file and their ids. */

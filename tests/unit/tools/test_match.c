@@ -33,13 +33,9 @@ static lmt_replica S;
 static int
 setup(void **state)
 {
-	lmt_replica_opts o = {lmt_src("data/model/default.json"), false, 0, NULL};
-	char url[600];
-
 	(void) state;
 	dir = lmt_tmpdir("tools-match");
-	snprintf(url, sizeof(url), "ipc://%s/rpc.ipc", dir);
-	lmt_replica_start(&S, url, &o);
+	lmt_replica_start(&S, dir, "rpc", lmt_src("data/model/default.json"), false);
 	return 0;
 }
 
