@@ -916,7 +916,19 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 		*wrote = true;
 		return LM_OK;
 	}
-	rc = txn_lookup(t->s, t->txn, op->kind, op->id, op->idlen, &r, NULL);
+	bool damaged = false;
+	rc = txn_lookup(t->s, t->txn, op->kind, op->id, op->idlen, &r, &damaged);
+	if (rc != LM_OK && damaged) {
+		/* The value does not decode (store.corrupt logged): the write
+		 * replaces it, as it would an absent one, rather than fail every
+		 * transaction that holds the record for good. Whether it counted
+		 * as live or as a tombstone is unknown: the counts take it for
+		 * absent. */
+		lm_error("store.corrupt", "%s %.*s: damaged value replaced by a %s",
+		    lm_kind_name(op->kind), (int) op->idlen, op->id,
+		    op->type == OP_PUT ? "new version" : "tombstone");
+		rc = LM_ENOENT;
+	}
 	if (rc != LM_OK && rc != LM_ENOENT)
 		return rc;
 	bool exists = rc == LM_OK;
@@ -939,6 +951,15 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 	}
 
 	/* OP_DEL */
+	if (damaged) {
+		/* Followers drop the record: the change is logged as a
+		 * deletion. */
+		if ((rc = write_val(t, op, NULL, true, op->version, NULL, 0)) != LM_OK)
+			return rc;
+		*wrote = true;
+		t->delta[ki][TOMB]++;
+		return append_change(t, op, true);
+	}
 	if (!exists || r.tomb) {
 		/* Absent: raise (or create) the tombstone fence if asked to. */
 		if (op->version == 0 || (exists && op->version <= r.version))

@@ -1831,6 +1831,54 @@ test_damaged_position(void **state)
 }
 
 /*
+ * A record value that does not decode (a bad header: disk damage or a
+ * foreign writer) does not wedge the writes of its record: a put or a
+ * deletion of it failed with LM_ESTORE, so every ingest batch that held the
+ * record failed and was retried for ever. The new version replaces the
+ * damaged value, and the change log says so, so that followers pick it up.
+ */
+static void
+test_damaged_value_replaced(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-damaged-replace");
+	lm_store *s = open_store(dir, 0, 0);
+	unsigned char bad[16] = {0};
+	uint64_t version = 0, seq0 = 0, seq1 = 0;
+	void *bytes = NULL;
+	size_t len = 0;
+	lm_store_txn *t;
+
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p1", 1, "x", 1), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p2", 1, "y", 1), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	lm_store_close(s);
+	raw_put_n(dir, "postings", "p1", 2, bad, sizeof(bad));
+	raw_put_n(dir, "postings", "p2", 2, bad, sizeof(bad));
+
+	s = open_store(dir, 0, 0);
+	assert_int_equal(lm_store_last_seq(s, &seq0), LM_OK);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p1", 2, "xx", 2), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "p2", 0), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "p1", &bytes, &len, &version), LM_OK);
+	assert_int_equal(version, 2);
+	assert_int_equal(len, 2);
+	assert_memory_equal(bytes, "xx", 2);
+	free(bytes);
+	assert_int_equal(
+	    lm_store_get(s, LM_KIND_POSTING, "p2", &bytes, &len, &version), LM_ENOENT);
+	assert_int_equal(lm_store_last_seq(s, &seq1), LM_OK);
+	assert_int_equal(seq1, seq0 + 2); /* both changes are in the log */
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/*
  * A damaged first key of the change log (a foreign writer's; the next trim
  * removes it) does not hide trimmed entries: a reader behind them still
  * gets LM_EGONE, and one at the trim reads on.
@@ -2206,6 +2254,7 @@ main(void)
 	    cmocka_unit_test(test_permission_denied),
 	    cmocka_unit_test(test_foreach_damaged_key),
 	    cmocka_unit_test(test_damaged_position),
+	    cmocka_unit_test(test_damaged_value_replaced),
 	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
 	    cmocka_unit_test(test_map_growth),
