@@ -26,6 +26,9 @@ with open("clients/python/pyproject.toml", "rb") as f:
 "${pip[@]}" install --no-build-isolation "./clients/python[test]"
 "${pip[@]}" install --no-build-isolation --no-deps --force-reinstall ./clients/python
 
+# Each test is bounded (pyproject.toml: timeout); the whole run too, for a
+# hang outside any test (at interpreter exit).
 cd clients/python
 LUNAMATCH_BIN="$(cd "../../$build/bin" && pwd)" \
-	exec "../../$venv/bin/python" -m pytest -p no:cacheprovider -q -rfEs "$@"
+	exec timeout --kill-after=30 1200 "../../$venv/bin/python" -m pytest \
+	-p no:cacheprovider -q -rfEs "$@"

@@ -5,6 +5,8 @@ the request and sends back the bytes a test chooses; every behaviour that
 the real server can show is tested against lunamatch-match instead."""
 import asyncio
 import random
+import subprocess
+import sys
 import threading
 import time
 
@@ -259,8 +261,8 @@ def test_request_over_the_client_limit_is_not_sent(peer_factory):
         c.get_posting("x" * 900)
         with pytest.raises(lunamatch.InvalidArgument) as e:
             c.get_posting("x" * 1000)
-        with pytest.raises(lunamatch.InvalidArgument):
-            lunamatch.Client(p.url).get_posting("x" * (4 << 20))
+        with pytest.raises(lunamatch.InvalidArgument), lunamatch.Client(p.url) as big:
+            big.get_posting("x" * (4 << 20))
     assert e.value.local and "max_request_bytes" in e.value.message
     assert len(p.requests) == 1
 
@@ -492,3 +494,56 @@ def test_connections_lost_under_concurrent_calls_give_rpc_errors(peer_factory):
         for t in threads:
             t.join(30)
     assert other == [], (other, calls[0])
+
+
+#: A client left unclosed, then a garbage collection inside one of nng's
+#: own threads (a pipe callback): {drop} is how the client is left.
+_DROPPED_CLIENT = """
+import gc, socket, sys, threading, time
+import pynng, lunamatch
+
+def url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return "tcp://127.0.0.1:%d" % s.getsockname()[1]
+
+first, second = url(), url()
+server = pynng.Rep0(listen=first)
+a = lunamatch.Client(first, timeout=2.0)
+end = time.monotonic() + 5
+while not a.connected() and time.monotonic() < end:
+    time.sleep(0.01)
+assert a.connected()
+{drop}
+collected = threading.Event()
+other = pynng.Rep0(listen=second)
+req = pynng.Req0(dial=second)
+req.add_post_pipe_remove_cb(lambda pipe: (gc.collect(), collected.set()))
+end = time.monotonic() + 5
+while not req.pipes and time.monotonic() < end:
+    time.sleep(0.01)
+other.close()
+assert collected.wait(10), "the collection in nng's thread did not finish"
+for s in (req, server):
+    s.close()
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("drop", ["del a", "a.cycle = a; del a"],
+                         ids=["dropped", "in a cycle"])
+def test_a_client_left_unclosed_does_not_hang_the_process(drop):
+    """pynng's sockets refer to themselves: left to the cycle collector,
+    they are closed in whatever thread it runs, and in one of nng's own,
+    nng_close waits for that very thread. The client closes its sockets
+    when it is dropped (here the unclosed client of another test hung the
+    whole suite), or, collected in a cycle on an nng thread, from a thread
+    of its own. Run in a child process, which a regression hangs."""
+    script = _DROPPED_CLIENT.format(drop=drop)
+    try:
+        out = subprocess.run([sys.executable, "-W", "always::ResourceWarning",
+                              "-c", script], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process hung")
+    assert out.returncode == 0 and out.stdout == "ok\n", out.stderr
+    assert "ResourceWarning: unclosed lunamatch client of tcp://127.0.0.1:" in out.stderr

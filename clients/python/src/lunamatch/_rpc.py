@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from urllib.parse import urlsplit
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -219,6 +220,15 @@ class Methods:
         return self._invoke(method, request, None, timeout, metadata)
 
 
+#: Every pool not yet closed. pynng's sockets refer to themselves, so the
+#: cycle collector would otherwise finalize (close) the sockets of a client
+#: dropped without close() in whatever thread it runs, one of nng's own
+#: included, where nng_close waits for that thread and hangs (see
+#: ClientBase.__del__). Held here, sockets are closed only by Pool.close.
+_open_pools: set = set()
+_open_pools_lock = threading.Lock()
+
+
 class Pool:
     """One REQ socket per endpoint, each dialled in the background and
     redialled by nng (100 ms to 2 s back-off). nng's timer-based resend is
@@ -243,6 +253,8 @@ class Pool:
         self._live: List[set] = [set() for _ in self.urls]  # pipe ids up now
         self._flights: List[set] = [set() for _ in self.urls]  # nng aios waiting
         self._losses: List[int] = [0 for _ in self.urls]  # connections gone so far
+        with _open_pools_lock:
+            _open_pools.add(self)
         try:
             for j, url in enumerate(self.urls):
                 s = pynng.Req0(resend_time=-1, recv_max_size=max_response_bytes,
@@ -310,6 +322,8 @@ class Pool:
         for s in self.sockets:
             s.close()
         self.sockets = []
+        with _open_pools_lock:
+            _open_pools.discard(self)
 
     @property
     def closed(self) -> bool:
@@ -1013,5 +1027,30 @@ class ClientBase(Methods):
         """Closes every socket; calls in flight fail, later ones raise
         RuntimeError. Idempotent."""
         self._pool.close()
+
+    def __del__(self):
+        """A client dropped without close() closes its sockets here, with a
+        ResourceWarning. Left to them, pynng's sockets (each refers to
+        itself) would be closed by the cycle collector, which runs in
+        whatever thread allocates: in one of nng's own threads (a pipe
+        callback, an operation's completion), nng_close waits for work
+        queued on that very thread and every socket of the process hangs.
+        For the same reason a client collected in a thread Python did not
+        start is closed from a new thread."""
+        pool = getattr(self, "_pool", None)
+        if pool is None or pool.closed:
+            return
+        urls = ",".join(pool.urls)
+        closed = False
+        if isinstance(threading.current_thread(), threading._DummyThread):
+            try:
+                threading.Thread(target=pool.close, name="lunamatch-close",
+                                 daemon=True).start()
+                closed = True
+            except RuntimeError:  # interpreter shutdown: no new threads
+                pass
+        if not closed:
+            pool.close()
+        warnings.warn("unclosed lunamatch client of %s" % urls, ResourceWarning, source=self)
 
 
