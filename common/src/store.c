@@ -81,7 +81,8 @@ struct lm_store {
 	bool writing;             /* a write txn of this handle is open */
 	uint64_t stale;           /* atomic: LM_ESTALE results */
 	uint64_t grows;           /* atomic: map growths */
-	uint64_t damaged;         /* atomic: damaged last change keys seen */
+	uint64_t damaged;         /* atomic: damaged last change keys seen and
+	                           * damaged record values replaced */
 	uint64_t damaged_seq;     /* the seq the last one stood for (wlock) */
 	bool damaged_seen;        /* damaged_seq is set (wlock) */
 	dev_t dev;                /* identity of the data directory */
@@ -119,6 +120,7 @@ struct lm_store_txn {
 	size_t nops, cap;
 	uint64_t next_seq;
 	int64_t delta[2][2]; /* counter changes of this txn */
+	uint64_t replaced;   /* damaged record values this txn replaced */
 	int failed;          /* sticky error: only abort/commit remain */
 };
 
@@ -927,6 +929,7 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 		lm_error("store.corrupt", "%s %.*s: damaged value replaced by a %s",
 		    lm_kind_name(op->kind), (int) op->idlen, op->id,
 		    op->type == OP_PUT ? "new version" : "tombstone");
+		t->replaced++;
 		rc = LM_ENOENT;
 	}
 	if (rc != LM_OK && rc != LM_ENOENT)
@@ -1000,6 +1003,7 @@ restart(lm_store_txn *t)
 		return rc;
 	}
 	memset(t->delta, 0, sizeof(t->delta));
+	t->replaced = 0;
 	if ((rc = txn_last_seq(t->s, t->txn, &t->next_seq)) != LM_OK)
 		return rc;
 	if (t->next_seq == UINT64_MAX) {
@@ -1383,6 +1387,8 @@ lm_store_commit(lm_store_txn *t, uint64_t *last_seq)
 	}
 	if (rc == LM_OK && last_seq != NULL)
 		*last_seq = t->next_seq - 1;
+	if (rc == LM_OK && t->replaced > 0)
+		__atomic_add_fetch(&t->s->damaged, t->replaced, __ATOMIC_RELAXED);
 	if (t->txn != NULL)
 		mdb_txn_abort(t->txn);
 	txn_free(t);

@@ -11,8 +11,9 @@ struct lm_trimmer {
 	lm_store *store;
 	lm_store_trim_opts opts;
 	int64_t next_ms; /* when the next trim is due */
-	lm_counter *trimmed, *removed, *expired, *failures;
+	lm_counter *trimmed, *removed, *expired, *failures, *damaged;
 	lm_gauge *entries, *low_water, *readers, *tombstones;
+	uint64_t store_damaged; /* lm_store_stats' damaged already counted */
 };
 
 int
@@ -45,6 +46,11 @@ lm_trimmer_new(const lm_trimmer_opts *o, lm_trimmer **out)
 		        "Change-log readers forgotten after their lease.", NULL);
 		t->failures = lm_metrics_counter(m, "lunamatch_store_trim_failures_total",
 		    "Trims of the store that failed.", NULL);
+		t->damaged = lm_metrics_counter(m, "lunamatch_store_damaged_total",
+		    "Damaged store entries met: passed over or removed by a trim "
+		    "(again at each trim while they stay) or found at the change "
+		    "log's end.",
+		    NULL);
 		t->entries = lm_metrics_gauge(m, "lunamatch_store_change_log_entries",
 		    "Entries in the change log.", NULL);
 		t->low_water = lm_metrics_gauge(m, "lunamatch_store_change_log_low_water",
@@ -85,9 +91,14 @@ lm_trimmer_step(lm_trimmer *t, int64_t now_ms)
 	lm_counter_add(t->expired, r.readers_expired);
 	lm_gauge_set(t->readers, (double) r.readers);
 	lm_gauge_set(t->low_water, (double) r.low_water);
+	lm_counter_add(t->damaged, r.damaged);
 	if (lm_store_stats(t->store, &st) == LM_OK) {
 		lm_gauge_set(t->entries, (double) st.changes);
 		lm_gauge_set(t->tombstones, (double) st.tombstones);
+		if (st.damaged > t->store_damaged) {
+			lm_counter_add(t->damaged, st.damaged - t->store_damaged);
+			t->store_damaged = st.damaged;
+		}
 	}
 	if (r.changes_trimmed > 0 || r.tombstones_removed > 0)
 		lm_debug("store.trim",

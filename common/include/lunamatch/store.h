@@ -284,10 +284,13 @@ struct lm_store_stats {
 	uint64_t map_used;      /* bytes of the map in use (last page) */
 	uint64_t stale_skipped; /* LM_ESTALE results of this handle */
 	uint64_t map_grows;     /* map growths by this handle */
-	uint64_t damaged;       /* damaged keys (of a foreign writer) found at the
-	                         * change log's end by this handle, each logged
-	                         * once (store.corrupt); the next seq goes above
-	                         * what such a key could stand for */
+	uint64_t damaged;       /* damaged entries met by this handle's reads
+	                         * and writes, each logged (store.corrupt): keys
+	                         * (of a foreign writer) found at the change
+	                         * log's end, once per key (the next seq goes
+	                         * above what such a key could stand for), and
+	                         * record values that do not decode, replaced by
+	                         * a committed put or deletion */
 };
 
 /* Fills st from one read transaction plus the handle's counters. */

@@ -1848,6 +1848,7 @@ test_damaged_value_replaced(void **state)
 	void *bytes = NULL;
 	size_t len = 0;
 	lm_store_txn *t;
+	struct lm_store_stats st;
 
 	assert_int_equal(lm_store_begin(s, &t), LM_OK);
 	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p1", 1, "x", 1), LM_OK);
@@ -1859,10 +1860,19 @@ test_damaged_value_replaced(void **state)
 
 	s = open_store(dir, 0, 0);
 	assert_int_equal(lm_store_last_seq(s, &seq0), LM_OK);
+	/* A replacement counts in the statistics once committed, not when its
+	 * transaction is aborted. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p1", 2, "xx", 2), LM_OK);
+	lm_store_abort(t);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.damaged, 0);
 	assert_int_equal(lm_store_begin(s, &t), LM_OK);
 	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p1", 2, "xx", 2), LM_OK);
 	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "p2", 0), LM_OK);
 	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.damaged, 2);
 	assert_int_equal(
 	    lm_store_get(s, LM_KIND_POSTING, "p1", &bytes, &len, &version), LM_OK);
 	assert_int_equal(version, 2);

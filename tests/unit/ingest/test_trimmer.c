@@ -1,7 +1,8 @@
 /*
  * test_trimmer.c - ingest's trimmer on a real store: when a trim is due,
  * that a backlog is cut in bounded steps, that a reader holds the log back,
- * that a failing trim is counted, and the metrics.
+ * that a failing trim is counted, that damaged entries are counted, and the
+ * metrics.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "lmtest.h"
 #include "lunamatch/error.h"
+#include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 #include "lunamatch/metrics.h"
 #include "lunamatch/store.h"
@@ -109,11 +111,76 @@ test_steps(void **state)
 	free(dir);
 }
 
+/* Writes key = val into the named database of the store in dir behind the
+ * store's back (a foreign writer, disk damage). */
+static void
+raw_put(const char *dir, const char *db, const void *key, size_t klen, const char *val)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *) key}, v = {strlen(val), (void *) val};
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* Damaged store entries, whatever finds them, reach the metrics: those the
+ * trim passes over or removes (a record value, a reader record), each time
+ * it meets them, and a damaged key the store found at the change log's end. */
+static void
+test_damaged(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("trimmer-damaged");
+	lm_store *s = NULL;
+	lm_metrics *m = NULL;
+	lm_trimmer *tr = NULL;
+	unsigned char key[9];
+	int64_t now = 1000;
+
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	put_n(s, 3); /* seq 1..3 */
+	lm_store_close(s);
+	raw_put(dir, "readers", "bad-reader", 10, "xyz");
+	lm_lmdb_put_be64(key, 5); /* a seq with a byte after it, at the end */
+	key[8] = 'x';
+	raw_put(dir, "changes", key, sizeof(key), "xyz");
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	put_n(s, 1); /* finds the damaged key at the log's end */
+
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	lm_trimmer_opts o = {.store = s, .metrics = m};
+	assert_int_equal(lm_trimmer_new(&o, &tr), LM_OK);
+	assert_int_equal(lm_trimmer_step(tr, now), LM_OK);
+	/* The reader record and the change key (removed with the trimmed
+	 * entries), and the key found at the log's end. */
+	uint64_t first = counter(m, "lunamatch_store_damaged_total");
+	assert_int_equal(first, 3);
+	/* The key found at the end is counted once, not at every trim. */
+	now += LM_TRIMMER_INTERVAL_MS;
+	assert_int_equal(lm_trimmer_step(tr, now), LM_OK);
+	assert_int_equal(counter(m, "lunamatch_store_damaged_total"), first);
+
+	lm_trimmer_free(tr);
+	lm_metrics_free(m);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_steps),
+	    cmocka_unit_test(test_damaged),
 	};
 	lm_log_set_level(LM_LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
