@@ -115,6 +115,9 @@ for path in overlays():
           f"{label}: pod must run as a non-root uid")
     check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{label}: seccomp RuntimeDefault")
     check(pod.get("automountServiceAccountToken") is False, f"{label}: service account token mounted")
+    # Service links would add <SERVICE>_* variables, LUNAMATCH_RPC_* for
+    # lunamatch-rpc, beside the services' own LUNAMATCH_* configuration.
+    check(pod.get("enableServiceLinks") is False, f"{label}: service links enabled")
     # A deleted pod leaves the Services' endpoints at once, but every node's
     # proxy learns it a moment later and sends it new connections meanwhile:
     # match must go on serving (a preStop pause) until that has passed, not
