@@ -43,6 +43,8 @@ lm_err_from_errno(int errnum)
 	case EACCES:
 	case EPERM:
 		return LM_EACCES;
+	case EROFS:
+		return LM_EROFS;
 	default:
 		return LM_EIO;
 	}

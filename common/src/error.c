@@ -29,6 +29,7 @@ static const struct {
     [LM_ENOSPC] = {"enospc", "no space left on device"},
     [LM_EGONE] = {"egone", "no longer kept (trimmed)"},
     [LM_EACCES] = {"eacces", "permission denied"},
+    [LM_EROFS] = {"erofs", "read-only file system"},
 };
 
 const char *

@@ -16,7 +16,7 @@ extern "C" {
 
 /* Converts an errno value to the closest lm_err (0 gives LM_OK; an address
  * in use or a resource temporarily busy LM_EBUSY; a permission refused,
- * EACCES or EPERM, LM_EACCES; unknown values LM_EIO). */
+ * EACCES or EPERM, LM_EACCES; EROFS LM_EROFS; unknown values LM_EIO). */
 int lm_err_from_errno(int errnum);
 
 /* Converts an nng error to the closest lm_err (0 gives LM_OK): timeouts

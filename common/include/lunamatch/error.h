@@ -38,6 +38,7 @@ typedef enum lm_err {
 	LM_ENOSPC,    /* no space left on the device (disk or quota full) */
 	LM_EGONE,     /* no longer kept: a change-log position that was trimmed */
 	LM_EACCES,    /* permission denied (file modes, the Kafka cluster's ACLs) */
+	LM_EROFS,     /* read-only file system */
 	LM_ERR_COUNT_ /* number of codes; not an error */
 } lm_err;
 

@@ -25,6 +25,10 @@ test_errno(void **state)
 	assert_int_equal(lm_err_from_errno(EADDRINUSE), LM_EBUSY);
 	assert_int_equal(lm_err_from_errno(EACCES), LM_EACCES);
 	assert_int_equal(lm_err_from_errno(EPERM), LM_EACCES);
+	/* A data directory on a read-only mount (a volume not mounted under a
+	 * read-only root) is not a disk fault. */
+	assert_int_equal(lm_err_from_errno(EROFS), LM_EROFS);
+	assert_string_equal(lm_strerror(LM_EROFS), "read-only file system");
 	assert_int_equal(lm_err_from_errno(EIO), LM_EIO);
 }
 
