@@ -4,11 +4,14 @@ RpcResponse). The peer is a plain nng REP socket on 127.0.0.1 that records
 the request and sends back the bytes a test chooses; every behaviour that
 the real server can show is tested against lunamatch-match instead."""
 import asyncio
+import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pynng
 import pytest
@@ -17,7 +20,7 @@ import lunamatch
 from lunamatch import _rpc
 from lunamatch.v1 import match_pb2, rpc_pb2
 
-from conftest import free_port
+from conftest import REPO, free_port
 
 
 #: A reply that closes the request's connection instead of answering.
@@ -547,3 +550,78 @@ def test_a_client_left_unclosed_does_not_hang_the_process(drop):
         pytest.fail("the process hung")
     assert out.returncode == 0 and out.stdout == "ok\n", out.stderr
     assert "ResourceWarning: unclosed lunamatch client of tcp://127.0.0.1:" in out.stderr
+
+
+#: The MatchService methods, each with whether it only reads (so that a call
+#: may be sent again to another endpoint). A method added to match.proto
+#: fails test_every_method_is_classified until it is listed here and, when
+#: it only reads, in _rpc.IDEMPOTENT.
+READ_ONLY = {"MatchJobs": True, "MatchCandidates": True, "ExplainMatch": True,
+             "GetPosting": True, "GetProfile": True, "Check": True}
+
+
+def test_every_method_is_classified():
+    assert set(_rpc.METHODS) == set(READ_ONLY), "classify the new MatchService methods"
+    assert _rpc.IDEMPOTENT == {m for m, ro in READ_ONLY.items() if ro}
+
+
+#: A client of the package whose match.proto has one more method, Reserve,
+#: that is not read-only: does a Reserve call whose connection is lost move
+#: to the second endpoint? Prints the outcome.
+_NEW_METHOD_CLIENT = """
+import sys
+import lunamatch
+from lunamatch import _rpc
+from lunamatch.v1 import match_pb2
+
+assert "Reserve" in _rpc.METHODS
+with lunamatch.Client(sys.argv[1:], timeout=2.0) as c:
+    try:
+        c.call("Reserve", match_pb2.GetPostingRequest(id="job-1"))
+        print("answered")
+    except lunamatch.Unavailable as e:
+        print("unavailable", e.local, len(e.attempts))
+"""
+
+
+def test_a_method_with_side_effects_is_not_sent_again(peer_factory, tmp_path):
+    """IDEMPOTENT is a list of the read-only methods, not every method of
+    match.proto: a method added to the service later is not sent again to
+    another endpoint after its connection was lost (it may have been
+    carried out), whether it is called through call() unknown to the
+    client or is known from a newer match.proto."""
+    dropping = peer_factory(lambda req: DROP)
+    answering = peer_factory(lambda req: ok(req, match_pb2.GetPostingResponse()))
+    urls = [dropping.url, answering.url]
+    with lunamatch.Client(urls, timeout=2.0) as c:
+        deadline = time.monotonic() + 5
+        while len(c.connected()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(lunamatch.Unavailable) as e:
+            c.call("Reserve", b"")  # the first call starts at the first endpoint
+    assert e.value.local and e.value.attempts == [dropping.url]
+
+    # The installed package, with match_pb2 generated from a match.proto
+    # that has Reserve.
+    from grpc_tools import protoc
+    pkg = tmp_path / "pkg"
+    shutil.copytree(Path(lunamatch.__file__).parent, pkg / "lunamatch",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    proto = tmp_path / "proto"
+    shutil.copytree(REPO / "proto", proto)
+    match_proto = proto / "lunamatch" / "v1" / "match.proto"
+    text = match_proto.read_text()
+    assert "rpc Check(" in text
+    match_proto.write_text(text.replace(
+        "rpc Check(", "rpc Reserve(GetPostingRequest) returns (GetPostingResponse);\n  rpc Check(", 1))
+    include = Path(protoc.__file__).parent / "_proto"
+    assert protoc.main(["protoc", "-I%s" % proto, "-I%s" % include, "--python_out=%s" % pkg,
+                        str(match_proto)]) == 0
+    before = len(dropping.requests) + len(answering.requests)
+    out = subprocess.run([sys.executable, "-c", _NEW_METHOD_CLIENT, *urls],
+                         env=dict(os.environ, PYTHONPATH=str(pkg)), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert out.stdout.split() == ["unavailable", "True", "1"]
+    assert len(dropping.requests) + len(answering.requests) == before + 1
+    assert len(answering.requests) == 0
