@@ -178,3 +178,25 @@ def test_every_tls_endpoint_is_configured_with_its_own_host(tmp_path, monkeypatc
 def test_tls_options_go_together():
     with pytest.raises(ValueError):
         lunamatch.Client("tls+tcp://localhost:1", tls_cert="client.crt")
+
+
+@pytest.mark.parametrize("option", ["tls_ca", "tls_cert", "tls_key"])
+def test_a_tls_file_is_at_most_1_mib(tmp_path, option):
+    """As in the C client (LM_RPC_MAX_PEM): a TLS file of 1 MiB is read, a
+    larger one (a wrong path, a device) is a ValueError naming the file and
+    the limit, without reading more than the limit."""
+    limit = 1 << 20
+    small = tmp_path / "small.pem"
+    small.write_text("x")
+    at_limit = tmp_path / "at-limit.pem"
+    at_limit.write_text("x" * limit)
+    over = tmp_path / "over.pem"
+    over.write_text("x" * (limit + 1))
+    files = dict(tls_ca=str(small), tls_cert=str(small), tls_key=str(small))
+    url = "tcp://127.0.0.1:1"  # the files are read, not used
+    with lunamatch.Client(url, **dict(files, **{option: str(at_limit)})):
+        pass
+    for bad in (str(over), "/dev/zero"):
+        with pytest.raises(ValueError, match="%s file %s: larger than 1048576 bytes" % (
+                option, bad)):
+            lunamatch.Client(url, **dict(files, **{option: bad}))

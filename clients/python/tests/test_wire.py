@@ -625,3 +625,15 @@ def test_a_method_with_side_effects_is_not_sent_again(peer_factory, tmp_path):
     assert out.stdout.split() == ["unavailable", "True", "1"]
     assert len(dropping.requests) + len(answering.requests) == before + 1
     assert len(answering.requests) == 0
+
+
+@pytest.mark.parametrize("listed", [list, ",".join], ids=["sequence", "string"])
+def test_at_most_16_endpoints(listed):
+    """As in the C client (LM_CLIENT_ENDPOINTS_MAX): a client of 16
+    endpoints opens, one of 17 is a ValueError naming the limit, before
+    any socket is opened."""
+    urls = ["tcp://127.0.0.1:%d" % (i + 1) for i in range(17)]
+    with lunamatch.Client(listed(urls[:16])) as c:
+        assert len(c.endpoints) == 16
+    with pytest.raises(ValueError, match="^17 endpoints: at most 16$"):
+        lunamatch.Client(listed(urls))

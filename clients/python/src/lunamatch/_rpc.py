@@ -72,6 +72,13 @@ ROUND_PAUSE_MAX = 1.0
 ATTEMPT_CONNECT = 0.25
 
 DEFAULT_URL = "tcp://127.0.0.1:7700"
+#: Most endpoints of one client, as in the C client (LM_CLIENT_ENDPOINTS_MAX):
+#: each has its own socket, dialer and connection.
+MAX_ENDPOINTS = 16
+#: Largest TLS file (tls_ca, tls_cert, tls_key) read, as in the C client
+#: (LM_RPC_MAX_PEM): a wrong path (a log, a device) is refused, not read
+#: whole.
+MAX_TLS_FILE_BYTES = 1 << 20
 DEFAULT_TIMEOUT = 5.0          # seconds, as the server's default deadline
 DEADLINE_GRACE = 0.25          # waited beyond the deadline for the server's own answer
 MAX_TIMEOUT_MS = 600000        # the server caps deadlines at 10 minutes
@@ -98,7 +105,8 @@ log = logging.getLogger("lunamatch.client")
 
 
 def endpoint_list(endpoints: Union[None, str, Iterable[str]]) -> List[str]:
-    """URLs from a list, a comma-separated string, or LUNAMATCH_RPC_URL."""
+    """URLs from a list, a comma-separated string, or LUNAMATCH_RPC_URL; at
+    least one, at most MAX_ENDPOINTS (else ValueError)."""
     if endpoints is None:
         endpoints = os.environ.get("LUNAMATCH_RPC_URL", DEFAULT_URL)
     if isinstance(endpoints, str):
@@ -106,6 +114,8 @@ def endpoint_list(endpoints: Union[None, str, Iterable[str]]) -> List[str]:
     urls = [u.strip() for u in endpoints if u and u.strip()]
     if not urls:
         raise ValueError("no endpoint given")
+    if len(urls) > MAX_ENDPOINTS:
+        raise ValueError("%d endpoints: at most %d" % (len(urls), MAX_ENDPOINTS))
     return urls
 
 
@@ -483,13 +493,17 @@ class TLSOptions:
         if bool(cert) != bool(key):
             raise ValueError("tls_cert and tls_key go together")
 
-        def read(p):
-            with open(p) as f:
-                return f.read()
+        def read(what, p):
+            with open(p, "rb") as f:
+                data = f.read(MAX_TLS_FILE_BYTES + 1)
+            if len(data) > MAX_TLS_FILE_BYTES:
+                raise ValueError("%s file %s: larger than %d bytes" % (
+                    what, p, MAX_TLS_FILE_BYTES))
+            return data.decode()
 
-        self.ca = read(ca) if ca else None
-        self.cert = read(cert) if cert else None
-        self.key = read(key) if key else None
+        self.ca = read("tls_ca", ca) if ca else None
+        self.cert = read("tls_cert", cert) if cert else None
+        self.key = read("tls_key", key) if key else None
         self.server_name = server_name or None
 
     def server_name_for(self, url: str) -> Optional[str]:
@@ -966,10 +980,12 @@ class ClientBase(Methods):
     """Construction and closing, shared by both clients.
 
     endpoints: a URL, a comma-separated list or a sequence (default
-    LUNAMATCH_RPC_URL, else tcp://127.0.0.1:7700); every endpoint is dialled
+    LUNAMATCH_RPC_URL, else tcp://127.0.0.1:7700), at most 16
+    (MAX_ENDPOINTS, else ValueError); every endpoint is dialled
     at once and kept connected; a URL nng cannot dial raises ValueError. timeout: default call timeout in seconds
     (at most 10 minutes: longer is cut to that, as the server does).
-    tls_ca / tls_cert / tls_key (PEM files) and tls_server_name: for
+    tls_ca / tls_cert / tls_key (PEM files of at most 1 MiB, else
+    ValueError) and tls_server_name: for
     tls+tcp:// endpoints; with tls_ca the server's certificate must carry
     tls_server_name, by default the host of each endpoint's URL; without it
     the server is not verified (a warning is logged).
