@@ -105,5 +105,12 @@ def protobuf_requirement():
     return "protobuf>=%d.%d.%d,<%d" % (major, minor, patch, major + 1)
 
 
+# pynng up to the minor series the client is tested with: the client uses
+# its internals (pynng._aio's completion callback lib._async_complete and
+# its map _aio_map, for the sync client's aios; AIOHelper), which a later
+# release may change without notice, and the abort races the client works
+# around are those of the nng it bundles (1.11 in pynng 0.9).
+PYNNG_REQUIREMENT = "pynng>=0.8,<0.10"
+
 setup(cmdclass={"build_py": BuildPyWithProtos, "sdist": SdistWithProtos},
-      install_requires=["pynng>=0.8", protobuf_requirement()])
+      install_requires=[PYNNG_REQUIREMENT, protobuf_requirement()])

@@ -49,6 +49,19 @@ def test_protobuf_requirement_matches_the_generated_code():
     assert version(upper.group(1)) == (gen[0] + 1,)
 
 
+def test_pynng_requirement_is_the_tested_series():
+    """The client uses pynng's internals (pynng._aio's completion callback
+    and its map), which a new pynng release may change: the requirement
+    stops before the next minor series, and admits the installed one."""
+    import pynng
+    reqs = [r for r in importlib.metadata.requires("lunamatch") if re.match(r"pynng\b", r)]
+    assert len(reqs) == 1, reqs
+    upper = re.search(r"<\s*([\d.]+)", reqs[0])
+    assert upper is not None, reqs[0]
+    installed = version(pynng.__version__)
+    assert installed < version(upper.group(1)) == (installed[0], installed[1] + 1)
+
+
 def run(*args, cwd):
     env = {k: v for k, v in os.environ.items()
            if k not in ("LUNAMATCH_PROTO_DIR", "PYTHONPATH")}
