@@ -51,7 +51,10 @@ class Peer:
             if out is DROP:
                 pynng.lib.nng_pipe_close(msg.pipe.pipe)
             elif out is not None:
-                self.sock.send(out)
+                try:
+                    self.sock.send(out)
+                except pynng.Closed:
+                    return
 
     def close(self):
         self.sock.close()
@@ -637,3 +640,108 @@ def test_at_most_16_endpoints(listed):
         assert len(c.endpoints) == 16
     with pytest.raises(ValueError, match="^17 endpoints: at most 16$"):
         lunamatch.Client(listed(urls))
+
+
+#: test_an_endpoint_that_goes_does_not_hold_the_calls_starting_on_it: the
+#: request size (nng copies it into its message with the interpreter's lock
+#: released, while an abort may land), the calls at once, the rounds, the
+#: bound of all rounds, the calls' deadline and how long a call may take
+#: once its endpoint went.
+GONE_REQUEST = 1 << 20
+GONE_CALLS = 8
+GONE_ROUNDS = 40
+GONE_BUDGET = 60.0
+GONE_DEADLINE = 10.0
+GONE_WITHIN = 3.0
+
+
+@pytest.mark.parametrize("asynchronous", [True], ids=["asyncio"])
+def test_an_endpoint_that_goes_does_not_hold_the_calls_starting_on_it(peer_factory,
+                                                                    asynchronous):
+    """Calls keep starting on two endpoints when one of them goes for good
+    (its server closes). The calls on it are aborted by the connection's
+    loss and move to the other endpoint. An abort that lands while a call
+    is starting its send (registered, but nng not yet waiting for a
+    connection) was lost: the send then waited for a connection that never
+    came until the call's deadline. Every call must end within
+    GONE_WITHIN of the loss, and none may fail."""
+    answering = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+    answering.sock.recv_max_size = 0
+    big = "x" * GONE_REQUEST
+    slow, failed = [], []
+    end = time.monotonic() + GONE_BUDGET
+    rounds = 0
+    while rounds < GONE_ROUNDS and time.monotonic() < end and not slow and not failed:
+        rounds += 1
+        going = Peer(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+        going.sock.recv_max_size = 0
+        going_url = going.url
+        gone_at = [None]
+
+        def go():
+            gone_at[0] = time.monotonic()
+            going.close()
+
+        timer = threading.Timer(0.05 + 0.1 * random.random(), go)
+        stop = [False]
+
+        def record(t):
+            took = time.monotonic() - max(t, gone_at[0] or t)
+            if gone_at[0] is not None and took > GONE_WITHIN:
+                slow.append(round(took, 2))
+
+        cls = lunamatch.AsyncClient if asynchronous else lunamatch.Client
+        c = cls([going_url, answering.url], timeout=GONE_DEADLINE)
+        try:
+            deadline = time.monotonic() + 5
+            while len(c.connected()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(c.connected()) == 2
+            if asynchronous:
+                async def one():
+                    while not stop[0]:
+                        t = time.monotonic()
+                        try:
+                            await c.check(big)
+                        except lunamatch.RpcError as e:
+                            failed.append(e)
+                        record(t)
+
+                async def main():
+                    tasks = [asyncio.ensure_future(one()) for _ in range(GONE_CALLS)]
+                    timer.start()
+                    while gone_at[0] is None:
+                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.1)
+                    stop[0] = True
+                    await asyncio.wait_for(asyncio.gather(*tasks), GONE_DEADLINE * 2)
+
+                asyncio.run(main())
+            else:
+                def work():
+                    while not stop[0]:
+                        t = time.monotonic()
+                        try:
+                            c.check(big)
+                        except lunamatch.RpcError as e:
+                            failed.append(e)
+                        record(t)
+
+                threads = [threading.Thread(target=work) for _ in range(GONE_CALLS)]
+                for t in threads:
+                    t.start()
+                timer.start()
+                timer.join()
+                time.sleep(0.1)
+                stop[0] = True
+                for t in threads:
+                    t.join(GONE_DEADLINE * 2)
+        finally:
+            stop[0] = True
+            timer.cancel()
+            if timer.is_alive():
+                timer.join()
+            if gone_at[0] is None:
+                go()
+            c.close()
+    assert not slow and not failed, (rounds, slow, failed[:3])

@@ -333,6 +333,13 @@ class Pool:
         with self._lock:
             return bool(self._live[j])
 
+    def up(self, j: int) -> Optional[int]:
+        """losses(j) if endpoint j has a connection now, else None: read
+        together, so that a connection that goes after this look counts as
+        gone since (see flying)."""
+        with self._lock:
+            return self._losses[j] if self._live[j] else None
+
     def close(self) -> None:
         for s in self.sockets:
             s.close()
@@ -356,7 +363,9 @@ class Flight:
     that the pool aborts when a connection of the endpoint goes
     (Pool.down): pynng.ConnectionReset then, as when nng fails a request
     whose connection broke. send() and recv() block; asend() and arecv()
-    are their coroutines. A send that fails leaves nothing in flight."""
+    are their coroutines. A send that fails leaves nothing in flight.
+    since, for asend: losses(j) when the call found j connected (Call.pick),
+    so that a connection that went since aborts the send at once."""
 
     def __init__(self, pool: Pool, j: int):
         self.pool = pool
@@ -398,20 +407,30 @@ class Flight:
             a.done.wait()
         check_err(lib.nng_aio_result(a.aio))
 
-    async def asend(self, data: bytes, ms: int) -> None:
+    async def asend(self, data: bytes, ms: int, since: int) -> None:
         with AIOHelper(self.ctx, "asyncio") as h:
-            lib.nng_aio_set_timeout(h.aio, ms)
             try:
-                with self.pool.flying(self.j, h.aio):
-                    await h.asend(data)
+                check_err(lib.nng_aio_set_msg(h.aio, _new_msg(data)))
+                await self._arun(h, lib.nng_ctx_send, ms, since)
             finally:
                 _free_unsent(h.aio)
 
     async def arecv(self, ms: int) -> pynng.Message:
         with AIOHelper(self.ctx, "asyncio") as h:
-            lib.nng_aio_set_timeout(h.aio, ms)
-            with self.pool.flying(self.j, h.aio):
-                return await h.arecv_msg()
+            await self._arun(h, lib.nng_ctx_recv, ms, self.pool.losses(self.j))
+            return pynng.Message(lib.nng_aio_get_msg(h.aio))
+
+    async def _arun(self, h: AIOHelper, op, ms: int, since: int) -> None:
+        """_run for the asyncio client: op on h's aio, open to aborts only
+        once op has returned (an abort that lands before is lost, and the
+        operation waits out its limit); a connection that went since
+        aborts it then. Awaiting h.awaitable waits for the completion
+        callback and raises as AIOHelper does (CancelledError when the
+        task was cancelled)."""
+        lib.nng_aio_set_timeout(h.aio, ms)
+        op(self.ctx.context, h.aio)
+        with self.pool.flying(self.j, h.aio, since):
+            await h.awaitable
 
 
 class _Aio:
@@ -746,6 +765,7 @@ class Call:
         self.j: Optional[int] = None  # the endpoint of the current attempt
         self.redials = 0
         self.lost: set = set()  # the endpoints (indices) whose connection the call lost
+        self.since = 0  # pool.losses(j) when pick() found the current endpoint j up
         self.redial_until: Optional[float] = None  # waiting for a fresh connection
         self.pause = 0.0                          # the last pause between rounds
         self.round_at: Optional[float] = None     # when the next round may start
@@ -770,7 +790,9 @@ class Call:
             if n > 1 and j in self.lost:  # not again in this call
                 self.tried.append(j)
                 continue
-            if self.pool.connected(j):
+            since = self.pool.up(j)
+            if since is not None:
+                self.since = since
                 self.j = j
                 self.url = url
                 self.tried.append(j)

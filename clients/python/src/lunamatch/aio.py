@@ -28,7 +28,7 @@ class AsyncClient(_rpc.ClientBase):
                 continue
             with _rpc.Flight(self._pool, j) as f:
                 try:
-                    await f.asend(call.envelope(), call.send_ms())
+                    await f.asend(call.envelope(), call.send_ms(), call.since)
                 except (pynng.Timeout, pynng.ConnectionReset):
                     call.not_sent()
                     continue
