@@ -655,7 +655,7 @@ GONE_DEADLINE = 10.0
 GONE_WITHIN = 3.0
 
 
-@pytest.mark.parametrize("asynchronous", [True], ids=["asyncio"])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
 def test_an_endpoint_that_goes_does_not_hold_the_calls_starting_on_it(peer_factory,
                                                                     asynchronous):
     """Calls keep starting on two endpoints when one of them goes for good

@@ -364,7 +364,7 @@ class Flight:
     (Pool.down): pynng.ConnectionReset then, as when nng fails a request
     whose connection broke. send() and recv() block; asend() and arecv()
     are their coroutines. A send that fails leaves nothing in flight.
-    since, for asend: losses(j) when the call found j connected (Call.pick),
+    since, for a send: losses(j) when the call found j connected (Call.pick),
     so that a connection that went since aborts the send at once."""
 
     def __init__(self, pool: Pool, j: int):
@@ -378,11 +378,11 @@ class Flight:
     def __exit__(self, *exc):
         self.ctx.close()
 
-    def send(self, data: bytes, ms: int) -> None:
+    def send(self, data: bytes, ms: int, since: int) -> None:
         a = _Aio()
         try:
             check_err(lib.nng_aio_set_msg(a.aio, _new_msg(data)))
-            self._run(a, lib.nng_ctx_send, ms)
+            self._run(a, lib.nng_ctx_send, ms, since)
         finally:
             _free_unsent(a.aio)
             a.free()
@@ -390,18 +390,17 @@ class Flight:
     def recv(self, ms: int) -> pynng.Message:
         a = _Aio()
         try:
-            self._run(a, lib.nng_ctx_recv, ms)
+            self._run(a, lib.nng_ctx_recv, ms, self.pool.losses(self.j))
             return pynng.Message(lib.nng_aio_get_msg(a.aio))
         finally:
             a.free()
 
-    def _run(self, a: "_Aio", op, ms: int) -> None:
+    def _run(self, a: "_Aio", op, ms: int, since: int) -> None:
         lib.nng_aio_set_timeout(a.aio, ms)
         # The aio is open to aborts only once op has returned: an abort
         # that lands while nng has begun the operation but not scheduled it
-        # is lost (nng 1.11). A connection that goes meanwhile is caught by
-        # since.
-        since = self.pool.losses(self.j)
+        # is lost (nng 1.11). A connection that went meanwhile, or before
+        # (from since on), aborts it then.
         op(self.ctx.context, a.aio)
         with self.pool.flying(self.j, a.aio, since):
             a.done.wait()

@@ -28,7 +28,7 @@ class Client(_rpc.ClientBase):
                 continue
             with _rpc.Flight(self._pool, j) as f:
                 try:
-                    f.send(call.envelope(), call.send_ms())
+                    f.send(call.envelope(), call.send_ms(), call.since)
                 except (pynng.Timeout, pynng.ConnectionReset):
                     call.not_sent()
                     continue
