@@ -503,17 +503,13 @@ def test_connections_lost_under_concurrent_calls_give_rpc_errors(peer_factory):
 
 
 #: A client left unclosed, then a garbage collection inside one of nng's
-#: own threads (a pipe callback): {drop} is how the client is left.
+#: own threads (a pipe callback): {drop} is how the client is left; the two
+#: listeners' URLs are its arguments.
 _DROPPED_CLIENT = """
-import gc, socket, sys, threading, time
+import gc, sys, threading, time
 import pynng, lunamatch
 
-def url():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return "tcp://127.0.0.1:%d" % s.getsockname()[1]
-
-first, second = url(), url()
+first, second = sys.argv[1:]
 server = pynng.Rep0(listen=first)
 a = lunamatch.Client(first, timeout=2.0)
 end = time.monotonic() + 5
@@ -546,9 +542,11 @@ def test_a_client_left_unclosed_does_not_hang_the_process(drop):
     whole suite), or, collected in a cycle on an nng thread, from a thread
     of its own. Run in a child process, which a regression hangs."""
     script = _DROPPED_CLIENT.format(drop=drop)
+    urls = ["tcp://127.0.0.1:%d" % free_port() for _ in range(2)]
     try:
         out = subprocess.run([sys.executable, "-W", "always::ResourceWarning",
-                              "-c", script], capture_output=True, text=True, timeout=60)
+                              "-c", script, *urls], capture_output=True, text=True,
+                             timeout=60)
     except subprocess.TimeoutExpired:
         pytest.fail("the process hung")
     assert out.returncode == 0 and out.stdout == "ok\n", out.stderr
