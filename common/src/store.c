@@ -224,6 +224,14 @@ check_id(const char *id, size_t *len)
 	return LM_OK;
 }
 
+bool
+lm_store_id_ok(const char *id)
+{
+	size_t len;
+
+	return check_id(id, &len) == LM_OK;
+}
+
 /* A decoded record value; bytes point into the LMDB page. */
 struct rec {
 	bool tomb;

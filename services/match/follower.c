@@ -158,16 +158,6 @@ account_add(lm_follower *f, uint64_t size)
 
 /* ---- applying records ---------------------------------------------------- */
 
-/* Whether an error of reading or indexing a record is a property of the
- * stored record itself (it would fail the same way again: skip it), rather
- * than of the moment (out of memory, reader table full, store failure:
- * retry it later). */
-static bool
-permanent(int rc)
-{
-	return rc == LM_EPARSE || rc == LM_E2BIG || rc == LM_ESCHEMA || rc == LM_EINVAL;
-}
-
 /* The failure a test injects into the store read `what` (LM_OK: none; the
  * read then happens). */
 static int
@@ -222,11 +212,15 @@ names_key(lm_kind kind, const ProtobufCMessage *m, const char *id, uint64_t vers
  * keeps it under (a damaged store: ingest writes each under its own) gives
  * LM_ESCHEMA: indexed, it could never be removed by its key nor read back
  * at its version. Returns LM_OK, or LM_EPARSE / LM_ESCHEMA / LM_ENOMEM /
- * another error of lm_index_prepare, logged here.
+ * another error of lm_index_prepare, logged here. *damaged is set true when
+ * the error is the bytes' own: they do not decode (malformed, or larger or
+ * deeper than any record may be) or name another key. The record is then
+ * damaged and fails alike every time; any other error (memory, the index)
+ * is of the moment, whatever its code.
  */
 static int
 prepare_record(lm_kind kind, const char *id, uint64_t version, const void *bytes,
-    size_t len, bool stored, lm_index_prepared *ip)
+    size_t len, bool stored, lm_index_prepared *ip, bool *damaged)
 {
 	const ProtobufCMessageDescriptor *d =
 	    kind == LM_KIND_POSTING ? &lunamatch__v1__job_posting__descriptor
@@ -236,6 +230,7 @@ prepare_record(lm_kind kind, const char *id, uint64_t version, const void *bytes
 	int rc;
 
 	memset(ip, 0, sizeof(*ip));
+	*damaged = false;
 	/* The index keeps the prep, which shares the short texts it keeps
 	 * (lm_pb_share), and drops the record (but for the rare one whose
 	 * prep is not self-contained). */
@@ -244,10 +239,12 @@ prepare_record(lm_kind kind, const char *id, uint64_t version, const void *bytes
 	if (rc != LM_OK) {
 		lm_error("follower.decode", "%s %s: cannot decode the stored record: %s",
 		    lm_kind_name(kind), id, err);
+		*damaged = rc == LM_EPARSE || rc == LM_E2BIG;
 		return rc;
 	}
 	if (!names_key(kind, m, id, version)) {
 		free(m);
+		*damaged = true;
 		return LM_ESCHEMA;
 	}
 	rc = stored ? lm_index_prepare_stored(ip, kind == LM_KIND_POSTING, m, len)
@@ -273,28 +270,28 @@ put_prepared(
 	return rc;
 }
 
-/* prepare_record, then put_prepared. */
+/* prepare_record (damaged as there), then put_prepared. */
 static int
 index_record(lm_index *idx, lm_kind kind, const char *id, uint64_t version,
-    const void *bytes, size_t len, uint64_t seq)
+    const void *bytes, size_t len, uint64_t seq, bool *damaged)
 {
 	lm_index_prepared ip;
 	int rc = prepare_record(
-	    kind, id, version, bytes, len, lm_index_store(idx) != NULL, &ip);
+	    kind, id, version, bytes, len, lm_index_store(idx) != NULL, &ip, damaged);
 
 	return rc != LM_OK ? rc : put_prepared(idx, kind, id, &ip, seq);
 }
 
 /* Applies the stored record of change seq to the follower's index and
  * accounts for its bytes. Returns LM_OK (also when the index already had a
- * newer version) or the error of index_record. */
+ * newer version) or the error of index_record (damaged as there). */
 static int
 put_record(lm_follower *f, lm_kind kind, const char *id, uint64_t version,
-    const void *bytes, size_t len, uint64_t seq)
+    const void *bytes, size_t len, uint64_t seq, bool *damaged)
 {
 	uint64_t old = 0;
 	bool had = indexed_size(f, kind, id, &old);
-	int rc = index_record(f->idx, kind, id, version, bytes, len, seq);
+	int rc = index_record(f->idx, kind, id, version, bytes, len, seq, damaged);
 
 	if (rc == LM_ESTALE)
 		return LM_OK;
@@ -343,6 +340,7 @@ struct load_item {
 	uint64_t version; /* the store's */
 	size_t off, len;  /* the stored record in the batch's buf */
 	int rc;           /* of prepare_record */
+	bool damaged;     /* rc comes from the record's own bytes */
 	lm_index_prepared ip;
 };
 
@@ -383,7 +381,7 @@ prepare_claimed(struct load_ctx *lc, struct load_batch *b)
 	while ((i = atomic_fetch_add(&b->next, 1)) < b->n) {
 		struct load_item *it = &b->items[i];
 		it->rc = prepare_record(it->kind, it->id, it->version, b->buf + it->off,
-		    it->len, lm_index_store(lc->idx) != NULL, &it->ip);
+		    it->len, lm_index_store(lc->idx) != NULL, &it->ip, &it->damaged);
 		if (atomic_fetch_add(&b->done, 1) + 1 == b->n) {
 			pthread_mutex_lock(&lc->mtx);
 			pthread_cond_signal(&lc->cv_done);
@@ -430,9 +428,10 @@ batch_clear(struct load_batch *b)
 	atomic_store(&b->done, 0);
 }
 
-/* Puts the prepared records of b into the new index in order. Returns 0, or
- * STOP with the reason in lc->rc: a record failed for the moment (the load
- * is retried) or the follower is stopping. */
+/* Puts the prepared records of b into the new index in order; a record
+ * whose bytes are damaged (prepare_record) is left out and counted.
+ * Returns 0, or STOP with the reason in lc->rc: a record failed for the
+ * moment (the load is retried) or the follower is stopping. */
 static int
 batch_put(struct load_ctx *lc, struct load_batch *b)
 {
@@ -447,7 +446,7 @@ batch_put(struct load_ctx *lc, struct load_batch *b)
 		if (rc == LM_OK) {
 			lc->records++;
 			lc->bytes += it->len;
-		} else if (!permanent(rc)) {
+		} else if (it->rc == LM_OK || !it->damaged) {
 			lc->rc = rc; /* retried with the whole load */
 			ret = STOP;
 		} else {
@@ -728,8 +727,8 @@ collect(void *arg, uint64_t seq, const Lunamatch__V1__ChangeEntry *e)
 	} else {
 		b->kind = (lm_kind) e->kind;
 	}
-	if (e->id == NULL || strlen(e->id) > LM_STORE_ID_MAX)
-		b->kind = 0;
+	if (e->id == NULL || !lm_store_id_ok(e->id))
+		b->kind = 0; /* a damaged entry */
 	else
 		snprintf(b->id, sizeof(b->id), "%s", e->id);
 	b->version = e->version;
@@ -759,19 +758,43 @@ read_batch(lm_follower *f, uint64_t after, uint64_t upto)
 	return rc;
 }
 
+/* A copy of a stored record, for lm_store_read_checked. */
+struct copied {
+	void *bytes; /* malloc'd */
+	size_t len;
+	uint64_t version;
+};
+
+static int
+copy_record(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	struct copied *c = arg;
+
+	(void) id;
+	if ((c->bytes = malloc(len != 0 ? len : 1)) == NULL)
+		return LM_ENOMEM;
+	memcpy(c->bytes, bytes, len);
+	c->len = len;
+	c->version = version;
+	return 0;
+}
+
 /*
- * Applies one change entry to the index. Returns
- * LM_OK when the entry is done with: applied, or skipped (counted, logged)
- * because the stored record is unusable for good. Any other error is of the
- * moment (out of memory, reader table full, store failure): the entry is
- * not applied and must be tried again.
+ * Applies one change entry to the index. Returns LM_OK when the entry is
+ * done with: applied, or skipped (counted, logged) because the entry or its
+ * stored record is damaged, which is told where they are decoded: an id the
+ * store refuses (collect), a stored value that does not decode
+ * (lm_store_read_checked), record bytes that do not decode or name another
+ * key (prepare_record). The index then no longer holds the record: its
+ * version there is not the store's. Any other error, whatever its code, is
+ * of the moment (out of memory, reader table full, a store or disk
+ * failure): the entry is not applied and must be tried again.
  */
 static int
 apply_entry(lm_follower *f, struct entry *b)
 {
-	void *bytes = NULL;
-	size_t len = 0;
-	uint64_t version = 0;
+	struct copied c = {NULL, 0, 0};
+	bool damaged = false;
 	int rc;
 
 	if (b->kind != LM_KIND_POSTING && b->kind != LM_KIND_PROFILE) {
@@ -787,34 +810,39 @@ apply_entry(lm_follower *f, struct entry *b)
 	/* The store holds the latest version, which may be newer than this
 	 * entry's; a later entry then applies the same version again (a no-op). */
 	if ((rc = injected(f, LM_FOLLOWER_READ_RECORD)) == LM_OK)
-		rc = lm_store_get(f->store, b->kind, b->id, &bytes, &len, &version);
+		rc = lm_store_read_checked(
+		    f->store, b->kind, b->id, copy_record, &c, &damaged);
 	if (rc == LM_ENOENT) {
 		remove_record(f, b->kind, b->id, b->seq); /* deleted by a later change */
 		return LM_OK;
 	}
-	if (rc != LM_OK && permanent(rc)) {
-		/* An id the store refuses (a damaged entry): every read fails
-		 * alike, and retrying would stop the follower here for good. */
+	if (rc != LM_OK && damaged) {
+		/* Logged by the store (store.corrupt); every read fails alike,
+		 * and retrying would stop the follower here for good. */
 		lm_warn("follower.skip",
-		    "change seq %llu: %s %s cannot be read: %s; skipped",
-		    (unsigned long long) b->seq, lm_kind_name(b->kind), b->id,
-		    lm_strerror(rc));
+		    "change seq %llu: %s %s skipped: its stored value does not decode "
+		    "(damaged)",
+		    (unsigned long long) b->seq, lm_kind_name(b->kind), b->id);
 		atomic_fetch_add(&f->errors, 1);
+		remove_record(f, b->kind, b->id, b->seq);
 		return LM_OK;
 	}
 	if (rc != LM_OK) {
+		free(c.bytes);
 		lm_error("follower.read", "%s %s: cannot read: %s; retrying later",
 		    lm_kind_name(b->kind), b->id, lm_strerror(rc));
 		atomic_fetch_add(&f->errors, 1);
 		return rc;
 	}
-	rc = put_record(f, b->kind, b->id, version, bytes, len, b->seq);
-	free(bytes);
+	rc = put_record(f, b->kind, b->id, c.version, c.bytes, c.len, b->seq, &damaged);
+	free(c.bytes);
 	if (rc != LM_OK) {
 		atomic_fetch_add(&f->errors, 1); /* logged by put_record */
-		if (!permanent(rc))
+		if (!damaged)
 			return rc;
-		lm_warn("follower.skip", "change seq %llu: %s %s skipped",
+		lm_warn("follower.skip",
+		    "change seq %llu: %s %s skipped: its stored record is damaged "
+		    "(follower.decode names why)",
 		    (unsigned long long) b->seq, lm_kind_name(b->kind), b->id);
 		/* The version the index holds is no longer the store's. */
 		remove_record(f, b->kind, b->id, b->seq);

@@ -360,6 +360,11 @@ int lm_store_trim(lm_store *s, const lm_store_trim_opts *opts, lm_store_trim_res
 /* "posting" / "profile"; "unknown" for any other value. */
 const char *lm_kind_name(lm_kind k);
 
+/* Whether the store takes id as a record id (what its writes and reads
+ * check: 1..LM_STORE_ID_MAX bytes of UTF-8 text without control
+ * characters). A change entry naming another id is damaged. */
+bool lm_store_id_ok(const char *id);
+
 #ifdef __cplusplus
 }
 #endif

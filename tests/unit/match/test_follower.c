@@ -9,7 +9,10 @@
  * through the follower's fault seam, what a failing store read does: a
  * failed snapshot leaves an empty index and is retried, a failed change-log
  * read applies nothing, a failed record read stops the batch before that
- * record (the seq never passes it) and is retried at the next wake-up.
+ * record (the seq never passes it) and is retried at the next wake-up,
+ * whatever its code; only a damaged record (its stored value or bytes
+ * rewritten in LMDB, a change entry with an id the store refuses) is
+ * skipped and counted.
  * Answers are reproducible: one store loaded at two wall clocks answers the
  * same as_of with the same bytes; and while changes are applied and the
  * store reloaded, every answer's index_seq names exactly the changes its
@@ -29,8 +32,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <lmdb.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
 #include <nng/supplemental/util/platform.h>
@@ -508,18 +514,25 @@ test_record_read_fails(void **state)
 	assert_true(has_posting(fx, "job-a"));
 	assert_true(has_posting(fx, "job-b"));
 
-	/* A read that fails for good (the store refuses the entry's id) is
-	 * skipped and counted: the entries after it are applied. */
+	/* A read that fails with a code a damaged record could also give
+	 * (a full disk's LM_E2BIG, LM_EINVAL) is no damaged record: it is
+	 * retried like any other, nothing is skipped. */
 	m = sample(fx, true, SEED_JOB);
 	store_put(fx, true, m, "job-c", 1);
 	store_put(fx, true, m, "job-d", 1);
 	protobuf_c_message_free_unpacked(m, NULL);
+	fail_reads(fx, LM_FOLLOWER_READ_RECORD, 1, LM_E2BIG);
+	assert_int_equal(lm_follower_run_once(f), LM_E2BIG);
 	fail_reads(fx, LM_FOLLOWER_READ_RECORD, 1, LM_EINVAL);
+	assert_int_equal(lm_follower_run_once(f), LM_EINVAL);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, 6);
+	assert_int_equal(st.errors, 3);
+	assert_false(has_posting(fx, "job-c"));
 	assert_int_equal(lm_follower_run_once(f), LM_OK);
 	lm_follower_stats_get(f, &st);
 	assert_int_equal(st.seq, 8);
-	assert_int_equal(st.errors, 2);
-	assert_false(has_posting(fx, "job-c"));
+	assert_true(has_posting(fx, "job-c"));
 	assert_true(has_posting(fx, "job-d"));
 	lm_follower_free(f);
 
@@ -1170,6 +1183,174 @@ test_undecodable_record_skipped(void **state)
 	lm_follower_free(f);
 }
 
+/* Rewrites the stored value of record id of kind k in the store in dir,
+ * in another process (LMDB forbids a second environment of the same files
+ * in one process), as damage on disk would: header true spoils its
+ * header's magic byte, false the record's bytes after the header (the
+ * header and version stay valid). */
+static void
+damage_value(const char *dir, bool posting, const char *id, bool header)
+{
+	pid_t pid = fork();
+	int status = -1;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		MDB_val k = {strlen(id), (void *) id}, v;
+		unsigned char val[8192];
+		size_t len;
+
+		if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) != 0 ||
+		    mdb_env_open(env, dir, 0, 0640) != 0 ||
+		    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
+		    mdb_dbi_open(txn, posting ? "postings" : "profiles", 0, &dbi) != 0 ||
+		    mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size > sizeof(val) ||
+		    v.mv_size < 64)
+			_exit(2);
+		len = v.mv_size;
+		memcpy(val, v.mv_data, len);
+		if (header)
+			val[0] ^= 0xff;
+		else
+			memset(val + len - 48, 0xff, 48); /* runs past the end */
+		v.mv_data = val;
+		v.mv_size = len;
+		if (mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
+			_exit(3);
+		mdb_env_close(env);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/*
+ * A change whose stored record is damaged after it was written (its value
+ * rewritten in LMDB behind the store's back) can never be applied: it is
+ * skipped, counted, and the index no longer shows the record (its version
+ * there is not the store's any more); the changes after it are applied.
+ * Before, a damaged header failed the read with LM_ESTORE, taken for a
+ * failure of the moment: the follower retried that change for ever and
+ * applied nothing after it.
+ */
+static void
+damaged_value(struct fx *fx, bool header)
+{
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_follower_stats st;
+	ProtobufCMessage *m;
+	uint64_t last;
+
+	fill(fx);
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_true(has_posting(fx, SEED_JOB));
+	m = sample(fx, true, SEED_JOB);
+	store_put(fx, true, m, SEED_JOB, 2);
+	damage_value(fx->dir, true, SEED_JOB, header);
+	last = store_put(fx, true, m, "job-after-damaged", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, last);
+	assert_int_equal(st.errors, 1);
+	assert_int_equal(posting_version(fx, SEED_JOB), 0);
+	assert_true(has_posting(fx, "job-after-damaged"));
+	/* Skipped for good: not tried again. */
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.errors, 1);
+	lm_follower_free(f);
+}
+
+static void
+test_damaged_header_skipped(void **state)
+{
+	damaged_value(*state, true);
+}
+
+static void
+test_damaged_bytes_skipped(void **state)
+{
+	damaged_value(*state, false);
+}
+
+/* Appends change entry (kind, id, version 1) at seq to the change log of
+ * the store in dir, in another process, as damage would: no store writes
+ * an id its own check refuses. */
+static void
+damage_change(const char *dir, uint64_t seq, lm_kind kind, const char *id)
+{
+	pid_t pid = fork();
+	int status = -1;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		Lunamatch__V1__ChangeEntry e = LUNAMATCH__V1__CHANGE_ENTRY__INIT;
+		unsigned char kb[8], vb[512];
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		MDB_val k = {sizeof(kb), kb}, v = {0, vb};
+
+		e.kind = (Lunamatch__V1__RecordKind) kind;
+		e.id = (char *) id;
+		e.version = 1;
+		if (lunamatch__v1__change_entry__get_packed_size(&e) > sizeof(vb))
+			_exit(2);
+		v.mv_size = lunamatch__v1__change_entry__pack(&e, vb);
+		for (int i = 0; i < 8; i++)
+			kb[i] = (unsigned char) (seq >> (56 - 8 * i));
+		if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) != 0 ||
+		    mdb_env_open(env, dir, 0, 0640) != 0 ||
+		    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
+		    mdb_dbi_open(txn, "changes", 0, &dbi) != 0 ||
+		    mdb_put(txn, dbi, &k, &v, MDB_APPEND) != 0 ||
+		    mdb_txn_commit(txn) != 0)
+			_exit(3);
+		mdb_env_close(env);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* A change entry whose id the store refuses (a damaged entry) can never be
+ * read: it is skipped and counted, and the changes after it are applied. */
+static void
+test_change_bad_id_skipped(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_follower_stats st;
+	ProtobufCMessage *m;
+	uint64_t seq, last;
+
+	seq = fill(fx);
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	damage_change(fx->dir, seq + 1, LM_KIND_POSTING,
+	    "job\x01"
+	    "bad");
+	m = sample(fx, true, SEED_JOB);
+	last = store_put(fx, true, m, "job-after-bad-id", 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_int_equal(last, seq + 2);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, last);
+	assert_int_equal(st.errors, 1);
+	assert_true(has_posting(fx, "job-after-bad-id"));
+	lm_follower_free(f);
+}
+
 /* LEAD's answer from idx as text: every job id and score, best first. */
 static void
 answer(lm_index *idx, char *buf, size_t len)
@@ -1766,6 +1947,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_clock_advanced_after_load, setup, teardown),
 	    BOTH(test_undecodable_record_skipped),
+	    BOTH(test_damaged_header_skipped),
+	    BOTH(test_damaged_bytes_skipped),
+	    cmocka_unit_test_setup_teardown(test_change_bad_id_skipped, setup, teardown),
 	    BOTH(test_replay_at_two_clocks),
 	    BOTH(test_snapshot_in_batches),
 	    BOTH(test_seq_with_data),
