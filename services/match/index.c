@@ -29,6 +29,7 @@
  * expiry costs O(log n), not a pass over every posting.
  */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -41,6 +42,7 @@
 #include "index.h"
 #include "lunamatch/error.h"
 #include "lunamatch/hashmap.h"
+#include "lunamatch/log.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
 #include "inverted.h"
@@ -66,14 +68,15 @@ typedef Lunamatch__V1__CandidateProfile CandidateProfile;
  * index's store at `version` (entry_decode).
  */
 struct ent {
-	uint32_t slot;     /* the record's doc id: its place in v and slots */
-	uint32_t wire_len; /* bytes of the packed record (at wire, or stored) */
-	uint8_t part;      /* its partition of the inverted lists */
-	bool listed;       /* in the inverted lists */
-	bool counted;      /* postings: counted in the IDF statistics */
-	bool live;         /* postings: open and unexpired at the index clock */
-	bool closed;       /* postings: CLOSED */
-	const char *id;    /* the prep's id */
+	uint32_t slot;             /* the record's doc id: its place in v and slots */
+	uint32_t wire_len;         /* bytes of the packed record (at wire, or stored) */
+	uint8_t part;              /* its partition of the inverted lists */
+	bool listed;               /* in the inverted lists */
+	bool counted;              /* postings: counted in the IDF statistics */
+	bool live;                 /* postings: open and unexpired at the index clock */
+	bool closed;               /* postings: CLOSED */
+	atomic_bool damage_logged; /* note_damaged logged this entry's record */
+	const char *id;            /* the prep's id */
 	uint64_t version;
 	ProtobufCMessage *rec; /* compact (lm_pb_compact), or NULL */
 	uint8_t *wire;         /* the packed record, or NULL */
@@ -144,6 +147,7 @@ struct lm_index {
 	size_t since_check;         /* list changes since the drift was checked */
 	atomic_bool reshare_due;    /* a new snapshot is due (reshare_aside) */
 	_Atomic uint64_t reshares;  /* snapshots taken by reshare_aside, ever */
+	_Atomic uint64_t damaged;   /* reads of damaged records (note_damaged) */
 	bool loading;               /* lm_index_loading: no periodic re-snapshot */
 	uint64_t gen;               /* changes of statistics or shares, ever */
 	pthread_mutex_t drift_lock; /* guards the two below */
@@ -1251,6 +1255,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	idx->posts.slots[e->slot].key = lm_posting_prep_key(pp);
 	idx->posts.slots[e->slot].prep = pp;
 	e->version = rec->version;
+	atomic_store(&e->damage_logged, false); /* a new version */
 	e->closed = rec->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
 	e->counted = counted;
 	e->live = live;
@@ -1352,6 +1357,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	idx->profs.slots[e->slot].key = lm_profile_prep_key(cp);
 	idx->profs.slots[e->slot].prep = cp;
 	e->version = rec->version;
+	atomic_store(&e->damage_logged, false); /* a new version */
 	e->listed = true;
 	e->part = part;
 	publish_counts(idx);
@@ -1734,6 +1740,7 @@ lm_index_counts_get(lm_index *idx, lm_index_counts *out)
 	out->entries = atomic_load(&idx->entries);
 	out->listed = atomic_load(&idx->n_listed);
 	out->reshares = atomic_load(&idx->reshares);
+	out->damaged = atomic_load(&idx->damaged);
 }
 
 void
@@ -3115,10 +3122,16 @@ decode_bytes(void *arg, const char *id, uint64_t version, const void *bytes, siz
 		dc->damaged = rc == LM_EPARSE;
 		return rc == LM_OK ? LM_OK : LM_ENOMEM;
 	}
-	/* A NULL from protobuf-c's unpacker does not say whether the bytes or
-	 * the memory failed: not taken for damage. */
 	dc->out = protobuf_c_message_unpack(dc->d, NULL, len, bytes);
-	return dc->out != NULL ? LM_OK : LM_ENOMEM;
+	if (dc->out == NULL) {
+		/* A NULL from protobuf-c's unpacker does not say whether the
+		 * bytes or the memory failed; the compact unpacker tells. */
+		ProtobufCMessage *c = NULL;
+		dc->damaged = lm_pb_unpack_compact(dc->d, bytes, len, &c) == LM_EPARSE;
+		free(c);
+		return LM_ENOMEM;
+	}
+	return LM_OK;
 }
 
 /*
@@ -3132,8 +3145,9 @@ decode_bytes(void *arg, const char *id, uint64_t version, const void *bytes, siz
  * LM_ENOMEM when decoding fails or the fault seam says so
  * (LM_INDEX_ALLOC_RECORD). Read lock held. *damaged (may be NULL) is set
  * true when the error comes from the stored record's own bytes: its value
- * in the store does not decode (lm_store_read_checked), or, decoded
- * compact, its bytes do not unpack; reading it again fails alike. Never
+ * in the store does not decode (lm_store_read_checked), or its bytes do
+ * not unpack (told by the compact unpacker); reading it again fails
+ * alike. Never
  * for an error of the store, the disk or memory.
  */
 static int
@@ -3162,6 +3176,24 @@ entry_decode(lm_index *idx, const struct ent *e, bool posting, bool compact,
 		*damaged = true;
 	*out = dc.out;
 	return rc;
+}
+
+/*
+ * An answer met entry e (a posting's when posting) whose stored record is
+ * damaged (entry_decode): counted (lm_index_counts.damaged) each time, and
+ * logged once per entry (index.damaged, with its id and version); a new
+ * version of the record is a new entry. Read lock held; any thread.
+ */
+static void
+note_damaged(lm_index *idx, struct ent *e, bool posting)
+{
+	atomic_fetch_add(&idx->damaged, 1);
+	if (!atomic_exchange(&e->damage_logged, true))
+		lm_error("index.damaged",
+		    "the stored %s %s version %" PRIu64
+		    " does not decode (damaged): left out of match lists, and the "
+		    "calls that need it fail",
+		    posting ? "posting" : "profile", e->id, e->version);
 }
 
 /* Fills *v for entry e, a posting's when posting. Returns LM_OK or an
@@ -3232,32 +3264,53 @@ explain_stored(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp
 	return rc;
 }
 
+/* Whether e is one of skip[0 .. n). */
+static bool
+skipped(struct ent *const *skip, size_t n, const struct ent *e)
+{
+	for (size_t i = 0; i < n; i++)
+		if (skip[i] == e)
+			return true;
+	return false;
+}
+
 /* Builds the ranked Match list of a scan: of postings for cp, or of
- * profiles for pp (a prep with its record). Read lock held, so the
- * improvements of FULL share one LM_EXPLAIN_IMPROVE_BUDGET. */
+ * profiles for pp (a prep with its record), from the first k hits of h
+ * that are not among skip[0 .. nskip) (records known to be damaged). Read
+ * lock held, so the improvements of FULL share one
+ * LM_EXPLAIN_IMPROVE_BUDGET. When a hit's stored record is damaged, *bad
+ * (else NULL) is its entry and an error of entry_decode is returned. */
 static int
 build_matches(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
-    const lm_posting_prep *pp, const struct heap *h, Lunamatch__V1__ExplainLevel level,
-    Lunamatch__V1__Match ***out, size_t *n_out)
+    const lm_posting_prep *pp, const struct heap *h, size_t k, struct ent *const *skip,
+    size_t nskip, Lunamatch__V1__ExplainLevel level, Lunamatch__V1__Match ***out,
+    size_t *n_out, struct ent **bad)
 {
 	Lunamatch__V1__Match **v;
 	uint64_t budget = LM_EXPLAIN_IMPROVE_BUDGET;
 
 	*out = NULL;
 	*n_out = 0;
-	if (h->n == 0)
+	*bad = NULL;
+	if (h->n == 0 || k == 0)
 		return LM_OK;
-	if ((v = calloc(h->n, sizeof(*v))) == NULL)
+	if ((v = calloc(h->n < k ? h->n : k, sizeof(*v))) == NULL)
 		return LM_ENOMEM;
 	*out = v;
-	for (size_t i = 0; i < h->n; i++) {
-		const struct ent *e = h->v[i].e;
+	for (size_t i = 0; i < h->n && *n_out < k; i++) {
+		struct ent *e = h->v[i].e;
 		Lunamatch__V1__Match *m;
-		int rc = explain_stored(idx, env, cp, pp, e, level, &budget, &m, NULL);
-		if (rc != LM_OK)
+		bool damaged = false;
+		if (skipped(skip, nskip, e))
+			continue;
+		int rc =
+		    explain_stored(idx, env, cp, pp, e, level, &budget, &m, &damaged);
+		if (rc != LM_OK) {
+			*bad = damaged ? e : NULL;
 			return rc;
+		}
 		v[(*n_out)++] = m;
-		m->rank = (uint32_t) (i + 1);
+		m->rank = (uint32_t) *n_out;
 		m->score = h->v[i].score;
 	}
 	return LM_OK;
@@ -3301,30 +3354,42 @@ struct query {
 		(q)->as_of = &(resp)->as_of;                                             \
 	} while (0)
 
+static void matches_clear(Lunamatch__V1__Match ***v, size_t *n);
+
 /*
  * The part of run_query under the read lock: the stored subject (unless
- * own_cp or own_pp is the inline one), the ranking and the answer. The
- * caller clears the matches of an LM_EBUSY answer (a record shown was not
- * in the store at its version) before it runs again.
+ * own_cp or own_pp is the inline one), the ranking of the best k and the
+ * answer. The caller clears the matches of an LM_EBUSY answer (a record
+ * shown was not in the store at its version) before it runs again.
+ *
+ * A ranked record whose stored record is damaged (entry_decode) cannot be
+ * shown: it is left out (note_damaged), and the ranking runs again for one
+ * more record per record left out, so that the answer is the exact top k
+ * of the other records. More than LM_INDEX_DAMAGED_MAX of them in one
+ * answer, or a damaged stored subject, fail the query with LM_EPARSE, the
+ * record named in err. hp->v grows for the extra records (the caller
+ * frees it).
  */
 static int
 query_locked(lm_index *idx, const struct query *q, const lm_profile_prep *own_cp,
     const lm_posting_prep *own_pp, const lm_filters *filters, int64_t now,
-    struct heap *hp, char *err, size_t errlen)
+    struct heap *hp, size_t k, char *err, size_t errlen)
 {
-	const lm_profile_prep *cp;
-	const lm_posting_prep *pp;
-	const struct ent *subj = NULL; /* a stored subject */
+	const lm_profile_prep *cp, *rank_cp;
+	const lm_posting_prep *pp, *rank_pp;
+	struct ent *subj = NULL; /* a stored subject */
+	struct ent *skip[LM_INDEX_DAMAGED_MAX];
+	size_t nskip = 0;
 	struct view sv = {NULL, NULL, NULL, NULL, NULL, NULL};
 	lm_score_env env;
+	bool damaged = false;
 	int rc;
 
 	pthread_rwlock_rdlock(&idx->lock);
 	cp = own_cp;
 	pp = own_pp;
 	if (cp == NULL && pp == NULL) {
-		const struct ent *e =
-		    table_find(q->jobs ? &idx->profs : &idx->posts, q->id);
+		struct ent *e = table_find(q->jobs ? &idx->profs : &idx->posts, q->id);
 		if (e == NULL) {
 			pthread_rwlock_unlock(&idx->lock);
 			seterr(
@@ -3339,17 +3404,53 @@ query_locked(lm_index *idx, const struct query *q, const lm_profile_prep *own_cp
 	env.stats = idx->stats;
 	env.now = now;
 	env.filters = filters;
-	rc = rank(idx, &env, cp, pp, -INFINITY, hp, q->considered, q->vetoed);
+	rank_cp = cp;
+	rank_pp = pp;
+	hp->cap = k;
+	rc = rank(idx, &env, rank_cp, rank_pp, -INFINITY, hp, q->considered, q->vetoed);
 	/* A stored subject is decoded once, when there is a match to
 	 * explain. */
-	if (rc == LM_OK && subj != NULL && hp->n > 0 &&
-	    (rc = entry_view(idx, subj, !q->jobs, &sv, NULL)) == LM_OK) {
-		pp = q->jobs ? NULL : sv.pp;
-		cp = q->jobs ? sv.cp : NULL;
+	if (rc == LM_OK && subj != NULL && hp->n > 0) {
+		if ((rc = entry_view(idx, subj, !q->jobs, &sv, &damaged)) == LM_OK) {
+			pp = q->jobs ? NULL : sv.pp;
+			cp = q->jobs ? sv.cp : NULL;
+		} else if (damaged) {
+			note_damaged(idx, subj, !q->jobs);
+			snprintf(err, errlen,
+			    "the stored %s \"%s\" is damaged: its record does not decode",
+			    q->jobs ? "candidate" : "posting", subj->id);
+			rc = LM_EPARSE;
+		}
 	}
-	if (rc == LM_OK)
-		rc = build_matches(
-		    idx, &env, cp, pp, hp, q->explain, q->matches, q->n_matches);
+	while (rc == LM_OK) {
+		struct ent *bad = NULL;
+		struct hit *v;
+		rc = build_matches(idx, &env, cp, pp, hp, k, skip, nskip, q->explain,
+		    q->matches, q->n_matches, &bad);
+		if (bad == NULL)
+			break;
+		matches_clear(q->matches, q->n_matches);
+		note_damaged(idx, bad, q->jobs);
+		if (nskip == LM_INDEX_DAMAGED_MAX) {
+			snprintf(err, errlen,
+			    "more than %d stored records this answer ranks are damaged "
+			    "(the last: %s \"%s\"): their records do not decode",
+			    LM_INDEX_DAMAGED_MAX, q->jobs ? "posting" : "candidate",
+			    bad->id);
+			rc = LM_EPARSE;
+			break;
+		}
+		skip[nskip++] = bad;
+		if ((v = realloc(hp->v, (k + nskip) * sizeof(*v))) == NULL) {
+			rc = LM_ENOMEM;
+			break;
+		}
+		hp->v = v;
+		hp->cap = k + nskip;
+		hp->n = 0;
+		rc = rank(
+		    idx, &env, rank_cp, rank_pp, -INFINITY, hp, q->considered, q->vetoed);
+	}
 	/* What the answer was computed from, under the lock of the scan (the
 	 * sequence number changes under the write lock only). */
 	if (rc == LM_OK &&
@@ -3376,8 +3477,9 @@ matches_clear(Lunamatch__V1__Match ***v, size_t *n)
 /* Runs q at now and fills its answer fields, which the caller frees with
  * its response, also on failure. Returns LM_OK, LM_EINVAL (bad top_k, no
  * subject, bad filters), LM_ENOENT (no such stored subject), LM_ENOMEM,
- * or LM_EBUSY or a store error (records in a store: it runs again while
- * stale_again says so); the reason of an error goes to err. */
+ * LM_EPARSE (damaged records: query_locked), or LM_EBUSY or a store error
+ * (records in a store: it runs again while stale_again says so); the
+ * reason of an error goes to err. */
 static int
 run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t errlen)
 {
@@ -3415,7 +3517,8 @@ run_query(lm_index *idx, const struct query *q, int64_t now, char *err, size_t e
 	do {
 		since = atomic_load(&idx->updates);
 		h.n = 0;
-		rc = query_locked(idx, q, own_cp, own_pp, filters, now, &h, err, errlen);
+		rc = query_locked(
+		    idx, q, own_cp, own_pp, filters, now, &h, k, err, errlen);
 		if (rc == LM_EBUSY)
 			matches_clear(q->matches, q->n_matches);
 	} while (stale_again(idx, rc, since, &tries));
@@ -3527,8 +3630,9 @@ explain_once(lm_index *idx, const char *candidate_id, const char *job_id, int64_
     Lunamatch__V1__ExplainMatchResponse **out)
 {
 	Lunamatch__V1__ExplainMatchResponse *resp;
-	const struct ent *c, *p;
+	struct ent *c, *p;
 	lm_score_env env;
+	bool damaged = false;
 	int rc;
 
 	if ((resp = malloc(sizeof(*resp))) == NULL)
@@ -3545,12 +3649,18 @@ explain_once(lm_index *idx, const char *candidate_id, const char *job_id, int64_
 		env.now = now;
 		env.filters = NULL;
 		struct view v, vc;
-		if ((rc = entry_view(idx, p, true, &v, NULL)) == LM_OK) {
-			if ((rc = entry_view(idx, c, false, &vc, NULL)) == LM_OK) {
+		if ((rc = entry_view(idx, p, true, &v, &damaged)) != LM_OK && damaged) {
+			note_damaged(idx, p, true);
+			rc = LM_EPARSE;
+		} else if (rc == LM_OK) {
+			if ((rc = entry_view(idx, c, false, &vc, &damaged)) == LM_OK) {
 				rc = lm_explain_pair(&env, vc.cp, v.pp,
 				    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL,
 				    &resp->match);
 				view_done(&vc);
+			} else if (damaged) {
+				note_damaged(idx, c, false);
+				rc = LM_EPARSE;
 			}
 			if (rc == LM_OK)
 				rc = copy_warnings((const JobPosting *) v.rec, resp);
@@ -3593,21 +3703,30 @@ lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, in
 
 /* A copy of the record of entry e (a posting's when posting) that the
  * caller frees with protobuf_c_message_free_unpacked: decoded from its
- * bytes, or copied from its decoded record. Read lock held. */
+ * bytes, or copied from its decoded record. LM_EPARSE when its stored
+ * record is damaged (note_damaged). Read lock held. */
 static int
-copy_record(lm_index *idx, const struct ent *e, bool posting, ProtobufCMessage **out)
+copy_record(lm_index *idx, struct ent *e, bool posting, ProtobufCMessage **out)
 {
+	bool damaged = false;
+	int rc;
+
 	*out = NULL;
 	if (e->rec != NULL)
 		return lm_pb_copy(e->rec, out);
-	return entry_decode(idx, e, posting, false, out, NULL);
+	if ((rc = entry_decode(idx, e, posting, false, out, &damaged)) != LM_OK &&
+	    damaged) {
+		note_damaged(idx, e, posting);
+		rc = LM_EPARSE;
+	}
+	return rc;
 }
 
 /* The copy of stored record id (copy_record), a posting when posting. */
 static int
 get_record(lm_index *idx, bool posting, const char *id, ProtobufCMessage **out)
 {
-	const struct ent *e;
+	struct ent *e;
 	uint64_t since;
 	int tries = 0, rc;
 

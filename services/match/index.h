@@ -257,6 +257,10 @@ typedef struct lm_index_counts {
 	uint64_t entries;  /* inverted-list entries queries read, ever */
 	uint64_t listed;   /* entries the term lists hold now (both sides) */
 	uint64_t reshares; /* idf snapshots updates took (shares computed again), ever */
+	/* Reads of a stored record for an answer (MatchJobs, MatchCandidates,
+	 * ExplainMatch, GetPosting, GetProfile) that found it damaged, ever:
+	 * left out of a match list, or the call failed with LM_EPARSE. */
+	uint64_t damaged;
 } lm_index_counts;
 
 /* Lock-free (never waits for the index lock, so it is safe in a metrics
@@ -281,7 +285,18 @@ void lm_index_counts_get(lm_index *idx, lm_index_counts *out);
  * records from a store may also fail with LM_EBUSY (the store is ahead of
  * the index for a record the answer shows) or a store error; so may every
  * read below that shows a record (lm_index_set_store).
+ *
+ * A record whose stored bytes do not decode (damaged: its value in the
+ * store, or bytes that do not unpack; never a failure of the store, the
+ * disk or memory) cannot be shown. A damaged match is left out of the
+ * answer, which is the exact top_k of the other records; each is counted
+ * (lm_index_counts.damaged) and logged once per record version
+ * (index.damaged). A damaged stored subject, or more than
+ * LM_INDEX_DAMAGED_MAX damaged matches in one answer, fail with LM_EPARSE,
+ * the record named in err; so do the reads below that need a damaged
+ * record (lm_index_explain, lm_index_get_*), counted alike.
  */
+#define LM_INDEX_DAMAGED_MAX 16
 int lm_index_match_jobs(lm_index *idx, const Lunamatch__V1__MatchJobsRequest *req,
     int64_t now, Lunamatch__V1__MatchJobsResponse **out, char *err, size_t errlen);
 
@@ -295,13 +310,14 @@ int lm_index_match_candidates(lm_index *idx,
 /* One stored pair explained at FULL level, vetoed or not (score 0 and
  * eligible false when vetoed), with the posting's compliance warnings, the
  * model version, the index_seq and as_of = now. Caller frees *out.
- * LM_ENOENT when either record is not stored. */
+ * LM_ENOENT when either record is not stored; LM_EPARSE when either is
+ * damaged (see above). */
 int lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id,
     int64_t now, Lunamatch__V1__ExplainMatchResponse **out);
 
 /* Deep copies of stored records; the caller frees them with
  * protobuf_c_message_free_unpacked(&(*out)->base, NULL). LM_ENOENT when not
- * stored. */
+ * stored; LM_EPARSE when damaged (see above). */
 int lm_index_get_posting(lm_index *idx, const char *id, Lunamatch__V1__JobPosting **out);
 int lm_index_get_profile(
     lm_index *idx, const char *id, Lunamatch__V1__CandidateProfile **out);

@@ -379,6 +379,12 @@ c_reshares(void *arg)
 	return counts_of(arg).reshares;
 }
 
+static uint64_t
+c_damaged(void *arg)
+{
+	return counts_of(arg).damaged;
+}
+
 static void
 register_metrics(struct daemon *d)
 {
@@ -430,6 +436,11 @@ register_metrics(struct daemon *d)
 	        "idf snapshots taken after updates (every posting's list shares "
 	        "computed again, aside)",
 	        c_reshares},
+	    {"lunamatch_index_damaged_total",
+	        "reads of a stored record an answer needs that found it damaged (its "
+	        "bytes do not decode): left out of a match list, or the call failed "
+	        "with DATA_LOSS",
+	        c_damaged},
 	};
 
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)

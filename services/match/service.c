@@ -42,6 +42,7 @@ _Static_assert(LM_FILTER_TEXT_MAX + 4 * LM_FILTER_LIST_MAX +
 #define ST_NOT_FOUND   LUNAMATCH__V1__STATUS_CODE__NOT_FOUND
 #define ST_INTERNAL    LUNAMATCH__V1__STATUS_CODE__INTERNAL
 #define ST_UNAVAILABLE LUNAMATCH__V1__STATUS_CODE__UNAVAILABLE
+#define ST_DATA_LOSS   LUNAMATCH__V1__STATUS_CODE__DATA_LOSS
 
 /* Room for the reason an index call or lm_*_prepare gives. */
 #define REASON_MAX 512
@@ -361,6 +362,16 @@ query_status(int rc, const char *reason, const char *what, const char *id, char 
 	case LM_EBUSY:
 		snprintf(msg, msglen, "the index is catching up with the store; retry");
 		return ST_UNAVAILABLE;
+	case LM_EPARSE:
+		/* A stored record the answer needs is damaged (index.h); the
+		 * index counted and logged it. */
+		if (reason[0] != '\0')
+			snprintf(msg, msglen, "%s", reason);
+		else
+			snprintf(msg, msglen,
+			    "the stored %s \"%s\" is damaged: its record does not decode",
+			    what, id != NULL ? id : "");
+		return ST_DATA_LOSS;
 	default:
 		snprintf(msg, msglen, "%s", lm_strerror(rc));
 		lm_error("match.query", "%s query failed: %s", what, lm_errname(rc));
@@ -606,6 +617,13 @@ h_explain(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 	if (rc == LM_ENOENT) {
 		explain_not_found(s, in->candidate_id, in->job_id, msg, msglen);
 		return ST_NOT_FOUND;
+	}
+	if (rc == LM_EPARSE) {
+		snprintf(msg, msglen,
+		    "candidate \"%s\", posting \"%s\": the stored record of one of "
+		    "them is damaged: it does not decode",
+		    in->candidate_id, in->job_id);
+		return ST_DATA_LOSS;
 	}
 	if ((st = query_status(rc, "", "pair", NULL, msg, msglen)) != ST_OK)
 		return st;

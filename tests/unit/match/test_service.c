@@ -7,6 +7,8 @@
  * them; one test also attaches a real RPC server to check that Check follows
  * its serving state. The clock is fixed at the samples' reference time plus
  * one hour, so that results do not depend on the day the test runs.
+ * Damaged stored records are tested on an index that reads its records
+ * from a real store (LMDB in a temporary directory), as the service runs.
  *
  * The decision log is a real lm_decisions on librdkafka's mock cluster, read
  * back with a real consumer. librdkafka's threads cannot run under
@@ -18,19 +20,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
+#include <lmdb.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
 #include "decisions.h"
+#include "follower.h"
 #include "index.h"
 #include "lmtest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/record.h"
+#include "lunamatch/store.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 #include "model.h"
@@ -1357,6 +1365,258 @@ test_decision_nomem_counted(void **state)
 #endif
 }
 
+/* ---- damaged stored records ----------------------------------------------- */
+
+#define ST_DATA_LOSS LUNAMATCH__V1__STATUS_CODE__DATA_LOSS
+
+/* A store in its own directory, filled with the sample records that prepare
+ * cleanly, and a service over an index that reads its records from it, as
+ * the match service runs (loaded by a real follower). */
+struct stored_world {
+	char *dir;
+	lm_store *store;
+	lm_index *idx;
+	lm_match_service *svc;
+};
+
+static void
+store_record(void *arg, ProtobufCMessage *m, size_t no, const char *line, size_t len)
+{
+	lm_store *store = arg;
+	lm_store_txn *t = NULL;
+	lm_reject why;
+	char err[512];
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	bool posting = m->descriptor == &lunamatch__v1__job_posting__descriptor;
+	(void) no;
+	(void) line;
+	(void) len;
+
+	if (lmt_record_prepare(&W.recs.ctx, m, &why, err, sizeof(err)) == LM_OK) {
+		assert_int_equal(lm_pb_encode(m, &buf, &n), LM_OK);
+		assert_int_equal(lm_store_begin(store, &t), LM_OK);
+		assert_int_equal(
+		    lm_store_put(t, posting ? LM_KIND_POSTING : LM_KIND_PROFILE,
+		        posting ? ((JobPosting *) m)->id : ((CandidateProfile *) m)->id,
+		        1, buf, n),
+		    LM_OK);
+		assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+		free(buf);
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void
+stored_world_open(struct stored_world *sw)
+{
+	lm_follower_opts fo;
+	lm_follower *f = NULL;
+	lm_match_service_opts o;
+
+	memset(sw, 0, sizeof(*sw));
+	sw->dir = lmt_tmpdir("service-damaged");
+	assert_int_equal(lm_store_open(sw->dir, NULL, &sw->store), LM_OK);
+	lmt_jsonl_foreach(LMT_SAMPLE_POSTINGS, lmt_sample_descriptor(LMT_SAMPLE_POSTINGS),
+	    store_record, sw->store);
+	lmt_jsonl_foreach(LMT_SAMPLE_PROFILES, lmt_sample_descriptor(LMT_SAMPLE_PROFILES),
+	    store_record, sw->store);
+	assert_int_equal(lm_index_new(W.model, &sw->idx), LM_OK);
+	assert_int_equal(lm_index_set_store(sw->idx, sw->store), LM_OK);
+	memset(&fo, 0, sizeof(fo));
+	fo.store = sw->store;
+	fo.index = sw->idx;
+	assert_int_equal(lm_follower_new(&fo, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_free(f);
+	memset(&o, 0, sizeof(o));
+	o.index = sw->idx;
+	o.record_ctx = W.recs.ctx;
+	o.clock = fixed_clock;
+	assert_int_equal(lm_match_service_new(&o, &sw->svc), LM_OK);
+	lm_match_service_set_loaded(sw->svc, true);
+}
+
+static void
+stored_world_close(struct stored_world *sw)
+{
+	lm_match_service_free(sw->svc);
+	lm_index_free(sw->idx);
+	lm_store_close(sw->store);
+	lmt_rmtree(sw->dir);
+	free(sw->dir);
+}
+
+/* Rewrites the stored value of posting id in the store in dir, in another
+ * process (LMDB forbids a second environment of the same files in one
+ * process), as damage on disk would: header true spoils its header's
+ * magic byte, false the record's bytes after the header. */
+static void
+damage_posting(const char *dir, const char *id, bool header)
+{
+	pid_t pid = fork();
+	int status = -1;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		MDB_val k = {strlen(id), (void *) id}, v;
+		unsigned char val[8192];
+		size_t len;
+
+		if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) != 0 ||
+		    mdb_env_open(env, dir, 0, 0640) != 0 ||
+		    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
+		    mdb_dbi_open(txn, "postings", 0, &dbi) != 0 ||
+		    mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size > sizeof(val) ||
+		    v.mv_size < 64)
+			_exit(2);
+		len = v.mv_size;
+		memcpy(val, v.mv_data, len);
+		if (header)
+			val[0] ^= 0xff;
+		else
+			memset(val + len - 48, 0xff, 48); /* runs past the end */
+		v.mv_data = val;
+		v.mv_size = len;
+		if (mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
+			_exit(3);
+		mdb_env_close(env);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* LEAD's MatchJobs answer of top_k from svc as "id;id;...". */
+static int
+lead_jobs(lm_match_service *svc, uint32_t top_k, Lunamatch__V1__ExplainLevel level,
+    char *ids, size_t len, char *msg, size_t msglen)
+{
+	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+	Lunamatch__V1__MatchJobsResponse *r = NULL;
+	lm_rpc_ctx ctx = {"MatchJobs", "test", 0, NULL, 0};
+	size_t at = 0;
+	int st;
+
+	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+	req.candidate_id = LEAD;
+	req.top_k = top_k;
+	req.explain = level;
+	ids[0] = '\0';
+	st = call_with(svc, ctx, "MatchJobs", &req, (void **) &r, msg, msglen);
+	if (st != ST_OK)
+		return st;
+	assert_ranked(r->matches, r->n_matches);
+	for (size_t i = 0; i < r->n_matches && at < len; i++)
+		at += (size_t) snprintf(ids + at, len - at, "%s;", r->matches[i]->job_id);
+	free_msg(r);
+	return st;
+}
+
+/* ids (of lead_jobs) without the entry for id. */
+static void
+without(char *ids, const char *id)
+{
+	char pat[128];
+	char *p;
+
+	snprintf(pat, sizeof(pat), "%s;", id);
+	assert_non_null(p = strstr(ids, pat));
+	memmove(p, p + strlen(pat), strlen(p + strlen(pat)) + 1);
+}
+
+/*
+ * A posting's stored value is damaged after the index took it (its value
+ * rewritten in LMDB behind the store's back): a MatchJobs answer that
+ * ranks it leaves it out, counted, and is still the exact top-k of the
+ * other postings, at every explain level. What cannot be answered without
+ * its record (MatchCandidates for it, ExplainMatch of a pair with it,
+ * GetPosting) fails with DATA_LOSS naming it. Before, every one of these
+ * failed with INTERNAL "out of memory" (or "record store failure").
+ */
+static void
+damaged_posting(bool header)
+{
+	static const Lunamatch__V1__ExplainLevel levels[] = {
+	    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE,
+	    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY,
+	    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL};
+	struct stored_world sw;
+	char before[4096], after[4096], msg[512];
+	lm_index_counts counts;
+	void *r = NULL;
+
+	stored_world_open(&sw);
+	assert_int_equal(
+	    lead_jobs(sw.svc, 6, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_NONE, before,
+	        sizeof(before), msg, sizeof(msg)),
+	    ST_OK);
+	assert_non_null(strstr(before, SEED_JOB ";"));
+	without(before, SEED_JOB);
+	damage_posting(sw.dir, SEED_JOB, header);
+
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		assert_int_equal(lead_jobs(sw.svc, 5, levels[i], after, sizeof(after),
+		                     msg, sizeof(msg)),
+		    ST_OK);
+		assert_string_equal(after, before);
+	}
+	lm_index_counts_get(sw.idx, &counts);
+	assert_int_equal(counts.damaged, 3);
+
+	Lunamatch__V1__MatchCandidatesRequest mc =
+	    LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__INIT;
+	mc.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
+	mc.job_id = SEED_JOB;
+	lm_rpc_ctx ctx = {"MatchCandidates", "test", 0, NULL, 0};
+	assert_int_equal(
+	    call_with(sw.svc, ctx, "MatchCandidates", &mc, &r, msg, sizeof(msg)),
+	    ST_DATA_LOSS);
+	assert_non_null(strstr(msg, SEED_JOB));
+	assert_non_null(strstr(msg, "damaged"));
+
+	Lunamatch__V1__ExplainMatchRequest ex =
+	    LUNAMATCH__V1__EXPLAIN_MATCH_REQUEST__INIT;
+	ex.candidate_id = LEAD;
+	ex.job_id = SEED_JOB;
+	ctx.method = "ExplainMatch";
+	assert_int_equal(
+	    call_with(sw.svc, ctx, "ExplainMatch", &ex, &r, msg, sizeof(msg)),
+	    ST_DATA_LOSS);
+	assert_non_null(strstr(msg, SEED_JOB));
+	assert_non_null(strstr(msg, "damaged"));
+
+	Lunamatch__V1__GetPostingRequest gp = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	gp.id = SEED_JOB;
+	ctx.method = "GetPosting";
+	assert_int_equal(call_with(sw.svc, ctx, "GetPosting", &gp, &r, msg, sizeof(msg)),
+	    ST_DATA_LOSS);
+	assert_non_null(strstr(msg, SEED_JOB));
+	assert_non_null(strstr(msg, "damaged"));
+	lm_index_counts_get(sw.idx, &counts);
+	assert_int_equal(counts.damaged, 6);
+
+	stored_world_close(&sw);
+}
+
+static void
+test_damaged_header(void **state)
+{
+	(void) state;
+	damaged_posting(true);
+}
+
+static void
+test_damaged_bytes(void **state)
+{
+	(void) state;
+	damaged_posting(false);
+}
+
 int
 main(void)
 {
@@ -1379,6 +1639,8 @@ main(void)
 	    cmocka_unit_test(test_decision_log),
 	    cmocka_unit_test(test_decision_log_unknown_filter_fields),
 	    cmocka_unit_test(test_decision_nomem_counted),
+	    cmocka_unit_test(test_damaged_header),
+	    cmocka_unit_test(test_damaged_bytes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
