@@ -490,8 +490,12 @@ txn_lookup(lm_store *s, MDB_txn *txn, lm_kind k, const char *id, size_t idlen,
 	return rc;
 }
 
+/* Calls fn for every live record of kind k. A record key of an impossible
+ * size or a value that does not decode fails the walk with LM_ESTORE, or,
+ * with damaged not NULL, is passed over, logged and counted in *damaged. */
 static int
-txn_foreach(lm_store *s, MDB_txn *txn, lm_kind k, lm_store_record_fn fn, void *arg)
+txn_foreach(lm_store *s, MDB_txn *txn, lm_kind k, lm_store_record_fn fn, void *arg,
+    uint64_t *damaged)
 {
 	MDB_cursor *c;
 	MDB_val key, v;
@@ -504,11 +508,23 @@ txn_foreach(lm_store *s, MDB_txn *txn, lm_kind k, lm_store_record_fn fn, void *a
 		struct rec r;
 		int ret;
 		if (key.mv_size == 0 || key.mv_size > LM_STORE_ID_MAX) {
-			lm_error("store.corrupt", "record key of %zu bytes", key.mv_size);
+			lm_error("store.corrupt", "record key of %zu bytes%s",
+			    key.mv_size, damaged != NULL ? ": passed over" : "");
+			if (damaged != NULL) {
+				(*damaged)++;
+				continue;
+			}
 			mdb_cursor_close(c);
 			return LM_ESTORE;
 		}
 		if (decode_val(&v, &r) != LM_OK) { /* logged */
+			if (damaged != NULL) {
+				lm_error("store.corrupt", "%s %.*s: passed over",
+				    lm_kind_name(k), (int) key.mv_size,
+				    (const char *) key.mv_data);
+				(*damaged)++;
+				continue;
+			}
 			mdb_cursor_close(c);
 			return LM_ESTORE;
 		}
@@ -1585,14 +1601,15 @@ lm_store_foreach(lm_store *s, lm_kind k, lm_store_record_fn fn, void *arg)
 		return LM_EINVAL;
 	if ((rc = read_begin(s, &txn)) != LM_OK)
 		return rc;
-	rc = txn_foreach(s, txn, k, fn, arg);
+	rc = txn_foreach(s, txn, k, fn, arg, NULL);
 	read_end(s, txn);
 	return rc;
 }
 
-int
-lm_store_snapshot(lm_store *s, lm_store_record_fn postings_fn,
-    lm_store_record_fn profiles_fn, void *arg, uint64_t *seq)
+/* lm_store_snapshot; damaged as for txn_foreach. */
+static int
+snapshot(lm_store *s, lm_store_record_fn postings_fn, lm_store_record_fn profiles_fn,
+    void *arg, uint64_t *seq, uint64_t *damaged)
 {
 	MDB_txn *txn;
 	uint64_t last;
@@ -1603,10 +1620,28 @@ lm_store_snapshot(lm_store *s, lm_store_record_fn postings_fn,
 	if (rc == LM_OK && seq != NULL)
 		*seq = last;
 	if (rc == LM_OK && postings_fn != NULL)
-		rc = txn_foreach(s, txn, LM_KIND_POSTING, postings_fn, arg);
+		rc = txn_foreach(s, txn, LM_KIND_POSTING, postings_fn, arg, damaged);
 	if (rc == LM_OK && profiles_fn != NULL)
-		rc = txn_foreach(s, txn, LM_KIND_PROFILE, profiles_fn, arg);
+		rc = txn_foreach(s, txn, LM_KIND_PROFILE, profiles_fn, arg, damaged);
 	read_end(s, txn);
+	return rc;
+}
+
+int
+lm_store_snapshot(lm_store *s, lm_store_record_fn postings_fn,
+    lm_store_record_fn profiles_fn, void *arg, uint64_t *seq)
+{
+	return snapshot(s, postings_fn, profiles_fn, arg, seq, NULL);
+}
+
+int
+lm_store_snapshot_checked(lm_store *s, lm_store_record_fn postings_fn,
+    lm_store_record_fn profiles_fn, void *arg, uint64_t *seq, uint64_t *damaged)
+{
+	uint64_t n = 0;
+	int rc = snapshot(s, postings_fn, profiles_fn, arg, seq, &n);
+	if (damaged != NULL)
+		*damaged = n;
 	return rc;
 }
 

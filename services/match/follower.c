@@ -634,7 +634,7 @@ load_snapshot(lm_follower *f)
 {
 	struct load_ctx *lc;
 	lm_index_counts counts;
-	uint64_t seq = 0, records, bytes;
+	uint64_t seq = 0, records, bytes, damaged = 0;
 	lm_index *idx = NULL;
 	int rc;
 
@@ -653,8 +653,12 @@ load_snapshot(lm_follower *f)
 		lc->idx = idx;
 		rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT);
 	}
+	/* A damaged stored value is passed over (logged, counted), as a
+	 * change whose value is damaged is skipped (apply_entry). */
 	if (rc == LM_OK)
-		rc = lm_store_snapshot(f->store, load_posting, load_profile, lc, &seq);
+		rc = lm_store_snapshot_checked(
+		    f->store, load_posting, load_profile, lc, &seq, &damaged);
+	atomic_fetch_add(&f->errors, damaged);
 	if (rc == LM_OK)
 		rc = load_finish(lc);
 	if (rc == STOP)

@@ -271,6 +271,14 @@ int lm_store_last_seq(lm_store *s, uint64_t *seq);
 int lm_store_snapshot(lm_store *s, lm_store_record_fn postings_fn,
     lm_store_record_fn profiles_fn, void *arg, uint64_t *seq);
 
+/* As lm_store_snapshot, but a damaged record (a value that does not decode,
+ * a key of an impossible size), which fails lm_store_snapshot with
+ * LM_ESTORE, is passed over: logged (store.corrupt, with its kind and id)
+ * and counted in *damaged (may be NULL: not counted), and the walk goes
+ * on. */
+int lm_store_snapshot_checked(lm_store *s, lm_store_record_fn postings_fn,
+    lm_store_record_fn profiles_fn, void *arg, uint64_t *seq, uint64_t *damaged);
+
 /* Named by its struct tag only: lm_store_stats is also the function below,
  * and C gives typedefs and functions one namespace. */
 struct lm_store_stats {
