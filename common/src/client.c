@@ -13,8 +13,10 @@
  * attempt waits at most ATTEMPT_CONNECT_MS for one unless the endpoint is
  * connected), the connection lost while waiting for the answer (a pipe
  * notification cancels the calls in flight on that endpoint), or an
- * UNAVAILABLE answer (a server that is loading or draining). Every
- * MatchService method is read-only, so a repeat is harmless. An endpoint
+ * UNAVAILABLE answer (a server that is loading or draining). The last two
+ * repeat a request the server may have carried out, so they apply only to
+ * the methods that METHODS lists as read-only; a call of any other method
+ * is sent once, and moves on only when no connection took it. An endpoint
  * whose connection the call lost is not tried again by the call: nng drops
  * a message over a size limit together with its connection.
  *
@@ -23,9 +25,9 @@
  * connections it has until it exits, and an address in front of several
  * replicas (a Kubernetes Service) sends the new connection to a ready one.
  * With a single endpoint, a call answered UNAVAILABLE or whose connection
- * was lost is sent again on the new connection, at most SINGLE_REDIALS
- * times (after a lost connection: once) and only if it comes up within
- * REDIAL_CONNECT_MS.
+ * was lost is sent again on the new connection (a read-only method only),
+ * at most SINGLE_REDIALS times (after a lost connection: once) and only if
+ * it comes up within REDIAL_CONNECT_MS.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,6 +43,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "lunamatch/client.h"
+#include "lunamatch/client_methods.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
@@ -79,6 +82,27 @@
 #define ST_LAST        LUNAMATCH__V1__STATUS_CODE__UNAUTHENTICATED /* highest code */
 
 #define LIVE_PIPES_MAX 8
+
+/*
+ * Every MatchService method, and whether a call of it may be sent again (to
+ * another endpoint, or on a fresh connection) after an UNAVAILABLE answer
+ * or a lost connection: only a read-only one may, as the first request may
+ * have been carried out. A method added to match.proto gets a row here (a
+ * unit test checks the table against the service descriptor); a name not
+ * listed, which lm_client_call accepts, is sent once. The Python client
+ * keeps the same list (IDEMPOTENT).
+ */
+static const struct {
+	const char *name;
+	bool read_only;
+} METHODS[] = {
+    {"MatchJobs", true},
+    {"MatchCandidates", true},
+    {"ExplainMatch", true},
+    {"GetPosting", true},
+    {"GetProfile", true},
+    {"Check", true},
+};
 
 /* A call waiting on an endpoint; on the caller's stack. */
 struct flight {
@@ -132,6 +156,17 @@ static bool
 given(const char *s)
 {
 	return s != NULL && *s != '\0';
+}
+
+lm_client_method_kind
+lm_client_method_kind_of(const char *method)
+{
+	for (size_t i = 0; method != NULL && i < sizeof(METHODS) / sizeof(METHODS[0]);
+	     i++)
+		if (strcmp(METHODS[i].name, method) == 0)
+			return METHODS[i].read_only ? LM_CLIENT_METHOD_READ_ONLY
+			                            : LM_CLIENT_METHOD_ONCE;
+	return LM_CLIENT_METHOD_UNLISTED;
 }
 
 void
@@ -753,7 +788,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
     const ProtobufCMessageDescriptor *resp_desc, unsigned timeout_ms,
     ProtobufCMessage **resp, int *status, char *errmsg, size_t errlen)
 {
-	bool tried[LM_CLIENT_ENDPOINTS_MAX] = {false}, first = true;
+	bool tried[LM_CLIENT_ENDPOINTS_MAX] = {false}, first = true, again;
 	/* Endpoints whose connection this call lost: nng drops a message over
 	 * a size limit with its connection, which would happen again. */
 	bool lost[LM_CLIENT_ENDPOINTS_MAX] = {false}, lost_before;
@@ -774,6 +809,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		set_err(errmsg, errlen, "invalid arguments");
 		return LM_EINVAL;
 	}
+	again = lm_client_method_kind_of(method) == LM_CLIENT_METHOD_READ_ONLY;
 	timeout_ms = call_timeout(c, timeout_ms);
 	end = nng_clock() + timeout_ms; /* the server's deadline */
 	deadline = end + LM_CLIENT_DEADLINE_GRACE_MS;
@@ -824,6 +860,9 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 			nlost++;
 		}
 		if (oc == FINAL || (oc == ANSWERED && st != ST_UNAVAILABLE))
+			break;
+		/* Sent, and perhaps carried out: only a read-only method again. */
+		if (!again && oc != NO_CONN)
 			break;
 		/* The result should nothing better come: a server's own
 		 * UNAVAILABLE says more than a missing connection; with one

@@ -9,11 +9,15 @@
  * may call at once.
  *
  * Several endpoints: calls are spread round-robin over the connected ones.
- * Every MatchService method is idempotent (read-only), so a call whose
- * endpoint is down is tried on the next within the same deadline: when no
- * connection comes within a short wait (250 ms, or the whole deadline for
- * an endpoint that is connected), when the connection is lost before the
- * answer, and when the server answers UNAVAILABLE (loading or draining).
+ * A call whose endpoint is down is tried on the next within the same
+ * deadline: when no connection comes within a short wait (250 ms, or the
+ * whole deadline for an endpoint that is connected), and, for the
+ * read-only methods only (the six of MatchService: MatchJobs,
+ * MatchCandidates, ExplainMatch, GetPosting, GetProfile, Check), when the
+ * connection is lost before the answer and when the server answers
+ * UNAVAILABLE (loading or draining). A call of any other method name is
+ * sent to one endpoint only, and that attempt's result is the call's: a
+ * method with side effects could otherwise run twice.
  * Other answers, DEADLINE_EXCEEDED included, are final. Once every endpoint
  * was tried, the next round starts after a pause of 50 ms that doubles from
  * round to round up to 1 s, while the deadline leaves room for it. An
@@ -24,16 +28,15 @@
  *
  * An UNAVAILABLE answer also closes the connection it came on, so that the
  * endpoint is dialled afresh (an address in front of several replicas then
- * reaches a ready one). With a single endpoint, a call answered UNAVAILABLE
- * or whose connection was lost is sent again on the fresh connection, at
- * most twice (after a lost connection: once) and only if it comes up
- * within 1 s.
+ * reaches a ready one). With a single endpoint, a call of a read-only
+ * method answered UNAVAILABLE or whose connection was lost is sent again on
+ * the fresh connection, at most twice (after a lost connection: once) and
+ * only if it comes up within 1 s.
  *
  * Resends: nng's REQ protocol can resend a request on its own. The client
  * turns the timer-based resend off (NNG_OPT_REQ_RESENDTIME infinite), so a
  * slow server never sees a silent duplicate; the repeats above are the
- * client's own, and every MatchService method is read-only, so a repeat is
- * harmless.
+ * client's own, of read-only methods only, so a repeat is harmless.
  *
  * lm_client_close must not be called while calls are in flight on other
  * threads: the caller stops its threads first.

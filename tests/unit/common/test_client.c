@@ -23,6 +23,7 @@
 #include "lmtest.h"
 #include "proc.h"
 #include "lunamatch/client.h"
+#include "lunamatch/client_methods.h"
 #include "lunamatch/error.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
@@ -903,6 +904,156 @@ test_client_answer_over_the_limit(void **state)
 	peers_down(&p1, &p2);
 }
 
+/* ---- which methods are sent again --------------------------------------- */
+
+/* A method that is not on the client's list of read-only methods, as a
+ * caller of lm_client_call might name one added to match.proto with side
+ * effects; the peer answers it as it answers GetPosting. */
+#define UNLISTED_METHOD "DeletePosting"
+
+static int
+call_unlisted(lm_client *c, const char *id, unsigned timeout_ms, int *status, char *err,
+    size_t errlen)
+{
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	req.id = (char *) id;
+	int rv = lm_client_call(c, UNLISTED_METHOD, &req.base,
+	    &lunamatch__v1__get_posting_response__descriptor, timeout_ms, &resp, status,
+	    err, errlen);
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	return rv;
+}
+
+/*
+ * A read-only method answered UNAVAILABLE by one replica is asked of the
+ * other; a method not on the list goes to one endpoint only, and the
+ * UNAVAILABLE answer or the lost connection is its result: it could have
+ * side effects, which a repeat would cause twice.
+ */
+static void
+test_client_retries_read_only_methods_only(void **state)
+{
+	(void) state;
+	struct peer p1, p2;
+	lm_client *c = NULL;
+	char urls[512], err[256], *got = NULL;
+	int status = -1, rv;
+
+	peer_up(&p1);
+	peer_up(&p2);
+	snprintf(urls, sizeof(urls), "%s,%s", p1.url, p2.url);
+	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
+	both_answered(c, &p1, &p2);
+	atomic_store(&p1.unavailable, true);
+
+	/* Listed: each call that meets the draining replica is answered by
+	 * the other, within the call. */
+	int asked1 = 0;
+	for (int i = 0; i < 50 && asked1 < 2; i++) {
+		int b1 = atomic_load(&p1.requests), b2 = atomic_load(&p2.requests);
+		rv = call(c, "job-1", 5000, &status, err, sizeof(err), &got);
+		if (rv != LM_OK || status != ST(OK))
+			fail_msg("listed call %d: %d, status %d: %s", i, rv, status, err);
+		assert_string_equal(got, "job-1");
+		free(got);
+		asked1 += atomic_load(&p1.requests) - b1;
+		assert_true(atomic_load(&p1.requests) - b1 <= 1);
+		assert_int_equal(atomic_load(&p2.requests) - b2, 1);
+		nng_msleep(50); /* the draining replica's connection comes back */
+	}
+	assert_int_equal(asked1, 2);
+
+	/* Not listed: one request per call; the draining replica's answer is
+	 * the result of the calls that went to it. */
+	int unavailable = 0;
+	asked1 = 0;
+	for (int i = 0; i < 50 && unavailable < 2; i++) {
+		int b1 = atomic_load(&p1.requests), b2 = atomic_load(&p2.requests);
+		rv = call_unlisted(c, "job-2", 5000, &status, err, sizeof(err));
+		assert_int_equal(rv, LM_OK);
+		int d1 = atomic_load(&p1.requests) - b1,
+		    d2 = atomic_load(&p2.requests) - b2;
+		if (d1 + d2 != 1)
+			fail_msg("unlisted call %d: %d requests to the draining replica, "
+			         "%d to the other",
+			    i, d1, d2);
+		if (status == ST(UNAVAILABLE)) {
+			assert_int_equal(d1, 1);
+			assert_string_equal(err, "draining");
+			unavailable++;
+		} else {
+			assert_int_equal(status, ST(OK));
+			assert_int_equal(d2, 1);
+		}
+		asked1 += d1;
+		nng_msleep(50);
+	}
+	assert_int_equal(unavailable, 2);
+	assert_int_equal(asked1, 2);
+	lm_client_close(c);
+
+	/* One endpoint: neither an UNAVAILABLE answer nor a lost connection
+	 * sends it again on a fresh connection. */
+	atomic_store(&p1.unavailable, false);
+	assert_int_equal(lm_client_open(p2.url, NULL, &c), LM_OK);
+	assert_int_equal(call(c, "job-3", 5000, &status, err, sizeof(err), &got), LM_OK);
+	free(got);
+	atomic_store(&p2.drain_first, true);
+	int before = atomic_load(&p2.requests);
+	assert_int_equal(
+	    call_unlisted(c, "job-4", 5000, &status, err, sizeof(err)), LM_OK);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	assert_string_equal(err, "draining");
+	assert_int_equal(atomic_load(&p2.requests) - before, 1);
+	atomic_store(&p2.drain_first, false);
+	atomic_store(&p2.drop_once, true);
+	before = atomic_load(&p2.requests);
+	assert_int_equal(
+	    call_unlisted(c, "job-5", 5000, &status, err, sizeof(err)), LM_ENNG);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	assert_non_null(strstr(err, "connection to the server lost"));
+	assert_int_equal(atomic_load(&p2.requests) - before, 1);
+	lm_client_close(c);
+	peers_down(&p1, &p2);
+}
+
+/*
+ * Every method of MatchService has a row in the client's table, so that a
+ * method added to match.proto is sent again only once someone decided that
+ * it is read-only; the six of today are, as in the Python client's
+ * IDEMPOTENT; other names are not listed.
+ */
+static void
+test_client_methods_classified(void **state)
+{
+	(void) state;
+	const ProtobufCServiceDescriptor *svc = &lunamatch__v1__match_service__descriptor;
+	static const char *const read_only[] = {"MatchJobs", "MatchCandidates",
+	    "ExplainMatch", "GetPosting", "GetProfile", "Check"};
+
+	assert_true(svc->n_methods > 0);
+	for (unsigned i = 0; i < svc->n_methods; i++)
+		if (lm_client_method_kind_of(svc->methods[i].name) ==
+		    LM_CLIENT_METHOD_UNLISTED)
+			fail_msg("MatchService method %s is not in the client's table "
+			         "(client.c, METHODS): say whether it is read-only",
+			    svc->methods[i].name);
+	for (size_t i = 0; i < sizeof(read_only) / sizeof(read_only[0]); i++) {
+		assert_non_null(
+		    protobuf_c_service_descriptor_get_method_by_name(svc, read_only[i]));
+		assert_int_equal(
+		    lm_client_method_kind_of(read_only[i]), LM_CLIENT_METHOD_READ_ONLY);
+	}
+	assert_int_equal(
+	    lm_client_method_kind_of(UNLISTED_METHOD), LM_CLIENT_METHOD_UNLISTED);
+	assert_int_equal(
+	    lm_client_method_kind_of("matchjobs"), LM_CLIENT_METHOD_UNLISTED);
+	assert_int_equal(lm_client_method_kind_of(""), LM_CLIENT_METHOD_UNLISTED);
+	assert_int_equal(lm_client_method_kind_of(NULL), LM_CLIENT_METHOD_UNLISTED);
+}
+
 /* ---- the answers' memory budget ----------------------------------------- */
 
 /* A REP peer that answers every request with one prepared payload, until
@@ -1178,6 +1329,8 @@ main(void)
 	    cmocka_unit_test(test_client_last_attempt_is_the_result),
 	    cmocka_unit_test(test_client_time_left_after_connecting),
 	    cmocka_unit_test(test_client_answer_over_the_limit),
+	    cmocka_unit_test(test_client_retries_read_only_methods_only),
+	    cmocka_unit_test(test_client_methods_classified),
 	    cmocka_unit_test(test_client_answer_memory_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
