@@ -794,7 +794,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	bool lost[LM_CLIENT_ENDPOINTS_MAX] = {false}, lost_before;
 	size_t nlost = 0;
 	enum outcome last = NO_CONN, prior = NO_CONN;
-	char prior_msg[256] = "";
+	char prior_msg[256] = "", full[LM_RPC_MAX_METHOD + 1];
 	nng_time end, deadline, now;
 	int st = ST_INTERNAL, rv = LM_ETIMEDOUT, prior_rv = LM_OK, redials = 0;
 	int64_t pause = 0;
@@ -807,6 +807,14 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		if (status != NULL)
 			*status = ST_INVALID;
 		set_err(errmsg, errlen, "invalid arguments");
+		return LM_EINVAL;
+	}
+	/* Refused before any wait for a connection, as build_request would. */
+	if (lm_rpc_method_name(method, full, sizeof(full)) != LM_OK ||
+	    protobuf_c_message_get_packed_size(req) > CLIENT_MAX_REQUEST) {
+		if (status != NULL)
+			*status = ST_INVALID;
+		set_err(errmsg, errlen, "bad method name or request too large");
 		return LM_EINVAL;
 	}
 	again = lm_client_method_kind_of(method) == LM_CLIENT_METHOD_READ_ONLY;

@@ -1303,6 +1303,19 @@ test_client_unavailable(void **state)
 	    call(c, "x", 200, &status, err, sizeof(err), NULL), LM_ETIMEDOUT);
 	assert_int_equal(status, ST(UNAVAILABLE));
 	assert_non_null(strstr(err, "no connection"));
+
+	/* A bad method name is refused at once, connection or not: no wait
+	 * for one, no UNAVAILABLE. */
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	nng_time t0 = nng_clock();
+	assert_int_equal(lm_client_call(c, "bad/name", &req.base,
+	                     &lunamatch__v1__get_posting_response__descriptor, 5000,
+	                     &resp, &status, err, sizeof(err)),
+	    LM_EINVAL);
+	assert_true(nng_clock() - t0 < 2500);
+	assert_int_equal(status, ST(INVALID_ARGUMENT));
+	assert_null(resp);
 	lm_client_close(c);
 	close(dead_fd);
 
