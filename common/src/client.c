@@ -343,8 +343,11 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 	c->max_resp = o && o->max_response_bytes ? o->max_response_bytes
 	                                         : LM_RPC_DEFAULT_MAX_RESPONSE;
 	if (o != NULL && given(o->caller)) {
-		if (strlen(o->caller) > LM_RPC_MAX_METADATA_VALUE) {
-			lm_error("client.open", "caller name over %d bytes",
+		/* The server cannot read an envelope with a string that is not
+		 * UTF-8: every call would fail. */
+		if (strlen(o->caller) > LM_RPC_MAX_METADATA_VALUE ||
+		    !lm_pb_utf8_valid(o->caller, strlen(o->caller))) {
+			lm_error("client.open", "caller name over %d bytes or not UTF-8",
 			    LM_RPC_MAX_METADATA_VALUE);
 			free(c);
 			return LM_EINVAL;

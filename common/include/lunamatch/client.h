@@ -89,7 +89,8 @@ typedef struct lm_client_opts {
 	size_t max_response_bytes;   /* 0 = LM_RPC_DEFAULT_MAX_RESPONSE */
 	/* The calling service's name, sent with every call as the metadata
 	 * entry "caller" (the server's decision log records it); NULL or ""
-	 * = none; at most 1024 bytes (else lm_client_open fails, LM_EINVAL). */
+	 * = none; UTF-8, at most 1024 bytes (else lm_client_open fails,
+	 * LM_EINVAL). */
 	const char *caller;
 } lm_client_opts;
 

@@ -1317,6 +1317,20 @@ test_client_unavailable(void **state)
 	assert_int_equal(status, ST(INVALID_ARGUMENT));
 	assert_null(resp);
 	lm_client_close(c);
+
+	/* The caller's name goes into every envelope as a string, which the
+	 * server refuses unless it is UTF-8: checked at open, with its length. */
+	char longcaller[LM_RPC_MAX_METADATA_VALUE + 2];
+	memset(longcaller, 'c', sizeof(longcaller) - 1);
+	longcaller[sizeof(longcaller) - 1] = '\0';
+	lm_client_opts named = {.caller = longcaller};
+	assert_int_equal(lm_client_open(url, &named, &c), LM_EINVAL);
+	named.caller = "billing-\xff\xfe";
+	assert_int_equal(lm_client_open(url, &named, &c), LM_EINVAL);
+	assert_null(c);
+	named.caller = "r\xc3\xa9sum\xc3\xa9-service";
+	assert_int_equal(lm_client_open(url, &named, &c), LM_OK);
+	lm_client_close(c);
 	close(dead_fd);
 
 	/* TLS options are checked at open. */
