@@ -39,8 +39,8 @@ METHODS: Dict[str, Tuple[type, type]] = {
 }
 
 #: Methods that may be sent again to another endpoint: the read-only ones,
-#: which are every MatchService method so far (the C client retries every
-#: call on that ground, see common/src/client.c). Listed by name, not taken
+#: which are every MatchService method so far; the C client keeps the same
+#: list (METHODS in common/src/client.c). Listed by name, not taken
 #: from the descriptor, so that a method with side effects added to
 #: match.proto is never sent twice unless it is added here; one not listed
 #: (or unknown, through call()) goes to one endpoint only.
