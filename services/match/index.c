@@ -3316,6 +3316,58 @@ build_matches(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
 	return LM_OK;
 }
 
+/* Builds the list of the best k hits of h that are not among skip[0 ..
+ * nskip), with arg. When a hit's stored record is damaged, *bad (else
+ * NULL) is its entry, an error of entry_decode is returned and no part of
+ * the list is left. */
+typedef int (*build_fn)(void *arg, const struct heap *h, size_t k,
+    struct ent *const *skip, size_t nskip, struct ent **bad);
+
+/*
+ * The rule for a damaged match, one for every list of matches (queries
+ * and the top lists of events): *hp holds the ranking of the records of
+ * the other side for cp or pp (rank, with min_score, considered and
+ * vetoed), of cap k, and build makes the list from it. A ranked record
+ * whose stored record is damaged cannot be shown: it is left out
+ * (note_damaged), and the ranking runs again for one more record per
+ * record left out, so that the list is of the exact best k of the other
+ * records. More than LM_INDEX_DAMAGED_MAX of them fail with LM_EPARSE,
+ * *last the last one (else NULL). hp->v grows for the extra records (the
+ * caller frees it). Read lock held.
+ */
+static int
+build_undamaged(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
+    const lm_posting_prep *pp, double min_score, struct heap *hp, size_t k,
+    uint64_t *considered, uint64_t *vetoed, build_fn build, void *arg, struct ent **last)
+{
+	struct ent *skip[LM_INDEX_DAMAGED_MAX];
+	size_t nskip = 0;
+	int rc;
+
+	*last = NULL;
+	for (;;) {
+		struct ent *bad = NULL;
+		struct hit *v;
+		rc = build(arg, hp, k, skip, nskip, &bad);
+		if (bad == NULL)
+			return rc;
+		note_damaged(idx, bad, cp != NULL);
+		if (nskip == LM_INDEX_DAMAGED_MAX) {
+			*last = bad;
+			return LM_EPARSE;
+		}
+		skip[nskip++] = bad;
+		if ((v = realloc(hp->v, (k + nskip) * sizeof(*v))) == NULL)
+			return LM_ENOMEM;
+		hp->v = v;
+		hp->cap = k + nskip;
+		hp->n = 0;
+		if ((rc = rank(idx, env, cp, pp, min_score, hp, considered, vetoed)) !=
+		    LM_OK)
+			return rc;
+	}
+}
+
 /*
  * One match query, as MatchJobs and MatchCandidates share it. jobs: the
  * subject is a profile and postings are ranked (jf, profile are read);
@@ -3356,6 +3408,29 @@ struct query {
 
 static void matches_clear(Lunamatch__V1__Match ***v, size_t *n);
 
+/* A query's build_fn: its Match list (build_matches) for the subject cp
+ * or pp (a prep with its record), into q's answer. */
+struct query_build {
+	lm_index *idx;
+	const lm_score_env *env;
+	const lm_profile_prep *cp;
+	const lm_posting_prep *pp;
+	const struct query *q;
+};
+
+static int
+build_query(void *arg, const struct heap *h, size_t k, struct ent *const *skip,
+    size_t nskip, struct ent **bad)
+{
+	struct query_build *qb = arg;
+	int rc = build_matches(qb->idx, qb->env, qb->cp, qb->pp, h, k, skip, nskip,
+	    qb->q->explain, qb->q->matches, qb->q->n_matches, bad);
+
+	if (*bad != NULL)
+		matches_clear(qb->q->matches, qb->q->n_matches);
+	return rc;
+}
+
 /*
  * The part of run_query under the read lock: the stored subject (unless
  * own_cp or own_pp is the inline one), the ranking of the best k and the
@@ -3378,8 +3453,6 @@ query_locked(lm_index *idx, const struct query *q, const lm_profile_prep *own_cp
 	const lm_profile_prep *cp, *rank_cp;
 	const lm_posting_prep *pp, *rank_pp;
 	struct ent *subj = NULL; /* a stored subject */
-	struct ent *skip[LM_INDEX_DAMAGED_MAX];
-	size_t nskip = 0;
 	struct view sv = {NULL, NULL, NULL, NULL, NULL, NULL};
 	lm_score_env env;
 	bool damaged = false;
@@ -3422,34 +3495,17 @@ query_locked(lm_index *idx, const struct query *q, const lm_profile_prep *own_cp
 			rc = LM_EPARSE;
 		}
 	}
-	while (rc == LM_OK) {
-		struct ent *bad = NULL;
-		struct hit *v;
-		rc = build_matches(idx, &env, cp, pp, hp, k, skip, nskip, q->explain,
-		    q->matches, q->n_matches, &bad);
-		if (bad == NULL)
-			break;
-		matches_clear(q->matches, q->n_matches);
-		note_damaged(idx, bad, q->jobs);
-		if (nskip == LM_INDEX_DAMAGED_MAX) {
+	if (rc == LM_OK) {
+		struct query_build qb = {idx, &env, cp, pp, q};
+		struct ent *last;
+		rc = build_undamaged(idx, &env, rank_cp, rank_pp, -INFINITY, hp, k,
+		    q->considered, q->vetoed, build_query, &qb, &last);
+		if (last != NULL)
 			snprintf(err, errlen,
 			    "more than %d stored records this answer ranks are damaged "
 			    "(the last: %s \"%s\"): their records do not decode",
 			    LM_INDEX_DAMAGED_MAX, q->jobs ? "posting" : "candidate",
-			    bad->id);
-			rc = LM_EPARSE;
-			break;
-		}
-		skip[nskip++] = bad;
-		if ((v = realloc(hp->v, (k + nskip) * sizeof(*v))) == NULL) {
-			rc = LM_ENOMEM;
-			break;
-		}
-		hp->v = v;
-		hp->cap = k + nskip;
-		hp->n = 0;
-		rc = rank(
-		    idx, &env, rank_cp, rank_pp, -INFINITY, hp, q->considered, q->vetoed);
+			    last->id);
 	}
 	/* What the answer was computed from, under the lock of the scan (the
 	 * sequence number changes under the write lock only). */
@@ -3839,21 +3895,93 @@ lm_top_list_clear(lm_top_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* One run of top_for, into the room of h; out is cleared on failure. */
+/* A top list's build_fn: the items of out for the subject cp or pp (a
+ * prep with its record), whose matches are explained at SUMMARY. */
+struct top_build {
+	lm_index *idx;
+	const lm_score_env *env;
+	const lm_profile_prep *cp;
+	const lm_posting_prep *pp;
+	lm_top_list *out;
+};
+
+static void
+top_items_clear(lm_top_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->items[i].id);
+		free(l->items[i].summary);
+	}
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+static int
+build_top(void *arg, const struct heap *h, size_t k, struct ent *const *skip,
+    size_t nskip, struct ent **bad)
+{
+	struct top_build *tb = arg;
+	lm_top_list *out = tb->out;
+	bool damaged = false;
+	int rc = LM_OK;
+
+	*bad = NULL;
+	if (h->n == 0 || k == 0)
+		return LM_OK;
+	if ((out->items = calloc(h->n < k ? h->n : k, sizeof(*out->items))) == NULL)
+		return LM_ENOMEM;
+	for (size_t i = 0; i < h->n && out->n < k; i++) {
+		struct ent *o = h->v[i].e;
+		lm_top_item *it = &out->items[out->n];
+		Lunamatch__V1__Match *m = NULL;
+
+		if (skipped(skip, nskip, o))
+			continue;
+		rc = explain_stored(tb->idx, tb->env, tb->cp, tb->pp, o,
+		    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, NULL, &m,
+		    &damaged);
+		if (rc != LM_OK) {
+			if (damaged) {
+				*bad = o;
+				top_items_clear(out);
+			}
+			return rc;
+		}
+		it->id = strdup(o->id);
+		it->summary = strdup(m->explanation->summary);
+		protobuf_c_message_free_unpacked(&m->base, NULL);
+		if (it->id == NULL || it->summary == NULL) {
+			free(it->id);
+			free(it->summary);
+			return LM_ENOMEM;
+		}
+		it->score = h->v[i].score;
+		it->version = o->version;
+		out->n++;
+	}
+	return LM_OK;
+}
+
+/* One run of top_for of the best k, into the room of *hp (which grows as
+ * build_undamaged says; the caller frees it); out is cleared on failure. A
+ * damaged match is left out (build_undamaged); a damaged subject, or more
+ * than LM_INDEX_DAMAGED_MAX damaged matches, fail with out->damaged. */
 static int
 top_once(lm_index *idx, bool posting, const char *id, double min_score, int64_t now,
-    struct heap *hp, lm_top_list *out)
+    struct heap *hp, size_t k, lm_top_list *out)
 {
-	const struct ent *subj;
-	struct heap h = *hp;
+	struct ent *subj;
 	struct view sv = {NULL, NULL, NULL, NULL, NULL, NULL}; /* a posting subject's */
-	const struct ent *bad = NULL; /* the entry whose record is damaged */
+	struct ent *bad = NULL; /* the entry whose record is damaged */
+	struct top_build tb;
 	uint64_t considered = 0, vetoed = 0;
 	lm_score_env env;
 	bool damaged = false;
 	int rc = LM_OK;
 
-	h.n = 0;
+	hp->n = 0;
+	hp->cap = k;
 	pthread_rwlock_rdlock(&idx->lock);
 	subj = table_find(posting ? &idx->posts : &idx->profs, id);
 	if (subj == NULL) {
@@ -3866,41 +3994,20 @@ top_once(lm_index *idx, bool posting, const char *id, double min_score, int64_t 
 	env.now = now;
 	env.filters = NULL;
 	if ((rc = rank(idx, &env, posting ? NULL : subj->cp, posting ? subj->pp : NULL,
-	         min_score, &h, &considered, &vetoed)) != LM_OK)
+	         min_score, hp, &considered, &vetoed)) != LM_OK)
 		goto done;
-	if (h.n > 0 && (out->items = calloc(h.n, sizeof(*out->items))) == NULL) {
-		rc = LM_ENOMEM;
-		goto done;
-	}
-	if (h.n > 0 && (rc = entry_view(idx, subj, posting, &sv, &damaged)) != LM_OK) {
-		bad = damaged ? subj : NULL;
-		goto done;
-	}
-	for (size_t i = 0; i < h.n; i++) {
-		const struct ent *o = h.v[i].e;
-		lm_top_item *it = &out->items[out->n];
-		Lunamatch__V1__Match *m = NULL;
-
-		rc = explain_stored(idx, &env, sv.cp, sv.pp, o,
-		    LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, NULL, &m,
-		    &damaged);
-		if (rc != LM_OK) {
-			bad = damaged ? o : NULL;
-			goto done;
+	if (hp->n > 0 && (rc = entry_view(idx, subj, posting, &sv, &damaged)) != LM_OK) {
+		if (damaged) {
+			note_damaged(idx, subj, posting);
+			bad = subj;
+			rc = LM_EPARSE;
 		}
-		it->id = strdup(o->id);
-		it->summary = strdup(m->explanation->summary);
-		protobuf_c_message_free_unpacked(&m->base, NULL);
-		if (it->id == NULL || it->summary == NULL) {
-			free(it->id);
-			free(it->summary);
-			rc = LM_ENOMEM;
-			goto done;
-		}
-		it->score = h.v[i].score;
-		it->version = o->version;
-		out->n++;
+		goto done;
 	}
+	tb = (struct top_build){idx, &env, sv.cp, sv.pp, out};
+	rc = build_undamaged(idx, &env, posting ? NULL : subj->cp,
+	    posting ? subj->pp : NULL, min_score, hp, k, &considered, &vetoed, build_top,
+	    &tb, &bad);
 done:
 	view_done(&sv);
 	if (rc != LM_OK)
@@ -3929,10 +4036,9 @@ top_for(lm_index *idx, bool posting, const char *id, uint32_t n, double min_scor
 		return LM_EINVAL;
 	if (n > 0 && (h.v = calloc(n, sizeof(*h.v))) == NULL)
 		return LM_ENOMEM;
-	h.cap = n;
 	do {
 		since = atomic_load(&idx->updates);
-		rc = top_once(idx, posting, id, min_score, now, &h, out);
+		rc = top_once(idx, posting, id, min_score, now, &h, n, out);
 	} while (stale_again(idx, rc, since, &tries));
 	free(h.v);
 	return rc;

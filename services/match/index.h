@@ -258,8 +258,9 @@ typedef struct lm_index_counts {
 	uint64_t listed;   /* entries the term lists hold now (both sides) */
 	uint64_t reshares; /* idf snapshots updates took (shares computed again), ever */
 	/* Reads of a stored record for an answer (MatchJobs, MatchCandidates,
-	 * ExplainMatch, GetPosting, GetProfile) that found it damaged, ever:
-	 * left out of a match list, or the call failed with LM_EPARSE. */
+	 * ExplainMatch, GetPosting, GetProfile, the top lists of events) that
+	 * found it damaged, ever: left out of a match list, or the call failed
+	 * with LM_EPARSE. */
 	uint64_t damaged;
 } lm_index_counts;
 
@@ -351,10 +352,11 @@ typedef struct lm_top_list {
 	size_t n;
 	lm_top_item *items; /* best first (score desc, id asc) */
 	/* On a failure only: true when it comes from a record the list reads
-	 * (the subject or one of its matches) whose stored bytes do not
-	 * decode: the record is damaged, and asking again fails alike. Never
-	 * for an error of the store, the disk or memory. Then damaged_posting
-	 * and damaged_id name that record. */
+	 * whose stored bytes do not decode (damaged, see
+	 * lm_index_match_jobs): the subject, or the last of more than
+	 * LM_INDEX_DAMAGED_MAX damaged matches; asking again fails alike.
+	 * Never for an error of the store, the disk or memory. Then
+	 * damaged_posting and damaged_id name that record. */
 	bool damaged;
 	bool damaged_posting;
 	char damaged_id[LM_RECORD_ID_MAX + 1];
@@ -365,9 +367,11 @@ typedef struct lm_top_list {
  * posting, or postings for a stored profile, with score >= min_score. Fills
  * *out (release with lm_top_list_clear). Returns LM_OK, LM_ENOENT (subject
  * not stored), LM_EINVAL, LM_ENOMEM, or, for an index that reads its
- * records from the store, LM_EBUSY or the store's error (out->damaged
- * tells a damaged record from the rest). A closed or expired posting has
- * no matches.
+ * records from the store, LM_EBUSY or the store's error. A damaged match
+ * is left out as in lm_index_match_jobs (the list is the exact best n of
+ * the other records, counted and logged alike); a damaged subject, or more
+ * than LM_INDEX_DAMAGED_MAX damaged matches, fail with LM_EPARSE and
+ * out->damaged. A closed or expired posting has no matches.
  */
 int lm_index_top_for_posting(lm_index *idx, const char *job_id, uint32_t n,
     double min_score, int64_t now, lm_top_list *out);

@@ -27,6 +27,9 @@
  *    back: a bad header, or bytes that do not decode), and derives the
  *    messages after it; a failure of memory at the same read (the index's
  *    fault seam) is retried and skips nothing;
+ *  - derives, skipping nothing, the events of a posting whose top N holds a
+ *    damaged profile: from the exact top N of the other profiles, as from a
+ *    store without it;
  *  - with two replicas (each its own store, index, outbox and ingest group)
  *    owning different partitions, announces every pair of postings and
  *    profiles that arrive on different partitions at the same moment
@@ -128,6 +131,10 @@ static struct {
 	size_t held_bytes_max;   /* the owners' (0: the default) */
 } G;
 
+/* The events' top_n of the replicas setup opens (0: 50); outside G, which
+ * setup clears. */
+static uint32_t event_top_n;
+
 /* The first replica, which the single-replica tests use. */
 #define R0 (&G.r[0])
 
@@ -169,7 +176,7 @@ replica_open(struct replica *r, int no)
 	eo.topic = MATCHES;
 	eo.data_dir = r->dir;
 	eo.min_score = 0.3;
-	eo.top_n = 50;
+	eo.top_n = event_top_n != 0 ? event_top_n : 50;
 	eo.flush_timeout_ms = 1000;
 	eo.fault = outbox_fault;
 	assert_int_equal(lm_events_new(&eo, &r->events), LM_OK);
@@ -225,6 +232,15 @@ setup(void **state)
 	return setup_cluster(1, 1);
 }
 
+/* As setup, with events of the top 3 pairs of a record. */
+static int
+setup_top3(void **state)
+{
+	(void) state;
+	event_top_n = 3;
+	return setup_cluster(1, 1);
+}
+
 static int
 setup_two(void **state)
 {
@@ -237,6 +253,7 @@ teardown(void **state)
 {
 	(void) state;
 	G.held_bytes_max = 0;
+	event_top_n = 0;
 	for (int i = 0; i < REPLICAS; i++)
 		replica_close(&G.r[i]);
 	lmt_records_close(&G.recs);
@@ -895,6 +912,88 @@ test_damaged_position(void **state)
 		lmt_sleep_ms(50);
 	assert_int_equal(committed(POSTINGS), 3);
 	assert_false(stats(R0->owner).failing);
+}
+
+/* The counterparts of job id's pairs above the threshold in R0's outbox,
+ * as "id;id;..." in id order. */
+static void
+job_pairs(const char *id, char *ids, size_t len)
+{
+	lm_outbox_pair *v = NULL;
+	size_t n = 0, at = 0;
+	bool truncated = true;
+
+	assert_int_equal(lm_outbox_pairs_of(lm_events_outbox(R0->events), LM_OUTBOX_JOB,
+	                     id, 64, &v, &n, &truncated),
+	    LM_OK);
+	assert_false(truncated);
+	ids[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (v[i].above && at < len)
+			at += (size_t) snprintf(ids + at, len - at, "%s;", v[i].other_id);
+	free(v);
+}
+
+/*
+ * A profile in a posting's top 3 is damaged in the store (the index reads
+ * the records it shows from the store, as the service runs), and is not
+ * the record of the message: the posting's events are derived all the
+ * same, from the exact top 3 of the other profiles (the next one takes
+ * its place), as from a store without it, and nothing is skipped. Before,
+ * the posting's whole message was skipped (owner.skip): one damaged
+ * profile stopped the events of every posting whose top N held it.
+ */
+static void
+test_damaged_match_left_out(void **state)
+{
+	/* Copies of the lead: equal scores, ranked by id after it. */
+	static const char *const copies[] = {"cand-x1", "cand-x2", "cand-x3", "cand-x4"};
+	char got[512], want[512];
+	lm_index_counts counts;
+	lm_top_list ref;
+	uint64_t v = 0;
+
+	(void) state;
+	assert_int_equal(lm_index_set_store(R0->idx, R0->store), LM_OK);
+	for (size_t i = 0; i < sizeof(copies) / sizeof(copies[0]); i++)
+		ingest_put_as(false, LEAD, copies[i], 1);
+	start_r0();
+	seed_pair();
+	assert_true(wait_messages(R0->owner, 2));
+	job_pairs(SEED_JOB, got, sizeof(got));
+	assert_string_equal(got, LEAD ";cand-x1;cand-x2;");
+
+	damage_value(R0->dir, false, LEAD, true);
+	produce_posting_as("job-after-damaged");
+	ingest_put_as(true, SEED_JOB, "job-after-damaged", 1);
+	ingest_commit(POSTINGS, 2);
+	assert_true(wait_messages(R0->owner, 3));
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(POSTINGS), 2);
+	assert_int_equal(stats(R0->owner).skipped, 0);
+	job_pairs("job-after-damaged", got, sizeof(got));
+	assert_string_equal(got, "cand-x1;cand-x2;cand-x3;");
+	lm_index_counts_get(R0->idx, &counts);
+	assert_true(counts.damaged >= 1);
+
+	/* The same as the top list of a store without the lead. */
+	ingest_delete(false, LEAD);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     lm_index_record_version(R0->idx, false, LEAD, &v) == LM_OK &&
+	     lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(lm_index_record_version(R0->idx, false, LEAD, &v), LM_ENOENT);
+	assert_int_equal(lm_index_top_for_posting(R0->idx, "job-after-damaged", 3, 0.3,
+	                     (int64_t) time(NULL), &ref),
+	    LM_OK);
+	want[0] = '\0';
+	for (size_t i = 0, at = 0; i < ref.n; i++)
+		at += (size_t) snprintf(
+		    want + at, sizeof(want) - at, "%s;", ref.items[i].id);
+	lm_top_list_clear(&ref);
+	assert_string_equal(got, want);
 }
 
 /* The index's read seam: the next `left` record reads fail for want of
@@ -1731,6 +1830,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_damaged_record_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_record_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_position, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_damaged_match_left_out, setup_top3, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_record_read_nomem_retried, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
