@@ -53,6 +53,8 @@
 #define STORE_MAXREADERS 512  /* concurrent read transactions, all processes */
 #define DIR_MAX          3072 /* bytes of the data directory path */
 #define TRIM_KEY_MAX     511  /* bytes of a key LMDB takes (MDB_MAXKEYSIZE) */
+#define CORRUPT_SEEN     256  /* damaged values a handle remembers it logged */
+#define CORRUPT_HASHED   64   /* bytes of a damaged value its fingerprint reads */
 
 #define META_SCHEMA   "store.schema_version"
 #define META_ID       "store.id" /* random identity, set when first opened writable */
@@ -94,6 +96,9 @@ struct lm_store {
 	int trim_kind;
 	unsigned char trim_key[TRIM_KEY_MAX];
 	size_t trim_keylen;
+	/* Fingerprints of the damaged record values logged (decode_val),
+	 * slot by fingerprint; atomic. */
+	uint64_t corrupt_seen[CORRUPT_SEEN];
 };
 
 enum op_type { OP_PUT, OP_DEL, OP_META, OP_READER, OP_UNREADER };
@@ -242,8 +247,39 @@ struct rec {
 	size_t len;
 };
 
+/* Whether the damaged value v of record key (kind k) is logged for the
+ * first time by this handle: its fingerprint (kind, key, size and first
+ * bytes: another damaged value of the record is another report) was not
+ * in its slot. Any thread. */
+static bool
+corrupt_first(lm_store *s, lm_kind k, const MDB_val *key, const MDB_val *v)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+	const unsigned char *p;
+	size_t n = v->mv_size < CORRUPT_HASHED ? v->mv_size : CORRUPT_HASHED;
+
+	h = (h ^ (uint64_t) k) * 1099511628211ULL;
+	p = key->mv_data;
+	for (size_t i = 0; i < key->mv_size; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	h = (h ^ (uint64_t) v->mv_size) * 1099511628211ULL;
+	p = v->mv_data;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	h |= 1; /* 0 is an empty slot */
+	return __atomic_exchange_n(
+	           &s->corrupt_seen[h % CORRUPT_SEEN], h, __ATOMIC_RELAXED) != h;
+}
+
+/*
+ * Decodes v, the value of record key of kind k, into r. LM_ESTORE when it
+ * does not decode: logged (store.corrupt, with the kind and id) the first
+ * time this handle meets that value, not at every read of it, so that a
+ * damaged record that every query reads does not flood the log. A record
+ * whose slot another damaged value took since is logged again.
+ */
 static int
-decode_val(const MDB_val *v, struct rec *r)
+decode_val(lm_store *s, lm_kind k, const MDB_val *key, const MDB_val *v, struct rec *r)
 {
 	const unsigned char *p = v->mv_data;
 	size_t hdr = VAL_HDR;
@@ -252,8 +288,11 @@ decode_val(const MDB_val *v, struct rec *r)
 		hdr += VAL_POS_LEN;
 	if (v->mv_size < hdr || p[0] != VAL_MAGIC ||
 	    (p[1] & ~(VAL_TOMBSTONE | VAL_POS)) != 0) {
-		lm_error("store.corrupt", "record value with a bad header (%zu bytes)",
-		    v->mv_size);
+		if (corrupt_first(s, k, key, v))
+			lm_error("store.corrupt",
+			    "%s %.*s: record value with a bad header (%zu bytes)",
+			    lm_kind_name(k), (int) key->mv_size,
+			    (const char *) key->mv_data, v->mv_size);
 		return LM_ESTORE;
 	}
 	r->tomb = (p[1] & VAL_TOMBSTONE) != 0;
@@ -266,10 +305,13 @@ decode_val(const MDB_val *v, struct rec *r)
 		/* Writes refuse these (lm_store_put_at), and readers index
 		 * arrays by the partition. */
 		if (r->pos.partition < 0 || r->pos.offset < 0) {
-			lm_error("store.corrupt",
-			    "record value with a bad position (partition %" PRId32
-			    ", offset %" PRId64 ")",
-			    r->pos.partition, r->pos.offset);
+			if (corrupt_first(s, k, key, v))
+				lm_error("store.corrupt",
+				    "%s %.*s: record value with a bad position "
+				    "(partition %" PRId32 ", offset %" PRId64 ")",
+				    lm_kind_name(k), (int) key->mv_size,
+				    (const char *) key->mv_data, r->pos.partition,
+				    r->pos.offset);
 			return LM_ESTORE;
 		}
 	}
@@ -485,7 +527,7 @@ txn_lookup(lm_store *s, MDB_txn *txn, lm_kind k, const char *id, size_t idlen,
 		return LM_ENOENT;
 	if (rc != 0)
 		return map_err(rc, "mdb_get");
-	if ((rc = decode_val(&v, r)) != LM_OK && damaged != NULL)
+	if ((rc = decode_val(s, k, &key, &v, r)) != LM_OK && damaged != NULL)
 		*damaged = true;
 	return rc;
 }
@@ -517,7 +559,7 @@ txn_foreach(lm_store *s, MDB_txn *txn, lm_kind k, lm_store_record_fn fn, void *a
 			mdb_cursor_close(c);
 			return LM_ESTORE;
 		}
-		if (decode_val(&v, &r) != LM_OK) { /* logged */
+		if (decode_val(s, k, &key, &v, &r) != LM_OK) { /* logged */
 			if (damaged != NULL) {
 				lm_error("store.corrupt", "%s %.*s: passed over",
 				    lm_kind_name(k), (int) key.mv_size,
@@ -1940,7 +1982,8 @@ trim_tombstones(struct trim *tr)
 				tr->r.damaged++;
 				continue;
 			}
-			if (decode_val(&v, &r) != LM_OK) {
+			if (decode_val(tr->s, (lm_kind) (tr->kind + 1), &k, &v, &r) !=
+			    LM_OK) {
 				/* Passed over (decode_val logged it): failing here
 				 * would roll the whole trim back, the change log's
 				 * part included, at every call. Reading the record

@@ -1899,6 +1899,73 @@ count_fn(void *arg, const char *id, uint64_t version, const void *bytes, size_t 
 	return 0;
 }
 
+/* Occurrences of needle in hay. */
+static size_t
+count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+/*
+ * Every read of a damaged record value logged store.corrupt "record value
+ * with a bad header" again, without the record's id: each query that
+ * ranked a damaged record logged another line (a flood under load) that
+ * did not say which record it was. Each damaged value is logged once per
+ * handle, with its kind and id, by whichever read meets it first.
+ */
+static void
+test_damaged_value_logged_once(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-damaged-once");
+	lm_store *s = open_store(dir, 0, 0);
+	unsigned char bad[16] = {0};
+	uint64_t version = 0;
+	void *bytes = NULL;
+	size_t len = 0, n = 0;
+	lm_store_pos pos;
+	bool has = false, damaged = false;
+	lm_store_txn *t;
+	lmt_capture cap;
+	char *log;
+
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p1", 1, "x", 1), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_PROFILE, "c1", 1, "y", 1), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	lm_store_close(s);
+	raw_put_n(dir, "postings", "p1", 2, bad, sizeof(bad));
+	raw_put_n(dir, "profiles", "c1", 2, bad, sizeof(bad));
+
+	s = open_store(dir, 0, 0);
+	lmt_stderr_begin(&cap);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(
+		    lm_store_get(s, LM_KIND_POSTING, "p1", &bytes, &len, &version),
+		    LM_ESTORE);
+		assert_int_equal(lm_store_read_checked(
+		                     s, LM_KIND_POSTING, "p1", count_fn, &n, &damaged),
+		    LM_ESTORE);
+		assert_true(damaged);
+		assert_int_equal(lm_store_get_pos_checked(s, LM_KIND_PROFILE, "c1",
+		                     &version, &pos, &has, &damaged),
+		    LM_ESTORE);
+		assert_true(damaged);
+	}
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(n, 0);
+	assert_int_equal(count_of(log, "store.corrupt"), 2);
+	assert_int_equal(count_of(log, "posting p1: record value with a bad header"), 1);
+	assert_int_equal(count_of(log, "profile c1: record value with a bad header"), 1);
+	free(log);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 /* A damaged record value fails lm_store_snapshot; the checked snapshot
  * passes over it (and over a record key of an impossible size), counts
  * them and delivers every other record. */
@@ -2307,6 +2374,7 @@ main(void)
 	    cmocka_unit_test(test_foreach_damaged_key),
 	    cmocka_unit_test(test_damaged_position),
 	    cmocka_unit_test(test_damaged_value_replaced),
+	    cmocka_unit_test(test_damaged_value_logged_once),
 	    cmocka_unit_test(test_snapshot_checked_damaged),
 	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
