@@ -49,10 +49,13 @@
 /* Reject reasons, each with its own counter. */
 #define NREASONS (5 + LM_REJECT_COUNT_)
 
-/* A rejected message held until its batch is done, with its verdict. */
+/* A rejected message held until its batch is done, with its verdict: what
+ * its dead letter needs, copied out of the message (dlq.h), which is
+ * destroyed once decided so that the fetch buffer it came in is not kept
+ * alive by the batch. */
 struct held {
-	rd_kafka_message_t *m;
-	const char *reason; /* static token */
+	lm_dlq_letter *letter; /* owned */
+	const char *reason;    /* static token */
 	char error[LM_INGEST_ERROR_MAX];
 	lm_dlq_fate fate; /* of its dead letter: see lm_dlq_send */
 };
@@ -294,8 +297,10 @@ register_metrics(lm_consumer *c, lm_metrics *m, char *err, size_t errlen)
 static void
 release_rejects(struct slot *s)
 {
-	for (size_t i = 0; i < s->nrejects; i++)
-		rd_kafka_message_destroy(s->rejects[i].m);
+	for (size_t i = 0; i < s->nrejects; i++) {
+		lm_dlq_letter_free(s->rejects[i].letter);
+		s->rejects[i].letter = NULL;
+	}
 	s->nrejects = 0;
 	s->sent = false;
 	s->delivered = false;
@@ -361,7 +366,7 @@ send_rejects(lm_consumer *c, struct slot *s)
 				rv = LM_ETIMEDOUT;
 				break;
 			}
-			if (lm_dlq_send(c->dlq, h->m, h->reason, h->error,
+			if (lm_dlq_send(c->dlq, h->letter, h->reason, h->error,
 			        left < POLL_MS ? (int) left : POLL_MS,
 			        &h->fate) != LM_EBUSY)
 				break;
@@ -1127,16 +1132,17 @@ rewind_to(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
 }
 
 /*
- * Handles one consumed message. Returns true when m was kept (a rejected
- * message held for a possible resend) and must not be destroyed.
+ * Handles one consumed message. m stays the caller's: nothing of it is
+ * kept after the call (a reject's dead letter is a copy).
  */
-static bool
-handle_message(lm_consumer *c, rd_kafka_message_t *m)
+static void
+handle_message(lm_consumer *c, const rd_kafka_message_t *m)
 {
 	struct slot *s = c->open;
 	const char *topic;
 	lm_ingest_decision d;
 	lm_ingest_msg im;
+	lm_dlq_letter *letter = NULL;
 	bool kept = false;
 	int rv;
 
@@ -1145,14 +1151,14 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 		lm_kind k;
 		topic = rd_kafka_topic_name(m->rkt);
 		if ((k = topic_kind(c, topic)) == 0)
-			return false;
+			return;
 		if (!atomic_load(&c->caught_up))
 			note_eof(c, k, m->partition, m->offset);
 		if (pending(c, topic, m->partition))
 			keep_end(c, k, m->partition, m->offset);
 		else
 			store_end(c, topic, m->partition, m->offset);
-		return false;
+		return;
 	}
 	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->rkt == NULL) {
 		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -1160,14 +1166,14 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 			    rd_kafka_message_errstr(m));
 		if (m->err == RD_KAFKA_RESP_ERR__FATAL)
 			c->fatal = 1;
-		return false;
+		return;
 	}
 	topic = rd_kafka_topic_name(m->rkt);
 	memset(&im, 0, sizeof(im));
 	im.kind = topic_kind(c, topic);
 	if (im.kind == 0) {
 		lm_warn("consumer.topic", "message from unexpected topic ignored");
-		return false;
+		return;
 	}
 	lm_counter_add(c->consumed[im.kind], 1);
 	drop_end(c, im.kind, m->partition, INT64_MAX);
@@ -1186,7 +1192,7 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 		(void) finish_batch(c, true);
 		rewind_to(c, topic, m->partition, m->offset);
 		usleep(POLL_MS * 1000);
-		return false;
+		return;
 	}
 	/* The partition went back (an offset reset after its log was
 	 * truncated or the topic recreated, or a seek) while the open batch
@@ -1200,7 +1206,7 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 		    topic, m->partition, want, m->offset);
 		if (close_batch(c) != LM_OK) {
 			lm_ingest_decision_clear(&d);
-			return false;
+			return;
 		}
 		s = c->open;
 	}
@@ -1208,20 +1214,29 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 		c->deadline_ms = lm_clock_ms() + c->cfg->batch_ms;
 	if (d.action == LM_INGEST_REJECT) {
 		size_t r = reason_index(c, d.reason);
+		/* What its dead letter is sent from when the batch closes: a
+		 * copy (out of memory: as for the decision above). */
+		if ((rv = lm_dlq_letter_new(m, &letter)) != LM_OK) {
+			lm_error("ingest.reject", "cannot hold rejected message: %s",
+			    lm_strerror(rv));
+			lm_ingest_decision_clear(&d);
+			goto again;
+		}
 		if (r < c->nreasons)
 			s->pending[r]++;
 		lm_warn("ingest.reject",
 		    "%s message rejected: %s (partition %" PRId32 ", offset %" PRId64 ")",
 		    lm_kind_name(im.kind), d.reason, m->partition, m->offset);
-		/* Sent when the batch closes. At most one reject per batch
-		 * entry, so this always fits. */
+		/* At most one reject per batch entry, so this always fits. */
 		if (s->nrejects < c->cfg->batch_max) {
 			struct held *h = &s->rejects[s->nrejects++];
-			h->m = m;
+			h->letter = letter;
 			h->reason = d.reason;
 			memcpy(h->error, d.error, sizeof(h->error));
 			h->fate = LM_DLQ_UNSENT;
 			kept = true;
+		} else {
+			lm_dlq_letter_free(letter);
 		}
 	}
 	if ((rv = lm_ingest_batch_add(s->batch, &d, topic, m->partition, m->offset)) !=
@@ -1237,16 +1252,20 @@ handle_message(lm_consumer *c, rd_kafka_message_t *m)
 			size_t r = reason_index(c, d.reason);
 			if (r < c->nreasons)
 				s->pending[r]--;
-			if (kept)
+			if (kept) {
 				s->nrejects--;
-			kept = false;
+				lm_dlq_letter_free(s->rejects[s->nrejects].letter);
+				s->rejects[s->nrejects].letter = NULL;
+			}
 		}
 		lm_ingest_decision_clear(&d);
-		(void) finish_batch(c, true);
-		rewind_to(c, topic, m->partition, m->offset);
-		usleep(POLL_MS * 1000);
+		goto again;
 	}
-	return kept;
+	return;
+again:
+	(void) finish_batch(c, true);
+	rewind_to(c, topic, m->partition, m->offset);
+	usleep(POLL_MS * 1000);
 }
 
 /* ---- rebalances, lag ----------------------------------------------------- */
@@ -1714,8 +1733,10 @@ lm_consumer_run(lm_consumer *c)
 		heartbeat(c);
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
 		bool drained = m == NULL;
-		if (m != NULL && !handle_message(c, m))
+		if (m != NULL) {
+			handle_message(c, m);
 			rd_kafka_message_destroy(m);
+		}
 		now = lm_clock_ms();
 		writing = c->flight.slot != NULL && !atomic_load(&c->flight.done);
 		const lm_ingest_batch *b = c->open->batch;

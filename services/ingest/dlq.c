@@ -38,6 +38,21 @@ struct lm_dlq {
 	uint64_t dropped[LM_DLQ_DROP_COUNT_]; /* since creation */
 };
 
+/* All that a letter owns; see dlq.h. key and value are NULL when the
+ * message had none (a null key, a tombstone), which the dead letter keeps. */
+struct lm_dlq_letter {
+	char topic[LM_KAFKA_TOPIC_MAX + 1];
+	int32_t partition;
+	int64_t offset;
+	void *key;                   /* key_len bytes */
+	size_t key_len;              /* at most LM_DLQ_KEY_MAX */
+	size_t key_size;             /* of the message's key */
+	void *value;                 /* value_len bytes */
+	size_t value_len;            /* at most LM_DLQ_VALUE_MAX */
+	size_t value_size;           /* of the message's value */
+	rd_kafka_headers_t *headers; /* copy_headers */
+};
+
 /* Slice of a flush wait between looks at the stop flag. */
 #define FLUSH_SLICE_MS 100
 /* Slice of the wait for room in a full local queue. */
@@ -284,6 +299,64 @@ copy_headers(const rd_kafka_message_t *m)
 	return h;
 }
 
+/* A copy of the first len bytes at p (NULL stays NULL) in *out. */
+static int
+copy_bytes(const void *p, size_t len, void **out)
+{
+	*out = NULL;
+	if (p == NULL)
+		return LM_OK;
+	if ((*out = malloc(len > 0 ? len : 1)) == NULL)
+		return LM_ENOMEM;
+	memcpy(*out, p, len);
+	return LM_OK;
+}
+
+int
+lm_dlq_letter_new(const rd_kafka_message_t *m, lm_dlq_letter **out)
+{
+	lm_dlq_letter *l;
+	const char *topic = m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : NULL;
+	int rv;
+
+	*out = NULL;
+	if (topic == NULL || strlen(topic) > LM_KAFKA_TOPIC_MAX)
+		return LM_EINVAL;
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return LM_ENOMEM;
+	memcpy(l->topic, topic, strlen(topic) + 1);
+	l->partition = m->partition;
+	l->offset = m->offset;
+	l->key_size = m->key_len;
+	l->key_len = m->key_len < LM_DLQ_KEY_MAX ? m->key_len : LM_DLQ_KEY_MAX;
+	l->value_size = m->len;
+	l->value_len = m->len < LM_DLQ_VALUE_MAX ? m->len : LM_DLQ_VALUE_MAX;
+	if ((rv = copy_bytes(m->key, l->key_len, &l->key)) != LM_OK ||
+	    (rv = copy_bytes(m->payload, l->value_len, &l->value)) != LM_OK)
+		goto fail;
+	if ((l->headers = copy_headers(m)) == NULL) {
+		rv = LM_ENOMEM;
+		goto fail;
+	}
+	*out = l;
+	return LM_OK;
+fail:
+	lm_dlq_letter_free(l);
+	return rv;
+}
+
+void
+lm_dlq_letter_free(lm_dlq_letter *l)
+{
+	if (l == NULL)
+		return;
+	if (l->headers != NULL)
+		rd_kafka_headers_destroy(l->headers);
+	free(l->key);
+	free(l->value);
+	free(l);
+}
+
 /* Sets *fate (may be NULL) to f. */
 static void
 set_fate(lm_dlq_fate *fate, lm_dlq_fate f)
@@ -293,13 +366,11 @@ set_fate(lm_dlq_fate *fate, lm_dlq_fate f)
 }
 
 int
-lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const char *error,
+lm_dlq_send(lm_dlq *q, const lm_dlq_letter *l, const char *reason, const char *error,
     int timeout_ms, lm_dlq_fate *fate)
 {
 	rd_kafka_headers_t *h = NULL;
 	char ebuf[LM_DLQ_ERROR_MAX + 1], part[16], off[24];
-	const char *src = rd_kafka_topic_name(m->rkt);
-	size_t klen = m->key_len, vlen = m->len;
 	rd_kafka_resp_err_t e;
 	int64_t end = lm_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0), left;
 	int why;
@@ -312,34 +383,32 @@ lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const ch
 			q->cap_fates = cap;
 		}
 	}
-	if (q->nfates == q->cap_fates || (h = copy_headers(m)) == NULL) {
+	if (q->nfates == q->cap_fates ||
+	    (h = rd_kafka_headers_copy(l->headers)) == NULL) {
 		q->sent++;
 		q->failed++;
 		set_fate(fate, LM_DLQ_FAILED);
 		return LM_ENOMEM;
 	}
 	size_t elen = clip_line(error, ebuf, sizeof(ebuf));
-	snprintf(part, sizeof(part), "%" PRId32, m->partition);
-	snprintf(off, sizeof(off), "%" PRId64, m->offset);
+	snprintf(part, sizeof(part), "%" PRId32, l->partition);
+	snprintf(off, sizeof(off), "%" PRId64, l->offset);
 	rd_kafka_header_add(h, LM_DLQ_H_REASON, -1, reason, (ssize_t) strlen(reason));
 	rd_kafka_header_add(h, LM_DLQ_H_ERROR, -1, ebuf, (ssize_t) elen);
-	rd_kafka_header_add(h, LM_DLQ_H_TOPIC, -1, src, (ssize_t) strlen(src));
+	rd_kafka_header_add(h, LM_DLQ_H_TOPIC, -1, l->topic, (ssize_t) strlen(l->topic));
 	rd_kafka_header_add(h, LM_DLQ_H_PARTITION, -1, part, (ssize_t) strlen(part));
 	rd_kafka_header_add(h, LM_DLQ_H_OFFSET, -1, off, (ssize_t) strlen(off));
-	if (vlen > LM_DLQ_VALUE_MAX) {
-		add_size(h, LM_DLQ_H_VALUE_TRUNCATED, vlen);
-		vlen = LM_DLQ_VALUE_MAX;
-	}
-	if (klen > LM_DLQ_KEY_MAX) {
-		add_size(h, LM_DLQ_H_KEY_TRUNCATED, klen);
-		klen = LM_DLQ_KEY_MAX;
-	}
+	if (l->value_size > l->value_len)
+		add_size(h, LM_DLQ_H_VALUE_TRUNCATED, l->value_size);
+	if (l->key_size > l->key_len)
+		add_size(h, LM_DLQ_H_KEY_TRUNCATED, l->key_size);
 
 	/* Delivery reports served while waiting for room are of earlier
 	 * messages: this one's index is taken only once it is queued. */
 	for (;;) {
 		e = rd_kafka_producev(q->rk, RD_KAFKA_V_TOPIC(q->topic),
-		    RD_KAFKA_V_KEY(m->key, klen), RD_KAFKA_V_VALUE(m->payload, vlen),
+		    RD_KAFKA_V_KEY(l->key, l->key_len),
+		    RD_KAFKA_V_VALUE(l->value, l->value_len),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
 		    RD_KAFKA_V_OPAQUE(tag(q->gen, q->nfates)), RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL ||

@@ -30,8 +30,16 @@
  * the previous flush has a delivery report and says whether all of them were
  * delivered. The consumer stores a batch's offsets only after that.
  *
+ * A dead letter is sent from an lm_dlq_letter, a copy of what it needs of
+ * the consumed message, so that the message can be destroyed as soon as it
+ * is decided: librdkafka keeps the whole fetch response a message came in
+ * (up to fetch.max.bytes) alive while any message of it is, so holding
+ * rejected messages until their batch is done would let input with one
+ * invalid message per fetch pin a fetch buffer per reject.
+ *
  * Threads: one thread uses an lm_dlq (the consumer loop); delivery reports
- * are served inside lm_dlq_send and lm_dlq_flush on that thread.
+ * are served inside lm_dlq_send and lm_dlq_flush on that thread. An
+ * lm_dlq_letter is used by one thread at a time.
  */
 #ifndef LUNAMATCH_DLQ_H
 #define LUNAMATCH_DLQ_H
@@ -118,8 +126,33 @@ typedef enum lm_dlq_fate {
 } lm_dlq_fate;
 
 /*
- * Queues a copy of consumed message m (key, value, headers) with the reason
- * headers. reason and error must be NUL-terminated. A full local queue is
+ * What a dead letter needs of one consumed message, owned by the letter and
+ * independent of the message: its source topic, partition and offset, its
+ * key cut to LM_DLQ_KEY_MAX bytes and its value cut to LM_DLQ_VALUE_MAX
+ * (with their original sizes, for the truncation headers), and its headers
+ * without ours, or none when they exceed LM_DLQ_HEADERS_MAX bytes (with
+ * their count, for lunamatch-headers-dropped). No timestamp: a dead letter
+ * carries the time it is produced. A letter therefore holds at most about
+ * LM_DLQ_VALUE_MAX + LM_DLQ_KEY_MAX + LM_DLQ_HEADERS_MAX bytes of message
+ * data, whatever the message's size.
+ */
+typedef struct lm_dlq_letter lm_dlq_letter;
+
+/*
+ * Copies what the dead letter of m needs into a new letter, *out, owned by
+ * the caller (lm_dlq_letter_free); m is only read and may be destroyed at
+ * once. Returns LM_OK, LM_EINVAL for a message without a topic or with a
+ * topic name over LM_KAFKA_TOPIC_MAX bytes, or LM_ENOMEM.
+ */
+int lm_dlq_letter_new(const rd_kafka_message_t *m, lm_dlq_letter **out);
+
+/* NULL is a no-op. */
+void lm_dlq_letter_free(lm_dlq_letter *l);
+
+/*
+ * Queues the dead letter of l (its key, value and headers) with the reason
+ * headers; l is only read and stays the caller's, so that it can be sent
+ * again. reason and error must be NUL-terminated. A full local queue is
  * waited on for at most timeout_ms (0: not at all), serving delivery
  * reports meanwhile; when it is still full the message is not queued, does
  * not count for the next lm_dlq_flush and LM_EBUSY is returned, so that the
@@ -132,8 +165,8 @@ typedef enum lm_dlq_fate {
  * set by the message's delivery report when it comes before the next
  * lm_dlq_flush returns. It must stay valid until then.
  */
-int lm_dlq_send(lm_dlq *q, const rd_kafka_message_t *m, const char *reason,
-    const char *error, int timeout_ms, lm_dlq_fate *fate);
+int lm_dlq_send(lm_dlq *q, const lm_dlq_letter *l, const char *reason, const char *error,
+    int timeout_ms, lm_dlq_fate *fate);
 
 /*
  * Waits at most timeout_ms for the delivery reports of every message sent

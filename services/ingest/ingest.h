@@ -94,7 +94,8 @@ typedef struct lm_ingest_decision {
 	char id[LM_RECORD_ID_MAX + 1]; /* PUT, DELETE */
 	uint64_t version;              /* PUT */
 	uint8_t *bytes;                /* PUT: normalized record, protobuf; owned */
-	size_t len;         /* PUT: of bytes; REJECT: of the whole message held */
+	size_t len;         /* PUT: of bytes; REJECT: of the whole message (its held
+	                     * dead-letter copy is at most that) */
 	const char *reason; /* REJECT: static token, see above */
 	char error[LM_INGEST_ERROR_MAX]; /* REJECT: what is wrong, naming the field */
 	lm_store_pos pos; /* the message's partition and offset: lm_ingest_batch_add */

@@ -11,6 +11,7 @@
  * topics, so that tests do not see each other's messages or offsets.
  */
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -40,6 +41,10 @@
 
 #define IO_MS             20000
 #define KAFKA_API_PRODUCE 0 /* Kafka protocol ApiKey of Produce */
+
+#ifdef __SANITIZE_ADDRESS__
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 
 static struct {
 	rd_kafka_t *owner; /* handle that owns the mock cluster */
@@ -1474,6 +1479,85 @@ test_dlq_drop_once(void **state)
 	end_run(&r, p);
 }
 
+/* Bytes the process has allocated and not freed (all threads). */
+static size_t
+live_heap(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	return __sanitizer_get_current_allocated_bytes();
+#else
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+/*
+ * Rejected messages held for their dead letters (the dead-letter topic
+ * down, so that they stay held) do not keep what librdkafka fetched them
+ * in alive: N invalid messages, each with a header of LEN bytes, consumed
+ * into one batch grow the heap by far less than their size. Once the
+ * topic is back, each goes out with its headers left out (over
+ * LM_DLQ_HEADERS_MAX) and the batch is acknowledged.
+ */
+static void
+test_reject_holds_no_fetch_buffer(void **state)
+{
+	/* The mock cluster keeps the last 5 MiB of a partition. */
+	enum { N = 40, LEN = 100 << 10 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	char *junk = malloc(LEN), key[32], consumed[600];
+	(void) state;
+
+	assert_non_null(junk);
+	memset(junk, 'j', LEN);
+	prepare_ex(&r, "cons-pin", "cons-pin", 0, 60000);
+	snprintf(consumed, sizeof(consumed),
+	    "lunamatch_ingest_consumed_total{topic=\"%s\"}", r.cfg.topic_postings);
+	assert_int_equal(rd_kafka_mock_partition_set_leader(M.mc, r.cfg.topic_dlq, 0, -1),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	/* job-0's batch is slow to store, so that the rejects after it wait
+	 * in one batch. */
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	for (int i = 0; i < N; i++) {
+		rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+		rd_kafka_header_add(h, "x-junk", -1, junk, LEN);
+		snprintf(key, sizeof(key), "bad-%d", i);
+		assert_int_equal(
+		    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(r.cfg.topic_postings),
+		        RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(key, strlen(key)),
+		        RD_KAFKA_V_VALUE("{not json", 9),
+		        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+		        RD_KAFKA_V_END),
+		    RD_KAFKA_RESP_ERR_NO_ERROR);
+		assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	}
+	free(junk);
+	size_t before = live_heap();
+	start(&r);
+	for (int i = 0; i < IO_MS / 10 && metric(&r, consumed) < N + 1; i++) {
+		lmt_sleep_ms(10);
+	}
+	assert_int_equal(metric(&r, consumed), N + 1);
+	lmt_sleep_ms(200);
+	size_t after = live_heap();
+	size_t grown = after > before ? after - before : 0;
+	if (grown >= (size_t) N * LEN / 4)
+		fail_msg("%d held rejects grew the heap by %zu bytes", N, grown);
+	assert_true(lmt_group_committed(M.brokers, r.cfg.group_id, r.cfg.topic_postings,
+	                0, NULL) < N + 1);
+
+	assert_int_equal(rd_kafka_mock_partition_set_leader(M.mc, r.cfg.topic_dlq, 0, 1),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	for (int i = 0;
+	     i < 3 * IO_MS / 100 && committed(&r, r.cfg.topic_postings) != N + 1; i++)
+		lmt_sleep_ms(100);
+	assert_int_equal(committed(&r, r.cfg.topic_postings), N + 1);
+	assert_int_equal(count_dlq(r.cfg.topic_dlq, N), N);
+	end_run(&r, p);
+}
+
 /* An LMDB environment that answered MDB_PANIC refuses every transaction
  * until the process restarts: ingest reports itself not live, so that it
  * is restarted. The panic goes through the one place LMDB codes are
@@ -1517,6 +1601,7 @@ main(void)
 	    cmocka_unit_test(test_rewound_stop_while_failing),
 	    cmocka_unit_test(test_dlq_down),
 	    cmocka_unit_test(test_dlq_drop_once),
+	    cmocka_unit_test(test_reject_holds_no_fetch_buffer),
 	    cmocka_unit_test(test_stop_with_backlog),
 	    /* Last: it marks the process as failed for good. */
 	    cmocka_unit_test(test_panic_not_live),

@@ -130,6 +130,51 @@ hdr_count(const rd_kafka_message_t *m, const char *name)
 	return k;
 }
 
+/* lm_dlq_send of a letter of m, freed at once: the letter is all the dead
+ * letter needs. */
+static int
+send_msg(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const char *error,
+    int timeout_ms, lm_dlq_fate *fate)
+{
+	lm_dlq_letter *l = NULL;
+	int rv;
+
+	assert_int_equal(lm_dlq_letter_new(m, &l), LM_OK);
+	rv = lm_dlq_send(q, l, reason, error, timeout_ms, fate);
+	lm_dlq_letter_free(l);
+	return rv;
+}
+
+/* All headers of m in order, one "name=value" a line; bytes outside
+ * printable ASCII as \xHH, a NULL value as "(null)". */
+static void
+all_headers(const rd_kafka_message_t *m, char *buf, size_t len)
+{
+	rd_kafka_headers_t *h = NULL;
+	const char *name;
+	const void *v;
+	size_t n, w = 0;
+
+	buf[0] = '\0';
+	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	for (size_t i = 0;
+	     rd_kafka_header_get_all(h, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
+	     i++) {
+		w += (size_t) snprintf(buf + w, len - w, "%s=", name);
+		if (v == NULL)
+			w += (size_t) snprintf(buf + w, len - w, "(null)");
+		for (size_t j = 0; v != NULL && j < n && w < len; j++) {
+			unsigned char ch = ((const unsigned char *) v)[j];
+			w += (size_t) snprintf(buf + w, len - w,
+			    ch >= 0x20 && ch < 0x7f ? "%c" : "\\x%02x", ch);
+		}
+		assert_true(w < len);
+		w += (size_t) snprintf(buf + w, len - w, "\n");
+		assert_true(w < len);
+	}
+}
+
 /* A message over the DLQ's size bounds goes out cut, and marked. */
 static void
 test_oversize_dead_letter(void **state)
@@ -172,7 +217,7 @@ test_oversize_dead_letter(void **state)
 
 	assert_int_equal(
 	    lm_dlq_new(M.brokers, "dlq-big", 0, &fatal, &q, err, sizeof(err)), LM_OK);
-	assert_int_equal(lm_dlq_send(q, src, "oversize", "too big", IO_MS, NULL), LM_OK);
+	assert_int_equal(send_msg(q, src, "oversize", "too big", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_delivered(q), 1);
 
@@ -197,6 +242,127 @@ test_oversize_dead_letter(void **state)
 	free(value);
 	free(key);
 	free(big);
+}
+
+/*
+ * The whole content of dead letters, byte for byte: key, value and every
+ * header in order (the original ones without ours, then the verdict, then
+ * the truncation marks), for a message within the bounds and for one over
+ * all of them.
+ */
+static void
+test_dead_letter_exact(void **state)
+{
+	const size_t vlen = LM_DLQ_VALUE_MAX + 7, klen = LM_DLQ_KEY_MAX + 3;
+	rd_kafka_t *p, *c = client(RD_KAFKA_CONSUMER);
+	rd_kafka_conf_t *pc = NULL;
+	rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+	rd_kafka_headers_t *h2 = rd_kafka_headers_new(8);
+	char *value = malloc(vlen), *key = malloc(klen), *big = malloc(40000);
+	char *got = malloc(1 << 16);
+	volatile int fatal = 0;
+	lm_dlq *q = NULL;
+	char err[256];
+	(void) state;
+
+	assert_non_null(value);
+	assert_non_null(key);
+	assert_non_null(big);
+	assert_non_null(got);
+	for (size_t i = 0; i < vlen; i++)
+		value[i] = (char) ('a' + i % 26);
+	for (size_t i = 0; i < klen; i++)
+		key[i] = (char) ('A' + i % 26);
+	memset(big, 'h', 40000);
+	rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
+	rd_kafka_header_add(h, "x-bin", -1, "a\0b\xff", 4);
+	rd_kafka_header_add(h, LM_DLQ_H_REASON, -1, "old", -1);
+	rd_kafka_header_add(h, "x-null", -1, NULL, 0);
+	rd_kafka_header_add(h, LM_DLQ_H_VALUE_TRUNCATED, -1, "1", -1);
+	rd_kafka_header_add(h, "x-empty", -1, "", 0);
+	rd_kafka_header_add(h2, "big-1", -1, big, 40000);
+	rd_kafka_header_add(h2, "big-2", -1, big, 40000);
+	assert_int_equal(
+	    lm_kafka_conf(M.brokers, "lmtest", &pc, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(pc, "message.max.bytes", "8000000", err, sizeof(err)), LM_OK);
+	assert_non_null(p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)));
+	rd_kafka_mock_topic_create(M.mc, "src-exact", 1, 1);
+	rd_kafka_mock_topic_create(M.mc, "dlq-exact", 1, 1);
+	assert_int_equal(
+	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src-exact"), RD_KAFKA_V_PARTITION(0),
+	        RD_KAFKA_V_KEY("job-1", 5), RD_KAFKA_V_VALUE("{nope", 5),
+	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+	        RD_KAFKA_V_END),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(
+	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src-exact"), RD_KAFKA_V_PARTITION(0),
+	        RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE(value, vlen),
+	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h2),
+	        RD_KAFKA_V_END),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(
+	    lm_dlq_new(M.brokers, "dlq-exact", 0, &fatal, &q, err, sizeof(err)), LM_OK);
+	for (int64_t off = 0; off < 2; off++) {
+		rd_kafka_message_t *src = read_at(c, "src-exact", off);
+		lm_dlq_letter *l = NULL;
+		assert_int_equal(src->offset, off);
+		/* The letter is all the dead letter needs: the message is gone
+		 * before it is sent. */
+		assert_int_equal(lm_dlq_letter_new(src, &l), LM_OK);
+		rd_kafka_message_destroy(src);
+		assert_int_equal(
+		    lm_dlq_send(q, l, "bad_json", "x: \"\n\" is bad", IO_MS, NULL),
+		    LM_OK);
+		lm_dlq_letter_free(l);
+	}
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
+
+	rd_kafka_message_t *d = read_at(c, "dlq-exact", 0);
+	assert_int_equal(d->key_len, 5);
+	assert_memory_equal(d->key, "job-1", 5);
+	assert_int_equal(d->len, 5);
+	assert_memory_equal(d->payload, "{nope", 5);
+	all_headers(d, got, 1 << 16);
+	assert_string_equal(got, "content-type=application/json\n"
+	                         "x-bin=a\\x00b\\xff\n"
+	                         "x-null=(null)\n"
+	                         "x-empty=\n"
+	                         "lunamatch-reason=bad_json\n"
+	                         "lunamatch-error=x: \"\\n\" is bad\n"
+	                         "lunamatch-source-topic=src-exact\n"
+	                         "lunamatch-source-partition=0\n"
+	                         "lunamatch-source-offset=0\n");
+	rd_kafka_message_destroy(d);
+
+	d = read_at(c, "dlq-exact", 1);
+	assert_int_equal(d->key_len, LM_DLQ_KEY_MAX);
+	assert_memory_equal(d->key, key, LM_DLQ_KEY_MAX);
+	assert_int_equal(d->len, LM_DLQ_VALUE_MAX);
+	assert_memory_equal(d->payload, value, LM_DLQ_VALUE_MAX);
+	all_headers(d, got, 1 << 16);
+	snprintf(err, sizeof(err),
+	    "lunamatch-headers-dropped=2\n"
+	    "lunamatch-reason=bad_json\n"
+	    "lunamatch-error=x: \"\\n\" is bad\n"
+	    "lunamatch-source-topic=src-exact\n"
+	    "lunamatch-source-partition=0\n"
+	    "lunamatch-source-offset=1\n"
+	    "lunamatch-value-truncated=%zu\n"
+	    "lunamatch-key-truncated=%zu\n",
+	    vlen, klen);
+	assert_string_equal(got, err);
+	rd_kafka_message_destroy(d);
+
+	lm_dlq_free(q);
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	free(value);
+	free(key);
+	free(big);
+	free(got);
 }
 
 /* Bad broker lists are refused with a message, never a crash. */
@@ -243,7 +409,7 @@ test_dead_letter(void **state)
 	memset(longerr, 'e', sizeof(longerr));
 	memcpy(longerr + LM_DLQ_ERROR_MAX - 1, "\xc3\xa9", 2);
 	longerr[sizeof(longerr) - 1] = '\0';
-	assert_int_equal(lm_dlq_send(q, src, "bad_json", longerr, IO_MS, NULL), LM_OK);
+	assert_int_equal(send_msg(q, src, "bad_json", longerr, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_delivered(q), 1);
 
@@ -264,7 +430,7 @@ test_dead_letter(void **state)
 
 	/* The error is one line: control characters it quotes from the
 	 * input are escaped; other text, UTF-8 included, is kept. */
-	assert_int_equal(lm_dlq_send(q, src, "bad_skill",
+	assert_int_equal(send_msg(q, src, "bad_skill",
 	                     "skills[0].name: \"-\n-\r\t\x1b[31m\x7f\" is not a skill "
 	                     "name (caf\xc3\xa9)",
 	                     IO_MS, NULL),
@@ -280,10 +446,10 @@ test_dead_letter(void **state)
 	 * afresh. */
 	rd_kafka_mock_push_request_errors(
 	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_POLICY_VIOLATION);
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
+	assert_int_equal(send_msg(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_EKAFKA);
 	assert_int_equal(lm_dlq_delivered(q), 2);
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
+	assert_int_equal(send_msg(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_delivered(q), 3);
 
@@ -291,14 +457,14 @@ test_dead_letter(void **state)
 	 * succeeds, so the batch is not retried forever. */
 	rd_kafka_mock_push_request_errors(
 	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
+	assert_int_equal(send_msg(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_delivered(q), 3);
 	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_TOO_LARGE), 1);
 	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_INVALID), 0);
 	rd_kafka_mock_push_request_errors(
 	    M.mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_INVALID_RECORD);
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
+	assert_int_equal(send_msg(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_INVALID), 1);
 	assert_string_equal(lm_dlq_drop_name(LM_DLQ_DROP_TOO_LARGE), "too_large");
@@ -306,7 +472,7 @@ test_dead_letter(void **state)
 
 	/* A stop ends the wait for reports at once: not delivered yet. */
 	volatile sig_atomic_t stop = 1;
-	assert_int_equal(lm_dlq_send(q, src, "schema", "x", IO_MS, NULL), LM_OK);
+	assert_int_equal(send_msg(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, &stop), LM_ETIMEDOUT);
 	assert_int_equal(fatal, 0);
 
@@ -366,6 +532,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_dead_letter),
 	    cmocka_unit_test(test_oversize_dead_letter),
+	    cmocka_unit_test(test_dead_letter_exact),
 	    cmocka_unit_test(test_bad_brokers),
 	    cmocka_unit_test(test_notify),
 	};
