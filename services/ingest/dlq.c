@@ -10,6 +10,7 @@
  * (lm_dlq_send); a fate is never written after its generation ended.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,14 +269,27 @@ add_size(rd_kafka_headers_t *h, const char *name, size_t n)
 	rd_kafka_header_add(h, name, -1, v, (ssize_t) strlen(v));
 }
 
+/* Whether name is one of the headers a dead letter sets. */
+static bool
+ours(const char *name)
+{
+	static const char *const names[] = {LM_DLQ_H_REASON, LM_DLQ_H_ERROR,
+	    LM_DLQ_H_TOPIC, LM_DLQ_H_PARTITION, LM_DLQ_H_OFFSET, LM_DLQ_H_VALUE_TRUNCATED,
+	    LM_DLQ_H_KEY_TRUNCATED, LM_DLQ_H_HEADERS_DROPPED};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* A copy of m's headers without ours, or - when they exceed
- * LM_DLQ_HEADERS_MAX bytes - an empty list noting how many were left out. */
+ * LM_DLQ_HEADERS_MAX bytes or LM_DLQ_HEADER_COUNT_MAX headers - an empty
+ * list noting how many were left out. A name is copied up to its first NUL,
+ * as far as it is counted (librdkafka gives no name's length). */
 static rd_kafka_headers_t *
 copy_headers(const rd_kafka_message_t *m)
 {
-	static const char *const ours[] = {LM_DLQ_H_REASON, LM_DLQ_H_ERROR,
-	    LM_DLQ_H_TOPIC, LM_DLQ_H_PARTITION, LM_DLQ_H_OFFSET, LM_DLQ_H_VALUE_TRUNCATED,
-	    LM_DLQ_H_KEY_TRUNCATED, LM_DLQ_H_HEADERS_DROPPED};
 	rd_kafka_headers_t *orig = NULL, *h;
 	const char *name;
 	const void *v;
@@ -287,15 +301,18 @@ copy_headers(const rd_kafka_message_t *m)
 	       RD_KAFKA_RESP_ERR_NO_ERROR;
 	     count++)
 		total += strlen(name) + n;
-	if (total > LM_DLQ_HEADERS_MAX) {
+	if (total > LM_DLQ_HEADERS_MAX || count > LM_DLQ_HEADER_COUNT_MAX) {
 		if ((h = rd_kafka_headers_new(8)) != NULL)
 			add_size(h, LM_DLQ_H_HEADERS_DROPPED, count);
 		return h;
 	}
-	if ((h = rd_kafka_headers_copy(orig)) == NULL)
+	if ((h = rd_kafka_headers_new(count + 8)) == NULL)
 		return NULL;
-	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-		(void) rd_kafka_header_remove(h, ours[i]);
+	for (size_t i = 0; i < count; i++)
+		if (rd_kafka_header_get_all(orig, i, &name, &v, &n) ==
+		        RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    !ours(name))
+			rd_kafka_header_add(h, name, -1, v, (ssize_t) n);
 	return h;
 }
 

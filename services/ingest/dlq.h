@@ -16,8 +16,9 @@
  * over LM_DLQ_VALUE_MAX bytes is cut to its first LM_DLQ_VALUE_MAX bytes and
  * marked with the header lunamatch-value-truncated: <original size>; a key
  * over LM_DLQ_KEY_MAX likewise (lunamatch-key-truncated); original headers
- * over LM_DLQ_HEADERS_MAX bytes in all are left out (lunamatch-headers-dropped:
- * <count>).
+ * over LM_DLQ_HEADERS_MAX bytes in all, or more than LM_DLQ_HEADER_COUNT_MAX
+ * of them, are left out (lunamatch-headers-dropped: <count>). A header name
+ * is carried up to its first NUL byte, if it has one.
  *
  * Delivery failures are of two kinds. A transient one (broker down, timeout,
  * authorization) fails the flush, and the consumer retries the batch. A
@@ -77,6 +78,10 @@ extern "C" {
 #define LM_DLQ_KEY_MAX (16u << 10)
 /* Most bytes (names and values) of original headers a dead letter carries. */
 #define LM_DLQ_HEADERS_MAX (64u << 10)
+/* Most original headers a dead letter carries: headers of a few bytes or
+ * none count little against LM_DLQ_HEADERS_MAX, but each takes memory and
+ * room in the message. */
+#define LM_DLQ_HEADER_COUNT_MAX 1024u
 /* The producer's message.max.bytes: below the broker's default limit, and
  * above the largest dead letter (value, key, headers and overhead). */
 #define LM_DLQ_PRODUCER_MSG_MAX 1000000
@@ -130,11 +135,13 @@ typedef enum lm_dlq_fate {
  * independent of the message: its source topic, partition and offset, its
  * key cut to LM_DLQ_KEY_MAX bytes and its value cut to LM_DLQ_VALUE_MAX
  * (with their original sizes, for the truncation headers), and its headers
- * without ours, or none when they exceed LM_DLQ_HEADERS_MAX bytes (with
- * their count, for lunamatch-headers-dropped). No timestamp: a dead letter
+ * without ours, or none when they exceed LM_DLQ_HEADERS_MAX bytes or
+ * LM_DLQ_HEADER_COUNT_MAX headers (with their count, for
+ * lunamatch-headers-dropped). No timestamp: a dead letter
  * carries the time it is produced. A letter therefore holds at most about
  * LM_DLQ_VALUE_MAX + LM_DLQ_KEY_MAX + LM_DLQ_HEADERS_MAX bytes of message
- * data, whatever the message's size.
+ * data in at most LM_DLQ_HEADER_COUNT_MAX headers, whatever the message's
+ * size.
  */
 typedef struct lm_dlq_letter lm_dlq_letter;
 

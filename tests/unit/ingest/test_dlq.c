@@ -365,6 +365,91 @@ test_dead_letter_exact(void **state)
 	free(got);
 }
 
+/*
+ * Original headers are bounded however they are made up: more than
+ * LM_DLQ_HEADER_COUNT_MAX of them (here of one byte each, within
+ * LM_DLQ_HEADERS_MAX) are left out as too many bytes are, and a name is held as far
+ * as its bytes are counted (up to a NUL in it), so that a name hiding its
+ * bytes behind a NUL does not make the dead letter too large to send.
+ */
+static void
+test_hostile_headers(void **state)
+{
+	enum { EMPTY = 60000, NAME = 1100000 };
+	rd_kafka_t *p, *c = client(RD_KAFKA_CONSUMER);
+	rd_kafka_conf_t *pc = NULL;
+	rd_kafka_headers_t *h = rd_kafka_headers_new(16);
+	rd_kafka_headers_t *h2 = rd_kafka_headers_new(2);
+	char *name = calloc(1, NAME), *got = malloc(1 << 16);
+	volatile int fatal = 0;
+	lm_dlq *q = NULL;
+	char err[256], buf[64];
+	(void) state;
+
+	assert_non_null(name);
+	assert_non_null(got);
+	for (int i = 0; i < EMPTY; i++)
+		rd_kafka_header_add(h, "h", 1, NULL, 0);
+	memset(name + 1, 'n', NAME - 1);
+	rd_kafka_header_add(h2, name, NAME, "v", 1);
+	assert_int_equal(
+	    lm_kafka_conf(M.brokers, "lmtest", &pc, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(pc, "message.max.bytes", "8000000", err, sizeof(err)), LM_OK);
+	assert_non_null(p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)));
+	rd_kafka_mock_topic_create(M.mc, "src-hdrs", 1, 1);
+	rd_kafka_mock_topic_create(M.mc, "dlq-hdrs", 1, 1);
+	assert_int_equal(
+	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src-hdrs"), RD_KAFKA_V_PARTITION(0),
+	        RD_KAFKA_V_KEY("k", 1), RD_KAFKA_V_VALUE("{", 1),
+	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+	        RD_KAFKA_V_END),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(
+	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src-hdrs"), RD_KAFKA_V_PARTITION(0),
+	        RD_KAFKA_V_KEY("k", 1), RD_KAFKA_V_VALUE("{", 1),
+	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h2),
+	        RD_KAFKA_V_END),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(
+	    lm_dlq_new(M.brokers, "dlq-hdrs", 0, &fatal, &q, err, sizeof(err)), LM_OK);
+	for (int64_t off = 0; off < 2; off++) {
+		rd_kafka_message_t *src = read_at(c, "src-hdrs", off);
+		assert_int_equal(src->offset, off);
+		assert_int_equal(
+		    send_msg(q, src, "undecodable", "x", IO_MS, NULL), LM_OK);
+		rd_kafka_message_destroy(src);
+	}
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
+	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_TOO_LARGE), 0);
+	assert_int_equal(lm_dlq_delivered(q), 2);
+
+	rd_kafka_message_t *d = read_at(c, "dlq-hdrs", 0);
+	snprintf(err, sizeof(err), "%d", EMPTY);
+	assert_non_null(hdr(d, LM_DLQ_H_HEADERS_DROPPED, buf, sizeof(buf)));
+	assert_string_equal(buf, err);
+	assert_int_equal(hdr_count(d, "h"), 0);
+	rd_kafka_message_destroy(d);
+	d = read_at(c, "dlq-hdrs", 1);
+	all_headers(d, got, 1 << 16);
+	assert_string_equal(got, "=v\n"
+	                         "lunamatch-reason=undecodable\n"
+	                         "lunamatch-error=x\n"
+	                         "lunamatch-source-topic=src-hdrs\n"
+	                         "lunamatch-source-partition=0\n"
+	                         "lunamatch-source-offset=1\n");
+	rd_kafka_message_destroy(d);
+
+	lm_dlq_free(q);
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	free(name);
+	free(got);
+}
+
 /* Bad broker lists are refused with a message, never a crash. */
 static void
 test_bad_brokers(void **state)
@@ -533,6 +618,7 @@ main(void)
 	    cmocka_unit_test(test_dead_letter),
 	    cmocka_unit_test(test_oversize_dead_letter),
 	    cmocka_unit_test(test_dead_letter_exact),
+	    cmocka_unit_test(test_hostile_headers),
 	    cmocka_unit_test(test_bad_brokers),
 	    cmocka_unit_test(test_notify),
 	};
