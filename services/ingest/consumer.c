@@ -1222,6 +1222,8 @@ handle_message(lm_consumer *c, const rd_kafka_message_t *m)
 			lm_ingest_decision_clear(&d);
 			goto again;
 		}
+		/* The batch's byte bound counts what it holds of the reject. */
+		d.len = lm_dlq_letter_bytes(letter);
 		if (r < c->nreasons)
 			s->pending[r]++;
 		lm_warn("ingest.reject",

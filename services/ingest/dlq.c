@@ -52,6 +52,7 @@ struct lm_dlq_letter {
 	size_t value_len;            /* at most LM_DLQ_VALUE_MAX */
 	size_t value_size;           /* of the message's value */
 	rd_kafka_headers_t *headers; /* copy_headers */
+	size_t bytes;                /* lm_dlq_letter_bytes */
 };
 
 /* Slice of a flush wait between looks at the stop flag. */
@@ -334,6 +335,9 @@ lm_dlq_letter_new(const rd_kafka_message_t *m, lm_dlq_letter **out)
 {
 	lm_dlq_letter *l;
 	const char *topic = m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : NULL;
+	const char *name;
+	const void *v;
+	size_t n;
 	int rv;
 
 	*out = NULL;
@@ -355,11 +359,22 @@ lm_dlq_letter_new(const rd_kafka_message_t *m, lm_dlq_letter **out)
 		rv = LM_ENOMEM;
 		goto fail;
 	}
+	l->bytes = sizeof(*l) + l->key_len + l->value_len;
+	for (size_t i = 0; rd_kafka_header_get_all(l->headers, i, &name, &v, &n) ==
+	                   RD_KAFKA_RESP_ERR_NO_ERROR;
+	     i++)
+		l->bytes += strlen(name) + n + LM_DLQ_HEADER_OVERHEAD;
 	*out = l;
 	return LM_OK;
 fail:
 	lm_dlq_letter_free(l);
 	return rv;
+}
+
+size_t
+lm_dlq_letter_bytes(const lm_dlq_letter *l)
+{
+	return l->bytes;
 }
 
 void

@@ -156,6 +156,15 @@ int lm_dlq_letter_new(const rd_kafka_message_t *m, lm_dlq_letter **out);
 /* NULL is a no-op. */
 void lm_dlq_letter_free(lm_dlq_letter *l);
 
+/* What a copied header takes beyond its name and value: librdkafka's
+ * header record and its allocation, as lm_dlq_letter_bytes counts it. */
+#define LM_DLQ_HEADER_OVERHEAD 64u
+
+/* The memory l holds: itself, its key and value, and its headers' names
+ * and values with LM_DLQ_HEADER_OVERHEAD each. What a batch holding l
+ * counts towards its byte bound. */
+size_t lm_dlq_letter_bytes(const lm_dlq_letter *l);
+
 /*
  * Queues the dead letter of l (its key, value and headers) with the reason
  * headers; l is only read and stays the caller's, so that it can be sent

@@ -310,9 +310,9 @@ lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_dec
 {
 	int rv = decide(ctx, m, d);
 
-	/* A rejected message's dead-letter copy (dlq.h), at most as large as
-	 * the message, is held until its batch is done: the message's size
-	 * counts towards the batch's byte bound. */
+	/* What a rejected message is worth to the batch's byte bound; the
+	 * consumer, which holds a bounded copy of it for its dead letter
+	 * (dlq.h), counts that copy instead. */
 	if (rv == LM_OK && d->action == LM_INGEST_REJECT)
 		d->len = m->key_len + m->value_len + m->headers_len;
 	return rv;

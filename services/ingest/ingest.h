@@ -35,9 +35,10 @@ extern "C" {
 /* Capacity of a decision's error message, with the NUL. */
 #define LM_INGEST_ERROR_MAX 256
 /* Most bytes one batch holds: a batch is full when its PUT decisions'
- * normalized records and its rejected messages (key, value and headers,
- * held for their dead letters) reach this many bytes, whatever its message
- * count, so that a batch stays bounded in memory. */
+ * normalized records and its rejected messages (the consumer counts the
+ * copies of their key, value and headers held for their dead letters:
+ * lm_dlq_letter_bytes) reach this many bytes, whatever its message count,
+ * so that a batch stays bounded in memory. */
 #define LM_INGEST_BATCH_BYTES_MAX (64u << 20)
 /* Longest topic name a batch records (Kafka's own limit is 249). */
 #define LM_INGEST_TOPIC_MAX 255
@@ -94,8 +95,8 @@ typedef struct lm_ingest_decision {
 	char id[LM_RECORD_ID_MAX + 1]; /* PUT, DELETE */
 	uint64_t version;              /* PUT */
 	uint8_t *bytes;                /* PUT: normalized record, protobuf; owned */
-	size_t len;         /* PUT: of bytes; REJECT: of the whole message (its held
-	                     * dead-letter copy is at most that) */
+	size_t len;         /* PUT: of bytes; REJECT: of the whole message (the consumer
+	                     * counts the dead-letter copy it holds instead) */
 	const char *reason; /* REJECT: static token, see above */
 	char error[LM_INGEST_ERROR_MAX]; /* REJECT: what is wrong, naming the field */
 	lm_store_pos pos; /* the message's partition and offset: lm_ingest_batch_add */

@@ -1558,6 +1558,61 @@ test_reject_holds_no_fetch_buffer(void **state)
 	end_run(&r, p);
 }
 
+/*
+ * The batch's byte bound counts what its held rejects take: rejects of a
+ * few bytes with LM_DLQ_HEADER_COUNT_MAX one-byte headers each (tens of
+ * KiB held per reject, about 2 KiB of message) fill a batch by bytes long
+ * before its message count: N of them (N / 2 per topic, within the mock
+ * cluster's 5 MiB per partition) hold more than twice
+ * LM_INGEST_BATCH_BYTES_MAX, so that they go in at least two batches
+ * beside job-0's, however the batches are cut.
+ */
+static void
+test_reject_bytes_counted(void **state)
+{
+	enum { N = 2400 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	char key[32];
+	(void) state;
+
+	prepare_ex(&r, "cons-rejbytes", "cons-rejbytes", 0, 60000);
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	r.cfg.batch_max = 2 * N;
+	new_consumer(&r);
+	/* job-0's batch is slow to store, so that the rejects after it wait
+	 * in the open batch until it is full. */
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	for (int i = 0; i < N; i++) {
+		rd_kafka_headers_t *h = rd_kafka_headers_new(LM_DLQ_HEADER_COUNT_MAX);
+		for (unsigned j = 0; j < LM_DLQ_HEADER_COUNT_MAX; j++)
+			rd_kafka_header_add(h, "h", 1, NULL, 0);
+		snprintf(key, sizeof(key), "bad-%d", i);
+		const char *topic = i % 2 ? r.cfg.topic_profiles : r.cfg.topic_postings;
+		assert_int_equal(
+		    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+		        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE("{", 1),
+		        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+		        RD_KAFKA_V_END),
+		    RD_KAFKA_RESP_ERR_NO_ERROR);
+	}
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(topic_end(p, r.cfg.topic_postings), N / 2 + 1);
+	assert_int_equal(topic_end(p, r.cfg.topic_profiles), N / 2);
+	start(&r);
+	for (int i = 0;
+	     i < 3 * IO_MS / 100 && (committed(&r, r.cfg.topic_postings) != N / 2 + 1 ||
+	                                committed(&r, r.cfg.topic_profiles) != N / 2);
+	     i++)
+		lmt_sleep_ms(100);
+	assert_int_equal(committed(&r, r.cfg.topic_postings), N / 2 + 1);
+	assert_int_equal(committed(&r, r.cfg.topic_profiles), N / 2);
+	assert_true(metric(&r, "lunamatch_ingest_batch_seconds_count") >= 3);
+	end_run(&r, p);
+}
+
 /* An LMDB environment that answered MDB_PANIC refuses every transaction
  * until the process restarts: ingest reports itself not live, so that it
  * is restarted. The panic goes through the one place LMDB codes are
@@ -1602,6 +1657,7 @@ main(void)
 	    cmocka_unit_test(test_dlq_down),
 	    cmocka_unit_test(test_dlq_drop_once),
 	    cmocka_unit_test(test_reject_holds_no_fetch_buffer),
+	    cmocka_unit_test(test_reject_bytes_counted),
 	    cmocka_unit_test(test_stop_with_backlog),
 	    /* Last: it marks the process as failed for good. */
 	    cmocka_unit_test(test_panic_not_live),
