@@ -36,6 +36,7 @@
 
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
+#include "lunamatch/hashmap.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
@@ -254,19 +255,16 @@ struct rec {
 static bool
 corrupt_first(lm_store *s, lm_kind k, const MDB_val *key, const MDB_val *v)
 {
-	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-	const unsigned char *p;
+	unsigned char buf[1 + 8 + TRIM_KEY_MAX + CORRUPT_HASHED];
+	size_t klen = key->mv_size < TRIM_KEY_MAX ? key->mv_size : TRIM_KEY_MAX;
 	size_t n = v->mv_size < CORRUPT_HASHED ? v->mv_size : CORRUPT_HASHED;
+	uint64_t h;
 
-	h = (h ^ (uint64_t) k) * 1099511628211ULL;
-	p = key->mv_data;
-	for (size_t i = 0; i < key->mv_size; i++)
-		h = (h ^ p[i]) * 1099511628211ULL;
-	h = (h ^ (uint64_t) v->mv_size) * 1099511628211ULL;
-	p = v->mv_data;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ULL;
-	h |= 1; /* 0 is an empty slot */
+	buf[0] = (unsigned char) k;
+	lm_lmdb_put_be64(buf + 1, (uint64_t) v->mv_size);
+	memcpy(buf + 9, key->mv_data, klen);
+	memcpy(buf + 9 + klen, v->mv_data, n);
+	h = lm_hash_bytes(buf, 9 + klen + n) | 1; /* 0 is an empty slot */
 	return __atomic_exchange_n(
 	           &s->corrupt_seen[h % CORRUPT_SEEN], h, __ATOMIC_RELAXED) != h;
 }
