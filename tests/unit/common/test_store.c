@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "lmtest.h"
+#include "storetest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/pb.h"
@@ -1694,32 +1695,11 @@ test_foreign_environment(void **state)
 	free(dir);
 }
 
-/* Writes key = val[0..vlen) into the named database of the store in dir
- * behind the store's back. */
-static void
-raw_put_n(const char *dir, const char *db, const void *key, size_t klen, const void *val,
-    size_t vlen)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_val k = {klen, (void *) key}, v = {vlen, (void *) val};
-
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-}
-
-/* raw_put_n of the string val. */
+/* lmt_store_poke of the string val. */
 static void
 raw_put(const char *dir, const char *db, const void *key, size_t klen, const char *val)
 {
-	raw_put_n(dir, db, key, klen, val, strlen(val));
+	lmt_store_poke(dir, db, key, klen, val, strlen(val));
 }
 
 /* A damaged record value, reader record or change key (at the log's
@@ -1820,7 +1800,7 @@ test_damaged_position(void **state)
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
 	val[10 + 4] |= 0x80; /* after the header and the epoch */
-	raw_put_n(dir, "postings", "p1", 2, val, v.mv_size);
+	lmt_store_poke(dir, "postings", "p1", 2, val, v.mv_size);
 
 	s = open_store(dir, 0, 0);
 	assert_int_equal(
@@ -1855,8 +1835,8 @@ test_damaged_value_replaced(void **state)
 	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "p2", 1, "y", 1), LM_OK);
 	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
 	lm_store_close(s);
-	raw_put_n(dir, "postings", "p1", 2, bad, sizeof(bad));
-	raw_put_n(dir, "postings", "p2", 2, bad, sizeof(bad));
+	lmt_store_poke(dir, "postings", "p1", 2, bad, sizeof(bad));
+	lmt_store_poke(dir, "postings", "p2", 2, bad, sizeof(bad));
 
 	s = open_store(dir, 0, 0);
 	assert_int_equal(lm_store_last_seq(s, &seq0), LM_OK);
@@ -1937,8 +1917,8 @@ test_damaged_value_logged_once(void **state)
 	assert_int_equal(lm_store_put(t, LM_KIND_PROFILE, "c1", 1, "y", 1), LM_OK);
 	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
 	lm_store_close(s);
-	raw_put_n(dir, "postings", "p1", 2, bad, sizeof(bad));
-	raw_put_n(dir, "profiles", "c1", 2, bad, sizeof(bad));
+	lmt_store_poke(dir, "postings", "p1", 2, bad, sizeof(bad));
+	lmt_store_poke(dir, "profiles", "c1", 2, bad, sizeof(bad));
 
 	s = open_store(dir, 0, 0);
 	lmt_stderr_begin(&cap);
@@ -2261,7 +2241,7 @@ test_trim_reader_time(void **state)
 	lm_store_close(s);
 	lm_lmdb_put_be64(v, 2);
 	lm_lmdb_put_be64(v + 8, (uint64_t) INT64_MIN);
-	raw_put_n(dir, "readers", "old", 3, v, sizeof(v));
+	lmt_store_poke(dir, "readers", "old", 3, v, sizeof(v));
 	s = open_store(dir, 0, 0);
 	r = trim1(s, now, 0);
 	assert_int_equal(r.readers_expired, 1);

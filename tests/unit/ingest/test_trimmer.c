@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lmtest.h"
+#include "storetest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
@@ -111,26 +112,6 @@ test_steps(void **state)
 	free(dir);
 }
 
-/* Writes key = val into the named database of the store in dir behind the
- * store's back (a foreign writer, disk damage). */
-static void
-raw_put(const char *dir, const char *db, const void *key, size_t klen, const char *val)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_val k = {klen, (void *) key}, v = {strlen(val), (void *) val};
-
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-}
-
 /* Damaged store entries, whatever finds them, reach the metrics: those the
  * trim passes over or removes (a record value, a reader record), each time
  * it meets them, and a damaged key the store found at the change log's end. */
@@ -148,10 +129,10 @@ test_damaged(void **state)
 	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
 	put_n(s, 3); /* seq 1..3 */
 	lm_store_close(s);
-	raw_put(dir, "readers", "bad-reader", 10, "xyz");
+	lmt_store_poke(dir, "readers", "bad-reader", 10, "xyz", 3);
 	lm_lmdb_put_be64(key, 5); /* a seq with a byte after it, at the end */
 	key[8] = 'x';
-	raw_put(dir, "changes", key, sizeof(key), "xyz");
+	lmt_store_poke(dir, "changes", key, sizeof(key), "xyz", 3);
 	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
 	put_n(s, 1); /* finds the damaged key at the log's end */
 

@@ -44,6 +44,7 @@
 #include "follower.h"
 #include "index.h"
 #include "lmtest.h"
+#include "storetest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
@@ -1183,51 +1184,6 @@ test_undecodable_record_skipped(void **state)
 	lm_follower_free(f);
 }
 
-/* Rewrites the stored value of record id of kind k in the store in dir,
- * in another process (LMDB forbids a second environment of the same files
- * in one process), as damage on disk would: header true spoils its
- * header's magic byte, false the record's bytes after the header (the
- * header and version stay valid). */
-static void
-damage_value(const char *dir, bool posting, const char *id, bool header)
-{
-	pid_t pid = fork();
-	int status = -1;
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		MDB_env *env;
-		MDB_txn *txn;
-		MDB_dbi dbi;
-		MDB_val k = {strlen(id), (void *) id}, v;
-		unsigned char val[8192];
-		size_t len;
-
-		if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) != 0 ||
-		    mdb_env_open(env, dir, 0, 0640) != 0 ||
-		    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
-		    mdb_dbi_open(txn, posting ? "postings" : "profiles", 0, &dbi) != 0 ||
-		    mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size > sizeof(val) ||
-		    v.mv_size < 64)
-			_exit(2);
-		len = v.mv_size;
-		memcpy(val, v.mv_data, len);
-		if (header)
-			val[0] ^= 0xff;
-		else
-			memset(val + len - 48, 0xff, 48); /* runs past the end */
-		v.mv_data = val;
-		v.mv_size = len;
-		if (mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
-			_exit(3);
-		mdb_env_close(env);
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-}
-
 /*
  * A change whose stored record is damaged after it was written (its value
  * rewritten in LMDB behind the store's back) can never be applied: it is
@@ -1252,7 +1208,7 @@ damaged_value(struct fx *fx, bool header)
 	assert_true(has_posting(fx, SEED_JOB));
 	m = sample(fx, true, SEED_JOB);
 	store_put(fx, true, m, SEED_JOB, 2);
-	damage_value(fx->dir, true, SEED_JOB, header);
+	lmt_store_damage(fx->dir, true, SEED_JOB, header);
 	last = store_put(fx, true, m, "job-after-damaged", 1);
 	protobuf_c_message_free_unpacked(m, NULL);
 	assert_int_equal(lm_follower_run_once(f), LM_OK);

@@ -69,6 +69,7 @@
 #include "kafkatest.h"
 #include "index.h"
 #include "lmtest.h"
+#include "storetest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
@@ -787,51 +788,6 @@ test_outbox_disk_full(void **state)
 	outbox_fails(LM_E2BIG);
 }
 
-/* Rewrites the stored value of record id of kind k in the store in dir,
- * in another process (LMDB forbids a second environment of the same files
- * in one process), as damage on disk would: header true spoils its
- * header's magic byte, false the record's bytes after the header (the
- * header and version stay valid). */
-static void
-damage_value(const char *dir, bool posting, const char *id, bool header)
-{
-	pid_t pid = fork();
-	int status = -1;
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		MDB_env *env;
-		MDB_txn *txn;
-		MDB_dbi dbi;
-		MDB_val k = {strlen(id), (void *) id}, v;
-		unsigned char val[4096];
-		size_t len;
-
-		if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) != 0 ||
-		    mdb_env_open(env, dir, 0, 0640) != 0 ||
-		    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
-		    mdb_dbi_open(txn, posting ? "postings" : "profiles", 0, &dbi) != 0 ||
-		    mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size > sizeof(val) ||
-		    v.mv_size < 64)
-			_exit(2);
-		len = v.mv_size;
-		memcpy(val, v.mv_data, len);
-		if (header)
-			val[0] ^= 0xff;
-		else
-			memset(val + len - 48, 0xff, 48); /* runs past the end */
-		v.mv_data = val;
-		v.mv_size = len;
-		if (mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
-			_exit(3);
-		mdb_env_close(env);
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-}
-
 /*
  * The stored record of a message is damaged after the index took it (the
  * index reads the records it shows from the store, as the service runs):
@@ -854,7 +810,7 @@ damaged_record(bool header)
 	 * damaged; ingest passes it. */
 	ingest_put(true, SEED_JOB, 2);
 	assert_true(index_holds(R0, SEED_JOB, 2));
-	damage_value(R0->dir, true, SEED_JOB, header);
+	lmt_store_damage(R0->dir, true, SEED_JOB, header);
 	produce_record(true, SEED_JOB, 2);
 	/* A later posting of the same partition, which the lead fits. */
 	produce_posting_as("job-after-damaged");
@@ -899,7 +855,7 @@ test_damaged_position(void **state)
 	seed_pair();
 	assert_true(wait_messages(R0->owner, 2));
 
-	damage_value(R0->dir, false, LEAD, true);
+	lmt_store_damage(R0->dir, false, LEAD, true);
 	produce_posting_as("job-after-damaged");
 	ingest_put_as(true, SEED_JOB, "job-after-damaged", 1);
 	produce(POSTINGS, "job-gone", NULL, 0);
@@ -963,7 +919,7 @@ test_damaged_match_left_out(void **state)
 	job_pairs(SEED_JOB, got, sizeof(got));
 	assert_string_equal(got, LEAD ";cand-x1;cand-x2;");
 
-	damage_value(R0->dir, false, LEAD, true);
+	lmt_store_damage(R0->dir, false, LEAD, true);
 	produce_posting_as("job-after-damaged");
 	ingest_put_as(true, SEED_JOB, "job-after-damaged", 1);
 	ingest_commit(POSTINGS, 2);

@@ -33,6 +33,7 @@
 #include "follower.h"
 #include "index.h"
 #include "lmtest.h"
+#include "storetest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
@@ -1447,50 +1448,6 @@ stored_world_close(struct stored_world *sw)
 	free(sw->dir);
 }
 
-/* Rewrites the stored value of posting id in the store in dir, in another
- * process (LMDB forbids a second environment of the same files in one
- * process), as damage on disk would: header true spoils its header's
- * magic byte, false the record's bytes after the header. */
-static void
-damage_posting(const char *dir, const char *id, bool header)
-{
-	pid_t pid = fork();
-	int status = -1;
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		MDB_env *env;
-		MDB_txn *txn;
-		MDB_dbi dbi;
-		MDB_val k = {strlen(id), (void *) id}, v;
-		unsigned char val[8192];
-		size_t len;
-
-		if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) != 0 ||
-		    mdb_env_open(env, dir, 0, 0640) != 0 ||
-		    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
-		    mdb_dbi_open(txn, "postings", 0, &dbi) != 0 ||
-		    mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size > sizeof(val) ||
-		    v.mv_size < 64)
-			_exit(2);
-		len = v.mv_size;
-		memcpy(val, v.mv_data, len);
-		if (header)
-			val[0] ^= 0xff;
-		else
-			memset(val + len - 48, 0xff, 48); /* runs past the end */
-		v.mv_data = val;
-		v.mv_size = len;
-		if (mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
-			_exit(3);
-		mdb_env_close(env);
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-}
-
 /* LEAD's MatchJobs answer of top_k from svc as "id;id;...". */
 static int
 lead_jobs(lm_match_service *svc, uint32_t top_k, Lunamatch__V1__ExplainLevel level,
@@ -1557,7 +1514,7 @@ damaged_posting(bool header)
 	    ST_OK);
 	assert_non_null(strstr(before, SEED_JOB ";"));
 	without(before, SEED_JOB);
-	damage_posting(sw.dir, SEED_JOB, header);
+	lmt_store_damage(sw.dir, true, SEED_JOB, header);
 
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
 		assert_int_equal(lead_jobs(sw.svc, 5, levels[i], after, sizeof(after),

@@ -1,0 +1,82 @@
+/*
+ * storetest.c - damage written into a record store; see storetest.h.
+ */
+#include <lmdb.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "storetest.h"
+
+/* The most a damaged value may have (lmt_store_damage). */
+#define DAMAGE_VALUE_MAX 8192
+
+enum { POKE, DAMAGE_HEADER, DAMAGE_BYTES };
+
+/* In the child: opens dir's environment and database db, then puts key =
+ * val, or spoils key's value as how says. Exits 0 when done. */
+static void
+child(const char *dir, const char *db, int how, const void *key, size_t klen,
+    const void *val, size_t vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *) key}, v = {vlen, (void *) val};
+	unsigned char buf[DAMAGE_VALUE_MAX];
+
+	if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 8) != 0 ||
+	    mdb_env_open(env, dir, 0, 0640) != 0 ||
+	    mdb_txn_begin(env, NULL, 0, &txn) != 0 || mdb_dbi_open(txn, db, 0, &dbi) != 0)
+		_exit(2);
+	if (how != POKE) {
+		if (mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size > sizeof(buf) ||
+		    v.mv_size < 64)
+			_exit(3);
+		memcpy(buf, v.mv_data, v.mv_size);
+		if (how == DAMAGE_HEADER)
+			buf[0] ^= 0xff;
+		else
+			memset(buf + v.mv_size - 48, 0xff, 48); /* runs past the end */
+		v.mv_data = buf;
+	}
+	if (mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
+		_exit(4);
+	mdb_env_close(env);
+	_exit(0);
+}
+
+static void
+in_child(const char *dir, const char *db, int how, const void *key, size_t klen,
+    const void *val, size_t vlen)
+{
+	int status = -1;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		child(dir, db, how, key, klen, val, vlen);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+void
+lmt_store_poke(const char *dir, const char *db, const void *key, size_t klen,
+    const void *val, size_t vlen)
+{
+	in_child(dir, db, POKE, key, klen, val, vlen);
+}
+
+void
+lmt_store_damage(const char *dir, bool posting, const char *id, bool header)
+{
+	in_child(dir, posting ? "postings" : "profiles",
+	    header ? DAMAGE_HEADER : DAMAGE_BYTES, id, strlen(id), NULL, 0);
+}
