@@ -145,6 +145,76 @@ send_msg(lm_dlq *q, const rd_kafka_message_t *m, const char *reason, const char 
 	return rv;
 }
 
+/* One message of a source topic (produce_src). headers are handed over. */
+struct src_msg {
+	const void *key;
+	size_t klen;
+	const void *value;
+	size_t vlen;
+	rd_kafka_headers_t *headers;
+};
+
+/* Creates topic (one partition) and produces the n messages of m to it, in
+ * order, through a producer that allows messages far over the usual
+ * limits (8 MB). */
+static void
+produce_src(const char *topic, const struct src_msg *m, int n)
+{
+	rd_kafka_conf_t *pc = NULL;
+	rd_kafka_t *p;
+	char err[256];
+
+	assert_int_equal(
+	    lm_kafka_conf(M.brokers, "lmtest", &pc, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(pc, "message.max.bytes", "8000000", err, sizeof(err)), LM_OK);
+	assert_non_null(p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)));
+	rd_kafka_mock_topic_create(M.mc, topic, 1, 1);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(
+		    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+		        RD_KAFKA_V_KEY(m[i].key, m[i].klen),
+		        RD_KAFKA_V_VALUE((void *) m[i].value, m[i].vlen),
+		        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		        RD_KAFKA_V_HEADERS(m[i].headers), RD_KAFKA_V_END),
+		    RD_KAFKA_RESP_ERR_NO_ERROR);
+		assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	}
+	rd_kafka_destroy(p);
+}
+
+/* Set by the lm_dlq of send_letters, which outlives its call. */
+static volatile int letters_fatal;
+
+/*
+ * Sends the dead letters of the first n messages of src (read with c) to
+ * dlq (created here), each from a letter made before its message is
+ * destroyed, with reason and error, and waits for them. Returns the lm_dlq
+ * (the caller frees it) for its counts.
+ */
+static lm_dlq *
+send_letters(rd_kafka_t *c, const char *src, const char *dlq, int n, const char *reason,
+    const char *error)
+{
+	lm_dlq *q = NULL;
+	char err[256];
+
+	rd_kafka_mock_topic_create(M.mc, dlq, 1, 1);
+	assert_int_equal(
+	    lm_dlq_new(M.brokers, dlq, 0, &letters_fatal, &q, err, sizeof(err)), LM_OK);
+	for (int64_t off = 0; off < n; off++) {
+		rd_kafka_message_t *m = read_at(c, src, off);
+		lm_dlq_letter *l = NULL;
+		assert_int_equal(m->offset, off);
+		assert_int_equal(lm_dlq_letter_new(m, &l), LM_OK);
+		rd_kafka_message_destroy(m);
+		assert_int_equal(lm_dlq_send(q, l, reason, error, IO_MS, NULL), LM_OK);
+		lm_dlq_letter_free(l);
+	}
+	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
+	return q;
+}
+
 /* All headers of m in order, one "name=value" a line; bytes outside
  * printable ASCII as \xHH, a NULL value as "(null)". */
 static void
@@ -180,11 +250,9 @@ static void
 test_oversize_dead_letter(void **state)
 {
 	const size_t vlen = 3u << 20, klen = LM_DLQ_KEY_MAX + 10;
-	rd_kafka_t *p, *c = client(RD_KAFKA_CONSUMER);
-	rd_kafka_conf_t *pc = NULL;
+	rd_kafka_t *c = client(RD_KAFKA_CONSUMER);
 	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
 	char *value = malloc(vlen), *key = malloc(klen), *big = malloc(40000);
-	volatile int fatal = 0;
 	lm_dlq *q = NULL;
 	char err[256], buf[64];
 	(void) state;
@@ -197,28 +265,9 @@ test_oversize_dead_letter(void **state)
 	memset(big, 'h', 40000);
 	rd_kafka_header_add(h, "big-1", -1, big, 40000);
 	rd_kafka_header_add(h, "big-2", -1, big, 40000);
-	/* The source producer allows a message far over the usual limits. */
-	assert_int_equal(
-	    lm_kafka_conf(M.brokers, "lmtest", &pc, err, sizeof(err)), LM_OK);
-	assert_int_equal(
-	    lm_kafka_set(pc, "message.max.bytes", "8000000", err, sizeof(err)), LM_OK);
-	assert_non_null(p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)));
-	rd_kafka_mock_topic_create(M.mc, "src-big", 1, 1);
-	rd_kafka_mock_topic_create(M.mc, "dlq-big", 1, 1);
-	assert_int_equal(
-	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src-big"), RD_KAFKA_V_PARTITION(0),
-	        RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE(value, vlen),
-	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-	        RD_KAFKA_V_END),
-	    RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-	rd_kafka_message_t *src = read_at(c, "src-big", RD_KAFKA_OFFSET_BEGINNING);
-	assert_int_equal(src->len, vlen);
-
-	assert_int_equal(
-	    lm_dlq_new(M.brokers, "dlq-big", 0, &fatal, &q, err, sizeof(err)), LM_OK);
-	assert_int_equal(send_msg(q, src, "oversize", "too big", IO_MS, NULL), LM_OK);
-	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
+	struct src_msg m = {key, klen, value, vlen, h};
+	produce_src("src-big", &m, 1);
+	q = send_letters(c, "src-big", "dlq-big", 1, "oversize", "too big");
 	assert_int_equal(lm_dlq_delivered(q), 1);
 
 	rd_kafka_message_t *d = read_at(c, "dlq-big", RD_KAFKA_OFFSET_BEGINNING);
@@ -235,10 +284,8 @@ test_oversize_dead_letter(void **state)
 	rd_kafka_message_destroy(d);
 
 	lm_dlq_free(q);
-	rd_kafka_message_destroy(src);
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);
-	rd_kafka_destroy(p);
 	free(value);
 	free(key);
 	free(big);
@@ -254,13 +301,11 @@ static void
 test_dead_letter_exact(void **state)
 {
 	const size_t vlen = LM_DLQ_VALUE_MAX + 7, klen = LM_DLQ_KEY_MAX + 3;
-	rd_kafka_t *p, *c = client(RD_KAFKA_CONSUMER);
-	rd_kafka_conf_t *pc = NULL;
+	rd_kafka_t *c = client(RD_KAFKA_CONSUMER);
 	rd_kafka_headers_t *h = rd_kafka_headers_new(8);
 	rd_kafka_headers_t *h2 = rd_kafka_headers_new(8);
 	char *value = malloc(vlen), *key = malloc(klen), *big = malloc(40000);
 	char *got = malloc(1 << 16);
-	volatile int fatal = 0;
 	lm_dlq *q = NULL;
 	char err[256];
 	(void) state;
@@ -282,42 +327,12 @@ test_dead_letter_exact(void **state)
 	rd_kafka_header_add(h, "x-empty", -1, "", 0);
 	rd_kafka_header_add(h2, "big-1", -1, big, 40000);
 	rd_kafka_header_add(h2, "big-2", -1, big, 40000);
-	assert_int_equal(
-	    lm_kafka_conf(M.brokers, "lmtest", &pc, err, sizeof(err)), LM_OK);
-	assert_int_equal(
-	    lm_kafka_set(pc, "message.max.bytes", "8000000", err, sizeof(err)), LM_OK);
-	assert_non_null(p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)));
-	rd_kafka_mock_topic_create(M.mc, "src-exact", 1, 1);
-	rd_kafka_mock_topic_create(M.mc, "dlq-exact", 1, 1);
-	assert_int_equal(
-	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src-exact"), RD_KAFKA_V_PARTITION(0),
-	        RD_KAFKA_V_KEY("job-1", 5), RD_KAFKA_V_VALUE("{nope", 5),
-	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-	        RD_KAFKA_V_END),
-	    RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(
-	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src-exact"), RD_KAFKA_V_PARTITION(0),
-	        RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE(value, vlen),
-	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h2),
-	        RD_KAFKA_V_END),
-	    RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(
-	    lm_dlq_new(M.brokers, "dlq-exact", 0, &fatal, &q, err, sizeof(err)), LM_OK);
-	for (int64_t off = 0; off < 2; off++) {
-		rd_kafka_message_t *src = read_at(c, "src-exact", off);
-		lm_dlq_letter *l = NULL;
-		assert_int_equal(src->offset, off);
-		/* The letter is all the dead letter needs: the message is gone
-		 * before it is sent. */
-		assert_int_equal(lm_dlq_letter_new(src, &l), LM_OK);
-		rd_kafka_message_destroy(src);
-		assert_int_equal(
-		    lm_dlq_send(q, l, "bad_json", "x: \"\n\" is bad", IO_MS, NULL),
-		    LM_OK);
-		lm_dlq_letter_free(l);
-	}
-	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
+	struct src_msg m[] = {
+	    {"job-1", 5, "{nope", 5, h},
+	    {key, klen, value, vlen, h2},
+	};
+	produce_src("src-exact", m, 2);
+	q = send_letters(c, "src-exact", "dlq-exact", 2, "bad_json", "x: \"\n\" is bad");
 
 	rd_kafka_message_t *d = read_at(c, "dlq-exact", 0);
 	assert_int_equal(d->key_len, 5);
@@ -358,7 +373,6 @@ test_dead_letter_exact(void **state)
 	lm_dlq_free(q);
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);
-	rd_kafka_destroy(p);
 	free(value);
 	free(key);
 	free(big);
@@ -376,12 +390,10 @@ static void
 test_hostile_headers(void **state)
 {
 	enum { EMPTY = 60000, NAME = 1100000 };
-	rd_kafka_t *p, *c = client(RD_KAFKA_CONSUMER);
-	rd_kafka_conf_t *pc = NULL;
+	rd_kafka_t *c = client(RD_KAFKA_CONSUMER);
 	rd_kafka_headers_t *h = rd_kafka_headers_new(16);
 	rd_kafka_headers_t *h2 = rd_kafka_headers_new(2);
 	char *name = calloc(1, NAME), *got = malloc(1 << 16);
-	volatile int fatal = 0;
 	lm_dlq *q = NULL;
 	char err[256], buf[64];
 	(void) state;
@@ -392,37 +404,9 @@ test_hostile_headers(void **state)
 		rd_kafka_header_add(h, "h", 1, NULL, 0);
 	memset(name + 1, 'n', NAME - 1);
 	rd_kafka_header_add(h2, name, NAME, "v", 1);
-	assert_int_equal(
-	    lm_kafka_conf(M.brokers, "lmtest", &pc, err, sizeof(err)), LM_OK);
-	assert_int_equal(
-	    lm_kafka_set(pc, "message.max.bytes", "8000000", err, sizeof(err)), LM_OK);
-	assert_non_null(p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)));
-	rd_kafka_mock_topic_create(M.mc, "src-hdrs", 1, 1);
-	rd_kafka_mock_topic_create(M.mc, "dlq-hdrs", 1, 1);
-	assert_int_equal(
-	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src-hdrs"), RD_KAFKA_V_PARTITION(0),
-	        RD_KAFKA_V_KEY("k", 1), RD_KAFKA_V_VALUE("{", 1),
-	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-	        RD_KAFKA_V_END),
-	    RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(
-	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("src-hdrs"), RD_KAFKA_V_PARTITION(0),
-	        RD_KAFKA_V_KEY("k", 1), RD_KAFKA_V_VALUE("{", 1),
-	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h2),
-	        RD_KAFKA_V_END),
-	    RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-	assert_int_equal(
-	    lm_dlq_new(M.brokers, "dlq-hdrs", 0, &fatal, &q, err, sizeof(err)), LM_OK);
-	for (int64_t off = 0; off < 2; off++) {
-		rd_kafka_message_t *src = read_at(c, "src-hdrs", off);
-		assert_int_equal(src->offset, off);
-		assert_int_equal(
-		    send_msg(q, src, "undecodable", "x", IO_MS, NULL), LM_OK);
-		rd_kafka_message_destroy(src);
-	}
-	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
+	struct src_msg m[] = {{"k", 1, "{", 1, h}, {"k", 1, "{", 1, h2}};
+	produce_src("src-hdrs", m, 2);
+	q = send_letters(c, "src-hdrs", "dlq-hdrs", 2, "undecodable", "x");
 	assert_int_equal(lm_dlq_dropped(q, LM_DLQ_DROP_TOO_LARGE), 0);
 	assert_int_equal(lm_dlq_delivered(q), 2);
 
@@ -445,7 +429,6 @@ test_hostile_headers(void **state)
 	lm_dlq_free(q);
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);
-	rd_kafka_destroy(p);
 	free(name);
 	free(got);
 }
