@@ -48,8 +48,8 @@ lm_trimmer_new(const lm_trimmer_opts *o, lm_trimmer **out)
 		    "Trims of the store that failed.", NULL);
 		t->damaged = lm_metrics_counter(m, "lunamatch_store_damaged_total",
 		    "Damaged store entries met: passed over or removed by a trim "
-		    "(again at each trim while they stay) or found at the change "
-		    "log's end.",
+		    "(again at each trim while they stay), found at the change "
+		    "log's end, or replaced by a committed write.",
 		    NULL);
 		t->entries = lm_metrics_gauge(m, "lunamatch_store_change_log_entries",
 		    "Entries in the change log.", NULL);

@@ -653,12 +653,12 @@ load_snapshot(lm_follower *f)
 		lc->idx = idx;
 		rc = injected(f, LM_FOLLOWER_READ_SNAPSHOT);
 	}
-	/* A damaged stored value is passed over (logged, counted), as a
-	 * change whose value is damaged is skipped (apply_entry). */
+	/* A damaged stored value is passed over (logged; counted once the
+	 * load is taken in, not at every attempt), as a change whose value is
+	 * damaged is skipped (apply_entry). */
 	if (rc == LM_OK)
 		rc = lm_store_snapshot_checked(
 		    f->store, load_posting, load_profile, lc, &seq, &damaged);
-	atomic_fetch_add(&f->errors, damaged);
 	if (rc == LM_OK)
 		rc = load_finish(lc);
 	if (rc == STOP)
@@ -681,6 +681,7 @@ load_snapshot(lm_follower *f)
 		    "cannot take the loaded snapshot in: %s; retrying", lm_strerror(rc));
 		return rc; /* idx is freed */
 	}
+	atomic_fetch_add(&f->errors, damaged);
 	atomic_store(&f->records, records);
 	atomic_store(&f->record_bytes, bytes);
 	atomic_store(&f->seq, seq);

@@ -3278,8 +3278,11 @@ skipped(struct ent *const *skip, size_t n, const struct ent *e)
  * profiles for pp (a prep with its record), from the first k hits of h
  * that are not among skip[0 .. nskip) (records known to be damaged). Read
  * lock held, so the improvements of FULL share one
- * LM_EXPLAIN_IMPROVE_BUDGET. When a hit's stored record is damaged, *bad
- * (else NULL) is its entry and an error of entry_decode is returned. */
+ * LM_EXPLAIN_IMPROVE_BUDGET per build; a build again after a damaged
+ * record (build_undamaged) starts a fresh one, so that the answer is the
+ * one a store without that record gives. When a hit's stored record is
+ * damaged, *bad (else NULL) is its entry and an error of entry_decode is
+ * returned. */
 static int
 build_matches(lm_index *idx, const lm_score_env *env, const lm_profile_prep *cp,
     const lm_posting_prep *pp, const struct heap *h, size_t k, struct ent *const *skip,

@@ -292,9 +292,11 @@ void lm_index_counts_get(lm_index *idx, lm_index_counts *out);
  * disk or memory) cannot be shown. A damaged match is left out of the
  * answer, which is the exact top_k of the other records; each is counted
  * (lm_index_counts.damaged) and logged once per record version
- * (index.damaged). A damaged stored subject, or more than
- * LM_INDEX_DAMAGED_MAX damaged matches in one answer, fail with LM_EPARSE,
- * the record named in err; so do the reads below that need a damaged
+ * (index.damaged). A damaged stored subject (read from the store only when
+ * the answer has a match to explain: ranking uses its prepared form, so an
+ * answer without matches succeeds), or more than LM_INDEX_DAMAGED_MAX
+ * damaged matches in one answer, fail with LM_EPARSE, the record named in
+ * err; so do the reads below that need a damaged
  * record (lm_index_explain, lm_index_get_*), counted alike.
  */
 #define LM_INDEX_DAMAGED_MAX 16
@@ -369,8 +371,9 @@ typedef struct lm_top_list {
  * not stored), LM_EINVAL, LM_ENOMEM, or, for an index that reads its
  * records from the store, LM_EBUSY or the store's error. A damaged match
  * is left out as in lm_index_match_jobs (the list is the exact best n of
- * the other records, counted and logged alike); a damaged subject, or more
- * than LM_INDEX_DAMAGED_MAX damaged matches, fail with LM_EPARSE and
+ * the other records, counted and logged alike); a damaged subject (when
+ * the list has a match, as in lm_index_match_jobs), or more than
+ * LM_INDEX_DAMAGED_MAX damaged matches, fail with LM_EPARSE and
  * out->damaged. A closed or expired posting has no matches.
  */
 int lm_index_top_for_posting(lm_index *idx, const char *job_id, uint32_t n,
