@@ -184,10 +184,17 @@ check_length(MDB_env *env, const char *domain)
 	if (read_meta(fd, st.ms_psize, 0, &m[0]) &&
 	    read_meta(fd, st.ms_psize, 1, &m[1])) {
 		cur = m[1].txnid > m[0].txnid ? &m[1] : &m[0];
-		for (int i = 0; i < 2; i++)
-			if (cur->dbs[i].root != PGNO_NONE &&
-			    (cur->dbs[i].root + 1) * st.ms_psize > need)
-				need = (cur->dbs[i].root + 1) * st.ms_psize;
+		for (int i = 0; i < 2; i++) {
+			uint64_t root = cur->dbs[i].root;
+			if (root == PGNO_NONE)
+				continue;
+			/* A garbage root whose end does not fit in 64 bits lies
+			 * past any file. */
+			if (root >= UINT64_MAX / st.ms_psize)
+				need = UINT64_MAX;
+			else if ((root + 1) * st.ms_psize > need)
+				need = (root + 1) * st.ms_psize;
+		}
 	}
 	if (fstat(fd, &fs) != 0)
 		return lm_lmdb_err(errno, domain, "fstat");

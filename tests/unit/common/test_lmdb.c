@@ -170,6 +170,40 @@ test_env_open_truncated(void **state)
 	free(dir);
 }
 
+/* A meta page whose main-tree root is garbage so large that its end
+ * overflows 64 bits is taken for what it is, a page past the file's end
+ * (LM_ESTORE), not for one within it: the first read would otherwise go
+ * through the map to nowhere. Both metas get it (the newer one counts). */
+static void
+test_env_open_garbage_root(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("lmdb-root");
+	char path[1100];
+	MDB_env *env;
+	/* The main tree's root: after the page header (16), the meta's magic,
+	 * version, address and map size (24) and the free-page tree (48), at
+	 * offset 40 of its MDB_db. */
+	const off_t root_at = 16 + 24 + 48 + 40;
+	/* LMDB's page is the system's; (root + 1) * psize wraps. */
+	const long psize = sysconf(_SC_PAGESIZE);
+	const uint64_t garbage = UINT64_MAX / (uint64_t) psize + 1;
+	int fd;
+
+	fill_env(dir, 10);
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	assert_true((fd = open(path, O_WRONLY)) >= 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(
+		    pwrite(fd, &garbage, sizeof(garbage), i * psize + root_at),
+		    (ssize_t) sizeof(garbage));
+	assert_int_equal(close(fd), 0);
+	lm_lmdb_env_opts o = {.max_dbs = 4, .map_size = 4u << 20, .mode = 0600};
+	assert_int_equal(lm_lmdb_env_open(dir, &o, "test", &env), LM_ESTORE);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 /* A sound file may end before the last page its meta page counts: LMDB
  * counts pages it allocated and freed again within a transaction without
  * writing them (a decision queue's file ended three pages early). Such a
@@ -761,6 +795,7 @@ main(void)
 	    cmocka_unit_test(test_err),
 	    cmocka_unit_test(test_env_open),
 	    cmocka_unit_test(test_env_open_truncated),
+	    cmocka_unit_test(test_env_open_garbage_root),
 	    cmocka_unit_test(test_env_open_unwritten_tail),
 	    cmocka_unit_test(test_env_open_while_written),
 	    cmocka_unit_test(test_dbs_and_schema),
