@@ -1084,10 +1084,9 @@ close_batch(lm_consumer *c)
 	return LM_OK;
 }
 
-/* Finds the content-type header (name compared case-insensitively) and
- * sums the bytes of all headers (names and values) in *all. */
+/* Finds the content-type header (name compared case-insensitively). */
 static void
-content_type(const rd_kafka_message_t *m, const void **val, size_t *len, size_t *all)
+content_type(const rd_kafka_message_t *m, const void **val, size_t *len)
 {
 	rd_kafka_headers_t *h = NULL;
 	const char *name;
@@ -1096,13 +1095,11 @@ content_type(const rd_kafka_message_t *m, const void **val, size_t *len, size_t 
 
 	*val = NULL;
 	*len = 0;
-	*all = 0;
 	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return;
 	for (size_t i = 0;
 	     rd_kafka_header_get_all(h, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
 	     i++) {
-		*all += strlen(name) + n;
 		if (strcasecmp(name, "content-type") == 0) {
 			*val = v != NULL ? v : "";
 			*len = v != NULL ? n : 0;
@@ -1181,7 +1178,7 @@ handle_message(lm_consumer *c, const rd_kafka_message_t *m)
 	im.key_len = m->key_len;
 	im.value = m->payload;
 	im.value_len = m->len;
-	content_type(m, &im.content_type, &im.content_type_len, &im.headers_len);
+	content_type(m, &im.content_type, &im.content_type_len);
 
 	rv = fault(c, LM_CONSUMER_FAULT_READ) ? LM_ENOMEM
 	                                      : lm_ingest_decide(c->ctx, &im, &d);

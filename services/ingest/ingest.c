@@ -208,8 +208,8 @@ report_warnings(
 	return LM_OK;
 }
 
-static int
-decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
+int
+lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
 {
 	const ProtobufCMessageDescriptor *desc;
 	ProtobufCMessage *msg = NULL;
@@ -302,19 +302,6 @@ out:
 	protobuf_c_message_free_unpacked(msg, NULL);
 	if (rv != LM_OK)
 		lm_ingest_decision_clear(d);
-	return rv;
-}
-
-int
-lm_ingest_decide(const lm_record_ctx *ctx, const lm_ingest_msg *m, lm_ingest_decision *d)
-{
-	int rv = decide(ctx, m, d);
-
-	/* What a rejected message is worth to the batch's byte bound; the
-	 * consumer, which holds a bounded copy of it for its dead letter
-	 * (dlq.h), counts that copy instead. */
-	if (rv == LM_OK && d->action == LM_INGEST_REJECT)
-		d->len = m->key_len + m->value_len + m->headers_len;
 	return rv;
 }
 

@@ -78,9 +78,6 @@ typedef struct lm_ingest_msg {
 	size_t value_len;
 	const void *content_type; /* header value; NULL: no header */
 	size_t content_type_len;
-	/* Bytes of all its headers (names and values), which a rejected
-	 * message holds along with its key and value. */
-	size_t headers_len;
 } lm_ingest_msg;
 
 typedef enum lm_ingest_action {
@@ -95,8 +92,9 @@ typedef struct lm_ingest_decision {
 	char id[LM_RECORD_ID_MAX + 1]; /* PUT, DELETE */
 	uint64_t version;              /* PUT */
 	uint8_t *bytes;                /* PUT: normalized record, protobuf; owned */
-	size_t len;         /* PUT: of bytes; REJECT: of the whole message (the consumer
-	                     * counts the dead-letter copy it holds instead) */
+	size_t len;         /* PUT: of bytes; REJECT: 0 from lm_ingest_decide: the
+	                     * holder of the rejected message's dead letter sets
+	                     * what it holds (the consumer: lm_dlq_letter_bytes) */
 	const char *reason; /* REJECT: static token, see above */
 	char error[LM_INGEST_ERROR_MAX]; /* REJECT: what is wrong, naming the field */
 	lm_store_pos pos; /* the message's partition and offset: lm_ingest_batch_add */
