@@ -24,6 +24,12 @@ for f in bin/lunamatch bin/lunamatch-ingest bin/lunamatch-match bin/lunamatch-de
 	[ -e "$prefix/$f" ] || fail "missing after install: $f"
 done
 
+# The data files the services read (docs/deployment.md), and nothing else
+# of data/: not the samples, not the evaluation set and its scripts.
+data=$(cd "$prefix/share/lunamatch" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ')
+want_data="fairness/requirements.tsv geo/LICENSE geo/cities.tsv model/default.json rates.tsv skills.tsv "
+[ "$data" = "$want_data" ] || fail "installed data files: $data; want: $want_data"
+
 # Only the public headers and the client library.
 extra=$(cd "$prefix/include/lunamatch" && ls | grep -v -x -e api.h -e client.h -e error.h -e v1 || true)
 [ -z "$extra" ] || fail "internal headers installed: $extra"
