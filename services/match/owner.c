@@ -135,11 +135,6 @@ struct member {
 	int64_t *own_end, *announced_end;
 	int split_err; /* a store error that left a pair of the derivation
 	                * undecided (position): the derivation is retried */
-	/* With split_err: it came from a stored record that does not decode
-	 * (lm_store_get_pos_checked), bad_id (a posting when bad_posting),
-	 * met deciding a pair of subject bad_subject, a change of the batch. */
-	bool split_damaged, bad_posting;
-	char bad_id[LM_RECORD_ID_MAX + 1], bad_subject[LM_RECORD_ID_MAX + 1];
 	/* Profiles, per partition (-1: none): the offset the consumer read the
 	 * partition to (a PARTITION_EOF there), still to be committed. A
 	 * transactional producer ends a partition in control records, which
@@ -170,7 +165,7 @@ struct lm_owner {
 	bool woken; /* under mtx */
 
 	_Atomic uint64_t messages, rejected, probes, failures, ahead, rebalances,
-	    deferred, handover, skipped;
+	    deferred, handover, skipped, damaged_pos;
 	atomic_int joined; /* members subscribed to their topic */
 	atomic_bool failing;
 	atomic_bool caught_up; /* the ingest group has stored the topics once */
@@ -183,7 +178,7 @@ struct lm_owner {
 	int64_t start_ms;
 
 	lm_counter *m_messages, *m_failures, *m_ahead, *m_deferred, *m_handover,
-	    *m_skipped;
+	    *m_skipped, *m_damaged_pos;
 	lm_gauge *m_refused;
 };
 
@@ -1174,7 +1169,7 @@ wait_cut_derived(struct member *m)
 
 /* ---- who announces a pair -------------------------------------------------- */
 
-enum pos_kind { POS_KNOWN, POS_NONE, POS_SUPERSEDED, POS_FAILED };
+enum pos_kind { POS_KNOWN, POS_NONE, POS_SUPERSEDED, POS_FAILED, POS_DAMAGED };
 
 /*
  * Where the version of record id that the index holds was written: the
@@ -1184,18 +1179,26 @@ enum pos_kind { POS_KNOWN, POS_NONE, POS_SUPERSEDED, POS_FAILED };
  * created again, lm_store_pos) says nothing about the topic's offsets now:
  * such a record is as old as one written without a position (POS_NONE). A
  * store error decides nothing (POS_FAILED): it is kept in m->split_err and
- * the derivation is retried; when the stored value of id does not decode,
- * m->split_damaged says so, with the record and the pair's subject.
+ * the derivation is retried. A stored value of id that does not decode
+ * (POS_DAMAGED; the store logs it once) never will: the pair is announced
+ * here, counted (damaged_pos), rather than lost with every other pair of
+ * its message. Its other owner may announce it too, under the same event
+ * id: events are at least once, and subscribers drop the repeat.
  */
 static enum pos_kind
-position(struct member *m, lm_kind k, const char *id, uint64_t version, lm_store_pos *pos,
-    const char *subject)
+position(struct member *m, lm_kind k, const char *id, uint64_t version, lm_store_pos *pos)
 {
 	lm_owner *ow = m->ow;
 	uint64_t v = 0;
 	uint32_t epoch = 0;
 	bool has = false, damaged = false;
 	int rc = lm_store_get_pos_checked(ow->store, k, id, &v, pos, &has, &damaged);
+
+	if (rc != LM_OK && damaged) {
+		atomic_fetch_add(&ow->damaged_pos, 1);
+		lm_counter_add(ow->m_damaged_pos, 1);
+		return POS_DAMAGED;
+	}
 
 	if (rc == LM_OK && has) {
 		rc = lm_ingest_epoch_get(ow->store,
@@ -1207,13 +1210,8 @@ position(struct member *m, lm_kind k, const char *id, uint64_t version, lm_store
 	if (rc == LM_ENOENT || (rc == LM_OK && v != version))
 		return POS_SUPERSEDED;
 	if (rc != LM_OK) {
-		if (m->split_err == LM_OK) {
+		if (m->split_err == LM_OK)
 			m->split_err = rc;
-			m->split_damaged = damaged;
-			m->bad_posting = k == LM_KIND_POSTING;
-			snprintf(m->bad_id, sizeof(m->bad_id), "%s", id);
-			snprintf(m->bad_subject, sizeof(m->bad_subject), "%s", subject);
-		}
 		return POS_FAILED;
 	}
 	return has && pos->epoch >= epoch ? POS_KNOWN : POS_NONE;
@@ -1232,9 +1230,9 @@ posting_announces(void *arg, const lm_events_pair *p)
 	struct member *m = arg;
 	lm_store_pos pos;
 
-	switch (position(
-	    m, LM_KIND_PROFILE, p->other_id, p->other_version, &pos, p->subject_id)) {
+	switch (position(m, LM_KIND_PROFILE, p->other_id, p->other_version, &pos)) {
 	case POS_NONE:
+	case POS_DAMAGED:
 		return true;
 	case POS_SUPERSEDED:
 		return false; /* the newer version's derivation decides */
@@ -1299,9 +1297,9 @@ profile_announces(void *arg, const lm_events_pair *p)
 	const struct part_state *st;
 	lm_store_pos self, other;
 
-	switch (position(m, LM_KIND_PROFILE, p->subject_id, p->subject_version, &self,
-	    p->subject_id)) {
+	switch (position(m, LM_KIND_PROFILE, p->subject_id, p->subject_version, &self)) {
 	case POS_NONE:
+	case POS_DAMAGED:
 		return true;
 	case POS_SUPERSEDED:
 	case POS_FAILED:
@@ -1309,9 +1307,9 @@ profile_announces(void *arg, const lm_events_pair *p)
 	case POS_KNOWN:
 		break;
 	}
-	switch (position(
-	    m, LM_KIND_POSTING, p->other_id, p->other_version, &other, p->subject_id)) {
+	switch (position(m, LM_KIND_POSTING, p->other_id, p->other_version, &other)) {
 	case POS_NONE:
+	case POS_DAMAGED:
 		return true;
 	case POS_SUPERSEDED:
 	case POS_FAILED:
@@ -1387,8 +1385,9 @@ failed(lm_owner *ow, const char *what, int rc, int64_t *backoff)
  * A derivation of m->changes[0 .. *nc) failed (events_failed: in the
  * events, else in the pair decider's read, m->split_err). When the error
  * comes from a stored record whose value or bytes do not decode
- * (split->damaged or m->split_damaged, set where the record is decoded),
- * deriving it again can never succeed: every change of the record whose
+ * (split->damaged, set where the record is decoded; the pair decider
+ * announces past a damaged position instead, see position), deriving it
+ * again can never succeed: every change of the record whose
  * derivation met it is taken out, each message counted (skipped) and
  * logged (owner.skip) with its place and the damaged record, and true is
  * returned. Any other error, of the outbox, the store, the disk or
@@ -1409,10 +1408,6 @@ skip_damaged(
 		    subject, sizeof(subject), "%s", m->changes[split->damaged_change].id);
 		bad = split->damaged_id;
 		bad_posting = split->damaged_posting;
-	} else if (!events_failed && m->split_damaged) {
-		snprintf(subject, sizeof(subject), "%s", m->bad_subject);
-		bad = m->bad_id;
-		bad_posting = m->bad_posting;
 	} else {
 		return false;
 	}
@@ -1469,7 +1464,6 @@ derive(struct member *m, lm_events_split *split)
 	for (unsigned busy = 0; !atomic_load(&ow->stop);) {
 		bool events_failed;
 		m->split_err = LM_OK;
-		m->split_damaged = false;
 		rc = lm_events_on_owned(
 		    ow->events, ow->idx, m->changes, nc, split, (int64_t) time(NULL));
 		events_failed = rc != LM_OK;
@@ -2250,6 +2244,13 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		    "owner.skip logs each): errors of the store, the outbox, the disk "
 		    "or memory are retried instead",
 		    NULL);
+		ow->m_damaged_pos = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_pairs_damaged_position_total",
+		    "Pairs announced by this owner because the stored position of one "
+		    "of their records does not decode (damaged; store.corrupt logs "
+		    "it): the other record's owner may announce them too, under the "
+		    "same event id. A derivation retried counts its pairs again",
+		    NULL);
 		ow->m_refused = lm_metrics_gauge(o->metrics,
 		    "lunamatch_events_owner_source_refused",
 		    "1 while the store's positions come from another topic or cluster "
@@ -2337,6 +2338,7 @@ lm_owner_stats_get(lm_owner *ow, lm_owner_stats *out)
 	out->deferred = atomic_load(&ow->deferred);
 	out->handover = atomic_load(&ow->handover);
 	out->skipped = atomic_load(&ow->skipped);
+	out->damaged = atomic_load(&ow->damaged_pos);
 	out->partitions =
 	    atomic_load(&ow->mem[0].partitions) + atomic_load(&ow->mem[1].partitions);
 	out->joined = atomic_load(&ow->joined);

@@ -25,6 +25,10 @@
  *      except a message's whose derivation reads a stored record that
  *      does not decode (damaged): that message is skipped, counted
  *      (lunamatch_events_derive_skipped_total) and logged (owner.skip).
+ *      A pair whose decision below needs the stored position of a
+ *      damaged record is announced, not skipped: its other owner may
+ *      announce it too, under the same event id
+ *      (lunamatch_events_pairs_damaged_position_total).
  *
  * A pair is announced once, by one of its two records' owners, even when
  * they are different replicas deriving at the same moment. Before it
@@ -151,6 +155,9 @@ typedef struct lm_owner_stats {
 	uint64_t handover;   /* pairs announced from a previous owner's claim */
 	uint64_t skipped;    /* messages whose derivation was skipped: a stored
 	                        record it reads is damaged (owner.skip) */
+	uint64_t damaged;    /* pair decisions that announced a pair here because
+	                        the stored position of one of its records is
+	                        damaged (at least once: position() in owner.c) */
 	int partitions;      /* partitions owned now */
 	int joined;          /* members in the events group: 2 once joined, 0 while
 	                        ingest catches up or the source is refused; 1

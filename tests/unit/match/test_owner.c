@@ -841,35 +841,6 @@ test_damaged_record_bytes(void **state)
 	damaged_record(false);
 }
 
-/*
- * The index keeps the records' bytes, and the store's value of the lead is
- * damaged: a new posting's pair with the lead cannot be decided (the
- * lead's position does not decode). The posting's message is skipped,
- * counted and logged, and the tombstone after it is derived and committed.
- */
-static void
-test_damaged_position(void **state)
-{
-	(void) state;
-	start_r0();
-	seed_pair();
-	assert_true(wait_messages(R0->owner, 2));
-
-	lmt_store_damage(R0->dir, false, LEAD, true);
-	produce_posting_as("job-after-damaged");
-	ingest_put_as(true, SEED_JOB, "job-after-damaged", 1);
-	produce(POSTINGS, "job-gone", NULL, 0);
-	ingest_commit(POSTINGS, 3);
-
-	assert_true(wait_messages(R0->owner, 4));
-	assert_int_equal(stats(R0->owner).skipped, 1);
-	for (int64_t end = lm_clock_ms() + WAIT_MS;
-	     committed(POSTINGS) != 3 && lm_clock_ms() < end;)
-		lmt_sleep_ms(50);
-	assert_int_equal(committed(POSTINGS), 3);
-	assert_false(stats(R0->owner).failing);
-}
-
 /* The counterparts of job id's pairs above the threshold in R0's outbox,
  * as "id;id;..." in id order. */
 static void
@@ -888,6 +859,87 @@ job_pairs(const char *id, char *ids, size_t len)
 		if (v[i].above && at < len)
 			at += (size_t) snprintf(ids + at, len - at, "%s;", v[i].other_id);
 	free(v);
+}
+
+/*
+ * The index keeps the records' bytes, and the store's value of the lead is
+ * damaged: who announces a new posting's pair with the lead cannot be
+ * decided from the lead's position (it does not decode). The pair is
+ * announced here (at least once: the lead's own owner may have announced
+ * it too, under the same event id), counted, and the posting's other
+ * pairs and the tombstone after it are derived and committed; nothing is
+ * skipped. Before, the posting's whole message was skipped (owner.skip):
+ * every event of a new posting lost for one damaged counterpart.
+ */
+static void
+test_damaged_position(void **state)
+{
+	char got[512];
+
+	(void) state;
+	start_r0();
+	seed_pair();
+	assert_true(wait_messages(R0->owner, 2));
+
+	lmt_store_damage(R0->dir, false, LEAD, true);
+	produce_posting_as("job-after-damaged");
+	ingest_put_as(true, SEED_JOB, "job-after-damaged", 1);
+	produce(POSTINGS, "job-gone", NULL, 0);
+	ingest_commit(POSTINGS, 3);
+
+	assert_true(wait_messages(R0->owner, 4));
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) != 3 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(POSTINGS), 3);
+	assert_int_equal(stats(R0->owner).skipped, 0);
+	assert_true(stats(R0->owner).damaged >= 1);
+	assert_false(stats(R0->owner).failing);
+	job_pairs("job-after-damaged", got, sizeof(got));
+	assert_string_equal(got, LEAD ";");
+}
+
+/*
+ * The same from the profiles' side: a new profile, stored with its
+ * position, whose pair with the seed posting needs the posting's stored
+ * position, which is damaged. The pair is announced here and counted; the
+ * profile's message is derived and committed, not skipped.
+ */
+static void
+test_damaged_position_of_posting(void **state)
+{
+	lm_store_pos pos = {.epoch = 0, .partition = 0, .offset = 1};
+	ProtobufCMessage *m;
+	lm_store_txn *t = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char got[512];
+
+	(void) state;
+	start_r0();
+	seed_pair();
+	assert_true(wait_messages(R0->owner, 2));
+
+	lmt_store_damage(R0->dir, true, SEED_JOB, true);
+	m = sample_as(false, LEAD, "cand-after-damaged", 1);
+	assert_int_equal(lm_pb_encode(m, &buf, &len), LM_OK);
+	produce(PROFILES, "cand-after-damaged", buf, len);
+	free(buf);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_int_equal(lm_store_begin(R0->store, &t), LM_OK);
+	put_record(t, false, LEAD, "cand-after-damaged", 1, &pos);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	ingest_commit(PROFILES, 2);
+
+	assert_true(wait_messages(R0->owner, 3));
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(PROFILES) != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(PROFILES), 2);
+	assert_int_equal(stats(R0->owner).skipped, 0);
+	assert_true(stats(R0->owner).damaged >= 1);
+	job_pairs(SEED_JOB, got, sizeof(got));
+	assert_string_equal(got, "cand-after-damaged;" LEAD ";");
 }
 
 /*
@@ -1786,6 +1838,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_damaged_record_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_record_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_position, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_damaged_position_of_posting, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_damaged_match_left_out, setup_top3, teardown),
 	    cmocka_unit_test_setup_teardown(
