@@ -640,6 +640,22 @@ def test_at_most_16_endpoints(listed):
         lunamatch.Client(listed(urls))
 
 
+@pytest.mark.parametrize("listed", [list, ",".join], ids=["sequence", "string"])
+def test_the_endpoint_list_is_at_most_4096_bytes(listed):
+    """As in the C client (LM_CLIENT_URLS_MAX, the length of the whole
+    list, blanks and commas included): a list of 4096 bytes opens, one of
+    4097 is a ValueError naming the limit, before any socket is opened."""
+    urls = ["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"]
+    pad = 4096 - len(",".join(urls))
+    at_limit = [" " * pad + urls[0], urls[1]]
+    assert len(",".join(at_limit).encode()) == 4096
+    with lunamatch.Client(listed(at_limit)) as c:
+        assert c.endpoints == urls
+    over = [" " + at_limit[0], urls[1]]
+    with pytest.raises(ValueError, match="^endpoint list of 4097 bytes: at most 4096$"):
+        lunamatch.Client(listed(over))
+
+
 #: test_an_endpoint_that_goes_does_not_hold_the_calls_starting_on_it: the
 #: request size (nng copies it into its message with the interpreter's lock
 #: released, while an abort may land), the calls at once, the rounds, the

@@ -75,6 +75,10 @@ DEFAULT_URL = "tcp://127.0.0.1:7700"
 #: Most endpoints of one client, as in the C client (LM_CLIENT_ENDPOINTS_MAX):
 #: each has its own socket, dialer and connection.
 MAX_ENDPOINTS = 16
+#: Most bytes (UTF-8) of the whole endpoint list, as in the C client
+#: (LM_CLIENT_URLS_MAX): the comma-separated string as given, blanks and
+#: empty entries included; a sequence counts as its entries joined by commas.
+MAX_ENDPOINT_LIST_BYTES = 4096
 #: Largest TLS file (tls_ca, tls_cert, tls_key) read, as in the C client
 #: (LM_RPC_MAX_PEM): a wrong path (a log, a device) is refused, not read
 #: whole.
@@ -106,11 +110,17 @@ log = logging.getLogger("lunamatch.client")
 
 def endpoint_list(endpoints: Union[None, str, Iterable[str]]) -> List[str]:
     """URLs from a list, a comma-separated string, or LUNAMATCH_RPC_URL; at
-    least one, at most MAX_ENDPOINTS (else ValueError)."""
+    least one, at most MAX_ENDPOINTS, the list at most MAX_ENDPOINT_LIST_BYTES
+    (else ValueError)."""
     if endpoints is None:
         endpoints = os.environ.get("LUNAMATCH_RPC_URL", DEFAULT_URL)
     if isinstance(endpoints, str):
         endpoints = endpoints.split(",")
+    endpoints = list(endpoints)
+    size = len(",".join(u or "" for u in endpoints).encode("utf-8", "surrogatepass"))
+    if size > MAX_ENDPOINT_LIST_BYTES:
+        raise ValueError("endpoint list of %d bytes: at most %d" % (
+            size, MAX_ENDPOINT_LIST_BYTES))
     urls = [u.strip() for u in endpoints if u and u.strip()]
     if not urls:
         raise ValueError("no endpoint given")
@@ -1002,7 +1012,8 @@ class ClientBase(Methods):
 
     endpoints: a URL, a comma-separated list or a sequence (default
     LUNAMATCH_RPC_URL, else tcp://127.0.0.1:7700), at most 16
-    (MAX_ENDPOINTS, else ValueError); every endpoint is dialled
+    (MAX_ENDPOINTS) and 4096 bytes in all (MAX_ENDPOINT_LIST_BYTES), else
+    ValueError; every endpoint is dialled
     at once and kept connected; a URL nng cannot dial raises ValueError. timeout: default call timeout in seconds
     (at most 10 minutes: longer is cut to that, as the server does).
     tls_ca / tls_cert / tls_key (PEM files of at most 1 MiB, else
