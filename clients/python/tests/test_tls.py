@@ -30,13 +30,12 @@ def issue(d, name, ext):
 
 
 @pytest.fixture(scope="module")
-def tls_certs(stack):
+def tls_certs(tmp_path_factory):
     """A directory with a CA, a server certificate for localhost, a client
     certificate, and another CA."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
-    d = stack.tmp / "tls"
-    d.mkdir()
+    d = tmp_path_factory.mktemp("tls")
     openssl(d, "req", "-x509", *EC, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
             "-subj", "/CN=lunamatch-test-ca",
             "-addext", "basicConstraints=critical,CA:TRUE",
@@ -145,18 +144,17 @@ def test_server_name_defaults_to_the_url_host(tls_match):
     ("tls+tcp6://Match.Internal:7700", None, "match.internal"),
     ("tls+tcp://match.internal:7700", "other.internal", "other.internal"),
 ])
-def test_tls_server_name_of_each_endpoint(tmp_path, url, given, name):
+def test_tls_server_name_of_each_endpoint(tls_certs, url, given, name):
     """The configuration each tls+ endpoint gets: its URL's host as the
     server name unless tls_server_name is given."""
     from lunamatch._rpc import TLSOptions
-    ca = tmp_path / "ca.crt"
-    ca.write_text("not read here")
+    ca = tls_certs / "ca.crt"
     opts = TLSOptions(str(ca), None, None, given)
     assert opts.settings(url)["server_name"] == name
-    assert opts.settings(url)["ca_string"] == "not read here"
+    assert opts.settings(url)["ca_string"] == ca.read_text()
 
 
-def test_every_tls_endpoint_is_configured_with_its_own_host(tmp_path, monkeypatch):
+def test_every_tls_endpoint_is_configured_with_its_own_host(tls_certs, monkeypatch):
     """The client hands each tls+ endpoint a configuration made for its URL."""
     from lunamatch import _rpc
     seen = []
@@ -167,10 +165,8 @@ def test_every_tls_endpoint_is_configured_with_its_own_host(tmp_path, monkeypatc
                                     auth_mode=_rpc.pynng.TLSConfig.AUTH_MODE_NONE)
 
     monkeypatch.setattr(_rpc.TLSOptions, "config", config)
-    ca = tmp_path / "ca.crt"
-    ca.write_text("x")
     with lunamatch.Client("tls+tcp://a.internal:1,tcp://127.0.0.1:1,tls+tcp://b.internal:1",
-                          tls_ca=str(ca)):
+                          tls_ca=str(tls_certs / "ca.crt")):
         pass
     assert seen == ["a.internal", "b.internal"]
 
@@ -180,19 +176,23 @@ def test_tls_options_go_together():
         lunamatch.Client("tls+tcp://localhost:1", tls_cert="client.crt")
 
 
+#: The PEM file of each TLS option in tls_certs.
+TLS_FILES = dict(tls_ca="ca.crt", tls_cert="client.crt", tls_key="client.key")
+
+
 @pytest.mark.parametrize("option", ["tls_ca", "tls_cert", "tls_key"])
-def test_a_tls_file_is_at_most_1_mib(tmp_path, option):
+def test_a_tls_file_is_at_most_1_mib(tls_certs, tmp_path, option):
     """As in the C client (LM_RPC_MAX_PEM): a TLS file of 1 MiB is read, a
     larger one (a wrong path, a device) is a ValueError naming the file and
     the limit, without reading more than the limit."""
     limit = 1 << 20
-    small = tmp_path / "small.pem"
-    small.write_text("x")
+    pem = (tls_certs / TLS_FILES[option]).read_text()
     at_limit = tmp_path / "at-limit.pem"
-    at_limit.write_text("x" * limit)
+    at_limit.write_text("#" * (limit - len(pem) - 1) + "\n" + pem)  # text before a block is skipped
+    assert at_limit.stat().st_size == limit
     over = tmp_path / "over.pem"
-    over.write_text("x" * (limit + 1))
-    files = dict(tls_ca=str(small), tls_cert=str(small), tls_key=str(small))
+    over.write_text("#" + at_limit.read_text())
+    files = {k: str(tls_certs / v) for k, v in TLS_FILES.items()}
     url = "tcp://127.0.0.1:1"  # the files are read, not used
     with lunamatch.Client(url, **dict(files, **{option: str(at_limit)})):
         pass
@@ -200,3 +200,51 @@ def test_a_tls_file_is_at_most_1_mib(tmp_path, option):
         with pytest.raises(ValueError, match="%s file %s: larger than 1048576 bytes" % (
                 option, bad)):
             lunamatch.Client(url, **dict(files, **{option: bad}))
+
+
+def _corrupt(pem):
+    """pem with the base64 of its first block's body replaced."""
+    lines = pem.splitlines(keepends=True)
+    return lines[0] + "QUJD" * 16 + "\n" + "".join(l for l in lines[1:] if l.startswith("-----"))
+
+
+#: Bad TLS file contents (from the right file's text) and what the error says.
+BAD_TLS_FILES = {
+    "empty": (lambda pem: b"", "empty"),
+    "not-utf8": (lambda pem: b"\xff\xfe" + pem.encode(), r"not UTF-8 text \(byte 0xff at offset 0\)"),
+    "nul": (lambda pem: pem.encode()[:40] + b"\0" + pem.encode()[40:],
+            r"not PEM text \(a NUL byte at offset 40\)"),
+    "not-pem": (lambda pem: b"hello\n", "not PEM: no -----BEGIN "),
+    "corrupt": (lambda pem: _corrupt(pem).encode(), "not a .* nng can use"),
+}
+
+
+@pytest.mark.parametrize("url", ["tcp://127.0.0.1:1", "tls+tcp://127.0.0.1:1"])
+@pytest.mark.parametrize("bad", sorted(BAD_TLS_FILES))
+@pytest.mark.parametrize("option", ["tls_ca", "tls_cert", "tls_key"])
+def test_a_bad_tls_file_is_refused_naming_it(tls_certs, tmp_path, option, bad, url):
+    """A TLS file that is empty, not UTF-8, not PEM text (as the C client's
+    read_pem: a NUL byte), without a PEM block of its kind or whose block
+    nng cannot use is a ValueError when the client is created, naming the
+    option, the file and what is wrong; even with no tls+ endpoint."""
+    files = {k: str(tls_certs / v) for k, v in TLS_FILES.items()}
+    make, what = BAD_TLS_FILES[bad]
+    path = tmp_path / ("bad-" + option)
+    path.write_bytes(make((tls_certs / TLS_FILES[option]).read_text()))
+    files[option] = str(path)
+    with pytest.raises(ValueError, match="%s file %s: %s" % (option, path, what)):
+        lunamatch.Client(url, **files)
+
+
+@pytest.mark.parametrize("option, other", [("tls_ca", "tls_key"), ("tls_cert", "tls_key"),
+                                           ("tls_key", "tls_cert")])
+def test_a_tls_file_of_the_wrong_kind_is_refused(tls_certs, option, other):
+    """A key given for a certificate, or a certificate for the key, is a
+    ValueError naming the file and the PEM block it lacks."""
+    files = {k: str(tls_certs / v) for k, v in TLS_FILES.items()}
+    files[option] = files[other]
+    kind = "PRIVATE KEY" if option == "tls_key" else "CERTIFICATE"
+    with pytest.raises(ValueError, match="%s file %s: not PEM: no -----BEGIN .*%s----- "
+                       % (option, files[option], kind)):
+        lunamatch.Client("tcp://127.0.0.1:1", **files)
+

@@ -11,6 +11,7 @@ import itertools
 import logging
 import math
 import os
+import re
 import threading
 import time
 import uuid
@@ -504,6 +505,41 @@ def url_host(url: str) -> Optional[str]:
     return host if host and host != "*" else None
 
 
+#: The PEM block each TLS file must hold (nng's TLS engine looks for these).
+_PEM_BLOCKS = {
+    "tls_ca": ("-----BEGIN CERTIFICATE-----", re.compile(r"-----BEGIN CERTIFICATE-----")),
+    "tls_cert": ("-----BEGIN CERTIFICATE-----", re.compile(r"-----BEGIN CERTIFICATE-----")),
+    "tls_key": ("-----BEGIN ... PRIVATE KEY-----",
+                re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")),
+}
+
+
+def _read_pem(what: str, path: str) -> str:
+    """The text of TLS file path (option what): at most MAX_TLS_FILE_BYTES,
+    not empty, UTF-8 without a NUL byte (as the C client's read_pem: nng
+    takes the text up to its first NUL), holding the PEM block of its kind;
+    else ValueError naming the option, the file and what is wrong."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_TLS_FILE_BYTES + 1)
+    where = "%s file %s" % (what, path)
+    if len(data) > MAX_TLS_FILE_BYTES:
+        raise ValueError("%s: larger than %d bytes" % (where, MAX_TLS_FILE_BYTES))
+    if not data:
+        raise ValueError("%s: empty" % where)
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ValueError("%s: not PEM text (a NUL byte at offset %d)" % (where, nul))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError("%s: not UTF-8 text (byte 0x%02x at offset %d)" % (
+            where, data[e.start], e.start)) from None
+    name, block = _PEM_BLOCKS[what]
+    if not block.search(text):
+        raise ValueError("%s: not PEM: no %s line" % (where, name))
+    return text
+
+
 class TLSOptions:
     """The client TLS settings of tls+tcp:// endpoints, from PEM files.
 
@@ -514,25 +550,24 @@ class TLSOptions:
     which would accept any certificate the CA signed. Without ca the
     connection is encrypted but the server is not verified, and config()
     logs a warning, as the C client does. cert and key give mutual TLS.
+    The files are read and handed to nng here, so that one nng cannot use
+    is a ValueError naming it (see _read_pem), whatever the endpoints.
     """
 
     def __init__(self, ca: Optional[str], cert: Optional[str], key: Optional[str],
                  server_name: Optional[str]):
         if bool(cert) != bool(key):
             raise ValueError("tls_cert and tls_key go together")
-
-        def read(what, p):
-            with open(p, "rb") as f:
-                data = f.read(MAX_TLS_FILE_BYTES + 1)
-            if len(data) > MAX_TLS_FILE_BYTES:
-                raise ValueError("%s file %s: larger than %d bytes" % (
-                    what, p, MAX_TLS_FILE_BYTES))
-            return data.decode()
-
-        self.ca = read("tls_ca", ca) if ca else None
-        self.cert = read("tls_cert", cert) if cert else None
-        self.key = read("tls_key", key) if key else None
+        self.paths = dict(tls_ca=ca, tls_cert=cert, tls_key=key)
+        self.ca = _read_pem("tls_ca", ca) if ca else None
+        self.cert = _read_pem("tls_cert", cert) if cert else None
+        self.key = _read_pem("tls_key", key) if key else None
         self.server_name = server_name or None
+        if self.cert:
+            # The certificate alone first, so that an error names its file.
+            self._apply(pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT).set_ca_chain, (self.cert,),
+                        "tls_cert file %s: not a certificate nng can use" % cert)
+        self._config(None)
 
     def server_name_for(self, url: str) -> Optional[str]:
         """The name the server's certificate of url is checked against."""
@@ -550,12 +585,32 @@ class TLSOptions:
         """A new client TLS configuration for url."""
         if self.ca is None:
             log.warning("no TLS CA given: the server's certificate of %s is not verified", url)
-        settings = self.settings(url)
-        config = pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT, **settings)
-        # pynng skips a false auth_mode, and AUTH_MODE_NONE is 0: without
-        # this the client keeps nng's default (required) and never connects.
+        return self._config(url)
+
+    def _config(self, url: Optional[str]) -> pynng.TLSConfig:
+        """The configuration of settings(url); without url, no server name.
+        nng's refusal of a file is a ValueError naming it."""
+        settings = self.settings(url or "")
+        config = pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT)
+        if url is not None and settings["server_name"]:
+            config.set_server_name(settings["server_name"])
+        if self.ca:
+            self._apply(config.set_ca_chain, (self.ca,),
+                        "tls_ca file %s: not a certificate nng can use" % self.paths["tls_ca"])
+        if self.cert:
+            self._apply(config.set_own_cert, (self.cert, self.key),
+                        "tls_key file %s: not a private key nng can use" % self.paths["tls_key"])
+        # Set even when AUTH_MODE_NONE (0): nng's default is required, and
+        # the client would never connect.
         config.set_auth_mode(settings["auth_mode"])
         return config
+
+    @staticmethod
+    def _apply(setter, args, what: str) -> None:
+        try:
+            setter(*args)
+        except pynng.NNGException as e:
+            raise ValueError("%s (%s)" % (what, e)) from None
 
 
 # The estimate of decode_cost_ok, in bytes: a message takes _MSG_BYTES and
@@ -1016,8 +1071,9 @@ class ClientBase(Methods):
     ValueError; every endpoint is dialled
     at once and kept connected; a URL nng cannot dial raises ValueError. timeout: default call timeout in seconds
     (at most 10 minutes: longer is cut to that, as the server does).
-    tls_ca / tls_cert / tls_key (PEM files of at most 1 MiB, else
-    ValueError) and tls_server_name: for
+    tls_ca / tls_cert / tls_key (PEM files of at most 1 MiB, not empty,
+    UTF-8 text holding a certificate or private key block nng can use, else
+    ValueError naming the file) and tls_server_name: for
     tls+tcp:// endpoints; with tls_ca the server's certificate must carry
     tls_server_name, by default the host of each endpoint's URL; without it
     the server is not verified (a warning is logged).
