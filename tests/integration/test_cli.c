@@ -12,10 +12,14 @@
  * dlq tail: crafted dead-letter messages with the headers ingest writes,
  * one-shot and --follow. Plus usage errors (exit 2) and --help everywhere.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -631,6 +635,70 @@ test_produce_failures(void **state)
 	lmt_run_result_free(&r);
 }
 
+/* The messages of topic produced since from[]; each freed. */
+static int
+count_since(const char *topic, const int64_t from[PARTITIONS])
+{
+	struct msg msgs[16];
+	int n = read_topic(topic, from, msgs, 16);
+
+	for (int i = 0; i < n; i++)
+		msg_free(&msgs[i]);
+	return n;
+}
+
+/* SIGINT while produce waits for more input: it stops reading, waits for
+ * the records it handed over and prints their counts (exit 1, the input was
+ * not read to its end), instead of dying with nothing said about the records
+ * Kafka already acknowledged. */
+static void
+test_produce_interrupted(void **state)
+{
+	char *l1 = sample_line("data/samples/postings.jsonl", 1);
+	char *l2 = sample_line("data/samples/postings.jsonl", 2);
+	char fifo[4200], errpath[4200], line[512];
+	const char *env[] = {E.env_brokers, NULL};
+	int64_t from[PARTITIONS], deadline;
+	lmt_proc *p = NULL;
+	int fd = -1, status = -1;
+	(void) state;
+
+	snprintf(fifo, sizeof(fifo), "%s/interrupted.fifo", E.tmp);
+	snprintf(errpath, sizeof(errpath), "%s/interrupted.err", E.tmp);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	high_marks(TOPIC_POSTINGS, from);
+	const char *argv[] = {lmt_bin("lunamatch"), "produce", "postings", fifo, NULL};
+	assert_int_equal(lmt_proc_start_ex(argv, env, errpath, &p), LM_OK);
+	/* The writing end opens once the tool has opened the reading end. */
+	deadline = lm_clock_ms() + IO_MS;
+	while ((fd = open(fifo, O_WRONLY | O_NONBLOCK)) < 0 && errno == ENXIO &&
+	       lm_clock_ms() < deadline)
+		usleep(20000);
+	assert_true(fd >= 0);
+	dprintf(fd, "%s\n%s\n", l1, l2);
+	/* Both delivered: Kafka has acknowledged them. */
+	deadline = lm_clock_ms() + IO_MS;
+	while (count_since(TOPIC_POSTINGS, from) < 2 && lm_clock_ms() < deadline)
+		usleep(100000);
+	assert_int_equal(count_since(TOPIC_POSTINGS, from), 2);
+
+	assert_int_equal(lmt_proc_signal(p, SIGINT), LM_OK);
+	if (lmt_proc_readline(p, line, sizeof(line), IO_MS) != LM_OK)
+		fail_msg("no counts printed after SIGINT");
+	assert_string_equal(line, "sent 2, failed 0, skipped 0");
+	assert_int_equal(lmt_proc_wait(p, IO_MS, &status), LM_OK);
+	assert_int_equal(status, 1);
+	char *err = lmt_read_file(errpath, NULL);
+	assert_non_null(err);
+	if (strstr(err, "interrupted") == NULL || strstr(err, "read error") != NULL)
+		fail_msg("stderr: %s", err);
+	free(err);
+	close(fd);
+	lmt_proc_free(p);
+	free(l1);
+	free(l2);
+}
+
 /* One message expected from --raw: its exact payload and key (NULL: none). */
 struct raw_case {
 	const char *payload;
@@ -1111,6 +1179,7 @@ main(void)
 	    cmocka_unit_test(test_produce_array_and_stdin),
 	    cmocka_unit_test(test_produce_failures),
 	    cmocka_unit_test(test_produce_raw),
+	    cmocka_unit_test(test_produce_interrupted),
 	    cmocka_unit_test(test_store),
 	    cmocka_unit_test(test_store_warnings),
 	    cmocka_unit_test(test_dlq),

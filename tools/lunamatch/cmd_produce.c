@@ -19,6 +19,11 @@
  * every failure a connectivity one). Records are not validated beyond
  * decoding: that is ingest's job.
  *
+ * SIGINT or SIGTERM while the input is read stops the reading at the next
+ * record (a record being read is not sent); the records already handed to
+ * librdkafka are still waited for, counted and summarised as above, and the
+ * exit status is 1. A second signal ends the process at once.
+ *
  * --raw (implies --as-json) sends every non-blank line exactly as written
  * (or every array element as its compact JSON text) without decoding it, so
  * that invalid records reach ingest and its dead-letter topic; the key is the
@@ -26,6 +31,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -86,6 +92,10 @@ const char lm_cli_produce_usage[] =
     "usage error, 3 when Kafka cannot be reached (no metadata, or no record\n"
     "delivered because no broker answered).\n"
     "\n"
+    "SIGINT or SIGTERM stops the reading; the records already sent are waited\n"
+    "for (at most --timeout-ms) and counted, the counts are printed and the\n"
+    "exit status is 1. A second signal ends the command at once.\n"
+    "\n"
     "Options:\n"
     "  --as-json         send the JSON text with header content-type:\n"
     "                    application/json instead of protobuf\n"
@@ -125,6 +135,16 @@ struct producer {
 	uint64_t shown;   /* per-record errors printed */
 	json_t *errors;   /* the first PRODUCE_ERRORS_SHOWN, for --json */
 };
+
+/* Set by SIGINT or SIGTERM once the input is being read. */
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal(int sig)
+{
+	(void) sig;
+	interrupted = 1;
+}
 
 /* Reports a problem with the record at pos (line or index). */
 static void
@@ -386,6 +406,15 @@ run_lines(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 			if (++total > PRODUCE_FILE_MAX)
 				break;
 		}
+		/* A read cut short by the signal fails with EINTR: the line
+		 * read so far is not sent. */
+		if (interrupted) {
+			lm_cli_error(CMD,
+			    "%s: interrupted; stopped reading after line %" PRIu64, name,
+			    line);
+			rv = -1;
+			break;
+		}
 		if (total > PRODUCE_FILE_MAX) {
 			lm_cli_error(CMD,
 			    "%s: input larger than %u MiB; stopped at line %" PRIu64,
@@ -437,7 +466,7 @@ run_array(struct producer *P, FILE *in, const char *name)
 
 	if (buf == NULL)
 		goto nomem;
-	while ((n = fread(buf + len, 1, cap - len, in)) > 0) {
+	while (!interrupted && (n = fread(buf + len, 1, cap - len, in)) > 0) {
 		len += n;
 		if (len > PRODUCE_FILE_MAX) {
 			lm_cli_error(CMD, "%s: input larger than %u MiB", name,
@@ -452,6 +481,11 @@ run_array(struct producer *P, FILE *in, const char *name)
 				goto nomem;
 			buf = nb;
 		}
+	}
+	if (interrupted) {
+		lm_cli_error(CMD, "%s: interrupted while reading; nothing sent", name);
+		free(buf);
+		return -1;
 	}
 	if (ferror(in)) {
 		lm_cli_error(CMD, "%s: read error: %s", name, strerror(errno));
@@ -470,13 +504,19 @@ run_array(struct producer *P, FILE *in, const char *name)
 		json_decref(root);
 		return -1;
 	}
-	for (i = 0; i < json_array_size(root); i++) {
+	for (i = 0; i < json_array_size(root) && !interrupted; i++) {
 		if (P->raw)
 			handle_raw(P, i, NULL, 0, json_array_get(root, i));
 		else
 			handle_record(P, i, NULL, 0, json_array_get(root, i));
 	}
 	json_decref(root);
+	if (interrupted) {
+		lm_cli_error(CMD,
+		    "%s: interrupted; the elements from index %zu on were not sent", name,
+		    i);
+		return -1;
+	}
 	return 0;
 nomem:
 	free(buf);
@@ -652,6 +692,16 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 		rv = lm_cli_topic_status(CMD, cfg->brokers, P.topic, rc);
 		goto out;
 	}
+
+	/* From here on a signal stops the reading, not the process: what was
+	 * handed over is waited for and reported. A second one ends it. */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESETHAND; /* no SA_RESTART: a blocked read returns */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 
 	/* Detect the format by the first non-space character. */
 	uint64_t first_line = 1;
