@@ -699,6 +699,32 @@ test_produce_interrupted(void **state)
 	free(l2);
 }
 
+/* The counts are the result of produce: when they cannot be written, the
+ * run fails and says so (it exited 0 with nothing printed). */
+static void
+test_produce_summary_unwritten(void **state)
+{
+	char *l1 = sample_line("data/samples/postings.jsonl", 1);
+	char text[200000];
+	(void) state;
+
+	snprintf(text, sizeof(text), "%s\n", l1);
+	char *path = write_file("one.jsonl", text);
+	const char *const modes[] = {"--as-json", "--json"};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		const char *sh[] = {"/bin/sh", "-c",
+		    "exec \"$0\" produce postings \"$1\" \"$2\" > /dev/full",
+		    lmt_bin("lunamatch"), path, modes[i], NULL};
+		lmt_run_result r = run_argv(sh);
+		expect_status(&r, 1);
+		if (strstr(r.err, "standard output") == NULL)
+			fail_msg("%s: stderr: %s", modes[i], r.err);
+		lmt_run_result_free(&r);
+	}
+	free(path);
+	free(l1);
+}
+
 /* One message expected from --raw: its exact payload and key (NULL: none). */
 struct raw_case {
 	const char *payload;
@@ -1180,6 +1206,7 @@ main(void)
 	    cmocka_unit_test(test_produce_failures),
 	    cmocka_unit_test(test_produce_raw),
 	    cmocka_unit_test(test_produce_interrupted),
+	    cmocka_unit_test(test_produce_summary_unwritten),
 	    cmocka_unit_test(test_store),
 	    cmocka_unit_test(test_store_warnings),
 	    cmocka_unit_test(test_dlq),

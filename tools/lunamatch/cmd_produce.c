@@ -580,9 +580,13 @@ drain(struct producer *P)
 	}
 }
 
-static void
+/* Prints the counts on stdout. Returns 0, or -1 after reporting that they
+ * could not be written. */
+static int
 summary(struct producer *P, const char *format)
 {
+	int rv;
+
 	if (P->json_out) {
 		json_t *o = json_object();
 		json_object_set_new(
@@ -593,13 +597,19 @@ summary(struct producer *P, const char *format)
 		json_object_set_new(o, "failed", json_integer((json_int_t) P->failed));
 		json_object_set_new(o, "skipped", json_integer((json_int_t) P->skipped));
 		json_object_set(o, "errors", P->errors);
-		lm_cli_json_line(stdout, o);
+		rv = lm_cli_json_line(stdout, o);
 		json_decref(o);
 	} else {
 		printf("sent %" PRIu64 ", failed %" PRIu64 ", skipped %" PRIu64 "\n",
 		    P->sent, P->failed, P->skipped);
-		fflush(stdout);
+		rv = fflush(stdout) == 0 && !ferror(stdout) ? 0 : -1;
 	}
+	if (rv != 0)
+		lm_cli_error(CMD,
+		    "cannot write the counts to standard output (sent %" PRIu64
+		    ", failed %" PRIu64 ", skipped %" PRIu64 ")",
+		    P->sent, P->failed, P->skipped);
+	return rv;
 }
 
 int
@@ -611,7 +621,7 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 	bool progress_opt = false;
 	FILE *in = NULL;
 	struct stat st;
-	int c, partitions = 0, rc, rv = LM_CLI_EXIT_FAIL, input_rv;
+	int c, partitions = 0, rc, rv = LM_CLI_EXIT_FAIL, input_rv, summary_rv;
 
 	for (bool first = true;
 	     (c = lm_cli_getopt(argc, argv, "", lm_cli_produce_options, first)) != -1;
@@ -719,13 +729,13 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 	drain(&P);
 	if (P.progress && P.read >= PRODUCE_PROGRESS_EVERY)
 		progress(&P);
-	summary(&P, P.raw ? "raw" : P.as_json ? "json" : "protobuf");
+	summary_rv = summary(&P, P.raw ? "raw" : P.as_json ? "json" : "protobuf");
 	if (P.sent == 0 && P.failed > 0 && P.offline == P.failed) {
 		/* Nothing got through and only for want of a broker. */
 		lm_cli_error(CMD, "no record delivered: Kafka at %s cannot be reached",
 		    cfg->brokers);
 		rv = LM_CLI_EXIT_UNAVAILABLE;
-	} else if (input_rv == 0 && P.failed == 0 && P.skipped == 0) {
+	} else if (input_rv == 0 && summary_rv == 0 && P.failed == 0 && P.skipped == 0) {
 		rv = LM_CLI_EXIT_OK;
 	} else {
 		rv = LM_CLI_EXIT_FAIL;
