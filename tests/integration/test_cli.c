@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -176,6 +177,18 @@ read_topic(const char *topic, const int64_t from[PARTITIONS], struct msg *out, i
 	}
 	assert_int_equal(neof, PARTITIONS);
 	lmt_kafka_consumer_free(c);
+	return n;
+}
+
+/* The messages of topic produced since from[]; each freed. */
+static int
+count_since(const char *topic, const int64_t from[PARTITIONS])
+{
+	struct msg msgs[16];
+	int n = read_topic(topic, from, msgs, 16);
+
+	for (int i = 0; i < n; i++)
+		msg_free(&msgs[i]);
 	return n;
 }
 
@@ -603,6 +616,83 @@ test_produce_array_and_stdin(void **state)
 	free(l2);
 }
 
+/* Bytes of the array of tiny elements below, and the most memory produce
+ * may take for it (kilobytes of resident memory). The whole array parsed
+ * at once took 48 times the file (about 1.5 GB; under AddressSanitizer
+ * twice that), so that a 256 MiB file, which the limits accept, needed
+ * 12 GB. */
+#define TINY_ARRAY_BYTES (32u << 20)
+#if defined(__SANITIZE_ADDRESS__)
+/* AddressSanitizer's shadow and quarantine: about 800 MB read one element at
+ * a time, 3 GB parsed at once. */
+#define TINY_ARRAY_RSS_KB (1536u << 10)
+#else
+#define TINY_ARRAY_RSS_KB (512u << 10)
+#endif
+
+/* A JSON array is read one element at a time: its memory is the file's
+ * bytes and one element, not a parsed tree of the whole array. An array
+ * that is not valid JSON is refused before anything is sent, naming the
+ * line. */
+static void
+test_produce_array_memory(void **state)
+{
+	size_t n = TINY_ARRAY_BYTES / 3;
+	char *text = malloc(n * 3 + 2), *p = text;
+	struct rusage ru;
+	char want[128];
+	(void) state;
+
+	assert_non_null(text);
+	*p++ = '[';
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, i + 1 < n ? "[]," : "[]]", 3);
+		p += 3;
+	}
+	*p++ = '\n';
+	char *path =
+	    strdup(lmt_write_file(E.tmp, "tiny.json", text, (size_t) (p - text)));
+	free(text);
+	lmt_run_result r = CLI("produce", "postings", path);
+	expect_status(&r, 1);
+	snprintf(want, sizeof(want), "sent 0, failed 0, skipped %zu\n", n);
+	assert_string_equal(r.out, want);
+	lmt_run_result_free(&r);
+	assert_int_equal(getrusage(RUSAGE_CHILDREN, &ru), 0);
+	if ((unsigned long) ru.ru_maxrss > TINY_ARRAY_RSS_KB)
+		fail_msg("produce of a %u MiB array took %ld kB of memory",
+		    TINY_ARRAY_BYTES >> 20, ru.ru_maxrss);
+	unlink(path);
+	free(path);
+
+	char *l1 = sample_line("data/samples/postings.jsonl", 1);
+	char buf[200000];
+	int64_t from[PARTITIONS];
+	/* Around a valid record: what follows it, and where the error is. */
+	const char *const broken[][2] = {
+	    {",\n {\"id\": 1 2}\n]\n", "line 2"},
+	    {",\n\n 42 ] x\n", "line 3"},
+	    {",\n 42,\n", "line 3"},
+	    {",\n 42,\n ]\n", "line 3"},
+	    {"\n \"a\\\"]\" ]\n", "line 2"},
+	};
+	high_marks(TOPIC_POSTINGS, from);
+	for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+		snprintf(buf, sizeof(buf), "[ %s%s", l1, broken[i][0]);
+		path = write_file("broken-array.json", buf);
+		r = CLI("produce", "postings", path);
+		expect_status(&r, 1);
+		assert_string_equal(r.out, "sent 0, failed 0, skipped 0\n");
+		if (strstr(r.err, "not a valid JSON array") == NULL ||
+		    strstr(r.err, broken[i][1]) == NULL)
+			fail_msg("case %zu: stderr: %s", i, r.err);
+		lmt_run_result_free(&r);
+		free(path);
+	}
+	assert_int_equal(count_since(TOPIC_POSTINGS, from), 0);
+	free(l1);
+}
+
 static void
 test_produce_failures(void **state)
 {
@@ -633,18 +723,6 @@ test_produce_failures(void **state)
 	assert_non_null(strstr(r.err, "cannot reach Kafka"));
 	assert_true(lm_clock_ms() - t0 < 5000);
 	lmt_run_result_free(&r);
-}
-
-/* The messages of topic produced since from[]; each freed. */
-static int
-count_since(const char *topic, const int64_t from[PARTITIONS])
-{
-	struct msg msgs[16];
-	int n = read_topic(topic, from, msgs, 16);
-
-	for (int i = 0; i < n; i++)
-		msg_free(&msgs[i]);
-	return n;
 }
 
 /* SIGINT while produce waits for more input: it stops reading, waits for
@@ -1203,6 +1281,7 @@ main(void)
 	    cmocka_unit_test(test_produce_json),
 	    cmocka_unit_test(test_produce_bad_lines),
 	    cmocka_unit_test(test_produce_array_and_stdin),
+	    cmocka_unit_test(test_produce_array_memory),
 	    cmocka_unit_test(test_produce_failures),
 	    cmocka_unit_test(test_produce_raw),
 	    cmocka_unit_test(test_produce_interrupted),

@@ -453,16 +453,144 @@ run_lines(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 	return rv;
 }
 
-/* A JSON array: reads the whole input (at most PRODUCE_FILE_MAX) and sends
- * every element. Returns 0, or -1 after reporting an input error. */
-static int
-run_array(struct producer *P, FILE *in, const char *name)
+/*
+ * A JSON array held in memory, walked one element at a time: only one
+ * element is ever parsed, since a parse of the whole array takes tens of
+ * bytes per value (an array of empty arrays: 48 times the file). The walk
+ * finds where each element ends (strings, escapes and nesting respected);
+ * the element's own syntax is left to its parse.
+ */
+struct array_walk {
+	const char *buf; /* the input, buf[0] the opening '[' */
+	size_t len;
+	size_t pos;     /* where the walk is */
+	uint64_t line;  /* line of buf[pos] */
+	size_t line_at; /* offset where that line starts */
+	bool first;     /* no element read yet */
+	bool done;      /* the closing ']' was passed */
+};
+
+/* Passes the byte at w->pos, counting lines. */
+static void
+walk_step(struct array_walk *w)
 {
-	size_t cap = 1 << 16, len = 0, n;
-	char *buf = malloc(cap), *nb;
-	json_error_t jerr;
-	json_t *root;
-	size_t i;
+	if (w->buf[w->pos] == '\n') {
+		w->line++;
+		w->line_at = w->pos + 1;
+	}
+	w->pos++;
+}
+
+static void
+walk_space(struct array_walk *w)
+{
+	while (w->pos < w->len && is_space((unsigned char) w->buf[w->pos]))
+		walk_step(w);
+}
+
+/* Writes what is wrong at the walk's position into err; returns -1. */
+static int
+walk_fail(const struct array_walk *w, const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s (line %" PRIu64 ", column %zu)", what, w->line,
+	    w->pos - w->line_at + 1);
+	return -1;
+}
+
+/*
+ * The next element: sets *start and *n to its text (blanks around it left
+ * out) and *line, *col to where it starts. Returns 1; 0 after the closing
+ * ']' (nothing but blanks may follow it); -1 with err set when the text is
+ * not an array of values.
+ */
+static int
+walk_next(struct array_walk *w, size_t *start, size_t *n, uint64_t *line, size_t *col,
+    char *err, size_t errlen)
+{
+	int depth = 0;
+	bool str = false, esc = false;
+
+	walk_space(w);
+	if (w->first && w->pos < w->len && w->buf[w->pos] == ']') {
+		walk_step(w);
+		w->done = true;
+	}
+	if (w->done) {
+		walk_space(w);
+		return w->pos < w->len ? walk_fail(w, "text after the array", err, errlen)
+		                       : 0;
+	}
+	w->first = false;
+	*start = w->pos;
+	*line = w->line;
+	*col = w->pos - w->line_at + 1;
+	for (; w->pos < w->len; walk_step(w)) {
+		char c = w->buf[w->pos];
+		if (str) {
+			if (esc)
+				esc = false;
+			else if (c == '\\')
+				esc = true;
+			else if (c == '"')
+				str = false;
+		} else if (c == '"') {
+			str = true;
+		} else if (c == '[' || c == '{') {
+			depth++;
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		} else if (depth == 0 && (c == ',' || c == ']' || c == '}')) {
+			break;
+		}
+	}
+	if (w->pos == w->len)
+		return walk_fail(w, "']' expected at the end of the input", err, errlen);
+	if (w->buf[w->pos] == '}')
+		return walk_fail(w, "unexpected '}'", err, errlen);
+	*n = w->pos - *start;
+	while (*n > 0 && is_space((unsigned char) w->buf[*start + *n - 1]))
+		(*n)--;
+	if (*n == 0)
+		return walk_fail(w, "a value expected", err, errlen);
+	w->done = w->buf[w->pos] == ']';
+	walk_step(w);
+	return 1;
+}
+
+/* The element buf[start..start+n), parsed; NULL with err set (its place
+ * in the file) when it is not JSON. */
+static json_t *
+parse_element(const struct array_walk *w, size_t start, size_t n, uint64_t line,
+    size_t col, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *v =
+	    json_loadb(w->buf + start, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+
+	if (v == NULL)
+		snprintf(err, errlen, "%s (line %" PRIu64 ", column %zu)", je.text,
+		    line + (uint64_t) (je.line > 1 ? je.line - 1 : 0),
+		    je.line > 1 ? (size_t) je.column : col - 1 + (size_t) je.column);
+	return v;
+}
+
+/*
+ * A JSON array: reads the whole input (at most PRODUCE_FILE_MAX), checks
+ * that it is an array of JSON values, then sends every element, parsing one
+ * at a time. An element longer than PRODUCE_RECORD_MAX as written is
+ * skipped unparsed, as a JSON line would be. first_line is the line of the
+ * '['. Returns 0, or -1 after reporting an input error (nothing is sent
+ * when the array is not valid JSON).
+ */
+static int
+run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
+{
+	size_t cap = 1 << 16, len = 0, n, start, elen, col;
+	char *buf = malloc(cap), *nb, err[512];
+	struct array_walk w;
+	uint64_t i, line;
+	json_t *v;
+	int rc;
 
 	if (buf == NULL)
 		goto nomem;
@@ -492,29 +620,58 @@ run_array(struct producer *P, FILE *in, const char *name)
 		free(buf);
 		return -1;
 	}
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-	free(buf);
-	if (root == NULL) {
-		lm_cli_error(CMD, "%s: not a valid JSON array: %s (line %d, column %d)",
-		    name, jerr.text, jerr.line, jerr.column);
+
+	/* First the whole array is checked, one element parsed at a time. */
+	w = (struct array_walk){
+	    .buf = buf, .len = len, .pos = 1, .line = first_line, .first = true};
+	while ((rc = walk_next(&w, &start, &elen, &line, &col, err, sizeof(err))) == 1) {
+		if (elen > PRODUCE_RECORD_MAX)
+			continue;
+		if ((v = parse_element(&w, start, elen, line, col, err, sizeof(err))) ==
+		    NULL) {
+			rc = -1;
+			break;
+		}
+		json_decref(v);
+	}
+	if (rc < 0) {
+		lm_cli_error(CMD, "%s: not a valid JSON array: %s", name, err);
+		free(buf);
 		return -1;
 	}
-	if (!json_is_array(root)) {
-		lm_cli_error(CMD, "%s: not a JSON array", name);
-		json_decref(root);
-		return -1;
-	}
-	for (i = 0; i < json_array_size(root) && !interrupted; i++) {
+
+	w = (struct array_walk){
+	    .buf = buf, .len = len, .pos = 1, .line = first_line, .first = true};
+	for (i = 0; !interrupted &&
+	            walk_next(&w, &start, &elen, &line, &col, err, sizeof(err)) == 1;
+	     i++) {
+		if (elen > PRODUCE_RECORD_MAX) {
+			P->read++;
+			P->skipped++;
+			record_error(
+			    P, i, "too large", "the element is longer than 1 MiB");
+			continue;
+		}
+		if ((v = parse_element(&w, start, elen, line, col, err, sizeof(err))) ==
+		    NULL) {
+			/* It parsed a moment ago: out of memory. */
+			P->read++;
+			P->skipped++;
+			record_error(P, i, "cannot parse", err);
+			continue;
+		}
 		if (P->raw)
-			handle_raw(P, i, NULL, 0, json_array_get(root, i));
+			handle_raw(P, i, NULL, 0, v);
 		else
-			handle_record(P, i, NULL, 0, json_array_get(root, i));
+			handle_record(P, i, NULL, 0, v);
+		json_decref(v);
 	}
-	json_decref(root);
+	free(buf);
 	if (interrupted) {
 		lm_cli_error(CMD,
-		    "%s: interrupted; the elements from index %zu on were not sent", name,
-		    i);
+		    "%s: interrupted; the elements from index %" PRIu64
+		    " on were not sent",
+		    name, i);
 		return -1;
 	}
 	return 0;
@@ -721,7 +878,7 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 		ungetc(c, in);
 	if (c == '[') {
 		P.lines = false;
-		input_rv = run_array(&P, in, name);
+		input_rv = run_array(&P, in, name, first_line);
 	} else {
 		P.lines = true;
 		input_rv = run_lines(&P, in, name, first_line);
