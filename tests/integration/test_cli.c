@@ -708,6 +708,20 @@ test_produce_failures(void **state)
 	assert_non_null(strstr(r.err, "does not exist"));
 	lmt_run_result_free(&r);
 
+	/* A --topic Kafka does not allow is a usage error, as the global
+	 * --topic-* flags are: it was looked up and reported as Kafka being
+	 * unreachable (exit 3, which asks for a retry). */
+	const char *const bad_topics[] = {"bad topic!", "..", "a/b"};
+	for (size_t i = 0; i < sizeof(bad_topics) / sizeof(bad_topics[0]); i++) {
+		r = CLI("produce", "postings", lmt_src("data/samples/postings.jsonl"),
+		    "--topic", bad_topics[i], "--timeout-ms", "3000");
+		expect_status(&r, 2);
+		assert_non_null(strstr(r.err, "not a Kafka topic name"));
+		assert_null(strstr(r.err, "cannot reach Kafka"));
+		assert_string_equal(r.out, "");
+		lmt_run_result_free(&r);
+	}
+
 	/* Nothing listens on port 1 of the loopback address. */
 	r = CLI("produce", "postings", lmt_src("data/samples/postings.jsonl"),
 	    "--brokers", "127.0.0.1:1", "--timeout-ms", "1500");

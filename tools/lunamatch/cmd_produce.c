@@ -823,9 +823,11 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 		    CMD, "unknown record kind \"%s\": postings or profiles", argv[0]);
 	}
 	if (topic_opt != NULL) {
-		if (*topic_opt == '\0' || strlen(topic_opt) > LM_KAFKA_TOPIC_MAX)
+		if (!lm_kafka_topic_name_ok(topic_opt))
 			return lm_cli_usage_error(CMD,
-			    "--topic: a topic name is 1..%d bytes", LM_KAFKA_TOPIC_MAX);
+			    "--topic: not a Kafka topic name (1..%d characters of "
+			    "[a-zA-Z0-9._-], not \".\" or \"..\")",
+			    LM_KAFKA_TOPIC_MAX);
 		P.topic = topic_opt;
 	}
 	P.timeout_ms = (int) tmo;
