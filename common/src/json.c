@@ -644,21 +644,32 @@ json_alloc_init(void)
 	json_set_alloc_funcs(budget_malloc, budget_free);
 }
 
+json_t *
+lm_json_loadb_capped(const char *text, size_t len, size_t flags, size_t max_mem,
+    json_error_t *je, bool *over)
+{
+	lm_decode_budget b;
+	json_t *root;
+
+	lm_decode_budget_init(&b, max_mem, 0, len);
+	tl_budget = &b;
+	root = json_loadb(text ? text : "", len, flags, je);
+	tl_budget = NULL;
+	if (over != NULL)
+		*over = b.over;
+	return root;
+}
+
 /* json_loadb of text within its budget, of *limit bytes; *over tells that
  * the budget, not the text, failed the parse. */
 static json_t *
 parse(const char *text, size_t len, json_error_t *je, bool *over, size_t *limit)
 {
 	lm_decode_budget b;
-	json_t *root;
 
 	lm_decode_budget_init(&b, LM_JSON_DECODE_FLOOR, LM_JSON_DECODE_FACTOR, len);
 	*limit = b.left;
-	tl_budget = &b;
-	root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, je);
-	tl_budget = NULL;
-	*over = b.over;
-	return root;
+	return lm_json_loadb_capped(text, len, JSON_REJECT_DUPLICATES, b.left, je, over);
 }
 
 int

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <png.h>
@@ -439,6 +440,72 @@ test_bad_input(void **state)
 	lmt_run_result_free(&r);
 }
 
+/* Bytes of the input files of many tiny values below, and the most memory
+ * audit may take for one (kilobytes of resident memory). Parsed whole
+ * without a limit, such a file took about 50 times its size (3 GB; under
+ * AddressSanitizer more). */
+#define TINY_FILE_BYTES (60u << 20)
+#if defined(__SANITIZE_ADDRESS__)
+#define TINY_FILE_RSS_KB (3072u << 10)
+#else
+#define TINY_FILE_RSS_KB (1536u << 10)
+#endif
+
+/* Writes name: head, TINY_FILE_BYTES of "[]," and tail. */
+static const char *
+write_tiny_values(const char *name, const char *head, const char *tail)
+{
+	size_t hl = strlen(head), tl = strlen(tail), n = TINY_FILE_BYTES / 3;
+	char *text = malloc(hl + n * 3 + tl), *p = text;
+
+	assert_non_null(text);
+	memcpy(p, head, hl);
+	p += hl;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, i + 1 < n ? "[]," : "[] ", 3);
+		p += 3;
+	}
+	memcpy(p, tail, tl);
+	p += tl;
+	const char *path = lmt_write_file(S.dir, name, text, (size_t) (p - text));
+	free(text);
+	return path;
+}
+
+/* A rankings file or a line of a postings file of many tiny values is
+ * refused, naming the file and the limit, before its parse takes many
+ * times the file's size. */
+static void
+test_input_memory_bounded(void **state)
+{
+	(void) state;
+	const char one[] = "id,sex\ncand-1,female\n";
+	char demo[600], path[600];
+	snprintf(demo, sizeof(demo), "%s",
+	    lmt_write_file(S.dir, "tiny-demo.csv", one, strlen(one)));
+
+	const char *const cases[][3] = {
+	    {"tiny-rankings.json", "{\"rankings\": [", "]}"},
+	    {"tiny-jobs.jsonl", "[", "]\n"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(path, sizeof(path), "%s",
+		    write_tiny_values(cases[i][0], cases[i][1], cases[i][2]));
+		lmt_run_result r = lmt_matchsvc_cli(
+		    &S, (const char *const[]){"audit", "--demographics", demo,
+		            i == 0 ? "--rankings" : "--jobs", path, NULL});
+		assert_int_equal(r.status, 1);
+		if ((unsigned long) r.maxrss_kb > TINY_FILE_RSS_KB)
+			fail_msg("audit of %s took %ld kB of memory", cases[i][0],
+			    r.maxrss_kb);
+		if (strstr(r.err, cases[i][0]) == NULL ||
+		    strstr(r.err, "MiB of memory") == NULL)
+			fail_msg("stderr lacks the file and the limit: %s", r.err);
+		lmt_run_result_free(&r);
+		unlink(path);
+	}
+}
+
 /*
  * Names in the demographics file that are not UTF-8 (a dimension, a
  * category) come out of --json with U+FFFD for the bad bytes, as the table
@@ -741,6 +808,7 @@ main(void)
 	    cmocka_unit_test(test_neutral_scorer_passes),
 	    cmocka_unit_test(test_biased_scorer_flagged),
 	    cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_input_memory_bounded),
 	    cmocka_unit_test(test_json_names_not_utf8),
 	    cmocka_unit_test(test_top_counts_skipped_places),
 	    cmocka_unit_test(test_many_categories),

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,7 +49,8 @@ struct lmt_proc {
 	pid_t pid;
 	int out_fd; /* read end of the child's stdout; -1 once closed */
 	bool reaped;
-	int status; /* exit code, or 128 + signal; valid when reaped */
+	int status;     /* exit code, or 128 + signal; valid when reaped */
+	long maxrss_kb; /* peak resident memory; valid when reaped by lmt_proc_wait */
 	bool eof;
 	bool discarding; /* dropping the rest of an over-long line */
 	char *buf;       /* LMT_PROC_LINE_MAX bytes of unread output */
@@ -319,9 +321,11 @@ lmt_proc_wait(lmt_proc *p, int timeout_ms, int *status)
 
 	while (!p->reaped) {
 		int st;
-		pid_t r = waitpid(p->pid, &st, WNOHANG);
+		struct rusage ru;
+		pid_t r = wait4(p->pid, &st, WNOHANG, &ru);
 		if (r == p->pid) {
 			p->reaped = true;
+			p->maxrss_kb = ru.ru_maxrss;
 			p->status = WIFEXITED(st)     ? WEXITSTATUS(st)
 			            : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
 			                              : 255;
@@ -337,6 +341,12 @@ lmt_proc_wait(lmt_proc *p, int timeout_ms, int *status)
 	if (status != NULL)
 		*status = p->status;
 	return LM_OK;
+}
+
+long
+lmt_proc_maxrss_kb(const lmt_proc *p)
+{
+	return p->reaped ? p->maxrss_kb : -1;
 }
 
 void
@@ -536,6 +546,8 @@ lmt_run(const char *const argv[], const char *const env[], const char *stderr_pa
 		snprintf(why, sizeof(why), "reading stdout: %s", lm_strerror(rc));
 	if (why[0] == '\0' && lmt_proc_wait(p, timeout_ms, &r.status) != LM_OK)
 		snprintf(why, sizeof(why), "still running after %d ms", timeout_ms);
+	if (why[0] == '\0')
+		r.maxrss_kb = lmt_proc_maxrss_kb(p);
 	lmt_proc_free(p); /* kills it if it still runs */
 	if (why[0] == '\0' && stderr_path != NULL &&
 	    (r.err = lmt_read_file(stderr_path, NULL)) == NULL)

@@ -68,6 +68,10 @@ int lmt_proc_signal(lmt_proc *p, int sig);
  */
 int lmt_proc_wait(lmt_proc *p, int timeout_ms, int *status);
 
+/* The child's own peak resident memory in kilobytes (its ru_maxrss, not
+ * that of other children), once lmt_proc_wait has reaped it; -1 before. */
+long lmt_proc_maxrss_kb(const lmt_proc *p);
+
 /* If the child was not reaped yet: kills (SIGKILL) its process group and
  * reaps it. Then closes the pipe and frees p. NULL is ignored. */
 void lmt_proc_free(lmt_proc *p);
@@ -93,9 +97,10 @@ int lmt_http_get(const char *url, int *status, char **body, size_t *len, int tim
 
 /* What a program run to completion printed, and how it ended. */
 typedef struct lmt_run_result {
-	int status; /* as lmt_proc_wait gives it */
-	char *out;  /* stdout, NUL-terminated; every line ends in '\n' */
-	char *err;  /* stderr, NUL-terminated; NULL when not captured */
+	int status;     /* as lmt_proc_wait gives it */
+	char *out;      /* stdout, NUL-terminated; every line ends in '\n' */
+	char *err;      /* stderr, NUL-terminated; NULL when not captured */
+	long maxrss_kb; /* the program's peak resident memory (lmt_proc_maxrss_kb) */
 } lmt_run_result;
 
 /*

@@ -49,6 +49,7 @@
 #include "cli.h"
 #include "fairness.h"
 #include "lunamatch/error.h"
+#include "lunamatch/json.h"
 #include "lunamatch/record.h"
 #include "source.h"
 
@@ -67,7 +68,13 @@
 #define AUDIT_POSTINGS_MAX 10000 /* postings audited */
 #define AUDIT_RANKED_MAX   1000  /* candidates ranked per posting (top_k) */
 #define AUDIT_TOP_DEFAULT  10
-#define ERRMSG_MAX         1024
+/* Memory jansson may take to parse one input file, or one line of the
+ * postings file (counted as lm_json_loadb_capped counts it). A parsed value
+ * takes tens of bytes: rankings as --save-rankings writes them take about
+ * 15 times their size, the most compact about 30 times, a file of empty
+ * arrays 50 times (3 GB at AUDIT_FILE_MAX). */
+#define AUDIT_PARSE_MEM_MAX ((size_t) 1 << 30)
+#define ERRMSG_MAX          1024
 
 #define UNKNOWN "unknown"
 
@@ -425,6 +432,34 @@ person_index(const struct audit *a, const char *id)
 
 /* ---- rankings ------------------------------------------------------------------ */
 
+/* Parses len bytes of text from path (line no of it; 0: the whole file)
+ * within AUDIT_PARSE_MEM_MAX. Returns a new reference, or NULL after
+ * reporting why. */
+static json_t *
+parse_json(const char *path, size_t no, const char *text, size_t len)
+{
+	json_error_t jerr;
+	bool over = false;
+	json_t *j = lm_json_loadb_capped(text, len, 0, AUDIT_PARSE_MEM_MAX, &jerr, &over);
+
+	if (j != NULL)
+		return j;
+	if (!over)
+		lm_cli_error(
+		    CMD, "%s:%zu: %s", path, no ? no : (size_t) jerr.line, jerr.text);
+	else if (no == 0)
+		lm_cli_error(CMD,
+		    "%s: parsing it would take more than %zu MiB of memory (too "
+		    "many values)",
+		    path, AUDIT_PARSE_MEM_MAX >> 20);
+	else
+		lm_cli_error(CMD,
+		    "%s:%zu: parsing the line would take more than %zu MiB of "
+		    "memory (too many values)",
+		    path, no, AUDIT_PARSE_MEM_MAX >> 20);
+	return NULL;
+}
+
 /* The first of ids[0..n) that an earlier one repeats, or NULL. */
 static const char *
 repeated(char *const *ids, size_t n)
@@ -516,10 +551,8 @@ read_rankings(struct audit *a, const char *path)
 
 	if (lm_cli_read_file(CMD, path, AUDIT_FILE_MAX, &text, &len) != 0)
 		return LM_CLI_EXIT_FAIL;
-	if ((root = json_loadb(text, len, 0, &jerr)) == NULL) {
-		lm_cli_error(CMD, "%s:%d: %s", path, jerr.line, jerr.text);
+	if ((root = parse_json(path, 0, text, len)) == NULL)
 		goto out;
-	}
 	if ((list = json_object_get(root, "rankings")) == NULL || !json_is_array(list)) {
 		lm_cli_error(CMD, "%s: no \"rankings\" array", path);
 		goto out;
@@ -591,8 +624,10 @@ read_job_ids(const char *path, char ***ids, size_t *n)
 		no++;
 		if (strspn(line, " \t\r\n") >= (size_t) (next - line))
 			continue;
-		json_t *j = json_loadb(line, (size_t) (next - line), 0, &jerr);
-		if (j == NULL || json_unpack_ex(j, &jerr, 0, "{s:s}", "id", &id) != 0) {
+		json_t *j = parse_json(path, no, line, (size_t) (next - line));
+		if (j == NULL)
+			goto out;
+		if (json_unpack_ex(j, &jerr, 0, "{s:s}", "id", &id) != 0) {
 			lm_cli_error(CMD, "%s:%zu: %s", path, no, jerr.text);
 			json_decref(j);
 			goto out;

@@ -42,6 +42,7 @@
 #ifndef LUNAMATCH_JSON_H
 #define LUNAMATCH_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -123,6 +124,21 @@ int lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *tex
  */
 int lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *value,
     ProtobufCMessage **out, char *err, size_t errlen);
+
+/*
+ * json_loadb(text, len, flags, je) for input from outside that no message
+ * type describes (a data file of the CLI): the parse may allocate at most
+ * max_mem bytes, counted as lm_decode_budget (lunamatch/pb.h) counts them (each
+ * allocation charged LM_DECODE_BUDGET_OVERHEAD bytes above its size, memory freed during
+ * the parse not given back), so that a text of many tiny values cannot take tens of times
+ * its size. Returns a new reference the caller releases with json_decref, or NULL: when
+ * the limit failed the parse, *over is true and je tells nothing useful (jansson's
+ * reports of a failed allocation are unreliable); otherwise *over is false and je is
+ * jansson's reason. over may be NULL. Only this call's parse is charged: jansson on other
+ * threads, and json_* calls after it returns, are not limited.
+ */
+json_t *lm_json_loadb_capped(const char *text, size_t len, size_t flags, size_t max_mem,
+    json_error_t *je, bool *over);
 
 /*
  * Encodes msg as JSON text. On LM_OK *out is a malloc'd NUL-terminated string

@@ -1151,6 +1151,43 @@ test_decode_memory_bounded(void **state)
 	free(b);
 }
 
+/* lm_json_loadb_capped refuses a parse that would allocate more than its
+ * limit, saying so, and parses the same text with room enough; jansson
+ * after it is not limited. */
+static void
+test_loadb_capped(void **state)
+{
+	(void) state;
+	size_t n = 100000, o = 0;
+	char *b = malloc(n * 3 + 2);
+	json_error_t je;
+	bool over = false;
+
+	assert_non_null(b);
+	b[o++] = '[';
+	for (size_t i = 0; i < n; i++) {
+		memcpy(b + o, i + 1 < n ? "[]," : "[]]", 3);
+		o += 3;
+	}
+	/* Each empty array is a few allocations of tens of bytes. */
+	assert_null(lm_json_loadb_capped(b, o, 0, n * 16, &je, &over));
+	assert_true(over);
+
+	json_t *j = lm_json_loadb_capped(b, o, 0, n * 1000, &je, &over);
+	assert_non_null(j);
+	assert_false(over);
+	assert_int_equal(json_array_size(j), n);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(json_array_append_new(j, json_array()), 0);
+	json_decref(j);
+
+	/* Not JSON: jansson's error, not the limit's. */
+	assert_null(lm_json_loadb_capped("[1,", 3, 0, 1u << 20, &je, &over));
+	assert_false(over);
+	assert_int_equal(json_error_code(&je), json_error_premature_end_of_input);
+	free(b);
+}
+
 /* lm_json_decode_value has the limits of lm_json_decode: a value whose
  * text would be over LM_JSON_MAX_BYTES, or whose message would take more
  * memory than its text may cost to parse, is refused; a large legitimate
@@ -1221,6 +1258,7 @@ main(void)
 	    cmocka_unit_test(test_encode_errors),
 	    cmocka_unit_test(test_decode_never_crashes),
 	    cmocka_unit_test(test_decode_memory_bounded),
+	    cmocka_unit_test(test_loadb_capped),
 	    cmocka_unit_test(test_decode_value_memory_bounded),
 	};
 	return cmocka_run_group_tests(tests, setup_all, NULL);
