@@ -204,6 +204,11 @@ random_id(worker *w)
 
 /* ---- ids from the store ----------------------------------------------------- */
 
+/* What collect_id stops lm_store_foreach with: negative, so that neither is
+ * taken for an lm_err of the store's own (LM_ENOMEM is 1). */
+#define IDS_NOMEM  (-1)
+#define IDS_ENOUGH (-2)
+
 static int
 collect_id(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
 {
@@ -214,12 +219,12 @@ collect_id(void *arg, const char *id, uint64_t version, const void *bytes, size_
 	(void) bytes;
 	(void) len;
 	if (b->nids == IDS_MAX || b->idlen + n > IDS_BYTES_MAX)
-		return 1; /* enough to choose from */
+		return IDS_ENOUGH; /* enough to choose from */
 	if (b->idlen + n > b->idcap) {
 		size_t cap = b->idcap ? b->idcap * 2 : 1 << 20;
 		char *p = realloc(b->idbuf, cap);
 		if (p == NULL)
-			return -1;
+			return IDS_NOMEM;
 		b->idbuf = p;
 		b->idcap = cap;
 	}
@@ -227,7 +232,7 @@ collect_id(void *arg, const char *id, uint64_t version, const void *bytes, size_
 		size_t cap = b->idscap ? b->idscap * 2 : 1 << 16;
 		size_t *p = realloc(b->ids, cap * sizeof(*p));
 		if (p == NULL)
-			return -1;
+			return IDS_NOMEM;
 		b->ids = p;
 		b->idscap = cap;
 	}
@@ -253,11 +258,11 @@ load_ids(bench *b)
 	}
 	rc = lm_store_foreach(s, k, collect_id, b);
 	lm_store_close(s);
-	if (rc == -1) {
+	if (rc == IDS_NOMEM) {
 		lm_cli_error(CMD, "out of memory reading ids");
 		return LM_CLI_EXIT_FAIL;
 	}
-	if (rc != LM_OK && rc != 1) {
+	if (rc != LM_OK && rc != IDS_ENOUGH) {
 		lm_cli_error(CMD, "reading ids: %s", lm_strerror(rc));
 		return LM_CLI_EXIT_FAIL;
 	}
