@@ -1191,6 +1191,38 @@ produce_dlq(lmt_producer *p, const char *key, const char *reason, const char *of
 	lmt_producer_flush(p, IO_MS);
 }
 
+/* Runs lunamatch with up to 12 arguments (NULL-terminated) and its stdout
+ * on /dev/full, and asserts that it fails (exit 1) saying that it could
+ * not write it. */
+#define EXPECT_UNWRITTEN(...) expect_unwritten((const char *const[]){__VA_ARGS__, NULL})
+static void
+expect_unwritten(const char *const args[])
+{
+	const char *argv[17] = {
+	    "/bin/sh", "-c", "exec \"$0\" \"$@\" > /dev/full", lmt_bin("lunamatch")};
+	int i = 0;
+
+	for (; args[i] != NULL; i++) {
+		assert_true(i < 12);
+		argv[i + 4] = args[i];
+	}
+	argv[i + 4] = NULL;
+	lmt_run_result r = run_argv(argv);
+	if (r.status != 1 || strstr(r.err, "standard output") == NULL)
+		fail_msg("%s %s: exit %d, stderr: %s", args[0], args[1], r.status, r.err);
+	lmt_run_result_free(&r);
+}
+
+/* A table whose header alone could not be written fails: dlq tail of an
+ * empty topic, watch until its timeout without events. Both exited 0. */
+static void
+test_table_unwritten(void **state)
+{
+	(void) state;
+	EXPECT_UNWRITTEN("dlq", "tail");
+	EXPECT_UNWRITTEN("watch", "--timeout-ms", "1000");
+}
+
 static void
 test_dlq(void **state)
 {
@@ -1274,6 +1306,10 @@ test_dlq(void **state)
 	assert_non_null(strstr(line, "\"bad_salary\""));
 	lmt_proc_stop(&f, IO_MS);
 
+	/* Messages that cannot be written fail the tail (exit 0 before). */
+	EXPECT_UNWRITTEN("dlq", "tail", "--from-beginning");
+	EXPECT_UNWRITTEN("dlq", "tail", "--from-beginning", "--json");
+
 	/* A topic that does not exist. */
 	r = CLI("dlq", "tail", "--topic-dlq", "lmtest.no-such-dlq");
 	expect_status(&r, 1);
@@ -1299,6 +1335,7 @@ main(void)
 	    cmocka_unit_test(test_produce_summary_unwritten),
 	    cmocka_unit_test(test_store),
 	    cmocka_unit_test(test_store_warnings),
+	    cmocka_unit_test(test_table_unwritten),
 	    cmocka_unit_test(test_dlq),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
