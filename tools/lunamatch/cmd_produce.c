@@ -222,7 +222,9 @@ progress(struct producer *P)
 
 /* Hands one payload to librdkafka (which copies it and the key of klen
  * bytes; no key when klen is 0), waiting while its queue is full (at most
- * timeout_ms). Returns true when queued. */
+ * timeout_ms). Returns true when queued. A queue that stayed full that long
+ * is one no broker takes records from: the failure counts as offline, as
+ * the records queued before it do when they time out. */
 static bool
 send_one(struct producer *P, uint64_t pos, const char *key, size_t klen,
     const void *payload, size_t len)
@@ -253,6 +255,8 @@ send_one(struct producer *P, uint64_t pos, const char *key, size_t klen,
 			rd_kafka_headers_destroy(h);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || lm_clock_ms() >= deadline) {
 			P->failed++;
+			if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+				P->offline++;
 			record_error(P, pos, "not sent", rd_kafka_err2str(e));
 			return false;
 		}
