@@ -1122,6 +1122,73 @@ test_store(void **state)
 
 /* store get shows the compliance warnings ingest stored with a posting on
  * stderr; stdout stays the record's JSON, and --json prints no warnings. */
+/* Runs lunamatch with up to 12 arguments (NULL-terminated) and its stdout
+ * on /dev/full, and asserts that it fails (exit 1) saying that it could
+ * not write it. */
+#define EXPECT_UNWRITTEN(...) expect_unwritten((const char *const[]){__VA_ARGS__, NULL})
+static void
+expect_unwritten(const char *const args[])
+{
+	const char *argv[17] = {
+	    "/bin/sh", "-c", "exec \"$0\" \"$@\" > /dev/full", lmt_bin("lunamatch")};
+	int i = 0;
+
+	for (; args[i] != NULL; i++) {
+		assert_true(i < 12);
+		argv[i + 4] = args[i];
+	}
+	argv[i + 4] = NULL;
+	lmt_run_result r = run_argv(argv);
+	if (r.status != 1 || strstr(r.err, "standard output") == NULL)
+		fail_msg("%s %s: exit %d, stderr: %s", args[0], args[1], r.status, r.err);
+	lmt_run_result_free(&r);
+}
+
+/* store get, list and stats whose output cannot be written fail, saying
+ * so: get of a record larger than stdout's buffer exited 0 (the failed
+ * write left nothing for the final flush to report), get of a small one
+ * and stats exited 1 without a word. */
+static void
+test_store_unwritten(void **state)
+{
+	char dir[4200], err[512], big[8001];
+	char *text = sample_line("data/samples/postings.jsonl", 1);
+	lm_store *s = NULL;
+	lm_store_txn *t = NULL;
+	ProtobufCMessage *m = NULL;
+	uint8_t *pb = NULL;
+	size_t len;
+	(void) state;
+
+	snprintf(dir, sizeof(dir), "%s/store-unwritten", E.tmp);
+	assert_int_equal(lm_json_decode(&lunamatch__v1__job_posting__descriptor, text,
+	                     strlen(text), &m, err, sizeof(err)),
+	    LM_OK);
+	Lunamatch__V1__JobPosting *jp = (Lunamatch__V1__JobPosting *) m;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	free(jp->description);
+	assert_non_null(jp->description = strdup(big));
+	assert_int_equal(lm_pb_encode(m, &pb, &len), LM_OK);
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, jp->id, 1, pb, len), LM_OK);
+	put_sample(t, LM_KIND_PROFILE, "data/samples/profiles.jsonl", 1,
+	    &lunamatch__v1__candidate_profile__descriptor);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	lm_store_close(s);
+
+	EXPECT_UNWRITTEN("store", "get", "posting", jp->id, "--data-dir", dir);
+	EXPECT_UNWRITTEN("--json", "store", "get", "posting", jp->id, "--data-dir", dir);
+	EXPECT_UNWRITTEN(
+	    "store", "get", "profile", "cand-ml-lead-chicago", "--data-dir", dir);
+	EXPECT_UNWRITTEN("store", "list", "postings", "--data-dir", dir);
+	EXPECT_UNWRITTEN("store", "stats", "--data-dir", dir);
+	free(pb);
+	free(text);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
 static void
 test_store_warnings(void **state)
 {
@@ -1189,28 +1256,6 @@ produce_dlq(lmt_producer *p, const char *key, const char *reason, const char *of
 	    "lunamatch-source-partition", "1", "lunamatch-source-offset", offset, NULL};
 	lmt_produce(p, TOPIC_DLQ, 0, key, "{}", 2, headers);
 	lmt_producer_flush(p, IO_MS);
-}
-
-/* Runs lunamatch with up to 12 arguments (NULL-terminated) and its stdout
- * on /dev/full, and asserts that it fails (exit 1) saying that it could
- * not write it. */
-#define EXPECT_UNWRITTEN(...) expect_unwritten((const char *const[]){__VA_ARGS__, NULL})
-static void
-expect_unwritten(const char *const args[])
-{
-	const char *argv[17] = {
-	    "/bin/sh", "-c", "exec \"$0\" \"$@\" > /dev/full", lmt_bin("lunamatch")};
-	int i = 0;
-
-	for (; args[i] != NULL; i++) {
-		assert_true(i < 12);
-		argv[i + 4] = args[i];
-	}
-	argv[i + 4] = NULL;
-	lmt_run_result r = run_argv(argv);
-	if (r.status != 1 || strstr(r.err, "standard output") == NULL)
-		fail_msg("%s %s: exit %d, stderr: %s", args[0], args[1], r.status, r.err);
-	lmt_run_result_free(&r);
 }
 
 /* A table whose header alone could not be written fails: dlq tail of an
@@ -1335,6 +1380,7 @@ main(void)
 	    cmocka_unit_test(test_produce_summary_unwritten),
 	    cmocka_unit_test(test_store),
 	    cmocka_unit_test(test_store_warnings),
+	    cmocka_unit_test(test_store_unwritten),
 	    cmocka_unit_test(test_table_unwritten),
 	    cmocka_unit_test(test_dlq),
 	};
