@@ -1556,6 +1556,7 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	rd_kafka_conf_t *conf = NULL;
 	lm_consumer *c;
 	char v[32];
+	unsigned session;
 	int rv;
 
 	*out = NULL;
@@ -1629,12 +1630,15 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "fetch.wait.max.ms", LM_KAFKA_FETCH_WAIT_MS, err,
 	         errlen)) != LM_OK ||
-	    (rv = lm_kafka_set(conf, "session.timeout.ms", "10000", err, errlen)) !=
-	        LM_OK ||
-	    (rv = lm_kafka_set(conf, "heartbeat.interval.ms", "3000", err, errlen)) !=
-	        LM_OK ||
 	    (rv = lm_kafka_set(conf, "topic.metadata.refresh.interval.ms", "30000", err,
 	         errlen)) != LM_OK)
+		goto fail;
+	session = o->session_ms > 0 ? o->session_ms : LM_CONSUMER_SESSION_MS;
+	snprintf(v, sizeof(v), "%u", session);
+	if ((rv = lm_kafka_set(conf, "session.timeout.ms", v, err, errlen)) != LM_OK)
+		goto fail;
+	snprintf(v, sizeof(v), "%u", session / 10 * 3);
+	if ((rv = lm_kafka_set(conf, "heartbeat.interval.ms", v, err, errlen)) != LM_OK)
 		goto fail;
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);

@@ -77,6 +77,9 @@ typedef struct lm_consumer lm_consumer;
 
 /* Interval of librdkafka's commit of the stored offsets. */
 #define LM_CONSUMER_AUTO_COMMIT_MS 1000
+/* The group session timeout (session.timeout.ms); heartbeats go out every
+ * 30% of it (heartbeat.interval.ms, 3 s of the default). */
+#define LM_CONSUMER_SESSION_MS 10000
 
 typedef struct lm_consumer_opts {
 	const lm_config *cfg;        /* brokers, topics, group, batch limits */
@@ -94,6 +97,10 @@ typedef struct lm_consumer_opts {
 	/* 0: LM_KAFKA_PRODUCER_QUEUE_KB. The DLQ producer's local queue in KiB;
 	 * tests set it small to fill it with a few dead letters. */
 	unsigned dlq_queue_kb;
+	/* 0: LM_CONSUMER_SESSION_MS. Tests set it short: the mock cluster
+	 * holds a rebalance after a member left or joined for the session
+	 * timeout less 1 s. */
+	unsigned session_ms;
 } lm_consumer_opts;
 
 /*

@@ -367,7 +367,8 @@ make_consumer(
 	int rc;
 
 	*out = NULL;
-	snprintf(session, sizeof(session), "%d", LM_OWNER_SESSION_MS);
+	snprintf(session, sizeof(session), "%u",
+	    o->session_ms != 0 ? o->session_ms : (unsigned) LM_OWNER_SESSION_MS);
 	if ((rc = lm_kafka_conf(o->brokers,
 	         o->client_id != NULL ? o->client_id : "lunamatch-match-events", &conf,
 	         err, sizeof(err))) != LM_OK ||

@@ -114,6 +114,11 @@ typedef struct lm_owner_opts {
 	const lm_record_ctx *rctx;   /* required; borrowed (ingest's rule needs it) */
 	lm_metrics *metrics;         /* may be NULL; borrowed */
 	size_t held_bytes_max;       /* 0: LM_OWNER_HELD_BYTES_MAX */
+	/* 0: LM_OWNER_SESSION_MS. Tests set it short (3000 or more: the
+	 * members' heartbeats go out every second): the mock cluster holds a
+	 * rebalance after a member left or joined for the session timeout
+	 * less 1 s. */
+	unsigned session_ms;
 } lm_owner_opts;
 
 typedef struct lm_owner lm_owner;

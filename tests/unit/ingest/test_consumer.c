@@ -39,7 +39,11 @@
 #include "records.h"
 #include "svctest.h"
 
-#define IO_MS             20000
+#define IO_MS 20000
+/* The consumers' group session: the mock cluster holds a rebalance after a
+ * member left or joined (a restart on the same group, a second member) for
+ * the session timeout less 1 s, 9 s at the default. */
+#define SESSION_MS        3000
 #define KAFKA_API_PRODUCE 0 /* Kafka protocol ApiKey of Produce */
 
 #ifdef __SANITIZE_ADDRESS__
@@ -126,6 +130,7 @@ new_consumer(struct run *r)
 	    .auto_commit_ms = r->auto_commit_ms,
 	    .stall_ms = r->stall_ms,
 	    .dlq_queue_kb = r->dlq_queue_kb,
+	    .session_ms = SESSION_MS,
 	    .trimmer = r->trimmer};
 	if (lm_consumer_new(&o, &r->c, err, sizeof(err)) != LM_OK)
 		fail_msg("lm_consumer_new: %s", err);

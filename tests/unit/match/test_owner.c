@@ -89,10 +89,11 @@
 #define REPLICAS 2
 #define WAIT_MS  30000 /* group join on the mock cluster, derivation */
 /* Members joining a group: every join is a rebalance round on the mock
- * cluster, up to 9 s each (its session timeout less 1 s) when members
- * just left or several join (two replicas, a member per topic each). On a
- * loaded machine (sanitizers, two tests at a time) a restarted owner took
- * over 30 s to hold both topics again. */
+ * cluster, up to the session timeout less 1 s each (2 s with SESSION_MS,
+ * 9 s at the default) when members just left or several join (two
+ * replicas, a member per topic each). On a loaded machine (sanitizers, two
+ * tests at a time, the default session) a restarted owner took over 30 s
+ * to hold both topics again. */
 #define JOIN_MS  90000
 #define SEED_JOB "job-dfs-sr-mgr-ml"
 #define LEAD     "cand-ml-lead-chicago"
@@ -103,6 +104,11 @@
 /* A commit whose answer did not come in time: it may have been stored.
  * The client retries it a few times by itself. */
 #define TIMED_OUT RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT
+/* The owners' group session: the mock cluster holds a rebalance after a
+ * member left or joined (a restarted owner, a second replica, a member
+ * that joins again) for the session timeout less 1 s, 9 s at the
+ * default. */
+#define SESSION_MS 3000
 
 typedef Lunamatch__V1__JobPosting JobPosting;
 
@@ -283,6 +289,7 @@ new_owner(struct replica *r)
 	o.events = r->events;
 	o.rctx = &G.recs.ctx;
 	o.held_bytes_max = G.held_bytes_max;
+	o.session_ms = SESSION_MS;
 	assert_int_equal(lm_owner_new(&o, &ow), LM_OK);
 	return ow;
 }
