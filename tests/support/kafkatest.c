@@ -122,6 +122,15 @@ lmt_kafka_wait_topic(rd_kafka_t *rk, const char *topic, int timeout_ms)
 	}
 }
 
+rd_kafka_resp_err_t
+lmt_mock_topic_create(rd_kafka_mock_cluster_t *mc, const char *topic, int partitions)
+{
+	rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topic, partitions, 1);
+
+	lmt_sleep_ms(LMT_MOCK_OP_PAUSE_MS);
+	return e;
+}
+
 /* Sets the "name", "value", ..., NULL pairs of props on c. */
 static void
 set_props(rd_kafka_conf_t *c, const char *const props[])

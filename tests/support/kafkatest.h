@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "proc.h"
@@ -79,6 +80,21 @@ void lmt_broker_close(lmt_broker *b);
  * its partition count, 0 if it never showed.
  */
 int lmt_kafka_wait_topic(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
+/*
+ * Creates topic with `partitions` partitions (replication 1) on the mock
+ * cluster mc and returns the mock's answer (it does not assert: a topic
+ * that exists is an error), after a pause of LMT_MOCK_OP_PAUSE_MS: the mock
+ * cluster of librdkafka 2.0.2 may miss the wake-up of a request that comes
+ * while it finishes the one before (it drains its wake-up pipe after
+ * serving its queue), and then serves it only on its next 1 s tick: about
+ * every other creation in a row took a second more without the pause.
+ */
+rd_kafka_resp_err_t lmt_mock_topic_create(
+    rd_kafka_mock_cluster_t *mc, const char *topic, int partitions);
+
+/* See lmt_mock_topic_create. */
+#define LMT_MOCK_OP_PAUSE_MS 5
 
 /* A producer that counts the outcome of every message it sends. */
 typedef struct lmt_producer {

@@ -155,9 +155,9 @@ prepare_ex(struct run *r, const char *tag, const char *dir_tag, unsigned auto_co
 	snprintf(r->cfg.group_id, sizeof(r->cfg.group_id), "%s", tag);
 	r->cfg.batch_max = 50;
 	r->cfg.batch_ms = batch_ms;
-	rd_kafka_mock_topic_create(M.mc, r->cfg.topic_postings, 1, 1);
-	rd_kafka_mock_topic_create(M.mc, r->cfg.topic_profiles, 1, 1);
-	rd_kafka_mock_topic_create(M.mc, r->cfg.topic_dlq, 1, 1);
+	lmt_mock_topic_create(M.mc, r->cfg.topic_postings, 1);
+	lmt_mock_topic_create(M.mc, r->cfg.topic_profiles, 1);
+	lmt_mock_topic_create(M.mc, r->cfg.topic_dlq, 1);
 	r->dir = lmt_tmpdir(dir_tag);
 	assert_int_equal(lm_store_open(r->dir, NULL, &r->store), LM_OK);
 	new_consumer(r);
@@ -1186,7 +1186,7 @@ test_source_topic(void **state)
 
 	snprintf(r.cfg.topic_postings, sizeof(r.cfg.topic_postings),
 	    "cons-srctopic.postings2");
-	rd_kafka_mock_topic_create(M.mc, r.cfg.topic_postings, 1, 1);
+	lmt_mock_topic_create(M.mc, r.cfg.topic_postings, 1);
 	produce_tombstone(p, r.cfg.topic_postings, "job-0"); /* offset 0 */
 
 	assert_int_equal(lm_metrics_new(&m), LM_OK);
@@ -1236,9 +1236,9 @@ test_source_cluster(void **state)
 	stop_consumer(&r);
 
 	assert_non_null(mc2 = rd_kafka_mock_cluster_new(M.owner, 1));
-	rd_kafka_mock_topic_create(mc2, r.cfg.topic_postings, 1, 1);
-	rd_kafka_mock_topic_create(mc2, r.cfg.topic_profiles, 1, 1);
-	rd_kafka_mock_topic_create(mc2, r.cfg.topic_dlq, 1, 1);
+	lmt_mock_topic_create(mc2, r.cfg.topic_postings, 1);
+	lmt_mock_topic_create(mc2, r.cfg.topic_profiles, 1);
+	lmt_mock_topic_create(mc2, r.cfg.topic_dlq, 1);
 	snprintf(r.cfg.brokers, sizeof(r.cfg.brokers), "%s",
 	    rd_kafka_mock_cluster_bootstraps(mc2));
 	assert_int_equal(

@@ -217,9 +217,9 @@ setup_cluster(int partitions, int replicas)
 	assert_non_null(G.mock_rk);
 	G.mock = rd_kafka_mock_cluster_new(G.mock_rk, 1);
 	assert_non_null(G.mock);
-	assert_int_equal(rd_kafka_mock_topic_create(G.mock, POSTINGS, partitions, 1), 0);
-	assert_int_equal(rd_kafka_mock_topic_create(G.mock, PROFILES, partitions, 1), 0);
-	assert_int_equal(rd_kafka_mock_topic_create(G.mock, MATCHES, partitions, 1), 0);
+	assert_int_equal(lmt_mock_topic_create(G.mock, POSTINGS, partitions), 0);
+	assert_int_equal(lmt_mock_topic_create(G.mock, PROFILES, partitions), 0);
+	assert_int_equal(lmt_mock_topic_create(G.mock, MATCHES, partitions), 0);
 	G.brokers = rd_kafka_mock_cluster_bootstraps(G.mock);
 	assert_int_equal(
 	    lm_kafka_conf(G.brokers, "test-producer", &conf, err, sizeof(err)), LM_OK);
