@@ -213,11 +213,38 @@ producer(void)
 	return rk;
 }
 
+/*
+ * Makes p fetch topic's metadata unless it did for the last few (p, topic)
+ * pairs: a producer's first message to a topic it has no metadata for
+ * waited about 1 s (librdkafka's topic scan). A handle freed and made again
+ * at the same address may be taken as warm: its first message waits then.
+ */
+static void
+warm(rd_kafka_t *p, const char *topic)
+{
+	static struct {
+		rd_kafka_t *p;
+		char topic[LM_KAFKA_TOPIC_MAX + 1];
+	} seen[16];
+	static size_t next;
+
+	for (size_t i = 0; i < sizeof(seen) / sizeof(seen[0]); i++)
+		if (seen[i].p == p && strcmp(seen[i].topic, topic) == 0)
+			return;
+	assert_true(lmt_kafka_wait_topic(p, topic, IO_MS) > 0);
+	seen[next].p = p;
+	snprintf(seen[next].topic, sizeof(seen[next].topic), "%s", topic);
+	next = (next + 1) % (sizeof(seen) / sizeof(seen[0]));
+}
+
 /* Queues a JSON message for partition 0 of topic; rd_kafka_flush sends it. */
 static void
 queue(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len)
 {
-	rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+	rd_kafka_headers_t *h;
+
+	warm(p, topic);
+	h = rd_kafka_headers_new(1);
 	rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
 	assert_int_equal(
 	    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
@@ -1590,6 +1617,7 @@ test_reject_bytes_counted(void **state)
 	 * in the open batch until it is full. */
 	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
 	produce_posting(p, r.cfg.topic_postings, "job-0");
+	warm(p, r.cfg.topic_profiles);
 	for (int i = 0; i < N; i++) {
 		rd_kafka_headers_t *h = rd_kafka_headers_new(LM_DLQ_HEADER_COUNT_MAX);
 		for (unsigned j = 0; j < LM_DLQ_HEADER_COUNT_MAX; j++)

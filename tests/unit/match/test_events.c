@@ -279,7 +279,7 @@ read_topic(size_t want, int timeout_ms, struct topic_read *r)
 	rd_kafka_topic_partition_list_t *parts;
 	rd_kafka_t *c;
 	char err[256];
-	int waited = 0, quiet = 0;
+	int waited = 0, quiet = 0, np = 0;
 
 	memset(r, 0, sizeof(*r));
 	assert_int_equal(
@@ -290,6 +290,10 @@ read_topic(size_t want, int timeout_ms, struct topic_read *r)
 	    lm_kafka_set(conf, "enable.auto.commit", "false", err, sizeof(err)), LM_OK);
 	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	assert_non_null(c);
+	/* The topic's metadata first: fetching partitions it has none for,
+	 * the consumer waited about 0.5 s more for it. */
+	assert_int_equal(lm_kafka_topic_partitions(c, TOPIC, 10000, &np), LM_OK);
+	assert_int_equal(np, PARTITIONS);
 	parts = rd_kafka_topic_partition_list_new(PARTITIONS);
 	for (int p = 0; p < PARTITIONS; p++)
 		rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset =

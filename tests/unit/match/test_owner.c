@@ -225,6 +225,10 @@ setup_cluster(int partitions, int replicas)
 	    lm_kafka_conf(G.brokers, "test-producer", &conf, err, sizeof(err)), LM_OK);
 	G.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	assert_non_null(G.producer);
+	/* The producer learns the topics now: its first message to a topic it
+	 * has no metadata for waited about 1 s (librdkafka's topic scan). */
+	assert_int_equal(lmt_kafka_wait_topic(G.producer, POSTINGS, WAIT_MS), partitions);
+	assert_int_equal(lmt_kafka_wait_topic(G.producer, PROFILES, WAIT_MS), partitions);
 	lmt_records_open(&G.recs, 384);
 	lm_model_defaults(&G.model);
 	for (int i = 0; i < replicas; i++)
