@@ -10,7 +10,8 @@
 struct lm_trimmer {
 	lm_store *store;
 	lm_store_trim_opts opts;
-	int64_t next_ms; /* when the next trim is due */
+	int64_t next_ms;     /* when the next trim is due */
+	int64_t interval_ms; /* lm_trimmer_opts.interval_ms or the default */
 	lm_counter *trimmed, *removed, *expired, *failures, *damaged;
 	lm_gauge *entries, *low_water, *readers, *tombstones;
 	uint64_t store_damaged; /* lm_store_stats' damaged already counted */
@@ -25,11 +26,13 @@ lm_trimmer_new(const lm_trimmer_opts *o, lm_trimmer **out)
 		return LM_EINVAL;
 	*out = NULL;
 	if (o == NULL || o->store == NULL || o->reader_lease_s < 0 ||
-	    o->tombstone_retention_s < 0 || o->max > LM_STORE_TRIM_MAX)
+	    o->tombstone_retention_s < 0 || o->max > LM_STORE_TRIM_MAX ||
+	    o->interval_ms < 0)
 		return LM_EINVAL;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return LM_ENOMEM;
 	t->store = o->store;
+	t->interval_ms = o->interval_ms > 0 ? o->interval_ms : LM_TRIMMER_INTERVAL_MS;
 	t->opts.reader_lease_s = o->reader_lease_s;
 	t->opts.tombstone_retention = o->tombstone_retention_s;
 	t->opts.max = o->max;
@@ -83,7 +86,7 @@ lm_trimmer_step(lm_trimmer *t, int64_t now_ms)
 	if ((rc = lm_store_trim(t->store, &t->opts, &r)) != LM_OK) {
 		lm_error("store.trim", "cannot trim the store: %s", lm_strerror(rc));
 		lm_counter_add(t->failures, 1);
-		t->next_ms = now_ms + LM_TRIMMER_INTERVAL_MS;
+		t->next_ms = now_ms + t->interval_ms;
 		return rc;
 	}
 	lm_counter_add(t->trimmed, r.changes_trimmed);
@@ -112,6 +115,6 @@ lm_trimmer_step(lm_trimmer *t, int64_t now_ms)
 		lm_warn("store.trim",
 		    "%llu damaged store entries passed over or removed (store.corrupt)",
 		    (unsigned long long) r.damaged);
-	t->next_ms = now_ms + (r.more ? LM_TRIMMER_AGAIN_MS : LM_TRIMMER_INTERVAL_MS);
+	t->next_ms = now_ms + (r.more ? LM_TRIMMER_AGAIN_MS : t->interval_ms);
 	return LM_OK;
 }

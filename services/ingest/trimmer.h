@@ -39,6 +39,9 @@ typedef struct lm_trimmer_opts {
 	int64_t tombstone_retention_s; /* 0: the store's default */
 	size_t max;                    /* work per trim; 0: the store's default */
 	lm_metrics *metrics;           /* may be NULL; borrowed */
+	/* 0: LM_TRIMMER_INTERVAL_MS. Tests set it short to see a trim come
+	 * due soon. */
+	int64_t interval_ms;
 } lm_trimmer_opts;
 
 typedef struct lm_trimmer lm_trimmer;

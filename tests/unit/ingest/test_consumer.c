@@ -526,17 +526,18 @@ test_stop_while_failing(void **state)
  * 2 s (LM_CONSUMER_FAULT_SLOW_STORE) and a posting comes every 100 ms, so
  * the consumer is never idle with no batch in flight; the trim runs before
  * a batch is handed to the writer all the same, once it is due (the first
- * one ran before any input: the next is due LM_TRIMMER_INTERVAL_MS later).
- * Before, trims waited for a pause in the input, and under a steady stream
- * the change log grew without bound.
+ * one ran before any input: the next is due TRIM_INTERVAL_MS later, the
+ * trimmer's interval here). Before, trims waited for a pause in the input,
+ * and under a steady stream the change log grew without bound.
  */
+#define TRIM_INTERVAL_MS 2000
 static void
 test_trim_under_steady_input(void **state)
 {
 	struct run r;
 	rd_kafka_t *p = producer();
 	lm_metrics *tm = NULL;
-	lm_trimmer_opts to = {.max = 1};
+	lm_trimmer_opts to = {.max = 1, .interval_ms = TRIM_INTERVAL_MS};
 	int64_t end;
 	uint64_t trimmed = 0;
 	int n = 0;
@@ -555,7 +556,7 @@ test_trim_under_steady_input(void **state)
 	start(&r);
 	wait_assigned(&r);
 	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1000);
-	end = lm_clock_ms() + LM_TRIMMER_INTERVAL_MS + 8 * LM_CONSUMER_SLOW_STORE_MS;
+	end = lm_clock_ms() + TRIM_INTERVAL_MS + 8 * LM_CONSUMER_SLOW_STORE_MS;
 	while (trimmed == 0 && lm_clock_ms() < end) {
 		snprintf(id, sizeof(id), "job-%d", n++);
 		produce_posting(p, r.cfg.topic_postings, id);
