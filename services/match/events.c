@@ -66,6 +66,7 @@ struct lm_events {
 	uint32_t top_n;
 	int message_timeout_ms;
 	int flush_timeout_ms;
+	int retry_max_ms; /* lm_events_opts.retry_max_ms or the default */
 
 	lm_outbox *ob;
 	rd_kafka_t *rk; /* sender thread only, once started */
@@ -245,9 +246,9 @@ outbox_result(lm_events *ev, int rc)
 /* ---- producer ----------------------------------------------------------- */
 
 static int64_t
-next_backoff(int64_t backoff)
+next_backoff(const lm_events *ev, int64_t backoff)
 {
-	return lm_backoff_next(backoff, LM_EVENTS_RETRY_MIN_MS, LM_EVENTS_RETRY_MAX_MS);
+	return lm_backoff_next(backoff, LM_EVENTS_RETRY_MIN_MS, ev->retry_max_ms);
 }
 
 /* Delivery report: runs on the sender thread inside rd_kafka_poll. */
@@ -372,7 +373,7 @@ record_delivered(lm_events *ev, bool force)
 	}
 	ev->ndelivered = ev->nkept = k;
 	flight_count(ev);
-	ev->record_backoff = next_backoff(ev->record_backoff);
+	ev->record_backoff = next_backoff(ev, ev->record_backoff);
 	ev->record_at = now + ev->record_backoff;
 	lm_error("events.outbox",
 	    "cannot mark %zu events delivered: %s; kept, tried again in %lld ms", ndone,
@@ -660,7 +661,7 @@ sender_main(void *arg)
 			if (now < retry_at)
 				continue;
 			if (make_producer(ev, &ev->rk) != LM_OK) {
-				backoff = next_backoff(backoff);
+				backoff = next_backoff(ev, backoff);
 				retry_at = now + backoff;
 				continue;
 			}
@@ -672,7 +673,7 @@ sender_main(void *arg)
 		/* Failures join the retry planned, also one that is due now;
 		 * the first failure after a retry plans the next one. */
 		if (nfail > 0 && !cool_planned) {
-			backoff = next_backoff(backoff);
+			backoff = next_backoff(ev, backoff);
 			cool_until = now + backoff;
 			cool_planned = true;
 		} else if (nfail == 0 && ndone > 0) {
@@ -685,7 +686,7 @@ sender_main(void *arg)
 		}
 		if (lm_kafka_producer_dead(ev->rk, "events.kafka_fatal")) {
 			destroy_producer(ev);
-			backoff = next_backoff(backoff);
+			backoff = next_backoff(ev, backoff);
 			retry_at = now + backoff;
 			continue;
 		}
@@ -696,7 +697,7 @@ sender_main(void *arg)
 			struct scan_result r = scan(ev);
 			limited = r.limited;
 			if (r.failed > 0) {
-				backoff = next_backoff(backoff);
+				backoff = next_backoff(ev, backoff);
 				retry_at = now + backoff;
 			}
 			next_scan = now + RESCAN_MS;
@@ -762,6 +763,11 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 		lm_error("events.config", "message timeout must be >= 0");
 		return LM_EINVAL;
 	}
+	if (o->retry_max_ms != 0 && o->retry_max_ms < LM_EVENTS_RETRY_MIN_MS) {
+		lm_error("events.config", "longest retry pause must be at least %d ms",
+		    LM_EVENTS_RETRY_MIN_MS);
+		return LM_EINVAL;
+	}
 	if (o->pairs_page > LM_OUTBOX_PAIRS_MAX) {
 		lm_error("events.config", "pairs page must be at most %d",
 		    LM_OUTBOX_PAIRS_MAX);
@@ -778,6 +784,7 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 	                                                   : LM_EVENTS_MESSAGE_TIMEOUT_MS;
 	ev->flush_timeout_ms =
 	    o->flush_timeout_ms == 0 ? LM_EVENTS_FLUSH_TIMEOUT_MS : o->flush_timeout_ms;
+	ev->retry_max_ms = o->retry_max_ms > 0 ? o->retry_max_ms : LM_EVENTS_RETRY_MAX_MS;
 	ev->fault = o->fault;
 	ev->fault_arg = o->fault_arg;
 	ev->pairs_page = o->pairs_page > 0 ? o->pairs_page : LM_OUTBOX_PAIRS_MAX;

@@ -59,6 +59,9 @@ typedef struct lm_events_opts {
 	int message_timeout_ms; /* 0: LM_EVENTS_MESSAGE_TIMEOUT_MS; a timed-out
 	                         * event stays pending and is produced again */
 	int flush_timeout_ms;   /* 0: LM_EVENTS_FLUSH_TIMEOUT_MS; < 0: do not wait */
+	int retry_max_ms;       /* 0: LM_EVENTS_RETRY_MAX_MS; else at least
+	                         * LM_EVENTS_RETRY_MIN_MS. Tests set it short so
+	                         * that a retry after repeated failures comes soon */
 	/* Test seam, NULL in production: asked before every outbox write (the
 	 * derived events, the delivery records); a result other than LM_OK is
 	 * taken as that write's result, so a test drives the real failure

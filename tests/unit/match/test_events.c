@@ -522,9 +522,10 @@ fault(void *arg)
 }
 
 /* Events on the test's outbox with threshold min, whose outbox writes
- * fail as fault_fn says. */
+ * fail as fault_fn says, and whose retries pause at most retry_max_ms
+ * (0: the default). */
 static lm_events *
-events_with_fault(double min, int (*fault_fn)(void *))
+events_with_fault_ex(double min, int (*fault_fn)(void *), int retry_max_ms)
 {
 	lm_events_opts o;
 	lm_events *ev = NULL;
@@ -537,9 +538,16 @@ events_with_fault(double min, int (*fault_fn)(void *))
 	o.top_n = 50;
 	o.metrics = metrics;
 	o.flush_timeout_ms = 2000;
+	o.retry_max_ms = retry_max_ms;
 	o.fault = fault_fn;
 	assert_int_equal(lm_events_new(&o, &ev), LM_OK);
 	return ev;
+}
+
+static lm_events *
+events_with_fault(double min, int (*fault_fn)(void *))
+{
+	return events_with_fault_ex(min, fault_fn, 0);
 }
 
 static double
@@ -779,12 +787,15 @@ test_fatal_while_recording_fails(void **state)
 	put_profile("cand-weak", 1, WEAK, 1, 1);
 	min = threshold("cand-1", "cand-weak", "job-1");
 	deriving_thread = pthread_self();
-	ev = events_with_fault(min, sender_fault);
+	/* Retries pause 2 s at most: the producer's replacement fails the
+	 * removal twice more at once, which would otherwise put its next try
+	 * 16 s away. */
+	ev = events_with_fault_ex(min, sender_fault, 2000);
 	atomic_store(&outbox_fault, LM_ESTORE);
 	ch[0] = change(1, true, "job-1", true, false);
 	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_OK);
 	assert_int_equal(lm_events_start(ev), LM_OK);
-	/* Delivered; its removal fails four times (back-off 4 s now). */
+	/* Delivered; its removal fails four times (back-off 2 s now). */
 	for (int waited = 0;
 	     waited < 20000 && metric("lunamatch_events_outbox_errors_total") < 4;
 	     waited += 20)
