@@ -356,6 +356,32 @@ test_bad_sets(void **state)
 	free(set);
 }
 
+/* A judgment line of many tiny values (2 MiB of empty arrays, which jansson
+ * builds in about 45 times their size) is refused, naming the file, the
+ * line and the limit, instead of being parsed whole. */
+static void
+test_judgment_memory_bounded(void **state)
+{
+	static const char head[] =
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"grade\":1}\n"
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-b\",\"grade\":0,"
+	    "\"note\":[";
+	const size_t n = (size_t) 2 << 20;
+	char *text = malloc(sizeof(head) + n + 8), *p;
+
+	(void) state;
+	assert_non_null(text);
+	p = text + strlen(strcpy(text, head));
+	for (size_t i = 0; i + 3 <= n; i += 3, p += 3)
+		memcpy(p, "[],", 3);
+	strcpy(p - 1, "]}\n");
+	char *set = write_set("tiny-judgments", POSTINGS, PROFILES, text);
+	free(text);
+	expect_failure(
+	    set, false, 1, "judgments.jsonl:2: parsing the line would take more than");
+	free(set);
+}
+
 /* ---- a server that breaks the top_k contract -------------------------------- */
 
 /* The ports the test's own server may listen on (127.0.0.1). */
@@ -553,6 +579,7 @@ main(void)
 	    cmocka_unit_test(test_exact_numbers_stored),
 	    cmocka_unit_test(test_committed_set),
 	    cmocka_unit_test(test_bad_sets),
+	    cmocka_unit_test(test_judgment_memory_bounded),
 	    cmocka_unit_test(test_as_of),
 	    cmocka_unit_test(test_generated),
 	    cmocka_unit_test(test_top_k_broken),

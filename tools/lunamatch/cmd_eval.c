@@ -279,18 +279,28 @@ profile_index(const struct evalset *s, const char *id)
 	return SIZE_MAX;
 }
 
-/* Reads one judgment line into the grade matrix. */
+/* Reads one judgment line into the grade matrix. The line's parse may take
+ * at most the memory a record line's decode may (lm_json_decode). */
 static int
 read_judgment(
     struct evalset *s, const char *path, size_t no, const char *line, size_t len)
 {
 	json_error_t jerr;
-	json_t *j = json_loadb(line, len, 0, &jerr);
+	bool over = false;
+	size_t max_mem = LM_JSON_DECODE_FLOOR + LM_JSON_DECODE_FACTOR * len;
+	json_t *j = lm_json_loadb_capped(line, len, 0, max_mem, &jerr, &over);
 	const char *cand = NULL, *job = NULL;
 	json_int_t grade = -1;
 	int must_not = 0, rv = LM_CLI_EXIT_FAIL;
 	size_t ci, pi;
 
+	if (j == NULL && over) {
+		lm_cli_error(CMD,
+		    "%s:%zu: parsing the line would take more than %zu MiB of memory "
+		    "(too many values)",
+		    path, no, max_mem >> 20);
+		return rv;
+	}
 	if (j == NULL) {
 		lm_cli_error(CMD, "%s:%zu: %s", path, no, jerr.text);
 		return rv;
