@@ -491,6 +491,20 @@ test_bench_candidates_duration(void **state)
 	lmt_run_result_free(&r);
 }
 
+/* A report that cannot be written fails, saying so: the table exited 1
+ * without a word. */
+static void
+test_bench_unwritten(void **state)
+{
+	const char *table[] = {lmt_bin("lunamatch"), "bench", "candidates", "--count",
+	    "4", "--clients", "1", "--warmup", "0", NULL};
+	char errpath[4300];
+
+	(void) state;
+	snprintf(errpath, sizeof(errpath), "%s/stderr.%d", G.dir, G.serial++);
+	lmt_expect_unwritten(table, G.env.vec, errpath, RUN_MS);
+}
+
 /* A 1 ms deadline: calls that miss it are errors by status, not a failure
  * of the run (unless none succeeded, or a warm-up call got no connection in
  * time: exit 3). */
@@ -652,6 +666,7 @@ main(void)
 	    cmocka_unit_test(test_bench_request_size),
 	    cmocka_unit_test(test_bench_jobs),
 	    cmocka_unit_test(test_bench_candidates_duration),
+	    cmocka_unit_test(test_bench_unwritten),
 	    cmocka_unit_test(test_bench_deadline),
 	    cmocka_unit_test(test_bench_stopped_mid_run),
 	    cmocka_unit_test(test_bench_warmup_unreachable),

@@ -382,6 +382,75 @@ test_judgment_memory_bounded(void **state)
 	free(set);
 }
 
+/* Bytes of stdout's buffer on /dev/full (its block size). */
+#define STDOUT_BUF 4096
+
+/* Writes the two-posting set with judgments into the directory dir. */
+static void
+write_set_files(const char *dir, const char *judgments)
+{
+	lmt_write_file(dir, "postings.jsonl", POSTINGS, strlen(POSTINGS));
+	lmt_write_file(dir, "profiles.jsonl", PROFILES, strlen(PROFILES));
+	lmt_write_file(dir, "judgments.jsonl", judgments, strlen(judgments));
+}
+
+/* The length of what eval --load of set prints as a table. */
+static size_t
+table_length(const char *set)
+{
+	const char *args[] = {"eval", "--set", set, "--load", "--taxonomy-file",
+	    lmt_src("data/skills.tsv"), "--rates-file", lmt_src("data/rates.tsv"),
+	    "--fairness-file", lmt_src("data/fairness/requirements.tsv"),
+	    "--gazetteer-file", lmt_src("data/geo/cities.tsv"), NULL};
+	lmt_run_result r = lmt_matchsvc_cli(&S, args);
+	size_t len = strlen(r.out);
+
+	if (r.status != 0)
+		fail_msg("eval exited %d: %s", r.status, r.err);
+	lmt_run_result_free(&r);
+	return len;
+}
+
+/* A table that cannot be written fails, saying so. The set's directory,
+ * named in the first line, is made as long as it takes for the table's last
+ * line to cross the end of stdout's buffer: that write fails and leaves
+ * nothing buffered, so the final flush succeeded and eval exited 0. */
+static void
+test_table_unwritten(void **state)
+{
+	static const char judgment[] =
+	    "{\"candidate\":\"cand-t-1\",\"job\":\"job-t-a\",\"grade\":3}\n";
+	const size_t want = STDOUT_BUF + 8;
+	char set[STDOUT_BUF], part[256];
+	size_t len;
+
+	(void) state;
+	snprintf(set, sizeof(set), "%s/unwritten", S.dir);
+	assert_int_equal(mkdir(set, 0700), 0);
+	write_set_files(set, judgment);
+	assert_true((len = table_length(set)) < want - 2);
+	/* Directories of up to 200 characters ("/" and the name) until the
+	 * path is want - len longer, never leaving one character to add. */
+	for (size_t more, left = want - len; left > 0; left -= more) {
+		more = left > 201 ? 200 : left;
+		if (left - more == 1)
+			more--;
+		memset(part, 'd', more);
+		part[0] = '/';
+		part[more] = '\0';
+		assert_true(strlen(set) + more + 32 < sizeof(set));
+		strcat(set, part);
+		assert_int_equal(mkdir(set, 0700), 0);
+	}
+	write_set_files(set, judgment);
+	assert_int_equal(table_length(set), want);
+	const char *args[] = {"eval", "--set", set, "--taxonomy-file",
+	    lmt_src("data/skills.tsv"), "--rates-file", lmt_src("data/rates.tsv"),
+	    "--fairness-file", lmt_src("data/fairness/requirements.tsv"),
+	    "--gazetteer-file", lmt_src("data/geo/cities.tsv"), NULL};
+	lmt_matchsvc_cli_unwritten(&S, args);
+}
+
 /* ---- a server that breaks the top_k contract -------------------------------- */
 
 /* The ports the test's own server may listen on (127.0.0.1). */
@@ -580,6 +649,7 @@ main(void)
 	    cmocka_unit_test(test_committed_set),
 	    cmocka_unit_test(test_bad_sets),
 	    cmocka_unit_test(test_judgment_memory_bounded),
+	    cmocka_unit_test(test_table_unwritten),
 	    cmocka_unit_test(test_as_of),
 	    cmocka_unit_test(test_generated),
 	    cmocka_unit_test(test_top_k_broken),

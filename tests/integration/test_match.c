@@ -1030,6 +1030,25 @@ run_cli(const char *const *args, char *out)
 	return st;
 }
 
+/* run_cli with stdout on /dev/full: asserts that it exits 1 saying that it
+ * cannot write to standard output. */
+static void
+run_cli_unwritten(const char *const *args)
+{
+	const char *argv[16];
+	char url[160], errpath[4400];
+	const char *env[] = {url, "LUNAMATCH_LOG_LEVEL=warn", NULL};
+	size_t n = 0;
+
+	snprintf(url, sizeof(url), "LUNAMATCH_RPC_URL=%s", G.rpc_url);
+	snprintf(errpath, sizeof(errpath), "%s/cli-unwritten.err", G.dir);
+	argv[n++] = lmt_bin("lunamatch");
+	for (size_t i = 0; args[i] != NULL && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	lmt_expect_unwritten(argv, env, errpath, IO_MS);
+}
+
 static json_t *
 parse_json(const char *text)
 {
@@ -1062,6 +1081,9 @@ test_cli(void **state)
 	json_decref(v);
 	assert_int_equal(run_cli((const char *[]){"health", NULL}, out), 0);
 	assert_non_null(strstr(out, "SERVING"));
+	/* Output that cannot be written fails, saying so (health exited 1
+	 * without a word). */
+	run_cli_unwritten((const char *[]){"health", NULL});
 	snprintf(dead, sizeof(dead), "--url=tcp://127.0.0.1:%d", lmt_free_port());
 	assert_int_equal(
 	    run_cli((const char *[]){"health", dead, "--timeout-ms", "300", NULL}, out),
@@ -1122,6 +1144,10 @@ test_cli(void **state)
 	assert_non_null(strstr(out, "NOT ELIGIBLE"));
 	assert_non_null(strstr(out, "REQUIREMENT_GROUP"));
 	assert_non_null(strstr(out, "Missing skills:"));
+	run_cli_unwritten((const char *[]){"match", "jobs", "--candidate", LEAD, "--top",
+	    "5", "--explain", "full", NULL});
+	run_cli_unwritten(
+	    (const char *[]){"explain", "--candidate", JUNIOR, "--job", SEED_JOB, NULL});
 	assert_int_equal(run_cli((const char *[]){"explain", "--candidate", LEAD, "--job",
 	                             SEED_JOB, "--json", NULL},
 	                     out),

@@ -58,12 +58,11 @@ lmt_matchsvc_stop(lmt_matchsvc *m)
 	memset(m, 0, sizeof(*m));
 }
 
-lmt_run_result
-lmt_matchsvc_cli(const lmt_matchsvc *m, const char *const args[])
+/* Fills argv (ARGS_MAX + 6 entries) with the command line of
+ * lmt_matchsvc_cli and err (600 bytes) with its stderr file. */
+static void
+cli_argv(const lmt_matchsvc *m, const char *const args[], const char **argv, char *err)
 {
-	const char *argv[ARGS_MAX + 6];
-	const char *env[] = {"LUNAMATCH_LOG_LEVEL=warn", NULL};
-	char err[600];
 	size_t n = 0;
 
 	argv[n++] = lmt_bin("lunamatch");
@@ -76,8 +75,29 @@ lmt_matchsvc_cli(const lmt_matchsvc *m, const char *const args[])
 	argv[n++] = "--data-dir";
 	argv[n++] = m->data;
 	argv[n] = NULL;
-	snprintf(err, sizeof(err), "%s/cli.err", m->dir);
+	snprintf(err, 600, "%s/cli.err", m->dir);
+}
+
+lmt_run_result
+lmt_matchsvc_cli(const lmt_matchsvc *m, const char *const args[])
+{
+	const char *argv[ARGS_MAX + 6];
+	const char *env[] = {"LUNAMATCH_LOG_LEVEL=warn", NULL};
+	char err[600];
+
+	cli_argv(m, args, argv, err);
 	return lmt_run(argv, env, err, LMT_MATCHSVC_CLI_MS);
+}
+
+void
+lmt_matchsvc_cli_unwritten(const lmt_matchsvc *m, const char *const args[])
+{
+	const char *argv[ARGS_MAX + 6];
+	const char *env[] = {"LUNAMATCH_LOG_LEVEL=warn", NULL};
+	char err[600];
+
+	cli_argv(m, args, argv, err);
+	lmt_expect_unwritten(argv, env, err, LMT_MATCHSVC_CLI_MS);
 }
 
 struct load {

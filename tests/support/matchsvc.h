@@ -48,4 +48,8 @@ void lmt_matchsvc_load_samples(lmt_matchsvc *m, size_t *postings, size_t *profil
  * into the result. Free the result with lmt_run_result_free. */
 lmt_run_result lmt_matchsvc_cli(const lmt_matchsvc *m, const char *const args[]);
 
+/* lmt_matchsvc_cli with the tool's stdout on /dev/full: asserts that it
+ * fails (exit 1) saying that it cannot write to standard output. */
+void lmt_matchsvc_cli_unwritten(const lmt_matchsvc *m, const char *const args[]);
+
 #endif /* LMT_MATCHSVC_H */

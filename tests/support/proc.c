@@ -504,6 +504,28 @@ lmt_run_cli(const char *cmd, const char *const args[], const char *opt, const ch
 	return lmt_run(argv, NULL, stderr_path, timeout_ms);
 }
 
+void
+lmt_expect_unwritten(const char *const argv[], const char *const env[],
+    const char *stderr_path, int timeout_ms)
+{
+	const char *sh[LMT_UNWRITTEN_ARGS + 4] = {
+	    "/bin/sh", "-c", "exec \"$0\" \"$@\" > /dev/full"};
+	size_t n = 3;
+
+	for (size_t i = 0; argv[i] != NULL; i++) {
+		if (i >= LMT_UNWRITTEN_ARGS)
+			fail_msg("lmt_expect_unwritten: more than %d arguments",
+			    LMT_UNWRITTEN_ARGS);
+		sh[n++] = argv[i];
+	}
+	sh[n] = NULL;
+	lmt_run_result r = lmt_run(sh, env, stderr_path, timeout_ms);
+	if (r.status != 1 || strstr(r.err, "cannot write to standard output") == NULL)
+		fail_msg("%s %s with stdout on /dev/full: exit %d, stderr: %s", argv[0],
+		    argv[1] != NULL ? argv[1] : "", r.status, r.err);
+	lmt_run_result_free(&r);
+}
+
 lmt_run_result
 lmt_run(const char *const argv[], const char *const env[], const char *stderr_path,
     int timeout_ms)

@@ -130,6 +130,18 @@ void lmt_run_result_free(lmt_run_result *r);
 lmt_run_result lmt_run_cli(const char *cmd, const char *const args[], const char *opt,
     const char *val, const char *stderr_path, int timeout_ms);
 
+/* Most arguments lmt_expect_unwritten passes. */
+#define LMT_UNWRITTEN_ARGS 40
+
+/*
+ * Runs argv (argv[0] a path; at most LMT_UNWRITTEN_ARGS entries) with env
+ * and its stdout on /dev/full, where every write fails, and asserts that
+ * it exits with status 1 saying on stderr (written to stderr_path) that it
+ * cannot write to standard output.
+ */
+void lmt_expect_unwritten(const char *const argv[], const char *const env[],
+    const char *stderr_path, int timeout_ms);
+
 /* Sends SIGTERM to *p, asserts that it exits with status 0 within
  * timeout_ms, frees it and sets *p to NULL. */
 void lmt_proc_stop(lmt_proc **p, int timeout_ms);

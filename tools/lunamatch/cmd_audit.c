@@ -1355,10 +1355,7 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 		rv = print_json(a);
 	} else {
 		print_table(a);
-		if (fflush(stdout) != 0) {
-			lm_cli_error(CMD, "cannot write to standard output");
-			rv = LM_CLI_EXIT_FAIL;
-		}
+		rv = lm_cli_stdout_written(CMD);
 	}
 out:
 	if (jobs != NULL)

@@ -794,7 +794,7 @@ report(const bench *b, const result *m, const result *e)
 		printf("\nmatch / echo: p50 %.1fx, p99 %.1fx, q/s %.3fx\n", rp50, rp99,
 		    rqps);
 	}
-	return fflush(stdout) == 0 ? LM_CLI_EXIT_OK : LM_CLI_EXIT_FAIL;
+	return lm_cli_stdout_written(CMD);
 }
 
 /* ---- the command -------------------------------------------------------------- */

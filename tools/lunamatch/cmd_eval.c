@@ -1133,10 +1133,7 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 		rv = print_json(&r, dir);
 	} else {
 		print_table(&r, dir);
-		if (fflush(stdout) != 0) {
-			lm_cli_error(CMD, "cannot write to standard output");
-			rv = LM_CLI_EXIT_FAIL;
-		}
+		rv = lm_cli_stdout_written(CMD);
 	}
 out:
 	for (int d = 0; d < D_COUNT; d++)

@@ -145,13 +145,9 @@ print_json(const char *cmd, const ProtobufCMessage *msg, unsigned flags)
 
 	if (lm_cli_json_encode(cmd, "the answer", msg, flags, &text) != LM_OK)
 		return LM_CLI_EXIT_FAIL;
-	if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
-		free(text);
-		lm_cli_error(cmd, "cannot write to standard output");
-		return LM_CLI_EXIT_FAIL;
-	}
+	printf("%s\n", text);
 	free(text);
-	return LM_CLI_EXIT_OK;
+	return lm_cli_stdout_written(cmd);
 }
 
 static bool
@@ -479,10 +475,8 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
 	}
 	lm_client_close(cl);
-	if (rv == LM_CLI_EXIT_OK && fflush(stdout) != 0) {
-		lm_cli_error(cmd, "cannot write to standard output");
-		rv = LM_CLI_EXIT_FAIL;
-	}
+	if (rv == LM_CLI_EXIT_OK)
+		rv = lm_cli_stdout_written(cmd);
 	return rv;
 }
 
@@ -559,10 +553,7 @@ lm_cli_explain(const lm_config *cfg, int argc, char **argv)
 				    line, sizeof(line), resp->compliance_warnings[i]);
 				printf("%s\n", line);
 			}
-			if (fflush(stdout) != 0) {
-				lm_cli_error(cmd, "cannot write to standard output");
-				rv = LM_CLI_EXIT_FAIL;
-			}
+			rv = lm_cli_stdout_written(cmd);
 		}
 	}
 	if (resp != NULL)
@@ -696,8 +687,7 @@ lm_cli_health(const lm_config *cfg, int argc, char **argv)
 			    serving_name(resp->status), cfg->rpc_url, resp->postings,
 			    resp->profiles, resp->index_seq,
 			    cell(a, sizeof(a), resp->model_version));
-			if (fflush(stdout) != 0)
-				rv = LM_CLI_EXIT_FAIL;
+			rv = lm_cli_stdout_written(cmd);
 		}
 		if (rv == LM_CLI_EXIT_OK &&
 		    resp->status !=

@@ -84,18 +84,6 @@ open_store(const lm_config *cfg, lm_store **s)
 	return rc;
 }
 
-/* Flushes stdout. Returns LM_CLI_EXIT_OK, or LM_CLI_EXIT_FAIL after
- * reporting that what was written to it was lost (a failed write of more
- * than the buffer leaves nothing for the flush itself to fail on). */
-static int
-written(void)
-{
-	if (fflush(stdout) == 0 && !ferror(stdout))
-		return LM_CLI_EXIT_OK;
-	lm_cli_error(CMD, "cannot write to standard output");
-	return LM_CLI_EXIT_FAIL;
-}
-
 static int
 do_get(const lm_config *cfg, lm_kind k, const char *id)
 {
@@ -135,7 +123,7 @@ do_get(const lm_config *cfg, lm_kind k, const char *id)
 	    LM_OK)
 		goto out;
 	printf("%s\n", text);
-	rv = written();
+	rv = lm_cli_stdout_written(CMD);
 	if (!cfg->json)
 		lm_cli_print_warnings(CMD, msg);
 out:
@@ -217,7 +205,7 @@ do_list(const lm_config *cfg, lm_kind k, uint64_t limit)
 	}
 	rc = lm_store_foreach(s, k, list_one, &L);
 	lm_store_close(s);
-	if (written() != LM_CLI_EXIT_OK || L.out_err)
+	if (lm_cli_stdout_written(CMD) != LM_CLI_EXIT_OK || L.out_err)
 		return LM_CLI_EXIT_FAIL;
 	if (rc != LM_OK && rc != -1) {
 		lm_cli_error(CMD, "listing %ss: %s", lm_kind_name(k), lm_strerror(rc));
@@ -268,7 +256,7 @@ do_stats(const lm_config *cfg)
 	}
 	for (size_t i = 0; i < NSTATS; i++)
 		printf("%-12s %" PRIu64 "\n", names[i], vals[i]);
-	return written();
+	return lm_cli_stdout_written(CMD);
 }
 
 int

@@ -241,6 +241,15 @@ lm_cli_json_string(const void *src, size_t n)
 }
 
 int
+lm_cli_stdout_written(const char *cmd)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return LM_CLI_EXIT_OK;
+	lm_cli_error(cmd, "cannot write to standard output");
+	return LM_CLI_EXIT_FAIL;
+}
+
+int
 lm_cli_json_line(FILE *out, const json_t *v)
 {
 	if (json_dumpf(v, out, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
