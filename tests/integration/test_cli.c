@@ -788,6 +788,49 @@ test_produce_interrupted(void **state)
 	free(l2);
 }
 
+/* A signal that comes while produce waits for the first byte of its input
+ * (nothing written to the pipe yet) stops it with its counts: the
+ * interrupted read was taken for the end of a first line and the next read
+ * waited on, until a second signal killed it with nothing printed. */
+static void
+test_produce_interrupted_before_input(void **state)
+{
+	char fifo[4200], errpath[4200], line[512];
+	const char *env[] = {E.env_brokers, NULL};
+	int64_t deadline;
+	lmt_proc *p = NULL;
+	int fd = -1, status = -1;
+	(void) state;
+
+	snprintf(fifo, sizeof(fifo), "%s/waiting.fifo", E.tmp);
+	snprintf(errpath, sizeof(errpath), "%s/waiting.err", E.tmp);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	const char *argv[] = {lmt_bin("lunamatch"), "produce", "postings", fifo, NULL};
+	assert_int_equal(lmt_proc_start_ex(argv, env, errpath, &p), LM_OK);
+	deadline = lm_clock_ms() + IO_MS;
+	while ((fd = open(fifo, O_WRONLY | O_NONBLOCK)) < 0 && errno == ENXIO &&
+	       lm_clock_ms() < deadline)
+		usleep(20000);
+	assert_true(fd >= 0);
+	/* The tool has opened the pipe; give it time to reach its first read
+	 * (after the topic's metadata). */
+	usleep(500000);
+
+	assert_int_equal(lmt_proc_signal(p, SIGTERM), LM_OK);
+	if (lmt_proc_readline(p, line, sizeof(line), IO_MS) != LM_OK)
+		fail_msg("no counts printed after SIGTERM");
+	assert_string_equal(line, "sent 0, failed 0, skipped 0");
+	assert_int_equal(lmt_proc_wait(p, IO_MS, &status), LM_OK);
+	assert_int_equal(status, 1);
+	char *err = lmt_read_file(errpath, NULL);
+	assert_non_null(err);
+	if (strstr(err, "interrupted") == NULL)
+		fail_msg("stderr: %s", err);
+	free(err);
+	close(fd);
+	lmt_proc_free(p);
+}
+
 /* The counts are the result of produce: when they cannot be written, the
  * run fails and says so (it exited 0 with nothing printed). */
 static void
@@ -1377,6 +1420,7 @@ main(void)
 	    cmocka_unit_test(test_produce_failures),
 	    cmocka_unit_test(test_produce_raw),
 	    cmocka_unit_test(test_produce_interrupted),
+	    cmocka_unit_test(test_produce_interrupted_before_input),
 	    cmocka_unit_test(test_produce_summary_unwritten),
 	    cmocka_unit_test(test_store),
 	    cmocka_unit_test(test_store_warnings),

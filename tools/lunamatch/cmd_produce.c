@@ -139,10 +139,17 @@ struct producer {
 /* Set by SIGINT or SIGTERM once the input is being read. */
 static volatile sig_atomic_t interrupted;
 
+/* The first signal stops the reading; a second one, of either kind, ends
+ * the process by the signal's default action. */
 static void
 on_signal(int sig)
 {
-	(void) sig;
+	if (interrupted) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		raise(sig); /* blocked until the handler returns */
+		return;
+	}
 	interrupted = 1;
 }
 
@@ -402,7 +409,10 @@ run_lines(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 		bool toolong = false;
 		int c = EOF;
 
-		while ((c = getc(in)) != EOF && c != '\n') {
+		/* The flag is looked at before every read: a read that the
+		 * signal did not interrupt (it came while a record was sent)
+		 * would wait on the input. */
+		while (!interrupted && (c = getc(in)) != EOF && c != '\n') {
 			if (len < PRODUCE_RECORD_MAX)
 				buf[len++] = (char) c;
 			else
@@ -584,7 +594,9 @@ parse_element(const struct array_walk *w, size_t start, size_t n, uint64_t line,
  * at a time. An element longer than PRODUCE_RECORD_MAX as written is
  * skipped unparsed, as a JSON line would be. first_line is the line of the
  * '['. Returns 0, or -1 after reporting an input error (nothing is sent
- * when the array is not valid JSON).
+ * when the array is not valid JSON, except that the check does not parse an
+ * element it skips: a malformed one over PRODUCE_RECORD_MAX is only counted
+ * as skipped, and the others are sent).
  */
 static int
 run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
@@ -672,10 +684,13 @@ run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 	}
 	free(buf);
 	if (interrupted) {
-		lm_cli_error(CMD,
-		    "%s: interrupted; the elements from index %" PRIu64
-		    " on were not sent",
-		    name, i);
+		if (w.done)
+			lm_cli_error(CMD, "%s: interrupted after the last element", name);
+		else
+			lm_cli_error(CMD,
+			    "%s: interrupted; the elements from index %" PRIu64
+			    " on were not sent",
+			    name, i);
 		return -1;
 	}
 	return 0;
@@ -871,18 +886,18 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESETHAND; /* no SA_RESTART: a blocked read returns */
+	sa.sa_flags = 0; /* no SA_RESTART: a blocked read returns */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
 	/* Detect the format by the first non-space character. */
 	uint64_t first_line = 1;
-	while ((c = getc(in)) != EOF && is_space(c))
+	while (!interrupted && (c = getc(in)) != EOF && is_space(c))
 		first_line += c == '\n';
 	if (c != EOF)
 		ungetc(c, in);
-	if (c == '[') {
+	if (c == '[' && !interrupted) {
 		P.lines = false;
 		input_rv = run_array(&P, in, name, first_line);
 	} else {
