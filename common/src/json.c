@@ -651,6 +651,14 @@ lm_json_loadb_capped(const char *text, size_t len, size_t flags, size_t max_mem,
 	lm_decode_budget b;
 	json_t *root;
 
+	if (over != NULL)
+		*over = false;
+	if (text == NULL && len > 0) {
+		if (je != NULL)
+			snprintf(
+			    je->text, sizeof(je->text), "no text for %zu bytes", len);
+		return NULL;
+	}
 	lm_decode_budget_init(&b, max_mem, 0, len);
 	tl_budget = &b;
 	root = json_loadb(text ? text : "", len, flags, je);

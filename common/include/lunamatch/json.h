@@ -134,7 +134,8 @@ int lm_json_decode_value(const ProtobufCMessageDescriptor *desc, const json_t *v
  * its size. Returns a new reference the caller releases with json_decref, or NULL: when
  * the limit failed the parse, *over is true and je tells nothing useful (jansson's
  * reports of a failed allocation are unreliable); otherwise *over is false and je is
- * jansson's reason. over may be NULL. Only this call's parse is charged: jansson on other
+ * jansson's reason (je and over may be NULL). text NULL with len > 0 is
+ * refused (NULL, *over false). Only this call's parse is charged: jansson on other
  * threads, and json_* calls after it returns, are not limited.
  */
 json_t *lm_json_loadb_capped(const char *text, size_t len, size_t flags, size_t max_mem,

@@ -1185,6 +1185,13 @@ test_loadb_capped(void **state)
 	assert_null(lm_json_loadb_capped("[1,", 3, 0, 1u << 20, &je, &over));
 	assert_false(over);
 	assert_int_equal(json_error_code(&je), json_error_premature_end_of_input);
+
+	/* No text for a length: refused, nothing read. */
+	over = true;
+	assert_null(lm_json_loadb_capped(NULL, 16, 0, 1u << 20, &je, &over));
+	assert_false(over);
+	assert_non_null(strstr(je.text, "no text"));
+	assert_null(lm_json_loadb_capped(NULL, 16, 0, 1u << 20, NULL, NULL));
 	free(b);
 }
 
