@@ -567,7 +567,10 @@ class TLSOptions:
             # The certificate alone first, so that an error names its file.
             self._apply(pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT).set_ca_chain, (self.cert,),
                         "tls_cert file %s: not a certificate nng can use" % cert)
-        self._config(None)
+        if self.ca or self.cert:
+            # Only with files to check: a client of tcp:// endpoints needs
+            # no TLS in nng at all.
+            self._config(None)
 
     def server_name_for(self, url: str) -> Optional[str]:
         """The name the server's certificate of url is checked against."""
