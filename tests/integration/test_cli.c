@@ -736,45 +736,42 @@ test_produce_failures(void **state)
 	lmt_run_result_free(&r);
 }
 
-/* SIGINT while produce waits for more input: it stops reading, waits for
- * the records it handed over and prints their counts (exit 1, the input was
- * not read to its end), instead of dying with nothing said about the records
- * Kafka already acknowledged. */
-static void
-test_produce_interrupted(void **state)
+/* Starts `produce postings` reading the FIFO <tmp>/<name>.fifo, its
+ * stderr in errpath (<tmp>/<name>.err); returns the FIFO's writing end,
+ * opened once the tool has opened the reading end. */
+static int
+produce_on_fifo(const char *name, char *errpath, size_t errlen, lmt_proc **p)
 {
-	char *l1 = sample_line("data/samples/postings.jsonl", 1);
-	char *l2 = sample_line("data/samples/postings.jsonl", 2);
-	char fifo[4200], errpath[4200], line[512];
+	char fifo[4200];
 	const char *env[] = {E.env_brokers, NULL};
-	int64_t from[PARTITIONS], deadline;
-	lmt_proc *p = NULL;
-	int fd = -1, status = -1;
-	(void) state;
+	int64_t deadline;
+	int fd = -1;
 
-	snprintf(fifo, sizeof(fifo), "%s/interrupted.fifo", E.tmp);
-	snprintf(errpath, sizeof(errpath), "%s/interrupted.err", E.tmp);
+	snprintf(fifo, sizeof(fifo), "%s/%s.fifo", E.tmp, name);
+	snprintf(errpath, errlen, "%s/%s.err", E.tmp, name);
 	assert_int_equal(mkfifo(fifo, 0600), 0);
-	high_marks(TOPIC_POSTINGS, from);
 	const char *argv[] = {lmt_bin("lunamatch"), "produce", "postings", fifo, NULL};
-	assert_int_equal(lmt_proc_start_ex(argv, env, errpath, &p), LM_OK);
-	/* The writing end opens once the tool has opened the reading end. */
+	assert_int_equal(lmt_proc_start_ex(argv, env, errpath, p), LM_OK);
 	deadline = lm_clock_ms() + IO_MS;
 	while ((fd = open(fifo, O_WRONLY | O_NONBLOCK)) < 0 && errno == ENXIO &&
 	       lm_clock_ms() < deadline)
 		usleep(20000);
 	assert_true(fd >= 0);
-	dprintf(fd, "%s\n%s\n", l1, l2);
-	/* Both delivered: Kafka has acknowledged them. */
-	deadline = lm_clock_ms() + IO_MS;
-	while (count_since(TOPIC_POSTINGS, from) < 2 && lm_clock_ms() < deadline)
-		usleep(100000);
-	assert_int_equal(count_since(TOPIC_POSTINGS, from), 2);
+	return fd;
+}
 
-	assert_int_equal(lmt_proc_signal(p, SIGINT), LM_OK);
+/* Sends sig to produce p and expects the counts line counts, exit 1 and an
+ * "interrupted" reason (not a read error) in errpath; frees p. */
+static void
+expect_interrupted(lmt_proc *p, int sig, const char *counts, const char *errpath)
+{
+	char line[512];
+	int status = -1;
+
+	assert_int_equal(lmt_proc_signal(p, sig), LM_OK);
 	if (lmt_proc_readline(p, line, sizeof(line), IO_MS) != LM_OK)
-		fail_msg("no counts printed after SIGINT");
-	assert_string_equal(line, "sent 2, failed 0, skipped 0");
+		fail_msg("no counts printed after signal %d", sig);
+	assert_string_equal(line, counts);
 	assert_int_equal(lmt_proc_wait(p, IO_MS, &status), LM_OK);
 	assert_int_equal(status, 1);
 	char *err = lmt_read_file(errpath, NULL);
@@ -782,8 +779,34 @@ test_produce_interrupted(void **state)
 	if (strstr(err, "interrupted") == NULL || strstr(err, "read error") != NULL)
 		fail_msg("stderr: %s", err);
 	free(err);
-	close(fd);
 	lmt_proc_free(p);
+}
+
+/* SIGINT (or SIGTERM) while produce reads its input stops the reading: it
+ * waits for the records it handed over and prints their counts (exit 1, the
+ * input was not read to its end), instead of dying with nothing said about
+ * the records Kafka already acknowledged. */
+static void
+test_produce_interrupted(void **state)
+{
+	char *l1 = sample_line("data/samples/postings.jsonl", 1);
+	char *l2 = sample_line("data/samples/postings.jsonl", 2);
+	char errpath[4200];
+	int64_t from[PARTITIONS], deadline;
+	lmt_proc *p = NULL;
+	int fd;
+	(void) state;
+
+	high_marks(TOPIC_POSTINGS, from);
+	fd = produce_on_fifo("interrupted", errpath, sizeof(errpath), &p);
+	dprintf(fd, "%s\n%s\n", l1, l2);
+	/* Both delivered: Kafka has acknowledged them. */
+	deadline = lm_clock_ms() + IO_MS;
+	while (count_since(TOPIC_POSTINGS, from) < 2 && lm_clock_ms() < deadline)
+		usleep(100000);
+	assert_int_equal(count_since(TOPIC_POSTINGS, from), 2);
+	expect_interrupted(p, SIGINT, "sent 2, failed 0, skipped 0", errpath);
+	close(fd);
 	free(l1);
 	free(l2);
 }
@@ -795,40 +818,17 @@ test_produce_interrupted(void **state)
 static void
 test_produce_interrupted_before_input(void **state)
 {
-	char fifo[4200], errpath[4200], line[512];
-	const char *env[] = {E.env_brokers, NULL};
-	int64_t deadline;
+	char errpath[4200];
 	lmt_proc *p = NULL;
-	int fd = -1, status = -1;
+	int fd;
 	(void) state;
 
-	snprintf(fifo, sizeof(fifo), "%s/waiting.fifo", E.tmp);
-	snprintf(errpath, sizeof(errpath), "%s/waiting.err", E.tmp);
-	assert_int_equal(mkfifo(fifo, 0600), 0);
-	const char *argv[] = {lmt_bin("lunamatch"), "produce", "postings", fifo, NULL};
-	assert_int_equal(lmt_proc_start_ex(argv, env, errpath, &p), LM_OK);
-	deadline = lm_clock_ms() + IO_MS;
-	while ((fd = open(fifo, O_WRONLY | O_NONBLOCK)) < 0 && errno == ENXIO &&
-	       lm_clock_ms() < deadline)
-		usleep(20000);
-	assert_true(fd >= 0);
+	fd = produce_on_fifo("waiting", errpath, sizeof(errpath), &p);
 	/* The tool has opened the pipe; give it time to reach its first read
 	 * (after the topic's metadata). */
 	usleep(500000);
-
-	assert_int_equal(lmt_proc_signal(p, SIGTERM), LM_OK);
-	if (lmt_proc_readline(p, line, sizeof(line), IO_MS) != LM_OK)
-		fail_msg("no counts printed after SIGTERM");
-	assert_string_equal(line, "sent 0, failed 0, skipped 0");
-	assert_int_equal(lmt_proc_wait(p, IO_MS, &status), LM_OK);
-	assert_int_equal(status, 1);
-	char *err = lmt_read_file(errpath, NULL);
-	assert_non_null(err);
-	if (strstr(err, "interrupted") == NULL)
-		fail_msg("stderr: %s", err);
-	free(err);
+	expect_interrupted(p, SIGTERM, "sent 0, failed 0, skipped 0", errpath);
 	close(fd);
-	lmt_proc_free(p);
 }
 
 /* The counts are the result of produce: when they cannot be written, the
