@@ -102,7 +102,7 @@ struct lm_consumer {
 	const lm_record_ctx *ctx;
 	lm_notify *notify;
 	lm_trimmer *trimmer;
-	volatile sig_atomic_t *stop;
+	const atomic_int *stop;
 	volatile int fatal; /* set by the error callbacks */
 
 	rd_kafka_t *rk;

@@ -32,7 +32,7 @@
 #ifndef LUNAMATCH_CONSUMER_H
 #define LUNAMATCH_CONSUMER_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -82,13 +82,15 @@ typedef struct lm_consumer lm_consumer;
 #define LM_CONSUMER_SESSION_MS 10000
 
 typedef struct lm_consumer_opts {
-	const lm_config *cfg;        /* brokers, topics, group, batch limits */
-	lm_store *store;             /* writable; borrowed */
-	const lm_record_ctx *ctx;    /* borrowed */
-	lm_metrics *metrics;         /* where the lunamatch_ingest_* metrics go */
-	lm_notify *notify;           /* may be NULL; borrowed */
-	lm_trimmer *trimmer;         /* stepped between batches; may be NULL */
-	volatile sig_atomic_t *stop; /* the loop ends when *stop != 0 */
+	const lm_config *cfg;     /* brokers, topics, group, batch limits */
+	lm_store *store;          /* writable; borrowed */
+	const lm_record_ctx *ctx; /* borrowed */
+	lm_metrics *metrics;      /* where the lunamatch_ingest_* metrics go */
+	lm_notify *notify;        /* may be NULL; borrowed */
+	lm_trimmer *trimmer;      /* stepped between batches; may be NULL */
+	/* The loop ends when *stop != 0. An atomic (lock-free, so a signal
+	 * handler may write it) because other threads read it. */
+	const atomic_int *stop;
 	/* 0: LM_CONSUMER_AUTO_COMMIT_MS. Tests set it long to see the commits
 	 * of a revocation or a close alone. */
 	unsigned auto_commit_ms;

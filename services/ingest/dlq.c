@@ -475,7 +475,7 @@ lm_dlq_send(lm_dlq *q, const lm_dlq_letter *l, const char *reason, const char *e
 }
 
 int
-lm_dlq_flush(lm_dlq *q, int timeout_ms, const volatile sig_atomic_t *stop)
+lm_dlq_flush(lm_dlq *q, int timeout_ms, const atomic_int *stop)
 {
 	int64_t end = lm_clock_ms() + timeout_ms, left;
 	int rv = LM_OK;

@@ -45,7 +45,7 @@
 #ifndef LUNAMATCH_DLQ_H
 #define LUNAMATCH_DLQ_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -197,7 +197,7 @@ int lm_dlq_send(lm_dlq *q, const lm_dlq_letter *l, const char *reason, const cha
  * ends the generation at once: the fates given to lm_dlq_send since the
  * last flush are no longer written.
  */
-int lm_dlq_flush(lm_dlq *q, int timeout_ms, const volatile sig_atomic_t *stop);
+int lm_dlq_flush(lm_dlq *q, int timeout_ms, const atomic_int *stop);
 
 /* Messages delivered since lm_dlq_new. */
 uint64_t lm_dlq_delivered(const lm_dlq *q);

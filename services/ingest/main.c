@@ -12,8 +12,10 @@
  * cut short (LM_CONSUMER_STOP_MAX_MS passed, or a second signal); 2 for
  * invalid configuration or data files.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,8 +38,11 @@
 #define PROG              "lunamatch-ingest"
 #define HTTP_ADDR_DEFAULT "127.0.0.1:7702"
 
-/* Set by the first SIGTERM/SIGINT/SIGHUP; counts them. */
-static volatile sig_atomic_t stop_flag;
+/* Set by the first SIGTERM/SIGINT/SIGHUP; counts them (at most 2). Written
+ * by the signal handler, read by the consumer's loop and the watchdog on
+ * other threads: an atomic, lock-free so that the handler may write it. */
+static atomic_int stop_flag;
+static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flag must be lock-free");
 
 static void
 on_signal(int sig)

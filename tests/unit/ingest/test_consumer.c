@@ -64,7 +64,7 @@ struct run {
 	lm_store *store;
 	lm_metrics *metrics;
 	lm_consumer *c;
-	volatile sig_atomic_t stop;
+	atomic_int stop;
 	pthread_t thread;
 	int rv;
 	unsigned auto_commit_ms;  /* 0: the default */

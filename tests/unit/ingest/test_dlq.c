@@ -539,7 +539,7 @@ test_dead_letter(void **state)
 	assert_null(lm_dlq_drop_name(LM_DLQ_DROP_COUNT_));
 
 	/* A stop ends the wait for reports at once: not delivered yet. */
-	volatile sig_atomic_t stop = 1;
+	atomic_int stop = 1;
 	assert_int_equal(send_msg(q, src, "schema", "x", IO_MS, NULL), LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, &stop), LM_ETIMEDOUT);
 	assert_int_equal(fatal, 0);
