@@ -28,7 +28,8 @@ docs/deployment.md promises:
   the ConfigMap names, with the store's tombstone retention above the
   compacted topics' max.compaction.lag.ms + delete.retention.ms;
 - a PrometheusRule whose alerts each have a runbook entry in
-  docs/deployment.md and use only metrics the services register.
+  docs/deployment.md, use only metrics the services register, and read
+  counts since start through their change over a window.
 
 A deliberately misspelt field must fail both validators.
 """
@@ -244,15 +245,27 @@ exported = set()
 for f in glob.glob(os.path.join(SRC, "services", "*", "*.c")) + glob.glob(os.path.join(SRC, "common", "src", "*.c")):
     exported |= set(re.findall(r'"(lunamatch_[a-z_]+)"', open(f).read()))
 runbook = open(os.path.join(SRC, "docs", "deployment.md")).read()
+# Gauges that hold a count since the process started (match's follower
+# statistics, services/match/main.c): they never go back down.
+CUMULATIVE_GAUGES = {"lunamatch_follower_errors", "lunamatch_follower_reloads"}
 rules = find(render(os.path.join(K8S, "base")), "PrometheusRule")
 if check(len(rules) == 1, "base: PrometheusRule missing"):
     alerts = [r for g in rules[0]["spec"]["groups"] for r in g["rules"] if "alert" in r]
     check(len(alerts) >= 5, "fewer than 5 alerts")
     for a in alerts:
         check(f"**`{a['alert']}`" in runbook, f"alert {a['alert']} has no runbook entry in docs/deployment.md")
-        for m in re.findall(r"\blunamatch_[a-z_]+", a["expr"]):
+        for mo in re.finditer(r"\blunamatch_[a-z_]+", a["expr"]):
+            m = mo.group(0)
             base = re.sub(r"_(bucket|sum|count)$", "", m)
             check(base in exported, f"alert {a['alert']}: metric {m} is not exported by the services")
+            # A count since the process started only grows: compared bare
+            # with a threshold, one event fires the alert until the pod
+            # restarts. It must be read through its change over a window.
+            if m.endswith("_total") or base != m or m in CUMULATIVE_GAUGES:
+                fn = re.search(r"(\w+)\s*\(\s*$", a["expr"][:mo.start()])
+                check(fn is not None and fn.group(1) in ("rate", "irate", "increase", "delta"),
+                      f"alert {a['alert']}: {m} counts since start, so it must be read through "
+                      f"rate/increase over a window, not compared as it is")
 
 # The validators can fail: a misspelt field in a built-in object and in a
 # custom resource.
