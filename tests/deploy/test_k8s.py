@@ -29,7 +29,9 @@ docs/deployment.md promises:
   compacted topics' max.compaction.lag.ms + delete.retention.ms;
 - a PrometheusRule whose alerts each have a runbook entry in
   docs/deployment.md, use only metrics the services register, and read
-  counts since start through their change over a window.
+  counts since start through their change over a window; together they
+  watch every metric docs/operations.md names among the alerts worth
+  having.
 
 A deliberately misspelt field must fail both validators.
 """
@@ -266,6 +268,14 @@ if check(len(rules) == 1, "base: PrometheusRule missing"):
                 check(fn is not None and fn.group(1) in ("rate", "irate", "increase", "delta"),
                       f"alert {a['alert']}: {m} counts since start, so it must be read through "
                       f"rate/increase over a window, not compared as it is")
+    # Every metric docs/operations.md names among the alerts worth having
+    # is watched by one of them.
+    ops = open(os.path.join(SRC, "docs", "operations.md")).read()
+    worth = re.search(r"Alerts worth having:(.*?)\n\n", ops, re.S)
+    if check(worth is not None, "docs/operations.md: no \"Alerts worth having\" paragraph"):
+        used = {m for a in alerts for m in re.findall(r"\blunamatch_[a-z_]+", a["expr"])}
+        for m in sorted(set(re.findall(r"\blunamatch_[a-z_]+", worth.group(1)))):
+            check(m in used, f"no alert watches {m}, which docs/operations.md names as worth one")
 
 # The validators can fail: a misspelt field in a built-in object and in a
 # custom resource.
