@@ -86,8 +86,8 @@ usage(FILE *out)
 	    "Consumes job postings and candidate profiles from Kafka as a member of\n"
 	    "a consumer group, validates and normalizes them and stores them in the\n"
 	    "record store. Rejected messages go to the dead-letter topic with the\n"
-	    "reason. Serves /healthz, /readyz and /metrics over HTTP. Stops cleanly\n"
-	    "on SIGTERM, SIGINT or SIGHUP.\n\n");
+	    "reason. Serves /healthz, /readyz, /startedz (200 once caught up once)\n"
+	    "and /metrics over HTTP. Stops cleanly on SIGTERM, SIGINT or SIGHUP.\n\n");
 	lm_config_usage(out, LM_PROG_INGEST);
 }
 
