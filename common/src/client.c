@@ -51,11 +51,8 @@
 #include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
 
-/* Largest request the client sends; the server's own limit is usually
- * lower and is reported by the server. */
-#define CLIENT_MAX_REQUEST (64u * 1024 * 1024)
-#define RECONNECT_MIN_MS   100
-#define RECONNECT_MAX_MS   2000
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 2000
 /* With several endpoints: longest wait for a connection to an endpoint that
  * is not connected, before the next one is tried. After a round in which
  * every endpoint was tried, the next starts after a pause that doubles from
@@ -138,6 +135,7 @@ struct lm_client {
 	size_t nep;
 	unsigned default_timeout_ms;
 	size_t max_resp;
+	size_t max_req;                             /* of an envelope */
 	uint64_t id_base;                           /* random, per client */
 	atomic_ullong id_seq;                       /* per call */
 	atomic_uint next;                           /* round-robin position */
@@ -342,6 +340,14 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 	                                                   : LM_RPC_DEFAULT_TIMEOUT_MS;
 	c->max_resp = o && o->max_response_bytes ? o->max_response_bytes
 	                                         : LM_RPC_DEFAULT_MAX_RESPONSE;
+	c->max_req = o && o->max_request_bytes ? o->max_request_bytes
+	                                       : LM_CLIENT_DEFAULT_MAX_REQUEST;
+	if (c->max_req > LM_CLIENT_MAX_REQUEST) {
+		lm_error(
+		    "client.open", "max_request_bytes over %zu", LM_CLIENT_MAX_REQUEST);
+		free(c);
+		return LM_EINVAL;
+	}
 	if (o != NULL && given(o->caller)) {
 		/* The server cannot read an envelope with a string that is not
 		 * UTF-8: every call would fail. */
@@ -411,6 +417,17 @@ set_err(char *errmsg, size_t errlen, const char *text)
 		snprintf(errmsg, errlen, "%s", text);
 }
 
+/* The reason a request of n bytes is refused. */
+static void
+set_too_big(const lm_client *c, size_t n, char *errmsg, size_t errlen)
+{
+	if (errmsg != NULL && errlen > 0)
+		snprintf(errmsg, errlen,
+		    "request of %zu bytes is over the limit of %zu bytes "
+		    "(max_request_bytes: the server's LUNAMATCH_MAX_REQUEST_BYTES)",
+		    n, c->max_req);
+}
+
 /* The deadline a call with timeout_ms gives the server (before retries). */
 static unsigned
 call_timeout(const lm_client *c, unsigned timeout_ms)
@@ -466,10 +483,12 @@ lm_client_request_size(
 	return protobuf_c_message_get_packed_size(&env.base);
 }
 
-/* Encodes the envelope into a new nng message. */
+/* Encodes the envelope into a new nng message. Returns LM_OK; LM_EINVAL for
+ * a bad method name; LM_E2BIG for an envelope over c->max_req, its size in
+ * *size; LM_ENOMEM or an nng error. */
 static int
 build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
-    unsigned timeout_ms, char *reqid, size_t idlen, nng_msg **out)
+    unsigned timeout_ms, char *reqid, size_t idlen, nng_msg **out, size_t *size)
 {
 	Lunamatch__V1__RpcRequest env;
 	Lunamatch__V1__MetadataEntry caller, *md[1];
@@ -480,9 +499,9 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 
 	if ((rv = lm_rpc_method_name(method, full, sizeof(full))) != LM_OK)
 		return LM_EINVAL;
-	plen = protobuf_c_message_get_packed_size(req);
-	if (plen > CLIENT_MAX_REQUEST)
-		return LM_EINVAL;
+	*size = plen = protobuf_c_message_get_packed_size(req);
+	if (plen > c->max_req)
+		return LM_E2BIG;
 	payload = malloc(plen ? plen : 1);
 	if (payload == NULL)
 		return LM_ENOMEM;
@@ -492,7 +511,11 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 	fill_envelope(c, &env, &caller, md, full, reqid, timeout_ms);
 	env.payload.data = payload;
 	env.payload.len = plen;
-	n = protobuf_c_message_get_packed_size(&env.base);
+	*size = n = protobuf_c_message_get_packed_size(&env.base);
+	if (n > c->max_req) {
+		free(payload);
+		return LM_E2BIG;
+	}
 	if ((rv = nng_msg_alloc(out, n)) != 0) {
 		free(payload);
 		return lm_err_from_nng(rv);
@@ -603,6 +626,7 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	nng_ctx ctx;
 	bool ctx_open = false, flying = false;
 	nng_time now;
+	size_t size;
 	int rv, nrv;
 
 	*oc = FINAL;
@@ -627,12 +651,14 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 		now = nng_clock();
 		timeout_ms = now < end ? (unsigned) (end - now) : 1;
 	}
-	rv = build_request(c, method, req, timeout_ms, reqid, sizeof(reqid), &msg);
+	rv = build_request(c, method, req, timeout_ms, reqid, sizeof(reqid), &msg, &size);
 	if (rv != LM_OK) {
-		*st = rv == LM_EINVAL ? ST_INVALID : ST_INTERNAL;
-		set_err(errmsg, errlen,
-		    rv == LM_EINVAL ? "bad method name or request too large"
-		                    : lm_strerror(rv));
+		*st = rv == LM_EINVAL || rv == LM_E2BIG ? ST_INVALID : ST_INTERNAL;
+		if (rv == LM_E2BIG)
+			set_too_big(c, size, errmsg, errlen);
+		else
+			set_err(errmsg, errlen,
+			    rv == LM_EINVAL ? "bad method name" : lm_strerror(rv));
 		goto out;
 	}
 	if ((nrv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
@@ -799,6 +825,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	enum outcome last = NO_CONN, prior = NO_CONN;
 	char prior_msg[256] = "", full[LM_RPC_MAX_METHOD + 1];
 	nng_time end, deadline, now;
+	size_t size;
 	int st = ST_INTERNAL, rv = LM_ETIMEDOUT, prior_rv = LM_OK, redials = 0;
 	int64_t pause = 0;
 
@@ -813,12 +840,17 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		return LM_EINVAL;
 	}
 	/* Refused before any wait for a connection, as build_request would. */
-	if (lm_rpc_method_name(method, full, sizeof(full)) != LM_OK ||
-	    protobuf_c_message_get_packed_size(req) > CLIENT_MAX_REQUEST) {
+	if (lm_rpc_method_name(method, full, sizeof(full)) != LM_OK) {
 		if (status != NULL)
 			*status = ST_INVALID;
-		set_err(errmsg, errlen, "bad method name or request too large");
+		set_err(errmsg, errlen, "bad method name");
 		return LM_EINVAL;
+	}
+	if ((size = lm_client_request_size(c, method, req, timeout_ms)) > c->max_req) {
+		if (status != NULL)
+			*status = ST_INVALID;
+		set_too_big(c, size, errmsg, errlen);
+		return LM_E2BIG;
 	}
 	again = lm_client_method_kind_of(method) == LM_CLIENT_METHOD_READ_ONLY;
 	timeout_ms = call_timeout(c, timeout_ms);

@@ -38,7 +38,8 @@ lm_cli_call_status(
 		/* No answer from the server. */
 		lm_cli_error(cmd, "%s: %s%s%s", cfg->rpc_url, lm_rpc_status_name(status),
 		    errmsg[0] ? ": " : "", errmsg);
-		if (rc == LM_EINVAL)
+		if (rc == LM_EINVAL ||
+		    status == LUNAMATCH__V1__STATUS_CODE__INVALID_ARGUMENT)
 			return LM_CLI_EXIT_USAGE;
 		return status == LUNAMATCH__V1__STATUS_CODE__INTERNAL
 		           ? LM_CLI_EXIT_FAIL

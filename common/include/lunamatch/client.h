@@ -23,8 +23,9 @@
  * round to round up to 1 s, while the deadline leaves room for it. An
  * endpoint whose connection the call lost is not tried again by the call:
  * nng drops a message over a size limit (an answer over
- * max_response_bytes, a request over the server's limit) together with its
- * connection, and a repeat would meet the same fate.
+ * max_response_bytes, a request over the server's limit when that is lower
+ * than max_request_bytes) together with its connection, and a repeat would
+ * meet the same fate.
  *
  * An UNAVAILABLE answer also closes the connection it came on, so that the
  * endpoint is dialled afresh (an address in front of several replicas then
@@ -63,6 +64,16 @@ extern "C" {
 #define LM_CLIENT_ENDPOINTS_MAX     16   /* endpoints of one client */
 #define LM_CLIENT_URLS_MAX          4096 /* bytes of the endpoint list */
 /*
+ * Largest RpcRequest envelope a call sends (lm_client_request_size gives a
+ * call's): by default the match service's own default limit
+ * (LUNAMATCH_MAX_REQUEST_BYTES); at most the largest limit the service can
+ * be given. A server drops a request over its limit (by more than a small
+ * grace) together with the connection, without an answer, so a larger one
+ * is refused before it is sent.
+ */
+#define LM_CLIENT_DEFAULT_MAX_REQUEST ((size_t) 1 << 20)
+#define LM_CLIENT_MAX_REQUEST         ((size_t) 64 << 20)
+/*
  * Memory an answer of n bytes may take to decode (its envelope, then its
  * payload, each): LM_CLIENT_DECODE_FLOOR + LM_CLIENT_DECODE_FACTOR * n
  * bytes, counted as the total of the allocations, each charged 16 bytes
@@ -87,6 +98,10 @@ typedef struct lm_client_opts {
 	const char *tls_server_name;
 	unsigned default_timeout_ms; /* for calls with timeout_ms 0; 0 = 5000 */
 	size_t max_response_bytes;   /* 0 = LM_RPC_DEFAULT_MAX_RESPONSE */
+	/* 0 = LM_CLIENT_DEFAULT_MAX_REQUEST; set it to the servers'
+	 * LUNAMATCH_MAX_REQUEST_BYTES when that is raised; over
+	 * LM_CLIENT_MAX_REQUEST lm_client_open fails (LM_EINVAL). */
+	size_t max_request_bytes;
 	/* The calling service's name, sent with every call as the metadata
 	 * entry "caller" (the server's decision log records it); NULL or ""
 	 * = none; UTF-8, at most 1024 bytes (else lm_client_open fails,
@@ -128,8 +143,10 @@ LM_API void lm_client_close(lm_client *c);
  *  LM_E2BIG      INTERNAL: the answer would take more memory to decode
  *                than LM_CLIENT_DECODE_FLOOR + LM_CLIENT_DECODE_FACTOR
  *                times its bytes (errmsg says so);
- *  LM_EINVAL     INVALID_ARGUMENT: bad arguments (bad method name, request
- *                too large to send);
+ *  LM_EINVAL     INVALID_ARGUMENT: bad arguments (bad method name);
+ *  LM_E2BIG      INVALID_ARGUMENT: the request's envelope is over
+ *                max_request_bytes (errmsg gives both sizes); nothing was
+ *                sent;
  *  LM_ENNG, LM_ENOMEM or another lm_err of the failed transport call
  *                UNAVAILABLE / INTERNAL: local failures.
  * errmsg (errlen bytes, may be NULL if errlen is 0) always gets a

@@ -328,6 +328,8 @@ peer_up_at(struct peer *p, const char *url)
 	memset(p, 0, sizeof(*p));
 	assert_int_equal(nng_rep0_open(&p->sock), 0);
 	assert_int_equal(nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO, 10000), 0);
+	/* The match service's default request limit (nng drops what is over). */
+	assert_int_equal(nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, 1u << 20), 0);
 	assert_int_equal(nng_listen(p->sock, url, &l, 0), 0);
 	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
 	snprintf(p->url, sizeof(p->url), "tcp://127.0.0.1:%d", port);
@@ -927,7 +929,8 @@ call_unlisted(lm_client *c, const char *id, unsigned timeout_ms, int *status, ch
 }
 
 /*
- * A read-only method answered UNAVAILABLE by one replica is asked of the
+ * A r
+ead-only method answered UNAVAILABLE by one replica is asked of the
  * other; a method not on the list goes to one endpoint only, and the
  * UNAVAILABLE answer or the lost connection is its result: it could have
  * side effects, which a repeat would cause twice.
@@ -1282,6 +1285,88 @@ test_client_answer_memory_bounded(void **state)
 	fixed_peer_down(&p);
 }
 
+/*
+ * A request over the server's size limit (LUNAMATCH_MAX_REQUEST_BYTES, 1 MiB
+ * by default, as nng's receive limit of the peer here) would be dropped by
+ * nng with the connection it came on, which the client could only report
+ * as a lost connection after sending it to every replica. The client
+ * refuses it before sending, with its size and the limit: here 2 MiB, to
+ * two replicas that then get no request and keep their connections.
+ */
+static void
+test_client_request_over_the_limit(void **state)
+{
+	(void) state;
+	struct peer p1, p2;
+	lm_client *c = NULL;
+	char urls[512], err[256], *got = NULL, *big = text_of(2u << 20, 'x');
+	int status = -1;
+
+	peer_up(&p1);
+	peer_up(&p2);
+	snprintf(urls, sizeof(urls), "%s,%s", p1.url, p2.url);
+	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
+	both_answered(c, &p1, &p2);
+	int before = atomic_load(&p1.requests) + atomic_load(&p2.requests);
+
+	nng_time t0 = nng_clock();
+	assert_int_equal(call(c, big, 5000, &status, err, sizeof(err), NULL), LM_E2BIG);
+	assert_true(nng_clock() - t0 < 1000);
+	assert_int_equal(status, ST(INVALID_ARGUMENT));
+	assert_non_null(strstr(err, "over the limit of 1048576 bytes"));
+	assert_int_equal(
+	    call_unlisted(c, big, 5000, &status, err, sizeof(err)), LM_E2BIG);
+	assert_int_equal(status, ST(INVALID_ARGUMENT));
+	assert_int_equal(atomic_load(&p1.requests) + atomic_load(&p2.requests), before);
+
+	/* Both connections stayed up: the next calls are answered at once. */
+	for (int i = 0; i < 4; i++) {
+		t0 = nng_clock();
+		assert_int_equal(
+		    call(c, "job-1", 5000, &status, err, sizeof(err), &got), LM_OK);
+		assert_string_equal(got, "job-1");
+		free(got);
+		assert_true(nng_clock() - t0 < 1000);
+	}
+	lm_client_close(c);
+
+	/* The limit is on the whole envelope, as the server's, and can be
+	 * set: a client whose limit is its next envelope's size sends it, one
+	 * with a byte less refuses it. */
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	req.id = "job-2";
+	assert_int_equal(lm_client_open(p1.url, NULL, &c), LM_OK);
+	lm_client_opts o = {.max_request_bytes =
+	                        lm_client_request_size(c, "GetPosting", &req.base, 5000)};
+	lm_client_close(c);
+	assert_true(o.max_request_bytes > 0);
+	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_OK);
+	assert_int_equal(call(c, "job-2", 5000, &status, err, sizeof(err), &got), LM_OK);
+	assert_string_equal(got, "job-2");
+	free(got);
+	lm_client_close(c);
+	o.max_request_bytes--;
+	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_OK);
+	assert_int_equal(
+	    call(c, "job-2", 5000, &status, err, sizeof(err), NULL), LM_E2BIG);
+	lm_client_close(c);
+
+	/* Raised above the server's limit, the request is sent, and nng drops
+	 * it with its connection. */
+	o.max_request_bytes = 4u << 20;
+	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_OK);
+	before = atomic_load(&p1.requests);
+	assert_int_equal(call_unlisted(c, big, 5000, &status, err, sizeof(err)), LM_ENNG);
+	assert_non_null(strstr(err, "connection to the server lost"));
+	assert_int_equal(atomic_load(&p1.requests), before);
+	lm_client_close(c);
+	o.max_request_bytes = LM_CLIENT_MAX_REQUEST + 1;
+	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_EINVAL);
+	assert_null(c);
+	peers_down(&p1, &p2);
+	free(big);
+}
+
 static void
 test_client_unavailable(void **state)
 {
@@ -1357,6 +1442,7 @@ main(void)
 	    cmocka_unit_test(test_client_time_left_after_connecting),
 	    cmocka_unit_test(test_client_answer_over_the_limit),
 	    cmocka_unit_test(test_client_retries_read_only_methods_only),
+	    cmocka_unit_test(test_client_request_over_the_limit),
 	    cmocka_unit_test(test_client_methods_classified),
 	    cmocka_unit_test(test_client_answer_memory_bounded),
 	};
