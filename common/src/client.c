@@ -11,8 +11,8 @@
  * With several endpoints a call that finds its endpoint down is tried on
  * the next one within the same deadline: no connection in time (each
  * attempt waits at most ATTEMPT_CONNECT_MS for one unless the endpoint is
- * connected), the connection lost while waiting for the answer (a pipe
- * notification cancels the calls in flight on that endpoint), or an
+ * connected, or its connection goes before the request was sent), the
+ * connection lost while waiting for the answer (nng ends the call), or an
  * UNAVAILABLE answer (a server that is loading or draining). The last two
  * repeat a request the server may have carried out, so they apply only to
  * the methods that METHODS lists as read-only; a call of any other method
@@ -113,9 +113,15 @@ struct endpoint {
 	bool sock_open;
 	nng_dialer dialer;
 	nng_tls_config *tls;
-	/* Cancel the calls in flight when a pipe goes. Set once every endpoint
-	 * is dialed, when nng's threads may already deliver pipe events (there
-	 * are no calls to cancel before the client is handed out). */
+	/* Cancel the calls of the endpoint when its connection goes. An
+	 * endpoint has one connection at a time: nng delivers the removal of
+	 * a pipe before its dialer dials the next. So every call then waiting
+	 * for an answer was sent on the lost connection, and nng ends those
+	 * itself (ECONNRESET, its resend timer being off); the cancel moves
+	 * the calls not yet sent, which wait for a connection, on to another
+	 * endpoint at once. Set once every endpoint is dialed, when nng's
+	 * threads may already deliver pipe events (there are no calls to
+	 * cancel before the client is handed out). */
 	atomic_bool failover;
 	atomic_int pipes;     /* connections up now: nlive, for pick() */
 	pthread_mutex_t mtx;  /* guards flights, live and nlive */
@@ -124,8 +130,8 @@ struct endpoint {
 	/* The ids of the connections up. nng reports the removal of a pipe
 	 * whose start failed (a peer of the wrong protocol) without having
 	 * reported it added, so only removals of pipes listed here count. One
-	 * dialer has one connection, two while one goes and the next comes;
-	 * past LIVE_PIPES_MAX a connection is not counted. */
+	 * dialer has one connection at a time; past LIVE_PIPES_MAX a
+	 * connection is not counted. */
 	uint32_t live[LIVE_PIPES_MAX];
 	size_t nlive;
 };
@@ -206,7 +212,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 				ep->live[i] = ep->live[--ep->nlive];
 				was_up = true;
 			}
-		/* The calls waiting may have been sent on it. */
+		/* Those sent were sent on it (see failover). */
 		if (was_up && atomic_load(&ep->failover))
 			for (struct flight *f = ep->flights; f != NULL; f = f->next)
 				nng_aio_cancel(f->aio);
