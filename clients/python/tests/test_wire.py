@@ -267,8 +267,10 @@ def test_request_over_the_client_limit_is_not_sent(peer_factory):
         c.get_posting("x" * 900)
         with pytest.raises(lunamatch.InvalidArgument) as e:
             c.get_posting("x" * 1000)
+        # By default the limit is lunamatch-match's own (1 MiB), as in the
+        # C client: a larger request would be dropped with its connection.
         with pytest.raises(lunamatch.InvalidArgument), lunamatch.Client(p.url) as big:
-            big.get_posting("x" * (4 << 20))
+            big.get_posting("x" * (1 << 20))
     assert e.value.local and "max_request_bytes" in e.value.message
     assert len(p.requests) == 1
 
@@ -705,7 +707,8 @@ def test_an_endpoint_that_goes_does_not_hold_the_calls_starting_on_it(peer_facto
                 slow.append(round(took, 2))
 
         cls = lunamatch.AsyncClient if asynchronous else lunamatch.Client
-        c = cls([going_url, answering.url], timeout=GONE_DEADLINE)
+        c = cls([going_url, answering.url], timeout=GONE_DEADLINE,
+                max_request_bytes=2 * GONE_REQUEST)
         try:
             deadline = time.monotonic() + 5
             while len(c.connected()) < 2 and time.monotonic() < deadline:

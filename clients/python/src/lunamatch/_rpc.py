@@ -88,10 +88,10 @@ DEFAULT_TIMEOUT = 5.0          # seconds, as the server's default deadline
 DEADLINE_GRACE = 0.25          # waited beyond the deadline for the server's own answer
 MAX_TIMEOUT_MS = 600000        # the server caps deadlines at 10 minutes
 MAX_RESPONSE_BYTES = 64 << 20  # default receive limit of every socket
-#: Largest request envelope sent: the default limit of a server built on
-#: the lunamatch library (lunamatch-match's own is 1 MiB). nng drops a
-#: larger message with its connection, so the caller would only see it lost.
-MAX_REQUEST_BYTES = 4 << 20
+#: Largest request envelope sent: lunamatch-match's default limit
+#: (LUNAMATCH_MAX_REQUEST_BYTES), as in the C client. nng drops a larger
+#: message with its connection, so the caller would only see it lost.
+MAX_REQUEST_BYTES = 1 << 20
 #: The metadata entry naming the calling service, which the server's
 #: decision log records, and the server's limit on a metadata value.
 CALLER_KEY = "caller"
@@ -1082,9 +1082,10 @@ class ClientBase(Methods):
     the server is not verified (a warning is logged).
     max_response_bytes: the largest answer taken (0 or default: 64 MiB, as
     in the C client).
-    max_request_bytes: the largest request sent (default 4 MiB, the
-    library's default server limit; lunamatch-match's is 1 MiB): a call
-    with a larger one raises a local InvalidArgument before anything is sent.
+    max_request_bytes: the largest request sent (default 1 MiB,
+    lunamatch-match's default limit; set it to the servers'
+    LUNAMATCH_MAX_REQUEST_BYTES when that is raised): a call with a larger
+    one raises a local InvalidArgument before anything is sent.
     caller: the calling service's name (at most 1024 bytes in UTF-8), sent
     with every call as the "caller" metadata entry, which the server's
     decision log records; a call's own "caller" entry is sent instead.
