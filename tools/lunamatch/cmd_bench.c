@@ -765,6 +765,10 @@ report(const bench *b, const result *m, const result *e)
 		        "time_limit_s", (json_int_t) (b->count ? b->limit_s : 0),
 		        "stored_ids", (json_int_t) b->nids, "match", result_json(m));
 		int rc;
+		if (o == NULL) {
+			lm_cli_error(CMD, "out of memory");
+			return LM_CLI_EXIT_FAIL;
+		}
 		if (e != NULL) {
 			json_object_set_new(o, "echo", result_json(e));
 			json_object_set_new(o, "ratio",
@@ -773,7 +777,11 @@ report(const bench *b, const result *m, const result *e)
 		}
 		rc = lm_cli_json_line(stdout, o);
 		json_decref(o);
-		return rc == 0 ? LM_CLI_EXIT_OK : LM_CLI_EXIT_FAIL;
+		if (rc != 0) {
+			lm_cli_error(CMD, "cannot write to standard output");
+			return LM_CLI_EXIT_FAIL;
+		}
+		return LM_CLI_EXIT_OK;
 	}
 	printf("%s top_k %u explain %s, %u clients, ", m->name, b->top,
 	    level_name(b->explain), b->clients);

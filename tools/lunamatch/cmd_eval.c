@@ -983,7 +983,11 @@ print_json(const struct run *r, const char *dir)
 		lm_cli_error(CMD, "out of memory");
 		return LM_CLI_EXIT_FAIL;
 	}
-	rv = lm_cli_json_line(stdout, o) == 0 ? LM_CLI_EXIT_OK : LM_CLI_EXIT_FAIL;
+	rv = LM_CLI_EXIT_OK;
+	if (lm_cli_json_line(stdout, o) != 0) {
+		lm_cli_error(CMD, "cannot write to standard output");
+		rv = LM_CLI_EXIT_FAIL;
+	}
 	json_decref(o);
 	return rv;
 }

@@ -567,6 +567,30 @@ test_service_mixed_models(void **state)
 	lmt_replica_stop(&a);
 }
 
+/*
+ * A report that cannot be written fails with exit 1, saying so: with --json
+ * the command exited 1 without a word.
+ */
+static void
+test_unwritten(void **state)
+{
+	(void) state;
+	char *demo = write_file("unwritten.csv", "id,sex\nc1,female\nc2,male\n");
+	char *rk = write_file("unwritten.json",
+	    "{\"rankings\":["
+	    "{\"job\":\"j1\",\"candidates\":[{\"id\":\"c1\",\"score\":0.9}]}]}");
+	char err[4200];
+
+	snprintf(err, sizeof(err), "%s/audit.err", dir);
+	for (int json = 0; json < 2; json++)
+		lmt_expect_unwritten((const char *const[]){lmt_bin("lunamatch"), "audit",
+		                         "--demographics", demo, "--rankings", rk,
+		                         "--top", "1", json ? "--json" : NULL, NULL},
+		    NULL, err, RUN_MS);
+	free(demo);
+	free(rk);
+}
+
 int
 main(void)
 {
@@ -579,6 +603,7 @@ main(void)
 	    cmocka_unit_test(test_skew_undefined),
 	    cmocka_unit_test(test_service_source_recorded),
 	    cmocka_unit_test(test_service_mixed_models),
+	    cmocka_unit_test(test_unwritten),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

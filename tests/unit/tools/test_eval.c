@@ -393,6 +393,26 @@ test_service_mixed_models(void **state)
 	lmt_replica_stop(&a);
 }
 
+/* A report that cannot be written fails with exit 1, saying so: with --json
+ * the command exited 1 without a word. */
+static void
+test_service_unwritten(void **state)
+{
+	lmt_replica a;
+	char err[4200];
+
+	(void) state;
+	replica_start(&a, "unwritten", lmt_src("data/model/default.json"));
+	const char *set = sample_set("unwritten");
+	snprintf(err, sizeof(err), "%s/eval.err", dir);
+	for (int json = 0; json < 2; json++)
+		lmt_expect_unwritten((const char *const[]){lmt_bin("lunamatch"), "eval",
+		                         "--set", set, "--url", a.url, "--timeout-ms",
+		                         "10000", json ? "--json" : NULL, NULL},
+		    NULL, err, RUN_MS);
+	lmt_replica_stop(&a);
+}
+
 int
 main(void)
 {
@@ -400,6 +420,7 @@ main(void)
 	    cmocka_unit_test(test_load_screens_postings),
 	    cmocka_unit_test(test_load_embeddings),
 	    cmocka_unit_test(test_service_mixed_models),
+	    cmocka_unit_test(test_service_unwritten),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -15,6 +15,7 @@
 #include "lmtest.h"
 #include "lunamatch/error.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/store.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "model.h"
 #include "proc.h"
@@ -123,11 +124,53 @@ test_get_nonfinite(void **state)
 	}
 }
 
+/* A bench report that cannot be written fails with exit 1, saying so: with
+ * --json the command exited 1 without a word. */
+static void
+test_bench_unwritten(void **state)
+{
+	Lunamatch__V1__JobPosting p = LUNAMATCH__V1__JOB_POSTING__INIT;
+	lm_store *st = NULL;
+	lm_store_txn *t = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char data[600], err[600];
+
+	(void) state;
+	p.id = "job-bench";
+	p.version = 1;
+	p.title = "Backend Engineer";
+	p.status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_OPEN;
+	assert_int_equal(lm_pb_encode(&p.base, &buf, &len), LM_OK);
+	/* The index takes the record as unpacked; bench reads the ids it
+	 * queries with from the store. */
+	Lunamatch__V1__JobPosting *stored =
+	    lunamatch__v1__job_posting__unpack(NULL, len, buf);
+	assert_non_null(stored);
+	assert_int_equal(lm_index_put_posting(S.idx, stored, 1), LM_OK);
+	snprintf(data, sizeof(data), "%s/bench-data", dir);
+	assert_int_equal(lm_store_open(data, NULL, &st), LM_OK);
+	assert_int_equal(lm_store_begin(st, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, p.id, 1, buf, len), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	lm_store_close(st);
+	free(buf);
+
+	snprintf(err, sizeof(err), "%s/bench.err", dir);
+	for (int json = 0; json < 2; json++)
+		lmt_expect_unwritten(
+		    (const char *const[]){lmt_bin("lunamatch"), "bench", "candidates",
+		        "--count", "4", "--clients", "1", "--warmup", "0", "--no-echo",
+		        "--data-dir", data, "--url", S.url, json ? "--json" : NULL, NULL},
+		    NULL, err, RUN_MS);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_get_nonfinite),
+	    cmocka_unit_test(test_bench_unwritten),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
