@@ -690,6 +690,62 @@ test_produce_array_memory(void **state)
 	free(l1);
 }
 
+/* Bytes of "[]," in the record below: under 1 MiB, but about 40 MB parsed
+ * (some 45 times its size), over the 16 times that produce's parse of a
+ * record may take. */
+#define MANY_VALUES_BYTES (900u << 10)
+
+/* A record of many tiny values (under 1 MiB) is parsed within a memory
+ * limit, as a record line's decode is: a --raw line, or an array element
+ * with or without --raw, that would take more is skipped and named. Their
+ * parse took what it needed, and --raw sent them. */
+static void
+test_produce_parse_memory(void **state)
+{
+	size_t n = MANY_VALUES_BYTES / 3;
+	char *l1 = sample_line("data/samples/postings.jsonl", 1);
+	char *big = malloc(n * 3 + 64), *p = big;
+	char *text = malloc(n * 3 + 200000);
+	(void) state;
+
+	assert_non_null(big);
+	assert_non_null(text);
+	p += sprintf(p, "{\"id\":\"job-many\",\"pad\":[");
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, i + 1 < n ? "[]," : "[]]", 3);
+		p += 3;
+	}
+	strcpy(p, "}");
+
+	sprintf(text, "%s\n%s\n", l1, big);
+	char *lines = write_file("many.jsonl", text);
+	sprintf(text, "[%s,\n%s]\n", l1, big);
+	char *arr = write_file("many.json", text);
+	const struct {
+		const char *path, *raw, *want;
+	} cases[] = {
+	    {lines, "--raw", "line 2: too large: parsing the line would take more than"},
+	    {arr, "--raw",
+	        "index 1: too large: parsing the element would take more than"},
+	    {arr, "--as-json",
+	        "index 1: too large: parsing the element would take more than"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		lmt_run_result r =
+		    CLI("produce", "postings", cases[i].path, cases[i].raw);
+		expect_status(&r, 1);
+		assert_string_equal(r.out, "sent 1, failed 0, skipped 1\n");
+		if (strstr(r.err, cases[i].want) == NULL)
+			fail_msg("case %zu: stderr: %s", i, r.err);
+		lmt_run_result_free(&r);
+	}
+	free(lines);
+	free(arr);
+	free(text);
+	free(big);
+	free(l1);
+}
+
 static void
 test_produce_failures(void **state)
 {
@@ -1417,6 +1473,7 @@ main(void)
 	    cmocka_unit_test(test_produce_bad_lines),
 	    cmocka_unit_test(test_produce_array_and_stdin),
 	    cmocka_unit_test(test_produce_array_memory),
+	    cmocka_unit_test(test_produce_parse_memory),
 	    cmocka_unit_test(test_produce_failures),
 	    cmocka_unit_test(test_produce_raw),
 	    cmocka_unit_test(test_produce_interrupted),

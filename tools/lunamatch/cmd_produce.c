@@ -59,6 +59,10 @@
 /* Default and largest --timeout-ms. */
 #define PRODUCE_TIMEOUT_DEFAULT 30000
 #define PRODUCE_TIMEOUT_MAX     3600000
+/* Most memory the JSON parse of a record of n bytes may take (counted as
+ * lm_json_loadb_capped counts it): what lm_json_decode allows a record
+ * line, about 17 MiB for a record of PRODUCE_RECORD_MAX. */
+#define PRODUCE_PARSE_MEM(n) (LM_JSON_DECODE_FLOOR + LM_JSON_DECODE_FACTOR * (size_t) (n))
 /* Records between two progress lines. */
 #define PRODUCE_PROGRESS_EVERY 1000
 /* Most per-record errors printed (and listed in the --json summary). */
@@ -85,7 +89,8 @@ const char lm_cli_produce_usage[] =
     "reported with its line or array index and skipped; the others are sent\n"
     "keyed by their id with the idempotent producer. Prints \"sent N, failed M,\n"
     "skipped K\" (a JSON object with --json). Limits: 256 MiB per file, 1 MiB\n"
-    "per record.\n"
+    "per record, and a record's JSON parse may take 1 MiB plus 16 times its\n"
+    "length of memory (a record of too many tiny values is skipped).\n"
     "\n"
     "Exit status: 0 when every record was sent, 1 when any was skipped or not\n"
     "delivered (or the input failed, or the topic does not exist), 2 for a\n"
@@ -334,11 +339,26 @@ out:
 		progress(P);
 }
 
+/* Counts the record at pos as skipped because its parse would take more
+ * than PRODUCE_PARSE_MEM(len) bytes; what names it ("line", "element"). */
+static void
+skip_over_parse_mem(struct producer *P, uint64_t pos, const char *what, size_t len)
+{
+	char detail[128];
+
+	snprintf(detail, sizeof(detail),
+	    "parsing the %s would take more than %zu MiB of memory (too many values)",
+	    what, PRODUCE_PARSE_MEM(len) >> 20);
+	P->skipped++;
+	record_error(P, pos, "too large", detail);
+}
+
 /*
  * --raw: sends one record as is. text (len bytes) is a line as written, or,
  * when value is not NULL, an array element sent as its compact JSON text.
  * The key is the record's "id" when it is a JSON object with a string id
- * (which may hold any bytes, NUL included: its length is used).
+ * (which may hold any bytes, NUL included: its length is used). A line whose
+ * parse would take more than PRODUCE_PARSE_MEM(len) is skipped.
  */
 static void
 handle_raw(
@@ -347,6 +367,7 @@ handle_raw(
 	json_t *parsed = NULL;
 	const json_t *id;
 	char *dumped = NULL;
+	bool over = false;
 
 	P->read++;
 	if (value != NULL) {
@@ -360,7 +381,12 @@ handle_raw(
 		len = strlen(dumped);
 	} else {
 		/* Only to find the key: text that does not parse goes as is. */
-		parsed = json_loadb(text, len, 0, NULL);
+		parsed = lm_json_loadb_capped(
+		    text, len, 0, PRODUCE_PARSE_MEM(len), NULL, &over);
+		if (over) {
+			skip_over_parse_mem(P, pos, "line", len);
+			goto out;
+		}
 		value = parsed;
 	}
 	if (len > PRODUCE_RECORD_MAX) {
@@ -571,17 +597,18 @@ walk_next(struct array_walk *w, size_t *start, size_t *n, uint64_t *line, size_t
 	return 1;
 }
 
-/* The element buf[start..start+n), parsed; NULL with err set (its place
+/* The element buf[start..start+n), parsed within PRODUCE_PARSE_MEM(n);
+ * NULL with *over true when that is not enough, or with err set (its place
  * in the file) when it is not JSON. */
 static json_t *
 parse_element(const struct array_walk *w, size_t start, size_t n, uint64_t line,
-    size_t col, char *err, size_t errlen)
+    size_t col, bool *over, char *err, size_t errlen)
 {
 	json_error_t je;
-	json_t *v =
-	    json_loadb(w->buf + start, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+	json_t *v = lm_json_loadb_capped(w->buf + start, n,
+	    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, PRODUCE_PARSE_MEM(n), &je, over);
 
-	if (v == NULL)
+	if (v == NULL && !*over)
 		snprintf(err, errlen, "%s (line %" PRIu64 ", column %zu)", je.text,
 		    line + (uint64_t) (je.line > 1 ? je.line - 1 : 0),
 		    je.line > 1 ? (size_t) je.column : col - 1 + (size_t) je.column);
@@ -592,11 +619,12 @@ parse_element(const struct array_walk *w, size_t start, size_t n, uint64_t line,
  * A JSON array: reads the whole input (at most PRODUCE_FILE_MAX), checks
  * that it is an array of JSON values, then sends every element, parsing one
  * at a time. An element longer than PRODUCE_RECORD_MAX as written is
- * skipped unparsed, as a JSON line would be. first_line is the line of the
- * '['. Returns 0, or -1 after reporting an input error (nothing is sent
- * when the array is not valid JSON, except that the check does not parse an
- * element it skips: a malformed one over PRODUCE_RECORD_MAX is only counted
- * as skipped, and the others are sent).
+ * skipped unparsed, as a JSON line would be, and so is one whose parse
+ * would take more than PRODUCE_PARSE_MEM of its length. first_line is the
+ * line of the '['. Returns 0, or -1 after reporting an input error (nothing
+ * is sent when the array is not valid JSON, except that the check does not
+ * finish the parse of an element it skips: a malformed one over either
+ * limit is only counted as skipped, and the others are sent).
  */
 static int
 run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
@@ -606,6 +634,7 @@ run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 	struct array_walk w;
 	uint64_t i, line;
 	json_t *v;
+	bool over;
 	int rc;
 
 	if (buf == NULL)
@@ -643,8 +672,10 @@ run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 	while ((rc = walk_next(&w, &start, &elen, &line, &col, err, sizeof(err))) == 1) {
 		if (elen > PRODUCE_RECORD_MAX)
 			continue;
-		if ((v = parse_element(&w, start, elen, line, col, err, sizeof(err))) ==
-		    NULL) {
+		v = parse_element(&w, start, elen, line, col, &over, err, sizeof(err));
+		if (v == NULL && over)
+			continue;
+		if (v == NULL) {
 			rc = -1;
 			break;
 		}
@@ -668,8 +699,13 @@ run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 			    P, i, "too large", "the element is longer than 1 MiB");
 			continue;
 		}
-		if ((v = parse_element(&w, start, elen, line, col, err, sizeof(err))) ==
-		    NULL) {
+		v = parse_element(&w, start, elen, line, col, &over, err, sizeof(err));
+		if (v == NULL && over) {
+			P->read++;
+			skip_over_parse_mem(P, i, "element", elen);
+			continue;
+		}
+		if (v == NULL) {
 			/* It parsed a moment ago: out of memory. */
 			P->read++;
 			P->skipped++;
