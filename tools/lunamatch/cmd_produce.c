@@ -133,8 +133,9 @@ struct producer {
 	rd_kafka_t *rk;
 	uint64_t read;    /* records seen, decodable or not */
 	uint64_t queued;  /* handed to librdkafka */
+	uint64_t reports; /* delivery reports served (of queued records) */
 	uint64_t sent;    /* delivered */
-	uint64_t failed;  /* produce or delivery failed */
+	uint64_t failed;  /* not queued, or delivery failed */
 	uint64_t offline; /* of failed: because no broker could be reached */
 	uint64_t skipped; /* did not decode or too large */
 	uint64_t shown;   /* per-record errors printed */
@@ -208,6 +209,7 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	struct producer *P = opaque;
 	(void) rk;
 
+	P->reports++;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		P->sent++;
 		return;
@@ -769,24 +771,25 @@ new_producer(struct producer *P, const lm_config *cfg)
 	return LM_OK;
 }
 
-/* Waits for the outstanding delivery reports; what is still undelivered
- * after timeout_ms is purged and counted as failed. */
+/* Waits until every queued record has its delivery report; what is still
+ * undelivered after timeout_ms is purged and counted as failed. Records
+ * that were never queued (counted in failed) have no report to wait for. */
 static void
 drain(struct producer *P)
 {
 	int64_t deadline = lm_clock_ms() + P->timeout_ms;
 
-	while (rd_kafka_outq_len(P->rk) > 0 && lm_clock_ms() < deadline)
+	while (P->reports < P->queued && lm_clock_ms() < deadline)
 		rd_kafka_flush(P->rk, 100);
-	if (rd_kafka_outq_len(P->rk) > 0) {
+	if (P->reports < P->queued) {
 		rd_kafka_purge(P->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		/* Purged messages get delivery reports with an error. */
-		for (int i = 0; i < 50 && P->sent + P->failed < P->queued; i++)
+		for (int i = 0; i < 50 && P->reports < P->queued; i++)
 			rd_kafka_poll(P->rk, 100);
 	}
 	/* Anything that still has no report is undelivered as far as we know. */
-	if (P->sent + P->failed < P->queued) {
-		uint64_t lost = P->queued - P->sent - P->failed;
+	if (P->reports < P->queued) {
+		uint64_t lost = P->queued - P->reports;
 		lm_cli_error(CMD, "%" PRIu64 " records got no delivery report", lost);
 		P->failed += lost;
 	}
