@@ -271,6 +271,15 @@ void lm_cli_table_row(
  */
 void lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n);
 
+/* Bytes of a buffer for an id read from input and quoted in a message
+ * (lm_cli_id_text): a valid record id (128 bytes) fits whole. */
+#define LM_CLI_ID_TEXT 132
+
+/* The NUL-terminated id as printable text for a message, in buf (at least
+ * LM_CLI_ID_TEXT bytes), as lm_cli_printable makes it: an id from a file
+ * may hold terminal escapes and be of any length. Returns buf. */
+const char *lm_cli_id_text(char buf[LM_CLI_ID_TEXT], const char *id);
+
 /*
  * Prints on stderr, one line each, the compliance warnings ingest attached
  * to m when it is a JobPosting (see records.proto, ComplianceWarning), so

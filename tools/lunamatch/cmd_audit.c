@@ -285,7 +285,7 @@ static int
 read_person(struct audit *a, const char *path, size_t no, char **f, int nf)
 {
 	struct person *p = &a->people[a->npeople];
-	char inter[sizeof(a->views[0].name)] = "";
+	char inter[sizeof(a->views[0].name)] = "", idt[LM_CLI_ID_TEXT];
 	bool any_unknown = false;
 
 	if ((size_t) nf != a->ndims + 1) {
@@ -294,7 +294,8 @@ read_person(struct audit *a, const char *path, size_t no, char **f, int nf)
 		return -1;
 	}
 	if (!lm_record_id_valid(f[0])) {
-		lm_cli_error(CMD, "%s:%zu: \"%s\" is not a candidate id", path, no, f[0]);
+		lm_cli_error(CMD, "%s:%zu: \"%s\" is not a candidate id", path, no,
+		    lm_cli_id_text(idt, f[0]));
 		return -1;
 	}
 	for (size_t d = 0; d < a->ndims; d++) {
@@ -307,9 +308,13 @@ read_person(struct audit *a, const char *path, size_t no, char **f, int nf)
 		}
 		int rc = intern(
 		    &a->views[d], unknown ? UNKNOWN : v, unknown, NULL, 0, &p->cat[d]);
-		if (rc > 0)
+		if (rc > 0) {
+			char name[AUDIT_NAME_MAX];
+			lm_cli_printable(name, sizeof(name), a->views[d].name,
+			    strlen(a->views[d].name));
 			lm_cli_error(CMD, "%s:%zu: %s: more than %d categories", path, no,
-			    a->views[d].name, AUDIT_CATS_MAX);
+			    name, AUDIT_CATS_MAX);
+		}
 		if (rc != 0)
 			return -1;
 		any_unknown |= unknown;
@@ -402,11 +407,14 @@ read_demographics(struct audit *a, const char *path)
 		goto out;
 	}
 	if (a->no_intersection) {
+		char name[AUDIT_NAME_MAX];
+		lm_cli_printable(name, sizeof(name), a->views[a->ndims].name,
+		    strlen(a->views[a->ndims].name));
 		a->nviews = a->ndims;
 		lm_cli_error(CMD,
 		    "note: %s: the intersection %s has more than %d categories and is "
 		    "left out",
-		    path, a->views[a->ndims].name, AUDIT_CATS_MAX);
+		    path, name, AUDIT_CATS_MAX);
 	}
 	qsort(a->people, a->npeople, sizeof(*a->people), cmp_person);
 	for (size_t i = 1; i < a->npeople; i++)
@@ -476,9 +484,12 @@ repeated(char *const *ids, size_t n)
 static int
 add_ranking(struct audit *a, const char *job, struct ranking **out)
 {
+	char idt[LM_CLI_ID_TEXT];
+
 	for (size_t i = 0; i < a->nrankings; i++)
 		if (strcmp(a->rankings[i].job, job) == 0) {
-			lm_cli_error(CMD, "posting %s is listed twice", job);
+			lm_cli_error(
+			    CMD, "posting %s is listed twice", lm_cli_id_text(idt, job));
 			return -1;
 		}
 	if (a->nrankings == AUDIT_POSTINGS_MAX) {
@@ -506,9 +517,11 @@ nomem:
 static int
 add_ranked(struct ranking *r, const char *id, double score)
 {
+	char idt[LM_CLI_ID_TEXT];
+
 	if (r->n == AUDIT_RANKED_MAX) {
-		lm_cli_error(
-		    CMD, "%s: more than %d ranked candidates", r->job, AUDIT_RANKED_MAX);
+		lm_cli_error(CMD, "%s: more than %d ranked candidates",
+		    lm_cli_id_text(idt, r->job), AUDIT_RANKED_MAX);
 		return -1;
 	}
 	if ((r->ids[r->n] = strdup(id)) == NULL) {
@@ -1328,7 +1341,9 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 			goto out;
 		const char *twice = repeated(jobs, njobs);
 		if (twice != NULL) {
-			lm_cli_error(CMD, "posting %s is listed twice", twice);
+			char idt[LM_CLI_ID_TEXT];
+			lm_cli_error(CMD, "posting %s is listed twice",
+			    lm_cli_id_text(idt, twice));
 			rv = LM_CLI_EXIT_FAIL;
 			goto out;
 		}

@@ -293,6 +293,7 @@ read_judgment(
 	json_int_t grade = -1;
 	int must_not = 0, rv = LM_CLI_EXIT_FAIL;
 	size_t ci, pi;
+	char ct[LM_CLI_ID_TEXT], jt[LM_CLI_ID_TEXT];
 
 	if (j == NULL && over) {
 		lm_cli_error(CMD,
@@ -319,13 +320,14 @@ read_judgment(
 	}
 	if ((ci = profile_index(s, cand)) == SIZE_MAX ||
 	    (pi = posting_index(s, job)) == SIZE_MAX) {
-		lm_cli_error(
-		    CMD, "%s:%zu: %s or %s is not in the set", path, no, cand, job);
+		lm_cli_error(CMD, "%s:%zu: %s or %s is not in the set", path, no,
+		    lm_cli_id_text(ct, cand), lm_cli_id_text(jt, job));
 		goto out;
 	}
 	size_t pair = ci * s->npostings + pi;
 	if (s->listed[pair]) {
-		lm_cli_error(CMD, "%s:%zu: %s / %s judged twice", path, no, cand, job);
+		lm_cli_error(CMD, "%s:%zu: %s / %s judged twice", path, no,
+		    lm_cli_id_text(ct, cand), lm_cli_id_text(jt, job));
 		goto out;
 	}
 	s->listed[pair] = true;

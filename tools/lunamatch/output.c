@@ -186,6 +186,13 @@ lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n)
 	dst[o] = '\0';
 }
 
+const char *
+lm_cli_id_text(char buf[LM_CLI_ID_TEXT], const char *id)
+{
+	lm_cli_printable(buf, LM_CLI_ID_TEXT, id, strlen(id));
+	return buf;
+}
+
 void
 lm_cli_warning_text(char *buf, size_t len, const Lunamatch__V1__ComplianceWarning *w)
 {

@@ -591,6 +591,70 @@ test_unwritten(void **state)
 	free(rk);
 }
 
+/* True when s holds a control character (an escape sequence's ESC). */
+static bool
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char) *s < 0x20 && *s != '\n')
+			return true;
+	return false;
+}
+
+/*
+ * Ids from the input files are quoted in error messages as printable text,
+ * cut when long: a candidate id that is not one, a posting listed twice in
+ * a rankings file. They reached stderr as they were, terminal escapes and
+ * all, at any length.
+ */
+static void
+test_input_ids_printable(void **state)
+{
+	(void) state;
+	char *id = malloc(5000), *text = malloc(12000);
+	char *demo, *rk;
+	lmt_run_result r;
+
+	assert_non_null(id);
+	assert_non_null(text);
+	memset(id, 'x', 4999);
+	id[4999] = '\0';
+	memcpy(id, "\x1b[31m", 5);
+
+	snprintf(text, 12000, "id,sex\n%s,female\nc2,male\n", id);
+	demo = write_file("escape.csv", text);
+	rk = write_file(
+	    "escape-ok.json", "{\"rankings\":[{\"job\":\"j1\",\"candidates\":[]}]}");
+	r = run_audit(
+	    (const char *const[]){"--demographics", demo, "--rankings", rk, NULL});
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "is not a candidate id"));
+	assert_non_null(strstr(r.err, "?[31mxxx"));
+	if (has_control(r.err) || strlen(r.err) > 1000)
+		fail_msg("stderr not printable or not cut: %.200s", r.err);
+	lmt_run_result_free(&r);
+	free(demo);
+	free(rk);
+
+	demo = write_file("escape-ok.csv", "id,sex\nc1,female\nc2,male\n");
+	snprintf(text, 12000,
+	    "{\"rankings\":[{\"job\":\"\\u001b%s\",\"candidates\":[]},"
+	    "{\"job\":\"\\u001b%s\",\"candidates\":[]}]}",
+	    id + 1, id + 1);
+	rk = write_file("escape.json", text);
+	r = run_audit(
+	    (const char *const[]){"--demographics", demo, "--rankings", rk, NULL});
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "is listed twice"));
+	if (has_control(r.err) || strlen(r.err) > 1000)
+		fail_msg("stderr not printable or not cut: %.200s", r.err);
+	lmt_run_result_free(&r);
+	free(demo);
+	free(rk);
+	free(id);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -604,6 +668,7 @@ main(void)
 	    cmocka_unit_test(test_service_source_recorded),
 	    cmocka_unit_test(test_service_mixed_models),
 	    cmocka_unit_test(test_unwritten),
+	    cmocka_unit_test(test_input_ids_printable),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -413,6 +413,50 @@ test_service_unwritten(void **state)
 	lmt_replica_stop(&a);
 }
 
+/*
+ * Ids of a judgments file are quoted in error messages as printable text,
+ * cut when long: they reached stderr as they were, terminal escapes and
+ * all, at any length.
+ */
+static void
+test_judgment_ids_printable(void **state)
+{
+	char set[4200], url[64], errpath[4200];
+	const char posting[] = "{\"id\":\"job-1\",\"version\":1,\"title\":\"T\"}\n";
+	const char profile[] = "{\"id\":\"cand-1\",\"version\":1}\n";
+	char *judgments = malloc(6000);
+	char pad[4000];
+	(void) state;
+
+	assert_non_null(judgments);
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	snprintf(judgments, 6000,
+	    "{\"candidate\":\"\\u001b[31m%s\",\"job\":\"job-1\",\"grade\":2}\n", pad);
+	snprintf(set, sizeof(set), "%s/escape-set", dir);
+	snprintf(errpath, sizeof(errpath), "%s/eval.err", dir);
+	assert_int_equal(mkdir(set, 0700), 0);
+	lmt_write_file(set, "postings.jsonl", posting, strlen(posting));
+	lmt_write_file(set, "profiles.jsonl", profile, strlen(profile));
+	lmt_write_file(set, "judgments.jsonl", judgments, strlen(judgments));
+	unused_url(url, sizeof(url));
+
+	lmt_run_result r =
+	    lmt_run((const char *const[]){lmt_bin("lunamatch"), "eval", "--set", set,
+	                "--url", url, "--timeout-ms", "300", NULL},
+	        NULL, errpath, RUN_MS);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "is not in the set"));
+	assert_non_null(strstr(r.err, "?[31mxxx"));
+	for (const char *c = r.err; *c != '\0'; c++)
+		if ((unsigned char) *c < 0x20 && *c != '\n')
+			fail_msg("a control character on stderr: %.200s", r.err);
+	if (strlen(r.err) > 1000)
+		fail_msg("%zu bytes on stderr: %.200s", strlen(r.err), r.err);
+	lmt_run_result_free(&r);
+	free(judgments);
+}
+
 int
 main(void)
 {
@@ -421,6 +465,7 @@ main(void)
 	    cmocka_unit_test(test_load_embeddings),
 	    cmocka_unit_test(test_service_mixed_models),
 	    cmocka_unit_test(test_service_unwritten),
+	    cmocka_unit_test(test_judgment_ids_printable),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
