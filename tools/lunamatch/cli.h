@@ -227,7 +227,8 @@ int lm_cli_consumer_open(const lm_config *cfg, const char *cmd, const char *topi
  * (the caller destroys it with rd_kafka_message_destroy); 0 when there was
  * nothing to hand out (no message, the end of a partition, or an error that
  * was printed and that the reader survives); -1 after printing an error
- * that ends the read (the topic is gone or not readable).
+ * that ends the read (the topic is gone or not readable). Errors name the
+ * topic, and the partition when they concern one.
  */
 int lm_cli_consumer_next(lm_cli_consumer *c, int poll_ms, rd_kafka_message_t **out);
 

@@ -7,6 +7,7 @@
  * no group, and with auto-commit and the offset store off nothing is ever
  * committed under it, so the reader never disturbs another consumer.
  */
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 
 struct lm_cli_consumer {
 	const char *cmd;
+	char *topic; /* the topic read, for messages */
 	rd_kafka_t *rk;
 	int np;    /* partitions of the topic */
 	bool *eof; /* per partition: its end was reached; NULL unless tracked */
@@ -118,6 +120,10 @@ lm_cli_consumer_open(const lm_config *cfg, const char *cmd, const char *topic,
 		return LM_CLI_EXIT_FAIL;
 	}
 	c->cmd = cmd;
+	if ((c->topic = strdup(topic)) == NULL) {
+		lm_cli_error(cmd, "out of memory");
+		goto fail;
+	}
 	if ((c->rk = new_handle(cfg, cmd, track_eof)) == NULL)
 		goto fail;
 	rc = lm_kafka_topic_partitions(c->rk, topic, timeout_ms, &c->np);
@@ -173,7 +179,12 @@ lm_cli_consumer_next(lm_cli_consumer *c, int poll_ms, rd_kafka_message_t **out)
 			c->neof++;
 		}
 	} else {
-		lm_cli_error(c->cmd, "%s", rd_kafka_message_errstr(m));
+		if (m->partition >= 0)
+			lm_cli_error(c->cmd, "topic %s, partition %" PRId32 ": %s",
+			    c->topic, m->partition, rd_kafka_message_errstr(m));
+		else
+			lm_cli_error(
+			    c->cmd, "topic %s: %s", c->topic, rd_kafka_message_errstr(m));
 		if (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
 		    m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
 		    m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
@@ -199,5 +210,6 @@ lm_cli_consumer_close(lm_cli_consumer *c)
 		rd_kafka_destroy(c->rk);
 	}
 	free(c->eof);
+	free(c->topic);
 	free(c);
 }

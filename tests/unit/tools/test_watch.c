@@ -12,10 +12,14 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include "cli.h"
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
+#include "lunamatch/kafka.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/v1/events.pb-c.h"
 
@@ -162,12 +166,77 @@ test_topic_status(void **state)
 	free(err);
 }
 
+/*
+ * An error that ends a read names the topic: fetches of the mock cluster's
+ * topic answered "not authorized" end the read (-1) with a message naming
+ * it. It read "lunamatch watch: Broker: Topic authorization failed", which
+ * does not say of which topic (--topic-* may point anywhere).
+ */
+static void
+test_read_error_names_topic(void **state)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *mrk;
+	rd_kafka_mock_cluster_t *mc;
+	lm_cli_consumer *c = NULL;
+	lm_config cfg;
+	char errbuf[256], path[4096];
+	int saved, fd, rv = 0;
+	(void) state;
+
+	assert_int_equal(
+	    lm_kafka_conf(NULL, "lmtest-mock", &conf, errbuf, sizeof(errbuf)), LM_OK);
+	assert_non_null(
+	    mrk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, sizeof(errbuf)));
+	assert_non_null(mc = rd_kafka_mock_cluster_new(mrk, 1));
+	assert_int_equal(rd_kafka_mock_topic_create(mc, "lmt.watch-read", 1, 1), 0);
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(
+	    cfg.brokers, sizeof(cfg.brokers), "%s", rd_kafka_mock_cluster_bootstraps(mc));
+	assert_int_equal(
+	    rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 1 /* Fetch */, 3,
+	        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0,
+	        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0,
+	        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0),
+	    0);
+
+	snprintf(path, sizeof(path), "%s/read-stderr", dir);
+	fflush(stderr);
+	assert_true((saved = dup(STDERR_FILENO)) >= 0);
+	assert_non_null(freopen(path, "w", stderr));
+	int orc = lm_cli_consumer_open(
+	    &cfg, "watch", "lmt.watch-read", RD_KAFKA_OFFSET_BEGINNING, false, 10000, &c);
+	int64_t deadline = lm_clock_ms() + 20000;
+	while (orc == LM_CLI_EXIT_OK && rv == 0 && lm_clock_ms() < deadline) {
+		rd_kafka_message_t *m = NULL;
+		rv = lm_cli_consumer_next(c, 200, &m);
+		if (rv == 1)
+			rd_kafka_message_destroy(m);
+	}
+	fflush(stderr);
+	assert_true((fd = dup2(saved, STDERR_FILENO)) >= 0);
+	close(saved);
+	clearerr(stderr);
+	lm_cli_consumer_close(c);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(mrk);
+
+	char *err = lmt_read_file(path, NULL);
+	assert_non_null(err);
+	assert_int_equal(orc, LM_CLI_EXIT_OK);
+	if (rv != -1 || strstr(err, "topic lmt.watch-read") == NULL ||
+	    strstr(err, "uthorization") == NULL)
+		fail_msg("read returned %d; stderr: %s", rv, err);
+	free(err);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json_nonfinite_score),
 	    cmocka_unit_test(test_topic_status),
+	    cmocka_unit_test(test_read_error_names_topic),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
