@@ -1287,8 +1287,6 @@ test_store(void **state)
 	lmt_run_result_free(&r);
 }
 
-/* store get shows the compliance warnings ingest stored with a posting on
- * stderr; stdout stays the record's JSON, and --json prints no warnings. */
 /* Runs lunamatch with up to 12 arguments (NULL-terminated) and its stdout
  * on /dev/full, and asserts that it fails (exit 1) saying that it could
  * not write it. */
@@ -1356,6 +1354,8 @@ test_store_unwritten(void **state)
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* store get shows the compliance warnings ingest stored with a posting on
+ * stderr; stdout stays the record's JSON, and --json prints no warnings. */
 static void
 test_store_warnings(void **state)
 {
