@@ -1349,6 +1349,8 @@ test_store_unwritten(void **state)
 	    "store", "get", "profile", "cand-ml-lead-chicago", "--data-dir", dir);
 	EXPECT_UNWRITTEN("store", "list", "postings", "--data-dir", dir);
 	EXPECT_UNWRITTEN("store", "stats", "--data-dir", dir);
+	EXPECT_UNWRITTEN("--json", "store", "stats", "--data-dir", dir);
+	EXPECT_UNWRITTEN("--json", "store", "list", "postings", "--data-dir", dir);
 	free(pb);
 	free(text);
 	protobuf_c_message_free_unpacked(m, NULL);

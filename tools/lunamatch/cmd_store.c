@@ -252,7 +252,11 @@ do_stats(const lm_config *cfg)
 			    o, names[i], json_integer((json_int_t) vals[i]));
 		rc = lm_cli_json_line(stdout, o);
 		json_decref(o);
-		return rc == 0 ? LM_CLI_EXIT_OK : LM_CLI_EXIT_FAIL;
+		if (rc != 0) {
+			lm_cli_error(CMD, "cannot write to standard output");
+			return LM_CLI_EXIT_FAIL;
+		}
+		return LM_CLI_EXIT_OK;
 	}
 	for (size_t i = 0; i < NSTATS; i++)
 		printf("%-12s %" PRIu64 "\n", names[i], vals[i]);
