@@ -84,8 +84,9 @@ struct lm_store {
 	bool writing;             /* a write txn of this handle is open */
 	uint64_t stale;           /* atomic: LM_ESTALE results */
 	uint64_t grows;           /* atomic: map growths */
-	uint64_t damaged;         /* atomic: damaged last change keys seen and
-	                           * damaged record values replaced */
+	uint64_t damaged;         /* atomic: damaged last change keys seen,
+	                           * damaged record values replaced and
+	                           * damaged counters met */
 	uint64_t damaged_seq;     /* the seq the last one stood for (wlock) */
 	bool damaged_seen;        /* damaged_seq is set (wlock) */
 	dev_t dev;                /* identity of the data directory */
@@ -100,6 +101,8 @@ struct lm_store {
 	/* Fingerprints of the damaged record values logged (decode_val),
 	 * slot by fingerprint; atomic. */
 	uint64_t corrupt_seen[CORRUPT_SEEN];
+	/* Damaged counters met (txn_counter): bit ki * 2 + slot; atomic. */
+	unsigned counters_damaged;
 };
 
 enum op_type { OP_PUT, OP_DEL, OP_META, OP_READER, OP_UNREADER };
@@ -495,10 +498,47 @@ txn_low_water(lm_store *s, MDB_txn *txn, uint64_t *seq)
 	return rc;
 }
 
+/* Counts the live (slot LIVE) or tombstone (TOMB) values of kind index ki
+ * in txn. Damaged keys and values count as neither, as a write that
+ * replaces a damaged value takes it for absent. */
 static int
-txn_counter(lm_store *s, MDB_txn *txn, const char *key, uint64_t *out)
+txn_recount(lm_store *s, MDB_txn *txn, int ki, int slot, uint64_t *out)
 {
+	MDB_cursor *c;
+	MDB_val key, v;
+	uint64_t n = 0;
+	int rc = mdb_cursor_open(txn, s->db_rec[ki], &c);
+	if (rc != 0)
+		return map_err(rc, "mdb_cursor_open");
+	for (rc = mdb_cursor_get(c, &key, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &v, MDB_NEXT)) {
+		struct rec r;
+		if (key.mv_size == 0 || key.mv_size > LM_STORE_ID_MAX ||
+		    decode_val(s, (lm_kind) (ki + 1), &key, &v, &r) != LM_OK)
+			continue;
+		if (r.tomb == (slot == TOMB))
+			n++;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return map_err(rc, "mdb_cursor_get");
+	*out = n;
+	return LM_OK;
+}
+
+/*
+ * Reads counter [ki][slot] in txn into *out. A stored counter that is not
+ * 8 bytes long (only a foreign writer or a disk fault leaves one) is
+ * recounted from the records: logged (store.corrupt) and counted in the
+ * handle's damaged the first time the handle meets it, and *recounted
+ * (may be NULL) is set, for a writer to store *out as it is.
+ */
+static int
+txn_counter(lm_store *s, MDB_txn *txn, int ki, int slot, uint64_t *out, bool *recounted)
+{
+	const char *key = counter_keys[ki][slot];
 	MDB_val k = {strlen(key), (void *) key}, v;
+	unsigned bit = 1u << (ki * 2 + slot);
 	int rc = mdb_get(txn, s->db_meta, &k, &v);
 	if (rc == MDB_NOTFOUND) {
 		*out = 0;
@@ -506,10 +546,18 @@ txn_counter(lm_store *s, MDB_txn *txn, const char *key, uint64_t *out)
 	}
 	if (rc != 0)
 		return map_err(rc, "mdb_get");
-	if (v.mv_size != 8)
-		return LM_ESTORE;
-	*out = lm_lmdb_get_be64(v.mv_data);
-	return LM_OK;
+	if (v.mv_size == 8) {
+		*out = lm_lmdb_get_be64(v.mv_data);
+		return LM_OK;
+	}
+	if ((__atomic_fetch_or(&s->counters_damaged, bit, __ATOMIC_RELAXED) & bit) == 0) {
+		__atomic_add_fetch(&s->damaged, 1, __ATOMIC_RELAXED);
+		lm_error("store.corrupt", "counter %s of %zu bytes: recounted", key,
+		    v.mv_size);
+	}
+	if (recounted != NULL)
+		*recounted = true;
+	return txn_recount(s, txn, ki, slot, out);
 }
 
 /* Looks up id; LM_ENOENT if no value at all (neither live nor tombstone). */
@@ -1398,13 +1446,18 @@ flush_counters(lm_store_txn *t)
 		for (int c = 0; c < 2; c++) {
 			uint64_t cur;
 			unsigned char b[8];
+			bool recounted = false;
 			int rc;
 			if (t->delta[ki][c] == 0)
 				continue;
 			const char *key = counter_keys[ki][c];
-			if ((rc = txn_counter(t->s, t->txn, key, &cur)) != LM_OK)
+			if ((rc = txn_counter(t->s, t->txn, ki, c, &cur, &recounted)) !=
+			    LM_OK)
 				return rc;
-			lm_lmdb_put_be64(b, (uint64_t) ((int64_t) cur + t->delta[ki][c]));
+			/* A recount already counts this txn's records. */
+			if (!recounted)
+				cur = (uint64_t) ((int64_t) cur + t->delta[ki][c]);
+			lm_lmdb_put_be64(b, cur);
 			MDB_val k = {strlen(key), (void *) key}, v = {8, b};
 			rc = mdb_put(t->txn, t->s->db_meta, &k, &v, 0);
 			if (rc != 0)
@@ -1790,7 +1843,7 @@ lm_store_stats(lm_store *s, struct lm_store_stats *st)
 		return rc;
 	for (int ki = 0; ki < 2 && rc == LM_OK; ki++)
 		for (int c = 0; c < 2 && rc == LM_OK; c++)
-			rc = txn_counter(s, txn, counter_keys[ki][c], &v[ki][c]);
+			rc = txn_counter(s, txn, ki, c, &v[ki][c], NULL);
 	if (rc == LM_OK)
 		rc = txn_last_seq(s, txn, &st->last_seq);
 	if (rc == LM_OK)
@@ -2035,12 +2088,16 @@ trim_counters(struct trim *tr)
 		const char *key = counter_keys[ki][TOMB];
 		unsigned char b[8];
 		uint64_t cur;
+		bool recounted = false;
 		int rc;
 		if (tr->tomb_delta[ki] == 0)
 			continue;
-		if ((rc = txn_counter(tr->s, tr->txn, key, &cur)) != LM_OK)
+		if ((rc = txn_counter(tr->s, tr->txn, ki, TOMB, &cur, &recounted)) !=
+		    LM_OK)
 			return rc;
-		lm_lmdb_put_be64(b, cur - (uint64_t) tr->tomb_delta[ki]);
+		if (!recounted) /* a recount is after the removals */
+			cur -= (uint64_t) tr->tomb_delta[ki];
+		lm_lmdb_put_be64(b, cur);
 		MDB_val k = {strlen(key), (void *) key}, v = {8, b};
 		if ((rc = mdb_put(tr->txn, tr->s->db_meta, &k, &v, 0)) != 0)
 			return map_err(rc, "mdb_put");

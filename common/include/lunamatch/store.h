@@ -298,7 +298,9 @@ struct lm_store_stats {
 	                         * log's end, once per key (the next seq goes
 	                         * above what such a key could stand for), and
 	                         * record values that do not decode, replaced by
-	                         * a committed put or deletion */
+	                         * a committed put or deletion, and live or
+	                         * tombstone counters that are not 8 bytes
+	                         * long, recounted (once per counter) */
 };
 
 /* Fills st from one read transaction plus the handle's counters. */
