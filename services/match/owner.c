@@ -363,12 +363,13 @@ make_consumer(
     const lm_owner_opts *o, const char *group, struct member *m, rd_kafka_t **out)
 {
 	rd_kafka_conf_t *conf = NULL;
-	char err[512], session[32];
+	char err[512], session[32], heartbeat[32];
 	int rc;
 
 	*out = NULL;
 	snprintf(session, sizeof(session), "%u",
 	    o->session_ms != 0 ? o->session_ms : (unsigned) LM_OWNER_SESSION_MS);
+	snprintf(heartbeat, sizeof(heartbeat), "%d", LM_OWNER_HEARTBEAT_MS);
 	if ((rc = lm_kafka_conf(o->brokers,
 	         o->client_id != NULL ? o->client_id : "lunamatch-match-events", &conf,
 	         err, sizeof(err))) != LM_OK ||
@@ -382,7 +383,7 @@ make_consumer(
 	    (rc = lm_kafka_set(conf, "session.timeout.ms", session, err, sizeof(err))) !=
 	        LM_OK ||
 	    (rc = lm_kafka_set(
-	         conf, "heartbeat.interval.ms", "1000", err, sizeof(err))) != LM_OK ||
+	         conf, "heartbeat.interval.ms", heartbeat, err, sizeof(err))) != LM_OK ||
 	    (rc = lm_kafka_set(conf, "fetch.message.max.bytes", "1048576", err,
 	         sizeof(err))) != LM_OK ||
 	    (rc = lm_kafka_set(conf, "fetch.wait.max.ms", LM_KAFKA_FETCH_WAIT_MS, err,
@@ -2191,6 +2192,12 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		lm_error("owner.config",
 		    "brokers, two distinct topics, the ingest group, store, index, "
 		    "events and record context are required");
+		return LM_EINVAL;
+	}
+	if (o->session_ms != 0 && o->session_ms <= LM_OWNER_HEARTBEAT_MS) {
+		lm_error("owner.config",
+		    "the session timeout must exceed the %d ms heartbeat",
+		    LM_OWNER_HEARTBEAT_MS);
 		return LM_EINVAL;
 	}
 	if ((ow = calloc(1, sizeof(*ow))) == NULL)

@@ -93,6 +93,7 @@ extern "C" {
  * again later. A batch keeps no message bytes. */
 #define LM_OWNER_HELD_BYTES_MAX (64u << 20)
 #define LM_OWNER_SESSION_MS     10000 /* a dead owner's partitions move after this */
+#define LM_OWNER_HEARTBEAT_MS   1000  /* the members' heartbeat; a session exceeds it */
 #define LM_OWNER_PROBE_MS       500   /* ingest's committed offsets asked this often */
 #define LM_OWNER_VIEW_PROBE_MS  20    /* the same, while waiting for the other side */
 #define LM_OWNER_PARTITIONS_MAX 128   /* partitions of either topic */
@@ -114,10 +115,10 @@ typedef struct lm_owner_opts {
 	const lm_record_ctx *rctx;   /* required; borrowed (ingest's rule needs it) */
 	lm_metrics *metrics;         /* may be NULL; borrowed */
 	size_t held_bytes_max;       /* 0: LM_OWNER_HELD_BYTES_MAX */
-	/* 0: LM_OWNER_SESSION_MS. Tests set it short (3000 or more: the
-	 * members' heartbeats go out every second): the mock cluster holds a
-	 * rebalance after a member left or joined for the session timeout
-	 * less 1 s. */
+	/* 0: LM_OWNER_SESSION_MS; else more than LM_OWNER_HEARTBEAT_MS and
+	 * at most 3600000 (LM_EINVAL otherwise). Tests set it short (3000 or
+	 * more): the mock cluster holds a rebalance after a member left or
+	 * joined for the session timeout less 1 s. */
 	unsigned session_ms;
 } lm_owner_opts;
 

@@ -1835,6 +1835,20 @@ test_bad_options(void **state)
 	o.topic_profiles = PROFILES;
 	o.ingest_group_id = NULL;
 	assert_int_equal(lm_owner_new(&o, &ow), LM_EINVAL);
+	/* A session no longer than the members' 1 s heartbeat, or past what
+	 * Kafka takes, is refused as the other options are. */
+	o.ingest_group_id = INGEST;
+	o.session_ms = 1000;
+	assert_int_equal(lm_owner_new(&o, &ow), LM_EINVAL);
+	assert_null(ow);
+	o.session_ms = 999;
+	assert_int_equal(lm_owner_new(&o, &ow), LM_EINVAL);
+	o.session_ms = 3600001;
+	assert_int_equal(lm_owner_new(&o, &ow), LM_EINVAL);
+	assert_null(ow);
+	o.session_ms = 1001;
+	assert_int_equal(lm_owner_new(&o, &ow), LM_OK);
+	lm_owner_free(ow);
 	lm_owner_free(NULL);
 	lm_owner_wake(NULL);
 }
