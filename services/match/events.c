@@ -333,15 +333,18 @@ make_producer(lm_events *ev, rd_kafka_t **out)
 
 /* Records the deliveries reported (and kept) in the outbox, unless a
  * failed record's back-off is not over (force: try anyway). On failure
- * the ids are kept in flight (see above). */
+ * the ids are kept in flight (see above); only a try that was due moves
+ * the next one a step of the back-off further: forced tries before it
+ * (a producer replaced, in one instant) leave it where it is. */
 static void
 record_delivered(lm_events *ev, bool force)
 {
 	size_t ndone = ev->ndelivered, n = 0, k;
 	int64_t now = lm_clock_ms();
+	bool due = now >= ev->record_at;
 	int rc;
 
-	if (ndone == 0 || (!force && now < ev->record_at))
+	if (ndone == 0 || (!force && !due))
 		return;
 	if ((rc = injected(ev)) == LM_OK)
 		rc = lm_outbox_mark_delivered_batch(
@@ -373,11 +376,13 @@ record_delivered(lm_events *ev, bool force)
 	}
 	ev->ndelivered = ev->nkept = k;
 	flight_count(ev);
-	ev->record_backoff = next_backoff(ev, ev->record_backoff);
-	ev->record_at = now + ev->record_backoff;
+	if (due) {
+		ev->record_backoff = next_backoff(ev, ev->record_backoff);
+		ev->record_at = now + ev->record_backoff;
+	}
 	lm_error("events.outbox",
 	    "cannot mark %zu events delivered: %s; kept, tried again in %lld ms", ndone,
-	    lm_strerror(rc), (long long) ev->record_backoff);
+	    lm_strerror(rc), (long long) (ev->record_at - now));
 }
 
 /* Records the reports collected by dr_cb in the outbox (record_delivered).

@@ -25,6 +25,7 @@
 #include "events.h"
 #include "index.h"
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/metrics.h"
@@ -787,9 +788,8 @@ test_fatal_while_recording_fails(void **state)
 	put_profile("cand-weak", 1, WEAK, 1, 1);
 	min = threshold("cand-1", "cand-weak", "job-1");
 	deriving_thread = pthread_self();
-	/* Retries pause 2 s at most: the producer's replacement fails the
-	 * removal twice more at once, which would otherwise put its next try
-	 * 16 s away. */
+	/* Retries pause 2 s at most: after four failures the removal's next
+	 * try would otherwise be 8 s away. */
 	ev = events_with_fault_ex(min, sender_fault, 2000);
 	atomic_store(&outbox_fault, LM_ESTORE);
 	ch[0] = change(1, true, "job-1", true, false);
@@ -809,6 +809,89 @@ test_fatal_while_recording_fails(void **state)
 	atomic_store(&outbox_fault, LM_OK);
 	assert_true(wait_drained(ev, 30000));
 	assert_int_equal(counts(ev).pending, 0);
+	read_topic(1, 10000, &r);
+	assert_int_equal(r.n, 1);
+	read_free(&r);
+	lm_events_free(ev);
+}
+
+/* The sender's outbox writes (the deriving thread's pass), counted with
+ * the time of the last one, failing as outbox_fault says. */
+static atomic_int sender_writes;
+static _Atomic int64_t sender_wrote_at;
+
+static int
+timed_sender_fault(void *arg)
+{
+	(void) arg;
+	if (pthread_equal(pthread_self(), deriving_thread))
+		return LM_OK;
+	atomic_store(&sender_wrote_at, lm_clock_ms());
+	atomic_fetch_add(&sender_writes, 1);
+	return atomic_load(&outbox_fault);
+}
+
+/* Waits at most timeout_ms for more than n sender writes. */
+static bool
+wait_sender_writes(int n, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms && atomic_load(&sender_writes) <= n;
+	     waited += 10)
+		sleep_ms(10);
+	return atomic_load(&sender_writes) > n;
+}
+
+/*
+ * The replacement of a producer tries at once to record the deliveries
+ * kept while their record fails, and its failures put the next try at
+ * most one step of the back-off further (here 2 s, then at most 4 s), not
+ * one step per try made in the same instant. Before, the replacement
+ * tried twice and doubled the back-off twice: the next try came 8 s
+ * later, and at the longest pause 30 s were reached two steps early.
+ */
+static void
+test_fatal_record_backoff_once(void **state)
+{
+	lm_event_change ch[1];
+	lm_events *ev = NULL;
+	struct topic_read r;
+	int64_t replaced_at, gap;
+	int n;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	deriving_thread = pthread_self();
+	atomic_store(&sender_writes, 0);
+	ev = events_with_fault(min, timed_sender_fault);
+	atomic_store(&outbox_fault, LM_ESTORE);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_OK);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	/* Delivered; its record fails three times: the next try is 2 s
+	 * after the third. */
+	assert_true(wait_sender_writes(2, 20000));
+	n = atomic_load(&sender_writes);
+	assert_int_equal(
+	    rd_kafka_test_fatal_error(lm_events_kafka(ev),
+	        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "test fatal"),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	/* The replacement's tries, all in one instant. */
+	assert_true(wait_sender_writes(n, 10000));
+	sleep_ms(300);
+	n = atomic_load(&sender_writes);
+	replaced_at = atomic_load(&sender_wrote_at);
+	/* The next try: within one more step of the back-off (4 s), with
+	 * room to spare for a loaded machine; 8 s with two steps. */
+	assert_true(wait_sender_writes(n, 20000));
+	gap = atomic_load(&sender_wrote_at) - replaced_at;
+	assert_true(gap < 6000);
+
+	atomic_store(&outbox_fault, LM_OK);
+	assert_true(wait_drained(ev, 30000));
 	read_topic(1, 10000, &r);
 	assert_int_equal(r.n, 1);
 	read_free(&r);
@@ -1747,6 +1830,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_fatal_producer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_fatal_while_recording_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_fatal_record_backoff_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_partition_without_leader, setup, teardown),
