@@ -947,7 +947,10 @@ wake_sender(lm_events *ev)
 struct batch {
 	lm_event_candidate *c;
 	size_t n, cap;
-	lm_top_list *tops; /* owned lists whose items c points into */
+	bool *noted; /* noted[i]: c[i] is a pair the split's decider noted */
+	size_t capnoted;
+	size_t written_noted; /* noted pairs written, over every flush */
+	lm_top_list *tops;    /* owned lists whose items c points into */
 	size_t ntops, captops;
 	lm_outbox_pair **pairs; /* owned arrays whose ids c points into */
 	size_t npairs, cappairs;
@@ -990,6 +993,7 @@ batch_free(struct batch *b)
 {
 	batch_reset(b);
 	free(b->c);
+	free(b->noted);
 	free(b->tops);
 	free(b->pairs);
 	free(b->subjects);
@@ -999,9 +1003,12 @@ batch_free(struct batch *b)
 static lm_event_candidate *
 batch_add(struct batch *b)
 {
-	if (grow_array((void **) &b->c, &b->cap, b->n + 1, sizeof(*b->c)) != LM_OK)
+	if (grow_array((void **) &b->c, &b->cap, b->n + 1, sizeof(*b->c)) != LM_OK ||
+	    grow_array((void **) &b->noted, &b->capnoted, b->n + 1, sizeof(*b->noted)) !=
+	        LM_OK)
 		return NULL;
 	memset(&b->c[b->n], 0, sizeof(b->c[0]));
+	b->noted[b->n] = false;
 	return &b->c[b->n++];
 }
 
@@ -1018,12 +1025,11 @@ _Static_assert(LM_EVENTS_TXN_PAIRS + LM_OUTBOX_PAIRS_MAX + LM_INDEX_EVENT_TOP_MA
                    LM_OUTBOX_BATCH_MAX,
     "a batch of derived pairs must fit one outbox enqueue");
 
-/* Adds the candidates of one changed record to b. */
 /* Whether the split's decider keeps top item it of subject subj (a pair
- * newly above); counted in split. */
+ * newly above); counted in split. *noted: the decider noted it. */
 static bool
 split_keeps(lm_events_split *split, const lm_event_change *ch, const char *subj,
-    const lm_top_list *top, const lm_top_item *it)
+    const lm_top_list *top, const lm_top_item *it, bool *noted)
 {
 	lm_events_pair p = {
 	    .posting = ch->posting,
@@ -1032,8 +1038,12 @@ split_keeps(lm_events_split *split, const lm_event_change *ch, const char *subj,
 	    .other_id = it->id,
 	    .other_version = it->version,
 	};
-	bool keep = split->fn(split->arg, &p);
+	bool keep;
 
+	*noted = false;
+	keep = split->fn(split->arg, &p, noted);
+	if (!keep)
+		*noted = false;
 	if (keep)
 		split->announced++;
 	else
@@ -1213,18 +1223,20 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 	for (size_t i = 0; i < top.n; i++) {
 		const lm_top_item *it = &top.items[i];
 		lm_event_candidate *c;
+		bool noted = false;
 		if (split != NULL) {
 			/* Only pairs newly above are offered to the decider. */
 			const char **hit =
 			    bsearch(&it->id, ts.ids, ts.n, sizeof(*ts.ids), cmp_str_ptr);
 			if ((hit == NULL || !ts.above[hit - ts.ids]) &&
-			    !split_keeps(split, ch, subj, &top, it))
+			    !split_keeps(split, ch, subj, &top, it, &noted))
 				continue;
 		}
 		if ((c = batch_add(b)) == NULL) {
 			rc = LM_ENOMEM;
 			goto fail;
 		}
+		b->noted[b->n - 1] = noted;
 		c->candidate_id = ch->posting ? it->id : subj;
 		c->job_id = ch->posting ? subj : it->id;
 		c->candidate_version = ch->posting ? it->version : top.subject_version;
@@ -1267,6 +1279,8 @@ flush_batch(lm_events *ev, struct batch *b, const char *model_version, int64_t n
 		lm_counter_add(ev->m_enqueued, enq);
 		lm_debug("events.enqueued", "%zu events enqueued", enq);
 	}
+	for (size_t i = 0; i < b->n; i++)
+		b->written_noted += b->noted[i];
 	batch_reset(b);
 	return LM_OK;
 }
@@ -1421,6 +1435,8 @@ on_changes(lm_events *ev, lm_index *idx, const lm_event_change *changes, size_t 
 	update_pending(ev);
 out:
 	pthread_mutex_unlock(&ev->derive_lock);
+	if (split != NULL)
+		split->noted = b.written_noted;
 	batch_free(&b);
 	free(order);
 	free(derive);
@@ -1443,7 +1459,7 @@ lm_events_on_owned(lm_events *ev, lm_index *idx, const lm_event_change *changes,
 {
 	if (split == NULL || split->fn == NULL)
 		return LM_EINVAL;
-	split->announced = split->deferred = 0;
+	split->announced = split->deferred = split->noted = 0;
 	split->damaged = false;
 	return on_changes(ev, idx, changes, n, 0, now, split);
 }

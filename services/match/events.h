@@ -150,9 +150,11 @@ typedef struct lm_events_pair {
 
 /* Whether this derivation announces pair p: true announces it (an event,
  * the pair recorded above); false leaves it to the derivation of the other
- * record and records nothing for it. Called on the deriving thread, with
- * derivation serialized; it may block briefly. */
-typedef bool (*lm_events_pair_fn)(void *arg, const lm_events_pair *p);
+ * record and records nothing for it. With true, fn may set *noted (false
+ * on entry) to have the pair counted in lm_events_split.noted once it is
+ * written. Called on the deriving thread, with derivation serialized; it
+ * may block briefly. */
+typedef bool (*lm_events_pair_fn)(void *arg, const lm_events_pair *p, bool *noted);
 
 /* Who announces a pair whose two records are derived by different
  * replicas (owner.c); counts of one lm_events_on_owned call. */
@@ -161,6 +163,9 @@ typedef struct lm_events_split {
 	void *arg;            /* passed to fn */
 	size_t announced;     /* out: newly above pairs fn kept */
 	size_t deferred;      /* out: newly above pairs fn left to the other side */
+	/* out: pairs fn kept and noted that this call wrote to the outbox,
+	 * also in a transaction before a failure: each written pair once */
+	size_t noted;
 	/* out, on a failure: true when it comes from a record whose stored
 	 * bytes do not decode (lm_top_list.damaged): deriving change
 	 * changes[damaged_change] again fails alike. The record is

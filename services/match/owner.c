@@ -1183,9 +1183,10 @@ enum pos_kind { POS_KNOWN, POS_NONE, POS_SUPERSEDED, POS_FAILED, POS_DAMAGED };
  * store error decides nothing (POS_FAILED): it is kept in m->split_err and
  * the derivation is retried. A stored value of id that does not decode
  * (POS_DAMAGED; the store logs it once) never will: the pair is announced
- * here, counted (damaged_pos), rather than lost with every other pair of
- * its message. Its other owner may announce it too, under the same event
- * id: events are at least once, and subscribers drop the repeat.
+ * here, rather than lost with every other pair of its message, and noted
+ * for the split, which counts it once written (damaged_pos, in derive).
+ * Its other owner may announce it too, under the same event id: events
+ * are at least once, and subscribers drop the repeat.
  */
 static enum pos_kind
 position(struct member *m, lm_kind k, const char *id, uint64_t version, lm_store_pos *pos)
@@ -1196,11 +1197,8 @@ position(struct member *m, lm_kind k, const char *id, uint64_t version, lm_store
 	bool has = false, damaged = false;
 	int rc = lm_store_get_pos_checked(ow->store, k, id, &v, pos, &has, &damaged);
 
-	if (rc != LM_OK && damaged) {
-		atomic_fetch_add(&ow->damaged_pos, 1);
-		lm_counter_add(ow->m_damaged_pos, 1);
+	if (rc != LM_OK && damaged)
 		return POS_DAMAGED;
-	}
 
 	if (rc == LM_OK && has) {
 		rc = lm_ingest_epoch_get(ow->store,
@@ -1227,14 +1225,16 @@ position(struct member *m, lm_kind k, const char *id, uint64_t version, lm_store
  * inside every cut.
  */
 static bool
-posting_announces(void *arg, const lm_events_pair *p)
+posting_announces(void *arg, const lm_events_pair *p, bool *noted)
 {
 	struct member *m = arg;
 	lm_store_pos pos;
 
 	switch (position(m, LM_KIND_PROFILE, p->other_id, p->other_version, &pos)) {
-	case POS_NONE:
 	case POS_DAMAGED:
+		*noted = true;
+		return true;
+	case POS_NONE:
 		return true;
 	case POS_SUPERSEDED:
 		return false; /* the newer version's derivation decides */
@@ -1293,15 +1293,17 @@ resolve_reading(struct member *m)
  * this profile. resolve_reading left no claim without its cut.
  */
 static bool
-profile_announces(void *arg, const lm_events_pair *p)
+profile_announces(void *arg, const lm_events_pair *p, bool *noted)
 {
 	struct member *m = arg;
 	const struct part_state *st;
 	lm_store_pos self, other;
 
 	switch (position(m, LM_KIND_PROFILE, p->subject_id, p->subject_version, &self)) {
-	case POS_NONE:
 	case POS_DAMAGED:
+		*noted = true;
+		return true;
+	case POS_NONE:
 		return true;
 	case POS_SUPERSEDED:
 	case POS_FAILED:
@@ -1310,8 +1312,10 @@ profile_announces(void *arg, const lm_events_pair *p)
 		break;
 	}
 	switch (position(m, LM_KIND_POSTING, p->other_id, p->other_version, &other)) {
-	case POS_NONE:
 	case POS_DAMAGED:
+		*noted = true;
+		return true;
+	case POS_NONE:
 		return true;
 	case POS_SUPERSEDED:
 	case POS_FAILED:
@@ -1468,6 +1472,10 @@ derive(struct member *m, lm_events_split *split)
 		m->split_err = LM_OK;
 		rc = lm_events_on_owned(
 		    ow->events, ow->idx, m->changes, nc, split, (int64_t) time(NULL));
+		/* The pairs announced past a damaged position that were
+		 * written, also before a failure: a retry offers them no more. */
+		atomic_fetch_add(&ow->damaged_pos, split->noted);
+		lm_counter_add(ow->m_damaged_pos, split->noted);
 		events_failed = rc != LM_OK;
 		/* A pair left undecided by a store error was not recorded: the
 		 * derivation again offers it (the pairs recorded meanwhile are
@@ -2257,7 +2265,7 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		    "Pairs announced by this owner because the stored position of one "
 		    "of their records does not decode (damaged; store.corrupt logs "
 		    "it): the other record's owner may announce them too, under the "
-		    "same event id. A derivation retried counts its pairs again",
+		    "same event id. Each counted once, when it is written",
 		    NULL);
 		ow->m_refused = lm_metrics_gauge(o->metrics,
 		    "lunamatch_events_owner_source_refused",

@@ -161,9 +161,9 @@ typedef struct lm_owner_stats {
 	uint64_t handover;   /* pairs announced from a previous owner's claim */
 	uint64_t skipped;    /* messages whose derivation was skipped: a stored
 	                        record it reads is damaged (owner.skip) */
-	uint64_t damaged;    /* pair decisions that announced a pair here because
-	                        the stored position of one of its records is
-	                        damaged (at least once: position() in owner.c) */
+	uint64_t damaged;    /* pairs announced here because the stored position
+	                        of one of their records is damaged; each counted
+	                        once, when written to the outbox */
 	int partitions;      /* partitions owned now */
 	int joined;          /* members in the events group: 2 once joined, 0 while
 	                        ingest catches up or the source is refused; 1

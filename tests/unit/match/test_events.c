@@ -1102,11 +1102,58 @@ paged_events(double min_score)
 }
 
 static bool
-keep_all(void *arg, const lm_events_pair *p)
+keep_all(void *arg, const lm_events_pair *p, bool *noted)
 {
 	(void) arg;
 	(void) p;
+	(void) noted;
 	return true;
+}
+
+static bool
+keep_noted(void *arg, const lm_events_pair *p, bool *noted)
+{
+	(void) arg;
+	(void) p;
+	*noted = true;
+	return true;
+}
+
+/*
+ * The pairs a decider keeps and notes are counted in split.noted only once
+ * they are written: none when the outbox write fails, each once when the
+ * retry writes them, none when a later derivation finds them above.
+ */
+static void
+test_owned_noted_when_written(void **state)
+{
+	lm_event_change ch[1];
+	lm_events_split split = {.fn = keep_noted};
+	lm_events *ev;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-2", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	ev = events_with_fault(min, fault);
+	ch[0] = change(0, true, "job-1", true, false);
+
+	atomic_store(&outbox_fault, LM_ESTORE);
+	assert_int_equal(lm_events_on_owned(ev, idx, ch, 1, &split, NOW), LM_ESTORE);
+	assert_int_equal(split.announced, 2);
+	assert_int_equal(split.noted, 0);
+	atomic_store(&outbox_fault, LM_OK);
+	assert_int_equal(lm_events_on_owned(ev, idx, ch, 1, &split, NOW), LM_OK);
+	assert_int_equal(split.announced, 2);
+	assert_int_equal(split.noted, 2);
+	assert_int_equal(counts(ev).pending, 2);
+	assert_int_equal(lm_events_on_owned(ev, idx, ch, 1, &split, NOW), LM_OK);
+	assert_int_equal(split.announced, 0);
+	assert_int_equal(split.noted, 0);
+	lm_events_free(ev);
 }
 
 /*
@@ -1832,6 +1879,8 @@ main(void)
 	        test_fatal_while_recording_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_fatal_record_backoff_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_owned_noted_when_written, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_partition_without_leader, setup, teardown),
