@@ -360,6 +360,7 @@ record_delivered(lm_events *ev, bool force)
 			free(ev->delivered[i]);
 		ev->ndelivered = ev->nkept = 0;
 		ev->record_backoff = 0;
+		ev->record_at = 0; /* also after a forced try before it was due */
 		flight_count(ev);
 		return;
 	}

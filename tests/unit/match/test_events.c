@@ -1110,6 +1110,56 @@ keep_all(void *arg, const lm_events_pair *p, bool *noted)
 	return true;
 }
 
+/*
+ * Deliveries kept while their record failed are recorded by a producer's
+ * replacement before their retry was due; a delivery after that is
+ * recorded at once, and its event is not produced again meanwhile.
+ * Before, the retry time of the failed record stayed set: the new
+ * delivery waited for it outside the in-flight set, and every scan until
+ * then produced its event again (several copies on the topic).
+ */
+static void
+test_delivery_after_early_record(void **state)
+{
+	lm_event_change ch[1];
+	lm_events *ev = NULL;
+	struct topic_read r;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_posting("job-2", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	deriving_thread = pthread_self();
+	atomic_store(&sender_writes, 0);
+	ev = events_with_fault(min, timed_sender_fault);
+	atomic_store(&outbox_fault, LM_ESTORE);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_OK);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	/* Delivered; its record fails four times: the next try is 4 s away. */
+	assert_true(wait_sender_writes(3, 20000));
+	atomic_store(&outbox_fault, LM_OK);
+	assert_int_equal(
+	    rd_kafka_test_fatal_error(lm_events_kafka(ev),
+	        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "test fatal"),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	for (int waited = 0; waited < 10000 && counts(ev).pending > 0; waited += 20)
+		sleep_ms(20);
+	assert_int_equal(counts(ev).pending, 0); /* recorded by the replacement */
+
+	ch[0] = change(2, true, "job-2", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_OK);
+	assert_true(wait_drained(ev, 20000));
+	read_topic(2, 10000, &r);
+	assert_int_equal(r.n, 2);
+	assert_unique(&r);
+	read_free(&r);
+	lm_events_free(ev);
+}
+
 static bool
 keep_noted(void *arg, const lm_events_pair *p, bool *noted)
 {
@@ -1881,6 +1931,8 @@ main(void)
 	        test_fatal_record_backoff_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_owned_noted_when_written, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_delivery_after_early_record, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_partition_without_leader, setup, teardown),
