@@ -335,8 +335,9 @@ make_producer(lm_events *ev, rd_kafka_t **out)
  * failed record's back-off is not over (force: try anyway). On failure
  * the ids are kept in flight (see above); only a try that was due moves
  * the next one a step of the back-off further: forced tries before it
- * (a producer replaced, in one instant) leave it where it is. */
-static void
+ * (a producer replaced, in one instant) leave it where it is. Returns the
+ * number of events removed from the outbox. */
+static size_t
 record_delivered(lm_events *ev, bool force)
 {
 	size_t ndone = ev->ndelivered, n = 0, k;
@@ -345,7 +346,7 @@ record_delivered(lm_events *ev, bool force)
 	int rc;
 
 	if (ndone == 0 || (!force && !due))
-		return;
+		return 0;
 	if ((rc = injected(ev)) == LM_OK)
 		rc = lm_outbox_mark_delivered_batch(
 		    ev->ob, (const char *const *) ev->delivered, ndone, &n);
@@ -362,7 +363,7 @@ record_delivered(lm_events *ev, bool force)
 		ev->record_backoff = 0;
 		ev->record_at = 0; /* also after a forced try before it was due */
 		flight_count(ev);
-		return;
+		return n;
 	}
 	/* Kept in flight, so that no scan produces them again: a duplicate
 	 * for every scan while the outbox cannot be written. One that memory
@@ -384,6 +385,7 @@ record_delivered(lm_events *ev, bool force)
 	lm_error("events.outbox",
 	    "cannot mark %zu events delivered: %s; kept, tried again in %lld ms", ndone,
 	    lm_strerror(rc), (long long) (ev->record_at - now));
+	return n;
 }
 
 /* Records the reports collected by dr_cb in the outbox (record_delivered).
@@ -391,10 +393,10 @@ record_delivered(lm_events *ev, bool force)
 static size_t
 record_reports(lm_events *ev, bool force)
 {
-	size_t nfail = ev->nfailed, ndone = ev->ndelivered - ev->nkept, n;
+	size_t nfail = ev->nfailed, removed, n;
 	int rc;
 
-	record_delivered(ev, force);
+	removed = record_delivered(ev, force);
 	if (nfail > 0) {
 		const char **ids = ev->batch_ids, **errs = ev->batch_errs;
 		for (size_t i = 0; i < nfail; i++) {
@@ -415,7 +417,7 @@ record_reports(lm_events *ev, bool force)
 			cool(ev, ev->failed[i].id);
 		ev->nfailed = 0;
 	}
-	if (ndone > 0 || nfail > 0)
+	if (removed > 0 || nfail > 0)
 		update_pending(ev);
 	return nfail;
 }

@@ -1160,6 +1160,44 @@ test_delivery_after_early_record(void **state)
 	lm_events_free(ev);
 }
 
+/*
+ * The pending gauge follows a delivery recorded late: once the outbox
+ * writes again and the kept delivery is recorded, lunamatch_events_pending
+ * reads 0. Before, a try that recorded only kept deliveries left the gauge
+ * where it was (1 here) until the next derivation or delivery.
+ */
+static void
+test_pending_gauge_after_late_record(void **state)
+{
+	lm_event_change ch[1];
+	lm_events *ev = NULL;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	deriving_thread = pthread_self();
+	ev = events_with_fault(min, sender_fault);
+	atomic_store(&outbox_fault, LM_ESTORE);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 0, NOW), LM_OK);
+	assert_int_equal(lm_events_start(ev), LM_OK);
+	for (int waited = 0;
+	     waited < 20000 && metric("lunamatch_events_outbox_errors_total") < 1;
+	     waited += 20)
+		sleep_ms(20);
+	assert_true(metric("lunamatch_events_pending") == 1);
+	atomic_store(&outbox_fault, LM_OK);
+	assert_true(wait_drained(ev, 20000));
+	for (int waited = 0; waited < 5000 && metric("lunamatch_events_pending") != 0;
+	     waited += 20)
+		sleep_ms(20);
+	assert_true(metric("lunamatch_events_pending") == 0);
+	lm_events_free(ev);
+}
+
 static bool
 keep_noted(void *arg, const lm_events_pair *p, bool *noted)
 {
@@ -1931,6 +1969,8 @@ main(void)
 	        test_fatal_record_backoff_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_owned_noted_when_written, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_pending_gauge_after_late_record, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_delivery_after_early_record, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
