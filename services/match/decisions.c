@@ -68,6 +68,9 @@ struct lm_decisions {
 	bool started, stopping;
 	bool healthy;
 	int64_t retry_at; /* unhealthy: lm_clock_ms when readiness tries again */
+	/* The writer's last deferred sync failed: only a sync that works makes
+	 * the log healthy again (a removal does not; see remove_delivered). */
+	bool sync_failing;
 	bool appended;    /* the writer appended since the sender's last look */
 	unsigned sync_ms; /* 0: every transaction synced; else the interval */
 	pthread_t writer, sender;
@@ -165,10 +168,12 @@ writer_main(void *arg)
 				if (sync_failed)
 					d->healthy = true;
 				sync_failed = false;
+				d->sync_failing = false;
 				dirty = false;
 			} else {
 				set_unhealthy(d);
 				sync_failed = true;
+				d->sync_failing = true;
 				dirty = !stop;
 				sync_at = lm_clock_ms() +
 				          (d->sync_ms > LM_DECISIONS_RETRY_MIN_MS
@@ -533,7 +538,8 @@ produce_new(lm_decisions *d, rd_kafka_resp_err_t *err)
 /* Removes the delivered decisions from the queue (sender thread, or free
  * after it). On failure they stay listed, to be removed again later; they
  * are never produced again meanwhile (they are behind the cursor). A
- * removal makes room in the queue, so the log may be healthy again. */
+ * removal makes room in the queue, so the log may be healthy again, unless
+ * deferred syncs are failing: room does not put the writes on disk. */
 static int
 remove_delivered(lm_decisions *d)
 {
@@ -553,7 +559,7 @@ remove_delivered(lm_decisions *d)
 	lm_gauge_add(d->pending, -(double) d->ndelivered);
 	d->ndelivered = 0;
 	pthread_mutex_lock(&d->mu);
-	if (!d->healthy)
+	if (!d->healthy && !d->sync_failing)
 		d->retry_at = lm_clock_ms();
 	pthread_mutex_unlock(&d->mu);
 	return LM_OK;

@@ -137,7 +137,10 @@ void lm_decisions_count_refused(lm_decisions *d);
  * end of a broker outage), or LM_DECISIONS_READY_RETRY_MS pass. The last
  * lets traffic try again after a failure that nothing else would clear (a
  * full disk freed meanwhile): a replica taken out of service would
- * otherwise get no answer to log, and stay out for good.
+ * otherwise get no answer to log, and stay out for good. A failed deferred
+ * sync (sync_ms above 0) is cleared by a sync that works only: the writer
+ * retries it by itself, and each failure starts the
+ * LM_DECISIONS_READY_RETRY_MS again.
  */
 bool lm_decisions_healthy(lm_decisions *d);
 

@@ -945,6 +945,62 @@ test_sync_failure_retried(void **state)
 	free(dir);
 }
 
+/*
+ * While deferred syncs keep failing, the log stays unhealthy although the
+ * broker takes the decisions and the sender removes them from the queue:
+ * a removal makes room in the queue, it does not put the writes that
+ * follow on disk.
+ */
+static void
+test_sync_failure_outlasts_removals(void **state)
+{
+	char *dir = data_dir();
+	lm_metrics *m = NULL;
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = TOPIC,
+	    .data_dir = dir,
+	    .message_timeout_ms = 3000,
+	    .sync_ms = 20};
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	lm_decisions *d = NULL;
+	int64_t end;
+	(void) state;
+
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-sync-removed";
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	o.metrics = m;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	lm_decisions_fail_syncs(d, 1000000);
+	assert_int_equal(lm_decisions_log(d, &rec, NULL), LM_OK);
+	end = lm_clock_ms() + READ_MS;
+	while (metric_value(m, "lunamatch_decisions_sync_failures_total") == 0 &&
+	       lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_true(metric_value(m, "lunamatch_decisions_sync_failures_total") >= 1);
+	assert_false(lm_decisions_healthy(d));
+	/* Another decision, delivered and removed while the syncs go on
+	 * failing. */
+	assert_int_equal(wait_pending(d, 0), 0);
+	assert_int_equal(lm_decisions_log(d, &rec, NULL), LM_OK);
+	assert_int_equal(wait_pending(d, 0), 0);
+	end = lm_clock_ms() + 1500;
+	while (lm_clock_ms() < end) {
+		assert_false(lm_decisions_healthy(d));
+		lmt_sleep_ms(5);
+	}
+	/* A sync that works makes it healthy. */
+	lm_decisions_fail_syncs(d, 0);
+	end = lm_clock_ms() + READ_MS;
+	while (!lm_decisions_healthy(d) && lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_true(lm_decisions_healthy(d));
+	lm_decisions_free(d);
+	lm_metrics_free(m);
+	free(dir);
+}
+
 /* Missing or invalid options. */
 static void
 test_options(void **state)
@@ -1065,6 +1121,7 @@ main(void)
 	    cmocka_unit_test(test_queue_bound),
 	    cmocka_unit_test(test_async_and_interval),
 	    cmocka_unit_test(test_sync_failure_retried),
+	    cmocka_unit_test(test_sync_failure_outlasts_removals),
 	    cmocka_unit_test(test_pending_gauge),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
