@@ -755,11 +755,15 @@ read_batch(lm_follower *f, uint64_t after, uint64_t upto)
 		rc = lm_store_changes(
 		    f->store, after, LM_FOLLOWER_BATCH_MAX, collect, &cc, NULL);
 	if (rc == STOP)
-		rc = LM_OK;                /* stopped at the bound or a full batch */
-	if (rc != LM_OK && rc != LM_EGONE) /* LM_EGONE: see reload */
+		rc = LM_OK; /* stopped at the bound or a full batch */
+	/* LM_EGONE: see reload. LM_EPARSE (an unreadable entry) also reloads
+	 * and counts there; any other failure is retried and counted here. */
+	if (rc != LM_OK && rc != LM_EGONE)
 		lm_error("follower.changes",
 		    "cannot read the change log after seq %llu: %s",
 		    (unsigned long long) after, lm_strerror(rc));
+	if (rc != LM_OK && rc != LM_EGONE && rc != LM_EPARSE)
+		atomic_fetch_add(&f->errors, 1);
 	return rc;
 }
 

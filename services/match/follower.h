@@ -157,8 +157,9 @@ typedef struct lm_follower_stats {
 	bool loaded;            /* the snapshot is in the index */
 	uint64_t seq;           /* last applied change seq */
 	uint64_t applied;       /* change entries applied since start */
-	uint64_t errors;        /* failed reads or decodes of records (a read
-	                         * retried later counts each time) */
+	uint64_t errors;        /* failed reads of the change log or of
+	                         * records, and records that do not decode (a
+	                         * read retried later counts each time) */
 	uint64_t notifications; /* notifications received */
 	uint64_t record_bytes;  /* serialized bytes of the records in the index */
 	uint64_t records;       /* records in the index */

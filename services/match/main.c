@@ -403,7 +403,9 @@ register_metrics(struct daemon *d)
 	    {"lunamatch_index_seq", "change-log seq the index reflects", g_seq},
 	    {"lunamatch_index_loaded", "1 once the store snapshot is loaded", g_loaded},
 	    {"lunamatch_follower_errors",
-	        "stored records that could not be read or decoded", g_follower_errors},
+	        "change-log and stored-record reads that failed, and records that "
+	        "could not be decoded",
+	        g_follower_errors},
 	    {"lunamatch_follower_reloads",
 	        "snapshots loaded again since start because the change log was trimmed "
 	        "past the follower's position",

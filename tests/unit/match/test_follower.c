@@ -438,8 +438,9 @@ behind_a_failing_read(struct fx *fx, int rc)
 	return f;
 }
 
-/* A change-log read that fails applies nothing and moves nothing; the next
- * run applies the changes. */
+/* A change-log read that fails applies nothing and moves nothing, and is
+ * counted as an error (a follower stuck there must show in
+ * lunamatch_follower_errors); the next run applies the changes. */
 static void
 test_changes_read_fails(void **state)
 {
@@ -451,12 +452,14 @@ test_changes_read_fails(void **state)
 	lm_follower_stats_get(f, &st);
 	assert_int_equal(st.seq, 0);
 	assert_int_equal(st.applied, 0);
+	assert_int_equal(st.errors, 1);
 	assert_false(has_posting(fx, SEED_JOB));
 	assert_int_equal(atomic_load(&fx->seen.applied_calls), 1); /* the load */
 	assert_int_equal(lm_follower_run_once(f), LM_OK);
 	lm_follower_stats_get(f, &st);
 	assert_int_equal(st.seq, 4);
 	assert_int_equal(st.applied, 4);
+	assert_int_equal(st.errors, 1);
 	assert_int_equal(atomic_load(&fx->seen.applied_seq), 4);
 	lm_follower_free(f);
 }
@@ -474,6 +477,7 @@ test_changes_unreadable(void **state)
 	assert_int_equal(lm_follower_run_once(f), LM_OK);
 	lm_follower_stats_get(f, &st);
 	assert_int_equal(st.reloads, 1);
+	assert_int_equal(st.errors, 0);
 	assert_int_equal(st.seq, 4);
 	assert_true(has_posting(fx, SEED_JOB));
 	assert_int_equal(lm_index_seq(fx->idx), 4);
