@@ -856,6 +856,13 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	}
 	rv = decode(s, &lunamatch__v1__rpc_request__descriptor, nng_msg_body(sl->msg),
 	    nng_msg_len(sl->msg), (ProtobufCMessage **) &req, err, sizeof(err));
+	if (rv == LM_ENOMEM) {
+		/* The server's failure, not the caller's. */
+		r->code = CODE_INTERNAL;
+		snprintf(text, textlen, "cannot decode the request envelope: %s", err);
+		lm_error("rpc.decode.nomem", "%s", text);
+		return -1;
+	}
 	if (rv != LM_OK) {
 		r->code = CODE_INVALID;
 		snprintf(text, textlen, "%s request envelope: %s",
@@ -913,6 +920,13 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	}
 	rv = decode(
 	    s, md->input, req->payload.data, req->payload.len, &in, err, sizeof(err));
+	if (rv == LM_ENOMEM) {
+		r->code = CODE_INTERNAL;
+		snprintf(text, textlen, "cannot decode the %s payload: %s",
+		    md->input->name, err);
+		lm_error("rpc.decode.nomem", "%s", text);
+		return mi;
+	}
 	if (rv != LM_OK) {
 		r->code = CODE_INVALID;
 		snprintf(text, textlen, "%s %s payload: %s",

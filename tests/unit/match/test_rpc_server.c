@@ -961,6 +961,40 @@ test_decode_amplification(void **state)
 	server_down(&f);
 }
 
+/*
+ * A request the server cannot decode for want of memory is the server's
+ * failure, not the caller's: INTERNAL (docs/rpc.md), counted under that
+ * code and not as a bad request. The failure is injected into the real
+ * decode (lm_pb_fail_allocs); the raw client decodes the answer with
+ * protobuf-c's own allocator, so only the server's decode meets it.
+ */
+static void
+test_decode_out_of_memory(void **state)
+{
+	(void) state;
+	struct fixture f;
+	Lunamatch__V1__RpcResponse *r;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 2, .workers = 1});
+	lm_pb_fail_allocs(1);
+	r = raw_envelope_call(f.url, LM_RPC_METHOD_PREFIX "Check", "oom-1", 0, NULL, 0);
+	lm_pb_fail_allocs(0);
+	assert_non_null(r);
+	assert_int_equal(r->code, LUNAMATCH__V1__STATUS_CODE__INTERNAL);
+	assert_non_null(strstr(r->message, "out of memory"));
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	assert_int_equal(requests(f.m, "unknown", "INTERNAL"), 1);
+	assert_int_equal(requests(f.m, "unknown", "INVALID_ARGUMENT"), 0);
+	assert_int_equal(rejected(f.m, "bad_request"), 0);
+
+	/* The next request is served. */
+	r = raw_envelope_call(f.url, LM_RPC_METHOD_PREFIX "Check", "oom-2", 0, NULL, 0);
+	assert_non_null(r);
+	assert_int_equal(r->code, OK_);
+	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
+	server_down(&f);
+}
+
 static void
 test_oversize(void **state)
 {
@@ -2981,6 +3015,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_queue_full),
 	    cmocka_unit_test(test_oversize),
 	    cmocka_unit_test(test_decode_amplification),
+	    cmocka_unit_test(test_decode_out_of_memory),
 	    cmocka_unit_test(test_tcp_garbage),
 	    cmocka_unit_test(test_concurrent_clients),
 	    cmocka_unit_test(test_probe_under_saturation),
