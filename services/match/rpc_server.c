@@ -1551,6 +1551,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	    *o->url == '\0' || strlen(o->url) >= URL_MAX ||
 	    o->contexts > LM_RPC_MAX_CONTEXTS || o->workers > LM_RPC_MAX_WORKERS ||
 	    o->queue_len > LM_RPC_MAX_QUEUE ||
+	    o->max_request_bytes > LM_RPC_MAX_REQUEST_BYTES ||
 	    o->max_connections > LM_RPC_MAX_CONNECTIONS ||
 	    o->max_connections_per_peer > LM_RPC_MAX_CONNECTIONS ||
 	    o->idle_timeout_ms > LM_RPC_MAX_IDLE_TIMEOUT_MS ||

@@ -48,6 +48,9 @@ extern "C" {
 #define LM_RPC_DEFAULT_IDLE_TIMEOUT_MS          300000u   /* 5 minutes */
 #define LM_RPC_MAX_IDLE_TIMEOUT_MS              86400000u /* a day */
 #define LM_RPC_MAX_CONNECTION_AGE_MS            86400000u /* a day */
+/* Largest max_request_bytes: LUNAMATCH_MAX_REQUEST_BYTES's maximum, and the
+ * largest request the C client sends (LM_CLIENT_MAX_REQUEST). */
+#define LM_RPC_MAX_REQUEST_BYTES ((size_t) 64 << 20)
 /*
  * nng's receive limit (NNG_OPT_RECVMAXSZ) is max_request_bytes plus this
  * much. A request over max_request_bytes but within the grace is answered
@@ -151,7 +154,9 @@ typedef struct lm_rpc_server_opts {
 	const char *url;   /* tcp://host:port (port 0 = any), ipc://path, tls+tcp:// */
 	unsigned contexts; /* concurrent requests received; 0 = 64 */
 	unsigned workers;  /* handler threads; 0 = 8 */
-	size_t max_request_bytes;    /* whole envelope; 0 = LM_RPC_DEFAULT_MAX_REQUEST */
+	/* Whole envelope; 0 = LM_RPC_DEFAULT_MAX_REQUEST; at most
+	 * LM_RPC_MAX_REQUEST_BYTES. */
+	size_t max_request_bytes;
 	unsigned default_timeout_ms; /* when a request has timeout_ms 0; 0 = 5000 */
 	const char *tls_cert, *tls_key, *tls_ca; /* PEM files; NULL or "" = unset */
 	lm_metrics *metrics; /* may be NULL; borrowed, must outlive the server */

@@ -2784,6 +2784,23 @@ test_setup_errors(void **state)
 	s = NULL;
 	o.max_connection_age_ms = 0;
 
+	/* A request limit past its maximum: nng's receive limit (the limit
+	 * plus the grace) would wrap around, and the connection budget divide
+	 * by what wrapped to 0. */
+	const size_t bad_max[] = {
+	    LM_RPC_MAX_REQUEST_BYTES + 1, SIZE_MAX - LM_RPC_OVERSIZE_GRACE + 1, SIZE_MAX};
+	for (size_t i = 0; i < sizeof(bad_max) / sizeof(bad_max[0]); i++) {
+		o.max_request_bytes = bad_max[i];
+		assert_int_equal(
+		    lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_EINVAL);
+		assert_null(s);
+	}
+	o.max_request_bytes = LM_RPC_MAX_REQUEST_BYTES;
+	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_OK);
+	lm_rpc_server_free(s);
+	s = NULL;
+	o.max_request_bytes = 0;
+
 	/* A bad URL or address fails at start, as an invalid argument. */
 	const char *bad_urls[] = {"nosuch://127.0.0.1:1", "tcp://127.0.0.1:99999",
 	    "tcp://127.0.0.1:port", "ipc://"};
