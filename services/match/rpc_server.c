@@ -274,6 +274,11 @@ metrics_init(lm_rpc_server *s)
 		}
 	s->inflight_g = lm_metrics_gauge(s->m, "lunamatch_rpc_inflight",
 	    "RPC requests received and not yet answered", NULL);
+	/* inflight's ceiling: a server at it keeps further requests waiting
+	 * in their connections, unseen (the overload alert compares them). */
+	lm_gauge_set(lm_metrics_gauge(s->m, "lunamatch_rpc_contexts",
+	                 "RPC contexts: the most requests in flight at once", NULL),
+	    s->ncontexts);
 	for (int r = 0; r < N_REJ; r++) {
 		snprintf(labels, sizeof(labels), "reason=\"%s\"", reject_names[r]);
 		s->rejected[r] = lm_metrics_counter(s->m, "lunamatch_rpc_rejected_total",

@@ -544,6 +544,8 @@ test_status_paths(void **state)
 	assert_non_null(
 	    strstr(text, "lunamatch_rpc_latency_seconds_count{method=\"Check\"} 2"));
 	assert_non_null(strstr(text, "lunamatch_rpc_inflight 0"));
+	/* The ceiling of inflight, for an alert on a server at capacity. */
+	assert_non_null(strstr(text, "\nlunamatch_rpc_contexts 8\n"));
 	free(text);
 
 	lm_client_close(c);
