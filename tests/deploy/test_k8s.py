@@ -31,7 +31,8 @@ docs/deployment.md promises:
   docs/deployment.md, use only metrics the services register, and read
   counts since start through their change over a window; together they
   watch every metric docs/operations.md names among the alerts worth
-  having.
+  having; the not-loaded alert fires within match's smallest startup
+  budget.
 
 A deliberately misspelt field must fail both validators.
 """
@@ -87,6 +88,7 @@ variables = known_variables()
 check(len(variables) > 20, "could not read the variables from the binaries' --help")
 image = image_env(dockerfile_stages()[-1])
 stop_ms = stop_bounds_ms()
+startup_budgets = []  # seconds: match's startupProbe of each overlay
 
 for path in overlays():
     label = os.path.relpath(path, K8S)
@@ -174,7 +176,9 @@ for path in overlays():
               f"{label}/{n}: ingest group id not derived from the pod name: {env.get('LUNAMATCH_GROUP_ID')}")
         if n == "match":
             sp = c.get("startupProbe", {})
-            check(sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3) >= 300,
+            budget = sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)
+            startup_budgets.append(budget)
+            check(budget >= 300,
                   f"{label}: match startupProbe allows less than 5 minutes for the snapshot load")
             if env.get("LUNAMATCH_RPC_URL", "").startswith("tls+tcp://"):
                 tls = {v["name"]: v for v in pod.get("volumes", [])}.get("tls", {})
@@ -268,6 +272,17 @@ if check(len(rules) == 1, "base: PrometheusRule missing"):
                 check(fn is not None and fn.group(1) in ("rate", "irate", "increase", "delta"),
                       f"alert {a['alert']}: {m} counts since start, so it must be read through "
                       f"rate/increase over a window, not compared as it is")
+    # A pod whose snapshot does not load is restarted at the end of its
+    # startup budget, and the failed scrape starts an alert's "for" anew:
+    # the not-loaded alert must fire within the smallest budget.
+    dur = {"s": 1, "m": 60, "h": 3600}
+    for a in alerts:
+        if "lunamatch_index_loaded" in a["expr"]:
+            fm = re.fullmatch(r"(\d+)([smh])", str(a.get("for", "0s")))
+            secs = int(fm.group(1)) * dur[fm.group(2)] if fm else None
+            check(secs is not None and startup_budgets and secs < min(startup_budgets),
+                  f"alert {a['alert']}: for {a.get('for')} is not shorter than match's "
+                  f"smallest startup budget ({min(startup_budgets or [0])} s): it cannot fire")
     # Every metric docs/operations.md names among the alerts worth having
     # is watched by one of them.
     ops = open(os.path.join(SRC, "docs", "operations.md")).read()
