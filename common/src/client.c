@@ -29,6 +29,7 @@
  * at most SINGLE_REDIALS times (after a lost connection: once) and only if
  * it comes up within REDIAL_CONNECT_MS.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -471,22 +472,32 @@ fill_envelope(const lm_client *c, Lunamatch__V1__RpcRequest *env,
 	}
 }
 
-size_t
-lm_client_request_size(
-    lm_client *c, const char *method, const ProtobufCMessage *req, unsigned timeout_ms)
+/* The size of the envelope of a call of c to method (a valid name) with req
+ * and timeout_ms whose request id carries call number seq. */
+static size_t
+envelope_size(lm_client *c, const char *method, const ProtobufCMessage *req,
+    unsigned timeout_ms, unsigned long long seq)
 {
 	Lunamatch__V1__RpcRequest env;
 	Lunamatch__V1__MetadataEntry caller, *md[1];
 	char full[LM_RPC_MAX_METHOD + 1], reqid[64];
 
-	if (c == NULL || method == NULL || req == NULL ||
-	    lm_rpc_method_name(method, full, sizeof(full)) != LM_OK)
+	if (lm_rpc_method_name(method, full, sizeof(full)) != LM_OK)
 		return 0;
-	format_reqid(
-	    c, (unsigned long long) atomic_load(&c->id_seq) + 1, reqid, sizeof(reqid));
+	format_reqid(c, seq, reqid, sizeof(reqid));
 	fill_envelope(c, &env, &caller, md, full, reqid, call_timeout(c, timeout_ms));
 	env.payload.len = protobuf_c_message_get_packed_size(req);
 	return protobuf_c_message_get_packed_size(&env.base);
+}
+
+size_t
+lm_client_request_size(
+    lm_client *c, const char *method, const ProtobufCMessage *req, unsigned timeout_ms)
+{
+	if (c == NULL || method == NULL || req == NULL)
+		return 0;
+	return envelope_size(
+	    c, method, req, timeout_ms, (unsigned long long) atomic_load(&c->id_seq) + 1);
 }
 
 /* Encodes the envelope into a new nng message. Returns LM_OK; LM_EINVAL for
@@ -852,7 +863,9 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		set_err(errmsg, errlen, "bad method name");
 		return LM_EINVAL;
 	}
-	if ((size = lm_client_request_size(c, method, req, timeout_ms)) > c->max_req) {
+	/* With the longest request id: no attempt of the call (each takes a
+	 * new id, and a shorter deadline) is then refused after one was sent. */
+	if ((size = envelope_size(c, method, req, timeout_ms, ULLONG_MAX)) > c->max_req) {
 		if (status != NULL)
 			*status = ST_INVALID;
 		set_too_big(c, size, errmsg, errlen);

@@ -144,7 +144,9 @@ LM_API void lm_client_close(lm_client *c);
  *                than LM_CLIENT_DECODE_FLOOR + LM_CLIENT_DECODE_FACTOR
  *                times its bytes (errmsg says so);
  *  LM_EINVAL     INVALID_ARGUMENT: bad arguments (bad method name);
- *  LM_E2BIG      INVALID_ARGUMENT: the request's envelope is over
+ *  LM_E2BIG      INVALID_ARGUMENT: the request's envelope, counted with
+ *                the longest request id a call can carry (up to 19 bytes
+ *                more than lm_client_request_size), is over
  *                max_request_bytes (errmsg gives both sizes); nothing was
  *                sent;
  *  LM_ENNG, LM_ENOMEM or another lm_err of the failed transport call

@@ -929,8 +929,7 @@ call_unlisted(lm_client *c, const char *id, unsigned timeout_ms, int *status, ch
 }
 
 /*
- * A r
-ead-only method answered UNAVAILABLE by one replica is asked of the
+ * A read-only method answered UNAVAILABLE by one replica is asked of the
  * other; a method not on the list goes to one endpoint only, and the
  * UNAVAILABLE answer or the lost connection is its result: it could have
  * side effects, which a repeat would cause twice.
@@ -1331,8 +1330,11 @@ test_client_request_over_the_limit(void **state)
 	lm_client_close(c);
 
 	/* The limit is on the whole envelope, as the server's, and can be
-	 * set: a client whose limit is its next envelope's size sends it, one
-	 * with a byte less refuses it. */
+	 * set. It is checked with the longest request id a call's attempts
+	 * can carry (20 digits of call number; the next call's has 1), so that
+	 * no attempt after the first is refused once one was sent: a client
+	 * whose limit is its next envelope's size plus 19 sends it, one with
+	 * a byte less refuses it. */
 	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
 	req.id = "job-2";
 	assert_int_equal(lm_client_open(p1.url, NULL, &c), LM_OK);
@@ -1340,6 +1342,7 @@ test_client_request_over_the_limit(void **state)
 	                        lm_client_request_size(c, "GetPosting", &req.base, 5000)};
 	lm_client_close(c);
 	assert_true(o.max_request_bytes > 0);
+	o.max_request_bytes += 19;
 	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_OK);
 	assert_int_equal(call(c, "job-2", 5000, &status, err, sizeof(err), &got), LM_OK);
 	assert_string_equal(got, "job-2");
