@@ -92,6 +92,9 @@ MAX_RESPONSE_BYTES = 64 << 20  # default receive limit of every socket
 #: (LUNAMATCH_MAX_REQUEST_BYTES), as in the C client. nng drops a larger
 #: message with its connection, so the caller would only see it lost.
 MAX_REQUEST_BYTES = 1 << 20
+#: The largest max_request_bytes: the largest limit lunamatch-match can be
+#: given (LM_CLIENT_MAX_REQUEST in the C client).
+MAX_REQUEST_BYTES_CEILING = 64 << 20
 #: The metadata entry naming the calling service, which the server's
 #: decision log records, and the server's limit on a metadata value.
 CALLER_KEY = "caller"
@@ -1085,7 +1088,8 @@ class ClientBase(Methods):
     max_request_bytes: the largest request sent (default 1 MiB,
     lunamatch-match's default limit; set it to the servers'
     LUNAMATCH_MAX_REQUEST_BYTES when that is raised): a call with a larger
-    one raises a local InvalidArgument before anything is sent.
+    one raises a local InvalidArgument before anything is sent; at most
+    64 MiB, the largest limit a server can be given.
     caller: the calling service's name (at most 1024 bytes in UTF-8), sent
     with every call as the "caller" metadata entry, which the server's
     decision log records; a call's own "caller" entry is sent instead.
@@ -1099,8 +1103,9 @@ class ClientBase(Methods):
                  caller: Optional[str] = None):
         if caller and len(caller.encode()) > MAX_METADATA_VALUE:
             raise ValueError("caller is over %d bytes" % MAX_METADATA_VALUE)
-        if max_request_bytes <= 0:
-            raise ValueError("max_request_bytes must be positive")
+        if not 0 < max_request_bytes <= MAX_REQUEST_BYTES_CEILING:
+            raise ValueError("max_request_bytes must be from 1 to %d"
+                             % MAX_REQUEST_BYTES_CEILING)
         if max_response_bytes < 0:
             raise ValueError("max_response_bytes must not be negative")
         self.timeout = checked_timeout(timeout)
