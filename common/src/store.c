@@ -1438,7 +1438,8 @@ lm_store_reader_remove(lm_store *s, const char *reader)
 	return exec_alone(s, op);
 }
 
-/* Adds this txn's counter deltas to the stored counters. */
+/* Adds this txn's counter deltas to the stored counters, and stores the
+ * recount of any damaged one. */
 static int
 flush_counters(lm_store_txn *t)
 {
@@ -1448,12 +1449,15 @@ flush_counters(lm_store_txn *t)
 			unsigned char b[8];
 			bool recounted = false;
 			int rc;
-			if (t->delta[ki][c] == 0)
-				continue;
 			const char *key = counter_keys[ki][c];
+			/* Every counter is read, so that the first write after a
+			 * counter was damaged stores its recount, whether or not it
+			 * changes it (else every stats call would recount it). */
 			if ((rc = txn_counter(t->s, t->txn, ki, c, &cur, &recounted)) !=
 			    LM_OK)
 				return rc;
+			if (t->delta[ki][c] == 0 && !recounted)
+				continue;
 			/* A recount already counts this txn's records. */
 			if (!recounted)
 				cur = (uint64_t) ((int64_t) cur + t->delta[ki][c]);
