@@ -29,6 +29,7 @@
  * at most SINGLE_REDIALS times (after a lost connection: once) and only if
  * it comes up within REDIAL_CONNECT_MS.
  */
+#include <assert.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -51,6 +52,9 @@
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
+
+static_assert(LM_CLIENT_MAX_REQUEST == LM_RPC_MAX_REQUEST_BYTES,
+    "a client sends what the largest server limit admits");
 
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 2000

@@ -21,6 +21,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/http.h"
 #include "lunamatch/kafka.h"
+#include "lunamatch/rpc.h"
 #include "lunamatch/textfile.h"
 
 #ifndef LM_SHARE_DIR
@@ -150,7 +151,7 @@ static const struct opt opts[] = {
     {"rpc-contexts", "LUNAMATCH_RPC_CONTEXTS", T_U32, OFF(rpc_contexts), "64", 1, 4096,
         LM_PROG_MATCH, "concurrent RPC contexts"},
     {"max-request-bytes", "LUNAMATCH_MAX_REQUEST_BYTES", T_U32, OFF(max_request_bytes),
-        "1048576", 1024, 64.0 * 1024 * 1024, LM_PROG_MATCH,
+        "1048576", 1024, (double) LM_RPC_MAX_REQUEST_BYTES, LM_PROG_MATCH,
         "largest accepted RPC message"},
     {"rpc-idle-timeout-ms", "LUNAMATCH_RPC_IDLE_TIMEOUT_MS", T_U32,
         OFF(rpc_idle_timeout_ms), "300000", 100, 86400000, LM_PROG_MATCH,

@@ -48,9 +48,6 @@ extern "C" {
 #define LM_RPC_DEFAULT_IDLE_TIMEOUT_MS          300000u   /* 5 minutes */
 #define LM_RPC_MAX_IDLE_TIMEOUT_MS              86400000u /* a day */
 #define LM_RPC_MAX_CONNECTION_AGE_MS            86400000u /* a day */
-/* Largest max_request_bytes: LUNAMATCH_MAX_REQUEST_BYTES's maximum, and the
- * largest request the C client sends (LM_CLIENT_MAX_REQUEST). */
-#define LM_RPC_MAX_REQUEST_BYTES ((size_t) 64 << 20)
 /*
  * nng's receive limit (NNG_OPT_RECVMAXSZ) is max_request_bytes plus this
  * much. A request over max_request_bytes but within the grace is answered

@@ -39,9 +39,13 @@ extern "C" {
 #define LM_RPC_MAX_MESSAGE        1024 /* RpcResponse.message; longer is cut */
 
 /* Defaults shared by the server and the client. */
-#define LM_RPC_DEFAULT_TIMEOUT_MS   5000u
-#define LM_RPC_MAX_TIMEOUT_MS       (10u * 60 * 1000) /* larger timeout_ms is capped */
-#define LM_RPC_DEFAULT_MAX_REQUEST  (4u * 1024 * 1024)
+#define LM_RPC_DEFAULT_TIMEOUT_MS  5000u
+#define LM_RPC_MAX_TIMEOUT_MS      (10u * 60 * 1000) /* larger timeout_ms is capped */
+#define LM_RPC_DEFAULT_MAX_REQUEST (4u * 1024 * 1024)
+/* Largest request limit a server takes (its max_request_bytes,
+ * LUNAMATCH_MAX_REQUEST_BYTES), and so the largest request a client sends
+ * (the public LM_CLIENT_MAX_REQUEST, asserted equal). */
+#define LM_RPC_MAX_REQUEST_BYTES    ((size_t) 64 << 20)
 #define LM_RPC_DEFAULT_MAX_RESPONSE (64u * 1024 * 1024)
 
 /* Largest PEM file (certificate, key or CA bundle) lm_rpc_tls_config reads. */
