@@ -408,7 +408,7 @@ register_metrics(struct daemon *d)
 	        g_follower_errors},
 	    {"lunamatch_follower_reloads",
 	        "snapshots loaded again since start because the change log was trimmed "
-	        "past the follower's position",
+	        "past the follower's position or held an entry that cannot be read",
 	        g_follower_reloads},
 	    {"lunamatch_rpc_probe_ok",
 	        "1 when the last self-probe of the RPC listener answered", g_probe_ok},
