@@ -2202,10 +2202,12 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		    "events and record context are required");
 		return LM_EINVAL;
 	}
-	if (o->session_ms != 0 && o->session_ms <= LM_OWNER_HEARTBEAT_MS) {
+	if (o->session_ms != 0 && (o->session_ms <= LM_OWNER_HEARTBEAT_MS ||
+	                              o->session_ms > LM_OWNER_SESSION_MS_MAX)) {
 		lm_error("owner.config",
-		    "the session timeout must exceed the %d ms heartbeat",
-		    LM_OWNER_HEARTBEAT_MS);
+		    "the session timeout must exceed the %d ms heartbeat and be at "
+		    "most %d ms",
+		    LM_OWNER_HEARTBEAT_MS, LM_OWNER_SESSION_MS_MAX);
 		return LM_EINVAL;
 	}
 	if ((ow = calloc(1, sizeof(*ow))) == NULL)

@@ -92,12 +92,13 @@ extern "C" {
  * batch waits, for the next batch; past it they are given back and read
  * again later. A batch keeps no message bytes. */
 #define LM_OWNER_HELD_BYTES_MAX (64u << 20)
-#define LM_OWNER_SESSION_MS     10000 /* a dead owner's partitions move after this */
-#define LM_OWNER_HEARTBEAT_MS   1000  /* the members' heartbeat; a session exceeds it */
-#define LM_OWNER_PROBE_MS       500   /* ingest's committed offsets asked this often */
-#define LM_OWNER_VIEW_PROBE_MS  20    /* the same, while waiting for the other side */
-#define LM_OWNER_PARTITIONS_MAX 128   /* partitions of either topic */
-#define LM_OWNER_WAIT_NOTE_MS   10000 /* a wait this long is logged (owner.wait) */
+#define LM_OWNER_SESSION_MS     10000   /* a dead owner's partitions move after this */
+#define LM_OWNER_HEARTBEAT_MS   1000    /* the members' heartbeat; a session exceeds it */
+#define LM_OWNER_SESSION_MS_MAX 3600000 /* librdkafka's session.timeout.ms maximum */
+#define LM_OWNER_PROBE_MS       500     /* ingest's committed offsets asked this often */
+#define LM_OWNER_VIEW_PROBE_MS  20      /* the same, while waiting for the other side */
+#define LM_OWNER_PARTITIONS_MAX 128     /* partitions of either topic */
+#define LM_OWNER_WAIT_NOTE_MS   10000   /* a wait this long is logged (owner.wait) */
 /* Pauses before a failed derivation is retried: the first, the longest. */
 #define LM_OWNER_RETRY_MIN_MS 100
 #define LM_OWNER_RETRY_MAX_MS 5000
@@ -116,7 +117,9 @@ typedef struct lm_owner_opts {
 	lm_metrics *metrics;         /* may be NULL; borrowed */
 	size_t held_bytes_max;       /* 0: LM_OWNER_HELD_BYTES_MAX */
 	/* 0: LM_OWNER_SESSION_MS; else more than LM_OWNER_HEARTBEAT_MS and
-	 * at most 3600000 (LM_EINVAL otherwise). Tests set it short (3000 or
+	 * at most LM_OWNER_SESSION_MS_MAX (LM_EINVAL otherwise; brokers also
+	 * refuse less than their group.min.session.timeout.ms, 6000 by
+	 * default). Tests set it short (3000 or
 	 * more): the mock cluster holds a rebalance after a member left or
 	 * joined for the session timeout less 1 s. */
 	unsigned session_ms;
