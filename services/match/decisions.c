@@ -68,8 +68,9 @@ struct lm_decisions {
 	bool started, stopping;
 	bool healthy;
 	int64_t retry_at; /* unhealthy: lm_clock_ms when readiness tries again */
-	/* The writer's last deferred sync failed: only a sync that works makes
-	 * the log healthy again (a removal does not; see remove_delivered). */
+	/* The writer's last deferred sync failed (guarded by mu): only a sync
+	 * that works makes the log healthy again (a removal does not; see
+	 * remove_delivered). */
 	bool sync_failing;
 	bool appended;    /* the writer appended since the sender's last look */
 	unsigned sync_ms; /* 0: every transaction synced; else the interval */
@@ -135,7 +136,6 @@ writer_main(void *arg)
 	/* The last sync failed: the writes since the one before are not on
 	 * disk for certain, so the log stays unhealthy and the sync is tried
 	 * again (every LM_DECISIONS_RETRY_MIN_MS at most) until one works. */
-	bool sync_failed = false;
 
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
@@ -165,14 +165,12 @@ writer_main(void *arg)
 			}
 			pthread_mutex_lock(&d->mu);
 			if (rc == LM_OK) {
-				if (sync_failed)
+				if (d->sync_failing)
 					d->healthy = true;
-				sync_failed = false;
 				d->sync_failing = false;
 				dirty = false;
 			} else {
 				set_unhealthy(d);
-				sync_failed = true;
 				d->sync_failing = true;
 				dirty = !stop;
 				sync_at = lm_clock_ms() +
@@ -208,7 +206,7 @@ writer_main(void *arg)
 		pthread_mutex_lock(&d->mu);
 		if (rc != LM_OK)
 			set_unhealthy(d);
-		else if (!sync_failed)
+		else if (!d->sync_failing)
 			d->healthy = true;
 		d->appended = d->appended || rc == LM_OK;
 		pthread_cond_signal(&d->send_cv);
