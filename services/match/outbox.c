@@ -38,6 +38,7 @@
 
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
+#include "lunamatch/hashmap.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
@@ -991,8 +992,19 @@ lm_outbox_pending_skip(
 		}
 		seen++;
 		if (k.mv_size != LM_OUTBOX_EVENT_ID_LEN) {
-			lm_error("outbox.corrupt", "pending key of %zu bytes skipped",
-			    k.mv_size);
+			/* Shown as an entry that does not decode, under an id no
+			 * event has, so that the caller counts and passes over it
+			 * as it does those. */
+			snprintf(id, sizeof(id), "%s%0*llx", LM_OUTBOX_BAD_KEY_PREFIX,
+			    LM_OUTBOX_EVENT_ID_LEN -
+			        (int) strlen(LM_OUTBOX_BAD_KEY_PREFIX),
+			    (unsigned long long) lm_hash_bytes(k.mv_data, k.mv_size));
+			if (skip != NULL && skip(arg, id))
+				continue;
+			lm_error("outbox.corrupt",
+			    "pending key of %zu bytes: shown as %s", k.mv_size, id);
+			if ((stop = fn(arg, id, NULL)) != 0)
+				break;
 			continue;
 		}
 		memcpy(id, k.mv_data, LM_OUTBOX_EVENT_ID_LEN);

@@ -40,6 +40,7 @@ extern "C" {
 /* Hard limits. */
 #define LM_OUTBOX_ID_MAX            128  /* bytes of a record id (as LM_RECORD_ID_MAX) */
 #define LM_OUTBOX_EVENT_ID_LEN      32   /* lower-case hex digits of an event id */
+#define LM_OUTBOX_BAD_KEY_PREFIX    "z"  /* of the id shown for a damaged key */
 #define LM_OUTBOX_MODEL_VERSION_MAX 64   /* bytes of a model version */
 #define LM_OUTBOX_SUMMARY_MAX       1024 /* bytes of a summary; longer ones are cut */
 #define LM_OUTBOX_ERROR_MAX         256  /* bytes of a stored last_error; cut */
@@ -203,7 +204,10 @@ int lm_outbox_get_pair(
  * Called by lm_outbox_pending for each pending entry, in event_id order.
  * event_id and entry are borrowed for the call (entry->event holds the
  * serialized MatchEvent); entry is NULL when the stored entry does not
- * decode (logged "outbox.corrupt"; it stays in the outbox). The callback
+ * decode (logged "outbox.corrupt"; it stays in the outbox), and for an
+ * entry stored under a key that is not an event id (disk damage), whose
+ * event_id is then LM_OUTBOX_BAD_KEY_PREFIX and hex digits of the key's
+ * hash: no event has such an id, and no other call finds it. The callback
  * runs inside a read transaction: it must not call other lm_outbox
  * functions. Return 0 to go on, anything else to stop.
  */
