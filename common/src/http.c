@@ -599,9 +599,11 @@ register_metrics(lm_http *h)
 		    "lunamatch_http_connections_refused_total",
 		    "ops HTTP connections closed by the server: at accept while "
 		    "max_connections were open (reason=\"full\") or its address had "
-		    "max_connections_per_peer (reason=\"per_peer\"), or when the "
-		    "request headers were not complete idle_timeout_s after the accept "
-		    "or the previous response (reason=\"header_timeout\")",
+		    "max_connections_per_peer (reason=\"per_peer\"), or when request "
+		    "headers that had begun were not complete idle_timeout_s after the "
+		    "accept or the previous response (reason=\"header_timeout\"; a "
+		    "connection that sent nothing is usually closed by the idle timeout "
+		    "first, uncounted)",
 		    labels);
 	}
 	for (int b = 0; b < BAD_COUNT; b++) {

@@ -24,8 +24,10 @@
  * LM_HTTP_CONN_MEMORY are refused; a new connection is closed at once while
  * max_connections are open or its address already has
  * max_connections_per_peer. lunamatch_http_connections_refused_total counts
- * the closes by the server, by reason ("full", "per_peer",
- * "header_timeout"); lunamatch_http_connections is the number open.
+ * these closes by the server, by reason ("full", "per_peer",
+ * "header_timeout"); a connection that sends nothing at all (a kept-alive
+ * one left idle included) is normally closed by the idle timeout first,
+ * which is not counted. lunamatch_http_connections is the number open.
  */
 #ifndef LUNAMATCH_HTTP_H
 #define LUNAMATCH_HTTP_H
