@@ -290,8 +290,9 @@ fill_features(const lm_model *m, const struct eval *ev, Explanation *e)
 		e->features[e->n_features++] = fc;
 		fc->value = ev->value[f];
 		fc->weight = m->weights[f];
-		/* The score is gate * (weighted mean, skills counted as 1). */
-		fc->contribution = (ev->wsum > 0 && m->weights[f] > 0)
+		/* The score is gate * (weighted mean, skills counted as 1); a
+		 * vetoed pair's is 0, and so is every share of it. */
+		fc->contribution = (ev->eligible && ev->wsum > 0 && m->weights[f] > 0)
 		                       ? ev->gate *
 		                             (f == LM_FEAT_SKILLS ? 1.0 : ev->value[f]) *
 		                             m->weights[f] / ev->wsum

@@ -132,15 +132,15 @@ lmf_fixed_id(bool posting, int i)
 	return posting ? F.postings[i].id : F.profiles[i].id;
 }
 
-/* An eligible match's feature values are in [0, 1] and their
- * contributions add up to its score (match.proto, FeatureContribution). */
+/* A match's feature values are in [0, 1] and their contributions add up
+ * to its score (match.proto, FeatureContribution), 0 for a vetoed one. */
 static void
 check_features(const ProtobufCMessage *resp, const Lunamatch__V1__Match *m)
 {
 	const Lunamatch__V1__Explanation *e = m->explanation;
 	double sum = 0;
 
-	if (e == NULL || e->n_features == 0 || e->n_vetoes > 0)
+	if (e == NULL || e->n_features == 0)
 		return;
 	for (size_t i = 0; i < e->n_features; i++) {
 		const Lunamatch__V1__FeatureContribution *f = e->features[i];

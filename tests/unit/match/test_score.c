@@ -775,6 +775,43 @@ test_weighted_mean(void **state)
 	prof_free(c);
 }
 
+/*
+ * A vetoed pair scores 0, and its contributions, each a share of that
+ * score, add up to it (match.proto, FeatureContribution): its features
+ * still show their values and weights, but none contributes.
+ */
+static void
+test_vetoed_contributions(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	lm_model m;
+	lm_score_env env;
+	Match *mt;
+	double sum = 0;
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	post_skill(p, "a", 1);
+	prof_skill(c, "a", 1);
+	p->posted_at = NOW - DAY;
+	p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_int_equal(mt->explanation->n_vetoes, 1);
+	assert_float_equal(mt->score, 0, 0);
+	assert_non_null(feature(mt, "skills"));
+	assert_float_equal(feature(mt, "skills")->value, 1, 0);
+	assert_float_equal(feature(mt, "skills")->weight, 0.35, 0);
+	assert_non_null(feature(mt, "freshness"));
+	for (size_t i = 0; i < mt->explanation->n_features; i++)
+		sum += mt->explanation->features[i]->contribution;
+	assert_float_equal(sum, mt->score, EPS);
+	match_free(mt);
+	post_free(p);
+	prof_free(c);
+}
+
 /* ---- vetoes -------------------------------------------------------------------- */
 
 /* Asserts that the pair is vetoed with exactly the given codes, in order,
@@ -1680,7 +1717,7 @@ static const struct pinned_score {
 };
 
 #define PINNED_SCORE_DIGEST   0x3bd6f1f31d4dcd81ULL
-#define PINNED_EXPLAIN_DIGEST 0x7e7a8961c43dad41ULL
+#define PINNED_EXPLAIN_DIGEST 0xa491c04cb1a59d03ULL
 #define PINNED_ELIGIBLE       201
 
 static size_t
@@ -3014,6 +3051,7 @@ main(void)
 	    cmocka_unit_test(test_freshness),
 	    cmocka_unit_test(test_semantic),
 	    cmocka_unit_test(test_weighted_mean),
+	    cmocka_unit_test(test_vetoed_contributions),
 	    cmocka_unit_test(test_vetoes),
 	    cmocka_unit_test(test_job_filters),
 	    cmocka_unit_test(test_countries_packed_or_not),
