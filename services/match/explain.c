@@ -168,11 +168,17 @@ struct skill_row {
 	bool have;
 };
 
+/* Required skills first: a preferred skill's importance is its share of
+ * the preferred ones, which fill only part of what the required leave
+ * (scoring.md), so it does not compare with a required skill's. Then by
+ * importance, descending, and by id. */
 static int
 cmp_skill_row(const void *a, const void *b)
 {
 	const struct skill_row *x = a, *y = b;
 
+	if (x->s->preferred != y->s->preferred)
+		return x->s->preferred ? 1 : -1;
 	if (x->importance != y->importance)
 		return x->importance > y->importance ? -1 : 1;
 	return strcmp(x->s->id, y->s->id);

@@ -2743,6 +2743,32 @@ test_preferred_skills(void **state)
 		    sm->importance, sm->preferred ? 1.0 / 9 : 1.0 / 7, EPS);
 	}
 	match_free(mt);
+	/* Required skills are listed before preferred ones, whose importance
+	 * is a share of another, lesser, part of the score: with two preferred
+	 * skills (a share of 1/2 each) the one required skill the candidate
+	 * lacks (1/7) is still what the summary names as missing, not a
+	 * nice-to-have, and SUMMARY keeps it among its few. */
+	{
+		JobPosting *two = post_new("two");
+		for (int i = 0; i < 7; i++) {
+			snprintf(id, sizeof(id), "r%d", i);
+			post_skill(two, id, 1);
+		}
+		post_skill(two, "q0", 1);
+		post_skill(two, "q1", 1);
+		two->skills[7]->preferred = two->skills[8]->preferred = true;
+		mt = explain(
+		    &env, c, two, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY);
+		assert_int_equal(mt->explanation->n_missing_skills, 3);
+		assert_string_equal(mt->explanation->missing_skills[0]->skill_id, "r6");
+		assert_string_equal(mt->explanation->missing_skills[1]->skill_id, "q0");
+		assert_string_equal(mt->explanation->missing_skills[2]->skill_id, "q1");
+		assert_float_equal(
+		    mt->explanation->missing_skills[1]->importance, 0.5, EPS);
+		assert_non_null(strstr(mt->explanation->summary, "missing R6"));
+		match_free(mt);
+		post_free(two);
+	}
 	/* A posting whose skills are all preferred treats them as required. */
 	for (size_t i = 0; i < short_p->n_skills; i++)
 		short_p->skills[i]->preferred = true;
