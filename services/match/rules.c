@@ -993,6 +993,10 @@ feat_salary(const struct pair *pr, struct eval *ev)
 	}
 }
 
+/* How the best pair of locations of two records meets, by name (worst
+ * first). */
+enum { PLACE_NONE, PLACE_COUNTRY, PLACE_CITY };
+
 static void
 feat_location(const struct pair *pr, struct eval *ev)
 {
@@ -1040,23 +1044,28 @@ feat_location(const struct pair *pr, struct eval *ev)
 			lm_textf(b, sizeof(b), "%s km from the nearest job location%s",
 			    lm_num_pair(d, km, 0).a, d <= km ? "" : ": needs relocation");
 	} else if (pp->has_country && cp->has_country) {
-		double best = 0;
-		/* best is a maximum: the order of the pairs does not matter. */
+		/* The best pair of locations: PLACE_CITY (same country and
+		 * city, or a side without a city) over PLACE_COUNTRY (another
+		 * city); a maximum, so the order of the pairs does not matter.
+		 * The case, not the value, names the detail: the credits may
+		 * equal each other or 1. */
+		int best = PLACE_NONE;
+		double v;
 		if (pp->locs_packed && cp->locs_packed) {
 			for (size_t i = 0; i < pp->n_locs; i++) {
 				const struct ploc *pl = &pp->locs[i];
 				for (size_t j = 0; j < cp->n_locs; j++) {
 					const struct ploc *cl = &cp->locs[j];
-					double v;
+					int k;
 					if (pl->country != cl->country)
 						continue;
-					v = (pl->city_h != 0 && cl->city_h != 0 &&
+					k = (pl->city_h != 0 && cl->city_h != 0 &&
 					        !lm_text_caseeq(pl->city, pl->city_h,
 					            cl->city, cl->city_h))
-					        ? m->params.location_country_credit
-					        : 1.0;
-					if (v > best)
-						best = v;
+					        ? PLACE_COUNTRY
+					        : PLACE_CITY;
+					if (k > best)
+						best = k;
 				}
 			}
 		} else if (pp->locs_packed) { /* without reading the record */
@@ -1067,16 +1076,16 @@ feat_location(const struct pair *pr, struct eval *ev)
 					continue;
 				for (size_t i = 0; i < pp->n_locs; i++) {
 					const struct ploc *pl = &pp->locs[i];
-					double v;
+					int k;
 					if (pl->country != cc)
 						continue;
-					v = (pl->city_h != 0 && cl->city != NULL &&
+					k = (pl->city_h != 0 && cl->city != NULL &&
 					        cl->city[0] != '\0' &&
 					        strcasecmp(pl->city, cl->city) != 0)
-					        ? m->params.location_country_credit
-					        : 1.0;
-					if (v > best)
-						best = v;
+					        ? PLACE_COUNTRY
+					        : PLACE_CITY;
+					if (k > best)
+						best = k;
 				}
 			}
 		} else
@@ -1086,30 +1095,35 @@ feat_location(const struct pair *pr, struct eval *ev)
 					continue;
 				for (size_t j = 0; j < cand_nlocs(cp); j++) {
 					struct cloc cl;
-					double v;
+					int k;
 					if (!cand_loc(cp, j, &cl) ||
 					    !lm_str_in(pl->country,
 					        (char *const *) &cl.country, 1))
 						continue;
-					v = (pl->city && pl->city[0] && cl.city &&
+					k = (pl->city && pl->city[0] && cl.city &&
 					        cl.city[0] &&
 					        strcasecmp(pl->city, cl.city) != 0)
-					        ? m->params.location_country_credit
-					        : 1.0;
-					if (v > best)
-						best = v;
+					        ? PLACE_COUNTRY
+					        : PLACE_CITY;
+					if (k > best)
+						best = k;
 				}
 			}
-		if (best == 0 && relocate)
-			best = m->params.relocate_credit;
-		sum += best;
+		v = best == PLACE_CITY      ? 1.0
+		    : best == PLACE_COUNTRY ? m->params.location_country_credit
+		                            : 0;
+		if (v == 0 && relocate) {
+			v = m->params.relocate_credit;
+			best = PLACE_NONE; /* what counts is moving */
+		}
+		sum += v;
 		parts++;
 		if (ev->detail)
 			lm_textf(b, sizeof(b), "%s",
-			    best == 1.0                                 ? "same place"
-			    : best == m->params.location_country_credit ? "same country"
-			    : best > 0 ? "needs relocation"
-			               : "no common country");
+			    best == PLACE_CITY      ? "same place"
+			    : best == PLACE_COUNTRY ? "same country"
+			    : relocate              ? "needs relocation"
+			                            : "no common country");
 	}
 	if (parts == 0)
 		return;

@@ -601,6 +601,53 @@ test_location(void **state)
 	prof_free(c);
 }
 
+/* The location detail of a pair compared by name, under model m. */
+static void
+expect_place(const lm_model *m, const Profile *c, const JobPosting *p, const char *want)
+{
+	lm_score_env env = env_of(m, NULL);
+	Match *mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	const Lunamatch__V1__FeatureContribution *fc = feature(mt, "location");
+
+	assert_non_null(fc);
+	if (strcmp(fc->detail, want) != 0)
+		fail_msg("location detail \"%s\", want \"%s\"", fc->detail, want);
+	match_free(mt);
+}
+
+/*
+ * The place detail says which case decided the value, whatever the credits
+ * of the model (any in [0, 1]): not the case whose credit happens to equal
+ * the value.
+ */
+static void
+test_location_detail(void **state)
+{
+	JobPosting *p = post_new("p");
+	Profile *c = prof_new("c");
+	lm_model m = only(LM_FEAT_LOCATION);
+
+	(void) state;
+	post_loc(p, "Berlin", "DE");
+	prof_loc(c, "Munich", "DE");
+	expect_place(&m, c, p, "same country");
+	set_str(&c->locations[0]->city, "Berlin");
+	expect_place(&m, c, p, "same place");
+	set_str(&c->locations[0]->country, "US");
+	c->willing_to_relocate = true;
+	expect_place(&m, c, p, "needs relocation");
+	/* Relocating earns as much as the same country. */
+	m.params.relocate_credit = m.params.location_country_credit;
+	expect_place(&m, c, p, "needs relocation");
+	/* Another city of the same country counts in full. */
+	m.params.location_country_credit = 1.0;
+	set_str(&c->locations[0]->country, "DE");
+	set_str(&c->locations[0]->city, "Munich");
+	expect_place(&m, c, p, "same country");
+	post_free(p);
+	prof_free(c);
+}
+
 static void
 test_education(void **state)
 {
@@ -3072,6 +3119,7 @@ main(void)
 	    cmocka_unit_test(test_seniority),
 	    cmocka_unit_test(test_salary),
 	    cmocka_unit_test(test_location),
+	    cmocka_unit_test(test_location_detail),
 	    cmocka_unit_test(test_education),
 	    cmocka_unit_test(test_career_goals),
 	    cmocka_unit_test(test_freshness),
