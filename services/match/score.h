@@ -45,7 +45,7 @@ extern "C" {
 #define LM_FILTER_ENTRY_MAX         LM_RECORD_ID_MAX /* bytes of one string of a filter list */
 #define LM_FILTER_TEXT_MAX          (64 * 1024) /* bytes of all filter strings of a request */
 #define LM_TITLE_TOKENS_MAX         32 /* tokens of a title used by career-goal fit */
-#define LM_TITLE_TOKEN_MAX          48 /* bytes of one token; longer ones are cut */
+#define LM_TITLE_TOKEN_MAX          48 /* bytes of one token and its NUL; longer ones are cut */
 #define LM_DESIRED_TITLES_MAX       32 /* desired titles of a profile that count */
 #define LM_EXPLAIN_SUMMARY_SKILLS   5  /* matched/missing skills at SUMMARY level */
 #define LM_EXPLAIN_IMPROVEMENTS_MAX 10 /* improvements at FULL level */
