@@ -762,3 +762,39 @@ def test_an_endpoint_that_goes_does_not_hold_the_calls_starting_on_it(peer_facto
                 go()
             c.close()
     assert not slow and not failed, (rounds, slow, failed[:3])
+
+
+def test_a_cancelled_call_is_cancelled_even_when_its_answer_is_in(peer_factory):
+    """A task cancelled while its call's answer is in but not yet taken
+    (nng has completed the receive, the event loop has not yet run that
+    completion) ends cancelled: the cancellation is not swallowed, so an
+    asyncio.timeout or TaskGroup around the call still takes effect."""
+    asked, go = threading.Event(), threading.Event()
+
+    def reply(req):
+        asked.set()
+        go.wait(10)
+        return ok(req, match_pb2.HealthCheckResponse(status=1))
+
+    p = peer_factory(reply)
+
+    async def main():
+        async with lunamatch.AsyncClient(p.url, timeout=5.0) as c:
+            while not c.connected():
+                await asyncio.sleep(0.01)
+            task = asyncio.ensure_future(c.check())
+            while not asked.is_set():
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.1)  # the call waits for its answer
+            # The loop is held while the answer arrives and its completion
+            # is queued; the cancellation comes before the loop runs it.
+            go.set()
+            time.sleep(0.3)
+            assert task.cancel()
+            try:
+                out = await task
+            except asyncio.CancelledError:
+                return "cancelled"
+            return out
+
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == "cancelled"

@@ -6,6 +6,7 @@ the typed request builders of every method, the envelope, the endpoint pool
 of one call: which endpoint to try, its deadline, when to retry elsewhere.
 The two clients only differ in how they wait; see client.py and aio.py.
 """
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -21,7 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import pynng
 from pynng import ffi, lib
-from pynng._aio import AIOHelper, _aio_map
+from pynng._aio import _aio_map
 from pynng.exceptions import check_err
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
@@ -421,29 +422,36 @@ class Flight:
         check_err(lib.nng_aio_result(a.aio))
 
     async def asend(self, data: bytes, ms: int, since: int) -> None:
-        with AIOHelper(self.ctx, "asyncio") as h:
-            try:
-                check_err(lib.nng_aio_set_msg(h.aio, _new_msg(data)))
-                await self._arun(h, lib.nng_ctx_send, ms, since)
-            finally:
-                _free_unsent(h.aio)
+        a = _AsyncAio()
+        try:
+            check_err(lib.nng_aio_set_msg(a.aio, _new_msg(data)))
+            await self._arun(a, lib.nng_ctx_send, ms, since)
+        finally:
+            _free_unsent(a.aio)
+            a.free()
 
     async def arecv(self, ms: int) -> pynng.Message:
-        with AIOHelper(self.ctx, "asyncio") as h:
-            await self._arun(h, lib.nng_ctx_recv, ms, self.pool.losses(self.j))
-            return pynng.Message(lib.nng_aio_get_msg(h.aio))
+        a = _AsyncAio()
+        try:
+            await self._arun(a, lib.nng_ctx_recv, ms, self.pool.losses(self.j))
+            msg = lib.nng_aio_get_msg(a.aio)
+            lib.nng_aio_set_msg(a.aio, ffi.NULL)
+            return pynng.Message(msg)
+        finally:
+            # An answer received by a call cancelled meanwhile is freed here.
+            _free_unsent(a.aio)
+            a.free()
 
-    async def _arun(self, h: AIOHelper, op, ms: int, since: int) -> None:
-        """_run for the asyncio client: op on h's aio, open to aborts only
+    async def _arun(self, a: "_AsyncAio", op, ms: int, since: int) -> None:
+        """_run for the asyncio client: op on a's aio, open to aborts only
         once op has returned (an abort that lands before is lost, and the
         operation waits out its limit); a connection that went since
-        aborts it then. Awaiting h.awaitable waits for the completion
-        callback and raises as AIOHelper does (CancelledError when the
-        task was cancelled)."""
-        lib.nng_aio_set_timeout(h.aio, ms)
-        op(self.ctx.context, h.aio)
-        with self.pool.flying(self.j, h.aio, since):
-            await h.awaitable
+        aborts it then. Raises as _run does, or CancelledError when the
+        task was cancelled (see _AsyncAio.wait)."""
+        lib.nng_aio_set_timeout(a.aio, ms)
+        op(self.ctx.context, a.aio)
+        with self.pool.flying(self.j, a.aio, since):
+            await a.wait()
 
 
 class _Aio:
@@ -460,8 +468,11 @@ class _Aio:
 
     def __init__(self):
         self.done = threading.Event()
+        self._alloc(self.done.set)
+
+    def _alloc(self, cb: Callable[[], None]) -> None:
         # Kept here, so that its id, the key in pynng's map, stays ours.
-        self._cb = self.done.set
+        self._cb = cb
         _aio_map[id(self._cb)] = self._cb
         p = ffi.new("nng_aio **")
         err = lib.nng_aio_alloc(p, lib._async_complete, ffi.cast("void *", id(self._cb)))
@@ -476,6 +487,49 @@ class _Aio:
         lib.nng_aio_free(self.aio)
         if _aio_map.get(id(self._cb)) is self._cb:
             _aio_map.pop(id(self._cb), None)
+
+
+class _AsyncAio(_Aio):
+    """An nng aio of the asyncio client, whose completion resolves a
+    future of the running event loop; wait() awaits it. Not pynng's
+    AIOHelper, which on a cancellation returns normally when the operation
+    had completed before its abort landed (an answer in but not yet taken,
+    a request just handed to a connection): the task's cancellation was
+    swallowed, and the call went on as if never cancelled."""
+
+    def __init__(self):
+        loop = asyncio.get_running_loop()
+        fut = self.fut = loop.create_future()
+
+        def completed():
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:  # the loop is closed: nobody waits
+                pass
+
+        self._alloc(completed)
+
+    async def wait(self) -> None:
+        """Waits for the operation to complete and raises its error. A
+        cancellation of the task aborts the operation and, once nng has
+        completed it (whatever its result), raises CancelledError."""
+        cancelled = None
+        while True:
+            try:
+                await asyncio.shield(self.fut)
+                break
+            except asyncio.CancelledError as e:
+                if cancelled is None:
+                    lib.nng_aio_cancel(self.aio)
+                cancelled = e
+        if cancelled is not None:
+            raise cancelled
+        check_err(lib.nng_aio_result(self.aio))
+
+
+def _resolve(fut) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _new_msg(data: bytes):
