@@ -203,6 +203,17 @@ parse_params(json_t *p, lm_model *m, const char *name, char *err, size_t errlen)
 		}
 		*(double *) (void *) ((char *) &m->params + pp->off) = d;
 	}
+	/* Each in range is not enough: a candidate who must move would
+	 * outscore one in another city of the job's country, and the score
+	 * would rise just past commute_km. */
+	if (m->params.relocate_credit > m->params.location_country_credit) {
+		snprintf(err, errlen,
+		    "%s: params.relocate_credit (%g) is above "
+		    "params.location_country_credit (%g): a move would score above "
+		    "another city of the job's country",
+		    name, m->params.relocate_credit, m->params.location_country_credit);
+		return LM_ESCHEMA;
+	}
 	return LM_OK;
 }
 

@@ -162,6 +162,16 @@ test_errors(void **state)
 	expect_error("{\"model_version\":\"v\",\"weights\":{\"skills\":1},"
 	             "\"params\":{\"relocate_credit\":1.5}}",
 	    LM_ESCHEMA, "params.relocate_credit");
+	/* Location credits must not rank a move abroad above another city of
+	 * the job's country (the defaults are 0.7 and 0.4). */
+	expect_error("{\"model_version\":\"v\",\"weights\":{\"skills\":1},"
+	             "\"params\":{\"relocate_credit\":0.8}}",
+	    LM_ESCHEMA,
+	    "params.relocate_credit (0.8) is above "
+	    "params.location_country_credit (0.7)");
+	expect_error("{\"model_version\":\"v\",\"weights\":{\"skills\":1},"
+	             "\"params\":{\"location_country_credit\":0.3}}",
+	    LM_ESCHEMA, "params.relocate_credit (0.4) is above");
 	expect_error("{\"model_version\":\"v\",\"weights\":{\"skills\":1,\"skills\":2}}",
 	    LM_EPARSE, "duplicate");
 	expect_error("{\"model_version\":\"v\",", LM_EPARSE, "bad.json:1:");
