@@ -693,9 +693,15 @@ lm_inverted_reshare_swap(lm_inverted *iv, lm_inverted *aside)
 {
 	if (aside->nparts != iv->nparts)
 		return LM_EINVAL;
-	for (uint32_t p = 0; p < iv->nparts; p++)
-		if (aside->parts[p].nterms != iv->parts[p].nterms)
+	for (uint32_t p = 0; p < iv->nparts; p++) {
+		const struct part *pt = &iv->parts[p], *ap = &aside->parts[p];
+		if (ap->nterms != pt->nterms)
 			return LM_EINVAL;
+		/* A list made since, for a term the table had room for. */
+		for (uint32_t t = 0; t < pt->nterms; t++)
+			if ((pt->terms[t] == NULL) != (ap->terms[t] == NULL))
+				return LM_EINVAL;
+	}
 	for (uint32_t p = 0; p < iv->nparts; p++) {
 		struct part *pt = &iv->parts[p], *ap = &aside->parts[p];
 		for (uint32_t t = 0; t < pt->nterms; t++) {

@@ -353,6 +353,40 @@ test_after_definition(void **state)
 	check_after(terms, shares, 256);
 }
 
+static float
+half_share(void *arg, uint32_t doc, uint32_t term, float *after)
+{
+	(void) arg, (void) doc, (void) term;
+	*after = 0;
+	return 0.5f;
+}
+
+/* A swap of lists built aside before a partition gained a list is refused
+ * (the contract of lm_inverted_reshare_swap), also when the new term fits
+ * the partition's table of terms as it was: the new list stays. */
+static void
+test_swap_refuses_gained_list(void **state)
+{
+	const uint32_t t1 = 1, t2 = 2;
+	const float sh = 0.25f, af = 0;
+	lm_inverted *iv = NULL, *aside = NULL;
+	lm_inverted_view tv[LM_INVERTED_TIERS];
+	uint32_t n = 0;
+
+	(void) state;
+	assert_int_equal(lm_inverted_new(1, true, &iv), LM_OK);
+	assert_int_equal(lm_inverted_add(iv, 0, 7, &t1, &sh, &af, 1, false), LM_OK);
+	assert_int_equal(lm_inverted_reshare_aside(iv, half_share, NULL, &aside), LM_OK);
+	assert_int_equal(lm_inverted_add(iv, 0, 8, &t2, &sh, &af, 1, false), LM_OK);
+	assert_int_equal(lm_inverted_reshare_swap(iv, aside), LM_EINVAL);
+	assert_true(lm_inverted_list(iv, 0, t2, tv));
+	for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++)
+		n += tv[j].n;
+	assert_int_equal(n, 1);
+	lm_inverted_free(aside);
+	lm_inverted_free(iv);
+}
+
 int
 main(void)
 {
@@ -361,6 +395,7 @@ main(void)
 	    cmocka_unit_test(test_lists_shares),
 	    cmocka_unit_test(test_prefix_bounds),
 	    cmocka_unit_test(test_after_definition),
+	    cmocka_unit_test(test_swap_refuses_gained_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
