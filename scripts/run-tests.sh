@@ -16,11 +16,24 @@ build=${BUILD:-build}
 asan=${ASAN_BUILD:-build-asan}
 status=0
 
+# The real broker runs detached (setsid) from the ctest fixture that starts
+# it, and only the fixture's cleanup stops it: a run interrupted meanwhile
+# leaves it running, holding the test port, with its state directory (pid
+# file included) under the build directory. Stop it before that directory
+# is removed, and stop this run's broker however the run ends.
+stop_broker() {
+	local dir
+	dir=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
+	[ -z "$dir" ] || scripts/kafka.sh stop --dir "$dir/kafka" >/dev/null 2>&1 || true
+}
+trap stop_broker EXIT
+
 scripts/install-deps.sh
 # The real broker's jars, fetched once into the cache (idempotent).
 scripts/kafka.sh fetch
 
 echo "== release build (warnings are errors)"
+stop_broker
 rm -rf "$build"
 cmake -S . -B "$build" -G Ninja -DLUNAMATCH_WERROR=ON ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j "$jobs"
