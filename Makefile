@@ -14,17 +14,20 @@ all: build
 deps:
 	@scripts/install-deps.sh
 
-$(BUILD)/CMakeCache.txt:
+# A build directory is configured once: build.ninja is written only by a
+# configure that succeeded (a failed one, e.g. before the dependencies were
+# installed, leaves CMakeCache.txt behind and is run again).
+$(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja -DLUNAMATCH_WERROR=ON $(CMAKE_ARGS)
 
-build: $(BUILD)/CMakeCache.txt
+build: $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
-$(ASAN_BUILD)/CMakeCache.txt:
+$(ASAN_BUILD)/build.ninja:
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DLUNAMATCH_WERROR=ON -DLUNAMATCH_SANITIZE=address,undefined $(CMAKE_ARGS)
 
-build-asan: $(ASAN_BUILD)/CMakeCache.txt
+build-asan: $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 # The whole suite: dependencies, a clean build, every test; then the
@@ -49,7 +52,7 @@ clean:
 
 # Benchmarks: speed and memory of the hot paths; results go to bench/results/
 # (see bench/README.md). BENCH_ARGS picks some: make bench BENCH_ARGS=index
-bench: $(BUILD)/CMakeCache.txt
+bench: $(BUILD)/build.ninja
 	BUILD=$(BUILD) bench/run.sh $(BENCH_ARGS)
 
 # Fuzzing with libFuzzer (clang, installed by `scripts/install-deps.sh fuzz`):

@@ -5,10 +5,11 @@
 #                               (make bench; default: index, store, codec)
 #
 # Builds the benchmark programs in $BUILD (default build; configured with
-# -DLUNAMATCH_WERROR=ON if it does not exist yet), then runs each one. Every
-# benchmark writes <name>.json (machine, parameters, numbers) and <name>.txt
-# (the same as a table) to $BENCH_OUT. A full run takes about 1.5 minutes on
-# two cores. Sizes can be changed through the environment:
+# -DLUNAMATCH_WERROR=ON unless it was configured successfully before), then
+# runs each one. Every benchmark writes <name>.json (machine, parameters,
+# numbers) and <name>.txt (the same as a table) to $BENCH_OUT. A full run
+# takes about 1.5 minutes on two cores. Sizes can be changed through the
+# environment:
 #
 #   BENCH_OUT            results directory (bench/results)
 #   BENCH_SEED           data seed (1)
@@ -54,12 +55,12 @@ which=("$@")
 for w in "${which[@]}"; do
 	case "$w" in
 	index | store | codec | data | server | ingest | events) ;;
-	-h | --help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown benchmark $w (index, store, codec, data, server, ingest, events)" >&2; exit 2 ;;
 	esac
 done
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
+if [ ! -f "$build/build.ninja" ]; then
 	cmake -S . -B "$build" -G Ninja -DLUNAMATCH_WERROR=ON
 fi
 cmake --build "$build" --target bench_index bench_store bench_codec bench_data bench_ingest \

@@ -29,7 +29,7 @@ all=(ingest pb json match rpc)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
+if [ ! -f "$build/build.ninja" ]; then
 	cc=${CC:-}
 	if [ -z "$cc" ]; then
 		cc=$(command -v clang || command -v clang-14 || true)
