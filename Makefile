@@ -38,7 +38,9 @@ test: deps
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
 
-demo: deps build
+# The build comes after the dependencies even under make -j.
+demo: deps
+	@$(MAKE) --no-print-directory build
 	@scripts/demo.sh $(DEMO_ARGS)
 
 install: build
