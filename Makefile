@@ -47,7 +47,7 @@ install: build
 	cmake --install $(BUILD)
 
 format:
-	find common services tools tests bench -name '*.[ch]' | xargs clang-format -i
+	find common services tools tests bench clients -name '*.[ch]' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-tsan $(FUZZ_BUILD)
