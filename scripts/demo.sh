@@ -51,6 +51,15 @@ stop_all() {
 		kill -KILL "${pids[$i]}" 2>/dev/null || true
 		wait "${pids[$i]}" 2>/dev/null || true
 	done
+	# The logs go with the run directory: a failed demo shows their ends
+	# first, which say why (a port in use, a broker that lost messages).
+	if [ $rc -ne 0 ] && [ $rc -ne 130 ]; then
+		for f in "$run"/*.log; do
+			[ -s "$f" ] || continue
+			echo "demo: the last lines of ${f##*/}:" >&2
+			tail -n 20 "$f" >&2
+		done
+	fi
 	rm -rf "$run"
 	exit $rc
 }
