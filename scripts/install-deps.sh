@@ -34,5 +34,15 @@ if [ "$(id -u)" -ne 0 ]; then
 	sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A fresh machine often runs its own apt (the daily update, unattended
+# upgrades) right after boot: wait for its locks instead of failing at once.
+# apt-get install waits for the dpkg lock itself; apt-get update does not
+# wait for the package lists' lock, so it is tried again, for as long.
+lock=(-o DPkg::Lock::Timeout=600)
+for try in $(seq 60); do
+	$sudo apt-get "${lock[@]}" update -qq && break
+	[ "$try" -lt 60 ] || exit 1
+	echo "install-deps: apt-get update failed (another apt may hold its lock); again in 10 s" >&2
+	sleep 10
+done
+$sudo apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
