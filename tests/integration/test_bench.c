@@ -276,10 +276,17 @@ test_loadgen_usage(void **state)
 	    lmt_bin("lunamatch-loadgen"), "--data-dir", dir, "--postings", "-1", NULL};
 	const char *batch[] = {
 	    lmt_bin("lunamatch-loadgen"), "--data-dir", dir, "--batch", "0", NULL};
+	const char *help[] = {lmt_bin("lunamatch-loadgen"), "--help", NULL};
 	lmt_run_result r;
 
 	(void) state;
 	snprintf(dir, sizeof(dir), "%s/usage", G.dir);
+	/* The help shows the ids as test_loadgen finds them in the store. */
+	r = run(help);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "gen-p000000000"));
+	assert_non_null(strstr(r.out, "gen-c000000000"));
+	lmt_run_result_free(&r);
 	/* The map for 40005000 records exceeds the 64 GiB limit: the message
 	 * names the limit and the largest load that fits. */
 	r = run(big);
@@ -673,5 +680,8 @@ main(void)
 	    cmocka_unit_test(test_bench_server_down),
 	    cmocka_unit_test(test_bench_usage),
 	};
+	/* LMT_TEST_FILTER=test_loadgen* runs some tests (a cmocka glob). */
+	if (getenv("LMT_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
