@@ -13,6 +13,8 @@ cd "$(dirname "$0")/../.."
 
 build=${1:-build}
 shift || true
+# Absolute (BUILD may be either), as the test run below starts elsewhere.
+case $build in /*) ;; *) build=$PWD/$build ;; esac
 venv="$build/pyenv"
 pip=("$venv/bin/python" -m pip -q --disable-pip-version-check)
 
@@ -29,6 +31,6 @@ with open("clients/python/pyproject.toml", "rb") as f:
 # Each test is bounded (pyproject.toml: timeout); the whole run too, for a
 # hang outside any test (at interpreter exit).
 cd clients/python
-LUNAMATCH_BIN="$(cd "../../$build/bin" && pwd)" \
-	exec timeout --kill-after=30 1200 "../../$venv/bin/python" -m pytest \
+LUNAMATCH_BIN="$build/bin" \
+	exec timeout --kill-after=30 1200 "$venv/bin/python" -m pytest \
 	-p no:cacheprovider -q -rfEs "$@"
