@@ -72,7 +72,8 @@ if ! loaded "$LUNAMATCH_DATA_DIR"; then
 	mv "$tmp" "$LUNAMATCH_DATA_DIR"
 fi
 vg=
-trap '[ -z "$vg" ] || kill -9 $vg 2>/dev/null || true' EXIT
+stop_vg() { [ -z "$vg" ] || kill -9 $vg 2>/dev/null || true; }
+trap stop_vg EXIT
 
 # measure BUILD TAG: runs the calls against BUILD's match; leaves the
 # callgrind dump in $dir/$TAG.out and prints the instructions per call.
@@ -90,8 +91,13 @@ measure() {
 		LUNAMATCH_BROKERS=127.0.0.1:$(free_port) \
 		valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
 		--toggle-collect=work --callgrind-out-file="$raw" \
-		"$bin/lunamatch-match" 2>"$dir/$tag.log" &
+		"$bin/lunamatch-match" >/dev/null 2>"$dir/$tag.log" &
 	vg=$!
+	# measure runs in a command substitution, a subshell: vg is set only
+	# here, so the subshell stops the server itself when it ends early
+	# (Ctrl-C included; a background job ignores SIGINT). Its stdout is not
+	# the substitution's pipe, which would keep the caller waiting on it.
+	trap stop_vg EXIT
 	for _ in $(seq 1 1200); do
 		curl -sf "http://$http/readyz" >/dev/null && break
 		kill -0 $vg 2>/dev/null || { echo "callgrind-server: match exited (log $dir/$tag.log)" >&2; exit 1; }
