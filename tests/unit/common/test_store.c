@@ -1946,6 +1946,26 @@ test_damaged_value_logged_once(void **state)
 	free(dir);
 }
 
+/* A new handle on the store in dir reads postings and tombstones from
+ * its counters as stored: nothing to recount, nothing logged. */
+static void
+expect_counters_stored(const char *dir, uint64_t postings, uint64_t tombstones)
+{
+	lm_store *s = open_store(dir, 0, 0);
+	struct lm_store_stats st;
+	lmt_capture cap;
+	char *log;
+
+	lmt_stderr_begin(&cap);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(count_of(log, "store.corrupt"), 0);
+	free(log);
+	assert_int_equal(st.postings, postings);
+	assert_int_equal(st.tombstones, tombstones);
+	lm_store_close(s);
+}
+
 /*
  * A live or tombstone counter in `meta` that is not 8 bytes long (a
  * foreign writer, a disk fault) failed every commit that changed it with
@@ -1997,15 +2017,7 @@ test_damaged_counter(void **state)
 	/* That write stored both recounts, also the tombstone counter's, which
 	 * it did not change: a new handle finds nothing to recount (stats would
 	 * otherwise scan every record at each call until a deletion). */
-	s = open_store(dir, 0, 0);
-	lmt_stderr_begin(&cap);
-	assert_int_equal(lm_store_stats(s, &st), LM_OK);
-	log = lmt_stderr_end(&cap);
-	assert_int_equal(count_of(log, "store.corrupt"), 0);
-	free(log);
-	assert_int_equal(st.postings, 3);
-	assert_int_equal(st.tombstones, 1);
-	lm_store_close(s);
+	expect_counters_stored(dir, 3, 1);
 
 	/* The tombstone counter alone: a trim that removes the tombstone. */
 	lmt_store_poke(dir, "meta", "store.tomb.posting", 18, "", 0);
@@ -2017,15 +2029,7 @@ test_damaged_counter(void **state)
 	assert_int_equal(st.postings, 3);
 	lm_store_close(s);
 	/* Stored exact: a handle that never recounts reads the same. */
-	s = open_store(dir, 0, 0);
-	lmt_stderr_begin(&cap);
-	assert_int_equal(lm_store_stats(s, &st), LM_OK);
-	log = lmt_stderr_end(&cap);
-	assert_int_equal(count_of(log, "store.corrupt"), 0);
-	free(log);
-	assert_int_equal(st.postings, 3);
-	assert_int_equal(st.tombstones, 0);
-	lm_store_close(s);
+	expect_counters_stored(dir, 3, 0);
 	lmt_rmtree(dir);
 	free(dir);
 }
