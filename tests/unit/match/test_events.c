@@ -1724,6 +1724,50 @@ test_restart(void **state)
 	lm_events_free(ev);
 }
 
+/* How corrupt_pending damages the first pending entry. */
+enum damage {
+	DAMAGE_EVENT, /* its MatchEvent does not decode */
+	DAMAGE_ENTRY, /* the whole entry does not decode */
+	DAMAGE_KEY,   /* it is stored under a key that is not an event id */
+};
+
+static size_t count_lines_with(const char *text, const char *what);
+
+/* Moves the first pending entry of the outbox in dir (no process holds it
+ * open) under a key one byte short of an event id, as disk damage could. */
+static void
+shorten_first_pending_key(const char *dir)
+{
+	char path[4096], key[LM_OUTBOX_EVENT_ID_LEN];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_val k, v;
+
+	snprintf(path, sizeof(path), "%s/outbox", dir);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, (size_t) 1 << 30), 0);
+	assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "pending", 0, &dbi), 0);
+	assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+	assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+	assert_int_equal(k.mv_size, LM_OUTBOX_EVENT_ID_LEN);
+	memcpy(key, k.mv_data, sizeof(key));
+	uint8_t *val = malloc(v.mv_size);
+	assert_non_null(val);
+	memcpy(val, v.mv_data, v.mv_size);
+	MDB_val nk = {sizeof(key) - 1, key}, nv = {v.mv_size, val};
+	assert_int_equal(mdb_cursor_del(cur, 0), 0);
+	mdb_cursor_close(cur);
+	assert_int_equal(mdb_put(txn, dbi, &nk, &nv, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	free(val);
+}
+
 /* Replaces the event bytes of the first pending entry of the outbox in dir
  * (no process holds it open), or the whole entry, with bytes that do not
  * decode; returns its id in id. */
@@ -1777,12 +1821,13 @@ corrupt_total(void)
  * (true) does not decode: the other is delivered; the damaged one is
  * reported and counted once over several scans, and stays pending. */
 static void
-corrupt_pending(bool whole)
+corrupt_pending(enum damage how)
 {
 	lm_event_change ch[1];
 	struct topic_read r;
 	lm_events *ev;
-	char bad[128];
+	lmt_capture cap;
+	char bad[128], *log;
 	double min, before;
 
 	put_posting("job-1", 1, STRONG, 5, false);
@@ -1797,21 +1842,30 @@ corrupt_pending(bool whole)
 	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
 	assert_int_equal(counts(ev).pending, 2);
 	lm_events_free(ev);
-	damage_first_pending(tmp, whole, bad, sizeof(bad));
+	if (how == DAMAGE_KEY)
+		shorten_first_pending_key(tmp);
+	else
+		damage_first_pending(tmp, how == DAMAGE_ENTRY, bad, sizeof(bad));
 
 	/* The other is delivered; the damaged one is reported once over
 	 * several scans and stays pending. */
 	before = corrupt_total();
+	lmt_stderr_begin(&cap);
 	ev = new_events(tmp, min, 50, 0);
 	assert_int_equal(lm_events_start(ev), LM_OK);
 	for (int waited = 0; waited < 20000 && counts(ev).delivered_total < 1;
 	     waited += 50)
 		sleep_ms(50);
-	assert_int_equal(counts(ev).delivered_total, 1);
 	sleep_ms(3 * 1000 + 500); /* three more scans */
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(counts(ev).delivered_total, 1);
 	assert_true(corrupt_total() == before + 1);
 	assert_int_equal(counts(ev).pending, 1);
-	if (!whole) {
+	assert_int_equal(count_lines_with(log, "\"event\":\"events.corrupt\""), 1);
+	if (how == DAMAGE_KEY)
+		assert_int_equal(count_lines_with(log, "pending key of 31 bytes"), 1);
+	free(log);
+	if (how == DAMAGE_EVENT) {
 		Lunamatch__V1__OutboxEntry *left = NULL;
 		assert_int_equal(
 		    lm_outbox_get_entry(lm_events_outbox(ev), bad, &left), LM_OK);
@@ -1827,7 +1881,7 @@ static void
 test_corrupt_pending(void **state)
 {
 	(void) state;
-	corrupt_pending(false);
+	corrupt_pending(DAMAGE_EVENT);
 }
 
 /* Before, an entry that did not decode at all was logged at every scan
@@ -1836,7 +1890,7 @@ static void
 test_corrupt_pending_entry(void **state)
 {
 	(void) state;
-	corrupt_pending(true);
+	corrupt_pending(DAMAGE_ENTRY);
 }
 
 /* Adds n pending entries that do not decode to the outbox in dir (no
@@ -1939,83 +1993,13 @@ test_damaged_pending_ahead(void **state)
 	free(log);
 }
 
-/* Moves the first pending entry of the outbox in dir (no process holds it
- * open) under a key one byte short of an event id, as disk damage could. */
-static void
-shorten_first_pending_key(const char *dir)
-{
-	char path[4096], key[LM_OUTBOX_EVENT_ID_LEN];
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_cursor *cur;
-	MDB_val k, v;
-
-	snprintf(path, sizeof(path), "%s/outbox", dir);
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-	assert_int_equal(mdb_env_set_mapsize(env, (size_t) 1 << 30), 0);
-	assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "pending", 0, &dbi), 0);
-	assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
-	assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
-	assert_int_equal(k.mv_size, LM_OUTBOX_EVENT_ID_LEN);
-	memcpy(key, k.mv_data, sizeof(key));
-	uint8_t *val = malloc(v.mv_size);
-	assert_non_null(val);
-	memcpy(val, v.mv_data, v.mv_size);
-	MDB_val nk = {sizeof(key) - 1, key}, nv = {v.mv_size, val};
-	assert_int_equal(mdb_cursor_del(cur, 0), 0);
-	mdb_cursor_close(cur);
-	assert_int_equal(mdb_put(txn, dbi, &nk, &nv, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-	free(val);
-}
-
-/* A pending entry under a key that is not an event id: the other event
- * is delivered; the damaged one is reported and counted once over
- * several scans, and stays pending. Before, it was logged at every scan
- * (once a second, for good) and never counted. */
+/* A pending entry under a key that is not an event id. Before, it was
+ * logged at every scan (once a second, for good) and never counted. */
 static void
 test_corrupt_pending_key(void **state)
 {
-	lm_event_change ch[1];
-	lmt_capture cap;
-	lm_events *ev;
-	char *log;
-	double min, before;
 	(void) state;
-
-	put_posting("job-1", 1, STRONG, 5, false);
-	put_profile("cand-1", 1, STRONG, 5, 6);
-	put_profile("cand-2", 1, STRONG, 5, 6);
-	put_profile("cand-weak", 1, WEAK, 1, 1);
-	min = threshold("cand-1", "cand-weak", "job-1");
-	ev = new_events(tmp, min, 50, 0);
-	ch[0] = change(1, true, "job-1", true, false);
-	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
-	assert_int_equal(counts(ev).pending, 2);
-	lm_events_free(ev);
-	shorten_first_pending_key(tmp);
-
-	before = corrupt_total();
-	lmt_stderr_begin(&cap);
-	ev = new_events(tmp, min, 50, 0);
-	assert_int_equal(lm_events_start(ev), LM_OK);
-	for (int waited = 0; waited < 20000 && counts(ev).delivered_total < 1;
-	     waited += 50)
-		sleep_ms(50);
-	sleep_ms(3 * 1000 + 500); /* three more scans */
-	lm_events_free(ev);
-	log = lmt_stderr_end(&cap);
-	assert_true(corrupt_total() == before + 1);
-	assert_int_equal(count_lines_with(log, "pending key of 31 bytes"), 1);
-	free(log);
-	ev = new_events(tmp, min, 50, 0);
-	assert_int_equal(counts(ev).delivered_total, 1);
-	lm_events_free(ev);
+	corrupt_pending(DAMAGE_KEY);
 }
 
 int
