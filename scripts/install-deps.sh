@@ -28,21 +28,22 @@ done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "install-deps: installing ${missing[*]}" >&2
-sudo=""
+# apt-get runs without questions (no standard input in CI). sudo resets
+# the environment, so the setting is passed through env on its command line.
+as_root=(env DEBIAN_FRONTEND=noninteractive)
 if [ "$(id -u)" -ne 0 ]; then
 	command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
-	sudo="sudo"
+	as_root=(sudo "${as_root[@]}")
 fi
-export DEBIAN_FRONTEND=noninteractive
 # A fresh machine often runs its own apt (the daily update, unattended
 # upgrades) right after boot: wait for its locks instead of failing at once.
 # apt-get install waits for the dpkg lock itself; apt-get update does not
 # wait for the package lists' lock, so it is tried again, for as long.
 lock=(-o DPkg::Lock::Timeout=600)
 for try in $(seq 60); do
-	$sudo apt-get "${lock[@]}" update -qq && break
+	"${as_root[@]}" apt-get "${lock[@]}" update -qq && break
 	[ "$try" -lt 60 ] || exit 1
 	echo "install-deps: apt-get update failed (another apt may hold its lock); again in 10 s" >&2
 	sleep 10
 done
-$sudo apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${as_root[@]}" apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
