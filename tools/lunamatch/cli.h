@@ -302,10 +302,15 @@ void lm_cli_warning_text(
  */
 json_t *lm_cli_json_string(const void *src, size_t n);
 
-/* Flushes stdout. Returns LM_CLI_EXIT_OK, or LM_CLI_EXIT_FAIL after
+/* Flushes out. Returns 0 when everything written to it since the start
+ * reached it, -1 when anything was lost: a failed write of more than the
+ * buffer leaves nothing for the flush to fail on, only the stream's error
+ * flag, which this reads too. */
+int lm_cli_flush(FILE *out);
+
+/* Flushes stdout (lm_cli_flush). Returns LM_CLI_EXIT_OK, or LM_CLI_EXIT_FAIL after
  * reporting (as cmd) "cannot write to standard output" when anything written
- * to it since the start was lost: a failed write of more than the buffer
- * leaves nothing for the flush to fail on, only the stream's error flag. */
+ * to it since the start was lost. */
 int lm_cli_stdout_written(const char *cmd);
 
 /* Writes v as one compact JSON line to out and flushes it. v is borrowed.

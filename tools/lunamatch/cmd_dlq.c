@@ -172,7 +172,7 @@ print_message(const rd_kafka_message_t *m, bool json)
 		snprintf(sk, sizeof(sk), "-");
 	const char *cells[NCOLS] = {at, src, sr, sk, se};
 	lm_cli_table_row(stdout, cols, NCOLS, cells);
-	return fflush(stdout) == 0 && !ferror(stdout) ? 0 : -1;
+	return lm_cli_flush(stdout);
 }
 
 /* Prints the last count messages of each partition (or all with beginning),
@@ -195,10 +195,8 @@ tail(const lm_config *cfg, uint64_t count, bool follow, bool beginning, int time
 	rv = LM_CLI_EXIT_FAIL;
 	if (!cfg->json) {
 		lm_cli_table_header(stdout, cols, NCOLS);
-		if (fflush(stdout) != 0 || ferror(stdout)) {
-			lm_cli_error(CMD, "cannot write to standard output");
+		if (lm_cli_stdout_written(CMD) != LM_CLI_EXIT_OK)
 			goto out;
-		}
 	}
 	deadline = lm_clock_ms() + timeout_ms;
 	while (!lm_cli_interrupted()) {

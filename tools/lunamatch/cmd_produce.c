@@ -817,7 +817,7 @@ summary(struct producer *P, const char *format)
 	} else {
 		printf("sent %" PRIu64 ", failed %" PRIu64 ", skipped %" PRIu64 "\n",
 		    P->sent, P->failed, P->skipped);
-		rv = fflush(stdout) == 0 && !ferror(stdout) ? 0 : -1;
+		rv = lm_cli_flush(stdout);
 	}
 	if (rv != 0)
 		lm_cli_error(CMD,

@@ -125,7 +125,7 @@ lm_cli_watch_print(const rd_kafka_message_t *m, bool json)
 		const char *cells[NCOLS] = {
 		    at, score, cand, job, trigger_name(e->trigger), sum};
 		lm_cli_table_row(stdout, cols, NCOLS, cells);
-		rv = fflush(stdout) == 0 && !ferror(stdout) ? 0 : -1;
+		rv = lm_cli_flush(stdout);
 	}
 	protobuf_c_message_free_unpacked(msg, NULL);
 	return rv;
@@ -153,10 +153,8 @@ watch(const lm_config *cfg, uint64_t count, bool beginning, uint64_t timeout_ms)
 	rv = LM_CLI_EXIT_FAIL;
 	if (!cfg->json) {
 		lm_cli_table_header(stdout, cols, NCOLS);
-		if (fflush(stdout) != 0 || ferror(stdout)) {
-			lm_cli_error(CMD, "cannot write to standard output");
+		if (lm_cli_stdout_written(CMD) != LM_CLI_EXIT_OK)
 			goto out;
-		}
 	}
 	while (!lm_cli_interrupted() && (count == 0 || printed < count) &&
 	       lm_clock_ms() < deadline) {

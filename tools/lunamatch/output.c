@@ -248,9 +248,15 @@ lm_cli_json_string(const void *src, size_t n)
 }
 
 int
+lm_cli_flush(FILE *out)
+{
+	return fflush(out) == 0 && !ferror(out) ? 0 : -1;
+}
+
+int
 lm_cli_stdout_written(const char *cmd)
 {
-	if (fflush(stdout) == 0 && !ferror(stdout))
+	if (lm_cli_flush(stdout) == 0)
 		return LM_CLI_EXIT_OK;
 	lm_cli_error(cmd, "cannot write to standard output");
 	return LM_CLI_EXIT_FAIL;
@@ -262,8 +268,7 @@ lm_cli_json_line(FILE *out, const json_t *v)
 	if (json_dumpf(v, out, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
 		return -1;
 	fputc('\n', out);
-	fflush(out);
-	return ferror(out) ? -1 : 0;
+	return lm_cli_flush(out);
 }
 
 int
