@@ -317,16 +317,16 @@ g_loaded(void *arg)
 	return lm_match_service_loaded(d->svc) ? 1.0 : 0.0;
 }
 
-static double
-g_follower_errors(void *arg)
+static uint64_t
+c_follower_errors(void *arg)
 {
-	return (double) follower_stats_of(arg).errors;
+	return follower_stats_of(arg).errors;
 }
 
-static double
-g_follower_reloads(void *arg)
+static uint64_t
+c_follower_reloads(void *arg)
 {
-	return (double) follower_stats_of(arg).reloads;
+	return follower_stats_of(arg).reloads;
 }
 
 static double
@@ -402,14 +402,6 @@ register_metrics(struct daemon *d)
 	        g_bytes},
 	    {"lunamatch_index_seq", "change-log seq the index reflects", g_seq},
 	    {"lunamatch_index_loaded", "1 once the store snapshot is loaded", g_loaded},
-	    {"lunamatch_follower_errors",
-	        "change-log and stored-record reads that failed, and records that "
-	        "could not be decoded",
-	        g_follower_errors},
-	    {"lunamatch_follower_reloads",
-	        "snapshots loaded again since start because the change log was trimmed "
-	        "past the follower's position or held an entry that cannot be read",
-	        g_follower_reloads},
 	    {"lunamatch_rpc_probe_ok",
 	        "1 when the last self-probe of the RPC listener answered", g_probe_ok},
 	    {"lunamatch_events_owned_partitions",
@@ -443,6 +435,14 @@ register_metrics(struct daemon *d)
 	        "bytes do not decode): left out of a match list, or the call failed "
 	        "with DATA_LOSS",
 	        c_damaged},
+	    {"lunamatch_follower_errors_total",
+	        "change-log and stored-record reads that failed, and records that "
+	        "could not be decoded",
+	        c_follower_errors},
+	    {"lunamatch_follower_reloads_total",
+	        "snapshots loaded again since start because the change log was trimmed "
+	        "past the follower's position or held an entry that cannot be read",
+	        c_follower_reloads},
 	};
 
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)

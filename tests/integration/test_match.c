@@ -902,7 +902,7 @@ test_compaction(void **state)
 	double low = lmt_metric(G.ingest_http, "lunamatch_store_change_log_low_water");
 	assert_true(low >= 1);
 	assert_true(lmt_metric(G.match_http, "lunamatch_index_seq") >= low);
-	assert_int_equal(lmt_metric(G.match_http, "lunamatch_follower_reloads"), 0);
+	assert_int_equal(lmt_metric(G.match_http, "lunamatch_follower_reloads_total"), 0);
 }
 
 static void

@@ -440,7 +440,7 @@ behind_a_failing_read(struct fx *fx, int rc)
 
 /* A change-log read that fails applies nothing and moves nothing, and is
  * counted as an error (a follower stuck there must show in
- * lunamatch_follower_errors); the next run applies the changes. */
+ * lunamatch_follower_errors_total); the next run applies the changes. */
 static void
 test_changes_read_fails(void **state)
 {
