@@ -20,7 +20,7 @@ import lunamatch
 from lunamatch import _rpc
 from lunamatch.v1 import match_pb2, rpc_pb2
 
-from conftest import REPO, free_port
+from conftest import REPO, connected, free_port, wait_for
 
 
 #: A reply that closes the request's connection instead of answering.
@@ -628,6 +628,74 @@ def test_a_method_with_side_effects_is_not_sent_again(peer_factory, tmp_path):
     assert out.stdout.split() == ["unavailable", "True", "1"]
     assert len(dropping.requests) + len(answering.requests) == before + 1
     assert len(answering.requests) == 0
+
+
+def call_on_new_client(asynchronous, urls, connections, *args, **kw):
+    """c.call(*args, **kw) on a new Client (asynchronous: AsyncClient) of
+    urls, once it has a connection to `connections` of them: the result, or
+    the RpcError raised."""
+    if asynchronous:
+        async def main():
+            async with lunamatch.AsyncClient(urls, timeout=5.0) as c:
+                connected(c, connections)
+                try:
+                    return await c.call(*args, **kw)
+                except lunamatch.RpcError as e:
+                    return e
+        return asyncio.run(asyncio.wait_for(main(), 30))
+    with lunamatch.Client(urls, timeout=5.0) as c:
+        connected(c, connections)
+        try:
+            return c.call(*args, **kw)
+        except lunamatch.RpcError as e:
+            return e
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+@pytest.mark.parametrize("first", ["gone", "dead", "dropping"])
+def test_a_method_with_side_effects_moves_on_only_while_unsent(peer_factory, monkeypatch,
+                                                                asynchronous, first):
+    """A call of a method that is not read-only (Reserve, unknown to the
+    client) moves to another endpoint while its request has not left the
+    client, whatever the method, as in the C client (a failed send is
+    NO_CONN there); once sent, it is sent nowhere else. The call is its
+    client's first, so it starts at the first endpoint, which
+    - gone: was connected when the call picked it, and lost that
+      connection (its server closed) before the request was handed to it;
+    - dead: has no listener;
+    - dropping: takes the request and closes the connection.
+    The second endpoint answers."""
+    answer = match_pb2.HealthCheckResponse(status=1)
+    answering = peer_factory(lambda req: ok(req, answer))
+    if first == "dead":
+        going, url = None, "tcp://127.0.0.1:%d" % free_port()
+    else:
+        going = peer_factory(lambda req: DROP if first == "dropping" else ok(req, answer))
+        url = going.url
+    if first == "gone":
+        pick, lost = _rpc.Call.pick, []
+
+        def pick_then_lose(call):
+            j = pick(call)
+            if j == 0 and not lost:
+                lost.append(j)
+                going.close()
+                wait_for("the first endpoint's connection gone",
+                         lambda: not call.pool.connected(0), timeout=5, step=0.01)
+            return j
+
+        monkeypatch.setattr(_rpc.Call, "pick", pick_then_lose)
+    out = call_on_new_client(asynchronous, [url, answering.url], 1 if going is None else 2,
+                             "Reserve", b"")
+    if first == "dropping":
+        assert isinstance(out, lunamatch.Unavailable), out
+        assert out.local and out.attempts == [url]
+        assert len(going.requests) == 1 and answering.requests == []
+        return
+    assert out == answer.SerializeToString(), out
+    assert [r.method for r in answering.requests] == [_rpc.METHOD_PREFIX + "Reserve"]
+    if first == "gone":
+        assert lost == [0] and going.requests == []
 
 
 @pytest.mark.parametrize("listed", [list, ",".join], ids=["sequence", "string"])

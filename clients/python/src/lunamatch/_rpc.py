@@ -40,12 +40,14 @@ METHODS: Dict[str, Tuple[type, type]] = {
     for m in match_pb2.DESCRIPTOR.services_by_name["MatchService"].methods
 }
 
-#: Methods that may be sent again to another endpoint: the read-only ones,
-#: which are every MatchService method so far; the C client keeps the same
-#: list (METHODS in common/src/client.c). Listed by name, not taken
-#: from the descriptor, so that a method with side effects added to
-#: match.proto is never sent twice unless it is added here; one not listed
-#: (or unknown, through call()) goes to one endpoint only.
+#: Methods whose request may be sent again (to another endpoint, or on a
+#: fresh connection) once it was sent: the read-only ones, which are every
+#: MatchService method so far; the C client keeps the same list (METHODS in
+#: common/src/client.c). Listed by name, not taken from the descriptor, so
+#: that a method with side effects added to match.proto is never sent twice
+#: unless it is added here; a call of one not listed (or unknown, through
+#: call()) is sent once: it moves to another endpoint only while no
+#: connection took its request, as a call of any method does.
 IDEMPOTENT = frozenset({"MatchJobs", "MatchCandidates", "ExplainMatch", "GetPosting",
                         "GetProfile", "Check"})
 
@@ -856,6 +858,12 @@ class Call:
     broke first (returns to retry, or raises), or raise ``no_answer()`` when
     the answer did not come in time.
 
+    Which outcomes allow another attempt follows the C client
+    (common/src/client.c): a request no connection took never left the
+    client, so a call of any method moves on (not_sent, give_up); a
+    request that was sent may have been carried out, so only an idempotent
+    call goes on after an UNAVAILABLE answer or a lost connection (_resend).
+
     A server's UNAVAILABLE answer closes the connection it came on, so that
     nng dials that endpoint afresh: a draining replica keeps its
     connections until it exits, and an address in front of several replicas
@@ -943,11 +951,17 @@ class Call:
         out.attempts = list(self.attempts)
         return out
 
+    def _resend(self, err: errors.RpcError) -> bool:
+        """After err, an attempt whose request was sent (a server's answer,
+        a lost connection): whether the call goes on, to another endpoint
+        (_next) or on a fresh connection (_redial). Only an idempotent call
+        may: the server may have carried the request out."""
+        return self.idempotent and (self._redial(err) or self._next(err))
+
     def _redial(self, err: errors.RpcError) -> bool:
         """With a single endpoint: arranges for the call to be sent again on
-        the next connection, unless it is not idempotent, out of time or
-        out of repeats."""
-        if (len(self.pool.urls) != 1 or not self.idempotent or self.remaining() <= 0
+        the next connection, unless it is out of time or out of repeats."""
+        if (len(self.pool.urls) != 1 or self.remaining() <= 0
                 or self.redials >= SINGLE_REDIALS):
             return False
         self.redials += 1
@@ -957,12 +971,13 @@ class Call:
         return True
 
     def _next(self, err: errors.RpcError) -> bool:
-        """With several endpoints: whether an idempotent call goes on after
-        err, to an endpoint not tried in this round or, once every one was,
-        to another round after its pause (ROUND_PAUSE_MIN doubling up to
-        ROUND_PAUSE_MAX) when that pause ends before the deadline."""
+        """With several endpoints: whether the call goes on after err, to an
+        endpoint not tried in this round or, once every one was, to another
+        round after its pause (ROUND_PAUSE_MIN doubling up to
+        ROUND_PAUSE_MAX) when that pause ends before the deadline. After a
+        request that was sent, only through _resend."""
         n = len(self.pool.urls)
-        if n == 1 or not self.idempotent or self.remaining() <= 0:
+        if n == 1 or self.remaining() <= 0:
             return False
         if len(self.tried) < n:
             self._remember(err)
@@ -995,15 +1010,16 @@ class Call:
         first = self.j not in self.lost
         self.lost.add(self.j)
         again = first if len(self.pool.urls) == 1 else len(self.lost) < len(self.pool.urls)
-        if not (again and (self._redial(err) or self._next(err))):
+        if not (again and self._resend(err)):
             raise self._result(err)
 
     def not_sent(self) -> None:
         """No connection took the request within send_ms(), or the one it
-        waited for went. As for an endpoint without a connection, the
-        attempt is not listed and the call moves to another endpoint, or
-        raises the error of an earlier attempt (a server's answer, a lost
-        connection), else a local Unavailable."""
+        waited for went: the request never left the client. As for an
+        endpoint without a connection, the attempt is not listed and the
+        call, whatever its method, moves to another endpoint, or raises the
+        error of an earlier attempt (a server's answer, a lost connection),
+        else a local Unavailable."""
         self.attempts.pop()
         err = self._error(errors.Unavailable, "no connection to %s" % self.url)
         if not self._next(err):
@@ -1086,7 +1102,7 @@ class Call:
                 pipe = lib.nng_msg_get_pipe(msg._nng_msg)
                 lib.nng_pipe_close(pipe)
                 self.pool.down(self.j, lib.nng_pipe_id(pipe))
-            if resp.code in RETRY_CODES and (self._next(err) or self._redial(err)):
+            if resp.code in RETRY_CODES and self._resend(err):
                 return None
             raise err
         if self.response_type is None:
