@@ -154,3 +154,23 @@ class DeliveryError(LunamatchError):
             parts.append("%d record(s) of unknown outcome: no delivery report in time, "
                          "they may have reached the broker" % unknown)
         super().__init__("; ".join(parts))
+
+
+class QueueFullError(LunamatchError, BufferError):
+    """A record the producer did not send: its local queue stayed full for
+    the send's whole timeout (the broker takes records more slowly than they
+    come, or not at all; queue.buffering.max.messages and
+    queue.buffering.max.kbytes size the queue). The record was not queued,
+    so no flush reports it; sending it again later is safe. A BufferError,
+    as confluent_kafka's produce raises at once on a full queue.
+
+    Attributes: kind ("posting" or "profile"), key (the record id, None for
+    a record sent without a key) and timeout (the seconds waited)."""
+
+    def __init__(self, kind: str, key: Optional[str], timeout: float):
+        self.kind = kind
+        self.key = key
+        self.timeout = timeout
+        what = "%s %s" % (kind, key) if key is not None else "%s without a key" % kind
+        super().__init__("%s not sent: the producer's local queue stayed full for %g s "
+                         "(the broker is slow or unreachable)" % (what, timeout))

@@ -15,13 +15,14 @@ rest (taxonomy, currencies, ranges) ingest validates, sending rejects to
 its dead-letter topic. Every change of a record needs a higher version.
 """
 import json
+import time
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from lunamatch import _kafka
-from lunamatch.errors import DeliveryError
+from lunamatch.errors import DeliveryError, QueueFullError
 from lunamatch.v1 import records_pb2
 
 confluent_kafka = _kafka.confluent_kafka
@@ -33,6 +34,9 @@ KINDS = {
 }
 
 Record = Union[Message, Dict[str, Any], str, bytes]
+
+#: Seconds a send waits for room in the producer's local queue by default.
+SEND_TIMEOUT = 30.0
 
 
 def decode_record(kind: str, record: Record) -> Message:
@@ -58,18 +62,32 @@ def decode_record(kind: str, record: Record) -> Message:
     return msg
 
 
+def _timeout(name: str, value: float) -> float:
+    """value as seconds to wait; ValueError naming the argument when it is
+    negative."""
+    value = float(value)
+    if not value >= 0:
+        raise ValueError("%s must be 0 or more seconds, not %r" % (name, value))
+    return value
+
+
 class RecordProducer:
     """Sends postings and profiles to their topics (LUNAMATCH_TOPIC_POSTINGS /
     _PROFILES or the arguments). Idempotent producer, acks=all. Sends are
     asynchronous; flush() waits for the delivery reports and raises
-    DeliveryError for the records that failed. Not thread-safe. After
-    close(), sending and flushing raise RuntimeError("producer is closed")."""
+    DeliveryError for the records that failed. A send that finds the local
+    queue full waits for room at most its timeout (send_timeout seconds
+    unless the call gives one; 0 fails at once), then raises QueueFullError
+    and does not send the record. Not thread-safe. After close(), sending
+    and flushing raise RuntimeError("producer is closed")."""
 
     def __init__(self, brokers: Optional[str] = None, *, as_json: bool = False,
                  topic_postings: Optional[str] = None,
                  topic_profiles: Optional[str] = None,
-                 config: Optional[Dict[str, Any]] = None):
+                 config: Optional[Dict[str, Any]] = None,
+                 send_timeout: float = SEND_TIMEOUT):
         self.as_json = as_json
+        self.send_timeout = _timeout("send_timeout", send_timeout)
         self.topics = {"posting": _kafka.topic("postings", topic_postings),
                        "profile": _kafka.topic("profiles", topic_profiles)}
         conf = {"bootstrap.servers": _kafka.brokers(brokers),
@@ -94,19 +112,31 @@ class RecordProducer:
             raise RuntimeError("producer is closed")
         return self._p
 
-    def _produce(self, topic, key, value, headers) -> None:
+    def _produce(self, kind: str, key: Optional[str], value, headers,
+                 timeout: Optional[float]) -> None:
+        """Queues the record for kind's topic; on a full queue serves delivery
+        reports, which make room, until timeout (None: send_timeout) has
+        passed, then raises QueueFullError."""
         p = self._producer()
+        timeout = self.send_timeout if timeout is None else _timeout("timeout", timeout)
+        end = time.monotonic() + timeout
         while True:
             try:
-                p.produce(topic, key=key, value=value, headers=headers,
-                          on_delivery=self._report)
+                p.produce(self.topics[kind], key=None if key is None else key.encode(),
+                          value=value, headers=headers, on_delivery=self._report)
                 break
-            except BufferError:  # local queue full: let reports drain it
-                p.poll(0.1)
+            except BufferError:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise QueueFullError(kind, key, timeout) from None
+                # Short polls keep the wait interruptible (Ctrl-C).
+                p.poll(min(left, 0.1))
         p.poll(0)
 
-    def send(self, kind: str, record: Record, *, as_json: Optional[bool] = None) -> str:
-        """Sends one record of kind "posting" or "profile"; returns its id."""
+    def send(self, kind: str, record: Record, *, as_json: Optional[bool] = None,
+             timeout: Optional[float] = None) -> str:
+        """Sends one record of kind "posting" or "profile"; returns its id.
+        timeout: see the class (default send_timeout)."""
         msg = decode_record(kind, record)
         if self.as_json if as_json is None else as_json:
             value = json_format.MessageToJson(msg, preserving_proto_field_name=True,
@@ -118,7 +148,7 @@ class RecordProducer:
         if len(value) > _kafka.MAX_VALUE_BYTES:
             raise ValueError("%s %s: %d bytes, over ingest's limit of %d"
                              % (kind, msg.id, len(value), _kafka.MAX_VALUE_BYTES))
-        self._produce(self.topics[kind], msg.id.encode(), value, [("content-type", ctype)])
+        self._produce(kind, msg.id, value, [("content-type", ctype)], timeout)
         return msg.id
 
     def send_posting(self, record: Record, **kw) -> str:
@@ -127,23 +157,25 @@ class RecordProducer:
     def send_profile(self, record: Record, **kw) -> str:
         return self.send("profile", record, **kw)
 
-    def delete(self, kind: str, id: str) -> None:
-        """A tombstone: ingest deletes the record with this id."""
+    def delete(self, kind: str, id: str, *, timeout: Optional[float] = None) -> None:
+        """A tombstone: ingest deletes the record with this id. timeout: see
+        the class (default send_timeout)."""
         if not id:
             raise ValueError("a tombstone needs the id")
-        self._produce(self.topics[kind], id.encode(), None, None)
+        self._produce(kind, id, None, None, timeout)
 
-    def delete_posting(self, id: str) -> None:
-        self.delete("posting", id)
+    def delete_posting(self, id: str, **kw) -> None:
+        self.delete("posting", id, **kw)
 
-    def delete_profile(self, id: str) -> None:
-        self.delete("profile", id)
+    def delete_profile(self, id: str, **kw) -> None:
+        self.delete("profile", id, **kw)
 
     def send_raw(self, kind: str, value: Union[bytes, str], *, key: Optional[str] = None,
-                 content_type: str = _kafka.CONTENT_TYPE_JSON) -> None:
+                 content_type: str = _kafka.CONTENT_TYPE_JSON,
+                 timeout: Optional[float] = None) -> None:
         """Sends value exactly as given, unchecked (replays, tests of
         ingest's validation). Without key the JSON text's "id" is used when
-        it has one."""
+        it has one. timeout: see the class (default send_timeout)."""
         if isinstance(value, str):
             value = value.encode()
         if key is None:
@@ -152,8 +184,8 @@ class RecordProducer:
                 key = obj.get("id") if isinstance(obj, dict) else None
             except ValueError:
                 key = None
-        self._produce(self.topics[kind], key.encode() if isinstance(key, str) else None,
-                      value, [("content-type", content_type)])
+        self._produce(kind, key if isinstance(key, str) else None, value,
+                      [("content-type", content_type)], timeout)
 
     def flush(self, timeout: float = 30.0) -> int:
         """Waits up to timeout seconds for every delivery report. Returns the
