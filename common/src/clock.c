@@ -2,9 +2,12 @@
  * clock.c - the monotonic millisecond clock and the retry back-off; see
  * clock.h.
  */
+#include <pthread.h>
 #include <time.h>
 
 #include "lunamatch/clock.h"
+#include "lunamatch/errconv.h"
+#include "lunamatch/error.h"
 
 int64_t
 lm_clock_ms(void)
@@ -34,6 +37,20 @@ lm_clock_deadline(clockid_t clock, int64_t ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	return ts;
+}
+
+int
+lm_cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	if ((rc = pthread_condattr_init(&ca)) != 0)
+		return lm_err_from_errno(rc);
+	if ((rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) == 0)
+		rc = pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return rc == 0 ? LM_OK : lm_err_from_errno(rc);
 }
 
 int64_t

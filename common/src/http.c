@@ -621,7 +621,6 @@ int
 lm_http_start(const lm_http_opts *o, lm_http **out)
 {
 	lm_http *h = NULL;
-	pthread_condattr_t ca;
 	unsigned idle_s;
 	int fd = -1, rc;
 
@@ -634,17 +633,10 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 		return LM_EINVAL;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return LM_ENOMEM;
-	if ((rc = pthread_condattr_init(&ca)) != 0) {
+	if ((rc = lm_cond_init_monotonic(&h->cv)) != LM_OK) {
 		free(h);
-		return lm_err_from_errno(rc);
+		return rc;
 	}
-	if ((rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
-	    (rc = pthread_cond_init(&h->cv, &ca)) != 0) {
-		pthread_condattr_destroy(&ca);
-		free(h);
-		return lm_err_from_errno(rc);
-	}
-	pthread_condattr_destroy(&ca);
 	if ((rc = pthread_mutex_init(&h->mu, NULL)) != 0) {
 		pthread_cond_destroy(&h->cv);
 		free(h);

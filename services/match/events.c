@@ -654,7 +654,7 @@ sender_main(void *arg)
 
 		pthread_mutex_lock(&ev->lock);
 		if (!ev->stop && !ev->wake) {
-			struct timespec ts = lm_clock_deadline(CLOCK_REALTIME, TICK_MS);
+			struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, TICK_MS);
 			pthread_cond_timedwait(&ev->cv, &ev->lock, &ts);
 		}
 		woken = ev->wake;
@@ -784,7 +784,7 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 	if ((ev = calloc(1, sizeof(*ev))) == NULL)
 		return LM_ENOMEM;
 	pthread_mutex_init(&ev->lock, NULL);
-	pthread_cond_init(&ev->cv, NULL);
+	(void) lm_cond_init_monotonic(&ev->cv);
 	pthread_mutex_init(&ev->derive_lock, NULL);
 	ev->min_score = o->min_score;
 	ev->top_n = o->top_n;

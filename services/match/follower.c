@@ -127,7 +127,7 @@ lm_follower_new(const lm_follower_opts *o, lm_follower **out)
 	f->fault = o->fault;
 	f->clock = o->clock;
 	pthread_mutex_init(&f->mtx, NULL);
-	pthread_cond_init(&f->cv, NULL);
+	(void) lm_cond_init_monotonic(&f->cv);
 	*out = f;
 	return LM_OK;
 }
@@ -1015,7 +1015,7 @@ wait_wakeup(lm_follower *f)
 		if (!f->sub_failed || rv == NNG_ECLOSED)
 			return;
 	}
-	struct timespec ts = lm_clock_deadline(CLOCK_REALTIME, wait_ms);
+	struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, wait_ms);
 	pthread_mutex_lock(&f->mtx);
 	while (!atomic_load(&f->stop))
 		if (pthread_cond_timedwait(&f->cv, &f->mtx, &ts) == ETIMEDOUT)

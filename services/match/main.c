@@ -195,7 +195,7 @@ probe_main(void *arg)
 
 	pthread_mutex_lock(&d->probe_mtx);
 	while (!d->probe_stop) {
-		ts = lm_clock_deadline(CLOCK_REALTIME, PROBE_PERIOD_MS);
+		ts = lm_clock_deadline(CLOCK_MONOTONIC, PROBE_PERIOD_MS);
 		while (!d->probe_stop && pthread_cond_timedwait(&d->probe_cv,
 		                             &d->probe_mtx, &ts) != ETIMEDOUT)
 			;
@@ -232,7 +232,7 @@ probe_stop(struct daemon *d)
 	d->probe_stop = true;
 	atomic_store(&d->probe_done_ms, 0); /* stopping: not a stuck probe */
 	pthread_cond_broadcast(&d->probe_cv);
-	ts = lm_clock_deadline(CLOCK_REALTIME, PROBE_JOIN_MS);
+	ts = lm_clock_deadline(CLOCK_MONOTONIC, PROBE_JOIN_MS);
 	while (!d->probe_done &&
 	       pthread_cond_timedwait(&d->probe_cv, &d->probe_mtx, &ts) != ETIMEDOUT)
 		;
@@ -906,7 +906,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&d->probe_mtx, NULL);
 	pthread_mutex_init(&d->owner_mtx, NULL);
-	pthread_cond_init(&d->probe_cv, NULL);
+	(void) lm_cond_init_monotonic(&d->probe_cv);
 	atomic_init(&d->probe_result, LM_OK);
 	atomic_init(&d->probe_done_ms, 0);
 

@@ -900,7 +900,7 @@ derived_up_to(
 static void
 wait_slice(lm_owner *ow)
 {
-	struct timespec ts = lm_clock_deadline(CLOCK_REALTIME, WAIT_SLICE_MS);
+	struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, WAIT_SLICE_MS);
 
 	pthread_mutex_lock(&ow->mtx);
 	while (!ow->woken && !atomic_load(&ow->stop))
@@ -2213,7 +2213,7 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 	if ((ow = calloc(1, sizeof(*ow))) == NULL)
 		return LM_ENOMEM;
 	pthread_mutex_init(&ow->mtx, NULL);
-	pthread_cond_init(&ow->cv, NULL);
+	(void) lm_cond_init_monotonic(&ow->cv);
 	ow->store = o->store;
 	ow->idx = o->index;
 	ow->events = o->events;

@@ -3,12 +3,17 @@
  * heartbeats across lunamatch are measured with.
  *
  * Wall-clock time (record timestamps, event times) is time(NULL); this clock
- * is for intervals only: it never jumps when the system time is set. The
- * retry loops' exponential back-off is defined here once.
+ * is for intervals only: it never jumps when the system time is set. Every
+ * timed wait on a condition variable is measured with it too (a condition
+ * variable made by lm_cond_init_monotonic, a deadline from
+ * lm_clock_deadline(CLOCK_MONOTONIC, ...)): a wait measured on the real-time
+ * clock lasts as much longer as the time is set back. The retry loops'
+ * exponential back-off is defined here once.
  */
 #ifndef LUNAMATCH_CLOCK_H
 #define LUNAMATCH_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -27,6 +32,13 @@ uint64_t lm_clock_ns(void);
  * pthread_cond_timedwait: clock must be the clock the condition variable
  * was made with (CLOCK_REALTIME unless its attributes say otherwise). */
 struct timespec lm_clock_deadline(clockid_t clock, int64_t ms);
+
+/* Initializes cv (default attributes otherwise) for timed waits on
+ * CLOCK_MONOTONIC, with deadlines from lm_clock_deadline(CLOCK_MONOTONIC,
+ * ...). Returns LM_OK, or the error of pthread_cond_init converted
+ * (LM_ENOMEM, LM_EBUSY); cv is then not initialized. glibc's never fails,
+ * so callers that ignore pthread_cond_init's result may ignore this one. */
+int lm_cond_init_monotonic(pthread_cond_t *cv);
 
 /* The pause after another failure in a row, for retry loops that back off
  * exponentially: min when backoff is below min (0: the first failure), else
