@@ -2,14 +2,19 @@
  * test_clock.c - the monotonic millisecond clock: it agrees with
  * CLOCK_MONOTONIC, never goes back, and advances across a sleep; a deadline
  * lies the asked milliseconds ahead on the asked clock with tv_nsec kept
- * below one second; the retry back-off starts at its minimum, doubles and
- * stops at its maximum.
+ * below one second; a condition variable from lm_cond_init_monotonic times
+ * out at a monotonic deadline (a real-time one, decades earlier on that
+ * clock, would have passed at once); the retry back-off starts at its
+ * minimum, doubles and stops at its maximum.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "lmtest.h"
 #include "lunamatch/clock.h"
+#include "lunamatch/error.h"
 
 static int64_t
 mono_ms(void)
@@ -80,6 +85,29 @@ test_deadline(void **state)
 }
 
 static void
+test_cond_monotonic(void **state)
+{
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv;
+	struct timespec ts;
+	int64_t t0;
+	int rc = 0;
+
+	(void) state;
+	assert_int_equal(lm_cond_init_monotonic(&cv), LM_OK);
+	pthread_mutex_lock(&mu);
+	t0 = lm_clock_ms();
+	ts = lm_clock_deadline(CLOCK_MONOTONIC, 50);
+	/* Spurious wake-ups return 0: wait again until the deadline. */
+	while ((rc = pthread_cond_timedwait(&cv, &mu, &ts)) == 0)
+		;
+	pthread_mutex_unlock(&mu);
+	assert_int_equal(rc, ETIMEDOUT);
+	assert_true(lm_clock_ms() - t0 >= 49);
+	pthread_cond_destroy(&cv);
+}
+
+static void
 test_backoff(void **state)
 {
 	(void) state;
@@ -109,6 +137,7 @@ main(void)
 	    cmocka_unit_test(test_never_goes_back),
 	    cmocka_unit_test(test_advances),
 	    cmocka_unit_test(test_deadline),
+	    cmocka_unit_test(test_cond_monotonic),
 	    cmocka_unit_test(test_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
