@@ -77,6 +77,35 @@ check_list(
 	return LM_OK;
 }
 
+/* Checks the n employment types v of a filter: each must be a value of
+ * the EmploymentType enum other than UNSPECIFIED. A value outside the enum
+ * is no record's (ingest refuses one) and UNSPECIFIED states no type, so a
+ * filter naming either is the caller's mistake, refused rather than
+ * answered with nothing. */
+static int
+check_employment_types(
+    const Lunamatch__V1__EmploymentType *v, size_t n, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		int t = (int) v[i];
+		if (t == LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_UNSPECIFIED) {
+			snprintf(err, errlen,
+			    "filters.employment_types[%zu]: EMPLOYMENT_TYPE_UNSPECIFIED "
+			    "is not an employment type",
+			    i);
+			return LM_EINVAL;
+		}
+		if (protobuf_c_enum_descriptor_get_value(
+		        &lunamatch__v1__employment_type__descriptor, t) == NULL) {
+			snprintf(err, errlen,
+			    "filters.employment_types[%zu]: unknown employment type %d",
+			    i, t);
+			return LM_EINVAL;
+		}
+	}
+	return LM_OK;
+}
+
 /* Packs the n countries of a filter into (*out)->country. Returns LM_OK
  * or LM_ENOMEM (then *out is freed and NULL). */
 static int
@@ -113,7 +142,9 @@ lm_filters_for_jobs(
 	    (rc = check_list("categories", f->categories, f->n_categories, &text, err,
 	         errlen)) != LM_OK ||
 	    (rc = check_list("exclude_ids", f->exclude_ids, f->n_exclude_ids, &text, err,
-	         errlen)) != LM_OK)
+	         errlen)) != LM_OK ||
+	    (rc = check_employment_types(
+	         f->employment_types, f->n_employment_types, err, errlen)) != LM_OK)
 		return rc;
 	if (!isfinite(f->min_annual_salary) || f->min_annual_salary < 0) {
 		snprintf(err, errlen, "filters.min_annual_salary: must be a number >= 0");
@@ -140,7 +171,9 @@ lm_filters_for_candidates(
 	    (rc = check_list("employment_types", NULL, f->n_employment_types, &text, err,
 	         errlen)) != LM_OK ||
 	    (rc = check_list("exclude_ids", f->exclude_ids, f->n_exclude_ids, &text, err,
-	         errlen)) != LM_OK)
+	         errlen)) != LM_OK ||
+	    (rc = check_employment_types(
+	         f->employment_types, f->n_employment_types, err, errlen)) != LM_OK)
 		return rc;
 	if (!isfinite(f->min_years_experience) || f->min_years_experience < 0) {
 		snprintf(

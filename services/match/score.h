@@ -193,8 +193,9 @@ void lm_profile_prep_unbind(lm_profile_prep *c);
 typedef struct lm_filters lm_filters;
 
 /* Validates f (lists at most LM_FILTER_LIST_MAX entries, strings at most
- * LM_FILTER_ENTRY_MAX bytes and LM_FILTER_TEXT_MAX together, numbers finite
- * and >= 0) and prepares it. f may be NULL (*out is then NULL: no filters).
+ * LM_FILTER_ENTRY_MAX bytes and LM_FILTER_TEXT_MAX together, employment
+ * types values of the enum other than UNSPECIFIED, numbers finite and
+ * >= 0) and prepares it. f may be NULL (*out is then NULL: no filters).
  * Returns LM_OK, LM_EINVAL with a reason in err, or LM_ENOMEM. */
 int lm_filters_for_jobs(
     const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err, size_t errlen);

@@ -146,6 +146,12 @@ def test_not_found(client, stack, call):
     (lambda c: c.explain_match("", "job-dfs-sr-mgr-ml"), "candidate_id"),
     (lambda c: c.explain_match("cand-ml-lead-chicago", ""), "job_id"),
     (lambda c: c.match_jobs("cand-ml-lead-chicago", explain=7), "explain"),
+    (lambda c: c.match_jobs("cand-ml-lead-chicago",
+                            filters=match_pb2.JobFilters(employment_types=[1, 99])),
+     "filters.employment_types[1]: unknown employment type 99"),
+    (lambda c: c.match_candidates("job-dfs-sr-mgr-ml", filters={
+        "employment_types": ["EMPLOYMENT_TYPE_UNSPECIFIED"]}),
+     "filters.employment_types[0]: EMPLOYMENT_TYPE_UNSPECIFIED is not an employment type"),
     (lambda c: c.call("GetPosting", b"\xff\xff\xff"), ""),
     (lambda c: c.check(metadata={"Not A Key": "v"}), ""),
     (lambda c: c.check(metadata={"k%d" % i: "v" for i in range(33)}), ""),

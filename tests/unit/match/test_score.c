@@ -1186,8 +1186,9 @@ test_candidate_filters(void **state)
 	cf.exclude_ids = ex;
 	WITH_FILTERS("filter: candidate excluded", 1);
 	cf.n_exclude_ids = 0;
-	/* A country that does not pack and an employment type outside 0..63
-	 * (neither passes ingest) are compared on the record. */
+	/* A country that does not pack and a profile listing an employment
+	 * type outside 0..63 (neither passes ingest) are compared on the
+	 * record. */
 	set_str(&c->locations[0]->country, "Republic-of-Narnia");
 	countries[0] = "republic-of-narnia";
 	cf.n_countries = 1;
@@ -1196,7 +1197,7 @@ test_candidate_filters(void **state)
 	WITH_FILTERS("filter: no preferred location in the requested countries", 1);
 	cf.n_countries = 0;
 	prof_emp(c, (Lunamatch__V1__EmploymentType) 99);
-	types[0] = (Lunamatch__V1__EmploymentType) 99;
+	types[0] = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME;
 	cf.n_employment_types = 1;
 	WITH_FILTERS(NULL, 0);
 	types[0] = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_CONTRACT;
@@ -1209,6 +1210,71 @@ test_candidate_filters(void **state)
 	assert_int_equal(lm_filters_for_candidates(&cf, &f, err, sizeof(err)), LM_EINVAL);
 	post_free(p);
 	prof_free(c);
+}
+
+/* Checks that job and candidate filters both refuse employment_types[1] = v
+ * with LM_EINVAL and exactly the reason want. */
+static void
+expect_bad_type(int v, const char *want)
+{
+	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	Lunamatch__V1__CandidateFilters cf = LUNAMATCH__V1__CANDIDATE_FILTERS__INIT;
+	Lunamatch__V1__EmploymentType types[] = {
+	    LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME,
+	    (Lunamatch__V1__EmploymentType) v};
+	lm_filters *f = NULL;
+	char err[128];
+
+	jf.n_employment_types = cf.n_employment_types = 2;
+	jf.employment_types = cf.employment_types = types;
+	assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_EINVAL);
+	assert_null(f);
+	assert_string_equal(err, want);
+	err[0] = '\0';
+	assert_int_equal(lm_filters_for_candidates(&cf, &f, err, sizeof(err)), LM_EINVAL);
+	assert_null(f);
+	assert_string_equal(err, want);
+}
+
+/* An employment type of the filters that is UNSPECIFIED or not in the enum
+ * is no record's: the caller's mistake, refused with a reason naming the
+ * entry. Every other EmploymentType value passes. */
+static void
+test_filter_employment_types(void **state)
+{
+	const ProtobufCEnumDescriptor *d = &lunamatch__v1__employment_type__descriptor;
+	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	Lunamatch__V1__CandidateFilters cf = LUNAMATCH__V1__CANDIDATE_FILTERS__INIT;
+	Lunamatch__V1__EmploymentType types[1];
+	lm_filters *f = NULL;
+	char err[128];
+	bool internship = false;
+
+	(void) state;
+	jf.n_employment_types = cf.n_employment_types = 1;
+	jf.employment_types = cf.employment_types = types;
+	for (unsigned i = 0; i < d->n_values; i++) {
+		if (d->values[i].value ==
+		    LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_UNSPECIFIED)
+			continue;
+		types[0] = (Lunamatch__V1__EmploymentType) d->values[i].value;
+		internship |= types[0] ==
+		              LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_INTERNSHIP;
+		assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_OK);
+		assert_non_null(f);
+		lm_filters_free(f);
+		f = NULL;
+		assert_int_equal(
+		    lm_filters_for_candidates(&cf, &f, err, sizeof(err)), LM_OK);
+		assert_non_null(f);
+		lm_filters_free(f);
+		f = NULL;
+	}
+	assert_true(internship); /* the largest value is among those tried */
+	expect_bad_type(0, "filters.employment_types[1]: "
+	                   "EMPLOYMENT_TYPE_UNSPECIFIED is not an employment type");
+	expect_bad_type(99, "filters.employment_types[1]: unknown employment type 99");
+	expect_bad_type(-1, "filters.employment_types[1]: unknown employment type -1");
 }
 
 /* ---- explanations ------------------------------------------------------------------ */
@@ -3130,6 +3196,7 @@ main(void)
 	    cmocka_unit_test(test_job_filters),
 	    cmocka_unit_test(test_countries_packed_or_not),
 	    cmocka_unit_test(test_candidate_filters),
+	    cmocka_unit_test(test_filter_employment_types),
 	    cmocka_unit_test(test_explanation_order),
 	    cmocka_unit_test(test_improvements),
 	    cmocka_unit_test(test_improvement_budget),

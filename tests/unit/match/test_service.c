@@ -376,6 +376,20 @@ test_match_jobs_errors(void **state)
 	f.min_annual_salary = -5;
 	req.filters = &f;
 	assert_int_equal(call("MatchJobs", &req, &r, msg, sizeof(msg)), ST_INVALID);
+	f.min_annual_salary = 0;
+
+	/* Employment types: a value of the enum is served, one outside it refused. */
+	Lunamatch__V1__EmploymentType types[] = {
+	    LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_INTERNSHIP};
+	f.n_employment_types = 1;
+	f.employment_types = types;
+	assert_int_equal(call("MatchJobs", &req, &r, msg, sizeof(msg)), ST_OK);
+	free_msg(r);
+	r = NULL;
+	types[0] = (Lunamatch__V1__EmploymentType) 99;
+	assert_int_equal(call("MatchJobs", &req, &r, msg, sizeof(msg)), ST_INVALID);
+	assert_string_equal(
+	    msg, "filters.employment_types[0]: unknown employment type 99");
 }
 
 static void
@@ -515,6 +529,22 @@ test_match_candidates(void **state)
 	assert_int_equal(
 	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
 	assert_int_equal(r->n_matches, 0);
+	free_msg(r);
+	f.min_years_experience = 0;
+
+	/* Filters: an UNSPECIFIED employment type is refused, a real one
+	 * served. */
+	Lunamatch__V1__EmploymentType types[] = {
+	    LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_UNSPECIFIED};
+	f.n_employment_types = 1;
+	f.employment_types = types;
+	assert_int_equal(
+	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_INVALID);
+	assert_string_equal(msg, "filters.employment_types[0]: "
+	                         "EMPLOYMENT_TYPE_UNSPECIFIED is not an employment type");
+	types[0] = LUNAMATCH__V1__EMPLOYMENT_TYPE__EMPLOYMENT_TYPE_FULL_TIME;
+	assert_int_equal(
+	    call("MatchCandidates", &req, (void **) &r, msg, sizeof(msg)), ST_OK);
 	free_msg(r);
 	req.filters = NULL;
 
