@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/salary.h"
 #include "score_int.h"
 
 struct lm_filters {
@@ -148,6 +149,15 @@ lm_filters_for_jobs(
 		return rc;
 	if (!isfinite(f->min_annual_salary) || f->min_annual_salary < 0) {
 		snprintf(err, errlen, "filters.min_annual_salary: must be a number >= 0");
+		return LM_EINVAL;
+	}
+	/* Ingest refuses a salary that comes to more than LM_SALARY_ANNUAL_MAX a
+	 * year, so no posting pays more: a higher minimum is a unit mistake. */
+	if (f->min_annual_salary > LM_SALARY_ANNUAL_MAX) {
+		snprintf(err, errlen,
+		    "filters.min_annual_salary: %.15g is above %.0f, the most an "
+		    "annual salary can be",
+		    f->min_annual_salary, LM_SALARY_ANNUAL_MAX);
 		return LM_EINVAL;
 	}
 	if ((rc = filters_new(f->exclude_ids, f->n_exclude_ids, out)) != LM_OK)

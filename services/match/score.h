@@ -194,9 +194,10 @@ typedef struct lm_filters lm_filters;
 
 /* Validates f (lists at most LM_FILTER_LIST_MAX entries, strings at most
  * LM_FILTER_ENTRY_MAX bytes and LM_FILTER_TEXT_MAX together, employment
- * types values of the enum other than UNSPECIFIED, numbers finite and
- * >= 0) and prepares it. f may be NULL (*out is then NULL: no filters).
- * Returns LM_OK, LM_EINVAL with a reason in err, or LM_ENOMEM. */
+ * types values of the enum other than UNSPECIFIED, numbers finite and >= 0,
+ * min_annual_salary at most LM_SALARY_ANNUAL_MAX) and prepares it. f may be
+ * NULL (*out is then NULL: no filters). Returns LM_OK, LM_EINVAL with a
+ * reason in err, or LM_ENOMEM. */
 int lm_filters_for_jobs(
     const Lunamatch__V1__JobFilters *f, lm_filters **out, char *err, size_t errlen);
 int lm_filters_for_candidates(

@@ -152,6 +152,8 @@ def test_not_found(client, stack, call):
     (lambda c: c.match_candidates("job-dfs-sr-mgr-ml", filters={
         "employment_types": ["EMPLOYMENT_TYPE_UNSPECIFIED"]}),
      "filters.employment_types[0]: EMPLOYMENT_TYPE_UNSPECIFIED is not an employment type"),
+    (lambda c: c.match_jobs("cand-ml-lead-chicago", filters={"min_annual_salary": 1e300}),
+     "filters.min_annual_salary: 1e+300 is above "),
     (lambda c: c.call("GetPosting", b"\xff\xff\xff"), ""),
     (lambda c: c.check(metadata={"Not A Key": "v"}), ""),
     (lambda c: c.check(metadata={"k%d" % i: "v" for i in range(33)}), ""),

@@ -13,6 +13,7 @@
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
+#include "lunamatch/salary.h"
 #include "score.h"
 #include "score_int.h"
 
@@ -1275,6 +1276,36 @@ test_filter_employment_types(void **state)
 	                   "EMPLOYMENT_TYPE_UNSPECIFIED is not an employment type");
 	expect_bad_type(99, "filters.employment_types[1]: unknown employment type 99");
 	expect_bad_type(-1, "filters.employment_types[1]: unknown employment type -1");
+}
+
+/* No posting pays more than LM_SALARY_ANNUAL_MAX a year (ingest refuses a
+ * salary that comes to more), so a higher min_annual_salary is refused with
+ * a reason naming the field; the maximum itself passes. */
+static void
+test_filter_salary_max(void **state)
+{
+	Lunamatch__V1__JobFilters jf = LUNAMATCH__V1__JOB_FILTERS__INIT;
+	lm_filters *f = NULL;
+	char err[128], want[128];
+
+	(void) state;
+	jf.min_annual_salary = LM_SALARY_ANNUAL_MAX;
+	assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_OK);
+	assert_non_null(f);
+	lm_filters_free(f);
+	f = NULL;
+	jf.min_annual_salary = nextafter(LM_SALARY_ANNUAL_MAX, INFINITY);
+	assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_EINVAL);
+	assert_null(f);
+	assert_non_null(strstr(err, "filters.min_annual_salary: "));
+	jf.min_annual_salary = 1e300;
+	assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_EINVAL);
+	assert_null(f);
+	snprintf(want, sizeof(want),
+	    "filters.min_annual_salary: 1e+300 is above %.0f, the most an annual "
+	    "salary can be",
+	    LM_SALARY_ANNUAL_MAX);
+	assert_string_equal(err, want);
 }
 
 /* ---- explanations ------------------------------------------------------------------ */
@@ -3197,6 +3228,7 @@ main(void)
 	    cmocka_unit_test(test_countries_packed_or_not),
 	    cmocka_unit_test(test_candidate_filters),
 	    cmocka_unit_test(test_filter_employment_types),
+	    cmocka_unit_test(test_filter_salary_max),
 	    cmocka_unit_test(test_explanation_order),
 	    cmocka_unit_test(test_improvements),
 	    cmocka_unit_test(test_improvement_budget),

@@ -39,6 +39,7 @@
 #include "lunamatch/kafka.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
+#include "lunamatch/salary.h"
 #include "lunamatch/store.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
@@ -376,6 +377,18 @@ test_match_jobs_errors(void **state)
 	f.min_annual_salary = -5;
 	req.filters = &f;
 	assert_int_equal(call("MatchJobs", &req, &r, msg, sizeof(msg)), ST_INVALID);
+	assert_non_null(strstr(msg, "filters.min_annual_salary"));
+
+	/* A salary minimum up to the most a salary can come to is served
+	 * (no posting pays that much); above it, the request is refused. */
+	f.min_annual_salary = LM_SALARY_ANNUAL_MAX;
+	assert_int_equal(call("MatchJobs", &req, &r, msg, sizeof(msg)), ST_OK);
+	assert_int_equal(((Lunamatch__V1__MatchJobsResponse *) r)->n_matches, 0);
+	free_msg(r);
+	r = NULL;
+	f.min_annual_salary = 1e300;
+	assert_int_equal(call("MatchJobs", &req, &r, msg, sizeof(msg)), ST_INVALID);
+	assert_non_null(strstr(msg, "filters.min_annual_salary: 1e+300 is above "));
 	f.min_annual_salary = 0;
 
 	/* Employment types: a value of the enum is served, one outside it refused. */
