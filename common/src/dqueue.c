@@ -5,10 +5,20 @@
  * `meta` holds the schema version and "next", the seq the next append
  * starts at (kept there so that seqs keep growing when the queue empties).
  *
- * Every operation holds `lock` for its whole transaction, so no transaction
- * of this process is open when a full map is grown (mdb_env_set_mapsize
- * requires that) and no caller sees a half-grown environment.
+ * Locks: `lock` serializes the writes (appends, removals), the syncs and
+ * the changes of the sync mode, and is held across each, the disk sync of
+ * a synced commit included. Reads (peek, count) do not take it: LMDB's
+ * readers do not wait for its writer, so no pass over the queue holds up
+ * an append. `maplock` is held shared by every transaction, read or
+ * write, and exclusively where no read may run beside: a change of the
+ * map size (mdb_env_set_mapsize requires that no transaction of the
+ * process is open), a removal and the last try of an append after one
+ * (the pages a write frees are reusable only when no reader is older,
+ * remove_split and touch). A peek holds it for one slice of at most
+ * LM_DQUEUE_PEEK_SLICE messages at a time, so that these wait for at most
+ * one slice of its callbacks. The order is lock, then maplock.
  */
+#define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP */
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -31,17 +41,56 @@
 #define DQ_GROWS_MAX  16   /* map doublings one append may need */
 
 struct lm_dqueue {
-	pthread_mutex_t lock; /* held for every transaction */
+	pthread_mutex_t lock; /* held for every write, sync and mode change */
+	/* Shared: a transaction is open; exclusive: no read may run (see
+	 * above). It prefers the exclusive side, so that a peek's slices
+	 * cannot starve a growing map; so no thread may take it shared
+	 * twice, which is why a peek's callback must not call the queue. */
+	pthread_rwlock_t maplock;
 	MDB_env *env;
 	MDB_dbi db_msgs, db_meta;
 	uint64_t max_map;
 	/* The last write was a removal: the pages it freed are reusable only
-	 * once another write commits (touch). Under lock. */
+	 * once another write commits (touch) and no reader's snapshot is
+	 * older than that write. Under lock. */
 	bool freed;
 	char domain[LM_LMDB_DOMAIN_MAX + 1];
 	dev_t dev;
 	ino_t ino;
 };
+
+/* Trades the caller's shared hold of maplock for the exclusive one, which
+ * waits for the other open transactions to end and keeps new ones out. */
+static void
+map_exclusive(lm_dqueue *q)
+{
+	pthread_rwlock_unlock(&q->maplock);
+	pthread_rwlock_wrlock(&q->maplock);
+}
+
+/* Trades the exclusive hold back for a shared one. */
+static void
+map_shared(lm_dqueue *q)
+{
+	pthread_rwlock_unlock(&q->maplock);
+	pthread_rwlock_rdlock(&q->maplock);
+}
+
+/*
+ * Sets the map size (0: adopt the size another process recorded); the
+ * lm_lmdb_resize_fn of every transaction and growth, arg the queue. The
+ * caller holds maplock shared, once, and has no transaction open.
+ */
+static int
+set_mapsize(void *arg, MDB_env *env, uint64_t size)
+{
+	lm_dqueue *q = arg;
+
+	map_exclusive(q);
+	int rc = lm_lmdb_set_mapsize(env, size, q->domain);
+	map_shared(q);
+	return rc;
+}
 
 static int
 get_next(lm_dqueue *q, MDB_txn *txn, uint64_t *next)
@@ -60,16 +109,19 @@ get_next(lm_dqueue *q, MDB_txn *txn, uint64_t *next)
 	return LM_OK;
 }
 
-/* One attempt at an append; LM_EMAPFULL asks the caller to grow and retry. */
+/* One attempt at an append, lock held and maplock shared (resize
+ * set_mapsize) or exclusive (resize NULL); LM_EMAPFULL asks the caller to
+ * grow and retry. */
 static int
-append_once(lm_dqueue *q, const lm_dqueue_msg *msgs, size_t n, uint64_t *first)
+append_once(lm_dqueue *q, const lm_dqueue_msg *msgs, size_t n, uint64_t *first,
+    lm_lmdb_resize_fn resize)
 {
 	unsigned char kb[LM_LMDB_BE64_LEN], nb[LM_LMDB_BE64_LEN];
 	MDB_txn *txn = NULL;
 	uint64_t next = 0;
 	int rc;
 
-	if ((rc = lm_lmdb_txn_begin(q->env, 0, NULL, NULL, q->domain, &txn)) != LM_OK)
+	if ((rc = lm_lmdb_txn_begin(q->env, 0, resize, q, q->domain, &txn)) != LM_OK)
 		return rc;
 	if ((rc = get_next(q, txn, &next)) != LM_OK)
 		goto fail;
@@ -99,7 +151,8 @@ fail:
 }
 
 /*
- * Commits a write that changes nothing (the next seq, as it is), lock held.
+ * Commits a write that changes nothing (the next seq, as it is), lock held
+ * and maplock exclusive.
  * LMDB reuses the pages a commit freed only once a later write has
  * committed, and an append that fails is aborted: after removals emptied a
  * queue at its largest map, appends that needed the freed pages kept
@@ -146,70 +199,102 @@ lm_dqueue_append(lm_dqueue *q, const lm_dqueue_msg *msgs, size_t n, uint64_t *fi
 			return LM_E2BIG;
 	}
 	pthread_mutex_lock(&q->lock);
+	pthread_rwlock_rdlock(&q->maplock);
 	for (int grows = 0;; grows++) {
-		rc = append_once(q, msgs, n, &first);
+		rc = append_once(q, msgs, n, &first, set_mapsize);
 		if (rc != LM_EMAPFULL || grows == DQ_GROWS_MAX)
 			break;
-		if ((rc = lm_lmdb_grow(q->env, q->max_map, NULL, NULL, q->domain)) !=
+		if ((rc = lm_lmdb_grow(q->env, q->max_map, set_mapsize, q, q->domain)) !=
 		    LM_OK)
 			break;
 	}
-	if (rc == LM_EMAPFULL && q->freed && touch(q) == LM_OK) {
-		q->freed = false;
-		rc = append_once(q, msgs, n, &first);
+	/* After a removal, the last try runs with no read transaction open:
+	 * a peek's snapshot taken before touch would keep the pages it is
+	 * meant to free. */
+	if (rc == LM_EMAPFULL && q->freed) {
+		map_exclusive(q);
+		if (touch(q) == LM_OK) {
+			q->freed = false;
+			rc = append_once(q, msgs, n, &first, NULL);
+		}
+		map_shared(q);
 	}
 	if (rc == LM_OK)
 		q->freed = false;
+	pthread_rwlock_unlock(&q->maplock);
 	pthread_mutex_unlock(&q->lock);
 	if (rc == LM_OK && first_seq != NULL)
 		*first_seq = first;
 	return rc;
 }
 
-int
-lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, void *arg)
+/*
+ * Calls fn for at most n messages with seq > *after in one read
+ * transaction, with maplock held shared and not lock. *after becomes the
+ * seq of the last message passed and *seen counts the messages passed;
+ * *stop is the non-zero value fn stopped with. Returns LM_OK or an error.
+ */
+static int
+peek_slice(lm_dqueue *q, uint64_t *after, size_t n, lm_dqueue_fn fn, void *arg,
+    size_t *seen, int *stop)
 {
 	unsigned char kb[LM_LMDB_BE64_LEN];
 	MDB_txn *txn = NULL;
 	MDB_cursor *c = NULL;
 	MDB_val k = {sizeof(kb), kb}, v;
-	size_t seen = 0;
-	int rc, ret = LM_OK;
+	int rc;
 
-	if (q == NULL || fn == NULL || max == 0 || max > LM_DQUEUE_BATCH_MAX)
-		return LM_EINVAL;
-	lm_lmdb_put_be64(kb, after == UINT64_MAX ? after : after + 1);
-	pthread_mutex_lock(&q->lock);
-	rc = lm_lmdb_txn_begin(q->env, MDB_RDONLY, NULL, NULL, q->domain, &txn);
+	lm_lmdb_put_be64(kb, *after + 1);
+	pthread_rwlock_rdlock(&q->maplock);
+	rc = lm_lmdb_txn_begin(q->env, MDB_RDONLY, set_mapsize, q, q->domain, &txn);
 	if (rc != LM_OK)
 		goto out;
 	if ((rc = mdb_cursor_open(txn, q->db_msgs, &c)) != 0) {
 		rc = lm_lmdb_err(rc, q->domain, "mdb_cursor_open");
 		goto out;
 	}
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && seen < max;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), seen++) {
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && *seen < n) {
 		if (k.mv_size != LM_LMDB_BE64_LEN) {
 			rc = LM_ESTORE;
 			goto out;
 		}
-		uint64_t seq = lm_lmdb_get_be64(k.mv_data);
-		if (seq <= after)
-			continue;
-		if ((ret = fn(arg, seq, v.mv_data, v.mv_size)) != 0)
+		*after = lm_lmdb_get_be64(k.mv_data);
+		++*seen;
+		if ((*stop = fn(arg, *after, v.mv_data, v.mv_size)) != 0)
 			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
 	rc = rc == 0 || rc == MDB_NOTFOUND ? LM_OK
 	                                   : lm_lmdb_err(rc, q->domain, "mdb_cursor_get");
 out:
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
-	pthread_mutex_unlock(&q->lock);
-	return rc != LM_OK ? rc : ret;
+	pthread_rwlock_unlock(&q->maplock);
+	return rc;
 }
 
-/* Removes seqs[0 .. n) in one transaction (lock held); LM_EMAPFULL when
- * the map has no room for the pages the deletion copies. */
+int
+lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, void *arg)
+{
+	size_t left = max, n, seen;
+	int rc = LM_OK, stop = 0;
+
+	if (q == NULL || fn == NULL || max == 0 || max > LM_DQUEUE_BATCH_MAX)
+		return LM_EINVAL;
+	if (after == UINT64_MAX)
+		return LM_OK; /* no seq follows */
+	do {
+		n = left < LM_DQUEUE_PEEK_SLICE ? left : LM_DQUEUE_PEEK_SLICE;
+		seen = 0;
+		rc = peek_slice(q, &after, n, fn, arg, &seen, &stop);
+		left -= seen;
+	} while (rc == LM_OK && stop == 0 && seen == n && left > 0 && after < UINT64_MAX);
+	return rc != LM_OK ? rc : stop;
+}
+
+/* Removes seqs[0 .. n) in one transaction (lock held, maplock exclusive);
+ * LM_EMAPFULL when the map has no room for the pages the deletion copies. */
 static int
 remove_once(lm_dqueue *q, const uint64_t *seqs, size_t n)
 {
@@ -240,7 +325,9 @@ remove_once(lm_dqueue *q, const uint64_t *seqs, size_t n)
  * So a deletion the map has no room for is split in halves, each its own
  * transaction: one message needs only the pages of one path, which the
  * pages freed by the transaction before provide, and every transaction
- * that succeeds frees more for the next.
+ * that succeeds frees more for the next. Freed pages are reusable only
+ * when no read transaction is older than the one that freed them, so a
+ * removal holds maplock exclusively: no peek or count runs beside it.
  */
 static int
 remove_split(lm_dqueue *q, const uint64_t *seqs, size_t n)
@@ -264,9 +351,11 @@ lm_dqueue_remove(lm_dqueue *q, const uint64_t *seqs, size_t n)
 	if (n == 0)
 		return LM_OK;
 	pthread_mutex_lock(&q->lock);
+	pthread_rwlock_wrlock(&q->maplock); /* see remove_split */
 	rc = remove_split(q, seqs, n);
 	if (rc == LM_OK)
 		q->freed = true;
+	pthread_rwlock_unlock(&q->maplock);
 	pthread_mutex_unlock(&q->lock);
 	return rc;
 }
@@ -280,13 +369,14 @@ lm_dqueue_count(lm_dqueue *q)
 
 	if (q == NULL)
 		return 0;
-	pthread_mutex_lock(&q->lock);
-	if (lm_lmdb_txn_begin(q->env, MDB_RDONLY, NULL, NULL, q->domain, &txn) == LM_OK) {
+	pthread_rwlock_rdlock(&q->maplock);
+	if (lm_lmdb_txn_begin(q->env, MDB_RDONLY, set_mapsize, q, q->domain, &txn) ==
+	    LM_OK) {
 		if (mdb_stat(txn, q->db_msgs, &st) == 0)
 			n = st.ms_entries;
 		mdb_txn_abort(txn);
 	}
-	pthread_mutex_unlock(&q->lock);
+	pthread_rwlock_unlock(&q->maplock);
 	return n;
 }
 
@@ -347,6 +437,11 @@ lm_dqueue_open(const char *dir, uint64_t max_map, const char *domain, lm_dqueue 
 		goto fail;
 	}
 	pthread_mutex_init(&q->lock, NULL);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&q->maplock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	q->max_map = max_map;
 	q->dev = st.st_dev;
 	q->ino = st.st_ino;
@@ -360,6 +455,7 @@ fail:
 	if (q != NULL) {
 		if (q->env != NULL)
 			mdb_env_close(q->env);
+		pthread_rwlock_destroy(&q->maplock);
 		pthread_mutex_destroy(&q->lock);
 		free(q);
 	}
@@ -400,6 +496,7 @@ lm_dqueue_close(lm_dqueue *q)
 	if (q == NULL)
 		return;
 	mdb_env_close(q->env);
+	pthread_rwlock_destroy(&q->maplock);
 	pthread_mutex_destroy(&q->lock);
 	lm_lmdb_dir_release(q->dev, q->ino);
 	free(q);

@@ -16,6 +16,17 @@
  * first. A decision that waits for its report (a partition without a
  * leader holds it up to message.timeout.ms) holds up nothing but its own
  * place in the window: the decisions for the other partitions go on.
+ *
+ * Waits: a caller of lm_decisions_log waits for the writer's transaction
+ * and for nothing the sender does but a removal, or, while the map grows
+ * or is full, the end of the slice its pass is in (at most
+ * LM_DQUEUE_PEEK_SLICE decisions). The writer's appends and the sender's
+ * removals are the queue's write transactions and take turns; a removal
+ * deletes at most LM_DECISIONS_INFLIGHT_MAX decisions. The sender's passes
+ * over the queue (lm_dqueue_peek: unpacking and producing up to
+ * LM_DECISIONS_INFLIGHT_MAX decisions) take no lock an append needs
+ * (dqueue.h), and a pass may also produce decisions appended while it
+ * runs. No queue or Kafka call is made while `mu` is held.
  */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -97,9 +108,9 @@ struct lm_decisions {
 
 	lm_counter *logged, *log_errors, *sent, *send_failures;
 	/* Decisions in the queue: set at open, then kept by the writer and
-	 * the removals, so that a render of the metrics neither waits for the
-	 * queue's lock (held across each synced write) nor reads the queue,
-	 * which lm_decisions_free closes while the registry lives on. */
+	 * the removals, so that a render of the metrics does not read the
+	 * queue: a read waits for a removal (a synced write), and
+	 * lm_decisions_free closes the queue while the registry lives on. */
 	lm_gauge *pending;
 	lm_counter *sync_failures;
 	atomic_uint fail_removals; /* lm_decisions_fail_removals */

@@ -13,8 +13,14 @@
  * given to lm_dqueue_open; beyond it appends fail with LM_EMAPFULL and
  * nothing already queued is touched.
  *
- * Thread-safety: every function may be called from any thread; operations
- * are serialized by the queue's lock (each is one short transaction).
+ * Thread-safety: every function may be called from any thread. Appends,
+ * removals and syncs run one at a time, each holding the queue's write
+ * lock across its transaction and disk sync. Reads (lm_dqueue_peek,
+ * lm_dqueue_count) do not take that lock: an append never waits for a
+ * peek, however many messages the peek passes to its callback. Reads wait
+ * for a removal, and for an append only while it grows the map (or after
+ * a removal finds the map full); these in turn wait for the slice a
+ * running peek is in, at most LM_DQUEUE_PEEK_SLICE of its callbacks.
  */
 #ifndef LUNAMATCH_DQUEUE_H
 #define LUNAMATCH_DQUEUE_H
@@ -27,9 +33,10 @@
 extern "C" {
 #endif
 
-#define LM_DQUEUE_MSG_MAX   (1u << 20)    /* bytes of one message */
-#define LM_DQUEUE_MAP_SIZE  (16ull << 20) /* initial map size */
-#define LM_DQUEUE_BATCH_MAX 100000        /* messages of one append or peek */
+#define LM_DQUEUE_MSG_MAX    (1u << 20)    /* bytes of one message */
+#define LM_DQUEUE_MAP_SIZE   (16ull << 20) /* initial map size */
+#define LM_DQUEUE_BATCH_MAX  100000        /* messages of one append or peek */
+#define LM_DQUEUE_PEEK_SLICE 256           /* messages of one read transaction */
 
 typedef struct lm_dqueue lm_dqueue;
 
@@ -64,13 +71,18 @@ int lm_dqueue_append(
     lm_dqueue *q, const lm_dqueue_msg *msgs, size_t n, uint64_t *first_seq);
 
 /* Called for each message of lm_dqueue_peek; data is valid during the call
- * only. Return 0 to go on, non-zero to stop. */
+ * only. Return 0 to go on, non-zero to stop. It must not call a function
+ * of the queue (that could wait for itself). */
 typedef int (*lm_dqueue_fn)(void *arg, uint64_t seq, const void *data, size_t len);
 
 /*
  * Calls fn for the oldest messages with seq > after (0: from the start), at
- * most max (1..LM_DQUEUE_BATCH_MAX), in order. Returns LM_OK, an error, or
- * the non-zero value fn stopped with.
+ * most max (1..LM_DQUEUE_BATCH_MAX), in increasing seq order. The pass reads
+ * slices of at most LM_DQUEUE_PEEK_SLICE messages, each in a read
+ * transaction of its own, so it is not one snapshot: a slice also sees the
+ * messages appended before it began (after every older one), and a message
+ * removed during the pass may be passed or not. Returns LM_OK, an error,
+ * or the non-zero value fn stopped with.
  */
 int lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, void *arg);
 
@@ -78,7 +90,8 @@ int lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, vo
  * Removes the messages seqs[0..n) in one synced transaction, or, when a
  * full map has no room for that, in several (dqueue.c): a full queue can
  * always be emptied. Seqs that are not queued are ignored. Returns LM_OK or
- * an error; on an error the transactions before it are removed.
+ * an error; on an error the transactions before it are removed. Appends
+ * wait for the whole removal: the caller bounds n.
  */
 int lm_dqueue_remove(lm_dqueue *q, const uint64_t *seqs, size_t n);
 

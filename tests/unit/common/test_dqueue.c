@@ -2,15 +2,23 @@
  * test_dqueue.c - the durable FIFO on real LMDB files: order, removal,
  * sequence numbers that keep growing across an empty queue and a reopen,
  * a full map that refuses appends, keeps what it holds and can always be
- * emptied, unsynced transactions and an explicit sync, and the limits.
+ * emptied, unsynced transactions and an explicit sync, and the limits;
+ * peeks that read in slices: an append does not wait for a peek, a growing
+ * map waits for one slice of it.
  */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lmtest.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/dqueue.h"
 #include "lunamatch/error.h"
+
+#define WAIT_MS 10000 /* longest wait for the other thread of a test */
 
 struct seen {
 	uint64_t seqs[64];
@@ -270,6 +278,280 @@ test_remove_batch_when_full(void **state)
 	free(root);
 }
 
+/* The seqs a pass of lm_dqueue_peek saw, in order; it stops (9) when
+ * stop_at were seen (0: never) or cap are full. */
+struct many {
+	uint64_t *seqs;
+	size_t n, cap, stop_at;
+};
+
+static int
+collect_many(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct many *s = arg;
+	(void) data;
+	(void) len;
+	if (s->n == s->cap || (s->stop_at != 0 && s->n == s->stop_at))
+		return 9;
+	s->seqs[s->n++] = seq;
+	return 0;
+}
+
+/* A peek reads the queue in slices of LM_DQUEUE_PEEK_SLICE messages: over
+ * their edges it passes every message once, in order, after `after`, at
+ * most max, skips removed ones and stops when its callback does. */
+static void
+test_peek_slices(void **state)
+{
+	char *root = lmt_tmpdir("dqueue-slices"), *dir = qdir(root);
+	enum { S = LM_DQUEUE_PEEK_SLICE, QUEUED = 2 * S + 3 };
+	lm_dqueue_msg m[QUEUED];
+	struct many s = {.cap = QUEUED};
+	lm_dqueue *q = NULL;
+	uint64_t first = 0, rm[5];
+	(void) state;
+
+	assert_non_null(s.seqs = calloc(QUEUED, sizeof(*s.seqs)));
+	for (size_t i = 0; i < QUEUED; i++)
+		m[i] = (lm_dqueue_msg){"m", 1};
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_append(q, m, QUEUED, &first), LM_OK);
+	assert_int_equal(first, 1);
+
+	assert_int_equal(lm_dqueue_peek(q, 0, 2 * S + 1, collect_many, &s), LM_OK);
+	assert_int_equal(s.n, 2 * S + 1);
+	for (size_t i = 0; i < s.n; i++)
+		assert_int_equal(s.seqs[i], i + 1);
+	s.n = 0;
+	assert_int_equal(
+	    lm_dqueue_peek(q, S - 1, LM_DQUEUE_BATCH_MAX, collect_many, &s), LM_OK);
+	assert_int_equal(s.n, S + 4);
+	for (size_t i = 0; i < s.n; i++)
+		assert_int_equal(s.seqs[i], S + i);
+	/* Five removed across the edge of the first slice. */
+	for (size_t i = 0; i < 5; i++)
+		rm[i] = S - 2 + i;
+	assert_int_equal(lm_dqueue_remove(q, rm, 5), LM_OK);
+	s.n = 0;
+	assert_int_equal(
+	    lm_dqueue_peek(q, 0, LM_DQUEUE_BATCH_MAX, collect_many, &s), LM_OK);
+	assert_int_equal(s.n, QUEUED - 5);
+	for (size_t i = 0; i < s.n; i++)
+		assert_int_equal(s.seqs[i], i < S - 3 ? i + 1 : i + 6);
+	s.n = 0;
+	s.stop_at = S + 1;
+	assert_int_equal(lm_dqueue_peek(q, 0, LM_DQUEUE_BATCH_MAX, collect_many, &s), 9);
+	assert_int_equal(s.n, S + 1);
+	s.n = 0;
+	assert_int_equal(
+	    lm_dqueue_peek(q, UINT64_MAX, LM_DQUEUE_BATCH_MAX, collect_many, &s), LM_OK);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(
+	    lm_dqueue_peek(q, QUEUED, LM_DQUEUE_BATCH_MAX, collect_many, &s), LM_OK);
+	assert_int_equal(s.n, 0);
+	lm_dqueue_close(q);
+	free(s.seqs);
+	lmt_rmtree(root);
+	free(dir);
+	free(root);
+}
+
+/* A pass of lm_dqueue_peek while another thread appends msg: the callback
+ * starts the append at the first message and waits there, at most WAIT_MS,
+ * for it to return (until_returned) or to begin. */
+struct overlap {
+	lm_dqueue *q;
+	lm_dqueue_msg msg;
+	bool until_returned;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+	bool go;           /* the callback asks for the append */
+	bool begun;        /* the append is called */
+	bool appended;     /* it returned */
+	int rc;            /* its result */
+	uint64_t seq;      /* the seq it got */
+	bool during;       /* it returned while the callback waited */
+	struct many seen;  /* the pass */
+};
+
+static void
+overlap_init(struct overlap *o, lm_dqueue *q, size_t cap)
+{
+	pthread_condattr_t ca;
+
+	memset(o, 0, sizeof(*o));
+	o->q = q;
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&o->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	o->seen.cap = cap;
+	assert_non_null(o->seen.seqs = calloc(cap, sizeof(*o->seen.seqs)));
+}
+
+static void
+overlap_destroy(struct overlap *o)
+{
+	pthread_cond_destroy(&o->cv);
+	pthread_mutex_destroy(&o->mu);
+	free(o->seen.seqs);
+}
+
+static void *
+overlap_append(void *arg)
+{
+	struct overlap *o = arg;
+	uint64_t seq = 0;
+
+	pthread_mutex_lock(&o->mu);
+	while (!o->go)
+		pthread_cond_wait(&o->cv, &o->mu);
+	o->begun = true;
+	pthread_cond_broadcast(&o->cv);
+	pthread_mutex_unlock(&o->mu);
+	int rc = lm_dqueue_append(o->q, &o->msg, 1, &seq);
+	pthread_mutex_lock(&o->mu);
+	o->rc = rc;
+	o->seq = seq;
+	o->appended = true;
+	pthread_cond_broadcast(&o->cv);
+	pthread_mutex_unlock(&o->mu);
+	return NULL;
+}
+
+static int
+overlap_seen(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct overlap *o = arg;
+	int rc = collect_many(&o->seen, seq, data, len);
+	if (rc != 0 || o->seen.n > 1)
+		return rc;
+	struct timespec until = lm_clock_deadline(CLOCK_MONOTONIC, WAIT_MS);
+	pthread_mutex_lock(&o->mu);
+	o->go = true;
+	pthread_cond_broadcast(&o->cv);
+	while (!(o->until_returned ? o->appended : o->begun) &&
+	       pthread_cond_timedwait(&o->cv, &o->mu, &until) == 0)
+		;
+	o->during = o->appended;
+	pthread_mutex_unlock(&o->mu);
+	return 0;
+}
+
+/* Runs a peek of the whole queue with an append beside it (struct overlap);
+ * returns the peek's result. A peek that called no callback lets the
+ * append go once it returned. */
+static int
+overlap_run(struct overlap *o)
+{
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, overlap_append, o), 0);
+	int rc = lm_dqueue_peek(o->q, 0, LM_DQUEUE_BATCH_MAX, overlap_seen, o);
+	pthread_mutex_lock(&o->mu);
+	o->go = true;
+	pthread_cond_broadcast(&o->cv);
+	pthread_mutex_unlock(&o->mu);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	return rc;
+}
+
+/*
+ * An append does not wait for a pass of lm_dqueue_peek, however many
+ * messages the pass has: the append returns while the pass is inside its
+ * callback, and a later slice of the pass passes the appended message
+ * after the ones that were queued. The decision log's sender produces up
+ * to 10,000 decisions in one pass, and the peek held the queue's lock for
+ * all of it: the writer's synced appends, and every answer waiting for
+ * its decision to be logged, waited for the whole pass.
+ */
+static void
+test_append_during_peek(void **state)
+{
+	char *root = lmt_tmpdir("dqueue-overlap"), *dir = qdir(root);
+	enum { QUEUED = 2 * LM_DQUEUE_PEEK_SLICE + 1 };
+	lm_dqueue_msg m[QUEUED];
+	lm_dqueue *q = NULL;
+	struct overlap o;
+	uint64_t first = 0;
+	(void) state;
+
+	for (size_t i = 0; i < QUEUED; i++)
+		m[i] = (lm_dqueue_msg){"queued", 6};
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_append(q, m, QUEUED, &first), LM_OK);
+	overlap_init(&o, q, QUEUED + 1);
+	o.msg = (lm_dqueue_msg){"new", 3};
+	o.until_returned = true;
+
+	assert_int_equal(overlap_run(&o), LM_OK);
+	assert_int_equal(o.rc, LM_OK);
+	assert_true(o.during);
+	assert_int_equal(o.seq, first + QUEUED);
+	assert_int_equal(o.seen.n, QUEUED + 1);
+	for (size_t i = 0; i < o.seen.n; i++)
+		assert_int_equal(o.seen.seqs[i], first + i);
+	assert_int_equal(lm_dqueue_count(q), QUEUED + 1);
+	overlap_destroy(&o);
+	lm_dqueue_close(q);
+	lmt_rmtree(root);
+	free(dir);
+	free(root);
+}
+
+/*
+ * An append that grows the map while a peek passes a full map's messages
+ * (tens of thousands: the growth usually comes in the middle of the pass):
+ * the growth waits for the slice the peek is in, since no transaction may
+ * be open then, and the peek's next slice for the growth. Both complete,
+ * the peek passes every message that was queued, in order, and the
+ * appended one if the growth came before its last slice.
+ */
+static void
+test_grow_during_peek(void **state)
+{
+	char *root = lmt_tmpdir("dqueue-grow"), *dir = qdir(root);
+	enum { LEN = 200, BATCH = 1000 };
+	char msg[LEN];
+	lm_dqueue_msg m[BATCH];
+	lm_dqueue *q = NULL;
+	struct overlap o;
+	uint64_t first = 0, n = 0;
+	int rc;
+	(void) state;
+
+	memset(msg, 'x', sizeof(msg));
+	for (size_t i = 0; i < BATCH; i++)
+		m[i] = (lm_dqueue_msg){msg, LEN};
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	while ((rc = lm_dqueue_append(q, m, BATCH, &first)) == LM_OK)
+		n += BATCH;
+	for (size_t b = BATCH / 10; b > 0; b /= 10)
+		while ((rc = lm_dqueue_append(q, m, b, &first)) == LM_OK)
+			n += b;
+	assert_int_equal(rc, LM_EMAPFULL);
+	assert_true(n > 100 * LM_DQUEUE_PEEK_SLICE && n < LM_DQUEUE_BATCH_MAX);
+	lm_dqueue_close(q);
+	/* The same queue, allowed to grow: the next append must. */
+	assert_int_equal(lm_dqueue_open(dir, 4 * LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	overlap_init(&o, q, n + 1);
+	o.msg = m[0];
+
+	assert_int_equal(overlap_run(&o), LM_OK);
+	assert_int_equal(o.rc, LM_OK);
+	assert_int_equal(o.seq, n + 1);
+	assert_true(o.seen.n == n || o.seen.n == n + 1);
+	for (size_t i = 0; i < o.seen.n; i++)
+		assert_int_equal(o.seen.seqs[i], i + 1);
+	assert_int_equal(lm_dqueue_count(q), n + 1);
+	overlap_destroy(&o);
+	lm_dqueue_close(q);
+	lmt_rmtree(root);
+	free(dir);
+	free(root);
+}
+
 int
 main(void)
 {
@@ -279,6 +561,9 @@ main(void)
 	    cmocka_unit_test(test_remove_when_full),
 	    cmocka_unit_test(test_append_after_emptied),
 	    cmocka_unit_test(test_remove_batch_when_full),
+	    cmocka_unit_test(test_peek_slices),
+	    cmocka_unit_test(test_append_during_peek),
+	    cmocka_unit_test(test_grow_during_peek),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,8 @@
  * closing the log), and decisions handed over without waiting report
  * their write exactly once; a stop while decisions are in flight sends
  * none of them twice; a partition without a leader holds up only its own
- * decisions.
+ * decisions; a queue longer than one read of the sender's pass reaches the
+ * topic whole and in order.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -551,6 +552,103 @@ test_partition_without_leader(void **state)
 		for (int i = 0; i < 10; i++)
 			assert_true(count_id(&r, ids[b][i]) >= 1);
 	readback_free(&r);
+	free(dir);
+}
+
+/* The index in ids[0..n) of id; n when it is none of them. */
+static size_t
+index_of(char (*ids)[LM_DECISIONS_ID_LEN + 1], size_t n, const char *id)
+{
+	size_t i = 0;
+	while (i < n && strcmp(ids[i], id) != 0)
+		i++;
+	return i;
+}
+
+/*
+ * A queue of several slices' worth of decisions (the sender's pass reads
+ * LM_DQUEUE_PEEK_SLICE at a time, each slice in a read transaction of its
+ * own, and answers are logged while it runs) reaches the topic whole, and
+ * each partition in queue order: the decisions that were queued before
+ * the start, then those logged after it.
+ */
+static void
+test_pass_in_slices(void **state)
+{
+	enum {
+		QUEUED = 3 * LM_DQUEUE_PEEK_SLICE + 10,
+		LOGGED = 20,
+		ALL = QUEUED + LOGGED
+	};
+	const char *topic = TOPIC ".6";
+	char *dir = data_dir(), *qdir = malloc(strlen(dir) + 32);
+	char(*ids)[LM_DECISIONS_ID_LEN + 1] = calloc(ALL, sizeof(*ids));
+	char subjects[QUEUED][16], subject[16];
+	uint8_t *bufs[QUEUED];
+	lm_dqueue_msg m[QUEUED];
+	lm_dqueue *q = NULL;
+	size_t next[PARTITIONS], seen = 0;
+	bool sent[ALL] = {false};
+	struct readback r;
+	(void) state;
+
+	assert_non_null(qdir);
+	assert_non_null(ids);
+	sprintf(qdir, "%s/%s", dir, LM_DECISIONS_SUBDIR);
+	for (size_t i = 0; i < QUEUED; i++) {
+		Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+		snprintf(ids[i], sizeof(ids[i]), "queued-%zu", i);
+		snprintf(subjects[i], sizeof(subjects[i]), "cand-%zu", i % 13);
+		rec.decision_id = ids[i];
+		rec.method = "MatchJobs";
+		rec.subject_id = subjects[i];
+		m[i].len = lunamatch__v1__decision__get_packed_size(&rec);
+		assert_non_null(bufs[i] = malloc(m[i].len));
+		lunamatch__v1__decision__pack(&rec, bufs[i]);
+		m[i].data = bufs[i];
+	}
+	assert_int_equal(lm_dqueue_open(qdir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_append(q, m, QUEUED, NULL), LM_OK);
+	lm_dqueue_close(q);
+
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = topic,
+	    .data_dir = dir,
+	    .message_timeout_ms = 10000};
+	lm_decisions *d = NULL;
+	assert_int_equal(rd_kafka_mock_topic_create(mock, topic, PARTITIONS, 1), 0);
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	for (size_t i = QUEUED; i < ALL; i++) {
+		snprintf(subject, sizeof(subject), "cand-%zu", i % 13);
+		assert_int_equal(log_one(d, subject, "req", "", ids[i]), LM_OK);
+	}
+	assert_int_equal(wait_pending(d, 0), 0);
+	lm_decisions_free(d);
+
+	/* The first copy of each decision (at-least-once: a later one may
+	 * follow) comes after every earlier decision of its partition. */
+	read_topic(topic, ALL, &r);
+	for (int p = 0; p < PARTITIONS; p++)
+		next[p] = 0;
+	for (size_t k = 0; k < r.n; k++) {
+		size_t i = index_of(ids, ALL, r.v[k]->decision_id);
+		int32_t p = partition_of(r.keys[k]);
+		assert_true(i < ALL);
+		assert_string_equal(r.keys[k], r.v[k]->subject_id);
+		if (sent[i])
+			continue;
+		assert_true(i >= next[p]);
+		next[p] = i + 1;
+		sent[i] = true;
+		seen++;
+	}
+	assert_int_equal(seen, ALL);
+	readback_free(&r);
+	for (size_t i = 0; i < QUEUED; i++)
+		free(bufs[i]);
+	free(ids);
+	free(qdir);
 	free(dir);
 }
 
@@ -1113,6 +1211,7 @@ main(void)
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_outage_and_restart),
 	    cmocka_unit_test(test_partition_without_leader),
+	    cmocka_unit_test(test_pass_in_slices),
 	    cmocka_unit_test(test_retry_after_timeout),
 	    cmocka_unit_test(test_fatal_producer),
 	    cmocka_unit_test(test_removal_failure),
