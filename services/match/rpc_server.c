@@ -170,6 +170,9 @@ struct lm_rpc_server {
 	 * requests received, both ever-increasing. */
 	atomic_uint pipes_added;
 	atomic_uint requests_received;
+	/* lm_rpc_server_set_recv_hook's (immutable once started). */
+	void (*recv_hook)(void *arg);
+	void *recv_hook_arg;
 
 	/* Connections: every pipe counts from NNG_PIPE_EV_ADD_PRE to
 	 * NNG_PIPE_EV_REM_POST (nng sends REM_POST for rejected pipes too). */
@@ -319,22 +322,25 @@ metrics_init(lm_rpc_server *s)
 
 /* ---- in-flight accounting -------------------------------------------- */
 
-static void conn_begin(lm_rpc_server *s, uint32_t pipe);
+static bool conn_begin(lm_rpc_server *s, uint32_t pipe);
 static void conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len);
 static bool conn_mark_closing(lm_rpc_server *s, uint32_t pipe);
 
 /* A request arrived on the slot's pipe (sl->pipe): counted in flight for
- * the server and for its connection until call_end. */
-static void
+ * the server and for its connection until call_end. Returns false when
+ * its connection is being closed or gone (see conn_begin): no answer can
+ * reach the caller, and the request must be dropped unhandled. */
+static bool
 call_begin(struct slot *sl)
 {
 	lm_rpc_server *s = sl->s;
+	bool open = conn_begin(s, sl->pipe);
 
-	conn_begin(s, sl->pipe);
 	pthread_mutex_lock(&s->mtx);
 	s->inflight++;
 	pthread_mutex_unlock(&s->mtx);
 	lm_gauge_add(s->inflight_g, 1);
+	return open;
 }
 
 /* The slot's request was answered (the reply's send completed, whether or
@@ -781,7 +787,18 @@ slot_cb(void *arg)
 	sl->recv_ns = lm_clock_ns();
 	sl->state = S_WORK;
 	atomic_fetch_add(&s->requests_received, 1);
-	call_begin(sl);
+	if (s->recv_hook != NULL)
+		s->recv_hook(s->recv_hook_arg);
+	if (!call_begin(sl)) {
+		/* Its answer could not reach the caller, who sends the
+		 * call again on a new connection: handled here too, it
+		 * would run twice. */
+		sl->msg = NULL;
+		nng_msg_free(msg);
+		call_end(sl);
+		arm_recv(sl);
+		return;
+	}
 	if (atomic_load(&s->probe_active)) {
 		char method[LM_RPC_MAX_METHOD + 1], reqid[LM_RPC_MAX_REQUEST_ID + 1];
 		char want[32];
@@ -1301,11 +1318,6 @@ conn_release(lm_rpc_server *s, nng_pipe p)
 	return found;
 }
 
-/*
- * Notes a request received on pipe (from the aio callback): in flight on
- * its connection until conn_end. A pipe already removed (its entry gone)
- * is not tracked.
- */
 /* Restarts e's idle time, unless it is being closed (peer_mtx held). */
 static void
 entry_touch(struct conn_entry *e)
@@ -1325,18 +1337,29 @@ entry_close(struct conn_entry *e)
 	return first;
 }
 
-static void
+/*
+ * Notes a request received on pipe (from the aio callback): in flight on
+ * its connection until conn_end. Returns false when the connection is
+ * marked as being closed (entry_close) or already removed (its entry gone,
+ * not tracked): nng took the request off it after the sweeper, or a timed
+ * out send, found it with nothing in flight, and the close drops any
+ * answer, so the client sends the call again elsewhere.
+ */
+static bool
 conn_begin(lm_rpc_server *s, uint32_t pipe)
 {
 	struct conn_entry *e;
+	bool open = false;
 
 	pthread_mutex_lock(&s->peer_mtx);
 	if ((e = conn_find(s, pipe)) != NULL) {
 		e->inflight++;
 		e->big_reply = false;
+		open = __atomic_load_n(&e->last_ms, __ATOMIC_RELAXED) != INT64_MAX;
 		entry_touch(e);
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
+	return open;
 }
 
 /* Marks pipe's connection as being closed (as the idle sweeper does).
@@ -1381,10 +1404,11 @@ conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len)
  * in flight (queued, in a handler or held by a commit) and have been idle
  * for idle_ms since their last request or answer (their pipe ids gathered
  * under peer_mtx, closed after it: closing runs the removal callback,
- * which takes peer_mtx). While every context is busy, and for idle_ms
- * after, it closes none as idle: a request that waits in its pipe for a
- * context is not seen as in flight yet, and its connection must not be
- * taken for idle.
+ * which takes peer_mtx). A request that nng takes off such a connection
+ * between the two is dropped unhandled (conn_begin). While every context
+ * is busy, and for idle_ms after, it closes none as idle: a request that
+ * waits in its pipe for a context is not seen as in flight yet, and its
+ * connection must not be taken for idle.
  *
  * A connection whose last answer was big (LM_RPC_PINNED_REPLY_BYTES or
  * more) is closed after LM_RPC_SEND_TIMEOUT_MS without a request instead:
@@ -1761,6 +1785,13 @@ bool
 lm_rpc_server_serving(const lm_rpc_server *s)
 {
 	return s != NULL && atomic_load(&((lm_rpc_server *) s)->serving);
+}
+
+void
+lm_rpc_server_set_recv_hook(lm_rpc_server *s, void (*fn)(void *arg), void *arg)
+{
+	s->recv_hook = fn;
+	s->recv_hook_arg = arg;
 }
 
 int

@@ -279,6 +279,14 @@ void lm_rpc_server_free(lm_rpc_server *s);
  */
 int lm_rpc_server_probe(lm_rpc_server *s, unsigned timeout_ms);
 
+/*
+ * Test seam: fn, when not NULL, is called with arg on the nng thread that
+ * received each request, after nng took the request off its connection and
+ * before the server counts it in flight; it may block, to hold a test in
+ * that moment. Called before lm_rpc_server_start, or not at all.
+ */
+void lm_rpc_server_set_recv_hook(lm_rpc_server *s, void (*fn)(void *arg), void *arg);
+
 /* Writes a URL that a client can dial to reach this server (the bound port
  * for tcp port 0; 127.0.0.1 / ::1 for a wildcard host) into buf. Returns
  * LM_OK, LM_EINVAL when not started, or LM_E2BIG. */
