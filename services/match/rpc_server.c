@@ -844,8 +844,8 @@ decode(const lm_rpc_server *s, const ProtobufCMessageDescriptor *desc, const voi
 
 /*
  * Decodes and dispatches one request (sl->msg). Fills r (whose strings may
- * point into *reqp or text) and returns the method index or -1. On OK,
- * *inp and *outp hold the decoded request payload and the handler's
+ * point into *reqp, sl->reqid or text) and returns the method index or -1.
+ * On OK, *inp and *outp hold the decoded request payload and the handler's
  * response, and *ctxp the context the handler saw (pointing into *reqp);
  * the caller frees *reqp, *inp and *outp.
  */
@@ -879,8 +879,10 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 	rv = decode(s, &lunamatch__v1__rpc_request__descriptor, nng_msg_body(sl->msg),
 	    nng_msg_len(sl->msg), (ProtobufCMessage **) &req, err, sizeof(err));
 	if (rv == LM_ENOMEM) {
-		/* The server's failure, not the caller's. */
+		/* The server's failure, not the caller's; only an answer that
+		 * is INVALID_ARGUMENT may lack the caller's id (docs/api.md). */
 		r->code = CODE_INTERNAL;
+		r->request_id = sl->reqid;
 		snprintf(text, textlen, "cannot decode the request envelope: %s", err);
 		lm_error("rpc.decode.nomem", "%s", text);
 		return -1;

@@ -977,7 +977,9 @@ test_decode_amplification(void **state)
 /*
  * A request the server cannot decode for want of memory is the server's
  * failure, not the caller's: INTERNAL (docs/rpc.md), counted under that
- * code and not as a bad request. The failure is injected into the real
+ * code and not as a bad request, with the caller's request id read from
+ * the wire (docs/api.md: an answer without it is not the caller's, and ""
+ * comes only with INVALID_ARGUMENT). The failure is injected into the real
  * decode (lm_pb_fail_allocs); the raw client decodes the answer with
  * protobuf-c's own allocator, so only the server's decode meets it.
  */
@@ -994,6 +996,7 @@ test_decode_out_of_memory(void **state)
 	lm_pb_fail_allocs(0);
 	assert_non_null(r);
 	assert_int_equal(r->code, LUNAMATCH__V1__STATUS_CODE__INTERNAL);
+	assert_string_equal(r->request_id, "oom-1");
 	assert_non_null(strstr(r->message, "out of memory"));
 	lunamatch__v1__rpc_response__free_unpacked(r, NULL);
 	assert_int_equal(requests(f.m, "unknown", "INTERNAL"), 1);
