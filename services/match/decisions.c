@@ -814,14 +814,8 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return LM_ENOMEM;
 	pthread_mutex_init(&d->mu, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&d->work_cv, &ca);
-		pthread_cond_init(&d->send_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	(void) lm_cond_init_monotonic(&d->work_cv);
+	(void) lm_cond_init_monotonic(&d->send_cv);
 	pthread_cond_init(&d->done_cv, NULL);
 	if ((d->delivered = calloc(LM_DECISIONS_INFLIGHT_MAX, sizeof(uint64_t))) ==
 	        NULL ||

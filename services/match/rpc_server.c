@@ -1628,24 +1628,12 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	    o->idle_timeout_ms ? o->idle_timeout_ms : LM_RPC_DEFAULT_IDLE_TIMEOUT_MS;
 	s->age_ms = o->max_connection_age_ms;
 	pthread_mutex_init(&s->sweep_mtx, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&s->sweep_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	(void) lm_cond_init_monotonic(&s->sweep_cv);
 	pthread_mutex_init(&s->pmtx, NULL);
 	pthread_mutex_init(&s->lmtx, NULL);
 	pthread_mutex_init(&s->mtx, NULL);
 	pthread_cond_init(&s->work_cv, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&s->idle_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	(void) lm_cond_init_monotonic(&s->idle_cv);
 
 	s->handlers = calloc(svc->n_methods ? svc->n_methods : 1, sizeof(*s->handlers));
 	s->commits = calloc(svc->n_methods ? svc->n_methods : 1, sizeof(*s->commits));
