@@ -20,7 +20,8 @@ docs/deployment.md promises:
   Service reaches every node) and a termination grace period longer than
   each container's pause and stop bound (a container still stopping when
   it ends is killed);
-- a headless Service and a ClusterIP RPC Service on the match port, a
+- a headless Service that publishes ready pods only and a ClusterIP RPC
+  Service on the match port, a
   PodDisruptionBudget, an HPA scaling the StatefulSet, a NetworkPolicy that
   admits RPC from labelled clients only, admits exactly the ports the
   containers listen on, and lets out Kafka and DNS only, a
@@ -197,6 +198,10 @@ for path in overlays():
     headless = [s for s in svcs if s["spec"].get("clusterIP") == "None"]
     check(len(headless) == 1 and headless[0]["metadata"]["name"] == sts["spec"]["serviceName"],
           f"{label}: the StatefulSet's serviceName is not the headless Service")
+    # A pod that is not ready (ingest still filling its store) answers
+    # queries with part of the records: its name must not resolve.
+    check(all(not s["spec"].get("publishNotReadyAddresses", False) for s in headless),
+          f"{label}: the headless Service publishes pods that are not ready")
     rpc = [s for s in svcs if s["spec"].get("clusterIP") != "None"]
     check(len(rpc) == 1 and [p["port"] for p in rpc[0]["spec"]["ports"]] == [7700],
           f"{label}: one ClusterIP Service for the RPC port 7700 expected")
