@@ -20,10 +20,16 @@
  * whose connection the call lost is not tried again by the call: nng drops
  * a message over a size limit together with its connection.
  *
- * An UNAVAILABLE answer also closes the connection it came on, so that nng
- * dials that endpoint afresh: a replica that is draining keeps the
+ * An UNAVAILABLE answer also has the connection it came on closed, so that
+ * nng dials that endpoint afresh: a replica that is draining keeps the
  * connections it has until it exits, and an address in front of several
  * replicas (a Kubernetes Service) sends the new connection to a ready one.
+ * The threads of a client share its connection to an endpoint, and closing
+ * it would fail every other call waiting there for its answer (a request
+ * the server may have carried out, sent again or reported lost). So the
+ * connection is marked instead (see endpoint.closing): no call starts on
+ * it any more, and the last call in flight on the endpoint to end closes
+ * it (the call answered UNAVAILABLE itself when it is the only one).
  * With a single endpoint, a call answered UNAVAILABLE or whose connection
  * was lost is sent again on the new connection (a read-only method only),
  * at most SINGLE_REDIALS times (after a lost connection: once) and only if
@@ -128,15 +134,24 @@ struct endpoint {
 	 * threads may already deliver pipe events (there are no calls to
 	 * cancel before the client is handed out). */
 	atomic_bool failover;
-	atomic_int pipes;     /* connections up now: nlive, for pick() */
-	pthread_mutex_t mtx;  /* guards flights, live and nlive */
+	atomic_int pipes;     /* takers(), for pick() */
+	pthread_mutex_t mtx;  /* guards flights, live, nlive and closing */
 	pthread_cond_t up_cv; /* a connection came up (CLOCK_MONOTONIC) */
+	/* The calls between the start of their send and the end of their
+	 * wait for the answer (flight_start, flight_end). */
 	struct flight *flights;
+	/* A connection that answered UNAVAILABLE, to be closed once no call
+	 * is in flight on the endpoint; id 0 = none. It is one listed in
+	 * live: its id stays valid until nng reports its removal, which clears
+	 * the mark. While it is marked no call starts (flight_start waits for
+	 * the next connection), so the calls in flight only end, and the
+	 * last of them closes it within its own deadline. */
+	nng_pipe closing;
 	/* The ids of the connections up. nng reports the removal of a pipe
 	 * whose start failed (a peer of the wrong protocol) without having
 	 * reported it added, so only removals of pipes listed here count. One
 	 * dialer has one connection at a time; past LIVE_PIPES_MAX a
-	 * connection is not counted. */
+	 * connection is not counted (nor closed after UNAVAILABLE). */
 	uint32_t live[LIVE_PIPES_MAX];
 	size_t nlive;
 };
@@ -196,6 +211,21 @@ lm_client_close(lm_client *c)
 	free(c);
 }
 
+/* Whether a connection of ep is marked closing; with ep->mtx held. */
+static bool
+marked(const struct endpoint *ep)
+{
+	return nng_pipe_id(ep->closing) > 0;
+}
+
+/* How many connections of ep take calls: those up but the one marked
+ * closing (which is up); with ep->mtx held. */
+static size_t
+takers(const struct endpoint *ep)
+{
+	return ep->nlive - (marked(ep) ? 1 : 0);
+}
+
 /* Pipe notifications of an endpoint's socket (nng's threads). */
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -217,29 +247,72 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 				ep->live[i] = ep->live[--ep->nlive];
 				was_up = true;
 			}
+		if (was_up && nng_pipe_id(ep->closing) == nng_pipe_id(p))
+			ep->closing = (nng_pipe) NNG_PIPE_INITIALIZER;
 		/* Those sent were sent on it (see failover). */
 		if (was_up && atomic_load(&ep->failover))
 			for (struct flight *f = ep->flights; f != NULL; f = f->next)
 				nng_aio_cancel(f->aio);
 	}
-	atomic_store(&ep->pipes, (int) ep->nlive);
+	atomic_store(&ep->pipes, (int) takers(ep));
 	pthread_mutex_unlock(&ep->mtx);
 }
 
+/*
+ * Starts call f on ep: waits at most ms for a connection that takes calls
+ * (one up and not marked closing) and, if there is one, lists f among the
+ * calls in flight, in the same hold of the lock, so that a connection
+ * marked afterwards is not closed before f ends. Returns whether f was
+ * started; *waited says whether there was a wait.
+ */
+static bool
+flight_start(struct endpoint *ep, struct flight *f, nng_duration ms, bool *waited)
+{
+	struct timespec ts;
+	bool up;
+
+	pthread_mutex_lock(&ep->mtx);
+	*waited = takers(ep) == 0;
+	if (*waited) {
+		ts = lm_clock_deadline(CLOCK_MONOTONIC, ms > 0 ? (int64_t) ms : 0);
+		while (takers(ep) == 0 &&
+		       pthread_cond_timedwait(&ep->up_cv, &ep->mtx, &ts) == 0)
+			;
+	}
+	up = takers(ep) > 0;
+	if (up) {
+		f->prev = NULL;
+		f->next = ep->flights;
+		if (ep->flights != NULL)
+			ep->flights->prev = f;
+		ep->flights = f;
+	}
+	pthread_mutex_unlock(&ep->mtx);
+	return up;
+}
+
+/*
+ * Marks connection p of ep, which answered UNAVAILABLE, to be closed by
+ * the last call in flight on ep (flight_end); the caller is one of them.
+ * A connection already gone, or not listed, is not marked.
+ */
 static void
-flight_add(struct endpoint *ep, struct flight *f)
+mark_closing(struct endpoint *ep, nng_pipe p)
 {
 	pthread_mutex_lock(&ep->mtx);
-	f->prev = NULL;
-	f->next = ep->flights;
-	if (ep->flights != NULL)
-		ep->flights->prev = f;
-	ep->flights = f;
+	for (size_t i = 0; i < ep->nlive && !marked(ep); i++)
+		if (ep->live[i] == (uint32_t) nng_pipe_id(p))
+			ep->closing = p;
+	atomic_store(&ep->pipes, (int) takers(ep));
 	pthread_mutex_unlock(&ep->mtx);
 }
 
+/* Ends call f on ep; the last call in flight closes a marked connection.
+ * nng reports the removal from its own thread, never from within
+ * nng_pipe_close, so the close is made with the lock held: the mark,
+ * cleared by that report, still names the connection. */
 static void
-flight_remove(struct endpoint *ep, struct flight *f)
+flight_end(struct endpoint *ep, struct flight *f)
 {
 	pthread_mutex_lock(&ep->mtx);
 	if (f->prev != NULL)
@@ -248,6 +321,8 @@ flight_remove(struct endpoint *ep, struct flight *f)
 		ep->flights = f->next;
 	if (f->next != NULL)
 		f->next->prev = f->prev;
+	if (ep->flights == NULL && marked(ep))
+		nng_pipe_close(ep->closing);
 	pthread_mutex_unlock(&ep->mtx);
 }
 /* TLS configuration for a client of url; the server name defaults to the
@@ -607,24 +682,6 @@ decode_answer(const ProtobufCMessageDescriptor *desc, const void *data, size_t l
 	return rv;
 }
 
-/* Waits at most ms for ep to have a connection up; whether it has. */
-static bool
-wait_up(struct endpoint *ep, nng_duration ms)
-{
-	struct timespec ts;
-	bool up;
-
-	if (atomic_load(&ep->pipes) > 0)
-		return true;
-	ts = lm_clock_deadline(CLOCK_MONOTONIC, ms > 0 ? (int64_t) ms : 0);
-	pthread_mutex_lock(&ep->mtx);
-	while (ep->nlive == 0 && pthread_cond_timedwait(&ep->up_cv, &ep->mtx, &ts) == 0)
-		;
-	up = ep->nlive > 0;
-	pthread_mutex_unlock(&ep->mtx);
-	return up;
-}
-
 /*
  * One attempt of a call on ep: a connection is waited for at most
  * connect_ms, the answer until deadline. The server gets timeout_ms as its
@@ -645,24 +702,35 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	nng_msg *msg = NULL;
 	nng_aio *aio = NULL;
 	nng_ctx ctx;
-	bool ctx_open = false, flying = false;
+	bool ctx_open = false, flying = false, waited;
 	nng_time now;
-	size_t size;
+	size_t size = 0;
 	int rv, nrv;
 
 	*oc = FINAL;
 	*st = ST_INTERNAL;
+	if ((nrv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
+	    (nrv = nng_ctx_open(&ctx, ep->sock)) != 0) {
+		rv = lm_err_from_nng(nrv);
+		*st = ST_UNAVAILABLE;
+		set_err(errmsg, errlen, nng_strerror(nrv));
+		goto out;
+	}
+	ctx_open = true;
 	/* A connection first: the time left that the request carries counts
 	 * from when it can be sent, so the server's deadline does not outlast
 	 * the caller's by the wait. */
-	if (atomic_load(&ep->pipes) == 0) {
-		now = nng_clock();
-		if (!wait_up(ep, connect_ms)) {
-			*st = ST_UNAVAILABLE;
-			*oc = NO_CONN;
-			set_err(errmsg, errlen, "no connection to the server");
-			return LM_ETIMEDOUT;
-		}
+	fl.aio = aio;
+	now = nng_clock();
+	if (!flight_start(ep, &fl, connect_ms, &waited)) {
+		rv = LM_ETIMEDOUT;
+		*st = ST_UNAVAILABLE;
+		*oc = NO_CONN;
+		set_err(errmsg, errlen, "no connection to the server");
+		goto out;
+	}
+	flying = true;
+	if (waited) {
 		connect_ms -= (nng_duration) (nng_clock() - now);
 		if (connect_ms < 1)
 			connect_ms = 1;
@@ -682,17 +750,6 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 			    rv == LM_EINVAL ? "bad method name" : lm_strerror(rv));
 		goto out;
 	}
-	if ((nrv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
-	    (nrv = nng_ctx_open(&ctx, ep->sock)) != 0) {
-		rv = lm_err_from_nng(nrv);
-		*st = ST_UNAVAILABLE;
-		set_err(errmsg, errlen, nng_strerror(nrv));
-		goto out;
-	}
-	ctx_open = true;
-	fl.aio = aio;
-	flight_add(ep, &fl);
-	flying = true;
 
 	/* Send: completes once the request is handed to a connection. */
 	nng_aio_set_msg(aio, msg);
@@ -773,9 +830,10 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	} else {
 		set_err(errmsg, errlen, env->message ? env->message : "");
 	}
-	/* This server will not serve this connection: have nng dial again. */
+	/* This server will not serve this connection: have nng dial again,
+	 * once the other calls on it have their answers. */
 	if (*st == ST_UNAVAILABLE)
-		nng_pipe_close(nng_msg_get_pipe(msg));
+		mark_closing(ep, nng_msg_get_pipe(msg));
 	if (*st == ST_OK) {
 		rv = decode_answer(resp_desc, env->payload.data, env->payload.len,
 		    c->max_resp, resp, err, sizeof(err));
@@ -798,7 +856,7 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	rv = LM_OK;
 out:
 	if (flying)
-		flight_remove(ep, &fl);
+		flight_end(ep, &fl);
 	if (env != NULL)
 		protobuf_c_message_free_unpacked(&env->base, NULL);
 	nng_msg_free(msg);

@@ -27,12 +27,18 @@
  * than max_request_bytes) together with its connection, and a repeat would
  * meet the same fate.
  *
- * An UNAVAILABLE answer also closes the connection it came on, so that the
- * endpoint is dialled afresh (an address in front of several replicas then
- * reaches a ready one). With a single endpoint, a call of a read-only
- * method answered UNAVAILABLE or whose connection was lost is sent again on
- * the fresh connection, at most twice (after a lost connection: once) and
- * only if it comes up within 1 s.
+ * An UNAVAILABLE answer also has the connection it came on closed, so that
+ * the endpoint is dialled afresh (an address in front of several replicas
+ * then reaches a ready one). The threads of a client share that
+ * connection, and the other calls waiting on it for their answers keep
+ * them: it is closed when the last of them ends (at once when there are
+ * none), and no call starts on it meanwhile (a call goes to another
+ * endpoint that is connected, or waits for the fresh connection as for any
+ * other). With a single endpoint, a call of a read-only method answered
+ * UNAVAILABLE or whose connection was lost is sent again on the fresh
+ * connection, at most twice (after a lost connection: once) and only if it
+ * comes up within 1 s (with calls still in flight on the old one it may
+ * not; the call then ends with the UNAVAILABLE answer).
  *
  * Resends: nng's REQ protocol can resend a request on its own. The client
  * turns the timer-based resend off (NNG_OPT_REQ_RESENDTIME infinite), so a

@@ -24,6 +24,7 @@
 #include "proc.h"
 #include "lunamatch/client.h"
 #include "lunamatch/client_methods.h"
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
@@ -1021,6 +1022,308 @@ test_client_retries_read_only_methods_only(void **state)
 	peers_down(&p1, &p2);
 }
 
+/* ---- an UNAVAILABLE answer among calls in flight ------------------------ */
+
+#define HELD_MAX 4
+#define SEEN_MAX 32
+
+/* A REP peer that takes each request on a context of its own, so that it
+ * can leave some unanswered while it answers others: a request for an id
+ * that starts with "hold" waits until ctx_peer_release, "unavailable" is
+ * answered UNAVAILABLE ("draining"), "stop" is answered and ends the
+ * peer's thread, any other id is echoed. Every request's id and connection
+ * are recorded. */
+struct ctx_peer {
+	nng_socket sock;
+	char url[128];
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* a request arrived (CLOCK_MONOTONIC) */
+	size_t nseen;
+	char seen_id[SEEN_MAX][64];
+	uint32_t seen_pipe[SEEN_MAX];
+	size_t nheld;
+	nng_ctx held[HELD_MAX];
+	char held_reqid[HELD_MAX][LM_RPC_MAX_REQUEST_ID + 1];
+	char held_id[HELD_MAX][64];
+};
+
+/* Answers the request with request id reqid on ctx: code, with the posting
+ * id as payload when code is OK. */
+static void
+ctx_answer(nng_ctx ctx, const char *reqid, int code, const char *id)
+{
+	Lunamatch__V1__RpcResponse r = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+	Lunamatch__V1__GetPostingResponse gr = LUNAMATCH__V1__GET_POSTING_RESPONSE__INIT;
+	Lunamatch__V1__JobPosting jp = LUNAMATCH__V1__JOB_POSTING__INIT;
+	uint8_t pbuf[256];
+	nng_aio *aio;
+	nng_msg *m;
+
+	r.request_id = (char *) reqid;
+	r.code = (Lunamatch__V1__StatusCode) code;
+	if (code == ST(OK)) {
+		jp.id = (char *) id;
+		gr.posting = &jp;
+		assert_true(protobuf_c_message_get_packed_size(&gr.base) <= sizeof(pbuf));
+		r.payload.len = protobuf_c_message_pack(&gr.base, pbuf);
+		r.payload.data = pbuf;
+	} else {
+		r.message = "draining";
+	}
+	assert_int_equal(
+	    nng_msg_alloc(&m, protobuf_c_message_get_packed_size(&r.base)), 0);
+	protobuf_c_message_pack(&r.base, nng_msg_body(m));
+	assert_int_equal(nng_aio_alloc(&aio, NULL, NULL), 0);
+	nng_aio_set_msg(aio, m);
+	nng_aio_set_timeout(aio, 5000);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if (nng_aio_result(aio) != 0)
+		nng_msg_free(m);
+	nng_aio_free(aio);
+}
+
+static void *
+ctx_peer_main(void *arg)
+{
+	struct ctx_peer *p = arg;
+	nng_aio *aio;
+	bool stop = false;
+
+	assert_int_equal(nng_aio_alloc(&aio, NULL, NULL), 0);
+	for (size_t n = 0; n < SEEN_MAX && !stop; n++) {
+		nng_ctx ctx;
+		nng_msg *m;
+
+		if (nng_ctx_open(&ctx, p->sock) != 0)
+			break;
+		nng_aio_set_timeout(aio, 10000);
+		nng_ctx_recv(ctx, aio);
+		nng_aio_wait(aio);
+		if (nng_aio_result(aio) != 0) {
+			nng_ctx_close(ctx);
+			break;
+		}
+		m = nng_aio_get_msg(aio);
+		Lunamatch__V1__RpcRequest *rq = lunamatch__v1__rpc_request__unpack(
+		    NULL, nng_msg_len(m), nng_msg_body(m));
+		assert_non_null(rq);
+		Lunamatch__V1__GetPostingRequest *g =
+		    lunamatch__v1__get_posting_request__unpack(
+		        NULL, rq->payload.len, rq->payload.data);
+		assert_non_null(g);
+		bool hold = strncmp(g->id, "hold", 4) == 0;
+		stop = strcmp(g->id, "stop") == 0;
+
+		pthread_mutex_lock(&p->mu);
+		snprintf(p->seen_id[p->nseen], sizeof(p->seen_id[0]), "%s", g->id);
+		p->seen_pipe[p->nseen++] = (uint32_t) nng_pipe_id(nng_msg_get_pipe(m));
+		if (hold && p->nheld < HELD_MAX) {
+			p->held[p->nheld] = ctx;
+			snprintf(p->held_reqid[p->nheld], sizeof(p->held_reqid[0]), "%s",
+			    rq->request_id);
+			snprintf(
+			    p->held_id[p->nheld], sizeof(p->held_id[0]), "%s", g->id);
+			p->nheld++;
+		} else {
+			hold = false;
+		}
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		nng_msg_free(m);
+
+		if (!hold) {
+			ctx_answer(ctx, rq->request_id,
+			    strcmp(g->id, "unavailable") == 0 ? ST(UNAVAILABLE) : ST(OK),
+			    g->id);
+			nng_ctx_close(ctx);
+		}
+		lunamatch__v1__get_posting_request__free_unpacked(g, NULL);
+		lunamatch__v1__rpc_request__free_unpacked(rq, NULL);
+	}
+	nng_aio_free(aio);
+	return NULL;
+}
+
+static void
+ctx_peer_up(struct ctx_peer *p)
+{
+	pthread_condattr_t ca;
+	nng_listener l;
+	int port = 0;
+
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	assert_int_equal(nng_rep0_open(&p->sock), 0);
+	assert_int_equal(nng_listen(p->sock, "tcp://127.0.0.1:0", &l, 0), 0);
+	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+	snprintf(p->url, sizeof(p->url), "tcp://127.0.0.1:%d", port);
+	assert_int_equal(pthread_create(&p->thread, NULL, ctx_peer_main, p), 0);
+}
+
+/* Answers every request held so far (OK, echoing its id). */
+static void
+ctx_peer_release(struct ctx_peer *p)
+{
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < p->nheld; i++) {
+		ctx_answer(p->held[i], p->held_reqid[i], ST(OK), p->held_id[i]);
+		nng_ctx_close(p->held[i]);
+	}
+	p->nheld = 0;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* How many requests for id the peer has received. */
+static int
+ctx_peer_count(struct ctx_peer *p, const char *id)
+{
+	int n = 0;
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < p->nseen; i++)
+		n += strcmp(p->seen_id[i], id) == 0;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+/* The connection (pipe id) of the first request for id; 0 when none came
+ * within ms. */
+static uint32_t
+ctx_peer_pipe(struct ctx_peer *p, const char *id, int64_t ms)
+{
+	struct timespec until = lm_clock_deadline(CLOCK_MONOTONIC, ms);
+	uint32_t pipe = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		for (size_t i = 0; i < p->nseen && pipe == 0; i++)
+			if (strcmp(p->seen_id[i], id) == 0)
+				pipe = p->seen_pipe[i];
+		if (pipe != 0 || pthread_cond_timedwait(&p->cv, &p->mu, &until) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return pipe;
+}
+
+static void
+ctx_peer_down(struct ctx_peer *p)
+{
+	nng_close(p->sock);
+	assert_int_equal(pthread_join(p->thread, NULL), 0);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+}
+
+/* A call of method for posting id on its own thread. */
+struct bg_call {
+	lm_client *c;
+	const char *method, *id;
+	pthread_t thread;
+	int rv, status;
+	char err[256], got[64];
+	atomic_bool ended;
+};
+
+static void *
+bg_call_main(void *arg)
+{
+	struct bg_call *a = arg;
+	Lunamatch__V1__GetPostingRequest req = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+
+	req.id = (char *) a->id;
+	a->rv = lm_client_call(a->c, a->method, &req.base,
+	    &lunamatch__v1__get_posting_response__descriptor, 10000, &resp, &a->status,
+	    a->err, sizeof(a->err));
+	if (resp != NULL) {
+		Lunamatch__V1__GetPostingResponse *gr = (void *) resp;
+		snprintf(
+		    a->got, sizeof(a->got), "%s", gr->posting ? gr->posting->id : "");
+		protobuf_c_message_free_unpacked(resp, NULL);
+	}
+	atomic_store(&a->ended, true);
+	return NULL;
+}
+
+/*
+ * Threads sharing one client share its connection to an endpoint. An
+ * UNAVAILABLE answer on it does not cut the other calls waiting there:
+ * each gets its own answer from the server, to the one request it sent (a
+ * read-only method is not run twice, one not listed does not fail with an
+ * outcome unknown). Meanwhile no call starts on that connection (the
+ * UNAVAILABLE call's repeat waits for a fresh one, in vain while the
+ * others are in flight, and ends with the answer it had); once they have
+ * ended, the connection is closed and the next call goes over a new one.
+ */
+static void
+test_client_unavailable_spares_calls_in_flight(void **state)
+{
+	(void) state;
+	struct ctx_peer p;
+	struct bg_call a = {.method = "GetPosting", .id = "hold-read-only"};
+	struct bg_call b = {.method = UNLISTED_METHOD, .id = "hold-unlisted"};
+	lm_client *c = NULL;
+	char err[256], *got = NULL;
+	int status = -1;
+	uint32_t first;
+
+	ctx_peer_up(&p);
+	assert_int_equal(lm_client_open(p.url, NULL, &c), LM_OK);
+	assert_int_equal(call(c, "job-0", 5000, &status, err, sizeof(err), &got), LM_OK);
+	free(got);
+	first = ctx_peer_pipe(&p, "job-0", 0);
+	assert_true(first != 0);
+	a.c = b.c = c;
+	assert_int_equal(pthread_create(&a.thread, NULL, bg_call_main, &a), 0);
+	assert_int_equal(pthread_create(&b.thread, NULL, bg_call_main, &b), 0);
+	assert_int_equal(ctx_peer_pipe(&p, a.id, 5000), first);
+	assert_int_equal(ctx_peer_pipe(&p, b.id, 5000), first);
+
+	assert_int_equal(
+	    call(c, "unavailable", 5000, &status, err, sizeof(err), NULL), LM_OK);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	assert_string_equal(err, "draining");
+	assert_int_equal(ctx_peer_pipe(&p, "unavailable", 0), first);
+	/* The held calls still wait for their answers, each sent once. */
+	if (atomic_load(&a.ended))
+		fail_msg("%s ended with the UNAVAILABLE: %d/%d \"%s\"", a.id, a.rv,
+		    a.status, a.err);
+	if (atomic_load(&b.ended))
+		fail_msg("%s ended with the UNAVAILABLE: %d/%d \"%s\"", b.id, b.rv,
+		    b.status, b.err);
+	assert_int_equal(ctx_peer_count(&p, a.id), 1);
+	assert_int_equal(ctx_peer_count(&p, b.id), 1);
+	assert_int_equal(ctx_peer_count(&p, "unavailable"), 1);
+
+	ctx_peer_release(&p);
+	assert_int_equal(pthread_join(a.thread, NULL), 0);
+	assert_int_equal(pthread_join(b.thread, NULL), 0);
+	if (a.rv != LM_OK || a.status != ST(OK) || b.rv != LM_OK || b.status != ST(OK))
+		fail_msg("held calls: %d/%d \"%s\", %d/%d \"%s\"", a.rv, a.status, a.err,
+		    b.rv, b.status, b.err);
+	assert_string_equal(a.got, a.id);
+	assert_string_equal(b.got, b.id);
+	assert_int_equal(ctx_peer_count(&p, a.id), 1);
+	assert_int_equal(ctx_peer_count(&p, b.id), 1);
+
+	/* The UNAVAILABLE still leads to a fresh connection. */
+	assert_int_equal(call(c, "job-1", 5000, &status, err, sizeof(err), &got), LM_OK);
+	assert_string_equal(got, "job-1");
+	free(got);
+	uint32_t next = ctx_peer_pipe(&p, "job-1", 0);
+	assert_true(next != 0 && next != first);
+
+	assert_int_equal(call(c, "stop", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	lm_client_close(c);
+	ctx_peer_down(&p);
+}
+
 /*
  * Every method of MatchService has a row in the client's table, so that a
  * method added to match.proto is sent again only once someone decided that
@@ -1445,6 +1748,7 @@ main(void)
 	    cmocka_unit_test(test_client_time_left_after_connecting),
 	    cmocka_unit_test(test_client_answer_over_the_limit),
 	    cmocka_unit_test(test_client_retries_read_only_methods_only),
+	    cmocka_unit_test(test_client_unavailable_spares_calls_in_flight),
 	    cmocka_unit_test(test_client_request_over_the_limit),
 	    cmocka_unit_test(test_client_methods_classified),
 	    cmocka_unit_test(test_client_answer_memory_bounded),
