@@ -4,6 +4,7 @@ RpcResponse). The peer is a plain nng REP socket on 127.0.0.1 that records
 the request and sends back the bytes a test chooses; every behaviour that
 the real server can show is tested against lunamatch-match instead."""
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -866,3 +867,134 @@ def test_a_cancelled_call_is_cancelled_even_when_its_answer_is_in(peer_factory):
             return out
 
     assert asyncio.run(asyncio.wait_for(main(), 30)) == "cancelled"
+
+
+class HoldingPeer:
+    """A REP socket that takes each request on a context of its own, so that
+    it can leave some unanswered while it answers others: a request for a
+    posting id that starts with "hold" waits for release(), "unavailable"
+    is answered UNAVAILABLE ("draining"), any other id is echoed. Every
+    request's posting id and connection (pipe id) are recorded."""
+
+    def __init__(self):
+        self.url = "tcp://127.0.0.1:%d" % free_port()
+        self.sock = pynng.Rep0(listen=self.url, recv_timeout=10000)
+        self.lock = threading.Lock()
+        self.seen = []  # (posting id, pipe id)
+        self.held = []  # (context, request id, posting id)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        for _ in range(32):
+            ctx = self.sock.new_context()
+            try:
+                msg = ctx.recv_msg()
+            except (pynng.Timeout, pynng.Closed):
+                with contextlib.suppress(pynng.Closed):  # with the socket
+                    ctx.close()
+                return
+            req = rpc_pb2.RpcRequest.FromString(msg.bytes)
+            pid = match_pb2.GetPostingRequest.FromString(req.payload).id
+            pipe = pynng.lib.nng_pipe_id(pynng.lib.nng_msg_get_pipe(msg._nng_msg))
+            with self.lock:
+                self.seen.append((pid, pipe))
+                if pid.startswith("hold"):
+                    self.held.append((ctx, req.request_id, pid))
+                    continue
+            if pid == "unavailable":
+                ctx.send(rpc_pb2.RpcResponse(request_id=req.request_id,
+                                             code=rpc_pb2.UNAVAILABLE,
+                                             message="draining").SerializeToString())
+            else:
+                ctx.send(self.posting(req.request_id, pid))
+            ctx.close()
+
+    @staticmethod
+    def posting(request_id, pid):
+        return ok(rpc_pb2.RpcRequest(request_id=request_id),
+                  match_pb2.GetPostingResponse(posting={"id": pid}))
+
+    def release(self):
+        """Answers every request held so far, echoing its posting id."""
+        with self.lock:
+            held, self.held = self.held, []
+        for ctx, request_id, pid in held:
+            ctx.send(self.posting(request_id, pid))
+            ctx.close()
+
+    def count(self, pid):
+        with self.lock:
+            return sum(1 for p, _ in self.seen if p == pid)
+
+    def pipe(self, pid):
+        """The connection of the first request for pid, or None."""
+        with self.lock:
+            return next((pipe for p, pipe in self.seen if p == pid), None)
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
+def test_unavailable_spares_the_calls_in_flight_on_its_connection():
+    """Threads sharing a client share its connection to an endpoint. An
+    UNAVAILABLE answer on it does not cut the other calls waiting there:
+    each gets its own answer, to the one request it sent (a read-only
+    method is not run twice, one not listed does not fail with an outcome
+    unknown). Meanwhile no call starts on that connection (the
+    UNAVAILABLE call's repeat waits for a fresh one, in vain while the
+    others are in flight, and ends with the answer it had); once they have
+    ended, the connection is closed and the next call goes over a new
+    one."""
+    p = HoldingPeer()
+    results = {}
+
+    def one(name, fn):
+        try:
+            results[name] = fn()
+        except Exception as e:  # noqa: BLE001 - reported below
+            results[name] = e
+
+    try:
+        with lunamatch.Client(p.url, timeout=10.0) as c:
+            connected(c, 1)
+            assert c.get_posting("job-0").id == "job-0"
+            first = p.pipe("job-0")
+            threads = [
+                threading.Thread(target=one, args=(
+                    "read-only", lambda: c.get_posting("hold-read-only").id)),
+                threading.Thread(target=one, args=(
+                    "unlisted", lambda: match_pb2.GetPostingResponse.FromString(
+                        c.call("DeletePosting",
+                               match_pb2.GetPostingRequest(id="hold-unlisted"))
+                    ).posting.id)),
+            ]
+            for t in threads:
+                t.start()
+            wait_for("the held requests", lambda: p.pipe("hold-read-only") is not None
+                     and p.pipe("hold-unlisted") is not None, timeout=5.0, step=0.01)
+            assert p.pipe("hold-read-only") == p.pipe("hold-unlisted") == first
+
+            with pytest.raises(lunamatch.Unavailable) as e:
+                c.get_posting("unavailable", timeout=5.0)
+            assert not e.value.local and e.value.message == "draining"
+            assert p.pipe("unavailable") == first
+            # The held calls still wait for their answers, each sent once.
+            assert results == {}
+            assert p.count("hold-read-only") == p.count("hold-unlisted") == 1
+            assert p.count("unavailable") == 1
+
+            p.release()
+            for t in threads:
+                t.join(15)
+            assert results == {"read-only": "hold-read-only",
+                               "unlisted": "hold-unlisted"}
+            assert p.count("hold-read-only") == p.count("hold-unlisted") == 1
+
+            # The UNAVAILABLE still leads to a fresh connection.
+            assert c.get_posting("job-1").id == "job-1"
+            assert p.pipe("job-1") not in (None, first)
+    finally:
+        p.release()
+        p.close()

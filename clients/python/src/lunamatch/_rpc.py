@@ -271,7 +271,13 @@ class Pool:
     after its connection closed can add a dead pipe back to. With several
     endpoints, the nng operations of the calls on an endpoint (see Flight)
     are aborted when one of its connections goes, so that the calls move
-    on, as in the C client."""
+    on, as in the C client.
+
+    A call counts as in flight on an endpoint from board() to leave(). A
+    connection that answered UNAVAILABLE is closed once no call is in
+    flight on its endpoint, not at once (see unavailable()): the calls of
+    the client's other threads share it, and closing it would fail those
+    still waiting there for their answers."""
 
     def __init__(self, urls: Sequence[str], tls: Callable[[str], pynng.TLSConfig],
                  max_response_bytes: int):
@@ -285,6 +291,9 @@ class Pool:
         self._live: List[set] = [set() for _ in self.urls]  # pipe ids up now
         self._flights: List[set] = [set() for _ in self.urls]  # nng aios waiting
         self._losses: List[int] = [0 for _ in self.urls]  # connections gone so far
+        self._boarded: List[int] = [0 for _ in self.urls]  # calls in flight
+        # The connection to close (pipe id, nng_pipe) per endpoint, or None.
+        self._closing: List[Optional[tuple]] = [None for _ in self.urls]
         with _open_pools_lock:
             _open_pools.add(self)
         try:
@@ -317,13 +326,60 @@ class Pool:
         (ECONNRESET): sent on that connection, their answer will not come;
         not sent, they wait for a connection the call may find elsewhere."""
         with self._lock:
-            if pipe_id not in self._live[j]:
-                return
-            self._live[j].discard(pipe_id)
-            self._losses[j] += 1
-            if len(self.urls) > 1:
-                for aio in self._flights[j]:
-                    lib.nng_aio_abort(aio, lib.NNG_ECONNRESET)
+            self._down(j, pipe_id)
+
+    def _down(self, j: int, pipe_id: int) -> None:
+        """down(), with the lock held."""
+        if pipe_id not in self._live[j]:
+            return
+        self._live[j].discard(pipe_id)
+        if self._closing[j] is not None and self._closing[j][0] == pipe_id:
+            self._closing[j] = None
+        self._losses[j] += 1
+        if len(self.urls) > 1:
+            for aio in self._flights[j]:
+                lib.nng_aio_abort(aio, lib.NNG_ECONNRESET)
+
+    def unavailable(self, j: int, pipe) -> None:
+        """Connection pipe (an nng_pipe) of endpoint j answered UNAVAILABLE:
+        this server will not serve it, and nng is to dial j afresh. It is
+        marked, so that no call starts on it any more (board() looks past
+        it), and closed when the last call in flight on j leaves, at once
+        when none is. A connection already gone is not marked; one marked
+        is one still up, and its mark goes with it (_down), so a close
+        never meets a pipe id nng gave to another connection."""
+        pipe_id = lib.nng_pipe_id(pipe)
+        with self._lock:
+            if self._closing[j] is None and pipe_id in self._live[j]:
+                self._closing[j] = (pipe_id, pipe)
+            self._close_marked(j)
+
+    def _close_marked(self, j: int) -> None:
+        """Closes j's marked connection when no call is in flight on j; with
+        the lock held (nng reports the removal from its own thread, not
+        from within nng_pipe_close). It counts as gone at once."""
+        if self._boarded[j] == 0 and self._closing[j] is not None:
+            pipe_id, pipe = self._closing[j]
+            lib.nng_pipe_close(pipe)
+            self._down(j, pipe_id)
+
+    def board(self, j: int) -> Optional[int]:
+        """losses(j) if endpoint j has a connection that takes calls now
+        (one up and not marked closing), else None: read together, so that
+        a connection that goes after this look counts as gone since (see
+        flying). When not None, the call counts as in flight on j until it
+        calls leave(j)."""
+        with self._lock:
+            if len(self._live[j]) - (self._closing[j] is not None) <= 0:
+                return None
+            self._boarded[j] += 1
+            return self._losses[j]
+
+    def leave(self, j: int) -> None:
+        """A call that board(j) admitted is no longer in flight on j."""
+        with self._lock:
+            self._boarded[j] -= 1
+            self._close_marked(j)
 
     def losses(self, j: int) -> int:
         """How many connections of endpoint j have gone so far."""
@@ -350,13 +406,6 @@ class Pool:
         with self._lock:
             return bool(self._live[j])
 
-    def up(self, j: int) -> Optional[int]:
-        """losses(j) if endpoint j has a connection now, else None: read
-        together, so that a connection that goes after this look counts as
-        gone since (see flying)."""
-        with self._lock:
-            return self._losses[j] if self._live[j] else None
-
     def close(self) -> None:
         for s in self.sockets:
             s.close()
@@ -376,24 +425,33 @@ class Pool:
 
 class Flight:
     """One attempt's request and answer, on a new context of endpoint j's
-    socket. Each operation has its own time limit and runs on an nng aio
-    that the pool aborts when a connection of the endpoint goes
-    (Pool.down): pynng.ConnectionReset then, as when nng fails a request
-    whose connection broke. send() and recv() block; asend() and arecv()
-    are their coroutines. A send that fails leaves nothing in flight.
-    since, for a send: losses(j) when the call found j connected (Call.pick),
-    so that a connection that went since aborts the send at once."""
+    socket, by a call that Pool.board(j) admitted (Call.pick): the call
+    leaves j when the flight ends. Each operation has its own time limit
+    and runs on an nng aio that the pool aborts when a connection of the
+    endpoint goes (Pool.down): pynng.ConnectionReset then, as when nng
+    fails a request whose connection broke. send() and recv() block;
+    asend() and arecv() are their coroutines. A send that fails leaves
+    nothing in flight. since, for a send: losses(j) when the call found j
+    connected (Call.pick), so that a connection that went since aborts the
+    send at once."""
 
     def __init__(self, pool: Pool, j: int):
         self.pool = pool
         self.j = j
-        self.ctx = pool.sockets[j].new_context()
+        try:
+            self.ctx = pool.sockets[j].new_context()
+        except BaseException:
+            pool.leave(j)
+            raise
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.ctx.close()
+        try:
+            self.ctx.close()
+        finally:
+            self.pool.leave(self.j)
 
     def send(self, data: bytes, ms: int, since: int) -> None:
         a = _Aio()
@@ -864,12 +922,14 @@ class Call:
     request that was sent may have been carried out, so only an idempotent
     call goes on after an UNAVAILABLE answer or a lost connection (_resend).
 
-    A server's UNAVAILABLE answer closes the connection it came on, so that
-    nng dials that endpoint afresh: a draining replica keeps its
+    A server's UNAVAILABLE answer has the connection it came on closed, so
+    that nng dials that endpoint afresh: a draining replica keeps its
     connections until it exits, and an address in front of several replicas
-    sends a new connection to a ready one. With a single endpoint the call
-    is then sent again on the new connection (SINGLE_REDIALS, REDIAL_WAIT),
-    as after a lost connection."""
+    sends a new connection to a ready one. The connection is closed once
+    the other calls in flight on it have ended (Pool.unavailable), and no
+    call starts on it meanwhile. With a single endpoint the call is then
+    sent again on the new connection (SINGLE_REDIALS, REDIAL_WAIT), as
+    after a lost connection."""
 
     def __init__(self, pool: Pool, method: str, request, unwrap: Optional[Callable],
                  timeout: float):
@@ -907,9 +967,10 @@ class Call:
         return self.deadline - time.monotonic()
 
     def pick(self) -> Optional[int]:
-        """The index of the next untried endpoint that has a connection, in
-        rotating order; None when none has one now or the pause before the
-        next round is not over."""
+        """The index of the next untried endpoint that has a connection
+        that takes calls, in rotating order, the call then in flight on it
+        (Pool.board: the caller runs a Flight of it next); None when none
+        has one now or the pause before the next round is not over."""
         now = time.monotonic()
         if self.round_at is not None and now < self.round_at:
             return None
@@ -922,7 +983,7 @@ class Call:
             if n > 1 and j in self.lost:  # not again in this call
                 self.tried.append(j)
                 continue
-            since = self.pool.up(j)
+            since = self.pool.board(j)
             if since is not None:
                 self.since = since
                 self.j = j
@@ -1095,13 +1156,10 @@ class Call:
                                    request_id=self.request_id, endpoint=self.url,
                                    attempts=self.attempts)
             if resp.code == rpc_pb2.UNAVAILABLE:
-                # This server will not serve this connection. Concurrent
-                # calls answered so close it too: nng's "no such pipe" then
-                # is expected, and ignored. It counts as gone at once, so
-                # that a repeat waits for the fresh one.
-                pipe = lib.nng_msg_get_pipe(msg._nng_msg)
-                lib.nng_pipe_close(pipe)
-                self.pool.down(self.j, lib.nng_pipe_id(pipe))
+                # This server will not serve this connection: no call
+                # starts on it from now on, and it is closed once the
+                # other calls on it have their answers.
+                self.pool.unavailable(self.j, lib.nng_msg_get_pipe(msg._nng_msg))
             if resp.code in RETRY_CODES and self._resend(err):
                 return None
             raise err
