@@ -274,7 +274,7 @@ flight_start(struct endpoint *ep, struct flight *f, nng_duration ms, bool *waite
 	pthread_mutex_lock(&ep->mtx);
 	*waited = takers(ep) == 0;
 	if (*waited) {
-		ts = lm_clock_deadline(CLOCK_MONOTONIC, ms > 0 ? (int64_t) ms : 0);
+		ts = lm_clock_deadline(ms > 0 ? (int64_t) ms : 0);
 		while (takers(ep) == 0 &&
 		       pthread_cond_timedwait(&ep->up_cv, &ep->mtx, &ts) == 0)
 			;
@@ -470,11 +470,7 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 		}
 		struct endpoint *ep = &c->ep[c->nep++];
 		pthread_mutex_init(&ep->mtx, NULL);
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&ep->up_cv, &ca);
-		pthread_condattr_destroy(&ca);
+		(void) lm_cond_init_monotonic(&ep->up_cv);
 		atomic_init(&ep->pipes, 0);
 		atomic_init(&ep->failover, false);
 		if ((rv = endpoint_open(c, ep, tok, o)) != LM_OK)

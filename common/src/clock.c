@@ -26,10 +26,10 @@ lm_clock_ns(void)
 }
 
 struct timespec
-lm_clock_deadline(clockid_t clock, int64_t ms)
+lm_clock_deadline(int64_t ms)
 {
 	struct timespec ts;
-	clock_gettime(clock, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += (time_t) (ms / 1000);
 	ts.tv_nsec += (long) (ms % 1000) * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {

@@ -167,7 +167,7 @@ reaper_main(void *arg)
 	pthread_mutex_lock(&h->mu);
 	while (!h->stopping) {
 		reap(h, lm_clock_ms());
-		ts = lm_clock_deadline(CLOCK_MONOTONIC, h->tick_ms);
+		ts = lm_clock_deadline(h->tick_ms);
 		(void) pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 	}
 	pthread_mutex_unlock(&h->mu);

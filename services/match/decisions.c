@@ -160,7 +160,7 @@ writer_main(void *arg)
 			int64_t left = sync_at - lm_clock_ms();
 			if (left <= 0)
 				break;
-			struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, left);
+			struct timespec ts = lm_clock_deadline(left);
 			pthread_cond_timedwait(&d->work_cv, &d->mu, &ts);
 		}
 		if (dirty && (d->head == NULL || lm_clock_ms() >= sync_at)) {
@@ -590,7 +590,7 @@ stopping(lm_decisions *d)
 static bool
 sender_pause(lm_decisions *d, int64_t ms, bool idle)
 {
-	struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, ms > 0 ? ms : 0);
+	struct timespec ts = lm_clock_deadline(ms > 0 ? ms : 0);
 	pthread_mutex_lock(&d->mu);
 	if (!d->stopping && !(idle && d->appended))
 		pthread_cond_timedwait(&d->send_cv, &d->mu, &ts);

@@ -654,7 +654,7 @@ sender_main(void *arg)
 
 		pthread_mutex_lock(&ev->lock);
 		if (!ev->stop && !ev->wake) {
-			struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, TICK_MS);
+			struct timespec ts = lm_clock_deadline(TICK_MS);
 			pthread_cond_timedwait(&ev->cv, &ev->lock, &ts);
 		}
 		woken = ev->wake;

@@ -1015,7 +1015,7 @@ wait_wakeup(lm_follower *f)
 		if (!f->sub_failed || rv == NNG_ECLOSED)
 			return;
 	}
-	struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, wait_ms);
+	struct timespec ts = lm_clock_deadline(wait_ms);
 	pthread_mutex_lock(&f->mtx);
 	while (!atomic_load(&f->stop))
 		if (pthread_cond_timedwait(&f->cv, &f->mtx, &ts) == ETIMEDOUT)

@@ -195,7 +195,7 @@ probe_main(void *arg)
 
 	pthread_mutex_lock(&d->probe_mtx);
 	while (!d->probe_stop) {
-		ts = lm_clock_deadline(CLOCK_MONOTONIC, PROBE_PERIOD_MS);
+		ts = lm_clock_deadline(PROBE_PERIOD_MS);
 		while (!d->probe_stop && pthread_cond_timedwait(&d->probe_cv,
 		                             &d->probe_mtx, &ts) != ETIMEDOUT)
 			;
@@ -232,7 +232,7 @@ probe_stop(struct daemon *d)
 	d->probe_stop = true;
 	atomic_store(&d->probe_done_ms, 0); /* stopping: not a stuck probe */
 	pthread_cond_broadcast(&d->probe_cv);
-	ts = lm_clock_deadline(CLOCK_MONOTONIC, PROBE_JOIN_MS);
+	ts = lm_clock_deadline(PROBE_JOIN_MS);
 	while (!d->probe_done &&
 	       pthread_cond_timedwait(&d->probe_cv, &d->probe_mtx, &ts) != ETIMEDOUT)
 		;

@@ -900,7 +900,7 @@ derived_up_to(
 static void
 wait_slice(lm_owner *ow)
 {
-	struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, WAIT_SLICE_MS);
+	struct timespec ts = lm_clock_deadline(WAIT_SLICE_MS);
 
 	pthread_mutex_lock(&ow->mtx);
 	while (!ow->woken && !atomic_load(&ow->stop))

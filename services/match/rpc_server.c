@@ -1438,7 +1438,7 @@ sweeper_main(void *arg)
 
 	pthread_mutex_lock(&s->sweep_mtx);
 	while (!s->sweep_stop) {
-		struct timespec ts = lm_clock_deadline(CLOCK_MONOTONIC, SWEEP_MS);
+		struct timespec ts = lm_clock_deadline(SWEEP_MS);
 		pthread_cond_timedwait(&s->sweep_cv, &s->sweep_mtx, &ts);
 		if (s->sweep_stop)
 			break;
@@ -1828,7 +1828,7 @@ lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms)
 	lm_info("rpc.drain.start",
 	    "draining: new connections refused, new requests answered "
 	    "UNAVAILABLE");
-	until = lm_clock_deadline(CLOCK_MONOTONIC, timeout_ms);
+	until = lm_clock_deadline(timeout_ms);
 	pthread_mutex_lock(&s->mtx);
 	while (s->accepted > 0) {
 		if (pthread_cond_timedwait(&s->idle_cv, &s->mtx, &until) == ETIMEDOUT)

@@ -1196,7 +1196,7 @@ ctx_peer_count(struct ctx_peer *p, const char *id)
 static uint32_t
 ctx_peer_pipe(struct ctx_peer *p, const char *id, int64_t ms)
 {
-	struct timespec until = lm_clock_deadline(CLOCK_MONOTONIC, ms);
+	struct timespec until = lm_clock_deadline(ms);
 	uint32_t pipe = 0;
 
 	pthread_mutex_lock(&p->mu);

@@ -427,7 +427,7 @@ overlap_seen(void *arg, uint64_t seq, const void *data, size_t len)
 	int rc = collect_many(&o->seen, seq, data, len);
 	if (rc != 0 || o->seen.n > 1)
 		return rc;
-	struct timespec until = lm_clock_deadline(CLOCK_MONOTONIC, WAIT_MS);
+	struct timespec until = lm_clock_deadline(WAIT_MS);
 	pthread_mutex_lock(&o->mu);
 	o->go = true;
 	pthread_cond_broadcast(&o->cv);
