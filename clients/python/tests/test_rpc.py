@@ -265,13 +265,15 @@ def slow_match(stack):
 def test_short_deadline_reaches_the_server(stack, slow_match, monkeypatch):
     """timeout_ms travels in the envelope: a call with a 1 ms deadline that
     waits in the server for its only worker, busy with the heavy calls sent
-    before it, is answered DEADLINE_EXCEEDED by the server. The local wait
-    is stretched, so that a loaded machine cannot make the local timer fire
-    first. The heavy calls are queued for a moment only, which polling the
-    server's metrics can miss: then they are sent again (at most
-    BUSY_ROUNDS times)."""
+    before it, is answered DEADLINE_EXCEEDED by the server. The local waits
+    (for the answer, and for a connection to take the request) are
+    stretched, so that a loaded machine (nng's threads not scheduled within
+    the millisecond) cannot make a local timer fire first. The heavy calls
+    are queued for a moment only, which polling the server's metrics can
+    miss: then they are sent again (at most BUSY_ROUNDS times)."""
     url, http = slow_match
     monkeypatch.setattr(_rpc, "DEADLINE_GRACE", 30.0)
+    monkeypatch.setattr(_rpc.Call, "send_ms", lambda self: 30000)
     heavy = dict(top_k=1000, explain="FULL")
     with lunamatch.Client(url, timeout=30.0) as c:
         c.check()  # connected first: 1 ms leaves no time to connect
