@@ -132,6 +132,14 @@ struct lm_consumer {
 	 * "ends" below). At most one per assigned partition. */
 	struct end *ends;
 	size_t nends, cap_ends;
+	/* The assigned partitions' offsets stored for the group, and the
+	 * set-backs owed to it (see "setting the group back" below). */
+	struct owned *owned;
+	size_t nowned, cap_owned;
+	rd_kafka_queue_t *backq; /* the set-back commits' results */
+	bool back_sent;          /* one of them is under way */
+	int64_t next_back_ms;    /* when a failed one is tried again */
+	int64_t back_backoff_ms;
 	uint32_t epoch[3]; /* of each kind's topic: see lm_config */
 	/* The source of each kind's positions that the batches record
 	 * (check_sources); its cluster is set at the first assignment. */
@@ -148,6 +156,7 @@ struct lm_consumer {
 	atomic_bool failing;
 	atomic_bool caught_up; /* set once, never cleared */
 	atomic_llong behind;   /* while catching up: messages still to store */
+	atomic_int owed;       /* partitions whose set-back is owed */
 
 	/* Metrics (owned by the registry). */
 	lm_counter *consumed[3]; /* by lm_kind */
@@ -452,71 +461,260 @@ resume_at(int64_t stored, int64_t committed, bool known)
 	return committed < stored ? committed : stored;
 }
 
-/*
- * Sets each partition of an assignment to where it resumes (resume_at).
- * Returns the partitions that resume before the group's committed offset,
- * with the offsets they resume at (NULL: none, or out of memory): the
- * caller commits them back once assigned, since the match service takes
- * the group's committed offset as proof of what the store holds
- * (services/match/owner.c), which it no longer is.
+/* ---- setting the group back ---------------------------------------------
+ *
+ * The match service takes the ingest group's committed offsets as proof of
+ * what the store holds (services/match/owner.c), so they must never be
+ * ahead of the store. librdkafka's auto-commit (and the commits on
+ * revocation and close) only ever send an offset stored above the one the
+ * handle committed last, and an assignment at an explicit offset does not
+ * learn the group's. So two cases need an explicit commit: a partition
+ * that resumes before the group's committed offset (set_resume: a new or
+ * restored store), and one whose stored offsets go back (an offset reset
+ * after its log was truncated or its topic recreated, or a seek). Such a
+ * partition owes a set-back: its latest stored offset is committed
+ * (send_back) and tried again with back-off until the coordinator takes
+ * it, or until the stored offsets pass where the group may be (auto-commit
+ * then moves the group on). While one is owed the consumer is not ready
+ * and does not count as caught up.
  */
-static rd_kafka_topic_partition_list_t *
+struct owned {
+	lm_kind kind;
+	int32_t partition;
+	/* The offset last stored for the group (a batch's or an end), or
+	 * where the partition resumed; -1 while not known. */
+	int64_t stored;
+	/* Owed: the group's committed offset may be up to this, above
+	 * stored (INT64_MAX: not known); -1 when nothing is owed. */
+	int64_t ahead;
+	/* Raised each time ahead is; sent: its value when the commit under
+	 * way was sent, whose success settles the set-back only if no later
+	 * one was owed meanwhile. */
+	unsigned round, sent;
+};
+
+static struct owned *
+find_owned(lm_consumer *c, lm_kind kind, int32_t partition)
+{
+	for (size_t i = 0; i < c->nowned; i++)
+		if (c->owned[i].kind == kind && c->owned[i].partition == partition)
+			return &c->owned[i];
+	return NULL;
+}
+
+static void
+count_owed(lm_consumer *c)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < c->nowned; i++)
+		n += c->owned[i].ahead >= 0;
+	atomic_store(&c->owed, n);
+}
+
+/* Owes a set-back of o to where the group may be (ahead), unless its
+ * stored offset is there already. */
+static void
+owe(lm_consumer *c, struct owned *o, int64_t ahead)
+{
+	if (ahead <= o->stored || ahead <= o->ahead)
+		return;
+	o->ahead = ahead;
+	o->round++;
+	count_owed(c);
+}
+
+/* Forgets (kind, partition): revoked, its set-back is its next owner's. */
+static void
+disown(lm_consumer *c, lm_kind kind, int32_t partition)
+{
+	struct owned *o = find_owned(c, kind, partition);
+
+	if (o != NULL) {
+		*o = c->owned[--c->nowned];
+		count_owed(c);
+	}
+}
+
+/* Tracks (kind, partition), assigned to resume at offset `at` (stored),
+ * owing a set-back to ahead (-1: none). Out of memory the loop stops: an
+ * untracked partition could leave the group ahead of the store. */
+static void
+own(lm_consumer *c, lm_kind kind, int32_t partition, int64_t at, int64_t ahead)
+{
+	struct owned *o;
+
+	disown(c, kind, partition);
+	if (c->nowned == c->cap_owned) {
+		size_t cap = c->cap_owned ? 2 * c->cap_owned : 8;
+		struct owned *n = realloc(c->owned, cap * sizeof(*n));
+		if (n == NULL) {
+			lm_error("consumer.resume", "out of memory");
+			c->fatal = 1;
+			return;
+		}
+		c->owned = n;
+		c->cap_owned = cap;
+	}
+	o = &c->owned[c->nowned++];
+	*o = (struct owned){kind, partition, at, -1, 0, 0};
+	owe(c, o, ahead);
+}
+
+/* Offset `at` of (kind, partition) was stored for the group. */
+static void
+note_stored(lm_consumer *c, lm_kind kind, int32_t partition, int64_t at)
+{
+	struct owned *o = find_owned(c, kind, partition);
+	int64_t before;
+
+	if (o == NULL)
+		return;
+	before = o->stored;
+	o->stored = at;
+	if (before > at) /* gone back: the group may hold what was before */
+		owe(c, o, before);
+	else if (o->ahead >= 0 && at >= o->ahead) {
+		o->ahead = -1; /* passed: auto-commit moves the group on */
+		count_owed(c);
+	}
+}
+
+/* Sends the owed set-backs, unless one is under way or a failed one waits
+ * for its back-off. */
+static void
+send_back(lm_consumer *c)
+{
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_resp_err_t e;
+
+	if (c->back_sent || atomic_load(&c->owed) == 0 || lm_clock_ms() < c->next_back_ms)
+		return;
+	if ((l = rd_kafka_topic_partition_list_new(atomic_load(&c->owed))) == NULL)
+		return;
+	for (size_t i = 0; i < c->nowned; i++) {
+		struct owned *o = &c->owned[i];
+		if (o->ahead < 0)
+			continue;
+		o->sent = o->round;
+		rd_kafka_topic_partition_list_add(l, kind_topic(c, o->kind), o->partition)
+		    ->offset = o->stored;
+	}
+	e = rd_kafka_commit_queue(c->rk, l, c->backq, NULL, NULL);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		c->back_sent = true;
+		return;
+	}
+	lm_warn("consumer.resume",
+	    "the group's offsets of %d partitions not set back to the store's: %s",
+	    atomic_load(&c->owed), rd_kafka_err2name(e));
+	c->next_back_ms = lm_clock_ms() + c->back_backoff_ms;
+	c->back_backoff_ms = lm_backoff_next(
+	    c->back_backoff_ms, LM_CONSUMER_BACKOFF_MIN_MS, LM_CONSUMER_BACKOFF_MAX_MS);
+}
+
+/* Takes the result of the set-back under way, if it came: a partition
+ * the coordinator took owes nothing more, unless its offsets went back
+ * again since it was sent; the others are sent again after a back-off. */
+static void
+serve_back(lm_consumer *c)
+{
+	rd_kafka_event_t *ev;
+
+	while ((ev = rd_kafka_queue_poll(c->backq, 0)) != NULL) {
+		const rd_kafka_topic_partition_list_t *l;
+		rd_kafka_resp_err_t e = rd_kafka_event_error(ev);
+		int failed = 0, settled = 0;
+
+		if (rd_kafka_event_type(ev) != RD_KAFKA_EVENT_OFFSET_COMMIT) {
+			rd_kafka_event_destroy(ev);
+			continue;
+		}
+		c->back_sent = false;
+		l = rd_kafka_event_topic_partition_list(ev);
+		for (int i = 0; l != NULL && i < l->cnt; i++) {
+			const rd_kafka_topic_partition_t *p = &l->elems[i];
+			struct owned *o =
+			    find_owned(c, topic_kind(c, p->topic), p->partition);
+			if (e != RD_KAFKA_RESP_ERR_NO_ERROR ||
+			    p->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+				failed++;
+				if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+					e = p->err;
+			} else if (o != NULL && o->ahead >= 0 && o->sent == o->round) {
+				o->ahead = p->offset <= o->stored ? -1 : p->offset;
+				settled += o->ahead < 0;
+			}
+		}
+		if (l == NULL && e != RD_KAFKA_RESP_ERR_NO_ERROR)
+			failed = atomic_load(&c->owed);
+		count_owed(c);
+		if (failed > 0) {
+			lm_warn("consumer.resume",
+			    "the group's offsets of %d partitions not set back to the "
+			    "store's: %s; trying again in %" PRId64 " ms",
+			    failed, rd_kafka_err2name(e), c->back_backoff_ms);
+			c->next_back_ms = lm_clock_ms() + c->back_backoff_ms;
+			c->back_backoff_ms = lm_backoff_next(c->back_backoff_ms,
+			    LM_CONSUMER_BACKOFF_MIN_MS, LM_CONSUMER_BACKOFF_MAX_MS);
+		} else {
+			c->back_backoff_ms = LM_CONSUMER_BACKOFF_MIN_MS;
+		}
+		if (settled > 0)
+			lm_info("consumer.resume",
+			    "the group's offsets of %d partitions set back to the "
+			    "store's",
+			    settled);
+		rd_kafka_event_destroy(ev);
+	}
+}
+
+/*
+ * Sets each partition of an assignment to where it resumes (resume_at) and
+ * tracks it (own): one that resumes before the group's committed offset,
+ * or whose committed offset could not be read, owes a set-back.
+ */
+static void
 set_resume(lm_consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(parts);
-	rd_kafka_topic_partition_list_t *back = NULL;
 	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__NO_OFFSET;
 
 	if (l != NULL)
 		e = rd_kafka_committed(c->rk, l, CATCHUP_COMMITTED_MS);
+	if (e == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    fault(c, LM_CONSUMER_FAULT_RESUME_COMMITTED))
+		e = RD_KAFKA_RESP_ERR__TIMED_OUT;
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
 		lm_warn("consumer.resume",
-		    "committed offsets not read (%s): partitions resume from the store",
+		    "committed offsets not read (%s): partitions resume from the "
+		    "store, and the group's offsets are set to the store's",
 		    rd_kafka_err2name(e));
 	for (int i = 0; i < parts->cnt; i++) {
 		rd_kafka_topic_partition_t *p = &parts->elems[i];
-		if (topic_kind(c, p->topic) == 0)
+		lm_kind k = topic_kind(c, p->topic);
+		if (k == 0)
 			continue;
 		bool known = e == RD_KAFKA_RESP_ERR_NO_ERROR &&
 		             l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+		int64_t group = known ? l->elems[i].offset : -1;
 		int64_t stored = store_offset(c, p->topic, p->partition);
-		p->offset = resume_at(stored, known ? l->elems[i].offset : -1, known);
-		if (known && l->elems[i].offset >= 0 &&
-		    (p->offset == RD_KAFKA_OFFSET_BEGINNING ||
-		        (p->offset >= 0 && p->offset < l->elems[i].offset))) {
-			if (back == NULL)
-				back = rd_kafka_topic_partition_list_new(parts->cnt);
-			if (back != NULL)
-				rd_kafka_topic_partition_list_add(
-				    back, p->topic, p->partition)
-				    ->offset = p->offset >= 0 ? p->offset : 0;
-		}
+		p->offset = resume_at(stored, group, known);
+		/* A store written before positions were kept resumes at the
+		 * group's offset: it has no other. */
+		if (p->offset != RD_KAFKA_OFFSET_INVALID)
+			own(c, k, p->partition, p->offset >= 0 ? p->offset : 0,
+			    known ? group : INT64_MAX);
+		else
+			own(c, k, p->partition, -1, -1);
 		lm_info("consumer.resume",
 		    "%s [%" PRId32 "]: store at %" PRId64 ", group at %" PRId64
 		    ", resumes at %" PRId64,
-		    p->topic, p->partition, stored, known ? l->elems[i].offset : -1,
-		    p->offset);
+		    p->topic, p->partition, stored, group, p->offset);
 	}
 	if (l != NULL)
 		rd_kafka_topic_partition_list_destroy(l);
-	return back;
-}
-
-/* Commits back the offsets of the partitions that resume before the
- * group's committed offset (set_resume), and frees the list. */
-static void
-commit_back(lm_consumer *c, rd_kafka_topic_partition_list_t *back)
-{
-	rd_kafka_resp_err_t e;
-
-	if (back == NULL)
-		return;
-	if ((e = rd_kafka_commit(c->rk, back, 0)) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		lm_warn("consumer.resume",
-		    "the group's offsets of %d partitions not set back to the store's: "
-		    "%s",
-		    back->cnt, rd_kafka_err2name(e));
-	rd_kafka_topic_partition_list_destroy(back);
 }
 
 /* ---- catching up ----------------------------------------------------------
@@ -583,6 +781,7 @@ store_end(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
 	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
 	(void) rd_kafka_offsets_store(c->rk, l); /* revoked meanwhile: moot */
 	rd_kafka_topic_partition_list_destroy(l);
+	note_stored(c, topic_kind(c, topic), partition, offset);
 }
 
 /* Drops the end of (kind, partition) when it is at most offset (offset
@@ -772,7 +971,7 @@ check_catchup(lm_consumer *c)
 			behind += t->end - t->durable;
 	}
 	atomic_store(&c->behind, known ? behind : -1);
-	if (!known || behind > 0)
+	if (!known || behind > 0 || atomic_load(&c->owed) > 0)
 		return;
 	lm_info("consumer.catchup",
 	    "caught up with the topics: %zu partitions stored to their end in %.1f s",
@@ -798,6 +997,7 @@ store_offsets(lm_consumer *c, const lm_ingest_batch *b)
 		    p[i].next;
 		note_durable(c, topic_kind(c, p[i].topic), p[i].partition, p[i].next);
 		drop_end(c, topic_kind(c, p[i].topic), p[i].partition, p[i].next);
+		note_stored(c, topic_kind(c, p[i].topic), p[i].partition, p[i].next);
 	}
 	e = rd_kafka_offsets_store(c->rk, l);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -1418,6 +1618,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			rd_kafka_topic_partition_list_destroy(c->assigned);
 		c->assigned = NULL;
 		atomic_store(&c->nassigned, 0);
+		c->nowned = 0;
+		count_owed(c);
 		return;
 	}
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !c->cluster_checked &&
@@ -1429,15 +1631,15 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		lm_info("consumer.assign", "%d partitions assigned", parts->cnt);
-		rd_kafka_topic_partition_list_t *back = set_resume(c, parts);
+		set_resume(c, parts);
 		if (coop)
 			e = rd_kafka_incremental_assign(rk, parts);
 		else
 			re = rd_kafka_assign(rk, parts);
-		if (e == NULL && re == RD_KAFKA_RESP_ERR_NO_ERROR)
-			commit_back(c, back);
-		else if (back != NULL)
-			rd_kafka_topic_partition_list_destroy(back);
+		if (e != NULL || re != RD_KAFKA_RESP_ERR_NO_ERROR)
+			for (int i = 0; i < parts->cnt; i++)
+				disown(c, topic_kind(c, parts->elems[i].topic),
+				    parts->elems[i].partition);
 	} else {
 		lm_info("consumer.revoke", "%d partitions revoked%s", parts->cnt,
 		    rd_kafka_assignment_lost(rk) ? " (lost)" : "");
@@ -1453,6 +1655,9 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			e = rd_kafka_incremental_unassign(rk, parts);
 		else
 			re = rd_kafka_assign(rk, NULL);
+		for (int i = 0; i < parts->cnt; i++)
+			disown(c, topic_kind(c, parts->elems[i].topic),
+			    parts->elems[i].partition);
 	}
 	if (e != NULL) {
 		lm_error("consumer.rebalance", "%s", rd_kafka_error_string(e));
@@ -1649,6 +1854,12 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	}
 	conf = NULL;
 	rd_kafka_poll_set_consumer(c->rk);
+	if ((c->backq = rd_kafka_queue_new(c->rk)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rv = LM_ENOMEM;
+		goto fail;
+	}
+	c->back_backoff_ms = LM_CONSUMER_BACKOFF_MIN_MS;
 	*out = c;
 	return LM_OK;
 fail:
@@ -1753,6 +1964,8 @@ lm_consumer_run(lm_consumer *c)
 			(void) land_flight(c, true);
 		if (lm_ingest_batch_len(c->open->batch) == 0 && c->flight.slot == NULL)
 			between_batches(c, now);
+		serve_back(c);
+		send_back(c);
 		if (!atomic_load(&c->caught_up) && atomic_load(&c->nassigned) > 0 &&
 		    now >= c->next_catchup_ms) {
 			check_catchup(c);
@@ -1797,6 +2010,9 @@ lm_consumer_free(lm_consumer *c)
 	/* The handle first: destroying it may still serve callbacks (rebalance,
 	 * delivery reports) that use the batch and the assignment copy. */
 	c->closing = true;
+	/* Before the handle, which waits for every queue of its own. */
+	if (c->backq != NULL)
+		rd_kafka_queue_destroy(c->backq);
 	/* A consumer that has not left its group (never ran, or the broker did
 	 * not answer within LM_CONSUMER_CLOSE_MS) is destroyed without another
 	 * unbounded close. */
@@ -1816,6 +2032,7 @@ lm_consumer_free(lm_consumer *c)
 	c->assigned = NULL;
 	drop_targets(c);
 	free(c->ends);
+	free(c->owned);
 	lm_dlq_free(c->dlq);
 	free(c);
 }
@@ -1851,7 +2068,11 @@ lm_consumer_started(void *arg, char *reason, size_t len)
 	if (atomic_load(&c->caught_up))
 		return LM_OK;
 	behind = atomic_load(&c->behind);
-	if (behind < 0)
+	if (behind == 0 && atomic_load(&c->owed) > 0)
+		snprintf(reason, len,
+		    "catching up with the topics: the group's committed offsets are "
+		    "ahead of the store");
+	else if (behind < 0)
 		snprintf(reason, len,
 		    "catching up with the topics: partition ends not known yet");
 	else
@@ -1871,6 +2092,13 @@ lm_consumer_ready(void *arg, char *reason, size_t len)
 	}
 	if (atomic_load(&c->failing)) {
 		snprintf(reason, len, "batches are failing (store or dead-letter topic)");
+		return LM_EBUSY;
+	}
+	if (atomic_load(&c->owed) > 0) {
+		snprintf(reason, len,
+		    "the group's committed offsets of %d partitions are ahead of the "
+		    "store: setting them back",
+		    atomic_load(&c->owed));
 		return LM_EBUSY;
 	}
 	return lm_consumer_started(arg, reason, len);

@@ -129,6 +129,9 @@ typedef enum lm_consumer_fault {
 	/* The store transaction that moves the store's offsets past the
 	 * batch's delivered dead letters fails (LM_EIO). */
 	LM_CONSUMER_FAULT_MOVE,
+	/* At an assignment: the read of the group's committed offsets is
+	 * reported timed out after the real call. */
+	LM_CONSUMER_FAULT_RESUME_COMMITTED,
 	LM_CONSUMER_FAULT_COUNT_
 } lm_consumer_fault;
 
@@ -171,9 +174,11 @@ rd_kafka_t *lm_consumer_kafka(lm_consumer *c, bool dlq);
 /* lm_http check functions; arg is the lm_consumer. Any thread. live: the
  * loop came round, or went on waiting for the DLQ (every 100 ms of such a
  * wait counts), within LM_CONSUMER_STALL_MS (lm_consumer_opts.stall_ms).
- * ready: partitions assigned, the last batch did not fail, and the
- * consumer has caught up once: every partition assigned to it was stored up
- * to the end it had when first seen (see "catching up" in consumer.c), so
+ * ready: partitions assigned, the last batch did not fail, no committed
+ * offset of the group ahead of the store is being set back (see "setting
+ * the group back" in consumer.c), and the consumer has caught up once:
+ * every partition assigned to it was stored up to the end it had when
+ * first seen (see "catching up" in consumer.c), with no set-back owed, so
  * that a new replica serves no queries from a half-filled store. started:
  * the last condition alone, which once true stays true: the pod's readiness
  * (docs/deployment.md), which a broker outage or a failing batch must not

@@ -43,8 +43,9 @@
 /* The consumers' group session: the mock cluster holds a rebalance after a
  * member left or joined (a restart on the same group, a second member) for
  * the session timeout less 1 s, 9 s at the default. */
-#define SESSION_MS        3000
-#define KAFKA_API_PRODUCE 0 /* Kafka protocol ApiKey of Produce */
+#define SESSION_MS              3000
+#define KAFKA_API_PRODUCE       0 /* Kafka protocol ApiKeys */
+#define KAFKA_API_OFFSET_COMMIT 8
 
 #ifdef __SANITIZE_ADDRESS__
 size_t __sanitizer_get_current_allocated_bytes(void);
@@ -1068,6 +1069,104 @@ test_resume_new_store(void **state)
 }
 
 /*
+ * As test_resume_new_store, with the group coordinator refusing the commit
+ * that sets the group's offset back: it is tried again until it succeeds,
+ * long before the new store holds what the group's offset claims (its
+ * first batch takes 2 s to store, and auto-commit, which could send a
+ * lower offset after it, waits 60 s), and the consumer is not ready
+ * meanwhile.
+ */
+static void
+test_resume_set_back_fails(void **state)
+{
+	enum { N = 200 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	char why[160] = "";
+	int64_t group = N;
+	(void) state;
+
+	prepare(&r, "cons-backfail");
+	queue_postings(p, r.cfg.topic_postings, N);
+	start(&r);
+	wait_ready_run(&r);
+	wait_committed(&r, r.cfg.topic_postings, N);
+	stop_consumer(&r);
+
+	replace_store(&r, "cons-backfail-2");
+	r.auto_commit_ms = 60000;
+	new_consumer(&r);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
+	rd_kafka_mock_push_request_errors(M.mc, KAFKA_API_OFFSET_COMMIT, 1,
+	    RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+	r.stop = 0;
+	start(&r);
+	for (int i = 0; i < IO_MS / 50 && store_at(&r, r.cfg.topic_postings) < N; i++) {
+		group = lmt_group_committed(
+		    M.brokers, r.cfg.group_id, r.cfg.topic_postings, 0, NULL);
+		if (group < N)
+			break;
+		if (lm_consumer_ready(r.c, why, sizeof(why)) == LM_OK)
+			fail_msg("ready with the group at %" PRId64
+			         ", the store at %" PRId64,
+			    group, store_at(&r, r.cfg.topic_postings));
+		lmt_sleep_ms(50);
+	}
+	if (group >= N)
+		fail_msg("the group's offset stayed at %" PRId64 " until the store had "
+		         "every posting again",
+		    group);
+	wait_ready_run(&r);
+	assert_all_stored(&r, N);
+	end_run(&r, p);
+}
+
+/*
+ * As test_resume_new_store, with the group's committed offsets not read at
+ * the assignment (a slow coordinator): the partitions resume from the new
+ * store, and the group's offsets, which may be anywhere, are set to the
+ * store's before it holds what they claimed.
+ */
+static void
+test_resume_committed_unknown(void **state)
+{
+	enum { N = 200 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	int64_t group = N;
+	(void) state;
+
+	prepare(&r, "cons-backunknown");
+	queue_postings(p, r.cfg.topic_postings, N);
+	start(&r);
+	wait_ready_run(&r);
+	wait_committed(&r, r.cfg.topic_postings, N);
+	stop_consumer(&r);
+
+	replace_store(&r, "cons-backunknown-2");
+	r.auto_commit_ms = 60000;
+	new_consumer(&r);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_RESUME_COMMITTED, 1);
+	r.stop = 0;
+	start(&r);
+	for (int i = 0; i < IO_MS / 50 && store_at(&r, r.cfg.topic_postings) < N; i++) {
+		group = lmt_group_committed(
+		    M.brokers, r.cfg.group_id, r.cfg.topic_postings, 0, NULL);
+		if (group < N)
+			break;
+		lmt_sleep_ms(50);
+	}
+	if (group >= N)
+		fail_msg("the group's offset stayed at %" PRId64 " until the store had "
+		         "every posting again",
+		    group);
+	wait_ready_run(&r);
+	assert_all_stored(&r, N);
+	end_run(&r, p);
+}
+
+/*
  * A store written before stores kept their positions (it has records but no
  * position): the group's committed offset alone says where it stands, as
  * before. Nothing is read again, and it is ready only once that offset is
@@ -1347,6 +1446,53 @@ test_rewound(void **state)
 	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 4);
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_duplicates_total{kind=\"posting\"}"), 4);
+	end_run(&r, p);
+}
+
+/*
+ * A partition that goes back below the offset its group committed (in
+ * service an offset reset to the log start after the log was truncated or
+ * the topic recreated; here a seek): the group's offset goes back with the
+ * store's once the first batch after it is stored. librdkafka's auto-commit
+ * sends no offset below the one it committed last, which left the group's
+ * offset ahead of the store until the store passed it again.
+ */
+static void
+test_rewound_sets_back(void **state)
+{
+	enum { N = 200 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	rd_kafka_topic_partition_list_t *l;
+	int64_t group = N, at = N;
+	(void) state;
+
+	prepare(&r, "cons-rewoundback");
+	queue_postings(p, r.cfg.topic_postings, N);
+	start(&r);
+	wait_ready_run(&r);
+	wait_committed(&r, r.cfg.topic_postings, N);
+	/* Each of the first two batches after the seek takes 2 s to store. */
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 2);
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, r.cfg.topic_postings, 0)->offset = 0;
+	assert_null(rd_kafka_seek_partitions(lm_consumer_kafka(r.c, false), l, IO_MS));
+	rd_kafka_topic_partition_list_destroy(l);
+	for (int i = 0; i < IO_MS / 10 && store_at(&r, r.cfg.topic_postings) == N; i++)
+		lmt_sleep_ms(10);
+	assert_true(store_at(&r, r.cfg.topic_postings) < N);
+	for (int i = 0; i < IO_MS / 50; i++) {
+		group = lmt_group_committed(
+		    M.brokers, r.cfg.group_id, r.cfg.topic_postings, 0, NULL);
+		at = store_at(&r, r.cfg.topic_postings);
+		if (group <= at || at == N)
+			break;
+		lmt_sleep_ms(50);
+	}
+	if (group > at || at == N)
+		fail_msg("the group's offset at %" PRId64 " with the store at %" PRId64,
+		    group, at);
+	wait_committed(&r, r.cfg.topic_postings, N);
 	end_run(&r, p);
 }
 
@@ -1681,11 +1827,14 @@ main(void)
 	    cmocka_unit_test(test_catchup),
 	    cmocka_unit_test(test_catchup_store_positions),
 	    cmocka_unit_test(test_resume_new_store),
+	    cmocka_unit_test(test_resume_set_back_fails),
+	    cmocka_unit_test(test_resume_committed_unknown),
 	    cmocka_unit_test(test_resume_legacy_store),
 	    cmocka_unit_test(test_epoch_guard),
 	    cmocka_unit_test(test_source_topic),
 	    cmocka_unit_test(test_source_cluster),
 	    cmocka_unit_test(test_rewound),
+	    cmocka_unit_test(test_rewound_sets_back),
 	    cmocka_unit_test(test_compliance_counted_once),
 	    cmocka_unit_test(test_rewound_stop_while_failing),
 	    cmocka_unit_test(test_dlq_down),
