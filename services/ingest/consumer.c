@@ -45,6 +45,10 @@
  * the group's committed offsets. */
 #define CATCHUP_MS           200
 #define CATCHUP_COMMITTED_MS 2000
+/* Until the first catch-up: least time between two warnings that how far
+ * the store holds a partition cannot be read (the check is retried every
+ * CATCHUP_MS). */
+#define POSITION_WARN_MS 10000
 
 /* Reject reasons, each with its own counter. */
 #define NREASONS (5 + LM_REJECT_COUNT_)
@@ -103,7 +107,11 @@ struct lm_consumer {
 	lm_notify *notify;
 	lm_trimmer *trimmer;
 	const atomic_int *stop;
-	volatile int fatal; /* set by the error callbacks */
+	volatile int fatal; /* set by the error callbacks, or stop_loop */
+	/* Why stop_loop ended the loop, and what lm_consumer_run returns;
+	 * NULL: a fatal Kafka error (LM_EKAFKA). */
+	const char *stop_why;
+	int stop_rv;
 
 	rd_kafka_t *rk;
 	lm_dlq *dlq;
@@ -126,6 +134,7 @@ struct lm_consumer {
 	struct target *targets;
 	size_t ntargets;
 	int64_t next_catchup_ms;
+	int64_t next_position_warn_ms; /* see POSITION_WARN_MS */
 	int64_t start_ms;
 	/* Partitions read to their end while messages of theirs waited in a
 	 * batch: the end is stored as their offset between batches (see
@@ -170,6 +179,18 @@ struct lm_consumer {
 	lm_histogram *batch_seconds;
 	lm_gauge *lag, *assigned_gauge;
 };
+
+/* Ends the loop for a reason other than a fatal Kafka error:
+ * lm_consumer_run logs why and returns rv. The first reason given stays. */
+static void
+stop_loop(lm_consumer *c, int rv, const char *why)
+{
+	if (c->fatal)
+		return;
+	c->stop_why = why;
+	c->stop_rv = rv;
+	c->fatal = 1;
+}
 
 static void
 heartbeat(lm_consumer *c)
@@ -406,17 +427,18 @@ kind_topic(const lm_consumer *c, lm_kind kind)
 }
 
 /*
- * Where the store says partition of topic stands (offsets.h): the offset it
- * is stored up to at the topic's epoch; RD_KAFKA_OFFSET_BEGINNING when the
- * store holds it at another epoch (the topic was recreated since), when
- * the store never had a change (a new or replaced store), or when the store
- * kept positions from its start and has none of this partition (never
- * stored); otherwise RD_KAFKA_OFFSET_INVALID (a store written before it
- * kept positions: only the group's committed offset tells). A store that
- * cannot be read stops the service: resuming anywhere could skip records.
+ * Sets *where to where the store says partition of topic stands
+ * (offsets.h): the offset it is stored up to at the topic's epoch;
+ * RD_KAFKA_OFFSET_BEGINNING when the store holds it at another epoch (the
+ * topic was recreated since), when the store never had a change (a new or
+ * replaced store), or when the store kept positions from its start and has
+ * none of this partition (never stored); otherwise RD_KAFKA_OFFSET_INVALID
+ * (a store written before it kept positions: only the group's committed
+ * offset tells). Returns LM_OK, or the store's error with *where
+ * untouched: the caller decides what a store that cannot be read means.
  */
-static int64_t
-store_offset(lm_consumer *c, const char *topic, int32_t partition)
+static int
+store_offset(lm_consumer *c, const char *topic, int32_t partition, int64_t *where)
 {
 	uint32_t epoch = c->epoch[topic_kind(c, topic)];
 	uint32_t at = 0;
@@ -425,17 +447,18 @@ store_offset(lm_consumer *c, const char *topic, int32_t partition)
 	bool kept = false;
 	int rv;
 
-	rv = lm_ingest_offset_get(c->store, topic, partition, &at, &next);
-	if (rv == LM_OK)
-		return at == epoch ? next : RD_KAFKA_OFFSET_BEGINNING;
+	rv = fault(c, LM_CONSUMER_FAULT_POSITION)
+	         ? LM_EBUSY
+	         : lm_ingest_offset_get(c->store, topic, partition, &at, &next);
+	if (rv == LM_OK) {
+		*where = at == epoch ? next : RD_KAFKA_OFFSET_BEGINNING;
+		return LM_OK;
+	}
 	if (rv == LM_ENOENT && (rv = lm_store_last_seq(c->store, &seq)) == LM_OK &&
 	    (rv = lm_ingest_positions_kept(c->store, &kept)) == LM_OK)
-		return seq == 0 || kept ? RD_KAFKA_OFFSET_BEGINNING
-		                        : RD_KAFKA_OFFSET_INVALID;
-	lm_error("consumer.resume", "cannot read where partition %" PRId32 " stands: %s",
-	    partition, lm_strerror(rv));
-	c->fatal = 1;
-	return RD_KAFKA_OFFSET_INVALID;
+		*where = seq == 0 || kept ? RD_KAFKA_OFFSET_BEGINNING
+		                          : RD_KAFKA_OFFSET_INVALID;
+	return rv;
 }
 
 /*
@@ -549,8 +572,8 @@ own(lm_consumer *c, lm_kind kind, int32_t partition, int64_t at, int64_t ahead)
 		size_t cap = c->cap_owned ? 2 * c->cap_owned : 8;
 		struct owned *n = realloc(c->owned, cap * sizeof(*n));
 		if (n == NULL) {
-			lm_error("consumer.resume", "out of memory");
-			c->fatal = 1;
+			stop_loop(c, LM_ENOMEM,
+			    "out of memory for the partitions' stored offsets");
 			return;
 		}
 		c->owned = n;
@@ -699,7 +722,16 @@ set_resume(lm_consumer *c, rd_kafka_topic_partition_list_t *parts)
 		bool known = e == RD_KAFKA_RESP_ERR_NO_ERROR &&
 		             l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR;
 		int64_t group = known ? l->elems[i].offset : -1;
-		int64_t stored = store_offset(c, p->topic, p->partition);
+		int64_t stored = RD_KAFKA_OFFSET_INVALID;
+		int rv = store_offset(c, p->topic, p->partition, &stored);
+		if (rv != LM_OK) {
+			lm_error("consumer.resume",
+			    "cannot read how far the store holds %s [%" PRId32 "]: %s",
+			    p->topic, p->partition, lm_strerror(rv));
+			stop_loop(c, rv,
+			    "how far the store holds a partition cannot be read, and "
+			    "resuming anywhere could skip records");
+		}
 		p->offset = resume_at(stored, group, known);
 		/* A store written before positions were kept resumes at the
 		 * group's offset: it has no other. */
@@ -898,7 +930,7 @@ refresh_targets(lm_consumer *c)
 {
 	rd_kafka_topic_partition_list_t *l, *lc;
 	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-	int rv;
+	int rv, unread = LM_OK;
 
 	if ((rv = make_targets(c)) != LM_OK)
 		return rv;
@@ -914,9 +946,23 @@ refresh_targets(lm_consumer *c)
 	}
 	for (int i = 0; i < l->cnt; i++) {
 		rd_kafka_topic_partition_t *p = &l->elems[i];
-		p->offset = topic_kind(c, p->topic) != 0
-		                ? store_offset(c, p->topic, p->partition)
-		                : RD_KAFKA_OFFSET_BEGINNING;
+		/* Not read: not known yet (raises nothing), read again at the
+		 * next check. */
+		p->offset = RD_KAFKA_OFFSET_BEGINNING;
+		if (topic_kind(c, p->topic) != 0 &&
+		    (rv = store_offset(c, p->topic, p->partition, &p->offset)) != LM_OK) {
+			if (unread == LM_OK &&
+			    lm_clock_ms() >= c->next_position_warn_ms) {
+				lm_warn("consumer.catchup",
+				    "cannot read how far the store holds %s [%" PRId32
+				    "]: %s; checked again",
+				    p->topic, p->partition, lm_strerror(rv));
+				c->next_position_warn_ms =
+				    lm_clock_ms() + POSITION_WARN_MS;
+			}
+			unread = rv;
+			p->offset = RD_KAFKA_OFFSET_BEGINNING;
+		}
 		if (p->offset == RD_KAFKA_OFFSET_INVALID)
 			rd_kafka_topic_partition_list_add(lc, p->topic, p->partition);
 	}
@@ -939,6 +985,8 @@ refresh_targets(lm_consumer *c)
 		    l->elems[i].offset);
 	rd_kafka_topic_partition_list_destroy(lc);
 	rd_kafka_topic_partition_list_destroy(l);
+	if (unread != LM_OK)
+		return unread;
 	return e == RD_KAFKA_RESP_ERR_NO_ERROR ? LM_OK : lm_kafka_err(e);
 }
 
@@ -1323,7 +1371,8 @@ rewind_to(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
 	if (se != NULL) {
 		lm_error("consumer.seek", "cannot rewind: %s", rd_kafka_error_string(se));
 		rd_kafka_error_destroy(se);
-		c->fatal = 1;
+		stop_loop(c, LM_EKAFKA,
+		    "a partition cannot be rewound to a message to read again");
 	}
 	rd_kafka_topic_partition_list_destroy(l);
 }
@@ -1989,11 +2038,14 @@ lm_consumer_run(lm_consumer *c)
 		return LM_EINVAL;
 	}
 	if (c->fatal) {
-		lm_error("consumer.stop", "stopping after a fatal Kafka error");
+		if (c->stop_why != NULL)
+			lm_error("consumer.stop", "stopping: %s", c->stop_why);
+		else
+			lm_error("consumer.stop", "stopping after a fatal Kafka error");
 		give_up(c);
 		close_bounded(c); /* quick: librdkafka gives up after a fatal error */
 		atomic_store(&c->nassigned, 0);
-		return LM_EKAFKA;
+		return c->stop_why != NULL ? c->stop_rv : LM_EKAFKA;
 	}
 	lm_info("consumer.stop", "finishing the batch and leaving the group");
 	(void) finish_batch(c, false);

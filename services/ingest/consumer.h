@@ -132,6 +132,10 @@ typedef enum lm_consumer_fault {
 	/* At an assignment: the read of the group's committed offsets is
 	 * reported timed out after the real call. */
 	LM_CONSUMER_FAULT_RESUME_COMMITTED,
+	/* Reading how far the store holds a partition fails (LM_EBUSY, as a
+	 * full LMDB reader table gives): at an assignment, and at each check
+	 * until the first catch-up. */
+	LM_CONSUMER_FAULT_POSITION,
 	LM_CONSUMER_FAULT_COUNT_
 } lm_consumer_fault;
 
@@ -154,11 +158,13 @@ int lm_consumer_new(
 /*
  * Subscribes and runs the loop until *stop is set, then finishes the batch,
  * commits and closes the consumer. Transient Kafka errors (broker down,
- * network) are logged and retried. Returns LM_OK after a stop, LM_EKAFKA
- * after a fatal librdkafka error (the batch's offsets are then not stored),
- * or LM_EINVAL, with nothing consumed, when the brokers are of another
- * cluster than the one the store's positions come from at the configured
- * epoch (docs/ingest.md).
+ * network) are logged and retried. Returns LM_OK after a stop; otherwise
+ * the loop ends without storing the batch's offsets, logging why
+ * (consumer.stop), and returns LM_EKAFKA after a fatal librdkafka error or
+ * a seek that failed, the store's error when it cannot say how far it
+ * holds a partition being assigned, LM_ENOMEM, or LM_EINVAL, with nothing
+ * consumed, when the brokers are of another cluster than the one the
+ * store's positions come from at the configured epoch (docs/ingest.md).
  */
 int lm_consumer_run(lm_consumer *c);
 

@@ -1166,6 +1166,96 @@ test_resume_committed_unknown(void **state)
 	end_run(&r, p);
 }
 
+/* Occurrences of needle in hay. */
+static size_t
+count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *q = hay; (q = strstr(q, needle)) != NULL; q += strlen(needle))
+		n++;
+	return n;
+}
+
+/*
+ * How far the store holds the partitions cannot be read for a while during
+ * the catch-up (a full reader table): the catch-up is not known meanwhile
+ * and is checked again, the consumer goes on (it stopped as after a fatal
+ * Kafka error), and the failure is logged once, not at every check.
+ */
+static void
+test_position_unreadable(void **state)
+{
+	enum { N = 100 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_log_level level = lm_log_get_level();
+	lmt_capture cap;
+	char *log, why[160] = "";
+	int rv = LM_EBUSY;
+	(void) state;
+
+	prepare(&r, "cons-posread");
+	queue_postings(p, r.cfg.topic_postings, N);
+	/* The first batch takes 2 s: the checks meanwhile find it behind. */
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
+	start(&r);
+	for (int i = 0; i < IO_MS / 10 && atomic_load(&r.done) == false &&
+	                lm_consumer_ready(r.c, why, sizeof(why)) != LM_OK &&
+	                strcmp(why, "no partitions assigned") == 0;
+	     i++)
+		lmt_sleep_ms(10);
+	lm_log_set_level(LM_LOG_WARN);
+	lmt_stderr_begin(&cap);
+	/* Five checks of the two partitions. */
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_POSITION, 10);
+	for (int i = 0; i < IO_MS / 20 && !atomic_load(&r.done) &&
+	                (rv = lm_consumer_ready(r.c, why, sizeof(why))) != LM_OK;
+	     i++)
+		lmt_sleep_ms(20);
+	log = lmt_stderr_end(&cap);
+	lm_log_set_level(level);
+	if (rv != LM_OK)
+		fail_msg("not ready (%s), the loop %s", why,
+		    atomic_load(&r.done) ? "stopped" : "runs");
+	assert_int_equal(count_of(log, "consumer.stop"), 0);
+	assert_int_equal(count_of(log, "cannot read how far the store holds"), 1);
+	free(log);
+	assert_all_stored(&r, N);
+	end_run(&r, p);
+}
+
+/*
+ * How far the store holds a partition cannot be read at its assignment:
+ * resuming anywhere could skip records, so the loop stops, with the
+ * store's error, and says why (it said "after a fatal Kafka error").
+ */
+static void
+test_position_unreadable_at_assignment(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	lmt_capture cap;
+	char *log;
+	(void) state;
+
+	prepare(&r, "cons-posassign");
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_POSITION, 1);
+	lmt_stderr_begin(&cap);
+	start(&r);
+	for (int i = 0; i < IO_MS / 20 && !atomic_load(&r.done); i++)
+		lmt_sleep_ms(20);
+	log = lmt_stderr_end(&cap);
+	r.stop = 1;
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(r.rv, LM_EBUSY);
+	assert_int_equal(count_of(log, "fatal Kafka error"), 0);
+	assert_int_equal(count_of(log, "stopping: how far the store holds"), 1);
+	free(log);
+	finish(&r);
+	rd_kafka_destroy(p);
+}
+
 /*
  * A store written before stores kept their positions (it has records but no
  * position): the group's committed offset alone says where it stands, as
@@ -1827,6 +1917,8 @@ main(void)
 	    cmocka_unit_test(test_catchup),
 	    cmocka_unit_test(test_catchup_store_positions),
 	    cmocka_unit_test(test_resume_new_store),
+	    cmocka_unit_test(test_position_unreadable),
+	    cmocka_unit_test(test_position_unreadable_at_assignment),
 	    cmocka_unit_test(test_resume_set_back_fails),
 	    cmocka_unit_test(test_resume_committed_unknown),
 	    cmocka_unit_test(test_resume_legacy_store),
