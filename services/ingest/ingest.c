@@ -176,34 +176,51 @@ lm_ingest_compliance_metrics(const lm_record_ctx *ctx)
 }
 
 /*
- * Logs every compliance warning of an accepted posting with its phrase (a
- * posting's text, not personal data) and sets d->compliance to the
- * counters that count it once it is stored (lm_ingest_batch_commit).
- * LM_OK or LM_ENOMEM.
+ * Writes the log message of warning w of posting p (its phrase is a
+ * posting's text, not personal data) into buf of len bytes (len 0: only
+ * measures). Returns its length, without the NUL.
+ */
+static size_t
+warning_text(const Lunamatch__V1__JobPosting *p,
+    const Lunamatch__V1__ComplianceWarning *w, char *buf, size_t len)
+{
+	int n = snprintf(buf, len,
+	    "posting %s version %llu: %s \"%s\" flagged by rule %s (%s)%s", p->id,
+	    (unsigned long long) p->version, w->field, w->phrase, w->rule, w->category,
+	    w->removed ? "; not used as a requirement" : "");
+	return n > 0 ? (size_t) n : 0;
+}
+
+/*
+ * Sets d->warnings to the log messages of an accepted posting's compliance
+ * warnings and d->compliance to the counters that count them, both used
+ * once it is stored (lm_ingest_batch_commit). LM_OK or LM_ENOMEM.
  */
 static int
 report_warnings(
     const lm_record_ctx *ctx, const Lunamatch__V1__JobPosting *p, lm_ingest_decision *d)
 {
-	size_t n = p->n_compliance_warnings;
+	size_t n = p->n_compliance_warnings, size = 0, at = 0;
 
 	if (n == 0)
 		return LM_OK;
+	for (size_t i = 0; i < n; i++)
+		size += warning_text(p, p->compliance_warnings[i], NULL, 0) + 1;
+	if ((d->warnings = malloc(size)) == NULL)
+		return LM_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		at += warning_text(
+		          p, p->compliance_warnings[i], d->warnings + at, size - at) +
+		      1;
+	d->nwarnings = n;
 	if (ctx->metrics != NULL) {
 		if ((d->compliance = calloc(n + 1, sizeof(*d->compliance))) == NULL)
 			return LM_ENOMEM;
 		d->compliance[d->ncompliance++] =
 		    lm_metrics_counter(ctx->metrics, FLAGGED_NAME, FLAGGED_HELP, NULL);
-	}
-	for (size_t i = 0; i < n; i++) {
-		const Lunamatch__V1__ComplianceWarning *w = p->compliance_warnings[i];
-		lm_warn("ingest.compliance",
-		    "posting %s version %llu: %s \"%s\" flagged by rule %s (%s)%s", p->id,
-		    (unsigned long long) p->version, w->field, w->phrase, w->rule,
-		    w->category, w->removed ? "; not used as a requirement" : "");
-		if (d->compliance != NULL)
-			d->compliance[d->ncompliance++] =
-			    warnings_counter(ctx->metrics, w->category);
+		for (size_t i = 0; i < n; i++)
+			d->compliance[d->ncompliance++] = warnings_counter(
+			    ctx->metrics, p->compliance_warnings[i]->category);
 	}
 	return LM_OK;
 }
@@ -312,6 +329,7 @@ lm_ingest_decision_clear(lm_ingest_decision *d)
 		return;
 	free(d->bytes);
 	free(d->compliance);
+	free(d->warnings);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -546,9 +564,16 @@ lm_ingest_batch_commit(
 	}
 	if ((rv = lm_store_commit(t, last_seq)) != LM_OK)
 		return rv;
-	for (size_t i = 0; i < b->n; i++)
-		for (size_t j = 0; b->ds[i].stored && j < b->ds[i].ncompliance; j++)
-			lm_counter_add(b->ds[i].compliance[j], 1);
+	for (size_t i = 0; i < b->n; i++) {
+		const lm_ingest_decision *d = &b->ds[i];
+		const char *w = d->warnings;
+		if (!d->stored)
+			continue;
+		for (size_t j = 0; j < d->nwarnings; j++, w += strlen(w) + 1)
+			lm_warn("ingest.compliance", "%s", w);
+		for (size_t j = 0; j < d->ncompliance; j++)
+			lm_counter_add(d->compliance[j], 1);
+	}
 	*counts = c;
 	return LM_OK;
 }

@@ -104,6 +104,12 @@ typedef struct lm_ingest_decision {
 	 * ncompliance counters borrowed from the registry; NULL: none. */
 	lm_counter **compliance;
 	size_t ncompliance;
+	/* PUT of a posting with compliance warnings: the messages of its
+	 * ingest.compliance log lines, one per warning, to log once it is
+	 * stored; owned, nwarnings NUL-terminated strings back to back;
+	 * NULL: none. */
+	char *warnings;
+	size_t nwarnings;
 	bool stored; /* lm_ingest_batch_commit: stored by the last attempt */
 } lm_ingest_decision;
 
@@ -123,9 +129,10 @@ void lm_ingest_compliance_metrics(const lm_record_ctx *ctx);
  * ctx, the key check (the key must equal the record id byte for byte), then
  * serialization of the normalized record. A tombstone needs a key that is a
  * valid record id. An accepted posting's compliance warnings are logged
- * (event ingest.compliance, with the phrase); they are counted in
- * ctx->metrics by lm_ingest_batch_commit once the posting is stored, so
- * that a batch tried again or a message read again counts once.
+ * (event ingest.compliance, with the phrase) and counted in ctx->metrics by
+ * lm_ingest_batch_commit once the posting is stored, so that a batch tried
+ * again or a message read again logs and counts them once; the decision
+ * holds what it needs for that (d->warnings, d->compliance).
  *
  * Returns LM_OK with *d filled for every message, good or bad (bad input is
  * a REJECT decision, never an error); LM_ENOMEM or LM_EINVAL (NULL argument,
@@ -242,8 +249,9 @@ int lm_ingest_batch_add(lm_ingest_batch *b, lm_ingest_decision *d, const char *t
  * one and the source of each kind given one (lm_ingest_offset_put,
  * lm_ingest_epoch_put, lm_ingest_source_put, offsets.h), also for a
  * batch of rejects only; an empty batch opens no transaction. Once the
- * transaction is committed, the compliance counters of the PUTs it stored
- * (not those skipped as stale) are counted (lm_ingest_decision.compliance).
+ * transaction is committed, the compliance warnings of the PUTs it stored
+ * (not those skipped as stale) are logged and counted
+ * (lm_ingest_decision.warnings, .compliance).
  * *counts (required) is filled; *last_seq (may be NULL) receives the
  * store's last change seq after the commit (unchanged when no transaction
  * ran). Returns LM_OK or the store error, after which nothing of the batch

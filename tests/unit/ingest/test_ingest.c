@@ -283,11 +283,23 @@ series_value(lm_metrics *m, const char *series)
 #define WARNINGS_SERIES(cat)                                                             \
 	"lunamatch_ingest_compliance_warnings_total{category=\"" cat "\"}"
 
+/* Occurrences of needle in hay. */
+static size_t
+count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *q = hay; (q = strstr(q, needle)) != NULL; q += strlen(needle))
+		n++;
+	return n;
+}
+
 /* An accepted posting's compliance warnings are counted in the metrics
- * registry, by category, once the batch that holds it is stored: not by the
- * decision, nor by an attempt whose store transaction failed, nor again by
- * a retry after it was stored or by a stale duplicate of it; a posting that
- * is rejected after screening, or that nothing flags, counts nothing. */
+ * registry, by category, and logged (ingest.compliance), once the batch
+ * that holds it is stored: not by the decision, nor by an attempt whose
+ * store transaction failed, nor again by a retry after it was stored or by
+ * a stale duplicate of it; a posting that is rejected after screening, or
+ * that nothing flags, counts and logs nothing. */
 static void
 test_compliance_metrics(void **state)
 {
@@ -301,7 +313,8 @@ test_compliance_metrics(void **state)
 	lm_store *s = NULL, *ro = NULL;
 	lm_store_opts o = {.flags = LM_STORE_RDONLY};
 	char *dir = lmt_tmpdir("ingest-compliance");
-	char err[256] = "";
+	char err[256] = "", *log;
+	lmt_capture cap;
 	static const char groups[] =
 	    ",\"requirement_groups\":["
 	    "{\"label\":\"Native English speaker\",\"skills\":[\"English\"]},"
@@ -340,6 +353,7 @@ test_compliance_metrics(void **state)
 	    .value_len = strlen(flagged),
 	    .content_type = "application/json",
 	    .content_type_len = strlen("application/json")};
+	lmt_stderr_begin(&cap);
 	assert_int_equal(lm_ingest_decide(&ctx, &msg, &d), LM_OK);
 	assert_int_equal(d.action, LM_INGEST_PUT);
 	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 0), LM_OK);
@@ -373,10 +387,21 @@ test_compliance_metrics(void **state)
 	assert_int_equal(series_value(m, FLAGGED_SERIES), 0);
 	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 0);
 	lm_store_close(ro);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(count_of(log, "ingest.compliance"), 0);
+	free(log);
 
 	/* Stored: job-9 once, its three warnings once each. */
 	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	lmt_stderr_begin(&cap);
 	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(count_of(log, "ingest.compliance"), 3);
+	assert_int_equal(count_of(log, "posting job-9 version 3: "), 3);
+	/* JSON-escaped in the log line. */
+	assert_int_equal(
+	    count_of(log, "\\\"Native English speaker\\\" flagged by rule "), 1);
+	free(log);
 	assert_int_equal(c.stored[LM_KIND_POSTING], 2);
 	assert_int_equal(c.duplicates[LM_KIND_POSTING], 1);
 	assert_int_equal(series_value(m, FLAGGED_SERIES), 1);
@@ -386,7 +411,11 @@ test_compliance_metrics(void **state)
 	assert_int_equal(series_value(m, WARNINGS_SERIES("age")), 0);
 
 	/* Committed again (its dead letters undelivered): all stale. */
+	lmt_stderr_begin(&cap);
 	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(count_of(log, "ingest.compliance"), 0);
+	free(log);
 	assert_int_equal(series_value(m, FLAGGED_SERIES), 1);
 	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 1);
 	assert_int_equal(series_value(m, WARNINGS_SERIES("national-origin")), 1);
