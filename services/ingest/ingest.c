@@ -27,20 +27,18 @@ lm_ingest_content_type(const void *value, size_t len)
 	static const char *const protobuf_types[] = {"application/x-protobuf",
 	    "application/protobuf", "application/vnd.google.protobuf",
 	    "application/octet-stream"};
-	const char *s = value;
+	const char *s = value, *semi;
 	size_t b = 0, e;
 
 	if (s == NULL)
 		return LM_INGEST_PROTOBUF;
-	if (len > LM_INGEST_CONTENT_TYPE_MAX)
+	/* Only the media type is read: a ';' after the limit, or none in a
+	 * longer value, leaves it too long. */
+	semi = memchr(s, ';',
+	    len < LM_INGEST_CONTENT_TYPE_MAX + 1 ? len : LM_INGEST_CONTENT_TYPE_MAX + 1);
+	e = semi != NULL ? (size_t) (semi - s) : len;
+	if (e > LM_INGEST_CONTENT_TYPE_MAX)
 		return LM_INGEST_UNSUPPORTED;
-	e = len;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == ';') {
-			e = i;
-			break;
-		}
-	}
 	while (b < e && (s[b] == ' ' || s[b] == '\t'))
 		b++;
 	while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t'))

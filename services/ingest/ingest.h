@@ -30,7 +30,9 @@ extern "C" {
 /* Largest message value ingest accepts (bytes); larger ones are rejected as
  * "oversize". The consumer sets fetch.message.max.bytes to this. */
 #define LM_INGEST_MSG_MAX (1u << 20)
-/* Longest content-type header value considered; longer ones are unsupported. */
+/* Longest media type considered: the part of a content-type header value
+ * before any ';', blanks included. A longer one is unsupported; the
+ * parameters after it are not read. */
 #define LM_INGEST_CONTENT_TYPE_MAX 128
 /* Capacity of a decision's error message, with the NUL. */
 #define LM_INGEST_ERROR_MAX 256
@@ -64,8 +66,8 @@ typedef enum lm_ingest_format {
  * case-insensitively with surrounding blanks ignored: "application/json" is
  * JSON; absent, empty, "application/x-protobuf", "application/protobuf",
  * "application/vnd.google.protobuf" and "application/octet-stream" are
- * protobuf; anything else, or a value over LM_INGEST_CONTENT_TYPE_MAX bytes,
- * is unsupported.
+ * protobuf; anything else, or a media type over LM_INGEST_CONTENT_TYPE_MAX
+ * bytes, is unsupported. Parameters are not read, whatever their length.
  */
 lm_ingest_format lm_ingest_content_type(const void *value, size_t len);
 

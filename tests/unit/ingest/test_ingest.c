@@ -128,7 +128,7 @@ test_content_type(void **state)
 	    "application/vnd.google.protobuf", "APPLICATION/OCTET-STREAM; x=y"};
 	const char *bad[] = {"text/plain", "application/jsonx", "application/jso", "json",
 	    "application/xml; a=application/json", "application/json-seq"};
-	char big[LM_INGEST_CONTENT_TYPE_MAX + 2];
+	char big[LM_INGEST_CONTENT_TYPE_MAX + 2], params[200];
 
 	assert_int_equal(lm_ingest_content_type(NULL, 0), LM_INGEST_PROTOBUF);
 	for (size_t i = 0; i < sizeof(json) / sizeof(json[0]); i++)
@@ -143,14 +143,24 @@ test_content_type(void **state)
 	/* Not NUL-terminated: only len bytes count. */
 	assert_int_equal(
 	    lm_ingest_content_type("application/jsonXYZ", 16), LM_INGEST_JSON);
-	/* At the limit a JSON media type with padding is read; one byte over
-	 * it, and beyond, it is refused. */
+	/* Parameters are ignored whatever their length: a value of 200
+	 * bytes, most of them parameters. */
+	memset(params, 'x', sizeof(params));
+	memcpy(params, "application/json; charset=utf-8; profile=", 41);
+	assert_int_equal(lm_ingest_content_type(params, sizeof(params)), LM_INGEST_JSON);
+	/* The media type, blanks included, is read up to the limit: at it a
+	 * padded JSON media type is JSON, with or without parameters after
+	 * it; one byte over it, it is refused. */
 	memset(big, ' ', sizeof(big));
-	memcpy(big, "application/json;", 17);
+	memcpy(big, "application/json", 16);
 	assert_int_equal(
 	    lm_ingest_content_type(big, LM_INGEST_CONTENT_TYPE_MAX), LM_INGEST_JSON);
 	assert_int_equal(lm_ingest_content_type(big, LM_INGEST_CONTENT_TYPE_MAX + 1),
 	    LM_INGEST_UNSUPPORTED);
+	big[LM_INGEST_CONTENT_TYPE_MAX] = ';';
+	assert_int_equal(lm_ingest_content_type(big, sizeof(big)), LM_INGEST_JSON);
+	big[LM_INGEST_CONTENT_TYPE_MAX] = ' ';
+	big[LM_INGEST_CONTENT_TYPE_MAX + 1] = ';';
 	assert_int_equal(lm_ingest_content_type(big, sizeof(big)), LM_INGEST_UNSUPPORTED);
 }
 
