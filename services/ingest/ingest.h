@@ -128,13 +128,14 @@ void lm_ingest_compliance_metrics(const lm_record_ctx *ctx);
  * Decides what to do with message m: size check, decoding by content-type
  * (lm_pb_decode, then the fields unknown to the schema dropped at every
  * depth; or lm_json_decode), lm_posting_prepare/lm_profile_prepare with
- * ctx, the key check (the key must equal the record id byte for byte), then
- * serialization of the normalized record. A tombstone needs a key that is a
- * valid record id. An accepted posting's compliance warnings are logged
- * (event ingest.compliance, with the phrase) and counted in ctx->metrics by
- * lm_ingest_batch_commit once the posting is stored, so that a batch tried
- * again or a message read again logs and counts them once; the decision
- * holds what it needs for that (d->warnings, d->compliance).
+ * ctx, the key check (the key must equal the record id as stored, after
+ * trimming, byte for byte), then serialization of the normalized record.
+ * A tombstone needs a key that is a valid record id. An accepted
+ * posting's compliance warnings are logged (event ingest.compliance, with
+ * the phrase) and counted in ctx->metrics by lm_ingest_batch_commit once
+ * the posting is stored, so that a batch tried again or a message read
+ * again logs and counts them once; the decision holds what it needs for
+ * that (d->warnings, d->compliance).
  *
  * Returns LM_OK with *d filled for every message, good or bad (bad input is
  * a REJECT decision, never an error); LM_ENOMEM or LM_EINVAL (NULL argument,

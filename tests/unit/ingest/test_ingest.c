@@ -269,6 +269,18 @@ test_key_mismatch(void **state)
 	lm_ingest_decision_clear(&d);
 	free(pb);
 	free(json);
+
+	/* The key is compared with the id as stored, after trimming: a
+	 * record whose id has blanks around it goes with the key without
+	 * them, and is stored under it; the key with the blanks is refused. */
+	json = posting_json(" job-1 ", "T", "IE", "EUR", "");
+	decide(LM_KIND_POSTING, "job-1", json, strlen(json), "application/json", &d);
+	if (d.action != LM_INGEST_PUT)
+		fail_msg("rejected: %s: %s", d.reason, d.error);
+	assert_string_equal(d.id, "job-1");
+	lm_ingest_decision_clear(&d);
+	assert_json_reason(LM_KIND_POSTING, " job-1 ", json, "key_mismatch", "key");
+	free(json);
 }
 
 /* The value of the series "name{labels}" in m's exposition, or -1 when m
