@@ -110,7 +110,7 @@ struct lm_events {
 
 	lm_gauge *m_pending;
 	lm_counter *m_enqueued, *m_delivered, *m_failed, *m_outbox_errors, *m_recovered;
-	lm_counter *m_corrupt;
+	lm_counter *m_corrupt, *m_corrupt_keys;
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -843,6 +843,11 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 		        "Pending events in the outbox that do not decode (never sent; "
 		        "each counted once per run while at most 1024)",
 		        NULL);
+		ev->m_corrupt_keys = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_corrupt_pair_keys_total",
+		    "Recorded pair keys in the outbox whose counterpart is not a record "
+		    "id (disk damage): passed over and deleted (outbox.corrupt)",
+		    NULL);
 		ev->m_recovered = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_recovered_total",
 		    "Events found pending at start-up (each may repeat one the previous "
@@ -1151,6 +1156,7 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 	char after[LM_OUTBOX_ID_MAX + 1] = "";
 	size_t nprev, mark = b->n; /* b's candidates before this record's */
 	bool gone = ch->deleted, truncated;
+	size_t damaged;
 	char *subj = NULL;
 	int rc;
 	Lunamatch__V1__MatchTrigger trig =
@@ -1196,10 +1202,11 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		qsort(ts.ids, ts.n, sizeof(*ts.ids), cmp_str_ptr);
 	}
 	do {
-		rc = lm_outbox_pairs_after(
-		    ev->ob, side, subj, after, ev->pairs_page, &prev, &nprev, &truncated);
+		rc = lm_outbox_pairs_after(ev->ob, side, subj, after, ev->pairs_page,
+		    &prev, &nprev, &truncated, &damaged);
 		if (rc != LM_OK)
 			goto fail;
+		lm_counter_add(ev->m_corrupt_keys, damaged);
 		if (nprev == 0)
 			break;
 		if ((rc = grow_array((void **) &b->pairs, &b->cappairs, b->npairs + 1,

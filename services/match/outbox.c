@@ -797,12 +797,75 @@ int
 lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_t max,
     lm_outbox_pair **out, size_t *n, bool *truncated)
 {
-	return lm_outbox_pairs_after(ob, side, id, NULL, max, out, n, truncated);
+	return lm_outbox_pairs_after(ob, side, id, NULL, max, out, n, truncated, NULL);
+}
+
+/* Copies the counterpart of a pair key, the len bytes at p, into out as a
+ * string; false when they are not a record id (disk damage). */
+static bool
+other_id(const char *p, size_t len, char out[LM_OUTBOX_ID_MAX + 1])
+{
+	if (len == 0 || len > LM_OUTBOX_ID_MAX || memchr(p, '\0', len) != NULL)
+		return false;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return check_id(out) == LM_OK;
+}
+
+/* Pair keys to delete, copied out of a read transaction. */
+struct badkeys {
+	MDB_dbi dbi;
+	MDB_val *keys; /* mv_data owned */
+	size_t n, cap;
+};
+
+static void
+badkeys_free(struct badkeys *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->keys[i].mv_data);
+	free(b->keys);
+}
+
+/* Adds a copy of k; false when memory runs out. */
+static bool
+badkeys_add(struct badkeys *b, const MDB_val *k)
+{
+	void *copy;
+	if (b->n == b->cap) {
+		size_t ncap = b->cap == 0 ? 8 : b->cap * 2;
+		MDB_val *nk = realloc(b->keys, ncap * sizeof(*nk));
+		if (nk == NULL)
+			return false;
+		b->keys = nk;
+		b->cap = ncap;
+	}
+	if ((copy = malloc(k->mv_size)) == NULL)
+		return false;
+	memcpy(copy, k->mv_data, k->mv_size);
+	b->keys[b->n].mv_size = k->mv_size;
+	b->keys[b->n++].mv_data = copy;
+	return true;
+}
+
+static int
+badkeys_run(lm_outbox *ob, MDB_txn *txn, void *arg)
+{
+	const struct badkeys *b = arg;
+	(void) ob;
+	for (size_t i = 0; i < b->n; i++) {
+		MDB_val k = b->keys[i];
+		int rc = mdb_del(txn, b->dbi, &k, NULL);
+		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+			return map_err(rc, "mdb_del pair key");
+	}
+	return LM_OK;
 }
 
 int
 lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
-    const char *after, size_t max, lm_outbox_pair **out, size_t *n, bool *truncated)
+    const char *after, size_t max, lm_outbox_pair **out, size_t *n, bool *truncated,
+    size_t *damaged)
 {
 	char prefix[PAIR_KEY_MAX];
 	size_t plen, slen;
@@ -810,7 +873,8 @@ lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	lm_outbox_pair *arr = NULL;
-	size_t cnt = 0, cap = 0;
+	struct badkeys bad = {0, NULL, 0, 0};
+	size_t cnt = 0, cap = 0, nbad = 0, first_bad = 0;
 	bool more = false;
 	int rc, op;
 
@@ -820,11 +884,14 @@ lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
 		*n = 0;
 	if (truncated != NULL)
 		*truncated = false;
+	if (damaged != NULL)
+		*damaged = 0;
 	if (ob == NULL || out == NULL || n == NULL || check_id(id) != LM_OK || max == 0 ||
 	    max > LM_OUTBOX_PAIRS_MAX ||
 	    (side != LM_OUTBOX_CANDIDATE && side != LM_OUTBOX_JOB) ||
 	    (after != NULL && after[0] != '\0' && check_id(after) != LM_OK))
 		return LM_EINVAL;
+	bad.dbi = side == LM_OUTBOX_CANDIDATE ? ob->db_announced : ob->db_by_job;
 	plen = strlen(id) + 1;
 	memcpy(prefix, id, plen); /* with its NUL: the separator */
 	/* The first key read is "id\0after" or the next one: the pair of
@@ -832,8 +899,7 @@ lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
 	slen = after != NULL && after[0] != '\0' ? pair_key(id, after, prefix) : plen;
 	if ((rc = read_begin(ob, &txn)) != LM_OK)
 		return rc;
-	rc = mdb_cursor_open(
-	    txn, side == LM_OUTBOX_CANDIDATE ? ob->db_announced : ob->db_by_job, &cur);
+	rc = mdb_cursor_open(txn, bad.dbi, &cur);
 	if (rc != MDB_SUCCESS) {
 		rc = map_err(rc, "mdb_cursor_open");
 		goto done;
@@ -842,6 +908,7 @@ lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
 	k.mv_data = prefix;
 	for (op = MDB_SET_RANGE;; op = MDB_NEXT) {
 		struct pair_val pv = {false, 0, 0, 0, 0};
+		char other[LM_OUTBOX_ID_MAX + 1];
 		bool have = true;
 		lm_outbox_pair *p;
 		size_t olen;
@@ -855,16 +922,11 @@ lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
 			rc = map_err(rc, "mdb_cursor_get");
 			goto done;
 		}
-		if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0) {
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0) {
 			rc = LM_OK;
 			break;
 		}
 		olen = k.mv_size - plen;
-		if (olen > LM_OUTBOX_ID_MAX) {
-			lm_error("outbox.corrupt", "pair key of %zu bytes", k.mv_size);
-			rc = LM_ESTORE;
-			goto done;
-		}
 		if (slen > plen && k.mv_size == slen &&
 		    memcmp(k.mv_data, prefix, slen) == 0)
 			continue; /* after's own pair */
@@ -873,13 +935,19 @@ lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
 			rc = LM_OK;
 			break;
 		}
+		if (!other_id((const char *) k.mv_data + plen, olen, other)) {
+			/* Not a pair: neither replaced nor forgotten by a
+			 * derivation, which would fail on it. Deleted below;
+			 * one that memory does not let copy is found again. */
+			if (nbad++ == 0)
+				first_bad = k.mv_size;
+			(void) badkeys_add(&bad, &k);
+			continue;
+		}
 		if (side == LM_OUTBOX_JOB) {
 			/* by_job only names the pair; its state is in announced. */
 			char key[PAIR_KEY_MAX];
-			char other[LM_OUTBOX_ID_MAX + 1];
 			MDB_val ak;
-			memcpy(other, (const char *) k.mv_data + plen, olen);
-			other[olen] = '\0';
 			ak.mv_size = pair_key(other, id, key);
 			ak.mv_data = key;
 			rc = mdb_get(txn, ob->db_announced, &ak, &v);
@@ -910,8 +978,7 @@ lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
 		}
 		p = &arr[cnt++];
 		memset(p, 0, sizeof(*p));
-		memcpy(p->other_id, (const char *) k.mv_data + plen, olen);
-		p->other_id[olen] = '\0';
+		memcpy(p->other_id, other, olen + 1);
 		p->above = pv.above;
 		p->score = pv.score;
 		p->candidate_version = pv.cver;
@@ -923,13 +990,26 @@ done:
 		mdb_cursor_close(cur);
 	read_end(ob, txn);
 	if (rc != LM_OK) {
+		badkeys_free(&bad);
 		free(arr);
 		return rc;
 	}
+	if (nbad > 0) {
+		bool gone = run_write(ob, badkeys_run, &bad) == LM_OK && bad.n == nbad;
+		lm_error("outbox.corrupt",
+		    "%zu %s keys of a %s whose counterpart is not a record id (the "
+		    "first of %zu bytes): passed over, %s",
+		    nbad, side == LM_OUTBOX_CANDIDATE ? "announced" : "by_job",
+		    side == LM_OUTBOX_CANDIDATE ? "candidate" : "job", first_bad,
+		    gone ? "deleted" : "not all deleted (found again by a later read)");
+	}
+	badkeys_free(&bad);
 	*out = arr;
 	*n = cnt;
 	if (truncated != NULL)
 		*truncated = more;
+	if (damaged != NULL)
+		*damaged = nbad;
 	return LM_OK;
 }
 

@@ -176,7 +176,11 @@ typedef enum lm_outbox_side {
  * max (1..LM_OUTBOX_PAIRS_MAX), in other_id order. A state that does not
  * decode (disk damage; logged "outbox.corrupt") is listed as not above,
  * with score and versions 0, so that a derivation replaces or forgets it
- * instead of failing for good. On LM_OK *out is a
+ * instead of failing for good. A key under id whose counterpart is not a
+ * record id (disk damage) names no pair a derivation could replace or
+ * forget: it is passed over, logged ("outbox.corrupt") and deleted in a
+ * write of its own after the read (one the write does not delete is
+ * passed over again by a later read). On LM_OK *out is a
  * malloc'd array of *n entries (NULL when *n is 0) that the caller frees,
  * and *truncated (may be NULL) says whether more pairs exist than max.
  * Returns LM_OK, LM_EINVAL, LM_ENOMEM or LM_ESTORE.
@@ -190,10 +194,13 @@ int lm_outbox_pairs_of(lm_outbox *ob, lm_outbox_side side, const char *id, size_
  * again with the other_id of the last pair returned while *truncated, it
  * visits every recorded pair of id once, max at a time, also when pairs
  * are added or removed in between (those after the last one read are seen).
- * Returns as lm_outbox_pairs_of; LM_EINVAL also for an invalid after.
+ * On LM_OK *damaged (may be NULL) receives the number of keys passed over
+ * because their counterpart is not a record id. Returns as
+ * lm_outbox_pairs_of; LM_EINVAL also for an invalid after.
  */
 int lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
-    const char *after, size_t max, lm_outbox_pair **out, size_t *n, bool *truncated);
+    const char *after, size_t max, lm_outbox_pair **out, size_t *n, bool *truncated,
+    size_t *damaged);
 
 /* The recorded state of one pair; other_id is job_id. LM_ENOENT if the pair
  * is not recorded. */

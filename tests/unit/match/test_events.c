@@ -2002,6 +2002,123 @@ test_corrupt_pending_key(void **state)
 	corrupt_pending(DAMAGE_KEY);
 }
 
+/* Writes key (klen bytes) with an empty value into database db of the
+ * outbox in dir (no process holds it open), as disk damage could. */
+static void
+poke_outbox_key(const char *dir, const char *db, const char *key, size_t klen)
+{
+	char path[4096];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *) key}, v = {0, NULL};
+
+	snprintf(path, sizeof(path), "%s/outbox", dir);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, (size_t) 1 << 30), 0);
+	assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* The number of entries of database db of the outbox in dir (no process
+ * holds it open). */
+static size_t
+outbox_entries(const char *dir, const char *db)
+{
+	char path[4096];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat st;
+
+	snprintf(path, sizeof(path), "%s/outbox", dir);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, (size_t) 1 << 30), 0);
+	assert_int_equal(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_stat(txn, dbi, &st), 0);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return st.ms_entries;
+}
+
+/*
+ * Recorded pair keys whose counterpart is not a record id (disk damage: a
+ * byte outside the id alphabet, an embedded NUL, none at all, more than
+ * LM_RECORD_ID_MAX bytes), among the pairs of a posting and of a profile
+ * read a few at a time: the derivation of both succeeds and forgets their
+ * real pairs, and each damaged key is logged, counted and deleted, so a
+ * later derivation finds it no more. Before, an over-long counterpart
+ * failed every read of the record's pairs (LM_ESTORE), a bad byte became
+ * a pair to forget that the outbox refused with its whole batch
+ * (LM_EINVAL), and an empty one ended the list of the record's pairs
+ * there: the owner of the record's partition retried the batch for good.
+ */
+static void
+test_damaged_pair_keys(void **state)
+{
+	char longer[8 + LM_RECORD_ID_MAX + 1];
+	lm_event_change ch[2];
+	lmt_capture cap;
+	lm_events *ev;
+	char *log;
+	double min, before;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 6);
+	put_profile("cand-2", 1, STRONG, 5, 6);
+	put_profile("cand-3", 1, STRONG, 5, 6);
+	put_profile("cand-weak", 1, WEAK, 1, 1);
+	min = threshold("cand-1", "cand-weak", "job-1");
+	ev = paged_events(min);
+	ch[0] = change(1, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 1, 1, NOW), LM_OK);
+	assert_int_equal(counts(ev).pairs, 3);
+	lm_events_free(ev);
+
+	poke_outbox_key(tmp, "by_job", "job-1\0", 6);
+	poke_outbox_key(tmp, "by_job", "job-1\0c!", 8);
+	poke_outbox_key(tmp, "by_job", "job-1\0c\0x", 9);
+	memcpy(longer, "job-1\0", 6);
+	memset(longer + 6, 'c', LM_RECORD_ID_MAX + 1);
+	poke_outbox_key(tmp, "by_job", longer, 6 + LM_RECORD_ID_MAX + 1);
+	poke_outbox_key(tmp, "announced", "cand-1\0j!", 9);
+	memcpy(longer, "cand-1\0", 7);
+	memset(longer + 7, 'j', LM_RECORD_ID_MAX + 1);
+	poke_outbox_key(tmp, "announced", longer, 7 + LM_RECORD_ID_MAX + 1);
+
+	/* The posting is deleted and a profile of its pairs changes. */
+	assert_int_equal(lm_index_remove_posting(idx, "job-1", 0), LM_OK);
+	ch[0] = change(2, true, "job-1", false, true);
+	ch[1] = change(3, false, "cand-1", false, false);
+	before = metric("lunamatch_events_corrupt_pair_keys_total");
+	lmt_stderr_begin(&cap);
+	ev = paged_events(min);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, 3, NOW), LM_OK);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(counts(ev).pairs, 0);
+	assert_true(metric("lunamatch_events_corrupt_pair_keys_total") == before + 6);
+	assert_true(count_lines_with(log, "\"event\":\"outbox.corrupt\"") >= 1);
+	free(log);
+
+	/* Deleted: found no more. */
+	ch[0] = change(4, true, "job-1", false, true);
+	ch[1] = change(5, false, "cand-1", false, false);
+	assert_int_equal(lm_events_on_changes(ev, idx, ch, 2, 5, NOW), LM_OK);
+	assert_true(metric("lunamatch_events_corrupt_pair_keys_total") == before + 6);
+	lm_events_free(ev);
+	assert_int_equal(outbox_entries(tmp, "by_job"), 0);
+	assert_int_equal(outbox_entries(tmp, "announced"), 0);
+}
+
 int
 main(void)
 {
@@ -2044,6 +2161,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_corrupt_pending_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_pending_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_pending_ahead, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_pair_keys, setup, teardown),
 	};
 	if (getenv("LMT_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));

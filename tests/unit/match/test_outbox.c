@@ -735,7 +735,7 @@ test_pairs_after(void **state)
 
 	do {
 		assert_int_equal(lm_outbox_pairs_after(ob, LM_OUTBOX_CANDIDATE, "c1",
-		                     after, 2, &p, &n, &trunc),
+		                     after, 2, &p, &n, &trunc, NULL),
 		    LM_OK);
 		assert_true(n <= 2);
 		for (size_t i = 0; i < n; i++)
@@ -753,20 +753,20 @@ test_pairs_after(void **state)
 	assert_int_equal(seen, 5);
 
 	/* By job, after a candidate id that is a prefix of another. */
-	assert_int_equal(
-	    lm_outbox_pairs_after(ob, LM_OUTBOX_JOB, "j1", "c1", 10, &p, &n, &trunc),
+	assert_int_equal(lm_outbox_pairs_after(
+	                     ob, LM_OUTBOX_JOB, "j1", "c1", 10, &p, &n, &trunc, NULL),
 	    LM_OK);
 	assert_int_equal(n, 1);
 	assert_false(trunc);
 	assert_string_equal(p[0].other_id, "c10");
 	free(p);
-	assert_int_equal(
-	    lm_outbox_pairs_after(ob, LM_OUTBOX_JOB, "j1", NULL, 10, &p, &n, &trunc),
+	assert_int_equal(lm_outbox_pairs_after(
+	                     ob, LM_OUTBOX_JOB, "j1", NULL, 10, &p, &n, &trunc, NULL),
 	    LM_OK);
 	assert_int_equal(n, 2);
 	free(p);
-	assert_int_equal(
-	    lm_outbox_pairs_after(ob, LM_OUTBOX_JOB, "j1", "c10", 10, &p, &n, &trunc),
+	assert_int_equal(lm_outbox_pairs_after(
+	                     ob, LM_OUTBOX_JOB, "j1", "c10", 10, &p, &n, &trunc, NULL),
 	    LM_OK);
 	assert_int_equal(n, 0);
 	assert_null(p);
