@@ -1373,18 +1373,45 @@ collect(struct member *m, rd_kafka_message_t *msg)
 	return LM_OK;
 }
 
-/* Notes a failed step of the batch and pauses before it is retried. */
-static void
-failed(lm_owner *ow, const char *what, int rc, int64_t *backoff)
+/* Notes a failed step of the batch (counted and logged) and moves its
+ * back-off on. Returns the pause before the step is retried. */
+static int64_t
+failure(lm_owner *ow, const char *what, int rc, int64_t *backoff)
 {
+	int64_t pause = *backoff;
+
 	atomic_fetch_add(&ow->failures, 1);
 	lm_counter_add(ow->m_failures, 1);
 	atomic_store(&ow->failing, true);
 	lm_error("owner.derive", "%s: %s; retrying in %lld ms", what, lm_strerror(rc),
-	    (long long) *backoff);
-	pause_for(ow, *backoff);
-	*backoff =
-	    lm_backoff_next(*backoff, LM_OWNER_RETRY_MIN_MS, LM_OWNER_RETRY_MAX_MS);
+	    (long long) pause);
+	*backoff = lm_backoff_next(pause, LM_OWNER_RETRY_MIN_MS, LM_OWNER_RETRY_MAX_MS);
+	return pause;
+}
+
+/* Notes a failed step between batches and pauses before it is retried
+ * (at most LM_OWNER_RETRY_MAX_MS: the member polls again after it). */
+static void
+failed(lm_owner *ow, const char *what, int rc, int64_t *backoff)
+{
+	pause_for(ow, failure(ow, what, rc, backoff));
+}
+
+/* Pauses ms, or until the owner stops, while the batch waits, serving the
+ * group as serve does for a wait that began at since. Returns LM_OK, or
+ * LM_ESTALE when the batch's partitions were revoked. */
+static int
+serve_for(struct member *m, int64_t since, int64_t ms)
+{
+	int rc;
+
+	for (int64_t end = lm_clock_ms() + ms;
+	     lm_clock_ms() < end && !atomic_load(&m->ow->stop);) {
+		if ((rc = serve(m, since)) != LM_OK)
+			return rc;
+		wait_slice(m->ow);
+	}
+	return LM_OK;
 }
 
 /*
@@ -1443,15 +1470,18 @@ skip_damaged(
 	return true;
 }
 
-/* Derives the batch into the outbox; retried until it succeeds or the
- * owner stops. A message whose derivation meets a damaged stored record
- * is skipped (skip_damaged). Returns LM_OK or LM_ECLOSED. */
+/* Derives the batch into the outbox; retried until it succeeds, the
+ * owner stops or the batch's partitions are revoked: between tries the
+ * member serves the group (serve_for), so that a derivation that keeps
+ * failing (a full disk) holds up no rebalance. A message whose derivation
+ * meets a damaged stored record is skipped (skip_damaged). Returns LM_OK,
+ * LM_ECLOSED or LM_ESTALE (revoked). */
 static int
 derive(struct member *m, lm_events_split *split)
 {
 	lm_owner *ow = m->ow;
 	size_t nc = 0;
-	int64_t backoff = LM_OWNER_RETRY_MIN_MS;
+	int64_t backoff = LM_OWNER_RETRY_MIN_MS, since = lm_clock_ms();
 	int rc;
 
 	for (size_t i = 0; i < m->n; i++) {
@@ -1499,10 +1529,15 @@ derive(struct member *m, lm_events_split *split)
 			    "owner.derive", "the index is behind the store; retrying");
 			atomic_fetch_add(&ow->ahead, 1);
 			lm_counter_add(ow->m_ahead, 1);
+			if ((rc = serve(m, since)) != LM_OK)
+				return rc;
 			wait_slice(ow);
 			continue;
 		}
-		failed(ow, "cannot derive the events of the batch", rc, &backoff);
+		rc = serve_for(m, since,
+		    failure(ow, "cannot derive the events of the batch", rc, &backoff));
+		if (rc != LM_OK)
+			return rc;
 	}
 	return LM_ECLOSED;
 }

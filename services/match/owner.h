@@ -21,8 +21,10 @@
  *      change log as far as it went then, the index reflects it;
  *   3. derives the events of the batch into the outbox (lm_events_on_owned,
  *      one durable transaction), and only then commits the messages'
- *      offsets in the shared group. A derivation that fails is retried,
- *      except a message's whose derivation reads a stored record that
+ *      offsets in the shared group. A derivation that fails is retried
+ *      (the member serves the group between the tries and gives the batch
+ *      up when its partitions are revoked), except a message's whose
+ *      derivation reads a stored record that
  *      does not decode (damaged): that message is skipped, counted
  *      (lunamatch_events_derive_skipped_total) and logged (owner.skip).
  *      A pair whose decision below needs the stored position of a

@@ -21,7 +21,8 @@
  *  - keeps retrying, without committing, while outbox writes fail (the
  *    failure injected through the events' fault seam; a full disk's
  *    LM_E2BIG among them), and catches up once they succeed again,
- *    skipping nothing;
+ *    skipping nothing; serves the group meanwhile, giving the batch up
+ *    when a consumer that joins takes its partition;
  *  - skips, counted and logged, the derivation of a message whose stored
  *    record is damaged (its value rewritten in LMDB behind the store's
  *    back: a bad header, or bytes that do not decode), and derives the
@@ -55,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1450,6 +1452,140 @@ test_failed_commit_retried(void **state)
 	assert_true(enqueued() >= 1);
 }
 
+/* A consumer of the events group that counts the assignments it gets. */
+static void
+joiner_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	atomic_int *assigned = opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		rd_kafka_assign(rk, parts);
+		atomic_fetch_add(assigned, 1);
+	} else {
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+static rd_kafka_t *
+joiner_new(const char *topic, atomic_int *assigned)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *l;
+	char err[256], session[16];
+	rd_kafka_t *c;
+
+	snprintf(session, sizeof(session), "%d", SESSION_MS);
+	assert_int_equal(
+	    lm_kafka_conf(G.brokers, "test-joiner", &conf, err, sizeof(err)), LM_OK);
+	assert_int_equal(lm_kafka_set(conf, "group.id", GROUP, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(conf, "enable.auto.commit", "false", err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(conf, "session.timeout.ms", session, err, sizeof(err)), LM_OK);
+	assert_int_equal(
+	    lm_kafka_set(conf, "heartbeat.interval.ms", "1000", err, sizeof(err)), LM_OK);
+	rd_kafka_conf_set_opaque(conf, assigned);
+	rd_kafka_conf_set_rebalance_cb(conf, joiner_rebalance);
+	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	assert_non_null(c);
+	rd_kafka_poll_set_consumer(c);
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+	assert_int_equal(rd_kafka_subscribe(c, l), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_topic_partition_list_destroy(l);
+	return c;
+}
+
+/* Whether what was written to stderr so far under capture c holds what. */
+static bool
+captured_has(lmt_capture *c, const char *what)
+{
+	struct stat st;
+	char *text;
+	bool has;
+
+	fflush(stderr);
+	assert_int_equal(fstat(fileno(c->file), &st), 0);
+	text = lmt_calloc((size_t) st.st_size + 1, 1);
+	assert_int_equal(
+	    pread(fileno(c->file), text, (size_t) st.st_size, 0), st.st_size);
+	has = strstr(text, what) != NULL;
+	free(text);
+	return has;
+}
+
+/*
+ * While the outbox cannot be written, the member retrying the derivation of
+ * its batch keeps serving the group: when a consumer joins, it serves the
+ * revocation of its partition within a few rebalance rounds of the mock
+ * cluster (each the session timeout less 1 s), giving its batch up (logged
+ * by the one member with a batch), and the partition has one owner once
+ * the group has settled. Once the consumer has left and the outbox writes
+ * again, the batch is read again, derived and committed. Before, the
+ * retries only paused: the member never polled, so the group dropped it
+ * while it went on deriving, and the consumer owned its partition
+ * alongside it (on a broker, the rebalance waited for it up to
+ * max.poll.interval.ms, 300 s, with derivation stopped for the whole
+ * group).
+ */
+static void
+test_derive_retry_serves_group(void **state)
+{
+	const int64_t bound = 5 * SESSION_MS;
+	uint64_t reb;
+	atomic_int assigned;
+	lmt_capture cap;
+	bool served = false, settled = false;
+	rd_kafka_t *c;
+	char *log;
+	int held = 0;
+
+	(void) state;
+	start_owner();
+	atomic_store(&G.outbox_fault, LM_ESTORE);
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	produce_record(false, LEAD, 1);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     stats(R0->owner).failures < 3 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_true(stats(R0->owner).failures >= 3);
+	reb = stats(R0->owner).rebalances;
+
+	atomic_init(&assigned, 0);
+	lmt_stderr_begin(&cap);
+	c = joiner_new(PROFILES, &assigned);
+	for (int64_t end = lm_clock_ms() + bound;
+	     !(served && settled) && lm_clock_ms() < end;) {
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 100);
+		rd_kafka_topic_partition_list_t *a = NULL;
+		if (msg != NULL)
+			rd_kafka_message_destroy(msg);
+		assert_int_equal(rd_kafka_assignment(c, &a), RD_KAFKA_RESP_ERR_NO_ERROR);
+		held = a->cnt;
+		rd_kafka_topic_partition_list_destroy(a);
+		served = served ||
+		         captured_has(&cap, "collected messages left to the next owner");
+		/* Both members of the owner assigned again, and the joiner. */
+		settled = atomic_load(&assigned) > 0 &&
+		          stats(R0->owner).rebalances >= reb + 2 &&
+		          stats(R0->owner).partitions + held == 2;
+	}
+	log = lmt_stderr_end(&cap);
+	free(log);
+	assert_true(served);
+	assert_true(settled);
+	lmt_kafka_consumer_free(c);
+
+	atomic_store(&G.outbox_fault, LM_OK);
+	assert_true(wait_messages(R0->owner, 1));
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(PROFILES) != 1 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(committed(PROFILES), 1);
+}
+
 /*
  * A claim refused because the group moved on (here the member's generation
  * ended; or the group forgot the member) is no failure: librdkafka joins
@@ -1925,6 +2061,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_refused_claim_not_overtaken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_commit_retried, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_derive_retry_serves_group, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_undecided_message_read_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replay_asks_once, setup, teardown),
