@@ -76,6 +76,12 @@ struct item {
 	lm_ingest_decision d; /* bytes NULL */
 };
 
+/* Messages of a partition's derived batches whose commit is owed. */
+struct owed_count {
+	uint64_t n;        /* messages */
+	uint64_t rejected; /* of them, rejected by ingest's rule */
+};
+
 /* A partition of the postings topic as the events group shows it. */
 struct part_state {
 	int64_t committed; /* messages before it are derived; 0 when none */
@@ -112,15 +118,16 @@ struct member {
 	 * (settle) until they succeed, a claim of this member moves past them
 	 * or the partitions are revoked. */
 	rd_kafka_topic_partition_list_t *owed;
-	int64_t owed_at;        /* when to retry them */
-	int64_t owed_backoff;   /* pause after the next failed retry, ms */
-	int64_t claim_backoff;  /* pause after the next failed claim, ms */
-	int64_t decide_backoff; /* pause after the next message not decided, ms */
-	int32_t undecided_part; /* the last message not decided, until it is */
-	int64_t undecided_off;  /* (partition -1: none) */
-	int ncut;               /* postings: partitions of the batch's cut */
-	int64_t *cut;           /* postings: the batch's cut */
-	int nstate;             /* profiles: postings partitions in state */
+	struct owed_count *owed_count; /* per partition: counted once owed lands */
+	int64_t owed_at;               /* when to retry them */
+	int64_t owed_backoff;          /* pause after the next failed retry, ms */
+	int64_t claim_backoff;         /* pause after the next failed claim, ms */
+	int64_t decide_backoff;        /* pause after the next message not decided, ms */
+	int32_t undecided_part;        /* the last message not decided, until it is */
+	int64_t undecided_off;         /* (partition -1: none) */
+	int ncut;                      /* postings: partitions of the batch's cut */
+	int64_t *cut;                  /* postings: the batch's cut */
+	int nstate;                    /* profiles: postings partitions in state */
 	struct part_state *state;
 	int64_t *need; /* offsets the index must reach, per partition */
 	/* Per partition of the topic (-1: none): the end of the last claim
@@ -200,11 +207,38 @@ held_drop(struct member *m)
 	m->nheld = 0;
 }
 
+/* Counts n messages, rejected of them rejected by ingest's rule, whose
+ * derivation and commit are done. */
+static void
+count_committed(lm_owner *ow, uint64_t n, uint64_t rejected)
+{
+	atomic_fetch_add(&ow->messages, n);
+	atomic_fetch_add(&ow->rejected, rejected);
+	lm_counter_add(ow->m_messages, n);
+}
+
+/* Counts the messages owed on partition p, whose commit has landed (by a
+ * retry, or by a claim past them). */
+static void
+owed_landed(struct member *m, int32_t p)
+{
+	struct owed_count *c = &m->owed_count[p];
+
+	count_committed(m->ow, c->n, c->rejected);
+	c->n = c->rejected = 0;
+}
+
+/* Forgets the owed commits and their messages, uncounted: the commits
+ * landed (counted by the caller) or are the next owner's to make. */
 static void
 owed_drop(struct member *m)
 {
-	if (m->owed != NULL)
+	if (m->owed != NULL) {
+		for (int i = 0; i < m->owed->cnt; i++)
+			m->owed_count[m->owed->elems[i].partition] =
+			    (struct owed_count){0, 0};
 		rd_kafka_topic_partition_list_destroy(m->owed);
+	}
 	m->owed = NULL;
 	m->owed_backoff = LM_OWNER_RETRY_MIN_MS;
 }
@@ -233,15 +267,17 @@ owed_add(struct member *m, const rd_kafka_topic_partition_list_t *l)
 
 /* Forgets the owed commits of the partitions of l, which this member has
  * just committed at an offset at least as far (a claim starts where the
- * last batch of its partition ended, or later). */
+ * last batch of its partition ended, or later), and counts their
+ * messages. */
 static void
 owed_forget(struct member *m, const rd_kafka_topic_partition_list_t *l)
 {
 	if (m->owed == NULL)
 		return;
 	for (int i = 0; i < l->cnt; i++)
-		rd_kafka_topic_partition_list_del(
-		    m->owed, l->elems[i].topic, l->elems[i].partition);
+		if (rd_kafka_topic_partition_list_del(
+		        m->owed, l->elems[i].topic, l->elems[i].partition))
+			owed_landed(m, l->elems[i].partition);
 	if (m->owed->cnt == 0)
 		owed_drop(m);
 }
@@ -649,6 +685,8 @@ settle(struct member *m)
 			lm_info("owner.commit",
 			    "committed %d partitions of %s after a failure", m->owed->cnt,
 			    m->topic);
+			for (int i = 0; i < m->owed->cnt; i++)
+				owed_landed(m, m->owed->elems[i].partition);
 			owed_drop(m);
 		} else {
 			lm_warn("owner.commit",
@@ -1543,14 +1581,16 @@ derive(struct member *m, lm_events_split *split)
 }
 
 /* Commits the offsets after every message of the batch (clearing its
- * claim) and counts the batch. A commit that fails is owed: settle makes
+ * claim) and counts the batch once the commit has landed. A commit that
+ * fails is owed, and its messages counted when it lands: settle makes
  * it, unless this member's next claim of the partition moves past it
- * first. Left alone, the claim would hold every postings batch whose cut
- * reaches into the batch until a later message of the partition came. */
+ * first; a revocation before then leaves them to the next owner, which
+ * derives and counts them again. Left alone, the claim would hold every
+ * postings batch whose cut reaches into the batch until a later message
+ * of the partition came. */
 static void
 commit(struct member *m)
 {
-	lm_owner *ow = m->ow;
 	rd_kafka_topic_partition_list_t *l = batch_offsets(m, false);
 	rd_kafka_resp_err_t e;
 	size_t rejected = 0;
@@ -1560,15 +1600,18 @@ commit(struct member *m)
 	if ((e = rd_kafka_commit(m->rk, l, 0)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		owed_forget(m, l);
 		ends_done(m, l);
+		count_committed(m->ow, m->n, rejected);
 	} else {
 		lm_warn(
 		    "owner.commit", "commit failed: %s; retrying", rd_kafka_err2name(e));
 		owed_add(m, l);
+		for (size_t i = 0; i < m->n; i++) {
+			struct owed_count *c = &m->owed_count[m->batch[i].partition];
+			c->n++;
+			c->rejected += m->batch[i].d.action == LM_INGEST_REJECT;
+		}
 	}
 	rd_kafka_topic_partition_list_destroy(l);
-	atomic_fetch_add(&ow->messages, m->n);
-	atomic_fetch_add(&ow->rejected, rejected);
-	lm_counter_add(ow->m_messages, m->n);
 }
 
 /* The batch's claim, its wait for the other side, and the decider that
@@ -2156,7 +2199,9 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 	    (m->own_end = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->own_end))) == NULL ||
 	    (m->announced_end =
 	            calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->announced_end))) == NULL ||
-	    (m->held = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->held))) == NULL)
+	    (m->held = calloc(LM_OWNER_BATCH_MAX, sizeof(*m->held))) == NULL ||
+	    (m->owed_count = calloc(LM_OWNER_PARTITIONS_MAX, sizeof(*m->owed_count))) ==
+	        NULL)
 		return LM_ENOMEM;
 	for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
 		m->own_end[p] = m->announced_end[p] = -1;
@@ -2212,6 +2257,7 @@ member_free(struct member *m)
 	held_drop(m);
 	free(m->held);
 	owed_drop(m);
+	free(m->owed_count);
 	if (m->state != NULL)
 		for (int p = 0; p < LM_OWNER_PARTITIONS_MAX; p++)
 			free(m->state[p].cut);
@@ -2272,7 +2318,10 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 		    NULL);
 		ow->m_failures = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_derive_failures_total",
-		    "Failed derivations of owned messages into the outbox (each retried)",
+		    "Failed steps of owned batches, each retried (owner.derive): "
+		    "derivations into the outbox, claims the group coordinator "
+		    "refused outside a rebalance, messages ingest's rule could not "
+		    "be applied to",
 		    NULL);
 		ow->m_ahead = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_derive_store_ahead_total",

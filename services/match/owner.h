@@ -154,7 +154,8 @@ void lm_owner_wake(lm_owner *ow);
 void lm_owner_free(lm_owner *ow);
 
 typedef struct lm_owner_stats {
-	uint64_t messages;   /* messages whose events are derived and committed */
+	uint64_t messages;   /* messages whose events are derived and committed
+	                        (counted when the commit lands) */
 	uint64_t rejected;   /* of which ingest's rule rejects (nothing derived) */
 	uint64_t probes;     /* questions to the ingest group's committed offsets */
 	uint64_t failures;   /* failed steps (derivations, claims, messages not

@@ -40,7 +40,8 @@
  *  - when the group coordinator refuses commits (the refusals injected
  *    through the mock cluster's request errors): never lets a batch whose
  *    claim was refused be overtaken by later messages of its partition,
- *    retries a failed commit past a derived batch until it succeeds, and
+ *    retries a failed commit past a derived batch until it succeeds
+ *    (counting its messages only then), and
  *    retries taking back a claim left without its cut until it succeeds;
  *  - reads again, before anything after it, a message that ingest's rule
  *    could not be applied to (out of memory, through the owner's failure
@@ -1587,6 +1588,45 @@ test_derive_retry_serves_group(void **state)
 }
 
 /*
+ * A derived batch whose commit the group coordinator refuses counts in
+ * lm_owner_stats.messages (lunamatch_events_owner_messages_total) only
+ * once the retried commit lands. Before, it counted when the commit
+ * failed: had the partition moved before the retry landed, its next owner
+ * would have derived and counted the same messages again.
+ */
+static void
+test_messages_counted_when_committed(void **state)
+{
+	lmt_capture cap;
+	bool retried = false;
+	char *log;
+
+	(void) state;
+	start_owner();
+	ingest_put(false, LEAD, 1);
+	ingest_commit(PROFILES, 1);
+	/* The claim is accepted; the commit after the derivation and its
+	 * retries are refused for a few seconds. */
+	rd_kafka_mock_push_request_errors(G.mock, OFFSET_COMMIT, 7,
+	    RD_KAFKA_RESP_ERR_NO_ERROR, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED,
+	    REFUSED);
+	lmt_stderr_begin(&cap);
+	produce_record(false, LEAD, 1);
+	for (int64_t end = lm_clock_ms() + WAIT_MS; !retried && lm_clock_ms() < end;
+	     lmt_sleep_ms(20))
+		retried = captured_has(&cap, "commit failed again");
+	log = lmt_stderr_end(&cap);
+	free(log);
+	assert_true(retried); /* derived, its commit refused twice */
+	assert_true(committed(PROFILES) != 1);
+	assert_int_equal(stats(R0->owner).messages, 0);
+
+	assert_true(wait_messages(R0->owner, 1));
+	assert_int_equal(committed(PROFILES), 1);
+	assert_int_equal(stats(R0->owner).messages, 1);
+}
+
+/*
  * A claim refused because the group moved on (here the member's generation
  * ended; or the group forgot the member) is no failure: librdkafka joins
  * again, and the batch is read again once it has, like a claim that meets
@@ -2063,6 +2103,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_failed_commit_retried, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_derive_retry_serves_group, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_messages_counted_when_committed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_undecided_message_read_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replay_asks_once, setup, teardown),
