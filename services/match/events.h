@@ -2,14 +2,16 @@
  * events.h - new-match events: derivation from index changes, the durable
  * outbox and the Kafka sender.
  *
- * The partition owner (owner.h) calls lm_events_on_changes once the index
+ * The partition owner (owner.h) calls lm_events_on_owned once the index
  * reflects a batch of its messages. For each changed posting or
  * profile the top LUNAMATCH_EVENT_TOP_N counterparts scoring at least
  * LUNAMATCH_EVENT_MIN_SCORE are looked up in the index; each pair that
  * newly crosses the threshold becomes a lunamatch.v1.MatchEvent in the
- * outbox (outbox.h), written in the same transaction as the change-log
- * position the batch ends at. A sender thread produces the pending events
- * to the matches topic with librdkafka's idempotent producer (key
+ * outbox (outbox.h), written with the pair states in durable transactions
+ * (several for a large batch), after which the owner commits the batch's
+ * offsets: they, not a change-log position, say what is derived. A sender
+ * thread produces the pending events to the matches topic with
+ * librdkafka's idempotent producer (key
  * candidate_id; headers content-type and schema) and removes each from the
  * outbox when its delivery report says it was written. A broker outage or
  * a restart delays events and never loses them; delivery is at-least-once
@@ -184,8 +186,12 @@ typedef struct lm_events_split {
  * recorded state) is first offered to split->fn, and only the pairs it
  * keeps become events; the others are not recorded, so that a later
  * derivation of either record still finds them new. Pairs already above,
- * falling below or gone are handled as lm_events_on_changes does. The
- * counts in split are set on every return. Returns as lm_events_on_changes.
+ * falling below or gone are handled as lm_events_on_changes does. A large
+ * batch is written in several transactions, as there, but none records a
+ * position: after a failure the caller derives the batch again in full,
+ * and the pairs an earlier transaction recorded above are not new any
+ * more (not offered to split->fn, not announced again). The counts in
+ * split are set on every return. Returns as lm_events_on_changes.
  */
 int lm_events_on_owned(lm_events *ev, lm_index *idx, const lm_event_change *changes,
     size_t n, lm_events_split *split, int64_t now);

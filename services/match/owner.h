@@ -20,11 +20,12 @@
  *      has committed past the message and the index has applied the store's
  *      change log as far as it went then, the index reflects it;
  *   3. derives the events of the batch into the outbox (lm_events_on_owned,
- *      one durable transaction), and only then commits the messages'
- *      offsets in the shared group. A derivation that fails is retried
- *      (the member serves the group between the tries and gives the batch
- *      up when its partitions are revoked), except a message's whose
- *      derivation reads a stored record that
+ *      in durable transactions: a large batch is split into several, and
+ *      one that fails part-way is derived again in full), and only then
+ *      commits the messages' offsets in the shared group. A derivation
+ *      that fails is retried (the member serves the group between the
+ *      tries and gives the batch up when its partitions are revoked),
+ *      except a message's whose derivation reads a stored record that
  *      does not decode (damaged): that message is skipped, counted
  *      (lunamatch_events_derive_skipped_total) and logged (owner.skip).
  *      A pair whose decision below needs the stored position of a
@@ -52,7 +53,10 @@
  * is lost, and the new owner repeats at most the uncommitted tail (the
  * batch in progress, whose claim it finds); what it announces from such
  * messages is counted (lunamatch_events_handover_pairs_total). Event ids
- * are deterministic, so subscribers drop the repeats. A replica that joins
+ * are deterministic, so subscribers drop the repeats of pairs at the record
+ * versions the previous owner derived; the new owner derives from its own
+ * index as it is then, and a pair whose record it holds at a later version
+ * is announced under that version, with another id. A replica that joins
  * starts from the group's offsets and announces nothing old. A group with
  * no offsets yet starts at the beginning of the topics (a new deployment:
  * every record is new to subscribers).
@@ -89,7 +93,7 @@ extern "C" {
 #endif
 
 #define LM_OWNER_GROUP_DEFAULT "lunamatch-match-events"
-#define LM_OWNER_BATCH_MAX     500 /* messages derived in one outbox transaction */
+#define LM_OWNER_BATCH_MAX     500 /* messages derived together, then committed */
 /* Bytes (key and value) of the messages a member holds, polled while its
  * batch waits, for the next batch; past it they are given back and read
  * again later. A batch keeps no message bytes. */
