@@ -111,13 +111,14 @@ struct expiry {
 	uint32_t doc;
 };
 
-/* The updates' working memory (list_prepare, list_out), under the write
- * lock: room for cap terms in each array. */
+/* The updates' working memory (list_prepare, list_out, list_trim), under
+ * the write lock: room for cap terms in each array. */
 struct wbuf {
 	uint32_t *terms; /* of the record being listed */
 	float *shares;   /* of its terms */
 	float *after;    /* what follows each of its terms (lm_inverted_after) */
 	uint32_t *old;   /* of the record being taken out */
+	size_t nold;     /* how many there are */
 	size_t cap;
 };
 
@@ -501,8 +502,10 @@ posting_terms(const lm_index *idx, const lm_posting_prep *pp, struct wbuf *w)
  * after LM_OK, list_commit, which cannot fail, adds it, and list_out of
  * another record of the same side may come between. list_out takes a
  * record out and never fails: idx->wr has room for the terms of every
- * stored record (wbuf_reserve at its put). Write lock held; the prep is
- * bound to idx->stats.
+ * stored record (wbuf_reserve at its put). list_trim then gives back the
+ * room that record's entries leave (lm_inverted_trim: the lists it was
+ * alone in are freed); only after the list_commit, whose room it may
+ * take. Write lock held; the prep is bound to idx->stats.
  */
 static int
 list_prepare(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
@@ -557,11 +560,20 @@ list_out(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
 	size_t n = lm_prep_terms(pp, cp, idx->stats, idx->wr.old, idx->wr.cap);
 
 	lm_inverted_remove(iv, part, doc, idx->wr.old, n, prep_bare(pp));
+	idx->wr.nold = n;
 	if (pp != NULL) {
 		lm_idf_snap_remove(idx->snap, pp);
 		idx->gen++;
 		idx->since_check++;
 	}
+}
+
+/* After list_out of a record of the postings (posting) or the profiles,
+ * from partition part, and the list_commit that followed it if any. */
+static void
+list_trim(lm_index *idx, bool posting, uint8_t part)
+{
+	lm_inverted_trim(posting ? idx->piv : idx->civ, part, idx->wr.old, idx->wr.nold);
 }
 
 /*
@@ -700,6 +712,12 @@ maybe_reshare(lm_index *idx, bool force)
  * while they are built. When a change came in between (another writer),
  * the lists aside are dropped and the snapshot stays due; when memory is
  * short, it is tried again at the next check. Called with no lock held.
+ * An unchanged gen means the lists hold the entries they were built from:
+ * every change of the postings' entries moves it (list_commit, list_out,
+ * list_loaded, maybe_reshare), and what changes the lists without moving
+ * it, list_trim and a list_prepare that fails, frees or makes only lists
+ * without entries, which the aside leaves out and the swap leaves where
+ * they are.
  */
 static void
 reshare_aside(lm_index *idx)
@@ -1236,6 +1254,8 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 			list_out(idx, e->pp, NULL, e->part, e->slot);
 		if (listed)
 			list_commit(idx, pp, part, e->slot, nterms);
+		if (e->listed)
+			list_trim(idx, true, e->part);
 		if (e->counted)
 			lm_skill_stats_remove(idx->stats, e->pp);
 		if (e->live)
@@ -1344,6 +1364,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 			goto fail;
 		list_out(idx, NULL, e->cp, e->part, e->slot);
 		list_commit(idx, NULL, part, e->slot, nterms);
+		list_trim(idx, false, e->part);
 		e->id = lm_profile_prep_id(cp); /* as for postings: key first */
 		(void) lm_hashmap_put(idx->profs.by_id, e->id, e);
 		lm_profile_prep_free(e->cp);
@@ -1396,8 +1417,10 @@ lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq)
 		lm_skill_stats_remove(idx->stats, e->pp);
 	if (e->live)
 		idx->nlive--;
-	if (e->listed)
+	if (e->listed) {
 		list_out(idx, e->pp, NULL, e->part, e->slot);
+		list_trim(idx, true, e->part);
+	}
 	lm_posting_prep_unbind(e->pp);
 	table_unlink(&idx->posts, e);
 	maybe_reshare(idx, false);
@@ -1422,6 +1445,7 @@ lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq)
 		return LM_ENOENT;
 	}
 	list_out(idx, NULL, e->cp, e->part, e->slot);
+	list_trim(idx, false, e->part);
 	lm_profile_prep_unbind(e->cp);
 	table_unlink(&idx->profs, e);
 	publish_counts(idx);
@@ -1741,6 +1765,17 @@ lm_index_counts_get(lm_index *idx, lm_index_counts *out)
 	out->listed = atomic_load(&idx->n_listed);
 	out->reshares = atomic_load(&idx->reshares);
 	out->damaged = atomic_load(&idx->damaged);
+}
+
+size_t
+lm_index_list_bytes(lm_index *idx)
+{
+	size_t b;
+
+	pthread_rwlock_rdlock(&idx->lock);
+	b = lm_inverted_bytes(idx->piv) + lm_inverted_bytes(idx->civ);
+	pthread_rwlock_unlock(&idx->lock);
+	return b;
 }
 
 void

@@ -270,6 +270,11 @@ typedef struct lm_index_counts {
  * the same update. */
 void lm_index_counts_get(lm_index *idx, lm_index_counts *out);
 
+/* Bytes the inverted lists of both sides hold as allocated
+ * (lm_inverted_bytes), without the allocator's own. Takes the read lock and
+ * is O(partitions * terms): for tests and diagnostics, not for a gauge. */
+size_t lm_index_list_bytes(lm_index *idx);
+
 /*
  * Jobs for a candidate: a stored profile (req->candidate_id) or an inline
  * one (req->profile, normalized by the caller as ingest would). top_k 0

@@ -2,12 +2,16 @@
  * inverted.c - partitioned inverted lists of documents by term; see
  * inverted.h. Each partition keeps an array of term lists indexed by term
  * (terms are dense symbols), grown to the largest term it has seen; a term
- * list is its LM_INVERTED_TIERS tiers, allocated at its first document.
- * Each tier is a sorted array of (document, share) entries with its block
- * maxima beside it: adding a document with a larger id than the tier holds
- * (what loading does, doc ids being handed out in increasing order) appends
- * and updates one block maximum; adding or removing in the middle moves
- * the tier's later entries and recomputes their blocks' maxima, O(tier).
+ * list is its LM_INVERTED_TIERS tiers, allocated at its first document and
+ * freed by the trim after its last goes (lm_inverted_trim), so that the
+ * lists of a partition take memory for the terms it holds, not for every
+ * term it ever held. Each tier is a sorted array of (document, share)
+ * entries with its block maxima beside it: adding a document with a larger
+ * id than the tier holds (what loading does, doc ids being handed out in
+ * increasing order) appends and updates one block maximum; adding or
+ * removing in the middle moves the tier's later entries and recomputes
+ * their blocks' maxima, O(tier). Arrays double when full and are halved by
+ * a trim when less than a quarter full (ROOM_MIN).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +22,13 @@
 
 #define LAST  (LM_INVERTED_TIERS - 1)
 #define BLOCK LM_INVERTED_BLOCK
+/* The least room of a tier or plain list that holds anything. Growth
+ * doubles a full array from ROOM_MIN; a trim halves one while less than a
+ * quarter of it is used, not below ROOM_MIN, and frees an empty one. A
+ * grown array is half full and a trimmed one at least a quarter full, so
+ * that one entry added and removed in turn reallocates nothing unless it
+ * is the only one. */
+#define ROOM_MIN 4u
 
 /* A tier: e[0 .. n) by increasing doc, room for cap; bm[b] the largest
  * key of block b, room for nblocks(cap); max at least every share and kmax
@@ -131,7 +142,7 @@ tier_reserve(struct tier *t, uint32_t need)
 
 	if (need <= t->cap)
 		return LM_OK;
-	cap = t->cap ? t->cap : 4;
+	cap = t->cap ? t->cap : ROOM_MIN;
 	while (cap < need) {
 		if (cap > UINT32_MAX / 2)
 			return LM_ENOMEM;
@@ -278,7 +289,7 @@ static int
 dlist_reserve(struct dlist *l)
 {
 	if (l->n == l->cap) {
-		uint32_t cap = l->cap ? l->cap * 2 : 4;
+		uint32_t cap = l->cap ? l->cap * 2 : ROOM_MIN;
 		uint32_t *v;
 		if (cap <= l->cap || (v = realloc(l->v, cap * sizeof(*v))) == NULL)
 			return LM_ENOMEM;
@@ -309,6 +320,104 @@ dlist_drop(struct dlist *l, uint32_t doc)
 	if (i == UINT32_MAX)
 		return;
 	l->v[i] = l->v[--l->n];
+}
+
+/* The room a trim leaves to n entries in an array with room for cap (see
+ * ROOM_MIN): 0 for none, else cap halved while n is below a quarter. */
+static uint32_t
+room_trimmed(uint32_t n, uint32_t cap)
+{
+	if (n == 0)
+		return 0;
+	while (cap > ROOM_MIN && n < cap / 4)
+		cap /= 2;
+	return cap;
+}
+
+/* Gives back the room of t that room_trimmed does not keep. A shrink the
+ * allocator refuses keeps the room (bm may stay larger than its room
+ * needs: harmless). */
+static void
+tier_trim(struct tier *t)
+{
+	uint32_t cap = room_trimmed(t->n, t->cap);
+	lm_inverted_ent *e;
+	float *bm;
+
+	if (cap == t->cap)
+		return;
+	if (cap == 0) {
+		free(t->e);
+		free(t->bm);
+		t->e = NULL;
+		t->bm = NULL;
+		t->cap = 0;
+		return;
+	}
+	if ((e = realloc(t->e, cap * sizeof(*e))) == NULL)
+		return;
+	t->e = e;
+	t->cap = cap;
+	if ((bm = realloc(t->bm, nblocks(cap) * sizeof(*bm))) != NULL)
+		t->bm = bm;
+}
+
+static void
+dlist_trim(struct dlist *l)
+{
+	uint32_t cap = room_trimmed(l->n, l->cap);
+	uint32_t *v;
+
+	if (cap == l->cap)
+		return;
+	if (cap == 0) {
+		free(l->v);
+		l->v = NULL;
+		l->cap = 0;
+	} else if ((v = realloc(l->v, cap * sizeof(*v))) != NULL) {
+		l->v = v;
+		l->cap = cap;
+	}
+}
+
+static bool
+list_empty(const struct tier *tl)
+{
+	for (uint32_t j = 0; j <= LAST; j++)
+		if (tl[j].n > 0)
+			return false;
+	return true;
+}
+
+static void
+list_free(struct tier *tl)
+{
+	for (uint32_t j = 0; j <= LAST; j++) {
+		free(tl[j].e);
+		free(tl[j].bm);
+	}
+	free(tl);
+}
+
+void
+lm_inverted_trim(lm_inverted *iv, uint32_t part, const uint32_t *terms, size_t n)
+{
+	struct part *pt = &iv->parts[part];
+
+	for (size_t i = 0; i < n; i++) {
+		struct tier *tl = terms[i] < pt->nterms ? pt->terms[terms[i]] : NULL;
+		if (tl == NULL)
+			continue; /* none, or freed at an earlier listing */
+		if (list_empty(tl)) {
+			list_free(tl);
+			pt->terms[terms[i]] = NULL;
+			continue;
+		}
+		for (uint32_t j = 0; j <= LAST; j++)
+			tier_trim(&tl[j]);
+	}
+	dlist_trim(&pt->all);
+	dlist_trim(&pt->bare);
 }
 
 /* The tiers of term in pt, grown into existence; NULL when out of memory. */
@@ -458,15 +567,18 @@ lm_inverted_reserve(lm_inverted *iv, uint32_t part, const uint32_t *terms,
 		if (seen_before(terms, i))
 			continue;
 		if ((tl = term_list(pt, terms[i])) == NULL)
-			return LM_ENOMEM;
+			goto nomem;
 		t = &tl[tier_of(iv, lm_inverted_key(&x))];
 		if (tier_reserve(t, t->n + 1) != LM_OK)
-			return LM_ENOMEM;
+			goto nomem;
 	}
 	if (dlist_reserve(&pt->all) != LM_OK ||
 	    (bare && dlist_reserve(&pt->bare) != LM_OK))
-		return LM_ENOMEM;
+		goto nomem;
 	return LM_OK;
+nomem:
+	lm_inverted_trim(iv, part, terms, n); /* the lists made empty go */
+	return LM_ENOMEM;
 }
 
 int
@@ -497,6 +609,7 @@ nomem:
 	while (i-- > 0)
 		if (!seen_before(terms, i))
 			tiers_drop(pt, pt->terms[terms[i]], doc);
+	lm_inverted_trim(iv, part, terms, n); /* the lists made empty go */
 	return LM_ENOMEM;
 }
 
@@ -604,6 +717,8 @@ list_reshare(lm_inverted *iv, struct tier *tl, uint32_t term, lm_inverted_share_
 		return;
 	}
 	list_fill(iv, tl, tmp, total);
+	for (j = 0; j <= LAST; j++)
+		tier_trim(&tl[j]); /* the tiers entries left */
 }
 
 /* The number of entries of the longest term list of iv. */
@@ -667,7 +782,7 @@ lm_inverted_reshare_aside(
 		for (uint32_t t = 0; t < pt->nterms; t++) {
 			uint32_t total;
 			struct tier *tl;
-			if (pt->terms[t] == NULL)
+			if (pt->terms[t] == NULL || list_empty(pt->terms[t]))
 				continue;
 			if ((tl = calloc(LM_INVERTED_TIERS, sizeof(*tl))) == NULL)
 				goto nomem;
@@ -688,6 +803,10 @@ nomem:
 	return LM_ENOMEM;
 }
 
+/* Exchanges the lists that aside has, which must be the lists of iv that
+ * had entries when aside was built. iv keeps its empty lists, which aside
+ * left out: room that an lm_inverted_reserve made in one stays. Only a
+ * list that iv has and aside lacks is read (to see it is empty). */
 int
 lm_inverted_reshare_swap(lm_inverted *iv, lm_inverted *aside)
 {
@@ -695,17 +814,23 @@ lm_inverted_reshare_swap(lm_inverted *iv, lm_inverted *aside)
 		return LM_EINVAL;
 	for (uint32_t p = 0; p < iv->nparts; p++) {
 		const struct part *pt = &iv->parts[p], *ap = &aside->parts[p];
-		if (ap->nterms != pt->nterms)
-			return LM_EINVAL;
-		/* A list made since, for a term the table had room for. */
-		for (uint32_t t = 0; t < pt->nterms; t++)
-			if ((pt->terms[t] == NULL) != (ap->terms[t] == NULL))
+		uint32_t most = pt->nterms > ap->nterms ? pt->nterms : ap->nterms;
+		/* A list freed since, or one with entries made since. */
+		for (uint32_t t = 0; t < most; t++) {
+			const struct tier *il = t < pt->nterms ? pt->terms[t] : NULL;
+			if (t < ap->nterms && ap->terms[t] != NULL
+			        ? il == NULL
+			        : il != NULL && !list_empty(il))
 				return LM_EINVAL;
+		}
 	}
 	for (uint32_t p = 0; p < iv->nparts; p++) {
 		struct part *pt = &iv->parts[p], *ap = &aside->parts[p];
-		for (uint32_t t = 0; t < pt->nterms; t++) {
-			struct tier *tl = pt->terms[t];
+		for (uint32_t t = 0; t < ap->nterms; t++) {
+			struct tier *tl;
+			if (ap->terms[t] == NULL)
+				continue;
+			tl = pt->terms[t]; /* t < pt->nterms: above */
 			pt->terms[t] = ap->terms[t];
 			ap->terms[t] = tl;
 		}

@@ -18,8 +18,8 @@
  * keys are all below its bar without reading them. Not thread-safe for
  * writes: the index changes lists under its write lock and reads them
  * under its read lock. The partitions share nothing, so that changes to
- * different partitions (lm_inverted_add, _reserve, _remove) may run at
- * once on different threads.
+ * different partitions (lm_inverted_add, _reserve, _remove, _trim) may run
+ * at once on different threads.
  *
  * Prefix bounds: order a document's distinct terms by share, largest
  * first, ties by term; what follows an entry is the sum of the shares of
@@ -78,25 +78,42 @@ void lm_inverted_free(lm_inverted *iv); /* NULL is a no-op */
  * terms[i]); with prefix bounds, after[i] is what follows it, as
  * lm_inverted_after computes it from terms and shares (NULL, or lists
  * without prefix bounds: 0). doc must not be in the partition already.
- * Returns LM_OK or LM_ENOMEM (then no document was added). Allocates only
- * to grow lists. */
+ * Returns LM_OK or LM_ENOMEM (then no document was added, and the lists
+ * of its terms and the partition's are trimmed). Allocates only to grow
+ * lists. */
 int lm_inverted_add(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *terms,
     const float *shares, const float *after, size_t n, bool bare);
 
 /* Makes room for lm_inverted_add of a document with these arguments: after
  * LM_OK, that add cannot fail as long as the lists change only by
- * lm_inverted_remove meanwhile. LM_ENOMEM leaves every list's content as it
- * was (some may have grown room, or exist empty). */
+ * lm_inverted_remove meanwhile: not by lm_inverted_trim, which may take the
+ * room, nor by a reserve or add that fails, which trims. LM_ENOMEM leaves
+ * every list as it was but for its room (the lists of these terms and the
+ * partition's are trimmed). */
 int lm_inverted_reserve(lm_inverted *iv, uint32_t part, const uint32_t *terms,
     const float *shares, const float *after, size_t n, bool bare);
 
 /* Undoes lm_inverted_add with the same arguments. Never allocates; the
- * lists keep their room. */
+ * lists keep their room, and a list it empties stays (lm_inverted_trim
+ * frees it). */
 void lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc,
     const uint32_t *terms, size_t n, bool bare);
 
 /* The entries of every term list of every partition. */
 size_t lm_inverted_entries(const lm_inverted *iv);
+
+/* Gives back the room that removals left in partition part, for the lists
+ * of the n terms (those of the documents removed; terms without a list are
+ * passed over): frees each list whose every tier is empty (lm_inverted_list
+ * and _listed then find none), and frees the arrays of each empty tier of
+ * the others; halves the room of their other tiers, and of the partition's
+ * lists of every document and of the bare ones, while less than a quarter
+ * of it is used (growth doubles a full one, so adding and removing one
+ * entry in turn reallocates nothing unless it is the only one). Call it
+ * when no lm_inverted_reserve is counted on, as it may take the room
+ * reserved: after the add the reservation was for. Never fails (a shrink
+ * the allocator refuses keeps the room). */
+void lm_inverted_trim(lm_inverted *iv, uint32_t part, const uint32_t *terms, size_t n);
 
 /* Tier `tier` (below LM_INVERTED_TIERS) of a term list: its *n entries in
  * increasing document order; in *bmax the block maxima, bmax[b] the largest
@@ -133,8 +150,9 @@ bool lm_inverted_list(const lm_inverted *iv, uint32_t part, uint32_t term,
 double lm_inverted_tier_kmin(
     const lm_inverted *iv, uint32_t part, uint32_t term, uint32_t tier);
 
-/* Whether partition part has a list of term (which may be empty): false
- * means every tier of it is empty. */
+/* Whether partition part has a list of term: false means every tier of it
+ * is empty. A list is empty only from the removal of its last entry until
+ * lm_inverted_trim frees it. */
 bool lm_inverted_listed(const lm_inverted *iv, uint32_t part, uint32_t term);
 
 /* Sets out[i] to what follows terms[i] among a document's n terms with
@@ -145,9 +163,10 @@ void lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, flo
 
 /* Sets the share of every pair (doc, term) of the term lists to fn(arg,
  * doc, term, &after) and, with prefix bounds, what follows it to after;
- * moves each entry to the tier of its new key and sets the maxima again.
- * Never fails: when a tier cannot grow, the list's entries keep their
- * tiers (with their new values and maxima). */
+ * moves each entry to the tier of its new key, sets the maxima again and
+ * trims the tiers as lm_inverted_trim does. Never fails: when a tier
+ * cannot grow, the list's entries keep their tiers (with their new values
+ * and maxima). */
 typedef float (*lm_inverted_share_fn)(
     void *arg, uint32_t doc, uint32_t term, float *after);
 void lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg);
@@ -156,12 +175,16 @@ void lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg);
  * The same in two steps, so that readers of iv need not wait for the
  * O(entries) part. lm_inverted_reshare_aside reads iv (a read lock
  * suffices) and builds in *out the term lists lm_inverted_reshare would
- * leave (without the lists of every document and the bare ones); LM_OK or
- * LM_ENOMEM (*out NULL). lm_inverted_reshare_swap then exchanges iv's term
- * lists with those of aside, which must have been built from iv as it is
- * now (no list changed since): LM_OK, aside then holding the old lists; or
- * LM_EINVAL, nothing exchanged, when a partition has gained lists since.
- * The caller frees aside with lm_inverted_free. The swap is O(lists).
+ * leave of iv's lists that have entries (without the empty ones, the lists
+ * of every document and the bare ones); LM_OK or LM_ENOMEM (*out NULL).
+ * lm_inverted_reshare_swap then exchanges those of iv's term lists with
+ * those of aside, which must have been built from iv as it is now (no
+ * entry added or removed since): LM_OK, aside then holding the old lists,
+ * iv keeping its empty lists as they were; or LM_EINVAL, nothing
+ * exchanged, when a partition has since lost a list that aside has (a
+ * trim freed it) or gained one with entries that aside lacks: the changes
+ * the swap can see; ruling out the others is the caller's part. The
+ * caller frees aside with lm_inverted_free. The swap is O(lists).
  */
 int lm_inverted_reshare_aside(
     const lm_inverted *iv, lm_inverted_share_fn fn, void *arg, lm_inverted **out);

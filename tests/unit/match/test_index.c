@@ -2280,6 +2280,211 @@ test_country_partitions(void **state)
 	world_free(&w);
 }
 
+/* ---- memory under churn --------------------------------------------------- */
+
+/* A posting whose skills, title tokens and category are its own (serial
+ * s), plus common skills: "c0" in most postings when common, in few
+ * otherwise (its idf moves, so updates take new idf snapshots), and one of
+ * ten others. Its remote policy, employment type and country go round
+ * with s (scattered, so that the first postings already reach most
+ * partitions), so that its symbols, reused once freed, come back in other
+ * partitions. */
+static JobPosting *
+fresh_posting(struct rng *r, const char *id, uint64_t version, unsigned s, bool common)
+{
+	static const char *const cc[] = {"US", "DE", "FR", "GB", "NL", "ES", "PL", "SE"};
+	JobPosting *p = NULL;
+	unsigned u = s * 37 % 576; /* 4 remote, 6 employment, 24 location */
+	char buf[64];
+	const char *c = NULL;
+
+	if (u % 4 != 3 && (u / 24) % 3 != 0)
+		c = cc[(u / 72) % 8];
+	p = country_posting(
+	    id, version, (Lunamatch__V1__RemotePolicy) (u % 4), c, NULL, NULL);
+	p->employment_type = (Lunamatch__V1__EmploymentType) ((u / 4) % 6);
+	free(p->title);
+	snprintf(buf, sizeof(buf), "Engineer t%ua t%ub", s, s);
+	p->title = lmt_strdup(buf);
+	snprintf(buf, sizeof(buf), "cat%u", s);
+	p->category = lmt_strdup(buf);
+	for (size_t i = 0; i < p->n_skills; i++)
+		free_msg(p->skills[i]);
+	free(p->skills);
+	p->n_skills = 6;
+	p->skills = lmt_calloc(p->n_skills, sizeof(*p->skills));
+	for (size_t i = 0; i < p->n_skills; i++) {
+		Lunamatch__V1__PostingSkill *k = lmt_calloc(1, sizeof(*k));
+		lunamatch__v1__posting_skill__init(k);
+		if (i == 0)
+			snprintf(buf, sizeof(buf), "c0");
+		else if (i == 1)
+			snprintf(buf, sizeof(buf), "s%u", rn(r, 10));
+		else
+			snprintf(buf, sizeof(buf), "f%u.%zu", s, i);
+		if (i == 0 && !chance(r, common ? 90 : 10))
+			snprintf(buf, sizeof(buf), "f%u.0", s);
+		k->skill_id = lmt_strdup(buf);
+		k->weight = weights[1 + rn(r, 4)];
+		k->preferred = chance(r, 30);
+		p->skills[i] = k;
+	}
+	return p;
+}
+
+/* A profile with common skills, one skill of its own (serial s) and, when
+ * other is not NULL, a skill of a posting; its desired title names a
+ * posting's title token. */
+static Profile *
+fresh_profile(struct rng *r, const char *id, uint64_t version, unsigned s,
+    const char *other, unsigned token)
+{
+	Profile *c = simple_profile(id, "c0");
+	char buf[64];
+
+	c->version = version;
+	c->remote = (Lunamatch__V1__RemotePolicy) (s % 4);
+	free_msg(c->skills[0]);
+	free(c->skills);
+	c->n_skills = 4;
+	c->skills = lmt_calloc(c->n_skills, sizeof(*c->skills));
+	for (size_t i = 0; i < c->n_skills; i++) {
+		Lunamatch__V1__CandidateSkill *k = lmt_calloc(1, sizeof(*k));
+		lunamatch__v1__candidate_skill__init(k);
+		if (i == 0)
+			snprintf(buf, sizeof(buf), "c0");
+		else if (i == 1)
+			snprintf(buf, sizeof(buf), "s%u", rn(r, 10));
+		else if (i == 2 && other != NULL)
+			snprintf(buf, sizeof(buf), "%s", other);
+		else
+			snprintf(buf, sizeof(buf), "g%u", s);
+		k->skill_id = lmt_strdup(buf);
+		k->years = (float) rn(r, 10);
+		c->skills[i] = k;
+	}
+	snprintf(buf, sizeof(buf), "Engineer t%ua", token);
+	profile_goals(c, buf, NULL);
+	return c;
+}
+
+/* Puts p into the index and the world (which owns p, and has room for cap
+ * postings) as world_put_posting, but leaves the world's statistics for
+ * the caller to bring up to date. */
+static void
+churn_put(lm_index *idx, struct world *w, JobPosting *p, size_t cap)
+{
+	size_t i = 0;
+
+	while (i < w->np && strcmp(w->posts[i]->id, p->id) != 0)
+		i++;
+	assert_true(i < w->np || w->np < cap);
+	if (i == w->np)
+		w->np++;
+	else {
+		lm_posting_prep_free(w->pp[i]);
+		free_msg(w->posts[i]);
+	}
+	w->posts[i] = p;
+	assert_int_equal(lm_posting_prep_new(p, &w->pp[i]), LM_OK);
+	assert_int_equal(lm_index_put_posting(idx, dup_msg(&p->base, NULL), 0), LM_OK);
+}
+
+static void
+churn_remove(lm_index *idx, struct world *w, const char *id)
+{
+	size_t i = 0;
+
+	while (i < w->np && strcmp(w->posts[i]->id, id) != 0)
+		i++;
+	assert_true(i < w->np);
+	assert_int_equal(lm_index_remove_posting(idx, id, 0), LM_OK);
+	lm_posting_prep_free(w->pp[i]);
+	free_msg(w->posts[i]);
+	w->posts[i] = w->posts[--w->np];
+	w->pp[i] = w->pp[w->np];
+}
+
+/*
+ * Churn with a fixed live set: every round replaces each posting and
+ * about half the profiles by records with skills, title tokens and
+ * categories of their own, the postings half by a new version of the same
+ * id and half by a removal and a new id, in other partitions each round.
+ * The symbols freed are reused, so the same terms come back in partitions
+ * they have left. The lists must give back what the records taken out
+ * held: after many rounds they take at most twice the bytes they took
+ * when as many such records were first listed. Queries stay the
+ * exhaustive scan's throughout, also across the new idf snapshots that
+ * the changing share of "c0" brings.
+ */
+static void
+test_lists_shrink_under_churn(void **state)
+{
+	enum { LIVE = 120, PROFS = 16, ROUNDS = SANITIZED ? 36 : 60 };
+	struct rng r = {0x5EEDC0DE1234ULL};
+	lm_model m;
+	lm_index *idx = NULL;
+	struct world w;
+	lm_index_counts counts;
+	unsigned serial = 0, sers[LIVE], vers[LIVE], pvers[PROFS];
+	char ids[LIVE][32], id[32], other[32];
+	size_t first = 0, last = 0;
+
+	(void) state;
+	lm_model_defaults(&m);
+	memset(&w, 0, sizeof(w));
+	w.posts = lmt_calloc(LIVE, sizeof(*w.posts));
+	w.pp = lmt_calloc(LIVE, sizeof(*w.pp));
+	w.profs = lmt_calloc(PROFS, sizeof(*w.profs));
+	w.cp = lmt_calloc(PROFS, sizeof(*w.cp));
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	for (unsigned round = 0; round <= ROUNDS; round++) {
+		bool common = (round / 8) % 2 == 0;
+		for (unsigned i = 0; i < LIVE; i++) {
+			sers[i] = serial++;
+			if (round == 0 || (i + round) % 2 == 0) {
+				vers[i] = round == 0 ? 1 : vers[i] + 1;
+				if (round == 0)
+					snprintf(ids[i], sizeof(ids[i]), "j%u", i);
+			} else {
+				churn_remove(idx, &w, ids[i]);
+				snprintf(ids[i], sizeof(ids[i]), "j%u.%u", i, sers[i]);
+				vers[i] = 1;
+			}
+			churn_put(idx, &w,
+			    fresh_posting(&r, ids[i], vers[i], sers[i], common), LIVE);
+		}
+		for (unsigned i = 0; i < PROFS; i++) {
+			unsigned k = rn(&r, LIVE);
+			if (round > 0 && chance(&r, 50))
+				continue;
+			snprintf(id, sizeof(id), "c%u", i);
+			snprintf(other, sizeof(other), "f%u.2", sers[k]);
+			pvers[i] = round == 0 ? 1 : pvers[i] + 1;
+			world_put_profile(idx, &w,
+			    fresh_profile(&r, id, pvers[i], serial++,
+			        chance(&r, 70) ? other : NULL, sers[k]));
+		}
+		assert_int_equal(w.np, LIVE);
+		assert_int_equal(w.nc, PROFS);
+		if (round == 0)
+			first = lm_index_list_bytes(idx);
+		if (round % 12 == 0 || round == ROUNDS) {
+			world_stats(&w);
+			check_world(idx, &m, &w);
+		}
+	}
+	last = lm_index_list_bytes(idx);
+	lm_index_counts_get(idx, &counts);
+	print_message(
+	    "churn: lists %zu bytes first, %zu after %d rounds; %llu reshares\n", first,
+	    last, ROUNDS, (unsigned long long) counts.reshares);
+	assert_true(counts.reshares >= 2);
+	assert_true(last <= 2 * first);
+	lm_index_free(idx);
+	world_free(&w);
+}
+
 static void
 test_errors(void **state)
 {
@@ -2747,6 +2952,7 @@ main(void)
 	    cmocka_unit_test(test_updates),
 	    cmocka_unit_test(test_no_overlap),
 	    cmocka_unit_test(test_country_partitions),
+	    cmocka_unit_test(test_lists_shrink_under_churn),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_replay_loaded),

@@ -169,12 +169,15 @@ add(lm_inverted *iv, struct doc *docs, uint32_t k)
 	d->in = true;
 }
 
+/* Removes docs[k] and, when trim, gives back the room it leaves. */
 static void
-drop(lm_inverted *iv, struct doc *docs, uint32_t k)
+drop(lm_inverted *iv, struct doc *docs, uint32_t k, bool trim)
 {
 	struct doc *d = &docs[k];
 
 	lm_inverted_remove(iv, d->part, k, d->terms, d->n, d->bare);
+	if (trim)
+		lm_inverted_trim(iv, d->part, d->terms, d->n);
 	d->in = false;
 }
 
@@ -198,10 +201,12 @@ run_lists(bool prefix)
 	struct doc *docs = calloc(NDOCS, sizeof(*docs));
 	uint32_t *order = malloc(NDOCS * sizeof(*order));
 	lm_inverted *iv = NULL;
+	size_t fresh;
 
 	assert_non_null(docs);
 	assert_non_null(order);
 	assert_int_equal(lm_inverted_new(NPARTS, prefix, &iv), LM_OK);
+	fresh = lm_inverted_bytes(iv);
 	for (uint32_t k = 0; k < NDOCS; k++) {
 		random_doc(&r, &docs[k]);
 		order[k] = k;
@@ -218,7 +223,7 @@ run_lists(bool prefix)
 	/* Removals, and re-adds of some with new terms and shares. */
 	for (uint32_t k = 0; k < NDOCS; k++)
 		if (rn(&r, 3) == 0)
-			drop(iv, docs, k);
+			drop(iv, docs, k, rn(&r, 2) == 0);
 	check_lists(iv, docs, prefix);
 	for (uint32_t k = 0; k < NDOCS; k++)
 		if (!docs[k].in && rn(&r, 2) == 0) {
@@ -233,12 +238,17 @@ run_lists(bool prefix)
 			    docs[k].shares[i] * (float) (1 + rn(&r, 3)) / 2.0f;
 	lm_inverted_reshare(iv, reshare_fn, docs);
 	check_lists(iv, docs, prefix);
-	/* Removing everything leaves every list empty. */
+	/* Removing everything leaves every list empty, and trimmed, every
+	 * list gone: nothing is left but the partitions' tables of terms. */
 	for (uint32_t k = 0; k < NDOCS; k++)
 		if (docs[k].in)
-			drop(iv, docs, k);
+			drop(iv, docs, k, true);
 	check_lists(iv, docs, prefix);
-	assert_true(lm_inverted_bytes(iv) > 0);
+	for (uint32_t p = 0; p < NPARTS; p++)
+		for (uint32_t t = 0; t < NTERMS; t++)
+			assert_false(lm_inverted_listed(iv, p, t));
+	assert_true(
+	    lm_inverted_bytes(iv) <= fresh + NPARTS * 2 * NTERMS * sizeof(void *));
 	lm_inverted_free(iv);
 	free(order);
 	free(docs);
@@ -387,6 +397,196 @@ test_swap_refuses_gained_list(void **state)
 	lm_inverted_free(iv);
 }
 
+/* A swap of lists built aside before a list was emptied and trimmed away
+ * is refused: the lists aside hold an entry the partition no longer has. */
+static void
+test_swap_refuses_freed_list(void **state)
+{
+	const uint32_t t1 = 1, t2 = 2;
+	const float sh = 0.25f, af = 0;
+	lm_inverted *iv = NULL, *aside = NULL;
+	lm_inverted_view tv[LM_INVERTED_TIERS];
+
+	(void) state;
+	assert_int_equal(lm_inverted_new(1, true, &iv), LM_OK);
+	assert_int_equal(lm_inverted_add(iv, 0, 7, &t1, &sh, &af, 1, false), LM_OK);
+	assert_int_equal(lm_inverted_add(iv, 0, 8, &t2, &sh, &af, 1, false), LM_OK);
+	assert_int_equal(lm_inverted_reshare_aside(iv, half_share, NULL, &aside), LM_OK);
+	lm_inverted_remove(iv, 0, 8, &t2, 1, false);
+	lm_inverted_trim(iv, 0, &t2, 1);
+	assert_false(lm_inverted_listed(iv, 0, t2));
+	assert_int_equal(lm_inverted_reshare_swap(iv, aside), LM_EINVAL);
+	assert_false(lm_inverted_listed(iv, 0, t2));
+	assert_true(lm_inverted_list(iv, 0, t1, tv));
+	lm_inverted_free(aside);
+	lm_inverted_free(iv);
+}
+
+/* Lists built aside leave out a list that is empty (a removal not yet
+ * trimmed), and the swap takes them: the empty list stays as it was (a
+ * reservation may have room in it), and every other list is the new one.
+ * A table of terms grown since by a list made and trimmed away again is
+ * no change of the lists. */
+static void
+test_aside_leaves_empty_lists(void **state)
+{
+	const uint32_t t1 = 1, t2 = 2, t3 = 300;
+	const float sh = 0.25f, af = 0;
+	lm_inverted *iv = NULL, *aside = NULL;
+	lm_inverted_view tv[LM_INVERTED_TIERS];
+	uint32_t n = 0;
+
+	(void) state;
+	assert_int_equal(lm_inverted_new(1, true, &iv), LM_OK);
+	assert_int_equal(lm_inverted_add(iv, 0, 7, &t1, &sh, &af, 1, false), LM_OK);
+	assert_int_equal(lm_inverted_add(iv, 0, 8, &t2, &sh, &af, 1, false), LM_OK);
+	lm_inverted_remove(iv, 0, 8, &t2, 1, false);
+	assert_true(lm_inverted_listed(iv, 0, t2));
+	assert_int_equal(lm_inverted_reshare_aside(iv, half_share, NULL, &aside), LM_OK);
+	assert_false(lm_inverted_listed(aside, 0, t2));
+	assert_int_equal(lm_inverted_add(iv, 0, 9, &t3, &sh, &af, 1, false), LM_OK);
+	lm_inverted_remove(iv, 0, 9, &t3, 1, false);
+	lm_inverted_trim(iv, 0, &t3, 1);
+	assert_int_equal(lm_inverted_reshare_swap(iv, aside), LM_OK);
+	assert_true(lm_inverted_list(iv, 0, t2, tv));
+	for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++)
+		n += tv[j].n;
+	assert_int_equal(n, 0);
+	assert_true(lm_inverted_list(iv, 0, t1, tv));
+	for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++)
+		if (tv[j].n > 0)
+			assert_true(tv[j].e[0].doc == 7 && tv[j].e[0].share == 0.5f);
+	lm_inverted_trim(iv, 0, &t2, 1);
+	assert_false(lm_inverted_listed(iv, 0, t2));
+	lm_inverted_free(aside);
+	lm_inverted_free(iv);
+}
+
+#define CHURN_PARTS 16
+#define CHURN_LIVE  200
+#define CHURN_TERMS 5
+
+/*
+ * Churn with a fixed live set, as symbols come and go: each round every
+ * document is removed and another added in the next partition, with
+ * terms taken from a pool of free term ids, last freed first (as the
+ * symbol tables hand them out), so the same terms come back in partitions
+ * they have left. With each removal trimmed, a partition lists exactly
+ * the terms of its documents, and the lists take at most twice the bytes
+ * they took when the live set was first added.
+ */
+static void
+test_churn_gives_room_back(void **state)
+{
+	struct rng r = {0xC4A2B5ULL};
+	struct cdoc {
+		uint32_t part, terms[CHURN_TERMS];
+		float shares[CHURN_TERMS];
+	} docs[CHURN_LIVE];
+	uint32_t pool[CHURN_LIVE * CHURN_TERMS + CHURN_TERMS], npool = 0, next = 0;
+	lm_inverted *iv = NULL;
+	size_t first = 0;
+
+	(void) state;
+	assert_int_equal(lm_inverted_new(CHURN_PARTS, true, &iv), LM_OK);
+	for (uint32_t round = 0; round < 60; round++) {
+		for (uint32_t k = 0; k < CHURN_LIVE; k++) {
+			struct cdoc *d = &docs[k];
+			float after[CHURN_TERMS];
+			if (round > 0) {
+				lm_inverted_remove(
+				    iv, d->part, k, d->terms, CHURN_TERMS, false);
+				lm_inverted_trim(iv, d->part, d->terms, CHURN_TERMS);
+				for (uint32_t i = 0; i < CHURN_TERMS; i++)
+					pool[npool++] = d->terms[i];
+			}
+			d->part = (k + round) % CHURN_PARTS;
+			for (uint32_t i = 0; i < CHURN_TERMS; i++) {
+				d->terms[i] = npool > 0 ? pool[--npool] : next++;
+				d->shares[i] = (float) (1 + rn(&r, 1000)) / 1500.0f;
+			}
+			lm_inverted_after(d->terms, d->shares, CHURN_TERMS, after);
+			assert_int_equal(lm_inverted_add(iv, d->part, k, d->terms,
+			                     d->shares, after, CHURN_TERMS, false),
+			    LM_OK);
+		}
+		if (round == 0)
+			first = lm_inverted_bytes(iv);
+	}
+	assert_int_equal(lm_inverted_entries(iv), CHURN_LIVE * CHURN_TERMS);
+	assert_int_equal(next, CHURN_LIVE * CHURN_TERMS);
+	for (uint32_t p = 0; p < CHURN_PARTS; p++)
+		for (uint32_t t = 0; t < next; t++) {
+			bool want = false;
+			for (uint32_t k = 0; k < CHURN_LIVE; k++)
+				for (uint32_t i = 0; i < CHURN_TERMS; i++)
+					want |=
+					    docs[k].part == p && docs[k].terms[i] == t;
+			assert_int_equal(lm_inverted_listed(iv, p, t), want);
+		}
+	print_message(
+	    "churn: %zu bytes first, %zu after\n", first, lm_inverted_bytes(iv));
+	assert_true(lm_inverted_bytes(iv) <= 2 * first);
+	lm_inverted_free(iv);
+}
+
+/*
+ * A tier's room follows its entries down: removals (trimmed) that leave
+ * less than a quarter of it used halve it, so a list that held many
+ * entries and holds few takes little room. Adding and removing one
+ * document in turn reallocates nothing, at any size: growth doubles a
+ * full tier and a trim halves one only below a quarter.
+ */
+static void
+test_tier_room_follows_entries(void **state)
+{
+	enum { MANY = 4096 };
+	const uint32_t t = 3;
+	const float sh = 0.5f, af = 0;
+	lm_inverted *iv = NULL;
+	size_t fresh, full, one;
+
+	(void) state;
+	assert_int_equal(lm_inverted_new(1, false, &iv), LM_OK);
+	fresh = lm_inverted_bytes(iv);
+	/* One entry: the list takes what one entry's room takes. */
+	assert_int_equal(lm_inverted_add(iv, 0, 0, &t, &sh, &af, 1, false), LM_OK);
+	one = lm_inverted_bytes(iv);
+	for (uint32_t d = 1; d < MANY; d++) {
+		size_t before, after;
+		assert_int_equal(
+		    lm_inverted_add(iv, 0, d, &t, &sh, &af, 1, false), LM_OK);
+		before = lm_inverted_bytes(iv);
+		for (int turn = 0; turn < 3; turn++) {
+			lm_inverted_remove(iv, 0, d, &t, 1, false);
+			lm_inverted_trim(iv, 0, &t, 1);
+			after = lm_inverted_bytes(iv);
+			assert_int_equal(
+			    lm_inverted_add(iv, 0, d, &t, &sh, &af, 1, false), LM_OK);
+			lm_inverted_trim(iv, 0, &t, 1);
+			assert_int_equal(lm_inverted_bytes(iv), before);
+			assert_int_equal(after, before);
+		}
+	}
+	full = lm_inverted_bytes(iv);
+	assert_true(full > fresh + MANY * sizeof(lm_inverted_ent));
+	for (uint32_t d = MANY; d-- > 1;) {
+		lm_inverted_remove(iv, 0, d, &t, 1, false);
+		lm_inverted_trim(iv, 0, &t, 1);
+		/* At most four times the room its entries and the list of
+		 * every document need, above what one entry takes. */
+		assert_true(lm_inverted_bytes(iv) <=
+		            one + 4 * d * (sizeof(lm_inverted_ent) + sizeof(uint32_t)) +
+		                4 * sizeof(float) * (d / LM_INVERTED_BLOCK + 1));
+	}
+	assert_int_equal(lm_inverted_bytes(iv), one);
+	lm_inverted_remove(iv, 0, 0, &t, 1, false);
+	lm_inverted_trim(iv, 0, &t, 1);
+	assert_false(lm_inverted_listed(iv, 0, t));
+	assert_true(lm_inverted_bytes(iv) < one);
+	lm_inverted_free(iv);
+}
+
 int
 main(void)
 {
@@ -396,6 +596,10 @@ main(void)
 	    cmocka_unit_test(test_prefix_bounds),
 	    cmocka_unit_test(test_after_definition),
 	    cmocka_unit_test(test_swap_refuses_gained_list),
+	    cmocka_unit_test(test_swap_refuses_freed_list),
+	    cmocka_unit_test(test_aside_leaves_empty_lists),
+	    cmocka_unit_test(test_churn_gives_room_back),
+	    cmocka_unit_test(test_tier_room_follows_entries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
