@@ -268,8 +268,16 @@ table_destroy(struct table *t, bool posting)
  * Postings are partitioned by remote policy, employment type and country
  * group, profiles by remote preference and country group: the fields of
  * the veto keys that the key pre-checks of the veto table (rules.c)
- * compare. Remote policies and employment types outside the enums share an
- * "other" bucket, which is never skipped (and has no country groups).
+ * compare. A remote policy outside its enum puts a record in an "other"
+ * bucket of the partitions of any country, and so does an employment type
+ * outside its enum a posting in a partition of any country; the partitions
+ * of these buckets are never skipped. The country partitions are not split
+ * by employment type (below), so a posting located in one group is in a
+ * partition of that group whatever its employment type, one outside the
+ * enum included: the representative's employment type there is
+ * unspecified, which no pre-check vetoes. (lm_posting_prepare and
+ * lm_profile_prepare refuse values outside the enums, so records that
+ * passed them are in no "other" bucket.)
  *
  * Country groups: a country sets one bit of a key's country_mask (prep.c;
  * a country that does not fold to ASCII sets all 64), and bit b belongs
