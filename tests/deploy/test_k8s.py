@@ -214,6 +214,10 @@ for path in overlays():
     # be applied again at every `kubectl apply`, resetting a scaled-out set.
     check("replicas" not in sts["spec"],
           f"{label}: the StatefulSet sets replicas although an HPA scales it")
+    # A volume kept through a scale-down comes back after the topics
+    # dropped the tombstones of what was deleted meanwhile.
+    check(sts["spec"].get("persistentVolumeClaimRetentionPolicy", {}).get("whenScaled") == "Delete",
+          f"{label}: volumes of pods removed by scaling down are kept")
     np = find(objs, "NetworkPolicy")
     if check(len(np) == 1, f"{label}: NetworkPolicy missing"):
         spec = np[0]["spec"]
