@@ -57,15 +57,9 @@ test_time_set_back(void **state)
 	lmt_env_add(&env, "LD_PRELOAD=%s", LMT_CLOCK_SHIM);
 	lmt_env_add(&env, "LMT_CLOCK_AHEAD_S=3600");
 	lmt_env_add(&env, "LUNAMATCH_DATA_DIR=%s", data);
-	lmt_env_add(&env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
-	lmt_env_add(&env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
-	lmt_env_add(&env, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
 	lmt_env_add(&env, "LUNAMATCH_RPC_URL=tcp://127.0.0.1:%d", lmt_free_port());
 	lmt_env_add(&env, "LUNAMATCH_HTTP_ADDR=%s", http);
-	lmt_env_add(&env, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
-	lmt_env_add(&env, "LUNAMATCH_EVENT_TOP_N=0");
-	lmt_env_add(&env, "LUNAMATCH_DECISION_LOG=0");
-	lmt_env_add(&env, "LUNAMATCH_WORKERS=2");
+	lmt_env_match_offline(&env);
 	assert_int_equal(lmt_proc_start_ex(argv, env.vec, log, &m), LM_OK);
 	lmt_wait_ready(m, http, "lunamatch-match", log, 30000);
 	assert_int_equal(lmt_metric(http, "lunamatch_index_postings"), 0);

@@ -53,15 +53,9 @@ test_stop_with_stuck_probe(void **state)
 	lmt_env_add(&env, "LD_PRELOAD=%s", LMT_STALL_SHIM);
 	lmt_env_add(&env, "LMT_STALL_REQ_CLOSE=%s", flag);
 	lmt_env_add(&env, "LUNAMATCH_DATA_DIR=%s", data);
-	lmt_env_add(&env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
-	lmt_env_add(&env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
-	lmt_env_add(&env, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
 	lmt_env_add(&env, "LUNAMATCH_RPC_URL=tcp://127.0.0.1:%d", lmt_free_port());
 	lmt_env_add(&env, "LUNAMATCH_HTTP_ADDR=%s", http);
-	lmt_env_add(&env, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
-	lmt_env_add(&env, "LUNAMATCH_EVENT_TOP_N=0");
-	lmt_env_add(&env, "LUNAMATCH_DECISION_LOG=0");
-	lmt_env_add(&env, "LUNAMATCH_WORKERS=2");
+	lmt_env_match_offline(&env);
 	assert_int_equal(lmt_proc_start_ex(argv, env.vec, log, &m), LM_OK);
 	lmt_wait_ready(m, http, "lunamatch-match", log, 30000);
 
@@ -114,15 +108,9 @@ start_stalling(const char *dir, lmt_env *env, char *http, size_t hlen)
 	lmt_env_add(env, "LD_PRELOAD=%s", LMT_STALL_SHIM);
 	lmt_env_add(env, "LMT_STALL_REQ_CLOSE=%s/stall", dir);
 	lmt_env_add(env, "LUNAMATCH_DATA_DIR=%s/var", dir);
-	lmt_env_add(env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
-	lmt_env_add(env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
-	lmt_env_add(env, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
 	lmt_env_add(env, "LUNAMATCH_RPC_URL=tcp://127.0.0.1:%d", lmt_free_port());
 	lmt_env_add(env, "LUNAMATCH_HTTP_ADDR=%s", http);
-	lmt_env_add(env, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
-	lmt_env_add(env, "LUNAMATCH_EVENT_TOP_N=0");
-	lmt_env_add(env, "LUNAMATCH_DECISION_LOG=0");
-	lmt_env_add(env, "LUNAMATCH_WORKERS=2");
+	lmt_env_match_offline(env);
 	lmt_env_add(env, "LUNAMATCH_LOG_LEVEL=info");
 	assert_int_equal(lmt_proc_start_ex(argv, env->vec, log, &m), LM_OK);
 	lmt_wait_ready(m, http, "lunamatch-match", log, 30000);

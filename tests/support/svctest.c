@@ -124,3 +124,15 @@ lmt_wait_metric(
 		lmt_sleep_ms(100);
 	}
 }
+
+void
+lmt_env_match_offline(lmt_env *e)
+{
+	lmt_env_add(e, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+	lmt_env_add(e, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+	lmt_env_add(e, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
+	lmt_env_add(e, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
+	lmt_env_add(e, "LUNAMATCH_EVENT_TOP_N=0");
+	lmt_env_add(e, "LUNAMATCH_DECISION_LOG=0");
+	lmt_env_add(e, "LUNAMATCH_WORKERS=2");
+}

@@ -12,6 +12,12 @@
 
 #include "proc.h"
 
+/* Adds to e what a lunamatch-match without a broker needs: the data files
+ * of the source tree (taxonomy, rates, model), brokers on a free port
+ * where nothing listens, events and the decision log off, 2 workers. The
+ * data dir and addresses are the caller's. */
+void lmt_env_match_offline(lmt_env *e);
+
 /* Timeout of one GET made by lmt_metric and the waits below. */
 #define LMT_HTTP_MS 3000
 
