@@ -5,6 +5,7 @@ the request and sends back the bytes a test chooses; every behaviour that
 the real server can show is tested against lunamatch-match instead."""
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -18,7 +19,7 @@ import pynng
 import pytest
 
 import lunamatch
-from lunamatch import _rpc
+from lunamatch import _rpc, aio
 from lunamatch.v1 import match_pb2, rpc_pb2
 
 from conftest import REPO, connected, free_port, wait_for
@@ -462,6 +463,153 @@ def test_checking_a_huge_answer_ends_at_the_deadline(peer_factory, asynchronous)
     assert len(p.requests) == 1
 
 
+@functools.lru_cache(maxsize=None)
+def densest_payload():
+    return densest_answer().SerializeToString()
+
+
+def answering(payload):
+    """A reply of an OK envelope around payload(), made when asked."""
+    return lambda req: rpc_pb2.RpcResponse(request_id=req.request_id,
+                                           payload=payload()).SerializeToString()
+
+
+def test_a_large_answer_does_not_hold_the_event_loop(peer_factory):
+    """Checking and decoding an answer of some MiB takes tens to hundreds of
+    ms. The asyncio client does it on a thread of its own, so that the
+    other tasks of the event loop run meanwhile: no pause of the loop comes
+    near the time the synchronous client takes for the same call (the
+    bound is relative to this machine: half of that time). The answer is
+    the densest one four times over, 10 MiB."""
+    want = match_pb2.MatchJobsResponse()
+    for _ in range(4):
+        want.MergeFromString(densest_payload())
+    payload = want.SerializeToString()
+    p = peer_factory(answering(lambda: payload))
+    with lunamatch.Client(p.url, timeout=10.0) as c:
+        connected(c, 1)
+        t = time.monotonic()
+        sync = c.match_jobs("cand-1")
+        inline = time.monotonic() - t
+    assert sync == want
+    assert inline > 0.05, "the answer is meant to take longer to decode: %.3f s" % inline
+
+    async def main():
+        async with lunamatch.AsyncClient(p.url, timeout=10.0) as c:
+            connected(c, 1)
+            task = asyncio.ensure_future(c.match_jobs("cand-1"))
+            gaps, last = [], time.monotonic()
+            while not task.done():  # for at most the call's timeout
+                await asyncio.sleep(0.002)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+            return task.result(), max(gaps)
+
+    got, gap = asyncio.run(asyncio.wait_for(main(), 30))
+    assert got == want
+    assert gap < inline / 2, "the loop stood %.3f s, the call takes %.3f s" % (gap, inline)
+
+
+def described(err):
+    """An RpcError as what two calls' errors have in common: all but the
+    request id."""
+    return (type(err), err.code, err.message, err.local, err.method, err.endpoint,
+            err.attempts)
+
+
+@pytest.mark.parametrize("reply, large", [
+    (answering(lambda: b""), False),
+    (answering(densest_payload), True),
+    (answering(lambda: densest_payload() + b"\xff"), True),
+    (answering(lambda: b"\x0a\x00" * (1 << 20)), True),
+    (lambda req: field(1, req.request_id.encode()) + field(4, densest_payload())[:-1], True),
+], ids=["small", "large", "large-unreadable-payload", "large-too-costly",
+        "large-unreadable-envelope"])
+def test_the_asyncio_client_decodes_as_the_sync_one(peer_factory, monkeypatch, reply, large):
+    """The asyncio client checks and decodes an answer larger than
+    aio.INLINE_DECODE_BYTES on a thread other than the event loop's, a
+    smaller one on the loop; either way its result, or its error (class,
+    code, message, attributes), is the synchronous client's."""
+    assert (len(reply(rpc_pb2.RpcRequest(request_id="x" * 32)))
+            > aio.INLINE_DECODE_BYTES) == large
+    p = peer_factory(reply)
+    with lunamatch.Client(p.url, timeout=10.0) as c:
+        try:
+            want = c.match_jobs("cand-1")
+        except lunamatch.RpcError as e:
+            want = described(e)
+
+    threads = []
+    check = _rpc.decode_cost_ok
+
+    def recorded(*args):
+        threads.append(threading.get_ident())
+        return check(*args)
+
+    async def main():
+        async with lunamatch.AsyncClient(p.url, timeout=10.0) as c:
+            connected(c, 1)
+            monkeypatch.setattr(_rpc, "decode_cost_ok", recorded)
+            try:
+                got = await c.match_jobs("cand-1")
+            except lunamatch.RpcError as e:
+                got = described(e)
+            return got, threading.get_ident()
+
+    got, loop = asyncio.run(asyncio.wait_for(main(), 30))
+    assert got == want
+    assert threads, "the answer was not checked"
+    if large:
+        assert loop not in threads
+    else:
+        assert set(threads) == {loop}
+
+
+def test_a_call_cancelled_while_its_answer_is_decoded(peer_factory, monkeypatch):
+    """A task cancelled while its large answer is decoded ends cancelled at
+    once, without waiting for the decoding, whose result is dropped once
+    it ends; the client's next call is answered, and its decoding thread
+    ends when the client is closed."""
+    p = peer_factory(answering(densest_payload))
+    want = match_pb2.MatchJobsResponse.FromString(densest_payload())
+    started, go = threading.Event(), threading.Event()
+    decoders = []
+    check = _rpc.decode_cost_ok
+
+    def held(*args):
+        if not started.is_set():
+            decoders.append(threading.get_ident())
+            started.set()
+            go.wait(10)
+        return check(*args)
+
+    async def main():
+        async with lunamatch.AsyncClient(p.url, timeout=10.0) as c:
+            connected(c, 1)
+            monkeypatch.setattr(_rpc, "decode_cost_ok", held)
+            task = asyncio.ensure_future(c.match_jobs("cand-1"))
+            deadline = time.monotonic() + 10
+            while not started.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+            assert started.is_set()
+            task.cancel()
+            t = time.monotonic()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            took = time.monotonic() - t
+            go.set()
+            again = await c.match_jobs("cand-1")
+        return took, again, threading.get_ident()
+
+    took, again, loop = asyncio.run(asyncio.wait_for(main(), 30))
+    assert took < 1.0 and again == want
+    assert decoders[0] != loop
+    wait_for("the decoding thread ended",
+             lambda: all(t.ident != decoders[0] for t in threading.enumerate()),
+             timeout=5.0, step=0.01)
+
+
 def test_connections_lost_under_concurrent_calls_give_rpc_errors(peer_factory):
     """Many threads call a client of several endpoints whose connections
     keep going (each endpoint answers some calls UNAVAILABLE, which closes
@@ -575,7 +723,7 @@ def test_every_method_is_classified():
 _NEW_METHOD_CLIENT = """
 import sys
 import lunamatch
-from lunamatch import _rpc
+from lunamatch import _rpc, aio
 from lunamatch.v1 import match_pb2
 
 assert "Reserve" in _rpc.METHODS

@@ -1140,12 +1140,42 @@ class Call:
             self.url, round(self.timeout * 1000)))
 
     def answer(self, msg: pynng.Message):
-        raw = msg.bytes
+        """The call's result from answer msg, decoded here (decode, then
+        settle): the response, None when the call is to go on (retry), or
+        raises the answer's error."""
+        return self.settle(msg, *self.decode(msg.bytes))
+
+    def decode(self, raw: bytes) -> Tuple[rpc_pb2.RpcResponse, Any]:
+        """The envelope (an RpcResponse) of answer raw, and the call's
+        result when the answer carries one (OK, for this request): the
+        payload as response_type, or its bytes when the method has no known
+        type; else None. Raises the local errors of an answer that cannot
+        be checked in time, costs too much to decode (_within_budget) or
+        does not decode. Reads the call and changes nothing in it or its
+        pool, so that it may run on another thread while the call waits
+        (the asyncio client does so for a large answer)."""
         self._within_budget(rpc_pb2.RpcResponse, raw)
         try:
             resp = rpc_pb2.RpcResponse.FromString(raw)
         except DecodeError as e:
             raise self._error(errors.Internal, "unreadable answer from %s: %s" % (self.url, e))
+        if resp.request_id != self.request_id or resp.code != rpc_pb2.OK:
+            return resp, None
+        if self.response_type is None:
+            return resp, resp.payload
+        self._within_budget(self.response_type, resp.payload)
+        try:
+            out = self.response_type.FromString(resp.payload)
+        except DecodeError as e:
+            raise self._error(errors.Internal, "unreadable %s from %s: %s" % (
+                self.response_type.__name__, self.url, e))
+        return resp, out
+
+    def settle(self, msg: pynng.Message, resp, out):
+        """The call's result from answer msg, which decode() made into its
+        envelope resp and result out: out (unwrapped), None when the call
+        is to go on (an UNAVAILABLE answer of a call that may be sent
+        again), or raises the answer's error."""
         if resp.request_id != self.request_id:
             # The server echoes "" when it could not read our envelope.
             if resp.request_id != "" or resp.code == rpc_pb2.OK:
@@ -1163,15 +1193,9 @@ class Call:
             if resp.code in RETRY_CODES and self._resend(err):
                 return None
             raise err
-        if self.response_type is None:
-            return resp.payload
-        self._within_budget(self.response_type, resp.payload)
-        try:
-            out = self.response_type.FromString(resp.payload)
-        except DecodeError as e:
-            raise self._error(errors.Internal, "unreadable %s from %s: %s" % (
-                self.response_type.__name__, self.url, e))
-        return self.unwrap(out) if self.unwrap else out
+        if self.response_type is None or not self.unwrap:
+            return out
+        return self.unwrap(out)
 
     def _within_budget(self, cls: type, data: bytes) -> None:
         """Raises a local Internal when data, a cls, would take more memory
