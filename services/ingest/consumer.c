@@ -41,6 +41,9 @@
 #define DLQ_FLUSH_MS (LM_DLQ_MESSAGE_TIMEOUT_MS + 5000)
 /* Longest single wait of the loop: bounds the reaction to a stop signal. */
 #define POLL_MS 100
+/* A wait of the loop while a batch is being written: how soon the loop
+ * notices that the writer has finished. */
+#define WRITING_WAIT_MS 1
 /* Until the first catch-up: period of its check, and the longest wait for
  * the group's committed offsets. */
 #define CATCHUP_MS           200
@@ -499,7 +502,11 @@ resume_at(int64_t stored, int64_t committed, bool known)
  * (send_back) and tried again with back-off until the coordinator takes
  * it, or until the stored offsets pass where the group may be (auto-commit
  * then moves the group on). While one is owed the consumer is not ready
- * and does not count as caught up.
+ * and does not count as caught up. The loop serves the set-back each time
+ * round, and also while it waits for the store (wait_back): for a batch
+ * being written before it hands over the next, and between the attempts
+ * of a failing batch. Either can take seconds, the time in which the new
+ * store refills, and the group's offset stays ahead of it meanwhile.
  */
 struct owned {
 	lm_kind kind;
@@ -637,19 +644,21 @@ send_back(lm_consumer *c)
 	    c->back_backoff_ms, LM_CONSUMER_BACKOFF_MIN_MS, LM_CONSUMER_BACKOFF_MAX_MS);
 }
 
-/* Takes the result of the set-back under way, if it came: a partition
- * the coordinator took owes nothing more, unless its offsets went back
- * again since it was sent; the others are sent again after a back-off. */
+/* Takes the result of the set-back under way, waiting up to wait_ms for
+ * it: a partition the coordinator took owes nothing more, unless its
+ * offsets went back again since it was sent; the others are sent again
+ * after a back-off. */
 static void
-serve_back(lm_consumer *c)
+serve_back(lm_consumer *c, int wait_ms)
 {
 	rd_kafka_event_t *ev;
 
-	while ((ev = rd_kafka_queue_poll(c->backq, 0)) != NULL) {
+	while ((ev = rd_kafka_queue_poll(c->backq, wait_ms)) != NULL) {
 		const rd_kafka_topic_partition_list_t *l;
 		rd_kafka_resp_err_t e = rd_kafka_event_error(ev);
 		int failed = 0, settled = 0;
 
+		wait_ms = 0;
 		if (rd_kafka_event_type(ev) != RD_KAFKA_EVENT_OFFSET_COMMIT) {
 			rd_kafka_event_destroy(ev);
 			continue;
@@ -691,6 +700,21 @@ serve_back(lm_consumer *c)
 			    settled);
 		rd_kafka_event_destroy(ev);
 	}
+}
+
+/* Serves the set-back (serve_back, send_back) while the loop waits for the
+ * store, until the clock reaches `until` or sooner: the result of the one
+ * under way ends the wait, and so does the end of a failed one's back-off
+ * once it is sent again. */
+static void
+wait_back(lm_consumer *c, int64_t until)
+{
+	int64_t now = lm_clock_ms();
+
+	if (!c->back_sent && atomic_load(&c->owed) > 0 && c->next_back_ms < until)
+		until = c->next_back_ms;
+	serve_back(c, until > now ? (int) (until - now) : 0);
+	send_back(c);
 }
 
 /*
@@ -1186,9 +1210,9 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 			c->nends = 0;
 			goto out;
 		}
-		for (int64_t end = lm_clock_ms() + backoff;
-		     lm_clock_ms() < end && !*c->stop;) {
-			usleep(POLL_MS * 1000);
+		for (int64_t end = lm_clock_ms() + backoff, now;
+		     (now = lm_clock_ms()) < end && !*c->stop;) {
+			wait_back(c, end - now < POLL_MS ? end : now + POLL_MS);
 			heartbeat(c);
 		}
 		backoff = lm_backoff_next(
@@ -1313,6 +1337,10 @@ close_batch(lm_consumer *c)
 	struct slot *s = c->open;
 	int rv;
 
+	/* The batch before is still being written: see wait_back. */
+	while (c->flight.slot != NULL && !atomic_load(&c->flight.done) &&
+	       (c->back_sent || atomic_load(&c->owed) > 0))
+		wait_back(c, lm_clock_ms() + WRITING_WAIT_MS);
 	if ((rv = land_flight(c, true)) != LM_OK) {
 		drop_slot(s);
 		return rv;
@@ -1991,7 +2019,9 @@ lm_consumer_run(lm_consumer *c)
 		 * larger transactions write fewer pages per record. */
 		bool open = lm_ingest_batch_len(c->open->batch) > 0;
 		bool writing = c->flight.slot != NULL && !atomic_load(&c->flight.done);
-		int wait = writing ? 1 : open || c->flight.slot != NULL ? 0 : POLL_MS;
+		int wait = writing                          ? WRITING_WAIT_MS
+		           : open || c->flight.slot != NULL ? 0
+		                                            : POLL_MS;
 		int64_t now = lm_clock_ms();
 		heartbeat(c);
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
@@ -2013,7 +2043,7 @@ lm_consumer_run(lm_consumer *c)
 			(void) land_flight(c, true);
 		if (lm_ingest_batch_len(c->open->batch) == 0 && c->flight.slot == NULL)
 			between_batches(c, now);
-		serve_back(c);
+		serve_back(c, 0);
 		send_back(c);
 		if (!atomic_load(&c->caught_up) && atomic_load(&c->nassigned) > 0 &&
 		    now >= c->next_catchup_ms) {

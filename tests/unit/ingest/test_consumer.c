@@ -46,6 +46,7 @@
 #define SESSION_MS              3000
 #define KAFKA_API_PRODUCE       0 /* Kafka protocol ApiKeys */
 #define KAFKA_API_OFFSET_COMMIT 8
+#define MOCK_BROKER             1 /* the id of the mock cluster's broker */
 
 #ifdef __SANITIZE_ADDRESS__
 size_t __sanitizer_get_current_allocated_bytes(void);
@@ -1070,35 +1071,40 @@ test_resume_new_store(void **state)
 
 /*
  * As test_resume_new_store, with the group coordinator refusing the commit
- * that sets the group's offset back: it is tried again until it succeeds,
- * long before the new store holds what the group's offset claims (its
- * first batch takes 2 s to store, and auto-commit, which could send a
- * lower offset after it, waits 60 s), and the consumer is not ready
- * meanwhile.
+ * that sets the group's offset back, and the new store's first batch held
+ * back by failure point `fault` armed `count` times: the set-back is tried
+ * again until it succeeds, long before the new store holds what the
+ * group's offset claims (auto-commit, which could send a lower offset once
+ * it does, waits 60 s), and the consumer is not ready meanwhile. The
+ * refusal comes REFUSAL_MS after the commit, when the loop already waits
+ * for that first batch (the next one is full): the set-back is tried again
+ * during that wait, not after it.
  */
 static void
-test_resume_set_back_fails(void **state)
+set_back_refused(const char *tag, lm_consumer_fault fault, int count)
 {
-	enum { N = 200 };
+	enum { N = 200, REFUSAL_MS = 500 };
 	struct run r;
 	rd_kafka_t *p = producer();
-	char why[160] = "";
+	char why[160] = "", dir_tag[64];
 	int64_t group = N;
-	(void) state;
 
-	prepare(&r, "cons-backfail");
+	prepare(&r, tag);
 	queue_postings(p, r.cfg.topic_postings, N);
 	start(&r);
 	wait_ready_run(&r);
 	wait_committed(&r, r.cfg.topic_postings, N);
 	stop_consumer(&r);
 
-	replace_store(&r, "cons-backfail-2");
+	snprintf(dir_tag, sizeof(dir_tag), "%s-2", tag);
+	replace_store(&r, dir_tag);
 	r.auto_commit_ms = 60000;
 	new_consumer(&r);
-	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
-	rd_kafka_mock_push_request_errors(M.mc, KAFKA_API_OFFSET_COMMIT, 1,
-	    RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+	lm_consumer_fail_next(r.c, fault, count);
+	assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(M.mc, MOCK_BROKER,
+	                     KAFKA_API_OFFSET_COMMIT, 1,
+	                     RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE, REFUSAL_MS),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
 	r.stop = 0;
 	start(&r);
 	for (int i = 0; i < IO_MS / 50 && store_at(&r, r.cfg.topic_postings) < N; i++) {
@@ -1119,6 +1125,23 @@ test_resume_set_back_fails(void **state)
 	wait_ready_run(&r);
 	assert_all_stored(&r, N);
 	end_run(&r, p);
+}
+
+/* set_back_refused while the new store's first batch takes 2 s to write. */
+static void
+test_resume_set_back_fails(void **state)
+{
+	(void) state;
+	set_back_refused("cons-backfail", LM_CONSUMER_FAULT_SLOW_STORE, 1);
+}
+
+/* set_back_refused while the new store's first batch fails 5 times: it is
+ * stored after 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s of back-off. */
+static void
+test_resume_set_back_fails_store_failing(void **state)
+{
+	(void) state;
+	set_back_refused("cons-backfailing", LM_CONSUMER_FAULT_STORE, 5);
 }
 
 /*
@@ -1920,6 +1943,7 @@ main(void)
 	    cmocka_unit_test(test_position_unreadable),
 	    cmocka_unit_test(test_position_unreadable_at_assignment),
 	    cmocka_unit_test(test_resume_set_back_fails),
+	    cmocka_unit_test(test_resume_set_back_fails_store_failing),
 	    cmocka_unit_test(test_resume_committed_unknown),
 	    cmocka_unit_test(test_resume_legacy_store),
 	    cmocka_unit_test(test_epoch_guard),
