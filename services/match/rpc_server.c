@@ -1405,8 +1405,8 @@ conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len)
  * The sweeper: every SWEEP_MS closes the connections that have no request
  * in flight (queued, in a handler or held by a commit) and have been idle
  * for idle_ms since their last request or answer (their pipe ids gathered
- * under peer_mtx, closed after it: closing runs the removal callback,
- * which takes peer_mtx). A request that nng takes off such a connection
+ * under peer_mtx, closed after it, so that the sweep holds peer_mtx only
+ * to gather them). A request that nng takes off such a connection
  * between the two is dropped unhandled (conn_begin). While every context
  * is busy, and for idle_ms after, it closes none as idle: a request that
  * waits in its pipe for a context is not seen as in flight yet, and its

@@ -2239,7 +2239,8 @@ test_max_connection_age_spares_arriving_requests(void **state)
 	assert_int_equal(lm_gauge_get(g), 0);
 	assert_int_equal(atomic_load(&g_matchjobs_calls), 2);
 	assert_int_equal(requests(f.m, "MatchJobs", "OK"), 2);
-	assert_int_equal(counter(f.m, "lunamatch_rpc_connections_aged_total", NULL), 1);
+	/* The connection the retry made may age too on a slow machine. */
+	assert_true(counter(f.m, "lunamatch_rpc_connections_aged_total", NULL) >= 1);
 	server_down(&f);
 }
 
