@@ -17,16 +17,11 @@
  * leader holds it up to message.timeout.ms) holds up nothing but its own
  * place in the window: the decisions for the other partitions go on.
  *
- * Waits: a caller of lm_decisions_log waits for the writer's transaction
- * and for nothing the sender does but a removal, or, while the map grows
- * or is full, the end of the slice its pass is in (at most
- * LM_DQUEUE_PEEK_SLICE decisions). The writer's appends and the sender's
- * removals are the queue's write transactions and take turns; a removal
- * deletes at most LM_DECISIONS_INFLIGHT_MAX decisions. The sender's passes
- * over the queue (lm_dqueue_peek: unpacking and producing up to
- * LM_DECISIONS_INFLIGHT_MAX decisions) take no lock an append needs
- * (dqueue.h), and a pass may also produce decisions appended while it
- * runs. No queue or Kafka call is made while `mu` is held.
+ * Waits: what a caller of lm_decisions_log waits for besides the writer's
+ * transaction follows from the queue's locking (dqueue.h): a removal of
+ * the sender (at most LM_DECISIONS_INFLIGHT_MAX decisions), never its
+ * passes, which may also produce decisions appended while they run. No
+ * queue or Kafka call is made while `mu` is held.
  */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
