@@ -24,12 +24,9 @@
  * nng dials that endpoint afresh: a replica that is draining keeps the
  * connections it has until it exits, and an address in front of several
  * replicas (a Kubernetes Service) sends the new connection to a ready one.
- * The threads of a client share its connection to an endpoint, and closing
- * it would fail every other call waiting there for its answer (a request
- * the server may have carried out, sent again or reported lost). So the
- * connection is marked instead (see endpoint.closing): no call starts on
- * it any more, and the last call in flight on the endpoint to end closes
- * it (the call answered UNAVAILABLE itself when it is the only one).
+ * The close spares the other calls in flight on that connection for a
+ * grace at most (client.h states the rule; endpoint.closing, flight_start
+ * and flight_end keep it).
  * With a single endpoint, a call answered UNAVAILABLE or whose connection
  * was lost is sent again on the new connection (a read-only method only),
  * at most SINGLE_REDIALS times (after a lost connection: once) and only if
@@ -80,6 +77,15 @@ static_assert(LM_CLIENT_MAX_REQUEST == LM_RPC_MAX_REQUEST_BYTES,
 #define SINGLE_REDIALS    2
 #define REDIAL_CONNECT_MS 1000
 #define REDIAL_PAUSE_MS   50
+/* The longest a connection marked after an UNAVAILABLE answer is kept for
+ * the calls in flight on it (see endpoint.closing). The repeat of the call
+ * answered UNAVAILABLE waits REDIAL_CONNECT_MS for the fresh connection,
+ * from REDIAL_PAUSE_MS after the mark, and nng dials that connection
+ * RECONNECT_MIN_MS after the close: the close comes early enough to leave
+ * the rest of the wait (350 ms) for the connection itself. */
+#define CLOSING_GRACE_MS 500
+static_assert(REDIAL_PAUSE_MS + CLOSING_GRACE_MS + RECONNECT_MIN_MS < REDIAL_CONNECT_MS,
+    "a repeat after UNAVAILABLE finds the fresh connection");
 
 #define ST_OK          LUNAMATCH__V1__STATUS_CODE__OK
 #define ST_UNKNOWN     LUNAMATCH__V1__STATUS_CODE__UNKNOWN
@@ -134,19 +140,26 @@ struct endpoint {
 	 * threads may already deliver pipe events (there are no calls to
 	 * cancel before the client is handed out). */
 	atomic_bool failover;
-	atomic_int pipes;     /* takers(), for pick() */
-	pthread_mutex_t mtx;  /* guards flights, live, nlive and closing */
+	atomic_int pipes; /* takers(), for pick() */
+	/* Guards flights, closing, close_by, closed, live and nlive. */
+	pthread_mutex_t mtx;
 	pthread_cond_t up_cv; /* a connection came up (CLOCK_MONOTONIC) */
 	/* The calls between the start of their send and the end of their
 	 * wait for the answer (flight_start, flight_end). */
 	struct flight *flights;
 	/* A connection that answered UNAVAILABLE, to be closed once no call
-	 * is in flight on the endpoint; id 0 = none. It is one listed in
-	 * live: its id stays valid until nng reports its removal, which clears
-	 * the mark. While it is marked no call starts (flight_start waits for
-	 * the next connection), so the calls in flight only end, and the
-	 * last of them closes it within its own deadline. */
+	 * is in flight on the endpoint, and at the latest at close_by
+	 * (CLOSING_GRACE_MS after it was marked); id 0 = none. It is one
+	 * listed in live: its id stays valid until nng reports its removal,
+	 * which clears the mark. While it is marked no call starts
+	 * (flight_start waits for the next connection), so the calls in
+	 * flight only end, and the last of them closes it; a call that waits
+	 * for a connection closes it at close_by under those still in flight,
+	 * which lose it as any lost connection. closed: nng_pipe_close was
+	 * called on it, its removal is yet to be reported. */
 	nng_pipe closing;
+	nng_time close_by;
+	bool closed;
 	/* The ids of the connections up. nng reports the removal of a pipe
 	 * whose start failed (a peer of the wrong protocol) without having
 	 * reported it added, so only removals of pipes listed here count. One
@@ -258,26 +271,51 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_unlock(&ep->mtx);
 }
 
+/* Closes the connection of ep marked closing, unless it was; with ep->mtx
+ * held. nng reports the removal from its own thread, never from within
+ * nng_pipe_close, so the mark, cleared by that report, still names the
+ * connection. */
+static void
+close_marked(struct endpoint *ep)
+{
+	if (marked(ep) && !ep->closed) {
+		nng_pipe_close(ep->closing);
+		ep->closed = true;
+	}
+}
+
 /*
  * Starts call f on ep: waits at most ms for a connection that takes calls
  * (one up and not marked closing) and, if there is one, lists f among the
  * calls in flight, in the same hold of the lock, so that a connection
- * marked afterwards is not closed before f ends. Returns whether f was
- * started; *waited says whether there was a wait.
+ * marked afterwards is not closed before f ends, unless it is overdue
+ * (close_by): the wait closes it then. Returns whether f was started;
+ * *waited says whether there was a wait.
  */
 static bool
 flight_start(struct endpoint *ep, struct flight *f, nng_duration ms, bool *waited)
 {
+	nng_time now = nng_clock(), until = now + (nng_time) (ms > 0 ? ms : 0);
 	struct timespec ts;
 	bool up;
 
 	pthread_mutex_lock(&ep->mtx);
 	*waited = takers(ep) == 0;
-	if (*waited) {
-		ts = lm_clock_deadline(ms > 0 ? (int64_t) ms : 0);
-		while (takers(ep) == 0 &&
-		       pthread_cond_timedwait(&ep->up_cv, &ep->mtx, &ts) == 0)
-			;
+	while (takers(ep) == 0) {
+		nng_time wake = until;
+		if (marked(ep) && !ep->closed) {
+			if (now >= ep->close_by)
+				close_marked(ep);
+			else if (ep->close_by < wake)
+				wake = ep->close_by;
+		}
+		if (now >= until)
+			break;
+		ts = lm_clock_deadline((int64_t) (wake - now));
+		if (pthread_cond_timedwait(&ep->up_cv, &ep->mtx, &ts) != 0 &&
+		    wake == until)
+			break;
+		now = nng_clock();
 	}
 	up = takers(ep) > 0;
 	if (up) {
@@ -293,24 +331,26 @@ flight_start(struct endpoint *ep, struct flight *f, nng_duration ms, bool *waite
 
 /*
  * Marks connection p of ep, which answered UNAVAILABLE, to be closed by
- * the last call in flight on ep (flight_end); the caller is one of them.
- * A connection already gone, or not listed, is not marked.
+ * the last call in flight on ep (flight_end), or by a call that waits for
+ * a connection once CLOSING_GRACE_MS have passed (flight_start); the
+ * caller is one of those in flight. A connection already gone, or not
+ * listed, is not marked.
  */
 static void
 mark_closing(struct endpoint *ep, nng_pipe p)
 {
 	pthread_mutex_lock(&ep->mtx);
 	for (size_t i = 0; i < ep->nlive && !marked(ep); i++)
-		if (ep->live[i] == (uint32_t) nng_pipe_id(p))
+		if (ep->live[i] == (uint32_t) nng_pipe_id(p)) {
 			ep->closing = p;
+			ep->close_by = nng_clock() + CLOSING_GRACE_MS;
+			ep->closed = false;
+		}
 	atomic_store(&ep->pipes, (int) takers(ep));
 	pthread_mutex_unlock(&ep->mtx);
 }
 
-/* Ends call f on ep; the last call in flight closes a marked connection.
- * nng reports the removal from its own thread, never from within
- * nng_pipe_close, so the close is made with the lock held: the mark,
- * cleared by that report, still names the connection. */
+/* Ends call f on ep; the last call in flight closes a marked connection. */
 static void
 flight_end(struct endpoint *ep, struct flight *f)
 {
@@ -321,8 +361,8 @@ flight_end(struct endpoint *ep, struct flight *f)
 		ep->flights = f->next;
 	if (f->next != NULL)
 		f->next->prev = f->prev;
-	if (ep->flights == NULL && marked(ep))
-		nng_pipe_close(ep->closing);
+	if (ep->flights == NULL)
+		close_marked(ep);
 	pthread_mutex_unlock(&ep->mtx);
 }
 /* TLS configuration for a client of url; the server name defaults to the

@@ -30,15 +30,22 @@
  * An UNAVAILABLE answer also has the connection it came on closed, so that
  * the endpoint is dialled afresh (an address in front of several replicas
  * then reaches a ready one). The threads of a client share that
- * connection, and the other calls waiting on it for their answers keep
- * them: it is closed when the last of them ends (at once when there are
- * none), and no call starts on it meanwhile (a call goes to another
- * endpoint that is connected, or waits for the fresh connection as for any
- * other). With a single endpoint, a call of a read-only method answered
- * UNAVAILABLE or whose connection was lost is sent again on the fresh
- * connection, at most twice (after a lost connection: once) and only if it
- * comes up within 1 s (with calls still in flight on the old one it may
- * not; the call then ends with the UNAVAILABLE answer).
+ * connection, and closing it at once would fail the other calls waiting
+ * on it for their answers, requests the server may have carried out (a
+ * read-only one would be sent and run again, one of any other method would
+ * fail with its outcome unknown). So no call starts on it any more (a call
+ * goes to another endpoint that is connected, or waits for the fresh
+ * connection as for any other), and it is closed when the last call in
+ * flight on it ends (at once when there is none), but at the latest 0.5 s
+ * after the UNAVAILABLE answer, by a call then waiting for a connection:
+ * a draining replica answers the calls it took for up to 10 s, and the
+ * calls waiting for the fresh connection do not wait for the slowest of
+ * those. The calls still in flight on it then lose the connection, with
+ * the consequences that has for any call (above and below). With a single
+ * endpoint, a call of a read-only method answered UNAVAILABLE or whose
+ * connection was lost is sent again on the fresh connection, at most twice
+ * (after a lost connection: once) and only if it comes up within 1 s,
+ * which leaves room for the 0.5 s.
  *
  * Resends: nng's REQ protocol can resend a request on its own. The client
  * turns the timer-based resend off (NNG_OPT_REQ_RESENDTIME infinite), so a

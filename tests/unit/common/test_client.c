@@ -1030,9 +1030,9 @@ test_client_retries_read_only_methods_only(void **state)
 /* A REP peer that takes each request on a context of its own, so that it
  * can leave some unanswered while it answers others: a request for an id
  * that starts with "hold" waits until ctx_peer_release, "unavailable" is
- * answered UNAVAILABLE ("draining"), "stop" is answered and ends the
- * peer's thread, any other id is echoed. Every request's id and connection
- * are recorded. */
+ * answered UNAVAILABLE ("draining"), and so is the first request for
+ * "unavailable-once", "stop" is answered and ends the peer's thread, any
+ * other id is echoed. Every request's id and connection are recorded. */
 struct ctx_peer {
 	nng_socket sock;
 	char url[128];
@@ -1114,9 +1114,15 @@ ctx_peer_main(void *arg)
 		        NULL, rq->payload.len, rq->payload.data);
 		assert_non_null(g);
 		bool hold = strncmp(g->id, "hold", 4) == 0;
+		bool unavailable = strcmp(g->id, "unavailable") == 0;
 		stop = strcmp(g->id, "stop") == 0;
 
 		pthread_mutex_lock(&p->mu);
+		if (strcmp(g->id, "unavailable-once") == 0) {
+			unavailable = true;
+			for (size_t i = 0; i < p->nseen; i++)
+				unavailable &= strcmp(p->seen_id[i], g->id) != 0;
+		}
 		snprintf(p->seen_id[p->nseen], sizeof(p->seen_id[0]), "%s", g->id);
 		p->seen_pipe[p->nseen++] = (uint32_t) nng_pipe_id(nng_msg_get_pipe(m));
 		if (hold && p->nheld < HELD_MAX) {
@@ -1135,8 +1141,7 @@ ctx_peer_main(void *arg)
 
 		if (!hold) {
 			ctx_answer(ctx, rq->request_id,
-			    strcmp(g->id, "unavailable") == 0 ? ST(UNAVAILABLE) : ST(OK),
-			    g->id);
+			    unavailable ? ST(UNAVAILABLE) : ST(OK), g->id);
 			nng_ctx_close(ctx);
 		}
 		lunamatch__v1__get_posting_request__free_unpacked(g, NULL);
@@ -1191,24 +1196,32 @@ ctx_peer_count(struct ctx_peer *p, const char *id)
 	return n;
 }
 
-/* The connection (pipe id) of the first request for id; 0 when none came
- * within ms. */
+/* The connection (pipe id) of request nth (from 0) for id; 0 when none
+ * came within ms. */
 static uint32_t
-ctx_peer_pipe(struct ctx_peer *p, const char *id, int64_t ms)
+ctx_peer_pipe_nth(struct ctx_peer *p, const char *id, size_t nth, int64_t ms)
 {
 	struct timespec until = lm_clock_deadline(ms);
 	uint32_t pipe = 0;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
+		size_t n = 0;
 		for (size_t i = 0; i < p->nseen && pipe == 0; i++)
-			if (strcmp(p->seen_id[i], id) == 0)
+			if (strcmp(p->seen_id[i], id) == 0 && n++ == nth)
 				pipe = p->seen_pipe[i];
 		if (pipe != 0 || pthread_cond_timedwait(&p->cv, &p->mu, &until) != 0)
 			break;
 	}
 	pthread_mutex_unlock(&p->mu);
 	return pipe;
+}
+
+/* The connection of the first request for id, as ctx_peer_pipe_nth. */
+static uint32_t
+ctx_peer_pipe(struct ctx_peer *p, const char *id, int64_t ms)
+{
+	return ctx_peer_pipe_nth(p, id, 0, ms);
 }
 
 static void
@@ -1256,10 +1269,12 @@ bg_call_main(void *arg)
  * UNAVAILABLE answer on it does not cut the other calls waiting there:
  * each gets its own answer from the server, to the one request it sent (a
  * read-only method is not run twice, one not listed does not fail with an
- * outcome unknown). Meanwhile no call starts on that connection (the
- * UNAVAILABLE call's repeat waits for a fresh one, in vain while the
- * others are in flight, and ends with the answer it had); once they have
- * ended, the connection is closed and the next call goes over a new one.
+ * outcome unknown). Meanwhile no call starts on that connection; once
+ * they have ended, the connection is closed and the next call goes over a
+ * new one. Here they end well within the grace after which the connection
+ * is closed under them (see test_client_unavailable_close_is_bounded): the
+ * UNAVAILABLE call, of a method not listed, is not repeated, and the held
+ * calls are answered as soon as it returns.
  */
 static void
 test_client_unavailable_spares_calls_in_flight(void **state)
@@ -1286,7 +1301,7 @@ test_client_unavailable_spares_calls_in_flight(void **state)
 	assert_int_equal(ctx_peer_pipe(&p, b.id, 5000), first);
 
 	assert_int_equal(
-	    call(c, "unavailable", 5000, &status, err, sizeof(err), NULL), LM_OK);
+	    call_unlisted(c, "unavailable", 5000, &status, err, sizeof(err)), LM_OK);
 	assert_int_equal(status, ST(UNAVAILABLE));
 	assert_string_equal(err, "draining");
 	assert_int_equal(ctx_peer_pipe(&p, "unavailable", 0), first);
@@ -1319,6 +1334,93 @@ test_client_unavailable_spares_calls_in_flight(void **state)
 	uint32_t next = ctx_peer_pipe(&p, "job-1", 0);
 	assert_true(next != 0 && next != first);
 
+	assert_int_equal(call(c, "stop", 2000, &status, err, sizeof(err), NULL), LM_OK);
+	lm_client_close(c);
+	ctx_peer_down(&p);
+}
+
+/* The longest a connection marked by an UNAVAILABLE answer may take to be
+ * replaced by a fresh one in the test below: the client's grace (0.5 s,
+ * client.h) and the redial (0.1 s), with ample room for a loaded machine.
+ * The calls held meanwhile would be held far longer. */
+#define FRESH_WITHIN_MS 2500
+
+/*
+ * The wait for the calls in flight on a connection that answered
+ * UNAVAILABLE is bounded: with one endpoint (a draining replica answers
+ * its calls in flight for up to 10 s), the connection is closed at the
+ * latest a grace after it was marked, under the calls still in flight on
+ * it, which then lose it as they would otherwise (a call of a method not
+ * listed ends with the loss, sent once). A call made right after the
+ * UNAVAILABLE answer is answered on the fresh connection within about
+ * that grace, and so is the repeat of a read-only call answered
+ * UNAVAILABLE, which waits for the fresh connection only 1 s.
+ */
+static void
+test_client_unavailable_close_is_bounded(void **state)
+{
+	(void) state;
+	struct ctx_peer p;
+	struct bg_call h1 = {.method = UNLISTED_METHOD, .id = "hold-1"};
+	struct bg_call h2 = {.method = UNLISTED_METHOD, .id = "hold-2"};
+	lm_client *c = NULL;
+	char err[256], *got = NULL;
+	int status = -1;
+	uint32_t first, second, third;
+	nng_time t0;
+
+	ctx_peer_up(&p);
+	assert_int_equal(lm_client_open(p.url, NULL, &c), LM_OK);
+	assert_int_equal(call(c, "job-0", 5000, &status, err, sizeof(err), &got), LM_OK);
+	free(got);
+	first = ctx_peer_pipe(&p, "job-0", 0);
+	assert_true(first != 0);
+
+	/* A call made right after the UNAVAILABLE answer. */
+	h1.c = c;
+	assert_int_equal(pthread_create(&h1.thread, NULL, bg_call_main, &h1), 0);
+	assert_int_equal(ctx_peer_pipe(&p, h1.id, 5000), first);
+	t0 = nng_clock();
+	assert_int_equal(
+	    call_unlisted(c, "unavailable", 5000, &status, err, sizeof(err)), LM_OK);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	if (call(c, "job-1", 5000, &status, err, sizeof(err), &got) != LM_OK)
+		fail_msg("call after the UNAVAILABLE: %d \"%s\"", status, err);
+	assert_string_equal(got, "job-1");
+	free(got);
+	if (nng_clock() - t0 >= FRESH_WITHIN_MS)
+		fail_msg("answered after %d ms", (int) (nng_clock() - t0));
+	second = ctx_peer_pipe(&p, "job-1", 0);
+	assert_true(second != 0 && second != first);
+	assert_int_equal(pthread_join(h1.thread, NULL), 0);
+	if (h1.rv == LM_OK || nng_clock() - t0 >= FRESH_WITHIN_MS)
+		fail_msg("held call: %d/%d \"%s\" after %d ms", h1.rv, h1.status, h1.err,
+		    (int) (nng_clock() - t0));
+	assert_int_equal(ctx_peer_count(&p, h1.id), 1);
+
+	/* The repeat of the call answered UNAVAILABLE. */
+	h2.c = c;
+	assert_int_equal(pthread_create(&h2.thread, NULL, bg_call_main, &h2), 0);
+	assert_int_equal(ctx_peer_pipe(&p, h2.id, 5000), second);
+	t0 = nng_clock();
+	if (call(c, "unavailable-once", 5000, &status, err, sizeof(err), &got) != LM_OK ||
+	    status != ST(OK))
+		fail_msg("repeat after the UNAVAILABLE: %d \"%s\"", status, err);
+	assert_string_equal(got, "unavailable-once");
+	free(got);
+	if (nng_clock() - t0 >= FRESH_WITHIN_MS)
+		fail_msg("answered after %d ms", (int) (nng_clock() - t0));
+	assert_int_equal(ctx_peer_count(&p, "unavailable-once"), 2);
+	assert_int_equal(ctx_peer_pipe_nth(&p, "unavailable-once", 0, 0), second);
+	third = ctx_peer_pipe_nth(&p, "unavailable-once", 1, 0);
+	assert_true(third != 0 && third != second);
+	assert_int_equal(pthread_join(h2.thread, NULL), 0);
+	if (h2.rv == LM_OK || nng_clock() - t0 >= FRESH_WITHIN_MS)
+		fail_msg("held call: %d/%d \"%s\" after %d ms", h2.rv, h2.status, h2.err,
+		    (int) (nng_clock() - t0));
+	assert_int_equal(ctx_peer_count(&p, h2.id), 1);
+
+	ctx_peer_release(&p);
 	assert_int_equal(call(c, "stop", 2000, &status, err, sizeof(err), NULL), LM_OK);
 	lm_client_close(c);
 	ctx_peer_down(&p);
@@ -1749,6 +1851,7 @@ main(void)
 	    cmocka_unit_test(test_client_answer_over_the_limit),
 	    cmocka_unit_test(test_client_retries_read_only_methods_only),
 	    cmocka_unit_test(test_client_unavailable_spares_calls_in_flight),
+	    cmocka_unit_test(test_client_unavailable_close_is_bounded),
 	    cmocka_unit_test(test_client_request_over_the_limit),
 	    cmocka_unit_test(test_client_methods_classified),
 	    cmocka_unit_test(test_client_answer_memory_bounded),
