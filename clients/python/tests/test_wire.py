@@ -1146,3 +1146,60 @@ def test_unavailable_spares_the_calls_in_flight_on_its_connection():
     finally:
         p.release()
         p.close()
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_unavailable_marks_its_connection_before_the_call_leaves_it(monkeypatch,
+                                                                   asynchronous):
+    """A call answered UNAVAILABLE marks its connection while it still
+    counts as in flight on the endpoint, as the C client does: a call of
+    another thread that looks for a connection just as the first leaves the
+    endpoint does not get the one that answered UNAVAILABLE."""
+    p = HoldingPeer()
+    boarded = []
+    leave = _rpc.Pool.leave
+
+    def leave_then_board(pool, j):
+        leave(pool, j)
+        since = pool.board(j)  # another thread, just then
+        boarded.append(since is not None)
+        if since is not None:
+            leave(pool, j)
+
+    async def main(c):
+        connected(c, 1)
+        assert (await c.get_posting("job-0")).id == "job-0"
+        monkeypatch.setattr(_rpc.Pool, "leave", leave_then_board)
+        with pytest.raises(lunamatch.Unavailable) as e:
+            await c.call("DeletePosting", match_pb2.GetPostingRequest(id="unavailable"))
+        return e.value
+
+    try:
+        if asynchronous:
+            async def run():
+                async with lunamatch.AsyncClient(p.url, timeout=5.0) as c:
+                    return await main(c)
+            err = asyncio.run(asyncio.wait_for(run(), 30))
+        else:
+            class Sync:  # the client's calls, awaitable as main() awaits them
+                def __init__(self, c):
+                    self.c = c
+
+                def connected(self):
+                    return self.c.connected()
+
+                def __getattr__(self, name):
+                    fn = getattr(self.c, name)
+
+                    async def call(*args, **kw):
+                        return fn(*args, **kw)
+                    return call
+
+            with lunamatch.Client(p.url, timeout=5.0) as c:
+                err = asyncio.run(main(Sync(c)))
+        assert not err.local and err.message == "draining"
+        assert boarded == [False]
+    finally:
+        monkeypatch.undo()
+        p.release()
+        p.close()

@@ -911,10 +911,12 @@ class Call:
     unless ``give_up()`` raises); on a Flight of it, send ``envelope()``
     within ``send_ms()`` (``not_sent()`` when no connection took it: returns
     to retry, or raises), then wait for the answer at most ``wait_ms()``,
-    both read just then; then ``answer()`` with the message (a result, None
-    to retry, or an exception), ``connection_lost()`` when the connection
-    broke first (returns to retry, or raises), or raise ``no_answer()`` when
-    the answer did not come in time.
+    both read just then; then, still on the Flight, ``answer()`` with the
+    message (a result, None to retry, or an exception: an UNAVAILABLE
+    answer marks its connection while the call is in flight on it, so that
+    no other call starts there as it leaves), ``connection_lost()`` when
+    the connection broke first (returns to retry, or raises), or raise
+    ``no_answer()`` when the answer did not come in time.
 
     Which outcomes allow another attempt follows the C client
     (common/src/client.c): a request no connection took never left the

@@ -72,7 +72,7 @@ class AsyncClient(_rpc.ClientBase):
                 except pynng.ConnectionReset:
                     call.connection_lost()
                     continue
-            out = await self._answer(call, msg)
+                out = await self._answer(call, msg)
             if out is not None:
                 return out
 

@@ -39,7 +39,7 @@ class Client(_rpc.ClientBase):
                 except pynng.ConnectionReset:
                     call.connection_lost()
                     continue
-            out = call.answer(msg)
+                out = call.answer(msg)
             if out is not None:
                 return out
 
