@@ -1021,8 +1021,9 @@ class HoldingPeer:
     """A REP socket that takes each request on a context of its own, so that
     it can leave some unanswered while it answers others: a request for a
     posting id that starts with "hold" waits for release(), "unavailable"
-    is answered UNAVAILABLE ("draining"), any other id is echoed. Every
-    request's posting id and connection (pipe id) are recorded."""
+    is answered UNAVAILABLE ("draining"), and so is the first request for
+    "unavailable-once", any other id is echoed. Every request's posting id
+    and connection (pipe id) are recorded."""
 
     def __init__(self):
         self.url = "tcp://127.0.0.1:%d" % free_port()
@@ -1046,11 +1047,13 @@ class HoldingPeer:
             pid = match_pb2.GetPostingRequest.FromString(req.payload).id
             pipe = pynng.lib.nng_pipe_id(pynng.lib.nng_msg_get_pipe(msg._nng_msg))
             with self.lock:
+                unavailable = pid == "unavailable" or (
+                    pid == "unavailable-once" and all(p != pid for p, _ in self.seen))
                 self.seen.append((pid, pipe))
                 if pid.startswith("hold"):
                     self.held.append((ctx, req.request_id, pid))
                     continue
-            if pid == "unavailable":
+            if unavailable:
                 ctx.send(rpc_pb2.RpcResponse(request_id=req.request_id,
                                              code=rpc_pb2.UNAVAILABLE,
                                              message="draining").SerializeToString())
@@ -1077,8 +1080,12 @@ class HoldingPeer:
 
     def pipe(self, pid):
         """The connection of the first request for pid, or None."""
+        return next(iter(self.pipes(pid)), None)
+
+    def pipes(self, pid):
+        """The connections of the requests for pid, in order."""
         with self.lock:
-            return next((pipe for p, pipe in self.seen if p == pid), None)
+            return [pipe for p, pipe in self.seen if p == pid]
 
     def close(self):
         self.sock.close()
@@ -1090,11 +1097,13 @@ def test_unavailable_spares_the_calls_in_flight_on_its_connection():
     UNAVAILABLE answer on it does not cut the other calls waiting there:
     each gets its own answer, to the one request it sent (a read-only
     method is not run twice, one not listed does not fail with an outcome
-    unknown). Meanwhile no call starts on that connection (the
-    UNAVAILABLE call's repeat waits for a fresh one, in vain while the
-    others are in flight, and ends with the answer it had); once they have
-    ended, the connection is closed and the next call goes over a new
-    one."""
+    unknown). Meanwhile no call starts on that connection; once they have
+    ended, the connection is closed and the next call goes over a new one.
+    Here they end well within the grace after which the connection is
+    closed under them (see
+    test_unavailable_closes_its_connection_within_a_grace): the UNAVAILABLE
+    call, of a method not listed, is not repeated, and the held calls are
+    answered as soon as it returns."""
     p = HoldingPeer()
     results = {}
 
@@ -1125,7 +1134,8 @@ def test_unavailable_spares_the_calls_in_flight_on_its_connection():
             assert p.pipe("hold-read-only") == p.pipe("hold-unlisted") == first
 
             with pytest.raises(lunamatch.Unavailable) as e:
-                c.get_posting("unavailable", timeout=5.0)
+                c.call("DeletePosting", match_pb2.GetPostingRequest(id="unavailable"),
+                       timeout=5.0)
             assert not e.value.local and e.value.message == "draining"
             assert p.pipe("unavailable") == first
             # The held calls still wait for their answers, each sent once.
@@ -1143,6 +1153,77 @@ def test_unavailable_spares_the_calls_in_flight_on_its_connection():
             # The UNAVAILABLE still leads to a fresh connection.
             assert c.get_posting("job-1").id == "job-1"
             assert p.pipe("job-1") not in (None, first)
+    finally:
+        p.release()
+        p.close()
+
+
+def test_unavailable_closes_its_connection_within_a_grace():
+    """The wait for the calls in flight on a connection that answered
+    UNAVAILABLE is bounded: with one endpoint (a draining replica answers
+    its calls in flight for up to 10 s), the connection is closed under the
+    calls still in flight on it once _rpc.CLOSING_GRACE has passed, and
+    they lose it as they would otherwise (a call of a method not listed
+    ends with the loss, sent once). A call made right after the
+    UNAVAILABLE answer is answered on the fresh connection within about
+    the grace, and so is the repeat of a read-only call answered
+    UNAVAILABLE, which waits for the fresh connection REDIAL_WAIT only.
+    The held requests would be held far longer."""
+    p = HoldingPeer()
+    held = {}
+    bound = _rpc.CLOSING_GRACE + 2.0
+
+    def hold(c, pid):  # a call of a method not listed, held by the peer
+        try:
+            held[pid] = c.call("DeletePosting", match_pb2.GetPostingRequest(id=pid))
+        except Exception as e:  # noqa: BLE001 - checked below
+            held[pid] = e
+
+    def cut(c, pid, on, since):
+        """Starts a held call, waits until it is on connection on, and
+        returns a function checking that it lost that connection before
+        since + bound."""
+        t = threading.Thread(target=hold, args=(c, pid))
+        t.start()
+        wait_for("the held request", lambda: p.pipe(pid) is not None, timeout=5.0,
+                 step=0.01)
+        assert p.pipe(pid) == on
+
+        def check():
+            t.join(max(0.0, since() + bound - time.monotonic()))
+            assert not t.is_alive(), "%s still in flight" % pid
+            assert isinstance(held[pid], lunamatch.Unavailable) and held[pid].local, held
+            assert p.count(pid) == 1
+        return check
+
+    try:
+        with lunamatch.Client(p.url, timeout=10.0) as c:
+            connected(c, 1)
+            assert c.get_posting("job-0").id == "job-0"
+            first = p.pipe("job-0")
+            t0 = [0.0]
+
+            # A call made right after the UNAVAILABLE answer.
+            check = cut(c, "hold-1", first, lambda: t0[0])
+            t0[0] = time.monotonic()
+            with pytest.raises(lunamatch.Unavailable) as e:
+                c.call("DeletePosting", match_pb2.GetPostingRequest(id="unavailable"),
+                       timeout=5.0)
+            assert not e.value.local
+            assert c.get_posting("job-1", timeout=5.0).id == "job-1"
+            assert time.monotonic() - t0[0] < bound
+            second = p.pipe("job-1")
+            assert second not in (None, first)
+            check()
+
+            # The repeat of the call answered UNAVAILABLE.
+            check = cut(c, "hold-2", second, lambda: t0[0])
+            t0[0] = time.monotonic()
+            assert c.get_posting("unavailable-once", timeout=5.0).id == "unavailable-once"
+            assert time.monotonic() - t0[0] < bound
+            pipes = p.pipes("unavailable-once")
+            assert len(pipes) == 2 and pipes[0] == second and pipes[1] != second
+            check()
     finally:
         p.release()
         p.close()

@@ -65,6 +65,14 @@ RETRY_CODES = frozenset({rpc_pb2.UNAVAILABLE})
 SINGLE_REDIALS = 2
 REDIAL_WAIT = 1.0
 
+#: The longest, in seconds, that a connection which answered UNAVAILABLE is
+#: kept for the calls in flight on it (Pool.unavailable; the README's
+#: "Fresh connections"). The repeat of the call answered UNAVAILABLE waits
+#: REDIAL_WAIT for the fresh connection, which nng dials 0.1 s after the
+#: close: the close comes early enough to leave the rest of that wait for
+#: the connection itself.
+CLOSING_GRACE = 0.5
+
 #: With several endpoints: once every endpoint was tried, the next round
 #: starts after a pause that doubles from ROUND_PAUSE_MIN to ROUND_PAUSE_MAX
 #: seconds, while the deadline leaves room for it; endpoints without a
@@ -274,10 +282,9 @@ class Pool:
     on, as in the C client.
 
     A call counts as in flight on an endpoint from board() to leave(). A
-    connection that answered UNAVAILABLE is closed once no call is in
-    flight on its endpoint, not at once (see unavailable()): the calls of
-    the client's other threads share it, and closing it would fail those
-    still waiting there for their answers."""
+    connection that answered UNAVAILABLE is not closed at once but when
+    the calls in flight on it have ended, within CLOSING_GRACE (see
+    unavailable(); the README's "Fresh connections" gives the rule)."""
 
     def __init__(self, urls: Sequence[str], tls: Callable[[str], pynng.TLSConfig],
                  max_response_bytes: int):
@@ -292,7 +299,8 @@ class Pool:
         self._flights: List[set] = [set() for _ in self.urls]  # nng aios waiting
         self._losses: List[int] = [0 for _ in self.urls]  # connections gone so far
         self._boarded: List[int] = [0 for _ in self.urls]  # calls in flight
-        # The connection to close (pipe id, nng_pipe) per endpoint, or None.
+        # The connection to close per endpoint, or None: (pipe id, nng_pipe,
+        # the time.monotonic() by which it is closed).
         self._closing: List[Optional[tuple]] = [None for _ in self.urls]
         with _open_pools_lock:
             _open_pools.add(self)
@@ -345,31 +353,38 @@ class Pool:
         this server will not serve it, and nng is to dial j afresh. It is
         marked, so that no call starts on it any more (board() looks past
         it), and closed when the last call in flight on j leaves, at once
-        when none is. A connection already gone is not marked; one marked
-        is one still up, and its mark goes with it (_down), so a close
-        never meets a pipe id nng gave to another connection."""
+        when none is, or by the first call that looks for a connection of
+        j (board) once CLOSING_GRACE has passed, under the calls still in
+        flight on it. The caller is one of those in flight. A connection
+        already gone is not marked; one marked is one still up, and its
+        mark goes with it (_down), so a close never meets a pipe id nng
+        gave to another connection."""
         pipe_id = lib.nng_pipe_id(pipe)
         with self._lock:
             if self._closing[j] is None and pipe_id in self._live[j]:
-                self._closing[j] = (pipe_id, pipe)
+                self._closing[j] = (pipe_id, pipe, time.monotonic() + CLOSING_GRACE)
             self._close_marked(j)
 
     def _close_marked(self, j: int) -> None:
-        """Closes j's marked connection when no call is in flight on j; with
-        the lock held (nng reports the removal from its own thread, not
-        from within nng_pipe_close). It counts as gone at once."""
-        if self._boarded[j] == 0 and self._closing[j] is not None:
-            pipe_id, pipe = self._closing[j]
-            lib.nng_pipe_close(pipe)
-            self._down(j, pipe_id)
+        """Closes j's marked connection when no call is in flight on j or
+        its grace is over; with the lock held (nng reports the removal from
+        its own thread, not from within nng_pipe_close). It counts as gone
+        at once."""
+        closing = self._closing[j]
+        if closing is not None and (self._boarded[j] == 0
+                                    or time.monotonic() >= closing[2]):
+            lib.nng_pipe_close(closing[1])
+            self._down(j, closing[0])
 
     def board(self, j: int) -> Optional[int]:
         """losses(j) if endpoint j has a connection that takes calls now
         (one up and not marked closing), else None: read together, so that
         a connection that goes after this look counts as gone since (see
         flying). When not None, the call counts as in flight on j until it
-        calls leave(j)."""
+        calls leave(j). Closes a marked connection whose grace is over
+        (unavailable)."""
         with self._lock:
+            self._close_marked(j)
             if len(self._live[j]) - (self._closing[j] is not None) <= 0:
                 return None
             self._boarded[j] += 1
@@ -927,11 +942,10 @@ class Call:
     A server's UNAVAILABLE answer has the connection it came on closed, so
     that nng dials that endpoint afresh: a draining replica keeps its
     connections until it exits, and an address in front of several replicas
-    sends a new connection to a ready one. The connection is closed once
-    the other calls in flight on it have ended (Pool.unavailable), and no
-    call starts on it meanwhile. With a single endpoint the call is then
-    sent again on the new connection (SINGLE_REDIALS, REDIAL_WAIT), as
-    after a lost connection."""
+    sends a new connection to a ready one, sparing the other calls in
+    flight on it for a grace (Pool.unavailable). With a single endpoint the
+    call is then sent again on the new connection (SINGLE_REDIALS,
+    REDIAL_WAIT), as after a lost connection."""
 
     def __init__(self, pool: Pool, method: str, request, unwrap: Optional[Callable],
                  timeout: float):
@@ -1190,7 +1204,8 @@ class Call:
             if resp.code == rpc_pb2.UNAVAILABLE:
                 # This server will not serve this connection: no call
                 # starts on it from now on, and it is closed once the
-                # other calls on it have their answers.
+                # other calls on it have their answers, or their grace
+                # is over.
                 self.pool.unavailable(self.j, lib.nng_msg_get_pipe(msg._nng_msg))
             if resp.code in RETRY_CODES and self._resend(err):
                 return None
