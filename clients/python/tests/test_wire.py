@@ -511,6 +511,24 @@ def test_a_large_answer_does_not_hold_the_event_loop(peer_factory):
     assert gap < inline / 2, "the loop stood %.3f s, the call takes %.3f s" % (gap, inline)
 
 
+def test_a_large_answer_after_close_is_decoded_on_the_loop(peer_factory):
+    """An answer that arrives as the client closes finds its decoding thread
+    shut down: it is decoded on the loop instead, and the call gets it
+    (not the thread pool's error)."""
+    want = match_pb2.MatchJobsResponse()
+    want.MergeFromString(densest_payload())
+    assert len(want.SerializeToString()) > aio.INLINE_DECODE_BYTES
+    p = peer_factory(answering(want.SerializeToString))
+
+    async def main():
+        async with lunamatch.AsyncClient(p.url, timeout=10.0) as c:
+            connected(c, 1)
+            c._decoder.shutdown(wait=True)
+            return await c.match_jobs("cand-1")
+
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == want
+
+
 def described(err):
     """An RpcError as what two calls' errors have in common: all but the
     request id."""

@@ -85,8 +85,15 @@ class AsyncClient(_rpc.ClientBase):
         if len(raw) <= INLINE_DECODE_BYTES:
             decoded = call.decode(raw)
         else:
-            decoded = await asyncio.get_running_loop().run_in_executor(
-                self._decoder, call.decode, raw)
+            try:
+                fut = asyncio.get_running_loop().run_in_executor(
+                    self._decoder, call.decode, raw)
+            except RuntimeError:
+                # close() came after the answer: the thread takes no more
+                # work, and the answer is decoded here.
+                decoded = call.decode(raw)
+            else:
+                decoded = await fut
         return call.settle(msg, *decoded)
 
     def close(self) -> None:
