@@ -474,13 +474,15 @@ def answering(payload):
                                            payload=payload()).SerializeToString()
 
 
-def test_a_large_answer_does_not_hold_the_event_loop(peer_factory):
+def test_a_large_answer_does_not_hold_the_event_loop(peer_factory, monkeypatch):
     """Checking and decoding an answer of some MiB takes tens to hundreds of
-    ms. The asyncio client does it on a thread of its own, so that the
-    other tasks of the event loop run meanwhile: no pause of the loop comes
-    near the time the synchronous client takes for the same call (the
-    bound is relative to this machine: half of that time). The answer is
-    the densest one four times over, 10 MiB."""
+    ms. The asyncio client does it on a thread of its own (checked), so
+    that the other tasks of the event loop run meanwhile: no pause of the
+    loop comes near the time the synchronous client takes for the same
+    call (the bound is relative to this machine, and loose, 0.8 of that
+    time, since a loaded machine can pause any thread: decoded on the
+    loop, the pause is all of it). The answer is the densest one four
+    times over, 10 MiB."""
     want = match_pb2.MatchJobsResponse()
     for _ in range(4):
         want.MergeFromString(densest_payload())
@@ -493,6 +495,15 @@ def test_a_large_answer_does_not_hold_the_event_loop(peer_factory):
         inline = time.monotonic() - t
     assert sync == want
     assert inline > 0.05, "the answer is meant to take longer to decode: %.3f s" % inline
+
+    decoded_on = []
+    decode = _rpc.Call.decode
+
+    def recording(self, raw):
+        decoded_on.append(threading.current_thread().name)
+        return decode(self, raw)
+
+    monkeypatch.setattr(_rpc.Call, "decode", recording)
 
     async def main():
         async with lunamatch.AsyncClient(p.url, timeout=10.0) as c:
@@ -508,7 +519,8 @@ def test_a_large_answer_does_not_hold_the_event_loop(peer_factory):
 
     got, gap = asyncio.run(asyncio.wait_for(main(), 30))
     assert got == want
-    assert gap < inline / 2, "the loop stood %.3f s, the call takes %.3f s" % (gap, inline)
+    assert len(decoded_on) == 1 and decoded_on[0].startswith("lunamatch-decode"), decoded_on
+    assert gap < inline * 0.8, "the loop stood %.3f s, the call takes %.3f s" % (gap, inline)
 
 
 def test_a_large_answer_after_close_is_decoded_on_the_loop(peer_factory):
