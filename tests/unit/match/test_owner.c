@@ -1319,7 +1319,10 @@ test_two_replicas(void **state)
  * the owner that gets the partition takes the claim back, and the profile
  * is derived. The group coordinator refuses the first tries to take it
  * back (more than the assignments the member gets): the owner keeps
- * trying until it succeeds, with no new message on that partition.
+ * trying until it succeeds, with no new message on that partition. The
+ * profile comes after the take-back: a profiles batch that read the cut
+ * before it keeps waiting for that cut until the partition moves (a gap
+ * noted in docs/architecture.md).
  */
 static void
 test_claim_left_reading(void **state)
@@ -1337,12 +1340,15 @@ test_claim_left_reading(void **state)
 	     stats(R0->owner).partitions != 4 && lm_clock_ms() < end;)
 		lmt_sleep_ms(20);
 	assert_int_equal(stats(R0->owner).partitions, 4);
+	for (int64_t end = lm_clock_ms() + JOIN_MS;
+	     claim_len(POSTINGS, 1) > 0 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(claim_len(POSTINGS, 1), 0);
 
 	produce_record(false, LEAD, 1);
 	ingest_put(false, LEAD, 1);
 	ingest_commit(PROFILES, 1);
 	assert_true(wait_messages(R0->owner, 1));
-	assert_int_equal(claim_len(POSTINGS, 1), 0);
 	assert_false(stats(R0->owner).failing);
 }
 
