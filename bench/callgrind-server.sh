@@ -22,18 +22,29 @@
 #
 #   BENCH_CG_POSTINGS  postings in the store (100000)
 #   BENCH_CG_CALLS     counted calls (200)
+#   BENCH_CG_CACHE     1: also simulate the caches (--cache-sim=yes, about
+#                      twice as slow) and report the data reads that miss
+#                      the first-level and the last-level cache per call:
+#                      as exact as the instructions, and what a change of
+#                      memory access (not of instructions) moves
 #   BENCH_DIR          where the store and the raw callgrind files go ($TMPDIR or /tmp)
 #   BENCH_OUT          results directory (bench/results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 case "${1:-}" in
--h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 build=${1:-build}
 ref=${2:-}
 postings=${BENCH_CG_POSTINGS:-100000}
 calls=${BENCH_CG_CALLS:-200}
+cache=${BENCH_CG_CACHE:-0}
+case "$cache" in
+0) cachesim=no ;;
+1) cachesim=yes ;;
+*) echo "callgrind-server: BENCH_CG_CACHE must be 0 or 1" >&2; exit 2 ;;
+esac
 dir=${BENCH_DIR:-${TMPDIR:-/tmp}}/lunamatch-callgrind
 out=${BENCH_OUT:-bench/results}
 command -v valgrind >/dev/null || { echo "callgrind-server: valgrind is not installed" >&2; exit 1; }
@@ -90,7 +101,7 @@ measure() {
 	LUNAMATCH_RPC_URL=$rpc LUNAMATCH_HTTP_ADDR=$http \
 		LUNAMATCH_BROKERS=127.0.0.1:$(free_port) \
 		valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
-		--toggle-collect=work --callgrind-out-file="$raw" \
+		--toggle-collect=work --cache-sim=$cachesim --callgrind-out-file="$raw" \
 		"$bin/lunamatch-match" >/dev/null 2>"$dir/$tag.log" &
 	vg=$!
 	# measure runs in a command substitution, a subshell: vg is set only
@@ -128,13 +139,23 @@ measure() {
 	vg=
 	dump=$(ls -S "$raw".* | head -1) # the dump, not the file written at exit
 	mv "$dump" "$dir/$tag.out"
-	total=$(callgrind_annotate "$dir/$tag.out" 2>/dev/null |
-		awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+	# PROGRAM TOTALS: Ir, and with the cache simulation Dr Dw I1mr D1mr
+	# D1mw ILmr DLmr DLmw after it.
+	total=$(callgrind_annotate --show-percs=no "$dir/$tag.out" 2>/dev/null |
+		awk '/PROGRAM TOTALS/ {for (i = 1; i <= NF; i++) gsub(",", "", $i);
+			if ($1 !~ /^[0-9]+$/) exit;
+			if (NF >= 10) print $1, $5, $8; else print $1; exit}')
 	if [ -z "$total" ]; then
 		echo "callgrind-server: no instruction count in $dir/$tag.out (log $dir/$tag.log)" >&2
 		exit 1
 	fi
-	echo $((total / calls))
+	if [ "$cache" = 1 ]; then
+		set -- $total
+		[ $# = 3 ] || { echo "callgrind-server: no cache counts in $dir/$tag.out" >&2; exit 1; }
+		echo "$(($1 / calls)) $(($2 / calls)) $(($3 / calls))"
+	else
+		echo $((total / calls))
+	fi
 }
 
 # about BUILD: its source tree's commit and its build type, as bench/run.sh
@@ -148,8 +169,15 @@ about() {
 }
 
 load=$(cut -d' ' -f1 /proc/loadavg)
-[ -z "$ref" ] || per_ref=$(measure "$ref" reference)
-per=$(measure "$build" build)
+# (measure's status is that of an assignment, so that set -e stops here.)
+if [ -n "$ref" ]; then
+	counts=$(measure "$ref" reference)
+	read -r per_ref d1_ref ll_ref <<<"$counts"
+fi
+counts=$(measure "$build" build)
+read -r per d1 ll <<<"$counts"
+# ratio A B: A / B to three decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 f="$out/server-callgrind-$postings.txt"
 {
 	echo "lunamatch-match under callgrind  $(date -u +%Y-%m-%dT%H:%MZ)  commit $(about "$build")"
@@ -162,7 +190,13 @@ f="$out/server-callgrind-$postings.txt"
 	echo "instructions per call   $per"
 	if [ -n "$ref" ]; then
 		echo "reference               $per_ref  (commit $(about "$ref"), same calls)"
-		echo "ratio                   $(awk -v a="$per" -v b="$per_ref" 'BEGIN {printf "%.3f", a / b}')"
+		echo "ratio                   $(ratio "$per" "$per_ref")"
+	fi
+	if [ "$cache" = 1 ]; then
+		echo
+		echo "data reads missing, per call (callgrind's cache simulation of this machine's caches):"
+		echo "  first level          $d1${ref:+   reference $d1_ref   ratio $(ratio "$d1" "$d1_ref")}"
+		echo "  last level           $ll${ref:+   reference $ll_ref   ratio $(ratio "$ll" "$ll_ref")}"
 	fi
 	echo
 	echo "inclusive, per call, largest first (callgrind_annotate --inclusive=yes):"

@@ -2491,12 +2491,18 @@ kfind(const struct cursor *c, bool finds, double theta)
 }
 
 /* The place of c's first entry at or past doc, from entry i on (the
- * entries before i are below doc), found a block at a time. */
+ * entries before i are below doc), found a block at a time. A doc past
+ * the last entry (the end of the last window, or of a sparse cursor's one
+ * read) is answered from that entry alone: the walk would touch the last
+ * entry of every block, cache lines the finding pass skips by the block
+ * maxima. */
 static uint32_t
 cursor_seek(const struct cursor *c, uint32_t i, uint32_t doc)
 {
 	if (i >= c->n || c->e[i].doc >= doc)
 		return i; /* the usual case of a window's first entry */
+	if (c->e[c->n - 1].doc < doc)
+		return c->n;
 	while (i < c->n) {
 		uint32_t end = (i / LM_INVERTED_BLOCK + 1) * LM_INVERTED_BLOCK;
 		if (end > c->n)
