@@ -833,8 +833,8 @@ slot_cb(void *arg)
 
 /* ---- workers ----------------------------------------------------------- */
 
-/* lm_pb_decode_capped at the server's request limit (rpc_server.h,
- * LM_RPC_DECODE_FLOOR). */
+/* lm_pb_decode_capped at the server's request limit (rpc_server.h;
+ * LM_PB_DECODE_FLOOR and LM_PB_DECODE_FACTOR, lunamatch/pb.h). */
 static int
 decode(const lm_rpc_server *s, const ProtobufCMessageDescriptor *desc, const void *data,
     size_t len, ProtobufCMessage **out, char *err, size_t errlen)

@@ -21,8 +21,10 @@
 /*
  * Hard limits on what librdkafka buffers for a reader, instead of its
  * defaults (about 1 GiB of pre-fetched messages per partition queue).
- * Dead-letter records reach 2 MiB (ingest's dead-letter producer allows
- * message.max.bytes 2097152), so one partition fetch is sized for one of them.
+ * A dead letter is at most 1,000,000 bytes (ingest's dead-letter producer's
+ * message.max.bytes, LM_DLQ_PRODUCER_MSG_MAX), so one partition fetch holds
+ * at least two of them; a larger record of another producer is still
+ * returned alone (a fetch always returns its first record whole).
  */
 /* Largest record read, and the most one partition returns per fetch. */
 #define CONSUME_MESSAGE_MAX "2097152"
