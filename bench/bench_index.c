@@ -1,8 +1,9 @@
 /*
  * bench_index.c - speed and memory of the in-memory match index (index.h):
  * build time and resident memory for N postings, latency percentiles of
- * MatchJobs (explain NONE, SUMMARY, FULL) and MatchCandidates, and MatchJobs
- * throughput with 1..n query threads.
+ * MatchJobs (explain NONE, SUMMARY, FULL) and MatchCandidates, MatchJobs
+ * throughput with 1..n query threads, and how long the puts of a follower
+ * wait while the index takes a new idf snapshot.
  *
  * The data is synthetic but shaped like real traffic (bench_util.h) and
  * fully determined by --seed. Results go to <out-dir>/<name>.json and
@@ -407,6 +408,84 @@ qps_phase(lm_index *idx, const opts *o, uint64_t nthreads, uint64_t *total, doub
 	return (double) *total / ((double) (t1 - t0) / 1e9);
 }
 
+/* ---- puts across a new idf snapshot ---------------------------------------- */
+
+typedef struct churn_result {
+	bench_lat lat;     /* of each put */
+	uint64_t puts;     /* puts until the new snapshot was in place */
+	uint64_t reshares; /* snapshots taken meanwhile (0: none fell due) */
+} churn_result;
+
+#define CHURN_AFTER 10 /* puts after the new snapshot, in % of the postings */
+
+/* Takes every skill and requirement group out of p. */
+static void
+strip_skills(Lunamatch__V1__JobPosting *p)
+{
+	for (size_t i = 0; i < p->n_skills; i++)
+		protobuf_c_message_free_unpacked(&p->skills[i]->base, NULL);
+	for (size_t i = 0; i < p->n_requirement_groups; i++)
+		protobuf_c_message_free_unpacked(&p->requirement_groups[i]->base, NULL);
+	free(p->skills);
+	free(p->requirement_groups);
+	p->skills = NULL;
+	p->requirement_groups = NULL;
+	p->n_skills = p->n_requirement_groups = 0;
+}
+
+/* Puts new postings without skills (new-<i>), one at a time as the
+ * follower applies changes, until the index has taken a new idf snapshot
+ * (lm_index_counts.reshares) or 2n were put, then CHURN_AFTER % of n more
+ * (the index may still be freeing the old lists), timing each put. They
+ * move every idf (N grows, no skill's count does; common skills' idf
+ * most): the drift is first checked after about n puts (index.c: every
+ * postings/2 changes), when it is past the bound, and the puts go on
+ * while the snapshot is taken. Returns 0 or -1. */
+static int
+churn_phase(lm_index *idx, bench_gen *gen, uint64_t n, churn_result *out)
+{
+	uint64_t more = n * CHURN_AFTER / 100,
+	         *samples = calloc(2 * n + more, sizeof(*samples));
+	lm_index_counts c0, c;
+	char id[ID_MAX];
+	uint64_t i, end = 2 * n;
+
+	memset(out, 0, sizeof(*out));
+	if (samples == NULL) {
+		fprintf(stderr, "bench_index: out of memory\n");
+		return -1;
+	}
+	lm_index_counts_get(idx, &c0);
+	c = c0;
+	for (i = 0; i < end; i++) {
+		Lunamatch__V1__JobPosting *p;
+		uint64_t t0;
+		int rc;
+		snprintf(id, sizeof(id), "new-%08llu", (unsigned long long) i);
+		p = bench_gen_posting(gen, id);
+		strip_skills(p);
+		t0 = bench_now_ns();
+		rc = lm_index_put_posting(idx, p, n + 1 + i);
+		samples[i] = bench_now_ns() - t0;
+		if (rc != LM_OK) {
+			fprintf(stderr, "bench_index: put: %s\n", lm_strerror(rc));
+			free(samples);
+			return -1;
+		}
+		lm_index_counts_get(idx, &c);
+		if (c.reshares != c0.reshares && end == 2 * n) {
+			out->puts = i + 1;
+			end = i + 1 + more;
+		}
+	}
+	if (out->puts == 0)
+		out->puts = i;
+	out->reshares = c.reshares - c0.reshares;
+	bench_lat_summarize(samples, (size_t) i, &out->lat);
+	free(samples);
+	return 0;
+}
+
 /* ---- one index size ------------------------------------------------------ */
 
 typedef struct size_result {
@@ -420,6 +499,7 @@ typedef struct size_result {
 	double qps_cpu[BENCH_LIST_MAX]; /* cores busy on average: CPU time / wall time */
 	double qps_others[BENCH_LIST_MAX]; /* cores other processes kept busy meanwhile */
 	uint64_t qps_queries[BENCH_LIST_MAX];
+	churn_result churn;
 } size_result;
 
 /* Builds an index of o->profiles profiles and n postings and measures it. */
@@ -508,6 +588,10 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 		if (r->qps[t] < 0)
 			goto fail_quiet;
 	}
+	fprintf(stderr, "bench_index: %llu postings: puts across a new idf snapshot\n",
+	    (unsigned long long) n);
+	if (churn_phase(idx, gen, n, &r->churn) != 0)
+		goto fail_quiet;
 	lm_index_free(idx);
 	bench_gen_free(gen);
 	bench_trim_heap();
@@ -555,7 +639,8 @@ size_json(const opts *o, const size_result *r)
 		             (json_int_t) o->threads[t], "qps", r->qps[t], "queries",
 		             (json_int_t) r->qps_queries[t], "cpu_cores_busy",
 		             r->qps_cpu[t], "other_cores_busy", r->qps_others[t]));
-	j = json_pack("{s:I,s:I,s:I,s:{s:f,s:f,s:f,s:f},s:{s:I,s:I,s:f,s:f,s:I},s:o,s:o}",
+	j = json_pack("{s:I,s:I,s:I,s:{s:f,s:f,s:f,s:f},s:{s:I,s:I,s:f,s:f,s:I},s:o,s:o,"
+	              "s:{s:I,s:I,s:o}}",
 	    "postings", (json_int_t) r->postings, "open_postings",
 	    (json_int_t) r->counts.open_postings, "profiles",
 	    (json_int_t) r->counts.profiles, "build", "profiles_ms", r->profiles_build_ms,
@@ -570,7 +655,9 @@ size_json(const opts *o, const size_result *r)
 	    "bytes_per_profile",
 	    (double) r->profiles_bytes /
 	        (double) (r->counts.profiles ? r->counts.profiles : 1),
-	    "rss_after_bytes", (json_int_t) r->rss_after, "latency", q, "qps", qps);
+	    "rss_after_bytes", (json_int_t) r->rss_after, "latency", q, "qps", qps,
+	    "reshare_puts", "puts", (json_int_t) r->churn.puts, "reshares",
+	    (json_int_t) r->churn.reshares, "latency", bench_lat_json(&r->churn.lat));
 	return j;
 }
 
@@ -689,6 +776,19 @@ table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *mac
 		}
 		bench_text_printf(t, "\n");
 	}
+	row_head(t, "puts across a new idf snapshot");
+	for (size_t i = 0; i < nr; i++)
+		bench_text_printf(t, " %22llu", (unsigned long long) r[i].churn.puts);
+	bench_text_printf(t, "\n");
+	row_head(t, "  put p50/p99/max (ms)");
+	for (size_t i = 0; i < nr; i++) {
+		char cell[64];
+		snprintf(cell, sizeof(cell), "%.2f/%.2f/%.1f",
+		    r[i].churn.lat.p50_us / 1000.0, r[i].churn.lat.p99_us / 1000.0,
+		    r[i].churn.lat.max_us / 1000.0);
+		bench_text_printf(t, " %22s", cell);
+	}
+	bench_text_printf(t, "\n");
 	bench_text_printf(
 	    t, "%-36s %22.1f\n", "peak RSS of the run (MiB)", mib(bench_maxrss_bytes()));
 }
