@@ -181,6 +181,18 @@ lm_idf_snap_share(const lm_idf_snap *sn, const lm_posting_prep *pp,
 	return v;
 }
 
+uint32_t
+lm_idf_snap_refs(const lm_idf_snap *sn, uint32_t sym)
+{
+	return sym < sn->cap ? sn->refs[sym] : 0;
+}
+
+uint32_t
+lm_idf_snap_syms(const lm_idf_snap *sn)
+{
+	return sn->cap;
+}
+
 double
 lm_idf_snap_drift(const lm_idf_snap *sn, const lm_skill_stats *s)
 {

@@ -9,7 +9,9 @@
  * entry's packed bytes or, in an index that reads its records from a store
  * (lm_index_set_store), from the store's bytes in place. One pthread
  * rwlock guards everything; the IDF statistics, the inverted lists
- * and the expiry heap change only under the write lock.
+ * and the expiry heap change only under the write lock (the lists of a
+ * new idf snapshot being built aside also under the read lock, by the one
+ * thread that holds rb_lock; no query reads them).
  *
  * Queries avoid the scattered records: every prep is bound to the IDF
  * statistics (skill ids and words become small integers, see score.h); the
@@ -122,6 +124,7 @@ struct wbuf {
 	size_t cap;
 };
 
+struct rebuild; /* a new idf snapshot's postings' lists being built (reshare_step) */
 struct scratch; /* per-query working memory, pooled (see scratch_get) */
 static void pool_free(lm_index *idx);
 
@@ -140,14 +143,26 @@ struct lm_index {
 	struct expiry *exp;     /* min-heap by at; nexp entries, room for expcap */
 	size_t nexp, expcap;
 	pthread_mutex_t pool_lock;
-	struct scratch *pool;       /* free scratch, linked by next */
-	_Atomic uint64_t scored;    /* pairs fully scored by queries, ever */
-	_Atomic uint64_t reached;   /* records queries evaluated (read the keys of) */
-	_Atomic uint64_t entries;   /* list entries queries read */
-	lm_idf_snap *snap;          /* the idf the postings' list shares are at */
-	size_t since_check;         /* list changes since the drift was checked */
-	atomic_bool reshare_due;    /* a new snapshot is due (reshare_aside) */
-	_Atomic uint64_t reshares;  /* snapshots taken by reshare_aside, ever */
+	struct scratch *pool;      /* free scratch, linked by next */
+	_Atomic uint64_t scored;   /* pairs fully scored by queries, ever */
+	_Atomic uint64_t reached;  /* records queries evaluated (read the keys of) */
+	_Atomic uint64_t entries;  /* list entries queries read */
+	lm_idf_snap *snap;         /* the idf the postings' list shares are at */
+	size_t since_check;        /* list changes since the drift was checked */
+	atomic_bool reshare_due;   /* a new snapshot is due (reshare_step) */
+	_Atomic uint64_t reshares; /* snapshots taken by reshare_step, ever */
+	/* The lists of a new snapshot being built (reshare_step), or NULL:
+	 * set and cleared under the write lock and rb_lock, stepped under
+	 * the read lock by the thread that holds rb_lock. retired: the lists
+	 * it replaced (or itself, dropped), being freed a step at a time,
+	 * under rb_lock; never both. stepping: whether either is set, for a
+	 * look without a lock. */
+	struct rebuild *rb;
+	lm_inverted *retired;
+	atomic_bool stepping;
+	pthread_mutex_t rb_lock;
+	int (*seam)(void *arg, size_t *budget); /* under rb_lock */
+	void *seam_arg;
 	_Atomic uint64_t damaged;   /* reads of damaged records (note_damaged) */
 	bool loading;               /* lm_index_loading: no periodic re-snapshot */
 	uint64_t gen;               /* changes of statistics or shares, ever */
@@ -167,6 +182,13 @@ struct lm_index {
 	void *fault_arg;
 	uint32_t window; /* the sweep's window: 2^window doc ids; under the lock */
 };
+
+#define SWAP(type, a, b)                                                                 \
+	do {                                                                             \
+		type swap_tmp_ = (a);                                                    \
+		(a) = (b);                                                               \
+		(b) = swap_tmp_;                                                         \
+	} while (0)
 
 /* ---- tables ---------------------------------------------------------------- */
 
@@ -485,18 +507,134 @@ prep_bare(const lm_posting_prep *pp)
 	return pp != NULL && !lm_posting_prep_skills_present(pp);
 }
 
-/* Writes the terms of posting pp (held in the idf snapshot) to w with
- * their shares and what follows each; returns how many. Reads the index
- * only: the listing threads of a load call it at once (list_set). */
+/* Writes the shares at idf snapshot sn (which holds posting pp) of the n
+ * terms of pp at terms, and what follows each, to shares and after. Reads
+ * the index only. */
+static void
+posting_shares(const lm_index *idx, const lm_idf_snap *sn, const lm_posting_prep *pp,
+    const uint32_t *terms, size_t n, float *shares, float *after)
+{
+	lm_idf_snap_term_shares(
+	    sn, pp, idx->model->params.preferred_share, terms, n, shares);
+	lm_inverted_after(terms, shares, n, after);
+}
+
+/* Writes the terms of posting pp (held in idf snapshot sn) to w with
+ * their shares at sn and what follows each; returns how many. w must have
+ * room for lm_prep_terms_max(pp, NULL) terms. Reads the index only: the
+ * listing threads of a load call it at once (list_set). */
 static size_t
-posting_terms(const lm_index *idx, const lm_posting_prep *pp, struct wbuf *w)
+posting_terms(
+    const lm_index *idx, const lm_idf_snap *sn, const lm_posting_prep *pp, struct wbuf *w)
 {
 	size_t n = lm_prep_terms(pp, NULL, idx->stats, w->terms, w->cap);
 
-	lm_idf_snap_term_shares(
-	    idx->snap, pp, idx->model->params.preferred_share, w->terms, n, w->shares);
-	lm_inverted_after(w->terms, w->shares, n, w->after);
+	posting_shares(idx, sn, pp, w->terms, n, w->shares, w->after);
 	return n;
+}
+
+/*
+ * The postings' lists of a new idf snapshot, built while updates go on
+ * (reshare_step): sn is the new snapshot, a copy of the index's taken at
+ * the statistics of the moment it began, and iv the lists at sn of the
+ * doc ids below next, as the postings listed under them are now. A step
+ * (under the read lock) adds the listed postings of the next doc ids to
+ * iv, in increasing doc order, computing their shares at sn; every change
+ * of the index's postings' lists (under the write lock) is made to iv too
+ * when its doc id is below next (list_prepare, list_commit, list_out,
+ * list_trim), with the shares at sn, and sn holds every listed posting as
+ * the index's snapshot does. So, once next passes the last doc id, iv is
+ * what listing every listed posting at sn gives, and it replaces the
+ * index's lists with sn as the snapshot, in one exchange of pointers. A
+ * change that finds no memory for iv or sn marks the rebuild failed, and
+ * the next step drops it; the change itself is not undone.
+ */
+struct rebuild {
+	lm_idf_snap *sn;
+	lm_inverted *iv;
+	size_t next;
+	bool failed;
+	bool mirror; /* list_prepare made room in iv for what list_commit adds */
+	/* Working memory: a step's terms, shares and what follows, and the
+	 * shares and what follows of the listing list_prepare made room for
+	 * (its terms are idx->wr's). */
+	struct wbuf w;
+};
+
+static void
+rebuild_free(struct rebuild *rb)
+{
+	if (rb == NULL)
+		return;
+	lm_inverted_free(rb->iv);
+	lm_idf_snap_free(rb->sn);
+	free(rb->w.terms);
+	free(rb->w.shares);
+	free(rb->w.after);
+	free(rb);
+}
+
+/* Room for n terms in rb->w; LM_OK or LM_ENOMEM (the room as it was, or
+ * more in some of the arrays). */
+static int
+rebuild_room(struct rebuild *rb, size_t n)
+{
+	struct wbuf *w = &rb->w;
+	uint32_t *t;
+	float *f;
+
+	if (n <= w->cap)
+		return LM_OK;
+	if ((t = realloc(w->terms, n * sizeof(*t))) == NULL)
+		return LM_ENOMEM;
+	w->terms = t;
+	if ((f = realloc(w->shares, n * sizeof(*f))) == NULL)
+		return LM_ENOMEM;
+	w->shares = f;
+	if ((f = realloc(w->after, n * sizeof(*f))) == NULL)
+		return LM_ENOMEM;
+	w->after = f;
+	w->cap = n;
+	return LM_OK;
+}
+
+/* The rebuild that changes of the postings' lists are made to as well,
+ * or NULL. Write lock held. */
+static struct rebuild *
+rebuild_live(const lm_index *idx)
+{
+	return idx->rb != NULL && !idx->rb->failed ? idx->rb : NULL;
+}
+
+/* list_prepare of posting pp as doc, of its n terms at idx->wr.terms, for
+ * the rebuild: sn holds it, and iv has room for it when doc is below
+ * next. Write lock held. */
+static void
+rebuild_prepare(
+    lm_index *idx, const lm_posting_prep *pp, uint8_t part, uint32_t doc, size_t n)
+{
+	struct rebuild *rb = rebuild_live(idx);
+
+	if (rb == NULL)
+		return;
+	rb->mirror = false;
+	if (lm_idf_snap_hold(rb->sn, idx->stats, pp) != LM_OK) {
+		rb->failed = true;
+		return;
+	}
+	if (doc >= rb->next)
+		return;
+	if (rebuild_room(rb, n) != LM_OK) {
+		rb->failed = true;
+		return;
+	}
+	posting_shares(idx, rb->sn, pp, idx->wr.terms, n, rb->w.shares, rb->w.after);
+	if (lm_inverted_reserve(rb->iv, part, idx->wr.terms, rb->w.shares, rb->w.after, n,
+	        prep_bare(pp)) != LM_OK) {
+		rb->failed = true;
+		return;
+	}
+	rb->mirror = true;
 }
 
 /*
@@ -517,7 +655,7 @@ posting_terms(const lm_index *idx, const lm_posting_prep *pp, struct wbuf *w)
  */
 static int
 list_prepare(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
-    uint8_t part, size_t *nterms)
+    uint8_t part, uint32_t doc, size_t *nterms)
 {
 	struct wbuf *w = &idx->wr;
 	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
@@ -527,7 +665,7 @@ list_prepare(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp
 		if (fault_check(idx, LM_INDEX_ALLOC_SNAP) != LM_OK ||
 		    lm_idf_snap_hold(idx->snap, idx->stats, pp) != LM_OK)
 			return LM_ENOMEM;
-		n = posting_terms(idx, pp, w);
+		n = posting_terms(idx, idx->snap, pp, w);
 	} else {
 		n = lm_prep_terms(NULL, cp, idx->stats, w->terms, w->cap);
 		for (size_t i = 0; i < n; i++)
@@ -540,6 +678,8 @@ list_prepare(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp
 			lm_idf_snap_remove(idx->snap, pp);
 		return LM_ENOMEM;
 	}
+	if (pp != NULL)
+		rebuild_prepare(idx, pp, part, doc, n);
 	*nterms = n;
 	return LM_OK;
 }
@@ -549,6 +689,7 @@ list_commit(
     lm_index *idx, const lm_posting_prep *pp, uint8_t part, uint32_t doc, size_t nterms)
 {
 	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
+	struct rebuild *rb = pp != NULL ? rebuild_live(idx) : NULL;
 	int rc;
 
 	if (pp != NULL) {
@@ -558,6 +699,12 @@ list_commit(
 	rc = lm_inverted_add(iv, part, doc, idx->wr.terms, idx->wr.shares,
 	    pp != NULL ? idx->wr.after : NULL, nterms, prep_bare(pp));
 	(void) rc; /* LM_OK: list_prepare made the room */
+	if (rb != NULL && rb->mirror &&
+	    lm_inverted_add(rb->iv, part, doc, idx->wr.terms, rb->w.shares, rb->w.after,
+	        nterms, prep_bare(pp)) != LM_OK)
+		rb->failed = true;
+	if (rb != NULL)
+		rb->mirror = false;
 }
 
 static void
@@ -566,6 +713,7 @@ list_out(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
 {
 	lm_inverted *iv = pp != NULL ? idx->piv : idx->civ;
 	size_t n = lm_prep_terms(pp, cp, idx->stats, idx->wr.old, idx->wr.cap);
+	struct rebuild *rb = pp != NULL ? rebuild_live(idx) : NULL;
 
 	lm_inverted_remove(iv, part, doc, idx->wr.old, n, prep_bare(pp));
 	idx->wr.nold = n;
@@ -574,6 +722,12 @@ list_out(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
 		idx->gen++;
 		idx->since_check++;
 	}
+	if (rb != NULL) {
+		lm_idf_snap_remove(rb->sn, pp);
+		if (doc < rb->next)
+			lm_inverted_remove(
+			    rb->iv, part, doc, idx->wr.old, n, prep_bare(pp));
+	}
 }
 
 /* After list_out of a record of the postings (posting) or the profiles,
@@ -581,7 +735,11 @@ list_out(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
 static void
 list_trim(lm_index *idx, bool posting, uint8_t part)
 {
+	struct rebuild *rb = posting ? rebuild_live(idx) : NULL;
+
 	lm_inverted_trim(posting ? idx->piv : idx->civ, part, idx->wr.old, idx->wr.nold);
+	if (rb != NULL)
+		lm_inverted_trim(rb->iv, part, idx->wr.old, idx->wr.nold);
 }
 
 /*
@@ -590,10 +748,12 @@ list_trim(lm_index *idx, bool posting, uint8_t part)
  * drift loosens every bound. Writers check the drift every so many list
  * changes (at least half as many as there are postings) and take a new
  * snapshot when it exceeds DRIFT_MAX, computing every share again:
- * O(list entries), done aside under the read lock so that queries go on
- * (reshare_aside), the new lists swapped in under the write lock. A loader
- * that is done (lm_index_loaded, before anyone reads the lists) takes one
- * in place whenever there is any drift. An index being
+ * O(list entries), built aside (struct rebuild) in steps of about
+ * RESHARE_STEP entries, each under the read lock, one after each update
+ * (reshare_step), so that neither queries nor updates wait for more than
+ * a step, and swapped in under the write lock. A loader that is done
+ * (lm_index_loaded, before anyone reads the lists) takes one in place
+ * whenever there is any drift. An index being
  * loaded (lm_index_loading) lists its postings only when the load ends
  * (list_loaded), at the final statistics: while it grows from nothing the
  * drift would pass DRIFT_MAX at about every doubling, and each time every
@@ -601,6 +761,13 @@ list_trim(lm_index *idx, bool posting, uint8_t part)
  */
 #define DRIFT_MAX   1.1
 #define CHECK_EVERY 1024
+/* List entries a step of a rebuild adds at most, but for the last
+ * posting's (0.4 ms at most on the benchmark data); the work of freeing
+ * old lists in a step (lm_inverted_release: 128 lists, 1.5 ms at most);
+ * lm_index_advance takes up to ADVANCE_STEPS steps. */
+#define RESHARE_STEP  1024
+#define RELEASE_STEP  32768
+#define ADVANCE_STEPS 16
 
 /* Without the table below: the share of one pair, and as what follows it
  * infinity, which bounds every sum (queries then read the entry whatever
@@ -681,16 +848,18 @@ share_table_new(const lm_index *idx, const lm_idf_snap *sn, struct share_table *
 }
 
 /* Write lock held. Checks the drift when due and, when it is too large,
- * marks a new snapshot due: reshare_aside takes it once the lock is let
- * go. When force (a loader is done, with nobody reading the lists yet),
- * takes it here whenever there was a change and any drift. */
+ * marks a new snapshot due: reshare_step begins it once the lock is let
+ * go. While one is being built the check waits for it to be in place.
+ * When force (a loader is done, with nobody reading the lists yet), takes
+ * it here whenever there was a change and any drift. */
 static void
 maybe_reshare(lm_index *idx, bool force)
 {
 	size_t every = idx->posts.n / 2 > CHECK_EVERY ? idx->posts.n / 2 : CHECK_EVERY;
 	struct share_table st;
 
-	if (idx->since_check == 0 || (!force && idx->since_check < every))
+	if (idx->since_check == 0 || (!force && idx->since_check < every) ||
+	    (!force && idx->rb != NULL))
 		return;
 	idx->since_check = 0;
 	if (!(lm_idf_snap_drift(idx->snap, idx->stats) > (force ? 1 : DRIFT_MAX)))
@@ -700,6 +869,8 @@ maybe_reshare(lm_index *idx, bool force)
 		return;
 	}
 	atomic_store(&idx->reshare_due, false);
+	if (idx->rb != NULL)
+		idx->rb->failed = true; /* built at the shares replaced here */
 	lm_idf_snap_reset(idx->snap, idx->stats);
 	if (share_table_new(idx, idx->snap, &st) == LM_OK) {
 		lm_inverted_reshare(idx->piv, reshare_cached, &st);
@@ -712,61 +883,138 @@ maybe_reshare(lm_index *idx, bool force)
 }
 
 /*
- * Takes the new snapshot that maybe_reshare marked due, without holding
- * queries up for the O(list entries) work: the new shares and lists are
- * built aside under the read lock (queries go on; writers wait, and the
- * index has one, the caller), then swapped in under the write lock, which
- * is held for O(lists). The lists aside double the postings' list memory
- * while they are built. When a change came in between (another writer),
- * the lists aside are dropped and the snapshot stays due; when memory is
- * short, it is tried again at the next check. Called with no lock held.
- * An unchanged gen means the lists hold the entries they were built from:
- * every change of the postings' entries moves it (list_commit, list_out,
- * list_loaded, maybe_reshare), and what changes the lists without moving
- * it, list_trim and a list_prepare that fails, frees or makes only lists
- * without entries, which the aside leaves out and the swap leaves where
- * they are.
+ * Begins the rebuild that maybe_reshare marked due: the new snapshot is
+ * taken and the empty lists made under the read lock (queries go on),
+ * then set as idx->rb under the write lock, if no change of the postings'
+ * lists came in between (another writer); else it stays due. When memory
+ * is short it is tried again at the next check. rb_lock held.
  */
 static void
-reshare_aside(lm_index *idx)
+reshare_begin(lm_index *idx)
 {
-	lm_idf_snap *sn = NULL;
-	lm_inverted *aside = NULL, *piv;
-	struct share_table st;
+	struct rebuild *rb = calloc(1, sizeof(*rb));
 	uint64_t gen;
-	int rc;
+	int rc = rb != NULL ? LM_OK : LM_ENOMEM;
 
-	if (!atomic_load(&idx->reshare_due))
-		return;
 	pthread_rwlock_rdlock(&idx->lock);
 	gen = idx->gen;
-	piv = idx->piv;
-	if ((rc = fault_check(idx, LM_INDEX_ALLOC_RESHARE)) == LM_OK)
-		rc = lm_idf_snap_renewed(idx->snap, idx->stats, &sn);
-	if (rc == LM_OK && (rc = share_table_new(idx, sn, &st)) == LM_OK) {
-		rc = lm_inverted_reshare_aside(piv, reshare_cached, &st, &aside);
-		free(st.off);
-		free(st.sh);
-	}
+	if (rc == LM_OK && (rc = fault_check(idx, LM_INDEX_ALLOC_RESHARE)) == LM_OK &&
+	    (rc = lm_idf_snap_renewed(idx->snap, idx->stats, &rb->sn)) == LM_OK)
+		rc = lm_inverted_new(POST_PARTS, true, &rb->iv);
 	pthread_rwlock_unlock(&idx->lock);
 	if (rc != LM_OK) {
 		atomic_store(&idx->reshare_due, false); /* at the next check */
-		lm_idf_snap_free(sn);
+		rebuild_free(rb);
 		return;
 	}
 	pthread_rwlock_wrlock(&idx->lock);
-	if (idx->gen == gen && idx->piv == piv &&
-	    lm_inverted_reshare_swap(piv, aside) == LM_OK) {
-		lm_idf_snap *old = idx->snap;
-		idx->snap = sn;
-		sn = old;
+	if (idx->gen == gen && idx->rb == NULL) {
+		idx->rb = rb;
+		rb = NULL;
 		atomic_store(&idx->reshare_due, false);
-		idx->gen++;
-		atomic_fetch_add(&idx->reshares, 1);
+		atomic_store(&idx->stepping, true);
 	}
 	pthread_rwlock_unlock(&idx->lock);
-	lm_inverted_free(aside); /* the old lists, or those built aside */
-	lm_idf_snap_free(sn);
+	rebuild_free(rb);
+}
+
+/* Read lock held, by the holder of rb_lock: adds the listed postings of
+ * the doc ids from rb->next on to rb->iv, at rb->sn, until budget entries
+ * were added or every doc id is in; marks rb failed when memory is
+ * short. */
+static void
+rebuild_docs(lm_index *idx, struct rebuild *rb, size_t budget)
+{
+	const struct table *t = &idx->posts;
+	size_t added = 0;
+
+	while (rb->next < t->ndocs && added < budget) {
+		const struct ent *e = t->v[rb->next];
+		size_t n;
+		if (e != NULL && e->listed) {
+			if (rebuild_room(rb, lm_prep_terms_max(e->pp, NULL)) != LM_OK) {
+				rb->failed = true;
+				return;
+			}
+			n = posting_terms(idx, rb->sn, e->pp, &rb->w);
+			if (lm_inverted_add(rb->iv, e->part, (uint32_t) rb->next,
+			        rb->w.terms, rb->w.shares, rb->w.after, n,
+			        prep_bare(e->pp)) != LM_OK) {
+				rb->failed = true;
+				return;
+			}
+			added += n;
+		}
+		rb->next++;
+	}
+}
+
+/*
+ * Takes the new snapshot that maybe_reshare marked due, a step at a time:
+ * called after each update (and by lm_index_advance) with no lock held.
+ * The first call begins it (reshare_begin); each later one asks the seam
+ * (lm_index_set_reshare_seam) and adds up to RESHARE_STEP entries under
+ * the read lock (rebuild_docs), so that queries go on and the next update
+ * waits for one step at most. Once every doc id is in, the lists built
+ * and their snapshot are exchanged with the index's under the write lock
+ * (O(1)). A rebuild that failed is dropped, the old lists and snapshot
+ * kept; it is tried again at the next check. The lists that go, old or
+ * dropped, are freed by the next steps, RELEASE_STEP at a time (freeing
+ * the lists of 100k postings at once took 23 ms). Another thread stepping
+ * meanwhile (rb_lock) makes this call return at once.
+ */
+static void
+reshare_step(lm_index *idx)
+{
+	struct rebuild *rb = NULL;
+	size_t budget = RESHARE_STEP;
+	int rc;
+
+	if ((!atomic_load(&idx->stepping) && !atomic_load(&idx->reshare_due)) ||
+	    pthread_mutex_trylock(&idx->rb_lock) != 0)
+		return;
+	if (idx->retired != NULL) {
+		if (lm_inverted_release(idx->retired, RELEASE_STEP)) {
+			lm_inverted_free(idx->retired);
+			idx->retired = NULL;
+			atomic_store(&idx->stepping, false);
+		}
+		pthread_mutex_unlock(&idx->rb_lock);
+		return;
+	}
+	if (!atomic_load(&idx->stepping)) {
+		reshare_begin(idx);
+		pthread_mutex_unlock(&idx->rb_lock);
+		return;
+	}
+	rc = idx->seam != NULL ? idx->seam(idx->seam_arg, &budget) : LM_OK;
+	pthread_rwlock_rdlock(&idx->lock);
+	if (rc != LM_OK)
+		idx->rb->failed = true;
+	else if (!idx->rb->failed)
+		rebuild_docs(idx, idx->rb, budget);
+	if (idx->rb->failed || idx->rb->next >= idx->posts.ndocs)
+		rb = idx->rb;
+	pthread_rwlock_unlock(&idx->lock);
+	if (rb != NULL) {
+		pthread_rwlock_wrlock(&idx->lock);
+		if (!rb->failed && rb->next >= idx->posts.ndocs) {
+			SWAP(lm_inverted *, idx->piv, rb->iv);
+			SWAP(lm_idf_snap *, idx->snap, rb->sn);
+			idx->gen++;
+			atomic_fetch_add(&idx->reshares, 1);
+		}
+		if (rb->failed || rb->next >= idx->posts.ndocs) {
+			idx->rb = NULL;
+			idx->retired = rb->iv; /* the old lists, or those built */
+			rb->iv = NULL;
+		} else {
+			rb = NULL; /* doc ids came meanwhile: more steps */
+		}
+		pthread_rwlock_unlock(&idx->lock);
+	}
+	pthread_mutex_unlock(&idx->rb_lock);
+	rebuild_free(rb); /* the old snapshot, or the new one dropped */
 }
 
 /* The drift of the postings' shares at the current statistics, computed
@@ -907,6 +1155,7 @@ lm_index_new(const lm_model *model, lm_index **out)
 	}
 	pthread_mutex_init(&idx->pool_lock, NULL);
 	pthread_mutex_init(&idx->drift_lock, NULL);
+	pthread_mutex_init(&idx->rb_lock, NULL);
 	pthread_rwlockattr_init(&attr);
 #ifdef __GLIBC__
 	/* Updates must not starve behind a steady stream of queries. */
@@ -917,6 +1166,7 @@ lm_index_new(const lm_model *model, lm_index **out)
 		pthread_rwlockattr_destroy(&attr);
 		pthread_mutex_destroy(&idx->pool_lock);
 		pthread_mutex_destroy(&idx->drift_lock);
+		pthread_mutex_destroy(&idx->rb_lock);
 		lm_idf_snap_free(idx->snap);
 		lm_inverted_free(idx->piv);
 		lm_inverted_free(idx->civ);
@@ -963,6 +1213,8 @@ lm_index_free(lm_index *idx)
 	lm_inverted_free(idx->piv);
 	lm_inverted_free(idx->civ);
 	lm_idf_snap_free(idx->snap);
+	rebuild_free(idx->rb);
+	lm_inverted_free(idx->retired);
 	lm_skill_stats_free(idx->stats);
 	pool_free(idx);
 	free(idx->exp);
@@ -972,6 +1224,7 @@ lm_index_free(lm_index *idx)
 	free(idx->wr.old);
 	pthread_mutex_destroy(&idx->pool_lock);
 	pthread_mutex_destroy(&idx->drift_lock);
+	pthread_mutex_destroy(&idx->rb_lock);
 	pthread_rwlock_destroy(&idx->lock);
 	free(idx);
 }
@@ -1240,7 +1493,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 			goto fail;
 		}
 		if (listed &&
-		    (rc = list_prepare(idx, pp, NULL, part, &nterms)) != LM_OK) {
+		    (rc = list_prepare(idx, pp, NULL, part, e->slot, &nterms)) != LM_OK) {
 			if (counted)
 				lm_skill_stats_remove(idx->stats, pp);
 			table_unlink(&idx->posts, e);
@@ -1253,7 +1506,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 		e = old;
 		/* The new listing is made sure of before the old one goes. */
 		if (listed &&
-		    (rc = list_prepare(idx, pp, NULL, part, &nterms)) != LM_OK) {
+		    (rc = list_prepare(idx, pp, NULL, part, e->slot, &nterms)) != LM_OK) {
 			if (counted)
 				lm_skill_stats_remove(idx->stats, pp);
 			goto fail;
@@ -1301,7 +1554,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	pthread_rwlock_unlock(&idx->lock);
 	if (bare)
 		free(rec);
-	reshare_aside(idx);
+	reshare_step(idx);
 	return LM_OK;
 fail:
 	lm_posting_prep_unbind(pp); /* the symbols are the index's: under the lock */
@@ -1360,7 +1613,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 			rc = LM_ENOMEM;
 			goto fail;
 		}
-		if ((rc = list_prepare(idx, NULL, cp, part, &nterms)) != LM_OK) {
+		if ((rc = list_prepare(idx, NULL, cp, part, e->slot, &nterms)) != LM_OK) {
 			table_unlink(&idx->profs, e);
 			free(e);
 			goto fail;
@@ -1368,7 +1621,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 		list_commit(idx, NULL, part, e->slot, nterms);
 	} else {
 		e = old;
-		if ((rc = list_prepare(idx, NULL, cp, part, &nterms)) != LM_OK)
+		if ((rc = list_prepare(idx, NULL, cp, part, e->slot, &nterms)) != LM_OK)
 			goto fail;
 		list_out(idx, NULL, e->cp, e->part, e->slot);
 		list_commit(idx, NULL, part, e->slot, nterms);
@@ -1396,6 +1649,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	pthread_rwlock_unlock(&idx->lock);
 	if (bare)
 		free(rec);
+	reshare_step(idx);
 	return LM_OK;
 fail:
 	lm_profile_prep_unbind(cp);
@@ -1435,7 +1689,7 @@ lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq)
 	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	ent_free(e, true);
-	reshare_aside(idx);
+	reshare_step(idx);
 	return LM_OK;
 }
 
@@ -1459,6 +1713,7 @@ lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq)
 	publish_counts(idx);
 	pthread_rwlock_unlock(&idx->lock);
 	ent_free(e, false);
+	reshare_step(idx);
 	return LM_OK;
 }
 
@@ -1496,6 +1751,8 @@ lm_index_advance(lm_index *idx, int64_t now)
 	pthread_rwlock_wrlock(&idx->lock);
 	advance_locked(idx, now);
 	pthread_rwlock_unlock(&idx->lock);
+	for (int i = 0; i < ADVANCE_STEPS && atomic_load(&idx->stepping); i++)
+		reshare_step(idx);
 }
 
 /* Under the write lock, so that a query reads the same sequence number for
@@ -1561,7 +1818,7 @@ list_set(void *arg)
 		if (e == NULL || e->closed || !l->mine[e->part] || e->listed)
 			continue;
 		pp = e->pp;
-		n = posting_terms(idx, pp, &l->w);
+		n = posting_terms(idx, idx->snap, pp, &l->w);
 		if (lm_inverted_add(idx->piv, e->part, e->slot, l->w.terms, l->w.shares,
 		        l->w.after, n, prep_bare(pp)) != LM_OK) {
 			l->rc = LM_ENOMEM;
@@ -1617,6 +1874,8 @@ list_loaded(lm_index *idx)
 
 	if (!idx->loading)
 		return LM_OK;
+	if (idx->rb != NULL)
+		idx->rb->failed = true; /* it does not follow the listing here */
 	for (size_t d = 0; d < t->ndocs; d++) {
 		struct ent *e = t->v[d];
 		if (!to_list(e))
@@ -1694,13 +1953,6 @@ lm_index_loaded(lm_index *idx)
 	return rc;
 }
 
-#define SWAP(type, a, b)                                                                 \
-	do {                                                                             \
-		type swap_tmp_ = (a);                                                    \
-		(a) = (b);                                                               \
-		(b) = swap_tmp_;                                                         \
-	} while (0)
-
 int
 lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
 {
@@ -1728,8 +1980,10 @@ lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
 	SWAP(lm_idf_snap *, idx->snap, from->snap);
 	SWAP(size_t, idx->since_check, from->since_check);
 	atomic_store(&idx->reshare_due, false); /* from's snapshot is new */
-	SWAP(struct wbuf, idx->wr, from->wr);   /* room for from's records */
-	idx->gen++; /* the cached drift was the old content's */
+	if (idx->rb != NULL)
+		idx->rb->failed = true; /* of the old content: the next step drops it */
+	SWAP(struct wbuf, idx->wr, from->wr); /* room for from's records */
+	idx->gen++;                           /* the cached drift was the old content's */
 	SWAP(struct expiry *, idx->exp, from->exp);
 	SWAP(size_t, idx->nexp, from->nexp);
 	SWAP(size_t, idx->expcap, from->expcap);
@@ -1793,6 +2047,165 @@ lm_index_set_fault(lm_index *idx, int (*fault)(void *arg, lm_index_alloc what), 
 	idx->fault = fault;
 	idx->fault_arg = arg;
 	pthread_rwlock_unlock(&idx->lock);
+}
+
+void
+lm_index_set_reshare_seam(
+    lm_index *idx, int (*seam)(void *arg, size_t *budget), void *arg)
+{
+	pthread_mutex_lock(&idx->rb_lock);
+	idx->seam = seam;
+	idx->seam_arg = arg;
+	pthread_mutex_unlock(&idx->rb_lock);
+}
+
+/* The entry of doc in the tiers of a term list, or NULL. */
+static const lm_inverted_ent *
+find_ent(const lm_inverted_view tiers[LM_INVERTED_TIERS], uint32_t doc)
+{
+	for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++) {
+		uint32_t lo = 0, hi = tiers[j].n;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (tiers[j].e[mid].doc < doc)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < tiers[j].n && tiers[j].e[lo].doc == doc)
+			return &tiers[j].e[lo];
+	}
+	return NULL;
+}
+
+#define CHECK_FAIL(...)                                                                  \
+	do {                                                                             \
+		snprintf(err, errlen, __VA_ARGS__);                                      \
+		rc = LM_EINVAL;                                                          \
+		goto done;                                                               \
+	} while (0)
+
+/* lm_index_check_lists of the postings' lists iv at snapshot sn, for the
+ * doc ids below upto. Read lock held. */
+static int
+check_postings(const lm_index *idx, const lm_inverted *iv, const lm_idf_snap *sn,
+    size_t upto, const char *what, char *err, size_t errlen)
+{
+	const struct table *t = &idx->posts;
+	struct wbuf w = {0};
+	size_t want = 0, nall = 0, nbare = 0, most = 1;
+	uint32_t nsym = lm_idf_snap_syms(sn);
+	uint8_t *seen = calloc(t->ndocs + 1, 1);
+	uint32_t *refs = NULL;
+	int rc = LM_OK;
+
+	for (size_t d = 0; d < t->ndocs; d++) {
+		const struct ent *e = t->v[d];
+		if (e == NULL || !e->listed)
+			continue;
+		if (lm_prep_terms_max(e->pp, NULL) > most)
+			most = lm_prep_terms_max(e->pp, NULL);
+		for (size_t i = 0; i < lm_idf_snap_nshares(e->pp); i++)
+			if ((lm_idf_snap_skill_term(e->pp, i) >> 1) >= nsym)
+				nsym = (lm_idf_snap_skill_term(e->pp, i) >> 1) + 1;
+	}
+	refs = calloc(nsym + 1, sizeof(*refs));
+	w.terms = malloc(most * sizeof(*w.terms));
+	w.shares = malloc(most * sizeof(*w.shares));
+	w.after = malloc(most * sizeof(*w.after));
+	w.cap = most;
+	if (seen == NULL || refs == NULL || w.terms == NULL || w.shares == NULL ||
+	    w.after == NULL)
+		CHECK_FAIL("out of memory");
+	/* The snapshot holds every listed posting, and no other. */
+	for (size_t d = 0; d < t->ndocs; d++)
+		if (t->v[d] != NULL && t->v[d]->listed)
+			for (size_t i = 0; i < lm_idf_snap_nshares(t->v[d]->pp); i++)
+				refs[lm_idf_snap_skill_term(t->v[d]->pp, i) >> 1]++;
+	for (uint32_t sym = 0; sym < nsym; sym++)
+		if (refs[sym] != lm_idf_snap_refs(sn, sym))
+			CHECK_FAIL("%s: the snapshot counts %u postings' skills of "
+			           "symbol %u, %u are listed",
+			    what, lm_idf_snap_refs(sn, sym), sym, refs[sym]);
+	for (size_t d = 0; d < t->ndocs && d < upto; d++) {
+		const struct ent *e = t->v[d];
+		size_t n;
+		if (e == NULL || !e->listed)
+			continue;
+		n = posting_terms(idx, sn, e->pp, &w);
+		for (size_t i = 0; i < n; i++) {
+			lm_inverted_view tiers[LM_INVERTED_TIERS];
+			const lm_inverted_ent *x;
+			bool again = false;
+			for (size_t k = 0; k < i; k++)
+				again = again || w.terms[k] == w.terms[i];
+			if (again)
+				continue;
+			want++;
+			if (!lm_inverted_list(iv, e->part, w.terms[i], tiers) ||
+			    (x = find_ent(tiers, (uint32_t) d)) == NULL)
+				CHECK_FAIL(
+				    "%s: %s (doc %zu) is not in the list of term %u",
+				    what, e->id, d, w.terms[i]);
+			if (x->share != w.shares[i] || x->after != w.after[i])
+				CHECK_FAIL("%s: %s (doc %zu), term %u: share %.9g after "
+				           "%.9g, at the snapshot %.9g after %.9g",
+				    what, e->id, d, w.terms[i], x->share, x->after,
+				    w.shares[i], w.after[i]);
+		}
+		nall++;
+		nbare += prep_bare(e->pp);
+	}
+	if (lm_inverted_entries(iv) != want)
+		CHECK_FAIL("%s: %zu entries, %zu postings' terms", what,
+		    lm_inverted_entries(iv), want);
+	for (int bare = 0; bare < 2; bare++) {
+		size_t total = 0;
+		memset(seen, 0, t->ndocs + 1);
+		for (uint32_t p = 0; p < POST_PARTS; p++) {
+			size_t n;
+			const uint32_t *v = bare ? lm_inverted_bare(iv, p, &n)
+			                         : lm_inverted_all(iv, p, &n);
+			for (size_t i = 0; i < n; i++) {
+				const struct ent *e = v[i] < t->ndocs ? t->v[v[i]] : NULL;
+				if (v[i] >= upto || e == NULL || !e->listed ||
+				    e->part != p || seen[v[i]] ||
+				    (bare && !prep_bare(e->pp)))
+					CHECK_FAIL("%s: doc %u is in the %s list of "
+					           "partition %u",
+					    what, v[i], bare ? "bare" : "every-posting",
+					    p);
+				seen[v[i]] = 1;
+			}
+			total += n;
+		}
+		if (total != (bare ? nbare : nall))
+			CHECK_FAIL("%s: %zu postings in the %s lists, %zu listed", what,
+			    total, bare ? "bare" : "every-posting", bare ? nbare : nall);
+	}
+done:
+	free(seen);
+	free(refs);
+	free(w.terms);
+	free(w.shares);
+	free(w.after);
+	return rc;
+}
+
+int
+lm_index_check_lists(lm_index *idx, char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&idx->rb_lock);
+	pthread_rwlock_rdlock(&idx->lock);
+	rc = check_postings(idx, idx->piv, idx->snap, SIZE_MAX, "lists", err, errlen);
+	if (rc == LM_OK && rebuild_live(idx) != NULL)
+		rc = check_postings(idx, idx->rb->iv, idx->rb->sn, idx->rb->next,
+		    "lists being built", err, errlen);
+	pthread_rwlock_unlock(&idx->lock);
+	pthread_mutex_unlock(&idx->rb_lock);
+	return rc;
 }
 
 void

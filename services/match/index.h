@@ -152,9 +152,10 @@ int lm_index_put_prepared(lm_index *idx, lm_index_prepared *ip, uint64_t seq);
 void lm_index_prepared_clear(lm_index_prepared *ip);
 
 /* Removes a record. Returns LM_OK or LM_ENOENT, and cannot fail for want
- * of memory: its own change never allocates (a new idf snapshot that falls
- * due may be built aside afterwards, as after a put; its failure leaves
- * the removal done). seq as for the puts (set on both results). */
+ * of memory: its own change never allocates (a step of a new idf
+ * snapshot's lists follows, as after a put, lm_index_set_reshare_seam;
+ * its failure leaves the removal done). seq as for the puts (set on both
+ * results). */
 int lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq);
 int lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq);
 
@@ -172,7 +173,10 @@ int lm_index_remove_profile(lm_index *idx, const char *id, uint64_t seq);
 int lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq);
 
 /* Moves the index clock forward to now (never back): postings that expired
- * by then leave the open_postings count. Scores do not depend on it. */
+ * by then leave the open_postings count. Scores do not depend on it. It
+ * also takes steps of a new idf snapshot's lists being built
+ * (lm_index_set_reshare_seam), so that one is put in place while no
+ * update comes. */
 void lm_index_advance(lm_index *idx, int64_t now);
 
 /* The change-log position the index reflects, reported in responses.
@@ -217,13 +221,40 @@ typedef enum lm_index_alloc {
 	LM_INDEX_ALLOC_SNAP,    /* the idf snapshot's room for a posting */
 	LM_INDEX_ALLOC_LISTS,   /* room in the inverted lists */
 	LM_INDEX_ALLOC_RECORD,  /* a read's decoding of a record's bytes */
-	LM_INDEX_ALLOC_RESHARE, /* a new idf snapshot's lists, built aside under the
-	                           read lock after an update (it is then taken at
-	                           the next check) */
+	LM_INDEX_ALLOC_RESHARE, /* the start of a new idf snapshot's lists, built
+	                           aside after an update (it is then taken at the
+	                           next check), under the read lock */
 } lm_index_alloc;
 
 void lm_index_set_fault(
     lm_index *idx, int (*fault)(void *arg, lm_index_alloc what), void *arg);
+
+/*
+ * A new idf snapshot's postings' lists are built aside a step at a time,
+ * one step after each update and up to 16 by lm_index_advance, then put
+ * in place at once (docs/scoring.md, Shares). Test seam: seam, when set,
+ * is asked before each step, with no lock of the index held, with
+ * *budget the list entries the step may add (it adds whole postings until
+ * it added that many). It may change it (0: no step this time) or return
+ * anything but LM_OK to make the step fail as if memory had run out: the
+ * lists and snapshot then stay the old ones, and a later check takes a
+ * new one. NULL (no seam) is the default and what production uses.
+ */
+void lm_index_set_reshare_seam(
+    lm_index *idx, int (*seam)(void *arg, size_t *budget), void *arg);
+
+/*
+ * For tests: LM_OK when the postings' lists hold exactly the entries of
+ * the postings listed (every stored posting that is not CLOSED, once a
+ * load is done), each with its share at the idf snapshot and what follows
+ * it, every such posting once in its partition's list of every posting
+ * and, when it has no skills of its own, in the bare list, and the
+ * snapshot counting the skills of these postings and no others; and, while a
+ * new snapshot's lists are being built, the same of those at the new
+ * snapshot for the doc ids the build has passed. Else LM_EINVAL with the
+ * first difference in err. O(list entries), under the read lock.
+ */
+int lm_index_check_lists(lm_index *idx, char *err, size_t errlen);
 
 /* The sweep of a query reads the lists a window of 2^window doc ids at a
  * time, so that the per-query slots it adds to stay in the cache (index.c,

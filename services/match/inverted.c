@@ -69,6 +69,9 @@ struct lm_inverted {
 	uint32_t nparts;
 	bool prefix; /* keys are prefix bounds, else shares */
 	const float *tier_min;
+	/* lm_inverted_release: the term lists before term rel_term of
+	 * partition rel_part are freed. */
+	uint32_t rel_part, rel_term;
 };
 
 int
@@ -98,7 +101,11 @@ lm_inverted_free(lm_inverted *iv)
 		return;
 	for (uint32_t p = 0; p < iv->nparts; p++) {
 		struct part *pt = &iv->parts[p];
-		for (uint32_t t = 0; t < pt->nterms; t++) {
+		/* Those lm_inverted_release freed are passed over. */
+		uint32_t t = p < iv->rel_part    ? pt->nterms
+		             : p == iv->rel_part ? iv->rel_term
+		                                 : 0;
+		for (; t < pt->nterms; t++) {
 			if (pt->terms[t] == NULL)
 				continue;
 			for (uint32_t j = 0; j <= LAST; j++) {
@@ -113,6 +120,30 @@ lm_inverted_free(lm_inverted *iv)
 	}
 	free(iv->parts);
 	free(iv);
+}
+
+static void list_free(struct tier *tl);
+
+/* A term list freed costs RELEASE_LIST, a place passed over 1. */
+#define RELEASE_LIST 256
+
+bool
+lm_inverted_release(lm_inverted *iv, size_t work)
+{
+	for (; iv->rel_part < iv->nparts; iv->rel_part++, iv->rel_term = 0) {
+		struct part *pt = &iv->parts[iv->rel_part];
+		for (; iv->rel_term < pt->nterms; iv->rel_term++) {
+			struct tier **tl = &pt->terms[iv->rel_term];
+			size_t cost = *tl != NULL ? RELEASE_LIST : 1;
+			if (cost > work)
+				return false;
+			work -= cost;
+			if (*tl != NULL)
+				list_free(*tl);
+			*tl = NULL;
+		}
+	}
+	return true;
 }
 
 static uint32_t
@@ -755,87 +786,6 @@ lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg)
 				list_reshare(iv, pt->terms[t], t, fn, arg, tmp);
 	}
 	free(tmp);
-}
-
-int
-lm_inverted_reshare_aside(
-    const lm_inverted *iv, lm_inverted_share_fn fn, void *arg, lm_inverted **out)
-{
-	lm_inverted *nv = NULL;
-	lm_inverted_ent *tmp = NULL;
-	uint32_t count[LM_INVERTED_TIERS];
-	int rc;
-
-	*out = NULL;
-	if ((rc = lm_inverted_new(iv->nparts, iv->prefix, &nv)) != LM_OK)
-		return rc;
-	if ((tmp = malloc((longest_list(iv) + 1) * sizeof(*tmp))) == NULL)
-		goto nomem;
-	for (uint32_t p = 0; p < iv->nparts; p++) {
-		const struct part *pt = &iv->parts[p];
-		struct part *np = &nv->parts[p];
-		if (pt->nterms == 0)
-			continue;
-		if ((np->terms = calloc(pt->nterms, sizeof(*np->terms))) == NULL)
-			goto nomem;
-		np->nterms = pt->nterms;
-		for (uint32_t t = 0; t < pt->nterms; t++) {
-			uint32_t total;
-			struct tier *tl;
-			if (pt->terms[t] == NULL || list_empty(pt->terms[t]))
-				continue;
-			if ((tl = calloc(LM_INVERTED_TIERS, sizeof(*tl))) == NULL)
-				goto nomem;
-			np->terms[t] = tl;
-			total = list_shares(iv, pt->terms[t], t, fn, arg, tmp, count);
-			for (uint32_t j = 0; j <= LAST; j++)
-				if (tier_reserve(&tl[j], count[j]) != LM_OK)
-					goto nomem;
-			list_fill(iv, tl, tmp, total);
-		}
-	}
-	free(tmp);
-	*out = nv;
-	return LM_OK;
-nomem:
-	free(tmp);
-	lm_inverted_free(nv);
-	return LM_ENOMEM;
-}
-
-/* Exchanges the lists that aside has, which must be the lists of iv that
- * had entries when aside was built. iv keeps its empty lists, which aside
- * left out: room that an lm_inverted_reserve made in one stays. Only a
- * list that iv has and aside lacks is read (to see it is empty). */
-int
-lm_inverted_reshare_swap(lm_inverted *iv, lm_inverted *aside)
-{
-	if (aside->nparts != iv->nparts)
-		return LM_EINVAL;
-	for (uint32_t p = 0; p < iv->nparts; p++) {
-		const struct part *pt = &iv->parts[p], *ap = &aside->parts[p];
-		uint32_t most = pt->nterms > ap->nterms ? pt->nterms : ap->nterms;
-		/* A list freed since, or one with entries made since. */
-		for (uint32_t t = 0; t < most; t++) {
-			const struct tier *il = t < pt->nterms ? pt->terms[t] : NULL;
-			if (t < ap->nterms && ap->terms[t] != NULL
-			        ? il == NULL
-			        : il != NULL && !list_empty(il))
-				return LM_EINVAL;
-		}
-	}
-	for (uint32_t p = 0; p < iv->nparts; p++) {
-		struct part *pt = &iv->parts[p], *ap = &aside->parts[p];
-		for (uint32_t t = 0; t < ap->nterms; t++) {
-			struct tier *tl;
-			if (ap->terms[t] == NULL)
-				continue;
-			tl = pt->terms[t]; /* t < pt->nterms: above */
-			pt->terms[t] = ap->terms[t];
-			ap->terms[t] = tl;
-		}
-	}
-	return LM_OK;
 }
 
 const lm_inverted_ent *

@@ -71,6 +71,14 @@ lm_inverted_key_sum(const lm_inverted_ent *e)
 int lm_inverted_new(uint32_t nparts, bool prefix, lm_inverted **out);
 void lm_inverted_free(lm_inverted *iv); /* NULL is a no-op */
 
+/* Frees term lists of iv, which nothing reads or changes any more, for
+ * about `work` units (a list freed costs 256, a term without one 1), so
+ * that freeing large lists can be spread over many calls. Returns true
+ * when every term list is freed: lm_inverted_free then takes
+ * O(partitions). Nothing but more calls and lm_inverted_free may follow
+ * the first. */
+bool lm_inverted_release(lm_inverted *iv, size_t work);
+
 /* Adds doc to partition part: to the list of each of its n terms
  * (duplicates in terms are added once, with the first one's share), to the
  * partition's list of every document and, when bare, to its bare list.
@@ -170,25 +178,6 @@ void lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, flo
 typedef float (*lm_inverted_share_fn)(
     void *arg, uint32_t doc, uint32_t term, float *after);
 void lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg);
-
-/*
- * The same in two steps, so that readers of iv need not wait for the
- * O(entries) part. lm_inverted_reshare_aside reads iv (a read lock
- * suffices) and builds in *out the term lists lm_inverted_reshare would
- * leave of iv's lists that have entries (without the empty ones, the lists
- * of every document and the bare ones); LM_OK or LM_ENOMEM (*out NULL).
- * lm_inverted_reshare_swap then exchanges those of iv's term lists with
- * those of aside, which must have been built from iv as it is now (no
- * entry added or removed since): LM_OK, aside then holding the old lists,
- * iv keeping its empty lists as they were; or LM_EINVAL, nothing
- * exchanged, when a partition has since lost a list that aside has (a
- * trim freed it) or gained one with entries that aside lacks: the changes
- * the swap can see; ruling out the others is the caller's part. The
- * caller frees aside with lm_inverted_free. The swap is O(lists).
- */
-int lm_inverted_reshare_aside(
-    const lm_inverted *iv, lm_inverted_share_fn fn, void *arg, lm_inverted **out);
-int lm_inverted_reshare_swap(lm_inverted *iv, lm_inverted *aside);
 
 const uint32_t *lm_inverted_all(const lm_inverted *iv, uint32_t part, size_t *n);
 const uint32_t *lm_inverted_bare(const lm_inverted *iv, uint32_t part, size_t *n);

@@ -470,6 +470,10 @@ void lm_idf_snap_skill_shares(
 float lm_idf_snap_term_share(const lm_posting_prep *pp, const float *sh, uint32_t term);
 /* The term (lm_prep_terms) of skill i of pp, i below lm_idf_snap_nshares. */
 uint32_t lm_idf_snap_skill_term(const lm_posting_prep *pp, size_t i);
+/* How many skills of the postings added have symbol sym (for checks of
+ * the index's accounting); 0 for every symbol from lm_idf_snap_syms on. */
+uint32_t lm_idf_snap_refs(const lm_idf_snap *sn, uint32_t sym);
+uint32_t lm_idf_snap_syms(const lm_idf_snap *sn);
 /* The drift factor hi / lo (>= 1) at s's current idf. */
 double lm_idf_snap_drift(const lm_idf_snap *sn, const lm_skill_stats *s);
 /* Takes a new snapshot: every symbol's current idf in s (drift 1). The

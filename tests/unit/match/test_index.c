@@ -1003,6 +1003,44 @@ test_exact_top_k_at_scale(void **state)
 	world_free(&w);
 }
 
+/* One change of the postings, op the serial of the change: a new version
+ * of one (45%, fresh content: other skills, often another partition), a
+ * removal (25%) or a new posting; the world follows. w->posts and w->pp
+ * must have room for one more. */
+static void
+churn_op(struct rng *r, lm_index *idx, struct world *w, unsigned op)
+{
+	unsigned k = rn(r, 100);
+	size_t i = w->np > 0 ? rn(r, (uint32_t) w->np) : 0;
+	char id[32];
+
+	if (k < 45 && w->np > 0) {
+		JobPosting *p = gen_posting(r, w->posts[i]->id);
+		p->version = w->posts[i]->version + 1;
+		assert_int_equal(
+		    lm_index_put_posting(idx, dup_msg(&p->base, NULL), 0), LM_OK);
+		lm_posting_prep_free(w->pp[i]);
+		free_msg(w->posts[i]);
+		w->posts[i] = p;
+		assert_int_equal(lm_posting_prep_new(p, &w->pp[i]), LM_OK);
+	} else if (k < 70 && w->np > 1) {
+		assert_int_equal(lm_index_remove_posting(idx, w->posts[i]->id, 0), LM_OK);
+		lm_posting_prep_free(w->pp[i]);
+		free_msg(w->posts[i]);
+		w->np--;
+		w->posts[i] = w->posts[w->np];
+		w->pp[i] = w->pp[w->np];
+	} else {
+		snprintf(id, sizeof(id), "n%05u.%u", rn(r, 100000), op);
+		JobPosting *p = gen_posting(r, id);
+		assert_int_equal(
+		    lm_index_put_posting(idx, dup_msg(&p->base, NULL), 0), LM_OK);
+		w->posts[w->np] = p;
+		assert_int_equal(lm_posting_prep_new(p, &w->pp[w->np]), LM_OK);
+		w->np++;
+	}
+}
+
 /*
  * Exact under churn: postings replaced, removed and added thousands of
  * times while the skill vocabulary swings between 5 and 200 ids, so that
@@ -1024,7 +1062,6 @@ test_exact_top_k_under_churn(void **state)
 		lm_index_counts counts;
 		enum { START = 400, OPS = 3000 };
 		size_t cap = START + OPS;
-		char id[32];
 
 		random_model(&r, &m);
 		skill_vocab = 25;
@@ -1035,40 +1072,9 @@ test_exact_top_k_under_churn(void **state)
 		assert_non_null(w.posts);
 		assert_non_null(w.pp);
 		for (unsigned op = 0; op < OPS; op++) {
-			unsigned k = rn(&r, 100);
-			size_t i = w.np > 0 ? rn(&r, (uint32_t) w.np) : 0;
 			if (op % 500 == 0)
 				skill_vocab = (op / 500) % 2 ? 200 : 5;
-			if (k < 45 && w.np > 0) {
-				JobPosting *p = gen_posting(&r, w.posts[i]->id);
-				p->version = w.posts[i]->version + 1;
-				assert_int_equal(
-				    lm_index_put_posting(idx, dup_msg(&p->base, NULL), 0),
-				    LM_OK);
-				lm_posting_prep_free(w.pp[i]);
-				free_msg(w.posts[i]);
-				w.posts[i] = p;
-				assert_int_equal(lm_posting_prep_new(p, &w.pp[i]), LM_OK);
-			} else if (k < 70 && w.np > 1) {
-				assert_int_equal(
-				    lm_index_remove_posting(idx, w.posts[i]->id, 0),
-				    LM_OK);
-				lm_posting_prep_free(w.pp[i]);
-				free_msg(w.posts[i]);
-				w.np--;
-				w.posts[i] = w.posts[w.np];
-				w.pp[i] = w.pp[w.np];
-			} else {
-				snprintf(id, sizeof(id), "n%05u.%u", rn(&r, 100000), op);
-				JobPosting *p = gen_posting(&r, id);
-				assert_int_equal(
-				    lm_index_put_posting(idx, dup_msg(&p->base, NULL), 0),
-				    LM_OK);
-				w.posts[w.np] = p;
-				assert_int_equal(
-				    lm_posting_prep_new(p, &w.pp[w.np]), LM_OK);
-				w.np++;
-			}
+			churn_op(&r, idx, &w, op);
 			if (op % 23 == 22) {
 				world_stats(&w);
 				query_jobs(&r, idx, &m, &w);
@@ -1082,6 +1088,201 @@ test_exact_top_k_under_churn(void **state)
 		lm_index_free(idx);
 		world_free(&w);
 	}
+	skill_vocab = 25;
+}
+
+/* The reshare seam of test_reshare_in_steps: each step may add budget
+ * entries (SIZE_MAX: as many as the index would), and fails when fail is
+ * set; asked counts the steps asked for. */
+struct step_seam {
+	unsigned asked;
+	size_t budget;
+	bool fail;
+};
+
+static int
+step_seam(void *arg, size_t *budget)
+{
+	struct step_seam *s = arg;
+
+	s->asked++;
+	if (s->budget != SIZE_MAX)
+		*budget = s->budget;
+	return s->fail ? LM_ENOMEM : LM_OK;
+}
+
+/* lm_index_check_lists passes. */
+static void
+assert_lists(lm_index *idx)
+{
+	char err[256] = "";
+
+	if (lm_index_check_lists(idx, err, sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+}
+
+/* Exhaustive answers and the lists, checked on the world as it is. */
+static void
+check_stepped(struct rng *r, lm_index *idx, const lm_model *m, struct world *w)
+{
+	assert_lists(idx);
+	world_stats(w);
+	query_jobs(r, idx, m, w);
+	query_candidates(r, idx, m, w);
+	query_top(r, idx, m, w);
+}
+
+/* A query thread for the race detector while lists are built a step at a
+ * time: MatchJobs of one stored profile, which the test does not change,
+ * until stop (at most a million). */
+struct step_reader {
+	lm_index *idx;
+	const char *cand;
+	atomic_int stop;
+	atomic_long answers, failures;
+};
+
+static void *
+step_reader_main(void *arg)
+{
+	struct step_reader *sr = arg;
+
+	for (long i = 0; i < 1000000 && !atomic_load(&sr->stop); i++) {
+		Lunamatch__V1__MatchJobsRequest req =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
+		Lunamatch__V1__MatchJobsResponse *resp = NULL;
+		req.subject_case =
+		    LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
+		req.candidate_id = (char *) sr->cand;
+		req.top_k = 10;
+		if (lm_index_match_jobs(sr->idx, &req, NOW, &resp, NULL, 0) != LM_OK)
+			atomic_fetch_add(&sr->failures, 1);
+		else
+			atomic_fetch_add(&sr->answers, 1);
+		free_msg(resp);
+	}
+	return NULL;
+}
+
+/*
+ * A new idf snapshot's lists are built a step at a time after the
+ * updates, which do not wait for the build to end. Postings are changed
+ * (churn_op, with a vocabulary that swings between 5 and 200 skills so
+ * that idf drifts) until a new snapshot begins; then each step is held to
+ * one posting for a while, so that the build is part of the way through
+ * the doc ids, and then to none: each of the updates that follow returns
+ * with the build still going (one step asked each, no snapshot taken).
+ * After every change both the lists that queries read (at the old
+ * snapshot) and those being built (at the new one, for the doc ids
+ * passed) hold exactly the entries of the postings listed
+ * (lm_index_check_lists), and answers are the exhaustive scan's. Let go,
+ * lm_index_advance alone completes the build: every posting, the changed
+ * ones included, is listed at its shares at the new snapshot. A step that
+ * fails drops the build and leaves the lists and the snapshot as they
+ * were; a later check takes a new one. A query thread runs throughout.
+ */
+static void
+test_reshare_in_steps(void **state)
+{
+	enum { START = 600, OPS = 20000, PART = 300, HELD = 300 };
+	struct rng r = {0x5715A5E5ULL};
+	struct step_seam seam = {0, 1, false};
+	struct step_reader sr;
+	lm_model m;
+	lm_index *idx = NULL;
+	struct world w;
+	lm_index_counts c0, c;
+	size_t cap = START + OPS;
+	unsigned op = 0, asked;
+	pthread_t th;
+
+	(void) state;
+	lm_model_defaults(&m);
+	skill_vocab = 25;
+	build_n(&r, &m, &idx, &w, START, 40);
+	w.posts = realloc(w.posts, cap * sizeof(*w.posts));
+	w.pp = realloc(w.pp, cap * sizeof(*w.pp));
+	assert_non_null(w.posts);
+	assert_non_null(w.pp);
+	lm_index_set_reshare_seam(idx, step_seam, &seam);
+	memset(&sr, 0, sizeof(sr));
+	sr.idx = idx;
+	sr.cand = w.profs[0]->id;
+	assert_int_equal(pthread_create(&th, NULL, step_reader_main, &sr), 0);
+	lm_index_counts_get(idx, &c0);
+
+	/* Until a new snapshot begins: its first step is asked for. */
+	skill_vocab = 5;
+	for (; seam.asked == 0 && op < OPS; op++) {
+		if (op % 500 == 499)
+			skill_vocab = skill_vocab == 5 ? 200 : 5;
+		churn_op(&r, idx, &w, op);
+	}
+	assert_true(seam.asked > 0);
+	/* One posting a step: part of the way. */
+	for (unsigned i = 0; i < PART; i++, op++) {
+		churn_op(&r, idx, &w, op);
+		if (i % 23 == 0)
+			check_stepped(&r, idx, &m, &w);
+	}
+	lm_index_counts_get(idx, &c);
+	assert_int_equal(c.reshares, c0.reshares);
+	/* No posting a step: the updates go on, the build waits. */
+	seam.budget = 0;
+	asked = seam.asked;
+	for (unsigned i = 0; i < HELD; i++, op++) {
+		churn_op(&r, idx, &w, op);
+		assert_int_equal(seam.asked, asked + i + 1);
+		assert_lists(idx);
+		if (i % 23 == 0)
+			check_stepped(&r, idx, &m, &w);
+	}
+	lm_index_counts_get(idx, &c);
+	assert_int_equal(c.reshares, c0.reshares);
+	/* Let go: lm_index_advance completes it. */
+	seam.budget = SIZE_MAX;
+	for (int i = 0; i < 1000 && c.reshares == c0.reshares; i++) {
+		lm_index_advance(idx, NOW);
+		lm_index_counts_get(idx, &c);
+	}
+	assert_int_equal(c.reshares, c0.reshares + 1);
+	check_stepped(&r, idx, &m, &w);
+
+	/* A step that fails: the next snapshot is dropped, and taken later. */
+	seam.fail = true;
+	asked = seam.asked;
+	for (; seam.asked == asked && op < OPS; op++) {
+		if (op % 500 == 499)
+			skill_vocab = skill_vocab == 5 ? 200 : 5;
+		churn_op(&r, idx, &w, op);
+	}
+	assert_int_equal(seam.asked, asked + 1);
+	lm_index_counts_get(idx, &c);
+	assert_int_equal(c.reshares, c0.reshares + 1);
+	check_stepped(&r, idx, &m, &w);
+	/* Dropped: no step until the next check, 1024 changes after the
+	 * one that began it. */
+	for (unsigned i = 0; i < 100; i++, op++)
+		churn_op(&r, idx, &w, op);
+	assert_int_equal(seam.asked, asked + 1);
+	seam.fail = false;
+	for (; c.reshares == c0.reshares + 1 && op < OPS; op++) {
+		if (op % 500 == 499)
+			skill_vocab = skill_vocab == 5 ? 200 : 5;
+		churn_op(&r, idx, &w, op);
+		lm_index_counts_get(idx, &c);
+	}
+	assert_int_equal(c.reshares, c0.reshares + 2);
+	assert_true(seam.asked > asked + 1);
+	check_stepped(&r, idx, &m, &w);
+
+	atomic_store(&sr.stop, 1);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	print_message("reshare in steps: %u changes, %u steps, %ld answers meanwhile\n",
+	    op, seam.asked, atomic_load(&sr.answers));
+	assert_int_equal(atomic_load(&sr.failures), 0);
+	lm_index_free(idx);
+	world_free(&w);
 	skill_vocab = 25;
 }
 
@@ -2947,6 +3148,7 @@ main(void)
 	    cmocka_unit_test(test_exact_top_k_swept),
 	    cmocka_unit_test(test_exact_top_k_at_scale),
 	    cmocka_unit_test(test_exact_top_k_under_churn),
+	    cmocka_unit_test(test_reshare_in_steps),
 	    cmocka_unit_test(test_random_scores_pinned),
 	    cmocka_unit_test(test_replay_after_expiry),
 	    cmocka_unit_test(test_updates),

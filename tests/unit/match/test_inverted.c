@@ -363,105 +363,6 @@ test_after_definition(void **state)
 	check_after(terms, shares, 256);
 }
 
-static float
-half_share(void *arg, uint32_t doc, uint32_t term, float *after)
-{
-	(void) arg, (void) doc, (void) term;
-	*after = 0;
-	return 0.5f;
-}
-
-/* A swap of lists built aside before a partition gained a list is refused
- * (the contract of lm_inverted_reshare_swap), also when the new term fits
- * the partition's table of terms as it was: the new list stays. */
-static void
-test_swap_refuses_gained_list(void **state)
-{
-	const uint32_t t1 = 1, t2 = 2;
-	const float sh = 0.25f, af = 0;
-	lm_inverted *iv = NULL, *aside = NULL;
-	lm_inverted_view tv[LM_INVERTED_TIERS];
-	uint32_t n = 0;
-
-	(void) state;
-	assert_int_equal(lm_inverted_new(1, true, &iv), LM_OK);
-	assert_int_equal(lm_inverted_add(iv, 0, 7, &t1, &sh, &af, 1, false), LM_OK);
-	assert_int_equal(lm_inverted_reshare_aside(iv, half_share, NULL, &aside), LM_OK);
-	assert_int_equal(lm_inverted_add(iv, 0, 8, &t2, &sh, &af, 1, false), LM_OK);
-	assert_int_equal(lm_inverted_reshare_swap(iv, aside), LM_EINVAL);
-	assert_true(lm_inverted_list(iv, 0, t2, tv));
-	for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++)
-		n += tv[j].n;
-	assert_int_equal(n, 1);
-	lm_inverted_free(aside);
-	lm_inverted_free(iv);
-}
-
-/* A swap of lists built aside before a list was emptied and trimmed away
- * is refused: the lists aside hold an entry the partition no longer has. */
-static void
-test_swap_refuses_freed_list(void **state)
-{
-	const uint32_t t1 = 1, t2 = 2;
-	const float sh = 0.25f, af = 0;
-	lm_inverted *iv = NULL, *aside = NULL;
-	lm_inverted_view tv[LM_INVERTED_TIERS];
-
-	(void) state;
-	assert_int_equal(lm_inverted_new(1, true, &iv), LM_OK);
-	assert_int_equal(lm_inverted_add(iv, 0, 7, &t1, &sh, &af, 1, false), LM_OK);
-	assert_int_equal(lm_inverted_add(iv, 0, 8, &t2, &sh, &af, 1, false), LM_OK);
-	assert_int_equal(lm_inverted_reshare_aside(iv, half_share, NULL, &aside), LM_OK);
-	lm_inverted_remove(iv, 0, 8, &t2, 1, false);
-	lm_inverted_trim(iv, 0, &t2, 1);
-	assert_false(lm_inverted_listed(iv, 0, t2));
-	assert_int_equal(lm_inverted_reshare_swap(iv, aside), LM_EINVAL);
-	assert_false(lm_inverted_listed(iv, 0, t2));
-	assert_true(lm_inverted_list(iv, 0, t1, tv));
-	lm_inverted_free(aside);
-	lm_inverted_free(iv);
-}
-
-/* Lists built aside leave out a list that is empty (a removal not yet
- * trimmed), and the swap takes them: the empty list stays as it was (a
- * reservation may have room in it), and every other list is the new one.
- * A table of terms grown since by a list made and trimmed away again is
- * no change of the lists. */
-static void
-test_aside_leaves_empty_lists(void **state)
-{
-	const uint32_t t1 = 1, t2 = 2, t3 = 300;
-	const float sh = 0.25f, af = 0;
-	lm_inverted *iv = NULL, *aside = NULL;
-	lm_inverted_view tv[LM_INVERTED_TIERS];
-	uint32_t n = 0;
-
-	(void) state;
-	assert_int_equal(lm_inverted_new(1, true, &iv), LM_OK);
-	assert_int_equal(lm_inverted_add(iv, 0, 7, &t1, &sh, &af, 1, false), LM_OK);
-	assert_int_equal(lm_inverted_add(iv, 0, 8, &t2, &sh, &af, 1, false), LM_OK);
-	lm_inverted_remove(iv, 0, 8, &t2, 1, false);
-	assert_true(lm_inverted_listed(iv, 0, t2));
-	assert_int_equal(lm_inverted_reshare_aside(iv, half_share, NULL, &aside), LM_OK);
-	assert_false(lm_inverted_listed(aside, 0, t2));
-	assert_int_equal(lm_inverted_add(iv, 0, 9, &t3, &sh, &af, 1, false), LM_OK);
-	lm_inverted_remove(iv, 0, 9, &t3, 1, false);
-	lm_inverted_trim(iv, 0, &t3, 1);
-	assert_int_equal(lm_inverted_reshare_swap(iv, aside), LM_OK);
-	assert_true(lm_inverted_list(iv, 0, t2, tv));
-	for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++)
-		n += tv[j].n;
-	assert_int_equal(n, 0);
-	assert_true(lm_inverted_list(iv, 0, t1, tv));
-	for (uint32_t j = 0; j < LM_INVERTED_TIERS; j++)
-		if (tv[j].n > 0)
-			assert_true(tv[j].e[0].doc == 7 && tv[j].e[0].share == 0.5f);
-	lm_inverted_trim(iv, 0, &t2, 1);
-	assert_false(lm_inverted_listed(iv, 0, t2));
-	lm_inverted_free(aside);
-	lm_inverted_free(iv);
-}
-
 #define CHURN_PARTS 16
 #define CHURN_LIVE  200
 #define CHURN_TERMS 5
@@ -595,9 +496,6 @@ main(void)
 	    cmocka_unit_test(test_lists_shares),
 	    cmocka_unit_test(test_prefix_bounds),
 	    cmocka_unit_test(test_after_definition),
-	    cmocka_unit_test(test_swap_refuses_gained_list),
-	    cmocka_unit_test(test_swap_refuses_freed_list),
-	    cmocka_unit_test(test_aside_leaves_empty_lists),
 	    cmocka_unit_test(test_churn_gives_room_back),
 	    cmocka_unit_test(test_tier_room_follows_entries),
 	};
