@@ -175,11 +175,14 @@ applied(lm_follower *f, uint64_t seq)
 
 /* Moves the clock of idx (the follower's index or a snapshot being loaded)
  * to the wall clock, so that postings that expired leave the open-postings
- * count (a gauge; scores do not depend on it). */
-static void
+ * count (a gauge; scores do not depend on it). Returns lm_index_advance's
+ * answer: true when a new idf snapshot's lists are still being built and
+ * the steps taken did work. */
+static bool
 advance_clock(lm_follower *f, lm_index *idx)
 {
-	lm_index_advance(idx, f->clock != NULL ? f->clock(f->arg) : (int64_t) time(NULL));
+	return lm_index_advance(
+	    idx, f->clock != NULL ? f->clock(f->arg) : (int64_t) time(NULL));
 }
 
 /* Whether the decoded record m names the id and version the store keeps
@@ -1033,10 +1036,14 @@ run(void *arg)
 			break;
 		wait_wakeup(f); /* retry the load after a poll period */
 	}
+	/* While the index builds a new idf snapshot's lists, no wait between
+	 * rounds: a round is a drain and a few steps, so that changes still
+	 * come in between steps and the build is not paced by the poll. */
 	while (!atomic_load(&f->stop)) {
+		bool building;
 		(void) drain(f);
-		advance_clock(f, f->idx); /* also when nothing changed */
-		if (!atomic_load(&f->stop))
+		building = advance_clock(f, f->idx); /* also when nothing changed */
+		if (!building && !atomic_load(&f->stop))
 			wait_wakeup(f);
 	}
 	return NULL;

@@ -961,18 +961,21 @@ rebuild_docs(lm_index *idx, struct rebuild *rb, size_t budget)
  * kept; it is tried again at the next check. The lists that go, old or
  * dropped, are freed by the next steps, RELEASE_STEP at a time (freeing
  * the lists of 100k postings at once took 23 ms). Another thread stepping
- * meanwhile (rb_lock) makes this call return at once.
+ * meanwhile (rb_lock) makes this call return at once. Returns whether the
+ * step did any of this work (false: nothing due, another thread stepping,
+ * or a step that added nothing, as the seam may ask).
  */
-static void
+static bool
 reshare_step(lm_index *idx)
 {
 	struct rebuild *rb = NULL;
-	size_t budget = RESHARE_STEP;
+	size_t budget = RESHARE_STEP, from;
+	bool worked = true;
 	int rc;
 
 	if ((!atomic_load(&idx->stepping) && !atomic_load(&idx->reshare_due)) ||
 	    pthread_mutex_trylock(&idx->rb_lock) != 0)
-		return;
+		return false;
 	if (idx->retired != NULL) {
 		if (lm_inverted_release(idx->retired, RELEASE_STEP)) {
 			lm_inverted_free(idx->retired);
@@ -980,21 +983,25 @@ reshare_step(lm_index *idx)
 			atomic_store(&idx->stepping, false);
 		}
 		pthread_mutex_unlock(&idx->rb_lock);
-		return;
+		return true;
 	}
 	if (!atomic_load(&idx->stepping)) {
 		reshare_begin(idx);
+		worked = atomic_load(&idx->stepping);
 		pthread_mutex_unlock(&idx->rb_lock);
-		return;
+		return worked;
 	}
 	rc = idx->seam != NULL ? idx->seam(idx->seam_arg, &budget) : LM_OK;
 	pthread_rwlock_rdlock(&idx->lock);
+	from = idx->rb->next;
 	if (rc != LM_OK)
 		idx->rb->failed = true;
 	else if (!idx->rb->failed)
 		rebuild_docs(idx, idx->rb, budget);
 	if (idx->rb->failed || idx->rb->next >= idx->posts.ndocs)
 		rb = idx->rb;
+	else
+		worked = idx->rb->next > from;
 	pthread_rwlock_unlock(&idx->lock);
 	if (rb != NULL) {
 		pthread_rwlock_wrlock(&idx->lock);
@@ -1015,6 +1022,7 @@ reshare_step(lm_index *idx)
 	}
 	pthread_mutex_unlock(&idx->rb_lock);
 	rebuild_free(rb); /* the old snapshot, or the new one dropped */
+	return worked;
 }
 
 /* The drift of the postings' shares at the current statistics, computed
@@ -1743,16 +1751,20 @@ advance_locked(lm_index *idx, int64_t now)
 		publish_counts(idx);
 }
 
-void
+bool
 lm_index_advance(lm_index *idx, int64_t now)
 {
+	bool worked = false;
+
 	if (idx == NULL)
-		return;
+		return false;
 	pthread_rwlock_wrlock(&idx->lock);
 	advance_locked(idx, now);
 	pthread_rwlock_unlock(&idx->lock);
 	for (int i = 0; i < ADVANCE_STEPS && atomic_load(&idx->stepping); i++)
-		reshare_step(idx);
+		if (!(worked = reshare_step(idx)))
+			break;
+	return worked && atomic_load(&idx->stepping);
 }
 
 /* Under the write lock, so that a query reads the same sequence number for

@@ -176,8 +176,11 @@ int lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq);
  * by then leave the open_postings count. Scores do not depend on it. It
  * also takes steps of a new idf snapshot's lists being built
  * (lm_index_set_reshare_seam), so that one is put in place while no
- * update comes. */
-void lm_index_advance(lm_index *idx, int64_t now);
+ * update comes, and returns true when they all did work and more is left:
+ * the caller (the follower) calls again without waiting, after looking for
+ * changes, so that a build finishes at the speed of steps, each update
+ * waiting for one step at most. */
+bool lm_index_advance(lm_index *idx, int64_t now);
 
 /* The change-log position the index reflects, reported in responses.
  * lm_index_set_seq moves it without a change of data (a change-log entry

@@ -619,6 +619,116 @@ start_loaded(struct fx *fx, const lm_follower_opts *o)
 	return f;
 }
 
+/* Stores posting m n times in one transaction, as prefix-0 .. prefix-(n-1)
+ * at version 1, copy i with the first 1 + i % k of m's k skills (so that
+ * the skills' counts differ). Returns the store's last seq. */
+static uint64_t
+store_named(struct fx *fx, JobPosting *m, const char *prefix, unsigned n)
+{
+	lm_store_txn *t = NULL;
+	uint64_t seq = 0;
+	char *own = m->id, id[64];
+	size_t k = m->n_skills;
+
+	assert_int_equal(lm_store_begin(fx->store, &t), LM_OK);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		snprintf(id, sizeof(id), "%s-%u", prefix, i);
+		m->id = id;
+		m->version = 1;
+		m->n_skills = k > 0 ? 1 + i % k : 0;
+		assert_int_equal(lm_pb_encode(&m->base, &buf, &len), LM_OK);
+		assert_int_equal(
+		    lm_store_put(t, LM_KIND_POSTING, id, 1, buf, len), LM_OK);
+		free(buf);
+	}
+	m->id = own;
+	m->n_skills = k;
+	assert_int_equal(lm_store_commit(t, &seq), LM_OK);
+	return seq;
+}
+
+/* The reshare seam of test_reshare_finishes_while_idle: every step adds
+ * one posting (a budget of one entry); counts the steps. */
+static int
+one_posting_step(void *arg, size_t *budget)
+{
+	atomic_fetch_add((atomic_uint *) arg, 1);
+	*budget = 1;
+	return LM_OK;
+}
+
+/*
+ * A new idf snapshot's lists, built a step at a time, are finished by the
+ * follower without waiting for a wakeup between rounds of steps. 2,000
+ * postings with skills (1 to all of a sample's, so that their counts
+ * differ) are loaded, then 2,500 without skills come in: more postings,
+ * the same skill counts, so every idf moves, by different factors, and
+ * the drift check after 2,000 changes (half the postings) begins a new
+ * snapshot. Every step adds one posting, so the build needs about 4,500
+ * steps, far more than the 500 changes left and a few rounds of
+ * ADVANCE_STEPS give; and after the
+ * changes no wakeup comes within the wait (no notification, a poll of ten
+ * minutes, a heartbeat of 10 s).
+ */
+static void
+test_reshare_finishes_while_idle(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL;
+	lm_index_counts before, c;
+	atomic_uint asked = 0;
+	Lunamatch__V1__StoreNotify n = LUNAMATCH__V1__STORE_NOTIFY__INIT;
+	JobPosting *p = (JobPosting *) sample(fx, true, SEED_JOB);
+	char url[4200], err[256] = "";
+	uint8_t buf[64];
+	nng_socket pub;
+	nng_time end;
+	size_t len;
+
+	store_named(fx, p, "skilled", 2000);
+	snprintf(url, sizeof(url), "ipc://%s/notify.ipc", fx->dir);
+	o.notify_url = url;
+	o.poll_ms = 600000;
+	f = start_loaded(fx, &o);
+	lm_index_set_reshare_seam(fx->idx, one_posting_step, &asked);
+	lm_index_counts_get(fx->idx, &before);
+
+	for (size_t i = 0; i < p->n_skills; i++)
+		protobuf_c_message_free_unpacked(&p->skills[i]->base, NULL);
+	for (size_t i = 0; i < p->n_requirement_groups; i++)
+		protobuf_c_message_free_unpacked(&p->requirement_groups[i]->base, NULL);
+	p->n_skills = p->n_requirement_groups = 0;
+	n.last_seq = store_named(fx, p, "bare", 2500);
+	len = lunamatch__v1__store_notify__pack(&n, buf);
+	assert_int_equal(nng_pub0_open(&pub), 0);
+	assert_int_equal(nng_listen(pub, url, NULL, 0), 0);
+	/* Published until the last change is in (PUB drops messages until the
+	 * subscriber is connected), then never again. */
+	end = nng_clock() + WAIT_MS;
+	while (!has_posting(fx, "bare-2499") && nng_clock() < end) {
+		assert_int_equal(nng_send(pub, buf, len, 0), 0);
+		nng_msleep(20);
+	}
+	assert_true(has_posting(fx, "bare-2499"));
+	nng_close(pub);
+
+	end = nng_clock() + WAIT_MS;
+	for (lm_index_counts_get(fx->idx, &c);
+	     c.reshares == before.reshares && nng_clock() < end;
+	     lm_index_counts_get(fx->idx, &c))
+		nng_msleep(10);
+	assert_int_equal(c.reshares, before.reshares + 1);
+	/* Built a posting a step, not at once. */
+	assert_true(atomic_load(&asked) >= 4000);
+	if (lm_index_check_lists(fx->idx, err, sizeof(err)) != LM_OK)
+		fail_msg("%s", err);
+	lm_follower_free(f);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
 static void
 test_notify_wakes(void **state)
 {
@@ -1926,6 +2036,8 @@ main(void)
 	    BOTH(test_record_read_fails),
 	    cmocka_unit_test_setup_teardown(test_poll_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_reshare_finishes_while_idle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	    BOTH(test_reload_after_trim),
 	    cmocka_unit_test_setup_teardown(test_load_longer_than_lease, setup, teardown),
