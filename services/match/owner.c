@@ -61,6 +61,7 @@
 #define CALL_TIMEOUT     5000 /* one committed-offsets, metadata or commit call */
 #define SERVE_AFTER_MS   1000 /* a wait this long keeps serving the group */
 #define CATCHUP_PROBE_MS 200  /* before joining: ingest's progress asked this often */
+#define CLAIM_REREAD_MS  200  /* profiles: a claim waited for is read again this often */
 #define CLAIM_TAG        "lm1"
 #define CLAIM_MAX        (24 + 21 * LM_OWNER_PARTITIONS_MAX) /* metadata bytes */
 
@@ -1155,12 +1156,61 @@ wait_visible(struct member *m, const struct item *it, struct batch_view *bv)
 	return LM_ECLOSED;
 }
 
+/* Profiles: the state of postings partition part, read again. */
+static void
+refresh_state(struct member *m, int part)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+	rd_kafka_topic_partition_list_add(l, m->other, part);
+	if (rd_kafka_committed(m->rk, l, CALL_TIMEOUT) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    l->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		parse_claim(&l->elems[0], &m->state[part]);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Profiles: what the index must hold of a postings partition in state st
+ * before the batch's pairs are decided: every posting derived or claimed. */
+static int64_t
+state_need(const struct part_state *st)
+{
+	return st->claim_end > st->committed ? st->claim_end : st->committed;
+}
+
+/*
+ * Profiles, while the batch waits for this replica's ingest to pass
+ * postings partition p: when it waits for a claim's end there, the
+ * partition's state is read again. A claim taken back since
+ * (release_reading_claims) asks nothing more of the index: its postings
+ * are left to their owner, whose next claim of them has a cut, read after
+ * it, that holds this batch's profiles. The state read again replaces the
+ * one read first, and the need of p becomes the lower of the two: every
+ * posting a later state lets the batch announce was derived or claimed
+ * before the first read, and so lies below its need (a posting claimed
+ * after it has a cut that holds this batch's profiles, and is derived only
+ * once this batch is committed).
+ */
+static void
+reread_claim(struct member *m, int p)
+{
+	int64_t need;
+
+	if (m->posting || p < 0 || p >= m->nstate ||
+	    m->state[p].claim_end <= m->state[p].committed)
+		return;
+	refresh_state(m, p);
+	need = state_need(&m->state[p]);
+	if (need < m->need[p])
+		m->need[p] = need;
+}
+
 /* Waits until the index reflects every message of the other topic before
- * m->need (n partitions). Returns LM_OK, LM_ECLOSED or LM_ESTALE. */
+ * m->need (n partitions). A profiles batch reads the claims it waits for
+ * again (reread_claim). Returns LM_OK, LM_ECLOSED or LM_ESTALE. */
 static int
 wait_view(struct member *m, int n)
 {
-	int64_t since = lm_clock_ms();
+	int64_t since = lm_clock_ms(), reread_at = since + CLAIM_REREAD_MS;
 	lm_owner *ow = m->ow;
 	uint64_t seq = 0;
 	bool passed = false, noted = false;
@@ -1172,6 +1222,10 @@ wait_view(struct member *m, int n)
 		if (!passed && lm_clock_ms() - m->last_probe >= LM_OWNER_VIEW_PROBE_MS) {
 			m->last_probe = lm_clock_ms();
 			passed = ingest_passed(ow, m->other, n, m->need, &seq, &behind);
+			if (!passed && lm_clock_ms() >= reread_at) {
+				reread_at = lm_clock_ms() + CLAIM_REREAD_MS;
+				reread_claim(m, behind);
+			}
 			continue;
 		}
 		note_wait(
@@ -1282,19 +1336,6 @@ posting_announces(void *arg, const lm_events_pair *p, bool *noted)
 		break;
 	}
 	return pos.partition < m->ncut && pos.offset < m->cut[pos.partition];
-}
-
-/* Profiles: the state of postings partition part, read again. */
-static void
-refresh_state(struct member *m, int part)
-{
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-
-	rd_kafka_topic_partition_list_add(l, m->other, part);
-	if (rd_kafka_committed(m->rk, l, CALL_TIMEOUT) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-	    l->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		parse_claim(&l->elems[0], &m->state[part]);
-	rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* Profiles: reads again, until none is left, the postings partitions
@@ -1644,9 +1685,7 @@ prepare(struct member *m, lm_events_split *split)
 		/* Every posting derived or claimed is in the index before the
 		 * pairs are decided. */
 		for (int p = 0; p < n; p++)
-			m->need[p] = m->state[p].claim_end > m->state[p].committed
-			                 ? m->state[p].claim_end
-			                 : m->state[p].committed;
+			m->need[p] = state_need(&m->state[p]);
 		if ((rc = wait_view(m, n)) != LM_OK || (rc = resolve_reading(m)) != LM_OK)
 			return rc;
 		split->fn = profile_announces;
