@@ -32,7 +32,11 @@
  *
  * The probe handle is a consumer configured with the replica's ingest
  * group id that never subscribes: it only asks the group coordinator for
- * that group's committed offsets (rd_kafka_committed).
+ * that group's committed offsets (rd_kafka_committed). The peek handle,
+ * configured the same way, is assigned partitions before the owner joins,
+ * to read whether messages lie where the store's own positions fall short
+ * of the topics' ends (store_holds); neither ever commits. The peek is
+ * destroyed once the owner joins.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -166,6 +170,9 @@ struct lm_owner {
 
 	struct member mem[2]; /* [0] postings, [1] profiles */
 	rd_kafka_t *probe;    /* the ingest group's committed offsets */
+	rd_kafka_t *peek;     /* before joining: messages past the store's
+	                         positions (the postings member's thread; NULL
+	                         once joined) */
 
 	atomic_bool stop;
 	pthread_mutex_t mtx;
@@ -394,10 +401,12 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	    reason);
 }
 
-/* A consumer in group; with m, that member's consumer of the shared group. */
+/* A consumer in group; with m, that member's consumer of the shared group.
+ * With eof it is told when it reaches the end of a partition
+ * (RD_KAFKA_RESP_ERR__PARTITION_EOF). */
 static int
-make_consumer(
-    const lm_owner_opts *o, const char *group, struct member *m, rd_kafka_t **out)
+make_consumer(const lm_owner_opts *o, const char *group, struct member *m, bool eof,
+    rd_kafka_t **out)
 {
 	rd_kafka_conf_t *conf = NULL;
 	char err[512], session[32], heartbeat[32];
@@ -429,9 +438,8 @@ make_consumer(
 		rd_kafka_conf_destroy(conf);
 		return rc;
 	}
-	if (m != NULL && !m->posting &&
-	    (rc = lm_kafka_set(conf, "enable.partition.eof", "true", err, sizeof(err))) !=
-	        LM_OK) {
+	if (eof && (rc = lm_kafka_set(conf, "enable.partition.eof", "true", err,
+	                sizeof(err))) != LM_OK) {
 		lm_error("owner.config", "%s", err);
 		rd_kafka_conf_destroy(conf);
 		return rc;
@@ -1978,7 +1986,12 @@ ends_commit(struct member *m)
  * A member joins the events group only once this replica's ingest has
  * stored what the topics held when the member started: the ingest group has
  * committed, on every partition of both topics, at least the log end offset
- * that partition had then (an empty partition asks nothing). A new replica
+ * that partition had then (an empty partition asks nothing), and the store
+ * itself holds it (store_holds). The group's offsets alone are not enough
+ * after a store was restored from an older copy: until ingest's first
+ * assignment sets them back to the store's positions, they are the newer
+ * store's, and the owner, which takes them as proof of what the store
+ * holds, would decide pairs from an index without the records. A new replica
  * starts with an empty store; had it joined at once, the partitions it took
  * would wait for its index (step 2 of owner.h), and the other replicas'
  * postings batches for its profiles, so every event would stall for as long
@@ -2092,6 +2105,129 @@ sources_ok(struct member *m, int wait_ms)
 	return false;
 }
 
+/*
+ * How far the store holds partition p of topic by its own positions, as
+ * ingest resumes from them (lm_ingest_offset_get): LM_OK with *at, which
+ * is 0 for a partition the store never stored (a new store, or one that
+ * kept its positions from the start) or stored at an earlier epoch of the
+ * topic than its latest (the topic was created again since); LM_ENOENT
+ * for a store written before positions were kept, about which only the
+ * ingest group's offsets tell; another store error.
+ */
+static int
+store_position(lm_owner *ow, const char *topic, int32_t p, int64_t *at)
+{
+	uint32_t epoch = 0, latest = 0;
+	uint64_t seq = 0;
+	bool kept = false;
+	int rc = lm_ingest_offset_get(ow->store, topic, p, &epoch, at);
+
+	if (rc == LM_OK) {
+		if ((rc = lm_ingest_epoch_get(ow->store, topic, &latest)) == LM_ENOENT)
+			rc = LM_OK;
+		if (epoch < latest)
+			*at = 0;
+		return rc;
+	}
+	if (rc == LM_ENOENT && (rc = lm_store_last_seq(ow->store, &seq)) == LM_OK &&
+	    (rc = lm_ingest_positions_kept(ow->store, &kept)) == LM_OK) {
+		*at = 0;
+		return seq == 0 || kept ? LM_OK : LM_ENOENT;
+	}
+	return rc;
+}
+
+/*
+ * Whether, on a partition p of topic in l, a message lies from offset
+ * l->elems[i].offset to need[p] (exclusive) that a consumer is given: a
+ * record, not a control record of a transaction nor a message of an
+ * aborted one, which take offsets and are never delivered (ingest's
+ * positions stop below them). Reads the partitions from there with the
+ * peek handle, within CALL_TIMEOUT. Returns LM_OK with *found (on true,
+ * *behind is the partition), LM_ETIMEDOUT when a partition gave neither a
+ * message nor its end at need[p] or later in time, or a Kafka error.
+ */
+static int
+gap_holds_message(lm_owner *ow, const char *topic, rd_kafka_topic_partition_list_t *l,
+    const int64_t *need, bool *found, int *behind)
+{
+	bool open[LM_OWNER_PARTITIONS_MAX] = {false};
+	rd_kafka_resp_err_t e;
+	int left = l->cnt;
+
+	*found = false;
+	for (int i = 0; i < l->cnt; i++)
+		open[l->elems[i].partition] = true;
+	if ((e = rd_kafka_assign(ow->peek, l)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		lm_debug("owner.catchup", "cannot read %s past the store's positions: %s",
+		    topic, rd_kafka_err2name(e));
+		return lm_kafka_err(e);
+	}
+	for (int64_t end = lm_clock_ms() + CALL_TIMEOUT;
+	     left > 0 && !*found && lm_clock_ms() < end && !atomic_load(&ow->stop);) {
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(ow->peek, POLL_MS);
+		int32_t p;
+		if (msg == NULL)
+			continue;
+		p = msg->partition;
+		/* A message of an earlier look (another topic) is passed over. */
+		if (msg->rkt != NULL &&
+		    strcmp(rd_kafka_topic_name(msg->rkt), topic) == 0 && p >= 0 &&
+		    p < LM_OWNER_PARTITIONS_MAX && open[p] &&
+		    (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+		        (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+		            msg->offset >= need[p]))) {
+			open[p] = false;
+			left--;
+			if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+			    msg->offset < need[p]) {
+				*found = true;
+				*behind = p;
+			}
+		}
+		rd_kafka_message_destroy(msg);
+	}
+	(void) rd_kafka_assign(ow->peek, NULL);
+	return *found || left == 0 ? LM_OK : LM_ETIMEDOUT;
+}
+
+/*
+ * Whether the store holds every partition p of topic in 0..n-1 up to
+ * need[p] (need[p] <= 0 asks nothing): its position (store_position) is
+ * there, or no message a consumer is given lies between its position and
+ * need[p] (a topic written by a transactional producer ends in control
+ * records, past the positions ingest stores; gap_holds_message). A store
+ * written before positions were kept is not asked. On false *behind is a
+ * partition the store does not hold that far, or -1 when that could not
+ * be read (logged at debug).
+ */
+static bool
+store_holds(lm_owner *ow, const char *topic, int n, const int64_t *need, int *behind)
+{
+	rd_kafka_topic_partition_list_t *gap = rd_kafka_topic_partition_list_new(n);
+	bool found = false;
+	int rc = LM_OK;
+
+	*behind = -1;
+	for (int p = 0; p < n && rc == LM_OK; p++) {
+		int64_t at = 0;
+		if (need[p] <= 0)
+			continue;
+		if ((rc = store_position(ow, topic, p, &at)) == LM_ENOENT)
+			rc = LM_OK;
+		else if (rc == LM_OK && at < need[p])
+			rd_kafka_topic_partition_list_add(gap, topic, p)->offset = at;
+		else if (rc != LM_OK)
+			lm_debug("owner.catchup",
+			    "cannot read how far the store holds %s [%d]: %s", topic, p,
+			    lm_strerror(rc));
+	}
+	if (rc == LM_OK && gap->cnt > 0)
+		rc = gap_holds_message(ow, topic, gap, need, &found, behind);
+	rd_kafka_topic_partition_list_destroy(gap);
+	return rc == LM_OK && !found;
+}
+
 static bool
 wait_caught_up(struct member *m)
 {
@@ -2104,7 +2240,9 @@ wait_caught_up(struct member *m)
 	bool noted = false;
 
 	while (!atomic_load(&ow->stop)) {
-		int behind = -1, t = 0;
+		/* t: topics the ingest group has passed; held: those the store
+		 * holds, looked at once the group has passed both. */
+		int behind = -1, t = 0, held = 0;
 		if (atomic_load(&ow->caught_up))
 			return true;
 		/* The postings member asks for both; the other waits for it. */
@@ -2133,31 +2271,50 @@ wait_caught_up(struct member *m)
 		while (t < 2 && committed_at_least(ow->probe, topic[t], n[t], need[t],
 		                    &behind, "ingest group"))
 			t++;
+		while (t == 2 && held < 2 &&
+		       store_holds(ow, topic[held], n[held], need[held], &behind))
+			held++;
 		/* Once more with the cluster's id, waited for: the brokers
 		 * answered, so it is known unless they give none. */
-		if (t == 2 && !sources_ok(m, CALL_TIMEOUT))
+		if (held == 2 && !sources_ok(m, CALL_TIMEOUT))
 			continue;
-		if (t == 2) {
+		if (held == 2) {
 			if (!atomic_exchange(&ow->caught_up, true))
 				lm_info("owner.catchup",
 				    "ingest has stored the topics (%.1f s after the "
 				    "start): "
 				    "joining the events group",
 				    (double) (lm_clock_ms() - ow->start_ms) / 1000.0);
+			rd_kafka_destroy_flags(
+			    ow->peek, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+			ow->peek = NULL;
 			return true;
 		}
 		if (!noted && lm_clock_ms() - since >= LM_OWNER_WAIT_NOTE_MS) {
 			noted = true;
-			if (behind < 0)
+			if (t < 2 && behind < 0)
 				lm_info("owner.catchup",
 				    "not joining the events group: the ingest group's "
 				    "committed offsets of %s cannot be read",
 				    topic[t]);
-			else
+			else if (t < 2)
 				lm_info("owner.catchup",
 				    "not joining the events group until ingest has "
 				    "stored the topics (partition %d of %s is behind)",
 				    behind, topic[t]);
+			else if (behind < 0)
+				lm_info("owner.catchup",
+				    "not joining the events group: how far the store "
+				    "holds %s cannot be read",
+				    topic[held]);
+			else
+				lm_info("owner.catchup",
+				    "not joining the events group until the store holds "
+				    "what the ingest group's committed offsets say "
+				    "(partition %d of %s is behind in the store: one "
+				    "restored from an older copy, whose group ingest has "
+				    "not set back yet, or one still filling)",
+				    behind, topic[held]);
 		}
 	}
 	return false;
@@ -2259,7 +2416,7 @@ member_init(lm_owner *ow, const lm_owner_opts *o, const char *group, bool postin
 			         sizeof(*m->state[p].cut))) == NULL)
 				return LM_ENOMEM;
 	}
-	if ((rc = make_consumer(o, group, m, &m->rk)) != LM_OK)
+	if ((rc = make_consumer(o, group, m, !posting, &m->rk)) != LM_OK)
 		return rc;
 	rd_kafka_poll_set_consumer(m->rk);
 	if ((m->other_rkt = rd_kafka_topic_new(m->rk, m->other, NULL)) == NULL) {
@@ -2348,7 +2505,9 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 	}
 	if ((rc = member_init(ow, o, group, true)) != LM_OK ||
 	    (rc = member_init(ow, o, group, false)) != LM_OK ||
-	    (rc = make_consumer(o, o->ingest_group_id, NULL, &ow->probe)) != LM_OK)
+	    (rc = make_consumer(o, o->ingest_group_id, NULL, false, &ow->probe)) !=
+	        LM_OK ||
+	    (rc = make_consumer(o, o->ingest_group_id, NULL, true, &ow->peek)) != LM_OK)
 		goto fail;
 	if (o->metrics != NULL) {
 		ow->m_messages = lm_metrics_counter(o->metrics,
@@ -2450,6 +2609,8 @@ lm_owner_free(lm_owner *ow)
 		member_free(&ow->mem[i]);
 	if (ow->probe != NULL)
 		rd_kafka_destroy_flags(ow->probe, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (ow->peek != NULL)
+		rd_kafka_destroy_flags(ow->peek, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	free(ow->topic_postings);
 	free(ow->topic_profiles);
 	pthread_cond_destroy(&ow->cv);

@@ -138,10 +138,11 @@ typedef struct lm_owner lm_owner;
  * LM_OK, LM_EINVAL (logged), LM_EKAFKA or LM_ENOMEM; *out is NULL then. */
 int lm_owner_new(const lm_owner_opts *o, lm_owner **out);
 
-/* Starts the threads: each waits until this replica's ingest group has
- * stored what the topics held at the start (see "joining" in owner.c) and
- * the store's positions come from the owner's topics and cluster (as
- * above), then joins the group and derives. Returns LM_OK, LM_EINVAL
+/* Starts the threads: each waits until this replica's ingest has stored
+ * what the topics held at the start, by its group's committed offsets and
+ * by the store's own positions (see "joining" in owner.c), and the store's
+ * positions come from the owner's topics and cluster (as above), then
+ * joins the group and derives. Returns LM_OK, LM_EINVAL
  * (already started) or an errno-derived code. A member that cannot
  * subscribe when its wait ends logs owner.subscribe and stays out of the
  * group (the other replicas take its partitions); lm_owner_stats.joined

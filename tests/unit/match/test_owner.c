@@ -36,7 +36,9 @@
  *    profiles that arrive on different partitions at the same moment
  *    exactly once across both outboxes, each left to one side;
  *  - joins the events group only once the replica's ingest has stored what
- *    the topics held at the start;
+ *    the topics held at the start, by the ingest group's committed offsets
+ *    and by the store's own positions (a store restored from an older copy,
+ *    whose group's offsets ingest has not set back yet);
  *  - when the group coordinator refuses commits (the refusals injected
  *    through the mock cluster's request errors): never lets a batch whose
  *    claim was refused be overtaken by later messages of its partition,
@@ -1914,6 +1916,12 @@ test_replay_asks_once(void **state)
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
 	assert_int_equal(rd_kafka_flush(G.producer, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+	/* Ingest is past them (the records deleted since): the group's
+	 * offset, and the store's position, which joining reads too. */
+	lm_store_txn *t = NULL;
+	assert_int_equal(lm_ingest_positions_begin(R0->store, &t), LM_OK);
+	assert_int_equal(lm_ingest_offset_put(t, POSTINGS, 0, 0, GONE), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
 	ingest_commit(POSTINGS, GONE);
 	start_owner(); /* joining asks the ingest group too, and so does a
 	                * postings batch for its cut */
@@ -1962,6 +1970,56 @@ test_join_after_catchup(void **state)
 	assert_int_equal(stats(R0->owner).joined, 2);
 	assert_true(wait_messages(R0->owner, 2));
 	assert_true(enqueued() >= 1);
+	assert_false(stats(R0->owner).failing);
+}
+
+/*
+ * A store restored from an older copy: the ingest group has committed what
+ * the newer store held, and until ingest sets its offsets back to the
+ * store's (on its first assignment) they reach the topics' ends although
+ * the store does not. The owner does not join while the store's own
+ * positions fall short of the ends with messages in between; it joins,
+ * and derives, once the store holds them.
+ */
+static void
+test_join_waits_for_restored_store(void **state)
+{
+	lm_store_pos at = {.epoch = 0, .partition = 0, .offset = 0};
+	lm_store_txn *t = NULL;
+	(void) state;
+
+	produce_record(true, SEED_JOB, 1);
+	produce_record(false, LEAD, 1);
+	/* The older copy holds the lead, and no posting yet. */
+	assert_int_equal(lm_ingest_positions_begin(R0->store, &t), LM_OK);
+	put_record(t, false, LEAD, NULL, 1, &at);
+	assert_int_equal(lm_ingest_offset_put(t, PROFILES, 0, 0, 1), LM_OK);
+	assert_int_equal(lm_ingest_offset_put(t, POSTINGS, 0, 0, 0), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	ingest_commit(PROFILES, 1);
+	ingest_commit(POSTINGS, 1);
+
+	R0->owner = new_owner(R0);
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
+	/* Longer than a join of the mock cluster takes (about 3 s). */
+	lmt_sleep_ms(6000);
+	assert_true(stats(R0->owner).probes >= 1);
+	assert_int_equal(stats(R0->owner).joined, 0);
+	assert_int_equal(stats(R0->owner).partitions, 0);
+
+	/* Ingest stores the posting. */
+	assert_int_equal(lm_ingest_positions_begin(R0->store, &t), LM_OK);
+	put_record(t, true, SEED_JOB, NULL, 1, &at);
+	assert_int_equal(lm_ingest_offset_put(t, POSTINGS, 0, 0, 1), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	for (int64_t end = lm_clock_ms() + JOIN_MS;
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(stats(R0->owner).partitions, 2);
+	assert_int_equal(stats(R0->owner).joined, 2);
+	assert_true(wait_messages(R0->owner, 2));
+	assert_int_equal(events_of(SEED_JOB), 1);
 	assert_false(stats(R0->owner).failing);
 }
 
@@ -2253,6 +2311,8 @@ main(void)
 	        test_undecided_message_read_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replay_asks_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_join_after_catchup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_join_waits_for_restored_store, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_old_epoch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_source_topic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_source_cluster, setup, teardown),
