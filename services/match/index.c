@@ -472,23 +472,24 @@ stale_again(lm_index *idx, int rc, uint64_t since, int *tries)
 	return true;
 }
 
+/* Room for n terms in w (and in w->old when with_old); LM_OK or LM_ENOMEM
+ * (the room as it was, or more in some of the arrays). */
 static int
-wbuf_reserve(lm_index *idx, size_t n)
+wbuf_room(struct wbuf *w, size_t n, bool with_old)
 {
-	struct wbuf *w = &idx->wr;
 	uint32_t *t;
 	float *f;
 
 	if (n <= w->cap)
 		return LM_OK;
-	if (fault_check(idx, LM_INDEX_ALLOC_SCRATCH) != LM_OK)
-		return LM_ENOMEM;
 	if ((t = realloc(w->terms, n * sizeof(*t))) == NULL)
 		return LM_ENOMEM;
 	w->terms = t;
-	if ((t = realloc(w->old, n * sizeof(*t))) == NULL)
-		return LM_ENOMEM;
-	w->old = t;
+	if (with_old) {
+		if ((t = realloc(w->old, n * sizeof(*t))) == NULL)
+			return LM_ENOMEM;
+		w->old = t;
+	}
 	if ((f = realloc(w->shares, n * sizeof(*f))) == NULL)
 		return LM_ENOMEM;
 	w->shares = f;
@@ -497,6 +498,14 @@ wbuf_reserve(lm_index *idx, size_t n)
 	w->after = f;
 	w->cap = n;
 	return LM_OK;
+}
+
+static int
+wbuf_reserve(lm_index *idx, size_t n)
+{
+	if (n > idx->wr.cap && fault_check(idx, LM_INDEX_ALLOC_SCRATCH) != LM_OK)
+		return LM_ENOMEM;
+	return wbuf_room(&idx->wr, n, true);
 }
 
 /* A posting without skills of its own is bare: queries visit it whatever
@@ -574,30 +583,6 @@ rebuild_free(struct rebuild *rb)
 	free(rb);
 }
 
-/* Room for n terms in rb->w; LM_OK or LM_ENOMEM (the room as it was, or
- * more in some of the arrays). */
-static int
-rebuild_room(struct rebuild *rb, size_t n)
-{
-	struct wbuf *w = &rb->w;
-	uint32_t *t;
-	float *f;
-
-	if (n <= w->cap)
-		return LM_OK;
-	if ((t = realloc(w->terms, n * sizeof(*t))) == NULL)
-		return LM_ENOMEM;
-	w->terms = t;
-	if ((f = realloc(w->shares, n * sizeof(*f))) == NULL)
-		return LM_ENOMEM;
-	w->shares = f;
-	if ((f = realloc(w->after, n * sizeof(*f))) == NULL)
-		return LM_ENOMEM;
-	w->after = f;
-	w->cap = n;
-	return LM_OK;
-}
-
 /* The rebuild that changes of the postings' lists are made to as well,
  * or NULL. Write lock held. */
 static struct rebuild *
@@ -624,7 +609,7 @@ rebuild_prepare(
 	}
 	if (doc >= rb->next)
 		return;
-	if (rebuild_room(rb, n) != LM_OK) {
+	if (wbuf_room(&rb->w, n, false) != LM_OK) {
 		rb->failed = true;
 		return;
 	}
@@ -932,7 +917,8 @@ rebuild_docs(lm_index *idx, struct rebuild *rb, size_t budget)
 		const struct ent *e = t->v[rb->next];
 		size_t n;
 		if (e != NULL && e->listed) {
-			if (rebuild_room(rb, lm_prep_terms_max(e->pp, NULL)) != LM_OK) {
+			if (wbuf_room(&rb->w, lm_prep_terms_max(e->pp, NULL), false) !=
+			    LM_OK) {
 				rb->failed = true;
 				return;
 			}
