@@ -74,6 +74,7 @@ struct lm_store {
 	MDB_dbi db_changes;
 	MDB_dbi db_meta;
 	MDB_dbi db_readers; /* only in writable handles (lm_store_trim) */
+	MDB_dbi db_marks;   /* only in writable handles (lm_store_mark) */
 	unsigned flags;
 	uint64_t max_map;
 	pthread_rwlock_t maplock; /* shared: a txn is open; exclusive: resize */
@@ -105,7 +106,7 @@ struct lm_store {
 	unsigned counters_damaged;
 };
 
-enum op_type { OP_PUT, OP_DEL, OP_META, OP_READER, OP_UNREADER };
+enum op_type { OP_PUT, OP_DEL, OP_META, OP_READER, OP_UNREADER, OP_MARK, OP_UNMARK_ALL };
 
 /* One remembered mutation; id and data live in the same allocation. */
 struct op {
@@ -693,6 +694,17 @@ open_readers(lm_store *s, MDB_txn *txn, bool rdonly)
 	return map_err(rc, "mdb_dbi_open readers");
 }
 
+/* Opens `marks` in a writable handle (creating it in a store written before
+ * it existed); a read-only handle has no use for it. */
+static int
+open_marks(lm_store *s, MDB_txn *txn, bool rdonly)
+{
+	if (rdonly)
+		return LM_OK;
+	return map_err(
+	    mdb_dbi_open(txn, "marks", MDB_CREATE, &s->db_marks), "mdb_dbi_open marks");
+}
+
 /*
  * Whether the environment of txn is one a store may claim: it has the
  * store's schema key (checked later), or it holds no named database but
@@ -743,8 +755,8 @@ has_schema(const lm_store *s, MDB_txn *txn)
 static int
 init_dbs(lm_store *s)
 {
-	static const char *const tables[5] = {
-	    "postings", "profiles", "changes", "meta", "readers"};
+	static const char *const tables[6] = {
+	    "postings", "profiles", "changes", "meta", "readers", "marks"};
 	static const char *const names[4] = {"postings", "profiles", "changes", "meta"};
 	MDB_dbi *dbis[4] = {&s->db_rec[0], &s->db_rec[1], &s->db_changes, &s->db_meta};
 	bool rdonly = (s->flags & LM_STORE_RDONLY) != 0;
@@ -759,7 +771,9 @@ init_dbs(lm_store *s)
 		if (rc == LM_OK)
 			rc = open_readers(s, txn, rdonly);
 		if (rc == LM_OK && !rdonly && !has_schema(s, txn))
-			rc = check_foreign(txn, tables, 5);
+			rc = check_foreign(txn, tables, 6);
+		if (rc == LM_OK)
+			rc = open_marks(s, txn, rdonly);
 		if (rc == LM_OK)
 			rc = lm_lmdb_schema_check(txn, s->db_meta, META_SCHEMA,
 			    LM_STORE_SCHEMA_VERSION, !rdonly, "store");
@@ -1017,6 +1031,22 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 		    op->type == OP_META ? t->s->db_meta : t->s->db_readers, &k, &v, 0);
 		if (rc != 0)
 			return map_err(rc, "mdb_put");
+		*wrote = true;
+		return LM_OK;
+	}
+	if (op->type == OP_MARK) {
+		unsigned char key[1 + LM_STORE_ID_MAX];
+		MDB_val k = {1 + op->idlen, key}, v = {0, NULL};
+		key[0] = (unsigned char) op->kind;
+		memcpy(key + 1, op->id, op->idlen);
+		if ((rc = mdb_put(t->txn, t->s->db_marks, &k, &v, 0)) != 0)
+			return map_err(rc, "mdb_put mark");
+		*wrote = true;
+		return LM_OK;
+	}
+	if (op->type == OP_UNMARK_ALL) {
+		if ((rc = mdb_drop(t->txn, t->s->db_marks, 0)) != 0)
+			return map_err(rc, "mdb_drop marks");
 		*wrote = true;
 		return LM_OK;
 	}
@@ -1377,6 +1407,37 @@ lm_store_meta_put(lm_store_txn *t, const char *key, const void *value, size_t le
 	return exec_op(t, op);
 }
 
+int
+lm_store_mark(lm_store_txn *t, lm_kind k, const char *id)
+{
+	size_t idlen;
+	int rc;
+	struct op *op;
+
+	if ((rc = txn_usable(t)) != LM_OK)
+		return rc;
+	if (!kind_ok(k))
+		return LM_EINVAL;
+	if ((rc = check_id(id, &idlen)) != LM_OK)
+		return rc;
+	if ((op = op_new(OP_MARK, k, id, idlen, 0, NULL, 0)) == NULL)
+		return LM_ENOMEM;
+	return exec_op(t, op);
+}
+
+int
+lm_store_marks_clear(lm_store_txn *t)
+{
+	int rc;
+	struct op *op;
+
+	if ((rc = txn_usable(t)) != LM_OK)
+		return rc;
+	if ((op = op_new(OP_UNMARK_ALL, LM_KIND_POSTING, "", 0, 0, NULL, 0)) == NULL)
+		return LM_ENOMEM;
+	return exec_op(t, op);
+}
+
 /* Runs op (ownership taken) in a write transaction of its own. */
 static int
 exec_alone(lm_store *s, struct op *op)
@@ -1703,6 +1764,91 @@ lm_store_foreach(lm_store *s, lm_kind k, lm_store_record_fn fn, void *arg)
 	return rc;
 }
 
+int
+lm_store_foreach_unmarked(lm_store *s, lm_kind k, const char *after, size_t max,
+    lm_store_record_fn fn, void *arg, char *next, bool *end)
+{
+	unsigned char mkey[1 + LM_STORE_ID_MAX];
+	size_t alen = after != NULL ? strnlen(after, LM_STORE_ID_MAX + 1) : 0;
+	MDB_cursor *c = NULL;
+	MDB_txn *txn;
+	MDB_val key = {alen, (void *) after}, v, mv;
+	MDB_cursor_op op = alen > 0 ? MDB_SET_RANGE : MDB_FIRST;
+	size_t n = 0;
+	int rc;
+
+	if (s == NULL || !kind_ok(k) || max == 0 || fn == NULL || next == NULL ||
+	    end == NULL)
+		return LM_EINVAL;
+	if (alen > LM_STORE_ID_MAX)
+		return LM_E2BIG;
+	if (s->flags & LM_STORE_RDONLY)
+		return LM_ENOTSUP;
+	next[0] = '\0';
+	*end = false;
+	if ((rc = read_begin(s, &txn)) != LM_OK)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->db_rec[k - 1], &c)) != 0) {
+		rc = map_err(rc, "mdb_cursor_open");
+		goto out;
+	}
+	rc = mdb_cursor_get(c, &key, &v, op);
+	/* MDB_SET_RANGE lands on `after` itself when it is stored. */
+	if (rc == 0 && alen > 0 && key.mv_size == alen &&
+	    memcmp(key.mv_data, after, alen) == 0)
+		rc = mdb_cursor_get(c, &key, &v, MDB_NEXT);
+	/* The cursor stays on the last record examined: the walk has reached
+	 * the kind's end only when no record follows it. */
+	while (rc == 0) {
+		struct rec r;
+		MDB_val found;
+		int ret;
+		/* A key of an impossible size cannot be gone on from: passed
+		 * over without counting, so that every call makes progress. */
+		if (key.mv_size == 0 || key.mv_size > LM_STORE_ID_MAX) {
+			lm_error("store.corrupt", "record key of %zu bytes: passed over",
+			    key.mv_size);
+			rc = mdb_cursor_get(c, &key, &v, MDB_NEXT);
+			continue;
+		}
+		n++;
+		memcpy(next, key.mv_data, key.mv_size);
+		next[key.mv_size] = '\0';
+		/* A damaged value is logged by decode_val. */
+		if (decode_val(s, k, &key, &v, &r) == LM_OK && !r.tomb) {
+			mkey[0] = (unsigned char) k;
+			memcpy(mkey + 1, key.mv_data, key.mv_size);
+			mv = (MDB_val){1 + key.mv_size, mkey};
+			rc = mdb_get(txn, s->db_marks, &mv, &found);
+			if (rc != 0 && rc != MDB_NOTFOUND) {
+				rc = map_err(rc, "mdb_get mark");
+				goto out;
+			}
+			if (rc == MDB_NOTFOUND &&
+			    (ret = fn(arg, next, r.version, r.bytes, r.len)) != 0) {
+				rc = ret;
+				goto out;
+			}
+			rc = 0;
+		}
+		if (n == max)
+			break;
+		rc = mdb_cursor_get(c, &key, &v, MDB_NEXT);
+	}
+	if (rc == MDB_NOTFOUND) {
+		next[0] = '\0';
+		*end = true;
+		rc = LM_OK;
+	} else {
+		rc = map_err(rc, "mdb_cursor_get");
+	}
+out:
+	if (c != NULL)
+		mdb_cursor_close(c);
+	read_end(s, txn);
+	return rc;
+}
+
 /* lm_store_snapshot; damaged as for txn_foreach. */
 static int
 snapshot(lm_store *s, lm_store_record_fn postings_fn, lm_store_record_fn profiles_fn,
@@ -1852,6 +1998,9 @@ lm_store_stats(lm_store *s, struct lm_store_stats *st)
 		rc = txn_last_seq(s, txn, &st->last_seq);
 	if (rc == LM_OK)
 		rc = txn_low_water(s, txn, &st->low_water);
+	if (rc == LM_OK && !(s->flags & LM_STORE_RDONLY) &&
+	    (rc = map_err(mdb_stat(txn, s->db_marks, &ms), "mdb_stat")) == LM_OK)
+		st->marks = ms.ms_entries;
 	if (rc == LM_OK)
 		rc = map_err(mdb_stat(txn, s->db_changes, &ms), "mdb_stat");
 	if (rc == LM_OK) {

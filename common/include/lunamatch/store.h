@@ -279,6 +279,40 @@ int lm_store_snapshot(lm_store *s, lm_store_record_fn postings_fn,
 int lm_store_snapshot_checked(lm_store *s, lm_store_record_fn postings_fn,
     lm_store_record_fn profiles_fn, void *arg, uint64_t *seq, uint64_t *damaged);
 
+/*
+ * Marks: a set of (kind, id) pairs beside the records, for a writer that
+ * reads its whole source again and must then find the records the source
+ * no longer holds (ingest's refill, docs/ingest.md). It marks every record
+ * it reads, in the transaction that applies what it read, then walks the
+ * live records it did not mark (lm_store_foreach_unmarked) and deletes
+ * them, and clears the marks. A mark is independent of the record: an id
+ * that is absent, or whose write was stale, may be marked, and a later
+ * write or deletion of the record leaves its mark. Marks are kept in their
+ * own database and are not part of the change log (docs/store.md,
+ * "Marks"). Writable handles only.
+ */
+
+/* Marks record id of kind k in t. LM_OK; LM_EINVAL (bad kind or id) or
+ * LM_E2BIG (id too long), which leave t usable; other errors as for
+ * lm_store_put. */
+int lm_store_mark(lm_store_txn *t, lm_kind k, const char *id);
+
+/* Removes every mark, in t. Errors as for lm_store_put. */
+int lm_store_marks_clear(lm_store_txn *t);
+
+/*
+ * Calls fn for each live record of kind k that is not marked, among the
+ * next max (>= 1) records in id order (bytewise; live ones and tombstones
+ * count, damaged values are passed over: store.corrupt) after id `after`
+ * (NULL or "": from the first), in one read transaction. next (at least
+ * LM_STORE_ID_MAX + 1 bytes) receives the last id examined, and *end
+ * whether the walk reached the end of the kind (next is "" then). Returns
+ * LM_OK, LM_EINVAL, LM_E2BIG (after too long), LM_ENOTSUP on a read-only
+ * handle, another store error, or the non-zero value fn stopped with.
+ */
+int lm_store_foreach_unmarked(lm_store *s, lm_kind k, const char *after, size_t max,
+    lm_store_record_fn fn, void *arg, char *next, bool *end);
+
 /* Named by its struct tag only: lm_store_stats is also the function below,
  * and C gives typedefs and functions one namespace. */
 struct lm_store_stats {
@@ -292,6 +326,8 @@ struct lm_store_stats {
 	uint64_t map_used;      /* bytes of the map in use (last page) */
 	uint64_t stale_skipped; /* LM_ESTALE results of this handle */
 	uint64_t map_grows;     /* map growths by this handle */
+	uint64_t marks;         /* marked records (lm_store_mark); 0 in a
+	                         * read-only handle */
 	uint64_t damaged;       /* damaged entries met by this handle's reads
 	                         * and writes, each logged (store.corrupt): keys
 	                         * (of a foreign writer) found at the change

@@ -2404,6 +2404,139 @@ test_trim_dead_reader_slot(void **state)
 	free(dir);
 }
 
+/* Collects the ids lm_store_foreach_unmarked hands over, comma-separated. */
+static int
+collect_ids(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	char *out = arg;
+	(void) version, (void) bytes, (void) len;
+	if (out[0] != '\0')
+		strcat(out, ",");
+	strcat(out, id);
+	return 0;
+}
+
+/* One lm_store_foreach_unmarked call: the ids handed over, where the next
+ * call goes on and whether the kind's end was reached. */
+static void
+expect_unmarked(lm_store *s, lm_kind k, const char *after, size_t max, const char *ids,
+    const char *next, bool end)
+{
+	char got[512] = "", at[LM_STORE_ID_MAX + 1];
+	bool done = !end;
+
+	assert_int_equal(
+	    lm_store_foreach_unmarked(s, k, after, max, collect_ids, got, at, &done),
+	    LM_OK);
+	assert_string_equal(got, ids);
+	assert_string_equal(at, next);
+	assert_true(done == end);
+}
+
+static void
+mark1(lm_store *s, lm_kind k, const char *id)
+{
+	lm_store_txn *t;
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_mark(t, k, id), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+}
+
+/*
+ * Marks: a set of (kind, id) written inside write transactions, durable
+ * with them, independent of the records (an absent id may be marked), and
+ * a bounded walk of the live records that are not marked, going on from
+ * the last id it examined. Clearing empties the set. A transaction of
+ * marks that outgrows the map is replayed whole.
+ */
+static void
+test_marks(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-marks");
+	lm_store *s = open_store(dir, 0, 0);
+	struct lm_store_stats st;
+	lm_store_txn *t;
+	char at[LM_STORE_ID_MAX + 1];
+	bool end = false;
+
+	put1(s, LM_KIND_POSTING, "p1", 1, "a", LM_OK);
+	put1(s, LM_KIND_POSTING, "p2", 1, "b", LM_OK);
+	put1(s, LM_KIND_POSTING, "p3", 1, "c", LM_OK);
+	put1(s, LM_KIND_POSTING, "p4", 1, "d", LM_OK);
+	put1(s, LM_KIND_PROFILE, "p2", 1, "e", LM_OK);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "p4", 0), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+
+	/* Nothing marked: every live record of the kind, tombstones not. */
+	expect_unmarked(s, LM_KIND_POSTING, NULL, 100, "p1,p2,p3", "", true);
+	expect_unmarked(s, LM_KIND_PROFILE, "", 100, "p2", "", true);
+
+	/* A mark names one kind; marking an absent id is allowed. An
+	 * aborted transaction's marks are gone. */
+	mark1(s, LM_KIND_POSTING, "p1");
+	mark1(s, LM_KIND_PROFILE, "p2");
+	mark1(s, LM_KIND_POSTING, "gone");
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_mark(t, LM_KIND_POSTING, "p3"), LM_OK);
+	lm_store_abort(t);
+	expect_unmarked(s, LM_KIND_POSTING, NULL, 100, "p2,p3", "", true);
+	expect_unmarked(s, LM_KIND_PROFILE, NULL, 100, "", "", true);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.marks, 3);
+
+	/* Bounded: max records examined (tombstones too), going on after
+	 * the last one. */
+	expect_unmarked(s, LM_KIND_POSTING, NULL, 1, "", "p1", false);
+	expect_unmarked(s, LM_KIND_POSTING, "p1", 1, "p2", "p2", false);
+	expect_unmarked(s, LM_KIND_POSTING, "p2", 1, "p3", "p3", false);
+	expect_unmarked(s, LM_KIND_POSTING, "p3", 1, "", "p4", false);
+	expect_unmarked(s, LM_KIND_POSTING, "p4", 1, "", "", true);
+	/* After an id that is not stored: from the next one. */
+	expect_unmarked(s, LM_KIND_POSTING, "p15", 100, "p2,p3", "", true);
+
+	/* Durable; cleared as a whole. */
+	lm_store_close(s);
+	s = open_store(dir, 0, 0);
+	expect_unmarked(s, LM_KIND_POSTING, NULL, 100, "p2,p3", "", true);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_marks_clear(t), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.marks, 0);
+	expect_unmarked(s, LM_KIND_POSTING, NULL, 100, "p1,p2,p3", "", true);
+
+	/* Bad arguments. */
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_mark(t, LM_KIND_POSTING, ""), LM_EINVAL);
+	assert_int_equal(lm_store_mark(t, (lm_kind) 3, "p1"), LM_EINVAL);
+	lm_store_abort(t);
+	assert_int_equal(lm_store_foreach_unmarked(
+	                     s, LM_KIND_POSTING, NULL, 0, collect_ids, at, at, &end),
+	    LM_EINVAL);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+
+	/* Marks that outgrow a small map: the transaction is replayed. */
+	dir = lmt_tmpdir("store-marks-grow");
+	s = open_store(dir, SMALL_MAP, 0);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	for (int i = 0; i < 3000; i++) {
+		char id[64];
+		snprintf(id, sizeof(id), "marked-record-with-a-longish-id-%05d", i);
+		assert_int_equal(lm_store_mark(t, LM_KIND_PROFILE, id), LM_OK);
+	}
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.marks, 3000);
+	assert_true(st.map_grows > 0);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 static void
 test_schema_mismatch(void **state)
 {
@@ -2454,6 +2587,7 @@ main(void)
 	    cmocka_unit_test(test_invalid_input),
 	    cmocka_unit_test(test_foreign_environment),
 	    cmocka_unit_test(test_schema_mismatch),
+	    cmocka_unit_test(test_marks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
