@@ -93,14 +93,14 @@ struct flight {
 	uint64_t last_seq;
 };
 
-/* A partition to catch up with: its end offset when first seen and how far
- * its messages are durable (the next offset to store). */
+/* A partition to catch up with: its end offset (when first seen, or read
+ * from the brokers for a round) and how far its messages are durable (the
+ * next offset to store). */
 struct target {
 	lm_kind kind; /* which topic: LM_KIND_POSTING or LM_KIND_PROFILE */
 	int32_t partition;
 	int64_t end;     /* RD_KAFKA_OFFSET_INVALID until known */
 	int64_t durable; /* RD_KAFKA_OFFSET_INVALID until known */
-	int64_t eof;     /* where the partition's end was last reached, or invalid */
 };
 
 struct lm_consumer {
@@ -152,6 +152,23 @@ struct lm_consumer {
 	bool back_sent;          /* one of them is under way */
 	int64_t next_back_ms;    /* when a failed one is tried again */
 	int64_t back_backoff_ms;
+	/* The wall clock, and when the store was last current (see
+	 * "refilling" below). run_s: the wall clock when the loop started, so
+	 * before any end a catch-up compares with was read. */
+	int64_t (*wall_s)(void);
+	int64_t run_s;
+	int64_t current_ms; /* lm_consumer_opts.current_ms or the default */
+	bool round;         /* the targets are a round's (caught up) */
+	int64_t round_at;   /* the wall clock before the round read the ends */
+	int64_t next_round_ms;
+	int64_t current_due;     /* to record as when the store was current; -1 */
+	int64_t next_current_ms; /* when a failed record is tried again */
+	lm_ingest_refill refill; /* .active: this consumer refills the store */
+	lm_kind sweep_kind;      /* being swept; 0: both done, finish_refill */
+	char sweep_after[LM_STORE_ID_MAX + 1];
+	char (*sweep_ids)[LM_STORE_ID_MAX + 1]; /* LM_CONSUMER_SWEEP_MAX */
+	uint64_t swept[3];                      /* deleted by the refill, by kind */
+	int64_t next_sweep_ms;
 	uint32_t epoch[3]; /* of each kind's topic: see lm_config */
 	/* The source of each kind's positions that the batches record
 	 * (check_sources); its cluster is set at the first assignment. */
@@ -167,6 +184,8 @@ struct lm_consumer {
 	atomic_int nassigned;
 	atomic_bool failing;
 	atomic_bool caught_up; /* set once, never cleared */
+	atomic_bool refilling; /* c->refill.active */
+	atomic_bool sweeping;  /* the refill deletes what was not read again */
 	atomic_llong behind;   /* while catching up: messages still to store */
 	atomic_int owed;       /* partitions whose set-back is owed */
 
@@ -181,7 +200,23 @@ struct lm_consumer {
 	uint64_t dlq_dropped_seen[LM_DLQ_DROP_COUNT_]; /* lm_dlq_dropped counted */
 	lm_histogram *batch_seconds;
 	lm_gauge *lag, *assigned_gauge;
+	lm_counter *refills[2]; /* by enum refill_reason */
+	lm_counter *refill_deleted[3];
+	lm_gauge *refilling_gauge, *current_gauge;
 };
+
+/* Why a refill begins: the metric's reason label. */
+enum refill_reason { REFILL_AGE = 0, REFILL_UNKNOWN = 1 };
+static const char *const refill_reasons[2] = {"age", "unknown"};
+
+/* The system's wall clock in Unix seconds (lm_consumer_opts.wall_s). */
+static int64_t
+system_wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec;
+}
 
 /* Ends the loop for a reason other than a fatal Kafka error:
  * lm_consumer_run logs why and returns rv. The first reason given stays. */
@@ -305,8 +340,33 @@ register_metrics(lm_consumer *c, lm_metrics *m, char *err, size_t errlen)
 	    "Messages behind the end of the assigned partitions.", NULL);
 	c->assigned_gauge = lm_metrics_gauge(m, "lunamatch_ingest_assigned_partitions",
 	    "Partitions assigned to this group member.", NULL);
+	for (int r = 0; r < 2; r++) {
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", refill_reasons[r]);
+		c->refills[r] = lm_metrics_counter(m, "lunamatch_ingest_refills_total",
+		    "Refills of the store from the topics begun: it was last current "
+		    "longer ago than LUNAMATCH_STORE_MAX_AGE_S (age), or did not say "
+		    "when (unknown).",
+		    labels);
+		ok = ok && c->refills[r];
+	}
+	for (int k = LM_KIND_POSTING; k <= LM_KIND_PROFILE; k++) {
+		snprintf(
+		    labels, sizeof(labels), "kind=\"%s\"", lm_kind_name((lm_kind) k));
+		c->refill_deleted[k] =
+		    lm_metrics_counter(m, "lunamatch_ingest_refill_deleted_total",
+		        "Records a refill deleted because the topics no longer hold them "
+		        "(their tombstones went while the store was away).",
+		        labels);
+		ok = ok && c->refill_deleted[k];
+	}
+	c->refilling_gauge = lm_metrics_gauge(m, "lunamatch_ingest_refilling",
+	    "1 while the store is refilled from the topics.", NULL);
+	c->current_gauge = lm_metrics_gauge(m, "lunamatch_ingest_store_current_seconds",
+	    "When the store was last current with the topics, in Unix seconds (0: "
+	    "not known).",
+	    NULL);
 	ok = ok && c->dlq_total && c->batch_failures && c->batch_seconds && c->lag &&
-	     c->assigned_gauge;
+	     c->assigned_gauge && c->refilling_gauge && c->current_gauge;
 	if (!ok) {
 		snprintf(err, errlen, "cannot register the ingest metrics");
 		return LM_EINTERNAL;
@@ -437,8 +497,10 @@ kind_topic(const lm_consumer *c, lm_kind kind)
  * replaced store), or when the store kept positions from its start and has
  * none of this partition (never stored); otherwise RD_KAFKA_OFFSET_INVALID
  * (a store written before it kept positions: only the group's committed
- * offset tells). Returns LM_OK, or the store's error with *where
- * untouched: the caller decides what a store that cannot be read means.
+ * offset tells). During a refill: how far the refill read the partition
+ * again, or RD_KAFKA_OFFSET_BEGINNING when it has not (see "refilling"
+ * below). Returns LM_OK, or the store's error with *where untouched: the
+ * caller decides what a store that cannot be read means.
  */
 static int
 store_offset(lm_consumer *c, const char *topic, int32_t partition, int64_t *where)
@@ -450,6 +512,16 @@ store_offset(lm_consumer *c, const char *topic, int32_t partition, int64_t *wher
 	bool kept = false;
 	int rv;
 
+	if (c->refill.active) {
+		rv = fault(c, LM_CONSUMER_FAULT_POSITION)
+		         ? LM_EBUSY
+		         : lm_ingest_refill_offset_get(
+		               c->store, c->refill.id, topic, partition, &at, &next);
+		if (rv == LM_OK || rv == LM_ENOENT)
+			*where =
+			    rv == LM_OK && at == epoch ? next : RD_KAFKA_OFFSET_BEGINNING;
+		return rv == LM_ENOENT ? LM_OK : rv;
+	}
 	rv = fault(c, LM_CONSUMER_FAULT_POSITION)
 	         ? LM_EBUSY
 	         : lm_ingest_offset_get(c->store, topic, partition, &at, &next);
@@ -521,6 +593,12 @@ struct owned {
 	 * way was sent, whose success settles the set-back only if no later
 	 * one was owed meanwhile. */
 	unsigned round, sent;
+	/* Where the consumer last read the partition to its end (a
+	 * PARTITION_EOF): every message before it was handed over, and once
+	 * none waits in a batch, stored (targets_behind). -1: not since the
+	 * assignment, or forgotten: a batch was given up, or the partition is
+	 * read again from further back. */
+	int64_t eof;
 };
 
 static struct owned *
@@ -587,7 +665,7 @@ own(lm_consumer *c, lm_kind kind, int32_t partition, int64_t at, int64_t ahead)
 		c->cap_owned = cap;
 	}
 	o = &c->owned[c->nowned++];
-	*o = (struct owned){kind, partition, at, -1, 0, 0};
+	*o = (struct owned){kind, partition, at, -1, 0, 0, -1};
 	owe(c, o, ahead);
 }
 
@@ -918,8 +996,7 @@ make_targets(lm_consumer *c)
 		c->targets[i] = (struct target){.kind = topic_kind(c, a->elems[i].topic),
 		    .partition = a->elems[i].partition,
 		    .end = RD_KAFKA_OFFSET_INVALID,
-		    .durable = RD_KAFKA_OFFSET_INVALID,
-		    .eof = RD_KAFKA_OFFSET_INVALID};
+		    .durable = RD_KAFKA_OFFSET_INVALID};
 	return LM_OK;
 }
 
@@ -928,19 +1005,28 @@ make_targets(lm_consumer *c)
  * end: every message before it was handed to us, or was a transaction's
  * control record, which takes an offset but is never delivered (a topic
  * written by a transactional producer). Once nothing of the partition
- * waits in a batch, it is durable up to end (check_catchup); the offsets
+ * waits in a batch, it is durable up to end (targets_behind); the offsets
  * stored stop at the last message, below the control records after it.
  */
 static void
 note_eof(lm_consumer *c, lm_kind kind, int32_t partition, int64_t end)
 {
-	if (make_targets(c) != LM_OK)
-		return;
-	for (size_t i = 0; i < c->ntargets; i++) {
-		struct target *t = &c->targets[i];
-		if (t->kind == kind && t->partition == partition && end > t->eof)
-			t->eof = end;
-	}
+	struct owned *o = find_owned(c, kind, partition);
+
+	if (o != NULL && end > o->eof)
+		o->eof = end;
+}
+
+/* Forgets where partition (kind, partition) was read to its end, or every
+ * partition's for kind 0: a batch of its messages was given up, or it is
+ * read again from further back. */
+static void
+forget_eof(lm_consumer *c, lm_kind kind, int32_t partition)
+{
+	for (size_t i = 0; i < c->nowned; i++)
+		if (kind == 0 ||
+		    (c->owned[i].kind == kind && c->owned[i].partition == partition))
+			c->owned[i].eof = -1;
 }
 
 /* Sets up the targets of the current assignment when there are none, then
@@ -1014,18 +1100,27 @@ refresh_targets(lm_consumer *c)
 	return e == RD_KAFKA_RESP_ERR_NO_ERROR ? LM_OK : lm_kafka_err(e);
 }
 
-/* Called every CATCHUP_MS until the first catch-up. */
-static void
-check_catchup(lm_consumer *c)
+/*
+ * Raises each target's durable position to where the store holds its
+ * partition (refresh_targets), the partition's log start and where it was
+ * read to its end with nothing of it waiting in a batch, and sets *behind
+ * to the messages still to store up to the targets' ends: -1 while an end
+ * or a durable position is not known. Returns LM_OK or refresh_targets'
+ * error (*behind untouched).
+ */
+static int
+targets_behind(lm_consumer *c, long long *behind)
 {
-	long long behind = 0;
 	bool known = true;
+	int rv;
 
-	if (refresh_targets(c) != LM_OK)
-		return;
+	if ((rv = refresh_targets(c)) != LM_OK)
+		return rv;
+	*behind = 0;
 	for (size_t i = 0; i < c->ntargets; i++) {
 		struct target *t = &c->targets[i];
 		const char *topic = kind_topic(c, t->kind);
+		const struct owned *o = find_owned(c, t->kind, t->partition);
 		int64_t lo = -1, hi = -1;
 		if (rd_kafka_get_watermark_offsets(c->rk, topic, t->partition, &lo,
 		        &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -1035,21 +1130,328 @@ check_catchup(lm_consumer *c)
 			if (lo >= 0 && lo > t->durable)
 				t->durable = lo;
 		}
-		if (t->eof > t->durable && !pending(c, topic, t->partition))
-			t->durable = t->eof;
+		if (o != NULL && o->eof > t->durable && !pending(c, topic, t->partition))
+			t->durable = o->eof;
 		if (t->end < 0 || t->durable < 0)
 			known = false;
 		else if (t->durable < t->end)
-			behind += t->end - t->durable;
+			*behind += t->end - t->durable;
 	}
-	atomic_store(&c->behind, known ? behind : -1);
-	if (!known || behind > 0 || atomic_load(&c->owed) > 0)
+	if (!known)
+		*behind = -1;
+	return LM_OK;
+}
+
+/* Called every CATCHUP_MS until the first catch-up. A refill's catch-up is
+ * followed by its sweep (see "refilling"). */
+static void
+check_catchup(lm_consumer *c)
+{
+	long long behind = 0;
+	size_t n;
+
+	if (targets_behind(c, &behind) != LM_OK)
 		return;
-	lm_info("consumer.catchup",
-	    "caught up with the topics: %zu partitions stored to their end in %.1f s",
-	    c->ntargets, (double) (lm_clock_ms() - c->start_ms) / 1000.0);
+	atomic_store(&c->behind, behind);
+	if (behind != 0 || atomic_load(&c->owed) > 0)
+		return;
+	n = c->ntargets;
 	drop_targets(c);
+	if (c->refill.active) {
+		lm_info("store.refill",
+		    "%zu partitions read again to their end in %.1f s: deleting the "
+		    "records the topics no longer hold",
+		    n, (double) (lm_clock_ms() - c->start_ms) / 1000.0);
+		c->sweep_kind = LM_KIND_POSTING;
+		c->sweep_after[0] = '\0';
+		atomic_store(&c->sweeping, true);
+		return;
+	}
+	lm_info("consumer.catchup",
+	    "caught up with the topics: %zu partitions stored to their end in %.1f s", n,
+	    (double) (lm_clock_ms() - c->start_ms) / 1000.0);
 	atomic_store(&c->caught_up, true);
+	/* Every end compared was read after the loop started. */
+	c->current_due = c->run_s;
+	c->next_round_ms = lm_clock_ms() + c->current_ms;
+}
+
+/* ---- showing the store current -------------------------------------------
+ *
+ * Once caught up, every current_ms a round reads the ends of the assigned
+ * partitions from the brokers (for LM_CONSUMER_ENDS_MS at most, the loop
+ * waiting meanwhile), noting the wall clock before. Once the store holds
+ * every partition up to its end (targets_behind, checked every CATCHUP_MS)
+ * that time is recorded as when the store was last current
+ * (record_current): every message written before it is stored, so the
+ * tombstones the store has not read were written after it and stay in the
+ * topics delete.retention.ms after it at least. A round whose ends cannot
+ * be read (the brokers away) records nothing, and the store ages; a
+ * rebalance abandons a round. The next round comes current_ms later.
+ */
+
+static void
+start_round(lm_consumer *c)
+{
+	const rd_kafka_topic_partition_list_t *a = c->assigned;
+	int64_t at = c->wall_s(), end = lm_clock_ms() + LM_CONSUMER_ENDS_MS;
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	c->next_round_ms = lm_clock_ms() + c->current_ms;
+	if (a == NULL || a->cnt == 0 ||
+	    (c->targets = calloc((size_t) a->cnt, sizeof(*c->targets))) == NULL)
+		return;
+	c->ntargets = (size_t) a->cnt;
+	for (int i = 0; i < a->cnt && e == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+		int64_t lo = -1, hi = -1, left = end - lm_clock_ms();
+		e = left > 0 ? rd_kafka_query_watermark_offsets(c->rk, a->elems[i].topic,
+		                   a->elems[i].partition, &lo, &hi, (int) left)
+		             : RD_KAFKA_RESP_ERR__TIMED_OUT;
+		c->targets[i] = (struct target){.kind = topic_kind(c, a->elems[i].topic),
+		    .partition = a->elems[i].partition,
+		    .end = hi,
+		    .durable = RD_KAFKA_OFFSET_INVALID};
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+			lm_warn("consumer.current",
+			    "the end of %s [%" PRId32 "] not read (%s): the store is not "
+			    "shown current this time",
+			    a->elems[i].topic, a->elems[i].partition,
+			    rd_kafka_err2name(e));
+	}
+	heartbeat(c);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		drop_targets(c);
+		return;
+	}
+	c->round = true;
+	c->round_at = at;
+}
+
+/* Called every CATCHUP_MS while a round runs. */
+static void
+check_round(lm_consumer *c)
+{
+	long long behind = 0;
+
+	if (targets_behind(c, &behind) != LM_OK || behind != 0 ||
+	    atomic_load(&c->owed) > 0)
+		return;
+	c->current_due = c->round_at;
+	c->round = false;
+	drop_targets(c);
+}
+
+/* Records c->current_due, when due, as when the store was last current:
+ * one small transaction of the store's writer, between batches. A failure
+ * is tried again a second later. */
+static void
+record_current(lm_consumer *c, int64_t now)
+{
+	lm_ingest_current cur = {c->current_due, true};
+	lm_store_txn *t = NULL;
+	int rv;
+
+	if (c->current_due < 0 || now < c->next_current_ms)
+		return;
+	if ((rv = lm_store_begin(c->store, &t)) == LM_OK) {
+		if ((rv = lm_ingest_current_put(t, &cur)) == LM_OK)
+			rv = lm_store_commit(t, NULL);
+		else
+			lm_store_abort(t);
+	}
+	if (rv != LM_OK) {
+		lm_warn("consumer.current",
+		    "when the store was last current not recorded: %s; tried again",
+		    lm_strerror(rv));
+		c->next_current_ms = now + 1000;
+		return;
+	}
+	lm_gauge_set(c->current_gauge, (double) c->current_due);
+	c->current_due = -1;
+}
+
+/* ---- refilling ------------------------------------------------------------
+ *
+ * The input topics are compacted: a record's older messages go, and a
+ * deletion's tombstone goes too, delete.retention.ms after its compaction.
+ * A store that was away for longer (its pod down or pending, or scaled
+ * away with its volume kept) comes back to topics that hold nothing of the
+ * records deleted meanwhile, and would keep them for good. So
+ * lm_consumer_new begins a refill of a store last current longer ago than
+ * cfg->store_max_age_s, or that does not say when (check_age): in one
+ * transaction the store's refill state gets a new id and is active, the
+ * marks are cleared and the store is marked not current, so that a crash
+ * at any later point resumes the refill and never takes the store for
+ * current.
+ *
+ * A refill reads every partition again from its beginning (store_offset
+ * gives how far this refill read it, which each batch records under the
+ * refill's id beside its offset: a restart resumes there), through the
+ * normal path: versions and positions make what is read again a no-op, and
+ * what changed meanwhile is stored. Each batch marks in the store every
+ * record a put or a tombstone of it names (lm_ingest_batch_set_refill).
+ * Once every partition is read again up to the end it had when first seen
+ * (check_catchup), the sweep deletes, between batches, the live records
+ * neither marked nor waiting in a batch, LM_CONSUMER_SWEEP_MAX examined at
+ * a time, through the normal deletion path: change entries that match's
+ * follower applies. Then one transaction clears the marks, ends the refill
+ * and records the store as current, and the consumer is caught up.
+ */
+
+/* Whether a batch not yet stored holds a put or a tombstone of (k, id): it
+ * marks the record once stored. */
+static bool
+pending_record(const lm_consumer *c, lm_kind k, const char *id)
+{
+	return lm_ingest_batch_holds(c->open->batch, k, id) ||
+	       (c->flight.slot != NULL &&
+	           lm_ingest_batch_holds(c->flight.slot->batch, k, id));
+}
+
+/* Collects the records a sweep step deletes into c->sweep_ids. */
+struct sweep {
+	lm_consumer *c;
+	lm_kind kind;
+	size_t n;
+};
+
+static int
+sweep_collect(void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	struct sweep *w = arg;
+
+	(void) version, (void) bytes, (void) len;
+	if (w->n < LM_CONSUMER_SWEEP_MAX && !pending_record(w->c, w->kind, id))
+		snprintf(w->c->sweep_ids[w->n++], LM_STORE_ID_MAX + 1, "%s", id);
+	return 0;
+}
+
+/* Sets the refill both batches belong to (0: none). */
+static void
+set_batches_refill(lm_consumer *c, uint64_t id)
+{
+	for (int i = 0; i < 2; i++)
+		lm_ingest_batch_set_refill(c->slots[i].batch, id);
+}
+
+/* Ends the refill in one transaction: the marks cleared, the refill no
+ * longer active and the store current as of the loop's start (every end
+ * the refill read to was read after it). Then the consumer is caught up. */
+static int
+finish_refill(lm_consumer *c)
+{
+	lm_ingest_refill done = c->refill;
+	lm_ingest_current cur = {c->run_s, true};
+	lm_store_txn *t = NULL;
+	int rv;
+
+	done.active = false;
+	if ((rv = lm_store_begin(c->store, &t)) != LM_OK)
+		return rv;
+	if ((rv = lm_store_marks_clear(t)) != LM_OK ||
+	    (rv = lm_ingest_refill_put(t, &done)) != LM_OK ||
+	    (rv = lm_ingest_current_put(t, &cur)) != LM_OK) {
+		lm_store_abort(t);
+		return rv;
+	}
+	if ((rv = lm_store_commit(t, NULL)) != LM_OK)
+		return rv;
+	c->refill = done;
+	set_batches_refill(c, 0);
+	atomic_store(&c->sweeping, false);
+	atomic_store(&c->refilling, false);
+	lm_gauge_set(c->refilling_gauge, 0);
+	lm_gauge_set(c->current_gauge, (double) cur.at);
+	if (c->swept[LM_KIND_POSTING] + c->swept[LM_KIND_PROFILE] > 0)
+		lm_warn("store.refill",
+		    "refill done: %" PRIu64 " postings and %" PRIu64
+		    " profiles deleted that the topics no longer hold (their "
+		    "tombstones went while the store was away)",
+		    c->swept[LM_KIND_POSTING], c->swept[LM_KIND_PROFILE]);
+	else
+		lm_info("store.refill",
+		    "refill done: the topics hold every record of the store");
+	atomic_store(&c->caught_up, true);
+	c->next_round_ms = lm_clock_ms() + c->current_ms;
+	return LM_OK;
+}
+
+/* Deletes, in one transaction, the first n records of c->sweep_ids (of
+ * kind k), leaving in front those it deleted (*deleted; the others were
+ * deleted already). */
+static int
+sweep_delete(lm_consumer *c, lm_kind k, size_t n, size_t *deleted, uint64_t *seq)
+{
+	lm_store_txn *t = NULL;
+	int rv;
+
+	*deleted = 0;
+	if ((rv = lm_store_begin(c->store, &t)) != LM_OK)
+		return rv;
+	for (size_t i = 0; i < n; i++) {
+		rv = lm_store_delete_at(t, k, c->sweep_ids[i], 0, NULL);
+		if (rv == LM_OK && i != *deleted)
+			memcpy(c->sweep_ids[*deleted], c->sweep_ids[i],
+			    sizeof(c->sweep_ids[i]));
+		if (rv == LM_OK)
+			(*deleted)++;
+		else if (rv != LM_ENOENT && rv != LM_ESTALE) {
+			lm_store_abort(t);
+			*deleted = 0;
+			return rv;
+		}
+	}
+	if ((rv = lm_store_commit(t, seq)) != LM_OK)
+		*deleted = 0;
+	return rv;
+}
+
+/* One step of the sweep, between batches: deletes the unmarked records
+ * among the next LM_CONSUMER_SWEEP_MAX of the kind being swept, then goes
+ * on with the next kind, then finishes the refill. A failure is logged and
+ * tried again LM_CONSUMER_BACKOFF_MAX_MS later. */
+static void
+sweep_step(lm_consumer *c, int64_t now)
+{
+	struct sweep w = {c, c->sweep_kind, 0};
+	char next[LM_STORE_ID_MAX + 1];
+	uint64_t seq = 0;
+	size_t deleted = 0;
+	bool end = false;
+	int rv;
+
+	if (!atomic_load(&c->sweeping) || now < c->next_sweep_ms)
+		return;
+	if (w.kind == 0)
+		rv = finish_refill(c);
+	else if ((rv = lm_store_foreach_unmarked(c->store, w.kind, c->sweep_after,
+	              LM_CONSUMER_SWEEP_MAX, sweep_collect, &w, next, &end)) == LM_OK &&
+	         w.n > 0)
+		rv = sweep_delete(c, w.kind, w.n, &deleted, &seq);
+	if (rv != LM_OK) {
+		lm_warn("store.refill",
+		    "the records the topics no longer hold not deleted: %s; tried again",
+		    lm_strerror(rv));
+		c->next_sweep_ms = now + LM_CONSUMER_BACKOFF_MAX_MS;
+		return;
+	}
+	if (w.kind == 0)
+		return;
+	for (size_t i = 0; i < deleted; i++)
+		lm_info("store.refill", "%s %s deleted: the topics no longer hold it",
+		    lm_kind_name(w.kind), c->sweep_ids[i]);
+	if (deleted > 0) {
+		c->swept[w.kind] += deleted;
+		lm_counter_add(c->refill_deleted[w.kind], deleted);
+		if (c->notify != NULL)
+			(void) lm_notify_send(c->notify, seq);
+	}
+	if (!end) {
+		memcpy(c->sweep_after, next, sizeof(c->sweep_after));
+		return;
+	}
+	c->sweep_kind = w.kind == LM_KIND_POSTING ? LM_KIND_PROFILE : (lm_kind) 0;
+	c->sweep_after[0] = '\0';
 }
 
 /* Stores the offsets of the finished batch for the next (auto) commit. */
@@ -1208,6 +1610,7 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 			    "batch of %zu messages given up; its offsets are not stored",
 			    lm_ingest_batch_len(s->batch));
 			c->nends = 0;
+			forget_eof(c, (lm_kind) 0, 0);
 			goto out;
 		}
 		for (int64_t end = lm_clock_ms() + backoff, now;
@@ -1275,6 +1678,7 @@ give_up(lm_consumer *c)
 		if (c->slots[i].batch != NULL)
 			drop_slot(&c->slots[i]);
 	c->nends = 0;
+	forget_eof(c, (lm_kind) 0, 0);
 }
 
 /* Waits for the batch in flight, if any, and finishes it (finish_slot).
@@ -1319,6 +1723,8 @@ static void
 between_batches(lm_consumer *c, int64_t now)
 {
 	store_ends(c);
+	record_current(c, now);
+	sweep_step(c, now);
 	(void) lm_trimmer_step(c->trimmer, now);
 }
 
@@ -1392,6 +1798,7 @@ rewind_to(lm_consumer *c, const char *topic, int32_t partition, int64_t offset)
 	rd_kafka_error_t *se;
 
 	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+	forget_eof(c, topic_kind(c, topic), partition);
 	se = rd_kafka_seek_partitions(c->rk, l, LM_KAFKA_SEEK_WAIT);
 	if (se == NULL && l->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		se = rd_kafka_error_new(
@@ -1417,6 +1824,7 @@ handle_message(lm_consumer *c, const rd_kafka_message_t *m)
 	lm_ingest_decision d;
 	lm_ingest_msg im;
 	lm_dlq_letter *letter = NULL;
+	const struct owned *o;
 	bool kept = false;
 	int rv;
 
@@ -1426,8 +1834,7 @@ handle_message(lm_consumer *c, const rd_kafka_message_t *m)
 		topic = rd_kafka_topic_name(m->rkt);
 		if ((k = topic_kind(c, topic)) == 0)
 			return;
-		if (!atomic_load(&c->caught_up))
-			note_eof(c, k, m->partition, m->offset);
+		note_eof(c, k, m->partition, m->offset);
 		if (pending(c, topic, m->partition))
 			keep_end(c, k, m->partition, m->offset);
 		else
@@ -1451,6 +1858,9 @@ handle_message(lm_consumer *c, const rd_kafka_message_t *m)
 	}
 	lm_counter_add(c->consumed[im.kind], 1);
 	drop_end(c, im.kind, m->partition, INT64_MAX);
+	/* Read again from before where it was read to its end. */
+	if ((o = find_owned(c, im.kind, m->partition)) != NULL && m->offset < o->eof)
+		forget_eof(c, im.kind, m->partition);
 	im.key = m->key;
 	im.key_len = m->key_len;
 	im.value = m->payload;
@@ -1748,8 +2158,11 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	for (int i = 0; i < parts->cnt; i++)
 		drop_end(c, topic_kind(c, parts->elems[i].topic),
 		    parts->elems[i].partition, INT64_MAX);
-	if (!atomic_load(&c->caught_up))
-		drop_targets(c); /* set up again for the new assignment */
+	/* Set up again for the new assignment; a round is abandoned. */
+	if (!atomic_load(&c->caught_up) || c->round) {
+		drop_targets(c);
+		c->round = false;
+	}
 }
 
 static void
@@ -1831,6 +2244,140 @@ check_epochs(lm_consumer *c, char *err, size_t errlen)
 	return LM_OK;
 }
 
+/* Writes "YYYY-MM-DDTHH:MM:SSZ" of Unix time at into buf (at least 32
+ * bytes), "never" for 0. */
+static const char *
+utc(int64_t at, char *buf, size_t len)
+{
+	time_t t = (time_t) at;
+	struct tm tm;
+
+	if (at <= 0 || gmtime_r(&t, &tm) == NULL)
+		snprintf(buf, len, "never");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+/* Begins refill r in the store (see "refilling"): its state, the marks
+ * cleared and the store not current, in one transaction. The refill reads
+ * every partition from its beginning, so the store keeps positions from
+ * then on (lm_ingest_positions_mark). */
+static int
+begin_refill(lm_consumer *c, const lm_ingest_refill *r)
+{
+	lm_ingest_current stale = {r->since, false};
+	lm_store_txn *t = NULL;
+	int rv;
+
+	if ((rv = lm_store_begin(c->store, &t)) != LM_OK)
+		return rv;
+	if ((rv = lm_ingest_refill_put(t, r)) != LM_OK ||
+	    (rv = lm_store_marks_clear(t)) != LM_OK ||
+	    (rv = lm_ingest_current_put(t, &stale)) != LM_OK ||
+	    (rv = lm_ingest_positions_mark(t)) != LM_OK) {
+		lm_store_abort(t);
+		return rv;
+	}
+	return lm_store_commit(t, NULL);
+}
+
+/*
+ * Decides from when the store was last current what this consumer does
+ * (see "refilling"): resume the refill an earlier run began; record when
+ * the first filling of a new store begins; trust a store last current
+ * within cfg->store_max_age_s; or begin a refill of a store last current
+ * longer ago, or that does not say (written by an earlier version or
+ * another program, or a damaged record), logged and counted.
+ */
+static int
+check_age(lm_consumer *c, char *err, size_t errlen)
+{
+	int64_t now = c->wall_s(), max = (int64_t) c->cfg->store_max_age_s;
+	lm_ingest_current cur = {0, false};
+	lm_ingest_refill ref = {0, false, 0, 0};
+	char when[32], since[32];
+	uint64_t seq = 0;
+	int rv, cv;
+
+	if ((rv = lm_ingest_refill_get(c->store, &ref)) == LM_ENOENT)
+		rv = LM_OK;
+	if (rv == LM_OK && (cv = lm_ingest_current_get(c->store, &cur)) != LM_OK &&
+	    cv != LM_ENOENT && cv != LM_ESTORE)
+		rv = cv;
+	if (rv == LM_OK)
+		rv = lm_store_last_seq(c->store, &seq);
+	if (rv != LM_OK) {
+		snprintf(err, errlen, "cannot read when the store was last current: %s",
+		    lm_strerror(rv));
+		return rv;
+	}
+	if (ref.active) {
+		lm_warn("store.refill",
+		    "resuming the refill of the store begun at %s (the store was last "
+		    "current at %s): not ready until it is done",
+		    utc(ref.began, when, sizeof(when)),
+		    utc(ref.since, since, sizeof(since)));
+	} else if (cv == LM_ENOENT && seq == 0) {
+		/* A new store: every record it will hold is read from now on. */
+		lm_store_txn *t = NULL;
+		cur = (lm_ingest_current){now, false};
+		if ((rv = lm_store_begin(c->store, &t)) == LM_OK) {
+			if ((rv = lm_ingest_current_put(t, &cur)) == LM_OK)
+				rv = lm_store_commit(t, NULL);
+			else
+				lm_store_abort(t);
+		}
+		if (rv != LM_OK)
+			snprintf(err, errlen,
+			    "cannot record when the store's filling began: %s",
+			    lm_strerror(rv));
+		return rv;
+	} else if (cv == LM_OK && now - cur.at <= max) {
+		if (cur.complete)
+			lm_gauge_set(c->current_gauge, (double) cur.at);
+		return LM_OK;
+	} else {
+		enum refill_reason why = cv == LM_OK ? REFILL_AGE : REFILL_UNKNOWN;
+		ref = (lm_ingest_refill){ref.id + 1, true, now, cv == LM_OK ? cur.at : 0};
+		if (why == REFILL_AGE)
+			lm_warn("store.refill",
+			    "the store was last current with the topics at %s, %" PRId64
+			    " s ago, longer than LUNAMATCH_STORE_MAX_AGE_S (%" PRId64
+			    " s): the topics may no longer hold the tombstones of the "
+			    "records deleted meanwhile. Refilling it: every partition is "
+			    "read again from its beginning, then the records the topics "
+			    "no longer hold are deleted; not ready until it is done",
+			    utc(cur.at, when, sizeof(when)), now - cur.at, max);
+		else
+			lm_warn("store.refill",
+			    "the store does not say when it was last current with the "
+			    "topics (%s): it may hold records deleted while it was away. "
+			    "Refilling it: every partition is read again from its "
+			    "beginning, then the records the topics no longer hold are "
+			    "deleted; not ready until it is done",
+			    cv == LM_ESTORE ? "its record of it is damaged"
+			                    : "written by an earlier version or another "
+			                      "program");
+		if ((rv = begin_refill(c, &ref)) != LM_OK) {
+			snprintf(err, errlen, "cannot begin the refill of the store: %s",
+			    lm_strerror(rv));
+			return rv;
+		}
+		lm_counter_add(c->refills[why], 1);
+	}
+	c->refill = ref;
+	if ((c->sweep_ids = calloc(LM_CONSUMER_SWEEP_MAX, sizeof(*c->sweep_ids))) ==
+	    NULL) {
+		snprintf(err, errlen, "out of memory");
+		return LM_ENOMEM;
+	}
+	set_batches_refill(c, ref.id);
+	atomic_store(&c->refilling, true);
+	lm_gauge_set(c->refilling_gauge, 1);
+	return LM_OK;
+}
+
 int
 lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t errlen)
 {
@@ -1855,6 +2402,10 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	c->trimmer = o->trimmer;
 	c->stop = o->stop;
 	c->stall_ms = o->stall_ms > 0 ? (int64_t) o->stall_ms : LM_CONSUMER_STALL_MS;
+	c->wall_s = o->wall_s != NULL ? o->wall_s : system_wall_s;
+	c->current_ms =
+	    o->current_ms > 0 ? (int64_t) o->current_ms : LM_CONSUMER_CURRENT_MS;
+	c->current_due = -1;
 	atomic_store(&c->behind, -1);
 	heartbeat(c);
 
@@ -1885,6 +2436,8 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 			goto fail;
 		}
 	}
+	if ((rv = check_age(c, err, errlen)) != LM_OK)
+		goto fail;
 	if ((rv = lm_dlq_new(cfg->brokers, cfg->topic_dlq, o->dlq_queue_kb, &c->fatal,
 	         &c->dlq, err, errlen)) != LM_OK)
 		goto fail;
@@ -2008,6 +2561,7 @@ lm_consumer_run(lm_consumer *c)
 	lm_info("consumer.start", "group %s, batches of %u messages or %u ms",
 	    c->cfg->group_id, c->cfg->batch_max, c->cfg->batch_ms);
 	c->start_ms = lm_clock_ms();
+	c->run_s = c->wall_s();
 
 	while (!*c->stop && !c->fatal) {
 		/* With a batch open, only what librdkafka already holds is
@@ -2019,9 +2573,12 @@ lm_consumer_run(lm_consumer *c)
 		 * larger transactions write fewer pages per record. */
 		bool open = lm_ingest_batch_len(c->open->batch) > 0;
 		bool writing = c->flight.slot != NULL && !atomic_load(&c->flight.done);
-		int wait = writing                          ? WRITING_WAIT_MS
-		           : open || c->flight.slot != NULL ? 0
-		                                            : POLL_MS;
+		/* A sweep step due runs between batches, as soon as it can. */
+		bool sweep =
+		    atomic_load(&c->sweeping) && lm_clock_ms() >= c->next_sweep_ms;
+		int wait = writing                                   ? WRITING_WAIT_MS
+		           : open || c->flight.slot != NULL || sweep ? 0
+		                                                     : POLL_MS;
 		int64_t now = lm_clock_ms();
 		heartbeat(c);
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
@@ -2045,10 +2602,17 @@ lm_consumer_run(lm_consumer *c)
 			between_batches(c, now);
 		serve_back(c, 0);
 		send_back(c);
-		if (!atomic_load(&c->caught_up) && atomic_load(&c->nassigned) > 0 &&
-		    now >= c->next_catchup_ms) {
-			check_catchup(c);
+		if (atomic_load(&c->nassigned) > 0 && now >= c->next_catchup_ms &&
+		    (c->round ||
+		        (!atomic_load(&c->caught_up) && !atomic_load(&c->sweeping)))) {
+			if (c->round)
+				check_round(c);
+			else
+				check_catchup(c);
 			c->next_catchup_ms = lm_clock_ms() + CATCHUP_MS;
+		} else if (atomic_load(&c->caught_up) && !c->round &&
+		           atomic_load(&c->nassigned) > 0 && now >= c->next_round_ms) {
+			start_round(c);
 		}
 		if (now >= c->next_lag_ms) {
 			lm_dlq_poll(c->dlq);
@@ -2115,6 +2679,7 @@ lm_consumer_free(lm_consumer *c)
 	drop_targets(c);
 	free(c->ends);
 	free(c->owned);
+	free(c->sweep_ids);
 	lm_dlq_free(c->dlq);
 	free(c);
 }
@@ -2145,21 +2710,24 @@ int
 lm_consumer_started(void *arg, char *reason, size_t len)
 {
 	lm_consumer *c = arg;
+	const char *what = atomic_load(&c->refilling)
+	                       ? "refilling the store from the topics"
+	                       : "catching up with the topics";
 	long long behind;
 
 	if (atomic_load(&c->caught_up))
 		return LM_OK;
 	behind = atomic_load(&c->behind);
-	if (behind == 0 && atomic_load(&c->owed) > 0)
+	if (atomic_load(&c->sweeping))
+		snprintf(
+		    reason, len, "%s: deleting the records they no longer hold", what);
+	else if (behind == 0 && atomic_load(&c->owed) > 0)
 		snprintf(reason, len,
-		    "catching up with the topics: the group's committed offsets are "
-		    "ahead of the store");
+		    "%s: the group's committed offsets are ahead of the store", what);
 	else if (behind < 0)
-		snprintf(reason, len,
-		    "catching up with the topics: partition ends not known yet");
+		snprintf(reason, len, "%s: partition ends not known yet", what);
 	else
-		snprintf(reason, len,
-		    "catching up with the topics: %lld messages to store", behind);
+		snprintf(reason, len, "%s: %lld messages to store", what, behind);
 	return LM_EBUSY;
 }
 

@@ -28,6 +28,15 @@
  * dropped, logged and counted (lunamatch_ingest_dlq_failed_total) once,
  * however often its batch is retried, instead of blocking the partition;
  * see dlq.h.
+ *
+ * The store says when it was last current with the topics (offsets.h,
+ * lm_ingest_current): at the first catch-up, then every
+ * LM_CONSUMER_CURRENT_MS, once the partitions are stored up to the ends
+ * the brokers gave at that time. A store last current longer ago than
+ * cfg->store_max_age_s (the topics may have dropped the tombstones of what
+ * was deleted meanwhile), or that does not say, is refilled: read again
+ * from the beginning, then the records the topics no longer hold are
+ * deleted (see "refilling" in consumer.c; docs/ingest.md).
  */
 #ifndef LUNAMATCH_CONSUMER_H
 #define LUNAMATCH_CONSUMER_H
@@ -75,6 +84,16 @@ extern "C" {
 
 typedef struct lm_consumer lm_consumer;
 
+/* Period of showing the store current again once caught up: the
+ * partitions' ends are read from the brokers (LM_CONSUMER_ENDS_MS at most:
+ * the loop waits meanwhile), and once the store holds them the time of
+ * the read is recorded as when the store was last current. */
+#define LM_CONSUMER_CURRENT_MS 60000
+#define LM_CONSUMER_ENDS_MS    1000
+/* Most records a step of a refill's sweep examines (lm_store_foreach_unmarked);
+ * a step runs between batches, as a trim does. */
+#define LM_CONSUMER_SWEEP_MAX 1000
+
 /* Interval of librdkafka's commit of the stored offsets. */
 #define LM_CONSUMER_AUTO_COMMIT_MS 1000
 /* The group session timeout (session.timeout.ms); heartbeats go out every
@@ -103,6 +122,12 @@ typedef struct lm_consumer_opts {
 	 * holds a rebalance after a member left or joined for the session
 	 * timeout less 1 s. */
 	unsigned session_ms;
+	/* The wall clock in Unix seconds, which dates when the store was last
+	 * current and tells its age. NULL: the system's (CLOCK_REALTIME).
+	 * Tests set one ahead to come back to a store after a long absence. */
+	int64_t (*wall_s)(void);
+	/* 0: LM_CONSUMER_CURRENT_MS. Tests set it short. */
+	unsigned current_ms;
 } lm_consumer_opts;
 
 /*
@@ -146,11 +171,15 @@ void lm_consumer_fail_next(lm_consumer *c, lm_consumer_fault f, unsigned n);
 
 /*
  * Creates the consumer, its DLQ producer and its metrics (all values 0).
- * Does not contact the brokers yet. Everything borrowed must outlive the
- * consumer. Returns LM_OK and *out; LM_EINVAL (with the reason in err) for
- * configuration that Kafka refuses, topics that collide, an epoch below
- * the store's or a topic other than the one the store's positions come
- * from at the same epoch (docs/ingest.md); LM_EKAFKA; LM_ENOMEM.
+ * Does not contact the brokers yet. Reads when the store was last current
+ * and, for a store past cfg->store_max_age_s or of unknown age, begins its
+ * refill in the store (logged as store.refill and counted), or resumes one
+ * an earlier run began; a new, empty store records when its first filling
+ * began. Everything borrowed must outlive the consumer. Returns LM_OK and
+ * *out; LM_EINVAL (with the reason in err) for configuration that Kafka
+ * refuses, topics that collide, an epoch below the store's or a topic
+ * other than the one the store's positions come from at the same epoch
+ * (docs/ingest.md); LM_EKAFKA; LM_ENOMEM; the store's error.
  */
 int lm_consumer_new(
     const lm_consumer_opts *o, lm_consumer **out, char *err, size_t errlen);
@@ -184,8 +213,9 @@ rd_kafka_t *lm_consumer_kafka(lm_consumer *c, bool dlq);
  * offset of the group ahead of the store is being set back (see "setting
  * the group back" in consumer.c), and the consumer has caught up once:
  * every partition assigned to it was stored up to the end it had when
- * first seen (see "catching up" in consumer.c), with no set-back owed, so
- * that a new replica serves no queries from a half-filled store. started:
+ * first seen (see "catching up" in consumer.c), with no set-back owed, and
+ * a refill of the store (see "refilling") finished, so that a new replica
+ * serves no queries from a half-filled store, nor a stale one. started:
  * the last condition alone, which once true stays true: the pod's readiness
  * (docs/deployment.md), which a broker outage or a failing batch must not
  * take away from the match service beside it. */

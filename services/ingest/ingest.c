@@ -343,6 +343,7 @@ struct lm_ingest_batch {
 	} epochs[LM_INGEST_EPOCH_TOPICS]; /* lm_ingest_batch_set_epoch */
 	size_t nepochs;
 	lm_ingest_source sources[3]; /* by lm_kind; topic "": none */
+	uint64_t refill;             /* lm_ingest_batch_set_refill; 0: none */
 };
 
 int
@@ -405,6 +406,43 @@ lm_ingest_batch_set_source(lm_ingest_batch *b, lm_kind k, const lm_ingest_source
 		return LM_EINVAL;
 	b->sources[k] = *src;
 	return LM_OK;
+}
+
+void
+lm_ingest_batch_set_refill(lm_ingest_batch *b, uint64_t id)
+{
+	b->refill = id;
+}
+
+bool
+lm_ingest_batch_holds(const lm_ingest_batch *b, lm_kind k, const char *id)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->ds[i].action != LM_INGEST_REJECT && b->ds[i].kind == k &&
+		    strcmp(b->ds[i].id, id) == 0)
+			return true;
+	return false;
+}
+
+/* Writes, in t, how far each partition of b is stored (lm_ingest_offset_put)
+ * and, in a refill, read again: held at a reject while its dead letter may
+ * be undelivered, or past the batch once (delivered). */
+static int
+put_offsets(const lm_ingest_batch *b, lm_store_txn *t, bool delivered)
+{
+	int rv = LM_OK;
+
+	for (size_t i = 0; rv == LM_OK && i < b->nparts; i++) {
+		const lm_ingest_partition *p = &b->parts[i];
+		int64_t at = delivered ? p->next : lm_ingest_partition_stored(p);
+		if (delivered && p->reject < 0)
+			continue;
+		rv = lm_ingest_offset_put(t, p->topic, p->partition, p->epoch, at);
+		if (rv == LM_OK && b->refill != 0)
+			rv = lm_ingest_refill_offset_put(
+			    t, b->refill, p->topic, p->partition, p->epoch, at);
+	}
+	return rv;
 }
 
 static uint32_t
@@ -518,11 +556,8 @@ lm_ingest_batch_commit(
 	for (lm_kind k = LM_KIND_POSTING; rv == LM_OK && k <= LM_KIND_PROFILE; k++)
 		if (b->sources[k].topic[0] != '\0')
 			rv = lm_ingest_source_put(t, k, &b->sources[k]);
-	for (size_t i = 0; rv == LM_OK && i < b->nparts; i++) {
-		const lm_ingest_partition *p = &b->parts[i];
-		rv = lm_ingest_offset_put(
-		    t, p->topic, p->partition, p->epoch, lm_ingest_partition_stored(p));
-	}
+	if (rv == LM_OK)
+		rv = put_offsets(b, t, false);
 	if (rv != LM_OK) {
 		lm_store_abort(t);
 		return rv;
@@ -546,6 +581,16 @@ lm_ingest_batch_commit(
 				c.duplicates[d->kind]++;
 		} else {
 			continue;
+		}
+		/* A refill marks what it read, whatever it did to the store. */
+		if (b->refill != 0 &&
+		    (rv == LM_OK || rv == LM_ESTALE || rv == LM_ENOENT ||
+		        rv == LM_EINVAL || rv == LM_E2BIG)) {
+			int mv = lm_store_mark(t, d->kind, d->id);
+			if (mv != LM_OK && mv != LM_EINVAL && mv != LM_E2BIG) {
+				lm_store_abort(t);
+				return mv;
+			}
 		}
 		if (rv == LM_OK || rv == LM_ESTALE || rv == LM_ENOENT)
 			continue;
@@ -595,13 +640,7 @@ lm_ingest_batch_commit_delivered(const lm_ingest_batch *b, lm_store *s)
 		return LM_OK;
 	if ((rv = lm_store_begin(s, &t)) != LM_OK)
 		return rv;
-	for (size_t i = 0; rv == LM_OK && i < b->nparts; i++) {
-		const lm_ingest_partition *p = &b->parts[i];
-		if (p->reject >= 0)
-			rv = lm_ingest_offset_put(
-			    t, p->topic, p->partition, p->epoch, p->next);
-	}
-	if (rv != LM_OK) {
+	if ((rv = put_offsets(b, t, true)) != LM_OK) {
 		lm_store_abort(t);
 		return rv;
 	}

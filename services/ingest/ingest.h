@@ -221,6 +221,20 @@ int lm_ingest_batch_set_epoch(lm_ingest_batch *b, const char *topic, uint32_t ep
 int lm_ingest_batch_set_source(
     lm_ingest_batch *b, lm_kind k, const lm_ingest_source *src);
 
+/*
+ * Makes the batch part of refill id (offsets.h, lm_ingest_refill; 0: none,
+ * the default): from its next commit on, the transaction marks every record
+ * a PUT or DELETE decision names (lm_store_mark), whatever the decision
+ * did to the store, and records how far each partition was read again
+ * under id (lm_ingest_refill_offset_put) beside its offset; so does
+ * lm_ingest_batch_commit_delivered.
+ */
+void lm_ingest_batch_set_refill(lm_ingest_batch *b, uint64_t id);
+
+/* Whether the batch holds a PUT or DELETE decision for record id of kind
+ * k: a record the batch will mark once committed. */
+bool lm_ingest_batch_holds(const lm_ingest_batch *b, lm_kind k, const char *id);
+
 /* The offset the batch expects next from topic/partition (the last one
  * added + 1), or -1 when the batch holds nothing of it. An offset below it
  * cannot be added: the consumer finishes the batch first (a partition

@@ -2,9 +2,12 @@
  * offsets.c - the Kafka positions kept in the store; see offsets.h.
  *
  * Values: an offset is a big-endian u32 epoch, a big-endian u64 next
- * offset and the topic's name; an epoch is a big-endian u32 and the name;
+ * offset and the topic's name; a refill's offset the same after a
+ * big-endian u64 refill id; an epoch is a big-endian u32 and the name;
  * a source is a big-endian u32 epoch, a byte with the topic name's length,
- * the name and the cluster id.
+ * the name and the cluster id; the current time a big-endian u64 (Unix
+ * seconds) and a byte (1: complete); a refill's state a big-endian u64 id,
+ * a byte (1: active) and two big-endian u64 times (began, since).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -18,7 +21,7 @@
 #include "lunamatch/lmdb.h"
 #include "offsets.h"
 
-#define KEY_MAX   64 /* "ingest.offset." + 16 hex + "." + an int32 */
+#define KEY_MAX   64 /* "ingest.refill." + 16 hex + "." + an int32 */
 #define OFF_HDR   12 /* epoch, next */
 #define EPOCH_HDR 4
 
@@ -239,4 +242,132 @@ lm_ingest_source_same(
 	return stored->cluster[0] == '\0' || cluster_id == NULL ||
 	       cluster_id[0] == '\0' ||
 	       strncmp(stored->cluster, cluster_id, LM_INGEST_CLUSTER_MAX) == 0;
+}
+
+#define CURRENT_KEY "ingest.current"
+#define CURRENT_LEN 9 /* at, complete */
+
+int
+lm_ingest_current_put(lm_store_txn *t, const lm_ingest_current *cur)
+{
+	unsigned char v[CURRENT_LEN];
+
+	if (cur == NULL || cur->at < 0)
+		return LM_EINVAL;
+	lm_lmdb_put_be64(v, (uint64_t) cur->at);
+	v[8] = cur->complete ? 1 : 0;
+	return lm_store_meta_put(t, CURRENT_KEY, v, sizeof(v));
+}
+
+int
+lm_ingest_current_get(lm_store *s, lm_ingest_current *cur)
+{
+	void *raw = NULL;
+	unsigned char *v;
+	size_t len = 0;
+	int rv;
+
+	if ((rv = lm_store_meta_get(s, CURRENT_KEY, &raw, &len)) != LM_OK)
+		return rv;
+	v = raw;
+	rv = LM_ESTORE;
+	if (len == CURRENT_LEN && v[8] <= 1 && lm_lmdb_get_be64(v) <= INT64_MAX) {
+		cur->at = (int64_t) lm_lmdb_get_be64(v);
+		cur->complete = v[8] == 1;
+		rv = LM_OK;
+	}
+	free(raw);
+	return rv;
+}
+
+#define REFILL_KEY "ingest.refill"
+#define REFILL_LEN 25 /* id, active, began, since */
+
+int
+lm_ingest_refill_put(lm_store_txn *t, const lm_ingest_refill *r)
+{
+	unsigned char v[REFILL_LEN];
+
+	if (r == NULL || r->began < 0 || r->since < 0)
+		return LM_EINVAL;
+	lm_lmdb_put_be64(v, r->id);
+	v[8] = r->active ? 1 : 0;
+	lm_lmdb_put_be64(v + 9, (uint64_t) r->began);
+	lm_lmdb_put_be64(v + 17, (uint64_t) r->since);
+	return lm_store_meta_put(t, REFILL_KEY, v, sizeof(v));
+}
+
+int
+lm_ingest_refill_get(lm_store *s, lm_ingest_refill *r)
+{
+	void *raw = NULL;
+	unsigned char *v;
+	size_t len = 0;
+	int rv;
+
+	if ((rv = lm_store_meta_get(s, REFILL_KEY, &raw, &len)) != LM_OK)
+		return rv;
+	v = raw;
+	rv = LM_ESTORE;
+	if (len == REFILL_LEN && v[8] <= 1 && lm_lmdb_get_be64(v + 9) <= INT64_MAX &&
+	    lm_lmdb_get_be64(v + 17) <= INT64_MAX) {
+		r->id = lm_lmdb_get_be64(v);
+		r->active = v[8] == 1;
+		r->began = (int64_t) lm_lmdb_get_be64(v + 9);
+		r->since = (int64_t) lm_lmdb_get_be64(v + 17);
+		rv = LM_OK;
+	}
+	free(raw);
+	return rv;
+}
+
+#define REFILL_OFF_HDR (8 + OFF_HDR) /* refill id, epoch, next */
+
+static void
+refill_key(char *key, const char *topic, int32_t partition)
+{
+	snprintf(key, KEY_MAX, "ingest.refill.%016" PRIx64 ".%" PRId32,
+	    lm_hash_str(topic), partition);
+}
+
+int
+lm_ingest_refill_offset_put(lm_store_txn *t, uint64_t id, const char *topic,
+    int32_t partition, uint32_t epoch, int64_t next)
+{
+	unsigned char v[REFILL_OFF_HDR + LM_INGEST_TOPIC_MAX];
+	char key[KEY_MAX];
+	size_t n;
+
+	if (id == 0 || !topic_ok(topic) || partition < 0 || next < 0)
+		return LM_EINVAL;
+	n = strlen(topic);
+	refill_key(key, topic, partition);
+	lm_lmdb_put_be64(v, id);
+	lm_lmdb_put_be32(v + 8, epoch);
+	lm_lmdb_put_be64(v + 12, (uint64_t) next);
+	memcpy(v + REFILL_OFF_HDR, topic, n);
+	return lm_store_meta_put(t, key, v, REFILL_OFF_HDR + n);
+}
+
+int
+lm_ingest_refill_offset_get(lm_store *s, uint64_t id, const char *topic,
+    int32_t partition, uint32_t *epoch, int64_t *next)
+{
+	char key[KEY_MAX];
+	unsigned char *v;
+	int rv;
+
+	if (id == 0 || !topic_ok(topic) || partition < 0)
+		return LM_EINVAL;
+	refill_key(key, topic, partition);
+	if ((rv = read_value(s, key, topic, REFILL_OFF_HDR, &v)) != LM_OK)
+		return rv;
+	if (lm_lmdb_get_be64(v) != id) {
+		free(v);
+		return LM_ENOENT;
+	}
+	*epoch = lm_lmdb_get_be32(v + 8);
+	*next = (int64_t) lm_lmdb_get_be64(v + 12);
+	free(v);
+	return *next >= 0 ? LM_OK : LM_ESTORE;
 }

@@ -23,11 +23,19 @@
  * from it at the same epoch would order its tombstones before the stored
  * positions of another log, and is refused (consumer.c).
  *
- * Meta keys: "ingest.offset.<topic hash>.<partition>" and
- * "ingest.epoch.<topic hash>" (lm_hash_str, 16 hex digits), whose values
- * hold the topic name too, so that a hash collision reads as absent;
- * "ingest.source.posting" and "ingest.source.profile"; and
- * "ingest.positions" (lm_ingest_positions_mark).
+ * The store also says when it was last current with its topics
+ * (lm_ingest_current), and holds the state of a refill (lm_ingest_refill):
+ * a store away for longer than the topics keep their tombstones is read
+ * again from the beginning, and the records the topics no longer hold are
+ * deleted (consumer.c, "refilling"; docs/ingest.md, "Stale stores and
+ * refills").
+ *
+ * Meta keys: "ingest.offset.<topic hash>.<partition>",
+ * "ingest.refill.<topic hash>.<partition>" and "ingest.epoch.<topic hash>"
+ * (lm_hash_str, 16 hex digits), whose values hold the topic name too, so
+ * that a hash collision reads as absent; "ingest.source.posting" and
+ * "ingest.source.profile"; "ingest.positions" (lm_ingest_positions_mark);
+ * "ingest.current" and "ingest.refill".
  */
 #ifndef LUNAMATCH_INGEST_OFFSETS_H
 #define LUNAMATCH_INGEST_OFFSETS_H
@@ -121,6 +129,61 @@ int lm_ingest_source_get(lm_store *s, lm_kind k, lm_ingest_source *src);
  */
 bool lm_ingest_source_same(
     const lm_ingest_source *stored, const char *topic, const char *cluster_id);
+
+/*
+ * When the store was last current with its topics. at (Unix seconds): no
+ * tombstone the store has not read was removed from the topics before at
+ * plus their delete.retention.ms, because every record the store holds was
+ * read from the topics at or after at, or (complete) every message written
+ * to the topics before at is stored. complete: the store held the whole of
+ * its topics at `at` (it had caught up with them); false while the store is
+ * filled for the first time (at: when that began) or refilled.
+ */
+typedef struct lm_ingest_current {
+	int64_t at;
+	bool complete;
+} lm_ingest_current;
+
+/* Writes, in t, cur as when the store was last current. LM_OK,
+ * LM_EINVAL (at negative) or the store's error. */
+int lm_ingest_current_put(lm_store_txn *t, const lm_ingest_current *cur);
+
+/* Reads when the store was last current: LM_OK; LM_ENOENT when the store
+ * does not say (written before it did, or by another program); LM_ESTORE
+ * for a damaged value; another store error. */
+int lm_ingest_current_get(lm_store *s, lm_ingest_current *cur);
+
+/*
+ * The refill of a store: id counts the refills ever begun in the store
+ * (0: none), active says that refill id runs (begun, not finished), began
+ * when it began and since the store's lm_ingest_current at then (0:
+ * unknown), both Unix seconds.
+ */
+typedef struct lm_ingest_refill {
+	uint64_t id;
+	bool active;
+	int64_t began;
+	int64_t since;
+} lm_ingest_refill;
+
+/* Writes r in t: LM_OK, LM_EINVAL (a negative time) or the store's error. */
+int lm_ingest_refill_put(lm_store_txn *t, const lm_ingest_refill *r);
+
+/* Reads the refill state: LM_OK; LM_ENOENT when no refill ever began;
+ * LM_ESTORE for a damaged value; another store error. */
+int lm_ingest_refill_get(lm_store *s, lm_ingest_refill *r);
+
+/*
+ * How far refill id read partition of topic again (next offset, at epoch):
+ * written by each batch of the refill beside lm_ingest_offset_put. get:
+ * LM_OK; LM_ENOENT when refill id has not read the partition (nothing, or
+ * only an earlier refill did); another store error. Arguments as for
+ * lm_ingest_offset_put and _get; id >= 1.
+ */
+int lm_ingest_refill_offset_put(lm_store_txn *t, uint64_t id, const char *topic,
+    int32_t partition, uint32_t epoch, int64_t next);
+int lm_ingest_refill_offset_get(lm_store *s, uint64_t id, const char *topic,
+    int32_t partition, uint32_t *epoch, int64_t *next);
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,7 @@ namespace that a third service holds, with health checks and the RPC and HTTP po
 environment that each service's configuration checks accept (on top of the
 image's); a stop grace period longer than each service's stop bound; the
 store's tombstone retention above the compacted topics' compaction lag plus
-delete retention.
+delete retention, and ingest's store max age at most their delete retention.
 
 A broken copy of the file must fail `docker-compose config`.
 """
@@ -64,6 +64,12 @@ if all(n in svc for n in ("kafka", "kafka-topics", "ingest", "match")):
         lag = int(tcfg.get("max.compaction.lag.ms", 2**63 - 1)) + int(tcfg.get("delete.retention.ms", 86400000))
         check(keep_ms > lag, f"tombstone retention {keep_ms} ms is not above a compacted topic's "
               f"compaction lag + delete retention {lag} ms: {ln.strip()}")
+        # A store away for longer than the topic keeps a tombstone is
+        # refilled (docs/ingest.md, "Stale stores and refills").
+        age_ms = int(svc["ingest"]["environment"].get("LUNAMATCH_STORE_MAX_AGE_S", "86400")) * 1000
+        keep = int(tcfg.get("delete.retention.ms", 86400000))
+        check(age_ms <= keep, f"store max age {age_ms} ms is above a compacted topic's "
+              f"delete retention {keep} ms: {ln.strip()}")
 
     i, m = svc["ingest"], svc["match"]
     check(i["image"] == m["image"], "ingest and match use different images")

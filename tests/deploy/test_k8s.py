@@ -27,7 +27,8 @@ docs/deployment.md promises:
   containers listen on, and lets out Kafka and DNS only, a
   ServiceMonitor on ports the Service has, and a KafkaTopic for each topic
   the ConfigMap names, with the store's tombstone retention above the
-  compacted topics' max.compaction.lag.ms + delete.retention.ms;
+  compacted topics' max.compaction.lag.ms + delete.retention.ms, and
+  ingest's store max age at most their delete.retention.ms;
 - a PrometheusRule whose alerts each have a runbook entry in
   docs/deployment.md, use only metrics the services register, and read
   counts since start through their change over a window; together they
@@ -253,6 +254,16 @@ for path in overlays():
             lag = int(cfg.get("max.compaction.lag.ms", 2**63 - 1)) + int(cfg.get("delete.retention.ms", 86400000))
             check(keep_ms > lag, f"{label}: tombstone retention {keep_ms} ms is not above "
                   f"{o['spec']['topicName']}'s compaction lag + delete retention {lag} ms")
+    # A store away for longer than the compacted topics keep a tombstone
+    # must be refilled: ingest's max age of a store may not exceed their
+    # delete retention (docs/ingest.md, "Stale stores and refills").
+    age_ms = int(dict(image, **ienv).get("LUNAMATCH_STORE_MAX_AGE_S", "86400")) * 1000
+    for o in find(objs, "KafkaTopic"):
+        cfg = o["spec"].get("config", {})
+        if "compact" in str(cfg.get("cleanup.policy", "")):
+            keep = int(cfg.get("delete.retention.ms", 86400000))
+            check(age_ms <= keep, f"{label}: store max age {age_ms} ms is above "
+                  f"{o['spec']['topicName']}'s delete retention {keep} ms")
 
 # The alerts: each has its runbook section in docs/deployment.md, and every
 # lunamatch_* metric they use is one the services register.

@@ -15,7 +15,9 @@
  * (read-only store handle), the exact dead-letter topic content and the
  * exact metric values. One test SIGKILLs ingest mid-stream and shows that
  * after a restart nothing was lost; another freezes the embedded broker for
- * longer than the group session and shows that ingest rides it out.
+ * longer than the group session and shows that ingest rides it out; another
+ * comes back to a store days later (an LD_PRELOAD shim moves ingest's
+ * clock, clock_ahead.c) and kills ingest midway through its refill.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -41,6 +43,7 @@
 #include "lunamatch/store.h"
 #include "lunamatch/v1/records.pb-c.h"
 #include "lunamatch/v1/store.pb-c.h"
+#include "offsets.h"
 #include "proc.h"
 #include "svctest.h"
 
@@ -1324,6 +1327,140 @@ test_txn_markers(void **state)
 	world_free(&w);
 }
 
+/* ---- a store back after days away ---------------------------------------- */
+
+#ifdef LMT_CLOCK_SHIM
+#define STALE_IDS 3000 /* records of the stale-store test */
+#define DAY_S     86400
+
+/* Puts posting id into w's store (ingest stopped), as the topics' messages
+ * of it left it before a deletion's tombstone and then the tombstone
+ * itself were compacted away. */
+static void
+put_gone(const struct world *w, const char *id)
+{
+	lm_store_pos pos = {.epoch = 0, .partition = 0, .offset = 0};
+	lm_store *s = NULL;
+	lm_store_txn *t = NULL;
+
+	assert_int_equal(lm_store_open(w->data, NULL, &s), LM_OK);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_put_at(t, LM_KIND_POSTING, id, 1, "x", 1, &pos), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	lm_store_close(s);
+}
+
+/* What w's store says: whether posting id is live, its live postings and
+ * whether a refill is active. */
+struct stale_view {
+	bool gone_live, refilling;
+	uint64_t postings;
+};
+
+static struct stale_view
+view_store(const struct world *w, const char *id)
+{
+	lm_store_opts o = {.flags = LM_STORE_RDONLY};
+	struct stale_view v = {false, false, 0};
+	struct lm_store_stats st;
+	lm_ingest_refill ref;
+	lm_store *s = NULL;
+
+	assert_int_equal(lm_store_open(w->data, &o, &s), LM_OK);
+	v.gone_live = lm_store_get(s, LM_KIND_POSTING, id, NULL, NULL, NULL) == LM_OK;
+	v.refilling = lm_ingest_refill_get(s, &ref) == LM_OK && ref.active;
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	v.postings = st.postings;
+	lm_store_close(s);
+	return v;
+}
+
+/*
+ * A store back two days after it was last current (ingest's wall clock
+ * moved by the shim, through the real code path): the topics have dropped
+ * a deleted record's messages, tombstone included (s-gone, put straight
+ * into the store). Ingest says why it refills, reads the topics again and
+ * is SIGKILLed midway (frozen first, to look at the store: the refill is
+ * recorded as running, s-gone still there). Restarted, it resumes the
+ * refill rather than trust the store, deletes s-gone and keeps the rest.
+ */
+static void
+test_stale_store(void **state)
+{
+	struct world w;
+	struct stale_view v;
+	char id[32], json[160], *log;
+	int st = -1;
+	(void) state;
+
+	world_start(&w, "stale", "LUNAMATCH_BATCH_MAX=10", NULL);
+	ingest_start(&w);
+	wait_ready(&w);
+	lmt_producer *p = new_producer(w.brokers);
+	for (int i = 0; i < STALE_IDS; i++) {
+		snprintf(id, sizeof(id), "s-%04d", i);
+		snprintf(json, sizeof(json),
+		    "{\"id\":\"%s\",\"version\":1,\"title\":\"T\",\"skills\":[{"
+		    "\"name\":\"Rust\"}]}",
+		    id);
+		produce_pb(
+		    p, w.postings, id, &lunamatch__v1__job_posting__descriptor, json);
+	}
+	assert_int_equal(lmt_producer_flush(p, IO_MS), STALE_IDS);
+	lmt_producer_free(p);
+	free(wait_processed(&w, STALE_IDS));
+	lmt_proc_stop(&w.ingest, STOP_MS);
+	put_gone(&w, "s-gone");
+
+	lmt_env_add(&w.env, "LD_PRELOAD=%s", LMT_CLOCK_SHIM);
+	lmt_env_add(&w.env, "LMT_CLOCK_AHEAD_S=%d", 2 * DAY_S);
+	ingest_start(&w);
+	int64_t end = lm_clock_ms() + PROCESS_MS;
+	while (lm_clock_ms() < end &&
+	       lmt_metric(w.http, "lunamatch_ingest_duplicates_total{kind=\"posting\"}") <
+	           100)
+		lmt_sleep_ms(5);
+	assert_int_equal(lmt_proc_signal(w.ingest, SIGSTOP), LM_OK);
+	v = view_store(&w, "s-gone");
+	assert_true(v.refilling);
+	assert_true(v.gone_live);
+	assert_int_equal(lmt_proc_signal(w.ingest, SIGKILL), LM_OK);
+	assert_int_equal(lmt_proc_wait(w.ingest, STOP_MS, &st), LM_OK);
+	assert_int_equal(st, 128 + SIGKILL);
+	lmt_proc_free(w.ingest);
+	w.ingest = NULL;
+	assert_non_null(log = lmt_read_file(w.errlog, NULL));
+	if (strstr(log, "longer than LUNAMATCH_STORE_MAX_AGE_S") == NULL)
+		fail_msg("no warning that says why the store is refilled (%s)", w.errlog);
+	free(log);
+
+	ingest_start(&w);
+	wait_ready(&w);
+	v = view_store(&w, "s-gone");
+	assert_false(v.refilling);
+	assert_false(v.gone_live);
+	assert_int_equal(v.postings, STALE_IDS);
+	assert_true(
+	    lmt_metric(w.http, "lunamatch_ingest_refills_total{reason=\"age\"}") == 0);
+	assert_true(lmt_metric(w.http,
+	                "lunamatch_ingest_refill_deleted_total{kind=\"posting\"}") == 1);
+	assert_true(lmt_metric(w.http, "lunamatch_ingest_refilling") == 0);
+	assert_non_null(log = lmt_read_file(w.errlog, NULL));
+	if (strstr(log, "resuming the refill") == NULL)
+		fail_msg("the refill was not resumed (%s)", w.errlog);
+	free(log);
+	lmt_proc_stop(&w.ingest, STOP_MS);
+	world_free(&w);
+}
+#else
+static void
+test_stale_store(void **state)
+{
+	(void) state;
+	skip(); /* the clock shim is not built with sanitizers */
+}
+#endif
+
 static int
 group_setup(void **state)
 {
@@ -1346,6 +1483,7 @@ main(void)
 	    cmocka_unit_test(test_replay),
 	    cmocka_unit_test(test_stop_broker_gone),
 	    cmocka_unit_test(test_txn_markers),
+	    cmocka_unit_test(test_stale_store),
 	};
 	/* LMT_TEST_FILTER=test_outage runs one test (a cmocka glob). */
 	if (getenv("LMT_TEST_FILTER") != NULL)

@@ -79,6 +79,8 @@ typedef struct lm_config {
 	uint32_t offsets_epoch;         /* LUNAMATCH_OFFSETS_EPOCH */
 	uint32_t reader_lease_s;        /* LUNAMATCH_READER_LEASE_S: see lm_store_trim */
 	uint64_t tombstone_retention_s; /* LUNAMATCH_TOMBSTONE_RETENTION_S */
+	uint32_t store_max_age_s;       /* LUNAMATCH_STORE_MAX_AGE_S: a store last
+	                                 * current longer ago is refilled */
 	/* Match */
 	uint32_t workers;            /* LUNAMATCH_WORKERS: scoring threads */
 	uint32_t rpc_contexts;       /* LUNAMATCH_RPC_CONTEXTS: concurrent nng contexts */

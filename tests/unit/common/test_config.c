@@ -89,6 +89,20 @@ test_errors(void **state)
 	assert_non_null(strstr(err, "LUNAMATCH_TOMBSTONE_RETENTION_S"));
 	unsetenv("LUNAMATCH_TOMBSTONE_RETENTION_S");
 
+	/* The store's max age: one day, the input topics' delete.retention.ms
+	 * in deploy/; below 10 minutes (a few rounds of showing the store
+	 * current) it is refused. Match does not take it. */
+	assert_int_equal(cfg.store_max_age_s, 86400);
+	setenv("LUNAMATCH_STORE_MAX_AGE_S", "599", 1);
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_STORE_MAX_AGE_S"));
+	setenv("LUNAMATCH_STORE_MAX_AGE_S", "3600", 1);
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_OK);
+	assert_int_equal(cfg.store_max_age_s, 3600);
+	unsetenv("LUNAMATCH_STORE_MAX_AGE_S");
+	char *age[] = {"prog", "--store-max-age-s", "3600", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, age, err), LM_EINVAL);
+
 	char *a2[] = {"prog", "--batch-max", "12x", NULL};
 	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a2, err), LM_EINVAL);
 	assert_non_null(strstr(err, "--batch-max"));

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -75,7 +76,21 @@ struct run {
 	lm_trimmer *trimmer;      /* NULL: none; the test frees it */
 	const lm_record_ctx *ctx; /* NULL: M.r.ctx */
 	atomic_bool done;         /* lm_consumer_run returned */
+	unsigned current_ms;      /* 0: the default */
 };
+
+/* Seconds the wall clock of the consumers under test is ahead of the
+ * system's: how long a store was left, as the consumer sees it. */
+static atomic_llong wall_ahead;
+
+/* The consumers' wall clock (lm_consumer_opts.wall_s). */
+static int64_t
+test_wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec + (int64_t) atomic_load(&wall_ahead);
+}
 
 static int
 setup(void **state)
@@ -133,7 +148,9 @@ new_consumer(struct run *r)
 	    .stall_ms = r->stall_ms,
 	    .dlq_queue_kb = r->dlq_queue_kb,
 	    .session_ms = SESSION_MS,
-	    .trimmer = r->trimmer};
+	    .trimmer = r->trimmer,
+	    .wall_s = test_wall,
+	    .current_ms = r->current_ms};
 	if (lm_consumer_new(&o, &r->c, err, sizeof(err)) != LM_OK)
 		fail_msg("lm_consumer_new: %s", err);
 }
@@ -157,6 +174,8 @@ prepare_ex(struct run *r, const char *tag, const char *dir_tag, unsigned auto_co
 	snprintf(r->cfg.group_id, sizeof(r->cfg.group_id), "%s", tag);
 	r->cfg.batch_max = 50;
 	r->cfg.batch_ms = batch_ms;
+	r->cfg.store_max_age_s = 86400;
+	atomic_store(&wall_ahead, 0);
 	lmt_mock_topic_create(M.mc, r->cfg.topic_postings, 1);
 	lmt_mock_topic_create(M.mc, r->cfg.topic_profiles, 1);
 	lmt_mock_topic_create(M.mc, r->cfg.topic_dlq, 1);
@@ -1281,10 +1300,12 @@ test_position_unreadable_at_assignment(void **state)
 
 /*
  * A store written before stores kept their positions (it has records but no
- * position): the group's committed offset alone says where it stands, as
- * before. Nothing is read again, and it is ready only once that offset is
- * read (the durable positions are raised at every check: a failed read is
- * tried again, or the replica would stay unready for good).
+ * position, and does not say when it was last current): its age is
+ * unknown, so it is refilled. Every partition is read again from the
+ * beginning, whatever the group's committed offset says (which such a
+ * store would otherwise resume from, and which cannot even be read here),
+ * the record the topics do not hold is deleted, and the store keeps its
+ * positions from then on.
  */
 static void
 test_resume_legacy_store(void **state)
@@ -1292,8 +1313,8 @@ test_resume_legacy_store(void **state)
 	enum { N = 100 };
 	struct run r;
 	rd_kafka_t *p = producer();
-	char why[160] = "";
 	lm_store_txn *t = NULL;
+	bool kept = false;
 	(void) state;
 
 	prepare(&r, "cons-legacy");
@@ -1307,23 +1328,375 @@ test_resume_legacy_store(void **state)
 	assert_int_equal(lm_store_begin(r.store, &t), LM_OK);
 	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "old", 1, "x", 1), LM_OK);
 	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_int_equal(lm_ingest_positions_kept(r.store, &kept), LM_OK);
+	assert_false(kept);
 	new_consumer(&r);
 	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_COMMITTED, 1000000);
 	r.stop = 0;
 	start(&r);
-	for (int i = 0; i < IO_MS / 20; i++) {
-		if (lm_consumer_ready(r.c, why, sizeof(why)) != LM_OK &&
-		    strcmp(why, "no partitions assigned") != 0)
-			break;
-		lmt_sleep_ms(20);
-	}
-	lmt_sleep_ms(1500); /* several catch-up checks, each failing */
-	assert_int_not_equal(lm_consumer_ready(r.c, why, sizeof(why)), LM_OK);
-	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_COMMITTED, 0);
 	wait_ready_run(&r);
 	assert_int_equal(
-	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 0);
-	assert_false(stored_in(&r, "job-0"));
+	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), N);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refills_total{reason=\"unknown\"}"), 1);
+	assert_all_stored(&r, N);
+	assert_false(stored_in(&r, "old"));
+	assert_int_equal(lm_ingest_positions_kept(r.store, &kept), LM_OK);
+	assert_true(kept);
+	end_run(&r, p);
+}
+
+/* ---- stale stores ---------------------------------------------------------
+ *
+ * The input topics are compacted: a deleted record's put goes, and its
+ * tombstone too a while later (delete.retention.ms). A store away for
+ * longer comes back to topics that hold nothing of the record: the tests
+ * put such a record straight into the store, where the topics' messages
+ * of it would have left it.
+ */
+
+#define DAY_S 86400
+
+/* Puts record id of kind k into r's store, as its messages left it before
+ * the topics dropped them. */
+static void
+put_gone(struct run *r, lm_kind k, const char *id)
+{
+	lm_store_pos pos = {.epoch = 0, .partition = 0, .offset = 0};
+	lm_store_txn *t = NULL;
+
+	assert_int_equal(lm_store_begin(r->store, &t), LM_OK);
+	assert_int_equal(lm_store_put_at(t, k, id, 1, "x", 1, &pos), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+}
+
+static bool
+present(struct run *r, lm_kind k, const char *id)
+{
+	return lm_store_get(r->store, k, id, NULL, NULL, NULL) == LM_OK;
+}
+
+static void
+produce_profile(rd_kafka_t *p, const char *topic, const char *id)
+{
+	char json[256];
+	snprintf(json, sizeof(json),
+	    "{\"id\":\"%s\",\"version\":1,\"headline\":\"Engineer\","
+	    "\"skills\":[{\"name\":\"JS\"}]}",
+	    id);
+	produce(p, topic, id, json, strlen(json));
+}
+
+/* Whether r's change log holds a deletion of (k, id). */
+struct deletion {
+	lm_kind kind;
+	const char *id;
+	bool found;
+};
+
+static int
+find_deletion(void *arg, uint64_t seq, const Lunamatch__V1__ChangeEntry *e)
+{
+	struct deletion *d = arg;
+	(void) seq;
+	if (e->deleted && (lm_kind) e->kind == d->kind && strcmp(e->id, d->id) == 0)
+		d->found = true;
+	return 0;
+}
+
+static bool
+deletion_logged(struct run *r, lm_kind k, const char *id)
+{
+	struct deletion d = {k, id, false};
+	assert_int_equal(
+	    lm_store_changes(r->store, 0, 100000, find_deletion, &d, NULL), LM_OK);
+	return d.found;
+}
+
+/* Fails unless r's consumer is not started, for the refill. */
+static void
+assert_refilling(struct run *r)
+{
+	char why[160] = "";
+	assert_int_equal(lm_consumer_started(r->c, why, sizeof(why)), LM_EBUSY);
+	if (strstr(why, "refilling the store") == NULL)
+		fail_msg("not started for another reason: %s", why);
+}
+
+/*
+ * A store away for longer than its max age is read again: every partition
+ * from its beginning, through the normal path (a record updated meanwhile
+ * gets its new version), and once every partition is read to the end it
+ * had, the records the topics no longer hold are deleted through the
+ * normal deletion path (change entries that match's follower applies);
+ * the others are intact. Counted and said; not started until done. A
+ * store back within its max age is trusted as it is.
+ */
+static void
+test_refill_stale_store(void **state)
+{
+	enum { N = 20 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_ingest_current cur;
+	lm_ingest_refill ref;
+	struct lm_store_stats st;
+	char json[256];
+	uint64_t version = 0;
+	(void) state;
+
+	prepare(&r, "cons-refill");
+	queue_postings(p, r.cfg.topic_postings, N);
+	produce_profile(p, r.cfg.topic_profiles, "cand-1");
+	start(&r);
+	wait_ready_run(&r);
+	stop_consumer(&r);
+	assert_int_equal(lm_ingest_current_get(r.store, &cur), LM_OK);
+	assert_true(cur.complete);
+
+	/* Deleted while away, tombstones compacted away. */
+	put_gone(&r, LM_KIND_POSTING, "job-gone");
+	put_gone(&r, LM_KIND_PROFILE, "cand-gone");
+
+	/* Back within the max age: trusted, nothing read again. */
+	atomic_store(&wall_ahead, DAY_S - 600);
+	new_consumer(&r);
+	r.stop = 0;
+	start(&r);
+	wait_ready_run(&r);
+	assert_true(present(&r, LM_KIND_POSTING, "job-gone"));
+	assert_int_equal(metric(&r, "lunamatch_ingest_refills_total{reason=\"age\"}"), 0);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_consumed_total{topic=\"cons-refill.postings\"}"),
+	    0);
+	stop_consumer(&r);
+
+	/* Back two days after that, with job-3 updated meanwhile. */
+	snprintf(json, sizeof(json),
+	    "{\"id\":\"job-3\",\"version\":2,\"title\":\"T2\",\"skills\":[{\"name\":"
+	    "\"JS\"}]}");
+	produce(p, r.cfg.topic_postings, "job-3", json, strlen(json));
+	atomic_store(&wall_ahead, DAY_S - 600 + 2 * DAY_S);
+	new_consumer(&r);
+	/* Begun before anything is read, and so kept. */
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_OK);
+	assert_true(ref.active);
+	assert_int_equal(lm_ingest_current_get(r.store, &cur), LM_OK);
+	assert_false(cur.complete);
+	assert_refilling(&r);
+	assert_int_equal(metric(&r, "lunamatch_ingest_refills_total{reason=\"age\"}"), 1);
+	assert_int_equal(metric(&r, "lunamatch_ingest_refilling"), 1);
+	r.stop = 0;
+	start(&r);
+	wait_ready_run(&r);
+
+	assert_false(present(&r, LM_KIND_POSTING, "job-gone"));
+	assert_false(present(&r, LM_KIND_PROFILE, "cand-gone"));
+	assert_true(deletion_logged(&r, LM_KIND_POSTING, "job-gone"));
+	assert_true(deletion_logged(&r, LM_KIND_PROFILE, "cand-gone"));
+	assert_all_stored(&r, N);
+	assert_true(present(&r, LM_KIND_PROFILE, "cand-1"));
+	assert_int_equal(
+	    lm_store_get(r.store, LM_KIND_POSTING, "job-3", NULL, NULL, &version), LM_OK);
+	assert_int_equal(version, 2);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_consumed_total{topic=\"cons-refill.postings\"}"),
+	    N + 1);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refill_deleted_total{kind=\"posting\"}"), 1);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refill_deleted_total{kind=\"profile\"}"), 1);
+	assert_int_equal(metric(&r, "lunamatch_ingest_refilling"), 0);
+	/* Done: current again, as of the restart on the consumer's clock;
+	 * the marks are gone. */
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_OK);
+	assert_false(ref.active);
+	assert_int_equal(lm_ingest_current_get(r.store, &cur), LM_OK);
+	assert_true(cur.complete);
+	assert_true(cur.at > test_wall() - 600);
+	assert_int_equal(lm_store_stats(r.store, &st), LM_OK);
+	assert_int_equal(st.marks, 0);
+	end_run(&r, p);
+}
+
+/* When r's store was last current (-1: it does not say, or not complete). */
+static int64_t
+current_at(struct run *r)
+{
+	lm_ingest_current cur;
+	return lm_ingest_current_get(r->store, &cur) == LM_OK && cur.complete ? cur.at
+	                                                                      : -1;
+}
+
+/* Waits (bounded) until r's store was last current at `at` or later. */
+static void
+wait_current(struct run *r, int64_t at)
+{
+	for (int i = 0; i < IO_MS / 50 && current_at(r) < at; i++)
+		lmt_sleep_ms(50);
+	if (current_at(r) < at)
+		fail_msg("the store was last current at %" PRId64 ", not at %" PRId64
+		         " or later",
+		    current_at(r), at);
+}
+
+/*
+ * A consumer that caught up records when the store was current, then shows
+ * it current again every round (the partitions' ends read from the broker,
+ * and stored): the time moves on with the clock. While the broker is away
+ * the ends cannot be read, and the store ages; once it is back the rounds
+ * go on.
+ */
+static void
+test_current_rounds(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	int64_t before;
+	(void) state;
+
+	prepare(&r, "cons-current");
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	r.current_ms = 200;
+	new_consumer(&r);
+	queue_postings(p, r.cfg.topic_postings, 5);
+	before = test_wall();
+	start(&r);
+	wait_ready_run(&r);
+	wait_current(&r, before);
+	assert_true(current_at(&r) <= test_wall());
+	assert_int_equal(metric(&r, "lunamatch_ingest_store_current_seconds"),
+	    (double) current_at(&r));
+
+	atomic_store(&wall_ahead, 1000);
+	produce_posting(p, r.cfg.topic_postings, "job-new");
+	wait_current(&r, before + 1000);
+
+	/* The broker away: no round shows the store current. Rounds come
+	 * every 200 ms and give up on the ends after 1 s. */
+	assert_int_equal(
+	    rd_kafka_mock_broker_set_down(M.mc, MOCK_BROKER), RD_KAFKA_RESP_ERR_NO_ERROR);
+	int64_t held = current_at(&r);
+	atomic_store(&wall_ahead, 5000);
+	lmt_sleep_ms(3000);
+	assert_int_equal(current_at(&r), held);
+	assert_true(held < before + 5000);
+	assert_int_equal(
+	    rd_kafka_mock_broker_set_up(M.mc, MOCK_BROKER), RD_KAFKA_RESP_ERR_NO_ERROR);
+	wait_current(&r, before + 5000);
+	end_run(&r, p);
+}
+
+/* The next offset refill id read partition 0 of topic again to (-1: none). */
+static int64_t
+refill_at(struct run *r, uint64_t id, const char *topic)
+{
+	uint32_t epoch = 0;
+	int64_t next = -1;
+	int rv = lm_ingest_refill_offset_get(r->store, id, topic, 0, &epoch, &next);
+	assert_true(rv == LM_OK || rv == LM_ENOENT);
+	return rv == LM_OK ? next : -1;
+}
+
+/*
+ * A refill stopped midway (each batch takes 2 s to write; stopped after the
+ * first): the store says so, keeps what it read again and the records it
+ * has not deleted yet, and is not current. The next consumer, whatever its
+ * clock says, resumes the refill where it stopped (it does not read the
+ * topics from the beginning again) and finishes it.
+ */
+static void
+test_refill_resumed(void **state)
+{
+	enum { N = 400 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_ingest_current cur;
+	lm_ingest_refill ref;
+	char why[160] = "";
+	int64_t at = -1;
+	(void) state;
+
+	prepare(&r, "cons-refill-resume");
+	queue_postings(p, r.cfg.topic_postings, N);
+	start(&r);
+	wait_ready_run(&r);
+	stop_consumer(&r);
+	put_gone(&r, LM_KIND_POSTING, "job-gone");
+
+	atomic_store(&wall_ahead, 2 * DAY_S);
+	new_consumer(&r);
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1000000);
+	r.stop = 0;
+	start(&r);
+	for (int i = 0; i < IO_MS / 20 && at <= 0; i++) {
+		lmt_sleep_ms(20);
+		at = refill_at(&r, 1, r.cfg.topic_postings);
+	}
+	assert_true(at > 0);
+	stop_consumer(&r);
+
+	at = refill_at(&r, 1, r.cfg.topic_postings);
+	assert_true(at > 0 && at < N);
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_OK);
+	assert_true(ref.active);
+	assert_int_equal(lm_ingest_current_get(r.store, &cur), LM_OK);
+	assert_false(cur.complete);
+	assert_true(present(&r, LM_KIND_POSTING, "job-gone"));
+
+	atomic_store(&wall_ahead, 0);
+	new_consumer(&r);
+	assert_refilling(&r);
+	assert_int_equal(metric(&r, "lunamatch_ingest_refills_total{reason=\"age\"}"), 0);
+	assert_int_equal(metric(&r, "lunamatch_ingest_refilling"), 1);
+	r.stop = 0;
+	start(&r);
+	wait_ready_run(&r);
+	assert_int_equal(lm_consumer_started(r.c, why, sizeof(why)), LM_OK);
+	assert_false(present(&r, LM_KIND_POSTING, "job-gone"));
+	assert_all_stored(&r, N);
+	assert_true(
+	    metric(&r, "lunamatch_ingest_consumed_total{topic=\"cons-refill-resume."
+	               "postings\"}") <= N - at);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refill_deleted_total{kind=\"posting\"}"), 1);
+	assert_int_equal(lm_ingest_current_get(r.store, &cur), LM_OK);
+	assert_true(cur.complete);
+	end_run(&r, p);
+}
+
+/*
+ * A store that does not say when it was last current (written by an
+ * earlier version, or another program) is of unknown age: it is refilled
+ * too. A new, empty store is not: it is filled from the beginning anyway.
+ */
+static void
+test_refill_unknown_age(void **state)
+{
+	enum { N = 10 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_ingest_current cur;
+	(void) state;
+
+	prepare(&r, "cons-refill-unknown");
+	assert_int_equal(lm_ingest_current_get(r.store, &cur), LM_OK);
+	assert_false(cur.complete);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refills_total{reason=\"unknown\"}"), 0);
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	replace_store(&r, "cons-refill-unknown-2");
+	put_gone(&r, LM_KIND_POSTING, "job-old");
+	queue_postings(p, r.cfg.topic_postings, N);
+	new_consumer(&r);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refills_total{reason=\"unknown\"}"), 1);
+	start(&r);
+	wait_ready_run(&r);
+	assert_false(present(&r, LM_KIND_POSTING, "job-old"));
+	assert_all_stored(&r, N);
 	end_run(&r, p);
 }
 
@@ -1947,6 +2320,10 @@ main(void)
 	    cmocka_unit_test(test_resume_committed_unknown),
 	    cmocka_unit_test(test_resume_legacy_store),
 	    cmocka_unit_test(test_epoch_guard),
+	    cmocka_unit_test(test_refill_stale_store),
+	    cmocka_unit_test(test_refill_resumed),
+	    cmocka_unit_test(test_refill_unknown_age),
+	    cmocka_unit_test(test_current_rounds),
 	    cmocka_unit_test(test_source_topic),
 	    cmocka_unit_test(test_source_cluster),
 	    cmocka_unit_test(test_rewound),

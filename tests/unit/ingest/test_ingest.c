@@ -1553,6 +1553,137 @@ test_offsets_kept(void **state)
 	free(dir);
 }
 
+/* Collects unmarked ids, comma-separated, for lm_store_foreach_unmarked. */
+static int
+collect_unmarked(
+    void *arg, const char *id, uint64_t version, const void *bytes, size_t len)
+{
+	char *out = arg;
+	(void) version, (void) bytes, (void) len;
+	if (out[0] != '\0')
+		strcat(out, ",");
+	strcat(out, id);
+	return 0;
+}
+
+/*
+ * A refill's batches (lm_ingest_batch_set_refill) mark, in their own
+ * transaction, every record a put or a deletion names, whether it changed
+ * the store or not (a stale put, a tombstone of an absent record), and
+ * record how far each partition was read again under that refill's id;
+ * rejects mark nothing. Other batches mark nothing. The store's last
+ * current time and the refill's state read back as written; a damaged
+ * value reads as LM_ESTORE.
+ */
+static void
+test_refill_marks(void **state)
+{
+	static const struct logmsg before[] = {{"a", 1}, {"b", 1}, {"c", 1}};
+	static const struct logmsg again[] = {{"a", 1}, {"b", 0}, {"d", 1}, {"e", 0}};
+	char *dir = lmt_tmpdir("ingest-refill-marks");
+	char unmarked[256] = "", next[LM_STORE_ID_MAX + 1];
+	lm_store *s = NULL;
+	lm_store_txn *t = NULL;
+	lm_ingest_batch *b = NULL;
+	lm_ingest_decision d;
+	lm_ingest_counts c;
+	struct lm_store_stats st;
+	lm_ingest_current cur;
+	lm_ingest_refill ref;
+	uint32_t epoch = 0;
+	int64_t off = 0;
+	bool end = false;
+	(void) state;
+
+	assert_int_equal(lm_store_open(dir, NULL, &s), LM_OK);
+	assert_int_equal(lm_ingest_batch_new(8, &b), LM_OK);
+	for (size_t i = 0; i < 3; i++) {
+		log_decision(&before[i], &d);
+		assert_int_equal(
+		    lm_ingest_batch_add(b, &d, "t.postings", 0, (int64_t) i), LM_OK);
+	}
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	lm_ingest_batch_reset(b);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.marks, 0);
+
+	/* Read again under refill 7: a again (stale), b's tombstone, a new
+	 * d, a tombstone of the absent e, and a reject. */
+	lm_ingest_batch_set_refill(b, 7);
+	for (size_t i = 0; i < 4; i++) {
+		log_decision(&again[i], &d);
+		assert_int_equal(
+		    lm_ingest_batch_add(b, &d, "t.postings", 0, 10 + (int64_t) i), LM_OK);
+	}
+	memset(&d, 0, sizeof(d));
+	d.action = LM_INGEST_REJECT;
+	d.kind = LM_KIND_POSTING;
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 14), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(c.duplicates[LM_KIND_POSTING], 2);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.marks, 4);
+	assert_int_equal(lm_store_foreach_unmarked(s, LM_KIND_POSTING, NULL, 100,
+	                     collect_unmarked, unmarked, next, &end),
+	    LM_OK);
+	assert_string_equal(unmarked, "c");
+	/* Read again up to the reject, then past it once delivered; under
+	 * another refill's id the partition was not read again. */
+	assert_int_equal(
+	    lm_ingest_refill_offset_get(s, 7, "t.postings", 0, &epoch, &off), LM_OK);
+	assert_int_equal(off, 14);
+	assert_int_equal(lm_ingest_batch_commit_delivered(b, s), LM_OK);
+	assert_int_equal(
+	    lm_ingest_refill_offset_get(s, 7, "t.postings", 0, &epoch, &off), LM_OK);
+	assert_int_equal(off, 15);
+	assert_int_equal(lm_ingest_offset_get(s, "t.postings", 0, &epoch, &off), LM_OK);
+	assert_int_equal(off, 15);
+	assert_int_equal(
+	    lm_ingest_refill_offset_get(s, 6, "t.postings", 0, &epoch, &off), LM_ENOENT);
+	assert_int_equal(
+	    lm_ingest_refill_offset_get(s, 7, "t.postings", 1, &epoch, &off), LM_ENOENT);
+	lm_ingest_batch_reset(b);
+
+	/* Without a refill: no marks. */
+	lm_ingest_batch_set_refill(b, 0);
+	log_decision(&before[2], &d);
+	assert_int_equal(lm_ingest_batch_add(b, &d, "t.postings", 0, 15), LM_OK);
+	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.marks, 4);
+	lm_ingest_batch_free(b);
+
+	/* The store's state. */
+	assert_int_equal(lm_ingest_current_get(s, &cur), LM_ENOENT);
+	assert_int_equal(lm_ingest_refill_get(s, &ref), LM_ENOENT);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	cur = (lm_ingest_current){.at = 1700000000, .complete = true};
+	assert_int_equal(lm_ingest_current_put(t, &cur), LM_OK);
+	ref =
+	    (lm_ingest_refill){.id = 7, .active = true, .began = 1700000100, .since = 5};
+	assert_int_equal(lm_ingest_refill_put(t, &ref), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	memset(&cur, 0, sizeof(cur));
+	memset(&ref, 0, sizeof(ref));
+	assert_int_equal(lm_ingest_current_get(s, &cur), LM_OK);
+	assert_int_equal(cur.at, 1700000000);
+	assert_true(cur.complete);
+	assert_int_equal(lm_ingest_refill_get(s, &ref), LM_OK);
+	assert_int_equal(ref.id, 7);
+	assert_true(ref.active);
+	assert_int_equal(ref.began, 1700000100);
+	assert_int_equal(ref.since, 5);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_meta_put(t, "ingest.current", "xy", 2), LM_OK);
+	assert_int_equal(lm_store_meta_put(t, "ingest.refill", "xy", 2), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_int_equal(lm_ingest_current_get(s, &cur), LM_ESTORE);
+	assert_int_equal(lm_ingest_refill_get(s, &ref), LM_ESTORE);
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 /*
  * A batch's commit records the source of each kind's positions given one
  * (offsets.h), which reads back as written; a damaged source value reads
@@ -1678,6 +1809,7 @@ main(void)
 	    cmocka_unit_test(test_replay_other_partition),
 	    cmocka_unit_test(test_epoch_per_topic),
 	    cmocka_unit_test(test_offsets_kept),
+	    cmocka_unit_test(test_refill_marks),
 	    cmocka_unit_test(test_source_kept),
 	    cmocka_unit_test(test_source_same),
 	};
