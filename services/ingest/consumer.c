@@ -2286,9 +2286,11 @@ begin_refill(lm_consumer *c, const lm_ingest_refill *r)
  * Decides from when the store was last current what this consumer does
  * (see "refilling"): resume the refill an earlier run began; record when
  * the first filling of a new store begins; trust a store last current
- * within cfg->store_max_age_s; or begin a refill of a store last current
- * longer ago, or that does not say (written by an earlier version or
- * another program, or a damaged record), logged and counted.
+ * within cfg->store_max_age_s, and count it caught up when it then held
+ * the whole of its topics (lm_ingest_current.complete); or begin a refill
+ * of a store last current longer ago, or that does not say (written by an
+ * earlier version or another program, or a damaged record), logged and
+ * counted.
  */
 static int
 check_age(lm_consumer *c, char *err, size_t errlen)
@@ -2334,8 +2336,19 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 			    lm_strerror(rv));
 		return rv;
 	} else if (cv == LM_OK && now - cur.at <= max) {
-		if (cur.complete)
+		/* A store that held the whole of its topics within the max age
+		 * is current: started at once, also while the brokers are away
+		 * (it catches up with what arrived meanwhile once they answer).
+		 * The first round shows it current again as soon as it can. */
+		if (cur.complete) {
+			lm_info("store.current",
+			    "the store was current with the topics at %s, %" PRId64
+			    " s ago, within LUNAMATCH_STORE_MAX_AGE_S (%" PRId64
+			    " s): started",
+			    utc(cur.at, when, sizeof(when)), now - cur.at, max);
 			lm_gauge_set(c->current_gauge, (double) cur.at);
+			atomic_store(&c->caught_up, true);
+		}
 		return LM_OK;
 	} else {
 		enum refill_reason why = cv == LM_OK ? REFILL_AGE : REFILL_UNKNOWN;

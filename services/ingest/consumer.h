@@ -215,8 +215,11 @@ rd_kafka_t *lm_consumer_kafka(lm_consumer *c, bool dlq);
  * every partition assigned to it was stored up to the end it had when
  * first seen (see "catching up" in consumer.c), with no set-back owed, and
  * a refill of the store (see "refilling") finished, so that a new replica
- * serves no queries from a half-filled store, nor a stale one. started:
- * the last condition alone, which once true stays true: the pod's readiness
+ * serves no queries from a half-filled store, nor a stale one. A store
+ * that held the whole of its topics within cfg->store_max_age_s
+ * (lm_ingest_current, offsets.h) counts as caught up from the start, so
+ * that a restart during a broker outage is started. started: the last
+ * condition alone, which once true stays true: the pod's readiness
  * (docs/deployment.md), which a broker outage or a failing batch must not
  * take away from the match service beside it. */
 int lm_consumer_live(void *arg, char *reason, size_t len);

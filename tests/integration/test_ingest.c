@@ -850,6 +850,53 @@ test_outage(void **state)
 	world_free(&w);
 }
 
+/*
+ * Restarted while the broker is away (frozen), ingest whose store was
+ * current is started at once (/startedz, the pod's readiness: it had
+ * waited for the broker to come back), while /readyz says it has no
+ * partitions. Once the broker is back it is ready and stores what was
+ * produced meanwhile. Embedded broker only.
+ */
+static void
+test_restart_broker_down(void **state)
+{
+	struct world w;
+	int64_t end;
+	(void) state;
+
+	if (G.real)
+		skip();
+	world_start(&w, "downstart", NULL, NULL);
+	ingest_start(&w);
+	wait_ready(&w);
+	lmt_producer *p = new_producer(w.brokers);
+	produce_wave(p, w.postings, 1);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), KILL_IDS);
+	free(wait_processed(&w, KILL_IDS));
+	lmt_proc_stop(&w.ingest, STOP_MS);
+
+	assert_int_equal(lmt_proc_signal(w.b.dk, SIGSTOP), LM_OK);
+	ingest_start(&w);
+	end = lm_clock_ms() + START_MS;
+	while (lm_clock_ms() < end &&
+	       lmt_http_status(w.http, "/startedz", NULL, LMT_HTTP_MS) != 200)
+		lmt_sleep_ms(100);
+	assert_int_equal(lmt_http_status(w.http, "/startedz", NULL, LMT_HTTP_MS), 200);
+	assert_int_equal(lmt_http_status(w.http, "/readyz", NULL, LMT_HTTP_MS), 503);
+	assert_int_equal(lmt_proc_signal(w.b.dk, SIGCONT), LM_OK);
+
+	produce_wave(p, w.postings, 2);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), 2 * KILL_IDS); /* in all */
+	lmt_producer_free(p);
+	end = lm_clock_ms() + PROCESS_MS;
+	while (lm_clock_ms() < end && !all_at_v2(w.data))
+		lmt_sleep_ms(250);
+	assert_true(all_at_v2(w.data));
+	wait_ready(&w);
+	lmt_proc_stop(&w.ingest, STOP_MS);
+	world_free(&w);
+}
+
 /* ---- replays -------------------------------------------------------------- */
 
 #define REPLAY_IDS 100 /* ids per replay sequence */
@@ -1480,6 +1527,7 @@ main(void)
 	    cmocka_unit_test(test_compliance),
 	    cmocka_unit_test(test_sigkill),
 	    cmocka_unit_test(test_outage),
+	    cmocka_unit_test(test_restart_broker_down),
 	    cmocka_unit_test(test_replay),
 	    cmocka_unit_test(test_stop_broker_gone),
 	    cmocka_unit_test(test_txn_markers),

@@ -1588,6 +1588,67 @@ test_current_rounds(void **state)
 	end_run(&r, p);
 }
 
+/*
+ * A store that was current with the topics is started from the start
+ * (/startedz, the pod's readiness), also when the consumer is restarted
+ * while the broker is away and cannot catch up: the store says it was
+ * current, within its max age. /readyz still says what is missing. A
+ * store past its max age is not (it is refilled once the broker is back),
+ * nor one whose first filling never finished.
+ */
+static void
+test_started_from_store(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	char why[160] = "";
+	(void) state;
+
+	prepare(&r, "cons-started");
+	queue_postings(p, r.cfg.topic_postings, 10);
+	start(&r);
+	wait_ready_run(&r);
+	wait_current(&r, 0);
+	stop_consumer(&r);
+
+	assert_int_equal(
+	    rd_kafka_mock_broker_set_down(M.mc, MOCK_BROKER), RD_KAFKA_RESP_ERR_NO_ERROR);
+	atomic_store(&wall_ahead, DAY_S - 600);
+	new_consumer(&r);
+	assert_int_equal(lm_consumer_started(r.c, why, sizeof(why)), LM_OK);
+	r.stop = 0;
+	start(&r);
+	lmt_sleep_ms(1000); /* the loop runs, without a broker to catch up with */
+	assert_int_equal(lm_consumer_started(r.c, why, sizeof(why)), LM_OK);
+	assert_int_equal(lm_consumer_ready(r.c, why, sizeof(why)), LM_EBUSY);
+	assert_string_equal(why, "no partitions assigned");
+	stop_consumer(&r);
+
+	/* Past its max age: not started, refilled once the broker is back. */
+	atomic_store(&wall_ahead, 2 * DAY_S);
+	new_consumer(&r);
+	assert_refilling(&r);
+	assert_int_equal(
+	    rd_kafka_mock_broker_set_up(M.mc, MOCK_BROKER), RD_KAFKA_RESP_ERR_NO_ERROR);
+	r.stop = 0;
+	start(&r);
+	wait_ready_run(&r);
+	assert_all_stored(&r, 10);
+	stop_consumer(&r);
+
+	/* A first filling that never finished: not started before it does. */
+	replace_store(&r, "cons-started-2");
+	new_consumer(&r);
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	new_consumer(&r);
+	assert_int_equal(lm_consumer_started(r.c, why, sizeof(why)), LM_EBUSY);
+	r.stop = 0;
+	start(&r);
+	wait_ready_run(&r);
+	end_run(&r, p);
+}
+
 /* The next offset refill id read partition 0 of topic again to (-1: none). */
 static int64_t
 refill_at(struct run *r, uint64_t id, const char *topic)
@@ -2324,6 +2385,7 @@ main(void)
 	    cmocka_unit_test(test_refill_resumed),
 	    cmocka_unit_test(test_refill_unknown_age),
 	    cmocka_unit_test(test_current_rounds),
+	    cmocka_unit_test(test_started_from_store),
 	    cmocka_unit_test(test_source_topic),
 	    cmocka_unit_test(test_source_cluster),
 	    cmocka_unit_test(test_rewound),
