@@ -161,7 +161,12 @@ struct lm_consumer {
 	bool round;         /* the targets are a round's (caught up) */
 	int64_t round_at;   /* the wall clock before the round read the ends */
 	int64_t next_round_ms;
-	int64_t current_due;     /* to record as when the store was current; -1 */
+	int64_t current_due; /* to record as when the store was current; -1 */
+	/* Since when the consumer read the topics without a gap: the store's
+	 * last current time, or when its filling or refill began (see
+	 * current_since). */
+	int64_t since_s;
+	bool gap_warned;         /* current_since warned of a gap */
 	int64_t next_current_ms; /* when a failed record is tried again */
 	lm_ingest_refill refill; /* .active: this consumer refills the store */
 	lm_kind sweep_kind;      /* being swept; 0: both done, finish_refill */
@@ -216,6 +221,21 @@ system_wall_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t) ts.tv_sec;
+}
+
+/* Writes "YYYY-MM-DDTHH:MM:SSZ" of Unix time at into buf (at least 32
+ * bytes), "never" for 0. */
+static const char *
+utc(int64_t at, char *buf, size_t len)
+{
+	time_t t = (time_t) at;
+	struct tm tm;
+
+	if (at <= 0 || gmtime_r(&t, &tm) == NULL)
+		snprintf(buf, len, "never");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
 }
 
 /* Ends the loop for a reason other than a fatal Kafka error:
@@ -1142,6 +1162,39 @@ targets_behind(lm_consumer *c, long long *behind)
 	return LM_OK;
 }
 
+/*
+ * The store holds the topics up to ends read at wall time `at`: every
+ * message written before `at` is stored, unless the topics dropped some
+ * before the consumer read them. A tombstone stays in the topics
+ * delete.retention.ms at least after it was written, so none written after
+ * c->since_s was dropped unread if the consumer got here within
+ * cfg->store_max_age_s of it: then `at` is due to be recorded as when the
+ * store was last current (record_current). Otherwise (the brokers were away
+ * for longer, or reading took that long) nothing is recorded, so that the
+ * store ages from c->since_s and is refilled at the next start; said once.
+ */
+static void
+current_since(lm_consumer *c, int64_t at)
+{
+	int64_t now = c->wall_s(), max = (int64_t) c->cfg->store_max_age_s;
+	char when[32];
+
+	if (now - c->since_s <= max) {
+		c->current_due = at;
+		return;
+	}
+	if (!c->gap_warned)
+		lm_warn("store.current",
+		    "the store holds the topics up to their ends, but they were read "
+		    "without a gap only since %s, %" PRId64 " s ago, longer than "
+		    "LUNAMATCH_STORE_MAX_AGE_S (%" PRId64 " s; the brokers were "
+		    "away, or reading took that long): the topics may have dropped "
+		    "tombstones the store never read. It is not recorded as current, "
+		    "and is refilled at the next start",
+		    utc(c->since_s, when, sizeof(when)), now - c->since_s, max);
+	c->gap_warned = true;
+}
+
 /* Called every CATCHUP_MS until the first catch-up. A refill's catch-up is
  * followed by its sweep (see "refilling"). */
 static void
@@ -1172,7 +1225,7 @@ check_catchup(lm_consumer *c)
 	    (double) (lm_clock_ms() - c->start_ms) / 1000.0);
 	atomic_store(&c->caught_up, true);
 	/* Every end compared was read after the loop started. */
-	c->current_due = c->run_s;
+	current_since(c, c->run_s);
 	c->next_round_ms = lm_clock_ms() + c->current_ms;
 }
 
@@ -1236,7 +1289,7 @@ check_round(lm_consumer *c)
 	if (targets_behind(c, &behind) != LM_OK || behind != 0 ||
 	    atomic_load(&c->owed) > 0)
 		return;
-	c->current_due = c->round_at;
+	current_since(c, c->round_at);
 	c->round = false;
 	drop_targets(c);
 }
@@ -1267,6 +1320,7 @@ record_current(lm_consumer *c, int64_t now)
 		return;
 	}
 	lm_gauge_set(c->current_gauge, (double) c->current_due);
+	c->since_s = c->current_due;
 	c->current_due = -1;
 }
 
@@ -1345,6 +1399,14 @@ finish_refill(lm_consumer *c)
 	lm_store_txn *t = NULL;
 	int rv;
 
+	/* A refill that took longer than the max age may have missed
+	 * tombstones too: the store stays as old as the refill, and the next
+	 * start refills it again (current_since). */
+	c->current_due = -1;
+	current_since(c, c->run_s);
+	if (c->current_due < 0)
+		cur.at = c->since_s;
+	c->current_due = -1;
 	done.active = false;
 	if ((rv = lm_store_begin(c->store, &t)) != LM_OK)
 		return rv;
@@ -1362,6 +1424,7 @@ finish_refill(lm_consumer *c)
 	atomic_store(&c->refilling, false);
 	lm_gauge_set(c->refilling_gauge, 0);
 	lm_gauge_set(c->current_gauge, (double) cur.at);
+	c->since_s = cur.at;
 	if (c->swept[LM_KIND_POSTING] + c->swept[LM_KIND_PROFILE] > 0)
 		lm_warn("store.refill",
 		    "refill done: %" PRIu64 " postings and %" PRIu64
@@ -2244,21 +2307,6 @@ check_epochs(lm_consumer *c, char *err, size_t errlen)
 	return LM_OK;
 }
 
-/* Writes "YYYY-MM-DDTHH:MM:SSZ" of Unix time at into buf (at least 32
- * bytes), "never" for 0. */
-static const char *
-utc(int64_t at, char *buf, size_t len)
-{
-	time_t t = (time_t) at;
-	struct tm tm;
-
-	if (at <= 0 || gmtime_r(&t, &tm) == NULL)
-		snprintf(buf, len, "never");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
-
 /* Begins refill r in the store (see "refilling"): its state, the marks
  * cleared and the store not current, in one transaction. The refill reads
  * every partition from its beginning, so the store keeps positions from
@@ -2314,7 +2362,9 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 		    lm_strerror(rv));
 		return rv;
 	}
+	c->since_s = now;
 	if (ref.active) {
+		c->since_s = ref.began;
 		lm_warn("store.refill",
 		    "resuming the refill of the store begun at %s (the store was last "
 		    "current at %s): not ready until it is done",
@@ -2336,6 +2386,7 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 			    lm_strerror(rv));
 		return rv;
 	} else if (cv == LM_OK && now - cur.at <= max) {
+		c->since_s = cur.at;
 		/* A store that held the whole of its topics within the max age
 		 * is current: started at once, also while the brokers are away
 		 * (it catches up with what arrived meanwhile once they answer).
