@@ -2348,9 +2348,15 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 	lm_ingest_refill ref = {0, false, 0, 0};
 	char when[32], since[32];
 	uint64_t seq = 0;
+	bool damaged = false;
 	int rv, cv;
 
-	if ((rv = lm_ingest_refill_get(c->store, &ref)) == LM_ENOENT)
+	/* A damaged refill state is not known to be done: a new refill. */
+	if ((rv = lm_ingest_refill_get(c->store, &ref)) == LM_ESTORE) {
+		damaged = true;
+		ref = (lm_ingest_refill){0, false, 0, 0};
+	}
+	if (rv == LM_ENOENT || rv == LM_ESTORE)
 		rv = LM_OK;
 	if (rv == LM_OK && (cv = lm_ingest_current_get(c->store, &cur)) != LM_OK &&
 	    cv != LM_ENOENT && cv != LM_ESTORE)
@@ -2370,7 +2376,7 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 		    "current at %s): not ready until it is done",
 		    utc(ref.began, when, sizeof(when)),
 		    utc(ref.since, since, sizeof(since)));
-	} else if (cv == LM_ENOENT && seq == 0) {
+	} else if (!damaged && cv == LM_ENOENT && seq == 0) {
 		/* A new store: every record it will hold is read from now on. */
 		lm_store_txn *t = NULL;
 		cur = (lm_ingest_current){now, false};
@@ -2385,7 +2391,7 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 			    "cannot record when the store's filling began: %s",
 			    lm_strerror(rv));
 		return rv;
-	} else if (cv == LM_OK && now - cur.at <= max) {
+	} else if (!damaged && cv == LM_OK && now - cur.at <= max) {
 		c->since_s = cur.at;
 		/* A store that held the whole of its topics within the max age
 		 * is current: started at once, also while the brokers are away
@@ -2402,9 +2408,23 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 		}
 		return LM_OK;
 	} else {
-		enum refill_reason why = cv == LM_OK ? REFILL_AGE : REFILL_UNKNOWN;
-		ref = (lm_ingest_refill){ref.id + 1, true, now, cv == LM_OK ? cur.at : 0};
-		if (why == REFILL_AGE)
+		enum refill_reason why =
+		    cv == LM_OK && !damaged ? REFILL_AGE : REFILL_UNKNOWN;
+		/* How far a refill read each partition again is kept under its
+		 * id (store_offset), so a refill's id is one no earlier refill
+		 * of the store had: the next, or after a damaged state, the
+		 * wall clock's seconds times 2^20, above every id of the
+		 * refills begun before it (fewer than 2^20 a second). */
+		uint64_t id = damaged ? (uint64_t) (now > 0 ? now : 1) << 20 : ref.id + 1;
+		ref = (lm_ingest_refill){id, true, now, cv == LM_OK ? cur.at : 0};
+		if (damaged)
+			lm_warn("store.refill",
+			    "the store's record of its refill is damaged: a refill may "
+			    "have been under way. Refilling it: every partition is "
+			    "read again from its beginning, then the records the "
+			    "topics no longer hold are deleted; not ready until it is "
+			    "done");
+		else if (why == REFILL_AGE)
 			lm_warn("store.refill",
 			    "the store was last current with the topics at %s, %" PRId64
 			    " s ago, longer than LUNAMATCH_STORE_MAX_AGE_S (%" PRId64

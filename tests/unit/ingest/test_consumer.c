@@ -1782,6 +1782,71 @@ test_refill_unknown_age(void **state)
 	end_run(&r, p);
 }
 
+/* A refill id 1 begun `ago` seconds before the consumers' clock, active,
+ * with a mark, in r's store, which holds a record the topics do not. */
+static void
+put_refill(struct run *r, int64_t ago)
+{
+	lm_ingest_refill ref = {1, true, test_wall() - ago, test_wall() - ago - DAY_S};
+	lm_store_txn *t = NULL;
+
+	put_gone(r, LM_KIND_POSTING, "job-gone");
+	assert_int_equal(lm_store_begin(r->store, &t), LM_OK);
+	assert_int_equal(lm_ingest_refill_put(t, &ref), LM_OK);
+	assert_int_equal(lm_store_mark(t, LM_KIND_POSTING, "job-gone"), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+}
+
+/* Frees r's consumer, as a process that stopped. */
+static void
+drop_consumer(struct run *r)
+{
+	lm_consumer_free(r->c);
+	lm_metrics_free(r->metrics);
+	r->c = NULL;
+	r->metrics = NULL;
+}
+
+/*
+ * A damaged refill state does not stop every start: the refill is of
+ * unknown state, so a new one begins, with an id no earlier refill of the
+ * store had (what they read again is not taken for its own), and the
+ * records the topics do not hold are deleted once it is done.
+ */
+static void
+test_refill_damaged(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_ingest_refill ref;
+	lm_store_txn *t = NULL;
+	(void) state;
+
+	prepare(&r, "cons-refill-damaged");
+	produce_posting(p, r.cfg.topic_postings, "job-1");
+	drop_consumer(&r);
+	put_refill(&r, 600);
+	assert_int_equal(lm_store_begin(r.store, &t), LM_OK);
+	assert_int_equal(
+	    lm_ingest_refill_offset_put(t, 1, r.cfg.topic_postings, 0, 0, 1), LM_OK);
+	assert_int_equal(lm_store_meta_put(t, "ingest.refill", "x", 1), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_ESTORE);
+
+	new_consumer(&r);
+	assert_refilling(&r);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refills_total{reason=\"unknown\"}"), 1);
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_OK);
+	assert_true(ref.active);
+	assert_true(ref.id > 1);
+	start(&r);
+	wait_ready_run(&r);
+	assert_true(present(&r, LM_KIND_POSTING, "job-1"));
+	assert_false(present(&r, LM_KIND_POSTING, "job-gone"));
+	end_run(&r, p);
+}
+
 /*
  * An epoch never goes down: a store that holds positions of the postings
  * topic at epoch 1 refuses a consumer configured with 0 (its tombstones
@@ -2405,6 +2470,7 @@ main(void)
 	    cmocka_unit_test(test_refill_stale_store),
 	    cmocka_unit_test(test_refill_resumed),
 	    cmocka_unit_test(test_refill_unknown_age),
+	    cmocka_unit_test(test_refill_damaged),
 	    cmocka_unit_test(test_current_rounds),
 	    cmocka_unit_test(test_started_from_store),
 	    cmocka_unit_test(test_source_topic),
