@@ -52,6 +52,10 @@
  * the store holds a partition cannot be read (the check is retried every
  * CATCHUP_MS). */
 #define POSITION_WARN_MS 10000
+/* How far ahead of the wall clock a store's last current time may be and
+ * still be trusted (clocks of two hosts differ a little); one further ahead
+ * says nothing of the store's age (check_age). */
+#define CURRENT_AHEAD_S 300
 
 /* Reject reasons, each with its own counter. */
 #define NREASONS (5 + LM_REJECT_COUNT_)
@@ -2348,7 +2352,7 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 	lm_ingest_refill ref = {0, false, 0, 0};
 	char when[32], since[32];
 	uint64_t seq = 0;
-	bool damaged = false;
+	bool damaged = false, ahead;
 	int rv, cv;
 
 	/* A damaged refill state is not known to be done: a new refill. */
@@ -2369,6 +2373,7 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 		return rv;
 	}
 	c->since_s = now;
+	ahead = cv == LM_OK && cur.at > now + CURRENT_AHEAD_S;
 	if (ref.active) {
 		c->since_s = ref.began;
 		lm_warn("store.refill",
@@ -2391,7 +2396,7 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 			    "cannot record when the store's filling began: %s",
 			    lm_strerror(rv));
 		return rv;
-	} else if (!damaged && cv == LM_OK && now - cur.at <= max) {
+	} else if (!damaged && cv == LM_OK && !ahead && now - cur.at <= max) {
 		c->since_s = cur.at;
 		/* A store that held the whole of its topics within the max age
 		 * is current: started at once, also while the brokers are away
@@ -2409,7 +2414,7 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 		return LM_OK;
 	} else {
 		enum refill_reason why =
-		    cv == LM_OK && !damaged ? REFILL_AGE : REFILL_UNKNOWN;
+		    cv == LM_OK && !damaged && !ahead ? REFILL_AGE : REFILL_UNKNOWN;
 		/* How far a refill read each partition again is kept under its
 		 * id (store_offset), so a refill's id is one no earlier refill
 		 * of the store had: the next, or after a damaged state, the
@@ -2424,6 +2429,15 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 			    "read again from its beginning, then the records the "
 			    "topics no longer hold are deleted; not ready until it is "
 			    "done");
+		else if (ahead)
+			lm_warn("store.refill",
+			    "the store says it was last current with the topics at %s, "
+			    "%" PRId64 " s ahead of this clock (one of the clocks is "
+			    "wrong): its age is unknown. Refilling it: every partition "
+			    "is read again from its beginning, then the records the "
+			    "topics no longer hold are deleted; not ready until it is "
+			    "done",
+			    utc(cur.at, when, sizeof(when)), cur.at - now);
 		else if (why == REFILL_AGE)
 			lm_warn("store.refill",
 			    "the store was last current with the topics at %s, %" PRId64

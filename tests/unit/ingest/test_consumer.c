@@ -1848,6 +1848,41 @@ test_refill_damaged(void **state)
 }
 
 /*
+ * A store last current at a time in the future (the clock of the process
+ * that recorded it was ahead, or this one is behind) is of unknown age:
+ * refilled. A time within a few minutes ahead is trusted.
+ */
+static void
+test_current_in_future(void **state)
+{
+	struct run r;
+	lm_ingest_current cur;
+	lm_store_txn *t = NULL;
+	(void) state;
+
+	prepare(&r, "cons-current-future");
+	drop_consumer(&r);
+	put_gone(&r, LM_KIND_POSTING, "job-gone");
+	cur = (lm_ingest_current){test_wall() + 60, true};
+	assert_int_equal(lm_store_begin(r.store, &t), LM_OK);
+	assert_int_equal(lm_ingest_current_put(t, &cur), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	new_consumer(&r);
+	assert_int_equal(metric(&r, "lunamatch_ingest_refilling"), 0);
+	drop_consumer(&r);
+
+	cur = (lm_ingest_current){test_wall() + DAY_S, true};
+	assert_int_equal(lm_store_begin(r.store, &t), LM_OK);
+	assert_int_equal(lm_ingest_current_put(t, &cur), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	new_consumer(&r);
+	assert_refilling(&r);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refills_total{reason=\"unknown\"}"), 1);
+	finish(&r);
+}
+
+/*
  * An epoch never goes down: a store that holds positions of the postings
  * topic at epoch 1 refuses a consumer configured with 0 (its tombstones
  * would read as replays), and takes one whose epoch is 1 through
@@ -2471,6 +2506,7 @@ main(void)
 	    cmocka_unit_test(test_refill_resumed),
 	    cmocka_unit_test(test_refill_unknown_age),
 	    cmocka_unit_test(test_refill_damaged),
+	    cmocka_unit_test(test_current_in_future),
 	    cmocka_unit_test(test_current_rounds),
 	    cmocka_unit_test(test_started_from_store),
 	    cmocka_unit_test(test_source_topic),
