@@ -2352,7 +2352,7 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 	lm_ingest_refill ref = {0, false, 0, 0};
 	char when[32], since[32];
 	uint64_t seq = 0;
-	bool damaged = false, ahead;
+	bool damaged = false, ahead, old;
 	int rv, cv;
 
 	/* A damaged refill state is not known to be done: a new refill. */
@@ -2374,14 +2374,17 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 	}
 	c->since_s = now;
 	ahead = cv == LM_OK && cur.at > now + CURRENT_AHEAD_S;
-	if (ref.active) {
+	/* A refill begun longer ago than the max age may have missed
+	 * tombstones the topics dropped since: its marks prove nothing. */
+	old = ref.active && now - ref.began > max;
+	if (ref.active && !old) {
 		c->since_s = ref.began;
 		lm_warn("store.refill",
 		    "resuming the refill of the store begun at %s (the store was last "
 		    "current at %s): not ready until it is done",
 		    utc(ref.began, when, sizeof(when)),
 		    utc(ref.since, since, sizeof(since)));
-	} else if (!damaged && cv == LM_ENOENT && seq == 0) {
+	} else if (!damaged && !old && cv == LM_ENOENT && seq == 0) {
 		/* A new store: every record it will hold is read from now on. */
 		lm_store_txn *t = NULL;
 		cur = (lm_ingest_current){now, false};
@@ -2396,7 +2399,7 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 			    "cannot record when the store's filling began: %s",
 			    lm_strerror(rv));
 		return rv;
-	} else if (!damaged && cv == LM_OK && !ahead && now - cur.at <= max) {
+	} else if (!damaged && !old && cv == LM_OK && !ahead && now - cur.at <= max) {
 		c->since_s = cur.at;
 		/* A store that held the whole of its topics within the max age
 		 * is current: started at once, also while the brokers are away
@@ -2413,15 +2416,19 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 		}
 		return LM_OK;
 	} else {
-		enum refill_reason why =
-		    cv == LM_OK && !damaged && !ahead ? REFILL_AGE : REFILL_UNKNOWN;
+		enum refill_reason why = old || (cv == LM_OK && !damaged && !ahead)
+		                             ? REFILL_AGE
+		                             : REFILL_UNKNOWN;
 		/* How far a refill read each partition again is kept under its
 		 * id (store_offset), so a refill's id is one no earlier refill
 		 * of the store had: the next, or after a damaged state, the
 		 * wall clock's seconds times 2^20, above every id of the
 		 * refills begun before it (fewer than 2^20 a second). */
 		uint64_t id = damaged ? (uint64_t) (now > 0 ? now : 1) << 20 : ref.id + 1;
-		ref = (lm_ingest_refill){id, true, now, cv == LM_OK ? cur.at : 0};
+		ref = (lm_ingest_refill){id, true, now,
+		    old           ? ref.since
+		    : cv == LM_OK ? cur.at
+		                  : 0};
 		if (damaged)
 			lm_warn("store.refill",
 			    "the store's record of its refill is damaged: a refill may "
@@ -2429,6 +2436,16 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 			    "read again from its beginning, then the records the "
 			    "topics no longer hold are deleted; not ready until it is "
 			    "done");
+		else if (old)
+			lm_warn("store.refill",
+			    "the refill of the store begun at %s, %" PRId64 " s ago, "
+			    "was not done, and began longer ago than "
+			    "LUNAMATCH_STORE_MAX_AGE_S (%" PRId64 " s): the topics may "
+			    "have dropped tombstones since. A new refill begins: every "
+			    "partition is read again from its beginning, then the "
+			    "records the topics no longer hold are deleted; not ready "
+			    "until it is done",
+			    utc(ref.began, when, sizeof(when)), now - ref.began, max);
 		else if (ahead)
 			lm_warn("store.refill",
 			    "the store says it was last current with the topics at %s, "

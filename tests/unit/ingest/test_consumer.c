@@ -1808,6 +1808,45 @@ drop_consumer(struct run *r)
 }
 
 /*
+ * A refill begun longer ago than the max age (the process stopped midway
+ * and stayed away) is not resumed: tombstones may have gone meanwhile, so
+ * what it read again and marked is stale. A new refill begins, with a new
+ * id and no marks; one begun within the max age is resumed.
+ */
+static void
+test_refill_resumed_too_old(void **state)
+{
+	struct run r;
+	lm_ingest_refill ref;
+	struct lm_store_stats st;
+	(void) state;
+
+	prepare(&r, "cons-refill-old");
+	drop_consumer(&r);
+	put_refill(&r, 600);
+	new_consumer(&r);
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_OK);
+	assert_true(ref.active);
+	assert_int_equal(ref.id, 1);
+	assert_int_equal(metric(&r, "lunamatch_ingest_refills_total{reason=\"age\"}"), 0);
+	assert_int_equal(lm_store_stats(r.store, &st), LM_OK);
+	assert_int_equal(st.marks, 1);
+	drop_consumer(&r);
+
+	atomic_store(&wall_ahead, 2 * DAY_S);
+	new_consumer(&r);
+	assert_refilling(&r);
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_OK);
+	assert_true(ref.active);
+	assert_int_equal(ref.id, 2);
+	assert_true(ref.began > test_wall() - 600);
+	assert_int_equal(metric(&r, "lunamatch_ingest_refills_total{reason=\"age\"}"), 1);
+	assert_int_equal(lm_store_stats(r.store, &st), LM_OK);
+	assert_int_equal(st.marks, 0);
+	finish(&r);
+}
+
+/*
  * A damaged refill state does not stop every start: the refill is of
  * unknown state, so a new one begins, with an id no earlier refill of the
  * store had (what they read again is not taken for its own), and the
@@ -2505,6 +2544,7 @@ main(void)
 	    cmocka_unit_test(test_refill_stale_store),
 	    cmocka_unit_test(test_refill_resumed),
 	    cmocka_unit_test(test_refill_unknown_age),
+	    cmocka_unit_test(test_refill_resumed_too_old),
 	    cmocka_unit_test(test_refill_damaged),
 	    cmocka_unit_test(test_current_in_future),
 	    cmocka_unit_test(test_current_rounds),
