@@ -144,11 +144,12 @@ static const struct opt opts[] = {
         OFF(tombstone_retention_s), "2592000", 1, 315360000.0, LM_PROG_INGEST,
         "deletion tombstones are kept this long; keep it above the input topics' "
         "max.compaction.lag.ms + delete.retention.ms (docs/store.md)"},
-    {"store-max-age-s", "LUNAMATCH_STORE_MAX_AGE_S", T_U32, OFF(store_max_age_s), "86400",
+    {"store-max-age-s", "LUNAMATCH_STORE_MAX_AGE_S", T_U32, OFF(store_max_age_s), "43200",
         600, 315360000.0, LM_PROG_INGEST,
         "a store last current with the topics longer ago than this is read again "
         "from them and loses the records they no longer hold; at most the input "
-        "topics' delete.retention.ms (docs/ingest.md)"},
+        "topics' delete.retention.ms less the longest catch-up after a start "
+        "(docs/ingest.md)"},
     {"batch-ms", "LUNAMATCH_BATCH_MS", T_U32, OFF(batch_ms), "200", 1, 60000,
         LM_PROG_INGEST, "longest ms a batch stays open while messages keep coming"},
     {"workers", "LUNAMATCH_WORKERS", T_U32, OFF(workers), "4", 1, 256, LM_PROG_MATCH,

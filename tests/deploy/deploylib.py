@@ -165,6 +165,16 @@ def program_variables(binary):
     return set(re.findall(r"\bLUNAMATCH_[A-Z_]+\b", out))
 
 
+def program_default(binary, name):
+    """The default of variable name in binary (its --help): the one place
+    that says it."""
+    out = run([os.path.join(BIN, binary), "--help"]).stdout
+    m = re.search(r"\b" + name + r", default (\S+)", out)
+    if m is None:
+        raise RuntimeError(f"{binary} --help gives no default of {name}")
+    return m.group(1)
+
+
 def known_variables():
     """LUNAMATCH_* variables the services and the CLI accept (their --help)."""
     names = set()

@@ -8,7 +8,7 @@ namespace that a third service holds, with health checks and the RPC and HTTP po
 environment that each service's configuration checks accept (on top of the
 image's); a stop grace period longer than each service's stop bound; the
 store's tombstone retention above the compacted topics' compaction lag plus
-delete retention, and ingest's store max age at most their delete retention.
+delete retention, and ingest's store max age below their delete retention.
 
 A broken copy of the file must fail `docker-compose config`.
 """
@@ -19,8 +19,8 @@ import tempfile
 
 import yaml
 
-from deploylib import (BIN, SRC, check, config_error, dockerfile_stages, finish, image_env, run,
-                       stop_bounds_ms)
+from deploylib import (BIN, SRC, check, config_error, dockerfile_stages, finish, image_env,
+                       program_default, run, stop_bounds_ms)
 
 dc = shutil.which("docker-compose")
 if not check(dc is not None, "docker-compose is not installed (scripts/install-deps.sh installs it)"):
@@ -65,10 +65,13 @@ if all(n in svc for n in ("kafka", "kafka-topics", "ingest", "match")):
         check(keep_ms > lag, f"tombstone retention {keep_ms} ms is not above a compacted topic's "
               f"compaction lag + delete retention {lag} ms: {ln.strip()}")
         # A store away for longer than the topic keeps a tombstone is
-        # refilled (docs/ingest.md, "Stale stores and refills").
-        age_ms = int(svc["ingest"]["environment"].get("LUNAMATCH_STORE_MAX_AGE_S", "86400")) * 1000
+        # refilled, with time left for the catch-up after a start
+        # (docs/ingest.md, "Stale stores and refills").
+        age_ms = int(svc["ingest"]["environment"].get(
+            "LUNAMATCH_STORE_MAX_AGE_S",
+            program_default("lunamatch-ingest", "LUNAMATCH_STORE_MAX_AGE_S"))) * 1000
         keep = int(tcfg.get("delete.retention.ms", 86400000))
-        check(age_ms <= keep, f"store max age {age_ms} ms is above a compacted topic's "
+        check(age_ms < keep, f"store max age {age_ms} ms is not below a compacted topic's "
               f"delete retention {keep} ms: {ln.strip()}")
 
     i, m = svc["ingest"], svc["match"]

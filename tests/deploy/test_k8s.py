@@ -28,7 +28,7 @@ docs/deployment.md promises:
   ServiceMonitor on ports the Service has, and a KafkaTopic for each topic
   the ConfigMap names, with the store's tombstone retention above the
   compacted topics' max.compaction.lag.ms + delete.retention.ms, and
-  ingest's store max age at most their delete.retention.ms;
+  ingest's store max age below their delete.retention.ms;
 - a PrometheusRule whose alerts each have a runbook entry in
   docs/deployment.md, use only metrics the services register, and read
   counts since start through their change over a window; together they
@@ -49,8 +49,8 @@ import jsonschema
 import yaml
 
 from deploylib import (K8S, SRC, check, config_error, container_env, dockerfile_stages, find,
-                       finish, image_env, known_variables, overlays, program_variables,
-                       render, run, stop_bounds_ms, tool)
+                       finish, image_env, known_variables, overlays, program_default,
+                       program_variables, render, run, stop_bounds_ms, tool)
 
 schemas = {}
 for f in glob.glob(os.path.join(K8S, "schemas", "*.json")):
@@ -256,14 +256,17 @@ for path in overlays():
             check(keep_ms > lag, f"{label}: tombstone retention {keep_ms} ms is not above "
                   f"{o['spec']['topicName']}'s compaction lag + delete retention {lag} ms")
     # A store away for longer than the compacted topics keep a tombstone
-    # must be refilled: ingest's max age of a store may not exceed their
-    # delete retention (docs/ingest.md, "Stale stores and refills").
-    age_ms = int(dict(image, **ienv).get("LUNAMATCH_STORE_MAX_AGE_S", "86400")) * 1000
+    # must be refilled: ingest's max age of a store must be below their
+    # delete retention, leaving time for the catch-up after a start
+    # (docs/ingest.md, "Stale stores and refills").
+    age_ms = int(dict(image, **ienv).get(
+        "LUNAMATCH_STORE_MAX_AGE_S",
+        program_default("lunamatch-ingest", "LUNAMATCH_STORE_MAX_AGE_S"))) * 1000
     for o in find(objs, "KafkaTopic"):
         cfg = o["spec"].get("config", {})
         if "compact" in str(cfg.get("cleanup.policy", "")):
             keep = int(cfg.get("delete.retention.ms", 86400000))
-            check(age_ms <= keep, f"{label}: store max age {age_ms} ms is above "
+            check(age_ms < keep, f"{label}: store max age {age_ms} ms is not below "
                   f"{o['spec']['topicName']}'s delete retention {keep} ms")
 
 # The alerts: each has its runbook section in docs/deployment.md, and every

@@ -89,10 +89,10 @@ test_errors(void **state)
 	assert_non_null(strstr(err, "LUNAMATCH_TOMBSTONE_RETENTION_S"));
 	unsetenv("LUNAMATCH_TOMBSTONE_RETENTION_S");
 
-	/* The store's max age: one day, the input topics' delete.retention.ms
-	 * in deploy/; below 10 minutes (a few rounds of showing the store
-	 * current) it is refused. Match does not take it. */
-	assert_int_equal(cfg.store_max_age_s, 86400);
+	/* The store's max age: half a day, half the input topics'
+	 * delete.retention.ms in deploy/; below 10 minutes (a few rounds of
+	 * showing the store current) it is refused. Match does not take it. */
+	assert_int_equal(cfg.store_max_age_s, 43200);
 	setenv("LUNAMATCH_STORE_MAX_AGE_S", "599", 1);
 	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_EINVAL);
 	assert_non_null(strstr(err, "LUNAMATCH_STORE_MAX_AGE_S"));
