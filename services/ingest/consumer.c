@@ -142,6 +142,8 @@ struct lm_consumer {
 	size_t ntargets;
 	int64_t next_catchup_ms;
 	int64_t next_position_warn_ms; /* see POSITION_WARN_MS */
+	int64_t next_cover_ms;         /* see targets_cover */
+	int64_t next_cover_warn_ms;
 	int64_t start_ms;
 	/* Partitions read to their end while messages of theirs waited in a
 	 * batch: the end is stored as their offset between batches (see
@@ -174,6 +176,7 @@ struct lm_consumer {
 	int64_t next_current_ms; /* when a failed record is tried again */
 	lm_ingest_refill refill; /* .active: this consumer refills the store */
 	lm_kind sweep_kind;      /* being swept; 0: both done, finish_refill */
+	bool sweep_read[3];      /* a partition of the kind was read again */
 	char sweep_after[LM_STORE_ID_MAX + 1];
 	char (*sweep_ids)[LM_STORE_ID_MAX + 1]; /* LM_CONSUMER_SWEEP_MAX */
 	uint64_t swept[3];                      /* deleted by the refill, by kind */
@@ -1167,6 +1170,58 @@ targets_behind(lm_consumer *c, long long *behind)
 }
 
 /*
+ * Whether the targets hold every partition of both topics as the cluster's
+ * metadata gives them: the store holds the topics only when every one of
+ * them is stored to its end, and a topic missing from the assignment (its
+ * metadata refused or unknown, a topic being re-created, a second member
+ * in the group) leaves it short of that. Reads the metadata (for
+ * LM_CONSUMER_ENDS_MS at most, the loop waiting meanwhile), at most once a
+ * second; a failure or a partition not held is logged every
+ * POSITION_WARN_MS at most.
+ */
+static bool
+targets_cover(lm_consumer *c)
+{
+	int64_t now = lm_clock_ms();
+
+	if (now < c->next_cover_ms)
+		return false;
+	for (lm_kind k = LM_KIND_POSTING; k <= LM_KIND_PROFILE; k++) {
+		int n = 0, rv = lm_kafka_topic_partitions(
+		               c->rk, kind_topic(c, k), LM_CONSUMER_ENDS_MS, &n);
+		int32_t missing = -1;
+		for (int32_t p = 0; rv == LM_OK && p < n && missing < 0; p++) {
+			size_t i = 0;
+			while (i < c->ntargets &&
+			       (c->targets[i].kind != k || c->targets[i].partition != p))
+				i++;
+			if (i == c->ntargets)
+				missing = p;
+		}
+		if (rv == LM_OK && n > 0 && missing < 0)
+			continue;
+		heartbeat(c);
+		c->next_cover_ms = lm_clock_ms() + 1000;
+		if (lm_clock_ms() < c->next_cover_warn_ms)
+			return false;
+		c->next_cover_warn_ms = lm_clock_ms() + POSITION_WARN_MS;
+		if (rv != LM_OK || n == 0)
+			lm_warn("consumer.catchup",
+			    "the partitions of %s not read from the cluster (%s): the "
+			    "store is not taken to hold the topics",
+			    kind_topic(c, k), rv != LM_OK ? lm_strerror(rv) : "none");
+		else
+			lm_warn("consumer.catchup",
+			    "%s [%" PRId32 "] is not assigned to this consumer: the "
+			    "store is not taken to hold the topics",
+			    kind_topic(c, k), missing);
+		return false;
+	}
+	heartbeat(c);
+	return true;
+}
+
+/*
  * The store holds the topics up to ends read at wall time `at`: every
  * message written before `at` is stored, unless the topics dropped some
  * before the consumer read them. A tombstone stays in the topics
@@ -1205,6 +1260,7 @@ static void
 check_catchup(lm_consumer *c)
 {
 	long long behind = 0;
+	bool cover;
 	size_t n;
 
 	if (targets_behind(c, &behind) != LM_OK)
@@ -1213,6 +1269,14 @@ check_catchup(lm_consumer *c)
 	if (behind != 0 || atomic_load(&c->owed) > 0)
 		return;
 	n = c->ntargets;
+	/* A refill deletes what it did not read again: it must have read
+	 * every partition (targets_cover), and each kind it sweeps has a
+	 * partition read again (sweep_step). */
+	if (c->refill.active && !targets_cover(c))
+		return;
+	for (size_t i = 0; i < c->ntargets; i++)
+		c->sweep_read[c->targets[i].kind] = true;
+	cover = c->refill.active || targets_cover(c);
 	drop_targets(c);
 	if (c->refill.active) {
 		lm_info("store.refill",
@@ -1228,8 +1292,11 @@ check_catchup(lm_consumer *c)
 	    "caught up with the topics: %zu partitions stored to their end in %.1f s", n,
 	    (double) (lm_clock_ms() - c->start_ms) / 1000.0);
 	atomic_store(&c->caught_up, true);
-	/* Every end compared was read after the loop started. */
-	current_since(c, c->run_s);
+	/* Every end compared was read after the loop started; a store that
+	 * holds only some partitions is not current (the next round may
+	 * show it). */
+	if (cover)
+		current_since(c, c->run_s);
 	c->next_round_ms = lm_clock_ms() + c->current_ms;
 }
 
@@ -1240,7 +1307,8 @@ check_catchup(lm_consumer *c)
  * waiting meanwhile), noting the wall clock before. Once the store holds
  * every partition up to its end (targets_behind, checked every CATCHUP_MS)
  * that time is recorded as when the store was last current
- * (record_current): every message written before it is stored, so the
+ * (record_current), when the assigned partitions are every one of both
+ * topics (targets_cover): every message written before it is stored, so the
  * tombstones the store has not read were written after it and stay in the
  * topics delete.retention.ms after it at least. A round whose ends cannot
  * be read (the brokers away) records nothing, and the store ages; a
@@ -1293,7 +1361,10 @@ check_round(lm_consumer *c)
 	if (targets_behind(c, &behind) != LM_OK || behind != 0 ||
 	    atomic_load(&c->owed) > 0)
 		return;
-	current_since(c, c->round_at);
+	/* A store that holds only some partitions is not current: the round
+	 * ends without it. */
+	if (targets_cover(c))
+		current_since(c, c->round_at);
 	c->round = false;
 	drop_targets(c);
 }
@@ -1349,11 +1420,13 @@ record_current(lm_consumer *c, int64_t now)
  * what changed meanwhile is stored. Each batch marks in the store every
  * record a put or a tombstone of it names (lm_ingest_batch_set_refill).
  * Once every partition is read again up to the end it had when first seen
- * (check_catchup), the sweep deletes, between batches, the live records
- * neither marked nor waiting in a batch, LM_CONSUMER_SWEEP_MAX examined at
- * a time, through the normal deletion path: change entries that match's
- * follower applies. Then one transaction clears the marks, ends the refill
- * and records the store as current, and the consumer is caught up.
+ * (check_catchup), and those partitions are every one of both topics
+ * (targets_cover: not only the assigned ones), the sweep deletes, between
+ * batches, the live records neither marked nor waiting in a batch,
+ * LM_CONSUMER_SWEEP_MAX examined at a time, through the normal deletion
+ * path: change entries that match's follower applies. Then one
+ * transaction clears the marks, ends the refill and records the store as
+ * current, and the consumer is caught up.
  */
 
 /* Whether a batch not yet stored holds a put or a tombstone of (k, id): it
@@ -1489,6 +1562,16 @@ sweep_step(lm_consumer *c, int64_t now)
 
 	if (!atomic_load(&c->sweeping) || now < c->next_sweep_ms)
 		return;
+	if (w.kind != 0 && !c->sweep_read[w.kind]) {
+		/* Never: check_catchup sweeps after reading every partition.
+		 * The refill stays active; the next start resumes it. */
+		lm_error("store.refill",
+		    "no partition of %s was read again: the sweep stops, the "
+		    "refill is not done",
+		    kind_topic(c, w.kind));
+		atomic_store(&c->sweeping, false);
+		return;
+	}
 	if (w.kind == 0)
 		rv = finish_refill(c);
 	else if ((rv = lm_store_foreach_unmarked(c->store, w.kind, c->sweep_after,

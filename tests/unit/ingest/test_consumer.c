@@ -1749,6 +1749,71 @@ test_refill_resumed(void **state)
 }
 
 /*
+ * A refill covers every partition of both topics as the cluster's metadata
+ * gives them, not only those assigned: with the profiles topic refused to
+ * the consumer (its metadata says TOPIC_AUTHORIZATION_FAILED, so the group
+ * assigns only the postings), the refill reads the postings again to their
+ * end but neither deletes anything nor ends, and the store is not
+ * started. Once the topic is readable the refill, resumed, deletes only
+ * what the topics no longer hold.
+ */
+static void
+test_refill_topic_missing(void **state)
+{
+	enum { N = 20 };
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_ingest_refill ref;
+	(void) state;
+
+	prepare(&r, "cons-refill-missing");
+	queue_postings(p, r.cfg.topic_postings, N);
+	produce_profile(p, r.cfg.topic_profiles, "cand-1");
+	start(&r);
+	wait_ready_run(&r);
+	stop_consumer(&r);
+	put_gone(&r, LM_KIND_POSTING, "job-gone");
+	put_gone(&r, LM_KIND_PROFILE, "cand-gone");
+
+	rd_kafka_mock_topic_set_error(
+	    M.mc, r.cfg.topic_profiles, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+	atomic_store(&wall_ahead, 2 * DAY_S);
+	new_consumer(&r);
+	r.stop = 0;
+	start(&r);
+	for (int i = 0; i < IO_MS / 50 && refill_at(&r, 1, r.cfg.topic_postings) < N; i++)
+		lmt_sleep_ms(50);
+	assert_int_equal(refill_at(&r, 1, r.cfg.topic_postings), N);
+	/* The catch-up is checked every 200 ms: ten checks. */
+	lmt_sleep_ms(2000);
+	assert_refilling(&r);
+	assert_true(present(&r, LM_KIND_PROFILE, "cand-1"));
+	assert_true(present(&r, LM_KIND_PROFILE, "cand-gone"));
+	assert_true(present(&r, LM_KIND_POSTING, "job-gone"));
+	assert_all_stored(&r, N);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refill_deleted_total{kind=\"profile\"}"), 0);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refill_deleted_total{kind=\"posting\"}"), 0);
+	stop_consumer(&r);
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_OK);
+	assert_true(ref.active);
+
+	rd_kafka_mock_topic_set_error(
+	    M.mc, r.cfg.topic_profiles, RD_KAFKA_RESP_ERR_NO_ERROR);
+	new_consumer(&r);
+	assert_refilling(&r);
+	r.stop = 0;
+	start(&r);
+	wait_ready_run(&r);
+	assert_true(present(&r, LM_KIND_PROFILE, "cand-1"));
+	assert_false(present(&r, LM_KIND_PROFILE, "cand-gone"));
+	assert_false(present(&r, LM_KIND_POSTING, "job-gone"));
+	assert_all_stored(&r, N);
+	end_run(&r, p);
+}
+
+/*
  * A store that does not say when it was last current (written by an
  * earlier version, or another program) is of unknown age: it is refilled
  * too. A new, empty store is not: it is filled from the beginning anyway.
@@ -2543,6 +2608,7 @@ main(void)
 	    cmocka_unit_test(test_epoch_guard),
 	    cmocka_unit_test(test_refill_stale_store),
 	    cmocka_unit_test(test_refill_resumed),
+	    cmocka_unit_test(test_refill_topic_missing),
 	    cmocka_unit_test(test_refill_unknown_age),
 	    cmocka_unit_test(test_refill_resumed_too_old),
 	    cmocka_unit_test(test_refill_damaged),
