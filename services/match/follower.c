@@ -1038,12 +1038,13 @@ run(void *arg)
 	}
 	/* While the index builds a new idf snapshot's lists, no wait between
 	 * rounds: a round is a drain and a few steps, so that changes still
-	 * come in between steps and the build is not paced by the poll. */
+	 * come in between steps and the build is not paced by the poll. A
+	 * drain that failed is retried after the poll period, as ever. */
 	while (!atomic_load(&f->stop)) {
 		bool building;
-		(void) drain(f);
+		int rc = drain(f);
 		building = advance_clock(f, f->idx); /* also when nothing changed */
-		if (!building && !atomic_load(&f->stop))
+		if ((!building || rc != LM_OK) && !atomic_load(&f->stop))
 			wait_wakeup(f);
 	}
 	return NULL;

@@ -1747,7 +1747,9 @@ lm_index_advance(lm_index *idx, int64_t now)
 	pthread_rwlock_wrlock(&idx->lock);
 	advance_locked(idx, now);
 	pthread_rwlock_unlock(&idx->lock);
-	for (int i = 0; i < ADVANCE_STEPS && atomic_load(&idx->stepping); i++)
+	for (int i = 0; i < ADVANCE_STEPS &&
+	                (atomic_load(&idx->stepping) || atomic_load(&idx->reshare_due));
+	     i++)
 		if (!(worked = reshare_step(idx)))
 			break;
 	return worked && atomic_load(&idx->stepping);

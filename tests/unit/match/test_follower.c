@@ -659,6 +659,107 @@ one_posting_step(void *arg, size_t *budget)
 	return LM_OK;
 }
 
+/* The reshare seam of test_reshare_keeps_retry_pace: one posting a step,
+ * each step taking a millisecond, so that a build of thousands of
+ * postings lasts seconds; counts the steps. */
+static int
+slow_posting_step(void *arg, size_t *budget)
+{
+	atomic_fetch_add((atomic_uint *) arg, 1);
+	*budget = 1;
+	nng_msleep(1);
+	return LM_OK;
+}
+
+/* Stores 2,000 postings with skills, starts a follower on them (notify
+ * URL in the store's directory, a poll of ten minutes) with seam on its
+ * index, then 2,500 postings without skills, published until applied:
+ * a new idf snapshot is then being built (see
+ * test_reshare_finishes_while_idle). Returns the follower. */
+static lm_follower *
+start_building(struct fx *fx, int (*seam)(void *, size_t *), atomic_uint *asked)
+{
+	lm_follower_opts o = opts_for(fx);
+	Lunamatch__V1__StoreNotify n = LUNAMATCH__V1__STORE_NOTIFY__INIT;
+	JobPosting *p = (JobPosting *) sample(fx, true, SEED_JOB);
+	static char url[4200];
+	uint8_t buf[64];
+	nng_socket pub;
+	lm_follower *f;
+	nng_time end;
+	size_t len;
+
+	store_named(fx, p, "skilled", 2000);
+	snprintf(url, sizeof(url), "ipc://%s/notify.ipc", fx->dir);
+	o.notify_url = url;
+	o.poll_ms = 600000;
+	f = start_loaded(fx, &o);
+	lm_index_set_reshare_seam(fx->idx, seam, asked);
+	for (size_t i = 0; i < p->n_skills; i++)
+		protobuf_c_message_free_unpacked(&p->skills[i]->base, NULL);
+	for (size_t i = 0; i < p->n_requirement_groups; i++)
+		protobuf_c_message_free_unpacked(&p->requirement_groups[i]->base, NULL);
+	p->n_skills = p->n_requirement_groups = 0;
+	n.last_seq = store_named(fx, p, "bare", 2500);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	len = lunamatch__v1__store_notify__pack(&n, buf);
+	assert_int_equal(nng_pub0_open(&pub), 0);
+	assert_int_equal(nng_listen(pub, url, NULL, 0), 0);
+	/* Published until the last change is in (PUB drops messages until the
+	 * subscriber is connected), then never again. */
+	end = nng_clock() + WAIT_MS;
+	while (!has_posting(fx, "bare-2499") && nng_clock() < end) {
+		assert_int_equal(nng_send(pub, buf, len, 0), 0);
+		nng_msleep(20);
+	}
+	assert_true(has_posting(fx, "bare-2499"));
+	nng_close(pub);
+	return f;
+}
+
+/*
+ * While a new idf snapshot is being built the follower takes rounds
+ * without waiting, but a round whose read of the change log failed is
+ * followed by the poll period's wait, as ever: failing reads are not
+ * retried (and logged and counted) every few milliseconds for the length
+ * of the build. Here every read fails once the changes are in, and the
+ * build (a millisecond a step, thousands of steps) lasts seconds; a
+ * round is 16 steps, so 300 ms without wake-ups would hold about 18.
+ */
+static void
+test_reshare_keeps_retry_pace(void **state)
+{
+	struct fx *fx = *state;
+	atomic_uint asked = 0;
+	lm_index_counts before, c;
+	lm_follower_stats st;
+	lm_follower *f;
+	uint64_t seen = UINT64_MAX;
+	int faults;
+
+	lm_index_counts_get(fx->idx, &before);
+	f = start_building(fx, slow_posting_step, &asked);
+	fail_reads(fx, LM_FOLLOWER_READ_CHANGES, 1000000, LM_EIO);
+	/* The notifications published meanwhile are queued, and each is a
+	 * wake-up: wait until they are used up. */
+	for (nng_time end = nng_clock() + WAIT_MS; nng_clock() < end;) {
+		lm_follower_stats_get(f, &st);
+		if (st.notifications == seen)
+			break;
+		seen = st.notifications;
+		nng_msleep(150);
+	}
+	assert_int_equal(st.notifications, seen);
+	faults = atomic_load(&fx->seen.faults);
+	nng_msleep(300);
+	lm_index_counts_get(fx->idx, &c);
+	/* Still building (else the pace is not shown), and not reading. */
+	assert_int_equal(c.reshares, before.reshares);
+	assert_true(atomic_load(&fx->seen.faults) - faults <= 1);
+	fail_reads(fx, LM_FOLLOWER_READ_CHANGES, 0, LM_OK);
+	lm_follower_free(f);
+}
+
 /*
  * A new idf snapshot's lists, built a step at a time, are finished by the
  * follower without waiting for a wakeup between rounds of steps. 2,000
@@ -676,45 +777,14 @@ static void
 test_reshare_finishes_while_idle(void **state)
 {
 	struct fx *fx = *state;
-	lm_follower_opts o = opts_for(fx);
-	lm_follower *f = NULL;
-	lm_index_counts before, c;
 	atomic_uint asked = 0;
-	Lunamatch__V1__StoreNotify n = LUNAMATCH__V1__STORE_NOTIFY__INIT;
-	JobPosting *p = (JobPosting *) sample(fx, true, SEED_JOB);
-	char url[4200], err[256] = "";
-	uint8_t buf[64];
-	nng_socket pub;
+	lm_index_counts before, c;
+	char err[256] = "";
+	lm_follower *f;
 	nng_time end;
-	size_t len;
 
-	store_named(fx, p, "skilled", 2000);
-	snprintf(url, sizeof(url), "ipc://%s/notify.ipc", fx->dir);
-	o.notify_url = url;
-	o.poll_ms = 600000;
-	f = start_loaded(fx, &o);
-	lm_index_set_reshare_seam(fx->idx, one_posting_step, &asked);
 	lm_index_counts_get(fx->idx, &before);
-
-	for (size_t i = 0; i < p->n_skills; i++)
-		protobuf_c_message_free_unpacked(&p->skills[i]->base, NULL);
-	for (size_t i = 0; i < p->n_requirement_groups; i++)
-		protobuf_c_message_free_unpacked(&p->requirement_groups[i]->base, NULL);
-	p->n_skills = p->n_requirement_groups = 0;
-	n.last_seq = store_named(fx, p, "bare", 2500);
-	len = lunamatch__v1__store_notify__pack(&n, buf);
-	assert_int_equal(nng_pub0_open(&pub), 0);
-	assert_int_equal(nng_listen(pub, url, NULL, 0), 0);
-	/* Published until the last change is in (PUB drops messages until the
-	 * subscriber is connected), then never again. */
-	end = nng_clock() + WAIT_MS;
-	while (!has_posting(fx, "bare-2499") && nng_clock() < end) {
-		assert_int_equal(nng_send(pub, buf, len, 0), 0);
-		nng_msleep(20);
-	}
-	assert_true(has_posting(fx, "bare-2499"));
-	nng_close(pub);
-
+	f = start_building(fx, one_posting_step, &asked);
 	end = nng_clock() + WAIT_MS;
 	for (lm_index_counts_get(fx->idx, &c);
 	     c.reshares == before.reshares && nng_clock() < end;
@@ -726,7 +796,6 @@ test_reshare_finishes_while_idle(void **state)
 	if (lm_index_check_lists(fx->idx, err, sizeof(err)) != LM_OK)
 		fail_msg("%s", err);
 	lm_follower_free(f);
-	protobuf_c_message_free_unpacked(&p->base, NULL);
 }
 
 static void
@@ -2038,6 +2107,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_reshare_finishes_while_idle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_reshare_keeps_retry_pace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 	    BOTH(test_reload_after_trim),
 	    cmocka_unit_test_setup_teardown(test_load_longer_than_lease, setup, teardown),
