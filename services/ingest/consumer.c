@@ -2430,12 +2430,12 @@ begin_refill(lm_consumer *c, const lm_ingest_refill *r)
 static int
 check_age(lm_consumer *c, char *err, size_t errlen)
 {
-	int64_t now = c->wall_s(), max = (int64_t) c->cfg->store_max_age_s;
+	int64_t now = c->wall_s(), max = (int64_t) c->cfg->store_max_age_s, began;
 	lm_ingest_current cur = {0, false};
 	lm_ingest_refill ref = {0, false, 0, 0};
 	char when[32], since[32];
 	uint64_t seq = 0;
-	bool damaged = false, ahead, old;
+	bool damaged = false, ahead, old, began_ahead;
 	int rv, cv;
 
 	/* A damaged refill state is not known to be done: a new refill. */
@@ -2458,8 +2458,12 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 	c->since_s = now;
 	ahead = cv == LM_OK && cur.at > now + CURRENT_AHEAD_S;
 	/* A refill begun longer ago than the max age may have missed
-	 * tombstones the topics dropped since: its marks prove nothing. */
-	old = ref.active && now - ref.began > max;
+	 * tombstones the topics dropped since: its marks prove nothing. Nor
+	 * do those of one begun at a time well ahead of this clock (as for
+	 * the time the store was last current): how long ago is unknown. */
+	began = ref.began;
+	began_ahead = ref.active && began > now + CURRENT_AHEAD_S;
+	old = ref.active && (began_ahead || now - began > max);
 	if (ref.active && !old) {
 		c->since_s = ref.began;
 		lm_warn("store.refill",
@@ -2499,9 +2503,10 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 		}
 		return LM_OK;
 	} else {
-		enum refill_reason why = old || (cv == LM_OK && !damaged && !ahead)
-		                             ? REFILL_AGE
-		                             : REFILL_UNKNOWN;
+		enum refill_reason why =
+		    (old && !began_ahead) || (cv == LM_OK && !damaged && !ahead)
+		        ? REFILL_AGE
+		        : REFILL_UNKNOWN;
 		/* How far a refill read each partition again is kept under its
 		 * id (store_offset), so a refill's id is one no earlier refill
 		 * of the store had: the next, or after a damaged state, the
@@ -2519,6 +2524,15 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 			    "read again from its beginning, then the records the "
 			    "topics no longer hold are deleted; not ready until it is "
 			    "done");
+		else if (began_ahead)
+			lm_warn("store.refill",
+			    "the refill of the store under way was begun at %s, %" PRId64
+			    " s ahead of this clock (one of the clocks is wrong): how "
+			    "long ago is unknown, and the topics may have dropped "
+			    "tombstones since. A new refill begins: every partition is "
+			    "read again from its beginning, then the records the topics "
+			    "no longer hold are deleted; not ready until it is done",
+			    utc(began, when, sizeof(when)), began - now);
 		else if (old)
 			lm_warn("store.refill",
 			    "the refill of the store begun at %s, %" PRId64 " s ago, "
@@ -2528,7 +2542,7 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 			    "partition is read again from its beginning, then the "
 			    "records the topics no longer hold are deleted; not ready "
 			    "until it is done",
-			    utc(ref.began, when, sizeof(when)), now - ref.began, max);
+			    utc(began, when, sizeof(when)), now - began, max);
 		else if (ahead)
 			lm_warn("store.refill",
 			    "the store says it was last current with the topics at %s, "

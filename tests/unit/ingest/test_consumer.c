@@ -1684,9 +1684,11 @@ refill_at(struct run *r, uint64_t id, const char *topic)
 /*
  * A refill stopped midway (each batch takes 2 s to write; stopped after the
  * first): the store says so, keeps what it read again and the records it
- * has not deleted yet, and is not current. The next consumer, whatever its
- * clock says, resumes the refill where it stopped (it does not read the
- * topics from the beginning again) and finishes it.
+ * has not deleted yet, and is not current. The next consumer, on the same
+ * clock, resumes the refill where it stopped (it does not read the topics
+ * from the beginning again) and finishes it. (One begun too long ago, or
+ * ahead of the clock, is begun again: test_refill_resumed_too_old,
+ * test_refill_begun_ahead.)
  */
 static void
 test_refill_resumed(void **state)
@@ -1727,7 +1729,6 @@ test_refill_resumed(void **state)
 	assert_false(cur.complete);
 	assert_true(present(&r, LM_KIND_POSTING, "job-gone"));
 
-	atomic_store(&wall_ahead, 0);
 	new_consumer(&r);
 	assert_refilling(&r);
 	assert_int_equal(metric(&r, "lunamatch_ingest_refills_total{reason=\"age\"}"), 0);
@@ -1906,6 +1907,35 @@ test_refill_resumed_too_old(void **state)
 	assert_int_equal(ref.id, 2);
 	assert_true(ref.began > test_wall() - 600);
 	assert_int_equal(metric(&r, "lunamatch_ingest_refills_total{reason=\"age\"}"), 1);
+	assert_int_equal(lm_store_stats(r.store, &st), LM_OK);
+	assert_int_equal(st.marks, 0);
+	finish(&r);
+}
+
+/*
+ * A refill begun at a time well ahead of the clock (the clock of the
+ * process that began it was ahead, or this one is behind) is not
+ * resumed: how long ago it began is unknown, so its marks prove nothing.
+ */
+static void
+test_refill_begun_ahead(void **state)
+{
+	struct run r;
+	lm_ingest_refill ref;
+	struct lm_store_stats st;
+	(void) state;
+
+	prepare(&r, "cons-refill-ahead");
+	drop_consumer(&r);
+	put_refill(&r, 600);
+	atomic_store(&wall_ahead, -2 * DAY_S);
+	new_consumer(&r);
+	assert_refilling(&r);
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_OK);
+	assert_true(ref.active);
+	assert_int_equal(ref.id, 2);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refills_total{reason=\"unknown\"}"), 1);
 	assert_int_equal(lm_store_stats(r.store, &st), LM_OK);
 	assert_int_equal(st.marks, 0);
 	finish(&r);
@@ -2611,6 +2641,7 @@ main(void)
 	    cmocka_unit_test(test_refill_topic_missing),
 	    cmocka_unit_test(test_refill_unknown_age),
 	    cmocka_unit_test(test_refill_resumed_too_old),
+	    cmocka_unit_test(test_refill_begun_ahead),
 	    cmocka_unit_test(test_refill_damaged),
 	    cmocka_unit_test(test_current_in_future),
 	    cmocka_unit_test(test_current_rounds),
