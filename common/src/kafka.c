@@ -273,23 +273,44 @@ topic_err(rd_kafka_resp_err_t e)
 }
 
 int
-lm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count)
+lm_kafka_topics_partitions(rd_kafka_t *rk, const char *const *topics, size_t n,
+    int timeout_ms, int *counts, int *rvs)
 {
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_resp_err_t e;
-	int n = 0;
 
-	if (rk == NULL || !lm_kafka_topic_name_ok(topic) || timeout_ms < 0 ||
-	    count == NULL)
+	if (rk == NULL || topics == NULL || n == 0 || timeout_ms < 0 || counts == NULL ||
+	    rvs == NULL)
 		return LM_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!lm_kafka_topic_name_ok(topics[i]))
+			return LM_EINVAL;
 	if ((e = all_topics(rk, timeout_ms, &md)) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return lm_kafka_err(e);
-	e = md_topic(md, topic, &n);
+	for (size_t i = 0; i < n; i++) {
+		int count = 0;
+		e = md_topic(md, topics[i], &count);
+		rvs[i] = e == RD_KAFKA_RESP_ERR_NO_ERROR ? LM_OK : topic_err(e);
+		if (rvs[i] == LM_OK)
+			counts[i] = count;
+	}
 	rd_kafka_metadata_destroy(md);
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return topic_err(e);
-	*count = n;
 	return LM_OK;
+}
+
+int
+lm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count)
+{
+	int n = 0, trv = LM_OK, rv;
+
+	if (count == NULL)
+		return LM_EINVAL;
+	if ((rv = lm_kafka_topics_partitions(rk, &topic, 1, timeout_ms, &n, &trv)) !=
+	    LM_OK)
+		return rv;
+	if (trv == LM_OK)
+		*count = n;
+	return trv;
 }
 
 int

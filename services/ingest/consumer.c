@@ -144,6 +144,10 @@ struct lm_consumer {
 	int64_t next_position_warn_ms; /* see POSITION_WARN_MS */
 	int64_t next_cover_ms;         /* see targets_cover */
 	int64_t next_cover_warn_ms;
+	/* How targets_cover reads the topics' partition counts
+	 * (lm_consumer_opts.topics_partitions). */
+	int (*topics_partitions)(rd_kafka_t *rk, const char *const *topics, size_t n,
+	    int timeout_ms, int *counts, int *rvs);
 	int64_t start_ms;
 	/* Partitions read to their end while messages of theirs waited in a
 	 * batch: the end is stored as their offset between batches (see
@@ -1169,55 +1173,68 @@ targets_behind(lm_consumer *c, long long *behind)
 	return LM_OK;
 }
 
+/* Whether a target is partition of kind k's topic. */
+static bool
+targeted(const lm_consumer *c, lm_kind k, int32_t partition)
+{
+	for (size_t i = 0; i < c->ntargets; i++)
+		if (c->targets[i].kind == k && c->targets[i].partition == partition)
+			return true;
+	return false;
+}
+
 /*
  * Whether the targets hold every partition of both topics as the cluster's
  * metadata gives them: the store holds the topics only when every one of
  * them is stored to its end, and a topic missing from the assignment (its
  * metadata refused or unknown, a topic being re-created, a second member
- * in the group) leaves it short of that. Reads the metadata (for
- * LM_CONSUMER_ENDS_MS at most, the loop waiting meanwhile), at most once a
- * second; a failure or a partition not held is logged every
- * POSITION_WARN_MS at most.
+ * in the group) leaves it short of that. Reads the metadata of both topics
+ * in one request (for LM_CONSUMER_ENDS_MS at most, the loop waiting
+ * meanwhile), at most once a second while they are not held; a failure or
+ * a partition not held is logged every POSITION_WARN_MS at most.
  */
 static bool
 targets_cover(lm_consumer *c)
 {
+	const char *const topics[2] = {
+	    kind_topic(c, LM_KIND_POSTING), kind_topic(c, LM_KIND_PROFILE)};
+	int n[2] = {0, 0}, trv[2] = {LM_OK, LM_OK}, rv;
 	int64_t now = lm_clock_ms();
 
 	if (now < c->next_cover_ms)
 		return false;
-	for (lm_kind k = LM_KIND_POSTING; k <= LM_KIND_PROFILE; k++) {
-		int n = 0, rv = lm_kafka_topic_partitions(
-		               c->rk, kind_topic(c, k), LM_CONSUMER_ENDS_MS, &n);
+	rv = c->topics_partitions(c->rk, topics, 2, LM_CONSUMER_ENDS_MS, n, trv);
+	heartbeat(c);
+	for (int t = 0; t < 2; t++) {
+		lm_kind k = t == 0 ? LM_KIND_POSTING : LM_KIND_PROFILE;
+		int e = rv != LM_OK ? rv : trv[t];
 		int32_t missing = -1;
-		for (int32_t p = 0; rv == LM_OK && p < n && missing < 0; p++) {
-			size_t i = 0;
-			while (i < c->ntargets &&
-			       (c->targets[i].kind != k || c->targets[i].partition != p))
-				i++;
-			if (i == c->ntargets)
+		for (int32_t p = 0; e == LM_OK && p < n[t] && missing < 0; p++)
+			if (!targeted(c, k, p))
 				missing = p;
-		}
-		if (rv == LM_OK && n > 0 && missing < 0)
+		if (e == LM_OK && n[t] > 0 && missing < 0)
 			continue;
-		heartbeat(c);
 		c->next_cover_ms = lm_clock_ms() + 1000;
 		if (lm_clock_ms() < c->next_cover_warn_ms)
 			return false;
 		c->next_cover_warn_ms = lm_clock_ms() + POSITION_WARN_MS;
-		if (rv != LM_OK || n == 0)
+		if (rv != LM_OK)
+			lm_warn("consumer.catchup",
+			    "the partitions of %s and %s not read from the cluster "
+			    "(%s): the store is not taken to hold the topics",
+			    topics[0], topics[1], lm_strerror(rv));
+		else if (e != LM_OK || n[t] == 0)
 			lm_warn("consumer.catchup",
 			    "the partitions of %s not read from the cluster (%s): the "
 			    "store is not taken to hold the topics",
-			    kind_topic(c, k), rv != LM_OK ? lm_strerror(rv) : "none");
+			    topics[t], e != LM_OK ? lm_strerror(e) : "none");
 		else
 			lm_warn("consumer.catchup",
 			    "%s [%" PRId32 "] is not assigned to this consumer: the "
 			    "store is not taken to hold the topics",
-			    kind_topic(c, k), missing);
+			    topics[t], missing);
 		return false;
 	}
-	heartbeat(c);
 	return true;
 }
 
@@ -2615,6 +2632,8 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	c->stop = o->stop;
 	c->stall_ms = o->stall_ms > 0 ? (int64_t) o->stall_ms : LM_CONSUMER_STALL_MS;
 	c->wall_s = o->wall_s != NULL ? o->wall_s : system_wall_s;
+	c->topics_partitions = o->topics_partitions != NULL ? o->topics_partitions
+	                                                    : lm_kafka_topics_partitions;
 	c->current_ms =
 	    o->current_ms > 0 ? (int64_t) o->current_ms : LM_CONSUMER_CURRENT_MS;
 	c->current_due = -1;

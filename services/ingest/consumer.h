@@ -128,6 +128,11 @@ typedef struct lm_consumer_opts {
 	int64_t (*wall_s)(void);
 	/* 0: LM_CONSUMER_CURRENT_MS. Tests set it short. */
 	unsigned current_ms;
+	/* Reads the topics' partition counts from the cluster's metadata, as
+	 * lm_kafka_topics_partitions (lunamatch/kafka.h) does. NULL: that
+	 * one. Tests pass one that counts the reads. */
+	int (*topics_partitions)(rd_kafka_t *rk, const char *const *topics, size_t n,
+	    int timeout_ms, int *counts, int *rvs);
 } lm_consumer_opts;
 
 /*

@@ -176,6 +176,18 @@ int lm_kafka_wait_metadata(rd_kafka_t *rk, int timeout_ms);
 int lm_kafka_topic_partitions(
     rd_kafka_t *rk, const char *topic, int timeout_ms, int *count);
 
+/*
+ * Reads the partition counts of n topics from one read of the cluster's
+ * metadata: rvs[i] is what lm_kafka_topic_partitions returns for topics[i],
+ * and counts[i] its partition count, written only when rvs[i] is LM_OK.
+ * Returns LM_OK when the metadata was read, whatever each topic's result;
+ * LM_EINVAL for n of 0, a NULL argument or a bad name among the topics;
+ * LM_ETIMEDOUT or another lm_kafka_err value when the metadata was not
+ * read (counts and rvs untouched).
+ */
+int lm_kafka_topics_partitions(rd_kafka_t *rk, const char *const *topics, size_t n,
+    int timeout_ms, int *counts, int *rvs);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,9 +4,9 @@
  * contract names, takes extra settings, and refuses bad options with a
  * reason and no handle; a fatal error of such a producer is found
  * (lm_kafka_producer_dead). Those handles contact no broker. Topic
- * metadata (lm_kafka_topic_partitions, lm_kafka_create_topics) is read from
- * librdkafka's mock cluster on 127.0.0.1, which lists topics with the
- * errors a real cluster gives.
+ * metadata (lm_kafka_topic_partitions, lm_kafka_topics_partitions,
+ * lm_kafka_create_topics) is read from librdkafka's mock cluster on
+ * 127.0.0.1, which lists topics with the errors a real cluster gives.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -118,8 +118,9 @@ test_producer_dead(void **state)
  * A topic the cluster lists with an error is not a missing topic: a topic
  * without a leader (being created, or its broker down) is a transient
  * LM_EBUSY, one the client may not see LM_EACCES; only UNKNOWN_TOPIC_OR_PART
- * (a topic being deleted) is LM_ENOENT. lm_kafka_create_topics takes a
- * leaderless topic as existing and refuses one it may not see.
+ * (a topic being deleted) is LM_ENOENT. lm_kafka_topics_partitions gives
+ * each of several topics its own result from one read. lm_kafka_create_topics
+ * takes a leaderless topic as existing and refuses one it may not see.
  */
 static void
 test_topic_errors(void **state)
@@ -167,6 +168,24 @@ test_topic_errors(void **state)
 	assert_int_equal(
 	    lm_kafka_topic_partitions(rk, "lmt.denied", 10000, &n), LM_EACCES);
 	assert_int_equal(n, -1);
+
+	/* Several topics from one read: each with its own result, a count
+	 * only where there is one. */
+	static const char *const several[] = {"lmt.ok", "lmt.none", "lmt.denied"};
+	int counts[3] = {-1, -1, -1}, rvs[3] = {-1, -1, -1};
+	assert_int_equal(
+	    lm_kafka_topics_partitions(rk, several, 3, 10000, counts, rvs), LM_OK);
+	assert_int_equal(rvs[0], LM_OK);
+	assert_int_equal(counts[0], 3);
+	assert_int_equal(rvs[1], LM_ENOENT);
+	assert_int_equal(rvs[2], LM_EACCES);
+	assert_int_equal(counts[1], -1);
+	assert_int_equal(counts[2], -1);
+	static const char *const bad[] = {"lmt.ok", "bad/name"};
+	assert_int_equal(
+	    lm_kafka_topics_partitions(rk, bad, 2, 10000, counts, rvs), LM_EINVAL);
+	assert_int_equal(
+	    lm_kafka_topics_partitions(rk, several, 0, 10000, counts, rvs), LM_EINVAL);
 
 	/* Existing topics, the leaderless one included, need no CreateTopics
 	 * (which the mock cluster would never answer). */

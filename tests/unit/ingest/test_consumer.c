@@ -92,6 +92,44 @@ test_wall(void)
 	return (int64_t) ts.tv_sec + (int64_t) atomic_load(&wall_ahead);
 }
 
+/* The consumers' reads of the topics' partition counts
+ * (lm_consumer_opts.topics_partitions): how many since reads_reset, the
+ * shortest time between two of them, and whether one asked for other
+ * topics than both input topics of the run the reads are reset for. */
+static struct {
+	atomic_int n;
+	atomic_llong last_ms, min_gap_ms;
+	atomic_bool other;
+	lm_config cfg; /* a copy of the run's, set before it starts */
+} reads;
+
+static void
+reads_reset(const struct run *r)
+{
+	atomic_store(&reads.n, 0);
+	atomic_store(&reads.last_ms, -1);
+	atomic_store(&reads.min_gap_ms, INT64_MAX);
+	atomic_store(&reads.other, false);
+	reads.cfg = r->cfg;
+}
+
+/* The consumers' lm_consumer_opts.topics_partitions: counts the read. */
+static int
+test_topics_partitions(rd_kafka_t *rk, const char *const *topics, size_t n,
+    int timeout_ms, int *counts, int *rvs)
+{
+	long long now = (long long) lm_clock_ms(), last = atomic_load(&reads.last_ms);
+
+	if (last >= 0 && now - last < atomic_load(&reads.min_gap_ms))
+		atomic_store(&reads.min_gap_ms, now - last);
+	atomic_store(&reads.last_ms, now);
+	if (n != 2 || strcmp(topics[0], reads.cfg.topic_postings) != 0 ||
+	    strcmp(topics[1], reads.cfg.topic_profiles) != 0)
+		atomic_store(&reads.other, true);
+	atomic_fetch_add(&reads.n, 1);
+	return lm_kafka_topics_partitions(rk, topics, n, timeout_ms, counts, rvs);
+}
+
 static int
 setup(void **state)
 {
@@ -150,7 +188,8 @@ new_consumer(struct run *r)
 	    .session_ms = SESSION_MS,
 	    .trimmer = r->trimmer,
 	    .wall_s = test_wall,
-	    .current_ms = r->current_ms};
+	    .current_ms = r->current_ms,
+	    .topics_partitions = test_topics_partitions};
 	if (lm_consumer_new(&o, &r->c, err, sizeof(err)) != LM_OK)
 		fail_msg("lm_consumer_new: %s", err);
 }
@@ -1755,7 +1794,9 @@ test_refill_resumed(void **state)
  * the consumer (its metadata says TOPIC_AUTHORIZATION_FAILED, so the group
  * assigns only the postings), the refill reads the postings again to their
  * end but neither deletes anything nor ends, and the store is not
- * started. Once the topic is readable the refill, resumed, deletes only
+ * started. Each check that finds a partition missing reads the metadata of
+ * both topics once, and the next check comes a second later at the
+ * earliest. Once the topic is readable the refill, resumed, deletes only
  * what the topics no longer hold.
  */
 static void
@@ -1780,13 +1821,17 @@ test_refill_topic_missing(void **state)
 	    M.mc, r.cfg.topic_profiles, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
 	atomic_store(&wall_ahead, 2 * DAY_S);
 	new_consumer(&r);
+	reads_reset(&r);
 	r.stop = 0;
 	start(&r);
 	for (int i = 0; i < IO_MS / 50 && refill_at(&r, 1, r.cfg.topic_postings) < N; i++)
 		lmt_sleep_ms(50);
 	assert_int_equal(refill_at(&r, 1, r.cfg.topic_postings), N);
-	/* The catch-up is checked every 200 ms: ten checks. */
-	lmt_sleep_ms(2000);
+	for (int i = 0; i < IO_MS / 50 && atomic_load(&reads.n) < 3; i++)
+		lmt_sleep_ms(50);
+	assert_true(atomic_load(&reads.n) >= 3);
+	assert_false(atomic_load(&reads.other));
+	assert_true(atomic_load(&reads.min_gap_ms) >= 1000);
 	assert_refilling(&r);
 	assert_true(present(&r, LM_KIND_PROFILE, "cand-1"));
 	assert_true(present(&r, LM_KIND_PROFILE, "cand-gone"));
