@@ -180,7 +180,6 @@ struct lm_consumer {
 	int64_t next_current_ms; /* when a failed record is tried again */
 	lm_ingest_refill refill; /* .active: this consumer refills the store */
 	lm_kind sweep_kind;      /* being swept; 0: both done, finish_refill */
-	bool sweep_read[3];      /* a partition of the kind was read again */
 	char sweep_after[LM_STORE_ID_MAX + 1];
 	char (*sweep_ids)[LM_STORE_ID_MAX + 1]; /* LM_CONSUMER_SWEEP_MAX */
 	uint64_t swept[3];                      /* deleted by the refill, by kind */
@@ -1287,12 +1286,10 @@ check_catchup(lm_consumer *c)
 		return;
 	n = c->ntargets;
 	/* A refill deletes what it did not read again: it must have read
-	 * every partition (targets_cover), and each kind it sweeps has a
-	 * partition read again (sweep_step). */
+	 * every partition of both topics (targets_cover), which gives each
+	 * kind it sweeps one partition at least. */
 	if (c->refill.active && !targets_cover(c))
 		return;
-	for (size_t i = 0; i < c->ntargets; i++)
-		c->sweep_read[c->targets[i].kind] = true;
 	cover = c->refill.active || targets_cover(c);
 	drop_targets(c);
 	if (c->refill.active) {
@@ -1579,16 +1576,6 @@ sweep_step(lm_consumer *c, int64_t now)
 
 	if (!atomic_load(&c->sweeping) || now < c->next_sweep_ms)
 		return;
-	if (w.kind != 0 && !c->sweep_read[w.kind]) {
-		/* Never: check_catchup sweeps after reading every partition.
-		 * The refill stays active; the next start resumes it. */
-		lm_error("store.refill",
-		    "no partition of %s was read again: the sweep stops, the "
-		    "refill is not done",
-		    kind_topic(c, w.kind));
-		atomic_store(&c->sweeping, false);
-		return;
-	}
 	if (w.kind == 0)
 		rv = finish_refill(c);
 	else if ((rv = lm_store_foreach_unmarked(c->store, w.kind, c->sweep_after,
