@@ -8,6 +8,7 @@
  * this thread decides the messages of the next one (see "batches" below).
  * Only the health fields read by the HTTP checks are atomics.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2422,6 +2424,30 @@ begin_refill(lm_consumer *c, const lm_ingest_refill *r)
 }
 
 /*
+ * Sets *id to the id of a refill begun after a damaged record of the
+ * store's refill, whose id is lost: 62 random bits, bit 62 set. Ids are
+ * counted up from 1 or from an earlier random id (refills of earlier
+ * versions also took the wall clock's seconds times 2^20, below 2^62), so
+ * this one is an earlier refill's only by a chance of one in 2^62 for each
+ * refill counted from a random id. It owes nothing to the clock, which may
+ * repeat a second (set back, or two starts within one). LM_OK, or LM_EIO
+ * when the system gives no random bytes.
+ */
+static int
+damaged_refill_id(uint64_t *id)
+{
+	uint64_t raw = 0;
+	ssize_t got;
+
+	while ((got = getrandom(&raw, sizeof(raw), 0)) < 0 && errno == EINTR)
+		;
+	if (got != (ssize_t) sizeof(raw))
+		return LM_EIO;
+	*id = (raw >> 2) | (UINT64_C(1) << 62);
+	return LM_OK;
+}
+
+/*
  * Decides from when the store was last current what this consumer does
  * (see "refilling"): resume the refill an earlier run began; record when
  * the first filling of a new store begins; trust a store last current
@@ -2513,10 +2539,16 @@ check_age(lm_consumer *c, char *err, size_t errlen)
 		        : REFILL_UNKNOWN;
 		/* How far a refill read each partition again is kept under its
 		 * id (store_offset), so a refill's id is one no earlier refill
-		 * of the store had: the next, or after a damaged state, the
-		 * wall clock's seconds times 2^20, above every id of the
-		 * refills begun before it (fewer than 2^20 a second). */
-		uint64_t id = damaged ? (uint64_t) (now > 0 ? now : 1) << 20 : ref.id + 1;
+		 * of the store had: the next, or after a damaged state, a
+		 * random one (damaged_refill_id). */
+		uint64_t id = ref.id + 1;
+		if (damaged && (rv = damaged_refill_id(&id)) != LM_OK) {
+			snprintf(err, errlen,
+			    "cannot begin the refill of the store: no random id for "
+			    "it: %s",
+			    lm_strerror(rv));
+			return rv;
+		}
 		ref = (lm_ingest_refill){id, true, now,
 		    old           ? ref.since
 		    : cv == LM_OK ? cur.at

@@ -154,10 +154,11 @@ int lm_ingest_current_put(lm_store_txn *t, const lm_ingest_current *cur);
 int lm_ingest_current_get(lm_store *s, lm_ingest_current *cur);
 
 /*
- * The refill of a store: id counts the refills ever begun in the store
- * (0: none), active says that refill id runs (begun, not finished), began
- * when it began and since the store's lm_ingest_current at then (0:
- * unknown), both Unix seconds.
+ * The refill of a store: id tells it from every refill begun in the store
+ * before it (0: none; one more than the one before, or a random id after a
+ * damaged record of it: consumer.c, damaged_refill_id), active says that
+ * refill id runs (begun, not finished), began when it began and since the
+ * store's lm_ingest_current at then (0: unknown), both Unix seconds.
  */
 typedef struct lm_ingest_refill {
 	uint64_t id;

@@ -82,12 +82,17 @@ struct run {
 /* Seconds the wall clock of the consumers under test is ahead of the
  * system's: how long a store was left, as the consumer sees it. */
 static atomic_llong wall_ahead;
+/* When not 0, the time the consumers' wall clock stands still at. */
+static atomic_llong wall_fixed;
 
 /* The consumers' wall clock (lm_consumer_opts.wall_s). */
 static int64_t
 test_wall(void)
 {
 	struct timespec ts;
+
+	if (atomic_load(&wall_fixed) != 0)
+		return (int64_t) atomic_load(&wall_fixed);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t) ts.tv_sec + (int64_t) atomic_load(&wall_ahead);
 }
@@ -215,6 +220,7 @@ prepare_ex(struct run *r, const char *tag, const char *dir_tag, unsigned auto_co
 	r->cfg.batch_ms = batch_ms;
 	r->cfg.store_max_age_s = 86400;
 	atomic_store(&wall_ahead, 0);
+	atomic_store(&wall_fixed, 0);
 	lmt_mock_topic_create(M.mc, r->cfg.topic_postings, 1);
 	lmt_mock_topic_create(M.mc, r->cfg.topic_profiles, 1);
 	lmt_mock_topic_create(M.mc, r->cfg.topic_dlq, 1);
@@ -1986,6 +1992,19 @@ test_refill_begun_ahead(void **state)
 	finish(&r);
 }
 
+/* Damages the record of r's refill: it no longer reads back. */
+static void
+damage_refill(struct run *r)
+{
+	lm_ingest_refill ref;
+	lm_store_txn *t = NULL;
+
+	assert_int_equal(lm_store_begin(r->store, &t), LM_OK);
+	assert_int_equal(lm_store_meta_put(t, "ingest.refill", "x", 1), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_int_equal(lm_ingest_refill_get(r->store, &ref), LM_ESTORE);
+}
+
 /*
  * A damaged refill state does not stop every start: the refill is of
  * unknown state, so a new one begins, with an id no earlier refill of the
@@ -2008,9 +2027,8 @@ test_refill_damaged(void **state)
 	assert_int_equal(lm_store_begin(r.store, &t), LM_OK);
 	assert_int_equal(
 	    lm_ingest_refill_offset_put(t, 1, r.cfg.topic_postings, 0, 0, 1), LM_OK);
-	assert_int_equal(lm_store_meta_put(t, "ingest.refill", "x", 1), LM_OK);
 	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
-	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_ESTORE);
+	damage_refill(&r);
 
 	new_consumer(&r);
 	assert_refilling(&r);
@@ -2024,6 +2042,48 @@ test_refill_damaged(void **state)
 	assert_true(present(&r, LM_KIND_POSTING, "job-1"));
 	assert_false(present(&r, LM_KIND_POSTING, "job-gone"));
 	end_run(&r, p);
+}
+
+/*
+ * The id of a refill begun after a damaged record of one owes nothing to
+ * the clock: two such refills begun in the same second of the same clock
+ * get ids of their own, so the second does not take how far the first
+ * read a partition again for its own.
+ */
+static void
+test_refill_damaged_same_second(void **state)
+{
+	struct run r;
+	lm_ingest_refill ref;
+	lm_store_txn *t = NULL;
+	uint64_t first;
+	(void) state;
+
+	prepare(&r, "cons-refill-damaged-2");
+	drop_consumer(&r);
+	atomic_store(&wall_fixed, test_wall());
+	damage_refill(&r);
+	new_consumer(&r);
+	assert_refilling(&r);
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_OK);
+	assert_true(ref.active);
+	first = ref.id;
+	assert_int_equal(lm_store_begin(r.store, &t), LM_OK);
+	assert_int_equal(
+	    lm_ingest_refill_offset_put(t, first, r.cfg.topic_postings, 0, 0, 5), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	drop_consumer(&r);
+
+	damage_refill(&r);
+	new_consumer(&r);
+	assert_refilling(&r);
+	assert_int_equal(lm_ingest_refill_get(r.store, &ref), LM_OK);
+	assert_true(ref.active);
+	assert_true(ref.id != 0 && ref.id != first);
+	assert_int_equal(refill_at(&r, ref.id, r.cfg.topic_postings), -1);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refills_total{reason=\"unknown\"}"), 1);
+	finish(&r);
 }
 
 /*
@@ -2688,6 +2748,7 @@ main(void)
 	    cmocka_unit_test(test_refill_resumed_too_old),
 	    cmocka_unit_test(test_refill_begun_ahead),
 	    cmocka_unit_test(test_refill_damaged),
+	    cmocka_unit_test(test_refill_damaged_same_second),
 	    cmocka_unit_test(test_current_in_future),
 	    cmocka_unit_test(test_current_rounds),
 	    cmocka_unit_test(test_started_from_store),
