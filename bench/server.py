@@ -26,6 +26,11 @@ Measured per posting count:
               and the cores other processes (not match, not the client) kept
               busy meanwhile: numbers measured on a busy machine are
               pessimistic, and the file says how busy it was.
+  switches    the server's context switches per call it answered, for its
+              own threads and for nng's (named "nng:..."), each as waits
+              (voluntary) + preemptions (involuntary): the hand-offs of a
+              call between threads, counted rather than timed, so that
+              they compare across machines and loads better than the CPU
 
 Everything runs on 127.0.0.1 and stops by itself; the store lives in a
 temporary directory (--dir, default $TMPDIR or /tmp) removed at the end.
@@ -76,6 +81,28 @@ def proc_cpu(pid):
     """utime + stime of pid (its own threads, not its children), in jiffies."""
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(f[11]) + int(f[12])
+
+
+def proc_switches(pid):
+    """Context switches of pid's threads so far, {group: [voluntary,
+    involuntary]}: group "nng" for nng's own threads (named "nng:..."),
+    "match" for the others (workers, decision writer, main). A thread that
+    ended between two readings takes its counts with it; the server's
+    threads live as long as it does."""
+    out = {"match": [0, 0], "nng": [0, 0]}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+            status = open(f"/proc/{pid}/task/{tid}/status").read()
+        except OSError:
+            continue  # ended meanwhile
+        group = out["nng" if comm.startswith("nng:") else "match"]
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                group[0] += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                group[1] += int(line.split()[1])
+    return out
 
 
 def rss_anon_kib(pid):
@@ -148,6 +175,7 @@ def bench(args, env, server_pid, kind, clients):
     a0, _, r0 = rpc_metrics(http, method)
     b0, t0 = cpu_total()
     s0 = proc_cpu(server_pid)
+    w0 = proc_switches(server_pid)
     c0 = os.times()
     p = subprocess.run(argv, env=env, capture_output=True, text=True,
                        timeout=args.duration * 4 + 120)
@@ -160,6 +188,7 @@ def bench(args, env, server_pid, kind, clients):
         time.sleep(0.05)
     b1, t1 = cpu_total()
     s1 = proc_cpu(server_pid)
+    w1 = proc_switches(server_pid)
     if p.returncode != 0:
         raise RuntimeError(f"bench {kind}: exit {p.returncode}: {p.stderr.strip()}")
     if inflight != 0:
@@ -188,6 +217,11 @@ def bench(args, env, server_pid, kind, clients):
     # the CPU); absent when the server does not export the counters.
     if a1 > a0 and all(k in r0 and k in r1 for k in READS):
         r["reads_per_query"] = {k: (r1[k] - r0[k]) / (a1 - a0) for k in READS}
+    # The hand-offs of a call between threads, as the same calls' count:
+    # [voluntary (a thread waited), involuntary (it was preempted)].
+    if a1 > a0:
+        r["switches_per_call"] = {
+            g: [(w1[g][i] - w0[g][i]) / (a1 - a0) for i in (0, 1)] for g in w0}
     return r
 
 
@@ -368,6 +402,16 @@ def text_report(doc):
             q = r["reads_per_query"]
             name = f"{r['method']}, {r['clients']} client{'s' if r['clients'] > 1 else ''}"
             lines.append(f"{name:<28} {q['entries']:9.0f} {q['reached']:8.0f} {q['scored']:7.0f}")
+    switches = [r for r in s["runs"] if "switches_per_call" in r]
+    if switches:
+        lines.append("")
+        lines.append(f"{'context switches per call':<28} {'match threads':>15} {'nng threads':>15}"
+                     "   (waited + preempted)")
+        for r in switches:
+            w = r["switches_per_call"]
+            name = f"{r['method']}, {r['clients']} client{'s' if r['clients'] > 1 else ''}"
+            cells = [f"{w[g][0]:.2f} + {w[g][1]:.2f}" for g in ("match", "nng")]
+            lines.append(f"{name:<28} {cells[0]:>15} {cells[1]:>15}")
     return "\n".join(lines) + "\n"
 
 
