@@ -163,6 +163,7 @@ struct lm_index {
 	pthread_mutex_t rb_lock;
 	int (*seam)(void *arg, size_t *budget); /* under rb_lock */
 	void *seam_arg;
+	_Atomic size_t walked;      /* doc ids the last step that built walked */
 	_Atomic uint64_t damaged;   /* reads of damaged records (note_damaged) */
 	bool loading;               /* lm_index_loading: no periodic re-snapshot */
 	uint64_t gen;               /* changes of statistics or shares, ever */
@@ -734,7 +735,8 @@ list_trim(lm_index *idx, bool posting, uint8_t part)
  * changes (at least half as many as there are postings) and take a new
  * snapshot when it exceeds DRIFT_MAX, computing every share again:
  * O(list entries), built aside (struct rebuild) in steps of about
- * RESHARE_STEP entries, each under the read lock, one after each update
+ * RESHARE_STEP entries (or LM_INDEX_RESHARE_WALK doc ids walked), each
+ * under the read lock, one after each update
  * (reshare_step), so that neither queries nor updates wait for more than
  * a step, and swapped in under the write lock. A loader that is done
  * (lm_index_loaded, before anyone reads the lists) takes one in place
@@ -747,9 +749,13 @@ list_trim(lm_index *idx, bool posting, uint8_t part)
 #define DRIFT_MAX   1.1
 #define CHECK_EVERY 1024
 /* List entries a step of a rebuild adds at most, but for the last
- * posting's (0.4 ms at most on the benchmark data); the work of freeing
- * old lists in a step (lm_inverted_release: 128 lists, 1.5 ms at most);
- * lm_index_advance takes up to ADVANCE_STEPS steps. */
+ * posting's (0.4 ms at most on the benchmark data); the doc ids it walks
+ * at most are LM_INDEX_RESHARE_WALK (index.h): one without a listed
+ * posting (free, or a closed posting's) costs the read of its entry, one
+ * cache miss at most, so a step across a long run of them is bounded too;
+ * the work of freeing old lists in a step (lm_inverted_release: 128
+ * lists, 1.5 ms at most); lm_index_advance takes up to ADVANCE_STEPS
+ * steps. */
 #define RESHARE_STEP  1024
 #define RELEASE_STEP  32768
 #define ADVANCE_STEPS 16
@@ -905,15 +911,16 @@ reshare_begin(lm_index *idx)
 
 /* Read lock held, by the holder of rb_lock: adds the listed postings of
  * the doc ids from rb->next on to rb->iv, at rb->sn, until budget entries
- * were added or every doc id is in; marks rb failed when memory is
- * short. */
+ * were added, LM_INDEX_RESHARE_WALK doc ids were walked (listed or not)
+ * or every doc id is in; marks rb failed when memory is short. */
 static void
 rebuild_docs(lm_index *idx, struct rebuild *rb, size_t budget)
 {
 	const struct table *t = &idx->posts;
-	size_t added = 0;
+	size_t added = 0, from = rb->next;
 
-	while (rb->next < t->ndocs && added < budget) {
+	while (rb->next < t->ndocs && added < budget &&
+	       rb->next - from < LM_INDEX_RESHARE_WALK) {
 		const struct ent *e = t->v[rb->next];
 		size_t n;
 		if (e != NULL && e->listed) {
@@ -939,8 +946,9 @@ rebuild_docs(lm_index *idx, struct rebuild *rb, size_t budget)
  * Takes the new snapshot that maybe_reshare marked due, a step at a time:
  * called after each update (and by lm_index_advance) with no lock held.
  * The first call begins it (reshare_begin); each later one asks the seam
- * (lm_index_set_reshare_seam) and adds up to RESHARE_STEP entries under
- * the read lock (rebuild_docs), so that queries go on and the next update
+ * (lm_index_set_reshare_seam) and adds up to RESHARE_STEP entries, walking
+ * up to LM_INDEX_RESHARE_WALK doc ids, under the read lock
+ * (rebuild_docs), so that queries go on and the next update
  * waits for one step at most. Once every doc id is in, the lists built
  * and their snapshot are exchanged with the index's under the write lock
  * (O(1)). A rebuild that failed is dropped, the old lists and snapshot
@@ -984,6 +992,7 @@ reshare_step(lm_index *idx)
 		idx->rb->failed = true;
 	else if (!idx->rb->failed)
 		rebuild_docs(idx, idx->rb, budget);
+	atomic_store(&idx->walked, idx->rb->next - from);
 	if (idx->rb->failed || idx->rb->next >= idx->posts.ndocs)
 		rb = idx->rb;
 	else
@@ -2057,6 +2066,12 @@ lm_index_set_reshare_seam(
 	idx->seam = seam;
 	idx->seam_arg = arg;
 	pthread_mutex_unlock(&idx->rb_lock);
+}
+
+size_t
+lm_index_reshare_walked(lm_index *idx)
+{
+	return atomic_load(&idx->walked);
 }
 
 /* The entry of doc in the tiers of a term list, or NULL. */

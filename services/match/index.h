@@ -235,16 +235,26 @@ void lm_index_set_fault(
 /*
  * A new idf snapshot's postings' lists are built aside a step at a time,
  * one step after each update and up to 16 by lm_index_advance, then put
- * in place at once (docs/scoring.md, Shares). Test seam: seam, when set,
- * is asked before each step, with no lock of the index held, with
- * *budget the list entries the step may add (it adds whole postings until
- * it added that many). It may change it (0: no step this time) or return
+ * in place at once (docs/scoring.md, Shares). A step goes through the doc
+ * ids in order, adding the listed postings, until it added its budget of
+ * list entries or walked LM_INDEX_RESHARE_WALK doc ids, listed, closed or
+ * free alike: a long run of doc ids without a listed posting bounds a step
+ * as entries do. Test seam: seam, when set, is asked before each step,
+ * with no lock of the index held, with *budget the list entries the step
+ * may add (it adds whole postings until it added that many). It may
+ * change it (0: no step this time) or return
  * anything but LM_OK to make the step fail as if memory had run out: the
  * lists and snapshot then stay the old ones, and a later check takes a
  * new one. NULL (no seam) is the default and what production uses.
  */
+#define LM_INDEX_RESHARE_WALK 4096
 void lm_index_set_reshare_seam(
     lm_index *idx, int (*seam)(void *arg, size_t *budget), void *arg);
+
+/* For tests: the doc ids the last step that built walked (the listed
+ * postings it added and the free or closed doc ids it passed over).
+ * Lock-free, so that the reshare seam may call it. */
+size_t lm_index_reshare_walked(lm_index *idx);
 
 /*
  * For tests: LM_OK when the postings' lists hold exactly the entries of

@@ -1823,6 +1823,135 @@ jobs_for(lm_index *idx, const char *cand, char *buf, size_t len)
 	return jobs_query(idx, cand, NULL, buf, len, NULL);
 }
 
+/* ---- a new idf snapshot's build ------------------------------------------------ */
+
+/* The reshare seam of the build tests below: each step may add budget
+ * entries (SIZE_MAX: as many as the index would); asked counts the steps
+ * asked for. Each step also looks at the walk of the step before
+ * (lm_index_reshare_walked; walk_seen): most is the longest, full the
+ * number that walked LM_INDEX_RESHARE_WALK doc ids. */
+struct walk_seam {
+	lm_index *idx;
+	size_t budget;
+	unsigned asked, full;
+	size_t most;
+};
+
+static void
+walk_seen(struct walk_seam *s)
+{
+	size_t walked = lm_index_reshare_walked(s->idx);
+
+	s->most = walked > s->most ? walked : s->most;
+	s->full += walked == LM_INDEX_RESHARE_WALK;
+}
+
+static int
+walk_seam(void *arg, size_t *budget)
+{
+	struct walk_seam *s = arg;
+
+	if (s->asked++ > 0)
+		walk_seen(s);
+	if (s->budget != SIZE_MAX)
+		*budget = s->budget;
+	return LM_OK;
+}
+
+/* Puts posting id (version 1) with a skill of its own, named after it. */
+static void
+put_own_skill(lm_index *idx, const char *id)
+{
+	char skill[40];
+
+	snprintf(skill, sizeof(skill), "x:%s", id);
+	assert_int_equal(
+	    lm_index_put_posting(idx, simple_posting(id, 1, skill), 0), LM_OK);
+}
+
+/* Puts postings of skills of their own into idx, whose reshare seam is
+ * seam, until a new snapshot's build begins: the idf of the first ones
+ * drifts as more come. With seam->budget 0 the build is then held before
+ * its first doc id. Returns how many were put. */
+static unsigned
+put_until_build(lm_index *idx, struct walk_seam *seam, const char *prefix)
+{
+	unsigned n = 0, asked = seam->asked;
+	char id[32];
+
+	for (; seam->asked == asked && n < 100000; n++) {
+		snprintf(id, sizeof(id), "%s%u", prefix, n);
+		put_own_skill(idx, id);
+	}
+	assert_true(seam->asked > asked);
+	return n;
+}
+
+/*
+ * A step of a build walks at most LM_INDEX_RESHARE_WALK doc ids, also
+ * across a long run of doc ids without a listed posting (free ones, of
+ * postings removed, and those of closed postings), where it adds no
+ * entry. The build is held before its first doc id while the run is made
+ * behind the postings it began with and before a few more, then let go:
+ * no step walks more than the bound, the steps across the run stop at
+ * it, and the lists put in place hold exactly the listing of every
+ * posting at the new snapshot.
+ */
+static void
+test_reshare_step_walk_bounded(void **state)
+{
+	enum { RUN = 3 * LM_INDEX_RESHARE_WALK, TAIL = 100 };
+	struct walk_seam seam = {0};
+	lm_model m;
+	lm_index *idx = NULL;
+	lm_index_counts c0, c;
+	char id[32], skill[40];
+	unsigned held;
+
+	(void) state;
+	lm_model_defaults(&m);
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	seam.idx = idx;
+	lm_index_set_reshare_seam(idx, walk_seam, &seam);
+	put_until_build(idx, &seam, "lead");
+	for (unsigned i = 0; i < RUN + TAIL; i++) {
+		snprintf(id, sizeof(id), "%s%u", i < RUN ? "run" : "tail", i);
+		put_own_skill(idx, id);
+	}
+	for (unsigned i = 0; i < RUN; i++) {
+		snprintf(id, sizeof(id), "run%u", i);
+		if (i % 2 == 0) {
+			assert_int_equal(lm_index_remove_posting(idx, id, 0), LM_OK);
+			continue;
+		}
+		snprintf(skill, sizeof(skill), "x:%s", id);
+		JobPosting *p = simple_posting(id, 2, skill);
+		p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
+		assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
+	}
+	assert_lists(idx);
+	lm_index_counts_get(idx, &c0);
+	assert_int_equal(lm_index_reshare_walked(idx), 0); /* held */
+
+	seam.budget = SIZE_MAX;
+	held = seam.asked;
+	c = c0;
+	for (int i = 0; i < 1000 && c.reshares == c0.reshares; i++) {
+		lm_index_advance(idx, NOW);
+		assert_lists(idx);
+		lm_index_counts_get(idx, &c);
+	}
+	walk_seen(&seam);
+	print_message("build across a run of %d doc ids: %u steps, %u of %d doc ids, "
+	              "at most %zu\n",
+	    RUN, seam.asked - held, seam.full, LM_INDEX_RESHARE_WALK, seam.most);
+	assert_int_equal(c.reshares, c0.reshares + 1);
+	assert_true(seam.most <= LM_INDEX_RESHARE_WALK);
+	assert_true(seam.full >= RUN / LM_INDEX_RESHARE_WALK - 1);
+	assert_lists(idx);
+	lm_index_free(idx);
+}
+
 static void
 test_updates(void **state)
 {
@@ -3149,6 +3278,7 @@ main(void)
 	    cmocka_unit_test(test_exact_top_k_at_scale),
 	    cmocka_unit_test(test_exact_top_k_under_churn),
 	    cmocka_unit_test(test_reshare_in_steps),
+	    cmocka_unit_test(test_reshare_step_walk_bounded),
 	    cmocka_unit_test(test_random_scores_pinned),
 	    cmocka_unit_test(test_replay_after_expiry),
 	    cmocka_unit_test(test_updates),
