@@ -604,13 +604,15 @@ rebuild_prepare(
 	if (rb == NULL)
 		return;
 	rb->mirror = false;
-	if (lm_idf_snap_hold(rb->sn, idx->stats, pp) != LM_OK) {
+	if (fault_check(idx, LM_INDEX_ALLOC_REBUILD) != LM_OK ||
+	    lm_idf_snap_hold(rb->sn, idx->stats, pp) != LM_OK) {
 		rb->failed = true;
 		return;
 	}
 	if (doc >= rb->next)
 		return;
-	if (wbuf_room(&rb->w, n, false) != LM_OK) {
+	if (fault_check(idx, LM_INDEX_ALLOC_REBUILD) != LM_OK ||
+	    wbuf_room(&rb->w, n, false) != LM_OK) {
 		rb->failed = true;
 		return;
 	}
@@ -924,8 +926,9 @@ rebuild_docs(lm_index *idx, struct rebuild *rb, size_t budget)
 		const struct ent *e = t->v[rb->next];
 		size_t n;
 		if (e != NULL && e->listed) {
-			if (wbuf_room(&rb->w, lm_prep_terms_max(e->pp, NULL), false) !=
-			    LM_OK) {
+			if (fault_check(idx, LM_INDEX_ALLOC_REBUILD) != LM_OK ||
+			    wbuf_room(&rb->w, lm_prep_terms_max(e->pp, NULL), false) !=
+			        LM_OK) {
 				rb->failed = true;
 				return;
 			}

@@ -214,9 +214,14 @@ int lm_index_loaded(lm_index *idx);
  * ask it too before they decode a record's kept bytes (RECORD: for a
  * query's stored subject and the matches it returns, ExplainMatch,
  * GetPosting, GetProfile, the top lists of events); they then return
- * LM_ENOMEM. NULL (no seam) is the default and
- * what production uses. Removals ask only for RESHARE (their own change
- * never allocates, and that step's failure does not undo it).
+ * LM_ENOMEM. The allocations of a new idf snapshot's build (RESHARE,
+ * REBUILD: lm_index_set_reshare_seam), asked about by a step or, for
+ * REBUILD, by an update's change made to the build too, fail the build
+ * alone: it is dropped, the old lists and snapshot kept, and the update
+ * goes through. NULL (no seam) is the default and what production uses.
+ * Removals ask only for RESHARE and REBUILD (their own change never
+ * allocates, and the failure of the step that follows it does not undo
+ * it).
  */
 typedef enum lm_index_alloc {
 	LM_INDEX_ALLOC_SCRATCH, /* room for a record's terms (updates; the load's second
@@ -227,6 +232,8 @@ typedef enum lm_index_alloc {
 	LM_INDEX_ALLOC_RESHARE, /* the start of a new idf snapshot's lists, built
 	                           aside after an update (it is then taken at the
 	                           next check), under the read lock */
+	LM_INDEX_ALLOC_REBUILD, /* room in that snapshot or in those lists, for a
+	                           step or for an update's change made to them too */
 } lm_index_alloc;
 
 void lm_index_set_fault(

@@ -1952,6 +1952,149 @@ test_reshare_step_walk_bounded(void **state)
 	lm_index_free(idx);
 }
 
+static void churn_put(lm_index *idx, struct world *w, JobPosting *p, size_t cap);
+
+/* The fault seam of test_reshare_out_of_memory: fails the fail_at-th
+ * allocation of a new snapshot's build asked about (1 for the first; 0 for
+ * none), and counts those asked and failed; every other allocation
+ * succeeds. */
+struct build_fault {
+	int asked, fail_at, failed;
+};
+
+static int
+build_fault(void *arg, lm_index_alloc what)
+{
+	struct build_fault *f = arg;
+
+	if (what != LM_INDEX_ALLOC_REBUILD)
+		return LM_OK;
+	if (++f->asked != f->fail_at)
+		return LM_OK;
+	f->failed++;
+	return LM_ENOMEM;
+}
+
+/* Changes postings (churn_op, the vocabulary swinging between 5 and 200
+ * skills so that idf drifts) until a new snapshot's build begins, then
+ * takes steps of one posting each for PART more changes: the build is part
+ * of the way through the doc ids. *op counts the changes, below max. */
+static void
+build_part_way(struct rng *r, lm_index *idx, struct world *w, struct step_seam *seam,
+    unsigned *op, unsigned max)
+{
+	enum { PART = 200 };
+	unsigned asked = seam->asked;
+
+	seam->budget = 1;
+	for (; seam->asked == asked && *op < max; (*op)++) {
+		if (*op % 500 == 499)
+			skill_vocab = skill_vocab == 5 ? 200 : 5;
+		churn_op(r, idx, w, *op);
+	}
+	assert_true(seam->asked > asked);
+	for (unsigned i = 0; i < PART && *op < max; i++, (*op)++)
+		churn_op(r, idx, w, *op);
+	assert_lists(idx);
+}
+
+/* Lets the steps go on without an update until none is left to take
+ * (lm_index_advance), checking the lists after each round. */
+static void
+steps_done(lm_index *idx, struct step_seam *seam)
+{
+	int i = 0;
+
+	seam->budget = SIZE_MAX;
+	while (i++ < 10000 && lm_index_advance(idx, NOW))
+		assert_lists(idx);
+	assert_true(i < 10000);
+}
+
+/*
+ * An allocation of a new snapshot's build that fails drops the build, not
+ * the update it came with: in a step (no update), in an update's change
+ * of the snapshot being built (every update holds its posting in it), and
+ * in an update's change of the lists being built (a posting whose doc id
+ * the build has passed). Each time the update goes through, the old lists
+ * and snapshot stay in place (no new snapshot taken), and the lists and
+ * every answer are those of the records as they are then, also once the
+ * dropped lists are freed; a later build, without failures, is put in
+ * place. Run under the address sanitizer, nothing of the dropped builds
+ * leaks.
+ */
+static void
+test_reshare_out_of_memory(void **state)
+{
+	enum { START = 600, OPS = 20000 };
+	struct rng r = {0x0FF5E7B1ULL};
+	struct step_seam seam = {0, 1, false};
+	lm_model m;
+	lm_index *idx = NULL;
+	struct world w;
+	lm_index_counts c0, c;
+	size_t cap = START + OPS;
+	unsigned op = 0;
+
+	(void) state;
+	lm_model_defaults(&m);
+	skill_vocab = 5;
+	build_n(&r, &m, &idx, &w, START, 40);
+	w.posts = realloc(w.posts, cap * sizeof(*w.posts));
+	w.pp = realloc(w.pp, cap * sizeof(*w.pp));
+	assert_non_null(w.posts);
+	assert_non_null(w.pp);
+	lm_index_set_reshare_seam(idx, step_seam, &seam);
+	for (int where = 0; where < 3; where++) {
+		struct build_fault f = {0, 0, 0};
+		build_part_way(&r, idx, &w, &seam, &op, OPS);
+		lm_index_counts_get(idx, &c0);
+		if (where == 0) { /* a step's */
+			f.fail_at = 1;
+			lm_index_set_fault(idx, build_fault, &f);
+			lm_index_advance(idx, NOW);
+		} else {
+			/* An update's: new versions of postings, open, with no
+			 * step after them, until one fails (in the snapshot: the
+			 * first allocation each asks for; in the lists: the
+			 * second, which only one the build has passed asks). */
+			seam.budget = 0;
+			for (int i = 0; i < 1000 && f.failed == 0 && op < OPS;
+			     i++, op++) {
+				size_t k = rn(&r, (uint32_t) w.np);
+				JobPosting *p = gen_posting(&r, w.posts[k]->id);
+				p->version = w.posts[k]->version + 1;
+				p->status =
+				    LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_OPEN;
+				f = (struct build_fault){0, where, 0};
+				lm_index_set_fault(idx, build_fault, &f);
+				churn_put(idx, &w, p, cap);
+				lm_index_set_fault(idx, NULL, NULL);
+				assert_true(f.asked == 1 || f.asked == 2);
+			}
+		}
+		lm_index_set_fault(idx, NULL, NULL);
+		assert_int_equal(f.failed, 1);
+		check_stepped(&r, idx, &m, &w);
+		steps_done(idx, &seam);
+		lm_index_counts_get(idx, &c);
+		assert_int_equal(c.reshares, c0.reshares);
+		check_stepped(&r, idx, &m, &w);
+	}
+
+	/* A build without failures is put in place. */
+	build_part_way(&r, idx, &w, &seam, &op, OPS);
+	lm_index_counts_get(idx, &c0);
+	steps_done(idx, &seam);
+	lm_index_counts_get(idx, &c);
+	assert_int_equal(c.reshares, c0.reshares + 1);
+	check_stepped(&r, idx, &m, &w);
+	print_message("reshare out of memory: %u changes\n", op);
+	lm_index_free(idx);
+	world_free(&w);
+	skill_vocab = 25;
+}
+
 static void
 test_updates(void **state)
 {
@@ -3279,6 +3422,7 @@ main(void)
 	    cmocka_unit_test(test_exact_top_k_under_churn),
 	    cmocka_unit_test(test_reshare_in_steps),
 	    cmocka_unit_test(test_reshare_step_walk_bounded),
+	    cmocka_unit_test(test_reshare_out_of_memory),
 	    cmocka_unit_test(test_random_scores_pinned),
 	    cmocka_unit_test(test_replay_after_expiry),
 	    cmocka_unit_test(test_updates),
