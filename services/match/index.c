@@ -2046,9 +2046,15 @@ lm_index_list_bytes(lm_index *idx)
 {
 	size_t b;
 
+	pthread_mutex_lock(&idx->rb_lock);
 	pthread_rwlock_rdlock(&idx->lock);
 	b = lm_inverted_bytes(idx->piv) + lm_inverted_bytes(idx->civ);
+	if (idx->rb != NULL)
+		b += lm_inverted_bytes(idx->rb->iv);
+	if (idx->retired != NULL)
+		b += lm_inverted_bytes(idx->retired);
 	pthread_rwlock_unlock(&idx->lock);
+	pthread_mutex_unlock(&idx->rb_lock);
 	return b;
 }
 

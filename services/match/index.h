@@ -322,8 +322,12 @@ typedef struct lm_index_counts {
 void lm_index_counts_get(lm_index *idx, lm_index_counts *out);
 
 /* Bytes the inverted lists of both sides hold as allocated
- * (lm_inverted_bytes), without the allocator's own. Takes the read lock and
- * is O(partitions * terms): for tests and diagnostics, not for a gauge. */
+ * (lm_inverted_bytes), without the allocator's own: those queries read,
+ * and those of a new idf snapshot being built or, after it is put in
+ * place, the old ones not freed yet (lm_index_set_reshare_seam). Takes the
+ * read lock and the build's (a step due meanwhile on another thread is
+ * skipped, as when two threads step at once), and is O(partitions *
+ * terms): for tests and diagnostics, not for a gauge. */
 size_t lm_index_list_bytes(lm_index *idx);
 
 /*

@@ -1954,7 +1954,7 @@ test_reshare_step_walk_bounded(void **state)
 
 static void churn_put(lm_index *idx, struct world *w, JobPosting *p, size_t cap);
 
-/* The fault seam of test_reshare_out_of_memory: fails the fail_at-th
+/* The fault seam of the build tests below: fails the fail_at-th
  * allocation of a new snapshot's build asked about (1 for the first; 0 for
  * none), and counts those asked and failed; every other allocation
  * succeeds. */
@@ -2093,6 +2093,103 @@ test_reshare_out_of_memory(void **state)
 	lm_index_free(idx);
 	world_free(&w);
 	skill_vocab = 25;
+}
+
+static int
+fail_reshare(void *arg, lm_index_alloc what)
+{
+	(void) arg;
+	return what == LM_INDEX_ALLOC_RESHARE ? LM_ENOMEM : LM_OK;
+}
+
+/* Puts postings of skills of their own, named prefix0, prefix1, ..., into
+ * both idx (whose reshare seam is seam) and twin, until a new snapshot's
+ * build begins in idx, then n more. */
+static void
+put_twins(
+    lm_index *idx, lm_index *twin, struct walk_seam *seam, const char *prefix, unsigned n)
+{
+	unsigned i = 0, asked = seam->asked;
+	char id[32];
+
+	for (; (seam->asked == asked || n-- > 0) && i < 100000; i++) {
+		snprintf(id, sizeof(id), "%s%u", prefix, i);
+		put_own_skill(idx, id);
+		put_own_skill(twin, id);
+	}
+	assert_true(seam->asked > asked);
+}
+
+/*
+ * lm_index_list_bytes counts the lists of a new snapshot being built and
+ * the old lists being freed after it is put in place. Two indexes take the
+ * same postings; in idx builds begin (held by its seam), in twin none can
+ * begin (its start fails), so that twin's lists are those idx uses. While
+ * a build is held idx counts more bytes than twin, and more with every
+ * step; a build dropped (an allocation of a step fails) leaves idx, once
+ * its lists are freed, at exactly twin's count. A build put in place
+ * counts the old lists until the steps that follow have freed them: more
+ * bytes after the exchange than once they are freed.
+ */
+static void
+test_reshare_list_bytes(void **state)
+{
+	struct walk_seam seam = {0};
+	struct build_fault f = {0, 1, 0};
+	lm_model m;
+	lm_index *idx = NULL, *twin = NULL;
+	lm_index_counts c0, c;
+	size_t held, stepped, swapped = 0, freed;
+	int i;
+
+	(void) state;
+	lm_model_defaults(&m);
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	assert_int_equal(lm_index_new(&m, &twin), LM_OK);
+	lm_index_set_fault(twin, fail_reshare, NULL);
+	seam.idx = idx;
+	lm_index_set_reshare_seam(idx, walk_seam, &seam);
+
+	put_twins(idx, twin, &seam, "a", 0);
+	held = lm_index_list_bytes(idx);
+	assert_true(held > lm_index_list_bytes(twin));
+	seam.budget = 64;
+	lm_index_advance(idx, NOW);
+	stepped = lm_index_list_bytes(idx);
+	assert_true(stepped > held);
+	lm_index_set_fault(idx, build_fault, &f);
+	lm_index_advance(idx, NOW);
+	lm_index_set_fault(idx, NULL, NULL);
+	assert_int_equal(f.failed, 1);
+	for (i = 0; i < 1000 && lm_index_advance(idx, NOW); i++)
+		;
+	assert_true(i < 1000);
+	assert_int_equal(lm_index_list_bytes(idx), lm_index_list_bytes(twin));
+
+	/* The next build, with many more lists than a round of steps frees. */
+	seam.budget = 0;
+	put_twins(idx, twin, &seam, "b", 2000);
+	lm_index_counts_get(idx, &c0);
+	seam.budget = SIZE_MAX;
+	c = c0;
+	for (i = 0; i < 1000 && c.reshares == c0.reshares; i++) {
+		lm_index_advance(idx, NOW);
+		lm_index_counts_get(idx, &c);
+		swapped = lm_index_list_bytes(idx);
+	}
+	assert_int_equal(c.reshares, c0.reshares + 1);
+	for (i = 0; i < 1000 && lm_index_advance(idx, NOW); i++)
+		assert_true(lm_index_list_bytes(idx) <= swapped);
+	assert_true(i > 0 && i < 1000);
+	freed = lm_index_list_bytes(idx);
+	print_message(
+	    "list bytes: %zu held, %zu after a round of steps, %zu after the exchange, "
+	    "%zu once the old lists are freed\n",
+	    held, stepped, swapped, freed);
+	assert_true(freed < swapped);
+	assert_lists(idx);
+	lm_index_free(idx);
+	lm_index_free(twin);
 }
 
 static void
@@ -3423,6 +3520,7 @@ main(void)
 	    cmocka_unit_test(test_reshare_in_steps),
 	    cmocka_unit_test(test_reshare_step_walk_bounded),
 	    cmocka_unit_test(test_reshare_out_of_memory),
+	    cmocka_unit_test(test_reshare_list_bytes),
 	    cmocka_unit_test(test_random_scores_pinned),
 	    cmocka_unit_test(test_replay_after_expiry),
 	    cmocka_unit_test(test_updates),
