@@ -163,7 +163,7 @@ struct lm_index {
 	pthread_mutex_t rb_lock;
 	int (*seam)(void *arg, size_t *budget); /* under rb_lock */
 	void *seam_arg;
-	_Atomic size_t walked;      /* doc ids the last step that built walked */
+	_Atomic size_t walked;      /* doc ids the last step walked (0: held, failed) */
 	_Atomic uint64_t damaged;   /* reads of damaged records (note_damaged) */
 	bool loading;               /* lm_index_loading: no periodic re-snapshot */
 	uint64_t gen;               /* changes of statistics or shares, ever */

@@ -247,20 +247,25 @@ void lm_index_set_fault(
  * list entries or walked LM_INDEX_RESHARE_WALK doc ids, listed, closed or
  * free alike: a long run of doc ids without a listed posting bounds a step
  * as entries do. Test seam: seam, when set, is asked before each step,
- * with no lock of the index held, with *budget the list entries the step
- * may add (it adds whole postings until it added that many). It may
- * change it (0: no step this time) or return
+ * with the build's lock held and not the index's read or write lock, with
+ * *budget the list entries the step may add (it adds whole postings until
+ * it added that many). It may change it (0: no step this time) or return
  * anything but LM_OK to make the step fail as if memory had run out: the
  * lists and snapshot then stay the old ones, and a later check takes a
- * new one. NULL (no seam) is the default and what production uses.
+ * new one. The seam (and a fault hook, lm_index_set_fault, called during a
+ * step) may call only functions that take neither lock, such as
+ * lm_index_reshare_walked: lm_index_list_bytes and lm_index_check_lists
+ * take the build's lock and would wait for ever. NULL (no seam) is the
+ * default and what production uses.
  */
 #define LM_INDEX_RESHARE_WALK 4096
 void lm_index_set_reshare_seam(
     lm_index *idx, int (*seam)(void *arg, size_t *budget), void *arg);
 
-/* For tests: the doc ids the last step that built walked (the listed
- * postings it added and the free or closed doc ids it passed over).
- * Lock-free, so that the reshare seam may call it. */
+/* For tests: the doc ids the last step walked (the listed postings it
+ * added and the free or closed doc ids it passed over); 0 after a step
+ * the seam held (budget 0) or failed. Lock-free, so that the reshare seam
+ * may call it. */
 size_t lm_index_reshare_walked(lm_index *idx);
 
 /*
