@@ -605,6 +605,16 @@ build_n(struct rng *r, const lm_model *m, lm_index **idx, struct world *w, size_
 		assert_int_equal(lm_index_loaded(*idx), LM_OK);
 }
 
+/* Makes room in w for cap postings in all, for those its caller adds. */
+static void
+world_reserve(struct world *w, size_t cap)
+{
+	w->posts = realloc(w->posts, cap * sizeof(*w->posts));
+	w->pp = realloc(w->pp, cap * sizeof(*w->pp));
+	assert_non_null(w->posts);
+	assert_non_null(w->pp);
+}
+
 /* Builds a data set of random size. */
 static void
 build(struct rng *r, const lm_model *m, lm_index **idx, struct world *w)
@@ -1067,10 +1077,7 @@ test_exact_top_k_under_churn(void **state)
 		skill_vocab = 25;
 		build_n(&r, &m, &idx, &w, START, 40);
 		lm_index_set_window(idx, 4 + (uint32_t) (seed % 8));
-		w.posts = realloc(w.posts, cap * sizeof(*w.posts));
-		w.pp = realloc(w.pp, cap * sizeof(*w.pp));
-		assert_non_null(w.posts);
-		assert_non_null(w.pp);
+		world_reserve(&w, cap);
 		for (unsigned op = 0; op < OPS; op++) {
 			if (op % 500 == 0)
 				skill_vocab = (op / 500) % 2 ? 200 : 5;
@@ -1200,10 +1207,7 @@ test_reshare_in_steps(void **state)
 	lm_model_defaults(&m);
 	skill_vocab = 25;
 	build_n(&r, &m, &idx, &w, START, 40);
-	w.posts = realloc(w.posts, cap * sizeof(*w.posts));
-	w.pp = realloc(w.pp, cap * sizeof(*w.pp));
-	assert_non_null(w.posts);
-	assert_non_null(w.pp);
+	world_reserve(&w, cap);
 	lm_index_set_reshare_seam(idx, step_seam, &seam);
 	memset(&sr, 0, sizeof(sr));
 	sr.idx = idx;
@@ -2040,10 +2044,7 @@ test_reshare_out_of_memory(void **state)
 	lm_model_defaults(&m);
 	skill_vocab = 5;
 	build_n(&r, &m, &idx, &w, START, 40);
-	w.posts = realloc(w.posts, cap * sizeof(*w.posts));
-	w.pp = realloc(w.pp, cap * sizeof(*w.pp));
-	assert_non_null(w.posts);
-	assert_non_null(w.pp);
+	world_reserve(&w, cap);
 	lm_index_set_reshare_seam(idx, step_seam, &seam);
 	for (int where = 0; where < 3; where++) {
 		struct build_fault f = {0, 0, 0};
