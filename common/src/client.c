@@ -39,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +53,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/random.h"
 #include "lunamatch/rpc.h"
 
 static_assert(LM_CLIENT_MAX_REQUEST == LM_RPC_MAX_REQUEST_BYTES,
@@ -486,8 +486,7 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 		}
 		memcpy(c->caller, o->caller, strlen(o->caller) + 1);
 	}
-	if (getrandom(&c->id_base, sizeof(c->id_base), GRND_NONBLOCK) !=
-	    (ssize_t) sizeof(c->id_base))
+	if (lm_random_bytes(&c->id_base, sizeof(c->id_base), false) != LM_OK)
 		c->id_base = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32) ^
 		             (uint64_t) (uintptr_t) c;
 	atomic_init(&c->id_seq, 0);

@@ -3,16 +3,15 @@
  * hashmap.h. One implementation for every table keyed by text (skill ids,
  * record ids, taxonomy keys), so that hashing and probing are written once.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lunamatch/error.h"
 #include "lunamatch/hashmap.h"
+#include "lunamatch/random.h"
 
 #define FNV_OFFSET 14695981039346656037ULL
 #define FNV_PRIME  1099511628211ULL
@@ -195,11 +194,8 @@ seed_once(void)
 {
 	unsigned char raw[16];
 	struct timespec ts;
-	ssize_t got;
 
-	while ((got = getrandom(raw, sizeof(raw), 0)) < 0 && errno == EINTR)
-		;
-	if (got == (ssize_t) sizeof(raw)) {
+	if (lm_random_bytes(raw, sizeof(raw), true) == LM_OK) {
 		seed_of.k0 = le64(raw);
 		seed_of.k1 = le64(raw + 8);
 		return;

@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -40,6 +39,7 @@
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/random.h"
 #include "lunamatch/store.h"
 
 #define VAL_MAGIC        0x4c /* 'L': record value, format 1 */
@@ -668,17 +668,14 @@ static int
 ensure_id(lm_store *s, MDB_txn *txn)
 {
 	MDB_val k = {strlen(META_ID), (void *) META_ID}, v;
-	unsigned char raw[16];
-	char hex[2 * sizeof(raw) + 1];
+	char hex[2 * 16 + 1];
 	int rc = mdb_get(txn, s->db_meta, &k, &v);
 
 	if (rc != MDB_NOTFOUND)
 		return map_err(rc, "mdb_get store.id");
-	if (getrandom(raw, sizeof(raw), 0) != (ssize_t) sizeof(raw))
+	if (lm_random_hex(hex, (sizeof(hex) - 1) / 2) != LM_OK)
 		return LM_EIO;
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-	v.mv_size = 2 * sizeof(raw);
+	v.mv_size = sizeof(hex) - 1;
 	v.mv_data = hex;
 	return map_err(mdb_put(txn, s->db_meta, &k, &v, 0), "mdb_put store.id");
 }

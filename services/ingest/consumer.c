@@ -8,7 +8,6 @@
  * this thread decides the messages of the next one (see "batches" below).
  * Only the health fields read by the HTTP checks are atomics.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +31,7 @@
 #include "lunamatch/kafka.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
+#include "lunamatch/random.h"
 
 /* Longest time one attempt spends queueing a batch's dead letters while
  * the loop runs (a full local queue is waited on): a queue full for that
@@ -2437,11 +2436,8 @@ static int
 damaged_refill_id(uint64_t *id)
 {
 	uint64_t raw = 0;
-	ssize_t got;
 
-	while ((got = getrandom(&raw, sizeof(raw), 0)) < 0 && errno == EINTR)
-		;
-	if (got != (ssize_t) sizeof(raw))
+	if (lm_random_bytes(&raw, sizeof(raw), true) != LM_OK)
 		return LM_EIO;
 	*id = (raw >> 2) | (UINT64_C(1) << 62);
 	return LM_OK;

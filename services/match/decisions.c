@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +41,7 @@
 #include "lunamatch/fault.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
+#include "lunamatch/random.h"
 
 #define TICK_MS   50  /* longest wait for delivery reports between looks */
 #define REMOVE_MS 100 /* longest wait of a delivered decision for removal */
@@ -230,19 +230,6 @@ writer_main(void *arg)
 	return NULL;
 }
 
-/* Writes 2 * n lowercase hex digits of raw[0..n) and a NUL into hex. */
-static void
-to_hex(const unsigned char *raw, size_t n, char *hex)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		hex[2 * i] = digits[raw[i] >> 4];
-		hex[2 * i + 1] = digits[raw[i] & 0xf];
-	}
-	hex[2 * n] = '\0';
-}
-
 /* Serializes rec with a new decision id (into hex), the time and the
  * replica into a new entry, and queues it for the writer. Every refusal
  * but LM_EINVAL (a caller's error) refuses an answer and is counted in
@@ -252,18 +239,16 @@ enqueue(lm_decisions *d, const Lunamatch__V1__Decision *rec, char *hex,
     lm_decisions_done_fn done, void *arg)
 {
 	Lunamatch__V1__Decision copy;
-	unsigned char raw[LM_DECISIONS_ID_LEN / 2];
 	struct entry *e = NULL;
 	size_t len;
 	int rc;
 
 	if (d == NULL || rec == NULL || done == NULL)
 		return LM_EINVAL;
-	if (getrandom(raw, sizeof(raw), 0) != (ssize_t) sizeof(raw)) {
+	if (lm_random_hex(hex, LM_DECISIONS_ID_LEN / 2) != LM_OK) {
 		rc = LM_EIO;
 		goto refused;
 	}
-	to_hex(raw, sizeof(raw), hex);
 	copy = *rec;
 	copy.decision_id = hex;
 	copy.decided_at_ms = now_ms();
