@@ -314,6 +314,33 @@ lm_kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int
 }
 
 int
+lm_kafka_list_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int64_t which,
+    int timeout_ms, int *failed)
+{
+	rd_kafka_resp_err_t e;
+
+	if (failed != NULL)
+		*failed = -1;
+	if (rk == NULL || l == NULL || l->cnt == 0 || timeout_ms < 0 ||
+	    (which != RD_KAFKA_OFFSET_END && which != RD_KAFKA_OFFSET_BEGINNING))
+		return LM_EINVAL;
+	/* A ListOffsets request asks by timestamp; the two special ones ask
+	 * for the log's end and start. */
+	for (int i = 0; i < l->cnt; i++)
+		l->elems[i].offset = which;
+	if ((e = rd_kafka_offsets_for_times(rk, l, timeout_ms)) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
+		return lm_kafka_err(e);
+	for (int i = 0; i < l->cnt; i++)
+		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			if (failed != NULL)
+				*failed = i;
+			return lm_kafka_err(l->elems[i].err);
+		}
+	return LM_OK;
+}
+
+int
 lm_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
     int partitions, int timeout_ms, char *err, size_t errlen)
 {

@@ -1333,36 +1333,42 @@ check_catchup(lm_consumer *c)
 static void
 start_round(lm_consumer *c)
 {
-	const rd_kafka_topic_partition_list_t *a = c->assigned;
-	int64_t at = c->wall_s(), end = lm_clock_ms() + LM_CONSUMER_ENDS_MS;
-	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_topic_partition_list_t *l;
+	struct target *t = NULL;
+	int64_t at = c->wall_s();
+	int rv, bad = -1;
 
 	c->next_round_ms = lm_clock_ms() + c->current_ms;
-	if (a == NULL || a->cnt == 0 ||
-	    (c->targets = calloc((size_t) a->cnt, sizeof(*c->targets))) == NULL)
+	if (c->assigned == NULL || c->assigned->cnt == 0 ||
+	    (l = rd_kafka_topic_partition_list_copy(c->assigned)) == NULL)
 		return;
-	c->ntargets = (size_t) a->cnt;
-	for (int i = 0; i < a->cnt && e == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-		int64_t lo = -1, hi = -1, left = end - lm_clock_ms();
-		e = left > 0 ? rd_kafka_query_watermark_offsets(c->rk, a->elems[i].topic,
-		                   a->elems[i].partition, &lo, &hi, (int) left)
-		             : RD_KAFKA_RESP_ERR__TIMED_OUT;
-		c->targets[i] = (struct target){.kind = topic_kind(c, a->elems[i].topic),
-		    .partition = a->elems[i].partition,
-		    .end = hi,
-		    .durable = RD_KAFKA_OFFSET_INVALID};
-		if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-			lm_warn("consumer.current",
-			    "the end of %s [%" PRId32 "] not read (%s): the store is not "
-			    "shown current this time",
-			    a->elems[i].topic, a->elems[i].partition,
-			    rd_kafka_err2name(e));
-	}
+	rv = lm_kafka_list_offsets(
+	    c->rk, l, RD_KAFKA_OFFSET_END, LM_CONSUMER_ENDS_MS, &bad);
 	heartbeat(c);
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		drop_targets(c);
-		return;
+	if (rv == LM_OK && (t = calloc((size_t) l->cnt, sizeof(*t))) != NULL) {
+		for (int i = 0; i < l->cnt; i++)
+			t[i] = (struct target){.kind = topic_kind(c, l->elems[i].topic),
+			    .partition = l->elems[i].partition,
+			    .end = l->elems[i].offset,
+			    .durable = RD_KAFKA_OFFSET_INVALID};
+	} else if (rv != LM_OK && bad >= 0)
+		lm_warn("consumer.current",
+		    "the end of %s [%" PRId32 "] not read (%s): the store is not "
+		    "shown current this time",
+		    l->elems[bad].topic, l->elems[bad].partition,
+		    rd_kafka_err2name(l->elems[bad].err));
+	else if (rv != LM_OK)
+		lm_warn("consumer.current",
+		    "the ends of the assigned partitions not read (%s): the store is "
+		    "not shown current this time",
+		    lm_strerror(rv));
+	if (t != NULL) {
+		c->targets = t;
+		c->ntargets = (size_t) l->cnt;
 	}
+	rd_kafka_topic_partition_list_destroy(l);
+	if (t == NULL)
+		return;
 	c->round = true;
 	c->round_at = at;
 }

@@ -796,27 +796,22 @@ static int
 read_cut(struct member *m)
 {
 	rd_kafka_topic_partition_list_t *l;
-	rd_kafka_resp_err_t e;
-	int n = other_partitions(m), rc = LM_OK;
+	int n = other_partitions(m), rc, bad;
 
 	if (n < 0)
 		return LM_EKAFKA;
+	if (n == 0) {
+		m->ncut = 0;
+		return LM_OK;
+	}
 	l = all_partitions(m->other, n);
-	for (int i = 0; i < n; i++)
-		l->elems[i].offset = RD_KAFKA_OFFSET_END; /* the latest offset */
-	e = rd_kafka_offsets_for_times(m->rk, l, CALL_TIMEOUT);
-	for (int i = 0; i < n && e == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			e = l->elems[i].err;
-		else
-			m->cut[l->elems[i].partition] =
-			    l->elems[i].offset >= 0 ? l->elems[i].offset : 0;
-	}
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+	rc = lm_kafka_list_offsets(m->rk, l, RD_KAFKA_OFFSET_END, CALL_TIMEOUT, &bad);
+	for (int i = 0; i < n && rc == LM_OK; i++)
+		m->cut[l->elems[i].partition] =
+		    l->elems[i].offset >= 0 ? l->elems[i].offset : 0;
+	if (rc != LM_OK)
 		lm_warn("owner.cut", "log end offsets of %s: %s", m->other,
-		    rd_kafka_err2name(e));
-		rc = lm_kafka_err(e);
-	}
+		    bad >= 0 ? rd_kafka_err2name(l->elems[bad].err) : lm_strerror(rc));
 	m->ncut = rc == LM_OK ? n : 0;
 	rd_kafka_topic_partition_list_destroy(l);
 	return rc;
@@ -2006,18 +2001,29 @@ ends_commit(struct member *m)
 static int
 ends_of(lm_owner *ow, const char *topic, int n, int64_t *need)
 {
-	for (int p = 0; p < n; p++) {
-		int64_t lo = -1, hi = -1;
-		rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
-		    ow->probe, topic, p, &lo, &hi, CALL_TIMEOUT);
-		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			lm_debug("owner.catchup", "end offsets of %s: %s", topic,
-			    rd_kafka_err2name(e));
-			return lm_kafka_err(e);
-		}
-		need[p] = hi > lo ? hi : 0;
-	}
-	return LM_OK;
+	rd_kafka_topic_partition_list_t *lo, *hi;
+	int rc;
+
+	if (n <= 0)
+		return LM_OK;
+	lo = all_partitions(topic, n);
+	hi = all_partitions(topic, n);
+	rc =
+	    lm_kafka_list_offsets(ow->probe, hi, RD_KAFKA_OFFSET_END, CALL_TIMEOUT, NULL);
+	if (rc == LM_OK)
+		rc = lm_kafka_list_offsets(
+		    ow->probe, lo, RD_KAFKA_OFFSET_BEGINNING, CALL_TIMEOUT, NULL);
+	if (rc != LM_OK)
+		lm_debug(
+		    "owner.catchup", "end offsets of %s: %s", topic, lm_strerror(rc));
+	/* A log without messages (empty, or all of them deleted) needs
+	 * nothing: the ingest group may have committed no offset there. */
+	for (int i = 0; i < n && rc == LM_OK; i++)
+		need[hi->elems[i].partition] =
+		    hi->elems[i].offset > lo->elems[i].offset ? hi->elems[i].offset : 0;
+	rd_kafka_topic_partition_list_destroy(lo);
+	rd_kafka_topic_partition_list_destroy(hi);
+	return rc;
 }
 
 /*

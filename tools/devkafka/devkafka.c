@@ -63,8 +63,7 @@ usage(FILE *out)
 	lm_config_usage(out, LM_PROG_DEVKAFKA);
 }
 
-/* The list of every partition of topics, each asking for the earliest
- * offset; NULL when out of memory. */
+/* The list of every partition of topics; NULL when out of memory. */
 static rd_kafka_topic_partition_list_t *
 watch_list(const char *const *topics, unsigned partitions)
 {
@@ -75,32 +74,30 @@ watch_list(const char *const *topics, unsigned partitions)
 		return NULL;
 	for (int t = 0; t < NTOPICS; t++)
 		for (unsigned p = 0; p < partitions; p++)
-			rd_kafka_topic_partition_list_add(l, topics[t], (int32_t) p)
-			    ->offset = RD_KAFKA_OFFSET_BEGINNING;
+			rd_kafka_topic_partition_list_add(l, topics[t], (int32_t) p);
 	return l;
 }
 
 /*
  * Returns true when a partition of list lost its oldest messages: its log
  * start offset moved past 0. Asks for the log start offsets of all of them
- * in one request per broker and logs each such partition. A query that
- * fails is skipped (tried again next period). Leaves list as it found it.
+ * in one request per broker (lm_kafka_list_offsets) and logs each such
+ * partition. A partition whose offset was not read is skipped (tried again
+ * next period).
  */
 static bool
 lost_messages(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list)
 {
 	bool lost = false;
+	int bad = -1;
 
-	if (rd_kafka_offsets_for_times(rk, list, WATCH_QUERY_MS) !=
-	    RD_KAFKA_RESP_ERR_NO_ERROR) {
-		for (int i = 0; i < list->cnt; i++)
-			list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+	if (lm_kafka_list_offsets(
+	        rk, list, RD_KAFKA_OFFSET_BEGINNING, WATCH_QUERY_MS, &bad) != LM_OK &&
+	    bad < 0)
 		return false;
-	}
 	for (int i = 0; i < list->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &list->elems[i];
 		int64_t lo = tp->offset, lo2 = 0, hi = -1;
-		tp->offset = RD_KAFKA_OFFSET_BEGINNING;
 		if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR || lo <= 0)
 			continue;
 		/* Rare: one more query for the high watermark of the report. */

@@ -188,6 +188,25 @@ int lm_kafka_topic_partitions(
 int lm_kafka_topics_partitions(rd_kafka_t *rk, const char *const *topics, size_t n,
     int timeout_ms, int *counts, int *rvs);
 
+/*
+ * Reads the log end (which RD_KAFKA_OFFSET_END: the offset the next
+ * message will take, as the high watermark of
+ * rd_kafka_query_watermark_offsets) or the log start
+ * (RD_KAFKA_OFFSET_BEGINNING) of every partition of l into its offset,
+ * within timeout_ms, with one request to each partition's leader instead
+ * of one round trip per partition: a consumer's loop that waits for the
+ * answer waits once. The isolation level is rk's, as for the watermarks.
+ * Returns LM_OK when every partition's offset was read; else the
+ * lm_kafka_err of the first failure, *failed (may be NULL) being the
+ * index in l of the partition that failed, or -1 when the whole request
+ * did and no offset is read. Each partition's err is its own result: one
+ * without an error holds its offset also when another failed. LM_EINVAL
+ * for a NULL rk or l, an empty l, another `which` or a negative
+ * timeout.
+ */
+int lm_kafka_list_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l,
+    int64_t which, int timeout_ms, int *failed);
+
 #ifdef __cplusplus
 }
 #endif

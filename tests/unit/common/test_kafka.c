@@ -5,7 +5,8 @@
  * reason and no handle; a fatal error of such a producer is found
  * (lm_kafka_producer_dead). Those handles contact no broker. Topic
  * metadata (lm_kafka_topic_partitions, lm_kafka_topics_partitions,
- * lm_kafka_create_topics) is read from librdkafka's mock cluster on
+ * lm_kafka_create_topics) and the partitions' log offsets
+ * (lm_kafka_list_offsets) are read from librdkafka's mock cluster on
  * 127.0.0.1, which lists topics with the errors a real cluster gives.
  */
 #include <librdkafka/rdkafka.h>
@@ -204,6 +205,91 @@ test_topic_errors(void **state)
 	rd_kafka_destroy(owner);
 }
 
+/*
+ * lm_kafka_list_offsets reads every partition's log end and start from
+ * one request, the same offsets as a watermark query of each partition;
+ * a partition the cluster does not have fails the call and is named by
+ * its index; bad arguments are refused.
+ */
+static void
+test_list_offsets(void **state)
+{
+	static const int sent[3] = {5, 2, 0};
+	rd_kafka_conf_t *c = NULL;
+	rd_kafka_t *owner, *rk;
+	rd_kafka_mock_cluster_t *mc;
+	rd_kafka_topic_partition_list_t *l;
+	char err[512] = "";
+	int bad = 7;
+	(void) state;
+
+	assert_int_equal(lm_kafka_conf(NULL, "lmtest-mock", &c, err, sizeof(err)), LM_OK);
+	assert_non_null(owner = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err)));
+	assert_non_null(mc = rd_kafka_mock_cluster_new(owner, 1));
+	assert_int_equal(
+	    rd_kafka_mock_topic_create(mc, "lmt.ends", 3, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+	c = NULL;
+	assert_int_equal(lm_kafka_conf(rd_kafka_mock_cluster_bootstraps(mc),
+	                     "lmtest-client", &c, err, sizeof(err)),
+	    LM_OK);
+	rd_kafka_conf_set_dr_msg_cb(c, dr);
+	assert_non_null(rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err)));
+	for (int p = 0; p < 3; p++)
+		for (int i = 0; i < sent[p]; i++)
+			assert_int_equal(
+			    rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("lmt.ends"),
+			        RD_KAFKA_V_PARTITION(p), RD_KAFKA_V_VALUE("x", 1),
+			        RD_KAFKA_V_END),
+			    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+	l = rd_kafka_topic_partition_list_new(3);
+	for (int p = 2; p >= 0; p--) /* in another order than the partitions' */
+		rd_kafka_topic_partition_list_add(l, "lmt.ends", p);
+	assert_int_equal(
+	    lm_kafka_list_offsets(rk, l, RD_KAFKA_OFFSET_END, 10000, &bad), LM_OK);
+	assert_int_equal(bad, -1);
+	for (int i = 0; i < 3; i++) {
+		int64_t lo = -1, hi = -1;
+		int32_t p = l->elems[i].partition;
+		assert_int_equal(
+		    rd_kafka_query_watermark_offsets(rk, "lmt.ends", p, &lo, &hi, 10000),
+		    RD_KAFKA_RESP_ERR_NO_ERROR);
+		assert_int_equal(l->elems[i].offset, sent[p]);
+		assert_int_equal(l->elems[i].offset, hi);
+	}
+	assert_int_equal(
+	    lm_kafka_list_offsets(rk, l, RD_KAFKA_OFFSET_BEGINNING, 10000, NULL), LM_OK);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(l->elems[i].offset, 0);
+
+	/* A partition the topic does not have: named, and the others read. */
+	rd_kafka_topic_partition_list_add(l, "lmt.ends", 9);
+	assert_int_not_equal(
+	    lm_kafka_list_offsets(rk, l, RD_KAFKA_OFFSET_END, 3000, &bad), LM_OK);
+	assert_int_equal(bad, 3);
+	assert_int_not_equal(l->elems[3].err, RD_KAFKA_RESP_ERR_NO_ERROR);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(l->elems[i].err, RD_KAFKA_RESP_ERR_NO_ERROR);
+		assert_int_equal(l->elems[i].offset, sent[l->elems[i].partition]);
+	}
+
+	assert_int_equal(lm_kafka_list_offsets(rk, l, 42, 10000, &bad), LM_EINVAL);
+	assert_int_equal(
+	    lm_kafka_list_offsets(NULL, l, RD_KAFKA_OFFSET_END, 10000, &bad), LM_EINVAL);
+	assert_int_equal(
+	    lm_kafka_list_offsets(rk, l, RD_KAFKA_OFFSET_END, -1, &bad), LM_EINVAL);
+	rd_kafka_topic_partition_list_destroy(l);
+	l = rd_kafka_topic_partition_list_new(1);
+	assert_int_equal(
+	    lm_kafka_list_offsets(rk, l, RD_KAFKA_OFFSET_END, 10000, &bad), LM_EINVAL);
+	rd_kafka_topic_partition_list_destroy(l);
+
+	rd_kafka_destroy(rk);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(owner);
+}
+
 int
 main(void)
 {
@@ -212,6 +298,7 @@ main(void)
 	    cmocka_unit_test(test_producer_bad_options),
 	    cmocka_unit_test(test_producer_dead),
 	    cmocka_unit_test(test_topic_errors),
+	    cmocka_unit_test(test_list_offsets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
