@@ -486,6 +486,71 @@ churn_phase(lm_index *idx, bench_gen *gen, uint64_t n, churn_result *out)
 	return 0;
 }
 
+/* ---- changes to stored postings ------------------------------------------ */
+
+typedef struct writes_result {
+	bench_lat update; /* a new version of a stored posting, its skills new */
+	bench_lat remove; /* a stored posting deleted */
+} writes_result;
+
+#define WRITES_MAX 2000 /* updates, then removals, of stored postings */
+
+/* Times what a writer holds the index for when a stored posting changes:
+ * min(n, WRITES_MAX) puts of a new version of a posting drawn at random
+ * among the n built (job-<i>: new content, so its terms leave some lists
+ * and join others), then as many removals of distinct ones, each as the
+ * follower applies it. Steps left of a new idf snapshot (the churn phase's)
+ * are taken first (lm_index_advance), so that they do not fall into these
+ * times. Returns 0 or -1. */
+static int
+writes_phase(lm_index *idx, bench_gen *gen, bench_rng *rng, uint64_t n, uint64_t seq,
+    writes_result *out)
+{
+	uint64_t k = n < WRITES_MAX ? n : WRITES_MAX,
+	         *samples = calloc(k > 0 ? k : 1, sizeof(*samples));
+	char id[ID_MAX];
+	int rc = LM_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (samples == NULL) {
+		fprintf(stderr, "bench_index: out of memory\n");
+		return -1;
+	}
+	for (int i = 0; i < 1000000 && lm_index_advance(idx, BENCH_NOW); i++)
+		;
+	for (uint64_t i = 0; i < k && rc == LM_OK; i++) {
+		Lunamatch__V1__JobPosting *p;
+		uint64_t t0;
+		snprintf(id, sizeof(id), "job-%08llu",
+		    (unsigned long long) (bench_rng_next(rng) % n));
+		p = bench_gen_posting(gen, id);
+		p->version = 2 + i; /* above every earlier version of the id */
+		t0 = bench_now_ns();
+		rc = lm_index_put_posting(idx, p, ++seq);
+		samples[i] = bench_now_ns() - t0;
+	}
+	if (rc == LM_OK)
+		bench_lat_summarize(samples, (size_t) k, &out->update);
+	/* Distinct ids, spread over the doc ids. */
+	for (uint64_t i = 0; i < k && rc == LM_OK; i++) {
+		uint64_t t0;
+		snprintf(
+		    id, sizeof(id), "job-%08llu", (unsigned long long) (i * (n / k)));
+		t0 = bench_now_ns();
+		rc = lm_index_remove_posting(idx, id, ++seq);
+		samples[i] = bench_now_ns() - t0;
+	}
+	if (rc == LM_OK)
+		bench_lat_summarize(samples, (size_t) k, &out->remove);
+	free(samples);
+	if (rc != LM_OK) {
+		fprintf(stderr, "bench_index: change of a stored posting: %s\n",
+		    lm_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- one index size ------------------------------------------------------ */
 
 typedef struct size_result {
@@ -500,6 +565,7 @@ typedef struct size_result {
 	double qps_others[BENCH_LIST_MAX]; /* cores other processes kept busy meanwhile */
 	uint64_t qps_queries[BENCH_LIST_MAX];
 	churn_result churn;
+	writes_result writes;
 } size_result;
 
 /* Builds an index of o->profiles profiles and n postings and measures it. */
@@ -592,6 +658,10 @@ measure_size(const lm_model *model, const opts *o, uint64_t n, size_result *r)
 	    (unsigned long long) n);
 	if (churn_phase(idx, gen, n, &r->churn) != 0)
 		goto fail_quiet;
+	fprintf(stderr, "bench_index: %llu postings: changes to stored postings\n",
+	    (unsigned long long) n);
+	if (writes_phase(idx, gen, &rng, n, lm_index_seq(idx), &r->writes) != 0)
+		goto fail_quiet;
 	lm_index_free(idx);
 	bench_gen_free(gen);
 	bench_trim_heap();
@@ -640,7 +710,7 @@ size_json(const opts *o, const size_result *r)
 		             (json_int_t) r->qps_queries[t], "cpu_cores_busy",
 		             r->qps_cpu[t], "other_cores_busy", r->qps_others[t]));
 	j = json_pack("{s:I,s:I,s:I,s:{s:f,s:f,s:f,s:f},s:{s:I,s:I,s:f,s:f,s:I},s:o,s:o,"
-	              "s:{s:I,s:I,s:o}}",
+	              "s:{s:I,s:I,s:o},s:{s:o,s:o}}",
 	    "postings", (json_int_t) r->postings, "open_postings",
 	    (json_int_t) r->counts.open_postings, "profiles",
 	    (json_int_t) r->counts.profiles, "build", "profiles_ms", r->profiles_build_ms,
@@ -657,7 +727,9 @@ size_json(const opts *o, const size_result *r)
 	        (double) (r->counts.profiles ? r->counts.profiles : 1),
 	    "rss_after_bytes", (json_int_t) r->rss_after, "latency", q, "qps", qps,
 	    "reshare_puts", "puts", (json_int_t) r->churn.puts, "reshares",
-	    (json_int_t) r->churn.reshares, "latency", bench_lat_json(&r->churn.lat));
+	    (json_int_t) r->churn.reshares, "latency", bench_lat_json(&r->churn.lat),
+	    "stored_posting_changes", "update", bench_lat_json(&r->writes.update),
+	    "remove", bench_lat_json(&r->writes.remove));
 	return j;
 }
 
@@ -789,6 +861,19 @@ table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *mac
 		bench_text_printf(t, " %22s", cell);
 	}
 	bench_text_printf(t, "\n");
+	for (int w = 0; w < 2; w++) {
+		row_head(t, w == 0 ? "posting update p50/p99/max (ms)"
+		                   : "posting removal p50/p99/max (ms)");
+		for (size_t i = 0; i < nr; i++) {
+			const bench_lat *l =
+			    w == 0 ? &r[i].writes.update : &r[i].writes.remove;
+			char cell[64];
+			snprintf(cell, sizeof(cell), "%.2f/%.2f/%.1f", l->p50_us / 1000.0,
+			    l->p99_us / 1000.0, l->max_us / 1000.0);
+			bench_text_printf(t, " %22s", cell);
+		}
+		bench_text_printf(t, "\n");
+	}
 	bench_text_printf(
 	    t, "%-36s %22.1f\n", "peak RSS of the run (MiB)", mib(bench_maxrss_bytes()));
 }
