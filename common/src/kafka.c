@@ -329,8 +329,13 @@ lm_kafka_list_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int64_
 	for (int i = 0; i < l->cnt; i++)
 		l->elems[i].offset = which;
 	if ((e = rd_kafka_offsets_for_times(rk, l, timeout_ms)) !=
-	    RD_KAFKA_RESP_ERR_NO_ERROR)
+	    RD_KAFKA_RESP_ERR_NO_ERROR) {
+		/* librdkafka may leave the special values asked for in place:
+		 * none of them may read as an offset. */
+		for (int i = 0; i < l->cnt; i++)
+			l->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
 		return lm_kafka_err(e);
+	}
 	for (int i = 0; i < l->cnt; i++)
 		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			if (failed != NULL)

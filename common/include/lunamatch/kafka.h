@@ -198,9 +198,10 @@ int lm_kafka_topics_partitions(rd_kafka_t *rk, const char *const *topics, size_t
  * answer waits once. The isolation level is rk's, as for the watermarks.
  * Returns LM_OK when every partition's offset was read; else the
  * lm_kafka_err of the first failure, *failed (may be NULL) being the
- * index in l of the partition that failed, or -1 when the whole request
- * did and no offset is read. Each partition's err is its own result: one
- * without an error holds its offset also when another failed. LM_EINVAL
+ * index in l of the partition that failed (its leader unknown: the other
+ * partitions without an err hold their offsets), or -1 when the request
+ * failed (a broker's error, the timeout: every offset is then
+ * RD_KAFKA_OFFSET_INVALID, none read). LM_EINVAL
  * for a NULL rk or l, an empty l, another `which` or a negative
  * timeout.
  */
