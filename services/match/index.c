@@ -104,7 +104,30 @@ struct table {
 	size_t n;            /* entries */
 	size_t ndocs;        /* doc ids ever handed out: every id is below */
 	size_t n_free, cap;  /* room in v, slots and free_docs */
+	/* Changed with every change of v, slots, free_docs or the counts
+	 * above (under the write lock), and never the same again in one
+	 * index (lm_index_replace): what table_grow_aside copied is still
+	 * the table's while gen is what it was then. */
+	uint64_t gen;
 };
+
+/* A table's next arrays (twice its cap) made and filled aside, under the
+ * read lock (table_grow_aside), so that its growth holds the write lock
+ * for a pointer exchange instead of a copy of every doc id's entry; after
+ * table_reserve used them, the arrays they replaced, to free once the
+ * write lock is released (grown_free). cap 0: none. */
+struct grown {
+	struct ent **v;
+	struct slot *slots;
+	uint32_t *free_docs;
+	size_t cap;
+	uint64_t gen; /* the table's when they were filled */
+	bool used;    /* table_reserve took them */
+};
+
+/* Tables smaller than this grow in place (a copy of at most 3.5 MB under
+ * the write lock): making them aside costs a read lock per insert. */
+#define GROW_ASIDE_MIN 131072
 
 /* A live posting's expiry, in the min-heap by `at`. Entries of postings
  * since replaced, removed or expired are stale and skipped when popped. */
@@ -163,15 +186,16 @@ struct lm_index {
 	pthread_mutex_t rb_lock;
 	int (*seam)(void *arg, size_t *budget); /* under rb_lock */
 	void *seam_arg;
-	_Atomic size_t walked;      /* doc ids the last step walked (0: held, failed) */
-	_Atomic uint64_t damaged;   /* reads of damaged records (note_damaged) */
-	bool loading;               /* lm_index_loading: no periodic re-snapshot */
-	uint64_t gen;               /* changes of statistics or shares, ever */
-	pthread_mutex_t drift_lock; /* guards the two below */
-	uint64_t drift_gen;         /* gen that drift was computed at */
-	double drift;               /* lm_idf_snap_drift at drift_gen */
-	int64_t clock;              /* under the lock */
-	size_t nlive;               /* live postings (see struct ent); under the lock */
+	_Atomic uint64_t grown_aside; /* growths of a table made aside (test) */
+	_Atomic size_t walked;        /* doc ids the last step walked (0: held, failed) */
+	_Atomic uint64_t damaged;     /* reads of damaged records (note_damaged) */
+	bool loading;                 /* lm_index_loading: no periodic re-snapshot */
+	uint64_t gen;                 /* changes of statistics or shares, ever */
+	pthread_mutex_t drift_lock;   /* guards the two below */
+	uint64_t drift_gen;           /* gen that drift was computed at */
+	double drift;                 /* lm_idf_snap_drift at drift_gen */
+	int64_t clock;                /* under the lock */
+	size_t nlive;                 /* live postings (see struct ent); under the lock */
 	_Atomic uint64_t seq;
 	_Atomic uint64_t updates; /* puts and removals, ever (stale_again) */
 	struct lm_store *store;   /* where entries without bytes are; or NULL */
@@ -206,15 +230,69 @@ table_find(const struct table *t, const char *id)
 	return lm_hashmap_get(t->by_id, id);
 }
 
-/* Makes room for one more doc id. */
+/* Frees what g holds; g is empty afterwards. */
+static void
+grown_free(struct grown *g)
+{
+	free(g->v);
+	free(g->slots);
+	free(g->free_docs);
+	memset(g, 0, sizeof(*g));
+}
+
+/*
+ * When t (of idx) will grow at its next new doc id, makes its next arrays
+ * aside into *g (which the caller frees with grown_free after the put):
+ * allocated, and filled with t's entries under the read lock, which queries
+ * share. table_reserve takes them if t is still as they were copied from
+ * (its gen). Nothing when t is below GROW_ASIDE_MIN, has room, or memory is
+ * short (table_reserve then grows t in place).
+ */
+static void
+table_grow_aside(lm_index *idx, struct table *t, struct grown *g)
+{
+	memset(g, 0, sizeof(*g));
+	pthread_rwlock_rdlock(&idx->lock);
+	if (t->n_free == 0 && t->ndocs == t->cap && t->cap >= GROW_ASIDE_MIN &&
+	    t->cap * 2 <= UINT32_MAX) {
+		size_t cap = t->cap * 2;
+		if ((g->v = malloc(cap * sizeof(*g->v))) != NULL &&
+		    (g->slots = malloc(cap * sizeof(*g->slots))) != NULL &&
+		    (g->free_docs = malloc(cap * sizeof(*g->free_docs))) != NULL) {
+			/* No doc id is free (n_free 0): free_docs holds none. */
+			memcpy(g->v, t->v, t->ndocs * sizeof(*g->v));
+			memcpy(g->slots, t->slots, t->ndocs * sizeof(*g->slots));
+			g->cap = cap;
+			g->gen = t->gen;
+		}
+	}
+	pthread_rwlock_unlock(&idx->lock);
+	if (g->cap == 0)
+		grown_free(g);
+}
+
+/* Makes room for one more doc id (write lock held): with g's arrays when
+ * they are t's as it is now (table_grow_aside; g then holds t's old arrays,
+ * for the caller to free after the lock), else growing in place. g may be
+ * NULL. */
 static int
-table_reserve(struct table *t)
+table_reserve(struct table *t, struct grown *g)
 {
 	if (t->n_free == 0 && t->ndocs == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 256;
 		struct ent **v;
 		struct slot *sl;
 		uint32_t *fd;
+		if (g != NULL && g->cap == cap && g->gen == t->gen) {
+			g->used = true;
+			SWAP(struct ent **, t->v, g->v);
+			SWAP(struct slot *, t->slots, g->slots);
+			SWAP(uint32_t *, t->free_docs, g->free_docs);
+			t->cap = cap;
+			t->gen++;
+			g->cap = 0;
+			return LM_OK;
+		}
 		if (cap > UINT32_MAX)
 			return LM_ENOMEM;
 		if ((v = realloc(t->v, cap * sizeof(*v))) == NULL)
@@ -227,6 +305,7 @@ table_reserve(struct table *t)
 			return LM_ENOMEM;
 		t->free_docs = fd;
 		t->cap = cap;
+		t->gen++;
 	}
 	return LM_OK;
 }
@@ -243,7 +322,16 @@ table_insert(struct table *t, struct ent *e)
 	e->slot = t->n_free > 0 ? t->free_docs[--t->n_free] : (uint32_t) t->ndocs++;
 	t->v[e->slot] = e;
 	t->n++;
+	t->gen++;
 	return LM_OK;
+}
+
+/* Sets the slot of doc id `slot` of t. */
+static void
+table_set_slot(struct table *t, uint32_t slot, const lm_veto_key *key, const void *prep)
+{
+	t->slots[slot] = (struct slot){key, prep};
+	t->gen++;
 }
 
 /* Takes e out of t (the caller frees it). Its slot is cleared: a doc id
@@ -256,6 +344,7 @@ table_unlink(struct table *t, struct ent *e)
 	t->slots[e->slot] = (struct slot){NULL, NULL};
 	t->free_docs[t->n_free++] = e->slot;
 	t->n--;
+	t->gen++;
 }
 
 /* Frees e, an entry of the postings' table when posting. */
@@ -1464,9 +1553,11 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	bool counted, live, listed;
 	uint8_t part;
 	size_t nterms = 0;
+	struct grown g;
 	int rc;
 
 	memset(ip, 0, sizeof(*ip));
+	table_grow_aside(idx, &idx->posts, &g);
 	pthread_rwlock_wrlock(&idx->lock);
 	old = table_find(&idx->posts, rec->id);
 	if (old != NULL && old->version > rec->version) {
@@ -1488,7 +1579,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 		goto fail;
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
-		    table_reserve(&idx->posts) != LM_OK ||
+		    table_reserve(&idx->posts, &g) != LM_OK ||
 		    (e->id = lm_posting_prep_id(pp), table_insert(&idx->posts, e)) !=
 		        LM_OK) {
 			if (counted)
@@ -1539,8 +1630,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	e->wire = wire;
 	e->wire_len = (uint32_t) wire_len;
 	e->pp = pp;
-	idx->posts.slots[e->slot].key = lm_posting_prep_key(pp);
-	idx->posts.slots[e->slot].prep = pp;
+	table_set_slot(&idx->posts, e->slot, lm_posting_prep_key(pp), pp);
 	e->version = rec->version;
 	atomic_store(&e->damage_logged, false); /* a new version */
 	e->closed = rec->status == LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED;
@@ -1558,6 +1648,9 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	if (bare)
 		lm_posting_prep_forget(pp); /* before any query reads it */
 	pthread_rwlock_unlock(&idx->lock);
+	if (g.used)
+		atomic_fetch_add(&idx->grown_aside, 1);
+	grown_free(&g);
 	if (bare)
 		free(rec);
 	reshare_step(idx);
@@ -1567,6 +1660,9 @@ fail:
 	if (rc == LM_ESTALE)
 		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
+	if (g.used)
+		atomic_fetch_add(&idx->grown_aside, 1);
+	grown_free(&g);
 	lm_posting_prep_free(pp);
 	free(rec);
 	free(wire);
@@ -1597,9 +1693,11 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	struct ent *e = NULL, *old;
 	uint8_t part;
 	size_t nterms = 0;
+	struct grown g;
 	int rc;
 
 	memset(ip, 0, sizeof(*ip));
+	table_grow_aside(idx, &idx->profs, &g);
 	pthread_rwlock_wrlock(&idx->lock);
 	old = table_find(&idx->profs, rec->id);
 	if (old != NULL && old->version > rec->version) {
@@ -1612,7 +1710,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	part = profile_part(lm_profile_prep_key(cp));
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
-		    table_reserve(&idx->profs) != LM_OK ||
+		    table_reserve(&idx->profs, &g) != LM_OK ||
 		    (e->id = lm_profile_prep_id(cp), table_insert(&idx->profs, e)) !=
 		        LM_OK) {
 			free(e);
@@ -1642,8 +1740,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	e->wire = wire;
 	e->wire_len = (uint32_t) wire_len;
 	e->cp = cp;
-	idx->profs.slots[e->slot].key = lm_profile_prep_key(cp);
-	idx->profs.slots[e->slot].prep = cp;
+	table_set_slot(&idx->profs, e->slot, lm_profile_prep_key(cp), cp);
 	e->version = rec->version;
 	atomic_store(&e->damage_logged, false); /* a new version */
 	e->listed = true;
@@ -1653,6 +1750,9 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	if (bare)
 		lm_profile_prep_forget(cp); /* before any query reads it */
 	pthread_rwlock_unlock(&idx->lock);
+	if (g.used)
+		atomic_fetch_add(&idx->grown_aside, 1);
+	grown_free(&g);
 	if (bare)
 		free(rec);
 	reshare_step(idx);
@@ -1662,6 +1762,9 @@ fail:
 	if (rc == LM_ESTALE)
 		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
+	if (g.used)
+		atomic_fetch_add(&idx->grown_aside, 1);
+	grown_free(&g);
 	lm_profile_prep_free(cp);
 	free(rec);
 	free(wire);
@@ -1986,6 +2089,12 @@ lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
 	pthread_rwlock_wrlock(&idx->lock);
 	SWAP(struct table, idx->posts, from->posts);
 	SWAP(struct table, idx->profs, from->profs);
+	/* Above both tables' earlier values: table_grow_aside's copy of the
+	 * old table is never taken for the new one. */
+	idx->posts.gen = from->posts.gen =
+	    1 + (idx->posts.gen > from->posts.gen ? idx->posts.gen : from->posts.gen);
+	idx->profs.gen = from->profs.gen =
+	    1 + (idx->profs.gen > from->profs.gen ? idx->profs.gen : from->profs.gen);
 	SWAP(lm_skill_stats *, idx->stats, from->stats);
 	SWAP(lm_inverted *, idx->piv, from->piv);
 	SWAP(lm_inverted *, idx->civ, from->civ);
@@ -2075,6 +2184,12 @@ lm_index_set_reshare_seam(
 	idx->seam = seam;
 	idx->seam_arg = arg;
 	pthread_mutex_unlock(&idx->rb_lock);
+}
+
+uint64_t
+lm_index_grown_aside(lm_index *idx)
+{
+	return atomic_load(&idx->grown_aside);
 }
 
 size_t

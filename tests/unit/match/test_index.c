@@ -3061,6 +3061,93 @@ test_lists_shrink_under_churn(void **state)
 	world_free(&w);
 }
 
+/*
+ * A table of at least 131,072 doc ids grows with arrays made aside, under
+ * the read lock: postings put one at a time (as the follower applies
+ * changes) past that size grow the postings' table once that way, and
+ * every one is found afterwards, with the lists those of the postings
+ * listed. Profiles put by two threads at once (each may find the table
+ * changed by the other after it made its arrays, and grow it in place)
+ * are all found too.
+ */
+enum { GROW_N = 131072 + 1024 };
+
+struct grow_writer {
+	lm_index *idx;
+	char prefix;
+	unsigned n;
+	int rc;
+};
+
+static void *
+grow_writer_main(void *arg)
+{
+	struct grow_writer *gw = arg;
+	struct rng r = {0x6A0u + (unsigned) gw->prefix};
+	char id[32];
+
+	for (unsigned i = 0; i < gw->n && gw->rc == LM_OK; i++) {
+		snprintf(id, sizeof(id), "%c%u", gw->prefix, i);
+		gw->rc = lm_index_put_profile(gw->idx, gen_profile(&r, id), 0);
+	}
+	return NULL;
+}
+
+static void
+test_tables_grow_aside(void **state)
+{
+	struct rng r = {0x6A0A51DEULL};
+	struct grow_writer gw[2] = {
+	    {NULL, 'a', GROW_N / 2, LM_OK}, {NULL, 'b', GROW_N - GROW_N / 2, LM_OK}};
+	pthread_t th[2];
+	lm_model m;
+	lm_index *idx = NULL;
+	lm_index_counts c;
+	char id[32];
+
+	(void) state;
+	lm_model_defaults(&m);
+	skill_vocab = 25;
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	for (unsigned i = 0; i < GROW_N; i++) {
+		snprintf(id, sizeof(id), "j%u", i);
+		assert_int_equal(
+		    lm_index_put_posting(idx, gen_posting(&r, id), 0), LM_OK);
+	}
+	assert_int_equal(lm_index_grown_aside(idx), 1);
+	for (unsigned i = 0; i < GROW_N; i += 61) {
+		JobPosting *p = NULL;
+		snprintf(id, sizeof(id), "j%u", i);
+		assert_int_equal(lm_index_get_posting(idx, id, &p), LM_OK);
+		assert_string_equal(p->id, id);
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+	}
+	assert_lists(idx);
+
+	for (int t = 0; t < 2; t++) {
+		gw[t].idx = idx;
+		assert_int_equal(
+		    pthread_create(&th[t], NULL, grow_writer_main, &gw[t]), 0);
+	}
+	for (int t = 0; t < 2; t++) {
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+		assert_int_equal(gw[t].rc, LM_OK);
+	}
+	lm_index_counts_get(idx, &c);
+	assert_int_equal(c.postings, GROW_N);
+	assert_int_equal(c.profiles, GROW_N);
+	for (int t = 0; t < 2; t++)
+		for (unsigned i = 0; i < gw[t].n; i += 61) {
+			Profile *cp = NULL;
+			snprintf(id, sizeof(id), "%c%u", gw[t].prefix, i);
+			assert_int_equal(lm_index_get_profile(idx, id, &cp), LM_OK);
+			assert_string_equal(cp->id, id);
+			protobuf_c_message_free_unpacked(&cp->base, NULL);
+		}
+	assert_lists(idx);
+	lm_index_free(idx);
+}
+
 static void
 test_errors(void **state)
 {
@@ -3533,6 +3620,7 @@ main(void)
 	    cmocka_unit_test(test_no_overlap),
 	    cmocka_unit_test(test_country_partitions),
 	    cmocka_unit_test(test_lists_shrink_under_churn),
+	    cmocka_unit_test(test_tables_grow_aside),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_replay_loaded),
