@@ -230,6 +230,8 @@ table_find(const struct table *t, const char *id)
 	return lm_hashmap_get(t->by_id, id);
 }
 
+static int fault_check(lm_index *idx, lm_index_alloc what);
+
 /* Frees what g holds; g is empty afterwards. */
 static void
 grown_free(struct grown *g)
@@ -241,20 +243,24 @@ grown_free(struct grown *g)
 }
 
 /*
- * When t (of idx) will grow at its next new doc id, makes its next arrays
- * aside into *g (which the caller frees with grown_free after the put):
- * allocated, and filled with t's entries under the read lock, which queries
- * share. table_reserve takes them if t is still as they were copied from
- * (its gen). Nothing when t is below GROW_ASIDE_MIN, has room, or memory is
- * short (table_reserve then grows t in place).
+ * When the put of record id into t (of idx) will grow t, a new id in a
+ * full table, makes t's next arrays aside into *g (which the caller frees
+ * with grown_free after the put): allocated, and filled with t's entries
+ * under the read lock, which queries share. table_reserve takes them if t
+ * is still as they were copied from (its gen). Nothing for an id t holds,
+ * a table below GROW_ASIDE_MIN or with room, an index being loaded (no
+ * query waits for it), or memory short, as the fault seam may say
+ * (LM_INDEX_ALLOC_GROW, asked with no lock held): table_reserve then grows
+ * t in place.
  */
 static void
-table_grow_aside(lm_index *idx, struct table *t, struct grown *g)
+table_grow_aside(lm_index *idx, struct table *t, const char *id, struct grown *g)
 {
 	memset(g, 0, sizeof(*g));
 	pthread_rwlock_rdlock(&idx->lock);
-	if (t->n_free == 0 && t->ndocs == t->cap && t->cap >= GROW_ASIDE_MIN &&
-	    t->cap * 2 <= UINT32_MAX) {
+	if (!idx->loading && t->n_free == 0 && t->ndocs == t->cap &&
+	    t->cap >= GROW_ASIDE_MIN && t->cap * 2 <= UINT32_MAX &&
+	    table_find(t, id) == NULL) {
 		size_t cap = t->cap * 2;
 		if ((g->v = malloc(cap * sizeof(*g->v))) != NULL &&
 		    (g->slots = malloc(cap * sizeof(*g->slots))) != NULL &&
@@ -267,7 +273,7 @@ table_grow_aside(lm_index *idx, struct table *t, struct grown *g)
 		}
 	}
 	pthread_rwlock_unlock(&idx->lock);
-	if (g->cap == 0)
+	if (g->cap == 0 || fault_check(idx, LM_INDEX_ALLOC_GROW) != LM_OK)
 		grown_free(g);
 }
 
@@ -1557,7 +1563,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	int rc;
 
 	memset(ip, 0, sizeof(*ip));
-	table_grow_aside(idx, &idx->posts, &g);
+	table_grow_aside(idx, &idx->posts, rec->id, &g);
 	pthread_rwlock_wrlock(&idx->lock);
 	old = table_find(&idx->posts, rec->id);
 	if (old != NULL && old->version > rec->version) {
@@ -1697,7 +1703,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	int rc;
 
 	memset(ip, 0, sizeof(*ip));
-	table_grow_aside(idx, &idx->profs, &g);
+	table_grow_aside(idx, &idx->profs, rec->id, &g);
 	pthread_rwlock_wrlock(&idx->lock);
 	old = table_find(&idx->profs, rec->id);
 	if (old != NULL && old->version > rec->version) {
@@ -2224,6 +2230,32 @@ find_ent(const lm_inverted_view tiers[LM_INVERTED_TIERS], uint32_t doc)
 		goto done;                                                               \
 	} while (0)
 
+/* lm_index_check_lists of both tables' slots: each doc id's holds its
+ * entry's veto key and prep, a free one's nothing. Read lock held. */
+static int
+check_slots(const lm_index *idx, char *err, size_t errlen)
+{
+	for (int side = 0; side < 2; side++) {
+		const struct table *t = side == 0 ? &idx->posts : &idx->profs;
+		for (size_t d = 0; d < t->ndocs; d++) {
+			const struct ent *e = t->v[d];
+			const void *prep = e == NULL   ? NULL
+			                   : side == 0 ? (const void *) e->pp
+			                               : (const void *) e->cp;
+			const lm_veto_key *key = e == NULL   ? NULL
+			                         : side == 0 ? lm_posting_prep_key(e->pp)
+			                                     : lm_profile_prep_key(e->cp);
+			if (t->slots[d].prep != prep || t->slots[d].key != key) {
+				snprintf(err, errlen,
+				    "%s doc id %zu: its slot is not its entry's",
+				    side == 0 ? "posting" : "profile", d);
+				return LM_EINVAL;
+			}
+		}
+	}
+	return LM_OK;
+}
+
 /* lm_index_check_lists of the postings' lists iv at snapshot sn, for the
  * doc ids below upto. Read lock held. */
 static int
@@ -2338,7 +2370,10 @@ lm_index_check_lists(lm_index *idx, char *err, size_t errlen)
 
 	pthread_mutex_lock(&idx->rb_lock);
 	pthread_rwlock_rdlock(&idx->lock);
-	rc = check_postings(idx, idx->piv, idx->snap, SIZE_MAX, "lists", err, errlen);
+	rc = check_slots(idx, err, errlen);
+	if (rc == LM_OK)
+		rc = check_postings(
+		    idx, idx->piv, idx->snap, SIZE_MAX, "lists", err, errlen);
 	if (rc == LM_OK && rebuild_live(idx) != NULL)
 		rc = check_postings(idx, idx->rb->iv, idx->rb->sn, idx->rb->next,
 		    "lists being built", err, errlen);

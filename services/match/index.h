@@ -234,6 +234,11 @@ typedef enum lm_index_alloc {
 	                           next check), under the read lock */
 	LM_INDEX_ALLOC_REBUILD, /* room in that snapshot or in those lists, for a
 	                           step or for an update's change made to them too */
+	LM_INDEX_ALLOC_GROW,    /* a table's next arrays made aside, before the
+	                           put that grows it takes the write lock
+	                           (lm_index_grown_aside); asked with no lock held,
+	                           so the seam may change the index; a failure
+	                           grows the table in place */
 } lm_index_alloc;
 
 void lm_index_set_fault(
@@ -284,8 +289,9 @@ size_t lm_index_reshare_walked(lm_index *idx);
  * and, when it has no skills of its own, in the bare list, and the
  * snapshot counting the skills of these postings and no others; and, while a
  * new snapshot's lists are being built, the same of those at the new
- * snapshot for the doc ids the build has passed. Else LM_EINVAL with the
- * first difference in err. O(list entries), under the read lock.
+ * snapshot for the doc ids the build has passed; and every doc id's slot
+ * (the veto key and prep queries read) its entry's. Else LM_EINVAL with
+ * the first difference in err. O(list entries), under the read lock.
  */
 int lm_index_check_lists(lm_index *idx, char *err, size_t errlen);
 

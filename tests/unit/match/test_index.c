@@ -3065,12 +3065,13 @@ test_lists_shrink_under_churn(void **state)
  * A table of at least 131,072 doc ids grows with arrays made aside, under
  * the read lock: postings put one at a time (as the follower applies
  * changes) past that size grow the postings' table once that way, and
- * every one is found afterwards, with the lists those of the postings
- * listed. Profiles put by two threads at once (each may find the table
- * changed by the other after it made its arrays, and grow it in place)
- * are all found too.
+ * every one is found afterwards, with its slot and the lists those of the
+ * postings listed. Updates of stored ids make no arrays aside. When the
+ * table changes between the arrays' copy and the put's write lock (the
+ * fault seam updates a profile there), the put grows the table in place
+ * and nothing is lost. Then two threads put profiles at once.
  */
-enum { GROW_N = 131072 + 1024 };
+enum { GROW_N = 131072 };
 
 struct grow_writer {
 	lm_index *idx;
@@ -3093,35 +3094,100 @@ grow_writer_main(void *arg)
 	return NULL;
 }
 
+/* The fault seam of the fallback: at the first GROW, updates profile p0
+ * (a new version: the table changes) and counts the asks. */
+struct grow_change {
+	lm_index *idx;
+	struct rng r;
+	unsigned asked;
+	int rc;
+};
+
+static int
+grow_change(void *arg, lm_index_alloc what)
+{
+	struct grow_change *gc = arg;
+
+	if (what != LM_INDEX_ALLOC_GROW)
+		return LM_OK;
+	if (gc->asked++ == 0) {
+		Profile *c = gen_profile(&gc->r, "p0");
+		c->version = 100; /* above every generated version */
+		gc->rc = lm_index_put_profile(gc->idx, c, 0);
+	}
+	return LM_OK;
+}
+
+/* Every id prefix<0 .. n) is found, each with its own id. */
+static void
+assert_found(lm_index *idx, bool postings, char prefix, unsigned n)
+{
+	char id[32];
+
+	for (unsigned i = 0; i < n; i += 61) {
+		snprintf(id, sizeof(id), "%c%u", prefix, i);
+		if (postings) {
+			JobPosting *p = NULL;
+			assert_int_equal(lm_index_get_posting(idx, id, &p), LM_OK);
+			assert_string_equal(p->id, id);
+			protobuf_c_message_free_unpacked(&p->base, NULL);
+		} else {
+			Profile *c = NULL;
+			assert_int_equal(lm_index_get_profile(idx, id, &c), LM_OK);
+			assert_string_equal(c->id, id);
+			protobuf_c_message_free_unpacked(&c->base, NULL);
+		}
+	}
+}
+
 static void
 test_tables_grow_aside(void **state)
 {
 	struct rng r = {0x6A0A51DEULL};
-	struct grow_writer gw[2] = {
-	    {NULL, 'a', GROW_N / 2, LM_OK}, {NULL, 'b', GROW_N - GROW_N / 2, LM_OK}};
+	struct grow_change gc = {NULL, {0x6A0C}, 0, LM_OK};
+	struct grow_writer gw[2] = {{NULL, 'a', 1024, LM_OK}, {NULL, 'b', 1024, LM_OK}};
 	pthread_t th[2];
 	lm_model m;
 	lm_index *idx = NULL;
 	lm_index_counts c;
+	Profile *p0 = NULL;
 	char id[32];
 
 	(void) state;
 	lm_model_defaults(&m);
 	skill_vocab = 25;
 	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
-	for (unsigned i = 0; i < GROW_N; i++) {
+	for (unsigned i = 0; i < GROW_N + 1024; i++) {
 		snprintf(id, sizeof(id), "j%u", i);
 		assert_int_equal(
 		    lm_index_put_posting(idx, gen_posting(&r, id), 0), LM_OK);
 	}
 	assert_int_equal(lm_index_grown_aside(idx), 1);
-	for (unsigned i = 0; i < GROW_N; i += 61) {
-		JobPosting *p = NULL;
-		snprintf(id, sizeof(id), "j%u", i);
-		assert_int_equal(lm_index_get_posting(idx, id, &p), LM_OK);
-		assert_string_equal(p->id, id);
-		protobuf_c_message_free_unpacked(&p->base, NULL);
+	assert_found(idx, true, 'j', GROW_N + 1024);
+	assert_lists(idx);
+
+	/* Profiles up to a full table, an update of one of them (no arrays
+	 * aside), then a new one while the seam changes the table. */
+	for (unsigned i = 0; i < GROW_N; i++) {
+		snprintf(id, sizeof(id), "p%u", i);
+		assert_int_equal(
+		    lm_index_put_profile(idx, gen_profile(&r, id), 0), LM_OK);
 	}
+	gc.idx = idx;
+	lm_index_set_fault(idx, grow_change, &gc);
+	Profile *u = gen_profile(&r, "p1");
+	u->version = 100;
+	assert_int_equal(lm_index_put_profile(idx, u, 0), LM_OK);
+	assert_int_equal(gc.asked, 0);
+	assert_int_equal(lm_index_put_profile(idx, gen_profile(&r, "p-new"), 0), LM_OK);
+	lm_index_set_fault(idx, NULL, NULL);
+	assert_int_equal(gc.asked, 1);
+	assert_int_equal(gc.rc, LM_OK);
+	assert_int_equal(lm_index_grown_aside(idx), 1); /* grown in place */
+	assert_found(idx, false, 'p', GROW_N);
+	assert_int_equal(lm_index_get_profile(idx, "p0", &p0), LM_OK);
+	assert_int_equal(p0->version, 100);
+	protobuf_c_message_free_unpacked(&p0->base, NULL);
 	assert_lists(idx);
 
 	for (int t = 0; t < 2; t++) {
@@ -3132,18 +3198,11 @@ test_tables_grow_aside(void **state)
 	for (int t = 0; t < 2; t++) {
 		assert_int_equal(pthread_join(th[t], NULL), 0);
 		assert_int_equal(gw[t].rc, LM_OK);
+		assert_found(idx, false, gw[t].prefix, gw[t].n);
 	}
 	lm_index_counts_get(idx, &c);
-	assert_int_equal(c.postings, GROW_N);
-	assert_int_equal(c.profiles, GROW_N);
-	for (int t = 0; t < 2; t++)
-		for (unsigned i = 0; i < gw[t].n; i += 61) {
-			Profile *cp = NULL;
-			snprintf(id, sizeof(id), "%c%u", gw[t].prefix, i);
-			assert_int_equal(lm_index_get_profile(idx, id, &cp), LM_OK);
-			assert_string_equal(cp->id, id);
-			protobuf_c_message_free_unpacked(&cp->base, NULL);
-		}
+	assert_int_equal(c.postings, GROW_N + 1024);
+	assert_int_equal(c.profiles, GROW_N + 1 + 2048);
 	assert_lists(idx);
 	lm_index_free(idx);
 }
