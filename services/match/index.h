@@ -268,11 +268,12 @@ void lm_index_set_reshare_seam(
     lm_index *idx, int (*seam)(void *arg, size_t *budget), void *arg);
 
 /* For tests: how many times a table of postings or profiles grew with
- * arrays made aside. A table of at least 131,072 doc ids grows by making
- * its next arrays (twice as large) and copying its entries under the read
- * lock, which queries share, so that the write lock is held for a pointer
- * exchange, not for the copy; when another writer changed the table
- * meanwhile, it grows in place under the write lock as a smaller one does. */
+ * arrays made aside. The put of a new id into a full table of at least
+ * 131,072 doc ids makes the table's next arrays (twice as large) and copies
+ * its entries under the read lock, which queries share, so that the write
+ * lock is held for a pointer exchange, not for the copy. A table that
+ * changed meanwhile (another writer), an index being loaded (nothing
+ * queries it) and a smaller table grow in place under the write lock. */
 uint64_t lm_index_grown_aside(lm_index *idx);
 
 /* For tests: the doc ids the last step walked (the listed postings it
