@@ -242,6 +242,16 @@ grown_free(struct grown *g)
 	memset(g, 0, sizeof(*g));
 }
 
+/* After the put's write lock: counts a growth made aside
+ * (lm_index_grown_aside) and frees what g holds. */
+static void
+grown_done(lm_index *idx, struct grown *g)
+{
+	if (g->used)
+		atomic_fetch_add(&idx->grown_aside, 1);
+	grown_free(g);
+}
+
 /*
  * When the put of record id into t (of idx) will grow t, a new id in a
  * full table, makes t's next arrays aside into *g (which the caller frees
@@ -1654,9 +1664,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	if (bare)
 		lm_posting_prep_forget(pp); /* before any query reads it */
 	pthread_rwlock_unlock(&idx->lock);
-	if (g.used)
-		atomic_fetch_add(&idx->grown_aside, 1);
-	grown_free(&g);
+	grown_done(idx, &g);
 	if (bare)
 		free(rec);
 	reshare_step(idx);
@@ -1666,9 +1674,7 @@ fail:
 	if (rc == LM_ESTALE)
 		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
-	if (g.used)
-		atomic_fetch_add(&idx->grown_aside, 1);
-	grown_free(&g);
+	grown_done(idx, &g);
 	lm_posting_prep_free(pp);
 	free(rec);
 	free(wire);
@@ -1756,9 +1762,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	if (bare)
 		lm_profile_prep_forget(cp); /* before any query reads it */
 	pthread_rwlock_unlock(&idx->lock);
-	if (g.used)
-		atomic_fetch_add(&idx->grown_aside, 1);
-	grown_free(&g);
+	grown_done(idx, &g);
 	if (bare)
 		free(rec);
 	reshare_step(idx);
@@ -1768,9 +1772,7 @@ fail:
 	if (rc == LM_ESTALE)
 		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
-	if (g.used)
-		atomic_fetch_add(&idx->grown_aside, 1);
-	grown_free(&g);
+	grown_done(idx, &g);
 	lm_profile_prep_free(cp);
 	free(rec);
 	free(wire);
