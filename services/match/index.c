@@ -104,30 +104,7 @@ struct table {
 	size_t n;            /* entries */
 	size_t ndocs;        /* doc ids ever handed out: every id is below */
 	size_t n_free, cap;  /* room in v, slots and free_docs */
-	/* Changed with every change of v, slots, free_docs or the counts
-	 * above (under the write lock), and never the same again in one
-	 * index (lm_index_replace): what table_grow_aside copied is still
-	 * the table's while gen is what it was then. */
-	uint64_t gen;
 };
-
-/* A table's next arrays (twice its cap) made and filled aside, under the
- * read lock (table_grow_aside), so that its growth holds the write lock
- * for a pointer exchange instead of a copy of every doc id's entry; after
- * table_reserve used them, the arrays they replaced, to free once the
- * write lock is released (grown_free). cap 0: none. */
-struct grown {
-	struct ent **v;
-	struct slot *slots;
-	uint32_t *free_docs;
-	size_t cap;
-	uint64_t gen; /* the table's when they were filled */
-	bool used;    /* table_reserve took them */
-};
-
-/* Tables smaller than this grow in place (a copy of at most 3.5 MB under
- * the write lock): making them aside costs a read lock per insert. */
-#define GROW_ASIDE_MIN 131072
 
 /* A live posting's expiry, in the min-heap by `at`. Entries of postings
  * since replaced, removed or expired are stale and skipped when popped. */
@@ -186,16 +163,15 @@ struct lm_index {
 	pthread_mutex_t rb_lock;
 	int (*seam)(void *arg, size_t *budget); /* under rb_lock */
 	void *seam_arg;
-	_Atomic uint64_t grown_aside; /* growths of a table made aside (test) */
-	_Atomic size_t walked;        /* doc ids the last step walked (0: held, failed) */
-	_Atomic uint64_t damaged;     /* reads of damaged records (note_damaged) */
-	bool loading;                 /* lm_index_loading: no periodic re-snapshot */
-	uint64_t gen;                 /* changes of statistics or shares, ever */
-	pthread_mutex_t drift_lock;   /* guards the two below */
-	uint64_t drift_gen;           /* gen that drift was computed at */
-	double drift;                 /* lm_idf_snap_drift at drift_gen */
-	int64_t clock;                /* under the lock */
-	size_t nlive;                 /* live postings (see struct ent); under the lock */
+	_Atomic size_t walked;      /* doc ids the last step walked (0: held, failed) */
+	_Atomic uint64_t damaged;   /* reads of damaged records (note_damaged) */
+	bool loading;               /* lm_index_loading: no periodic re-snapshot */
+	uint64_t gen;               /* changes of statistics or shares, ever */
+	pthread_mutex_t drift_lock; /* guards the two below */
+	uint64_t drift_gen;         /* gen that drift was computed at */
+	double drift;               /* lm_idf_snap_drift at drift_gen */
+	int64_t clock;              /* under the lock */
+	size_t nlive;               /* live postings (see struct ent); under the lock */
 	_Atomic uint64_t seq;
 	_Atomic uint64_t updates; /* puts and removals, ever (stale_again) */
 	struct lm_store *store;   /* where entries without bytes are; or NULL */
@@ -230,85 +206,18 @@ table_find(const struct table *t, const char *id)
 	return lm_hashmap_get(t->by_id, id);
 }
 
-static int fault_check(lm_index *idx, lm_index_alloc what);
-
-/* Frees what g holds; g is empty afterwards. */
-static void
-grown_free(struct grown *g)
-{
-	free(g->v);
-	free(g->slots);
-	free(g->free_docs);
-	memset(g, 0, sizeof(*g));
-}
-
-/* After the put's write lock: counts a growth made aside
- * (lm_index_grown_aside) and frees what g holds. */
-static void
-grown_done(lm_index *idx, struct grown *g)
-{
-	if (g->used)
-		atomic_fetch_add(&idx->grown_aside, 1);
-	grown_free(g);
-}
-
-/*
- * When the put of record id into t (of idx) will grow t, a new id in a
- * full table, makes t's next arrays aside into *g (which the caller frees
- * with grown_free after the put): allocated, and filled with t's entries
- * under the read lock, which queries share. table_reserve takes them if t
- * is still as they were copied from (its gen). Nothing for an id t holds,
- * a table below GROW_ASIDE_MIN or with room, an index being loaded (no
- * query waits for it), or memory short, as the fault seam may say
- * (LM_INDEX_ALLOC_GROW, asked with no lock held): table_reserve then grows
- * t in place.
- */
-static void
-table_grow_aside(lm_index *idx, struct table *t, const char *id, struct grown *g)
-{
-	memset(g, 0, sizeof(*g));
-	pthread_rwlock_rdlock(&idx->lock);
-	if (!idx->loading && t->n_free == 0 && t->ndocs == t->cap &&
-	    t->cap >= GROW_ASIDE_MIN && t->cap * 2 <= UINT32_MAX &&
-	    table_find(t, id) == NULL) {
-		size_t cap = t->cap * 2;
-		if ((g->v = malloc(cap * sizeof(*g->v))) != NULL &&
-		    (g->slots = malloc(cap * sizeof(*g->slots))) != NULL &&
-		    (g->free_docs = malloc(cap * sizeof(*g->free_docs))) != NULL) {
-			/* No doc id is free (n_free 0): free_docs holds none. */
-			memcpy(g->v, t->v, t->ndocs * sizeof(*g->v));
-			memcpy(g->slots, t->slots, t->ndocs * sizeof(*g->slots));
-			g->cap = cap;
-			g->gen = t->gen;
-		}
-	}
-	pthread_rwlock_unlock(&idx->lock);
-	if (g->cap == 0 || fault_check(idx, LM_INDEX_ALLOC_GROW) != LM_OK)
-		grown_free(g);
-}
-
-/* Makes room for one more doc id (write lock held): with g's arrays when
- * they are t's as it is now (table_grow_aside; g then holds t's old arrays,
- * for the caller to free after the lock), else growing in place. g may be
- * NULL. */
+/* Makes room for one more doc id (write lock held). The arrays double
+ * with realloc: past LM_ALLOC_MAP_MIN each is a mapping of its own, which
+ * the kernel moves instead of copying (lunamatch/alloc.h), so the write lock is not
+ * held for a copy of every doc id's entry. */
 static int
-table_reserve(struct table *t, struct grown *g)
+table_reserve(struct table *t)
 {
 	if (t->n_free == 0 && t->ndocs == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 256;
 		struct ent **v;
 		struct slot *sl;
 		uint32_t *fd;
-		if (g != NULL && g->cap == cap && g->gen == t->gen) {
-			g->used = true;
-			SWAP(struct ent **, t->v, g->v);
-			SWAP(struct slot *, t->slots, g->slots);
-			SWAP(uint32_t *, t->free_docs, g->free_docs);
-			t->cap = cap;
-			t->gen++;
-			g->cap = 0;
-			return LM_OK;
-		}
 		if (cap > UINT32_MAX)
 			return LM_ENOMEM;
 		if ((v = realloc(t->v, cap * sizeof(*v))) == NULL)
@@ -321,7 +230,6 @@ table_reserve(struct table *t, struct grown *g)
 			return LM_ENOMEM;
 		t->free_docs = fd;
 		t->cap = cap;
-		t->gen++;
 	}
 	return LM_OK;
 }
@@ -338,7 +246,6 @@ table_insert(struct table *t, struct ent *e)
 	e->slot = t->n_free > 0 ? t->free_docs[--t->n_free] : (uint32_t) t->ndocs++;
 	t->v[e->slot] = e;
 	t->n++;
-	t->gen++;
 	return LM_OK;
 }
 
@@ -347,7 +254,6 @@ static void
 table_set_slot(struct table *t, uint32_t slot, const lm_veto_key *key, const void *prep)
 {
 	t->slots[slot] = (struct slot){key, prep};
-	t->gen++;
 }
 
 /* Takes e out of t (the caller frees it). Its slot is cleared: a doc id
@@ -360,7 +266,6 @@ table_unlink(struct table *t, struct ent *e)
 	t->slots[e->slot] = (struct slot){NULL, NULL};
 	t->free_docs[t->n_free++] = e->slot;
 	t->n--;
-	t->gen++;
 }
 
 /* Frees e, an entry of the postings' table when posting. */
@@ -1569,11 +1474,9 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	bool counted, live, listed;
 	uint8_t part;
 	size_t nterms = 0;
-	struct grown g;
 	int rc;
 
 	memset(ip, 0, sizeof(*ip));
-	table_grow_aside(idx, &idx->posts, rec->id, &g);
 	pthread_rwlock_wrlock(&idx->lock);
 	old = table_find(&idx->posts, rec->id);
 	if (old != NULL && old->version > rec->version) {
@@ -1595,7 +1498,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 		goto fail;
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
-		    table_reserve(&idx->posts, &g) != LM_OK ||
+		    table_reserve(&idx->posts) != LM_OK ||
 		    (e->id = lm_posting_prep_id(pp), table_insert(&idx->posts, e)) !=
 		        LM_OK) {
 			if (counted)
@@ -1664,7 +1567,6 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	if (bare)
 		lm_posting_prep_forget(pp); /* before any query reads it */
 	pthread_rwlock_unlock(&idx->lock);
-	grown_done(idx, &g);
 	if (bare)
 		free(rec);
 	reshare_step(idx);
@@ -1674,7 +1576,6 @@ fail:
 	if (rc == LM_ESTALE)
 		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
-	grown_done(idx, &g);
 	lm_posting_prep_free(pp);
 	free(rec);
 	free(wire);
@@ -1705,11 +1606,9 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	struct ent *e = NULL, *old;
 	uint8_t part;
 	size_t nterms = 0;
-	struct grown g;
 	int rc;
 
 	memset(ip, 0, sizeof(*ip));
-	table_grow_aside(idx, &idx->profs, rec->id, &g);
 	pthread_rwlock_wrlock(&idx->lock);
 	old = table_find(&idx->profs, rec->id);
 	if (old != NULL && old->version > rec->version) {
@@ -1722,7 +1621,7 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	part = profile_part(lm_profile_prep_key(cp));
 	if (old == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL ||
-		    table_reserve(&idx->profs, &g) != LM_OK ||
+		    table_reserve(&idx->profs) != LM_OK ||
 		    (e->id = lm_profile_prep_id(cp), table_insert(&idx->profs, e)) !=
 		        LM_OK) {
 			free(e);
@@ -1762,7 +1661,6 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	if (bare)
 		lm_profile_prep_forget(cp); /* before any query reads it */
 	pthread_rwlock_unlock(&idx->lock);
-	grown_done(idx, &g);
 	if (bare)
 		free(rec);
 	reshare_step(idx);
@@ -1772,7 +1670,6 @@ fail:
 	if (rc == LM_ESTALE)
 		publish_seq(idx, seq);
 	pthread_rwlock_unlock(&idx->lock);
-	grown_done(idx, &g);
 	lm_profile_prep_free(cp);
 	free(rec);
 	free(wire);
@@ -2097,12 +1994,6 @@ lm_index_replace(lm_index *idx, lm_index *from, uint64_t seq)
 	pthread_rwlock_wrlock(&idx->lock);
 	SWAP(struct table, idx->posts, from->posts);
 	SWAP(struct table, idx->profs, from->profs);
-	/* Above both tables' earlier values: table_grow_aside's copy of the
-	 * old table is never taken for the new one. */
-	idx->posts.gen = from->posts.gen =
-	    1 + (idx->posts.gen > from->posts.gen ? idx->posts.gen : from->posts.gen);
-	idx->profs.gen = from->profs.gen =
-	    1 + (idx->profs.gen > from->profs.gen ? idx->profs.gen : from->profs.gen);
 	SWAP(lm_skill_stats *, idx->stats, from->stats);
 	SWAP(lm_inverted *, idx->piv, from->piv);
 	SWAP(lm_inverted *, idx->civ, from->civ);
@@ -2192,12 +2083,6 @@ lm_index_set_reshare_seam(
 	idx->seam = seam;
 	idx->seam_arg = arg;
 	pthread_mutex_unlock(&idx->rb_lock);
-}
-
-uint64_t
-lm_index_grown_aside(lm_index *idx)
-{
-	return atomic_load(&idx->grown_aside);
 }
 
 size_t

@@ -234,11 +234,6 @@ typedef enum lm_index_alloc {
 	                           next check), under the read lock */
 	LM_INDEX_ALLOC_REBUILD, /* room in that snapshot or in those lists, for a
 	                           step or for an update's change made to them too */
-	LM_INDEX_ALLOC_GROW,    /* a table's next arrays made aside, before the
-	                           put that grows it takes the write lock
-	                           (lm_index_grown_aside); asked with no lock held,
-	                           so the seam may change the index; a failure
-	                           grows the table in place */
 } lm_index_alloc;
 
 void lm_index_set_fault(
@@ -266,15 +261,6 @@ void lm_index_set_fault(
 #define LM_INDEX_RESHARE_WALK 4096
 void lm_index_set_reshare_seam(
     lm_index *idx, int (*seam)(void *arg, size_t *budget), void *arg);
-
-/* For tests: how many times a table of postings or profiles grew with
- * arrays made aside. The put of a new id into a full table of at least
- * 131,072 doc ids makes the table's next arrays (twice as large) and copies
- * its entries under the read lock, which queries share, so that the write
- * lock is held for a pointer exchange, not for the copy. A table that
- * changed meanwhile (another writer), an index being loaded (nothing
- * queries it) and a smaller table grow in place under the write lock. */
-uint64_t lm_index_grown_aside(lm_index *idx);
 
 /* For tests: the doc ids the last step walked (the listed postings it
  * added and the free or closed doc ids it passed over); 0 after a step

@@ -3062,14 +3062,11 @@ test_lists_shrink_under_churn(void **state)
 }
 
 /*
- * A table of at least 131,072 doc ids grows with arrays made aside, under
- * the read lock: postings put one at a time (as the follower applies
- * changes) past that size grow the postings' table once that way, and
- * every one is found afterwards, with its slot and the lists those of the
- * postings listed. Updates of stored ids make no arrays aside. When the
- * table changes between the arrays' copy and the put's write lock (the
- * fault seam updates a profile there), the put grows the table in place
- * and nothing is lost. Then two threads put profiles at once.
+ * Tables grow past 131,072 doc ids through every doubling: postings put
+ * one at a time (as the follower applies changes) and profiles, with
+ * updates of stored ids between, are every one found afterwards, with its
+ * slot and the lists those of the records listed. Then two threads put
+ * profiles at once, growing the table again.
  */
 enum { GROW_N = 131072 };
 
@@ -3092,30 +3089,6 @@ grow_writer_main(void *arg)
 		gw->rc = lm_index_put_profile(gw->idx, gen_profile(&r, id), 0);
 	}
 	return NULL;
-}
-
-/* The fault seam of the fallback: at the first GROW, updates profile p0
- * (a new version: the table changes) and counts the asks. */
-struct grow_change {
-	lm_index *idx;
-	struct rng r;
-	unsigned asked;
-	int rc;
-};
-
-static int
-grow_change(void *arg, lm_index_alloc what)
-{
-	struct grow_change *gc = arg;
-
-	if (what != LM_INDEX_ALLOC_GROW)
-		return LM_OK;
-	if (gc->asked++ == 0) {
-		Profile *c = gen_profile(&gc->r, "p0");
-		c->version = 100; /* above every generated version */
-		gc->rc = lm_index_put_profile(gc->idx, c, 0);
-	}
-	return LM_OK;
 }
 
 /* Every id prefix<0 .. n) is found, each with its own id. */
@@ -3141,10 +3114,9 @@ assert_found(lm_index *idx, bool postings, char prefix, unsigned n)
 }
 
 static void
-test_tables_grow_aside(void **state)
+test_tables_grow(void **state)
 {
 	struct rng r = {0x6A0A51DEULL};
-	struct grow_change gc = {NULL, {0x6A0C}, 0, LM_OK};
 	struct grow_writer gw[2] = {{NULL, 'a', 1024, LM_OK}, {NULL, 'b', 1024, LM_OK}};
 	pthread_t th[2];
 	lm_model m;
@@ -3162,28 +3134,20 @@ test_tables_grow_aside(void **state)
 		assert_int_equal(
 		    lm_index_put_posting(idx, gen_posting(&r, id), 0), LM_OK);
 	}
-	assert_int_equal(lm_index_grown_aside(idx), 1);
 	assert_found(idx, true, 'j', GROW_N + 1024);
 	assert_lists(idx);
 
-	/* Profiles up to a full table, an update of one of them (no arrays
-	 * aside), then a new one while the seam changes the table. */
+	/* Profiles up to a full table, an update of one of them, then a new
+	 * one that grows the table. */
 	for (unsigned i = 0; i < GROW_N; i++) {
 		snprintf(id, sizeof(id), "p%u", i);
 		assert_int_equal(
 		    lm_index_put_profile(idx, gen_profile(&r, id), 0), LM_OK);
 	}
-	gc.idx = idx;
-	lm_index_set_fault(idx, grow_change, &gc);
-	Profile *u = gen_profile(&r, "p1");
-	u->version = 100;
+	Profile *u = gen_profile(&r, "p0");
+	u->version = 100; /* above every generated version */
 	assert_int_equal(lm_index_put_profile(idx, u, 0), LM_OK);
-	assert_int_equal(gc.asked, 0);
 	assert_int_equal(lm_index_put_profile(idx, gen_profile(&r, "p-new"), 0), LM_OK);
-	lm_index_set_fault(idx, NULL, NULL);
-	assert_int_equal(gc.asked, 1);
-	assert_int_equal(gc.rc, LM_OK);
-	assert_int_equal(lm_index_grown_aside(idx), 1); /* grown in place */
 	assert_found(idx, false, 'p', GROW_N);
 	assert_int_equal(lm_index_get_profile(idx, "p0", &p0), LM_OK);
 	assert_int_equal(p0->version, 100);
@@ -3679,7 +3643,7 @@ main(void)
 	    cmocka_unit_test(test_no_overlap),
 	    cmocka_unit_test(test_country_partitions),
 	    cmocka_unit_test(test_lists_shrink_under_churn),
-	    cmocka_unit_test(test_tables_grow_aside),
+	    cmocka_unit_test(test_tables_grow),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_replay_loaded),
