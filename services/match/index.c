@@ -73,12 +73,15 @@ struct ent {
 	uint32_t slot;             /* the record's doc id: its place in v and slots */
 	uint32_t wire_len;         /* bytes of the packed record (at wire, or stored) */
 	uint8_t part;              /* its partition of the inverted lists */
-	bool listed;               /* in the inverted lists */
-	bool counted;              /* postings: counted in the IDF statistics */
-	bool live;                 /* postings: open and unexpired at the index clock */
-	bool closed;               /* postings: CLOSED */
+	bool listed : 1;           /* in the inverted lists */
+	bool counted : 1;          /* postings: counted in the IDF statistics */
+	bool live : 1;             /* postings: open and unexpired at the index clock */
+	bool closed : 1;           /* postings: CLOSED */
 	atomic_bool damage_logged; /* note_damaged logged this entry's record */
-	const char *id;            /* the prep's id */
+	/* Postings: 1 + its place in the expiry heap; 0 when not in it. A
+	 * posting is in the heap exactly when it is live and has an expiry. */
+	uint32_t hpos;
+	const char *id; /* the prep's id */
 	uint64_t version;
 	ProtobufCMessage *rec; /* compact (lm_pb_compact), or NULL */
 	uint8_t *wire;         /* the packed record, or NULL */
@@ -106,8 +109,9 @@ struct table {
 	size_t n_free, cap;  /* room in v, slots and free_docs */
 };
 
-/* A live posting's expiry, in the min-heap by `at`. Entries of postings
- * since replaced, removed or expired are stale and skipped when popped. */
+/* A live posting's expiry, in the min-heap by `at`: one per posting, which
+ * knows its place (ent.hpos), so that an update moves it and a removal
+ * takes it out. */
 struct expiry {
 	int64_t at;
 	uint32_t doc;
@@ -1052,14 +1056,6 @@ current_drift(lm_index *idx)
 
 /* ---- expiry heap --------------------------------------------------------------- */
 
-static void
-exp_swap(struct expiry *a, struct expiry *b)
-{
-	struct expiry t = *a;
-	*a = *b;
-	*b = t;
-}
-
 /* Makes room for one more expiry. Write lock held. */
 static int
 exp_reserve(lm_index *idx)
@@ -1077,58 +1073,65 @@ exp_reserve(lm_index *idx)
 	return LM_OK;
 }
 
-/* Pushes an expiry; exp_reserve must have succeeded. */
+/* Puts x at place i of the heap and tells its posting. */
 static void
-exp_push(lm_index *idx, int64_t at, uint32_t doc)
+exp_place(lm_index *idx, size_t i, struct expiry x)
 {
-	size_t i = idx->nexp++;
+	idx->exp[i] = x;
+	idx->posts.v[x.doc]->hpos = (uint32_t) i + 1;
+}
 
-	idx->exp[i].at = at;
-	idx->exp[i].doc = doc;
-	while (i > 0 && idx->exp[(i - 1) / 2].at > idx->exp[i].at) {
-		exp_swap(&idx->exp[(i - 1) / 2], &idx->exp[i]);
+/* Moves the expiry at place i up or down to where the heap order wants
+ * it. */
+static void
+exp_fix(lm_index *idx, size_t i)
+{
+	struct expiry x = idx->exp[i];
+
+	while (i > 0 && idx->exp[(i - 1) / 2].at > x.at) {
+		exp_place(idx, i, idx->exp[(i - 1) / 2]);
 		i = (i - 1) / 2;
 	}
-}
-
-static void
-exp_pop(lm_index *idx)
-{
-	size_t i = 0;
-
-	idx->exp[0] = idx->exp[--idx->nexp];
 	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < idx->nexp && idx->exp[l].at < idx->exp[m].at)
-			m = l;
-		if (r < idx->nexp && idx->exp[r].at < idx->exp[m].at)
-			m = r;
-		if (m == i)
+		size_t l = 2 * i + 1, m = l;
+		if (l >= idx->nexp)
 			break;
-		exp_swap(&idx->exp[i], &idx->exp[m]);
+		if (l + 1 < idx->nexp && idx->exp[l + 1].at < idx->exp[l].at)
+			m = l + 1;
+		if (idx->exp[m].at >= x.at)
+			break;
+		exp_place(idx, i, idx->exp[m]);
 		i = m;
 	}
+	exp_place(idx, i, x);
 }
 
-/* Rebuilds the heap from the live postings when stale entries make up
- * most of it, so that it stays O(postings). Write lock held. */
+/*
+ * Sets the expiry of posting e (write lock held): at, or none when at is
+ * 0 (e is not live, or never expires). O(log n). A posting not in the heap
+ * yet needs the room of exp_reserve.
+ */
 static void
-exp_compact(lm_index *idx)
+exp_set(lm_index *idx, struct ent *e, int64_t at)
 {
-	const struct table *t = &idx->posts;
+	size_t i;
 
-	if (idx->nexp <= 2 * t->n + 1024)
-		return;
-	idx->nexp = 0;
-	for (size_t d = 0; d < t->ndocs; d++) {
-		const struct ent *e = t->v[d];
-		int64_t at;
-		if (e == NULL || !e->live)
-			continue;
-		at = lm_posting_prep_key(e->pp)->expires_at;
-		if (at != 0) /* room: fewer than before */
-			exp_push(idx, at, e->slot);
+	if (e->hpos == 0) {
+		if (at == 0)
+			return;
+		i = idx->nexp++;
+		idx->exp[i] = (struct expiry){at, e->slot};
+	} else if (at != 0) {
+		i = e->hpos - 1;
+		idx->exp[i].at = at;
+	} else {
+		i = e->hpos - 1;
+		e->hpos = 0;
+		if (i == --idx->nexp)
+			return;
+		idx->exp[i] = idx->exp[idx->nexp];
 	}
+	exp_fix(idx, i);
 }
 
 /* ---- lifecycle --------------------------------------------------------------- */
@@ -1558,9 +1561,7 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 	idx->nlive += live;
 	e->listed = listed;
 	e->part = part;
-	if (live && rec->expires_at != 0)
-		exp_push(idx, rec->expires_at, e->slot);
-	exp_compact(idx);
+	exp_set(idx, e, live ? rec->expires_at : 0);
 	maybe_reshare(idx, false);
 	publish_counts(idx);
 	publish_seq(idx, seq);
@@ -1693,6 +1694,7 @@ lm_index_remove_posting(lm_index *idx, const char *id, uint64_t seq)
 		lm_skill_stats_remove(idx->stats, e->pp);
 	if (e->live)
 		idx->nlive--;
+	exp_set(idx, e, 0);
 	if (e->listed) {
 		list_out(idx, e->pp, NULL, e->part, e->slot);
 		list_trim(idx, true, e->part);
@@ -1743,12 +1745,8 @@ advance_locked(lm_index *idx, int64_t now)
 		return;
 	idx->clock = now;
 	while (idx->nexp > 0 && idx->exp[0].at <= now) {
-		struct expiry x = idx->exp[0];
-		struct ent *e = x.doc < idx->posts.ndocs ? idx->posts.v[x.doc] : NULL;
-		exp_pop(idx);
-		if (e == NULL || !e->live ||
-		    lm_posting_prep_key(e->pp)->expires_at != x.at)
-			continue; /* stale */
+		struct ent *e = idx->posts.v[idx->exp[0].doc];
+		exp_set(idx, e, 0);
 		e->live = false;
 		idx->nlive--;
 		changed = true;
@@ -2143,6 +2141,44 @@ check_slots(const lm_index *idx, char *err, size_t errlen)
 	return LM_OK;
 }
 
+/* lm_index_check_lists of the expiry heap: in heap order, holding the
+ * live postings with an expiry, each once at its place. Read lock held. */
+static int
+check_expiry(const lm_index *idx, char *err, size_t errlen)
+{
+	const struct table *t = &idx->posts;
+	size_t want = 0;
+
+	for (size_t i = 1; i < idx->nexp; i++)
+		if (idx->exp[(i - 1) / 2].at > idx->exp[i].at) {
+			snprintf(err, errlen,
+			    "expiry heap: place %zu is before its parent", i);
+			return LM_EINVAL;
+		}
+	for (size_t d = 0; d < t->ndocs; d++) {
+		const struct ent *e = t->v[d];
+		int64_t at =
+		    e != NULL && e->live ? lm_posting_prep_key(e->pp)->expires_at : 0;
+		size_t i = e != NULL ? e->hpos : 0;
+		if ((at != 0) != (i != 0) ||
+		    (i != 0 && (i > idx->nexp || idx->exp[i - 1].doc != d ||
+		                   idx->exp[i - 1].at != at))) {
+			snprintf(err, errlen,
+			    "expiry heap: posting doc id %zu (expiry %lld) is %s", d,
+			    (long long) at, i == 0 ? "not in it" : "not at its place");
+			return LM_EINVAL;
+		}
+		want += at != 0;
+	}
+	if (want != idx->nexp) {
+		snprintf(err, errlen,
+		    "expiry heap: %zu expiries, %zu live postings expire", idx->nexp,
+		    want);
+		return LM_EINVAL;
+	}
+	return LM_OK;
+}
+
 /* lm_index_check_lists of the postings' lists iv at snapshot sn, for the
  * doc ids below upto. Read lock held. */
 static int
@@ -2258,6 +2294,8 @@ lm_index_check_lists(lm_index *idx, char *err, size_t errlen)
 	pthread_mutex_lock(&idx->rb_lock);
 	pthread_rwlock_rdlock(&idx->lock);
 	rc = check_slots(idx, err, errlen);
+	if (rc == LM_OK)
+		rc = check_expiry(idx, err, errlen);
 	if (rc == LM_OK)
 		rc = check_postings(
 		    idx, idx->piv, idx->snap, SIZE_MAX, "lists", err, errlen);

@@ -1638,6 +1638,109 @@ test_replay_after_expiry(void **state)
 	world_free(&w);
 }
 
+/*
+ * The expiry heap holds each live posting with an expiry once: new
+ * versions that change, add or drop the expiry (or close the posting)
+ * move or take out its place, removals take it out, and the clock takes
+ * out what expires; lm_index_check_lists checks the heap after every
+ * step. Before, every new version left its old expiry behind, and a put
+ * rebuilt the heap from every posting under the write lock once those
+ * made up half of it. The open count follows the clock throughout.
+ */
+enum { EXP_POSTS = 400, EXP_UPDATES = 6000 };
+
+static int64_t
+exp_draw(struct rng *r)
+{
+	switch (rn(r, 4)) {
+	case 0:
+		return 0;
+	case 1:
+		return NOW - (int64_t) rn(r, 10 * DAY);
+	default:
+		return NOW + 1 + (int64_t) rn(r, 60 * DAY);
+	}
+}
+
+/* The postings of the table that are open and unexpired at clock. */
+static size_t
+exp_open(JobPosting *const *v, size_t n, int64_t clock)
+{
+	size_t open = 0;
+
+	for (size_t i = 0; i < n; i++)
+		open += v[i] != NULL &&
+		        v[i]->status !=
+		            LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED &&
+		        (v[i]->expires_at == 0 || v[i]->expires_at > clock);
+	return open;
+}
+
+static void
+test_expiry_heap(void **state)
+{
+	struct rng r = {0xE4913EAFULL};
+	JobPosting *mine[EXP_POSTS]; /* the version put of each, NULL once removed */
+	lm_index_counts c;
+	lm_model m;
+	lm_index *idx = NULL;
+	int64_t clock = NOW;
+	char id[32];
+
+	(void) state;
+	lm_model_defaults(&m);
+	assert_int_equal(lm_index_new(&m, &idx), LM_OK);
+	lm_index_advance(idx, clock);
+	for (unsigned i = 0; i < EXP_POSTS; i++) {
+		snprintf(id, sizeof(id), "e%u", i);
+		mine[i] = gen_posting(&r, id);
+		mine[i]->expires_at = exp_draw(&r);
+		assert_int_equal(
+		    lm_index_put_posting(idx, dup_msg(&mine[i]->base, NULL), 0), LM_OK);
+	}
+	assert_lists(idx);
+	for (unsigned u = 1; u <= EXP_UPDATES; u++) {
+		unsigned i = rn(&r, EXP_POSTS);
+		if (mine[i] == NULL)
+			continue;
+		if (u % 97 == 0) {
+			assert_int_equal(
+			    lm_index_remove_posting(idx, mine[i]->id, 0), LM_OK);
+			protobuf_c_message_free_unpacked(&mine[i]->base, NULL);
+			mine[i] = NULL;
+		} else {
+			JobPosting *p = (JobPosting *) dup_msg(&mine[i]->base, NULL);
+			p->version = mine[i]->version + 1;
+			p->expires_at = exp_draw(&r);
+			p->status =
+			    chance(&r, 5)
+			        ? LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_CLOSED
+			        : LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_OPEN;
+			protobuf_c_message_free_unpacked(&mine[i]->base, NULL);
+			mine[i] = (JobPosting *) dup_msg(&p->base, NULL);
+			assert_int_equal(lm_index_put_posting(idx, p, 0), LM_OK);
+		}
+		if (u % 500 == 0) {
+			assert_lists(idx);
+			lm_index_counts_get(idx, &c);
+			assert_int_equal(
+			    c.open_postings, exp_open(mine, EXP_POSTS, clock));
+		}
+	}
+	/* The clock passes every expiry, a step at a time. */
+	for (int step = 0; step < 12; step++) {
+		clock += 6 * DAY;
+		lm_index_advance(idx, clock);
+		assert_lists(idx);
+		lm_index_counts_get(idx, &c);
+		assert_int_equal(c.open_postings, exp_open(mine, EXP_POSTS, clock));
+	}
+	for (unsigned i = 0; i < EXP_POSTS; i++)
+		if (mine[i] != NULL)
+			protobuf_c_message_free_unpacked(&mine[i]->base, NULL);
+	lm_index_free(idx);
+}
+
 /* Puts copies of the records of w into idx, postings first, in order. */
 static void
 put_world(lm_index *idx, const struct world *w)
@@ -3644,6 +3747,7 @@ main(void)
 	    cmocka_unit_test(test_country_partitions),
 	    cmocka_unit_test(test_lists_shrink_under_churn),
 	    cmocka_unit_test(test_tables_grow),
+	    cmocka_unit_test(test_expiry_heap),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_replay_loaded),
