@@ -70,10 +70,13 @@ typedef Lunamatch__V1__CandidateProfile CandidateProfile;
  * index's store at `version` (entry_decode).
  */
 struct ent {
-	uint32_t slot;             /* the record's doc id: its place in v and slots */
-	uint32_t wire_len;         /* bytes of the packed record (at wire, or stored) */
-	uint8_t part;              /* its partition of the inverted lists */
-	bool listed : 1;           /* in the inverted lists */
+	uint32_t slot;     /* the record's doc id: its place in v and slots */
+	uint32_t wire_len; /* bytes of the packed record (at wire, or stored) */
+	uint8_t part;      /* its partition of the inverted lists */
+	/* A byte of its own: the load's two listing threads each write it for
+	 * their own postings while reading the flags below of every one. */
+	bool listed; /* in the inverted lists */
+	/* Bits of one byte, written under the write lock only. */
 	bool counted : 1;          /* postings: counted in the IDF statistics */
 	bool live : 1;             /* postings: open and unexpired at the index clock */
 	bool closed : 1;           /* postings: CLOSED */
