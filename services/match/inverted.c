@@ -203,17 +203,49 @@ lm_inverted_key(const lm_inverted_ent *e)
 	return lm_float_up((double) e->share + e->after);
 }
 
-/* Sets the maxima of the blocks from block b on. */
+/* Sets the maximum of block b from its entries. */
 static void
-fix_blocks(struct tier *t, size_t b)
+block_max(struct tier *t, size_t b)
 {
-	for (size_t nb = nblocks(t->n); b < nb; b++) {
-		size_t i = b * BLOCK, end = i + BLOCK < t->n ? i + BLOCK : t->n;
-		float mx = lm_inverted_key(&t->e[i]);
-		for (i++; i < end; i++)
-			if (lm_inverted_key(&t->e[i]) > mx)
-				mx = lm_inverted_key(&t->e[i]);
-		t->bm[b] = mx;
+	size_t i = b * BLOCK, end = i + BLOCK < t->n ? i + BLOCK : t->n;
+	float mx = lm_inverted_key(&t->e[i]);
+
+	for (i++; i < end; i++)
+		if (lm_inverted_key(&t->e[i]) > mx)
+			mx = lm_inverted_key(&t->e[i]);
+	t->bm[b] = mx;
+}
+
+/*
+ * Sets the maxima of the blocks from that of place pos on, after the
+ * entries from pos on moved one place: back (shift -1, the entry at pos
+ * removed) or on (shift +1, one inserted at pos; t->n counts it). The
+ * block of pos is read whole. Every later block lost one entry at one end
+ * and gained one at the other, so its maximum is the larger of its old
+ * one and the gained entry's key, unless the lost entry's key was the old
+ * maximum: only then is the block read whole. A removal or insertion in
+ * the middle of a tier so costs two keys per later block, not 64.
+ */
+static void
+fix_shifted(struct tier *t, size_t pos, int shift)
+{
+	size_t nb = nblocks(t->n), b = pos / BLOCK;
+
+	if (b < nb)
+		block_max(t, b);
+	for (b++; b < nb; b++) {
+		size_t first = b * BLOCK, last = first + BLOCK - 1;
+		/* The entries that left the block and joined it, at their new
+		 * places; none when past the end. */
+		size_t lost = shift < 0 ? first - 1 : last + 1;
+		size_t gained = shift < 0 ? last : first;
+		bool had = shift < 0 || first < t->n - 1; /* the block was there */
+		if (!had || (lost < t->n && lm_inverted_key(&t->e[lost]) >= t->bm[b])) {
+			block_max(t, b);
+			continue;
+		}
+		if (gained < t->n && lm_inverted_key(&t->e[gained]) > t->bm[b])
+			t->bm[b] = lm_inverted_key(&t->e[gained]);
 	}
 }
 
@@ -263,7 +295,7 @@ tier_insert(struct tier *t, uint32_t doc, float share, float after)
 		                         ? key
 		                         : t->bm[pos / BLOCK];
 	else
-		fix_blocks(t, pos / BLOCK);
+		fix_shifted(t, pos, +1);
 }
 
 /* Removes doc from t when it is there; returns whether it was. */
@@ -278,7 +310,7 @@ tier_delete(struct tier *t, uint32_t doc)
 	memmove(t->e + pos, t->e + pos + 1, (t->n - pos) * sizeof(*t->e));
 	if (t->n == 0)
 		t->max = t->kmax = 0, t->kmin = 0;
-	fix_blocks(t, pos / BLOCK);
+	fix_shifted(t, pos, -1);
 	return true;
 }
 
@@ -660,10 +692,11 @@ static void
 tier_remax(struct tier *t)
 {
 	t->max = t->kmax = 0;
-	fix_blocks(t, 0);
-	for (size_t b = 0; b < nblocks(t->n); b++)
+	for (size_t b = 0; b < nblocks(t->n); b++) {
+		block_max(t, b);
 		if (t->bm[b] > t->kmax)
 			t->kmax = t->bm[b];
+	}
 	t->kmin = t->n > 0 ? lm_inverted_key_sum(&t->e[0]) : 0;
 	for (size_t i = 0; i < t->n; i++) {
 		if (t->e[i].share > t->max)

@@ -488,6 +488,77 @@ test_tier_room_follows_entries(void **state)
 	lm_inverted_free(iv);
 }
 
+/*
+ * One long tier: documents added in random order (so most go in the
+ * middle) and removed at random, with keys from a few values so that a
+ * block often holds its maximum twice and loses one of them. After every
+ * change every block maximum is exactly the largest key of its block:
+ * the blocks after the change, which gain an entry at one end and lose
+ * one at the other, included.
+ */
+#define LONG_DOCS 2000
+#define LONG_OPS  6000
+
+static void
+check_long_tier(const lm_inverted *iv, uint32_t tier, size_t want)
+{
+	const lm_inverted_ent *e;
+	const float *bm;
+	float max, kmax;
+	size_t n;
+
+	e = lm_inverted_tier(iv, 0, 0, tier, &n, &bm, &max, &kmax);
+	assert_int_equal(n, want);
+	for (size_t b = 0; b * LM_INVERTED_BLOCK < n; b++) {
+		float mx = 0;
+		for (size_t i = b * LM_INVERTED_BLOCK;
+		     i < n && i < (b + 1) * LM_INVERTED_BLOCK; i++) {
+			if (i > 0)
+				assert_true(e[i - 1].doc < e[i].doc);
+			if (lm_inverted_key(&e[i]) > mx)
+				mx = lm_inverted_key(&e[i]);
+		}
+		if (bm[b] != mx)
+			fail_msg("block %zu of %zu entries: maximum %.9g, largest key "
+			         "%.9g",
+			    b, n, (double) bm[b], (double) mx);
+	}
+}
+
+static void
+test_long_tier_block_maxima(void **state)
+{
+	static const float keys[] = {0.81f, 0.85f, 0.9f, 0.97f};
+	struct rng r = {0xB10C4A11ULL};
+	static bool in[LONG_DOCS];
+	static float share[LONG_DOCS];
+	lm_inverted *iv = NULL;
+	uint32_t term = 0, tier = LM_INVERTED_TIERS - 1; /* shares from 0.8 */
+	size_t n = 0;
+
+	(void) state;
+	memset(in, 0, sizeof(in));
+	assert_int_equal(lm_inverted_new(1, false, &iv), LM_OK);
+	for (int op = 0; op < LONG_OPS; op++) {
+		uint32_t d = rn(&r, LONG_DOCS);
+		if (!in[d]) {
+			share[d] = keys[rn(&r, 4)];
+			assert_int_equal(
+			    lm_inverted_add(iv, 0, d, &term, &share[d], NULL, 1, false),
+			    LM_OK);
+			n++;
+		} else if (rn(&r, 3) == 0) { /* fewer removals: the tier grows */
+			lm_inverted_remove(iv, 0, d, &term, 1, false);
+			n--;
+		} else
+			continue;
+		in[d] = !in[d];
+		check_long_tier(iv, tier, n);
+	}
+	assert_true(n > 10 * LM_INVERTED_BLOCK);
+	lm_inverted_free(iv);
+}
+
 int
 main(void)
 {
@@ -498,6 +569,7 @@ main(void)
 	    cmocka_unit_test(test_after_definition),
 	    cmocka_unit_test(test_churn_gives_room_back),
 	    cmocka_unit_test(test_tier_room_follows_entries),
+	    cmocka_unit_test(test_long_tier_block_maxima),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
