@@ -18,7 +18,6 @@
 
 #include "bench_util.h"
 #include "index.h"
-#include "lunamatch/alloc.h"
 #include "lunamatch/error.h"
 #include "lunamatch/taxonomy.h"
 #include "model.h"
@@ -892,7 +891,6 @@ main(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o) != 0)
 		return 2;
-	(void) lm_alloc_setup(); /* as lunamatch-match runs the index */
 	if (o.taxonomy != NULL) {
 		char err[ERR_MAX];
 		if (lm_taxonomy_load(o.taxonomy, &o.tax, err, sizeof(err)) != LM_OK) {

@@ -42,6 +42,7 @@
 #include <time.h>
 
 #include "index.h"
+#include "lunamatch/alloc.h"
 #include "lunamatch/error.h"
 #include "lunamatch/hashmap.h"
 #include "lunamatch/log.h"
@@ -214,9 +215,9 @@ table_find(const struct table *t, const char *id)
 }
 
 /* Makes room for one more doc id (write lock held). The arrays double
- * with realloc: past LM_ALLOC_MAP_MIN each is a mapping of its own, which
- * the kernel moves instead of copying (lunamatch/alloc.h), so the write lock is not
- * held for a copy of every doc id's entry. */
+ * with lm_big_realloc: from LM_BIG_MAP_MIN bytes on each is a mapping of
+ * its own, which grows without a copy (lunamatch/alloc.h), so the write
+ * lock is not held for a copy of every doc id's entry. */
 static int
 table_reserve(struct table *t)
 {
@@ -227,13 +228,13 @@ table_reserve(struct table *t)
 		uint32_t *fd;
 		if (cap > UINT32_MAX)
 			return LM_ENOMEM;
-		if ((v = realloc(t->v, cap * sizeof(*v))) == NULL)
+		if ((v = lm_big_realloc(t->v, cap * sizeof(*v))) == NULL)
 			return LM_ENOMEM;
 		t->v = v;
-		if ((sl = realloc(t->slots, cap * sizeof(*sl))) == NULL)
+		if ((sl = lm_big_realloc(t->slots, cap * sizeof(*sl))) == NULL)
 			return LM_ENOMEM; /* v is larger than needed: harmless */
 		t->slots = sl;
-		if ((fd = realloc(t->free_docs, cap * sizeof(*fd))) == NULL)
+		if ((fd = lm_big_realloc(t->free_docs, cap * sizeof(*fd))) == NULL)
 			return LM_ENOMEM;
 		t->free_docs = fd;
 		t->cap = cap;
@@ -295,9 +296,9 @@ table_destroy(struct table *t, bool posting)
 {
 	for (size_t i = 0; i < t->ndocs; i++)
 		ent_free(t->v[i], posting);
-	free(t->v);
-	free(t->slots);
-	free(t->free_docs);
+	lm_big_free(t->v);
+	lm_big_free(t->slots);
+	lm_big_free(t->free_docs);
 	lm_hashmap_free(t->by_id);
 	memset(t, 0, sizeof(*t));
 }
@@ -1059,7 +1060,8 @@ current_drift(lm_index *idx)
 
 /* ---- expiry heap --------------------------------------------------------------- */
 
-/* Makes room for one more expiry. Write lock held. */
+/* Makes room for one more expiry. Write lock held. The heap grows as the
+ * tables' arrays do (table_reserve). */
 static int
 exp_reserve(lm_index *idx)
 {
@@ -1069,7 +1071,7 @@ exp_reserve(lm_index *idx)
 	if (idx->nexp < idx->expcap)
 		return LM_OK;
 	cap = idx->expcap ? idx->expcap * 2 : 256;
-	if ((v = realloc(idx->exp, cap * sizeof(*v))) == NULL)
+	if ((v = lm_big_realloc(idx->exp, cap * sizeof(*v))) == NULL)
 		return LM_ENOMEM;
 	idx->exp = v;
 	idx->expcap = cap;
@@ -1239,7 +1241,7 @@ lm_index_free(lm_index *idx)
 	lm_inverted_free(idx->retired);
 	lm_skill_stats_free(idx->stats);
 	pool_free(idx);
-	free(idx->exp);
+	lm_big_free(idx->exp);
 	free(idx->wr.terms);
 	free(idx->wr.shares);
 	free(idx->wr.after);

@@ -42,7 +42,6 @@
 #include "events.h"
 #include "follower.h"
 #include "index.h"
-#include "lunamatch/alloc.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/config.h"
 #include "lunamatch/dirlock.h"
@@ -899,12 +898,6 @@ main(int argc, char **argv)
 	lm_log_set_service("match");
 	lm_log_set_level(d->cfg.log_level);
 	lm_log_first_error_reset();
-	/* Before any thread starts (alloc.h: the index's arrays grow by
-	 * mremap, not by a copy under its write lock). */
-	if (lm_alloc_setup() != LM_OK)
-		lm_info("match.alloc",
-		    "the allocator keeps its own threshold for mapped blocks: growing a "
-		    "large index array may copy it under the index's write lock");
 
 	/* Block the stop signals before any thread starts, so that every thread
 	 * inherits the mask and only sigwait below sees them. */

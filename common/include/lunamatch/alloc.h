@@ -1,37 +1,44 @@
 /*
- * alloc.h - the process's allocator policy: large arrays live in mappings
- * of their own, so that growing one moves pages instead of copying bytes.
+ * alloc.h - large arrays that grow without a copy.
  *
- * The index grows its arrays (the expiry heap, the tiers of a popular
- * term, the slot table of a load) by doubling them with realloc under its
- * write lock. glibc's malloc maps a request of 128 KiB or more on its own
- * and grows such a block with mremap, which moves page-table entries and
- * copies nothing; but after the first mapped block is freed it raises that
- * threshold to the freed block's size, up to 32 MiB, and from then on
- * serves blocks below it from the heap, where a realloc that cannot grow
- * in place allocates, copies every byte and touches every fresh page. At
- * 1M postings a doubling of the expiry heap so copied held the write lock
- * 24 ms (bench/README.md). lm_alloc_setup fixes the threshold at
- * LM_ALLOC_MAP_MIN, which also ends the dynamic raising.
+ * The index keeps arrays with an entry per doc id or per posting (its
+ * tables' entries, slots and free ids, its expiry heap) and doubles them
+ * under its write lock, which every query waits for. realloc copies a
+ * block it cannot grow in place, touching every fresh page: while the
+ * benchmark grew an index of 1M postings to 2.2M doc ids, doubling the
+ * expiry heap held the write lock 24 ms, and doubling the tables' arrays
+ * 26 and 54 ms (bench/README.md). glibc's malloc maps a large block on its
+ * own and grows it with mremap, which moves page-table entries and copies
+ * nothing, but only above a threshold it raises as large blocks are freed
+ * (up to 32 MiB) and only when no free chunk of its heap can hold the
+ * block.
+ *
+ * lm_big_realloc gives that behaviour without the conditions: a block of
+ * LM_BIG_MAP_MIN bytes or more is a mapping of its own, always, and grows
+ * or shrinks with mremap; a smaller one comes from malloc. Built with a
+ * sanitizer, every block comes from malloc, so that the sanitizer checks
+ * the arrays' bounds. Thread-safe, as malloc is.
  */
 #ifndef LUNAMATCH_ALLOC_H
 #define LUNAMATCH_ALLOC_H
+
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Blocks of this many bytes or more get a mapping of their own. Smaller
- * ones come from the heap: a per-request buffer of a few KiB never pays a
- * system call, and fewer than a few thousand blocks of the index reach it
- * (glibc allows 65,536 mappings by default). */
-#define LM_ALLOC_MAP_MIN ((size_t) 1 << 20)
+/* Blocks of this many bytes or more are mappings of their own. */
+#define LM_BIG_MAP_MIN ((size_t) 1 << 20)
 
-/* Applies the policy to the process. Call it once, at the start of main,
- * before threads start. Returns LM_OK, or LM_ENOTSUP where the allocator
- * takes no such setting (another libc; a sanitizer's allocator, which maps
- * large blocks on its own): the process then runs as before. */
-int lm_alloc_setup(void);
+/* As realloc: a block of n bytes (16-byte aligned) holding the first
+ * min(n, old size) bytes of p, which it replaces; p NULL allocates. NULL
+ * when memory is short (p is then unchanged) or n is 0 (then p is freed).
+ * p must come from lm_big_realloc. */
+void *lm_big_realloc(void *p, size_t n);
+
+/* Frees a block of lm_big_realloc; NULL is a no-op. */
+void lm_big_free(void *p);
 
 #ifdef __cplusplus
 }

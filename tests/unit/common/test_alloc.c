@@ -1,115 +1,123 @@
 /*
- * test_alloc.c - the allocator policy: once set, a block of LM_ALLOC_MAP_MIN
- * bytes or more gets a mapping of its own even after a large freed block
- * raised glibc's dynamic threshold, and grows in place of its mapping with
- * its bytes kept.
+ * test_alloc.c - large arrays (alloc.h): a block keeps its bytes while it
+ * grows from malloc's sizes to a mapping's, doubles as a mapping and
+ * shrinks back; it is 16-byte aligned throughout; from LM_BIG_MAP_MIN
+ * bytes on it is a mapping of its own (but in a sanitizer's build, where
+ * every block is malloc's so that the sanitizer checks its bounds); and
+ * sizes that cannot be allocated are refused with the block unchanged.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #include "lmtest.h"
 #include "lunamatch/alloc.h"
-#include "lunamatch/error.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZER_ALLOCATOR 1
+#define SANITIZER_BUILD 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZER_ALLOCATOR 1
+#define SANITIZER_BUILD 1
 #endif
 #endif
 
-#if defined(__GLIBC__) && !defined(SANITIZER_ALLOCATOR)
-/* Blocks mapped on their own, as glibc counts them. */
-static size_t
-mapped_blocks(void)
+/* Byte i of the pattern the test writes. */
+static uint8_t
+pat(size_t i)
 {
-	return mallinfo2().hblks;
+	return (uint8_t) (i * 7 + (i >> 12));
 }
 
-/* Allocates n bytes, touches them and returns them with the change in
- * mapped blocks that the allocation made. */
-static char *
-alloc_counted(size_t n, long *delta)
+static void
+fill(uint8_t *p, size_t from, size_t to)
 {
-	size_t before = mapped_blocks();
-	char *p = malloc(n);
+	for (size_t i = from; i < to; i++)
+		p[i] = pat(i);
+}
 
-	assert_non_null(p);
-	memset(p, 0x5a, n);
-	*delta = (long) mapped_blocks() - (long) before;
-	return p;
+static void
+assert_pattern(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != pat(i))
+			fail_msg("byte %zu of %zu: %u, wrote %u", i, n, p[i], pat(i));
+}
+
+#ifndef SANITIZER_BUILD
+/* Whether p is the start of a mapping of its own: the header's 16 bytes
+ * before it begin a page. */
+static int
+is_mapping(const void *p)
+{
+	size_t page = (size_t) sysconf(_SC_PAGESIZE);
+
+	return ((uintptr_t) p - 16) % page == 0;
 }
 #endif
 
 static void
-test_large_blocks_mapped(void **state)
+test_grow_and_shrink(void **state)
 {
+	size_t n = 1000, size = 0;
+	uint8_t *p = NULL, *q;
+
 	(void) state;
-#if defined(SANITIZER_ALLOCATOR)
-	/* The sanitizer's allocator refuses the setting. */
-	assert_int_equal(lm_alloc_setup(), LM_ENOTSUP);
-	skip();
-#elif !defined(__GLIBC__)
-	skip();
-#else
-	const size_t big = 16 * LM_ALLOC_MAP_MIN, block = 2 * LM_ALLOC_MAP_MIN;
-	long delta;
-	char *p, *q;
-
-	pid_t pid;
-	int status;
-
-	/* glibc's default, in a child so that this process's heap stays as
-	 * it is: freeing a mapped block of 16 MiB raises the threshold, and a
-	 * block of 2 MiB then comes from the heap. */
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		p = alloc_counted(big, &delta);
-		if (delta != 1)
-			_exit(2);
-		free(p);
-		p = alloc_counted(block, &delta);
-		_exit(delta == 0 ? 0 : 3);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-
-	assert_int_equal(lm_alloc_setup(), LM_OK);
-	p = alloc_counted(big, &delta);
-	assert_int_equal(delta, 1);
-	free(p);
-	p = alloc_counted(block, &delta);
-	assert_int_equal(delta, 1);
-	/* A doubling keeps it mapped and keeps its bytes. */
-	p[0] = 1;
-	p[block - 1] = 2;
-	q = realloc(p, 2 * block);
-	assert_non_null(q);
-	assert_int_equal(q[0], 1);
-	assert_int_equal(q[block - 1], 2);
-	assert_int_equal(q[block / 2], 0x5a);
-	assert_true(mallinfo2().hblkhd >= 2 * block);
-	free(q);
-	/* Below the threshold: the heap. */
-	p = alloc_counted(LM_ALLOC_MAP_MIN / 2, &delta);
-	assert_int_equal(delta, 0);
-	free(p);
+	/* Doubling from 1000 bytes to 64 MiB, as the index's arrays grow. */
+	while (n <= 64 * LM_BIG_MAP_MIN) {
+		q = lm_big_realloc(p, n);
+		assert_non_null(q);
+		assert_int_equal((uintptr_t) q % 16, 0);
+		assert_pattern(q, size);
+		fill(q, size, n);
+#ifndef SANITIZER_BUILD
+		if (n >= LM_BIG_MAP_MIN)
+			assert_true(is_mapping(q));
 #endif
+		p = q;
+		size = n;
+		n *= 2;
+	}
+	assert_pattern(p, size);
+	/* Shrinking: a smaller mapping, then malloc's again. */
+	p = lm_big_realloc(p, 3 * LM_BIG_MAP_MIN);
+	assert_non_null(p);
+	assert_pattern(p, 3 * LM_BIG_MAP_MIN);
+	p = lm_big_realloc(p, 4096);
+	assert_non_null(p);
+	assert_pattern(p, 4096);
+	lm_big_free(p);
+}
+
+static void
+test_edges(void **state)
+{
+	uint8_t *p;
+
+	(void) state;
+	lm_big_free(NULL);
+	assert_null(lm_big_realloc(NULL, 0));
+	/* A mapping straight away, and its 0-size realloc frees it. */
+	p = lm_big_realloc(NULL, 2 * LM_BIG_MAP_MIN);
+	assert_non_null(p);
+	fill(p, 0, 2 * LM_BIG_MAP_MIN);
+	/* Sizes no allocation can hold: refused, the block unchanged. */
+	assert_null(lm_big_realloc(p, SIZE_MAX));
+	assert_null(lm_big_realloc(p, SIZE_MAX - 8));
+	assert_pattern(p, 2 * LM_BIG_MAP_MIN);
+	assert_null(lm_big_realloc(p, 0));
+	p = lm_big_realloc(NULL, 100);
+	assert_non_null(p);
+	assert_null(lm_big_realloc(p, SIZE_MAX - 4));
+	lm_big_free(p);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_large_blocks_mapped),
+	    cmocka_unit_test(test_grow_and_shrink),
+	    cmocka_unit_test(test_edges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

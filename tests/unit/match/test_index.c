@@ -1641,8 +1641,9 @@ test_replay_after_expiry(void **state)
 /*
  * The expiry heap holds each live posting with an expiry once: new
  * versions that change, add or drop the expiry (or close the posting)
- * move or take out its place, removals take it out, and the clock takes
- * out what expires; lm_index_check_lists checks the heap after every
+ * move or take out its place, removals take it out, postings put again
+ * after their removal (on doc ids freed by removals) come back in, and
+ * the clock takes out what expires; lm_index_check_lists checks the heap after every
  * step. Before, every new version left its old expiry behind, and a put
  * rebuilt the heap from every posting under the write lock once those
  * made up half of it. The open count follows the clock throughout.
@@ -1701,9 +1702,15 @@ test_expiry_heap(void **state)
 	assert_lists(idx);
 	for (unsigned u = 1; u <= EXP_UPDATES; u++) {
 		unsigned i = rn(&r, EXP_POSTS);
-		if (mine[i] == NULL)
-			continue;
-		if (u % 97 == 0) {
+		if (mine[i] == NULL) { /* removed: put again, on a reused doc id */
+			snprintf(id, sizeof(id), "e%u", i);
+			mine[i] = gen_posting(&r, id);
+			mine[i]->version = EXP_UPDATES + u; /* above the removed one's */
+			mine[i]->expires_at = exp_draw(&r);
+			assert_int_equal(
+			    lm_index_put_posting(idx, dup_msg(&mine[i]->base, NULL), 0),
+			    LM_OK);
+		} else if (u % 97 == 0) {
 			assert_int_equal(
 			    lm_index_remove_posting(idx, mine[i]->id, 0), LM_OK);
 			protobuf_c_message_free_unpacked(&mine[i]->base, NULL);
