@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "inverted.h"
+#include "lunamatch/alloc.h"
 #include "lunamatch/error.h"
 
 #define LAST  (LM_INVERTED_TIERS - 1)
@@ -109,14 +110,14 @@ lm_inverted_free(lm_inverted *iv)
 			if (pt->terms[t] == NULL)
 				continue;
 			for (uint32_t j = 0; j <= LAST; j++) {
-				free(pt->terms[t][j].e);
-				free(pt->terms[t][j].bm);
+				lm_big_free(pt->terms[t][j].e);
+				lm_big_free(pt->terms[t][j].bm);
 			}
 			free(pt->terms[t]);
 		}
 		free(pt->terms);
-		free(pt->all.v);
-		free(pt->bare.v);
+		lm_big_free(pt->all.v);
+		lm_big_free(pt->bare.v);
 	}
 	free(iv->parts);
 	free(iv);
@@ -179,10 +180,10 @@ tier_reserve(struct tier *t, uint32_t need)
 			return LM_ENOMEM;
 		cap *= 2;
 	}
-	if ((e = realloc(t->e, cap * sizeof(*e))) == NULL)
+	if ((e = lm_big_realloc(t->e, cap * sizeof(*e))) == NULL)
 		return LM_ENOMEM;
 	t->e = e;
-	if ((bm = realloc(t->bm, nblocks(cap) * sizeof(*bm))) == NULL)
+	if ((bm = lm_big_realloc(t->bm, nblocks(cap) * sizeof(*bm))) == NULL)
 		return LM_ENOMEM; /* e is larger than needed: harmless */
 	t->bm = bm;
 	t->cap = cap;
@@ -354,7 +355,7 @@ dlist_reserve(struct dlist *l)
 	if (l->n == l->cap) {
 		uint32_t cap = l->cap ? l->cap * 2 : ROOM_MIN;
 		uint32_t *v;
-		if (cap <= l->cap || (v = realloc(l->v, cap * sizeof(*v))) == NULL)
+		if (cap <= l->cap || (v = lm_big_realloc(l->v, cap * sizeof(*v))) == NULL)
 			return LM_ENOMEM;
 		l->v = v;
 		l->cap = cap;
@@ -410,18 +411,18 @@ tier_trim(struct tier *t)
 	if (cap == t->cap)
 		return;
 	if (cap == 0) {
-		free(t->e);
-		free(t->bm);
+		lm_big_free(t->e);
+		lm_big_free(t->bm);
 		t->e = NULL;
 		t->bm = NULL;
 		t->cap = 0;
 		return;
 	}
-	if ((e = realloc(t->e, cap * sizeof(*e))) == NULL)
+	if ((e = lm_big_realloc(t->e, cap * sizeof(*e))) == NULL)
 		return;
 	t->e = e;
 	t->cap = cap;
-	if ((bm = realloc(t->bm, nblocks(cap) * sizeof(*bm))) != NULL)
+	if ((bm = lm_big_realloc(t->bm, nblocks(cap) * sizeof(*bm))) != NULL)
 		t->bm = bm;
 }
 
@@ -434,10 +435,10 @@ dlist_trim(struct dlist *l)
 	if (cap == l->cap)
 		return;
 	if (cap == 0) {
-		free(l->v);
+		lm_big_free(l->v);
 		l->v = NULL;
 		l->cap = 0;
-	} else if ((v = realloc(l->v, cap * sizeof(*v))) != NULL) {
+	} else if ((v = lm_big_realloc(l->v, cap * sizeof(*v))) != NULL) {
 		l->v = v;
 		l->cap = cap;
 	}
@@ -456,8 +457,8 @@ static void
 list_free(struct tier *tl)
 {
 	for (uint32_t j = 0; j <= LAST; j++) {
-		free(tl[j].e);
-		free(tl[j].bm);
+		lm_big_free(tl[j].e);
+		lm_big_free(tl[j].bm);
 	}
 	free(tl);
 }

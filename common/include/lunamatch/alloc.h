@@ -2,16 +2,17 @@
  * alloc.h - large arrays that grow without a copy.
  *
  * The index keeps arrays with an entry per doc id or per posting (its
- * tables' entries, slots and free ids, its expiry heap) and doubles them
- * under its write lock, which every query waits for. realloc copies a
- * block it cannot grow in place, touching every fresh page: while the
- * benchmark grew an index of 1M postings to 2.2M doc ids, doubling the
- * expiry heap held the write lock 24 ms, and doubling the tables' arrays
- * 26 and 54 ms (bench/README.md). glibc's malloc maps a large block on its
- * own and grows it with mremap, which moves page-table entries and copies
- * nothing, but only above a threshold it raises as large blocks are freed
- * (up to 32 MiB) and only when no free chunk of its heap can hold the
- * block.
+ * tables' entries, slots and free ids, its expiry heap, the tiers of a
+ * popular term's inverted list and each partition's list of its documents)
+ * and doubles them under its write lock, which every query waits for.
+ * realloc copies a block it cannot grow in place, touching every fresh
+ * page: while the benchmark grew an index of 1M postings to 2.2M doc ids,
+ * doubling the expiry heap held the write lock 24 ms, and doubling the
+ * tables' arrays 26 and 54 ms (bench/README.md). glibc's malloc maps a
+ * large block on its own and grows it with mremap, which moves page-table
+ * entries and copies nothing, but only above a threshold it raises as
+ * large blocks are freed (up to 32 MiB) and only when no free chunk of its
+ * heap can hold the block.
  *
  * lm_big_realloc gives that behaviour without the conditions: a block of
  * LM_BIG_MAP_MIN bytes or more is a mapping of its own, always, and grows

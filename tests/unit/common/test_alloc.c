@@ -3,12 +3,16 @@
  * grows from malloc's sizes to a mapping's, doubles as a mapping and
  * shrinks back; it is 16-byte aligned throughout; from LM_BIG_MAP_MIN
  * bytes on it is a mapping of its own (but in a sanitizer's build, where
- * every block is malloc's so that the sanitizer checks its bounds); and
- * sizes that cannot be allocated are refused with the block unchanged.
+ * every block is malloc's so that the sanitizer checks its bounds), which
+ * lm_big_free unmaps; and sizes that cannot be allocated, or a growth the
+ * kernel refuses, leave the block as it was.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lmtest.h"
@@ -53,6 +57,21 @@ is_mapping(const void *p)
 	size_t page = (size_t) sysconf(_SC_PAGESIZE);
 
 	return ((uintptr_t) p - 16) % page == 0;
+}
+
+/* The process's mappings, as the kernel lists them. */
+static size_t
+mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	size_t n = 0;
+	int c;
+
+	assert_non_null(f);
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
 }
 #endif
 
@@ -112,12 +131,73 @@ test_edges(void **state)
 	lm_big_free(p);
 }
 
+/* lm_big_free unmaps what it mapped: the process's mappings are as many
+ * after blocks are made, grown and freed as before. A growth the kernel
+ * refuses (the address space limit reached, in a child) returns NULL and
+ * leaves the block and its bytes as they were. */
+static void
+test_unmapped_and_refused(void **state)
+{
+	(void) state;
+#ifdef SANITIZER_BUILD
+	skip();
+#else
+	size_t before = mappings();
+	uint8_t *v[8];
+	pid_t pid;
+	int status;
+
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 8; i++) {
+			v[i] = lm_big_realloc(NULL, LM_BIG_MAP_MIN * (size_t) (1 + i));
+			assert_non_null(v[i]);
+			v[i][0] = 1;
+			v[i] =
+			    lm_big_realloc(v[i], 4 * LM_BIG_MAP_MIN * (size_t) (1 + i));
+			assert_non_null(v[i]);
+		}
+		for (int i = 0; i < 8; i++)
+			lm_big_free(v[i]);
+	}
+	assert_int_equal(mappings(), before);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl;
+		unsigned long pages = 0;
+		uint8_t *p = lm_big_realloc(NULL, 2 * LM_BIG_MAP_MIN);
+		FILE *f = fopen("/proc/self/statm", "r");
+		if (p == NULL || f == NULL || fscanf(f, "%lu", &pages) != 1)
+			_exit(2);
+		fclose(f);
+		fill(p, 0, 2 * LM_BIG_MAP_MIN);
+		/* The address space limit 64 MiB above what is mapped: no room
+		 * for a growth to 1 GiB. */
+		getrlimit(RLIMIT_AS, &rl);
+		rl.rlim_cur = pages * (rlim_t) sysconf(_SC_PAGESIZE) + (64u << 20);
+		if (setrlimit(RLIMIT_AS, &rl) != 0)
+			_exit(4);
+		if (lm_big_realloc(p, 1024 * LM_BIG_MAP_MIN) != NULL)
+			_exit(5);
+		for (size_t i = 0; i < 2 * LM_BIG_MAP_MIN; i++)
+			if (p[i] != pat(i))
+				_exit(6);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+#endif
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_grow_and_shrink),
 	    cmocka_unit_test(test_edges),
+	    cmocka_unit_test(test_unmapped_and_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

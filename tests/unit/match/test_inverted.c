@@ -1,14 +1,13 @@
 /*
  * test_inverted.c - the inverted lists (inverted.h) under random adds,
- * removals, re-adds and reshares: every tier stays ordered by document,
- * every block maximum is exactly the largest key of its block, every tier
- * maximum bounds its entries, tiers are ordered by key, and the lists hold
- * exactly the documents added and not removed, each entry with its share
- * and what follows it. Also the prefix bounds that let a query skip
- * entries: for random documents, term sets and bars, a document whose sum
- * reaches the bar has an entry keyed at least the bar, and its sum is at
- * most the shares of those entries plus what follows the last of them.
- * And what follows each term, against its definition.
+ * removals, re-adds and reshares: every tier stays
+ * ordered by document, every block maximum is exactly the largest key of its block, every
+ * tier maximum bounds its entries, tiers are ordered by key, and the lists hold exactly
+ * the documents added and not removed, each entry with its share and what follows it.
+ * Also the prefix bounds that let a query skip entries: for random documents, term sets
+ * and bars, a document whose sum reaches the bar has an entry keyed at least the bar, and
+ * its sum is at most the shares of those entries plus what follows the last of them. And
+ * what follows each term, against its definition.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -490,8 +489,10 @@ test_tier_room_follows_entries(void **state)
 
 /*
  * One long tier: documents added in random order (so most go in the
- * middle) and removed at random, with keys from a few values so that a
- * block often holds its maximum twice and loses one of them. After every
+ * middle) and removed at random, with keys from 150 values, so that a
+ * block's maximum is anywhere in it and sometimes held twice, and the
+ * largest key rare (one in a hundred), so that most blocks hold no copy
+ * of it. After every
  * change every block maximum is exactly the largest key of its block:
  * the blocks after the change, which gain an entry at one end and lose
  * one at the other, included.
@@ -528,7 +529,6 @@ check_long_tier(const lm_inverted *iv, uint32_t tier, size_t want)
 static void
 test_long_tier_block_maxima(void **state)
 {
-	static const float keys[] = {0.81f, 0.85f, 0.9f, 0.97f};
 	struct rng r = {0xB10C4A11ULL};
 	static bool in[LONG_DOCS];
 	static float share[LONG_DOCS];
@@ -542,7 +542,9 @@ test_long_tier_block_maxima(void **state)
 	for (int op = 0; op < LONG_OPS; op++) {
 		uint32_t d = rn(&r, LONG_DOCS);
 		if (!in[d]) {
-			share[d] = keys[rn(&r, 4)];
+			share[d] = rn(&r, 100) == 0
+			               ? 0.99f
+			               : 0.8f + (float) rn(&r, 150) / 1000.0f;
 			assert_int_equal(
 			    lm_inverted_add(iv, 0, d, &term, &share[d], NULL, 1, false),
 			    LM_OK);
