@@ -736,6 +736,45 @@ list_out(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
 	}
 }
 
+/*
+ * list_out of the old version of a record (pp_old or cp_old) and the
+ * list_commit of its new one (pp or cp, listed by list_prepare) in the
+ * same partition part, at once: the lists take the change with
+ * lm_inverted_update, which overwrites the entries whose tier stays. The
+ * lists being built for a new snapshot take it as list_out and
+ * list_commit give it to them.
+ */
+static void
+list_replace(lm_index *idx, const lm_posting_prep *pp_old, const lm_profile_prep *cp_old,
+    const lm_posting_prep *pp, uint8_t part, uint32_t doc, size_t nterms)
+{
+	bool posting = pp_old != NULL;
+	lm_inverted *iv = posting ? idx->piv : idx->civ;
+	struct rebuild *rb = posting ? rebuild_live(idx) : NULL;
+	struct wbuf *w = &idx->wr;
+	size_t n = lm_prep_terms(pp_old, cp_old, idx->stats, w->old, w->cap);
+
+	lm_inverted_update(iv, part, doc, w->old, n, prep_bare(pp_old), w->terms,
+	    w->shares, posting ? w->after : NULL, nterms, prep_bare(pp));
+	w->nold = n;
+	if (posting) {
+		lm_idf_snap_remove(idx->snap, pp_old);
+		idx->gen += 2; /* as list_out and list_commit count */
+		idx->since_check += 2;
+	}
+	if (rb != NULL) {
+		lm_idf_snap_remove(rb->sn, pp_old);
+		if (doc < rb->next)
+			lm_inverted_remove(
+			    rb->iv, part, doc, w->old, n, prep_bare(pp_old));
+		if (rb->mirror &&
+		    lm_inverted_add(rb->iv, part, doc, w->terms, rb->w.shares,
+		        rb->w.after, nterms, prep_bare(pp)) != LM_OK)
+			rb->failed = true;
+		rb->mirror = false;
+	}
+}
+
 /* After list_out of a record of the postings (posting) or the profiles,
  * from partition part, and the list_commit that followed it if any. */
 static void
@@ -1535,10 +1574,14 @@ put_posting(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 				lm_skill_stats_remove(idx->stats, pp);
 			goto fail;
 		}
-		if (e->listed)
-			list_out(idx, e->pp, NULL, e->part, e->slot);
-		if (listed)
-			list_commit(idx, pp, part, e->slot, nterms);
+		if (e->listed && listed && e->part == part) {
+			list_replace(idx, e->pp, NULL, pp, part, e->slot, nterms);
+		} else {
+			if (e->listed)
+				list_out(idx, e->pp, NULL, e->part, e->slot);
+			if (listed)
+				list_commit(idx, pp, part, e->slot, nterms);
+		}
 		if (e->listed)
 			list_trim(idx, true, e->part);
 		if (e->counted)
@@ -1644,8 +1687,12 @@ put_profile(lm_index *idx, lm_index_prepared *ip, uint64_t seq)
 		e = old;
 		if ((rc = list_prepare(idx, NULL, cp, part, e->slot, &nterms)) != LM_OK)
 			goto fail;
-		list_out(idx, NULL, e->cp, e->part, e->slot);
-		list_commit(idx, NULL, part, e->slot, nterms);
+		if (e->part == part) {
+			list_replace(idx, NULL, e->cp, NULL, part, e->slot, nterms);
+		} else {
+			list_out(idx, NULL, e->cp, e->part, e->slot);
+			list_commit(idx, NULL, part, e->slot, nterms);
+		}
 		list_trim(idx, false, e->part);
 		e->id = lm_profile_prep_id(cp); /* as for postings: key first */
 		(void) lm_hashmap_put(idx->profs.by_id, e->id, e);

@@ -595,6 +595,105 @@ lm_inverted_after(const uint32_t *terms, const float *shares, size_t n, float *o
 			out[by_term[g]] = out[by_term[g - 1]];
 }
 
+/* What follows term i for lm_inverted_add: after[i] with prefix bounds
+ * and shares, else 0. */
+static float
+after_of(const lm_inverted *iv, const float *shares, const float *after, size_t i)
+{
+	return iv->prefix && shares != NULL && after != NULL ? after[i] : 0;
+}
+
+/* The tier of tl holding doc, and its place there in *pos; NULL when
+ * none does. */
+static struct tier *
+tiers_find(struct tier *tl, uint32_t doc, uint32_t *pos)
+{
+	for (uint32_t j = 0; j <= LAST; j++) {
+		uint32_t i = tier_find(&tl[j], doc);
+		if (i < tl[j].n && tl[j].e[i].doc == doc) {
+			*pos = i;
+			return &tl[j];
+		}
+	}
+	return NULL;
+}
+
+/* Gives doc's entry in tl the share and what follows it, where it is,
+ * when the new key belongs to the tier it is in; returns whether it did.
+ * The tier's maxima and least key take the new values in, and its
+ * block's maximum is read again. */
+static bool
+tier_overwrite(lm_inverted *iv, struct tier *tl, uint32_t doc, float share, float after)
+{
+	lm_inverted_ent x = {doc, share, after};
+	struct tier *t;
+	uint32_t pos;
+	float key = lm_inverted_key(&x);
+
+	if ((t = tiers_find(tl, doc, &pos)) == NULL || t != &tl[tier_of(iv, key)])
+		return false;
+	t->e[pos] = x;
+	block_max(t, pos / BLOCK);
+	if (share > t->max)
+		t->max = share;
+	if (key > t->kmax)
+		t->kmax = key;
+	if (lm_inverted_key_sum(&x) < t->kmin)
+		t->kmin = lm_inverted_key_sum(&x);
+	return true;
+}
+
+/* The first place of term in terms[0 .. n), or n. */
+static size_t
+term_at(const uint32_t *terms, size_t n, uint32_t term)
+{
+	size_t k = 0;
+
+	while (k < n && terms[k] != term)
+		k++;
+	return k;
+}
+
+void
+lm_inverted_update(lm_inverted *iv, uint32_t part, uint32_t doc,
+    const uint32_t *old_terms, size_t old_n, bool old_bare, const uint32_t *terms,
+    const float *shares, const float *after, size_t n, bool bare)
+{
+	struct part *pt = &iv->parts[part];
+	uint32_t pos;
+
+	/* Each old term's entry is overwritten or leaves. */
+	for (size_t i = 0; i < old_n; i++) {
+		uint32_t t = old_terms[i];
+		size_t k;
+		if (t >= pt->nterms || pt->terms[t] == NULL || seen_before(old_terms, i))
+			continue;
+		k = term_at(terms, n, t);
+		if (k < n &&
+		    tier_overwrite(iv, pt->terms[t], doc, shares != NULL ? shares[k] : 0,
+		        after_of(iv, shares, after, k)))
+			continue;
+		tiers_drop(pt, pt->terms[t], doc);
+	}
+	/* Every entry of doc still listed was overwritten with its new values:
+	 * the new terms without one join their tiers. */
+	for (size_t i = 0; i < n; i++) {
+		struct tier *tl;
+		if (seen_before(terms, i))
+			continue;
+		if ((tl = term_list(pt, terms[i])) == NULL) /* reserved: cannot fail */
+			continue;
+		if (tiers_find(tl, doc, &pos) != NULL)
+			continue;
+		(void) tiers_add(iv, pt, tl, doc, shares != NULL ? shares[i] : 0,
+		    after_of(iv, shares, after, i));
+	}
+	if (old_bare && !bare)
+		dlist_drop(&pt->bare, doc);
+	else if (!old_bare && bare)
+		(void) dlist_push(&pt->bare, doc);
+}
+
 void
 lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t *terms,
     size_t n, bool bare)
@@ -608,14 +707,6 @@ lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc, const uint32_t 
 	dlist_drop(&pt->all, doc);
 	if (bare)
 		dlist_drop(&pt->bare, doc);
-}
-
-/* What follows term i for lm_inverted_add: after[i] with prefix bounds
- * and shares, else 0. */
-static float
-after_of(const lm_inverted *iv, const float *shares, const float *after, size_t i)
-{
-	return iv->prefix && shares != NULL && after != NULL ? after[i] : 0;
 }
 
 int

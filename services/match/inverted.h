@@ -107,6 +107,23 @@ int lm_inverted_reserve(lm_inverted *iv, uint32_t part, const uint32_t *terms,
 void lm_inverted_remove(lm_inverted *iv, uint32_t part, uint32_t doc,
     const uint32_t *terms, size_t n, bool bare);
 
+/*
+ * Replaces the listing of doc in partition part: the lm_inverted_remove of
+ * its old terms (old_n of them, old_bare) and the lm_inverted_add of the
+ * new ones (the other arguments, as lm_inverted_add takes them) in one
+ * pass. The entry of a term in both lists whose new key falls in the tier
+ * its old entry is in is overwritten in place: no entry of the tier moves,
+ * and only its block's maximum is read again. Those of the other terms
+ * leave and join their tiers as by a removal and an add. A new version of
+ * a record with the same terms and shares (an edit of its salary or its
+ * text) so costs a search per term instead of moving the tiers' tails.
+ * lm_inverted_reserve with the new listing's arguments must have made the
+ * room: then it cannot fail. Never allocates.
+ */
+void lm_inverted_update(lm_inverted *iv, uint32_t part, uint32_t doc,
+    const uint32_t *old_terms, size_t old_n, bool old_bare, const uint32_t *terms,
+    const float *shares, const float *after, size_t n, bool bare);
+
 /* The entries of every term list of every partition. */
 size_t lm_inverted_entries(const lm_inverted *iv);
 

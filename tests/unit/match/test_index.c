@@ -1014,9 +1014,10 @@ test_exact_top_k_at_scale(void **state)
 }
 
 /* One change of the postings, op the serial of the change: a new version
- * of one (45%, fresh content: other skills, often another partition), a
- * removal (25%) or a new posting; the world follows. w->posts and w->pp
- * must have room for one more. */
+ * of one (45%: every third an edit of its date posted, with its skills,
+ * shares and partition kept, the others fresh content: other skills,
+ * often another partition), a removal (25%) or a new posting; the world
+ * follows. w->posts and w->pp must have room for one more. */
 static void
 churn_op(struct rng *r, lm_index *idx, struct world *w, unsigned op)
 {
@@ -1025,7 +1026,10 @@ churn_op(struct rng *r, lm_index *idx, struct world *w, unsigned op)
 	char id[32];
 
 	if (k < 45 && w->np > 0) {
-		JobPosting *p = gen_posting(r, w->posts[i]->id);
+		JobPosting *p = op % 3 == 0 ? dup_msg(&w->posts[i]->base, NULL)
+		                            : gen_posting(r, w->posts[i]->id);
+		if (op % 3 == 0) /* an edit: the lists' entries stay where they are */
+			p->posted_at = NOW - (int64_t) rn(r, 60 * DAY);
 		p->version = w->posts[i]->version + 1;
 		assert_int_equal(
 		    lm_index_put_posting(idx, dup_msg(&p->base, NULL), 0), LM_OK);

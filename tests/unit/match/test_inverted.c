@@ -1,6 +1,6 @@
 /*
  * test_inverted.c - the inverted lists (inverted.h) under random adds,
- * removals, re-adds and reshares: every tier stays
+ * removals, re-adds, new versions (lm_inverted_update) and reshares: every tier stays
  * ordered by document, every block maximum is exactly the largest key of its block, every
  * tier maximum bounds its entries, tiers are ordered by key, and the lists hold exactly
  * the documents added and not removed, each entry with its share and what follows it.
@@ -168,6 +168,39 @@ add(lm_inverted *iv, struct doc *docs, uint32_t k)
 	d->in = true;
 }
 
+/* A new version of docs[k], in its partition, put with
+ * lm_inverted_update: kind 0 keeps its terms and shares, 1 keeps its terms
+ * and changes some shares a little (an entry may stay in its tier or
+ * not), 2 replaces some terms, 3 is a new document altogether; its bare
+ * flag flips now and then. */
+static void
+update(struct rng *r, lm_inverted *iv, struct doc *docs, uint32_t k, int kind)
+{
+	struct doc *d = &docs[k], old = *d;
+	float after[MAXT];
+
+	if (kind == 1)
+		for (uint32_t i = 0; i < d->n; i++)
+			if (rn(r, 2) == 0)
+				d->shares[i] *= 0.9f + (float) rn(r, 21) / 100.0f;
+	if (kind == 2)
+		for (uint32_t i = 0; i < d->n; i++)
+			if (rn(r, 3) == 0)
+				d->terms[i] = rn(r, NTERMS);
+	if (kind == 3) {
+		random_doc(r, d);
+		d->part = old.part;
+	}
+	if (rn(r, 8) == 0)
+		d->bare = !d->bare;
+	lm_inverted_after(d->terms, d->shares, d->n, after);
+	assert_int_equal(
+	    lm_inverted_reserve(iv, d->part, d->terms, d->shares, after, d->n, d->bare),
+	    LM_OK);
+	lm_inverted_update(iv, d->part, k, old.terms, old.n, old.bare, d->terms,
+	    d->shares, after, d->n, d->bare);
+}
+
 /* Removes docs[k] and, when trim, gives back the room it leaves. */
 static void
 drop(lm_inverted *iv, struct doc *docs, uint32_t k, bool trim)
@@ -230,6 +263,13 @@ run_lists(bool prefix)
 			add(iv, docs, k);
 		}
 	check_lists(iv, docs, prefix);
+	/* New versions in place of half of them, of every kind. */
+	for (int kind = 0; kind < 4; kind++) {
+		for (uint32_t k = 0; k < NDOCS; k++)
+			if (docs[k].in && rn(&r, 2) == 0)
+				update(&r, iv, docs, k, kind);
+		check_lists(iv, docs, prefix);
+	}
 	/* A reshare to new shares moves entries between tiers. */
 	for (uint32_t k = 0; k < NDOCS; k++)
 		for (uint32_t i = 0; i < docs[k].n; i++)
