@@ -490,6 +490,7 @@ churn_phase(lm_index *idx, bench_gen *gen, uint64_t n, churn_result *out)
 
 typedef struct writes_result {
 	bench_lat update; /* a new version of a stored posting, its skills new */
+	bench_lat edit;   /* a new version with its date posted changed only */
 	bench_lat remove; /* a stored posting deleted */
 } writes_result;
 
@@ -498,7 +499,10 @@ typedef struct writes_result {
 /* Times what a writer holds the index for when a stored posting changes:
  * min(n, WRITES_MAX) puts of a new version of a posting drawn at random
  * among the n built (job-<i>: new content, so its terms leave some lists
- * and join others), then as many removals of distinct ones, each as the
+ * and join others), as many edits (a stored posting's new version with
+ * only its date posted changed: its terms and shares stay, as when an
+ * employer edits the text or the salary), then as many removals of
+ * distinct ones, each as the
  * follower applies it. Steps left of a new idf snapshot (the churn phase's)
  * are taken first (lm_index_advance), so that they do not fall into these
  * times. Returns 0 or -1. */
@@ -531,6 +535,21 @@ writes_phase(lm_index *idx, bench_gen *gen, bench_rng *rng, uint64_t n, uint64_t
 	}
 	if (rc == LM_OK)
 		bench_lat_summarize(samples, (size_t) k, &out->update);
+	for (uint64_t i = 0; i < k && rc == LM_OK; i++) {
+		Lunamatch__V1__JobPosting *p = NULL;
+		uint64_t t0;
+		snprintf(id, sizeof(id), "job-%08llu",
+		    (unsigned long long) (bench_rng_next(rng) % n));
+		if ((rc = lm_index_get_posting(idx, id, &p)) != LM_OK)
+			break;
+		p->version += 1;
+		p->posted_at -= 3600;
+		t0 = bench_now_ns();
+		rc = lm_index_put_posting(idx, p, ++seq);
+		samples[i] = bench_now_ns() - t0;
+	}
+	if (rc == LM_OK)
+		bench_lat_summarize(samples, (size_t) k, &out->edit);
 	/* Distinct ids, spread over the doc ids. */
 	for (uint64_t i = 0; i < k && rc == LM_OK; i++) {
 		uint64_t t0;
@@ -710,7 +729,7 @@ size_json(const opts *o, const size_result *r)
 		             (json_int_t) r->qps_queries[t], "cpu_cores_busy",
 		             r->qps_cpu[t], "other_cores_busy", r->qps_others[t]));
 	j = json_pack("{s:I,s:I,s:I,s:{s:f,s:f,s:f,s:f},s:{s:I,s:I,s:f,s:f,s:I},s:o,s:o,"
-	              "s:{s:I,s:I,s:o},s:{s:o,s:o}}",
+	              "s:{s:I,s:I,s:o},s:{s:o,s:o,s:o}}",
 	    "postings", (json_int_t) r->postings, "open_postings",
 	    (json_int_t) r->counts.open_postings, "profiles",
 	    (json_int_t) r->counts.profiles, "build", "profiles_ms", r->profiles_build_ms,
@@ -728,8 +747,8 @@ size_json(const opts *o, const size_result *r)
 	    "rss_after_bytes", (json_int_t) r->rss_after, "latency", q, "qps", qps,
 	    "reshare_puts", "puts", (json_int_t) r->churn.puts, "reshares",
 	    (json_int_t) r->churn.reshares, "latency", bench_lat_json(&r->churn.lat),
-	    "stored_posting_changes", "update", bench_lat_json(&r->writes.update),
-	    "remove", bench_lat_json(&r->writes.remove));
+	    "stored_posting_changes", "update", bench_lat_json(&r->writes.update), "edit",
+	    bench_lat_json(&r->writes.edit), "remove", bench_lat_json(&r->writes.remove));
 	return j;
 }
 
@@ -861,12 +880,14 @@ table(bench_text *t, const opts *o, const size_result *r, size_t nr, json_t *mac
 		bench_text_printf(t, " %22s", cell);
 	}
 	bench_text_printf(t, "\n");
-	for (int w = 0; w < 2; w++) {
-		row_head(t, w == 0 ? "posting update p50/p99/max (ms)"
-		                   : "posting removal p50/p99/max (ms)");
+	for (int w = 0; w < 3; w++) {
+		static const char *const heads[] = {"posting update p50/p99/max (ms)",
+		    "posting edit p50/p99/max (ms)", "posting removal p50/p99/max (ms)"};
+		row_head(t, heads[w]);
 		for (size_t i = 0; i < nr; i++) {
-			const bench_lat *l =
-			    w == 0 ? &r[i].writes.update : &r[i].writes.remove;
+			const bench_lat *l = w == 0   ? &r[i].writes.update
+			                     : w == 1 ? &r[i].writes.edit
+			                              : &r[i].writes.remove;
 			char cell[64];
 			snprintf(cell, sizeof(cell), "%.2f/%.2f/%.1f", l->p50_us / 1000.0,
 			    l->p99_us / 1000.0, l->max_us / 1000.0);
