@@ -28,16 +28,21 @@ struct hdr {
 };
 _Static_assert(sizeof(struct hdr) == 16, "the caller's bytes stay 16-byte aligned");
 
-/* Whether a block of n bytes is mapped. */
-static int
-mapped(size_t n)
+bool
+lm_big_mapped(void)
 {
 #ifdef NO_MAPS
-	(void) n;
-	return 0;
+	return false;
 #else
-	return n >= LM_BIG_MAP_MIN;
+	return true;
 #endif
+}
+
+/* Whether a block of n bytes is mapped. */
+static bool
+mapped(size_t n)
+{
+	return lm_big_mapped() && n >= LM_BIG_MAP_MIN;
 }
 
 /* The mapping length for n bytes and the header, or 0 on overflow. */

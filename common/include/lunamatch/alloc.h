@@ -23,6 +23,7 @@
 #ifndef LUNAMATCH_ALLOC_H
 #define LUNAMATCH_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -40,6 +41,10 @@ void *lm_big_realloc(void *p, size_t n);
 
 /* Frees a block of lm_big_realloc; NULL is a no-op. */
 void lm_big_free(void *p);
+
+/* Whether blocks of LM_BIG_MAP_MIN bytes or more are mappings of their
+ * own: true but in a sanitizer's build. */
+bool lm_big_mapped(void);
 
 #ifdef __cplusplus
 }
