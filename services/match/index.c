@@ -2354,6 +2354,13 @@ lm_index_check_lists(lm_index *idx, char *err, size_t errlen)
 	if (rc == LM_OK && rebuild_live(idx) != NULL)
 		rc = check_postings(idx, idx->rb->iv, idx->rb->sn, idx->rb->next,
 		    "lists being built", err, errlen);
+	/* What queries rely on in every tier: order, block maxima, bounds. */
+	if (rc == LM_OK)
+		rc = lm_inverted_check(idx->piv, err, errlen);
+	if (rc == LM_OK)
+		rc = lm_inverted_check(idx->civ, err, errlen);
+	if (rc == LM_OK && rebuild_live(idx) != NULL)
+		rc = lm_inverted_check(idx->rb->iv, err, errlen);
 	pthread_rwlock_unlock(&idx->lock);
 	pthread_mutex_unlock(&idx->rb_lock);
 	return rc;

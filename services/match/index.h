@@ -276,8 +276,11 @@ size_t lm_index_reshare_walked(lm_index *idx);
  * and, when it has no skills of its own, in the bare list, and the
  * snapshot counting the skills of these postings and no others; and, while a
  * new snapshot's lists are being built, the same of those at the new
- * snapshot for the doc ids the build has passed; every doc id's slot
- * (the veto key and prep queries read) its entry's; and the expiry heap
+ * snapshot for the doc ids the build has passed; every tier of the
+ * postings' and the profiles' lists as queries rely on it
+ * (lm_inverted_check: ordered, exact block maxima, bounds); every doc
+ * id's slot (the veto key and prep queries read) its entry's; and the
+ * expiry heap
  * in heap order, holding each live posting with an expiry once, at the
  * place the posting knows, and nothing else. Else LM_EINVAL with
  * the first difference in err. O(list entries), under the read lock.

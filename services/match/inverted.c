@@ -14,6 +14,7 @@
  * a trim when less than a quarter full (ROOM_MIN).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -987,6 +988,71 @@ lm_inverted_bare(const lm_inverted *iv, uint32_t part, size_t *n)
 {
 	*n = iv->parts[part].bare.n;
 	return iv->parts[part].bare.v;
+}
+
+/* lm_inverted_check of tier t (term, tier j of partition p). */
+static int
+check_tier(
+    const struct tier *t, uint32_t p, uint32_t term, uint32_t j, char *err, size_t errlen)
+{
+	for (size_t b = 0; b < nblocks(t->n); b++) {
+		float mx = 0;
+		for (size_t i = b * BLOCK; i < t->n && i < (b + 1) * BLOCK; i++) {
+			const lm_inverted_ent *x = &t->e[i];
+			float key = lm_inverted_key(x);
+			if (i > 0 && t->e[i - 1].doc >= x->doc) {
+				snprintf(err, errlen,
+				    "partition %u, term %u, tier %u: doc %u after doc %u",
+				    p, term, j, x->doc, t->e[i - 1].doc);
+				return LM_EINVAL;
+			}
+			if (x->share > t->max || key > t->kmax ||
+			    lm_inverted_key_sum(x) < t->kmin) {
+				snprintf(err, errlen,
+				    "partition %u, term %u, tier %u: doc %u (share %.9g, "
+				    "key "
+				    "%.9g) outside the tier's bounds (%.9g, %.9g, least "
+				    "%.9g)",
+				    p, term, j, x->doc, (double) x->share, (double) key,
+				    (double) t->max, (double) t->kmax, t->kmin);
+				return LM_EINVAL;
+			}
+			if (key > mx)
+				mx = key;
+		}
+		if (t->bm[b] != mx) {
+			snprintf(err, errlen,
+			    "partition %u, term %u, tier %u: block %zu's maximum %.9g, "
+			    "its "
+			    "largest key %.9g",
+			    p, term, j, b, (double) t->bm[b], (double) mx);
+			return LM_EINVAL;
+		}
+	}
+	return LM_OK;
+}
+
+int
+lm_inverted_check(const lm_inverted *iv, char *err, size_t errlen)
+{
+	for (uint32_t p = 0; p < iv->nparts; p++) {
+		const struct part *pt = &iv->parts[p];
+		size_t n = 0;
+		for (uint32_t term = 0; term < pt->nterms; term++) {
+			const struct tier *tl = pt->terms[term];
+			for (uint32_t j = 0; tl != NULL && j <= LAST; j++) {
+				if (check_tier(&tl[j], p, term, j, err, errlen) != LM_OK)
+					return LM_EINVAL;
+				n += tl[j].n;
+			}
+		}
+		if (n != pt->nents) {
+			snprintf(err, errlen, "partition %u: %zu entries, %zu counted", p,
+			    n, pt->nents);
+			return LM_EINVAL;
+		}
+	}
+	return LM_OK;
 }
 
 size_t

@@ -199,6 +199,14 @@ void lm_inverted_reshare(lm_inverted *iv, lm_inverted_share_fn fn, void *arg);
 const uint32_t *lm_inverted_all(const lm_inverted *iv, uint32_t part, size_t *n);
 const uint32_t *lm_inverted_bare(const lm_inverted *iv, uint32_t part, size_t *n);
 
+/* For tests: LM_OK when every tier of every list is ordered by document
+ * with each document once, each block maximum is exactly the largest key
+ * of its block, the tier's maxima bound every share and key from above
+ * and its least key every key sum from below, and each partition counts
+ * the entries its tiers hold; else LM_EINVAL with the first fault in err.
+ * O(entries). */
+int lm_inverted_check(const lm_inverted *iv, char *err, size_t errlen);
+
 /* Bytes the lists hold (for memory accounting). */
 size_t lm_inverted_bytes(const lm_inverted *iv);
 

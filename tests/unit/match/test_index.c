@@ -1014,10 +1014,10 @@ test_exact_top_k_at_scale(void **state)
 }
 
 /* One change of the postings, op the serial of the change: a new version
- * of one (45%: every third an edit of its date posted, with its skills,
- * shares and partition kept, the others fresh content: other skills,
- * often another partition), a removal (25%) or a new posting; the world
- * follows. w->posts and w->pp must have room for one more. */
+ * of one (45%: every third an edit of its date posted, and of whether its
+ * first skill is preferred, with its skills and partition kept; the others
+ * fresh content: other skills, often another partition), a removal (25%) or a new
+ * posting; the world follows. w->posts and w->pp must have room for one more. */
 static void
 churn_op(struct rng *r, lm_index *idx, struct world *w, unsigned op)
 {
@@ -1028,8 +1028,13 @@ churn_op(struct rng *r, lm_index *idx, struct world *w, unsigned op)
 	if (k < 45 && w->np > 0) {
 		JobPosting *p = op % 3 == 0 ? dup_msg(&w->posts[i]->base, NULL)
 		                            : gen_posting(r, w->posts[i]->id);
-		if (op % 3 == 0) /* an edit: the lists' entries stay where they are */
+		if (op % 3 == 0) { /* an edit: its terms stay */
 			p->posted_at = NOW - (int64_t) rn(r, 60 * DAY);
+			/* A skill required or preferred: the shares change, and
+			 * each entry is overwritten where it is or moves tier. */
+			if (p->n_skills > 0 && chance(r, 50))
+				p->skills[0]->preferred = !p->skills[0]->preferred;
+		}
 		p->version = w->posts[i]->version + 1;
 		assert_int_equal(
 		    lm_index_put_posting(idx, dup_msg(&p->base, NULL), 0), LM_OK);
