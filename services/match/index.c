@@ -690,6 +690,36 @@ list_prepare(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp
 	return LM_OK;
 }
 
+/* The new listing of posting pp (doc, in partition part: the nterms terms
+ * of idx->wr) in the lists being built for a new snapshot, when
+ * list_prepare mirrored it there; rb may be NULL. */
+static void
+rebuild_commit(lm_index *idx, struct rebuild *rb, const lm_posting_prep *pp, uint8_t part,
+    uint32_t doc, size_t nterms)
+{
+	if (rb == NULL)
+		return;
+	if (rb->mirror && lm_inverted_add(rb->iv, part, doc, idx->wr.terms, rb->w.shares,
+	                      rb->w.after, nterms, prep_bare(pp)) != LM_OK)
+		rb->failed = true;
+	rb->mirror = false;
+}
+
+/* The old listing of posting pp (doc, in partition part: its n terms in
+ * idx->wr.old) out of the lists being built for a new snapshot: its hold
+ * on their snapshot, and its entries once the build has passed doc; rb
+ * may be NULL. */
+static void
+rebuild_out(lm_index *idx, struct rebuild *rb, const lm_posting_prep *pp, uint8_t part,
+    uint32_t doc, size_t n)
+{
+	if (rb == NULL)
+		return;
+	lm_idf_snap_remove(rb->sn, pp);
+	if (doc < rb->next)
+		lm_inverted_remove(rb->iv, part, doc, idx->wr.old, n, prep_bare(pp));
+}
+
 static void
 list_commit(
     lm_index *idx, const lm_posting_prep *pp, uint8_t part, uint32_t doc, size_t nterms)
@@ -705,12 +735,7 @@ list_commit(
 	rc = lm_inverted_add(iv, part, doc, idx->wr.terms, idx->wr.shares,
 	    pp != NULL ? idx->wr.after : NULL, nterms, prep_bare(pp));
 	(void) rc; /* LM_OK: list_prepare made the room */
-	if (rb != NULL && rb->mirror &&
-	    lm_inverted_add(rb->iv, part, doc, idx->wr.terms, rb->w.shares, rb->w.after,
-	        nterms, prep_bare(pp)) != LM_OK)
-		rb->failed = true;
-	if (rb != NULL)
-		rb->mirror = false;
+	rebuild_commit(idx, rb, pp, part, doc, nterms);
 }
 
 static void
@@ -728,12 +753,7 @@ list_out(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
 		idx->gen++;
 		idx->since_check++;
 	}
-	if (rb != NULL) {
-		lm_idf_snap_remove(rb->sn, pp);
-		if (doc < rb->next)
-			lm_inverted_remove(
-			    rb->iv, part, doc, idx->wr.old, n, prep_bare(pp));
-	}
+	rebuild_out(idx, rb, pp, part, doc, n);
 }
 
 /*
@@ -741,8 +761,8 @@ list_out(lm_index *idx, const lm_posting_prep *pp, const lm_profile_prep *cp,
  * list_commit of its new one (pp or cp, listed by list_prepare) in the
  * same partition part, at once: the lists take the change with
  * lm_inverted_update, which overwrites the entries whose tier stays. The
- * lists being built for a new snapshot take it as list_out and
- * list_commit give it to them.
+ * lists being built for a new snapshot take it as a removal and an add
+ * (rebuild_out, rebuild_commit).
  */
 static void
 list_replace(lm_index *idx, const lm_posting_prep *pp_old, const lm_profile_prep *cp_old,
@@ -762,17 +782,8 @@ list_replace(lm_index *idx, const lm_posting_prep *pp_old, const lm_profile_prep
 		idx->gen += 2; /* as list_out and list_commit count */
 		idx->since_check += 2;
 	}
-	if (rb != NULL) {
-		lm_idf_snap_remove(rb->sn, pp_old);
-		if (doc < rb->next)
-			lm_inverted_remove(
-			    rb->iv, part, doc, w->old, n, prep_bare(pp_old));
-		if (rb->mirror &&
-		    lm_inverted_add(rb->iv, part, doc, w->terms, rb->w.shares,
-		        rb->w.after, nterms, prep_bare(pp)) != LM_OK)
-			rb->failed = true;
-		rb->mirror = false;
-	}
+	rebuild_out(idx, rb, pp_old, part, doc, n);
+	rebuild_commit(idx, rb, pp, part, doc, nterms);
 }
 
 /* After list_out of a record of the postings (posting) or the profiles,

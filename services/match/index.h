@@ -280,10 +280,9 @@ size_t lm_index_reshare_walked(lm_index *idx);
  * postings' and the profiles' lists as queries rely on it
  * (lm_inverted_check: ordered, exact block maxima, bounds); every doc
  * id's slot (the veto key and prep queries read) its entry's; and the
- * expiry heap
- * in heap order, holding each live posting with an expiry once, at the
- * place the posting knows, and nothing else. Else LM_EINVAL with
- * the first difference in err. O(list entries), under the read lock.
+ * expiry heap in heap order, holding each live posting with an expiry
+ * once, at the place the posting knows, and nothing else. Else LM_EINVAL
+ * with the first difference in err. O(list entries), under the read lock.
  */
 int lm_index_check_lists(lm_index *idx, char *err, size_t errlen);
 

@@ -1010,9 +1010,8 @@ check_tier(
 			    lm_inverted_key_sum(x) < t->kmin) {
 				snprintf(err, errlen,
 				    "partition %u, term %u, tier %u: doc %u (share %.9g, "
-				    "key "
-				    "%.9g) outside the tier's bounds (%.9g, %.9g, least "
-				    "%.9g)",
+				    "key %.9g) outside the tier's bounds (%.9g, %.9g, "
+				    "least %.9g)",
 				    p, term, j, x->doc, (double) x->share, (double) key,
 				    (double) t->max, (double) t->kmax, t->kmin);
 				return LM_EINVAL;
@@ -1022,9 +1021,8 @@ check_tier(
 		}
 		if (t->bm[b] != mx) {
 			snprintf(err, errlen,
-			    "partition %u, term %u, tier %u: block %zu's maximum %.9g, "
-			    "its "
-			    "largest key %.9g",
+			    "partition %u, term %u, tier %u: block %zu's maximum "
+			    "%.9g, its largest key %.9g",
 			    p, term, j, b, (double) t->bm[b], (double) mx);
 			return LM_EINVAL;
 		}
