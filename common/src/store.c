@@ -42,14 +42,17 @@
 #include "lunamatch/random.h"
 #include "lunamatch/store.h"
 
-#define VAL_MAGIC        0x4c /* 'L': record value, format 1 */
-#define VAL_HDR          10   /* magic, flags, u64 BE version */
-#define VAL_TOMBSTONE    0x01 /* flags bit: deletion tombstone */
-#define VAL_POS          0x02 /* flags bit: a source position follows the header */
-#define VAL_POS_LEN      16   /* u32 BE epoch, u32 BE partition, u64 BE offset */
-#define VAL_TOMB_TIME    8    /* a tombstone's payload: u64 BE deletion time */
-#define READER_VAL       16   /* u64 BE seq, u64 BE time of the record */
-#define CHANGE_MAX       512  /* bytes of a serialized ChangeEntry */
+#define VAL_MAGIC     0x4c /* 'L': record value, format 1 */
+#define VAL_HDR       10   /* magic, flags, u64 BE version */
+#define VAL_TOMBSTONE 0x01 /* flags bit: deletion tombstone */
+#define VAL_POS       0x02 /* flags bit: a source position follows the header */
+/* flags bit of a tombstone: the deletion may come from before the version it
+ * took (see run_op) */
+#define VAL_UNORDERED    0x04
+#define VAL_POS_LEN      16  /* u32 BE epoch, u32 BE partition, u64 BE offset */
+#define VAL_TOMB_TIME    8   /* a tombstone's payload: u64 BE deletion time */
+#define READER_VAL       16  /* u64 BE seq, u64 BE time of the record */
+#define CHANGE_MAX       512 /* bytes of a serialized ChangeEntry */
 #define STORE_MAXDBS     8
 #define STORE_MAXREADERS 512  /* concurrent read transactions, all processes */
 #define DIR_MAX          3072 /* bytes of the data directory path */
@@ -245,7 +248,8 @@ lm_store_id_ok(const char *id)
 /* A decoded record value; bytes point into the LMDB page. */
 struct rec {
 	bool tomb;
-	bool has_pos; /* pos is the position of the last change */
+	bool unordered; /* a tombstone with VAL_UNORDERED */
+	bool has_pos;   /* pos is the position of the last change */
 	uint64_t version;
 	lm_store_pos pos;
 	const void *bytes;
@@ -289,7 +293,8 @@ decode_val(lm_store *s, lm_kind k, const MDB_val *key, const MDB_val *v, struct 
 	if (v->mv_size >= VAL_HDR && (p[1] & VAL_POS) != 0)
 		hdr += VAL_POS_LEN;
 	if (v->mv_size < hdr || p[0] != VAL_MAGIC ||
-	    (p[1] & ~(VAL_TOMBSTONE | VAL_POS)) != 0) {
+	    (p[1] & ~(VAL_TOMBSTONE | VAL_POS | VAL_UNORDERED)) != 0 ||
+	    (p[1] & (VAL_TOMBSTONE | VAL_UNORDERED)) == VAL_UNORDERED) {
 		if (corrupt_first(s, k, key, v))
 			lm_error("store.corrupt",
 			    "%s %.*s: record value with a bad header (%zu bytes)",
@@ -298,6 +303,7 @@ decode_val(lm_store *s, lm_kind k, const MDB_val *key, const MDB_val *v, struct 
 		return LM_ESTORE;
 	}
 	r->tomb = (p[1] & VAL_TOMBSTONE) != 0;
+	r->unordered = (p[1] & VAL_UNORDERED) != 0;
 	r->version = lm_lmdb_get_be64(p + 2);
 	r->has_pos = (p[1] & VAL_POS) != 0;
 	if (r->has_pos) {
@@ -335,6 +341,32 @@ pos_replayed(const struct rec *r, const lm_store_pos *pos)
 	if (pos->epoch != r->pos.epoch)
 		return pos->epoch < r->pos.epoch;
 	return pos->offset <= r->pos.offset;
+}
+
+/*
+ * True when a message at pos comes after the change that wrote r in one
+ * partition's log of one epoch: the same epoch and partition, a later
+ * offset. Positions of different partitions or epochs do not compare
+ * (false).
+ */
+static bool
+pos_follows(const struct rec *r, const lm_store_pos *pos)
+{
+	return r->has_pos && pos != NULL && pos->partition == r->pos.partition &&
+	       pos->epoch == r->pos.epoch && pos->offset > r->pos.offset;
+}
+
+/*
+ * True when r has no place in the log that pos is read from: no position
+ * (written before positions were kept, or by lm_store_put), or one of an
+ * earlier epoch, whose log is never read again (in any partition: a new
+ * epoch may partition the topic anew). A message of that log may come
+ * from before or after r's version there.
+ */
+static bool
+pos_unplaced(const struct rec *r, const lm_store_pos *pos)
+{
+	return !r->has_pos || r->pos.epoch < pos->epoch;
 }
 
 /* ---- map locking and resizing ------------------------------------------- */
@@ -974,13 +1006,16 @@ append_change(lm_store_txn *t, const struct op *op, bool deleted)
  * Writes a record value (live with bytes, or a tombstone) of op's kind and
  * id. The value records op's source position when it has one, else keeps the
  * position of the value it replaces (old, when not NULL): a deletion compares
- * against the position of the last positioned change. A tombstone's payload
- * is the time of op, from which lm_store_trim ages it.
+ * against the position of the last positioned change. flags: 0 for a live
+ * value, VAL_TOMBSTONE for a tombstone, with VAL_UNORDERED when it may come
+ * from before the version it takes. A tombstone's payload is the time of
+ * op, from which lm_store_trim ages it.
  */
 static int
-write_val(lm_store_txn *t, const struct op *op, const struct rec *old, bool tomb,
+write_val(lm_store_txn *t, const struct op *op, const struct rec *old, unsigned flags,
     uint64_t version, const void *bytes, size_t len)
 {
+	bool tomb = (flags & VAL_TOMBSTONE) != 0;
 	const lm_store_pos *pos = op->has_pos                   ? &op->pos
 	                          : old != NULL && old->has_pos ? &old->pos
 	                                                        : NULL;
@@ -997,7 +1032,7 @@ write_val(lm_store_txn *t, const struct op *op, const struct rec *old, bool tomb
 		return map_err(rc, "mdb_put");
 	unsigned char *p = v.mv_data;
 	p[0] = VAL_MAGIC;
-	p[1] = (tomb ? VAL_TOMBSTONE : 0) | (pos != NULL ? VAL_POS : 0);
+	p[1] = (unsigned char) (flags | (pos != NULL ? VAL_POS : 0));
 	lm_lmdb_put_be64(p + 2, version);
 	if (pos != NULL) {
 		lm_lmdb_put_be32(p + VAL_HDR, pos->epoch);
@@ -1076,10 +1111,17 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 	bool exists = rc == LM_OK;
 
 	if (op->type == OP_PUT) {
-		if (exists && op->version <= r.version)
+		/* A tombstone that may be older than the version it took (see
+		 * below) gives way to a put of that version that follows it in
+		 * its partition's log, or comes from a later epoch's (the put
+		 * the log holds after the deletion restores the record; one
+		 * before it, the deletion read again orders after it). */
+		if (exists && op->version <= r.version &&
+		    !(r.tomb && r.unordered && op->version == r.version && op->has_pos &&
+		        (pos_follows(&r, &op->pos) || pos_unplaced(&r, &op->pos))))
 			return LM_ESTALE;
 		rc = write_val(
-		    t, op, exists ? &r : NULL, false, op->version, op->data, op->len);
+		    t, op, exists ? &r : NULL, 0, op->version, op->data, op->len);
 		if (rc != LM_OK)
 			return rc;
 		*wrote = true;
@@ -1096,17 +1138,29 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 	if (damaged) {
 		/* Followers drop the record: the change is logged as a
 		 * deletion. */
-		if ((rc = write_val(t, op, NULL, true, op->version, NULL, 0)) != LM_OK)
+		if ((rc = write_val(t, op, NULL, VAL_TOMBSTONE, op->version, NULL, 0)) !=
+		    LM_OK)
 			return rc;
 		*wrote = true;
 		t->delta[ki][TOMB]++;
 		return append_change(t, op, true);
 	}
 	if (!exists || r.tomb) {
-		/* Absent: raise (or create) the tombstone fence if asked to. */
+		/* Absent: raise (or create) the tombstone fence if asked to. A
+		 * deletion of the version a tombstone took orders it: no put of
+		 * that version gets past it any more. */
+		if (exists && r.tomb && r.unordered && op->version != 0 &&
+		    op->version == r.version) {
+			rc = write_val(t, op, &r, VAL_TOMBSTONE, r.version, NULL, 0);
+			if (rc != LM_OK)
+				return rc;
+			*wrote = true;
+			return LM_ENOENT;
+		}
 		if (op->version == 0 || (exists && op->version <= r.version))
 			return LM_ENOENT;
-		rc = write_val(t, op, exists ? &r : NULL, true, op->version, NULL, 0);
+		rc = write_val(
+		    t, op, exists ? &r : NULL, VAL_TOMBSTONE, op->version, NULL, 0);
 		if (rc != LM_OK)
 			return rc;
 		*wrote = true;
@@ -1121,7 +1175,14 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 	if (op->version == 0 && pos_replayed(&r, op->has_pos ? &op->pos : NULL))
 		return LM_ESTALE;
 	uint64_t tv = op->version > r.version ? op->version : r.version;
-	rc = write_val(t, op, &r, true, tv, NULL, 0);
+	/* A versionless deletion read from a log the live version has no
+	 * place in (pos_unplaced: a store from before positions, a new
+	 * epoch) may be older than the version it takes: its tombstone says
+	 * so (VAL_UNORDERED). One from another partition, or without a
+	 * position, stays a fence. */
+	bool unordered = op->version == 0 && op->has_pos && pos_unplaced(&r, &op->pos);
+	rc = write_val(
+	    t, op, &r, VAL_TOMBSTONE | (unordered ? VAL_UNORDERED : 0), tv, NULL, 0);
 	if (rc != LM_OK)
 		return rc;
 	*wrote = true;

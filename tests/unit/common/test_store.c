@@ -445,6 +445,131 @@ test_positions(void **state)
 	free(dir);
 }
 
+/* A versionless deletion of id without a position (lm_store_delete). */
+static void
+del_nopos(lm_store *s, const char *id, int want)
+{
+	lm_store_txn *t;
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, id, 0), want);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+}
+
+/*
+ * A log read again where the live version has no place (a store written
+ * before positions were kept; a new epoch is alike) applies an old
+ * tombstone over that version, which it takes: the put of that version
+ * after the tombstone in the log restores the record. Where the store
+ * knows the deletion came after the version (one epoch and partition), or
+ * the deletion comes from another partition or without a position, the
+ * tombstone stays a fence.
+ */
+static void
+test_positions_reput(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-reput");
+	lm_store *s = open_store(dir, 0, 0);
+	lm_store_txn *t;
+	struct lm_store_stats st;
+
+	/* Written without positions: put v1, deletion, put v2. The same three
+	 * messages read again at their positions: v2 is back. */
+	put1(s, LM_KIND_POSTING, "j", 1, "v1", LM_OK);
+	del_nopos(s, "j", LM_OK);
+	put1(s, LM_KIND_POSTING, "j", 2, "v2", LM_OK);
+	at1(s, "j", 1, "v1", 0, 0, 10, LM_ESTALE);
+	at1(s, "j", 0, NULL, 0, 0, 11, LM_OK);
+	expect_absent(s, LM_KIND_POSTING, "j");
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.postings, 0);
+	assert_int_equal(st.tombstones, 1);
+	/* Still so after the store is opened again. */
+	lm_store_close(s);
+	s = open_store(dir, 0, 0);
+	at1(s, "j", 2, "v2", 0, 0, 12, LM_OK);
+	expect_get(s, LM_KIND_POSTING, "j", 2, "v2");
+	assert_int_equal(lm_store_stats(s, &st), LM_OK);
+	assert_int_equal(st.postings, 1);
+	assert_int_equal(st.tombstones, 0);
+	/* A live version is not replaced by a put of its own version. */
+	at1(s, "j", 2, "v2b", 0, 0, 13, LM_ESTALE);
+	expect_get(s, LM_KIND_POSTING, "j", 2, "v2");
+
+	/* Written without positions: v2. The log read again holds v2, a
+	 * deletion and v2 again: the store cannot tell whether the deletion
+	 * came before or after the v2 it holds, and ends with v2, as the
+	 * compacted topic would. */
+	put1(s, LM_KIND_POSTING, "f", 2, "v2", LM_OK);
+	at1(s, "f", 2, "v2", 0, 0, 10, LM_ESTALE);
+	at1(s, "f", 0, NULL, 0, 0, 11, LM_OK);
+	at1(s, "f", 2, "v2", 0, 0, 12, LM_OK);
+	expect_get(s, LM_KIND_POSTING, "f", 2, "v2");
+
+	/* v2 from epoch 0; the log of epoch 1 holds v1 and a deletion, then
+	 * v2. Only a put of v2 after the tombstone in its own partition and
+	 * epoch restores the record. */
+	at1(s, "e", 2, "v2", 0, 0, 20, LM_OK);
+	at1(s, "e", 1, "v1", 1, 0, 0, LM_ESTALE);
+	at1(s, "e", 0, NULL, 1, 0, 1, LM_OK);
+	expect_absent(s, LM_KIND_POSTING, "e");
+	at1(s, "e", 2, "v2", 1, 0, 1, LM_ESTALE);          /* the same offset */
+	at1(s, "e", 2, "v2", 1, 1, 2, LM_ESTALE);          /* another partition */
+	at1(s, "e", 2, "v2", 0, 0, 2, LM_ESTALE);          /* an earlier epoch */
+	put1(s, LM_KIND_POSTING, "e", 2, "v2", LM_ESTALE); /* no position */
+	at1(s, "e", 1, "v1", 1, 0, 30, LM_ESTALE);         /* a lower version */
+	expect_absent(s, LM_KIND_POSTING, "e");
+	at1(s, "e", 2, "v2", 1, 0, 2, LM_OK);
+	expect_get(s, LM_KIND_POSTING, "e", 2, "v2");
+
+	/* v2 from epoch 0 in partition 1; epoch 1 partitions anew and holds
+	 * the history in partition 0: v1, a deletion, v2. */
+	at1(s, "a", 2, "v2", 0, 1, 2, LM_OK);
+	at1(s, "a", 1, "v1", 1, 0, 0, LM_ESTALE);
+	at1(s, "a", 0, NULL, 1, 0, 1, LM_OK);
+	at1(s, "a", 2, "v2", 1, 0, 2, LM_OK);
+	expect_get(s, LM_KIND_POSTING, "a", 2, "v2");
+	/* The refill of epoch 0 stopped between the deletion and v2; epoch 1
+	 * reads the same history again: v2 comes back. */
+	put1(s, LM_KIND_POSTING, "b", 2, "v2", LM_OK);
+	at1(s, "b", 0, NULL, 0, 0, 1, LM_OK);
+	at1(s, "b", 1, "v1", 1, 0, 0, LM_ESTALE);
+	at1(s, "b", 0, NULL, 1, 0, 1, LM_ENOENT);
+	at1(s, "b", 2, "v2", 1, 0, 2, LM_OK);
+	expect_get(s, LM_KIND_POSTING, "b", 2, "v2");
+
+	/* In one epoch and partition the log orders the deletion after v2: a
+	 * fence against a copy of v2 after it. */
+	at1(s, "k", 2, "v2", 0, 0, 20, LM_OK);
+	at1(s, "k", 0, NULL, 0, 0, 21, LM_OK);
+	at1(s, "k", 2, "v2", 0, 0, 22, LM_ESTALE);
+	expect_absent(s, LM_KIND_POSTING, "k");
+
+	/* A deletion from another partition, or without a position (the
+	 * refill's sweep), stays a fence. */
+	at1(s, "r", 2, "v2", 0, 1, 20, LM_OK);
+	at1(s, "r", 0, NULL, 0, 0, 21, LM_OK);
+	at1(s, "r", 2, "v2", 0, 0, 22, LM_ESTALE);
+	expect_absent(s, LM_KIND_POSTING, "r");
+	at1(s, "w", 2, "v2", 0, 0, 30, LM_OK);
+	del_nopos(s, "w", LM_OK);
+	at1(s, "w", 2, "v2", 0, 0, 31, LM_ESTALE);
+	expect_absent(s, LM_KIND_POSTING, "w");
+
+	/* A deletion of the version a tombstone took orders it. */
+	put1(s, LM_KIND_POSTING, "v", 2, "v2", LM_OK);
+	at1(s, "v", 0, NULL, 0, 0, 11, LM_OK);
+	assert_int_equal(lm_store_begin(s, &t), LM_OK);
+	assert_int_equal(lm_store_delete(t, LM_KIND_POSTING, "v", 2), LM_ENOENT);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	at1(s, "v", 2, "v2", 0, 0, 12, LM_ESTALE);
+	expect_absent(s, LM_KIND_POSTING, "v");
+
+	lm_store_close(s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 /* ---- change log --------------------------------------------------------- */
 
 struct entry {
@@ -2563,6 +2688,7 @@ main(void)
 	    cmocka_unit_test(test_versioning),
 	    cmocka_unit_test(test_tombstones),
 	    cmocka_unit_test(test_positions),
+	    cmocka_unit_test(test_positions_reput),
 	    cmocka_unit_test(test_change_log),
 	    cmocka_unit_test(test_trim_changes),
 	    cmocka_unit_test(test_trim_tombstones),
