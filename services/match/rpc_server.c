@@ -178,6 +178,7 @@ struct lm_rpc_server {
 	 * NNG_PIPE_EV_REM_POST (nng sends REM_POST for rejected pipes too). */
 	unsigned max_conns;
 	atomic_uint conns;
+	atomic_uint admitted;        /* of them, those admitted (in tab) */
 	atomic_uint conns_refused_n; /* ever-increasing */
 	/* Open connections (peer_mtx): a hash table by pipe id with linear
 	 * probing, ntab (a power of two, at least 2 * max_conns) entries. */
@@ -1256,6 +1257,35 @@ conn_find(lm_rpc_server *s, uint32_t id)
 	}
 }
 
+/* The connections open from e's peer address (none counted for a peer
+ * without one); peer_mtx held. */
+static unsigned
+peer_count(const lm_rpc_server *s, const struct conn_entry *e)
+{
+	unsigned n = 0;
+
+	if (e->inet)
+		for (size_t i = 0; i < s->ntab; i++)
+			if (s->tab[i].pipe != 0 && s->tab[i].inet &&
+			    memcmp(s->tab[i].addr, e->addr, 16) == 0)
+				n++;
+	return n;
+}
+
+/* Whether pipe p's peer address already has max_per_peer open. */
+static bool
+peer_full(lm_rpc_server *s, nng_pipe p)
+{
+	struct conn_entry e = {.pipe = (uint32_t) nng_pipe_id(p)};
+	bool full;
+
+	e.inet = peer_addr(p, e.addr);
+	pthread_mutex_lock(&s->peer_mtx);
+	full = peer_count(s, &e) >= s->max_per_peer;
+	pthread_mutex_unlock(&s->peer_mtx);
+	return full;
+}
+
 /* Enters pipe p unless its peer address already has max_per_peer open;
  * false then. The table never fills: it has twice max_conns entries and
  * holds at most max_conns. */
@@ -1263,7 +1293,7 @@ static bool
 conn_admit(lm_rpc_server *s, nng_pipe p)
 {
 	struct conn_entry e = {.pipe = (uint32_t) nng_pipe_id(p)};
-	unsigned n = 0;
+	unsigned n;
 	size_t i;
 
 	e.inet = peer_addr(p, e.addr);
@@ -1276,11 +1306,7 @@ conn_admit(lm_rpc_server *s, nng_pipe p)
 		e.age_ms = e.last_ms + (int64_t) s->age_ms - tenth + jitter;
 	}
 	pthread_mutex_lock(&s->peer_mtx);
-	if (e.inet)
-		for (i = 0; i < s->ntab; i++)
-			if (s->tab[i].pipe != 0 && s->tab[i].inet &&
-			    memcmp(s->tab[i].addr, e.addr, 16) == 0)
-				n++;
+	n = peer_count(s, &e);
 	if (n < s->max_per_peer) {
 		for (i = conn_slot(s, e.pipe); s->tab[i].pipe != 0;
 		     i = (i + 1) & (s->ntab - 1))
@@ -1505,14 +1531,20 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		 * on the older one. */
 		n = atomic_fetch_add(&s->conns, 1) + 1;
 		if (n > s->max_conns) {
+			/* Pipes refused before may still close and fill the cap:
+			 * while the admitted ones leave room, a peer at its own
+			 * limit is refused for that. */
+			bool peer =
+			    atomic_load(&s->admitted) < s->max_conns && peer_full(s, p);
 			atomic_fetch_add(&s->conns_refused_n, 1);
-			lm_counter_add(s->conns_refused, 1);
+			lm_counter_add(peer ? s->peer_refused : s->conns_refused, 1);
 			nng_pipe_close(p);
 		} else if (!conn_admit(s, p)) {
 			atomic_fetch_add(&s->conns_refused_n, 1);
 			lm_counter_add(s->peer_refused, 1);
 			nng_pipe_close(p);
 		} else {
+			atomic_fetch_add(&s->admitted, 1);
 			lm_gauge_add(s->conns_g, 1);
 			if (atomic_load(&s->draining))
 				nng_pipe_close(p);
@@ -1522,8 +1554,10 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_add(&s->pipes_added, 1);
 		break;
 	case NNG_PIPE_EV_REM_POST:
-		if (conn_release(s, p))
+		if (conn_release(s, p)) {
+			atomic_fetch_sub(&s->admitted, 1);
 			lm_gauge_add(s->conns_g, -1);
+		}
 		atomic_fetch_sub(&s->conns, 1);
 		break;
 	default:
@@ -1614,6 +1648,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	atomic_init(&s->probe_seen, false);
 	atomic_init(&s->pipes_added, 0);
 	atomic_init(&s->conns, 0);
+	atomic_init(&s->admitted, 0);
 	atomic_init(&s->conns_refused_n, 0);
 	s->max_conns =
 	    max_connections(o->max_connections, o->receive_budget_bytes, s->max_req);
@@ -1768,7 +1803,7 @@ lm_rpc_server_set_serving(lm_rpc_server *s, bool serving)
 bool
 lm_rpc_server_full(const lm_rpc_server *s)
 {
-	return s != NULL && atomic_load(&((lm_rpc_server *) s)->conns) >= s->max_conns;
+	return s != NULL && atomic_load(&((lm_rpc_server *) s)->admitted) >= s->max_conns;
 }
 
 bool

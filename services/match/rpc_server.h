@@ -230,8 +230,10 @@ int lm_rpc_server_start(lm_rpc_server *s);
 void lm_rpc_server_set_serving(lm_rpc_server *s, bool serving);
 bool lm_rpc_server_serving(const lm_rpc_server *s);
 
-/* True while max_connections are open: new clients are refused, so the
- * service should not report itself ready. Any thread. */
+/* True while max_connections are admitted: new clients are refused, so
+ * the service should not report itself ready. Connections refused and
+ * still closing do not count: a peer over its own limit that keeps
+ * reconnecting cannot make the service unready. Any thread. */
 bool lm_rpc_server_full(const lm_rpc_server *s);
 
 /*

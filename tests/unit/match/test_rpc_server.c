@@ -1332,6 +1332,51 @@ test_connection_limit_per_peer(void **state)
 	server_down(&f);
 }
 
+/* A burst of connections from one address at its per-peer limit, on a
+ * server one connection short of full: each is refused per_peer, even
+ * while the refused ones before it still close and fill the cap, and the
+ * server stays ready (it has room for another address). Before, those
+ * that came while others closed were counted as full, and the server
+ * reported itself full. */
+#define BURST 32
+static void
+test_connection_limit_per_peer_burst(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_client *c[3];
+	nng_socket s[BURST];
+	bool busy_seen = false;
+
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4,
+	                  .workers = 2,
+	                  .max_connections = 3,
+	                  .max_connections_per_peer = 2});
+	two_served_third_refused(&f, c, "per_peer");
+	for (int i = 0; i < BURST; i++) {
+		assert_int_equal(nng_req0_open(&s[i]), 0);
+		assert_int_equal(nng_dial(s[i], f.url, NULL, NNG_FLAG_NONBLOCK), 0);
+	}
+	/* Every burst connection is refused at least once (REQ sockets redial),
+	 * within 5 s; meanwhile the server never calls itself full. */
+	for (int i = 0; i < 500 && counter(f.m, "lunamatch_rpc_connections_refused_total",
+	                               "reason=\"per_peer\"") < BURST + 1;
+	     i++) {
+		busy_seen |= lm_rpc_server_full(f.s);
+		nng_msleep(10);
+	}
+	assert_true(counter(f.m, "lunamatch_rpc_connections_refused_total",
+	                "reason=\"per_peer\"") >= BURST + 1);
+	assert_int_equal(
+	    counter(f.m, "lunamatch_rpc_connections_refused_total", "reason=\"full\""),
+	    0);
+	assert_false(busy_seen);
+	for (int i = 0; i < BURST; i++)
+		nng_close(s[i]);
+	freed_place_taken(c);
+	server_down(&f);
+}
+
 /* At max_connections further connections are closed as soon as they are
  * accepted, the open ones are served, the self-probe does not take the
  * refusal for a dead listener, and a freed place is taken again. */
@@ -3133,6 +3178,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_connection_budget),
 	    cmocka_unit_test(test_connection_budget_logged),
 	    cmocka_unit_test(test_connection_limit_per_peer),
+	    cmocka_unit_test(test_connection_limit_per_peer_burst),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
 	    cmocka_unit_test(test_idle_timeout_spares_waiting_requests),
