@@ -1576,7 +1576,7 @@ static unsigned
 max_connections(unsigned configured, size_t budget, size_t max_req)
 {
 	unsigned want = configured ? configured : LM_RPC_DEFAULT_MAX_CONNECTIONS;
-	size_t per = max_req + LM_RPC_OVERSIZE_GRACE, fit;
+	size_t per = LM_RPC_RECV_MAX(max_req), fit;
 	uint64_t mem;
 	struct rlimit rl;
 
@@ -1725,8 +1725,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 		goto fail;
 	}
 	s->sock_open = true;
-	rv = nng_socket_set_size(
-	    s->sock, NNG_OPT_RECVMAXSZ, s->max_req + LM_RPC_OVERSIZE_GRACE);
+	rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, LM_RPC_RECV_MAX(s->max_req));
 	if (rv == 0)
 		rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
 	if (rv == 0)
