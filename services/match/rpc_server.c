@@ -178,7 +178,7 @@ struct lm_rpc_server {
 	 * NNG_PIPE_EV_REM_POST (nng sends REM_POST for rejected pipes too). */
 	unsigned max_conns;
 	atomic_uint conns;
-	atomic_uint admitted;        /* of them, those admitted (in tab) */
+	atomic_uint admitted;        /* of them, those in tab (changed under peer_mtx) */
 	atomic_uint conns_refused_n; /* ever-increasing */
 	/* Open connections (peer_mtx): a hash table by pipe id with linear
 	 * probing, ntab (a power of two, at least 2 * max_conns) entries. */
@@ -1308,6 +1308,7 @@ conn_admit(lm_rpc_server *s, nng_pipe p)
 	pthread_mutex_lock(&s->peer_mtx);
 	n = peer_count(s, &e);
 	if (n < s->max_per_peer) {
+		atomic_fetch_add(&s->admitted, 1);
 		for (i = conn_slot(s, e.pipe); s->tab[i].pipe != 0;
 		     i = (i + 1) & (s->ntab - 1))
 			;
@@ -1341,6 +1342,7 @@ conn_release(lm_rpc_server *s, nng_pipe p)
 			}
 		}
 		s->tab[i].pipe = 0;
+		atomic_fetch_sub(&s->admitted, 1);
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
 	return found;
@@ -1544,7 +1546,6 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			lm_counter_add(s->peer_refused, 1);
 			nng_pipe_close(p);
 		} else {
-			atomic_fetch_add(&s->admitted, 1);
 			lm_gauge_add(s->conns_g, 1);
 			if (atomic_load(&s->draining))
 				nng_pipe_close(p);
@@ -1554,10 +1555,8 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_add(&s->pipes_added, 1);
 		break;
 	case NNG_PIPE_EV_REM_POST:
-		if (conn_release(s, p)) {
-			atomic_fetch_sub(&s->admitted, 1);
+		if (conn_release(s, p))
 			lm_gauge_add(s->conns_g, -1);
-		}
 		atomic_fetch_sub(&s->conns, 1);
 		break;
 	default:

@@ -186,8 +186,8 @@ typedef struct lm_rpc_server_opts {
 	 * max_connections. ipc:// peers are one local machine: not limited. */
 	unsigned max_connections_per_peer;
 	/* Memory the open connections may make nng hold for requests still
-	 * arriving: nng allocates a request whole (up to max_request_bytes
-	 * plus LM_RPC_OVERSIZE_GRACE) once its length is read, so a peer that
+	 * arriving: nng allocates a request whole (up to
+	 * LM_RPC_RECV_MAX(max_request_bytes)) once its length is read, so a peer that
 	 * sends lengths and then stalls holds that much per connection.
 	 * max_connections is lowered to fit (logged, rpc.limits). 0 = a
 	 * quarter of lm_memory_limit() (memlimit.h), or 1 GiB when that is
