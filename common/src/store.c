@@ -358,10 +358,10 @@ pos_follows(const struct rec *r, const lm_store_pos *pos)
 
 /*
  * True when r has no place in the log that pos is read from: no position
- * (written before positions were kept, or by lm_store_put), or one of an
- * earlier epoch, whose log is never read again (in any partition: a new
- * epoch may partition the topic anew). A message of that log may come
- * from before or after r's version there.
+ * (written before positions were kept, or by lm_store_put over no
+ * positioned value), or one of an earlier epoch, whose log is never read
+ * again (in any partition: a new epoch may partition the topic anew). A
+ * message of that log may come from before or after r's version there.
  */
 static bool
 pos_unplaced(const struct rec *r, const lm_store_pos *pos)
@@ -1178,8 +1178,8 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 	/* A versionless deletion read from a log the live version has no
 	 * place in (pos_unplaced: a store from before positions, a new
 	 * epoch) may be older than the version it takes: its tombstone says
-	 * so (VAL_UNORDERED). One from another partition, or without a
-	 * position, stays a fence. */
+	 * so (VAL_UNORDERED). One from another partition of the live
+	 * version's epoch, or without a position, stays a fence. */
 	bool unordered = op->version == 0 && op->has_pos && pos_unplaced(&r, &op->pos);
 	rc = write_val(
 	    t, op, &r, VAL_TOMBSTONE | (unordered ? VAL_UNORDERED : 0), tv, NULL, 0);
