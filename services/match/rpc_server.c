@@ -178,7 +178,9 @@ struct lm_rpc_server {
 	 * NNG_PIPE_EV_REM_POST (nng sends REM_POST for rejected pipes too). */
 	unsigned max_conns;
 	atomic_uint conns;
-	atomic_uint admitted;        /* of them, those in tab (changed under peer_mtx) */
+	/* Of them, those in tab: changed under peer_mtx, with the gauge
+	 * conns_g, so that the two never disagree for long. */
+	atomic_uint admitted;
 	atomic_uint conns_refused_n; /* ever-increasing */
 	/* Open connections (peer_mtx): a hash table by pipe id with linear
 	 * probing, ntab (a power of two, at least 2 * max_conns) entries. */
@@ -1309,6 +1311,7 @@ conn_admit(lm_rpc_server *s, nng_pipe p)
 	n = peer_count(s, &e);
 	if (n < s->max_per_peer) {
 		atomic_fetch_add(&s->admitted, 1);
+		lm_gauge_add(s->conns_g, 1);
 		for (i = conn_slot(s, e.pipe); s->tab[i].pipe != 0;
 		     i = (i + 1) & (s->ntab - 1))
 			;
@@ -1318,17 +1321,16 @@ conn_admit(lm_rpc_server *s, nng_pipe p)
 	return n < s->max_per_peer;
 }
 
-/* Removes pipe p (backward-shift deletion keeps every probe chain whole).
- * Returns whether it was admitted (held an entry). */
-static bool
+/* Removes pipe p if it was admitted (backward-shift deletion keeps every
+ * probe chain whole). */
+static void
 conn_release(lm_rpc_server *s, nng_pipe p)
 {
 	struct conn_entry *e;
 	size_t i, j;
-	bool found;
 
 	pthread_mutex_lock(&s->peer_mtx);
-	if ((found = (e = conn_find(s, (uint32_t) nng_pipe_id(p))) != NULL)) {
+	if ((e = conn_find(s, (uint32_t) nng_pipe_id(p))) != NULL) {
 		i = (size_t) (e - s->tab);
 		for (j = (i + 1) & (s->ntab - 1); s->tab[j].pipe != 0;
 		     j = (j + 1) & (s->ntab - 1)) {
@@ -1343,9 +1345,9 @@ conn_release(lm_rpc_server *s, nng_pipe p)
 		}
 		s->tab[i].pipe = 0;
 		atomic_fetch_sub(&s->admitted, 1);
+		lm_gauge_add(s->conns_g, -1);
 	}
 	pthread_mutex_unlock(&s->peer_mtx);
-	return found;
 }
 
 /* Restarts e's idle time, unless it is being closed (peer_mtx held). */
@@ -1527,10 +1529,8 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	switch (ev) {
 	case NNG_PIPE_EV_ADD_PRE:
 		/* conns counts every pipe until it is removed (a refused one
-		 * too, so that the cap holds while it closes); the gauge the
-		 * admitted ones, added to rather than set: two pipes' events
-		 * may run at once, and a gauge set from each count could end
-		 * on the older one. */
+		 * too, so that the cap holds while it closes); conn_admit
+		 * counts the admitted ones. */
 		n = atomic_fetch_add(&s->conns, 1) + 1;
 		if (n > s->max_conns) {
 			/* Pipes refused before may still close and fill the cap:
@@ -1545,18 +1545,15 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			atomic_fetch_add(&s->conns_refused_n, 1);
 			lm_counter_add(s->peer_refused, 1);
 			nng_pipe_close(p);
-		} else {
-			lm_gauge_add(s->conns_g, 1);
-			if (atomic_load(&s->draining))
-				nng_pipe_close(p);
+		} else if (atomic_load(&s->draining)) {
+			nng_pipe_close(p);
 		}
 		break;
 	case NNG_PIPE_EV_ADD_POST:
 		atomic_fetch_add(&s->pipes_added, 1);
 		break;
 	case NNG_PIPE_EV_REM_POST:
-		if (conn_release(s, p))
-			lm_gauge_add(s->conns_g, -1);
+		conn_release(s, p);
 		atomic_fetch_sub(&s->conns, 1);
 		break;
 	default:
