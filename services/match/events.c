@@ -513,6 +513,14 @@ scan_cb(void *arg, const char *event_id, const Lunamatch__V1__OutboxEntry *entry
 		return 0;
 	}
 	me = (Lunamatch__V1__MatchEvent *) m;
+	/* Bytes that decode may still be damage: empty ones give an event
+	 * with no id, no key and no value, a tombstone once produced. An
+	 * event is stored under its own id (lm_outbox_enqueue_batch). */
+	if (strcmp(me->event_id, event_id) != 0) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		corrupt_seen(s, event_id, "its event does not carry its id");
+		return 0;
+	}
 	if ((id = strdup(event_id)) == NULL || flight_add(ev, id) != LM_OK) {
 		free(id);
 		protobuf_c_message_free_unpacked(m, NULL);

@@ -1729,6 +1729,7 @@ enum damage {
 	DAMAGE_EVENT, /* its MatchEvent does not decode */
 	DAMAGE_ENTRY, /* the whole entry does not decode */
 	DAMAGE_KEY,   /* it is stored under a key that is not an event id */
+	DAMAGE_EMPTY, /* its MatchEvent is empty bytes (which do decode) */
 };
 
 static size_t count_lines_with(const char *text, const char *what);
@@ -1770,10 +1771,11 @@ shorten_first_pending_key(const char *dir)
 
 /* Replaces the event bytes of the first pending entry of the outbox in dir
  * (no process holds it open), or the whole entry, with bytes that do not
- * decode; returns its id in id. */
+ * decode, or its event bytes with none; returns its id in id. */
 static void
-damage_first_pending(const char *dir, bool whole, char *id, size_t idlen)
+damage_first_pending(const char *dir, enum damage how, char *id, size_t idlen)
 {
+	bool whole = how == DAMAGE_ENTRY;
 	char path[4096];
 	MDB_env *env;
 	MDB_txn *txn;
@@ -1796,8 +1798,8 @@ damage_first_pending(const char *dir, bool whole, char *id, size_t idlen)
 	    lunamatch__v1__outbox_entry__unpack(NULL, v.mv_size, v.mv_data);
 	assert_non_null(e);
 	ProtobufCBinaryData real = e->event;
-	e->event.data = junk;
-	e->event.len = sizeof(junk);
+	e->event.data = how == DAMAGE_EMPTY ? NULL : junk;
+	e->event.len = how == DAMAGE_EMPTY ? 0 : sizeof(junk);
 	uint8_t buf[LM_OUTBOX_ENTRY_MAX];
 	size_t n = lunamatch__v1__outbox_entry__pack(e, buf);
 	e->event = real; /* the message's own, freed with it */
@@ -1845,7 +1847,7 @@ corrupt_pending(enum damage how)
 	if (how == DAMAGE_KEY)
 		shorten_first_pending_key(tmp);
 	else
-		damage_first_pending(tmp, how == DAMAGE_ENTRY, bad, sizeof(bad));
+		damage_first_pending(tmp, how, bad, sizeof(bad));
 
 	/* The other is delivered; the damaged one is reported once over
 	 * several scans and stays pending. */
@@ -1865,7 +1867,7 @@ corrupt_pending(enum damage how)
 	if (how == DAMAGE_KEY)
 		assert_int_equal(count_lines_with(log, "pending key of 31 bytes"), 1);
 	free(log);
-	if (how == DAMAGE_EVENT) {
+	if (how == DAMAGE_EVENT || how == DAMAGE_EMPTY) {
 		Lunamatch__V1__OutboxEntry *left = NULL;
 		assert_int_equal(
 		    lm_outbox_get_entry(lm_events_outbox(ev), bad, &left), LM_OK);
@@ -1891,6 +1893,15 @@ test_corrupt_pending_entry(void **state)
 {
 	(void) state;
 	corrupt_pending(DAMAGE_ENTRY);
+}
+
+/* Empty event bytes decode to an event with no id, no candidate and no
+ * value: produced, they were a tombstone under an empty key. */
+static void
+test_corrupt_pending_empty(void **state)
+{
+	(void) state;
+	corrupt_pending(DAMAGE_EMPTY);
 }
 
 /* Adds n pending entries that do not decode to the outbox in dir (no
@@ -2159,6 +2170,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_pending_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_pending_empty, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_pending_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_pending_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_pair_keys, setup, teardown),
