@@ -524,8 +524,9 @@ make_summary(const lm_model *m, const lm_posting_prep *pp, const struct eval *ev
 	       : ev->score >= 0.5  ? "good"
 	       : ev->score >= 0.25 ? "fair"
 	                           : "weak";
-	/* Printed so as not to read as the band above (0.7498 is no 0.75). */
-	upper = ev->score >= 0.75   ? ev->score
+	/* Printed so as not to read as the band above (0.7498 is no 0.75),
+	 * nor as a perfect score (0.999 is no 1.00). */
+	upper = ev->score >= 0.75   ? 1.0
 	        : ev->score >= 0.5  ? 0.75
 	        : ev->score >= 0.25 ? 0.5
 	                            : 0.25;

@@ -928,8 +928,9 @@ feat_skills(const struct pair *pr, struct eval *ev)
 		return;
 	ev->present[LM_FEAT_SKILLS] = true;
 	ev->value[LM_FEAT_SKILLS] = v;
-	DETAIL(ev, LM_FEAT_SKILLS, "%zu of %zu skills, %.0f%% of the required importance",
-	    nh, (size_t) pp->n_skills, 100.0 * r);
+	/* A share short of all (or above none) never prints as 100% (0%). */
+	DETAIL(ev, LM_FEAT_SKILLS, "%zu of %zu skills, %s%% of the required importance",
+	    nh, (size_t) pp->n_skills, lm_num_pair(100.0 * r, r < 0.5 ? 0 : 100, 0).a);
 }
 
 static void

@@ -2659,7 +2659,8 @@ summary_reads_as_band(const Match *mt)
 		if (!band_is(mt, bands[b].band))
 			continue;
 		if (shown < bands[b].lo || shown > bands[b].hi ||
-		    (bands[b].hi < 1.0 && shown >= bands[b].hi))
+		    (bands[b].hi < 1.0 && shown >= bands[b].hi) ||
+		    (shown >= 1.0 && mt->score < 1.0))
 			fail_msg("score %.6f printed \"%s\"", mt->score,
 			    mt->explanation->summary);
 		return;
@@ -2756,6 +2757,47 @@ test_skills_lead(void **state)
 			match_free(mt);
 		}
 	samples_free(&smp);
+}
+
+/*
+ * A required share just short of all, or just above none, and a score just
+ * short of 1 are not printed as 100%, 0% or 1.00 (a candidate missing a
+ * skill read "100% of the required importance" and "strong match (1.00)").
+ */
+static void
+test_texts_short_of_perfect(void **state)
+{
+	JobPosting *p = all_but_skills_posting();
+	Profile *c = all_but_skills_profile(), *d = all_but_skills_profile();
+	const char *detail;
+	lm_model m;
+	lm_score_env env;
+	Match *mt;
+
+	(void) state;
+	lm_model_defaults(&m);
+	env = env_of(&m, NULL);
+	post_skill(p, "big", 10);
+	post_skill(p, "tiny", 0.01f); /* ingest accepts weights in [0, 10] */
+	prof_skill(c, "big", 2);
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	detail = feature(mt, "skills")->detail;
+	assert_true(mt->score < 1.0 && mt->score > 0.99);
+	assert_null(strstr(detail, "100%"));
+	assert_non_null(strstr(detail, "99.9"));
+	assert_true(band_is(mt, "strong match (0.99"));
+	summary_reads_as_band(mt);
+	match_free(mt);
+	/* Only the tiny one: about 0.1%, not 0%. */
+	prof_skill(d, "tiny", 2);
+	mt = explain(&env, d, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	detail = feature(mt, "skills")->detail;
+	assert_null(strstr(detail, " 0%"));
+	assert_non_null(strstr(detail, "1 of 2 skills, 0.1%"));
+	match_free(mt);
+	post_free(p);
+	prof_free(c);
+	prof_free(d);
 }
 
 /*
@@ -3242,6 +3284,7 @@ main(void)
 	    cmocka_unit_test(test_num_pair),
 	    cmocka_unit_test(test_explain_texts_stay_utf8),
 	    cmocka_unit_test(test_skills_lead),
+	    cmocka_unit_test(test_texts_short_of_perfect),
 	    cmocka_unit_test(test_no_overqualification_penalty),
 	    cmocka_unit_test(test_education_only_when_stated),
 	    cmocka_unit_test(test_preferred_skills),
