@@ -276,6 +276,8 @@ test_loadgen_usage(void **state)
 	    lmt_bin("lunamatch-loadgen"), "--data-dir", dir, "--postings", "-1", NULL};
 	const char *batch[] = {
 	    lmt_bin("lunamatch-loadgen"), "--data-dir", dir, "--batch", "0", NULL};
+	const char *seed[] = {lmt_bin("lunamatch-loadgen"), "--data-dir", dir, "--seed",
+	    "18446744073709551616", NULL};
 	const char *help[] = {lmt_bin("lunamatch-loadgen"), "--help", NULL};
 	lmt_run_result r;
 
@@ -302,6 +304,11 @@ test_loadgen_usage(void **state)
 	r = run(batch);
 	assert_int_equal(r.status, 2);
 	assert_non_null(strstr(r.err, "--batch: \"0\" is not a count from 1"));
+	lmt_run_result_free(&r);
+	/* 2^64 does not fit: refused, not read as 2^64 - 1. */
+	r = run(seed);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--seed: \"18446744073709551616\" is not"));
 	lmt_run_result_free(&r);
 }
 

@@ -37,6 +37,7 @@
  * Exit status: 0 when every generated record was stored or already there,
  * 1 when the store failed or a record did not prepare, 2 for a usage error.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -123,8 +124,9 @@ parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 	if (*s < '0' || *s > '9')
 		return false;
+	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (*end != '\0' || v < min || v > max)
+	if (errno != 0 || *end != '\0' || v < min || v > max)
 		return false;
 	*out = v;
 	return true;
