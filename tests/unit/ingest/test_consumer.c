@@ -1404,6 +1404,54 @@ test_resume_legacy_store(void **state)
 
 /* Puts record id of kind k into r's store, as its messages left it before
  * the topics dropped them. */
+/*
+ * The refill of a store written before stores kept their positions, over
+ * a log that deleted a record and published it again: put v1, tombstone,
+ * put v2, with v2 in the store without a position. The tombstone cannot
+ * be placed against v2; it used to take v2's version, and the put of v2
+ * after it was then refused as stale, so the record stayed deleted. The
+ * put of v2 restores it.
+ */
+static void
+test_refill_legacy_deleted_and_republished(void **state)
+{
+	static const char v1[] = "{\"id\":\"job-x\",\"version\":1,\"title\":\"T\","
+	                         "\"skills\":[{\"name\":\"JS\"}]}";
+	static const char v2[] = "{\"id\":\"job-x\",\"version\":2,\"title\":\"T\","
+	                         "\"skills\":[{\"name\":\"JS\"}]}";
+	struct run r;
+	rd_kafka_t *p = producer();
+	lm_store_txn *t = NULL;
+	uint64_t version = 0;
+	bool kept = true;
+	(void) state;
+
+	/* The consumer made by prepare marked the empty store as keeping
+	 * positions: made again over one that holds a record already. */
+	prepare(&r, "cons-legacy-republished");
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	replace_store(&r, "cons-legacy-republished-2");
+	assert_int_equal(lm_store_begin(r.store, &t), LM_OK);
+	assert_int_equal(lm_store_put(t, LM_KIND_POSTING, "job-x", 2, "x", 1), LM_OK);
+	assert_int_equal(lm_store_commit(t, NULL), LM_OK);
+	assert_int_equal(lm_ingest_positions_kept(r.store, &kept), LM_OK);
+	assert_false(kept);
+	queue(p, r.cfg.topic_postings, "job-x", v1, sizeof(v1) - 1);
+	queue(p, r.cfg.topic_postings, "job-x", NULL, 0);
+	queue(p, r.cfg.topic_postings, "job-x", v2, sizeof(v2) - 1);
+	assert_int_equal(rd_kafka_flush(p, IO_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+	new_consumer(&r);
+	start(&r);
+	wait_ready_run(&r);
+	assert_int_equal(
+	    metric(&r, "lunamatch_ingest_refills_total{reason=\"unknown\"}"), 1);
+	assert_int_equal(
+	    lm_store_get(r.store, LM_KIND_POSTING, "job-x", NULL, NULL, &version), LM_OK);
+	assert_int_equal(version, 2);
+	end_run(&r, p);
+}
+
 static void
 put_gone(struct run *r, lm_kind k, const char *id)
 {
@@ -2740,6 +2788,7 @@ main(void)
 	    cmocka_unit_test(test_resume_set_back_fails_store_failing),
 	    cmocka_unit_test(test_resume_committed_unknown),
 	    cmocka_unit_test(test_resume_legacy_store),
+	    cmocka_unit_test(test_refill_legacy_deleted_and_republished),
 	    cmocka_unit_test(test_epoch_guard),
 	    cmocka_unit_test(test_refill_stale_store),
 	    cmocka_unit_test(test_refill_resumed),
