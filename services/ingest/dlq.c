@@ -420,6 +420,8 @@ lm_dlq_send(lm_dlq *q, const lm_dlq_letter *l, const char *reason, const char *e
 		q->sent++;
 		q->failed++;
 		set_fate(fate, LM_DLQ_FAILED);
+		lm_warn("dlq.produce", "cannot queue dead-letter message: %s",
+		    lm_strerror(LM_ENOMEM));
 		return LM_ENOMEM;
 	}
 	size_t elen = clip_line(error, ebuf, sizeof(ebuf));
