@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -388,6 +389,24 @@ has_body(struct MHD_Connection *c)
 	return cl != NULL && strcmp(cl, "0") != 0;
 }
 
+/* The path of a request target: the target itself, or of the absolute
+ * form ("http://host:port/healthz"), which a server must accept (RFC 9112,
+ * 3.2.2) and MHD passes on whole. */
+static const char *
+origin_path(const char *url)
+{
+	const char *p;
+
+	if (strncasecmp(url, "http://", 7) == 0)
+		p = url + 7;
+	else if (strncasecmp(url, "https://", 8) == 0)
+		p = url + 8;
+	else
+		return url;
+	p += strcspn(p, "/");
+	return *p != '\0' ? p : "/";
+}
+
 /*
  * MHD calls this once when the headers are in and again when the request is
  * complete. A response queued on the first call makes MHD close the
@@ -416,6 +435,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		return MHD_YES;
 	}
 	*upload_data_size = 0; /* a body is discarded, never read */
+	url = origin_path(url);
 	for (int i = 0; i < R_COUNT; i++)
 		if (strcmp(url, route_paths[i]) == 0)
 			route = i;

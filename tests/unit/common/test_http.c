@@ -1072,6 +1072,12 @@ test_bad_requests(void **state)
 	static const char bad_header[] =
 	    "GET /healthz HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n";
 	static const char bad_version[] = "GET /healthz HTTP/9.9\r\nHost: a\r\n\r\n";
+	static const char absolute[] =
+	    "GET http://a:9090/healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char absolute_tls[] =
+	    "GET HTTPS://a/readyz HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char absolute_other[] =
+	    "GET http://a/x/healthz HTTP/1.1\r\nHost: a\r\n\r\n";
 	lm_metrics *m = NULL;
 	lm_http *h = NULL;
 	char *big = NULL;
@@ -1098,15 +1104,20 @@ test_bad_requests(void **state)
 	    http_req(AF_INET, port, "DELETE", "/healthz", NULL, NULL, false, &r), 0);
 	assert_int_equal(r.status, 405);
 	resp_free(&r);
-	/* A good request is not counted. */
+	/* A good request is not counted, in the origin or the absolute form
+	 * (which a server must accept); another host's path is not ours. */
 	assert_int_equal(http_get(port, "/healthz", &r), 0);
 	assert_int_equal(r.status, 200);
 	resp_free(&r);
+	assert_int_equal(raw_status(port, absolute, sizeof(absolute) - 1), 200);
+	assert_int_equal(raw_status(port, absolute_tls, sizeof(absolute_tls) - 1), 200);
+	assert_int_equal(
+	    raw_status(port, absolute_other, sizeof(absolute_other) - 1), 404);
 
 	assert_true(
 	    metric(m, "lunamatch_http_bad_requests_total{reason=\"malformed\"}") == 3);
 	assert_true(
-	    metric(m, "lunamatch_http_bad_requests_total{reason=\"not_found\"}") == 1);
+	    metric(m, "lunamatch_http_bad_requests_total{reason=\"not_found\"}") == 2);
 	assert_true(
 	    metric(m, "lunamatch_http_bad_requests_total{reason=\"method\"}") == 1);
 	lm_http_stop(h);
