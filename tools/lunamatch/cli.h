@@ -258,8 +258,9 @@ typedef struct lm_cli_col {
 /*
  * Streaming tables: rows are written as they come, so that a listing of any
  * length needs no memory. Cells are bytes of length strlen (NULL prints
- * "-"); control characters and invalid UTF-8 are shown as '?' so that data
- * can never drive the terminal. Widths count UTF-8 characters.
+ * "-"); control characters and invalid UTF-8 are shown as '?', as
+ * lm_cli_printable makes them, so that data can never drive the terminal.
+ * Widths count UTF-8 characters.
  */
 void lm_cli_table_header(FILE *out, const lm_cli_col *cols, size_t n);
 void lm_cli_table_row(
@@ -267,8 +268,10 @@ void lm_cli_table_row(
 
 /*
  * Copies src[0..n) into dst (dstlen >= 4 bytes) as printable text for a
- * table: control characters and invalid UTF-8 become '?', and a text that
- * does not fit is cut at a character boundary and ends with "...".
+ * table: control characters (C0, DEL, and C1, U+0080 to U+009F, whose
+ * U+009B a terminal may take for CSI) and invalid UTF-8 become '?', and a
+ * text that does not fit is cut at a character boundary and ends with
+ * "...".
  */
 void lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n);
 

@@ -291,7 +291,7 @@ print_matches(Lunamatch__V1__Match **v, size_t n, bool jobs,
 	}
 	printf("%zu shown; %" PRIu64 " considered, %" PRIu64
 	       " vetoed; model %s, index seq %" PRIu64 "\n",
-	    n, considered, vetoed, model, seq);
+	    n, considered, vetoed, cell(id, sizeof(id), model), seq);
 	if (level == LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL) {
 		for (size_t i = 0; i < n; i++) {
 			printf("\n#%" PRIu32 " %s / %s (score %.3f)\n", v[i]->rank,

@@ -171,7 +171,8 @@ lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n)
 		size_t need = l == 0 ? 1 : l;
 		if (o + need > limit)
 			break;
-		if (l == 0 || (l == 1 && (s[i] < 0x20 || s[i] == 0x7f))) {
+		if (l == 0 || (l == 1 && (s[i] < 0x20 || s[i] == 0x7f)) ||
+		    (l == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0)) {
 			dst[o++] = '?';
 		} else {
 			memcpy(dst + o, s + i, l);
@@ -198,10 +199,14 @@ lm_cli_warning_text(char *buf, size_t len, const Lunamatch__V1__ComplianceWarnin
 {
 	char phrase[LM_CLI_CELL_MAX], reason[4 * LM_CLI_CELL_MAX];
 
+	char category[LM_CLI_CELL_MAX], field[LM_CLI_CELL_MAX];
+
 	lm_cli_printable(phrase, sizeof(phrase), w->phrase, strlen(w->phrase));
 	lm_cli_printable(reason, sizeof(reason), w->reason, strlen(w->reason));
-	snprintf(buf, len, "compliance warning (%s): %s \"%s\"%s. %s", w->category,
-	    w->field, phrase, w->removed ? " is not used as a requirement" : "", reason);
+	lm_cli_printable(category, sizeof(category), w->category, strlen(w->category));
+	lm_cli_printable(field, sizeof(field), w->field, strlen(w->field));
+	snprintf(buf, len, "compliance warning (%s): %s \"%s\"%s. %s", category, field,
+	    phrase, w->removed ? " is not used as a requirement" : "", reason);
 }
 
 void

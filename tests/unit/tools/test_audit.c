@@ -591,12 +591,15 @@ test_unwritten(void **state)
 	free(rk);
 }
 
-/* True when s holds a control character (an escape sequence's ESC). */
+/* True when s holds a control character: C0 (an escape sequence's ESC) or
+ * C1 (U+009B, CSI alone). */
 static bool
 has_control(const char *s)
 {
 	for (; *s != '\0'; s++)
-		if ((unsigned char) *s < 0x20 && *s != '\n')
+		if (((unsigned char) *s < 0x20 && *s != '\n') ||
+		    ((unsigned char) s[0] == 0xc2 && (unsigned char) s[1] >= 0x80 &&
+		        (unsigned char) s[1] < 0xa0))
 			return true;
 	return false;
 }
@@ -635,6 +638,26 @@ test_input_ids_printable(void **state)
 	lmt_run_result_free(&r);
 	free(demo);
 	free(rk);
+
+	/* The C1 CSI (U+009B, valid UTF-8) is as much a control. */
+	memcpy(id,
+	    "\xc2\x9b"
+	    "31m",
+	    5);
+	snprintf(text, 12000, "id,sex\n%s,female\nc2,male\n", id);
+	demo = write_file("escape-c1.csv", text);
+	rk = write_file(
+	    "escape-c1-ok.json", "{\"rankings\":[{\"job\":\"j1\",\"candidates\":[]}]}");
+	r = run_audit(
+	    (const char *const[]){"--demographics", demo, "--rankings", rk, NULL});
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "?31mxxx"));
+	if (has_control(r.err))
+		fail_msg("stderr not printable: %.200s", r.err);
+	lmt_run_result_free(&r);
+	free(demo);
+	free(rk);
+	memcpy(id, "\x1b[31m", 5);
 
 	demo = write_file("escape-ok.csv", "id,sex\nc1,female\nc2,male\n");
 	snprintf(text, 12000,
