@@ -65,7 +65,7 @@ static const struct opt opts[] = {
         "lunamatch.matches.v1", 0, 0, LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA,
         "match events topic"},
     {"topic-decisions", "LUNAMATCH_TOPIC_DECISIONS", T_TOPIC, OFF(topic_decisions),
-        "lunamatch.decisions.v1", 0, 0, LM_PROG_MATCH | LM_PROG_CLI | LM_PROG_DEVKAFKA,
+        "lunamatch.decisions.v1", 0, 0, LM_PROG_MATCH | LM_PROG_DEVKAFKA,
         "decision log topic (every MatchJobs and MatchCandidates answer)"},
     {"decision-log", "LUNAMATCH_DECISION_LOG", T_U32, OFF(decision_log), "1", 0, 1,
         LM_PROG_MATCH, "1: log every answer before giving it; 0: no decision log"},

@@ -283,6 +283,10 @@ test_match_distinct(void **state)
 	setenv("LUNAMATCH_TOPIC_DECISIONS", "lunamatch.postings.v1", 1);
 	setenv("LUNAMATCH_TOPIC_POSTINGS", "lunamatch.postings.v1", 1);
 	assert_int_equal(load(&cfg, LM_PROG_INGEST, 1, a1, err), LM_OK);
+	/* Nor does the CLI, which reads no decisions. */
+	char *a3[] = {"prog", "--topic-decisions", "t.x", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_CLI, 3, a3, err), LM_EINVAL);
+	assert_non_null(strstr(err, "topic-decisions"));
 	/* Match without the decision log writes no decisions topic. */
 	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_EINVAL);
 	setenv("LUNAMATCH_DECISION_LOG", "0", 1);
