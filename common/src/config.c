@@ -599,6 +599,7 @@ lm_config_load(
 			return LM_EINVAL;
 		} else {
 			const struct opt *o = byidx[c - 1000];
+			cfg->log_level_given |= o->type == T_LEVEL;
 			snprintf(what, sizeof(what), "--%s", o->flag);
 			if ((rv = set_value(cfg, o, optarg ? optarg : "", what, err,
 			         errlen)) != LM_OK)

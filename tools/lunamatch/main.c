@@ -118,14 +118,10 @@ struct vec {
  * only, unless a level was asked for with --log-level or LUNAMATCH_LOG_LEVEL.
  */
 static lm_log_level
-log_level(const lm_config *cfg, const struct vec *globals)
+log_level(const lm_config *cfg)
 {
-	if (getenv("LUNAMATCH_LOG_LEVEL") != NULL)
+	if (getenv("LUNAMATCH_LOG_LEVEL") != NULL || cfg->log_level_given)
 		return cfg->log_level;
-	for (int i = 0; i < globals->n; i++)
-		if (globals->v[i] != NULL &&
-		    strncmp(globals->v[i], "--log-level", 11) == 0)
-			return cfg->log_level;
 	return cfg->log_level > LM_LOG_WARN ? cfg->log_level : LM_LOG_WARN;
 }
 
@@ -371,7 +367,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	lm_log_set_service("cli");
-	lm_log_set_level(log_level(&cfg, &globals));
+	lm_log_set_level(log_level(&cfg));
 	rv = c->fn(&cfg, cmd.n, cmd.v);
 out:
 	vec_free(&globals);

@@ -102,6 +102,7 @@ typedef struct lm_config {
 	bool json;              /* --json: machine-readable CLI output */
 	bool help;              /* --help was given */
 	bool version;           /* --version was given */
+	bool log_level_given;   /* --log-level was given */
 	int argi;               /* index of the first non-option argument */
 } lm_config;
 

@@ -100,11 +100,42 @@ test_get_nonfinite(void **state)
 	}
 }
 
+/*
+ * The CLI logs warnings and errors only unless a level is asked for, by
+ * --log-level in full or abbreviated, before or after the command. An
+ * abbreviation before it was parsed and then not taken for a request.
+ */
+static void
+test_log_level(void **state)
+{
+	char data[600], err[600];
+	static const char *const quiet[] = {"store", "stats", NULL};
+	static const char *const before[] = {"--log-l", "info", "store", "stats", NULL};
+	static const char *const after[] = {"store", "stats", "--log-lev", "info", NULL};
+	const char *const *runs[] = {quiet, before, after};
+
+	(void) state;
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(err, sizeof(err), "%s/log.err", dir);
+	for (int i = 0; i < 3; i++) {
+		lmt_run_result r =
+		    lmt_run_cli(NULL, runs[i], "--data-dir", data, err, RUN_MS);
+		if (r.status != 0)
+			fail_msg("run %d exited %d: %s", i, r.status, r.err ? r.err : "");
+		if ((i == 0) !=
+		    (r.err == NULL || strstr(r.err, "\"level\":\"info\"") == NULL))
+			fail_msg("run %d: info logs %s: %s", i,
+			    i == 0 ? "shown" : "missing", r.err ? r.err : "");
+		lmt_run_result_free(&r);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_get_nonfinite),
+	    cmocka_unit_test(test_log_level),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
