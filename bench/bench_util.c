@@ -16,6 +16,7 @@
 
 #include "bench_util.h"
 #include "lunamatch/clock.h"
+#include "lunamatch/textfile.h"
 
 #ifndef LM_BENCH_BUILD_TYPE
 #define LM_BENCH_BUILD_TYPE "unknown"
@@ -707,18 +708,8 @@ bench_lat_json(const bench_lat *l)
 bool
 bench_parse_u64(const char *s, uint64_t lo, uint64_t hi, const char *what, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	if (s == NULL || *s < '0' || *s > '9')
-		goto bad;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < lo || v > hi)
-		goto bad;
-	*out = v;
-	return true;
-bad:
+	if (lm_textfile_whole(s, lo, hi, out))
+		return true;
 	fprintf(stderr, "bench: %s must be a number in [%llu, %llu], got \"%s\"\n", what,
 	    (unsigned long long) lo, (unsigned long long) hi, s ? s : "");
 	return false;

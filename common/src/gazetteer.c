@@ -185,13 +185,9 @@ parse_double(const char *s, double lo, double hi, double *out)
 static bool
 parse_u32(const char *s, uint32_t *out)
 {
-	char *end;
-	unsigned long long v;
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*end != '\0' || errno != 0 || v > UINT32_MAX)
+	uint64_t v;
+
+	if (!lm_textfile_whole(s, 0, UINT32_MAX, &v))
 		return false;
 	*out = (uint32_t) v;
 	return true;

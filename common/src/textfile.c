@@ -246,6 +246,22 @@ lm_textfile_number(const char *s, int real, double *out)
 }
 
 int
+lm_textfile_whole(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return 0;
+	*out = (uint64_t) v;
+	return 1;
+}
+
+int
 lm_textfile_has_control(const char *s)
 {
 	for (; *s; s++)

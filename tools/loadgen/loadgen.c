@@ -37,7 +37,6 @@
  * Exit status: 0 when every generated record was stored or already there,
  * 1 when the store failed or a record did not prepare, 2 for a usage error.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -53,6 +52,7 @@
 #include "lunamatch/recdata.h"
 #include "lunamatch/record.h"
 #include "lunamatch/store.h"
+#include "lunamatch/textfile.h"
 #include "offsets.h"
 
 #define PROG "lunamatch-loadgen"
@@ -115,22 +115,6 @@ typedef struct load {
 	uint64_t batch, in_txn;
 	uint64_t stored, stale, bad;
 } load;
-
-static bool
-parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
 
 /* Commits the open transaction, if any. */
 static int
@@ -316,19 +300,19 @@ main(int argc, char **argv)
 				    cfg.data_dir, sizeof(cfg.data_dir), "%s", optarg);
 			break;
 		case OPT_POSTINGS:
-			if (!parse_count(optarg, 0, RECORDS_MAX, &postings))
+			if (!lm_textfile_whole(optarg, 0, RECORDS_MAX, &postings))
 				want = "a count from 0 to 100000000";
 			break;
 		case OPT_PROFILES:
-			if (!parse_count(optarg, 0, RECORDS_MAX, &profiles))
+			if (!lm_textfile_whole(optarg, 0, RECORDS_MAX, &profiles))
 				want = "a count from 0 to 100000000";
 			break;
 		case OPT_SEED:
-			if (!parse_count(optarg, 0, UINT64_MAX, &seed))
+			if (!lm_textfile_whole(optarg, 0, UINT64_MAX, &seed))
 				want = "an unsigned 64-bit integer";
 			break;
 		case OPT_BATCH:
-			if (!parse_count(optarg, 1, BATCH_MAX, &batch))
+			if (!lm_textfile_whole(optarg, 1, BATCH_MAX, &batch))
 				want = "a count from 1 to 1000000";
 			break;
 		case OPT_PREFIX:

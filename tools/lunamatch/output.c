@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
+#include "lunamatch/textfile.h"
 #include "lunamatch/v1/records.pb-c.h"
 
 int
@@ -32,17 +33,7 @@ lm_cli_getopt(int argc, char **argv, const char *shortopts, const struct option 
 bool
 lm_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return false;
-	*out = (uint64_t) v;
-	return true;
+	return lm_textfile_whole(s, min, max, out);
 }
 
 static void

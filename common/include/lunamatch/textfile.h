@@ -17,6 +17,7 @@
 #define LUNAMATCH_TEXTFILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -109,6 +110,13 @@ int lm_textfile_has_control(const char *s);
  * finite.
  */
 int lm_textfile_number(const char *s, int real, double *out);
+
+/*
+ * Reads s as a whole number of that syntax (digits only) exactly, whatever
+ * its size: true, with the value in *out, when s is one in [min, max]. A
+ * number past 2^64 - 1 is out of every range, not read as 2^64 - 1.
+ */
+int lm_textfile_whole(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Hands the file's buffer (which the returned lines point into) to the
  * caller, who frees it with free(); lm_textfile_close then leaves it. */

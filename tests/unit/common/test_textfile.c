@@ -403,6 +403,25 @@ test_columns(void **state)
 		if (lm_textfile_number(bad[i], 1, &v))
 			fail_msg("\"%s\" read as a number", bad[i]);
 	}
+
+	/* Whole numbers, exactly, in a range. */
+	uint64_t u = 0;
+	assert_true(lm_textfile_whole("18446744073709551615", 0, UINT64_MAX, &u));
+	assert_true(u == UINT64_MAX);
+	assert_true(lm_textfile_whole("9007199254740993", 0, UINT64_MAX, &u));
+	assert_true(u == 9007199254740993ULL);
+	assert_true(lm_textfile_whole("007", 7, 7, &u) && u == 7);
+	assert_false(lm_textfile_whole("18446744073709551616", 0, UINT64_MAX, &u));
+	assert_false(lm_textfile_whole("6", 7, 9, &u));
+	assert_false(lm_textfile_whole("10", 7, 9, &u));
+	assert_false(lm_textfile_whole(NULL, 0, 9, &u));
+	assert_true(u == 7); /* left alone when refused */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (lm_textfile_whole(bad[i], 0, UINT64_MAX, &u))
+			fail_msg("\"%s\" read as a whole number", bad[i]);
+	}
+	assert_false(lm_textfile_whole("-1", 0, UINT64_MAX, &u));
+	assert_false(lm_textfile_whole("1.0", 0, UINT64_MAX, &u));
 }
 
 int
