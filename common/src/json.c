@@ -1058,6 +1058,10 @@ put_indent(struct out *o, unsigned flags, int level)
 		put(o, "  ", 2);
 }
 
+/* Writes s[0..n) as a JSON string. Control characters are escaped, C0 as
+ * JSON requires and DEL and C1 (U+0080 to U+009F, whose U+009B a terminal
+ * may take for CSI) too, so that the text printed cannot drive a terminal;
+ * it reads back the same. */
 static void
 put_string(struct out *o, const char *s, size_t n)
 {
@@ -1067,7 +1071,13 @@ put_string(struct out *o, const char *s, size_t n)
 		unsigned char c = (unsigned char) s[i];
 		char esc[8];
 		const char *e = NULL;
-		if (c == '"')
+		size_t skip = 0; /* bytes escaped beyond s[i] */
+		if (c == 0xc2 && i + 1 < n && (unsigned char) s[i + 1] >= 0x80 &&
+		    (unsigned char) s[i + 1] < 0xa0) {
+			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char) s[i + 1]);
+			e = esc;
+			skip = 1;
+		} else if (c == '"')
 			e = "\\\"";
 		else if (c == '\\')
 			e = "\\\\";
@@ -1081,7 +1091,7 @@ put_string(struct out *o, const char *s, size_t n)
 			e = "\\b";
 		else if (c == '\f')
 			e = "\\f";
-		else if (c < 0x20) {
+		else if (c < 0x20 || c == 0x7f) {
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
 			e = esc;
 		}
@@ -1092,6 +1102,7 @@ put_string(struct out *o, const char *s, size_t n)
 		put(o, s + i - run, run);
 		run = 0;
 		put_str(o, e);
+		i += skip;
 	}
 	put(o, s + n - run, run);
 	put(o, "\"", 1);

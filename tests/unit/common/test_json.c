@@ -1006,6 +1006,30 @@ test_decode_value(void **state)
 	    LM_ESCHEMA);
 }
 
+/* Control characters are escaped, DEL and C1 (U+009B is a CSI alone) as
+ * well as C0, so that printed JSON cannot drive a terminal; C2 A0 (a
+ * no-break space) is text. The string reads back the same. */
+static void
+test_encode_controls(void **state)
+{
+	(void) state;
+	Lunamatch__V1__MatchEvent ev = LUNAMATCH__V1__MATCH_EVENT__INIT;
+	ProtobufCMessage *m = NULL;
+	char *text = NULL;
+
+	ev.job_id = "a\x1b[1m\x7f\xc2\x9b"
+	            "2J\xc2\x80\xc2\x9f\xc2\xa0z";
+	assert_int_equal(lm_json_encode(&ev.base, 0, &text), LM_OK);
+	assert_string_equal(text, "{\"job_id\":\"a\\u001b[1m\\u007f\\u009b2J\\u0080"
+	                          "\\u009f\xc2\xa0z\"}");
+	assert_int_equal(lm_json_decode(&lunamatch__v1__match_event__descriptor, text,
+	                     strlen(text), &m, NULL, 0),
+	    LM_OK);
+	assert_string_equal(((Lunamatch__V1__MatchEvent *) m)->job_id, ev.job_id);
+	protobuf_c_message_free_unpacked(m, NULL);
+	free(text);
+}
+
 /* Encoding refuses what JSON cannot carry. */
 static void
 test_encode_errors(void **state)
@@ -1266,6 +1290,7 @@ main(void)
 	    cmocka_unit_test(test_decode_never_crashes),
 	    cmocka_unit_test(test_decode_memory_bounded),
 	    cmocka_unit_test(test_loadb_capped),
+	    cmocka_unit_test(test_encode_controls),
 	    cmocka_unit_test(test_decode_value_memory_bounded),
 	};
 	return cmocka_run_group_tests(tests, setup_all, NULL);
