@@ -279,6 +279,14 @@ void lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n);
  * (lm_cli_id_text): a valid record id (128 bytes) fits whole. */
 #define LM_CLI_ID_TEXT 132
 
+/* Bytes of a buffer for lm_cli_score_text. */
+#define LM_CLI_SCORE_TEXT 16
+
+/* A score or feature value in [0, 1] with 3 decimals, as tables show it,
+ * in buf; one short of 1 never reads as 1.000 (0.9996 is 0.999), as the
+ * service's own texts never call it perfect. */
+const char *lm_cli_score_text(char buf[LM_CLI_SCORE_TEXT], double v);
+
 /* The NUL-terminated id as printable text for a message, in buf (at least
  * LM_CLI_ID_TEXT bytes), as lm_cli_printable makes it: an id from a file
  * may hold terminal escapes and be of any length. Returns buf. */

@@ -232,7 +232,7 @@ print_explanation(const Lunamatch__V1__Explanation *e)
 		lm_cli_table_header(stdout, fcols, 5);
 		for (size_t i = 0; i < e->n_features; i++) {
 			const Lunamatch__V1__FeatureContribution *f = e->features[i];
-			snprintf(v1, sizeof(v1), "%.3f", f->value);
+			lm_cli_score_text(v1, f->value);
 			snprintf(v2, sizeof(v2), "%.2f", f->weight);
 			snprintf(v3, sizeof(v3), "%.3f", f->contribution);
 			const char *cells[] = {cell(a, sizeof(a), f->feature), v1, v2, v3,
@@ -274,7 +274,7 @@ print_matches(Lunamatch__V1__Match **v, size_t n, bool jobs,
 	for (size_t i = 0; i < n; i++) {
 		const Lunamatch__V1__Match *m = v[i];
 		snprintf(rank, sizeof(rank), "%" PRIu32, m->rank);
-		snprintf(score, sizeof(score), "%.3f", m->score);
+		lm_cli_score_text(score, m->score);
 		cell(id, sizeof(id), jobs ? m->job_id : m->candidate_id);
 		const char *sum = cell(summary, sizeof(summary),
 		    m->explanation != NULL ? m->explanation->summary : NULL);
@@ -294,9 +294,10 @@ print_matches(Lunamatch__V1__Match **v, size_t n, bool jobs,
 	    n, considered, vetoed, cell(id, sizeof(id), model), seq);
 	if (level == LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL) {
 		for (size_t i = 0; i < n; i++) {
-			printf("\n#%" PRIu32 " %s / %s (score %.3f)\n", v[i]->rank,
+			printf("\n#%" PRIu32 " %s / %s (score %s)\n", v[i]->rank,
 			    cell(id, sizeof(id), v[i]->candidate_id),
-			    cell(title, sizeof(title), v[i]->job_id), v[i]->score);
+			    cell(title, sizeof(title), v[i]->job_id),
+			    lm_cli_score_text(score, v[i]->score));
 			print_explanation(v[i]->explanation);
 		}
 	}
@@ -530,11 +531,12 @@ lm_cli_explain(const lm_config *cfg, int argc, char **argv)
 			rv = print_json(cmd, &resp->base, 0);
 		} else {
 			const Lunamatch__V1__Match *m = resp->match;
-			printf("%s / %s: %s, score %.3f",
+			char score[LM_CLI_SCORE_TEXT];
+			printf("%s / %s: %s, score %s",
 			    cell(a, sizeof(a), req.candidate_id),
 			    cell(b, sizeof(b), req.job_id),
 			    resp->eligible ? "eligible" : "NOT ELIGIBLE",
-			    m ? m->score : 0.0);
+			    lm_cli_score_text(score, m ? m->score : 0.0));
 			if (m != NULL && m->explanation != NULL &&
 			    m->explanation->model_version[0])
 				printf(" (model %s)",

@@ -116,7 +116,7 @@ lm_cli_watch_print(const rd_kafka_message_t *m, bool json)
 		if (gmtime_r(&t, &tm) == NULL ||
 		    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 			snprintf(at, sizeof(at), "%" PRId64, e->created_at);
-		snprintf(score, sizeof(score), "%.3f", e->score);
+		lm_cli_score_text(score, e->score);
 		lm_cli_printable(
 		    cand, sizeof(cand), e->candidate_id, strlen(e->candidate_id));
 		lm_cli_printable(job, sizeof(job), e->job_id, strlen(e->job_id));

@@ -36,16 +36,19 @@ lm_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return lm_textfile_whole(s, min, max, out);
 }
 
+/* Messages quote what servers, brokers and files say: shown as printable
+ * text, one line. */
 static void
 verror(const char *cmd, const char *fmt, va_list ap)
 {
-	char msg[2048];
+	char msg[2048], shown[2048];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	lm_cli_printable(shown, sizeof(shown), msg, strlen(msg));
 	if (cmd != NULL)
-		fprintf(stderr, LM_CLI_PROG " %s: %s\n", cmd, msg);
+		fprintf(stderr, LM_CLI_PROG " %s: %s\n", cmd, shown);
 	else
-		fprintf(stderr, LM_CLI_PROG ": %s\n", msg);
+		fprintf(stderr, LM_CLI_PROG ": %s\n", shown);
 }
 
 void
@@ -139,6 +142,15 @@ utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
+/* Whether the character of l bytes at s (0: an invalid byte) is shown as
+ * '?': an invalid byte or a control character (C0, DEL, C1). */
+static bool
+replaced(const unsigned char *s, size_t l)
+{
+	return l == 0 || (l == 1 && (s[0] < 0x20 || s[0] == 0x7f)) ||
+	       (l == 2 && s[0] == 0xc2 && s[1] < 0xa0);
+}
+
 void
 lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n)
 {
@@ -150,32 +162,39 @@ lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n)
 			dst[0] = '\0';
 		return;
 	}
-	/* Output length of the whole text: invalid bytes become one '?'. */
+	/* Output length of the whole text: an invalid byte or a control
+	 * character becomes one '?'. */
 	for (size_t i = 0; i < n;) {
 		size_t l = utf8_seq(s + i, n - i);
-		total += l == 0 ? 1 : l;
+		total += replaced(s + i, l) ? 1 : l;
 		i += l == 0 ? 1 : l;
 	}
 	limit = total <= dstlen - 1 ? total : dstlen - 4;
 	for (size_t i = 0; i < n;) {
 		size_t l = utf8_seq(s + i, n - i);
-		size_t need = l == 0 ? 1 : l;
-		if (o + need > limit)
+		bool q = replaced(s + i, l);
+		if (o + (q ? 1 : l) > limit)
 			break;
-		if (l == 0 || (l == 1 && (s[i] < 0x20 || s[i] == 0x7f)) ||
-		    (l == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0)) {
+		if (q) {
 			dst[o++] = '?';
 		} else {
 			memcpy(dst + o, s + i, l);
 			o += l;
 		}
-		i += need;
+		i += l == 0 ? 1 : l;
 	}
 	if (total > limit) {
 		memcpy(dst + o, "...", 3);
 		o += 3;
 	}
 	dst[o] = '\0';
+}
+
+const char *
+lm_cli_score_text(char buf[LM_CLI_SCORE_TEXT], double v)
+{
+	snprintf(buf, LM_CLI_SCORE_TEXT, "%.3f", v < 1 && v >= 0.999 ? 0.999 : v);
+	return buf;
 }
 
 const char *
