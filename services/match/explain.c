@@ -77,8 +77,17 @@ lm_num_pair(double a, double b, int prec)
 	for (;; prec++) {
 		snprintf(t.a, sizeof(t.a), "%.*f", prec, a);
 		snprintf(t.b, sizeof(t.b), "%.*f", prec, b);
-		if (a == b || prec >= 6 || strcmp(t.a, t.b) != 0)
+		if (a == b || strcmp(t.a, t.b) != 0)
 			return t;
+		if (prec >= 6) {
+			/* Still alike: each rounded away from the other. */
+			double lo = a < b ? a : b, hi = a < b ? b : a;
+			lo = floor(lo * 1e6) / 1e6;
+			hi = ceil(hi * 1e6) / 1e6;
+			snprintf(t.a, sizeof(t.a), "%.*f", prec, a < b ? lo : hi);
+			snprintf(t.b, sizeof(t.b), "%.*f", prec, a < b ? hi : lo);
+			return t;
+		}
 	}
 }
 

@@ -388,7 +388,8 @@ struct lm_num_pair {
 
 /* Writes a and b with prec decimals, or with as many more (up to 6) as it
  * takes for two different numbers not to print alike, so that the text of
- * a failed comparison never reads as a met one. */
+ * a failed comparison never reads as a met one; numbers that still print
+ * alike with 6 are each rounded away from the other. */
 struct lm_num_pair lm_num_pair(double a, double b, int prec);
 
 /* Appends one veto row (collect mode). Returns false in fast mode (vs

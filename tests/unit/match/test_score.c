@@ -2481,8 +2481,14 @@ test_num_pair(void **state)
 	assert_string_equal(t.b, "5.0");
 	t = lm_num_pair(0.4, 0.0, 0); /* 0.4 % above */
 	assert_string_equal(t.a, "0.4");
-	t = lm_num_pair(5.0 - 1e-9, 5.0, 1); /* six decimals at most */
-	assert_string_equal(t.a, "5.000000");
+	/* Six decimals at most; still alike there, each rounded away from the
+	 * other, so that a short one does not read as met. */
+	t = lm_num_pair(5.0 - 1e-9, 5.0, 1);
+	assert_string_equal(t.a, "4.999999");
+	assert_string_equal(t.b, "5.000000");
+	t = lm_num_pair(5.0000004, 5.0000001, 1);
+	assert_string_equal(t.a, "5.000001");
+	assert_string_equal(t.b, "5.000000");
 }
 
 static void
@@ -2794,6 +2800,15 @@ test_texts_short_of_perfect(void **state)
 	detail = feature(mt, "skills")->detail;
 	assert_null(strstr(detail, " 0%"));
 	assert_non_null(strstr(detail, "1 of 2 skills, 0.1%"));
+	match_free(mt);
+	/* A skill so light that 6 decimals do not tell the share from 100%
+	 * nor the score from 1: rounded down, not up. */
+	p->skills[1]->weight = 1e-9f;
+	mt = explain(&env, c, p, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_true(mt->score < 1.0);
+	assert_non_null(strstr(feature(mt, "skills")->detail, "99.999999%"));
+	assert_true(band_is(mt, "strong match (0.999999)"));
+	summary_reads_as_band(mt);
 	match_free(mt);
 	post_free(p);
 	prof_free(c);
