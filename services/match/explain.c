@@ -80,10 +80,17 @@ lm_num_pair(double a, double b, int prec)
 		if (a == b || strcmp(t.a, t.b) != 0)
 			return t;
 		if (prec >= 6) {
-			/* Still alike: each rounded away from the other. */
+			/* Still alike, as s: the one on the far side of s from
+			 * the other moves a last digit away; the other stays s. */
+			double s = strtod(t.a, NULL), step = pow(10.0, -prec);
 			double lo = a < b ? a : b, hi = a < b ? b : a;
-			lo = floor(lo * 1e6) / 1e6;
-			hi = ceil(hi * 1e6) / 1e6;
+			if (lo < s) {
+				lo = s - step;
+				hi = s;
+			} else {
+				lo = s;
+				hi = s + step;
+			}
 			snprintf(t.a, sizeof(t.a), "%.*f", prec, a < b ? lo : hi);
 			snprintf(t.b, sizeof(t.b), "%.*f", prec, a < b ? hi : lo);
 			return t;

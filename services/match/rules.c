@@ -1247,7 +1247,7 @@ feat_semantic(const struct pair *pr, struct eval *ev)
 	cosv = cosv > 1 ? 1 : (cosv < -1 ? -1 : cosv);
 	ev->present[LM_FEAT_SEMANTIC] = true;
 	ev->value[LM_FEAT_SEMANTIC] = clamp01((cosv + 1.0) / 2.0);
-	DETAIL(ev, LM_FEAT_SEMANTIC, "embedding cosine %.2f", cosv);
+	DETAIL(ev, LM_FEAT_SEMANTIC, "embedding cosine %s", lm_num_pair(cosv, 1.0, 2).a);
 }
 
 /* The pair of keys a key bound reads; fx (may be NULL) answers the skill

@@ -388,8 +388,10 @@ struct lm_num_pair {
 
 /* Writes a and b with prec decimals, or with as many more (up to 6) as it
  * takes for two different numbers not to print alike, so that the text of
- * a failed comparison never reads as a met one; numbers that still print
- * alike with 6 are each rounded away from the other. */
+ * a failed comparison never reads as a met one. Numbers that still print
+ * alike with 6, as s, print as s and the neighbour of s on the far side of
+ * it from the other (a requirement of 0.1 years against 0.099999994 stays
+ * 0.100000, against 0.099999). */
 struct lm_num_pair lm_num_pair(double a, double b, int prec);
 
 /* Appends one veto row (collect mode). Returns false in fast mode (vs

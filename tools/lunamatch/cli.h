@@ -284,7 +284,8 @@ void lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n);
 
 /* A score or feature value in [0, 1] with 3 decimals, as tables show it,
  * in buf; one short of 1 never reads as 1.000 (0.9996 is 0.999), as the
- * service's own texts never call it perfect. */
+ * service's own texts never call it perfect. A value outside [0, 1] (from a
+ * faulty server or producer) is shown with %.3g ("nan", "1e+20"). */
 const char *lm_cli_score_text(char buf[LM_CLI_SCORE_TEXT], double v);
 
 /* The NUL-terminated id as printable text for a message, in buf (at least

@@ -234,7 +234,7 @@ print_explanation(const Lunamatch__V1__Explanation *e)
 			const Lunamatch__V1__FeatureContribution *f = e->features[i];
 			lm_cli_score_text(v1, f->value);
 			snprintf(v2, sizeof(v2), "%.2f", f->weight);
-			snprintf(v3, sizeof(v3), "%.3f", f->contribution);
+			lm_cli_score_text(v3, f->contribution);
 			const char *cells[] = {cell(a, sizeof(a), f->feature), v1, v2, v3,
 			    cell(b, sizeof(b), f->detail)};
 			lm_cli_table_row(stdout, fcols, 5, cells);
@@ -246,7 +246,12 @@ print_explanation(const Lunamatch__V1__Explanation *e)
 		printf("Improvements:\n");
 		lm_cli_table_header(stdout, icols, 2);
 		for (size_t i = 0; i < e->n_improvements; i++) {
-			snprintf(v1, sizeof(v1), "+%.3f", e->improvements[i]->score_gain);
+			/* Listed gains are positive: none reads as +0.000. */
+			double g = e->improvements[i]->score_gain;
+			if (g > 0 && g < 0.0005)
+				snprintf(v1, sizeof(v1), "+<0.001");
+			else
+				snprintf(v1, sizeof(v1), "+%.3f", g);
 			const char *cells[] = {
 			    v1, cell(a, sizeof(a), e->improvements[i]->action)};
 			lm_cli_table_row(stdout, icols, 2, cells);

@@ -193,7 +193,10 @@ lm_cli_printable(char *dst, size_t dstlen, const void *src, size_t n)
 const char *
 lm_cli_score_text(char buf[LM_CLI_SCORE_TEXT], double v)
 {
-	snprintf(buf, LM_CLI_SCORE_TEXT, "%.3f", v < 1 && v >= 0.999 ? 0.999 : v);
+	if (!(v >= 0 && v <= 1)) /* not a score: NaN, negative or above 1 */
+		snprintf(buf, LM_CLI_SCORE_TEXT, "%.3g", v);
+	else
+		snprintf(buf, LM_CLI_SCORE_TEXT, "%.3f", v < 1 && v >= 0.999 ? 0.999 : v);
 	return buf;
 }
 

@@ -2489,6 +2489,14 @@ test_num_pair(void **state)
 	t = lm_num_pair(5.0000004, 5.0000001, 1);
 	assert_string_equal(t.a, "5.000001");
 	assert_string_equal(t.b, "5.000000");
+	/* Only the far one moves: a requirement of 0.1 years, as a float,
+	 * stays 0.100000 against the float just below it, either way round. */
+	t = lm_num_pair(nextafterf(0.1f, 0), 0.1f, 1);
+	assert_string_equal(t.a, "0.099999");
+	assert_string_equal(t.b, "0.100000");
+	t = lm_num_pair(0.7f, nextafterf(0.7f, 0), 1);
+	assert_string_equal(t.a, "0.700000");
+	assert_string_equal(t.b, "0.699999");
 }
 
 static void

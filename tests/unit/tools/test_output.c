@@ -4,6 +4,7 @@
  * that error messages go through it, and how scores are shown
  * (lm_cli_score_text).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,9 @@ test_score_text(void **state)
 	assert_string_equal(lm_cli_score_text(buf, 0.9999999999), "0.999");
 	assert_string_equal(lm_cli_score_text(buf, 1.0), "1.000");
 	assert_string_equal(lm_cli_score_text(buf, 0.0), "0.000");
+	assert_string_equal(lm_cli_score_text(buf, 1e20), "1e+20");
+	assert_string_equal(lm_cli_score_text(buf, -0.5), "-0.5");
+	assert_non_null(strstr(lm_cli_score_text(buf, NAN), "nan"));
 }
 
 int
