@@ -604,6 +604,33 @@ has_control(const char *s)
 	return false;
 }
 
+/* Runs the audit on demographics whose first id is id (a file named
+ * name): refused, quoting the id as printable text (want), cut when long. */
+static void
+audit_bad_id(const char *name, const char *id, const char *want)
+{
+	size_t len = strlen(id) + 64;
+	char *text = malloc(len), *demo, *rk;
+	lmt_run_result r;
+
+	assert_non_null(text);
+	snprintf(text, len, "id,sex\n%s,female\nc2,male\n", id);
+	demo = write_file(name, text);
+	rk = write_file(
+	    "escape-ok.json", "{\"rankings\":[{\"job\":\"j1\",\"candidates\":[]}]}");
+	r = run_audit(
+	    (const char *const[]){"--demographics", demo, "--rankings", rk, NULL});
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "is not a candidate id"));
+	assert_non_null(strstr(r.err, want));
+	if (has_control(r.err) || strlen(r.err) > 1000)
+		fail_msg("stderr not printable or not cut: %.200s", r.err);
+	lmt_run_result_free(&r);
+	free(demo);
+	free(rk);
+	free(text);
+}
+
 /*
  * Ids from the input files are quoted in error messages as printable text,
  * cut when long: a candidate id that is not one, a posting listed twice in
@@ -622,42 +649,14 @@ test_input_ids_printable(void **state)
 	assert_non_null(text);
 	memset(id, 'x', 4999);
 	id[4999] = '\0';
-	memcpy(id, "\x1b[31m", 5);
-
-	snprintf(text, 12000, "id,sex\n%s,female\nc2,male\n", id);
-	demo = write_file("escape.csv", text);
-	rk = write_file(
-	    "escape-ok.json", "{\"rankings\":[{\"job\":\"j1\",\"candidates\":[]}]}");
-	r = run_audit(
-	    (const char *const[]){"--demographics", demo, "--rankings", rk, NULL});
-	assert_int_equal(r.status, 1);
-	assert_non_null(strstr(r.err, "is not a candidate id"));
-	assert_non_null(strstr(r.err, "?[31mxxx"));
-	if (has_control(r.err) || strlen(r.err) > 1000)
-		fail_msg("stderr not printable or not cut: %.200s", r.err);
-	lmt_run_result_free(&r);
-	free(demo);
-	free(rk);
-
-	/* The C1 CSI (U+009B, valid UTF-8) is as much a control. */
+	/* The C1 CSI (U+009B, valid UTF-8) is as much a control as ESC. */
 	memcpy(id,
 	    "\xc2\x9b"
 	    "31m",
 	    5);
-	snprintf(text, 12000, "id,sex\n%s,female\nc2,male\n", id);
-	demo = write_file("escape-c1.csv", text);
-	rk = write_file(
-	    "escape-c1-ok.json", "{\"rankings\":[{\"job\":\"j1\",\"candidates\":[]}]}");
-	r = run_audit(
-	    (const char *const[]){"--demographics", demo, "--rankings", rk, NULL});
-	assert_int_equal(r.status, 1);
-	assert_non_null(strstr(r.err, "?31mxxx"));
-	if (has_control(r.err))
-		fail_msg("stderr not printable: %.200s", r.err);
-	lmt_run_result_free(&r);
-	free(demo);
-	free(rk);
+	audit_bad_id("escape-c1.csv", id, "?31mxxx");
 	memcpy(id, "\x1b[31m", 5);
+	audit_bad_id("escape.csv", id, "?[31mxxx");
 
 	demo = write_file("escape-ok.csv", "id,sex\nc1,female\nc2,male\n");
 	snprintf(text, 12000,
