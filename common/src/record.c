@@ -326,33 +326,44 @@ has_string(char *const *v, size_t n, const char *code)
 }
 
 /*
- * Checks remote_countries (upper-cased, valid, no duplicates) and gives a
- * REMOTE posting without any the countries of its locations.
+ * Checks remote_countries (upper-cased, valid, no duplicates, at most
+ * LM_RECORD_REMOTE_MAX distinct ones) and gives a REMOTE posting without
+ * any the countries of its locations. Linear in the entries, however many
+ * repeat: a bit per code tells a repeat, and the distinct ones are swapped
+ * to the front, so that the list stays whole if a later entry is refused.
  */
 static int
 remote_countries(struct prep *p, Lunamatch__V1__JobPosting *j)
 {
-	char fb[FIELD_MAX];
+	uint8_t seen[(26 * 26 + 7) / 8] = {0};
+	char fb[FIELD_MAX], **cs = j->remote_countries;
+	size_t w = 0;
 	int rv;
 
-	if (j->n_remote_countries > LM_RECORD_REMOTE_MAX)
-		return reject(p, LM_REJECT_OVERSIZE,
-		    "remote_countries: %zu entries, limit %d", j->n_remote_countries,
-		    LM_RECORD_REMOTE_MAX);
-	for (size_t i = 0, orig = 0; i < j->n_remote_countries; orig++) {
-		struct field f = {"remote_countries", orig, NULL, NOIDX};
-		if ((rv = text(p, &j->remote_countries[i], 8, 1, &f)) != LM_OK)
+	for (size_t i = 0; i < j->n_remote_countries; i++) {
+		struct field f = {"remote_countries", i, NULL, NOIDX};
+		unsigned bit;
+		char *c;
+		if ((rv = text(p, &cs[i], 8, 1, &f)) != LM_OK)
 			return rv;
-		upcase(j->remote_countries[i]);
-		if (!lm_country_valid(j->remote_countries[i]))
+		upcase(cs[i]);
+		if (!lm_country_valid(cs[i]))
 			return reject(p, LM_REJECT_BAD_COUNTRY,
 			    "%s: \"%s\" is not an ISO 3166-1 alpha-2 code",
-			    path(&f, fb, sizeof(fb)), j->remote_countries[i]);
-		if (has_string(j->remote_countries, i, j->remote_countries[i]))
-			drop_string(j->remote_countries, &j->n_remote_countries, i);
-		else
-			i++;
+			    path(&f, fb, sizeof(fb)), cs[i]);
+		bit = (unsigned) (cs[i][0] - 'A') * 26 + (unsigned) (cs[i][1] - 'A');
+		if (seen[bit / 8] & (1u << (bit % 8)))
+			continue;
+		seen[bit / 8] |= (uint8_t) (1u << (bit % 8));
+		c = cs[i];
+		cs[i] = cs[w];
+		cs[w++] = c;
 	}
+	while (j->n_remote_countries > w)
+		drop_string(cs, &j->n_remote_countries, j->n_remote_countries - 1);
+	if (w > LM_RECORD_REMOTE_MAX)
+		return reject(p, LM_REJECT_OVERSIZE,
+		    "remote_countries: %zu countries, limit %d", w, LM_RECORD_REMOTE_MAX);
 	if (j->remote != LUNAMATCH__V1__REMOTE_POLICY__REMOTE_POLICY_REMOTE ||
 	    j->n_remote_countries > 0)
 		return LM_OK;

@@ -38,7 +38,7 @@ extern "C" {
 #define LM_RECORD_GOALS_MAX        20 /* entries per career-goal list */
 #define LM_RECORD_YEARS_MAX        80.0f
 #define LM_RECORD_WARNINGS_MAX     32 /* compliance warnings kept per posting */
-#define LM_RECORD_REMOTE_MAX       50 /* remote_countries entries */
+#define LM_RECORD_REMOTE_MAX       50 /* distinct remote_countries */
 #define LM_RECORD_EMPLOYMENT_MAX   8  /* desired_employment_types entries */
 /* Latest timestamp a record may carry (posted_at, expires_at, updated_at):
  * 2200-01-01T00:00:00Z in seconds. Anything later is not a date in seconds

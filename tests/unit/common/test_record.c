@@ -440,6 +440,65 @@ test_fair_requirements_checked(void **state)
 	lm_fairness_free(fair);
 }
 
+/* A posting with remote countries s (JSON list items, at most 1 KiB). */
+static char *
+remote_posting(const char *s)
+{
+	static char json[2048];
+	snprintf(json, sizeof(json),
+	    "{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"remote\":"
+	    "\"REMOTE_POLICY_REMOTE\",\"remote_countries\":[%s]}",
+	    s);
+	return json;
+}
+
+/* The limit of remote countries counts distinct ones: 60 repeats of one
+ * are one country, 51 distinct ones are too many; the first of each stays,
+ * in order, and an entry refused after repeats names its own place. */
+static void
+remote_countries_limit(void)
+{
+	char list[1024] = "", cc[3] = "AA";
+	Lunamatch__V1__JobPosting *p;
+	lm_reject why;
+	char err[256];
+	size_t n = 0;
+
+	for (int i = 0; i < 60; i++)
+		strcat(list, i ? ",\"us\"" : "\"us\"");
+	p = posting(remote_posting(list));
+	assert_int_equal(lm_posting_prepare(&R.ctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(p->n_remote_countries, 1);
+	assert_string_equal(p->remote_countries[0], "US");
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+
+	p = posting(remote_posting("\"us\",\"de\",\"US\",\"fr\",\"de\",\"gr\""));
+	assert_int_equal(lm_posting_prepare(&R.ctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_int_equal(p->n_remote_countries, 4);
+	assert_string_equal(p->remote_countries[0], "US");
+	assert_string_equal(p->remote_countries[1], "DE");
+	assert_string_equal(p->remote_countries[2], "FR");
+	assert_string_equal(p->remote_countries[3], "GR");
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	assert_int_equal(posting_reason(remote_posting("\"us\",\"us\",\"de\",\"XX\""),
+	                     "remote_countries[3]"),
+	    LM_REJECT_BAD_COUNTRY);
+
+	list[0] = '\0';
+	for (int a = 0; a < 26 && n <= LM_RECORD_REMOTE_MAX; a++)
+		for (int b = 0; b < 26 && n <= LM_RECORD_REMOTE_MAX; b++) {
+			cc[0] = (char) ('A' + a);
+			cc[1] = (char) ('A' + b);
+			if (!lm_country_valid(cc))
+				continue;
+			snprintf(list + strlen(list), sizeof(list) - strlen(list),
+			    "%s\"%s\"", n++ ? "," : "", cc);
+		}
+	assert_int_equal(n, LM_RECORD_REMOTE_MAX + 1);
+	assert_int_equal(posting_reason(remote_posting(list), "51 countries, limit 50"),
+	    LM_REJECT_OVERSIZE);
+}
+
 /* Locations are geocoded with the gazetteer; a remote posting says where
  * remote work is allowed, by default its own countries. */
 static void
@@ -513,6 +572,7 @@ test_locations(void **state)
 	                                "\"remote_countries\":[\"XX\"]}",
 	                     "remote_countries[0]"),
 	    LM_REJECT_BAD_COUNTRY);
+	remote_countries_limit();
 	lm_gazetteer_free(gaz);
 }
 
@@ -797,8 +857,7 @@ test_list_limits(void **state)
 	        LM_RECORD_SKILLS_MAX, "skills"},
 	    {true, POSTING_HEAD "\"locations\":[", "{\"country\":\"US\"}", "]}",
 	        LM_RECORD_LOCATIONS_MAX, "locations"},
-	    {true, POSTING_HEAD "\"remote_countries\":[", "\"US\"", "]}",
-	        LM_RECORD_REMOTE_MAX, "remote_countries"},
+	    /* remote_countries counts distinct ones: remote_countries_limit. */
 	    {true, POSTING_HEAD "\"requirement_groups\":[",
 	        "{\"label\":\"g\",\"min_years_experience\":1}", "]}",
 	        LM_RECORD_GROUPS_MAX, "requirement_groups"},
