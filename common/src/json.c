@@ -27,6 +27,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/textfile.h"
 
 /* Longest enum name or key quoted back in an error message. */
 #define ECHO_MAX 64
@@ -1072,8 +1073,8 @@ put_string(struct out *o, const char *s, size_t n)
 		char esc[8];
 		const char *e = NULL;
 		size_t skip = 0; /* bytes escaped beyond s[i] */
-		if (c == 0xc2 && i + 1 < n && (unsigned char) s[i + 1] >= 0x80 &&
-		    (unsigned char) s[i + 1] < 0xa0) {
+		size_t ctl = lm_textfile_control(s + i, n - i);
+		if (ctl == 2) { /* C1: its code point is the second byte */
 			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char) s[i + 1]);
 			e = esc;
 			skip = 1;
@@ -1091,7 +1092,7 @@ put_string(struct out *o, const char *s, size_t n)
 			e = "\\b";
 		else if (c == '\f')
 			e = "\\f";
-		else if (c < 0x20 || c == 0x7f) {
+		else if (ctl == 1) {
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
 			e = esc;
 		}

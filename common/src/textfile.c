@@ -261,11 +261,27 @@ lm_textfile_whole(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 1;
 }
 
+size_t
+lm_textfile_control(const void *s, size_t n)
+{
+	const unsigned char *u = s;
+
+	if (n == 0)
+		return 0;
+	if (u[0] < 0x20 || u[0] == 0x7f)
+		return 1;
+	if (n >= 2 && u[0] == 0xc2 && u[1] >= 0x80 && u[1] < 0xa0)
+		return 2;
+	return 0;
+}
+
 int
 lm_textfile_has_control(const char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char) *s < 0x20 || *s == 0x7f)
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n; i++)
+		if (lm_textfile_control(s + i, n - i) > 0)
 			return 1;
 	return 0;
 }

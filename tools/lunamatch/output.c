@@ -143,12 +143,11 @@ utf8_seq(const unsigned char *s, size_t n)
 }
 
 /* Whether the character of l bytes at s (0: an invalid byte) is shown as
- * '?': an invalid byte or a control character (C0, DEL, C1). */
+ * '?': an invalid byte or a control character (lm_textfile_control). */
 static bool
 replaced(const unsigned char *s, size_t l)
 {
-	return l == 0 || (l == 1 && (s[0] < 0x20 || s[0] == 0x7f)) ||
-	       (l == 2 && s[0] == 0xc2 && s[1] < 0xa0);
+	return l == 0 || lm_textfile_control(s, l) == l;
 }
 
 void

@@ -274,6 +274,9 @@ test_load_errors(void **state)
 	        ":3: the reason: not valid UTF-8"},
 	    {"# format: 1\n# version: v\nx\tc\tp\tbell \x07\n", LM_EPARSE,
 	        ":3: the reason: a control character"},
+	    {"# format: 1\n# version: v\nx\tc\tp\tcsi \xc2\x9b"
+	     "2J\n",
+	        LM_EPARSE, ":3: the reason: a control character"},
 	    {"# format: 1\n# version: v\nx\tc\tj\xe9une\tr\n", LM_EPARSE,
 	        ":3: the phrases: not valid UTF-8"},
 	    {"# format: 1\n# version: v\nx\tc\tp\tr\nx\tc\tq\tr\n", LM_ESCHEMA,

@@ -19,6 +19,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/textfile.h"
 #include "lunamatch/v1/events.pb-c.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/records.pb-c.h"
@@ -786,16 +787,6 @@ decode_err(const char *text, size_t len, char *err, size_t errlen, lm_json_fault
 	return rc;
 }
 
-/* True when s holds a byte below 0x20 or DEL. */
-static bool
-has_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char) *s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 /* Keys of the input are quoted only when echoable; messages stay UTF-8
  * without control characters, cut or not; the fault says what failed. */
 static void
@@ -825,7 +816,7 @@ test_reject_keys(void **state)
 	const char *ctl = "{\"salary\":{\"a\\u001b[31mb\\nc\":1}}";
 	assert_int_equal(
 	    decode_err(ctl, strlen(ctl), err, sizeof(err), &fault), LM_ESCHEMA);
-	assert_false(has_control(err));
+	assert_false(lm_textfile_has_control(err));
 	assert_string_equal(err, "salary.<field>: unknown field");
 
 	/* The longest echoable key is quoted, one byte more is not. */
@@ -846,7 +837,7 @@ test_reject_keys(void **state)
 	const char *bad = "{\"title\":\x01}";
 	assert_int_equal(
 	    decode_err(bad, strlen(bad), err, sizeof(err), &fault), LM_EPARSE);
-	assert_false(has_control(err));
+	assert_false(lm_textfile_has_control(err));
 	assert_int_equal(fault, LM_JSON_FAULT_OTHER);
 	const char *esc = "{\"title\":\"\xc3\xa9\xc3\xa9\\q\"}";
 	assert_int_equal(decode_err(esc, strlen(esc), err, sizeof(err), NULL), LM_EPARSE);
