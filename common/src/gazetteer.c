@@ -9,7 +9,6 @@
  * each checked against the key itself, so a hash collision never gives a
  * wrong city. No per-name allocation: about 16 bytes per name and alias.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>

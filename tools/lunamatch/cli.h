@@ -169,12 +169,6 @@ int lm_cli_read_file(
 int lm_cli_getopt(int argc, char **argv, const char *shortopts,
     const struct option *longopts, bool first);
 
-/*
- * Parses s as a decimal integer in min..max. Returns true and sets *out, or
- * false (nothing printed) for anything else, including signs and spaces.
- */
-bool lm_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-
 /* Parses an explain level: "none", "summary" or "full" (cmd_match.c).
  * Returns false for anything else. */
 bool lm_cli_parse_explain(const char *s, Lunamatch__V1__ExplainLevel *out);

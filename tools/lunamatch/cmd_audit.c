@@ -51,6 +51,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/record.h"
+#include "lunamatch/textfile.h"
 #include "source.h"
 
 #define CMD "audit"
@@ -1265,7 +1266,7 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 			}
 			break;
 		case OPT_TOP:
-			if (!lm_cli_parse_u64(optarg, 1, AUDIT_RANKED_MAX, &v)) {
+			if (!lm_textfile_whole(optarg, 1, AUDIT_RANKED_MAX, &v)) {
 				rv = lm_cli_usage_error(CMD,
 				    "--top: \"%s\" is not a number in 1..%d", optarg,
 				    AUDIT_RANKED_MAX);
@@ -1286,7 +1287,7 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 			save = optarg;
 			break;
 		case OPT_TIMEOUT:
-			if (!lm_cli_parse_u64(optarg, 1, 600000, &v)) {
+			if (!lm_textfile_whole(optarg, 1, 600000, &v)) {
 				rv = lm_cli_usage_error(CMD,
 				    "--timeout-ms: \"%s\" is not a number in 1..600000",
 				    optarg);
@@ -1295,7 +1296,7 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 			timeout_ms = (unsigned) v;
 			break;
 		case OPT_AS_OF:
-			if (!lm_cli_parse_u64(optarg, 1, INT64_MAX, &v)) {
+			if (!lm_textfile_whole(optarg, 1, INT64_MAX, &v)) {
 				rv = lm_cli_usage_error(CMD,
 				    "--as-of: \"%s\" is not a Unix time in seconds",
 				    optarg);

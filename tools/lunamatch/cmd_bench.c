@@ -42,6 +42,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/rpc.h"
 #include "lunamatch/store.h"
+#include "lunamatch/textfile.h"
 
 #define CMD "bench"
 
@@ -834,27 +835,27 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 	     first = false) {
 		switch (c) {
 		case OPT_CLIENTS:
-			if (!lm_cli_parse_u64(optarg, 1, CLIENTS_MAX, &v))
+			if (!lm_textfile_whole(optarg, 1, CLIENTS_MAX, &v))
 				return lm_cli_usage_error(CMD,
 				    "--clients: \"%s\" is not a number in 1..%d", optarg,
 				    CLIENTS_MAX);
 			b.clients = (unsigned) v;
 			break;
 		case OPT_DURATION:
-			if (!lm_cli_parse_u64(optarg, 1, DURATION_MAX, &b.duration_s))
+			if (!lm_textfile_whole(optarg, 1, DURATION_MAX, &b.duration_s))
 				return lm_cli_usage_error(CMD,
 				    "--duration: \"%s\" is not a number in 1..%d", optarg,
 				    DURATION_MAX);
 			have_duration = true;
 			break;
 		case OPT_COUNT:
-			if (!lm_cli_parse_u64(optarg, 1, COUNT_MAX, &b.count))
+			if (!lm_textfile_whole(optarg, 1, COUNT_MAX, &b.count))
 				return lm_cli_usage_error(CMD,
 				    "--count: \"%s\" is not a number in 1..%d", optarg,
 				    COUNT_MAX);
 			break;
 		case OPT_TOP:
-			if (!lm_cli_parse_u64(optarg, 1, 1000, &v))
+			if (!lm_textfile_whole(optarg, 1, 1000, &v))
 				return lm_cli_usage_error(CMD,
 				    "--top: \"%s\" is not a number in 1..1000", optarg);
 			b.top = (uint32_t) v;
@@ -866,13 +867,13 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 				    optarg);
 			break;
 		case OPT_WARMUP:
-			if (!lm_cli_parse_u64(optarg, 0, WARMUP_MAX, &b.warmup))
+			if (!lm_textfile_whole(optarg, 0, WARMUP_MAX, &b.warmup))
 				return lm_cli_usage_error(CMD,
 				    "--warmup: \"%s\" is not a number in 0..%d", optarg,
 				    WARMUP_MAX);
 			break;
 		case OPT_SEED:
-			if (!lm_cli_parse_u64(optarg, 0, UINT64_MAX, &b.seed))
+			if (!lm_textfile_whole(optarg, 0, UINT64_MAX, &b.seed))
 				return lm_cli_usage_error(
 				    CMD, "--seed: \"%s\" is not a number", optarg);
 			break;
@@ -880,14 +881,14 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 			echo = false;
 			break;
 		case OPT_TIMEOUT:
-			if (!lm_cli_parse_u64(optarg, 1, 600000, &v))
+			if (!lm_textfile_whole(optarg, 1, 600000, &v))
 				return lm_cli_usage_error(CMD,
 				    "--timeout-ms: \"%s\" is not a number in 1..600000",
 				    optarg);
 			b.timeout_ms = (unsigned) v;
 			break;
 		case OPT_TIME_LIMIT:
-			if (!lm_cli_parse_u64(optarg, 1, LIMIT_MAX, &b.limit_s))
+			if (!lm_textfile_whole(optarg, 1, LIMIT_MAX, &b.limit_s))
 				return lm_cli_usage_error(CMD,
 				    "--time-limit: \"%s\" is not a number in 1..%d",
 				    optarg, LIMIT_MAX);

@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
+#include "lunamatch/textfile.h"
 
 #define CMD "dlq"
 
@@ -109,7 +110,7 @@ json_number_field(const char *v, size_t len)
 	if (len < sizeof(buf)) {
 		memcpy(buf, v, len);
 		buf[len] = '\0';
-		if (lm_cli_parse_u64(buf, 0, INT64_MAX, &n))
+		if (lm_textfile_whole(buf, 0, INT64_MAX, &n))
 			return json_integer((json_int_t) n);
 	}
 	return lm_cli_json_string(v, len);
@@ -244,7 +245,7 @@ lm_cli_dlq(const lm_config *cfg, int argc, char **argv)
 	     first = false) {
 		switch (c) {
 		case OPT_COUNT:
-			if (!lm_cli_parse_u64(optarg, 1, DLQ_COUNT_MAX, &count))
+			if (!lm_textfile_whole(optarg, 1, DLQ_COUNT_MAX, &count))
 				return lm_cli_usage_error(CMD,
 				    "--count: \"%s\" is not a number in 1..%d", optarg,
 				    DLQ_COUNT_MAX);
@@ -256,7 +257,7 @@ lm_cli_dlq(const lm_config *cfg, int argc, char **argv)
 			beginning = true;
 			break;
 		case OPT_TIMEOUT:
-			if (!lm_cli_parse_u64(optarg, 1, DLQ_TIMEOUT_MAX, &tmo))
+			if (!lm_textfile_whole(optarg, 1, DLQ_TIMEOUT_MAX, &tmo))
 				return lm_cli_usage_error(CMD,
 				    "--timeout-ms: \"%s\" is not a number in 1..%d",
 				    optarg, DLQ_TIMEOUT_MAX);

@@ -49,6 +49,7 @@
 #include "lunamatch/salary.h"
 #include "lunamatch/store.h"
 #include "lunamatch/taxonomy.h"
+#include "lunamatch/textfile.h"
 #include "rankeval.h"
 #include "source.h"
 
@@ -1070,28 +1071,28 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 			gazetteer = optarg;
 			break;
 		case OPT_EMBEDDING_DIM:
-			if (!lm_cli_parse_u64(optarg, 1, EVAL_EMBEDDING_DIM_MAX, &v))
+			if (!lm_textfile_whole(optarg, 1, EVAL_EMBEDDING_DIM_MAX, &v))
 				return lm_cli_usage_error(CMD,
 				    "--embedding-dim: \"%s\" is not a number in 1..%d",
 				    optarg, EVAL_EMBEDDING_DIM_MAX);
 			embedding_dim = (uint32_t) v;
 			break;
 		case OPT_AS_OF:
-			if (!lm_cli_parse_u64(optarg, 1, INT64_MAX, &v))
+			if (!lm_textfile_whole(optarg, 1, INT64_MAX, &v))
 				return lm_cli_usage_error(CMD,
 				    "--as-of: \"%s\" is not a Unix time in seconds",
 				    optarg);
 			r.as_of = (int64_t) v;
 			break;
 		case OPT_WAIT:
-			if (!lm_cli_parse_u64(optarg, 0, EVAL_WAIT_MAX, &v))
+			if (!lm_textfile_whole(optarg, 0, EVAL_WAIT_MAX, &v))
 				return lm_cli_usage_error(CMD,
 				    "--wait-ms: \"%s\" is not a number in 0..%d", optarg,
 				    EVAL_WAIT_MAX);
 			wait_ms = (unsigned) v;
 			break;
 		case OPT_TIMEOUT:
-			if (!lm_cli_parse_u64(optarg, 1, 600000, &v))
+			if (!lm_textfile_whole(optarg, 1, 600000, &v))
 				return lm_cli_usage_error(CMD,
 				    "--timeout-ms: \"%s\" is not a number in 1..600000",
 				    optarg);

@@ -25,6 +25,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/rpc.h"
+#include "lunamatch/textfile.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/rpc.pb-c.h"
 
@@ -155,7 +156,7 @@ parse_timeout(const char *cmd, const char *s, unsigned *out, int *rv)
 {
 	uint64_t v;
 
-	if (!lm_cli_parse_u64(s, 1, 600000, &v)) {
+	if (!lm_textfile_whole(s, 1, 600000, &v)) {
 		*rv = lm_cli_usage_error(
 		    cmd, "--timeout-ms: \"%s\" is not a number in 1..600000", s);
 		return false;
@@ -368,7 +369,7 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 			job = optarg;
 			break;
 		case OPT_TOP:
-			if (!lm_cli_parse_u64(optarg, 1, TOP_MAX, &top))
+			if (!lm_textfile_whole(optarg, 1, TOP_MAX, &top))
 				return lm_cli_usage_error(cmd,
 				    "--top: \"%s\" is not a number in 1..%d", optarg,
 				    TOP_MAX);

@@ -46,6 +46,7 @@
 #include "lunamatch/json.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/textfile.h"
 #include "lunamatch/v1/records.pb-c.h"
 
 #define CMD "produce"
@@ -853,7 +854,7 @@ lm_cli_produce(const lm_config *cfg, int argc, char **argv)
 			topic_opt = optarg;
 			break;
 		case OPT_TIMEOUT:
-			if (!lm_cli_parse_u64(optarg, 1, PRODUCE_TIMEOUT_MAX, &tmo))
+			if (!lm_textfile_whole(optarg, 1, PRODUCE_TIMEOUT_MAX, &tmo))
 				return lm_cli_usage_error(CMD,
 				    "--timeout-ms: \"%s\" is not a number in 1..%d",
 				    optarg, PRODUCE_TIMEOUT_MAX);

@@ -17,6 +17,7 @@
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
+#include "lunamatch/textfile.h"
 #include "lunamatch/v1/records.pb-c.h"
 
 #define CMD "store"
@@ -276,7 +277,7 @@ lm_cli_store(const lm_config *cfg, int argc, char **argv)
 	     (c = lm_cli_getopt(argc, argv, "", lm_cli_store_options, first)) != -1;
 	     first = false) {
 		if (c == OPT_LIMIT) {
-			if (!lm_cli_parse_u64(optarg, 1, LIST_LIMIT_MAX, &limit))
+			if (!lm_textfile_whole(optarg, 1, LIST_LIMIT_MAX, &limit))
 				return lm_cli_usage_error(CMD,
 				    "--limit: \"%s\" is not a number in 1..%llu", optarg,
 				    LIST_LIMIT_MAX);

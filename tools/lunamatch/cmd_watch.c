@@ -22,6 +22,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/textfile.h"
 #include "lunamatch/v1/events.pb-c.h"
 
 #define CMD               "watch"
@@ -198,7 +199,7 @@ lm_cli_watch(const lm_config *cfg, int argc, char **argv)
 	     first = false) {
 		switch (c) {
 		case OPT_COUNT:
-			if (!lm_cli_parse_u64(optarg, 1, WATCH_COUNT_MAX, &count))
+			if (!lm_textfile_whole(optarg, 1, WATCH_COUNT_MAX, &count))
 				return lm_cli_usage_error(CMD,
 				    "--count: \"%s\" is not a number in 1..%llu", optarg,
 				    WATCH_COUNT_MAX);
@@ -207,7 +208,7 @@ lm_cli_watch(const lm_config *cfg, int argc, char **argv)
 			beginning = true;
 			break;
 		case OPT_TIMEOUT:
-			if (!lm_cli_parse_u64(optarg, 1, WATCH_TIMEOUT_MAX, &tmo))
+			if (!lm_textfile_whole(optarg, 1, WATCH_TIMEOUT_MAX, &tmo))
 				return lm_cli_usage_error(CMD,
 				    "--timeout-ms: \"%s\" is not a number in 1..%llu",
 				    optarg, WATCH_TIMEOUT_MAX);

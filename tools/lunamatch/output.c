@@ -3,7 +3,6 @@
  * the `lunamatch` tool: streaming tables that are safe to print whatever the
  * data holds, JSON lines, and the error conventions (see cli.h).
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +27,6 @@ lm_cli_getopt(int argc, char **argv, const char *shortopts, const struct option 
 	 * the positional arguments); ":": report a missing value as ':'. */
 	snprintf(spec, sizeof(spec), "+:%s", shortopts ? shortopts : "");
 	return getopt_long(argc, argv, spec, longopts, NULL);
-}
-
-bool
-lm_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	return lm_textfile_whole(s, min, max, out);
 }
 
 /* Messages quote what servers, brokers and files say: shown as printable
