@@ -30,11 +30,12 @@ lm_cli_getopt(int argc, char **argv, const char *shortopts, const struct option 
 }
 
 /* Messages quote what servers, brokers and files say: shown as printable
- * text, one line. */
+ * text, one line, of at most 2,047 bytes. msg is the larger, so that a
+ * message cut there is still longer than shown and ends in "...". */
 static void
 verror(const char *cmd, const char *fmt, va_list ap)
 {
-	char msg[2048], shown[2048];
+	char msg[4096], shown[2048];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	lm_cli_printable(shown, sizeof(shown), msg, strlen(msg));

@@ -78,6 +78,35 @@ test_error_message(void **state)
 	free(err);
 }
 
+/* A message longer than the 2,047 bytes shown says that it was cut, however
+ * long it was. */
+static void
+test_error_message_cut(void **state)
+{
+	static const size_t lens[] = {2000, 2047, 3000, 5000};
+	lmt_capture cap;
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		char *long_text = malloc(lens[i] + 1), *err;
+		assert_non_null(long_text);
+		memset(long_text, 'x', lens[i]);
+		long_text[lens[i]] = '\0';
+		lmt_stderr_begin(&cap);
+		lm_cli_error(NULL, "%s", long_text);
+		err = lmt_stderr_end(&cap);
+		size_t n = strlen(err);
+		if (lens[i] <= 2047) {
+			assert_int_equal(n, strlen("lunamatch: \n") + lens[i]);
+		} else {
+			assert_int_equal(n, strlen("lunamatch: \n") + 2047);
+			assert_memory_equal(err + n - 4, "...\n", 4);
+		}
+		free(err);
+		free(long_text);
+	}
+}
+
 /* Scores and values in [0, 1] with 3 decimals; short of 1, never 1.000. */
 static void
 test_score_text(void **state)
@@ -103,6 +132,7 @@ main(void)
 	    cmocka_unit_test(test_controls),
 	    cmocka_unit_test(test_cut),
 	    cmocka_unit_test(test_error_message),
+	    cmocka_unit_test(test_error_message_cut),
 	    cmocka_unit_test(test_score_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
