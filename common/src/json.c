@@ -1203,9 +1203,22 @@ lm_json_encode(const ProtobufCMessage *msg, unsigned flags, char **out)
 	int rc = enc_message(msg, flags, &root);
 	if (rc != LM_OK)
 		return rc;
-	struct out o = {0};
-	dump(&o, root, flags, 0);
+	rc = lm_json_dumps(root, flags, out);
 	json_decref(root);
+	return rc;
+}
+
+int
+lm_json_dumps(const json_t *v, unsigned flags, char **out)
+{
+	struct out o = {0};
+
+	if (!out)
+		return LM_EINVAL;
+	*out = NULL;
+	if (!v)
+		return LM_EINVAL;
+	dump(&o, v, flags, 0);
 	if (o.oom) {
 		free(o.p);
 		return LM_ENOMEM;

@@ -319,8 +319,9 @@ int lm_cli_flush(FILE *out);
  * to it since the start was lost. */
 int lm_cli_stdout_written(const char *cmd);
 
-/* Writes v as one compact JSON line to out and flushes it. v is borrowed.
- * Returns 0, or -1 if v could not be written. */
+/* Writes v as one compact JSON line to out (lm_json_dumps: control
+ * characters escaped) and flushes it. v is borrowed. Returns 0, or -1 if v
+ * could not be written. */
 int lm_cli_json_line(FILE *out, const json_t *v);
 
 /*

@@ -276,9 +276,13 @@ lm_cli_stdout_written(const char *cmd)
 int
 lm_cli_json_line(FILE *out, const json_t *v)
 {
-	if (json_dumpf(v, out, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+	char *text;
+
+	if (lm_json_dumps(v, 0, &text) != LM_OK)
 		return -1;
+	fputs(text, out);
 	fputc('\n', out);
+	free(text);
 	return lm_cli_flush(out);
 }
 

@@ -152,6 +152,15 @@ json_t *lm_json_loadb_capped(const char *text, size_t len, size_t flags, size_t 
 int lm_json_encode(const ProtobufCMessage *msg, unsigned flags, char **out);
 
 /*
+ * Writes v as JSON text the way lm_json_encode does (flags: LM_JSON_PRETTY):
+ * every control character escaped (C0, DEL and C1, lm_textfile_control),
+ * the shortest reals that read back the same. v is borrowed; on LM_OK *out
+ * is a malloc'd NUL-terminated string the caller frees. Returns LM_OK,
+ * LM_EINVAL (NULL arguments) or LM_ENOMEM; on error *out is NULL.
+ */
+int lm_json_dumps(const json_t *v, unsigned flags, char **out);
+
+/*
  * Encodes msg as a jansson object (flags: LM_JSON_EMIT_DEFAULTS,
  * LM_JSON_NONFINITE_STRINGS; PRETTY is ignored). Returns a new reference the caller
  * releases with json_decref, or NULL when lm_json_encode would fail.

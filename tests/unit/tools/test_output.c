@@ -107,6 +107,31 @@ test_error_message_cut(void **state)
 	}
 }
 
+/* JSON lines (watch, dlq, listings) escape every control character, keys
+ * included, and keep other text as it is. */
+static void
+test_json_line(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	json_t *o = json_pack("{s:s, s:i, s:[b, n, f]}", "id\xc2\x9b",
+	    "a\x1b[1m\x7f\xc2\x9b"
+	    "2J K\xc3\xb6ln",
+	    "n", 7, "l", 1, 0.5);
+
+	(void) state;
+	assert_non_null(f);
+	assert_non_null(o);
+	assert_int_equal(lm_cli_json_line(f, o), 0);
+	fclose(f);
+	assert_string_equal(text,
+	    "{\"id\\u009b\":\"a\\u001b[1m\\u007f\\u009b2J K\xc3\xb6ln\","
+	    "\"n\":7,\"l\":[true,null,0.5]}\n");
+	json_decref(o);
+	free(text);
+}
+
 /* Scores and values in [0, 1] with 3 decimals; short of 1, never 1.000. */
 static void
 test_score_text(void **state)
@@ -133,6 +158,7 @@ main(void)
 	    cmocka_unit_test(test_cut),
 	    cmocka_unit_test(test_error_message),
 	    cmocka_unit_test(test_error_message_cut),
+	    cmocka_unit_test(test_json_line),
 	    cmocka_unit_test(test_score_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
