@@ -221,12 +221,13 @@ static int
 ident(struct prep *p, char **id, uint64_t version)
 {
 	int rv;
-	if (p->ctx->inline_record && (*id == NULL || (*id)[0] == '\0'))
-		return LM_OK;
 	/* The length is part of what makes an id valid: a long id is bad_id,
-	 * not oversize. */
-	if ((rv = text(p, id, SIZE_MAX, 1, FIELD("id"))) != LM_OK)
+	 * not oversize. An inline record's id is optional: absent, empty or
+	 * only spaces. */
+	if ((rv = text(p, id, SIZE_MAX, !p->ctx->inline_record, FIELD("id"))) != LM_OK)
 		return rv;
+	if (*id == NULL || (*id)[0] == '\0')
+		return LM_OK;
 	if (!lm_record_id_valid(*id))
 		return reject(p, LM_REJECT_BAD_ID,
 		    "id: must be 1..%d bytes of letters, digits and . _ : -",

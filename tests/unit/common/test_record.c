@@ -786,6 +786,18 @@ test_profile(void **state)
 	assert_int_equal(
 	    lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_ESCHEMA);
 	protobuf_c_message_free_unpacked(&c->base, NULL);
+
+	/* Nor one of spaces only (an absent id, as trimmed), which a stored
+	 * record may not have. */
+	c = profile("{\"id\":\"  \",\"skills\":[{\"name\":\"Rust\"}]}");
+	R.ctx.inline_record = 1;
+	assert_int_equal(lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_OK);
+	assert_string_equal(c->id, "");
+	R.ctx.inline_record = 0;
+	assert_int_equal(
+	    lm_profile_prepare(&R.ctx, c, &why, err, sizeof(err)), LM_ESCHEMA);
+	assert_int_equal(why, LM_REJECT_MISSING_FIELD);
+	protobuf_c_message_free_unpacked(&c->base, NULL);
 }
 
 /* A list of a record with a count limit: the JSON before its entries, one
