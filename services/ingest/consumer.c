@@ -88,12 +88,13 @@ struct flight {
 	struct slot *slot; /* NULL: no batch in flight */
 	pthread_t thread;
 	lm_store *store;
-	bool fail; /* LM_CONSUMER_FAULT_STORE was armed at the hand-off */
-	bool slow; /* LM_CONSUMER_FAULT_SLOW_STORE was */
-	int64_t t0;
+	bool fail;        /* LM_CONSUMER_FAULT_STORE was armed at the hand-off */
+	bool slow;        /* LM_CONSUMER_FAULT_SLOW_STORE was */
+	int64_t t0;       /* the hand-off */
 	atomic_bool done; /* the writer thread has finished */
 	/* Written by the writer thread, read after pthread_join. */
 	int rv;
+	int64_t t1; /* the end of the transaction */
 	lm_ingest_counts counts;
 	uint64_t last_seq;
 };
@@ -1731,6 +1732,11 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 	bool counted = false;
 	uint64_t last_seq = 0, attempt_seq = 0;
 	int64_t backoff = LM_CONSUMER_BACKOFF_MIN_MS;
+	/* lunamatch_ingest_batch_seconds: from the first attempt's start to
+	 * the end of the transaction that stored the batch, so that failed
+	 * attempts and their back-off count, and the wait for the next batch
+	 * (which lands the first attempt) does not. */
+	int64_t t0 = first != NULL ? first->t0 : lm_clock_ms(), t1;
 	int rv;
 
 	if (lm_ingest_batch_len(s->batch) == 0)
@@ -1739,31 +1745,32 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 	if (!s->sent)
 		send_rejects(c, s);
 	for (;;) {
-		int64_t t0 = first != NULL ? first->t0 : lm_clock_ms();
 		if (first != NULL) {
 			attempt = first->counts;
 			attempt_seq = first->last_seq;
 			rv = first->rv;
+			t1 = first->t1;
 			first = NULL;
 		} else {
 			rv = fault(c, LM_CONSUMER_FAULT_STORE)
 			         ? LM_EIO
 			         : lm_ingest_batch_commit(
 			               s->batch, c->store, &attempt, &attempt_seq);
+			t1 = lm_clock_ms();
 		}
 		if (rv == LM_OK) {
-			if (!counted)
+			if (!counted) {
 				counts = attempt;
+				lm_histogram_observe(
+				    c->batch_seconds, (double) (t1 - t0) / 1000.0);
+			}
 			counted = true;
 			last_seq = attempt_seq;
 		}
 		rv = after_store(c, s, rv);
 		heartbeat(c);
-		if (rv == LM_OK) {
-			lm_histogram_observe(
-			    c->batch_seconds, (double) (lm_clock_ms() - t0) / 1000.0);
+		if (rv == LM_OK)
 			break;
-		}
 		lm_counter_add(c->batch_failures, 1);
 		atomic_store(&c->failing, true);
 		if (!retry || *c->stop || c->fatal) {
@@ -1817,6 +1824,7 @@ write_batch(void *arg)
 	f->rv = f->fail ? LM_EIO
 	                : lm_ingest_batch_commit(
 	                      f->slot->batch, f->store, &f->counts, &f->last_seq);
+	f->t1 = lm_clock_ms();
 	atomic_store(&f->done, true);
 	return NULL;
 }

@@ -527,6 +527,8 @@ test_store_failure(void **state)
 	wait_stored(&r, "job-0");
 	wait_committed(&r, r.cfg.topic_postings, 1);
 
+	double took0 = metric(&r, "lunamatch_ingest_batch_seconds_sum");
+	double batches0 = metric(&r, "lunamatch_ingest_batch_seconds_count");
 	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_STORE, 4);
 	int64_t t0 = lm_clock_ms();
 	produce_posting(p, r.cfg.topic_postings, "job-1");
@@ -544,6 +546,11 @@ test_store_failure(void **state)
 	wait_stored(&r, "job-1");
 	assert_int_equal(metric(&r, "lunamatch_ingest_batch_failures_total"), 4);
 	wait_committed(&r, r.cfg.topic_postings, 3);
+	/* The time to store the batch counts its failed attempts and their
+	 * back-off: the 1.5 s, in one of the one or two batches observed. */
+	double batches = metric(&r, "lunamatch_ingest_batch_seconds_count") - batches0;
+	assert_true(batches >= 1 && batches <= 2);
+	assert_true(metric(&r, "lunamatch_ingest_batch_seconds_sum") - took0 >= 1.5);
 	wait_assigned(&r); /* ready again */
 	assert_int_equal(
 	    metric(&r, "lunamatch_ingest_stored_total{kind=\"posting\"}"), 3);
