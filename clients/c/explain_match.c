@@ -23,7 +23,7 @@ main(int argc, char **argv)
 	const Lunamatch__V1__Explanation *e;
 	const ProtobufCEnumValue *code;
 	lm_client *client = NULL;
-	char msg[256];
+	char msg[1024]; /* a server's reason is at most 1023 bytes */
 	int status, rv;
 
 	if (argc != 4) {

@@ -20,7 +20,7 @@ main(int argc, char **argv)
 {
 	const ProtobufCEnumValue *code;
 	lm_client *client = NULL;
-	char msg[256];
+	char msg[1024]; /* a server's reason is at most 1023 bytes */
 	int status = 0, rv;
 	int posting = argc == 4 && strcmp(argv[2], "posting") == 0;
 
@@ -41,6 +41,12 @@ main(int argc, char **argv)
 		    client, &req, 2000, &resp, &status, msg, sizeof(msg));
 		if (rv == LM_OK && status == LUNAMATCH__V1__STATUS_CODE__OK) {
 			const Lunamatch__V1__JobPosting *p = resp->posting;
+			if (p == NULL) {
+				fprintf(stderr, "answer without a posting\n");
+				protobuf_c_message_free_unpacked(&resp->base, NULL);
+				lm_client_close(client);
+				return 1;
+			}
 			printf("posting %s version %llu: %s at %s, %zu skills\n", p->id,
 			    (unsigned long long) p->version, p->title, p->company,
 			    p->n_skills);
@@ -55,6 +61,12 @@ main(int argc, char **argv)
 		    client, &req, 2000, &resp, &status, msg, sizeof(msg));
 		if (rv == LM_OK && status == LUNAMATCH__V1__STATUS_CODE__OK) {
 			const Lunamatch__V1__CandidateProfile *c = resp->profile;
+			if (c == NULL) {
+				fprintf(stderr, "answer without a profile\n");
+				protobuf_c_message_free_unpacked(&resp->base, NULL);
+				lm_client_close(client);
+				return 1;
+			}
 			printf("profile %s version %llu: %s, %zu skills\n", c->id,
 			    (unsigned long long) c->version, c->headline, c->n_skills);
 			protobuf_c_message_free_unpacked(&resp->base, NULL);

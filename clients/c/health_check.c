@@ -20,7 +20,7 @@ main(int argc, char **argv)
 	Lunamatch__V1__HealthCheckResponse *resp = NULL;
 	const ProtobufCEnumValue *v;
 	lm_client *client = NULL;
-	char msg[256];
+	char msg[1024]; /* a server's reason is at most 1023 bytes */
 	int status, rv, serving;
 
 	if (argc != 2) {

@@ -22,7 +22,7 @@ main(int argc, char **argv)
 	Lunamatch__V1__MatchCandidatesResponse *resp = NULL;
 	const ProtobufCEnumValue *code;
 	lm_client *client = NULL;
-	char msg[256];
+	char msg[1024]; /* a server's reason is at most 1023 bytes */
 	int status, rv;
 
 	if (argc != 3 && argc != 4) {

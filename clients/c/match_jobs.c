@@ -19,7 +19,7 @@ main(int argc, char **argv)
 	Lunamatch__V1__MatchJobsRequest req = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 	Lunamatch__V1__MatchJobsResponse *resp = NULL;
 	lm_client *client = NULL;
-	char msg[256];
+	char msg[1024]; /* a server's reason is at most 1023 bytes */
 	int status, rv;
 
 	if (argc != 3) {

@@ -35,6 +35,7 @@
 #include <assert.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -531,22 +532,40 @@ fail:
 	return rv;
 }
 
+/* Writes the message of a call into errmsg[0..errlen) (nothing when errmsg
+ * is NULL or errlen 0); a text cut there is cut before the character it
+ * would split, so that the message stays UTF-8 (docs/rpc.md). */
+static void __attribute__((format(printf, 3, 4)))
+set_errf(char *errmsg, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (errmsg == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(errmsg, errlen, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		errmsg[0] = '\0';
+	else if ((size_t) n >= errlen)
+		errmsg[lm_pb_utf8_fit(errmsg, errlen - 1)] = '\0';
+}
+
 static void
 set_err(char *errmsg, size_t errlen, const char *text)
 {
-	if (errmsg != NULL && errlen > 0)
-		snprintf(errmsg, errlen, "%s", text);
+	set_errf(errmsg, errlen, "%s", text);
 }
 
 /* The reason a request of n bytes is refused. */
 static void
 set_too_big(const lm_client *c, size_t n, char *errmsg, size_t errlen)
 {
-	if (errmsg != NULL && errlen > 0)
-		snprintf(errmsg, errlen,
-		    "request of %zu bytes is over the limit of %zu bytes "
-		    "(max_request_bytes: the server's LUNAMATCH_MAX_REQUEST_BYTES)",
-		    n, c->max_req);
+	set_errf(errmsg, errlen,
+	    "request of %zu bytes is over the limit of %zu bytes "
+	    "(max_request_bytes: the server's LUNAMATCH_MAX_REQUEST_BYTES)",
+	    n, c->max_req);
 }
 
 /* The deadline a call with timeout_ms gives the server (before retries). */
@@ -835,8 +854,8 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	    nng_msg_len(msg), c->max_resp, (ProtobufCMessage **) &env, err, sizeof(err));
 	if (rv != LM_OK) {
 		*st = ST_INTERNAL;
-		if (rv == LM_E2BIG && errmsg != NULL && errlen > 0)
-			snprintf(
+		if (rv == LM_E2BIG)
+			set_errf(
 			    errmsg, errlen, "answer from the server refused: %s", err);
 		else
 			set_err(errmsg, errlen,
@@ -859,8 +878,7 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	*st = (int) env->code;
 	if (*st < 0 || *st > ST_LAST) {
 		/* Not a lunamatch.v1.StatusCode (proto3 keeps any number). */
-		if (errmsg != NULL && errlen > 0)
-			snprintf(errmsg, errlen, "status code %d: %s", *st, env->message);
+		set_errf(errmsg, errlen, "status code %d: %s", *st, env->message);
 		*st = ST_UNKNOWN;
 	} else {
 		set_err(errmsg, errlen, env->message ? env->message : "");
@@ -876,11 +894,11 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 			*resp = NULL;
 			*st = ST_INTERNAL;
 			*oc = FINAL;
-			if (errmsg != NULL && errlen > 0 && rv == LM_E2BIG)
-				snprintf(errmsg, errlen,
+			if (rv == LM_E2BIG)
+				set_errf(errmsg, errlen,
 				    "answer from the server refused: %s", err);
-			else if (errmsg != NULL && errlen > 0)
-				snprintf(errmsg, errlen,
+			else
+				set_errf(errmsg, errlen,
 				    "unreadable %s in the answer: %s", resp_desc->name,
 				    err);
 			if (rv != LM_E2BIG && rv != LM_ENOMEM)
@@ -937,7 +955,8 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	bool lost[LM_CLIENT_ENDPOINTS_MAX] = {false}, lost_before;
 	size_t nlost = 0;
 	enum outcome last = NO_CONN, prior = NO_CONN;
-	char prior_msg[256] = "", full[LM_RPC_MAX_METHOD + 1];
+	/* A server's reason (at most LM_RPC_MAX_MESSAGE) or the client's own. */
+	char prior_msg[LM_RPC_MAX_MESSAGE + 128] = "", full[LM_RPC_MAX_METHOD + 1];
 	nng_time end, deadline, now;
 	size_t size;
 	int st = ST_INTERNAL, rv = LM_ETIMEDOUT, prior_rv = LM_OK, redials = 0;
@@ -1030,7 +1049,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 			prior = oc;
 			prior_rv = rv;
 			if (errmsg != NULL && errlen > 0)
-				snprintf(prior_msg, sizeof(prior_msg), "%s", errmsg);
+				set_err(prior_msg, sizeof(prior_msg), errmsg);
 		}
 		if (nng_clock() >= end)
 			break;

@@ -5,14 +5,19 @@
  * their answers, their error statuses (NOT_FOUND, unreachable, usage) and
  * exit codes.
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
 #include "lmtest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
+#include "lunamatch/v1/rpc.pb-c.h"
 #include "matchsvc.h"
 #include "proc.h"
 
@@ -156,6 +161,66 @@ test_get_record(void **state)
 	lmt_run_result_free(&r);
 }
 
+/* A server that answers n requests OK with an empty payload: a response
+ * message with none of its fields set. */
+struct empty_peer {
+	nng_socket sock;
+	int n;
+};
+
+static void *
+empty_peer_main(void *arg)
+{
+	struct empty_peer *p = arg;
+
+	for (int i = 0; i < p->n; i++) {
+		nng_msg *m;
+		if (nng_recvmsg(p->sock, &m, 0) != 0)
+			return NULL;
+		Lunamatch__V1__RpcRequest *rq = lunamatch__v1__rpc_request__unpack(
+		    NULL, nng_msg_len(m), nng_msg_body(m));
+		nng_msg_free(m);
+		if (rq == NULL)
+			return NULL;
+		Lunamatch__V1__RpcResponse r = LUNAMATCH__V1__RPC_RESPONSE__INIT;
+		uint8_t out[256];
+		r.request_id = rq->request_id;
+		size_t len = protobuf_c_message_pack(&r.base, out);
+		lunamatch__v1__rpc_request__free_unpacked(rq, NULL);
+		if (nng_send(p->sock, out, len, 0) != 0)
+			return NULL;
+	}
+	return NULL;
+}
+
+/* An OK answer without the record (a buggy server) is an error, exit 1,
+ * not a crash. */
+static void
+test_get_record_empty_answer(void **state)
+{
+	struct empty_peer p = {.n = 2};
+	nng_listener l;
+	pthread_t th;
+	char url[64];
+	int port;
+
+	(void) state;
+	assert_int_equal(nng_rep0_open(&p.sock), 0);
+	assert_int_equal(nng_socket_set_ms(p.sock, NNG_OPT_RECVTIMEO, RUN_MS), 0);
+	assert_int_equal(nng_listen(p.sock, "tcp://127.0.0.1:0", &l, 0), 0);
+	assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	assert_int_equal(pthread_create(&th, NULL, empty_peer_main, &p), 0);
+	lmt_run_result r = example("get_record", url, "posting", "job-1", NULL);
+	expect(&r, 1, NULL, "answer without a posting");
+	lmt_run_result_free(&r);
+	r = example("get_record", url, "profile", "cand-1", NULL);
+	expect(&r, 1, NULL, "answer without a profile");
+	lmt_run_result_free(&r);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	nng_close(p.sock);
+}
+
 /* Usage errors exit 2; a server nobody listens at exits 3. */
 static void
 test_errors(void **state)
@@ -188,6 +253,7 @@ main(void)
 	    cmocka_unit_test(test_match_candidates),
 	    cmocka_unit_test(test_explain_match),
 	    cmocka_unit_test(test_get_record),
+	    cmocka_unit_test(test_get_record_empty_answer),
 	    cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -223,6 +223,7 @@ struct peer {
 	nng_pipe drained;
 	atomic_bool drop_once; /* close the next request's connection, no answer */
 	atomic_bool closed;    /* the peer closed its socket */
+	const char *reason;    /* of its UNAVAILABLE answers; NULL: "draining" */
 };
 
 static void
@@ -284,8 +285,8 @@ peer_main(void *arg)
 			atomic_store(&p->closed, true);
 			stop = true;
 		} else if (atomic_load(&p->unavailable) || draining) {
-			send_env(p, rq->request_id, ST(UNAVAILABLE), "draining", NULL,
-			    NULL, 0);
+			send_env(p, rq->request_id, ST(UNAVAILABLE),
+			    p->reason != NULL ? p->reason : "draining", NULL, NULL, 0);
 		} else if (strcmp(g->id, "wrong-id") == 0) {
 			send_env(p, "someone-else", ST(OK), "", NULL, NULL, 0);
 		} else if (strcmp(g->id, "garbage") == 0) {
@@ -1775,6 +1776,45 @@ test_client_request_over_the_limit(void **state)
 	free(big);
 }
 
+/*
+ * A server's UNAVAILABLE reason is the call's when the other endpoint
+ * cannot be reached, whole (it was kept in 255 bytes, cut inside a
+ * character), and a message cut at the caller's errlen stays UTF-8.
+ */
+static void
+test_client_unavailable_reason_kept(void **state)
+{
+	(void) state;
+	struct peer p;
+	lm_client *c = NULL;
+	char reason[601], urls[300], dead[64], err[1024], small[256];
+	int status = -1;
+
+	for (size_t i = 0; i < 300; i++)
+		memcpy(reason + 2 * i, "\xc3\xa9", 2);
+	reason[600] = '\0';
+	peer_up(&p);
+	p.reason = reason;
+	atomic_store(&p.unavailable, true);
+	int dead_fd = closed_url(dead, sizeof(dead));
+	snprintf(urls, sizeof(urls), "%s,%s", p.url, dead);
+	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
+	for (int i = 0; i < 3; i++) { /* whichever endpoint is tried first */
+		(void) call(c, "x", 600, &status, err, sizeof(err), NULL);
+		assert_int_equal(status, ST(UNAVAILABLE));
+		assert_string_equal(err, reason);
+	}
+	(void) call(c, "x", 600, &status, small, sizeof(small), NULL);
+	assert_int_equal(status, ST(UNAVAILABLE));
+	assert_int_equal(strlen(small), 254); /* 127 whole characters of 2 bytes */
+	assert_true(lm_pb_utf8_valid(small, strlen(small)));
+	(void) call(c, "stop", 600, &status, err, sizeof(err), NULL);
+	assert_int_equal(pthread_join(p.thread, NULL), 0);
+	lm_client_close(c);
+	nng_close(p.sock);
+	close(dead_fd);
+}
+
 static void
 test_client_unavailable(void **state)
 {
@@ -1840,6 +1880,7 @@ main(void)
 	    cmocka_unit_test(test_request_check),
 	    cmocka_unit_test(test_tls_config),
 	    cmocka_unit_test(test_client_wire),
+	    cmocka_unit_test(test_client_unavailable_reason_kept),
 	    cmocka_unit_test(test_client_unavailable),
 	    cmocka_unit_test(test_client_replicas),
 	    cmocka_unit_test(test_client_rounds_back_off),
