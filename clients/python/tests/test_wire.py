@@ -375,9 +375,10 @@ def test_no_caller_sends_no_entry(peer_factory):
 
 
 def test_caller_is_at_most_1024_bytes():
-    """The server's limit on a metadata value, counted in UTF-8 bytes."""
+    """The server's limit on a metadata value, counted in UTF-8 bytes; and
+    a string the server takes (no NUL character)."""
     lunamatch.Client("tcp://127.0.0.1:1", caller="x" * 1024).close()
-    for caller in ("x" * 1025, "é" * 513):
+    for caller in ("x" * 1025, "é" * 513, "billing\0"):
         with pytest.raises(ValueError, match="caller"):
             lunamatch.Client("tcp://127.0.0.1:1", caller=caller)
 

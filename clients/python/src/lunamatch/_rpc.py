@@ -1259,7 +1259,8 @@ class ClientBase(Methods):
     LUNAMATCH_MAX_REQUEST_BYTES when that is raised): a call with a larger
     one raises a local InvalidArgument before anything is sent; at most
     64 MiB, the largest limit a server can be given.
-    caller: the calling service's name (at most 1024 bytes in UTF-8), sent
+    caller: the calling service's name (at most 1024 bytes in UTF-8, no
+    NUL character), sent
     with every call as the "caller" metadata entry, which the server's
     decision log records; a call's own "caller" entry is sent instead.
     """
@@ -1272,6 +1273,9 @@ class ClientBase(Methods):
                  caller: Optional[str] = None):
         if caller and len(caller.encode()) > MAX_METADATA_VALUE:
             raise ValueError("caller is over %d bytes" % MAX_METADATA_VALUE)
+        if caller and "\0" in caller:
+            # The server refuses strings with a NUL: every call would fail.
+            raise ValueError("caller holds a NUL character")
         if not 0 < max_request_bytes <= MAX_REQUEST_BYTES_CEILING:
             raise ValueError("max_request_bytes must be from 1 to %d"
                              % MAX_REQUEST_BYTES_CEILING)
