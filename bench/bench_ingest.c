@@ -406,6 +406,7 @@ stored(lm_store **s, const char *dir)
 typedef struct ingest_run {
 	double join_s, total_s, steady_s;
 	double cpu_s, steady_cpu_s; /* user + system time of lunamatch-ingest */
+	int64_t steady_n;           /* records stored after the first poll that saw one */
 } ingest_run;
 
 static int
@@ -414,7 +415,7 @@ run_ingest(
 {
 	char path[BENCH_PATH_MAX];
 	lm_store *s = NULL;
-	int64_t want = (int64_t) (o->postings + o->profiles), n = 0;
+	int64_t want = (int64_t) (o->postings + o->profiles), n = 0, n_first = 0;
 	uint64_t t0, t_first = 0, t_end = 0;
 	double cpu_first = 0;
 	pid_t pid;
@@ -438,6 +439,7 @@ run_ingest(
 		if (n > 0 && t_first == 0) {
 			t_first = bench_now_ns();
 			cpu_first = bench_proc_cpu_s(pid);
+			n_first = n;
 		}
 		if (n < want)
 			usleep(POLL_STORE_MS * 1000);
@@ -456,6 +458,7 @@ run_ingest(
 	r->join_s = (double) (t_first - t0) / 1e9;
 	r->total_s = (double) (t_end - t0) / 1e9;
 	r->steady_s = (double) (t_end - t_first) / 1e9;
+	r->steady_n = want - n_first;
 	return 0;
 }
 
@@ -750,6 +753,7 @@ main(int argc, char **argv)
 
 	snprintf(e_brokers, sizeof(e_brokers), "LUNAMATCH_BROKERS=%s", brokers);
 	snprintf(e_data, sizeof(e_data), "LUNAMATCH_DATA_DIR=%s", data);
+	snprintf(e_tax, sizeof(e_tax), "LUNAMATCH_TAXONOMY_FILE=%s", o.taxonomy);
 	snprintf(e_group, sizeof(e_group), "LUNAMATCH_GROUP_ID=%s", group);
 	snprintf(e_batch, sizeof(e_batch), "LUNAMATCH_BATCH_MAX=%llu",
 	    (unsigned long long) o.batch_max);
@@ -778,9 +782,12 @@ main(int argc, char **argv)
 
 	double total = (double) (o.postings + o.profiles);
 	double kcat_rate = total / ((double) kcat_ns / 1e9);
-	double steady = total / ir.steady_s, overall = total / ir.total_s;
-	/* Every record but the first few is stored after the join. */
-	double cpu_us = ir.steady_cpu_s / total * 1e6;
+	/* After the join: the records stored after the first poll that saw
+	 * one, in the time and CPU time from that poll. */
+	double steady = ir.steady_s > 0 ? (double) ir.steady_n / ir.steady_s : 0;
+	double overall = total / ir.total_s;
+	double cpu_us =
+	    ir.steady_n > 0 ? ir.steady_cpu_s / (double) ir.steady_n * 1e6 : 0;
 	json_object_set_new(
 	    machine, "other_cores_busy", json_real(bench_load_others(&load)));
 	json_incref(machine);
