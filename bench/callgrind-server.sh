@@ -128,10 +128,12 @@ measure() {
 		echo "callgrind-server: $tag: the calls or callgrind_control failed (log $dir/$tag.log)" >&2
 		exit 1
 	}
-	errors=$(awk '$1 == "MatchJobs" && $2 ~ /^[0-9]+$/ {print $3}' "$dir/$tag.bench")
-	if [ "$errors" != 0 ]; then
+	# Every call made, none failed: the count divided by below is the calls
+	# counted (--time-limit may end a phase early without an error).
+	read -r made errors < <(awk '$1 == "MatchJobs" && $2 ~ /^[0-9]+$/ {print $2, $3}' "$dir/$tag.bench")
+	if [ "${made:-}" != "$calls" ] || [ "${errors:-}" != 0 ]; then
 		kill $vg 2>/dev/null || true
-		echo "callgrind-server: $tag: ${errors:-an unknown number} of $calls calls failed ($dir/$tag.bench)" >&2
+		echo "callgrind-server: $tag: ${made:-an unknown number} of $calls calls made, ${errors:-an unknown number} failed ($dir/$tag.bench)" >&2
 		exit 1
 	fi
 	kill $vg 2>/dev/null || true

@@ -113,8 +113,9 @@ const char lm_cli_bench_usage[] =
     "\n"
     "Exit status: 0 when the run completed (errors are reported, not fatal),\n"
     "1 when it could not run (no store, no ids), no echo call succeeded or\n"
-    "--time-limit ended it with failed calls, 2 usage error, 3 the server did\n"
-    "not answer any call or a warm-up call (server unreachable).\n";
+    "--time-limit ended it with failed calls, 2 usage error, 3 no match call\n"
+    "succeeded (the server unreachable, or an error for every call) or a\n"
+    "warm-up call found the server unreachable.\n";
 
 /* ---- the run's shared state ----------------------------------------------- */
 
