@@ -198,6 +198,12 @@ bench_gen_use_taxonomy(bench_gen *g, const lm_taxonomy *t)
 }
 
 void
+bench_gen_reseed(bench_gen *g, uint64_t seed)
+{
+	bench_rng_seed(&g->rng, seed);
+}
+
+void
 bench_gen_free(bench_gen *g)
 {
 	free(g);

@@ -73,6 +73,12 @@ void bench_gen_free(bench_gen *g);
  */
 void bench_gen_use_taxonomy(bench_gen *g, const lm_taxonomy *t);
 
+/* Starts the record stream of g again from seed, keeping its vocabulary
+ * (the skills and their popularity order): a second stream of records of
+ * the same shape, such as profiles that do not depend on how many postings
+ * were drawn before them. */
+void bench_gen_reseed(bench_gen *g, uint64_t seed);
+
 /*
  * A posting / profile as ingest leaves it: canonical skill ids, upper-case
  * countries, annual salaries in the reference currency. Postings have 5..20

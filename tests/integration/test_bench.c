@@ -266,6 +266,66 @@ test_loadgen(void **state)
 	lmt_run_result_free(&r);
 }
 
+/* Profile id of the store in dir, its time stamp cleared (the load's
+ * shift of dates to now), packed: malloc'd bytes in *len. */
+static uint8_t *
+profile_bytes(const char *dir, const char *id, size_t *len)
+{
+	lm_store_opts so = {.flags = LM_STORE_RDONLY};
+	lm_store *s = NULL;
+	Lunamatch__V1__CandidateProfile *c;
+	void *bytes = NULL;
+	uint8_t *out;
+
+	assert_int_equal(lm_store_open(dir, &so, &s), LM_OK);
+	assert_int_equal(lm_store_get(s, LM_KIND_PROFILE, id, &bytes, len, NULL), LM_OK);
+	c = lunamatch__v1__candidate_profile__unpack(NULL, *len, bytes);
+	assert_non_null(c);
+	free(bytes);
+	c->updated_at = 0;
+	*len = protobuf_c_message_get_packed_size(&c->base);
+	out = malloc(*len);
+	assert_non_null(out);
+	protobuf_c_message_pack(&c->base, out);
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+	lm_store_close(s);
+	return out;
+}
+
+/* The profiles of a seed do not depend on the number of postings (they
+ * were drawn after them from one stream: the profiles of "seed 1" differed
+ * between the 10k, 100k and 1M benchmark stores). */
+static void
+test_loadgen_profiles_own_stream(void **state)
+{
+	char a[4300], b[4300];
+	const char *gen_a[] = {lmt_bin("lunamatch-loadgen"), "--data-dir", a,
+	    "--postings", "20", "--profiles", "3", NULL};
+	const char *gen_b[] = {lmt_bin("lunamatch-loadgen"), "--data-dir", b,
+	    "--postings", "30", "--profiles", "3", NULL};
+	lmt_run_result r;
+
+	(void) state;
+	snprintf(a, sizeof(a), "%s/stream-a", G.dir);
+	snprintf(b, sizeof(b), "%s/stream-b", G.dir);
+	r = run(gen_a);
+	assert_int_equal(r.status, 0);
+	lmt_run_result_free(&r);
+	r = run(gen_b);
+	assert_int_equal(r.status, 0);
+	lmt_run_result_free(&r);
+	for (int i = 0; i < 3; i++) {
+		char id[32];
+		size_t la, lb;
+		snprintf(id, sizeof(id), "gen-c%09d", i);
+		uint8_t *pa = profile_bytes(a, id, &la), *pb = profile_bytes(b, id, &lb);
+		assert_int_equal(la, lb);
+		assert_memory_equal(pa, pb, la);
+		free(pa);
+		free(pb);
+	}
+}
+
 static void
 test_loadgen_usage(void **state)
 {
@@ -676,6 +736,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_loadgen),
+	    cmocka_unit_test(test_loadgen_profiles_own_stream),
 	    cmocka_unit_test(test_loadgen_usage),
 	    cmocka_unit_test(test_bench_request_size),
 	    cmocka_unit_test(test_bench_jobs),

@@ -8,8 +8,10 @@
  *
  * The records come from the benchmarks' generator (bench/bench_util.h) with
  * the skills of the taxonomy (LUNAMATCH_TAXONOMY_FILE, data/skills.tsv):
- * canonical ids and display names in a Zipf popularity order. Each record is
- * then prepared exactly as ingest prepares what it consumes, with the data
+ * canonical ids and display names in a Zipf popularity order; postings and
+ * profiles are two streams (PROFILE_SEED), so that neither count changes
+ * the records of the other. Each record is then prepared exactly as ingest
+ * prepares what it consumes, with the data
  * files ingest loads (lm_record_data_load: taxonomy, rate table,
  * fair-requirements list, gazetteer) and lm_posting_prepare /
  * lm_profile_prepare (validation, normalization, salaries in the reference
@@ -65,6 +67,10 @@
 #define MAP_BYTES_PER_RECORD 2048ull
 /* Longest --id-prefix, so that an id stays within LM_RECORD_ID_MAX. */
 #define PREFIX_MAX 64
+/* The profiles' seed, from --seed: their own stream, so that the profiles
+ * of a seed are the same whatever the number of postings (and so those of
+ * 10k, 100k and 1M postings are one set). "profiles" in ASCII. */
+#define PROFILE_SEED(s) ((s) ^ 0x70726f66696c6573ull)
 
 enum { OPT_DATA_DIR = 1, OPT_POSTINGS, OPT_PROFILES, OPT_SEED, OPT_BATCH, OPT_PREFIX };
 
@@ -110,8 +116,9 @@ typedef struct load {
 	lm_store *store;
 	lm_store_txn *txn;
 	lm_record_ctx rctx;
-	bench_gen *gen;
-	int64_t shift; /* added to every generated date */
+	bench_gen *gen;  /* the postings' stream */
+	bench_gen *pgen; /* the profiles', of their own seed (PROFILE_SEED) */
+	int64_t shift;   /* added to every generated date */
 	uint64_t batch, in_txn;
 	uint64_t stored, stale, bad;
 } load;
@@ -205,7 +212,7 @@ load_profiles(load *L, const char *prefix, uint64_t n)
 		int rc;
 
 		snprintf(id, sizeof(id), "%sc%09" PRIu64, prefix, i);
-		c = bench_gen_profile(L->gen, id);
+		c = bench_gen_profile(L->pgen, id);
 		c->updated_at += L->shift;
 		rc = lm_profile_prepare(&L->rctx, c, &why, err, sizeof(err));
 		if (rc == LM_OK)
@@ -353,6 +360,9 @@ main(int argc, char **argv)
 	L.rctx = lm_record_data_ctx(&data, &cfg);
 	L.gen = bench_gen_new(&(bench_gen_opts){.seed = seed});
 	bench_gen_use_taxonomy(L.gen, data.taxonomy);
+	L.pgen = bench_gen_new(&(bench_gen_opts){.seed = seed});
+	bench_gen_use_taxonomy(L.pgen, data.taxonomy);
+	bench_gen_reseed(L.pgen, PROFILE_SEED(seed));
 	L.shift = (int64_t) time(NULL) - BENCH_NOW;
 	L.batch = batch;
 
@@ -376,6 +386,7 @@ main(int argc, char **argv)
 	rv = L.bad == 0 ? 0 : 1;
 out:
 	bench_gen_free(L.gen);
+	bench_gen_free(L.pgen);
 	lm_store_close(L.store);
 	lm_record_data_free(&data);
 	return rv;
