@@ -399,6 +399,7 @@ test_help(void **state)
 	    {"dlq", "--help", "--follow"},
 	    {"dlq", "-h", "--from-beginning"},
 	    {"--help", "dlq", "--count"},
+	    {"help", "help", "show the usage of a command"},
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		r = CLI(cmds[i][0], cmds[i][1]);

@@ -335,6 +335,10 @@ main(int argc, char **argv)
 		}
 		if (ai + 1 < argc)
 			return lm_cli_usage_error(NULL, "help takes one command name");
+		if (strcmp(argv[ai], "help") == 0) { /* a command of the list too */
+			usage(stdout);
+			return LM_CLI_EXIT_OK;
+		}
 		if ((c = find_command(argv[ai])) == NULL)
 			return lm_cli_usage_error(
 			    NULL, "unknown command \"%s\"", argv[ai]);
