@@ -4,8 +4,10 @@
  * Two match processes on one data directory would both deliver the events
  * of its outbox and the decisions of its queue, each of them twice; two
  * ingest processes would write one store from two consumers. So each
- * service takes <dir>/<name>.lock with flock(2) before it uses anything
- * there, and holds it for as long as it runs. The kernel drops the lock
+ * service takes <dir>/<name>.lock with flock(2) right after opening the
+ * store (which creates the directory, and writes nothing to a store that
+ * exists) and before anything else there, and holds it for as long as it
+ * runs. The kernel drops the lock
  * when the process ends, however it ends (SIGKILL included): a service that
  * died never leaves a stale lock behind. The file holds the holder's pid,
  * which the refusal names. Readers that share the directory by design (the
