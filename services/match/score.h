@@ -38,11 +38,13 @@ extern "C" {
 #endif
 
 /* Hard limits. */
-#define LM_SKILL_SYMS_MAX           (1u << 24) /* distinct skill ids in one lm_skill_stats */
-#define LM_SKILL_SYM_NONE           UINT32_MAX /* "no symbol" */
-#define LM_KEY_SKILLS               24   /* skills of a posting its veto key holds */
-#define LM_FILTER_LIST_MAX          1000 /* entries in one list of a request filter */
-#define LM_FILTER_ENTRY_MAX         LM_RECORD_ID_MAX /* bytes of one string of a filter list */
+#define LM_SKILL_SYMS_MAX  (1u << 24) /* distinct skill ids in one lm_skill_stats */
+#define LM_SKILL_SYM_NONE  UINT32_MAX /* "no symbol" */
+#define LM_KEY_SKILLS      24         /* skills of a posting its veto key holds */
+#define LM_FILTER_LIST_MAX 1000       /* entries in one list of a request filter */
+/* Bytes of one string of a filter list: the longest category a posting may
+ * have (ids and country codes are shorter), so that a filter can name any. */
+#define LM_FILTER_ENTRY_MAX         LM_RECORD_TEXT_MAX
 #define LM_FILTER_TEXT_MAX          (64 * 1024) /* bytes of all filter strings of a request */
 #define LM_TITLE_TOKENS_MAX         32 /* tokens of a title used by career-goal fit */
 #define LM_TITLE_TOKEN_MAX          48 /* bytes of one token and its NUL; longer ones are cut */

@@ -14,8 +14,10 @@
  * store, model and as_of give the same bytes.
  *
  * Inline records in MatchJobs / MatchCandidates are copied and prepared with
- * lm_*_prepare (inline_record = 1) exactly as ingest prepares stored ones;
- * the request itself is never modified.
+ * lm_*_prepare (inline_record = 1) as ingest prepares stored ones, but
+ * without the gazetteer and the fair-requirements list (match loads
+ * neither): their locations are not geocoded and inline postings not
+ * screened (docs/ingest.md). The request itself is never modified.
  *
  * Thread-safety: the handlers run on the RPC server's worker threads, any
  * number at once. lm_match_service_set_loaded and

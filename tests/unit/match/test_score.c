@@ -1120,6 +1120,18 @@ test_job_filters(void **state)
 		assert_int_equal(
 		    lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_EINVAL);
 		assert_non_null(strstr(err, "exclude_ids[0]"));
+		/* The longest category a posting may have can be asked for. */
+		char cat[LM_RECORD_TEXT_MAX + 1], *bigcat[] = {cat};
+		memset(cat, 'c', LM_RECORD_TEXT_MAX);
+		cat[LM_RECORD_TEXT_MAX] = '\0';
+		jf.n_exclude_ids = 0;
+		jf.categories = bigcat;
+		jf.n_categories = 1;
+		assert_int_equal(lm_filters_for_jobs(&jf, &f, err, sizeof(err)), LM_OK);
+		lm_filters_free(f);
+		f = NULL;
+		jf.categories = NULL;
+		jf.n_categories = 0;
 		free(id);
 	}
 	jf.n_exclude_ids = 0;
