@@ -18,6 +18,7 @@
 #include "lunamatch/fairness.h"
 #include "lunamatch/hashmap.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/text.h"
 #include "lunamatch/textfile.h"
 
 #define FORMAT_VERSION "1"
@@ -215,7 +216,7 @@ parse_rule(void *arg, lm_textfile *tf, char *line)
 	 * a string that is not UTF-8 could never be read back. */
 	for (size_t i = 2; i < 4; i++) {
 		const char *what = i == 2 ? "the phrases" : "the reason";
-		if (lm_textfile_has_control(col[i]))
+		if (lm_text_has_control(col[i]))
 			return lm_textfile_fail(
 			    tf, LM_EPARSE, "%s: a control character", what);
 		if (!lm_pb_utf8_valid(col[i], strlen(col[i])))

@@ -19,6 +19,7 @@
 #include "lunamatch/gazetteer.h"
 #include "lunamatch/hashmap.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/text.h"
 #include "lunamatch/textfile.h"
 
 #define FORMAT_VERSION "1"
@@ -245,7 +246,7 @@ parse_city(void *arg, lm_textfile *tf, char *line)
 		    "region, latitude, longitude, population, aliases), found %zu",
 		    NCOLS, ncol);
 	for (size_t i = 0; i < NCOLS; i++) {
-		if (lm_textfile_has_control(col[i]))
+		if (lm_text_has_control(col[i]))
 			return lm_textfile_fail(
 			    tf, LM_EPARSE, "column %zu has a control character", i + 1);
 		/* A name in another encoding would never match its key. */

@@ -53,6 +53,7 @@
 #include "lunamatch/fault.h"
 #include "lunamatch/http.h"
 #include "lunamatch/log.h"
+#include "lunamatch/text.h"
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 #define PROM_TEXT  "text/plain; version=0.0.4; charset=utf-8"
@@ -345,9 +346,14 @@ serve_check(lm_http *h, struct MHD_Connection *c, lm_http_check_fn fn)
 		return reply(c, MHD_HTTP_OK, TEXT_PLAIN, "ok\n", 3, NULL);
 	/* The reason goes out as one line of text, whatever the check wrote. */
 	reason[sizeof(reason) - 1] = '\0';
-	for (char *p = reason; *p != '\0'; p++) {
-		if ((unsigned char) *p < 0x20 || *p == 0x7f)
-			*p = ' ';
+	for (size_t i = 0, n = strlen(reason); i < n;) {
+		size_t ctl = lm_text_control(reason + i, n - i);
+		if (ctl == 0) {
+			i++;
+			continue;
+		}
+		memset(reason + i, ' ', ctl); /* C1: two spaces for its two bytes */
+		i += ctl;
 	}
 	snprintf(
 	    body, sizeof(body), "%s\n", reason[0] != '\0' ? reason : lm_strerror(rc));

@@ -27,7 +27,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
-#include "lunamatch/textfile.h"
+#include "lunamatch/text.h"
 
 /* Longest enum name or key quoted back in an error message. */
 #define ECHO_MAX 64
@@ -85,13 +85,19 @@ fail(struct dec *d, int code, const char *fmt, ...)
 		vsnprintf(d->err + n, d->errlen - (size_t) n, fmt, ap);
 		va_end(ap);
 	}
-	size_t len = strlen(d->err);
+	size_t len = strlen(d->err), w = 0;
 	if (len == d->errlen - 1)
 		len = lm_pb_utf8_fit(d->err, len);
-	d->err[len] = '\0';
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char) d->err[i] < 0x20 || d->err[i] == 0x7f)
-			d->err[i] = '?';
+	for (size_t i = 0; i < len;) {
+		size_t ctl = lm_text_control(d->err + i, len - i);
+		if (ctl > 0) {
+			d->err[w++] = '?';
+			i += ctl;
+		} else {
+			d->err[w++] = d->err[i++];
+		}
+	}
+	d->err[w] = '\0';
 	return code;
 }
 
@@ -1073,7 +1079,7 @@ put_string(struct out *o, const char *s, size_t n)
 		char esc[8];
 		const char *e = NULL;
 		size_t skip = 0; /* bytes escaped beyond s[i] */
-		size_t ctl = lm_textfile_control(s + i, n - i);
+		size_t ctl = lm_text_control(s + i, n - i);
 		if (ctl == 2) { /* C1: its code point is the second byte */
 			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char) s[i + 1]);
 			e = esc;

@@ -17,6 +17,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/text.h"
 
 #define LOG_MSG_MAX 2048 /* bytes of a message before escaping */
 /* Bytes of a whole line: PIPE_BUF, so that one write(2) of it to a pipe
@@ -129,8 +130,9 @@ utf8_char(const unsigned char *p)
 
 /* Appends s to buf[len..] as the body of a JSON string, whole characters
  * only and no further than cap - 1 (the NUL); returns the new length and
- * sets *cut when s did not fit. Control characters become \u00XX, bytes
- * that are not UTF-8 \ufffd, so that every line is valid JSON. */
+ * sets *cut when s did not fit. Control characters (lm_text_control:
+ * C0, DEL, C1) become \u00XX, bytes that are not UTF-8 \ufffd, so that
+ * every line is valid JSON and none drives a terminal. */
 static size_t
 json_escape(char *buf, size_t len, size_t cap, const char *s, bool *cut)
 {
@@ -139,13 +141,14 @@ json_escape(char *buf, size_t len, size_t cap, const char *s, bool *cut)
 	while (*p != '\0') {
 		char esc[8];
 		const char *out = esc;
-		size_t n, adv = 1;
+		size_t n, adv = 1, ctl = lm_text_control(p, p[1] != '\0' ? 2 : 1);
 		if (*p == '"' || *p == '\\') {
 			esc[0] = '\\', esc[1] = (char) *p, n = 2;
 		} else if (*p == '\n') {
 			esc[0] = '\\', esc[1] = 'n', n = 2;
-		} else if (*p < 0x20) {
-			n = (size_t) snprintf(esc, sizeof(esc), "\\u%04x", *p);
+		} else if (ctl > 0) { /* C0 and DEL: the byte; C1: its second */
+			n = (size_t) snprintf(esc, sizeof(esc), "\\u%04x", p[ctl - 1]);
+			adv = ctl;
 		} else if (*p < 0x80) {
 			out = (const char *) p, n = 1;
 		} else if ((adv = utf8_char(p)) > 0) {

@@ -41,6 +41,7 @@
 #include "lunamatch/pb.h"
 #include "lunamatch/random.h"
 #include "lunamatch/store.h"
+#include "lunamatch/text.h"
 
 #define VAL_MAGIC     0x4c /* 'L': record value, format 1 */
 #define VAL_HDR       10   /* magic, flags, u64 BE version */
@@ -178,47 +179,16 @@ kind_ok(lm_kind k)
 	return k == LM_KIND_POSTING || k == LM_KIND_PROFILE;
 }
 
-/* Strict UTF-8 without control characters (C0, DEL and C1); ids end up in
- * protobuf strings and logs. */
+/* Strict UTF-8 without control characters (lm_text_control: C0, DEL
+ * and C1); ids end up in protobuf strings and logs. */
 static bool
 text_ok(const unsigned char *p, size_t n)
 {
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = p[i];
-		size_t extra;
-		uint32_t cp;
-		if (c < 0x20 || c == 0x7f)
+	if (!lm_pb_utf8_valid((const char *) p, n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (lm_text_control(p + i, n - i) > 0)
 			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			extra = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			extra = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			extra = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i <= extra)
-			return false;
-		for (size_t j = 1; j <= extra; j++) {
-			if ((p[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + j] & 0x3f);
-		}
-		if ((extra == 1 && cp <= 0x9f) || /* C1 controls (and overlong) */
-		    (extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return false;
-		i += extra + 1;
-	}
 	return true;
 }
 

@@ -28,6 +28,7 @@
 #include "lunamatch/hashmap.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/taxonomy.h"
+#include "lunamatch/text.h"
 #include "lunamatch/textfile.h"
 
 #define FORMAT_VERSION "1"
@@ -103,7 +104,7 @@ check_name(lm_textfile *tf, const char *what, const char *s)
 	if (strlen(s) > LM_SKILL_NAME_MAX)
 		return lm_textfile_fail(
 		    tf, LM_E2BIG, "%s longer than %d bytes", what, LM_SKILL_NAME_MAX);
-	if (lm_textfile_has_control(s))
+	if (lm_text_has_control(s))
 		return lm_textfile_fail(
 		    tf, LM_EPARSE, "%s \"%s\" contains a control character", what, s);
 	if (!lm_pb_utf8_valid(s, strlen(s)))

@@ -261,31 +261,6 @@ lm_textfile_whole(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 1;
 }
 
-size_t
-lm_textfile_control(const void *s, size_t n)
-{
-	const unsigned char *u = s;
-
-	if (n == 0)
-		return 0;
-	if (u[0] < 0x20 || u[0] == 0x7f)
-		return 1;
-	if (n >= 2 && u[0] == 0xc2 && u[1] >= 0x80 && u[1] < 0xa0)
-		return 2;
-	return 0;
-}
-
-int
-lm_textfile_has_control(const char *s)
-{
-	size_t n = strlen(s);
-
-	for (size_t i = 0; i < n; i++)
-		if (lm_textfile_control(s + i, n - i) > 0)
-			return 1;
-	return 0;
-}
-
 /* Handles a '#' line: "# version: V" and "# format: F" are read, the rest
  * are comments. */
 static int

@@ -366,8 +366,9 @@ register_metrics(lm_consumer *c, lm_metrics *m, char *err, size_t errlen)
 	    "retried.",
 	    NULL);
 	c->batch_seconds = lm_metrics_histogram(m, "lunamatch_ingest_batch_seconds",
-	    "Time to store a batch and deliver its dead letters.", NULL,
-	    lm_latency_bounds, lm_latency_nbounds);
+	    "Time to store a batch: from its first attempt to the end of the "
+	    "transaction that stored it, failed attempts and back-off included.",
+	    NULL, lm_latency_bounds, lm_latency_nbounds);
 	c->lag = lm_metrics_gauge(m, "lunamatch_ingest_consumer_lag",
 	    "Messages behind the end of the assigned partitions.", NULL);
 	c->assigned_gauge = lm_metrics_gauge(m, "lunamatch_ingest_assigned_partitions",
@@ -1735,8 +1736,9 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 	/* lunamatch_ingest_batch_seconds: from the first attempt's start to
 	 * the end of the transaction that stored the batch, so that failed
 	 * attempts and their back-off count, and the wait for the next batch
-	 * (which lands the first attempt) does not. */
-	int64_t t0 = first != NULL ? first->t0 : lm_clock_ms(), t1;
+	 * (which lands the first attempt) does not, nor the hand-off of its
+	 * dead letters to the producer before it. */
+	int64_t t0, t1;
 	int rv;
 
 	if (lm_ingest_batch_len(s->batch) == 0)
@@ -1744,6 +1746,7 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 	c->retrying = false;
 	if (!s->sent)
 		send_rejects(c, s);
+	t0 = first != NULL ? first->t0 : lm_clock_ms();
 	for (;;) {
 		if (first != NULL) {
 			attempt = first->counts;

@@ -20,6 +20,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/log.h"
+#include "lunamatch/text.h"
 
 #define LM_STR_(x) #x
 #define LM_STR(x)  LM_STR_(x)
@@ -225,9 +226,10 @@ lm_dlq_free(lm_dlq *q)
 }
 
 /* Copies s into buf (cap bytes) as one line of text: a control character
- * (below 0x20, or 0x7f), which the error may quote from the producer's
- * input, becomes an escape (\n, \r, \t or \xHH), and the copy ends short
- * of cap at a whole character or escape. Returns its length. */
+ * (lm_text_control), which the error may quote from the producer's
+ * input, becomes escapes (\n, \r, \t, or \xHH for each of its bytes), and
+ * the copy ends short of cap at a whole character or escape. Returns its
+ * length. */
 static size_t
 clip_line(const char *s, char *buf, size_t cap)
 {
@@ -235,10 +237,13 @@ clip_line(const char *s, char *buf, size_t cap)
 	size_t w = 0;
 
 	while (*p != '\0') {
-		char esc[8];
+		char esc[16];
 		const char *from = esc;
-		size_t n;
-		if (*p < 0x20 || *p == 0x7f) {
+		size_t n, ctl = lm_text_control(p, p[1] != '\0' ? 2 : 1);
+		if (ctl == 2) {
+			n = (size_t) snprintf(
+			    esc, sizeof(esc), "\\x%02x\\x%02x", p[0], p[1]);
+		} else if (ctl == 1) {
 			if (*p == '\n' || *p == '\r' || *p == '\t') {
 				esc[0] = '\\';
 				esc[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
@@ -255,7 +260,7 @@ clip_line(const char *s, char *buf, size_t cap)
 			break;
 		memcpy(buf + w, from, n);
 		w += n;
-		p += from == esc ? 1 : n;
+		p += from == esc ? ctl : n;
 	}
 	buf[w] = '\0';
 	return w;

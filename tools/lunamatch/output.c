@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
+#include "lunamatch/text.h"
 #include "lunamatch/textfile.h"
 #include "lunamatch/v1/records.pb-c.h"
 
@@ -137,11 +138,11 @@ utf8_seq(const unsigned char *s, size_t n)
 }
 
 /* Whether the character of l bytes at s (0: an invalid byte) is shown as
- * '?': an invalid byte or a control character (lm_textfile_control). */
+ * '?': an invalid byte or a control character (lm_text_control). */
 static bool
 replaced(const unsigned char *s, size_t l)
 {
-	return l == 0 || lm_textfile_control(s, l) == l;
+	return l == 0 || lm_text_control(s, l) == l;
 }
 
 void

@@ -153,7 +153,7 @@ int lm_json_encode(const ProtobufCMessage *msg, unsigned flags, char **out);
 
 /*
  * Writes v as JSON text the way lm_json_encode does (flags: LM_JSON_PRETTY):
- * every control character escaped (C0, DEL and C1, lm_textfile_control),
+ * every control character escaped (C0, DEL and C1, lm_text_control),
  * the shortest reals that read back the same. v is borrowed; on LM_OK *out
  * is a malloc'd NUL-terminated string the caller frees. Returns LM_OK,
  * LM_EINVAL (NULL arguments) or LM_ENOMEM; on error *out is NULL.

@@ -98,20 +98,6 @@ size_t lm_textfile_split(char *line, char **col, size_t max);
 int lm_textfile_kebab(const char *s);
 
 /*
- * The control characters of lunamatch, the one rule for every text it
- * refuses, escapes or replaces: C0 (below 0x20), DEL (0x7f) and C1 (U+0080
- * to U+009F, the bytes 0xc2 0x80 to 0xc2 0x9f in UTF-8; U+009B alone starts
- * a terminal escape sequence as ESC '[' does). Returns the length in bytes
- * of the control character s[0..n) starts with: 1 (C0, DEL), 2 (C1), or 0
- * when it starts with none (or n is 0).
- */
-size_t lm_textfile_control(const void *s, size_t n);
-
-/* True (non-zero) when the NUL-terminated s holds a control character as
- * lm_textfile_control defines it. */
-int lm_textfile_has_control(const char *s);
-
-/*
  * Reads s as a decimal number, the one syntax of numbers in the data files
  * and the settings: digits only for a whole number (real false); for a
  * real, an optional minus, digits with an optional fraction and an optional

@@ -356,6 +356,17 @@ test_checks(void **state)
 	assert_int_equal(r.status, 503);
 	assert_string_equal(r.body, "store not open\n");
 	resp_free(&r);
+	/* The reason goes out as one line without control characters
+	 * (C1 too: two spaces for its two bytes). */
+	{
+		struct health bad = {1, 0, 0, "store\nnot\x7fopen\xc2\x9b!"};
+		lm_http *h2 = start("127.0.0.1:0", NULL, &bad);
+		assert_int_equal(http_get(lm_http_port(h2), "/readyz", &r), 0);
+		assert_int_equal(r.status, 503);
+		assert_string_equal(r.body, "store not open  !\n");
+		resp_free(&r);
+		lm_http_stop(h2);
+	}
 
 	atomic_store(&hs.ready_ok, 1);
 	assert_int_equal(http_get(port, "/readyz", &r), 0);

@@ -19,7 +19,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
-#include "lunamatch/textfile.h"
+#include "lunamatch/text.h"
 #include "lunamatch/v1/events.pb-c.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "lunamatch/v1/records.pb-c.h"
@@ -816,7 +816,7 @@ test_reject_keys(void **state)
 	const char *ctl = "{\"salary\":{\"a\\u001b[31mb\\nc\":1}}";
 	assert_int_equal(
 	    decode_err(ctl, strlen(ctl), err, sizeof(err), &fault), LM_ESCHEMA);
-	assert_false(lm_textfile_has_control(err));
+	assert_false(lm_text_has_control(err));
 	assert_string_equal(err, "salary.<field>: unknown field");
 
 	/* The longest echoable key is quoted, one byte more is not. */
@@ -837,8 +837,13 @@ test_reject_keys(void **state)
 	const char *bad = "{\"title\":\x01}";
 	assert_int_equal(
 	    decode_err(bad, strlen(bad), err, sizeof(err), &fault), LM_EPARSE);
-	assert_false(lm_textfile_has_control(err));
+	assert_false(lm_text_has_control(err));
 	assert_int_equal(fault, LM_JSON_FAULT_OTHER);
+	/* C1 too (U+009B, CSI alone), as one '?'. */
+	const char *c1 = "{\"title\":\xc2\x9b}";
+	assert_int_equal(decode_err(c1, strlen(c1), err, sizeof(err), NULL), LM_EPARSE);
+	assert_false(lm_text_has_control(err));
+	assert_non_null(strstr(err, "'?'"));
 	const char *esc = "{\"title\":\"\xc3\xa9\xc3\xa9\\q\"}";
 	assert_int_equal(decode_err(esc, strlen(esc), err, sizeof(err), NULL), LM_EPARSE);
 	const char *e = strstr(err, "\xc3\xa9");

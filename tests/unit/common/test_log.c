@@ -125,6 +125,9 @@ write_hostile(void)
 		wide[2 * i] = '\xc3', wide[2 * i + 1] = '\xa9';
 	wide[sizeof(wide) - 1] = '\0';
 	lm_warn("t.wide", "x%s", wide);
+	/* DEL and C1 (U+009B, CSI alone) escaped like C0. */
+	lm_warn("t.c1", "a\x7f\xc2\x9b"
+	                "2J\xc2\xa0z");
 }
 
 /* Every line is valid JSON of whole UTF-8 characters, however hostile the
@@ -153,9 +156,14 @@ test_hostile_text(void **state)
 			assert_true(strlen(msg) > 500);
 			assert_string_equal(msg + strlen(msg) - 3, "\xe2\x80\xa6");
 		}
+		if (lines == 3) {
+			assert_string_equal(msg, "a\x7f\xc2\x9b"
+			                         "2J\xc2\xa0z");
+			assert_non_null(strstr(line, "a\\u007f\\u009b2J\xc2\xa0z"));
+		}
 		json_decref(j);
 	}
-	assert_int_equal(lines, 3);
+	assert_int_equal(lines, 4);
 	free(text);
 }
 

@@ -380,19 +380,6 @@ test_columns(void **state)
 	assert_false(lm_textfile_kebab("a--b"));
 	assert_false(lm_textfile_kebab("A"));
 	assert_false(lm_textfile_kebab("a_b"));
-	assert_true(lm_textfile_has_control("a\x01"));
-	assert_true(lm_textfile_has_control("\x7f"));
-	assert_false(lm_textfile_has_control("Köln, ok"));
-	assert_true(lm_textfile_has_control("a\xc2\x9b"
-	                                    "2J")); /* C1: U+009B */
-	assert_true(lm_textfile_has_control("\xc2\x80"));
-	assert_false(
-	    lm_textfile_has_control("\xc2\xa0\xc2")); /* U+00A0; a cut sequence */
-	assert_int_equal(lm_textfile_control("\x1b[", 2), 1);
-	assert_int_equal(lm_textfile_control("\xc2\x9f", 2), 2);
-	assert_int_equal(lm_textfile_control("\xc2\x9f", 1), 0); /* C1 cut at n */
-	assert_int_equal(lm_textfile_control("a", 0), 0);
-	assert_int_equal(lm_textfile_control("\xc3\xb6", 2), 0);
 
 	/* Decimal numbers only. */
 	static const char *const whole_ok[] = {"0", "16", "007"};

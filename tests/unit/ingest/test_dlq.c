@@ -499,15 +499,15 @@ test_dead_letter(void **state)
 	/* The error is one line: control characters it quotes from the
 	 * input are escaped; other text, UTF-8 included, is kept. */
 	assert_int_equal(send_msg(q, src, "bad_skill",
-	                     "skills[0].name: \"-\n-\r\t\x1b[31m\x7f\" is not a skill "
-	                     "name (caf\xc3\xa9)",
+	                     "skills[0].name: \"-\n-\r\t\x1b[31m\x7f\xc2\x9b\" is not a "
+	                     "skill name (caf\xc3\xa9)",
 	                     IO_MS, NULL),
 	    LM_OK);
 	assert_int_equal(lm_dlq_flush(q, IO_MS, NULL), LM_OK);
 	d = read_at(c, "dlq", 1);
 	assert_string_equal(hdr(d, LM_DLQ_H_ERROR, buf, sizeof(buf)),
-	    "skills[0].name: \"-\\n-\\r\\t\\x1b[31m\\x7f\" is not a skill name "
-	    "(caf\xc3\xa9)");
+	    "skills[0].name: \"-\\n-\\r\\t\\x1b[31m\\x7f\\xc2\\x9b\" is not a "
+	    "skill name (caf\xc3\xa9)");
 	rd_kafka_message_destroy(d);
 
 	/* A transient delivery failure fails the flush; the next flush starts

@@ -1,0 +1,49 @@
+/*
+ * test_text.c - the control characters of text.h: C0, DEL and C1 (two
+ * bytes in UTF-8), whole characters only; other text, UTF-8 letters and
+ * U+00A0 included, is not one.
+ */
+#include <string.h>
+
+#include "lmtest.h"
+#include "lunamatch/text.h"
+
+static void
+test_control(void **state)
+{
+	(void) state;
+	assert_int_equal(lm_text_control("\x1b[", 2), 1);
+	assert_int_equal(lm_text_control("\x7f", 1), 1);
+	assert_int_equal(lm_text_control("", 1), 1); /* NUL is C0 */
+	assert_int_equal(lm_text_control("\xc2\x80", 2), 2);
+	assert_int_equal(lm_text_control("\xc2\x9f", 2), 2);
+	assert_int_equal(lm_text_control("\xc2\x9f", 1), 0); /* C1 cut at n */
+	assert_int_equal(lm_text_control("\xc2\xa0", 2), 0); /* U+00A0 */
+	assert_int_equal(lm_text_control("\xc3\xb6", 2), 0);
+	assert_int_equal(lm_text_control(" ", 1), 0);
+	assert_int_equal(lm_text_control("a", 0), 0);
+}
+
+static void
+test_has_control(void **state)
+{
+	(void) state;
+	assert_true(lm_text_has_control("a\x01"));
+	assert_true(lm_text_has_control("\x7f"));
+	assert_true(lm_text_has_control("a\xc2\x9b"
+	                                "2J")); /* U+009B, CSI */
+	assert_true(lm_text_has_control("\xc2\x80"));
+	assert_false(lm_text_has_control("K\xc3\xb6ln, ok"));
+	assert_false(lm_text_has_control("\xc2\xa0\xc2")); /* U+00A0; a cut sequence */
+	assert_false(lm_text_has_control(""));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_control),
+	    cmocka_unit_test(test_has_control),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
