@@ -78,6 +78,9 @@ struct lm_decisions {
 	 * that works makes the log healthy again (a removal does not; see
 	 * remove_delivered). */
 	bool sync_failing;
+	/* The writer's last append failed (guarded by mu): a sync that works
+	 * then does not make the log healthy (it syncs nothing new). */
+	bool write_failing;
 	bool appended;    /* the writer appended since the sender's last look */
 	unsigned sync_ms; /* 0: every transaction synced; else the interval */
 	pthread_t writer, sender;
@@ -171,7 +174,7 @@ writer_main(void *arg)
 			}
 			pthread_mutex_lock(&d->mu);
 			if (rc == LM_OK) {
-				if (d->sync_failing)
+				if (d->sync_failing && !d->write_failing)
 					d->healthy = true;
 				d->sync_failing = false;
 				dirty = false;
@@ -210,6 +213,7 @@ writer_main(void *arg)
 			sync_at = lm_clock_ms() + d->sync_ms;
 		}
 		pthread_mutex_lock(&d->mu);
+		d->write_failing = rc != LM_OK;
 		if (rc != LM_OK)
 			set_unhealthy(d);
 		else if (!d->sync_failing)

@@ -1044,6 +1044,61 @@ test_sync_failure_retried(void **state)
 }
 
 /*
+ * A sync that works after a failed one makes the log healthy only when no
+ * write failed since: here the queue fills up (the broker down) after the
+ * sync failed, and the sync's retry must not make the log ready while every
+ * write is still refused.
+ */
+static void
+test_sync_success_after_failed_write(void **state)
+{
+	char *dir = data_dir();
+	char *big = malloc(LM_DECISIONS_BYTES_MAX / 2 + 1);
+	lm_metrics *m = NULL;
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = TOPIC,
+	    .data_dir = dir,
+	    .replica = "r",
+	    .max_queue_bytes = LM_DQUEUE_MAP_SIZE,
+	    .message_timeout_ms = 3000,
+	    .sync_ms = 500};
+	lm_decisions *d = NULL;
+	int rc = LM_OK, n = 0;
+	int64_t end;
+	(void) state;
+
+	assert_non_null(big);
+	memset(big, 'x', LM_DECISIONS_BYTES_MAX / 2);
+	big[LM_DECISIONS_BYTES_MAX / 2] = '\0';
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	o.metrics = m;
+	assert_int_equal(rd_kafka_mock_broker_set_down(mock, MOCK_BROKER), 0);
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	lm_decisions_fail_syncs(d, 1);
+	assert_int_equal(log_one(d, "cand-x", "req", "", NULL), LM_OK);
+	end = lm_clock_ms() + READ_MS;
+	while (metric_value(m, "lunamatch_decisions_sync_failures_total") == 0 &&
+	       lm_clock_ms() < end)
+		lmt_sleep_ms(5);
+	assert_int_equal(metric_value(m, "lunamatch_decisions_sync_failures_total"), 1);
+	while (n < 1000 && (rc = log_one(d, "cand-full", big, "", NULL)) == LM_OK)
+		n++;
+	assert_int_equal(rc, LM_EMAPFULL);
+	assert_false(lm_decisions_healthy(d));
+	/* The sync's retry comes 500 ms after the failure; readiness's own
+	 * retry only after LM_DECISIONS_READY_RETRY_MS (30 s). */
+	lmt_sleep_ms(1500);
+	assert_false(lm_decisions_healthy(d));
+	assert_int_equal(log_one(d, "cand-full", big, "", NULL), LM_EMAPFULL);
+	assert_int_equal(rd_kafka_mock_broker_set_up(mock, MOCK_BROKER), 0);
+	lm_decisions_free(d);
+	lm_metrics_free(m);
+	free(big);
+	free(dir);
+}
+
+/*
  * While deferred syncs keep failing, the log stays unhealthy although the
  * broker takes the decisions and the sender removes them from the queue:
  * a removal makes room in the queue, it does not put the writes that
@@ -1221,6 +1276,7 @@ main(void)
 	    cmocka_unit_test(test_async_and_interval),
 	    cmocka_unit_test(test_sync_failure_retried),
 	    cmocka_unit_test(test_sync_failure_outlasts_removals),
+	    cmocka_unit_test(test_sync_success_after_failed_write),
 	    cmocka_unit_test(test_pending_gauge),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
