@@ -308,12 +308,11 @@ test_loadgen_profiles_own_stream(void **state)
 	(void) state;
 	snprintf(a, sizeof(a), "%s/stream-a", G.dir);
 	snprintf(b, sizeof(b), "%s/stream-b", G.dir);
-	r = run(gen_a);
-	assert_int_equal(r.status, 0);
-	lmt_run_result_free(&r);
-	r = run(gen_b);
-	assert_int_equal(r.status, 0);
-	lmt_run_result_free(&r);
+	for (int i = 0; i < 2; i++) {
+		r = run(i == 0 ? gen_a : gen_b);
+		assert_int_equal(r.status, 0);
+		lmt_run_result_free(&r);
+	}
 	for (int i = 0; i < 3; i++) {
 		char id[32];
 		size_t la, lb;
