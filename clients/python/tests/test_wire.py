@@ -542,6 +542,43 @@ def test_a_large_answer_after_close_is_decoded_on_the_loop(peer_factory):
     assert asyncio.run(asyncio.wait_for(main(), 30)) == want
 
 
+def test_close_during_a_call_cancels_it(peer_factory):
+    """A call in flight when its client is closed fails at once with a
+    local Cancelled (it was pynng's Closed), in both clients."""
+    p = peer_factory(lambda req: None)  # never answers
+    c = lunamatch.Client(p.url, timeout=10.0)
+    connected(c, 1)
+    got = {}
+
+    def call():
+        t0 = time.monotonic()
+        try:
+            c.get_posting("job-1")
+        except Exception as e:  # noqa: BLE001 - the type is what is tested
+            got["e"], got["s"] = e, time.monotonic() - t0
+
+    t = threading.Thread(target=call)
+    t.start()
+    wait_for("the request", lambda: len(p.requests) == 1, timeout=5)
+    c.close()
+    t.join(5)
+    assert isinstance(got.get("e"), lunamatch.Cancelled), got
+    assert got["e"].local and got["s"] < 5
+
+    async def main():
+        ac = lunamatch.AsyncClient(p.url, timeout=10.0)
+        connected(ac, 1)
+        task = asyncio.ensure_future(ac.get_posting("job-2"))
+        while len(p.requests) < 2:
+            await asyncio.sleep(0.01)
+        ac.close()
+        with pytest.raises(lunamatch.Cancelled) as e:
+            await asyncio.wait_for(task, 5)
+        assert e.value.local
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
 def described(err):
     """An RpcError as what two calls' errors have in common: all but the
     request id."""

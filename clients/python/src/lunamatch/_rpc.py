@@ -1151,6 +1151,12 @@ class Call:
             end = min(end, self.redial_until)
         return max(1, math.ceil((end - time.monotonic()) * 1000))
 
+    def closed(self) -> errors.RpcError:
+        """The error of a call whose client was closed while it was in
+        flight (nng reports its sockets closed): a local Cancelled, as the
+        caller ended it."""
+        return self._error(errors.Cancelled, "the client was closed during the call")
+
     def no_answer(self) -> errors.RpcError:
         return self._error(errors.DeadlineExceeded, "no answer from %s within %d ms" % (
             self.url, round(self.timeout * 1000)))
@@ -1315,8 +1321,8 @@ class ClientBase(Methods):
         return c
 
     def close(self) -> None:
-        """Closes every socket; calls in flight fail, later ones raise
-        RuntimeError. Idempotent."""
+        """Closes every socket; calls in flight fail with a local
+        Cancelled, later ones raise RuntimeError. Idempotent."""
         self._pool.close()
 
     def __del__(self):

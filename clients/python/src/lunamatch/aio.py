@@ -53,28 +53,31 @@ class AsyncClient(_rpc.ClientBase):
 
     async def _invoke(self, method, request, unwrap, timeout, metadata):
         call = self._call(method, request, unwrap, timeout, metadata)
-        while True:
-            j = call.pick()
-            if j is None:
-                call.give_up()
-                await asyncio.sleep(_rpc.CONNECT_POLL)
-                continue
-            with _rpc.Flight(self._pool, j) as f:
-                try:
-                    await f.asend(call.envelope(), call.send_ms(), call.since)
-                except (pynng.Timeout, pynng.ConnectionReset):
-                    call.not_sent()
+        try:
+            while True:
+                j = call.pick()
+                if j is None:
+                    call.give_up()
+                    await asyncio.sleep(_rpc.CONNECT_POLL)
                     continue
-                try:
-                    msg = await f.arecv(call.wait_ms())
-                except pynng.Timeout:
-                    raise call.no_answer() from None
-                except pynng.ConnectionReset:
-                    call.connection_lost()
-                    continue
-                out = await self._answer(call, msg)
-            if out is not None:
-                return out
+                with _rpc.Flight(self._pool, j) as f:
+                    try:
+                        await f.asend(call.envelope(), call.send_ms(), call.since)
+                    except (pynng.Timeout, pynng.ConnectionReset):
+                        call.not_sent()
+                        continue
+                    try:
+                        msg = await f.arecv(call.wait_ms())
+                    except pynng.Timeout:
+                        raise call.no_answer() from None
+                    except pynng.ConnectionReset:
+                        call.connection_lost()
+                        continue
+                    out = await self._answer(call, msg)
+                if out is not None:
+                    return out
+        except pynng.Closed:
+            raise call.closed() from None
 
     async def _answer(self, call: _rpc.Call, msg: pynng.Message):
         """call.answer(msg), with an answer over INLINE_DECODE_BYTES decoded

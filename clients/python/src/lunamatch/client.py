@@ -20,28 +20,31 @@ class Client(_rpc.ClientBase):
 
     def _invoke(self, method, request, unwrap, timeout, metadata):
         call = self._call(method, request, unwrap, timeout, metadata)
-        while True:
-            j = call.pick()
-            if j is None:
-                call.give_up()
-                time.sleep(_rpc.CONNECT_POLL)
-                continue
-            with _rpc.Flight(self._pool, j) as f:
-                try:
-                    f.send(call.envelope(), call.send_ms(), call.since)
-                except (pynng.Timeout, pynng.ConnectionReset):
-                    call.not_sent()
+        try:
+            while True:
+                j = call.pick()
+                if j is None:
+                    call.give_up()
+                    time.sleep(_rpc.CONNECT_POLL)
                     continue
-                try:
-                    msg = f.recv(call.wait_ms())
-                except pynng.Timeout:
-                    raise call.no_answer() from None
-                except pynng.ConnectionReset:
-                    call.connection_lost()
-                    continue
-                out = call.answer(msg)
-            if out is not None:
-                return out
+                with _rpc.Flight(self._pool, j) as f:
+                    try:
+                        f.send(call.envelope(), call.send_ms(), call.since)
+                    except (pynng.Timeout, pynng.ConnectionReset):
+                        call.not_sent()
+                        continue
+                    try:
+                        msg = f.recv(call.wait_ms())
+                    except pynng.Timeout:
+                        raise call.no_answer() from None
+                    except pynng.ConnectionReset:
+                        call.connection_lost()
+                        continue
+                    out = call.answer(msg)
+                if out is not None:
+                    return out
+        except pynng.Closed:
+            raise call.closed() from None
 
     def __enter__(self):
         return self
