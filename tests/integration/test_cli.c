@@ -596,6 +596,20 @@ test_produce_array_and_stdin(void **state)
 	assert_non_null(strstr(r.err, "headline"));
 	lmt_run_result_free(&r);
 
+	/* An element that is JSON but not one that decodes (a repeated key, an
+	 * integer beyond 64 bits, a \u0000) is that element's error only. */
+	snprintf(text, sizeof(text),
+	    "[%s, {\"id\":\"a\",\"id\":\"b\"}, {\"years_experience\":"
+	    "99999999999999999999}, {\"id\":\"x\\u0000\"}]",
+	    l1);
+	char *odd = write_file("odd.json", text);
+	r = CLI("produce", "profiles", odd);
+	expect_status(&r, 1);
+	assert_string_equal(r.out, "sent 1, failed 0, skipped 3\n");
+	assert_null(strstr(r.err, "not a valid JSON array"));
+	assert_non_null(strstr(r.err, "index 1:"));
+	lmt_run_result_free(&r);
+
 	/* Not an array after all. */
 	char *broken = write_file("broken.json", "[{\"id\":\"a\"},");
 	r = CLI("produce", "profiles", broken);
@@ -612,6 +626,7 @@ test_produce_array_and_stdin(void **state)
 	assert_string_equal(r.out, "sent 2, failed 0, skipped 0\n");
 	lmt_run_result_free(&r);
 	free(path);
+	free(odd);
 	free(broken);
 	free(lines);
 	free(l1);
@@ -1079,20 +1094,23 @@ test_produce_raw(void **state)
 	lmt_run_result_free(&r);
 	check_raw(TOPIC_POSTINGS, from, want, 8);
 
-	/* A JSON array: each element as its compact JSON text. */
+	/* A JSON array: each element as its compact JSON text; one that is
+	 * JSON but not one jansson holds (a repeated key) as written. */
 	char *arr = write_file("raw.json",
-	    "[ {\"id\": \"cand-a\",  \"bogus\": [1, 2]},\n 42,\n \"text\" ]\n");
+	    "[ {\"id\": \"cand-a\",  \"bogus\": [1, 2]},\n 42,\n \"text\",\n"
+	    " {\"id\":\"a\", \"id\":\"b\"} ]\n");
 	const struct raw_case want_arr[] = {
 	    {"{\"id\":\"cand-a\",\"bogus\":[1,2]}", "cand-a"},
 	    {"42", NULL},
 	    {"\"text\"", NULL},
+	    {"{\"id\":\"a\", \"id\":\"b\"}", "b"},
 	};
 	high_marks(TOPIC_PROFILES, from);
 	r = CLI("produce", "profiles", arr, "--raw");
 	expect_status(&r, 0);
-	assert_string_equal(r.out, "sent 3, failed 0, skipped 0\n");
+	assert_string_equal(r.out, "sent 4, failed 0, skipped 0\n");
 	lmt_run_result_free(&r);
-	check_raw(TOPIC_PROFILES, from, want_arr, 3);
+	check_raw(TOPIC_PROFILES, from, want_arr, 4);
 
 	/* Kafka unreachable: exit 3 with --raw too. */
 	r = CLI("produce", "postings", path, "--raw", "--brokers", "127.0.0.1:1",

@@ -602,19 +602,34 @@ walk_next(struct array_walk *w, size_t *start, size_t *n, uint64_t *line, size_t
 
 /* The element buf[start..start+n), parsed within PRODUCE_PARSE_MEM(n);
  * NULL with *over true when that is not enough, or with err set (its place
- * in the file) when it is not JSON. */
+ * in the file) when it does not parse. *valid (when NULL is returned and
+ * not *over) tells an element that is JSON but not one jansson holds (a
+ * repeated key, an integer beyond 64 bits, a \u0000): an error of that
+ * element alone, not of the array. */
 static json_t *
 parse_element(const struct array_walk *w, size_t start, size_t n, uint64_t line,
-    size_t col, bool *over, char *err, size_t errlen)
+    size_t col, bool *over, bool *valid, char *err, size_t errlen)
 {
 	json_error_t je;
 	json_t *v = lm_json_loadb_capped(w->buf + start, n,
 	    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, PRODUCE_PARSE_MEM(n), &je, over);
 
-	if (v == NULL && !*over)
+	*valid = false;
+	if (v == NULL && !*over) {
 		snprintf(err, errlen, "%s (line %" PRIu64 ", column %zu)", je.text,
 		    line + (uint64_t) (je.line > 1 ? je.line - 1 : 0),
 		    je.line > 1 ? (size_t) je.column : col - 1 + (size_t) je.column);
+		switch (json_error_code(&je)) {
+		case json_error_duplicate_key:
+		case json_error_numeric_overflow:
+		case json_error_null_character:
+		case json_error_null_byte_in_key:
+			*valid = true;
+			break;
+		default:
+			break;
+		}
+	}
 	return v;
 }
 
@@ -637,7 +652,7 @@ run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 	struct array_walk w;
 	uint64_t i, line;
 	json_t *v;
-	bool over;
+	bool over, valid;
 	int rc;
 
 	if (buf == NULL)
@@ -675,8 +690,9 @@ run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 	while ((rc = walk_next(&w, &start, &elen, &line, &col, err, sizeof(err))) == 1) {
 		if (elen > PRODUCE_RECORD_MAX)
 			continue;
-		v = parse_element(&w, start, elen, line, col, &over, err, sizeof(err));
-		if (v == NULL && over)
+		v = parse_element(
+		    &w, start, elen, line, col, &over, &valid, err, sizeof(err));
+		if (v == NULL && (over || valid))
 			continue;
 		if (v == NULL) {
 			rc = -1;
@@ -702,10 +718,22 @@ run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 			    P, i, "too large", "the element is longer than 1 MiB");
 			continue;
 		}
-		v = parse_element(&w, start, elen, line, col, &over, err, sizeof(err));
+		v = parse_element(
+		    &w, start, elen, line, col, &over, &valid, err, sizeof(err));
 		if (v == NULL && over) {
 			P->read++;
 			skip_over_parse_mem(P, i, "element", elen);
+			continue;
+		}
+		if (v == NULL && valid && P->raw) {
+			/* Sent as written, as a JSON line would be. */
+			handle_raw(P, i, w.buf + start, elen, NULL);
+			continue;
+		}
+		if (v == NULL && valid) {
+			P->read++;
+			P->skipped++;
+			record_error(P, i, "does not decode", err);
 			continue;
 		}
 		if (v == NULL) {
