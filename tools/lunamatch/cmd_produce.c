@@ -138,6 +138,9 @@ struct producer {
 	uint64_t sent;    /* delivered */
 	uint64_t failed;  /* not queued, or delivery failed */
 	uint64_t offline; /* of failed: because no broker could be reached */
+	/* Of failed: sent to a broker but not confirmed (in flight when purged
+	 * or timed out, or without a report): they may be stored. */
+	uint64_t unknown;
 	uint64_t skipped; /* did not decode or too large */
 	uint64_t shown;   /* per-record errors printed */
 	json_t *errors;   /* the first PRODUCE_ERRORS_SHOWN, for --json */
@@ -216,6 +219,14 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		return;
 	}
 	P->failed++;
+	if (rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED) {
+		/* A broker may have stored it: not a certain failure, nor a sign
+		 * that no broker could be reached. */
+		P->unknown++;
+		record_error(P, (uint64_t) (uintptr_t) m->_private,
+		    "not confirmed (it may have been stored)", rd_kafka_err2str(m->err));
+		return;
+	}
 	if (unreachable_error(m->err))
 		P->offline++;
 	record_error(P, (uint64_t) (uintptr_t) m->_private, "not delivered",
@@ -819,8 +830,12 @@ drain(struct producer *P)
 	/* Anything that still has no report is undelivered as far as we know. */
 	if (P->reports < P->queued) {
 		uint64_t lost = P->queued - P->reports;
-		lm_cli_error(CMD, "%" PRIu64 " records got no delivery report", lost);
+		lm_cli_error(CMD,
+		    "%" PRIu64
+		    " records got no delivery report (they may have been stored)",
+		    lost);
 		P->failed += lost;
+		P->unknown += lost;
 	}
 }
 
@@ -840,12 +855,21 @@ summary(struct producer *P, const char *format)
 		json_object_set_new(o, "sent", json_integer((json_int_t) P->sent));
 		json_object_set_new(o, "failed", json_integer((json_int_t) P->failed));
 		json_object_set_new(o, "skipped", json_integer((json_int_t) P->skipped));
+		json_object_set_new(
+		    o, "unconfirmed", json_integer((json_int_t) P->unknown));
 		json_object_set(o, "errors", P->errors);
 		rv = lm_cli_json_line(stdout, o);
 		json_decref(o);
 	} else {
-		printf("sent %" PRIu64 ", failed %" PRIu64 ", skipped %" PRIu64 "\n",
-		    P->sent, P->failed, P->skipped);
+		if (P->unknown > 0)
+			printf("sent %" PRIu64 ", failed %" PRIu64 " (%" PRIu64
+			       " of them not confirmed: they may have been stored), "
+			       "skipped %" PRIu64 "\n",
+			    P->sent, P->failed, P->unknown, P->skipped);
+		else
+			printf("sent %" PRIu64 ", failed %" PRIu64 ", skipped %" PRIu64
+			       "\n",
+			    P->sent, P->failed, P->skipped);
 		rv = lm_cli_flush(stdout);
 	}
 	if (rv != 0)

@@ -95,15 +95,15 @@ lm_cli_watch_print(const rd_kafka_message_t *m, bool json)
 		return 1;
 	}
 	const Lunamatch__V1__MatchEvent *e = (const void *) msg;
+	/* A score that is not a number is shown (nan, or in JSON the proto3
+	 * form "NaN"), so that the event is seen and the watch goes on, and
+	 * said. */
+	if (!isfinite(e->score))
+		lm_cli_error(CMD,
+		    "partition %" PRId32 " offset %" PRId64
+		    ": the event's score is not a finite number",
+		    m->partition, m->offset);
 	if (json) {
-		/* A score JSON numbers cannot carry is written in the proto3
-		 * form ("NaN"), so that the event is seen and the watch goes
-		 * on. */
-		if (!isfinite(e->score))
-			lm_cli_error(CMD,
-			    "partition %" PRId32 " offset %" PRId64
-			    ": the event's score is not a finite number",
-			    m->partition, m->offset);
 		json_t *o = lm_json_encode_value(msg, LM_JSON_NONFINITE_STRINGS);
 		if (o == NULL)
 			lm_cli_error(CMD, "out of memory");

@@ -96,6 +96,21 @@ test_json_nonfinite_score(void **state)
 		free(out);
 	}
 
+	/* Said on stderr in both forms, the table's too. */
+	for (int json = 0; json < 2; json++) {
+		lmt_capture cap;
+		char *err;
+		event_init(&e, NAN);
+		lmt_stderr_begin(&cap);
+		assert_int_equal(print_captured(&e, json, &out), 0);
+		err = lmt_stderr_end(&cap);
+		if (strstr(err, "offset 7: the event's score is not a finite number") ==
+		    NULL)
+			fail_msg("json %d: stderr: %s", json, err);
+		free(err);
+		free(out);
+	}
+
 	/* A finite score stays a number. */
 	event_init(&e, 0.75);
 	assert_int_equal(print_captured(&e, true, &out), 0);
