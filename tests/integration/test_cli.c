@@ -1588,6 +1588,35 @@ test_dlq(void **state)
 	assert_non_null(strstr(line, "\"bad_salary\""));
 	lmt_proc_stop(&f, IO_MS);
 
+	/* A long key is shown in part, its size in full; ingest's cuts are
+	 * told with the sizes before them. */
+	{
+		char key[5001];
+		memset(key, 'k', sizeof(key) - 1);
+		key[sizeof(key) - 1] = '\0';
+		const char *const cut[] = {"lunamatch-reason", "oversize",
+		    "lunamatch-value-truncated", "3000000", NULL};
+		lmt_produce(p, TOPIC_DLQ, 0, key, "{}", 2, cut);
+		lmt_producer_flush(p, IO_MS);
+		r = CLI("dlq", "tail", "-n", "1", "--json");
+		expect_status(&r, 0);
+		const char *at = strstr(r.out, "\"oversize\""), *start = at;
+		assert_non_null(at);
+		while (start > r.out && start[-1] != '\n')
+			start--;
+		assert_non_null(o = json_loadb(start, strcspn(start, "\n"), 0, &je));
+		assert_int_equal(
+		    strlen(json_string_value(json_object_get(o, "key"))), 4096);
+		assert_int_equal(
+		    json_integer_value(json_object_get(o, "key_bytes")), 5000);
+		assert_int_equal(
+		    json_integer_value(json_object_get(o, "original_value_bytes")),
+		    3000000);
+		assert_true(json_is_null(json_object_get(o, "original_key_bytes")));
+		json_decref(o);
+		lmt_run_result_free(&r);
+	}
+
 	/* Messages that cannot be written fail the tail (exit 0 before). */
 	EXPECT_UNWRITTEN("dlq", "tail", "--from-beginning");
 	EXPECT_UNWRITTEN("dlq", "tail", "--from-beginning", "--json");

@@ -34,6 +34,8 @@
 /* One consumer poll: the longest delay before a signal is noticed. */
 #define DLQ_POLL_MS 200
 
+#define HDR_VALUE_CUT     "lunamatch-value-truncated"
+#define HDR_KEY_CUT       "lunamatch-key-truncated"
 #define HDR_REASON        "lunamatch-reason"
 #define HDR_ERROR         "lunamatch-error"
 #define HDR_SRC_TOPIC     "lunamatch-source-topic"
@@ -125,8 +127,8 @@ static int
 print_message(const rd_kafka_message_t *m, bool json)
 {
 	rd_kafka_headers_t *h = NULL;
-	size_t rl, el, tl, pl, ol, kl;
-	const char *reason, *error, *stopic, *spart, *soff;
+	size_t rl, el, tl, pl, ol, kl, vcl, kcl;
+	const char *reason, *error, *stopic, *spart, *soff, *vcut, *kcut;
 	int rv = 0;
 
 	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -136,6 +138,8 @@ print_message(const rd_kafka_message_t *m, bool json)
 	stopic = header(h, HDR_SRC_TOPIC, &tl);
 	spart = header(h, HDR_SRC_PARTITION, &pl);
 	soff = header(h, HDR_SRC_OFFSET, &ol);
+	vcut = header(h, HDR_VALUE_CUT, &vcl);
+	kcut = header(h, HDR_KEY_CUT, &kcl);
 	kl = m->key_len > DLQ_FIELD_MAX ? DLQ_FIELD_MAX : m->key_len;
 
 	if (json) {
@@ -151,7 +155,15 @@ print_message(const rd_kafka_message_t *m, bool json)
 		json_object_set_new(o, "error", json_field(error, el));
 		json_object_set_new(o, "key",
 		    m->key != NULL ? lm_cli_json_string(m->key, kl) : json_null());
+		/* "key" holds at most DLQ_FIELD_MAX bytes of key_bytes; ingest
+		 * cut a key or value over its own bounds and said so. */
+		json_object_set_new(
+		    o, "key_bytes", json_integer((json_int_t) m->key_len));
 		json_object_set_new(o, "value_bytes", json_integer((json_int_t) m->len));
+		json_object_set_new(
+		    o, "original_key_bytes", json_number_field(kcut, kcl));
+		json_object_set_new(
+		    o, "original_value_bytes", json_number_field(vcut, vcl));
 		rv = lm_cli_json_line(stdout, o);
 		json_decref(o);
 		return rv;
