@@ -90,8 +90,9 @@ const char lm_cli_produce_usage[] =
     "reported with its line or array index and skipped; the others are sent\n"
     "keyed by their id with the idempotent producer. Prints \"sent N, failed M,\n"
     "skipped K\" (a JSON object with --json). Limits: 256 MiB per file, 1 MiB\n"
-    "per record, and a record's JSON parse may take 1 MiB plus 16 times its\n"
-    "length of memory (a record of too many tiny values is skipped).\n"
+    "per record, 1114112 bytes of key (the id) and record together, and a\n"
+    "record's JSON parse may take 1 MiB plus 16 times its length of memory\n"
+    "(a record over a limit is skipped).\n"
     "\n"
     "Exit status: 0 when every record was sent, 1 when any was skipped or not\n"
     "delivered (or the input failed, or the topic does not exist), 2 for a\n"
@@ -248,7 +249,8 @@ progress(struct producer *P)
 
 /* Hands one payload to librdkafka (which copies it and the key of klen
  * bytes; no key when klen is 0), waiting while its queue is full (at most
- * timeout_ms). Returns true when queued. A queue that stayed full that long
+ * timeout_ms). Returns true when queued; a key and payload over
+ * PRODUCE_MESSAGE_MAX together are skipped. A queue that stayed full that long
  * is one no broker takes records from: the failure counts as offline, as
  * the records queued before it do when they time out. */
 static bool
@@ -279,6 +281,14 @@ send_one(struct producer *P, uint64_t pos, const char *key, size_t klen,
 		/* Not taken over by librdkafka on failure. */
 		if (h != NULL)
 			rd_kafka_headers_destroy(h);
+		if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+			/* The input's fault, as a record over 1 MiB is: a long key. */
+			P->skipped++;
+			record_error(P, pos, "too large",
+			    "its key and value together are over the " PRODUCE_MESSAGE_MAX
+			    " bytes of a Kafka message");
+			return false;
+		}
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || lm_clock_ms() >= deadline) {
 			P->failed++;
 			if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -813,7 +823,8 @@ new_producer(struct producer *P, const lm_config *cfg)
 
 /* Waits until every queued record has its delivery report; what is still
  * undelivered after timeout_ms is purged and counted as failed. Records
- * that were never queued (counted in failed) have no report to wait for. */
+ * that were never queued (counted in failed or skipped) have no report to
+ * wait for. */
 static void
 drain(struct producer *P)
 {
