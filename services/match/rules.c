@@ -748,8 +748,8 @@ pskill_idf(
 	return lm_skill_idf(env->stats, pp->skills[i].id);
 }
 
-/* Known skills whose idf the cap of unknown ones is the median of (a
- * posting holds at most LM_RECORD_SKILLS_MAX; the first ones count). */
+/* Known skills of a kind whose idf the cap of unknown ones is the median
+ * of (a posting holds at most LM_RECORD_SKILLS_MAX; the first ones count). */
 #define CAP_SKILLS 128
 
 /* Inserts x into the sorted v[0 .. *n) (room for CAP_SKILLS), ignoring it
@@ -776,22 +776,57 @@ median(const double *v, size_t n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-double
-lm_unknown_idf_cap(
-    const lm_score_env *env, const lm_posting_prep *pp, const struct fast *fx)
+/*
+ * The rule of unknown skills' idf caps (scoring.md, "Skills"): an unknown
+ * skill counts with at most the median idf of the posting's known skills
+ * of its own kind, required or preferred, so that listing a skill of one
+ * kind never moves the importances of the other (a preferred skill never
+ * changes R). Each cap is INFINITY (none) when the posting has no known
+ * skill of that kind. Callers start with caps_init (which leaves the
+ * arrays as they are: a scored pair must not clear 2 KiB), add every known
+ * skill's idf with caps_add, then read the caps with caps_get.
+ */
+struct idf_caps {
+	double known[2][CAP_SKILLS]; /* [preferred]: sorted idfs */
+	size_t n[2];
+};
+
+static void
+caps_init(struct idf_caps *c)
 {
-	double v[CAP_SKILLS];
-	size_t n = 0;
+	c->n[0] = c->n[1] = 0;
+}
+
+static void
+caps_add(struct idf_caps *c, bool preferred, double idf)
+{
+	sorted_add(c->known[preferred], &c->n[preferred], idf);
+}
+
+static void
+caps_get(const struct idf_caps *c, double cap[2])
+{
+	cap[0] = median(c->known[0], c->n[0]);
+	cap[1] = median(c->known[1], c->n[1]);
+}
+
+void
+lm_unknown_idf_caps(const lm_score_env *env, const lm_posting_prep *pp,
+    const struct fast *fx, double cap[2])
+{
+	struct idf_caps c;
 	bool unknown = false;
 
+	cap[0] = cap[1] = INFINITY;
 	for (size_t i = 0; i < pp->n_skills; i++)
 		unknown |= pp->skills[i].unknown;
 	if (!unknown)
-		return INFINITY;
+		return;
+	caps_init(&c);
 	for (size_t i = 0; i < pp->n_skills; i++)
 		if (!pp->skills[i].unknown)
-			sorted_add(v, &n, pskill_idf(env, pp, fx, i));
-	return median(v, n);
+			caps_add(&c, pp->skills[i].preferred, pskill_idf(env, pp, fx, i));
+	caps_get(&c, cap);
 }
 
 /* The sums of importance of a posting's required and preferred skills, and
@@ -837,12 +872,12 @@ skills_value(struct sksum *s, double share, double *r)
 
 double
 lm_skill_imp(const lm_score_env *env, const lm_posting_prep *pp, const struct fast *fx,
-    size_t i, double cap)
+    size_t i, const double cap[2])
 {
 	double idf = pskill_idf(env, pp, fx, i);
 
-	if (pp->skills[i].unknown && idf > cap)
-		idf = cap;
+	if (pp->skills[i].unknown && idf > cap[pp->skills[i].preferred])
+		idf = cap[pp->skills[i].preferred];
 	return pp->skills[i].w * idf;
 }
 
@@ -860,22 +895,18 @@ void
 lm_posting_shares(
     const lm_posting_prep *pp, const double *idf, double preferred_share, double *out)
 {
-	double known[CAP_SKILLS], cap = INFINITY, req = 0, pref = 0;
-	size_t nk = 0;
-	bool unknown = false;
+	struct idf_caps c;
+	double cap[2], req = 0, pref = 0;
 
+	caps_init(&c);
 	for (size_t i = 0; i < pp->n_skills; i++)
-		unknown |= pp->skills[i].unknown;
-	if (unknown) {
-		for (size_t i = 0; i < pp->n_skills; i++)
-			if (!pp->skills[i].unknown)
-				sorted_add(known, &nk, idf[i]);
-		cap = median(known, nk);
-	}
+		if (!pp->skills[i].unknown)
+			caps_add(&c, pp->skills[i].preferred, idf[i]);
+	caps_get(&c, cap);
 	for (size_t i = 0; i < pp->n_skills; i++) {
 		double e = idf[i];
-		if (pp->skills[i].unknown && e > cap)
-			e = cap;
+		if (pp->skills[i].unknown && e > cap[pp->skills[i].preferred])
+			e = cap[pp->skills[i].preferred];
 		out[i] = pp->skills[i].w * e;
 		if (pp->skills[i].preferred)
 			pref += out[i];
@@ -905,10 +936,10 @@ feat_skills(const struct pair *pr, struct eval *ev)
 	const lm_posting_prep *pp = pr->pp;
 	const struct fast *fx = pr->fx;
 	struct sksum sum = {0, 0, 0, 0};
-	double cap, r = 0, v;
+	double cap[2], r = 0, v;
 	size_t nh = 0;
 
-	cap = lm_unknown_idf_cap(pr->env, pp, fx);
+	lm_unknown_idf_caps(pr->env, pp, fx, cap);
 	/* Both paths add the same products in the same order (skills[] order). */
 	for (size_t i = 0; i < pp->n_skills; i++) {
 		double imp = lm_skill_imp(pr->env, pp, fx, i, cap);
@@ -922,7 +953,8 @@ feat_skills(const struct pair *pr, struct eval *ev)
 	v = skills_value(&sum, pr->env->model->params.preferred_share, &r);
 	ev->sk_req = sum.req;
 	ev->sk_pref = sum.pref;
-	ev->sk_cap = cap;
+	ev->sk_cap[0] = cap[0];
+	ev->sk_cap[1] = cap[1];
 	ev->sk_have = nh;
 	if (pp->n_skills == 0 || v < 0)
 		return;
@@ -1268,8 +1300,8 @@ skills_key(const struct keypair *kp, double *ub)
 	const lm_veto_key *p = kp->p;
 	const struct fast *fx = kp->fx;
 	struct sksum sum = {0, 0, 0, 0};
-	double have = 0, known[CAP_SKILLS], cap = INFINITY, v;
-	size_t nk = 0;
+	struct idf_caps caps;
+	double have = 0, cap[2] = {INFINITY, INFINITY}, v;
 
 	if (!(p->flags & KEY_SKILLS))
 		return false;
@@ -1293,15 +1325,18 @@ skills_key(const struct keypair *kp, double *ub)
 	 * exact value, as feat_skills computes it (the slack of the bound
 	 * covers any rounding). */
 	if (p->sk_unknown != 0) {
+		caps_init(&caps);
 		for (uint32_t i = 0; i < p->n_sk; i++)
 			if (!(p->sk_unknown >> i & 1))
-				sorted_add(known, &nk, fast_idf(fx, p->sk_sym[i]));
-		cap = median(known, nk);
+				caps_add(&caps, p->sk_pref >> i & 1,
+				    fast_idf(fx, p->sk_sym[i]));
+		caps_get(&caps, cap);
 	}
 	for (uint32_t i = 0; i < p->n_sk; i++) {
 		double idf = fast_idf(fx, p->sk_sym[i]);
-		if ((p->sk_unknown >> i & 1) && idf > cap)
-			idf = cap;
+		bool pref = p->sk_pref >> i & 1;
+		if ((p->sk_unknown >> i & 1) && idf > cap[pref])
+			idf = cap[pref];
 		sksum_add(&sum, (double) p->sk_w[i] * idf, p->sk_pref >> i & 1,
 		    fast_has(fx, p->sk_sym[i]));
 	}
@@ -1494,7 +1529,7 @@ eval_reset(struct eval *ev)
 	ev->wsum = 0;
 	ev->gate = 0;
 	ev->sk_req = ev->sk_pref = 0;
-	ev->sk_cap = INFINITY;
+	ev->sk_cap[0] = ev->sk_cap[1] = INFINITY;
 	ev->sk_have = 0;
 }
 

@@ -278,7 +278,7 @@ struct eval {
 	char text[LM_FEAT_COUNT][LM_EXPLAIN_TEXT_MAX];
 	/* skills feature, for explanations */
 	double sk_req, sk_pref; /* sums of importance of required / preferred skills */
-	double sk_cap;          /* the idf cap of unknown skills (lm_unknown_idf_cap) */
+	double sk_cap[2];       /* the idf caps of unknown skills (lm_unknown_idf_caps) */
 	size_t sk_have;
 };
 
@@ -333,16 +333,17 @@ bool lm_key_vetoed(int64_t now, const lm_veto_key *c, const lm_veto_key *p);
  * skills value when the feature is present, else params.no_skills_gate. */
 double lm_skills_gate(const lm_model *m, bool present, double skills);
 
-/* The largest idf an unknown skill of the posting counts with: the median
- * idf of its known skills; INFINITY when it has no unknown or no known
- * skill. fx as for lm_evaluate (NULL: by id). */
-double lm_unknown_idf_cap(
-    const lm_score_env *env, const lm_posting_prep *pp, const struct fast *fx);
+/* Writes to cap[0] (required) and cap[1] (preferred) the largest idf an
+ * unknown skill of the posting of that kind counts with: the median idf of
+ * its known skills of the same kind; INFINITY when it has no unknown skill
+ * or no known skill of the kind. fx as for lm_evaluate (NULL: by id). */
+void lm_unknown_idf_caps(const lm_score_env *env, const lm_posting_prep *pp,
+    const struct fast *fx, double cap[2]);
 
 /* The raw importance of the posting's skill i: its weight times its idf,
- * at most cap for an unknown skill. */
+ * the idf at most cap[preferred] for an unknown skill. */
 double lm_skill_imp(const lm_score_env *env, const lm_posting_prep *pp,
-    const struct fast *fx, size_t i, double cap);
+    const struct fast *fx, size_t i, const double cap[2]);
 
 /* Whether a veto applies to the pair (fast mode: key pre-checks, then the
  * exact tests of the veto table). */

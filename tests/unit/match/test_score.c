@@ -3071,6 +3071,84 @@ test_unknown_skill_weight(void **state)
 	prof_free(c);
 }
 
+/*
+ * The cap of an unknown skill comes from the known skills of its own kind:
+ * a preferred skill, rare or common, leaves the required coverage R as it
+ * was (it moved the median and lowered R from 0.5 to 0.29, and a posting
+ * with a nice-to-have ranked below the same one without).
+ */
+static void
+test_unknown_cap_per_kind(void **state)
+{
+	lm_skill_stats *st = NULL;
+	JobPosting *corpus[4], *p[3];
+	lm_posting_prep *pp[4];
+	Profile *c = prof_new("c"), *cb = prof_new("cb");
+	lm_model m = only(LM_FEAT_SKILLS);
+	lm_score_env env;
+	double ia, ib, share = m.params.preferred_share;
+
+	(void) state;
+	/* Corpus, N = 4: df(a) = df(c) = 3, df(b) = 1. */
+	assert_int_equal(lm_skill_stats_new(&st), LM_OK);
+	for (int i = 0; i < 4; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "k%d", i);
+		corpus[i] = post_new(id);
+		if (i < 3) {
+			post_skill(corpus[i], "a", 1);
+			post_skill(corpus[i], "c", 1);
+		} else {
+			post_skill(corpus[i], "b", 1);
+		}
+		pp[i] = prep_post(corpus[i]);
+		assert_int_equal(lm_skill_stats_add(st, pp[i]), LM_OK);
+	}
+	env = env_of(&m, st);
+	ia = log(1 + 4.0 / 4);
+	ib = log(1 + 4.0 / 2);
+	assert_true(lm_skill_idf(st, "x:foo") > (ia + ib) / 2);
+	for (int i = 0; i < 3; i++) {
+		p[i] = post_new(i == 0 ? "plain" : i == 1 ? "rare-pref" : "common-pref");
+		post_skill(p[i], "a", 1);
+		post_skill(p[i], "x:foo", 1);
+	}
+	post_skill(p[1], "b", 1);
+	p[1]->skills[2]->preferred = true;
+	post_skill(p[2], "c", 1);
+	p[2]->skills[2]->preferred = true;
+	prof_skill(c, "a", 1);
+	prof_skill(cb, "a", 1);
+	prof_skill(cb, "b", 1);
+	for (int i = 0; i < 3; i++) {
+		Match *mt = explain(
+		    &env, c, p[i], LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+		/* x:foo is capped at idf(a), the one known required skill. */
+		assert_float_equal(feature(mt, "skills")->value, 0.5, EPS);
+		for (size_t k = 0; k < mt->explanation->n_missing_skills; k++) {
+			const Lunamatch__V1__SkillMatch *sm =
+			    mt->explanation->missing_skills[k];
+			if (strcmp(sm->skill_id, "x:foo") == 0)
+				assert_float_equal(sm->importance, 0.5, EPS);
+		}
+		match_free(mt);
+	}
+	/* The preferred skill still fills part of the gap. */
+	Match *mt =
+	    explain(&env, cb, p[1], LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	assert_float_equal(feature(mt, "skills")->value, 0.5 + 0.5 * share, EPS);
+	match_free(mt);
+	for (int i = 0; i < 4; i++) {
+		lm_posting_prep_free(pp[i]);
+		post_free(corpus[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		post_free(p[i]);
+	lm_skill_stats_free(st);
+	prof_free(c);
+	prof_free(cb);
+}
+
 /* ---- location by distance and remote regions ------------------------------ */
 
 /*
@@ -3324,6 +3402,7 @@ main(void)
 	    cmocka_unit_test(test_education_only_when_stated),
 	    cmocka_unit_test(test_preferred_skills),
 	    cmocka_unit_test(test_unknown_skill_weight),
+	    cmocka_unit_test(test_unknown_cap_per_kind),
 	    cmocka_unit_test(test_location_distance),
 	    cmocka_unit_test(test_remote_region),
 	};
