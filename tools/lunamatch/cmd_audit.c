@@ -4,7 +4,7 @@
  * category.
  *
  *   audit --demographics FILE (--rankings FILE | --jobs FILE | --job ID...)
- *         [--top K | --above-median] [--report FILE.md] [--chart FILE.png]
+ *         [--top K] [--above-median] [--report FILE.md] [--chart FILE.png]
  *         [--save-rankings FILE] [--as-of T] [--timeout-ms N]
  *
  * The demographics file is kept outside the engine: ingest and match never
@@ -134,7 +134,8 @@ const char lm_cli_audit_usage[] =
     "  --top K               selected: the first K ranked (default 10); also\n"
     "                        the depth of skew@K and NDKL@K\n"
     "  --above-median        selected: score above the median of everyone\n"
-    "                        considered (unranked candidates score 0)\n"
+    "                        considered (unranked candidates score 0); --top\n"
+    "                        then sets only the depth of skew@K and NDKL@K\n"
     "  --report FILE         write the Markdown report\n"
     "  --chart FILE          write the PNG chart of the impact ratios\n"
     "  --save-rankings FILE  write the rankings read from the service as JSON\n"
