@@ -16,13 +16,14 @@ bin="$build/bin"
 # shellcheck source=data/eval/service.sh
 . data/eval/service.sh
 
+# The commit measured, before this run rewrites the result files.
+commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
 mkdir -p "$out"
 # One day after the set's latest posted_at: freshness, and so the numbers,
 # do not depend on the day of the measurement.
 as_of=1795086400
 "$bin/lunamatch" eval --load --as-of "$as_of" --json >"$tmp/eval.json"
 "$bin/lunamatch" eval --as-of "$as_of" >"$out/eval.txt"
-commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
 btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
 python3 - "$tmp/eval.json" "$out/eval.json" "$commit" "${btype:-unset}" <<'PY'
 import datetime, json, sys
