@@ -73,8 +73,9 @@
  * the longest run, about 7 s). */
 #define PROBE_STALE_MS  15000
 #define EVENTS_FLUSH_MS 5000 /* events in flight get this long at shutdown */
-/* The whole stop, from the signal to the exit: within Kubernetes' 30 s
- * grace with room to spare. Its steps are bounded but one (the event
+/* The whole stop, from the signal to the exit: after the manifests' 5 s
+ * preStop pause, within their 40 s grace with room to spare (and within
+ * Kubernetes' default 30 s without the pause). Its steps are bounded but one (the event
  * owners' last commits and group leaves, which librdkafka bounds only by
  * its own timeouts when the broker is away); past this the process exits
  * 1 at once, which loses nothing (see docs/operations.md, "Stopping"). */
