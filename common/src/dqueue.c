@@ -419,16 +419,10 @@ lm_dqueue_open(const char *dir, uint64_t max_map, const char *domain, lm_dqueue 
 	    domain == NULL || strlen(domain) > LM_LMDB_DOMAIN_MAX ||
 	    max_map < LM_DQUEUE_MAP_SIZE)
 		return LM_EINVAL;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		rc = lm_err_from_errno(errno);
-		lm_error("dqueue.open", "%s: cannot create the directory: %s", domain,
-		    strerror(errno));
+	if ((rc = lm_lmdb_dir_make(dir, 0700, false, domain)) != LM_OK)
 		return rc;
-	}
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		lm_error("dqueue.open", "%s: the path is not a directory", domain);
-		return LM_EINVAL;
-	}
+	if (stat(dir, &st) != 0)
+		return lm_err_from_errno(errno);
 	if ((rc = lm_lmdb_dir_claim(st.st_dev, st.st_ino)) != LM_OK)
 		return rc == LM_EBUSY ? LM_EEXIST : rc;
 	claimed = true;

@@ -7,6 +7,8 @@
  * property of the process, not of a module.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -215,6 +217,69 @@ check_length(MDB_env *env, const char *domain)
 	return LM_ESTORE;
 }
 
+/* Syncs the directory path: the names created in it become durable. A
+ * file system that cannot sync a directory (EINVAL) has nothing to sync. */
+static int
+sync_dir(const char *path, const char *domain)
+{
+	char ev[LM_LMDB_DOMAIN_MAX + 16];
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e = 0;
+
+	if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
+		e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (e == 0)
+		return LM_OK;
+	lm_error(event_name(ev, domain, "open"), "cannot sync the directory %s: %s", path,
+	    strerror(e));
+	return lm_err_from_errno(e);
+}
+
+int
+lm_lmdb_dir_make(const char *dir, mode_t mode, bool parents, const char *domain)
+{
+	char ev[LM_LMDB_DOMAIN_MAX + 16], buf[PATH_MAX];
+	size_t n = dir != NULL ? strlen(dir) : 0;
+	struct stat st;
+	int rc;
+
+	if (n == 0 || n >= sizeof(buf))
+		return LM_EINVAL;
+	memcpy(buf, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if ((buf[i] != '/' && buf[i] != '\0') || (!parents && i < n))
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, mode) == 0) {
+			/* Its name is an entry of the parent (up to the last '/'). */
+			char *slash = strrchr(buf, '/');
+			if (slash == NULL)
+				rc = sync_dir(".", domain);
+			else if (slash == buf)
+				rc = sync_dir("/", domain);
+			else {
+				*slash = '\0';
+				rc = sync_dir(buf, domain);
+				*slash = '/';
+			}
+			if (rc != LM_OK)
+				return rc;
+		} else if (errno != EEXIST) {
+			int e = errno;
+			lm_error(event_name(ev, domain, "open"),
+			    "cannot create the directory %s: %s", buf, strerror(e));
+			return lm_err_from_errno(e);
+		}
+		buf[i] = dir[i];
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		lm_error(event_name(ev, domain, "open"), "%s is not a directory", dir);
+		return LM_EINVAL;
+	}
+	return LM_OK;
+}
+
 int
 lm_lmdb_env_open(
     const char *dir, const lm_lmdb_env_opts *opts, const char *domain, MDB_env **out)
@@ -242,7 +307,8 @@ lm_lmdb_env_open(
 		/* Missing files are an answer, not a failure: the caller says. */
 		return rc == ENOENT ? LM_ENOENT : lm_lmdb_err(rc, domain, "mdb_env_open");
 	}
-	if ((rc = check_length(env, domain)) != LM_OK) {
+	if ((rc = check_length(env, domain)) != LM_OK ||
+	    (!(opts->flags & MDB_RDONLY) && (rc = sync_dir(dir, domain)) != LM_OK)) {
 		mdb_env_close(env);
 		return rc;
 	}

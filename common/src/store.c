@@ -634,34 +634,6 @@ txn_foreach(lm_store *s, MDB_txn *txn, lm_kind k, lm_store_record_fn fn, void *a
 
 /* ---- open / close ------------------------------------------------------- */
 
-/* mkdir -p with mode for every created component. */
-static int
-make_dirs(const char *dir, mode_t mode)
-{
-	char buf[DIR_MAX];
-	struct stat st;
-	size_t n = strlen(dir);
-	if (n >= sizeof(buf))
-		return LM_E2BIG;
-	memcpy(buf, dir, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		char saved = buf[i];
-		buf[i] = '\0';
-		if (mkdir(buf, mode) != 0 && errno != EEXIST) {
-			int e = errno;
-			lm_error("store.open", "cannot create the data directory: %s",
-			    strerror(e));
-			return lm_err_from_errno(e);
-		}
-		buf[i] = saved;
-	}
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-		return LM_EINVAL;
-	return LM_OK;
-}
-
 /* Gives a store without an identity one: 32 random lower-case hex digits
  * under META_ID, in the open transaction txn. A store replaced by a new
  * one (same directory, new files) gets a new identity, which is how its
@@ -844,7 +816,7 @@ lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
 	}
 	map = round_page(map);
 
-	if (!rdonly && (rc = make_dirs(dir, 0750)) != LM_OK)
+	if (!rdonly && (rc = lm_lmdb_dir_make(dir, 0750, true, "store")) != LM_OK)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	if (rdonly && stat(path, &st) != 0) {

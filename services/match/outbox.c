@@ -324,21 +324,13 @@ lm_outbox_open(const char *dir, lm_outbox **out)
 	*out = NULL;
 	if (dir == NULL || dir[0] == '\0' || strlen(dir) >= DIR_MAX)
 		return LM_EINVAL;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		rc = lm_err_from_errno(errno);
-		lm_error("outbox.open", "cannot create the outbox directory: %s",
-		    strerror(errno));
+	if ((rc = lm_lmdb_dir_make(dir, 0700, false, "outbox")) != LM_OK)
 		return rc;
-	}
 	if (stat(dir, &st) != 0) {
 		rc = lm_err_from_errno(errno);
 		lm_error("outbox.open", "cannot stat the outbox directory: %s",
 		    strerror(errno));
 		return rc;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		lm_error("outbox.open", "the outbox path is not a directory");
-		return LM_EINVAL;
 	}
 	if ((rc = lm_lmdb_dir_claim(st.st_dev, st.st_ino)) != LM_OK) {
 		if (rc == LM_EBUSY) {

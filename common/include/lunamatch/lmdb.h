@@ -65,7 +65,9 @@ typedef struct lm_lmdb_env_opts {
 
 /*
  * Creates an environment with opts and opens it on the existing directory
- * dir. On LM_OK the caller owns *out and closes it with mdb_env_close; on
+ * dir; a writable one syncs dir once opened, so that the entries of the
+ * files LMDB may just have created there last as long as their first
+ * commit. On LM_OK the caller owns *out and closes it with mdb_env_close; on
  * error *out is NULL. Returns LM_ENOENT, not logged, when dir or (read-only)
  * its files are missing; LM_EINVAL for bad arguments; LM_ESTORE, logged
  * "<domain>.corrupt", when the data file was cut short as far as that shows
@@ -137,6 +139,18 @@ int lm_lmdb_dbs_open(MDB_txn *txn, const char *const *names, MDB_dbi *const *dbi
  */
 int lm_lmdb_schema_check(MDB_txn *txn, MDB_dbi dbi, const char *key, const char *version,
     bool create, const char *domain);
+
+/*
+ * Creates the directory dir with mode, and its missing parents too when
+ * parents is true (mkdir -p; else a missing parent is LM_ENOENT), and
+ * makes each creation durable: the directory holding a created one is
+ * synced, so that a crash of the machine cannot lose the directory a
+ * committed environment lives in. Returns LM_OK when dir is a directory
+ * (made or already there), LM_EINVAL when dir is empty, too long or not a
+ * directory, or the error of mkdir or of the sync (logged
+ * "<domain>.open").
+ */
+int lm_lmdb_dir_make(const char *dir, mode_t mode, bool parents, const char *domain);
 
 /*
  * Claims the directory (dev, ino) for this process: LMDB allows one

@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -788,6 +790,102 @@ test_panic(void **state)
 	assert_non_null(strstr(why, "outbox"));
 }
 
+/* Runs lm_lmdb_dir_make(dir), or with env lm_lmdb_env_open of a writable
+ * environment in dir, in a child that runs as an unprivileged user when the
+ * test runs as root (permission bits bind no root); returns true when it
+ * failed with LM_EACCES. */
+static bool
+dir_denied(const char *dir, bool env)
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(30);
+		if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+			_exit(100);
+		if (env) {
+			lm_lmdb_env_opts o = {
+			    .max_dbs = 1, .map_size = SMALL_MAP, .mode = 0600};
+			MDB_env *e = NULL;
+			int rc = lm_lmdb_env_open(dir, &o, "test", &e);
+			mdb_env_close(e);
+			_exit(rc == LM_EACCES ? 0 : 1);
+		}
+		_exit(lm_lmdb_dir_make(dir, 0700, false, "test") == LM_EACCES ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_not_equal(WEXITSTATUS(status), 100);
+	return WEXITSTATUS(status) == 0;
+}
+
+/*
+ * lm_lmdb_dir_make creates every missing component with the mode, accepts
+ * a directory that is there, refuses what is not one, and syncs the
+ * directory that holds each one it created: shown by a parent the process
+ * may write but not read (so not open to sync), where the creation itself
+ * succeeds and the call still fails. A writable environment syncs its
+ * directory (the entries of the files LMDB created) the same way.
+ */
+static void
+test_dir_make(void **state)
+{
+	char *root = lmt_tmpdir("lmdb-mkdir");
+	char deep[4200], file[4200], wo[4200], made[4200], big[PATH_MAX + 8];
+	struct stat st;
+	mode_t um = umask(022);
+
+	(void) state;
+	snprintf(deep, sizeof(deep), "%s/a/b/c", root);
+	assert_int_equal(lm_lmdb_dir_make(deep, 0750, false, "test"), LM_ENOENT);
+	assert_int_equal(lm_lmdb_dir_make(deep, 0750, true, "test"), LM_OK);
+	assert_int_equal(stat(deep, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0750);
+	snprintf(made, sizeof(made), "%s/a", root);
+	assert_int_equal(stat(made, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0750);
+	assert_int_equal(lm_lmdb_dir_make(deep, 0750, true, "test"), LM_OK);
+	snprintf(made, sizeof(made), "%s/a/b/c/", root);
+	assert_int_equal(lm_lmdb_dir_make(made, 0750, true, "test"), LM_OK);
+
+	snprintf(file, sizeof(file), "%s/f", root);
+	int fd = open(file, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(lm_lmdb_dir_make(file, 0750, true, "test"), LM_EINVAL);
+	snprintf(made, sizeof(made), "%s/f/x", root);
+	assert_int_not_equal(lm_lmdb_dir_make(made, 0750, true, "test"), LM_OK);
+	assert_int_equal(lm_lmdb_dir_make("", 0750, true, "test"), LM_EINVAL);
+	assert_int_equal(lm_lmdb_dir_make(NULL, 0750, true, "test"), LM_EINVAL);
+	memset(big, 'd', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(lm_lmdb_dir_make(big, 0750, true, "test"), LM_EINVAL);
+
+	/* Writable and searchable, not readable: mkdir works, the sync of the
+	 * parent cannot open it. */
+	snprintf(wo, sizeof(wo), "%s/wo", root);
+	assert_int_equal(mkdir(wo, 0700), 0);
+	assert_int_equal(chmod(root, 0755), 0);
+	assert_int_equal(chmod(wo, 0333), 0);
+	snprintf(made, sizeof(made), "%s/wo/new", root);
+	assert_true(dir_denied(made, false));
+	assert_int_equal(stat(made, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	/* Already there: nothing created, nothing to sync. */
+	assert_false(dir_denied(made, false));
+	assert_true(dir_denied(wo, true));
+	snprintf(made, sizeof(made), "%s/wo/data.mdb", root);
+	assert_int_equal(stat(made, &st), 0);
+
+	umask(um);
+	assert_int_equal(chmod(wo, 0700), 0);
+	lmt_rmtree(root);
+	free(root);
+}
+
 int
 main(void)
 {
@@ -804,6 +902,7 @@ main(void)
 	    cmocka_unit_test(test_resized_elsewhere),
 	    cmocka_unit_test(test_adopt_no_address_space),
 	    cmocka_unit_test(test_dir_claim),
+	    cmocka_unit_test(test_dir_make),
 	    cmocka_unit_test(test_be64),
 	    /* Last: it marks the process as failed for good. */
 	    cmocka_unit_test(test_panic),
