@@ -579,6 +579,111 @@ def test_close_during_a_call_cancels_it(peer_factory):
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
+def close_when(urls, asynchronous, ready, timeout=10.0):
+    """Runs check() on a new client of urls, sync or asyncio, and closes the
+    client once ready (a threading.Event) is set, within 5 s. Returns what
+    the call raised and the seconds from the close to the call's end."""
+    if not asynchronous:
+        c = lunamatch.Client(urls, timeout=timeout)
+        got = {}
+
+        def call():
+            try:
+                c.check()
+            except Exception as e:  # noqa: BLE001 - the type is what is tested
+                got["e"] = e
+            got["end"] = time.monotonic()
+
+        t = threading.Thread(target=call, daemon=True)
+        t.start()
+        assert ready.wait(5)
+        closed_at = time.monotonic()
+        c.close()
+        t.join(timeout + 5)
+        return got.get("e"), got["end"] - closed_at
+
+    async def main():
+        ac = lunamatch.AsyncClient(urls, timeout=timeout)
+        task = asyncio.ensure_future(ac.check())
+        for _ in range(500):
+            if ready.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert ready.is_set()
+        closed_at = time.monotonic()
+        ac.close()
+        try:
+            await asyncio.wait_for(task, timeout + 5)
+        except Exception as e:  # noqa: BLE001 - the type is what is tested
+            return e, time.monotonic() - closed_at
+        return None, time.monotonic() - closed_at
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("wait", ["one-unreachable", "two-unreachable", "round-pause"])
+def test_close_cancels_a_call_waiting_for_a_connection(peer_factory, monkeypatch,
+                                                       asynchronous, wait):
+    """A call that has no connection to send on when its client is closed
+    fails as one in flight does, with a local Cancelled at once, not with
+    Unavailable at its deadline (10 s here): waiting for an endpoint that
+    nobody listens on (one or two of them), or in the pause between two
+    rounds of endpoints that answer UNAVAILABLE (made 5 s long here)."""
+    if wait == "round-pause":
+        monkeypatch.setattr(_rpc, "ROUND_PAUSE_MIN", 5.0)
+        monkeypatch.setattr(_rpc, "ROUND_PAUSE_MAX", 5.0)
+        urls = [peer_factory(lambda req: rpc_pb2.RpcResponse(
+            request_id=req.request_id, code=rpc_pb2.UNAVAILABLE,
+            message="draining").SerializeToString()).url for _ in range(2)]
+    else:
+        urls = ["tcp://127.0.0.1:%d" % free_port()
+                for _ in range(1 if wait == "one-unreachable" else 2)]
+    waiting, pick = threading.Event(), _rpc.Call.pick
+
+    def watched(call):
+        j = pick(call)
+        if j is None and (wait != "round-pause" or call.round_at is not None):
+            waiting.set()
+        return j
+
+    monkeypatch.setattr(_rpc.Call, "pick", watched)
+    err, seconds = close_when(urls, asynchronous, waiting)
+    assert isinstance(err, lunamatch.Cancelled), err
+    assert err.local and seconds < 1.0, (err, seconds)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_close_between_pick_and_flight_cancels_the_call(peer_factory, monkeypatch,
+                                                        asynchronous):
+    """A close that lands after the call chose its endpoint and before it
+    opened a context there (another thread closing a shared client) ends
+    the call with a local Cancelled, as any close during a call."""
+    p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+    pick, client = _rpc.Call.pick, []
+
+    def pick_then_close(call):
+        j = pick(call)
+        if j is not None:
+            client[0].close()
+        return j
+
+    async def on_loop():
+        async with lunamatch.AsyncClient(p.url, timeout=10.0) as ac:
+            client.append(ac)
+            return await ac.check()
+
+    monkeypatch.setattr(_rpc.Call, "pick", pick_then_close)
+    with pytest.raises(lunamatch.Cancelled) as e:
+        if asynchronous:
+            asyncio.run(asyncio.wait_for(on_loop(), 30))
+        else:
+            with lunamatch.Client(p.url, timeout=10.0) as c:
+                client.append(c)
+                c.check()
+    assert e.value.local and p.requests == []
+
+
 def described(err):
     """An RpcError as what two calls' errors have in common: all but the
     request id."""

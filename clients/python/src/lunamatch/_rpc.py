@@ -284,7 +284,13 @@ class Pool:
     A call counts as in flight on an endpoint from board() to leave(). A
     connection that answered UNAVAILABLE is not closed at once but when
     the calls in flight on it have ended, within CLOSING_GRACE (see
-    unavailable(); the README's "Fresh connections" gives the rule)."""
+    unavailable(); the README's "Fresh connections" gives the rule).
+
+    close() closes every socket: the nng operations of the calls in flight
+    fail with pynng.Closed, and so does opening a context. sockets keeps
+    the closed sockets, so that an index a call holds stays valid; the
+    calls waiting for a connection see closed (Call.pick, Call.give_up),
+    and wait_closed() ends the sync client's pause at once."""
 
     def __init__(self, urls: Sequence[str], tls: Callable[[str], pynng.TLSConfig],
                  max_response_bytes: int):
@@ -295,6 +301,7 @@ class Pool:
         self.sockets: List[pynng.Req0] = []
         self._rr = itertools.count()
         self._lock = threading.Lock()
+        self._closed = threading.Event()
         self._live: List[set] = [set() for _ in self.urls]  # pipe ids up now
         self._flights: List[set] = [set() for _ in self.urls]  # nng aios waiting
         self._losses: List[int] = [0 for _ in self.urls]  # connections gone so far
@@ -422,15 +429,25 @@ class Pool:
             return bool(self._live[j])
 
     def close(self) -> None:
+        """Marks the pool closed, then closes its sockets. Idempotent."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+        # Not under the lock: nng reports the connections the close ends
+        # (_pipe, which takes it) from its own threads, and waits for them.
         for s in self.sockets:
             s.close()
-        self.sockets = []
         with _open_pools_lock:
             _open_pools.discard(self)
 
     @property
     def closed(self) -> bool:
-        return not self.sockets
+        return self._closed.is_set()
+
+    def wait_closed(self, seconds: float) -> bool:
+        """Waits at most seconds for close(); whether the pool is closed."""
+        return self._closed.wait(seconds)
 
     def start(self) -> int:
         """A starting index that rotates across calls, spreading load."""
@@ -448,7 +465,8 @@ class Flight:
     asend() and arecv() are their coroutines. A send that fails leaves
     nothing in flight. since, for a send: losses(j) when the call found j
     connected (Call.pick), so that a connection that went since aborts the
-    send at once."""
+    send at once. Opening the context, like every operation, raises
+    pynng.Closed once the pool is closed."""
 
     def __init__(self, pool: Pool, j: int):
         self.pool = pool
@@ -986,7 +1004,10 @@ class Call:
         """The index of the next untried endpoint that has a connection
         that takes calls, in rotating order, the call then in flight on it
         (Pool.board: the caller runs a Flight of it next); None when none
-        has one now or the pause before the next round is not over."""
+        has one now or the pause before the next round is not over. Raises
+        closed() once the client is closed."""
+        if self.pool.closed:
+            raise self.closed()
         now = time.monotonic()
         if self.round_at is not None and now < self.round_at:
             return None
@@ -1107,7 +1128,10 @@ class Call:
         every endpoint was tried, or (several endpoints, after an attempt)
         those left had no connection for ATTEMPT_CONNECT and no other round
         fits in the deadline. The error is a server's answer if one came,
-        else the last local one, else a local Unavailable."""
+        else the last local one, else a local Unavailable; once the client
+        is closed, closed()."""
+        if self.pool.closed:
+            raise self.closed()
         now = time.monotonic()
         if (len(self.pool.urls) > 1 and self.last is not None
                 and self.waiting_since is not None
@@ -1153,8 +1177,9 @@ class Call:
 
     def closed(self) -> errors.RpcError:
         """The error of a call whose client was closed while it was in
-        flight (nng reports its sockets closed): a local Cancelled, as the
-        caller ended it."""
+        flight, waiting for a connection (pick, give_up) or on one (nng
+        reports its sockets closed): a local Cancelled, as the caller ended
+        it."""
         return self._error(errors.Cancelled, "the client was closed during the call")
 
     def no_answer(self) -> errors.RpcError:
@@ -1321,8 +1346,9 @@ class ClientBase(Methods):
         return c
 
     def close(self) -> None:
-        """Closes every socket; calls in flight fail with a local
-        Cancelled, later ones raise RuntimeError. Idempotent."""
+        """Closes every socket; calls in flight (on a connection, or still
+        waiting for one) fail at once with a local Cancelled, later ones
+        raise RuntimeError. Idempotent; may come from any thread."""
         self._pool.close()
 
     def __del__(self):

@@ -5,10 +5,9 @@
             print(m.rank, m.job_id, m.score)
 
 Thread-safe: every call runs on its own nng context, so threads may share
-one client. close() must not race calls still in flight.
+one client. close() may come while calls are in flight: each fails at once
+with a local Cancelled, whether on a connection or still waiting for one.
 """
-import time
-
 import pynng
 
 from lunamatch import _rpc
@@ -25,7 +24,7 @@ class Client(_rpc.ClientBase):
                 j = call.pick()
                 if j is None:
                     call.give_up()
-                    time.sleep(_rpc.CONNECT_POLL)
+                    self._pool.wait_closed(_rpc.CONNECT_POLL)
                     continue
                 with _rpc.Flight(self._pool, j) as f:
                     try:
