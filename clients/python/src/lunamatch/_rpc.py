@@ -107,9 +107,12 @@ MAX_REQUEST_BYTES = 1 << 20
 #: given (LM_CLIENT_MAX_REQUEST in the C client).
 MAX_REQUEST_BYTES_CEILING = 64 << 20
 #: The metadata entry naming the calling service, which the server's
-#: decision log records, and the server's limit on a metadata value.
+#: decision log records, and the server's limits on a metadata value and on
+#: the entries of one request (LM_RPC_MAX_METADATA_VALUE,
+#: LM_RPC_MAX_METADATA), the caller entry included.
 CALLER_KEY = "caller"
 MAX_METADATA_VALUE = 1024
+MAX_METADATA = 32
 CONNECT_POLL = 0.01            # seconds between looks for a connection
 #: Memory an answer of n bytes may take to decode (its envelope, then its
 #: payload, each): DECODE_FLOOR + DECODE_FACTOR * n bytes, as in the C client
@@ -193,7 +196,8 @@ class Methods:
     ``timeout`` is in seconds (None: the client's default; positive and
     finite, else ValueError; at most 10 minutes) and bounds the whole call,
     retries included. ``metadata`` is a mapping of lower-case keys
-    to strings sent in the envelope.
+    to strings sent in the envelope: at most MAX_METADATA (32) entries,
+    the client's caller entry included, else ValueError.
     """
 
     def match_jobs(self, candidate_id: Optional[str] = None, *, profile=None,
@@ -1293,7 +1297,8 @@ class ClientBase(Methods):
     caller: the calling service's name (at most 1024 bytes in UTF-8, no
     NUL character), sent
     with every call as the "caller" metadata entry, which the server's
-    decision log records; a call's own "caller" entry is sent instead.
+    decision log records; a call's own "caller" entry is sent instead. It
+    is one of the MAX_METADATA (32) entries a call may send.
     """
 
     def __init__(self, endpoints=None, *, timeout: float = DEFAULT_TIMEOUT,
@@ -1333,8 +1338,13 @@ class ClientBase(Methods):
         t = self.timeout if timeout is None else checked_timeout(timeout)
         c = Call(self._pool, method, request, unwrap, t)
         md = _metadata(metadata)
-        if self.caller and not any(m.key == CALLER_KEY for m in md):
+        added = self.caller and not any(m.key == CALLER_KEY for m in md)
+        if added:
             md.insert(0, rpc_pb2.MetadataEntry(key=CALLER_KEY, value=self.caller))
+        if len(md) > MAX_METADATA:
+            raise ValueError("%d metadata entries: at most %d%s" % (
+                len(md), MAX_METADATA,
+                " (the client's caller entry is one of them)" if added else ""))
         c.env.metadata.extend(md)
         # timeout_ms, set when sent, takes at most 4 bytes.
         size = c.env.ByteSize() + 4
