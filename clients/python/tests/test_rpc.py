@@ -1,6 +1,7 @@
 """The synchronous client against a real lunamatch-match: every method,
 every status code the server can be made to answer, deadlines and several
 endpoints."""
+import asyncio
 import subprocess
 import threading
 import time
@@ -182,10 +183,60 @@ def test_invalid_argument(client, call, text):
 
 
 def test_unimplemented(client):
-    with pytest.raises(lunamatch.Unimplemented):
-        client.call("NoSuchMethod", b"")
-    with pytest.raises(lunamatch.Unimplemented):
-        client.call("/other.Service/Check", b"")
+    """A well-formed name of no method, short or full, and the longest one
+    (128 bytes in full), go to the server, which does not know them."""
+    for method in ("NoSuchMethod", _rpc.METHOD_PREFIX + "NoSuchMethod",
+                   "x" * (128 - len(_rpc.METHOD_PREFIX))):
+        with pytest.raises(lunamatch.Unimplemented) as e:
+            client.call(method, b"")
+        assert not e.value.local
+
+
+@pytest.mark.parametrize("method", [
+    "", "Get Posting", "GetPosting\x00", "Get-Posting", "Get.Posting", "Gét", "GetPosting\n",
+    "x" * (129 - len(_rpc.METHOD_PREFIX)), _rpc.METHOD_PREFIX, _rpc.METHOD_PREFIX + "a/b",
+    "/other.Service/Check", "lunamatch.v1.MatchService/Check",
+], ids=["empty", "blank", "nul", "dash", "dot", "non-ascii", "newline", "129-bytes",
+        "prefix-alone", "slash", "other-service", "no-leading-slash"])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_bad_method_name_is_refused_locally(asynchronous, method):
+    """As in the C client (lm_rpc_method_name): an rpc name is letters,
+    digits and '_', given alone or after "/lunamatch.v1.MatchService/", at
+    most 128 bytes in full; any other name is a local InvalidArgument at
+    once, with nothing sent (the client of a port nobody listens on would
+    wait out its 10 s for a connection)."""
+    url = "tcp://127.0.0.1:%d" % free_port()
+    t0 = time.monotonic()
+    with pytest.raises(lunamatch.InvalidArgument) as e:
+        if asynchronous:
+            async def main():
+                async with lunamatch.AsyncClient(url, timeout=10.0) as c:
+                    await c.call(method, b"")
+            asyncio.run(asyncio.wait_for(main(), 30))
+        else:
+            with lunamatch.Client(url, timeout=10.0) as c:
+                c.call(method, b"")
+    assert e.value.local and e.value.attempts == []
+    assert e.value.message.startswith("bad method name %r" % method)
+    assert time.monotonic() - t0 < 1.0
+
+
+@pytest.mark.parametrize("payload", [5, 0, "text", [1, 2], None, 1.5])
+def test_a_payload_that_is_not_bytes_is_a_type_error(payload):
+    """call() takes a message or bytes-like payload; anything else (an int
+    was sent as that many NUL bytes) is a TypeError before anything is
+    sent."""
+    with lunamatch.Client("tcp://127.0.0.1:%d" % free_port(), timeout=10.0) as c:
+        with pytest.raises(TypeError, match="^request: expected a message or bytes, not "):
+            c.call("Check", payload)
+
+
+def test_a_bytes_like_payload_is_sent_as_is(client):
+    """bytes, bytearray and memoryview payloads are sent as they are: the
+    server reads the service they name, one it does not know."""
+    payload = match_pb2.HealthCheckRequest(service="x").SerializeToString()
+    for raw in (payload, bytearray(payload), memoryview(payload)):
+        assert client.call("Check", raw).status == match_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
 
 def test_resource_exhausted_too_large(stack):

@@ -33,6 +33,11 @@ from lunamatch.v1 import match_pb2, records_pb2, rpc_pb2
 
 SERVICE = "lunamatch.v1.MatchService"
 METHOD_PREFIX = "/" + SERVICE + "/"
+#: A method name, as in the C client (lm_rpc_method_name): an rpc name of
+#: ASCII letters, digits and '_', given alone or after METHOD_PREFIX; in
+#: full at most MAX_METHOD_BYTES, the server's limit (LM_RPC_MAX_METHOD).
+RPC_NAME = re.compile(r"[A-Za-z0-9_]+")
+MAX_METHOD_BYTES = 128
 
 #: rpc name -> (request class, response class), from the service descriptor.
 METHODS: Dict[str, Tuple[type, type]] = {
@@ -259,8 +264,11 @@ class Methods:
     def call(self, method: str, request: Union[Message, bytes], *,
              timeout: Optional[float] = None, metadata=None):
         """The generic form: method is a short rpc name ("GetPosting") or a
-        full one; request a message or raw payload bytes. Returns the decoded
-        response message for a known method, else the raw payload bytes."""
+        full one (RPC_NAME, MAX_METHOD_BYTES: any other is a local
+        InvalidArgument, as in the C client); request a message or raw
+        payload bytes (bytes-like; anything else is a TypeError). Returns
+        the decoded response message for a known method, else the raw
+        payload bytes."""
         return self._invoke(method, request, None, timeout, metadata)
 
 
@@ -972,13 +980,24 @@ class Call:
     def __init__(self, pool: Pool, method: str, request, unwrap: Optional[Callable],
                  timeout: float):
         short = method[len(METHOD_PREFIX):] if method.startswith(METHOD_PREFIX) else method
-        self.method = method if method.startswith("/") else METHOD_PREFIX + method
+        if (not RPC_NAME.fullmatch(short)
+                or len(METHOD_PREFIX) + len(short) > MAX_METHOD_BYTES):
+            raise errors.InvalidArgument(
+                "bad method name %r: an rpc name of letters, digits and '_', at most %d "
+                "characters, alone or after %s" % (
+                    method, MAX_METHOD_BYTES - len(METHOD_PREFIX), METHOD_PREFIX),
+                method=method, local=True)
+        self.method = METHOD_PREFIX + short
         types = METHODS.get(short)
-        self.response_type = types[1] if types and self.method == METHOD_PREFIX + short else None
+        self.response_type = types[1] if types else None
         if isinstance(request, Message):
             payload = request.SerializeToString()
         else:
-            payload = bytes(request)
+            try:
+                payload = memoryview(request).tobytes()
+            except TypeError:
+                raise TypeError("request: expected a message or bytes, not %s"
+                                % type(request).__name__) from None
         self.pool = pool
         self.unwrap = unwrap
         self.request_id = uuid.uuid4().hex

@@ -7,7 +7,8 @@ said so or the client concluded it without an answer (no connection in
 time, or the connection lost before the answer: Unavailable; no answer in
 time, or not checked for its decoding cost within the deadline:
 DeadlineExceeded; an unreadable answer, or one too costly to
-decode: Internal), the same local
+decode: Internal; a request not sent, over max_request_bytes or with a
+bad method name: InvalidArgument), the same local
 codes as the C client.
 """
 from typing import Dict, Optional, Sequence, Type
