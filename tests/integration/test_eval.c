@@ -12,6 +12,7 @@
  * on each item once.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,133 @@ test_exact_numbers_stored(void **state)
 	/* Loading it again keeps what is stored, and says so. */
 	o = run_eval(set, true, "note: 3 records of the set were stored already");
 	expect(o, "jobs", "engine", 1, 0, 0, 0, 1);
+	json_decref(o);
+	free(set);
+}
+
+/* Engine violations listed one by one: eval's bound. */
+#define VIOLATIONS_LISTED 1000
+/* A set every pair of which must not appear, the engine showing each of
+ * its VIOL_POSTINGS postings to each of VIOL_PROFILES identical profiles
+ * (and the first 10 of them for each posting): more violations than are
+ * listed. */
+#define VIOL_POSTINGS 10
+#define VIOL_PROFILES 101
+#define VIOL_TOTAL    (VIOL_PROFILES * VIOL_POSTINGS + VIOL_POSTINGS * 10)
+
+/* Appends the text of fmt to *buf (*at bytes used of *len), growing it. */
+static void
+append(char **buf, size_t *at, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	assert_true(n > 0);
+	if (*at + (size_t) n + 1 > *len) {
+		*len = (*at + (size_t) n + 1) * 2;
+		assert_non_null(*buf = realloc(*buf, *len));
+	}
+	va_start(ap, fmt);
+	vsnprintf(*buf + *at, *len - *at, fmt, ap);
+	va_end(ap);
+	*at += (size_t) n;
+}
+
+/*
+ * More engine violations than the report lists: the count stays exact,
+ * the JSON lists the first VIOLATIONS_LISTED and says how many it does not
+ * list, and so does the table. The JSON list used to stop there without a
+ * word.
+ */
+static void
+test_violations_bounded(void **state)
+{
+	char *postings = NULL, *profiles = NULL, *judgments = NULL, id[2][32];
+	size_t pat = 0, plen = 0, cat = 0, clen = 0, jat = 0, jlen = 0;
+
+	(void) state;
+	for (int i = 0; i < VIOL_POSTINGS; i++) {
+		snprintf(id[0], sizeof(id[0]), "job-v-%02d", i);
+		append(&postings, &pat, &plen,
+		    "{\"id\":\"%s\",\"version\":1,\"title\":\"Backend Engineer\","
+		    "\"skills\":[{\"name\":\"Go\"},{\"name\":\"PostgreSQL\"}]}\n",
+		    id[0]);
+	}
+	for (int c = 0; c < VIOL_PROFILES; c++) {
+		snprintf(id[1], sizeof(id[1]), "cand-v-%03d", c);
+		append(&profiles, &cat, &clen,
+		    "{\"id\":\"%s\",\"version\":1,\"headline\":\"Backend "
+		    "developer\",\"skills\":[{\"name\":\"Go\",\"years\":5},"
+		    "{\"name\":\"PostgreSQL\",\"years\":4}]}\n",
+		    id[1]);
+		for (int i = 0; i < VIOL_POSTINGS; i++) {
+			snprintf(id[0], sizeof(id[0]), "job-v-%02d", i);
+			append(&judgments, &jat, &jlen,
+			    "{\"candidate\":\"%s\",\"job\":\"%s\","
+			    "\"must_not_appear\":true}\n",
+			    id[1], id[0]);
+		}
+	}
+	char *set = write_set("violations", postings, profiles, judgments);
+	free(postings);
+	free(profiles);
+	free(judgments);
+
+	/* The table, loading the set. */
+	const char *args[] = {"eval", "--set", set, "--load", "--taxonomy-file",
+	    lmt_src("data/skills.tsv"), "--rates-file", lmt_src("data/rates.tsv"),
+	    "--fairness-file", lmt_src("data/fairness/requirements.tsv"),
+	    "--gazetteer-file", lmt_src("data/geo/cities.tsv"), NULL};
+	lmt_run_result r = lmt_matchsvc_cli(&S, args);
+	char more[64];
+	if (r.status != 0)
+		fail_msg("eval exited %d: %s", r.status, r.err);
+	snprintf(
+	    more, sizeof(more), "\n%d more not listed\n", VIOL_TOTAL - VIOLATIONS_LISTED);
+	if (strstr(r.out, more) == NULL)
+		fail_msg("the table lacks \"%s\": %.300s", more + 1, r.out);
+	/* Listed one per line. */
+	size_t listed = 0;
+	for (const char *p = r.out, *end; *p != '\0'; p = end ? end + 1 : "") {
+		const char *c = strstr(p, "cand-v-");
+		end = strchr(p, '\n');
+		listed += c != NULL && (end == NULL || c < end);
+	}
+	assert_int_equal(listed, VIOLATIONS_LISTED);
+	lmt_run_result_free(&r);
+
+	/* The JSON, one line longer than lmt_run reads, through a file. */
+	char out[600], errpath[600];
+	snprintf(out, sizeof(out), "%s/violations.json", S.dir);
+	snprintf(errpath, sizeof(errpath), "%s/violations.err", S.dir);
+	const char *argv[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" >\"$OUT\"",
+	    lmt_bin("lunamatch"), "eval", "--set", set, "--json", "--url", S.rpc_url,
+	    NULL};
+	char outenv[620];
+	snprintf(outenv, sizeof(outenv), "OUT=%s", out);
+	const char *env[] = {outenv, NULL};
+	r = lmt_run(argv, env, errpath, LMT_MATCHSVC_CLI_MS);
+	if (r.status != 0)
+		fail_msg("eval exited %d: %s", r.status, r.err);
+	lmt_run_result_free(&r);
+	json_error_t je;
+	json_t *o = json_load_file(out, 0, &je);
+	if (o == NULL)
+		fail_msg("eval printed no JSON: %s", je.text);
+	expect(o, "jobs", "engine", 0, 0, 0, 0, VIOL_PROFILES * VIOL_POSTINGS);
+	expect(o, "candidates", "engine", 0, 0, 0, 0, VIOL_POSTINGS * 10);
+	expect(o, "all", "engine", 0, 0, 0, 0, VIOL_TOTAL);
+	json_t *v = json_object_get(o, "violations");
+	assert_int_equal(json_array_size(v), VIOLATIONS_LISTED);
+	assert_int_equal(json_integer_value(json_object_get(o, "violations_not_listed")),
+	    VIOL_TOTAL - VIOLATIONS_LISTED);
+	/* In the order found: every candidate's jobs first. */
+	json_t *last = json_array_get(v, VIOLATIONS_LISTED - 1);
+	assert_string_equal(
+	    json_string_value(json_object_get(last, "direction")), "jobs");
 	json_decref(o);
 	free(set);
 }
@@ -646,6 +774,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_exact_numbers_loaded),
 	    cmocka_unit_test(test_exact_numbers_stored),
+	    cmocka_unit_test(test_violations_bounded),
 	    cmocka_unit_test(test_committed_set),
 	    cmocka_unit_test(test_bad_sets),
 	    cmocka_unit_test(test_judgment_memory_bounded),

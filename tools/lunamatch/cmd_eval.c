@@ -74,7 +74,9 @@
 #define EVAL_TEXT_MAX 8192
 #define ERRMSG_MAX    1024
 
-/* Engine violations listed one by one in the JSON output. */
+/* Engine violations listed one by one (table and JSON), the first found:
+ * the output stays bounded. Their count is exact, and the output says how
+ * many are not listed. */
 #define EVAL_VIOLATIONS_LISTED 1000
 
 /* Grade matrix value of a must-not-appear pair (its grade is 0). */
@@ -116,10 +118,12 @@ const char lm_cli_eval_usage[] =
     "posting, scored with NDCG@5, NDCG@10, MAP and violations (must-not-appear\n"
     "pairs in the first 10 results), next to two baselines computed in the same\n"
     "run: BM25 over title and skill names, and Jaccard of canonical skill sets.\n"
-    "Prints a table, or one JSON object with --json. The output names the model\n"
-    "version, index sequence and as_of of the engine's answers, and warns when\n"
-    "they come from more than one model version. The rubric and the set are\n"
-    "described in docs/eval-rubric.md.\n"
+    "Prints a table, or one JSON object with --json, and lists the engine's\n"
+    "violations: the first 1000 found, saying how many more there are (the\n"
+    "counts are exact). The output names the model version, index sequence and\n"
+    "as_of of the engine's answers, and warns when they come from more than one\n"
+    "model version. The rubric and the set are described in\n"
+    "docs/eval-rubric.md.\n"
     "\n"
     "The service must hold the set: either sent through ingest beforehand\n"
     "(lunamatch produce), or written by this command with --load.\n"
@@ -189,7 +193,7 @@ struct run {
 	lm_bm25 *bm25[D_COUNT]; /* D_JOBS: postings; D_CANDIDATES: profiles */
 	struct tally t[D_COUNT][R_COUNT];
 	lm_cli_source src; /* what computed the engine's answers */
-	struct violation viol[EVAL_VIOLATIONS_LISTED];
+	struct violation viol[EVAL_VIOLATIONS_LISTED]; /* the first found */
 	size_t nviol;
 };
 
@@ -970,13 +974,14 @@ print_json(const struct run *r, const char *dir)
 	const lm_cli_source *src = &r->src;
 	bool one_seq = src->recorded > 0 && src->recorded == src->answers &&
 	               src->seq_min == src->seq_max;
-	o = json_pack("{s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:{s:f, s:f, s:b}}",
+	o = json_pack("{s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:I, s:{s:f, s:f, s:b}}",
 	    "set", lm_cli_json_string(dir, strlen(dir)), "postings",
 	    (json_int_t) r->set->npostings, "profiles", (json_int_t) r->set->nprofiles,
 	    "judged_pairs", (json_int_t) r->set->njudged, "must_not_appear_pairs",
 	    (json_int_t) r->set->nmust_not, "index_seq",
 	    one_seq ? json_integer((json_int_t) src->seq_min) : json_null(), "results",
-	    res, "violations", viol, "target", "ndcg5_margin", margin(r),
+	    res, "violations", viol, "violations_not_listed",
+	    (json_int_t) (e.violations - r->nviol), "target", "ndcg5_margin", margin(r),
 	    "ndcg5_margin_min", 0.03, "met", margin(r) >= 0.03 && e.violations == 0);
 	if (o != NULL && lm_cli_source_json(src, o) != 0) {
 		json_decref(o);
@@ -1000,6 +1005,8 @@ print_table(const struct run *r, const char *dir)
 {
 	static const lm_cli_col cols[] = {{"DIRECTION", 11}, {"RANKER", 8},
 	    {"QUERIES", 8}, {"NDCG@5", 7}, {"NDCG@10", 8}, {"MAP", 7}, {"VIOLATIONS", 0}};
+	static const lm_cli_col vcols[] = {
+	    {"DIRECTION", 11}, {"CANDIDATE", 24}, {"JOB", 24}, {"RANK", 0}};
 	char q[32], a[32], b[32], c[32], v[32], src[LM_CLI_CELL_MAX + 256];
 	struct tally e = total(r, R_ENGINE);
 
@@ -1027,6 +1034,21 @@ print_table(const struct run *r, const char *dir)
 	printf("Engine NDCG@5 minus the better baseline: %+.4f (target >= +0.03 with 0 "
 	       "violations: %s)\n",
 	    margin(r), margin(r) >= 0.03 && e.violations == 0 ? "met" : "not met");
+	if (e.violations == 0)
+		return;
+	printf("\nEngine violations (must-not-appear pairs among the first %d "
+	       "results):\n",
+	    EVAL_VIOLATION_DEPTH);
+	lm_cli_table_header(stdout, vcols, 4);
+	for (size_t i = 0; i < r->nviol; i++) {
+		snprintf(v, sizeof(v), "%zu", r->viol[i].rank);
+		const char *cells[] = {direction_name[r->viol[i].direction],
+		    r->set->profiles[r->viol[i].profile]->id,
+		    r->set->postings[r->viol[i].posting]->id, v};
+		lm_cli_table_row(stdout, vcols, 4, cells);
+	}
+	if (e.violations > r->nviol)
+		printf("%zu more not listed\n", e.violations - r->nviol);
 }
 
 /* ---- the command ------------------------------------------------------------------ */
