@@ -164,6 +164,7 @@ struct evalset {
 	signed char *grade; /* [profile * npostings + posting]: 0..3 or MUST_NOT */
 	bool *listed;       /* [the same]: the pair has a judgment line */
 	size_t njudged, nmust_not;
+	size_t npositive; /* judgments of grade 1 or more */
 };
 
 /* The measures of one ranker in one direction, summed over queries. */
@@ -339,6 +340,7 @@ read_judgment(
 	s->grade[pair] = must_not ? MUST_NOT : (signed char) grade;
 	s->njudged++;
 	s->nmust_not += must_not ? 1 : 0;
+	s->npositive += grade > 0 ? 1 : 0;
 	rv = LM_CLI_EXIT_OK;
 out:
 	json_decref(j);
@@ -373,6 +375,14 @@ read_judgments(struct evalset *s, const char *dir)
 			break;
 	}
 	free(text);
+	/* Grade 0 judgments alone make no query: nothing would be measured. */
+	if (rv == 0 && s->npositive + s->nmust_not == 0) {
+		lm_cli_error(CMD,
+		    "%s holds no judgment with a grade 1..%d or must_not_appear: "
+		    "nothing to measure",
+		    path, EVAL_GRADE_MAX);
+		rv = LM_CLI_EXIT_FAIL;
+	}
 	return rv;
 }
 

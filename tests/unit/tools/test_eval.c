@@ -457,6 +457,69 @@ test_judgment_ids_printable(void **state)
 	free(judgments);
 }
 
+/* Writes a set of one posting and one profile with judgments into
+ * <dir>/<name>; returns its path (static). */
+static const char *
+judged_set(const char *name, const char *judgments)
+{
+	static char set[4200];
+	const char posting[] = "{\"id\":\"job-1\",\"version\":1,\"title\":\"T\"}\n";
+	const char profile[] = "{\"id\":\"cand-1\",\"version\":1}\n";
+
+	snprintf(set, sizeof(set), "%s/%s", dir, name);
+	assert_int_equal(mkdir(set, 0700), 0);
+	lmt_write_file(set, "postings.jsonl", posting, strlen(posting));
+	lmt_write_file(set, "profiles.jsonl", profile, strlen(profile));
+	lmt_write_file(set, "judgments.jsonl", judgments, strlen(judgments));
+	return set;
+}
+
+/* Runs eval of set, nothing answering at --url, and expects it to fail
+ * with status and stderr holding want. */
+static void
+expect_eval_error(const char *set, int status, const char *want)
+{
+	char url[64], errpath[4200];
+
+	unused_url(url, sizeof(url));
+	snprintf(errpath, sizeof(errpath), "%s/eval.err", dir);
+	lmt_run_result r =
+	    lmt_run((const char *const[]){lmt_bin("lunamatch"), "eval", "--set", set,
+	                "--url", url, "--timeout-ms", "300", NULL},
+	        NULL, errpath, RUN_MS);
+	if (r.status != status || strstr(r.err, want) == NULL)
+		fail_msg("eval exited %d, want %d with \"%s\": %s", r.status, status,
+		    want, r.err);
+	lmt_run_result_free(&r);
+}
+
+/*
+ * A judgments file with nothing to measure (empty, blank lines only, or
+ * only grade 0 judgments, which make no query) is an error, as a records
+ * file without records is: it used to be measured as a table of zeros,
+ * exit 0.
+ */
+static void
+test_judgments_none(void **state)
+{
+	(void) state;
+	expect_eval_error(judged_set("judge-empty", ""), 1,
+	    "judgments.jsonl holds no judgment with a grade 1..3 or must_not_appear");
+	expect_eval_error(judged_set("judge-blank", "\n  \n\t\r\n"), 1,
+	    "judgments.jsonl holds no judgment with a grade 1..3 or must_not_appear");
+	expect_eval_error(
+	    judged_set("judge-zero",
+	        "{\"candidate\":\"cand-1\",\"job\":\"job-1\",\"grade\":0}\n"),
+	    1, "judgments.jsonl holds no judgment with a grade 1..3 or must_not_appear");
+	/* A must-not-appear judgment alone is measured (violations): past the
+	 * set, nobody answers. */
+	expect_eval_error(
+	    judged_set("judge-mustnot",
+	        "{\"candidate\":\"cand-1\",\"job\":\"job-1\",\"must_not_appear\":"
+	        "true}\n"),
+	    3, "UNAVAILABLE");
+}
+
 int
 main(void)
 {
@@ -466,6 +529,7 @@ main(void)
 	    cmocka_unit_test(test_service_mixed_models),
 	    cmocka_unit_test(test_service_unwritten),
 	    cmocka_unit_test(test_judgment_ids_printable),
+	    cmocka_unit_test(test_judgments_none),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
