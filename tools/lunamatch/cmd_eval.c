@@ -285,6 +285,38 @@ profile_index(const struct evalset *s, const char *id)
 	return SIZE_MAX;
 }
 
+/* The keys of a judgment line; judgment_keys refuses any other. */
+static const char *const judgment_key[] = {
+    "candidate", "job", "grade", "must_not_appear", "reason"};
+
+/* Returns an exit status: 0 when every key of j (when an object) is one of
+ * judgment_key, else 1, printing the first other key with line no. */
+static int
+judgment_keys(json_t *j, const char *path, size_t no)
+{
+	const char *key;
+	json_t *v;
+	char kt[LM_CLI_ID_TEXT];
+
+	if (!json_is_object(j))
+		return LM_CLI_EXIT_OK; /* json_unpack_ex says what it is */
+	json_object_foreach(j, key, v)
+	{
+		size_t k = 0;
+		while (k < sizeof(judgment_key) / sizeof(judgment_key[0]) &&
+		       strcmp(key, judgment_key[k]) != 0)
+			k++;
+		if (k == sizeof(judgment_key) / sizeof(judgment_key[0])) {
+			lm_cli_error(CMD,
+			    "%s:%zu: unknown key \"%s\" (a judgment has candidate, "
+			    "job, grade or must_not_appear, and reason)",
+			    path, no, lm_cli_id_text(kt, key));
+			return LM_CLI_EXIT_FAIL;
+		}
+	}
+	return LM_CLI_EXIT_OK;
+}
+
 /* Reads one judgment line into the grade matrix. The line's parse may take
  * at most the memory a record line's decode may (lm_json_decode). */
 static int
@@ -312,6 +344,8 @@ read_judgment(
 		lm_cli_error(CMD, "%s:%zu: %s", path, no, jerr.text);
 		return rv;
 	}
+	if (judgment_keys(j, path, no) != 0)
+		goto out;
 	if (json_unpack_ex(j, &jerr, 0, "{s:s, s:s, s?I, s?b, s?s}", "candidate", &cand,
 	        "job", &job, "grade", &grade, "must_not_appear", &must_not, "reason",
 	        &(const char *){NULL}) != 0) {

@@ -520,6 +520,29 @@ test_judgments_none(void **state)
 	    3, "UNAVAILABLE");
 }
 
+/*
+ * A judgment line with a key the format does not have (a typo of
+ * must_not_appear) is an error naming the line and the key, printable: it
+ * used to be ignored, the pair graded without it.
+ */
+static void
+test_judgment_unknown_key(void **state)
+{
+	(void) state;
+	expect_eval_error(judged_set("key-typo",
+	                      "{\"candidate\":\"cand-1\",\"job\":\"job-1\",\"grade\":0,"
+	                      "\"must_not_apear\":true}\n"),
+	    1, "judgments.jsonl:1: unknown key \"must_not_apear\"");
+	expect_eval_error(judged_set("key-case",
+	                      "\n{\"candidate\":\"cand-1\",\"job\":\"job-1\",\"grade\":2,"
+	                      "\"Reason\":\"fits\"}\n"),
+	    1, "judgments.jsonl:2: unknown key \"Reason\"");
+	expect_eval_error(judged_set("key-escape",
+	                      "{\"candidate\":\"cand-1\",\"job\":\"job-1\",\"grade\":2,"
+	                      "\"\\u001b[31m\":1}\n"),
+	    1, "judgments.jsonl:1: unknown key \"?[31m\"");
+}
+
 int
 main(void)
 {
@@ -530,6 +553,7 @@ main(void)
 	    cmocka_unit_test(test_service_unwritten),
 	    cmocka_unit_test(test_judgment_ids_printable),
 	    cmocka_unit_test(test_judgments_none),
+	    cmocka_unit_test(test_judgment_unknown_key),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
