@@ -129,6 +129,28 @@ test_match_candidates(void **state)
 	r = example("match_candidates", S.rpc_url, "job-nothing", NULL, NULL);
 	expect(&r, 1, NULL, "NOT_FOUND");
 	lmt_run_result_free(&r);
+	r = example("match_candidates", S.rpc_url, "job-dfs-sr-mgr-ml", "1000", NULL);
+	expect(&r, 0, "1. ", NULL);
+	lmt_run_result_free(&r);
+}
+
+/* A TOP_K that is not a number in the service's 1..1000 is a usage error,
+ * exit 2: it fell back to the service's default (not a number, 0) or
+ * wrapped around (4294967297 asked for 1), exit 0. */
+static void
+test_match_candidates_top_k(void **state)
+{
+	static const char *const bad[] = {
+	    "abc", "0", "1001", "4294967297", "-1", "", " 5", "5x", "+5"};
+	(void) state;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		lmt_run_result r = example(
+		    "match_candidates", S.rpc_url, "job-dfs-sr-mgr-ml", bad[i], NULL);
+		expect(&r, 2, NULL, "TOP_K");
+		assert_int_equal(r.out[0], '\0');
+		lmt_run_result_free(&r);
+	}
 }
 
 static void
@@ -251,6 +273,7 @@ main(void)
 	    cmocka_unit_test(test_health_check),
 	    cmocka_unit_test(test_match_jobs),
 	    cmocka_unit_test(test_match_candidates),
+	    cmocka_unit_test(test_match_candidates_top_k),
 	    cmocka_unit_test(test_explain_match),
 	    cmocka_unit_test(test_get_record),
 	    cmocka_unit_test(test_get_record_empty_answer),
