@@ -7,7 +7,9 @@
  *   ./a.out tcp://127.0.0.1:7700 cand-ml-lead-chicago job-dfs-sr-mgr-ml
  *
  * Exit status: 0 ok (eligible or not), 1 the server answered with an error
- * (NOT_FOUND for an unknown id), 2 usage, 3 the server could not be reached.
+ * (NOT_FOUND for an unknown id), 2 usage (bad arguments, or a URL the client
+ * cannot use), 3 no answer (the server could not be reached, or the client
+ * failed locally).
  */
 #include <stdio.h>
 
@@ -31,8 +33,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if ((rv = lm_client_open(argv[1], NULL, &client)) != LM_OK) {
+		/* LM_EINVAL: a URL the client cannot use (the reason is logged). */
 		fprintf(stderr, "open %s: %s\n", argv[1], lm_strerror(rv));
-		return 3;
+		return rv == LM_EINVAL ? 2 : 3;
 	}
 	req.candidate_id = argv[2];
 	req.job_id = argv[3];

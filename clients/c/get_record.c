@@ -6,8 +6,9 @@
  *   ./a.out tcp://127.0.0.1:7700 posting job-dfs-sr-mgr-ml
  *   ./a.out tcp://127.0.0.1:7700 profile cand-ml-lead-chicago
  *
- * Exit status: 0 ok, 1 the server answered with an error (NOT_FOUND when
- * there is no such record), 2 usage, 3 the server could not be reached.
+ * Exit status: 0 ok, 1 the server answered with an error (NOT_FOUND when there
+ * is no such record), 2 usage (bad arguments, or a URL the client cannot use),
+ * 3 no answer (the server could not be reached, or the client failed locally).
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,8 +30,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if ((rv = lm_client_open(argv[1], NULL, &client)) != LM_OK) {
+		/* LM_EINVAL: a URL the client cannot use (the reason is logged). */
 		fprintf(stderr, "open %s: %s\n", argv[1], lm_strerror(rv));
-		return 3;
+		return rv == LM_EINVAL ? 2 : 3;
 	}
 	if (posting) {
 		Lunamatch__V1__GetPostingRequest req =

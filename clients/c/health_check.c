@@ -6,7 +6,8 @@
  *   ./a.out tcp://127.0.0.1:7700
  *
  * Exit status: 0 SERVING, 1 any other answer (loading, draining, an error),
- * 2 usage, 3 the server could not be reached.
+ * 2 usage (bad arguments, or a URL the client cannot use), 3 no answer (the
+ * server could not be reached, or the client failed locally).
  */
 #include <stdio.h>
 
@@ -28,8 +29,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if ((rv = lm_client_open(argv[1], NULL, &client)) != LM_OK) {
+		/* LM_EINVAL: a URL the client cannot use (the reason is logged). */
 		fprintf(stderr, "open %s: %s\n", argv[1], lm_strerror(rv));
-		return 3;
+		return rv == LM_EINVAL ? 2 : 3;
 	}
 	rv = lm_client_check(client, &req, 2000, &resp, &status, msg, sizeof(msg));
 	lm_client_close(client);

@@ -8,8 +8,9 @@
  * TOP_K, the number of matches asked for, is 1..1000 as the service takes
  * it (default 5).
  *
- * Exit status: 0 ok, 1 the server answered with an error, 2 usage, 3 the
- * server could not be reached.
+ * Exit status: 0 ok, 1 the server answered with an error, 2 usage (bad
+ * arguments, or a URL the client cannot use), 3 no answer (the server could not
+ * be reached, or the client failed locally).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -64,8 +65,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if ((rv = lm_client_open(argv[1], NULL, &client)) != LM_OK) {
+		/* LM_EINVAL: a URL the client cannot use (the reason is logged). */
 		fprintf(stderr, "open %s: %s\n", argv[1], lm_strerror(rv));
-		return 3;
+		return rv == LM_EINVAL ? 2 : 3;
 	}
 	req.subject_case = LUNAMATCH__V1__MATCH_CANDIDATES_REQUEST__SUBJECT_JOB_ID;
 	req.job_id = argv[2];

@@ -5,8 +5,9 @@
  *   cc match_jobs.c $(pkg-config --cflags --libs lunamatch-client) -o match_jobs
  *   ./match_jobs tcp://127.0.0.1:7700 cand-ml-lead-chicago
  *
- * Exit status: 0 ok, 1 the server answered with an error, 2 usage, 3 the
- * server could not be reached.
+ * Exit status: 0 ok, 1 the server answered with an error, 2 usage (bad
+ * arguments, or a URL the client cannot use), 3 no answer (the server could not
+ * be reached, or the client failed locally).
  */
 #include <stdio.h>
 
@@ -27,8 +28,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if ((rv = lm_client_open(argv[1], NULL, &client)) != LM_OK) {
+		/* LM_EINVAL: a URL the client cannot use (the reason is logged). */
 		fprintf(stderr, "open %s: %s\n", argv[1], lm_strerror(rv));
-		return 3;
+		return rv == LM_EINVAL ? 2 : 3;
 	}
 	req.subject_case = LUNAMATCH__V1__MATCH_JOBS_REQUEST__SUBJECT_CANDIDATE_ID;
 	req.candidate_id = argv[2];

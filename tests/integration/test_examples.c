@@ -243,6 +243,32 @@ test_get_record_empty_answer(void **state)
 	nng_close(p.sock);
 }
 
+/* A URL the client cannot use is the caller's error: exit 2, with the
+ * client's reason. It exited 3, as if the server could not be reached. */
+static void
+test_bad_url(void **state)
+{
+	static const struct {
+		const char *name, *a1, *a2;
+	} all[] = {{"match_jobs", "cand-ml-lead-chicago", NULL},
+	    {"match_candidates", "job-dfs-sr-mgr-ml", NULL},
+	    {"explain_match", "cand-ml-lead-chicago", "job-dfs-sr-mgr-ml"},
+	    {"get_record", "posting", "job-dfs-sr-mgr-ml"}, {"health_check", NULL, NULL}};
+	static const char *const urls[] = {"bogus://x", "", "tcp://"};
+	char want[64];
+	(void) state;
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		for (size_t u = 0; u < sizeof(urls) / sizeof(urls[0]); u++) {
+			lmt_run_result r =
+			    example(all[i].name, urls[u], all[i].a1, all[i].a2, NULL);
+			snprintf(
+			    want, sizeof(want), "open %s: invalid argument", urls[u]);
+			expect(&r, 2, NULL, want);
+			lmt_run_result_free(&r);
+		}
+}
+
 /* Usage errors exit 2; a server nobody listens at exits 3. */
 static void
 test_errors(void **state)
@@ -277,6 +303,7 @@ main(void)
 	    cmocka_unit_test(test_explain_match),
 	    cmocka_unit_test(test_get_record),
 	    cmocka_unit_test(test_get_record_empty_answer),
+	    cmocka_unit_test(test_bad_url),
 	    cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
