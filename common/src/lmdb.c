@@ -246,7 +246,12 @@ lm_lmdb_dir_make(const char *dir, mode_t mode, bool parents, const char *domain)
 
 	if (n == 0 || n >= sizeof(buf))
 		return LM_EINVAL;
-	memcpy(buf, dir, n + 1);
+	/* Without trailing slashes, so that the last one found below is the
+	 * one before the created name. */
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	memcpy(buf, dir, n);
+	buf[n] = '\0';
 	for (size_t i = 1; i <= n; i++) {
 		if ((buf[i] != '/' && buf[i] != '\0') || (!parents && i < n))
 			continue;
@@ -271,7 +276,8 @@ lm_lmdb_dir_make(const char *dir, mode_t mode, bool parents, const char *domain)
 			    "cannot create the directory %s: %s", buf, strerror(e));
 			return lm_err_from_errno(e);
 		}
-		buf[i] = dir[i];
+		if (i < n)
+			buf[i] = dir[i];
 	}
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		lm_error(event_name(ev, domain, "open"), "%s is not a directory", dir);

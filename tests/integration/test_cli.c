@@ -869,7 +869,8 @@ test_produce_wait_counts(void **state)
 	/* In flight when purged: it may be stored. */
 	assert_int_equal(json_integer_value(json_object_get(o, "unconfirmed")), 1);
 	assert_non_null(strstr(r.err, "line 1: not confirmed (it may have been stored)"));
-	assert_non_null(strstr(r.err, "line 2: too large: its key and value together"));
+	assert_non_null(
+	    strstr(r.err, "line 2: too large: its key and value with their framing"));
 	json_decref(o);
 	lmt_run_result_free(&r);
 	rd_kafka_mock_cluster_destroy(mc);

@@ -90,7 +90,7 @@ const char lm_cli_produce_usage[] =
     "reported with its line or array index and skipped; the others are sent\n"
     "keyed by their id with the idempotent producer. Prints \"sent N, failed M,\n"
     "skipped K\" (a JSON object with --json). Limits: 256 MiB per file, 1 MiB\n"
-    "per record, 1114112 bytes of key (the id) and record together, and a\n"
+    "per record, 1114112 bytes of key (the id), record and framing, and a\n"
     "record's JSON parse may take 1 MiB plus 16 times its length of memory\n"
     "(a record over a limit is skipped).\n"
     "\n"
@@ -285,8 +285,8 @@ send_one(struct producer *P, uint64_t pos, const char *key, size_t klen,
 			/* The input's fault, as a record over 1 MiB is: a long key. */
 			P->skipped++;
 			record_error(P, pos, "too large",
-			    "its key and value together are over the " PRODUCE_MESSAGE_MAX
-			    " bytes of a Kafka message");
+			    "its key and value with their framing are over "
+			    "the " PRODUCE_MESSAGE_MAX " bytes of a Kafka message");
 			return false;
 		}
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || lm_clock_ms() >= deadline) {

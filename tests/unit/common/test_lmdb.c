@@ -874,6 +874,10 @@ test_dir_make(void **state)
 	assert_true(dir_denied(made, false));
 	assert_int_equal(stat(made, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
+	/* A trailing slash names the same directory: its parent is synced. */
+	snprintf(made, sizeof(made), "%s/wo/new2//", root);
+	assert_true(dir_denied(made, false));
+	snprintf(made, sizeof(made), "%s/wo/new", root);
 	/* Already there: nothing created, nothing to sync. */
 	assert_false(dir_denied(made, false));
 	assert_true(dir_denied(wo, true));

@@ -3138,6 +3138,41 @@ test_unknown_cap_per_kind(void **state)
 	    explain(&env, cb, p[1], LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
 	assert_float_equal(feature(mt, "skills")->value, 0.5 + 0.5 * share, EPS);
 	match_free(mt);
+
+	/* The index's shares (lm_posting_shares, its pruning bounds) apply the
+	 * same per-kind caps as the scorer: each share is the explained
+	 * importance, times preferred_share for a preferred skill. Unknown
+	 * skills of both kinds, each kind with known skills of other idfs. */
+	JobPosting *q = post_new("mixed");
+	const char *ids[] = {"a", "x:foo", "b", "c", "x:bar"};
+	for (int i = 0; i < 5; i++) {
+		post_skill(q, ids[i], 1 + i);
+		q->skills[i]->preferred = i >= 2;
+	}
+	lm_posting_prep *qp = prep_post(q);
+	double idf[5], sh[5];
+	assert_int_equal(qp->n_skills, 5);
+	for (size_t i = 0; i < qp->n_skills; i++)
+		idf[i] = lm_skill_idf(st, qp->skills[i].id);
+	lm_posting_shares(qp, idf, share, sh);
+	mt = explain(&env, c, q, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
+	for (size_t i = 0; i < qp->n_skills; i++) {
+		const Lunamatch__V1__SkillMatch *sm = NULL;
+		for (size_t k = 0; k < mt->explanation->n_matched_skills; k++)
+			if (strcmp(mt->explanation->matched_skills[k]->skill_id,
+			        qp->skills[i].id) == 0)
+				sm = mt->explanation->matched_skills[k];
+		for (size_t k = 0; k < mt->explanation->n_missing_skills; k++)
+			if (strcmp(mt->explanation->missing_skills[k]->skill_id,
+			        qp->skills[i].id) == 0)
+				sm = mt->explanation->missing_skills[k];
+		assert_non_null(sm);
+		assert_float_equal(
+		    sh[i], sm->importance * (qp->skills[i].preferred ? share : 1), EPS);
+	}
+	match_free(mt);
+	lm_posting_prep_free(qp);
+	post_free(q);
 	for (int i = 0; i < 4; i++) {
 		lm_posting_prep_free(pp[i]);
 		post_free(corpus[i]);

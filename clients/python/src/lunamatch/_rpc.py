@@ -33,9 +33,10 @@ from lunamatch.v1 import match_pb2, records_pb2, rpc_pb2
 
 SERVICE = "lunamatch.v1.MatchService"
 METHOD_PREFIX = "/" + SERVICE + "/"
-#: A method name, as in the C client (lm_rpc_method_name): an rpc name of
-#: ASCII letters, digits and '_', given alone or after METHOD_PREFIX; in
-#: full at most MAX_METHOD_BYTES, the server's limit (LM_RPC_MAX_METHOD).
+#: A method name: an rpc name of ASCII letters, digits and '_', the short
+#: names the C client takes (lm_rpc_method_name), given alone or, unlike
+#: the C client, after METHOD_PREFIX; in full at most MAX_METHOD_BYTES,
+#: the server's limit (LM_RPC_MAX_METHOD).
 RPC_NAME = re.compile(r"[A-Za-z0-9_]+")
 MAX_METHOD_BYTES = 128
 
