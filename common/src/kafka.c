@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "lunamatch/clock.h"
@@ -223,6 +224,27 @@ lm_kafka_topic_name_ok(const char *t)
 			return false;
 	}
 	return n > 0 && strcmp(t, ".") != 0 && strcmp(t, "..") != 0;
+}
+
+void
+lm_kafka_content_type(const rd_kafka_headers_t *h, const void **value, size_t *len)
+{
+	const char *name;
+	const void *v;
+	size_t n;
+
+	*value = NULL;
+	*len = 0;
+	if (h == NULL)
+		return;
+	for (size_t i = 0;
+	     rd_kafka_header_get_all(h, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
+	     i++) {
+		if (strcasecmp(name, "content-type") == 0) {
+			*value = v != NULL ? v : "";
+			*len = v != NULL ? n : 0;
+		}
+	}
 }
 
 /* Fetches the metadata of all topics; *md is freed by the caller with

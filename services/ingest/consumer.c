@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1938,29 +1937,6 @@ close_batch(lm_consumer *c)
 	return LM_OK;
 }
 
-/* Finds the content-type header (name compared case-insensitively). */
-static void
-content_type(const rd_kafka_message_t *m, const void **val, size_t *len)
-{
-	rd_kafka_headers_t *h = NULL;
-	const char *name;
-	const void *v;
-	size_t n;
-
-	*val = NULL;
-	*len = 0;
-	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return;
-	for (size_t i = 0;
-	     rd_kafka_header_get_all(h, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
-	     i++) {
-		if (strcasecmp(name, "content-type") == 0) {
-			*val = v != NULL ? v : "";
-			*len = v != NULL ? n : 0;
-		}
-	}
-}
-
 /* Makes the consumer fetch topic/partition from offset again. A failure to
  * seek would skip messages, so it stops the service (exit non-zero). */
 static void
@@ -1996,6 +1972,7 @@ handle_message(lm_consumer *c, const rd_kafka_message_t *m)
 	lm_ingest_decision d;
 	lm_ingest_msg im;
 	lm_dlq_letter *letter = NULL;
+	rd_kafka_headers_t *hdrs = NULL;
 	const struct owned *o;
 	bool kept = false;
 	int rv;
@@ -2037,7 +2014,9 @@ handle_message(lm_consumer *c, const rd_kafka_message_t *m)
 	im.key_len = m->key_len;
 	im.value = m->payload;
 	im.value_len = m->len;
-	content_type(m, &im.content_type, &im.content_type_len);
+	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		hdrs = NULL;
+	lm_kafka_content_type(hdrs, &im.content_type, &im.content_type_len);
 
 	rv = fault(c, LM_CONSUMER_FAULT_READ) ? LM_ENOMEM
 	                                      : lm_ingest_decide(c->ctx, &im, &d);

@@ -1424,8 +1424,6 @@ collect(struct member *m, rd_kafka_message_t *msg)
 {
 	struct item *it = &m->batch[m->n];
 	lm_ingest_msg im;
-	const void *ct = NULL;
-	size_t ctlen = 0;
 	rd_kafka_headers_t *h = NULL;
 	int rc;
 
@@ -1435,12 +1433,9 @@ collect(struct member *m, rd_kafka_message_t *msg)
 	im.key_len = msg->key_len;
 	im.value = msg->payload;
 	im.value_len = msg->len;
-	if (rd_kafka_message_headers(msg, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-	    rd_kafka_header_get_last(h, "content-type", &ct, &ctlen) ==
-	        RD_KAFKA_RESP_ERR_NO_ERROR) {
-		im.content_type = ct;
-		im.content_type_len = ctlen;
-	}
+	if (rd_kafka_message_headers(msg, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		h = NULL;
+	lm_kafka_content_type(h, &im.content_type, &im.content_type_len);
 	memset(it, 0, sizeof(*it));
 	if (lm_fault_take(&m->ow->fail_decides))
 		return LM_ENOMEM;

@@ -117,6 +117,16 @@ bool lm_kafka_producer_dead(rd_kafka_t *rk, const char *event);
  */
 bool lm_kafka_topic_name_ok(const char *t);
 
+/*
+ * The content-type header among a message's headers h (NULL: none), as
+ * every reader of the record topics takes it (ingest's consumer, the event
+ * owner): the last header whose name is "content-type" in any case.
+ * *value and *len are its value, borrowed from h (a header without a value
+ * gives "" and 0), or NULL and 0 when h holds none. What the value means is
+ * ingest's rule (lm_ingest_content_type).
+ */
+void lm_kafka_content_type(const rd_kafka_headers_t *h, const void **value, size_t *len);
+
 /* Sets one librdkafka property. Returns LM_OK, or LM_EINVAL with
  * librdkafka's reason (unknown property or invalid value) in err. */
 int lm_kafka_set(

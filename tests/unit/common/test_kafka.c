@@ -8,6 +8,8 @@
  * lm_kafka_create_topics) and the partitions' log offsets
  * (lm_kafka_list_offsets) are read from librdkafka's mock cluster on
  * 127.0.0.1, which lists topics with the errors a real cluster gives.
+ * A message's content-type header (lm_kafka_content_type) is the last one
+ * whose name is content-type in any case.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -290,6 +292,53 @@ test_list_offsets(void **state)
 	rd_kafka_destroy(owner);
 }
 
+/* h's content type is want (NULL: none). */
+static void
+content_type_is(const rd_kafka_headers_t *h, const char *want)
+{
+	const void *v = (void *) 1;
+	size_t n = 1;
+
+	lm_kafka_content_type(h, &v, &n);
+	if (want == NULL) {
+		assert_null(v);
+		assert_int_equal(n, 0);
+		return;
+	}
+	assert_non_null(v);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(v, want, n);
+}
+
+static void
+test_content_type(void **state)
+{
+	rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+	(void) state;
+
+	content_type_is(NULL, NULL);
+	content_type_is(h, NULL);
+	assert_int_equal(rd_kafka_header_add(h, "content-types", -1, "a/b", -1), 0);
+	assert_int_equal(rd_kafka_header_add(h, "schema", -1, "c/d", -1), 0);
+	content_type_is(h, NULL);
+	/* The name in any case. */
+	assert_int_equal(
+	    rd_kafka_header_add(h, "Content-Type", -1, "application/json", -1), 0);
+	content_type_is(h, "application/json");
+	/* The last of several, whatever the case of either name; the value
+	 * of the length it was given. */
+	assert_int_equal(
+	    rd_kafka_header_add(h, "CONTENT-TYPE", -1, "text/plain; q=1", 10), 0);
+	content_type_is(h, "text/plain");
+	assert_int_equal(
+	    rd_kafka_header_add(h, "content-type", -1, "application/json", -1), 0);
+	content_type_is(h, "application/json");
+	/* A header without a value: present and empty. */
+	assert_int_equal(rd_kafka_header_add(h, "content-TYPE", -1, NULL, 0), 0);
+	content_type_is(h, "");
+	rd_kafka_headers_destroy(h);
+}
+
 int
 main(void)
 {
@@ -299,6 +348,7 @@ main(void)
 	    cmocka_unit_test(test_producer_dead),
 	    cmocka_unit_test(test_topic_errors),
 	    cmocka_unit_test(test_list_offsets),
+	    cmocka_unit_test(test_content_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
  *  - waits while the index does not hold a message's record, derives once
  *    it does, and only then commits the offsets in the events group;
  *  - derives nothing for a message ingest's rule rejects, and commits it;
+ *  - reads a message's content-type header as ingest does (the name in any
+ *    case, the last of several);
  *  - gets past a tombstone whose record was created again later, through the
  *    ingest group's committed offsets (the index alone cannot tell), and
  *    past a batch of such messages with one question to that group;
@@ -80,6 +82,7 @@
 #include "storetest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
+#include "lunamatch/json.h"
 #include "lunamatch/kafka.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
@@ -403,6 +406,32 @@ produce_posting_as(const char *as_id)
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* Produces the seed posting at version 1, sent as posting as_id, as JSON
+ * with the n headers names[i]: values[i], in that order. */
+static void
+produce_json_posting_as(
+    const char *as_id, size_t n, const char *const *names, const char *const *values)
+{
+	ProtobufCMessage *m = sample_as(true, SEED_JOB, as_id, 1);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(n);
+	char *text = NULL;
+
+	assert_int_equal(lm_json_encode(m, 0, &text), LM_OK);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(rd_kafka_header_add(h, names[i], -1, values[i], -1),
+		    RD_KAFKA_RESP_ERR_NO_ERROR);
+	/* The message takes h over. */
+	assert_int_equal(
+	    rd_kafka_producev(G.producer, RD_KAFKA_V_TOPIC(POSTINGS),
+	        RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(as_id, strlen(as_id)),
+	        RD_KAFKA_V_VALUE(text, strlen(text)), RD_KAFKA_V_HEADERS(h),
+	        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+	    RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_flush(G.producer, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+	free(text);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
 /* Whether r's index holds posting id at version, waiting for its
  * follower at most WAIT_MS. */
 static bool
@@ -672,6 +701,48 @@ test_owner(void **state)
 	assert_int_equal(stats(R0->owner).messages, 0);
 	assert_int_equal(enqueued(), before);
 	assert_int_equal(committed(POSTINGS), 4);
+}
+
+/* The owner reads a message's content-type header as ingest does
+ * (lm_kafka_content_type): a JSON record sent with `Content-Type` is
+ * decoded as JSON and derives its events (it was read as protobuf and
+ * rejected), and of two such headers the last decides, whatever the case
+ * of their names (`content-type: application/json` then `Content-Type:
+ * text/plain` is rejected, as ingest rejects it). */
+static void
+test_content_type_header(void **state)
+{
+	static const char *const caps[] = {"Content-Type"};
+	static const char *const json[] = {"application/json"};
+	static const char *const two[] = {"content-type", "Content-Type"};
+	static const char *const two_values[] = {"application/json", "text/plain"};
+	uint64_t before;
+
+	(void) state;
+	start_r0();
+	seed_pair();
+	assert_true(wait_messages(R0->owner, 2));
+	before = enqueued();
+
+	/* Stored by ingest: derived, the lead fits it. */
+	produce_json_posting_as("job-json-caps", 1, caps, json);
+	ingest_put_as(true, SEED_JOB, "job-json-caps", 1);
+	ingest_commit(POSTINGS, 2);
+	assert_true(wait_messages(R0->owner, 3));
+	assert_int_equal(stats(R0->owner).rejected, 0);
+	assert_true(enqueued() > before);
+
+	/* Rejected by ingest, which stores nothing: rejected here too. */
+	before = enqueued();
+	produce_json_posting_as("job-json-two", 2, two, two_values);
+	ingest_commit(POSTINGS, 3);
+	assert_true(wait_messages(R0->owner, 4));
+	assert_int_equal(stats(R0->owner).rejected, 1);
+	assert_int_equal(enqueued(), before);
+	for (int64_t end = lm_clock_ms() + WAIT_MS;
+	     committed(POSTINGS) != 3 && lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(committed(POSTINGS), 3);
 }
 
 /* The index's read seam, armed: at the first record a read decodes, the
@@ -2274,6 +2345,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_content_type_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_held_bytes_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
