@@ -852,6 +852,14 @@ test_reject_keys(void **state)
 	assert_int_equal(decode_err(esc, strlen(esc), err, cut, NULL), LM_EPARSE);
 	assert_int_equal(strlen(err), cut - 2);
 	assert_true(lm_pb_utf8_valid(err, strlen(err)));
+	/* jansson's quote can end inside a character in mid-message (here the
+	 * first byte of U+01F3 after an invalid escape): each byte that is not
+	 * part of a whole character is written as '?'. */
+	const char *mid = "{\"id\":\"a\\u0\xc7\xb3\"}";
+	assert_int_equal(decode_err(mid, strlen(mid), err, sizeof(err), NULL), LM_EPARSE);
+	assert_true(lm_pb_utf8_valid(err, strlen(err)));
+	assert_false(lm_text_has_control(err));
+	assert_non_null(strstr(err, "near '\"a\\u0?'"));
 
 	/* Faults: invalid UTF-8 and unknown enum values, by name and number. */
 	const char *u8 = "{\"title\":\"\xff\"}";
