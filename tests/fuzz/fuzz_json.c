@@ -7,7 +7,10 @@
  * rest is the JSON text.
  *
  * Asserts, besides no crash, leak or undefined behaviour: a refusal is
- * LM_EPARSE, LM_ESCHEMA or LM_E2BIG with an error message and no message;
+ * LM_EPARSE, LM_ESCHEMA or LM_E2BIG with an error message and no message,
+ * and its error message is valid UTF-8 without control characters, as
+ * json.h promises, also when cut to fit a smaller buffer (the same input
+ * decoded again with a buffer the input's length picks);
  * an accepted message passes the protobuf round trip (lmf_pb_roundtrip: its
  * bytes are accepted by lm_pb_decode, so JSON lets in nothing that the
  * protobuf path refuses), and encodes to JSON (plain, pretty, and with
@@ -20,6 +23,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/text.h"
 
 /* The JSON encoding of m with flags decodes to a message packing to
  * want[0..n). */
@@ -48,6 +52,19 @@ check_reencode(const ProtobufCMessage *m, unsigned flags, const uint8_t *want, s
 	protobuf_c_message_free_unpacked(again, NULL);
 }
 
+/* err, the error message of a refusal, keeps json.h's promise. */
+static void
+check_message(const char *err, size_t errlen)
+{
+	size_t n = strnlen(err, errlen);
+
+	LMF_CHECK(n < errlen);
+	if (!lm_pb_utf8_valid(err, n))
+		lmf_fail("the error message is not UTF-8: %s", err);
+	if (lm_text_has_control(err))
+		lmf_fail("the error message holds a control character: %s", err);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -66,6 +83,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != LM_OK) {
 		LMF_CHECK(rc == LM_EPARSE || rc == LM_ESCHEMA || rc == LM_E2BIG);
 		LMF_CHECK(m == NULL && err[0] != '\0');
+		check_message(err, sizeof(err));
+		/* Cut: from 1 byte (the NUL alone) to the message less its
+		 * last byte. */
+		size_t cut = 1 + size % strlen(err);
+		LMF_CHECK(lm_json_decode(desc, (const char *) data + 1, size - 1, &m, err,
+		              cut) == rc);
+		LMF_CHECK(m == NULL);
+		check_message(err, cut);
 		return 0;
 	}
 	LMF_CHECK(err[0] == '\0');
