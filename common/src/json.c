@@ -67,17 +67,6 @@ echoable(const char *s)
 	return n > 0;
 }
 
-/* The length of the well-formed UTF-8 character s[0..n) starts with (n >
- * 0), or 0 when it starts with none. */
-static size_t
-utf8_char(const char *s, size_t n)
-{
-	unsigned char c = (unsigned char) s[0];
-	size_t k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-
-	return k > 0 && k <= n && lm_pb_utf8_valid(s, k) ? k : 0;
-}
-
 /*
  * Writes "<path>: <reason>" (or the reason alone at the top) and returns code.
  * The message is valid UTF-8 without control characters whatever the input
@@ -98,24 +87,10 @@ fail(struct dec *d, int code, const char *fmt, ...)
 		vsnprintf(d->err + n, d->errlen - (size_t) n, fmt, ap);
 		va_end(ap);
 	}
-	size_t len = strlen(d->err), w = 0;
+	size_t len = strlen(d->err);
 	if (len == d->errlen - 1)
-		len = lm_pb_utf8_fit(d->err, len);
-	for (size_t i = 0; i < len;) {
-		size_t ctl = lm_text_control(d->err + i, len - i), k;
-		if (ctl > 0) {
-			d->err[w++] = '?';
-			i += ctl;
-		} else if ((k = utf8_char(d->err + i, len - i)) > 0) {
-			memmove(d->err + w, d->err + i, k);
-			w += k;
-			i += k;
-		} else {
-			d->err[w++] = '?';
-			i++;
-		}
-	}
-	d->err[w] = '\0';
+		d->err[lm_pb_utf8_fit(d->err, len)] = '\0';
+	lm_text_clean(d->err);
 	return code;
 }
 

@@ -20,6 +20,7 @@
 #include "lunamatch/json.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/text.h"
 
 lm_ingest_format
 lm_ingest_content_type(const void *value, size_t len)
@@ -68,6 +69,10 @@ reject(lm_ingest_decision *d, const char *reason, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(d->error, sizeof(d->error), fmt, ap);
 	va_end(ap);
+	/* It may quote the record: a character cut at the end goes, and the
+	 * rest is made text (lm_ingest_decision.error). */
+	d->error[lm_pb_utf8_fit(d->error, strlen(d->error))] = '\0';
+	lm_text_clean(d->error);
 	return LM_OK;
 }
 

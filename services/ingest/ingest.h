@@ -98,7 +98,9 @@ typedef struct lm_ingest_decision {
 	                     * holder of the rejected message's dead letter sets
 	                     * what it holds (the consumer: lm_dlq_letter_bytes) */
 	const char *reason; /* REJECT: static token, see above */
-	char error[LM_INGEST_ERROR_MAX]; /* REJECT: what is wrong, naming the field */
+	/* REJECT: what is wrong, naming the field; valid UTF-8 without
+	 * control characters, whatever of the record it quotes. */
+	char error[LM_INGEST_ERROR_MAX];
 	lm_store_pos pos; /* the message's partition and offset: lm_ingest_batch_add */
 	/* PUT of a posting with compliance warnings: the counters of
 	 * ctx->metrics to add 1 to once it is stored (the flagged-postings

@@ -18,7 +18,8 @@
  *
  * Asserts, besides no crash, leak or undefined behaviour: lm_ingest_decide
  * returns LM_OK for every message; a REJECT has a reason token (a snake_case
- * word: a metric label and a DLQ header), an error message and no bytes; a DELETE is a
+ * word: a metric label and a DLQ header), an error message (valid UTF-8
+ * without control characters: it becomes a DLQ header) and no bytes; a DELETE is a
  * tombstone with a valid id equal to the key; a PUT has a valid id equal to the key and
  * bytes that decode (as the match service's follower decodes stored values,
  * lm_pb_decode_compact) to a record with that id and version which
@@ -36,6 +37,7 @@
 #include "lunamatch/json.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/store.h"
+#include "lunamatch/text.h"
 
 static const char *const content_types[] = {
     NULL, "application/json", "application/x-protobuf", "text/plain"};
@@ -191,6 +193,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    strlen(d.reason))
 			lmf_fail("reason \"%s\" is not a snake_case token", d.reason);
 		LMF_CHECK(d.error[0] != '\0' && memchr(d.error, '\0', sizeof(d.error)));
+		if (!lm_pb_utf8_valid(d.error, strlen(d.error)) ||
+		    lm_text_has_control(d.error))
+			lmf_fail("error message \"%s\" is not UTF-8 without control "
+			         "characters",
+			    d.error);
 		LMF_CHECK(d.bytes == NULL);
 		break;
 	case LM_INGEST_DELETE:

@@ -25,6 +25,12 @@ size_t lm_text_control(const void *s, size_t n);
 /* True (non-zero) when the NUL-terminated s holds a control character. */
 int lm_text_has_control(const char *s);
 
+/* Makes the NUL-terminated s, in place, valid UTF-8 without control
+ * characters: each control character and each byte that is not part of a
+ * well-formed UTF-8 character becomes '?'. Never lengthens s; returns its
+ * new length. For messages that quote input. */
+size_t lm_text_clean(char *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,8 +1,10 @@
 /*
  * test_text.c - the control characters of text.h: C0, DEL and C1 (two
  * bytes in UTF-8), whole characters only; other text, UTF-8 letters and
- * U+00A0 included, is not one.
+ * U+00A0 included, is not one; and lm_text_clean, which writes '?' for
+ * control characters and for bytes that are not UTF-8.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "lmtest.h"
@@ -38,12 +40,44 @@ test_has_control(void **state)
 	assert_false(lm_text_has_control(""));
 }
 
+/* lm_text_clean keeps valid UTF-8 text as it is and turns each control
+ * character and each byte outside a well-formed character into '?'. */
+static void
+test_clean(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"", ""}, {"plain text", "plain text"},
+	    {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+	        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+	    {"a\x13"
+	     "b",
+	        "a?b"},              /* C0 */
+	    {"a\x7f", "a?"},         /* DEL */
+	    {"x\xc2\x9by", "x?y"},   /* C1: one '?' for its two bytes */
+	    {"\"U\xc7\"", "\"U?\""}, /* a lone lead byte */
+	    {"\xe2\x82", "??"},      /* a character cut short */
+	    {"\xc0\xaf", "??"},      /* overlong */
+	    {"\xed\xa0\x80", "???"}, /* a surrogate */
+	    {"\x80tail", "?tail"},   /* a continuation byte alone */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[64];
+		snprintf(buf, sizeof(buf), "%s", cases[i].in);
+		assert_int_equal(lm_text_clean(buf), strlen(cases[i].out));
+		assert_string_equal(buf, cases[i].out);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_control),
 	    cmocka_unit_test(test_has_control),
+	    cmocka_unit_test(test_clean),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

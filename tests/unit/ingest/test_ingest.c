@@ -15,6 +15,7 @@
 #include "lunamatch/json.h"
 #include "lunamatch/metrics.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/text.h"
 #include "records.h"
 
 /* The real taxonomy and rate table; embeddings of 4 values. */
@@ -248,6 +249,30 @@ test_json_profile(void **state)
 	char *json = posting_json("job-1", "T", "IE", "EUR", "");
 	assert_json_reason(LM_KIND_PROFILE, "job-1", json, "schema", "unknown field");
 	free(json);
+}
+
+/* A reject message that quotes the record is text: a control character
+ * the record holds (C0 or C1, valid JSON escapes) is written '?', as the
+ * dead-letter header and the log take it (lm_ingest_decision.error). */
+static void
+test_error_quotes_clean(void **state)
+{
+	static const char *const country[] = {"U\\u0013", "\\u009bU"};
+	static const char *const shown[] = {"\"U?\"", "\"?U\""};
+	(void) state;
+
+	for (size_t i = 0; i < 2; i++) {
+		char *json = posting_json("job-1", "T", country[i], "EUR", "");
+		lm_ingest_decision d;
+		decide(
+		    LM_KIND_POSTING, "job-1", json, strlen(json), "application/json", &d);
+		assert_int_equal(d.action, LM_INGEST_REJECT);
+		if (strstr(d.error, shown[i]) == NULL)
+			fail_msg("error \"%s\" lacks %s", d.error, shown[i]);
+		assert_false(lm_text_has_control(d.error));
+		lm_ingest_decision_clear(&d);
+		free(json);
+	}
 }
 
 static void
@@ -1788,6 +1813,7 @@ main(void)
 	    cmocka_unit_test(test_content_type),
 	    cmocka_unit_test(test_protobuf_posting),
 	    cmocka_unit_test(test_json_profile),
+	    cmocka_unit_test(test_error_quotes_clean),
 	    cmocka_unit_test(test_key_mismatch),
 	    cmocka_unit_test(test_compliance_metrics),
 	    cmocka_unit_test(test_reject_reasons),
