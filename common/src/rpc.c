@@ -3,11 +3,13 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lunamatch/error.h"
+#include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
 
 static const char *const status_names[] = {
@@ -114,6 +116,71 @@ lm_rpc_status_from_err(int err)
 		return LUNAMATCH__V1__STATUS_CODE__ALREADY_EXISTS;
 	default:
 		return LUNAMATCH__V1__STATUS_CODE__INTERNAL;
+	}
+}
+
+void
+lm_rpc_envelope_scan(
+    const uint8_t *p, size_t len, char *method, char *reqid, size_t *nmeta)
+{
+	size_t i = 0;
+
+	method[0] = reqid[0] = '\0';
+	if (nmeta != NULL)
+		*nmeta = 0;
+	while (i < len) {
+		uint64_t key = 0, v = 0;
+		int shift = 0;
+		while (i < len && shift < 64) {
+			key |= (uint64_t) (p[i] & 0x7f) << shift;
+			shift += 7;
+			if ((p[i++] & 0x80) == 0)
+				goto have_key;
+		}
+		return;
+	have_key:
+		switch (key & 7) {
+		case 0: /* varint */
+			while (i < len && (p[i] & 0x80))
+				i++;
+			i++;
+			break;
+		case 1:
+			i += 8;
+			break;
+		case 5:
+			i += 4;
+			break;
+		case 2:
+			shift = 0;
+			while (i < len && shift < 64) {
+				v |= (uint64_t) (p[i] & 0x7f) << shift;
+				shift += 7;
+				if ((p[i++] & 0x80) == 0)
+					goto have_len;
+			}
+			return;
+		have_len:
+			if (v > len - i)
+				return;
+			if ((key >> 3) == 4 && nmeta != NULL)
+				(*nmeta)++;
+			if ((key >> 3) == 1 || (key >> 3) == 2) {
+				char *dst = (key >> 3) == 1 ? method : reqid;
+				size_t cap = (key >> 3) == 1 ? LM_RPC_MAX_METHOD
+				                             : LM_RPC_MAX_REQUEST_ID;
+				dst[0] = '\0';
+				if (v <= cap && memchr(p + i, '\0', v) == NULL &&
+				    lm_pb_utf8_valid((const char *) p + i, v)) {
+					memcpy(dst, p + i, v);
+					dst[v] = '\0';
+				}
+			}
+			i += v;
+			break;
+		default:
+			return;
+		}
 	}
 }
 

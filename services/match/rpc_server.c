@@ -505,77 +505,6 @@ reply(struct slot *sl, nng_msg *msg, const Lunamatch__V1__RpcResponse *r,
 	send_reply(sl, msg);
 }
 
-/*
- * Reads the method (field 1) and request_id (field 2) of an RpcRequest
- * and counts its metadata entries (field 4) without decoding it, for
- * answers given before the envelope is decoded. Either string stays ""
- * when absent, longer than its limit, not UTF-8 or when the bytes are not
- * a well-formed message; *nmeta (nmeta may be NULL) counts the entries
- * up to where the bytes stop being well-formed. Allocates nothing.
- */
-static void
-scan_envelope(const uint8_t *p, size_t len, char *method, char *reqid, size_t *nmeta)
-{
-	size_t i = 0;
-
-	method[0] = reqid[0] = '\0';
-	if (nmeta != NULL)
-		*nmeta = 0;
-	while (i < len) {
-		uint64_t key = 0, v = 0;
-		int shift = 0;
-		while (i < len && shift < 64) {
-			key |= (uint64_t) (p[i] & 0x7f) << shift;
-			shift += 7;
-			if ((p[i++] & 0x80) == 0)
-				goto have_key;
-		}
-		return;
-	have_key:
-		switch (key & 7) {
-		case 0: /* varint */
-			while (i < len && (p[i] & 0x80))
-				i++;
-			i++;
-			break;
-		case 1:
-			i += 8;
-			break;
-		case 5:
-			i += 4;
-			break;
-		case 2:
-			shift = 0;
-			while (i < len && shift < 64) {
-				v |= (uint64_t) (p[i] & 0x7f) << shift;
-				shift += 7;
-				if ((p[i++] & 0x80) == 0)
-					goto have_len;
-			}
-			return;
-		have_len:
-			if (v > len - i)
-				return;
-			if ((key >> 3) == 4 && nmeta != NULL)
-				(*nmeta)++;
-			if ((key >> 3) == 1 || (key >> 3) == 2) {
-				char *dst = (key >> 3) == 1 ? method : reqid;
-				size_t cap = (key >> 3) == 1 ? LM_RPC_MAX_METHOD
-				                             : LM_RPC_MAX_REQUEST_ID;
-				if (v <= cap && memchr(p + i, '\0', v) == NULL &&
-				    lm_pb_utf8_valid((const char *) p + i, v)) {
-					memcpy(dst, p + i, v);
-					dst[v] = '\0';
-				}
-			}
-			i += v;
-			break;
-		default:
-			return;
-		}
-	}
-}
-
 /* Index of a full method name in the service, or -1. */
 static int
 find_method(const lm_rpc_server *s, const char *full)
@@ -608,7 +537,7 @@ early_reply(struct slot *sl, int code, enum reject why, const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	fit_message(text, code);
-	scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid, NULL);
+	lm_rpc_envelope_scan(nng_msg_body(msg), nng_msg_len(msg), method, reqid, NULL);
 	r.request_id = reqid;
 	r.code = (Lunamatch__V1__StatusCode) code;
 	r.message = text;
@@ -805,7 +734,8 @@ slot_cb(void *arg)
 	if (atomic_load(&s->probe_active)) {
 		char method[LM_RPC_MAX_METHOD + 1], reqid[LM_RPC_MAX_REQUEST_ID + 1];
 		char want[32];
-		scan_envelope(nng_msg_body(msg), nng_msg_len(msg), method, reqid, NULL);
+		lm_rpc_envelope_scan(
+		    nng_msg_body(msg), nng_msg_len(msg), method, reqid, NULL);
 		snprintf(want, sizeof(want), "probe-%u", atomic_load(&s->probe_seq));
 		if (strcmp(reqid, want) == 0)
 			atomic_store(&s->probe_seen, true);
@@ -868,7 +798,7 @@ handle(lm_rpc_server *s, struct slot *sl, Lunamatch__V1__RpcRequest **reqp,
 
 	/* The metadata limit is checked on the wire: decoding first would
 	 * allocate a message for every entry (two bytes each on the wire). */
-	scan_envelope(
+	lm_rpc_envelope_scan(
 	    nng_msg_body(sl->msg), nng_msg_len(sl->msg), method, sl->reqid, &nmeta);
 	if (nmeta > LM_RPC_MAX_METADATA) {
 		r->code = CODE_INVALID;

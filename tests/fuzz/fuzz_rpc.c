@@ -5,9 +5,8 @@
  * LM_RPC_DEFAULT_MAX_REQUEST bytes), then given to the method's handler and
  * its commit from the service's handler table (lm_match_service_methods),
  * over the fixed index of fuzzindex.h marked loaded, with inline records
- * prepared against the real data files. The nng envelope handling of
- * rpc_server.c (a static part of the server) is not reached; fuzz_pb
- * decodes RpcRequest envelopes.
+ * prepared against the real data files. The envelope around the payload
+ * is fuzz_envelope's (and fuzz_pb decodes RpcRequest envelopes).
  *
  * Input: byte 0 picks the method (table entry byte % count), byte 1 the
  * request's caller metadata (bit 0: present), the rest is the payload.

@@ -80,6 +80,20 @@ const char *lm_rpc_status_name(int code);
 int lm_rpc_status_from_err(int err);
 
 /*
+ * Reads the method (field 1) and request_id (field 2) of the RpcRequest
+ * p[0..len) and counts its metadata entries (field 4) without decoding it,
+ * for answers given before the envelope is decoded (the server's). method
+ * and reqid have room for LM_RPC_MAX_METHOD and LM_RPC_MAX_REQUEST_ID
+ * bytes and a NUL. Each string is the field's last occurrence before the
+ * bytes stop being well-formed (if they do), the one a decoder keeps; ""
+ * when there is none, or when it is longer than its limit, holds a NUL or
+ * is not UTF-8. *nmeta (nmeta may be NULL) counts the entries up to the
+ * same point. Allocates nothing.
+ */
+void lm_rpc_envelope_scan(
+    const uint8_t *p, size_t len, char *method, char *reqid, size_t *nmeta);
+
+/*
  * Checks the limits of a decoded request envelope: method and request_id
  * lengths, metadata count, key syntax and sizes. It does not look at the
  * method's existence or at the payload. Returns LM_OK or LM_EINVAL with the
