@@ -226,8 +226,9 @@ lm_dlq_free(lm_dlq *q)
 }
 
 /* Copies s into buf (cap bytes) as one line of text: a control character
- * (lm_text_control), which the error may quote from the producer's
- * input, becomes escapes (\n, \r, \t, or \xHH for each of its bytes), and
+ * (lm_text_control), which ingest's error messages no longer hold
+ * (lm_ingest_decision.error) but a caller's text might, becomes escapes
+ * (\n, \r, \t, or \xHH for each of its bytes), and
  * the copy ends short of cap at a whole character or escape. Returns its
  * length. */
 static size_t

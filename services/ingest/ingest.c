@@ -71,7 +71,8 @@ reject(lm_ingest_decision *d, const char *reason, const char *fmt, ...)
 	va_end(ap);
 	/* It may quote the record: a character cut at the end goes, and the
 	 * rest is made text (lm_ingest_decision.error). */
-	d->error[lm_pb_utf8_fit(d->error, strlen(d->error))] = '\0';
+	if (strlen(d->error) == sizeof(d->error) - 1)
+		d->error[lm_pb_utf8_fit(d->error, sizeof(d->error) - 1)] = '\0';
 	lm_text_clean(d->error);
 	return LM_OK;
 }
