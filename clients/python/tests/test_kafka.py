@@ -250,3 +250,15 @@ def test_group_consumer_is_at_least_once(stack):
     with member() as c:
         assert next(c.events(count=1, timeout=30)) == evs[3]
     assert committed() == 5  # the with block ended without an exception
+
+
+def test_content_type_header_as_the_services_read_it():
+    # The name in any case, the last of several (as ingest and the event
+    # owner read it), parameters dropped; None without one.
+    from lunamatch._kafka import content_type
+    assert content_type(None) is None
+    assert content_type([("other", b"x")]) is None
+    assert content_type([("Content-Type", b"Application/JSON; charset=utf-8")]) == "application/json"
+    assert content_type([("content-type", b"application/json"),
+                         ("CONTENT-TYPE", b"application/x-protobuf")]) == "application/x-protobuf"
+    assert content_type([("content-type", None)]) == ""

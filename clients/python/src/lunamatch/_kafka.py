@@ -40,9 +40,11 @@ def topic(kind: str, value: Optional[str]) -> str:
 
 def content_type(headers) -> Optional[str]:
     """The media type of a message's content-type header (name matched
-    case-insensitively, parameters dropped), or None without one."""
+    case-insensitively, the last of several, as the services read it;
+    parameters dropped), or None without one."""
+    found = None
     for k, v in headers or ():
         if k.lower() == "content-type":
             text = v.decode("utf-8", "replace") if isinstance(v, bytes) else (v or "")
-            return text.split(";", 1)[0].strip().lower()
-    return None
+            found = text.split(";", 1)[0].strip().lower()
+    return found
