@@ -171,6 +171,9 @@ about() {
 }
 
 load=$(cut -d' ' -f1 /proc/loadavg)
+# Named before the result file is rewritten, which would make the tree dirty.
+about_build=$(about "$build")
+about_ref=${ref:+$(about "$ref")}
 # (measure's status is that of an assignment, so that set -e stops here.)
 if [ -n "$ref" ]; then
 	counts=$(measure "$ref" reference)
@@ -182,7 +185,7 @@ read -r per d1 ll <<<"$counts"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 f="$out/server-callgrind-$postings.txt"
 {
-	echo "lunamatch-match under callgrind  $(date -u +%Y-%m-%dT%H:%MZ)  commit $(about "$build")"
+	echo "lunamatch-match under callgrind  $(date -u +%Y-%m-%dT%H:%MZ)  commit $about_build"
 	echo "machine      $(nproc) x $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
 	echo "load         $load at the start (1 min average); instruction counts do not depend on it"
 	echo "data         $postings postings, 5000 profiles (lunamatch-loadgen, seed 1); one worker, events off"
@@ -191,7 +194,7 @@ f="$out/server-callgrind-$postings.txt"
 	echo
 	echo "instructions per call   $per"
 	if [ -n "$ref" ]; then
-		echo "reference               $per_ref  (commit $(about "$ref"), same calls)"
+		echo "reference               $per_ref  (commit $about_ref, same calls)"
 		echo "ratio                   $(ratio "$per" "$per_ref")"
 	fi
 	if [ "$cache" = 1 ]; then
