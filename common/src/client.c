@@ -57,6 +57,11 @@
 #include "lunamatch/random.h"
 #include "lunamatch/rpc.h"
 
+/* The client's default request limit is the servers' (a public header of
+ * its own, without nng). */
+static_assert(LM_CLIENT_DEFAULT_MAX_REQUEST == LM_RPC_DEFAULT_MAX_REQUEST,
+    "the client's default request limit is the server's");
+
 static_assert(LM_CLIENT_MAX_REQUEST == LM_RPC_MAX_REQUEST_BYTES,
     "a client sends what the largest server limit admits");
 

@@ -156,6 +156,7 @@ static const struct opt opts[] = {
         "scoring worker threads"},
     {"rpc-contexts", "LUNAMATCH_RPC_CONTEXTS", T_U32, OFF(rpc_contexts), "64", 1, 4096,
         LM_PROG_MATCH, "concurrent RPC contexts"},
+    /* LM_RPC_DEFAULT_MAX_REQUEST, as text. */
     {"max-request-bytes", "LUNAMATCH_MAX_REQUEST_BYTES", T_U32, OFF(max_request_bytes),
         "1048576", 1024, (double) LM_RPC_MAX_REQUEST_BYTES, LM_PROG_MATCH,
         "largest accepted RPC message"},

@@ -84,8 +84,9 @@ extern "C" {
  * grace) together with the connection, without an answer, so a larger one
  * is refused before it is sent.
  */
-#define LM_CLIENT_DEFAULT_MAX_REQUEST ((size_t) 1 << 20)
-#define LM_CLIENT_MAX_REQUEST         ((size_t) 64 << 20)
+#define LM_CLIENT_DEFAULT_MAX_REQUEST                                                    \
+	((size_t) 1 << 20) /* = LM_RPC_DEFAULT_MAX_REQUEST */
+#define LM_CLIENT_MAX_REQUEST ((size_t) 64 << 20)
 /*
  * Memory an answer of n bytes may take to decode (its envelope, then its
  * payload, each): LM_CLIENT_DECODE_FLOOR + LM_CLIENT_DECODE_FACTOR * n

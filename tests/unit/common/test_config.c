@@ -9,6 +9,7 @@
 #include "lunamatch/config.h"
 #include "lunamatch/error.h"
 #include "lunamatch/kafka.h"
+#include "lunamatch/rpc.h"
 #include "lunamatch/store.h"
 
 static int
@@ -35,6 +36,8 @@ test_defaults(void **state)
 	assert_true(cfg.event_min_score > 0.69 && cfg.event_min_score < 0.71);
 	assert_int_equal(cfg.event_top_n, 50);
 	assert_int_equal(cfg.log_level, LM_LOG_INFO);
+	/* The one request limit of server and clients (rpc.h). */
+	assert_int_equal(cfg.max_request_bytes, LM_RPC_DEFAULT_MAX_REQUEST);
 	char url[600];
 	assert_int_equal(lm_config_notify_url(&cfg, url, sizeof(url)), LM_OK);
 	assert_string_equal(url, "ipc://./var/notify.ipc");
