@@ -79,14 +79,13 @@ extern "C" {
 /*
  * Largest RpcRequest envelope a call sends (lm_client_request_size gives a
  * call's): by default the match service's own default limit
- * (LUNAMATCH_MAX_REQUEST_BYTES); at most the largest limit the service can
- * be given. A server drops a request over its limit (by more than a small
- * grace) together with the connection, without an answer, so a larger one
- * is refused before it is sent.
+ * (LUNAMATCH_MAX_REQUEST_BYTES, LM_RPC_DEFAULT_MAX_REQUEST); at most the
+ * largest limit the service can be given. A server drops a request over
+ * its limit (by more than a small grace) together with the connection,
+ * without an answer, so a larger one is refused before it is sent.
  */
-#define LM_CLIENT_DEFAULT_MAX_REQUEST                                                    \
-	((size_t) 1 << 20) /* = LM_RPC_DEFAULT_MAX_REQUEST */
-#define LM_CLIENT_MAX_REQUEST ((size_t) 64 << 20)
+#define LM_CLIENT_DEFAULT_MAX_REQUEST ((size_t) 1 << 20)
+#define LM_CLIENT_MAX_REQUEST         ((size_t) 64 << 20)
 /*
  * Memory an answer of n bytes may take to decode (its envelope, then its
  * payload, each): LM_CLIENT_DECODE_FLOOR + LM_CLIENT_DECODE_FACTOR * n
