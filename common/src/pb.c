@@ -64,10 +64,8 @@ bad(struct walk *w, int code, const char *fmt, ...)
 	return code;
 }
 
-/* Reads a varint at p[*pos..len); false if it is cut off or longer than 10
- * bytes. */
-static bool
-varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
+bool
+lm_pb_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
 {
 	uint64_t x = 0;
 	for (unsigned i = 0; i < 10 && *pos < len; i++) {
@@ -118,7 +116,7 @@ check_packed(
 	}
 	for (size_t pos = 0; pos < len;) {
 		uint64_t v;
-		if (!varint(p, len, &pos, &v))
+		if (!lm_pb_varint(p, len, &pos, &v))
 			return bad(w, LM_EPARSE, "truncated varint in packed field");
 		if (f->type == PROTOBUF_C_TYPE_BOOL && v > 1)
 			return bad(w, LM_EPARSE, "packed boolean is neither 0 nor 1");
@@ -145,7 +143,7 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 		size_t at = base + pos;
 		w->depth = depth - 1; /* the path of this message */
 		uint64_t tag, n;
-		if (!varint(p, len, &pos, &tag))
+		if (!lm_pb_varint(p, len, &pos, &tag))
 			return bad(w, LM_EPARSE, "truncated field tag at byte %zu", at);
 		uint64_t num = tag >> 3;
 		unsigned wt = (unsigned) (tag & 7);
@@ -172,7 +170,7 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 		size_t vat = base + pos; /* where the value starts */
 		switch (wt) {
 		case 0:
-			if (!varint(p, len, &pos, &n))
+			if (!lm_pb_varint(p, len, &pos, &n))
 				return bad(
 				    w, LM_EPARSE, "truncated varint at byte %zu", vat);
 			break;
@@ -186,7 +184,7 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 			break;
 		}
 		case 2: {
-			if (!varint(p, len, &pos, &n))
+			if (!lm_pb_varint(p, len, &pos, &n))
 				return bad(
 				    w, LM_EPARSE, "truncated length at byte %zu", vat);
 			if (n > len - pos)

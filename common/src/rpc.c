@@ -129,21 +129,13 @@ lm_rpc_envelope_scan(
 	if (nmeta != NULL)
 		*nmeta = 0;
 	while (i < len) {
-		uint64_t key = 0, v = 0;
-		int shift = 0;
-		while (i < len && shift < 64) {
-			key |= (uint64_t) (p[i] & 0x7f) << shift;
-			shift += 7;
-			if ((p[i++] & 0x80) == 0)
-				goto have_key;
-		}
-		return;
-	have_key:
+		uint64_t key, v;
+		if (!lm_pb_varint(p, len, &i, &key))
+			return;
 		switch (key & 7) {
 		case 0: /* varint */
-			while (i < len && (p[i] & 0x80))
-				i++;
-			i++;
+			if (!lm_pb_varint(p, len, &i, &v))
+				return;
 			break;
 		case 1:
 			i += 8;
@@ -152,16 +144,7 @@ lm_rpc_envelope_scan(
 			i += 4;
 			break;
 		case 2:
-			shift = 0;
-			while (i < len && shift < 64) {
-				v |= (uint64_t) (p[i] & 0x7f) << shift;
-				shift += 7;
-				if ((p[i++] & 0x80) == 0)
-					goto have_len;
-			}
-			return;
-		have_len:
-			if (v > len - i)
+			if (!lm_pb_varint(p, len, &i, &v) || v > len - i)
 				return;
 			if ((key >> 3) == 4 && nmeta != NULL)
 				(*nmeta)++;

@@ -44,6 +44,13 @@ extern "C" {
 int lm_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
     size_t max_len, ProtobufCMessage **out, char *err, size_t errlen);
 
+/*
+ * Reads the base-128 varint at p[*pos..len) into *v and moves *pos past it.
+ * Returns false, with *pos past the bytes read and *v untouched, if the
+ * varint is cut off by len or longer than the 10 bytes a 64-bit value takes.
+ */
+bool lm_pb_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v);
+
 /* Test seam (fault.h): the next n allocations of lm_pb_decode fail, as
  * malloc would. */
 void lm_pb_fail_allocs(unsigned n);
