@@ -20,6 +20,8 @@
  * receives. A server stopped (SIGSTOP) in the middle of a count run: the
  * run ends at --time-limit with exit 1 and what it measured; a server
  * stopped before the run: the first warm-up call ends it, exit 3.
+ * bench_index, the in-process benchmark, at a small size: every phase its
+ * results file reports ran over the counts asked for.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -688,6 +691,56 @@ test_bench_server_down(void **state)
 	lmt_run_result_free(&r);
 }
 
+/* The in-process index benchmark at a small size: every phase it reports
+ * ran over the counts asked for. At 600 postings the writes phases change
+ * min(600, 2000) postings each; the qps phase ran for a while. */
+static void
+test_bench_index_phases(void **state)
+{
+	char outdir[4300], path[4400];
+	const char *argv[] = {lmt_bin("bench_index"), "--postings", "600", "--profiles",
+	    "120", "--queries", "25", "--max-seconds", "5", "--qps-seconds", "1",
+	    "--threads", "1", "--out-dir", outdir, "--commit", "test", NULL};
+	const char *phases[] = {"match_jobs_none", "match_jobs_summary",
+	    "match_jobs_full", "match_candidates_summary"};
+	json_error_t e;
+	json_t *j, *r, *w;
+	lmt_run_result res;
+
+	(void) state;
+	snprintf(outdir, sizeof(outdir), "%s/bench-index", G.dir);
+	assert_int_equal(mkdir(outdir, 0700), 0);
+	res = run(argv);
+	assert_int_equal(res.status, 0);
+	lmt_run_result_free(&res);
+	snprintf(path, sizeof(path), "%s/index.json", outdir);
+	j = json_load_file(path, 0, &e);
+	if (j == NULL)
+		fail_msg("%s: %s", path, e.text);
+	r = json_array_get(json_object_get(j, "runs"), 0);
+	assert_non_null(r);
+	assert_int_equal(json_array_size(json_object_get(j, "runs")), 1);
+	assert_true(num(r, "postings", NULL) == 600);
+	assert_true(num(r, "profiles", NULL) == 120);
+	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+		const json_t *l =
+		    json_object_get(json_object_get(r, "latency"), phases[i]);
+		assert_non_null(l);
+		assert_true(num(l, "n", NULL) == 25);
+		assert_true(num(l, "matches_per_query", NULL) > 0);
+		assert_true(num(l, "matches_per_query", NULL) <= 10);
+		assert_true(num(l, "p50_us", NULL) <= num(l, "p99_us", NULL));
+	}
+	assert_true(
+	    num(json_array_get(json_object_get(r, "qps"), 0), "queries", NULL) > 0);
+	w = json_object_get(r, "stored_posting_changes");
+	assert_true(num(w, "update", "n") == 600);
+	assert_true(num(w, "edit", "n") == 600);
+	assert_true(num(w, "remove", "n") == 600);
+	assert_true(num(json_object_get(r, "reshare_puts"), "puts", NULL) > 0);
+	json_decref(j);
+}
+
 static void
 test_bench_usage(void **state)
 {
@@ -746,6 +799,7 @@ main(void)
 	    cmocka_unit_test(test_bench_warmup_unreachable),
 	    cmocka_unit_test(test_bench_server_down),
 	    cmocka_unit_test(test_bench_usage),
+	    cmocka_unit_test(test_bench_index_phases),
 	};
 	/* LMT_TEST_FILTER=test_loadgen* runs some tests (a cmocka glob). */
 	if (getenv("LMT_TEST_FILTER") != NULL)
