@@ -863,6 +863,46 @@ apply_entry(lm_follower *f, struct entry *b)
 }
 
 /*
+ * Takes out of the index the records answers found damaged in the store
+ * (lm_index_take_damaged) that the index still holds at that version and
+ * the store still holds damaged or at that version: a load of the store
+ * skips them, so the index then holds what a fresh load would, statistics
+ * and counts included. A record the store holds at another version, or no
+ * more, has a change entry of its own; a read failing for another reason
+ * is left, and the next answer that meets the record notes it again.
+ */
+static void
+remove_damaged(lm_follower *f)
+{
+	lm_index_damaged d[LM_INDEX_DAMAGED_NOTED];
+	size_t n = lm_index_take_damaged(f->idx, d, LM_INDEX_DAMAGED_NOTED);
+
+	for (size_t i = 0; i < n; i++) {
+		lm_kind kind = d[i].posting ? LM_KIND_POSTING : LM_KIND_PROFILE;
+		struct copied c = {NULL, 0, 0};
+		bool damaged = false;
+		uint64_t held;
+		int rc;
+
+		if (lm_index_record_version(f->idx, d[i].posting, d[i].id, &held) !=
+		        LM_OK ||
+		    held != d[i].version)
+			continue;
+		rc = lm_store_read_checked(
+		    f->store, kind, d[i].id, copy_record, &c, &damaged);
+		free(c.bytes);
+		if (rc == LM_OK ? c.version != d[i].version : !damaged)
+			continue;
+		lm_warn("follower.skip",
+		    "%s %s version %llu taken out of the index: its stored record is "
+		    "damaged (index.damaged)",
+		    lm_kind_name(kind), d[i].id, (unsigned long long) d[i].version);
+		atomic_fetch_add(&f->errors, 1);
+		remove_record(f, kind, d[i].id, atomic_load(&f->seq));
+	}
+}
+
+/*
  * Applies one batch of new changes. *more is true when the batch was full.
  * Returns LM_OK, or the error that kept the change log from being read or
  * an entry from being applied (the follower's seq then stays before that
@@ -940,6 +980,7 @@ drain(lm_follower *f)
 	/* The position is recorded when due also between the batches of a
 	 * long drain (a replica catching up), so that its lease does not run
 	 * out and trimming pass it meanwhile. */
+	remove_damaged(f);
 	while (more && !atomic_load(&f->stop)) {
 		rc = apply_batch(f, &more);
 		heartbeat(f);

@@ -171,8 +171,11 @@ struct lm_index {
 	pthread_mutex_t rb_lock;
 	int (*seam)(void *arg, size_t *budget); /* under rb_lock */
 	void *seam_arg;
-	_Atomic size_t walked;      /* doc ids the last step walked (0: held, failed) */
-	_Atomic uint64_t damaged;   /* reads of damaged records (note_damaged) */
+	_Atomic size_t walked;    /* doc ids the last step walked (0: held, failed) */
+	_Atomic uint64_t damaged; /* reads of damaged records (note_damaged) */
+	pthread_mutex_t dq_lock;  /* guards the two below */
+	lm_index_damaged dq[LM_INDEX_DAMAGED_NOTED]; /* noted, for the follower */
+	size_t ndq;
 	bool loading;               /* lm_index_loading: no periodic re-snapshot */
 	uint64_t gen;               /* changes of statistics or shares, ever */
 	pthread_mutex_t drift_lock; /* guards the two below */
@@ -1230,6 +1233,7 @@ lm_index_new(const lm_model *model, lm_index **out)
 	pthread_mutex_init(&idx->pool_lock, NULL);
 	pthread_mutex_init(&idx->drift_lock, NULL);
 	pthread_mutex_init(&idx->rb_lock, NULL);
+	pthread_mutex_init(&idx->dq_lock, NULL);
 	pthread_rwlockattr_init(&attr);
 #ifdef __GLIBC__
 	/* Updates must not starve behind a steady stream of queries. */
@@ -1241,6 +1245,7 @@ lm_index_new(const lm_model *model, lm_index **out)
 		pthread_mutex_destroy(&idx->pool_lock);
 		pthread_mutex_destroy(&idx->drift_lock);
 		pthread_mutex_destroy(&idx->rb_lock);
+		pthread_mutex_destroy(&idx->dq_lock);
 		lm_idf_snap_free(idx->snap);
 		lm_inverted_free(idx->piv);
 		lm_inverted_free(idx->civ);
@@ -1299,6 +1304,7 @@ lm_index_free(lm_index *idx)
 	pthread_mutex_destroy(&idx->pool_lock);
 	pthread_mutex_destroy(&idx->drift_lock);
 	pthread_mutex_destroy(&idx->rb_lock);
+	pthread_mutex_destroy(&idx->dq_lock);
 	pthread_rwlock_destroy(&idx->lock);
 	free(idx);
 }
@@ -3811,20 +3817,54 @@ entry_decode(lm_index *idx, const struct ent *e, bool posting, bool compact,
 
 /*
  * An answer met entry e (a posting's when posting) whose stored record is
- * damaged (entry_decode): counted (lm_index_counts.damaged) each time, and
- * logged once per entry (index.damaged, with its id and version); a new
- * version of the record is a new entry. Read lock held; any thread.
+ * damaged (entry_decode): counted (lm_index_counts.damaged) each time,
+ * logged once per entry (index.damaged, with its id and version; a new
+ * version of the record is a new entry), and noted for the follower to
+ * remove (lm_index_take_damaged) unless it is noted already. Read lock
+ * held; any thread.
  */
 static void
 note_damaged(lm_index *idx, struct ent *e, bool posting)
 {
+	bool noted = false;
+
 	atomic_fetch_add(&idx->damaged, 1);
 	if (!atomic_exchange(&e->damage_logged, true))
 		lm_error("index.damaged",
 		    "the stored %s %s version %" PRIu64
 		    " does not decode (damaged): left out of match lists, and the "
-		    "calls that need it fail",
+		    "calls that need it fail until it is taken out of the index",
 		    posting ? "posting" : "profile", e->id, e->version);
+	if (strlen(e->id) > LM_RECORD_ID_MAX)
+		return;
+	pthread_mutex_lock(&idx->dq_lock);
+	for (size_t i = 0; i < idx->ndq && !noted; i++)
+		noted = idx->dq[i].posting == posting &&
+		        idx->dq[i].version == e->version &&
+		        strcmp(idx->dq[i].id, e->id) == 0;
+	if (!noted && idx->ndq < LM_INDEX_DAMAGED_NOTED) {
+		lm_index_damaged *d = &idx->dq[idx->ndq++];
+		d->posting = posting;
+		d->version = e->version;
+		strcpy(d->id, e->id);
+	}
+	pthread_mutex_unlock(&idx->dq_lock);
+}
+
+size_t
+lm_index_take_damaged(lm_index *idx, lm_index_damaged *out, size_t max)
+{
+	size_t n;
+
+	if (idx == NULL || out == NULL)
+		return 0;
+	pthread_mutex_lock(&idx->dq_lock);
+	n = idx->ndq < max ? idx->ndq : max;
+	memcpy(out, idx->dq, n * sizeof(*out));
+	memmove(idx->dq, idx->dq + n, (idx->ndq - n) * sizeof(*out));
+	idx->ndq -= n;
+	pthread_mutex_unlock(&idx->dq_lock);
+	return n;
 }
 
 /* Fills *v for entry e, a posting's when posting. Returns LM_OK or an

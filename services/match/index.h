@@ -406,6 +406,28 @@ int lm_index_record_size(lm_index *idx, bool posting, const char *id, uint64_t *
 int lm_index_record_version(
     lm_index *idx, bool posting, const char *id, uint64_t *version);
 
+/*
+ * A record an answer found damaged in the store (its stored value or
+ * record does not decode), at the version the index holds. A load of the
+ * store skips such a record (lm_store_snapshot_checked), so an index that
+ * keeps it differs from a fresh one in its statistics and counts: the
+ * follower takes these (lm_index_take_damaged) and removes each record
+ * still damaged at that version.
+ */
+typedef struct lm_index_damaged {
+	bool posting; /* a posting, else a profile */
+	uint64_t version;
+	char id[LM_RECORD_ID_MAX + 1];
+} lm_index_damaged;
+
+/* Records noted and not yet taken, at most; more are dropped (an answer
+ * that meets one of them again notes it again). */
+#define LM_INDEX_DAMAGED_NOTED 64
+
+/* Moves up to max of the damaged records noted since the last call to out,
+ * oldest first, and returns how many. Any thread. */
+size_t lm_index_take_damaged(lm_index *idx, lm_index_damaged *out, size_t max);
+
 /* The score of one stored pair (0 and *eligible false when vetoed;
  * eligible may be NULL). LM_ENOENT when either record is not stored. */
 int lm_index_pair_score(lm_index *idx, const char *candidate_id, const char *job_id,

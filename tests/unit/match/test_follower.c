@@ -1428,6 +1428,61 @@ damaged_value(struct fx *fx, bool header)
 	lm_follower_free(f);
 }
 
+/*
+ * A record damaged in the store after the index took it (its value
+ * rewritten behind the store's back, no change entry): the first answer
+ * that reads it notes it, and the follower's next round takes it out of
+ * the index, so that the index holds what a fresh load of the store holds
+ * (a load skips the record), statistics and counts included. Before, it
+ * stayed counted until the record was written again or the replica
+ * restarted, and every other posting's score differed from a fresh
+ * replica's.
+ */
+static void
+test_damaged_after_indexed(void **state)
+{
+	struct fx *fx = *state;
+	lm_follower_opts o = opts_for(fx);
+	lm_follower *f = NULL, *g = NULL;
+	lm_follower_stats st;
+	lm_index_counts a, b;
+	lm_index *fresh = NULL;
+	JobPosting *p = NULL;
+	uint64_t last = fill(fx);
+
+	assert_int_equal(lm_follower_new(&o, &f), LM_OK);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_true(has_posting(fx, SEED_JOB));
+	lmt_store_damage(fx->dir, true, SEED_JOB, false);
+	/* Nothing read it yet: a round leaves it. */
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	assert_int_equal(posting_version(fx, SEED_JOB), 1);
+	assert_int_equal(lm_index_get_posting(fx->idx, SEED_JOB, &p), LM_EPARSE);
+	assert_int_equal(lm_follower_run_once(f), LM_OK);
+	lm_follower_stats_get(f, &st);
+	assert_int_equal(st.seq, last);
+	assert_int_equal(st.errors, 1);
+	assert_int_equal(posting_version(fx, SEED_JOB), 0);
+	assert_true(has_posting(fx, "job-ml-mgr-chicago-closed"));
+
+	/* A fresh load of the same store holds the same. */
+	assert_int_equal(lm_index_new(&fx->model, &fresh), LM_OK);
+	assert_int_equal(lm_index_set_store(fresh, fx->store), LM_OK);
+	o.index = fresh;
+	o.reader_id = "fresh";
+	assert_int_equal(lm_follower_new(&o, &g), LM_OK);
+	assert_int_equal(lm_follower_run_once(g), LM_OK);
+	lm_index_counts_get(fx->idx, &a);
+	lm_index_counts_get(fresh, &b);
+	assert_int_equal(a.postings, b.postings);
+	assert_int_equal(a.open_postings, b.open_postings);
+	assert_int_equal(a.profiles, b.profiles);
+	assert_int_equal(a.listed, b.listed);
+	lm_follower_free(g);
+	lm_index_free(fresh);
+	lm_follower_free(f);
+}
+
 static void
 test_damaged_header_skipped(void **state)
 {
@@ -2128,6 +2183,7 @@ main(void)
 	    STORED(test_store_applied_meanwhile),
 	    STORED(test_store_reads_threads),
 	    STORED(test_store_misuse),
+	    STORED(test_damaged_after_indexed),
 	};
 #undef BOTH
 #undef STORED
