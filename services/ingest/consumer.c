@@ -1779,6 +1779,12 @@ finish_slot(lm_consumer *c, struct slot *s, bool retry, const struct flight *fir
 			lm_warn("batch.dropped",
 			    "batch of %zu messages given up; its offsets are not stored",
 			    lm_ingest_batch_len(s->batch));
+			/* At a revocation the batch is its partitions' next
+			 * owner's to store: this member has no failing batch
+			 * then, and may keep partitions with nothing to read,
+			 * where no batch would clear the flag. */
+			if (!retry)
+				atomic_store(&c->failing, false);
 			c->nends = 0;
 			forget_eof(c, (lm_kind) 0, 0);
 			goto out;
