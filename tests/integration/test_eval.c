@@ -24,7 +24,9 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "lmtest.h"
+#include "lunamatch/error.h"
 #include "lunamatch/rpc.h"
+#include "lunamatch/store.h"
 #include "lunamatch/v1/match.pb-c.h"
 #include "matchsvc.h"
 
@@ -768,6 +770,60 @@ test_top_k_broken(void **state)
 	free(set);
 }
 
+/* A welder and a welding posting, vetoed for the other records of these
+ * tests (and they for them); %d is the posting's version, %s its title. */
+static const char WELD_PROFILES[] =
+    "{\"id\":\"cand-t-weld\",\"version\":1,\"headline\":\"Welder\","
+    "\"skills\":[{\"name\":\"Welding\",\"years\":5}]}\n";
+static const char WELD_POSTINGS[] =
+    "{\"id\":\"job-t-weld\",\"version\":%d,\"title\":\"%s\","
+    "\"skills\":[{\"name\":\"Welding\"}],"
+    "\"requirement_groups\":[{\"label\":\"Welding\",\"skills\":[\"Welding\"]}]}\n";
+static const char WELD_JUDGMENTS[] =
+    "{\"candidate\":\"cand-t-weld\",\"job\":\"job-t-weld\",\"grade\":3}\n";
+
+/*
+ * --load into a store that is not the service's (another --data-dir) while
+ * the service holds an older version of the set: the service's copy is not
+ * the one loaded, and eval says so and fails (exit 1) instead of measuring
+ * it. It used to wait on the other store's change seq, which the service's
+ * index had passed already, and measure the old record with exit 0.
+ */
+static void
+test_load_other_store(void **state)
+{
+	(void) state;
+	char text[1024], other[600], errpath[600];
+	lm_store *st = NULL;
+
+	snprintf(text, sizeof(text), WELD_POSTINGS, 1, "Welder");
+	char *set = write_set("weld1", text, WELD_PROFILES, WELD_JUDGMENTS);
+	json_decref(run_eval(set, true, NULL));
+	free(set);
+
+	snprintf(other, sizeof(other), "%s/other-store", S.dir);
+	assert_int_equal(lm_store_open(other, NULL, &st), LM_OK);
+	lm_store_close(st);
+	snprintf(text, sizeof(text), WELD_POSTINGS, 7, "CHANGED TITLE");
+	set = write_set("weld7", text, WELD_PROFILES, WELD_JUDGMENTS);
+	snprintf(errpath, sizeof(errpath), "%s/other.err", S.dir);
+	const char *argv[] = {lmt_bin("lunamatch"), "eval", "--set", set, "--load",
+	    "--json", "--taxonomy-file", lmt_src("data/skills.tsv"), "--rates-file",
+	    lmt_src("data/rates.tsv"), "--fairness-file",
+	    lmt_src("data/fairness/requirements.tsv"), "--gazetteer-file",
+	    lmt_src("data/geo/cities.tsv"), "--url", S.rpc_url, "--data-dir", other,
+	    "--wait-ms", "2000", NULL};
+	const char *env[] = {"LUNAMATCH_LOG_LEVEL=warn", NULL};
+	lmt_run_result r = lmt_run(argv, env, errpath, LMT_MATCHSVC_CLI_MS);
+	if (r.status != 1)
+		fail_msg("eval exited %d: %s", r.status, r.err);
+	if (strstr(r.err, "posting job-t-weld at version 1, not version 7") == NULL)
+		fail_msg("stderr lacks the versions: %s", r.err);
+	assert_string_equal(r.out, "");
+	lmt_run_result_free(&r);
+	free(set);
+}
+
 int
 main(void)
 {
@@ -782,6 +838,7 @@ main(void)
 	    cmocka_unit_test(test_as_of),
 	    cmocka_unit_test(test_generated),
 	    cmocka_unit_test(test_top_k_broken),
+	    cmocka_unit_test(test_load_other_store),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -131,9 +131,12 @@ const char lm_cli_eval_usage[] =
     "Options:\n"
     "  --set DIR             the evaluation set (default data/eval)\n"
     "  --load                prepare the set's records and write them into the\n"
-    "                        record store at --data-dir, then wait until the\n"
+    "                        service's record store at --data-dir (which must\n"
+    "                        exist: it is not created), then wait until the\n"
     "                        service has indexed them (a record stored at the\n"
-    "                        same or a newer version is kept as stored)\n"
+    "                        same or a newer version is kept as stored); fails\n"
+    "                        when the service then serves another version of a\n"
+    "                        record (it serves another store)\n"
     "  --taxonomy-file F     taxonomy for --load (default data/skills.tsv)\n"
     "  --rates-file F        currency rates for --load (default data/rates.tsv)\n"
     "  --fairness-file F     fair-requirements list --load screens postings with\n"
@@ -151,8 +154,8 @@ const char lm_cli_eval_usage[] =
     "  --timeout-ms N        deadline of each call\n"
     "\n"
     "Exit status: 0 the evaluation ran (whatever the numbers), 1 it failed\n"
-    "(a bad set, a record the service does not hold), 2 usage error, 3 the\n"
-    "service is unavailable.\n";
+    "(a bad set, a record the service does not hold or, with --load, holds at\n"
+    "another version), 2 usage error, 3 the service is unavailable.\n";
 
 typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile Profile;
@@ -165,6 +168,11 @@ struct evalset {
 	bool *listed;       /* [the same]: the pair has a judgment line */
 	size_t njudged, nmust_not;
 	size_t npositive; /* judgments of grade 1 or more */
+	/* With --load: the version the store holds of each record once the set
+	 * is committed (the set's, or a newer one kept as stored), which the
+	 * service must serve back; 0 without --load. */
+	uint64_t posting_version[EVAL_RECORDS_MAX];
+	uint64_t profile_version[EVAL_RECORDS_MAX];
 };
 
 /* The measures of one ranker in one direction, summed over queries. */
@@ -541,7 +549,23 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 	ctx.gazetteer = gaz;
 	/* As ingest checks them: embeddings of the deployment's dimension. */
 	ctx.embedding_dim = embedding_dim;
-	if ((rc = lm_store_open(cfg->data_dir, NULL, &st)) != LM_OK) {
+	/* --load writes into the service's store, which the service created:
+	 * a directory without one is not it, so it is opened read-only first
+	 * (no creation) and refused when there is no store there. */
+	lm_store_opts ro = {.flags = LM_STORE_RDONLY};
+	if ((rc = lm_store_open(cfg->data_dir, &ro, &st)) == LM_OK) {
+		lm_store_close(st);
+		st = NULL;
+		rc = lm_store_open(cfg->data_dir, NULL, &st);
+	}
+	if (rc == LM_ENOENT) {
+		lm_cli_error(CMD,
+		    "no record store in %s: --load writes into the store of the "
+		    "service (see --data-dir)",
+		    cfg->data_dir);
+		goto fail;
+	}
+	if (rc != LM_OK) {
 		lm_cli_error(CMD, "cannot open the store in %s: %s", cfg->data_dir,
 		    lm_strerror(rc));
 		goto fail;
@@ -562,6 +586,21 @@ load_set(const lm_config *cfg, struct evalset *s, const char *taxonomy_file,
 		lm_cli_error(CMD, "cannot commit to the store: %s", lm_strerror(rc));
 		goto fail;
 	}
+	/* The versions the service must serve back (fetch_set checks them). */
+	for (size_t i = 0; i < s->npostings; i++)
+		if ((rc = lm_store_get(st, LM_KIND_POSTING, s->postings[i]->id, NULL,
+		         NULL, &s->posting_version[i])) != LM_OK) {
+			lm_cli_error(CMD, "cannot read back %s: %s", s->postings[i]->id,
+			    lm_strerror(rc));
+			goto fail;
+		}
+	for (size_t i = 0; i < s->nprofiles; i++)
+		if ((rc = lm_store_get(st, LM_KIND_PROFILE, s->profiles[i]->id, NULL,
+		         NULL, &s->profile_version[i])) != LM_OK) {
+			lm_cli_error(CMD, "cannot read back %s: %s", s->profiles[i]->id,
+			    lm_strerror(rc));
+			goto fail;
+		}
 	/* A record changed without a new version is not replaced: say so. */
 	if (stale > 0)
 		lm_cli_error(CMD,
@@ -618,7 +657,28 @@ wait_index(struct run *r, uint64_t seq, unsigned wait_ms)
 	}
 }
 
-/* Replaces every record of the set with the service's prepared copy. */
+/*
+ * With --load (loaded not 0), the service must serve the version of a
+ * record that the store holds after the load: another version means that
+ * it serves another store (--data-dir is not its own) or has not caught up,
+ * and measuring would measure other records. Returns an exit status,
+ * printing the error.
+ */
+static int
+check_version(const char *what, const char *id, uint64_t served, uint64_t loaded)
+{
+	if (loaded == 0 || served == loaded)
+		return LM_CLI_EXIT_OK;
+	lm_cli_error(CMD,
+	    "the service serves %s %s at version %" PRIu64 ", not version %" PRIu64
+	    " just loaded: it serves another store than --data-dir or has not "
+	    "caught up",
+	    what, id, served, loaded);
+	return LM_CLI_EXIT_FAIL;
+}
+
+/* Replaces every record of the set with the service's prepared copy; with
+ * --load, checks that it is the version loaded (check_version). */
 static int
 fetch_set(struct run *r)
 {
@@ -651,6 +711,9 @@ fetch_set(struct run *r)
 		s->postings[i] = resp->posting;
 		resp->posting = NULL;
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		if ((rv = check_version("posting", s->postings[i]->id,
+		         s->postings[i]->version, s->posting_version[i])) != 0)
+			return rv;
 	}
 	for (size_t i = 0; i < s->nprofiles; i++) {
 		Lunamatch__V1__GetProfileRequest req =
@@ -677,6 +740,9 @@ fetch_set(struct run *r)
 		s->profiles[i] = resp->profile;
 		resp->profile = NULL;
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		if ((rv = check_version("profile", s->profiles[i]->id,
+		         s->profiles[i]->version, s->profile_version[i])) != 0)
+			return rv;
 	}
 	return LM_CLI_EXIT_OK;
 }

@@ -61,6 +61,17 @@ stored_posting(const char *data, const char *id)
 	return (Lunamatch__V1__JobPosting *) m;
 }
 
+/* Creates an empty record store in data, as the service creates its own
+ * (eval --load writes only into an existing store). */
+static void
+make_store(const char *data)
+{
+	lm_store *st = NULL;
+
+	assert_int_equal(lm_store_open(data, NULL, &st), LM_OK);
+	lm_store_close(st);
+}
+
 /*
  * --load prepares a set's postings as ingest does, screening included: a
  * requirement on the fair-requirements list ("native English speaker") is
@@ -89,6 +100,7 @@ test_load_screens_postings(void **state)
 	lmt_write_file(set, "profiles.jsonl", profile, strlen(profile));
 	lmt_write_file(set, "judgments.jsonl", judgments, strlen(judgments));
 	unused_url(url, sizeof(url));
+	make_store(data);
 
 	lmt_run_result r =
 	    lmt_run((const char *const[]){lmt_bin("lunamatch"), "eval", "--set", set,
@@ -145,8 +157,8 @@ embedded_set(const char *name, size_t dim)
 	return set;
 }
 
-/* Runs eval --load of set into the store data with the extra arguments
- * (NULL-terminated, at most 4); nothing answers at --url. */
+/* Runs eval --load of set into the store data (make_store) with the extra
+ * arguments (NULL-terminated, at most 4); nothing answers at --url. */
 static lmt_run_result
 run_load(const char *set, const char *data, const char *const extra[])
 {
@@ -191,6 +203,7 @@ test_load_embeddings(void **state)
 	char data[4200];
 
 	snprintf(data, sizeof(data), "%s/data-emb", dir);
+	make_store(data);
 	lmt_run_result r =
 	    run_load(embedded_set("emb384", 384), data, (const char *const[]){NULL});
 	/* Loaded, then nobody to measure with. */
@@ -204,6 +217,7 @@ test_load_embeddings(void **state)
 
 	const char *set4 = embedded_set("emb4", 4);
 	snprintf(data, sizeof(data), "%s/data-emb4", dir);
+	make_store(data);
 	r = run_load(set4, data, (const char *const[]){NULL});
 	assert_int_equal(r.status, 1);
 	assert_non_null(strstr(r.err, "4 values, expected 384"));
@@ -216,6 +230,29 @@ test_load_embeddings(void **state)
 	p = stored_posting(data, "job-1");
 	assert_int_equal(p->n_embedding, 4);
 	protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+/*
+ * --load writes into the service's store only: a --data-dir without a store
+ * is refused, naming it, and left uncreated. It used to be created, and the
+ * service, serving its own store, was measured on records other than the
+ * ones loaded.
+ */
+static void
+test_load_needs_store(void **state)
+{
+	(void) state;
+	char data[4200];
+	struct stat st;
+
+	snprintf(data, sizeof(data), "%s/no-store", dir);
+	lmt_run_result r =
+	    run_load(embedded_set("nostore", 384), data, (const char *const[]){NULL});
+	assert_int_equal(r.status, 1);
+	if (strstr(r.err, "no record store in") == NULL || strstr(r.err, data) == NULL)
+		fail_msg("stderr does not name the directory: %s", r.err);
+	lmt_run_result_free(&r);
+	assert_int_not_equal(stat(data, &st), 0);
 }
 
 /* ---- against the match service ------------------------------------------------ */
@@ -549,6 +586,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_load_screens_postings),
 	    cmocka_unit_test(test_load_embeddings),
+	    cmocka_unit_test(test_load_needs_store),
 	    cmocka_unit_test(test_service_mixed_models),
 	    cmocka_unit_test(test_service_unwritten),
 	    cmocka_unit_test(test_judgment_ids_printable),
