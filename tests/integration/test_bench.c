@@ -675,20 +675,30 @@ test_bench_warmup_unreachable(void **state)
 	match_start();
 }
 
+/* A server that is gone: no call succeeds, exit 3, and the errors by
+ * status go with the error to standard error; standard output stays empty
+ * in both forms (with --json they used to be printed there as text). */
 static void
 test_bench_server_down(void **state)
 {
 	const char *argv[] = {lmt_bin("lunamatch"), "bench", "jobs", "--count", "4",
-	    "--clients", "2", "--timeout-ms", "300", "--warmup", "0", NULL};
+	    "--clients", "2", "--timeout-ms", "300", "--warmup", "0", NULL, NULL};
 	lmt_run_result r;
 
 	(void) state;
 	lmt_proc_stop(&G.match, 30000);
-	r = run(argv);
-	assert_int_equal(r.status, 3);
-	assert_non_null(strstr(r.err, "no call succeeded (4 errors)"));
-	assert_non_null(strstr(r.out, "MatchJobs errors: 4 UNAVAILABLE"));
-	lmt_run_result_free(&r);
+	for (int json = 0; json <= 1; json++) {
+		argv[11] = json ? "--json" : NULL;
+		r = run(argv);
+		assert_int_equal(r.status, 3);
+		assert_non_null(strstr(r.err, "no call succeeded (4 errors)"));
+		assert_non_null(
+		    strstr(r.err, "lunamatch bench: MatchJobs errors: 4 UNAVAILABLE"));
+		if (r.out[0] != '\0')
+			fail_msg(
+			    "stdout%s not empty: %s", json ? " (--json)" : "", r.out);
+		lmt_run_result_free(&r);
+	}
 }
 
 /* The in-process index benchmark at a small size: every phase it reports

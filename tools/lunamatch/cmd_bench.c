@@ -741,6 +741,23 @@ print_errors(const bench *b, const result *r)
 			    lm_rpc_status_name(c));
 }
 
+/* print_errors for a phase in which no call succeeded: part of the
+ * error, so on standard error (standard output stays empty, also with
+ * --json). */
+static void
+error_counts(const bench *b, const result *r)
+{
+	if (r->limited)
+		lm_cli_error(CMD,
+		    "%s stopped by --time-limit %" PRIu64 " after %" PRIu64 " of %" PRIu64
+		    " calls",
+		    r->name, b->limit_s, r->calls, b->count);
+	for (int c = 1; c < STATUS_CODES; c++)
+		if (r->codes[c] > 0)
+			lm_cli_error(CMD, "%s errors: %" PRIu64 " %s", r->name,
+			    r->codes[c], lm_rpc_status_name(c));
+}
+
 static const char *
 level_name(Lunamatch__V1__ExplainLevel l)
 {
@@ -921,7 +938,7 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 	if (m.ok == 0) {
 		lm_cli_error(CMD, "%s: no call succeeded (%" PRIu64 " errors)",
 		    cfg->rpc_url, m.errors);
-		print_errors(&b, &m);
+		error_counts(&b, &m);
 		rv = LM_CLI_EXIT_UNAVAILABLE;
 		goto out;
 	}
@@ -945,7 +962,7 @@ lm_cli_bench(const lm_config *cfg, int argc, char **argv)
 		if (e.ok == 0) {
 			lm_cli_error(CMD,
 			    "nng echo: no call succeeded (%" PRIu64 " errors)", e.errors);
-			print_errors(&b, &e);
+			error_counts(&b, &e);
 			rv = LM_CLI_EXIT_FAIL;
 			goto out;
 		}
