@@ -158,9 +158,11 @@ embedded_set(const char *name, size_t dim)
 }
 
 /* Runs eval --load of set into the store data (make_store) with the extra
- * arguments (NULL-terminated, at most 4); nothing answers at --url. */
+ * arguments (NULL-terminated, at most 4) and the environment variables env
+ * (may be NULL); nothing answers at --url. */
 static lmt_run_result
-run_load(const char *set, const char *data, const char *const extra[])
+run_load_env(
+    const char *set, const char *data, const char *const extra[], const char *const env[])
 {
 	const char *argv[40];
 	char url[4200], errpath[4200];
@@ -185,7 +187,13 @@ run_load(const char *set, const char *data, const char *const extra[])
 		argv[n++] = extra[i];
 	}
 	argv[n] = NULL;
-	return lmt_run(argv, NULL, errpath, RUN_MS);
+	return lmt_run(argv, env, errpath, RUN_MS);
+}
+
+static lmt_run_result
+run_load(const char *set, const char *data, const char *const extra[])
+{
+	return run_load_env(set, data, extra, NULL);
 }
 
 /*
@@ -230,6 +238,38 @@ test_load_embeddings(void **state)
 	p = stored_posting(data, "job-1");
 	assert_int_equal(p->n_embedding, 4);
 	protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+/*
+ * Without --embedding-dim, --load checks embeddings against the services'
+ * LUNAMATCH_EMBEDDING_DIM (the option is the CLI's too, as --embedding-dim
+ * before the command); --embedding-dim overrides it. The variable used to
+ * be ignored: the CLI always started from 384.
+ */
+static void
+test_load_embedding_dim_env(void **state)
+{
+	(void) state;
+	char data[4200];
+	const char *const env4[] = {"LUNAMATCH_EMBEDDING_DIM=4", NULL};
+	const char *set4 = embedded_set("emb4-env", 4);
+
+	snprintf(data, sizeof(data), "%s/data-emb4-env", dir);
+	make_store(data);
+	lmt_run_result r = run_load_env(set4, data, (const char *const[]){NULL}, env4);
+	if (r.status != 3)
+		fail_msg("eval exited %d: %s", r.status, r.err ? r.err : "");
+	lmt_run_result_free(&r);
+	Lunamatch__V1__JobPosting *p = stored_posting(data, "job-1");
+	assert_int_equal(p->n_embedding, 4);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+
+	/* The option wins over the variable. */
+	r = run_load_env(
+	    set4, data, (const char *const[]){"--embedding-dim", "384", NULL}, env4);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "4 values, expected 384"));
+	lmt_run_result_free(&r);
 }
 
 /*
@@ -587,6 +627,7 @@ main(void)
 	    cmocka_unit_test(test_load_screens_postings),
 	    cmocka_unit_test(test_load_embeddings),
 	    cmocka_unit_test(test_load_needs_store),
+	    cmocka_unit_test(test_load_embedding_dim_env),
 	    cmocka_unit_test(test_service_mixed_models),
 	    cmocka_unit_test(test_service_unwritten),
 	    cmocka_unit_test(test_judgment_ids_printable),
