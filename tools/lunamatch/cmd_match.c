@@ -418,6 +418,10 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 	if (!jobs && (job == NULL || candidate != NULL))
 		return lm_cli_usage_error(
 		    cmd, "match candidates takes --job ID (and no --candidate)");
+	/* As explain does: an empty id is the caller's error, not a call. */
+	if ((jobs ? candidate : job)[0] == '\0')
+		return lm_cli_usage_error(
+		    cmd, "%s: the id is empty", jobs ? "--candidate" : "--job");
 
 	if ((rv = lm_cli_client_open(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;

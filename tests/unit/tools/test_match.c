@@ -165,12 +165,38 @@ test_bench_unwritten(void **state)
 		    NULL, err, RUN_MS);
 }
 
+/* An empty id is refused before any call, as explain refuses one: a usage
+ * error (exit 2) naming the option. match used to send it and exit 1 with
+ * the service's INVALID_ARGUMENT. */
+static void
+test_match_empty_id(void **state)
+{
+	(void) state;
+	static const char *const cases[][6] = {
+	    {"match", "jobs", "--candidate", "", NULL},
+	    {"match", "candidates", "--job", "", NULL},
+	    {"explain", "--candidate", "", "--job", "j", NULL},
+	};
+	static const char *const want[] = {
+	    "--candidate: the id is empty", "--job: the id is empty", "explain takes"};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		lmt_run_result r = run_cli(cases[i]);
+		if (r.status != 2 || strstr(r.err, want[i]) == NULL)
+			fail_msg("%s %s: exit %d: %s", cases[i][0], cases[i][1], r.status,
+			    r.err ? r.err : "");
+		assert_string_equal(r.out, "");
+		lmt_run_result_free(&r);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_get_nonfinite),
 	    cmocka_unit_test(test_bench_unwritten),
+	    cmocka_unit_test(test_match_empty_id),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
