@@ -1619,6 +1619,34 @@ test_dlq(void **state)
 		lmt_run_result_free(&r);
 	}
 
+	/* Empty reason and error headers show as "-", as absent ones do: the
+	 * cells used to be blank, shifting the row's words. */
+	{
+		const char *const empty[] = {"lunamatch-reason", "", "lunamatch-error",
+		    "", "lunamatch-source-topic", TOPIC_POSTINGS,
+		    "lunamatch-source-partition", "1", "lunamatch-source-offset", "44",
+		    NULL};
+		char *words[8], *save2 = NULL;
+		size_t nw = 0;
+		lmt_produce(p, TOPIC_DLQ, 0, "job-empty-reason", "{}", 2, empty);
+		lmt_producer_flush(p, IO_MS);
+		r = CLI("dlq", "tail", "-n", "1");
+		expect_status(&r, 0);
+		char *row = strstr(r.out, "\n");
+		assert_non_null(row);
+		for (char *w = strtok_r(row, " \n", &save2); w != NULL && nw < 8;
+		     w = strtok_r(NULL, " \n", &save2))
+			words[nw++] = w;
+		/* PARTITION:OFFSET SOURCE REASON KEY ERROR */
+		if (nw != 5)
+			fail_msg("a row of %zu words: %s", nw, r.out);
+		assert_string_equal(words[1], TOPIC_POSTINGS "/1@44");
+		assert_string_equal(words[2], "-");
+		assert_string_equal(words[3], "job-empty-reason");
+		assert_string_equal(words[4], "-");
+		lmt_run_result_free(&r);
+	}
+
 	/* Messages that cannot be written fail the tail (exit 0 before). */
 	EXPECT_UNWRITTEN("dlq", "tail", "--from-beginning");
 	EXPECT_UNWRITTEN("dlq", "tail", "--from-beginning", "--json");

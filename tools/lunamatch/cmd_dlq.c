@@ -123,6 +123,17 @@ static const lm_cli_col cols[] = {
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 
 /* Prints one DLQ message. Returns 0, or -1 when stdout failed. */
+/* The table cell of header value v[0..len) in buf: absent (v NULL) or empty,
+ * the placeholder none, so that no cell is left blank. */
+static void
+header_cell(char *buf, size_t size, const char *v, size_t len, const char *none)
+{
+	if (v == NULL || len == 0)
+		lm_cli_printable(buf, size, none, strlen(none));
+	else
+		lm_cli_printable(buf, size, v, len);
+}
+
 static int
 print_message(const rd_kafka_message_t *m, bool json)
 {
@@ -173,12 +184,12 @@ print_message(const rd_kafka_message_t *m, bool json)
 	char st[DLQ_FIELD_MAX + 4], sp[32], so[32];
 	char src[sizeof(st) + sizeof(sp) + sizeof(so) + 2];
 	snprintf(at, sizeof(at), "%" PRId32 ":%" PRId64, m->partition, m->offset);
-	lm_cli_printable(st, sizeof(st), stopic ? stopic : "?", stopic ? tl : 1);
-	lm_cli_printable(sp, sizeof(sp), spart ? spart : "?", spart ? pl : 1);
-	lm_cli_printable(so, sizeof(so), soff ? soff : "?", soff ? ol : 1);
+	header_cell(st, sizeof(st), stopic, tl, "?");
+	header_cell(sp, sizeof(sp), spart, pl, "?");
+	header_cell(so, sizeof(so), soff, ol, "?");
 	snprintf(src, sizeof(src), "%s/%s@%s", st, sp, so);
-	lm_cli_printable(sr, sizeof(sr), reason ? reason : "-", reason ? rl : 1);
-	lm_cli_printable(se, sizeof(se), error ? error : "-", error ? el : 1);
+	header_cell(sr, sizeof(sr), reason, rl, "-");
+	header_cell(se, sizeof(se), error, el, "-");
 	if (m->key != NULL)
 		lm_cli_printable(sk, sizeof(sk), m->key, kl);
 	else
