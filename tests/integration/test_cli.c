@@ -1659,6 +1659,63 @@ test_dlq(void **state)
 	lmt_producer_free(p);
 }
 
+/* A dead letter larger than what one fetch of the reader asks for (the
+ * mock broker, as Kafka, returns a partition's first record whole), and
+ * over 4 MiB; under the 5 MiB a partition of librdkafka 2.0.2's mock
+ * cluster keeps before dropping its oldest records. */
+#define BIG_DLQ_VALUE (4608u << 10)
+
+/*
+ * A record over the reader's fetch sizes, and over 4 MiB: a fetch of it is
+ * still read and the record printed (exit 0). The responses of librdkafka
+ * were capped at 4259840 bytes; such a fetch failed ("Invalid response
+ * size") and was retried forever, so dlq tail and watch stalled.
+ */
+static void
+test_dlq_big_record(void **state)
+{
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_t *mrk;
+	rd_kafka_mock_cluster_t *mc;
+	char err[256];
+	char *value = malloc(BIG_DLQ_VALUE);
+	json_t *o;
+	(void) state;
+
+	assert_non_null(value);
+	memset(value, 'v', BIG_DLQ_VALUE);
+	assert_int_equal(
+	    lm_kafka_conf(NULL, "lmtest-mock", &conf, err, sizeof(err)), LM_OK);
+	assert_non_null(mrk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
+	assert_non_null(mc = rd_kafka_mock_cluster_new(mrk, 1));
+	assert_int_equal(lmt_mock_topic_create(mc, TOPIC_DLQ, 1), 0);
+	const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
+	const char *const props[] = {"message.max.bytes", "16000000", NULL};
+	lmt_producer *p = lmt_producer_new(brokers, "lmtest-big", props);
+	const char *const headers[] = {"lunamatch-reason", "oversize", NULL};
+	lmt_produce(p, TOPIC_DLQ, 0, "job-big", value, BIG_DLQ_VALUE, headers);
+	lmt_produce(p, TOPIC_DLQ, 0, "job-after", "{}", 2, headers);
+	assert_int_equal(lmt_producer_flush(p, IO_MS), 2);
+	lmt_producer_free(p);
+	free(value);
+
+	lmt_run_result r = CLI("dlq", "tail", "--from-beginning", "--json", "--brokers",
+	    brokers, "--timeout-ms", "10000");
+	expect_status(&r, 0);
+	char *nl = strchr(r.out, '\n');
+	if (nl == NULL)
+		fail_msg("no record printed: %s", r.err);
+	assert_non_null(o = json_loadb(r.out, (size_t) (nl - r.out), 0, NULL));
+	assert_string_equal(json_string_value(json_object_get(o, "key")), "job-big");
+	assert_int_equal(
+	    json_integer_value(json_object_get(o, "value_bytes")), BIG_DLQ_VALUE);
+	json_decref(o);
+	assert_non_null(strstr(nl, "\"job-after\""));
+	lmt_run_result_free(&r);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(mrk);
+}
+
 int
 main(void)
 {
@@ -1683,6 +1740,7 @@ main(void)
 	    cmocka_unit_test(test_store_unwritten),
 	    cmocka_unit_test(test_table_unwritten),
 	    cmocka_unit_test(test_dlq),
+	    cmocka_unit_test(test_dlq_big_record),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -19,20 +19,33 @@
 #include "lunamatch/kafka.h"
 
 /*
- * Hard limits on what librdkafka buffers for a reader, instead of its
- * defaults (about 1 GiB of pre-fetched messages per partition queue).
- * A dead letter is at most 1,000,000 bytes (ingest's dead-letter producer's
+ * Limits on what librdkafka buffers for a reader, instead of its defaults
+ * (about 1 GiB of pre-fetched messages per partition queue). A dead letter
+ * is at most 1,000,000 bytes (ingest's dead-letter producer's
  * message.max.bytes, LM_DLQ_PRODUCER_MSG_MAX), so one partition fetch holds
- * at least two of them; a larger record of another producer is still
- * returned alone (a fetch always returns its first record whole).
+ * at least two of them.
+ *
+ * A record larger than the fetch sizes (another producer's, up to the
+ * topic's max.message.bytes) is still returned: the broker sends the first
+ * record batch of the first non-empty partition of a fetch whole, whatever
+ * fetch.max.bytes and max.partition.fetch.bytes say (KIP-74). The response
+ * carrying it is then larger than a full fetch, and librdkafka refuses a
+ * response over receive.message.max.bytes: it fails the connection
+ * ("Invalid response size", an error it only logs) and fetches the same
+ * offset again, for ever. So that limit is librdkafka's maximum, the most
+ * a Kafka response can say it holds (int32): every record the broker
+ * accepted can be read, and a reader only ever holds one such record beyond
+ * the bounds below. The price is librdkafka's guard against a peer that is
+ * not a Kafka broker announcing a nonsense size: it is not refused before
+ * the connection fails.
  */
-/* Largest record read, and the most one partition returns per fetch. */
+/* Most bytes one partition returns per fetch (and the largest request). */
 #define CONSUME_MESSAGE_MAX "2097152"
-/* Most bytes one fetch response carries, all partitions together. */
+/* Most bytes one fetch response carries, all partitions together, short of
+ * a first record batch larger than that. */
 #define CONSUME_FETCH_MAX "4194304"
-/* Largest response accepted from a broker: a full fetch plus protocol
- * overhead (librdkafka wants at least fetch.max.bytes + 512). */
-#define CONSUME_RECEIVE_MAX "4259840"
+/* Largest response accepted from a broker: librdkafka's maximum (see above). */
+#define CONSUME_RECEIVE_MAX "2147483647"
 /* Most kilobytes and messages pre-fetched into the local queue. */
 #define CONSUME_QUEUE_KBYTES   "16384"
 #define CONSUME_QUEUE_MESSAGES "1000"
