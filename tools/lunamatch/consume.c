@@ -32,20 +32,20 @@
  * carrying it is then larger than a full fetch, and librdkafka refuses a
  * response over receive.message.max.bytes: it fails the connection
  * ("Invalid response size", an error it only logs) and fetches the same
- * offset again, for ever. So that limit is librdkafka's maximum, the most
- * a Kafka response can say it holds (int32): every record the broker
- * accepted can be read, and a reader only ever holds one such record beyond
- * the bounds below. The price is librdkafka's guard against a peer that is
- * not a Kafka broker announcing a nonsense size: it is not refused before
- * the connection fails.
+ * offset again, for ever. So that limit is high enough for any record a
+ * deployment stores on these topics (a broker's default message.max.bytes
+ * is 1 MB; ingest's dead letters are at most 1,000,000 bytes) and still a
+ * hard bound: 128 MiB, as librdkafka's default (100 MB) rounded up. A
+ * reader holds at most one such record beyond the bounds below. A record
+ * larger than that cannot be read by this tool.
  */
 /* Most bytes one partition returns per fetch (and the largest request). */
 #define CONSUME_MESSAGE_MAX "2097152"
 /* Most bytes one fetch response carries, all partitions together, short of
  * a first record batch larger than that. */
 #define CONSUME_FETCH_MAX "4194304"
-/* Largest response accepted from a broker: librdkafka's maximum (see above). */
-#define CONSUME_RECEIVE_MAX "2147483647"
+/* Largest response accepted from a broker (see above). */
+#define CONSUME_RECEIVE_MAX "134217728"
 /* Most kilobytes and messages pre-fetched into the local queue. */
 #define CONSUME_QUEUE_KBYTES   "16384"
 #define CONSUME_QUEUE_MESSAGES "1000"
