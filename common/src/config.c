@@ -453,11 +453,13 @@ check_distinct(const lm_config *cfg, lm_prog prog, char *err, size_t errlen)
 }
 
 /* The nng schemes of the RPC address match listens on, and of the notify
- * address ingest listens on and match dials. */
-static const char *const rpc_schemes[] = {"tcp", "tcp4", "tcp6", "tls+tcp", "tls+tcp4",
-    "tls+tcp6", "ipc", "abstract", "inproc", NULL};
+ * address ingest listens on and match dials: those another process can
+ * reach. inproc:// is not one: clients and ingest could never connect,
+ * while match's in-process self-probe answered and /readyz said 200. */
+static const char *const rpc_schemes[] = {
+    "tcp", "tcp4", "tcp6", "tls+tcp", "tls+tcp4", "tls+tcp6", "ipc", "abstract", NULL};
 static const char *const notify_schemes[] = {
-    "tcp", "tcp4", "tcp6", "ipc", "abstract", "inproc", NULL};
+    "tcp", "tcp4", "tcp6", "ipc", "abstract", NULL};
 
 /* Whether port (nng_url's u_port) is a TCP port number, 0..65535. */
 static bool

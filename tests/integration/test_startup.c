@@ -49,6 +49,10 @@ test_match_refuses_tcp_url_without_port(void **state)
 	    {"--url", "tcp://127.0.0.1:65536", "LUNAMATCH_RPC_URL"},
 	    {"--url", "tcp://127.0.0.1:http", "LUNAMATCH_RPC_URL"},
 	    {"--notify-url", "tcp://127.0.0.1", "LUNAMATCH_NOTIFY_URL"},
+	    /* In-process: no client or ingest could connect, while the
+	     * self-probe answered and /readyz said 200. */
+	    {"--url", "inproc://lunamatch", "LUNAMATCH_RPC_URL"},
+	    {"--notify-url", "inproc://notify", "LUNAMATCH_NOTIFY_URL"},
 	};
 	char *dir = lmt_tmpdir("startup");
 	char data[4200], errf[4300];
@@ -79,7 +83,7 @@ test_match_refuses_tcp_url_without_port(void **state)
 	}
 	/* Ingest listens on the notify address: the same rule. */
 	static const char *const bad_notify[] = {"tcp://127.0.0.1", "tcp://[::1]",
-	    "tcp://127.0.0.1:http", "tls+tcp://127.0.0.1:7710"};
+	    "tcp://127.0.0.1:http", "tls+tcp://127.0.0.1:7710", "inproc://notify"};
 	for (size_t i = 0; i < sizeof(bad_notify) / sizeof(bad_notify[0]); i++) {
 		const char *argv[] = {lmt_bin("lunamatch-ingest"), "--data-dir", data,
 		    "--http", "127.0.0.1:0", "--notify-url", bad_notify[i], NULL};

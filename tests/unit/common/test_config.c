@@ -452,6 +452,10 @@ test_listen_urls(void **state)
 	    {LM_PROG_MATCH, "LUNAMATCH_RPC_URL", "tcp://127.0.0.1"},
 	    {LM_PROG_MATCH, "LUNAMATCH_RPC_URL", "tls+tcp://127.0.0.1"},
 	    {LM_PROG_MATCH, "LUNAMATCH_RPC_URL", "http://127.0.0.1:7700"},
+	    /* In-process only: no client or ingest could reach it. */
+	    {LM_PROG_MATCH, "LUNAMATCH_RPC_URL", "inproc://lunamatch"},
+	    {LM_PROG_MATCH, "LUNAMATCH_NOTIFY_URL", "inproc://notify"},
+	    {LM_PROG_INGEST, "LUNAMATCH_NOTIFY_URL", "inproc://notify"},
 	};
 	static const struct {
 		lm_prog prog;
