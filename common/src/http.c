@@ -553,8 +553,9 @@ lm_http_fail_resolves(unsigned n)
 }
 
 /* A listening TCP socket on addr; *fd and *port on LM_OK. Errors are
- * logged: LM_EINVAL (address does not parse, or its host does not
- * resolve), LM_EBUSY (in use, or the host cannot be resolved for now:
+ * logged: LM_EINVAL (address does not parse, or the system refuses it:
+ * socket, bind or listen failed with EINVAL), LM_ENOENT (its host does
+ * not resolve), LM_EBUSY (in use, or the host cannot be resolved for now:
  * EAI_AGAIN), others from errno. */
 static int
 listen_on(const char *addr, int *fd, int *port)
@@ -583,9 +584,10 @@ listen_on(const char *addr, int *fd, int *port)
 		    gai != EAI_AGAIN && gai != EAI_SYSTEM && gai != EAI_MEMORY;
 		rc = gai == EAI_AGAIN ? LM_EBUSY
 		     : gai == EAI_SYSTEM
-		         ? (errno != 0 ? lm_err_from_errno(errno) : LM_EIO)
+		         ? (errno != 0 && errno != ENOENT ? lm_err_from_errno(errno)
+		                                          : LM_EIO)
 		     : gai == EAI_MEMORY ? LM_ENOMEM
-		                         : LM_EINVAL;
+		                         : LM_ENOENT;
 		lm_error("http.addr", "%s HTTP address %s: %s",
 		    addr_bad ? "invalid" : "cannot resolve the", addr,
 		    gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));

@@ -227,11 +227,17 @@ main(int argc, char **argv)
 	    .max_connections_per_peer = cfg.http_max_per_peer,
 	};
 	if ((rv = lm_http_start(&ho, &http)) != LM_OK) {
-		if (rv == LM_EINVAL) {
-			fprintf(stderr,
-			    PROG ": LUNAMATCH_HTTP_ADDR: the host of \"%s\" does "
-			         "not resolve\n",
-			    lm_config_escape(ho.addr, err, sizeof(err)));
+		/* LM_ENOENT: the host does not resolve; LM_EINVAL: the system
+		 * refused the address (bind: EINVAL, such as a link-local
+		 * IPv6 address without its scope). Either is the setting's
+		 * fault, not the moment's; the cause is logged too. */
+		if (rv == LM_ENOENT || rv == LM_EINVAL) {
+			fprintf(stderr, PROG ": LUNAMATCH_HTTP_ADDR: %s \"%s\"%s\n",
+			    rv == LM_ENOENT ? "the host of" : "cannot listen on",
+			    lm_config_escape(ho.addr, err, sizeof(err)),
+			    rv == LM_ENOENT
+			        ? " does not resolve"
+			        : ": the system refuses this address (invalid argument)");
 			rc = 2;
 		}
 		goto out;

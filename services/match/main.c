@@ -963,11 +963,17 @@ main(int argc, char **argv)
 	if (start_rpc(d) != LM_OK)
 		goto done;
 	if ((rc = start_http(d)) != LM_OK) {
-		if (rc == LM_EINVAL) {
-			fprintf(stderr,
-			    PROG ": LUNAMATCH_HTTP_ADDR: the host of \"%s\" does "
-			         "not resolve\n",
-			    lm_config_escape(d->cfg.http_addr, err, sizeof(err)));
+		/* LM_ENOENT: the host does not resolve; LM_EINVAL: the system
+		 * refused the address (bind: EINVAL, such as a link-local
+		 * IPv6 address without its scope). Either is the setting's
+		 * fault, not the moment's; the cause is logged too. */
+		if (rc == LM_ENOENT || rc == LM_EINVAL) {
+			fprintf(stderr, PROG ": LUNAMATCH_HTTP_ADDR: %s \"%s\"%s\n",
+			    rc == LM_ENOENT ? "the host of" : "cannot listen on",
+			    lm_config_escape(d->cfg.http_addr, err, sizeof(err)),
+			    rc == LM_ENOENT
+			        ? " does not resolve"
+			        : ": the system refuses this address (invalid argument)");
 			status = EXIT_CONFIG;
 		}
 		goto done;

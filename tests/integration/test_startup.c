@@ -379,6 +379,51 @@ test_sighup_stops_gracefully(void **state)
 	}
 }
 
+/* An HTTP address whose host resolves but which the system refuses to
+ * listen on (bind: EINVAL, a link-local IPv6 address without its scope)
+ * is not reported as a host that does not resolve. */
+static void
+test_http_addr_refused_not_unresolved(void **state)
+{
+	static const char *const progs[] = {"lunamatch-match", "lunamatch-ingest"};
+	struct svc s;
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		memset(&s, 0, sizeof(s));
+		s.dir = lmt_tmpdir("startup");
+		snprintf(s.log, sizeof(s.log), "%s/err", s.dir);
+		lmt_env_add(&s.env, "LUNAMATCH_DATA_DIR=%s/var", s.dir);
+		lmt_env_add(&s.env, "LUNAMATCH_HTTP_ADDR=[fe80::1]:0");
+		lmt_env_add(&s.env, "LUNAMATCH_RPC_URL=ipc://%s/rpc.ipc", s.dir);
+		lmt_env_add(&s.env, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
+		lmt_env_add(
+		    &s.env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+		lmt_env_add(&s.env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+		lmt_env_add(&s.env, "LUNAMATCH_MODEL_FILE=%s",
+		    lmt_src("data/model/default.json"));
+		lmt_env_add(&s.env, "LUNAMATCH_FAIRNESS_FILE=%s",
+		    lmt_src("data/fairness/requirements.tsv"));
+		lmt_env_add(&s.env, "LUNAMATCH_GAZETTEER_FILE=%s",
+		    lmt_src("data/geo/cities.tsv"));
+		lmt_env_add(&s.env, "LUNAMATCH_EVENT_TOP_N=0");
+		lmt_env_add(&s.env, "LUNAMATCH_DECISION_LOG=0");
+		const char *argv[] = {lmt_bin(progs[i]), NULL};
+		lmt_run_result r = lmt_run(argv, s.env.vec, s.log, RUN_MS);
+		if (r.status == 0 || r.err == NULL ||
+		    strstr(r.err, "does not resolve") != NULL)
+			fail_msg("%s on [fe80::1]:0: exit %d: %s", progs[i], r.status,
+			    r.err != NULL ? r.err : "");
+		/* Where the system has IPv6, bind says EINVAL. */
+		if (r.status == 2 && strstr(r.err, "cannot listen on") == NULL)
+			fail_msg("%s: exit 2 without the cause: %s", progs[i], r.err);
+		lmt_run_result_free(&r);
+		lmt_env_free(&s.env);
+		lmt_rmtree(s.dir);
+		free(s.dir);
+	}
+}
+
 int
 main(void)
 {
@@ -387,6 +432,7 @@ main(void)
 	    cmocka_unit_test(test_sighup_stops_gracefully),
 	    cmocka_unit_test(test_refusals_escape_values),
 	    cmocka_unit_test(test_start_failure_says_why),
+	    cmocka_unit_test(test_http_addr_refused_not_unresolved),
 	};
 	/* LMT_TEST_FILTER=test_sighup* runs some tests (a cmocka glob). */
 	if (getenv("LMT_TEST_FILTER") != NULL)

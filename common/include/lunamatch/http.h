@@ -77,7 +77,9 @@ typedef struct lm_http_opts {
  * Binds o->addr and starts serving. metrics and arg are borrowed: they must
  * stay valid until lm_http_stop() returns; the metrics of the connections
  * are registered in metrics. Returns LM_OK and *out, LM_EINVAL for a
- * malformed or unresolvable address or a limit above its maximum, LM_EBUSY
+ * malformed address, one the system refuses to listen on (bind: EINVAL,
+ * such as a link-local IPv6 address without its scope) or a limit above
+ * its maximum, LM_ENOENT when the host does not resolve, LM_EBUSY
  * (reason logged) when the port is in use or the host name cannot be
  * resolved for now (EAI_AGAIN: worth a retry), another lm_err converted from
  * errno when it cannot listen otherwise (reason logged) or cannot make its

@@ -531,7 +531,7 @@ test_bad_addresses(void **state)
 
 /* A temporary failure to resolve the host (EAI_AGAIN: the DNS server did
  * not answer in time) is not a malformed address: the services exit 2,
- * configuration error, on LM_EINVAL, which tells the operator to fix a
+ * configuration error, on LM_EINVAL and LM_ENOENT, which tells the operator to fix a
  * setting that is right and an orchestrator not to expect a retry to
  * help. */
 static void
@@ -544,6 +544,35 @@ test_resolve_again(void **state)
 	lm_http_fail_resolves(1);
 	assert_int_equal(lm_http_start(&o, &h), LM_EBUSY);
 	assert_null(h);
+}
+
+/* A host that does not resolve is LM_ENOENT, and an address the system
+ * refuses to bind (EINVAL: a link-local IPv6 address without its scope)
+ * is LM_EINVAL: the services said "does not resolve" for both. */
+static void
+test_unresolved_and_refused(void **state)
+{
+	(void) state;
+	lm_http_opts o = {.addr = "no-such-host.invalid:0"};
+	lm_http *h = (lm_http *) &h;
+	int rv = lm_http_start(&o, &h);
+
+	/* LM_EBUSY where no name server answers (EAI_AGAIN). */
+	if (rv != LM_ENOENT && rv != LM_EBUSY)
+		fail_msg("unresolved host: %s", lm_strerror(rv));
+	assert_null(h);
+	o.addr = "[fe80::1]:0";
+	h = (lm_http *) &h;
+	rv = lm_http_start(&o, &h);
+	assert_null(h);
+	assert_int_not_equal(rv, LM_ENOENT);
+	assert_int_not_equal(rv, LM_OK);
+	/* Where IPv6 is available at all. */
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	if (fd >= 0) {
+		close(fd);
+		assert_int_equal(rv, LM_EINVAL);
+	}
 }
 
 static void
@@ -1146,6 +1175,7 @@ main(void)
 	    cmocka_unit_test(test_keepalive),
 	    cmocka_unit_test(test_bad_addresses),
 	    cmocka_unit_test(test_resolve_again),
+	    cmocka_unit_test(test_unresolved_and_refused),
 	    cmocka_unit_test(test_port_in_use),
 	    cmocka_unit_test(test_two_ephemeral_servers),
 	    cmocka_unit_test(test_ipv6),
