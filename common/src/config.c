@@ -168,6 +168,11 @@ static const struct opt opts[] = {
         "RPC connections open this long (give or take a tenth) are closed at their "
         "first moment with no request in flight, so that clients redial and "
         "replicas added by scaling get connections (0: never; else at least 1000)"},
+    {"rpc-max-connections", "LUNAMATCH_RPC_MAX_CONNECTIONS", T_U32,
+        OFF(rpc_max_connections), "0", 0, 65536, LM_PROG_MATCH,
+        "RPC connections open at once (0: 4096); lowered to fit the receive "
+        "budget and three quarters of the file descriptor limit, with a warning "
+        "when set"},
     {"rpc-max-connections-per-peer", "LUNAMATCH_RPC_MAX_CONNECTIONS_PER_PEER", T_U32,
         OFF(rpc_max_per_peer), "1024", 1, 65536, LM_PROG_MATCH,
         "RPC connections open at once from one IP address"},

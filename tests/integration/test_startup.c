@@ -24,8 +24,10 @@
 #include <unistd.h>
 
 #include "lmtest.h"
+#include "lunamatch/client.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
+#include "lunamatch/v1/match.pb-c.h"
 #include "proc.h"
 #include "svctest.h"
 
@@ -273,15 +275,26 @@ struct svc {
 
 /* Starts prog ("lunamatch-match" or "lunamatch-ingest") on its own data
  * directory, HTTP port and (match) RPC port, without a broker, and waits
- * until its HTTP server answers /healthz (match: /readyz) with 200. */
+ * until its HTTP server answers /healthz (match: /readyz) with 200. env
+ * (NAME=VALUE strings) is added to the environment, args (at most 8) to
+ * the command line; either may be NULL. */
 static void
-svc_start(struct svc *s, const char *prog)
+svc_start_with(
+    struct svc *s, const char *prog, const char *const *env, const char *const *args)
 {
-	const char *argv[] = {lmt_bin(prog), NULL};
+	const char *argv[10] = {lmt_bin(prog), NULL};
 	bool match = strcmp(prog, "lunamatch-match") == 0;
+
+	for (size_t i = 0; args != NULL && args[i] != NULL; i++) {
+		assert_true(i < 8);
+		argv[i + 1] = args[i];
+	}
 
 	memset(s, 0, sizeof(*s));
 	s->dir = lmt_tmpdir("startup");
+	/* First: the first of two values of a variable is the one read. */
+	for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+		lmt_env_add(&s->env, "%s", env[i]);
 	snprintf(s->log, sizeof(s->log), "%s/%s.log", s->dir, prog);
 	snprintf(s->http, sizeof(s->http), "127.0.0.1:%d", lmt_free_port());
 	lmt_env_add(&s->env, "LUNAMATCH_DATA_DIR=%s/var", s->dir);
@@ -319,6 +332,12 @@ svc_start(struct svc *s, const char *prog)
 			    "%s not live within %d ms (log: %s)", prog, START_MS, s->log);
 		lmt_sleep_ms(100);
 	}
+}
+
+static void
+svc_start(struct svc *s, const char *prog)
+{
+	svc_start_with(s, prog, NULL, NULL);
 }
 
 /* Sends sig to s's process and returns its exit status; fails the test
@@ -379,6 +398,62 @@ test_sighup_stops_gracefully(void **state)
 	}
 }
 
+/* Whether one HealthCheck call of c is answered OK within timeout_ms. */
+static bool
+check_ok(lm_client *c, unsigned timeout_ms)
+{
+	Lunamatch__V1__HealthCheckRequest req = LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
+	Lunamatch__V1__HealthCheckResponse *r = NULL;
+	int st = -1;
+	char msg[256];
+	bool ok =
+	    lm_client_check(c, &req, timeout_ms, &r, &st, msg, sizeof(msg)) == LM_OK &&
+	    st == LUNAMATCH__V1__STATUS_CODE__OK;
+
+	if (r != NULL)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	return ok;
+}
+
+/* LUNAMATCH_RPC_MAX_CONNECTIONS reaches the RPC server: with 2, two
+ * clients are served and a third connection is closed at once, counted
+ * with reason="full". The variable did not exist: the limit was always
+ * 4096, lowered to fit the receive budget. */
+static void
+test_match_max_connections(void **state)
+{
+	char url[64], env_url[96];
+	lm_client *c[3] = {NULL, NULL, NULL};
+	struct svc s;
+
+	(void) state;
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", lmt_free_port());
+	snprintf(env_url, sizeof(env_url), "LUNAMATCH_RPC_URL=%s", url);
+	const char *env[] = {env_url, "LUNAMATCH_RPC_MAX_CONNECTIONS=2", NULL};
+	svc_start_with(&s, "lunamatch-match", env, NULL);
+	/* Each of the two is served, retried while the self-probe's passing
+	 * connection may hold a place. */
+	for (int i = 0; i < 2; i++) {
+		bool ok = false;
+		assert_int_equal(lm_client_open(url, NULL, &c[i]), LM_OK);
+		int64_t t0 = lm_clock_ms();
+		while (!(ok = check_ok(c[i], 1000)) && lm_clock_ms() - t0 < 10000)
+			lmt_sleep_ms(100);
+		if (!ok)
+			fail_msg("client %d not served (log: %s)", i, s.log);
+	}
+	assert_int_equal(lm_client_open(url, NULL, &c[2]), LM_OK);
+	assert_false(check_ok(c[2], 500));
+	double full = lmt_wait_metric(s.http,
+	    "lunamatch_rpc_connections_refused_total{reason=\"full\"}", LMT_GE, 1, 5000);
+	if (full < 1)
+		fail_msg("no connection refused as full: %g (log: %s)", full, s.log);
+	for (int i = 0; i < 3; i++)
+		lm_client_close(c[i]);
+	assert_int_equal(svc_signal_wait(&s, SIGTERM), 0);
+	svc_free(&s);
+}
+
 /* An HTTP address whose host resolves but which the system refuses to
  * listen on (bind: EINVAL, a link-local IPv6 address without its scope)
  * is not reported as a host that does not resolve. */
@@ -432,6 +507,7 @@ main(void)
 	    cmocka_unit_test(test_sighup_stops_gracefully),
 	    cmocka_unit_test(test_refusals_escape_values),
 	    cmocka_unit_test(test_start_failure_says_why),
+	    cmocka_unit_test(test_match_max_connections),
 	    cmocka_unit_test(test_http_addr_refused_not_unresolved),
 	};
 	/* LMT_TEST_FILTER=test_sighup* runs some tests (a cmocka glob). */

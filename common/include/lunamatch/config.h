@@ -87,6 +87,8 @@ typedef struct lm_config {
 	uint32_t max_request_bytes;  /* LUNAMATCH_MAX_REQUEST_BYTES: nng receive limit */
 	uint32_t default_timeout_ms; /* LUNAMATCH_DEFAULT_TIMEOUT_MS */
 	uint32_t rpc_idle_timeout_ms; /* LUNAMATCH_RPC_IDLE_TIMEOUT_MS */
+	uint32_t rpc_max_connections; /* LUNAMATCH_RPC_MAX_CONNECTIONS; 0: the
+	                               * server's default */
 	uint32_t rpc_max_per_peer;    /* LUNAMATCH_RPC_MAX_CONNECTIONS_PER_PEER */
 	uint64_t rpc_receive_budget;  /* LUNAMATCH_RPC_RECEIVE_BUDGET_BYTES; 0: derived */
 	uint32_t poll_ms;             /* LUNAMATCH_POLL_MS: change-log poll period */

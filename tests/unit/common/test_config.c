@@ -775,6 +775,54 @@ test_flag_enumeration(void **state)
 	assert_true(strlen(lm_version()) >= 5);
 }
 
+/* LUNAMATCH_RPC_MAX_CONNECTIONS: 0 (the server's default, 4096) unless
+ * set, up to 65536; the exact flag is not taken for the per-peer one
+ * (getopt_long took --rpc-max-connections as a prefix of
+ * --rpc-max-connections-per-peer before the option existed), and --help
+ * of match lists it. */
+static void
+test_rpc_max_connections(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+	char *a1[] = {"prog", NULL};
+
+	unsetenv("LUNAMATCH_RPC_MAX_CONNECTIONS");
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+	assert_int_equal(cfg.rpc_max_connections, 0);
+	setenv("LUNAMATCH_RPC_MAX_CONNECTIONS", "2", 1);
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+	assert_int_equal(cfg.rpc_max_connections, 2);
+	const char *bad[] = {"-1", "65537", "many", ""};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("LUNAMATCH_RPC_MAX_CONNECTIONS", bad[i], 1);
+		err[0] = '\0';
+		if (load(&cfg, LM_PROG_MATCH, 1, a1, err) != LM_EINVAL)
+			fail_msg("\"%s\" accepted", bad[i]);
+		assert_non_null(strstr(err, "LUNAMATCH_RPC_MAX_CONNECTIONS"));
+	}
+	unsetenv("LUNAMATCH_RPC_MAX_CONNECTIONS");
+	char *a2[] = {"prog", "--rpc-max-connections=2", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 2, a2, err), LM_OK);
+	assert_int_equal(cfg.rpc_max_connections, 2);
+	assert_int_equal(cfg.rpc_max_per_peer, 1024);
+	char *a3[] = {"prog", "--rpc-max-connections", "65536", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a3, err), LM_OK);
+	assert_int_equal(cfg.rpc_max_connections, 65536);
+	/* Not an option of ingest. */
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a3, err), LM_EINVAL);
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	lm_config_usage(f, LM_PROG_MATCH);
+	fclose(f);
+	assert_non_null(strstr(buf, "--rpc-max-connections "));
+	assert_non_null(strstr(buf, "LUNAMATCH_RPC_MAX_CONNECTIONS,"));
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -796,6 +844,7 @@ main(void)
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_flag_enumeration),
 	    cmocka_unit_test(test_rpc_max_connection_age),
+	    cmocka_unit_test(test_rpc_max_connections),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
