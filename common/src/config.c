@@ -538,6 +538,20 @@ unknown(const char *arg, char *err, size_t errlen)
 		snprintf(err, errlen, "unknown option -%c (see --help)", optopt);
 }
 
+/* Whether the long option typed as arg ("--name" or "--name=value") is
+ * spelled out in full as name: getopt_long also takes an unambiguous
+ * prefix of it. */
+static bool
+spelled_out(const char *arg, const char *name)
+{
+	size_t n;
+
+	if (strncmp(arg, "--", 2) != 0)
+		return false;
+	n = strcspn(arg + 2, "=");
+	return n == strlen(name) && strncmp(arg + 2, name, n) == 0;
+}
+
 int
 lm_config_load(
     lm_config *cfg, lm_prog prog, int argc, char **argv, char *err, size_t errlen)
@@ -590,6 +604,27 @@ lm_config_load(
 		int c = getopt_long(argc, argv, "+:hV", longopts, &li);
 		if (c == -1)
 			break;
+		/* The services take every long option spelled out only: a
+		 * prefix would silently become whichever option it begins
+		 * (--rpc-max-connections was taken as
+		 * --rpc-max-connections-per-peer before the former existed),
+		 * and a prefix that is unambiguous today may not be after an
+		 * option is added. The CLI keeps GNU prefixes (docs/cli.md).
+		 * A long option is the whole of argv[before]: optind 0 is the
+		 * first call, which starts at argv[1]. */
+		if (li >= 0 && (prog & SVC)) {
+			const char *arg = argv[before > 0 ? before : 1];
+			if (!spelled_out(arg, longopts[li].name)) {
+				char shown[ESC_MAX + 4];
+				size_t k = strcspn(arg, "=");
+				snprintf(err, errlen,
+				    "option %s is not spelled out: write --%s (options "
+				    "may not be abbreviated)",
+				    esc_n(arg, k, shown, sizeof(shown)),
+				    longopts[li].name);
+				return LM_EINVAL;
+			}
+		}
 		if (c == 'h') {
 			cfg->help = true;
 		} else if (c == 'V') {

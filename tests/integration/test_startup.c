@@ -454,6 +454,41 @@ test_match_max_connections(void **state)
 	svc_free(&s);
 }
 
+/* The services refuse a long option that is not spelled out (exit 2, the
+ * full name in the message): getopt_long took a prefix as the option it
+ * begins, so --rpc-max-connections=2 set the per-peer limit. */
+static void
+test_services_refuse_abbreviations(void **state)
+{
+	static const struct {
+		const char *prog, *arg, *full;
+	} cases[] = {
+	    {"lunamatch-match", "--work=4", "--workers"},
+	    {"lunamatch-match", "--rpc-max-connections-per=2",
+	        "--rpc-max-connections-per-peer"},
+	    {"lunamatch-ingest", "--batch-ma=10", "--batch-max"},
+	    {"lunamatch-ingest", "--hel", "--help"},
+	};
+	char *dir = lmt_tmpdir("startup");
+	char errf[4300];
+	lmt_run_result r;
+
+	(void) state;
+	snprintf(errf, sizeof(errf), "%s/err", dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *argv[] = {lmt_bin(cases[i].prog), cases[i].arg, NULL};
+		r = lmt_run(argv, NULL, errf, RUN_MS);
+		if (r.status != 2 || r.err == NULL ||
+		    strstr(r.err, cases[i].full) == NULL)
+			fail_msg("%s %s: exit %d, not 2 naming %s: %s", cases[i].prog,
+			    cases[i].arg, r.status, cases[i].full,
+			    r.err != NULL ? r.err : "");
+		lmt_run_result_free(&r);
+	}
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 /* An HTTP address whose host resolves but which the system refuses to
  * listen on (bind: EINVAL, a link-local IPv6 address without its scope)
  * is not reported as a host that does not resolve. */
@@ -508,6 +543,7 @@ main(void)
 	    cmocka_unit_test(test_refusals_escape_values),
 	    cmocka_unit_test(test_start_failure_says_why),
 	    cmocka_unit_test(test_match_max_connections),
+	    cmocka_unit_test(test_services_refuse_abbreviations),
 	    cmocka_unit_test(test_http_addr_refused_not_unresolved),
 	};
 	/* LMT_TEST_FILTER=test_sighup* runs some tests (a cmocka glob). */

@@ -823,6 +823,49 @@ test_rpc_max_connections(void **state)
 	free(buf);
 }
 
+/* The services take long options spelled out only: getopt_long took an
+ * unambiguous prefix as the option it begins, so a flag that does not
+ * exist could set another one. The refusal names the option as written
+ * and the full name. The CLI keeps GNU prefixes (docs/cli.md). */
+static void
+test_services_refuse_abbreviations(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+
+	char *a1[] = {"prog", "--work", "4", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a1, err), LM_EINVAL);
+	assert_non_null(strstr(err, "--work "));
+	assert_non_null(strstr(err, "--workers"));
+	char *a2[] = {"prog", "--workers", "4", "--rpc-max-connections-per=2", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 4, a2, err), LM_EINVAL);
+	assert_non_null(strstr(err, "--rpc-max-connections-per "));
+	assert_non_null(strstr(err, "--rpc-max-connections-per-peer"));
+	char *a3[] = {"prog", "--batch-ma=10", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 2, a3, err), LM_EINVAL);
+	assert_non_null(strstr(err, "--batch-max"));
+	char *a4[] = {"prog", "--hel", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 2, a4, err), LM_EINVAL);
+	assert_false(cfg.help);
+	char *a5[] = {"prog", "--vers", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 2, a5, err), LM_EINVAL);
+	/* Spelled out, with the value after '=' or as the next argument. */
+	char *a6[] = {"prog", "--workers=4", "--batch-max", "10", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 2, a6, err), LM_OK);
+	assert_int_equal(cfg.workers, 4);
+	char *a7[] = {"prog", "--batch-max", "10", "--help", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 4, a7, err), LM_OK);
+	assert_int_equal(cfg.batch_max, 10);
+	assert_true(cfg.help);
+	/* The CLI takes prefixes. */
+	char *a8[] = {"prog", "--data", "/tmp/x", "--js", "store", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_CLI, 5, a8, err), LM_OK);
+	assert_string_equal(cfg.data_dir, "/tmp/x");
+	assert_true(cfg.json);
+	assert_int_equal(cfg.argi, 4);
+}
+
 int
 main(void)
 {
@@ -845,6 +888,7 @@ main(void)
 	    cmocka_unit_test(test_flag_enumeration),
 	    cmocka_unit_test(test_rpc_max_connection_age),
 	    cmocka_unit_test(test_rpc_max_connections),
+	    cmocka_unit_test(test_services_refuse_abbreviations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
