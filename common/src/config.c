@@ -558,27 +558,18 @@ lm_config_load(
 {
 	struct option longopts[NOPTS + 3];
 	const struct opt *byidx[NOPTS];
+	bool given[NOPTS];
 	size_t n = 0;
 	char what[128], env_err[256] = "";
 	int rv, env_rc = LM_OK;
 
 	memset(cfg, 0, sizeof(*cfg));
+	memset(given, 0, sizeof(given));
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &opts[i];
 		if (o->def != NULL &&
 		    (rv = set_value(cfg, o, o->def, o->flag, err, errlen)) != LM_OK)
 			return rv;
-	}
-	/* The first bad variable is reported after the flags: --help and
-	 * --version answer whatever the environment holds (a pod with a bad
-	 * ConfigMap can still say what it runs). */
-	for (size_t i = 0; i < NOPTS && env_rc == LM_OK; i++) {
-		const struct opt *o = &opts[i];
-		const char *v;
-		if (!(o->progs & prog) || o->env == NULL || (v = getenv(o->env)) == NULL)
-			continue;
-		snprintf(what, sizeof(what), "%s", o->env);
-		env_rc = set_value(cfg, o, v, what, env_err, sizeof(env_err));
 	}
 	for (size_t i = 0; i < NOPTS; i++) {
 		if (!(opts[i].progs & prog))
@@ -643,11 +634,26 @@ lm_config_load(
 		} else {
 			const struct opt *o = byidx[c - 1000];
 			cfg->log_level_given |= o->type == T_LEVEL;
+			given[o - opts] = true;
 			snprintf(what, sizeof(what), "--%s", o->flag);
 			if ((rv = set_value(cfg, o, optarg ? optarg : "", what, err,
 			         errlen)) != LM_OK)
 				return rv;
 		}
+	}
+	/* The environment, under the flags: a variable whose option a flag
+	 * set is not read at all, so that the flag wins over a bad value of
+	 * it too. The first bad variable left is reported after --help and
+	 * --version have answered, whatever the environment holds (a pod
+	 * with a bad ConfigMap can still say what it runs). */
+	for (size_t i = 0; i < NOPTS && env_rc == LM_OK; i++) {
+		const struct opt *o = &opts[i];
+		const char *v;
+		if (!(o->progs & prog) || given[i] || o->env == NULL ||
+		    (v = getenv(o->env)) == NULL)
+			continue;
+		snprintf(what, sizeof(what), "%s", o->env);
+		env_rc = set_value(cfg, o, v, what, env_err, sizeof(env_err));
 	}
 	cfg->argi = optind;
 	if (cfg->help || cfg->version)

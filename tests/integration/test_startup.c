@@ -489,6 +489,34 @@ test_services_refuse_abbreviations(void **state)
 	free(dir);
 }
 
+/* A command-line flag wins over its variable even when the variable's
+ * value is bad: LUNAMATCH_WORKERS=abc with --workers 2 starts (it exited
+ * 2), and without the flag it still exits 2 naming the variable. */
+static void
+test_flag_excuses_bad_variable(void **state)
+{
+	char *dir = lmt_tmpdir("startup");
+	char errf[4300];
+	lmt_run_result r;
+	struct svc s;
+
+	(void) state;
+	snprintf(errf, sizeof(errf), "%s/err", dir);
+	const char *env[] = {"LUNAMATCH_WORKERS=abc", NULL};
+	const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
+	r = lmt_run(argv, env, errf, RUN_MS);
+	if (r.status != 2 || r.err == NULL || strstr(r.err, "LUNAMATCH_WORKERS") == NULL)
+		fail_msg("LUNAMATCH_WORKERS=abc: exit %d, not 2 naming it: %s", r.status,
+		    r.err != NULL ? r.err : "");
+	lmt_run_result_free(&r);
+	const char *args[] = {"--workers", "2", NULL};
+	svc_start_with(&s, "lunamatch-match", env, args);
+	assert_int_equal(svc_signal_wait(&s, SIGTERM), 0);
+	svc_free(&s);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
 /* An HTTP address whose host resolves but which the system refuses to
  * listen on (bind: EINVAL, a link-local IPv6 address without its scope)
  * is not reported as a host that does not resolve. */
@@ -544,6 +572,7 @@ main(void)
 	    cmocka_unit_test(test_start_failure_says_why),
 	    cmocka_unit_test(test_match_max_connections),
 	    cmocka_unit_test(test_services_refuse_abbreviations),
+	    cmocka_unit_test(test_flag_excuses_bad_variable),
 	    cmocka_unit_test(test_http_addr_refused_not_unresolved),
 	};
 	/* LMT_TEST_FILTER=test_sighup* runs some tests (a cmocka glob). */

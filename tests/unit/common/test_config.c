@@ -866,6 +866,42 @@ test_services_refuse_abbreviations(void **state)
 	assert_int_equal(cfg.argi, 4);
 }
 
+/* A flag wins over its variable even when the variable's value is bad:
+ * the bad value is not read. A bad variable whose option no flag sets
+ * still fails, naming the variable. */
+static void
+test_flag_excuses_bad_env(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+
+	setenv("LUNAMATCH_WORKERS", "abc", 1);
+	char *a1[] = {"prog", "--workers", "4", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a1, err), LM_OK);
+	assert_int_equal(cfg.workers, 4);
+	char *a2[] = {"prog", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a2, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_WORKERS"));
+	/* A flag of another option does not excuse it. */
+	char *a3[] = {"prog", "--poll-ms", "500", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a3, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_WORKERS"));
+	/* With two bad variables, the one without a flag is named. */
+	setenv("LUNAMATCH_POLL_MS", "1", 1);
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a1, err), LM_EINVAL);
+	assert_non_null(strstr(err, "LUNAMATCH_POLL_MS"));
+	char *a4[] = {"prog", "--workers", "4", "--poll-ms", "500", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 5, a4, err), LM_OK);
+	assert_int_equal(cfg.poll_ms, 500);
+	unsetenv("LUNAMATCH_POLL_MS");
+	/* A good variable still counts when no flag sets it. */
+	setenv("LUNAMATCH_WORKERS", "8", 1);
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a2, err), LM_OK);
+	assert_int_equal(cfg.workers, 8);
+	unsetenv("LUNAMATCH_WORKERS");
+}
+
 int
 main(void)
 {
@@ -889,6 +925,7 @@ main(void)
 	    cmocka_unit_test(test_rpc_max_connection_age),
 	    cmocka_unit_test(test_rpc_max_connections),
 	    cmocka_unit_test(test_services_refuse_abbreviations),
+	    cmocka_unit_test(test_flag_excuses_bad_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
