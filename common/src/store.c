@@ -135,6 +135,7 @@ struct lm_store_txn {
 	uint64_t next_seq;
 	int64_t delta[2][2]; /* counter changes of this txn */
 	uint64_t replaced;   /* damaged record values this txn replaced */
+	bool recount[2];     /* by kind index: a damaged value was replaced */
 	int failed;          /* sticky error: only abort/commit remain */
 };
 
@@ -1046,6 +1047,7 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 		    lm_kind_name(op->kind), (int) op->idlen, op->id,
 		    op->type == OP_PUT ? "new version" : "tombstone");
 		t->replaced++;
+		t->recount[ki] = true; /* flush_counters */
 		rc = LM_ENOENT;
 	}
 	if (rc != LM_OK && rc != LM_ENOENT)
@@ -1079,13 +1081,17 @@ run_op(lm_store_txn *t, const struct op *op, bool *wrote)
 	/* OP_DEL */
 	if (damaged) {
 		/* Followers drop the record: the change is logged as a
-		 * deletion. */
-		if ((rc = write_val(t, op, NULL, VAL_TOMBSTONE, op->version, NULL, 0)) !=
-		    LM_OK)
+		 * deletion. The damaged version is unknown: a versionless
+		 * deletion's tombstone takes version 1, as every record has
+		 * one, and fences that much. */
+		struct op logged = *op;
+		logged.version = op->version != 0 ? op->version : 1;
+		if ((rc = write_val(
+		         t, op, NULL, VAL_TOMBSTONE, logged.version, NULL, 0)) != LM_OK)
 			return rc;
 		*wrote = true;
 		t->delta[ki][TOMB]++;
-		return append_change(t, op, true);
+		return append_change(t, &logged, true);
 	}
 	if (!exists || r.tomb) {
 		/* Absent: raise (or create) the tombstone fence if asked to. A
@@ -1146,6 +1152,7 @@ restart(lm_store_txn *t)
 	}
 	memset(t->delta, 0, sizeof(t->delta));
 	t->replaced = 0;
+	t->recount[0] = t->recount[1] = false;
 	if ((rc = txn_last_seq(t->s, t->txn, &t->next_seq)) != LM_OK)
 		return rc;
 	if (t->next_seq == UINT64_MAX) {
@@ -1517,6 +1524,15 @@ flush_counters(lm_store_txn *t)
 			if ((rc = txn_counter(t->s, t->txn, ki, c, &cur, &recounted)) !=
 			    LM_OK)
 				return rc;
+			/* A damaged value this txn replaced counted as live or as
+			 * a tombstone, which is unknown: its kind is recounted,
+			 * so that the counters stay exact. */
+			if (t->recount[ki] && !recounted) {
+				if ((rc = txn_recount(t->s, t->txn, ki, c, &cur)) !=
+				    LM_OK)
+					return rc;
+				recounted = true;
+			}
 			if (t->delta[ki][c] == 0 && !recounted)
 				continue;
 			/* A recount already counts this txn's records. */
