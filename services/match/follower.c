@@ -977,10 +977,10 @@ drain(lm_follower *f)
 	bool more = true;
 	int rc = LM_OK;
 
+	remove_damaged(f);
 	/* The position is recorded when due also between the batches of a
 	 * long drain (a replica catching up), so that its lease does not run
 	 * out and trimming pass it meanwhile. */
-	remove_damaged(f);
 	while (more && !atomic_load(&f->stop)) {
 		rc = apply_batch(f, &more);
 		heartbeat(f);
