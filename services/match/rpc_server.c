@@ -23,6 +23,7 @@
  * against a draining server would hold drain to its timeout.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1497,31 +1498,43 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
  * that connections alone cannot exhaust the descriptors LMDB, Kafka and
  * the HTTP port need (each connection holds one), and never more than fit
  * in the receive budget with a request of max_req plus the grace each.
+ * Logged once (rpc.limits): a warning when a configured value was lowered.
  */
 static unsigned
 max_connections(unsigned configured, size_t budget, size_t max_req)
 {
-	unsigned want = configured ? configured : LM_RPC_DEFAULT_MAX_CONNECTIONS;
+	unsigned asked = configured ? configured : LM_RPC_DEFAULT_MAX_CONNECTIONS,
+	         want = asked;
 	size_t per = LM_RPC_RECV_MAX(max_req), fit;
-	uint64_t mem;
+	uint64_t mem, fds = 0;
 	struct rlimit rl;
+	char why[192] = "";
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur / 4 * 3 < want)
+	    rl.rlim_cur / 4 * 3 < want) {
+		fds = (uint64_t) rl.rlim_cur;
 		want = (unsigned) (rl.rlim_cur / 4 * 3);
+		snprintf(why, sizeof(why),
+		    ": three quarters of the file descriptor limit (%" PRIu64 ")", fds);
+	}
 	if (budget == 0)
 		budget = (mem = lm_memory_limit()) > 0 && mem / 4 < SIZE_MAX
 		             ? (size_t) (mem / 4)
 		             : (size_t) 1 << 30;
 	fit = budget / per;
 	if (fit < want) {
+		want = fit > 0 ? (unsigned) fit : 1;
+		snprintf(why, sizeof(why),
+		    ": each may hold a request of up to %zu bytes while it arrives, "
+		    "within a receive budget of %zu bytes",
+		    per, budget);
+	}
+	if (want < asked)
 		/* A limit the operator set, lowered, deserves a warning. */
 		lm_log(configured ? LM_LOG_WARN : LM_LOG_INFO, "rpc.limits",
-		    "at most %zu connections, not %u: each may hold a request of up to "
-		    "%zu bytes while it arrives, within a receive budget of %zu bytes",
-		    fit > 0 ? fit : 1, want, per, budget);
-		want = (unsigned) fit;
-	}
+		    "at most %u connections, not %u%s", want, asked, why);
+	else
+		lm_info("rpc.limits", "at most %u connections", want);
 	return want > 0 ? want : 1;
 }
 

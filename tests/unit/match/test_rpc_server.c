@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -1458,9 +1459,10 @@ log_line(const char *log, const char *ev, char *line, size_t len)
 	return true;
 }
 
-/* A connection limit lowered to fit the receive budget is logged
- * (rpc.limits): as a warning when the operator set the limit, as
- * information when it was the default. */
+/* A connection limit lowered to fit the receive budget or the file
+ * descriptor limit is logged (rpc.limits): as a warning when the operator
+ * set the limit, as information when it was the default; a limit kept is
+ * logged as information. */
 static void
 test_connection_budget_logged(void **state)
 {
@@ -1502,6 +1504,38 @@ test_connection_budget_logged(void **state)
 	assert_true(log_line(log, "rpc.limits", line, sizeof(line)));
 	assert_non_null(strstr(line, "\"level\":\"info\""));
 	assert_non_null(strstr(line, "at most 2 connections, not 4096"));
+	free(log);
+
+	/* Lowered to three quarters of the file descriptor limit: a warning
+	 * too (before, nothing was logged), and the cap the server keeps is
+	 * logged when nothing lowers it. */
+	struct rlimit rl, low;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	low = rl;
+	low.rlim_cur = 200;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	lmt_stderr_begin(&cap);
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4,
+	                  .workers = 1,
+	                  .max_request_bytes = 64 * 1024,
+	                  .max_connections = 1000});
+	server_down(&f);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_true(log_line(log, "rpc.limits", line, sizeof(line)));
+	assert_non_null(strstr(line, "\"level\":\"warn\""));
+	assert_non_null(strstr(line, "at most 150 connections, not 1000"));
+	assert_non_null(strstr(line, "file descriptor limit (200)"));
+	free(log);
+	lmt_stderr_begin(&cap);
+	server_up(&f, (lm_rpc_server_opts){.contexts = 4,
+	                  .workers = 1,
+	                  .max_request_bytes = 64 * 1024,
+	                  .max_connections = 100});
+	server_down(&f);
+	log = lmt_stderr_end(&cap);
+	assert_true(log_line(log, "rpc.limits", line, sizeof(line)));
+	assert_non_null(strstr(line, "at most 100 connections\""));
 	free(log);
 	lm_log_set_level(saved_level);
 }
