@@ -13,7 +13,9 @@
  * it (opaque: the queue seq) while its window has room, serves delivery
  * reports as they come, removes the delivered decisions from the queue in
  * batches, and produces the failed ones again after a back-off, oldest
- * first. A decision that waits for its report (a partition without a
+ * first. A queued entry that does not decode as a decision with an id is
+ * never produced: it is logged, counted and removed with the delivered
+ * ones. A decision that waits for its report (a partition without a
  * leader holds it up to message.timeout.ms) holds up nothing but its own
  * place in the window: the decisions for the other partitions go on.
  *
@@ -91,20 +93,23 @@ struct lm_decisions {
 	 * removed or produced again, in exactly one of three states: in
 	 * flight (outstanding), delivered (its seq in `delivered`, waiting
 	 * for its removal) or failed (in `failed`, waiting for its retry).
+	 * An entry found damaged (set_aside) is listed in `delivered` too,
+	 * without being produced: `damaged` of them are such, not sent.
 	 * Together at most LM_DECISIONS_INFLIGHT_MAX, which is also each
 	 * list's capacity; the producer holds at most
 	 * LM_KAFKA_PRODUCER_QUEUE_KB of them. */
 	uint64_t cursor; /* the last seq produced in queue order; 0: none */
 	uint64_t *delivered, *failed;
 	size_t ndelivered, nfailed, outstanding;
-	int64_t delivered_since;           /* lm_clock_ms of the oldest listed delivery */
+	size_t damaged;          /* of the ndelivered: damaged entries, not sent */
+	int64_t delivered_since; /* lm_clock_ms of the oldest listed delivery */
 	size_t reports_ok, reports_failed; /* since the sender last looked */
 	bool rewind;                       /* read the queue again from the start */
 	bool purging; /* renew_producer: the reports are of purged decisions */
 
 	const char *last_error;
 
-	lm_counter *logged, *log_errors, *sent, *send_failures;
+	lm_counter *logged, *log_errors, *sent, *send_failures, *corrupt;
 	/* Decisions in the queue: set at open, then kept by the writer and
 	 * the removals, so that a render of the metrics does not read the
 	 * queue: a read waits for a removal (a synced write), and
@@ -403,9 +408,36 @@ struct pass {
 	rd_kafka_resp_err_t err;
 };
 
+/*
+ * Sets aside the queued entry seq of len bytes, which does not decode as a
+ * decision with an id (disk damage, or bytes the log did not write): it is
+ * never produced, since a consumer could neither decode it nor
+ * de-duplicate it. It is logged and counted here, once, and listed with
+ * the delivered decisions, so that the next removal takes it out of the
+ * queue (not counted as sent); behind the cursor, it is not read again
+ * meanwhile. Returns 0: the pass goes on after it.
+ */
+static int
+set_aside(lm_decisions *d, uint64_t seq, size_t len)
+{
+	lm_error("decisions.corrupt",
+	    "queued entry %llu (%zu bytes) is no decision with an id: not sent, "
+	    "removed from the queue",
+	    (unsigned long long) seq, len);
+	lm_counter_add(d->corrupt, 1);
+	if (d->ndelivered >= LM_DECISIONS_INFLIGHT_MAX) {
+		d->rewind = true; /* a broken count, as in dr_cb */
+		return 0;
+	}
+	d->delivered[d->ndelivered++] = seq;
+	d->damaged++;
+	return 0;
+}
+
 /* Produces one queued decision; its key is the decision's subject. Returns
- * 0 (produced), PASS_BUDGET (the producer's queue is full: try when
- * reports made room) or PASS_REFUSED (the producer refused it: p->err). */
+ * 0 (produced, or set aside as damaged), PASS_BUDGET (the producer's queue
+ * is full: try when reports made room) or PASS_REFUSED (the producer
+ * refused it: p->err). */
 static int
 produce(struct pass *p, uint64_t seq, const void *data, size_t len)
 {
@@ -415,15 +447,19 @@ produce(struct pass *p, uint64_t seq, const void *data, size_t len)
 	rd_kafka_resp_err_t e;
 
 	rec = lunamatch__v1__decision__unpack(NULL, len, (const uint8_t *) data);
-	key = rec != NULL ? rec->subject_id : "";
+	if (rec == NULL || rec->decision_id == NULL || rec->decision_id[0] == '\0') {
+		if (rec != NULL)
+			lunamatch__v1__decision__free_unpacked(rec, NULL);
+		return set_aside(d, seq, len);
+	}
+	key = rec->subject_id != NULL ? rec->subject_id : "";
 	e = rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(d->topic),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, strlen(key)),
 	    RD_KAFKA_V_VALUE((void *) data, len),
 	    RD_KAFKA_V_HEADER("content-type", LM_DECISIONS_CONTENT_TYPE, -1),
 	    RD_KAFKA_V_HEADER("schema", LM_DECISIONS_SCHEMA, -1),
 	    RD_KAFKA_V_OPAQUE((void *) (uintptr_t) seq), RD_KAFKA_V_END);
-	if (rec != NULL)
-		lunamatch__v1__decision__free_unpacked(rec, NULL);
+	lunamatch__v1__decision__free_unpacked(rec, NULL);
 	if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && d->outstanding > 0)
 		return PASS_BUDGET;
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -528,11 +564,12 @@ produce_new(lm_decisions *d, rd_kafka_resp_err_t *err)
 	    err);
 }
 
-/* Removes the delivered decisions from the queue (sender thread, or free
- * after it). On failure they stay listed, to be removed again later; they
- * are never produced again meanwhile (they are behind the cursor). A
- * removal makes room in the queue, so the log may be healthy again, unless
- * deferred syncs are failing: room does not put the writes on disk. */
+/* Removes the delivered decisions, and the damaged entries set aside, from
+ * the queue (sender thread, or free after it). On failure they stay listed,
+ * to be removed again later; they are never produced again meanwhile (they
+ * are behind the cursor). A removal makes room in the queue, so the log
+ * may be healthy again, unless deferred syncs are failing: room does not
+ * put the writes on disk. */
 static int
 remove_delivered(lm_decisions *d)
 {
@@ -544,13 +581,15 @@ remove_delivered(lm_decisions *d)
 	         ? LM_EIO
 	         : lm_dqueue_remove(d->q, d->delivered, d->ndelivered);
 	if (rc != LM_OK) {
-		lm_error("decisions.remove", "%zu sent decisions not removed: %s",
-		    d->ndelivered, lm_strerror(rc));
+		lm_error("decisions.remove",
+		    "%zu sent decisions and %zu damaged entries not removed: %s",
+		    d->ndelivered - d->damaged, d->damaged, lm_strerror(rc));
 		return rc;
 	}
-	lm_counter_add(d->sent, d->ndelivered);
+	lm_counter_add(d->sent, d->ndelivered - d->damaged);
 	lm_gauge_add(d->pending, -(double) d->ndelivered);
 	d->ndelivered = 0;
+	d->damaged = 0;
 	pthread_mutex_lock(&d->mu);
 	if (!d->healthy && !d->sync_failing)
 		d->retry_at = lm_clock_ms();
@@ -848,6 +887,11 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 		d->send_failures = lm_metrics_counter(o->metrics,
 		    "lunamatch_decisions_send_failures_total",
 		    "Decision deliveries that failed and will be retried.", NULL);
+		d->corrupt = lm_metrics_counter(o->metrics,
+		    "lunamatch_decisions_corrupt_total",
+		    "Queued entries that do not decode as a decision with an id (disk "
+		    "damage): not sent, removed from the queue (decisions.corrupt).",
+		    NULL);
 		d->pending = lm_metrics_gauge(o->metrics, "lunamatch_decisions_pending",
 		    "Decisions in the durable queue, not yet acknowledged by Kafka.",
 		    NULL);

@@ -10,7 +10,8 @@
  * their write exactly once; a stop while decisions are in flight sends
  * none of them twice; a partition without a leader holds up only its own
  * decisions; a queue longer than one read of the sender's pass reaches the
- * topic whole and in order.
+ * topic whole and in order; a damaged queue entry is never sent, but
+ * logged, counted and removed.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -1154,6 +1155,93 @@ test_sync_failure_outlasts_removals(void **state)
 	free(dir);
 }
 
+/* How often needle occurs in text. */
+static size_t
+occurrences(const char *text, const char *needle)
+{
+	size_t n = 0;
+	for (const char *at = strstr(text, needle); at != NULL;
+	     at = strstr(at + 1, needle))
+		n++;
+	return n;
+}
+
+/* Waits at most READ_MS for the rendering of m to contain text. */
+static bool
+wait_metrics_has(lm_metrics *m, const char *text)
+{
+	int64_t end = lm_clock_ms() + READ_MS;
+	while (!metrics_has(m, text) && lm_clock_ms() < end)
+		lmt_sleep_ms(20);
+	return metrics_has(m, text);
+}
+
+/*
+ * Queued entries that do not decode as a decision with an id (bytes a
+ * damaged disk or other software left; empty bytes decode to a decision
+ * without one) are not sent: each is logged once (decisions.corrupt),
+ * counted in lunamatch_decisions_corrupt_total, not in the sent ones, and
+ * removed from the queue; the decision logged after them is sent. (They
+ * used to be produced with an empty key, undecodable on the topic.)
+ */
+static void
+test_damaged_entry(void **state)
+{
+	const char *topic = TOPIC ".7";
+	char *dir = data_dir(), *qdir = malloc(strlen(dir) + 32);
+	char id[LM_DECISIONS_ID_LEN + 1], *log;
+	lm_dqueue_msg bad[] = {{"\xff\xff\xff", 3}, {"", 0}};
+	lm_dqueue *q = NULL;
+	lm_metrics *m = NULL;
+	lmt_capture cap;
+	struct readback r;
+	(void) state;
+
+	assert_non_null(qdir);
+	sprintf(qdir, "%s/%s", dir, LM_DECISIONS_SUBDIR);
+	assert_int_equal(lm_dqueue_open(qdir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_append(q, bad, 2, NULL), LM_OK);
+	lm_dqueue_close(q);
+
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = topic,
+	    .data_dir = dir,
+	    .message_timeout_ms = 3000};
+	assert_int_equal(rd_kafka_mock_topic_create(mock, topic, PARTITIONS, 1), 0);
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	o.metrics = m;
+	lm_decisions *d = NULL;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_pending(d), 2);
+	lmt_stderr_begin(&cap);
+	assert_int_equal(lm_decisions_start(d), LM_OK);
+	assert_int_equal(log_one(d, "cand-damaged", "req", "", id), LM_OK);
+	uint64_t left = wait_pending(d, 0);
+	bool counted = wait_metrics_has(m, "lunamatch_decisions_pending 0\n");
+	lm_decisions_free(d);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(left, 0);
+	assert_true(counted);
+	assert_int_equal(occurrences(log, "\"decisions.corrupt\""), 2);
+	assert_non_null(strstr(log, "(3 bytes)"));
+	assert_non_null(strstr(log, "(0 bytes)"));
+	free(log);
+	assert_true(metrics_has(m, "lunamatch_decisions_corrupt_total 2\n"));
+	assert_true(metrics_has(m, "lunamatch_decisions_sent_total 1\n"));
+	assert_true(metrics_has(m, "# HELP lunamatch_decisions_corrupt_total "));
+
+	/* Only the real decision reached the topic (read_topic fails on one
+	 * that does not decode). */
+	read_topic(topic, 1, &r);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.v[0]->decision_id, id);
+	assert_string_equal(r.keys[0], "cand-damaged");
+	readback_free(&r);
+	lm_metrics_free(m);
+	free(qdir);
+	free(dir);
+}
+
 /* Missing or invalid options. */
 static void
 test_options(void **state)
@@ -1278,6 +1366,7 @@ main(void)
 	    cmocka_unit_test(test_sync_failure_outlasts_removals),
 	    cmocka_unit_test(test_sync_success_after_failed_write),
 	    cmocka_unit_test(test_pending_gauge),
+	    cmocka_unit_test(test_damaged_entry),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
