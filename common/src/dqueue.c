@@ -9,12 +9,13 @@
  * the changes of the sync mode, and is held across each, the disk sync of
  * a synced commit included. Reads (peek, count) do not take it: LMDB's
  * readers do not wait for its writer, so no pass over the queue holds up
- * an append. `maplock` is held shared by every transaction, read or
- * write, and exclusively where no read may run beside: a change of the
- * map size (mdb_env_set_mapsize requires that no transaction of the
- * process is open), a removal and the last try of an append after one
- * (the pages a write frees are reusable only when no reader is older,
- * remove_split and touch). A peek holds it for one slice of at most
+ * an append (a peek takes it between two slices only, to remove the
+ * damaged keys the slice met, as a removal does). `maplock` is held shared
+ * by every transaction, read or write, and exclusively where no read may
+ * run beside: a change of the map size (mdb_env_set_mapsize requires that
+ * no transaction of the process is open), a removal and the last try of
+ * an append after one (the pages a write frees are reusable only when no
+ * reader is older, remove_split and touch). A peek holds it for one slice of at most
  * LM_DQUEUE_PEEK_SLICE messages at a time, so that these wait for at most
  * one slice of its callbacks. The order is lock, then maplock.
  */
@@ -22,7 +23,9 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,11 +37,13 @@
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 
-#define DQ_SCHEMA_KEY "schema"
-#define DQ_SCHEMA     "1"
-#define DQ_NEXT_KEY   "next"
-#define DQ_DIR_MAX    3072 /* bytes of the directory path */
-#define DQ_GROWS_MAX  16   /* map doublings one append may need */
+#define DQ_SCHEMA_KEY  "schema"
+#define DQ_SCHEMA      "1"
+#define DQ_NEXT_KEY    "next"
+#define DQ_DIR_MAX     3072 /* bytes of the directory path */
+#define DQ_GROWS_MAX   16   /* map doublings one append may need */
+#define DQ_DAMAGED_MAX 8    /* damaged keys one slice of a peek gathers */
+#define DQ_KEY_MAX     511  /* bytes of a key (LMDB's default limit) */
 
 struct lm_dqueue {
 	pthread_mutex_t lock; /* held for every write, sync and mode change */
@@ -54,6 +59,7 @@ struct lm_dqueue {
 	 * once another write commits (touch) and no reader's snapshot is
 	 * older than that write. Under lock. */
 	bool freed;
+	atomic_uint_fast64_t damaged; /* damaged keys removed (lm_dqueue_damaged) */
 	char domain[LM_LMDB_DOMAIN_MAX + 1];
 	dev_t dev;
 	ino_t ino;
@@ -229,22 +235,76 @@ lm_dqueue_append(lm_dqueue *q, const lm_dqueue_msg *msgs, size_t n, uint64_t *fi
 }
 
 /*
+ * The keys a slice of a peek found damaged: keys that are no sequence
+ * number (not LM_LMDB_BE64_LEN bytes, or seq 0, which no append writes),
+ * left by disk damage or by another program. They are removed once the
+ * slice's read transaction has ended (remove_damaged). full: the slice
+ * stopped at DQ_DAMAGED_MAX of them, and the next one starts after the
+ * last.
+ */
+struct damaged {
+	size_t n;
+	bool full;
+	size_t len[DQ_DAMAGED_MAX];
+	unsigned char key[DQ_DAMAGED_MAX][DQ_KEY_MAX];
+};
+
+/* Logs the damaged key k, met after seq `after` (0: before any message),
+ * and lists it for removal (while there is room: the others are met again
+ * by a later peek). */
+static void
+damaged_found(lm_dqueue *q, const MDB_val *k, uint64_t after, struct damaged *dmg)
+{
+	char ev[LM_LMDB_DOMAIN_MAX + 16];
+
+	snprintf(ev, sizeof(ev), "%s.corrupt", q->domain);
+	if (after == 0)
+		lm_error(ev,
+		    "the %s queue holds a key of %zu bytes before its first "
+		    "message that is no sequence number: passed over and removed",
+		    q->domain, k->mv_size);
+	else
+		lm_error(ev,
+		    "the %s queue holds a key of %zu bytes after seq %llu that is "
+		    "no sequence number: passed over and removed",
+		    q->domain, k->mv_size, (unsigned long long) after);
+	if (dmg->n < DQ_DAMAGED_MAX && k->mv_size <= DQ_KEY_MAX) {
+		memcpy(dmg->key[dmg->n], k->mv_data, k->mv_size);
+		dmg->len[dmg->n++] = k->mv_size;
+	}
+}
+
+/*
  * Calls fn for at most n messages with seq > *after in one read
  * transaction, with maplock held shared and not lock. *after becomes the
  * seq of the last message passed and *seen counts the messages passed;
- * *stop is the non-zero value fn stopped with. Returns LM_OK or an error.
+ * *stop is the non-zero value fn stopped with. The damaged keys met are
+ * passed over and listed in *dmg (at most DQ_DAMAGED_MAX: then the slice
+ * stops early, with dmg->full); a slice that follows a full one starts
+ * after the last key it listed, else after *after, so that the keys
+ * sorted between two seqs (such as seq 2 and one more byte) are met too.
+ * Returns LM_OK or an error.
  */
 static int
 peek_slice(lm_dqueue *q, uint64_t *after, size_t n, lm_dqueue_fn fn, void *arg,
-    size_t *seen, int *stop)
+    size_t *seen, int *stop, struct damaged *dmg)
 {
-	unsigned char kb[LM_LMDB_BE64_LEN];
+	unsigned char kb[DQ_KEY_MAX];
 	MDB_txn *txn = NULL;
 	MDB_cursor *c = NULL;
-	MDB_val k = {sizeof(kb), kb}, v;
+	MDB_val k = {LM_LMDB_BE64_LEN, kb}, from, v;
+	bool resume = dmg->full;
 	int rc;
 
-	lm_lmdb_put_be64(kb, *after + 1);
+	if (resume) {
+		k.mv_size = dmg->len[dmg->n - 1];
+		memcpy(kb, dmg->key[dmg->n - 1], k.mv_size);
+	} else {
+		lm_lmdb_put_be64(kb, *after);
+	}
+	from = k;
+	dmg->n = 0;
+	dmg->full = false;
 	pthread_rwlock_rdlock(&q->maplock);
 	rc = lm_lmdb_txn_begin(q->env, MDB_RDONLY, set_mapsize, q, q->domain, &txn);
 	if (rc != LM_OK)
@@ -253,16 +313,31 @@ peek_slice(lm_dqueue *q, uint64_t *after, size_t n, lm_dqueue_fn fn, void *arg,
 		rc = lm_lmdb_err(rc, q->domain, "mdb_cursor_open");
 		goto out;
 	}
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	/* From the start: the keys sorted before seq 1 are met too. */
+	if (!resume && *after == 0) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	} else {
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		/* The key started from is behind the slice. */
+		if (rc == 0 && k.mv_size == from.mv_size &&
+		    memcmp(k.mv_data, kb, k.mv_size) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
 	while (rc == 0 && *seen < n) {
-		if (k.mv_size != LM_LMDB_BE64_LEN) {
-			rc = LM_ESTORE;
-			goto out;
+		uint64_t seq =
+		    k.mv_size == LM_LMDB_BE64_LEN ? lm_lmdb_get_be64(k.mv_data) : 0;
+		if (seq == 0) {
+			damaged_found(q, &k, *after, dmg);
+			if (dmg->n == DQ_DAMAGED_MAX) {
+				dmg->full = true;
+				break;
+			}
+		} else {
+			*after = seq;
+			++*seen;
+			if ((*stop = fn(arg, *after, v.mv_data, v.mv_size)) != 0)
+				break;
 		}
-		*after = lm_lmdb_get_be64(k.mv_data);
-		++*seen;
-		if ((*stop = fn(arg, *after, v.mv_data, v.mv_size)) != 0)
-			break;
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
 	rc = rc == 0 || rc == MDB_NOTFOUND ? LM_OK
@@ -274,9 +349,54 @@ out:
 	return rc;
 }
 
+/*
+ * Removes the damaged keys a slice listed, in one synced transaction, lock
+ * and maplock taken as by a removal (no transaction of the caller open),
+ * and counts those it removed. A failure is logged; the keys stay, to be
+ * met again by a later peek.
+ */
+static void
+remove_damaged(lm_dqueue *q, const struct damaged *dmg)
+{
+	char ev[LM_LMDB_DOMAIN_MAX + 16];
+	MDB_txn *txn = NULL;
+	uint64_t gone = 0;
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	pthread_rwlock_wrlock(&q->maplock); /* see remove_split */
+	rc = lm_lmdb_txn_begin(q->env, 0, NULL, NULL, q->domain, &txn);
+	for (size_t i = 0; rc == LM_OK && i < dmg->n; i++) {
+		MDB_val k = {dmg->len[i], (void *) dmg->key[i]};
+		int e = mdb_del(txn, q->db_msgs, &k, NULL);
+		if (e == 0)
+			gone++;
+		else if (e != MDB_NOTFOUND)
+			rc = lm_lmdb_err(e, q->domain, "mdb_del");
+	}
+	if (rc == LM_OK) {
+		int e = mdb_txn_commit(txn);
+		txn = NULL;
+		rc = e == 0 ? LM_OK : lm_lmdb_err(e, q->domain, "mdb_txn_commit");
+	}
+	mdb_txn_abort(txn);
+	if (rc == LM_OK) {
+		q->freed = true;
+		atomic_fetch_add(&q->damaged, gone);
+	}
+	pthread_rwlock_unlock(&q->maplock);
+	pthread_mutex_unlock(&q->lock);
+	if (rc != LM_OK) {
+		snprintf(ev, sizeof(ev), "%s.corrupt", q->domain);
+		lm_error(ev, "%zu damaged keys of the %s queue not removed: %s", dmg->n,
+		    q->domain, lm_strerror(rc));
+	}
+}
+
 int
 lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, void *arg)
 {
+	struct damaged dmg; /* its keys are read only up to n */
 	size_t left = max, n, seen;
 	int rc = LM_OK, stop = 0;
 
@@ -284,12 +404,17 @@ lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, void *
 		return LM_EINVAL;
 	if (after == UINT64_MAX)
 		return LM_OK; /* no seq follows */
+	dmg.n = 0;
+	dmg.full = false;
 	do {
 		n = left < LM_DQUEUE_PEEK_SLICE ? left : LM_DQUEUE_PEEK_SLICE;
 		seen = 0;
-		rc = peek_slice(q, &after, n, fn, arg, &seen, &stop);
+		rc = peek_slice(q, &after, n, fn, arg, &seen, &stop, &dmg);
 		left -= seen;
-	} while (rc == LM_OK && stop == 0 && seen == n && left > 0 && after < UINT64_MAX);
+		if (dmg.n > 0)
+			remove_damaged(q, &dmg);
+	} while (rc == LM_OK && stop == 0 && (seen == n || dmg.full) && left > 0 &&
+	         after < UINT64_MAX);
 	return rc != LM_OK ? rc : stop;
 }
 
@@ -378,6 +503,12 @@ lm_dqueue_count(lm_dqueue *q)
 	}
 	pthread_rwlock_unlock(&q->maplock);
 	return n;
+}
+
+uint64_t
+lm_dqueue_damaged(lm_dqueue *q)
+{
+	return q != NULL ? atomic_load(&q->damaged) : 0;
 }
 
 /* Creates or opens the databases and checks the schema. */

@@ -102,6 +102,7 @@ struct lm_decisions {
 	uint64_t *delivered, *failed;
 	size_t ndelivered, nfailed, outstanding;
 	size_t damaged;          /* of the ndelivered: damaged entries, not sent */
+	uint64_t damaged_keys;   /* lm_dqueue_damaged when the sender last looked */
 	int64_t delivered_since; /* lm_clock_ms of the oldest listed delivery */
 	size_t reports_ok, reports_failed; /* since the sender last looked */
 	bool rewind;                       /* read the queue again from the start */
@@ -470,13 +471,22 @@ produce(struct pass *p, uint64_t seq, const void *data, size_t len)
 	return 0;
 }
 
-/* lm_dqueue_peek of the sender, where a test's read failure applies. */
+/* lm_dqueue_peek of the sender, where a test's read failure applies. The
+ * damaged keys the queue removed meanwhile (it logged them) are counted
+ * and leave the pending ones. */
 static int
 peek(lm_decisions *d, uint64_t after, size_t max, lm_dqueue_fn fn, struct pass *p)
 {
 	if (lm_fault_take(&d->fail_reads))
 		return LM_EIO;
-	return lm_dqueue_peek(d->q, after, max, fn, p);
+	int rc = lm_dqueue_peek(d->q, after, max, fn, p);
+	uint64_t removed = lm_dqueue_damaged(d->q);
+	if (removed > d->damaged_keys) {
+		lm_counter_add(d->corrupt, removed - d->damaged_keys);
+		lm_gauge_add(d->pending, -(double) (removed - d->damaged_keys));
+		d->damaged_keys = removed;
+	}
+	return rc;
 }
 
 /* lm_dqueue_peek callback for the decisions after the cursor. */
@@ -887,11 +897,12 @@ lm_decisions_new(const lm_decisions_opts *o, lm_decisions **out)
 		d->send_failures = lm_metrics_counter(o->metrics,
 		    "lunamatch_decisions_send_failures_total",
 		    "Decision deliveries that failed and will be retried.", NULL);
-		d->corrupt = lm_metrics_counter(o->metrics,
-		    "lunamatch_decisions_corrupt_total",
-		    "Queued entries that do not decode as a decision with an id (disk "
-		    "damage): not sent, removed from the queue (decisions.corrupt).",
-		    NULL);
+		d->corrupt =
+		    lm_metrics_counter(o->metrics, "lunamatch_decisions_corrupt_total",
+		        "Damaged entries of the decision queue (a value that is no "
+		        "decision with an id, a key that is no sequence number): not "
+		        "sent, removed from the queue (decisions.corrupt).",
+		        NULL);
 		d->pending = lm_metrics_gauge(o->metrics, "lunamatch_decisions_pending",
 		    "Decisions in the durable queue, not yet acknowledged by Kafka.",
 		    NULL);

@@ -17,7 +17,8 @@
  * removals and syncs run one at a time, each holding the queue's write
  * lock across its transaction and disk sync. Reads (lm_dqueue_peek,
  * lm_dqueue_count) do not take that lock: an append never waits for a
- * peek, however many messages the peek passes to its callback. Reads wait
+ * peek, however many messages the peek passes to its callback (but for
+ * the removal of damaged keys a peek met, which is a removal). Reads wait
  * for a removal, and for an append only while it grows the map (or after
  * a removal finds the map full); these in turn wait for the slice a
  * running peek is in, at most LM_DQUEUE_PEEK_SLICE of its callbacks.
@@ -83,6 +84,14 @@ typedef int (*lm_dqueue_fn)(void *arg, uint64_t seq, const void *data, size_t le
  * messages appended before it began (after every older one), and a message
  * removed during the pass may be passed or not. Returns LM_OK, an error,
  * or the non-zero value fn stopped with.
+ *
+ * A damaged key met on the way, one that is no sequence number (not 8
+ * bytes, or seq 0: disk damage or another program's write), is no error:
+ * it is passed over (fn never sees it), logged as "<domain>.corrupt" with
+ * its size, and removed after the slice that met it, in a synced
+ * transaction that waits and is waited for like lm_dqueue_remove; those
+ * removed are counted (lm_dqueue_damaged). A removal that fails is
+ * logged, and a later peek meets the key again.
  */
 int lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, void *arg);
 
@@ -110,8 +119,12 @@ int lm_dqueue_set_sync(lm_dqueue *q, bool sync);
  * LM_ENOSPC or LM_ESTORE. */
 int lm_dqueue_sync(lm_dqueue *q);
 
-/* Messages queued now. */
+/* Messages queued now (damaged keys not yet removed included). */
 uint64_t lm_dqueue_count(lm_dqueue *q);
+
+/* Damaged keys (see lm_dqueue_peek) removed from the queue since it was
+ * opened. Any thread. */
+uint64_t lm_dqueue_damaged(lm_dqueue *q);
 
 #ifdef __cplusplus
 }

@@ -4,8 +4,10 @@
  * a full map that refuses appends, keeps what it holds and can always be
  * emptied, unsynced transactions and an explicit sync, and the limits;
  * peeks that read in slices: an append does not wait for a peek, a growing
- * map waits for one slice of it.
+ * map waits for one slice of it; keys that are no sequence number are
+ * passed over, logged, removed and counted.
  */
+#include <lmdb.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -552,6 +554,112 @@ test_grow_during_peek(void **state)
 	free(root);
 }
 
+/* Puts value "x" under key, klen bytes, into the messages database of the
+ * queue in dir with LMDB itself (no queue may be open on dir): a key the
+ * queue never writes, as damage or another program would leave it. */
+static void
+put_raw_key(const char *dir, const void *key, size_t klen)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *) key}, v = {1, "x"};
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 2), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "messages", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* How often needle occurs in text. */
+static size_t
+occurrences(const char *text, const char *needle)
+{
+	size_t n = 0;
+	for (const char *at = strstr(text, needle); at != NULL;
+	     at = strstr(at + 1, needle))
+		n++;
+	return n;
+}
+
+/*
+ * Keys that are no sequence number (not 8 bytes, or seq 0: disk damage or
+ * another program's write), before the first message, between two, at a
+ * slice's end and after the last, are passed over by a peek, logged once
+ * each with the queue's name and their size, removed and counted; the
+ * messages are read as ever. (A peek used to fail on such a key with
+ * LM_ESTORE, and the key stayed counted for good.)
+ */
+static void
+test_damaged_keys(void **state)
+{
+	enum { QUEUED = LM_DQUEUE_PEEK_SLICE + 4 };
+	char *root = lmt_tmpdir("dqueue"), *dir = qdir(root), *log;
+	unsigned char keys[6][9];
+	size_t lens[6] = {3, 9, 8, 9, 9, 9};
+	const uint64_t at[6] = {0, 0, 0, 2, LM_DQUEUE_PEEK_SLICE, QUEUED};
+	lm_dqueue_msg m[QUEUED];
+	lm_dqueue *q = NULL;
+	uint64_t seqs[QUEUED];
+	struct many s;
+	lmt_capture cap;
+	uint64_t first = 0;
+	(void) state;
+
+	for (size_t i = 0; i < QUEUED; i++)
+		m[i] = (lm_dqueue_msg){"m", 1};
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_append(q, m, QUEUED, &first), LM_OK);
+	assert_int_equal(first, 1);
+	lm_dqueue_close(q);
+	/* Big-endian seq at[i] and an extra byte: 3 zero bytes (before seq
+	 * 1), seq 0 with one more byte, seq 0 itself, and keys right after
+	 * seq 2, the last seq of the first slice and the last seq. */
+	for (size_t i = 0; i < 6; i++) {
+		for (int b = 0; b < 8; b++)
+			keys[i][b] = (unsigned char) (at[i] >> (56 - 8 * b));
+		keys[i][8] = 'x';
+		put_raw_key(dir, keys[i], lens[i]);
+	}
+
+	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_count(q), QUEUED + 6);
+	assert_int_equal(lm_dqueue_damaged(q), 0);
+	s = (struct many){.seqs = seqs, .cap = QUEUED};
+	lmt_stderr_begin(&cap);
+	int rc = lm_dqueue_peek(q, 0, LM_DQUEUE_BATCH_MAX, collect_many, &s);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(rc, LM_OK);
+	assert_int_equal(s.n, QUEUED);
+	for (size_t i = 0; i < s.n; i++)
+		assert_int_equal(s.seqs[i], i + 1);
+	assert_int_equal(occurrences(log, "\"test.corrupt\""), 6);
+	assert_int_equal(occurrences(log, "key of 9 bytes"), 4);
+	assert_int_equal(occurrences(log, "key of 3 bytes"), 1);
+	assert_null(strstr(log, "record store"));
+	free(log);
+	assert_int_equal(lm_dqueue_count(q), QUEUED);
+	assert_int_equal(lm_dqueue_damaged(q), 6);
+
+	/* Gone: a second pass finds them no more. */
+	s = (struct many){.seqs = seqs, .cap = QUEUED};
+	lmt_stderr_begin(&cap);
+	assert_int_equal(
+	    lm_dqueue_peek(q, 1, LM_DQUEUE_BATCH_MAX, collect_many, &s), LM_OK);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(s.n, QUEUED - 1);
+	assert_null(strstr(log, "corrupt"));
+	free(log);
+	lm_dqueue_close(q);
+	lmt_rmtree(root);
+	free(dir);
+	free(root);
+}
+
 int
 main(void)
 {
@@ -564,6 +672,7 @@ main(void)
 	    cmocka_unit_test(test_peek_slices),
 	    cmocka_unit_test(test_append_during_peek),
 	    cmocka_unit_test(test_grow_during_peek),
+	    cmocka_unit_test(test_damaged_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

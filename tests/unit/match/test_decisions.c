@@ -10,11 +10,12 @@
  * their write exactly once; a stop while decisions are in flight sends
  * none of them twice; a partition without a leader holds up only its own
  * decisions; a queue longer than one read of the sender's pass reaches the
- * topic whole and in order; a damaged queue entry is never sent, but
- * logged, counted and removed.
+ * topic whole and in order; a damaged queue entry or key is never sent,
+ * but logged, counted and removed.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1242,6 +1243,87 @@ test_damaged_entry(void **state)
 	free(dir);
 }
 
+/*
+ * A key of the queue that is no sequence number (9 bytes, between seq 2
+ * and 3: disk damage or another program's write) is passed over, logged
+ * (decisions.corrupt, with its size), counted in
+ * lunamatch_decisions_corrupt_total and removed: nothing stays pending,
+ * and no read of the queue fails. (The sender's pass used to fail on it,
+ * "record store failure", and it stayed pending for good.)
+ */
+static void
+test_damaged_key(void **state)
+{
+	const char *topic = TOPIC ".8";
+	char *dir = data_dir(), *qdir = malloc(strlen(dir) + 32), *log;
+	const unsigned char key[9] = {0, 0, 0, 0, 0, 0, 0, 2, 'x'};
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	uint8_t buf[64];
+	lm_dqueue_msg msgs[3];
+	lm_dqueue *q = NULL;
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val k = {sizeof(key), (void *) key}, v = {1, "x"};
+	lm_metrics *m = NULL;
+	lmt_capture cap;
+	(void) state;
+
+	/* Seqs 1 to 3 queued, then the key between 2 and 3. */
+	assert_non_null(qdir);
+	sprintf(qdir, "%s/%s", dir, LM_DECISIONS_SUBDIR);
+	rec.decision_id = "queued-key";
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-key";
+	assert_true(lunamatch__v1__decision__get_packed_size(&rec) <= sizeof(buf));
+	for (int i = 0; i < 3; i++)
+		msgs[i] = (lm_dqueue_msg){buf, lunamatch__v1__decision__pack(&rec, buf)};
+	assert_int_equal(lm_dqueue_open(qdir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
+	assert_int_equal(lm_dqueue_append(q, msgs, 3, NULL), LM_OK);
+	lm_dqueue_close(q);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 2), 0);
+	assert_int_equal(mdb_env_open(env, qdir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "messages", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	lm_decisions_opts o = {.brokers = brokers,
+	    .topic = topic,
+	    .data_dir = dir,
+	    .message_timeout_ms = 3000};
+	lm_decisions *d = NULL;
+	assert_int_equal(rd_kafka_mock_topic_create(mock, topic, PARTITIONS, 1), 0);
+	assert_int_equal(lm_metrics_new(&m), LM_OK);
+	o.metrics = m;
+	assert_int_equal(lm_decisions_new(&o, &d), LM_OK);
+	assert_int_equal(lm_decisions_pending(d), 4);
+	lmt_stderr_begin(&cap);
+	int started = lm_decisions_start(d), logged = 0;
+	for (int i = 0; i < 5; i++)
+		logged += log_one(d, "cand-key", "req", "", NULL) == LM_OK;
+	uint64_t left = wait_pending(d, 0);
+	bool counted = wait_metrics_has(m, "lunamatch_decisions_pending 0\n");
+	lm_decisions_free(d);
+	log = lmt_stderr_end(&cap);
+	assert_int_equal(started, LM_OK);
+	assert_int_equal(logged, 5);
+	assert_int_equal(left, 0);
+	assert_true(counted);
+	assert_int_equal(occurrences(log, "\"decisions.corrupt\""), 1);
+	assert_non_null(strstr(log, "key of 9 bytes"));
+	assert_null(strstr(log, "decisions.read"));
+	assert_null(strstr(log, "record store"));
+	free(log);
+	assert_true(metrics_has(m, "lunamatch_decisions_corrupt_total 1\n"));
+	assert_true(metrics_has(m, "lunamatch_decisions_sent_total 8\n"));
+	lm_metrics_free(m);
+	free(qdir);
+	free(dir);
+}
+
 /* Missing or invalid options. */
 static void
 test_options(void **state)
@@ -1367,6 +1449,7 @@ main(void)
 	    cmocka_unit_test(test_sync_success_after_failed_write),
 	    cmocka_unit_test(test_pending_gauge),
 	    cmocka_unit_test(test_damaged_entry),
+	    cmocka_unit_test(test_damaged_key),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
