@@ -100,7 +100,7 @@ static const struct opt opts[] = {
         "data/model/default.json", 0, 0, LM_PROG_MATCH,
         "scoring weights and model version"},
     {"embedding-dim", "LUNAMATCH_EMBEDDING_DIM", T_U32, OFF(embedding_dim), "384", 1,
-        4096, SVC | LM_PROG_CLI, "dimension of record embeddings"},
+        4096, SVC, "dimension of record embeddings"},
     {"url", "LUNAMATCH_RPC_URL", T_STR, OFF(rpc_url), "tcp://127.0.0.1:7700", 0, 0,
         LM_PROG_MATCH | LM_PROG_CLI,
         "RPC address (tcp://, ipc://, tls+tcp://); the CLI takes a comma-separated "

@@ -1173,7 +1173,7 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 	           *gazetteer = "data/geo/cities.tsv";
 	bool load = false;
 	uint64_t v, seq = 0;
-	uint32_t embedding_dim = cfg->embedding_dim;
+	uint32_t embedding_dim = 0; /* 0: not given (--embedding-dim) */
 	unsigned wait_ms = EVAL_WAIT_DEFAULT;
 	struct evalset *set = NULL;
 	struct run r;
@@ -1238,6 +1238,20 @@ lm_cli_eval(const lm_config *cfg, int argc, char **argv)
 	if (optind < argc)
 		return lm_cli_usage_error(
 		    CMD, "unexpected argument \"%s\"", argv[optind]);
+	/* The services' variable, read by --load alone and only without the
+	 * flag: a bad value of it fails eval --load, no other command. */
+	if (load && embedding_dim == 0) {
+		const char *env = getenv("LUNAMATCH_EMBEDDING_DIM");
+		embedding_dim = cfg->embedding_dim; /* the option's default */
+		if (env != NULL && *env != '\0') {
+			if (!lm_textfile_whole(env, 1, EVAL_EMBEDDING_DIM_MAX, &v))
+				return lm_cli_usage_error(CMD,
+				    "LUNAMATCH_EMBEDDING_DIM: \"%s\" is not a number in "
+				    "1..%d",
+				    env, EVAL_EMBEDDING_DIM_MAX);
+			embedding_dim = (uint32_t) v;
+		}
+	}
 
 	if ((set = calloc(1, sizeof(*set))) == NULL) {
 		lm_cli_error(CMD, "out of memory");

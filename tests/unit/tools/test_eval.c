@@ -270,6 +270,21 @@ test_load_embedding_dim_env(void **state)
 	assert_int_equal(r.status, 1);
 	assert_non_null(strstr(r.err, "4 values, expected 384"));
 	lmt_run_result_free(&r);
+
+	/* A bad variable: the option excuses it, as every flag does its
+	 * variable; without the option eval --load names it (exit 2). It is
+	 * eval's alone: before, it was a global option's, and a bad value
+	 * failed every command before eval could read its own option. */
+	const char *const bad[] = {"LUNAMATCH_EMBEDDING_DIM=abc", NULL};
+	r = run_load_env(
+	    set4, data, (const char *const[]){"--embedding-dim", "4", NULL}, bad);
+	if (r.status != 3)
+		fail_msg("eval exited %d: %s", r.status, r.err ? r.err : "");
+	lmt_run_result_free(&r);
+	r = run_load_env(set4, data, (const char *const[]){NULL}, bad);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "LUNAMATCH_EMBEDDING_DIM: \"abc\""));
+	lmt_run_result_free(&r);
 }
 
 /*
