@@ -4354,10 +4354,11 @@ copy_warnings(const JobPosting *p, Lunamatch__V1__ExplainMatchResponse *resp)
 	return LM_OK;
 }
 
-/* One run of lm_index_explain: *out is set on LM_OK only. */
+/* One run of lm_index_explain: *out is set on LM_OK only, *posting_damaged
+ * on LM_EPARSE only. */
 static int
 explain_once(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
-    Lunamatch__V1__ExplainMatchResponse **out)
+    Lunamatch__V1__ExplainMatchResponse **out, bool *posting_damaged)
 {
 	Lunamatch__V1__ExplainMatchResponse *resp;
 	struct ent *c, *p;
@@ -4381,6 +4382,7 @@ explain_once(lm_index *idx, const char *candidate_id, const char *job_id, int64_
 		struct view v, vc;
 		if ((rc = entry_view(idx, p, true, &v, &damaged)) != LM_OK && damaged) {
 			note_damaged(idx, p, true);
+			*posting_damaged = true;
 			rc = LM_EPARSE;
 		} else if (rc == LM_OK) {
 			if ((rc = entry_view(idx, c, false, &vc, &damaged)) == LM_OK) {
@@ -4390,6 +4392,7 @@ explain_once(lm_index *idx, const char *candidate_id, const char *job_id, int64_
 				view_done(&vc);
 			} else if (damaged) {
 				note_damaged(idx, c, false);
+				*posting_damaged = false;
 				rc = LM_EPARSE;
 			}
 			if (rc == LM_OK)
@@ -4414,10 +4417,11 @@ explain_once(lm_index *idx, const char *candidate_id, const char *job_id, int64_
 
 int
 lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, int64_t now,
-    Lunamatch__V1__ExplainMatchResponse **out)
+    Lunamatch__V1__ExplainMatchResponse **out, bool *posting_damaged)
 {
 	uint64_t since;
 	int tries = 0, rc;
+	bool pd = false;
 
 	if (out == NULL)
 		return LM_EINVAL;
@@ -4426,8 +4430,10 @@ lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id, in
 		return LM_EINVAL;
 	do {
 		since = atomic_load(&idx->updates);
-		rc = explain_once(idx, candidate_id, job_id, now, out);
+		rc = explain_once(idx, candidate_id, job_id, now, out, &pd);
 	} while (stale_again(idx, rc, since, &tries));
+	if (posting_damaged != NULL)
+		*posting_damaged = pd;
 	return rc;
 }
 

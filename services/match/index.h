@@ -384,9 +384,10 @@ int lm_index_match_candidates(lm_index *idx,
  * eligible false when vetoed), with the posting's compliance warnings, the
  * model version, the index_seq and as_of = now. Caller frees *out.
  * LM_ENOENT when either record is not stored; LM_EPARSE when either is
- * damaged (see above). */
+ * damaged (see above), with *posting_damaged (may be NULL) true when it is
+ * the posting, false when it is the profile. */
 int lm_index_explain(lm_index *idx, const char *candidate_id, const char *job_id,
-    int64_t now, Lunamatch__V1__ExplainMatchResponse **out);
+    int64_t now, Lunamatch__V1__ExplainMatchResponse **out, bool *posting_damaged);
 
 /* Deep copies of stored records; the caller frees them with
  * protobuf_c_message_free_unpacked(&(*out)->base, NULL). LM_ENOENT when not

@@ -141,7 +141,9 @@ resolve_as_of(
 		snprintf(msg, msglen, "as_of: %lld is negative", (long long) as_of);
 		return ST_INVALID;
 	}
-	if (as_of > now && as_of - now > LM_MATCH_AS_OF_SKEW_MAX) {
+	/* as_of >= 0 here, so as_of - now cannot overflow unless the clock
+	 * is negative, which a clock before 1970 is. */
+	if (as_of > now && (now < 0 || as_of - now > LM_MATCH_AS_OF_SKEW_MAX)) {
 		snprintf(msg, msglen,
 		    "as_of: %lld is more than %d s after the service's clock (%lld)",
 		    (long long) as_of, LM_MATCH_AS_OF_SKEW_MAX, (long long) now);
@@ -599,6 +601,7 @@ h_explain(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 	const Lunamatch__V1__ExplainMatchRequest *in = (const void *) req;
 	Lunamatch__V1__ExplainMatchResponse *out = NULL;
 	int64_t at = 0;
+	bool posting = false;
 	int st, rc;
 
 	if ((st = precheck(s, ctx, msg, msglen)) != ST_OK)
@@ -613,16 +616,16 @@ h_explain(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 		snprintf(msg, msglen, "job_id: required");
 		return ST_INVALID;
 	}
-	rc = lm_index_explain(s->idx, in->candidate_id, in->job_id, at, &out);
+	rc = lm_index_explain(s->idx, in->candidate_id, in->job_id, at, &out, &posting);
 	if (rc == LM_ENOENT) {
 		explain_not_found(s, in->candidate_id, in->job_id, msg, msglen);
 		return ST_NOT_FOUND;
 	}
 	if (rc == LM_EPARSE) {
 		snprintf(msg, msglen,
-		    "candidate \"%s\", posting \"%s\": the stored record of one of "
-		    "them is damaged: it does not decode",
-		    in->candidate_id, in->job_id);
+		    "the stored %s \"%s\" is damaged: its record does not decode",
+		    posting ? "posting" : "profile",
+		    posting ? in->job_id : in->candidate_id);
 		return ST_DATA_LOSS;
 	}
 	if ((st = query_status(rc, "", "pair", NULL, msg, msglen)) != ST_OK)

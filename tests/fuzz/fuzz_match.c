@@ -165,7 +165,7 @@ explain(lm_index *idx, const char *cand_id, const char *job_id)
 	double score = -1;
 	bool eligible = false;
 
-	LMF_CHECK(lm_index_explain(idx, cand_id, job_id, LMF_NOW, &e) == LM_OK);
+	LMF_CHECK(lm_index_explain(idx, cand_id, job_id, LMF_NOW, &e, NULL) == LM_OK);
 	LMF_CHECK(e->match != NULL);
 	lmf_check_answer(&e->base, &e->match, 1);
 	LMF_CHECK(lm_index_pair_score(idx, cand_id, job_id, LMF_NOW, &score, &eligible) ==

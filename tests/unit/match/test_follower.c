@@ -1915,7 +1915,7 @@ seed_reads_return(struct fx *fx, int rc)
 	lm_top_list top;
 
 	assert_int_equal(lm_index_get_posting(fx->idx, SEED_JOB, &p), rc);
-	assert_int_equal(lm_index_explain(fx->idx, LEAD, SEED_JOB, NOW, &ex), rc);
+	assert_int_equal(lm_index_explain(fx->idx, LEAD, SEED_JOB, NOW, &ex, NULL), rc);
 	assert_int_equal(
 	    lm_index_top_for_posting(fx->idx, SEED_JOB, 10, 0, NOW, &top), rc);
 	assert_int_equal(

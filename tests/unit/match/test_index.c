@@ -822,7 +822,8 @@ query_pair(struct rng *r, lm_index *idx, const lm_model *m, const struct world *
 	assert_true(s == want);
 	assert_int_equal(ok, want_ok);
 	assert_int_equal(
-	    lm_index_explain(idx, w->profs[i]->id, w->posts[j]->id, NOW, &ex), LM_OK);
+	    lm_index_explain(idx, w->profs[i]->id, w->posts[j]->id, NOW, &ex, NULL),
+	    LM_OK);
 	assert_int_equal(ex->eligible, want_ok);
 	assert_true(ex->match->score == want);
 	assert_int_equal(ex->match->explanation->n_vetoes == 0, want_ok);
@@ -1603,7 +1604,7 @@ replay_answers(
 		    lm_index_match_candidates(idx, &cq, NOW, &cr, NULL, 0), LM_OK);
 		*matched += cr->n_matches;
 		out[3 * i + 1] = packed(&cr->base, &len[3 * i + 1]);
-		assert_int_equal(lm_index_explain(idx, cand, job, NOW, &er), LM_OK);
+		assert_int_equal(lm_index_explain(idx, cand, job, NOW, &er, NULL), LM_OK);
 		out[3 * i + 2] = packed(&er->base, &len[3 * i + 2]);
 	}
 }
@@ -2386,13 +2387,14 @@ test_updates(void **state)
 	assert_float_equal(s, 0, 0);
 	{
 		Lunamatch__V1__ExplainMatchResponse *ex = NULL;
-		assert_int_equal(lm_index_explain(idx, "c1", "j2", NOW, &ex), LM_OK);
+		assert_int_equal(
+		    lm_index_explain(idx, "c1", "j2", NOW, &ex, NULL), LM_OK);
 		assert_false(ex->eligible);
 		assert_string_equal(
 		    ex->match->explanation->vetoes[0]->code, LM_VETO_POSTING_CLOSED);
 		free_msg(ex);
 		assert_int_equal(
-		    lm_index_explain(idx, "c1", "nope", NOW, &ex), LM_ENOENT);
+		    lm_index_explain(idx, "c1", "nope", NOW, &ex, NULL), LM_ENOENT);
 		assert_null(ex);
 	}
 
@@ -2592,7 +2594,8 @@ test_no_overlap(void **state)
 	free_msg(inl_post);
 
 	/* ExplainMatch and the pair score. */
-	assert_int_equal(lm_index_explain(idx, "c-none", "j-backend", NOW, &ex), LM_OK);
+	assert_int_equal(
+	    lm_index_explain(idx, "c-none", "j-backend", NOW, &ex, NULL), LM_OK);
 	assert_false(ex->eligible);
 	assert_float_equal(ex->match->score, 0, 0);
 	assert_int_equal(ex->match->explanation->n_vetoes, 1);
@@ -2606,7 +2609,8 @@ test_no_overlap(void **state)
 	assert_string_equal(
 	    ex->match->explanation->improvements[0]->action, "add skill: java");
 	free_msg(ex);
-	assert_int_equal(lm_index_explain(idx, "c-goal", "j-backend", NOW, &ex), LM_OK);
+	assert_int_equal(
+	    lm_index_explain(idx, "c-goal", "j-backend", NOW, &ex, NULL), LM_OK);
 	assert_true(ex->eligible);
 	free_msg(ex);
 	assert_int_equal(
@@ -3485,7 +3489,7 @@ reader(void *arg)
 			lm_top_list l = {0};
 			char jid[32];
 			snprintf(jid, sizeof(jid), "j%03u", rn(&r, 150));
-			rcode = lm_index_explain(rc->idx, id, jid, NOW, &ex);
+			rcode = lm_index_explain(rc->idx, id, jid, NOW, &ex, NULL);
 			free_msg(ex);
 			if (rcode == LM_OK || rcode == LM_ENOENT)
 				rcode = lm_index_get_posting(rc->idx, jid, &p);

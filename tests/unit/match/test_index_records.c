@@ -307,7 +307,7 @@ assert_location(lm_index *idx, const char *cand, const char *job, const char *de
 	const Lunamatch__V1__Explanation *x;
 	bool found = detail == NULL;
 
-	assert_int_equal(lm_index_explain(idx, cand, job, NOW, &e), LM_OK);
+	assert_int_equal(lm_index_explain(idx, cand, job, NOW, &e, NULL), LM_OK);
 	x = e->match->explanation;
 	for (size_t k = 0; k < x->n_features; k++)
 		if (detail != NULL && strcmp(x->features[k]->feature, "location") == 0) {
@@ -401,8 +401,8 @@ test_answers_are_the_records(void **state)
 			Lunamatch__V1__ExplainMatchResponse *e = NULL;
 			Lunamatch__V1__Match *ref = reference(
 			    &w, ci, pi, LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_FULL);
-			assert_int_equal(
-			    lm_index_explain(w.idx, prof_ids[ci], post_ids[pi], NOW, &e),
+			assert_int_equal(lm_index_explain(w.idx, prof_ids[ci],
+			                     post_ids[pi], NOW, &e, NULL),
 			    LM_OK);
 			assert_same_message(&e->match->base, &ref->base);
 			assert_int_equal(
@@ -524,7 +524,7 @@ test_decode_only_returned_and_failing(void **state)
 	match_jobs(w.idx, "c-five", 10, LM_ENOMEM);
 	match_candidates(w.idx, "p-berlin", LM_ENOMEM);
 	assert_int_equal(
-	    lm_index_explain(w.idx, "c-five", "p-berlin", NOW, &e), LM_ENOMEM);
+	    lm_index_explain(w.idx, "c-five", "p-berlin", NOW, &e, NULL), LM_ENOMEM);
 	assert_null(e);
 	assert_int_equal(lm_index_get_posting(w.idx, "p-berlin", &got), LM_ENOMEM);
 	assert_null(got);
@@ -684,7 +684,8 @@ test_improvement_budget_shared(void **state)
 		}
 		Lunamatch__V1__ExplainMatchResponse *e = NULL;
 		assert_int_equal(
-		    lm_index_explain(idx, mt->candidate_id, "p-big", NOW, &e), LM_OK);
+		    lm_index_explain(idx, mt->candidate_id, "p-big", NOW, &e, NULL),
+		    LM_OK);
 		assert_int_equal(mt->explanation->n_improvements,
 		    e->match->explanation->n_improvements);
 		assert_true(mt->explanation->n_improvements > 0);
