@@ -47,6 +47,16 @@ lmt_bin(const char *name)
 	return slot_path(base && *base ? base : "bin", name, NULL);
 }
 
+size_t
+lmt_count(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
 char *
 lmt_tmpdir(const char *tag)
 {

@@ -27,6 +27,10 @@ const char *lmt_bin(const char *name);
  * error. */
 char *lmt_tmpdir(const char *tag);
 
+/* Occurrences of needle (not empty) in hay, not overlapping: how many
+ * times a log line or a word appears in captured output. */
+size_t lmt_count(const char *hay, const char *needle);
+
 /* Removes a directory tree; NULL is ignored. */
 void lmt_rmtree(const char *path);
 

@@ -575,17 +575,6 @@ put_raw_key(const char *dir, const void *key, size_t klen)
 	mdb_env_close(env);
 }
 
-/* How often needle occurs in text. */
-static size_t
-occurrences(const char *text, const char *needle)
-{
-	size_t n = 0;
-	for (const char *at = strstr(text, needle); at != NULL;
-	     at = strstr(at + 1, needle))
-		n++;
-	return n;
-}
-
 /*
  * Keys that are no sequence number (not 8 bytes, or seq 0: disk damage or
  * another program's write), before the first message, between two, at a
@@ -637,9 +626,9 @@ test_damaged_keys(void **state)
 	assert_int_equal(s.n, QUEUED);
 	for (size_t i = 0; i < s.n; i++)
 		assert_int_equal(s.seqs[i], i + 1);
-	assert_int_equal(occurrences(log, "\"test.corrupt\""), 6);
-	assert_int_equal(occurrences(log, "key of 9 bytes"), 4);
-	assert_int_equal(occurrences(log, "key of 3 bytes"), 1);
+	assert_int_equal(lmt_count(log, "\"test.corrupt\""), 6);
+	assert_int_equal(lmt_count(log, "key of 9 bytes"), 4);
+	assert_int_equal(lmt_count(log, "key of 3 bytes"), 1);
 	assert_null(strstr(log, "record store"));
 	free(log);
 	assert_int_equal(lm_dqueue_count(q), QUEUED);

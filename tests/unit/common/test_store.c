@@ -2022,16 +2022,6 @@ count_fn(void *arg, const char *id, uint64_t version, const void *bytes, size_t 
 	return 0;
 }
 
-/* Occurrences of needle in hay. */
-static size_t
-count_of(const char *hay, const char *needle)
-{
-	size_t n = 0;
-	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	return n;
-}
-
 /*
  * Every read of a damaged record value logged store.corrupt "record value
  * with a bad header" again, without the record's id: each query that
@@ -2080,9 +2070,9 @@ test_damaged_value_logged_once(void **state)
 	}
 	log = lmt_stderr_end(&cap);
 	assert_int_equal(n, 0);
-	assert_int_equal(count_of(log, "store.corrupt"), 2);
-	assert_int_equal(count_of(log, "posting p1: record value with a bad header"), 1);
-	assert_int_equal(count_of(log, "profile c1: record value with a bad header"), 1);
+	assert_int_equal(lmt_count(log, "store.corrupt"), 2);
+	assert_int_equal(lmt_count(log, "posting p1: record value with a bad header"), 1);
+	assert_int_equal(lmt_count(log, "profile c1: record value with a bad header"), 1);
 	free(log);
 	lm_store_close(s);
 	lmt_rmtree(dir);
@@ -2102,7 +2092,7 @@ expect_counters_stored(const char *dir, uint64_t postings, uint64_t tombstones)
 	lmt_stderr_begin(&cap);
 	assert_int_equal(lm_store_stats(s, &st), LM_OK);
 	log = lmt_stderr_end(&cap);
-	assert_int_equal(count_of(log, "store.corrupt"), 0);
+	assert_int_equal(lmt_count(log, "store.corrupt"), 0);
 	free(log);
 	assert_int_equal(st.postings, postings);
 	assert_int_equal(st.tombstones, tombstones);
@@ -2146,8 +2136,8 @@ test_damaged_counter(void **state)
 	log = lmt_stderr_end(&cap);
 	assert_int_equal(st.postings, 2);
 	assert_int_equal(st.tombstones, 1);
-	assert_int_equal(count_of(log, "store.corrupt"), 2);
-	assert_int_equal(count_of(log, "store.live.posting"), 1);
+	assert_int_equal(lmt_count(log, "store.corrupt"), 2);
+	assert_int_equal(lmt_count(log, "store.live.posting"), 1);
 	free(log);
 
 	assert_int_equal(lm_store_begin(s, &t), LM_OK);

@@ -1346,17 +1346,6 @@ test_resume_committed_unknown(void **state)
 	end_run(&r, p);
 }
 
-/* Occurrences of needle in hay. */
-static size_t
-count_of(const char *hay, const char *needle)
-{
-	size_t n = 0;
-
-	for (const char *q = hay; (q = strstr(q, needle)) != NULL; q += strlen(needle))
-		n++;
-	return n;
-}
-
 /*
  * How far the store holds the partitions cannot be read for a while during
  * the catch-up (a full reader table): the catch-up is not known meanwhile
@@ -1398,8 +1387,8 @@ test_position_unreadable(void **state)
 	if (rv != LM_OK)
 		fail_msg("not ready (%s), the loop %s", why,
 		    atomic_load(&r.done) ? "stopped" : "runs");
-	assert_int_equal(count_of(log, "consumer.stop"), 0);
-	assert_int_equal(count_of(log, "cannot read how far the store holds"), 1);
+	assert_int_equal(lmt_count(log, "consumer.stop"), 0);
+	assert_int_equal(lmt_count(log, "cannot read how far the store holds"), 1);
 	free(log);
 	assert_all_stored(&r, N);
 	end_run(&r, p);
@@ -1429,8 +1418,8 @@ test_position_unreadable_at_assignment(void **state)
 	r.stop = 1;
 	assert_int_equal(pthread_join(r.thread, NULL), 0);
 	assert_int_equal(r.rv, LM_EBUSY);
-	assert_int_equal(count_of(log, "fatal Kafka error"), 0);
-	assert_int_equal(count_of(log, "stopping: how far the store holds"), 1);
+	assert_int_equal(lmt_count(log, "fatal Kafka error"), 0);
+	assert_int_equal(lmt_count(log, "stopping: how far the store holds"), 1);
 	free(log);
 	finish(&r);
 	rd_kafka_destroy(p);

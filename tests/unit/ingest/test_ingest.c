@@ -330,17 +330,6 @@ series_value(lm_metrics *m, const char *series)
 #define WARNINGS_SERIES(cat)                                                             \
 	"lunamatch_ingest_compliance_warnings_total{category=\"" cat "\"}"
 
-/* Occurrences of needle in hay. */
-static size_t
-count_of(const char *hay, const char *needle)
-{
-	size_t n = 0;
-
-	for (const char *q = hay; (q = strstr(q, needle)) != NULL; q += strlen(needle))
-		n++;
-	return n;
-}
-
 /* An accepted posting's compliance warnings are counted in the metrics
  * registry, by category, and logged (ingest.compliance), once the batch
  * that holds it is stored: not by the decision, nor by an attempt whose
@@ -435,7 +424,7 @@ test_compliance_metrics(void **state)
 	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 0);
 	lm_store_close(ro);
 	log = lmt_stderr_end(&cap);
-	assert_int_equal(count_of(log, "ingest.compliance"), 0);
+	assert_int_equal(lmt_count(log, "ingest.compliance"), 0);
 	free(log);
 
 	/* Stored: job-9 once, its three warnings once each. */
@@ -443,11 +432,11 @@ test_compliance_metrics(void **state)
 	lmt_stderr_begin(&cap);
 	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
 	log = lmt_stderr_end(&cap);
-	assert_int_equal(count_of(log, "ingest.compliance"), 3);
-	assert_int_equal(count_of(log, "posting job-9 version 3: "), 3);
+	assert_int_equal(lmt_count(log, "ingest.compliance"), 3);
+	assert_int_equal(lmt_count(log, "posting job-9 version 3: "), 3);
 	/* JSON-escaped in the log line. */
 	assert_int_equal(
-	    count_of(log, "\\\"Native English speaker\\\" flagged by rule "), 1);
+	    lmt_count(log, "\\\"Native English speaker\\\" flagged by rule "), 1);
 	free(log);
 	assert_int_equal(c.stored[LM_KIND_POSTING], 2);
 	assert_int_equal(c.duplicates[LM_KIND_POSTING], 1);
@@ -461,7 +450,7 @@ test_compliance_metrics(void **state)
 	lmt_stderr_begin(&cap);
 	assert_int_equal(lm_ingest_batch_commit(b, s, &c, NULL), LM_OK);
 	log = lmt_stderr_end(&cap);
-	assert_int_equal(count_of(log, "ingest.compliance"), 0);
+	assert_int_equal(lmt_count(log, "ingest.compliance"), 0);
 	free(log);
 	assert_int_equal(series_value(m, FLAGGED_SERIES), 1);
 	assert_int_equal(series_value(m, WARNINGS_SERIES("gender")), 1);

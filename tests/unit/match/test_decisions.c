@@ -1156,17 +1156,6 @@ test_sync_failure_outlasts_removals(void **state)
 	free(dir);
 }
 
-/* How often needle occurs in text. */
-static size_t
-occurrences(const char *text, const char *needle)
-{
-	size_t n = 0;
-	for (const char *at = strstr(text, needle); at != NULL;
-	     at = strstr(at + 1, needle))
-		n++;
-	return n;
-}
-
 /* Waits at most READ_MS for the rendering of m to contain text. */
 static bool
 wait_metrics_has(lm_metrics *m, const char *text)
@@ -1223,7 +1212,7 @@ test_damaged_entry(void **state)
 	log = lmt_stderr_end(&cap);
 	assert_int_equal(left, 0);
 	assert_true(counted);
-	assert_int_equal(occurrences(log, "\"decisions.corrupt\""), 2);
+	assert_int_equal(lmt_count(log, "\"decisions.corrupt\""), 2);
 	assert_non_null(strstr(log, "(3 bytes)"));
 	assert_non_null(strstr(log, "(0 bytes)"));
 	free(log);
@@ -1312,7 +1301,7 @@ test_damaged_key(void **state)
 	assert_int_equal(logged, 5);
 	assert_int_equal(left, 0);
 	assert_true(counted);
-	assert_int_equal(occurrences(log, "\"decisions.corrupt\""), 1);
+	assert_int_equal(lmt_count(log, "\"decisions.corrupt\""), 1);
 	assert_non_null(strstr(log, "key of 9 bytes"));
 	assert_null(strstr(log, "decisions.read"));
 	assert_null(strstr(log, "record store"));
