@@ -7,7 +7,6 @@
  * map waits for one slice of it; keys that are no sequence number are
  * passed over, logged, removed and counted.
  */
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 
 #include "lmtest.h"
+#include "storetest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/dqueue.h"
 #include "lunamatch/error.h"
@@ -554,27 +554,6 @@ test_grow_during_peek(void **state)
 	free(root);
 }
 
-/* Puts value "x" under key, klen bytes, into the messages database of the
- * queue in dir with LMDB itself (no queue may be open on dir): a key the
- * queue never writes, as damage or another program would leave it. */
-static void
-put_raw_key(const char *dir, const void *key, size_t klen)
-{
-	MDB_env *env = NULL;
-	MDB_txn *txn = NULL;
-	MDB_dbi dbi;
-	MDB_val k = {klen, (void *) key}, v = {1, "x"};
-
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 2), 0);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "messages", 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-}
-
 /*
  * Keys that are no sequence number (not 8 bytes, or seq 0: disk damage or
  * another program's write), before the first message, between two, at a
@@ -612,7 +591,7 @@ test_damaged_keys(void **state)
 		for (int b = 0; b < 8; b++)
 			keys[i][b] = (unsigned char) (at[i] >> (56 - 8 * b));
 		keys[i][8] = 'x';
-		put_raw_key(dir, keys[i], lens[i]);
+		lmt_store_poke(dir, "messages", keys[i], lens[i], "x", 1);
 	}
 
 	assert_int_equal(lm_dqueue_open(dir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);

@@ -15,7 +15,6 @@
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 
 #include "decisions.h"
 #include "lmtest.h"
+#include "storetest.h"
 #include "lunamatch/clock.h"
 #include "lunamatch/dqueue.h"
 #include "lunamatch/error.h"
@@ -1250,10 +1250,6 @@ test_damaged_key(void **state)
 	uint8_t buf[64];
 	lm_dqueue_msg msgs[3];
 	lm_dqueue *q = NULL;
-	MDB_env *env = NULL;
-	MDB_txn *txn = NULL;
-	MDB_dbi dbi;
-	MDB_val k = {sizeof(key), (void *) key}, v = {1, "x"};
 	lm_metrics *m = NULL;
 	lmt_capture cap;
 	(void) state;
@@ -1270,14 +1266,7 @@ test_damaged_key(void **state)
 	assert_int_equal(lm_dqueue_open(qdir, LM_DQUEUE_MAP_SIZE, "test", &q), LM_OK);
 	assert_int_equal(lm_dqueue_append(q, msgs, 3, NULL), LM_OK);
 	lm_dqueue_close(q);
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 2), 0);
-	assert_int_equal(mdb_env_open(env, qdir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "messages", 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	lmt_store_poke(qdir, "messages", key, sizeof(key), "x", 1);
 
 	lm_decisions_opts o = {.brokers = brokers,
 	    .topic = topic,
