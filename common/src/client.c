@@ -419,7 +419,8 @@ endpoint_open(lm_client *c, struct endpoint *ep, const char *url, const lm_clien
 	if ((rv = nng_req0_open(&ep->sock)) != 0)
 		return lm_err_from_nng(rv);
 	ep->sock_open = true;
-	if ((rv = nng_socket_set_size(ep->sock, NNG_OPT_RECVMAXSZ, c->max_resp)) != 0 ||
+	if ((rv = nng_socket_set_size(
+	         ep->sock, NNG_OPT_RECVMAXSZ, c->max_resp + LM_RPC_SP_HEADER_MAX)) != 0 ||
 	    (rv = nng_socket_set_ms(
 	         ep->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0 ||
 	    (rv = nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS)) !=

@@ -56,10 +56,6 @@ extern "C" {
  * timer off sees the connection reset at once).
  */
 #define LM_RPC_OVERSIZE_GRACE (64u * 1024)
-/* nng counts a request's SP header in the size it limits: 4 bytes for each
- * device the request passed (at most 15, NNG_OPT_MAXTTL's largest) and 4
- * for its id. NNG_OPT_RECVMAXSZ leaves this much room above the grace. */
-#define LM_RPC_SP_HEADER_MAX 64u
 /* The most nng takes in for one request, and holds per connection while
  * it arrives: NNG_OPT_RECVMAXSZ for a server of max_request_bytes m. */
 #define LM_RPC_RECV_MAX(m) ((m) + LM_RPC_OVERSIZE_GRACE + LM_RPC_SP_HEADER_MAX)

@@ -31,6 +31,12 @@ extern "C" {
 
 /* Envelope limits (bytes, without the NUL, unless said otherwise). Requests
  * that break one are answered INVALID_ARGUMENT. */
+/* nng counts a message's SP header in the size NNG_OPT_RECVMAXSZ limits:
+ * 4 bytes for each device it passed (at most 15, NNG_OPT_MAXTTL's largest)
+ * and 4 for the request id. A receive limit for bodies of n bytes is
+ * n + LM_RPC_SP_HEADER_MAX, on the server (requests) as on the clients
+ * (replies). */
+#define LM_RPC_SP_HEADER_MAX      64u
 #define LM_RPC_MAX_METHOD         128 /* full method name */
 #define LM_RPC_MAX_REQUEST_ID     128 /* request_id */
 #define LM_RPC_MAX_METADATA       32  /* metadata entries per request */

@@ -886,12 +886,16 @@ test_client_answer_over_the_limit(void **state)
 
 	peer_up(&p1);
 	peer_up(&p2);
-	lm_client_opts o = {.max_response_bytes = 16}; /* under any envelope */
+	/* An answer that names a posting id of 120 bytes is over the limit
+	 * and the room nng's header gets above it. */
+	lm_client_opts o = {.max_response_bytes = 16};
+	char big1[128], big2[128];
+	snprintf(big1, sizeof(big1), "job-1-%0114d", 0);
+	snprintf(big2, sizeof(big2), "job-2-%0114d", 0);
 	snprintf(urls, sizeof(urls), "%s,%s", p1.url, p2.url);
 	assert_int_equal(lm_client_open(urls, &o, &c), LM_OK);
 	nng_msleep(300); /* both dialers connect; a late one is still asked once */
-	assert_int_equal(
-	    call(c, "job-1", 2000, &status, err, sizeof(err), NULL), LM_ENNG);
+	assert_int_equal(call(c, big1, 2000, &status, err, sizeof(err), NULL), LM_ENNG);
 	assert_int_equal(atomic_load(&p1.requests), 1);
 	assert_int_equal(atomic_load(&p2.requests), 1);
 	assert_int_equal(status, ST(UNAVAILABLE));
@@ -899,11 +903,26 @@ test_client_answer_over_the_limit(void **state)
 	lm_client_close(c);
 
 	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_OK);
-	assert_int_equal(
-	    call(c, "job-2", 2000, &status, err, sizeof(err), NULL), LM_ENNG);
+	assert_int_equal(call(c, big2, 2000, &status, err, sizeof(err), NULL), LM_ENNG);
 	assert_int_equal(atomic_load(&p1.requests), 1 + 2);
 	assert_int_equal(status, ST(UNAVAILABLE));
 	assert_non_null(strstr(err, "max_response_bytes"));
+	lm_client_close(c);
+
+	/* An answer of exactly max_response_bytes is taken: nng counts the
+	 * reply's SP header in its limit too, so the limit leaves room for
+	 * it (the 4 bytes of "garbage" were dropped with a limit of 4). */
+	o.max_response_bytes = 4;
+	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_OK);
+	assert_int_equal(
+	    call(c, "garbage", 2000, &status, err, sizeof(err), NULL), LM_EPARSE);
+	assert_int_equal(status, ST(INTERNAL));
+	/* One over the limit by less than that room is refused by the
+	 * client's decoder, naming the limit, and not asked again. */
+	assert_int_equal(
+	    call(c, "job-3", 2000, &status, err, sizeof(err), NULL), LM_E2BIG);
+	assert_int_equal(status, ST(INTERNAL));
+	assert_non_null(strstr(err, "exceed the limit of 4 bytes"));
 	lm_client_close(c);
 	peers_down(&p1, &p2);
 }
