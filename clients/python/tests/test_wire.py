@@ -281,8 +281,10 @@ def test_answer_over_the_limit_is_not_asked_again_and_again(peer_factory):
     """Answers larger than max_response_bytes: nng drops each with its
     connection. The call tries each endpoint once, not until its deadline,
     and its error names the size limits."""
-    peers = [peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
-             for _ in range(2)]
+    # Over the limit and the 64 bytes of room nng's header gets above it.
+    big = match_pb2.GetPostingResponse()
+    big.posting.description = "x" * 200
+    peers = [peer_factory(lambda req: ok(req, big)) for _ in range(2)]
     with lunamatch.Client([p.url for p in peers], timeout=2.0,
                           max_response_bytes=16) as c:
         deadline = time.monotonic() + 5
@@ -292,6 +294,24 @@ def test_answer_over_the_limit_is_not_asked_again_and_again(peer_factory):
             c.check()
     assert [len(p.requests) for p in peers] == [1, 1]
     assert e.value.local and "size limit" in e.value.message
+
+
+def test_answer_at_and_just_over_the_limit(peer_factory):
+    """nng counts the reply's header in its receive limit: an answer of
+    exactly max_response_bytes is taken (it was dropped), and one over it by
+    less than the header's room is refused by the client itself, once,
+    naming the limit."""
+    answer = match_pb2.HealthCheckResponse(status=1)
+    p = peer_factory(lambda req: ok(req, answer))
+    # The answer's size: request ids are 32 hex digits.
+    size = len(rpc_pb2.RpcResponse(request_id="x" * 32, code=rpc_pb2.OK,
+                                   payload=answer.SerializeToString()).SerializeToString())
+    with lunamatch.Client(p.url, timeout=2.0, max_response_bytes=size) as c:
+        assert c.check().status == 1
+    with lunamatch.Client(p.url, timeout=2.0, max_response_bytes=size - 1) as c:
+        with pytest.raises(lunamatch.Internal) as e:
+            c.check()
+    assert e.value.local and "max_response_bytes" in e.value.message
 
 
 def test_an_endpoint_listed_twice_is_tried_as_two(peer_factory):
@@ -321,9 +341,9 @@ def test_max_response_bytes_zero_is_the_default_limit(peer_factory):
     big.posting.description = "x" * (_rpc.MAX_RESPONSE_BYTES + 1)
     p = peer_factory(lambda req: ok(req, big))
     with lunamatch.Client(p.url, timeout=5.0, max_response_bytes=0) as c:
-        with pytest.raises(lunamatch.Unavailable) as e:
+        with pytest.raises(lunamatch.Internal) as e:
             c.get_posting("job-1")
-    assert e.value.local and "size limit" in e.value.message
+    assert e.value.local and "max_response_bytes" in e.value.message
 
 
 def test_max_response_bytes_must_not_be_negative():

@@ -105,6 +105,11 @@ DEFAULT_TIMEOUT = 5.0          # seconds, as the server's default deadline
 DEADLINE_GRACE = 0.25          # waited beyond the deadline for the server's own answer
 MAX_TIMEOUT_MS = 600000        # the server caps deadlines at 10 minutes
 MAX_RESPONSE_BYTES = 64 << 20  # default receive limit of every socket
+#: nng counts a reply's SP header in a socket's receive limit (4 bytes per
+#: device passed and 4 for the request id: LM_RPC_SP_HEADER_MAX in the C
+#: library), so the limit leaves this room above max_response_bytes, and an
+#: answer within it but over max_response_bytes is refused here (decode).
+SP_HEADER_MAX = 64
 #: Largest request envelope sent: lunamatch-match's default limit
 #: (LUNAMATCH_MAX_REQUEST_BYTES), as in the C client. nng drops a larger
 #: message with its connection, so the caller would only see it lost.
@@ -311,6 +316,7 @@ class Pool:
         TLSOptions.config); each tls+ endpoint gets its own. A URL nng
         cannot dial raises ValueError."""
         self.urls = list(urls)
+        self.max_response_bytes = max_response_bytes
         self.sockets: List[pynng.Req0] = []
         self._rr = itertools.count()
         self._lock = threading.Lock()
@@ -326,7 +332,8 @@ class Pool:
             _open_pools.add(self)
         try:
             for j, url in enumerate(self.urls):
-                s = pynng.Req0(resend_time=-1, recv_max_size=max_response_bytes,
+                s = pynng.Req0(resend_time=-1,
+                               recv_max_size=max_response_bytes + SP_HEADER_MAX,
                                reconnect_time_min=100, reconnect_time_max=2000)
                 self.sockets.append(s)
                 s.add_post_pipe_connect_cb(lambda p, j=j: self._pipe(j, p.id, True))
@@ -1225,6 +1232,10 @@ class Call:
         does not decode. Reads the call and changes nothing in it or its
         pool, so that it may run on another thread while the call waits
         (the asyncio client does so for a large answer)."""
+        if len(raw) > self.pool.max_response_bytes:
+            raise self._error(errors.Internal, (
+                "answer from %s refused: %d bytes exceed the limit of %d bytes "
+                "(max_response_bytes)") % (self.url, len(raw), self.pool.max_response_bytes))
         self._within_budget(rpc_pb2.RpcResponse, raw)
         try:
             resp = rpc_pb2.RpcResponse.FromString(raw)
