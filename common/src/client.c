@@ -128,6 +128,7 @@ static const struct {
 struct flight {
 	nng_aio *aio;
 	struct flight *prev, *next;
+	uint64_t losses; /* its endpoint's losses when it started */
 };
 
 struct endpoint {
@@ -173,6 +174,10 @@ struct endpoint {
 	 * connection is not counted (nor closed after UNAVAILABLE). */
 	uint32_t live[LIVE_PIPES_MAX];
 	size_t nlive;
+	/* Connections listed in live that went, ever: a call that started
+	 * before one went and had not begun its send then is moved on as
+	 * pipe_cb moves the others (attempt). */
+	uint64_t losses;
 };
 
 struct lm_client {
@@ -266,6 +271,8 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 				ep->live[i] = ep->live[--ep->nlive];
 				was_up = true;
 			}
+		if (was_up)
+			ep->losses++;
 		if (was_up && nng_pipe_id(ep->closing) == nng_pipe_id(p))
 			ep->closing = (nng_pipe) NNG_PIPE_INITIALIZER;
 		/* Those sent were sent on it (see failover). */
@@ -325,6 +332,7 @@ flight_start(struct endpoint *ep, struct flight *f, nng_duration ms, bool *waite
 	}
 	up = takers(ep) > 0;
 	if (up) {
+		f->losses = ep->losses;
 		f->prev = NULL;
 		f->next = ep->flights;
 		if (ep->flights != NULL)
@@ -782,7 +790,14 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	 * the caller's by the wait. */
 	fl.aio = aio;
 	now = nng_clock();
-	if (!flight_start(ep, &fl, connect_ms, &waited)) {
+	/* With other endpoints to go to, a connection that went since the
+	 * endpoint was picked is waited for no longer than one that was not
+	 * there then (lm_client_call). */
+	if (!flight_start(ep, &fl,
+	        atomic_load(&ep->failover) && connect_ms > ATTEMPT_CONNECT_MS
+	            ? ATTEMPT_CONNECT_MS
+	            : connect_ms,
+	        &waited)) {
 		rv = LM_ETIMEDOUT;
 		*st = ST_UNAVAILABLE;
 		*oc = NO_CONN;
@@ -815,6 +830,16 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 	nng_aio_set_msg(aio, msg);
 	nng_aio_set_timeout(aio, connect_ms);
 	nng_ctx_send(ctx, aio);
+	/* A connection that went after the flight started but before the send
+	 * began found no operation to cancel (pipe_cb): the send would wait
+	 * for the next connection of this endpoint. It is cancelled as pipe_cb
+	 * cancels the others; one that goes from now on is pipe_cb's. */
+	if (atomic_load(&ep->failover)) {
+		pthread_mutex_lock(&ep->mtx);
+		if (ep->losses != fl.losses)
+			nng_aio_cancel(aio);
+		pthread_mutex_unlock(&ep->mtx);
+	}
 	nng_aio_wait(aio);
 	if ((nrv = nng_aio_result(aio)) != 0) {
 		/* The message is still ours. */
