@@ -804,10 +804,12 @@ shutdown_all(struct daemon *d)
 	/* A probe left behind still uses the server (and may count in its
 	 * metrics): the server is stopped, its workers joined, but it stays
 	 * allocated, and so do the metrics; the process exits. */
-	if (d->probe_stuck)
-		lm_rpc_server_stop(d->srv);
-	else
-		lm_rpc_server_free(d->srv);
+	lm_rpc_server_stop(d->srv);
+	/* A close nng never finished leaves the server to nng too: its
+	 * callbacks still count in the metrics. */
+	bool keep_metrics = d->probe_stuck || lm_rpc_server_close_stuck(d->srv);
+	if (!d->probe_stuck)
+		lm_rpc_server_free(d->srv); /* frees nothing after a stuck close */
 	d->srv = NULL;
 	lm_match_service_free(d->svc);
 	/* After the drain: every answer given is in the log's queue. */
@@ -817,7 +819,7 @@ shutdown_all(struct daemon *d)
 	lm_store_close(d->store);
 	lm_dirlock_release(d->lock);
 	d->lock = NULL;
-	if (!d->probe_stuck)
+	if (!keep_metrics)
 		lm_metrics_free(d->metrics);
 	lm_model_free(d->model);
 	lm_rates_free(d->rates);

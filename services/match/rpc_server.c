@@ -150,6 +150,9 @@ struct lm_rpc_server {
 	/* nng. */
 	nng_socket sock;
 	bool sock_open;
+	/* nng_close did not finish in time: nng may still call pipe_cb, so
+	 * the server is never freed (lm_rpc_server_close_stuck). */
+	atomic_bool close_stuck;
 	nng_listener listener;
 	pthread_mutex_t lmtx;    /* listener restarts and drain/free */
 	char bound_url[URL_MAX]; /* what restarts listen on */
@@ -1739,6 +1742,12 @@ lm_rpc_server_set_serving(lm_rpc_server *s, bool serving)
 }
 
 bool
+lm_rpc_server_close_stuck(const lm_rpc_server *s)
+{
+	return s != NULL && atomic_load(&s->close_stuck);
+}
+
+bool
 lm_rpc_server_full(const lm_rpc_server *s)
 {
 	return s != NULL && atomic_load(&((lm_rpc_server *) s)->admitted) >= s->max_conns;
@@ -1767,8 +1776,103 @@ lm_rpc_server_url(const lm_rpc_server *s, char *buf, size_t len)
 	return LM_OK;
 }
 
+/*
+ * One nng_close that may outlive its caller. nng 1.5.2 can hang in
+ * nng_close for good (see LM_RPC_CLOSE_TIMEOUT_MS), so the close runs on
+ * its own detached thread and the caller waits a bounded time. The closer
+ * and the caller each hold a reference; the last one frees it.
+ */
+struct closer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* done was set; monotonic clock */
+	nng_socket sock;
+	bool done;
+	int refs;
+};
+
+static void
+closer_release(struct closer *c)
+{
+	bool last;
+
+	pthread_mutex_lock(&c->mu);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&c->mu);
+	if (last) {
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+	}
+}
+
+static void *
+closer_main(void *arg)
+{
+	struct closer *c = arg;
+
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->mu);
+	c->done = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	closer_release(c);
+	return NULL;
+}
+
+/* Closes sock, waiting up to timeout_ms for nng to finish. Returns false
+ * when it did not: the close goes on in the background and may never
+ * end. Without memory or a thread for the wait, closes in the caller,
+ * unbounded. */
+static bool
+close_bounded(nng_socket sock, unsigned timeout_ms)
+{
+	struct closer *c = calloc(1, sizeof(*c));
+	struct timespec until = lm_clock_deadline(timeout_ms);
+	pthread_attr_t attr;
+	pthread_t t;
+	bool done;
+
+	if (c == NULL || pthread_mutex_init(&c->mu, NULL) != 0)
+		goto unbounded;
+	if (lm_cond_init_monotonic(&c->cv) != LM_OK) {
+		pthread_mutex_destroy(&c->mu);
+		goto unbounded;
+	}
+	c->sock = sock;
+	c->refs = 2;
+	if (pthread_attr_init(&attr) != 0) {
+		c->refs = 1;
+		closer_release(c);
+		c = NULL;
+		goto unbounded;
+	}
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, closer_main, c) != 0) {
+		pthread_attr_destroy(&attr);
+		c->refs = 1;
+		closer_release(c);
+		c = NULL;
+		goto unbounded;
+	}
+	pthread_attr_destroy(&attr);
+	pthread_mutex_lock(&c->mu);
+	while (!c->done)
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT)
+			break;
+	done = c->done;
+	pthread_mutex_unlock(&c->mu);
+	closer_release(c);
+	return done;
+
+unbounded:
+	free(c);
+	nng_close(sock);
+	return true;
+}
+
 /* Closes the socket once: every pending aio completes with NNG_ECLOSED and
- * no slot re-arms. */
+ * no slot re-arms. A close nng does not finish within
+ * LM_RPC_CLOSE_TIMEOUT_MS is left to go on (close_stuck). */
 static void
 close_socket(lm_rpc_server *s)
 {
@@ -1777,8 +1881,15 @@ close_socket(lm_rpc_server *s)
 	while (atomic_load(&s->nng_busy) > 0)
 		nng_msleep(1);
 	if (s->sock_open) {
-		nng_close(s->sock);
 		s->sock_open = false;
+		if (!close_bounded(s->sock, LM_RPC_CLOSE_TIMEOUT_MS)) {
+			atomic_store(&s->close_stuck, true);
+			lm_error("rpc.close.stuck",
+			    "the RPC socket did not close within %u ms (a connection "
+			    "closed mid-transfer holds nng's reaper); stopping without "
+			    "it: the server's memory is left to the process's exit",
+			    LM_RPC_CLOSE_TIMEOUT_MS);
+		}
 	}
 	pthread_mutex_unlock(&s->lmtx);
 }
@@ -1846,7 +1957,9 @@ lm_rpc_server_stop(lm_rpc_server *s)
 		pthread_mutex_unlock(&s->sweep_mtx);
 		pthread_join(s->sweeper, NULL);
 	}
-	if (s->slots != NULL) {
+	/* After a close left running, nng may still complete an aio: nothing
+	 * of the server is stopped or freed under it. */
+	if (s->slots != NULL && !atomic_load(&s->close_stuck)) {
 		/* Waits for callbacks still running; none re-arms any more. */
 		for (unsigned i = 0; i < s->ncontexts; i++)
 			if (s->slots[i].aio != NULL)
@@ -1860,6 +1973,8 @@ lm_rpc_server_free(lm_rpc_server *s)
 	if (s == NULL)
 		return;
 	lm_rpc_server_stop(s);
+	if (atomic_load(&s->close_stuck))
+		return; /* nng may still use it; the process exits */
 	if (s->slots != NULL) {
 		/* With the requests still queued when the workers stopped. */
 		for (unsigned i = 0; i < s->ncontexts; i++) {

@@ -84,6 +84,18 @@ extern "C" {
  * request follows within LM_RPC_SEND_TIMEOUT_MS (see docs/rpc.md). */
 #define LM_RPC_PINNED_REPLY_BYTES (256u * 1024)
 
+/*
+ * How long closing the socket may take before the stop goes on without it.
+ * nng 1.5.2 can hang in nng_close for good: when a connection is closed
+ * while a message larger than the socket buffer is part-written, the TCP
+ * transport re-arms the write on an aio already closed, whose completion
+ * never comes; tearing that connection down then holds nng's one reaper
+ * thread, and every socket close in the process waits behind it. Past this
+ * the server is left allocated (lm_rpc_server_close_stuck) so that the
+ * process can still flush what it must and exit.
+ */
+#define LM_RPC_CLOSE_TIMEOUT_MS 3000u
+
 typedef struct lm_rpc_server lm_rpc_server;
 
 /* What a handler learns about its call. Every pointer is borrowed and valid
@@ -255,11 +267,22 @@ int lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms);
  * nothing: afterwards no thread of the server uses what the handlers and
  * commits use, while a call of lm_rpc_server_probe that never returned
  * (nng_close can hang in nng 1.5.2) still finds the server allocated.
- * Idempotent; NULL is a no-op. lm_rpc_server_free does it first.
+ * Returns within LM_RPC_CLOSE_TIMEOUT_MS of a close nng does not finish
+ * (lm_rpc_server_close_stuck). Idempotent; NULL is a no-op.
+ * lm_rpc_server_free does it first.
  */
 void lm_rpc_server_stop(lm_rpc_server *s);
 
-/* lm_rpc_server_stop, then frees all. NULL is a no-op. */
+/*
+ * True once closing the socket (by lm_rpc_server_drain or _stop) did not
+ * finish within LM_RPC_CLOSE_TIMEOUT_MS: nng may still call into the
+ * server, so lm_rpc_server_free leaves it allocated, and the metrics
+ * registry it was given must stay too. Meant for a process about to exit.
+ */
+bool lm_rpc_server_close_stuck(const lm_rpc_server *s);
+
+/* lm_rpc_server_stop, then frees all, unless the close is stuck
+ * (lm_rpc_server_close_stuck): then nothing is freed. NULL is a no-op. */
 void lm_rpc_server_free(lm_rpc_server *s);
 
 /*
