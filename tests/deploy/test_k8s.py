@@ -1,7 +1,8 @@
 """test_k8s.py - every kustomization of deploy/k8s (the base and each
 overlay) renders with kustomize, every Kubernetes object in it passes
-kubernetes-validate --strict (the bundled schemas of Kubernetes 1.37; an
-unknown field is an error), every custom resource passes the schema shipped
+kubernetes-validate --strict (the bundled schemas of Kubernetes 1.37, and
+of the minimum version docs/deployment.md states; an unknown field is an
+error), every custom resource passes the schema shipped
 in deploy/k8s/schemas (a kind without one fails), and the objects say what
 docs/deployment.md promises:
 
@@ -22,7 +23,9 @@ docs/deployment.md promises:
   it ends is killed);
 - a headless Service that publishes ready pods only and a ClusterIP RPC
   Service on the match port, a
-  PodDisruptionBudget, an HPA scaling the StatefulSet, a NetworkPolicy that
+  PodDisruptionBudget, an HPA scaling the StatefulSet on the match
+  container's CPU (not the pod's: ingest's load is the same on every
+  replica), a NetworkPolicy that
   admits RPC from labelled clients only, admits exactly the ports the
   containers listen on, and lets out Kafka and DNS only, a
   ServiceMonitor on ports the Service has, and a KafkaTopic for each topic
@@ -65,11 +68,13 @@ def is_builtin(o):
     return group in BUILTIN_GROUPS
 
 
-def validate_builtin(objs, label):
-    """kubernetes-validate --strict over objs; returns (ok, output)."""
+def validate_builtin(objs, label, version=None):
+    """kubernetes-validate --strict over objs, with the schemas of version
+    (default: the newest it ships); returns (ok, output)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump_all(objs, f)
-    p = run([tool("kubernetes-validate"), "--strict", "--quiet", "--no-warn", f.name])
+    kv = ["--kubernetes-version", version] if version else []
+    p = run([tool("kubernetes-validate"), "--strict", "--quiet", "--no-warn", *kv, f.name])
     os.unlink(f.name)
     return p.returncode == 0, (p.stdout + p.stderr).strip()
 
@@ -85,6 +90,12 @@ def validate_crd(o):
         return f"{o['kind']}/{o['metadata']['name']}: {e.message}"
     return None
 
+
+# The oldest Kubernetes docs/deployment.md promises the manifests run on:
+# they are validated against its schemas as well.
+min_k8s = re.search(r"\*\*Kubernetes (1\.\d+) or later\.\*\*",
+                    open(os.path.join(SRC, "docs", "deployment.md")).read())
+check(min_k8s is not None, "docs/deployment.md states no minimum Kubernetes version")
 
 variables = known_variables()
 check(len(variables) > 20, "could not read the variables from the binaries' --help")
@@ -102,6 +113,9 @@ for path in overlays():
     builtin = [o for o in objs if is_builtin(o)]
     ok, out = validate_builtin(builtin, label)
     check(ok, f"{label}: kubernetes-validate: {out}")
+    if min_k8s:
+        ok, out = validate_builtin(builtin, label, min_k8s.group(1))
+        check(ok, f"{label}: kubernetes-validate (Kubernetes {min_k8s.group(1)}): {out}")
     for o in objs:
         if not is_builtin(o):
             err = validate_crd(o)
@@ -211,6 +225,22 @@ for path in overlays():
     hpa = find(objs, "HorizontalPodAutoscaler")
     check(len(hpa) == 1 and hpa[0]["spec"]["scaleTargetRef"]["name"] == sts["metadata"]["name"],
           f"{label}: HPA does not scale the StatefulSet")
+    # Replicas share the queries, not the writes: every replica's ingest
+    # reads every partition and match's follower applies every change, so
+    # the pod's CPU (ingest's above all) does not fall as replicas are
+    # added, and scaling on it adds replicas up to the maximum at every
+    # bulk re-publish. The HPA scales on match's CPU only.
+    for h in hpa:
+        for m in h["spec"].get("metrics", []):
+            check(m.get("type") != "Resource",
+                  f"{label}: HPA scales on the whole pod's {m.get('resource', {}).get('name')}, "
+                  "which ingest's per-replica write load keeps up however many replicas run")
+            if m.get("type") == "ContainerResource":
+                check(m["containerResource"].get("container") == "match",
+                      f"{label}: HPA scales on container {m['containerResource'].get('container')}, "
+                      "not match (the one the queries load)")
+        check(any(m.get("type") == "ContainerResource" for m in h["spec"].get("metrics", [])),
+              f"{label}: HPA does not scale on the match container's CPU")
     # The autoscaler owns the replica count: a count in the manifest would
     # be applied again at every `kubectl apply`, resetting a scaled-out set.
     check("replicas" not in sts["spec"],
