@@ -222,6 +222,34 @@ for path in overlays():
           f"{label}: one ClusterIP Service for the RPC port 7700 expected")
     pdb = find(objs, "PodDisruptionBudget")
     check(len(pdb) == 1, f"{label}: PodDisruptionBudget missing")
+    # A pod the scheduler cannot place counts as unavailable to the
+    # disruption budget, which then allows no eviction: every node drain
+    # blocks. The HPA may add more pods than the cluster has eligible nodes
+    # or zones, so the pods may prefer to spread but must never require a
+    # node or zone without another of them.
+    own = sts["spec"]["template"]["metadata"]["labels"]
+
+    def selects_own(sel):
+        ml = (sel or {}).get("matchLabels", {})
+        return bool(ml) and all(own.get(k) == v for k, v in ml.items())
+
+    anti = pod.get("affinity", {}).get("podAntiAffinity", {})
+    for t in anti.get("requiredDuringSchedulingIgnoredDuringExecution", []):
+        check(not selects_own(t.get("labelSelector")),
+              f"{label}: required anti-affinity over {t.get('topologyKey')}: pods beyond the "
+              "eligible nodes stay Pending and the PodDisruptionBudget then blocks every drain")
+    for t in pod.get("topologySpreadConstraints", []):
+        check(not selects_own(t.get("labelSelector")) or t.get("whenUnsatisfiable") == "ScheduleAnyway",
+              f"{label}: spread over {t.get('topologyKey')} with whenUnsatisfiable "
+              f"{t.get('whenUnsatisfiable', 'DoNotSchedule')}: pods it cannot place stay Pending "
+              "and the PodDisruptionBudget then blocks every drain")
+    if label.endswith("prod"):
+        spread = [t.get("podAffinityTerm", {}) for t in
+                  anti.get("preferredDuringSchedulingIgnoredDuringExecution", [])] + \
+            pod.get("topologySpreadConstraints", [])
+        for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone"):
+            check(any(t.get("topologyKey") == key and selects_own(t.get("labelSelector"))
+                      for t in spread), f"{label}: the pods are not spread over {key}")
     hpa = find(objs, "HorizontalPodAutoscaler")
     check(len(hpa) == 1 and hpa[0]["spec"]["scaleTargetRef"]["name"] == sts["metadata"]["name"],
           f"{label}: HPA does not scale the StatefulSet")
