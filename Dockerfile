@@ -91,6 +91,10 @@ USER 10001:10001
 WORKDIR /var/lib/lunamatch
 VOLUME ["/var/lib/lunamatch"]
 # 7700 RPC (match), 7701 HTTP probes and metrics (match), 7702 the same (ingest).
+# The services listen on 127.0.0.1 by default, which a published port does not
+# reach: set LUNAMATCH_RPC_URL and LUNAMATCH_HTTP_ADDR per container, as
+# docker-compose.yml and deploy/k8s do (docs/deployment.md, "The image"). Not
+# set here: both services read LUNAMATCH_HTTP_ADDR, each for its own port.
 EXPOSE 7700 7701 7702
 
 CMD ["lunamatch-match"]

@@ -11,18 +11,25 @@ follows the project's own rules for the image:
 - the binaries, the library and the data files come from the build stage,
   the data files to /usr/share/lunamatch;
 - apt lists are removed in the RUN that created them; no ADD;
-- .dockerignore keeps build trees and the git directory out of the context.
+- .dockerignore keeps build trees and the git directory out of the context;
+- the ports: the image sets no LUNAMATCH_HTTP_ADDR (both services read it,
+  each for its own port), so with its ENV alone they listen on 127.0.0.1,
+  which a published port does not reach; the `docker run` commands of
+  docs/deployment.md publish every EXPOSEd port, each to a service that
+  listens on it beyond the loopback, and both services accept the
+  environment the image and those commands give them.
 
 A deliberately broken Dockerfile must fail hadolint: the lint can fail.
 """
 import fnmatch
+import json
 import os
 import re
 import shlex
 import tempfile
 
-from deploylib import (SRC, apt_packages, check, dockerfile_stages, finish, run,
-                       tool)
+from deploylib import (BIN, SRC, apt_packages, check, config_error, dockerfile_stages,
+                       finish, image_env, program_default, run, tool)
 
 dockerfile = os.path.join(SRC, "Dockerfile")
 
@@ -112,5 +119,97 @@ always = re.findall(r"^add_subdirectory\(([^)\s]+)\)",
 check(always, "no add_subdirectory found in CMakeLists.txt")
 for d in always:
     check(not excluded(d), f".dockerignore leaves out {d}, which CMakeLists.txt always adds")
+
+# The ports. A service of the image listens on 127.0.0.1 unless its
+# environment says otherwise, and a port published with `docker run -p`
+# reaches only what listens beyond the loopback inside the container.
+env = image_env(runtime)
+check("LUNAMATCH_HTTP_ADDR" not in env,
+      "the image sets LUNAMATCH_HTTP_ADDR, which ingest and match both read, each for its own port")
+exposed = {int(p.split("/")[0]) for instr, rest in runtime.instructions if instr == "EXPOSE"
+           for p in rest.split()}
+cmd = [json.loads(rest) for instr, rest in runtime.instructions if instr == "CMD"]
+default_prog = cmd[-1][0] if cmd else None
+helptext = run([os.path.join(BIN, "lunamatch-match"), "--help"]).stdout
+http_default = dict((prog, addr) for addr, prog in
+                    re.findall(r"(\S+:\d+) (ingest|match)\b", helptext.split("LUNAMATCH_HTTP_ADDR")[0]
+                               .rsplit("--http ", 1)[-1]))
+check(set(http_default) == {"ingest", "match"}, f"--help gives no default HTTP address per program: {http_default}")
+rpc_default = program_default("lunamatch-match", "LUNAMATCH_RPC_URL")
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
+# Options of `docker run` that take a value.
+VALUED = {"-e", "--env", "-p", "--publish", "-v", "--volume", "--name", "--pid", "--network",
+          "--net", "--restart", "--tmpfs", "--cap-drop", "--cap-add", "--security-opt", "-u",
+          "--user", "--mount", "--env-file", "-w", "--workdir", "-h", "--hostname", "--entrypoint",
+          "-l", "--label"}
+
+
+def docker_runs(text):
+    """The `docker run` commands of the sh blocks of a Markdown text, as
+    argument lists (continuation lines joined)."""
+    out = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:2] == ["docker", "run"]:
+                out.append(words[2:])
+    return out
+
+
+def parse_run(args):
+    """(environment, published container ports, program) of docker run args."""
+    runenv, ports, i = {}, set(), 0
+    while i < len(args) and args[i].startswith("-"):
+        opt, _, val = args[i].partition("=")
+        if opt in VALUED and not val:
+            i += 1
+            val = args[i]
+        if opt in ("-e", "--env"):
+            k, _, v = val.partition("=")
+            runenv[k] = v
+        elif opt in ("-p", "--publish"):
+            ports.add(int(val.split("/")[0].rsplit(":", 1)[-1]))
+        i += 1
+    rest = args[i + 1:]  # past the image
+    return runenv, ports, (rest[0] if rest else default_prog)
+
+
+def host_port(addr):
+    """(host, port) of host:port, [v6]:port or scheme://host:port."""
+    hp = addr.split("://", 1)[-1]
+    host, _, port = hp.rpartition(":")
+    return host, int(port) if port.isdigit() else None
+
+
+docs = open(os.path.join(SRC, "docs", "deployment.md")).read()
+published, services = set(), set()
+for args in docker_runs(docs):
+    runenv, ports, prog = parse_run(args)
+    if not ports:
+        continue
+    name = prog.replace("lunamatch-", "")
+    if not check(name in ("ingest", "match"), f"docs: docker run publishes {sorted(ports)} for {prog}"):
+        continue
+    services.add(name)
+    full = dict(env, **runenv)
+    listen = [full.get("LUNAMATCH_HTTP_ADDR") or http_default.get(name, "")]
+    if name == "match":
+        listen.append(full.get("LUNAMATCH_RPC_URL") or rpc_default)
+    listening = dict(host_port(a)[::-1] for a in listen)
+    for port in sorted(ports):
+        host = listening.get(port)
+        check(host is not None, f"docs: docker run publishes port {port} of {prog}, "
+              f"which listens on {listen} only")
+        check(host is None or host not in LOOPBACK,
+              f"docs: docker run publishes port {port} of {prog}, which listens on the "
+              f"loopback there ({host}): nothing outside the container reaches it")
+    published |= ports
+    err = config_error(prog, full)
+    check(err is None, f"docs: {prog} refuses the environment of its docker run example: {err}")
+check(services == {"ingest", "match"},
+      f"docs/deployment.md has a docker run example with published ports for {sorted(services)} "
+      "only; both services need one")
+check(published == exposed, f"the docs' docker run examples publish {sorted(published)}, "
+      f"the image exposes {sorted(exposed)}")
 
 finish("deploy.dockerfile")
