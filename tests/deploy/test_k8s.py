@@ -13,6 +13,8 @@ docs/deployment.md promises:
   and limits, and the restricted security context (non-root, read-only root,
   no privilege escalation, every capability dropped, RuntimeDefault seccomp);
 - the ingest consumer group derived from the pod name, in both containers;
+- a row in README.md's options table for every option the binaries take
+  from a variable;
 - only LUNAMATCH_* variables the binaries know, each container's own (env)
   ones taken by its program, and values the program accepts (its
   configuration checks, run on the image's and the manifests' environment);
@@ -51,7 +53,7 @@ import tempfile
 import jsonschema
 import yaml
 
-from deploylib import (K8S, SRC, check, config_error, container_env, dockerfile_stages, find,
+from deploylib import (BIN, K8S, SRC, check, config_error, container_env, dockerfile_stages, find,
                        finish, image_env, known_variables, overlays, program_default,
                        program_variables, render, run, stop_bounds_ms, tool)
 
@@ -99,6 +101,21 @@ check(min_k8s is not None, "docs/deployment.md states no minimum Kubernetes vers
 
 variables = known_variables()
 check(len(variables) > 20, "could not read the variables from the binaries' --help")
+# README.md's options table, which the manifests' settings are chosen
+# from, has a row for every option the services and the CLI take from a
+# variable (the flag column spells each flag out in full).
+flags = set()
+for b in ("lunamatch-ingest", "lunamatch-match", "lunamatch"):
+    out = run([os.path.join(BIN, b), "--help"]).stdout
+    flags |= set(re.findall(r"^\s+(--[a-z0-9-]+)\b.*\n\s+LUNAMATCH_[A-Z_]+", out, re.M))
+check(len(flags) > 20, "could not read the flags from the binaries' --help")
+readme_flags = set()
+for line in open(os.path.join(SRC, "README.md")).read().splitlines():
+    cols = line.split("|")
+    if line.startswith("| LUNAMATCH_") and len(cols) > 3:
+        readme_flags |= set(re.findall(r"--[a-z0-9-]+", cols[2]))
+for f in sorted(flags - readme_flags):
+    check(False, f"README.md's options table has no row for {f}")
 image = image_env(dockerfile_stages()[-1])
 stop_ms = stop_bounds_ms()
 startup_budgets = []  # seconds: match's startupProbe of each overlay
