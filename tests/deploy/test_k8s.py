@@ -344,6 +344,14 @@ for path in overlays():
             check(age_ms < keep, f"{label}: store max age {age_ms} ms is not below "
                   f"{o['spec']['topicName']}'s delete retention {keep} ms")
 
+# docs/deployment.md's table of the deploy tests names every custom
+# resource kind deploy.k8s checks against deploy/k8s/schemas.
+row = re.search(r"^\| `deploy\.k8s` \|(.*)$", open(os.path.join(SRC, "docs", "deployment.md")).read(), re.M)
+if check(row is not None, "docs/deployment.md: no row for deploy.k8s in the table of tests"):
+    for kind, _ in sorted(schemas):
+        check(f"`{kind}`" in row.group(1),
+              f"docs/deployment.md: the deploy.k8s row does not say {kind} is checked against its schema")
+
 # The alerts: each has its runbook section in docs/deployment.md, and every
 # lunamatch_* metric they use is one the services register.
 exported = set()
