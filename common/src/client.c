@@ -220,12 +220,27 @@ lm_client_method_kind_of(const char *method)
 void
 lm_client_close(lm_client *c)
 {
+	bool stuck = false;
+
 	if (c == NULL)
 		return;
 	for (size_t i = 0; i < c->nep; i++) {
 		struct endpoint *ep = &c->ep[i];
-		if (ep->sock_open)
-			nng_close(ep->sock);
+		if (ep->sock_open &&
+		    !lm_rpc_close_bounded(ep->sock, LM_RPC_CLOSE_TIMEOUT_MS)) {
+			lm_warn("client.close.stuck",
+			    "the socket to %s did not close within %u ms (a "
+			    "connection closed in the middle of a large transfer); "
+			    "its client is left allocated",
+			    ep->url, LM_RPC_CLOSE_TIMEOUT_MS);
+			stuck = true;
+		}
+	}
+	/* nng may still call pipe_cb with an endpoint of a close that goes on. */
+	if (stuck)
+		return;
+	for (size_t i = 0; i < c->nep; i++) {
+		struct endpoint *ep = &c->ep[i];
 		if (ep->tls != NULL)
 			nng_tls_config_free(ep->tls);
 		pthread_mutex_destroy(&ep->mtx);

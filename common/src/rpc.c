@@ -2,12 +2,14 @@
  * rpc.c - envelope helpers shared by the RPC server and client; see rpc.h.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lunamatch/clock.h"
 #include "lunamatch/error.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/rpc.h"
@@ -376,4 +378,96 @@ fail:
 	}
 	free(ca_pem);
 	return rv;
+}
+
+/* ---- bounded close ------------------------------------------------------ */
+
+/*
+ * One nng_close that may outlive its caller (lm_rpc_close_bounded): the
+ * close runs on its own detached thread and the caller waits a bounded
+ * time. The closer and the caller each hold a reference; the last one
+ * frees it.
+ */
+struct closer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* done was set; monotonic clock */
+	nng_socket sock;
+	bool done;
+	int refs;
+};
+
+static void
+closer_release(struct closer *c)
+{
+	bool last;
+
+	pthread_mutex_lock(&c->mu);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&c->mu);
+	if (last) {
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+	}
+}
+
+static void *
+closer_main(void *arg)
+{
+	struct closer *c = arg;
+
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->mu);
+	c->done = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	closer_release(c);
+	return NULL;
+}
+
+bool
+lm_rpc_close_bounded(nng_socket sock, unsigned timeout_ms)
+{
+	struct closer *c = calloc(1, sizeof(*c));
+	struct timespec until = lm_clock_deadline(timeout_ms);
+	pthread_attr_t attr;
+	pthread_t t;
+	bool done;
+
+	if (c == NULL || pthread_mutex_init(&c->mu, NULL) != 0)
+		goto unbounded;
+	if (lm_cond_init_monotonic(&c->cv) != LM_OK) {
+		pthread_mutex_destroy(&c->mu);
+		goto unbounded;
+	}
+	c->sock = sock;
+	c->refs = 2;
+	if (pthread_attr_init(&attr) != 0) {
+		c->refs = 1;
+		closer_release(c);
+		c = NULL;
+		goto unbounded;
+	}
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, closer_main, c) != 0) {
+		pthread_attr_destroy(&attr);
+		c->refs = 1;
+		closer_release(c);
+		c = NULL;
+		goto unbounded;
+	}
+	pthread_attr_destroy(&attr);
+	pthread_mutex_lock(&c->mu);
+	while (!c->done)
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT)
+			break;
+	done = c->done;
+	pthread_mutex_unlock(&c->mu);
+	closer_release(c);
+	return done;
+
+unbounded:
+	free(c);
+	nng_close(sock);
+	return true;
 }

@@ -1776,100 +1776,6 @@ lm_rpc_server_url(const lm_rpc_server *s, char *buf, size_t len)
 	return LM_OK;
 }
 
-/*
- * One nng_close that may outlive its caller. nng 1.5.2 can hang in
- * nng_close for good (see LM_RPC_CLOSE_TIMEOUT_MS), so the close runs on
- * its own detached thread and the caller waits a bounded time. The closer
- * and the caller each hold a reference; the last one frees it.
- */
-struct closer {
-	pthread_mutex_t mu;
-	pthread_cond_t cv; /* done was set; monotonic clock */
-	nng_socket sock;
-	bool done;
-	int refs;
-};
-
-static void
-closer_release(struct closer *c)
-{
-	bool last;
-
-	pthread_mutex_lock(&c->mu);
-	last = --c->refs == 0;
-	pthread_mutex_unlock(&c->mu);
-	if (last) {
-		pthread_cond_destroy(&c->cv);
-		pthread_mutex_destroy(&c->mu);
-		free(c);
-	}
-}
-
-static void *
-closer_main(void *arg)
-{
-	struct closer *c = arg;
-
-	nng_close(c->sock);
-	pthread_mutex_lock(&c->mu);
-	c->done = true;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	closer_release(c);
-	return NULL;
-}
-
-/* Closes sock, waiting up to timeout_ms for nng to finish. Returns false
- * when it did not: the close goes on in the background and may never
- * end. Without memory or a thread for the wait, closes in the caller,
- * unbounded. */
-static bool
-close_bounded(nng_socket sock, unsigned timeout_ms)
-{
-	struct closer *c = calloc(1, sizeof(*c));
-	struct timespec until = lm_clock_deadline(timeout_ms);
-	pthread_attr_t attr;
-	pthread_t t;
-	bool done;
-
-	if (c == NULL || pthread_mutex_init(&c->mu, NULL) != 0)
-		goto unbounded;
-	if (lm_cond_init_monotonic(&c->cv) != LM_OK) {
-		pthread_mutex_destroy(&c->mu);
-		goto unbounded;
-	}
-	c->sock = sock;
-	c->refs = 2;
-	if (pthread_attr_init(&attr) != 0) {
-		c->refs = 1;
-		closer_release(c);
-		c = NULL;
-		goto unbounded;
-	}
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, closer_main, c) != 0) {
-		pthread_attr_destroy(&attr);
-		c->refs = 1;
-		closer_release(c);
-		c = NULL;
-		goto unbounded;
-	}
-	pthread_attr_destroy(&attr);
-	pthread_mutex_lock(&c->mu);
-	while (!c->done)
-		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT)
-			break;
-	done = c->done;
-	pthread_mutex_unlock(&c->mu);
-	closer_release(c);
-	return done;
-
-unbounded:
-	free(c);
-	nng_close(sock);
-	return true;
-}
-
 /* Closes the socket once: every pending aio completes with NNG_ECLOSED and
  * no slot re-arms. A close nng does not finish within
  * LM_RPC_CLOSE_TIMEOUT_MS is left to go on (close_stuck). */
@@ -1882,7 +1788,7 @@ close_socket(lm_rpc_server *s)
 		nng_msleep(1);
 	if (s->sock_open) {
 		s->sock_open = false;
-		if (!close_bounded(s->sock, LM_RPC_CLOSE_TIMEOUT_MS)) {
+		if (!lm_rpc_close_bounded(s->sock, LM_RPC_CLOSE_TIMEOUT_MS)) {
 			atomic_store(&s->close_stuck, true);
 			lm_error("rpc.close.stuck",
 			    "the RPC socket did not close within %u ms (a connection "

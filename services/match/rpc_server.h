@@ -84,18 +84,6 @@ extern "C" {
  * request follows within LM_RPC_SEND_TIMEOUT_MS (see docs/rpc.md). */
 #define LM_RPC_PINNED_REPLY_BYTES (256u * 1024)
 
-/*
- * How long closing the socket may take before the stop goes on without it.
- * nng 1.5.2 can hang in nng_close for good: when a connection is closed
- * while a message larger than the socket buffer is part-written, the TCP
- * transport re-arms the write on an aio already closed, whose completion
- * never comes; tearing that connection down then holds nng's one reaper
- * thread, and every socket close in the process waits behind it. Past this
- * the server is left allocated (lm_rpc_server_close_stuck) so that the
- * process can still flush what it must and exit.
- */
-#define LM_RPC_CLOSE_TIMEOUT_MS 3000u
-
 typedef struct lm_rpc_server lm_rpc_server;
 
 /* What a handler learns about its call. Every pointer is borrowed and valid

@@ -134,7 +134,11 @@ typedef struct lm_client_opts {
 LM_API int lm_client_open(const char *url, const lm_client_opts *o, lm_client **out);
 
 /* Closes the socket and frees the client; NULL is a no-op. No call may be
- * in flight. */
+ * in flight. Returns within LM_RPC_CLOSE_TIMEOUT_MS (3 s) per endpoint even
+ * when nng 1.5.2 never finishes a close (a connection closed in the middle
+ * of a large request, e.g. one whose call's deadline passed while it was
+ * still being written): the client is then left allocated, logged as
+ * client.close.stuck. */
 LM_API void lm_client_close(lm_client *c);
 
 /*

@@ -57,6 +57,16 @@ extern "C" {
 #define LM_RPC_MAX_REQUEST_BYTES    ((size_t) 64 << 20)
 #define LM_RPC_DEFAULT_MAX_RESPONSE (64u * 1024 * 1024)
 
+/*
+ * How long closing an RPC socket may take before its owner goes on without
+ * it. nng 1.5.2 can hang in nng_close for good: when a connection is closed
+ * while a message larger than the socket buffer is part-written, the TCP
+ * transport re-arms the write on an aio already closed, whose completion
+ * never comes; tearing that connection down then holds nng's one reaper
+ * thread, and every socket close in the process waits behind it.
+ */
+#define LM_RPC_CLOSE_TIMEOUT_MS 3000u
+
 /* Largest PEM file (certificate, key or CA bundle) lm_rpc_tls_config reads. */
 #define LM_RPC_MAX_PEM (1024u * 1024)
 
@@ -130,6 +140,16 @@ int lm_rpc_tls_config(nng_tls_config **out, int mode, const char *cert, const ch
 
 /* True when url uses the tls+tcp scheme (tls+tcp://, tls+tcp4://, tls+tcp6://). */
 bool lm_rpc_url_is_tls(const char *url);
+
+/*
+ * nng_close(sock), waiting at most timeout_ms for nng to finish. Returns
+ * true when it did; false when it did not (LM_RPC_CLOSE_TIMEOUT_MS): the
+ * close goes on in the background and may never end, so nothing nng may
+ * still call (pipe callbacks and their arguments, aios of the socket's
+ * contexts) may be freed. Without memory or a thread for the wait it
+ * closes in the caller, unbounded. Any thread.
+ */
+bool lm_rpc_close_bounded(nng_socket sock, unsigned timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -666,8 +666,9 @@ dead_listener_scenario(void)
  * server's close waits behind it; a server's own connection part-writing
  * a large reply does the same). Every stop must return within
  * LM_RPC_CLOSE_TIMEOUT_MS and a margin. The scenario ends at the first
- * close nng did not finish (every later close in the process would wait
- * too): exit 0; 3 when none of its stops met one. It runs in a child
+ * close nng did not finish, where every later close in the process waits
+ * too, which a C client's close must also bound: exit 0; 3 when none of
+ * its stops met one. It runs in a child
  * process: the stuck close leaves the server and sockets to the exit.
  */
 struct big_sender {
@@ -725,6 +726,15 @@ stuck_close_scenario(void)
 			CHECK(took >= LM_RPC_CLOSE_TIMEOUT_MS);
 			fprintf(stderr, "stop %d: close stuck, stop took %u ms\n", i,
 			    (unsigned) took);
+			/* Every close now waits for nng's reaper: a client's too. */
+			lm_client *c = NULL;
+			CHECK(lm_client_open(url, NULL, &c) == LM_OK);
+			t0 = nng_clock();
+			lm_client_close(c);
+			took = nng_clock() - t0;
+			fprintf(stderr, "client close took %u ms\n", (unsigned) took);
+			CHECK(took >= LM_RPC_CLOSE_TIMEOUT_MS &&
+			      took < LM_RPC_CLOSE_TIMEOUT_MS + 2000);
 			_exit(0);
 		}
 		/* The clients stay open: closing them may meet the same hang. */
