@@ -106,6 +106,7 @@ struct member {
 	atomic_int partitions;
 
 	/* The member's thread only. */
+	uint64_t wakes_seen; /* lm_owner_wait_wake: the wake-ups seen so far */
 	struct item *batch;
 	size_t n;
 	lm_event_change *changes;
@@ -177,7 +178,10 @@ struct lm_owner {
 	atomic_bool stop;
 	pthread_mutex_t mtx;
 	pthread_cond_t cv;
-	bool woken; /* under mtx */
+	/* Under mtx: lm_owner_wake calls so far. A count, not a flag, so that
+	 * each thread sees every wake-up, however many wait or are busy
+	 * elsewhere when it comes (lm_owner_wait_wake). */
+	uint64_t wakes;
 
 	_Atomic uint64_t messages, rejected, probes, failures, ahead, rebalances,
 	    deferred, handover, skipped, damaged_pos;
@@ -938,18 +942,27 @@ derived_up_to(
 	return committed_at_least(m->rk, topic, n, need, behind, "events group");
 }
 
-/* Sleeps until woken or WAIT_SLICE_MS passed. */
-static void
-wait_slice(lm_owner *ow)
+void
+lm_owner_wait_wake(lm_owner *ow, uint64_t *seen, int64_t ms)
 {
-	struct timespec ts = lm_clock_deadline(WAIT_SLICE_MS);
+	struct timespec ts = lm_clock_deadline(ms);
 
 	pthread_mutex_lock(&ow->mtx);
-	while (!ow->woken && !atomic_load(&ow->stop))
+	while (ow->wakes == *seen && !atomic_load(&ow->stop))
 		if (pthread_cond_timedwait(&ow->cv, &ow->mtx, &ts) == ETIMEDOUT)
 			break;
-	ow->woken = false;
+	*seen = ow->wakes;
 	pthread_mutex_unlock(&ow->mtx);
+}
+
+/* Sleeps until woken or WAIT_SLICE_MS passed. A wake-up that came since
+ * the member's last wait (while it looked at what it waits for, or was
+ * busy elsewhere) ends the sleep at once: it may have changed what the
+ * member looked at. */
+static void
+wait_slice(struct member *m)
+{
+	lm_owner_wait_wake(m->ow, &m->wakes_seen, WAIT_SLICE_MS);
 }
 
 /* Stops both members: they leave their loops at the next check. */
@@ -964,11 +977,11 @@ stop_all(lm_owner *ow)
 
 /* Sleeps ms, or until the owner stops. */
 static void
-pause_for(lm_owner *ow, int64_t ms)
+pause_for(struct member *m, int64_t ms)
 {
 	for (int64_t end = lm_clock_ms() + ms;
-	     lm_clock_ms() < end && !atomic_load(&ow->stop);)
-		wait_slice(ow);
+	     lm_clock_ms() < end && !atomic_load(&m->ow->stop);)
+		wait_slice(m);
 }
 
 /* Logs once that a wait that began at since has lasted LM_OWNER_WAIT_NOTE_MS,
@@ -1154,7 +1167,7 @@ wait_visible(struct member *m, const struct item *it, struct batch_view *bv)
 		    m->topic, it->partition);
 		if ((rc = serve(m, since)) != LM_OK)
 			return rc;
-		wait_slice(ow);
+		wait_slice(m);
 	}
 	return LM_ECLOSED;
 }
@@ -1235,7 +1248,7 @@ wait_view(struct member *m, int n)
 		    m, since, &noted, "this replica's ingest to pass", m->other, behind);
 		if ((rc = serve(m, since)) != LM_OK)
 			return rc;
-		wait_slice(ow);
+		wait_slice(m);
 	}
 	return LM_ECLOSED;
 }
@@ -1258,7 +1271,7 @@ wait_cut_derived(struct member *m)
 		     lm_clock_ms() < end && !atomic_load(&m->ow->stop);) {
 			if ((rc = serve(m, since)) != LM_OK)
 				return rc;
-			wait_slice(m->ow);
+			wait_slice(m);
 		}
 	}
 	return LM_ECLOSED;
@@ -1360,7 +1373,7 @@ resolve_reading(struct member *m)
 			note_wait(m, since, &noted, "a posting claim's cut", m->other, p);
 			if ((rc = serve(m, since)) != LM_OK)
 				return rc;
-			wait_slice(m->ow);
+			wait_slice(m);
 			refresh_state(m, p);
 		}
 	return LM_OK;
@@ -1469,9 +1482,9 @@ failure(lm_owner *ow, const char *what, int rc, int64_t *backoff)
 /* Notes a failed step between batches and pauses before it is retried
  * (at most LM_OWNER_RETRY_MAX_MS: the member polls again after it). */
 static void
-failed(lm_owner *ow, const char *what, int rc, int64_t *backoff)
+failed(struct member *m, const char *what, int rc, int64_t *backoff)
 {
-	pause_for(ow, failure(ow, what, rc, backoff));
+	pause_for(m, failure(m->ow, what, rc, backoff));
 }
 
 /* Pauses ms, or until the owner stops, while the batch waits, serving the
@@ -1486,7 +1499,7 @@ serve_for(struct member *m, int64_t since, int64_t ms)
 	     lm_clock_ms() < end && !atomic_load(&m->ow->stop);) {
 		if ((rc = serve(m, since)) != LM_OK)
 			return rc;
-		wait_slice(m->ow);
+		wait_slice(m);
 	}
 	return LM_OK;
 }
@@ -1608,7 +1621,7 @@ derive(struct member *m, lm_events_split *split)
 			lm_counter_add(ow->m_ahead, 1);
 			if ((rc = serve(m, since)) != LM_OK)
 				return rc;
-			wait_slice(ow);
+			wait_slice(m);
 			continue;
 		}
 		rc = serve_for(m, since,
@@ -1789,9 +1802,9 @@ process(struct member *m)
 		/* A claim refused by a rebalance is no failure: the batch is read
 		 * again once the group has settled (or by its next owner). */
 		if (!m->rebalancing)
-			failed(m->ow, "cannot claim the batch", rc, &m->claim_backoff);
+			failed(m, "cannot claim the batch", rc, &m->claim_backoff);
 		else
-			pause_for(m->ow, LM_OWNER_RETRY_MIN_MS);
+			pause_for(m, LM_OWNER_RETRY_MIN_MS);
 		/* Forgets the ends of the batch's partitions, which it reads
 		 * again; the other partitions' ends stay: nothing of them was
 		 * in the batch, and librdkafka reports an end once, so one
@@ -1853,7 +1866,7 @@ undecided(struct member *m, rd_kafka_message_t *msg)
 	m->undecided_part = msg->partition;
 	m->undecided_off = msg->offset;
 	give_back(m, msg);
-	failed(m->ow, "cannot decide a message", LM_ENOMEM, &m->decide_backoff);
+	failed(m, "cannot decide a message", LM_ENOMEM, &m->decide_backoff);
 }
 
 /* Takes the held messages, then what the consumer has at once, into the
@@ -2248,7 +2261,7 @@ wait_caught_up(struct member *m)
 			return true;
 		/* The postings member asks for both; the other waits for it. */
 		if (m != &ow->mem[0] || lm_clock_ms() < next) {
-			wait_slice(ow);
+			wait_slice(m);
 			continue;
 		}
 		next = lm_clock_ms() + CATCHUP_PROBE_MS;
@@ -2590,7 +2603,7 @@ lm_owner_wake(lm_owner *ow)
 	if (ow == NULL)
 		return;
 	pthread_mutex_lock(&ow->mtx);
-	ow->woken = true;
+	ow->wakes++;
 	pthread_cond_broadcast(&ow->cv);
 	pthread_mutex_unlock(&ow->mtx);
 }

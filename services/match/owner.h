@@ -153,6 +153,16 @@ int lm_owner_start(lm_owner *ow);
  * looked at again now. Any thread; NULL is a no-op. */
 void lm_owner_wake(lm_owner *ow);
 
+/* Sleeps until lm_owner_wake has been called since the caller last saw
+ * the wake-ups, the owner stops, or ms pass. *seen is the caller's own:
+ * 0 for a caller that has seen none, then what the last call left there
+ * (the count of wake-ups so far), so that a wake-up that came while the
+ * caller was not waiting (busy, or looking at what it waits for) ends
+ * its next wait at once, and one wake-up wakes every caller waiting. Each
+ * member thread waits here with its own *seen; tests call it from
+ * threads of their own. Any thread. */
+void lm_owner_wait_wake(lm_owner *ow, uint64_t *seen, int64_t ms);
+
 /* Stops the threads (a batch still waiting is left uncommitted, with its
  * claim, for the next owner), leaves the group and frees everything.
  * NULL is a no-op. */

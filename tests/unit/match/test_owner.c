@@ -58,8 +58,11 @@
  *  - stays out of the events group while the store's positions come from
  *    another topic or another cluster (a second mock cluster) than it
  *    reads, and joins once they come from its own; a store without a
- *    source is accepted.
+ *    source is accepted;
+ *  - wakes every thread waiting for the index with one lm_owner_wake, and
+ *    a thread that was busy when it came at its next wait.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2299,6 +2302,95 @@ test_interrupted_events(void **state)
 	assert_int_equal(committed(POSTINGS), before);
 }
 
+/* How long the wake-up test's waits may sleep: far longer than a wake-up
+ * takes to reach a waiter on a loaded machine, so that a waiter that
+ * missed it cannot pass for one that got it. */
+#define WAKE_WAIT_MS 10000
+
+struct waker {
+	lm_owner *ow;
+	uint64_t seen;
+	int64_t took_ms; /* how long its wait slept */
+};
+
+static void *
+waker_main(void *arg)
+{
+	struct waker *w = arg;
+	int64_t t0 = lm_clock_ms();
+
+	lm_owner_wait_wake(w->ow, &w->seen, WAKE_WAIT_MS);
+	w->took_ms = lm_clock_ms() - t0;
+	return NULL;
+}
+
+/* An owner of R0 for a test that needs no group: created, never
+ * started. */
+static lm_owner *
+idle_owner(void)
+{
+	lm_owner_opts o;
+	lm_owner *ow = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.brokers = G.brokers;
+	o.topic_postings = POSTINGS;
+	o.topic_profiles = PROFILES;
+	o.ingest_group_id = INGEST;
+	o.store = R0->store;
+	o.index = R0->idx;
+	o.events = R0->events;
+	o.rctx = &G.recs.ctx;
+	assert_int_equal(lm_owner_new(&o, &ow), LM_OK);
+	return ow;
+}
+
+/* One lm_owner_wake reaches every thread waiting for it (the two members
+ * wait for the index at once: a flag the first one cleared left the other
+ * asleep until its slice ended), and a thread that was not waiting when it
+ * came (busy elsewhere, while another took the wake-up) returns from its
+ * next wait at once. A wait with no wake-up since sleeps its time. */
+static void
+test_wake_reaches_every_waiter(void **state)
+{
+	lm_owner *ow = idle_owner();
+	struct waker w[2] = {{ow, 0, -1}, {ow, 0, -1}};
+	pthread_t th[2];
+	uint64_t busy;
+	int64_t t0;
+	(void) state;
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, waker_main, &w[i]), 0);
+	lmt_sleep_ms(200); /* asleep by now, mostly: either way they must wake */
+	lm_owner_wake(ow);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(w[i].seen, 1);
+		assert_true(w[i].took_ms < WAKE_WAIT_MS / 2);
+	}
+
+	/* A thread that has seen the first wake-up is busy while another
+	 * waits and takes the second. */
+	busy = w[0].seen;
+	assert_int_equal(pthread_create(&th[1], NULL, waker_main, &w[1]), 0);
+	lmt_sleep_ms(100);
+	lm_owner_wake(ow);
+	assert_int_equal(pthread_join(th[1], NULL), 0);
+	assert_true(w[1].took_ms < WAKE_WAIT_MS / 2);
+	t0 = lm_clock_ms();
+	lm_owner_wait_wake(ow, &busy, WAKE_WAIT_MS);
+	assert_true(lm_clock_ms() - t0 < WAKE_WAIT_MS / 2);
+	assert_int_equal(busy, 2);
+
+	/* Nothing new: the wait lasts its time. */
+	t0 = lm_clock_ms();
+	lm_owner_wait_wake(ow, &busy, 100);
+	assert_true(lm_clock_ms() - t0 >= 90);
+	assert_int_equal(busy, 2);
+	lm_owner_free(ow);
+}
+
 static void
 test_bad_options(void **state)
 {
@@ -2391,6 +2483,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_source_none, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_interrupted_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_wake_reaches_every_waiter, setup, teardown),
 	};
 	/* LMT_TEST_FILTER=test_damaged* runs some tests (a cmocka glob). */
 	if (getenv("LMT_TEST_FILTER") != NULL)
