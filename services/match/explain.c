@@ -291,6 +291,33 @@ nomem:
 	return LM_ENOMEM;
 }
 
+/*
+ * Makes the contributions, added in the order given, come to score exactly
+ * (match.proto: "the contributions add up to the score"). Each is computed
+ * on its own, so their sum can miss the score by an ulp, and exceed 1 when
+ * the score is 1; the last that has a share takes the rest, adjusted by an
+ * ulp or two should the subtraction round.
+ */
+static void
+settle_contributions(Explanation *e, double score)
+{
+	size_t last = e->n_features;
+	double before = 0, c;
+
+	for (size_t i = 0; i < e->n_features; i++)
+		if (e->features[i]->contribution != 0)
+			last = i;
+	if (last == e->n_features)
+		return;
+	for (size_t i = 0; i < last; i++)
+		before += e->features[i]->contribution;
+	c = score - before;
+	for (int k = 0; k < 4 && before + c != score; k++)
+		c = nextafter(c, before + c < score ? INFINITY : -INFINITY);
+	if (before + c == score && c >= 0)
+		e->features[last]->contribution = c;
+}
+
 static int
 fill_features(const lm_model *m, const struct eval *ev, Explanation *e)
 {
@@ -323,6 +350,7 @@ fill_features(const lm_model *m, const struct eval *ev, Explanation *e)
 		    (fc->detail = strdup(ev->text[f])) == NULL)
 			return LM_ENOMEM;
 	}
+	settle_contributions(e, ev->score);
 	return LM_OK;
 }
 
