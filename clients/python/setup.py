@@ -105,12 +105,14 @@ def protobuf_requirement():
     return "protobuf>=%d.%d.%d,<%d" % (major, minor, patch, major + 1)
 
 
-# pynng up to the minor series the client is tested with: the client uses
-# its internals (pynng._aio's completion callback lib._async_complete and
-# its map _aio_map, for the sync client's aios; AIOHelper), which a later
-# release may change without notice, and the abort races the client works
-# around are those of the nng it bundles (1.11 in pynng 0.9).
-PYNNG_REQUIREMENT = "pynng>=0.8,<0.10"
+# pynng of the one minor series the client is tested with. Not later: the
+# client uses its internals (pynng._aio's completion callback
+# lib._async_complete and its map _aio_map, for the sync client's aios;
+# AIOHelper), which a later release may change without notice. Not earlier:
+# the abort races the client works around are those of the nng pynng 0.9
+# bundles (1.11); with pynng 0.8 (nng 1.6) closing a client whose endpoint
+# went away can hang for good in nng_close.
+PYNNG_REQUIREMENT = "pynng>=0.9,<0.10"
 
 setup(cmdclass={"build_py": BuildPyWithProtos, "sdist": SdistWithProtos},
       install_requires=[PYNNG_REQUIREMENT, protobuf_requirement()])
