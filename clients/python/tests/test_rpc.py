@@ -418,6 +418,29 @@ def test_bad_arguments_raise_locally():
             c.match_jobs("x", explain="LOUD")
 
 
+@pytest.mark.parametrize("level", [True, False, 2.9, 2.0, float("nan"), b"FULL", [2]],
+                         ids=["true", "false", "2.9", "2.0", "nan", "bytes", "list"])
+@pytest.mark.parametrize("method", ["match_jobs", "match_candidates"])
+def test_an_explain_level_that_is_no_level_is_a_type_error(method, level):
+    """explain is an ExplainLevel number (an int) or name. A bool was taken
+    as its number, so explain=True asked for EXPLAIN_LEVEL_NONE (1) and
+    explain=False for the server's default (SUMMARY), the opposite of what
+    the caller means; a float was cut (2.9 asked for SUMMARY). Each is a
+    TypeError before anything is sent."""
+    with lunamatch.Client("tcp://127.0.0.1:%d" % free_port(), timeout=10.0) as c:
+        with pytest.raises(TypeError, match="^explain: expected an ExplainLevel"):
+            getattr(c, method)("x", explain=level)
+
+
+def test_an_explain_level_is_an_int_or_a_name():
+    assert _rpc._explain(None) == match_pb2.EXPLAIN_LEVEL_UNSPECIFIED
+    assert _rpc._explain(match_pb2.EXPLAIN_LEVEL_FULL) == match_pb2.EXPLAIN_LEVEL_FULL
+    assert _rpc._explain("summary") == match_pb2.EXPLAIN_LEVEL_SUMMARY
+    assert _rpc._explain("EXPLAIN_LEVEL_NONE") == match_pb2.EXPLAIN_LEVEL_NONE
+    # A number the package does not know is sent as it is, for a newer server.
+    assert _rpc._explain(7) == 7
+
+
 @pytest.mark.parametrize("value", [
     {"no_such_field": 1},
     {"skills": "not a list"},

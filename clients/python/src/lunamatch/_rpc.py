@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 import math
+import operator
 import os
 import re
 import threading
@@ -185,8 +186,11 @@ def _message(value: Any, cls: type, what: str) -> Message:
 
 
 def _explain(level: Union[None, int, str]) -> int:
-    """An ExplainLevel from its number, its full name or its short name
-    ("FULL")."""
+    """An ExplainLevel from its number (an integer, sent as it is), its full
+    name or its short name ("FULL"); None is EXPLAIN_LEVEL_UNSPECIFIED (the
+    server's default). A bool is a TypeError: explain=True would be level 1,
+    EXPLAIN_LEVEL_NONE, and False the server's default, the opposite of what
+    the caller means. So is any other number (2.9 is no level) or type."""
     if level is None:
         return match_pb2.EXPLAIN_LEVEL_UNSPECIFIED
     if isinstance(level, str):
@@ -194,7 +198,13 @@ def _explain(level: Union[None, int, str]) -> int:
         if not name.startswith("EXPLAIN_LEVEL_"):
             name = "EXPLAIN_LEVEL_" + name
         return match_pb2.ExplainLevel.Value(name)
-    return int(level)
+    if not isinstance(level, bool):
+        try:
+            return operator.index(level)
+        except TypeError:
+            pass
+    raise TypeError("explain: expected an ExplainLevel number (int) or name, not %s"
+                    % type(level).__name__)
 
 
 class Methods:
