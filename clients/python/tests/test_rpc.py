@@ -441,6 +441,24 @@ def test_an_explain_level_is_an_int_or_a_name():
     assert _rpc._explain(7) == 7
 
 
+@pytest.mark.parametrize("call, text", [
+    (lambda c: c.match_jobs("cand-1", profile={"id": "cand-2"}), "candidate_id and profile"),
+    (lambda c: c.match_jobs("", profile=records_pb2.CandidateProfile()),
+     "candidate_id and profile"),
+    (lambda c: c.match_candidates("job-1", posting={"id": "job-2"}), "job_id and posting"),
+    (lambda c: c.match_candidates("", posting=records_pb2.JobPosting()),
+     "job_id and posting"),
+], ids=["jobs", "jobs-empty-id", "candidates", "candidates-empty-id"])
+def test_both_subjects_of_a_match_are_a_value_error(call, text):
+    """A stored record's id and an inline record are the two fields of the
+    request's subject (a oneof): given both, one was dropped without a word
+    and the server answered for the other. (Neither is the server's
+    InvalidArgument: test_invalid_argument.)"""
+    with lunamatch.Client("tcp://127.0.0.1:%d" % free_port(), timeout=10.0) as c:
+        with pytest.raises(ValueError, match="^%s given: " % text):
+            call(c)
+
+
 @pytest.mark.parametrize("value", [
     {"no_such_field": 1},
     {"skills": "not a list"},

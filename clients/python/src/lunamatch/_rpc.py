@@ -207,6 +207,16 @@ def _explain(level: Union[None, int, str]) -> int:
                     % type(level).__name__)
 
 
+def _one_subject(id_name: str, id_value: Any, inline_name: str, inline_value: Any) -> None:
+    """ValueError when a match request is given both its subjects, a stored
+    record's id and an inline record: they are the two fields of one oneof,
+    so the request would carry only one and the other would be dropped
+    without a word."""
+    if id_value is not None and inline_value is not None:
+        raise ValueError("%s and %s given: a match request takes one of them"
+                         % (id_name, inline_name))
+
+
 class Methods:
     """The typed MatchService methods. Each builds its request and hands it
     to ``self._invoke(method, request, response class, unwrap, timeout,
@@ -225,9 +235,12 @@ class Methods:
                    top_k: int = 0, filters=None, explain=None, as_of: int = 0,
                    timeout: Optional[float] = None, metadata=None):
         """Jobs for a stored candidate (candidate_id) or an inline profile
-        (CandidateProfile, dict or JSON). as_of: Unix seconds at which
+        (CandidateProfile, dict or JSON), one of them: both are a ValueError
+        (the request's subject is one or the other); neither goes to the
+        server, which answers InvalidArgument. as_of: Unix seconds at which
         freshness and expiry are judged (0: now). Returns a
         MatchJobsResponse."""
+        _one_subject("candidate_id", candidate_id, "profile", profile)
         req = match_pb2.MatchJobsRequest(top_k=top_k, explain=_explain(explain), as_of=as_of)
         if profile is not None:
             req.profile.CopyFrom(_message(profile, records_pb2.CandidateProfile, "profile"))
@@ -241,8 +254,9 @@ class Methods:
                          top_k: int = 0, filters=None, explain=None, as_of: int = 0,
                          timeout: Optional[float] = None, metadata=None):
         """Candidates for a stored posting (job_id) or an inline posting
-        (JobPosting, dict or JSON); as_of as in match_jobs. Returns a
-        MatchCandidatesResponse."""
+        (JobPosting, dict or JSON), one of them as in match_jobs; as_of as
+        in match_jobs. Returns a MatchCandidatesResponse."""
+        _one_subject("job_id", job_id, "posting", posting)
         req = match_pb2.MatchCandidatesRequest(top_k=top_k, explain=_explain(explain),
                                                as_of=as_of)
         if posting is not None:
