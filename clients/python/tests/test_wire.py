@@ -277,6 +277,20 @@ def test_request_over_the_client_limit_is_not_sent(peer_factory):
     assert len(p.requests) == 1
 
 
+def test_max_request_bytes_zero_is_the_default_limit(peer_factory):
+    """max_request_bytes=0 means the default limit (1 MiB, lunamatch-match's
+    own), as max_response_bytes=0 does and as 0 does for either in the C
+    client; it was a ValueError."""
+    p = peer_factory(lambda req: ok(req, match_pb2.GetPostingResponse()))
+    with lunamatch.Client(p.url, timeout=2.0, max_request_bytes=0) as c:
+        assert c.max_request_bytes == _rpc.MAX_REQUEST_BYTES
+        c.get_posting("x" * ((1 << 20) - 1000))
+        with pytest.raises(lunamatch.InvalidArgument) as e:
+            c.get_posting("x" * (1 << 20))
+    assert e.value.local and "max_request_bytes" in e.value.message
+    assert len(p.requests) == 1
+
+
 def test_answer_over_the_limit_is_not_asked_again_and_again(peer_factory):
     """Answers larger than max_response_bytes: nng drops each with its
     connection. The call tries each endpoint once, not until its deadline,

@@ -1344,11 +1344,12 @@ class ClientBase(Methods):
     the server is not verified (a warning is logged).
     max_response_bytes: the largest answer taken (0 or default: 64 MiB, as
     in the C client).
-    max_request_bytes: the largest request sent (default 1 MiB,
-    lunamatch-match's default limit; set it to the servers'
-    LUNAMATCH_MAX_REQUEST_BYTES when that is raised): a call with a larger
-    one raises a local InvalidArgument before anything is sent; at most
-    64 MiB, the largest limit a server can be given.
+    max_request_bytes: the largest request sent (0 or default: 1 MiB,
+    lunamatch-match's default limit, as in the C client; set it to the
+    servers' LUNAMATCH_MAX_REQUEST_BYTES when that is raised): a call with
+    a larger one raises a local InvalidArgument before anything is sent; at
+    most 64 MiB, the largest limit a server can be given, and not negative,
+    else ValueError.
     caller: the calling service's name (at most 1024 bytes in UTF-8, no
     NUL character), sent
     with every call as the "caller" metadata entry, which the server's
@@ -1367,13 +1368,13 @@ class ClientBase(Methods):
         if caller and "\0" in caller:
             # The server refuses strings with a NUL: every call would fail.
             raise ValueError("caller holds a NUL character")
-        if not 0 < max_request_bytes <= MAX_REQUEST_BYTES_CEILING:
-            raise ValueError("max_request_bytes must be from 1 to %d"
-                             % MAX_REQUEST_BYTES_CEILING)
+        if not 0 <= max_request_bytes <= MAX_REQUEST_BYTES_CEILING:
+            raise ValueError("max_request_bytes must be from 0 (the default, %d) to %d"
+                             % (MAX_REQUEST_BYTES, MAX_REQUEST_BYTES_CEILING))
         if max_response_bytes < 0:
             raise ValueError("max_response_bytes must not be negative")
         self.timeout = checked_timeout(timeout)
-        self.max_request_bytes = max_request_bytes
+        self.max_request_bytes = max_request_bytes or MAX_REQUEST_BYTES
         self.caller = caller or None
         self._tls = TLSOptions(tls_ca, tls_cert, tls_key, tls_server_name)
         self._pool = Pool(endpoint_list(endpoints), self._tls.config,
