@@ -22,6 +22,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
 #include "lunamatch/pb.h"
+#include "lunamatch/rpc.h"
 #include "lunamatch/v1/records.pb-c.h"
 #include "lunamatch/v1/store.pb-c.h"
 
@@ -36,6 +37,10 @@
  * which leaves nng_recv within this slice, and closes the socket after.
  */
 #define RECV_SLICE_MS 100
+/* How long the stop waits for nng to close the notification socket: a
+ * SUB socket with one dialer closes in well under a millisecond unless
+ * nng's reaper is stuck, when it never does. */
+#define SUB_CLOSE_MS 1000u
 
 /* Estimate of memory per byte of serialized record (decoded message with its
  * strings and arrays, plus the scorer's prepared form) and per record (table
@@ -1160,8 +1165,14 @@ lm_follower_stop(lm_follower *f)
 	 * and stop (this thread), so it is read here without a race; a socket
 	 * the thread gave up on is closed too. */
 	pthread_join(f->thread, NULL);
-	if (f->sub_open)
-		nng_close(f->sub);
+	/* Bounded: after a close nng 1.5.2 never finishes (a stuck reaper,
+	 * LM_RPC_CLOSE_TIMEOUT_MS), every later close waits too. Nothing of
+	 * the follower is nng's to call back into, so all is freed anyway. */
+	if (f->sub_open && !lm_rpc_close_bounded(f->sub, SUB_CLOSE_MS))
+		lm_warn("follower.close.stuck",
+		    "the notification socket did not close within %u ms; left to "
+		    "nng",
+		    SUB_CLOSE_MS);
 	f->sub_open = false;
 	f->started = false;
 }

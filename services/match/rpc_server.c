@@ -1834,7 +1834,13 @@ lm_rpc_server_drain(lm_rpc_server *s, unsigned timeout_ms)
 		    left, timeout_ms);
 		return LM_ETIMEDOUT;
 	}
-	lm_info("rpc.drain.done", "all in-flight requests answered; socket closed");
+	if (atomic_load(&s->close_stuck))
+		lm_info("rpc.drain.done",
+		    "all in-flight requests answered; the socket's close is left "
+		    "to nng (rpc.close.stuck)");
+	else
+		lm_info(
+		    "rpc.drain.done", "all in-flight requests answered; socket closed");
 	return LM_OK;
 }
 

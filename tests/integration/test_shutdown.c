@@ -8,7 +8,9 @@
  * block once a flag file exists: /healthz then fails within the probe's
  * staleness bound (15 s), so that the orchestrator restarts the process; after
  * SIGTERM the process must still drain and exit 0, well within Kubernetes'
- * 30 s. 127.0.0.1 only, no broker.
+ * 30 s. The shim stalls every close there (LMT_STALL_ALL), as a stuck
+ * reaper does: the RPC socket's and the follower's closes are bounded too.
+ * 127.0.0.1 only, no broker.
  *
  * The same stall holds a stop for the probe's bound (5 s): long enough to
  * send a second stop signal, which must end the process at once with
@@ -32,6 +34,17 @@
 #error "LMT_STALL_SHIM: path of the nng_close_stall module"
 #endif
 
+/* Whether the file at path holds text. */
+static bool
+file_has(const char *path, const char *text)
+{
+	char *s = lmt_read_file(path, NULL);
+	bool found = s != NULL && strstr(s, text) != NULL;
+
+	free(s);
+	return found;
+}
+
 static void
 test_stop_with_stuck_probe(void **state)
 {
@@ -52,6 +65,7 @@ test_stop_with_stuck_probe(void **state)
 	snprintf(http, sizeof(http), "127.0.0.1:%d", lmt_free_port());
 	lmt_env_add(&env, "LD_PRELOAD=%s", LMT_STALL_SHIM);
 	lmt_env_add(&env, "LMT_STALL_REQ_CLOSE=%s", flag);
+	lmt_env_add(&env, "LMT_STALL_ALL=1");
 	lmt_env_add(&env, "LUNAMATCH_DATA_DIR=%s", data);
 	lmt_env_add(&env, "LUNAMATCH_RPC_URL=tcp://127.0.0.1:%d", lmt_free_port());
 	lmt_env_add(&env, "LUNAMATCH_HTTP_ADDR=%s", http);
@@ -85,8 +99,11 @@ test_stop_with_stuck_probe(void **state)
 		    log);
 	if (status != 0)
 		fail_msg("exit %d (log: %s)", status, log);
-	/* The probe gets its bound (5 s), the drain and the rest little. */
+	/* The probe gets its bound (5 s), the RPC socket's close 3 s, the
+	 * follower's 1 s, the drain and the rest little. */
 	assert_true(lm_clock_ms() - t0 < 15000);
+	assert_true(file_has(log, "rpc.close.stuck"));
+	assert_true(file_has(log, "follower.close.stuck"));
 	lmt_proc_free(m);
 	lmt_env_free(&env);
 	lmt_rmtree(dir);
@@ -115,17 +132,6 @@ start_stalling(const char *dir, lmt_env *env, char *http, size_t hlen)
 	assert_int_equal(lmt_proc_start_ex(argv, env->vec, log, &m), LM_OK);
 	lmt_wait_ready(m, http, "lunamatch-match", log, 30000);
 	return m;
-}
-
-/* Whether the file at path holds text. */
-static bool
-file_has(const char *path, const char *text)
-{
-	char *s = lmt_read_file(path, NULL);
-	bool found = s != NULL && strstr(s, text) != NULL;
-
-	free(s);
-	return found;
 }
 
 /* A second SIGTERM during a stop ends the process at once with status 1
