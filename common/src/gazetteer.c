@@ -124,7 +124,12 @@ place_key(const char *s, size_t n, char *buf, size_t len)
 
 	for (size_t i = 0; i < n && p[i] != '\0'; i++) {
 		unsigned char c = p[i];
-		if (c >= 'A' && c <= 'Z') {
+		size_t blank = c >= 0x80 ? lm_text_blank(p + i,
+		                               strnlen(s + i, n - i < 3 ? n - i : 3))
+		                         : 0;
+		if (blank > 0) {
+			i += blank - 1; /* dropped, as ASCII spaces are */
+		} else if (c >= 'A' && c <= 'Z') {
 			PUT(c - 'A' + 'a');
 		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
 			PUT(c);

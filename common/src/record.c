@@ -14,6 +14,7 @@
 #include "lunamatch/error.h"
 #include "lunamatch/pb.h"
 #include "lunamatch/record.h"
+#include "lunamatch/text.h"
 
 static const char *const reject_names[LM_REJECT_COUNT_] = {
     [LM_REJECT_NONE] = "none",
@@ -147,10 +148,21 @@ text(struct prep *p, char **sp, size_t max, int required, const struct field *fi
 		return reject(p, LM_REJECT_BAD_UTF8, "%s: not valid UTF-8",
 		    path(field, fb, sizeof(fb)));
 	n = strlen(s);
-	while (b < n && isspace((unsigned char) s[b]))
-		b++;
-	while (n > b && isspace((unsigned char) s[n - 1]))
-		n--;
+	for (size_t k; (k = lm_text_blank(s + b, n - b)) > 0;)
+		b += k;
+	/* The end of the last character that is not a blank (no blank starts
+	 * with a UTF-8 continuation byte, so stepping a byte at a time past
+	 * other characters never lands inside one). */
+	size_t end = b;
+	for (size_t i = b, k; i < n;) {
+		if ((k = lm_text_blank(s + i, n - i)) > 0) {
+			i += k;
+		} else {
+			i++;
+			end = i;
+		}
+	}
+	n = end;
 	memmove(s, s + b, n - b);
 	s[n - b] = '\0';
 	if (n - b == 0 && required)

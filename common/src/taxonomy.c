@@ -72,7 +72,11 @@ lm_skill_key(const char *name, char *buf, size_t len)
 
 	for (const unsigned char *p = (const unsigned char *) name; p && *p; p++) {
 		unsigned char c = *p;
-		if (c >= 'A' && c <= 'Z') {
+		size_t blank =
+		    c >= 0x80 ? lm_text_blank(p, strnlen((const char *) p, 3)) : 0;
+		if (blank > 0) {
+			p += blank - 1; /* dropped, as ASCII spaces are */
+		} else if (c >= 'A' && c <= 'Z') {
 			PUT(c - 'A' + 'a');
 		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		           c >= 0x80) {

@@ -20,6 +20,35 @@ lm_text_control(const void *s, size_t n)
 	return 0;
 }
 
+size_t
+lm_text_blank(const void *s, size_t n)
+{
+	const unsigned char *u = s;
+
+	if (n == 0)
+		return 0;
+	if (u[0] == ' ' || (u[0] >= '\t' && u[0] <= '\r'))
+		return 1;
+	if (n < 2)
+		return 0;
+	if (u[0] == 0xc2 && u[1] == 0xa0) /* U+00A0 */
+		return 2;
+	if (n < 3)
+		return 0;
+	if (u[0] == 0xe1 && u[1] == 0x9a && u[2] == 0x80) /* U+1680 */
+		return 3;
+	if (u[0] == 0xe2 && u[1] == 0x80 &&
+	    (u[2] <= 0x8b || u[2] == 0xa8 || u[2] == 0xa9 || u[2] == 0xaf))
+		return 3; /* U+2000..U+200B, U+2028, U+2029, U+202F */
+	if (u[0] == 0xe2 && u[1] == 0x81 && u[2] == 0x9f) /* U+205F */
+		return 3;
+	if (u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x80) /* U+3000 */
+		return 3;
+	if (u[0] == 0xef && u[1] == 0xbb && u[2] == 0xbf) /* U+FEFF */
+		return 3;
+	return 0;
+}
+
 int
 lm_text_has_control(const char *s)
 {

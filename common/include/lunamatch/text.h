@@ -1,5 +1,6 @@
 /*
- * text.h - the one rule of lunamatch for control characters in text.
+ * text.h - the one rule of lunamatch for control characters in text, and
+ * the one list of blanks that input text is trimmed of.
  *
  * Text that reaches a terminal, a log line, a header or a data file may not
  * carry control characters: C0 (below 0x20), DEL (0x7f) and C1 (U+0080 to
@@ -21,6 +22,15 @@ extern "C" {
 /* The length in bytes of the control character s[0..n) starts with: 1 (C0,
  * DEL), 2 (C1), or 0 when it starts with none (or n is 0). */
 size_t lm_text_control(const void *s, size_t n);
+
+/* The length in bytes of the blank s[0..n) starts with, or 0 when it
+ * starts with none. Blanks are ASCII white space (space, \t, \n, \v, \f,
+ * \r), the Unicode space separators (U+00A0, U+1680, U+2000 to U+200A,
+ * U+202F, U+205F, U+3000), the line and paragraph separators (U+2028,
+ * U+2029) and the invisible U+200B and U+FEFF. Input text is trimmed of
+ * them and names are compared without them: text pasted from a web page
+ * brings no-break spaces, which must not make "Python" another skill. */
+size_t lm_text_blank(const void *s, size_t n);
 
 /* True (non-zero) when the NUL-terminated s holds a control character. */
 int lm_text_has_control(const char *s);

@@ -109,6 +109,55 @@ test_posting_normalized(void **state)
 	protobuf_c_message_free_unpacked(&p->base, NULL);
 }
 
+/* Unicode blanks (lm_text_blank) are trimmed like ASCII ones and do not
+ * count in a skill's or a place's name: "Python" followed by a no-break
+ * space, as pasted from a web page, is the taxonomy's python, in a
+ * requirement group too; "Zurich" with one is geocoded; a required field of
+ * blanks only is missing; a skill of blanks only has no letters. */
+static void
+test_unicode_blanks(void **state)
+{
+	(void) state;
+	lm_gazetteer *gaz = NULL;
+	lm_record_ctx ctx = R.ctx;
+	lm_reject why;
+	char err[256] = "";
+	Lunamatch__V1__JobPosting *p = posting(
+	    "{\"id\":\"job-nb\",\"version\":1,\"title\":\"\\u3000Engineer\\u00a0\","
+	    "\"skills\":[{\"name\":\"Python\\u00a0\"},{\"name\":\"\\ufeffKubernetes\"}],"
+	    "\"requirement_groups\":[{\"label\":\"py\",\"skills\":[\"Py\\u200bthon\"]}],"
+	    "\"locations\":[{\"city\":\"Zurich\\u00a0\",\"country\":\"CH\"}]}");
+
+	if (lm_gazetteer_load(lmt_src("data/geo/cities.tsv"), &gaz, err, sizeof(err)) !=
+	    LM_OK)
+		fail_msg("%s", err);
+	ctx.gazetteer = gaz;
+	assert_int_equal(lm_posting_prepare(&ctx, p, &why, err, sizeof(err)), LM_OK);
+	assert_string_equal(p->title, "Engineer");
+	assert_int_equal(p->n_skills, 2);
+	assert_string_equal(p->skills[0]->name, "Python");
+	assert_string_equal(p->skills[0]->skill_id, "python");
+	assert_int_equal(p->skills[0]->resolution,
+	    LUNAMATCH__V1__SKILL_RESOLUTION__SKILL_RESOLUTION_EXACT);
+	assert_string_equal(p->skills[1]->skill_id, "kubernetes");
+	assert_int_equal(p->requirement_groups[0]->n_skill_ids, 1);
+	assert_string_equal(p->requirement_groups[0]->skill_ids[0], "python");
+	assert_string_equal(p->locations[0]->city, "Zurich");
+	assert_true(p->locations[0]->geocoded);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	lm_gazetteer_free(gaz);
+
+	assert_int_equal(
+	    posting_reason(
+	        "{\"id\":\"j\",\"version\":1,\"title\":\"\\u3000\\u2003\"}", "title"),
+	    LM_REJECT_MISSING_FIELD);
+	assert_int_equal(
+	    posting_reason("{\"id\":\"j\",\"version\":1,\"title\":\"t\",\"skills\":"
+	                   "[{\"name\":\"-\\u00a0-\"}]}",
+	        "skills[0].name"),
+	    LM_REJECT_BAD_SKILL);
+}
+
 /* A misspelled skill is read as the skill it names; the record keeps what
  * the producer wrote and says how it was read. */
 static void
@@ -923,6 +972,7 @@ main(void)
 	    cmocka_unit_test(test_fair_requirements_checked),
 	    cmocka_unit_test(test_fair_requirements_again),
 	    cmocka_unit_test(test_locations),
+	    cmocka_unit_test(test_unicode_blanks),
 	    cmocka_unit_test(test_timestamps),
 	    cmocka_unit_test(test_posting_bad_utf8),
 	    cmocka_unit_test(test_posting_unknown_enum),

@@ -71,6 +71,43 @@ test_clean(void **state)
 	}
 }
 
+/* lm_text_blank: ASCII white space and the listed Unicode blanks, with
+ * their lengths; neighbours of theirs and a character cut short are none. */
+static void
+test_blank(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *s;
+		size_t len;
+	} cases[] = {
+	    {" x", 1}, {"\t", 1}, {"\r", 1}, {"\v", 1},
+	    {"\xc2\xa0x", 2},                   /* U+00A0 no-break space */
+	    {"\xe1\x9a\x80", 3},                /* U+1680 */
+	    {"\xe2\x80\x80", 3},                /* U+2000 */
+	    {"\xe2\x80\x8a", 3},                /* U+200A */
+	    {"\xe2\x80\x8b", 3},                /* U+200B zero-width space */
+	    {"\xe2\x80\xa8", 3},                /* U+2028 */
+	    {"\xe2\x80\xa9", 3},                /* U+2029 */
+	    {"\xe2\x80\xaf", 3},                /* U+202F */
+	    {"\xe2\x81\x9f", 3},                /* U+205F */
+	    {"\xe3\x80\x80", 3},                /* U+3000 ideographic space */
+	    {"\xef\xbb\xbf", 3},                /* U+FEFF */
+	    {"x", 0}, {"", 0}, {"\xc2\xa1", 0}, /* U+00A1 */
+	    {"\xe2\x80\x8c", 0},                /* U+200C zero-width non-joiner */
+	    {"\xe2\x80\x94", 0},                /* U+2014 em dash */
+	    {"\xe3\x80\x81", 0},                /* U+3001 */
+	    {"\xc2", 0},                        /* cut short */
+	    {"\xe3\x80", 0},                    /* cut short */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (lm_text_blank(cases[i].s, strlen(cases[i].s)) != cases[i].len)
+			fail_msg("case %zu: %zu, want %zu", i,
+			    lm_text_blank(cases[i].s, strlen(cases[i].s)), cases[i].len);
+	/* n bounds the read: a no-break space with n 1 is none. */
+	assert_int_equal(lm_text_blank("\xc2\xa0", 1), 0);
+}
+
 int
 main(void)
 {
@@ -78,6 +115,7 @@ main(void)
 	    cmocka_unit_test(test_control),
 	    cmocka_unit_test(test_has_control),
 	    cmocka_unit_test(test_clean),
+	    cmocka_unit_test(test_blank),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
