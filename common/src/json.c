@@ -680,6 +680,10 @@ parse(const char *text, size_t len, json_error_t *je, bool *over, size_t *limit)
 	return lm_json_loadb_capped(text, len, JSON_REJECT_DUPLICATES, b.left, je, over);
 }
 
+/* The start of jansson's message for a \u escape of a surrogate that is not
+ * one half of a pair (jansson 2.x, load.c). */
+#define LONE_SURROGATE "invalid Unicode '\\u"
+
 int
 lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
     ProtobufCMessage **out, char *err, size_t errlen, lm_json_fault *fault)
@@ -719,6 +723,23 @@ lm_json_decode_fault(const ProtobufCMessageDescriptor *desc, const char *text, s
 			rc = fail(&d, LM_ESCHEMA,
 			    "number out of range at line %d, column %d: %s", je.line,
 			    je.column, je.text);
+			break;
+		case json_error_duplicate_key:
+			/* JSON, with a key twice in an object: it does not fit
+			 * the record (which value would be the field's?). */
+			rc = fail(&d, LM_ESCHEMA,
+			    "duplicate key at line %d, column %d: %s", je.line, je.column,
+			    je.text);
+			break;
+		case json_error_invalid_syntax:
+			/* An escape of half a surrogate pair (\ud800 alone) is
+			 * the text's way to spell what is not UTF-8, as the bytes
+			 * ed a0 80 are: jansson gives it this syntax error and no
+			 * code of its own, so its message tells it apart. */
+			if (strncmp(je.text, LONE_SURROGATE, strlen(LONE_SURROGATE)) == 0)
+				d.fault = LM_JSON_FAULT_UTF8;
+			rc = fail(&d, LM_EPARSE, "invalid JSON at line %d, column %d: %s",
+			    je.line, je.column, je.text);
 			break;
 		case json_error_invalid_utf8:
 			d.fault = LM_JSON_FAULT_UTF8;

@@ -667,7 +667,8 @@ test_reject_syntax(void **state)
 	reject(jp, "{\"id\":\"a\"}\n x", LM_EPARSE, "end of file expected");
 	reject(jp, "{\"id\":\"a\",", LM_EPARSE, "line 1");
 	reject(jp, "", LM_EPARSE, "invalid JSON");
-	reject(jp, "{\"id\":\"a\",\"id\":\"b\"}", LM_EPARSE, "duplicate object key");
+	/* A key twice is JSON that does not fit a record, not bad JSON. */
+	reject(jp, "{\"id\":\"a\",\"id\":\"b\"}", LM_ESCHEMA, "duplicate object key");
 	reject(jp, "{\"title\":\"a\\u0000b\"}", LM_EPARSE, "\\u0000 is not allowed");
 	reject(jp, "{\"title\":\"\xff\"}", LM_EPARSE, "unable to decode byte 0xff");
 	reject(&lunamatch__v1__match_event__descriptor, "{\"score\":NaN}", LM_EPARSE,
@@ -877,6 +878,36 @@ test_reject_keys(void **state)
 	assert_int_equal(
 	    decode_err(en3, strlen(en3), err, sizeof(err), &fault), LM_ESCHEMA);
 	assert_int_equal(fault, LM_JSON_FAULT_ENUM);
+	/* Half a surrogate pair, escaped, is text that is not UTF-8 (as the
+	 * bytes ed a0 80 are), alone or before anything but its other half. */
+	const char *sur = "{\"title\":\"a\\ud800\"}";
+	assert_int_equal(
+	    decode_err(sur, strlen(sur), err, sizeof(err), &fault), LM_EPARSE);
+	assert_int_equal(fault, LM_JSON_FAULT_UTF8);
+	const char *sur2 = "{\"title\":\"\\udc00\"}";
+	assert_int_equal(
+	    decode_err(sur2, strlen(sur2), err, sizeof(err), &fault), LM_EPARSE);
+	assert_int_equal(fault, LM_JSON_FAULT_UTF8);
+	const char *sur3 = "{\"title\":\"\\ud800\\u0041\"}";
+	assert_int_equal(
+	    decode_err(sur3, strlen(sur3), err, sizeof(err), &fault), LM_EPARSE);
+	assert_int_equal(fault, LM_JSON_FAULT_UTF8);
+	/* A whole pair is a character; a bad escape is bad JSON. */
+	const char *pair = "{\"title\":\"\\ud83d\\ude00\"}";
+	ProtobufCMessage *pm = NULL;
+	assert_int_equal(lm_json_decode_fault(&lunamatch__v1__job_posting__descriptor,
+	                     pair, strlen(pair), &pm, err, sizeof(err), &fault),
+	    LM_OK);
+	protobuf_c_message_free_unpacked(pm, NULL);
+	const char *esc2 = "{\"title\":\"\\uZZZZ\"}";
+	assert_int_equal(
+	    decode_err(esc2, strlen(esc2), err, sizeof(err), &fault), LM_EPARSE);
+	assert_int_equal(fault, LM_JSON_FAULT_OTHER);
+	/* A duplicate key: schema, no finer fault. */
+	const char *dup = "{\"id\":\"a\",\"id\":\"a\"}";
+	assert_int_equal(
+	    decode_err(dup, strlen(dup), err, sizeof(err), &fault), LM_ESCHEMA);
+	assert_int_equal(fault, LM_JSON_FAULT_OTHER);
 	const char *sy = "{\"UTF-8\" 1}";
 	assert_int_equal(decode_err(sy, strlen(sy), err, sizeof(err), &fault), LM_EPARSE);
 	assert_int_equal(fault, LM_JSON_FAULT_OTHER);

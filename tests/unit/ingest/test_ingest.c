@@ -585,6 +585,10 @@ test_undecodable(void **state)
 	assert_json_reason(LM_KIND_POSTING, "job-1", "{not json", "bad_json", "JSON");
 	assert_json_reason(LM_KIND_POSTING, "job-1", "", "bad_json", NULL);
 	assert_json_reason(LM_KIND_POSTING, "job-1", "[1,2]", "schema", NULL);
+	/* A key twice is JSON that does not fit the record. */
+	assert_json_reason(LM_KIND_POSTING, "job-1",
+	    "{\"id\":\"job-1\",\"version\":1,\"title\":\"T\",\"title\":\"U\"}", "schema",
+	    "duplicate object key");
 	assert_json_reason(LM_KIND_POSTING, "job-1",
 	    "{\"id\":\"job-1\",\"version\":1,\"title\":\"T\",\"remote_ok\":true}",
 	    "schema", "remote_ok");
@@ -626,6 +630,15 @@ test_bad_utf8(void **state)
 
 	assert_json_reason(LM_KIND_POSTING, "job-u",
 	    "{\"id\":\"job-u\",\"version\":1,\"title\":\"caf\xe9\"}", "bad_utf8", NULL);
+	/* The same text as protobuf bytes (ed a0 80, half a surrogate pair)
+	 * and as a JSON escape: bad_utf8 both. */
+	p.title = "\xed\xa0\x80";
+	len = lunamatch__v1__job_posting__pack(&p, buf);
+	decide(LM_KIND_POSTING, "job-u", buf, len, NULL, &d);
+	assert_string_equal(d.reason, "bad_utf8");
+	lm_ingest_decision_clear(&d);
+	assert_json_reason(LM_KIND_POSTING, "job-u",
+	    "{\"id\":\"job-u\",\"version\":1,\"title\":\"\\ud800\"}", "bad_utf8", NULL);
 }
 
 /* A rejected message's unknown key: the reason is schema whatever the key
