@@ -101,6 +101,19 @@ wire_type_of(ProtobufCType t)
 	}
 }
 
+/*
+ * True when v, the varint of an enum field, is a value of int32 (a negative
+ * one is sign-extended to 64 bits on the wire). protobuf-c keeps the low 32
+ * bits of any other, so that 2^32 + 1 would be read as 1.
+ */
+static bool
+enum_in_range(uint64_t v)
+{
+	return v <= (uint64_t) INT32_MAX || v >= (uint64_t) (int64_t) INT32_MIN;
+}
+
+#define ENUM_RANGE "enum value %llu is outside the int32 range"
+
 /* Checks the body of a packed repeated field of fixed or varint elements. */
 static int
 check_packed(
@@ -120,13 +133,16 @@ check_packed(
 			return bad(w, LM_EPARSE, "truncated varint in packed field");
 		if (f->type == PROTOBUF_C_TYPE_BOOL && v > 1)
 			return bad(w, LM_EPARSE, "packed boolean is neither 0 nor 1");
+		if (f->type == PROTOBUF_C_TYPE_ENUM && !enum_in_range(v))
+			return bad(w, LM_EPARSE, ENUM_RANGE, (unsigned long long) v);
 	}
 	return LM_OK;
 }
 
 /*
  * Walks one message's wire data: every tag, length and known field's wire
- * type, every string for UTF-8 and NUL bytes, every known sub-message
+ * type, every string for UTF-8 and NUL bytes, every enum value for the
+ * int32 range, every known sub-message
  * recursively (unknown fields are skipped, not entered). p is at offset base
  * of the whole input, for the byte positions in messages. Returns LM_OK,
  * LM_EPARSE or LM_E2BIG with the reason in w->err.
@@ -173,6 +189,9 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 			if (!lm_pb_varint(p, len, &pos, &n))
 				return bad(
 				    w, LM_EPARSE, "truncated varint at byte %zu", vat);
+			if (f && f->type == PROTOBUF_C_TYPE_ENUM && !enum_in_range(n))
+				return bad(w, LM_EPARSE, ENUM_RANGE " at byte %zu",
+				    (unsigned long long) n, vat);
 			break;
 		case 1:
 		case 5: {

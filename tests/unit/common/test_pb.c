@@ -329,6 +329,32 @@ test_malformed(void **state)
 	                     "\x22\x02\x01\x80", 4, MAXLEN, &m, err, sizeof(err)),
 	    LM_EPARSE);
 	assert_string_equal(err, "employment_types: truncated varint in packed field");
+	/* An enum varint outside int32: protobuf-c would keep its low 32 bits
+	 * (status = 2^32 + 1 read as 1, OPEN). */
+	reject("\x0a\x01\x61\x10\x01\x18\x81\x80\x80\x80\x10\x22\x02\x6f\x6b", 15,
+	    LM_EPARSE,
+	    "status: enum value 4294967297 is outside the int32 range at byte 6");
+	reject("\x18\x80\x80\x80\x80\x08", 6, LM_EPARSE,
+	    "status: enum value 2147483648 is outside the int32 range");
+	/* ... and in a packed list: JobFilters.employment_types = 2^32 */
+	assert_int_equal(
+	    lm_pb_decode(&lunamatch__v1__job_filters__descriptor,
+	        "\x22\x06\x01\x80\x80\x80\x80\x10", 8, MAXLEN, &m, err, sizeof(err)),
+	    LM_EPARSE);
+	assert_string_equal(
+	    err, "employment_types: enum value 4294967296 is outside the int32 range");
+	/* The int32 range itself decodes: INT32_MAX, and -1 sign-extended (an
+	 * unknown value the record checks reject as such). */
+	assert_int_equal(
+	    lm_pb_decode(JP, "\x18\xff\xff\xff\xff\x07", 6, MAXLEN, &m, err, sizeof(err)),
+	    LM_OK);
+	assert_int_equal(((Lunamatch__V1__JobPosting *) m)->status, INT32_MAX);
+	protobuf_c_message_free_unpacked(m, NULL);
+	assert_int_equal(lm_pb_decode(JP, "\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+	                     11, MAXLEN, &m, err, sizeof(err)),
+	    LM_OK);
+	assert_true((int) ((Lunamatch__V1__JobPosting *) m)->status == -1);
+	protobuf_c_message_free_unpacked(m, NULL);
 	/* unpacked repeated floats are fine too */
 	assert_int_equal(
 	    lm_pb_decode(JP, "\xad\x01\x00\x00\x80\x3f\xad\x01\x00\x00\x00\x40", 12,
