@@ -718,6 +718,76 @@ drop_group_skill(Lunamatch__V1__RequirementGroup *g, size_t k)
 }
 
 /*
+ * The fields screen_fields screens as requirements (warnings marked
+ * removed), as the templates of their paths: an index is any number below
+ * its bound (the limit of that list). keep_removed keeps a producer's warning
+ * only for a path one of these writes.
+ */
+static const struct requirement_field {
+	struct field f;
+	size_t imax, kmax;
+} requirement_fields[] = {
+    {{"skills", 0, "name", NOIDX}, LM_RECORD_SKILLS_MAX, 0},
+    {{"requirement_groups", 0, "label", NOIDX}, LM_RECORD_GROUPS_MAX, 0},
+    {{"requirement_groups", 0, "skills", 0}, LM_RECORD_GROUPS_MAX,
+        LM_RECORD_GROUP_SKILLS_MAX},
+};
+
+enum { RF_SKILL, RF_GROUP_LABEL, RF_GROUP_SKILL };
+
+/* Reads at *s the decimal index path() writes (no sign, no leading zero)
+ * if it is below max, and moves *s past it. */
+static int
+read_index(const char **s, size_t max)
+{
+	size_t v = 0;
+	const char *q = *s;
+
+	if (!isdigit((unsigned char) *q) ||
+	    (q[0] == '0' && isdigit((unsigned char) q[1])))
+		return 0;
+	for (; isdigit((unsigned char) *q); q++)
+		if ((v = v * 10 + (size_t) (*q - '0')) >= max)
+			return 0;
+	*s = q;
+	return 1;
+}
+
+/* Skips at *s the text t, when it is there. */
+static int
+read_text(const char **s, const char *t)
+{
+	size_t n = strlen(t);
+
+	if (strncmp(*s, t, n) != 0)
+		return 0;
+	*s += n;
+	return 1;
+}
+
+/* True when field is a path that screen_fields writes for a requirement. */
+static int
+requirement_path(const char *field)
+{
+	for (size_t t = 0; t < sizeof(requirement_fields) / sizeof(requirement_fields[0]);
+	     t++) {
+		const struct requirement_field *r = &requirement_fields[t];
+		const char *s = field;
+
+		if (read_text(&s, r->f.base) &&
+		    (r->f.i == NOIDX || (read_text(&s, "[") && read_index(&s, r->imax) &&
+		                            read_text(&s, "]"))) &&
+		    (r->f.sub == NULL ||
+		        (read_text(&s, ".") && read_text(&s, r->f.sub))) &&
+		    (r->f.k == NOIDX || (read_text(&s, "[") && read_index(&s, r->kmax) &&
+		                            read_text(&s, "]"))) &&
+		    *s == '\0')
+			return 1;
+	}
+	return 0;
+}
+
+/*
  * Screens the title (which stays), the skills and the requirement groups of
  * j. Flagged skills and groups are dropped; warnings name the fields as the
  * producer numbered them.
@@ -730,7 +800,8 @@ screen_fields(struct prep *p, Lunamatch__V1__JobPosting *j)
 	if ((rv = screen(p, j, j->title, FIELD("title"), 0, &flagged)) != LM_OK)
 		return rv;
 	for (size_t i = 0, orig = 0; i < j->n_skills; orig++) {
-		struct field f = {"skills", orig, "name", NOIDX};
+		struct field f = requirement_fields[RF_SKILL].f;
+		f.i = orig;
 		if ((rv = screen(p, j, j->skills[i]->name, &f, 1, &flagged)) != LM_OK)
 			return rv;
 		if (flagged)
@@ -740,7 +811,8 @@ screen_fields(struct prep *p, Lunamatch__V1__JobPosting *j)
 	}
 	for (size_t i = 0, orig = 0; i < j->n_requirement_groups; orig++) {
 		Lunamatch__V1__RequirementGroup *g = j->requirement_groups[i];
-		struct field f = {"requirement_groups", orig, "label", NOIDX};
+		struct field f = requirement_fields[RF_GROUP_LABEL].f;
+		f.i = orig;
 		/* A flagged label is a flagged requirement, whatever its
 		 * skills: the whole group goes. */
 		if ((rv = screen(p, j, g->label, &f, 1, &flagged)) != LM_OK)
@@ -750,7 +822,8 @@ screen_fields(struct prep *p, Lunamatch__V1__JobPosting *j)
 			    (void **) j->requirement_groups, &j->n_requirement_groups, i);
 			continue;
 		}
-		f.sub = "skills";
+		f = requirement_fields[RF_GROUP_SKILL].f;
+		f.i = orig;
 		for (size_t k = 0, korig = 0; k < g->n_skills; korig++) {
 			f.k = korig;
 			if ((rv = screen(p, j, g->skills[k], &f, 1, &flagged)) != LM_OK)
@@ -782,8 +855,10 @@ has_warning(const Lunamatch__V1__JobPosting *j, const char *rule, const char *fi
 
 /*
  * Moves to j the warnings of old (n) that record a requirement an earlier
- * prepare dropped and that still apply: marked removed, their rule is in
- * the list and flags their phrase, and j has no warning of that rule for
+ * prepare dropped and that still apply: marked removed, their field is a
+ * path screen_fields writes for a requirement (requirement_path: no other
+ * text, so a producer cannot have any text logged as a field), their rule is
+ * in the list and flags their phrase, and j has no warning of that rule for
  * that field yet. Their category and reason are the list's. Moved entries
  * of old become NULL; anything else a producer sent stays there.
  */
@@ -802,7 +877,7 @@ keep_removed(struct prep *p, Lunamatch__V1__JobPosting *j,
 		if (j->n_compliance_warnings >= LM_RECORD_WARNINGS_MAX)
 			break;
 		if (!w->removed || strlen(w->phrase) > LM_RECORD_TEXT_MAX ||
-		    strlen(w->field) >= FIELD_MAX || has_warning(j, w->rule, w->field))
+		    !requirement_path(w->field) || has_warning(j, w->rule, w->field))
 			continue;
 		nh = lm_fairness_match(p->ctx->fairness, w->phrase, hits, 8);
 		for (size_t k = 0; k < nh && k < 8 && rule == NULL; k++)

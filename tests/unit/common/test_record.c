@@ -372,8 +372,8 @@ stored_again(const Lunamatch__V1__JobPosting *p)
 
 /* Preparing a prepared posting again (a stored record published again at a
  * new version) gives the warnings the first prepare gave, also of the
- * requirements it dropped; a removed warning the list does not back is
- * not kept. */
+ * requirements it dropped; a removed warning the list does not back, or
+ * whose field is not one the screen writes, is not kept. */
 static void
 test_fair_requirements_again(void **state)
 {
@@ -428,6 +428,55 @@ test_fair_requirements_again(void **state)
 	assert_string_equal(
 	    q->compliance_warnings[1]->category, p->compliance_warnings[1]->category);
 	protobuf_c_message_free_unpacked(&q->base, NULL);
+
+	/* Kept only for a field the screen writes for a requirement: a
+	 * producer cannot have other text logged and counted as a warning. */
+	static const struct {
+		const char *field;
+		int kept;
+	} fields[] = {
+	    {"skills[7].name", 1},
+	    {"skills[0].name", 1},
+	    {"requirement_groups[19].label", 1},
+	    {"requirement_groups[19].skills[19]", 1},
+	    {"salary \x1b[31m anything", 0},
+	    {"skills[1].name\x1b[0m", 0},
+	    {"skills[1].name ", 0},
+	    {"skills[1].name\n", 0},
+	    {"skills[01].name", 0},
+	    {"skills[-1].name", 0},
+	    {"skills[+1].name", 0},
+	    {"skills[100].name", 0},
+	    {"skills[18446744073709551617].name", 0},
+	    {"skills[].name", 0},
+	    {"skills[1]", 0},
+	    {"skills.name", 0},
+	    {"requirement_groups[20].label", 0},
+	    {"requirement_groups[0].skills[20]", 0},
+	    {"requirement_groups[0].skills", 0},
+	    {"requirement_groups[0].label[0]", 0},
+	    {"title", 0},
+	    {"description", 0},
+	    {"", 0},
+	};
+	for (size_t t = 0; t < sizeof(fields) / sizeof(fields[0]); t++) {
+		q = stored_again(p);
+		w = q->compliance_warnings[1];
+		free(w->field);
+		w->field = strdup(fields[t].field);
+		assert_int_equal(
+		    lm_posting_prepare(&ctx, q, &why, err, sizeof(err)), LM_OK);
+		assert_int_equal(q->n_compliance_warnings, 2 + fields[t].kept);
+		int found = 0;
+		for (size_t i = 0; i < q->n_compliance_warnings; i++)
+			found |= q->compliance_warnings[i]->removed &&
+			         strcmp(q->compliance_warnings[i]->field,
+			             fields[t].field) == 0;
+		if (found != fields[t].kept)
+			fail_msg("field \"%s\": kept %d, want %d", fields[t].field, found,
+			    fields[t].kept);
+		protobuf_c_message_free_unpacked(&q->base, NULL);
+	}
 
 	/* Without the list nothing is screened and nothing kept. */
 	q = stored_again(p);
