@@ -112,7 +112,7 @@ enum_in_range(uint64_t v)
 	return v <= (uint64_t) INT32_MAX || v >= (uint64_t) (int64_t) INT32_MIN;
 }
 
-#define ENUM_RANGE "enum value %llu is outside the int32 range"
+#define ENUM_RANGE "enum value %llu " LM_PB_MSG_ENUM_RANGE
 
 /* Checks the body of a packed repeated field of fixed or varint elements. */
 static int
@@ -222,8 +222,7 @@ walk(struct walk *w, const ProtobufCMessageDescriptor *desc, const uint8_t *p, s
 					return bad(
 					    w, LM_EPARSE, "string contains a NUL byte");
 				if (!lm_pb_utf8_valid((const char *) body, (size_t) n))
-					return bad(
-					    w, LM_EPARSE, "string is not valid UTF-8");
+					return bad(w, LM_EPARSE, LM_PB_MSG_BAD_UTF8);
 			} else if (f->type == PROTOBUF_C_TYPE_MESSAGE)
 				rc = walk(w, f->descriptor, body, (size_t) n,
 				    base + (size_t) (body - p), depth + 1);

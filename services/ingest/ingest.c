@@ -104,21 +104,14 @@ decide_tombstone(const lm_ingest_msg *m, lm_ingest_decision *d)
 	return LM_OK;
 }
 
-/*
- * The end of lm_pb_decode's message for a string that is not UTF-8. Its
- * messages are made of descriptor names and pb.c's own wording, never of
- * input bytes, so input cannot forge this ending; lm_pb_decode has no
- * structured reason to give instead.
- */
-#define PB_BAD_UTF8 "string is not valid UTF-8"
-
-/* True when lm_pb_decode's message err says a string is not UTF-8. */
+/* True when lm_pb_decode's message err says a string is not UTF-8
+ * (LM_PB_MSG_BAD_UTF8 ends it). */
 static bool
 pb_bad_utf8(const char *err)
 {
-	size_t n = strlen(err), k = strlen(PB_BAD_UTF8);
+	size_t n = strlen(err), k = strlen(LM_PB_MSG_BAD_UTF8);
 
-	return n >= k && strcmp(err + n - k, PB_BAD_UTF8) == 0;
+	return n >= k && strcmp(err + n - k, LM_PB_MSG_BAD_UTF8) == 0;
 }
 
 /*
@@ -139,7 +132,9 @@ decode_failed(lm_ingest_decision *d, lm_ingest_format f, int rv, lm_json_fault f
 	if (f == LM_INGEST_PROTOBUF)
 		return reject(d,
 		    pb_bad_utf8(err) ? lm_reject_name(LM_REJECT_BAD_UTF8)
-		                     : LM_INGEST_R_UNDECODABLE,
+		    : strstr(err, LM_PB_MSG_ENUM_RANGE) != NULL
+		        ? lm_reject_name(LM_REJECT_BAD_ENUM)
+		        : LM_INGEST_R_UNDECODABLE,
 		    "protobuf: %s", err);
 	if (fault == LM_JSON_FAULT_UTF8)
 		return reject(d, lm_reject_name(LM_REJECT_BAD_UTF8), "JSON: %s", err);

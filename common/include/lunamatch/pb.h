@@ -28,6 +28,14 @@ extern "C" {
 /* Deepest nesting of messages lm_pb_decode accepts. */
 #define LM_PB_MAX_DEPTH 32
 
+/* What lm_pb_decode's message err says for the two faults a caller may
+ * want to tell apart: a string that is not UTF-8 (the message ends with
+ * it) and an enum number outside the int32 range (the message holds it).
+ * Its messages are made of descriptor names, numbers and pb.c's own
+ * wording, never of input bytes, so input cannot forge either. */
+#define LM_PB_MSG_BAD_UTF8   "string is not valid UTF-8"
+#define LM_PB_MSG_ENUM_RANGE "is outside the int32 range"
+
 /*
  * Decodes len bytes of protobuf wire data into a new message of type desc.
  * On LM_OK the caller owns *out and frees it with
