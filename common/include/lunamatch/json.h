@@ -99,10 +99,10 @@ int lm_json_decode(const ProtobufCMessageDescriptor *desc, const char *text, siz
  * sort bad input by kind without reading the error message. */
 typedef enum lm_json_fault {
 	LM_JSON_FAULT_OTHER = 0, /* nothing finer than the return code */
-	LM_JSON_FAULT_UTF8, /* LM_EPARSE: the text is not valid UTF-8, or escapes a lone
-	                       surrogate (\\ud800) */
-	LM_JSON_FAULT_ENUM, /* LM_ESCHEMA: an enum name the enum lacks, or a
-	                     * number outside int32 */
+	LM_JSON_FAULT_UTF8,      /* LM_EPARSE: the text is not valid UTF-8, or an
+	                            escape names a lone surrogate (U+D800..U+DFFF) */
+	LM_JSON_FAULT_ENUM,      /* LM_ESCHEMA: an enum name the enum lacks, or a
+	                          * number outside int32 */
 } lm_json_fault;
 
 /*
