@@ -430,7 +430,6 @@ lm_rpc_close_bounded(nng_socket sock, unsigned timeout_ms)
 {
 	struct closer *c = calloc(1, sizeof(*c));
 	struct timespec until = lm_clock_deadline(timeout_ms);
-	pthread_attr_t attr;
 	pthread_t t;
 	bool done;
 
@@ -442,21 +441,13 @@ lm_rpc_close_bounded(nng_socket sock, unsigned timeout_ms)
 	}
 	c->sock = sock;
 	c->refs = 2;
-	if (pthread_attr_init(&attr) != 0) {
+	if (pthread_create(&t, NULL, closer_main, c) != 0) {
 		c->refs = 1;
 		closer_release(c);
 		c = NULL;
 		goto unbounded;
 	}
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, closer_main, c) != 0) {
-		pthread_attr_destroy(&attr);
-		c->refs = 1;
-		closer_release(c);
-		c = NULL;
-		goto unbounded;
-	}
-	pthread_attr_destroy(&attr);
+	pthread_detach(t);
 	pthread_mutex_lock(&c->mu);
 	while (!c->done)
 		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT)
