@@ -168,6 +168,10 @@ static const struct opt opts[] = {
         "RPC connections open this long (give or take a tenth) are closed at their "
         "first moment with no request in flight, so that clients redial and "
         "replicas added by scaling get connections (0: never; else at least 1000)"},
+    {"rpc-send-timeout-ms", "LUNAMATCH_RPC_SEND_TIMEOUT_MS", T_U32,
+        OFF(rpc_send_timeout_ms), "10000", 100, 600000, LM_PROG_MATCH,
+        "RPC connections that do not take a reply for this long, or send no "
+        "request for this long after an answer of 256 KiB or more, are closed"},
     {"rpc-max-connections", "LUNAMATCH_RPC_MAX_CONNECTIONS", T_U32,
         OFF(rpc_max_connections), "0", 0, 65536, LM_PROG_MATCH,
         "RPC connections open at once (0: 4096); lowered to fit the receive "

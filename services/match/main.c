@@ -659,6 +659,7 @@ start_rpc(struct daemon *d)
 	so.default_timeout_ms = d->cfg.default_timeout_ms;
 	so.idle_timeout_ms = d->cfg.rpc_idle_timeout_ms;
 	so.max_connection_age_ms = d->cfg.rpc_max_connection_age_ms;
+	so.send_timeout_ms = d->cfg.rpc_send_timeout_ms;
 	so.max_connections = d->cfg.rpc_max_connections;
 	so.max_connections_per_peer = d->cfg.rpc_max_per_peer;
 	so.receive_budget_bytes = (size_t) d->cfg.rpc_receive_budget;

@@ -196,6 +196,8 @@ struct lm_rpc_server {
 	 * closed by the sweeper thread. */
 	unsigned idle_ms;
 	unsigned age_ms;
+	/* send_timeout_ms (see lm_rpc_server_opts). */
+	unsigned send_ms;
 	pthread_t sweeper;
 	bool sweeper_on;
 	pthread_mutex_t sweep_mtx;
@@ -317,7 +319,7 @@ metrics_init(lm_rpc_server *s)
 	s->send_closed =
 	    lm_metrics_counter(s->m, "lunamatch_rpc_connections_send_closed_total",
 	        "RPC connections closed because a reply could not be handed to them "
-	        "for LM_RPC_SEND_TIMEOUT_MS (the peer does not read)",
+	        "for send_timeout_ms (the peer does not read)",
 	        NULL);
 	s->aged_closed = lm_metrics_counter(s->m, "lunamatch_rpc_connections_aged_total",
 	    "RPC connections closed after max_connection_age_ms (give or take a tenth) "
@@ -426,7 +428,7 @@ send_reply(struct slot *sl, nng_msg *msg)
 	sl->state = S_SEND;
 	sl->reply_len = nng_msg_len(msg);
 	nng_aio_set_msg(sl->aio, msg);
-	nng_aio_set_timeout(sl->aio, (nng_duration) LM_RPC_SEND_TIMEOUT_MS);
+	nng_aio_set_timeout(sl->aio, (nng_duration) sl->s->send_ms);
 	nng_ctx_send(sl->ctx, sl->aio);
 	nng_leave(sl->s);
 }
@@ -687,7 +689,7 @@ slot_cb(void *arg)
 		}
 		if (rv == NNG_ETIMEDOUT) {
 			/* The peer does not read its replies (see
-			 * LM_RPC_SEND_TIMEOUT_MS): closing its connection fails
+			 * send_timeout_ms): closing its connection fails
 			 * the sends queued behind this one at once. */
 			nng_pipe p = NNG_PIPE_INITIALIZER;
 			p.id = sl->pipe;
@@ -698,7 +700,7 @@ slot_cb(void *arg)
 				lm_warn("rpc.send",
 				    "a connection did not take its replies for %u ms; "
 				    "closed",
-				    LM_RPC_SEND_TIMEOUT_MS);
+				    s->send_ms);
 			}
 		}
 		call_end(sl);
@@ -1377,7 +1379,7 @@ conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len)
  * connection must not be taken for idle.
  *
  * A connection whose last answer was big (LM_RPC_PINNED_REPLY_BYTES or
- * more) is closed after LM_RPC_SEND_TIMEOUT_MS without a request instead:
+ * more) is closed after send_ms without a request instead:
  * nng takes a reply to a connection with nothing else to send at once,
  * the send completes, and the whole message stays in memory until its
  * last byte is written. A peer that never reads would hold it for
@@ -1409,7 +1411,7 @@ sweeper_main(void *arg)
 		pthread_mutex_unlock(&s->sweep_mtx);
 		int64_t now = (int64_t) nng_clock();
 		int64_t cut = now - (int64_t) s->idle_ms;
-		int64_t cut_big = now - (int64_t) LM_RPC_SEND_TIMEOUT_MS;
+		int64_t cut_big = now - (int64_t) s->send_ms;
 		size_t n = 0;
 		pthread_mutex_lock(&s->mtx);
 		bool full = s->inflight >= s->ncontexts;
@@ -1562,7 +1564,8 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	    o->max_connections > LM_RPC_MAX_CONNECTIONS ||
 	    o->max_connections_per_peer > LM_RPC_MAX_CONNECTIONS ||
 	    o->idle_timeout_ms > LM_RPC_MAX_IDLE_TIMEOUT_MS ||
-	    o->max_connection_age_ms > LM_RPC_MAX_CONNECTION_AGE_MS) {
+	    o->max_connection_age_ms > LM_RPC_MAX_CONNECTION_AGE_MS ||
+	    o->send_timeout_ms > LM_RPC_MAX_SEND_TIMEOUT_MS) {
 		lm_error("rpc.config", "invalid RPC server options");
 		return LM_EINVAL;
 	}
@@ -1604,6 +1607,7 @@ lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescriptor 
 	s->idle_ms =
 	    o->idle_timeout_ms ? o->idle_timeout_ms : LM_RPC_DEFAULT_IDLE_TIMEOUT_MS;
 	s->age_ms = o->max_connection_age_ms;
+	s->send_ms = o->send_timeout_ms ? o->send_timeout_ms : LM_RPC_SEND_TIMEOUT_MS;
 	pthread_mutex_init(&s->sweep_mtx, NULL);
 	(void) lm_cond_init_monotonic(&s->sweep_cv);
 	pthread_mutex_init(&s->pmtx, NULL);

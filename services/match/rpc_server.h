@@ -75,13 +75,15 @@ extern "C" {
  * closes the socket, so that the reply leaves the socket buffers. */
 #define LM_RPC_DRAIN_LINGER_MS 100u
 
-/* A reply nng could not hand to its connection in this long (the peer does
- * not read its replies, and they fill the socket's buffers) is dropped and
- * the connection closed: each such reply holds a context, and a peer that
- * never reads would otherwise hold them all. */
-#define LM_RPC_SEND_TIMEOUT_MS 10000u
+/* A reply nng could not hand to its connection within send_timeout_ms
+ * (the peer does not read its replies, and they fill the socket's buffers)
+ * is dropped and the connection closed: each such reply holds a context,
+ * and a peer that never reads would otherwise hold them all. The default
+ * and the largest send_timeout_ms: */
+#define LM_RPC_SEND_TIMEOUT_MS     10000u
+#define LM_RPC_MAX_SEND_TIMEOUT_MS 600000u
 /* An answer of this many bytes or more closes its connection when no
- * request follows within LM_RPC_SEND_TIMEOUT_MS (see docs/rpc.md). */
+ * request follows within send_timeout_ms (see docs/rpc.md). */
 #define LM_RPC_PINNED_REPLY_BYTES (256u * 1024)
 
 typedef struct lm_rpc_server lm_rpc_server;
@@ -206,6 +208,12 @@ typedef struct lm_rpc_server_opts {
 	 * replica (docs/rpc.md). 0 = never; at most
 	 * LM_RPC_MAX_CONNECTION_AGE_MS. */
 	unsigned max_connection_age_ms;
+	/* A reply not handed to its connection within this long, and an
+	 * answer of LM_RPC_PINNED_REPLY_BYTES or more followed by no request
+	 * within it, close the connection (counted in
+	 * lunamatch_rpc_connections_send_closed_total). 0 =
+	 * LM_RPC_SEND_TIMEOUT_MS; at most LM_RPC_MAX_SEND_TIMEOUT_MS. */
+	unsigned send_timeout_ms;
 } lm_rpc_server_opts;
 
 /*

@@ -97,6 +97,7 @@ typedef struct lm_config {
 	/* LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS: RPC connections this old are
 	 * closed at a moment with no request in flight; 0: never */
 	uint32_t rpc_max_connection_age_ms;
+	uint32_t rpc_send_timeout_ms; /* LUNAMATCH_RPC_SEND_TIMEOUT_MS */
 	/* Dev broker */
 	uint32_t partitions; /* LUNAMATCH_PARTITIONS */
 	/* Everyone */

@@ -750,6 +750,43 @@ test_rpc_max_connection_age(void **state)
 	free(buf);
 }
 
+/* LUNAMATCH_RPC_SEND_TIMEOUT_MS: 10 s by default, 100 ms to 10 minutes;
+ * other values are refused naming the variable; the flag wins over the
+ * environment; not an option of ingest. */
+static void
+test_rpc_send_timeout(void **state)
+{
+	(void) state;
+	lm_config cfg;
+	char err[256] = "";
+	char *a1[] = {"prog", NULL};
+
+	unsetenv("LUNAMATCH_RPC_SEND_TIMEOUT_MS");
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+	assert_int_equal(cfg.rpc_send_timeout_ms, 10000);
+	const char *good[] = {"100", "600000"};
+	const uint32_t want[] = {100, 600000};
+	for (size_t i = 0; i < 2; i++) {
+		setenv("LUNAMATCH_RPC_SEND_TIMEOUT_MS", good[i], 1);
+		assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
+		assert_int_equal(cfg.rpc_send_timeout_ms, want[i]);
+	}
+	const char *bad[] = {"0", "99", "600001", "-1", "10s", ""};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("LUNAMATCH_RPC_SEND_TIMEOUT_MS", bad[i], 1);
+		err[0] = '\0';
+		if (load(&cfg, LM_PROG_MATCH, 1, a1, err) != LM_EINVAL)
+			fail_msg("\"%s\" accepted", bad[i]);
+		assert_non_null(strstr(err, "LUNAMATCH_RPC_SEND_TIMEOUT_MS"));
+	}
+	setenv("LUNAMATCH_RPC_SEND_TIMEOUT_MS", "5000", 1);
+	char *a2[] = {"prog", "--rpc-send-timeout-ms", "2000", NULL};
+	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a2, err), LM_OK);
+	assert_int_equal(cfg.rpc_send_timeout_ms, 2000);
+	unsetenv("LUNAMATCH_RPC_SEND_TIMEOUT_MS");
+	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a2, err), LM_EINVAL);
+}
+
 static void
 test_flag_enumeration(void **state)
 {
@@ -923,6 +960,7 @@ main(void)
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_flag_enumeration),
 	    cmocka_unit_test(test_rpc_max_connection_age),
+	    cmocka_unit_test(test_rpc_send_timeout),
 	    cmocka_unit_test(test_rpc_max_connections),
 	    cmocka_unit_test(test_services_refuse_abbreviations),
 	    cmocka_unit_test(test_flag_excuses_bad_env),

@@ -2495,9 +2495,9 @@ flood(int fd, const uint8_t *env, size_t n, unsigned max)
 /*
  * A peer that pipelines requests and never reads its replies: once they
  * fill the socket's buffers, every later reply waits in its context. After
- * LM_RPC_SEND_TIMEOUT_MS the connection is closed, the contexts are free
- * again and a well-behaved client is answered; before, the server stayed
- * wedged for good.
+ * send_timeout_ms the connection is closed, the contexts are free again
+ * and a well-behaved client is answered; before, the server stayed wedged
+ * for good.
  */
 static void
 test_peer_not_reading(void **state)
@@ -2520,10 +2520,14 @@ test_peer_not_reading(void **state)
 	protobuf_c_message_pack(&req.base, pl);
 	n = envelope(LM_RPC_METHOD_PREFIX "GetPosting", "flood", 0, pl, plen, 0, &env);
 
-	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2});
+	server_up(&f,
+	    (lm_rpc_server_opts){.contexts = 4, .workers = 2, .send_timeout_ms = 4000});
 	int fd = raw_peer(f.url, 4096);
 	/* Requests until the server stops taking them (a write blocked for a
-	 * second), at most 2000 (32 MB of replies) or 20 s. */
+	 * second), at most 2000 (32 MB of replies) or 20 s. Should the
+	 * connection be closed first (a slow run), the write fails with EPIPE
+	 * instead of killing the test. */
+	signal(SIGPIPE, SIG_IGN);
 	flood(fd, env, n, 2000);
 	/* Every context holds a reply that cannot be sent: another client is
 	 * answered only once that connection is closed. */
@@ -2570,7 +2574,7 @@ echo_request(size_t len, size_t *n)
 /*
  * A peer that sends one request whose answer is big and never reads it:
  * nng takes the answer at once (the send completes) and keeps it until it
- * is written, so after LM_RPC_SEND_TIMEOUT_MS without a request the
+ * is written, so after send_timeout_ms without a request the
  * connection is closed, counted as not reading its replies. Before, the
  * answer stayed in memory until the idle timeout (5 minutes), one per
  * connection, outside every limit. A connection whose last answer was
@@ -2585,16 +2589,21 @@ test_peer_not_reading_big_reply(void **state)
 	uint8_t *big = echo_request(LM_RPC_PINNED_REPLY_BYTES + 1000, &nbig);
 	uint8_t *small = echo_request(1000, &nsmall);
 
-	server_up(&f, (lm_rpc_server_opts){.contexts = 4, .workers = 2});
+	const unsigned send_ms = 1000;
+	server_up(&f, (lm_rpc_server_opts){
+	                  .contexts = 4, .workers = 2, .send_timeout_ms = send_ms});
 	int fd_big = raw_peer(f.url, 4096), fd_small = raw_peer(f.url, 4096);
+	nng_time t0 = nng_clock();
 	assert_int_equal(flood(fd_big, big, nbig, 1), 1);
 	assert_int_equal(flood(fd_small, small, nsmall, 1), 1);
-	nng_time end = nng_clock() + LM_RPC_SEND_TIMEOUT_MS + 5000;
+	nng_time end = t0 + send_ms + 5000;
 	while (counter(f.m, "lunamatch_rpc_connections_send_closed_total", NULL) == 0 &&
 	       nng_clock() < end)
 		nng_msleep(100);
 	assert_int_equal(
 	    counter(f.m, "lunamatch_rpc_connections_send_closed_total", NULL), 1);
+	/* Not before send_timeout_ms had passed since the answer. */
+	assert_true(nng_clock() - t0 >= send_ms);
 	nng_msleep(300);
 	assert_true(lm_gauge_get(lm_metrics_gauge(
 	                f.m, "lunamatch_rpc_connections", NULL, NULL)) == 1);
@@ -3069,6 +3078,10 @@ test_setup_errors(void **state)
 	lm_rpc_server_free(s);
 	s = NULL;
 	o.max_connection_age_ms = 0;
+	o.send_timeout_ms = LM_RPC_MAX_SEND_TIMEOUT_MS + 1;
+	assert_int_equal(lm_rpc_server_new(&o, svc, g_methods, 3, NULL, &s), LM_EINVAL);
+	assert_null(s);
+	o.send_timeout_ms = 0;
 
 	/* A request limit past its maximum: nng's receive limit (the limit
 	 * plus the grace) would wrap around, and the connection budget divide
