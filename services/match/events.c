@@ -110,7 +110,7 @@ struct lm_events {
 
 	lm_gauge *m_pending;
 	lm_counter *m_enqueued, *m_delivered, *m_failed, *m_outbox_errors, *m_recovered;
-	lm_counter *m_corrupt, *m_corrupt_keys;
+	lm_counter *m_corrupt, *m_corrupt_keys, *m_stale_pairs;
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -856,6 +856,13 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 		    "Recorded pair keys in the outbox whose counterpart is not a record "
 		    "id (disk damage): passed over and deleted (outbox.corrupt)",
 		    NULL);
+		ev->m_stale_pairs = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_stale_pairs_total",
+		    "Pairs recorded above under an older version of the other record, "
+		    "whose update another replica derived (or had not derived yet): "
+		    "forgotten and announced again when still above (each may repeat "
+		    "an event under the new versions)",
+		    NULL);
 		ev->m_recovered = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_recovered_total",
 		    "Events found pending at start-up (each may repeat one the previous "
@@ -1029,9 +1036,10 @@ batch_add(struct batch *b)
 }
 
 static int
-cmp_str_ptr(const void *a, const void *b)
+cmp_item_ptr(const void *a, const void *b)
 {
-	return strcmp(*(const char *const *) a, *(const char *const *) b);
+	return strcmp(
+	    (*(const lm_top_item *const *) a)->id, (*(const lm_top_item *const *) b)->id);
 }
 
 /* One record adds at most a candidate per recorded pair and per item of
@@ -1073,15 +1081,39 @@ static int flush_batch(lm_events *ev, struct batch *b, const char *model_version
 /* The top list of a subject, sorted by id for look-ups, and which of its
  * pairs are recorded above already. */
 struct topset {
-	const char **ids; /* into the top list's items; NULL when empty */
-	bool *above;      /* above[j]: the pair of ids[j] is recorded above */
+	const lm_top_item **items; /* into the top list; NULL when empty */
+	bool *above;               /* above[j]: the pair of items[j] is recorded above */
 	size_t n;
 };
 
-/* Adds to b the candidates of prev[0 .. nprev), recorded pairs of subject
+/* The place of the top item of counterpart id in ts, or -1. */
+static ptrdiff_t
+topset_find(const struct topset *ts, const char *id)
+{
+	lm_top_item key = {.id = (char *) id};
+	const lm_top_item *kp = &key, **hit;
+
+	if (ts->n == 0)
+		return -1;
+	hit = bsearch(&kp, ts->items, ts->n, sizeof(*ts->items), cmp_item_ptr);
+	return hit == NULL ? -1 : hit - ts->items;
+}
+
+/*
+ * Adds to b the candidates of prev[0 .. nprev), recorded pairs of subject
  * subj (of version subject_version): all forgotten when gone; else the
  * pairs of the top list are left to it (noting in ts which are recorded
- * above) and the others are looked at again. */
+ * above) and the others are looked at again.
+ *
+ * A pair of the top list recorded above under an older version of its
+ * counterpart is forgotten instead, and so announced again by the top
+ * list: the counterpart's update was derived by another replica (its
+ * partition's owner, whose outbox holds none of this replica's pair
+ * states) or is not derived yet, so whether the pair fell below the
+ * threshold in between is not known here. Taking it for still above would
+ * lose the announcement of its rise; forgetting it may repeat one, under
+ * the new versions (counted, lunamatch_events_stale_pairs_total).
+ */
 static int
 derive_recorded(lm_events *ev, lm_index *idx, const lm_event_change *ch, const char *subj,
     uint64_t subject_version, bool gone, struct topset *ts, const lm_outbox_pair *prev,
@@ -1091,18 +1123,23 @@ derive_recorded(lm_events *ev, lm_index *idx, const lm_event_change *ch, const c
 		const char *other = prev[i].other_id;
 		const char *cid = ch->posting ? other : subj;
 		const char *jid = ch->posting ? subj : other;
-		const char **hit;
 		lm_event_candidate *c;
 		double score = 0;
 		bool eligible = false, forget = gone;
+		ptrdiff_t j;
 		int rc;
 
-		if (!forget && ts->n > 0 &&
-		    (hit = bsearch(&other, ts->ids, ts->n, sizeof(*ts->ids),
-		         cmp_str_ptr)) != NULL) {
-			if (prev[i].above)
-				ts->above[hit - ts->ids] = true;
-			continue;
+		if (!forget && (j = topset_find(ts, other)) >= 0) {
+			uint64_t was =
+			    ch->posting ? prev[i].candidate_version : prev[i].job_version;
+			if (!prev[i].above)
+				continue;
+			if (ts->items[j]->version <= was) {
+				ts->above[j] = true;
+				continue;
+			}
+			lm_counter_add(ev->m_stale_pairs, 1);
+			forget = true;
 		}
 		if (!forget && !prev[i].above) {
 			/* Below: forgotten once the counterpart is gone. Its
@@ -1199,15 +1236,15 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		}
 	}
 	if (top.n > 0) {
-		if ((ts.ids = malloc(top.n * sizeof(*ts.ids))) == NULL ||
+		if ((ts.items = malloc(top.n * sizeof(*ts.items))) == NULL ||
 		    (ts.above = calloc(top.n, sizeof(*ts.above))) == NULL) {
 			rc = LM_ENOMEM;
 			goto fail;
 		}
 		for (size_t i = 0; i < top.n; i++)
-			ts.ids[i] = top.items[i].id;
+			ts.items[i] = &top.items[i];
 		ts.n = top.n;
-		qsort(ts.ids, ts.n, sizeof(*ts.ids), cmp_str_ptr);
+		qsort(ts.items, ts.n, sizeof(*ts.items), cmp_item_ptr);
 	}
 	do {
 		rc = lm_outbox_pairs_after(ev->ob, side, subj, after, ev->pairs_page,
@@ -1244,9 +1281,8 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		bool noted = false;
 		if (split != NULL) {
 			/* Only pairs newly above are offered to the decider. */
-			const char **hit =
-			    bsearch(&it->id, ts.ids, ts.n, sizeof(*ts.ids), cmp_str_ptr);
-			if ((hit == NULL || !ts.above[hit - ts.ids]) &&
+			ptrdiff_t j = topset_find(&ts, it->id);
+			if ((j < 0 || !ts.above[j]) &&
 			    !split_keeps(split, ch, subj, &top, it, &noted))
 				continue;
 		}
@@ -1264,14 +1300,14 @@ derive_subject(lm_events *ev, lm_index *idx, const lm_event_change *ch, bool is_
 		c->trigger = trig;
 		c->summary = it->summary;
 	}
-	free(ts.ids);
+	free(ts.items);
 	free(ts.above);
 	b->subjects[b->nsubj++] = subj; /* room made above */
 	b->tops[b->ntops++] = top;
 	return LM_OK;
 fail:
 	b->n = mark; /* none points into subj or top any more */
-	free(ts.ids);
+	free(ts.items);
 	free(ts.above);
 	lm_top_list_clear(&top);
 	free(subj);

@@ -2130,11 +2130,140 @@ test_damaged_pair_keys(void **state)
 	assert_int_equal(outbox_entries(tmp, "announced"), 0);
 }
 
+static bool
+defer_all(void *arg, const lm_events_pair *p, bool *noted)
+{
+	(void) arg;
+	(void) p;
+	(void) noted;
+	return false;
+}
+
+/* Whether ev's outbox holds a pending event for the pair at these
+ * versions. */
+static bool
+has_event(lm_events *ev, const char *cid, uint64_t cv, const char *jid, uint64_t jv)
+{
+	char id[LM_OUTBOX_EVENT_ID_LEN + 1];
+	Lunamatch__V1__OutboxEntry *e = NULL;
+
+	assert_int_equal(lm_event_id(cid, jid, cv, jv, model.version, id), LM_OK);
+	if (lm_outbox_get_entry(lm_events_outbox(ev), id, &e) != LM_OK)
+		return false;
+	protobuf_c_message_free_unpacked(&e->base, NULL);
+	return true;
+}
+
+static uint64_t
+stale_pairs(void)
+{
+	return lm_counter_get(lm_metrics_counter(
+	    metrics, "lunamatch_events_stale_pairs_total", NULL, NULL));
+}
+
+/*
+ * Two replicas: A owns the postings, B the profiles (each its own outbox).
+ * B announces a pair and records it above; the posting changes and the
+ * pair falls below, derived by A, which recorded nothing of it; the
+ * profile changes and the pair rises again, derived by B. B's state of
+ * the pair is of the posting's old version: the rise is announced (it was
+ * not: B took the pair for above all along). One replica records the fall
+ * itself and announces the rise the same way. When the posting's update
+ * is derived by the replica that recorded the pair, and kept it above,
+ * the profile's update announces nothing.
+ */
+static void
+test_stale_pair_state_of_another_replica(void **state)
+{
+	static const char *const COBOL[] = {"s:cobol"};
+	static const char *const BOTH[] = {
+	    "s:python", "s:sql", "s:spark", "s:kafka", "s:aws", "s:cobol"};
+	static const char *const MORE[] = {
+	    "s:python", "s:sql", "s:spark", "s:kafka", "s:aws", "s:go"};
+	char da[512], db[512];
+	lm_event_change ch;
+	lm_events_split keep = {.fn = keep_all}, defer = {.fn = defer_all};
+	lm_events *a, *b;
+	double min;
+	(void) state;
+
+	snprintf(da, sizeof(da), "%s/a", tmp);
+	snprintf(db, sizeof(db), "%s/b", tmp);
+	assert_int_equal(mkdir(da, 0700), 0);
+	assert_int_equal(mkdir(db, 0700), 0);
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 8);
+	min = score_of("cand-1", "job-1") - 0.01;
+	a = new_events(da, min, 10, 0);
+	b = new_events(db, min, 10, 0);
+
+	/* Both new: A leaves the pair to B, which announces it. */
+	ch = change(0, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &defer, NOW), LM_OK);
+	ch = change(0, false, "cand-1", true, false);
+	assert_int_equal(lm_events_on_owned(b, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_true(has_event(b, "cand-1", 1, "job-1", 1));
+	assert_true(pair_above(b, "cand-1", "job-1"));
+	assert_false(pair_known(a, "cand-1", "job-1"));
+
+	/* The posting wants COBOL now: below, derived by A. */
+	put_posting("job-1", 2, COBOL, 1, false);
+	assert_true(score_of("cand-1", "job-1") < min);
+	ch = change(0, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_int_equal(counts(a).enqueued_total, 0);
+
+	/* The profile adds COBOL: above again, derived by B. */
+	put_profile("cand-1", 2, BOTH, 6, 8);
+	assert_true(score_of("cand-1", "job-1") >= min);
+	uint64_t stale0 = stale_pairs();
+	ch = change(0, false, "cand-1", false, false);
+	assert_int_equal(lm_events_on_owned(b, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_true(has_event(b, "cand-1", 2, "job-1", 2));
+	assert_int_equal(counts(b).enqueued_total, 2);
+	assert_int_equal(stale_pairs(), stale0 + 1);
+	assert_true(pair_above(b, "cand-1", "job-1"));
+	lm_outbox_pair p;
+	assert_int_equal(
+	    lm_outbox_get_pair(lm_events_outbox(b), "cand-1", "job-1", &p), LM_OK);
+	assert_int_equal(p.job_version, 2);
+	assert_int_equal(p.candidate_version, 2);
+	lm_events_free(a);
+	lm_events_free(b);
+
+	/* One replica: the posting's update, derived here, keeps the pair
+	 * above; the profile's update after it announces nothing. */
+	snprintf(da, sizeof(da), "%s/c", tmp);
+	assert_int_equal(mkdir(da, 0700), 0);
+	put_posting("job-9", 1, STRONG, 5, false);
+	put_profile("cand-9", 1, STRONG, 5, 8);
+	a = new_events(da, min, 10, 0);
+	ch = change(0, false, "cand-9", true, false);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_true(has_event(a, "cand-9", 1, "job-9", 1));
+	put_posting("job-9", 2, STRONG, 5, false);
+	ch = change(0, true, "job-9", false, false);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &keep, NOW), LM_OK);
+	put_profile("cand-9", 2, MORE, 6, 8);
+	assert_true(score_of("cand-9", "job-9") >= min);
+	stale0 = stale_pairs();
+	uint64_t enq0 = counts(a).enqueued_total;
+	ch = change(0, false, "cand-9", false, false);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_int_equal(counts(a).enqueued_total, enq0);
+	assert_false(has_event(a, "cand-9", 2, "job-9", 2));
+	assert_int_equal(stale_pairs(), stale0);
+	assert_true(pair_above(a, "cand-9", "job-9"));
+	lm_events_free(a);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_options, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_stale_pair_state_of_another_replica, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delivery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
