@@ -55,11 +55,10 @@
 #define READER_VAL       16  /* u64 BE seq, u64 BE time of the record */
 #define CHANGE_MAX       512 /* bytes of a serialized ChangeEntry */
 #define STORE_MAXDBS     8
-#define STORE_MAXREADERS 512  /* concurrent read transactions, all processes */
-#define DIR_MAX          3072 /* bytes of the data directory path */
-#define TRIM_KEY_MAX     511  /* bytes of a key LMDB takes (MDB_MAXKEYSIZE) */
-#define CORRUPT_SEEN     256  /* damaged values a handle remembers it logged */
-#define CORRUPT_HASHED   64   /* bytes of a damaged value its fingerprint reads */
+#define STORE_MAXREADERS 512 /* concurrent read transactions, all processes */
+#define TRIM_KEY_MAX     511 /* bytes of a key LMDB takes (MDB_MAXKEYSIZE) */
+#define CORRUPT_SEEN     256 /* damaged values a handle remembers it logged */
+#define CORRUPT_HASHED   64  /* bytes of a damaged value its fingerprint reads */
 
 #define META_SCHEMA   "store.schema_version"
 #define META_ID       "store.id" /* random identity, set when first opened writable */
@@ -789,7 +788,7 @@ lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
 {
 	lm_store *s = NULL;
 	struct stat st;
-	char path[DIR_MAX + 16];
+	char path[LM_STORE_DIR_MAX + 16];
 	lm_lmdb_env_opts env_opts = {
 	    .max_dbs = STORE_MAXDBS, .max_readers = STORE_MAXREADERS, .mode = 0640};
 	bool rdonly, registered = false, locks = false;
@@ -801,7 +800,7 @@ lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out)
 	*out = NULL;
 	if (dir == NULL || dir[0] == '\0')
 		return LM_EINVAL;
-	if (strlen(dir) >= DIR_MAX)
+	if (strlen(dir) >= LM_STORE_DIR_MAX)
 		return LM_E2BIG;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return LM_ENOMEM;

@@ -21,7 +21,10 @@
  * Callbacks run inside a read transaction: they may call the read functions
  * of the same handle but must not begin, use or end a write transaction on it.
  * Such a nested read returns LM_EBUSY when another process grew the map
- * since the callback's transaction began (docs/store.md).
+ * since the callback's transaction began (docs/store.md). Likewise a thread
+ * holding a transaction or a callback of one store cannot grow or adopt the
+ * map of another: that store's full-map write or resized-map read returns
+ * LM_EBUSY (docs/store.md, "the same holds across handles").
  *
  * Processes: open a data directory at most once per process (LMDB forbids
  * two environments on the same files in one process; a second open returns
@@ -42,6 +45,7 @@ extern "C" {
 
 #define LM_STORE_ID_MAX               128                /* bytes in a record id */
 #define LM_STORE_VALUE_MAX            (4u * 1024 * 1024) /* bytes in a record value */
+#define LM_STORE_DIR_MAX              3072               /* bytes in a dir path */
 #define LM_STORE_META_KEY_MAX         128                /* bytes in a meta key */
 #define LM_STORE_META_VALUE_MAX       (64u * 1024)       /* bytes in a meta value */
 #define LM_STORE_MAP_SIZE_DEFAULT     (256ull << 20)
@@ -76,10 +80,11 @@ typedef struct lm_store_opts {
  * Opens (and, unless read-only, creates) the store in directory dir. A
  * missing directory is created with mode 0750 (with its missing parents).
  * opts may be NULL for the defaults. Errors: LM_EINVAL (bad options or path),
- * LM_ENOENT (read-only and no store there), LM_ESCHEMA (the store has another
- * schema version), LM_EBUSY (dir already open in this process), LM_EACCES
- * (the directory or the data file may not be read or written), LM_EIO,
- * LM_ESTORE, LM_ENOMEM. The caller owns *out and frees it with lm_store_close.
+ * LM_E2BIG (a path of LM_STORE_DIR_MAX bytes or more), LM_ENOENT (read-only
+ * and no store there), LM_ESCHEMA (the store has another schema version),
+ * LM_EBUSY (dir already open in this process), LM_EACCES (the directory or
+ * the data file may not be read or written), LM_EIO, LM_ESTORE, LM_ENOMEM. The caller
+ * owns *out and frees it with lm_store_close.
  */
 int lm_store_open(const char *dir, const lm_store_opts *opts, lm_store **out);
 
@@ -163,7 +168,9 @@ int lm_store_meta_put(lm_store_txn *t, const char *key, const void *value, size_
  * disk) and *last_seq (may be NULL) is the store's last change seq. Always
  * frees t, also on error (then nothing of t is stored). LM_EBUSY means the
  * store changed under a transaction that had to be replayed after growing the
- * map (only possible with a second writer process). LM_ENOSPC means the
+ * map (only possible with a second writer process), or the map was full
+ * while this thread held another store's transaction or callback (see
+ * above). LM_ENOSPC means the
  * disk (or quota) is full: a write failed with under 1 MiB left on the
  * store's filesystem; LM_EIO is any other failed write.
  */

@@ -1757,6 +1757,13 @@ test_invalid_input(void **state)
 	snprintf(missing, sizeof(missing), "%s/not-there", dir);
 	o = (lm_store_opts){.flags = LM_STORE_RDONLY};
 	assert_int_equal(lm_store_open(missing, &o, &s), LM_ENOENT);
+	char *longdir = malloc(LM_STORE_DIR_MAX + 1);
+	assert_non_null(longdir);
+	memset(longdir, 'd', LM_STORE_DIR_MAX);
+	longdir[0] = '/';
+	longdir[LM_STORE_DIR_MAX] = '\0';
+	assert_int_equal(lm_store_open(longdir, NULL, &s), LM_E2BIG);
+	free(longdir);
 
 	/* A missing directory is created, parents too, mode 0750. */
 	mode_t old = umask(022);
@@ -1768,6 +1775,56 @@ test_invalid_input(void **state)
 	assert_int_equal(stat(missing, &sb), 0);
 	assert_true(S_ISDIR(sb.st_mode));
 	assert_int_equal(sb.st_mode & 0777, 0750);
+	lmt_rmtree(dir);
+	free(dir);
+}
+
+/*
+ * A thread that holds a transaction of one store does not grow another
+ * (docs/store.md): the full-map write fails with LM_EBUSY and so does its
+ * commit; once the first transaction ends, the same writes grow the map.
+ */
+static void
+test_growth_while_another_store_held(void **state)
+{
+	(void) state;
+	char *dir = lmt_tmpdir("store-two");
+	char da[4200], db[4200], val[16384];
+	lm_store_txn *ta, *tb;
+	struct lm_store_stats st;
+	int rc = LM_OK, i;
+
+	snprintf(da, sizeof(da), "%s/a", dir);
+	snprintf(db, sizeof(db), "%s/b", dir);
+	lm_store *a = open_store(da, SMALL_MAP, 0),
+	         *b = open_store(db, SMALL_MAP, 1u << 30);
+	memset(val, 'v', sizeof(val));
+
+	assert_int_equal(lm_store_begin(a, &ta), LM_OK);
+	assert_int_equal(lm_store_begin(b, &tb), LM_OK);
+	for (i = 0; i < 200 && rc == LM_OK; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "p%d", i);
+		rc = lm_store_put(tb, LM_KIND_POSTING, id, 1, val, sizeof(val));
+	}
+	assert_int_equal(rc, LM_EBUSY);
+	assert_int_equal(lm_store_commit(tb, NULL), LM_EBUSY);
+	lm_store_abort(ta);
+	assert_int_equal(lm_store_stats(b, &st), LM_OK);
+	assert_int_equal(st.map_grows, 0);
+
+	assert_int_equal(lm_store_begin(b, &tb), LM_OK);
+	for (i = 0; i < 200; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "p%d", i);
+		assert_int_equal(
+		    lm_store_put(tb, LM_KIND_POSTING, id, 1, val, sizeof(val)), LM_OK);
+	}
+	assert_int_equal(lm_store_commit(tb, NULL), LM_OK);
+	assert_int_equal(lm_store_stats(b, &st), LM_OK);
+	assert_true(st.map_grows > 0);
+	lm_store_close(a);
+	lm_store_close(b);
 	lmt_rmtree(dir);
 	free(dir);
 }
@@ -2715,6 +2772,7 @@ main(void)
 	    cmocka_unit_test(test_trim_dead_reader_slot),
 	    cmocka_unit_test(test_snapshot),
 	    cmocka_unit_test(test_map_growth),
+	    cmocka_unit_test(test_growth_while_another_store_held),
 	    cmocka_unit_test(test_cross_process_follow),
 	    cmocka_unit_test(test_crash_safety),
 	    cmocka_unit_test(test_disk_full),
