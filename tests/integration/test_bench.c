@@ -334,6 +334,10 @@ test_loadgen_usage(void **state)
 	char dir[4300];
 	const char *big[] = {lmt_bin("lunamatch-loadgen"), "--data-dir", dir,
 	    "--postings", "40000000", NULL};
+	const char *profiles[] = {lmt_bin("lunamatch-loadgen"), "--data-dir", dir,
+	    "--postings", "100", "--profiles", "40000000", NULL};
+	const char *escape[] = {lmt_bin("lunamatch-loadgen"), "--data-dir", dir,
+	    "--postings", "1\033[2J", NULL};
 	const char *negative[] = {
 	    lmt_bin("lunamatch-loadgen"), "--data-dir", dir, "--postings", "-1", NULL};
 	const char *batch[] = {
@@ -357,7 +361,19 @@ test_loadgen_usage(void **state)
 	assert_int_equal(r.status, 2);
 	assert_non_null(strstr(r.err, "limit of 65536 MiB"));
 	assert_non_null(strstr(r.err, "at most 33554432 records fit"));
-	assert_non_null(strstr(r.err, "at most 33549432 postings with 5000 profiles"));
+	assert_non_null(strstr(r.err, "with 5000 profiles, at most 33549432 postings"));
+	lmt_run_result_free(&r);
+	/* The profiles alone exceed it: no count of postings is suggested. */
+	r = run(profiles);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "at most 33554432 records fit"));
+	assert_null(strstr(r.err, "postings\n"));
+	lmt_run_result_free(&r);
+	/* A bad value is quoted escaped: no terminal escape reaches stderr. */
+	r = run(escape);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--postings: \"1\\x1b[2J\" is not a count"));
+	assert_null(strchr(r.err, '\033'));
 	lmt_run_result_free(&r);
 	r = run(negative);
 	assert_int_equal(r.status, 2);

@@ -616,6 +616,21 @@ test_produce_array_and_stdin(void **state)
 	expect_status(&r, 1);
 	assert_non_null(strstr(r.err, "not a valid JSON array"));
 	lmt_run_result_free(&r);
+	/* With --json the report says so too: one error, without an index. */
+	r = CLI("produce", "profiles", broken, "--json");
+	expect_status(&r, 1);
+	json_error_t je;
+	json_t *o = json_loads(r.out, 0, &je);
+	assert_non_null(o);
+	assert_int_equal(json_integer_value(json_object_get(o, "sent")), 0);
+	json_t *errs = json_object_get(o, "errors");
+	assert_int_equal(json_array_size(errs), 1);
+	assert_null(json_object_get(json_array_get(errs, 0), "index"));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(json_array_get(errs, 0), "error")),
+	        "not a valid JSON array"));
+	json_decref(o);
+	lmt_run_result_free(&r);
 
 	snprintf(text, sizeof(text), "%s\n%s\n", l1, l2);
 	char *lines = write_file("two.jsonl", text);

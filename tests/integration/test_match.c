@@ -1155,6 +1155,25 @@ test_cli(void **state)
 	v = parse_json(out);
 	assert_true(json_is_true(json_object_get(v, "eligible")));
 	json_decref(v);
+	/* --json writes every field, those at their zero value too: scripts
+	 * read .eligible, .match.score and .matches[] whatever the answer. */
+	assert_int_equal(run_cli((const char *[]){"explain", "--candidate", JUNIOR,
+	                             "--job", SEED_JOB, "--json", NULL},
+	                     out),
+	    0);
+	v = parse_json(out);
+	assert_true(json_is_false(json_object_get(v, "eligible")));
+	assert_true(
+	    json_is_number(json_object_get(json_object_get(v, "match"), "score")));
+	json_decref(v);
+	assert_int_equal(run_cli((const char *[]){"match", "jobs", "--candidate", LEAD,
+	                             "--country", "ZZ", "--json", NULL},
+	                     out),
+	    0);
+	v = parse_json(out);
+	assert_true(json_is_array(json_object_get(v, "matches")));
+	assert_int_equal(json_array_size(json_object_get(v, "matches")), 0);
+	json_decref(v);
 
 	/* explain shows the compliance warnings ingest stored with a posting
 	 * that asks for a discriminatory requirement (dropped from its skills) */

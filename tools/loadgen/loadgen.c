@@ -261,12 +261,15 @@ size_map(lm_store_opts *so, uint64_t map_mb, uint64_t postings, uint64_t profile
 		         "%" PRIu64 " MiB (%llu bytes per record), more than the store's "
 		         "limit of %" PRIu64
 		         " MiB (64 GiB, or LUNAMATCH_MAP_SIZE_MB when "
-		         "larger); at most %" PRIu64 " records fit, so at most %" PRIu64
-		         " postings with %" PRIu64 " profiles\n",
+		         "larger); at most %" PRIu64 " records fit\n",
 		    postings, profiles,
 		    (uint64_t) ((records * MAP_BYTES_PER_RECORD) >> 20),
-		    MAP_BYTES_PER_RECORD, so->max_map_size >> 20, fit,
-		    profiles < fit ? fit - profiles : 0, profiles);
+		    MAP_BYTES_PER_RECORD, so->max_map_size >> 20, fit);
+		if (profiles < fit)
+			fprintf(stderr,
+			    PROG ": with %" PRIu64 " profiles, at most %" PRIu64
+			         " postings\n",
+			    profiles, fit - profiles);
 		return false;
 	}
 	if (so->map_size < records * MAP_BYTES_PER_RECORD)
@@ -279,7 +282,7 @@ main(int argc, char **argv)
 {
 	lm_config cfg;
 	char *cargv[] = {argv[0], NULL};
-	char err[512];
+	char err[512], esc[256];
 	const char *prefix = "gen-";
 	uint64_t postings = 10000, profiles = 5000, seed = 1, batch = 10000;
 	lm_record_data data = {0};
@@ -337,12 +340,13 @@ main(int argc, char **argv)
 		}
 		if (want != NULL) {
 			fprintf(stderr, PROG ": --%s: \"%s\" is not %s\n", option_name(c),
-			    optarg, want);
+			    lm_config_escape(optarg, esc, sizeof(esc)), want);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, PROG ": unexpected argument \"%s\"\n", argv[optind]);
+		fprintf(stderr, PROG ": unexpected argument \"%s\"\n",
+		    lm_config_escape(argv[optind], esc, sizeof(esc)));
 		return 2;
 	}
 	if (!size_map(&so, cfg.map_size_mb, postings, profiles))

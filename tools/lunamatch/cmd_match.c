@@ -446,7 +446,7 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 		rv = lm_cli_call_status(cmd, cfg, rc, status, errmsg);
 		if (rv == LM_CLI_EXIT_OK) {
 			if (cfg->json)
-				rv = print_json(cmd, &resp->base, 0);
+				rv = print_json(cmd, &resp->base, LM_JSON_EMIT_DEFAULTS);
 			else
 				print_matches(resp->matches, resp->n_matches, true, level,
 				    resp->considered, resp->vetoed, resp->model_version,
@@ -476,7 +476,7 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 		rv = lm_cli_call_status(cmd, cfg, rc, status, errmsg);
 		if (rv == LM_CLI_EXIT_OK) {
 			if (cfg->json)
-				rv = print_json(cmd, &resp->base, 0);
+				rv = print_json(cmd, &resp->base, LM_JSON_EMIT_DEFAULTS);
 			else
 				print_matches(resp->matches, resp->n_matches, false,
 				    level, resp->considered, resp->vetoed,
@@ -538,7 +538,7 @@ lm_cli_explain(const lm_config *cfg, int argc, char **argv)
 	rv = lm_cli_call_status(cmd, cfg, rc, status, errmsg);
 	if (rv == LM_CLI_EXIT_OK) {
 		if (cfg->json) {
-			rv = print_json(cmd, &resp->base, 0);
+			rv = print_json(cmd, &resp->base, LM_JSON_EMIT_DEFAULTS);
 		} else {
 			const Lunamatch__V1__Match *m = resp->match;
 			char score[LM_CLI_SCORE_TEXT];

@@ -722,7 +722,16 @@ run_array(struct producer *P, FILE *in, const char *name, uint64_t first_line)
 		json_decref(v);
 	}
 	if (rc < 0) {
-		lm_cli_error(CMD, "%s: not a valid JSON array: %s", name, err);
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "not a valid JSON array: %s", err);
+		lm_cli_error(CMD, "%s: %s", name, msg);
+		/* The report says why nothing was sent, with no index. */
+		if (P->errors != NULL) {
+			json_t *e = json_object();
+			json_object_set_new(
+			    e, "error", lm_cli_json_string(msg, strlen(msg)));
+			json_array_append_new(P->errors, e);
+		}
 		free(buf);
 		return -1;
 	}
