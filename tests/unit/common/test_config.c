@@ -2,6 +2,8 @@
  * test_config.c - configuration: defaults, environment, flags, errors.
  */
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -703,42 +705,58 @@ test_help(void **state)
 	free(buf);
 }
 
-/* LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS: 5 minutes by default, 0 for never,
- * 1000 ms up to a day; shorter, negative or longer values are refused
- * naming the variable; the flag wins over the environment and --help of
- * the match service lists it. */
-static void
-test_rpc_max_connection_age(void **state)
+/*
+ * A match-only millisecond setting: its default; each of good (NULL-ended)
+ * read as the number in want; each of bad (NULL-ended) refused naming the
+ * variable; the flag (set to flag_value) winning over the environment; the
+ * flag refused by ingest; the variable listed by --help of match. field is
+ * the setting's offset in lm_config.
+ */
+struct u32_setting {
+	const char *env, *flag;
+	size_t field;
+	uint32_t dflt;
+	const char *good[4];
+	uint32_t want[4];
+	const char *bad[8];
+	const char *flag_value;
+};
+
+static uint32_t
+u32_field(const lm_config *cfg, size_t off)
 {
-	(void) state;
+	uint32_t v;
+	memcpy(&v, (const char *) cfg + off, sizeof(v));
+	return v;
+}
+
+static void
+check_u32_setting(const struct u32_setting *t)
+{
 	lm_config cfg;
 	char err[256] = "";
 	char *a1[] = {"prog", NULL};
 
-	unsetenv("LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS");
+	unsetenv(t->env);
 	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
-	assert_int_equal(cfg.rpc_max_connection_age_ms, 300000);
-	const char *good[] = {"0", "1000", "86400000"};
-	const uint32_t want[] = {0, 1000, 86400000};
-	for (size_t i = 0; i < 3; i++) {
-		setenv("LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS", good[i], 1);
+	assert_int_equal(u32_field(&cfg, t->field), t->dflt);
+	for (size_t i = 0; t->good[i] != NULL; i++) {
+		setenv(t->env, t->good[i], 1);
 		assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
-		assert_int_equal(cfg.rpc_max_connection_age_ms, want[i]);
+		assert_int_equal(u32_field(&cfg, t->field), t->want[i]);
 	}
-	const char *bad[] = {"-1", "1", "999", "86400001", "5m", ""};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		setenv("LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS", bad[i], 1);
+	for (size_t i = 0; t->bad[i] != NULL; i++) {
+		setenv(t->env, t->bad[i], 1);
 		err[0] = '\0';
 		if (load(&cfg, LM_PROG_MATCH, 1, a1, err) != LM_EINVAL)
-			fail_msg("\"%s\" accepted", bad[i]);
-		assert_non_null(strstr(err, "LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS"));
+			fail_msg("%s=\"%s\" accepted", t->env, t->bad[i]);
+		assert_non_null(strstr(err, t->env));
 	}
-	setenv("LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS", "0", 1);
-	char *a2[] = {"prog", "--rpc-max-connection-age-ms", "60000", NULL};
+	setenv(t->env, t->good[0], 1);
+	char *a2[] = {"prog", (char *) t->flag, (char *) t->flag_value, NULL};
 	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a2, err), LM_OK);
-	assert_int_equal(cfg.rpc_max_connection_age_ms, 60000);
-	unsetenv("LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS");
-	/* Not an option of ingest. */
+	assert_int_equal(u32_field(&cfg, t->field), strtoul(t->flag_value, NULL, 10));
+	unsetenv(t->env);
 	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a2, err), LM_EINVAL);
 
 	char *buf = NULL;
@@ -746,45 +764,45 @@ test_rpc_max_connection_age(void **state)
 	FILE *f = open_memstream(&buf, &len);
 	lm_config_usage(f, LM_PROG_MATCH);
 	fclose(f);
-	assert_non_null(strstr(buf, "LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS"));
+	assert_non_null(strstr(buf, t->env));
 	free(buf);
 }
 
-/* LUNAMATCH_RPC_SEND_TIMEOUT_MS: 10 s by default, 100 ms to 10 minutes;
- * other values are refused naming the variable; the flag wins over the
- * environment; not an option of ingest. */
+/* LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS: 5 minutes by default, 0 for never,
+ * 1000 ms up to a day. */
+static void
+test_rpc_max_connection_age(void **state)
+{
+	(void) state;
+	static const struct u32_setting t = {
+	    .env = "LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS",
+	    .flag = "--rpc-max-connection-age-ms",
+	    .field = offsetof(lm_config, rpc_max_connection_age_ms),
+	    .dflt = 300000,
+	    .good = {"0", "1000", "86400000", NULL},
+	    .want = {0, 1000, 86400000},
+	    .bad = {"-1", "1", "999", "86400001", "5m", "", NULL},
+	    .flag_value = "60000",
+	};
+	check_u32_setting(&t);
+}
+
+/* LUNAMATCH_RPC_SEND_TIMEOUT_MS: 10 s by default, 100 ms to 10 minutes. */
 static void
 test_rpc_send_timeout(void **state)
 {
 	(void) state;
-	lm_config cfg;
-	char err[256] = "";
-	char *a1[] = {"prog", NULL};
-
-	unsetenv("LUNAMATCH_RPC_SEND_TIMEOUT_MS");
-	assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
-	assert_int_equal(cfg.rpc_send_timeout_ms, 10000);
-	const char *good[] = {"100", "600000"};
-	const uint32_t want[] = {100, 600000};
-	for (size_t i = 0; i < 2; i++) {
-		setenv("LUNAMATCH_RPC_SEND_TIMEOUT_MS", good[i], 1);
-		assert_int_equal(load(&cfg, LM_PROG_MATCH, 1, a1, err), LM_OK);
-		assert_int_equal(cfg.rpc_send_timeout_ms, want[i]);
-	}
-	const char *bad[] = {"0", "99", "600001", "-1", "10s", ""};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		setenv("LUNAMATCH_RPC_SEND_TIMEOUT_MS", bad[i], 1);
-		err[0] = '\0';
-		if (load(&cfg, LM_PROG_MATCH, 1, a1, err) != LM_EINVAL)
-			fail_msg("\"%s\" accepted", bad[i]);
-		assert_non_null(strstr(err, "LUNAMATCH_RPC_SEND_TIMEOUT_MS"));
-	}
-	setenv("LUNAMATCH_RPC_SEND_TIMEOUT_MS", "5000", 1);
-	char *a2[] = {"prog", "--rpc-send-timeout-ms", "2000", NULL};
-	assert_int_equal(load(&cfg, LM_PROG_MATCH, 3, a2, err), LM_OK);
-	assert_int_equal(cfg.rpc_send_timeout_ms, 2000);
-	unsetenv("LUNAMATCH_RPC_SEND_TIMEOUT_MS");
-	assert_int_equal(load(&cfg, LM_PROG_INGEST, 3, a2, err), LM_EINVAL);
+	static const struct u32_setting t = {
+	    .env = "LUNAMATCH_RPC_SEND_TIMEOUT_MS",
+	    .flag = "--rpc-send-timeout-ms",
+	    .field = offsetof(lm_config, rpc_send_timeout_ms),
+	    .dflt = 10000,
+	    .good = {"100", "600000", NULL},
+	    .want = {100, 600000},
+	    .bad = {"0", "99", "600001", "-1", "10s", "", NULL},
+	    .flag_value = "2000",
+	};
+	check_u32_setting(&t);
 }
 
 static void
