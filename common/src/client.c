@@ -33,6 +33,7 @@
  * it comes up within REDIAL_CONNECT_MS.
  */
 #include <assert.h>
+#include <ctype.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -431,6 +432,26 @@ client_tls(struct endpoint *ep, const char *url, const lm_client_opts *o)
 	return LM_OK;
 }
 
+/* LM_EINVAL (logged) when url is a TCP address whose port is not one
+ * (lm_rpc_port_ok): nng would take it and dial in vain until the deadline. */
+static int
+check_port(const char *url)
+{
+	nng_url *u = NULL;
+	bool ok;
+
+	if (nng_url_parse(&u, url) != 0)
+		return LM_OK; /* nng_dialer_create says why */
+	ok = strstr(u->u_scheme, "tcp") == NULL || lm_rpc_port_ok(u->u_port, false);
+	nng_url_free(u);
+	if (!ok) {
+		lm_error("client.url",
+		    "cannot dial %s: the port is not a number from 1 to 65535", url);
+		return LM_EINVAL;
+	}
+	return LM_OK;
+}
+
 /* Opens the socket and the dialer of endpoint ep for url. */
 static int
 endpoint_open(lm_client *c, struct endpoint *ep, const char *url, const lm_client_opts *o)
@@ -453,6 +474,8 @@ endpoint_open(lm_client *c, struct endpoint *ep, const char *url, const lm_clien
 	    (rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, ep)) != 0 ||
 	    (rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, pipe_cb, ep)) != 0)
 		return lm_err_from_nng(rv);
+	if ((rv = check_port(url)) != LM_OK)
+		return rv;
 	if ((rv = nng_dialer_create(&ep->dialer, ep->sock, url)) != 0) {
 		lm_error("client.url", "cannot dial %s: %s", url, nng_strerror(rv));
 		return LM_EINVAL;
@@ -525,9 +548,10 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 	memcpy(list, url, strlen(url) + 1);
 	for (tok = strtok_r(list, ",", &save); tok != NULL;
 	     tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ')
+		while (isspace((unsigned char) *tok))
 			tok++;
-		for (char *e = tok + strlen(tok); e > tok && e[-1] == ' ';)
+		for (char *e = tok + strlen(tok);
+		     e > tok && isspace((unsigned char) e[-1]);)
 			*--e = '\0';
 		if (*tok == '\0')
 			continue;

@@ -470,17 +470,6 @@ static const char *const rpc_schemes[] = {
 static const char *const notify_schemes[] = {
     "tcp", "tcp4", "tcp6", "ipc", "abstract", NULL};
 
-/* Whether port (nng_url's u_port) is a TCP port number, 0..65535. */
-static bool
-port_ok(const char *port)
-{
-	size_t n = strlen(port);
-
-	if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
-		return false;
-	return atoi(port) <= 65535;
-}
-
 /*
  * LM_OK when url is an nng address a service can use: it parses, its
  * scheme is one of schemes (NULL-terminated), a TCP one names a port and
@@ -514,7 +503,7 @@ check_url(const char *var, const char *url, const char *const *schemes, char *er
 		    var, shown, sun_max - 1);
 	/* Without a port nng listens on one the kernel picks (and dials port
 	 * 0): a typo that would serve where no client looks. */
-	else if (strstr(u->u_scheme, "tcp") != NULL && !port_ok(u->u_port))
+	else if (strstr(u->u_scheme, "tcp") != NULL && !lm_rpc_port_ok(u->u_port, true))
 		snprintf(err, errlen, "%s: \"%s\" needs a port, a number from 0 to 65535",
 		    var, shown);
 	else

@@ -242,6 +242,18 @@ lm_rpc_url_is_tls(const char *url)
 	           strncmp(url + 7, "6://", 4) == 0);
 }
 
+bool
+lm_rpc_port_ok(const char *port, bool listen)
+{
+	size_t n = port != NULL ? strlen(port) : 0;
+	long v;
+
+	if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
+		return false;
+	v = strtol(port, NULL, 10);
+	return v <= 65535 && (v > 0 || listen);
+}
+
 /* Reads a whole PEM file into a NUL-terminated malloc'd buffer. */
 static int
 read_pem(const char *what, const char *path, char **out, char *err, size_t errlen)

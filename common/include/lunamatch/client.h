@@ -125,11 +125,12 @@ typedef struct lm_client_opts {
 /*
  * Opens a client for url: one endpoint (tcp://, ipc:// or tls+tcp://) or a
  * comma-separated list of at most LM_CLIENT_ENDPOINTS_MAX of them
- * (LM_CLIENT_URLS_MAX bytes in all; blanks around each are ignored). With
- * tls+tcp:// the server name checked is tls_server_name or each endpoint's
- * own host. o may be NULL for defaults. Does not wait for connections.
- * Returns LM_OK; LM_EINVAL for a bad or empty URL, too many endpoints or bad
- * TLS options (logged with the reason); LM_ENOMEM; LM_ENNG.
+ * (LM_CLIENT_URLS_MAX bytes in all; white space around each is ignored).
+ * With tls+tcp:// the server name checked is tls_server_name or each
+ * endpoint's own host. o may be NULL for defaults. Does not wait for
+ * connections. Returns LM_OK; LM_EINVAL for a bad or empty URL (a TCP one
+ * needs a port from 1 to 65535), too many endpoints or bad TLS options
+ * (logged with the reason); LM_ENOMEM; LM_ENNG.
  */
 LM_API int lm_client_open(const char *url, const lm_client_opts *o, lm_client **out);
 

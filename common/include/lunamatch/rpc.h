@@ -142,6 +142,15 @@ int lm_rpc_tls_config(nng_tls_config **out, int mode, const char *cert, const ch
 bool lm_rpc_url_is_tls(const char *url);
 
 /*
+ * Whether port (the text of a TCP address's port, as nng_url's u_port) is a
+ * port number: 1 to 65535, or 0 too when listen is true (the kernel then
+ * picks one). The one rule for the addresses the services listen on and
+ * the C client dials (an empty, non-numeric or larger port is a typo that
+ * would otherwise dial in vain until the deadline).
+ */
+bool lm_rpc_port_ok(const char *port, bool listen);
+
+/*
  * nng_close(sock), waiting at most timeout_ms for nng to finish. Returns
  * true when it did; false when it did not (LM_RPC_CLOSE_TIMEOUT_MS): the
  * close goes on in the background and may never end, so nothing nng may

@@ -683,6 +683,13 @@ test_client_replicas(void **state)
 	assert_int_equal(status, ST(UNAVAILABLE));
 	lm_client_close(c);
 
+	/* White space around each endpoint is ignored, tabs and line breaks
+	 * too. */
+	snprintf(urls, sizeof(urls), "\t%s \n", p1.url);
+	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
+	lm_client_close(c);
+	c = NULL;
+
 	/* Lists that cannot be used. */
 	assert_int_equal(lm_client_open(" , ,", NULL, &c), LM_EINVAL);
 	snprintf(urls, sizeof(urls), "%s,nosuch://x", p1.url);
@@ -1915,6 +1922,19 @@ test_client_unavailable(void **state)
 	assert_int_equal(lm_client_open(NULL, NULL, &c), LM_EINVAL);
 	assert_int_equal(lm_client_open("nosuch://127.0.0.1:1", NULL, &c), LM_EINVAL);
 	assert_null(c);
+	/* A TCP port that is not one is refused at once, not dialled in vain
+	 * until each call's deadline. */
+	const char *bad_port[] = {"tcp://127.0.0.1:99999", "tcp://127.0.0.1:65536",
+	    "tcp://127.0.0.1:7x00", "tcp://127.0.0.1:0",
+	    "tcp://127.0.0.1:", "tls+tcp://127.0.0.1:123456", "tcp://[::1]:70000"};
+	for (size_t i = 0; i < sizeof(bad_port) / sizeof(bad_port[0]); i++) {
+		if (lm_client_open(bad_port[i], NULL, &c) != LM_EINVAL)
+			fail_msg("%s accepted", bad_port[i]);
+		assert_null(c);
+	}
+	assert_int_equal(lm_client_open("tcp://127.0.0.1:65535", NULL, &c), LM_OK);
+	lm_client_close(c);
+	c = NULL;
 	lm_client_close(NULL);
 
 	/* Nothing listens: the call reports UNAVAILABLE after its timeout. */

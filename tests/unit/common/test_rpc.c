@@ -164,12 +164,44 @@ test_stops_at_malformed(void **state)
 	assert_int_equal(s.nmeta, 1);
 }
 
+/* A TCP port: 1..65535 to dial, 0 too to listen; nothing else. */
+static void
+test_port_ok(void **state)
+{
+	(void) state;
+	static const struct {
+		const char *port;
+		bool dial, listen;
+	} cases[] = {
+	    {"1", true, true},
+	    {"80", true, true},
+	    {"65535", true, true},
+	    {"0", false, true},
+	    {"00000", false, true},
+	    {"65536", false, false},
+	    {"99999", false, false},
+	    {"123456", false, false},
+	    {"", false, false},
+	    {"7x00", false, false},
+	    {"-1", false, false},
+	    {"+80", false, false},
+	    {" 80", false, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (lm_rpc_port_ok(cases[i].port, false) != cases[i].dial ||
+		    lm_rpc_port_ok(cases[i].port, true) != cases[i].listen)
+			fail_msg("port \"%s\"", cases[i].port);
+	}
+	assert_false(lm_rpc_port_ok(NULL, true));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fields),
 	    cmocka_unit_test(test_stops_at_malformed),
+	    cmocka_unit_test(test_port_ok),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
