@@ -21,9 +21,10 @@
  * PROBE_PERIOD_MS with lm_rpc_server_probe (which restarts a dead listener
  * once) and caches the outcome; /healthz reads the cache.
  *
- * Exit status: 0 after a clean drain (and for --help, --version); 1 when a
- * runtime resource fails (store, port in use, TLS files) or a stop is cut
- * short (a second signal, STOP_MAX_MS passed); 2 for invalid
+ * Exit status: 0 after a stop that ran its course (and for --help,
+ * --version), also when the drain timed out and dropped requests (logged,
+ * match.drain); 1 when a runtime resource fails (store, port in use, TLS
+ * files) or a stop is cut short (a second signal, STOP_MAX_MS passed); 2 for invalid
  * configuration (bad option or value, unreadable data or model file).
  * Nothing is written to stdout except --help and --version; logs go to
  * stderr as JSON lines.

@@ -725,8 +725,11 @@ h_check(void *arg, const lm_rpc_ctx *ctx, const ProtobufCMessage *req,
 		*resp = &out->base;
 		return ST_OK;
 	}
+	/* Not serving either while the decision log's writes fail: the
+	 * ranking methods are refused then (as /readyz says). */
 	out->status =
-	    lm_match_service_serving(s)
+	    lm_match_service_serving(s) &&
+	            (s->decisions == NULL || lm_decisions_healthy(s->decisions))
 	        ? LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
 	        : LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 	lm_index_counts_get(s->idx, &counts);

@@ -87,7 +87,9 @@ bool lm_match_service_loaded(const lm_match_service *s);
  * detaches). Without one, Check reports the loaded state alone. */
 void lm_match_service_set_server(lm_match_service *s, lm_rpc_server *srv);
 
-/* True when Check would answer SERVING. */
+/* True when the index is loaded and the server (if attached) is not
+ * draining; Check answers SERVING when this holds and the decision log (if
+ * any) is healthy. */
 bool lm_match_service_serving(const lm_match_service *s);
 
 /*

@@ -30,6 +30,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "decisions.h"
+#include "lunamatch/dqueue.h"
 #include "follower.h"
 #include "index.h"
 #include "lmtest.h"
@@ -1106,14 +1107,16 @@ struct dlog {
 	lm_decisions *d;
 };
 
-/* The same, its counters in metrics (may be NULL). */
+/* The same, its counters in metrics (may be NULL) and its queue at most
+ * max_queue bytes (0: the default). */
 static void
-dlog_start_with(struct dlog *l, const char *name, lm_metrics *metrics)
+dlog_start_opts(struct dlog *l, const char *name, lm_metrics *metrics, uint64_t max_queue)
 {
 	rd_kafka_conf_t *conf = NULL;
 	char err[256];
 
 	memset(l, 0, sizeof(*l));
+	l->o.max_queue_bytes = max_queue;
 	assert_int_equal(
 	    lm_kafka_conf(NULL, "test-mock", &conf, err, sizeof(err)), LM_OK);
 	assert_non_null(
@@ -1132,9 +1135,21 @@ dlog_start_with(struct dlog *l, const char *name, lm_metrics *metrics)
 }
 
 static void
+dlog_start_with(struct dlog *l, const char *name, lm_metrics *metrics)
+{
+	dlog_start_opts(l, name, metrics, 0);
+}
+
+static void
 dlog_start(struct dlog *l, const char *name)
 {
 	dlog_start_with(l, name, NULL);
+}
+
+static void
+dlog_start_sized(struct dlog *l, const char *name, uint64_t max_queue)
+{
+	dlog_start_opts(l, name, NULL, max_queue);
 }
 
 static void
@@ -1277,6 +1292,74 @@ test_decision_log(void **state)
 	dlog_stop(&l);
 	lmt_rmtree(dir2);
 	free(dir2);
+#endif
+}
+
+/*
+ * Check answers NOT_SERVING while the decision log's writes fail (its
+ * queue is full with the broker away; MatchJobs is refused meanwhile, as
+ * /readyz says), and SERVING again once the queue has drained.
+ */
+static void
+test_check_decision_log_failing(void **state)
+{
+#ifdef UNDER_TSAN
+	(void) state;
+	skip();
+#else
+	struct dlog l;
+	char msg[512], *big = malloc(LM_DECISIONS_BYTES_MAX / 2 + 1);
+	Lunamatch__V1__HealthCheckRequest req = LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
+	Lunamatch__V1__HealthCheckResponse *r = NULL;
+	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
+	lm_match_service *svc;
+	int rc = LM_OK, n = 0;
+
+	(void) state;
+	assert_non_null(big);
+	memset(big, 'x', LM_DECISIONS_BYTES_MAX / 2);
+	big[LM_DECISIONS_BYTES_MAX / 2] = '\0';
+	memset(&l, 0, sizeof(l));
+	dlog_start_sized(&l, "svc-check-dlog", LM_DQUEUE_MAP_SIZE);
+	svc = service_with(l.d);
+	assert_int_equal(call_with(svc, (lm_rpc_ctx){0}, "Check", &req, (void **) &r, msg,
+	                     sizeof(msg)),
+	    ST_OK);
+	assert_int_equal(
+	    r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	free_msg(r);
+
+	assert_int_equal(rd_kafka_mock_broker_set_down(l.mock, 1), 0);
+	rec.method = "MatchJobs";
+	rec.subject_id = "cand-full";
+	rec.request_id = big;
+	while (n < 1000 && (rc = lm_decisions_log(l.d, &rec, NULL)) == LM_OK)
+		n++;
+	assert_int_equal(rc, LM_EMAPFULL);
+	assert_false(lm_decisions_healthy(l.d));
+	r = NULL;
+	assert_int_equal(call_with(svc, (lm_rpc_ctx){0}, "Check", &req, (void **) &r, msg,
+	                     sizeof(msg)),
+	    ST_OK);
+	assert_int_equal(
+	    r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	free_msg(r);
+
+	assert_int_equal(rd_kafka_mock_broker_set_up(l.mock, 1), 0);
+	for (int64_t end = lm_clock_ms() + READ_MS;
+	     (lm_decisions_pending(l.d) != 0 || !lm_decisions_healthy(l.d)) &&
+	     lm_clock_ms() < end;)
+		lmt_sleep_ms(10);
+	r = NULL;
+	assert_int_equal(call_with(svc, (lm_rpc_ctx){0}, "Check", &req, (void **) &r, msg,
+	                     sizeof(msg)),
+	    ST_OK);
+	assert_int_equal(
+	    r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	free_msg(r);
+	lm_match_service_free(svc);
+	dlog_stop(&l);
+	free(big);
 #endif
 }
 
@@ -1638,6 +1721,7 @@ main(void)
 	    cmocka_unit_test(test_explain_not_found_names_the_missing_side),
 	    cmocka_unit_test(test_get),
 	    cmocka_unit_test(test_check),
+	    cmocka_unit_test(test_check_decision_log_failing),
 	    cmocka_unit_test(test_loading),
 	    cmocka_unit_test(test_check_follows_server),
 	    cmocka_unit_test(test_deadline_passed),
