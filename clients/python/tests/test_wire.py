@@ -8,6 +8,7 @@ import contextlib
 import functools
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -374,6 +375,36 @@ def test_an_endpoint_that_cannot_be_dialled_is_a_value_error(url):
     bad = url.split(",")[-1]
     with pytest.raises(ValueError, match="cannot dial %s: " % bad):
         lunamatch.Client(url)
+
+
+@pytest.mark.parametrize("url, port", [
+    ("tcp://127.0.0.1:99999", "99999"), ("tcp://127.0.0.1:65536", "65536"),
+    ("tcp://127.0.0.1:0", "0"), ("tcp://127.0.0.1:7x00", "7x00"),
+    ("tcp://127.0.0.1:", ""), ("tcp://127.0.0.1:+80", "+80"),
+    ("tcp://127.0.0.1:000080", "000080"), ("tcp://127.0.0.1:\u0667", "\u0667"),
+    ("tcp://[::1]:70000", "70000"), ("tcp4://127.0.0.1:0", "0"),
+    ("tls+tcp://localhost:99999", "99999"), ("tls+tcp6://[::1]:1e3", "1e3"),
+    ("tcp://127.0.0.1:7700,tcp://127.0.0.1:77000", "77000"),
+])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+def test_a_tcp_port_that_is_not_1_to_65535_is_a_value_error(url, port, asynchronous):
+    """A TCP URL whose port is not a number from 1 to 65535 is a ValueError
+    naming it, as in the C client: nng took it, and every call waited out
+    its deadline for a connection and raised Unavailable."""
+    cls = aio.AsyncClient if asynchronous else lunamatch.Client
+    bad = url.split(",")[-1]
+    with pytest.raises(ValueError, match="cannot dial %s: port '%s' is not a number "
+                       "from 1 to 65535" % (re.escape(bad), re.escape(port))):
+        cls(url)
+
+
+@pytest.mark.parametrize("url", ["tcp://127.0.0.1:1", "tcp://127.0.0.1:65535",
+                                 "tcp://localhost:07700", "tcp://[::1]:7700",
+                                 "tcp6://[::1]:7700", "tls+tcp://localhost:7700",
+                                 "ipc:///tmp/lunamatch-port-test.sock"])
+def test_a_port_from_1_to_65535_is_taken(url):
+    with lunamatch.Client(url) as c:
+        assert c.endpoints == [url]
 
 
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])

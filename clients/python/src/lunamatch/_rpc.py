@@ -159,6 +159,40 @@ def endpoint_list(endpoints: Union[None, str, Iterable[str]]) -> List[str]:
     return urls
 
 
+#: The schemes of nng's TCP transports, plain and TLS, whose URLs end in a
+#: port (see check_port).
+TCP_SCHEMES = frozenset({"tcp", "tcp4", "tcp6", "tls+tcp", "tls+tcp4", "tls+tcp6"})
+
+
+def check_port(url: str) -> None:
+    """ValueError naming url when it is a TCP URL (TCP_SCHEMES) whose port
+    is not a number from 1 to 65535 in at most 5 decimal digits, the rule
+    of the C client (lm_rpc_port_ok): nng takes such a URL (7x00, 99999,
+    0) without a word, and every call would wait out its deadline for a
+    connection that never comes. A TCP URL without a port is left to nng,
+    which refuses it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in TCP_SCHEMES:
+        return
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if authority.startswith("["):  # an IPv6 literal: the port is after "]"
+        close = authority.find("]")
+        if close < 0:
+            return
+        after = authority[close + 1:]
+        if not after.startswith(":"):
+            return
+        port = after[1:]
+    else:
+        if ":" not in authority:
+            return
+        port = authority.rpartition(":")[2]
+    if not (port.isascii() and port.isdigit() and len(port) <= 5
+            and 1 <= int(port) <= 65535):
+        raise ValueError("cannot dial %s: port %r is not a number from 1 to 65535"
+                         % (url, port))
+
+
 def checked_timeout(timeout: float) -> float:
     """timeout (seconds) if positive and finite, at most the server's cap
     of MAX_TIMEOUT_MS as in the C client; else ValueError."""
@@ -338,7 +372,8 @@ class Pool:
                  max_response_bytes: int):
         """tls: a function giving the TLS configuration of one tls+ URL (see
         TLSOptions.config); each tls+ endpoint gets its own. A URL nng
-        cannot dial raises ValueError."""
+        cannot dial, or a TCP one whose port is not from 1 to 65535
+        (check_port), raises ValueError."""
         self.urls = list(urls)
         self.max_response_bytes = max_response_bytes
         self.sockets: List[pynng.Req0] = []
@@ -355,6 +390,8 @@ class Pool:
         with _open_pools_lock:
             _open_pools.add(self)
         try:
+            for url in self.urls:
+                check_port(url)
             for j, url in enumerate(self.urls):
                 s = pynng.Req0(resend_time=-1,
                                recv_max_size=max_response_bytes + SP_HEADER_MAX,
@@ -1334,7 +1371,9 @@ class ClientBase(Methods):
     LUNAMATCH_RPC_URL, else tcp://127.0.0.1:7700), at most 16
     (MAX_ENDPOINTS) and 4096 bytes in all (MAX_ENDPOINT_LIST_BYTES), else
     ValueError; every endpoint is dialled
-    at once and kept connected; a URL nng cannot dial raises ValueError. timeout: default call timeout in seconds
+    at once and kept connected; a URL nng cannot dial, or a tcp:// or
+    tls+tcp:// URL whose port is not a number from 1 to 65535, raises
+    ValueError. timeout: default call timeout in seconds
     (at most 10 minutes: longer is cut to that, as the server does).
     tls_ca / tls_cert / tls_key (PEM files of at most 1 MiB, not empty,
     UTF-8 text holding a certificate or private key block nng can use, else
