@@ -4,6 +4,7 @@ Certificates are made with the openssl command line, as docs/rpc.md
 shows."""
 import contextlib
 import logging
+import re
 import shutil
 import subprocess
 
@@ -234,6 +235,25 @@ def test_a_bad_tls_file_is_refused_naming_it(tls_certs, tmp_path, option, bad, u
     files[option] = str(path)
     with pytest.raises(ValueError, match="%s file %s: %s" % (option, path, what)):
         lunamatch.Client(url, **files)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+@pytest.mark.parametrize("missing", [True, False], ids=["missing", "directory"])
+@pytest.mark.parametrize("option", ["tls_ca", "tls_cert", "tls_key"])
+def test_a_tls_file_that_cannot_be_read_is_a_value_error(tls_certs, tmp_path, option,
+                                                         missing, asynchronous):
+    """A TLS file that does not exist, or is a directory, is a ValueError
+    naming the option, the file and why, as the README promises; it was
+    the FileNotFoundError or IsADirectoryError of open()."""
+    files = {k: str(tls_certs / v) for k, v in TLS_FILES.items()}
+    bad = tmp_path / "nonexistent.pem" if missing else tmp_path
+    files[option] = str(bad)
+    why = "No such file or directory" if missing else "Is a directory"
+    cls = lunamatch.AsyncClient if asynchronous else lunamatch.Client
+    with pytest.raises(ValueError, match="%s file %s: cannot be read: %s" % (
+            option, re.escape(str(bad)), why)) as e:
+        cls("tls+tcp://127.0.0.1:1", **files)
+    assert type(e.value) is ValueError
 
 
 @pytest.mark.parametrize("option, other", [("tls_ca", "tls_key"), ("tls_cert", "tls_key"),

@@ -749,10 +749,14 @@ def _read_pem(what: str, path: str) -> str:
     """The text of TLS file path (option what): at most MAX_TLS_FILE_BYTES,
     not empty, UTF-8 without a NUL byte (as the C client's read_pem: nng
     takes the text up to its first NUL), holding the PEM block of its kind;
-    else ValueError naming the option, the file and what is wrong."""
-    with open(path, "rb") as f:
-        data = f.read(MAX_TLS_FILE_BYTES + 1)
+    else ValueError naming the option, the file and what is wrong, a file
+    that cannot be read (missing, a directory, no permission) included."""
     where = "%s file %s" % (what, path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_TLS_FILE_BYTES + 1)
+    except OSError as e:
+        raise ValueError("%s: cannot be read: %s" % (where, e.strerror or e)) from e
     if len(data) > MAX_TLS_FILE_BYTES:
         raise ValueError("%s: larger than %d bytes" % (where, MAX_TLS_FILE_BYTES))
     if not data:
