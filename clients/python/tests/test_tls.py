@@ -150,7 +150,7 @@ def test_tls_server_name_of_each_endpoint(tls_certs, url, given, name):
     server name unless tls_server_name is given."""
     from lunamatch._rpc import TLSOptions
     ca = tls_certs / "ca.crt"
-    opts = TLSOptions(str(ca), None, None, given)
+    opts = TLSOptions(str(ca), None, None, given, [url])
     assert opts.settings(url)["server_name"] == name
     assert opts.settings(url)["ca_string"] == ca.read_text()
 
@@ -194,7 +194,7 @@ def test_a_tls_file_is_at_most_1_mib(tls_certs, tmp_path, option):
     over = tmp_path / "over.pem"
     over.write_text("#" + at_limit.read_text())
     files = {k: str(tls_certs / v) for k, v in TLS_FILES.items()}
-    url = "tcp://127.0.0.1:1"  # the files are read, not used
+    url = "tls+tcp://127.0.0.1:1"  # the files are read, not used
     with lunamatch.Client(url, **dict(files, **{option: str(at_limit)})):
         pass
     for bad in (str(over), "/dev/zero"):
@@ -220,14 +220,14 @@ BAD_TLS_FILES = {
 }
 
 
-@pytest.mark.parametrize("url", ["tcp://127.0.0.1:1", "tls+tcp://127.0.0.1:1"])
+@pytest.mark.parametrize("url", ["tls+tcp://127.0.0.1:1", "tcp://127.0.0.1:1,tls+tcp4://127.0.0.1:1"])
 @pytest.mark.parametrize("bad", sorted(BAD_TLS_FILES))
 @pytest.mark.parametrize("option", ["tls_ca", "tls_cert", "tls_key"])
 def test_a_bad_tls_file_is_refused_naming_it(tls_certs, tmp_path, option, bad, url):
     """A TLS file that is empty, not UTF-8, not PEM text (as the C client's
     read_pem: a NUL byte), without a PEM block of its kind or whose block
     nng cannot use is a ValueError when the client is created, naming the
-    option, the file and what is wrong; even with no tls+ endpoint."""
+    option, the file and what is wrong, when one endpoint is a tls+ one."""
     files = {k: str(tls_certs / v) for k, v in TLS_FILES.items()}
     make, what = BAD_TLS_FILES[bad]
     path = tmp_path / ("bad-" + option)
@@ -266,5 +266,37 @@ def test_a_tls_file_of_the_wrong_kind_is_refused(tls_certs, option, other):
     kind = "PRIVATE KEY" if option == "tls_key" else "CERTIFICATE"
     with pytest.raises(ValueError, match="%s file %s: not PEM: no -----BEGIN .*%s----- "
                        % (option, files[option], kind)):
-        lunamatch.Client("tcp://127.0.0.1:1", **files)
+        lunamatch.Client("tls+tcp://127.0.0.1:1", **files)
 
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+@pytest.mark.parametrize("given", [dict(tls_ca="ca"), dict(tls_cert="crt", tls_key="key"),
+                                   dict(tls_ca="ca", tls_cert="crt", tls_key="key")],
+                         ids=["ca", "cert", "all"])
+def test_tls_files_without_a_tls_endpoint_are_not_read(tmp_path, caplog, given, asynchronous):
+    """As in the C client, the TLS files are read only when an endpoint is
+    a tls+tcp:// one; given with others, they are not used for them and a
+    warning names each (client.tls.unused in the C client). Here they do
+    not even exist: reading them would be a ValueError."""
+    files = {k: str(tmp_path / ("missing." + v)) for k, v in given.items()}
+    urls = ["tcp://127.0.0.1:1", "ipc://%s" % (tmp_path / "sock")]
+    cls = lunamatch.AsyncClient if asynchronous else lunamatch.Client
+    with caplog.at_level(logging.WARNING, logger="lunamatch"):
+        c = cls(urls, **files)
+    c.close()
+    unused = [r.getMessage() for r in caplog.records
+              if r.levelno == logging.WARNING and r.name == "lunamatch.client"
+              and "not a tls+tcp:// URL" in r.getMessage()]
+    assert len(unused) == 2 and all(u in m for u, m in zip(urls, unused))
+    # A tls+ endpoint among them: the files are read (and here refused).
+    with pytest.raises(ValueError, match="cannot be read"):
+        cls(urls + ["tls+tcp://127.0.0.1:1"], **files)
+
+
+def test_no_warning_when_every_endpoint_is_tls(tls_certs, caplog):
+    files = {k: str(tls_certs / v) for k, v in TLS_FILES.items()}
+    with caplog.at_level(logging.WARNING, logger="lunamatch"):
+        with lunamatch.Client("tls+tcp://127.0.0.1:1,tls+tcp6://[::1]:1", **files):
+            pass
+    assert not [r for r in caplog.records if "not a tls+tcp:// URL" in r.getMessage()]

@@ -162,6 +162,13 @@ def endpoint_list(endpoints: Union[None, str, Iterable[str]]) -> List[str]:
 #: The schemes of nng's TCP transports, plain and TLS, whose URLs end in a
 #: port (see check_port).
 TCP_SCHEMES = frozenset({"tcp", "tcp4", "tcp6", "tls+tcp", "tls+tcp4", "tls+tcp6"})
+#: The schemes of the TLS endpoints, as in the C client (lm_rpc_url_is_tls).
+TLS_SCHEMES = frozenset({"tls+tcp", "tls+tcp4", "tls+tcp6"})
+
+
+def is_tls(url: str) -> bool:
+    """Whether url is a TLS endpoint's (TLS_SCHEMES)."""
+    return url.partition("://")[0] in TLS_SCHEMES
 
 
 def check_port(url: str) -> None:
@@ -399,7 +406,7 @@ class Pool:
                 self.sockets.append(s)
                 s.add_post_pipe_connect_cb(lambda p, j=j: self._pipe(j, p.id, True))
                 s.add_post_pipe_remove_cb(lambda p, j=j: self._pipe(j, p.id, False))
-                if url.startswith("tls+"):
+                if is_tls(url):
                     s.tls_config = tls(url)
                 try:
                     s.dial(url, block=False)
@@ -785,19 +792,32 @@ class TLSOptions:
     which would accept any certificate the CA signed. Without ca the
     connection is encrypted but the server is not verified, and config()
     logs a warning, as the C client does. cert and key give mutual TLS.
-    The files are read and handed to nng here, so that one nng cannot use
-    is a ValueError naming it (see _read_pem), whatever the endpoints.
+
+    The files are for the TLS endpoints among urls (is_tls), and read only
+    when there is one, as the C client reads them only for such an
+    endpoint: they are read and handed to nng here, so that one nng cannot
+    use is a ValueError naming it (see _read_pem). Given with an endpoint
+    that is not a TLS one, ca or cert is not used for it, and a warning
+    names that endpoint, as the C client's client.tls.unused.
     """
 
     def __init__(self, ca: Optional[str], cert: Optional[str], key: Optional[str],
-                 server_name: Optional[str]):
+                 server_name: Optional[str], urls: Sequence[str]):
         if bool(cert) != bool(key):
             raise ValueError("tls_cert and tls_key go together")
         self.paths = dict(tls_ca=ca, tls_cert=cert, tls_key=key)
+        self.server_name = server_name or None
+        self.ca = self.cert = self.key = None
+        if ca or cert:
+            for url in urls:
+                if not is_tls(url):
+                    log.warning("TLS files are set but %s is not a tls+tcp:// URL: "
+                                "they are not used for it", url)
+        if not any(is_tls(u) for u in urls):
+            return
         self.ca = _read_pem("tls_ca", ca) if ca else None
         self.cert = _read_pem("tls_cert", cert) if cert else None
         self.key = _read_pem("tls_key", key) if key else None
-        self.server_name = server_name or None
         if self.cert:
             # The certificate alone first, so that an error names its file.
             self._apply(pynng.TLSConfig(pynng.TLSConfig.MODE_CLIENT).set_ca_chain, (self.cert,),
@@ -1382,7 +1402,8 @@ class ClientBase(Methods):
     tls_ca / tls_cert / tls_key (PEM files of at most 1 MiB, not empty,
     UTF-8 text holding a certificate or private key block nng can use, else
     ValueError naming the file) and tls_server_name: for
-    tls+tcp:// endpoints; with tls_ca the server's certificate must carry
+    tls+tcp:// endpoints, and read only when there is one (given with
+    another endpoint, a warning names it, as in the C client); with tls_ca the server's certificate must carry
     tls_server_name, by default the host of each endpoint's URL; without it
     the server is not verified (a warning is logged).
     max_response_bytes: the largest answer taken (0 or default: 64 MiB, as
@@ -1419,9 +1440,9 @@ class ClientBase(Methods):
         self.timeout = checked_timeout(timeout)
         self.max_request_bytes = max_request_bytes or MAX_REQUEST_BYTES
         self.caller = caller or None
-        self._tls = TLSOptions(tls_ca, tls_cert, tls_key, tls_server_name)
-        self._pool = Pool(endpoint_list(endpoints), self._tls.config,
-                          max_response_bytes or MAX_RESPONSE_BYTES)
+        urls = endpoint_list(endpoints)
+        self._tls = TLSOptions(tls_ca, tls_cert, tls_key, tls_server_name, urls)
+        self._pool = Pool(urls, self._tls.config, max_response_bytes or MAX_RESPONSE_BYTES)
 
     @property
     def endpoints(self) -> List[str]:
