@@ -252,6 +252,96 @@ def test_bad_answers_are_local_internal_errors(peer_factory, answer, text):
     assert e.value.local and text in e.value.message
 
 
+def varint(v):
+    """v as a varint on the wire (a negative one sign-extended to 64 bits)."""
+    v &= (1 << 64) - 1
+    out = b""
+    while v >= 0x80:
+        out += bytes([v & 0x7f | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def envelope(req, code=None, message=None, payload=None, request_id=None):
+    """An RpcResponse written field by field: code a varint (any number),
+    or bytes for a code sent as a length-delimited field."""
+    rid = req.request_id.encode() if request_id is None else request_id
+    out = field(1, rid)
+    if isinstance(code, bytes):
+        out += field(2, code)
+    elif code is not None:
+        out += b"\x10" + varint(code)
+    if message is not None:
+        out += field(3, message)
+    if payload is not None:
+        out += field(4, payload.SerializeToString())
+    return out
+
+
+SERVING = match_pb2.HealthCheckResponse(status=1)
+
+
+@pytest.mark.parametrize("answer, text", [
+    # 2^32 + 14: the runtime kept UNAVAILABLE and the call moved on.
+    (lambda req: envelope(req, (1 << 32) + rpc_pb2.UNAVAILABLE, b"draining"),
+     "code 4294967310 outside the int32 range"),
+    # 2^32: OK, with the payload taken as the result.
+    (lambda req: envelope(req, 1 << 32, payload=SERVING),
+     "code 4294967296 outside the int32 range"),
+    (lambda req: envelope(req, (1 << 63) + 5, b"no"), "outside the int32 range"),
+    # A code sent as a string was an unknown field: OK.
+    (lambda req: envelope(req, b"\x0e", payload=SERVING), "wire type 2 for field code"),
+    (lambda req: envelope(req, rpc_pb2.NOT_FOUND, b"no\0such"), "message holds a NUL byte"),
+    (lambda req: envelope(req, rpc_pb2.NOT_FOUND, b"no such",
+                          request_id=req.request_id.encode() + b"\0"),
+     "request_id holds a NUL byte"),
+    (lambda req: envelope(req, rpc_pb2.UNAVAILABLE, b"draining") + b"\x2b\x2c",
+     "unsupported wire type 3"),
+])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+def test_an_envelope_the_c_client_refuses_is_a_local_internal_error(peer_factory, monkeypatch,
+                                                                      answer, text,
+                                                                      asynchronous):
+    """As in the C client, an answer whose envelope holds a status code
+    outside the int32 range, a field of another wire type than its own, or
+    a string with a NUL byte is unreadable: a local Internal, not retried.
+    The protobuf runtime kept a code's low 32 bits and read a misplaced
+    code as OK, and took the NUL."""
+    bad = peer_factory(answer)
+    good = peer_factory(lambda req: ok(req, SERVING))
+    urls = [bad.url, good.url]
+    monkeypatch.setattr(_rpc.Pool, "start", lambda self: 0)  # every call starts at bad
+
+    async def check():
+        async with lunamatch.AsyncClient(urls, timeout=2.0) as c:
+            wait_for("both connected", lambda: len(c.connected()) == 2)
+            return await c.check()
+
+    def call():
+        if asynchronous:
+            return asyncio.run(check())
+        with lunamatch.Client(urls, timeout=2.0) as c:
+            wait_for("both connected", lambda: len(c.connected()) == 2)
+            return c.check()
+
+    with pytest.raises(lunamatch.Internal) as e:
+        call()
+    assert e.value.local and "unreadable answer" in e.value.message
+    assert text in e.value.message
+    assert len(bad.requests) == 1 and not good.requests
+
+
+@pytest.mark.parametrize("code", [-1, (1 << 31) - 1, -(1 << 31)])
+def test_a_code_within_int32_is_taken(peer_factory, code):
+    """The ends of the int32 range, a negative code included (sign-extended
+    on the wire), are codes: Unknown with the number, as in the C client."""
+    p = peer_factory(lambda req: envelope(req, code, b"odd"))
+    with lunamatch.Client(p.url, timeout=1.0) as c:
+        with pytest.raises(lunamatch.Unknown) as e:
+            c.check()
+    assert "status code %d: odd" % code in e.value.message and not e.value.local
+
+
 def test_unknown_status_code_is_unknown(peer_factory):
     p = peer_factory(lambda req: rpc_pb2.RpcResponse(
         request_id=req.request_id, code=42, message="new").SerializeToString())

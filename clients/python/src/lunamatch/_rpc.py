@@ -1036,6 +1036,66 @@ def decode_cost_ok(desc, data: bytes, until: float = math.inf) -> Tuple[bool, in
     return True, limit
 
 
+#: The wire type of each field type but the varint ones (0).
+_WIRE_TYPES = {
+    FieldDescriptor.TYPE_STRING: 2, FieldDescriptor.TYPE_BYTES: 2,
+    FieldDescriptor.TYPE_MESSAGE: 2, FieldDescriptor.TYPE_DOUBLE: 1,
+    FieldDescriptor.TYPE_FIXED64: 1, FieldDescriptor.TYPE_SFIXED64: 1,
+    FieldDescriptor.TYPE_FLOAT: 5, FieldDescriptor.TYPE_FIXED32: 5,
+    FieldDescriptor.TYPE_SFIXED32: 5}
+_INT32_MAX = (1 << 31) - 1
+#: The smallest varint of a negative int32: sign-extended to 64 bits.
+_INT32_MIN_VARINT = (1 << 64) - (1 << 31)
+_MAX_FIELD_NUMBER = (1 << 29) - 1
+
+
+def envelope_fault(data: bytes, until: float = math.inf) -> Optional[str]:
+    """Why data, an RpcResponse the protobuf runtime decoded, is to be
+    refused all the same, as the C client's decoder (lm_pb_decode) refuses
+    it: a field number that is none, a wire type of groups, a known field
+    on the wire with another type than its own (the runtime keeps it as an
+    unknown field: a code sent so read as OK), an enum (the code) outside
+    the int32 range (the runtime keeps its low 32 bits: 2^32 + 14 would be
+    read as UNAVAILABLE), a string (request_id, message) holding a NUL
+    byte; None when there is nothing to refuse. The envelope's own fields
+    only: the payload is skipped, and checked by its decoder alone
+    (walking every string of a large answer would take many times its
+    decoding). A few fields in practice; raises OutOfTime once
+    time.monotonic() is past until (looked at every _CLOCK_BYTES) for a
+    run of fields a broken or hostile server could send."""
+    desc = rpc_pb2.RpcResponse.DESCRIPTOR
+    i, end, look = 0, len(data), _CLOCK_BYTES
+    while i < end:
+        if i >= look:
+            if time.monotonic() > until:
+                raise OutOfTime
+            look = i + _CLOCK_BYTES
+        key, i = _varint(data, i, end)
+        number, wt = key >> 3, key & 7
+        if number == 0 or number > _MAX_FIELD_NUMBER:
+            return "invalid field number %d" % number
+        if wt not in (0, 1, 2, 5):
+            return "unsupported wire type %d" % wt
+        start = i
+        if wt == 0:
+            value, i = _varint(data, i, end)
+        elif wt == 2:
+            n, start = _varint(data, i, end)
+            i = start + n
+        else:
+            i += 8 if wt == 1 else 4
+        f = desc.fields_by_number.get(number)
+        if f is None:
+            continue
+        if _WIRE_TYPES.get(f.type, 0) != wt:  # RpcResponse has no packed field
+            return "wire type %d for field %s" % (wt, f.name)
+        if f.type == FieldDescriptor.TYPE_ENUM and _INT32_MAX < value < _INT32_MIN_VARINT:
+            return "%s %d outside the int32 range" % (f.name, value)
+        if f.type == FieldDescriptor.TYPE_STRING and data.find(b"\0", start, i) >= 0:
+            return "%s holds a NUL byte" % f.name
+    return None
+
+
 def _metadata(md) -> List[rpc_pb2.MetadataEntry]:
     if not md:
         return []
@@ -1313,8 +1373,9 @@ class Call:
         result when the answer carries one (OK, for this request): the
         payload as response_type, or its bytes when the method has no known
         type; else None. Raises the local errors of an answer that cannot
-        be checked in time, costs too much to decode (_within_budget) or
-        does not decode. Reads the call and changes nothing in it or its
+        be checked in time, costs too much to decode (_within_budget), does
+        not decode, or holds what the C client refuses (envelope_fault:
+        a code outside int32, a NUL byte in a string). Reads the call and changes nothing in it or its
         pool, so that it may run on another thread while the call waits
         (the asyncio client does so for a large answer)."""
         if len(raw) > self.pool.max_response_bytes:
@@ -1326,6 +1387,18 @@ class Call:
             resp = rpc_pb2.RpcResponse.FromString(raw)
         except DecodeError as e:
             raise self._error(errors.Internal, "unreadable answer from %s: %s" % (self.url, e))
+        try:
+            fault = envelope_fault(raw, self.deadline + DEADLINE_GRACE)
+        except DecodeError as e:  # what the runtime took and the C client would not
+            fault = str(e)
+        except OutOfTime:
+            raise self._error(errors.DeadlineExceeded, (
+                "answer from %s not checked within %d ms: %d bytes of %s") % (
+                    self.url, round(self.timeout * 1000), len(raw),
+                    rpc_pb2.RpcResponse.DESCRIPTOR.full_name)) from None
+        if fault is not None:
+            raise self._error(errors.Internal, "unreadable answer from %s: %s" % (
+                self.url, fault))
         if resp.request_id != self.request_id or resp.code != rpc_pb2.OK:
             return resp, None
         if self.response_type is None:
