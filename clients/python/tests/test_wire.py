@@ -83,8 +83,12 @@ def ok(req, msg):
                                payload=msg.SerializeToString()).SerializeToString()
 
 
+#: An OK GetPosting answer (one without its posting is an error).
+A_POSTING = match_pb2.GetPostingResponse(posting={"id": "job-1"})
+
+
 def test_envelope_fields(peer_factory):
-    p = peer_factory(lambda req: ok(req, match_pb2.GetPostingResponse()))
+    p = peer_factory(lambda req: ok(req, A_POSTING))
     with lunamatch.Client(p.url, timeout=2.0) as c:
         # Connected first: the time a first call waits for the connection
         # comes off its deadline.
@@ -331,6 +335,40 @@ def test_an_envelope_the_c_client_refuses_is_a_local_internal_error(peer_factory
     assert len(bad.requests) == 1 and not good.requests
 
 
+@pytest.mark.parametrize("method, empty", [
+    ("get_posting", match_pb2.GetPostingResponse()),
+    ("get_profile", match_pb2.GetProfileResponse()),
+])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+def test_an_ok_answer_without_its_record_is_a_local_internal_error(peer_factory, method,
+                                                                     empty, asynchronous):
+    """get_posting and get_profile answered OK without the record (no
+    posting/profile field) raise a local Internal, not return an empty
+    record (JobPosting '' 0); an empty record that is there is taken."""
+    field_name = method[len("get_"):]
+    p = peer_factory(lambda req: ok(req, empty))
+
+    async def acall():
+        async with lunamatch.AsyncClient(p.url, timeout=2.0) as c:
+            return await getattr(c, method)("rec-1")
+
+    def call():
+        if asynchronous:
+            return asyncio.run(acall())
+        with lunamatch.Client(p.url, timeout=2.0) as c:
+            return getattr(c, method)("rec-1")
+
+    with pytest.raises(lunamatch.Internal) as e:
+        call()
+    assert e.value.local and e.value.message == "OK answer from %s without its %s" % (
+        p.url, field_name)
+    assert e.value.attempts == [p.url] and len(p.requests) == 1
+    present = type(empty)()
+    getattr(present, field_name).SetInParent()  # there, all its fields empty
+    p.reply = lambda req: ok(req, present)
+    assert call() == getattr(present, field_name)
+
+
 @pytest.mark.parametrize("code", [-1, (1 << 31) - 1, -(1 << 31)])
 def test_a_code_within_int32_is_taken(peer_factory, code):
     """The ends of the int32 range, a negative code included (sign-extended
@@ -355,7 +393,7 @@ def test_request_over_the_client_limit_is_not_sent(peer_factory):
     """A request larger than max_request_bytes fails at once with a local
     InvalidArgument: nng would drop it with its connection, on every
     replica."""
-    p = peer_factory(lambda req: ok(req, match_pb2.GetPostingResponse()))
+    p = peer_factory(lambda req: ok(req, A_POSTING))
     with lunamatch.Client(p.url, timeout=2.0, max_request_bytes=1000) as c:
         c.get_posting("x" * 900)
         with pytest.raises(lunamatch.InvalidArgument) as e:
@@ -372,7 +410,7 @@ def test_max_request_bytes_zero_is_the_default_limit(peer_factory):
     """max_request_bytes=0 means the default limit (1 MiB, lunamatch-match's
     own), as max_response_bytes=0 does and as 0 does for either in the C
     client; it was a ValueError."""
-    p = peer_factory(lambda req: ok(req, match_pb2.GetPostingResponse()))
+    p = peer_factory(lambda req: ok(req, A_POSTING))
     with lunamatch.Client(p.url, timeout=2.0, max_request_bytes=0) as c:
         assert c.max_request_bytes == _rpc.MAX_REQUEST_BYTES
         c.get_posting("x" * ((1 << 20) - 1000))

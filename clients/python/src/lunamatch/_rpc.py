@@ -260,10 +260,13 @@ def _one_subject(id_name: str, id_value: Any, inline_name: str, inline_value: An
 
 class Methods:
     """The typed MatchService methods. Each builds its request and hands it
-    to ``self._invoke(method, request, response class, unwrap, timeout,
-    metadata)``, which the sync client implements as a blocking call and the
-    asyncio client as a coroutine; so each method here returns the result
-    (sync) or an awaitable of it (asyncio).
+    to ``self._invoke(method, request, unwrap, timeout, metadata)``, which
+    the sync client implements as a blocking call and the asyncio client as
+    a coroutine; so each method here returns the result (sync) or an
+    awaitable of it (asyncio). unwrap names the field of the response that
+    is the result, a record every OK answer carries (an OK answer without
+    it is a local Internal, see Call.settle), or is None for the response
+    itself.
 
     ``timeout`` is in seconds (None: the client's default; positive and
     finite, else ValueError; at most 10 minutes) and bounds the whole call,
@@ -319,12 +322,12 @@ class Methods:
     def get_posting(self, id: str, *, timeout: Optional[float] = None, metadata=None):
         """The stored (normalized) JobPosting; NotFound when absent."""
         return self._invoke("GetPosting", match_pb2.GetPostingRequest(id=id),
-                            lambda r: r.posting, timeout, metadata)
+                            "posting", timeout, metadata)
 
     def get_profile(self, id: str, *, timeout: Optional[float] = None, metadata=None):
         """The stored (normalized) CandidateProfile; NotFound when absent."""
         return self._invoke("GetProfile", match_pb2.GetProfileRequest(id=id),
-                            lambda r: r.profile, timeout, metadata)
+                            "profile", timeout, metadata)
 
     def check(self, service: str = "", *, timeout: Optional[float] = None, metadata=None):
         """Health: a HealthCheckResponse (status SERVING when calls are
@@ -1130,7 +1133,7 @@ class Call:
     call is then sent again on the new connection (SINGLE_REDIALS,
     REDIAL_WAIT), as after a lost connection."""
 
-    def __init__(self, pool: Pool, method: str, request, unwrap: Optional[Callable],
+    def __init__(self, pool: Pool, method: str, request, unwrap: Optional[str],
                  timeout: float):
         short = method[len(METHOD_PREFIX):] if method.startswith(METHOD_PREFIX) else method
         if (not RPC_NAME.fullmatch(short)
@@ -1413,9 +1416,11 @@ class Call:
 
     def settle(self, msg: pynng.Message, resp, out):
         """The call's result from answer msg, which decode() made into its
-        envelope resp and result out: out (unwrapped), None when the call
-        is to go on (an UNAVAILABLE answer of a call that may be sent
-        again), or raises the answer's error."""
+        envelope resp and result out: out (unwrapped: its field named
+        unwrap), None when the call is to go on (an UNAVAILABLE answer of a
+        call that may be sent again), or raises the answer's error; an OK
+        answer without the field unwrap names (a GetPosting answer without
+        its posting) is a local Internal, not an empty record."""
         if resp.request_id != self.request_id:
             # The server echoes "" when it could not read our envelope.
             if resp.request_id != "" or resp.code == rpc_pb2.OK:
@@ -1436,7 +1441,10 @@ class Call:
             raise err
         if self.response_type is None or not self.unwrap:
             return out
-        return self.unwrap(out)
+        if not out.HasField(self.unwrap):
+            raise self._error(errors.Internal, "OK answer from %s without its %s" % (
+                self.url, self.unwrap))
+        return getattr(out, self.unwrap)
 
     def _within_budget(self, cls: type, data: bytes) -> None:
         """Raises a local Internal when data, a cls, would take more memory
