@@ -44,6 +44,8 @@
 /* A wait of the loop while a batch is being written: how soon the loop
  * notices that the writer has finished. */
 #define WRITING_WAIT_MS 1
+/* How often land_flight looks whether the writer has finished. */
+#define WRITER_POLL_MS 5
 /* Until the first catch-up: period of its check, and the longest wait for
  * the group's committed offsets. */
 #define CATCHUP_MS           200
@@ -1859,7 +1861,10 @@ give_up(lm_consumer *c)
 }
 
 /* Waits for the batch in flight, if any, and finishes it (finish_slot).
- * Returns LM_OK when there was none. */
+ * The loop counts as coming round while it waits (heartbeat, every
+ * WRITER_POLL_MS): a slow store write, a throttled disk's fsync, is not a
+ * stalled loop, and /healthz failing would restart ingest into the same
+ * write. Returns LM_OK when there was none. */
 static int
 land_flight(lm_consumer *c, bool retry)
 {
@@ -1867,6 +1872,10 @@ land_flight(lm_consumer *c, bool retry)
 
 	if (s == NULL)
 		return LM_OK;
+	while (!atomic_load(&c->flight.done)) {
+		heartbeat(c);
+		usleep(WRITER_POLL_MS * 1000);
+	}
 	(void) pthread_join(c->flight.thread, NULL);
 	c->flight.slot = NULL;
 	return finish_slot(c, s, retry, &c->flight);

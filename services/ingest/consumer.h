@@ -213,7 +213,8 @@ rd_kafka_t *lm_consumer_kafka(lm_consumer *c, bool dlq);
 
 /* lm_http check functions; arg is the lm_consumer. Any thread. live: the
  * loop came round, or went on waiting for the DLQ (every 100 ms of such a
- * wait counts), within LM_CONSUMER_STALL_MS (lm_consumer_opts.stall_ms).
+ * wait counts) or for the store's writer, within LM_CONSUMER_STALL_MS
+ * (lm_consumer_opts.stall_ms).
  * ready: partitions assigned, the last batch did not fail, no committed
  * offset of the group ahead of the store is being set back (see "setting
  * the group back" in consumer.c), and the consumer has caught up once:

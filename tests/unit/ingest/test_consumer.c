@@ -2849,6 +2849,44 @@ test_panic_not_live(void **state)
 	finish(&r);
 }
 
+/*
+ * The loop counts as coming round (/healthz) while it waits for a slow
+ * store write: job-0's write takes LM_CONSUMER_SLOW_STORE_MS (2 s), more
+ * than the 1 s stall limit, and job-1's batch reaches its deadline during
+ * it, so that the loop waits for the writer. It was reported stalled
+ * after a second.
+ */
+static void
+test_live_during_slow_write(void **state)
+{
+	struct run r;
+	rd_kafka_t *p = producer();
+	char why[256] = "";
+	int64_t t0;
+	(void) state;
+
+	prepare(&r, "cons-slowlive");
+	lm_consumer_free(r.c);
+	lm_metrics_free(r.metrics);
+	r.stall_ms = 1000;
+	new_consumer(&r);
+	start(&r);
+	wait_assigned(&r);
+	produce_posting(p, r.cfg.topic_postings, "warm");
+	wait_stored(&r, "warm");
+	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
+	produce_posting(p, r.cfg.topic_postings, "job-0");
+	lmt_sleep_ms(300);
+	produce_posting(p, r.cfg.topic_postings, "job-1");
+	for (t0 = lm_clock_ms(); lm_clock_ms() - t0 < LM_CONSUMER_SLOW_STORE_MS + 1000;
+	     lmt_sleep_ms(20))
+		if (lm_consumer_live(r.c, why, sizeof(why)) != LM_OK)
+			fail_msg("not live after %lld ms: %s",
+			    (long long) (lm_clock_ms() - t0), why);
+	wait_stored(&r, "job-1");
+	end_run(&r, p);
+}
+
 int
 main(void)
 {
@@ -2897,6 +2935,7 @@ main(void)
 	    cmocka_unit_test(test_stop_with_backlog),
 	    /* Last: it marks the process as failed for good. */
 	    cmocka_unit_test(test_panic_not_live),
+	    cmocka_unit_test(test_live_during_slow_write),
 	};
 	if (getenv("LMT_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));
