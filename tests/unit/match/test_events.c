@@ -2257,6 +2257,57 @@ test_stale_pair_state_of_another_replica(void **state)
 	lm_events_free(a);
 }
 
+/*
+ * One replica, TOP_N 1: a posting's update that pushes a pair out of its
+ * top list while the pair stays above records it again under the posting's
+ * new version, so that the profile's next update does not take the pair's
+ * state for stale and announce it again (it did, under new versions, on
+ * every such update).
+ */
+static void
+test_pair_out_of_top_refreshed(void **state)
+{
+	lm_event_change ch;
+	lm_events_split keep = {.fn = keep_all};
+	lm_events *ev;
+	lm_outbox_pair p;
+	double min;
+	(void) state;
+
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 4, 8);
+	put_profile("cand-2", 1, STRONG, 5, 8);
+	min = score_of("cand-1", "job-1") - 0.01;
+	assert_true(score_of("cand-2", "job-1") > score_of("cand-1", "job-1"));
+	ev = new_events(tmp, min, 1, 0);
+	ch = change(0, false, "cand-1", true, false);
+	assert_int_equal(lm_events_on_owned(ev, idx, &ch, 1, &keep, NOW), LM_OK);
+	ch = change(0, false, "cand-2", true, false);
+	assert_int_equal(lm_events_on_owned(ev, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 2);
+
+	/* The posting's update: cand-2 is its top 1, cand-1 still above. */
+	put_posting("job-1", 2, STRONG, 5, false);
+	ch = change(0, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_owned(ev, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_int_equal(
+	    lm_outbox_get_pair(lm_events_outbox(ev), "cand-1", "job-1", &p), LM_OK);
+	assert_true(p.above);
+	assert_int_equal(p.job_version, 2);
+	assert_int_equal(p.candidate_version, 1);
+
+	/* The profile's update, the same content: nothing to announce. */
+	uint64_t stale0 = stale_pairs();
+	put_profile("cand-1", 2, STRONG, 4, 8);
+	ch = change(0, false, "cand-1", false, false);
+	assert_int_equal(lm_events_on_owned(ev, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_int_equal(counts(ev).enqueued_total, 2);
+	assert_false(has_event(ev, "cand-1", 2, "job-1", 2));
+	assert_int_equal(stale_pairs(), stale0);
+	assert_true(pair_above(ev, "cand-1", "job-1"));
+	lm_events_free(ev);
+}
+
 int
 main(void)
 {
@@ -2264,6 +2315,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_options, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_stale_pair_state_of_another_replica, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_pair_out_of_top_refreshed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delivery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
