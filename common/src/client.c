@@ -446,7 +446,9 @@ check_port(const char *url)
 	nng_url_free(u);
 	if (!ok) {
 		lm_error("client.url",
-		    "cannot dial %s: the port is not a number from 1 to 65535", url);
+		    "cannot dial %s: the port is neither a number from 1 to 65535 "
+		    "nor a service name the system knows",
+		    url);
 		return LM_EINVAL;
 	}
 	return LM_OK;

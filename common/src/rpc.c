@@ -1,7 +1,9 @@
 /*
  * rpc.c - envelope helpers shared by the RPC server and client; see rpc.h.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -242,16 +244,38 @@ lm_rpc_url_is_tls(const char *url)
 	           strncmp(url + 7, "6://", 4) == 0);
 }
 
+/* Longest service name lm_rpc_port_ok looks up. */
+#define SERVICE_NAME_MAX 64
+
 bool
 lm_rpc_port_ok(const char *port, bool listen)
 {
-	size_t n = port != NULL ? strlen(port) : 0;
+	size_t n = port != NULL ? strnlen(port, SERVICE_NAME_MAX + 1) : 0;
+	struct addrinfo hints, *ai = NULL;
 	long v;
 
-	if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
+	if (n == 0 || n > SERVICE_NAME_MAX)
 		return false;
-	v = strtol(port, NULL, 10);
-	return v <= 65535 && (v > 0 || listen);
+	if (strspn(port, "0123456789") == n) {
+		if (n > 5)
+			return false;
+		v = strtol(port, NULL, 10);
+		return v <= 65535 && (v > 0 || listen);
+	}
+	/* A name: a letter, then letters, digits, '-' and '_' (not a number
+	 * in another form, which getaddrinfo would read: "+80", " 80"). */
+	if (listen || !isalpha((unsigned char) port[0]) ||
+	    strspn(port,
+	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != n)
+		return false;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if (getaddrinfo(NULL, port, &hints, &ai) != 0)
+		return false;
+	freeaddrinfo(ai);
+	return true;
 }
 
 /* Reads a whole PEM file into a NUL-terminated malloc'd buffer. */

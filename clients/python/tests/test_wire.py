@@ -10,6 +10,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -513,6 +514,8 @@ def test_an_endpoint_that_cannot_be_dialled_is_a_value_error(url):
     ("tcp://[::1]:70000", "70000"), ("tcp4://127.0.0.1:0", "0"),
     ("tls+tcp://localhost:99999", "99999"), ("tls+tcp6://[::1]:1e3", "1e3"),
     ("tcp://127.0.0.1:7700,tcp://127.0.0.1:77000", "77000"),
+    ("tcp://127.0.0.1:no-such-service-lunamatch", "no-such-service-lunamatch"),
+    ("tcp://127.0.0.1:0x50", "0x50"),
 ])
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
 def test_a_tcp_port_that_is_not_1_to_65535_is_a_value_error(url, port, asynchronous):
@@ -521,8 +524,9 @@ def test_a_tcp_port_that_is_not_1_to_65535_is_a_value_error(url, port, asynchron
     its deadline for a connection and raised Unavailable."""
     cls = aio.AsyncClient if asynchronous else lunamatch.Client
     bad = url.split(",")[-1]
-    with pytest.raises(ValueError, match="cannot dial %s: port '%s' is not a number "
-                       "from 1 to 65535" % (re.escape(bad), re.escape(port))):
+    with pytest.raises(ValueError, match="cannot dial %s: port '%s' is neither a "
+                       "number from 1 to 65535 nor a service name the system knows"
+                       % (re.escape(bad), re.escape(port))):
         cls(url)
 
 
@@ -533,6 +537,17 @@ def test_a_tcp_port_that_is_not_1_to_65535_is_a_value_error(url, port, asynchron
 def test_a_port_from_1_to_65535_is_taken(url):
     with lunamatch.Client(url) as c:
         assert c.endpoints == [url]
+
+
+def test_a_port_by_service_name_is_taken():
+    """A port given by a service name the system knows, which nng
+    resolves, is taken, as by the C client."""
+    try:
+        socket.getservbyname("http", "tcp")
+    except OSError:
+        pytest.skip("the system knows no service names")
+    with lunamatch.Client("tcp://127.0.0.1:http") as c:
+        assert c.endpoints == ["tcp://127.0.0.1:http"]
 
 
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])

@@ -129,8 +129,8 @@ typedef struct lm_client_opts {
  * With tls+tcp:// the server name checked is tls_server_name or each
  * endpoint's own host. o may be NULL for defaults. Does not wait for
  * connections. Returns LM_OK; LM_EINVAL for a bad or empty URL (a TCP one
- * needs a port from 1 to 65535), too many endpoints or bad TLS options
- * (logged with the reason); LM_ENOMEM; LM_ENNG.
+ * needs a port from 1 to 65535, or a service name the system knows), too many endpoints
+ * or bad TLS options (logged with the reason); LM_ENOMEM; LM_ENNG.
  */
 LM_API int lm_client_open(const char *url, const lm_client_opts *o, lm_client **out);
 

@@ -143,10 +143,12 @@ bool lm_rpc_url_is_tls(const char *url);
 
 /*
  * Whether port (the text of a TCP address's port, as nng_url's u_port) is a
- * port number: 1 to 65535, or 0 too when listen is true (the kernel then
- * picks one). The one rule for the addresses the services listen on and
- * the C client dials (an empty, non-numeric or larger port is a typo that
- * would otherwise dial in vain until the deadline).
+ * port: a number from 1 to 65535, or 0 too when listen is true (the kernel
+ * then picks one); to dial (listen false) also a service name the system
+ * knows (/etc/services: "http"), as nng resolves one. The one rule for the
+ * addresses the services listen on and the C client dials: an empty,
+ * unknown or larger port is a typo that would otherwise dial in vain until
+ * the deadline.
  */
 bool lm_rpc_port_ok(const char *port, bool listen);
 

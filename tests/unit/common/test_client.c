@@ -6,6 +6,7 @@
  * in tests/unit/match/test_rpc_server.c.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1935,6 +1936,13 @@ test_client_unavailable(void **state)
 	assert_int_equal(lm_client_open("tcp://127.0.0.1:65535", NULL, &c), LM_OK);
 	lm_client_close(c);
 	c = NULL;
+	/* A port by its service name, as nng dials it, when the system knows
+	 * the name. */
+	if (getservbyname("http", "tcp") != NULL) {
+		assert_int_equal(lm_client_open("tcp://127.0.0.1:http", NULL, &c), LM_OK);
+		lm_client_close(c);
+		c = NULL;
+	}
 	lm_client_close(NULL);
 
 	/* Nothing listens: the call reports UNAVAILABLE after its timeout. */

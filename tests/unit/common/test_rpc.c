@@ -6,7 +6,9 @@
  * being well-formed (a varint cut off or longer than 10 bytes, a length
  * past the end, an unknown wire type), keeping what it read before.
  * fuzz_envelope checks the scan against the decoder on arbitrary input.
+ * lm_rpc_port_ok, the one rule for TCP ports.
  */
+#include <netdb.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -164,7 +166,8 @@ test_stops_at_malformed(void **state)
 	assert_int_equal(s.nmeta, 1);
 }
 
-/* A TCP port: 1..65535 to dial, 0 too to listen; nothing else. */
+/* A TCP port: 1..65535 to dial, 0 too to listen; to dial also a service
+ * name the system knows. */
 static void
 test_port_ok(void **state)
 {
@@ -193,6 +196,14 @@ test_port_ok(void **state)
 			fail_msg("port \"%s\"", cases[i].port);
 	}
 	assert_false(lm_rpc_port_ok(NULL, true));
+	/* Service names: to dial when the system knows them (a machine
+	 * without /etc/services knows none), never to listen. */
+	assert_false(lm_rpc_port_ok("no-such-service-lunamatch", false));
+	assert_false(lm_rpc_port_ok("http ", false));
+	assert_false(lm_rpc_port_ok("0x50", false));
+	assert_false(lm_rpc_port_ok("http", true));
+	if (getservbyname("http", "tcp") != NULL)
+		assert_true(lm_rpc_port_ok("http", false));
 }
 
 int

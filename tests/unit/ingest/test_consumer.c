@@ -2934,8 +2934,9 @@ main(void)
 	    cmocka_unit_test(test_reject_bytes_counted),
 	    cmocka_unit_test(test_stop_with_backlog),
 	    /* Last: it marks the process as failed for good. */
-	    cmocka_unit_test(test_panic_not_live),
 	    cmocka_unit_test(test_live_during_slow_write),
+	    /* Last: the panic it injects is the process's for good. */
+	    cmocka_unit_test(test_panic_not_live),
 	};
 	if (getenv("LMT_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LMT_TEST_FILTER"));

@@ -14,6 +14,7 @@ import math
 import operator
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -171,13 +172,30 @@ def is_tls(url: str) -> bool:
     return url.partition("://")[0] in TLS_SCHEMES
 
 
+#: A service name lm_rpc_port_ok looks up: a letter, then letters, digits,
+#: '-' and '_', at most 64 characters.
+_SERVICE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+
+
+def _known_service(name: str) -> bool:
+    """Whether name is a TCP service name the system knows (/etc/services),
+    which nng resolves to its port."""
+    if not _SERVICE_NAME.fullmatch(name):
+        return False
+    try:
+        socket.getservbyname(name, "tcp")
+    except OSError:
+        return False
+    return True
+
+
 def check_port(url: str) -> None:
     """ValueError naming url when it is a TCP URL (TCP_SCHEMES) whose port
-    is not a number from 1 to 65535 in at most 5 decimal digits, the rule
-    of the C client (lm_rpc_port_ok): nng takes such a URL (7x00, 99999,
-    0) without a word, and every call would wait out its deadline for a
-    connection that never comes. A TCP URL without a port is left to nng,
-    which refuses it."""
+    is neither a number from 1 to 65535 in at most 5 decimal digits nor a
+    service name the system knows, the rule of the C client
+    (lm_rpc_port_ok): nng takes such a URL (7x00, 99999, 0) without a word,
+    and every call would wait out its deadline for a connection that never
+    comes. A TCP URL without a port is left to nng, which refuses it."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in TCP_SCHEMES:
         return
@@ -194,10 +212,13 @@ def check_port(url: str) -> None:
         if ":" not in authority:
             return
         port = authority.rpartition(":")[2]
-    if not (port.isascii() and port.isdigit() and len(port) <= 5
-            and 1 <= int(port) <= 65535):
-        raise ValueError("cannot dial %s: port %r is not a number from 1 to 65535"
-                         % (url, port))
+    if port.isascii() and port.isdigit():
+        if len(port) <= 5 and 1 <= int(port) <= 65535:
+            return
+    elif _known_service(port):
+        return
+    raise ValueError("cannot dial %s: port %r is neither a number from 1 to 65535 "
+                     "nor a service name the system knows" % (url, port))
 
 
 def checked_timeout(timeout: float) -> float:
