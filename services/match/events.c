@@ -1153,29 +1153,22 @@ derive_recorded(lm_events *ev, lm_index *idx, const lm_event_change *ch, const c
 				return rc;
 			forget = true;
 		}
-		uint64_t other_version =
-		    ch->posting ? prev[i].candidate_version : prev[i].job_version;
 		bool still_above = false;
 		if (!forget) {
 			/* Above before and absent from the top list: still above
 			 * (only pushed out of the top N), below now, or gone.
-			 * Still above is recorded again under both records'
-			 * versions now (no event: it was above), so that the
+			 * Still above is recorded again under this record's
+			 * version now (no event: it was above), so that the
 			 * other record's next derivation here does not take the
-			 * pair's state for stale (above). */
+			 * pair's state for stale; the other record's version
+			 * stays the recorded one, which tells a later
+			 * derivation of this record that the other changed
+			 * since (see above). */
 			rc = lm_index_pair_score(idx, cid, jid, now, &score, &eligible);
 			if (rc != LM_OK && rc != LM_ENOENT)
 				return rc;
 			still_above = rc == LM_OK && eligible && score >= ev->min_score;
 			forget = rc == LM_ENOENT;
-			if (still_above) {
-				rc = lm_index_record_version(
-				    idx, !ch->posting, other, &other_version);
-				if (rc == LM_ENOENT)
-					continue; /* removed meanwhile: left as it is */
-				if (rc != LM_OK)
-					return rc;
-			}
 		}
 		if ((c = batch_add(b)) == NULL)
 			return LM_ENOMEM;
@@ -1187,8 +1180,9 @@ derive_recorded(lm_events *ev, lm_index *idx, const lm_event_change *ch, const c
 		}
 		c->state = still_above ? LM_PAIR_ABOVE : LM_PAIR_BELOW;
 		c->score = isfinite(score) && score >= 0 && score <= 1 ? score : 0;
-		c->candidate_version = ch->posting ? other_version : subject_version;
-		c->job_version = ch->posting ? subject_version : other_version;
+		c->candidate_version =
+		    ch->posting ? prev[i].candidate_version : subject_version;
+		c->job_version = ch->posting ? subject_version : prev[i].job_version;
 		c->trigger = trig;
 	}
 	return LM_OK;

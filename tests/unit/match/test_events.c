@@ -2308,6 +2308,75 @@ test_pair_out_of_top_refreshed(void **state)
 	lm_events_free(ev);
 }
 
+/*
+ * Two replicas, TOP_N 1: A derives the postings, B the profiles. B
+ * announces (cand-1, job-1); job-1's update, derived by A, puts the pair
+ * below; cand-1's update lifts it above again but job-0 is cand-1's top 1,
+ * so B finds the pair outside its top list, still above, and records it
+ * again under cand-1's new version only; job-0 closes and cand-1's next
+ * update makes job-1 its top 1: B's state holds job-1's old version, and
+ * the rise is announced. (Recorded under job-1's current version, the
+ * pair passed for above all along and the rise was never announced.)
+ */
+static void
+test_pushed_out_rise_announced(void **state)
+{
+	static const char *const COBOL[] = {"s:cobol"};
+	static const char *const BOTH[] = {
+	    "s:python", "s:sql", "s:spark", "s:kafka", "s:aws", "s:cobol"};
+	char da[512], db[512];
+	lm_event_change ch;
+	lm_events_split keep = {.fn = keep_all}, defer = {.fn = defer_all};
+	lm_events *a, *b;
+	lm_outbox_pair p;
+	double min;
+	(void) state;
+
+	snprintf(da, sizeof(da), "%s/a", tmp);
+	snprintf(db, sizeof(db), "%s/b", tmp);
+	assert_int_equal(mkdir(da, 0700), 0);
+	assert_int_equal(mkdir(db, 0700), 0);
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 8);
+	min = score_of("cand-1", "job-1") - 0.01;
+	a = new_events(da, min, 1, 0);
+	b = new_events(db, min, 1, 0);
+	ch = change(0, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &defer, NOW), LM_OK);
+	ch = change(0, false, "cand-1", true, false);
+	assert_int_equal(lm_events_on_owned(b, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_true(has_event(b, "cand-1", 1, "job-1", 1));
+
+	/* Below, derived by A. */
+	put_posting("job-1", 2, COBOL, 1, false);
+	assert_true(score_of("cand-1", "job-1") < min);
+	ch = change(0, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &keep, NOW), LM_OK);
+
+	/* Above again, outside cand-1's top 1 (job-0, first by id on a tie). */
+	put_posting("job-0", 1, STRONG, 5, false);
+	put_profile("cand-1", 2, BOTH, 6, 8);
+	assert_true(score_of("cand-1", "job-1") >= min);
+	assert_true(score_of("cand-1", "job-0") >= score_of("cand-1", "job-1"));
+	ch = change(0, false, "cand-1", false, false);
+	assert_int_equal(lm_events_on_owned(b, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_int_equal(
+	    lm_outbox_get_pair(lm_events_outbox(b), "cand-1", "job-1", &p), LM_OK);
+	assert_true(p.above);
+	assert_int_equal(p.candidate_version, 2);
+	assert_int_equal(p.job_version, 1);
+	assert_false(has_event(b, "cand-1", 2, "job-1", 2));
+
+	/* job-0 closes; job-1 is cand-1's top 1: the rise is announced. */
+	put_posting("job-0", 2, STRONG, 5, true);
+	put_profile("cand-1", 3, BOTH, 6, 8);
+	ch = change(0, false, "cand-1", false, false);
+	assert_int_equal(lm_events_on_owned(b, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_true(has_event(b, "cand-1", 3, "job-1", 2));
+	lm_events_free(a);
+	lm_events_free(b);
+}
+
 int
 main(void)
 {
@@ -2317,6 +2386,8 @@ main(void)
 	        test_stale_pair_state_of_another_replica, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_pair_out_of_top_refreshed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_pushed_out_rise_announced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delivery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
