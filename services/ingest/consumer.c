@@ -136,7 +136,8 @@ struct lm_consumer {
 	 * their sends and flushes end at close_end. */
 	bool closing;
 	int64_t close_end;
-	int64_t stall_ms; /* lm_consumer_opts.stall_ms or LM_CONSUMER_STALL_MS */
+	int64_t stall_ms;       /* lm_consumer_opts.stall_ms or LM_CONSUMER_STALL_MS */
+	int64_t write_stall_ms; /* or LM_CONSUMER_WRITE_STALL_MS */
 	rd_kafka_topic_partition_list_t *assigned; /* our copy of the assignment */
 	int64_t next_lag_ms;
 	/* Until the first catch-up: one target per assigned partition (see
@@ -1862,18 +1863,29 @@ give_up(lm_consumer *c)
 
 /* Waits for the batch in flight, if any, and finishes it (finish_slot).
  * The loop counts as coming round while it waits (heartbeat, every
- * WRITER_POLL_MS): a slow store write, a throttled disk's fsync, is not a
- * stalled loop, and /healthz failing would restart ingest into the same
- * write. Returns LM_OK when there was none. */
+ * WRITER_POLL_MS) until the write has run for write_stall_ms: a slow store
+ * write, a throttled disk's fsync, is not a stalled loop, and /healthz
+ * failing would restart ingest into the same write; a disk that stopped
+ * answering is. Returns LM_OK when there was none. */
 static int
 land_flight(lm_consumer *c, bool retry)
 {
 	struct slot *s = c->flight.slot;
+	bool told = false;
 
 	if (s == NULL)
 		return LM_OK;
 	while (!atomic_load(&c->flight.done)) {
-		heartbeat(c);
+		int64_t ran = lm_clock_ms() - c->flight.t0;
+		if (ran < c->write_stall_ms) {
+			heartbeat(c);
+		} else if (!told) {
+			lm_error("consumer.write",
+			    "a store write has run for %" PRId64
+			    " ms; /healthz fails if it does not end",
+			    ran);
+			told = true;
+		}
 		usleep(WRITER_POLL_MS * 1000);
 	}
 	(void) pthread_join(c->flight.thread, NULL);
@@ -2657,6 +2669,8 @@ lm_consumer_new(const lm_consumer_opts *o, lm_consumer **out, char *err, size_t 
 	c->trimmer = o->trimmer;
 	c->stop = o->stop;
 	c->stall_ms = o->stall_ms > 0 ? (int64_t) o->stall_ms : LM_CONSUMER_STALL_MS;
+	c->write_stall_ms = o->write_stall_ms > 0 ? (int64_t) o->write_stall_ms
+	                                          : LM_CONSUMER_WRITE_STALL_MS;
 	c->wall_s = o->wall_s != NULL ? o->wall_s : system_wall_s;
 	c->topics_partitions = o->topics_partitions != NULL ? o->topics_partitions
 	                                                    : lm_kafka_topics_partitions;

@@ -60,6 +60,10 @@ extern "C" {
 
 /* /healthz fails when the loop has not come round for this long. */
 #define LM_CONSUMER_STALL_MS 60000
+/* The loop counts as coming round while it waits for a store write this
+ * long at most: a write that takes longer (a disk that stopped answering)
+ * fails /healthz LM_CONSUMER_STALL_MS later. */
+#define LM_CONSUMER_WRITE_STALL_MS 600000
 /* Period of the consumer lag refresh (cheap: cached watermarks). */
 #define LM_CONSUMER_LAG_MS 2000
 /* Pauses between attempts of a failed batch: the first, the longest. */
@@ -115,6 +119,9 @@ typedef struct lm_consumer_opts {
 	unsigned auto_commit_ms;
 	/* 0: LM_CONSUMER_STALL_MS. Tests set it short to see a stall soon. */
 	unsigned stall_ms;
+	/* 0: LM_CONSUMER_WRITE_STALL_MS. Tests set it short to see a store
+	 * write taken for stalled. */
+	unsigned write_stall_ms;
 	/* 0: LM_KAFKA_PRODUCER_QUEUE_KB. The DLQ producer's local queue in KiB;
 	 * tests set it small to fill it with a few dead letters. */
 	unsigned dlq_queue_kb;
@@ -213,8 +220,8 @@ rd_kafka_t *lm_consumer_kafka(lm_consumer *c, bool dlq);
 
 /* lm_http check functions; arg is the lm_consumer. Any thread. live: the
  * loop came round, or went on waiting for the DLQ (every 100 ms of such a
- * wait counts) or for the store's writer, within LM_CONSUMER_STALL_MS
- * (lm_consumer_opts.stall_ms).
+ * wait counts) or for the store's writer (for LM_CONSUMER_WRITE_STALL_MS at
+ * most), within LM_CONSUMER_STALL_MS (lm_consumer_opts.stall_ms).
  * ready: partitions assigned, the last batch did not fail, no committed
  * offset of the group ahead of the store is being set back (see "setting
  * the group back" in consumer.c), and the consumer has caught up once:
