@@ -403,8 +403,8 @@ class Pool:
                  max_response_bytes: int):
         """tls: a function giving the TLS configuration of one tls+ URL (see
         TLSOptions.config); each tls+ endpoint gets its own. A URL nng
-        cannot dial, or a TCP one whose port is not from 1 to 65535
-        (check_port), raises ValueError."""
+        cannot dial, or a TCP one whose port is neither from 1 to 65535
+        nor a known service name (check_port), raises ValueError."""
         self.urls = list(urls)
         self.max_response_bytes = max_response_bytes
         self.sockets: List[pynng.Req0] = []
@@ -1498,8 +1498,8 @@ class ClientBase(Methods):
     (MAX_ENDPOINTS) and 4096 bytes in all (MAX_ENDPOINT_LIST_BYTES), else
     ValueError; every endpoint is dialled
     at once and kept connected; a URL nng cannot dial, or a tcp:// or
-    tls+tcp:// URL whose port is not a number from 1 to 65535, raises
-    ValueError. timeout: default call timeout in seconds
+    tls+tcp:// URL whose port is neither a number from 1 to 65535 nor a
+    service name the system knows, raises ValueError. timeout: default call timeout in seconds
     (at most 10 minutes: longer is cut to that, as the server does).
     tls_ca / tls_cert / tls_key (PEM files of at most 1 MiB, not empty,
     UTF-8 text holding a certificate or private key block nng can use, else
