@@ -2161,6 +2161,45 @@ stale_pairs(void)
 	    metrics, "lunamatch_events_stale_pairs_total", NULL, NULL));
 }
 
+/* The skills of a posting that wants COBOL, and of a profile that has the
+ * strong skills and COBOL. */
+static const char *const COBOL[] = {"s:cobol"};
+static const char *const BOTH[] = {
+    "s:python", "s:sql", "s:spark", "s:kafka", "s:aws", "s:cobol"};
+
+/*
+ * Two replicas with outboxes of their own under tmp, of TOP_N top_n: *a
+ * derives the postings, *b the profiles. job-1 and cand-1 (strong) arrive
+ * together: A leaves the pair to B, which announces it. Returns the
+ * threshold, just under the pair's score.
+ */
+static double
+two_replicas_announce(uint32_t top_n, lm_events **a, lm_events **b)
+{
+	lm_events_split keep = {.fn = keep_all}, defer = {.fn = defer_all};
+	lm_event_change ch;
+	char da[512], db[512];
+	double min;
+
+	snprintf(da, sizeof(da), "%s/a", tmp);
+	snprintf(db, sizeof(db), "%s/b", tmp);
+	assert_int_equal(mkdir(da, 0700), 0);
+	assert_int_equal(mkdir(db, 0700), 0);
+	put_posting("job-1", 1, STRONG, 5, false);
+	put_profile("cand-1", 1, STRONG, 5, 8);
+	min = score_of("cand-1", "job-1") - 0.01;
+	*a = new_events(da, min, top_n, 0);
+	*b = new_events(db, min, top_n, 0);
+	ch = change(0, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_owned(*a, idx, &ch, 1, &defer, NOW), LM_OK);
+	ch = change(0, false, "cand-1", true, false);
+	assert_int_equal(lm_events_on_owned(*b, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_true(has_event(*b, "cand-1", 1, "job-1", 1));
+	assert_true(pair_above(*b, "cand-1", "job-1"));
+	assert_false(pair_known(*a, "cand-1", "job-1"));
+	return min;
+}
+
 /*
  * Two replicas: A owns the postings, B the profiles (each its own outbox).
  * B announces a pair and records it above; the posting changes and the
@@ -2175,36 +2214,16 @@ stale_pairs(void)
 static void
 test_stale_pair_state_of_another_replica(void **state)
 {
-	static const char *const COBOL[] = {"s:cobol"};
-	static const char *const BOTH[] = {
-	    "s:python", "s:sql", "s:spark", "s:kafka", "s:aws", "s:cobol"};
 	static const char *const MORE[] = {
 	    "s:python", "s:sql", "s:spark", "s:kafka", "s:aws", "s:go"};
-	char da[512], db[512];
+	char da[512];
 	lm_event_change ch;
-	lm_events_split keep = {.fn = keep_all}, defer = {.fn = defer_all};
+	lm_events_split keep = {.fn = keep_all};
 	lm_events *a, *b;
 	double min;
 	(void) state;
 
-	snprintf(da, sizeof(da), "%s/a", tmp);
-	snprintf(db, sizeof(db), "%s/b", tmp);
-	assert_int_equal(mkdir(da, 0700), 0);
-	assert_int_equal(mkdir(db, 0700), 0);
-	put_posting("job-1", 1, STRONG, 5, false);
-	put_profile("cand-1", 1, STRONG, 5, 8);
-	min = score_of("cand-1", "job-1") - 0.01;
-	a = new_events(da, min, 10, 0);
-	b = new_events(db, min, 10, 0);
-
-	/* Both new: A leaves the pair to B, which announces it. */
-	ch = change(0, true, "job-1", true, false);
-	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &defer, NOW), LM_OK);
-	ch = change(0, false, "cand-1", true, false);
-	assert_int_equal(lm_events_on_owned(b, idx, &ch, 1, &keep, NOW), LM_OK);
-	assert_true(has_event(b, "cand-1", 1, "job-1", 1));
-	assert_true(pair_above(b, "cand-1", "job-1"));
-	assert_false(pair_known(a, "cand-1", "job-1"));
+	min = two_replicas_announce(10, &a, &b);
 
 	/* The posting wants COBOL now: below, derived by A. */
 	put_posting("job-1", 2, COBOL, 1, false);
@@ -2321,31 +2340,14 @@ test_pair_out_of_top_refreshed(void **state)
 static void
 test_pushed_out_rise_announced(void **state)
 {
-	static const char *const COBOL[] = {"s:cobol"};
-	static const char *const BOTH[] = {
-	    "s:python", "s:sql", "s:spark", "s:kafka", "s:aws", "s:cobol"};
-	char da[512], db[512];
 	lm_event_change ch;
-	lm_events_split keep = {.fn = keep_all}, defer = {.fn = defer_all};
+	lm_events_split keep = {.fn = keep_all};
 	lm_events *a, *b;
 	lm_outbox_pair p;
 	double min;
 	(void) state;
 
-	snprintf(da, sizeof(da), "%s/a", tmp);
-	snprintf(db, sizeof(db), "%s/b", tmp);
-	assert_int_equal(mkdir(da, 0700), 0);
-	assert_int_equal(mkdir(db, 0700), 0);
-	put_posting("job-1", 1, STRONG, 5, false);
-	put_profile("cand-1", 1, STRONG, 5, 8);
-	min = score_of("cand-1", "job-1") - 0.01;
-	a = new_events(da, min, 1, 0);
-	b = new_events(db, min, 1, 0);
-	ch = change(0, true, "job-1", true, false);
-	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &defer, NOW), LM_OK);
-	ch = change(0, false, "cand-1", true, false);
-	assert_int_equal(lm_events_on_owned(b, idx, &ch, 1, &keep, NOW), LM_OK);
-	assert_true(has_event(b, "cand-1", 1, "job-1", 1));
+	min = two_replicas_announce(1, &a, &b);
 
 	/* Below, derived by A. */
 	put_posting("job-1", 2, COBOL, 1, false);

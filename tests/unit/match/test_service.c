@@ -1295,6 +1295,25 @@ test_decision_log(void **state)
 #endif
 }
 
+#ifndef UNDER_TSAN
+/* The status Check of svc answers. */
+static int
+check_status(lm_match_service *svc)
+{
+	Lunamatch__V1__HealthCheckRequest req = LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
+	Lunamatch__V1__HealthCheckResponse *r = NULL;
+	char msg[512];
+	int status;
+
+	assert_int_equal(call_with(svc, (lm_rpc_ctx){0}, "Check", &req, (void **) &r, msg,
+	                     sizeof(msg)),
+	    ST_OK);
+	status = (int) r->status;
+	free_msg(r);
+	return status;
+}
+#endif
+
 /*
  * Check answers NOT_SERVING while the decision log's writes fail (its
  * queue is full with the broker away; MatchJobs is refused meanwhile, as
@@ -1308,9 +1327,7 @@ test_check_decision_log_failing(void **state)
 	skip();
 #else
 	struct dlog l;
-	char msg[512], *big = malloc(LM_DECISIONS_BYTES_MAX / 2 + 1);
-	Lunamatch__V1__HealthCheckRequest req = LUNAMATCH__V1__HEALTH_CHECK_REQUEST__INIT;
-	Lunamatch__V1__HealthCheckResponse *r = NULL;
+	char *big = malloc(LM_DECISIONS_BYTES_MAX / 2 + 1);
 	Lunamatch__V1__Decision rec = LUNAMATCH__V1__DECISION__INIT;
 	lm_match_service *svc;
 	int rc = LM_OK, n = 0;
@@ -1322,12 +1339,8 @@ test_check_decision_log_failing(void **state)
 	memset(&l, 0, sizeof(l));
 	dlog_start_sized(&l, "svc-check-dlog", LM_DQUEUE_MAP_SIZE);
 	svc = service_with(l.d);
-	assert_int_equal(call_with(svc, (lm_rpc_ctx){0}, "Check", &req, (void **) &r, msg,
-	                     sizeof(msg)),
-	    ST_OK);
-	assert_int_equal(
-	    r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
-	free_msg(r);
+	assert_int_equal(check_status(svc),
+	    LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 
 	assert_int_equal(rd_kafka_mock_broker_set_down(l.mock, 1), 0);
 	rec.method = "MatchJobs";
@@ -1337,26 +1350,16 @@ test_check_decision_log_failing(void **state)
 		n++;
 	assert_int_equal(rc, LM_EMAPFULL);
 	assert_false(lm_decisions_healthy(l.d));
-	r = NULL;
-	assert_int_equal(call_with(svc, (lm_rpc_ctx){0}, "Check", &req, (void **) &r, msg,
-	                     sizeof(msg)),
-	    ST_OK);
-	assert_int_equal(
-	    r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
-	free_msg(r);
+	assert_int_equal(check_status(svc),
+	    LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
 
 	assert_int_equal(rd_kafka_mock_broker_set_up(l.mock, 1), 0);
 	for (int64_t end = lm_clock_ms() + READ_MS;
 	     (lm_decisions_pending(l.d) != 0 || !lm_decisions_healthy(l.d)) &&
 	     lm_clock_ms() < end;)
 		lmt_sleep_ms(10);
-	r = NULL;
-	assert_int_equal(call_with(svc, (lm_rpc_ctx){0}, "Check", &req, (void **) &r, msg,
-	                     sizeof(msg)),
-	    ST_OK);
-	assert_int_equal(
-	    r->status, LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
-	free_msg(r);
+	assert_int_equal(check_status(svc),
+	    LUNAMATCH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 	lm_match_service_free(svc);
 	dlog_stop(&l);
 	free(big);
