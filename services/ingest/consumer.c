@@ -91,6 +91,7 @@ struct flight {
 	lm_store *store;
 	bool fail;        /* LM_CONSUMER_FAULT_STORE was armed at the hand-off */
 	bool slow;        /* LM_CONSUMER_FAULT_SLOW_STORE was */
+	bool told;        /* writer_heartbeat logged the write as too long */
 	int64_t t0;       /* the hand-off */
 	atomic_bool done; /* the writer thread has finished */
 	/* Written by the writer thread, read after pthread_join. */
@@ -268,6 +269,30 @@ static void
 heartbeat(lm_consumer *c)
 {
 	atomic_store(&c->heartbeat_ms, (long long) lm_clock_ms());
+}
+
+/*
+ * heartbeat() while a batch is being written, until the write has run for
+ * write_stall_ms: a slow store write, a throttled disk's fsync, is not a
+ * stalled loop, and /healthz failing would restart ingest into the same
+ * write; a write that runs longer (a disk that stopped answering) lets
+ * /healthz fail stall_ms later. Logged once per write.
+ */
+static void
+writer_heartbeat(lm_consumer *c)
+{
+	int64_t ran = lm_clock_ms() - c->flight.t0;
+
+	if (c->flight.slot == NULL || atomic_load(&c->flight.done) ||
+	    ran < c->write_stall_ms) {
+		heartbeat(c);
+	} else if (!c->flight.told) {
+		lm_error("consumer.write",
+		    "a store write has run for %" PRId64 " ms; /healthz fails if it "
+		    "does not end",
+		    ran);
+		c->flight.told = true;
+	}
 }
 
 /* heartbeat() for lm_dlq_set_tick: the DLQ's long waits show progress. */
@@ -1208,7 +1233,7 @@ targets_cover(lm_consumer *c)
 	if (now < c->next_cover_ms)
 		return false;
 	rv = c->topics_partitions(c->rk, topics, 2, LM_CONSUMER_ENDS_MS, n, trv);
-	heartbeat(c);
+	writer_heartbeat(c);
 	for (int t = 0; t < 2; t++) {
 		lm_kind k = t == 0 ? LM_KIND_POSTING : LM_KIND_PROFILE;
 		int e = rv != LM_OK ? rv : trv[t];
@@ -1348,7 +1373,7 @@ start_round(lm_consumer *c)
 		return;
 	rv = lm_kafka_list_offsets(
 	    c->rk, l, RD_KAFKA_OFFSET_END, LM_CONSUMER_ENDS_MS, &bad);
-	heartbeat(c);
+	writer_heartbeat(c);
 	if (rv == LM_OK && (t = calloc((size_t) l->cnt, sizeof(*t))) != NULL) {
 		for (int i = 0; i < l->cnt; i++)
 			t[i] = (struct target){.kind = topic_kind(c, l->elems[i].topic),
@@ -1862,30 +1887,17 @@ give_up(lm_consumer *c)
 }
 
 /* Waits for the batch in flight, if any, and finishes it (finish_slot).
- * The loop counts as coming round while it waits (heartbeat, every
- * WRITER_POLL_MS) until the write has run for write_stall_ms: a slow store
- * write, a throttled disk's fsync, is not a stalled loop, and /healthz
- * failing would restart ingest into the same write; a disk that stopped
- * answering is. Returns LM_OK when there was none. */
+ * The loop counts as coming round while it waits (writer_heartbeat, every
+ * WRITER_POLL_MS). Returns LM_OK when there was none. */
 static int
 land_flight(lm_consumer *c, bool retry)
 {
 	struct slot *s = c->flight.slot;
-	bool told = false;
 
 	if (s == NULL)
 		return LM_OK;
 	while (!atomic_load(&c->flight.done)) {
-		int64_t ran = lm_clock_ms() - c->flight.t0;
-		if (ran < c->write_stall_ms) {
-			heartbeat(c);
-		} else if (!told) {
-			lm_error("consumer.write",
-			    "a store write has run for %" PRId64
-			    " ms; /healthz fails if it does not end",
-			    ran);
-			told = true;
-		}
+		writer_heartbeat(c);
 		usleep(WRITER_POLL_MS * 1000);
 	}
 	(void) pthread_join(c->flight.thread, NULL);
@@ -1943,8 +1955,10 @@ close_batch(lm_consumer *c)
 
 	/* The batch before is still being written: see wait_back. */
 	while (c->flight.slot != NULL && !atomic_load(&c->flight.done) &&
-	       (c->back_sent || atomic_load(&c->owed) > 0))
+	       (c->back_sent || atomic_load(&c->owed) > 0)) {
+		writer_heartbeat(c);
 		wait_back(c, lm_clock_ms() + WRITING_WAIT_MS);
+	}
 	if ((rv = land_flight(c, true)) != LM_OK) {
 		drop_slot(s);
 		return rv;
@@ -1956,6 +1970,7 @@ close_batch(lm_consumer *c)
 	c->flight.slow = fault(c, LM_CONSUMER_FAULT_SLOW_STORE);
 	c->flight.t0 = lm_clock_ms();
 	atomic_store(&c->flight.done, false);
+	c->flight.told = false;
 	if (pthread_create(&c->flight.thread, NULL, write_batch, &c->flight) != 0) {
 		c->flight.slot = NULL;
 		return finish_slot(c, s, true, NULL);
@@ -2851,7 +2866,7 @@ lm_consumer_run(lm_consumer *c)
 		           : open || c->flight.slot != NULL || sweep ? 0
 		                                                     : POLL_MS;
 		int64_t now = lm_clock_ms();
-		heartbeat(c);
+		writer_heartbeat(c);
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
 		bool drained = m == NULL;
 		if (m != NULL) {

@@ -2851,20 +2851,24 @@ test_panic_not_live(void **state)
 	finish(&r);
 }
 
-/* Runs job-0, whose store write takes LM_CONSUMER_SLOW_STORE_MS (2 s),
- * then job-1, whose batch reaches its deadline during that write, so that
- * the loop waits for the writer, with a stall limit of 1 s and a write
- * ceiling of write_stall_ms; returns how long after job-1 was sent the
- * consumer first reported itself not live (-1: never), checked every
- * 20 ms until the write has surely ended, and checks that job-1 is stored
- * and the consumer live again after it. */
+/*
+ * Runs job-0, whose store write takes LM_CONSUMER_SLOW_STORE_MS (2 s), with
+ * a stall limit of 1 s and a write ceiling of write_stall_ms; with then,
+ * job-1 300 ms later, whose batch reaches its deadline during that write,
+ * so that the loop waits for the writer (checked: the two are stored by
+ * two batches). Returns how long after job-0 was sent the consumer first
+ * reported itself not live (-1: never), checked every 20 ms until the
+ * write has surely ended; checks that the records are stored and the
+ * consumer live again after it.
+ */
 static int64_t
-not_live_during_slow_write(unsigned write_stall_ms)
+not_live_during_slow_write(unsigned write_stall_ms, bool then)
 {
 	struct run r;
 	rd_kafka_t *p = producer();
 	char why[256] = "";
 	int64_t t0, first = -1;
+	double batches;
 
 	prepare(&r, "cons-slowlive");
 	lm_consumer_free(r.c);
@@ -2876,34 +2880,43 @@ not_live_during_slow_write(unsigned write_stall_ms)
 	wait_assigned(&r);
 	produce_posting(p, r.cfg.topic_postings, "warm");
 	wait_stored(&r, "warm");
+	batches = metric(&r, "lunamatch_ingest_batch_seconds_count");
 	lm_consumer_fail_next(r.c, LM_CONSUMER_FAULT_SLOW_STORE, 1);
 	produce_posting(p, r.cfg.topic_postings, "job-0");
-	lmt_sleep_ms(300);
-	produce_posting(p, r.cfg.topic_postings, "job-1");
-	for (t0 = lm_clock_ms(); lm_clock_ms() - t0 < LM_CONSUMER_SLOW_STORE_MS + 1000;
-	     lmt_sleep_ms(20))
+	t0 = lm_clock_ms();
+	if (then) {
+		lmt_sleep_ms(300);
+		produce_posting(p, r.cfg.topic_postings, "job-1");
+	}
+	for (; lm_clock_ms() - t0 < LM_CONSUMER_SLOW_STORE_MS + 1500; lmt_sleep_ms(20))
 		if (first < 0 && lm_consumer_live(r.c, why, sizeof(why)) != LM_OK) {
 			first = lm_clock_ms() - t0;
 			assert_non_null(strstr(why, "stalled"));
 		}
-	wait_stored(&r, "job-1");
+	wait_stored(&r, then ? "job-1" : "job-0");
+	if (then)
+		assert_true(
+		    metric(&r, "lunamatch_ingest_batch_seconds_count") >= batches + 2);
 	assert_int_equal(lm_consumer_live(r.c, why, sizeof(why)), LM_OK);
 	end_run(&r, p);
 	return first;
 }
 
 /*
- * The loop counts as coming round (/healthz) while it waits for a slow
- * store write (it was reported stalled after a second), up to a ceiling:
- * past write_stall_ms (here 200 ms) it does not, and the 1 s stall limit
- * fails /healthz before the 2 s write ends (a disk that stopped answering).
+ * The loop counts as coming round (/healthz) while a slow store write
+ * runs, also when it waits for the writer to close the next batch (it was
+ * reported stalled after a second), up to a ceiling: past write_stall_ms
+ * (here 200 ms) it does not, whether input arrives or not, and the 1 s
+ * stall limit fails /healthz before the 2 s write ends (a disk that
+ * stopped answering).
  */
 static void
 test_live_during_slow_write(void **state)
 {
 	(void) state;
-	assert_int_equal(not_live_during_slow_write(0), -1);
-	assert_true(not_live_during_slow_write(200) >= 0);
+	assert_int_equal(not_live_during_slow_write(0, true), -1);
+	assert_true(not_live_during_slow_write(200, false) >= 0);
+	assert_true(not_live_during_slow_write(200, true) >= 0);
 }
 
 int
