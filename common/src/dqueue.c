@@ -161,8 +161,9 @@ fail:
  * and maplock exclusive.
  * LMDB reuses the pages a commit freed only once a later write has
  * committed, and an append that fails is aborted: after removals emptied a
- * queue at its largest map, appends that needed the freed pages kept
- * failing with LM_EMAPFULL until some smaller write happened to commit.
+ * queue at its largest map (or on a full disk), appends that needed the
+ * freed pages kept failing with LM_EMAPFULL (lm_lmdb_no_room) until some smaller
+ * write happened to commit.
  * This is that write. Only after a removal: otherwise it takes room and
  * frees none.
  */
@@ -217,7 +218,7 @@ lm_dqueue_append(lm_dqueue *q, const lm_dqueue_msg *msgs, size_t n, uint64_t *fi
 	/* After a removal, the last try runs with no read transaction open:
 	 * a peek's snapshot taken before touch would keep the pages it is
 	 * meant to free. */
-	if (rc == LM_EMAPFULL && q->freed) {
+	if (lm_lmdb_no_room(rc) && q->freed) {
 		map_exclusive(q);
 		if (touch(q) == LM_OK) {
 			q->freed = false;
@@ -419,7 +420,8 @@ lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, void *
 }
 
 /* Removes seqs[0 .. n) in one transaction (lock held, maplock exclusive);
- * LM_EMAPFULL when the map has no room for the pages the deletion copies. */
+ * LM_EMAPFULL when the map has no room for the pages the deletion copies,
+ * LM_ENOSPC when the disk has none. */
 static int
 remove_once(lm_dqueue *q, const uint64_t *seqs, size_t n)
 {
@@ -447,7 +449,8 @@ remove_once(lm_dqueue *q, const uint64_t *seqs, size_t n)
  * and the pages it frees are free only for later transactions. In a full
  * map a large deletion can therefore find no room (measured: 1,250
  * messages of 3 KB), and a queue that cannot shrink stays full for good.
- * So a deletion the map has no room for is split in halves, each its own
+ * A full disk is the same: the file cannot grow to take the copies. So a
+ * deletion the map or the disk has no room for is split in halves, each its own
  * transaction: one message needs only the pages of one path, which the
  * pages freed by the transaction before provide, and every transaction
  * that succeeds frees more for the next. Freed pages are reusable only
@@ -459,7 +462,7 @@ remove_split(lm_dqueue *q, const uint64_t *seqs, size_t n)
 {
 	int rc = remove_once(q, seqs, n);
 
-	if (rc != LM_EMAPFULL || n == 1)
+	if (!lm_lmdb_no_room(rc) || n == 1)
 		return rc;
 	if ((rc = remove_split(q, seqs, n / 2)) != LM_OK)
 		return rc;

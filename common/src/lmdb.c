@@ -86,6 +86,12 @@ lm_lmdb_err(int rc, const char *domain, const char *what)
 }
 
 bool
+lm_lmdb_no_room(int rc)
+{
+	return rc == LM_EMAPFULL || rc == LM_ENOSPC || rc == LM_EIO;
+}
+
+bool
 lm_lmdb_panicked(char *domain, size_t len)
 {
 	if (!atomic_load(&panicked))

@@ -1208,8 +1208,9 @@ check_ids(const char *const *ids, size_t n)
 /*
  * Removes ids[0 .. n) from `pending`, adding the number removed to *done.
  * LMDB copies every page a deletion touches and frees pages only for later
- * transactions, so a map at its largest can lack the room for a large
- * deletion: the one way out of a full outbox would fail for good. Such a
+ * transactions, so a map at its largest (or a full disk) can lack the room
+ * for a large deletion: the one way out of a full outbox would fail for
+ * good. Such a
  * deletion is split in halves, each its own transaction, down to single
  * entries, whose pages the transaction before freed.
  */
@@ -1221,7 +1222,7 @@ delivered_split(lm_outbox *ob, const char *const *ids, size_t n, size_t *done)
 
 	if (rc == LM_OK)
 		*done += m.done;
-	if (rc != LM_EMAPFULL || n == 1)
+	if (!lm_lmdb_no_room(rc) || n == 1)
 		return rc;
 	if ((rc = delivered_split(ob, ids, n / 2, done)) != LM_OK)
 		return rc;

@@ -42,6 +42,15 @@ extern "C" {
 int lm_lmdb_err(int rc, const char *domain, const char *what);
 
 /*
+ * Whether a write failed (lm_err rc) for want of room: LM_EMAPFULL (the map
+ * is full), LM_ENOSPC (the disk is), or LM_EIO, which is how LMDB reports a
+ * write that a full disk cut short. A deletion needs room too (LMDB copies
+ * the pages it touches): a store that must always be able to shrink splits
+ * such a deletion into smaller transactions.
+ */
+bool lm_lmdb_no_room(int rc);
+
+/*
  * Whether an environment of this process answered MDB_PANIC: LMDB failed
  * to write a meta page (an I/O error, a disk that filled up at that
  * moment) and refuses every transaction of that environment until it is

@@ -2,17 +2,22 @@
  * test_dqueue.c - the durable FIFO on real LMDB files: order, removal,
  * sequence numbers that keep growing across an empty queue and a reopen,
  * a full map that refuses appends, keeps what it holds and can always be
- * emptied, unsynced transactions and an explicit sync, and the limits;
+ * emptied (a full disk too), unsynced transactions and an explicit sync, and the limits;
  * peeks that read in slices: an append does not wait for a peek, a growing
  * map waits for one slice of it; keys that are no sequence number are
  * passed over, logged, removed and counted.
  */
+#define _GNU_SOURCE 1 /* unshare, CLONE_NEWNS */
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lmtest.h"
 #include "storetest.h"
@@ -278,6 +283,90 @@ test_remove_batch_when_full(void **state)
 	lmt_rmtree(root);
 	free(dir);
 	free(root);
+}
+
+/* Exit codes of the disk-full child (test_remove_when_disk_full). */
+#define DISK_OK      0
+#define DISK_NOMOUNT 77    /* no mount namespace here: the test is skipped */
+#define DISK_MSGS    20000 /* more than the disk holds */
+
+/*
+ * In a private mount namespace, fills a 4 MiB tmpfs with small messages
+ * through a queue whose map could grow far beyond it, then removes every
+ * message in one call: the deletion copies every leaf page it empties
+ * entries from, which found no room on the full disk, and a queue that
+ * could not shrink stayed full for good. Returns DISK_OK,
+ * DISK_NOMOUNT, or the line of the failed check.
+ */
+static int
+fill_and_empty(const char *root)
+{
+	char *dir = qdir(root), msg[400];
+	lm_dqueue *q = NULL;
+	lm_dqueue_msg m[16];
+	uint64_t first = 0, n = 0, *rm = malloc(DISK_MSGS * sizeof(*rm));
+	int rc = LM_OK;
+
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", root, "tmpfs", 0, "size=4m") != 0)
+		return DISK_NOMOUNT;
+	if (rm == NULL)
+		return __LINE__;
+	memset(msg, 'x', sizeof(msg));
+	for (size_t i = 0; i < 16; i++)
+		m[i] = (lm_dqueue_msg){msg, sizeof(msg)};
+	if (lm_dqueue_open(dir, 64ull << 20, "test", &q) != LM_OK)
+		return __LINE__;
+	while (n + 16 <= DISK_MSGS && (rc = lm_dqueue_append(q, m, 16, &first)) == LM_OK)
+		n += 16;
+	while (n < DISK_MSGS && (rc = lm_dqueue_append(q, m, 1, &first)) == LM_OK)
+		n++;
+	if ((rc != LM_ENOSPC && rc != LM_EIO) || n < 4000)
+		return __LINE__;
+	for (uint64_t i = 0; i < n; i++)
+		rm[i] = i + 1;
+	/* The room a removal freed takes messages again (its pages are
+	 * reusable only after another write commits). */
+	if (lm_dqueue_remove(q, rm, 200) != LM_OK ||
+	    lm_dqueue_append(q, m, 16, &first) != LM_OK || first != n + 1)
+		return __LINE__;
+	n += 16;
+	while (n < DISK_MSGS && (rc = lm_dqueue_append(q, m, 1, &first)) == LM_OK)
+		n++;
+	if (rc != LM_ENOSPC && rc != LM_EIO)
+		return __LINE__;
+	for (uint64_t i = 200; i < n; i++)
+		rm[i] = i + 1;
+	if (lm_dqueue_remove(q, rm + 200, n - 200) != LM_OK || lm_dqueue_count(q) != 0)
+		return __LINE__;
+	if (lm_dqueue_append(q, m, 16, &first) != LM_OK || first != n + 1)
+		return __LINE__;
+	lm_dqueue_close(q);
+	free(rm);
+	free(dir);
+	return DISK_OK;
+}
+
+static void
+test_remove_when_disk_full(void **state)
+{
+	char *root = lmt_tmpdir("dqueue-disk-full");
+	pid_t pid = fork();
+	int status = 0;
+	(void) state;
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fill_and_empty(root));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	lmt_rmtree(root);
+	free(root);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == DISK_NOMOUNT)
+		skip(); /* needs CAP_SYS_ADMIN for a private tmpfs */
+	if (WEXITSTATUS(status) != DISK_OK)
+		fail_msg("disk-full check failed at line %d", WEXITSTATUS(status));
 }
 
 /* The seqs a pass of lm_dqueue_peek saw, in order; it stops (9) when
@@ -637,6 +726,7 @@ main(void)
 	    cmocka_unit_test(test_remove_when_full),
 	    cmocka_unit_test(test_append_after_emptied),
 	    cmocka_unit_test(test_remove_batch_when_full),
+	    cmocka_unit_test(test_remove_when_disk_full),
 	    cmocka_unit_test(test_peek_slices),
 	    cmocka_unit_test(test_append_during_peek),
 	    cmocka_unit_test(test_grow_during_peek),

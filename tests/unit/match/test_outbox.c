@@ -1087,6 +1087,50 @@ test_split_delivery_fails_partway(void **state)
 	free(l.ptr);
 }
 
+/*
+ * A full disk splits a deletion as a full map does: the write that failed
+ * for want of room (LM_ENOSPC, or LM_EIO, LMDB's report of a write a full
+ * disk cut short) is done in halves. Before, the outbox retried the whole
+ * deletion, which found no room again, and never drained.
+ */
+static void
+test_split_delivery_disk_full(void **state)
+{
+	static const int full[] = {LM_ENOSPC, LM_EIO};
+	(void) state;
+
+	for (size_t f = 0; f < sizeof(full) / sizeof(full[0]); f++) {
+		lm_outbox *ob = open_ob();
+		struct idlist l = {
+		    calloc(4, LM_OUTBOX_EVENT_ID_LEN + 1), calloc(4, sizeof(char *)), 0};
+		struct script sc = {{full[f]}, 1, 0};
+		size_t removed = 99;
+
+		assert_non_null(l.id);
+		assert_non_null(l.ptr);
+		const char *job = f == 0 ? "j1" : "j2";
+
+		assert_int_equal(
+		    enq1(ob, cand("c1", job, 1, 1, 0.9, LM_PAIR_ABOVE), 0), 1);
+		assert_int_equal(
+		    enq1(ob, cand("c2", job, 1, 1, 0.9, LM_PAIR_ABOVE), 0), 1);
+		assert_int_equal(
+		    enq1(ob, cand("c3", job, 1, 1, 0.9, LM_PAIR_ABOVE), 0), 1);
+		assert_int_equal(lm_outbox_pending(ob, 3, collect_id, &l), LM_OK);
+		assert_int_equal(l.n, 3);
+		lm_outbox_set_fault(ob, script_fault, &sc);
+		assert_int_equal(
+		    lm_outbox_mark_delivered_batch(ob, l.ptr, 3, &removed), LM_OK);
+		assert_int_equal(sc.at, 1);
+		assert_int_equal(removed, 3);
+		assert_int_equal(counts(ob).pending, 0);
+		assert_int_equal(counts(ob).delivered_total, 3 * (f + 1));
+		lm_outbox_close(ob);
+		free(l.id);
+		free(l.ptr);
+	}
+}
+
 int
 main(void)
 {
@@ -1112,6 +1156,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_full_map_drains, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_split_delivery_fails_partway, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_split_delivery_disk_full, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
