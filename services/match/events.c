@@ -1105,14 +1105,17 @@ topset_find(const struct topset *ts, const char *id)
  * pairs of the top list are left to it (noting in ts which are recorded
  * above) and the others are looked at again.
  *
- * A pair of the top list recorded above under an older version of its
- * counterpart is forgotten instead, and so announced again by the top
- * list: the counterpart's update was derived by another replica (its
- * partition's owner, whose outbox holds none of this replica's pair
- * states) or is not derived yet, so whether the pair fell below the
- * threshold in between is not known here. Taking it for still above would
- * lose the announcement of its rise; forgetting it may repeat one, under
- * the new versions (counted, lunamatch_events_stale_pairs_total).
+ * A pair of the top list recorded above under another version of its
+ * counterpart than the current one is forgotten instead, and so announced
+ * again by the top list: the counterpart's update was derived by another
+ * replica (its partition's owner, whose outbox holds none of this
+ * replica's pair states) or is not derived yet, so whether the pair fell
+ * below the threshold in between is not known here. Taking it for still
+ * above would lose the announcement of its rise; forgetting it may repeat
+ * one, under the new versions (counted,
+ * lunamatch_events_stale_pairs_total). "Another", not only "an older": a
+ * record deleted and, once the store forgot its tombstone, created again
+ * starts again from a lower version.
  */
 static int
 derive_recorded(lm_events *ev, lm_index *idx, const lm_event_change *ch, const char *subj,
@@ -1134,7 +1137,7 @@ derive_recorded(lm_events *ev, lm_index *idx, const lm_event_change *ch, const c
 			    ch->posting ? prev[i].candidate_version : prev[i].job_version;
 			if (!prev[i].above)
 				continue;
-			if (ts->items[j]->version <= was) {
+			if (ts->items[j]->version == was) {
 				ts->above[j] = true;
 				continue;
 			}

@@ -2379,6 +2379,58 @@ test_pushed_out_rise_announced(void **state)
 	lm_events_free(b);
 }
 
+/*
+ * Two replicas; B recorded the pair above under job-1 v5. job-1 is
+ * deleted and, once the store forgot its tombstone, created again from
+ * version 1 (both derived by A); its v2 falls below (derived by A), and
+ * cand-1's update lifts the pair above again (derived by B). B's state
+ * names job-1 v5: taken for "still above" while 2 <= 5, the rise was never
+ * announced by either replica.
+ */
+static void
+test_recreated_lower_version_rise_announced(void **state)
+{
+	lm_event_change ch;
+	lm_events_split keep = {.fn = keep_all};
+	lm_events *a, *b;
+	lm_outbox_pair p;
+	double min;
+	(void) state;
+
+	min = two_replicas_announce(10, &a, &b);
+	put_posting("job-1", 5, STRONG, 5, false);
+	put_profile("cand-1", 2, STRONG, 5, 8);
+	ch = change(0, false, "cand-1", false, false);
+	assert_int_equal(lm_events_on_owned(b, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_int_equal(
+	    lm_outbox_get_pair(lm_events_outbox(b), "cand-1", "job-1", &p), LM_OK);
+	assert_true(p.above);
+	assert_int_equal(p.job_version, 5);
+
+	assert_int_equal(lm_index_remove_posting(idx, "job-1", 0), LM_OK);
+	ch = change(0, true, "job-1", false, true);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &keep, NOW), LM_OK);
+	put_posting("job-1", 1, STRONG, 5, false);
+	ch = change(0, true, "job-1", true, false);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_true(has_event(a, "cand-1", 2, "job-1", 1));
+	put_posting("job-1", 2, COBOL, 1, false);
+	assert_true(score_of("cand-1", "job-1") < min);
+	ch = change(0, true, "job-1", false, false);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_false(pair_above(a, "cand-1", "job-1"));
+
+	uint64_t stale0 = stale_pairs();
+	put_profile("cand-1", 3, BOTH, 6, 8);
+	assert_true(score_of("cand-1", "job-1") >= min);
+	ch = change(0, false, "cand-1", false, false);
+	assert_int_equal(lm_events_on_owned(b, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_true(has_event(b, "cand-1", 3, "job-1", 2));
+	assert_int_equal(stale_pairs(), stale0 + 1);
+	lm_events_free(a);
+	lm_events_free(b);
+}
+
 int
 main(void)
 {
@@ -2390,6 +2442,8 @@ main(void)
 	        test_pair_out_of_top_refreshed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_pushed_out_rise_announced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_recreated_lower_version_rise_announced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delivery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
