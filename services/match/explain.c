@@ -4,8 +4,10 @@
  * the level a request asks for; and the names of enum values for humans.
  * See score.h.
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,31 +293,97 @@ nomem:
 	return LM_ENOMEM;
 }
 
+/* The contributions of e added in their order, contribution k taken as c. */
+static double
+sum_with(const Explanation *e, size_t k, double c)
+{
+	double sum = 0;
+
+	for (size_t i = 0; i < e->n_features; i++)
+		sum += i == k ? c : e->features[i]->contribution;
+	return sum;
+}
+
+/*
+ * Gives contribution k the value next to its own whose in-order sum is
+ * score exactly, if there is one. The sum never falls as one addend grows
+ * (rounding is monotone), so a bisection over the non-negative doubles,
+ * ordered as their bit patterns are, finds the least value whose sum
+ * reaches score. Rounding to even can step over score (the sum may move by
+ * two ulps when the addend moves by one): then there is none.
+ */
+static bool
+settle_at(Explanation *e, size_t k, double score)
+{
+	double c = e->features[k]->contribution;
+	double hi = c + 2 * fabs(score - sum_with(e, k, c)) + 4 * DBL_EPSILON * score;
+	uint64_t lo_bits = 0, hi_bits; /* the answer is in (lo_bits, hi_bits] */
+
+	if (!(sum_with(e, k, hi) >= score) || sum_with(e, k, 0) >= score)
+		return false;
+	memcpy(&hi_bits, &hi, sizeof(hi));
+	while (hi_bits - lo_bits > 1) {
+		uint64_t mid_bits = lo_bits + (hi_bits - lo_bits) / 2;
+		double mid;
+		memcpy(&mid, &mid_bits, sizeof(mid));
+		if (sum_with(e, k, mid) >= score)
+			hi_bits = mid_bits;
+		else
+			lo_bits = mid_bits;
+	}
+	memcpy(&c, &hi_bits, sizeof(c));
+	if (sum_with(e, k, c) != score)
+		return false;
+	e->features[k]->contribution = c;
+	return true;
+}
+
 /*
  * Makes the contributions, added in the order given, come to score exactly
- * (match.proto: "the contributions add up to the score"). Each is computed
- * on its own, so their sum can miss the score by an ulp, and exceed 1 when
- * the score is 1; the last that has a share takes the rest, adjusted by an
- * ulp or two should the subtraction round.
+ * (match.proto). Each is computed on its own, so their sum can miss the
+ * score by an ulp or more, and exceed 1 when the score is 1. The last
+ * contribution that has a share takes the rest, adjusted by an ulp or two
+ * should the subtraction round. When no value of it gives the score
+ * (rounding steps over it, or the rest would be negative: a last share of
+ * 1e-200 beside a sum already past the score), the others are tried, the
+ * largest first, each moved by the few ulps needed. A share of 0 stays 0.
+ * Should none give the score exactly (not met in millions of random pairs
+ * and models), the shares are left as computed.
  */
 static void
 settle_contributions(Explanation *e, double score)
 {
-	size_t last = e->n_features;
+	size_t n = e->n_features, last = n, order[LM_FEAT_COUNT], m = 0;
 	double before = 0, c;
 
-	for (size_t i = 0; i < e->n_features; i++)
+	for (size_t i = 0; i < n; i++)
 		if (e->features[i]->contribution != 0)
 			last = i;
-	if (last == e->n_features)
+	if (last == n)
 		return;
 	for (size_t i = 0; i < last; i++)
 		before += e->features[i]->contribution;
 	c = score - before;
 	for (int k = 0; k < 4 && before + c != score; k++)
 		c = nextafter(c, before + c < score ? INFINITY : -INFINITY);
-	if (before + c == score && c >= 0)
+	if (before + c == score && c >= 0) {
 		e->features[last]->contribution = c;
+		return;
+	}
+	for (size_t i = 0; i < n && m < LM_FEAT_COUNT; i++)
+		if (i != last && e->features[i]->contribution != 0)
+			order[m++] = i;
+	for (size_t a = 1; a < m; a++) /* largest first; at most 8 */
+		for (size_t b = a; b > 0 && e->features[order[b]]->contribution >
+		                                e->features[order[b - 1]]->contribution;
+		     b--) {
+			size_t t = order[b];
+			order[b] = order[b - 1];
+			order[b - 1] = t;
+		}
+	for (size_t i = 0; i < m; i++)
+		if (settle_at(e, order[i], score))
+			return;
 }
 
 static int

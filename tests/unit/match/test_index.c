@@ -2939,6 +2939,77 @@ test_replace_concurrent(void **state)
 	lm_index_free(sr.idx);
 }
 
+/* Whether the contributions of m, added in their order, are its score. */
+static bool
+contributions_sum(const Lunamatch__V1__Match *m)
+{
+	double sum = 0;
+
+	for (size_t k = 0; k < m->explanation->n_features; k++) {
+		if (m->explanation->features[k]->contribution < 0)
+			return false;
+		sum += m->explanation->features[k]->contribution;
+	}
+	return sum == m->score;
+}
+
+/*
+ * Added in their order, an explanation's contributions are its score
+ * exactly and none is negative (match.proto), for random pairs under the
+ * default model and random ones, half of the postings posted near 1970
+ * (a freshness of 1e-200 or less, accepted by ingest). Before, the last
+ * share alone took the rest: about 1 pair in 10,000 under the default
+ * model, 1 in 700 under random ones and 1 in 10 with the old postings
+ * missed the score by an ulp or two (rounding stepped over it, or the rest
+ * was negative).
+ */
+static void
+test_contributions_sum_to_score(void **state)
+{
+	size_t eligible = 0;
+	(void) state;
+
+	for (uint64_t seed = 1; seed <= 200; seed++) {
+		struct rng r = {seed * 0x9E3779B97F4A7C15ULL};
+		lm_model m;
+
+		if (seed % 4 == 0)
+			lm_model_defaults(&m);
+		else
+			random_model(&r, &m);
+		for (int i = 0; i < 500; i++) {
+			JobPosting *p = gen_posting(&r, "j1");
+			Profile *c = gen_profile(&r, "c1");
+			lm_score_env env = {&m, NULL, NOW, NULL};
+			Lunamatch__V1__Match *mt = NULL;
+			double score;
+			bool ok;
+
+			p->status = LUNAMATCH__V1__POSTING_STATUS__POSTING_STATUS_OPEN;
+			p->expires_at = 0;
+			if (chance(&r, 50))
+				p->posted_at = 1 + (int64_t) rn(&r, 1000) * DAY;
+			assert_int_equal(
+			    lm_score_records(&env, c, p, &score, &ok), LM_OK);
+			assert_int_equal(
+			    lm_explain_records(&env, c, p,
+			        LUNAMATCH__V1__EXPLAIN_LEVEL__EXPLAIN_LEVEL_SUMMARY, &mt),
+			    LM_OK);
+			assert_true(mt->score == score);
+			if (!contributions_sum(mt))
+				fail_msg(
+				    "seed %llu pair %d: contributions do not add up to "
+				    "%.17g",
+				    (unsigned long long) seed, i, score);
+			eligible += ok;
+			protobuf_c_message_free_unpacked(&mt->base, NULL);
+			free_msg(p);
+			free_msg(c);
+		}
+	}
+	assert_true(eligible > 10000);
+}
+
 int
 main(void)
 {
@@ -2964,6 +3035,7 @@ main(void)
 	    cmocka_unit_test(test_replay_loaded),
 	    cmocka_unit_test(test_seq_and_replace),
 	    cmocka_unit_test(test_replace_concurrent),
+	    cmocka_unit_test(test_contributions_sum_to_score),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
