@@ -110,7 +110,10 @@ struct lm_events {
 
 	lm_gauge *m_pending;
 	lm_counter *m_enqueued, *m_delivered, *m_failed, *m_outbox_errors, *m_recovered;
-	lm_counter *m_corrupt, *m_corrupt_keys, *m_stale_pairs;
+	lm_counter *m_corrupt, *m_corrupt_keys, *m_stale_pairs, *m_swept;
+
+	/* The last pair a sweep step read ("" before the first); derive_lock. */
+	char sweep_cand[LM_OUTBOX_ID_MAX + 1], sweep_job[LM_OUTBOX_ID_MAX + 1];
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -856,12 +859,18 @@ lm_events_new(const lm_events_opts *o, lm_events **out)
 		    "Recorded pair keys in the outbox whose counterpart is not a record "
 		    "id (disk damage): passed over and deleted (outbox.corrupt)",
 		    NULL);
-		ev->m_stale_pairs = lm_metrics_counter(o->metrics,
-		    "lunamatch_events_stale_pairs_total",
-		    "Pairs recorded above under an older version of the other record, "
-		    "whose update another replica derived (or had not derived yet): "
-		    "forgotten and announced again when still above (each may repeat "
-		    "an event under the new versions)",
+		ev->m_stale_pairs =
+		    lm_metrics_counter(o->metrics, "lunamatch_events_stale_pairs_total",
+		        "Pairs recorded above under another version of the other record, "
+		        "whose update another replica derived (or had not derived yet): "
+		        "forgotten and announced again when still above (each may repeat "
+		        "an event under the new versions)",
+		        NULL);
+		ev->m_swept = lm_metrics_counter(o->metrics,
+		    "lunamatch_events_pairs_swept_total",
+		    "Recorded pairs forgotten by the sweep because one of their records "
+		    "is gone, where no derivation on this replica would forget them "
+		    "(their records' partitions moved to other replicas)",
 		    NULL);
 		ev->m_recovered = lm_metrics_counter(o->metrics,
 		    "lunamatch_events_recovered_total",
@@ -1347,6 +1356,71 @@ flush_batch(lm_events *ev, struct batch *b, const char *model_version, int64_t n
 		b->written_noted += b->noted[i];
 	batch_reset(b);
 	return LM_OK;
+}
+
+int
+lm_events_sweep_pairs(lm_events *ev, lm_index *idx, int64_t now, size_t *forgotten)
+{
+	lm_outbox_pair_ids *ids = NULL;
+	lm_event_candidate *gone = NULL;
+	size_t n = 0, ngone = 0;
+	bool more = false;
+	int rc;
+
+	if (forgotten != NULL)
+		*forgotten = 0;
+	if (ev == NULL || idx == NULL)
+		return LM_EINVAL;
+	if (atomic_load(&ev->interrupted))
+		return LM_ECLOSED;
+	pthread_mutex_lock(&ev->derive_lock);
+	rc = lm_outbox_pair_ids_after(
+	    ev->ob, ev->sweep_cand, ev->sweep_job, LM_EVENTS_SWEEP_PAGE, &ids, &n, &more);
+	if (rc == LM_OK && n > 0 && (gone = calloc(n, sizeof(*gone))) == NULL)
+		rc = LM_ENOMEM;
+	for (size_t i = 0; rc == LM_OK && i < n; i++) {
+		uint64_t v;
+		int pr = lm_index_record_version(idx, false, ids[i].candidate_id, &v);
+		int jr = pr == LM_OK
+		             ? lm_index_record_version(idx, true, ids[i].job_id, &v)
+		             : LM_OK;
+		if (pr == LM_ENOENT || jr == LM_ENOENT) {
+			gone[ngone].candidate_id = ids[i].candidate_id;
+			gone[ngone].job_id = ids[i].job_id;
+			gone[ngone++].state = LM_PAIR_GONE;
+		} else if (pr != LM_OK || jr != LM_OK) {
+			rc = pr != LM_OK ? pr : jr;
+		}
+	}
+	if (rc == LM_OK && ngone > 0) {
+		if ((rc = injected(ev)) == LM_OK)
+			rc = lm_outbox_enqueue_batch(ev->ob, gone, ngone,
+			    lm_index_model_version(idx), now, 0, NULL);
+		if (outbox_result(ev, rc) != LM_OK)
+			lm_error("events.sweep",
+			    "cannot forget %zu pairs of gone records: %s", ngone,
+			    lm_strerror(rc));
+	}
+	if (rc == LM_OK) {
+		if (more && n > 0) {
+			memcpy(ev->sweep_cand, ids[n - 1].candidate_id,
+			    sizeof(ev->sweep_cand));
+			memcpy(ev->sweep_job, ids[n - 1].job_id, sizeof(ev->sweep_job));
+		} else { /* the pass has ended: the next step begins another */
+			ev->sweep_cand[0] = '\0';
+			ev->sweep_job[0] = '\0';
+		}
+		lm_counter_add(ev->m_swept, ngone);
+		if (forgotten != NULL)
+			*forgotten = ngone;
+		if (ngone > 0)
+			lm_info("events.sweep",
+			    "%zu recorded pairs of gone records forgotten", ngone);
+	}
+	pthread_mutex_unlock(&ev->derive_lock);
+	free(gone);
+	free(ids);
+	return rc;
 }
 
 /* A change's place in the batch, sorted by (kind, id, position) to find

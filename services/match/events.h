@@ -47,6 +47,7 @@ extern "C" {
 #define LM_EVENTS_OUTBOX_SUBDIR      "outbox" /* under the data directory */
 #define LM_EVENTS_CONTENT_TYPE       "application/x-protobuf"
 #define LM_EVENTS_SCHEMA             "lunamatch.v1.MatchEvent"
+#define LM_EVENTS_SWEEP_PAGE         256 /* pair states one sweep step reads */
 
 typedef struct lm_events lm_events;
 
@@ -195,6 +196,22 @@ typedef struct lm_events_split {
  */
 int lm_events_on_owned(lm_events *ev, lm_index *idx, const lm_event_change *changes,
     size_t n, lm_events_split *split, int64_t now);
+
+/*
+ * One step of the sweep of stranded pair states: reads the next
+ * LM_EVENTS_SWEEP_PAGE recorded pairs after those of the step before
+ * (from the first again once a pass has ended) and forgets, in one
+ * write, each pair one of whose records idx does not hold, as a
+ * derivation of the surviving record would. Only such a derivation on
+ * this replica forgets a pair otherwise, and after a rebalance moved both
+ * records' partitions to other replicas none comes: their states stayed
+ * for good. Serialized with derivations. *forgotten (may be NULL) gets the
+ * number of pairs forgotten (also counted,
+ * lunamatch_events_pairs_swept_total). Returns LM_OK, LM_EINVAL, LM_ECLOSED
+ * (interrupted) or an error of the outbox, whose next step begins where
+ * this one did.
+ */
+int lm_events_sweep_pairs(lm_events *ev, lm_index *idx, int64_t now, size_t *forgotten);
 
 /*
  * For shutdown: makes a running lm_events_on_changes stop between two

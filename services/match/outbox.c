@@ -1005,6 +1005,92 @@ done:
 	return LM_OK;
 }
 
+int
+lm_outbox_pair_ids_after(lm_outbox *ob, const char *after_candidate,
+    const char *after_job, size_t max, lm_outbox_pair_ids **out, size_t *n, bool *more)
+{
+	char start[PAIR_KEY_MAX];
+	bool from_first = after_candidate == NULL || after_candidate[0] == '\0';
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	lm_outbox_pair_ids *arr = NULL;
+	size_t cnt = 0;
+	int rc, op;
+
+	if (out != NULL)
+		*out = NULL;
+	if (n != NULL)
+		*n = 0;
+	if (more != NULL)
+		*more = false;
+	if (ob == NULL || out == NULL || n == NULL || more == NULL || max == 0 ||
+	    max > LM_OUTBOX_PAIRS_MAX ||
+	    (!from_first &&
+	        (check_id(after_candidate) != LM_OK || check_id(after_job) != LM_OK)))
+		return LM_EINVAL;
+	if ((arr = malloc(max * sizeof(*arr))) == NULL)
+		return LM_ENOMEM;
+	k.mv_size = from_first ? 0 : pair_key(after_candidate, after_job, start);
+	k.mv_data = start;
+	if ((rc = read_begin(ob, &txn)) != LM_OK) {
+		free(arr);
+		return rc;
+	}
+	if ((rc = mdb_cursor_open(txn, ob->db_announced, &cur)) != MDB_SUCCESS) {
+		rc = map_err(rc, "mdb_cursor_open");
+		goto done;
+	}
+	for (op = from_first ? MDB_FIRST : MDB_SET_RANGE;; op = MDB_NEXT) {
+		const char *key;
+		size_t clen;
+
+		rc = mdb_cursor_get(cur, &k, &v, op);
+		if (rc == MDB_NOTFOUND) {
+			rc = LM_OK;
+			break;
+		}
+		if (rc != MDB_SUCCESS) {
+			rc = map_err(rc, "mdb_cursor_get");
+			goto done;
+		}
+		rc = LM_OK;
+		key = k.mv_data;
+		if (op == MDB_SET_RANGE &&
+		    k.mv_size == pair_key(after_candidate, after_job, start) &&
+		    memcmp(key, start, k.mv_size) == 0)
+			continue; /* the pair of after itself */
+		if (cnt == max) {
+			*more = true;
+			break;
+		}
+		const char *sep = memchr(key, '\0', k.mv_size);
+		clen = sep == NULL ? 0 : (size_t) (sep - key);
+		if (sep == NULL || clen == 0 || clen > LM_OUTBOX_ID_MAX ||
+		    !other_id(sep + 1, k.mv_size - clen - 1, arr[cnt].job_id))
+			continue; /* no pair: see lm_outbox_pairs_after */
+		memcpy(arr[cnt].candidate_id, key, clen);
+		arr[cnt].candidate_id[clen] = '\0';
+		if (check_id(arr[cnt].candidate_id) == LM_OK)
+			cnt++;
+	}
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	read_end(ob, txn);
+	if (rc != LM_OK || cnt == 0) {
+		free(arr);
+		arr = NULL;
+	}
+	if (rc == LM_OK) {
+		*out = arr;
+		*n = cnt;
+	} else {
+		*more = false;
+	}
+	return rc;
+}
+
 /* ---- pending entries ---------------------------------------------------- */
 
 static int

@@ -202,6 +202,25 @@ int lm_outbox_pairs_after(lm_outbox *ob, lm_outbox_side side, const char *id,
     const char *after, size_t max, lm_outbox_pair **out, size_t *n, bool *truncated,
     size_t *damaged);
 
+/* The ids of one recorded pair. */
+typedef struct lm_outbox_pair_ids {
+	char candidate_id[LM_OUTBOX_ID_MAX + 1];
+	char job_id[LM_OUTBOX_ID_MAX + 1];
+} lm_outbox_pair_ids;
+
+/*
+ * The ids of the recorded pairs that sort after (after_candidate,
+ * after_job) (by candidate id, then job id; both NULL or "" for the first),
+ * at most max (1..LM_OUTBOX_PAIRS_MAX), above or not. Called again with the
+ * last pair returned while *more, it visits every pair recorded all along
+ * once, max at a time. A key that is no pair (disk damage) is passed over:
+ * lm_outbox_pairs_after deletes it. On LM_OK *out is a malloc'd array of
+ * *n entries (NULL when *n is 0) that the caller frees. Returns LM_OK,
+ * LM_EINVAL, LM_ENOMEM or LM_ESTORE.
+ */
+int lm_outbox_pair_ids_after(lm_outbox *ob, const char *after_candidate,
+    const char *after_job, size_t max, lm_outbox_pair_ids **out, size_t *n, bool *more);
+
 /* The recorded state of one pair; other_id is job_id. LM_ENOENT if the pair
  * is not recorded. */
 int lm_outbox_get_pair(

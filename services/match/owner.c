@@ -159,6 +159,7 @@ struct member {
 	int64_t *done_to; /* profiles: what the last commit of each partition
 	                   * was at (-1: unknown); an end there is no news */
 	int64_t ends_at;  /* when to retry a failed commit of the ends */
+	int64_t sweep_at; /* postings: the next step of the pair-state sweep */
 };
 
 struct lm_owner {
@@ -2352,6 +2353,25 @@ subscribe(struct member *m)
 	return LM_OK;
 }
 
+/*
+ * The postings member takes a step of the sweep of stranded pair states
+ * (lm_events_sweep_pairs) every LM_OWNER_SWEEP_MS, between batches: a page
+ * of pair states a second, so that a pass over a million takes about an
+ * hour and costs next to nothing. A failure is logged by the step and the
+ * next step tries the same page again.
+ */
+static void
+sweep_step(struct member *m)
+{
+	int64_t now = lm_clock_ms();
+
+	if (!m->posting || now < m->sweep_at)
+		return;
+	m->sweep_at = now + LM_OWNER_SWEEP_MS;
+	(void) lm_events_sweep_pairs(
+	    m->ow->events, m->ow->idx, (int64_t) time(NULL), NULL);
+}
+
 static void *
 run(void *arg)
 {
@@ -2368,6 +2388,7 @@ run(void *arg)
 			process(m);
 		if (m->n == 0)
 			ends_commit(m);
+		sweep_step(m);
 	}
 	/* Stopping: one last try at the commits still owed, so the next owner
 	 * need not derive those batches again. */

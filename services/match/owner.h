@@ -105,6 +105,7 @@ extern "C" {
 #define LM_OWNER_VIEW_PROBE_MS  20      /* the same, while waiting for the other side */
 #define LM_OWNER_PARTITIONS_MAX 128     /* partitions of either topic */
 #define LM_OWNER_WAIT_NOTE_MS   10000   /* a wait this long is logged (owner.wait) */
+#define LM_OWNER_SWEEP_MS       1000    /* a step of the pair-state sweep this often */
 /* Pauses before a failed derivation is retried: the first, the longest. */
 #define LM_OWNER_RETRY_MIN_MS 100
 #define LM_OWNER_RETRY_MAX_MS 5000

@@ -2431,6 +2431,76 @@ test_recreated_lower_version_rise_announced(void **state)
 	lm_events_free(b);
 }
 
+static uint64_t
+swept_pairs(void)
+{
+	return lm_counter_get(lm_metrics_counter(
+	    metrics, "lunamatch_events_pairs_swept_total", NULL, NULL));
+}
+
+/*
+ * Pair states stranded by a rebalance: B (the profiles' owner) recorded
+ * (cand-1, job-1) above; cand-1's partition moves to C, and cand-1 and
+ * job-1 are deleted, derived by C and A. No derivation on B ever forgets
+ * B's state: the sweep does, and keeps the states of pairs whose records
+ * both exist. A pass that has ended starts again: a pair stranded after it
+ * goes in the next.
+ */
+static void
+test_sweep_stranded_pairs(void **state)
+{
+	lm_event_change ch;
+	lm_events_split keep = {.fn = keep_all};
+	lm_events *a, *b, *c;
+	char dc[512];
+	size_t forgotten = 99;
+	(void) state;
+
+	double min = two_replicas_announce(10, &a, &b);
+	snprintf(dc, sizeof(dc), "%s/c", tmp);
+	assert_int_equal(mkdir(dc, 0700), 0);
+	c = new_events(dc, min, 10, 0);
+	put_posting("job-2", 1, STRONG, 5, false);
+	put_profile("cand-2", 1, STRONG, 5, 8);
+	ch = change(0, false, "cand-2", true, false);
+	assert_int_equal(lm_events_on_owned(b, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_true(pair_known(b, "cand-2", "job-1"));
+	assert_true(pair_known(b, "cand-2", "job-2"));
+
+	/* Nothing gone yet: the sweep keeps every state. */
+	uint64_t swept0 = swept_pairs();
+	assert_int_equal(lm_events_sweep_pairs(b, idx, NOW, &forgotten), LM_OK);
+	assert_int_equal(forgotten, 0);
+
+	assert_int_equal(lm_index_remove_profile(idx, "cand-1", 0), LM_OK);
+	ch = change(0, false, "cand-1", false, true);
+	assert_int_equal(lm_events_on_owned(c, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_int_equal(lm_index_remove_posting(idx, "job-1", 0), LM_OK);
+	ch = change(0, true, "job-1", false, true);
+	assert_int_equal(lm_events_on_owned(a, idx, &ch, 1, &keep, NOW), LM_OK);
+	assert_true(pair_known(b, "cand-1", "job-1"));
+	assert_true(pair_known(b, "cand-2", "job-1"));
+
+	assert_int_equal(lm_events_sweep_pairs(b, idx, NOW, &forgotten), LM_OK);
+	assert_int_equal(forgotten, 2);
+	assert_false(pair_known(b, "cand-1", "job-1"));
+	assert_false(pair_known(b, "cand-2", "job-1"));
+	assert_true(pair_known(b, "cand-2", "job-2"));
+	assert_int_equal(swept_pairs(), swept0 + 2);
+
+	/* The next pass finds a pair stranded since. */
+	assert_int_equal(lm_index_remove_posting(idx, "job-2", 0), LM_OK);
+	assert_int_equal(lm_events_sweep_pairs(b, idx, NOW, &forgotten), LM_OK);
+	assert_int_equal(forgotten, 1);
+	assert_false(pair_known(b, "cand-2", "job-2"));
+	assert_int_equal(counts(b).pairs, 0);
+	assert_int_equal(lm_events_sweep_pairs(NULL, idx, NOW, &forgotten), LM_EINVAL);
+	assert_int_equal(forgotten, 0);
+	lm_events_free(a);
+	lm_events_free(b);
+	lm_events_free(c);
+}
+
 int
 main(void)
 {
@@ -2444,6 +2514,7 @@ main(void)
 	        test_pushed_out_rise_announced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_recreated_lower_version_rise_announced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sweep_stranded_pairs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delivery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

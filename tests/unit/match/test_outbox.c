@@ -809,6 +809,64 @@ damage_pair(const char *cid, const char *jid)
  * the derivation of each of its records failed at every retry and held up
  * the events of their partitions for good.
  */
+/*
+ * lm_outbox_pair_ids_after visits every pair once, page by page, in key
+ * order (candidate id, then job id: "c1" before "c10", both before "c2"),
+ * also when the last pair read is forgotten before the next page; its
+ * arguments are checked.
+ */
+static void
+test_pair_ids_after(void **state)
+{
+	static const char *const want[][2] = {{"c1", "j1"}, {"c1", "j2"}, {"c10", "j1"},
+	    {"c2", "j1"}, {"c2", "j10"}, {"c3", "j3"}};
+	lm_outbox *ob = open_ob();
+	lm_event_candidate c[6];
+	lm_outbox_pair_ids *ids = NULL, last;
+	size_t n = 0, seen = 0;
+	bool more = true;
+	(void) state;
+
+	for (size_t i = 0; i < 6; i++)
+		c[5 - i] = cand(want[i][0], want[i][1], 1, 1, 0.5,
+		    i % 2 ? LM_PAIR_ABOVE : LM_PAIR_BELOW);
+	assert_int_equal(lm_outbox_enqueue_batch(ob, c, 6, MV, NOW, 0, NULL), LM_OK);
+	memset(&last, 0, sizeof(last));
+	do {
+		assert_int_equal(lm_outbox_pair_ids_after(ob, last.candidate_id,
+		                     last.job_id, 3, &ids, &n, &more),
+		    LM_OK);
+		assert_true(n <= 3);
+		for (size_t i = 0; i < n; i++, seen++) {
+			assert_string_equal(ids[i].candidate_id, want[seen][0]);
+			assert_string_equal(ids[i].job_id, want[seen][1]);
+		}
+		if (n > 0)
+			last = ids[n - 1];
+		free(ids);
+		if (strcmp(last.candidate_id, "c10") == 0) { /* the first page's last */
+			c[0] = cand("c10", "j1", 0, 0, 0, LM_PAIR_GONE);
+			assert_int_equal(
+			    lm_outbox_enqueue_batch(ob, c, 1, MV, NOW, 0, NULL), LM_OK);
+		}
+	} while (more);
+	assert_int_equal(seen, 6);
+
+	/* Past the last pair: nothing, no more. */
+	assert_int_equal(
+	    lm_outbox_pair_ids_after(ob, "c3", "j3", 10, &ids, &n, &more), LM_OK);
+	assert_int_equal(n, 0);
+	assert_null(ids);
+	assert_false(more);
+	assert_int_equal(
+	    lm_outbox_pair_ids_after(ob, "", NULL, 0, &ids, &n, &more), LM_EINVAL);
+	assert_int_equal(
+	    lm_outbox_pair_ids_after(ob, "c1", "", 1, &ids, &n, &more), LM_EINVAL);
+	assert_int_equal(
+	    lm_outbox_pair_ids_after(ob, NULL, NULL, 1, &ids, &n, NULL), LM_EINVAL);
+	lm_outbox_close(ob);
+}
+
 static void
 test_damaged_pair_state(void **state)
 {
@@ -1149,6 +1207,7 @@ main(void)
 	        test_pending_delivered_failed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pairs_of, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pairs_after, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pair_ids_after, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_pair_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_mismatch, setup, teardown),

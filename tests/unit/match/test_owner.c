@@ -706,6 +706,32 @@ test_owner(void **state)
 	assert_int_equal(committed(POSTINGS), 4);
 }
 
+/* A running owner sweeps its replica's pair states: one whose records
+ * this replica does not hold (their partitions moved away, and others
+ * derived their deletions) is forgotten within a few sweep periods. */
+static void
+test_owner_sweeps_pairs(void **state)
+{
+	lm_outbox *ob = lm_events_outbox(R0->events);
+	lm_event_candidate c;
+	lm_outbox_pair p;
+	(void) state;
+
+	memset(&c, 0, sizeof(c));
+	c.candidate_id = "cand-moved";
+	c.job_id = "job-moved";
+	c.state = LM_PAIR_BELOW;
+	c.candidate_version = c.job_version = 1;
+	assert_int_equal(lm_outbox_enqueue_batch(ob, &c, 1, "m", 1, 0, NULL), LM_OK);
+	start_r0();
+	for (int64_t end = lm_clock_ms() + 5 * LM_OWNER_SWEEP_MS;
+	     lm_outbox_get_pair(ob, "cand-moved", "job-moved", &p) == LM_OK &&
+	     lm_clock_ms() < end;)
+		lmt_sleep_ms(50);
+	assert_int_equal(
+	    lm_outbox_get_pair(ob, "cand-moved", "job-moved", &p), LM_ENOENT);
+}
+
 /* The owner reads a message's content-type header as ingest does
  * (lm_kafka_content_type): a JSON record sent with `Content-Type` is
  * decoded as JSON and derives its events (it was read as protobuf and
@@ -2437,6 +2463,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_owner_sweeps_pairs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_content_type_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_held_bytes_bounded, setup, teardown),
