@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <png.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,7 +180,8 @@ lm_chart_write(const char *path, const lm_chart_row *rows, size_t n, double thre
 	for (size_t i = 0; i < n; i++) {
 		const lm_chart_row *r = &rows[i];
 		unsigned y = m + (unsigned) i * LM_CHART_ROW;
-		double v = r->kind == LM_CHART_EXCLUDED ? 1.0 : r->value;
+		bool full = r->kind == LM_CHART_EXCLUDED || r->kind == LM_CHART_UNDEFINED;
+		double v = full ? 1.0 : r->value;
 		v = v < 0 ? 0 : v > 1 ? 1 : v;
 		if (r->label != NULL)
 			text(&cv, r->kind == LM_CHART_TITLE ? 4 : m, y + pad, r->label,
@@ -193,7 +195,9 @@ lm_chart_write(const char *path, const lm_chart_row *rows, size_t n, double thre
 		if (len > 0)
 			fill(&cv, x0, y + (LM_CHART_ROW - LM_CHART_BAR) / 2, x0 + len,
 			    y + (LM_CHART_ROW + LM_CHART_BAR) / 2, rgb);
-		if (r->kind != LM_CHART_EXCLUDED) {
+		if (r->kind == LM_CHART_UNDEFINED) {
+			text(&cv, x0 + span + 8, y + pad, "N/A", 5);
+		} else if (r->kind != LM_CHART_EXCLUDED) {
 			snprintf(num, sizeof(num), "%.3f", r->value);
 			text(&cv, x0 + span + 8, y + pad, num, 5);
 		}

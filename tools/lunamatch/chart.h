@@ -15,15 +15,18 @@
 #define LM_CHART_ROWS_MAX 512
 
 typedef enum lm_chart_kind {
-	LM_CHART_PASS,     /* green bar */
-	LM_CHART_FLAGGED,  /* red bar */
-	LM_CHART_EXCLUDED, /* grey bar at full length, no number */
-	LM_CHART_TITLE,    /* the label alone, the title of the rows below */
+	LM_CHART_PASS,      /* green bar */
+	LM_CHART_FLAGGED,   /* red bar */
+	LM_CHART_EXCLUDED,  /* grey bar at full length, no number */
+	LM_CHART_UNDEFINED, /* grey bar at full length, "N/A" for the number: a
+	                       ratio that is undefined (value unused) */
+	LM_CHART_TITLE,     /* the label alone, the title of the rows below */
 } lm_chart_kind;
 
 typedef struct lm_chart_row {
 	const char *label; /* cut to LM_CHART_LABEL_CHARS characters */
-	double value;      /* clamped to 0..1 */
+	double value;      /* clamped to 0..1; unused by LM_CHART_EXCLUDED and
+	                      LM_CHART_UNDEFINED, which may pass NaN */
 	lm_chart_kind kind;
 } lm_chart_row;
 

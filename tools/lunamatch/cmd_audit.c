@@ -857,6 +857,8 @@ verdict(const lm_fair_group *g)
 		return "excluded (not reported)";
 	if (g->excluded)
 		return "excluded (under 2 %)";
+	if (isnan(g->impact))
+		return "n/a (none selected)";
 	return g->flagged ? "FLAGGED (under 4/5)" : "ok";
 }
 
@@ -898,6 +900,19 @@ ndkl(const struct audit *a, const struct view *v)
 	return a->placed ? v->ndkl_sum / (double) a->placed : NAN;
 }
 
+/* The impact ratio as text: "-" for an excluded category, "n/a" when
+ * undefined (nobody of the categories compared selected; fairness.h). */
+static void
+fmt_impact(char *buf, size_t len, const lm_fair_group *g)
+{
+	if (g->excluded)
+		snprintf(buf, len, "-");
+	else if (isnan(g->impact))
+		snprintf(buf, len, "n/a");
+	else
+		snprintf(buf, len, "%.3f", g->impact);
+}
+
 /* NDKL@K as text: "n/a" when undefined. */
 static void
 fmt_ndkl(char *buf, size_t len, double d)
@@ -937,10 +952,7 @@ print_table(const struct audit *a)
 			snprintf(c1, sizeof(c1), "%" PRIu64, g->considered);
 			snprintf(c2, sizeof(c2), "%" PRIu64, g->selected);
 			snprintf(c3, sizeof(c3), "%.4f", g->rate);
-			if (g->excluded)
-				snprintf(c4, sizeof(c4), "-");
-			else
-				snprintf(c4, sizeof(c4), "%.3f", g->impact);
+			fmt_impact(c4, sizeof(c4), g);
 			fmt_skew(c5, sizeof(c5), skew(v, g));
 			const char *cells[] = {name, c1, c2, c3, c4, c5, verdict(g)};
 			lm_cli_table_row(stdout, cols, 7, cells);
@@ -976,15 +988,16 @@ print_json(const struct audit *a)
 			/* Names come from the file: not always UTF-8, which
 			 * json_pack refuses (s:s); replaced as the table does. */
 			if (json_array_append_new(cats,
-			        json_pack("{s:o, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:b, "
+			        json_pack("{s:o, s:I, s:I, s:I, s:f, s:f, s:o, s:o, s:b, "
 			                  "s:b, s:b}",
 			            "name", lm_cli_json_string(g->name, strlen(g->name)),
 			            "considered", (json_int_t) g->considered, "selected",
 			            (json_int_t) g->selected, "top", (json_int_t) g->top,
 			            "rate", g->rate, "share", g->share, "impact",
-			            g->impact, "skew", skew_json(s), "unknown",
-			            g->unknown, "excluded", g->excluded, "flagged",
-			            g->flagged)) != 0) {
+			            isnan(g->impact) ? json_null() : json_real(g->impact),
+			            "skew", skew_json(s), "unknown", g->unknown,
+			            "excluded", g->excluded, "flagged", g->flagged)) !=
+			    0) {
 				json_decref(cats);
 				cats = NULL;
 			}
@@ -1083,7 +1096,7 @@ static int
 write_report(const struct audit *a, const char *path, const char *chart)
 {
 	FILE *f = fopen(path, "w");
-	char sel[64], sk[32], nd[32];
+	char sel[64], sk[32], nd[32], im[32];
 
 	if (f == NULL) {
 		lm_cli_error(CMD, "cannot create %s", path);
@@ -1137,18 +1150,17 @@ write_report(const struct audit *a, const char *path, const char *chart)
 			md_cell(f, g->name);
 			fprintf(f, " | %" PRIu64 " | %" PRIu64 " | %.4f | ",
 			    g->considered, g->selected, g->rate);
-			if (g->excluded)
-				fprintf(f, "- ");
-			else
-				fprintf(f, "%.3f ", g->impact);
-			fprintf(f, "| %s | %s |\n", sk, verdict(g));
+			fmt_impact(im, sizeof(im), g);
+			fprintf(f, "%s | %s | %s |\n", im, sk, verdict(g));
 		}
 	}
 	if (chart != NULL)
 		fprintf(f,
 		    "\n## Chart\n\n![Impact ratios](%s)\n\n"
 		    "The impact ratio of every category, table by table: green passes, "
-		    "red is flagged, grey is excluded (drawn at full length, no ratio); "
+		    "red is flagged, grey is excluded (drawn at full length, no ratio) "
+		    "or "
+		    "undefined, nobody being selected (drawn at full length, n/a); "
 		    "the blue line marks %.2f.\n",
 		    chart, LM_FAIR_FOUR_FIFTHS);
 	if (fclose(f) != 0) {
@@ -1172,9 +1184,10 @@ write_chart(const struct audit *a, const char *path)
 			rows[n++] = (lm_chart_row){v->name, 0, LM_CHART_TITLE};
 		for (size_t i = 0; i < v->ncats && n < LM_CHART_ROWS_MAX; i++)
 			rows[n++] = (lm_chart_row){v->g[i].name, v->g[i].impact,
-			    v->g[i].excluded  ? LM_CHART_EXCLUDED
-			    : v->g[i].flagged ? LM_CHART_FLAGGED
-			                      : LM_CHART_PASS};
+			    v->g[i].excluded        ? LM_CHART_EXCLUDED
+			    : isnan(v->g[i].impact) ? LM_CHART_UNDEFINED
+			    : v->g[i].flagged       ? LM_CHART_FLAGGED
+			                            : LM_CHART_PASS};
 	}
 	if (wanted > n)
 		lm_cli_error(CMD,

@@ -48,10 +48,12 @@ lm_fair_impact(lm_fair_group *g, size_t n)
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		g[i].impact = !g[i].excluded && best > 0 ? g[i].rate / best : 0.0;
-		/* Nobody selected at all: no group is disadvantaged against
-		 * another. The flag compares the counts exactly, as impact
-		 * may round below 0.8 at exactly four fifths. */
+		/* Nobody selected in any category compared: there is no rate to
+		 * divide by, and no category is disadvantaged against another.
+		 * The impact ratio is undefined (NaN), not 0, and nothing is
+		 * flagged. The flag compares the counts exactly, as impact may
+		 * round below 0.8 at exactly four fifths. */
+		g[i].impact = g[i].excluded ? 0.0 : best > 0 ? g[i].rate / best : NAN;
 		g[i].flagged = !g[i].excluded && best > 0 &&
 		               frac_cmp(g[i].selected, g[i].considered,
 		                   4 * g[top].selected, 5 * g[top].considered) < 0;

@@ -4,7 +4,9 @@
  *
  * - Selection rate of a category = selected / considered, summed over the
  *   postings audited. Impact ratio = the category's rate / the highest rate
- *   among the categories that are not excluded. A category is excluded when
+ *   among the categories that are not excluded; undefined (NaN) when that
+ *   rate is 0, nobody of those categories being selected: there is nothing
+ *   to compare, which is not an impact ratio of 0. A category is excluded when
  *   it is the unknown category or holds less than LM_FAIR_MIN_SHARE of all
  *   considered pairs (New York City Local Law 144 allows leaving out
  *   categories under 2 %); it is flagged when it is not excluded and its
@@ -46,13 +48,14 @@ typedef struct lm_fair_group {
 	uint64_t top;        /* of them within the first k places (for skew) */
 	double rate;         /* selected / considered (0 when none considered) */
 	double share;        /* considered / all considered */
-	double impact;       /* rate / best rate; 0 for excluded categories */
+	double impact;       /* rate / best rate; 0 for excluded categories,
+	                        NaN when the best rate is 0 */
 	bool excluded;
 	bool flagged;
 } lm_fair_group;
 
 /* Fills rate, share, impact, excluded and flagged of g[0..n). Returns the
- * number of flagged categories. */
+ * number of flagged categories: none when the impact ratios are undefined. */
 size_t lm_fair_impact(lm_fair_group *g, size_t n);
 
 /* skew@k of a category that holds top of the top_total first-k places and

@@ -7,13 +7,16 @@
  * RPC server on ipc:// in the test's directory. The audit of a whole
  * lunamatch-match process is tests/integration/test_audit.c.
  */
+#include <dlfcn.h>
 #include <math.h>
+#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "../../../tools/lunamatch/chart.h"
 #include "index.h"
 #include "jsontest.h"
 #include "lmtest.h"
@@ -296,7 +299,8 @@ test_skew_undefined(void **state)
 	json_decref(o);
 	char *md = lmt_read_file(report, NULL);
 	assert_non_null(md);
-	assert_non_null(strstr(md, "| female | 1 | 0 | 0.0000 | 0.000 | n/a | ok |"));
+	assert_non_null(
+	    strstr(md, "| female | 1 | 0 | 0.0000 | n/a | n/a | n/a (none selected) |"));
 	assert_null(strstr(md, "+0.000"));
 	free(md);
 	lmt_run_result r = run_audit((const char *const[]){
@@ -317,6 +321,112 @@ test_skew_undefined(void **state)
 	json_decref(o);
 	free(demo);
 	free(none);
+}
+
+/* The chart's pixels, read back with libpng. The test does not link
+ * libpng (the program it runs does): it loads it. */
+typedef int (*png_begin_fn)(png_imagep, const char *);
+typedef int (*png_finish_fn)(png_imagep, png_const_colorp, void *, png_int_32, void *);
+
+static uint32_t
+chart_pixel(const png_byte *px, unsigned w, unsigned row, unsigned x)
+{
+	unsigned y = LM_CHART_MARGIN + row * LM_CHART_ROW + LM_CHART_ROW / 2;
+	const png_byte *p = px + ((size_t) y * w + x) * 3;
+	return (uint32_t) p[0] << 16 | (uint32_t) p[1] << 8 | p[2];
+}
+
+/* Reads the chart at path into *px (malloc'd, 8-bit RGB, *w wide). */
+static void
+read_chart(const char *path, png_byte **px, unsigned *w)
+{
+	void *lib = dlopen("libpng16.so.16", RTLD_NOW);
+	png_begin_fn begin;
+	png_finish_fn finish;
+	png_image img;
+
+	if (lib == NULL && (lib = dlopen("libpng16.so", RTLD_NOW)) == NULL)
+		fail_msg("cannot load libpng: %s", dlerror());
+	*(void **) &begin = dlsym(lib, "png_image_begin_read_from_file");
+	*(void **) &finish = dlsym(lib, "png_image_finish_read");
+	assert_non_null(begin);
+	assert_non_null(finish);
+	memset(&img, 0, sizeof(img));
+	img.version = PNG_IMAGE_VERSION;
+	assert_true(begin(&img, path));
+	img.format = PNG_FORMAT_RGB;
+	*w = img.width;
+	*px = malloc(PNG_IMAGE_SIZE(img));
+	assert_non_null(*px);
+	assert_true(finish(&img, NULL, *px, 0, NULL));
+	dlclose(lib);
+}
+
+/*
+ * The impact ratio is undefined when nobody of the categories compared is
+ * selected: "n/a" in the table and the report, null in the JSON output, a
+ * grey bar at full length marked N/A in the chart, and no verdict either
+ * way. It read 0.000 with the verdict "ok" (and a bar of length 0, green),
+ * though a ratio under 0.8 is flagged.
+ */
+static void
+test_impact_undefined(void **state)
+{
+	(void) state;
+	char *demo = write_file("imp.csv", "id,sex\na,f\nb,m\n");
+	char *rk =
+	    write_file("imp.json", "{\"rankings\":[{\"job\":\"j1\",\"candidates\":["
+	                           "{\"id\":\"x1\"},{\"id\":\"a\"},{\"id\":\"b\"}]}]}");
+	char report[600], chart[600];
+	snprintf(report, sizeof(report), "%s/imp.md", dir);
+	snprintf(chart, sizeof(chart), "%s/imp.png", dir);
+
+	json_t *o = audit_json((const char *const[]){"--demographics", demo, "--rankings",
+	    rk, "--top", "1", "--report", report, "--chart", chart, "--json", NULL});
+	json_t *cats = categories(o, "sex");
+	assert_int_equal(json_array_size(cats), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *c = json_array_get(cats, i);
+		json_t *imp = json_object_get(c, "impact");
+		assert_non_null(imp);
+		assert_true(json_is_null(imp));
+		assert_true(json_is_false(json_object_get(c, "flagged")));
+	}
+	assert_true(json_is_false(json_object_get(o, "flagged")));
+	json_decref(o);
+
+	char *md = lmt_read_file(report, NULL);
+	assert_non_null(md);
+	assert_non_null(
+	    strstr(md, "| f | 1 | 0 | 0.0000 | n/a | n/a | n/a (none selected) |"));
+	assert_non_null(
+	    strstr(md, "| m | 1 | 0 | 0.0000 | n/a | n/a | n/a (none selected) |"));
+	assert_null(strstr(md, "0.000 |"));
+	free(md);
+
+	/* Rows 1 and 2 of the chart (row 0 is the title): grey at full
+	 * length, not a green bar of length 0. */
+	png_byte *px;
+	unsigned w;
+	read_chart(chart, &px, &w);
+	for (unsigned row = 1; row <= 2; row++) {
+		assert_int_equal(
+		    chart_pixel(px, w, row, LM_CHART_BAR_X + 10), LM_CHART_RGB_EXCLUDED);
+		assert_int_equal(
+		    chart_pixel(px, w, row, LM_CHART_BAR_X + LM_CHART_BAR_SPAN - 2),
+		    LM_CHART_RGB_EXCLUDED);
+	}
+	free(px);
+
+	lmt_run_result r = run_audit((const char *const[]){
+	    "--demographics", demo, "--rankings", rk, "--top", "1", NULL});
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "n/a      n/a      n/a (none selected)"));
+	assert_null(strstr(r.out, "0.000 "));
+	assert_null(strstr(r.out, " ok"));
+	lmt_run_result_free(&r);
+	free(demo);
+	free(rk);
 }
 
 /* ---- against the match service ------------------------------------------------ */
@@ -687,6 +797,7 @@ main(void)
 	    cmocka_unit_test(test_posting_listed_twice),
 	    cmocka_unit_test(test_intersection_by_combination),
 	    cmocka_unit_test(test_skew_undefined),
+	    cmocka_unit_test(test_impact_undefined),
 	    cmocka_unit_test(test_service_source_recorded),
 	    cmocka_unit_test(test_service_mixed_models),
 	    cmocka_unit_test(test_unwritten),

@@ -59,12 +59,29 @@ test_impact(void **state)
 	assert_int_equal(lm_fair_impact(s, 2), 1);
 	assert_true(s[1].flagged);
 
-	/* Nobody selected: nothing to compare, nothing flagged. */
+	/* Nobody selected: nothing to compare, nothing flagged, and the
+	 * impact ratio is undefined, not 0 (which reads as the worst ratio,
+	 * next to a verdict that passes). An excluded category keeps 0. */
 	lm_fair_group z[] = {
 	    {.name = "x", .considered = 10},
 	    {.name = "y", .considered = 10},
+	    {.name = "?", .unknown = true, .considered = 10},
 	};
-	assert_int_equal(lm_fair_impact(z, 2), 0);
+	assert_int_equal(lm_fair_impact(z, 3), 0);
+	assert_true(isnan(z[0].impact));
+	assert_true(isnan(z[1].impact));
+	assert_false(z[0].flagged || z[1].flagged);
+	assert_true(z[2].excluded);
+	assert_true(z[2].impact == 0.0);
+
+	/* Only the excluded category selected: the same for the others. */
+	lm_fair_group u[] = {
+	    {.name = "x", .considered = 10},
+	    {.name = "?", .unknown = true, .considered = 10, .selected = 5},
+	};
+	assert_int_equal(lm_fair_impact(u, 2), 0);
+	assert_true(isnan(u[0].impact));
+	assert_false(u[0].flagged);
 }
 
 static void
