@@ -1274,7 +1274,7 @@ test_store(void **state)
 	/* An id no record can have is a usage error, as a too long one is. */
 	r = CLI("store", "get", "posting", "job\001x", "--data-dir", dir);
 	expect_status(&r, 2);
-	assert_non_null(strstr(r.err, "bytes of printable UTF-8"));
+	assert_non_null(strstr(r.err, "posting: \"job?x\" is not a record id"));
 	lmt_run_result_free(&r);
 	/* Deleted records are gone too. */
 	r = CLI("store", "get", "profile", "cand-ml-lead-chicago", "--data-dir", dir);

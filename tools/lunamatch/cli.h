@@ -192,6 +192,18 @@ void lm_cli_error(const char *cmd, const char *fmt, ...)
 int lm_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * Checks a record id given on the command line (an option's value or an
+ * argument) before any call or read: every command that takes one checks
+ * it here. An id is what ingest takes as one (lm_record_id_valid: 1..128
+ * bytes of letters, digits and . _ : -); any other cannot name a record.
+ * what names the id in the message (an option such as "--job", or
+ * "posting"). Returns LM_CLI_EXIT_OK, or LM_CLI_EXIT_USAGE after saying
+ * why ("--job: the id is empty", or the id, made printable and cut, and
+ * the rule).
+ */
+int lm_cli_check_id(const char *cmd, const char *what, const char *id);
+
 /* ---- topic reader (consume.c) ----------------------------------------- */
 
 /*

@@ -1263,6 +1263,11 @@ lm_cli_audit(const lm_config *cfg, int argc, char **argv)
 			jobs_file = optarg;
 			break;
 		case OPT_JOB:
+			/* rv stays at its failure value for the paths below. */
+			if (lm_cli_check_id(CMD, "--job", optarg) != LM_CLI_EXIT_OK) {
+				rv = LM_CLI_EXIT_USAGE;
+				goto out;
+			}
 			if (njobs == AUDIT_POSTINGS_MAX) {
 				rv = lm_cli_usage_error(
 				    CMD, "--job: at most %d", AUDIT_POSTINGS_MAX);

@@ -418,10 +418,10 @@ lm_cli_match(const lm_config *cfg, int argc, char **argv)
 	if (!jobs && (job == NULL || candidate != NULL))
 		return lm_cli_usage_error(
 		    cmd, "match candidates takes --job ID (and no --candidate)");
-	/* As explain does: an empty id is the caller's error, not a call. */
-	if ((jobs ? candidate : job)[0] == '\0')
-		return lm_cli_usage_error(
-		    cmd, "%s: the id is empty", jobs ? "--candidate" : "--job");
+	/* An id no record can have is the caller's error, not a call. */
+	if ((rv = lm_cli_check_id(cmd, jobs ? "--candidate" : "--job",
+	         jobs ? candidate : job)) != LM_CLI_EXIT_OK)
+		return rv;
 
 	if ((rv = lm_cli_client_open(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;
@@ -526,10 +526,13 @@ lm_cli_explain(const lm_config *cfg, int argc, char **argv)
 	if (optind < argc)
 		return lm_cli_usage_error(
 		    cmd, "unexpected argument \"%s\"", argv[optind]);
-	if (req.candidate_id == NULL || req.candidate_id[0] == '\0' ||
-	    req.job_id == NULL || req.job_id[0] == '\0')
+	if (req.candidate_id == NULL || req.job_id == NULL)
 		return lm_cli_usage_error(
 		    cmd, "explain takes --candidate ID and --job ID");
+	if ((rv = lm_cli_check_id(cmd, "--candidate", req.candidate_id)) !=
+	        LM_CLI_EXIT_OK ||
+	    (rv = lm_cli_check_id(cmd, "--job", req.job_id)) != LM_CLI_EXIT_OK)
+		return rv;
 
 	if ((rv = lm_cli_client_open(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;
@@ -605,6 +608,8 @@ lm_cli_get(const lm_config *cfg, int argc, char **argv)
 	else
 		return lm_cli_usage_error(
 		    cmd, "\"%s\" is not posting or profile", argv[0]);
+	if ((rv = lm_cli_check_id(cmd, argv[0], argv[1])) != LM_CLI_EXIT_OK)
+		return rv;
 
 	if ((rv = lm_cli_client_open(cmd, cfg, &cl)) != LM_CLI_EXIT_OK)
 		return rv;

@@ -300,10 +300,8 @@ lm_cli_store(const lm_config *cfg, int argc, char **argv)
 		if (!parse_kind(argv[1], &k))
 			return lm_cli_usage_error(CMD,
 			    "unknown record kind \"%s\": posting or profile", argv[1]);
-		if (argv[2][0] == '\0' || strlen(argv[2]) > LM_STORE_ID_MAX)
-			return lm_cli_usage_error(CMD,
-			    "an id is 1..%d bytes of printable UTF-8", LM_STORE_ID_MAX);
-		return do_get(cfg, k, argv[2]);
+		int rv = lm_cli_check_id(CMD, lm_kind_name(k), argv[2]);
+		return rv == LM_CLI_EXIT_OK ? do_get(cfg, k, argv[2]) : rv;
 	}
 	if (strcmp(sub, "list") == 0) {
 		if (argc != 2)

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "lunamatch/error.h"
 #include "lunamatch/json.h"
+#include "lunamatch/record.h"
 #include "lunamatch/text.h"
 #include "lunamatch/textfile.h"
 #include "lunamatch/v1/records.pb-c.h"
@@ -199,6 +200,21 @@ lm_cli_id_text(char buf[LM_CLI_ID_TEXT], const char *id)
 {
 	lm_cli_printable(buf, LM_CLI_ID_TEXT, id, strlen(id));
 	return buf;
+}
+
+int
+lm_cli_check_id(const char *cmd, const char *what, const char *id)
+{
+	char text[LM_CLI_ID_TEXT];
+
+	if (id[0] == '\0')
+		return lm_cli_usage_error(cmd, "%s: the id is empty", what);
+	if (!lm_record_id_valid(id))
+		return lm_cli_usage_error(cmd,
+		    "%s: \"%s\" is not a record id (1..%d bytes of letters, digits "
+		    "and . _ : -)",
+		    what, lm_cli_id_text(text, id), LM_RECORD_ID_MAX);
+	return LM_CLI_EXIT_OK;
 }
 
 void

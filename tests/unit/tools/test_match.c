@@ -165,26 +165,49 @@ test_bench_unwritten(void **state)
 		    NULL, err, RUN_MS);
 }
 
-/* An empty id is refused before any call, as explain refuses one: a usage
- * error (exit 2) naming the option. match used to send it and exit 1 with
- * the service's INVALID_ARGUMENT. */
+/* Every command that takes a record id checks it the same way, before any
+ * call or read: an empty id, or one no record can have (past 128 bytes,
+ * or outside letters, digits and . _ : -), is a usage error (exit 2)
+ * naming the option or the kind. match used to send an empty id and exit 1
+ * with the service's INVALID_ARGUMENT, as get and audit --job still did;
+ * get sent a 300-byte id and exited 1 with NOT_FOUND, while store get
+ * refused it. */
 static void
-test_match_empty_id(void **state)
+test_ids_checked_alike(void **state)
 {
 	(void) state;
-	static const char *const cases[][6] = {
+	static char long_id[301];
+	char data[600];
+	memset(long_id, 'x', 300);
+	snprintf(data, sizeof(data), "%s/ids-data", dir);
+	const char *const cases[][9] = {
 	    {"match", "jobs", "--candidate", "", NULL},
 	    {"match", "candidates", "--job", "", NULL},
+	    {"match", "jobs", "--candidate", long_id, NULL},
 	    {"explain", "--candidate", "", "--job", "j", NULL},
+	    {"explain", "--candidate", "c", "--job", "a b", NULL},
+	    {"get", "posting", "", NULL},
+	    {"get", "profile", long_id, NULL},
+	    {"get", "posting", "job\x1b[31m", NULL},
+	    {"audit", "--demographics", data, "--job", "", NULL},
+	    {"audit", "--demographics", data, "--job", "j1", "--job", long_id, NULL},
+	    {"store", "get", "posting", "a b", "--data-dir", data, NULL},
+	    {"store", "get", "profile", long_id, "--data-dir", data, NULL},
 	};
-	static const char *const want[] = {
-	    "--candidate: the id is empty", "--job: the id is empty", "explain takes"};
+	static const char *const want[] = {"--candidate: the id is empty",
+	    "--job: the id is empty", "--candidate: \"xxx",
+	    "--candidate: the id is empty", "--job: \"a b\" is not a record id",
+	    "posting: the id is empty", "profile: \"xxx",
+	    "posting: \"job?[31m\" is not a record id", "--job: the id is empty",
+	    "--job: \"xxx", "posting: \"a b\" is not a record id", "profile: \"xxx"};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		lmt_run_result r = run_cli(cases[i]);
-		if (r.status != 2 || strstr(r.err, want[i]) == NULL)
-			fail_msg("%s %s: exit %d: %s", cases[i][0], cases[i][1], r.status,
-			    r.err ? r.err : "");
+		if (r.status != 2 || strstr(r.err, want[i]) == NULL ||
+		    (strstr(want[i], "xxx") != NULL &&
+		        strstr(r.err, "is not a record id (1..128 bytes") == NULL))
+			fail_msg("case %zu, %s %s: exit %d: %s", i, cases[i][0],
+			    cases[i][1], r.status, r.err ? r.err : "");
 		assert_string_equal(r.out, "");
 		lmt_run_result_free(&r);
 	}
@@ -196,7 +219,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_get_nonfinite),
 	    cmocka_unit_test(test_bench_unwritten),
-	    cmocka_unit_test(test_match_empty_id),
+	    cmocka_unit_test(test_ids_checked_alike),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
