@@ -493,6 +493,36 @@ test_usage_errors(void **state)
 			    "case %zu: stderr lacks \"%s\": %s", i, novalue[i][4], r.err);
 		lmt_run_result_free(&r);
 	}
+	/* A prefix of several long options, global or the command's own, is
+	 * named ambiguous with the options it could be (it was reported as
+	 * unknown, though --to is the start of --top); a prefix of one is
+	 * that option, and a name no option starts with stays unknown. */
+	const char *const prefixes[][7] = {
+	    {"match", "jobs", "--candidate", "X", "--to", "2",
+	        "ambiguous option --to (--top, --topic-postings, --topic-profiles, "
+	        "--topic-matches, --topic-dlq)"},
+	    {"store", "stats", "--topic=t", NULL, NULL, NULL,
+	        "ambiguous option --topic (--topic-postings, --topic-profiles, "
+	        "--topic-matches, --topic-dlq)\n"},
+	    {"match", "jobs", "--candidate", "X", "--tozz", "2",
+	        "unknown option --tozz\n"},
+	    {"store", "stats", "--lim", "3", NULL, NULL,
+	        "--limit applies to store list only"},
+	};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		const char *argv[8] = {lmt_bin("lunamatch")};
+		int n = 1;
+		for (int j = 0; j < 6 && prefixes[i][j] != NULL; j++)
+			argv[n++] = prefixes[i][j];
+		argv[n] = NULL;
+		r = run_argv(argv);
+		expect_status(&r, 2);
+		if (strstr(r.err, prefixes[i][6]) == NULL)
+			fail_msg("case %zu: stderr lacks \"%s\": %s", i, prefixes[i][6],
+			    r.err);
+		assert_string_equal(r.out, "");
+		lmt_run_result_free(&r);
+	}
 }
 
 /* ---- tests: produce --------------------------------------------------- */

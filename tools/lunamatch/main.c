@@ -168,6 +168,39 @@ vec_free(struct vec *a)
 }
 
 /*
+ * The long options of lo[0..n) that the long option arg ("--name" or
+ * "--name=value") abbreviates, as "--a, --b" in buf (cut with "..." when it
+ * does not fit). Returns how many there are: more than one makes arg
+ * ambiguous (getopt_long does not say which of its errors it reports).
+ */
+static size_t
+prefix_matches(const struct option *lo, size_t n, const char *arg, char *buf, size_t len)
+{
+	size_t count = 0, at = 0, namelen;
+
+	buf[0] = '\0';
+	if (strncmp(arg, "--", 2) != 0)
+		return 0;
+	arg += 2;
+	if ((namelen = strcspn(arg, "=")) == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(lo[i].name, arg, namelen) != 0)
+			continue;
+		int w =
+		    snprintf(buf + at, len - at, "%s--%s", count ? ", " : "", lo[i].name);
+		count++;
+		if (w < 0 || (size_t) w >= len - at)
+			at = len; /* cut: marked below */
+		else
+			at += (size_t) w;
+	}
+	if (at == len && len >= 4)
+		memcpy(buf + len - 4, "...", 4);
+	return count;
+}
+
+/*
  * Splits the arguments of command c (args[0] is its name) into global flags,
  * appended to globals as "--name[=value]", and the handler's vector cmd:
  * name, own options, "--", positional arguments. Returns LM_CLI_EXIT_OK,
@@ -180,7 +213,7 @@ split_args(
 {
 	struct option lo[CMD_OPTS_MAX + NGLOBAL + 2];
 	struct vec pos = {0};
-	char spec[64];
+	char spec[64], names[512];
 	size_t n = 0;
 	int rv = LM_CLI_EXIT_OK;
 
@@ -236,7 +269,8 @@ split_args(
 			goto done;
 		} else if (v == '?') {
 			/* optopt: the val of a known long option given a value
-			 * it does not take, an unknown short option, or 0. */
+			 * it does not take, an unknown short option, or 0: an
+			 * unknown long option, or one that abbreviates several. */
 			const char *name = NULL;
 			for (size_t i = 0; i < n && name == NULL; i++)
 				if (lo[i].val == optopt)
@@ -247,6 +281,12 @@ split_args(
 			else if (optopt != 0)
 				rv = lm_cli_usage_error(
 				    c->name, "unknown option -%c", optopt);
+			else if (prefix_matches(
+			             lo, n, args[optind - 1], names, sizeof(names)) > 1)
+				rv = lm_cli_usage_error(c->name,
+				    "ambiguous option %.*s (%s)",
+				    (int) strcspn(args[optind - 1], "="),
+				    args[optind - 1], names);
 			else
 				rv = lm_cli_usage_error(
 				    c->name, "unknown option %s", args[optind - 1]);
