@@ -7,7 +7,6 @@
  * RPC server on ipc:// in the test's directory. The audit of a whole
  * lunamatch-match process is tests/integration/test_audit.c.
  */
-#include <dlfcn.h>
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
@@ -16,7 +15,7 @@
 
 #include <jansson.h>
 
-#include "../../../tools/lunamatch/chart.h"
+#include "chart.h"
 #include "index.h"
 #include "jsontest.h"
 #include "lmtest.h"
@@ -323,11 +322,7 @@ test_skew_undefined(void **state)
 	free(none);
 }
 
-/* The chart's pixels, read back with libpng. The test does not link
- * libpng (the program it runs does): it loads it. */
-typedef int (*png_begin_fn)(png_imagep, const char *);
-typedef int (*png_finish_fn)(png_imagep, png_const_colorp, void *, png_int_32, void *);
-
+/* The chart's pixels, read back with libpng. */
 static uint32_t
 chart_pixel(const png_byte *px, unsigned w, unsigned row, unsigned x)
 {
@@ -340,26 +335,16 @@ chart_pixel(const png_byte *px, unsigned w, unsigned row, unsigned x)
 static void
 read_chart(const char *path, png_byte **px, unsigned *w)
 {
-	void *lib = dlopen("libpng16.so.16", RTLD_NOW);
-	png_begin_fn begin;
-	png_finish_fn finish;
 	png_image img;
 
-	if (lib == NULL && (lib = dlopen("libpng16.so", RTLD_NOW)) == NULL)
-		fail_msg("cannot load libpng: %s", dlerror());
-	*(void **) &begin = dlsym(lib, "png_image_begin_read_from_file");
-	*(void **) &finish = dlsym(lib, "png_image_finish_read");
-	assert_non_null(begin);
-	assert_non_null(finish);
 	memset(&img, 0, sizeof(img));
 	img.version = PNG_IMAGE_VERSION;
-	assert_true(begin(&img, path));
+	assert_true(png_image_begin_read_from_file(&img, path));
 	img.format = PNG_FORMAT_RGB;
 	*w = img.width;
 	*px = malloc(PNG_IMAGE_SIZE(img));
 	assert_non_null(*px);
-	assert_true(finish(&img, NULL, *px, 0, NULL));
-	dlclose(lib);
+	assert_true(png_image_finish_read(&img, NULL, *px, 0, NULL));
 }
 
 /*
