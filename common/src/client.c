@@ -688,12 +688,14 @@ lm_client_request_size(
 	    c, method, req, timeout_ms, (unsigned long long) atomic_load(&c->id_seq) + 1);
 }
 
-/* Encodes the envelope into a new nng message. Returns LM_OK; LM_EINVAL for
- * a bad method name; LM_E2BIG for an envelope over c->max_req, its size in
- * *size; LM_ENOMEM or an nng error. */
+/* Encodes the envelope of call number seq into a new nng message, its
+ * request id into reqid. Returns LM_OK; LM_EINVAL for a bad method name;
+ * LM_E2BIG for an envelope over c->max_req, its size in *size; LM_ENOMEM or
+ * an nng error. */
 static int
 build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
-    unsigned timeout_ms, char *reqid, size_t idlen, nng_msg **out, size_t *size)
+    unsigned timeout_ms, unsigned long long seq, char *reqid, size_t idlen, nng_msg **out,
+    size_t *size)
 {
 	Lunamatch__V1__RpcRequest env;
 	Lunamatch__V1__MetadataEntry caller, *md[1];
@@ -711,8 +713,7 @@ build_request(lm_client *c, const char *method, const ProtobufCMessage *req,
 	if (payload == NULL)
 		return LM_ENOMEM;
 	protobuf_c_message_pack(req, payload);
-	format_reqid(
-	    c, (unsigned long long) atomic_fetch_add(&c->id_seq, 1) + 1, reqid, idlen);
+	format_reqid(c, seq, reqid, idlen);
 	fill_envelope(c, &env, &caller, md, full, reqid, timeout_ms);
 	env.payload.data = payload;
 	env.payload.len = plen;
@@ -802,8 +803,9 @@ decode_answer(const ProtobufCMessageDescriptor *desc, const void *data, size_t l
 static int
 attempt(lm_client *c, struct endpoint *ep, const char *method,
     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-    unsigned timeout_ms, nng_time end, nng_duration connect_ms, nng_time deadline,
-    ProtobufCMessage **resp, int *st, char *errmsg, size_t errlen, enum outcome *oc)
+    unsigned long long seq, unsigned timeout_ms, nng_time end, nng_duration connect_ms,
+    nng_time deadline, ProtobufCMessage **resp, int *st, char *errmsg, size_t errlen,
+    enum outcome *oc)
 {
 	Lunamatch__V1__RpcResponse *env = NULL;
 	char reqid[64], err[256];
@@ -856,7 +858,8 @@ attempt(lm_client *c, struct endpoint *ep, const char *method,
 		now = nng_clock();
 		timeout_ms = now < end ? (unsigned) (end - now) : 1;
 	}
-	rv = build_request(c, method, req, timeout_ms, reqid, sizeof(reqid), &msg, &size);
+	rv = build_request(
+	    c, method, req, timeout_ms, seq, reqid, sizeof(reqid), &msg, &size);
 	if (rv != LM_OK) {
 		*st = rv == LM_EINVAL || rv == LM_E2BIG ? ST_INVALID : ST_INTERNAL;
 		if (rv == LM_E2BIG)
@@ -1031,6 +1034,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 	char prior_msg[LM_RPC_MAX_MESSAGE + 128] = "", full[LM_RPC_MAX_METHOD + 1];
 	nng_time end, deadline, now;
 	size_t size;
+	unsigned long long seq;
 	int st = ST_INTERNAL, rv = LM_ETIMEDOUT, prior_rv = LM_OK, redials = 0;
 	int64_t pause = 0;
 
@@ -1051,8 +1055,8 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		set_err(errmsg, errlen, "bad method name");
 		return LM_EINVAL;
 	}
-	/* With the longest request id: no attempt of the call (each takes a
-	 * new id, and a shorter deadline) is then refused after one was sent. */
+	/* With the longest request id: no attempt of the call (each with a
+	 * shorter deadline) is then refused after one was sent. */
 	if ((size = envelope_size(c, method, req, timeout_ms, ULLONG_MAX)) > c->max_req) {
 		if (status != NULL)
 			*status = ST_INVALID;
@@ -1060,6 +1064,9 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 		return LM_E2BIG;
 	}
 	again = lm_client_method_kind_of(method) == LM_CLIENT_METHOD_READ_ONLY;
+	/* One request id for every attempt: the server logs a decision under
+	 * it, and a retry is the same request (docs/api.md). */
+	seq = (unsigned long long) atomic_fetch_add(&c->id_seq, 1) + 1;
 	timeout_ms = call_timeout(c, timeout_ms);
 	end = nng_clock() + timeout_ms; /* the server's deadline */
 	deadline = end + LM_CLIENT_DEADLINE_GRACE_MS;
@@ -1101,7 +1108,7 @@ lm_client_call(lm_client *c, const char *method, const ProtobufCMessage *req,
 			connect_ms = ATTEMPT_CONNECT_MS;
 		if (redials > 0 && connect_ms > REDIAL_CONNECT_MS)
 			connect_ms = REDIAL_CONNECT_MS;
-		rv = attempt(c, ep, method, req, resp_desc, first_timeout, end,
+		rv = attempt(c, ep, method, req, resp_desc, seq, first_timeout, end,
 		    connect_ms, deadline, resp, &st, errmsg, errlen, &oc);
 		last = oc;
 		lost_before = lost[ep - c->ep];

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lunamatch/clock.h"
 #include "lunamatch/error.h"
@@ -239,7 +240,8 @@ lm_rpc_request_check(const Lunamatch__V1__RpcRequest *req, char *err, size_t err
 bool
 lm_rpc_url_is_tls(const char *url)
 {
-	return url != NULL && strncmp(url, "tls+tcp", 7) == 0 &&
+	/* nng reads a scheme in any case. */
+	return url != NULL && strncasecmp(url, "tls+tcp", 7) == 0 &&
 	       (strncmp(url + 7, "://", 3) == 0 || strncmp(url + 7, "4://", 4) == 0 ||
 	           strncmp(url + 7, "6://", 4) == 0);
 }

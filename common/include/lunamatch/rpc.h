@@ -138,7 +138,8 @@ int lm_rpc_request_check(const Lunamatch__V1__RpcRequest *req, char *err, size_t
 int lm_rpc_tls_config(nng_tls_config **out, int mode, const char *cert, const char *key,
     const char *ca, char *err, size_t errlen);
 
-/* True when url uses the tls+tcp scheme (tls+tcp://, tls+tcp4://, tls+tcp6://). */
+/* True when url uses the tls+tcp scheme (tls+tcp://, tls+tcp4://, tls+tcp6://,
+ * in any case, as nng reads it). */
 bool lm_rpc_url_is_tls(const char *url);
 
 /*

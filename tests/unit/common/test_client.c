@@ -59,6 +59,8 @@ test_method_names(void **state)
 
 	assert_true(lm_rpc_url_is_tls("tls+tcp://127.0.0.1:1"));
 	assert_true(lm_rpc_url_is_tls("tls+tcp6://[::1]:1"));
+	assert_true(lm_rpc_url_is_tls("TLS+TCP://127.0.0.1:1"));
+	assert_true(lm_rpc_url_is_tls("Tls+Tcp4://127.0.0.1:1"));
 	assert_false(lm_rpc_url_is_tls("tcp://127.0.0.1:1"));
 	assert_false(lm_rpc_url_is_tls("tls+tcpx://a"));
 	assert_false(lm_rpc_url_is_tls(NULL));
@@ -602,6 +604,46 @@ test_client_unavailable_then_final(void **state)
 			fail_msg("call %d: %d, status %d: %s", i, rv, status, err);
 	}
 	assert_true(atomic_load(&p1.requests) >= 1); /* the draining one was asked */
+	lm_client_close(c);
+	peers_down(&p1, &p2);
+}
+
+/* A call sent again to another endpoint (the first was draining) keeps its
+ * request id, as docs/api.md says: the server logs a decision under it.
+ * Each attempt took a new id. */
+static void
+test_client_retry_keeps_request_id(void **state)
+{
+	(void) state;
+	struct peer p1, p2;
+	lm_client *c = NULL;
+	char urls[512], err[256], *got = NULL;
+	int status = -1, retried = 0;
+
+	peer_up(&p1);
+	peer_up(&p2);
+	atomic_store(&p1.unavailable, true);
+	snprintf(urls, sizeof(urls), "%s,%s", p1.url, p2.url);
+	assert_int_equal(lm_client_open(urls, NULL, &c), LM_OK);
+	for (int i = 0; i < 20 && retried < 3; i++) {
+		int before1 = atomic_load(&p1.requests),
+		    before2 = atomic_load(&p2.requests);
+		assert_int_equal(
+		    call(c, "job-1", 5000, &status, err, sizeof(err), &got), LM_OK);
+		free(got);
+		if (atomic_load(&p1.requests) == before1 + 1 &&
+		    atomic_load(&p2.requests) == before2 + 1) {
+			assert_string_equal(p1.last_id, p2.last_id);
+			retried++;
+		}
+	}
+	assert_true(retried >= 1);
+	/* The next call has an id of its own. */
+	char prev[LM_RPC_MAX_REQUEST_ID + 1];
+	snprintf(prev, sizeof(prev), "%s", p2.last_id);
+	assert_int_equal(call(c, "job-1", 5000, &status, err, sizeof(err), &got), LM_OK);
+	free(got);
+	assert_string_not_equal(p2.last_id, prev);
 	lm_client_close(c);
 	peers_down(&p1, &p2);
 }
@@ -2003,6 +2045,7 @@ main(void)
 	    cmocka_unit_test(test_client_rounds_back_off),
 	    cmocka_unit_test(test_client_single_endpoint_redials),
 	    cmocka_unit_test(test_client_unavailable_then_final),
+	    cmocka_unit_test(test_client_retry_keeps_request_id),
 	    cmocka_unit_test(test_client_endpoint_after_wrong_protocol),
 	    cmocka_unit_test(test_client_last_attempt_is_the_result),
 	    cmocka_unit_test(test_client_time_left_after_connecting),
