@@ -529,6 +529,12 @@ lm_client_open(const char *url, const lm_client_opts *o, lm_client **out)
 		free(c);
 		return LM_EINVAL;
 	}
+	if (c->max_resp > LM_CLIENT_MAX_RESPONSE) {
+		lm_error(
+		    "client.open", "max_response_bytes over %zu", LM_CLIENT_MAX_RESPONSE);
+		free(c);
+		return LM_EINVAL;
+	}
 	if (o != NULL && given(o->caller)) {
 		/* The server cannot read an envelope with a string that is not
 		 * UTF-8: every call would fail. */

@@ -86,6 +86,10 @@ extern "C" {
  */
 #define LM_CLIENT_DEFAULT_MAX_REQUEST ((size_t) 1 << 20)
 #define LM_CLIENT_MAX_REQUEST         ((size_t) 64 << 20)
+/* The largest max_response_bytes a client takes: an answer decodes into
+ * many times its size (LM_CLIENT_DECODE_FACTOR), and no answer of the
+ * service comes near it (top_k <= 1000). */
+#define LM_CLIENT_MAX_RESPONSE ((size_t) 1 << 30)
 /*
  * Memory an answer of n bytes may take to decode (its envelope, then its
  * payload, each): LM_CLIENT_DECODE_FLOOR + LM_CLIENT_DECODE_FACTOR * n
@@ -110,7 +114,9 @@ typedef struct lm_client_opts {
 	const char *tls_cert, *tls_key, *tls_ca;
 	const char *tls_server_name;
 	unsigned default_timeout_ms; /* for calls with timeout_ms 0; 0 = 5000 */
-	size_t max_response_bytes;   /* 0 = LM_RPC_DEFAULT_MAX_RESPONSE */
+	/* 0 = LM_RPC_DEFAULT_MAX_RESPONSE; over LM_CLIENT_MAX_RESPONSE
+	 * lm_client_open fails (LM_EINVAL). */
+	size_t max_response_bytes;
 	/* 0 = LM_CLIENT_DEFAULT_MAX_REQUEST; set it to the servers'
 	 * LUNAMATCH_MAX_REQUEST_BYTES when that is raised; over
 	 * LM_CLIENT_MAX_REQUEST lm_client_open fails (LM_EINVAL). */

@@ -1911,6 +1911,17 @@ test_client_request_over_the_limit(void **state)
 	o.max_request_bytes = LM_CLIENT_MAX_REQUEST + 1;
 	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_EINVAL);
 	assert_null(c);
+	/* A response limit is capped too: near SIZE_MAX, nng's receive limit
+	 * (the limit plus the SP header) wrapped around. */
+	o.max_request_bytes = 0;
+	o.max_response_bytes = LM_CLIENT_MAX_RESPONSE + 1;
+	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_EINVAL);
+	o.max_response_bytes = SIZE_MAX;
+	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_EINVAL);
+	assert_null(c);
+	o.max_response_bytes = LM_CLIENT_MAX_RESPONSE;
+	assert_int_equal(lm_client_open(p1.url, &o, &c), LM_OK);
+	lm_client_close(c);
 	peers_down(&p1, &p2);
 	free(big);
 }
