@@ -207,7 +207,10 @@ struct lm_consumer {
 	atomic_bool refilling; /* c->refill.active */
 	atomic_bool sweeping;  /* the refill deletes what was not read again */
 	atomic_llong behind;   /* while catching up: messages still to store */
-	atomic_int owed;       /* partitions whose set-back is owed */
+	/* While catching up: the assigned partitions are stored to their end,
+	 * but they are not every partition of both topics (targets_cover). */
+	atomic_bool uncovered;
+	atomic_int owed; /* partitions whose set-back is owed */
 
 	/* Metrics (owned by the registry). */
 	lm_counter *consumed[3]; /* by lm_kind */
@@ -922,10 +925,14 @@ set_resume(lm_consumer *c, rd_kafka_topic_partition_list_t *parts)
  * store holds it stored up to (store_offset; for a store written before
  * it kept positions, the group's committed offset, read at every check
  * while catching up: one broker round trip), the partition's log start, and
- * the batches stored since the targets were set up. The state is set once
- * per process: after the first catch-up, a burst of new messages or a
- * rebalance does not make the replica unready. A rebalance before it starts
- * the targets again from the new assignment.
+ * the batches stored since the targets were set up; and the partitions
+ * assigned must be every partition of both topics (targets_cover): every
+ * ingest reads every partition into its own store, so one assigned only
+ * some (another member in its group) holds part of the records however
+ * far it stores them. The state is set once per process: after the first
+ * catch-up, a burst of new messages or a rebalance does not make the
+ * replica unready. A rebalance before it starts the targets again from the
+ * new assignment.
  */
 
 static void
@@ -1259,9 +1266,12 @@ targets_cover(lm_consumer *c)
 			    topics[t], e != LM_OK ? lm_strerror(e) : "none");
 		else
 			lm_warn("consumer.catchup",
-			    "%s [%" PRId32 "] is not assigned to this consumer: the "
-			    "store is not taken to hold the topics",
-			    topics[t], missing);
+			    "%s [%" PRId32 "] is not assigned to this consumer of group "
+			    "%s: the store is not taken to hold the topics. Every "
+			    "ingest reads every partition into its own store, under a "
+			    "group of its own (LUNAMATCH_GROUP_ID): is another "
+			    "ingest a member of this group?",
+			    topics[t], missing, c->cfg->group_id);
 		return false;
 	}
 	return true;
@@ -1306,7 +1316,6 @@ static void
 check_catchup(lm_consumer *c)
 {
 	long long behind = 0;
-	bool cover;
 	size_t n;
 
 	if (targets_behind(c, &behind) != LM_OK)
@@ -1315,12 +1324,26 @@ check_catchup(lm_consumer *c)
 	if (behind != 0 || atomic_load(&c->owed) > 0)
 		return;
 	n = c->ntargets;
-	/* A refill deletes what it did not read again: it must have read
-	 * every partition of both topics (targets_cover), which gives each
-	 * kind it sweeps one partition at least. */
-	if (c->refill.active && !targets_cover(c))
+	/* The store holds the topics only once every partition of both is
+	 * stored (targets_cover): until then ingest is not started, so that a
+	 * replica does not answer from part of the records because another
+	 * member of its group (two deployments or two replicas under one
+	 * LUNAMATCH_GROUP_ID) holds the others, or a topic is refused or
+	 * missing. A refill's sweep, which deletes what it did not read
+	 * again, needs it too: it gives each kind one partition at least.
+	 * A rebalance sets the targets up again for the new assignment. */
+	if (!targets_cover(c)) {
+		if (!atomic_exchange(&c->uncovered, true))
+			lm_error("consumer.catchup",
+			    "the partitions assigned (%zu) are stored to their end, but "
+			    "they are not every partition of %s and %s: not started "
+			    "(/startedz 503) until consumer group %s assigns all of them "
+			    "to this ingest",
+			    n, kind_topic(c, LM_KIND_POSTING),
+			    kind_topic(c, LM_KIND_PROFILE), c->cfg->group_id);
 		return;
-	cover = c->refill.active || targets_cover(c);
+	}
+	atomic_store(&c->uncovered, false);
 	drop_targets(c);
 	if (c->refill.active) {
 		lm_info("store.refill",
@@ -1336,11 +1359,8 @@ check_catchup(lm_consumer *c)
 	    "caught up with the topics: %zu partitions stored to their end in %.1f s", n,
 	    (double) (lm_clock_ms() - c->start_ms) / 1000.0);
 	atomic_store(&c->caught_up, true);
-	/* Every end compared was read after the loop started; a store that
-	 * holds only some partitions is not current (the next round may
-	 * show it). */
-	if (cover)
-		current_since(c, c->run_s);
+	/* Every end compared was read after the loop started. */
+	current_since(c, c->run_s);
 	c->next_round_ms = lm_clock_ms() + c->current_ms;
 }
 
@@ -3010,6 +3030,11 @@ lm_consumer_started(void *arg, char *reason, size_t len)
 	else if (behind == 0 && atomic_load(&c->owed) > 0)
 		snprintf(reason, len,
 		    "%s: the group's committed offsets are ahead of the store", what);
+	else if (behind == 0 && atomic_load(&c->uncovered))
+		snprintf(reason, len,
+		    "%s: not assigned every partition of both topics (another "
+		    "member in consumer group %s, or a topic refused or missing)",
+		    what, c->cfg->group_id);
 	else if (behind < 0)
 		snprintf(reason, len, "%s: partition ends not known yet", what);
 	else

@@ -141,9 +141,12 @@ def find(objs, kind, name=None):
 
 def container_env(objs, container, pod_name):
     """The environment the named container of the StatefulSet gets: the data
-    of its envFrom ConfigMaps, then its env entries ($(VAR) references and
-    metadata.name field references resolved with pod_name)."""
+    of its envFrom ConfigMaps, then its env entries ($(VAR) references,
+    metadata.name field references resolved with pod_name, metadata.namespace
+    ones with the StatefulSet's namespace: "default" where the manifests set
+    none, as kubectl apply without -n would)."""
     sts = find(objs, "StatefulSet")[0]
+    namespace = sts["metadata"].get("namespace", "default")
     c = [c for c in sts["spec"]["template"]["spec"]["containers"] if c["name"] == container][0]
     env = {}
     for ef in c.get("envFrom", []):
@@ -154,6 +157,8 @@ def container_env(objs, container, pod_name):
             env[e["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), e["value"])
         elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
             env[e["name"]] = pod_name
+        elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            env[e["name"]] = namespace
         else:
             raise RuntimeError(f"{container}: env {e['name']} has a source the test cannot resolve")
     return env

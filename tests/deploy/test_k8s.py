@@ -12,7 +12,9 @@ docs/deployment.md promises:
   startupProbe of at least 5 minutes for match, memory requests
   and limits, and the restricted security context (non-root, read-only root,
   no privilege escalation, every capability dropped, RuntimeDefault seccomp);
-- the ingest consumer group derived from the pod name, in both containers;
+- the ingest consumer group derived from the namespace and the pod name, in
+  both containers, and match's events group from the namespace, so that no
+  two overlays share a group;
 - a row in README.md's options table for every option the binaries take
   from a variable;
 - only LUNAMATCH_* variables the binaries know, each container's own (env)
@@ -119,6 +121,7 @@ for f in sorted(flags - readme_flags):
 image = image_env(dockerfile_stages()[-1])
 stop_ms = stop_bounds_ms()
 startup_budgets = []  # seconds: match's startupProbe of each overlay
+groups = {}  # label: the consumer groups its pod lunamatch-0 joins
 
 for path in overlays():
     label = os.path.relpath(path, K8S)
@@ -204,9 +207,21 @@ for path in overlays():
         check(env.get("LUNAMATCH_DATA_DIR") == mounts[n].get("data"),
               f"{label}/{n}: LUNAMATCH_DATA_DIR is not the data volume's mount")
         # Both: ingest consumes under the pod's group, match reads that
-        # group's committed offsets (event ownership).
-        check(env.get("LUNAMATCH_GROUP_ID") == "lunamatch-ingest-lunamatch-0",
-              f"{label}/{n}: ingest group id not derived from the pod name: {env.get('LUNAMATCH_GROUP_ID')}")
+        # group's committed offsets (event ownership). The namespace is in
+        # it: two deployments on one Kafka cluster have pods of the same
+        # names, and two ingests in one group each get only some partitions.
+        ns = sts["metadata"].get("namespace", "default")
+        check(env.get("LUNAMATCH_GROUP_ID") == f"lunamatch-ingest-{ns}-lunamatch-0",
+              f"{label}/{n}: ingest group id not derived from the namespace and the pod name: "
+              f"{env.get('LUNAMATCH_GROUP_ID')}")
+        groups.setdefault(label, set()).add(env.get("LUNAMATCH_GROUP_ID"))
+        if n == "match":
+            # The events group is shared by the replicas of one deployment
+            # only: another deployment in it would take its partitions.
+            check(env.get("LUNAMATCH_EVENTS_GROUP_ID") == f"lunamatch-match-events-{ns}",
+                  f"{label}/match: events group id not derived from the namespace: "
+                  f"{env.get('LUNAMATCH_EVENTS_GROUP_ID')}")
+            groups[label].add(env.get("LUNAMATCH_EVENTS_GROUP_ID"))
         if n == "match":
             sp = c.get("startupProbe", {})
             budget = sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)
@@ -343,6 +358,13 @@ for path in overlays():
             keep = int(cfg.get("delete.retention.ms", 86400000))
             check(age_ms < keep, f"{label}: store max age {age_ms} ms is not below "
                   f"{o['spec']['topicName']}'s delete retention {keep} ms")
+
+# The overlays, deployed side by side on one Kafka cluster, share no
+# consumer group.
+ov = sorted(g for g in groups if g != "base")
+for i, a in enumerate(ov):
+    for b in ov[i + 1:]:
+        check(not (groups[a] & groups[b]), f"{a} and {b} share consumer groups {sorted(groups[a] & groups[b])}")
 
 # docs/deployment.md's table of the deploy tests names every custom
 # resource kind deploy.k8s checks against deploy/k8s/schemas.

@@ -909,6 +909,59 @@ test_revoke(void **state)
 }
 
 /*
+ * Every ingest reads every partition into its own store: one that shares
+ * its consumer group with another ingest (two replicas, or two deployments
+ * on one cluster, under one LUNAMATCH_GROUP_ID) is assigned only some
+ * partitions and must not count as started, however far it stores them,
+ * or its replica would answer from part of the records. b is a member
+ * first and started; a joins the group with an empty store and gets part
+ * of the postings topic's two partitions, with nothing to read: it stays
+ * not started, and says why, through ten catch-up checks. Once b leaves,
+ * a is assigned every partition and starts. Before, a started at once.
+ */
+static void
+test_shared_group_not_started(void **state)
+{
+	struct run a, b;
+	char why[256] = "";
+	int rv = LM_EBUSY;
+	(void) state;
+
+	lmt_mock_topic_create(M.mc, "cons-shared.postings", 2);
+	prepare_ex(&b, "cons-shared", "cons-shared-b", 0, 100);
+	start(&b);
+	wait_assigned(&b);
+	prepare_ex(&a, "cons-shared", "cons-shared-a", 0, 100);
+	start(&a);
+	for (int i = 0;
+	     i < IO_MS / 50 && metric(&a, "lunamatch_ingest_assigned_partitions") < 1;
+	     i++)
+		lmt_sleep_ms(50);
+	assert_true(metric(&a, "lunamatch_ingest_assigned_partitions") >= 1);
+	/* The catch-up is checked every 200 ms: ten checks. */
+	for (int i = 0; i < 40; i++) {
+		rv = lm_consumer_started(a.c, why, sizeof(why));
+		if (rv == LM_OK)
+			fail_msg("an ingest assigned part of the partitions is started");
+		lmt_sleep_ms(50);
+	}
+	assert_int_equal(rv, LM_EBUSY);
+	assert_non_null(strstr(why, "not assigned every partition"));
+	assert_non_null(strstr(why, "cons-shared"));
+
+	b.stop = 1;
+	assert_int_equal(pthread_join(b.thread, NULL), 0);
+	assert_int_equal(b.rv, LM_OK);
+	finish(&b);
+	wait_assigned(&a);
+	assert_int_equal(metric(&a, "lunamatch_ingest_assigned_partitions"), 3);
+	a.stop = 1;
+	assert_int_equal(pthread_join(a.thread, NULL), 0);
+	assert_int_equal(a.rv, LM_OK);
+	finish(&a);
+}
+
+/*
  * A batch failing at a revocation is given up, its partitions' next owner
  * stores it; a member that keeps only partitions with nothing to read has
  * no failing batch and is ready. Before, the failure stayed in /readyz
@@ -2931,6 +2984,7 @@ main(void)
 	    cmocka_unit_test(test_move_failure),
 	    cmocka_unit_test(test_read_failure),
 	    cmocka_unit_test(test_revoke),
+	    cmocka_unit_test(test_shared_group_not_started),
 	    cmocka_unit_test(test_revoke_failing_batch),
 	    cmocka_unit_test(test_catchup),
 	    cmocka_unit_test(test_catchup_store_positions),
