@@ -16,9 +16,15 @@
 # docs/deployment.md describes the image.
 
 ARG DEBIAN_TAG=12-slim
+# The base image's digest (sha256:<64 hex digits>), empty by default: then
+# both stages start from whatever debian:${DEBIAN_TAG} is at build time.
+# Set, both stages start from exactly that image (the tag is then only
+# informative), and the label org.opencontainers.image.base.digest says
+# which; docs/deployment.md, "The image", says how to find it.
+ARG DEBIAN_DIGEST=
 
 # ---- build stage ------------------------------------------------------------
-FROM debian:${DEBIAN_TAG} AS build
+FROM debian:${DEBIAN_TAG}${DEBIAN_DIGEST:+@${DEBIAN_DIGEST}} AS build
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
@@ -46,10 +52,11 @@ RUN cmake -S . -B /build -G Ninja \
  && DESTDIR=/out cmake --install /build
 
 # ---- runtime stage ----------------------------------------------------------
-FROM debian:${DEBIAN_TAG} AS runtime
+FROM debian:${DEBIAN_TAG}${DEBIAN_DIGEST:+@${DEBIAN_DIGEST}} AS runtime
 
-# Declared again: the global ARG above reaches the FROM lines only.
+# Declared again: the global ARGs above reach the FROM lines only.
 ARG DEBIAN_TAG
+ARG DEBIAN_DIGEST
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
@@ -60,7 +67,8 @@ LABEL org.opencontainers.image.title="lunamatch" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.vendor="lunamatch" \
-      org.opencontainers.image.base.name="debian:${DEBIAN_TAG}"
+      org.opencontainers.image.base.name="debian:${DEBIAN_TAG}" \
+      org.opencontainers.image.base.digest="${DEBIAN_DIGEST}"
 
 # Runtime libraries only: one package per library the binaries link
 # (apt adds what those depend on, such as libzstd1 for librdkafka1).

@@ -59,8 +59,38 @@ class Stage:
         self.instructions = []  # (INSTRUCTION, arguments) with continuations joined
 
 
-def dockerfile_stages(path=None):
-    """The stages of the Dockerfile in order, each with its instructions."""
+def expand_args(text, args):
+    """text with the Dockerfile's ${NAME}, ${NAME:-word} and ${NAME:+word}
+    replaced from args (word may hold further references)."""
+    out, i = "", 0
+    while i < len(text):
+        m = re.compile(r"\$\{(\w+)(?::([-+]))?").match(text, i)
+        if m is None:
+            out += text[i]
+            i += 1
+            continue
+        # The word runs to the brace that closes this reference.
+        j, depth = m.end(), 1
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        word = text[m.end():j - 1]
+        value = args.get(m.group(1), "")
+        if m.group(2) == "-":
+            out += value if value else expand_args(word, args)
+        elif m.group(2) == "+":
+            out += expand_args(word, args) if value else ""
+        else:
+            out += value
+        i = j
+    return out
+
+
+def dockerfile_stages(path=None, build_args=None):
+    """The stages of the Dockerfile in order, each with its instructions;
+    the stages' bases with the ARGs before the first FROM expanded, with
+    the values of build_args (as docker build --build-arg) over their
+    defaults."""
     path = path or os.path.join(SRC, "Dockerfile")
     text = open(path).read()
     logical, cur = [], ""
@@ -81,11 +111,11 @@ def dockerfile_stages(path=None):
         instr = instr.upper()
         if instr == "ARG" and not stages:
             k, _, v = rest.partition("=")
-            args[k.strip()] = v.strip()
+            args[k.strip()] = (build_args or {}).get(k.strip(), v.strip())
             continue
         if instr == "FROM":
             m = re.match(r"(\S+)(?:\s+AS\s+(\S+))?", rest, re.I)
-            base = re.sub(r"\$\{(\w+)\}", lambda g: args.get(g.group(1), ""), m.group(1))
+            base = expand_args(m.group(1), args)
             stages.append(Stage(base, m.group(2)))
             continue
         stages[-1].instructions.append((instr, rest))

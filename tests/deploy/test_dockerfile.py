@@ -65,8 +65,17 @@ if users:
           f"USER {users[-1]} is not a numeric non-root uid:gid")
 
 labels = " ".join(rest for instr, rest in runtime.instructions if instr == "LABEL")
-for k in ("title", "description", "version", "revision", "created"):
+for k in ("title", "description", "version", "revision", "created", "base.name", "base.digest"):
     check(f"org.opencontainers.image.{k}=" in labels, f"OCI label org.opencontainers.image.{k} missing")
+# The base can be pinned by digest: DEBIAN_DIGEST, empty by default (the
+# tag alone, as the stages' bases above), pins every stage when set, and
+# the runtime's base.digest label says it.
+check(re.search(r'org\.opencontainers\.image\.base\.digest="\$\{DEBIAN_DIGEST\}"', labels) is not None,
+      "the label org.opencontainers.image.base.digest is not ${DEBIAN_DIGEST}")
+digest = "sha256:" + "0123456789abcdef" * 4
+pinned = dockerfile_stages(build_args={"DEBIAN_DIGEST": digest})
+for s, p in zip(stages, pinned):
+    check(p.base == f"{s.base}@{digest}", f"stage {s.name}: DEBIAN_DIGEST does not pin the base: {p.base}")
 
 copies = [rest for instr, rest in runtime.instructions if instr == "COPY"]
 check(any("--from=" + build.name in c and "/usr/share/lunamatch" in c.split()[-1] for c in copies),
