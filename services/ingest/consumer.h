@@ -226,7 +226,9 @@ rd_kafka_t *lm_consumer_kafka(lm_consumer *c, bool dlq);
  * offset of the group ahead of the store is being set back (see "setting
  * the group back" in consumer.c), and the consumer has caught up once:
  * every partition assigned to it was stored up to the end it had when
- * first seen (see "catching up" in consumer.c), with no set-back owed, and
+ * first seen (see "catching up" in consumer.c), the partitions assigned
+ * were every partition of both topics (an ingest reads all of them into its
+ * own store), with no set-back owed, and
  * a refill of the store (see "refilling") finished, so that a new replica
  * serves no queries from a half-filled store, nor a stale one. A store
  * that held the whole of its topics within cfg->store_max_age_s
