@@ -205,7 +205,9 @@ int lm_events_on_owned(lm_events *ev, lm_index *idx, const lm_event_change *chan
  * derivation of the surviving record would. Only such a derivation on
  * this replica forgets a pair otherwise, and after a rebalance moved both
  * records' partitions to other replicas none comes: their states stayed
- * for good. Serialized with derivations. *forgotten (may be NULL) gets the
+ * for good. idx must hold the store's records: in an index still loading
+ * every record reads as gone (lm_owner_opts.index_loaded). Serialized with
+ * derivations. *forgotten (may be NULL) gets the
  * number of pairs forgotten (also counted,
  * lunamatch_events_pairs_swept_total). Returns LM_OK, LM_EINVAL, LM_ECLOSED
  * (interrupted) or an error of the outbox, whose next step begins where

@@ -649,6 +649,16 @@ start_decisions(struct daemon *d)
  * this replica owns in the events group. Created before the follower starts
  * (the follower's on_applied and the metrics read d->owner), started after
  * it. */
+/* lm_owner_opts.index_loaded: d->follower is set before the owner starts
+ * and freed after the owner. */
+static bool
+index_loaded(void *arg)
+{
+	struct daemon *d = arg;
+
+	return d->follower != NULL && lm_follower_loaded(d->follower);
+}
+
 static int
 new_owner(struct daemon *d)
 {
@@ -668,6 +678,8 @@ new_owner(struct daemon *d)
 	oo.events = d->events;
 	oo.rctx = &d->rctx;
 	oo.metrics = d->metrics;
+	oo.index_loaded = index_loaded;
+	oo.index_loaded_arg = d;
 	if ((rc = lm_owner_new(&oo, &d->owner)) != LM_OK)
 		lm_error("match.events", "cannot set up event derivation: %s",
 		    lm_strerror(rc));

@@ -169,6 +169,8 @@ struct lm_owner {
 	lm_events *events;
 	const lm_record_ctx *rctx;
 	size_t held_bytes_max;
+	bool (*index_loaded)(void *arg); /* lm_owner_opts */
+	void *index_loaded_arg;
 
 	struct member mem[2]; /* [0] postings, [1] profiles */
 	rd_kafka_t *probe;    /* the ingest group's committed offsets */
@@ -2355,7 +2357,8 @@ subscribe(struct member *m)
 
 /*
  * The postings member takes a step of the sweep of stranded pair states
- * (lm_events_sweep_pairs) every LM_OWNER_SWEEP_MS, between batches: a page
+ * (lm_events_sweep_pairs) every LM_OWNER_SWEEP_MS, between batches, once
+ * the index holds the store's records (lm_owner_opts.index_loaded): a page
  * of pair states a second, so that a pass over a million takes about an
  * hour and costs next to nothing. A failure is logged by the step and the
  * next step tries the same page again.
@@ -2365,9 +2368,11 @@ sweep_step(struct member *m)
 {
 	int64_t now = lm_clock_ms();
 
-	if (!m->posting || now < m->sweep_at)
+	if (!m->posting || now < m->sweep_at || m->ow->index_loaded == NULL)
 		return;
 	m->sweep_at = now + LM_OWNER_SWEEP_MS;
+	if (!m->ow->index_loaded(m->ow->index_loaded_arg))
+		return;
 	(void) lm_events_sweep_pairs(
 	    m->ow->events, m->ow->idx, (int64_t) time(NULL), NULL);
 }
@@ -2528,6 +2533,8 @@ lm_owner_new(const lm_owner_opts *o, lm_owner **out)
 	(void) lm_cond_init_monotonic(&ow->cv);
 	ow->store = o->store;
 	ow->idx = o->index;
+	ow->index_loaded = o->index_loaded;
+	ow->index_loaded_arg = o->index_loaded_arg;
 	ow->events = o->events;
 	ow->rctx = o->rctx;
 	ow->held_bytes_max =

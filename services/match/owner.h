@@ -130,6 +130,13 @@ typedef struct lm_owner_opts {
 	 * more): the mock cluster holds a rebalance after a member left or
 	 * joined for the session timeout less 1 s. */
 	unsigned session_ms;
+	/* Whether the index holds the store's records (the follower loaded
+	 * its snapshot; lm_follower_loaded), asked by any thread. The sweep of
+	 * stranded pair states (lm_events_sweep_pairs) runs only while it says
+	 * so: an index still loading holds no record, and every pair would
+	 * read as gone. NULL: no sweep. */
+	bool (*index_loaded)(void *arg);
+	void *index_loaded_arg;
 } lm_owner_opts;
 
 typedef struct lm_owner lm_owner;

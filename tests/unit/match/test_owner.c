@@ -290,6 +290,13 @@ teardown(void **state)
 	return 0;
 }
 
+static bool
+follower_loaded(void *arg)
+{
+	const struct replica *r = arg;
+	return lm_follower_loaded(r->follower);
+}
+
 static lm_owner *
 new_owner(struct replica *r)
 {
@@ -308,6 +315,8 @@ new_owner(struct replica *r)
 	o.rctx = &G.recs.ctx;
 	o.held_bytes_max = G.held_bytes_max;
 	o.session_ms = SESSION_MS;
+	o.index_loaded = follower_loaded;
+	o.index_loaded_arg = r;
 	assert_int_equal(lm_owner_new(&o, &ow), LM_OK);
 	return ow;
 }
@@ -730,6 +739,46 @@ test_owner_sweeps_pairs(void **state)
 		lmt_sleep_ms(50);
 	assert_int_equal(
 	    lm_outbox_get_pair(ob, "cand-moved", "job-moved", &p), LM_ENOENT);
+}
+
+/*
+ * The sweep waits for the index: a replica restarts with its store and
+ * outbox, and its owner joins (the store holds the topics) while the
+ * follower has not loaded the snapshot yet. Swept then, the state of a
+ * pair whose records both exist was forgotten (every record read as gone),
+ * and the pair's next update announced it again.
+ */
+static void
+test_owner_sweep_waits_for_load(void **state)
+{
+	lm_outbox *ob = lm_events_outbox(R0->events);
+	lm_event_candidate c;
+	lm_outbox_pair p;
+	(void) state;
+
+	ingest_put(true, SEED_JOB, 1);
+	ingest_put(false, LEAD, 1);
+	memset(&c, 0, sizeof(c));
+	c.candidate_id = LEAD;
+	c.job_id = SEED_JOB;
+	c.state = LM_PAIR_ABOVE;
+	c.score = 0.9;
+	c.candidate_version = c.job_version = 1;
+	assert_int_equal(lm_outbox_enqueue_batch(ob, &c, 1, "m", 1, 0, NULL), LM_OK);
+	R0->owner = new_owner(R0);
+	assert_int_equal(lm_owner_start(R0->owner), LM_OK);
+	for (int64_t end = lm_clock_ms() + JOIN_MS;
+	     stats(R0->owner).partitions != 2 && lm_clock_ms() < end;)
+		lmt_sleep_ms(20);
+	assert_int_equal(stats(R0->owner).partitions, 2);
+	lmt_sleep_ms(3 * LM_OWNER_SWEEP_MS);
+	assert_int_equal(lm_outbox_get_pair(ob, LEAD, SEED_JOB, &p), LM_OK);
+	/* Loaded: the records are there, the state stays. */
+	assert_int_equal(lm_follower_start(R0->follower), LM_OK);
+	assert_true(index_holds(R0, SEED_JOB, 1));
+	lmt_sleep_ms(3 * LM_OWNER_SWEEP_MS);
+	assert_int_equal(lm_outbox_get_pair(ob, LEAD, SEED_JOB, &p), LM_OK);
+	assert_true(p.above);
 }
 
 /* The owner reads a message's content-type header as ingest does
@@ -2464,6 +2513,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_owner_sweeps_pairs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_owner_sweep_waits_for_load, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_content_type_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_held_bytes_bounded, setup, teardown),
