@@ -892,6 +892,48 @@ def test_close_between_pick_and_flight_cancels_the_call(peer_factory, monkeypatc
     assert e.value.local and p.requests == []
 
 
+def test_close_waits_for_the_calls_in_flight_before_closing_sockets(peer_factory,
+                                                                    monkeypatch):
+    """close() aborts the calls in flight and closes the sockets only once
+    they have left (no nng operation on a context may overlap the close of
+    its socket). A call that does not leave within CLOSE_WAIT (here one
+    decoding its answer) leaves the sockets open past close(), and the
+    call closes them as it leaves, with its answer."""
+    monkeypatch.setattr(_rpc, "CLOSE_WAIT", 0.3)
+    p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+    decoding, release, decode = threading.Event(), threading.Event(), _rpc.Call.decode
+
+    def held(call, raw):
+        decoding.set()
+        assert release.wait(10)
+        return decode(call, raw)
+
+    monkeypatch.setattr(_rpc.Call, "decode", held)
+    c = lunamatch.Client(p.url, timeout=10.0)
+    connected(c, 1)
+    got = {}
+
+    def call():
+        try:
+            got["r"] = c.check()
+        except Exception as e:  # noqa: BLE001 - the type is what is tested
+            got["e"] = e
+
+    t = threading.Thread(target=call)
+    t.start()
+    assert decoding.wait(5)
+    t0 = time.monotonic()
+    c.close()
+    assert 0.25 < time.monotonic() - t0 < 2.0
+    assert c._pool in _rpc._open_pools  # its sockets are still open
+    with pytest.raises(RuntimeError, match="^client is closed$"):
+        c.check()
+    release.set()
+    t.join(5)
+    assert got.get("r") is not None and got["r"].status == 1, got
+    assert c._pool not in _rpc._open_pools  # closed by the call as it left
+
+
 def described(err):
     """An RpcError as what two calls' errors have in common: all but the
     request id."""
@@ -1621,8 +1663,8 @@ def test_unavailable_marks_its_connection_before_the_call_leaves_it(monkeypatch,
     boarded = []
     leave = _rpc.Pool.leave
 
-    def leave_then_board(pool, j):
-        leave(pool, j)
+    def leave_then_board(pool, j, thread=None):
+        leave(pool, j, thread)
         since = pool.board(j)  # another thread, just then
         boarded.append(since is not None)
         if since is not None:

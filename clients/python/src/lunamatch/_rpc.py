@@ -127,6 +127,12 @@ CALLER_KEY = "caller"
 MAX_METADATA_VALUE = 1024
 MAX_METADATA = 32
 CONNECT_POLL = 0.01            # seconds between looks for a connection
+#: The longest, in seconds, that close() waits for the calls in flight on
+#: other threads to end (each is aborted at once, and ends within
+#: milliseconds unless it is decoding an answer or its event loop does not
+#: run), so that no nng operation on a call's context overlaps the close of
+#: its socket (Pool.close).
+CLOSE_WAIT = 5.0
 #: Memory an answer of n bytes may take to decode (its envelope, then its
 #: payload, each): DECODE_FLOOR + DECODE_FACTOR * n bytes, as in the C client
 #: (LM_CLIENT_DECODE_FLOOR, LM_CLIENT_DECODE_FACTOR). An empty message is two
@@ -393,11 +399,15 @@ class Pool:
     the calls in flight on it have ended, within CLOSING_GRACE (see
     unavailable(); the README's "Fresh connections" gives the rule).
 
-    close() closes every socket: the nng operations of the calls in flight
-    fail with pynng.Closed, and so does opening a context. sockets keeps
-    the closed sockets, so that an index a call holds stays valid; the
-    calls waiting for a connection see closed (Call.pick, Call.give_up),
-    and wait_closed() ends the sync client's pause at once."""
+    close() marks the pool closed, aborts the nng operations of the calls
+    in flight (pynng.Closed, see flying), waits for those calls to leave
+    and only then closes every socket: with the nng that pynng bundles, an
+    operation on a context (nng_ctx_send, nng_ctx_recv, nng_ctx_close)
+    that overlaps nng_close of its socket can hang nng_close or abort the
+    process. Once closed, board() admits no call; the calls waiting for a
+    connection see closed (Call.pick, Call.give_up), and wait_closed() ends
+    the sync client's pause at once. sockets keeps the closed sockets, so
+    that an index a call holds stays valid."""
 
     def __init__(self, urls: Sequence[str], tls: Callable[[str], pynng.TLSConfig],
                  max_response_bytes: int):
@@ -410,7 +420,15 @@ class Pool:
         self.sockets: List[pynng.Req0] = []
         self._rr = itertools.count()
         self._lock = threading.Lock()
+        self._left = threading.Condition(self._lock)  # notified by leave()
         self._closed = threading.Event()
+        # Calls in flight per thread (threading.get_ident()): close() does
+        # not wait for those of its own thread, the tasks of an event loop
+        # it interrupts (see close).
+        self._threads: Dict[int, int] = {}
+        # Whether the last call to leave closes the sockets (close() waited
+        # in vain).
+        self._close_on_leave = False
         self._live: List[set] = [set() for _ in self.urls]  # pipe ids up now
         self._flights: List[set] = [set() for _ in self.urls]  # nng aios waiting
         self._losses: List[int] = [0 for _ in self.urls]  # connections gone so far
@@ -490,6 +508,8 @@ class Pool:
         its own thread, not from within nng_pipe_close). It counts as gone
         at once."""
         closing = self._closing[j]
+        if self._closed.is_set():
+            return  # the connection goes with its socket
         if closing is not None and (self._boarded[j] == 0
                                     or time.monotonic() >= closing[2]):
             lib.nng_pipe_close(closing[1])
@@ -500,20 +520,39 @@ class Pool:
         (one up and not marked closing), else None: read together, so that
         a connection that goes after this look counts as gone since (see
         flying). When not None, the call counts as in flight on j until it
-        calls leave(j). Closes a marked connection whose grace is over
-        (unavailable)."""
+        calls leave(j) with this thread's id. Closes a marked connection
+        whose grace is over (unavailable). None once the pool is closed:
+        no call starts after close()."""
         with self._lock:
+            if self._closed.is_set():
+                return None
             self._close_marked(j)
             if len(self._live[j]) - (self._closing[j] is not None) <= 0:
                 return None
             self._boarded[j] += 1
+            me = threading.get_ident()
+            self._threads[me] = self._threads.get(me, 0) + 1
             return self._losses[j]
 
-    def leave(self, j: int) -> None:
-        """A call that board(j) admitted is no longer in flight on j."""
+    def leave(self, j: int, thread: Optional[int] = None) -> None:
+        """A call that board(j) admitted, on thread (the threading.get_ident()
+        of board's caller; None: this one), is no longer in flight on j:
+        its context is closed (Flight) or was never opened. The last call
+        to leave a closed pool whose close() stopped waiting closes the
+        sockets."""
         with self._lock:
             self._boarded[j] -= 1
+            me = threading.get_ident() if thread is None else thread
+            if self._threads.get(me, 0) <= 1:
+                self._threads.pop(me, None)
+            else:
+                self._threads[me] -= 1
             self._close_marked(j)
+            self._left.notify_all()
+            if not (self._close_on_leave and not any(self._boarded)):
+                return
+            self._close_on_leave = False
+        self._close_sockets()
 
     def losses(self, j: int) -> int:
         """How many connections of endpoint j have gone so far."""
@@ -527,7 +566,10 @@ class Pool:
         once, as down() would have, when a connection of j went since."""
         with self._lock:
             self._flights[j].add(aio)
-            if since is not None and self._losses[j] != since and len(self.urls) > 1:
+            if self._closed.is_set():
+                # close() aborted the aios registered before this one.
+                lib.nng_aio_abort(aio, lib.NNG_ECLOSED)
+            elif since is not None and self._losses[j] != since and len(self.urls) > 1:
                 lib.nng_aio_abort(aio, lib.NNG_ECONNRESET)
         try:
             yield
@@ -541,13 +583,42 @@ class Pool:
             return bool(self._live[j])
 
     def close(self) -> None:
-        """Marks the pool closed, then closes its sockets. Idempotent."""
+        """Marks the pool closed (board() admits no more calls), aborts the
+        nng operations of the calls in flight (pynng.Closed: each call ends
+        with a local Cancelled and closes its context), waits at most
+        CLOSE_WAIT seconds for the calls of the other threads to leave,
+        then closes the sockets. Idempotent; any thread.
+
+        The calls of the closing thread itself are not waited for: they
+        are tasks of an event loop that close() holds up (or a call that a
+        signal handler interrupted), not inside an nng function, and they
+        end with pynng.Closed once they run again. Should the wait run out
+        (a call decoding a huge answer, a loop that does not run), close()
+        returns with the sockets open, and the last call to leave closes
+        them; no socket is closed while a call may use its context."""
         with self._lock:
             if self._closed.is_set():
                 return
             self._closed.set()
-        # Not under the lock: nng reports the connections the close ends
-        # (_pipe, which takes it) from its own threads, and waits for them.
+            for flights in self._flights:
+                for aio in flights:
+                    lib.nng_aio_abort(aio, lib.NNG_ECLOSED)
+            me = threading.get_ident()
+            end = time.monotonic() + CLOSE_WAIT
+            while any(n for t, n in self._threads.items() if t != me):
+                left = end - time.monotonic()
+                if left <= 0:
+                    log.warning("close: calls still in flight after %.0f s; the last "
+                                "of them closes the sockets", CLOSE_WAIT)
+                    self._close_on_leave = True
+                    return
+                self._left.wait(left)
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        """Closes every socket, once no call uses its context. Not under
+        the lock: nng reports the connections the close ends (_pipe, which
+        takes it) from its own threads, and waits for them."""
         for s in self.sockets:
             s.close()
         with _open_pools_lock:
@@ -583,10 +654,13 @@ class Flight:
     def __init__(self, pool: Pool, j: int):
         self.pool = pool
         self.j = j
+        # The thread that boarded (Call.pick, just before): a coroutine
+        # closed by the cycle collector leaves from whatever thread it runs.
+        self.thread = threading.get_ident()
         try:
             self.ctx = pool.sockets[j].new_context()
         except BaseException:
-            pool.leave(j)
+            pool.leave(j, self.thread)
             raise
 
     def __enter__(self):
@@ -596,7 +670,7 @@ class Flight:
         try:
             self.ctx.close()
         finally:
-            self.pool.leave(self.j)
+            self.pool.leave(self.j, self.thread)
 
     def send(self, data: bytes, ms: int, since: int) -> None:
         a = _Aio()
@@ -1578,9 +1652,15 @@ class ClientBase(Methods):
         return c
 
     def close(self) -> None:
-        """Closes every socket; calls in flight (on a connection, or still
+        """Closes the client: calls in flight (on a connection, or still
         waiting for one) fail at once with a local Cancelled, later ones
-        raise RuntimeError. Idempotent; may come from any thread."""
+        raise RuntimeError. Idempotent; may come from any thread. The
+        sockets are closed once the calls in flight on other threads have
+        ended (each closes its nng context first; an nng operation on a
+        context that overlaps the close of its socket can hang or abort
+        the process), which close() waits for at most CLOSE_WAIT (5) seconds;
+        should that run out, close() returns and the last of those calls
+        closes the sockets as it ends (see Pool.close)."""
         self._pool.close()
 
     def __del__(self):
