@@ -98,6 +98,18 @@ def test_mutual_tls(tls_match):
         wait_for("TLS server serving", lambda: c.check().status == SERVING, timeout=30)
 
 
+def test_a_tls_scheme_in_upper_case_is_tls(tls_match):
+    """nng takes a scheme in any case: TLS+TCP:// is a TLS endpoint, given
+    its TLS files (they were not read, and it went unconfigured)."""
+    url, d = tls_match
+    upper = url.replace("tls+tcp://", "TLS+TCP://")
+    assert upper != url
+    with lunamatch.Client(upper, timeout=2.0, tls_ca=str(d / "ca.crt"),
+                          tls_cert=str(d / "client.crt"), tls_key=str(d / "client.key"),
+                          tls_server_name="localhost") as c:
+        wait_for("TLS server serving", lambda: c.check().status == SERVING, timeout=30)
+
+
 def test_client_without_certificate_is_refused(tls_match):
     url, d = tls_match
     with lunamatch.Client(url, timeout=0.5, tls_ca=str(d / "ca.crt"),

@@ -516,6 +516,9 @@ def test_an_endpoint_that_cannot_be_dialled_is_a_value_error(url):
     ("tcp://127.0.0.1:7700,tcp://127.0.0.1:77000", "77000"),
     ("tcp://127.0.0.1:no-such-service-lunamatch", "no-such-service-lunamatch"),
     ("tcp://127.0.0.1:0x50", "0x50"),
+    # nng takes a scheme in any case.
+    ("TCP://127.0.0.1:99999", "99999"), ("Tls+Tcp4://127.0.0.1:0", "0"),
+    ("TLS+TCP://localhost:65536", "65536"),
 ])
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
 def test_a_tcp_port_that_is_not_1_to_65535_is_a_value_error(url, port, asynchronous):
@@ -537,6 +540,14 @@ def test_a_tcp_port_that_is_not_1_to_65535_is_a_value_error(url, port, asynchron
 def test_a_port_from_1_to_65535_is_taken(url):
     with lunamatch.Client(url) as c:
         assert c.endpoints == [url]
+
+
+@pytest.mark.parametrize("url, tls", [
+    ("tls+tcp://h:1", True), ("TLS+TCP://h:1", True), ("Tls+Tcp6://h:1", True),
+    ("tcp://h:1", False), ("TCP://h:1", False), ("ipc:///x", False), ("h:1", False),
+])
+def test_schemes_are_compared_in_any_case(url, tls):
+    assert _rpc.is_tls(url) is tls
 
 
 def test_a_port_by_service_name_is_taken():

@@ -167,15 +167,23 @@ def endpoint_list(endpoints: Union[None, str, Iterable[str]]) -> List[str]:
 
 
 #: The schemes of nng's TCP transports, plain and TLS, whose URLs end in a
-#: port (see check_port).
+#: port (see check_port). In lower case: nng takes a scheme in any case, so
+#: it is compared in lower case (url_scheme).
 TCP_SCHEMES = frozenset({"tcp", "tcp4", "tcp6", "tls+tcp", "tls+tcp4", "tls+tcp6"})
 #: The schemes of the TLS endpoints, as in the C client (lm_rpc_url_is_tls).
 TLS_SCHEMES = frozenset({"tls+tcp", "tls+tcp4", "tls+tcp6"})
 
 
+def url_scheme(url: str) -> Optional[str]:
+    """The scheme of url in lower case ("TLS+TCP://h:1" -> "tls+tcp"), as
+    nng reads it, or None when it has no "://"."""
+    scheme, sep, _ = url.partition("://")
+    return scheme.lower() if sep else None
+
+
 def is_tls(url: str) -> bool:
-    """Whether url is a TLS endpoint's (TLS_SCHEMES)."""
-    return url.partition("://")[0] in TLS_SCHEMES
+    """Whether url is a TLS endpoint's (TLS_SCHEMES, in any case)."""
+    return url_scheme(url) in TLS_SCHEMES
 
 
 #: A service name lm_rpc_port_ok looks up: a letter, then letters, digits,
@@ -198,13 +206,14 @@ def _known_service(name: str) -> bool:
 def check_port(url: str) -> None:
     """ValueError naming url when it is a TCP URL (TCP_SCHEMES) whose port
     is neither a number from 1 to 65535 in at most 5 decimal digits nor a
-    service name the system knows, the rule of the C client
+    service name the system knows (the scheme in any case, as nng takes
+    it), the rule of the C client
     (lm_rpc_port_ok): nng takes such a URL (7x00, 99999, 0) without a word,
     and every call would wait out its deadline for a connection that never
     comes. A TCP URL without a port is left to nng, which refuses it."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in TCP_SCHEMES:
+    if url_scheme(url) not in TCP_SCHEMES:
         return
+    rest = url.partition("://")[2]
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     if authority.startswith("["):  # an IPv6 literal: the port is after "]"
         close = authority.find("]")
