@@ -495,6 +495,68 @@ def test_max_response_bytes_must_not_be_negative():
         lunamatch.Client("tcp://127.0.0.1:1", max_response_bytes=-1)
 
 
+@pytest.mark.parametrize("option, bad", [
+    ("max_response_bytes", 2 ** 64), ("max_response_bytes", (1 << 64) - 64),
+    ("max_response_bytes", 1 << 32),  # over nng's largest receive limit
+    ("max_request_bytes", 2 ** 64), ("max_request_bytes", -(2 ** 64)),
+    ("max_request_bytes", (64 << 20) + 1),
+])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+def test_a_byte_limit_out_of_range_is_a_value_error(option, bad, asynchronous):
+    """Out of range is the documented ValueError, however large (it was an
+    OverflowError from nng's option, or a limit nng refused and pynng
+    dropped without a word: the socket then took answers of any size)."""
+    cls = aio.AsyncClient if asynchronous else lunamatch.Client
+    with pytest.raises(ValueError, match="^%s must be from 0 " % option):
+        cls("tcp://127.0.0.1:1", **{option: bad})
+
+
+def test_the_largest_max_response_bytes_is_nngs_receive_limit():
+    """MAX_RESPONSE_BYTES_CEILING is taken, and nng's receive limit is set to
+    it plus the SP header's room, the largest nng takes."""
+    with lunamatch.Client("tcp://127.0.0.1:1",
+                          max_response_bytes=_rpc.MAX_RESPONSE_BYTES_CEILING) as c:
+        assert c._pool.sockets[0].recv_max_size == 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("option, bad", [
+    ("max_response_bytes", 1.5e6), ("max_response_bytes", float(1 << 20)),
+    ("max_response_bytes", True), ("max_response_bytes", "1048576"),
+    ("max_request_bytes", 1.5e6), ("max_request_bytes", False),
+    ("max_request_bytes", None), ("timeout", True), ("timeout", "5"),
+    ("timeout", None), ("caller", b"svc"), ("caller", 42),
+])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+def test_an_option_of_the_wrong_type_is_a_type_error(option, bad, asynchronous):
+    """Byte limits are ints, a timeout a real number (int or float), caller
+    a str; a bool is none of them (True would be a 1-byte limit or a 1 s
+    timeout). A float was taken, caller=b"svc" was an AttributeError."""
+    cls = aio.AsyncClient if asynchronous else lunamatch.Client
+    with pytest.raises(TypeError, match="^%s must be " % option):
+        cls("tcp://127.0.0.1:1", **{option: bad})
+
+
+def test_a_call_timeout_of_the_wrong_type_is_a_type_error():
+    with lunamatch.Client("tcp://127.0.0.1:1") as c:
+        for bad in (True, "1", b"1"):
+            with pytest.raises(TypeError, match="^timeout must be "):
+                c.check(timeout=bad)
+
+
+def test_options_of_the_right_types_are_taken():
+    """int and float timeouts (a float that is cut to 10 minutes too),
+    ints of other types (operator.index) as byte limits."""
+    import fractions
+    for timeout, want in ((2, 2.0), (0.5, 0.5), (fractions.Fraction(1, 4), 0.25),
+                          (10 ** 400, 600.0), (1e9, 600.0)):
+        with lunamatch.Client("tcp://127.0.0.1:1", timeout=timeout) as c:
+            assert c.timeout == want and type(c.timeout) is float
+    with lunamatch.Client("tcp://127.0.0.1:1", caller="", max_request_bytes=0,
+                          max_response_bytes=0) as c:
+        assert c.caller is None and c.max_request_bytes == _rpc.MAX_REQUEST_BYTES
+        assert c._pool.max_response_bytes == _rpc.MAX_RESPONSE_BYTES
+
+
 @pytest.mark.parametrize("url", ["127.0.0.1:7700", "http://127.0.0.1:7700", "tcp://",
                                  "tcp://127.0.0.1:7700,ipc://"])
 def test_an_endpoint_that_cannot_be_dialled_is_a_value_error(url):
@@ -597,7 +659,7 @@ def test_caller_is_at_most_1024_bytes():
     """The server's limit on a metadata value, counted in UTF-8 bytes; and
     a string the server takes (no NUL character)."""
     lunamatch.Client("tcp://127.0.0.1:1", caller="x" * 1024).close()
-    for caller in ("x" * 1025, "é" * 513, "billing\0"):
+    for caller in ("x" * 1025, "é" * 513, "billing\0", "svc\ud800"):
         with pytest.raises(ValueError, match="caller"):
             lunamatch.Client("tcp://127.0.0.1:1", caller=caller)
 

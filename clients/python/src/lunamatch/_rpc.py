@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 import math
+import numbers
 import operator
 import os
 import re
@@ -112,6 +113,11 @@ MAX_RESPONSE_BYTES = 64 << 20  # default receive limit of every socket
 #: library), so the limit leaves this room above max_response_bytes, and an
 #: answer within it but over max_response_bytes is refused here (decode).
 SP_HEADER_MAX = 64
+#: The largest max_response_bytes: nng takes a socket's receive limit up to
+#: 4 GiB - 1 (and pynng ignores its refusal of a larger one, which would
+#: leave the socket without a limit), the SP header's room included; the C
+#: client fails to open with a larger one.
+MAX_RESPONSE_BYTES_CEILING = 0xFFFFFFFF - SP_HEADER_MAX
 #: Largest request envelope sent: lunamatch-match's default limit
 #: (LUNAMATCH_MAX_REQUEST_BYTES), as in the C client. nng drops a larger
 #: message with its connection, so the caller would only see it lost.
@@ -237,12 +243,32 @@ def check_port(url: str) -> None:
 
 
 def checked_timeout(timeout: float) -> float:
-    """timeout (seconds) if positive and finite, at most the server's cap
-    of MAX_TIMEOUT_MS as in the C client; else ValueError."""
+    """timeout (seconds) as a float, cut to the server's cap of
+    MAX_TIMEOUT_MS as in the C client: a real number (int, float), else
+    TypeError (a bool too: True is no number of seconds); positive and
+    finite, else ValueError."""
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError("timeout must be a number of seconds (int or float), not %s"
+                        % type(timeout).__name__)
     if not 0 < timeout < math.inf:  # false for NaN too
         raise ValueError("timeout must be a positive, finite number of seconds, not %r"
                          % (timeout,))
-    return min(timeout, MAX_TIMEOUT_MS / 1000)
+    return float(min(timeout, MAX_TIMEOUT_MS / 1000))
+
+
+def _byte_count(name: str, value: Any, ceiling: int) -> int:
+    """value of option name, a number of bytes: an int (not a bool, nor a
+    float even if whole), else TypeError; from 0 to ceiling, else
+    ValueError."""
+    if isinstance(value, bool):
+        raise TypeError("%s must be an int, not bool" % name)
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError("%s must be an int, not %s" % (name, type(value).__name__)) from None
+    if not 0 <= n <= ceiling:
+        raise ValueError("%s must be from 0 (the default) to %d, not %d" % (name, ceiling, n))
+    return n
 
 
 def _message(value: Any, cls: type, what: str) -> Message:
@@ -304,8 +330,9 @@ class Methods:
     it is a local Internal, see Call.settle), or is None for the response
     itself.
 
-    ``timeout`` is in seconds (None: the client's default; positive and
-    finite, else ValueError; at most 10 minutes) and bounds the whole call,
+    ``timeout`` is in seconds (None: the client's default; a real number,
+    int or float but not a bool, else TypeError; positive and finite, else
+    ValueError; at most 10 minutes) and bounds the whole call,
     retries included. ``metadata`` is a mapping of lower-case keys
     to strings sent in the envelope: at most MAX_METADATA (32) entries,
     the client's caller entry included, else ValueError.
@@ -1583,7 +1610,9 @@ class ClientBase(Methods):
     at once and kept connected; a URL nng cannot dial, or a tcp:// or
     tls+tcp:// URL whose port is neither a number from 1 to 65535 nor a
     service name the system knows, raises ValueError. timeout: default call timeout in seconds
-    (at most 10 minutes: longer is cut to that, as the server does).
+    (at most 10 minutes: longer is cut to that, as the server does), a
+    real number (int or float; not a bool), else TypeError, positive and
+    finite, else ValueError.
     tls_ca / tls_cert / tls_key (PEM files of at most 1 MiB, not empty,
     UTF-8 text holding a certificate or private key block nng can use, else
     ValueError naming the file) and tls_server_name: for
@@ -1592,15 +1621,18 @@ class ClientBase(Methods):
     tls_server_name, by default the host of each endpoint's URL; without it
     the server is not verified (a warning is logged).
     max_response_bytes: the largest answer taken (0 or default: 64 MiB, as
-    in the C client).
+    in the C client); an int (not a bool or a float), else TypeError; from
+    0 to MAX_RESPONSE_BYTES_CEILING (4 GiB - 65, nng's largest receive
+    limit less the room of the SP header), else ValueError.
     max_request_bytes: the largest request sent (0 or default: 1 MiB,
     lunamatch-match's default limit, as in the C client; set it to the
     servers' LUNAMATCH_MAX_REQUEST_BYTES when that is raised): a call with
-    a larger one raises a local InvalidArgument before anything is sent; at
-    most 64 MiB, the largest limit a server can be given, and not negative,
-    else ValueError.
-    caller: the calling service's name (at most 1024 bytes in UTF-8, no
-    NUL character), sent
+    a larger one raises a local InvalidArgument before anything is sent; an
+    int (not a bool or a float), else TypeError; from 0 to 64 MiB, the
+    largest limit a server can be given, else ValueError.
+    caller: the calling service's name, a str (else TypeError; None or ""
+    for none) of at most 1024 bytes in UTF-8 with no NUL character (else
+    ValueError), sent
     with every call as the "caller" metadata entry, which the server's
     decision log records; a call's own "caller" entry is sent instead. It
     is one of the MAX_METADATA (32) entries a call may send.
@@ -1612,16 +1644,21 @@ class ClientBase(Methods):
                  max_response_bytes: int = MAX_RESPONSE_BYTES,
                  max_request_bytes: int = MAX_REQUEST_BYTES,
                  caller: Optional[str] = None):
-        if caller and len(caller.encode()) > MAX_METADATA_VALUE:
+        if caller is not None and not isinstance(caller, str):
+            raise TypeError("caller must be a str, not %s" % type(caller).__name__)
+        try:
+            caller_bytes = len(caller.encode()) if caller else 0
+        except UnicodeEncodeError:
+            raise ValueError("caller is not valid Unicode text (a lone surrogate)") from None
+        if caller_bytes > MAX_METADATA_VALUE:
             raise ValueError("caller is over %d bytes" % MAX_METADATA_VALUE)
         if caller and "\0" in caller:
             # The server refuses strings with a NUL: every call would fail.
             raise ValueError("caller holds a NUL character")
-        if not 0 <= max_request_bytes <= MAX_REQUEST_BYTES_CEILING:
-            raise ValueError("max_request_bytes must be from 0 (the default, %d) to %d"
-                             % (MAX_REQUEST_BYTES, MAX_REQUEST_BYTES_CEILING))
-        if max_response_bytes < 0:
-            raise ValueError("max_response_bytes must not be negative")
+        max_request_bytes = _byte_count("max_request_bytes", max_request_bytes,
+                                        MAX_REQUEST_BYTES_CEILING)
+        max_response_bytes = _byte_count("max_response_bytes", max_response_bytes,
+                                         MAX_RESPONSE_BYTES_CEILING)
         self.timeout = checked_timeout(timeout)
         self.max_request_bytes = max_request_bytes or MAX_REQUEST_BYTES
         self.caller = caller or None
