@@ -498,6 +498,7 @@ def test_max_response_bytes_must_not_be_negative():
 @pytest.mark.parametrize("option, bad", [
     ("max_response_bytes", 2 ** 64), ("max_response_bytes", (1 << 64) - 64),
     ("max_response_bytes", 1 << 32),  # over nng's largest receive limit
+    ("max_response_bytes", (1 << 30) + 1),  # over the C client's ceiling
     ("max_request_bytes", 2 ** 64), ("max_request_bytes", -(2 ** 64)),
     ("max_request_bytes", (64 << 20) + 1),
 ])
@@ -511,12 +512,17 @@ def test_a_byte_limit_out_of_range_is_a_value_error(option, bad, asynchronous):
         cls("tcp://127.0.0.1:1", **{option: bad})
 
 
-def test_the_largest_max_response_bytes_is_nngs_receive_limit():
-    """MAX_RESPONSE_BYTES_CEILING is taken, and nng's receive limit is set to
-    it plus the SP header's room, the largest nng takes."""
+def test_the_largest_max_response_bytes_is_the_c_clients():
+    """MAX_RESPONSE_BYTES_CEILING (1 GiB, LM_CLIENT_MAX_RESPONSE) is taken,
+    and nng's receive limit is set to it plus the SP header's room; one more
+    byte is a ValueError."""
+    assert _rpc.MAX_RESPONSE_BYTES_CEILING == 1 << 30
     with lunamatch.Client("tcp://127.0.0.1:1",
                           max_response_bytes=_rpc.MAX_RESPONSE_BYTES_CEILING) as c:
-        assert c._pool.sockets[0].recv_max_size == 0xFFFFFFFF
+        assert c._pool.sockets[0].recv_max_size == (1 << 30) + _rpc.SP_HEADER_MAX
+    with pytest.raises(ValueError):
+        lunamatch.Client("tcp://127.0.0.1:1",
+                         max_response_bytes=_rpc.MAX_RESPONSE_BYTES_CEILING + 1)
 
 
 @pytest.mark.parametrize("option, bad", [

@@ -113,11 +113,13 @@ MAX_RESPONSE_BYTES = 64 << 20  # default receive limit of every socket
 #: library), so the limit leaves this room above max_response_bytes, and an
 #: answer within it but over max_response_bytes is refused here (decode).
 SP_HEADER_MAX = 64
-#: The largest max_response_bytes: nng takes a socket's receive limit up to
-#: 4 GiB - 1 (and pynng ignores its refusal of a larger one, which would
-#: leave the socket without a limit), the SP header's room included; the C
-#: client fails to open with a larger one.
-MAX_RESPONSE_BYTES_CEILING = 0xFFFFFFFF - SP_HEADER_MAX
+#: The largest max_response_bytes, 1 GiB, as in the C client
+#: (LM_CLIENT_MAX_RESPONSE): an answer decodes into many times its size, and
+#: no answer of the service comes near it. It also keeps the socket's receive
+#: limit (it plus the SP header's room) under the 4 GiB - 1 nng takes: pynng
+#: ignores nng's refusal of a larger one, which left the socket without a
+#: limit.
+MAX_RESPONSE_BYTES_CEILING = 1 << 30
 #: Largest request envelope sent: lunamatch-match's default limit
 #: (LUNAMATCH_MAX_REQUEST_BYTES), as in the C client. nng drops a larger
 #: message with its connection, so the caller would only see it lost.
@@ -1622,8 +1624,8 @@ class ClientBase(Methods):
     the server is not verified (a warning is logged).
     max_response_bytes: the largest answer taken (0 or default: 64 MiB, as
     in the C client); an int (not a bool or a float), else TypeError; from
-    0 to MAX_RESPONSE_BYTES_CEILING (4 GiB - 65, nng's largest receive
-    limit less the room of the SP header), else ValueError.
+    0 to MAX_RESPONSE_BYTES_CEILING (1 GiB, as in the C client), else
+    ValueError.
     max_request_bytes: the largest request sent (0 or default: 1 MiB,
     lunamatch-match's default limit, as in the C client; set it to the
     servers' LUNAMATCH_MAX_REQUEST_BYTES when that is raised): a call with
