@@ -98,9 +98,9 @@ int lm_dqueue_peek(lm_dqueue *q, uint64_t after, size_t max, lm_dqueue_fn fn, vo
 /*
  * Removes the messages seqs[0..n) in one synced transaction, or, when a
  * full map or a full disk has no room for that, in several (dqueue.c): a
- * full queue can always be emptied. Seqs that are not queued are ignored. Returns LM_OK or
- * an error; on an error the transactions before it are removed. Appends
- * wait for the whole removal: the caller bounds n.
+ * full queue can always be emptied. Seqs that are not queued are ignored. Returns LM_OK
+ * or an error; on an error the transactions before it are removed. Appends wait for the
+ * whole removal: the caller bounds n.
  */
 int lm_dqueue_remove(lm_dqueue *q, const uint64_t *seqs, size_t n);
 
