@@ -1336,9 +1336,10 @@ check_catchup(lm_consumer *c)
 		if (!atomic_exchange(&c->uncovered, true))
 			lm_error("consumer.catchup",
 			    "the partitions assigned (%zu) are stored to their end, but "
-			    "they are not every partition of %s and %s: not started "
-			    "(/startedz 503) until consumer group %s assigns all of them "
-			    "to this ingest",
+			    "they are not known to be every partition of %s and %s "
+			    "(another member in consumer group %s, a topic refused or "
+			    "missing, or their metadata not read: see the warnings): "
+			    "not started (/startedz 503) until they are",
 			    n, kind_topic(c, LM_KIND_POSTING),
 			    kind_topic(c, LM_KIND_PROFILE), c->cfg->group_id);
 		return;
@@ -3033,7 +3034,8 @@ lm_consumer_started(void *arg, char *reason, size_t len)
 	else if (behind == 0 && atomic_load(&c->uncovered))
 		snprintf(reason, len,
 		    "%s: not assigned every partition of both topics (another "
-		    "member in consumer group %s, or a topic refused or missing)",
+		    "member in consumer group %s, a topic refused or missing, or "
+		    "their metadata not read)",
 		    what, c->cfg->group_id);
 	else if (behind < 0)
 		snprintf(reason, len, "%s: partition ends not known yet", what);
