@@ -971,14 +971,11 @@ def test_close_between_pick_and_flight_cancels_the_call(peer_factory, monkeypatc
     assert e.value.local and p.requests == []
 
 
-def test_close_waits_for_the_calls_in_flight_before_closing_sockets(peer_factory,
-                                                                    monkeypatch):
-    """close() aborts the calls in flight and closes the sockets only once
-    they have left (no nng operation on a context may overlap the close of
-    its socket). A call that does not leave within CLOSE_WAIT (here one
-    decoding its answer) leaves the sockets open past close(), and the
-    call closes them as it leaves, with its answer."""
-    monkeypatch.setattr(_rpc, "CLOSE_WAIT", 0.3)
+def test_close_does_not_wait_for_a_call_outside_nng(peer_factory, monkeypatch):
+    """close() waits only for the calls inside an nng function with a
+    socket's context (Pool.section), not for a call decoding its answer:
+    it returns at once with the sockets closed, and the call ends with its
+    answer."""
     p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
     decoding, release, decode = threading.Event(), threading.Event(), _rpc.Call.decode
 
@@ -1003,14 +1000,123 @@ def test_close_waits_for_the_calls_in_flight_before_closing_sockets(peer_factory
     assert decoding.wait(5)
     t0 = time.monotonic()
     c.close()
-    assert 0.25 < time.monotonic() - t0 < 2.0
-    assert c._pool in _rpc._open_pools  # its sockets are still open
+    assert time.monotonic() - t0 < 0.5
+    assert c._pool not in _rpc._open_pools  # its sockets are closed
     with pytest.raises(RuntimeError, match="^client is closed$"):
         c.check()
     release.set()
     t.join(5)
     assert got.get("r") is not None and got["r"].status == 1, got
-    assert c._pool not in _rpc._open_pools  # closed by the call as it left
+
+
+class _HeldSend:
+    """Stands for the nng library in _rpc: nng_ctx_send (a call starting its
+    request on its context, inside nng) waits for release first."""
+
+    def __init__(self):
+        self.inside, self.release = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(pynng.lib, name)
+
+    def nng_ctx_send(self, ctx, aio):
+        self.inside.set()
+        assert self.release.wait(10)
+        return pynng.lib.nng_ctx_send(ctx, aio)
+
+
+def _call_in_thread(c, got):
+    def call():
+        try:
+            got["r"] = c.check()
+        except Exception as e:  # noqa: BLE001 - the type is what is tested
+            got["e"] = e
+
+    t = threading.Thread(target=call)
+    t.start()
+    return t
+
+
+def test_close_waits_for_a_call_inside_nng(peer_factory, monkeypatch):
+    """close() closes the sockets only once a call of another thread is out
+    of nng (here starting its send). The call fails with a local
+    Cancelled."""
+    p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+    held = _HeldSend()
+    monkeypatch.setattr(_rpc, "lib", held)
+    c = lunamatch.Client(p.url, timeout=10.0)
+    connected(c, 1)
+    got = {}
+    t = _call_in_thread(c, got)
+    assert held.inside.wait(5)
+    first = threading.Thread(target=c.close)
+    first.start()
+    time.sleep(0.2)
+    assert first.is_alive() and c._pool in _rpc._open_pools
+    held.release.set()
+    first.join(5)
+    assert not first.is_alive()
+    assert c._pool not in _rpc._open_pools
+    t.join(5)
+    assert isinstance(got.get("e"), lunamatch.Cancelled) and got["e"].local, got
+
+
+def test_close_leaves_the_sockets_to_a_call_stuck_inside_nng(peer_factory, monkeypatch):
+    """Should a call of another thread stay inside nng past CLOSE_WAIT,
+    close() returns with the sockets open, and the call closes them as it
+    comes out; it fails with a local Cancelled."""
+    monkeypatch.setattr(_rpc, "CLOSE_WAIT", 0.3)
+    p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
+    held = _HeldSend()
+    monkeypatch.setattr(_rpc, "lib", held)
+    c = lunamatch.Client(p.url, timeout=10.0)
+    connected(c, 1)
+    got = {}
+    t = _call_in_thread(c, got)
+    assert held.inside.wait(5)
+    t0 = time.monotonic()
+    c.close()
+    assert 0.25 < time.monotonic() - t0 < 2.0
+    assert c._pool in _rpc._open_pools
+    held.release.set()
+    t.join(5)
+    assert c._pool not in _rpc._open_pools
+    assert isinstance(got.get("e"), lunamatch.Cancelled) and got["e"].local, got
+
+
+def test_close_with_calls_on_a_stopped_loop(peer_factory, monkeypatch):
+    """An AsyncClient closed from another thread while its event loop is
+    stopped with calls in flight: those calls are outside nng, so close()
+    returns at once with the sockets closed (it does not wait out
+    CLOSE_WAIT, nor leave them open), and the calls fail with a local
+    Cancelled once the loop runs again."""
+    monkeypatch.setattr(_rpc, "CLOSE_WAIT", 2.0)
+    p = peer_factory(lambda req: None)  # takes requests, never answers
+    c = lunamatch.AsyncClient(p.url, timeout=30.0)
+    connected(c, 1)
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        futs = [asyncio.run_coroutine_threadsafe(c.check(), loop) for _ in range(3)]
+        wait_for("3 requests", lambda: len(p.requests) == 3, timeout=5, step=0.01)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5)
+        t0 = time.monotonic()
+        c.close()
+        assert time.monotonic() - t0 < 1.0
+        assert c._pool not in _rpc._open_pools  # its sockets are closed
+        runner = threading.Thread(target=loop.run_forever)
+        runner.start()
+        for f in futs:
+            with pytest.raises(lunamatch.Cancelled) as e:
+                f.result(5)
+            assert e.value.local
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5)
+        loop.close()
+        c.close()
 
 
 def described(err):
@@ -1742,8 +1848,8 @@ def test_unavailable_marks_its_connection_before_the_call_leaves_it(monkeypatch,
     boarded = []
     leave = _rpc.Pool.leave
 
-    def leave_then_board(pool, j, thread=None):
-        leave(pool, j, thread)
+    def leave_then_board(pool, j):
+        leave(pool, j)
         since = pool.board(j)  # another thread, just then
         boarded.append(since is not None)
         if since is not None:

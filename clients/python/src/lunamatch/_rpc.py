@@ -135,11 +135,12 @@ CALLER_KEY = "caller"
 MAX_METADATA_VALUE = 1024
 MAX_METADATA = 32
 CONNECT_POLL = 0.01            # seconds between looks for a connection
-#: The longest, in seconds, that close() waits for the calls in flight on
-#: other threads to end (each is aborted at once, and ends within
-#: milliseconds unless it is decoding an answer or its event loop does not
-#: run), so that no nng operation on a call's context overlaps the close of
-#: its socket (Pool.close).
+#: The longest, in seconds, that close() waits for the calls of other
+#: threads to come out of nng (Pool.section: opening a context, starting an
+#: operation on it, closing it, each microseconds), so that no nng
+#: operation on a call's context overlaps the close of its socket
+#: (Pool.close). Only a thread stopped inside such a section (a debugger)
+#: makes it run out.
 CLOSE_WAIT = 5.0
 #: Memory an answer of n bytes may take to decode (its envelope, then its
 #: payload, each): DECODE_FLOOR + DECODE_FACTOR * n bytes, as in the C client
@@ -437,15 +438,21 @@ class Pool:
     the calls in flight on it have ended, within CLOSING_GRACE (see
     unavailable(); the README's "Fresh connections" gives the rule).
 
-    close() marks the pool closed, aborts the nng operations of the calls
-    in flight (pynng.Closed, see flying), waits for those calls to leave
-    and only then closes every socket: with the nng that pynng bundles, an
-    operation on a context (nng_ctx_send, nng_ctx_recv, nng_ctx_close)
-    that overlaps nng_close of its socket can hang nng_close or abort the
-    process. Once closed, board() admits no call; the calls waiting for a
-    connection see closed (Call.pick, Call.give_up), and wait_closed() ends
-    the sync client's pause at once. sockets keeps the closed sockets, so
-    that an index a call holds stays valid."""
+    Every nng function a call runs with a socket's context (opening the
+    context, starting nng_ctx_send or nng_ctx_recv on it, closing it, or
+    stopping an operation on it) runs inside section(), counted under the
+    lock: with the nng that pynng bundles, such a function that overlaps
+    nng_close of its socket can hang nng_close or abort the process. close()
+    marks the pool closed, after which no section starts (section raises
+    pynng.Closed, enter() is False), aborts the nng operations of the calls
+    in flight (pynng.Closed, see flying), waits for the sections under way
+    to end, microseconds, and closes every socket, which closes their
+    contexts too. It does not wait for the calls themselves: one waiting
+    for its answer, decoding it or on an event loop that does not run is
+    outside nng. Once closed, board() admits no call; the calls waiting for
+    a connection see closed (Call.pick, Call.give_up), and wait_closed()
+    ends the sync client's pause at once. sockets keeps the closed sockets,
+    so that an index a call holds stays valid."""
 
     def __init__(self, urls: Sequence[str], tls: Callable[[str], pynng.TLSConfig],
                  max_response_bytes: int):
@@ -458,15 +465,18 @@ class Pool:
         self.sockets: List[pynng.Req0] = []
         self._rr = itertools.count()
         self._lock = threading.Lock()
-        self._left = threading.Condition(self._lock)  # notified by leave()
+        # Notified when a section ends and when the sockets are closed.
+        self._quiet = threading.Condition(self._lock)
         self._closed = threading.Event()
-        # Calls in flight per thread (threading.get_ident()): close() does
-        # not wait for those of its own thread, the tasks of an event loop
-        # it interrupts (see close).
-        self._threads: Dict[int, int] = {}
-        # Whether the last call to leave closes the sockets (close() waited
-        # in vain).
-        self._close_on_leave = False
+        # The sections under way per thread (threading.get_ident()): close()
+        # waits for those of the other threads (see close).
+        self._inside: Dict[int, int] = {}
+        # The sockets: "open", "closing" (one close() or section closes
+        # them now, outside the lock), "closed".
+        self._sockets_state = "open"
+        # Whether the last section to end closes the sockets (close() could
+        # not wait for it).
+        self._close_on_exit = False
         self._live: List[set] = [set() for _ in self.urls]  # pipe ids up now
         self._flights: List[set] = [set() for _ in self.urls]  # nng aios waiting
         self._losses: List[int] = [0 for _ in self.urls]  # connections gone so far
@@ -568,29 +578,67 @@ class Pool:
             if len(self._live[j]) - (self._closing[j] is not None) <= 0:
                 return None
             self._boarded[j] += 1
-            me = threading.get_ident()
-            self._threads[me] = self._threads.get(me, 0) + 1
             return self._losses[j]
 
-    def leave(self, j: int, thread: Optional[int] = None) -> None:
-        """A call that board(j) admitted, on thread (the threading.get_ident()
-        of board's caller; None: this one), is no longer in flight on j:
-        its context is closed (Flight) or was never opened. The last call
-        to leave a closed pool whose close() stopped waiting closes the
-        sockets."""
+    def leave(self, j: int) -> None:
+        """A call that board(j) admitted is no longer in flight on j: its
+        context is closed, left to the close of its socket (Flight), or
+        was never opened."""
         with self._lock:
             self._boarded[j] -= 1
-            me = threading.get_ident() if thread is None else thread
-            if self._threads.get(me, 0) <= 1:
-                self._threads.pop(me, None)
-            else:
-                self._threads[me] -= 1
             self._close_marked(j)
-            self._left.notify_all()
-            if not (self._close_on_leave and not any(self._boarded)):
+
+    def enter(self) -> bool:
+        """Starts a section of this thread (see the class): False, and
+        nothing started, once the pool is closed. When True, the caller
+        runs its nng functions, then exit()."""
+        with self._lock:
+            if self._closed.is_set():
+                return False
+            me = threading.get_ident()
+            self._inside[me] = self._inside.get(me, 0) + 1
+            return True
+
+    def exit(self) -> None:
+        """Ends a section that enter() started on this thread. The last
+        section to end in a closed pool whose close() could not wait for it
+        closes the sockets."""
+        with self._lock:
+            me = threading.get_ident()
+            if self._inside[me] <= 1:
+                del self._inside[me]
+            else:
+                self._inside[me] -= 1
+            self._quiet.notify_all()
+            if not (self._close_on_exit and not self._inside):
                 return
-            self._close_on_leave = False
+            self._close_on_exit = False
+            self._sockets_state = "closing"
         self._close_sockets()
+
+    @contextlib.contextmanager
+    def section(self):
+        """enter() and exit() around the block, which runs nng functions
+        with a socket's context; raises pynng.Closed, and runs nothing,
+        once the pool is closed."""
+        if not self.enter():
+            raise pynng.Closed("the client is closed", lib.NNG_ECLOSED)
+        try:
+            yield
+        finally:
+            self.exit()
+
+    def stop(self, aio) -> None:
+        """Stops aio's operation on a context, which may still be pending,
+        and waits for its completion (nng_aio_stop), inside a section;
+        once the pool is closed, close() has aborted it (it is registered,
+        see flying) and nothing is done. For a call ended otherwise than by
+        the completion (its coroutine closed, an exception in its wait)."""
+        if self.enter():
+            try:
+                lib.nng_aio_stop(aio)
+            finally:
+                self.exit()
 
     def losses(self, j: int) -> int:
         """How many connections of endpoint j have gone so far."""
@@ -621,19 +669,23 @@ class Pool:
             return bool(self._live[j])
 
     def close(self) -> None:
-        """Marks the pool closed (board() admits no more calls), aborts the
-        nng operations of the calls in flight (pynng.Closed: each call ends
-        with a local Cancelled and closes its context), waits at most
-        CLOSE_WAIT seconds for the calls of the other threads to leave,
-        then closes the sockets. Idempotent; any thread.
+        """Marks the pool closed (board() admits no more calls, no section
+        starts), aborts the nng operations of the calls in flight
+        (pynng.Closed: each call ends with a local Cancelled), waits for
+        the sections under way on other threads to end (microseconds;
+        at most CLOSE_WAIT seconds), then closes the sockets, and with them
+        the calls' contexts. Idempotent; any thread.
 
-        The calls of the closing thread itself are not waited for: they
-        are tasks of an event loop that close() holds up (or a call that a
-        signal handler interrupted), not inside an nng function, and they
-        end with pynng.Closed once they run again. Should the wait run out
-        (a call decoding a huge answer, a loop that does not run), close()
-        returns with the sockets open, and the last call to leave closes
-        them; no socket is closed while a call may use its context."""
+        The calls in flight are not waited for, only their sections: a
+        call waiting for its answer, decoding one, or a task of an event
+        loop that does not run (or that close() holds up) is outside nng,
+        and ends with pynng.Closed or its answer when it goes on. A section
+        of the closing thread itself (close() from a signal handler that
+        interrupted one) cannot end while close() runs: close() then
+        returns, and that section closes the sockets as it ends; so does
+        the last section should the wait run out. No socket is closed while
+        a call runs an nng function with one of its contexts."""
+        me = threading.get_ident()
         with self._lock:
             if self._closed.is_set():
                 return
@@ -641,26 +693,41 @@ class Pool:
             for flights in self._flights:
                 for aio in flights:
                     lib.nng_aio_abort(aio, lib.NNG_ECLOSED)
-            me = threading.get_ident()
             end = time.monotonic() + CLOSE_WAIT
-            while any(n for t, n in self._threads.items() if t != me):
+            while True:
+                if self._sockets_state == "closed":
+                    return
+                others = any(n for t, n in self._inside.items() if t != me)
+                if self._sockets_state == "open" and not others:
+                    if self._inside.get(me):
+                        self._close_on_exit = True
+                        return
+                    self._sockets_state = "closing"
+                    break
                 left = end - time.monotonic()
                 if left <= 0:
-                    log.warning("close: calls still in flight after %.0f s; the last "
-                                "of them closes the sockets", CLOSE_WAIT)
-                    self._close_on_leave = True
+                    if self._sockets_state == "open":
+                        log.warning("close: a call still inside nng after %.0f s; it "
+                                    "closes the sockets as it comes out", CLOSE_WAIT)
+                        self._close_on_exit = True
                     return
-                self._left.wait(left)
+                self._quiet.wait(left)
         self._close_sockets()
 
     def _close_sockets(self) -> None:
-        """Closes every socket, once no call uses its context. Not under
-        the lock: nng reports the connections the close ends (_pipe, which
-        takes it) from its own threads, and waits for them."""
-        for s in self.sockets:
-            s.close()
-        with _open_pools_lock:
-            _open_pools.discard(self)
+        """Closes every socket, by the one close() or section that set
+        _sockets_state to "closing", once no section is under way. Not
+        under the lock: nng reports the connections the close ends (_pipe,
+        which takes it) from its own threads, and waits for them."""
+        try:
+            for s in self.sockets:
+                s.close()
+        finally:
+            with _open_pools_lock:
+                _open_pools.discard(self)
+            with self._lock:
+                self._sockets_state = "closed"
+                self._quiet.notify_all()
 
     @property
     def closed(self) -> bool:
@@ -686,19 +753,25 @@ class Flight:
     asend() and arecv() are their coroutines. A send that fails leaves
     nothing in flight. since, for a send: losses(j) when the call found j
     connected (Call.pick), so that a connection that went since aborts the
-    send at once. Opening the context, like every operation, raises
-    pynng.Closed once the pool is closed."""
+    send at once.
+
+    The context is nng's own (an nng_ctx, not a pynng Context, whose
+    finalizer would close it whenever it is collected). Opening it,
+    starting an operation on it and closing it each run in a section of
+    the pool (Pool.section): once the pool is closed, opening it or
+    starting an operation raises pynng.Closed, and it is not closed here
+    but with its socket."""
 
     def __init__(self, pool: Pool, j: int):
         self.pool = pool
         self.j = j
-        # The thread that boarded (Call.pick, just before): a coroutine
-        # closed by the cycle collector leaves from whatever thread it runs.
-        self.thread = threading.get_ident()
         try:
-            self.ctx = pool.sockets[j].new_context()
+            # Owns the nng_ctx, which ctx[0] only refers to.
+            self.ctx = ffi.new("nng_ctx *")
+            with pool.section():
+                check_err(lib.nng_ctx_open(self.ctx, pool.sockets[j].socket))
         except BaseException:
-            pool.leave(j, self.thread)
+            pool.leave(j)
             raise
 
     def __enter__(self):
@@ -706,9 +779,13 @@ class Flight:
 
     def __exit__(self, *exc):
         try:
-            self.ctx.close()
+            if self.pool.enter():
+                try:
+                    lib.nng_ctx_close(self.ctx[0])
+                finally:
+                    self.pool.exit()
         finally:
-            self.pool.leave(self.j, self.thread)
+            self.pool.leave(self.j)
 
     def send(self, data: bytes, ms: int, since: int) -> None:
         a = _Aio()
@@ -733,9 +810,14 @@ class Flight:
         # that lands while nng has begun the operation but not scheduled it
         # is lost (nng 1.11). A connection that went meanwhile, or before
         # (from since on), aborts it then.
-        op(self.ctx.context, a.aio)
+        with self.pool.section():
+            op(self.ctx[0], a.aio)
         with self.pool.flying(self.j, a.aio, since):
-            a.done.wait()
+            try:
+                a.done.wait()
+            except BaseException:  # a KeyboardInterrupt: not done yet
+                self.pool.stop(a.aio)
+                raise
         check_err(lib.nng_aio_result(a.aio))
 
     async def asend(self, data: bytes, ms: int, since: int) -> None:
@@ -764,11 +846,18 @@ class Flight:
         once op has returned (an abort that lands before is lost, and the
         operation waits out its limit); a connection that went since
         aborts it then. Raises as _run does, or CancelledError when the
-        task was cancelled (see _AsyncAio.wait)."""
+        task was cancelled (see _AsyncAio.wait). A coroutine closed
+        while it waits (its task collected once its loop no longer runs)
+        stops the operation before its aio is freed."""
         lib.nng_aio_set_timeout(a.aio, ms)
-        op(self.ctx.context, a.aio)
+        with self.pool.section():
+            op(self.ctx[0], a.aio)
         with self.pool.flying(self.j, a.aio, since):
-            await a.wait()
+            try:
+                await a.wait()
+            except GeneratorExit:
+                self.pool.stop(a.aio)
+                raise
 
 
 class _Aio:
@@ -1702,13 +1791,16 @@ class ClientBase(Methods):
     def close(self) -> None:
         """Closes the client: calls in flight (on a connection, or still
         waiting for one) fail at once with a local Cancelled, later ones
-        raise RuntimeError. Idempotent; may come from any thread. The
-        sockets are closed once the calls in flight on other threads have
-        ended (each closes its nng context first; an nng operation on a
-        context that overlaps the close of its socket can hang or abort
-        the process), which close() waits for at most CLOSE_WAIT (5) seconds;
-        should that run out, close() returns and the last of those calls
-        closes the sockets as it ends (see Pool.close)."""
+        raise RuntimeError. Idempotent; may come from any thread. No call
+        enters an nng function with a socket's context once the client is
+        closed (an nng operation on a context that overlaps the close of
+        its socket can hang or abort the process), and the sockets are
+        closed once the calls of other threads inside one have come out,
+        microseconds, which close() waits for at most CLOSE_WAIT (5)
+        seconds (should that run out, close() returns and the last of them
+        closes the sockets as it comes out). The calls themselves are not
+        waited for (one decoding an answer, a task of a stopped event
+        loop); see Pool.close."""
         self._pool.close()
 
     def __del__(self):

@@ -7,7 +7,8 @@
 Thread-safe: every call runs on its own nng context, so threads may share
 one client. close() may come while calls are in flight: each fails at once
 with a local Cancelled, whether on a connection or still waiting for one;
-close() returns once they have ended (at most 5 s, see ClientBase.close).
+close() closes the sockets once no call is inside an nng function
+(microseconds; see ClientBase.close).
 """
 import pynng
 
