@@ -1037,9 +1037,12 @@ def _call_in_thread(c, got):
     return t
 
 
-def test_close_waits_for_a_call_inside_nng(peer_factory, monkeypatch):
+def test_close_waits_for_a_call_inside_nng_and_a_second_close_too(peer_factory,
+                                                                    monkeypatch):
     """close() closes the sockets only once a call of another thread is out
-    of nng (here starting its send). The call fails with a local
+    of nng (here starting its send); a second close() meanwhile returns
+    only once the sockets are closed, not at once (as client.py promises:
+    close() returns once the calls have ended). The call fails with a local
     Cancelled."""
     p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
     held = _HeldSend()
@@ -1051,12 +1054,18 @@ def test_close_waits_for_a_call_inside_nng(peer_factory, monkeypatch):
     assert held.inside.wait(5)
     first = threading.Thread(target=c.close)
     first.start()
-    time.sleep(0.2)
+    time.sleep(0.1)
     assert first.is_alive() and c._pool in _rpc._open_pools
+    second = threading.Thread(target=c.close)
+    second.start()
+    time.sleep(0.2)
+    assert second.is_alive(), "a second close() returned before the sockets were closed"
+    assert c._pool in _rpc._open_pools
     held.release.set()
+    second.join(5)
+    assert not second.is_alive()
+    assert c._pool not in _rpc._open_pools  # closed when the second close() returned
     first.join(5)
-    assert not first.is_alive()
-    assert c._pool not in _rpc._open_pools
     t.join(5)
     assert isinstance(got.get("e"), lunamatch.Cancelled) and got["e"].local, got
 

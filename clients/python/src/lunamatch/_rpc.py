@@ -674,7 +674,8 @@ class Pool:
         (pynng.Closed: each call ends with a local Cancelled), waits for
         the sections under way on other threads to end (microseconds;
         at most CLOSE_WAIT seconds), then closes the sockets, and with them
-        the calls' contexts. Idempotent; any thread.
+        the calls' contexts. Returns once the sockets are closed, whether
+        this call or an earlier one closes them. Idempotent; any thread.
 
         The calls in flight are not waited for, only their sections: a
         call waiting for its answer, decoding one, or a task of an event
@@ -687,12 +688,11 @@ class Pool:
         a call runs an nng function with one of its contexts."""
         me = threading.get_ident()
         with self._lock:
-            if self._closed.is_set():
-                return
-            self._closed.set()
-            for flights in self._flights:
-                for aio in flights:
-                    lib.nng_aio_abort(aio, lib.NNG_ECLOSED)
+            if not self._closed.is_set():
+                self._closed.set()
+                for flights in self._flights:
+                    for aio in flights:
+                        lib.nng_aio_abort(aio, lib.NNG_ECLOSED)
             end = time.monotonic() + CLOSE_WAIT
             while True:
                 if self._sockets_state == "closed":
@@ -1800,7 +1800,8 @@ class ClientBase(Methods):
         seconds (should that run out, close() returns and the last of them
         closes the sockets as it comes out). The calls themselves are not
         waited for (one decoding an answer, a task of a stopped event
-        loop); see Pool.close."""
+        loop). close() returns once the sockets are closed, a second
+        close() while the first one waits too (see Pool.close)."""
         self._pool.close()
 
     def __del__(self):

@@ -7,8 +7,8 @@
 Thread-safe: every call runs on its own nng context, so threads may share
 one client. close() may come while calls are in flight: each fails at once
 with a local Cancelled, whether on a connection or still waiting for one;
-close() closes the sockets once no call is inside an nng function
-(microseconds; see ClientBase.close).
+close() returns once the sockets are closed, which waits only for the
+calls inside an nng function (microseconds; see ClientBase.close).
 """
 import pynng
 
