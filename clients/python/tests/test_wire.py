@@ -988,15 +988,7 @@ def test_close_does_not_wait_for_a_call_outside_nng(peer_factory, monkeypatch):
     c = lunamatch.Client(p.url, timeout=10.0)
     connected(c, 1)
     got = {}
-
-    def call():
-        try:
-            got["r"] = c.check()
-        except Exception as e:  # noqa: BLE001 - the type is what is tested
-            got["e"] = e
-
-    t = threading.Thread(target=call)
-    t.start()
+    t = _call_in_thread(c, got)
     assert decoding.wait(5)
     t0 = time.monotonic()
     c.close()
