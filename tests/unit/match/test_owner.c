@@ -208,8 +208,10 @@ replica_close(struct replica *r)
 {
 	if (r->dir == NULL)
 		return;
-	lm_follower_free(r->follower);
+	/* The owner first, as the service does: it asks the follower whether
+	 * the index is loaded (lm_owner_opts.index_loaded). */
 	lm_owner_free(r->owner);
+	lm_follower_free(r->follower);
 	lm_events_free(r->events);
 	lm_index_free(r->idx);
 	lm_store_close(r->store);
