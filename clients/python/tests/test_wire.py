@@ -973,7 +973,7 @@ def test_close_between_pick_and_flight_cancels_the_call(peer_factory, monkeypatc
 
 def test_close_does_not_wait_for_a_call_outside_nng(peer_factory, monkeypatch):
     """close() waits only for the calls inside an nng function with a
-    socket's context (Pool.section), not for a call decoding its answer:
+    socket's context (Pool.run), not for a call decoding its answer:
     it returns at once with the sockets closed, and the call ends with its
     answer."""
     p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
@@ -1893,3 +1893,23 @@ def test_unavailable_marks_its_connection_before_the_call_leaves_it(monkeypatch,
         monkeypatch.undo()
         p.release()
         p.close()
+
+
+def test_a_section_ended_on_another_thread_is_counted_out():
+    """A section (Pool.run) ends by its token, whichever thread ends it, as
+    when the garbage collector finishes a call's coroutine elsewhere: it was
+    looked up by the ending thread's id (a KeyError, and the section stayed
+    counted, so that close() never closed the sockets)."""
+    c = lunamatch.Client("tcp://127.0.0.1:1")
+    pool = c._pool
+    token = pool.enter()
+    assert token is not None
+    t = threading.Thread(target=pool.exit, args=(token,))
+    t.start()
+    t.join(5)
+    assert not pool._inside
+    t0 = time.monotonic()
+    c.close()
+    assert time.monotonic() - t0 < 1
+    assert pool not in _rpc._open_pools  # its sockets are closed
+    assert pool.enter() is None  # no section starts once closed

@@ -136,7 +136,7 @@ MAX_METADATA_VALUE = 1024
 MAX_METADATA = 32
 CONNECT_POLL = 0.01            # seconds between looks for a connection
 #: The longest, in seconds, that close() waits for the calls of other
-#: threads to come out of nng (Pool.section: opening a context, starting an
+#: threads to come out of nng (Pool.run: opening a context, starting an
 #: operation on it, closing it, each microseconds), so that no nng
 #: operation on a call's context overlaps the close of its socket
 #: (Pool.close). Only a thread stopped inside such a section (a debugger)
@@ -440,7 +440,7 @@ class Pool:
 
     Every nng function a call runs with a socket's context (opening the
     context, starting nng_ctx_send or nng_ctx_recv on it, closing it, or
-    stopping an operation on it) runs inside section(), counted under the
+    stopping an operation on it) runs inside a section (run), counted under the
     lock: with the nng that pynng bundles, such a function that overlaps
     nng_close of its socket can hang nng_close or abort the process. close()
     marks the pool closed, after which no section starts (section raises
@@ -588,27 +588,29 @@ class Pool:
             self._boarded[j] -= 1
             self._close_marked(j)
 
-    def enter(self) -> bool:
-        """Starts a section of this thread (see the class): False, and
-        nothing started, once the pool is closed. When True, the caller
-        runs its nng functions, then exit()."""
+    def enter(self) -> Optional[int]:
+        """Starts a section of this thread (see the class): None, and
+        nothing started, once the pool is closed. Otherwise the caller runs
+        its nng functions, then exit() with the token returned (the
+        thread's id: a section ended on another thread, as a coroutine
+        finished by the garbage collector is, ends the right one)."""
         with self._lock:
             if self._closed.is_set():
-                return False
+                return None
             me = threading.get_ident()
             self._inside[me] = self._inside.get(me, 0) + 1
-            return True
+            return me
 
-    def exit(self) -> None:
-        """Ends a section that enter() started on this thread. The last
+    def exit(self, token: int) -> None:
+        """Ends the section that enter() returned token for. The last
         section to end in a closed pool whose close() could not wait for it
         closes the sockets."""
         with self._lock:
-            me = threading.get_ident()
-            if self._inside[me] <= 1:
-                del self._inside[me]
+            n = self._inside.get(token, 0)
+            if n <= 1:
+                self._inside.pop(token, None)
             else:
-                self._inside[me] -= 1
+                self._inside[token] = n - 1
             self._quiet.notify_all()
             if not (self._close_on_exit and not self._inside):
                 return
@@ -616,17 +618,19 @@ class Pool:
             self._sockets_state = "closing"
         self._close_sockets()
 
-    @contextlib.contextmanager
-    def section(self):
-        """enter() and exit() around the block, which runs nng functions
-        with a socket's context; raises pynng.Closed, and runs nothing,
-        once the pool is closed."""
-        if not self.enter():
+    def run(self, fn, *args):
+        """fn(*args), an nng function with a socket's context, in a section
+        (enter() and exit() around it, in one try block rather than a
+        generator's context manager: a KeyboardInterrupt that lands as a
+        generator resumes could leave the section counted); raises
+        pynng.Closed, and runs nothing, once the pool is closed."""
+        token = self.enter()
+        if token is None:
             raise pynng.Closed("the client is closed", lib.NNG_ECLOSED)
         try:
-            yield
+            return fn(*args)
         finally:
-            self.exit()
+            self.exit(token)
 
     def stop(self, aio) -> None:
         """Stops aio's operation on a context, which may still be pending,
@@ -634,11 +638,12 @@ class Pool:
         once the pool is closed, close() has aborted it (it is registered,
         see flying) and nothing is done. For a call ended otherwise than by
         the completion (its coroutine closed, an exception in its wait)."""
-        if self.enter():
+        token = self.enter()
+        if token is not None:
             try:
                 lib.nng_aio_stop(aio)
             finally:
-                self.exit()
+                self.exit(token)
 
     def losses(self, j: int) -> int:
         """How many connections of endpoint j have gone so far."""
@@ -680,12 +685,12 @@ class Pool:
         The calls in flight are not waited for, only their sections: a
         call waiting for its answer, decoding one, or a task of an event
         loop that does not run (or that close() holds up) is outside nng,
-        and ends with pynng.Closed or its answer when it goes on. A section
-        of the closing thread itself (close() from a signal handler that
-        interrupted one) cannot end while close() runs: close() then
-        returns, and that section closes the sockets as it ends; so does
-        the last section should the wait run out. No socket is closed while
-        a call runs an nng function with one of its contexts."""
+        and ends with pynng.Closed or its answer when it goes on. Should the
+        wait run out, close() returns and the last section to end closes
+        the sockets. No socket is closed while a call runs an nng function
+        with one of its contexts. Not from a signal handler: the code it
+        interrupted may hold the pool's lock (a KeyboardInterrupt raised in
+        a call, then close() in its except block, is fine)."""
         me = threading.get_ident()
         with self._lock:
             if not self._closed.is_set():
@@ -758,7 +763,7 @@ class Flight:
     The context is nng's own (an nng_ctx, not a pynng Context, whose
     finalizer would close it whenever it is collected). Opening it,
     starting an operation on it and closing it each run in a section of
-    the pool (Pool.section): once the pool is closed, opening it or
+    the pool (Pool.run): once the pool is closed, opening it or
     starting an operation raises pynng.Closed, and it is not closed here
     but with its socket."""
 
@@ -768,8 +773,7 @@ class Flight:
         try:
             # Owns the nng_ctx, which ctx[0] only refers to.
             self.ctx = ffi.new("nng_ctx *")
-            with pool.section():
-                check_err(lib.nng_ctx_open(self.ctx, pool.sockets[j].socket))
+            check_err(pool.run(lib.nng_ctx_open, self.ctx, pool.sockets[j].socket))
         except BaseException:
             pool.leave(j)
             raise
@@ -779,11 +783,12 @@ class Flight:
 
     def __exit__(self, *exc):
         try:
-            if self.pool.enter():
+            token = self.pool.enter()
+            if token is not None:
                 try:
                     lib.nng_ctx_close(self.ctx[0])
                 finally:
-                    self.pool.exit()
+                    self.pool.exit(token)
         finally:
             self.pool.leave(self.j)
 
@@ -810,8 +815,7 @@ class Flight:
         # that lands while nng has begun the operation but not scheduled it
         # is lost (nng 1.11). A connection that went meanwhile, or before
         # (from since on), aborts it then.
-        with self.pool.section():
-            op(self.ctx[0], a.aio)
+        self.pool.run(op, self.ctx[0], a.aio)
         with self.pool.flying(self.j, a.aio, since):
             try:
                 a.done.wait()
@@ -850,8 +854,7 @@ class Flight:
         while it waits (its task collected once its loop no longer runs)
         stops the operation before its aio is freed."""
         lib.nng_aio_set_timeout(a.aio, ms)
-        with self.pool.section():
-            op(self.ctx[0], a.aio)
+        self.pool.run(op, self.ctx[0], a.aio)
         with self.pool.flying(self.j, a.aio, since):
             try:
                 await a.wait()
