@@ -1913,3 +1913,19 @@ def test_a_section_ended_on_another_thread_is_counted_out():
     assert time.monotonic() - t0 < 1
     assert pool not in _rpc._open_pools  # its sockets are closed
     assert pool.enter() is None  # no section starts once closed
+
+
+def test_close_drops_a_section_count_an_interrupt_left_behind():
+    """A KeyboardInterrupt can land between a section's count and its start
+    (or its end and the count's decrement), leaving the count of the main
+    thread behind; close() on that thread, as in the except block of the
+    interrupted call, drops it and closes the sockets (it deferred the
+    close to a section that would never end: the sockets stayed open)."""
+    c = lunamatch.Client("tcp://127.0.0.1:1")
+    pool = c._pool
+    assert pool.enter() is not None  # never exited: the interrupt's leftover
+    t0 = time.monotonic()
+    c.close()
+    assert time.monotonic() - t0 < 1
+    assert pool not in _rpc._open_pools  # its sockets are closed
+    assert not pool._inside

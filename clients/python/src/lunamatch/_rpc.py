@@ -443,8 +443,8 @@ class Pool:
     stopping an operation on it) runs inside a section (run), counted under the
     lock: with the nng that pynng bundles, such a function that overlaps
     nng_close of its socket can hang nng_close or abort the process. close()
-    marks the pool closed, after which no section starts (section raises
-    pynng.Closed, enter() is False), aborts the nng operations of the calls
+    marks the pool closed, after which no section starts (run raises
+    pynng.Closed, enter() returns None), aborts the nng operations of the calls
     in flight (pynng.Closed, see flying), waits for the sections under way
     to end, microseconds, and closes every socket, which closes their
     contexts too. It does not wait for the calls themselves: one waiting
@@ -592,8 +592,7 @@ class Pool:
         """Starts a section of this thread (see the class): None, and
         nothing started, once the pool is closed. Otherwise the caller runs
         its nng functions, then exit() with the token returned (the
-        thread's id: a section ended on another thread, as a coroutine
-        finished by the garbage collector is, ends the right one)."""
+        thread's id)."""
         with self._lock:
             if self._closed.is_set():
                 return None
@@ -689,8 +688,14 @@ class Pool:
         wait run out, close() returns and the last section to end closes
         the sockets. No socket is closed while a call runs an nng function
         with one of its contexts. Not from a signal handler: the code it
-        interrupted may hold the pool's lock (a KeyboardInterrupt raised in
-        a call, then close() in its except block, is fine)."""
+        interrupted may hold the pool's lock. So the closing thread runs no
+        section itself: a count of its own is one a KeyboardInterrupt left
+        behind (it can land between the count and the section's start or
+        end, and Python delivers it to the main thread only), and is
+        dropped, so that close() in the except block of a call Ctrl-C
+        interrupted closes the sockets. Another thread that closes while
+        the main thread holds such a count waits CLOSE_WAIT and leaves the
+        sockets open (logged)."""
         me = threading.get_ident()
         with self._lock:
             if not self._closed.is_set():
@@ -702,11 +707,8 @@ class Pool:
             while True:
                 if self._sockets_state == "closed":
                     return
-                others = any(n for t, n in self._inside.items() if t != me)
-                if self._sockets_state == "open" and not others:
-                    if self._inside.get(me):
-                        self._close_on_exit = True
-                        return
+                self._inside.pop(me, None)  # left by an interrupt (above)
+                if self._sockets_state == "open" and not self._inside:
                     self._sockets_state = "closing"
                     break
                 left = end - time.monotonic()
