@@ -939,11 +939,17 @@ apply_batch(lm_follower *f, bool *more)
 			break;
 		}
 	}
-	advance_clock(f, f->idx);
 	if (f->nbatch == 0)
 		return failed;
 	*more = f->nbatch == LM_FOLLOWER_BATCH_MAX;
 	applied(f, atomic_load(&f->seq));
+	/* Between the batches of a long drain the clock moves and a new idf
+	 * snapshot's build takes its steps, so that a catch-up holds neither
+	 * back. After the last batch the caller does that (run,
+	 * lm_follower_run_once): once per read of the change log, so that a
+	 * change waits for one round of steps at most. */
+	if (*more)
+		advance_clock(f, f->idx);
 	return failed;
 }
 

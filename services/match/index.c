@@ -827,11 +827,10 @@ list_trim(lm_index *idx, bool posting, uint8_t part)
  * posting (free, or a closed posting's) costs the read of its entry, one
  * cache miss at most, so a step across a long run of them is bounded too;
  * the work of freeing old lists in a step (lm_inverted_release: 128
- * lists, 1.5 ms at most); lm_index_advance takes up to ADVANCE_STEPS
- * steps. */
-#define RESHARE_STEP  1024
-#define RELEASE_STEP  32768
-#define ADVANCE_STEPS 16
+ * lists, 1.5 ms at most); lm_index_advance takes up to
+ * LM_INDEX_ADVANCE_STEPS steps. */
+#define RESHARE_STEP 1024
+#define RELEASE_STEP 32768
 
 /* Without the table below: the share of one pair, and as what follows it
  * infinity, which bounds every sum (queries then read the entry whatever
@@ -1834,7 +1833,7 @@ lm_index_advance(lm_index *idx, int64_t now)
 	pthread_rwlock_wrlock(&idx->lock);
 	advance_locked(idx, now);
 	pthread_rwlock_unlock(&idx->lock);
-	for (int i = 0; i < ADVANCE_STEPS &&
+	for (int i = 0; i < LM_INDEX_ADVANCE_STEPS &&
 	                (atomic_load(&idx->stepping) || atomic_load(&idx->reshare_due));
 	     i++)
 		if (!(worked = reshare_step(idx)))

@@ -241,7 +241,9 @@ void lm_index_set_fault(
 
 /*
  * A new idf snapshot's postings' lists are built aside a step at a time,
- * one step after each update and up to 16 by lm_index_advance, then put
+ * one step after each update and up to LM_INDEX_ADVANCE_STEPS by
+ * lm_index_advance (the follower calls it once per read of the change
+ * log, so that a change waits for that many steps at most), then put
  * in place at once (docs/scoring.md, Shares). A step goes through the doc
  * ids in order, adding the listed postings, until it added its budget of
  * list entries or walked LM_INDEX_RESHARE_WALK doc ids, listed, closed or
@@ -258,7 +260,8 @@ void lm_index_set_fault(
  * take the build's lock and would wait for ever. NULL (no seam) is the
  * default and what production uses.
  */
-#define LM_INDEX_RESHARE_WALK 4096
+#define LM_INDEX_RESHARE_WALK  4096
+#define LM_INDEX_ADVANCE_STEPS 16
 void lm_index_set_reshare_seam(
     lm_index *idx, int (*seam)(void *arg, size_t *budget), void *arg);
 

@@ -53,9 +53,10 @@
 #include "model.h"
 #include "records.h"
 
-#define WAIT_MS  5000 /* longest wait for a change to reach the index */
-#define SEED_JOB "job-dfs-sr-mgr-ml"
-#define LEAD     "cand-ml-lead-chicago"
+#define WAIT_MS    5000 /* longest wait for a change to reach the index */
+#define SEED_JOB   "job-dfs-sr-mgr-ml"
+#define LEAD       "cand-ml-lead-chicago"
+#define STEP_READS 100000
 
 typedef Lunamatch__V1__JobPosting JobPosting;
 typedef Lunamatch__V1__CandidateProfile CandidateProfile;
@@ -77,6 +78,13 @@ struct seen {
 	 * ingest would while the load runs, into trim (0: none). */
 	int64_t trim_at_load;
 	lm_store_trim_result trim;
+	/* While trace_steps: each read of the change log records steps (the
+	 * build's steps so far) in steps_at (up to STEP_READS reads, counted
+	 * in nsteps_at). */
+	atomic_bool trace_steps;
+	atomic_uint steps;
+	unsigned steps_at[STEP_READS];
+	atomic_size_t nsteps_at;
 };
 
 struct fx {
@@ -103,6 +111,13 @@ fault(void *arg, lm_follower_read what)
 	struct fx *fx = arg;
 	struct seen *s = &fx->seen;
 
+	if (what == LM_FOLLOWER_READ_CHANGES && atomic_load(&s->trace_steps)) {
+		size_t i = atomic_load(&s->nsteps_at);
+		if (i < STEP_READS) {
+			s->steps_at[i] = atomic_load(&s->steps);
+			atomic_store(&s->nsteps_at, i + 1);
+		}
+	}
 	if (what == LM_FOLLOWER_READ_SNAPSHOT && s->trim_at_load != 0) {
 		lm_store_trim_opts o = {.now = s->trim_at_load};
 		s->trim_at_load = 0;
@@ -795,6 +810,63 @@ test_reshare_finishes_while_idle(void **state)
 	assert_true(atomic_load(&asked) >= 4000);
 	if (lm_index_check_lists(fx->idx, err, sizeof(err)) != LM_OK)
 		fail_msg("%s", err);
+	lm_follower_free(f);
+}
+
+/*
+ * While a build runs, a change waits for one round of steps at most
+ * (docs/scoring.md): between two reads of the change log the follower
+ * takes LM_INDEX_ADVANCE_STEPS steps, plus one after each change applied.
+ * A read that found a change was followed by a second round before the
+ * next read, so that a change coming then waited twice as long.
+ */
+static void
+test_reshare_change_waits_one_round(void **state)
+{
+	struct fx *fx = *state;
+	JobPosting *p = (JobPosting *) sample(fx, true, SEED_JOB);
+	struct seen *s = &fx->seen;
+	lm_index_counts before, c;
+	size_t n, over = 0;
+	unsigned most = 0;
+	char prefix[16], id[32];
+	lm_follower *f;
+	nng_time end;
+
+	lm_index_counts_get(fx->idx, &before);
+	f = start_building(fx, slow_posting_step, &s->steps);
+	atomic_store(&s->trace_steps, true);
+	nng_msleep(50);
+	/* A change every few rounds, each applied before the next comes. */
+	for (int i = 0; i < 5; i++) {
+		snprintf(prefix, sizeof(prefix), "late%d", i);
+		snprintf(id, sizeof(id), "%s-0", prefix);
+		store_named(fx, p, prefix, 1);
+		end = nng_clock() + WAIT_MS;
+		while (!has_posting(fx, id) && nng_clock() < end)
+			nng_msleep(5);
+		assert_true(has_posting(fx, id));
+		nng_msleep(50);
+	}
+	atomic_store(&s->trace_steps, false);
+	n = atomic_load(&s->nsteps_at);
+	lm_index_counts_get(fx->idx, &c);
+	/* Still building throughout, or the rounds were not measured. */
+	assert_int_equal(c.reshares, before.reshares);
+	assert_true(n >= 10);
+	for (size_t i = 1; i < n; i++) {
+		unsigned d = s->steps_at[i] - s->steps_at[i - 1];
+		most = d > most ? d : most;
+		over += d > LM_INDEX_ADVANCE_STEPS;
+	}
+	/* The rounds that applied a change took one step more, and no round
+	 * took a second one. */
+	if (most > LM_INDEX_ADVANCE_STEPS + 1)
+		fail_msg("%u steps between two reads of the change log (at most %d, "
+		         "and one more after a change)",
+		    most, LM_INDEX_ADVANCE_STEPS);
+	assert_true(over <= 5);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
 	lm_follower_free(f);
 }
 
@@ -2162,6 +2234,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_reshare_finishes_while_idle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_reshare_change_waits_one_round, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_reshare_keeps_retry_pace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
