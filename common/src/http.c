@@ -12,10 +12,12 @@
  * the pod): the listening socket is made here, so that a port in use is a
  * clear LM_EBUSY; each connection is closed after idle_timeout_s without
  * progress (MHD's connection timeout, which every byte received restarts);
- * the headers of each request must be complete idle_timeout_s after the
- * connection was accepted or its previous response was sent, or the
- * connection is closed (the header deadline: a request that trickles in a
- * byte at a time never idles long enough for MHD's timeout); request
+ * the headers of each request must be complete idle_timeout_s and one
+ * reaper tick after the connection was accepted or its previous response
+ * was sent, or the connection is closed (the header deadline: a request
+ * that trickles in a byte at a time never idles long enough for MHD's
+ * timeout; the tick lets that timeout close a connection that sent
+ * nothing first, uncounted, as the two cannot be told apart here); request
  * headers are bounded by LM_HTTP_CONN_MEMORY; and the accept policy refuses
  * a connection when max_connections are open or its address already has
  * max_per_peer. Each close by the server is counted by reason.
@@ -143,14 +145,15 @@ addr16(const struct sockaddr *sa, uint8_t out[16])
 }
 
 /* Shuts down every connection that is waiting for request headers past the
- * header deadline at now_ms, and counts it. Called with mu held. */
+ * header deadline at now_ms (header_ms and a tick after since_ms), and
+ * counts it. Called with mu held. */
 static void
 reap(lm_http *h, int64_t now_ms)
 {
 	for (unsigned i = 0; i < h->max_conns && h->waiting > 0; i++) {
 		struct slot *s = &h->slots[i];
 		if (!s->used || s->headers_in || s->reaped ||
-		    now_ms - s->since_ms < h->header_ms)
+		    now_ms - s->since_ms < h->header_ms + h->tick_ms)
 			continue;
 		(void) shutdown(s->fd, SHUT_RDWR);
 		s->reaped = true;
