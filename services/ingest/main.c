@@ -26,6 +26,7 @@
 #include "lunamatch/config.h"
 #include "lunamatch/dirlock.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fdlimit.h"
 #include "lunamatch/http.h"
 #include "lunamatch/log.h"
 #include "lunamatch/metrics.h"
@@ -135,6 +136,7 @@ main(int argc, char **argv)
 	lm_log_set_service("ingest");
 	lm_log_set_level(cfg.log_level);
 	lm_log_first_error_reset();
+	lm_fdlimit_raise("ingest.limits");
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;

@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +47,7 @@
 #include "lunamatch/config.h"
 #include "lunamatch/dirlock.h"
 #include "lunamatch/error.h"
+#include "lunamatch/fdlimit.h"
 #include "lunamatch/http.h"
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
@@ -135,55 +135,6 @@ usage(FILE *out)
 	    "Health and metrics: http://<--http>/healthz, /readyz, /metrics.\n"
 	    "Stops gracefully on SIGTERM, SIGINT or SIGHUP.\n\n");
 	lm_config_usage(out, LM_PROG_MATCH);
-}
-
-/*
- * Raises the soft limit of open file descriptors to the hard limit, so that
- * the RPC server's connection cap (three quarters of the soft limit, see
- * rpc_server.c) is not the 768 of a runtime's soft 1024. Each RPC
- * connection holds one descriptor; nothing in match uses select(), whose
- * FD_SETSIZE is the reason the default soft limit is low. An unlimited
- * hard limit is taken as NOFILE_UNLIMITED_MAX (Linux refuses a soft limit
- * above fs.nr_open, 1048576 by default). Says what it did at info, or why
- * it could not at warn; never fails the start.
- */
-#define NOFILE_UNLIMITED_MAX 1048576u
-
-static void
-raise_nofile(void)
-{
-	struct rlimit rl;
-	rlim_t old, want;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-		lm_warn("match.limits", "file descriptor limit not read: %s",
-		    strerror(errno));
-		return;
-	}
-	old = rl.rlim_cur;
-	want = rl.rlim_max == RLIM_INFINITY ? (rlim_t) NOFILE_UNLIMITED_MAX : rl.rlim_max;
-	if (old == RLIM_INFINITY || old >= want) {
-		if (old == RLIM_INFINITY)
-			lm_info("match.limits", "file descriptor limit unlimited");
-		else
-			lm_info("match.limits",
-			    "file descriptor limit %llu, the hard limit: not raised",
-			    (unsigned long long) old);
-		return;
-	}
-	rl.rlim_cur = want;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-		lm_warn("match.limits",
-		    "file descriptor limit not raised from %llu to %llu: %s; the "
-		    "RPC connections stay capped at three quarters of %llu",
-		    (unsigned long long) old, (unsigned long long) want, strerror(errno),
-		    (unsigned long long) old);
-		return;
-	}
-	lm_info("match.limits",
-	    "file descriptor limit raised from %llu to %llu (the hard limit%s)",
-	    (unsigned long long) old, (unsigned long long) want,
-	    rl.rlim_max == RLIM_INFINITY ? " is unlimited" : "");
 }
 
 /* ---- health ------------------------------------------------------------ */
@@ -966,7 +917,7 @@ main(int argc, char **argv)
 	lm_log_set_service("match");
 	lm_log_set_level(d->cfg.log_level);
 	lm_log_first_error_reset();
-	raise_nofile();
+	lm_fdlimit_raise("match.limits");
 
 	/* Block the stop signals before any thread starts, so that every thread
 	 * inherits the mask and only sigwait below sees them. */
