@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +53,7 @@
 #include "lunamatch/lmdb.h"
 #include "lunamatch/log.h"
 #include "lunamatch/metrics.h"
+#include "lunamatch/rpc.h"
 #include "lunamatch/record.h"
 #include "lunamatch/salary.h"
 #include "lunamatch/store.h"
@@ -979,8 +981,20 @@ main(int argc, char **argv)
 	if (new_owner(d) != LM_OK || new_follower(d, notify, sizeof(notify)) != LM_OK)
 		goto done;
 	register_metrics(d);
-	if (start_rpc(d) != LM_OK)
+	if ((rc = start_rpc(d)) != LM_OK) {
+		/* LM_ENOENT for a TCP URL: its host does not resolve, the
+		 * setting's fault as for LUNAMATCH_HTTP_ADDR below (for an ipc://
+		 * URL, a directory that may yet be made: a resource). */
+		if (rc == LM_ENOENT && (strncasecmp(d->cfg.rpc_url, "tcp", 3) == 0 ||
+		                           lm_rpc_url_is_tls(d->cfg.rpc_url))) {
+			fprintf(stderr,
+			    PROG
+			    ": LUNAMATCH_RPC_URL: the host of \"%s\" does not resolve\n",
+			    lm_config_escape(d->cfg.rpc_url, err, sizeof(err)));
+			status = EXIT_CONFIG;
+		}
 		goto done;
+	}
 	if ((rc = start_http(d)) != LM_OK) {
 		/* LM_ENOENT: the host does not resolve; LM_EINVAL: the system
 		 * refused the address (bind: EINVAL, such as a link-local

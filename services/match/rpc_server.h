@@ -233,7 +233,9 @@ int lm_rpc_server_new(const lm_rpc_server_opts *o, const ProtobufCServiceDescrip
  * malformed, port out of range, an address not of this host), LM_EACCES
  * when the process may not listen there (a privileged port, an ipc://
  * path it cannot create), LM_ENOENT for an ipc:// path whose directory
- * does not exist, LM_ENNG for other nng failures; LM_ENOMEM; LM_EINVAL if
+ * does not exist or a tcp host name that does not resolve (not for one
+ * that cannot be resolved for now: LM_EINVAL), LM_ENNG for other nng
+ * failures; LM_ENOMEM; LM_EINVAL if
  * already started. The server reports SERVING once started. */
 int lm_rpc_server_start(lm_rpc_server *s);
 

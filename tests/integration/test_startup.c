@@ -13,6 +13,7 @@
  * 127.0.0.1 that it dials in vain.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -622,6 +623,63 @@ test_http_addr_refused_not_unresolved(void **state)
 	}
 }
 
+/* An RPC URL whose host does not resolve is the setting's fault, as an
+ * HTTP address's is: exit 2 naming the variable (it was exit 1, "a
+ * restart may succeed", and a crash loop); an ipc:// URL whose directory
+ * does not exist stays a resource failure (exit 1). */
+static void
+test_rpc_url_unresolved(void **state)
+{
+	static const char host[] = "no-such-host.invalid";
+	struct addrinfo hints, *ai = NULL;
+	char url[4300];
+	struct svc s;
+	int gai;
+
+	(void) state;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	gai = getaddrinfo(host, NULL, &hints, &ai);
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	if (gai == 0 || gai == EAI_AGAIN)
+		skip(); /* resolves, or no name server answers here */
+	for (int i = 0; i < 2; i++) {
+		memset(&s, 0, sizeof(s));
+		s.dir = lmt_tmpdir("startup");
+		snprintf(s.log, sizeof(s.log), "%s/err", s.dir);
+		if (i == 0)
+			snprintf(url, sizeof(url), "tcp://%s:%d", host, lmt_free_port());
+		else
+			snprintf(url, sizeof(url), "ipc://%s/none/rpc.ipc", s.dir);
+		lmt_env_add(&s.env, "LUNAMATCH_DATA_DIR=%s/var", s.dir);
+		lmt_env_add(&s.env, "LUNAMATCH_HTTP_ADDR=127.0.0.1:%d", lmt_free_port());
+		lmt_env_add(&s.env, "LUNAMATCH_RPC_URL=%s", url);
+		lmt_env_add(&s.env, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
+		lmt_env_add(
+		    &s.env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+		lmt_env_add(&s.env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+		lmt_env_add(&s.env, "LUNAMATCH_MODEL_FILE=%s",
+		    lmt_src("data/model/default.json"));
+		lmt_env_add(&s.env, "LUNAMATCH_EVENT_TOP_N=0");
+		lmt_env_add(&s.env, "LUNAMATCH_DECISION_LOG=0");
+		const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
+		lmt_run_result r = lmt_run(argv, s.env.vec, s.log, RUN_MS);
+		if (i == 0 &&
+		    (r.status != 2 || r.err == NULL ||
+		        strstr(r.err, "LUNAMATCH_RPC_URL: the host of") == NULL ||
+		        strstr(r.err, "does not resolve") == NULL))
+			fail_msg("%s: exit %d: %s", url, r.status, r.err ? r.err : "");
+		if (i == 1 && (r.status != 1 || r.err == NULL ||
+		                  strstr(r.err, "does not resolve") != NULL))
+			fail_msg("%s: exit %d: %s", url, r.status, r.err ? r.err : "");
+		lmt_run_result_free(&r);
+		lmt_env_free(&s.env);
+		lmt_rmtree(s.dir);
+		free(s.dir);
+	}
+}
+
 int
 main(void)
 {
@@ -635,6 +693,7 @@ main(void)
 	    cmocka_unit_test(test_services_refuse_abbreviations),
 	    cmocka_unit_test(test_flag_excuses_bad_variable),
 	    cmocka_unit_test(test_http_addr_refused_not_unresolved),
+	    cmocka_unit_test(test_rpc_url_unresolved),
 	};
 	/* LMT_TEST_FILTER=test_sighup* runs some tests (a cmocka glob). */
 	if (getenv("LMT_TEST_FILTER") != NULL)
