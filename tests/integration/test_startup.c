@@ -578,6 +578,30 @@ test_flag_excuses_bad_variable(void **state)
 	free(dir);
 }
 
+/* Sets s up for a run of a service that is to fail at start: a fresh
+ * directory (s->dir), its stderr file (s->log) and the environment of
+ * both services but for their addresses (LUNAMATCH_HTTP_ADDR,
+ * LUNAMATCH_RPC_URL), which the caller adds. */
+static void
+run_env(struct svc *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->dir = lmt_tmpdir("startup");
+	snprintf(s->log, sizeof(s->log), "%s/err", s->dir);
+	lmt_env_add(&s->env, "LUNAMATCH_DATA_DIR=%s/var", s->dir);
+	lmt_env_add(&s->env, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
+	lmt_env_add(&s->env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
+	lmt_env_add(&s->env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
+	lmt_env_add(
+	    &s->env, "LUNAMATCH_MODEL_FILE=%s", lmt_src("data/model/default.json"));
+	lmt_env_add(&s->env, "LUNAMATCH_FAIRNESS_FILE=%s",
+	    lmt_src("data/fairness/requirements.tsv"));
+	lmt_env_add(
+	    &s->env, "LUNAMATCH_GAZETTEER_FILE=%s", lmt_src("data/geo/cities.tsv"));
+	lmt_env_add(&s->env, "LUNAMATCH_EVENT_TOP_N=0");
+	lmt_env_add(&s->env, "LUNAMATCH_DECISION_LOG=0");
+}
+
 /* An HTTP address whose host resolves but which the system refuses to
  * listen on (bind: EINVAL, a link-local IPv6 address without its scope)
  * is not reported as a host that does not resolve. */
@@ -589,24 +613,9 @@ test_http_addr_refused_not_unresolved(void **state)
 
 	(void) state;
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
-		memset(&s, 0, sizeof(s));
-		s.dir = lmt_tmpdir("startup");
-		snprintf(s.log, sizeof(s.log), "%s/err", s.dir);
-		lmt_env_add(&s.env, "LUNAMATCH_DATA_DIR=%s/var", s.dir);
+		run_env(&s);
 		lmt_env_add(&s.env, "LUNAMATCH_HTTP_ADDR=[fe80::1]:0");
 		lmt_env_add(&s.env, "LUNAMATCH_RPC_URL=ipc://%s/rpc.ipc", s.dir);
-		lmt_env_add(&s.env, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
-		lmt_env_add(
-		    &s.env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
-		lmt_env_add(&s.env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
-		lmt_env_add(&s.env, "LUNAMATCH_MODEL_FILE=%s",
-		    lmt_src("data/model/default.json"));
-		lmt_env_add(&s.env, "LUNAMATCH_FAIRNESS_FILE=%s",
-		    lmt_src("data/fairness/requirements.tsv"));
-		lmt_env_add(&s.env, "LUNAMATCH_GAZETTEER_FILE=%s",
-		    lmt_src("data/geo/cities.tsv"));
-		lmt_env_add(&s.env, "LUNAMATCH_EVENT_TOP_N=0");
-		lmt_env_add(&s.env, "LUNAMATCH_DECISION_LOG=0");
 		const char *argv[] = {lmt_bin(progs[i]), NULL};
 		lmt_run_result r = lmt_run(argv, s.env.vec, s.log, RUN_MS);
 		if (r.status == 0 || r.err == NULL ||
@@ -645,24 +654,13 @@ test_rpc_url_unresolved(void **state)
 	if (gai == 0 || gai == EAI_AGAIN)
 		skip(); /* resolves, or no name server answers here */
 	for (int i = 0; i < 2; i++) {
-		memset(&s, 0, sizeof(s));
-		s.dir = lmt_tmpdir("startup");
-		snprintf(s.log, sizeof(s.log), "%s/err", s.dir);
+		run_env(&s);
+		lmt_env_add(&s.env, "LUNAMATCH_HTTP_ADDR=127.0.0.1:%d", lmt_free_port());
 		if (i == 0)
 			snprintf(url, sizeof(url), "tcp://%s:%d", host, lmt_free_port());
 		else
 			snprintf(url, sizeof(url), "ipc://%s/none/rpc.ipc", s.dir);
-		lmt_env_add(&s.env, "LUNAMATCH_DATA_DIR=%s/var", s.dir);
-		lmt_env_add(&s.env, "LUNAMATCH_HTTP_ADDR=127.0.0.1:%d", lmt_free_port());
 		lmt_env_add(&s.env, "LUNAMATCH_RPC_URL=%s", url);
-		lmt_env_add(&s.env, "LUNAMATCH_BROKERS=127.0.0.1:%d", lmt_free_port());
-		lmt_env_add(
-		    &s.env, "LUNAMATCH_TAXONOMY_FILE=%s", lmt_src("data/skills.tsv"));
-		lmt_env_add(&s.env, "LUNAMATCH_RATES_FILE=%s", lmt_src("data/rates.tsv"));
-		lmt_env_add(&s.env, "LUNAMATCH_MODEL_FILE=%s",
-		    lmt_src("data/model/default.json"));
-		lmt_env_add(&s.env, "LUNAMATCH_EVENT_TOP_N=0");
-		lmt_env_add(&s.env, "LUNAMATCH_DECISION_LOG=0");
 		const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
 		lmt_run_result r = lmt_run(argv, s.env.vec, s.log, RUN_MS);
 		if (i == 0 &&
