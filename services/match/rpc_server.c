@@ -324,8 +324,9 @@ metrics_init(lm_rpc_server *s)
 	        NULL);
 	s->aged_closed = lm_metrics_counter(s->m, "lunamatch_rpc_connections_aged_total",
 	    "RPC connections closed after max_connection_age_ms (give or take a tenth) "
-	    "at a moment with no request in flight, so that clients redial and new "
-	    "replicas get connections",
+	    "at a moment with no request in flight after a pause of "
+	    "LM_RPC_AGE_QUIET_MS, so that clients redial and new replicas get "
+	    "connections",
 	    NULL);
 	return LM_OK;
 }
@@ -1422,12 +1423,15 @@ conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len)
  * has read it but stays quiet redials on its next call.
  *
  * A connection past its maximum age (e->age_ms) is closed at the first
- * sweep that finds it with no request in flight, however busy it is
- * otherwise, so that its client dials again and a Service in front of
- * several replicas may give the new connection to another. Not while
- * every context is busy, nor in the SWEEP_MS after: only then can a
- * request wait in its pipe unseen (once a context is free, nng hands it
- * the waiting request at once).
+ * sweep that finds it with no request in flight and neither a request nor
+ * an answer in the last LM_RPC_AGE_QUIET_MS, so that its client dials
+ * again and a Service in front of several replicas may give the new
+ * connection to another. The pause matters: a client that pipelines its
+ * calls has the next one on the wire the moment the last is answered, and
+ * nng 1.5.2 never finishes the teardown of a connection closed while a
+ * request arrives (rpc_server.h). Not while every context is busy, nor in
+ * the SWEEP_MS after: only then can a request wait in its pipe unseen
+ * (once a context is free, nng hands it the waiting request at once).
  */
 static void *
 sweeper_main(void *arg)
@@ -1466,7 +1470,8 @@ sweeper_main(void *arg)
 				why[n] = s->idle_closed;
 			else if (!idle_busy && e->big_reply && last < cut_big)
 				why[n] = s->send_closed;
-			else if (!age_busy && now >= e->age_ms)
+			else if (!age_busy && now >= e->age_ms &&
+			         last < now - (int64_t) LM_RPC_AGE_QUIET_MS)
 				why[n] = s->aged_closed;
 			else
 				continue;

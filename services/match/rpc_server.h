@@ -49,6 +49,15 @@ extern "C" {
 #define LM_RPC_MAX_IDLE_TIMEOUT_MS              86400000u /* a day */
 #define LM_RPC_MAX_CONNECTION_AGE_MS            86400000u /* a day */
 /*
+ * A connection past its maximum age is closed only once it has had no
+ * request or answer for this long: nng 1.5.2 never tears down a connection
+ * closed while a request is still arriving on it, and holds its single
+ * reaper thread for good (docs/rpc.md, "nng 1.5.2 defects"). A client
+ * that pipelines calls over one connection always has one on the wire
+ * while it is busy, so such a connection moves at its first pause.
+ */
+#define LM_RPC_AGE_QUIET_MS 50u
+/*
  * nng's receive limit (NNG_OPT_RECVMAXSZ) is max_request_bytes plus this
  * much. A request over max_request_bytes but within the grace is answered
  * RESOURCE_EXHAUSTED and counted; anything larger is dropped by nng, which
@@ -202,7 +211,8 @@ typedef struct lm_rpc_server_opts {
 	/* A connection open this long, give or take a random tenth (so that
 	 * connections opened together are not closed together), is closed
 	 * at the first moment it has no request in flight (queued, in a
-	 * handler or held by a commit): counted in
+	 * handler or held by a commit) and has had neither a request nor an
+	 * answer for LM_RPC_AGE_QUIET_MS: counted in
 	 * lunamatch_rpc_connections_aged_total; a REQ client redials, and
 	 * a Kubernetes Service may send the new connection to another
 	 * replica (docs/rpc.md). 0 = never; at most

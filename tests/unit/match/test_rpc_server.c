@@ -2273,6 +2273,53 @@ test_max_connection_age(void **state)
 }
 
 /*
+ * A connection past its age is closed only after LM_RPC_AGE_QUIET_MS
+ * without a request or an answer: one that a client keeps busy, a call
+ * following the last one's answer at once, is not closed for its age
+ * (a client pipelining calls always has one on the wire then, and nng
+ * 1.5.2 never finishes tearing down a connection closed while one
+ * arrives); once the calls pause, it is. Calls for 1.5 s against an age
+ * of 200 ms; the check is skipped when the client itself paused that long
+ * (a stalled test thread on a loaded machine).
+ */
+static void
+test_max_connection_age_waits_for_a_pause(void **state)
+{
+	(void) state;
+	struct fixture f;
+	lm_rpc_server_opts o = {.contexts = 4,
+	    .workers = 2,
+	    .idle_timeout_ms = 60000,
+	    .max_connection_age_ms = 200};
+	nng_time start, end, prev, longest = 0;
+	lm_client *c;
+	int calls = 0;
+
+	server_up(&f, o);
+	assert_int_equal(lm_client_open(f.url, NULL, &c), LM_OK);
+	assert_int_equal(check(c, 3000, NULL), OK_);
+	start = prev = nng_clock();
+	for (end = start + 1500; nng_clock() < end; calls++) {
+		nng_time t = nng_clock();
+		if (t - prev > longest)
+			longest = t - prev;
+		assert_int_equal(check(c, 3000, NULL), OK_);
+		prev = nng_clock();
+	}
+	uint64_t aged = counter(f.m, "lunamatch_rpc_connections_aged_total", NULL);
+	print_message("%d calls, the longest pause %d ms, %llu aged\n", calls,
+	    (int) longest, (unsigned long long) aged);
+	if (longest < LM_RPC_AGE_QUIET_MS / 2)
+		assert_int_equal(aged, 0);
+	/* Quiet now: closed within a sweep or two, and the next call goes on
+	 * a new connection. */
+	assert_true(wait_aged(&f, aged) > aged);
+	assert_int_equal(check(c, 3000, NULL), OK_);
+	lm_client_close(c);
+	server_down(&f);
+}
+
+/*
  * A connection older than max_connection_age_ms waiting for its answer is
  * not closed: a 1200 ms handler and a reply a commit holds for 900 ms,
  * with an age of 200 ms, are answered once each on the connection that
@@ -3348,6 +3395,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_idle_timeout_spares_calls_in_flight),
 	    cmocka_unit_test(test_idle_timeout_spares_waiting_requests),
 	    cmocka_unit_test(test_max_connection_age),
+	    cmocka_unit_test(test_max_connection_age_waits_for_a_pause),
 	    cmocka_unit_test(test_max_connection_age_spares_calls_in_flight),
 	    cmocka_unit_test(test_max_connection_age_spares_arriving_requests),
 	    cmocka_unit_test(test_peer_not_reading),
