@@ -141,15 +141,15 @@ usage(FILE *out)
 
 /* ---- health ------------------------------------------------------------ */
 
+/* Whether the RPC listener is alive by its self-probe: LM_OK, or why not
+ * in reason (a probe stuck past PROBE_STALE_MS, or the last one failed).
+ * /healthz and lunamatch_rpc_probe_ok both read it. */
 static int
-check_live(void *arg, char *reason, size_t len)
+probe_alive(struct daemon *d, char *reason, size_t len)
 {
-	struct daemon *d = arg;
+	long long done = atomic_load(&d->probe_done_ms);
 	int r;
 
-	if ((r = lm_lmdb_check_live(reason, len)) != LM_OK)
-		return r;
-	long long done = atomic_load(&d->probe_done_ms);
 	if (done > 0 && lm_clock_ms() - done > PROBE_STALE_MS) {
 		snprintf(reason, len, "rpc listener self-probe stuck for %lld ms",
 		    (long long) (lm_clock_ms() - done));
@@ -162,6 +162,16 @@ check_live(void *arg, char *reason, size_t len)
 		return LM_OK;
 	snprintf(reason, len, "rpc listener probe failed: %s", lm_strerror(r));
 	return r;
+}
+
+static int
+check_live(void *arg, char *reason, size_t len)
+{
+	int r;
+
+	if ((r = lm_lmdb_check_live(reason, len)) != LM_OK)
+		return r;
+	return probe_alive(arg, reason, len);
 }
 
 static int
@@ -337,9 +347,8 @@ c_follower_reloads(void *arg)
 static double
 g_probe_ok(void *arg)
 {
-	struct daemon *d = arg;
-	int r = atomic_load(&d->probe_result);
-	return r == LM_OK || r == LM_ETIMEDOUT ? 1.0 : 0.0;
+	char reason[128];
+	return probe_alive(arg, reason, sizeof(reason)) == LM_OK ? 1.0 : 0.0;
 }
 
 static double
@@ -408,7 +417,9 @@ register_metrics(struct daemon *d)
 	    {"lunamatch_index_seq", "change-log seq the index reflects", g_seq},
 	    {"lunamatch_index_loaded", "1 once the store snapshot is loaded", g_loaded},
 	    {"lunamatch_rpc_probe_ok",
-	        "1 when the last self-probe of the RPC listener answered", g_probe_ok},
+	        "1 when the RPC listener's self-probe finds it alive (as /healthz): "
+	        "0 when the last probe failed or one has been stuck for 15 s",
+	        g_probe_ok},
 	    {"lunamatch_events_owned_partitions",
 	        "partitions of the postings and profiles topics whose events this "
 	        "replica derives",

@@ -91,6 +91,12 @@ test_stop_with_stuck_probe(void **state)
 	assert_non_null(strstr(body, "self-probe stuck"));
 	free(body);
 	assert_true(lm_clock_ms() - t0 >= 10000); /* not before it is stale */
+	/* The probe metric says the same, for alerts that read it. */
+	body = NULL;
+	assert_int_equal(lmt_http_status(http, "/metrics", &body, 2000), 200);
+	if (body == NULL || strstr(body, "\nlunamatch_rpc_probe_ok 0\n") == NULL)
+		fail_msg("lunamatch_rpc_probe_ok is not 0 with the probe stuck");
+	free(body);
 	t0 = lm_clock_ms();
 	assert_int_equal(lmt_proc_signal(m, SIGTERM), LM_OK);
 	if (lmt_proc_wait(m, 25000, &status) != LM_OK)
