@@ -94,7 +94,7 @@ static const char *const bad_names[BAD_COUNT] = {"malformed", "not_found", "meth
 /* An open connection. addr is its peer, IPv4 mapped into IPv6, so one
  * compare serves both families. A used slot that is neither headers_in nor
  * reaped is waiting for request headers: its connection is shut down at
- * since_ms + the header deadline. */
+ * the first sweep from since_ms + header_ms + tick_ms on. */
 struct slot {
 	bool used;
 	bool headers_in;  /* the current request's headers are complete */
@@ -111,7 +111,7 @@ struct lm_http {
 	void *arg;                             /* borrowed */
 	lm_metrics *metrics;                   /* borrowed */
 	unsigned max_conns, max_per_peer;
-	int64_t header_ms;  /* the header deadline, idle_timeout_s */
+	int64_t header_ms;  /* idle_timeout_s; the header deadline is a tick later */
 	int64_t tick_ms;    /* the reaper's pause between sweeps */
 	pthread_mutex_t mu; /* guards slots, waiting and stopping */
 	pthread_cond_t cv;  /* CLOCK_MONOTONIC; signalled at stop */
@@ -631,10 +631,10 @@ register_metrics(lm_http *h)
 		    "ops HTTP connections closed by the server: at accept while "
 		    "max_connections were open (reason=\"full\") or its address had "
 		    "max_connections_per_peer (reason=\"per_peer\"), or when request "
-		    "headers that had begun were not complete idle_timeout_s after the "
-		    "accept or the previous response (reason=\"header_timeout\"; a "
-		    "connection that sent nothing is usually closed by the idle timeout "
-		    "first, uncounted)",
+		    "headers that had begun were not complete idle_timeout_s and a "
+		    "reaper tick (at most 1 s) after the accept or the previous "
+		    "response (reason=\"header_timeout\"; a connection that sent "
+		    "nothing is closed by the idle timeout, uncounted)",
 		    labels);
 	}
 	for (int b = 0; b < BAD_COUNT; b++) {
@@ -723,8 +723,8 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 	}
 	lm_info("http.start",
 	    "serving /healthz /readyz%s /metrics on %s (port %d; at most %u "
-	    "connections, %u per address, closed after %u s idle or without "
-	    "complete headers)",
+	    "connections, %u per address, closed after %u s idle, or without "
+	    "complete headers a reaper tick later)",
 	    h->started != NULL ? " /startedz" : "", o->addr, h->port, h->max_conns,
 	    h->max_per_peer, idle_s);
 	*out = h;

@@ -246,6 +246,31 @@ lm_rpc_url_is_tls(const char *url)
 	           strncmp(url + 7, "6://", 4) == 0);
 }
 
+bool
+lm_rpc_url_unresolved(const char *url)
+{
+	struct addrinfo hints, *ai = NULL;
+	nng_url *u = NULL;
+	bool bad = false;
+	int gai;
+
+	if (nng_url_parse(&u, url) != 0)
+		return false;
+	if (u->u_hostname != NULL && u->u_hostname[0] != '\0') {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_PASSIVE;
+		gai = getaddrinfo(u->u_hostname, NULL, &hints, &ai);
+		bad = gai != 0 && gai != EAI_AGAIN && gai != EAI_SYSTEM &&
+		      gai != EAI_MEMORY;
+		if (ai != NULL)
+			freeaddrinfo(ai);
+	}
+	nng_url_free(u);
+	return bad;
+}
+
 /* Longest service name lm_rpc_port_ok looks up. */
 #define SERVICE_NAME_MAX 64
 

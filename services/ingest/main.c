@@ -201,9 +201,13 @@ main(int argc, char **argv)
 	    .stop = &stop_flag,
 	};
 	if ((rv = lm_notify_open(notify_url, &notify)) != LM_OK) {
-		if (rv == LM_EINVAL) {
+		if (rv == LM_EINVAL || rv == LM_ENOENT) {
 			fprintf(stderr,
-			    PROG ": LUNAMATCH_NOTIFY_URL: cannot listen on %s\n",
+			    rv == LM_ENOENT ? PROG
+			        ": LUNAMATCH_NOTIFY_URL: the host of \"%s\" does not "
+			        "resolve\n"
+			                    : PROG
+			        ": LUNAMATCH_NOTIFY_URL: cannot listen on %s\n",
 			    lm_config_escape(notify_url, err, sizeof(err)));
 			rc = 2;
 		}

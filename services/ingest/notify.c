@@ -1,6 +1,7 @@
 /*
  * notify.c - StoreNotify publisher on an nng PUB0 socket; see notify.h.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include <nng/nng.h>
@@ -9,6 +10,7 @@
 #include "lunamatch/errconv.h"
 #include "lunamatch/error.h"
 #include "lunamatch/log.h"
+#include "lunamatch/rpc.h"
 #include "lunamatch/v1/store.pb-c.h"
 #include "notify.h"
 
@@ -32,11 +34,13 @@ lm_notify_open(const char *url, lm_notify **out)
 	}
 	(void) nng_socket_set_size(n->sock, NNG_OPT_RECVMAXSZ, LM_NOTIFY_RECV_MAX);
 	if ((e = nng_listen(n->sock, url, NULL, 0)) != 0) {
-		lm_error(
-		    "notify.listen", "cannot listen on %s: %s", url, nng_strerror(e));
+		bool unresolved = e == NNG_EADDRINVAL && lm_rpc_url_unresolved(url);
+		lm_error("notify.listen", "cannot listen on %s: %s", url,
+		    unresolved ? "its host does not resolve" : nng_strerror(e));
 		nng_close(n->sock);
 		free(n);
-		return e == NNG_EADDRINVAL || e == NNG_EINVAL || e == NNG_ENOTSUP
+		return unresolved ? LM_ENOENT
+		       : e == NNG_EADDRINVAL || e == NNG_EINVAL || e == NNG_ENOTSUP
 		           ? LM_EINVAL
 		           : LM_ENNG;
 	}

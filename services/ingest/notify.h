@@ -25,8 +25,10 @@ extern "C" {
 typedef struct lm_notify lm_notify;
 
 /* Opens a PUB0 socket listening on url (tcp://, ipc://). Returns LM_OK and
- * *out, LM_EINVAL for a malformed URL, LM_ENNG (logged) when it cannot
- * listen, LM_ENOMEM. */
+ * *out, LM_EINVAL for a malformed URL or an address that cannot be bound
+ * here, LM_ENOENT for a host name that does not resolve
+ * (lm_rpc_url_unresolved), LM_ENNG (logged) when it cannot listen
+ * otherwise, LM_ENOMEM. */
 int lm_notify_open(const char *url, lm_notify **out);
 
 /* Publishes StoreNotify {last_seq} without blocking. Returns LM_OK (also

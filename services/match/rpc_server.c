@@ -24,7 +24,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1128,39 +1127,10 @@ compute_urls(lm_rpc_server *s)
  * Returns LM_OK; LM_EINVAL for a URL nng does not take (unknown scheme,
  * malformed) or an address that cannot be bound here; LM_EBUSY for an
  * address in use; LM_EACCES when the process may not listen there;
- * LM_ENOENT for an ipc:// path whose directory does not exist; LM_ENOMEM;
- * another lm_err_from_nng code (LM_ENNG) else. Logged with nng's reason.
+ * LM_ENOENT for an ipc:// path whose directory does not exist or a host
+ * name that does not resolve (lm_rpc_url_unresolved); LM_ENOMEM; another
+ * lm_err_from_nng code (LM_ENNG) else. Logged with the reason.
  */
-/* Whether the host of url (tcp, tls+tcp) is a name that does not resolve:
- * nng reports it as it reports an address the system refuses
- * (NNG_EADDRINVAL), and only the first is the setting's fault for sure.
- * False when it resolves, when the answer is not known for now (no name
- * server answered) and for a URL without a host. */
-static bool
-host_unresolved(const char *url)
-{
-	struct addrinfo hints, *ai = NULL;
-	nng_url *u = NULL;
-	bool bad = false;
-	int gai;
-
-	if (nng_url_parse(&u, url) != 0)
-		return false;
-	if (u->u_hostname != NULL && u->u_hostname[0] != '\0') {
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_PASSIVE;
-		gai = getaddrinfo(u->u_hostname, NULL, &hints, &ai);
-		bad = gai != 0 && gai != EAI_AGAIN && gai != EAI_SYSTEM &&
-		      gai != EAI_MEMORY;
-		if (ai != NULL)
-			freeaddrinfo(ai);
-	}
-	nng_url_free(u);
-	return bad;
-}
-
 static int
 listen_on(lm_rpc_server *s, const char *url)
 {
@@ -1169,7 +1139,7 @@ listen_on(lm_rpc_server *s, const char *url)
 	if ((rv = nng_listener_create(&s->listener, s->sock, url)) != 0) {
 		/* Only the URL can be refused here (a tcp listener resolves
 		 * its host as it is created). */
-		bool unresolved = rv == NNG_EADDRINVAL && host_unresolved(url);
+		bool unresolved = rv == NNG_EADDRINVAL && lm_rpc_url_unresolved(url);
 		lm_error("rpc.listen.failed", "cannot listen on %s: %s", url,
 		    unresolved ? "its host does not resolve" : nng_strerror(rv));
 		return rv == NNG_ENOMEM ? LM_ENOMEM : unresolved ? LM_ENOENT : LM_EINVAL;
@@ -1181,7 +1151,7 @@ listen_on(lm_rpc_server *s, const char *url)
 		return lm_err_from_nng(rv);
 	}
 	if ((rv = nng_listener_start(s->listener, 0)) != 0) {
-		bool unresolved = rv == NNG_EADDRINVAL && host_unresolved(url);
+		bool unresolved = rv == NNG_EADDRINVAL && lm_rpc_url_unresolved(url);
 		lm_error("rpc.listen.failed", "cannot listen on %s: %s", url,
 		    unresolved ? "its host does not resolve" : nng_strerror(rv));
 		nng_listener_close(s->listener);

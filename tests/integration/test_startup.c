@@ -635,7 +635,8 @@ test_http_addr_refused_not_unresolved(void **state)
 /* An RPC URL whose host does not resolve is the setting's fault, as an
  * HTTP address's is: exit 2 naming the variable (it was exit 1, "a
  * restart may succeed", and a crash loop); an ipc:// URL whose directory
- * does not exist stays a resource failure (exit 1). */
+ * does not exist stays a resource failure (exit 1). Ingest's notify URL
+ * says the same (exit 2 before, with nng's "Address invalid"). */
 static void
 test_rpc_url_unresolved(void **state)
 {
@@ -653,20 +654,22 @@ test_rpc_url_unresolved(void **state)
 		freeaddrinfo(ai);
 	if (gai == 0 || gai == EAI_AGAIN)
 		skip(); /* resolves, or no name server answers here */
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		run_env(&s);
 		lmt_env_add(&s.env, "LUNAMATCH_HTTP_ADDR=127.0.0.1:%d", lmt_free_port());
-		if (i == 0)
+		if (i != 1)
 			snprintf(url, sizeof(url), "tcp://%s:%d", host, lmt_free_port());
 		else
 			snprintf(url, sizeof(url), "ipc://%s/none/rpc.ipc", s.dir);
-		lmt_env_add(&s.env, "LUNAMATCH_RPC_URL=%s", url);
-		const char *argv[] = {lmt_bin("lunamatch-match"), NULL};
+		/* The third: ingest's notify URL, the same rule. */
+		lmt_env_add(&s.env, "%s=%s",
+		    i == 2 ? "LUNAMATCH_NOTIFY_URL" : "LUNAMATCH_RPC_URL", url);
+		const char *argv[] = {
+		    lmt_bin(i == 2 ? "lunamatch-ingest" : "lunamatch-match"), NULL};
 		lmt_run_result r = lmt_run(argv, s.env.vec, s.log, RUN_MS);
-		if (i == 0 &&
-		    (r.status != 2 || r.err == NULL ||
-		        strstr(r.err, "LUNAMATCH_RPC_URL: the host of") == NULL ||
-		        strstr(r.err, "does not resolve") == NULL))
+		if (i != 1 && (r.status != 2 || r.err == NULL ||
+		                  strstr(r.err, "URL: the host of") == NULL ||
+		                  strstr(r.err, "does not resolve") == NULL))
 			fail_msg("%s: exit %d: %s", url, r.status, r.err ? r.err : "");
 		if (i == 1 && (r.status != 1 || r.err == NULL ||
 		                  strstr(r.err, "does not resolve") != NULL))

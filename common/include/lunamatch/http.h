@@ -18,16 +18,17 @@
  *
  * Connection hygiene: a connection is closed after idle_timeout_s without
  * progress (an idle keep-alive); a connection is also closed when the
- * headers of its request are not complete idle_timeout_s after it was
- * accepted or its previous response was sent, however steadily they trickle
- * in (checked at least every second); request headers larger than
+ * headers of its request are not complete idle_timeout_s and one reaper
+ * tick (a quarter of it, at most a second) after it was accepted or its
+ * previous response was sent, however steadily they trickle in (checked
+ * every tick); request headers larger than
  * LM_HTTP_CONN_MEMORY are refused; a new connection is closed at once while
  * max_connections are open or its address already has
  * max_connections_per_peer. lunamatch_http_connections_refused_total counts
  * these closes by the server, by reason ("full", "per_peer",
  * "header_timeout"); a connection that sends nothing at all (a kept-alive
- * one left idle included) is normally closed by the idle timeout first,
- * which is not counted. lunamatch_http_connections is the number open.
+ * one left idle included) is closed by the idle timeout, which comes
+ * first, and is not counted. lunamatch_http_connections is the number open.
  */
 #ifndef LUNAMATCH_HTTP_H
 #define LUNAMATCH_HTTP_H

@@ -142,6 +142,14 @@ int lm_rpc_tls_config(nng_tls_config **out, int mode, const char *cert, const ch
  * in any case, as nng reads it). */
 bool lm_rpc_url_is_tls(const char *url);
 
+/* Whether the host of an nng URL (tcp, tls+tcp) is a name that does not
+ * resolve. nng reports it as it reports an address the system refuses
+ * (NNG_EADDRINVAL), and only the first is the setting's fault for sure, so
+ * that a service exits 2 for it. False when it resolves, when the answer
+ * is not known for now (no name server answered) and for a URL without a
+ * host or one nng does not parse. Resolves the name (blocking). */
+bool lm_rpc_url_unresolved(const char *url);
+
 /*
  * Whether port (the text of a TCP address's port, as nng_url's u_port) is a
  * port: a number from 1 to 65535, or 0 too when listen is true (the kernel
