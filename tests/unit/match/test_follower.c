@@ -820,6 +820,17 @@ test_reshare_finishes_while_idle(void **state)
  * A read that found a change was followed by a second round before the
  * next read, so that a change coming then waited twice as long.
  */
+/* Waits until the change log has been read at least n times since
+ * tracing began (WAIT_MS at most). */
+static void
+wait_reads(struct seen *s, size_t n)
+{
+	nng_time end = nng_clock() + WAIT_MS;
+
+	while (atomic_load(&s->nsteps_at) < n && nng_clock() < end)
+		nng_msleep(2);
+}
+
 static void
 test_reshare_change_waits_one_round(void **state)
 {
@@ -830,13 +841,14 @@ test_reshare_change_waits_one_round(void **state)
 	size_t n, over = 0;
 	unsigned most = 0;
 	char prefix[16], id[32];
+	bool applied = true;
 	lm_follower *f;
 	nng_time end;
 
 	lm_index_counts_get(fx->idx, &before);
 	f = start_building(fx, slow_posting_step, &s->steps);
 	atomic_store(&s->trace_steps, true);
-	nng_msleep(50);
+	wait_reads(s, 3);
 	/* A change every few rounds, each applied before the next comes. */
 	for (int i = 0; i < 5; i++) {
 		snprintf(prefix, sizeof(prefix), "late%d", i);
@@ -845,12 +857,15 @@ test_reshare_change_waits_one_round(void **state)
 		end = nng_clock() + WAIT_MS;
 		while (!has_posting(fx, id) && nng_clock() < end)
 			nng_msleep(5);
-		assert_true(has_posting(fx, id));
-		nng_msleep(50);
+		applied = applied && has_posting(fx, id);
+		wait_reads(s, atomic_load(&s->nsteps_at) + 3);
 	}
 	atomic_store(&s->trace_steps, false);
 	n = atomic_load(&s->nsteps_at);
 	lm_index_counts_get(fx->idx, &c);
+	lm_follower_free(f);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	assert_true(applied);
 	/* Still building throughout, or the rounds were not measured. */
 	assert_int_equal(c.reshares, before.reshares);
 	assert_true(n >= 10);
@@ -866,8 +881,6 @@ test_reshare_change_waits_one_round(void **state)
 		         "and one more after a change)",
 		    most, LM_INDEX_ADVANCE_STEPS);
 	assert_true(over <= 5);
-	protobuf_c_message_free_unpacked(&p->base, NULL);
-	lm_follower_free(f);
 }
 
 static void
