@@ -418,7 +418,7 @@ register_metrics(struct daemon *d)
 	    {"lunamatch_index_loaded", "1 once the store snapshot is loaded", g_loaded},
 	    {"lunamatch_rpc_probe_ok",
 	        "1 when the RPC listener's self-probe finds it alive (as /healthz): "
-	        "0 when the last probe failed or one has been stuck for 15 s",
+	        "0 when the last probe failed or none has completed for 15 s",
 	        g_probe_ok},
 	    {"lunamatch_events_owned_partitions",
 	        "partitions of the postings and profiles topics whose events this "

@@ -323,7 +323,7 @@ metrics_init(lm_rpc_server *s)
 	        NULL);
 	s->aged_closed = lm_metrics_counter(s->m, "lunamatch_rpc_connections_aged_total",
 	    "RPC connections closed after max_connection_age_ms (give or take a tenth) "
-	    "at a moment with no request in flight after a pause of 50 ms, so "
+	    "at a moment with no request in flight after a pause of 10 ms, so "
 	    "that clients redial and new replicas get "
 	    "connections",
 	    NULL);
