@@ -165,9 +165,9 @@ static const struct opt opts[] = {
         "RPC connections idle this long, with no request in flight, are closed"},
     {"rpc-max-connection-age-ms", "LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS", T_U32,
         OFF(rpc_max_connection_age_ms), "300000", 0, 86400000, LM_PROG_MATCH,
-        "RPC connections open this long (give or take a tenth) are closed at their "
-        "first moment with no request in flight, nor a request or answer for "
-        "10 ms, so that "
+        "RPC connections open this long (give or take a tenth) are closed at the "
+        "first sweep (every 250 ms) that finds them with no request in flight, "
+        "nor a request or answer for 10 ms, so that "
         "clients redial and "
         "replicas added by scaling get connections (0: never; else at least 1000)"},
     {"rpc-send-timeout-ms", "LUNAMATCH_RPC_SEND_TIMEOUT_MS", T_U32,

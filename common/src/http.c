@@ -631,10 +631,10 @@ register_metrics(lm_http *h)
 		    "ops HTTP connections closed by the server: at accept while "
 		    "max_connections were open (reason=\"full\") or its address had "
 		    "max_connections_per_peer (reason=\"per_peer\"), or when request "
-		    "headers that had begun were not complete idle_timeout_s and a "
-		    "reaper tick (at most 1 s) after the accept or the previous "
-		    "response (reason=\"header_timeout\"; a connection that sent "
-		    "nothing is closed by the idle timeout, uncounted)",
+		    "headers that had begun were not complete idle_timeout_s and one "
+		    "to two reaper ticks (at most 2 s) after the accept or the "
+		    "previous response (reason=\"header_timeout\"; a connection that "
+		    "sent nothing is closed by the idle timeout, uncounted)",
 		    labels);
 	}
 	for (int b = 0; b < BAD_COUNT; b++) {
@@ -724,7 +724,7 @@ lm_http_start(const lm_http_opts *o, lm_http **out)
 	lm_info("http.start",
 	    "serving /healthz /readyz%s /metrics on %s (port %d; at most %u "
 	    "connections, %u per address, closed after %u s idle, or without "
-	    "complete headers a reaper tick later)",
+	    "complete headers one to two reaper ticks, at most 2 s, later)",
 	    h->started != NULL ? " /startedz" : "", o->addr, h->port, h->max_conns,
 	    h->max_per_peer, idle_s);
 	*out = h;

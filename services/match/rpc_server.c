@@ -116,8 +116,9 @@ struct conn_entry {
 	 * whichever came last; INT64_MAX once it is being closed
 	 * (entry_close). Atomic. */
 	int64_t last_ms;
-	/* nng_clock from which it is closed at its first moment with no
-	 * request in flight: its admission plus max_connection_age_ms, give
+	/* nng_clock from which it is closed at the first sweep that finds it
+	 * with no request in flight and none nor an answer for
+	 * LM_RPC_AGE_QUIET_MS: its admission plus max_connection_age_ms, give
 	 * or take a random tenth; INT64_MAX with no maximum age. */
 	int64_t age_ms;
 };
@@ -1396,8 +1397,8 @@ conn_end(lm_rpc_server *s, uint32_t pipe, size_t reply_len)
  * sweep that finds it with no request in flight and neither a request nor
  * an answer in the last LM_RPC_AGE_QUIET_MS, so that its client dials
  * again and a Service in front of several replicas may give the new
- * connection to another. The pause matters: a client that pipelines its
- * calls has the next one on the wire the moment the last is answered, and
+ * connection to another. The pause matters: a client that sends its next
+ * call as the last is answered has it on the wire at that moment, and
  * nng 1.5.2 never finishes the teardown of a connection closed while a
  * request arrives (rpc_server.h). Not while every context is busy, nor in
  * the SWEEP_MS after: only then can a request wait in its pipe unseen

@@ -54,10 +54,12 @@ extern "C" {
  * closed while a request is still arriving on it, and holds its single
  * reaper thread for good (docs/rpc.md, "nng 1.5.2 defects"). A client
  * that sends its next call as the last is answered has it on the wire at
- * every moment it is busy; the pause lets that call arrive first. It is
- * short, so that a connection with calls at random moments still finds
- * one often enough (at 100 calls a second about one sweep in three),
- * whereas one whose calls are never 10 ms apart is not moved.
+ * every moment it is busy; the pause lets that call arrive first (a
+ * request still arriving after it, a large one or one over a slow link,
+ * can still meet the defect). It is short, so that a connection with
+ * calls at random moments still finds one often enough (at 100 calls a
+ * second about one sweep in three), whereas one that never leaves 10 ms
+ * between an answer and its next request is not moved.
  */
 #define LM_RPC_AGE_QUIET_MS 10u
 /*
@@ -213,8 +215,8 @@ typedef struct lm_rpc_server_opts {
 	unsigned idle_timeout_ms;
 	/* A connection open this long, give or take a random tenth (so that
 	 * connections opened together are not closed together), is closed
-	 * at the first moment it has no request in flight (queued, in a
-	 * handler or held by a commit) and has had neither a request nor an
+	 * at the first sweep that finds it with no request in flight (queued,
+	 * in a handler or held by a commit) and neither a request nor an
 	 * answer for LM_RPC_AGE_QUIET_MS: counted in
 	 * lunamatch_rpc_connections_aged_total; a REQ client redials, and
 	 * a Kubernetes Service may send the new connection to another

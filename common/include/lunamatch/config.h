@@ -95,7 +95,8 @@ typedef struct lm_config {
 	double event_min_score;       /* LUNAMATCH_EVENT_MIN_SCORE */
 	uint32_t event_top_n;         /* LUNAMATCH_EVENT_TOP_N */
 	/* LUNAMATCH_RPC_MAX_CONNECTION_AGE_MS: RPC connections this old are
-	 * closed at a moment with no request in flight; 0: never */
+	 * closed at a moment with no request in flight, after a pause of
+	 * LM_RPC_AGE_QUIET_MS (10 ms); 0: never */
 	uint32_t rpc_max_connection_age_ms;
 	uint32_t rpc_send_timeout_ms; /* LUNAMATCH_RPC_SEND_TIMEOUT_MS */
 	/* Dev broker */

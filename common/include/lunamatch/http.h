@@ -21,7 +21,8 @@
  * headers of its request are not complete idle_timeout_s and one reaper
  * tick (a quarter of it, at most a second) after it was accepted or its
  * previous response was sent, however steadily they trickle in (checked
- * every tick); request headers larger than
+ * every tick, so closed one to two ticks after idle_timeout_s); request
+ * headers larger than
  * LM_HTTP_CONN_MEMORY are refused; a new connection is closed at once while
  * max_connections are open or its address already has
  * max_connections_per_peer. lunamatch_http_connections_refused_total counts

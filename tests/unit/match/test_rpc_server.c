@@ -2309,6 +2309,9 @@ test_max_connection_age_waits_for_a_pause(void **state)
 		prev_start = t;
 	}
 	uint64_t aged = counter(f.m, "lunamatch_rpc_connections_aged_total", NULL);
+	/* A stall before that read counts too. */
+	if (nng_clock() - prev_start > span)
+		span = nng_clock() - prev_start;
 	print_message("%d calls, the longest span of two %d ms, %llu aged\n", calls,
 	    (int) span, (unsigned long long) aged);
 	if (span < LM_RPC_AGE_QUIET_MS)
