@@ -1029,13 +1029,10 @@ def _call_in_thread(c, got):
     return t
 
 
-def test_close_waits_for_a_call_inside_nng_and_a_second_close_too(peer_factory,
-                                                                    monkeypatch):
-    """close() closes the sockets only once a call of another thread is out
-    of nng (here starting its send); a second close() meanwhile returns
-    only once the sockets are closed, not at once (as client.py promises:
-    close() returns once the calls have ended). The call fails with a local
-    Cancelled."""
+def _call_held_inside_nng(peer_factory, monkeypatch):
+    """A client of a peer that answers Check, and a Check of another thread
+    held inside nng (starting its send) until held.release is set. Returns
+    the client, the _HeldSend, the call's result dict and its thread."""
     p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
     held = _HeldSend()
     monkeypatch.setattr(_rpc, "lib", held)
@@ -1044,6 +1041,17 @@ def test_close_waits_for_a_call_inside_nng_and_a_second_close_too(peer_factory,
     got = {}
     t = _call_in_thread(c, got)
     assert held.inside.wait(5)
+    return c, held, got, t
+
+
+def test_close_waits_for_a_call_inside_nng_and_a_second_close_too(peer_factory,
+                                                                    monkeypatch):
+    """close() closes the sockets only once a call of another thread is out
+    of nng (here starting its send); a second close() meanwhile returns
+    only once the sockets are closed, not at once (as client.py promises:
+    close() returns once the calls have ended). The call fails with a local
+    Cancelled."""
+    c, held, got, t = _call_held_inside_nng(peer_factory, monkeypatch)
     first = threading.Thread(target=c.close)
     first.start()
     time.sleep(0.1)
@@ -1067,14 +1075,7 @@ def test_close_leaves_the_sockets_to_a_call_stuck_inside_nng(peer_factory, monke
     close() returns with the sockets open, and the call closes them as it
     comes out; it fails with a local Cancelled."""
     monkeypatch.setattr(_rpc, "CLOSE_WAIT", 0.3)
-    p = peer_factory(lambda req: ok(req, match_pb2.HealthCheckResponse(status=1)))
-    held = _HeldSend()
-    monkeypatch.setattr(_rpc, "lib", held)
-    c = lunamatch.Client(p.url, timeout=10.0)
-    connected(c, 1)
-    got = {}
-    t = _call_in_thread(c, got)
-    assert held.inside.wait(5)
+    c, held, got, t = _call_held_inside_nng(peer_factory, monkeypatch)
     t0 = time.monotonic()
     c.close()
     assert 0.25 < time.monotonic() - t0 < 2.0

@@ -2203,6 +2203,17 @@ req_call(nng_socket sock, const uint8_t *env, size_t n, uint32_t *pipe)
 
 /* Waits (at most 3 s) until the aged-connection counter passes have;
  * returns its value. */
+/* The server options of the maximum-age tests: 4 contexts, 2 workers, an
+ * idle timeout far beyond the test, and age_ms. */
+static lm_rpc_server_opts
+age_opts(unsigned age_ms)
+{
+	return (lm_rpc_server_opts){.contexts = 4,
+	    .workers = 2,
+	    .idle_timeout_ms = 60000,
+	    .max_connection_age_ms = age_ms};
+}
+
 static uint64_t
 wait_aged(struct fixture *f, uint64_t have)
 {
@@ -2226,10 +2237,7 @@ test_max_connection_age(void **state)
 {
 	(void) state;
 	struct fixture f;
-	lm_rpc_server_opts o = {.contexts = 4,
-	    .workers = 2,
-	    .idle_timeout_ms = 60000,
-	    .max_connection_age_ms = 200};
+	lm_rpc_server_opts o = age_opts(200);
 	nng_socket sock;
 	uint32_t pipe0 = 0, pipe1 = 0;
 	uint8_t *env;
@@ -2289,10 +2297,7 @@ test_max_connection_age_waits_for_a_pause(void **state)
 {
 	(void) state;
 	struct fixture f;
-	lm_rpc_server_opts o = {.contexts = 4,
-	    .workers = 2,
-	    .idle_timeout_ms = 60000,
-	    .max_connection_age_ms = 200};
+	lm_rpc_server_opts o = age_opts(200);
 	nng_time start, end, prev_start, span = 0;
 	lm_client *c;
 	int calls = 0;
@@ -2336,10 +2341,7 @@ test_max_connection_age_spares_calls_in_flight(void **state)
 {
 	(void) state;
 	struct fixture f;
-	lm_rpc_server_opts o = {.contexts = 4,
-	    .workers = 2,
-	    .idle_timeout_ms = 60000,
-	    .max_connection_age_ms = 200};
+	lm_rpc_server_opts o = age_opts(200);
 	Lunamatch__V1__MatchJobsRequest mj = LUNAMATCH__V1__MATCH_JOBS_REQUEST__INIT;
 	Lunamatch__V1__GetPostingRequest gp = LUNAMATCH__V1__GET_POSTING_REQUEST__INIT;
 	uint8_t pbuf[256], *check_env, *slow_env, *held_env;
@@ -2453,10 +2455,7 @@ test_max_connection_age_spares_arriving_requests(void **state)
 	(void) state;
 	struct fixture f;
 	struct hold_recv hold = {.aged = NULL};
-	lm_rpc_server_opts o = {.contexts = 4,
-	    .workers = 2,
-	    .idle_timeout_ms = 60000,
-	    .max_connection_age_ms = 1000};
+	lm_rpc_server_opts o = age_opts(1000);
 	char err[256];
 	int rv = LM_OK;
 	lm_client *c;
